@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+func cmdCerts(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 {
+		return usageError{"usage: scepter certs list [--expiring-within 30d] [--json] | scepter certs show SERIAL"}
+	}
+	switch args[0] {
+	case "list":
+		return certsList(ctx, e, args[1:])
+	case "show":
+		return certsShow(ctx, e, args[1:])
+	}
+	return usageError{fmt.Sprintf("unknown certs command %q: want list or show", args[0])}
+}
+
+// certJSON is the stable JSON shape of `certs list --json`.
+type certJSON struct {
+	Serial        string    `json:"serial"`
+	IssuerID      string    `json:"issuer_id"`
+	Subject       string    `json:"subject"`
+	Issuer        string    `json:"issuer"`
+	SANs          []string  `json:"sans"`
+	NotBefore     time.Time `json:"not_before"`
+	NotAfter      time.Time `json:"not_after"`
+	Status        string    `json:"status"`
+	Profile       string    `json:"profile"`
+	Protocol      string    `json:"protocol"`
+	KeyType       string    `json:"key_type"`
+	RequesterAddr string    `json:"requester_addr,omitempty"`
+	TransactionID string    `json:"transaction_id,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// displayStatus derives "expired" from the clock; the store keeps only
+// valid/revoked.
+func displayStatus(c *pki.Certificate, now time.Time) string {
+	if c.Status == pki.StatusValid && c.Expired(now) {
+		return "expired"
+	}
+	return string(c.Status)
+}
+
+func certsList(ctx context.Context, e env, args []string) error {
+	var sf storeFlags
+	var within durationDays
+	var asJSON bool
+	var profile, status string
+	fs := newFlagSet(e, "certs list", "certs list [--expiring-within 30d] [--json]")
+	sf.register(fs)
+	fs.Var(&within, "expiring-within", "only certificates that expire within this time (e.g. 30d, 12h), not yet expired")
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	fs.StringVar(&profile, "profile", "", "only this profile")
+	fs.StringVar(&status, "status", "", "only this status: valid or revoked")
+	if err := parseFlags(fs, e, args, 0); err != nil {
+		return err
+	}
+	st, err := sf.openExistingStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	now := time.Now().UTC()
+	f := store.CertFilter{Profile: profile, Status: pki.CertStatus(status), Limit: 1000}
+	if within > 0 {
+		f.NotAfterBefore = now.Add(time.Duration(within))
+		f.NotAfterAfter = now
+	}
+	out := []certJSON{}
+	for {
+		page, next, err := st.ListCertificates(ctx, f)
+		if err != nil {
+			return err
+		}
+		for i := range page {
+			c := &page[i]
+			out = append(out, certJSON{
+				Serial: c.SerialHex, IssuerID: c.IssuerID, Subject: c.Subject, Issuer: c.Issuer, SANs: nonNil(c.SANs),
+				NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), Status: displayStatus(c, now), Profile: c.Profile,
+				Protocol: string(c.Protocol), KeyType: c.KeyType, RequesterAddr: c.RequesterAddr, TransactionID: c.TransactionID,
+				CreatedAt: c.CreatedAt.UTC(),
+			})
+		}
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERIAL\tSTATUS\tNOT AFTER\tPROFILE\tSUBJECT")
+	for _, c := range out {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Serial, c.Status, c.NotAfter.Format("2006-01-02"), c.Profile, c.Subject)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "%d certificate(s)\n", len(out))
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func certsShow(ctx context.Context, e env, args []string) error {
+	var sf storeFlags
+	fs := newFlagSet(e, "certs show", "certs show SERIAL")
+	sf.register(fs)
+	if err := parseFlags(fs, e, args, 1); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"usage: scepter certs show SERIAL (hex, as in certs list)"}
+	}
+	serial, err := normalizeSerial(fs.Arg(0))
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	st, err := sf.openExistingStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	recs, err := st.CertificatesBySerial(ctx, serial)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return fmt.Errorf("no certificate with serial %s", serial)
+	}
+	now := time.Now().UTC()
+	for i := range recs {
+		r := &recs[i]
+		cert, err := x509.ParseCertificate(r.DER)
+		if err != nil {
+			return fmt.Errorf("stored certificate %s: %w", serial, err)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+		row("Serial", r.SerialHex)
+		row("Status", displayStatus(r, now))
+		row("Subject", r.Subject)
+		row("Issuer", r.Issuer)
+		row("Not before", r.NotBefore.UTC().Format(time.RFC3339))
+		row("Not after", r.NotAfter.UTC().Format(time.RFC3339))
+		row("SANs", strings.Join(r.SANs, ", "))
+		row("Key", r.KeyType)
+		row("Key usage", keyUsageString(cert.KeyUsage))
+		row("Ext key usage", extKeyUsageString(cert.ExtKeyUsage))
+		row("Profile", r.Profile)
+		row("Protocol", string(r.Protocol))
+		row("Requester", r.RequesterAddr)
+		row("Transaction ID", r.TransactionID)
+		row("Recorded", r.CreatedAt.UTC().Format(time.RFC3339))
+		if r.Status == pki.StatusRevoked {
+			row("Revoked", r.RevokedAt.UTC().Format(time.RFC3339)+" reason "+strconv.Itoa(r.RevokeReason))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if err := pem.Encode(e.stdout, &pem.Block{Type: "CERTIFICATE", Bytes: r.DER}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// normalizeSerial accepts hex with or without colons or 0x, any case, and
+// returns the form the store uses (big.Int.Text(16)).
+func normalizeSerial(s string) (string, error) {
+	h := strings.ToLower(strings.NewReplacer(":", "", " ", "").Replace(strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")))
+	n, ok := new(big.Int).SetString(h, 16)
+	if !ok || n.Sign() <= 0 {
+		return "", fmt.Errorf("serial %q is not a positive hex number", s)
+	}
+	return n.Text(16), nil
+}
+
+func keyUsageString(ku x509.KeyUsage) string {
+	names := []struct {
+		bit  x509.KeyUsage
+		name string
+	}{
+		{x509.KeyUsageDigitalSignature, "digitalSignature"}, {x509.KeyUsageContentCommitment, "contentCommitment"},
+		{x509.KeyUsageKeyEncipherment, "keyEncipherment"}, {x509.KeyUsageDataEncipherment, "dataEncipherment"},
+		{x509.KeyUsageKeyAgreement, "keyAgreement"}, {x509.KeyUsageCertSign, "keyCertSign"}, {x509.KeyUsageCRLSign, "cRLSign"},
+	}
+	var out []string
+	for _, n := range names {
+		if ku&n.bit != 0 {
+			out = append(out, n.name)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func extKeyUsageString(ekus []x509.ExtKeyUsage) string {
+	names := map[x509.ExtKeyUsage]string{
+		x509.ExtKeyUsageServerAuth: "serverAuth", x509.ExtKeyUsageClientAuth: "clientAuth",
+		x509.ExtKeyUsageEmailProtection: "emailProtection", x509.ExtKeyUsageCodeSigning: "codeSigning",
+		x509.ExtKeyUsageIPSECEndSystem: "ipsecEndSystem", x509.ExtKeyUsageIPSECUser: "ipsecUser",
+	}
+	var out []string
+	for _, u := range ekus {
+		if n, ok := names[u]; ok {
+			out = append(out, n)
+		} else {
+			out = append(out, fmt.Sprintf("eku(%d)", u))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// durationDays is a time.Duration flag that also takes days ("30d").
+type durationDays time.Duration
+
+func (d *durationDays) String() string { return time.Duration(*d).String() }
+func (d *durationDays) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return fmt.Errorf("bad duration %q", s)
+		}
+		*d = durationDays(time.Duration(days) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = durationDays(v)
+	return nil
+}

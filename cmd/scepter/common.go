@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/scepter/scepter/internal/config"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// storeFlags are shared by every subcommand that touches the store, so they
+// all find the same data as a running server.
+type storeFlags struct {
+	dataDir    string
+	configFile string
+}
+
+// DefaultDataDir is where a zero-config server keeps its state.
+const DefaultDataDir = "./scepter-data"
+
+func (s *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.dataDir, "data-dir", DefaultDataDir, "directory holding the CA, the database and the generated challenge")
+	fs.StringVar(&s.configFile, "config", "", "TOML config file (keys are flag names with _ for -)")
+}
+
+// parseFlags resolves flags, environment and config file; maxArgs bounds the
+// positional arguments the command takes.
+func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int) error {
+	if err := config.Parse(fs, args, e.lookupEnv, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > maxArgs {
+		return usageError{fmt.Sprintf("unexpected arguments: %v", fs.Args())}
+	}
+	return nil
+}
+
+func (s *storeFlags) dbPath() string { return filepath.Join(s.dataDir, "scepter.db") }
+
+// openExistingStore opens the store of an initialised data directory; CLI
+// commands never create a data directory by accident.
+func (s *storeFlags) openExistingStore(ctx context.Context) (store.Store, error) {
+	if _, err := os.Stat(s.dbPath()); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no scepter database in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", s.dataDir, s.dataDir)
+	}
+	st, err := sqlite.Open(ctx, s.dbPath())
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return st, nil
+}

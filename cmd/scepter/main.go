@@ -1,0 +1,113 @@
+// Command scepter is a certificate authority, SCEP server and client, and
+// certificate inventory in one binary. This file holds only the subcommand
+// table; each subcommand lives in its own file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// env is what a subcommand may touch of the outside world, so tests can run
+// subcommands in-process.
+type env struct {
+	stdout, stderr io.Writer
+	lookupEnv      func(string) (string, bool)
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, e env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the CA and SCEP server", cmdServe},
+		{"enroll", "enroll for a certificate from a SCEP server", cmdEnroll},
+		{"challenge", "manage one-time enrollment challenges (challenge new)", cmdChallenge},
+		{"certs", "list and show issued certificates (certs list | certs show SERIAL)", cmdCerts},
+		{"version", "print the version", cmdVersion},
+	}
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}
+	if err := run(ctx, e, os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "scepter: %v\n", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError marks errors caused by how the command was called (exit 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+func run(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(e.stderr)
+		if len(args) == 0 {
+			return usageError{"no command given"}
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, e, args[1:])
+		}
+	}
+	usage(e.stderr)
+	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: scepter COMMAND [flags]\n\nCommands:")
+	cmds := commands()
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'scepter COMMAND -h' for a command's flags. Every flag can also be set as SCEPTER_<FLAG> in the environment or in a TOML file given with --config.")
+}
+
+func cmdVersion(_ context.Context, e env, _ []string) error {
+	fmt.Fprintln(e.stdout, "scepter", version)
+	return nil
+}
+
+// newFlagSet returns a flag set whose usage names the command.
+func newFlagSet(e env, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: scepter %s\n\nFlags (each also SCEPTER_<NAME> in the environment):\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func joinLines(lines ...string) string { return strings.Join(lines, "\n") + "\n" }

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func testEnv(vars map[string]string) (env, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return env{stdout: &out, stderr: &errb, lookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}, &out, &errb
+}
+
+// Every example config in the repository loads without error.
+func TestExampleConfigsLoad(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example configs: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			e, _, _ := testEnv(nil)
+			fs, f := newServeFlags(e)
+			if err := parseFlags(fs, e, []string{"--config", file}, 0); err != nil {
+				t.Fatal(err)
+			}
+			if f.listen == "" || f.dataDir == "" {
+				t.Errorf("settings not loaded: %+v", f)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"serve", "--ca-key-type", "dsa"}, "--ca-key-type"},
+		{[]string{"serve", "--scep-ra", "maybe"}, "--scep-ra"},
+		{[]string{"serve", "extra"}, "unexpected arguments"},
+		{[]string{"enroll"}, "--url is required"},
+		{[]string{"enroll", "--url", "http://127.0.0.1:1/scep", "--subject", "CN=x", "--key-type", "p256"}, "RSA"},
+		{[]string{"certs"}, "usage"},
+		{[]string{"certs", "show"}, "usage"},
+		{[]string{"challenge"}, "usage"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			e, _, _ := testEnv(nil)
+			err := run(context.Background(), e, tt.args)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+			if exitCode(err) != 2 {
+				t.Errorf("exit code %d, want 2", exitCode(err))
+			}
+		})
+	}
+}
+
+func TestStoreCommandsNeedADataDir(t *testing.T) {
+	e, _, _ := testEnv(nil)
+	dir := t.TempDir()
+	for _, args := range [][]string{{"certs", "list", "--data-dir", dir}, {"challenge", "new", "--data-dir", dir}} {
+		err := run(context.Background(), e, args)
+		if err == nil || !strings.Contains(err.Error(), "scepter serve") {
+			t.Errorf("%v: err = %v", args, err)
+		}
+	}
+}
+
+func TestNormalizeSerial(t *testing.T) {
+	for in, want := range map[string]string{"0x0A:bc": "abc", "ABC": "abc", "00ff": "ff"} {
+		got, err := normalizeSerial(in)
+		if err != nil || got != want {
+			t.Errorf("normalizeSerial(%q) = %q, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "xyz", "0", "-1"} {
+		if _, err := normalizeSerial(bad); err == nil {
+			t.Errorf("normalizeSerial(%q) succeeded", bad)
+		}
+	}
+}

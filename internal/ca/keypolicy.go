@@ -1,0 +1,178 @@
+package ca
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"math/big"
+	"slices"
+	"strings"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// maxRSABits bounds RSA keys when a KeyPolicy sets no maximum (security P7).
+const maxRSABits = 8192
+
+// CheckKey enforces a KeyPolicy on a subject public key: RSA keys must have
+// between RSAMinBits and RSAMaxBits bits (RSAMinBits 0 refuses RSA,
+// RSAMaxBits 0 means 8192) and the exponent 65537, and must not be known
+// weak (a small prime factor, or prime factors so close together that
+// Fermat's method finds them); EC keys must be valid points on one of
+// ECCurves ("P-256" or "p256" spellings); anything else (Ed25519, DSA...) is
+// refused. A refusal is a *pki.Error with code pki.EBadRequest whose message
+// says why.
+func CheckKey(p pki.KeyPolicy, pub crypto.PublicKey) error {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if k == nil || k.N == nil {
+			return pki.Errorf(pki.EBadRequest, "the RSA public key is empty")
+		}
+		if p.RSAMinBits <= 0 {
+			return pki.Errorf(pki.EBadRequest, "RSA keys are not accepted by this profile%s", allowedCurves(p))
+		}
+		bits := k.N.BitLen()
+		if bits < p.RSAMinBits {
+			return pki.Errorf(pki.EBadRequest, "RSA key of %d bits is below the profile minimum of %d", bits, p.RSAMinBits)
+		}
+		maxBits := p.RSAMaxBits
+		if maxBits <= 0 {
+			maxBits = maxRSABits
+		}
+		if bits > maxBits {
+			return pki.Errorf(pki.EBadRequest, "RSA key of %d bits is above the profile maximum of %d", bits, maxBits)
+		}
+		if k.E != 65537 {
+			return pki.Errorf(pki.EBadRequest, "RSA public exponent %d is not allowed (only 65537)", k.E)
+		}
+		if hasSmallFactor(k.N) {
+			return pki.Errorf(pki.EBadRequest, "RSA key is weak: its modulus has a small prime factor")
+		}
+		if fermatFactorable(k.N, fermatRounds) {
+			return pki.Errorf(pki.EBadRequest, "RSA key is weak: its prime factors are too close together")
+		}
+		return nil
+	case *ecdsa.PublicKey:
+		if k == nil || k.Curve == nil || k.Curve.Params() == nil {
+			return pki.Errorf(pki.EBadRequest, "the EC public key has no curve")
+		}
+		name := k.Curve.Params().Name
+		if !slices.ContainsFunc(p.ECCurves, func(c string) bool { return normCurve(c) == normCurve(name) }) {
+			if len(p.ECCurves) == 0 {
+				return pki.Errorf(pki.EBadRequest, "EC keys are not accepted by this profile (RSA only)")
+			}
+			return pki.Errorf(pki.EBadRequest, "EC key on curve %s is not accepted by this profile (allowed: %s)", name, strings.Join(p.ECCurves, ", "))
+		}
+		// ECDH validates that the point is on the curve and not the identity.
+		if _, err := k.ECDH(); err != nil {
+			return pki.Errorf(pki.EBadRequest, "the EC public key is not a valid point on %s", name)
+		}
+		return nil
+	case ed25519.PublicKey:
+		return pki.Errorf(pki.EBadRequest, "Ed25519 keys are not accepted by this profile")
+	case nil:
+		return pki.Errorf(pki.EBadRequest, "no public key")
+	default:
+		return pki.Errorf(pki.EBadRequest, "this key type (%T) is not accepted: use RSA or EC", pub)
+	}
+}
+
+func allowedCurves(p pki.KeyPolicy) string {
+	if len(p.ECCurves) == 0 {
+		return ""
+	}
+	return " (EC keys on " + strings.Join(p.ECCurves, ", ") + " are)"
+}
+
+// normCurve maps "P-256", "p256", "P256" to one spelling.
+func normCurve(s string) string {
+	return strings.ToLower(strings.ReplaceAll(s, "-", ""))
+}
+
+// smallPrimesProduct is the product of the odd primes below 752, the same
+// bound boulder's goodkey uses: a modulus sharing one of them is broken.
+var smallPrimesProduct = func() *big.Int {
+	p := big.NewInt(1)
+	for n := int64(3); n < 752; n += 2 {
+		if big.NewInt(n).ProbablyPrime(0) {
+			p.Mul(p, big.NewInt(n))
+		}
+	}
+	return p
+}()
+
+func hasSmallFactor(n *big.Int) bool {
+	if n.Bit(0) == 0 {
+		return true // even
+	}
+	return new(big.Int).GCD(nil, nil, n, smallPrimesProduct).Cmp(big.NewInt(1)) != 0
+}
+
+// fermatRounds is how many steps of Fermat's factorization are tried, as in
+// boulder's goodkey: enough to catch keys generated with primes too close
+// together (CVE-2022-26320 and similar).
+const fermatRounds = 100
+
+// Residue filters for the perfect-square test: a square is a quadratic
+// residue modulo each of these, and fewer than 1% of non-squares pass all of
+// them, so the expensive square root is rarely computed.
+var squareModuli = [...]uint64{64, 63, 65, 11}
+
+var quadResidues = func() [len(squareModuli)][]bool {
+	var r [len(squareModuli)][]bool
+	for i, m := range squareModuli {
+		r[i] = make([]bool, m)
+		for x := range m {
+			r[i][(x*x)%m] = true
+		}
+	}
+	return r
+}()
+
+// fermatFactorable reports whether n = a² − b² for some a in
+// [⌈√n⌉, ⌈√n⌉+rounds), i.e. whether its two factors are within about
+// 2·rounds·n^(1/4) of each other.
+func fermatFactorable(n *big.Int, rounds int) bool {
+	a := new(big.Int).Sqrt(n)
+	b2 := new(big.Int).Mul(a, a)
+	if b2.Cmp(n) == 0 {
+		return true // a perfect square
+	}
+	a.Add(a, big.NewInt(1))
+	b2.Mul(a, a).Sub(b2, n) // b2 = a² − n
+	// Track a and b2 modulo each filter modulus to test residues cheaply.
+	var am, bm [len(squareModuli)]uint64
+	for i, m := range squareModuli {
+		mm := new(big.Int).SetUint64(m)
+		am[i] = new(big.Int).Mod(a, mm).Uint64()
+		bm[i] = new(big.Int).Mod(b2, mm).Uint64()
+	}
+	root := new(big.Int)
+	sq := new(big.Int)
+	step := new(big.Int)
+	for range rounds {
+		candidate := true
+		for i := range squareModuli {
+			if !quadResidues[i][bm[i]] {
+				candidate = false
+				break
+			}
+		}
+		if candidate {
+			root.Sqrt(b2)
+			if sq.Mul(root, root).Cmp(b2) == 0 {
+				return true
+			}
+		}
+		// (a+1)² − n = b2 + 2a + 1
+		step.Lsh(a, 1).Add(step, big.NewInt(1))
+		b2.Add(b2, step)
+		a.Add(a, big.NewInt(1))
+		for i, m := range squareModuli {
+			bm[i] = (bm[i] + 2*am[i] + 1) % m
+			am[i] = (am[i] + 1) % m
+		}
+	}
+	return false
+}

@@ -1,0 +1,151 @@
+// Package lint checks certificates before the CA key signs them (boulder's
+// lint-before-sign). It wraps zlint v3, filtered to the lints that fit a
+// private device PKI.
+//
+// # Which lints run
+//
+// Only lints whose source is RFC 5280 (lint.RFC5280, 124 certificate lints in
+// zlint v3.7.3) are kept, plus three small RFC sets that check what our
+// profiles promise: RFC 3279 (key usages allowed for RSA keys, 3 lints),
+// RFC 8813 (no keyEncipherment/dataEncipherment on ECDSA keys, 1 lint) and
+// RFC 5891 (internationalized DNS names in NFC, 1 lint). The CA/Browser
+// Forum, Mozilla, Apple, Chrome, ETSI and community sets are rules for the
+// public web PKI and fail on ordinary device certificates (no SAN, long
+// validity, internal names), besides costing about 50 times more CPU; RFC 6962
+// (CT precertificates) and RFC 6960 (OCSP) do not apply to what we sign here.
+//
+// From the RFC 5280 set we leave out:
+//
+//   - every lint whose name starts with "w_" or "n_": they can only report a
+//     Warn or Notice, which Check ignores, so running them is wasted time;
+//   - e_rfc_dnsname_hyphen_in_sld and e_rfc_dnsname_underscore_in_sld: they
+//     split a DNS name at its "second-level domain" with the Public Suffix
+//     List, which has no meaning for the internal names of a private PKI
+//     (printer01.corp, nas.home.arpa, host.internal): the same label passes or
+//     fails depending on where the public list happens to put a boundary.
+//     The issuer checks the syntax of every DNS label uniformly instead.
+//
+// The excluded names are in Excluded, the resulting set in Names.
+package lint
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	zx509 "github.com/zmap/zcrypto/x509"
+	zlint "github.com/zmap/zlint/v3/lint"
+	_ "github.com/zmap/zlint/v3/lints/rfc" // registers the RFC lints (and only those)
+)
+
+// Excluded names the RFC 5280 error lints that are not run, and why.
+var Excluded = map[string]string{
+	"e_rfc_dnsname_hyphen_in_sld":     "second-level domain taken from the Public Suffix List, meaningless for internal names",
+	"e_rfc_dnsname_underscore_in_sld": "second-level domain taken from the Public Suffix List, meaningless for internal names",
+}
+
+// registry is filtered once per process; every Linter shares it (a Registry
+// is read-only once built).
+var registry = sync.OnceValues(func() (zlint.Registry, error) {
+	global := zlint.GlobalRegistry()
+	var exclude []string
+	for _, name := range global.Names() {
+		if _, ok := Excluded[name]; ok || strings.HasPrefix(name, "w_") || strings.HasPrefix(name, "n_") {
+			exclude = append(exclude, name)
+		}
+	}
+	r, err := global.Filter(zlint.FilterOptions{
+		IncludeSources: zlint.SourceList{zlint.RFC5280, zlint.RFC3279, zlint.RFC8813, zlint.RFC5891},
+		ExcludeNames:   exclude,
+	})
+	if err != nil {
+		return nil, err
+	}
+	lints := r.CertificateLints().Lints()
+	if len(lints) == 0 {
+		return nil, errors.New("no RFC 5280 certificate lints registered")
+	}
+	return r, nil
+})
+
+// Linter runs the chosen zlint lints on DER certificates. It is safe for
+// concurrent use.
+type Linter struct {
+	reg   zlint.Registry
+	lints []*zlint.CertificateLint
+	cfg   zlint.Configuration
+}
+
+// New returns a Linter over the lint set built once per process.
+func New() (*Linter, error) {
+	r, err := registry()
+	if err != nil {
+		return nil, fmt.Errorf("lint: building the zlint registry: %w", err)
+	}
+	return &Linter{reg: r, lints: r.CertificateLints().Lints(), cfg: r.GetConfiguration()}, nil
+}
+
+// Names returns the names of the lints Check runs, sorted.
+func (l *Linter) Names() []string {
+	names := make([]string, 0, len(l.lints))
+	for _, c := range l.lints {
+		names = append(names, c.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Failure lists the lints a certificate failed (Error or Fatal results).
+type Failure struct {
+	Lints   []string          // sorted lint names
+	Details map[string]string // lint name -> zlint's detail text, when it gave one
+}
+
+func (f *Failure) Error() string {
+	var b strings.Builder
+	b.WriteString("lint: certificate failed ")
+	for i, name := range f.Lints {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(name)
+		if d := f.Details[name]; d != "" {
+			b.WriteString(" (")
+			b.WriteString(d)
+			b.WriteString(")")
+		}
+	}
+	return b.String()
+}
+
+// Check parses der and runs the lints on it. It returns nil when no lint
+// reports Error or Fatal (warnings are ignored), a *Failure naming the failed
+// lints otherwise, or a parse error.
+func (l *Linter) Check(der []byte) error {
+	c, err := zx509.ParseCertificate(der)
+	if err != nil {
+		return fmt.Errorf("lint: parsing certificate: %w", err)
+	}
+	var f *Failure
+	for _, ln := range l.lints {
+		res := ln.Execute(c, l.cfg)
+		if res == nil || (res.Status != zlint.Error && res.Status != zlint.Fatal) {
+			continue
+		}
+		if f == nil {
+			f = &Failure{Details: map[string]string{}}
+		}
+		f.Lints = append(f.Lints, ln.Name)
+		if res.Details != "" {
+			f.Details[ln.Name] = res.Details
+		}
+	}
+	if f != nil {
+		slices.Sort(f.Lints)
+		return f
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package lint
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	caKey, _  = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	subKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caCert    = func() *x509.Certificate {
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lint test CA"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
+			SubjectKeyId: []byte{1, 2, 3, 4},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, caKey.Public(), caKey)
+		if err != nil {
+			panic(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c
+	}()
+)
+
+// leaf signs a device certificate after edit changes its template.
+func leaf(t testing.TB, pub crypto.PublicKey, edit func(*x509.Certificate)) []byte {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: new(big.Int).Lsh(big.NewInt(1), 120), Subject: pkix.Name{CommonName: "device-42", Organization: []string{"Example"}},
+		NotBefore: time.Now().Add(-time.Minute).Truncate(time.Second), NotAfter: time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true, SubjectKeyId: []byte{5, 6, 7, 8},
+		DNSNames: []string{"device-42.corp"}, CRLDistributionPoints: []string{"http://ca.example/crl"},
+		OCSPServer: []string{"http://ca.example/ocsp"},
+	}
+	if edit != nil {
+		edit(tmpl)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, pub, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func TestNamesAndExclusions(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := l.Names()
+	t.Logf("%d lints", len(names))
+	if len(names) < 90 {
+		t.Errorf("only %d lints", len(names))
+	}
+	for _, want := range []string{"e_ext_key_usage_cert_sign_without_ca", "e_subject_common_name_max_length", "e_serial_number_longer_than_20_octets", "e_ecdsa_allowed_ku", "e_rsa_allowed_ku_ee"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("%s missing", want)
+		}
+	}
+	for _, n := range names {
+		if _, excluded := Excluded[n]; excluded || !strings.HasPrefix(n, "e_") {
+			t.Errorf("lint %s should not run", n)
+		}
+	}
+	// The registry is built once: two Linters share it.
+	l2, _ := New()
+	if l.reg != l2.reg {
+		t.Error("registry rebuilt")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		edit     func(*x509.Certificate)
+		wantLint string // "" means clean
+	}{
+		{"device certificate", nil, ""},
+		{"internal name with underscore", func(c *x509.Certificate) { c.DNSNames = []string{"my_host.corp"} }, ""},
+		{"keyCertSign without CA", func(c *x509.Certificate) { c.KeyUsage |= x509.KeyUsageCertSign }, "e_ext_key_usage_cert_sign_without_ca"},
+		{"long common name", func(c *x509.Certificate) { c.Subject.CommonName = strings.Repeat("x", 65) }, "e_subject_common_name_max_length"},
+		{"keyEncipherment with an EC key", func(c *x509.Certificate) { c.KeyUsage |= x509.KeyUsageKeyEncipherment }, "e_ecdsa_allowed_ku"},
+		{"21-octet serial", func(c *x509.Certificate) { c.SerialNumber = new(big.Int).Lsh(big.NewInt(1), 164) }, "e_serial_number_longer_than_20_octets"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := l.Check(leaf(t, subKey.Public(), tt.edit))
+			if tt.wantLint == "" {
+				if err != nil {
+					t.Fatalf("unexpected failure: %v", err)
+				}
+				return
+			}
+			var f *Failure
+			if !errors.As(err, &f) || !slices.Contains(f.Lints, tt.wantLint) {
+				t.Fatalf("err = %v, want a failure of %s", err, tt.wantLint)
+			}
+			if !strings.Contains(err.Error(), tt.wantLint) {
+				t.Errorf("error %q does not name %s", err, tt.wantLint)
+			}
+		})
+	}
+	if err := l.Check([]byte{0x30, 0x00}); err == nil || errors.As(err, new(*Failure)) {
+		t.Errorf("garbage: err = %v, want a parse error", err)
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	l, err := New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	der := leaf(b, subKey.Public(), nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.Check(der); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(l.lints)), "ns/lint")
+}

@@ -1,0 +1,566 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca/lint"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// RA modes.
+const (
+	// RAModeSeparate: an RSA-2048 RA certificate issued by the issuing CA
+	// (keyUsage digitalSignature|keyEncipherment, no EKU). The default; it
+	// works with any CA key type.
+	RAModeSeparate = "separate"
+	// RAModeCA: the issuing CA itself acts as RA; needs an RSA CA key.
+	RAModeCA = "ca"
+)
+
+// Files of the CA directory (dir/ca).
+const (
+	RootCertFile    = "root.crt"
+	RootKeyFile     = "root.key"
+	IssuingCertFile = "issuing.crt"
+	IssuingKeyFile  = "issuing.key"
+	RACertFile      = "ra.crt"
+	RAKeyFile       = "ra.key"
+	ChainFile       = "chain.pem" // issuing CA then root, for clients
+)
+
+// caBackdate: CA and RA certificates start an hour early so that devices
+// whose clocks lag can use them right after the CA is created.
+const caBackdate = time.Hour
+
+// InitOptions choose how a new CA is made. When a CA already exists, only
+// RAMode is honored (see LoadOrCreate); IgnoredOptions lists the rest.
+type InitOptions struct {
+	// KeyType of the root and issuing CA: "p256" (default), "p384",
+	// "rsa2048", "rsa3072", "rsa4096".
+	KeyType string
+	// RAMode is RAModeSeparate (default) or RAModeCA.
+	RAMode string
+	// Organization is the O= of the CA and RA names (default "scepter").
+	Organization string
+	// Validities; defaults 20 years, 10 years and 2 years.
+	RootValidity, IssuingValidity, RAValidity time.Duration
+}
+
+const year = 365 * 24 * time.Hour
+
+func (o InitOptions) withDefaults() InitOptions {
+	if o.KeyType == "" {
+		o.KeyType = keys.P256
+	}
+	if o.RAMode == "" {
+		o.RAMode = RAModeSeparate
+	}
+	if o.Organization == "" {
+		o.Organization = "scepter"
+	}
+	if o.RootValidity == 0 {
+		o.RootValidity = 20 * year
+	}
+	if o.IssuingValidity == 0 {
+		o.IssuingValidity = 10 * year
+	}
+	if o.RAValidity == 0 {
+		o.RAValidity = 2 * year
+	}
+	return o
+}
+
+func (o InitOptions) validate() error {
+	if !keys.ValidKeyType(o.KeyType) {
+		return fmt.Errorf("ca: unknown CA key type %q (want one of %s)", o.KeyType, strings.Join(keys.KeyTypes, ", "))
+	}
+	if o.RAMode != RAModeSeparate && o.RAMode != RAModeCA {
+		return fmt.Errorf("ca: unknown RA mode %q (want %q or %q)", o.RAMode, RAModeSeparate, RAModeCA)
+	}
+	if o.RootValidity < 0 || o.IssuingValidity < 0 || o.RAValidity < 0 {
+		return errors.New("ca: validity periods must be positive")
+	}
+	return nil
+}
+
+// LoadOrCreate loads the CA kept in dir/ca, or creates it when dir/ca does
+// not exist or is empty, reporting created=true.
+//
+// Layout: root.crt, root.key, issuing.crt, issuing.key, ra.crt, ra.key (in
+// RA mode "separate") and chain.pem (issuing CA then root). Keys are PKCS#8
+// PEM with mode 0600, dir/ca has mode 0700. A new CA is built in a temporary
+// directory and renamed into place, so a crash never leaves half a CA.
+//
+// An existing CA is reused as it is and checked: each key matches its
+// certificate, the root is a self-signed CA, the issuing CA chains to it, the
+// RA chains to the issuing CA and has an RSA key, and none is expired or not
+// yet valid. Options that differ from what exists are ignored (see
+// IgnoredOptions), except RAMode: switching to "separate" issues an RA
+// certificate if none exists; switching to "ca" is allowed when the CA key
+// is RSA (an existing ra.crt/ra.key is then left unused).
+func LoadOrCreate(dir string, opts InitOptions, clock pki.Clock) (a *Authority, created bool, err error) {
+	if clock == nil {
+		clock = pki.SystemClock{}
+	}
+	o := opts.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, false, err
+	}
+	caDir := filepath.Join(dir, "ca")
+	present, err := inspect(caDir)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(present) == 0 {
+		err := create(dir, caDir, o, clock.Now())
+		if err == nil {
+			a, err := load(caDir, o, clock.Now())
+			return a, err == nil, err
+		}
+		// Another process may have created the CA at the same moment.
+		if p, ierr := inspect(caDir); ierr != nil || !p[RootCertFile] {
+			return nil, false, err
+		}
+	}
+	a, err = load(caDir, o, clock.Now())
+	return a, false, err
+}
+
+// inspect lists which CA files exist in caDir. A missing caDir is empty; a
+// caDir holding other files but none of ours is refused.
+func inspect(caDir string) (map[string]bool, error) {
+	entries, err := os.ReadDir(caDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	present := map[string]bool{}
+	for _, e := range entries {
+		switch e.Name() {
+		case RootCertFile, RootKeyFile, IssuingCertFile, IssuingKeyFile, RACertFile, RAKeyFile, ChainFile:
+			present[e.Name()] = true
+		}
+	}
+	if len(present) == 0 && len(entries) > 0 {
+		return nil, fmt.Errorf("ca: %s is not empty but holds no CA; refusing to create a CA there", caDir)
+	}
+	return present, nil
+}
+
+// create makes a new CA in a temporary directory beside caDir and renames
+// it into place.
+func create(dir, caDir string, o InitOptions, now time.Time) error {
+	if o.RAMode == RAModeCA && !strings.HasPrefix(o.KeyType, "rsa") {
+		return fmt.Errorf("ca: RA mode %q needs an RSA CA key, but the key type is %q: SCEP clients encrypt to the RA with RSA; use RA mode %q or an RSA key type", RAModeCA, o.KeyType, RAModeSeparate)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	tmp, err := os.MkdirTemp(dir, ".ca-new-*") // mode 0700
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	defer os.RemoveAll(tmp) // gone after a successful rename
+
+	linter, err := lint.New()
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	id, err := randomID()
+	if err != nil {
+		return err
+	}
+	now = now.UTC().Truncate(time.Second)
+
+	rootKey, err := keys.Generate(o.KeyType)
+	if err != nil {
+		return fmt.Errorf("ca: generating the root key: %w", err)
+	}
+	rootTmpl, err := caTemplate(pkix.Name{CommonName: "scepter Root CA " + id, Organization: []string{o.Organization}},
+		rootKey.Public(), now.Add(-caBackdate), now.Add(o.RootValidity))
+	if err != nil {
+		return err
+	}
+	rootTmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	rootTmpl.MaxPathLen = 1
+	root, err := signCert(rootTmpl, rootTmpl, rootKey.Public(), rootKey, linter)
+	if err != nil {
+		return fmt.Errorf("ca: creating the root certificate: %w", err)
+	}
+
+	issKey, err := keys.Generate(o.KeyType)
+	if err != nil {
+		return fmt.Errorf("ca: generating the issuing CA key: %w", err)
+	}
+	issTmpl, err := caTemplate(pkix.Name{CommonName: "scepter Issuing CA " + id, Organization: []string{o.Organization}},
+		issKey.Public(), root.NotBefore, minTime(now.Add(o.IssuingValidity), root.NotAfter))
+	if err != nil {
+		return err
+	}
+	issTmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	issTmpl.MaxPathLen = 0
+	issTmpl.MaxPathLenZero = true
+	issCert, err := signCert(issTmpl, root, issKey.Public(), rootKey, linter)
+	if err != nil {
+		return fmt.Errorf("ca: creating the issuing CA certificate: %w", err)
+	}
+
+	for _, f := range []struct {
+		name string
+		key  crypto.Signer
+		cert *x509.Certificate
+	}{{RootKeyFile, rootKey, nil}, {RootCertFile, nil, root}, {IssuingKeyFile, issKey, nil}, {IssuingCertFile, nil, issCert}} {
+		if f.key != nil {
+			err = keys.WriteKeyFile(filepath.Join(tmp, f.name), f.key)
+		} else {
+			err = keys.WriteCertFile(filepath.Join(tmp, f.name), f.cert)
+		}
+		if err != nil {
+			return fmt.Errorf("ca: %w", err)
+		}
+	}
+	if err := keys.WriteCertFile(filepath.Join(tmp, ChainFile), issCert, root); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	if o.RAMode == RAModeSeparate {
+		iss, err := NewIssuer(issCert, issKey, []*x509.Certificate{issCert, root})
+		if err != nil {
+			return err
+		}
+		if err := createRA(tmp, iss, nil, o.RAValidity, now); err != nil {
+			return err
+		}
+	}
+	// dir/ca may exist as an empty directory; Remove fails if it is not.
+	if err := os.Remove(caDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("ca: %w", err)
+	}
+	if err := os.Rename(tmp, caDir); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	syncDir(dir)
+	return nil
+}
+
+// createRA issues a separate RA certificate with the issuing CA and writes
+// ra.key (unless key is an existing RA key) then ra.crt into caDir. The RA
+// certificate goes through the same lint-before-sign pipeline as any other.
+func createRA(caDir string, iss *Issuer, key crypto.Signer, validity time.Duration, now time.Time) error {
+	if key == nil {
+		var err error
+		if key, err = keys.Generate(keys.RSA2048); err != nil {
+			return fmt.Errorf("ca: generating the RA key: %w", err)
+		}
+		if err := keys.WriteKeyFile(filepath.Join(caDir, RAKeyFile), key); err != nil {
+			return fmt.Errorf("ca: %w", err)
+		}
+	}
+	id, err := randomID()
+	if err != nil {
+		return err
+	}
+	name := pkix.Name{CommonName: "scepter SCEP RA " + id, Organization: iss.Cert.Subject.Organization}
+	raw, err := asn1MarshalName(name)
+	if err != nil {
+		return err
+	}
+	bits := key.Public().(*rsa.PublicKey).N.BitLen()
+	prof := pki.Profile{
+		Name:     "scep-ra",
+		Validity: validity,
+		Backdate: caBackdate,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		Keys:     pki.KeyPolicy{RSAMinBits: 2048, RSAMaxBits: max(bits, 2048)},
+	}
+	noReserve := func(context.Context, string, string) (bool, error) { return false, nil }
+	cert, err := iss.Issue(context.Background(), Request{RawSubject: raw, PublicKey: key.Public(), Profile: prof}, now, noReserve)
+	if err != nil {
+		return fmt.Errorf("ca: issuing the RA certificate: %w", err)
+	}
+	if err := keys.WriteCertFile(filepath.Join(caDir, RACertFile), cert); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	return nil
+}
+
+// load reads and checks an existing CA.
+func load(caDir string, o InitOptions, now time.Time) (*Authority, error) {
+	present, err := inspect(caDir)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, f := range []string{RootCertFile, RootKeyFile, IssuingCertFile, IssuingKeyFile} {
+		if !present[f] {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("ca: incomplete CA in %s: %s missing; restore from a backup (an existing CA is never overwritten)", caDir, strings.Join(missing, ", "))
+	}
+	root, rootKey, err := loadPair(caDir, RootCertFile, RootKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if !root.BasicConstraintsValid || !root.IsCA || !bytes.Equal(root.RawIssuer, root.RawSubject) || root.CheckSignatureFrom(root) != nil {
+		return nil, fmt.Errorf("ca: %s is not a self-signed CA certificate", filepath.Join(caDir, RootCertFile))
+	}
+	if err := checkTime(caDir, RootCertFile, root, now); err != nil {
+		return nil, err
+	}
+	issCert, issKey, err := loadPair(caDir, IssuingCertFile, IssuingKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTime(caDir, IssuingCertFile, issCert, now); err != nil {
+		return nil, err
+	}
+	if err := verifyChain(issCert, root, nil, now); err != nil {
+		return nil, fmt.Errorf("ca: %s does not chain to %s: %w", filepath.Join(caDir, IssuingCertFile), RootCertFile, err)
+	}
+	if !issCert.IsCA {
+		return nil, fmt.Errorf("ca: %s is not a CA certificate", filepath.Join(caDir, IssuingCertFile))
+	}
+	iss, err := NewIssuer(issCert, issKey, []*x509.Certificate{issCert, root})
+	if err != nil {
+		return nil, err
+	}
+
+	var ra *RA
+	switch o.RAMode {
+	case RAModeCA:
+		if _, ok := issKey.(crypto.Decrypter); !ok || !isRSA(issKey.Public()) {
+			return nil, fmt.Errorf("ca: RA mode %q needs an RSA CA key, but the existing CA key is %s; use RA mode %q", RAModeCA, keys.KeyTypeOf(issKey.Public()), RAModeSeparate)
+		}
+		ra = &RA{Cert: issCert, Key: issKey, Chain: iss.Chain, IsCA: true}
+	default:
+		switch {
+		case present[RACertFile] && !present[RAKeyFile]:
+			return nil, fmt.Errorf("ca: %s exists without %s; remove %s to have a new RA certificate issued", RACertFile, RAKeyFile, filepath.Join(caDir, RACertFile))
+		case !present[RACertFile]:
+			var key crypto.Signer
+			if present[RAKeyFile] {
+				// An RA creation that stopped between the key and the
+				// certificate, or a certificate removed to renew it.
+				if key, err = keys.LoadKeyFile(filepath.Join(caDir, RAKeyFile)); err != nil {
+					return nil, fmt.Errorf("ca: %w", err)
+				}
+				if err := checkRAKey(caDir, key); err != nil {
+					return nil, err
+				}
+			}
+			if err := createRA(caDir, iss, key, o.RAValidity, now); err != nil {
+				return nil, err
+			}
+		}
+		raCert, raKey, err := loadPair(caDir, RACertFile, RAKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkRAKey(caDir, raKey); err != nil {
+			return nil, err
+		}
+		if err := checkTime(caDir, RACertFile, raCert, now); err != nil {
+			if raCert.NotAfter.Before(now) {
+				return nil, fmt.Errorf("%w; remove %s and %s to have a new RA certificate issued", err, RACertFile, RAKeyFile)
+			}
+			return nil, err
+		}
+		if err := verifyChain(raCert, root, issCert, now); err != nil || !bytes.Equal(raCert.RawIssuer, issCert.RawSubject) {
+			return nil, fmt.Errorf("ca: %s was not issued by %s (%v); remove %s and %s to have a new RA certificate issued", filepath.Join(caDir, RACertFile), IssuingCertFile, err, RACertFile, RAKeyFile)
+		}
+		if raCert.IsCA {
+			return nil, fmt.Errorf("ca: %s must not be a CA certificate", filepath.Join(caDir, RACertFile))
+		}
+		if want := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment; raCert.KeyUsage&want != want {
+			return nil, fmt.Errorf("ca: %s lacks keyUsage digitalSignature and keyEncipherment, which SCEP clients check", filepath.Join(caDir, RACertFile))
+		}
+		ra = &RA{Cert: raCert, Key: raKey, Chain: []*x509.Certificate{raCert, issCert, root}}
+	}
+
+	// chain.pem is derived: rewrite it when missing or stale.
+	want := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issCert.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})...)
+	if got, err := os.ReadFile(filepath.Join(caDir, ChainFile)); err != nil || !bytes.Equal(got, want) {
+		if err := keys.WriteCertFile(filepath.Join(caDir, ChainFile), issCert, root); err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		}
+	}
+	a, err := NewAuthority(root, iss, ra)
+	if err != nil {
+		return nil, err
+	}
+	a.rootSigner = rootKey
+	return a, nil
+}
+
+func checkRAKey(caDir string, key crypto.Signer) error {
+	if _, ok := key.(crypto.Decrypter); !ok || !isRSA(key.Public()) {
+		return fmt.Errorf("ca: %s must be an RSA key (SCEP clients encrypt to the RA with RSA), found %s", filepath.Join(caDir, RAKeyFile), keys.KeyTypeOf(key.Public()))
+	}
+	if n := key.Public().(*rsa.PublicKey).N.BitLen(); n < 2048 {
+		return fmt.Errorf("ca: %s is an RSA key of %d bits, at least 2048 are needed", filepath.Join(caDir, RAKeyFile), n)
+	}
+	return nil
+}
+
+// loadPair loads a certificate file holding exactly one certificate and the
+// key file that must match it.
+func loadPair(caDir, certName, keyName string) (*x509.Certificate, crypto.Signer, error) {
+	certs, err := keys.LoadCertFile(filepath.Join(caDir, certName))
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	if len(certs) != 1 {
+		return nil, nil, fmt.Errorf("ca: %s holds %d certificates, want exactly one", filepath.Join(caDir, certName), len(certs))
+	}
+	key, err := keys.LoadKeyFile(filepath.Join(caDir, keyName))
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	if !publicKeysEqual(key.Public(), certs[0].PublicKey) {
+		return nil, nil, fmt.Errorf("ca: %s does not match %s: the key belongs to another certificate", filepath.Join(caDir, keyName), certName)
+	}
+	return certs[0], key, nil
+}
+
+func checkTime(caDir, name string, c *x509.Certificate, now time.Time) error {
+	if now.Before(c.NotBefore) {
+		return fmt.Errorf("ca: %s is not valid before %s (is the system clock right?)", filepath.Join(caDir, name), c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if now.After(c.NotAfter) {
+		return fmt.Errorf("ca: %s expired on %s", filepath.Join(caDir, name), c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// verifyChain checks c against root (through intermediate when set) at now.
+func verifyChain(c, root, intermediate *x509.Certificate, now time.Time) error {
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	inter := x509.NewCertPool()
+	if intermediate != nil {
+		inter.AddCert(intermediate)
+	}
+	_, err := c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return err
+}
+
+// caTemplate is the common part of the root and issuing CA templates.
+func caTemplate(name pkix.Name, pub crypto.PublicKey, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+	serial, err := randomSerial(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	ski, err := subjectKeyID(pub)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	return &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               name,
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		SubjectKeyId:          ski,
+	}, nil
+}
+
+// signCert signs a CA certificate with the default algorithm of the
+// signer's key and lints the result before anything is written.
+func signCert(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer, l *lint.Linter) (*x509.Certificate, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Check(der); err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// IgnoredOptions describes the options that differ from the loaded CA and
+// therefore had no effect (zero options mean "default" and never differ).
+// RAMode is never listed: LoadOrCreate honors it.
+func (a *Authority) IgnoredOptions(opts InitOptions) []string {
+	var out []string
+	if opts.KeyType != "" {
+		if have := keys.KeyTypeOf(a.Issuer.Cert.PublicKey); have != opts.KeyType {
+			out = append(out, fmt.Sprintf("key type %q ignored: the existing CA key is %s", opts.KeyType, have))
+		}
+	}
+	if opts.Organization != "" {
+		if have := a.Root.Subject.Organization; len(have) != 1 || have[0] != opts.Organization {
+			out = append(out, fmt.Sprintf("organization %q ignored: the existing CA has %q", opts.Organization, strings.Join(have, ", ")))
+		}
+	}
+	check := func(what string, want time.Duration, c *x509.Certificate) {
+		if want == 0 {
+			return
+		}
+		have := c.NotAfter.Sub(c.NotBefore) - caBackdate
+		if math.Abs(float64(have-want)) > float64(24*time.Hour) {
+			out = append(out, fmt.Sprintf("%s validity %s ignored: the existing certificate is valid until %s", what, want, c.NotAfter.UTC().Format(time.DateOnly)))
+		}
+	}
+	check("root", opts.RootValidity, a.Root)
+	check("issuing CA", opts.IssuingValidity, a.Issuer.Cert)
+	if !a.RA.IsCA {
+		check("RA", opts.RAValidity, a.RA.Cert)
+	}
+	return out
+}
+
+func isRSA(pub crypto.PublicKey) bool {
+	_, ok := pub.(*rsa.PublicKey)
+	return ok
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// randomID is the short random part of CA names, so that two installations
+// never issue under the same name.
+func randomID() (string, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("ca: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+func asn1MarshalName(n pkix.Name) ([]byte, error) {
+	return asn1.Marshal(n.ToRDNSequence())
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}

@@ -1,0 +1,311 @@
+package cms
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/cipher"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"hash"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// EncryptOptions are the per-call choices for Encrypt and EncryptPassword.
+type EncryptOptions struct {
+	// Cipher encrypts the content; zero means AES-256-CBC. The GCM ciphers
+	// produce an AuthEnvelopedData (RFC 5083/5084), the others an
+	// EnvelopedData.
+	Cipher ContentCipher
+	// KeyTransport for Encrypt; zero means RSAPKCS1v15.
+	KeyTransport KeyTransport
+	// OAEPHash is the OAEP and MGF1 hash for RSAOAEP; zero means SHA-1, the
+	// ASN.1 default that every OAEP implementation reads.
+	OAEPHash crypto.Hash
+	// PasswordIterations is the PBKDF2 iteration count for EncryptPassword;
+	// zero means 100000, less than 10000 is refused.
+	PasswordIterations int
+}
+
+const (
+	defaultPasswordIterations = 100000
+	minPasswordIterations     = 10000
+)
+
+// Encrypt returns a DER ContentInfo(EnvelopedData) of content for RSA
+// recipient certificates, each named by issuerAndSerialNumber. Recipients
+// with other key types are refused: they need key agreement or a password.
+func Encrypt(content []byte, recipients []*x509.Certificate, opts EncryptOptions) ([]byte, error) {
+	if len(recipients) == 0 {
+		return nil, errors.New("cms: Encrypt needs at least one recipient")
+	}
+	kt := opts.KeyTransport
+	if kt == 0 {
+		kt = RSAPKCS1v15
+	}
+	oaepHash := opts.OAEPHash
+	if oaepHash == 0 {
+		oaepHash = crypto.SHA1
+	}
+	if kt == RSAOAEP {
+		if _, err := digestOID(oaepHash); err != nil {
+			return nil, err
+		}
+	} else if kt != RSAPKCS1v15 {
+		return nil, fmt.Errorf("%w: key transport %v", ErrUnsupportedAlgorithm, kt)
+	}
+	for _, c := range recipients {
+		if err := checkParsed(c); err != nil {
+			return nil, err
+		}
+		if _, ok := c.PublicKey.(*rsa.PublicKey); !ok {
+			return nil, fmt.Errorf("%w: recipient %q has a %T key; key transport needs RSA (use EncryptPassword for other keys)",
+				ErrUnsupportedAlgorithm, c.Subject.String(), c.PublicKey)
+		}
+	}
+	s, err := seal(opts.Cipher, content)
+	if err != nil {
+		return nil, err
+	}
+	var ktris [][]byte
+	for _, c := range recipients {
+		pub := c.PublicKey.(*rsa.PublicKey)
+		var ek []byte
+		if kt == RSAOAEP {
+			ek, err = rsa.EncryptOAEPWithOptions(rand.Reader, pub, s.cek, &rsa.OAEPOptions{Hash: oaepHash})
+		} else {
+			// Deprecated in crypto/rsa, but it is what SCEP clients decrypt.
+			ek, err = rsa.EncryptPKCS1v15(rand.Reader, pub, s.cek)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cms: encrypting the content key for %q: %w", c.Subject.String(), err)
+		}
+		var b cryptobyte.Builder
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1Int64(0) // rid is issuerAndSerialNumber
+			addIssuerAndSerial(b, c)
+			if kt == RSAOAEP {
+				addOAEPAlgorithm(b, oaepHash)
+			} else {
+				addAlgorithm(b, oidRSAEncryption, true)
+			}
+			b.AddASN1OctetString(ek)
+		})
+		ri, err := finish(&b)
+		if err != nil {
+			return nil, err
+		}
+		ktris = append(ktris, ri)
+	}
+	return s.envelope(0, ktris) // RFC 5652 §6.1: only v0 ktri, no extras -> version 0
+}
+
+// EncryptPassword returns a DER ContentInfo(EnvelopedData) of content for a
+// password recipient (RFC 3211; RFC 8894 §3.2.2 uses it for clients without
+// RSA keys): PBKDF2-HMAC-SHA256 with a random salt derives an AES-CBC KEK
+// of the content cipher's key size (AES-128 for DES), which wraps the
+// content key with id-alg-PWRI-KEK.
+func EncryptPassword(content, password []byte, opts EncryptOptions) ([]byte, error) {
+	if len(password) == 0 {
+		return nil, errors.New("cms: EncryptPassword needs a password")
+	}
+	iter := opts.PasswordIterations
+	if iter == 0 {
+		iter = defaultPasswordIterations
+	}
+	if iter < minPasswordIterations || iter > maxPBKDF2Iter {
+		return nil, fmt.Errorf("cms: PBKDF2 iteration count %d outside %d..%d", iter, minPasswordIterations, maxPBKDF2Iter)
+	}
+	s, err := seal(opts.Cipher, content)
+	if err != nil {
+		return nil, err
+	}
+	kekCipher := AES128CBC
+	switch len(s.cek) {
+	case 24:
+		kekCipher = AES192CBC
+	case 32:
+		kekCipher = AES256CBC
+	}
+	kekInfo, _ := kekCipher.info()
+	salt := make([]byte, 16)
+	iv := make([]byte, blockSize(kekCipher))
+	if _, err := rand.Read(salt); err != nil {
+		return nil, fmt.Errorf("cms: random: %w", err)
+	}
+	if _, err := rand.Read(iv); err != nil {
+		return nil, fmt.Errorf("cms: random: %w", err)
+	}
+	kek, err := pbkdf2.Key(func() hash.Hash { return crypto.SHA256.New() }, string(password), salt, iter, kekInfo.keySize)
+	if err != nil {
+		return nil, fmt.Errorf("cms: PBKDF2: %w", err)
+	}
+	wrapped, err := pwriWrap(kekCipher, kek, iv, s.cek)
+	if err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(tagExplicit3, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(0)
+		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) { // [0] IMPLICIT AlgorithmIdentifier
+			b.AddASN1ObjectIdentifier(oidPBKDF2)
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1OctetString(salt)
+				b.AddASN1Int64(int64(iter))
+				addAlgorithm(b, oidHMACWithSHA256, true)
+			})
+		})
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(oidPWRIKEK)
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier(kekInfo.oid)
+				b.AddASN1OctetString(iv)
+			})
+		})
+		b.AddASN1OctetString(wrapped)
+	})
+	ri, err := finish(&b)
+	if err != nil {
+		return nil, err
+	}
+	return s.envelope(3, [][]byte{ri}) // RFC 5652 §6.1: pwri -> version 3
+}
+
+// pwriWrap is the RFC 3211 §2.3.1 key wrap: length byte, check value, key
+// and random padding to at least two blocks, CBC-encrypted twice (the
+// second pass chained from the last block of the first).
+func pwriWrap(c ContentCipher, kek, iv, cek []byte) ([]byte, error) {
+	info, _ := c.info()
+	block, err := info.newBlock(kek)
+	if err != nil {
+		return nil, fmt.Errorf("cms: KEK: %w", err)
+	}
+	bs := block.BlockSize()
+	if len(cek) < 3 || len(cek) > 255 || len(iv) != bs {
+		return nil, errors.New("cms: cannot wrap a key of this size")
+	}
+	n := (4 + len(cek) + bs - 1) / bs * bs
+	n = max(n, 2*bs)
+	buf := make([]byte, n)
+	buf[0] = byte(len(cek))
+	buf[1], buf[2], buf[3] = ^cek[0], ^cek[1], ^cek[2]
+	copy(buf[4:], cek)
+	if _, err := rand.Read(buf[4+len(cek):]); err != nil {
+		return nil, fmt.Errorf("cms: random: %w", err)
+	}
+	cipher.NewCBCEncrypter(block, iv).CryptBlocks(buf, buf)
+	iv2 := bytes.Clone(buf[n-bs:])
+	cipher.NewCBCEncrypter(block, iv2).CryptBlocks(buf, buf)
+	return buf, nil
+}
+
+// sealed is encrypted content ready to be put in an envelope.
+type sealed struct {
+	cipher     ContentCipher
+	cek, iv    []byte
+	ciphertext []byte
+	tag        []byte // GCM only
+}
+
+func seal(c ContentCipher, content []byte) (*sealed, error) {
+	if c == 0 {
+		c = AES256CBC
+	}
+	info, ok := c.info()
+	if !ok {
+		return nil, fmt.Errorf("%w: content cipher %v", ErrUnsupportedAlgorithm, c)
+	}
+	s := &sealed{cipher: c, cek: make([]byte, info.keySize)}
+	if _, err := rand.Read(s.cek); err != nil {
+		return nil, fmt.Errorf("cms: random: %w", err)
+	}
+	block, err := info.newBlock(s.cek)
+	if err != nil {
+		return nil, fmt.Errorf("cms: %v: %w", c, err)
+	}
+	if info.gcm {
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("cms: %v: %w", c, err)
+		}
+		s.iv = make([]byte, aead.NonceSize())
+		if _, err := rand.Read(s.iv); err != nil {
+			return nil, fmt.Errorf("cms: random: %w", err)
+		}
+		out := aead.Seal(nil, s.iv, content, nil)
+		split := len(out) - aead.Overhead()
+		s.ciphertext, s.tag = out[:split], out[split:]
+		return s, nil
+	}
+	bs := block.BlockSize()
+	s.iv = make([]byte, bs)
+	if _, err := rand.Read(s.iv); err != nil {
+		return nil, fmt.Errorf("cms: random: %w", err)
+	}
+	p := bs - len(content)%bs // PKCS #7 padding, always 1..bs bytes
+	s.ciphertext = append(bytes.Clone(content), bytes.Repeat([]byte{byte(p)}, p)...)
+	cipher.NewCBCEncrypter(block, s.iv).CryptBlocks(s.ciphertext, s.ciphertext)
+	return s, nil
+}
+
+// envelope wraps recipient infos and the sealed content in a ContentInfo:
+// EnvelopedData for CBC, AuthEnvelopedData (always version 0) for GCM.
+func (s *sealed) envelope(version int64, recipientInfos [][]byte) ([]byte, error) {
+	info, _ := s.cipher.info()
+	ct := oidEnvelopedData
+	if info.gcm {
+		ct, version = oidAuthEnvelopedData, 0
+	}
+	var b cryptobyte.Builder
+	addContentInfo(&b, ct, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1Int64(version)
+			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { addAll(b, recipientInfos) })
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier(oidData)
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1ObjectIdentifier(info.oid)
+					if info.gcm {
+						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							b.AddASN1OctetString(s.iv)
+							b.AddASN1Int64(int64(len(s.tag)))
+						})
+					} else {
+						b.AddASN1OctetString(s.iv)
+					}
+				})
+				b.AddASN1(tagImplicit0, func(b *cryptobyte.Builder) { b.AddBytes(s.ciphertext) })
+			})
+			if info.gcm {
+				b.AddASN1OctetString(s.tag)
+			}
+		})
+	})
+	return finish(&b)
+}
+
+// addOAEPAlgorithm writes id-RSAES-OAEP with its parameters; all-default
+// (SHA-1) parameters are an empty SEQUENCE as DER requires.
+func addOAEPAlgorithm(b *cryptobyte.Builder, h crypto.Hash) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(oidRSAESOAEP)
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			if h == crypto.SHA1 {
+				return
+			}
+			hashOID, _ := digestOID(h)
+			b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) { addAlgorithm(b, hashOID, true) })
+			b.AddASN1(tagExplicit1, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1ObjectIdentifier(oidMGF1)
+					addAlgorithm(b, hashOID, true)
+				})
+			})
+		})
+	})
+}

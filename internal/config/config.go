@@ -1,0 +1,123 @@
+// Package config resolves settings from, in rising precedence: defaults, a
+// TOML config file, SCEPTER_* environment variables, and command-line flags.
+// Every setting is a flag; the config file and the environment use the same
+// names (flag "ca-key-type" is key "ca_key_type" and SCEPTER_CA_KEY_TYPE), so
+// there is one list of settings to document and test. Unknown keys are errors.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// EnvPrefix is the prefix of every environment variable we read.
+const EnvPrefix = "SCEPTER_"
+
+// EnvName returns the environment variable for a flag name.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// KeyName returns the config-file key for a flag name.
+func KeyName(flagName string) string { return strings.ReplaceAll(flagName, "-", "_") }
+
+// Sections are config-file tables that are not flags (e.g. profiles); each
+// is handed to its decoder. A section name not listed is an unknown key.
+type Sections map[string]func(toml.Primitive, toml.MetaData) error
+
+// Parse parses args into fs, then fills every flag not given on the command
+// line from the environment, then from the config file named by the flag
+// "config" (if fs has it and it is set). lookupEnv is os.LookupEnv in
+// production and a map in tests.
+func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), sections Sections) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	// The config file path itself may come from the environment.
+	if cf := fs.Lookup("config"); cf != nil && !set["config"] {
+		if v, ok := lookupEnv(EnvName("config")); ok {
+			if err := cf.Value.Set(v); err != nil {
+				return fmt.Errorf("%s: %w", EnvName("config"), err)
+			}
+		}
+	}
+	fileValues := map[string]string{}
+	if cf := fs.Lookup("config"); cf != nil && cf.Value.String() != "" {
+		var err error
+		fileValues, err = readFile(cf.Value.String(), fs, sections)
+		if err != nil {
+			return err
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || f.Name == "config" {
+			return
+		}
+		if v, ok := lookupEnv(EnvName(f.Name)); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err))
+			}
+			return
+		}
+		if v, ok := fileValues[f.Name]; ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("config key %s=%q: %w", KeyName(f.Name), v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func readFile(path string, fs *flag.FlagSet, sections Sections) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var raw map[string]toml.Primitive
+	md, err := toml.Decode(string(data), &raw)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	out := map[string]string{}
+	var unknown []string
+	for key, prim := range raw {
+		if dec, ok := sections[key]; ok {
+			if err := dec(prim, md); err != nil {
+				return nil, fmt.Errorf("config %s: [%s]: %w", path, key, err)
+			}
+			continue
+		}
+		name := strings.ReplaceAll(key, "_", "-")
+		if fs.Lookup(name) == nil || name == "config" {
+			unknown = append(unknown, key)
+			continue
+		}
+		var v any
+		if err := md.PrimitiveDecode(prim, &v); err != nil {
+			return nil, fmt.Errorf("config %s: %s: %w", path, key, err)
+		}
+		switch v := v.(type) {
+		case string:
+			out[name] = v
+		case bool, int64, float64:
+			out[name] = fmt.Sprint(v)
+		default:
+			return nil, fmt.Errorf("config %s: %s must be a string, number or boolean", path, key)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(unknown, ", "))
+	}
+	return out, nil
+}

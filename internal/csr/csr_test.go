@@ -1,0 +1,99 @@
+package csr
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"testing"
+)
+
+func TestCreateAndReadChallenge(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		key       crypto.Signer
+		challenge string
+		dns       []string
+	}{
+		{"rsa with challenge and SAN", rsaKey, "s3cret-ÄÖ", []string{"a.example", "b.example"}},
+		{"rsa without challenge", rsaKey, "", nil},
+		{"ec with challenge", ecKey, "capture-secret", []string{"ec.example"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tmpl := Template{Subject: pkix.Name{CommonName: "device-1", Organization: []string{"Acme"}}, DNSNames: tt.dns, ChallengePassword: tt.challenge}
+			der, err := Create(tmpl, tt.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := x509.ParseCertificateRequest(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := req.CheckSignature(); err != nil {
+				t.Fatalf("signature: %v", err)
+			}
+			got, err := ChallengePassword(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.challenge {
+				t.Errorf("challenge = %q, want %q", got, tt.challenge)
+			}
+			if len(req.DNSNames) != len(tt.dns) {
+				t.Errorf("DNS names = %v, want %v", req.DNSNames, tt.dns)
+			}
+			if req.Subject.CommonName != "device-1" {
+				t.Errorf("subject = %v", req.Subject)
+			}
+		})
+	}
+}
+
+func TestParseDN(t *testing.T) {
+	der, err := ParseDN(`CN=device-1, O=Acme\, Inc.,C=DE`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rdns pkix.RDNSequence
+	if _, err := asn1.Unmarshal(der, &rdns); err != nil {
+		t.Fatal(err)
+	}
+	var name pkix.Name
+	name.FillFromRDNSequence(&rdns)
+	if got, want := name.String(), "CN=device-1,O=Acme\\, Inc.,C=DE"; got != want {
+		t.Errorf("name = %q, want %q", got, want)
+	}
+	for _, bad := range []string{"", "CN", "XX=1", "CN="} {
+		if _, err := ParseDN(bad); err == nil {
+			t.Errorf("ParseDN(%q) succeeded", bad)
+		}
+	}
+}
+
+func FuzzChallengePassword(f *testing.F) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := Create(Template{Subject: pkix.Name{CommonName: "x"}, ChallengePassword: "pw"}, key)
+	f.Add(der)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := x509.ParseCertificateRequest(data)
+		if err != nil {
+			// Exercise the attribute walker on raw bytes too.
+			rawAttributes(data)
+			return
+		}
+		ChallengePassword(req)
+	})
+}

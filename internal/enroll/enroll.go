@@ -1,0 +1,247 @@
+// Package enroll is the one enrollment service every protocol handler calls.
+// It owns the decisions: who may enroll, which profile applies, what goes
+// into the certificate, and the record of it, written before the answer
+// leaves. Authentication and policy are small steps run in order, so a
+// protocol or a profile can add one without touching the others.
+package enroll
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// Evidence is what a client presents to authenticate an enrollment, in a
+// protocol-neutral form. Each protocol fills what it has.
+type Evidence struct {
+	// Challenge is the CSR's challengePassword (SCEP) or an EST OTP.
+	Challenge string
+	// SignerCert is the certificate that signed a SCEP pkiMessage: self-signed
+	// for a first enrollment, or one we issued for a renewal.
+	SignerCert *x509.Certificate
+	// TLSClientCert and HTTPUser are for EST (later).
+	TLSClientCert *x509.Certificate
+	HTTPUser      string
+	// ChannelBinding is tls-unique / tls-exporter for EST PoP linking (later).
+	ChannelBinding []byte
+}
+
+// Request is one enrollment as the service sees it.
+type Request struct {
+	CSR           *x509.CertificateRequest
+	Evidence      Evidence
+	Profile       string // "" selects the default profile
+	Protocol      pki.Protocol
+	TransactionID string
+	RemoteAddr    string
+}
+
+// Result is a successful enrollment.
+type Result struct {
+	Certificate *x509.Certificate
+	Chain       []*x509.Certificate // issuing CA up to the root
+	Record      pki.Certificate
+}
+
+// Config is the service's policy configuration.
+type Config struct {
+	// StaticChallenge, when set, is accepted for profiles whose challenge
+	// mode allows it.
+	StaticChallenge string
+	Profiles        map[string]pki.Profile
+	DefaultProfile  string
+}
+
+// Service is the enrollment service.
+type Service struct {
+	store     store.Store
+	authority *ca.Authority
+	clock     pki.Clock
+	log       *slog.Logger
+	cfg       Config
+	static    staticSecret
+	steps     []Step
+}
+
+// New builds a service. Profiles are validated here, once.
+func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Logger, cfg Config) (*Service, error) {
+	if len(cfg.Profiles) == 0 {
+		p := pki.DefaultProfile()
+		cfg.Profiles = map[string]pki.Profile{p.Name: p}
+		cfg.DefaultProfile = p.Name
+	}
+	if _, ok := cfg.Profiles[cfg.DefaultProfile]; !ok {
+		return nil, fmt.Errorf("enroll: default profile %q is not defined", cfg.DefaultProfile)
+	}
+	s := &Service{store: st, authority: authority, clock: clock, log: log, cfg: cfg, static: newStaticSecret(cfg.StaticChallenge)}
+	s.steps = []Step{checkProofOfPossession, checkSigner, s.authenticate, checkPolicy}
+	return s, nil
+}
+
+// Profile returns a profile by name ("" for the default).
+func (s *Service) Profile(name string) (pki.Profile, bool) {
+	if name == "" {
+		name = s.cfg.DefaultProfile
+	}
+	p, ok := s.cfg.Profiles[name]
+	return p, ok
+}
+
+// State is what the steps share while deciding one request.
+type State struct {
+	Req     Request
+	Profile pki.Profile
+	// ConsumeChallenge names the one-time challenge this issuance uses up.
+	ConsumeChallenge []byte
+	// Events are appended with the issuance (e.g. challenge.used).
+	Events []pki.AuditEvent
+}
+
+// Step is one decision. It returns a *pki.Error to refuse.
+type Step func(ctx context.Context, st *State) error
+
+// Enroll authenticates, applies the profile, issues, and records.
+func (s *Service) Enroll(ctx context.Context, req Request) (*Result, error) {
+	res, err := s.enroll(ctx, req)
+	if err != nil {
+		s.recordFailure(ctx, req, err)
+		return nil, err
+	}
+	return res, nil
+}
+
+func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
+	if req.CSR == nil {
+		return nil, pki.Errorf(pki.EBadRequest, "no certificate request")
+	}
+	profile, ok := s.Profile(req.Profile)
+	if !ok {
+		return nil, pki.Errorf(pki.EBadRequest, "unknown profile %q", req.Profile)
+	}
+	st := &State{Req: req, Profile: profile}
+	for _, step := range s.steps {
+		if err := step(ctx, st); err != nil {
+			return nil, err
+		}
+	}
+	return s.issue(ctx, st)
+}
+
+func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
+	issuer := s.authority.Issuer
+	csr := st.Req.CSR
+	now := s.clock.Now()
+	cert, err := issuer.Issue(ctx, ca.Request{
+		RawSubject:     csr.RawSubject,
+		DNSNames:       csr.DNSNames,
+		EmailAddresses: csr.EmailAddresses,
+		IPAddresses:    csr.IPAddresses,
+		URIs:           csr.URIs,
+		PublicKey:      csr.PublicKey,
+		Profile:        st.Profile,
+	}, now, func(ctx context.Context, issuerID, serialHex string) (bool, error) {
+		err := s.store.ReserveSerial(ctx, issuerID, serialHex, now)
+		if errors.Is(err, store.ErrConflict) {
+			return true, nil
+		}
+		return false, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	rec := Record(cert, issuer.ID, st, now)
+	events := append([]pki.AuditEvent{{
+		Time: now, Type: pki.EventIssued, Actor: actor(st.Req), Profile: st.Profile.Name,
+		SerialHex: rec.SerialHex, IssuerID: rec.IssuerID, Subject: rec.Subject,
+		TransactionID: st.Req.TransactionID, Outcome: "success",
+	}}, st.Events...)
+	err = s.store.RecordIssuance(ctx, store.Issuance{Certificate: rec, ConsumeChallengeHash: st.ConsumeChallenge, Now: now, Events: events})
+	if errors.Is(err, store.ErrChallengeUnusable) {
+		// Another request consumed the one-time challenge between our check
+		// and this transaction; the certificate never leaves the process.
+		return nil, pki.Wrap(pki.EBadRequest, err, "challenge password is not valid")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("enroll: record issuance: %w", err)
+	}
+	s.log.Info("certificate issued", "serial", rec.SerialHex, "subject", rec.Subject, "profile", rec.Profile,
+		"protocol", rec.Protocol, "transaction_id", rec.TransactionID, "remote", rec.RequesterAddr)
+	return &Result{Certificate: cert, Chain: issuer.Chain, Record: rec}, nil
+}
+
+// Record turns an issued certificate into its inventory record.
+func Record(cert *x509.Certificate, issuerID string, st *State, now time.Time) pki.Certificate {
+	return pki.Certificate{
+		SerialHex:     cert.SerialNumber.Text(16),
+		IssuerID:      issuerID,
+		Issuer:        cert.Issuer.String(),
+		Subject:       cert.Subject.String(),
+		SANs:          SANs(cert),
+		NotBefore:     cert.NotBefore,
+		NotAfter:      cert.NotAfter,
+		Status:        pki.StatusValid,
+		Profile:       st.Profile.Name,
+		Protocol:      st.Req.Protocol,
+		Source:        pki.SourceIssued,
+		RequesterAddr: st.Req.RemoteAddr,
+		TransactionID: st.Req.TransactionID,
+		KeyType:       keys.KeyTypeOf(cert.PublicKey),
+		CreatedAt:     now,
+		DER:           cert.Raw,
+	}
+}
+
+// SANs lists a certificate's subject alternative names as "type:value".
+func SANs(cert *x509.Certificate) []string {
+	var out []string
+	for _, d := range cert.DNSNames {
+		out = append(out, "dns:"+d)
+	}
+	for _, e := range cert.EmailAddresses {
+		out = append(out, "email:"+e)
+	}
+	for _, ip := range cert.IPAddresses {
+		out = append(out, "ip:"+ip.String())
+	}
+	for _, u := range cert.URIs {
+		out = append(out, "uri:"+u.String())
+	}
+	return out
+}
+
+func actor(req Request) string {
+	host := req.RemoteAddr
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return string(req.Protocol) + ":" + host
+}
+
+func (s *Service) recordFailure(ctx context.Context, req Request, cause error) {
+	ev := pki.AuditEvent{
+		Time: s.clock.Now(), Type: pki.EventEnrollFailed, Actor: actor(req), Profile: req.Profile,
+		TransactionID: req.TransactionID, Outcome: "failure", Reason: failureReason(cause),
+	}
+	if req.CSR != nil {
+		ev.Subject = req.CSR.Subject.String()
+	}
+	if err := s.store.AppendAudit(ctx, ev); err != nil {
+		s.log.Error("audit write failed", "err", err)
+	}
+	s.log.Warn("enrollment refused", "reason", ev.Reason, "subject", ev.Subject, "transaction_id", req.TransactionID,
+		"remote", req.RemoteAddr, "err", cause)
+}
+
+// failureReason is the audit text: the client-safe message, plus the code.
+func failureReason(err error) string {
+	return string(pki.ErrorCode(err)) + ": " + pki.ErrorMessage(err)
+}

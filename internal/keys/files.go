@@ -1,0 +1,206 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// WriteKeyFile writes key as a PKCS#8 PEM file with mode 0600. The write is
+// atomic: a temporary file in the same directory is synced and renamed over
+// path, so a crash never leaves a half-written key. A missing parent
+// directory is created with mode 0700 (an existing one is left as it is).
+// Keys that cannot be exported (an HSM-backed signer) are refused.
+func WriteKeyFile(path string, key crypto.Signer) error {
+	switch key.(type) {
+	case *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey:
+	default:
+		return fmt.Errorf("keys: %T cannot be written to a file", key)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("keys: encoding %s: %w", path, err)
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	clear(der)
+	defer clear(data)
+	return writeAtomic(path, data, 0o600)
+}
+
+// WriteCertFile writes certs as concatenated PEM CERTIFICATE blocks with mode
+// 0644, atomically (see WriteKeyFile).
+func WriteCertFile(path string, certs ...*x509.Certificate) error {
+	if len(certs) == 0 {
+		return fmt.Errorf("keys: no certificate to write to %s", path)
+	}
+	var data []byte
+	for _, c := range certs {
+		if c == nil || len(c.Raw) == 0 {
+			return fmt.Errorf("keys: empty certificate for %s", path)
+		}
+		data = append(data, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return writeAtomic(path, data, 0o644)
+}
+
+// writeAtomic writes data to a temporary file beside path, syncs it, sets
+// perm and renames it over path, then syncs the directory.
+func writeAtomic(path string, data []byte, perm os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	// CreateTemp makes the file 0600 already; set perm before any byte is
+	// written so a key is never readable by others, even briefly.
+	if err = f.Chmod(perm); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("keys: writing %s: %w", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("keys: writing %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("keys: writing %s: %w", path, err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	syncDir(dir)
+	return nil
+}
+
+// syncDir makes a rename durable. Errors are ignored: some file systems do
+// not support syncing a directory, and the data itself is already synced.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// LoadKeyFile loads a PEM private key: PKCS#8 ("PRIVATE KEY"), PKCS#1
+// ("RSA PRIVATE KEY") or SEC1 ("EC PRIVATE KEY", an "EC PARAMETERS" block
+// before it is skipped). Encrypted keys are refused. It does not check the
+// file's permissions; callers that care can Stat the file.
+func LoadKeyFile(path string) (crypto.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	defer clear(data)
+	key, err := ParseKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// ParseKeyPEM parses the first private key in PEM data (see LoadKeyFile).
+func ParseKeyPEM(data []byte) (crypto.Signer, error) {
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, errors.New("no PEM private key found")
+		}
+		if _, encrypted := block.Headers["Proc-Type"]; encrypted {
+			return nil, errors.New("encrypted PEM keys are not supported")
+		}
+		var (
+			key any
+			err error
+		)
+		switch block.Type {
+		case "EC PARAMETERS":
+			continue
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		case "ENCRYPTED PRIVATE KEY":
+			return nil, errors.New("encrypted PKCS#8 keys are not supported")
+		default:
+			return nil, fmt.Errorf("unexpected PEM block %q, want a private key", block.Type)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %w", block.Type, err)
+		}
+		s, ok := key.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("unsupported private key type %T", key)
+		}
+		return s, nil
+	}
+}
+
+// LoadCertFile loads every PEM CERTIFICATE block of path, in order; other
+// block types are skipped. A file holding a single DER certificate is
+// accepted too. At least one certificate is required.
+func LoadCertFile(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	certs, err := ParseCertsPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %s: %w", path, err)
+	}
+	return certs, nil
+}
+
+// ParseCertsPEM parses the certificates in PEM data (see LoadCertFile).
+func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := data
+	sawPEM := false
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		sawPEM = true
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if !sawPEM && len(data) > 0 && data[0] == 0x30 {
+		c, err := x509.ParseCertificate(data)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no certificate found")
+	}
+	return certs, nil
+}

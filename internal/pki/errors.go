@@ -1,0 +1,81 @@
+// Package pki holds scepter's domain types: certificates, challenges, audit
+// events, profiles and the closed set of error codes. It imports no driver and
+// no net/http, so every other package can depend on it.
+package pki
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a closed set of failure classes. Each protocol maps a Code to its
+// own answer at the edge (a SCEP failInfo, an EST HTTP status, an API error).
+type Code string
+
+const (
+	// EBadRequest: the request is understood but refused by policy
+	// (wrong challenge, disallowed key, profile rule). SCEP badRequest.
+	EBadRequest Code = "bad_request"
+	// EBadMessageCheck: integrity failed (signature, decryption). SCEP badMessageCheck.
+	EBadMessageCheck Code = "bad_message_check"
+	// EBadAlg: an algorithm we do not support or do not allow. SCEP badAlg.
+	EBadAlg Code = "bad_alg"
+	// EBadTime: a time check failed (signingTime skew, expired signer, outside a window). SCEP badTime.
+	EBadTime Code = "bad_time"
+	// EBadCertID: the certificate named or used is not known to us or is revoked. SCEP badCertId.
+	EBadCertID Code = "bad_cert_id"
+	// EUnauthorized: no acceptable authentication evidence. SCEP badRequest, EST 401/403.
+	EUnauthorized Code = "unauthorized"
+	// ENotFound: a named object does not exist.
+	ENotFound Code = "not_found"
+	// EConflict: a uniqueness rule was hit (replayed nonce, duplicate serial, consumed challenge).
+	EConflict Code = "conflict"
+	// EInternal: our fault; never carries details to the client.
+	EInternal Code = "internal"
+)
+
+// Error is the one error type that crosses from the service to a protocol
+// handler. Message is safe to show to a client; Err is internal and only logged.
+type Error struct {
+	Code    Code
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an Error whose message is shown to clients.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap attaches an internal cause to a client-safe message.
+func Wrap(code Code, err error, message string) *Error {
+	return &Error{Code: code, Message: message, Err: err}
+}
+
+// ErrorCode returns the Code of err, or EInternal for plain Go errors.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// ErrorMessage returns the client-safe message of err; plain Go errors are
+// never shown, so they become a generic text.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != EInternal {
+		return e.Message
+	}
+	return "internal error"
+}

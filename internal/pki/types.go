@@ -1,0 +1,97 @@
+package pki
+
+import (
+	"time"
+)
+
+// CertStatus is the stored lifecycle state of a certificate. Expiry is not a
+// status: it is derived from NotAfter and the clock.
+type CertStatus string
+
+const (
+	StatusValid   CertStatus = "valid"
+	StatusRevoked CertStatus = "revoked"
+)
+
+// Source says where an inventory record came from. Only "issued" exists now;
+// imported and discovered certificates come later and need not be ours.
+type Source string
+
+const SourceIssued Source = "issued"
+
+// Protocol names the channel a certificate was requested over.
+type Protocol string
+
+const (
+	ProtocolSCEP Protocol = "scep"
+	ProtocolEST  Protocol = "est"
+	ProtocolCLI  Protocol = "cli"
+)
+
+// Certificate is one inventory record.
+type Certificate struct {
+	// SerialHex is the serial number as lower-case hex without leading zeros
+	// beyond one byte boundary (big.Int.Text(16)).
+	SerialHex string
+	// IssuerID identifies the issuing CA certificate: hex SHA-256 of its DER.
+	IssuerID      string
+	Issuer        string // issuer DN (RFC 4514 string)
+	Subject       string // subject DN (RFC 4514 string)
+	SANs          []string
+	NotBefore     time.Time
+	NotAfter      time.Time
+	Status        CertStatus
+	RevokedAt     time.Time
+	RevokeReason  int
+	Profile       string
+	Protocol      Protocol
+	Source        Source
+	RequesterAddr string
+	TransactionID string
+	KeyType       string // e.g. "rsa2048", "p256"
+	// RenewedFrom holds "issuerID:serialHex" of the certificate this one
+	// replaces, empty for a first enrollment.
+	RenewedFrom string
+	CreatedAt   time.Time
+	DER         []byte
+}
+
+// Expired reports whether the certificate is past its NotAfter at now.
+func (c *Certificate) Expired(now time.Time) bool { return now.After(c.NotAfter) }
+
+// Challenge is a one-time enrollment secret. Only its hash is stored.
+type Challenge struct {
+	ID         string // random public identifier, for listing and audit
+	Hash       []byte // SHA-256 of the secret
+	Profile    string // empty: any profile
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	ConsumedAt time.Time // zero while unused
+	CreatedBy  string
+}
+
+// AuditEvent is one entry of the audit trail. Events are written in the same
+// transaction as the change they record; Actor names who caused it.
+type AuditEvent struct {
+	ID            int64
+	Time          time.Time
+	Type          string // see the Event* constants
+	Actor         string // "scep:127.0.0.1", "cli:root", "system"
+	Profile       string
+	SerialHex     string
+	IssuerID      string
+	Subject       string
+	TransactionID string
+	Outcome       string // "success" or "failure"
+	Reason        string // failure reason, never a secret
+	Detail        string // free text, JSON allowed
+}
+
+// Audit event types.
+const (
+	EventIssued           = "certificate.issued"
+	EventEnrollFailed     = "enrollment.failed"
+	EventChallengeCreated = "challenge.created"
+	EventChallengeUsed    = "challenge.used"
+	EventCAInitialized    = "ca.initialized"
+)

@@ -1,0 +1,304 @@
+package scep_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/scep"
+)
+
+var (
+	keyOnce sync.Once
+	rsaKeys []*rsa.PrivateKey
+)
+
+// testKey returns one of a few RSA-2048 keys made once per test binary.
+func testKey(t testing.TB, i int) *rsa.PrivateKey {
+	keyOnce.Do(func() {
+		for range 4 {
+			k, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				panic(err)
+			}
+			rsaKeys = append(rsaKeys, k)
+		}
+	})
+	return rsaKeys[i%len(rsaKeys)]
+}
+
+// reqParams describes a PKCSReq to build; zero fields take sane defaults.
+type reqParams struct {
+	key         crypto.Signer // CSR key (default testKey 0)
+	challenge   string        // default testChallenge; "-" for none
+	subject     string
+	csrDER      []byte // replaces the CSR
+	signerCert  *x509.Certificate
+	signerKey   crypto.Signer
+	cipher      cms.ContentCipher
+	msgType     scep.MessageType
+	txID        string
+	nonce       []byte
+	signingTime time.Time
+	digest      crypto.Hash
+}
+
+func (ts *testServer) build(t testing.TB, p reqParams) ([]byte, *scep.PKIMessage) {
+	t.Helper()
+	if p.key == nil {
+		p.key = testKey(t, 0)
+	}
+	switch p.challenge {
+	case "":
+		p.challenge = testChallenge
+	case "-":
+		p.challenge = ""
+	}
+	if p.subject == "" {
+		p.subject = "CN=device-1,O=Acme"
+	}
+	if p.csrDER == nil {
+		name, err := csr.ParseDN(p.subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.csrDER, err = csr.Create(csr.Template{RawSubject: name, DNSNames: []string{"device-1.acme.example"}, ChallengePassword: p.challenge}, p.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.signerCert == nil {
+		req, err := x509.ParseCertificateRequest(p.csrDER)
+		if err != nil {
+			// A deliberately broken CSR: sign with a certificate of its key.
+			req, _ = x509.ParseCertificateRequest(mustCSR(t, p.key))
+		}
+		if p.signerCert, err = client.SelfSigned(req, p.key); err != nil {
+			t.Fatal(err)
+		}
+		p.signerKey = p.key
+	}
+	if p.cipher == 0 {
+		p.cipher = cms.AES128CBC
+	}
+	if p.msgType == "" {
+		p.msgType = scep.PKCSReq
+	}
+	if p.nonce == nil {
+		var err error
+		if p.nonce, err = scep.NewNonce(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.txID == "" {
+		p.txID = "tx-" + base64.RawURLEncoding.EncodeToString(p.nonce)
+	}
+	if p.signingTime.IsZero() {
+		p.signingTime = ts.Clock.Now()
+	}
+	env, err := cms.Encrypt(p.csrDER, []*x509.Certificate{ts.RA.Cert}, cms.EncryptOptions{Cipher: p.cipher, KeyTransport: cms.RSAPKCS1v15})
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := scep.BuildRequest(scep.Request{Type: p.msgType, TransactionID: p.txID, SenderNonce: p.nonce, Digest: p.digest,
+		Envelope: env, SigningTime: p.signingTime}, scep.Identity{Cert: p.signerCert, Key: p.signerKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := scep.Parse(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der, msg
+}
+
+func mustCSR(t testing.TB, key crypto.Signer) []byte {
+	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: "x"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func (ts *testServer) post(t testing.TB, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Post(ts.URL+"/scep?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func TestBadInput(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	ctx := context.Background()
+	otp, _, err := ts.Service.NewChallenge(ctx, time.Hour, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiring, _, err := ts.Service.NewChallenge(ctx, time.Minute, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badSigCSR := mustCSR(t, testKey(t, 1))
+	badSigCSR[len(badSigCSR)-5] ^= 0xff
+
+	// The one-time challenge is used once successfully before the table runs.
+	t.Run("one-time challenge works once", func(t *testing.T) {
+		der, msg := ts.build(t, reqParams{challenge: otp, key: testKey(t, 2)})
+		_, body := ts.post(t, der)
+		rep := ts.parseReply(t, body, msg)
+		ts.issuedCert(t, rep, msg.SignerCert, testKey(t, 2))
+	})
+	ts.Clock.Advance(2 * time.Minute) // the one-minute challenge is now expired
+	base := ts.certCount(t)
+
+	tests := []struct {
+		name     string
+		params   reqParams
+		failInfo scep.FailInfo
+	}{
+		{"wrong challenge", reqParams{challenge: "wrong-challenge"}, scep.BadRequest},
+		{"no challenge", reqParams{challenge: "-"}, scep.BadRequest},
+		{"reused one-time challenge", reqParams{challenge: otp}, scep.BadRequest},
+		{"expired one-time challenge", reqParams{challenge: expiring}, scep.BadRequest},
+		{"CSR with a bad self-signature", reqParams{csrDER: badSigCSR, key: testKey(t, 1)}, scep.BadMessageCheck},
+		{"RSA-1024 key", reqParams{key: rsa1024}, scep.BadRequest},
+		{"single DES without the legacy switch", reqParams{cipher: cms.DESCBC}, scep.BadAlg},
+		{"unknown messageType", reqParams{msgType: "99"}, scep.BadRequest},
+		{"UpdateReq is not an enrollment path", reqParams{msgType: scep.UpdateReq}, scep.BadRequest},
+		{"GetCRL not offered", reqParams{msgType: scep.GetCRL}, scep.BadRequest},
+		{"signingTime a week old", reqParams{signingTime: captureTime.Add(-7 * 24 * time.Hour)}, scep.BadTime},
+		{"signingTime in the future", reqParams{signingTime: captureTime.Add(48 * time.Hour)}, scep.BadTime},
+		{"self-signed signer with another key", reqParams{signerCert: selfSignedFor(t, testKey(t, 3)), signerKey: testKey(t, 3)}, scep.BadRequest},
+		{"EC signer cannot receive the reply", reqParams{key: ecKey}, scep.BadAlg},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			der, msg := ts.build(t, tt.params)
+			resp, body := ts.post(t, der)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
+			}
+			rep := ts.parseReply(t, body, msg)
+			if rep.PKIStatus != scep.StatusFailure || rep.FailInfo != tt.failInfo {
+				t.Fatalf("pkiStatus %s failInfo %s (%s), want FAILURE %s", rep.PKIStatus, rep.FailInfo, rep.FailInfoText, tt.failInfo)
+			}
+			if strings.Contains(rep.FailInfoText, testChallenge) || strings.Contains(rep.FailInfoText, otp) {
+				t.Error("failInfoText leaks a challenge")
+			}
+		})
+	}
+
+	t.Run("tampered SignedData", func(t *testing.T) {
+		der, msg := ts.build(t, reqParams{})
+		// Flip a byte inside the encapsulated envelope: the digest no longer matches.
+		i := bytes.Index(der, msg.SignedData.Content[100:120])
+		der[i] ^= 0x01
+		_, body := ts.post(t, der)
+		rep := ts.parseReply(t, body, msg)
+		if rep.PKIStatus != scep.StatusFailure || rep.FailInfo != scep.BadMessageCheck {
+			t.Fatalf("pkiStatus %s failInfo %s", rep.PKIStatus, rep.FailInfo)
+		}
+	})
+
+	good, _ := ts.build(t, reqParams{})
+	httpTests := []struct {
+		name   string
+		do     func() (*http.Response, error)
+		status int
+	}{
+		{"truncated body", func() (*http.Response, error) {
+			return http.Post(ts.URL+"/scep?operation=PKIOperation", "", bytes.NewReader(good[:len(good)/2]))
+		}, http.StatusBadRequest},
+		{"empty body", func() (*http.Response, error) {
+			return http.Post(ts.URL+"/scep?operation=PKIOperation", "", nil)
+		}, http.StatusBadRequest},
+		{"garbage GET message", func() (*http.Response, error) {
+			return http.Get(ts.URL + "/scep?operation=PKIOperation&message=" + url.QueryEscape("not%%base64!!"))
+		}, http.StatusBadRequest},
+		{"base64 of garbage", func() (*http.Response, error) {
+			return http.Get(ts.URL + "/scep?operation=PKIOperation&message=" + base64.StdEncoding.EncodeToString([]byte("hello world, not DER")))
+		}, http.StatusBadRequest},
+		{"GET without message", func() (*http.Response, error) {
+			return http.Get(ts.URL + "/scep?operation=PKIOperation")
+		}, http.StatusBadRequest},
+		{"oversized body", func() (*http.Response, error) {
+			return http.Post(ts.URL+"/scep?operation=PKIOperation", "", bytes.NewReader(make([]byte, scep.DefaultMaxBodyBytes+1)))
+		}, http.StatusRequestEntityTooLarge},
+		{"unknown operation", func() (*http.Response, error) { return http.Get(ts.URL + "/scep?operation=GetEverything") }, http.StatusBadRequest},
+		{"no operation", func() (*http.Response, error) { return http.Get(ts.URL + "/scep") }, http.StatusBadRequest},
+		{"PUT", func() (*http.Response, error) {
+			req, _ := http.NewRequest(http.MethodPut, ts.URL+"/scep?operation=GetCACaps", nil)
+			return http.DefaultClient.Do(req)
+		}, http.StatusMethodNotAllowed},
+	}
+	for _, tt := range httpTests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := tt.do()
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("HTTP %d (%s), want %d", resp.StatusCode, body, tt.status)
+			}
+			if strings.Contains(string(body), ".go") || strings.Contains(string(body), "asn1:") {
+				t.Errorf("error body leaks internals: %q", body)
+			}
+		})
+	}
+
+	if got := ts.certCount(t); got != base {
+		t.Errorf("%d certificates were recorded by refused requests", got-base)
+	}
+	// Still healthy after the abuse: caps answer and a normal enrollment works.
+	resp, err := http.Get(ts.URL + "/scep?operation=GetCACaps")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GetCACaps after abuse: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	der, msg := ts.build(t, reqParams{})
+	_, body := ts.post(t, der)
+	ts.issuedCert(t, ts.parseReply(t, body, msg), msg.SignerCert, testKey(t, 0))
+}
+
+func selfSignedFor(t *testing.T, key crypto.Signer) *x509.Certificate {
+	req, err := x509.ParseCertificateRequest(mustCSR(t, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.SelfSigned(req, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

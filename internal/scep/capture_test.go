@@ -1,0 +1,218 @@
+package scep_test
+
+import (
+	"crypto"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/scep"
+)
+
+const captureDir = "testdata/captures"
+
+// capture is one recorded exchange of a real client or device emulator
+// (see testdata/captures/README.md).
+type capture struct {
+	name string
+	dir  string
+}
+
+func (c capture) raw(t *testing.T) []byte {
+	t.Helper()
+	head, err := os.ReadFile(filepath.Join(c.dir, "request.http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := os.ReadFile(filepath.Join(c.dir, "request.body"))
+	return append(head, body...)
+}
+
+// message returns the pkiMessage the client sent, decoded the way the
+// server decodes it.
+func (c capture) message(t *testing.T) *scep.PKIMessage {
+	t.Helper()
+	der, err := os.ReadFile(filepath.Join(c.dir, "request.body"))
+	if err != nil {
+		q, qerr := os.ReadFile(filepath.Join(c.dir, "request.query"))
+		if qerr != nil {
+			t.Fatal(qerr)
+		}
+		der, err = scep.DecodeQueryMessage(string(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := scep.Parse(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// replyKey is the key the CertRep is encrypted to: the signer's.
+func (c capture) replyKey(t *testing.T) (*x509.Certificate, crypto.Decrypter) {
+	t.Helper()
+	keyPath := filepath.Join(c.dir, "signer-key.pem")
+	if _, err := os.Stat(keyPath); err != nil {
+		keyPath = filepath.Join(c.dir, "client-key.pem")
+	}
+	return c.message(t).SignerCert, readPEMKey(t, keyPath).(crypto.Decrypter)
+}
+
+// TestCapturedClients replays every captured PKIOperation byte for byte
+// (HTTP/1.0 without Host, no Content-Type, unescaped GET queries, ...)
+// against a server whose RA is the capture CA, and checks the answer.
+func TestCapturedClients(t *testing.T) {
+	captureCA := readPEMCert(t, filepath.Join(captureDir, "ca", "ca-cert.pem"))
+	captureKey := readPEMKey(t, filepath.Join(captureDir, "ca", "ca-key.pem"))
+
+	type want struct {
+		status   scep.PKIStatus
+		failInfo scep.FailInfo
+		cipher   cms.ContentCipher // reply cipher on SUCCESS
+	}
+	success := func(c cms.ContentCipher) want { return want{status: scep.StatusSuccess, cipher: c} }
+	failure := func(f scep.FailInfo) want { return want{status: scep.StatusFailure, failInfo: f} }
+	tests := []struct {
+		capture string
+		strict  want // default server: single DES refused
+		legacy  want // --allow-insecure-des
+	}{
+		{"micromdm-scepclient-pkcsreq-rsa2048", failure(scep.BadAlg), success(cms.DES3CBC)},
+		{"micromdm-scepclient-pkcsreq-rsa4096", failure(scep.BadAlg), success(cms.DES3CBC)},
+		{"micromdm-scepclient-badchallenge", failure(scep.BadAlg), failure(scep.BadRequest)},
+		{"emulator-legacy-des", failure(scep.BadAlg), success(cms.DES3CBC)},
+		{"emulator-legacy-des-badchallenge", failure(scep.BadAlg), failure(scep.BadRequest)},
+		{"strongswan-pki-pkcsreq-aes", success(cms.AES128CBC), success(cms.AES128CBC)},
+		{"strongswan-pki-pkcsreq-des3", success(cms.DES3CBC), success(cms.DES3CBC)},
+		{"strongswan-pki-pkcsreq-rsa4096", success(cms.AES128CBC), success(cms.AES128CBC)},
+		{"strongswan-pki-badchallenge", failure(scep.BadRequest), failure(scep.BadRequest)},
+		{"certmonger-get-pkcsreq-rsa2048", success(cms.AES256CBC), success(cms.AES256CBC)},
+		{"certmonger-get-pkcsreq-rsa4096", success(cms.AES256CBC), success(cms.AES256CBC)},
+		{"certmonger-get-pkcsreq-discovered-ca", success(cms.AES256CBC), success(cms.AES256CBC)},
+		{"certmonger-get-badchallenge", failure(scep.BadRequest), failure(scep.BadRequest)},
+		// Signed by a certificate another CA issued, with the challenge:
+		// a fresh enrollment.
+		{"certmonger-get-renewal-resubmit-pkcsreq", success(cms.AES256CBC), success(cms.AES256CBC)},
+		{"certmonger-get-renewal-rekey-pkcsreq", success(cms.AES256CBC), success(cms.AES256CBC)},
+		{"emulator-apple-get-unescaped", success(cms.AES128CBC), success(cms.AES128CBC)},
+		{"emulator-apple-get-unescaped-badchallenge", failure(scep.BadRequest), failure(scep.BadRequest)},
+		{"emulator-apple-post", success(cms.AES128CBC), success(cms.AES128CBC)},
+		{"emulator-apple-post-badchallenge", failure(scep.BadRequest), failure(scep.BadRequest)},
+		{"emulator-windows-oaep-aes256", success(cms.AES256CBC), success(cms.AES256CBC)},
+		{"emulator-windows-oaep-aes256-badchallenge", failure(scep.BadRequest), failure(scep.BadRequest)},
+		{"emulator-cisco-ios-des3-sha1-http10", success(cms.DES3CBC), success(cms.DES3CBC)},
+		{"emulator-cisco-ios-des3-sha1-badchallenge", failure(scep.BadRequest), failure(scep.BadRequest)},
+		// Renewal without a challenge, and RenewalReq: not accepted until
+		// renewal by signer certificate exists.
+		{"emulator-apple-renewal-pkcsreq", failure(scep.BadRequest), failure(scep.BadRequest)},
+		{"micromdm-scepclient-renewalreq", failure(scep.BadRequest), failure(scep.BadRequest)},
+		{"strongswan-pki-renewalreq-rekey", failure(scep.BadRequest), failure(scep.BadRequest)},
+		// EC requesters cannot receive a key-transport envelope.
+		{"emulator-ec-client-p256", failure(scep.BadAlg), failure(scep.BadAlg)},
+		{"emulator-ec-client-p256-badchallenge", failure(scep.BadAlg), failure(scep.BadAlg)},
+	}
+	for _, mode := range []string{"strict", "legacy"} {
+		t.Run(mode, func(t *testing.T) {
+			ts := newTestServer(t, serverOptions{raCert: captureCA, raKey: captureKey,
+				scep: scep.Options{AllowInsecureDES: mode == "legacy"}})
+			issued := 0
+			for _, tt := range tests {
+				w := tt.strict
+				if mode == "legacy" {
+					w = tt.legacy
+				}
+				c := capture{name: tt.capture, dir: filepath.Join(captureDir, tt.capture)}
+				t.Run(tt.capture, func(t *testing.T) {
+					req := c.message(t)
+					resp, body := ts.rawRequest(t, c.raw(t))
+					if resp.StatusCode != http.StatusOK {
+						t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
+					}
+					if ct := resp.Header.Get("Content-Type"); ct != "application/x-pki-message" {
+						t.Errorf("Content-Type %q", ct)
+					}
+					rep := ts.parseReply(t, body, req)
+					if rep.PKIStatus != w.status || rep.FailInfo != w.failInfo {
+						t.Fatalf("got pkiStatus %s failInfo %s (%s), want %s %s", rep.PKIStatus, rep.FailInfo, rep.FailInfoText, w.status, w.failInfo)
+					}
+					if w.status != scep.StatusSuccess {
+						if rep.FailInfoText == "" {
+							t.Error("FAILURE without failInfoText")
+						}
+						return
+					}
+					issued++
+					recipient, key := c.replyKey(t)
+					cert, cipher := ts.issuedCert(t, rep, recipient, key)
+					if cipher != w.cipher {
+						t.Errorf("reply cipher %v, want %v", cipher, w.cipher)
+					}
+					if !strings.Contains(cert.Subject.String(), "CN=") {
+						t.Errorf("subject %s", cert.Subject)
+					}
+					// Replaying the very same bytes is refused, and issues nothing.
+					before := ts.certCount(t)
+					_, body = ts.rawRequest(t, c.raw(t))
+					again := ts.parseReply(t, body, req)
+					if again.PKIStatus != scep.StatusFailure || again.FailInfo != scep.BadRequest {
+						t.Errorf("replay: pkiStatus %s failInfo %s", again.PKIStatus, again.FailInfo)
+					}
+					if ts.certCount(t) != before {
+						t.Error("replay issued a certificate")
+					}
+				})
+			}
+			if got := ts.certCount(t); got != issued {
+				t.Errorf("store holds %d certificates, %d were issued", got, issued)
+			}
+		})
+	}
+}
+
+// TestCapturedGetOperations replays the GetCACaps and GetCACert requests.
+func TestCapturedGetOperations(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	entries, err := os.ReadDir(captureDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.Contains(name, "getcacaps") && !strings.Contains(name, "getcacert") {
+			continue
+		}
+		n++
+		t.Run(name, func(t *testing.T) {
+			resp, body := ts.rawRequest(t, capture{dir: filepath.Join(captureDir, name)}.raw(t))
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("HTTP %d", resp.StatusCode)
+			}
+			if strings.Contains(name, "getcacaps") {
+				if !strings.Contains(string(body), "SCEPStandard") || !strings.Contains(string(body), "SHA-384") {
+					t.Errorf("caps: %q", body)
+				}
+				return
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/x-x509-ca-ra-cert" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			sd, err := cms.ParseSignedData(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sd.Certificates) != 3 || !sd.Certificates[0].Equal(ts.RA.Cert) {
+				t.Errorf("GetCACert holds %d certificates, want RA, issuing CA, root", len(sd.Certificates))
+			}
+		})
+	}
+	if n < 8 {
+		t.Errorf("only %d GET captures found", n)
+	}
+}

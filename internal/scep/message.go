@@ -1,0 +1,261 @@
+// Package scep implements RFC 8894 messages and the SCEP HTTP handler. The
+// handler only translates: it decodes a pkiMessage, hands the enrollment to
+// the enroll service and encodes the outcome as a signed CertRep.
+package scep
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// MessageType is the decimal messageType attribute (RFC 8894 §3.2.1.2).
+type MessageType string
+
+const (
+	CertRep    MessageType = "3"
+	RenewalReq MessageType = "17"
+	UpdateReq  MessageType = "18" // dropped by RFC 8894; refused like any unknown type
+	PKCSReq    MessageType = "19"
+	CertPoll   MessageType = "20"
+	GetCert    MessageType = "21"
+	GetCRL     MessageType = "22"
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case CertRep:
+		return "CertRep"
+	case RenewalReq:
+		return "RenewalReq"
+	case UpdateReq:
+		return "UpdateReq"
+	case PKCSReq:
+		return "PKCSReq"
+	case CertPoll:
+		return "CertPoll"
+	case GetCert:
+		return "GetCert"
+	case GetCRL:
+		return "GetCRL"
+	}
+	return "unknown(" + string(t) + ")"
+}
+
+// PKIStatus is the pkiStatus attribute of a CertRep.
+type PKIStatus string
+
+const (
+	StatusSuccess PKIStatus = "0"
+	StatusFailure PKIStatus = "2"
+	StatusPending PKIStatus = "3"
+)
+
+// FailInfo is the failInfo attribute of a FAILURE CertRep.
+type FailInfo string
+
+const (
+	BadAlg          FailInfo = "0"
+	BadMessageCheck FailInfo = "1"
+	BadRequest      FailInfo = "2"
+	BadTime         FailInfo = "3"
+	BadCertID       FailInfo = "4"
+)
+
+func (f FailInfo) String() string {
+	switch f {
+	case BadAlg:
+		return "badAlg"
+	case BadMessageCheck:
+		return "badMessageCheck"
+	case BadRequest:
+		return "badRequest"
+	case BadTime:
+		return "badTime"
+	case BadCertID:
+		return "badCertId"
+	}
+	return "failInfo(" + string(f) + ")"
+}
+
+// FailInfoFor maps the service's closed error codes onto SCEP failInfo.
+func FailInfoFor(code pki.Code) FailInfo {
+	switch code {
+	case pki.EBadAlg:
+		return BadAlg
+	case pki.EBadMessageCheck:
+		return BadMessageCheck
+	case pki.EBadTime:
+		return BadTime
+	case pki.EBadCertID, pki.ENotFound:
+		return BadCertID
+	default:
+		return BadRequest
+	}
+}
+
+// SCEP attribute OIDs (VeriSign arc 2.16.840.1.113733.1.9) and failInfoText
+// (RFC 8894 §3.2.1.4.3).
+var (
+	oidMessageType    = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 2}
+	oidPKIStatus      = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 3}
+	oidFailInfo       = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 4}
+	oidSenderNonce    = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 5}
+	oidRecipientNonce = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 6}
+	oidTransactionID  = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 7}
+	oidFailInfoText   = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 24, 1}
+)
+
+// Bounds on attribute sizes: transaction IDs seen in the wild are hex or
+// decimal digests (up to ~80 characters); nonces are 16 bytes.
+const (
+	maxTransactionIDLen = 256
+	maxNonceLen         = 64
+)
+
+// ErrMalformed means the bytes are not a pkiMessage we can even answer:
+// no SignedData, no signer, or no transactionID/senderNonce to echo. The
+// handler answers these with HTTP 400 instead of a CertRep.
+var ErrMalformed = errors.New("scep: malformed pkiMessage")
+
+// PKIMessage is a parsed request pkiMessage (RFC 8894 §3.2). Parse fills the
+// outer fields; the handler decrypts the envelope afterwards.
+type PKIMessage struct {
+	Raw           []byte
+	TransactionID string
+	MessageType   MessageType
+	SenderNonce   []byte
+	SigningTime   time.Time // zero when absent
+
+	SignedData *cms.SignedData
+	Signer     *cms.SignerInfo
+	SignerCert *x509.Certificate
+	Digest     crypto.Hash
+
+	// For CertRep messages (client side).
+	PKIStatus      PKIStatus
+	FailInfo       FailInfo
+	FailInfoText   string
+	RecipientNonce []byte
+}
+
+// Parse decodes the outer SignedData and its SCEP attributes without
+// verifying anything. It returns ErrMalformed (wrapped) when there is not
+// enough to answer with a CertRep.
+func Parse(der []byte) (*PKIMessage, error) {
+	sd, err := cms.ParseSignedData(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(sd.Signers) != 1 {
+		return nil, fmt.Errorf("%w: %d signers, want 1", ErrMalformed, len(sd.Signers))
+	}
+	m := &PKIMessage{Raw: der, SignedData: sd, Signer: &sd.Signers[0]}
+	if m.TransactionID, err = printableAttr(m.Signer, oidTransactionID, maxTransactionIDLen); err != nil || m.TransactionID == "" {
+		return nil, fmt.Errorf("%w: transactionID: %v", ErrMalformed, err)
+	}
+	if m.SenderNonce, err = octetAttr(m.Signer, oidSenderNonce, maxNonceLen); err != nil || len(m.SenderNonce) == 0 {
+		return nil, fmt.Errorf("%w: senderNonce: %v", ErrMalformed, err)
+	}
+	mt, err := printableAttr(m.Signer, oidMessageType, 8)
+	if err != nil || mt == "" {
+		return nil, fmt.Errorf("%w: messageType: %v", ErrMalformed, err)
+	}
+	m.MessageType = MessageType(mt)
+	if v, ok := m.Signer.Attr(cms.OIDSigningTime); ok {
+		var t time.Time
+		if _, err := asn1.Unmarshal(v.FullBytes, &t); err == nil {
+			m.SigningTime = t
+		}
+	}
+	// CertRep-only attributes; harmless when absent.
+	if s, err := printableAttr(m.Signer, oidPKIStatus, 4); err == nil {
+		m.PKIStatus = PKIStatus(s)
+	}
+	if s, err := printableAttr(m.Signer, oidFailInfo, 4); err == nil {
+		m.FailInfo = FailInfo(s)
+	}
+	if v, ok := m.Signer.Attr(oidFailInfoText); ok {
+		var s string
+		if _, err := asn1.UnmarshalWithParams(v.FullBytes, &s, "utf8"); err == nil && len(s) <= 1024 {
+			m.FailInfoText = s
+		}
+	}
+	if n, err := octetAttr(m.Signer, oidRecipientNonce, maxNonceLen); err == nil {
+		m.RecipientNonce = n
+	}
+	m.SignerCert, _ = sd.SignerCertificate(m.Signer)
+	m.Digest = sd.Digest(m.Signer)
+	return m, nil
+}
+
+// Verify checks the outer signature with the signer certificate the message
+// carries. It must run before anything is decrypted (no oracle on unsigned
+// input). It returns a *pki.Error: EBadAlg for algorithms we do not accept,
+// EBadMessageCheck for anything else.
+func (m *PKIMessage) Verify() error {
+	if m.SignerCert == nil {
+		return pki.Errorf(pki.EBadMessageCheck, "the message carries no certificate matching its signer")
+	}
+	return verifySigned(m.SignedData, m.Signer, m.SignerCert)
+}
+
+// VerifyWith checks the signature against a certificate known out of band
+// (the client verifying a CertRep against the RA certificate).
+func (m *PKIMessage) VerifyWith(cert *x509.Certificate) error {
+	return verifySigned(m.SignedData, m.Signer, cert)
+}
+
+func verifySigned(sd *cms.SignedData, si *cms.SignerInfo, cert *x509.Certificate) error {
+	if err := sd.Verify(si, cert); err != nil {
+		if errors.Is(err, cms.ErrUnsupportedAlgorithm) {
+			return pki.Wrap(pki.EBadAlg, err, "unsupported signature or digest algorithm")
+		}
+		return pki.Wrap(pki.EBadMessageCheck, err, "signature verification failed")
+	}
+	return nil
+}
+
+func printableAttr(si *cms.SignerInfo, oid asn1.ObjectIdentifier, maxLen int) (string, error) {
+	v, ok := si.Attr(oid)
+	if !ok {
+		return "", errors.New("missing")
+	}
+	// PrintableString per RFC 8894; some clients use UTF8String or IA5String.
+	switch v.Tag {
+	case asn1.TagPrintableString, asn1.TagUTF8String, asn1.TagIA5String:
+	default:
+		return "", fmt.Errorf("unexpected string tag %d", v.Tag)
+	}
+	if v.Class != asn1.ClassUniversal || len(v.Bytes) > maxLen {
+		return "", errors.New("bad string attribute")
+	}
+	return string(v.Bytes), nil
+}
+
+func octetAttr(si *cms.SignerInfo, oid asn1.ObjectIdentifier, maxLen int) ([]byte, error) {
+	v, ok := si.Attr(oid)
+	if !ok {
+		return nil, errors.New("missing")
+	}
+	if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagOctetString || len(v.Bytes) > maxLen {
+		return nil, errors.New("bad octet string attribute")
+	}
+	return append([]byte(nil), v.Bytes...), nil
+}
+
+// NewNonce returns 16 fresh random bytes.
+func NewNonce() ([]byte, error) {
+	n := make([]byte, 16)
+	if _, err := rand.Read(n); err != nil {
+		return nil, fmt.Errorf("scep: nonce: %w", err)
+	}
+	return n, nil
+}

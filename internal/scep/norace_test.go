@@ -1,0 +1,5 @@
+//go:build !race
+
+package scep_test
+
+const raceEnabled = false

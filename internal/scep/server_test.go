@@ -1,0 +1,228 @@
+package scep_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pkitest"
+	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// testChallenge is the static challenge of every test server; the captures
+// were made with it.
+const testChallenge = "capture-secret"
+
+// captureTime is when the captures were made: their signingTime attributes
+// are checked against it.
+var captureTime = time.Date(2026, 11, 25, 15, 50, 0, 0, time.UTC)
+
+type testServer struct {
+	URL       string
+	Store     store.Store
+	Authority *ca.Authority
+	Clock     *pkitest.Clock
+	Service   *enroll.Service
+	RA        scep.RA
+}
+
+type serverOptions struct {
+	scep scep.Options
+	// raCert/raKey replace the RA (the capture CA, to replay captures).
+	raCert *x509.Certificate
+	raKey  crypto.Signer
+}
+
+func newTestServer(t testing.TB, o serverOptions) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	clock := pkitest.NewClock(captureTime)
+	authority, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	log := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	svc, err := enroll.New(st, authority, clock, log, enroll.Config{StaticChallenge: testChallenge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := scep.RA{Cert: authority.RA.Cert, Key: authority.RA.Key, Chain: authority.RA.Chain}
+	if o.raCert != nil {
+		ra = scep.RA{Cert: o.raCert, Key: o.raKey, Chain: []*x509.Certificate{o.raCert}}
+	}
+	h, err := scep.New(svc, ra, authority.Issuer.Chain, st, clock, log, o.scep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/scep", h)
+	mux.Handle("/cgi-bin/pkiclient.exe", h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &testServer{URL: srv.URL, Store: st, Authority: authority, Clock: clock, Service: svc, RA: ra}
+}
+
+func (ts *testServer) certCount(t *testing.T) int {
+	t.Helper()
+	certs, _, err := ts.Store.ListCertificates(context.Background(), store.CertFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(certs)
+}
+
+// rawRequest sends exact bytes over TCP (to keep a client's HTTP/1.0 request
+// without Host, or its missing Content-Type) and returns the response.
+func (ts *testServer) rawRequest(t *testing.T, raw []byte) (*http.Response, []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", ts.URL[len("http://"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := conn.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// parseReply parses and verifies a CertRep against the RA certificate and
+// checks it answers the request.
+func (ts *testServer) parseReply(t *testing.T, body []byte, req *scep.PKIMessage) *scep.PKIMessage {
+	t.Helper()
+	rep, err := scep.Parse(body)
+	if err != nil {
+		t.Fatalf("reply: %v", err)
+	}
+	if err := rep.VerifyWith(ts.RA.Cert); err != nil {
+		t.Fatalf("reply signature: %v", err)
+	}
+	if rep.MessageType != scep.CertRep {
+		t.Errorf("reply messageType %s", rep.MessageType)
+	}
+	if req != nil {
+		if rep.TransactionID != req.TransactionID {
+			t.Errorf("transactionID %q, want %q", rep.TransactionID, req.TransactionID)
+		}
+		if !bytes.Equal(rep.RecipientNonce, req.SenderNonce) {
+			t.Errorf("recipientNonce does not echo the senderNonce")
+		}
+		if bytes.Equal(rep.SenderNonce, req.SenderNonce) || len(rep.SenderNonce) != 16 {
+			t.Errorf("reply senderNonce must be 16 fresh bytes, got %x", rep.SenderNonce)
+		}
+	}
+	return rep
+}
+
+// issuedCert decrypts a SUCCESS CertRep with the requester's key and checks
+// the certificate chains to our root.
+func (ts *testServer) issuedCert(t *testing.T, rep *scep.PKIMessage, recipient *x509.Certificate, key crypto.Decrypter) (*x509.Certificate, cms.ContentCipher) {
+	t.Helper()
+	if rep.PKIStatus != scep.StatusSuccess {
+		t.Fatalf("pkiStatus %s failInfo %s (%s), want SUCCESS", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+	}
+	env, err := cms.ParseEnvelopedData(rep.SignedData.Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := env.DecryptKeyTransport(recipient, key)
+	if err != nil {
+		t.Fatalf("decrypt reply: %v", err)
+	}
+	sd, err := cms.ParseSignedData(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sd.Certificates) == 0 {
+		t.Fatal("no certificate in reply")
+	}
+	cert := sd.Certificates[0]
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Authority.Root)
+	inter := x509.NewCertPool()
+	for _, c := range ts.Authority.Issuer.Chain {
+		inter.AddCert(c)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: ts.Clock.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatalf("issued certificate does not chain to our root: %v", err)
+	}
+	if cert.IsCA {
+		t.Fatal("issued certificate is a CA")
+	}
+	return cert, env.Cipher
+}
+
+func readPEMKey(t *testing.T, path string) crypto.Signer {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s: no PEM", path)
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(blk.Bytes); err == nil {
+		return k.(crypto.Signer)
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(blk.Bytes); err == nil {
+		return k
+	}
+	k, err := x509.ParseECPrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return k
+}
+
+func readPEMCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s: no PEM", path)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

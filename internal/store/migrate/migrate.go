@@ -1,0 +1,263 @@
+// Package migrate applies embedded, numbered SQL migrations to a database.
+// It is shared by the SQLite and PostgreSQL drivers: each driver embeds its
+// own dialect's files and passes a Dialect that says how to keep two
+// migrators (two processes, two nodes) from applying the same file twice.
+//
+// Files are named NNNN_name.sql (the number is the version, at least one
+// digit; the name is informational). Each file runs in its own transaction
+// together with the row that records it in schema_migrations, so a file is
+// either applied and recorded or not applied at all.
+package migrate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrDatabaseTooNew is returned (wrapped) when the database records a schema
+// version this binary does not know: an older binary must not write to a
+// schema it does not understand.
+var ErrDatabaseTooNew = errors.New("migrate: database schema is newer than this binary")
+
+// Migration is one numbered SQL file.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// Dialect adapts the runner to one database.
+type Dialect struct {
+	// Name appears in error messages ("sqlite", "postgres").
+	Name string
+	// Lock, when set, is called once on the connection the whole run uses,
+	// before anything is read, and the returned release func is called when
+	// the run ends. PostgreSQL takes a session pg_advisory_lock here so that
+	// nodes starting together migrate one after the other.
+	Lock func(ctx context.Context, conn *sql.Conn) (release func(context.Context) error, err error)
+	// Begin opens the transaction one file runs in; nil means
+	// conn.BeginTx(ctx, nil). It must hold the database's write lock from
+	// its first statement when Lock is nil, so that reading the applied
+	// versions and applying the next file is one atomic step: SQLite begins
+	// IMMEDIATE (the sqlite driver's DSN sets _txlock=immediate).
+	Begin func(ctx context.Context, conn *sql.Conn) (*sql.Tx, error)
+	// Now stamps applied_at; nil means time.Now.
+	Now func() time.Time
+}
+
+var fileName = regexp.MustCompile(`^([0-9]+)_([A-Za-z0-9_\-]+)\.sql$`)
+
+// Load reads the migrations at the root of fsys, sorted by version. Files
+// not ending in .sql are ignored; a .sql file with another name pattern, a
+// version 0 or a repeated version is an error, because a silently skipped
+// migration would leave the schema short.
+func Load(fsys fs.FS) ([]Migration, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read migrations: %w", err)
+	}
+	var ms []Migration
+	seen := map[int]string{}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		m := fileName.FindStringSubmatch(e.Name())
+		if m == nil {
+			return nil, fmt.Errorf("migrate: %s: file name must be NNNN_name.sql", e.Name())
+		}
+		v, err := strconv.Atoi(m[1])
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("migrate: %s: version must be a positive integer", e.Name())
+		}
+		if prev, dup := seen[v]; dup {
+			return nil, fmt.Errorf("migrate: %s and %s have the same version %d", prev, e.Name(), v)
+		}
+		seen[v] = e.Name()
+		body, err := fs.ReadFile(fsys, e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("migrate: read %s: %w", e.Name(), err)
+		}
+		ms = append(ms, Migration{Version: v, Name: m[2], SQL: string(body)})
+	}
+	slices.SortFunc(ms, func(a, b Migration) int { return a.Version - b.Version })
+	return ms, nil
+}
+
+// The bookkeeping SQL is written once for both dialects: $n placeholders
+// and these types are understood by SQLite and PostgreSQL alike.
+const (
+	createTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	name       TEXT NOT NULL,
+	applied_at TEXT NOT NULL
+)`
+	selectApplied = `SELECT version, name FROM schema_migrations ORDER BY version`
+	insertApplied = `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`
+)
+
+// Up applies the pending migrations of fsys to db in version order and
+// returns the ones it applied (none when the schema is current). It refuses,
+// with ErrDatabaseTooNew, a database that records a version fsys lacks.
+func Up(ctx context.Context, db *sql.DB, fsys fs.FS, d Dialect) (applied []Migration, err error) {
+	ms, err := Load(fsys)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate %s: connect: %w", d.Name, err)
+	}
+	defer conn.Close()
+
+	if d.Lock != nil {
+		release, lerr := d.Lock(ctx, conn)
+		if lerr != nil {
+			return nil, fmt.Errorf("migrate %s: lock: %w", d.Name, lerr)
+		}
+		defer func() {
+			// Release even when ctx is done: a session lock left held
+			// would block every other migrator.
+			if rerr := release(context.WithoutCancel(ctx)); rerr != nil && err == nil {
+				err = fmt.Errorf("migrate %s: unlock: %w", d.Name, rerr)
+			}
+		}()
+	}
+
+	if err := inTx(ctx, conn, d, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, createTable)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("migrate %s: create schema_migrations: %w", d.Name, err)
+	}
+
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	for {
+		var next *Migration
+		// Reading what is applied and applying the next file happen in one
+		// locked transaction, so a concurrent migrator sees either none or
+		// all of it.
+		err := inTx(ctx, conn, d, func(tx *sql.Tx) error {
+			done, err := readApplied(ctx, tx)
+			if err != nil {
+				return err
+			}
+			next, err = pending(ms, done)
+			if err != nil || next == nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, next.SQL); err != nil {
+				return fmt.Errorf("apply %04d_%s: %w", next.Version, next.Name, err)
+			}
+			if _, err := tx.ExecContext(ctx, insertApplied, next.Version, next.Name,
+				now().UTC().Format(time.RFC3339Nano)); err != nil {
+				return fmt.Errorf("record %04d_%s: %w", next.Version, next.Name, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return applied, fmt.Errorf("migrate %s: %w", d.Name, err)
+		}
+		if next == nil {
+			return applied, nil
+		}
+		applied = append(applied, *next)
+	}
+}
+
+type appliedRow struct {
+	version int
+	name    string
+}
+
+func readApplied(ctx context.Context, tx *sql.Tx) ([]appliedRow, error) {
+	rows, err := tx.QueryContext(ctx, selectApplied)
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	var out []appliedRow
+	for rows.Next() {
+		var r appliedRow
+		if err := rows.Scan(&r.version, &r.name); err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	return out, nil
+}
+
+// pending checks the recorded versions against the known files and returns
+// the next file to apply, or nil when the schema is current.
+func pending(ms []Migration, applied []appliedRow) (*Migration, error) {
+	known := make(map[int]Migration, len(ms))
+	latest := 0
+	for _, m := range ms {
+		known[m.Version] = m
+		latest = max(latest, m.Version)
+	}
+	done := make(map[int]bool, len(applied))
+	highest := 0
+	for _, a := range applied {
+		m, ok := known[a.version]
+		if !ok {
+			if a.version > latest {
+				return nil, fmt.Errorf("%w: database is at version %d (%s), this binary knows up to %d; run a newer scepter or restore a backup taken before the upgrade",
+					ErrDatabaseTooNew, a.version, a.name, latest)
+			}
+			return nil, fmt.Errorf("database records version %d (%s), which this binary does not have", a.version, a.name)
+		}
+		if m.Name != a.name {
+			return nil, fmt.Errorf("database records version %d as %q but this binary calls it %q; the migration files were changed after release",
+				a.version, a.name, m.Name)
+		}
+		done[a.version] = true
+		highest = max(highest, a.version)
+	}
+	for i := range ms {
+		if done[ms[i].Version] {
+			continue
+		}
+		if ms[i].Version < highest {
+			return nil, fmt.Errorf("migration %04d_%s is missing below applied version %d; the database was migrated out of order",
+				ms[i].Version, ms[i].Name, highest)
+		}
+		return &ms[i], nil
+	}
+	return nil, nil
+}
+
+func inTx(ctx context.Context, conn *sql.Conn, d Dialect, fn func(*sql.Tx) error) error {
+	var tx *sql.Tx
+	var err error
+	if d.Begin != nil {
+		tx, err = d.Begin(ctx, conn)
+	} else {
+		tx, err = conn.BeginTx(ctx, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,241 @@
+// Package sqlite is the embedded store.Store: one database file, pure Go
+// (modernc.org/sqlite, no cgo), WAL mode.
+//
+// Writes go through a pool of one connection whose transactions begin
+// IMMEDIATE: writers in this process queue for that connection, and writers
+// in other processes (a CLI run against the server's database) queue on the
+// database lock under busy_timeout instead of failing with SQLITE_BUSY when
+// a deferred transaction tries to upgrade its read lock. Reads go through a
+// separate pool of read-only connections, which WAL lets run alongside the
+// writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/migrate"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// busyTimeoutMS bounds how long a statement waits for another process's
+// lock. Long enough to ride out a checkpoint or a slow disk; a request that
+// waits longer has lost its client anyway.
+const busyTimeoutMS = 10000
+
+// Store is the SQLite implementation of store.Store. It is safe for
+// concurrent use.
+type Store struct {
+	path string
+	w    *sql.DB // one connection, transactions BEGIN IMMEDIATE
+	r    *sql.DB // read-only connections
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path, restricts the file
+// to mode 0600 and applies pending migrations. A database written by a newer
+// scepter is refused with an error wrapping migrate.ErrDatabaseTooNew.
+func Open(ctx context.Context, path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := createPrivate(abs); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+
+	s := &Store{path: abs}
+	s.w, err = sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// One writer connection: SQLite admits one writer at a time anyway, and
+	// queueing in database/sql is cheaper and fairer than spinning in the
+	// busy handler. It is never closed for idleness, so no reconnect cost.
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	if err := checkPragmas(ctx, s.w); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if _, err := migrate.Up(ctx, s.w, sub, dialect()); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+
+	s.r, err = sql.Open("sqlite", dsn(abs, true))
+	if err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	s.r.SetMaxOpenConns(n)
+	s.r.SetMaxIdleConns(n)
+	if err := checkPragmas(ctx, s.r); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// dialect is the migrate.Dialect for databases opened by this package. It
+// needs no separate lock: every transaction on the writer pool begins
+// IMMEDIATE (see dsn), which takes the database's write lock before the
+// applied versions are read, so two processes migrating one file take turns.
+func dialect() migrate.Dialect {
+	return migrate.Dialect{Name: "sqlite"}
+}
+
+// Close closes both connection pools. It may be called more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.r != nil {
+			errs = append(errs, s.r.Close())
+		}
+		errs = append(errs, s.w.Close())
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("sqlite: close %s: %w", s.path, err)
+		}
+	})
+	return s.closeErr
+}
+
+// dsn builds a file: URI for path with the connection settings every
+// connection of a pool gets. A URI (rather than a bare path) lets any file
+// name through, '?' and '#' included, percent-encoded.
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	q.Add("_pragma", "journal_mode(WAL)")
+	// FULL syncs the WAL at every commit: an issued certificate is on disk
+	// before its reply leaves (NORMAL could lose the last commits on power
+	// loss).
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		// Guards against a write slipping onto the reader pool, where it
+		// would not be serialised with the writer connection.
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	if !strings.HasPrefix(u.Path, "/") { // Windows drive paths: file:///C:/...
+		u.Path = "/" + u.Path
+	}
+	return u.String()
+}
+
+// createPrivate creates the database file with mode 0600 before SQLite does
+// (SQLite would use 0644 minus umask) and tightens an existing one: it holds
+// every certificate, challenge hash and the audit trail. SQLite gives the
+// -wal and -shm files it creates the mode of the database file; existing
+// ones are tightened too.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPragmas verifies that a pool's connections got the settings the DSN
+// asked for: a filesystem that cannot do WAL, for instance, makes SQLite
+// keep the old journal mode without an error.
+func checkPragmas(ctx context.Context, db *sql.DB) error {
+	var mode string
+	var sync, fk, busy int
+	row := db.QueryRowContext(ctx, `SELECT
+		(SELECT journal_mode FROM pragma_journal_mode),
+		(SELECT synchronous FROM pragma_synchronous),
+		(SELECT foreign_keys FROM pragma_foreign_keys),
+		(SELECT timeout FROM pragma_busy_timeout)`)
+	if err := row.Scan(&mode, &sync, &fk, &busy); err != nil {
+		return fmt.Errorf("read connection settings: %w", err)
+	}
+	switch {
+	case !strings.EqualFold(mode, "wal"):
+		return fmt.Errorf("journal_mode is %q, want wal (is the file on a filesystem without shared memory?)", mode)
+	case sync != 2:
+		return fmt.Errorf("synchronous is %d, want 2 (FULL)", sync)
+	case fk != 1:
+		return fmt.Errorf("foreign_keys is off")
+	case busy < busyTimeoutMS:
+		return fmt.Errorf("busy_timeout is %d ms, want %d", busy, busyTimeoutMS)
+	}
+	return nil
+}
+
+// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation, the
+// only constraint errors that mean store.ErrConflict; NOT NULL or CHECK
+// failures are bugs and stay plain errors.
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code()
+	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// conflict turns a uniqueness violation into store.ErrConflict, keeping the
+// driver's message (which names the constraint) for the log.
+func conflict(err error) error {
+	if isUnique(err) {
+		return fmt.Errorf("%w (%v)", store.ErrConflict, err)
+	}
+	return err
+}
+
+// withTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it
+// when fn returns nil.
+func (s *Store) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,308 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/migrate"
+	"github.com/scepter/scepter/internal/store/storetest"
+)
+
+func openTemp(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "scepter.db"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func testCert(serial string) pki.Certificate {
+	return pki.Certificate{
+		SerialHex: serial, IssuerID: "issuer", Subject: "CN=" + serial, NotBefore: t0,
+		NotAfter: t0.Add(365 * 24 * time.Hour), Status: pki.StatusValid, Profile: "default",
+		Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, CreatedAt: t0, DER: []byte("der"),
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordIssuance(ctx, store.Issuance{Certificate: testCert("01"), Now: t0,
+		Events: []pki.AuditEvent{{Type: pki.EventIssued}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReserveSerial(ctx, "issuer", "02", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Certificate(ctx, "issuer", "01"); err != nil {
+		t.Errorf("certificate lost on reopen: %v", err)
+	}
+	if err := s.ReserveSerial(ctx, "issuer", "02", t0); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("serial reservation lost on reopen: %v", err)
+	}
+	if evs, err := s.ListAudit(ctx, store.AuditFilter{}); err != nil || len(evs) != 1 {
+		t.Errorf("audit after reopen: %d events, %v", len(evs), err)
+	}
+}
+
+func appliedVersions(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT version, name FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v int
+		var name string
+		if err := rows.Scan(&v, &name); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%d_%s", v, name))
+	}
+	return out
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	for i := range 3 {
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		if got := appliedVersions(t, s.w); len(got) != 1 || got[0] != "1_init" {
+			t.Errorf("open %d: schema_migrations = %v, want [1_init]", i, got)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestFileMode(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fresh := filepath.Join(dir, "fresh.db")
+	loose := filepath.Join(dir, "loose.db")
+	if err := os.WriteFile(loose, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fresh, loose} {
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A write creates the -wal and -shm files.
+		if err := s.ReserveSerial(ctx, "i", "01", t0); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode := fi.Mode().Perm(); mode != 0o600 {
+				t.Errorf("%s: mode %o, want 600", filepath.Base(p), mode)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestNewerDatabaseRefused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (2, 'from_the_future', '2031-01-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	_, err = Open(ctx, path)
+	if !errors.Is(err, migrate.ErrDatabaseTooNew) {
+		t.Fatalf("Open of a newer database: %v, want ErrDatabaseTooNew", err)
+	}
+	if !strings.Contains(err.Error(), "version 2") {
+		t.Errorf("error does not name the database's version: %v", err)
+	}
+}
+
+func TestPathNeedsNoEscaping(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "my dir #1?x=y", "scepter 100%.db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.ReserveSerial(ctx, "i", "01", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database not at the given path: %v", err)
+	}
+}
+
+func TestConnectionSettings(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	for name, db := range map[string]*sql.DB{"writer": s.w, "reader": s.r} {
+		var mode string
+		var syncMode, fk, busy, queryOnly int
+		err := db.QueryRow(`SELECT
+			(SELECT journal_mode FROM pragma_journal_mode),
+			(SELECT synchronous FROM pragma_synchronous),
+			(SELECT foreign_keys FROM pragma_foreign_keys),
+			(SELECT timeout FROM pragma_busy_timeout),
+			(SELECT query_only FROM pragma_query_only)`).Scan(&mode, &syncMode, &fk, &busy, &queryOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode != "wal" || syncMode != 2 || fk != 1 || busy < 10000 {
+			t.Errorf("%s: journal_mode=%s synchronous=%d foreign_keys=%d busy_timeout=%d; want wal, 2 (FULL), 1, >=10000",
+				name, mode, syncMode, fk, busy)
+		}
+		if want := map[string]int{"writer": 0, "reader": 1}[name]; queryOnly != want {
+			t.Errorf("%s: query_only=%d, want %d", name, queryOnly, want)
+		}
+	}
+	if _, err := s.r.Exec(`DELETE FROM nonces`); err == nil {
+		t.Error("the reader pool accepted a write")
+	}
+}
+
+// TestWriteTransactionsBeginImmediate shows that _txlock=immediate took
+// effect: a write transaction holds the database lock from BEGIN, so a
+// second one (here from another Store, as another process would) waits in
+// BEGIN rather than starting and failing later with SQLITE_BUSY when it
+// upgrades its lock.
+func TestWriteTransactionsBeginImmediate(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	a, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	txA, err := a.w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// txA has not written anything: with a deferred BEGIN it would hold no
+	// lock at all.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	begun := time.Now()
+	txB, err := b.w.BeginTx(short, nil)
+	if err == nil {
+		txB.Rollback()
+		t.Fatal("second write transaction began while the first held the lock: BEGIN is not IMMEDIATE")
+	}
+	if waited := time.Since(begun); waited < 250*time.Millisecond {
+		t.Errorf("second BEGIN failed after %v (%v); want it to wait for the lock", waited, err)
+	}
+
+	// Once the first ends, the second proceeds.
+	done := make(chan error, 1)
+	go func() { done <- b.ReserveSerial(ctx, "i", "01", t0) }()
+	time.Sleep(50 * time.Millisecond)
+	if _, err := txA.Exec(`INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ('i', '02', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := txA.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("queued writer: %v", err)
+	}
+}
+
+// TestTwoProcesses runs writers through two Stores on one file, as a server
+// and a CLI command would: they queue on the database lock and none fails.
+func TestTwoProcesses(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	var stores [2]*Store
+	for i := range stores {
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*workers*each)
+	for p, s := range stores {
+		for w := range workers {
+			wg.Go(func() {
+				for i := range each {
+					c := testCert(fmt.Sprintf("%d-%d-%d", p, w, i))
+					if err := s.RecordIssuance(ctx, store.Issuance{Certificate: c, Now: t0,
+						Events: []pki.AuditEvent{{Type: pki.EventIssued}}}); err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var n int
+	if err := stores[0].r.QueryRow(`SELECT count(*) FROM certificates`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2*workers*each {
+		t.Errorf("%d certificates, want %d", n, 2*workers*each)
+	}
+}

@@ -1,0 +1,104 @@
+// Package store defines scepter's storage interface. Implementations
+// (sqlite, later postgres) pass the one conformance suite in storetest.
+// Everything a request depends on across nodes lives here, never in process
+// memory: consumed challenges, replayed nonces, serial uniqueness.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+var (
+	// ErrNotFound: no such record.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a uniqueness rule was hit (serial taken, nonce seen).
+	ErrConflict = errors.New("store: conflict")
+	// ErrChallengeUnusable: the one-time challenge is unknown, expired or
+	// already consumed, so the transaction that wanted it was rolled back.
+	ErrChallengeUnusable = errors.New("store: challenge unknown, expired or already used")
+)
+
+// Issuance is everything recorded, in one transaction, when a certificate is
+// issued.
+type Issuance struct {
+	Certificate pki.Certificate
+	// ConsumeChallengeHash, when set, names a one-time challenge that is
+	// consumed by this issuance; if it cannot be consumed (already used,
+	// expired) nothing is recorded and ErrChallengeUnusable is returned.
+	ConsumeChallengeHash []byte
+	// Now is the transaction's time, for the challenge expiry check.
+	Now    time.Time
+	Events []pki.AuditEvent
+}
+
+// CertFilter selects inventory records. Zero fields do not filter.
+type CertFilter struct {
+	// NotAfterBefore keeps certificates whose NotAfter is before this time
+	// (e.g. now+30d for "expiring within 30 days"), ordered by NotAfter.
+	NotAfterBefore time.Time
+	// NotAfterAfter keeps certificates whose NotAfter is after this time
+	// (e.g. now, to hide expired ones).
+	NotAfterAfter time.Time
+	Status        pki.CertStatus
+	Profile       string
+	IssuerID      string
+	// Limit bounds the page (default 100, maximum 1000).
+	Limit int
+	// Cursor is the opaque NextCursor of the previous page.
+	Cursor string
+}
+
+// AuditFilter selects audit events, newest first.
+type AuditFilter struct {
+	Type      string
+	SerialHex string
+	Limit     int
+	// BeforeID pages backwards: only events with ID < BeforeID.
+	BeforeID int64
+}
+
+// Store is the storage interface. Every call takes a context.
+type Store interface {
+	// ReserveSerial records that a serial is taken under an issuer before
+	// anything is signed with it. ErrConflict if it was taken before, so the
+	// caller draws a new one; a reserved serial is never reused even when the
+	// issuance that reserved it fails.
+	ReserveSerial(ctx context.Context, issuerID, serialHex string, at time.Time) error
+	// RecordIssuance stores the certificate, consumes the challenge if asked,
+	// and appends the events, all in one transaction.
+	RecordIssuance(ctx context.Context, in Issuance) error
+	// Certificate returns one record by issuer and serial.
+	Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error)
+	// CertificatesBySerial returns every record with this serial (any issuer).
+	CertificatesBySerial(ctx context.Context, serialHex string) ([]pki.Certificate, error)
+	// ListCertificates returns one page and the cursor of the next ("" at the end).
+	ListCertificates(ctx context.Context, f CertFilter) (certs []pki.Certificate, nextCursor string, err error)
+	// RevokeCertificate marks a certificate revoked with an RFC 5280 reason
+	// code and appends ev in the same transaction. ErrNotFound if unknown,
+	// ErrConflict if already revoked.
+	RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) error
+
+	// CreateChallenge stores a one-time challenge (hash only) with its audit event.
+	CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.AuditEvent) error
+	// LookupChallenge returns the unconsumed, unexpired challenge with this
+	// hash, or ErrChallengeUnusable. It changes nothing; consumption happens
+	// in RecordIssuance.
+	LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error)
+
+	// RememberNonce records a (transactionID, senderNonce) pair until expires.
+	// ErrConflict if the pair is already remembered: the message is a replay.
+	RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error
+	// PurgeExpired removes remembered nonces (and other expiring bookkeeping) older than now.
+	PurgeExpired(ctx context.Context, now time.Time) error
+
+	// AppendAudit appends events in one transaction.
+	AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
+	// ListAudit returns events matching f, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]pki.AuditEvent, error)
+
+	Close() error
+}
