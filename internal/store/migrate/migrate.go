@@ -25,7 +25,7 @@ import (
 // ErrDatabaseTooNew is returned (wrapped) when the database records a schema
 // version this binary does not know: an older binary must not write to a
 // schema it does not understand.
-var ErrDatabaseTooNew = errors.New("migrate: database schema is newer than this binary")
+var ErrDatabaseTooNew = errors.New("database schema is newer than this binary")
 
 // Migration is one numbered SQL file.
 type Migration struct {

@@ -1,0 +1,300 @@
+package migrate_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/scepter/scepter/internal/store/migrate"
+)
+
+// openDB opens path the way the sqlite store does for writing: WAL, a busy
+// timeout and transactions that begin IMMEDIATE, which is the lock the
+// SQLite dialect relies on.
+func openDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+var sqlite = migrate.Dialect{Name: "sqlite"}
+
+func files(m map[string]string) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for name, body := range m {
+		fsys[name] = &fstest.MapFile{Data: []byte(body)}
+	}
+	return fsys
+}
+
+var base = map[string]string{
+	"0001_users.sql":  `CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);`,
+	"0002_groups.sql": `CREATE TABLE groups (id INTEGER PRIMARY KEY); CREATE INDEX users_name ON users (name);`,
+	"README.md":       "not a migration",
+}
+
+func with(extra map[string]string) map[string]string {
+	m := map[string]string{}
+	for k, v := range base {
+		m[k] = v
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+func versions(ms []migrate.Migration) string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, fmt.Sprintf("%d_%s", m.Version, m.Name))
+	}
+	return strings.Join(s, ",")
+}
+
+func recorded(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	rows, err := db.Query(`SELECT version, name, applied_at FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var s []string
+	for rows.Next() {
+		var v int
+		var name, at string
+		if err := rows.Scan(&v, &name, &at); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, at); err != nil {
+			t.Errorf("applied_at %q: %v", at, err)
+		}
+		s = append(s, fmt.Sprintf("%d_%s", v, name))
+	}
+	return strings.Join(s, ",")
+}
+
+func TestLoad(t *testing.T) {
+	cases := []struct {
+		name    string
+		files   map[string]string
+		want    string
+		wantErr string
+	}{
+		{"sorted, other files ignored", with(map[string]string{"0010_later.sql": "", "0003_c.sql": ""}), "1_users,2_groups,3_c,10_later", ""},
+		{"no files", map[string]string{}, "", ""},
+		{"bad name", with(map[string]string{"3_no spaces.sql": ""}), "", "NNNN_name.sql"},
+		{"no number", with(map[string]string{"init.sql": ""}), "", "NNNN_name.sql"},
+		{"version 0", with(map[string]string{"0000_zero.sql": ""}), "", "positive"},
+		{"duplicate version", with(map[string]string{"02_again.sql": ""}), "", "same version 2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ms, err := migrate.Load(files(tc.files))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := versions(ms); got != tc.want {
+				t.Errorf("versions %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestUpAppliesInOrderOnce(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, filepath.Join(t.TempDir(), "db"))
+
+	applied, err := migrate.Up(ctx, db, files(base), sqlite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := versions(applied); got != "1_users,2_groups" {
+		t.Errorf("applied %q", got)
+	}
+	if got := recorded(t, db); got != "1_users,2_groups" {
+		t.Errorf("recorded %q", got)
+	}
+
+	// Idempotent: nothing to do the second time (the files would fail if
+	// run again: CREATE TABLE without IF NOT EXISTS).
+	applied, err = migrate.Up(ctx, db, files(base), sqlite)
+	if err != nil || len(applied) != 0 {
+		t.Errorf("second Up: applied %q, %v", versions(applied), err)
+	}
+
+	// A new binary with one more file applies just that one.
+	applied, err = migrate.Up(ctx, db, files(with(map[string]string{"0003_more.sql": `ALTER TABLE users ADD COLUMN email TEXT;`})), sqlite)
+	if err != nil || versions(applied) != "3_more" {
+		t.Errorf("Up with a new file: applied %q, %v", versions(applied), err)
+	}
+}
+
+func TestFailedMigrationRollsBack(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, filepath.Join(t.TempDir(), "db"))
+	bad := with(map[string]string{"0003_bad.sql": `CREATE TABLE half (id INTEGER); INSERT INTO nowhere VALUES (1);`})
+	applied, err := migrate.Up(ctx, db, files(bad), sqlite)
+	if err == nil || !strings.Contains(err.Error(), "0003_bad") {
+		t.Fatalf("error %v, want one naming 0003_bad", err)
+	}
+	if got := versions(applied); got != "1_users,2_groups" {
+		t.Errorf("applied before the failure: %q", got)
+	}
+	if got := recorded(t, db); got != "1_users,2_groups" {
+		t.Errorf("recorded %q", got)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'half'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the failed file's first statement was kept (%d, %v)", n, err)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	cases := []struct {
+		name     string
+		recorded string // extra schema_migrations rows
+		wantIs   error
+		wantText string
+	}{
+		{"newer database", `(7, 'future', 'x')`, migrate.ErrDatabaseTooNew, "version 7"},
+		{"renamed file", `(3, 'old_name', 'x')`, nil, "old_name"},
+		{"gap below applied", `(4, 'four', 'x')`, nil, "out of order"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := openDB(t, filepath.Join(t.TempDir(), "db"))
+			if _, err := migrate.Up(ctx, db, files(base), sqlite); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`INSERT INTO schema_migrations VALUES ` + tc.recorded); err != nil {
+				t.Fatal(err)
+			}
+			binary := with(map[string]string{"0003_new_name.sql": "CREATE TABLE t3 (x);", "0004_four.sql": "CREATE TABLE t4 (x);"})
+			if tc.wantIs != nil {
+				binary = base
+			}
+			if tc.name == "gap below applied" {
+				binary = with(map[string]string{"0003_missing.sql": "CREATE TABLE t3 (x);", "0004_four.sql": "CREATE TABLE t4 (x);"})
+			}
+			applied, err := migrate.Up(ctx, db, files(binary), sqlite)
+			if err == nil || !strings.Contains(err.Error(), tc.wantText) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantText)
+			}
+			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
+				t.Errorf("error %v is not %v", err, tc.wantIs)
+			}
+			if len(applied) != 0 {
+				t.Errorf("applied %q despite the refusal", versions(applied))
+			}
+		})
+	}
+}
+
+func TestDialectHooks(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, filepath.Join(t.TempDir(), "db"))
+	var locks, releases, begins int
+	var lockConn *sql.Conn
+	d := migrate.Dialect{
+		Name: "test",
+		Lock: func(ctx context.Context, conn *sql.Conn) (func(context.Context) error, error) {
+			locks++
+			lockConn = conn
+			return func(context.Context) error { releases++; return nil }, nil
+		},
+		Begin: func(ctx context.Context, conn *sql.Conn) (*sql.Tx, error) {
+			if conn != lockConn {
+				t.Error("Begin got another connection than Lock")
+			}
+			begins++
+			return conn.BeginTx(ctx, nil)
+		},
+		Now: func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) },
+	}
+	if _, err := migrate.Up(ctx, db, files(base), d); err != nil {
+		t.Fatal(err)
+	}
+	// create table + two files + the final "nothing pending" check.
+	if locks != 1 || releases != 1 || begins != 4 {
+		t.Errorf("locks %d, releases %d, begins %d; want 1, 1, 4", locks, releases, begins)
+	}
+	var at string
+	if err := db.QueryRow(`SELECT applied_at FROM schema_migrations WHERE version = 1`).Scan(&at); err != nil || at != "2030-01-01T00:00:00Z" {
+		t.Errorf("applied_at %q, %v: want the Dialect's clock", at, err)
+	}
+
+	// The lock is released when a migration fails, and a failed lock stops
+	// the run before anything is read.
+	bad := with(map[string]string{"0003_bad.sql": "SYNTAX ERROR"})
+	if _, err := migrate.Up(ctx, db, files(bad), d); err == nil || releases != 2 {
+		t.Errorf("failed run: err %v, releases %d; want an error and 2", err, releases)
+	}
+	d.Lock = func(context.Context, *sql.Conn) (func(context.Context) error, error) {
+		return nil, errors.New("lock timeout")
+	}
+	if _, err := migrate.Up(ctx, db, files(bad), d); err == nil || !strings.Contains(err.Error(), "lock timeout") {
+		t.Errorf("failed lock: %v", err)
+	}
+}
+
+// TestConcurrentMigrators starts several migrators, each with its own pool
+// as separate processes would have, on one new database: every file is
+// applied exactly once (applying one twice would fail: CREATE TABLE without
+// IF NOT EXISTS) and none of them fails.
+func TestConcurrentMigrators(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	many := map[string]string{}
+	for i := 1; i <= 20; i++ {
+		many[fmt.Sprintf("%04d_t%d.sql", i, i)] = fmt.Sprintf("CREATE TABLE t%d (id INTEGER PRIMARY KEY);", i)
+	}
+	const migrators = 6
+	dbs := make([]*sql.DB, migrators)
+	for i := range dbs {
+		dbs[i] = openDB(t, path)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total := 0
+	for i := range migrators {
+		wg.Go(func() {
+			applied, err := migrate.Up(ctx, dbs[i], files(many), sqlite)
+			if err != nil {
+				t.Errorf("migrator %d: %v", i, err)
+			}
+			mu.Lock()
+			total += len(applied)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if total != len(many) {
+		t.Errorf("%d files applied in all, want %d", total, len(many))
+	}
+}
