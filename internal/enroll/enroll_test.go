@@ -1,0 +1,252 @@
+package enroll_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+const static = "static-secret"
+
+type fixture struct {
+	svc   *enroll.Service
+	st    store.Store
+	clock *pkitest.Clock
+	auth  *ca.Authority
+}
+
+func newFixture(t *testing.T, profiles map[string]pki.Profile, def string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc, err := enroll.New(st, auth, clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static, Profiles: profiles, DefaultProfile: def})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{svc: svc, st: st, clock: clock, auth: auth}
+}
+
+var (
+	ecOnce sync.Once
+	ecKey  *ecdsa.PrivateKey
+)
+
+func key(t *testing.T) crypto.Signer {
+	ecOnce.Do(func() { ecKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader) })
+	return ecKey
+}
+
+func request(t *testing.T, challenge string, dns ...string) enroll.Request {
+	t.Helper()
+	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: "dev"}, DNSNames: dns,
+		ExtraExtensions: []pkix.Extension{{Id: []int{2, 5, 29, 19}, Critical: true, Value: []byte{0x30, 0x03, 0x01, 0x01, 0xff}}}}, key(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enroll.Request{CSR: req, Evidence: enroll.Evidence{Challenge: challenge}, Protocol: pki.ProtocolSCEP, TransactionID: "tx", RemoteAddr: "127.0.0.1:1234"}
+}
+
+func auditTypes(t *testing.T, st store.Store) []string {
+	t.Helper()
+	evs, err := st.ListAudit(context.Background(), store.AuditFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Type+"/"+e.Outcome)
+	}
+	return out
+}
+
+func TestEnrollRecordsAndAudits(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	res, err := f.svc.Enroll(ctx, request(t, static, "dev.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Certificate.IsCA || !res.Certificate.BasicConstraintsValid {
+		t.Error("issued certificate must carry CA:FALSE")
+	}
+	rec, err := f.st.Certificate(ctx, res.Record.IssuerID, res.Record.SerialHex)
+	if err != nil {
+		t.Fatalf("certificate not in the store: %v", err)
+	}
+	if rec.Profile != "default" || rec.Protocol != pki.ProtocolSCEP || rec.TransactionID != "tx" || rec.RequesterAddr != "127.0.0.1:1234" {
+		t.Errorf("record %+v", rec)
+	}
+	if got := strings.Join(rec.SANs, ","); got != "dns:dev.example" {
+		t.Errorf("SANs %q", got)
+	}
+	if _, err := f.svc.Enroll(ctx, request(t, "wrong")); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Fatalf("wrong challenge: %v", err)
+	}
+	types := auditTypes(t, f.st)
+	if strings.Join(types, " ") != "enrollment.failed/failure certificate.issued/success" {
+		t.Errorf("audit events %v", types)
+	}
+	evs, _ := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventEnrollFailed})
+	for _, e := range evs {
+		if strings.Contains(e.Reason+e.Detail, "wrong") || strings.Contains(e.Reason+e.Detail, static) {
+			t.Errorf("audit event leaks a challenge: %+v", e)
+		}
+	}
+}
+
+func TestChallengeModes(t *testing.T) {
+	profiles := map[string]pki.Profile{}
+	for _, mode := range []string{enroll.ChallengeStatic, enroll.ChallengeOneTime, enroll.ChallengeAny} {
+		p := pki.DefaultProfile()
+		p.Name, p.ChallengeMode = mode, mode
+		profiles[mode] = p
+	}
+	f := newFixture(t, profiles, enroll.ChallengeAny)
+	ctx := context.Background()
+	newOTP := func(profile string) string {
+		s, _, err := f.svc.NewChallenge(ctx, time.Hour, profile, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tests := []struct {
+		profile   string
+		challenge string
+		ok        bool
+	}{
+		{"static", static, true},
+		{"static", newOTP(""), false},
+		{"onetime", static, false},
+		{"onetime", newOTP(""), true},
+		{"onetime", newOTP("onetime"), true},
+		{"onetime", newOTP("static"), false}, // bound to another profile
+		{"any", static, true},
+		{"any", newOTP(""), true},
+		{"any", "", false},
+	}
+	for _, tt := range tests {
+		req := request(t, tt.challenge)
+		req.Profile = tt.profile
+		_, err := f.svc.Enroll(ctx, req)
+		if (err == nil) != tt.ok {
+			t.Errorf("profile %s challenge %.6q…: err = %v, want ok=%v", tt.profile, tt.challenge, err, tt.ok)
+		}
+	}
+	if _, err := f.svc.Enroll(ctx, enroll.Request{CSR: request(t, static).CSR, Profile: "nope", Evidence: enroll.Evidence{Challenge: static}}); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Errorf("unknown profile: %v", err)
+	}
+}
+
+func TestOneTimeChallengeIsConsumedOnceUnderConcurrency(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	otp, _, err := f.svc.NewChallenge(ctx, time.Hour, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, refused := 0, 0
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.svc.Enroll(ctx, request(t, otp))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case pki.ErrorCode(err) == pki.EBadRequest:
+				refused++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 1 || refused != 15 {
+		t.Fatalf("%d successes, %d refusals; want 1 and 15", ok, refused)
+	}
+	certs, _, _ := f.st.ListCertificates(ctx, store.CertFilter{})
+	if len(certs) != 1 {
+		t.Fatalf("%d certificates recorded", len(certs))
+	}
+	used, _ := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventChallengeUsed})
+	if len(used) != 1 {
+		t.Errorf("%d challenge.used events", len(used))
+	}
+}
+
+func TestExpiredChallenge(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	otp, _, err := f.svc.NewChallenge(ctx, time.Minute, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(61 * time.Second)
+	if _, err := f.svc.Enroll(ctx, request(t, otp)); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Fatalf("expired challenge: %v", err)
+	}
+	for _, ttl := range []time.Duration{0, -time.Second, enroll.MaxChallengeTTL + time.Second} {
+		if _, _, err := f.svc.NewChallenge(ctx, ttl, "", "test"); pki.ErrorCode(err) != pki.EBadRequest {
+			t.Errorf("ttl %v: %v", ttl, err)
+		}
+	}
+	if _, _, err := f.svc.NewChallenge(ctx, time.Hour, "nope", "test"); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Errorf("unknown profile: %v", err)
+	}
+}
+
+func TestChallengeStoredHashed(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	secret, ch, err := f.svc.NewChallenge(ctx, time.Hour, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(ch.Hash), secret) || len(secret) < 32 {
+		t.Errorf("secret %q, stored %x", secret, ch.Hash)
+	}
+	got, err := f.st.LookupChallenge(ctx, enroll.HashChallenge(secret), f.clock.Now())
+	if err != nil || got.ID != ch.ID {
+		t.Fatalf("lookup by hash: %v", err)
+	}
+	if _, err := f.st.LookupChallenge(ctx, []byte(secret), f.clock.Now()); !errors.Is(err, store.ErrChallengeUnusable) {
+		t.Errorf("the raw secret must not be a stored key: %v", err)
+	}
+}
