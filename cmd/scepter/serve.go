@@ -77,9 +77,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	clock := pki.SystemClock{}
-	authority, created, err := ca.LoadOrCreate(f.dataDir, ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA}, clock)
+	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA}
+	authority, created, err := ca.LoadOrCreate(f.dataDir, initOpts, clock)
 	if err != nil {
 		return err
+	}
+	for _, msg := range authority.IgnoredOptions(initOpts) {
+		log.Info("existing CA kept: " + msg)
 	}
 	st, err := sqlite.Open(ctx, f.dbPath())
 	if err != nil {

@@ -56,8 +56,7 @@ type checker interface{ Check(der []byte) error }
 // prepared is built once per Issuer: nothing here is rebuilt per request.
 type prepared struct {
 	sigAlg     x509.SignatureAlgorithm
-	lintSigner crypto.Signer     // throwaway key of the issuer's algorithm
-	lintParent *x509.Certificate // issuer name and SKI, without a public key
+	lintSigner crypto.Signer // throwaway key of the issuer's algorithm
 	linter     checker
 }
 
@@ -93,16 +92,16 @@ func NewIssuer(cert *x509.Certificate, signer crypto.Signer, chain []*x509.Certi
 
 func (i *Issuer) prepared() (*prepared, error) {
 	i.once.Do(func() {
-		p := &prepared{
-			lintParent: &x509.Certificate{RawSubject: i.Cert.RawSubject, SubjectKeyId: i.Cert.SubjectKeyId},
-		}
+		p := &prepared{}
 		var err error
 		switch pub := i.Signer.Public().(type) {
 		case *rsa.PublicKey:
 			p.sigAlg = x509.SHA256WithRSA
-			// The TBS does not depend on the modulus size, so a 2048-bit
-			// throwaway key keeps the lint signature cheap for any RSA CA.
-			p.lintSigner, err = rsa.GenerateKey(rand.Reader, 2048)
+			// Neither the TBS nor any lint depends on the throwaway key's
+			// size (no lint reads the signature), so the smallest key Go
+			// allows keeps the throwaway signature about five times cheaper
+			// than a 2048-bit one, for any RSA CA.
+			p.lintSigner, err = rsa.GenerateKey(rand.Reader, 1024)
 		case *ecdsa.PublicKey:
 			switch pub.Curve {
 			case elliptic.P256():
@@ -157,7 +156,9 @@ const serialTries = 5
 // Issue builds a certificate from the profile and the listed request
 // fields only, lints it, reserves its serial, and signs it.
 //
-// The certificate: the request's subject verbatim, its SANs (at most
+// The certificate: the request's subject verbatim (a syntactically valid
+// Name, attribute lengths within RFC 5280's bounds, never a CA's own name,
+// and not empty unless there are SANs), its SANs (at most
 // Profile.MaxSANs, each at most 255 bytes), never CA:TRUE, key usage and
 // extended key usage from the profile (key usages the subject key's
 // algorithm cannot perform are dropped: keyEncipherment and dataEncipherment
@@ -166,11 +167,11 @@ const serialTries = 5
 // the public key (RFC 5280 method 1), AKI = the issuer's SKI, CRL
 // distribution points and AIA (OCSP, caIssuers) from the profile's URLs.
 //
-// The pipeline: draw a 127-bit serial; sign the certificate with a
-// throwaway key and lint it (a lint error refuses the request); reserve the
-// serial (a taken serial starts over with a new one; a reserve error aborts
-// before anything is signed); sign with the CA key, which is only ever asked
-// to sign the exact TBS that was linted.
+// The pipeline: draw a 127-bit serial; build the TBSCertificate, sign it
+// with a throwaway key of the issuer's algorithm and lint the result (a lint
+// error refuses the request); reserve the serial (a taken serial starts over
+// with a new one; a reserve error aborts before anything is signed); have
+// the CA key sign those same TBS bytes, and verify that signature.
 //
 // Errors are *pki.Error: EBadRequest for what the request asks (key, names,
 // subject), EInternal for everything else (lint failures name the lints).
@@ -193,6 +194,11 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 	if err := checkNames(prof, &req, subj); err != nil {
 		return nil, err
 	}
+	for _, c := range i.Chain {
+		if !subj.empty && bytes.Equal(req.RawSubject, c.RawSubject) {
+			return nil, pki.Errorf(pki.EBadRequest, "the subject must not be the name of a CA")
+		}
+	}
 	tmpl, err := i.template(&req, now)
 	if err != nil {
 		return nil, err
@@ -210,22 +216,14 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 		}
 		tmpl.SerialNumber = serial
 
-		// 1. Sign with the throwaway key and lint: nothing reaches the CA
-		// key unless this exact TBS passed.
-		lintDER, err := x509.CreateCertificate(rnd, tmpl, p.lintParent, req.PublicKey, p.lintSigner)
+		// 1. Build the TBS, sign it with the throwaway key and lint it:
+		// the CA key signs these bytes or nothing.
+		tbs, opts, err := i.buildTBS(rnd, tmpl, req.PublicKey)
 		if err != nil {
 			return nil, pki.Wrap(pki.EInternal, err, "building the certificate")
 		}
-		if err := p.linter.Check(lintDER); err != nil {
-			var f *lint.Failure
-			if errors.As(err, &f) {
-				return nil, pki.Wrap(pki.EInternal, err, "certificate failed pre-issuance lint: "+strings.Join(f.Lints, ", "))
-			}
-			return nil, pki.Wrap(pki.EInternal, err, "certificate failed pre-issuance lint")
-		}
-		tbs, err := tbsOf(lintDER)
-		if err != nil {
-			return nil, pki.Wrap(pki.EInternal, err, "building the certificate")
+		if err := p.lintTBS(rnd, tbs, opts); err != nil {
+			return nil, err
 		}
 
 		// 2. Record the serial before the real signature.
@@ -244,9 +242,13 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 			continue
 		}
 
-		// 3. Sign the linted TBS with the CA key.
-		guard := &lintedOnly{signer: i.Signer, tbs: tbs}
-		der, err := x509.CreateCertificate(rnd, tmpl, i.Cert, req.PublicKey, guard)
+		// 3. Sign the linted TBS with the CA key, and check the signature
+		// (as x509.CreateCertificate would) against a faulty signer.
+		sig, err := crypto.SignMessage(i.Signer, rnd, tbs, opts)
+		if err != nil {
+			return nil, pki.Wrap(pki.EInternal, err, "signing the certificate")
+		}
+		der, err := assembleCert(tbs, sig)
 		if err != nil {
 			return nil, pki.Wrap(pki.EInternal, err, "signing the certificate")
 		}
@@ -255,12 +257,135 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 			return nil, pki.Wrap(pki.EInternal, err, "parsing the signed certificate")
 		}
 		if !bytes.Equal(cert.RawTBSCertificate, tbs) {
-			// Unreachable while lintedOnly guards the key; kept as the last word.
-			return nil, pki.Wrap(pki.EInternal, errTBSMismatch, "signing the certificate")
+			return nil, pki.Wrap(pki.EInternal, errors.New("ca: signed TBS differs from the linted one"), "signing the certificate")
+		}
+		if err := i.Cert.CheckSignature(cert.SignatureAlgorithm, tbs, cert.Signature); err != nil {
+			return nil, pki.Wrap(pki.EInternal, fmt.Errorf("ca: the CA key produced an invalid signature: %w", err), "signing the certificate")
 		}
 		return cert, nil
 	}
 	return nil, pki.Wrap(pki.EInternal, fmt.Errorf("ca: %d serial numbers in a row were already taken", serialTries), "no unused serial number")
+}
+
+// buildTBS returns the DER TBSCertificate that x509.CreateCertificate
+// builds from tmpl under this issuer, and the signer options for it. The
+// signing is stopped by tbsCapture before any key is used.
+func (i *Issuer) buildTBS(rnd io.Reader, tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, crypto.SignerOpts, error) {
+	c := &tbsCapture{pub: i.Signer.Public()}
+	_, err := x509.CreateCertificate(rnd, tmpl, i.Cert, pub, c)
+	if !errors.Is(err, errCaptured) {
+		if err == nil {
+			err = errors.New("ca: x509 signed without asking for the TBS")
+		}
+		return nil, nil, err
+	}
+	return c.tbs, c.opts, nil
+}
+
+// lintTBS signs tbs with the throwaway key and lints the certificate.
+func (p *prepared) lintTBS(rnd io.Reader, tbs []byte, opts crypto.SignerOpts) error {
+	sig, err := crypto.SignMessage(p.lintSigner, rnd, tbs, opts)
+	if err != nil {
+		return pki.Wrap(pki.EInternal, err, "building the certificate")
+	}
+	lintDER, err := assembleCert(tbs, sig)
+	if err != nil {
+		return pki.Wrap(pki.EInternal, err, "building the certificate")
+	}
+	if err := p.linter.Check(lintDER); err != nil {
+		var f *lint.Failure
+		if errors.As(err, &f) {
+			return pki.Wrap(pki.EInternal, err, "certificate failed pre-issuance lint: "+strings.Join(f.Lints, ", "))
+		}
+		return pki.Wrap(pki.EInternal, err, "certificate failed pre-issuance lint")
+	}
+	return nil
+}
+
+// CheckProfile builds and lints (never signs with the CA key) a sample
+// certificate for every key type the profile accepts: the smallest allowed
+// RSA size and each listed curve. A profile that no request could pass, such
+// as keyEncipherment beside clientAuth for RSA keys, or keyCertSign, is
+// reported at startup with the lint's name instead of failing every
+// enrollment. now must fall within the issuer's validity.
+func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
+	p, err := i.prepared()
+	if err != nil {
+		return err
+	}
+	type sample struct {
+		name string
+		pub  crypto.PublicKey
+	}
+	var samples []sample
+	if bits := prof.Keys.RSAMinBits; bits > 0 {
+		// A stand-in modulus of the right size: the linter does not factor
+		// it, and generating a real key would cost seconds at 4096 bits.
+		b := make([]byte, (bits+7)/8)
+		if _, err := io.ReadFull(rand.Reader, b); err != nil {
+			return err
+		}
+		n := new(big.Int).SetBytes(b)
+		n.SetBit(n, 0, 1)
+		for n.BitLen() > bits {
+			n.SetBit(n, n.BitLen()-1, 0)
+		}
+		n.SetBit(n, bits-1, 1)
+		samples = append(samples, sample{fmt.Sprintf("RSA-%d", bits), &rsa.PublicKey{N: n, E: 65537}})
+	}
+	for _, name := range prof.Keys.ECCurves {
+		var c elliptic.Curve
+		switch normCurve(name) {
+		case "p256":
+			c = elliptic.P256()
+		case "p384":
+			c = elliptic.P384()
+		case "p521":
+			c = elliptic.P521()
+		default:
+			return fmt.Errorf("ca: profile %q lists the unsupported curve %q", prof.Name, name)
+		}
+		k, err := ecdsa.GenerateKey(c, rand.Reader)
+		if err != nil {
+			return err
+		}
+		samples = append(samples, sample{name, k.Public()})
+	}
+	if len(samples) == 0 {
+		return fmt.Errorf("ca: profile %q accepts no key type", prof.Name)
+	}
+	req := Request{RawSubject: []byte{0x30, 0x00}, Profile: prof}
+	if prof.MaxSANs > 0 {
+		req.DNSNames = []string{"profile-check.example"}
+	} else {
+		// CN=profile check
+		req.RawSubject = []byte{0x30, 0x18, 0x31, 0x16, 0x30, 0x14, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x0d,
+			'p', 'r', 'o', 'f', 'i', 'l', 'e', ' ', 'c', 'h', 'e', 'c', 'k'}
+	}
+	for _, s := range samples {
+		req.PublicKey = s.pub
+		tmpl, err := i.template(&req, now)
+		if err == nil {
+			tmpl.SignatureAlgorithm = p.sigAlg
+			tmpl.SerialNumber, err = randomSerial(rand.Reader)
+		}
+		var tbs []byte
+		var opts crypto.SignerOpts
+		if err == nil {
+			tbs, opts, err = i.buildTBS(rand.Reader, tmpl, s.pub)
+		}
+		if err == nil {
+			err = p.lintTBS(rand.Reader, tbs, opts)
+		}
+		if err != nil {
+			var pe *pki.Error
+			if errors.As(err, &pe) && pe.Err != nil {
+				return fmt.Errorf("ca: profile %q with a %s key: %s: %w", prof.Name, s.name, pe.Message, pe.Err)
+			}
+			return fmt.Errorf("ca: profile %q with a %s key: %w", prof.Name, s.name, err)
+		}
+	}
+	return nil
 }
 
 // template builds everything of the certificate but the serial.
@@ -376,39 +501,48 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 	return h[:], nil
 }
 
-// tbsOf returns the TBSCertificate bytes of a DER certificate.
-func tbsOf(der []byte) ([]byte, error) {
-	s := cryptobyte.String(der)
-	var cert cryptobyte.String
-	var tbs cryptobyte.String
-	if !s.ReadASN1(&cert, cbasn1.SEQUENCE) || !cert.ReadASN1Element(&tbs, cbasn1.SEQUENCE) {
-		return nil, errors.New("ca: malformed certificate")
+var errCaptured = errors.New("ca: TBS captured")
+
+// tbsCapture is a crypto.MessageSigner that records the TBS
+// x509.CreateCertificate hands it and stops the signing. Using it rather
+// than letting CreateCertificate sign spares a signature verification per
+// pass: Go checks every signature it makes, and the throwaway one needs no
+// check.
+type tbsCapture struct {
+	pub  crypto.PublicKey
+	tbs  []byte
+	opts crypto.SignerOpts
+}
+
+func (c *tbsCapture) Public() crypto.PublicKey { return c.pub }
+
+func (c *tbsCapture) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("ca: unexpected digest signing")
+}
+
+func (c *tbsCapture) SignMessage(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte, error) {
+	c.tbs, c.opts = bytes.Clone(msg), opts
+	return nil, errCaptured
+}
+
+// assembleCert wraps a TBSCertificate and its signature into a Certificate,
+// with the outer signatureAlgorithm copied from the TBS.
+func assembleCert(tbs, sig []byte) ([]byte, error) {
+	s := cryptobyte.String(tbs)
+	var inner, alg cryptobyte.String
+	if !s.ReadASN1(&inner, cbasn1.SEQUENCE) ||
+		!inner.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!inner.SkipASN1(cbasn1.INTEGER) ||
+		!inner.ReadASN1Element(&alg, cbasn1.SEQUENCE) {
+		return nil, errors.New("ca: malformed TBSCertificate")
 	}
-	return tbs, nil
-}
-
-var errTBSMismatch = errors.New("ca: refusing to sign: the TBS differs from the linted one")
-
-// lintedOnly lets the CA key sign exactly one message: the TBS that passed
-// the linter. x509.CreateCertificate hands the whole TBS to a
-// crypto.MessageSigner, so the comparison happens before the key is used.
-type lintedOnly struct {
-	signer crypto.Signer
-	tbs    []byte
-}
-
-func (g *lintedOnly) Public() crypto.PublicKey { return g.signer.Public() }
-
-// Sign refuses: a bare digest cannot be checked against the linted TBS.
-func (g *lintedOnly) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
-	return nil, errors.New("ca: refusing to sign a digest that cannot be matched to the linted TBS")
-}
-
-func (g *lintedOnly) SignMessage(r io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte, error) {
-	if !bytes.Equal(msg, g.tbs) {
-		return nil, errTBSMismatch
-	}
-	return crypto.SignMessage(g.signer, r, msg, opts)
+	b := cryptobyte.NewFixedBuilder(make([]byte, 0, len(tbs)+len(alg)+len(sig)+16))
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(tbs)
+		b.AddBytes(alg)
+		b.AddASN1BitString(sig)
+	})
+	return b.Bytes()
 }
 
 func publicKeysEqual(a, b crypto.PublicKey) bool {

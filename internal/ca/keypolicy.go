@@ -131,8 +131,8 @@ var quadResidues = func() [len(squareModuli)][]bool {
 }()
 
 // fermatFactorable reports whether n = a² − b² for some a in
-// [⌈√n⌉, ⌈√n⌉+rounds), i.e. whether its two factors are within about
-// 2·rounds·n^(1/4) of each other.
+// [⌈√n⌉, ⌈√n⌉+rounds), i.e. whether its two factors differ by less than
+// about √(8·rounds)·n^(1/4) (2^517 for a 2048-bit modulus and 100 rounds).
 func fermatFactorable(n *big.Int, rounds int) bool {
 	a := new(big.Int).Sqrt(n)
 	b2 := new(big.Int).Mul(a, a)

@@ -78,8 +78,10 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 			}
 			s, ok := decodeDirectoryString(tag, value)
 			if oid.Equal(oidEmailAddress) {
-				if !ok || tag != cbasn1.Tag(asn1.TagIA5String) {
-					return info, pki.Errorf(pki.EBadRequest, "the subject emailAddress must be an IA5String")
+				// RFC 5280 wants IA5String, but Go and others write
+				// UTF8String; any readable string is accepted.
+				if !ok {
+					return info, pki.Errorf(pki.EBadRequest, "the subject emailAddress cannot be read")
 				}
 				info.emails = append(info.emails, s)
 			}

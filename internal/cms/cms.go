@@ -9,6 +9,12 @@
 // wrapping ErrMalformed, never a panic. Keys are crypto.Signer and
 // crypto.Decrypter so that HSM-held keys work. There is no package-level
 // configuration: every choice (cipher, digest, key transport) is made per call.
+//
+// Order matters for callers handling untrusted messages: verify the
+// SignedData (Verify) before decrypting the EnvelopedData it carries, and
+// answer every decryption failure, including "decrypted but not a valid
+// CSR", identically: EnvelopedData is unauthenticated, so any difference is
+// a padding oracle.
 package cms
 
 import (
@@ -219,16 +225,19 @@ func digestOID(h crypto.Hash) (asn1.ObjectIdentifier, error) {
 	return nil, fmt.Errorf("%w: digest %v", ErrUnsupportedAlgorithm, h)
 }
 
+// hmacOID names the PBKDF2 PRF for h; nil if h is not one we support.
 func hmacOID(h crypto.Hash) asn1.ObjectIdentifier {
 	switch h {
 	case crypto.SHA1:
 		return oidHMACWithSHA1
+	case crypto.SHA256:
+		return oidHMACWithSHA256
 	case crypto.SHA384:
 		return oidHMACWithSHA384
 	case crypto.SHA512:
 		return oidHMACWithSHA512
 	}
-	return oidHMACWithSHA256
+	return nil
 }
 
 func digest(h crypto.Hash, msg []byte) []byte {

@@ -66,6 +66,15 @@ func (ed *EnvelopedData) DecryptKeyTransport(cert *x509.Certificate, key crypto.
 		}
 		subtle.ConstantTimeCopy(ok, cek, k)
 	case RSAOAEP:
+		// OAEPHash is exported, so check it: crypto/rsa panics on an unlinked hash.
+		if _, err := digestOID(r.OAEPHash); err != nil {
+			return nil, err
+		}
+		if r.oaepMGFHash != 0 {
+			if _, err := digestOID(r.oaepMGFHash); err != nil {
+				return nil, err
+			}
+		}
 		k, err := key.Decrypt(rand.Reader, r.encryptedKey, &rsa.OAEPOptions{
 			Hash: r.OAEPHash, MGFHash: r.oaepMGFHash, Label: r.oaepLabel,
 		})
@@ -105,6 +114,7 @@ func (ed *EnvelopedData) findKeyTransport(cert *x509.Certificate) *Recipient {
 // after key derivation returns exactly ErrDecryption.
 func (ed *EnvelopedData) DecryptPassword(password []byte) ([]byte, error) {
 	var lastErr error = ErrNoRecipient
+	budget := maxPBKDF2Iter // total PBKDF2 work per call, however many pwri there are
 	for i := range ed.Recipients {
 		r := &ed.Recipients[i]
 		if r.Kind != RecipientPassword {
@@ -115,10 +125,14 @@ func (ed *EnvelopedData) DecryptPassword(password []byte) ([]byte, error) {
 			continue
 		}
 		kekLen := r.kekCipher.KeySize()
-		if kekLen == 0 || r.kdfIter < 1 || r.kdfIter > maxPBKDF2Iter {
+		if kekLen == 0 || r.kdfIter < 1 || r.kdfIter > maxPBKDF2Iter || hmacOID(r.kdfPRF) == nil {
 			lastErr = fmt.Errorf("%w: pwri parameters", ErrUnsupportedAlgorithm)
 			continue
 		}
+		if r.kdfIter > budget {
+			return nil, fmt.Errorf("%w: PBKDF2 work limit reached", ErrUnsupportedAlgorithm)
+		}
+		budget -= r.kdfIter
 		kek, err := pbkdf2.Key(func() hash.Hash { return r.kdfPRF.New() }, string(password), r.kdfSalt, r.kdfIter, kekLen)
 		if err != nil {
 			lastErr = fmt.Errorf("%w: PBKDF2: %v", ErrUnsupportedAlgorithm, err)

@@ -252,9 +252,14 @@ func (ed *EnvelopedData) setCipher(alg pkix.AlgorithmIdentifier) error {
 	var seq, nonce cryptobyte.String
 	tagLen := 12
 	if !params.ReadASN1(&seq, cbasn1.SEQUENCE) || !params.Empty() ||
-		!seq.ReadASN1(&nonce, cbasn1.OCTET_STRING) ||
-		!seq.ReadOptionalASN1Integer(&tagLen, cbasn1.INTEGER, 12) || !seq.Empty() {
+		!seq.ReadASN1(&nonce, cbasn1.OCTET_STRING) {
 		return malformed("GCM parameters")
+	}
+	if seq.PeekASN1Tag(cbasn1.INTEGER) && !seq.ReadASN1Integer(&tagLen) {
+		return malformed("GCM ICVlen")
+	}
+	if !seq.Empty() {
+		return malformed("GCM parameters trailing data")
 	}
 	if len(nonce) != 12 || tagLen < 12 || tagLen > 16 {
 		return fmt.Errorf("%w: GCM with a %d-byte nonce and %d-byte tag", ErrUnsupportedAlgorithm, len(nonce), tagLen)

@@ -9,13 +9,13 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// Context-specific tags used by CMS.
-var (
-	tagExplicit0 = cbasn1.Tag(0).ContextSpecific().Constructed() // 0xa0
-	tagExplicit1 = cbasn1.Tag(1).ContextSpecific().Constructed() // 0xa1
-	tagExplicit2 = cbasn1.Tag(2).ContextSpecific().Constructed() // 0xa2
-	tagExplicit3 = cbasn1.Tag(3).ContextSpecific().Constructed() // 0xa3
-	tagImplicit0 = cbasn1.Tag(0).ContextSpecific()               // 0x80
+// Context-specific tags used by CMS ([n] constructed, and [0] primitive).
+const (
+	tagExplicit0 cbasn1.Tag = 0xa0
+	tagExplicit1 cbasn1.Tag = 0xa1
+	tagExplicit2 cbasn1.Tag = 0xa2
+	tagExplicit3 cbasn1.Tag = 0xa3
+	tagImplicit0 cbasn1.Tag = 0x80
 )
 
 // ParseContentInfo parses a ContentInfo (BER accepted) and returns its

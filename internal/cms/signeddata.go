@@ -180,6 +180,9 @@ func parseSignerInfo(s *cryptobyte.String) (*SignerInfo, error) {
 
 // Attr returns the first value of the signed attribute oid.
 func (si *SignerInfo) Attr(oid asn1.ObjectIdentifier) (asn1.RawValue, bool) {
+	if si == nil {
+		return asn1.RawValue{}, false
+	}
 	for _, a := range si.SignedAttrs {
 		if a.Type.Equal(oid) && len(a.Values) > 0 {
 			return a.Values[0], true
@@ -216,6 +219,9 @@ func matchesCert(ias *IssuerAndSerial, ski []byte, c *x509.Certificate) bool {
 // Digest returns the hash named by si's digestAlgorithm, or 0 if it is not
 // supported.
 func (sd *SignedData) Digest(si *SignerInfo) crypto.Hash {
+	if si == nil {
+		return 0
+	}
 	h, err := hashForDigestOID(si.DigestAlgorithm.Algorithm)
 	if err != nil {
 		return 0
@@ -325,7 +331,7 @@ func (sd *SignedData) checkSignedAttrs(si *SignerInfo, h crypto.Hash) ([][]byte,
 	asSent := clone(si.RawSignedAttrs)
 	asSent[0] = 0x31 // [0] IMPLICIT -> SET
 	msgs := [][]byte{asSent}
-	if sorted := sortedSet(content); !bytes.Equal(sorted, asSent) {
+	if sorted := sortedSet(content); sorted != nil && !bytes.Equal(sorted, asSent) {
 		msgs = append(msgs, sorted)
 	}
 	return msgs, nil

@@ -72,7 +72,8 @@ type Service struct {
 	steps     []Step
 }
 
-// New builds a service. Profiles are validated here, once.
+// New builds a service. Profiles are validated here, once. authority may be
+// nil for a service that only manages challenges (the CLI).
 func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Logger, cfg Config) (*Service, error) {
 	if len(cfg.Profiles) == 0 {
 		p := pki.DefaultProfile()
@@ -81,6 +82,15 @@ func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Log
 	}
 	if _, ok := cfg.Profiles[cfg.DefaultProfile]; !ok {
 		return nil, fmt.Errorf("enroll: default profile %q is not defined", cfg.DefaultProfile)
+	}
+	// A profile the linter would refuse fails here, at start, naming the
+	// lint, rather than on every enrollment.
+	if authority != nil {
+		for name, p := range cfg.Profiles {
+			if err := authority.Issuer.CheckProfile(p, clock.Now()); err != nil {
+				return nil, fmt.Errorf("enroll: profile %q: %w", name, err)
+			}
+		}
 	}
 	s := &Service{store: st, authority: authority, clock: clock, log: log, cfg: cfg, static: newStaticSecret(cfg.StaticChallenge)}
 	s.steps = []Step{checkProofOfPossession, checkSigner, s.authenticate, checkPolicy}

@@ -13,7 +13,8 @@ import (
 	"github.com/scepter/scepter/internal/scep"
 )
 
-const captureDir = "testdata/captures"
+// The captures of real clients live once, at the repository root.
+const captureDir = "../../testdata/captures/scep"
 
 // capture is one recorded exchange of a real client or device emulator
 // (see testdata/captures/README.md).

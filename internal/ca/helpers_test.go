@@ -1,0 +1,123 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// fixedClock is a pki.Clock that says what it is told.
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// countingSigner counts the signatures of the CA key.
+type countingSigner struct {
+	crypto.Signer
+	n atomic.Int64
+}
+
+func (s *countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	s.n.Add(1)
+	return s.Signer.Sign(r, digest, opts)
+}
+
+// testCA is one CA per key type, created once per test binary.
+var testCAs sync.Map // keyType -> *Authority
+
+func testCA(t testing.TB, keyType string) *Authority {
+	t.Helper()
+	if a, ok := testCAs.Load(keyType); ok {
+		return a.(*Authority)
+	}
+	dir, err := makeTempDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := LoadOrCreate(dir, InitOptions{KeyType: keyType}, fixedClock{t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actual, _ := testCAs.LoadOrStore(keyType, a)
+	return actual.(*Authority)
+}
+
+// countingIssuer wraps a's issuing key so signatures can be counted.
+func countingIssuer(t testing.TB, a *Authority) (*Issuer, *countingSigner) {
+	t.Helper()
+	cs := &countingSigner{Signer: a.Issuer.Signer}
+	iss, err := NewIssuer(a.Issuer.Cert, cs, a.Issuer.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss, cs
+}
+
+func rawName(t testing.TB, n pkix.Name) []byte {
+	t.Helper()
+	b, err := asn1.Marshal(n.ToRDNSequence())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func genKey(t testing.TB, kt string) crypto.Signer {
+	t.Helper()
+	k, err := keys.Generate(kt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// reserveOK accepts every serial and remembers them.
+type reserver struct {
+	mu      sync.Mutex
+	serials []string
+	taken   int   // answer taken=true this many times first
+	err     error // or fail
+}
+
+func (r *reserver) reserve(_ context.Context, issuerID, serialHex string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if issuerID == "" {
+		return false, errors.New("no issuer id")
+	}
+	r.serials = append(r.serials, serialHex)
+	if r.err != nil {
+		return false, r.err
+	}
+	if r.taken > 0 {
+		r.taken--
+		return true, nil
+	}
+	return false, nil
+}
+
+func okReserve(context.Context, string, string) (bool, error) { return false, nil }
+
+func codeOf(err error) pki.Code { return pki.ErrorCode(err) }
+
+func mustParse(t testing.TB, der []byte) *x509.Certificate {
+	t.Helper()
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

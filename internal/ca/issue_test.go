@@ -1,0 +1,673 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+var now = t0.Add(24 * time.Hour)
+
+func fromCSR(t testing.TB, csrDER []byte, prof pki.Profile) Request {
+	t.Helper()
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		t.Fatal(err)
+	}
+	return Request{
+		RawSubject: csr.RawSubject, DNSNames: csr.DNSNames, EmailAddresses: csr.EmailAddresses,
+		IPAddresses: csr.IPAddresses, URIs: csr.URIs, PublicKey: csr.PublicKey, Profile: prof,
+	}
+}
+
+func verify(t *testing.T, a *Authority, c *x509.Certificate, at time.Time, eku []x509.ExtKeyUsage) {
+	t.Helper()
+	roots := x509.NewCertPool()
+	roots.AddCert(a.Root)
+	inter := x509.NewCertPool()
+	inter.AddCert(a.Issuer.Cert)
+	chains, err := c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: eku})
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if len(chains) != 1 || len(chains[0]) != 3 {
+		t.Fatalf("unexpected chains %v", chains)
+	}
+}
+
+func TestIssueDeviceCertificate(t *testing.T) {
+	for _, caType := range []string{"p256", "rsa2048"} {
+		for _, subType := range []string{"rsa2048", "p256", "p384"} {
+			t.Run(caType+"/"+subType, func(t *testing.T) {
+				a := testCA(t, caType)
+				sub := genKey(t, subType)
+				prof := pki.DefaultProfile()
+				// keyEncipherment is dropped for EC keys (RFC 8813); serverAuth
+				// makes it consistent with the EKU for RSA keys.
+				prof.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+				prof.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+				prof.CRLURLs = []string{"http://ca.example/crl/1.crl"}
+				prof.OCSPURLs = []string{"http://ca.example/ocsp"}
+				prof.IssuerURLs = []string{"http://ca.example/issuing.crt"}
+				subject := rawName(t, pkix.Name{CommonName: "device-1", Organization: []string{"Acme"}, Country: []string{"DE"}})
+				r := &reserver{}
+				c, err := a.Issuer.Issue(context.Background(), Request{
+					RawSubject: subject, DNSNames: []string{"device-1.corp"}, IPAddresses: []net.IP{net.ParseIP("10.0.0.7")},
+					EmailAddresses: []string{"ops@example.com"}, URIs: []*url.URL{{Scheme: "urn", Opaque: "uuid:3c2f6d0e-0000-4000-8000-000000000001"}},
+					PublicKey: sub.Public(), Profile: prof,
+				}, now, r.reserve)
+				if err != nil {
+					t.Fatal(err)
+				}
+				verify(t, a, c, now, prof.ExtKeyUsage)
+				if c.IsCA || !c.BasicConstraintsValid {
+					t.Errorf("IsCA=%v BasicConstraintsValid=%v", c.IsCA, c.BasicConstraintsValid)
+				}
+				if !bytes.Equal(c.RawSubject, subject) {
+					t.Error("subject not kept verbatim")
+				}
+				if !bytes.Equal(c.RawIssuer, a.Issuer.Cert.RawSubject) {
+					t.Error("issuer name")
+				}
+				wantKU := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+				if _, ec := sub.Public().(*ecdsa.PublicKey); ec {
+					wantKU = x509.KeyUsageDigitalSignature // RFC 8813
+				}
+				if c.KeyUsage != wantKU {
+					t.Errorf("KeyUsage %b, want %b", c.KeyUsage, wantKU)
+				}
+				if !slices.Equal(c.ExtKeyUsage, prof.ExtKeyUsage) {
+					t.Errorf("EKU %v", c.ExtKeyUsage)
+				}
+				if !c.NotBefore.Equal(now.Add(-prof.Backdate)) || !c.NotAfter.Equal(now.Add(prof.Validity)) {
+					t.Errorf("validity %v .. %v", c.NotBefore, c.NotAfter)
+				}
+				spki := struct {
+					Alg asn1.RawValue
+					Key asn1.BitString
+				}{}
+				if _, err := asn1.Unmarshal(c.RawSubjectPublicKeyInfo, &spki); err != nil {
+					t.Fatal(err)
+				}
+				if ski := sha1.Sum(spki.Key.Bytes); !bytes.Equal(c.SubjectKeyId, ski[:]) {
+					t.Error("SKI is not RFC 5280 method 1")
+				}
+				if !bytes.Equal(c.AuthorityKeyId, a.Issuer.Cert.SubjectKeyId) {
+					t.Error("AKI is not the issuer SKI")
+				}
+				if !slices.Equal(c.CRLDistributionPoints, prof.CRLURLs) || !slices.Equal(c.OCSPServer, prof.OCSPURLs) || !slices.Equal(c.IssuingCertificateURL, prof.IssuerURLs) {
+					t.Error("CDP/AIA not from the profile")
+				}
+				if len(r.serials) != 1 || r.serials[0] != c.SerialNumber.Text(16) {
+					t.Errorf("reserved %v, issued %s", r.serials, c.SerialNumber.Text(16))
+				}
+				if c.SignatureAlgorithm != a.Issuer.Cert.SignatureAlgorithm && caType == "p256" && c.SignatureAlgorithm != x509.ECDSAWithSHA256 {
+					t.Errorf("signature algorithm %v", c.SignatureAlgorithm)
+				}
+			})
+		}
+	}
+}
+
+var (
+	oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
+	oidKeyUsage         = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtKeyUsage      = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidSKI              = asn1.ObjectIdentifier{2, 5, 29, 14}
+	oidAKI              = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidSAN              = asn1.ObjectIdentifier{2, 5, 29, 17}
+	oidCDP              = asn1.ObjectIdentifier{2, 5, 29, 31}
+	oidAIA              = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 1}
+	oidNameConstraints  = asn1.ObjectIdentifier{2, 5, 29, 30}
+	oidCertPolicies     = asn1.ObjectIdentifier{2, 5, 29, 32}
+)
+
+func TestIssueIgnoresCSRExtensions(t *testing.T) {
+	a := testCA(t, "p256")
+	sub := genKey(t, "rsa2048")
+	must := func(v any) []byte {
+		b, err := asn1.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	bc := must(struct {
+		IsCA       bool
+		MaxPathLen int
+	}{true, 5})
+	ku := must(asn1.BitString{Bytes: []byte{0x06}, BitLength: 7}) // keyCertSign|cRLSign
+	eku := must([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 1}, {2, 5, 29, 37, 0}})
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject:  pkix.Name{CommonName: "sneaky"},
+		DNSNames: []string{"sneaky.corp"},
+		ExtraExtensions: []pkix.Extension{
+			{Id: oidBasicConstraints, Critical: true, Value: bc},
+			{Id: oidKeyUsage, Critical: true, Value: ku},
+			{Id: oidExtKeyUsage, Value: eku},
+			{Id: oidNameConstraints, Critical: true, Value: must(asn1.RawValue{Tag: 16, Class: 0, IsCompound: true})},
+			{Id: oidCertPolicies, Value: must([]asn1.ObjectIdentifier{{2, 5, 29, 32, 0}})},
+			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2}, Value: must("DomainController")},
+			{Id: asn1.ObjectIdentifier{1, 2, 3, 4, 5}, Critical: true, Value: must(42)},
+		},
+	}, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof := pki.DefaultProfile()
+	c, err := a.Issuer.Issue(context.Background(), fromCSR(t, csrDER, prof), now, okReserve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := []asn1.ObjectIdentifier{oidBasicConstraints, oidKeyUsage, oidExtKeyUsage, oidSKI, oidAKI, oidSAN, oidCDP, oidAIA}
+	for _, e := range c.Extensions {
+		if !slices.ContainsFunc(allowed, e.Id.Equal) {
+			t.Errorf("extension %v leaked into the certificate", e.Id)
+		}
+		if e.Id.Equal(oidBasicConstraints) && !e.Critical {
+			t.Error("basicConstraints not critical")
+		}
+	}
+	if c.IsCA || c.MaxPathLen > 0 || c.KeyUsage&x509.KeyUsageCertSign != 0 || len(c.PolicyIdentifiers) != 0 {
+		t.Errorf("CA powers leaked: IsCA=%v MaxPathLen=%d ku=%b", c.IsCA, c.MaxPathLen, c.KeyUsage)
+	}
+	if !slices.Equal(c.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) || len(c.UnknownExtKeyUsage) != 0 {
+		t.Errorf("EKU %v %v, want the profile's clientAuth", c.ExtKeyUsage, c.UnknownExtKeyUsage)
+	}
+	if !slices.Equal(c.DNSNames, []string{"sneaky.corp"}) {
+		t.Errorf("DNSNames %v", c.DNSNames)
+	}
+}
+
+func TestIssueValidity(t *testing.T) {
+	a := testCA(t, "p256")
+	sub := genKey(t, "p256").Public()
+	subject := rawName(t, pkix.Name{CommonName: "d"})
+	issue := func(prof pki.Profile, at time.Time) (*x509.Certificate, error) {
+		return a.Issuer.Issue(context.Background(), Request{RawSubject: subject, PublicKey: sub, Profile: prof}, at, okReserve)
+	}
+	long := pki.DefaultProfile()
+	long.Validity = 50 * year
+	c, err := issue(long, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.NotAfter.Equal(a.Issuer.Cert.NotAfter) {
+		t.Errorf("NotAfter %v not clamped to the issuer's %v", c.NotAfter, a.Issuer.Cert.NotAfter)
+	}
+	back := pki.DefaultProfile()
+	back.Backdate = 30 * 24 * time.Hour
+	c, err = issue(back, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.NotBefore.Equal(a.Issuer.Cert.NotBefore) {
+		t.Errorf("NotBefore %v not clamped to the issuer's %v", c.NotBefore, a.Issuer.Cert.NotBefore)
+	}
+	sub2 := pki.DefaultProfile()
+	c, err = issue(sub2, now.Add(1500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NotBefore.Nanosecond() != 0 || !c.NotBefore.Equal(now.Add(time.Second-sub2.Backdate)) {
+		t.Errorf("NotBefore %v, want whole seconds", c.NotBefore)
+	}
+	for name, tc := range map[string]struct {
+		prof pki.Profile
+		at   time.Time
+	}{
+		"issuer expired":   {pki.DefaultProfile(), a.Issuer.Cert.NotAfter.Add(time.Second)},
+		"issuer not valid": {pki.DefaultProfile(), a.Issuer.Cert.NotBefore.Add(-time.Second)},
+		"no validity":      {pki.Profile{KeyUsage: x509.KeyUsageDigitalSignature, Keys: pki.DefaultKeyPolicy}, now},
+	} {
+		if _, err := issue(tc.prof, tc.at); codeOf(err) != pki.EInternal {
+			t.Errorf("%s: err = %v, want internal", name, err)
+		}
+	}
+}
+
+func TestIssueRefusesRequests(t *testing.T) {
+	a := testCA(t, "p256")
+	sub := genKey(t, "p256").Public()
+	cn := rawName(t, pkix.Name{CommonName: "device"})
+	long := strings.Repeat("a", 60) + "."
+	longDNS := strings.Repeat(long, 4) + "corp" // 248 bytes, labels ok
+	prof := pki.DefaultProfile()
+	few := pki.DefaultProfile()
+	few.MaxSANs = 2
+	none := pki.DefaultProfile()
+	none.MaxSANs = 0
+	u := func(s string) *url.URL {
+		x, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	tests := []struct {
+		name string
+		req  Request
+		want string // substring of the client message; "" means success
+	}{
+		{"ok", Request{RawSubject: cn, DNSNames: []string{"a.corp", "b.corp"}, Profile: few}, ""},
+		{"too many SANs", Request{RawSubject: cn, DNSNames: []string{"a.corp", "b.corp"}, EmailAddresses: []string{"x@corp.example"}, Profile: few}, "at most 2"},
+		{"SANs not allowed", Request{RawSubject: cn, DNSNames: []string{"a.corp"}, Profile: none}, "at most 0"},
+		{"253-byte DNS name", Request{RawSubject: cn, DNSNames: []string{longDNS + ".abcd"}, Profile: prof}, ""},
+		{"256-byte DNS name", Request{RawSubject: cn, DNSNames: []string{longDNS + "." + strings.Repeat("b", 7)}, Profile: prof}, "longer than 255"},
+		{"256-byte email", Request{RawSubject: cn, EmailAddresses: []string{strings.Repeat("a", 64) + "@" + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + ".corpcorp"}, Profile: prof}, "longer than 255"},
+		{"255-byte email", Request{RawSubject: cn, EmailAddresses: []string{strings.Repeat("a", 64) + "@" + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + ".corpcor"}, Profile: prof}, ""},
+		{"256-byte URI", Request{RawSubject: cn, URIs: []*url.URL{u("https://h.corp/" + strings.Repeat("p", 241))}, Profile: prof}, "longer than 255"},
+		{"empty label", Request{RawSubject: cn, DNSNames: []string{"a..corp"}, Profile: prof}, "empty label"},
+		{"space in DNS name", Request{RawSubject: cn, DNSNames: []string{"a b.corp"}, Profile: prof}, "invalid DNS name"},
+		{"unicode DNS name", Request{RawSubject: cn, DNSNames: []string{"bücher.corp"}, Profile: prof}, "xn--"},
+		{"hyphen label", Request{RawSubject: cn, DNSNames: []string{"-a.corp"}, Profile: prof}, "hyphen"},
+		{"wildcard inside", Request{RawSubject: cn, DNSNames: []string{"a.*.corp"}, Profile: prof}, "wildcard"},
+		{"wildcard ok", Request{RawSubject: cn, DNSNames: []string{"*.dev.corp"}, Profile: prof}, ""},
+		{"underscore ok", Request{RawSubject: cn, DNSNames: []string{"my_host.corp"}, Profile: prof}, ""},
+		{"bad email", Request{RawSubject: cn, EmailAddresses: []string{"Bob <bob@corp.example>"}, Profile: prof}, "invalid email"},
+		{"relative URI", Request{RawSubject: cn, URIs: []*url.URL{u("/path")}, Profile: prof}, "absolute"},
+		{"URI without host", Request{RawSubject: cn, URIs: []*url.URL{u("https:///x")}, Profile: prof}, "no host"},
+		{"intune tag URI ok", Request{RawSubject: cn, URIs: []*url.URL{u("tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-1001")}, Profile: prof}, ""},
+		{"bad IP", Request{RawSubject: cn, IPAddresses: []net.IP{{1, 2, 3}}, Profile: prof}, "invalid IP"},
+		{"empty subject, no SAN", Request{Profile: prof}, "neither a subject nor"},
+		{"empty sequence subject, no SAN", Request{RawSubject: []byte{0x30, 0}, Profile: prof}, "neither a subject nor"},
+		{"empty subject with SAN", Request{DNSNames: []string{"a.corp"}, Profile: prof}, ""},
+		{"garbage subject", Request{RawSubject: []byte{0x30, 0x03, 0x31, 0x01, 0x00}, Profile: prof}, "not a valid distinguished name"},
+		{"trailing bytes after subject", Request{RawSubject: append(slices.Clone(cn), 0), Profile: prof}, "not a valid distinguished name"},
+		{"long common name", Request{RawSubject: rawName(t, pkix.Name{CommonName: strings.Repeat("x", 65)}), Profile: prof}, "commonName is longer than 64"},
+		{"subject email not in SAN", Request{RawSubject: rawName(t, pkix.Name{CommonName: "d", ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidEmailAddress, Value: "d@corp.example"}}}), Profile: prof}, "must also be a subject alternative name"},
+		{"subject email in SAN", Request{RawSubject: rawName(t, pkix.Name{CommonName: "d", ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidEmailAddress, Value: "d@corp.example"}}}), EmailAddresses: []string{"d@corp.example"}, Profile: prof}, ""},
+		{"issuing CA's name", Request{RawSubject: testCA(t, "p256").Issuer.Cert.RawSubject, Profile: prof}, "name of a CA"},
+		{"root's name", Request{RawSubject: testCA(t, "p256").Root.RawSubject, Profile: prof}, "name of a CA"},
+		{"weak key", Request{RawSubject: cn, PublicKey: genKey(t, "p256").Public(), Profile: pki.Profile{Validity: time.Hour, Keys: pki.KeyPolicy{RSAMinBits: 2048}}}, "EC keys are not accepted"},
+		{"EC key cannot do the profile's usages", Request{RawSubject: cn, Profile: func() pki.Profile {
+			p := pki.DefaultProfile()
+			p.KeyUsage = x509.KeyUsageKeyEncipherment
+			return p
+		}()}, "cannot be performed by a EC key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := tt.req
+			if req.PublicKey == nil {
+				req.PublicKey = sub
+			}
+			iss, cs := countingIssuer(t, a)
+			r := &reserver{}
+			c, err := iss.Issue(context.Background(), req, now, r.reserve)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				verify(t, a, c, now, req.Profile.ExtKeyUsage)
+				return
+			}
+			if codeOf(err) != pki.EBadRequest || !strings.Contains(pki.ErrorMessage(err), tt.want) {
+				t.Fatalf("err = %v, want bad request containing %q", err, tt.want)
+			}
+			if len(r.serials) != 0 || cs.n.Load() != 0 {
+				t.Errorf("refused request reserved %d serials and made %d signatures", len(r.serials), cs.n.Load())
+			}
+		})
+	}
+}
+
+func TestIssueEmptySubjectMarksSANCritical(t *testing.T) {
+	a := testCA(t, "p256")
+	c, err := a.Issuer.Issue(context.Background(), Request{DNSNames: []string{"a.corp"}, PublicKey: genKey(t, "p256").Public(), Profile: pki.DefaultProfile()}, now, okReserve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range c.Extensions {
+		if e.Id.Equal(oidSAN) && !e.Critical {
+			t.Error("SAN not critical with an empty subject")
+		}
+	}
+}
+
+func TestSerials(t *testing.T) {
+	seen := make(map[string]bool, 10000)
+	for range 10000 {
+		s, err := randomSerial(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Sign() <= 0 {
+			t.Fatalf("serial %v not positive", s)
+		}
+		der, _ := asn1.Marshal(s)
+		if n := len(der) - 2; n > 16 {
+			t.Fatalf("serial %x encodes in %d octets", s, n)
+		}
+		h := s.Text(16)
+		if seen[h] {
+			t.Fatalf("serial %s drawn twice", h)
+		}
+		seen[h] = true
+	}
+	// A source of zeros never yields serial 0; one with the top bit set
+	// still encodes in 16 octets.
+	zeros := bytes.NewReader(append(make([]byte, 16), bytes.Repeat([]byte{0xff}, 16)...))
+	s, err := randomSerial(zeros)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if der, _ := asn1.Marshal(s); s.Sign() <= 0 || len(der)-2 != 16 {
+		t.Errorf("serial %x", s)
+	}
+}
+
+func TestIssueRetriesTakenSerials(t *testing.T) {
+	a := testCA(t, "p256")
+	iss, cs := countingIssuer(t, a)
+	r := &reserver{taken: 2}
+	c, err := iss.Issue(context.Background(), Request{RawSubject: rawName(t, pkix.Name{CommonName: "d"}), PublicKey: genKey(t, "p256").Public(), Profile: pki.DefaultProfile()}, now, r.reserve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.serials) != 3 || r.serials[0] == r.serials[1] || r.serials[1] == r.serials[2] {
+		t.Fatalf("reserved %v, want 3 distinct serials", r.serials)
+	}
+	if c.SerialNumber.Text(16) != r.serials[2] {
+		t.Errorf("issued %s, want the third serial %s", c.SerialNumber.Text(16), r.serials[2])
+	}
+	if cs.n.Load() != 1 {
+		t.Errorf("%d real signatures, want 1", cs.n.Load())
+	}
+	// Always taken: give up without signing.
+	iss, cs = countingIssuer(t, a)
+	r = &reserver{taken: 1000}
+	_, err = iss.Issue(context.Background(), Request{RawSubject: rawName(t, pkix.Name{CommonName: "d"}), PublicKey: genKey(t, "p256").Public(), Profile: pki.DefaultProfile()}, now, r.reserve)
+	if codeOf(err) != pki.EInternal || len(r.serials) != serialTries || cs.n.Load() != 0 {
+		t.Errorf("err=%v tries=%d signatures=%d", err, len(r.serials), cs.n.Load())
+	}
+}
+
+func TestIssueReserveErrorAborts(t *testing.T) {
+	a := testCA(t, "p256")
+	req := Request{RawSubject: rawName(t, pkix.Name{CommonName: "d"}), PublicKey: genKey(t, "p256").Public(), Profile: pki.DefaultProfile()}
+	for _, tt := range []struct {
+		err  error
+		code pki.Code
+	}{
+		{errors.New("database is locked"), pki.EInternal},
+		{pki.Errorf(pki.EConflict, "replayed"), pki.EConflict},
+	} {
+		iss, cs := countingIssuer(t, a)
+		r := &reserver{err: tt.err}
+		c, err := iss.Issue(context.Background(), req, now, r.reserve)
+		if c != nil || codeOf(err) != tt.code || !errors.Is(err, tt.err) {
+			t.Errorf("err = %v, want code %s wrapping %v", err, tt.code, tt.err)
+		}
+		if len(r.serials) != 1 || cs.n.Load() != 0 {
+			t.Errorf("%d reservations, %d signatures; want 1 and 0", len(r.serials), cs.n.Load())
+		}
+	}
+	// A canceled context stops before reserving.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	iss, cs := countingIssuer(t, a)
+	r := &reserver{}
+	if _, err := iss.Issue(ctx, req, now, r.reserve); err == nil || len(r.serials) != 0 || cs.n.Load() != 0 {
+		t.Errorf("canceled: err=%v reservations=%d signatures=%d", err, len(r.serials), cs.n.Load())
+	}
+	if _, err := iss.Issue(context.Background(), req, now, nil); codeOf(err) != pki.EInternal {
+		t.Errorf("nil ReserveFunc: err = %v", err)
+	}
+}
+
+func TestIssueLintFailureRefuses(t *testing.T) {
+	a := testCA(t, "p256")
+	iss, cs := countingIssuer(t, a)
+	prof := pki.DefaultProfile()
+	prof.KeyUsage |= x509.KeyUsageCertSign // a misconfigured profile
+	r := &reserver{}
+	_, err := iss.Issue(context.Background(), Request{RawSubject: rawName(t, pkix.Name{CommonName: "d"}), PublicKey: genKey(t, "rsa2048").Public(), Profile: prof}, now, r.reserve)
+	if codeOf(err) != pki.EInternal || !strings.Contains(err.Error(), "e_ext_key_usage_cert_sign_without_ca") {
+		t.Fatalf("err = %v, want an internal error naming the lint", err)
+	}
+	if pki.ErrorMessage(err) != "internal error" {
+		t.Errorf("client sees %q", pki.ErrorMessage(err))
+	}
+	if len(r.serials) != 0 || cs.n.Load() != 0 {
+		t.Errorf("lint failure reserved %d serials and made %d real signatures", len(r.serials), cs.n.Load())
+	}
+}
+
+func TestCAKeySignsOnlyTheLintedTBS(t *testing.T) {
+	a := testCA(t, "p256")
+	rs := &recordingSigner{Signer: a.Issuer.Signer}
+	iss, err := NewIssuer(a.Issuer.Cert, rs, a.Issuer.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := iss.Issue(context.Background(), Request{RawSubject: rawName(t, pkix.Name{CommonName: "d"}), PublicKey: genKey(t, "p256").Public(), Profile: pki.DefaultProfile()}, now, okReserve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(c.RawTBSCertificate)
+	if len(rs.digests) != 1 || !bytes.Equal(rs.digests[0], sum[:]) {
+		t.Fatalf("CA key signed %d digests, want exactly the certificate's TBS", len(rs.digests))
+	}
+	if err := c.CheckSignatureFrom(a.Issuer.Cert); err != nil {
+		t.Fatal(err)
+	}
+	// A signer that returns garbage is caught.
+	bad, err := NewIssuer(a.Issuer.Cert, badSigner{a.Issuer.Signer}, a.Issuer.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.Issue(context.Background(), Request{RawSubject: rawName(t, pkix.Name{CommonName: "d"}), PublicKey: genKey(t, "p256").Public(), Profile: pki.DefaultProfile()}, now, okReserve); err == nil || !strings.Contains(err.Error(), "invalid signature") {
+		t.Fatalf("faulty signer: err = %v", err)
+	}
+}
+
+type recordingSigner struct {
+	crypto.Signer
+	digests [][]byte
+}
+
+func (s *recordingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	s.digests = append(s.digests, bytes.Clone(digest))
+	return s.Signer.Sign(r, digest, opts)
+}
+
+type badSigner struct{ crypto.Signer }
+
+func (s badSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	d := bytes.Clone(digest)
+	d[0] ^= 1
+	return s.Signer.Sign(r, d, opts)
+}
+
+func TestNewIssuerChecks(t *testing.T) {
+	a := testCA(t, "p256")
+	if _, err := NewIssuer(a.Issuer.Cert, genKey(t, "p256"), nil); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("mismatched key: %v", err)
+	}
+	if _, err := NewIssuer(a.RA.Cert, a.RA.Key, nil); err == nil || !strings.Contains(err.Error(), "not a CA") {
+		t.Errorf("RA as issuer: %v", err)
+	}
+	if _, err := NewIssuer(a.Issuer.Cert, a.Issuer.Signer, []*x509.Certificate{a.Root}); err == nil {
+		t.Error("chain not starting at the issuer accepted")
+	}
+	i, err := NewIssuer(a.Issuer.Cert, a.Issuer.Signer, nil)
+	if err != nil || i.ID != a.Issuer.ID || len(i.Chain) != 1 {
+		t.Errorf("NewIssuer: %v", err)
+	}
+}
+
+func TestIssueConcurrent(t *testing.T) {
+	a := testCA(t, "p256")
+	sub := genKey(t, "p256").Public()
+	r := &reserver{}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	issued := map[string]bool{}
+	errs := make(chan error, 64)
+	for g := range 8 {
+		wg.Go(func() {
+			for n := range 8 {
+				c, err := a.Issuer.Issue(context.Background(), Request{RawSubject: rawName(t, pkix.Name{CommonName: fmt.Sprintf("d-%d-%d", g, n)}), PublicKey: sub, Profile: pki.DefaultProfile()}, now, r.reserve)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				issued[c.SerialNumber.Text(16)] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(issued) != 64 {
+		t.Errorf("%d distinct serials, want 64", len(issued))
+	}
+}
+
+func TestOpenSSLVerify(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl not installed")
+	}
+	for _, caType := range []string{"p256", "rsa2048"} {
+		t.Run(caType, func(t *testing.T) {
+			a := testCA(t, caType)
+			prof := pki.DefaultProfile()
+			prof.CRLURLs = []string{"http://ca.example/crl"}
+			prof.OCSPURLs = []string{"http://ca.example/ocsp"}
+			c, err := a.Issuer.Issue(context.Background(), Request{
+				RawSubject: rawName(t, pkix.Name{CommonName: "device-7", Organization: []string{"Acme"}}),
+				DNSNames:   []string{"device-7.corp"}, PublicKey: genKey(t, "rsa2048").Public(), Profile: prof,
+			}, now, okReserve)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			write := func(name string, certs ...*x509.Certificate) string {
+				var b []byte
+				for _, c := range certs {
+					b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+				}
+				p := filepath.Join(dir, name)
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			root, issuing, leaf, ra := write("root.pem", a.Root), write("issuing.pem", a.Issuer.Cert), write("leaf.pem", c), write("ra.pem", a.RA.Cert)
+			at := strconv.FormatInt(now.Add(time.Hour).Unix(), 10)
+			for _, args := range [][]string{
+				{"verify", "-x509_strict", "-attime", at, "-purpose", "sslclient", "-CAfile", root, "-untrusted", issuing, leaf},
+				{"verify", "-x509_strict", "-attime", at, "-CAfile", root, "-untrusted", issuing, ra},
+			} {
+				out, err := exec.Command(openssl, args...).CombinedOutput()
+				if err != nil || !strings.Contains(string(out), ": OK") {
+					t.Errorf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkIssue: P-256 issuing CA, RSA-2048 subject key, default profile,
+// a ReserveFunc that does nothing: the CPU of the issuance pipeline alone.
+func BenchmarkIssue(b *testing.B) {
+	for _, caType := range []string{"p256", "rsa2048"} {
+		b.Run("ca="+caType, func(b *testing.B) {
+			a := testCA(b, caType)
+			sub := genKey(b, "rsa2048").Public()
+			req := Request{RawSubject: rawName(b, pkix.Name{CommonName: "device-1"}), DNSNames: []string{"device-1.corp"}, PublicKey: sub, Profile: pki.DefaultProfile()}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := a.Issuer.Issue(ctx, req, now, okReserve); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkCheckKeyRSA2048(b *testing.B) {
+	k := genKey(b, "rsa2048").Public()
+	for b.Loop() {
+		if err := CheckKey(pki.DefaultKeyPolicy, k); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestCheckProfile(t *testing.T) {
+	a := testCA(t, "p256")
+	withKU := func(ku x509.KeyUsage, eku ...x509.ExtKeyUsage) pki.Profile {
+		p := pki.DefaultProfile()
+		p.KeyUsage, p.ExtKeyUsage = ku, eku
+		return p
+	}
+	tests := []struct {
+		name string
+		prof pki.Profile
+		want string
+	}{
+		{"default", pki.DefaultProfile(), ""},
+		{"no SANs", func() pki.Profile { p := pki.DefaultProfile(); p.MaxSANs = 0; return p }(), ""},
+		{"RSA 4096 minimum", func() pki.Profile { p := pki.DefaultProfile(); p.Keys.RSAMinBits = 4096; return p }(), ""},
+		{"server and client", withKU(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth), ""},
+		{"keyEncipherment with clientAuth", withKU(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment, x509.ExtKeyUsageClientAuth), "e_key_usage_and_extended_key_usage_inconsistent"},
+		{"keyCertSign", withKU(x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign), "e_ext_key_usage_cert_sign_without_ca"},
+		{"EC only, encipherment only", func() pki.Profile {
+			p := withKU(x509.KeyUsageKeyEncipherment)
+			p.Keys = pki.KeyPolicy{ECCurves: []string{"P-256"}}
+			return p
+		}(), "cannot be performed by a EC key"},
+		{"no keys", func() pki.Profile { p := pki.DefaultProfile(); p.Keys = pki.KeyPolicy{}; return p }(), "accepts no key type"},
+		{"unknown curve", func() pki.Profile { p := pki.DefaultProfile(); p.Keys.ECCurves = []string{"brainpoolP256r1"}; return p }(), "unsupported curve"},
+		{"no validity", func() pki.Profile { p := pki.DefaultProfile(); p.Validity = 0; return p }(), "no validity"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := a.Issuer.CheckProfile(tt.prof, now)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
