@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/scepter/scepter/internal/config"
 	"github.com/scepter/scepter/internal/store"
@@ -32,6 +33,9 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 // parseFlags resolves flags, environment and config file; maxArgs bounds the
 // positional arguments the command takes.
 func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int) error {
+	if maxArgs > 0 {
+		args = flagsFirst(fs, args)
+	}
 	if err := config.Parse(fs, args, e.lookupEnv, nil); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -57,4 +61,39 @@ func (s *storeFlags) openExistingStore(ctx context.Context) (store.Store, error)
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return st, nil
+}
+
+// flagsFirst moves positional arguments after the flags, so that
+// "certs show SERIAL --data-dir D" works like "certs show --data-dir D SERIAL"
+// (the flag package stops at the first positional argument).
+func flagsFirst(fs *flag.FlagSet, args []string) []string {
+	var flags, positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // the flag package reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			flags = append(flags, args[i+1])
+			i++
+		}
+	}
+	return append(append(flags, "--"), positional...)
 }

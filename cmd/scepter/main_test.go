@@ -86,3 +86,16 @@ func TestNormalizeSerial(t *testing.T) {
 		}
 	}
 }
+
+func TestFlagsAfterPositionalArguments(t *testing.T) {
+	e, _, _ := testEnv(nil)
+	var sf storeFlags
+	fs := newFlagSet(e, "certs show", "certs show SERIAL")
+	sf.register(fs)
+	if err := parseFlags(fs, e, []string{"ABC", "--data-dir", "/x", "--config="}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if sf.dataDir != "/x" || fs.NArg() != 1 || fs.Arg(0) != "ABC" {
+		t.Errorf("dataDir %q args %v", sf.dataDir, fs.Args())
+	}
+}

@@ -48,13 +48,15 @@ type serverOptions struct {
 	// raCert/raKey replace the RA (the capture CA, to replay captures).
 	raCert *x509.Certificate
 	raKey  crypto.Signer
+	// ca chooses the CA's key type and RA mode.
+	ca ca.InitOptions
 }
 
 func newTestServer(t testing.TB, o serverOptions) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	clock := pkitest.NewClock(captureTime)
-	authority, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+	authority, _, err := ca.LoadOrCreate(dir, o.ca, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
