@@ -44,7 +44,7 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&out, "out", "cert.pem", "where to write the certificate")
 	fs.StringVar(&keyOut, "key-out", "key.pem", "where to write the private key (mode 0600)")
 	fs.StringVar(&chainOut, "chain-out", "", "where to write the CA chain (default: beside --out as chain.pem)")
-	fs.BoolVar(&allowDES, "allow-insecure-des", false, "allow single DES with a server that offers nothing better")
+	fs.BoolVar(&allowDES, "allow-insecure-des", false, "send single DES to a server that offers neither AES nor DES3")
 	if err := parseFlags(fs, e, args, 0); err != nil {
 		return err
 	}
@@ -75,7 +75,9 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 		chainOut = filepath.Join(filepath.Dir(out), "chain.pem")
 	}
 
-	c := &client.SCEP{URL: serverURL, AllowInsecureDES: allowDES}
+	c := &client.SCEP{URL: serverURL, AllowInsecureDES: allowDES, Warnf: func(format string, args ...any) {
+		fmt.Fprintf(e.stderr, "warning: "+format+"\n", args...)
+	}}
 	caps, err := c.GetCACaps(ctx)
 	if err != nil {
 		return fmt.Errorf("GetCACaps: %w", err)

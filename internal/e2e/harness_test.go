@@ -1,0 +1,620 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	cmdTimeout   = 90 * time.Second // any one external command
+	readyTimeout = 60 * time.Second // a server answering GetCACaps
+)
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// need ends the test when an external program is missing: a skip normally,
+// a failure when SCEPTER_E2E_REQUIRE=1. It returns the resolved paths.
+func need(t testing.TB, progs ...string) []string {
+	t.Helper()
+	var paths []string
+	for _, p := range progs {
+		var path string
+		var err error
+		if filepath.IsAbs(p) {
+			path = p
+			var fi os.FileInfo
+			if fi, err = os.Stat(p); err == nil && fi.Mode()&0o111 == 0 {
+				err = errors.New("not executable")
+			}
+		} else {
+			path, err = exec.LookPath(p)
+		}
+		if err != nil {
+			if requireAll() {
+				t.Fatalf("required external client %s is missing (%v); scripts/test installs it", p, err)
+			}
+			t.Skipf("external client %s is missing (%v); set SCEPTER_E2E_REQUIRE=1 to make this a failure", p, err)
+		}
+		paths = append(paths, path)
+	}
+	return paths
+}
+
+// result is what an external command did.
+type result struct {
+	cmdline        string
+	stdout, stderr string
+	err            error
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("$ %s\nerror: %v\n--- stdout ---\n%s\n--- stderr ---\n%s", r.cmdline, r.err, r.stdout, r.stderr)
+}
+
+// runOpts tunes run.
+type runOpts struct {
+	dir     string
+	env     []string // added to the test's environment
+	stdin   string
+	timeout time.Duration
+	quiet   bool // do not log the command line (polling loops)
+}
+
+// run runs a command with a timeout and returns what it did. It never fails
+// the test; see mustRun.
+func run(t testing.TB, o runOpts, name string, args ...string) result {
+	t.Helper()
+	timeout := o.timeout
+	if timeout == 0 {
+		timeout = cmdTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = o.dir
+	cmd.Env = append(os.Environ(), o.env...)
+	cmd.WaitDelay = 5 * time.Second
+	if o.stdin != "" {
+		cmd.Stdin = strings.NewReader(o.stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("timed out after %v: %w", timeout, err)
+	}
+	r := result{cmdline: shellQuote(name, args), stdout: stdout.String(), stderr: stderr.String(), err: err}
+	if !o.quiet || err != nil {
+		t.Logf("ran (%v, err=%v): %s", time.Since(start).Round(time.Millisecond), err, r.cmdline)
+	}
+	return r
+}
+
+// mustRun is run that fails the test, with the output, when the command fails.
+func mustRun(t testing.TB, o runOpts, name string, args ...string) result {
+	t.Helper()
+	r := run(t, o, name, args...)
+	if r.err != nil {
+		t.Fatalf("command failed:\n%s", r)
+	}
+	return r
+}
+
+func shellQuote(name string, args []string) string {
+	parts := []string{name}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$\\,=;&|*?") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a long-running child process (a server or a daemon).
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+	err  error // set when done is closed
+}
+
+func startProc(t testing.TB, dir string, env []string, name string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 5 * time.Second
+	dieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", shellQuote(name, args), err)
+	}
+	t.Logf("started pid %d: %s", cmd.Process.Pid, shellQuote(name, args))
+	p := &proc{name: filepath.Base(name), cmd: cmd, out: out, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits up to 10 s, then kills.
+func (p *proc) stop(t testing.TB) {
+	t.Helper()
+	if p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return
+	case <-time.After(10 * time.Second):
+	}
+	t.Errorf("%s (pid %d) did not stop within 10 s of SIGTERM; killing it", p.name, p.cmd.Process.Pid)
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// waitHTTP200 polls url until it answers 200 or the process exits.
+func waitHTTP200(p *proc, url string, timeout time.Duration) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		if p.exited() {
+			return fmt.Errorf("%s exited before it was ready: %v", p.name, p.err)
+		}
+		resp, err := client.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready after %v (last: %s)", url, timeout, last)
+}
+
+// Server is a running `scepter serve`.
+type Server struct {
+	t       testing.TB
+	Bin     string
+	DataDir string
+	Addr    string // 127.0.0.1:PORT
+	Base    string // http://127.0.0.1:PORT
+	URL     string // http://127.0.0.1:PORT/scep
+	// Challenge is the static challenge passed with --challenge ("" when none).
+	Challenge string
+	p         *proc
+	stopOnce  sync.Once
+}
+
+// Output is everything the server printed so far.
+func (s *Server) Output() string { return s.p.out.String() }
+
+// CAFile names a PEM file in DATA/ca/.
+func (s *Server) CAFile(name string) string { return filepath.Join(s.DataDir, "ca", name) }
+
+type serverOpts struct {
+	challenge string   // --challenge; "" for none
+	args      []string // extra serve flags
+	dataDir   string   // reuse this data directory ("" for a fresh one)
+}
+
+// startServer starts `scepter serve` on a free 127.0.0.1 port in a fresh data
+// directory, waits until GetCACaps answers 200, and stops it at the end of
+// the test after checking it still serves.
+func startServer(t *testing.T, o serverOpts) *Server {
+	t.Helper()
+	b := bin(t)
+	dataDir := o.dataDir
+	if dataDir == "" {
+		dataDir = filepath.Join(t.TempDir(), "data")
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		port := freePort(t)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		args := []string{"serve", "--data-dir", dataDir, "--listen", addr}
+		if o.challenge != "" {
+			args = append(args, "--challenge", o.challenge)
+		}
+		args = append(args, o.args...)
+		p := startProc(t, "", nil, b, args...)
+		s := &Server{t: t, Bin: b, DataDir: dataDir, Addr: addr, Base: "http://" + addr, URL: "http://" + addr + "/scep", Challenge: o.challenge, p: p}
+		err := waitHTTP200(p, s.URL+"?operation=GetCACaps", readyTimeout)
+		if err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+		p.stop(t)
+		lastErr = fmt.Errorf("%v\n--- server output ---\n%s", err, p.out.String())
+		if !strings.Contains(p.out.String(), "address already in use") {
+			break
+		}
+	}
+	t.Fatalf("scepter serve did not start: %v", lastErr)
+	return nil
+}
+
+// Stop checks the server still serves, stops it (SIGTERM, then kill), and
+// shows its output when the test failed or runs verbose. It runs once; the
+// test's cleanup calls it too.
+func (s *Server) Stop() { s.stopOnce.Do(s.shutdown) }
+
+func (s *Server) shutdown() {
+	t := s.t
+	if s.p.exited() {
+		t.Errorf("scepter serve exited during the test: %v", s.p.err)
+	} else {
+		if code, _, err := httpGet(s.URL + "?operation=GetCACaps"); err != nil || code != http.StatusOK {
+			t.Errorf("server no longer serves GetCACaps at the end of the test: status %d, err %v", code, err)
+		}
+		s.p.stop(t)
+		if s.p.err != nil {
+			t.Errorf("scepter serve did not exit cleanly on SIGTERM: %v", s.p.err)
+		}
+	}
+	if t.Failed() || testing.Verbose() {
+		t.Logf("--- scepter serve output ---\n%s", s.Output())
+	}
+}
+
+// Run runs a scepter subcommand.
+func (s *Server) Run(args ...string) result {
+	s.t.Helper()
+	return run(s.t, runOpts{}, s.Bin, args...)
+}
+
+// MustRun runs a scepter subcommand and fails the test if it fails.
+func (s *Server) MustRun(args ...string) result {
+	s.t.Helper()
+	return mustRun(s.t, runOpts{}, s.Bin, args...)
+}
+
+// RootFingerprint is "sha256:HEX" of DATA/ca/root.crt.
+func (s *Server) RootFingerprint() string {
+	s.t.Helper()
+	return "sha256:" + fingerprintHex(readCert(s.t, s.CAFile("root.crt")))
+}
+
+// Verify runs `openssl verify` on certPath against the server's root, with
+// the issuing CA as untrusted intermediate, and returns the certificate.
+func (s *Server) Verify(certPath string) *x509.Certificate {
+	s.t.Helper()
+	opensslVerify(s.t, s.CAFile("root.crt"), s.CAFile("issuing.crt"), certPath)
+	c := readCert(s.t, certPath)
+	if c.IsCA {
+		s.t.Errorf("%s: issued certificate has CA:TRUE", certPath)
+	}
+	return c
+}
+
+// enroll runs `scepter enroll` into dir and returns the result; cert.pem and
+// key.pem land in dir.
+func enroll(t testing.TB, dir, url, challenge, subject string, extra ...string) result {
+	t.Helper()
+	args := []string{"enroll", "--url", url, "--challenge", challenge, "--subject", subject,
+		"--out", filepath.Join(dir, "cert.pem"), "--key-out", filepath.Join(dir, "key.pem")}
+	args = append(args, extra...)
+	return run(t, runOpts{dir: dir}, bin(t), args...)
+}
+
+// certEntry is one object of `certs list --json`.
+type certEntry struct {
+	Serial   string `json:"serial"`
+	Subject  string `json:"subject"`
+	NotAfter string `json:"not_after"`
+	Status   string `json:"status"`
+}
+
+// ListCerts runs `scepter certs list --json` (with extra flags) and parses it.
+func (s *Server) ListCerts(extra ...string) []certEntry {
+	s.t.Helper()
+	args := append([]string{"certs", "list", "--data-dir", s.DataDir, "--json"}, extra...)
+	r := s.MustRun(args...)
+	var list []certEntry
+	out := strings.TrimSpace(r.stdout)
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		s.t.Fatalf("certs list --json is not a JSON array of objects: %v\n%s", err, r)
+	}
+	for i, e := range list {
+		if e.Serial == "" || e.Subject == "" || e.NotAfter == "" || e.Status == "" {
+			s.t.Errorf("certs list --json entry %d lacks serial/subject/not_after/status: %+v", i, e)
+		}
+	}
+	return list
+}
+
+// findSerial returns the entry with c's serial, or nil.
+func findSerial(list []certEntry, c *x509.Certificate) *certEntry {
+	want := serialHex(c.SerialNumber)
+	for i := range list {
+		if normSerial(list[i].Serial) == want {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+// ExpectRecorded fails unless the certificate is in `certs list`.
+func (s *Server) ExpectRecorded(c *x509.Certificate) {
+	s.t.Helper()
+	list := s.ListCerts()
+	if findSerial(list, c) == nil {
+		s.t.Errorf("certificate serial %s (%s) is not in `certs list --json`: %+v", serialHex(c.SerialNumber), c.Subject, list)
+	}
+}
+
+func serialHex(n *big.Int) string { return n.Text(16) }
+
+// normSerial accepts "0A:1B", "0a1b", "0x0a1b" and returns "a1b".
+func normSerial(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimPrefix(s, "0x")
+	s = strings.ReplaceAll(s, ":", "")
+	s = strings.TrimLeft(s, "0")
+	if s == "" {
+		return "0"
+	}
+	return s
+}
+
+func httpGet(url string) (int, []byte, error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// opensslVerify runs `openssl verify -CAfile root [-untrusted inter] cert`.
+func opensslVerify(t testing.TB, root, inter, certPath string) {
+	t.Helper()
+	need(t, "openssl")
+	args := []string{"verify", "-CAfile", root}
+	if inter != "" {
+		args = append(args, "-untrusted", inter)
+	}
+	args = append(args, certPath)
+	r := mustRun(t, runOpts{}, "openssl", args...)
+	if !strings.Contains(r.stdout, ": OK") {
+		t.Fatalf("openssl verify did not say OK:\n%s", r)
+	}
+}
+
+// readCerts reads every certificate in a PEM or DER file.
+func readCerts(t testing.TB, path string) []*x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := parseCerts(b)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return certs
+}
+
+func parseCerts(b []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := b
+	for {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		c, err := x509.ParseCertificate(b)
+		if err != nil {
+			return nil, fmt.Errorf("no PEM certificate, and not DER either: %v", err)
+		}
+		certs = append(certs, c)
+	}
+	return certs, nil
+}
+
+// parseCertsFile reads the first certificate of a file without a testing.TB
+// (for goroutines that must not call t.Fatal).
+func parseCertsFile(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := parseCerts(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return certs[0], nil
+}
+
+func readCert(t testing.TB, path string) *x509.Certificate {
+	t.Helper()
+	return readCerts(t, path)[0]
+}
+
+func fingerprintHex(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// readKey reads a PEM private key (PKCS#1, SEC1 or PKCS#8).
+func readKey(t testing.TB, path string) crypto.Signer {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rest := b; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		switch blk.Type {
+		case "RSA PRIVATE KEY":
+			k, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			return k
+		case "EC PRIVATE KEY":
+			k, err := x509.ParseECPrivateKey(blk.Bytes)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			return k
+		case "PRIVATE KEY":
+			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			s, ok := k.(crypto.Signer)
+			if !ok {
+				t.Fatalf("%s: %T is not a signer", path, k)
+			}
+			return s
+		}
+	}
+	t.Fatalf("%s: no PEM private key found", path)
+	return nil
+}
+
+// expectKeyMatches fails unless the certificate holds the key's public half.
+func expectKeyMatches(t testing.TB, c *x509.Certificate, keyPath string) {
+	t.Helper()
+	k := readKey(t, keyPath)
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	pub, ok := k.Public().(equaler)
+	if !ok || !pub.Equal(c.PublicKey) {
+		t.Errorf("certificate %s does not carry the public key of %s", c.Subject, keyPath)
+	}
+}
+
+// keyDesc describes a public key, e.g. "rsa2048" or "p256".
+func keyDesc(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("rsa%d", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		return fmt.Sprintf("p%d", k.Curve.Params().BitSize)
+	case ed25519.PublicKey:
+		return "ed25519"
+	}
+	return fmt.Sprintf("%T", pub)
+}
+
+// expectFailed fails the test unless r failed; it returns the combined output.
+func expectFailed(t testing.TB, r result, why string) string {
+	t.Helper()
+	if r.err == nil {
+		t.Fatalf("%s: expected the command to fail, it succeeded:\n%s", why, r)
+	}
+	return r.stdout + r.stderr
+}
+
+// expectContains fails unless s contains every one of subs (case-insensitive).
+func expectContains(t testing.TB, what, s string, subs ...string) {
+	t.Helper()
+	ls := strings.ToLower(s)
+	for _, sub := range subs {
+		if !strings.Contains(ls, strings.ToLower(sub)) {
+			t.Errorf("%s does not mention %q:\n%s", what, sub, s)
+		}
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func writeFile(t testing.TB, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
