@@ -111,8 +111,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/scep", handler)
-	mux.Handle("/cgi-bin/pkiclient.exe", handler)
+	for _, path := range scep.Paths {
+		mux.Handle(path, handler)
+	}
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {

@@ -149,7 +149,7 @@ type Request struct {
 // issuer then draws a new one, up to a few tries.
 type ReserveFunc func(ctx context.Context, issuerID, serialHex string) (taken bool, err error)
 
-// serialTries bounds how many serials Issue draws before giving up: with 127
+// serialTries bounds how many serials Issue draws before giving up: with 128
 // random bits a second collision means a broken random source or store.
 const serialTries = 5
 
@@ -167,7 +167,7 @@ const serialTries = 5
 // the public key (RFC 5280 method 1), AKI = the issuer's SKI, CRL
 // distribution points and AIA (OCSP, caIssuers) from the profile's URLs.
 //
-// The pipeline: draw a 127-bit serial; build the TBSCertificate, sign it
+// The pipeline: draw a 128-bit serial; build the TBSCertificate, sign it
 // with a throwaway key of the issuer's algorithm and lint the result (a lint
 // error refuses the request); reserve the serial (a taken serial starts over
 // with a new one; a reserve error aborts before anything is signed); have
@@ -468,15 +468,17 @@ func keyAlgName(pub crypto.PublicKey) string {
 	return fmt.Sprintf("%T", pub)
 }
 
-// randomSerial draws a positive, non-zero serial of at most 127 bits, so it
-// encodes in at most 16 octets.
+// randomSerial draws a positive, non-zero serial of 128 random bits, so it
+// encodes in at most 17 octets.
 func randomSerial(r io.Reader) (*big.Int, error) {
 	var b [16]byte
 	for {
 		if _, err := io.ReadFull(r, b[:]); err != nil {
 			return nil, err
 		}
-		b[0] &= 0x7f
+		// All 128 bits are random; a value with the top bit set encodes in
+		// 17 octets (a leading zero keeps it positive), well inside RFC
+		// 5280's 20.
 		n := new(big.Int).SetBytes(b[:])
 		if n.Sign() > 0 {
 			return n, nil

@@ -363,7 +363,7 @@ func TestSerials(t *testing.T) {
 			t.Fatalf("serial %v not positive", s)
 		}
 		der, _ := asn1.Marshal(s)
-		if n := len(der) - 2; n > 16 {
+		if n := len(der) - 2; n > 17 {
 			t.Fatalf("serial %x encodes in %d octets", s, n)
 		}
 		h := s.Text(16)
@@ -373,13 +373,13 @@ func TestSerials(t *testing.T) {
 		seen[h] = true
 	}
 	// A source of zeros never yields serial 0; one with the top bit set
-	// still encodes in 16 octets.
+	// stays positive and encodes in 17 octets.
 	zeros := bytes.NewReader(append(make([]byte, 16), bytes.Repeat([]byte{0xff}, 16)...))
 	s, err := randomSerial(zeros)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if der, _ := asn1.Marshal(s); s.Sign() <= 0 || len(der)-2 != 16 {
+	if der, _ := asn1.Marshal(s); s.Sign() <= 0 || len(der)-2 != 17 || s.BitLen() != 128 {
 		t.Errorf("serial %x", s)
 	}
 }

@@ -137,7 +137,7 @@ func checkCAShape(t *testing.T, a *Authority, org string) {
 		t.Error("issuing SKI/AKI")
 	}
 	for _, c := range []*x509.Certificate{r, i, ra} {
-		if c.SerialNumber.Sign() <= 0 || len(c.SerialNumber.Bytes()) > 16 || c.SerialNumber.BitLen() < 64 {
+		if c.SerialNumber.Sign() <= 0 || len(c.SerialNumber.Bytes()) > 16 /* 128 bits */ || c.SerialNumber.BitLen() < 64 {
 			t.Errorf("%s: serial %x", c.Subject, c.SerialNumber)
 		}
 		if len(c.Subject.Organization) != 1 || c.Subject.Organization[0] != org {

@@ -81,6 +81,10 @@ type Handler struct {
 	transportCerts []*x509.Certificate
 }
 
+// Paths are where SCEP is served: /scep, the path legacy devices hard-code,
+// and the forms clients build by appending to a configured URL.
+var Paths = []string{"/scep", "/scep/{$}", "/scep/pkiclient.exe", "/cgi-bin/pkiclient.exe"}
+
 // Capabilities lists what we advertise in GetCACaps: exactly what works.
 // SHA-384 matters: strongSwan 5.9.8 uses AES only when it sees it.
 var Capabilities = []string{"AES", "DES3", "POSTPKIOperation", "SHA-1", "SHA-256", "SHA-384", "SHA-512", "SCEPStandard"}

@@ -2,6 +2,7 @@ package scep_test
 
 import (
 	"context"
+	"net/http"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"testing"
@@ -45,5 +46,27 @@ func TestRAModeCA(t *testing.T) {
 	}
 	if cert.KeyUsage&x509.KeyUsageCertSign != 0 || cert.IsCA {
 		t.Error("a device certificate must not be a CA")
+	}
+}
+
+func TestPaths(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	for _, path := range []string{"/scep", "/scep/", "/scep/pkiclient.exe", "/cgi-bin/pkiclient.exe"} {
+		resp, err := http.Get(ts.URL + path + "?operation=GetCACaps")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: HTTP %d", path, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(ts.URL + "/scep/nope/deeper?operation=GetCACaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown path: HTTP %d", resp.StatusCode)
 	}
 }

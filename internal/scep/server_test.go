@@ -82,8 +82,9 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/scep", h)
-	mux.Handle("/cgi-bin/pkiclient.exe", h)
+	for _, path := range scep.Paths {
+		mux.Handle(path, h)
+	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &testServer{URL: srv.URL, Store: st, Authority: authority, Clock: clock, Service: svc, RA: ra}
