@@ -2,9 +2,9 @@ package scep_test
 
 import (
 	"context"
-	"net/http"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"net/http"
 	"testing"
 
 	"github.com/scepter/scepter/internal/ca"
