@@ -67,7 +67,7 @@ func certsList(ctx context.Context, e env, args []string) error {
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	fs.StringVar(&profile, "profile", "", "only this profile")
 	fs.StringVar(&status, "status", "", "only this status: valid or revoked")
-	if err := parseFlags(fs, e, args, 0); err != nil {
+	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
 	}
 	st, err := sf.openExistingStore(ctx)
@@ -129,7 +129,7 @@ func certsShow(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	fs := newFlagSet(e, "certs show", "certs show SERIAL")
 	sf.register(fs)
-	if err := parseFlags(fs, e, args, 1); err != nil {
+	if err := parseFlags(fs, e, args, 1, sf.sections()); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

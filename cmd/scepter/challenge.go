@@ -3,12 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os/user"
 	"time"
-
-	"github.com/scepter/scepter/internal/enroll"
-	"github.com/scepter/scepter/internal/pki"
 )
 
 func cmdChallenge(ctx context.Context, e env, args []string) error {
@@ -22,18 +18,14 @@ func cmdChallenge(ctx context.Context, e env, args []string) error {
 	sf.register(fs)
 	fs.DurationVar(&ttl, "ttl", 60*time.Minute, "how long the challenge stays valid")
 	fs.StringVar(&profile, "profile", "", "restrict the challenge to one profile")
-	if err := parseFlags(fs, e, args[1:], 0); err != nil {
+	if err := parseFlags(fs, e, args[1:], 0, sf.sections()); err != nil {
 		return err
 	}
-	st, err := sf.openExistingStore(ctx)
+	svc, st, err := sf.service(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	svc, err := enroll.New(st, nil, pki.SystemClock{}, slog.New(slog.DiscardHandler), enroll.Config{})
-	if err != nil {
-		return err
-	}
 	secret, ch, err := svc.NewChallenge(ctx, ttl, profile, cliActor())
 	if err != nil {
 		return err

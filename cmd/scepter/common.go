@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/scepter/scepter/internal/config"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
@@ -18,8 +19,11 @@ import (
 // storeFlags are shared by every subcommand that touches the store, so they
 // all find the same data as a running server.
 type storeFlags struct {
-	dataDir    string
-	configFile string
+	dataDir        string
+	configFile     string
+	defaultProfile string
+	// profiles holds the [profiles.NAME] tables of the config file.
+	profiles map[string]pki.Profile
 }
 
 // DefaultDataDir is where a zero-config server keeps its state.
@@ -27,16 +31,43 @@ const DefaultDataDir = "./scepter-data"
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.dataDir, "data-dir", DefaultDataDir, "directory holding the CA, the database and the generated challenge")
-	fs.StringVar(&s.configFile, "config", "", "TOML config file (keys are flag names with _ for -)")
+	fs.StringVar(&s.configFile, "config", "", "TOML config file (keys are flag names with _ for -; [profiles.NAME] tables)")
+	fs.StringVar(&s.defaultProfile, "default-profile", "default", "profile served at /scep and /cgi-bin/pkiclient.exe")
+}
+
+// sections decodes the config file's [profiles.NAME] tables.
+func (s *storeFlags) sections() config.Sections {
+	s.profiles = map[string]pki.Profile{}
+	return config.Sections{"profiles": config.ProfileSection(s.profiles)}
+}
+
+// profileSet returns the configured profiles, with the built-in default
+// profile when the file does not define one named "default".
+func (s *storeFlags) profileSet() (map[string]pki.Profile, error) {
+	out := map[string]pki.Profile{}
+	for n, p := range s.profiles {
+		out[n] = p
+	}
+	if _, ok := out["default"]; !ok {
+		out["default"] = pki.DefaultProfile()
+	}
+	if _, ok := out[s.defaultProfile]; !ok {
+		return nil, usageError{fmt.Sprintf("--default-profile %q is not a configured profile", s.defaultProfile)}
+	}
+	return out, nil
 }
 
 // parseFlags resolves flags, environment and config file; maxArgs bounds the
 // positional arguments the command takes.
-func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int) error {
+func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections config.Sections) error {
 	if maxArgs > 0 {
 		args = flagsFirst(fs, args)
 	}
-	if err := config.Parse(fs, args, e.lookupEnv, nil); err != nil {
+	// One config file serves every command: keys of serve's settings are
+	// not errors for the others.
+	serveSet, _ := newServeFlags(e)
+	known := func(name string) bool { return serveSet.Lookup(name) != nil }
+	if err := config.Parse(fs, args, e.lookupEnv, sections, known); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}

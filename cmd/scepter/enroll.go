@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/scep"
 )
 
 type stringList []string
@@ -26,91 +30,88 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-func cmdEnroll(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "enroll", "enroll --url URL --challenge X --subject 'CN=device-1,O=Acme' --out cert.pem --key-out key.pem [flags]")
-	var (
-		serverURL, challenge, challengeFile, subject, keyType, fingerprint string
-		out, keyOut, chainOut                                              string
-		dnsNames                                                           stringList
-		allowDES                                                           bool
-	)
-	fs.StringVar(&serverURL, "url", "", "SCEP URL, e.g. http://127.0.0.1:8080/scep")
-	fs.StringVar(&challenge, "challenge", "", "challenge password (prefer SCEPTER_CHALLENGE or --challenge-file)")
-	fs.StringVar(&challengeFile, "challenge-file", "", "file holding the challenge password")
-	fs.StringVar(&subject, "subject", "", "certificate subject, e.g. 'CN=device-1,O=Acme'")
-	fs.Var(&dnsNames, "dns", "DNS name for the subject alternative name (repeatable, or comma-separated)")
-	fs.StringVar(&keyType, "key-type", "rsa2048", "key type: rsa2048, rsa3072, rsa4096 (SCEP needs RSA to receive the reply)")
-	fs.StringVar(&fingerprint, "ca-fingerprint", "", "expected CA fingerprint (sha256:HEX); the enrollment stops if no CA certificate matches")
-	fs.StringVar(&out, "out", "cert.pem", "where to write the certificate")
-	fs.StringVar(&keyOut, "key-out", "key.pem", "where to write the private key (mode 0600)")
-	fs.StringVar(&chainOut, "chain-out", "", "where to write the CA chain (default: beside --out as chain.pem)")
-	fs.BoolVar(&allowDES, "allow-insecure-des", false, "send single DES to a server that offers neither AES nor DES3")
-	if err := parseFlags(fs, e, args, 0); err != nil {
-		return err
-	}
-	if serverURL == "" {
+// clientFlags are shared by enroll and renew.
+type clientFlags struct {
+	serverURL, fingerprint   string
+	out, keyOut, chainOut    string
+	keyType                  string
+	allowDES                 bool
+	pollInterval, maxWait    time.Duration
+	challenge, challengeFile string
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.serverURL, "url", "", "SCEP URL, e.g. http://127.0.0.1:8080/scep or .../scep/PROFILE")
+	fs.StringVar(&f.fingerprint, "ca-fingerprint", "", "expected CA fingerprint (sha256:HEX); stop if no CA certificate matches")
+	fs.StringVar(&f.out, "out", "cert.pem", "where to write the certificate")
+	fs.StringVar(&f.keyOut, "key-out", "key.pem", "where to write the private key (mode 0600)")
+	fs.StringVar(&f.chainOut, "chain-out", "", "where to write the CA chain (default: beside --out as chain.pem)")
+	fs.BoolVar(&f.allowDES, "allow-insecure-des", false, "send single DES to a server that offers neither AES nor DES3")
+	fs.DurationVar(&f.pollInterval, "poll-interval", 10*time.Second, "first wait between polls while the request is pending (backs off to 10x)")
+	fs.DurationVar(&f.maxWait, "max-wait", 0, "how long to keep polling a pending request (0: return at once)")
+	fs.StringVar(&f.challenge, "challenge", "", "challenge password (prefer SCEPTER_CHALLENGE or --challenge-file)")
+	fs.StringVar(&f.challengeFile, "challenge-file", "", "file holding the challenge password")
+}
+
+func (f *clientFlags) resolve() error {
+	if f.serverURL == "" {
 		return usageError{"--url is required"}
 	}
-	if subject == "" && len(dnsNames) == 0 {
-		return usageError{"--subject (or at least one --dns) is required"}
-	}
-	if challengeFile != "" {
-		b, err := os.ReadFile(challengeFile)
+	if f.challengeFile != "" {
+		b, err := os.ReadFile(f.challengeFile)
 		if err != nil {
 			return fmt.Errorf("challenge file: %w", err)
 		}
-		challenge = strings.TrimSpace(string(b))
+		f.challenge = strings.TrimSpace(string(b))
 	}
-	if !keys.ValidKeyType(keyType) {
-		return usageError{fmt.Sprintf("--key-type %q is not known", keyType)}
+	if !keys.ValidKeyType(f.keyType) {
+		return usageError{fmt.Sprintf("--key-type %q: want rsa2048, rsa3072, rsa4096, p256 or p384", f.keyType)}
 	}
-	if !strings.HasPrefix(keyType, "rsa") {
-		return usageError{fmt.Sprintf("--key-type %s: SCEP replies can only be encrypted to RSA keys for now; use rsa2048, rsa3072 or rsa4096", keyType)}
+	if f.chainOut == "" {
+		f.chainOut = filepath.Join(filepath.Dir(f.out), "chain.pem")
 	}
-	name, err := parseSubject(subject)
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	if chainOut == "" {
-		chainOut = filepath.Join(filepath.Dir(out), "chain.pem")
-	}
+	return nil
+}
 
-	c := &client.SCEP{URL: serverURL, AllowInsecureDES: allowDES, Warnf: func(format string, args ...any) {
+// connect fetches the server's capabilities and CA certificates, checked
+// against the pinned fingerprint when given.
+func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.Caps, []*x509.Certificate, error) {
+	c := &client.SCEP{URL: f.serverURL, AllowInsecureDES: f.allowDES, Warnf: func(format string, args ...any) {
 		fmt.Fprintf(e.stderr, "warning: "+format+"\n", args...)
 	}}
 	caps, err := c.GetCACaps(ctx)
 	if err != nil {
-		return fmt.Errorf("GetCACaps: %w", err)
+		return nil, nil, nil, fmt.Errorf("GetCACaps: %w", err)
 	}
 	caCerts, err := c.GetCACert(ctx)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	if fingerprint != "" {
-		if err := client.CheckFingerprint(caCerts, fingerprint); err != nil {
-			return err
+	if f.fingerprint != "" {
+		if err := client.CheckFingerprint(caCerts, f.fingerprint); err != nil {
+			return nil, nil, nil, err
 		}
 	}
-	key, err := keys.Generate(keyType)
-	if err != nil {
-		return err
-	}
-	der, err := csr.Create(csr.Template{RawSubject: name, DNSNames: dnsNames, ChallengePassword: challenge}, key)
-	if err != nil {
-		return err
-	}
-	cert, err := c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: key, CACerts: caCerts, Caps: caps})
+	return c, caps, caCerts, nil
+}
+
+// finish writes the key, certificate and CA chain, and reports.
+func (f *clientFlags) finish(e env, key crypto.Signer, cert *x509.Certificate, caCerts []*x509.Certificate, err error) error {
 	if err != nil {
 		var fe *client.FailureError
-		if errors.As(err, &fe) {
+		var pe *client.PendingError
+		switch {
+		case errors.As(err, &fe):
 			return fmt.Errorf("enrollment refused by the server: failInfo %s%s", fe.FailInfo, textSuffix(fe.Text))
+		case errors.As(err, &pe):
+			return fmt.Errorf("%w; run the same command again (or pass --max-wait) to collect the certificate once it is approved", err)
 		}
 		return fmt.Errorf("enrollment failed: %w", err)
 	}
-	if err := keys.WriteKeyFile(keyOut, key); err != nil {
+	if err := keys.WriteKeyFile(f.keyOut, key); err != nil {
 		return err
 	}
-	if err := keys.WriteCertFile(out, cert); err != nil {
+	if err := keys.WriteCertFile(f.out, cert); err != nil {
 		return err
 	}
 	var chain []*x509.Certificate
@@ -120,16 +121,130 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 		}
 	}
 	if len(chain) > 0 {
-		if err := keys.WriteCertFile(chainOut, chain...); err != nil {
+		if err := keys.WriteCertFile(f.chainOut, chain...); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
-		cert.Subject, cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), out, keyOut)
+		cert.Subject, cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, f.keyOut)
 	if len(chain) > 0 {
-		fmt.Fprintf(e.stdout, "CA chain:    %s\n", chainOut)
+		fmt.Fprintf(e.stdout, "CA chain:    %s\n", f.chainOut)
 	}
 	return nil
+}
+
+func cmdEnroll(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "enroll", "enroll --url URL --challenge X --subject 'CN=device-1,O=Acme' --out cert.pem --key-out key.pem [flags]")
+	var f clientFlags
+	var subject string
+	var dnsNames stringList
+	var keyFile string
+	f.register(fs)
+	fs.StringVar(&subject, "subject", "", "certificate subject, e.g. 'CN=device-1,O=Acme'")
+	fs.Var(&dnsNames, "dns", "DNS name for the subject alternative name (repeatable, or comma-separated)")
+	fs.StringVar(&f.keyType, "key-type", "rsa2048", "key type: rsa2048, rsa3072, rsa4096, p256, p384 (EC keys receive the reply in a password-based envelope)")
+	fs.StringVar(&keyFile, "key", "", "use this existing private key instead of making one (e.g. to collect a pending request)")
+	if err := parseFlags(fs, e, args, 0, nil); err != nil {
+		return err
+	}
+	if err := f.resolve(); err != nil {
+		return err
+	}
+	if subject == "" && len(dnsNames) == 0 {
+		return usageError{"--subject (or at least one --dns) is required"}
+	}
+	name, err := csr.ParseDN(subject)
+	if err != nil {
+		return usageError{"--subject: " + err.Error()}
+	}
+	var key crypto.Signer
+	if keyFile != "" {
+		key, err = keys.LoadKeyFile(keyFile)
+	} else {
+		key, err = keys.Generate(f.keyType)
+	}
+	if err != nil {
+		return err
+	}
+	if !isRSAKey(key) && f.challenge == "" {
+		return usageError{"an EC key needs --challenge: the server encrypts the certificate to it"}
+	}
+	c, caps, caCerts, err := f.connect(ctx, e)
+	if err != nil {
+		return err
+	}
+	der, err := csr.Create(csr.Template{RawSubject: name, DNSNames: dnsNames, ChallengePassword: f.challenge}, key)
+	if err != nil {
+		return err
+	}
+	cert, err := c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: key, CACerts: caCerts, Caps: caps, Challenge: f.challenge,
+		PollInterval: f.pollInterval, MaxWait: f.maxWait})
+	// A pending request must be collected later with the same key: keep it.
+	var pe *client.PendingError
+	if keyFile == "" && errors.As(err, &pe) {
+		if werr := keys.WriteKeyFile(f.keyOut, key); werr == nil {
+			fmt.Fprintf(e.stderr, "the key is saved in %s; collect the certificate later with --key %s\n", f.keyOut, f.keyOut)
+		}
+	}
+	return f.finish(e, key, cert, caCerts, err)
+}
+
+// cmdRenew renews a certificate with the certificate itself as the
+// authentication (RenewalReq when the server advertises Renewal).
+func cmdRenew(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "renew", "renew --url URL --cert cert.pem --key key.pem [--rekey] --out new.pem --key-out new-key.pem")
+	var f clientFlags
+	var certFile, keyFile string
+	var rekey, pkcsReq bool
+	f.register(fs)
+	fs.StringVar(&certFile, "cert", "cert.pem", "the certificate to renew")
+	fs.StringVar(&keyFile, "key", "key.pem", "its private key")
+	fs.BoolVar(&rekey, "rekey", false, "make a new key (default: keep the key)")
+	fs.StringVar(&f.keyType, "key-type", "", "key type of a new key with --rekey (default: the same type as now)")
+	fs.BoolVar(&pkcsReq, "pkcsreq", false, "send a PKCSReq signed by the certificate instead of a RenewalReq")
+	if err := parseFlags(fs, e, args, 0, nil); err != nil {
+		return err
+	}
+	certs, err := keys.LoadCertFile(certFile)
+	if err != nil {
+		return err
+	}
+	oldKey, err := keys.LoadKeyFile(keyFile)
+	if err != nil {
+		return err
+	}
+	old := certs[0]
+	if f.keyType == "" {
+		f.keyType = keys.KeyTypeOf(old.PublicKey)
+	}
+	if err := f.resolve(); err != nil {
+		return err
+	}
+	key := oldKey
+	if rekey {
+		if key, err = keys.Generate(f.keyType); err != nil {
+			return err
+		}
+	}
+	c, caps, caCerts, err := f.connect(ctx, e)
+	if err != nil {
+		return err
+	}
+	der, err := csr.Create(csr.Template{RawSubject: old.RawSubject, DNSNames: old.DNSNames, ChallengePassword: f.challenge}, key)
+	if err != nil {
+		return err
+	}
+	typ := scep.RenewalReq
+	if pkcsReq || !caps.Has("Renewal") {
+		typ = scep.PKCSReq
+	}
+	cert, err := c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: key, SignerCert: old, SignerKey: oldKey, CACerts: caCerts, Caps: caps,
+		Type: typ, Challenge: f.challenge, PollInterval: f.pollInterval, MaxWait: f.maxWait})
+	return f.finish(e, key, cert, caCerts, err)
+}
+
+func isRSAKey(k crypto.Signer) bool {
+	return strings.HasPrefix(keys.KeyTypeOf(k.Public()), "rsa")
 }
 
 func textSuffix(s string) string {
@@ -137,14 +252,4 @@ func textSuffix(s string) string {
 		return ""
 	}
 	return ": " + s
-}
-
-// parseSubject turns "CN=device-1,O=Acme" into a DER Name, keeping the order
-// given (most significant last, as RFC 4514 writes it).
-func parseSubject(s string) ([]byte, error) {
-	name, err := csr.ParseDN(s)
-	if err != nil {
-		return nil, fmt.Errorf("--subject: %w", err)
-	}
-	return name, nil
 }

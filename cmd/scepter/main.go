@@ -33,8 +33,11 @@ func commands() []command {
 	return []command{
 		{"serve", "run the CA and SCEP server", cmdServe},
 		{"enroll", "enroll for a certificate from a SCEP server", cmdEnroll},
+		{"renew", "renew a certificate from a SCEP server, authenticated by the certificate", cmdRenew},
+		{"requests", "list, approve and reject requests held for approval", cmdRequests},
 		{"challenge", "manage one-time enrollment challenges (challenge new)", cmdChallenge},
 		{"certs", "list and show issued certificates (certs list | certs show SERIAL)", cmdCerts},
+		{"ca", "manage the CA (ca rollover)", cmdCA},
 		{"version", "print the version", cmdVersion},
 	}
 }

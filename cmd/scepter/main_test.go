@@ -23,11 +23,18 @@ func TestExampleConfigsLoad(t *testing.T) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			e, _, _ := testEnv(nil)
 			fs, f := newServeFlags(e)
-			if err := parseFlags(fs, e, []string{"--config", file}, 0); err != nil {
+			if err := parseFlags(fs, e, []string{"--config", file}, 0, f.sections()); err != nil {
 				t.Fatal(err)
 			}
 			if f.listen == "" || f.dataDir == "" {
 				t.Errorf("settings not loaded: %+v", f)
+			}
+			profiles, err := f.profileSet()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(profiles) < 2 {
+				t.Errorf("profiles not loaded: %v", profiles)
 			}
 		})
 	}
@@ -92,7 +99,7 @@ func TestFlagsAfterPositionalArguments(t *testing.T) {
 	var sf storeFlags
 	fs := newFlagSet(e, "certs show", "certs show SERIAL")
 	sf.register(fs)
-	if err := parseFlags(fs, e, []string{"ABC", "--data-dir", "/x", "--config="}, 1); err != nil {
+	if err := parseFlags(fs, e, []string{"ABC", "--data-dir", "/x", "--config="}, 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	if sf.dataDir != "/x" || fs.NArg() != 1 || fs.Arg(0) != "ABC" {

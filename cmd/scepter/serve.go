@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,10 +19,12 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/ndes"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
+	"github.com/scepter/scepter/internal/webhook"
 )
 
 type serveFlags struct {
@@ -34,6 +38,18 @@ type serveFlags struct {
 	maxClockSkew     time.Duration
 	logLevel         string
 	logFormat        string
+
+	webhookURL        string
+	webhookSecretFile string
+	webhookTimeout    time.Duration
+
+	ndesUser         string
+	ndesPassword     string
+	ndesPasswordFile string
+	ndesProfile      string
+	ndesTTL          time.Duration
+
+	caReload time.Duration
 }
 
 // challengeFileName is where a generated static challenge is kept.
@@ -52,12 +68,21 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", scep.DefaultMaxClockSkew, "largest accepted difference between a request's signingTime and the server clock")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.webhookURL, "webhook-url", "", "challenge webhook for profiles with challenge = \"webhook\" (see docs/webhook.md)")
+	fs.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the HMAC key that signs webhook requests")
+	fs.DurationVar(&f.webhookTimeout, "webhook-timeout", 5*time.Second, "how long to wait for the webhook's answer")
+	fs.StringVar(&f.ndesUser, "ndes-user", "", "user name for the NDES-compatible password page /certsrv/mscep_admin/ (off when empty)")
+	fs.StringVar(&f.ndesPassword, "ndes-password", "", "its password (prefer SCEPTER_NDES_PASSWORD or --ndes-password-file)")
+	fs.StringVar(&f.ndesPasswordFile, "ndes-password-file", "", "file holding the NDES page password")
+	fs.StringVar(&f.ndesProfile, "ndes-profile", "", "profile the NDES page's one-time passwords are bound to (default: any)")
+	fs.DurationVar(&f.ndesTTL, "ndes-ttl", 60*time.Minute, "lifetime of one-time passwords from the NDES page")
+	fs.DurationVar(&f.caReload, "ca-reload-interval", 30*time.Second, "how often to look for a next CA made by 'scepter ca rollover'")
 	return fs, f
 }
 
 func cmdServe(ctx context.Context, e env, args []string) error {
 	fs, f := newServeFlags(e)
-	if err := parseFlags(fs, e, args, 0); err != nil {
+	if err := parseFlags(fs, e, args, 0, f.sections()); err != nil {
 		return err
 	}
 	if !keys.ValidKeyType(f.caKeyType) {
@@ -101,18 +126,28 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	svc, err := enroll.New(st, authority, clock, log, enroll.Config{StaticChallenge: challenge})
+	profiles, err := f.profileSet()
 	if err != nil {
 		return err
 	}
-	handler, err := scep.New(svc, scep.RA{Cert: authority.RA.Cert, Key: authority.RA.Key, Chain: authority.RA.Chain},
-		authority.Issuer.Chain, st, clock, log, scep.Options{AllowInsecureDES: f.allowInsecureDES, MaxClockSkew: f.maxClockSkew})
+	cfg := enroll.Config{StaticChallenge: challenge, Profiles: profiles, DefaultProfile: f.defaultProfile}
+	if cfg.Webhook, err = f.webhook(profiles); err != nil {
+		return err
+	}
+	svc, err := enroll.New(st, authority, clock, log, cfg)
+	if err != nil {
+		return err
+	}
+	handler, err := scep.New(svc, authority, st, clock, log, scep.Options{AllowInsecureDES: f.allowInsecureDES, MaxClockSkew: f.maxClockSkew})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	for _, path := range scep.Paths {
 		mux.Handle(path, handler)
+	}
+	if err := f.ndes(mux, svc, authority, log); err != nil {
+		return err
 	}
 
 	ln, err := net.Listen("tcp", f.listen)
@@ -146,6 +181,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	fmt.Fprint(e.stdout, joinLines(lines...))
 
 	go purgeLoop(ctx, st, clock, log)
+	go f.caReloadLoop(ctx, authority, clock, log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -160,6 +196,68 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// webhook builds the challenge webhook when one is configured, and refuses
+// to start when a profile needs one that is not.
+func (f *serveFlags) webhook(profiles map[string]pki.Profile) (enroll.ChallengeVerifier, error) {
+	var needed []string
+	for name, p := range profiles {
+		if p.ChallengeMode == enroll.ChallengeWebhook {
+			needed = append(needed, name)
+		}
+	}
+	if f.webhookURL == "" {
+		if len(needed) > 0 {
+			return nil, usageError{fmt.Sprintf("profiles %v use the webhook challenge: set --webhook-url", needed)}
+		}
+		return nil, nil
+	}
+	var secret []byte
+	if f.webhookSecretFile != "" {
+		b, err := os.ReadFile(f.webhookSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("webhook secret: %w", err)
+		}
+		secret = []byte(strings.TrimSpace(string(b)))
+	}
+	return webhook.New(webhook.Config{URL: f.webhookURL, Secret: secret, Timeout: f.webhookTimeout})
+}
+
+// ndes serves the NDES-compatible one-time password page when a user is set.
+func (f *serveFlags) ndes(mux *http.ServeMux, svc *enroll.Service, authority *ca.Authority, log *slog.Logger) error {
+	if f.ndesUser == "" {
+		return nil
+	}
+	password := f.ndesPassword
+	if f.ndesPasswordFile != "" {
+		b, err := os.ReadFile(f.ndesPasswordFile)
+		if err != nil {
+			return fmt.Errorf("NDES password: %w", err)
+		}
+		password = strings.TrimSpace(string(b))
+	}
+	if password == "" {
+		return usageError{"--ndes-user needs --ndes-password-file or SCEPTER_NDES_PASSWORD"}
+	}
+	if f.ndesProfile != "" {
+		if _, ok := svc.Profile(f.ndesProfile); !ok {
+			return usageError{fmt.Sprintf("--ndes-profile %q is not a configured profile", f.ndesProfile)}
+		}
+	}
+	issuer, _ := authority.Active(time.Now())
+	h, err := ndes.New(svc, ndes.Config{Username: f.ndesUser, Password: password, TTL: f.ndesTTL, Profile: f.ndesProfile,
+		CAThumbprint: sha1Hex(issuer.Cert.Raw)}, log)
+	if err != nil {
+		return err
+	}
+	h.Register(mux)
+	return nil
+}
+
+func sha1Hex(b []byte) string {
+	sum := sha1.Sum(b)
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 
 // resolveChallenge picks the static challenge: the flag or environment,
@@ -196,6 +294,35 @@ func (f *serveFlags) resolveChallenge() (challenge, generatedPath string, err er
 		return "", "", fmt.Errorf("save generated challenge: %w", err)
 	}
 	return c, path, nil
+}
+
+// caReloadLoop picks up a next CA that `scepter ca rollover` created while
+// the server runs, and promotes it on disk once its switch time has come,
+// so GetNextCACert and the switch need no restart.
+func (f *serveFlags) caReloadLoop(ctx context.Context, authority *ca.Authority, clock pki.Clock, log *slog.Logger) {
+	if f.caReload <= 0 {
+		return
+	}
+	t := time.NewTicker(f.caReload)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, had := authority.SwitchAt()
+		if err := authority.Reload(clock.Now()); err != nil {
+			log.Warn("reload CA", "err", err)
+			continue
+		}
+		if at, has := authority.SwitchAt(); has && !had {
+			issuer, _, _ := authority.Next(clock.Now())
+			if issuer != nil {
+				log.Info("next issuing CA loaded", "subject", issuer.Cert.Subject.String(), "switch_at", at.Format(time.RFC3339))
+			}
+		}
+	}
 }
 
 func purgeLoop(ctx context.Context, st store.Store, clock pki.Clock, log *slog.Logger) {

@@ -5,6 +5,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
@@ -12,6 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // RA is the SCEP registration authority: it signs CertReps and decrypts the
@@ -34,53 +38,166 @@ func (r *RA) Decrypter() crypto.Decrypter {
 	return d
 }
 
-// Authority is the loaded CA: the root, the issuing CA(s) and the RA.
+// Authority is the loaded CA: the root, the issuing CAs and their RAs.
 //
-// Issuer is the current issuing CA. Every issuer that may still sign for
-// renewal or revocation is reachable through IssuerByID and Issuers, so a
-// CA rollover (a next issuing CA and RA beside the current ones, old issuers
-// kept) can be added without changing callers that look issuers up by the
-// IssuerID stored with each certificate.
+// Besides the current issuing CA there may be a next one, made ahead of
+// time by Rollover, which takes over at its switch time (Active(now) returns
+// it from then on, without a restart), and previous ones, kept so that the
+// certificates they issued still verify, renew and can be revoked. Every
+// issuer is reachable through IssuerByID (by the IssuerID stored with each
+// certificate) and Issuers. The root never changes.
+//
+// An Authority is safe for concurrent use; Reload and SetNext replace the
+// issuer set atomically.
 type Authority struct {
-	Root   *x509.Certificate
+	Root *x509.Certificate
+	// Issuer and RA are the current issuing CA and RA at load time; they
+	// never change afterwards. New code calls Active(now), which follows a
+	// rollover's switch.
 	Issuer *Issuer
 	RA     *RA
 
-	issuers []*Issuer // current first
-	// rootSigner is the root key when it is loaded: nothing is signed with
-	// it after creation today; a CA rollover will sign the next issuing CA.
+	state atomic.Pointer[issuerSet]
+	// rootSigner is the root key when it is loaded (LoadOrCreate, Load):
+	// it signs the next issuing CA of a rollover and nothing else.
 	rootSigner crypto.Signer
+	// Where the CA was loaded from and how, for Reload; empty for an
+	// Authority built by NewAuthority.
+	caDir    string
+	opts     InitOptions
+	mode     loadMode
+	reloadMu sync.Mutex
+	disk     string // diskState at the last (re)load
+}
+
+// issuerSet is everything that changes with a rollover. It is never
+// modified once published through Authority.state.
+type issuerSet struct {
+	current   *Issuer
+	currentRA *RA
+	next      *Issuer // nil without a pending rollover
+	nextRA    *RA
+	switchAt  time.Time
+	previous  []*Issuer // newest first
+	// previousRAs are the RAs of previous issuers whose keys are kept,
+	// for envelopes encrypted to an old RA certificate (newest first).
+	previousRAs []*RA
+
+	all   []*Issuer // current, next, previous
+	roots *x509.CertPool
+	inter *x509.CertPool
+}
+
+func newIssuerSet(root *x509.Certificate, current *Issuer, currentRA *RA, next *Issuer, nextRA *RA, switchAt time.Time, previous []*Issuer, previousRAs []*RA) *issuerSet {
+	s := &issuerSet{current: current, currentRA: currentRA, next: next, nextRA: nextRA, switchAt: switchAt,
+		roots: x509.NewCertPool(), inter: x509.NewCertPool()}
+	seen := map[string]bool{}
+	add := func(i *Issuer) bool {
+		if i == nil || seen[i.ID] {
+			return false
+		}
+		seen[i.ID] = true
+		s.all = append(s.all, i)
+		s.inter.AddCert(i.Cert)
+		return true
+	}
+	add(current)
+	if next != nil && !add(next) {
+		s.next, s.nextRA = nil, nil
+	}
+	for _, p := range previous {
+		if add(p) {
+			s.previous = append(s.previous, p)
+		}
+	}
+	s.previousRAs = slices.Clone(previousRAs)
+	s.roots.AddCert(root)
+	return s
 }
 
 // NewAuthority assembles an Authority from parts that are already loaded
 // (LoadOrCreate is the usual way; tests build CAs in memory). issuer's chain
-// must end at root; extra are older issuers still accepted by IssuerByID.
+// must end at root; extra are previous issuers, still accepted by IssuerByID
+// and IssuedByUs. SetNext adds a next issuer.
 func NewAuthority(root *x509.Certificate, issuer *Issuer, ra *RA, extra ...*Issuer) (*Authority, error) {
 	if root == nil || issuer == nil || ra == nil {
 		return nil, errors.New("ca: an authority needs a root, an issuer and an RA")
 	}
-	if last := issuer.Chain[len(issuer.Chain)-1]; !last.Equal(root) {
-		return nil, fmt.Errorf("ca: the chain of issuer %q does not end at the root", issuer.Cert.Subject)
+	if err := checkIssuerRA(root, issuer, ra); err != nil {
+		return nil, err
 	}
-	if ra.Cert == nil || ra.Key == nil {
-		return nil, errors.New("ca: the RA needs a certificate and a key")
-	}
-	if _, ok := ra.Key.(crypto.Decrypter); !ok {
-		return nil, errors.New("ca: the RA key cannot decrypt (it must be an RSA key implementing crypto.Decrypter)")
-	}
-	a := &Authority{Root: root, Issuer: issuer, RA: ra, issuers: []*Issuer{issuer}}
-	for _, e := range extra {
-		if e != nil && e.ID != issuer.ID {
-			a.issuers = append(a.issuers, e)
-		}
-	}
+	a := &Authority{Root: root, Issuer: issuer, RA: ra}
+	a.state.Store(newIssuerSet(root, issuer, ra, nil, nil, time.Time{}, extra, nil))
 	return a, nil
 }
 
-// IssuerByID returns the issuer whose IssuerID (hex SHA-256 of its
-// certificate) is id.
+func checkIssuerRA(root *x509.Certificate, issuer *Issuer, ra *RA) error {
+	if last := issuer.Chain[len(issuer.Chain)-1]; !last.Equal(root) {
+		return fmt.Errorf("ca: the chain of issuer %q does not end at the root", issuer.Cert.Subject)
+	}
+	if ra.Cert == nil || ra.Key == nil {
+		return errors.New("ca: the RA needs a certificate and a key")
+	}
+	if _, ok := ra.Key.(crypto.Decrypter); !ok {
+		return errors.New("ca: the RA key cannot decrypt (it must be an RSA key implementing crypto.Decrypter)")
+	}
+	return nil
+}
+
+// SetNext makes issuer (with its RA) the next issuing CA, current from
+// switchAt on, replacing any next issuer set before. It changes nothing on
+// disk (Rollover does that); it is for Authorities built in memory.
+func (a *Authority) SetNext(issuer *Issuer, ra *RA, switchAt time.Time) error {
+	if issuer == nil || ra == nil || switchAt.IsZero() {
+		return errors.New("ca: a next issuer needs an issuer, an RA and a switch time")
+	}
+	if err := checkIssuerRA(a.Root, issuer, ra); err != nil {
+		return err
+	}
+	for {
+		old := a.state.Load()
+		if issuer.ID == old.current.ID {
+			return errors.New("ca: the next issuer is the current one")
+		}
+		s := newIssuerSet(a.Root, old.current, old.currentRA, issuer, ra, switchAt, old.previous, old.previousRAs)
+		if a.state.CompareAndSwap(old, s) {
+			return nil
+		}
+	}
+}
+
+// Active returns the issuing CA and RA in charge at now: the current ones,
+// or the next ones once now has reached their switch time (so a running
+// server switches without a restart).
+func (a *Authority) Active(now time.Time) (*Issuer, *RA) {
+	s := a.state.Load()
+	if s.next != nil && !now.Before(s.switchAt) {
+		return s.next, s.nextRA
+	}
+	return s.current, s.currentRA
+}
+
+// Next returns the next issuing CA and its RA while one exists and now is
+// before its switch time (what GetNextCACert serves); ok is false otherwise.
+func (a *Authority) Next(now time.Time) (issuer *Issuer, ra *RA, ok bool) {
+	s := a.state.Load()
+	if s.next != nil && now.Before(s.switchAt) {
+		return s.next, s.nextRA, true
+	}
+	return nil, nil, false
+}
+
+// SwitchAt returns the switch time of the next issuing CA, whether or not
+// it has passed; ok is false when there is no next issuing CA.
+func (a *Authority) SwitchAt() (t time.Time, ok bool) {
+	s := a.state.Load()
+	return s.switchAt, s.next != nil
+}
+
+// IssuerByID returns the issuer (previous, current or next) whose IssuerID
+// (hex SHA-256 of its certificate) is id.
 func (a *Authority) IssuerByID(id string) (*Issuer, bool) {
-	for _, i := range a.issuers {
+	for _, i := range a.state.Load().all {
 		if i.ID == id {
 			return i, true
 		}
@@ -88,8 +205,91 @@ func (a *Authority) IssuerByID(id string) (*Issuer, bool) {
 	return nil, false
 }
 
-// Issuers returns every issuer, the current one first.
-func (a *Authority) Issuers() []*Issuer { return slices.Clone(a.issuers) }
+// Issuers returns every issuer: the current one (as loaded) first, then the
+// next one if any, then the previous ones, newest first.
+func (a *Authority) Issuers() []*Issuer { return slices.Clone(a.state.Load().all) }
+
+// Previous returns the previous issuers, newest first. Issuers that a
+// rollover replaced without a reload are not among them (see Active).
+func (a *Authority) Previous() []*Issuer { return slices.Clone(a.state.Load().previous) }
+
+// RAs returns every RA whose key is loaded: the current RA (as loaded), the
+// next one, then those of previous issuers, newest first. A SCEP server
+// decrypts an envelope with the RA whose certificate it is addressed to,
+// which after a rollover may be an older one (a client polling for a
+// request made before the switch).
+func (a *Authority) RAs() []*RA {
+	s := a.state.Load()
+	out := []*RA{s.currentRA}
+	if s.nextRA != nil {
+		out = append(out, s.nextRA)
+	}
+	return append(out, s.previousRAs...)
+}
+
+// Errors of IssuedByUs.
+var (
+	// ErrNotOurs: the certificate does not chain by signature through one
+	// of our issuing CAs to our root.
+	ErrNotOurs = errors.New("ca: the certificate was not issued by this CA")
+	// ErrExpired: the certificate was issued by one of our issuing CAs but
+	// has expired; IssuedByUs returns the issuer with it, so callers can
+	// apply a grace period.
+	ErrExpired = errors.New("ca: the certificate has expired")
+)
+
+// IssuedByUs checks that cert was issued by one of our issuing CAs
+// (previous, current or next) and returns that issuer. The check is by
+// signature: x509 path validation with our issuing CAs as the only
+// intermediates, our root as the only root, any extended key usage, at now;
+// names are only hints for path building, so a certificate from another CA
+// that copies our issuer's name (or key identifier) is refused. A
+// certificate that verified except that it has expired is returned with its
+// issuer and an error wrapping ErrExpired. Anything else, including our own
+// CA certificates and a certificate that is not valid yet, is an error
+// wrapping ErrNotOurs (and a nil issuer). Revocation is not checked here.
+func (a *Authority) IssuedByUs(cert *x509.Certificate, now time.Time) (*Issuer, error) {
+	if cert == nil {
+		return nil, fmt.Errorf("%w: no certificate", ErrNotOurs)
+	}
+	s := a.state.Load()
+	opts := x509.VerifyOptions{Roots: s.roots, Intermediates: s.inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+	chains, err := cert.Verify(opts)
+	if err == nil {
+		if iss := s.issuerOf(chains); iss != nil {
+			return iss, nil
+		}
+		return nil, fmt.Errorf("%w: %q is one of the CA's own certificates", ErrNotOurs, cert.Subject)
+	}
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &invalid) && invalid.Reason == x509.Expired && invalid.Cert == cert && now.After(cert.NotAfter) {
+		// Verify again at the last moment of its validity: a certificate
+		// that was ours then is ours, just expired.
+		opts.CurrentTime = cert.NotAfter
+		if chains, err := cert.Verify(opts); err == nil {
+			if iss := s.issuerOf(chains); iss != nil {
+				return iss, fmt.Errorf("%w on %s", ErrExpired, cert.NotAfter.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	return nil, fmt.Errorf("%w: %v", ErrNotOurs, err)
+}
+
+// issuerOf returns our issuer of the first chain of the form leaf, one of
+// our issuing CAs, root.
+func (s *issuerSet) issuerOf(chains [][]*x509.Certificate) *Issuer {
+	for _, c := range chains {
+		if len(c) != 3 {
+			continue
+		}
+		for _, i := range s.all {
+			if bytes.Equal(i.Cert.Raw, c[1].Raw) {
+				return i
+			}
+		}
+	}
+	return nil
+}
 
 // RootFingerprint is "sha256:" and the lower-case hex SHA-256 of the root
 // certificate's DER, the value clients pin.

@@ -116,6 +116,11 @@ func (o InitOptions) validate() error {
 // IgnoredOptions), except RAMode: switching to "separate" issues an RA
 // certificate if none exists; switching to "ca" is allowed when the CA key
 // is RSA (an existing ra.crt/ra.key is then left unused).
+//
+// A rollover's next CA in dir/ca/next is loaded and checked the same way
+// (RAMode applies to it too), and promoted to current first when its switch
+// time has come; previous issuing CAs in dir/ca/previous/<issuerID>/ are
+// loaded without expiry checks (see Rollover for the layout).
 func LoadOrCreate(dir string, opts InitOptions, clock pki.Clock) (a *Authority, created bool, err error) {
 	if clock == nil {
 		clock = pki.SystemClock{}
@@ -132,7 +137,7 @@ func LoadOrCreate(dir string, opts InitOptions, clock pki.Clock) (a *Authority, 
 	if len(present) == 0 {
 		err := create(dir, caDir, o, clock.Now())
 		if err == nil {
-			a, err := load(caDir, o, clock.Now())
+			a, err := load(caDir, o, clock.Now(), loadMode{})
 			return a, err == nil, err
 		}
 		// Another process may have created the CA at the same moment.
@@ -140,7 +145,7 @@ func LoadOrCreate(dir string, opts InitOptions, clock pki.Clock) (a *Authority, 
 			return nil, false, err
 		}
 	}
-	a, err = load(caDir, o, clock.Now())
+	a, err = load(caDir, o, clock.Now(), loadMode{})
 	return a, false, err
 }
 
@@ -212,17 +217,10 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("ca: generating the issuing CA key: %w", err)
 	}
-	issTmpl, err := caTemplate(pkix.Name{CommonName: "scepter Issuing CA " + id, Organization: []string{o.Organization}},
-		issKey.Public(), root.NotBefore, minTime(now.Add(o.IssuingValidity), root.NotAfter))
+	issCert, err := issuingCert(pkix.Name{CommonName: "scepter Issuing CA " + id, Organization: []string{o.Organization}},
+		issKey.Public(), root.NotBefore, minTime(now.Add(o.IssuingValidity), root.NotAfter), root, rootKey, linter)
 	if err != nil {
 		return err
-	}
-	issTmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
-	issTmpl.MaxPathLen = 0
-	issTmpl.MaxPathLenZero = true
-	issCert, err := signCert(issTmpl, root, issKey.Public(), rootKey, linter)
-	if err != nil {
-		return fmt.Errorf("ca: creating the issuing CA certificate: %w", err)
 	}
 
 	for _, f := range []struct {
@@ -260,6 +258,23 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 	}
 	syncDir(dir)
 	return nil
+}
+
+// issuingCert has the root sign an issuing CA certificate (path length 0,
+// keyCertSign, cRLSign and digitalSignature), linted before it is returned.
+func issuingCert(name pkix.Name, pub crypto.PublicKey, notBefore, notAfter time.Time, root *x509.Certificate, rootKey crypto.Signer, linter *lint.Linter) (*x509.Certificate, error) {
+	tmpl, err := caTemplate(name, pub, notBefore, notAfter)
+	if err != nil {
+		return nil, err
+	}
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	tmpl.MaxPathLen = 0
+	tmpl.MaxPathLenZero = true
+	c, err := signCert(tmpl, root, pub, rootKey, linter)
+	if err != nil {
+		return nil, fmt.Errorf("ca: creating the issuing CA certificate: %w", err)
+	}
+	return c, nil
 }
 
 // createRA issues a separate RA certificate with the issuing CA and writes
@@ -303,12 +318,28 @@ func createRA(caDir string, iss *Issuer, key crypto.Signer, validity time.Durati
 	return nil
 }
 
-// load reads and checks an existing CA.
-func load(caDir string, o InitOptions, now time.Time) (*Authority, error) {
+// loadMode says how load treats the disk.
+type loadMode struct {
+	// detectRA takes each generation's RA mode from its files (RA files
+	// present or a non-RSA CA key: separate; otherwise ca) instead of
+	// InitOptions.RAMode: for commands that do not know the server's flags.
+	detectRA bool
+	// readOnly changes nothing on disk: a due next CA is not promoted
+	// (Active still switches to it), no RA certificate is issued and
+	// chain.pem is not rewritten.
+	readOnly bool
+}
+
+// load reads and checks an existing CA: root, current generation, the next
+// one (promoted first when its switch time has come) and previous ones.
+func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, error) {
 	present, err := inspect(caDir)
 	if err != nil {
 		return nil, err
 	}
+	// Taken before load writes anything: what load itself changes costs
+	// one more Reload, never a missed one.
+	disk := diskState(caDir)
 	var missing []string
 	for _, f := range []string{RootCertFile, RootKeyFile, IssuingCertFile, IssuingKeyFile} {
 		if !present[f] {
@@ -328,98 +359,173 @@ func load(caDir string, o InitOptions, now time.Time) (*Authority, error) {
 	if err := checkTime(caDir, RootCertFile, root, now); err != nil {
 		return nil, err
 	}
-	issCert, issKey, err := loadPair(caDir, IssuingCertFile, IssuingKeyFile)
+
+	nextDir := filepath.Join(caDir, NextDir)
+	switchAt, hasNext, err := readSwitchAt(nextDir)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTime(caDir, IssuingCertFile, issCert, now); err != nil {
-		return nil, err
+	if hasNext && !now.Before(switchAt) && !m.readOnly {
+		if err := promote(caDir, root); err != nil {
+			return nil, err
+		}
+		hasNext = false
 	}
-	if err := verifyChain(issCert, root, nil, now); err != nil {
-		return nil, fmt.Errorf("ca: %s does not chain to %s: %w", filepath.Join(caDir, IssuingCertFile), RootCertFile, err)
+	if !m.readOnly {
+		cleanup(caDir)
 	}
-	if !issCert.IsCA {
-		return nil, fmt.Errorf("ca: %s is not a CA certificate", filepath.Join(caDir, IssuingCertFile))
-	}
-	iss, err := NewIssuer(issCert, issKey, []*x509.Certificate{issCert, root})
+
+	iss, ra, err := loadGeneration(caDir, root, o, now, m)
 	if err != nil {
 		return nil, err
 	}
-
-	var ra *RA
-	switch o.RAMode {
-	case RAModeCA:
-		if _, ok := issKey.(crypto.Decrypter); !ok || !isRSA(issKey.Public()) {
-			return nil, fmt.Errorf("ca: RA mode %q needs an RSA CA key, but the existing CA key is %s; use RA mode %q", RAModeCA, keys.KeyTypeOf(issKey.Public()), RAModeSeparate)
+	var next *Issuer
+	var nextRA *RA
+	if hasNext {
+		if next, nextRA, err = loadGeneration(nextDir, root, o, now, m); err != nil {
+			return nil, fmt.Errorf("%w (the next CA of a rollover; remove %s to discard it)", err, nextDir)
 		}
-		ra = &RA{Cert: issCert, Key: issKey, Chain: iss.Chain, IsCA: true}
-	default:
-		switch {
-		case present[RACertFile] && !present[RAKeyFile]:
-			return nil, fmt.Errorf("ca: %s exists without %s; remove %s to have a new RA certificate issued", RACertFile, RAKeyFile, filepath.Join(caDir, RACertFile))
-		case !present[RACertFile]:
-			var key crypto.Signer
-			if present[RAKeyFile] {
-				// An RA creation that stopped between the key and the
-				// certificate, or a certificate removed to renew it.
-				if key, err = keys.LoadKeyFile(filepath.Join(caDir, RAKeyFile)); err != nil {
-					return nil, fmt.Errorf("ca: %w", err)
-				}
-				if err := checkRAKey(caDir, key); err != nil {
-					return nil, err
-				}
-			}
-			if err := createRA(caDir, iss, key, o.RAValidity, now); err != nil {
-				return nil, err
-			}
+		if next.ID == iss.ID {
+			return nil, fmt.Errorf("ca: %s holds the current issuing CA; remove %s", nextDir, nextDir)
 		}
-		raCert, raKey, err := loadPair(caDir, RACertFile, RAKeyFile)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkRAKey(caDir, raKey); err != nil {
-			return nil, err
-		}
-		if err := checkTime(caDir, RACertFile, raCert, now); err != nil {
-			if raCert.NotAfter.Before(now) {
-				return nil, fmt.Errorf("%w; remove %s and %s to have a new RA certificate issued", err, RACertFile, RAKeyFile)
-			}
-			return nil, err
-		}
-		if err := verifyChain(raCert, root, issCert, now); err != nil || !bytes.Equal(raCert.RawIssuer, issCert.RawSubject) {
-			return nil, fmt.Errorf("ca: %s was not issued by %s (%v); remove %s and %s to have a new RA certificate issued", filepath.Join(caDir, RACertFile), IssuingCertFile, err, RACertFile, RAKeyFile)
-		}
-		if raCert.IsCA {
-			return nil, fmt.Errorf("ca: %s must not be a CA certificate", filepath.Join(caDir, RACertFile))
-		}
-		if want := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment; raCert.KeyUsage&want != want {
-			return nil, fmt.Errorf("ca: %s lacks keyUsage digitalSignature and keyEncipherment, which SCEP clients check", filepath.Join(caDir, RACertFile))
-		}
-		ra = &RA{Cert: raCert, Key: raKey, Chain: []*x509.Certificate{raCert, issCert, root}}
 	}
-
-	// chain.pem is derived: rewrite it when missing or stale.
-	want := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issCert.Raw}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})...)
-	if got, err := os.ReadFile(filepath.Join(caDir, ChainFile)); err != nil || !bytes.Equal(got, want) {
-		if err := keys.WriteCertFile(filepath.Join(caDir, ChainFile), issCert, root); err != nil {
-			return nil, fmt.Errorf("ca: %w", err)
-		}
+	previous, previousRAs, err := loadPrevious(caDir, root, iss.ID)
+	if err != nil {
+		return nil, err
 	}
 	a, err := NewAuthority(root, iss, ra)
 	if err != nil {
 		return nil, err
 	}
+	a.state.Store(newIssuerSet(root, iss, ra, next, nextRA, switchAt, previous, previousRAs))
 	a.rootSigner = rootKey
+	a.caDir, a.opts, a.mode, a.disk = caDir, o, m, disk
 	return a, nil
 }
 
-func checkRAKey(caDir string, key crypto.Signer) error {
+// loadGeneration loads and checks the issuing CA in dir (dir/ca or
+// dir/ca/next) and its RA, issuing the RA certificate when the RA mode asks
+// for one that is missing.
+func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.Time, m loadMode) (*Issuer, *RA, error) {
+	issCert, issKey, err := loadPair(dir, IssuingCertFile, IssuingKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkTime(dir, IssuingCertFile, issCert, now); err != nil {
+		return nil, nil, err
+	}
+	if err := verifyChain(issCert, root, nil, now); err != nil {
+		return nil, nil, fmt.Errorf("ca: %s does not chain to %s: %w", filepath.Join(dir, IssuingCertFile), RootCertFile, err)
+	}
+	if !issCert.IsCA {
+		return nil, nil, fmt.Errorf("ca: %s is not a CA certificate", filepath.Join(dir, IssuingCertFile))
+	}
+	iss, err := NewIssuer(issCert, issKey, []*x509.Certificate{issCert, root})
+	if err != nil {
+		return nil, nil, err
+	}
+	present := map[string]bool{}
+	for _, f := range []string{RACertFile, RAKeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			present[f] = true
+		}
+	}
+	raMode := o.RAMode
+	if m.detectRA {
+		raMode = detectRAMode(present, issKey)
+	}
+
+	var ra *RA
+	switch raMode {
+	case RAModeCA:
+		if _, ok := issKey.(crypto.Decrypter); !ok || !isRSA(issKey.Public()) {
+			return nil, nil, fmt.Errorf("ca: RA mode %q needs an RSA CA key, but the existing CA key is %s (in %s); use RA mode %q", RAModeCA, keys.KeyTypeOf(issKey.Public()), dir, RAModeSeparate)
+		}
+		ra = &RA{Cert: issCert, Key: issKey, Chain: iss.Chain, IsCA: true}
+	default:
+		switch {
+		case present[RACertFile] && !present[RAKeyFile]:
+			return nil, nil, fmt.Errorf("ca: %s exists without %s; remove %s to have a new RA certificate issued", RACertFile, RAKeyFile, filepath.Join(dir, RACertFile))
+		case !present[RACertFile] && m.readOnly:
+			return nil, nil, fmt.Errorf("ca: %s has no RA certificate (%s); start the server to have one issued", dir, RACertFile)
+		case !present[RACertFile]:
+			var key crypto.Signer
+			if present[RAKeyFile] {
+				// An RA creation that stopped between the key and the
+				// certificate, or a certificate removed to renew it.
+				if key, err = keys.LoadKeyFile(filepath.Join(dir, RAKeyFile)); err != nil {
+					return nil, nil, fmt.Errorf("ca: %w", err)
+				}
+				if err := checkRAKey(dir, key); err != nil {
+					return nil, nil, err
+				}
+			}
+			if err := createRA(dir, iss, key, o.RAValidity, now); err != nil {
+				return nil, nil, err
+			}
+		}
+		raCert, raKey, err := loadPair(dir, RACertFile, RAKeyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := checkRAKey(dir, raKey); err != nil {
+			return nil, nil, err
+		}
+		if err := checkTime(dir, RACertFile, raCert, now); err != nil {
+			if raCert.NotAfter.Before(now) {
+				return nil, nil, fmt.Errorf("%w; remove %s and %s to have a new RA certificate issued", err, RACertFile, RAKeyFile)
+			}
+			return nil, nil, err
+		}
+		if err := verifyChain(raCert, root, issCert, now); err != nil || !bytes.Equal(raCert.RawIssuer, issCert.RawSubject) {
+			return nil, nil, fmt.Errorf("ca: %s was not issued by %s (%v); remove %s and %s to have a new RA certificate issued", filepath.Join(dir, RACertFile), IssuingCertFile, err, RACertFile, RAKeyFile)
+		}
+		if raCert.IsCA {
+			return nil, nil, fmt.Errorf("ca: %s must not be a CA certificate", filepath.Join(dir, RACertFile))
+		}
+		if want := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment; raCert.KeyUsage&want != want {
+			return nil, nil, fmt.Errorf("ca: %s lacks keyUsage digitalSignature and keyEncipherment, which SCEP clients check", filepath.Join(dir, RACertFile))
+		}
+		ra = &RA{Cert: raCert, Key: raKey, Chain: []*x509.Certificate{raCert, issCert, root}}
+	}
+
+	// chain.pem is derived: rewrite it when missing or stale.
+	if !m.readOnly {
+		if err := writeChain(dir, issCert, root); err != nil {
+			return nil, nil, err
+		}
+	}
+	return iss, ra, nil
+}
+
+// detectRAMode is the RA mode the files of a generation show: separate
+// when an RA file exists or the CA key cannot act as RA, otherwise ca.
+func detectRAMode(present map[string]bool, issKey crypto.Signer) string {
+	if present[RACertFile] || present[RAKeyFile] || !isRSA(issKey.Public()) {
+		return RAModeSeparate
+	}
+	return RAModeCA
+}
+
+// writeChain writes dir/chain.pem (the issuing CA then the root) unless it
+// already holds exactly that.
+func writeChain(dir string, issCert, root *x509.Certificate) error {
+	want := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issCert.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})...)
+	if got, err := os.ReadFile(filepath.Join(dir, ChainFile)); err != nil || !bytes.Equal(got, want) {
+		if err := keys.WriteCertFile(filepath.Join(dir, ChainFile), issCert, root); err != nil {
+			return fmt.Errorf("ca: %w", err)
+		}
+	}
+	return nil
+}
+
+func checkRAKey(dir string, key crypto.Signer) error {
 	if _, ok := key.(crypto.Decrypter); !ok || !isRSA(key.Public()) {
-		return fmt.Errorf("ca: %s must be an RSA key (SCEP clients encrypt to the RA with RSA), found %s", filepath.Join(caDir, RAKeyFile), keys.KeyTypeOf(key.Public()))
+		return fmt.Errorf("ca: %s must be an RSA key (SCEP clients encrypt to the RA with RSA), found %s", filepath.Join(dir, RAKeyFile), keys.KeyTypeOf(key.Public()))
 	}
 	if n := key.Public().(*rsa.PublicKey).N.BitLen(); n < 2048 {
-		return fmt.Errorf("ca: %s is an RSA key of %d bits, at least 2048 are needed", filepath.Join(caDir, RAKeyFile), n)
+		return fmt.Errorf("ca: %s is an RSA key of %d bits, at least 2048 are needed", filepath.Join(dir, RAKeyFile), n)
 	}
 	return nil
 }

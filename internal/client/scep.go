@@ -241,30 +241,109 @@ type EnrollRequest struct {
 	CACerts []*x509.Certificate
 	Caps    Caps
 	Type    scep.MessageType // PKCSReq by default
+	// Challenge is the CSR's challenge password: an EC signer receives its
+	// certificate in a password-based envelope keyed from it.
+	Challenge string
+	// PollInterval and MaxWait make Enroll poll (CertPoll) while the
+	// server answers PENDING, backing off from PollInterval up to ten
+	// times it. Zero MaxWait returns a *PendingError at once.
+	PollInterval time.Duration
+	MaxWait      time.Duration
 }
 
-// Enroll sends a PKCSReq and returns the issued certificate.
+// exchange is one transaction: its ID, signer and where to send.
+type exchange struct {
+	c          *SCEP
+	r          EnrollRequest
+	csr        *x509.CertificateRequest
+	recipient  *x509.Certificate
+	cipher     cms.ContentCipher
+	digest     crypto.Hash
+	signerCert *x509.Certificate
+	signerKey  crypto.Signer
+	txID       string
+}
+
+// Enroll sends a PKCSReq (or RenewalReq) and returns the issued certificate,
+// polling while the request is pending if asked to.
 func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, error) {
 	csr, err := x509.ParseCertificateRequest(r.CSR)
 	if err != nil {
 		return nil, fmt.Errorf("certificate request: %w", err)
 	}
-	cipher, digest, err := c.Algorithms(r.Caps)
-	if err != nil {
+	x := &exchange{c: c, r: r, csr: csr, txID: TransactionID(csr.RawSubjectPublicKeyInfo)}
+	if x.cipher, x.digest, err = c.Algorithms(r.Caps); err != nil {
 		return nil, err
 	}
-	recipient, err := Recipient(r.CACerts)
-	if err != nil {
+	if x.recipient, err = Recipient(r.CACerts); err != nil {
 		return nil, err
 	}
-	signerCert, signerKey := r.SignerCert, r.SignerKey
-	if signerCert == nil {
-		signerKey = r.Key
-		if signerCert, err = SelfSigned(csr, r.Key); err != nil {
+	x.signerCert, x.signerKey = r.SignerCert, r.SignerKey
+	if x.signerCert == nil {
+		x.signerKey = r.Key
+		if x.signerCert, err = SelfSigned(csr, r.Key); err != nil {
 			return nil, err
 		}
 	}
-	envelope, err := cms.Encrypt(r.CSR, []*x509.Certificate{recipient}, cms.EncryptOptions{Cipher: cipher, KeyTransport: cms.RSAPKCS1v15})
+	typ := r.Type
+	if typ == "" {
+		typ = scep.PKCSReq
+	}
+	rep, err := x.send(ctx, typ, r.CSR)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(r.MaxWait)
+	wait := r.PollInterval
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	for rep.PKIStatus == scep.StatusPending {
+		if r.MaxWait <= 0 || time.Now().Add(wait).After(deadline) {
+			return nil, &PendingError{TransactionID: x.txID}
+		}
+		c.warnf("request %s is pending approval; polling again in %s", x.txID, wait.Round(time.Second))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*3/2, 10*max(r.PollInterval, time.Second))
+		// IssuerAndSubject names the CA: the recipient, or the RA's issuer.
+		caName := x.recipient.RawIssuer
+		if x.recipient.IsCA {
+			caName = x.recipient.RawSubject
+		}
+		poll, err := scep.IssuerAndSubject(caName, csr.RawSubject)
+		if err != nil {
+			return nil, err
+		}
+		if rep, err = x.send(ctx, scep.CertPoll, poll); err != nil {
+			return nil, err
+		}
+	}
+	switch rep.PKIStatus {
+	case scep.StatusSuccess:
+	case scep.StatusFailure:
+		return nil, &FailureError{FailInfo: rep.FailInfo, Text: rep.FailInfoText}
+	default:
+		return nil, fmt.Errorf("CertRep has unknown pkiStatus %q", rep.PKIStatus)
+	}
+	certs, err := x.open(rep)
+	if err != nil {
+		return nil, err
+	}
+	for _, cert := range certs {
+		if bytes.Equal(cert.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo) {
+			return cert, nil
+		}
+	}
+	return nil, errors.New("the CertRep holds no certificate for our key")
+}
+
+// send signs and sends one pkiMessage of the transaction and checks the reply.
+func (x *exchange) send(ctx context.Context, typ scep.MessageType, content []byte) (*scep.PKIMessage, error) {
+	envelope, err := cms.Encrypt(content, []*x509.Certificate{x.recipient}, cms.EncryptOptions{Cipher: x.cipher, KeyTransport: cms.RSAPKCS1v15})
 	if err != nil {
 		return nil, fmt.Errorf("encrypting the request: %w", err)
 	}
@@ -272,39 +351,23 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 	if err != nil {
 		return nil, err
 	}
-	typ := r.Type
-	if typ == "" {
-		typ = scep.PKCSReq
-	}
-	txID := TransactionID(csr.RawSubjectPublicKeyInfo)
 	msg, err := scep.BuildRequest(scep.Request{
-		Type: typ, TransactionID: txID, SenderNonce: nonce, Digest: digest,
+		Type: typ, TransactionID: x.txID, SenderNonce: nonce, Digest: x.digest,
 		Envelope: envelope, SigningTime: time.Now(),
-	}, scep.Identity{Cert: signerCert, Key: signerKey})
+	}, scep.Identity{Cert: x.signerCert, Key: x.signerKey})
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.pkiOperation(ctx, r.Caps, msg)
+	body, err := x.c.pkiOperation(ctx, x.r.Caps, msg)
 	if err != nil {
 		return nil, err
 	}
-	rep, err := c.checkReply(body, r.CACerts, txID, nonce)
-	if err != nil {
-		return nil, err
-	}
-	switch rep.PKIStatus {
-	case scep.StatusSuccess:
-	case scep.StatusFailure:
-		return nil, &FailureError{FailInfo: rep.FailInfo, Text: rep.FailInfoText}
-	case scep.StatusPending:
-		return nil, &PendingError{TransactionID: txID}
-	default:
-		return nil, fmt.Errorf("CertRep has unknown pkiStatus %q", rep.PKIStatus)
-	}
-	dec, ok := signerKey.(crypto.Decrypter)
-	if !ok {
-		return nil, errors.New("the signer key cannot decrypt the reply")
-	}
+	return x.c.checkReply(body, x.r.CACerts, x.txID, nonce)
+}
+
+// open decrypts a SUCCESS CertRep: by key transport to an RSA signer, by
+// the challenge password for an EC one.
+func (x *exchange) open(rep *scep.PKIMessage) ([]*x509.Certificate, error) {
 	env, err := cms.ParseEnvelopedData(rep.SignedData.Content)
 	if err != nil {
 		return nil, fmt.Errorf("CertRep envelope: %w", err)
@@ -314,9 +377,17 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 		// sent. The reply holds only our public certificate and its
 		// integrity rests on the signature checked above; the secret (the
 		// challenge) travelled in our own envelope. So accept, and say so.
-		c.warnf("the server answered with single DES, which is insecure (RFC 8894 forbids it); the certificate is public and the reply's signature was verified, so it is accepted")
+		x.c.warnf("the server answered with single DES, which is insecure (RFC 8894 forbids it); the certificate is public and the reply's signature was verified, so it is accepted")
 	}
-	inner, err := env.DecryptKeyTransport(signerCert, dec)
+	var inner []byte
+	if dec, ok := x.signerKey.(crypto.Decrypter); ok && isRSA(x.signerCert) {
+		inner, err = env.DecryptKeyTransport(x.signerCert, dec)
+	} else {
+		if x.r.Challenge == "" {
+			return nil, errors.New("an EC key receives its certificate in a password-based envelope, and no challenge was given")
+		}
+		inner, err = env.DecryptPassword([]byte(x.r.Challenge))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decrypting the CertRep: %w", err)
 	}
@@ -324,12 +395,12 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 	if err != nil {
 		return nil, fmt.Errorf("CertRep content: %w", err)
 	}
-	for _, cert := range certs.Certificates {
-		if bytes.Equal(cert.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo) {
-			return cert, nil
-		}
-	}
-	return nil, errors.New("the CertRep holds no certificate for our key")
+	return certs.Certificates, nil
+}
+
+func isRSA(c *x509.Certificate) bool {
+	_, ok := c.PublicKey.(*rsa.PublicKey)
+	return ok
 }
 
 func (c *SCEP) pkiOperation(ctx context.Context, caps Caps, msg []byte) ([]byte, error) {

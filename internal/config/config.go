@@ -35,7 +35,11 @@ type Sections map[string]func(toml.Primitive, toml.MetaData) error
 // line from the environment, then from the config file named by the flag
 // "config" (if fs has it and it is set). lookupEnv is os.LookupEnv in
 // production and a map in tests.
-func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), sections Sections) error {
+//
+// known, when set, names config-file keys that belong to other commands
+// sharing the file (serve's settings read by `certs list`): they are
+// accepted and ignored rather than reported as unknown.
+func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), sections Sections, known func(flagName string) bool) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,7 +57,7 @@ func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool
 	fileValues := map[string]string{}
 	if cf := fs.Lookup("config"); cf != nil && cf.Value.String() != "" {
 		var err error
-		fileValues, err = readFile(cf.Value.String(), fs, sections)
+		fileValues, err = readFile(cf.Value.String(), fs, sections, known)
 		if err != nil {
 			return err
 		}
@@ -78,7 +82,7 @@ func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool
 	return errors.Join(errs...)
 }
 
-func readFile(path string, fs *flag.FlagSet, sections Sections) (map[string]string, error) {
+func readFile(path string, fs *flag.FlagSet, sections Sections, known func(string) bool) (map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -99,7 +103,9 @@ func readFile(path string, fs *flag.FlagSet, sections Sections) (map[string]stri
 		}
 		name := strings.ReplaceAll(key, "_", "-")
 		if fs.Lookup(name) == nil || name == "config" {
-			unknown = append(unknown, key)
+			if known == nil || !known(name) || name == "config" {
+				unknown = append(unknown, key)
+			}
 			continue
 		}
 		var v any

@@ -40,7 +40,7 @@ func TestPrecedence(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fs, listen, dir, des := newSet()
 			lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
-			if err := Parse(fs, tt.args, lookup, nil); err != nil {
+			if err := Parse(fs, tt.args, lookup, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			if *listen != tt.wantListen || *dir != tt.wantDir || *des != tt.wantDES {
@@ -63,13 +63,13 @@ func TestUnknownKeysAndBadValues(t *testing.T) {
 			file := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".toml")
 			os.WriteFile(file, []byte(content), 0o600)
 			fs, _, _, _ := newSet()
-			if err := Parse(fs, []string{"--config", file}, func(string) (string, bool) { return "", false }, nil); err == nil {
+			if err := Parse(fs, []string{"--config", file}, func(string) (string, bool) { return "", false }, nil, nil); err == nil {
 				t.Fatal("expected an error")
 			}
 		})
 	}
 	fs, _, _, _ := newSet()
-	err := Parse(fs, nil, func(k string) (string, bool) { return "yes please", k == "SCEPTER_ALLOW_INSECURE_DES" }, nil)
+	err := Parse(fs, nil, func(k string) (string, bool) { return "yes please", k == "SCEPTER_ALLOW_INSECURE_DES" }, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "SCEPTER_ALLOW_INSECURE_DES") {
 		t.Fatalf("bad env value: err = %v", err)
 	}

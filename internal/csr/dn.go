@@ -86,3 +86,9 @@ func unescape(s string) string {
 	}
 	return b.String()
 }
+
+// AttributeOID returns the OID of a DN attribute type name ("CN", "O", …).
+func AttributeOID(name string) (asn1.ObjectIdentifier, bool) {
+	oid, ok := dnAttributes[strings.ToUpper(name)]
+	return oid, ok
+}

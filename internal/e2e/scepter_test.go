@@ -74,7 +74,7 @@ func TestGetCACaps(t *testing.T) {
 		for _, l := range strings.Fields(string(body)) {
 			caps[strings.ToUpper(l)] = true
 		}
-		for _, want := range []string{"AES", "DES3", "POSTPKIOPERATION", "SHA-1", "SHA-256", "SHA-384", "SHA-512", "SCEPSTANDARD"} {
+		for _, want := range []string{"AES", "DES3", "POSTPKIOPERATION", "RENEWAL", "SHA-1", "SHA-256", "SHA-384", "SHA-512", "SCEPSTANDARD"} {
 			if !caps[want] {
 				t.Errorf("GetCACaps at %s lacks %s:\n%s", path, want, body)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ func (s *Service) NewChallenge(ctx context.Context, ttl time.Duration, profile, 
 			return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest, "unknown profile %q", profile)
 		}
 	}
-	secret, err := randomToken(20)
+	secret, err := randomHex(16)
 	if err != nil {
 		return "", pki.Challenge{}, err
 	}
@@ -51,6 +52,16 @@ func randomToken(n int) (string, error) {
 		return "", fmt.Errorf("enroll: random: %w", err)
 	}
 	return strings.TrimRight(base32.StdEncoding.EncodeToString(b), "="), nil
+}
+
+// randomHex returns n random bytes as upper-case hex: one-time passwords
+// look like NDES's (hex), which every MDM's NDES password parser accepts.
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("enroll: random: %w", err)
+	}
+	return strings.ToUpper(hex.EncodeToString(b)), nil
 }
 
 // NewStaticChallenge returns a random secret suitable as the generated static

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -43,13 +45,18 @@ type Request struct {
 	Protocol      pki.Protocol
 	TransactionID string
 	RemoteAddr    string
+	// Renewal says the client asked to renew (SCEP RenewalReq): it must be
+	// authenticated by a certificate we issued, not by a challenge.
+	Renewal bool
 }
 
-// Result is a successful enrollment.
+// Result is a successful enrollment: an issued certificate, or a request
+// held for approval (Pending set, Certificate nil).
 type Result struct {
 	Certificate *x509.Certificate
 	Chain       []*x509.Certificate // issuing CA up to the root
 	Record      pki.Certificate
+	Pending     *pki.EnrollmentRequest
 }
 
 // Config is the service's policy configuration.
@@ -59,6 +66,8 @@ type Config struct {
 	StaticChallenge string
 	Profiles        map[string]pki.Profile
 	DefaultProfile  string
+	// Webhook verifies challenges for profiles in "webhook" mode.
+	Webhook ChallengeVerifier
 }
 
 // Service is the enrollment service.
@@ -69,6 +78,7 @@ type Service struct {
 	log       *slog.Logger
 	cfg       Config
 	static    staticSecret
+	names     map[string]*namePolicy
 	steps     []Step
 }
 
@@ -92,8 +102,16 @@ func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Log
 			}
 		}
 	}
-	s := &Service{store: st, authority: authority, clock: clock, log: log, cfg: cfg, static: newStaticSecret(cfg.StaticChallenge)}
-	s.steps = []Step{checkProofOfPossession, checkSigner, s.authenticate, checkPolicy}
+	s := &Service{store: st, authority: authority, clock: clock, log: log, cfg: cfg, static: newStaticSecret(cfg.StaticChallenge),
+		names: map[string]*namePolicy{}}
+	for name, p := range cfg.Profiles {
+		np, err := compileNames(p)
+		if err != nil {
+			return nil, fmt.Errorf("enroll: profile %q: %w", name, err)
+		}
+		s.names[name] = np
+	}
+	s.steps = []Step{checkProofOfPossession, checkSigner, s.authenticate, s.checkNames, checkRenewalNames, checkPolicy}
 	return s, nil
 }
 
@@ -110,10 +128,18 @@ func (s *Service) Profile(name string) (pki.Profile, bool) {
 type State struct {
 	Req     Request
 	Profile pki.Profile
+	// RawSubject is the subject to issue: the CSR's, with the profile's
+	// fixed values applied.
+	RawSubject []byte
 	// ConsumeChallenge names the one-time challenge this issuance uses up.
 	ConsumeChallenge []byte
+	// Renews is the certificate a renewal replaces (nil otherwise).
+	Renews *pki.Certificate
 	// Events are appended with the issuance (e.g. challenge.used).
 	Events []pki.AuditEvent
+	// CompleteRequest is the held request an approval completes.
+	CompleteRequest *pki.EnrollmentRequest
+	ApprovedBy      string
 }
 
 // Step is one decision. It returns a *pki.Error to refuse.
@@ -143,15 +169,21 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 			return nil, err
 		}
 	}
+	if profile.RequireApproval {
+		return s.hold(ctx, st)
+	}
 	return s.issue(ctx, st)
 }
 
 func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
-	issuer := s.authority.Issuer
-	csr := st.Req.CSR
 	now := s.clock.Now()
+	issuer, err := s.issuerFor(st.Profile, now)
+	if err != nil {
+		return nil, err
+	}
+	csr := st.Req.CSR
 	cert, err := issuer.Issue(ctx, ca.Request{
-		RawSubject:     csr.RawSubject,
+		RawSubject:     st.RawSubject,
 		DNSNames:       csr.DNSNames,
 		EmailAddresses: csr.EmailAddresses,
 		IPAddresses:    csr.IPAddresses,
@@ -169,12 +201,30 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		return nil, err
 	}
 	rec := Record(cert, issuer.ID, st, now)
+	evType, detail := pki.EventIssued, ""
+	if st.Renews != nil {
+		evType, detail = pki.EventRenewed, "renews "+rec.RenewedFrom
+	}
+	who := actor(st.Req)
+	if st.ApprovedBy != "" {
+		who = st.ApprovedBy
+	}
 	events := append([]pki.AuditEvent{{
-		Time: now, Type: pki.EventIssued, Actor: actor(st.Req), Profile: st.Profile.Name,
+		Time: now, Type: evType, Actor: who, Profile: st.Profile.Name,
 		SerialHex: rec.SerialHex, IssuerID: rec.IssuerID, Subject: rec.Subject,
-		TransactionID: st.Req.TransactionID, Outcome: "success",
+		TransactionID: st.Req.TransactionID, Outcome: "success", Detail: detail,
 	}}, st.Events...)
-	err = s.store.RecordIssuance(ctx, store.Issuance{Certificate: rec, ConsumeChallengeHash: st.ConsumeChallenge, Now: now, Events: events})
+	in := store.Issuance{Certificate: rec, ConsumeChallengeHash: st.ConsumeChallenge, Now: now, Events: events, ApprovedBy: st.ApprovedBy}
+	if st.CompleteRequest != nil {
+		in.CompleteRequestID = st.CompleteRequest.ID
+	}
+	if st.Renews != nil && st.Profile.RevokeSuperseded {
+		in.Supersede = &store.CertRef{IssuerID: st.Renews.IssuerID, SerialHex: st.Renews.SerialHex}
+	}
+	err = s.store.RecordIssuance(ctx, in)
+	if errors.Is(err, store.ErrConflict) && st.CompleteRequest != nil {
+		return nil, pki.Wrap(pki.EConflict, err, "the request was decided by someone else")
+	}
 	if errors.Is(err, store.ErrChallengeUnusable) {
 		// Another request consumed the one-time challenge between our check
 		// and this transaction; the certificate never leaves the process.
@@ -205,24 +255,50 @@ func Record(cert *x509.Certificate, issuerID string, st *State, now time.Time) p
 		RequesterAddr: st.Req.RemoteAddr,
 		TransactionID: st.Req.TransactionID,
 		KeyType:       keys.KeyTypeOf(cert.PublicKey),
+		RenewedFrom:   renewedFrom(st.Renews),
 		CreatedAt:     now,
 		DER:           cert.Raw,
 	}
 }
 
+func renewedFrom(c *pki.Certificate) string {
+	if c == nil {
+		return ""
+	}
+	return c.IssuerID + ":" + c.SerialHex
+}
+
+// issuerFor picks the issuing CA: the one the profile pins, or the active one.
+func (s *Service) issuerFor(p pki.Profile, now time.Time) (*ca.Issuer, error) {
+	if p.Issuer == "" {
+		issuer, _ := s.authority.Active(now)
+		return issuer, nil
+	}
+	for _, i := range s.authority.Issuers() {
+		if strings.HasPrefix(i.ID, strings.ToLower(p.Issuer)) {
+			return i, nil
+		}
+	}
+	return nil, fmt.Errorf("enroll: profile %q names issuer %q, which is not loaded", p.Name, p.Issuer)
+}
+
 // SANs lists a certificate's subject alternative names as "type:value".
 func SANs(cert *x509.Certificate) []string {
+	return formatSANs(cert.DNSNames, cert.EmailAddresses, cert.IPAddresses, cert.URIs)
+}
+
+func formatSANs(dns, emails []string, ips []net.IP, uris []*url.URL) []string {
 	var out []string
-	for _, d := range cert.DNSNames {
+	for _, d := range dns {
 		out = append(out, "dns:"+d)
 	}
-	for _, e := range cert.EmailAddresses {
+	for _, e := range emails {
 		out = append(out, "email:"+e)
 	}
-	for _, ip := range cert.IPAddresses {
+	for _, ip := range ips {
 		out = append(out, "ip:"+ip.String())
 	}
-	for _, u := range cert.URIs {
+	for _, u := range uris {
 		out = append(out, "uri:"+u.String())
 	}
 	return out

@@ -250,3 +250,94 @@ func TestChallengeStoredHashed(t *testing.T) {
 		t.Errorf("the raw secret must not be a stored key: %v", err)
 	}
 }
+
+func TestNamePolicy(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name = "strict"
+	p.SubjectRequired = []string{"CN"}
+	p.SubjectFixed = map[string]string{"O": "Acme"}
+	p.SubjectPatterns = map[string]string{"CN": "^dev[0-9]*$"}
+	p.DNSPatterns = []string{`^[a-z0-9-]+\.acme\.example$`}
+	f := newFixture(t, map[string]pki.Profile{"strict": p}, "strict")
+	ctx := context.Background()
+	mk := func(subject pkix.Name, dns ...string) enroll.Request {
+		der, err := csr.Create(csr.Template{Subject: subject, DNSNames: dns}, key(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := x509.ParseCertificateRequest(der)
+		return enroll.Request{CSR: req, Evidence: enroll.Evidence{Challenge: static}, Protocol: pki.ProtocolSCEP}
+	}
+	res, err := f.svc.Enroll(ctx, mk(pkix.Name{CommonName: "dev1", Organization: []string{"Evil Corp"}}, "dev1.acme.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Certificate.Subject.String(); got != "CN=dev1,O=Acme" {
+		t.Errorf("subject %q: the fixed O must replace the CSR's", got)
+	}
+	for name, req := range map[string]enroll.Request{
+		"missing CN":    mk(pkix.Name{Organization: []string{"Acme"}}, "x.acme.example"),
+		"CN pattern":    mk(pkix.Name{CommonName: "laptop"}, "x.acme.example"),
+		"DNS pattern":   mk(pkix.Name{CommonName: "dev2"}, "dev2.evil.example"),
+		"one DNS wrong": mk(pkix.Name{CommonName: "dev3"}, "dev3.acme.example", "evil.example"),
+	} {
+		if _, err := f.svc.Enroll(ctx, req); pki.ErrorCode(err) != pki.EBadRequest {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+type fakeHook struct {
+	allow  bool
+	reason string
+	err    error
+	got    enroll.ChallengeCheck
+}
+
+func (h *fakeHook) Verify(_ context.Context, c enroll.ChallengeCheck) (bool, string, error) {
+	h.got = c
+	return h.allow, h.reason, h.err
+}
+
+func TestWebhookMode(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name, p.ChallengeMode = "mdm", enroll.ChallengeWebhook
+	hook := &fakeHook{}
+	dir := t.TempDir()
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := enroll.New(st, auth, clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static,
+		Profiles: map[string]pki.Profile{"mdm": p}, DefaultProfile: "mdm", Webhook: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	hook.allow = true
+	if _, err := svc.Enroll(ctx, request(t, "device-otp", "dev.example")); err != nil {
+		t.Fatal(err)
+	}
+	if hook.got.Challenge != "device-otp" || hook.got.Profile != "mdm" || hook.got.RemoteAddr != "127.0.0.1" || len(hook.got.SANs) != 1 || len(hook.got.CSR) == 0 {
+		t.Errorf("webhook asked %+v", hook.got)
+	}
+	hook.allow, hook.reason = false, "device not enrolled in MDM"
+	if _, err := svc.Enroll(ctx, request(t, "device-otp")); pki.ErrorMessage(err) != "device not enrolled in MDM" {
+		t.Errorf("deny: %v", err)
+	}
+	hook.allow, hook.err = true, errors.New("timeout")
+	if _, err := svc.Enroll(ctx, request(t, "device-otp")); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Errorf("webhook down: %v", err)
+	}
+	// The static challenge does not bypass the webhook.
+	hook.allow, hook.err = false, nil
+	if _, err := svc.Enroll(ctx, request(t, static)); err == nil {
+		t.Error("the static challenge bypassed the webhook")
+	}
+}

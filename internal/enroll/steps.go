@@ -27,7 +27,9 @@ func checkProofOfPossession(_ context.Context, st *State) error {
 // their own signature.
 func checkSigner(_ context.Context, st *State) error {
 	signer := st.Req.Evidence.SignerCert
-	if signer == nil || !isSelfSigned(signer) {
+	// A renewal signed by a self-signed certificate is refused by the
+	// renewal check, as an unknown signer (badCertId).
+	if signer == nil || !isSelfSigned(signer) || st.Req.Renewal {
 		return nil
 	}
 	if !bytes.Equal(signer.RawSubjectPublicKeyInfo, st.Req.CSR.RawSubjectPublicKeyInfo) {
@@ -54,16 +56,33 @@ const (
 	ChallengeStatic  = "static"
 	ChallengeOneTime = "onetime"
 	ChallengeAny     = "any"
+	ChallengeWebhook = "webhook"
 )
 
-// authenticate checks the challenge password against the static secret and
-// the one-time challenges, as the profile allows.
+// authenticate decides how the request is authenticated: a renewal by the
+// certificate we issued that signed it, anything else by its challenge.
+// RenewalReq is always a renewal; a PKCSReq signed by a certificate that is
+// not self-signed and carrying no challenge is one too (Apple, Cisco and
+// certmonger renew that way); with a challenge it is a fresh enrollment.
 func (s *Service) authenticate(ctx context.Context, st *State) error {
+	signer := st.Req.Evidence.SignerCert
+	if st.Req.Renewal || (st.Req.Evidence.Challenge == "" && signer != nil && !isSelfSigned(signer)) {
+		return s.authenticateRenewal(ctx, st)
+	}
+	return s.checkChallenge(ctx, st)
+}
+
+// checkChallenge checks the challenge password against the static secret,
+// the one-time challenges or the webhook, as the profile allows.
+func (s *Service) checkChallenge(ctx context.Context, st *State) error {
 	presented := st.Req.Evidence.Challenge
 	if presented == "" {
 		return pki.Errorf(pki.EBadRequest, "a challenge password is required")
 	}
 	mode := st.Profile.ChallengeMode
+	if mode == ChallengeWebhook {
+		return s.checkWebhook(ctx, st)
+	}
 	if mode == "" {
 		mode = ChallengeAny
 	}

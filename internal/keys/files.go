@@ -50,6 +50,14 @@ func WriteCertFile(path string, certs ...*x509.Certificate) error {
 	return writeAtomic(path, data, 0o644)
 }
 
+// WriteFileAtomic writes data to path with mode perm, atomically (see
+// WriteKeyFile): readers see the old content or the new, never a mix, and
+// the file never has looser permissions than perm, even briefly. The CA
+// uses it to copy key and certificate files byte for byte.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeAtomic(path, data, perm)
+}
+
 // writeAtomic writes data to a temporary file beside path, syncs it, sets
 // perm and renames it over path, then syncs the directory.
 func writeAtomic(path string, data []byte, perm os.FileMode) (err error) {

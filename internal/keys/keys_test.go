@@ -241,3 +241,31 @@ func TestWriteLoadCertFile(t *testing.T) {
 		t.Errorf("file without certificates: err = %v", err)
 	}
 }
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name string
+		perm os.FileMode
+	}{{"key", 0o600}, {"cert", 0o644}} {
+		path := filepath.Join(dir, "sub", tt.name)
+		for _, data := range []string{"first", "second, longer"} {
+			if err := WriteFileAtomic(path, []byte(data), tt.perm); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(path); string(got) != data {
+				t.Errorf("%s: content %q, want %q", tt.name, got, data)
+			}
+			if m := mode(t, path); m != tt.perm {
+				t.Errorf("%s: mode %o, want %o", tt.name, m, tt.perm)
+			}
+		}
+	}
+	if m := mode(t, filepath.Join(dir, "sub")); m != 0o700 {
+		t.Errorf("created directory mode %o, want 700", m)
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "sub"))
+	if len(entries) != 2 {
+		t.Errorf("%d entries, want 2 (temporary file left behind?)", len(entries))
+	}
+}

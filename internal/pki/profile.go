@@ -32,6 +32,51 @@ type Profile struct {
 	OCSPURLs []string
 	// IssuerURLs go into AIA caIssuers.
 	IssuerURLs []string
+
+	// Names: what the certificate's subject and SANs may be.
+	SubjectRequired []string          // attribute types that must be present ("CN", "O", …)
+	SubjectFixed    map[string]string // attribute type -> value set by us, whatever the CSR says
+	SubjectPatterns map[string]string // attribute type -> regexp the CSR's value must match
+	DNSPatterns     []string          // regexps every DNS SAN must match (none: any valid name)
+	RequireSAN      bool
+
+	// RequireApproval holds requests for an operator: the client gets
+	// PENDING and polls until someone approves or rejects.
+	RequireApproval bool
+	// RequestRetention is how long a held request and its outcome are kept
+	// for CertPoll.
+	RequestRetention time.Duration
+
+	// Renewal (RenewalReq, or PKCSReq signed by a certificate we issued).
+	// RenewalWindow is the part of the lifetime, counted back from NotAfter,
+	// in which renewal is allowed (default: the last third). RenewalWindowFixed,
+	// when set, is a fixed duration before NotAfter instead.
+	RenewalWindow      float64
+	RenewalWindowFixed time.Duration
+	RenewalGrace       time.Duration // how long after expiry a renewal is still accepted
+	AllowKeyReuse      bool          // the renewed certificate may keep the old key
+	AllowNameChange    bool          // the renewed certificate may change subject and SANs
+	RevokeSuperseded   bool          // revoke the old certificate (superseded) on renewal
+
+	// Issuer pins the issuing CA by IssuerID (prefix); "" is the active one.
+	Issuer string
+	// IncludeCACert puts the issuing CA chain into the CertRep beside the
+	// certificate (Cisco wants it, Juniper refuses it).
+	IncludeCACert bool
+}
+
+// RenewalOpens returns when renewal opens for a certificate valid from
+// notBefore to notAfter under this profile.
+func (p Profile) RenewalOpens(notBefore, notAfter time.Time) time.Time {
+	if p.RenewalWindowFixed > 0 {
+		return notAfter.Add(-p.RenewalWindowFixed)
+	}
+	w := p.RenewalWindow
+	if w <= 0 || w > 1 {
+		w = 1.0 / 3
+	}
+	life := notAfter.Sub(notBefore)
+	return notAfter.Add(-time.Duration(float64(life) * w))
 }
 
 // DefaultProfile is what a zero-config server issues: one-year device
@@ -48,5 +93,9 @@ func DefaultProfile() Profile {
 		Keys:          DefaultKeyPolicy,
 		ChallengeMode: "any",
 		MaxSANs:       32,
+
+		RequestRetention: 7 * 24 * time.Hour,
+		RenewalWindow:    1.0 / 3,
+		AllowKeyReuse:    true,
 	}
 }

@@ -95,3 +95,50 @@ const (
 	EventChallengeUsed    = "challenge.used"
 	EventCAInitialized    = "ca.initialized"
 )
+
+// RequestStatus is the state of an enrollment request held for approval.
+type RequestStatus string
+
+const (
+	RequestPending  RequestStatus = "pending"
+	RequestIssued   RequestStatus = "issued"   // approved and its certificate recorded
+	RequestRejected RequestStatus = "rejected" // refused by an operator
+)
+
+// EnrollmentRequest is a request a profile holds for manual approval. It is
+// kept (with its outcome) for the profile's retention so that CertPoll and
+// repeated PKCSReqs with the same transaction ID can be answered by any node.
+type EnrollmentRequest struct {
+	ID            string // random public identifier, used by `requests approve ID`
+	TransactionID string // the client's transaction ID (SCEP) or a generated one
+	Profile       string
+	Protocol      Protocol
+	Status        RequestStatus
+	Subject       string // for listing
+	SANs          []string
+	CSR           []byte // DER PKCS#10
+	// SignerCert is the DER of the certificate that signed the request
+	// (SCEP), needed to encrypt the eventual CertRep.
+	SignerCert    []byte
+	RequesterAddr string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time // retention: after this the request may be purged
+	DecidedAt     time.Time
+	DecidedBy     string
+	Reason        string // rejection reason
+	// RenewedFrom is "issuerID:serialHex" when the request renews a certificate.
+	RenewedFrom string
+	// Set once issued.
+	CertIssuerID  string
+	CertSerialHex string
+}
+
+// More audit event types.
+const (
+	EventRequestPending  = "request.pending"
+	EventRequestApproved = "request.approved"
+	EventRequestRejected = "request.rejected"
+	EventRenewed         = "certificate.renewed"
+	EventRevoked         = "certificate.revoked"
+	EventCARollover      = "ca.rollover"
+)

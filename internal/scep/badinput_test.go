@@ -58,6 +58,10 @@ type reqParams struct {
 	nonce       []byte
 	signingTime time.Time
 	digest      crypto.Hash
+	// content replaces the CSR as the envelope's content (CertPoll, GetCert).
+	content []byte
+	// path replaces /scep (e.g. /scep/PROFILE).
+	path string
 }
 
 func (ts *testServer) build(t testing.TB, p reqParams) ([]byte, *scep.PKIMessage) {
@@ -113,7 +117,11 @@ func (ts *testServer) build(t testing.TB, p reqParams) ([]byte, *scep.PKIMessage
 	if p.signingTime.IsZero() {
 		p.signingTime = ts.Clock.Now()
 	}
-	env, err := cms.Encrypt(p.csrDER, []*x509.Certificate{ts.RA.Cert}, cms.EncryptOptions{Cipher: p.cipher, KeyTransport: cms.RSAPKCS1v15})
+	content := p.csrDER
+	if p.content != nil {
+		content = p.content
+	}
+	env, err := cms.Encrypt(content, []*x509.Certificate{ts.RA.Cert}, cms.EncryptOptions{Cipher: p.cipher, KeyTransport: cms.RSAPKCS1v15})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +206,7 @@ func TestBadInput(t *testing.T) {
 		{"signingTime a week old", reqParams{signingTime: captureTime.Add(-7 * 24 * time.Hour)}, scep.BadTime},
 		{"signingTime in the future", reqParams{signingTime: captureTime.Add(48 * time.Hour)}, scep.BadTime},
 		{"self-signed signer with another key", reqParams{signerCert: selfSignedFor(t, testKey(t, 3)), signerKey: testKey(t, 3)}, scep.BadRequest},
-		{"EC signer cannot receive the reply", reqParams{key: ecKey}, scep.BadAlg},
+		{"EC signer without a challenge cannot receive the reply", reqParams{key: ecKey, challenge: "-"}, scep.BadAlg},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

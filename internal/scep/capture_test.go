@@ -65,6 +65,27 @@ func (c capture) replyKey(t *testing.T) (*x509.Certificate, crypto.Decrypter) {
 	return c.message(t).SignerCert, readPEMKey(t, keyPath).(crypto.Decrypter)
 }
 
+// issuedByPassword opens a SUCCESS CertRep sent to an EC requester.
+func (ts *testServer) issuedByPassword(t *testing.T, rep *scep.PKIMessage, password string) (*x509.Certificate, cms.ContentCipher) {
+	t.Helper()
+	if rep.PKIStatus != scep.StatusSuccess {
+		t.Fatalf("pkiStatus %s failInfo %s (%s)", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+	}
+	env, err := cms.ParseEnvelopedData(rep.SignedData.Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := env.DecryptPassword([]byte(password))
+	if err != nil {
+		t.Fatalf("pwri: %v", err)
+	}
+	sd, err := cms.ParseSignedData(inner)
+	if err != nil || len(sd.Certificates) == 0 {
+		t.Fatalf("inner: %v", err)
+	}
+	return sd.Certificates[0], env.Cipher
+}
+
 // TestCapturedClients replays every captured PKIOperation byte for byte
 // (HTTP/1.0 without Host, no Content-Type, unescaped GET queries, ...)
 // against a server whose RA is the capture CA, and checks the answer.
@@ -109,14 +130,15 @@ func TestCapturedClients(t *testing.T) {
 		{"emulator-windows-oaep-aes256-badchallenge", failure(scep.BadRequest), failure(scep.BadRequest)},
 		{"emulator-cisco-ios-des3-sha1-http10", success(cms.DES3CBC), success(cms.DES3CBC)},
 		{"emulator-cisco-ios-des3-sha1-badchallenge", failure(scep.BadRequest), failure(scep.BadRequest)},
-		// Renewal without a challenge, and RenewalReq: not accepted until
-		// renewal by signer certificate exists.
-		{"emulator-apple-renewal-pkcsreq", failure(scep.BadRequest), failure(scep.BadRequest)},
-		{"micromdm-scepclient-renewalreq", failure(scep.BadRequest), failure(scep.BadRequest)},
-		{"strongswan-pki-renewalreq-rekey", failure(scep.BadRequest), failure(scep.BadRequest)},
-		// EC requesters cannot receive a key-transport envelope.
-		{"emulator-ec-client-p256", failure(scep.BadAlg), failure(scep.BadAlg)},
-		{"emulator-ec-client-p256-badchallenge", failure(scep.BadAlg), failure(scep.BadAlg)},
+		// Renewals (RenewalReq, or PKCSReq without a challenge signed by an
+		// issued certificate) signed by certificates another CA issued:
+		// badCertId, as the signer is not ours.
+		{"emulator-apple-renewal-pkcsreq", failure(scep.BadCertID), failure(scep.BadCertID)},
+		{"micromdm-scepclient-renewalreq", failure(scep.BadAlg), failure(scep.BadCertID)},
+		{"strongswan-pki-renewalreq-rekey", failure(scep.BadCertID), failure(scep.BadCertID)},
+		// EC requesters receive a password-based envelope keyed from the challenge.
+		{"emulator-ec-client-p256", success(cms.AES128CBC), success(cms.AES128CBC)},
+		{"emulator-ec-client-p256-badchallenge", failure(scep.BadRequest), failure(scep.BadRequest)},
 	}
 	for _, mode := range []string{"strict", "legacy"} {
 		t.Run(mode, func(t *testing.T) {
@@ -149,8 +171,14 @@ func TestCapturedClients(t *testing.T) {
 						return
 					}
 					issued++
-					recipient, key := c.replyKey(t)
-					cert, cipher := ts.issuedCert(t, rep, recipient, key)
+					var cert *x509.Certificate
+					var cipher cms.ContentCipher
+					if strings.Contains(tt.capture, "-ec-") {
+						cert, cipher = ts.issuedByPassword(t, rep, testChallenge)
+					} else {
+						recipient, key := c.replyKey(t)
+						cert, cipher = ts.issuedCert(t, rep, recipient, key)
+					}
 					if cipher != w.cipher {
 						t.Errorf("reply cipher %v, want %v", cipher, w.cipher)
 					}

@@ -1,8 +1,10 @@
 package scep
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -13,33 +15,38 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/cms"
-	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
 
-// Enroller is the part of the enrollment service the handler needs.
-type Enroller interface {
+// Service is the part of the enrollment service the handler needs.
+type Service interface {
 	Enroll(ctx context.Context, req enroll.Request) (*enroll.Result, error)
+	Poll(ctx context.Context, profile, transactionID string) (*enroll.Result, error)
+	GetCertificate(ctx context.Context, rawIssuer []byte, serialHex string, requester *x509.Certificate) (*x509.Certificate, error)
+	Profile(name string) (pki.Profile, bool)
+}
+
+// Authority is the part of the CA the handler needs: which RA is active
+// now, and the next CA during a rollover.
+type Authority interface {
+	Active(now time.Time) (*ca.Issuer, *ca.RA)
+	Next(now time.Time) (*ca.Issuer, *ca.RA, bool)
+	// RAs lists every RA whose key is loaded (current, next, previous), so
+	// an envelope addressed to an RA of before a switch still opens.
+	RAs() []*ca.RA
 }
 
 // NonceStore remembers (transactionID, senderNonce) pairs to refuse replays
 // across restarts and nodes.
 type NonceStore interface {
 	RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error
-}
-
-// RA is the registration authority identity: it decrypts request envelopes
-// and signs CertReps.
-type RA struct {
-	Cert      *x509.Certificate
-	Key       crypto.Signer // must also be a crypto.Decrypter
-	Chain     []*x509.Certificate
-	Decrypter crypto.Decrypter
 }
 
 // Options tune the handler.
@@ -66,39 +73,41 @@ const (
 
 // Handler serves SCEP.
 type Handler struct {
-	svc    Enroller
-	ra     RA
+	svc    Service
+	auth   Authority
 	nonces NonceStore
 	clock  pki.Clock
 	log    *slog.Logger
 	opts   Options
+	ops    map[MessageType]operationFunc
 
-	// Built once at start: nothing about the CA changes per request.
-	ops            map[MessageType]operationFunc
-	caps           []byte
-	caCertBody     []byte
-	caCertType     string
-	transportCerts []*x509.Certificate
+	// GetCACert bodies, built once per RA: nothing about a CA changes
+	// while it is active.
+	mu      sync.Mutex
+	caCerts map[*ca.RA]caCertBody
+}
+
+type caCertBody struct {
+	body        []byte
+	contentType string
 }
 
 // Paths are where SCEP is served: /scep, the path legacy devices hard-code,
-// and the forms clients build by appending to a configured URL.
-var Paths = []string{"/scep", "/scep/{$}", "/scep/pkiclient.exe", "/cgi-bin/pkiclient.exe"}
+// the forms clients build by appending to a configured URL, and one path
+// per profile.
+var Paths = []string{"/scep", "/scep/{$}", "/scep/pkiclient.exe", "/cgi-bin/pkiclient.exe", "/scep/{profile}", "/scep/{profile}/pkiclient.exe"}
 
 // Capabilities lists what we advertise in GetCACaps: exactly what works.
 // SHA-384 matters: strongSwan 5.9.8 uses AES only when it sees it.
-var Capabilities = []string{"AES", "DES3", "POSTPKIOperation", "SHA-1", "SHA-256", "SHA-384", "SHA-512", "SCEPStandard"}
+// GetNextCACert is added while a next CA exists.
+var Capabilities = []string{"AES", "DES3", "POSTPKIOperation", "Renewal", "SHA-1", "SHA-256", "SHA-384", "SHA-512", "SCEPStandard"}
 
-// New builds the handler. caChain is the issuing CA up to the root.
-func New(svc Enroller, ra RA, caChain []*x509.Certificate, nonces NonceStore, clock pki.Clock, log *slog.Logger, opts Options) (*Handler, error) {
-	if _, ok := ra.Key.Public().(*rsa.PublicKey); !ok {
-		return nil, errors.New("scep: the RA key must be RSA")
+// New builds the handler.
+func New(svc Service, auth Authority, nonces NonceStore, clock pki.Clock, log *slog.Logger, opts Options) (*Handler, error) {
+	_, ra := auth.Active(clock.Now())
+	if err := checkRA(ra); err != nil {
+		return nil, err
 	}
-	dec, ok := ra.Key.(crypto.Decrypter)
-	if !ok {
-		return nil, errors.New("scep: the RA key cannot decrypt")
-	}
-	ra.Decrypter = dec
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -108,29 +117,27 @@ func New(svc Enroller, ra RA, caChain []*x509.Certificate, nonces NonceStore, cl
 	if opts.NonceLifetime <= 0 {
 		opts.NonceLifetime = DefaultNonceLifetime
 	}
-	h := &Handler{svc: svc, ra: ra, nonces: nonces, clock: clock, log: log, opts: opts}
+	h := &Handler{svc: svc, auth: auth, nonces: nonces, clock: clock, log: log, opts: opts, caCerts: map[*ca.RA]caCertBody{}}
 	h.ops = map[MessageType]operationFunc{
-		PKCSReq: h.pkcsReq,
+		PKCSReq:    h.enroll,
+		RenewalReq: h.enroll,
+		CertPoll:   h.certPoll,
+		GetCert:    h.getCert,
 	}
-	h.caps = []byte(strings.Join(Capabilities, "\n") + "\n")
-	// GetCACert: the RA first (when separate), then the CA chain. With one
-	// certificate only, RFC 8894 §4.2.1.1 wants plain DER.
-	certs := []*x509.Certificate{}
-	if !ra.Cert.Equal(caChain[0]) {
-		certs = append(certs, ra.Cert)
-	}
-	certs = append(certs, caChain...)
-	if len(certs) == 1 {
-		h.caCertBody, h.caCertType = certs[0].Raw, "application/x-x509-ca-cert"
-	} else {
-		body, err := cms.DegenerateCertificates(certs)
-		if err != nil {
-			return nil, fmt.Errorf("scep: GetCACert body: %w", err)
-		}
-		h.caCertBody, h.caCertType = body, "application/x-x509-ca-ra-cert"
-	}
-	h.transportCerts = certs
 	return h, nil
+}
+
+func checkRA(ra *ca.RA) error {
+	if ra == nil || ra.Cert == nil {
+		return errors.New("scep: no RA")
+	}
+	if _, ok := ra.Key.Public().(*rsa.PublicKey); !ok {
+		return errors.New("scep: the RA key must be RSA")
+	}
+	if _, ok := ra.Key.(crypto.Decrypter); !ok {
+		return errors.New("scep: the RA key cannot decrypt")
+	}
+	return nil
 }
 
 // ServeHTTP dispatches on the operation query parameter (RFC 8894 §4.1).
@@ -139,19 +146,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusRequestURITooLong, "query string too long")
 		return
 	}
+	profile := r.PathValue("profile")
+	if profile != "" {
+		if profile == "pkiclient.exe" {
+			profile = ""
+		} else if _, ok := h.svc.Profile(profile); !ok {
+			httpError(w, http.StatusNotFound, "unknown profile")
+			return
+		}
+	}
 	op := operation(r.URL.RawQuery)
+	now := h.clock.Now()
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead:
 		w.Header().Set("Allow", "GET, POST")
 		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
 	case op == "GetCACaps":
 		w.Header().Set("Content-Type", "text/plain")
-		writeBody(w, h.caps)
+		writeBody(w, h.caps(now))
 	case op == "GetCACert":
-		w.Header().Set("Content-Type", h.caCertType)
-		writeBody(w, h.caCertBody)
+		_, ra := h.auth.Active(now)
+		b, err := h.caCertBody(ra)
+		if err != nil {
+			h.log.Error("scep: GetCACert", "err", err)
+			httpError(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+		w.Header().Set("Content-Type", b.contentType)
+		writeBody(w, b.body)
+	case op == "GetNextCACert":
+		h.getNextCACert(w, now)
 	case op == "PKIOperation":
-		h.pkiOperation(w, r)
+		h.pkiOperation(w, r, profile)
 	case op == "":
 		httpError(w, http.StatusBadRequest, "missing operation parameter")
 	default:
@@ -159,7 +185,76 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) caps(now time.Time) []byte {
+	caps := Capabilities
+	if _, _, ok := h.auth.Next(now); ok {
+		caps = append(append([]string{}, caps...), "GetNextCACert")
+	}
+	return []byte(strings.Join(caps, "\n") + "\n")
+}
+
+// caCertBody is GetCACert's answer for an RA: the RA first (when separate),
+// then the CA chain. With one certificate only, RFC 8894 §4.2.1.1 wants
+// plain DER.
+func (h *Handler) caCertBody(ra *ca.RA) (caCertBody, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if b, ok := h.caCerts[ra]; ok {
+		return b, nil
+	}
+	certs := transportCerts(ra)
+	var b caCertBody
+	if len(certs) == 1 {
+		b = caCertBody{certs[0].Raw, "application/x-x509-ca-cert"}
+	} else {
+		body, err := cms.DegenerateCertificates(certs)
+		if err != nil {
+			return b, fmt.Errorf("scep: GetCACert body: %w", err)
+		}
+		b = caCertBody{body, "application/x-x509-ca-ra-cert"}
+	}
+	h.caCerts[ra] = b
+	return b, nil
+}
+
+// transportCerts: the RA certificate, then its CA chain (without repeating
+// the RA when the CA acts as RA).
+func transportCerts(ra *ca.RA) []*x509.Certificate {
+	var certs []*x509.Certificate
+	for _, c := range ra.Chain {
+		if len(certs) == 0 || !c.Equal(certs[len(certs)-1]) {
+			certs = append(certs, c)
+		}
+	}
+	if len(certs) == 0 || !certs[0].Equal(ra.Cert) {
+		certs = append([]*x509.Certificate{ra.Cert}, certs...)
+	}
+	return certs
+}
+
+// getNextCACert answers with the next CA (and RA) certificates, in a
+// SignedData signed by the current RA (RFC 8894 §4.7).
+func (h *Handler) getNextCACert(w http.ResponseWriter, now time.Time) {
+	_, nextRA, ok := h.auth.Next(now)
+	if !ok {
+		httpError(w, http.StatusNotFound, "no next CA certificate: no rollover is pending")
+		return
+	}
+	inner, err := cms.DegenerateCertificates(transportCerts(nextRA))
+	if err == nil {
+		_, ra := h.auth.Active(now)
+		inner, err = cms.Sign(inner, ra.Cert, ra.Key, nil, cms.SignOptions{Digest: crypto.SHA256, RSAEncryptionOID: true, SigningTime: now})
+	}
+	if err != nil {
+		h.log.Error("scep: GetNextCACert", "err", err)
+		httpError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-x509-next-ca-cert")
+	writeBody(w, inner)
+}
+
+func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request, profile string) {
 	der, status, err := h.readMessage(w, r)
 	if err != nil {
 		h.log.Info("scep: unreadable PKIOperation", "remote", r.RemoteAddr, "err", err)
@@ -172,7 +267,7 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "malformed pkiMessage")
 		return
 	}
-	reply, err := h.handle(r.Context(), msg, r.RemoteAddr)
+	reply, err := h.handle(r.Context(), &request{msg: msg, remote: r.RemoteAddr, profile: profile})
 	if err != nil {
 		h.log.Error("scep: cannot answer", "remote", r.RemoteAddr, "transaction_id", msg.TransactionID, "err", err)
 		httpError(w, http.StatusInternalServerError, "internal error")
@@ -184,148 +279,149 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 
 // readMessage returns the DER pkiMessage from a POST body or GET query.
 func (h *Handler) readMessage(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
-	var raw []byte
-	if r.Method == http.MethodPost {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", h.opts.MaxBodyBytes)
-		}
-		if err != nil {
-			return nil, http.StatusBadRequest, errors.New("could not read body")
-		}
-		if len(body) > 0 && body[0] == 0x30 {
-			return body, 0, nil
-		}
-		raw = body // some clients POST base64; accept it
-	} else {
+	if r.Method != http.MethodPost {
 		der, err := DecodeQueryMessage(r.URL.RawQuery)
 		if err != nil {
 			return nil, http.StatusBadRequest, err
 		}
 		return der, 0, nil
 	}
-	der, err := decodeBase64(string(raw))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", h.opts.MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, http.StatusBadRequest, errors.New("could not read body")
+	}
+	if len(body) > 0 && body[0] == 0x30 {
+		return body, 0, nil
+	}
+	der, err := decodeBase64(string(body)) // some clients POST base64; accept it
 	if err != nil || len(der) == 0 {
 		return nil, http.StatusBadRequest, errors.New("message is not valid base64")
 	}
 	return der, 0, nil
 }
 
+// request is one PKIOperation being answered.
+type request struct {
+	msg     *PKIMessage
+	remote  string
+	profile string
+	now     time.Time
+	ra      *ca.RA // the RA that answers: the active one, or the one the client encrypted to
+	digest  crypto.Hash
+	// challenge is the CSR's challengePassword, kept to encrypt the reply
+	// to EC requesters (password recipient, RFC 8894 §3.2.2).
+	challenge string
+	cipher    cms.ContentCipher
+}
+
 // handle turns a parsed pkiMessage into a signed CertRep. It returns an
 // error only when no CertRep can be built at all.
-func (h *Handler) handle(ctx context.Context, msg *PKIMessage, remote string) ([]byte, error) {
-	digest := msg.Digest
-	if !replyDigestOK(digest) {
-		digest = crypto.SHA256
-	}
-	fail := func(err error) ([]byte, error) {
-		code := pki.ErrorCode(err)
-		if code == pki.EInternal {
-			return nil, err
-		}
-		fi := FailInfoFor(code)
-		h.log.Info("scep: FAILURE", "remote", remote, "transaction_id", msg.TransactionID,
-			"message_type", msg.MessageType.String(), "fail_info", fi.String(), "reason", pki.ErrorMessage(err), "err", err)
-		return h.certRep(Reply{
-			TransactionID: msg.TransactionID, RecipientNonce: msg.SenderNonce, Status: StatusFailure,
-			FailInfo: fi, FailInfoText: pki.ErrorMessage(err), Digest: digest,
-		})
+func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
+	msg := req.msg
+	req.now = h.clock.Now()
+	_, req.ra = h.auth.Active(req.now)
+	req.digest = msg.Digest
+	if !replyDigestOK(req.digest) {
+		req.digest = crypto.SHA256
 	}
 	// One allow-list of message types, checked before anything else, so no
 	// type can reach issuance without passing the same checks.
 	op, ok := h.ops[msg.MessageType]
 	if !ok {
-		return fail(pki.Errorf(pki.EBadRequest, "unsupported messageType %s", msg.MessageType))
+		return h.fail(req, pki.Errorf(pki.EBadRequest, "unsupported messageType %s", msg.MessageType))
 	}
 	// The outer signature is verified before any decryption.
 	if err := msg.Verify(); err != nil {
-		return fail(err)
+		return h.fail(req, err)
 	}
-	now := h.clock.Now()
-	if !msg.SigningTime.IsZero() && (msg.SigningTime.Sub(now) > h.opts.MaxClockSkew || now.Sub(msg.SigningTime) > h.opts.MaxClockSkew) {
-		return fail(pki.Errorf(pki.EBadTime, "signingTime %s is too far from the server time", msg.SigningTime.UTC().Format(time.RFC3339)))
+	if t := msg.SigningTime; !t.IsZero() && (t.Sub(req.now) > h.opts.MaxClockSkew || req.now.Sub(t) > h.opts.MaxClockSkew) {
+		return h.fail(req, pki.Errorf(pki.EBadTime, "signingTime %s is too far from the server time", t.UTC().Format(time.RFC3339)))
 	}
-	if err := h.nonces.RememberNonce(ctx, msg.TransactionID, msg.SenderNonce, now, now.Add(h.opts.NonceLifetime)); err != nil {
+	if err := h.nonces.RememberNonce(ctx, msg.TransactionID, msg.SenderNonce, req.now, req.now.Add(h.opts.NonceLifetime)); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return fail(pki.Errorf(pki.EBadRequest, "replayed message: transactionID and senderNonce were seen before"))
+			return h.fail(req, pki.Errorf(pki.EBadRequest, "replayed message: transactionID and senderNonce were seen before"))
 		}
 		return nil, fmt.Errorf("scep: remember nonce: %w", err)
 	}
-	reply, err := op(ctx, msg, remote, digest)
+	reply, err := op(ctx, req)
 	if err != nil {
-		return fail(err)
+		return h.fail(req, err)
 	}
 	return reply, nil
 }
 
+func (h *Handler) fail(req *request, err error) ([]byte, error) {
+	code := pki.ErrorCode(err)
+	if code == pki.EInternal {
+		return nil, err
+	}
+	fi := FailInfoFor(code)
+	h.log.Info("scep: FAILURE", "remote", req.remote, "transaction_id", req.msg.TransactionID,
+		"message_type", req.msg.MessageType.String(), "fail_info", fi.String(), "reason", pki.ErrorMessage(err), "err", err)
+	return h.certRep(req, Reply{Status: StatusFailure, FailInfo: fi, FailInfoText: pki.ErrorMessage(err)})
+}
+
 // operationFunc answers one allowed message type; h.ops is the allow-list.
-type operationFunc func(ctx context.Context, msg *PKIMessage, remote string, digest crypto.Hash) ([]byte, error)
+type operationFunc func(ctx context.Context, req *request) ([]byte, error)
 
 // errUndecryptable is the one answer for every failure after signature
 // verification while opening the envelope: no oracle for RSA or CBC padding.
 var errUndecryptable = pki.Errorf(pki.EBadMessageCheck, "could not decrypt the message envelope")
 
-func (h *Handler) pkcsReq(ctx context.Context, msg *PKIMessage, remote string, digest crypto.Hash) ([]byte, error) {
-	if _, ok := msg.SignerCert.PublicKey.(*rsa.PublicKey); !ok {
-		return nil, pki.Errorf(pki.EBadAlg, "the signer certificate's key is not RSA, so no reply can be encrypted to it")
-	}
-	env, err := cms.ParseEnvelopedData(msg.SignedData.Content)
+// open decrypts the pkcsPKIEnvelope with the RA key the client encrypted to
+// (the active RA, or the next or a previous one around a rollover).
+func (h *Handler) open(req *request) ([]byte, error) {
+	env, err := cms.ParseEnvelopedData(req.msg.SignedData.Content)
 	if err != nil {
 		if errors.Is(err, cms.ErrUnsupportedAlgorithm) {
 			return nil, pki.Wrap(pki.EBadAlg, err, "unsupported envelope algorithm")
 		}
 		return nil, pki.Wrap(pki.EBadMessageCheck, err, "malformed message envelope")
 	}
-	replyCipher, err := h.replyCipher(env.Cipher, msg, remote)
-	if err != nil {
+	if req.cipher, err = h.replyCipher(env.Cipher, req); err != nil {
 		return nil, err
 	}
-	plain, err := env.DecryptKeyTransport(h.ra.Cert, h.ra.Decrypter)
+	ra := req.ra
+	if !addressedTo(env, ra.Cert) {
+		for _, other := range h.auth.RAs() {
+			if addressedTo(env, other.Cert) {
+				ra = other
+				break
+			}
+		}
+	}
+	plain, err := env.DecryptKeyTransport(ra.Cert, ra.Key.(crypto.Decrypter))
 	if err != nil {
 		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
 	}
-	req, err := x509.ParseCertificateRequest(plain)
-	if err != nil {
-		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
+	return plain, nil
+}
+
+func addressedTo(env *cms.EnvelopedData, cert *x509.Certificate) bool {
+	for _, r := range env.Recipients {
+		if r.IssuerAndSerial != nil && bytes.Equal(r.IssuerAndSerial.RawIssuer, cert.RawIssuer) && r.IssuerAndSerial.Serial.Cmp(cert.SerialNumber) == 0 {
+			return true
+		}
+		if r.SubjectKeyID != nil && bytes.Equal(r.SubjectKeyID, cert.SubjectKeyId) {
+			return true
+		}
 	}
-	challenge, err := csr.ChallengePassword(req)
-	if err != nil {
-		return nil, pki.Wrap(pki.EBadRequest, err, "malformed challengePassword attribute")
-	}
-	res, err := h.svc.Enroll(ctx, enroll.Request{
-		CSR:           req,
-		Evidence:      enroll.Evidence{Challenge: challenge, SignerCert: msg.SignerCert},
-		Protocol:      pki.ProtocolSCEP,
-		TransactionID: msg.TransactionID,
-		RemoteAddr:    remote,
-	})
-	if err != nil {
-		return nil, err
-	}
-	inner, err := cms.DegenerateCertificates([]*x509.Certificate{res.Certificate})
-	if err != nil {
-		return nil, fmt.Errorf("scep: certs-only: %w", err)
-	}
-	envelope, err := cms.Encrypt(inner, []*x509.Certificate{msg.SignerCert}, cms.EncryptOptions{Cipher: replyCipher, KeyTransport: cms.RSAPKCS1v15})
-	if err != nil {
-		return nil, fmt.Errorf("scep: encrypt reply: %w", err)
-	}
-	return h.certRep(Reply{
-		TransactionID: msg.TransactionID, RecipientNonce: msg.SenderNonce, Status: StatusSuccess,
-		Digest: digest, Envelope: envelope,
-	})
+	return false
 }
 
 // replyCipher answers with the request's cipher when it is AES or DES3; a
 // single-DES request (only let in by the legacy switch) gets DES3, never DES.
-func (h *Handler) replyCipher(c cms.ContentCipher, msg *PKIMessage, remote string) (cms.ContentCipher, error) {
+func (h *Handler) replyCipher(c cms.ContentCipher, req *request) (cms.ContentCipher, error) {
 	switch c {
 	case cms.DESCBC:
 		if !h.opts.AllowInsecureDES {
 			return 0, pki.Errorf(pki.EBadAlg, "single DES envelopes are refused (RFC 8894 section 2.9); use AES or DES3, or start the server with --allow-insecure-des")
 		}
-		h.log.Warn("scep: accepting an insecure single-DES envelope (--allow-insecure-des)", "remote", remote, "transaction_id", msg.TransactionID)
+		h.log.Warn("scep: accepting an insecure single-DES envelope (--allow-insecure-des)", "remote", req.remote, "transaction_id", req.msg.TransactionID)
 		return cms.DES3CBC, nil
 	case cms.DES3CBC, cms.AES128CBC, cms.AES192CBC, cms.AES256CBC, cms.AES128GCM, cms.AES256GCM:
 		return c, nil
@@ -334,9 +430,51 @@ func (h *Handler) replyCipher(c cms.ContentCipher, msg *PKIMessage, remote strin
 	}
 }
 
-func (h *Handler) certRep(r Reply) ([]byte, error) {
-	r.SigningTime = h.clock.Now()
-	return BuildCertRep(r, Identity{Cert: h.ra.Cert, Key: h.ra.Key})
+// canReceive checks before any work that a reply can be encrypted to the
+// requester: RSA signers by key transport, EC signers by a password
+// recipient keyed from the challenge, which the request must then carry.
+func canReceive(req *request) error {
+	switch req.msg.SignerCert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return nil
+	case *ecdsa.PublicKey:
+		if req.challenge == "" {
+			return pki.Errorf(pki.EBadAlg, "an EC requester receives its certificate in a password-based envelope keyed from the challenge, and this request has none")
+		}
+		return nil
+	}
+	return pki.Errorf(pki.EBadAlg, "the signer certificate's key can receive no encrypted reply")
+}
+
+// success answers with certs in a certs-only SignedData, enveloped to the
+// requester.
+func (h *Handler) success(req *request, certs []*x509.Certificate) ([]byte, error) {
+	inner, err := cms.DegenerateCertificates(certs)
+	if err != nil {
+		return nil, fmt.Errorf("scep: certs-only: %w", err)
+	}
+	cipher := req.cipher
+	if cipher == 0 {
+		cipher = cms.AES256CBC
+	}
+	var envelope []byte
+	if _, isEC := req.msg.SignerCert.PublicKey.(*ecdsa.PublicKey); isEC {
+		envelope, err = cms.EncryptPassword(inner, []byte(req.challenge), cms.EncryptOptions{Cipher: cipher})
+	} else {
+		envelope, err = cms.Encrypt(inner, []*x509.Certificate{req.msg.SignerCert}, cms.EncryptOptions{Cipher: cipher, KeyTransport: cms.RSAPKCS1v15})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scep: encrypt reply: %w", err)
+	}
+	return h.certRep(req, Reply{Status: StatusSuccess, Envelope: envelope})
+}
+
+func (h *Handler) certRep(req *request, r Reply) ([]byte, error) {
+	r.TransactionID = req.msg.TransactionID
+	r.RecipientNonce = req.msg.SenderNonce
+	r.Digest = req.digest
+	r.SigningTime = req.now
+	return BuildCertRep(r, Identity{Cert: req.ra.Cert, Key: req.ra.Key})
 }
 
 func replyDigestOK(d crypto.Hash) bool {

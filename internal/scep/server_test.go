@@ -40,8 +40,25 @@ type testServer struct {
 	Authority *ca.Authority
 	Clock     *pkitest.Clock
 	Service   *enroll.Service
-	RA        scep.RA
+	RA        *ca.RA
+	Dir       string
 }
+
+// captureRA answers with the capture CA as RA, so captured requests
+// (encrypted to it) can be replayed; issuance stays with our CA.
+type captureRA struct {
+	*ca.Authority
+	ra *ca.RA
+}
+
+func (c captureRA) Active(now time.Time) (*ca.Issuer, *ca.RA) {
+	i, _ := c.Authority.Active(now)
+	return i, c.ra
+}
+
+func (c captureRA) Next(time.Time) (*ca.Issuer, *ca.RA, bool) { return nil, nil, false }
+
+func (c captureRA) RAs() []*ca.RA { return []*ca.RA{c.ra} }
 
 type serverOptions struct {
 	scep scep.Options
@@ -50,6 +67,8 @@ type serverOptions struct {
 	raKey  crypto.Signer
 	// ca chooses the CA's key type and RA mode.
 	ca ca.InitOptions
+	// enroll sets profiles (the static challenge is always testChallenge).
+	enroll enroll.Config
 }
 
 func newTestServer(t testing.TB, o serverOptions) *testServer {
@@ -69,15 +88,19 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	svc, err := enroll.New(st, authority, clock, log, enroll.Config{StaticChallenge: testChallenge})
+	cfg := o.enroll
+	cfg.StaticChallenge = testChallenge
+	svc, err := enroll.New(st, authority, clock, log, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ra := scep.RA{Cert: authority.RA.Cert, Key: authority.RA.Key, Chain: authority.RA.Chain}
+	var auth scep.Authority = authority
+	_, ra := authority.Active(clock.Now())
 	if o.raCert != nil {
-		ra = scep.RA{Cert: o.raCert, Key: o.raKey, Chain: []*x509.Certificate{o.raCert}}
+		ra = &ca.RA{Cert: o.raCert, Key: o.raKey, Chain: []*x509.Certificate{o.raCert}}
+		auth = captureRA{authority, ra}
 	}
-	h, err := scep.New(svc, ra, authority.Issuer.Chain, st, clock, log, o.scep)
+	h, err := scep.New(svc, auth, st, clock, log, o.scep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +110,7 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, Store: st, Authority: authority, Clock: clock, Service: svc, RA: ra}
+	return &testServer{URL: srv.URL, Store: st, Authority: authority, Clock: clock, Service: svc, RA: ra, Dir: dir}
 }
 
 func (ts *testServer) certCount(t *testing.T) int {
@@ -178,8 +201,8 @@ func (ts *testServer) issuedCert(t *testing.T, rep *scep.PKIMessage, recipient *
 	roots := x509.NewCertPool()
 	roots.AddCert(ts.Authority.Root)
 	inter := x509.NewCertPool()
-	for _, c := range ts.Authority.Issuer.Chain {
-		inter.AddCert(c)
+	for _, i := range ts.Authority.Issuers() {
+		inter.AddCert(i.Cert)
 	}
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: ts.Clock.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		t.Fatalf("issued certificate does not chain to our root: %v", err)

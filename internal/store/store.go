@@ -33,6 +33,31 @@ type Issuance struct {
 	// Now is the transaction's time, for the challenge expiry check.
 	Now    time.Time
 	Events []pki.AuditEvent
+	// CompleteRequestID, when set, names a pending EnrollmentRequest that
+	// this issuance completes: in the same transaction its status becomes
+	// issued with the certificate's issuer and serial, DecidedAt/DecidedBy
+	// are set from ApprovedBy and Now. If the request is not pending any
+	// more, nothing is recorded and ErrConflict is returned (two operators,
+	// or two nodes, approving at once issue one certificate).
+	CompleteRequestID string
+	ApprovedBy        string
+	// Supersede, when set, revokes that certificate (reason 4,
+	// superseded) in the same transaction: a renewal whose profile asks
+	// for it. A certificate already revoked is left as it is.
+	Supersede *CertRef
+}
+
+// CertRef names one certificate.
+type CertRef struct {
+	IssuerID  string
+	SerialHex string
+}
+
+// RequestFilter selects enrollment requests, newest first.
+type RequestFilter struct {
+	Status  pki.RequestStatus // "" for any
+	Profile string
+	Limit   int // default 100, max 1000
 }
 
 // CertFilter selects inventory records. Zero fields do not filter.
@@ -92,8 +117,25 @@ type Store interface {
 	// RememberNonce records a (transactionID, senderNonce) pair until expires.
 	// ErrConflict if the pair is already remembered: the message is a replay.
 	RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error
-	// PurgeExpired removes remembered nonces (and other expiring bookkeeping) older than now.
+	// PurgeExpired removes remembered nonces and enrollment requests whose
+	// retention (ExpiresAt) is over at now.
 	PurgeExpired(ctx context.Context, now time.Time) error
+
+	// CreateRequest stores a request held for approval, with its audit
+	// event. ErrConflict if a request with the same (profile, transaction
+	// ID) is still pending: the caller answers PENDING instead.
+	CreateRequest(ctx context.Context, r pki.EnrollmentRequest, ev pki.AuditEvent) error
+	// RequestByTransaction returns the newest request with this profile and
+	// transaction ID that has not been purged, or ErrNotFound.
+	RequestByTransaction(ctx context.Context, profile, transactionID string) (*pki.EnrollmentRequest, error)
+	// Request returns a request by ID, or ErrNotFound.
+	Request(ctx context.Context, id string) (*pki.EnrollmentRequest, error)
+	// ListRequests returns requests matching f, newest first.
+	ListRequests(ctx context.Context, f RequestFilter) ([]pki.EnrollmentRequest, error)
+	// RejectRequest marks a pending request rejected with a reason and
+	// appends ev in the same transaction. ErrNotFound if unknown,
+	// ErrConflict if it is not pending any more.
+	RejectRequest(ctx context.Context, id, reason, by string, at time.Time, ev pki.AuditEvent) error
 
 	// AppendAudit appends events in one transaction.
 	AppendAudit(ctx context.Context, events ...pki.AuditEvent) error

@@ -78,6 +78,9 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
 	}
+	if in.Supersede != nil && in.Supersede.IssuerID == c.IssuerID && in.Supersede.SerialHex == c.SerialHex {
+		return fmt.Errorf("sqlite: record issuance of %s/%s: a certificate cannot supersede itself", c.IssuerID, c.SerialHex)
+	}
 	var reason any
 	if c.Status == pki.StatusRevoked {
 		reason = c.RevokeReason
@@ -99,6 +102,11 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 				return store.ErrChallengeUnusable
 			}
 		}
+		if in.CompleteRequestID != "" {
+			if err := completeRequest(ctx, tx, &in); err != nil {
+				return err
+			}
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO certificates (
 			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
 			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
@@ -109,6 +117,11 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, micros(c.CreatedAt), c.DER)
 		if err != nil {
 			return fmt.Errorf("insert certificate: %w", conflict(err))
+		}
+		if in.Supersede != nil {
+			if err := supersede(ctx, tx, &in); err != nil {
+				return err
+			}
 		}
 		return insertEvents(ctx, tx, in.Now, in.Events)
 	})

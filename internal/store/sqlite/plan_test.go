@@ -85,8 +85,9 @@ func certFilters() []store.CertFilter {
 	return out
 }
 
-// TestQueryPlans checks that every inventory and audit listing, with every
-// filter combination, reads an index range in output order.
+// TestQueryPlans checks that every inventory, request and audit listing,
+// with every filter combination, reads an index range in output order, and
+// that every point lookup and purge is an index search.
 func TestQueryPlans(t *testing.T) {
 	s := openTemp(t)
 	defer s.Close()
@@ -109,14 +110,32 @@ func TestQueryPlans(t *testing.T) {
 			q, args := auditQuery(f)
 			check(t, s, fmt.Sprintf("ListAudit %+v", f), q, args)
 		}
+		for _, f := range requestFilters() {
+			q, args := requestsQuery(f)
+			check(t, s, fmt.Sprintf("ListRequests %+v", f), q, args)
+		}
 		point := []struct{ name, q string }{
 			{"Certificate", `SELECT ` + certColumns + ` FROM certificates WHERE issuer_id = ? AND serial_hex = ?`},
 			{"CertificatesBySerial", `SELECT ` + certColumns + ` FROM certificates WHERE serial_hex = ? ORDER BY id`},
 			{"LookupChallenge", `SELECT id FROM challenges WHERE hash = ? AND consumed_at IS NULL AND expires_at > ?`},
-			{"PurgeExpired", `DELETE FROM nonces WHERE expires_at <= ?`},
+			{"PurgeExpired nonces", purgeNoncesQuery},
+			{"PurgeExpired requests", purgeRequestsQuery},
+			{"RequestByTransaction", requestByTransactionQuery},
+			{"Request", requestByIDQuery},
+			// The existence checks behind ErrNotFound and ErrConflict, and
+			// the updates of RejectRequest, CompleteRequestID and Supersede.
+			{"request status", `SELECT status FROM enrollment_requests WHERE id = ?`},
+			{"decide request", `UPDATE enrollment_requests SET status = 'x' WHERE id = ? AND status = ?`},
+			{"supersede", `UPDATE certificates SET status = 'revoked' WHERE issuer_id = ? AND serial_hex = ? AND status <> ?`},
 		}
 		for _, p := range point {
-			check(t, s, p.name, p.q, []any{"a", int64(1)}[:strings.Count(p.q, "?")])
+			// Placeholder values: these are equality lookups on a key,
+			// whose plan does not hinge on the value.
+			args := make([]any, strings.Count(p.q, "?"))
+			for i := range args {
+				args[i] = "a"
+			}
+			check(t, s, p.name, p.q, args)
 		}
 	}
 	t.Run("empty", func(t *testing.T) { run(t, s) })
@@ -125,6 +144,7 @@ func TestQueryPlans(t *testing.T) {
 	// after ANALYZE (which PRAGMA optimize may run) on a skewed inventory.
 	t.Run("analyzed", func(t *testing.T) {
 		fill(t, s, 3000)
+		fillRequests(t, s, 3000)
 		if _, err := s.w.Exec(`ANALYZE`); err != nil {
 			t.Fatal(err)
 		}
@@ -133,6 +153,55 @@ func TestQueryPlans(t *testing.T) {
 		s.r.SetMaxIdleConns(4)
 		run(t, s)
 	})
+}
+
+// requestFilters returns every combination of the RequestFilter fields,
+// with each status.
+func requestFilters() []store.RequestFilter {
+	var out []store.RequestFilter
+	for _, st := range []pki.RequestStatus{"", pki.RequestPending, pki.RequestIssued, pki.RequestRejected} {
+		for _, p := range []string{"", "default", "vpn"} {
+			out = append(out, store.RequestFilter{Status: st, Profile: p})
+		}
+	}
+	return out
+}
+
+// fillRequests inserts n enrollment requests shaped like a real backlog:
+// most decided long ago and kept for their retention, a few pending, most
+// of one profile, some transaction IDs repeated after a rejection.
+func fillRequests(t testing.TB, s *Store, n int) {
+	t.Helper()
+	tx, err := s.w.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.Prepare(`INSERT INTO enrollment_requests (id, transaction_id, profile, protocol, status,
+		subject_dn, csr, created_at, expires_at) VALUES (?, ?, ?, 'scep', ?, ?, x'30', ?, ?)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		status, profile := "issued", "default"
+		switch {
+		case i%100 == 0:
+			status = "pending"
+		case i%7 == 0:
+			status = "rejected"
+		}
+		if i%10 == 0 {
+			profile = "vpn"
+		}
+		created := t0.Add(time.Duration(i) * time.Minute)
+		if _, err := stmt.Exec(fmt.Sprintf("req-%d", i), fmt.Sprintf("tx-%d", i/2), profile, status,
+			fmt.Sprintf("CN=device-%d", i), micros(created), micros(created.Add(30*24*time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // fill inserts n certificates in one transaction, shaped like a real

@@ -83,19 +83,31 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 	return nil
 }
 
-// PurgeExpired implements store.Store. It removes expired nonces only:
-// serial reservations are never released, and challenges stay (consumed or
+// PurgeExpired implements store.Store. It removes expired nonces and
+// enrollment requests past their retention, whatever their status (the
+// certificate and the audit trail of an issued one stay): serial
+// reservations are never released, and challenges stay (consumed or
 // expired) for the console and the audit trail.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM nonces WHERE expires_at <= ?`, micros(now))
-		return err
+		if _, err := tx.ExecContext(ctx, purgeNoncesQuery, micros(now)); err != nil {
+			return fmt.Errorf("nonces: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, purgeRequestsQuery, micros(now)); err != nil {
+			return fmt.Errorf("requests: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: purge expired: %w", err)
 	}
 	return nil
 }
+
+const (
+	purgeNoncesQuery   = `DELETE FROM nonces WHERE expires_at <= ?`
+	purgeRequestsQuery = `DELETE FROM enrollment_requests WHERE expires_at <= ?`
+)
 
 // AppendAudit implements store.Store. Every event needs its Time: the store
 // has no clock of its own.

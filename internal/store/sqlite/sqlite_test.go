@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
@@ -102,12 +104,56 @@ func TestMigrationsIdempotent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("open %d: %v", i, err)
 		}
-		if got := appliedVersions(t, s.w); len(got) != 1 || got[0] != "1_init" {
-			t.Errorf("open %d: schema_migrations = %v, want [1_init]", i, got)
+		if got := appliedVersions(t, s.w); !slices.Equal(got, []string{"1_init", "2_requests"}) {
+			t.Errorf("open %d: schema_migrations = %v, want [1_init 2_requests]", i, got)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestUpgradeFromVersion1 opens a database written by a binary that knew
+// only 0001: Open applies 0002, the inventory stays, and the new table works.
+func TestUpgradeFromVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := fstest.MapFS{}
+	body, err := migrationFiles.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1["0001_init.sql"] = &fstest.MapFile{Data: body}
+	if _, err := migrate.Up(ctx, db, v1, dialect()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO certificates (issuer_id, serial_hex, not_before, not_after, status, created_at, der)
+		VALUES ('issuer', '01', 0, 1, 'valid', 0, x'30')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open of a version 1 database: %v", err)
+	}
+	defer s.Close()
+	if got := appliedVersions(t, s.w); !slices.Equal(got, []string{"1_init", "2_requests"}) {
+		t.Errorf("schema_migrations = %v, want [1_init 2_requests]", got)
+	}
+	if _, err := s.Certificate(ctx, "issuer", "01"); err != nil {
+		t.Errorf("certificate lost in the upgrade: %v", err)
+	}
+	r := pki.EnrollmentRequest{ID: "r1", TransactionID: "tx", Profile: "default", CSR: []byte{0x30},
+		CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateRequest(ctx, r, pki.AuditEvent{Type: pki.EventRequestPending}); err != nil {
+		t.Errorf("CreateRequest after the upgrade: %v", err)
 	}
 }
 
@@ -150,7 +196,7 @@ func TestNewerDatabaseRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.w.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (2, 'from_the_future', '2031-01-01T00:00:00Z')`); err != nil {
+	if _, err := s.w.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (3, 'from_the_future', '2031-01-01T00:00:00Z')`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -159,7 +205,7 @@ func TestNewerDatabaseRefused(t *testing.T) {
 	if !errors.Is(err, migrate.ErrDatabaseTooNew) {
 		t.Fatalf("Open of a newer database: %v, want ErrDatabaseTooNew", err)
 	}
-	if !strings.Contains(err.Error(), "version 2") {
+	if !strings.Contains(err.Error(), "version 3") {
 		t.Errorf("error does not name the database's version: %v", err)
 	}
 }

@@ -13,7 +13,17 @@
 //     (Issuance.Now, the revocation time, the challenge's CreatedAt);
 //   - ids grow with insertion, so "newest first" is insertion order reversed;
 //   - a challenge or a nonce is expired once now >= its expiry;
-//   - a cursor used with the other order, or not from a page, is an error.
+//   - a cursor used with the other order, or not from a page, is an error;
+//   - an audit event whose Time is zero also takes a request's CreatedAt
+//     (CreateRequest) or the decision's time (RejectRequest);
+//   - CreateRequest stores a pending request (a zero Status means pending,
+//     another status is an error) and needs a CSR, CreatedAt and ExpiresAt;
+//     nil and empty SignerCert read back as nil;
+//   - a request is returned until PurgeExpired removes it, even past its
+//     ExpiresAt, and it is purged once now >= ExpiresAt;
+//   - RecordIssuance appends only the events it is given: completing a
+//     request or superseding a certificate adds none of its own;
+//   - a certificate cannot supersede itself.
 package storetest
 
 import (
@@ -55,6 +65,17 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentIssuance", testConcurrentIssuance},
 		{"ConcurrentReserveSameSerial", testConcurrentReserveSameSerial},
 		{"ConcurrentChallengeConsumption", testConcurrentChallengeConsumption},
+		{"CreateRequest", testCreateRequest},
+		{"PendingUniqueness", testPendingUniqueness},
+		{"ConcurrentCreateRequest", testConcurrentCreateRequest},
+		{"RequestLookups", testRequestLookups},
+		{"ListRequests", testListRequests},
+		{"ListRequestsLimits", testListRequestsLimits},
+		{"RejectRequest", testRejectRequest},
+		{"CompleteRequest", testCompleteRequest},
+		{"ConcurrentApproval", testConcurrentApproval},
+		{"Supersede", testSupersede},
+		{"PurgeRequests", testPurgeRequests},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tc := range tests {
@@ -702,7 +723,11 @@ func testCanceledContext(t *testing.T, s store.Store) {
 		"RecordIssuance": s.RecordIssuance(ctx, issuance(c)),
 		"RememberNonce":  s.RememberNonce(ctx, "tx", []byte("n"), t0, t0.Add(time.Hour)),
 		"AppendAudit":    s.AppendAudit(ctx, pki.AuditEvent{Time: t0, Type: "x"}),
+		"CreateRequest":  s.CreateRequest(ctx, newRequest("dd", "default", "tx-dd"), pki.AuditEvent{Type: "x"}),
+		"RejectRequest":  s.RejectRequest(ctx, "dd", "x", "cli:root", t0, pki.AuditEvent{Type: "x"}),
 	}
+	_, calls["ListRequests"] = s.ListRequests(ctx, store.RequestFilter{})
+	_, calls["Request"] = s.Request(ctx, "dd")
 	_, calls["ListCertificates"] = func() ([]pki.Certificate, error) {
 		certs, _, err := s.ListCertificates(ctx, store.CertFilter{})
 		return certs, err
@@ -719,5 +744,8 @@ func testCanceledContext(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Certificate(bg, issuerA, "dd"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("certificate recorded by a canceled call: %v", err)
+	}
+	if _, err := s.Request(bg, "dd"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("request created by a canceled call: %v", err)
 	}
 }

@@ -1,0 +1,530 @@
+package ca
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca/lint"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// CA rollover layout, inside dir/ca:
+//
+//	next/issuing.crt, next/issuing.key    the next issuing CA (same root)
+//	next/ra.crt, next/ra.key              its RA (RA mode separate)
+//	next/chain.pem                        next issuing CA then root
+//	next/switch-at                        when it becomes current (RFC 3339)
+//	previous/<issuerID>/...               a former current generation (same
+//	                                      files as dir/ca minus the root)
+//
+// A start (LoadOrCreate) at or after the switch time promotes next/ to
+// current: the current generation is first copied to previous/<issuerID>/
+// (built in a temporary directory and renamed), then the files of next/ are
+// copied over the current ones one by one, each atomically, issuing.crt
+// last, and next/ is renamed away and removed. Every step can be repeated,
+// so a start interrupted half-way finishes the promotion the next time.
+const (
+	NextDir      = "next"
+	PreviousDir  = "previous"
+	SwitchAtFile = "switch-at"
+)
+
+// ErrNoCA is returned by Load and Rollover when the data directory holds
+// no CA.
+var ErrNoCA = errors.New("ca: no CA in the data directory")
+
+// generationFiles are the files of one issuing generation and their modes.
+var generationFiles = []struct {
+	name string
+	perm os.FileMode
+}{
+	// The order is the promotion's: issuing.crt last, so that a current
+	// issuing.crt equal to next's means every other file is in place.
+	{IssuingKeyFile, 0o600}, {RAKeyFile, 0o600}, {RACertFile, 0o644}, {ChainFile, 0o644}, {IssuingCertFile, 0o644},
+}
+
+// RolloverOptions choose the next issuing CA.
+type RolloverOptions struct {
+	// KeyType of the next issuing CA key; default: that of the current one.
+	KeyType string
+	// SwitchAt is when the next issuing CA becomes current. Required; it
+	// must be in the future and before the current issuing CA expires.
+	// It is kept to the second.
+	SwitchAt time.Time
+	// RAMode of the next generation (RAModeSeparate or RAModeCA); default:
+	// that of the current one as it is on disk.
+	RAMode string
+	// Validities; defaults 10 years (counted from SwitchAt, bounded by the
+	// root) and 2 years (from now).
+	IssuingValidity, RAValidity time.Duration
+}
+
+// Rollover creates the next issuing CA of the CA in dir/ca: a new key,
+// certified by the same root (whose key is loaded for this), valid from now
+// (so at or before SwitchAt), and a new RA: an RSA-2048 RA certificate
+// issued by the new issuing CA (RA mode separate) or the new issuing CA
+// itself (mode ca, RSA keys only). It is built in a temporary directory and
+// renamed to dir/ca/next, with the switch time in dir/ca/next/switch-at.
+//
+// The CA is loaded as a start would load it (a next CA whose switch time
+// has passed is promoted first); a next CA that is still pending is never
+// replaced: Rollover refuses, naming the directory to remove to discard it.
+// It returns the next issuer and RA.
+func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *RA, error) {
+	if clock == nil {
+		clock = pki.SystemClock{}
+	}
+	now := clock.Now()
+	caDir := filepath.Join(dir, "ca")
+	present, err := inspect(caDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !present[RootCertFile] {
+		return nil, nil, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
+	}
+	base := InitOptions{}.withDefaults()
+	a, err := load(caDir, base, now, loadMode{detectRA: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	nextDir := filepath.Join(caDir, NextDir)
+	if at, ok := a.SwitchAt(); ok {
+		return nil, nil, errNextExists(nextDir, at)
+	}
+	cur, curRA := a.Active(now)
+
+	keyType := opts.KeyType
+	if keyType == "" {
+		keyType = keys.KeyTypeOf(cur.Cert.PublicKey)
+	}
+	if !keys.ValidKeyType(keyType) {
+		return nil, nil, fmt.Errorf("ca: cannot make a next CA key of type %q (want one of %s)", keyType, strings.Join(keys.KeyTypes, ", "))
+	}
+	raMode := opts.RAMode
+	if raMode == "" {
+		raMode = RAModeSeparate
+		if curRA.IsCA {
+			raMode = RAModeCA
+		}
+	}
+	if raMode != RAModeSeparate && raMode != RAModeCA {
+		return nil, nil, fmt.Errorf("ca: unknown RA mode %q (want %q or %q)", raMode, RAModeSeparate, RAModeCA)
+	}
+	if raMode == RAModeCA && !strings.HasPrefix(keyType, "rsa") {
+		return nil, nil, fmt.Errorf("ca: RA mode %q needs an RSA CA key, but the next CA key type is %q; use RA mode %q or an RSA key type", RAModeCA, keyType, RAModeSeparate)
+	}
+	issValidity, raValidity := opts.IssuingValidity, opts.RAValidity
+	if issValidity == 0 {
+		issValidity = base.IssuingValidity
+	}
+	if raValidity == 0 {
+		raValidity = base.RAValidity
+	}
+	if issValidity < 0 || raValidity < 0 {
+		return nil, nil, errors.New("ca: validity periods must be positive")
+	}
+	switchAt := opts.SwitchAt.UTC().Truncate(time.Second)
+	switch {
+	case opts.SwitchAt.IsZero():
+		return nil, nil, errors.New("ca: a rollover needs a switch time")
+	case !switchAt.After(now):
+		return nil, nil, fmt.Errorf("ca: the switch time %s is not in the future", switchAt.Format(time.RFC3339))
+	case !switchAt.Before(cur.Cert.NotAfter):
+		return nil, nil, fmt.Errorf("ca: the switch time %s is after the current issuing CA expires (%s); choose an earlier switch time",
+			switchAt.Format(time.RFC3339), cur.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+
+	// Build everything in a temporary directory beside next/.
+	tmp, err := os.MkdirTemp(caDir, ".next-new-*") // mode 0700
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	defer os.RemoveAll(tmp) // gone after a successful rename
+
+	linter, err := lint.New()
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	id, err := randomID()
+	if err != nil {
+		return nil, nil, err
+	}
+	issKey, err := keys.Generate(keyType)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: generating the next issuing CA key: %w", err)
+	}
+	org := cur.Cert.Subject.Organization
+	if len(org) == 0 {
+		org = a.Root.Subject.Organization
+	}
+	start := now.UTC().Truncate(time.Second).Add(-caBackdate)
+	if start.Before(a.Root.NotBefore) {
+		start = a.Root.NotBefore
+	}
+	issCert, err := issuingCert(pkix.Name{CommonName: "scepter Issuing CA " + id, Organization: slices.Clone(org)},
+		issKey.Public(), start, minTime(switchAt.Add(issValidity), a.Root.NotAfter), a.Root, a.rootSigner, linter)
+	if err != nil {
+		return nil, nil, err
+	}
+	if issCert.NotBefore.After(switchAt) || !issCert.NotAfter.After(switchAt) {
+		return nil, nil, fmt.Errorf("ca: the next issuing CA would not be valid at the switch time %s", switchAt.Format(time.RFC3339))
+	}
+	if err := keys.WriteKeyFile(filepath.Join(tmp, IssuingKeyFile), issKey); err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	if err := keys.WriteCertFile(filepath.Join(tmp, IssuingCertFile), issCert); err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	if err := keys.WriteCertFile(filepath.Join(tmp, ChainFile), issCert, a.Root); err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	if raMode == RAModeSeparate {
+		iss, err := NewIssuer(issCert, issKey, []*x509.Certificate{issCert, a.Root})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := createRA(tmp, iss, nil, raValidity, now); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := keys.WriteFileAtomic(filepath.Join(tmp, SwitchAtFile), []byte(switchAt.Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	// A rename onto an existing non-empty directory fails: of two
+	// rollovers at once, one wins.
+	if _, err := os.Stat(nextDir); err == nil {
+		at, _, _ := readSwitchAt(nextDir)
+		return nil, nil, errNextExists(nextDir, at)
+	}
+	if err := os.Rename(tmp, nextDir); err != nil {
+		if _, serr := os.Stat(nextDir); serr == nil {
+			at, _, _ := readSwitchAt(nextDir)
+			return nil, nil, errNextExists(nextDir, at)
+		}
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	syncDir(caDir)
+	return loadGeneration(nextDir, a.Root, InitOptions{RAMode: raMode}.withDefaults(), now, loadMode{})
+}
+
+func errNextExists(nextDir string, at time.Time) error {
+	when := ""
+	if !at.IsZero() {
+		when = ", switching at " + at.UTC().Format(time.RFC3339)
+	}
+	return fmt.Errorf("ca: a next issuing CA already exists in %s%s; to discard it, remove that directory (rm -r %s) while no server runs, before any client has fetched it with GetNextCACert, then roll over again", nextDir, when, nextDir)
+}
+
+// readSwitchAt reads nextDir/switch-at; ok is false when nextDir does not
+// exist.
+func readSwitchAt(nextDir string) (t time.Time, ok bool, err error) {
+	if _, err := os.Stat(nextDir); errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, false, nil
+	} else if err != nil {
+		return time.Time{}, false, fmt.Errorf("ca: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(nextDir, SwitchAtFile))
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("ca: the next CA in %s has no readable %s (%w); write its switch time (RFC 3339) there, or remove %s to discard it", nextDir, SwitchAtFile, err, nextDir)
+	}
+	t, err = time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("ca: %s: %w", filepath.Join(nextDir, SwitchAtFile), err)
+	}
+	return t.UTC(), true, nil
+}
+
+// promote makes the next generation current (see the layout above).
+func promote(caDir string, root *x509.Certificate) error {
+	nextDir := filepath.Join(caDir, NextDir)
+	nextCert, _, err := loadPair(nextDir, IssuingCertFile, IssuingKeyFile)
+	if err != nil {
+		return fmt.Errorf("%w (the next CA is due but cannot be promoted; remove %s to discard it)", err, nextDir)
+	}
+	if !bytes.Equal(nextCert.RawIssuer, root.RawSubject) || nextCert.CheckSignatureFrom(root) != nil {
+		return fmt.Errorf("ca: %s was not issued by %s; remove %s to discard it", filepath.Join(nextDir, IssuingCertFile), RootCertFile, nextDir)
+	}
+	curCerts, err := keys.LoadCertFile(filepath.Join(caDir, IssuingCertFile))
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	if len(curCerts) != 1 {
+		return fmt.Errorf("ca: %s holds %d certificates, want exactly one", filepath.Join(caDir, IssuingCertFile), len(curCerts))
+	}
+	if curID := issuerID(curCerts[0]); curID != issuerID(nextCert) {
+		if err := keepPrevious(caDir, curID); err != nil {
+			return err
+		}
+	}
+	for _, f := range generationFiles {
+		data, err := os.ReadFile(filepath.Join(nextDir, f.name))
+		switch {
+		case err == nil:
+			err = keys.WriteFileAtomic(filepath.Join(caDir, f.name), data, f.perm)
+			clear(data)
+			if err != nil {
+				return fmt.Errorf("ca: promoting the next CA: %w", err)
+			}
+		case errors.Is(err, fs.ErrNotExist) && (f.name == RACertFile || f.name == RAKeyFile):
+			// RA mode ca: the old RA (kept in previous/) must not stay
+			// beside the new issuing CA.
+			if err := os.Remove(filepath.Join(caDir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("ca: promoting the next CA: %w", err)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			// chain.pem is derived; load rewrites it.
+		default:
+			return fmt.Errorf("ca: promoting the next CA: %w", err)
+		}
+	}
+	id, err := randomID()
+	if err != nil {
+		return err
+	}
+	done := filepath.Join(caDir, ".next-done-"+id)
+	if err := os.Rename(nextDir, done); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("ca: promoting the next CA: %w", err)
+	}
+	syncDir(caDir)
+	os.RemoveAll(done)
+	return nil
+}
+
+// keepPrevious copies the current generation's files to
+// caDir/previous/<id>, unless that directory already exists.
+func keepPrevious(caDir, id string) error {
+	prevRoot := filepath.Join(caDir, PreviousDir)
+	dst := filepath.Join(prevRoot, id)
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(prevRoot, 0o700); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	tmp, err := os.MkdirTemp(prevRoot, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, f := range generationFiles {
+		data, err := os.ReadFile(filepath.Join(caDir, f.name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("ca: keeping the previous CA: %w", err)
+		}
+		err = keys.WriteFileAtomic(filepath.Join(tmp, f.name), data, f.perm)
+		clear(data)
+		if err != nil {
+			return fmt.Errorf("ca: keeping the previous CA: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		if _, serr := os.Stat(dst); serr == nil {
+			return nil // another process kept it first
+		}
+		return fmt.Errorf("ca: keeping the previous CA: %w", err)
+	}
+	syncDir(prevRoot)
+	return nil
+}
+
+// cleanup removes what an interrupted promotion leaves behind.
+func cleanup(caDir string) {
+	done, _ := filepath.Glob(filepath.Join(caDir, ".next-done-*"))
+	for _, d := range done {
+		os.RemoveAll(d)
+	}
+}
+
+// loadPrevious loads caDir/previous/<issuerID>/ for every former issuing
+// CA, newest first. They are not checked for expiry: an expired issuer
+// still identifies (and revokes) what it issued. Each must be signed by the
+// root, its key must match, and its directory must bear its issuer ID.
+func loadPrevious(caDir string, root *x509.Certificate, currentID string) ([]*Issuer, []*RA, error) {
+	prevRoot := filepath.Join(caDir, PreviousDir)
+	entries, err := os.ReadDir(prevRoot)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	var issuers []*Issuer
+	ras := map[string]*RA{}
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || e.Name() == currentID {
+			continue
+		}
+		d := filepath.Join(prevRoot, e.Name())
+		cert, key, err := loadPair(d, IssuingCertFile, IssuingKeyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		if id := issuerID(cert); id != e.Name() {
+			return nil, nil, fmt.Errorf("ca: %s holds the issuing CA %s; a previous CA's directory must be named after its issuer ID", d, id)
+		}
+		if !cert.IsCA || !bytes.Equal(cert.RawIssuer, root.RawSubject) || cert.CheckSignatureFrom(root) != nil {
+			return nil, nil, fmt.Errorf("ca: %s was not issued by %s", filepath.Join(d, IssuingCertFile), RootCertFile)
+		}
+		iss, err := NewIssuer(cert, key, []*x509.Certificate{cert, root})
+		if err != nil {
+			return nil, nil, err
+		}
+		issuers = append(issuers, iss)
+		// Its RA, for envelopes still addressed to it.
+		_, crtErr := os.Stat(filepath.Join(d, RACertFile))
+		_, keyErr := os.Stat(filepath.Join(d, RAKeyFile))
+		switch {
+		case crtErr == nil && keyErr == nil:
+			raCert, raKey, err := loadPair(d, RACertFile, RAKeyFile)
+			if err != nil {
+				return nil, nil, err
+			}
+			if raCert.CheckSignatureFrom(cert) == nil && checkRAKey(d, raKey) == nil {
+				ras[iss.ID] = &RA{Cert: raCert, Key: raKey, Chain: []*x509.Certificate{raCert, cert, root}}
+			}
+		case isRSA(key.Public()):
+			ras[iss.ID] = &RA{Cert: cert, Key: key, Chain: iss.Chain, IsCA: true}
+		}
+	}
+	// Newest first: a later rollover's CA starts, or else ends, later.
+	slices.SortFunc(issuers, func(x, y *Issuer) int {
+		if c := y.Cert.NotBefore.Compare(x.Cert.NotBefore); c != 0 {
+			return c
+		}
+		return y.Cert.NotAfter.Compare(x.Cert.NotAfter)
+	})
+	var raList []*RA
+	for _, i := range issuers {
+		if r := ras[i.ID]; r != nil {
+			raList = append(raList, r)
+		}
+	}
+	return issuers, raList, nil
+}
+
+// Load loads the existing CA in dir/ca without changing anything on disk:
+// a next CA whose switch time has passed is not promoted (Active switches
+// to it all the same), no RA certificate is issued, chain.pem is left as it
+// is, and each generation's RA mode is what its files show. It is for
+// commands that inspect the CA while a server may be running. ErrNoCA when
+// there is none.
+func Load(dir string, clock pki.Clock) (*Authority, error) {
+	if clock == nil {
+		clock = pki.SystemClock{}
+	}
+	caDir := filepath.Join(dir, "ca")
+	present, err := inspect(caDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(present) == 0 {
+		return nil, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
+	}
+	return load(caDir, InitOptions{}.withDefaults(), clock.Now(), loadMode{detectRA: true, readOnly: true})
+}
+
+// Reload reads the CA directory again the way it was first loaded (a start
+// promotes a due next CA; a read-only Load does not) and replaces the set
+// of issuers, so a running server learns of a rollover made since it
+// started (and of a promotion). When nothing changed on disk and no switch
+// is due it does nothing, so it can run every minute. Issuers and RAs that
+// did not change keep their identity. The root must be the same; the
+// Issuer and RA fields keep their load-time values. An Authority built by
+// NewAuthority cannot reload.
+func (a *Authority) Reload(now time.Time) error {
+	if a.caDir == "" {
+		return errors.New("ca: this authority was not loaded from a directory")
+	}
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	old := a.state.Load()
+	due := old.next != nil && !now.Before(old.switchAt) && !a.mode.readOnly
+	if !due && diskState(a.caDir) == a.disk {
+		return nil
+	}
+	b, err := load(a.caDir, a.opts, now, a.mode)
+	if err != nil {
+		return err
+	}
+	if !b.Root.Equal(a.Root) {
+		return fmt.Errorf("ca: the root in %s changed; restart to use it", a.caDir)
+	}
+	s := b.state.Load()
+	issuers := map[string]*Issuer{}
+	for _, i := range old.all {
+		issuers[i.ID] = i
+	}
+	ras := map[string]*RA{}
+	for _, r := range append([]*RA{old.currentRA, old.nextRA}, old.previousRAs...) {
+		if r != nil {
+			ras[string(r.Cert.Raw)] = r
+		}
+	}
+	keepI := func(i *Issuer) *Issuer {
+		if i != nil && issuers[i.ID] != nil {
+			return issuers[i.ID]
+		}
+		return i
+	}
+	keepR := func(r *RA) *RA {
+		if r != nil && ras[string(r.Cert.Raw)] != nil && ras[string(r.Cert.Raw)].IsCA == r.IsCA {
+			return ras[string(r.Cert.Raw)]
+		}
+		return r
+	}
+	prev := make([]*Issuer, len(s.previous))
+	for k, i := range s.previous {
+		prev[k] = keepI(i)
+	}
+	prevRAs := make([]*RA, len(s.previousRAs))
+	for k, r := range s.previousRAs {
+		prevRAs[k] = keepR(r)
+	}
+	a.state.Store(newIssuerSet(a.Root, keepI(s.current), keepR(s.currentRA), keepI(s.next), keepR(s.nextRA), s.switchAt, prev, prevRAs))
+	a.disk = b.disk
+	return nil
+}
+
+// diskState summarizes what Reload looks at: the current and next
+// certificates, the switch time and the previous CAs' directories.
+func diskState(caDir string) string {
+	h := sha256.New()
+	for _, f := range []string{IssuingCertFile, RACertFile, RAKeyFile,
+		filepath.Join(NextDir, IssuingCertFile), filepath.Join(NextDir, RACertFile), filepath.Join(NextDir, SwitchAtFile)} {
+		b, err := os.ReadFile(filepath.Join(caDir, f))
+		if err != nil {
+			b = []byte("-")
+		}
+		sum := sha256.Sum256(b)
+		h.Write(sum[:])
+	}
+	entries, _ := os.ReadDir(filepath.Join(caDir, PreviousDir))
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			h.Write([]byte(e.Name() + "/"))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// issuerID is the IssuerID of an issuing CA certificate.
+func issuerID(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,278 @@
+package config
+
+import (
+	"crypto/x509"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// ProfileConfig is one [profiles.NAME] table of the config file. Unset
+// fields keep the default profile's values.
+type ProfileConfig struct {
+	Validity         string            `toml:"validity"` // "365d", "8760h"
+	Backdate         string            `toml:"backdate"`
+	KeyUsage         []string          `toml:"key_usage"`
+	ExtKeyUsage      []string          `toml:"ext_key_usage"`
+	KeyTypes         []string          `toml:"key_types"` // rsa2048, rsa3072, rsa4096, p256, p384
+	Challenge        string            `toml:"challenge"` // static, onetime, any, webhook
+	MaxSANs          *int              `toml:"max_sans"`
+	SubjectRequired  []string          `toml:"subject_required"`
+	SubjectFixed     map[string]string `toml:"subject_fixed"`
+	SubjectPatterns  map[string]string `toml:"subject_patterns"`
+	DNSPatterns      []string          `toml:"dns_patterns"`
+	RequireSAN       *bool             `toml:"require_san"`
+	Approval         *bool             `toml:"approval"`
+	RequestRetention string            `toml:"request_retention"`
+	RenewalWindow    string            `toml:"renewal_window"` // "33%" of the lifetime, or a duration "30d"
+	RenewalGrace     string            `toml:"renewal_grace"`
+	AllowKeyReuse    *bool             `toml:"allow_key_reuse"`
+	AllowNameChange  *bool             `toml:"allow_name_change"`
+	RevokeSuperseded *bool             `toml:"revoke_superseded"`
+	Issuer           string            `toml:"issuer"`
+	IncludeCACert    *bool             `toml:"include_ca_cert"`
+	CRLURLs          []string          `toml:"crl_urls"`
+	OCSPURLs         []string          `toml:"ocsp_urls"`
+	IssuerURLs       []string          `toml:"issuer_urls"`
+}
+
+// ProfileSection decodes [profiles.NAME] tables into dst, strictly.
+func ProfileSection(dst map[string]pki.Profile) func(toml.Primitive, toml.MetaData) error {
+	return func(prim toml.Primitive, md toml.MetaData) error {
+		var raw map[string]toml.Primitive
+		if err := md.PrimitiveDecode(prim, &raw); err != nil {
+			return err
+		}
+		for name, p := range raw {
+			var pc ProfileConfig
+			if err := md.PrimitiveDecode(p, &pc); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			prof, err := pc.Profile(name)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			dst[name] = prof
+		}
+		var unknown []string
+		for _, k := range md.Undecoded() {
+			if len(k) >= 1 && k[0] == "profiles" {
+				unknown = append(unknown, k.String())
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return fmt.Errorf("unknown keys: %s", strings.Join(unknown, ", "))
+		}
+		return nil
+	}
+}
+
+var profileName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ValidProfileName: profile names appear in URLs (/scep/NAME).
+func ValidProfileName(name string) bool { return profileName.MatchString(name) }
+
+// Profile turns the table into a profile on top of the defaults.
+func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
+	if !ValidProfileName(name) {
+		return pki.Profile{}, fmt.Errorf("profile name %q: use lower-case letters, digits, - and _", name)
+	}
+	p := pki.DefaultProfile()
+	p.Name = name
+	var err error
+	dur := func(s string, dst *time.Duration, what string) {
+		if s == "" || err != nil {
+			return
+		}
+		var d time.Duration
+		if d, err = ParseDuration(s); err != nil {
+			err = fmt.Errorf("%s: %w", what, err)
+			return
+		}
+		*dst = d
+	}
+	dur(pc.Validity, &p.Validity, "validity")
+	dur(pc.Backdate, &p.Backdate, "backdate")
+	dur(pc.RequestRetention, &p.RequestRetention, "request_retention")
+	dur(pc.RenewalGrace, &p.RenewalGrace, "renewal_grace")
+	if err != nil {
+		return p, err
+	}
+	if p.Validity <= 0 {
+		return p, fmt.Errorf("validity must be positive")
+	}
+	if pc.KeyUsage != nil {
+		if p.KeyUsage, err = parseKeyUsage(pc.KeyUsage); err != nil {
+			return p, err
+		}
+	}
+	if pc.ExtKeyUsage != nil {
+		if p.ExtKeyUsage, err = parseExtKeyUsage(pc.ExtKeyUsage); err != nil {
+			return p, err
+		}
+	}
+	if pc.KeyTypes != nil {
+		if p.Keys, err = parseKeyTypes(pc.KeyTypes); err != nil {
+			return p, err
+		}
+	}
+	switch pc.Challenge {
+	case "":
+	case "static", "onetime", "any", "webhook":
+		p.ChallengeMode = pc.Challenge
+	default:
+		return p, fmt.Errorf("challenge %q: want static, onetime, any or webhook", pc.Challenge)
+	}
+	if pc.MaxSANs != nil {
+		if *pc.MaxSANs < 0 || *pc.MaxSANs > 1000 {
+			return p, fmt.Errorf("max_sans must be between 0 and 1000")
+		}
+		p.MaxSANs = *pc.MaxSANs
+	}
+	for _, a := range pc.SubjectRequired {
+		if !knownAttribute(a) {
+			return p, fmt.Errorf("subject_required: unknown attribute %q", a)
+		}
+		p.SubjectRequired = append(p.SubjectRequired, strings.ToUpper(a))
+	}
+	if len(pc.SubjectFixed) > 0 {
+		p.SubjectFixed = map[string]string{}
+		for a, v := range pc.SubjectFixed {
+			if !knownAttribute(a) {
+				return p, fmt.Errorf("subject_fixed: unknown attribute %q", a)
+			}
+			p.SubjectFixed[strings.ToUpper(a)] = v
+		}
+	}
+	if len(pc.SubjectPatterns) > 0 {
+		p.SubjectPatterns = map[string]string{}
+		for a, re := range pc.SubjectPatterns {
+			if !knownAttribute(a) {
+				return p, fmt.Errorf("subject_patterns: unknown attribute %q", a)
+			}
+			if _, err := regexp.Compile(re); err != nil {
+				return p, fmt.Errorf("subject_patterns.%s: %w", a, err)
+			}
+			p.SubjectPatterns[strings.ToUpper(a)] = re
+		}
+	}
+	for _, re := range pc.DNSPatterns {
+		if _, err := regexp.Compile(re); err != nil {
+			return p, fmt.Errorf("dns_patterns: %w", err)
+		}
+	}
+	p.DNSPatterns = pc.DNSPatterns
+	setBool(&p.RequireSAN, pc.RequireSAN)
+	setBool(&p.RequireApproval, pc.Approval)
+	setBool(&p.AllowKeyReuse, pc.AllowKeyReuse)
+	setBool(&p.AllowNameChange, pc.AllowNameChange)
+	setBool(&p.RevokeSuperseded, pc.RevokeSuperseded)
+	setBool(&p.IncludeCACert, pc.IncludeCACert)
+	if w := pc.RenewalWindow; w != "" {
+		if pct, ok := strings.CutSuffix(w, "%"); ok {
+			f, perr := strconv.ParseFloat(pct, 64)
+			if perr != nil || f <= 0 || f > 100 {
+				return p, fmt.Errorf("renewal_window %q: want a percentage in (0, 100] or a duration", w)
+			}
+			p.RenewalWindow = f / 100
+		} else if p.RenewalWindowFixed, err = ParseDuration(w); err != nil || p.RenewalWindowFixed <= 0 {
+			return p, fmt.Errorf("renewal_window %q: want a percentage like 33%% or a duration like 30d", w)
+		}
+	}
+	p.Issuer = pc.Issuer
+	p.CRLURLs, p.OCSPURLs, p.IssuerURLs = pc.CRLURLs, pc.OCSPURLs, pc.IssuerURLs
+	return p, nil
+}
+
+func setBool(dst *bool, v *bool) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// ParseDuration is time.ParseDuration that also takes whole days ("30d").
+func ParseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 36500 {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad duration %q", s)
+	}
+	return d, nil
+}
+
+var attributes = map[string]bool{"CN": true, "O": true, "OU": true, "C": true, "L": true, "ST": true, "SERIALNUMBER": true, "DC": true, "UID": true, "EMAILADDRESS": true, "STREET": true, "POSTALCODE": true}
+
+func knownAttribute(a string) bool { return attributes[strings.ToUpper(a)] }
+
+func parseKeyUsage(names []string) (x509.KeyUsage, error) {
+	m := map[string]x509.KeyUsage{
+		"digitalsignature": x509.KeyUsageDigitalSignature, "contentcommitment": x509.KeyUsageContentCommitment,
+		"keyencipherment": x509.KeyUsageKeyEncipherment, "dataencipherment": x509.KeyUsageDataEncipherment,
+		"keyagreement": x509.KeyUsageKeyAgreement,
+	}
+	var ku x509.KeyUsage
+	for _, n := range names {
+		v, ok := m[strings.ToLower(n)]
+		if !ok {
+			return 0, fmt.Errorf("key_usage %q: want digitalSignature, contentCommitment, keyEncipherment, dataEncipherment or keyAgreement (never keyCertSign or cRLSign)", n)
+		}
+		ku |= v
+	}
+	return ku, nil
+}
+
+func parseExtKeyUsage(names []string) ([]x509.ExtKeyUsage, error) {
+	m := map[string]x509.ExtKeyUsage{
+		"serverauth": x509.ExtKeyUsageServerAuth, "clientauth": x509.ExtKeyUsageClientAuth,
+		"emailprotection": x509.ExtKeyUsageEmailProtection, "codesigning": x509.ExtKeyUsageCodeSigning,
+		"ipsecendsystem": x509.ExtKeyUsageIPSECEndSystem, "ipsectunnel": x509.ExtKeyUsageIPSECTunnel,
+		"ipsecuser": x509.ExtKeyUsageIPSECUser, "timestamping": x509.ExtKeyUsageTimeStamping,
+		"ocspsigning": x509.ExtKeyUsageOCSPSigning,
+	}
+	var out []x509.ExtKeyUsage
+	for _, n := range names {
+		v, ok := m[strings.ToLower(n)]
+		if !ok {
+			return nil, fmt.Errorf("ext_key_usage %q is not known", n)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func parseKeyTypes(names []string) (pki.KeyPolicy, error) {
+	kp := pki.KeyPolicy{RSAMaxBits: 8192}
+	for _, n := range names {
+		switch strings.ToLower(n) {
+		case "rsa2048", "rsa3072", "rsa4096":
+			bits, _ := strconv.Atoi(n[3:])
+			if kp.RSAMinBits == 0 || bits < kp.RSAMinBits {
+				kp.RSAMinBits = bits
+			}
+		case "p256":
+			kp.ECCurves = append(kp.ECCurves, "P-256")
+		case "p384":
+			kp.ECCurves = append(kp.ECCurves, "P-384")
+		default:
+			return kp, fmt.Errorf("key_types %q: want rsa2048, rsa3072, rsa4096 (the smallest sets the minimum), p256 or p384", n)
+		}
+	}
+	if kp.RSAMinBits == 0 && len(kp.ECCurves) == 0 {
+		return kp, fmt.Errorf("key_types is empty")
+	}
+	return kp, nil
+}

@@ -1,0 +1,86 @@
+package config
+
+import (
+	"crypto/x509"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+func parseProfiles(t *testing.T, content string) (map[string]pki.Profile, error) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "c.toml")
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.String("config", "", "")
+	profiles := map[string]pki.Profile{}
+	err := Parse(fs, []string{"--config", file}, func(string) (string, bool) { return "", false }, Sections{"profiles": ProfileSection(profiles)}, nil)
+	return profiles, err
+}
+
+func TestProfiles(t *testing.T) {
+	profiles, err := parseProfiles(t, `
+[profiles.vpn]
+validity = "90d"
+key_usage = ["digitalSignature", "keyEncipherment"]
+ext_key_usage = ["serverAuth", "clientAuth"]
+key_types = ["rsa3072", "p384"]
+challenge = "onetime"
+subject_fixed = { o = "Acme" }
+renewal_window = "25%"
+approval = true
+include_ca_cert = true
+
+[profiles.fixedwindow]
+renewal_window = "30d"
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vpn := profiles["vpn"]
+	if vpn.Validity != 90*24*time.Hour || vpn.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment ||
+		len(vpn.ExtKeyUsage) != 2 || vpn.Keys.RSAMinBits != 3072 || len(vpn.Keys.ECCurves) != 1 || vpn.ChallengeMode != "onetime" ||
+		vpn.SubjectFixed["O"] != "Acme" || vpn.RenewalWindow != 0.25 || !vpn.RequireApproval || !vpn.IncludeCACert {
+		t.Errorf("vpn profile: %+v", vpn)
+	}
+	if !vpn.AllowKeyReuse || vpn.MaxSANs != pki.DefaultProfile().MaxSANs {
+		t.Error("unset keys must keep the defaults")
+	}
+	if profiles["fixedwindow"].RenewalWindowFixed != 30*24*time.Hour {
+		t.Errorf("fixed window: %v", profiles["fixedwindow"].RenewalWindowFixed)
+	}
+	nb := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if got := vpn.RenewalOpens(nb, nb.Add(400*24*time.Hour)); !got.Equal(nb.Add(300 * 24 * time.Hour)) {
+		t.Errorf("renewal opens %v", got)
+	}
+}
+
+func TestProfileErrors(t *testing.T) {
+	for name, content := range map[string]string{
+		"unknown key":        "[profiles.a]\nvalidty = \"1d\"\n",
+		"bad name":           "[profiles.\"Bad Name\"]\nvalidity = \"1d\"\n",
+		"bad duration":       "[profiles.a]\nvalidity = \"soon\"\n",
+		"CA key usage":       "[profiles.a]\nkey_usage = [\"keyCertSign\"]\n",
+		"bad eku":            "[profiles.a]\next_key_usage = [\"everything\"]\n",
+		"bad key type":       "[profiles.a]\nkey_types = [\"rsa1024\"]\n",
+		"bad challenge mode": "[profiles.a]\nchallenge = \"none\"\n",
+		"bad regexp":         "[profiles.a]\ndns_patterns = [\"(\"]\n",
+		"bad attribute":      "[profiles.a]\nsubject_fixed = { XX = \"1\" }\n",
+		"bad window":         "[profiles.a]\nrenewal_window = \"150%\"\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parseProfiles(t, content); err == nil {
+				t.Fatal("expected an error")
+			} else if strings.Contains(err.Error(), "panic") {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -1,0 +1,157 @@
+package enroll
+
+import (
+	"context"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// namePolicy is a profile's subject and SAN rules, compiled once.
+type namePolicy struct {
+	required []string
+	fixed    []fixedAttr
+	patterns map[string]*regexp.Regexp
+	dns      []*regexp.Regexp
+	needSAN  bool
+}
+
+type fixedAttr struct {
+	name  string
+	oid   asn1.ObjectIdentifier
+	value string
+}
+
+func compileNames(p pki.Profile) (*namePolicy, error) {
+	np := &namePolicy{required: p.SubjectRequired, patterns: map[string]*regexp.Regexp{}, needSAN: p.RequireSAN}
+	names := make([]string, 0, len(p.SubjectFixed))
+	for n := range p.SubjectFixed {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		oid, ok := csr.AttributeOID(n)
+		if !ok {
+			return nil, fmt.Errorf("subject_fixed: unknown attribute %q", n)
+		}
+		np.fixed = append(np.fixed, fixedAttr{name: n, oid: oid, value: p.SubjectFixed[n]})
+	}
+	for n, re := range p.SubjectPatterns {
+		c, err := regexp.Compile(re)
+		if err != nil {
+			return nil, fmt.Errorf("subject_patterns.%s: %w", n, err)
+		}
+		np.patterns[strings.ToUpper(n)] = c
+	}
+	for _, re := range p.DNSPatterns {
+		c, err := regexp.Compile(re)
+		if err != nil {
+			return nil, fmt.Errorf("dns_patterns: %w", err)
+		}
+		np.dns = append(np.dns, c)
+	}
+	return np, nil
+}
+
+// checkNames applies the profile's subject and SAN rules and sets the
+// subject to issue (with fixed values in place of what the CSR said).
+func (s *Service) checkNames(_ context.Context, st *State) error {
+	np := s.names[st.Profile.Name]
+	req := st.Req.CSR
+	var rdns pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(req.RawSubject, &rdns); err != nil || len(rest) > 0 {
+		return pki.Errorf(pki.EBadRequest, "the request's subject is not a valid name")
+	}
+	values := map[string][]string{}
+	for _, rdn := range rdns {
+		for _, atv := range rdn {
+			if name := attributeName(atv.Type); name != "" {
+				values[name] = append(values[name], fmt.Sprint(atv.Value))
+			}
+		}
+	}
+	for _, a := range np.required {
+		if _, fixed := np.fixedValue(a); !fixed && len(values[a]) == 0 {
+			return pki.Errorf(pki.EBadRequest, "the subject must contain %s", a)
+		}
+	}
+	for a, re := range np.patterns {
+		for _, v := range values[a] {
+			if !re.MatchString(v) {
+				return pki.Errorf(pki.EBadRequest, "subject %s %q is not allowed by the profile", a, v)
+			}
+		}
+	}
+	for _, d := range req.DNSNames {
+		if len(np.dns) == 0 {
+			break
+		}
+		ok := false
+		for _, re := range np.dns {
+			if re.MatchString(d) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return pki.Errorf(pki.EBadRequest, "DNS name %q is not allowed by the profile", d)
+		}
+	}
+	if np.needSAN && len(req.DNSNames)+len(req.EmailAddresses)+len(req.IPAddresses)+len(req.URIs) == 0 {
+		return pki.Errorf(pki.EBadRequest, "the profile requires a subject alternative name")
+	}
+	st.RawSubject = req.RawSubject
+	if len(np.fixed) > 0 {
+		raw, err := np.applyFixed(rdns)
+		if err != nil {
+			return fmt.Errorf("enroll: fixed subject: %w", err)
+		}
+		st.RawSubject = raw
+	}
+	return nil
+}
+
+func (np *namePolicy) fixedValue(name string) (string, bool) {
+	for _, f := range np.fixed {
+		if f.name == name {
+			return f.value, true
+		}
+	}
+	return "", false
+}
+
+// applyFixed drops the CSR's values of fixed attributes and puts ours in,
+// each as its own RDN, most significant first as the CSR had them.
+func (np *namePolicy) applyFixed(rdns pkix.RDNSequence) ([]byte, error) {
+	var out pkix.RDNSequence
+	for _, f := range np.fixed {
+		out = append(out, pkix.RelativeDistinguishedNameSET{{Type: f.oid, Value: f.value}})
+	}
+	for _, rdn := range rdns {
+		var kept pkix.RelativeDistinguishedNameSET
+		for _, atv := range rdn {
+			if _, fixed := np.fixedValue(attributeName(atv.Type)); !fixed {
+				kept = append(kept, atv)
+			}
+		}
+		if len(kept) > 0 {
+			out = append(out, kept)
+		}
+	}
+	return asn1.Marshal(out)
+}
+
+func attributeName(oid asn1.ObjectIdentifier) string {
+	for _, n := range []string{"CN", "O", "OU", "C", "L", "ST", "SERIALNUMBER", "DC", "UID", "EMAILADDRESS", "STREET", "POSTALCODE"} {
+		if o, _ := csr.AttributeOID(n); o.Equal(oid) {
+			return n
+		}
+	}
+	return ""
+}

@@ -1,0 +1,175 @@
+package enroll
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// hold stores a request the profile wants approved and answers PENDING. A
+// request with the same transaction ID is answered from its stored state
+// instead, so a client that resends its PKCSReq (micromdm's scepclient does,
+// every 30 s) neither creates a second request nor misses the outcome.
+func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
+	if res, err, ok := s.answerKnown(ctx, st.Profile.Name, st.Req.TransactionID); ok {
+		return res, err
+	}
+	now := s.clock.Now()
+	id, err := randomToken(10)
+	if err != nil {
+		return nil, err
+	}
+	var signer []byte
+	if st.Req.Evidence.SignerCert != nil {
+		signer = st.Req.Evidence.SignerCert.Raw
+	}
+	r := pki.EnrollmentRequest{
+		ID: id, TransactionID: st.Req.TransactionID, Profile: st.Profile.Name, Protocol: st.Req.Protocol,
+		Status: pki.RequestPending, Subject: st.Req.CSR.Subject.String(), SANs: formatSANs(st.Req.CSR.DNSNames, st.Req.CSR.EmailAddresses, st.Req.CSR.IPAddresses, st.Req.CSR.URIs),
+		CSR: st.Req.CSR.Raw, SignerCert: signer, RequesterAddr: st.Req.RemoteAddr,
+		CreatedAt: now, ExpiresAt: now.Add(st.Profile.RequestRetention), RenewedFrom: renewedFrom(st.Renews),
+	}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventRequestPending, Actor: actor(st.Req), Profile: st.Profile.Name,
+		Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: "request " + id}
+	err = s.store.CreateRequest(ctx, r, ev)
+	if errors.Is(err, store.ErrConflict) {
+		// Another node stored it first.
+		if res, err, ok := s.answerKnown(ctx, st.Profile.Name, st.Req.TransactionID); ok {
+			return res, err
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("enroll: hold request: %w", err)
+	}
+	s.log.Info("request held for approval", "request", id, "subject", r.Subject, "profile", r.Profile, "transaction_id", r.TransactionID)
+	return &Result{Pending: &r}, nil
+}
+
+// answerKnown answers from a stored request with this transaction ID.
+func (s *Service) answerKnown(ctx context.Context, profile, txID string) (*Result, error, bool) {
+	r, err := s.store.RequestByTransaction(ctx, profile, txID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, false
+	}
+	if err != nil {
+		return nil, err, true
+	}
+	switch r.Status {
+	case pki.RequestPending:
+		return &Result{Pending: r}, nil, true
+	case pki.RequestRejected:
+		return nil, pki.Errorf(pki.EBadRequest, "the request was rejected: %s", r.Reason), true
+	case pki.RequestIssued:
+		res, err := s.issuedResult(ctx, r.CertIssuerID, r.CertSerialHex)
+		return res, err, true
+	}
+	return nil, fmt.Errorf("enroll: request %s has unknown status %q", r.ID, r.Status), true
+}
+
+func (s *Service) issuedResult(ctx context.Context, issuerID, serialHex string) (*Result, error) {
+	rec, err := s.store.Certificate(ctx, issuerID, serialHex)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: issued certificate %s: %w", serialHex, err)
+	}
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: stored certificate %s: %w", serialHex, err)
+	}
+	res := &Result{Certificate: cert, Record: *rec}
+	if issuer, ok := s.authority.IssuerByID(issuerID); ok {
+		res.Chain = issuer.Chain
+	}
+	return res, nil
+}
+
+// Poll answers a client asking after its request (SCEP CertPoll): pending,
+// the certificate, or the rejection. An unknown transaction is badCertId.
+func (s *Service) Poll(ctx context.Context, profile, txID string) (*Result, error) {
+	p, ok := s.Profile(profile)
+	if !ok {
+		return nil, pki.Errorf(pki.EBadRequest, "unknown profile %q", profile)
+	}
+	if res, err, ok := s.answerKnown(ctx, p.Name, txID); ok {
+		return res, err
+	}
+	return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID")
+}
+
+// Approve issues the certificate of a held request. The policy is applied
+// again (the profile may have changed since); authentication is not, since
+// it was checked when the request was held.
+func (s *Service) Approve(ctx context.Context, id, approver string) (*Result, error) {
+	r, err := s.store.Request(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, pki.Errorf(pki.ENotFound, "no request %s", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != pki.RequestPending {
+		return nil, pki.Errorf(pki.EConflict, "request %s is %s, not pending", id, r.Status)
+	}
+	profile, ok := s.Profile(r.Profile)
+	if !ok {
+		return nil, pki.Errorf(pki.EBadRequest, "request %s names profile %q, which no longer exists", id, r.Profile)
+	}
+	csr, err := x509.ParseCertificateRequest(r.CSR)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: stored request %s: %w", id, err)
+	}
+	st := &State{Req: Request{CSR: csr, Profile: r.Profile, Protocol: r.Protocol, TransactionID: r.TransactionID, RemoteAddr: r.RequesterAddr},
+		Profile: profile, CompleteRequest: r, ApprovedBy: approver}
+	if r.RenewedFrom != "" {
+		if old, err := s.certByRef(ctx, r.RenewedFrom); err == nil {
+			st.Renews = old
+		}
+	}
+	for _, step := range []Step{checkProofOfPossession, s.checkNames, checkPolicy} {
+		if err := step(ctx, st); err != nil {
+			return nil, err
+		}
+	}
+	st.Events = append(st.Events, pki.AuditEvent{Time: s.clock.Now(), Type: pki.EventRequestApproved, Actor: approver,
+		Profile: r.Profile, Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: "request " + id})
+	return s.issue(ctx, st)
+}
+
+// Reject refuses a held request with a reason the client will see.
+func (s *Service) Reject(ctx context.Context, id, reason, by string) error {
+	if reason == "" {
+		reason = "rejected by an operator"
+	}
+	now := s.clock.Now()
+	r, err := s.store.Request(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return pki.Errorf(pki.ENotFound, "no request %s", id)
+	}
+	if err != nil {
+		return err
+	}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventRequestRejected, Actor: by, Profile: r.Profile, Subject: r.Subject,
+		TransactionID: r.TransactionID, Outcome: "success", Reason: reason, Detail: "request " + id}
+	err = s.store.RejectRequest(ctx, id, reason, by, now, ev)
+	if errors.Is(err, store.ErrConflict) {
+		return pki.Errorf(pki.EConflict, "request %s is not pending", id)
+	}
+	return err
+}
+
+// Requests lists held requests.
+func (s *Service) Requests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
+	return s.store.ListRequests(ctx, f)
+}
+
+func (s *Service) certByRef(ctx context.Context, ref string) (*pki.Certificate, error) {
+	for i := len(ref) - 1; i >= 0; i-- {
+		if ref[i] == ':' {
+			return s.store.Certificate(ctx, ref[:i], ref[i+1:])
+		}
+	}
+	return nil, store.ErrNotFound
+}

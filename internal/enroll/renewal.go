@@ -1,0 +1,120 @@
+package enroll
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"net"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// authenticateRenewal accepts a renewal signed by a certificate we issued
+// (verified by signature to our root, never by name), that is not revoked,
+// not expired beyond the profile's grace, inside the renewal window, and
+// whose names the new request keeps unless the profile allows changes.
+func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
+	signer := st.Req.Evidence.SignerCert
+	if signer == nil {
+		return pki.Errorf(pki.EBadCertID, "a renewal must be signed by the certificate it renews")
+	}
+	now := s.clock.Now()
+	issuer, err := s.authority.IssuedByUs(signer, now)
+	switch {
+	case errors.Is(err, ca.ErrExpired):
+		if now.After(signer.NotAfter.Add(st.Profile.RenewalGrace)) {
+			return pki.Wrap(pki.EBadTime, err, "the certificate to renew has expired")
+		}
+	case err != nil:
+		return pki.Wrap(pki.EBadCertID, err, "the signer certificate was not issued by this CA")
+	}
+	old, err := s.store.Certificate(ctx, issuer.ID, signer.SerialNumber.Text(16))
+	if errors.Is(err, store.ErrNotFound) {
+		return pki.Wrap(pki.EBadCertID, err, "the signer certificate is not in this CA's inventory")
+	}
+	if err != nil {
+		return err
+	}
+	if old.Status == pki.StatusRevoked {
+		return pki.Errorf(pki.EBadCertID, "the certificate to renew is revoked")
+	}
+	if opens := st.Profile.RenewalOpens(signer.NotBefore, signer.NotAfter); now.Before(opens) {
+		return pki.Errorf(pki.EBadTime, "renewal of this certificate opens at %s", opens.UTC().Format(time.RFC3339))
+	}
+	csr := st.Req.CSR
+	if !st.Profile.AllowKeyReuse && bytes.Equal(csr.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
+		return pki.Errorf(pki.EBadRequest, "the profile requires a new key on renewal")
+	}
+	st.Renews = old
+	return nil
+}
+
+// checkRenewalNames runs after the subject is decided: unless the profile
+// allows changes, the renewed certificate keeps the old subject and SANs.
+func checkRenewalNames(_ context.Context, st *State) error {
+	if st.Renews == nil || st.Profile.AllowNameChange {
+		return nil
+	}
+	old := st.Req.Evidence.SignerCert
+	if !sameName(st.RawSubject, old.RawSubject) {
+		return pki.Errorf(pki.EBadRequest, "a renewal must keep the subject %s", old.Subject)
+	}
+	csr := st.Req.CSR
+	if !sameStrings(csr.DNSNames, old.DNSNames) || !sameStrings(csr.EmailAddresses, old.EmailAddresses) ||
+		!sameIPs(csr.IPAddresses, old.IPAddresses) || !sameStrings(urisOf(csr.URIs), urisOf(old.URIs)) {
+		return pki.Errorf(pki.EBadRequest, "a renewal must keep the subject alternative names of the certificate it renews")
+	}
+	return nil
+}
+
+func sameName(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	// The same names in another string encoding are the same name.
+	na, nb := nameString(a), nameString(b)
+	return na != "" && na == nb
+}
+
+func nameString(raw []byte) string {
+	var rdns pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(raw, &rdns); err != nil || len(rest) > 0 {
+		return ""
+	}
+	var n pkix.Name
+	n.FillFromRDNSequence(&rdns)
+	return n.String()
+}
+
+func urisOf(us []*url.URL) []string {
+	out := make([]string, 0, len(us))
+	for _, u := range us {
+		out = append(out, u.String())
+	}
+	return out
+}
+
+func sameStrings(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func sameIPs(a, b []net.IP) bool {
+	var as, bs []string
+	for _, ip := range a {
+		as = append(as, ip.String())
+	}
+	for _, ip := range b {
+		bs = append(bs, ip.String())
+	}
+	return sameStrings(as, bs)
+}

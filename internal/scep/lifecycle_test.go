@@ -1,0 +1,307 @@
+package scep_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/store"
+)
+
+const day = 24 * time.Hour
+
+// exchange posts a message built from p and returns the verified CertRep.
+func (ts *testServer) exchange(t *testing.T, p reqParams) (*scep.PKIMessage, *scep.PKIMessage) {
+	t.Helper()
+	der, msg := ts.build(t, p)
+	url := ts.URL + "/scep?operation=PKIOperation"
+	if p.path != "" {
+		url = ts.URL + p.path + "?operation=PKIOperation"
+	}
+	resp, err := http.Post(url, "application/x-pki-message", bytes.NewReader(der))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
+	}
+	return msg, ts.parseReply(t, body, msg)
+}
+
+func wantFailure(t *testing.T, rep *scep.PKIMessage, fi scep.FailInfo) {
+	t.Helper()
+	if rep.PKIStatus != scep.StatusFailure || rep.FailInfo != fi {
+		t.Fatalf("pkiStatus %s failInfo %s (%s), want FAILURE %s", rep.PKIStatus, rep.FailInfo, rep.FailInfoText, fi)
+	}
+}
+
+// enrollCert enrolls key with the static challenge and returns the certificate.
+func (ts *testServer) enrollCert(t *testing.T, key crypto.Signer, subject string) *x509.Certificate {
+	t.Helper()
+	msg, rep := ts.exchange(t, reqParams{key: key, subject: subject})
+	cert, _ := ts.issuedCert(t, rep, msg.SignerCert, key.(crypto.Decrypter))
+	return cert
+}
+
+func TestRenewal(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	ctx := context.Background()
+	oldKey, newKey := testKey(t, 0), testKey(t, 1)
+	renew := func(old *x509.Certificate, oldKey crypto.Signer, p reqParams) (*scep.PKIMessage, *scep.PKIMessage) {
+		p.signerCert, p.signerKey, p.challenge = old, oldKey, "-"
+		if p.key == nil {
+			p.key = newKey
+		}
+		if p.msgType == "" {
+			p.msgType = scep.RenewalReq
+		}
+		if p.subject == "" {
+			p.subject = "CN=device-1,O=Acme"
+		}
+		return ts.exchange(t, p)
+	}
+
+	t.Run("RenewalReq with a new key inside the window", func(t *testing.T) {
+		old := ts.enrollCert(t, oldKey, "CN=device-1,O=Acme")
+		ts.Clock.Advance(300 * day)
+		msg, rep := renew(old, oldKey, reqParams{})
+		cert, _ := ts.issuedCert(t, rep, msg.SignerCert, oldKey)
+		rec, err := ts.Store.Certificate(ctx, ts.Authority.Issuer.ID, cert.SerialNumber.Text(16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.RenewedFrom != ts.Authority.Issuer.ID+":"+old.SerialNumber.Text(16) {
+			t.Errorf("renewed_from %q", rec.RenewedFrom)
+		}
+		evs, _ := ts.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventRenewed})
+		if len(evs) != 1 {
+			t.Errorf("%d renewal audit events", len(evs))
+		}
+	})
+	t.Run("PKCSReq signed by the old certificate, same key, no challenge", func(t *testing.T) {
+		ts.Clock.Set(captureTime)
+		old := ts.enrollCert(t, oldKey, "CN=device-1,O=Acme")
+		ts.Clock.Advance(250 * day)
+		msg, rep := renew(old, oldKey, reqParams{msgType: scep.PKCSReq, key: oldKey})
+		ts.issuedCert(t, rep, msg.SignerCert, oldKey)
+	})
+
+	ts.Clock.Set(captureTime)
+	fresh := ts.enrollCert(t, oldKey, "CN=device-1,O=Acme")
+	revoked := ts.enrollCert(t, oldKey, "CN=device-1,O=Acme")
+	if err := ts.Store.RevokeCertificate(ctx, ts.Authority.Issuer.ID, revoked.SerialNumber.Text(16), 1, ts.Clock.Now(), pki.AuditEvent{Time: ts.Clock.Now(), Type: pki.EventRevoked, Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	selfSigned := selfSignedFor(t, oldKey)
+	before := ts.certCount(t)
+	refusals := []struct {
+		name    string
+		advance time.Duration
+		signer  *x509.Certificate
+		p       reqParams
+		want    scep.FailInfo
+	}{
+		{"self-signed signer", 300 * day, selfSigned, reqParams{}, scep.BadCertID},
+		{"revoked signer", 300 * day, revoked, reqParams{}, scep.BadCertID},
+		{"outside the window", 10 * day, fresh, reqParams{}, scep.BadTime},
+		{"changed subject", 300 * day, fresh, reqParams{subject: "CN=someone-else,O=Acme"}, scep.BadRequest},
+		{"expired signer", 400 * day, fresh, reqParams{}, scep.BadTime},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			ts.Clock.Set(captureTime.Add(tt.advance))
+			_, rep := renew(tt.signer, oldKey, tt.p)
+			wantFailure(t, rep, tt.want)
+		})
+	}
+	if ts.certCount(t) != before {
+		t.Error("a refused renewal recorded a certificate")
+	}
+	evs, _ := ts.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventEnrollFailed})
+	if len(evs) < len(refusals) {
+		t.Errorf("%d failure audit events for %d refusals", len(evs), len(refusals))
+	}
+}
+
+func TestRenewalRevokesSupersededWhenAsked(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.RevokeSuperseded = true
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"default": p}, DefaultProfile: "default"}})
+	key := testKey(t, 0)
+	old := ts.enrollCert(t, key, "CN=device-1,O=Acme")
+	ts.Clock.Advance(300 * day)
+	msg, rep := ts.exchange(t, reqParams{key: testKey(t, 1), signerCert: old, signerKey: key, challenge: "-", msgType: scep.RenewalReq})
+	ts.issuedCert(t, rep, msg.SignerCert, key)
+	rec, err := ts.Store.Certificate(context.Background(), ts.Authority.Issuer.ID, old.SerialNumber.Text(16))
+	if err != nil || rec.Status != pki.StatusRevoked || rec.RevokeReason != 4 {
+		t.Fatalf("old certificate: %+v, %v", rec, err)
+	}
+}
+
+func TestPendingApprovalAndCertPoll(t *testing.T) {
+	def, approval := pki.DefaultProfile(), pki.DefaultProfile()
+	approval.Name, approval.RequireApproval = "approval", true
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"default": def, "approval": approval}, DefaultProfile: "default"}})
+	ctx := context.Background()
+	key := testKey(t, 2)
+	signer := selfSignedFor(t, key)
+	base := reqParams{key: key, signerCert: signer, signerKey: key, path: "/scep/approval", txID: "tx-pending-1"}
+	poll := func(p reqParams) (*scep.PKIMessage, *scep.PKIMessage) {
+		content, err := scep.IssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, signer.RawSubject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.msgType, p.content = scep.CertPoll, content
+		return ts.exchange(t, p)
+	}
+
+	_, rep := ts.exchange(t, base)
+	if rep.PKIStatus != scep.StatusPending {
+		t.Fatalf("pkiStatus %s (%s), want PENDING", rep.PKIStatus, rep.FailInfoText)
+	}
+	// The same transaction again (micromdm's scepclient resends PKCSReq): PENDING, no second request.
+	_, rep = ts.exchange(t, base)
+	if rep.PKIStatus != scep.StatusPending {
+		t.Fatalf("repeat: pkiStatus %s", rep.PKIStatus)
+	}
+	_, rep = poll(base)
+	if rep.PKIStatus != scep.StatusPending {
+		t.Fatalf("poll: pkiStatus %s", rep.PKIStatus)
+	}
+	reqs, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	if err != nil || len(reqs) != 1 {
+		t.Fatalf("%d pending requests, %v", len(reqs), err)
+	}
+	// Someone else's key cannot collect it.
+	_, rep = poll(reqParams{key: testKey(t, 3), path: base.path, txID: base.txID})
+	wantFailure(t, rep, scep.BadRequest)
+
+	if _, err := ts.Service.Approve(ctx, reqs[0].ID, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Service.Approve(ctx, reqs[0].ID, "cli:test"); pki.ErrorCode(err) != pki.EConflict {
+		t.Errorf("second approval: %v", err)
+	}
+	msg, rep := poll(base)
+	cert, _ := ts.issuedCert(t, rep, msg.SignerCert, key)
+	if ts.certCount(t) != 1 {
+		t.Errorf("%d certificates recorded", ts.certCount(t))
+	}
+	if !strings.Contains(cert.Subject.String(), "device-1") {
+		t.Errorf("subject %s", cert.Subject)
+	}
+
+	// Rejection: the poll answers FAILURE with the operator's reason.
+	rej := reqParams{key: key, signerCert: signer, signerKey: key, path: "/scep/approval", txID: "tx-pending-2"}
+	ts.exchange(t, rej)
+	reqs, _ = ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	if len(reqs) != 1 {
+		t.Fatalf("%d pending requests", len(reqs))
+	}
+	if err := ts.Service.Reject(ctx, reqs[0].ID, "unknown device", "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	_, rep = poll(rej)
+	wantFailure(t, rep, scep.BadRequest)
+	if !strings.Contains(rep.FailInfoText, "unknown device") {
+		t.Errorf("failInfoText %q", rep.FailInfoText)
+	}
+	// A poll for a transaction nobody knows.
+	_, rep = poll(reqParams{key: key, signerCert: signer, signerKey: key, path: "/scep/approval", txID: "tx-unknown"})
+	wantFailure(t, rep, scep.BadCertID)
+}
+
+func TestGetCert(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	key := testKey(t, 0)
+	mine := ts.enrollCert(t, key, "CN=getcert-1,O=Acme")
+	other := ts.enrollCert(t, testKey(t, 1), "CN=getcert-2,O=Acme")
+	getCert := func(signer *x509.Certificate, signerKey crypto.Signer, serialOf *x509.Certificate) *scep.PKIMessage {
+		content, err := scep.IssuerAndSerial(serialOf.RawIssuer, serialOf.SerialNumber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, rep := ts.exchange(t, reqParams{key: signerKey, signerCert: signer, signerKey: signerKey, msgType: scep.GetCert, content: content})
+		if rep.PKIStatus == scep.StatusSuccess {
+			got, _ := ts.issuedCert(t, rep, msg.SignerCert, signerKey.(crypto.Decrypter))
+			if !got.Equal(serialOf) {
+				t.Errorf("GetCert returned %s", got.Subject)
+			}
+		}
+		return rep
+	}
+	if rep := getCert(mine, key, other); rep.PKIStatus != scep.StatusSuccess {
+		t.Fatalf("GetCert: %s %s (%s)", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+	}
+	unknown := *other
+	unknown.SerialNumber = new(big.Int).Add(other.SerialNumber, big.NewInt(1))
+	wantFailure(t, getCert(mine, key, &unknown), scep.BadCertID)
+	wantFailure(t, getCert(selfSignedFor(t, key), key, other), scep.BadRequest)
+}
+
+// An EC device receives its certificate in a password-based envelope keyed
+// from its challenge (RFC 8894 §3.2.2), which openssl can open too.
+func TestECClientPasswordRecipient(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rep := ts.exchange(t, reqParams{key: ecKey, subject: "CN=ec-device,O=Acme"})
+	if rep.PKIStatus != scep.StatusSuccess {
+		t.Fatalf("pkiStatus %s failInfo %s (%s)", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+	}
+	env, err := cms.ParseEnvelopedData(rep.SignedData.Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := env.DecryptPassword([]byte(testChallenge))
+	if err != nil {
+		t.Fatalf("pwri: %v", err)
+	}
+	sd, err := cms.ParseSignedData(inner)
+	if err != nil || len(sd.Certificates) != 1 {
+		t.Fatalf("inner: %v", err)
+	}
+	if !sd.Certificates[0].PublicKey.(*ecdsa.PublicKey).Equal(ecKey.Public()) {
+		t.Error("the certificate is not for our key")
+	}
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "env.der")
+	os.WriteFile(in, rep.SignedData.Content, 0o600)
+	out, err := exec.Command("openssl", "cms", "-decrypt", "-inform", "DER", "-in", in, "-pwri_password", testChallenge, "-binary").Output()
+	if err != nil {
+		t.Fatalf("openssl cms -decrypt -pwri_password: %v", err)
+	}
+	if string(out) != string(inner) {
+		t.Error("openssl decrypted something else")
+	}
+	// And without a challenge an EC requester cannot be answered.
+	_, rep = ts.exchange(t, reqParams{key: ecKey, challenge: "-"})
+	wantFailure(t, rep, scep.BadAlg)
+}

@@ -1,0 +1,702 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// errAny, as a wanted error, accepts any non-nil error: a refusal whose
+// kind the contract does not name (a bug in the caller, not a conflict).
+var errAny = errors.New("any error")
+
+func wantErrAny(t *testing.T, what string, got, want error) {
+	t.Helper()
+	if want == errAny {
+		if got == nil {
+			t.Errorf("%s: no error", what)
+		}
+		return
+	}
+	wantErr(t, what, got, want)
+}
+
+// newRequest returns a fully populated pending request, so a round trip
+// checks every field.
+func newRequest(id, profile, txID string) pki.EnrollmentRequest {
+	return pki.EnrollmentRequest{
+		ID:            id,
+		TransactionID: txID,
+		Profile:       profile,
+		Protocol:      pki.ProtocolSCEP,
+		Status:        pki.RequestPending,
+		Subject:       "CN=device-" + id + ",O=scepter",
+		SANs:          []string{id + ".example", "198.51.100.9"},
+		CSR:           []byte{0x30, 0x82, 0x02, 'c', 's', 'r', byte(len(id))},
+		SignerCert:    []byte{0x30, 0x82, 0x03, 's', 'i', 'g', 'n'},
+		RequesterAddr: "198.51.100.7:40000",
+		CreatedAt:     t0,
+		ExpiresAt:     t0.Add(7 * day),
+		RenewedFrom:   issuerA + ":0bad",
+	}
+}
+
+func pendingEvent(r pki.EnrollmentRequest) pki.AuditEvent {
+	return pki.AuditEvent{Type: pki.EventRequestPending, Actor: "scep:198.51.100.7", Profile: r.Profile,
+		Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success"}
+}
+
+func mustCreateRequest(t *testing.T, s store.Store, r pki.EnrollmentRequest) {
+	t.Helper()
+	if err := s.CreateRequest(context.Background(), r, pendingEvent(r)); err != nil {
+		t.Fatalf("CreateRequest(%s): %v", r.ID, err)
+	}
+}
+
+func normRequest(r pki.EnrollmentRequest) pki.EnrollmentRequest {
+	r.CreatedAt = normTime(r.CreatedAt)
+	r.ExpiresAt = normTime(r.ExpiresAt)
+	r.DecidedAt = normTime(r.DecidedAt)
+	if len(r.SANs) == 0 {
+		r.SANs = nil
+	}
+	if len(r.SignerCert) == 0 {
+		r.SignerCert = nil
+	}
+	return r
+}
+
+func sameRequest(t *testing.T, what string, got, want pki.EnrollmentRequest) {
+	t.Helper()
+	if g, w := normRequest(got), normRequest(want); !reflect.DeepEqual(g, w) {
+		t.Errorf("%s:\n got %+v\nwant %+v", what, g, w)
+	}
+}
+
+func getRequest(t *testing.T, s store.Store, id string) pki.EnrollmentRequest {
+	t.Helper()
+	r, err := s.Request(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Request(%s): %v", id, err)
+	}
+	return *r
+}
+
+func countAudit(t *testing.T, s store.Store) int {
+	t.Helper()
+	return len(listAudit(t, s, store.AuditFilter{Limit: 1000}))
+}
+
+func testCreateRequest(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	first := newRequest("r-1", "default", "tx-1")
+	noStatus := newRequest("r-0", "default", "tx-0")
+	noStatus.Status = "" // stored as pending
+	noStatus.SANs, noStatus.SignerCert, noStatus.RenewedFrom = []string{}, nil, ""
+	issued := newRequest("r-x", "default", "tx-x")
+	issued.Status = pki.RequestIssued
+	noCSR := newRequest("r-y", "default", "tx-y")
+	noCSR.CSR = nil
+	noExpiry := newRequest("r-z", "default", "tx-z")
+	noExpiry.ExpiresAt = time.Time{}
+
+	creates := []struct {
+		name string
+		r    pki.EnrollmentRequest
+		want error
+	}{
+		{"first", first, nil},
+		{"zero Status is pending", noStatus, nil},
+		{"same ID", newRequest("r-1", "other", "tx-other"), store.ErrConflict},
+		{"same profile and transaction, still pending", newRequest("r-2", "default", "tx-1"), store.ErrConflict},
+		{"same transaction, other profile", newRequest("r-3", "vpn", "tx-1"), nil},
+		{"same profile, other transaction", newRequest("r-4", "default", "tx-2"), nil},
+		{"created as issued", issued, errAny},
+		{"no CSR", noCSR, errAny},
+		{"no retention", noExpiry, errAny},
+	}
+	for _, c := range creates {
+		before := countAudit(t, s)
+		err := s.CreateRequest(ctx, c.r, pendingEvent(c.r))
+		wantErrAny(t, "CreateRequest "+c.name, err, c.want)
+		after := listAudit(t, s, store.AuditFilter{Limit: 1000})
+		switch {
+		case c.want == nil && len(after) != before+1:
+			t.Errorf("CreateRequest %s: %d new events, want 1", c.name, len(after)-before)
+		case c.want == nil:
+			want := pendingEvent(c.r)
+			want.Time = c.r.CreatedAt // zero Time takes CreatedAt
+			sameEvent(t, "CreateRequest "+c.name+": event", after[0], want)
+		case len(after) != before:
+			t.Errorf("CreateRequest %s: failed creation appended %d events", c.name, len(after)-before)
+		}
+	}
+
+	for _, want := range []pki.EnrollmentRequest{first, noStatus, newRequest("r-3", "vpn", "tx-1")} {
+		want.Status = pki.RequestPending
+		sameRequest(t, "Request "+want.ID, getRequest(t, s, want.ID), want)
+	}
+	if r := getRequest(t, s, "r-1"); r.Profile != "default" || r.TransactionID != "tx-1" {
+		t.Errorf("the refused creation with the same ID changed the request: %+v", r)
+	}
+}
+
+// testPendingUniqueness: only a pending request blocks its (profile,
+// transaction ID); once decided, either way, the client may start over.
+func testPendingUniqueness(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	reject := func(t *testing.T, id string) {
+		t.Helper()
+		if err := s.RejectRequest(ctx, id, "no", "cli:root", t0.Add(time.Minute), pki.AuditEvent{Type: pki.EventRequestRejected}); err != nil {
+			t.Fatalf("RejectRequest(%s): %v", id, err)
+		}
+	}
+	issue := func(t *testing.T, id string) {
+		t.Helper()
+		c := newCert(issuerA, "1d-"+id, t0.Add(day))
+		in := issuance(c)
+		in.CompleteRequestID, in.ApprovedBy = id, "cli:root"
+		mustRecord(t, s, in)
+	}
+	seq := []struct {
+		name string
+		id   string
+		want error
+		then func(t *testing.T, id string)
+	}{
+		{"first request", "a", nil, nil},
+		{"repeat while pending", "b", store.ErrConflict, nil},
+		{"repeat again while pending", "c", store.ErrConflict, reject},
+		{"after the pending one was rejected", "d", nil, nil},
+		{"repeat while the new one is pending", "e", store.ErrConflict, issue},
+		{"after the pending one was issued", "f", nil, nil},
+	}
+	pendingID := ""
+	for _, st := range seq {
+		err := s.CreateRequest(ctx, newRequest(st.id, "default", "tx"), pki.AuditEvent{Type: pki.EventRequestPending})
+		wantErr(t, st.name, err, st.want)
+		if err == nil {
+			pendingID = st.id
+		}
+		if st.then != nil {
+			st.then(t, pendingID)
+		}
+	}
+
+	// The newest request of the transaction is the one answered.
+	got, err := s.RequestByTransaction(ctx, "default", "tx")
+	if err != nil {
+		t.Fatalf("RequestByTransaction: %v", err)
+	}
+	if got.ID != "f" || got.Status != pki.RequestPending {
+		t.Errorf("RequestByTransaction: %s (%s), want f (pending)", got.ID, got.Status)
+	}
+	for id, want := range map[string]pki.RequestStatus{"a": pki.RequestRejected, "d": pki.RequestIssued, "f": pki.RequestPending} {
+		if r := getRequest(t, s, id); r.Status != want {
+			t.Errorf("request %s: %s, want %s", id, r.Status, want)
+		}
+	}
+	for _, id := range []string{"b", "c", "e"} {
+		_, err := s.Request(ctx, id)
+		wantErr(t, "refused request "+id, err, store.ErrNotFound)
+	}
+}
+
+func testConcurrentCreateRequest(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	errs := start(8, func(i int) error {
+		r := newRequest(fmt.Sprintf("c-%d", i), "default", "same-tx")
+		return s.CreateRequest(ctx, r, pendingEvent(r))
+	})
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !isConflict(err):
+			t.Errorf("goroutine %d: %v, want nil or ErrConflict", i, err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d pending requests created for one transaction, want exactly 1", won)
+	}
+	if got, err := s.ListRequests(ctx, store.RequestFilter{}); err != nil || len(got) != 1 {
+		t.Errorf("ListRequests: %d requests, %v; want 1", len(got), err)
+	}
+	if got := listAudit(t, s, store.AuditFilter{Type: pki.EventRequestPending}); len(got) != 1 {
+		t.Errorf("%d request.pending events, want 1", len(got))
+	}
+}
+
+func testRequestLookups(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := newRequest("l-a", "default", "tx-a")
+	b := newRequest("l-b", "vpn", "tx-a")
+	b.SANs, b.SignerCert = nil, nil
+	mustCreateRequest(t, s, a)
+	mustCreateRequest(t, s, b)
+
+	byID := []struct {
+		id   string
+		want *pki.EnrollmentRequest
+	}{
+		{"l-a", &a},
+		{"l-b", &b},
+		{"l-unknown", nil},
+		{"", nil},
+	}
+	for _, l := range byID {
+		got, err := s.Request(ctx, l.id)
+		if l.want == nil {
+			wantErr(t, "Request "+l.id, err, store.ErrNotFound)
+			continue
+		}
+		if err != nil {
+			t.Errorf("Request %s: %v", l.id, err)
+			continue
+		}
+		sameRequest(t, "Request "+l.id, *got, *l.want)
+	}
+
+	byTx := []struct {
+		name, profile, tx string
+		want              *pki.EnrollmentRequest
+	}{
+		{"default profile", "default", "tx-a", &a},
+		{"vpn profile", "vpn", "tx-a", &b},
+		{"unknown transaction", "default", "tx-b", nil},
+		{"transaction of another profile", "wifi", "tx-a", nil},
+	}
+	for _, l := range byTx {
+		got, err := s.RequestByTransaction(ctx, l.profile, l.tx)
+		if l.want == nil {
+			wantErr(t, "RequestByTransaction "+l.name, err, store.ErrNotFound)
+			continue
+		}
+		if err != nil {
+			t.Errorf("RequestByTransaction %s: %v", l.name, err)
+			continue
+		}
+		sameRequest(t, "RequestByTransaction "+l.name, *got, *l.want)
+	}
+}
+
+func testListRequests(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var all []pki.EnrollmentRequest // insertion order
+	for i := range 30 {
+		r := newRequest(fmt.Sprintf("q-%02d", i), []string{"default", "vpn", "wifi"}[i%3], fmt.Sprintf("tx-%d", i))
+		mustCreateRequest(t, s, r)
+		all = append(all, r)
+	}
+	at := t0.Add(time.Hour)
+	for i := range all {
+		switch i % 4 {
+		case 1:
+			if err := s.RejectRequest(ctx, all[i].ID, "unknown device", "cli:root", at, pki.AuditEvent{Type: pki.EventRequestRejected}); err != nil {
+				t.Fatal(err)
+			}
+			all[i].Status, all[i].Reason, all[i].DecidedAt, all[i].DecidedBy = pki.RequestRejected, "unknown device", at, "cli:root"
+		case 2:
+			c := newCert(issuerA, fmt.Sprintf("1e%02x", i), t0.Add(day))
+			in := issuance(c)
+			in.CompleteRequestID, in.ApprovedBy = all[i].ID, "cli:alice"
+			mustRecord(t, s, in)
+			all[i].Status, all[i].DecidedAt, all[i].DecidedBy = pki.RequestIssued, in.Now, "cli:alice"
+			all[i].CertIssuerID, all[i].CertSerialHex = c.IssuerID, c.SerialHex
+		}
+	}
+
+	filters := []store.RequestFilter{
+		{},
+		{Status: pki.RequestPending},
+		{Status: pki.RequestIssued},
+		{Status: pki.RequestRejected},
+		{Profile: "vpn"},
+		{Profile: "wifi", Status: pki.RequestPending},
+		{Profile: "default", Status: pki.RequestRejected, Limit: 2},
+		{Profile: "nope"},
+		{Limit: 5},
+	}
+	for _, f := range filters {
+		var want []pki.EnrollmentRequest
+		for i := len(all) - 1; i >= 0; i-- {
+			r := all[i]
+			if (f.Status == "" || r.Status == f.Status) && (f.Profile == "" || r.Profile == f.Profile) {
+				want = append(want, r)
+			}
+		}
+		if f.Limit > 0 && len(want) > f.Limit {
+			want = want[:f.Limit]
+		}
+		got, err := s.ListRequests(ctx, f)
+		if err != nil {
+			t.Fatalf("ListRequests(%+v): %v", f, err)
+		}
+		if len(got) != len(want) {
+			t.Errorf("ListRequests(%+v): %d requests, want %d", f, len(got), len(want))
+			continue
+		}
+		for i := range got {
+			sameRequest(t, fmt.Sprintf("ListRequests(%+v) #%d", f, i), got[i], want[i])
+		}
+	}
+}
+
+func testListRequestsLimits(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := range 1001 {
+		r := newRequest(fmt.Sprintf("m-%04d", i), "default", fmt.Sprintf("tx-%d", i))
+		r.CSR, r.SignerCert, r.SANs = []byte{0x30}, nil, nil
+		mustCreateRequest(t, s, r)
+	}
+	for _, lc := range []struct{ limit, want int }{{0, 100}, {-2, 100}, {1, 1}, {1000, 1000}, {1001, 1000}, {5000, 1000}} {
+		got, err := s.ListRequests(ctx, store.RequestFilter{Limit: lc.limit})
+		if err != nil {
+			t.Fatalf("ListRequests(Limit %d): %v", lc.limit, err)
+		}
+		if len(got) != lc.want {
+			t.Errorf("ListRequests(Limit %d): %d requests, want %d", lc.limit, len(got), lc.want)
+		}
+		if len(got) > 0 && got[0].ID != "m-1000" {
+			t.Errorf("ListRequests(Limit %d): first is %s, want the newest m-1000", lc.limit, got[0].ID)
+		}
+	}
+}
+
+func testRejectRequest(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, id := range []string{"j-1", "j-2", "j-issued"} {
+		mustCreateRequest(t, s, newRequest(id, "default", "tx-"+id))
+	}
+	in := issuance(newCert(issuerA, "1f", t0.Add(day)))
+	in.CompleteRequestID, in.ApprovedBy = "j-issued", "cli:alice"
+	mustRecord(t, s, in)
+
+	at := t0.Add(2 * time.Hour)
+	ev := pki.AuditEvent{Type: pki.EventRequestRejected, Actor: "cli:bob", Profile: "default", Outcome: "success", Reason: "not ours"}
+	steps := []struct {
+		name, id, reason, by string
+		at                   time.Time
+		want                 error
+	}{
+		{"pending", "j-1", "not ours", "cli:bob", at, nil},
+		{"already rejected", "j-1", "twice", "cli:carol", at.Add(time.Hour), store.ErrConflict},
+		{"already issued", "j-issued", "too late", "cli:bob", at, store.ErrConflict},
+		{"unknown", "j-unknown", "x", "cli:bob", at, store.ErrNotFound},
+		{"zero time", "j-2", "x", "cli:bob", time.Time{}, errAny},
+	}
+	for _, st := range steps {
+		before := countAudit(t, s)
+		err := s.RejectRequest(ctx, st.id, st.reason, st.by, st.at, ev)
+		wantErrAny(t, "RejectRequest "+st.name, err, st.want)
+		after := listAudit(t, s, store.AuditFilter{Limit: 1000})
+		switch {
+		case st.want == nil && len(after) != before+1:
+			t.Errorf("RejectRequest %s: %d new events, want 1", st.name, len(after)-before)
+		case st.want == nil:
+			want := ev
+			want.Time = st.at // zero Time takes the decision's time
+			sameEvent(t, "RejectRequest "+st.name+": event", after[0], want)
+		case len(after) != before:
+			t.Errorf("RejectRequest %s: failed rejection appended %d events", st.name, len(after)-before)
+		}
+	}
+
+	want := newRequest("j-1", "default", "tx-j-1")
+	want.Status, want.Reason, want.DecidedAt, want.DecidedBy = pki.RequestRejected, "not ours", at, "cli:bob"
+	sameRequest(t, "rejected request (the second rejection must not change it)", getRequest(t, s, "j-1"), want)
+	if r := getRequest(t, s, "j-2"); r.Status != pki.RequestPending {
+		t.Errorf("j-2 after a refused rejection: %s, want pending", r.Status)
+	}
+	if r := getRequest(t, s, "j-issued"); r.Status != pki.RequestIssued || r.Reason != "" || r.DecidedBy != "cli:alice" {
+		t.Errorf("issued request after a refused rejection: %+v", r)
+	}
+}
+
+// testCompleteRequest: RecordIssuance with CompleteRequestID issues the
+// request in the same transaction, or records nothing.
+func testCompleteRequest(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, id := range []string{"p-ok", "p-dup", "p-challenge", "p-issued", "p-rejected"} {
+		mustCreateRequest(t, s, newRequest(id, "default", "tx-"+id))
+	}
+	taken := newCert(issuerA, "20", t0.Add(day))
+	mustRecord(t, s, issuance(taken))
+	in := issuance(newCert(issuerA, "21", t0.Add(day)))
+	in.CompleteRequestID, in.ApprovedBy = "p-issued", "cli:alice"
+	mustRecord(t, s, in)
+	if err := s.RejectRequest(ctx, "p-rejected", "no", "cli:bob", t0, pki.AuditEvent{Type: pki.EventRequestRejected}); err != nil {
+		t.Fatal(err)
+	}
+
+	now := t0.Add(3 * time.Hour)
+	cases := []struct {
+		name      string
+		request   string
+		serial    string
+		challenge []byte
+		want      error
+		// wantStatus is the request's status afterwards.
+		wantStatus pki.RequestStatus
+	}{
+		{"pending", "p-ok", "30", nil, nil, pki.RequestIssued},
+		{"issued before: a second approval", "p-issued", "31", nil, store.ErrConflict, pki.RequestIssued},
+		{"the same approval again", "p-ok", "32", nil, store.ErrConflict, pki.RequestIssued},
+		{"rejected", "p-rejected", "33", nil, store.ErrConflict, pki.RequestRejected},
+		{"unknown", "p-unknown", "34", nil, store.ErrNotFound, ""},
+		{"pending, but the serial is taken", "p-dup", "20", nil, store.ErrConflict, pki.RequestPending},
+		{"pending, but the challenge is unusable", "p-challenge", "35", []byte("no-such-challenge"), store.ErrChallengeUnusable, pki.RequestPending},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCert(issuerA, tc.serial, t0.Add(day))
+			in := store.Issuance{Certificate: c, Now: now, Events: []pki.AuditEvent{issuedEvent(c),
+				{Type: pki.EventRequestApproved, Actor: "cli:carol", TransactionID: "tx-" + tc.request}},
+				CompleteRequestID: tc.request, ApprovedBy: "cli:carol", ConsumeChallengeHash: tc.challenge}
+			var before pki.EnrollmentRequest
+			if tc.wantStatus != "" {
+				before = getRequest(t, s, tc.request)
+			}
+			nEvents := countAudit(t, s)
+			err := s.RecordIssuance(ctx, in)
+			wantErr(t, "RecordIssuance", err, tc.want)
+
+			got, cerr := s.Certificate(ctx, issuerA, tc.serial)
+			if tc.want != nil {
+				if tc.serial == taken.SerialHex {
+					if cerr != nil || got.Subject != taken.Subject {
+						t.Errorf("the certificate holding the serial changed: %+v, %v", got, cerr)
+					}
+				} else {
+					wantErr(t, "certificate of a rolled-back issuance", cerr, store.ErrNotFound)
+				}
+				if n := countAudit(t, s); n != nEvents {
+					t.Errorf("rolled-back issuance appended %d events", n-nEvents)
+				}
+				if tc.wantStatus != "" {
+					sameRequest(t, "request after a rolled-back issuance", getRequest(t, s, tc.request), before)
+				}
+				return
+			}
+			if cerr != nil {
+				t.Errorf("Certificate: %v", cerr)
+			}
+			if n := countAudit(t, s); n != nEvents+2 {
+				t.Errorf("%d new events, want 2", n-nEvents)
+			}
+			want := before
+			want.Status, want.DecidedAt, want.DecidedBy = pki.RequestIssued, now, "cli:carol"
+			want.CertIssuerID, want.CertSerialHex = c.IssuerID, c.SerialHex
+			sameRequest(t, "issued request", getRequest(t, s, tc.request), want)
+		})
+	}
+}
+
+// testConcurrentApproval: operators (or nodes) approving one request at
+// once record exactly one certificate.
+func testConcurrentApproval(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := newRequest("once", "default", "tx-once")
+	mustCreateRequest(t, s, r)
+	const approvers = 8
+	errs := start(approvers, func(i int) error {
+		c := newCert(issuerA, fmt.Sprintf("a0%02x", i), t0.Add(day))
+		in := issuance(c, issuedEvent(c))
+		in.CompleteRequestID, in.ApprovedBy = r.ID, fmt.Sprintf("cli:op%d", i)
+		return s.RecordIssuance(ctx, in)
+	})
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("goroutines %d and %d both approved", winner, i)
+		case err == nil:
+			winner = i
+		case !isConflict(err):
+			t.Errorf("goroutine %d: %v, want nil or ErrConflict", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no approval succeeded")
+	}
+	if got := walk(t, s, store.CertFilter{}, 100); len(got) != 1 {
+		t.Errorf("%d certificates recorded, want 1", len(got))
+	}
+	if got := listAudit(t, s, store.AuditFilter{Type: pki.EventIssued}); len(got) != 1 {
+		t.Errorf("%d issued events recorded, want 1", len(got))
+	}
+	got := getRequest(t, s, r.ID)
+	if got.Status != pki.RequestIssued || got.CertSerialHex != fmt.Sprintf("a0%02x", winner) ||
+		got.DecidedBy != fmt.Sprintf("cli:op%d", winner) {
+		t.Errorf("request after the approvals: %+v; want issued with the winner's (%d) serial and name", got, winner)
+	}
+}
+
+// testSupersede: a renewal revokes the certificate it replaces in the
+// issuance's transaction, or nothing happens.
+func testSupersede(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	earlier := t0.Add(-time.Hour)
+	for _, sn := range []string{"40", "41", "42", "43", "44"} {
+		mustRecord(t, s, issuance(newCert(issuerA, sn, t0.Add(30*day))))
+	}
+	if err := s.RevokeCertificate(ctx, issuerA, "41", 1, earlier, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+		t.Fatal(err)
+	}
+	mustCreateRequest(t, s, newRequest("renew", "default", "tx-renew"))
+
+	now := t0.Add(5 * time.Hour)
+	type state struct {
+		status pki.CertStatus
+		at     time.Time
+		reason int
+	}
+	valid := state{pki.StatusValid, time.Time{}, 0}
+	superseded := state{pki.StatusRevoked, now, 4}
+	cases := []struct {
+		name     string
+		serial   string // of the new certificate
+		old      store.CertRef
+		complete string
+		want     error
+		// oldAfter is the old certificate's state afterwards.
+		oldAfter state
+	}{
+		{"valid old certificate", "50", store.CertRef{IssuerID: issuerA, SerialHex: "40"}, "", nil, superseded},
+		{"already revoked: left as it is", "51", store.CertRef{IssuerID: issuerA, SerialHex: "41"}, "", nil,
+			state{pki.StatusRevoked, earlier, 1}},
+		{"unknown old certificate", "52", store.CertRef{IssuerID: issuerA, SerialHex: "4f"}, "", store.ErrNotFound, state{}},
+		{"old serial under another issuer", "53", store.CertRef{IssuerID: issuerB, SerialHex: "42"}, "", store.ErrNotFound, state{}},
+		{"insert fails (serial taken): old stays valid", "44", store.CertRef{IssuerID: issuerA, SerialHex: "42"}, "", store.ErrConflict, valid},
+		{"request not pending: old stays valid", "54", store.CertRef{IssuerID: issuerA, SerialHex: "42"}, "no-such-request", store.ErrNotFound, valid},
+		{"the certificate itself", "55", store.CertRef{IssuerID: issuerA, SerialHex: "55"}, "", errAny, state{}},
+		{"with an approval", "56", store.CertRef{IssuerID: issuerA, SerialHex: "43"}, "renew", nil, superseded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCert(issuerA, tc.serial, t0.Add(60*day))
+			c.RenewedFrom = tc.old.IssuerID + ":" + tc.old.SerialHex
+			old := tc.old
+			in := store.Issuance{Certificate: c, Now: now, Supersede: &old, CompleteRequestID: tc.complete,
+				ApprovedBy: "cli:alice", Events: []pki.AuditEvent{{Type: pki.EventRenewed, SerialHex: tc.serial}}}
+			nEvents := countAudit(t, s)
+			existed := func() bool { _, err := s.Certificate(ctx, issuerA, tc.serial); return err == nil }()
+			err := s.RecordIssuance(ctx, in)
+			wantErrAny(t, "RecordIssuance", err, tc.want)
+
+			if tc.want == nil {
+				if _, err := s.Certificate(ctx, issuerA, tc.serial); err != nil {
+					t.Errorf("new certificate: %v", err)
+				}
+				if n := countAudit(t, s); n != nEvents+1 {
+					t.Errorf("%d new events, want 1 (the store adds none of its own)", n-nEvents)
+				}
+			} else {
+				if !existed {
+					_, err := s.Certificate(ctx, issuerA, tc.serial)
+					wantErr(t, "new certificate of a rolled-back issuance", err, store.ErrNotFound)
+				}
+				if n := countAudit(t, s); n != nEvents {
+					t.Errorf("rolled-back issuance appended %d events", n-nEvents)
+				}
+			}
+			if tc.oldAfter.status == "" {
+				return
+			}
+			got, err := s.Certificate(ctx, old.IssuerID, old.SerialHex)
+			if err != nil {
+				t.Fatalf("old certificate: %v", err)
+			}
+			gotState := state{got.Status, normTime(got.RevokedAt), got.RevokeReason}
+			wantState := tc.oldAfter
+			wantState.at = normTime(wantState.at)
+			if gotState != wantState {
+				t.Errorf("old certificate: %+v, want %+v", gotState, wantState)
+			}
+		})
+	}
+	if r := getRequest(t, s, "renew"); r.Status != pki.RequestIssued || r.CertSerialHex != "56" {
+		t.Errorf("request completed with a supersede: %+v", r)
+	}
+}
+
+// testPurgeRequests: PurgeExpired removes requests at the end of their
+// retention, whatever their status, and nothing else of theirs.
+func testPurgeRequests(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := t0.Add(10 * day)
+	mk := func(id string, expires time.Time) pki.EnrollmentRequest {
+		r := newRequest(id, "default", "tx-"+id)
+		r.ExpiresAt = expires
+		mustCreateRequest(t, s, r)
+		return r
+	}
+	reqs := []struct {
+		id      string
+		expires time.Time
+		decide  string // "", "reject", "issue"
+		purged  bool
+	}{
+		{"pending-expired", now.Add(-time.Hour), "", true},
+		{"pending-at-expiry", now, "", true},
+		{"pending-live", now.Add(time.Microsecond), "", false},
+		{"rejected-expired", now.Add(-day), "reject", true},
+		{"rejected-live", now.Add(day), "reject", false},
+		{"issued-expired", now.Add(-day), "issue", true},
+		{"issued-live", now.Add(day), "issue", false},
+	}
+	for i, r := range reqs {
+		mk(r.id, r.expires)
+		switch r.decide {
+		case "reject":
+			if err := s.RejectRequest(ctx, r.id, "no", "cli:root", t0, pki.AuditEvent{Type: pki.EventRequestRejected}); err != nil {
+				t.Fatal(err)
+			}
+		case "issue":
+			in := issuance(newCert(issuerA, fmt.Sprintf("60%02x", i), t0.Add(100*day)))
+			in.CompleteRequestID = r.id
+			mustRecord(t, s, in)
+		}
+	}
+	nEvents := countAudit(t, s)
+	if err := s.PurgeExpired(ctx, now); err != nil {
+		t.Fatalf("PurgeExpired: %v", err)
+	}
+	for i, r := range reqs {
+		_, err := s.Request(ctx, r.id)
+		_, terr := s.RequestByTransaction(ctx, "default", "tx-"+r.id)
+		if r.purged {
+			wantErr(t, "Request "+r.id, err, store.ErrNotFound)
+			wantErr(t, "RequestByTransaction "+r.id, terr, store.ErrNotFound)
+		} else {
+			wantErr(t, "Request "+r.id, err, nil)
+			wantErr(t, "RequestByTransaction "+r.id, terr, nil)
+		}
+		if r.decide == "issue" {
+			if _, err := s.Certificate(ctx, issuerA, fmt.Sprintf("60%02x", i)); err != nil {
+				t.Errorf("certificate of purged request %s: %v", r.id, err)
+			}
+		}
+	}
+	if n := countAudit(t, s); n != nEvents {
+		t.Errorf("PurgeExpired changed the audit trail: %d events, had %d", n, nEvents)
+	}
+	got, err := s.ListRequests(ctx, store.RequestFilter{})
+	if err != nil || len(got) != 3 {
+		t.Errorf("ListRequests after purge: %d requests, %v; want 3", len(got), err)
+	}
+	// A purged pending request no longer blocks its transaction.
+	mk("after-purge", now.Add(day))
+	r := newRequest("again", "default", "tx-pending-expired")
+	r.ExpiresAt = now.Add(day)
+	if err := s.CreateRequest(ctx, r, pendingEvent(r)); err != nil {
+		t.Errorf("CreateRequest for the transaction of a purged pending request: %v", err)
+	}
+}
