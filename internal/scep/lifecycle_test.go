@@ -301,7 +301,58 @@ func TestECClientPasswordRecipient(t *testing.T) {
 	if string(out) != string(inner) {
 		t.Error("openssl decrypted something else")
 	}
+	// The other direction: openssl opens the EC client's request, verifies
+	// its ECDSA signature and decrypts its envelope with the RA key.
+	der, _ := ts.build(t, reqParams{key: ecKey, subject: "CN=ec-device-2,O=Acme"})
+	reqFile := filepath.Join(dir, "req.der")
+	os.WriteFile(reqFile, der, 0o600)
+	envFile := filepath.Join(dir, "req-env.der")
+	if out, err := exec.Command("openssl", "cms", "-verify", "-noverify", "-inform", "DER", "-in", reqFile, "-out", envFile, "-binary").CombinedOutput(); err != nil {
+		t.Fatalf("openssl cms -verify of the EC request: %v\n%s", err, out)
+	}
+	raKey := filepath.Join(ts.Dir, "ca", "ra.key")
+	raCert := filepath.Join(ts.Dir, "ca", "ra.crt")
+	csrDER, err := exec.Command("openssl", "cms", "-decrypt", "-inform", "DER", "-in", envFile, "-recip", raCert, "-inkey", raKey, "-binary").Output()
+	if err != nil {
+		t.Fatalf("openssl cms -decrypt of the EC request: %v", err)
+	}
+	if req, err := x509.ParseCertificateRequest(csrDER); err != nil || req.Subject.CommonName != "ec-device-2" {
+		t.Fatalf("decrypted request: %v", err)
+	}
 	// And without a challenge an EC requester cannot be answered.
 	_, rep = ts.exchange(t, reqParams{key: ecKey, challenge: "-"})
 	wantFailure(t, rep, scep.BadAlg)
+}
+
+// IncludeCACert puts the issuing CA chain beside the certificate (Cisco
+// wants it); without it the CertRep holds the certificate alone.
+func TestIncludeCACert(t *testing.T) {
+	def, cisco := pki.DefaultProfile(), pki.DefaultProfile()
+	cisco.Name, cisco.IncludeCACert = "cisco", true
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"default": def, "cisco": cisco}, DefaultProfile: "default"}})
+	for _, tt := range []struct {
+		path string
+		want int
+	}{{"/scep", 1}, {"/scep/cisco", 3}} {
+		key := testKey(t, 0)
+		msg, rep := ts.exchange(t, reqParams{key: key, path: tt.path})
+		env, err := cms.ParseEnvelopedData(rep.SignedData.Content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner, err := env.DecryptKeyTransport(msg.SignerCert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sd, err := cms.ParseSignedData(inner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sd.Certificates) != tt.want {
+			t.Errorf("%s: %d certificates in the CertRep, want %d", tt.path, len(sd.Certificates), tt.want)
+		}
+	}
+	if resp, _ := get(t, ts.URL+"/scep/nonexistent?operation=GetCACaps"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown profile: HTTP %d", resp.StatusCode)
+	}
 }
