@@ -22,7 +22,6 @@ import (
 	"github.com/scepter/scepter/internal/ndes"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
-	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
 	"github.com/scepter/scepter/internal/webhook"
 )
@@ -180,8 +179,12 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprint(e.stdout, joinLines(lines...))
 
-	go purgeLoop(ctx, st, clock, log)
-	go f.caReloadLoop(ctx, authority, clock, log)
+	go every(ctx, time.Hour, func() {
+		if err := st.PurgeExpired(ctx, clock.Now()); err != nil {
+			log.Warn("purge expired nonces and requests", "err", err)
+		}
+	})
+	go every(ctx, f.caReload, func() { reloadCA(authority, clock, log) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -296,46 +299,35 @@ func (f *serveFlags) resolveChallenge() (challenge, generatedPath string, err er
 	return c, path, nil
 }
 
-// caReloadLoop picks up a next CA that `scepter ca rollover` created while
-// the server runs, and promotes it on disk once its switch time has come,
-// so GetNextCACert and the switch need no restart.
-func (f *serveFlags) caReloadLoop(ctx context.Context, authority *ca.Authority, clock pki.Clock, log *slog.Logger) {
-	if f.caReload <= 0 {
+// every runs fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	if interval <= 0 {
 		return
 	}
-	t := time.NewTicker(f.caReload)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		_, had := authority.SwitchAt()
-		if err := authority.Reload(clock.Now()); err != nil {
-			log.Warn("reload CA", "err", err)
-			continue
-		}
-		if at, has := authority.SwitchAt(); has && !had {
-			issuer, _, _ := authority.Next(clock.Now())
-			if issuer != nil {
-				log.Info("next issuing CA loaded", "subject", issuer.Cert.Subject.String(), "switch_at", at.Format(time.RFC3339))
-			}
+			fn()
 		}
 	}
 }
 
-func purgeLoop(ctx context.Context, st store.Store, clock pki.Clock, log *slog.Logger) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := st.PurgeExpired(ctx, clock.Now()); err != nil {
-				log.Warn("purge expired nonces", "err", err)
-			}
+// reloadCA picks up a next CA that `scepter ca rollover` created while the
+// server runs, and promotes it on disk once its switch time has come, so
+// GetNextCACert and the switch need no restart.
+func reloadCA(authority *ca.Authority, clock pki.Clock, log *slog.Logger) {
+	_, had := authority.SwitchAt()
+	if err := authority.Reload(clock.Now()); err != nil {
+		log.Warn("reload CA", "err", err)
+		return
+	}
+	if at, has := authority.SwitchAt(); has && !had {
+		if issuer, _, ok := authority.Next(clock.Now()); ok {
+			log.Info("next issuing CA loaded", "subject", issuer.Cert.Subject.String(), "switch_at", at.Format(time.RFC3339))
 		}
 	}
 }
