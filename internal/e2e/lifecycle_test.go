@@ -59,6 +59,42 @@ func TestRenewalByRealClients(t *testing.T) {
 		s.ExpectRecorded(second)
 	})
 
+	t.Run("strongSwan pki RenewalReq with a new key", func(t *testing.T) {
+		need(t, "pki")
+		certs := t.TempDir()
+		if r := pkiCmd(t, certs, "--scepca", "--url", s.URL, "--caout", filepath.Join(certs, "ca.pem"),
+			"--raout", filepath.Join(certs, "ra.pem"), "--outform", "pem"); r.err != nil {
+			t.Fatalf("pki --scepca:\n%s", r)
+		}
+		scepArgs := func(key string, extra ...string) []string {
+			return append([]string{"--scep", "--url", s.URL, "--in", key, "--dn", "C=US, O=Acme, CN=ss-renew", "--san", "ss-renew.example.com",
+				"--cacert-enc", filepath.Join(certs, "ra.pem"), "--cacert-sig", filepath.Join(certs, "ca-1.pem"),
+				"--cacert", filepath.Join(certs, "ca.pem"), "--interval", "1", "--maxpolltime", "20", "--outform", "pem"}, extra...)
+		}
+		oldDir, newDir := t.TempDir(), t.TempDir()
+		oldKey := pkiGenKey(t, oldDir, "2048")
+		r := pkiCmd(t, oldDir, scepArgs(oldKey, "--password", s.Challenge)...)
+		if r.err != nil {
+			t.Fatalf("pki --scep:\n%s", r)
+		}
+		oldCert := filepath.Join(oldDir, "cert.pem")
+		writeFile(t, oldCert, r.stdout)
+		first := s.Verify(oldCert)
+		newKey := pkiGenKey(t, newDir, "2048")
+		r = pkiCmd(t, newDir, scepArgs(newKey, "--cert", oldCert, "--key", oldKey)...)
+		if r.err != nil {
+			t.Fatalf("pki --scep renewal:\n%s", r)
+		}
+		newCert := filepath.Join(newDir, "cert.pem")
+		writeFile(t, newCert, r.stdout)
+		second := s.Verify(newCert)
+		expectKeyMatches(t, second, newKey)
+		if second.SerialNumber.Cmp(first.SerialNumber) == 0 {
+			t.Fatal("no new certificate")
+		}
+		s.ExpectRecorded(second)
+	})
+
 	t.Run("scepter renew", func(t *testing.T) {
 		dir := t.TempDir()
 		if r := enroll(t, dir, s.URL, s.Challenge, "CN=renew-me,O=Acme", "--dns", "renew-me.example"); r.err != nil {

@@ -356,3 +356,17 @@ func TestIncludeCACert(t *testing.T) {
 		t.Errorf("unknown profile: HTTP %d", resp.StatusCode)
 	}
 }
+
+// A certificate renews only under the profile that issued it.
+func TestRenewalStaysInItsProfile(t *testing.T) {
+	def, vpn := pki.DefaultProfile(), pki.DefaultProfile()
+	vpn.Name, vpn.ChallengeMode = "vpn", enroll.ChallengeOneTime
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"default": def, "vpn": vpn}, DefaultProfile: "default"}})
+	key := testKey(t, 0)
+	old := ts.enrollCert(t, key, "CN=device-1,O=Acme")
+	ts.Clock.Advance(300 * day)
+	_, rep := ts.exchange(t, reqParams{key: testKey(t, 1), signerCert: old, signerKey: key, challenge: "-", msgType: scep.RenewalReq, path: "/scep/vpn"})
+	wantFailure(t, rep, scep.BadRequest)
+	msg, rep := ts.exchange(t, reqParams{key: testKey(t, 1), signerCert: old, signerKey: key, challenge: "-", msgType: scep.RenewalReq})
+	ts.issuedCert(t, rep, msg.SignerCert, key)
+}
