@@ -28,6 +28,8 @@ type ProfileConfig struct {
 	SubjectFixed     map[string]string `toml:"subject_fixed"`
 	SubjectPatterns  map[string]string `toml:"subject_patterns"`
 	DNSPatterns      []string          `toml:"dns_patterns"`
+	EmailPatterns    []string          `toml:"email_patterns"`
+	URIPatterns      []string          `toml:"uri_patterns"`
 	RequireSAN       *bool             `toml:"require_san"`
 	Approval         *bool             `toml:"approval"`
 	RequestRetention string            `toml:"request_retention"`
@@ -164,12 +166,14 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 			p.SubjectPatterns[strings.ToUpper(a)] = re
 		}
 	}
-	for _, re := range pc.DNSPatterns {
-		if _, err := regexp.Compile(re); err != nil {
-			return p, fmt.Errorf("dns_patterns: %w", err)
+	for key, list := range map[string][]string{"dns_patterns": pc.DNSPatterns, "email_patterns": pc.EmailPatterns, "uri_patterns": pc.URIPatterns} {
+		for _, re := range list {
+			if _, err := regexp.Compile(re); err != nil {
+				return p, fmt.Errorf("%s: %w", key, err)
+			}
 		}
 	}
-	p.DNSPatterns = pc.DNSPatterns
+	p.DNSPatterns, p.EmailPatterns, p.URIPatterns = pc.DNSPatterns, pc.EmailPatterns, pc.URIPatterns
 	setBool(&p.RequireSAN, pc.RequireSAN)
 	setBool(&p.RequireApproval, pc.Approval)
 	setBool(&p.AllowKeyReuse, pc.AllowKeyReuse)

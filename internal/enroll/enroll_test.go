@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -258,8 +259,29 @@ func TestNamePolicy(t *testing.T) {
 	p.SubjectFixed = map[string]string{"O": "Acme"}
 	p.SubjectPatterns = map[string]string{"CN": "^dev[0-9]*$"}
 	p.DNSPatterns = []string{`^[a-z0-9-]+\.acme\.example$`}
+	p.URIPatterns = []string{`^tag:microsoft\.com,2022-09-14:sid:S-1-5-21-[0-9-]+$`}
 	f := newFixture(t, map[string]pki.Profile{"strict": p}, "strict")
 	ctx := context.Background()
+	mkURI := func(subject pkix.Name, uri string) enroll.Request {
+		u, _ := url.Parse(uri)
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject, URIs: []*url.URL{u}}, key(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := x509.ParseCertificateRequest(der)
+		return enroll.Request{CSR: req, Evidence: enroll.Evidence{Challenge: static}, Protocol: pki.ProtocolSCEP}
+	}
+	// Intune's strong-mapping SID URI (KB5014754) is accepted and kept.
+	res, err := f.svc.Enroll(context.Background(), mkURI(pkix.Name{CommonName: "dev7"}, "tag:microsoft.com,2022-09-14:sid:S-1-5-21-1004336348-1177238915-682003330-512"))
+	if err != nil {
+		t.Fatalf("Intune SID URI: %v", err)
+	}
+	if len(res.Certificate.URIs) != 1 || res.Certificate.URIs[0].Opaque == "" {
+		t.Errorf("URIs %v", res.Certificate.URIs)
+	}
+	if _, err := f.svc.Enroll(context.Background(), mkURI(pkix.Name{CommonName: "dev8"}, "https://evil.example/")); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Errorf("URI outside the pattern: %v", err)
+	}
 	mk := func(subject pkix.Name, dns ...string) enroll.Request {
 		der, err := csr.Create(csr.Template{Subject: subject, DNSNames: dns}, key(t))
 		if err != nil {
@@ -268,7 +290,7 @@ func TestNamePolicy(t *testing.T) {
 		req, _ := x509.ParseCertificateRequest(der)
 		return enroll.Request{CSR: req, Evidence: enroll.Evidence{Challenge: static}, Protocol: pki.ProtocolSCEP}
 	}
-	res, err := f.svc.Enroll(ctx, mk(pkix.Name{CommonName: "dev1", Organization: []string{"Evil Corp"}}, "dev1.acme.example"))
+	res, err = f.svc.Enroll(ctx, mk(pkix.Name{CommonName: "dev1", Organization: []string{"Evil Corp"}}, "dev1.acme.example"))
 	if err != nil {
 		t.Fatal(err)
 	}

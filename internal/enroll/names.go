@@ -19,6 +19,8 @@ type namePolicy struct {
 	fixed    []fixedAttr
 	patterns map[string]*regexp.Regexp
 	dns      []*regexp.Regexp
+	email    []*regexp.Regexp
+	uri      []*regexp.Regexp
 	needSAN  bool
 }
 
@@ -49,14 +51,42 @@ func compileNames(p pki.Profile) (*namePolicy, error) {
 		}
 		np.patterns[strings.ToUpper(n)] = c
 	}
-	for _, re := range p.DNSPatterns {
-		c, err := regexp.Compile(re)
-		if err != nil {
-			return nil, fmt.Errorf("dns_patterns: %w", err)
-		}
-		np.dns = append(np.dns, c)
+	var err error
+	if np.dns, err = compileAll(p.DNSPatterns); err != nil {
+		return nil, fmt.Errorf("dns_patterns: %w", err)
+	}
+	if np.email, err = compileAll(p.EmailPatterns); err != nil {
+		return nil, fmt.Errorf("email_patterns: %w", err)
+	}
+	if np.uri, err = compileAll(p.URIPatterns); err != nil {
+		return nil, fmt.Errorf("uri_patterns: %w", err)
 	}
 	return np, nil
+}
+
+func compileAll(patterns []string) ([]*regexp.Regexp, error) {
+	out := make([]*regexp.Regexp, 0, len(patterns))
+	for _, re := range patterns {
+		c, err := regexp.Compile(re)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// allowedBy: with no patterns anything valid goes; otherwise one must match.
+func allowedBy(patterns []*regexp.Regexp, v string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, re := range patterns {
+		if re.MatchString(v) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkNames applies the profile's subject and SAN rules and sets the
@@ -89,18 +119,18 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		}
 	}
 	for _, d := range req.DNSNames {
-		if len(np.dns) == 0 {
-			break
-		}
-		ok := false
-		for _, re := range np.dns {
-			if re.MatchString(d) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
+		if !allowedBy(np.dns, d) {
 			return pki.Errorf(pki.EBadRequest, "DNS name %q is not allowed by the profile", d)
+		}
+	}
+	for _, e := range req.EmailAddresses {
+		if !allowedBy(np.email, e) {
+			return pki.Errorf(pki.EBadRequest, "email address %q is not allowed by the profile", e)
+		}
+	}
+	for _, u := range req.URIs {
+		if !allowedBy(np.uri, u.String()) {
+			return pki.Errorf(pki.EBadRequest, "URI %q is not allowed by the profile", u.String())
 		}
 	}
 	if np.needSAN && len(req.DNSNames)+len(req.EmailAddresses)+len(req.IPAddresses)+len(req.URIs) == 0 {

@@ -38,6 +38,8 @@ type Profile struct {
 	SubjectFixed    map[string]string // attribute type -> value set by us, whatever the CSR says
 	SubjectPatterns map[string]string // attribute type -> regexp the CSR's value must match
 	DNSPatterns     []string          // regexps every DNS SAN must match (none: any valid name)
+	EmailPatterns   []string          // regexps every email SAN must match
+	URIPatterns     []string          // regexps every URI SAN must match (e.g. Intune's tag:microsoft.com,2022-09-14:sid:…)
 	RequireSAN      bool
 
 	// RequireApproval holds requests for an operator: the client gets
