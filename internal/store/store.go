@@ -38,12 +38,14 @@ type Issuance struct {
 	// issued with the certificate's issuer and serial, DecidedAt/DecidedBy
 	// are set from ApprovedBy and Now. If the request is not pending any
 	// more, nothing is recorded and ErrConflict is returned (two operators,
-	// or two nodes, approving at once issue one certificate).
+	// or two nodes, approving at once issue one certificate); an unknown
+	// request is ErrNotFound, with nothing recorded either.
 	CompleteRequestID string
 	ApprovedBy        string
 	// Supersede, when set, revokes that certificate (reason 4,
 	// superseded) in the same transaction: a renewal whose profile asks
-	// for it. A certificate already revoked is left as it is.
+	// for it. A certificate already revoked is left as it is; an unknown
+	// one is ErrNotFound and nothing is recorded.
 	Supersede *CertRef
 }
 
