@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -15,7 +16,10 @@ import (
 // instead, so a client that resends its PKCSReq (micromdm's scepclient does,
 // every 30 s) neither creates a second request nor misses the outcome.
 func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
-	if res, err, ok := s.answerKnown(ctx, st.Profile.Name, st.Req.TransactionID); ok {
+	if err := s.sameKeyAsKnown(ctx, st); err != nil {
+		return nil, err
+	}
+	if res, ok, err := s.answerKnown(ctx, st.Profile.Name, st.Req.TransactionID); ok {
 		return res, err
 	}
 	now := s.clock.Now()
@@ -38,7 +42,7 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	err = s.store.CreateRequest(ctx, r, ev)
 	if errors.Is(err, store.ErrConflict) {
 		// Another node stored it first.
-		if res, err, ok := s.answerKnown(ctx, st.Profile.Name, st.Req.TransactionID); ok {
+		if res, ok, err := s.answerKnown(ctx, st.Profile.Name, st.Req.TransactionID); ok {
 			return res, err
 		}
 	}
@@ -49,25 +53,45 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	return &Result{Pending: &r}, nil
 }
 
-// answerKnown answers from a stored request with this transaction ID.
-func (s *Service) answerKnown(ctx context.Context, profile, txID string) (*Result, error, bool) {
-	r, err := s.store.RequestByTransaction(ctx, profile, txID)
+// sameKeyAsKnown refuses a request that reuses the transaction ID of a held
+// request for another key: transaction IDs are often derived from public
+// keys, so they are not secrets, and one client must not take over or
+// block another's request.
+func (s *Service) sameKeyAsKnown(ctx context.Context, st *State) error {
+	r, err := s.store.RequestByTransaction(ctx, st.Profile.Name, st.Req.TransactionID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, false
+		return nil
 	}
 	if err != nil {
-		return nil, err, true
+		return err
+	}
+	held, err := x509.ParseCertificateRequest(r.CSR)
+	if err != nil || !bytes.Equal(held.RawSubjectPublicKeyInfo, st.Req.CSR.RawSubjectPublicKeyInfo) {
+		return pki.Errorf(pki.EBadRequest, "this transaction ID belongs to another request")
+	}
+	return nil
+}
+
+// answerKnown answers from a stored request with this transaction ID; ok
+// is false when there is none.
+func (s *Service) answerKnown(ctx context.Context, profile, txID string) (res *Result, ok bool, err error) {
+	r, err := s.store.RequestByTransaction(ctx, profile, txID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
 	}
 	switch r.Status {
 	case pki.RequestPending:
-		return &Result{Pending: r}, nil, true
+		return &Result{Pending: r}, true, nil
 	case pki.RequestRejected:
-		return nil, pki.Errorf(pki.EBadRequest, "the request was rejected: %s", r.Reason), true
+		return nil, true, pki.Errorf(pki.EBadRequest, "the request was rejected: %s", r.Reason)
 	case pki.RequestIssued:
 		res, err := s.issuedResult(ctx, r.CertIssuerID, r.CertSerialHex)
-		return res, err, true
+		return res, true, err
 	}
-	return nil, fmt.Errorf("enroll: request %s has unknown status %q", r.ID, r.Status), true
+	return nil, true, fmt.Errorf("enroll: request %s has unknown status %q", r.ID, r.Status)
 }
 
 func (s *Service) issuedResult(ctx context.Context, issuerID, serialHex string) (*Result, error) {
@@ -93,7 +117,7 @@ func (s *Service) Poll(ctx context.Context, profile, txID string) (*Result, erro
 	if !ok {
 		return nil, pki.Errorf(pki.EBadRequest, "unknown profile %q", profile)
 	}
-	if res, err, ok := s.answerKnown(ctx, p.Name, txID); ok {
+	if res, ok, err := s.answerKnown(ctx, p.Name, txID); ok {
 		return res, err
 	}
 	return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID")

@@ -194,8 +194,10 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	if err != nil || len(reqs) != 1 {
 		t.Fatalf("%d pending requests, %v", len(reqs), err)
 	}
-	// Someone else's key cannot collect it.
+	// Someone else's key cannot collect it, nor take over its transaction ID.
 	_, rep = poll(reqParams{key: testKey(t, 3), path: base.path, txID: base.txID})
+	wantFailure(t, rep, scep.BadRequest)
+	_, rep = ts.exchange(t, reqParams{key: testKey(t, 3), path: base.path, txID: base.txID})
 	wantFailure(t, rep, scep.BadRequest)
 
 	if _, err := ts.Service.Approve(ctx, reqs[0].ID, "cli:test"); err != nil {
