@@ -164,6 +164,23 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 		return nil, pki.Errorf(pki.EBadRequest, "unknown profile %q", req.Profile)
 	}
 	st := &State{Req: req, Profile: profile}
+	if profile.RequireApproval {
+		// A client asking again about a held request (micromdm's
+		// scepclient resends its PKCSReq instead of polling) is answered
+		// from the stored state once it proves the same key; a one-time
+		// challenge was used up when the request was held.
+		for _, step := range []Step{checkProofOfPossession, checkSigner} {
+			if err := step(ctx, st); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.sameKeyAsKnown(ctx, st); err != nil {
+			return nil, err
+		}
+		if res, ok, err := s.answerKnown(ctx, profile.Name, req.TransactionID); ok {
+			return res, err
+		}
+	}
 	for _, step := range s.steps {
 		if err := step(ctx, st); err != nil {
 			return nil, err

@@ -363,3 +363,42 @@ func TestWebhookMode(t *testing.T) {
 		t.Error("the static challenge bypassed the webhook")
 	}
 }
+
+// A held request uses up its one-time challenge: a second request with it is
+// refused, while the same client asking again is answered PENDING.
+func TestHeldRequestConsumesOneTimeChallenge(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name, p.RequireApproval = "approval", true
+	f := newFixture(t, map[string]pki.Profile{"approval": p}, "approval")
+	ctx := context.Background()
+	otp, _, err := f.svc.NewChallenge(ctx, time.Hour, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := request(t, otp)
+	first.TransactionID = "tx-held-1"
+	res, err := f.svc.Enroll(ctx, first)
+	if err != nil || res.Pending == nil {
+		t.Fatalf("first: %v %+v", err, res)
+	}
+	again, err := f.svc.Enroll(ctx, first)
+	if err != nil || again.Pending == nil || again.Pending.ID != res.Pending.ID {
+		t.Fatalf("the same request again: %v %+v", err, again)
+	}
+	second := request(t, otp)
+	second.TransactionID = "tx-held-2"
+	if _, err := f.svc.Enroll(ctx, second); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Fatalf("a second request with a used one-time challenge: %v", err)
+	}
+	reqs, _ := f.st.ListRequests(ctx, store.RequestFilter{})
+	if len(reqs) != 1 {
+		t.Errorf("%d requests held", len(reqs))
+	}
+	if _, err := f.svc.Approve(ctx, res.Pending.ID, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	done, err := f.svc.Enroll(ctx, first)
+	if err != nil || done.Certificate == nil {
+		t.Fatalf("after approval: %v", err)
+	}
+}

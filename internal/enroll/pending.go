@@ -11,17 +11,11 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
-// hold stores a request the profile wants approved and answers PENDING. A
-// request with the same transaction ID is answered from its stored state
-// instead, so a client that resends its PKCSReq (micromdm's scepclient does,
-// every 30 s) neither creates a second request nor misses the outcome.
+// hold stores a request the profile wants approved and answers PENDING,
+// consuming the one-time challenge that authenticated it in the same
+// transaction. (A request with a known transaction ID never gets here: it
+// is answered from its stored state.)
 func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
-	if err := s.sameKeyAsKnown(ctx, st); err != nil {
-		return nil, err
-	}
-	if res, ok, err := s.answerKnown(ctx, st.Profile.Name, st.Req.TransactionID); ok {
-		return res, err
-	}
 	now := s.clock.Now()
 	id, err := randomToken(10)
 	if err != nil {
@@ -37,9 +31,18 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 		CSR: st.Req.CSR.Raw, SignerCert: signer, RequesterAddr: st.Req.RemoteAddr,
 		CreatedAt: now, ExpiresAt: now.Add(st.Profile.RequestRetention), RenewedFrom: renewedFrom(st.Renews),
 	}
+	detail := "request " + id
+	for _, e := range st.Events {
+		if e.Type == pki.EventChallengeUsed {
+			detail += ", " + e.Detail + " used"
+		}
+	}
 	ev := pki.AuditEvent{Time: now, Type: pki.EventRequestPending, Actor: actor(st.Req), Profile: st.Profile.Name,
-		Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: "request " + id}
-	err = s.store.CreateRequest(ctx, r, ev)
+		Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: detail}
+	err = s.store.CreateRequest(ctx, r, st.ConsumeChallenge, ev)
+	if errors.Is(err, store.ErrChallengeUnusable) {
+		return nil, pki.Wrap(pki.EBadRequest, err, "challenge password is not valid")
+	}
 	if errors.Is(err, store.ErrConflict) {
 		// Another node stored it first.
 		if res, ok, err := s.answerKnown(ctx, st.Profile.Name, st.Req.TransactionID); ok {

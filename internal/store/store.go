@@ -125,8 +125,12 @@ type Store interface {
 
 	// CreateRequest stores a request held for approval, with its audit
 	// event. ErrConflict if a request with the same (profile, transaction
-	// ID) is still pending: the caller answers PENDING instead.
-	CreateRequest(ctx context.Context, r pki.EnrollmentRequest, ev pki.AuditEvent) error
+	// ID) is still pending: the caller answers PENDING instead. When
+	// consumeChallengeHash is set, the one-time challenge that
+	// authenticated the request is consumed in the same transaction
+	// (at r.CreatedAt); ErrChallengeUnusable and nothing stored if it
+	// cannot be.
+	CreateRequest(ctx context.Context, r pki.EnrollmentRequest, consumeChallengeHash []byte, ev pki.AuditEvent) error
 	// RequestByTransaction returns the newest request with this profile and
 	// transaction ID that has not been purged, or ErrNotFound.
 	RequestByTransaction(ctx context.Context, profile, transactionID string) (*pki.EnrollmentRequest, error)

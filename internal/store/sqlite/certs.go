@@ -87,20 +87,8 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	}
 	now := micros(in.Now)
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
-		if in.ConsumeChallengeHash != nil {
-			// The WHERE clause is the whole check: consumed at most once,
-			// and only while unexpired, even with concurrent issuances.
-			res, err := tx.ExecContext(ctx, `UPDATE challenges SET consumed_at = ?
-				WHERE hash = ? AND consumed_at IS NULL AND expires_at > ?`,
-				now, in.ConsumeChallengeHash, now)
-			if err != nil {
-				return fmt.Errorf("consume challenge: %w", err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return fmt.Errorf("consume challenge: %w", err)
-			} else if n != 1 {
-				return store.ErrChallengeUnusable
-			}
+		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now); err != nil {
+			return err
 		}
 		if in.CompleteRequestID != "" {
 			if err := completeRequest(ctx, tx, &in); err != nil {
@@ -327,6 +315,26 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke %s/%s: %w", issuerID, serialHex, err)
+	}
+	return nil
+}
+
+// consumeChallenge uses up a one-time challenge inside tx (nothing to do
+// for a nil hash). The WHERE clause is the whole check: consumed at most
+// once, and only while unexpired, even with concurrent transactions.
+func consumeChallenge(ctx context.Context, tx *sql.Tx, hash []byte, now int64) error {
+	if hash == nil {
+		return nil
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE challenges SET consumed_at = ?
+		WHERE hash = ? AND consumed_at IS NULL AND expires_at > ?`, now, hash, now)
+	if err != nil {
+		return fmt.Errorf("consume challenge: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("consume challenge: %w", err)
+	} else if n != 1 {
+		return store.ErrChallengeUnusable
 	}
 	return nil
 }

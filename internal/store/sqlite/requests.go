@@ -49,7 +49,7 @@ func scanRequest(sc scanner) (pki.EnrollmentRequest, error) {
 // CreateRequest implements store.Store. The request is stored pending (a
 // zero Status means pending; any other is refused), and a zero ev.Time
 // becomes r.CreatedAt.
-func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, ev pki.AuditEvent) error {
+func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, consumeChallengeHash []byte, ev pki.AuditEvent) error {
 	fail := func(err error) error {
 		return fmt.Errorf("sqlite: create request %s (transaction %q): %w", r.ID, r.TransactionID, err)
 	}
@@ -70,6 +70,9 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, ev p
 		signer = r.SignerCert
 	}
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
+		if err := consumeChallenge(ctx, tx, consumeChallengeHash, micros(r.CreatedAt)); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_requests (
 			id, transaction_id, profile, protocol, status, subject_dn, sans, csr, signer_cert,
 			requester_addr, created_at, expires_at, renewed_from)

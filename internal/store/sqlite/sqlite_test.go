@@ -152,7 +152,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 	r := pki.EnrollmentRequest{ID: "r1", TransactionID: "tx", Profile: "default", CSR: []byte{0x30},
 		CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-	if err := s.CreateRequest(ctx, r, pki.AuditEvent{Type: pki.EventRequestPending}); err != nil {
+	if err := s.CreateRequest(ctx, r, nil, pki.AuditEvent{Type: pki.EventRequestPending}); err != nil {
 		t.Errorf("CreateRequest after the upgrade: %v", err)
 	}
 }

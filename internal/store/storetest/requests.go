@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,7 +55,7 @@ func pendingEvent(r pki.EnrollmentRequest) pki.AuditEvent {
 
 func mustCreateRequest(t *testing.T, s store.Store, r pki.EnrollmentRequest) {
 	t.Helper()
-	if err := s.CreateRequest(context.Background(), r, pendingEvent(r)); err != nil {
+	if err := s.CreateRequest(context.Background(), r, nil, pendingEvent(r)); err != nil {
 		t.Fatalf("CreateRequest(%s): %v", r.ID, err)
 	}
 }
@@ -123,7 +124,7 @@ func testCreateRequest(t *testing.T, s store.Store) {
 	}
 	for _, c := range creates {
 		before := countAudit(t, s)
-		err := s.CreateRequest(ctx, c.r, pendingEvent(c.r))
+		err := s.CreateRequest(ctx, c.r, nil, pendingEvent(c.r))
 		wantErrAny(t, "CreateRequest "+c.name, err, c.want)
 		after := listAudit(t, s, store.AuditFilter{Limit: 1000})
 		switch {
@@ -179,7 +180,7 @@ func testPendingUniqueness(t *testing.T, s store.Store) {
 	}
 	pendingID := ""
 	for _, st := range seq {
-		err := s.CreateRequest(ctx, newRequest(st.id, "default", "tx"), pki.AuditEvent{Type: pki.EventRequestPending})
+		err := s.CreateRequest(ctx, newRequest(st.id, "default", "tx"), nil, pki.AuditEvent{Type: pki.EventRequestPending})
 		wantErr(t, st.name, err, st.want)
 		if err == nil {
 			pendingID = st.id
@@ -212,7 +213,7 @@ func testConcurrentCreateRequest(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	errs := start(8, func(i int) error {
 		r := newRequest(fmt.Sprintf("c-%d", i), "default", "same-tx")
-		return s.CreateRequest(ctx, r, pendingEvent(r))
+		return s.CreateRequest(ctx, r, nil, pendingEvent(r))
 	})
 	won := 0
 	for i, err := range errs {
@@ -696,7 +697,60 @@ func testPurgeRequests(t *testing.T, s store.Store) {
 	mk("after-purge", now.Add(day))
 	r := newRequest("again", "default", "tx-pending-expired")
 	r.ExpiresAt = now.Add(day)
-	if err := s.CreateRequest(ctx, r, pendingEvent(r)); err != nil {
+	if err := s.CreateRequest(ctx, r, nil, pendingEvent(r)); err != nil {
 		t.Errorf("CreateRequest for the transaction of a purged pending request: %v", err)
+	}
+}
+
+// A held request consumes the one-time challenge that authenticated it, in
+// the same transaction: 16 concurrent requests with one challenge store one.
+func testCreateRequestConsumesChallenge(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	ch := pki.Challenge{ID: "held-once", Hash: []byte("hash-held-once"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateChallenge(ctx, ch, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
+		t.Fatalf("CreateChallenge: %v", err)
+	}
+	errs := start(16, func(i int) error {
+		r := newRequest(fmt.Sprintf("held-%02d", i), "default", fmt.Sprintf("tx-held-%02d", i))
+		return s.CreateRequest(ctx, r, ch.Hash, pendingEvent(r))
+	})
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrChallengeUnusable):
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d requests stored with one one-time challenge, want 1", won)
+	}
+	reqs, err := s.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range reqs {
+		if strings.HasPrefix(r.ID, "held-") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d held requests stored, want 1", n)
+	}
+	// An expired challenge stores nothing.
+	late := newRequest("held-late", "default", "tx-held-late")
+	late.CreatedAt = t0.Add(2 * time.Hour)
+	late.ExpiresAt = late.CreatedAt.Add(time.Hour)
+	ch2 := pki.Challenge{ID: "held-exp", Hash: []byte("hash-held-exp"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateChallenge(ctx, ch2, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRequest(ctx, late, ch2.Hash, pendingEvent(late)); !errors.Is(err, store.ErrChallengeUnusable) {
+		t.Errorf("expired challenge: %v", err)
+	}
+	if _, err := s.Request(ctx, "held-late"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a request was stored with an expired challenge: %v", err)
 	}
 }

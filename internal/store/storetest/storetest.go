@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CreateRequest", testCreateRequest},
 		{"PendingUniqueness", testPendingUniqueness},
 		{"ConcurrentCreateRequest", testConcurrentCreateRequest},
+		{"CreateRequestConsumesChallenge", testCreateRequestConsumesChallenge},
 		{"RequestLookups", testRequestLookups},
 		{"ListRequests", testListRequests},
 		{"ListRequestsLimits", testListRequestsLimits},
@@ -723,7 +724,7 @@ func testCanceledContext(t *testing.T, s store.Store) {
 		"RecordIssuance": s.RecordIssuance(ctx, issuance(c)),
 		"RememberNonce":  s.RememberNonce(ctx, "tx", []byte("n"), t0, t0.Add(time.Hour)),
 		"AppendAudit":    s.AppendAudit(ctx, pki.AuditEvent{Time: t0, Type: "x"}),
-		"CreateRequest":  s.CreateRequest(ctx, newRequest("dd", "default", "tx-dd"), pki.AuditEvent{Type: "x"}),
+		"CreateRequest":  s.CreateRequest(ctx, newRequest("dd", "default", "tx-dd"), nil, pki.AuditEvent{Type: "x"}),
 		"RejectRequest":  s.RejectRequest(ctx, "dd", "x", "cli:root", t0, pki.AuditEvent{Type: "x"}),
 	}
 	_, calls["ListRequests"] = s.ListRequests(ctx, store.RequestFilter{})
