@@ -37,6 +37,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, profiles map[string]pki.Profile, def string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, enroll.Config{Profiles: profiles, DefaultProfile: def})
+}
+
+// newFixtureWith builds a service on cfg; the static challenge is always set.
+func newFixtureWith(t *testing.T, cfg enroll.Config) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
@@ -48,7 +54,8 @@ func newFixture(t *testing.T, profiles map[string]pki.Profile, def string) *fixt
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	svc, err := enroll.New(st, auth, clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static, Profiles: profiles, DefaultProfile: def})
+	cfg.StaticChallenge = static
+	svc, err := enroll.New(st, auth, clock, slog.New(slog.DiscardHandler), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,22 +332,7 @@ func TestWebhookMode(t *testing.T) {
 	p := pki.DefaultProfile()
 	p.Name, p.ChallengeMode = "mdm", enroll.ChallengeWebhook
 	hook := &fakeHook{}
-	dir := t.TempDir()
-	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	svc, err := enroll.New(st, auth, clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static,
-		Profiles: map[string]pki.Profile{"mdm": p}, DefaultProfile: "mdm", Webhook: hook})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"mdm": p}, DefaultProfile: "mdm", Webhook: hook}).svc
 	ctx := context.Background()
 	hook.allow = true
 	if _, err := svc.Enroll(ctx, request(t, "device-otp", "dev.example")); err != nil {

@@ -147,12 +147,21 @@ func mustCSR(t testing.TB, key crypto.Signer) []byte {
 
 func (ts *testServer) post(t testing.TB, body []byte) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := http.Post(ts.URL+"/scep?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(body))
+	return ts.postTo(t, "/scep", body)
+}
+
+// postTo POSTs a pkiMessage to a SCEP path and returns the whole answer.
+func (ts *testServer) postTo(t testing.TB, path string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Post(ts.URL+path+"?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return resp, b
 }
 

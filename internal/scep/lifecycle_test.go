@@ -1,14 +1,12 @@
 package scep_test
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -31,19 +29,11 @@ const day = 24 * time.Hour
 func (ts *testServer) exchange(t *testing.T, p reqParams) (*scep.PKIMessage, *scep.PKIMessage) {
 	t.Helper()
 	der, msg := ts.build(t, p)
-	url := ts.URL + "/scep?operation=PKIOperation"
-	if p.path != "" {
-		url = ts.URL + p.path + "?operation=PKIOperation"
+	path := p.path
+	if path == "" {
+		path = "/scep"
 	}
-	resp, err := http.Post(url, "application/x-pki-message", bytes.NewReader(der))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := ts.postTo(t, path, der)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
 	}
