@@ -292,12 +292,15 @@ func (p *prepared) lintTBS(rnd io.Reader, tbs []byte, opts crypto.SignerOpts) er
 	if err != nil {
 		return pki.Wrap(pki.EInternal, err, "building the certificate")
 	}
+	// A profile the linter refuses fails at start (CheckProfile), so a
+	// failure here depends on the request: refuse it (badRequest), never
+	// answer a client's input with an internal error.
 	if err := p.linter.Check(lintDER); err != nil {
 		var f *lint.Failure
 		if errors.As(err, &f) {
-			return pki.Wrap(pki.EInternal, err, "certificate failed pre-issuance lint: "+strings.Join(f.Lints, ", "))
+			return pki.Wrap(pki.EBadRequest, err, "the certificate for this request fails pre-issuance checks: "+strings.Join(f.Lints, ", "))
 		}
-		return pki.Wrap(pki.EInternal, err, "certificate failed pre-issuance lint")
+		return pki.Wrap(pki.EBadRequest, err, "the certificate for this request fails pre-issuance checks")
 	}
 	return nil
 }

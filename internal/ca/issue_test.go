@@ -450,11 +450,9 @@ func TestIssueLintFailureRefuses(t *testing.T) {
 	prof.KeyUsage |= x509.KeyUsageCertSign // a misconfigured profile
 	r := &reserver{}
 	_, err := iss.Issue(context.Background(), Request{RawSubject: rawName(t, pkix.Name{CommonName: "d"}), PublicKey: genKey(t, "rsa2048").Public(), Profile: prof}, now, r.reserve)
-	if codeOf(err) != pki.EInternal || !strings.Contains(err.Error(), "e_ext_key_usage_cert_sign_without_ca") {
-		t.Fatalf("err = %v, want an internal error naming the lint", err)
-	}
-	if pki.ErrorMessage(err) != "internal error" {
-		t.Errorf("client sees %q", pki.ErrorMessage(err))
+	// Refused as a bad request (never a 5xx for what a client sent), naming the lint.
+	if codeOf(err) != pki.EBadRequest || !strings.Contains(pki.ErrorMessage(err), "e_ext_key_usage_cert_sign_without_ca") {
+		t.Fatalf("err = %v, want a refusal naming the lint", err)
 	}
 	if len(r.serials) != 0 || cs.n.Load() != 0 {
 		t.Errorf("lint failure reserved %d serials and made %d real signatures", len(r.serials), cs.n.Load())
