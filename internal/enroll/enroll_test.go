@@ -394,3 +394,29 @@ func TestHeldRequestConsumesOneTimeChallenge(t *testing.T) {
 		t.Fatalf("after approval: %v", err)
 	}
 }
+
+// A held request past its retention is neither answered nor approvable, and
+// the same client can ask again.
+func TestHeldRequestRetention(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name, p.RequireApproval, p.RequestRetention = "approval", true, time.Hour
+	f := newFixture(t, map[string]pki.Profile{"approval": p}, "approval")
+	ctx := context.Background()
+	req := request(t, static)
+	req.TransactionID = "tx-retained"
+	res, err := f.svc.Enroll(ctx, req)
+	if err != nil || res.Pending == nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	f.clock.Advance(2 * time.Hour)
+	if _, err := f.svc.Approve(ctx, res.Pending.ID, "cli:test"); pki.ErrorCode(err) != pki.EConflict && pki.ErrorCode(err) != pki.ENotFound {
+		t.Errorf("approving an expired request: %v", err)
+	}
+	if _, err := f.svc.Poll(ctx, "approval", "tx-retained"); pki.ErrorCode(err) != pki.EBadCertID {
+		t.Errorf("polling an expired request: %v", err)
+	}
+	again, err := f.svc.Enroll(ctx, req)
+	if err != nil || again.Pending == nil || again.Pending.ID == res.Pending.ID {
+		t.Fatalf("a new request after retention: %v %+v", err, again)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -61,7 +62,7 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 // keys, so they are not secrets, and one client must not take over or
 // block another's request.
 func (s *Service) sameKeyAsKnown(ctx context.Context, st *State) error {
-	r, err := s.store.RequestByTransaction(ctx, st.Profile.Name, st.Req.TransactionID)
+	r, err := s.heldRequest(ctx, st.Profile.Name, st.Req.TransactionID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -75,10 +76,27 @@ func (s *Service) sameKeyAsKnown(ctx context.Context, st *State) error {
 	return nil
 }
 
+// heldRequest returns the request kept for (profile, txID). One whose
+// retention is over is purged on the spot rather than waiting for the
+// hourly purge, so it is neither answered nor blocks a new request.
+func (s *Service) heldRequest(ctx context.Context, profile, txID string) (*pki.EnrollmentRequest, error) {
+	r, err := s.store.RequestByTransaction(ctx, profile, txID)
+	if err != nil {
+		return nil, err
+	}
+	if now := s.clock.Now(); !now.Before(r.ExpiresAt) {
+		if err := s.store.PurgeExpired(ctx, now); err != nil {
+			return nil, err
+		}
+		return nil, store.ErrNotFound
+	}
+	return r, nil
+}
+
 // answerKnown answers from a stored request with this transaction ID; ok
 // is false when there is none.
 func (s *Service) answerKnown(ctx context.Context, profile, txID string) (res *Result, ok bool, err error) {
-	r, err := s.store.RequestByTransaction(ctx, profile, txID)
+	r, err := s.heldRequest(ctx, profile, txID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -139,6 +157,9 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (*Result, er
 	}
 	if r.Status != pki.RequestPending {
 		return nil, pki.Errorf(pki.EConflict, "request %s is %s, not pending", id, r.Status)
+	}
+	if !s.clock.Now().Before(r.ExpiresAt) {
+		return nil, pki.Errorf(pki.EConflict, "request %s expired at %s", id, r.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	profile, ok := s.Profile(r.Profile)
 	if !ok {
