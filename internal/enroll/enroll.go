@@ -192,12 +192,50 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 	return s.issue(ctx, st)
 }
 
+// issue signs and records a certificate in one durable transaction. The
+// serial is registered with the certificate: should a 128-bit random serial
+// ever be taken, the record fails, the signed certificate is dropped
+// without having left the process, and a new serial is drawn.
 func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	now := s.clock.Now()
 	issuer, err := s.issuerFor(st.Profile, now)
 	if err != nil {
 		return nil, err
 	}
+	for attempt := 1; ; attempt++ {
+		cert, rec, err := s.sign(ctx, st, issuer, now)
+		if err != nil {
+			return nil, err
+		}
+		err = s.store.RecordIssuance(ctx, s.issuance(st, rec, now))
+		switch {
+		case errors.Is(err, store.ErrConflict) && st.CompleteRequest != nil:
+			return nil, pki.Wrap(pki.EConflict, err, "the request was decided by someone else")
+		case errors.Is(err, store.ErrConflict) && attempt < maxSerialDraws:
+			s.log.Warn("serial already taken; drawing another", "serial", rec.SerialHex, "issuer", rec.IssuerID)
+			continue
+		case errors.Is(err, store.ErrChallengeUnusable):
+			// Another request consumed the one-time challenge between our
+			// check and this transaction; the certificate never leaves the
+			// process.
+			return nil, pki.Wrap(pki.EBadRequest, err, "challenge password is not valid")
+		case err != nil:
+			return nil, fmt.Errorf("enroll: record issuance: %w", err)
+		}
+		s.log.Info("certificate issued", "serial", rec.SerialHex, "subject", rec.Subject, "profile", rec.Profile,
+			"protocol", rec.Protocol, "transaction_id", rec.TransactionID, "remote", rec.RequesterAddr)
+		return &Result{Certificate: cert, Chain: issuer.Chain, Record: rec}, nil
+	}
+}
+
+// maxSerialDraws bounds redraws: a second collision of 128 random bits
+// means a broken random source or store, not bad luck.
+const maxSerialDraws = 3
+
+// noReservation: the serial is registered with the certificate itself.
+func noReservation(context.Context, string, string) (bool, error) { return false, nil }
+
+func (s *Service) sign(ctx context.Context, st *State, issuer *ca.Issuer, now time.Time) (*x509.Certificate, pki.Certificate, error) {
 	csr := st.Req.CSR
 	cert, err := issuer.Issue(ctx, ca.Request{
 		RawSubject:     st.RawSubject,
@@ -207,17 +245,17 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		URIs:           csr.URIs,
 		PublicKey:      csr.PublicKey,
 		Profile:        st.Profile,
-	}, now, func(ctx context.Context, issuerID, serialHex string) (bool, error) {
-		err := s.store.ReserveSerial(ctx, issuerID, serialHex, now)
-		if errors.Is(err, store.ErrConflict) {
-			return true, nil
-		}
-		return false, err
-	})
+	}, now, noReservation)
 	if err != nil {
-		return nil, err
+		return nil, pki.Certificate{}, err
 	}
-	rec := Record(cert, issuer.ID, st, now)
+	return cert, Record(cert, issuer.ID, st, now), nil
+}
+
+// issuance is what RecordIssuance writes for rec: the certificate, its
+// audit events, the challenge to consume, the request it completes and the
+// certificate it supersedes.
+func (s *Service) issuance(st *State, rec pki.Certificate, now time.Time) store.Issuance {
 	evType, detail := pki.EventIssued, ""
 	if st.Renews != nil {
 		evType, detail = pki.EventRenewed, "renews "+rec.RenewedFrom
@@ -238,21 +276,7 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	if st.Renews != nil && st.Profile.RevokeSuperseded {
 		in.Supersede = &store.CertRef{IssuerID: st.Renews.IssuerID, SerialHex: st.Renews.SerialHex}
 	}
-	err = s.store.RecordIssuance(ctx, in)
-	if errors.Is(err, store.ErrConflict) && st.CompleteRequest != nil {
-		return nil, pki.Wrap(pki.EConflict, err, "the request was decided by someone else")
-	}
-	if errors.Is(err, store.ErrChallengeUnusable) {
-		// Another request consumed the one-time challenge between our check
-		// and this transaction; the certificate never leaves the process.
-		return nil, pki.Wrap(pki.EBadRequest, err, "challenge password is not valid")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("enroll: record issuance: %w", err)
-	}
-	s.log.Info("certificate issued", "serial", rec.SerialHex, "subject", rec.Subject, "profile", rec.Profile,
-		"protocol", rec.Protocol, "transaction_id", rec.TransactionID, "remote", rec.RequesterAddr)
-	return &Result{Certificate: cert, Chain: issuer.Chain, Record: rec}, nil
+	return in
 }
 
 // Record turns an issued certificate into its inventory record.

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"path/filepath"
@@ -418,5 +419,41 @@ func TestHeldRequestRetention(t *testing.T) {
 	again, err := f.svc.Enroll(ctx, req)
 	if err != nil || again.Pending == nil || again.Pending.ID == res.Pending.ID {
 		t.Fatalf("a new request after retention: %v %+v", err, again)
+	}
+}
+
+// collidingStore answers the first RecordIssuance as a taken serial.
+type collidingStore struct {
+	store.Store
+	calls int
+}
+
+func (c *collidingStore) RecordIssuance(ctx context.Context, in store.Issuance) error {
+	c.calls++
+	if c.calls == 1 {
+		return fmt.Errorf("serial taken: %w", store.ErrConflict)
+	}
+	return c.Store.RecordIssuance(ctx, in)
+}
+
+// A taken serial is redrawn: the first signed certificate is dropped, the
+// second recorded, and only it is returned.
+func TestSerialCollisionRedraws(t *testing.T) {
+	f := newFixture(t, nil, "")
+	cs := &collidingStore{Store: f.st}
+	svc, err := enroll.New(cs, f.auth, f.clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Enroll(context.Background(), request(t, static))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.calls != 2 {
+		t.Errorf("%d RecordIssuance calls, want 2", cs.calls)
+	}
+	certs, _, _ := f.st.ListCertificates(context.Background(), store.CertFilter{})
+	if len(certs) != 1 || certs[0].SerialHex != res.Record.SerialHex {
+		t.Errorf("recorded %v, returned %s", certs, res.Record.SerialHex)
 	}
 }

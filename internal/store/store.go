@@ -91,12 +91,17 @@ type AuditFilter struct {
 // Store is the storage interface. Every call takes a context.
 type Store interface {
 	// ReserveSerial records that a serial is taken under an issuer before
-	// anything is signed with it. ErrConflict if it was taken before, so the
-	// caller draws a new one; a reserved serial is never reused even when the
-	// issuance that reserved it fails.
+	// anything is signed with it, in a transaction of its own. ErrConflict if
+	// it was taken before, so the caller draws a new one; a reserved serial
+	// is never reused even when the issuance that reserved it fails.
+	// Enrollment does without it (one durable transaction per issuance):
+	// RecordIssuance registers the serial too.
 	ReserveSerial(ctx context.Context, issuerID, serialHex string, at time.Time) error
-	// RecordIssuance stores the certificate, consumes the challenge if asked,
-	// and appends the events, all in one transaction.
+	// RecordIssuance stores the certificate, registers its serial, consumes
+	// the challenge if asked, and appends the events, all in one
+	// transaction. ErrConflict if the certificate's serial is taken under
+	// its issuer (the caller signs again with a new serial; the discarded
+	// certificate never left the process).
 	RecordIssuance(ctx context.Context, in Issuance) error
 	// Certificate returns one record by issuer and serial.
 	Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error)

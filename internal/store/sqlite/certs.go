@@ -106,6 +106,12 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		if err != nil {
 			return fmt.Errorf("insert certificate: %w", conflict(err))
 		}
+		// The serial registry holds every serial ever used, whether or not
+		// it was reserved in a transaction of its own before.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now); err != nil {
+			return fmt.Errorf("record serial: %w", err)
+		}
 		if in.Supersede != nil {
 			if err := supersede(ctx, tx, &in); err != nil {
 				return err

@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ReserveSerial", testReserveSerial},
 		{"RecordIssuance", testRecordIssuance},
 		{"RecordIssuanceConflictIsAtomic", testRecordIssuanceConflictIsAtomic},
+		{"RecordIssuanceRegistersSerial", testRecordIssuanceRegistersSerial},
 		{"RecordIssuanceChallenge", testRecordIssuanceChallenge},
 		{"CertificateLookups", testCertificateLookups},
 		{"RevokeCertificate", testRevokeCertificate},
@@ -748,5 +749,30 @@ func testCanceledContext(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Request(bg, "dd"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("request created by a canceled call: %v", err)
+	}
+}
+
+// RecordIssuance registers the serial itself (one durable transaction per
+// issuance): the serial cannot be reserved afterwards, a serial reserved
+// before does not stop it, and the same serial cannot be recorded twice.
+func testRecordIssuanceRegistersSerial(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	c := newCert(issuerA, "5e71a1", t0.Add(time.Hour))
+	if err := s.RecordIssuance(ctx, issuance(c, issuedEvent(c))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReserveSerial(ctx, issuerA, "5e71a1", t0); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("ReserveSerial after RecordIssuance: %v, want ErrConflict", err)
+	}
+	dup := newCert(issuerA, "5e71a1", t0.Add(2*time.Hour))
+	if err := s.RecordIssuance(ctx, issuance(dup, issuedEvent(dup))); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("recording the serial twice: %v, want ErrConflict", err)
+	}
+	if err := s.ReserveSerial(ctx, issuerA, "5e71a2", t0); err != nil {
+		t.Fatal(err)
+	}
+	reserved := newCert(issuerA, "5e71a2", t0.Add(time.Hour))
+	if err := s.RecordIssuance(ctx, issuance(reserved, issuedEvent(reserved))); err != nil {
+		t.Errorf("recording a reserved serial: %v", err)
 	}
 }
