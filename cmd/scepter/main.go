@@ -37,7 +37,7 @@ func commands() []command {
 		{"requests", "list, approve and reject requests held for approval", cmdRequests},
 		{"challenge", "manage one-time enrollment challenges (challenge new)", cmdChallenge},
 		{"certs", "list and show issued certificates (certs list | certs show SERIAL)", cmdCerts},
-		{"ca", "manage the CA (ca rollover)", cmdCA},
+		{"ca", "manage the CA (ca rollover | ca show)", cmdCA},
 		{"version", "print the version", cmdVersion},
 	}
 }

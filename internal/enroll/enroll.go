@@ -57,6 +57,9 @@ type Result struct {
 	Chain       []*x509.Certificate // issuing CA up to the root
 	Record      pki.Certificate
 	Pending     *pki.EnrollmentRequest
+	// Held is the stored request the answer comes from (pending or
+	// issued), so a protocol can check the poller is the requester.
+	Held *pki.EnrollmentRequest
 }
 
 // Config is the service's policy configuration.

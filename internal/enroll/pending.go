@@ -105,11 +105,14 @@ func (s *Service) answerKnown(ctx context.Context, profile, txID string) (res *R
 	}
 	switch r.Status {
 	case pki.RequestPending:
-		return &Result{Pending: r}, true, nil
+		return &Result{Pending: r, Held: r}, true, nil
 	case pki.RequestRejected:
 		return nil, true, pki.Errorf(pki.EBadRequest, "the request was rejected: %s", r.Reason)
 	case pki.RequestIssued:
 		res, err := s.issuedResult(ctx, r.CertIssuerID, r.CertSerialHex)
+		if res != nil {
+			res.Held = r
+		}
 		return res, true, err
 	}
 	return nil, true, fmt.Errorf("enroll: request %s has unknown status %q", r.ID, r.Status)

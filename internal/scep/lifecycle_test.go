@@ -362,3 +362,46 @@ func TestRenewalStaysInItsProfile(t *testing.T) {
 	msg, rep := ts.exchange(t, reqParams{key: testKey(t, 1), signerCert: old, signerKey: key, challenge: "-", msgType: scep.RenewalReq})
 	ts.issuedCert(t, rep, msg.SignerCert, key)
 }
+
+// A rekeying renewal held for approval is collected by a CertPoll signed
+// with the old certificate, as clients that renew do.
+func TestHeldRenewalPolledWithOldCertificate(t *testing.T) {
+	approval := pki.DefaultProfile()
+	approval.Name, approval.RequireApproval, approval.RenewalWindow = "approval", true, 1
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"approval": approval}, DefaultProfile: "approval"}})
+	ctx := context.Background()
+	approveAll := func() {
+		reqs, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+		if err != nil || len(reqs) != 1 {
+			t.Fatalf("%d pending requests, %v", len(reqs), err)
+		}
+		if _, err := ts.Service.Approve(ctx, reqs[0].ID, "cli:test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldKey, newKey := testKey(t, 0), testKey(t, 1)
+	first := reqParams{key: oldKey, txID: "tx-first"}
+	if _, rep := ts.exchange(t, first); rep.PKIStatus != scep.StatusPending {
+		t.Fatalf("first: %s", rep.PKIStatus)
+	}
+	approveAll()
+	msg, rep := ts.exchange(t, first)
+	old, _ := ts.issuedCert(t, rep, msg.SignerCert, oldKey)
+
+	renewal := reqParams{key: newKey, signerCert: old, signerKey: oldKey, challenge: "-", msgType: scep.RenewalReq, txID: "tx-renewal"}
+	if _, rep := ts.exchange(t, renewal); rep.PKIStatus != scep.StatusPending {
+		t.Fatalf("renewal: %s %s (%s)", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+	}
+	approveAll()
+	content, err := scep.IssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, old.RawSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll := renewal
+	poll.msgType, poll.content = scep.CertPoll, content
+	msg, rep = ts.exchange(t, poll)
+	renewed, _ := ts.issuedCert(t, rep, msg.SignerCert, oldKey)
+	if !renewed.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(newKey.Public()) {
+		t.Error("the renewed certificate is not for the new key")
+	}
+}

@@ -73,14 +73,13 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if res.Pending != nil {
-		if !sameRequester(req.msg.SignerCert, res.Pending.CSR, res.Pending.SignerCert) {
-			return nil, pki.Errorf(pki.EBadRequest, "the poll is not signed by the requester's key")
-		}
-		return h.certRep(req, Reply{Status: StatusPending})
-	}
-	if !bytes.Equal(req.msg.SignerCert.RawSubjectPublicKeyInfo, res.Certificate.RawSubjectPublicKeyInfo) {
+	// The requester signs with the new key or, for a renewal, the old
+	// certificate that signed the request.
+	if res.Held == nil || !sameRequester(req.msg.SignerCert, res.Held.CSR, res.Held.SignerCert) {
 		return nil, pki.Errorf(pki.EBadRequest, "the poll is not signed by the requester's key")
+	}
+	if res.Pending != nil {
+		return h.certRep(req, Reply{Status: StatusPending})
 	}
 	if err := canReceive(req); err != nil {
 		return nil, err
