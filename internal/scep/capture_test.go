@@ -182,6 +182,16 @@ func TestCapturedClients(t *testing.T) {
 					if cipher != w.cipher {
 						t.Errorf("reply cipher %v, want %v", cipher, w.cipher)
 					}
+					// The reply's key transport answers in kind (Windows sends OAEP).
+					if env, err := cms.ParseEnvelopedData(rep.SignedData.Content); err == nil && !strings.Contains(tt.capture, "-ec-") {
+						want := cms.RSAPKCS1v15
+						if strings.Contains(tt.capture, "oaep") {
+							want = cms.RSAOAEP
+						}
+						if got := env.Recipients[0].KeyTransport; got != want {
+							t.Errorf("reply key transport %v, want %v", got, want)
+						}
+					}
 					if !strings.Contains(cert.Subject.String(), "CN=") {
 						t.Errorf("subject %s", cert.Subject)
 					}

@@ -315,7 +315,11 @@ type request struct {
 	// challenge is the CSR's challengePassword, kept to encrypt the reply
 	// to EC requesters (password recipient, RFC 8894 §3.2.2).
 	challenge string
-	cipher    cms.ContentCipher
+	// cipher and the key transport (with its OAEP hash) of the request's
+	// envelope: the reply answers in kind.
+	cipher       cms.ContentCipher
+	keyTransport cms.KeyTransport
+	oaepHash     crypto.Hash
 }
 
 // handle turns a parsed pkiMessage into a signed CertRep. It returns an
@@ -386,13 +390,16 @@ func (h *Handler) open(req *request) ([]byte, error) {
 		return nil, err
 	}
 	ra := req.ra
-	if !addressedTo(env, ra.Cert) {
+	if addressedTo(env, ra.Cert) == nil {
 		for _, other := range h.auth.RAs() {
-			if addressedTo(env, other.Cert) {
+			if addressedTo(env, other.Cert) != nil {
 				ra = other
 				break
 			}
 		}
+	}
+	if r := addressedTo(env, ra.Cert); r != nil && r.KeyTransport == cms.RSAOAEP {
+		req.keyTransport, req.oaepHash = cms.RSAOAEP, r.OAEPHash
 	}
 	plain, err := env.DecryptKeyTransport(ra.Cert, ra.Key.(crypto.Decrypter))
 	if err != nil {
@@ -401,16 +408,18 @@ func (h *Handler) open(req *request) ([]byte, error) {
 	return plain, nil
 }
 
-func addressedTo(env *cms.EnvelopedData, cert *x509.Certificate) bool {
-	for _, r := range env.Recipients {
+// addressedTo returns the envelope's recipient for cert, or nil.
+func addressedTo(env *cms.EnvelopedData, cert *x509.Certificate) *cms.Recipient {
+	for i := range env.Recipients {
+		r := &env.Recipients[i]
 		if r.IssuerAndSerial != nil && bytes.Equal(r.IssuerAndSerial.RawIssuer, cert.RawIssuer) && r.IssuerAndSerial.Serial.Cmp(cert.SerialNumber) == 0 {
-			return true
+			return r
 		}
 		if r.SubjectKeyID != nil && bytes.Equal(r.SubjectKeyID, cert.SubjectKeyId) {
-			return true
+			return r
 		}
 	}
-	return false
+	return nil
 }
 
 // replyCipher answers with the request's cipher when it is AES or DES3; a
@@ -461,7 +470,11 @@ func (h *Handler) success(req *request, certs []*x509.Certificate) ([]byte, erro
 	if _, isEC := req.msg.SignerCert.PublicKey.(*ecdsa.PublicKey); isEC {
 		envelope, err = cms.EncryptPassword(inner, []byte(req.challenge), cms.EncryptOptions{Cipher: cipher})
 	} else {
-		envelope, err = cms.Encrypt(inner, []*x509.Certificate{req.msg.SignerCert}, cms.EncryptOptions{Cipher: cipher, KeyTransport: cms.RSAPKCS1v15})
+		kt := req.keyTransport
+		if kt == 0 {
+			kt = cms.RSAPKCS1v15
+		}
+		envelope, err = cms.Encrypt(inner, []*x509.Certificate{req.msg.SignerCert}, cms.EncryptOptions{Cipher: cipher, KeyTransport: kt, OAEPHash: req.oaepHash})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("scep: encrypt reply: %w", err)
