@@ -44,6 +44,7 @@ type certJSON struct {
 	KeyType       string    `json:"key_type"`
 	RequesterAddr string    `json:"requester_addr,omitempty"`
 	TransactionID string    `json:"transaction_id,omitempty"`
+	RenewedFrom   string    `json:"renewed_from,omitempty"` // "issuerID:serial" of the certificate this one renewed
 	CreatedAt     time.Time `json:"created_at"`
 }
 
@@ -93,7 +94,7 @@ func certsList(ctx context.Context, e env, args []string) error {
 				Serial: c.SerialHex, IssuerID: c.IssuerID, Subject: c.Subject, Issuer: c.Issuer, SANs: nonNil(c.SANs),
 				NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), Status: displayStatus(c, now), Profile: c.Profile,
 				Protocol: string(c.Protocol), KeyType: c.KeyType, RequesterAddr: c.RequesterAddr, TransactionID: c.TransactionID,
-				CreatedAt: c.CreatedAt.UTC(),
+				RenewedFrom: c.RenewedFrom, CreatedAt: c.CreatedAt.UTC(),
 			})
 		}
 		if next == "" {
@@ -174,6 +175,9 @@ func certsShow(ctx context.Context, e env, args []string) error {
 		row("Protocol", string(r.Protocol))
 		row("Requester", r.RequesterAddr)
 		row("Transaction ID", r.TransactionID)
+		if r.RenewedFrom != "" {
+			row("Renews", r.RenewedFrom)
+		}
 		row("Recorded", r.CreatedAt.UTC().Format(time.RFC3339))
 		if r.Status == pki.StatusRevoked {
 			row("Revoked", r.RevokedAt.UTC().Format(time.RFC3339)+" reason "+strconv.Itoa(r.RevokeReason))

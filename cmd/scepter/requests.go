@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,12 +26,14 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	}
 	var sf storeFlags
 	var status, reason string
+	var asJSON bool
 	fs := newFlagSet(e, "requests "+args[0], "requests list|approve ID|reject ID --reason TEXT")
 	sf.register(fs)
 	maxArgs := 1
 	switch args[0] {
 	case "list":
 		fs.StringVar(&status, "status", "pending", "pending, issued, rejected, or all")
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
 		maxArgs = 0
 	case "reject":
 		fs.StringVar(&reason, "reason", "", "why (the client sees it)")
@@ -58,6 +61,9 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 		reqs, err := svc.Requests(ctx, f)
 		if err != nil {
 			return err
+		}
+		if asJSON {
+			return writeRequestsJSON(e, reqs)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSTATUS\tPROFILE\tCREATED\tREQUESTER\tSUBJECT")
@@ -116,4 +122,33 @@ func (s *storeFlags) service(ctx context.Context, withCA bool) (*enroll.Service,
 		return nil, nil, err
 	}
 	return svc, st, nil
+}
+
+// requestJSON is the stable JSON shape of `requests list --json`.
+type requestJSON struct {
+	ID            string    `json:"id"`
+	Status        string    `json:"status"`
+	Profile       string    `json:"profile"`
+	TransactionID string    `json:"transaction_id"`
+	Subject       string    `json:"subject"`
+	SANs          []string  `json:"sans"`
+	RequesterAddr string    `json:"requester_addr"`
+	CreatedAt     time.Time `json:"created_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	RenewedFrom   string    `json:"renewed_from,omitempty"`
+	DecidedBy     string    `json:"decided_by,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	Serial        string    `json:"serial,omitempty"`
+}
+
+func writeRequestsJSON(e env, reqs []pki.EnrollmentRequest) error {
+	out := make([]requestJSON, 0, len(reqs))
+	for _, r := range reqs {
+		out = append(out, requestJSON{ID: r.ID, Status: string(r.Status), Profile: r.Profile, TransactionID: r.TransactionID,
+			Subject: r.Subject, SANs: nonNil(r.SANs), RequesterAddr: r.RequesterAddr, CreatedAt: r.CreatedAt.UTC(),
+			ExpiresAt: r.ExpiresAt.UTC(), RenewedFrom: r.RenewedFrom, DecidedBy: r.DecidedBy, Reason: r.Reason, Serial: r.CertSerialHex})
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }

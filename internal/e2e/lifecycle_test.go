@@ -128,11 +128,15 @@ func TestPendingApproval(t *testing.T) {
 	url := s.Base + "/scep/approval"
 
 	pendingIDs := func() []string {
-		r := s.MustRun("requests", "list", "--config", cfg, "--data-dir", s.DataDir)
+		r := s.MustRun("requests", "list", "--json", "--config", cfg, "--data-dir", s.DataDir)
+		var reqs []struct{ ID, Status, Profile, Subject string }
+		if err := json.Unmarshal([]byte(r.stdout), &reqs); err != nil {
+			t.Fatalf("requests list --json: %v\n%s", err, r.stdout)
+		}
 		var ids []string
-		for _, line := range strings.Split(r.stdout, "\n")[1:] {
-			if f := strings.Fields(line); len(f) > 1 && f[1] == "pending" {
-				ids = append(ids, f[0])
+		for _, q := range reqs {
+			if q.Status == "pending" && q.Profile == "approval" {
+				ids = append(ids, q.ID)
 			}
 		}
 		return ids
