@@ -32,6 +32,18 @@ func openDB(t *testing.T, path string) *sql.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	// As the store's Open does: the first connection switches a new file to
+	// WAL, and a concurrent switch answers SQLITE_BUSY without waiting.
+	for i := 0; ; i++ {
+		err := db.Ping()
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "SQLITE_BUSY") || i == 100 {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return db
 }
 

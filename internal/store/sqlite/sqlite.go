@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -179,6 +180,9 @@ func createPrivate(path string) error {
 // asked for: a filesystem that cannot do WAL, for instance, makes SQLite
 // keep the old journal mode without an error.
 func checkPragmas(ctx context.Context, db *sql.DB) error {
+	if err := connect(ctx, db); err != nil {
+		return err
+	}
 	var mode string
 	var sync, fk, busy int
 	row := db.QueryRowContext(ctx, `SELECT
@@ -205,6 +209,30 @@ func checkPragmas(ctx context.Context, db *sql.DB) error {
 // isUnique reports whether err is a UNIQUE or PRIMARY KEY violation, the
 // only constraint errors that mean store.ErrConflict; NOT NULL or CHECK
 // failures are bugs and stay plain errors.
+// connect makes the pool's first connection. Switching a new database file
+// to WAL (a DSN pragma) takes an exclusive lock, and SQLite answers a
+// concurrent switch by another process with SQLITE_BUSY without waiting
+// for busy_timeout; so a few short retries, bounded by the busy timeout.
+func connect(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
 func isUnique(err error) bool {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {

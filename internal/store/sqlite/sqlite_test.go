@@ -352,3 +352,28 @@ func TestTwoProcesses(t *testing.T) {
 		t.Errorf("%d certificates, want %d", n, 2*workers*each)
 	}
 }
+
+// Processes opening one new database at once (a CLI command started with the
+// first server) all succeed: the WAL switch's SQLITE_BUSY is retried.
+func TestConcurrentOpenOfNewDatabase(t *testing.T) {
+	for round := range 10 {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("new-%d.db", round))
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Go(func() {
+				s, err := Open(context.Background(), path)
+				if err == nil {
+					err = s.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("round %d, opener %d: %v", round, i, err)
+			}
+		}
+	}
+}
