@@ -312,19 +312,9 @@ func parseKTRI(s cryptobyte.String) (Recipient, error) {
 	if !s.ReadASN1Integer(&version) {
 		return r, malformed("ktri version")
 	}
-	switch {
-	case s.PeekASN1Tag(cbasn1.SEQUENCE):
-		ias, ok := readIssuerAndSerial(&s)
-		if !ok {
-			return r, malformed("ktri issuerAndSerialNumber")
-		}
-		r.IssuerAndSerial = ias
-	case s.PeekASN1Tag(tagImplicit0):
-		var ski cryptobyte.String
-		s.ReadASN1(&ski, tagImplicit0)
-		r.SubjectKeyID = clone(ski)
-	default:
-		return r, malformed("ktri rid")
+	var err error
+	if r.IssuerAndSerial, r.SubjectKeyID, err = readIdentifier(&s, "ktri rid"); err != nil {
+		return r, err
 	}
 	var alg pkix.AlgorithmIdentifier
 	var ek cryptobyte.String

@@ -138,19 +138,9 @@ func parseSignerInfo(s *cryptobyte.String) (*SignerInfo, error) {
 	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1Integer(&si.Version) {
 		return nil, malformed("SignerInfo")
 	}
-	switch {
-	case seq.PeekASN1Tag(cbasn1.SEQUENCE):
-		ias, ok := readIssuerAndSerial(&seq)
-		if !ok {
-			return nil, malformed("SignerInfo issuerAndSerialNumber")
-		}
-		si.IssuerAndSerial = ias
-	case seq.PeekASN1Tag(tagImplicit0):
-		var ski cryptobyte.String
-		seq.ReadASN1(&ski, tagImplicit0)
-		si.SubjectKeyID = clone(ski)
-	default:
-		return nil, malformed("SignerInfo sid")
+	var err error
+	if si.IssuerAndSerial, si.SubjectKeyID, err = readIdentifier(&seq, "SignerInfo sid"); err != nil {
+		return nil, err
 	}
 	if !readAlgorithmIdentifier(&seq, &si.DigestAlgorithm) {
 		return nil, malformed("SignerInfo digestAlgorithm")
@@ -496,4 +486,24 @@ func readMGF1(s *cryptobyte.String) (crypto.Hash, error) {
 		return 0, malformed("MGF1 parameters")
 	}
 	return hashForDigestOID(inner.Algorithm)
+}
+
+// readIdentifier reads the SignerIdentifier / RecipientIdentifier CHOICE:
+// issuerAndSerialNumber, or [0] subjectKeyIdentifier.
+func readIdentifier(s *cryptobyte.String, what string) (*IssuerAndSerial, []byte, error) {
+	switch {
+	case s.PeekASN1Tag(cbasn1.SEQUENCE):
+		ias, ok := readIssuerAndSerial(s)
+		if !ok {
+			return nil, nil, malformed("%s issuerAndSerialNumber", what)
+		}
+		return ias, nil, nil
+	case s.PeekASN1Tag(tagImplicit0):
+		var ski cryptobyte.String
+		if !s.ReadASN1(&ski, tagImplicit0) || len(ski) == 0 {
+			return nil, nil, malformed("%s subjectKeyIdentifier", what)
+		}
+		return nil, clone(ski), nil
+	}
+	return nil, nil, malformed("%s", what)
 }
