@@ -30,6 +30,7 @@ type ProfileConfig struct {
 	DNSPatterns      []string          `toml:"dns_patterns"`
 	EmailPatterns    []string          `toml:"email_patterns"`
 	URIPatterns      []string          `toml:"uri_patterns"`
+	SANFixed         []string          `toml:"san_fixed"` // "dns:vpn.acme.example", "uri:…", "email:…", "ip:…"
 	RequireSAN       *bool             `toml:"require_san"`
 	Approval         *bool             `toml:"approval"`
 	RequestRetention string            `toml:"request_retention"`
@@ -174,6 +175,12 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 		}
 	}
 	p.DNSPatterns, p.EmailPatterns, p.URIPatterns = pc.DNSPatterns, pc.EmailPatterns, pc.URIPatterns
+	for _, v := range pc.SANFixed {
+		if typ, val, ok := strings.Cut(v, ":"); !ok || val == "" || (typ != "dns" && typ != "email" && typ != "ip" && typ != "uri") {
+			return p, fmt.Errorf("san_fixed %q: want dns:NAME, email:ADDRESS, ip:ADDRESS or uri:URI", v)
+		}
+	}
+	p.SANFixed = pc.SANFixed
 	setBool(&p.RequireSAN, pc.RequireSAN)
 	setBool(&p.RequireApproval, pc.Approval)
 	setBool(&p.AllowKeyReuse, pc.AllowKeyReuse)

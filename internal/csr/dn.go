@@ -92,3 +92,23 @@ func AttributeOID(name string) (asn1.ObjectIdentifier, bool) {
 	oid, ok := dnAttributes[strings.ToUpper(name)]
 	return oid, ok
 }
+
+// SameName reports whether two DER names are the same name: equal bytes,
+// or equal RFC 4514 forms (the same name in another string encoding).
+func SameName(a, b []byte) bool {
+	if string(a) == string(b) {
+		return true
+	}
+	na, nb := nameString(a), nameString(b)
+	return na != "" && na == nb
+}
+
+func nameString(raw []byte) string {
+	var rdns pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(raw, &rdns); err != nil || len(rest) > 0 {
+		return ""
+	}
+	var n pkix.Name
+	n.FillFromRDNSequence(&rdns)
+	return n.String()
+}

@@ -134,6 +134,8 @@ type State struct {
 	// RawSubject is the subject to issue: the CSR's, with the profile's
 	// fixed values applied.
 	RawSubject []byte
+	// SANs are the names to issue: the CSR's, with the profile's fixed ones.
+	SANs SANSet
 	// ConsumeChallenge names the one-time challenge this issuance uses up.
 	ConsumeChallenge []byte
 	// Renews is the certificate a renewal replaces (nil otherwise).
@@ -242,10 +244,10 @@ func (s *Service) sign(ctx context.Context, st *State, issuer *ca.Issuer, now ti
 	csr := st.Req.CSR
 	cert, err := issuer.Issue(ctx, ca.Request{
 		RawSubject:     st.RawSubject,
-		DNSNames:       csr.DNSNames,
-		EmailAddresses: csr.EmailAddresses,
-		IPAddresses:    csr.IPAddresses,
-		URIs:           csr.URIs,
+		DNSNames:       st.SANs.DNSNames,
+		EmailAddresses: st.SANs.EmailAddresses,
+		IPAddresses:    st.SANs.IPAddresses,
+		URIs:           st.SANs.URIs,
 		PublicKey:      csr.PublicKey,
 		Profile:        st.Profile,
 	}, now, noReservation)

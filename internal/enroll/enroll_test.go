@@ -457,3 +457,27 @@ func TestSerialCollisionRedraws(t *testing.T) {
 		t.Errorf("recorded %v, returned %s", certs, res.Record.SerialHex)
 	}
 }
+
+// Fixed SANs are added to every certificate, and a renewal that keeps the
+// CSR's names passes the name check with them.
+func TestFixedSANs(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name = "vpn"
+	p.SANFixed = []string{"dns:vpn.acme.example", "uri:urn:acme:fleet"}
+	p.RenewalWindow = 1
+	f := newFixture(t, map[string]pki.Profile{"vpn": p}, "vpn")
+	ctx := context.Background()
+	res, err := f.svc.Enroll(ctx, request(t, static, "dev.acme.example", "vpn.acme.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Certificate
+	if strings.Join(c.DNSNames, ",") != "dev.acme.example,vpn.acme.example" || len(c.URIs) != 1 || c.URIs[0].String() != "urn:acme:fleet" {
+		t.Errorf("DNS %v URIs %v", c.DNSNames, c.URIs)
+	}
+	renew := request(t, "", "dev.acme.example")
+	renew.Renewal, renew.Evidence.SignerCert = true, c
+	if _, err := f.svc.Enroll(ctx, renew); err != nil {
+		t.Fatalf("renewal with the fixed SANs: %v", err)
+	}
+}

@@ -5,7 +5,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"net"
+	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -22,6 +25,68 @@ type namePolicy struct {
 	email    []*regexp.Regexp
 	uri      []*regexp.Regexp
 	needSAN  bool
+	sans     SANSet // fixed values added to every certificate
+}
+
+// SANSet is a certificate's subject alternative names by type.
+type SANSet struct {
+	DNSNames       []string
+	EmailAddresses []string
+	IPAddresses    []net.IP
+	URIs           []*url.URL
+}
+
+// with returns the union of a and b, each value once, a's order first.
+func (a SANSet) with(b SANSet) SANSet {
+	out := SANSet{
+		DNSNames:       appendNew(slices.Clone(a.DNSNames), b.DNSNames, func(s string) string { return s }),
+		EmailAddresses: appendNew(slices.Clone(a.EmailAddresses), b.EmailAddresses, func(s string) string { return s }),
+		IPAddresses:    appendNew(slices.Clone(a.IPAddresses), b.IPAddresses, net.IP.String),
+		URIs:           appendNew(slices.Clone(a.URIs), b.URIs, (*url.URL).String),
+	}
+	return out
+}
+
+func appendNew[T any](dst, src []T, key func(T) string) []T {
+	seen := map[string]bool{}
+	for _, v := range dst {
+		seen[key(v)] = true
+	}
+	for _, v := range src {
+		if !seen[key(v)] {
+			seen[key(v)] = true
+			dst = append(dst, v)
+		}
+	}
+	return dst
+}
+
+func parseFixedSANs(values []string) (SANSet, error) {
+	var set SANSet
+	for _, v := range values {
+		typ, val, _ := strings.Cut(v, ":")
+		switch typ {
+		case "dns":
+			set.DNSNames = append(set.DNSNames, val)
+		case "email":
+			set.EmailAddresses = append(set.EmailAddresses, val)
+		case "ip":
+			ip := net.ParseIP(val)
+			if ip == nil {
+				return set, fmt.Errorf("san_fixed %q: not an IP address", v)
+			}
+			set.IPAddresses = append(set.IPAddresses, ip)
+		case "uri":
+			u, err := url.Parse(val)
+			if err != nil {
+				return set, fmt.Errorf("san_fixed %q: %w", v, err)
+			}
+			set.URIs = append(set.URIs, u)
+		default:
+			return set, fmt.Errorf("san_fixed %q: unknown type", v)
+		}
+	}
+	return set, nil
 }
 
 type fixedAttr struct {
@@ -52,6 +117,9 @@ func compileNames(p pki.Profile) (*namePolicy, error) {
 		np.patterns[strings.ToUpper(n)] = c
 	}
 	var err error
+	if np.sans, err = parseFixedSANs(p.SANFixed); err != nil {
+		return nil, err
+	}
 	if np.dns, err = compileAll(p.DNSPatterns); err != nil {
 		return nil, fmt.Errorf("dns_patterns: %w", err)
 	}
@@ -136,6 +204,7 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 	if np.needSAN && len(req.DNSNames)+len(req.EmailAddresses)+len(req.IPAddresses)+len(req.URIs) == 0 {
 		return pki.Errorf(pki.EBadRequest, "the profile requires a subject alternative name")
 	}
+	st.SANs = SANSet{DNSNames: req.DNSNames, EmailAddresses: req.EmailAddresses, IPAddresses: req.IPAddresses, URIs: req.URIs}.with(np.sans)
 	st.RawSubject = req.RawSubject
 	if len(np.fixed) > 0 {
 		raw, err := np.applyFixed(rdns)

@@ -3,8 +3,6 @@ package enroll
 import (
 	"bytes"
 	"context"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"errors"
 	"net"
 	"net/url"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -54,8 +53,7 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	if opens := st.Profile.RenewalOpens(signer.NotBefore, signer.NotAfter); now.Before(opens) {
 		return pki.Errorf(pki.EBadTime, "renewal of this certificate opens at %s", opens.UTC().Format(time.RFC3339))
 	}
-	csr := st.Req.CSR
-	if !st.Profile.AllowKeyReuse && bytes.Equal(csr.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
+	if !st.Profile.AllowKeyReuse && bytes.Equal(st.Req.CSR.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
 		return pki.Errorf(pki.EBadRequest, "the profile requires a new key on renewal")
 	}
 	st.Renews = old
@@ -69,34 +67,17 @@ func checkRenewalNames(_ context.Context, st *State) error {
 		return nil
 	}
 	old := st.Req.Evidence.SignerCert
-	if !sameName(st.RawSubject, old.RawSubject) {
+	if !csr.SameName(st.RawSubject, old.RawSubject) {
 		return pki.Errorf(pki.EBadRequest, "a renewal must keep the subject %s", old.Subject)
 	}
-	csr := st.Req.CSR
-	if !sameStrings(csr.DNSNames, old.DNSNames) || !sameStrings(csr.EmailAddresses, old.EmailAddresses) ||
-		!sameIPs(csr.IPAddresses, old.IPAddresses) || !sameStrings(urisOf(csr.URIs), urisOf(old.URIs)) {
+	// The names to issue include the profile's fixed SANs, as the old
+	// certificate's do.
+	sans := st.SANs
+	if !sameStrings(sans.DNSNames, old.DNSNames) || !sameStrings(sans.EmailAddresses, old.EmailAddresses) ||
+		!sameIPs(sans.IPAddresses, old.IPAddresses) || !sameStrings(urisOf(sans.URIs), urisOf(old.URIs)) {
 		return pki.Errorf(pki.EBadRequest, "a renewal must keep the subject alternative names of the certificate it renews")
 	}
 	return nil
-}
-
-func sameName(a, b []byte) bool {
-	if bytes.Equal(a, b) {
-		return true
-	}
-	// The same names in another string encoding are the same name.
-	na, nb := nameString(a), nameString(b)
-	return na != "" && na == nb
-}
-
-func nameString(raw []byte) string {
-	var rdns pkix.RDNSequence
-	if rest, err := asn1.Unmarshal(raw, &rdns); err != nil || len(rest) > 0 {
-		return ""
-	}
-	var n pkix.Name
-	n.FillFromRDNSequence(&rdns)
-	return n.String()
 }
 
 func urisOf(us []*url.URL) []string {

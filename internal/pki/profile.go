@@ -41,6 +41,9 @@ type Profile struct {
 	EmailPatterns   []string          // regexps every email SAN must match
 	URIPatterns     []string          // regexps every URI SAN must match (e.g. Intune's tag:microsoft.com,2022-09-14:sid:…)
 	RequireSAN      bool
+	// SANFixed are added to every certificate ("dns:…", "email:…", "ip:…",
+	// "uri:…"), whatever the CSR asks.
+	SANFixed []string
 
 	// RequireApproval holds requests for an operator: the client gets
 	// PENDING and polls until someone approves or rejects.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
@@ -184,6 +185,13 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	if err != nil || len(reqs) != 1 {
 		t.Fatalf("%d pending requests, %v", len(reqs), err)
 	}
+	// IssuerAndSubject must name the request's subject.
+	other, _ := csr.ParseDN("CN=someone-else")
+	wrongSubject, _ := scep.IssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, other)
+	wrong := base
+	wrong.msgType, wrong.content = scep.CertPoll, wrongSubject
+	_, rep = ts.exchange(t, wrong)
+	wantFailure(t, rep, scep.BadCertID)
 	// Someone else's key cannot collect it, nor take over its transaction ID.
 	_, rep = poll(reqParams{key: testKey(t, 3), path: base.path, txID: base.txID})
 	wantFailure(t, rep, scep.BadRequest)

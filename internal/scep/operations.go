@@ -78,6 +78,9 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	if res.Held == nil || !sameRequester(req.msg.SignerCert, res.Held.CSR, res.Held.SignerCert) {
 		return nil, pki.Errorf(pki.EBadRequest, "the poll is not signed by the requester's key")
 	}
+	if !heldSubject(ias.Subject.FullBytes, res.Held) {
+		return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID for this subject")
+	}
 	if res.Pending != nil {
 		return h.certRep(req, Reply{Status: StatusPending})
 	}
@@ -99,6 +102,18 @@ func sameRequester(signer *x509.Certificate, csrDER, signerDER []byte) bool {
 		if c, err := x509.ParseCertificate(signerDER); err == nil && bytes.Equal(c.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
 			return true
 		}
+	}
+	return false
+}
+
+// heldSubject: CertPoll's IssuerAndSubject names the subject of the held
+// request (or of the certificate that signed a renewal).
+func heldSubject(subject []byte, held *pki.EnrollmentRequest) bool {
+	if r, err := x509.ParseCertificateRequest(held.CSR); err == nil && csr.SameName(subject, r.RawSubject) {
+		return true
+	}
+	if c, err := x509.ParseCertificate(held.SignerCert); err == nil && csr.SameName(subject, c.RawSubject) {
+		return true
 	}
 	return false
 }
