@@ -284,23 +284,29 @@ func testConcurrentIssuance(t *testing.T, s store.Store) {
 }
 
 func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
-func isUnusable(err error) bool { return errors.Is(err, store.ErrChallengeUnusable) }
 
-func testConcurrentReserveSameSerial(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	errs := start(16, func(int) error { return s.ReserveSerial(ctx, issuerA, "5a5a", t0) })
+// exactlyOneWins checks that one of the concurrent calls succeeded and
+// every other one failed with the expected error.
+func exactlyOneWins(t *testing.T, errs []error, loser error, what string) {
+	t.Helper()
 	won := 0
 	for i, err := range errs {
 		switch {
 		case err == nil:
 			won++
-		case !isConflict(err):
-			t.Errorf("goroutine %d: %v, want nil or ErrConflict", i, err)
+		case !errors.Is(err, loser):
+			t.Errorf("goroutine %d: %v, want nil or %v", i, err, loser)
 		}
 	}
 	if won != 1 {
-		t.Errorf("%d goroutines reserved the serial, want exactly 1", won)
+		t.Errorf("%d %s, want exactly 1", won, what)
 	}
+}
+
+func testConcurrentReserveSameSerial(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	errs := start(16, func(int) error { return s.ReserveSerial(ctx, issuerA, "5a5a", t0) })
+	exactlyOneWins(t, errs, store.ErrConflict, "goroutines reserved the serial")
 }
 
 func testConcurrentChallengeConsumption(t *testing.T, s store.Store) {
@@ -315,18 +321,7 @@ func testConcurrentChallengeConsumption(t *testing.T, s store.Store) {
 		in.ConsumeChallengeHash = ch.Hash
 		return s.RecordIssuance(ctx, in)
 	})
-	won := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !isUnusable(err):
-			t.Errorf("goroutine %d: %v, want nil or ErrChallengeUnusable", i, err)
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d issuances consumed the challenge, want exactly 1", won)
-	}
+	exactlyOneWins(t, errs, store.ErrChallengeUnusable, "issuances consumed the challenge")
 	if got := walk(t, s, store.CertFilter{}, 100); len(got) != 1 {
 		t.Errorf("%d certificates recorded, want 1", len(got))
 	}

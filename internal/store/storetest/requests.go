@@ -215,18 +215,7 @@ func testConcurrentCreateRequest(t *testing.T, s store.Store) {
 		r := newRequest(fmt.Sprintf("c-%d", i), "default", "same-tx")
 		return s.CreateRequest(ctx, r, nil, pendingEvent(r))
 	})
-	won := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !isConflict(err):
-			t.Errorf("goroutine %d: %v, want nil or ErrConflict", i, err)
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d pending requests created for one transaction, want exactly 1", won)
-	}
+	exactlyOneWins(t, errs, store.ErrConflict, "pending requests created for one transaction")
 	if got, err := s.ListRequests(ctx, store.RequestFilter{}); err != nil || len(got) != 1 {
 		t.Errorf("ListRequests: %d requests, %v; want 1", len(got), err)
 	}
@@ -714,18 +703,7 @@ func testCreateRequestConsumesChallenge(t *testing.T, s store.Store) {
 		r := newRequest(fmt.Sprintf("held-%02d", i), "default", fmt.Sprintf("tx-held-%02d", i))
 		return s.CreateRequest(ctx, r, ch.Hash, pendingEvent(r))
 	})
-	won := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, store.ErrChallengeUnusable):
-			t.Errorf("unexpected error: %v", err)
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d requests stored with one one-time challenge, want 1", won)
-	}
+	exactlyOneWins(t, errs, store.ErrChallengeUnusable, "requests stored with one one-time challenge")
 	reqs, err := s.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
 	if err != nil {
 		t.Fatal(err)
