@@ -154,15 +154,7 @@ func (ts *testServer) post(t testing.TB, body []byte) (*http.Response, []byte) {
 func (ts *testServer) postTo(t testing.TB, path string, body []byte) (*http.Response, []byte) {
 	t.Helper()
 	resp, err := http.Post(ts.URL+path+"?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return readResponse(t, resp, err)
 }
 
 func TestBadInput(t *testing.T) {

@@ -1,7 +1,6 @@
 package scep_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,15 +13,7 @@ import (
 func get(t *testing.T, url string) (*http.Response, []byte) {
 	t.Helper()
 	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, body
+	return readResponse(t, resp, err)
 }
 
 func TestGetNextCACertAndRollover(t *testing.T) {

@@ -136,6 +136,12 @@ func (ts *testServer) rawRequest(t *testing.T, raw []byte) (*http.Response, []by
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	return readResponse(t, resp, err)
+}
+
+// readResponse reads a whole response (err is the request's error).
+func readResponse(t testing.TB, resp *http.Response, err error) (*http.Response, []byte) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
