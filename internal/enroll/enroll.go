@@ -179,10 +179,7 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 				return nil, err
 			}
 		}
-		if err := s.sameKeyAsKnown(ctx, st); err != nil {
-			return nil, err
-		}
-		if res, ok, err := s.answerKnown(ctx, profile.Name, req.TransactionID); ok {
+		if res, ok, err := s.answerSameKey(ctx, st); ok {
 			return res, err
 		}
 	}

@@ -14,7 +14,7 @@ import (
 
 // hold stores a request the profile wants approved and answers PENDING,
 // consuming the one-time challenge that authenticated it in the same
-// transaction. (A request with a known transaction ID never gets here: it
+// transaction. (A request with a held transaction ID never gets here: it
 // is answered from its stored state.)
 func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	now := s.clock.Now()
@@ -46,7 +46,7 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	}
 	if errors.Is(err, store.ErrConflict) {
 		// Another node stored it first.
-		if res, ok, err := s.answerKnown(ctx, st.Profile.Name, st.Req.TransactionID); ok {
+		if res, ok, err := s.answerSameKey(ctx, st); ok {
 			return res, err
 		}
 	}
@@ -57,23 +57,25 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	return &Result{Pending: &r}, nil
 }
 
-// sameKeyAsKnown refuses a request that reuses the transaction ID of a held
-// request for another key: transaction IDs are often derived from public
-// keys, so they are not secrets, and one client must not take over or
-// block another's request.
-func (s *Service) sameKeyAsKnown(ctx context.Context, st *State) error {
+// answerSameKey answers a request whose transaction ID is held, from the
+// stored state; ok is false when none is held. Transaction IDs are often
+// derived from public keys, so they are not secrets: a request for another
+// key with the same ID is refused rather than taking over or blocking the
+// held one.
+func (s *Service) answerSameKey(ctx context.Context, st *State) (res *Result, ok bool, err error) {
 	r, err := s.heldRequest(ctx, st.Profile.Name, st.Req.TransactionID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return err
+		return nil, true, err
 	}
 	held, err := x509.ParseCertificateRequest(r.CSR)
 	if err != nil || !bytes.Equal(held.RawSubjectPublicKeyInfo, st.Req.CSR.RawSubjectPublicKeyInfo) {
-		return pki.Errorf(pki.EBadRequest, "this transaction ID belongs to another request")
+		return nil, true, pki.Errorf(pki.EBadRequest, "this transaction ID belongs to another request")
 	}
-	return nil
+	res, err = s.answer(ctx, r)
+	return res, true, err
 }
 
 // heldRequest returns the request kept for (profile, txID). One whose
@@ -93,29 +95,21 @@ func (s *Service) heldRequest(ctx context.Context, profile, txID string) (*pki.E
 	return r, nil
 }
 
-// answerKnown answers from a stored request with this transaction ID; ok
-// is false when there is none.
-func (s *Service) answerKnown(ctx context.Context, profile, txID string) (res *Result, ok bool, err error) {
-	r, err := s.heldRequest(ctx, profile, txID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, true, err
-	}
+// answer turns a held request into the answer its state calls for.
+func (s *Service) answer(ctx context.Context, r *pki.EnrollmentRequest) (*Result, error) {
 	switch r.Status {
 	case pki.RequestPending:
-		return &Result{Pending: r, Held: r}, true, nil
+		return &Result{Pending: r, Held: r}, nil
 	case pki.RequestRejected:
-		return nil, true, pki.Errorf(pki.EBadRequest, "the request was rejected: %s", r.Reason)
+		return nil, pki.Errorf(pki.EBadRequest, "the request was rejected: %s", r.Reason)
 	case pki.RequestIssued:
 		res, err := s.issuedResult(ctx, r.CertIssuerID, r.CertSerialHex)
 		if res != nil {
 			res.Held = r
 		}
-		return res, true, err
+		return res, err
 	}
-	return nil, true, fmt.Errorf("enroll: request %s has unknown status %q", r.ID, r.Status)
+	return nil, fmt.Errorf("enroll: request %s has unknown status %q", r.ID, r.Status)
 }
 
 func (s *Service) issuedResult(ctx context.Context, issuerID, serialHex string) (*Result, error) {
@@ -141,10 +135,14 @@ func (s *Service) Poll(ctx context.Context, profile, txID string) (*Result, erro
 	if !ok {
 		return nil, pki.Errorf(pki.EBadRequest, "unknown profile %q", profile)
 	}
-	if res, ok, err := s.answerKnown(ctx, p.Name, txID); ok {
-		return res, err
+	r, err := s.heldRequest(ctx, p.Name, txID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID")
 	}
-	return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID")
+	if err != nil {
+		return nil, err
+	}
+	return s.answer(ctx, r)
 }
 
 // Approve issues the certificate of a held request. The policy is applied
