@@ -348,11 +348,15 @@ func formatSANs(dns, emails []string, ips []net.IP, uris []*url.URL) []string {
 }
 
 func actor(req Request) string {
-	host := req.RemoteAddr
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	return string(req.Protocol) + ":" + clientHost(req.RemoteAddr)
+}
+
+// clientHost is the host part of a client address ("192.0.2.1:5000").
+func clientHost(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
 	}
-	return string(req.Protocol) + ":" + host
+	return addr
 }
 
 func (s *Service) recordFailure(ctx context.Context, req Request, cause error) {

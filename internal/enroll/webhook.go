@@ -2,7 +2,6 @@ package enroll
 
 import (
 	"context"
-	"net"
 
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
@@ -12,15 +11,11 @@ import (
 // for this request; only an explicit allow lets it through.
 func (s *Service) checkWebhook(ctx context.Context, st *State) error {
 	req := st.Req.CSR
-	host := st.Req.RemoteAddr
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
 	sans := formatSANs(req.DNSNames, req.EmailAddresses, req.IPAddresses, req.URIs)
 	allow, reason, err := s.cfg.Webhook.Verify(ctx, ChallengeCheck{
 		Challenge: st.Req.Evidence.Challenge, Subject: req.Subject.String(), SANs: sans,
 		TransactionID: st.Req.TransactionID, Profile: st.Profile.Name, Protocol: string(st.Req.Protocol),
-		RemoteAddr: host, KeyType: keys.KeyTypeOf(req.PublicKey), CSR: req.Raw,
+		RemoteAddr: clientHost(st.Req.RemoteAddr), KeyType: keys.KeyTypeOf(req.PublicKey), CSR: req.Raw,
 	})
 	if err != nil {
 		return pki.Wrap(pki.EBadRequest, err, "the challenge could not be verified")
