@@ -26,9 +26,7 @@ type Reply struct {
 	Digest         crypto.Hash
 	// Envelope is the pkcsPKIEnvelope (SUCCESS only): EnvelopedData holding
 	// a certs-only SignedData.
-	Envelope []byte
-	// ExtraCerts are included in the SignedData's certificates (the RA chain).
-	ExtraCerts  []*x509.Certificate
+	Envelope    []byte
 	SigningTime time.Time
 }
 
@@ -51,7 +49,7 @@ func BuildCertRep(r Reply, signer Identity) ([]byte, error) {
 			attrs = append(attrs, attrValue{oidFailInfoText, asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagUTF8String, Bytes: []byte(r.FailInfoText)}})
 		}
 	}
-	return sign(r.Envelope, attrs, signer, r.Digest, r.ExtraCerts, r.SigningTime)
+	return sign(r.Envelope, attrs, signer, r.Digest, r.SigningTime)
 }
 
 // Request describes a client pkiMessage to build.
@@ -75,7 +73,7 @@ func BuildRequest(r Request, signer Identity) ([]byte, error) {
 		{oidMessageType, printable(string(r.Type))},
 		{oidSenderNonce, octets(r.SenderNonce)},
 	}
-	return sign(r.Envelope, attrs, signer, r.Digest, nil, r.SigningTime)
+	return sign(r.Envelope, attrs, signer, r.Digest, r.SigningTime)
 }
 
 type attrValue struct {
@@ -91,7 +89,7 @@ func octets(b []byte) asn1.RawValue {
 	return asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagOctetString, Bytes: b}
 }
 
-func sign(content []byte, attrs []attrValue, signer Identity, digest crypto.Hash, extra []*x509.Certificate, signingTime time.Time) ([]byte, error) {
+func sign(content []byte, attrs []attrValue, signer Identity, digest crypto.Hash, signingTime time.Time) ([]byte, error) {
 	cattrs := make([]cms.Attribute, 0, len(attrs))
 	for _, a := range attrs {
 		ca, err := cms.NewAttribute(a.oid, a.value)
@@ -104,8 +102,7 @@ func sign(content []byte, attrs []attrValue, signer Identity, digest crypto.Hash
 		digest = crypto.SHA256
 	}
 	der, err := cms.Sign(content, signer.Cert, signer.Key, cattrs, cms.SignOptions{
-		Digest:            digest,
-		ExtraCertificates: extra,
+		Digest: digest,
 		// strongSwan accepts a CertRep only with rsaEncryption here, and
 		// every other client accepts it too.
 		RSAEncryptionOID: true,
