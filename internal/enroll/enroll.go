@@ -251,7 +251,7 @@ func (s *Service) sign(ctx context.Context, st *State, issuer *ca.Issuer, now ti
 	if err != nil {
 		return nil, pki.Certificate{}, err
 	}
-	return cert, Record(cert, issuer.ID, st, now), nil
+	return cert, record(cert, issuer.ID, st, now), nil
 }
 
 // issuance is what RecordIssuance writes for rec: the certificate, its
@@ -281,8 +281,8 @@ func (s *Service) issuance(st *State, rec pki.Certificate, now time.Time) store.
 	return in
 }
 
-// Record turns an issued certificate into its inventory record.
-func Record(cert *x509.Certificate, issuerID string, st *State, now time.Time) pki.Certificate {
+// record turns an issued certificate into its inventory record.
+func record(cert *x509.Certificate, issuerID string, st *State, now time.Time) pki.Certificate {
 	return pki.Certificate{
 		SerialHex:     cert.SerialNumber.Text(16),
 		IssuerID:      issuerID,
