@@ -34,7 +34,9 @@ func caDataDir(t *testing.T, opts ca.InitOptions) (string, *ca.Authority) {
 func TestCARollover(t *testing.T) {
 	ctx := context.Background()
 	dir, cur := caDataDir(t, ca.InitOptions{})
-	switchAt := time.Now().UTC().Add(72 * time.Hour).Truncate(time.Second)
+	// The command reads pki.SystemClock; so does the test.
+	clock := pki.SystemClock{}
+	switchAt := clock.Now().Add(72 * time.Hour).Truncate(time.Second)
 
 	e, out, _ := testEnv(nil)
 	if err := run(ctx, e, []string{"ca", "rollover", "--switch-at", switchAt.Format(time.RFC3339), "--key-type", "p384", "--data-dir", dir}); err != nil {
@@ -44,7 +46,7 @@ func TestCARollover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, nextRA, ok := a.Next(time.Now())
+	next, nextRA, ok := a.Next(clock.Now())
 	if !ok {
 		t.Fatal("no next CA after ca rollover")
 	}
@@ -105,7 +107,8 @@ func TestCARollover(t *testing.T) {
 func TestCARolloverDefaultsAndModeCA(t *testing.T) {
 	dir, _ := caDataDir(t, ca.InitOptions{KeyType: "rsa2048", RAMode: ca.RAModeCA})
 	e, out, _ := testEnv(map[string]string{"SCEPTER_DATA_DIR": dir})
-	before := time.Now()
+	clock := pki.SystemClock{}
+	before := clock.Now()
 	if err := run(context.Background(), e, []string{"ca", "rollover"}); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +116,7 @@ func TestCARolloverDefaultsAndModeCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, ra, ok := a.Next(time.Now())
+	next, ra, ok := a.Next(clock.Now())
 	at, _ := a.SwitchAt()
 	if !ok || !ra.IsCA || !ra.Cert.Equal(next.Cert) {
 		t.Fatal("the next CA does not act as RA like the current one")

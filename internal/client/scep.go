@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
 )
 
@@ -37,6 +38,17 @@ type SCEP struct {
 	AllowInsecureDES bool
 	// Warnf, when set, receives warnings the caller should show.
 	Warnf func(format string, args ...any)
+	// Now is the client's clock, for signingTime and the self-signed
+	// signer's validity; nil means pki.SystemClock. Tests talking to a
+	// server with a pinned clock pass that clock here.
+	Now func() time.Time
+}
+
+func (c *SCEP) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return pki.SystemClock{}.Now()
 }
 
 func (c *SCEP) warnf(format string, args ...any) {
@@ -281,7 +293,7 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 	x.signerCert, x.signerKey = r.SignerCert, r.SignerKey
 	if x.signerCert == nil {
 		x.signerKey = r.Key
-		if x.signerCert, err = SelfSigned(csr, r.Key); err != nil {
+		if x.signerCert, err = SelfSigned(csr, r.Key, c.now()); err != nil {
 			return nil, err
 		}
 	}
@@ -353,7 +365,7 @@ func (x *exchange) send(ctx context.Context, typ scep.MessageType, content []byt
 	}
 	msg, err := scep.BuildRequest(scep.Request{
 		Type: typ, TransactionID: x.txID, SenderNonce: nonce, Digest: x.digest,
-		Envelope: envelope, SigningTime: time.Now(),
+		Envelope: envelope, SigningTime: x.c.now(),
 	}, scep.Identity{Cert: x.signerCert, Key: x.signerKey})
 	if err != nil {
 		return nil, err
@@ -470,13 +482,12 @@ func TransactionID(spki []byte) string {
 }
 
 // SelfSigned makes the short-lived self-signed certificate that signs a
-// first PKCSReq (RFC 8894 §2.3).
-func SelfSigned(csr *x509.CertificateRequest, key crypto.Signer) (*x509.Certificate, error) {
+// first PKCSReq (RFC 8894 §2.3), valid around now.
+func SelfSigned(csr *x509.CertificateRequest, key crypto.Signer, now time.Time) (*x509.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial.Add(serial, big.NewInt(1)),
 		RawSubject:   csr.RawSubject,

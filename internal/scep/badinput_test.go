@@ -94,7 +94,7 @@ func (ts *testServer) build(t testing.TB, p reqParams) ([]byte, *scep.PKIMessage
 			// A deliberately broken CSR: sign with a certificate of its key.
 			req, _ = x509.ParseCertificateRequest(mustCSR(t, p.key))
 		}
-		if p.signerCert, err = client.SelfSigned(req, p.key); err != nil {
+		if p.signerCert, err = client.SelfSigned(req, p.key, ts.Clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 		p.signerKey = p.key
@@ -206,7 +206,7 @@ func TestBadInput(t *testing.T) {
 		{"GetCRL not offered", reqParams{msgType: scep.GetCRL}, scep.BadRequest},
 		{"signingTime a week old", reqParams{signingTime: captureTime.Add(-7 * 24 * time.Hour)}, scep.BadTime},
 		{"signingTime in the future", reqParams{signingTime: captureTime.Add(48 * time.Hour)}, scep.BadTime},
-		{"self-signed signer with another key", reqParams{signerCert: selfSignedFor(t, testKey(t, 3)), signerKey: testKey(t, 3)}, scep.BadRequest},
+		{"self-signed signer with another key", reqParams{signerCert: ts.selfSignedFor(t, testKey(t, 3)), signerKey: testKey(t, 3)}, scep.BadRequest},
 		{"EC signer without a challenge cannot receive the reply", reqParams{key: ecKey, challenge: "-"}, scep.BadAlg},
 	}
 	for _, tt := range tests {
@@ -300,12 +300,14 @@ func TestBadInput(t *testing.T) {
 	ts.issuedCert(t, ts.parseReply(t, body, msg), msg.SignerCert, testKey(t, 0))
 }
 
-func selfSignedFor(t *testing.T, key crypto.Signer) *x509.Certificate {
+// selfSignedFor is a self-signed signer certificate valid at the server's
+// (pinned) time.
+func (ts *testServer) selfSignedFor(t *testing.T, key crypto.Signer) *x509.Certificate {
 	req, err := x509.ParseCertificateRequest(mustCSR(t, key))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.SelfSigned(req, key)
+	c, err := client.SelfSigned(req, key, ts.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

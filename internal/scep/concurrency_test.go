@@ -23,7 +23,7 @@ func TestConcurrentEnrollments(t *testing.T) {
 	}
 	ts := newTestServer(t, serverOptions{})
 	ctx := context.Background()
-	c := &client.SCEP{URL: ts.URL + "/scep"}
+	c := &client.SCEP{URL: ts.URL + "/scep", Now: ts.Clock.Now}
 	caps, err := c.GetCACaps(ctx)
 	if err != nil {
 		t.Fatal(err)

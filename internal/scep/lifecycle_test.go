@@ -105,7 +105,7 @@ func TestRenewal(t *testing.T) {
 	if err := ts.Store.RevokeCertificate(ctx, ts.Authority.Issuer.ID, revoked.SerialNumber.Text(16), 1, ts.Clock.Now(), pki.AuditEvent{Time: ts.Clock.Now(), Type: pki.EventRevoked, Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	selfSigned := selfSignedFor(t, oldKey)
+	selfSigned := ts.selfSignedFor(t, oldKey)
 	before := ts.certCount(t)
 	refusals := []struct {
 		name    string
@@ -157,7 +157,7 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"default": def, "approval": approval}, DefaultProfile: "default"}})
 	ctx := context.Background()
 	key := testKey(t, 2)
-	signer := selfSignedFor(t, key)
+	signer := ts.selfSignedFor(t, key)
 	base := reqParams{key: key, signerCert: signer, signerKey: key, path: "/scep/approval", txID: "tx-pending-1"}
 	poll := func(p reqParams) (*scep.PKIMessage, *scep.PKIMessage) {
 		content, err := scep.IssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, signer.RawSubject)
@@ -258,7 +258,7 @@ func TestGetCert(t *testing.T) {
 	unknown := *other
 	unknown.SerialNumber = new(big.Int).Add(other.SerialNumber, big.NewInt(1))
 	wantFailure(t, getCert(mine, key, &unknown), scep.BadCertID)
-	wantFailure(t, getCert(selfSignedFor(t, key), key, other), scep.BadRequest)
+	wantFailure(t, getCert(ts.selfSignedFor(t, key), key, other), scep.BadRequest)
 }
 
 // An EC device receives its certificate in a password-based envelope keyed

@@ -20,7 +20,7 @@ func TestRAModeCA(t *testing.T) {
 		t.Fatal("the RA is not the issuing CA")
 	}
 	ctx := context.Background()
-	c := &client.SCEP{URL: ts.URL + "/scep"}
+	c := &client.SCEP{URL: ts.URL + "/scep", Now: ts.Clock.Now}
 	caps, err := c.GetCACaps(ctx)
 	if err != nil {
 		t.Fatal(err)
