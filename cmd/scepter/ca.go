@@ -21,10 +21,11 @@ const defaultSwitchIn = 720 * time.Hour
 
 // cmdCA manages the CA: ca rollover, ca show (issue 4).
 func cmdCA(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 {
-		return usageError{caUsage}
+	sub, err := subcommand(e, args, caUsage)
+	if err != nil {
+		return err
 	}
-	switch args[0] {
+	switch sub {
 	case "rollover":
 		return cmdCARollover(ctx, e, args[1:])
 	case "show":
@@ -183,7 +184,7 @@ func showCert(w io.Writer, c *x509.Certificate, withID bool) {
 	fmt.Fprintf(w, "  valid:       %s\n", validity(c))
 }
 
-func showRA(w io.Writer, ra *ca.RA) {
+func showRA(w io.Writer, ra *pki.RA) {
 	if ra.IsCA {
 		fmt.Fprintln(w, "  RA:          the issuing CA itself (RA mode ca)")
 		return

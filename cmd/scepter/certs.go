@@ -17,10 +17,11 @@ import (
 )
 
 func cmdCerts(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 {
-		return usageError{"usage: scepter certs list [--expiring-within 30d] [--json] | scepter certs show SERIAL"}
+	sub, err := subcommand(e, args, "usage: scepter certs list [--expiring-within 30d] [--json] | scepter certs show SERIAL")
+	if err != nil {
+		return err
 	}
-	switch args[0] {
+	switch sub {
 	case "list":
 		return certsList(ctx, e, args[1:])
 	case "show":

@@ -8,8 +8,13 @@ import (
 )
 
 func cmdChallenge(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 || args[0] != "new" {
-		return usageError{"usage: scepter challenge new [--ttl 60m] [--profile NAME] [--data-dir DIR]"}
+	const usage = "usage: scepter challenge new [--ttl 60m] [--profile NAME] [--data-dir DIR]"
+	sub, err := subcommand(e, args, usage)
+	if err != nil {
+		return err
+	}
+	if sub != "new" {
+		return usageError{usage}
 	}
 	var sf storeFlags
 	var ttl time.Duration
@@ -21,7 +26,7 @@ func cmdChallenge(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(fs, e, args[1:], 0, sf.sections()); err != nil {
 		return err
 	}
-	svc, st, err := sf.service(ctx, false)
+	svc, st, err := sf.adminService(ctx)
 	if err != nil {
 		return err
 	}

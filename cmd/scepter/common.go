@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -67,10 +68,16 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 	// not errors for the others.
 	serveSet, _ := newServeFlags(e)
 	known := func(name string) bool { return serveSet.Lookup(name) != nil }
-	if err := config.Parse(fs, args, e.lookupEnv, sections, known); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := config.Parse(fs, args, e.lookupEnv, sections, known)
+	if errors.Is(err, flag.ErrHelp) {
+		e.stdout.Write(out.Bytes())
+		return err
+	}
+	e.stderr.Write(out.Bytes())
+	fs.SetOutput(e.stderr)
+	if err != nil {
 		return usageError{err.Error()}
 	}
 	if fs.NArg() > maxArgs {

@@ -62,21 +62,50 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// exitCode: 0 for help that was asked for (printed on stdout), 2 for a
+// usage error (on stderr), 1 for anything else.
 func exitCode(err error) int {
 	var u usageError
-	if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &u):
 		return 2
 	}
 	return 1
 }
 
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+// subcommand reads the subcommand of a command group (certs, requests, …):
+// help asked for goes to stdout (flag.ErrHelp, exit 0); none at all is a
+// usage error (stderr, exit 2).
+func subcommand(e env, args []string, usage string) (string, error) {
+	if len(args) == 0 {
+		return "", usageError{usage}
+	}
+	if isHelp(args[0]) {
+		fmt.Fprintln(e.stdout, usage)
+		return "", flag.ErrHelp
+	}
+	return args[0], nil
+}
+
 func run(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(e.stderr)
-		if len(args) == 0 {
-			return usageError{"no command given"}
-		}
-		return nil
+		return usageError{"no command given"}
+	}
+	if isHelp(args[0]) {
+		usage(e.stdout)
+		return flag.ErrHelp
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -97,17 +126,25 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'scepter COMMAND -h' for a command's flags. Every flag can also be set as SCEPTER_<FLAG> in the environment or in a TOML file given with --config.")
 }
 
-func cmdVersion(_ context.Context, e env, _ []string) error {
+func cmdVersion(_ context.Context, e env, args []string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(e.stdout, "Usage: scepter version")
+		return flag.ErrHelp
+	}
+	if len(args) > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments: %v", args)}
+	}
 	fmt.Fprintln(e.stdout, "scepter", version)
 	return nil
 }
 
-// newFlagSet returns a flag set whose usage names the command.
+// newFlagSet returns a flag set whose usage names the command. parseFlags
+// sends the usage to stdout when help was asked for, to stderr otherwise.
 func newFlagSet(e env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: scepter %s\n\nFlags (each also SCEPTER_<NAME> in the environment):\n", synopsis)
+		fmt.Fprintf(fs.Output(), "Usage: scepter %s\n\nFlags (each also SCEPTER_<NAME> in the environment):\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs

@@ -107,3 +107,35 @@ func TestFlagsAfterPositionalArguments(t *testing.T) {
 		t.Errorf("dataDir %q args %v", sf.dataDir, fs.Args())
 	}
 }
+
+// Help that was asked for goes to stdout with exit 0, for every command and
+// group; scripts and packagers probe commands that way.
+func TestHelpExitsZeroOnStdout(t *testing.T) {
+	var cases [][]string
+	for _, flag := range []string{"-h", "--help"} {
+		cases = append(cases, []string{flag})
+		for _, c := range commands() {
+			cases = append(cases, []string{c.name, flag})
+		}
+		for _, sub := range [][]string{{"certs", "list"}, {"certs", "show"}, {"requests", "list"}, {"requests", "approve"},
+			{"requests", "reject"}, {"challenge", "new"}, {"ca", "rollover"}, {"ca", "show"}} {
+			cases = append(cases, append(append([]string{}, sub...), flag))
+		}
+	}
+	cases = append(cases, []string{"help"})
+	for _, args := range cases {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			e, out, errb := testEnv(nil)
+			err := run(context.Background(), e, args)
+			if code := exitCode(err); code != 0 {
+				t.Errorf("exit code %d (err %v), want 0", code, err)
+			}
+			if !strings.Contains(strings.ToLower(out.String()), "usage") {
+				t.Errorf("stdout does not show the usage:\n%s", out)
+			}
+			if errb.Len() != 0 {
+				t.Errorf("stderr is not empty:\n%s", errb)
+			}
+		})
+	}
+}

@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
@@ -21,8 +18,8 @@ import (
 
 func cmdRequests(ctx context.Context, e env, args []string) error {
 	usage := usageError{"usage: scepter requests list [--status pending] | requests approve ID | requests reject ID --reason TEXT"}
-	if len(args) == 0 {
-		return usage
+	if _, err := subcommand(e, args, usage.msg); err != nil {
+		return err
 	}
 	var sf storeFlags
 	var status, reason string
@@ -47,7 +44,20 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	if maxArgs == 1 && fs.NArg() != 1 {
 		return usage
 	}
-	svc, st, err := sf.service(ctx, args[0] == "approve")
+	if args[0] == "approve" {
+		svc, st, err := sf.enrollService(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		res, err := svc.Approve(ctx, fs.Arg(0), cliActor())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "approved %s: issued %s serial %s; the client collects it with its next poll\n", fs.Arg(0), res.Record.Subject, res.Record.SerialHex)
+		return nil
+	}
+	svc, st, err := sf.adminService(ctx)
 	if err != nil {
 		return err
 	}
@@ -74,12 +84,6 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "%d request(s)\n", len(reqs))
-	case "approve":
-		res, err := svc.Approve(ctx, fs.Arg(0), cliActor())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "approved %s: issued %s serial %s; the client collects it with its next poll\n", fs.Arg(0), res.Record.Subject, res.Record.SerialHex)
 	case "reject":
 		if strings.TrimSpace(reason) == "" {
 			return usageError{"--reason is required"}
@@ -92,10 +96,9 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-// service builds the enrollment service for a CLI command on an existing
-// data directory; withCA loads the CA (to issue on approval) without ever
-// creating one.
-func (s *storeFlags) service(ctx context.Context, withCA bool) (*enroll.Service, store.Store, error) {
+// adminService builds the admin service for a CLI command on an existing
+// data directory; it needs no CA.
+func (s *storeFlags) adminService(ctx context.Context) (*admin.Service, store.Store, error) {
 	st, err := s.openExistingStore(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -105,18 +108,34 @@ func (s *storeFlags) service(ctx context.Context, withCA bool) (*enroll.Service,
 		st.Close()
 		return nil, nil, err
 	}
-	var authority *ca.Authority
-	if withCA {
-		if _, err := os.Stat(filepath.Join(s.dataDir, "ca", "issuing.crt")); errors.Is(err, fs.ErrNotExist) {
-			st.Close()
-			return nil, nil, fmt.Errorf("no CA in %s", s.dataDir)
-		}
-		if authority, _, err = ca.LoadOrCreate(s.dataDir, ca.InitOptions{}, pki.SystemClock{}); err != nil {
-			st.Close()
-			return nil, nil, err
-		}
+	return admin.New(st, pki.SystemClock{}, nil, profiles), st, nil
+}
+
+// enrollService builds the enrollment service for a CLI command that
+// issues (approving a held request). It loads the CA read-only, as it is on
+// disk: it never creates one, and never promotes a next CA, which is the
+// running server's job.
+func (s *storeFlags) enrollService(ctx context.Context) (*enroll.Service, store.Store, error) {
+	authority, err := ca.Load(s.dataDir, pki.SystemClock{})
+	if errors.Is(err, ca.ErrNoCA) {
+		return nil, nil, fmt.Errorf("no CA in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", s.dataDir, s.dataDir)
 	}
-	svc, err := enroll.New(st, authority, pki.SystemClock{}, slog.New(slog.DiscardHandler), enroll.Config{Profiles: profiles, DefaultProfile: s.defaultProfile})
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := s.openExistingStore(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	profiles, err := s.profileSet()
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	// Approving re-applies the profile's policy; the request's
+	// authentication was checked when it was held, so no challenge
+	// provider is needed here.
+	svc, err := enroll.New(st, authority, pki.SystemClock{}, nil, enroll.Config{Profiles: profiles, DefaultProfile: s.defaultProfile})
 	if err != nil {
 		st.Close()
 		return nil, nil, err

@@ -16,12 +16,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/ndes"
 	"github.com/scepter/scepter/internal/pki"
-	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/scep/scepserver"
+	"github.com/scepter/scepter/internal/server"
 	"github.com/scepter/scepter/internal/store/sqlite"
 	"github.com/scepter/scepter/internal/webhook"
 )
@@ -64,7 +67,7 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.caKeyType, "ca-key-type", "p256", "key type of a new CA: p256, p384, rsa2048, rsa3072, rsa4096")
 	fs.StringVar(&f.scepRA, "scep-ra", "separate", "SCEP RA: 'separate' (an RSA-2048 RA certificate) or 'ca' (the issuing CA itself; RSA CAs only)")
 	fs.BoolVar(&f.allowInsecureDES, "allow-insecure-des", false, "accept single-DES request envelopes from legacy clients (RFC 8894 forbids it; replies use DES3)")
-	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", scep.DefaultMaxClockSkew, "largest accepted difference between a request's signingTime and the server clock")
+	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", scepserver.DefaultMaxClockSkew, "largest accepted difference between a request's signingTime and the server clock")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.webhookURL, "webhook-url", "", "challenge webhook for profiles with challenge = \"webhook\" (see docs/webhook.md)")
@@ -137,15 +140,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	handler, err := scep.New(svc, authority, st, clock, log, scep.Options{AllowInsecureDES: f.allowInsecureDES, MaxClockSkew: f.maxClockSkew})
+	scepHandler, err := scepserver.New(svc, clock, log, scepserver.Options{AllowInsecureDES: f.allowInsecureDES, MaxClockSkew: f.maxClockSkew})
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	for _, path := range scep.Paths {
-		mux.Handle(path, handler)
+	handlers := server.Handlers{SCEP: scepHandler}
+	adm := admin.New(st, clock, log, profiles)
+	if handlers.NDES, err = f.ndes(svc, adm, authority, log); err != nil {
+		return err
 	}
-	if err := f.ndes(mux, svc, authority, log); err != nil {
+	mux, err := server.PlainMux(handlers)
+	if err != nil {
 		return err
 	}
 
@@ -227,35 +232,35 @@ func (f *serveFlags) webhook(profiles map[string]pki.Profile) (enroll.ChallengeV
 	return webhook.New(webhook.Config{URL: f.webhookURL, Secret: secret, Timeout: f.webhookTimeout})
 }
 
-// ndes serves the NDES-compatible one-time password page when a user is set.
-func (f *serveFlags) ndes(mux *http.ServeMux, svc *enroll.Service, authority *ca.Authority, log *slog.Logger) error {
+// ndes builds the NDES-compatible one-time password page when a user is
+// set (a nil Router otherwise).
+func (f *serveFlags) ndes(svc *enroll.Service, adm *admin.Service, authority *ca.Authority, log *slog.Logger) (server.Router, error) {
 	if f.ndesUser == "" {
-		return nil
+		return nil, nil
 	}
 	password := f.ndesPassword
 	if f.ndesPasswordFile != "" {
 		b, err := os.ReadFile(f.ndesPasswordFile)
 		if err != nil {
-			return fmt.Errorf("NDES password: %w", err)
+			return nil, fmt.Errorf("NDES password: %w", err)
 		}
 		password = strings.TrimSpace(string(b))
 	}
 	if password == "" {
-		return usageError{"--ndes-user needs --ndes-password-file or SCEPTER_NDES_PASSWORD"}
+		return nil, usageError{"--ndes-user needs --ndes-password-file or SCEPTER_NDES_PASSWORD"}
 	}
 	if f.ndesProfile != "" {
 		if _, ok := svc.Profile(f.ndesProfile); !ok {
-			return usageError{fmt.Sprintf("--ndes-profile %q is not a configured profile", f.ndesProfile)}
+			return nil, usageError{fmt.Sprintf("--ndes-profile %q is not a configured profile", f.ndesProfile)}
 		}
 	}
-	issuer, _ := authority.Active(time.Now())
-	h, err := ndes.New(svc, ndes.Config{Username: f.ndesUser, Password: password, TTL: f.ndesTTL, Profile: f.ndesProfile,
+	issuer, _ := authority.Active(pki.SystemClock{}.Now())
+	h, err := ndes.New(adm, ndes.Config{Username: f.ndesUser, Password: password, TTL: f.ndesTTL, Profile: f.ndesProfile,
 		CAThumbprint: sha1Hex(issuer.Cert.Raw)}, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	h.Register(mux)
-	return nil
+	return h, nil
 }
 
 func sha1Hex(b []byte) string {
@@ -289,7 +294,7 @@ func (f *serveFlags) resolveChallenge() (challenge, generatedPath string, err er
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return "", "", fmt.Errorf("challenge file: %w", err)
 	}
-	c, err := enroll.NewStaticChallenge()
+	c, err := credential.RandomToken(20)
 	if err != nil {
 		return "", "", err
 	}

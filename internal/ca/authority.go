@@ -12,31 +12,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/scepter/scepter/internal/pki"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// RA is the SCEP registration authority: it signs CertReps and decrypts the
-// envelopes clients encrypt to its certificate.
-type RA struct {
-	Cert *x509.Certificate
-	// Key is an RSA key; it also implements crypto.Decrypter (see Decrypter).
-	Key crypto.Signer
-	// Chain is the RA certificate, the issuing CA, the root; when IsCA the
-	// RA certificate is the issuing CA's, so it is just the issuer's chain.
-	Chain []*x509.Certificate
-	// IsCA is true when the issuing CA itself acts as RA (RA mode "ca").
-	IsCA bool
-}
-
-// Decrypter returns the RA key as a crypto.Decrypter (always possible for an
-// RA built by this package).
-func (r *RA) Decrypter() crypto.Decrypter {
-	d, _ := r.Key.(crypto.Decrypter)
-	return d
-}
 
 // Authority is the loaded CA: the root, the issuing CAs and their RAs.
 //
@@ -55,7 +36,7 @@ type Authority struct {
 	// never change afterwards. New code calls Active(now), which follows a
 	// rollover's switch.
 	Issuer *Issuer
-	RA     *RA
+	RA     *pki.RA
 
 	state atomic.Pointer[issuerSet]
 	// rootSigner is the root key when it is loaded (LoadOrCreate, Load):
@@ -74,21 +55,21 @@ type Authority struct {
 // modified once published through Authority.state.
 type issuerSet struct {
 	current   *Issuer
-	currentRA *RA
+	currentRA *pki.RA
 	next      *Issuer // nil without a pending rollover
-	nextRA    *RA
+	nextRA    *pki.RA
 	switchAt  time.Time
 	previous  []*Issuer // newest first
 	// previousRAs are the RAs of previous issuers whose keys are kept,
 	// for envelopes encrypted to an old RA certificate (newest first).
-	previousRAs []*RA
+	previousRAs []*pki.RA
 
 	all   []*Issuer // current, next, previous
 	roots *x509.CertPool
 	inter *x509.CertPool
 }
 
-func newIssuerSet(root *x509.Certificate, current *Issuer, currentRA *RA, next *Issuer, nextRA *RA, switchAt time.Time, previous []*Issuer, previousRAs []*RA) *issuerSet {
+func newIssuerSet(root *x509.Certificate, current *Issuer, currentRA *pki.RA, next *Issuer, nextRA *pki.RA, switchAt time.Time, previous []*Issuer, previousRAs []*pki.RA) *issuerSet {
 	s := &issuerSet{current: current, currentRA: currentRA, next: next, nextRA: nextRA, switchAt: switchAt,
 		roots: x509.NewCertPool(), inter: x509.NewCertPool()}
 	seen := map[string]bool{}
@@ -119,7 +100,7 @@ func newIssuerSet(root *x509.Certificate, current *Issuer, currentRA *RA, next *
 // (LoadOrCreate is the usual way; tests build CAs in memory). issuer's chain
 // must end at root; extra are previous issuers, still accepted by IssuerByID
 // and IssuedByUs. SetNext adds a next issuer.
-func NewAuthority(root *x509.Certificate, issuer *Issuer, ra *RA, extra ...*Issuer) (*Authority, error) {
+func NewAuthority(root *x509.Certificate, issuer *Issuer, ra *pki.RA, extra ...*Issuer) (*Authority, error) {
 	if root == nil || issuer == nil || ra == nil {
 		return nil, errors.New("ca: an authority needs a root, an issuer and an RA")
 	}
@@ -131,7 +112,7 @@ func NewAuthority(root *x509.Certificate, issuer *Issuer, ra *RA, extra ...*Issu
 	return a, nil
 }
 
-func checkIssuerRA(root *x509.Certificate, issuer *Issuer, ra *RA) error {
+func checkIssuerRA(root *x509.Certificate, issuer *Issuer, ra *pki.RA) error {
 	if last := issuer.Chain[len(issuer.Chain)-1]; !last.Equal(root) {
 		return fmt.Errorf("ca: the chain of issuer %q does not end at the root", issuer.Cert.Subject)
 	}
@@ -147,7 +128,7 @@ func checkIssuerRA(root *x509.Certificate, issuer *Issuer, ra *RA) error {
 // SetNext makes issuer (with its RA) the next issuing CA, current from
 // switchAt on, replacing any next issuer set before. It changes nothing on
 // disk (Rollover does that); it is for Authorities built in memory.
-func (a *Authority) SetNext(issuer *Issuer, ra *RA, switchAt time.Time) error {
+func (a *Authority) SetNext(issuer *Issuer, ra *pki.RA, switchAt time.Time) error {
 	if issuer == nil || ra == nil || switchAt.IsZero() {
 		return errors.New("ca: a next issuer needs an issuer, an RA and a switch time")
 	}
@@ -169,7 +150,7 @@ func (a *Authority) SetNext(issuer *Issuer, ra *RA, switchAt time.Time) error {
 // Active returns the issuing CA and RA in charge at now: the current ones,
 // or the next ones once now has reached their switch time (so a running
 // server switches without a restart).
-func (a *Authority) Active(now time.Time) (*Issuer, *RA) {
+func (a *Authority) Active(now time.Time) (*Issuer, *pki.RA) {
 	s := a.state.Load()
 	if s.next != nil && !now.Before(s.switchAt) {
 		return s.next, s.nextRA
@@ -179,7 +160,7 @@ func (a *Authority) Active(now time.Time) (*Issuer, *RA) {
 
 // Next returns the next issuing CA and its RA while one exists and now is
 // before its switch time (what GetNextCACert serves); ok is false otherwise.
-func (a *Authority) Next(now time.Time) (issuer *Issuer, ra *RA, ok bool) {
+func (a *Authority) Next(now time.Time) (issuer *Issuer, ra *pki.RA, ok bool) {
 	s := a.state.Load()
 	if s.next != nil && now.Before(s.switchAt) {
 		return s.next, s.nextRA, true
@@ -218,9 +199,9 @@ func (a *Authority) Previous() []*Issuer { return slices.Clone(a.state.Load().pr
 // decrypts an envelope with the RA whose certificate it is addressed to,
 // which after a rollover may be an older one (a client polling for a
 // request made before the switch).
-func (a *Authority) RAs() []*RA {
+func (a *Authority) RAs() []*pki.RA {
 	s := a.state.Load()
-	out := []*RA{s.currentRA}
+	out := []*pki.RA{s.currentRA}
 	if s.nextRA != nil {
 		out = append(out, s.nextRA)
 	}

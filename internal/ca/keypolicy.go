@@ -12,7 +12,7 @@ import (
 	"github.com/scepter/scepter/internal/pki"
 )
 
-// maxRSABits bounds RSA keys when a KeyPolicy sets no maximum (security P7).
+// maxRSABits bounds RSA keys when a KeyPolicy sets no maximum.
 const maxRSABits = 8192
 
 // CheckKey enforces a KeyPolicy on a subject public key: RSA keys must have

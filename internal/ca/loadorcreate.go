@@ -380,7 +380,7 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 		return nil, err
 	}
 	var next *Issuer
-	var nextRA *RA
+	var nextRA *pki.RA
 	if hasNext {
 		if next, nextRA, err = loadGeneration(nextDir, root, o, now, m); err != nil {
 			return nil, fmt.Errorf("%w (the next CA of a rollover; remove %s to discard it)", err, nextDir)
@@ -406,7 +406,7 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 // loadGeneration loads and checks the issuing CA in dir (dir/ca or
 // dir/ca/next) and its RA, issuing the RA certificate when the RA mode asks
 // for one that is missing.
-func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.Time, m loadMode) (*Issuer, *RA, error) {
+func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.Time, m loadMode) (*Issuer, *pki.RA, error) {
 	issCert, issKey, err := loadPair(dir, IssuingCertFile, IssuingKeyFile)
 	if err != nil {
 		return nil, nil, err
@@ -435,13 +435,13 @@ func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.
 		raMode = detectRAMode(present, issKey)
 	}
 
-	var ra *RA
+	var ra *pki.RA
 	switch raMode {
 	case RAModeCA:
 		if _, ok := issKey.(crypto.Decrypter); !ok || !isRSA(issKey.Public()) {
 			return nil, nil, fmt.Errorf("ca: RA mode %q needs an RSA CA key, but the existing CA key is %s (in %s); use RA mode %q", RAModeCA, keys.KeyTypeOf(issKey.Public()), dir, RAModeSeparate)
 		}
-		ra = &RA{Cert: issCert, Key: issKey, Chain: iss.Chain, IsCA: true}
+		ra = &pki.RA{Cert: issCert, Key: issKey, Chain: iss.Chain, IsCA: true}
 	default:
 		switch {
 		case present[RACertFile] && !present[RAKeyFile]:
@@ -486,7 +486,7 @@ func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.
 		if want := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment; raCert.KeyUsage&want != want {
 			return nil, nil, fmt.Errorf("ca: %s lacks keyUsage digitalSignature and keyEncipherment, which SCEP clients check", filepath.Join(dir, RACertFile))
 		}
-		ra = &RA{Cert: raCert, Key: raKey, Chain: []*x509.Certificate{raCert, issCert, root}}
+		ra = &pki.RA{Cert: raCert, Key: raKey, Chain: []*x509.Certificate{raCert, issCert, root}}
 	}
 
 	// chain.pem is derived: rewrite it when missing or stale.

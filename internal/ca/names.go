@@ -16,7 +16,7 @@ import (
 	"github.com/scepter/scepter/internal/pki"
 )
 
-// maxNameLen bounds every SAN entry (security P8).
+// maxNameLen bounds every SAN entry.
 const maxNameLen = 255
 
 var (

@@ -82,7 +82,7 @@ type RolloverOptions struct {
 // has passed is promoted first); a next CA that is still pending is never
 // replaced: Rollover refuses, naming the directory to remove to discard it.
 // It returns the next issuer and RA.
-func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *RA, error) {
+func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.RA, error) {
 	if clock == nil {
 		clock = pki.SystemClock{}
 	}
@@ -355,7 +355,7 @@ func cleanup(caDir string) {
 // CA, newest first. They are not checked for expiry: an expired issuer
 // still identifies (and revokes) what it issued. Each must be signed by the
 // root, its key must match, and its directory must bear its issuer ID.
-func loadPrevious(caDir string, root *x509.Certificate, currentID string) ([]*Issuer, []*RA, error) {
+func loadPrevious(caDir string, root *x509.Certificate, currentID string) ([]*Issuer, []*pki.RA, error) {
 	prevRoot := filepath.Join(caDir, PreviousDir)
 	entries, err := os.ReadDir(prevRoot)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -365,7 +365,7 @@ func loadPrevious(caDir string, root *x509.Certificate, currentID string) ([]*Is
 		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
 	var issuers []*Issuer
-	ras := map[string]*RA{}
+	ras := map[string]*pki.RA{}
 	for _, e := range entries {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || e.Name() == currentID {
 			continue
@@ -396,10 +396,10 @@ func loadPrevious(caDir string, root *x509.Certificate, currentID string) ([]*Is
 				return nil, nil, err
 			}
 			if raCert.CheckSignatureFrom(cert) == nil && checkRAKey(d, raKey) == nil {
-				ras[iss.ID] = &RA{Cert: raCert, Key: raKey, Chain: []*x509.Certificate{raCert, cert, root}}
+				ras[iss.ID] = &pki.RA{Cert: raCert, Key: raKey, Chain: []*x509.Certificate{raCert, cert, root}}
 			}
 		case isRSA(key.Public()):
-			ras[iss.ID] = &RA{Cert: cert, Key: key, Chain: iss.Chain, IsCA: true}
+			ras[iss.ID] = &pki.RA{Cert: cert, Key: key, Chain: iss.Chain, IsCA: true}
 		}
 	}
 	// Newest first: a later rollover's CA starts, or else ends, later.
@@ -409,7 +409,7 @@ func loadPrevious(caDir string, root *x509.Certificate, currentID string) ([]*Is
 		}
 		return y.Cert.NotAfter.Compare(x.Cert.NotAfter)
 	})
-	var raList []*RA
+	var raList []*pki.RA
 	for _, i := range issuers {
 		if r := ras[i.ID]; r != nil {
 			raList = append(raList, r)
@@ -470,8 +470,8 @@ func (a *Authority) Reload(now time.Time) error {
 	for _, i := range old.all {
 		issuers[i.ID] = i
 	}
-	ras := map[string]*RA{}
-	for _, r := range append([]*RA{old.currentRA, old.nextRA}, old.previousRAs...) {
+	ras := map[string]*pki.RA{}
+	for _, r := range append([]*pki.RA{old.currentRA, old.nextRA}, old.previousRAs...) {
 		if r != nil {
 			ras[string(r.Cert.Raw)] = r
 		}
@@ -482,7 +482,7 @@ func (a *Authority) Reload(now time.Time) error {
 		}
 		return i
 	}
-	keepR := func(r *RA) *RA {
+	keepR := func(r *pki.RA) *pki.RA {
 		if r != nil && ras[string(r.Cert.Raw)] != nil && ras[string(r.Cert.Raw)].IsCA == r.IsCA {
 			return ras[string(r.Cert.Raw)]
 		}
@@ -492,7 +492,7 @@ func (a *Authority) Reload(now time.Time) error {
 	for k, i := range s.previous {
 		prev[k] = keepI(i)
 	}
-	prevRAs := make([]*RA, len(s.previousRAs))
+	prevRAs := make([]*pki.RA, len(s.previousRAs))
 	for k, r := range s.previousRAs {
 		prevRAs[k] = keepR(r)
 	}

@@ -326,7 +326,7 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 		if x.recipient.IsCA {
 			caName = x.recipient.RawSubject
 		}
-		poll, err := scep.IssuerAndSubject(caName, csr.RawSubject)
+		poll, err := scep.MarshalIssuerAndSubject(caName, csr.RawSubject)
 		if err != nil {
 			return nil, err
 		}

@@ -3,10 +3,17 @@
 // into the certificate, and the record of it, written before the answer
 // leaves. Authentication and policy are small steps run in order, so a
 // protocol or a profile can add one without touching the others.
+//
+// A handler translates its wire format into a Request whose Evidence is
+// protocol-neutral (a challenge, a certificate the client proved it holds,
+// an HTTP user, a TLS channel binding) and maps the one error type of this
+// package, *pki.Error, onto its own answer. Handlers reach the store and the
+// CA only through this service.
 package enroll
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -17,37 +24,72 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
 
 // Evidence is what a client presents to authenticate an enrollment, in a
-// protocol-neutral form. Each protocol fills what it has.
+// protocol-neutral form. Each protocol fills what it has; the service
+// decides what is enough.
 type Evidence struct {
-	// Challenge is the CSR's challengePassword (SCEP) or an EST OTP.
+	// Challenge is a shared or one-time secret: SCEP's challengePassword.
 	Challenge string
-	// SignerCert is the certificate that signed a SCEP pkiMessage: self-signed
-	// for a first enrollment, or one we issued for a renewal.
+	// SignerCert is a certificate that signed the request and whose key is
+	// not the request's own (SCEP: a message signed by an earlier
+	// certificate). A self-signed transport certificate is not evidence.
 	SignerCert *x509.Certificate
-	// TLSClientCert and HTTPUser are for EST (later).
+	// TLSClientCert is the certificate the client authenticated the TLS
+	// connection with, and TLSChain the intermediates it sent along.
 	TLSClientCert *x509.Certificate
-	HTTPUser      string
-	// ChannelBinding is tls-unique / tls-exporter for EST PoP linking (later).
-	ChannelBinding []byte
+	TLSChain      []*x509.Certificate
+	// HTTPUser and HTTPPassword are HTTP Basic credentials. A password
+	// whose user is not an EST user is tried as a one-time challenge.
+	HTTPUser     string
+	HTTPPassword string
+	// Channel is set for requests that came over TLS.
+	Channel *ChannelBinding
+}
+
+// ChannelBinding links a request to the TLS session it came over
+// (RFC 7030 §3.5).
+type ChannelBinding struct {
+	// Session is the session's binding value: tls-unique on TLS 1.2,
+	// tls-exporter (RFC 9266) on TLS 1.3; nil when the session has none
+	// (a TLS 1.2 resumption without extended master secret).
+	Session []byte
+	// Claim is the value the request carries (EST: decoded from the CSR's
+	// challengePassword); nil when it carries none.
+	Claim []byte
+}
+
+// heldCertificate is the certificate, besides the request's key, whose
+// possession the client proved.
+func (e Evidence) heldCertificate() *x509.Certificate {
+	if e.SignerCert != nil {
+		return e.SignerCert
+	}
+	return e.TLSClientCert
 }
 
 // Request is one enrollment as the service sees it.
 type Request struct {
-	CSR           *x509.CertificateRequest
-	Evidence      Evidence
-	Profile       string // "" selects the default profile
+	CSR      *x509.CertificateRequest
+	Evidence Evidence
+	// Profile is the profile name ("" selects the default profile).
+	Profile       string
 	Protocol      pki.Protocol
 	TransactionID string
 	RemoteAddr    string
-	// Renewal says the client asked to renew (SCEP RenewalReq): it must be
-	// authenticated by a certificate we issued, not by a challenge.
+	// Renewal says the client asks to renew the certificate it proved it
+	// holds (Evidence.SignerCert or TLSClientCert): that certificate, not a
+	// challenge, authenticates the request.
 	Renewal bool
+	// ServerKeyGen asks the server to make the key (EST /serverkeygen): the
+	// certificate gets a new key, returned in Result.PrivateKey; the CSR
+	// only supplies the names.
+	ServerKeyGen bool
 }
 
 // Result is a successful enrollment: an issued certificate, or a request
@@ -60,6 +102,8 @@ type Result struct {
 	// Held is the stored request the answer comes from (pending or
 	// issued), so a protocol can check the poller is the requester.
 	Held *pki.EnrollmentRequest
+	// PrivateKey is the key the server made (ServerKeyGen only).
+	PrivateKey crypto.Signer
 }
 
 // Config is the service's policy configuration.
@@ -71,6 +115,9 @@ type Config struct {
 	DefaultProfile  string
 	// Webhook verifies challenges for profiles in "webhook" mode.
 	Webhook ChallengeVerifier
+	// ManufacturerRoots are the CAs whose certificates (IDevIDs)
+	// authenticate a first enrollment at profiles with ManufacturerAuth.
+	ManufacturerRoots *x509.CertPool
 }
 
 // Service is the enrollment service.
@@ -80,14 +127,20 @@ type Service struct {
 	clock     pki.Clock
 	log       *slog.Logger
 	cfg       Config
-	static    staticSecret
+	static    credential.Static
 	names     map[string]*namePolicy
 	steps     []Step
 }
 
-// New builds a service. Profiles are validated here, once. authority may be
-// nil for a service that only manages challenges (the CLI).
+// New builds a service on a loaded CA. Profiles are validated here, once:
+// a profile the linter would refuse fails at start, naming the lint.
 func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Logger, cfg Config) (*Service, error) {
+	if st == nil || authority == nil || clock == nil {
+		return nil, errors.New("enroll: a store, a CA and a clock are required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if len(cfg.Profiles) == 0 {
 		p := pki.DefaultProfile()
 		cfg.Profiles = map[string]pki.Profile{p.Name: p}
@@ -96,16 +149,13 @@ func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Log
 	if _, ok := cfg.Profiles[cfg.DefaultProfile]; !ok {
 		return nil, fmt.Errorf("enroll: default profile %q is not defined", cfg.DefaultProfile)
 	}
-	// A profile the linter would refuse fails here, at start, naming the
-	// lint, rather than on every enrollment.
-	if authority != nil {
-		for name, p := range cfg.Profiles {
-			if err := authority.Issuer.CheckProfile(p, clock.Now()); err != nil {
-				return nil, fmt.Errorf("enroll: profile %q: %w", name, err)
-			}
+	issuer, _ := authority.Active(clock.Now())
+	for name, p := range cfg.Profiles {
+		if err := issuer.CheckProfile(p, clock.Now()); err != nil {
+			return nil, fmt.Errorf("enroll: profile %q: %w", name, err)
 		}
 	}
-	s := &Service{store: st, authority: authority, clock: clock, log: log, cfg: cfg, static: newStaticSecret(cfg.StaticChallenge),
+	s := &Service{store: st, authority: authority, clock: clock, log: log, cfg: cfg, static: credential.NewStatic(cfg.StaticChallenge),
 		names: map[string]*namePolicy{}}
 	for name, p := range cfg.Profiles {
 		np, err := compileNames(p)
@@ -114,7 +164,7 @@ func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Log
 		}
 		s.names[name] = np
 	}
-	s.steps = []Step{checkProofOfPossession, checkSigner, s.authenticate, s.checkNames, checkRenewalNames, checkPolicy}
+	s.steps = []Step{checkProofOfPossession, checkChannelBinding, s.authenticate, s.checkNames, checkRenewalNames, checkPolicy}
 	return s, nil
 }
 
@@ -131,6 +181,9 @@ func (s *Service) Profile(name string) (pki.Profile, bool) {
 type State struct {
 	Req     Request
 	Profile pki.Profile
+	// PublicKey is the key to certify: the CSR's, or the one the server
+	// made (ServerKeyGen).
+	PublicKey crypto.PublicKey
 	// RawSubject is the subject to issue: the CSR's, with the profile's
 	// fixed values applied.
 	RawSubject []byte
@@ -138,8 +191,10 @@ type State struct {
 	SANs SANSet
 	// ConsumeChallenge names the one-time challenge this issuance uses up.
 	ConsumeChallenge []byte
-	// Renews is the certificate a renewal replaces (nil otherwise).
-	Renews *pki.Certificate
+	// Renews is the record of the certificate a renewal replaces, and
+	// RenewsCert that certificate (nil otherwise).
+	Renews     *pki.Certificate
+	RenewsCert *x509.Certificate
 	// Events are appended with the issuance (e.g. challenge.used).
 	Events []pki.AuditEvent
 	// CompleteRequest is the held request an approval completes.
@@ -150,12 +205,12 @@ type State struct {
 // Step is one decision. It returns a *pki.Error to refuse.
 type Step func(ctx context.Context, st *State) error
 
-// Enroll authenticates, applies the profile, issues, and records.
+// Enroll authenticates, applies the profile, issues, and records. A refusal
+// is recorded in the audit trail before it is returned (see Audited).
 func (s *Service) Enroll(ctx context.Context, req Request) (*Result, error) {
 	res, err := s.enroll(ctx, req)
 	if err != nil {
-		s.recordFailure(ctx, req, err)
-		return nil, err
+		return nil, s.recordFailure(ctx, req, err)
 	}
 	return res, nil
 }
@@ -166,18 +221,20 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 	}
 	profile, ok := s.Profile(req.Profile)
 	if !ok {
-		return nil, pki.Errorf(pki.EBadRequest, "unknown profile %q", req.Profile)
+		return nil, pki.Errorf(pki.ENotFound, "unknown profile %q", req.Profile)
 	}
-	st := &State{Req: req, Profile: profile}
-	if profile.RequireApproval {
+	if req.ServerKeyGen && !profile.ServerKeyGen {
+		return nil, pki.Errorf(pki.EBadRequest, "profile %q does not allow server-side key generation", profile.Name)
+	}
+	st := &State{Req: req, Profile: profile, PublicKey: req.CSR.PublicKey}
+	if profile.RequireApproval && !req.ServerKeyGen {
 		// A client asking again about a held request (micromdm's
-		// scepclient resends its PKCSReq instead of polling) is answered
-		// from the stored state once it proves the same key; a one-time
-		// challenge was used up when the request was held.
-		for _, step := range []Step{checkProofOfPossession, checkSigner} {
-			if err := step(ctx, st); err != nil {
-				return nil, err
-			}
+		// scepclient resends its PKCSReq instead of polling; an EST client
+		// sends the same CSR again after 202) is answered from the stored
+		// state once it proves the same key; a one-time challenge was
+		// used up when the request was held.
+		if err := checkProofOfPossession(ctx, st); err != nil {
+			return nil, err
 		}
 		if res, ok, err := s.answerSameKey(ctx, st); ok {
 			return res, err
@@ -189,69 +246,80 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	if profile.RequireApproval {
+		if req.ServerKeyGen {
+			// The key would have to wait in the store for the approval.
+			return nil, pki.Errorf(pki.EBadRequest, "profile %q holds requests for approval; server-side key generation cannot wait for one", profile.Name)
+		}
 		return s.hold(ctx, st)
 	}
-	return s.issue(ctx, st)
+	var key crypto.Signer
+	if req.ServerKeyGen {
+		var err error
+		if key, st.PublicKey, err = generateFor(profile, req.CSR.PublicKey); err != nil {
+			return nil, err
+		}
+	}
+	res, err := s.issue(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	res.PrivateKey = key
+	return res, nil
 }
 
-// issue signs and records a certificate in one durable transaction. The
-// serial is registered with the certificate: should a 128-bit random serial
-// ever be taken, the record fails, the signed certificate is dropped
-// without having left the process, and a new serial is drawn.
+// issue signs and records a certificate. Its serial is reserved in the
+// store before the CA key signs (so no signed certificate exists that the
+// store does not know), and the certificate, its audit events and the
+// challenge it consumes are recorded in one durable transaction before the
+// answer leaves.
 func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	now := s.clock.Now()
 	issuer, err := s.issuerFor(st.Profile, now)
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		cert, rec, err := s.sign(ctx, st, issuer, now)
-		if err != nil {
-			return nil, err
-		}
-		err = s.store.RecordIssuance(ctx, s.issuance(st, rec, now))
-		switch {
-		case errors.Is(err, store.ErrConflict) && st.CompleteRequest != nil:
-			return nil, pki.Wrap(pki.EConflict, err, "the request was decided by someone else")
-		case errors.Is(err, store.ErrConflict) && attempt < maxSerialDraws:
-			s.log.Warn("serial already taken; drawing another", "serial", rec.SerialHex, "issuer", rec.IssuerID)
-			continue
-		case errors.Is(err, store.ErrChallengeUnusable):
-			// Another request consumed the one-time challenge between our
-			// check and this transaction; the certificate never leaves the
-			// process.
-			return nil, pki.Wrap(pki.EBadRequest, err, "challenge password is not valid")
-		case err != nil:
-			return nil, fmt.Errorf("enroll: record issuance: %w", err)
-		}
-		s.log.Info("certificate issued", "serial", rec.SerialHex, "subject", rec.Subject, "profile", rec.Profile,
-			"protocol", rec.Protocol, "transaction_id", rec.TransactionID, "remote", rec.RequesterAddr)
-		return &Result{Certificate: cert, Chain: issuer.Chain, Record: rec}, nil
-	}
-}
-
-// maxSerialDraws bounds redraws: a second collision of 128 random bits
-// means a broken random source or store, not bad luck.
-const maxSerialDraws = 3
-
-// noReservation: the serial is registered with the certificate itself.
-func noReservation(context.Context, string, string) (bool, error) { return false, nil }
-
-func (s *Service) sign(ctx context.Context, st *State, issuer *ca.Issuer, now time.Time) (*x509.Certificate, pki.Certificate, error) {
-	csr := st.Req.CSR
 	cert, err := issuer.Issue(ctx, ca.Request{
 		RawSubject:     st.RawSubject,
 		DNSNames:       st.SANs.DNSNames,
 		EmailAddresses: st.SANs.EmailAddresses,
 		IPAddresses:    st.SANs.IPAddresses,
 		URIs:           st.SANs.URIs,
-		PublicKey:      csr.PublicKey,
+		PublicKey:      st.PublicKey,
 		Profile:        st.Profile,
-	}, now, noReservation)
+	}, now, s.reserveSerial(now))
 	if err != nil {
-		return nil, pki.Certificate{}, err
+		return nil, err
 	}
-	return cert, record(cert, issuer.ID, st, now), nil
+	rec := record(cert, issuer.ID, st, now)
+	err = s.store.RecordIssuance(ctx, s.issuance(st, rec, now))
+	switch {
+	case errors.Is(err, store.ErrConflict) && st.CompleteRequest != nil:
+		return nil, pki.Wrap(pki.EConflict, err, "the request was decided by someone else")
+	case errors.Is(err, store.ErrChallengeUnusable):
+		// Another request consumed the one-time challenge between our
+		// check and this transaction; the certificate never leaves the
+		// process, and its serial stays reserved.
+		return nil, pki.Wrap(pki.EUnauthorized, err, "challenge password is not valid")
+	case err != nil:
+		return nil, fmt.Errorf("enroll: record issuance: %w", err)
+	}
+	s.log.Info("certificate issued", "serial", rec.SerialHex, "subject", rec.Subject, "profile", rec.Profile,
+		"protocol", rec.Protocol, "transaction_id", rec.TransactionID, "remote", rec.RequesterAddr)
+	return &Result{Certificate: cert, Chain: issuer.Chain, Record: rec}, nil
+}
+
+// reserveSerial is the issuer's reservation step: the serial goes into the
+// store's serial registry in a transaction of its own, before the CA key
+// signs. A taken serial makes the issuer draw another.
+func (s *Service) reserveSerial(now time.Time) ca.ReserveFunc {
+	return func(ctx context.Context, issuerID, serialHex string) (bool, error) {
+		err := s.store.ReserveSerial(ctx, issuerID, serialHex, now)
+		if errors.Is(err, store.ErrConflict) {
+			s.log.Warn("serial already taken; drawing another", "serial", serialHex, "issuer", issuerID)
+			return true, nil
+		}
+		return false, err
+	}
 }
 
 // issuance is what RecordIssuance writes for rec: the certificate, its
@@ -261,6 +329,9 @@ func (s *Service) issuance(st *State, rec pki.Certificate, now time.Time) store.
 	evType, detail := pki.EventIssued, ""
 	if st.Renews != nil {
 		evType, detail = pki.EventRenewed, "renews "+rec.RenewedFrom
+	}
+	if st.Req.ServerKeyGen {
+		detail = strings.TrimPrefix(detail+", server-generated key", ", ")
 	}
 	who := actor(st.Req)
 	if st.ApprovedBy != "" {
@@ -348,6 +419,9 @@ func formatSANs(dns, emails []string, ips []net.IP, uris []*url.URL) []string {
 }
 
 func actor(req Request) string {
+	if req.Protocol == pki.ProtocolInternal {
+		return "system"
+	}
 	return string(req.Protocol) + ":" + clientHost(req.RemoteAddr)
 }
 
@@ -357,24 +431,4 @@ func clientHost(addr string) string {
 		return h
 	}
 	return addr
-}
-
-func (s *Service) recordFailure(ctx context.Context, req Request, cause error) {
-	ev := pki.AuditEvent{
-		Time: s.clock.Now(), Type: pki.EventEnrollFailed, Actor: actor(req), Profile: req.Profile,
-		TransactionID: req.TransactionID, Outcome: "failure", Reason: failureReason(cause),
-	}
-	if req.CSR != nil {
-		ev.Subject = req.CSR.Subject.String()
-	}
-	if err := s.store.AppendAudit(ctx, ev); err != nil {
-		s.log.Error("audit write failed", "err", err)
-	}
-	s.log.Warn("enrollment refused", "reason", ev.Reason, "subject", ev.Subject, "transaction_id", req.TransactionID,
-		"remote", req.RemoteAddr, "err", cause)
-}
-
-// failureReason is the audit text: the client-safe message, plus the code.
-func failureReason(err error) string {
-	return string(pki.ErrorCode(err)) + ": " + pki.ErrorMessage(err)
 }

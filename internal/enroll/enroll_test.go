@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
@@ -31,6 +33,7 @@ const static = "static-secret"
 
 type fixture struct {
 	svc   *enroll.Service
+	admin *admin.Service
 	st    store.Store
 	clock *pkitest.Clock
 	auth  *ca.Authority
@@ -60,7 +63,7 @@ func newFixtureWith(t *testing.T, cfg enroll.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, st: st, clock: clock, auth: auth}
+	return &fixture{svc: svc, admin: admin.New(st, clock, nil, cfg.Profiles), st: st, clock: clock, auth: auth}
 }
 
 var (
@@ -120,7 +123,7 @@ func TestEnrollRecordsAndAudits(t *testing.T) {
 	if got := strings.Join(rec.SANs, ","); got != "dns:dev.example" {
 		t.Errorf("SANs %q", got)
 	}
-	if _, err := f.svc.Enroll(ctx, request(t, "wrong")); pki.ErrorCode(err) != pki.EBadRequest {
+	if _, err := f.svc.Enroll(ctx, request(t, "wrong")); pki.ErrorCode(err) != pki.EUnauthorized {
 		t.Fatalf("wrong challenge: %v", err)
 	}
 	types := auditTypes(t, f.st)
@@ -145,7 +148,7 @@ func TestChallengeModes(t *testing.T) {
 	f := newFixture(t, profiles, enroll.ChallengeAny)
 	ctx := context.Background()
 	newOTP := func(profile string) string {
-		s, _, err := f.svc.NewChallenge(ctx, time.Hour, profile, "test")
+		s, _, err := f.admin.NewChallenge(ctx, time.Hour, profile, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +177,7 @@ func TestChallengeModes(t *testing.T) {
 			t.Errorf("profile %s challenge %.6q…: err = %v, want ok=%v", tt.profile, tt.challenge, err, tt.ok)
 		}
 	}
-	if _, err := f.svc.Enroll(ctx, enroll.Request{CSR: request(t, static).CSR, Profile: "nope", Evidence: enroll.Evidence{Challenge: static}}); pki.ErrorCode(err) != pki.EBadRequest {
+	if _, err := f.svc.Enroll(ctx, enroll.Request{CSR: request(t, static).CSR, Profile: "nope", Evidence: enroll.Evidence{Challenge: static}}); pki.ErrorCode(err) != pki.ENotFound {
 		t.Errorf("unknown profile: %v", err)
 	}
 }
@@ -182,7 +185,7 @@ func TestChallengeModes(t *testing.T) {
 func TestOneTimeChallengeIsConsumedOnceUnderConcurrency(t *testing.T) {
 	f := newFixture(t, nil, "")
 	ctx := context.Background()
-	otp, _, err := f.svc.NewChallenge(ctx, time.Hour, "", "test")
+	otp, _, err := f.admin.NewChallenge(ctx, time.Hour, "", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +202,7 @@ func TestOneTimeChallengeIsConsumedOnceUnderConcurrency(t *testing.T) {
 			switch {
 			case err == nil:
 				ok++
-			case pki.ErrorCode(err) == pki.EBadRequest:
+			case pki.ErrorCode(err) == pki.EUnauthorized:
 				refused++
 			default:
 				t.Errorf("unexpected error: %v", err)
@@ -223,20 +226,20 @@ func TestOneTimeChallengeIsConsumedOnceUnderConcurrency(t *testing.T) {
 func TestExpiredChallenge(t *testing.T) {
 	f := newFixture(t, nil, "")
 	ctx := context.Background()
-	otp, _, err := f.svc.NewChallenge(ctx, time.Minute, "", "test")
+	otp, _, err := f.admin.NewChallenge(ctx, time.Minute, "", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(61 * time.Second)
-	if _, err := f.svc.Enroll(ctx, request(t, otp)); pki.ErrorCode(err) != pki.EBadRequest {
+	if _, err := f.svc.Enroll(ctx, request(t, otp)); pki.ErrorCode(err) != pki.EUnauthorized {
 		t.Fatalf("expired challenge: %v", err)
 	}
-	for _, ttl := range []time.Duration{0, -time.Second, enroll.MaxChallengeTTL + time.Second} {
-		if _, _, err := f.svc.NewChallenge(ctx, ttl, "", "test"); pki.ErrorCode(err) != pki.EBadRequest {
+	for _, ttl := range []time.Duration{0, -time.Second, admin.MaxChallengeTTL + time.Second} {
+		if _, _, err := f.admin.NewChallenge(ctx, ttl, "", "test"); pki.ErrorCode(err) != pki.EBadRequest {
 			t.Errorf("ttl %v: %v", ttl, err)
 		}
 	}
-	if _, _, err := f.svc.NewChallenge(ctx, time.Hour, "nope", "test"); pki.ErrorCode(err) != pki.EBadRequest {
+	if _, _, err := f.admin.NewChallenge(ctx, time.Hour, "nope", "test"); pki.ErrorCode(err) != pki.EBadRequest {
 		t.Errorf("unknown profile: %v", err)
 	}
 }
@@ -244,14 +247,14 @@ func TestExpiredChallenge(t *testing.T) {
 func TestChallengeStoredHashed(t *testing.T) {
 	f := newFixture(t, nil, "")
 	ctx := context.Background()
-	secret, ch, err := f.svc.NewChallenge(ctx, time.Hour, "", "test")
+	secret, ch, err := f.admin.NewChallenge(ctx, time.Hour, "", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(ch.Hash), secret) || len(secret) < 32 {
 		t.Errorf("secret %q, stored %x", secret, ch.Hash)
 	}
-	got, err := f.st.LookupChallenge(ctx, enroll.HashChallenge(secret), f.clock.Now())
+	got, err := f.st.LookupChallenge(ctx, credential.HashChallenge(secret), f.clock.Now())
 	if err != nil || got.ID != ch.ID {
 		t.Fatalf("lookup by hash: %v", err)
 	}
@@ -347,7 +350,7 @@ func TestWebhookMode(t *testing.T) {
 		t.Errorf("deny: %v", err)
 	}
 	hook.allow, hook.err = true, errors.New("timeout")
-	if _, err := svc.Enroll(ctx, request(t, "device-otp")); pki.ErrorCode(err) != pki.EBadRequest {
+	if _, err := svc.Enroll(ctx, request(t, "device-otp")); pki.ErrorCode(err) != pki.EUnauthorized {
 		t.Errorf("webhook down: %v", err)
 	}
 	// The static challenge does not bypass the webhook.
@@ -364,7 +367,7 @@ func TestHeldRequestConsumesOneTimeChallenge(t *testing.T) {
 	p.Name, p.RequireApproval = "approval", true
 	f := newFixture(t, map[string]pki.Profile{"approval": p}, "approval")
 	ctx := context.Background()
-	otp, _, err := f.svc.NewChallenge(ctx, time.Hour, "", "test")
+	otp, _, err := f.admin.NewChallenge(ctx, time.Hour, "", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +383,7 @@ func TestHeldRequestConsumesOneTimeChallenge(t *testing.T) {
 	}
 	second := request(t, otp)
 	second.TransactionID = "tx-held-2"
-	if _, err := f.svc.Enroll(ctx, second); pki.ErrorCode(err) != pki.EBadRequest {
+	if _, err := f.svc.Enroll(ctx, second); pki.ErrorCode(err) != pki.EUnauthorized {
 		t.Fatalf("a second request with a used one-time challenge: %v", err)
 	}
 	reqs, _ := f.st.ListRequests(ctx, store.RequestFilter{})
@@ -422,23 +425,31 @@ func TestHeldRequestRetention(t *testing.T) {
 	}
 }
 
-// collidingStore answers the first RecordIssuance as a taken serial.
+// collidingStore answers the first ReserveSerial as a taken serial and
+// records what was reserved and recorded.
 type collidingStore struct {
 	store.Store
-	calls int
+	reserved []string
+	recorded []string
+}
+
+func (c *collidingStore) ReserveSerial(ctx context.Context, issuerID, serialHex string, at time.Time) error {
+	c.reserved = append(c.reserved, serialHex)
+	if len(c.reserved) == 1 {
+		return fmt.Errorf("serial taken: %w", store.ErrConflict)
+	}
+	return c.Store.ReserveSerial(ctx, issuerID, serialHex, at)
 }
 
 func (c *collidingStore) RecordIssuance(ctx context.Context, in store.Issuance) error {
-	c.calls++
-	if c.calls == 1 {
-		return fmt.Errorf("serial taken: %w", store.ErrConflict)
-	}
+	c.recorded = append(c.recorded, in.Certificate.SerialHex)
 	return c.Store.RecordIssuance(ctx, in)
 }
 
-// A taken serial is redrawn: the first signed certificate is dropped, the
-// second recorded, and only it is returned.
-func TestSerialCollisionRedraws(t *testing.T) {
+// The serial is reserved in the store before the CA key signs; a taken one
+// is redrawn before anything is signed with it, so exactly one certificate
+// is signed and recorded, with the second serial.
+func TestSerialReservedBeforeSigning(t *testing.T) {
 	f := newFixture(t, nil, "")
 	cs := &collidingStore{Store: f.st}
 	svc, err := enroll.New(cs, f.auth, f.clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static})
@@ -449,12 +460,11 @@ func TestSerialCollisionRedraws(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cs.calls != 2 {
-		t.Errorf("%d RecordIssuance calls, want 2", cs.calls)
+	if len(cs.reserved) != 2 || len(cs.recorded) != 1 || cs.recorded[0] != cs.reserved[1] || res.Record.SerialHex != cs.reserved[1] {
+		t.Errorf("reserved %v, recorded %v, returned %s; want two reservations and the second recorded", cs.reserved, cs.recorded, res.Record.SerialHex)
 	}
-	certs, _, _ := f.st.ListCertificates(context.Background(), store.CertFilter{})
-	if len(certs) != 1 || certs[0].SerialHex != res.Record.SerialHex {
-		t.Errorf("recorded %v, returned %s", certs, res.Record.SerialHex)
+	if err := f.st.ReserveSerial(context.Background(), res.Record.IssuerID, res.Record.SerialHex, f.clock.Now()); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("the issued serial is not in the serial registry: %v", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -18,18 +19,18 @@ import (
 // is answered from its stored state.)
 func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	now := s.clock.Now()
-	id, err := randomToken(10)
+	id, err := credential.RandomToken(10)
 	if err != nil {
 		return nil, err
 	}
-	var signer []byte
-	if st.Req.Evidence.SignerCert != nil {
-		signer = st.Req.Evidence.SignerCert.Raw
+	var clientCert []byte
+	if c := st.Req.Evidence.heldCertificate(); c != nil {
+		clientCert = c.Raw
 	}
 	r := pki.EnrollmentRequest{
 		ID: id, TransactionID: st.Req.TransactionID, Profile: st.Profile.Name, Protocol: st.Req.Protocol,
 		Status: pki.RequestPending, Subject: st.Req.CSR.Subject.String(), SANs: formatSANs(st.Req.CSR.DNSNames, st.Req.CSR.EmailAddresses, st.Req.CSR.IPAddresses, st.Req.CSR.URIs),
-		CSR: st.Req.CSR.Raw, SignerCert: signer, RequesterAddr: st.Req.RemoteAddr,
+		CSR: st.Req.CSR.Raw, ClientCert: clientCert, RequesterAddr: st.Req.RemoteAddr,
 		CreatedAt: now, ExpiresAt: now.Add(st.Profile.RequestRetention), RenewedFrom: renewedFrom(st.Renews),
 	}
 	detail := "request " + id
@@ -42,7 +43,7 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 		Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: detail}
 	err = s.store.CreateRequest(ctx, r, st.ConsumeChallenge, ev)
 	if errors.Is(err, store.ErrChallengeUnusable) {
-		return nil, pki.Wrap(pki.EBadRequest, err, "challenge password is not valid")
+		return nil, pki.Wrap(pki.EUnauthorized, err, "challenge password is not valid")
 	}
 	if errors.Is(err, store.ErrConflict) {
 		// Another node stored it first.
@@ -130,10 +131,11 @@ func (s *Service) issuedResult(ctx context.Context, issuerID, serialHex string) 
 
 // Poll answers a client asking after its request (SCEP CertPoll): pending,
 // the certificate, or the rejection. An unknown transaction is badCertId.
+// The caller checks that the poller is the requester (Result.Held).
 func (s *Service) Poll(ctx context.Context, profile, txID string) (*Result, error) {
 	p, ok := s.Profile(profile)
 	if !ok {
-		return nil, pki.Errorf(pki.EBadRequest, "unknown profile %q", profile)
+		return nil, pki.Errorf(pki.ENotFound, "unknown profile %q", profile)
 	}
 	r, err := s.heldRequest(ctx, p.Name, txID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -171,7 +173,7 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (*Result, er
 		return nil, fmt.Errorf("enroll: stored request %s: %w", id, err)
 	}
 	st := &State{Req: Request{CSR: csr, Profile: r.Profile, Protocol: r.Protocol, TransactionID: r.TransactionID, RemoteAddr: r.RequesterAddr},
-		Profile: profile, CompleteRequest: r, ApprovedBy: approver}
+		Profile: profile, PublicKey: csr.PublicKey, CompleteRequest: r, ApprovedBy: approver}
 	if r.RenewedFrom != "" {
 		if old, err := s.certByRef(ctx, r.RenewedFrom); err == nil {
 			st.Renews = old
@@ -185,33 +187,6 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (*Result, er
 	st.Events = append(st.Events, pki.AuditEvent{Time: s.clock.Now(), Type: pki.EventRequestApproved, Actor: approver,
 		Profile: r.Profile, Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: "request " + id})
 	return s.issue(ctx, st)
-}
-
-// Reject refuses a held request with a reason the client will see.
-func (s *Service) Reject(ctx context.Context, id, reason, by string) error {
-	if reason == "" {
-		reason = "rejected by an operator"
-	}
-	now := s.clock.Now()
-	r, err := s.store.Request(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return pki.Errorf(pki.ENotFound, "no request %s", id)
-	}
-	if err != nil {
-		return err
-	}
-	ev := pki.AuditEvent{Time: now, Type: pki.EventRequestRejected, Actor: by, Profile: r.Profile, Subject: r.Subject,
-		TransactionID: r.TransactionID, Outcome: "success", Reason: reason, Detail: "request " + id}
-	err = s.store.RejectRequest(ctx, id, reason, by, now, ev)
-	if errors.Is(err, store.ErrConflict) {
-		return pki.Errorf(pki.EConflict, "request %s is not pending", id)
-	}
-	return err
-}
-
-// Requests lists held requests.
-func (s *Service) Requests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
-	return s.store.ListRequests(ctx, f)
 }
 
 func (s *Service) certByRef(ctx context.Context, ref string) (*pki.Certificate, error) {

@@ -15,14 +15,16 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
-// authenticateRenewal accepts a renewal signed by a certificate we issued
-// (verified by signature to our root, never by name), that is not revoked,
-// not expired beyond the profile's grace, inside the renewal window, and
-// whose names the new request keeps unless the profile allows changes.
+// authenticateRenewal accepts a renewal by a certificate the client proved
+// it holds (the SCEP message's signer, the EST TLS client certificate) that
+// we issued (verified by signature to our root, never by name), that is not
+// revoked, not expired beyond the profile's grace, inside the renewal
+// window, and whose names the new request keeps unless the profile allows
+// changes.
 func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
-	signer := st.Req.Evidence.SignerCert
+	signer := st.Req.Evidence.heldCertificate()
 	if signer == nil {
-		return pki.Errorf(pki.EBadCertID, "a renewal must be signed by the certificate it renews")
+		return pki.Errorf(pki.EBadCertID, "a renewal must be authenticated by the certificate it renews")
 	}
 	now := s.clock.Now()
 	issuer, err := s.authority.IssuedByUs(signer, now)
@@ -53,20 +55,20 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	if opens := st.Profile.RenewalOpens(signer.NotBefore, signer.NotAfter); now.Before(opens) {
 		return pki.Errorf(pki.EBadTime, "renewal of this certificate opens at %s", opens.UTC().Format(time.RFC3339))
 	}
-	if !st.Profile.AllowKeyReuse && bytes.Equal(st.Req.CSR.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
+	if !st.Profile.AllowKeyReuse && !st.Req.ServerKeyGen && bytes.Equal(st.Req.CSR.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
 		return pki.Errorf(pki.EBadRequest, "the profile requires a new key on renewal")
 	}
-	st.Renews = old
+	st.Renews, st.RenewsCert = old, signer
 	return nil
 }
 
 // checkRenewalNames runs after the subject is decided: unless the profile
 // allows changes, the renewed certificate keeps the old subject and SANs.
 func checkRenewalNames(_ context.Context, st *State) error {
-	if st.Renews == nil || st.Profile.AllowNameChange {
+	if st.RenewsCert == nil || st.Profile.AllowNameChange {
 		return nil
 	}
-	old := st.Req.Evidence.SignerCert
+	old := st.RenewsCert
 	if !csr.SameName(st.RawSubject, old.RawSubject) {
 		return pki.Errorf(pki.EBadRequest, "a renewal must keep the subject %s", old.Subject)
 	}

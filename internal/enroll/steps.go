@@ -1,14 +1,12 @@
 package enroll
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/x509"
 	"errors"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -22,33 +20,33 @@ func checkProofOfPossession(_ context.Context, st *State) error {
 	return nil
 }
 
-// checkSigner: a self-signed SCEP signer certificate must carry the same key
-// as the request (RFC 8894 §2.3), so nobody relays someone else's CSR under
-// their own signature.
-func checkSigner(_ context.Context, st *State) error {
-	signer := st.Req.Evidence.SignerCert
-	// A renewal signed by a self-signed certificate is refused by the
-	// renewal check, as an unknown signer (badCertId).
-	if signer == nil || !isSelfSigned(signer) || st.Req.Renewal {
+// checkChannelBinding links a request that came over TLS to its session
+// (RFC 7030 §3.5): a binding the request carries must be this session's, so
+// a CSR taken from another session is refused; a profile may demand one.
+func checkChannelBinding(_ context.Context, st *State) error {
+	cb := st.Req.Evidence.Channel
+	if cb == nil {
 		return nil
 	}
-	if !bytes.Equal(signer.RawSubjectPublicKeyInfo, st.Req.CSR.RawSubjectPublicKeyInfo) {
-		return pki.Errorf(pki.EBadRequest, "the self-signed signer certificate's key differs from the request's key")
+	if cb.Claim == nil {
+		if st.Profile.RequireChannelBinding {
+			return pki.Errorf(pki.EUnauthorized, "this profile requires the request to carry the TLS channel binding (tls-unique or tls-exporter) in its challengePassword")
+		}
+		return nil
+	}
+	if cb.Session == nil {
+		return pki.Errorf(pki.EUnauthorized, "this TLS session offers no channel binding (a TLS 1.2 resumption without extended master secret); reconnect without resumption")
+	}
+	if subtle.ConstantTimeCompare(cb.Claim, cb.Session) != 1 {
+		return pki.Errorf(pki.EUnauthorized, "the request's channel binding does not match this TLS session")
 	}
 	return nil
-}
-
-// isSelfSigned goes by the names alone: a signature check would call a
-// SHA-1-signed self-signed certificate (micromdm's scepclient makes them)
-// "not self-signed" and so skip the key check.
-func isSelfSigned(c *x509.Certificate) bool {
-	return bytes.Equal(c.RawIssuer, c.RawSubject)
 }
 
 // checkPolicy applies the profile's key policy; names and extensions are
 // applied by the issuer, which builds the certificate from the profile only.
 func checkPolicy(_ context.Context, st *State) error {
-	return ca.CheckKey(st.Profile.Keys, st.Req.CSR.PublicKey)
+	return ca.CheckKey(st.Profile.Keys, st.PublicKey)
 }
 
 // Challenge modes of a profile.
@@ -59,45 +57,46 @@ const (
 	ChallengeWebhook = "webhook"
 )
 
-// authenticate decides how the request is authenticated: a renewal by the
-// certificate we issued that signed it, anything else by its challenge.
-// RenewalReq is always a renewal; a PKCSReq signed by a certificate that is
-// not self-signed and carrying no challenge is one too (Apple, Cisco and
-// certmonger renew that way); with a challenge it is a fresh enrollment.
+// authenticate decides whether the evidence is enough: a renewal by the
+// certificate it renews; anything else by an HTTP user, a challenge, or a
+// manufacturer certificate the profile accepts, in that order.
 func (s *Service) authenticate(ctx context.Context, st *State) error {
-	signer := st.Req.Evidence.SignerCert
-	if st.Req.Renewal || (st.Req.Evidence.Challenge == "" && signer != nil && !isSelfSigned(signer)) {
+	ev := st.Req.Evidence
+	switch {
+	case st.Req.Renewal:
 		return s.authenticateRenewal(ctx, st)
+	case ev.HTTPUser != "" || ev.HTTPPassword != "":
+		return s.authenticateUser(ctx, st)
+	case ev.Challenge != "":
+		return s.checkChallenge(ctx, st, ev.Challenge)
+	case ev.TLSClientCert != nil:
+		return s.authenticateManufacturer(ctx, st)
 	}
-	return s.checkChallenge(ctx, st)
+	return pki.Errorf(pki.EUnauthorized, "a challenge password is required")
 }
 
-// checkChallenge checks the challenge password against the static secret,
-// the one-time challenges or the webhook, as the profile allows.
-func (s *Service) checkChallenge(ctx context.Context, st *State) error {
-	presented := st.Req.Evidence.Challenge
-	if presented == "" {
-		return pki.Errorf(pki.EBadRequest, "a challenge password is required")
-	}
+// checkChallenge checks a challenge against the static secret, the one-time
+// challenges or the webhook, as the profile allows.
+func (s *Service) checkChallenge(ctx context.Context, st *State, presented string) error {
 	mode := st.Profile.ChallengeMode
 	if mode == ChallengeWebhook {
-		return s.checkWebhook(ctx, st)
+		return s.checkWebhook(ctx, st, presented)
 	}
 	if mode == "" {
 		mode = ChallengeAny
 	}
-	if (mode == ChallengeStatic || mode == ChallengeAny) && s.static.matches(presented) {
+	if (mode == ChallengeStatic || mode == ChallengeAny) && s.static.Matches(presented) {
 		return nil
 	}
 	if mode == ChallengeOneTime || mode == ChallengeAny {
-		hash := HashChallenge(presented)
+		hash := credential.HashChallenge(presented)
 		ch, err := s.store.LookupChallenge(ctx, hash, s.clock.Now())
 		switch {
 		case errors.Is(err, store.ErrChallengeUnusable):
 		case err != nil:
 			return err
 		case ch.Profile != "" && ch.Profile != st.Profile.Name:
-			return pki.Errorf(pki.EBadRequest, "challenge password is not valid for this profile")
+			return pki.Errorf(pki.EUnauthorized, "challenge password is not valid for this profile")
 		default:
 			st.ConsumeChallenge = hash
 			st.Events = append(st.Events, pki.AuditEvent{
@@ -107,32 +106,5 @@ func (s *Service) checkChallenge(ctx context.Context, st *State) error {
 			return nil
 		}
 	}
-	return pki.Errorf(pki.EBadRequest, "challenge password is not valid")
-}
-
-// HashChallenge is how one-time challenges are stored: they are random and
-// long, so an unsalted SHA-256 is enough and lets us look them up.
-func HashChallenge(secret string) []byte {
-	h := sha256.Sum256([]byte(secret))
-	return h[:]
-}
-
-// staticSecret compares in constant time, also in the length: both sides
-// are hashed first.
-type staticSecret struct {
-	hash []byte
-}
-
-func newStaticSecret(s string) staticSecret {
-	if s == "" {
-		return staticSecret{}
-	}
-	return staticSecret{hash: HashChallenge(s)}
-}
-
-func (s staticSecret) matches(presented string) bool {
-	if s.hash == nil {
-		return false
-	}
-	return subtle.ConstantTimeCompare(s.hash, HashChallenge(presented)) == 1
+	return pki.Errorf(pki.EUnauthorized, "challenge password is not valid")
 }

@@ -9,22 +9,25 @@ import (
 
 // checkWebhook asks the configured webhook whether the challenge is valid
 // for this request; only an explicit allow lets it through.
-func (s *Service) checkWebhook(ctx context.Context, st *State) error {
+func (s *Service) checkWebhook(ctx context.Context, st *State, challenge string) error {
+	if s.cfg.Webhook == nil {
+		return pki.Errorf(pki.EUnauthorized, "this profile's challenges are verified by a webhook, and none is configured")
+	}
 	req := st.Req.CSR
 	sans := formatSANs(req.DNSNames, req.EmailAddresses, req.IPAddresses, req.URIs)
 	allow, reason, err := s.cfg.Webhook.Verify(ctx, ChallengeCheck{
-		Challenge: st.Req.Evidence.Challenge, Subject: req.Subject.String(), SANs: sans,
+		Challenge: challenge, Subject: req.Subject.String(), SANs: sans,
 		TransactionID: st.Req.TransactionID, Profile: st.Profile.Name, Protocol: string(st.Req.Protocol),
 		RemoteAddr: clientHost(st.Req.RemoteAddr), KeyType: keys.KeyTypeOf(req.PublicKey), CSR: req.Raw,
 	})
 	if err != nil {
-		return pki.Wrap(pki.EBadRequest, err, "the challenge could not be verified")
+		return pki.Wrap(pki.EUnauthorized, err, "the challenge could not be verified")
 	}
 	if !allow {
 		if reason == "" {
 			reason = "challenge password is not valid"
 		}
-		return pki.Errorf(pki.EBadRequest, "%s", reason)
+		return pki.Errorf(pki.EUnauthorized, "%s", reason)
 	}
 	return nil
 }

@@ -103,7 +103,7 @@ import (
 	"github.com/scepter/scepter/internal/pki"
 )
 
-// Minter creates one-time challenges; the enrollment service implements it.
+// Minter creates one-time challenges; the admin service implements it.
 type Minter interface {
 	NewChallenge(ctx context.Context, ttl time.Duration, profile, actor string) (string, pki.Challenge, error)
 }
@@ -221,14 +221,17 @@ func formatThumbprint(s string) (string, error) {
 	return strings.Join(groups, " "), nil
 }
 
-// Register serves the handler on mux at every path in Paths.
-func (h *Handler) Register(mux *http.ServeMux) {
+// Routes returns the handler's ServeMux patterns: every path in Paths,
+// each exactly (not its subtree). The server mounts them.
+func (h *Handler) Routes() map[string]http.Handler {
+	routes := map[string]http.Handler{}
 	for _, p := range Paths {
 		if strings.HasSuffix(p, "/") {
 			p += "{$}" // exactly this path, not the subtree
 		}
-		mux.Handle(p, h)
+		routes[p] = h
 	}
+	return routes
 }
 
 func isPagePath(p string) bool {

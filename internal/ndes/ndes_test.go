@@ -31,8 +31,8 @@ const (
 	pass = "correct horse battery staple"
 )
 
-// minter stands in for the enrollment service: it mints secrets the way
-// enroll.Service does (20 random bytes, unpadded base32) and records what it
+// minter stands in for the admin service: it mints secrets the way
+// admin.Service does (20 random bytes, unpadded base32) and records what it
 // was asked and what it issued.
 type minter struct {
 	mu     sync.Mutex
@@ -120,7 +120,9 @@ func newFixture(t *testing.T, cfg ndes.Config) *fixture {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	h.Register(mux)
+	for pattern, handler := range h.Routes() {
+		mux.Handle(pattern, handler)
+	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &fixture{m: m, srv: srv, logMu: &mu, logBuf: &logBuf}

@@ -24,7 +24,8 @@ type Profile struct {
 	KeyUsage    x509.KeyUsage
 	ExtKeyUsage []x509.ExtKeyUsage
 	Keys        KeyPolicy
-	// ChallengeMode is "static", "onetime" or "any" (static or one-time).
+	// ChallengeMode is "static", "onetime", "any" (static or one-time) or
+	// "webhook" (an external service decides).
 	ChallengeMode string
 	MaxSANs       int
 	// CRLURLs and OCSPURLs go into every certificate (CDP and AIA) once set.
@@ -68,6 +69,19 @@ type Profile struct {
 	// IncludeCACert puts the issuing CA chain into the CertRep beside the
 	// certificate (Cisco wants it, Juniper refuses it).
 	IncludeCACert bool
+
+	// RequireChannelBinding (EST) refuses a request over TLS whose CSR does
+	// not carry the TLS session's channel binding (tls-unique on TLS 1.2,
+	// tls-exporter on TLS 1.3) in its challengePassword: RFC 7030 §3.5
+	// proof-of-possession linking. A binding that is present is always
+	// checked, required or not.
+	RequireChannelBinding bool
+	// ManufacturerAuth (EST) lets a TLS client certificate from the
+	// configured manufacturer CAs (an IDevID) authenticate a first
+	// enrollment at this profile.
+	ManufacturerAuth bool
+	// ServerKeyGen (EST) allows /serverkeygen: the server makes the key.
+	ServerKeyGen bool
 }
 
 // RenewalOpens returns when renewal opens for a certificate valid from

@@ -26,6 +26,9 @@ const (
 	ProtocolSCEP Protocol = "scep"
 	ProtocolEST  Protocol = "est"
 	ProtocolCLI  Protocol = "cli"
+	// ProtocolInternal marks certificates the server issues to itself (the
+	// HTTPS listener's certificate).
+	ProtocolInternal Protocol = "internal"
 )
 
 // Certificate is one inventory record.
@@ -58,6 +61,17 @@ type Certificate struct {
 
 // Expired reports whether the certificate is past its NotAfter at now.
 func (c *Certificate) Expired(now time.Time) bool { return now.After(c.NotAfter) }
+
+// ESTUser is an account that authenticates EST requests with HTTP Basic.
+// Only an argon2id hash of the password is stored.
+type ESTUser struct {
+	Name         string
+	PasswordHash string
+	// Profile binds the user to one profile (EST label); empty: any.
+	Profile   string
+	CreatedAt time.Time
+	CreatedBy string
+}
 
 // Challenge is a one-time enrollment secret. Only its hash is stored.
 type Challenge struct {
@@ -117,9 +131,11 @@ type EnrollmentRequest struct {
 	Subject       string // for listing
 	SANs          []string
 	CSR           []byte // DER PKCS#10
-	// SignerCert is the DER of the certificate that signed the request
-	// (SCEP), needed to encrypt the eventual CertRep.
-	SignerCert    []byte
+	// ClientCert is the DER of the certificate the requester proved it
+	// holds besides the request's key (the certificate that signed a SCEP
+	// renewal, an EST TLS client certificate), nil when none: a poll may
+	// come signed by it.
+	ClientCert    []byte
 	RequesterAddr string
 	CreatedAt     time.Time
 	ExpiresAt     time.Time // retention: after this the request may be purged
@@ -141,4 +157,10 @@ const (
 	EventRenewed         = "certificate.renewed"
 	EventRevoked         = "certificate.revoked"
 	EventCARollover      = "ca.rollover"
+	EventESTUserAdded    = "est_user.added"
+	EventESTUserRemoved  = "est_user.removed"
+	// EventRefused records a request refused before the enrollment
+	// service could look at it (bad signature, missing credentials, a
+	// malformed body): every refusal is in the audit trail.
+	EventRefused = "request.refused"
 )

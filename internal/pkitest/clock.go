@@ -1,5 +1,5 @@
-// Package pkitest holds test helpers shared by several packages: a fake
-// clock and a factory for a complete CA in a temporary directory.
+// Package pkitest holds test helpers shared by several packages: a settable
+// clock.
 package pkitest
 
 import (

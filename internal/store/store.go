@@ -93,15 +93,13 @@ type Store interface {
 	// ReserveSerial records that a serial is taken under an issuer before
 	// anything is signed with it, in a transaction of its own. ErrConflict if
 	// it was taken before, so the caller draws a new one; a reserved serial
-	// is never reused even when the issuance that reserved it fails.
-	// Enrollment does without it (one durable transaction per issuance):
-	// RecordIssuance registers the serial too.
+	// is never reused even when the issuance that reserved it fails. Every
+	// issuance reserves its serial this way before the CA key signs.
 	ReserveSerial(ctx context.Context, issuerID, serialHex string, at time.Time) error
-	// RecordIssuance stores the certificate, registers its serial, consumes
-	// the challenge if asked, and appends the events, all in one
-	// transaction. ErrConflict if the certificate's serial is taken under
-	// its issuer (the caller signs again with a new serial; the discarded
-	// certificate never left the process).
+	// RecordIssuance stores the certificate, registers its serial (already
+	// reserved, normally), consumes the challenge if asked, and appends the
+	// events, all in one transaction. ErrConflict if a certificate with the
+	// same issuer and serial is recorded already.
 	RecordIssuance(ctx context.Context, in Issuance) error
 	// Certificate returns one record by issuer and serial.
 	Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error)
@@ -147,6 +145,17 @@ type Store interface {
 	// appends ev in the same transaction. ErrNotFound if unknown,
 	// ErrConflict if it is not pending any more.
 	RejectRequest(ctx context.Context, id, reason, by string, at time.Time, ev pki.AuditEvent) error
+
+	// CreateESTUser stores an EST user with its audit event. ErrConflict if
+	// the name is taken.
+	CreateESTUser(ctx context.Context, u pki.ESTUser, ev pki.AuditEvent) error
+	// ESTUser returns a user by name, or ErrNotFound.
+	ESTUser(ctx context.Context, name string) (*pki.ESTUser, error)
+	// ListESTUsers returns every EST user, by name.
+	ListESTUsers(ctx context.Context) ([]pki.ESTUser, error)
+	// DeleteESTUser removes a user and appends ev in the same transaction.
+	// ErrNotFound if there is no such user.
+	DeleteESTUser(ctx context.Context, name string, at time.Time, ev pki.AuditEvent) error
 
 	// AppendAudit appends events in one transaction.
 	AppendAudit(ctx context.Context, events ...pki.AuditEvent) error

@@ -36,7 +36,7 @@ func scanRequest(sc scanner) (pki.EnrollmentRequest, error) {
 		return r, fmt.Errorf("request %s: %w", r.ID, err)
 	}
 	if len(signerCert) > 0 {
-		r.SignerCert = signerCert
+		r.ClientCert = signerCert
 	}
 	r.Protocol = pki.Protocol(protocol)
 	r.Status = pki.RequestStatus(status)
@@ -66,8 +66,8 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 		return fail(err)
 	}
 	var signer any
-	if len(r.SignerCert) > 0 {
-		signer = r.SignerCert
+	if len(r.ClientCert) > 0 {
+		signer = r.ClientCert
 	}
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		if err := consumeChallenge(ctx, tx, consumeChallengeHash, micros(r.CreatedAt)); err != nil {

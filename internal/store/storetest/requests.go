@@ -40,7 +40,7 @@ func newRequest(id, profile, txID string) pki.EnrollmentRequest {
 		Subject:       "CN=device-" + id + ",O=scepter",
 		SANs:          []string{id + ".example", "198.51.100.9"},
 		CSR:           []byte{0x30, 0x82, 0x02, 'c', 's', 'r', byte(len(id))},
-		SignerCert:    []byte{0x30, 0x82, 0x03, 's', 'i', 'g', 'n'},
+		ClientCert:    []byte{0x30, 0x82, 0x03, 's', 'i', 'g', 'n'},
 		RequesterAddr: "198.51.100.7:40000",
 		CreatedAt:     t0,
 		ExpiresAt:     t0.Add(7 * day),
@@ -67,8 +67,8 @@ func normRequest(r pki.EnrollmentRequest) pki.EnrollmentRequest {
 	if len(r.SANs) == 0 {
 		r.SANs = nil
 	}
-	if len(r.SignerCert) == 0 {
-		r.SignerCert = nil
+	if len(r.ClientCert) == 0 {
+		r.ClientCert = nil
 	}
 	return r
 }
@@ -99,7 +99,7 @@ func testCreateRequest(t *testing.T, s store.Store) {
 	first := newRequest("r-1", "default", "tx-1")
 	noStatus := newRequest("r-0", "default", "tx-0")
 	noStatus.Status = "" // stored as pending
-	noStatus.SANs, noStatus.SignerCert, noStatus.RenewedFrom = []string{}, nil, ""
+	noStatus.SANs, noStatus.ClientCert, noStatus.RenewedFrom = []string{}, nil, ""
 	issued := newRequest("r-x", "default", "tx-x")
 	issued.Status = pki.RequestIssued
 	noCSR := newRequest("r-y", "default", "tx-y")
@@ -228,7 +228,7 @@ func testRequestLookups(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	a := newRequest("l-a", "default", "tx-a")
 	b := newRequest("l-b", "vpn", "tx-a")
-	b.SANs, b.SignerCert = nil, nil
+	b.SANs, b.ClientCert = nil, nil
 	mustCreateRequest(t, s, a)
 	mustCreateRequest(t, s, b)
 
@@ -343,7 +343,7 @@ func testListRequestsLimits(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	for i := range 1001 {
 		r := newRequest(fmt.Sprintf("m-%04d", i), "default", fmt.Sprintf("tx-%d", i))
-		r.CSR, r.SignerCert, r.SANs = []byte{0x30}, nil, nil
+		r.CSR, r.ClientCert, r.SANs = []byte{0x30}, nil, nil
 		mustCreateRequest(t, s, r)
 	}
 	for _, lc := range []struct{ limit, want int }{{0, 100}, {-2, 100}, {1, 1}, {1000, 1000}, {1001, 1000}, {5000, 1000}} {

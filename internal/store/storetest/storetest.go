@@ -18,7 +18,7 @@
 //     (CreateRequest) or the decision's time (RejectRequest);
 //   - CreateRequest stores a pending request (a zero Status means pending,
 //     another status is an error) and needs a CSR, CreatedAt and ExpiresAt;
-//     nil and empty SignerCert read back as nil;
+//     nil and empty ClientCert read back as nil;
 //   - a request is returned until PurgeExpired removes it, even past its
 //     ExpiresAt, and it is purged once now >= ExpiresAt;
 //   - RecordIssuance appends only the events it is given: completing a
@@ -78,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentApproval", testConcurrentApproval},
 		{"Supersede", testSupersede},
 		{"PurgeRequests", testPurgeRequests},
+		{"ESTUsers", testESTUsers},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tc := range tests {

@@ -1,5 +1,5 @@
 //go:build !race
 
-package scep_test
+package scepserver_test
 
 const raceEnabled = false

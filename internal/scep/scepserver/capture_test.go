@@ -1,4 +1,4 @@
-package scep_test
+package scepserver_test
 
 import (
 	"crypto"
@@ -11,10 +11,11 @@ import (
 
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/scep/scepserver"
 )
 
 // The captures of real clients live once, at the repository root.
-const captureDir = "../../testdata/captures/scep"
+const captureDir = "../../../testdata/captures/scep"
 
 // capture is one recorded exchange of a real client or device emulator
 // (see testdata/captures/README.md).
@@ -143,7 +144,7 @@ func TestCapturedClients(t *testing.T) {
 	for _, mode := range []string{"strict", "legacy"} {
 		t.Run(mode, func(t *testing.T) {
 			ts := newTestServer(t, serverOptions{raCert: captureCA, raKey: captureKey,
-				scep: scep.Options{AllowInsecureDES: mode == "legacy"}})
+				scep: scepserver.Options{AllowInsecureDES: mode == "legacy"}})
 			issued := 0
 			for _, tt := range tests {
 				w := tt.strict

@@ -1,4 +1,4 @@
-package scep_test
+package scepserver_test
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/scep/scepserver"
 )
 
 var (
@@ -160,11 +161,11 @@ func (ts *testServer) postTo(t testing.TB, path string, body []byte) (*http.Resp
 func TestBadInput(t *testing.T) {
 	ts := newTestServer(t, serverOptions{})
 	ctx := context.Background()
-	otp, _, err := ts.Service.NewChallenge(ctx, time.Hour, "", "test")
+	otp, _, err := ts.Admin.NewChallenge(ctx, time.Hour, "", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	expiring, _, err := ts.Service.NewChallenge(ctx, time.Minute, "", "test")
+	expiring, _, err := ts.Admin.NewChallenge(ctx, time.Minute, "", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +261,7 @@ func TestBadInput(t *testing.T) {
 			return http.Get(ts.URL + "/scep?operation=PKIOperation")
 		}, http.StatusBadRequest},
 		{"oversized body", func() (*http.Response, error) {
-			return http.Post(ts.URL+"/scep?operation=PKIOperation", "", bytes.NewReader(make([]byte, scep.DefaultMaxBodyBytes+1)))
+			return http.Post(ts.URL+"/scep?operation=PKIOperation", "", bytes.NewReader(make([]byte, scepserver.DefaultMaxBodyBytes+1)))
 		}, http.StatusRequestEntityTooLarge},
 		{"unknown operation", func() (*http.Response, error) { return http.Get(ts.URL + "/scep?operation=GetEverything") }, http.StatusBadRequest},
 		{"no operation", func() (*http.Response, error) { return http.Get(ts.URL + "/scep") }, http.StatusBadRequest},

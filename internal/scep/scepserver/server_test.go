@@ -1,4 +1,4 @@
-package scep_test
+package scepserver_test
 
 import (
 	"bufio"
@@ -17,11 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/scep/scepserver"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
@@ -40,28 +43,26 @@ type testServer struct {
 	Authority *ca.Authority
 	Clock     *pkitest.Clock
 	Service   *enroll.Service
-	RA        *ca.RA
+	Admin     *admin.Service
+	RA        *pki.RA
 	Dir       string
 }
 
 // captureRA answers with the capture CA as RA, so captured requests
 // (encrypted to it) can be replayed; issuance stays with our CA.
 type captureRA struct {
-	*ca.Authority
-	ra *ca.RA
+	*enroll.Service
+	ra *pki.RA
 }
 
-func (c captureRA) Active(now time.Time) (*ca.Issuer, *ca.RA) {
-	i, _ := c.Authority.Active(now)
-	return i, c.ra
-}
+func (c captureRA) ActiveRA() *pki.RA { return c.ra }
 
-func (c captureRA) Next(time.Time) (*ca.Issuer, *ca.RA, bool) { return nil, nil, false }
+func (c captureRA) NextRA() (*pki.RA, bool) { return nil, false }
 
-func (c captureRA) RAs() []*ca.RA { return []*ca.RA{c.ra} }
+func (c captureRA) RAs() []*pki.RA { return []*pki.RA{c.ra} }
 
 type serverOptions struct {
-	scep scep.Options
+	scep scepserver.Options
 	// raCert/raKey replace the RA (the capture CA, to replay captures).
 	raCert *x509.Certificate
 	raKey  crypto.Signer
@@ -94,23 +95,23 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var auth scep.Authority = authority
-	_, ra := authority.Active(clock.Now())
+	var hsvc scepserver.Service = svc
+	ra := svc.ActiveRA()
 	if o.raCert != nil {
-		ra = &ca.RA{Cert: o.raCert, Key: o.raKey, Chain: []*x509.Certificate{o.raCert}}
-		auth = captureRA{authority, ra}
+		ra = &pki.RA{Cert: o.raCert, Key: o.raKey, Chain: []*x509.Certificate{o.raCert}}
+		hsvc = captureRA{svc, ra}
 	}
-	h, err := scep.New(svc, auth, st, clock, log, o.scep)
+	h, err := scepserver.New(hsvc, clock, log, o.scep)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	for _, path := range scep.Paths {
-		mux.Handle(path, h)
+	for pattern, handler := range h.Routes() {
+		mux.Handle(pattern, handler)
 	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, Store: st, Authority: authority, Clock: clock, Service: svc, RA: ra, Dir: dir}
+	return &testServer{URL: srv.URL, Store: st, Authority: authority, Clock: clock, Service: svc, Admin: admin.New(st, clock, log, cfg.Profiles), RA: ra, Dir: dir}
 }
 
 func (ts *testServer) certCount(t *testing.T) int {

@@ -1,19 +1,23 @@
-package scep
+package scepserver
 
 import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/asn1"
-	"math/big"
 
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/scep"
 )
 
-// enroll answers PKCSReq and RenewalReq: the service decides whether the
-// request is a fresh enrollment or a renewal from the evidence.
+// enroll answers PKCSReq and RenewalReq. SCEP's own authentication rules
+// are applied here and turned into protocol-neutral evidence: a self-signed
+// signer only transports the request and must carry its key (RFC 8894
+// §2.3); a signer we may have issued is a certificate the client proved it
+// holds; a RenewalReq, or a PKCSReq signed by such a certificate without a
+// challenge (how Apple devices, Cisco routers and certmonger renew), asks to
+// renew it.
 func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	plain, err := h.open(req)
 	if err != nil {
@@ -30,14 +34,26 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	if err := canReceive(req); err != nil {
 		return nil, err
 	}
+	signer := req.msg.SignerCert
+	renewalReq := req.msg.MessageType == scep.RenewalReq
+	ev := enroll.Evidence{Challenge: req.challenge}
+	if isSelfSigned(signer) {
+		// A renewal signed by a self-signed certificate is refused by the
+		// service as one that names no certificate to renew (badCertId).
+		if !renewalReq && !bytes.Equal(signer.RawSubjectPublicKeyInfo, csrReq.RawSubjectPublicKeyInfo) {
+			return nil, pki.Errorf(pki.EBadRequest, "the self-signed signer certificate's key differs from the request's key")
+		}
+	} else {
+		ev.SignerCert = signer
+	}
 	res, err := h.svc.Enroll(ctx, enroll.Request{
 		CSR:           csrReq,
-		Evidence:      enroll.Evidence{Challenge: req.challenge, SignerCert: req.msg.SignerCert},
+		Evidence:      ev,
 		Profile:       req.profile,
 		Protocol:      pki.ProtocolSCEP,
 		TransactionID: req.msg.TransactionID,
 		RemoteAddr:    req.remote,
-		Renewal:       req.msg.MessageType == RenewalReq,
+		Renewal:       renewalReq || (req.challenge == "" && ev.SignerCert != nil),
 	})
 	if err != nil {
 		return nil, err
@@ -45,11 +61,18 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	return h.result(req, res)
 }
 
+// isSelfSigned goes by the names alone: a signature check would call a
+// SHA-1-signed self-signed certificate (micromdm's scepclient makes them)
+// "not self-signed" and so skip the key check.
+func isSelfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject)
+}
+
 // result encodes an enrollment result: PENDING, or SUCCESS with the
 // certificate (and the CA chain when the profile asks for it).
 func (h *Handler) result(req *request, res *enroll.Result) ([]byte, error) {
 	if res.Pending != nil {
-		return h.certRep(req, Reply{Status: StatusPending})
+		return h.certRep(req, scep.Reply{Status: scep.StatusPending})
 	}
 	certs := []*x509.Certificate{res.Certificate}
 	if p, ok := h.svc.Profile(req.profile); ok && p.IncludeCACert {
@@ -65,8 +88,8 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ias issuerAndSubject
-	if rest, err := asn1.Unmarshal(plain, &ias); err != nil || len(rest) > 0 {
+	ias, err := scep.ParseIssuerAndSubject(plain)
+	if err != nil {
 		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
 	}
 	res, err := h.svc.Poll(ctx, req.profile, req.msg.TransactionID)
@@ -75,14 +98,14 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	}
 	// The requester signs with the new key or, for a renewal, the old
 	// certificate that signed the request.
-	if res.Held == nil || !sameRequester(req.msg.SignerCert, res.Held.CSR, res.Held.SignerCert) {
+	if res.Held == nil || !sameRequester(req.msg.SignerCert, res.Held.CSR, res.Held.ClientCert) {
 		return nil, pki.Errorf(pki.EBadRequest, "the poll is not signed by the requester's key")
 	}
-	if !heldSubject(ias.Subject.FullBytes, res.Held) {
+	if !heldSubject(ias.Subject.FullBytes, res.Held) && !csr.SameName(ias.Subject.FullBytes, req.msg.SignerCert.RawSubject) {
 		return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID for this subject")
 	}
 	if res.Pending != nil {
-		return h.certRep(req, Reply{Status: StatusPending})
+		return h.certRep(req, scep.Reply{Status: scep.StatusPending})
 	}
 	if err := canReceive(req); err != nil {
 		return nil, err
@@ -91,15 +114,15 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 }
 
 // sameRequester: the poll's signer holds the key of the held CSR or of the
-// certificate that signed it.
-func sameRequester(signer *x509.Certificate, csrDER, signerDER []byte) bool {
+// certificate that authenticated it.
+func sameRequester(signer *x509.Certificate, csrDER, clientCertDER []byte) bool {
 	if csrDER != nil {
 		if r, err := x509.ParseCertificateRequest(csrDER); err == nil && bytes.Equal(r.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
 			return true
 		}
 	}
-	if signerDER != nil {
-		if c, err := x509.ParseCertificate(signerDER); err == nil && bytes.Equal(c.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
+	if clientCertDER != nil {
+		if c, err := x509.ParseCertificate(clientCertDER); err == nil && bytes.Equal(c.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
 			return true
 		}
 	}
@@ -107,12 +130,14 @@ func sameRequester(signer *x509.Certificate, csrDER, signerDER []byte) bool {
 }
 
 // heldSubject: CertPoll's IssuerAndSubject names the subject of the held
-// request (or of the certificate that signed a renewal).
+// request or of the certificate that authenticated it (a renewal's). A
+// poll signed by the requester's key may also name the subject of its own
+// (self-signed) signer certificate, as some clients do.
 func heldSubject(subject []byte, held *pki.EnrollmentRequest) bool {
 	if r, err := x509.ParseCertificateRequest(held.CSR); err == nil && csr.SameName(subject, r.RawSubject) {
 		return true
 	}
-	if c, err := x509.ParseCertificate(held.SignerCert); err == nil && csr.SameName(subject, c.RawSubject) {
+	if c, err := x509.ParseCertificate(held.ClientCert); err == nil && csr.SameName(subject, c.RawSubject) {
 		return true
 	}
 	return false
@@ -125,8 +150,8 @@ func (h *Handler) getCert(ctx context.Context, req *request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ias issuerAndSerial
-	if rest, err := asn1.Unmarshal(plain, &ias); err != nil || len(rest) > 0 || ias.Serial == nil || ias.Serial.Sign() <= 0 {
+	ias, err := scep.ParseIssuerAndSerial(plain)
+	if err != nil {
 		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
 	}
 	if err := canReceive(req); err != nil {
@@ -137,26 +162,4 @@ func (h *Handler) getCert(ctx context.Context, req *request) ([]byte, error) {
 		return nil, err
 	}
 	return h.success(req, []*x509.Certificate{cert})
-}
-
-// issuerAndSubject is CertPoll's content (RFC 8894 §3.3.3).
-type issuerAndSubject struct {
-	Issuer  asn1.RawValue
-	Subject asn1.RawValue
-}
-
-// issuerAndSerial is GetCert's and GetCRL's content (RFC 5652).
-type issuerAndSerial struct {
-	Issuer asn1.RawValue
-	Serial *big.Int
-}
-
-// IssuerAndSubject encodes CertPoll content.
-func IssuerAndSubject(issuer, subject []byte) ([]byte, error) {
-	return asn1.Marshal(issuerAndSubject{Issuer: asn1.RawValue{FullBytes: issuer}, Subject: asn1.RawValue{FullBytes: subject}})
-}
-
-// IssuerAndSerial encodes GetCert content.
-func IssuerAndSerial(issuer []byte, serial *big.Int) ([]byte, error) {
-	return asn1.Marshal(issuerAndSerial{Issuer: asn1.RawValue{FullBytes: issuer}, Serial: serial})
 }

@@ -1,4 +1,9 @@
-package scep
+// Package scepserver is the SCEP (RFC 8894) HTTP handler. It only
+// translates: it decodes a pkiMessage (with package scep, the wire format it
+// shares with the client), hands the request to the enrollment service as
+// protocol-neutral evidence, and encodes the outcome as a signed CertRep.
+// It reaches the store and the CA only through the service.
+package scepserver
 
 import (
 	"bytes"
@@ -7,46 +12,41 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
-	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/scep"
 )
 
-// Service is the part of the enrollment service the handler needs.
+// Service is the part of the enrollment service the handler needs
+// (*enroll.Service implements it).
 type Service interface {
 	Enroll(ctx context.Context, req enroll.Request) (*enroll.Result, error)
 	Poll(ctx context.Context, profile, transactionID string) (*enroll.Result, error)
 	GetCertificate(ctx context.Context, rawIssuer []byte, serialHex string, requester *x509.Certificate) (*x509.Certificate, error)
 	Profile(name string) (pki.Profile, bool)
-}
-
-// Authority is the part of the CA the handler needs: which RA is active
-// now, and the next CA during a rollover.
-type Authority interface {
-	Active(now time.Time) (*ca.Issuer, *ca.RA)
-	Next(now time.Time) (*ca.Issuer, *ca.RA, bool)
-	// RAs lists every RA whose key is loaded (current, next, previous), so
-	// an envelope addressed to an RA of before a switch still opens.
-	RAs() []*ca.RA
-}
-
-// NonceStore remembers (transactionID, senderNonce) pairs to refuse replays
-// across restarts and nodes.
-type NonceStore interface {
-	RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error
+	// RememberNonce refuses a replayed (transactionID, senderNonce) pair,
+	// across restarts and nodes.
+	RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, lifetime time.Duration) error
+	// RecordRefusal puts a refusal the service did not decide into the
+	// audit trail.
+	RecordRefusal(ctx context.Context, r enroll.Refusal) error
+	// ActiveRA is the RA in charge now; NextRA the next CA's during a
+	// rollover; RAs every RA whose key is loaded (current, next,
+	// previous), so an envelope addressed to an RA of before a switch
+	// still opens.
+	ActiveRA() *pki.RA
+	NextRA() (*pki.RA, bool)
+	RAs() []*pki.RA
 }
 
 // Options tune the handler.
@@ -73,18 +73,16 @@ const (
 
 // Handler serves SCEP.
 type Handler struct {
-	svc    Service
-	auth   Authority
-	nonces NonceStore
-	clock  pki.Clock
-	log    *slog.Logger
-	opts   Options
-	ops    map[MessageType]operationFunc
+	svc   Service
+	clock pki.Clock
+	log   *slog.Logger
+	opts  Options
+	ops   map[scep.MessageType]operationFunc
 
 	// GetCACert bodies, built once per RA: nothing about a CA changes
 	// while it is active.
 	mu      sync.Mutex
-	caCerts map[*ca.RA]caCertBody
+	caCerts map[*pki.RA]caCertBody
 }
 
 type caCertBody struct {
@@ -92,20 +90,14 @@ type caCertBody struct {
 	contentType string
 }
 
-// Paths are where SCEP is served: /scep, the path legacy devices hard-code,
-// the forms clients build by appending to a configured URL, and one path
-// per profile.
-var Paths = []string{"/scep", "/scep/{$}", "/scep/pkiclient.exe", "/cgi-bin/pkiclient.exe", "/scep/{profile}", "/scep/{profile}/pkiclient.exe"}
-
 // Capabilities lists what we advertise in GetCACaps: exactly what works.
 // SHA-384 matters: strongSwan 5.9.8 uses AES only when it sees it.
 // GetNextCACert is added while a next CA exists.
 var Capabilities = []string{"AES", "DES3", "POSTPKIOperation", "Renewal", "SHA-1", "SHA-256", "SHA-384", "SHA-512", "SCEPStandard"}
 
 // New builds the handler.
-func New(svc Service, auth Authority, nonces NonceStore, clock pki.Clock, log *slog.Logger, opts Options) (*Handler, error) {
-	_, ra := auth.Active(clock.Now())
-	if err := checkRA(ra); err != nil {
+func New(svc Service, clock pki.Clock, log *slog.Logger, opts Options) (*Handler, error) {
+	if err := checkRA(svc.ActiveRA()); err != nil {
 		return nil, err
 	}
 	if opts.MaxBodyBytes <= 0 {
@@ -117,17 +109,17 @@ func New(svc Service, auth Authority, nonces NonceStore, clock pki.Clock, log *s
 	if opts.NonceLifetime <= 0 {
 		opts.NonceLifetime = DefaultNonceLifetime
 	}
-	h := &Handler{svc: svc, auth: auth, nonces: nonces, clock: clock, log: log, opts: opts, caCerts: map[*ca.RA]caCertBody{}}
-	h.ops = map[MessageType]operationFunc{
-		PKCSReq:    h.enroll,
-		RenewalReq: h.enroll,
-		CertPoll:   h.certPoll,
-		GetCert:    h.getCert,
+	h := &Handler{svc: svc, clock: clock, log: log, opts: opts, caCerts: map[*pki.RA]caCertBody{}}
+	h.ops = map[scep.MessageType]operationFunc{
+		scep.PKCSReq:    h.enroll,
+		scep.RenewalReq: h.enroll,
+		scep.CertPoll:   h.certPoll,
+		scep.GetCert:    h.getCert,
 	}
 	return h, nil
 }
 
-func checkRA(ra *ca.RA) error {
+func checkRA(ra *pki.RA) error {
 	if ra == nil || ra.Cert == nil {
 		return errors.New("scep: no RA")
 	}
@@ -155,7 +147,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	op := operation(r.URL.RawQuery)
+	op := scep.Operation(r.URL.RawQuery)
 	now := h.clock.Now()
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead:
@@ -163,10 +155,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
 	case op == "GetCACaps":
 		w.Header().Set("Content-Type", "text/plain")
-		writeBody(w, h.caps(now))
+		writeBody(w, h.caps())
 	case op == "GetCACert":
-		_, ra := h.auth.Active(now)
-		b, err := h.caCertBody(ra)
+		b, err := h.caCertBody(h.svc.ActiveRA())
 		if err != nil {
 			h.log.Error("scep: GetCACert", "err", err)
 			httpError(w, http.StatusInternalServerError, "internal error")
@@ -185,9 +176,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *Handler) caps(now time.Time) []byte {
+func (h *Handler) caps() []byte {
 	caps := Capabilities
-	if _, _, ok := h.auth.Next(now); ok {
+	if _, ok := h.svc.NextRA(); ok {
 		caps = append(append([]string{}, caps...), "GetNextCACert")
 	}
 	return []byte(strings.Join(caps, "\n") + "\n")
@@ -196,7 +187,7 @@ func (h *Handler) caps(now time.Time) []byte {
 // caCertBody is GetCACert's answer for an RA: the RA first (when separate),
 // then the CA chain. With one certificate only, RFC 8894 §4.2.1.1 wants
 // plain DER.
-func (h *Handler) caCertBody(ra *ca.RA) (caCertBody, error) {
+func (h *Handler) caCertBody(ra *pki.RA) (caCertBody, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if b, ok := h.caCerts[ra]; ok {
@@ -219,7 +210,7 @@ func (h *Handler) caCertBody(ra *ca.RA) (caCertBody, error) {
 
 // transportCerts: the RA certificate, then its CA chain (without repeating
 // the RA when the CA acts as RA).
-func transportCerts(ra *ca.RA) []*x509.Certificate {
+func transportCerts(ra *pki.RA) []*x509.Certificate {
 	var certs []*x509.Certificate
 	for _, c := range ra.Chain {
 		if len(certs) == 0 || !c.Equal(certs[len(certs)-1]) {
@@ -235,14 +226,14 @@ func transportCerts(ra *ca.RA) []*x509.Certificate {
 // getNextCACert answers with the next CA (and RA) certificates, in a
 // SignedData signed by the current RA (RFC 8894 §4.7).
 func (h *Handler) getNextCACert(w http.ResponseWriter, now time.Time) {
-	_, nextRA, ok := h.auth.Next(now)
+	nextRA, ok := h.svc.NextRA()
 	if !ok {
 		httpError(w, http.StatusNotFound, "no next CA certificate: no rollover is pending")
 		return
 	}
 	inner, err := cms.DegenerateCertificates(transportCerts(nextRA))
 	if err == nil {
-		_, ra := h.auth.Active(now)
+		ra := h.svc.ActiveRA()
 		inner, err = cms.Sign(inner, ra.Cert, ra.Key, nil, cms.SignOptions{Digest: crypto.SHA256, RSAEncryptionOID: true, SigningTime: now})
 	}
 	if err != nil {
@@ -257,13 +248,13 @@ func (h *Handler) getNextCACert(w http.ResponseWriter, now time.Time) {
 func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request, profile string) {
 	der, status, err := h.readMessage(w, r)
 	if err != nil {
-		h.log.Info("scep: unreadable PKIOperation", "remote", r.RemoteAddr, "err", err)
+		h.refuse(r.Context(), r.RemoteAddr, profile, "", pki.Wrap(pki.EBadRequest, err, err.Error()))
 		httpError(w, status, err.Error())
 		return
 	}
-	msg, err := Parse(der)
+	msg, err := scep.Parse(der)
 	if err != nil {
-		h.log.Info("scep: malformed pkiMessage", "remote", r.RemoteAddr, "err", err)
+		h.refuse(r.Context(), r.RemoteAddr, profile, "", pki.Wrap(pki.EBadRequest, err, "malformed pkiMessage"))
 		httpError(w, http.StatusBadRequest, "malformed pkiMessage")
 		return
 	}
@@ -280,7 +271,7 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request, profile s
 // readMessage returns the DER pkiMessage from a POST body or GET query.
 func (h *Handler) readMessage(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
 	if r.Method != http.MethodPost {
-		der, err := DecodeQueryMessage(r.URL.RawQuery)
+		der, err := scep.DecodeQueryMessage(r.URL.RawQuery)
 		if err != nil {
 			return nil, http.StatusBadRequest, err
 		}
@@ -297,7 +288,7 @@ func (h *Handler) readMessage(w http.ResponseWriter, r *http.Request) ([]byte, i
 	if len(body) > 0 && body[0] == 0x30 {
 		return body, 0, nil
 	}
-	der, err := decodeBase64(string(body)) // some clients POST base64; accept it
+	der, err := scep.DecodeBase64(string(body)) // some clients POST base64; accept it
 	if err != nil || len(der) == 0 {
 		return nil, http.StatusBadRequest, errors.New("message is not valid base64")
 	}
@@ -306,11 +297,11 @@ func (h *Handler) readMessage(w http.ResponseWriter, r *http.Request) ([]byte, i
 
 // request is one PKIOperation being answered.
 type request struct {
-	msg     *PKIMessage
+	msg     *scep.PKIMessage
 	remote  string
 	profile string
 	now     time.Time
-	ra      *ca.RA // the RA that answers: the active one, or the one the client encrypted to
+	ra      *pki.RA // the RA that answers: the active one, or the one the client encrypted to
 	digest  crypto.Hash
 	// challenge is the CSR's challengePassword, kept to encrypt the reply
 	// to EC requesters (password recipient, RFC 8894 §3.2.2).
@@ -327,7 +318,7 @@ type request struct {
 func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 	msg := req.msg
 	req.now = h.clock.Now()
-	_, req.ra = h.auth.Active(req.now)
+	req.ra = h.svc.ActiveRA()
 	req.digest = msg.Digest
 	if !replyDigestOK(req.digest) {
 		req.digest = crypto.SHA256
@@ -336,37 +327,45 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 	// type can reach issuance without passing the same checks.
 	op, ok := h.ops[msg.MessageType]
 	if !ok {
-		return h.fail(req, pki.Errorf(pki.EBadRequest, "unsupported messageType %s", msg.MessageType))
+		return h.fail(ctx, req, pki.Errorf(pki.EBadRequest, "unsupported messageType %s", msg.MessageType))
 	}
 	// The outer signature is verified before any decryption.
 	if err := msg.Verify(); err != nil {
-		return h.fail(req, err)
+		return h.fail(ctx, req, err)
 	}
 	if t := msg.SigningTime; !t.IsZero() && (t.Sub(req.now) > h.opts.MaxClockSkew || req.now.Sub(t) > h.opts.MaxClockSkew) {
-		return h.fail(req, pki.Errorf(pki.EBadTime, "signingTime %s is too far from the server time", t.UTC().Format(time.RFC3339)))
+		return h.fail(ctx, req, pki.Errorf(pki.EBadTime, "signingTime %s is too far from the server time", t.UTC().Format(time.RFC3339)))
 	}
-	if err := h.nonces.RememberNonce(ctx, msg.TransactionID, msg.SenderNonce, req.now, req.now.Add(h.opts.NonceLifetime)); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return h.fail(req, pki.Errorf(pki.EBadRequest, "replayed message: transactionID and senderNonce were seen before"))
-		}
-		return nil, fmt.Errorf("scep: remember nonce: %w", err)
+	if err := h.svc.RememberNonce(ctx, msg.TransactionID, msg.SenderNonce, h.opts.NonceLifetime); err != nil {
+		return h.fail(ctx, req, err)
 	}
 	reply, err := op(ctx, req)
 	if err != nil {
-		return h.fail(req, err)
+		return h.fail(ctx, req, err)
 	}
 	return reply, nil
 }
 
-func (h *Handler) fail(req *request, err error) ([]byte, error) {
+// fail answers a refusal with a FAILURE CertRep carrying its failInfo, and
+// puts it in the audit trail unless the service did already.
+func (h *Handler) fail(ctx context.Context, req *request, err error) ([]byte, error) {
 	code := pki.ErrorCode(err)
 	if code == pki.EInternal {
 		return nil, err
 	}
-	fi := FailInfoFor(code)
+	fi := scep.FailInfoFor(code)
 	h.log.Info("scep: FAILURE", "remote", req.remote, "transaction_id", req.msg.TransactionID,
 		"message_type", req.msg.MessageType.String(), "fail_info", fi.String(), "reason", pki.ErrorMessage(err), "err", err)
-	return h.certRep(req, Reply{Status: StatusFailure, FailInfo: fi, FailInfoText: pki.ErrorMessage(err)})
+	if !enroll.Audited(err) {
+		h.refuse(ctx, req.remote, req.profile, req.msg.TransactionID, err)
+	}
+	return h.certRep(req, scep.Reply{Status: scep.StatusFailure, FailInfo: fi, FailInfoText: pki.ErrorMessage(err)})
+}
+
+// refuse records a refusal in the audit trail.
+func (h *Handler) refuse(ctx context.Context, remote, profile, txID string, err error) {
+	_ = h.svc.RecordRefusal(ctx, enroll.Refusal{Protocol: pki.ProtocolSCEP, Operation: "PKIOperation", RemoteAddr: remote,
+		Profile: profile, TransactionID: txID, Err: err})
 }
 
 // operationFunc answers one allowed message type; h.ops is the allow-list.
@@ -391,7 +390,7 @@ func (h *Handler) open(req *request) ([]byte, error) {
 	}
 	ra := req.ra
 	if addressedTo(env, ra.Cert) == nil {
-		for _, other := range h.auth.RAs() {
+		for _, other := range h.svc.RAs() {
 			if addressedTo(env, other.Cert) != nil {
 				ra = other
 				break
@@ -401,7 +400,7 @@ func (h *Handler) open(req *request) ([]byte, error) {
 	if r := addressedTo(env, ra.Cert); r != nil && r.KeyTransport == cms.RSAOAEP {
 		req.keyTransport, req.oaepHash = cms.RSAOAEP, r.OAEPHash
 	}
-	plain, err := env.DecryptKeyTransport(ra.Cert, ra.Key.(crypto.Decrypter))
+	plain, err := env.DecryptKeyTransport(ra.Cert, ra.Decrypter())
 	if err != nil {
 		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
 	}
@@ -479,15 +478,15 @@ func (h *Handler) success(req *request, certs []*x509.Certificate) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("scep: encrypt reply: %w", err)
 	}
-	return h.certRep(req, Reply{Status: StatusSuccess, Envelope: envelope})
+	return h.certRep(req, scep.Reply{Status: scep.StatusSuccess, Envelope: envelope})
 }
 
-func (h *Handler) certRep(req *request, r Reply) ([]byte, error) {
+func (h *Handler) certRep(req *request, r scep.Reply) ([]byte, error) {
 	r.TransactionID = req.msg.TransactionID
 	r.RecipientNonce = req.msg.SenderNonce
 	r.Digest = req.digest
 	r.SigningTime = req.now
-	return BuildCertRep(r, Identity{Cert: req.ra.Cert, Key: req.ra.Key})
+	return scep.BuildCertRep(r, scep.Identity{Cert: req.ra.Cert, Key: req.ra.Key})
 }
 
 func replyDigestOK(d crypto.Hash) bool {
@@ -509,61 +508,4 @@ func httpError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	io.WriteString(w, msg+"\n")
-}
-
-// operation reads the operation parameter without url.ParseQuery's
-// strictness, so an unescaped message parameter cannot hide it.
-func operation(rawQuery string) string {
-	v, _ := queryValue(rawQuery, "operation")
-	return v
-}
-
-// queryValue finds key in a raw query. Devices send the base64 message
-// URL-escaped, unescaped (raw '+' and '/'), or with spaces for '+'; all are
-// accepted. A literal '+' is kept as '+', never turned into a space.
-func queryValue(rawQuery, key string) (string, bool) {
-	for _, part := range strings.Split(rawQuery, "&") {
-		k, v, _ := strings.Cut(part, "=")
-		if k != key {
-			continue
-		}
-		un, err := url.PathUnescape(v)
-		if err != nil {
-			return "", false
-		}
-		return un, true
-	}
-	return "", false
-}
-
-// DecodeQueryMessage returns the DER pkiMessage of a GET PKIOperation query.
-func DecodeQueryMessage(rawQuery string) ([]byte, error) {
-	v, ok := queryValue(rawQuery, "message")
-	if !ok {
-		return nil, errors.New("missing message parameter")
-	}
-	der, err := decodeBase64(v)
-	if err != nil || len(der) == 0 {
-		return nil, errors.New("message is not valid base64")
-	}
-	return der, nil
-}
-
-// decodeBase64 accepts standard or URL alphabet, with or without padding,
-// with whitespace or spaces standing in for '+'.
-func decodeBase64(s string) ([]byte, error) {
-	s = strings.Map(func(r rune) rune {
-		switch r {
-		case ' ':
-			return '+'
-		case '\r', '\n', '\t':
-			return -1
-		}
-		return r
-	}, s)
-	s = strings.TrimRight(s, "=")
-	if strings.ContainsAny(s, "-_") {
-		return base64.RawURLEncoding.DecodeString(s)
-	}
-	return base64.RawStdEncoding.DecodeString(s)
 }

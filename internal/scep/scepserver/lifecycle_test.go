@@ -1,4 +1,4 @@
-package scep_test
+package scepserver_test
 
 import (
 	"context"
@@ -160,7 +160,7 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	signer := ts.selfSignedFor(t, key)
 	base := reqParams{key: key, signerCert: signer, signerKey: key, path: "/scep/approval", txID: "tx-pending-1"}
 	poll := func(p reqParams) (*scep.PKIMessage, *scep.PKIMessage) {
-		content, err := scep.IssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, signer.RawSubject)
+		content, err := scep.MarshalIssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, signer.RawSubject)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +187,7 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	}
 	// IssuerAndSubject must name the request's subject.
 	other, _ := csr.ParseDN("CN=someone-else")
-	wrongSubject, _ := scep.IssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, other)
+	wrongSubject, _ := scep.MarshalIssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, other)
 	wrong := base
 	wrong.msgType, wrong.content = scep.CertPoll, wrongSubject
 	_, rep = ts.exchange(t, wrong)
@@ -220,7 +220,7 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	if len(reqs) != 1 {
 		t.Fatalf("%d pending requests", len(reqs))
 	}
-	if err := ts.Service.Reject(ctx, reqs[0].ID, "unknown device", "cli:test"); err != nil {
+	if err := ts.Admin.Reject(ctx, reqs[0].ID, "unknown device", "cli:test"); err != nil {
 		t.Fatal(err)
 	}
 	_, rep = poll(rej)
@@ -239,7 +239,7 @@ func TestGetCert(t *testing.T) {
 	mine := ts.enrollCert(t, key, "CN=getcert-1,O=Acme")
 	other := ts.enrollCert(t, testKey(t, 1), "CN=getcert-2,O=Acme")
 	getCert := func(signer *x509.Certificate, signerKey crypto.Signer, serialOf *x509.Certificate) *scep.PKIMessage {
-		content, err := scep.IssuerAndSerial(serialOf.RawIssuer, serialOf.SerialNumber)
+		content, err := scep.MarshalIssuerAndSerial(serialOf.RawIssuer, serialOf.SerialNumber)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -401,7 +401,7 @@ func TestHeldRenewalPolledWithOldCertificate(t *testing.T) {
 		t.Fatalf("renewal: %s %s (%s)", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
 	}
 	approveAll()
-	content, err := scep.IssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, old.RawSubject)
+	content, err := scep.MarshalIssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, old.RawSubject)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package scep_test
+package scepserver_test
 
 import (
 	"context"

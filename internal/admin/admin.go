@@ -1,0 +1,159 @@
+// Package admin holds the operations people perform on the platform, as
+// opposed to the decisions on devices' requests (package enroll): minting
+// and listing one-time challenges, listing and rejecting held requests,
+// managing EST users. The CLI, the NDES page and (later) the web API call
+// it; it needs the store and the profiles, never the CA. Approving a held
+// request issues a certificate, so that one lives in enroll.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// Service is the admin service.
+type Service struct {
+	store    store.Store
+	clock    pki.Clock
+	log      *slog.Logger
+	profiles map[string]pki.Profile
+}
+
+// New builds the service; profiles are the configured profiles, against
+// which challenges and users are bound.
+func New(st store.Store, clock pki.Clock, log *slog.Logger, profiles map[string]pki.Profile) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: st, clock: clock, log: log, profiles: profiles}
+}
+
+// MaxChallengeTTL bounds one-time challenges: they are bearer secrets.
+const MaxChallengeTTL = 30 * 24 * time.Hour
+
+func (s *Service) checkProfile(profile string) error {
+	if profile == "" {
+		return nil
+	}
+	if _, ok := s.profiles[profile]; !ok {
+		return pki.Errorf(pki.EBadRequest, "unknown profile %q", profile)
+	}
+	return nil
+}
+
+// NewChallenge creates a one-time challenge valid for ttl, optionally bound
+// to a profile, and returns the secret. Only its hash is stored.
+func (s *Service) NewChallenge(ctx context.Context, ttl time.Duration, profile, actor string) (string, pki.Challenge, error) {
+	if ttl <= 0 || ttl > MaxChallengeTTL {
+		return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest, "challenge lifetime must be between 1s and %s", MaxChallengeTTL)
+	}
+	if err := s.checkProfile(profile); err != nil {
+		return "", pki.Challenge{}, err
+	}
+	secret, err := credential.RandomHex(16)
+	if err != nil {
+		return "", pki.Challenge{}, err
+	}
+	id, err := credential.RandomToken(10)
+	if err != nil {
+		return "", pki.Challenge{}, err
+	}
+	now := s.clock.Now()
+	ch := pki.Challenge{ID: id, Hash: credential.HashChallenge(secret), Profile: profile, CreatedAt: now, ExpiresAt: now.Add(ttl), CreatedBy: actor}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventChallengeCreated, Actor: actor, Profile: profile, Outcome: "success",
+		Detail: fmt.Sprintf("challenge %s expires %s", id, ch.ExpiresAt.Format(time.RFC3339))}
+	if err := s.store.CreateChallenge(ctx, ch, ev); err != nil {
+		return "", pki.Challenge{}, fmt.Errorf("admin: store challenge: %w", err)
+	}
+	return secret, ch, nil
+}
+
+// Requests lists held requests.
+func (s *Service) Requests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
+	return s.store.ListRequests(ctx, f)
+}
+
+// Reject refuses a held request with a reason the client will see. Of two
+// decisions on one request (a reject and an approve, on any node), one wins.
+func (s *Service) Reject(ctx context.Context, id, reason, by string) error {
+	if reason == "" {
+		reason = "rejected by an operator"
+	}
+	now := s.clock.Now()
+	r, err := s.store.Request(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return pki.Errorf(pki.ENotFound, "no request %s", id)
+	}
+	if err != nil {
+		return err
+	}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventRequestRejected, Actor: by, Profile: r.Profile, Subject: r.Subject,
+		TransactionID: r.TransactionID, Outcome: "success", Reason: reason, Detail: "request " + id}
+	err = s.store.RejectRequest(ctx, id, reason, by, now, ev)
+	if errors.Is(err, store.ErrConflict) {
+		return pki.Errorf(pki.EConflict, "request %s is not pending", id)
+	}
+	return err
+}
+
+// userName is what an EST user may be called: it travels in HTTP Basic, so
+// no ':' and nothing a log or a terminal would misread.
+var userName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+
+// MinPasswordLen is the shortest EST user password accepted: it is a
+// long-lived secret that devices keep.
+const MinPasswordLen = 12
+
+// AddESTUser creates an EST user with a password, optionally bound to one
+// profile. The password is stored as an argon2id hash only.
+func (s *Service) AddESTUser(ctx context.Context, name, password, profile, actor string) (pki.ESTUser, error) {
+	if !userName.MatchString(name) {
+		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "user name %q: use 1 to 128 letters, digits and . _ @ -", name)
+	}
+	if len(password) < MinPasswordLen || len(password) > credential.MaxPasswordLen {
+		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "the password must have %d to %d characters", MinPasswordLen, credential.MaxPasswordLen)
+	}
+	if err := s.checkProfile(profile); err != nil {
+		return pki.ESTUser{}, err
+	}
+	hash, err := credential.HashPassword(password)
+	if err != nil {
+		return pki.ESTUser{}, err
+	}
+	now := s.clock.Now()
+	u := pki.ESTUser{Name: name, PasswordHash: hash, Profile: profile, CreatedAt: now, CreatedBy: actor}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: actor, Profile: profile, Outcome: "success", Detail: "user " + name}
+	err = s.store.CreateESTUser(ctx, u, ev)
+	if errors.Is(err, store.ErrConflict) {
+		return pki.ESTUser{}, pki.Errorf(pki.EConflict, "EST user %q exists; remove it first to change its password", name)
+	}
+	if err != nil {
+		return pki.ESTUser{}, err
+	}
+	return u, nil
+}
+
+// ESTUsers lists the EST users (never their password hashes' secrets:
+// callers show names, profiles and dates).
+func (s *Service) ESTUsers(ctx context.Context) ([]pki.ESTUser, error) {
+	return s.store.ListESTUsers(ctx)
+}
+
+// RemoveESTUser deletes an EST user.
+func (s *Service) RemoveESTUser(ctx context.Context, name, actor string) error {
+	now := s.clock.Now()
+	ev := pki.AuditEvent{Time: now, Type: pki.EventESTUserRemoved, Actor: actor, Outcome: "success", Detail: "user " + name}
+	err := s.store.DeleteESTUser(ctx, name, now, ev)
+	if errors.Is(err, store.ErrNotFound) {
+		return pki.Errorf(pki.ENotFound, "no EST user %q", name)
+	}
+	return err
+}

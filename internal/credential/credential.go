@@ -1,0 +1,148 @@
+// Package credential holds how scepter makes, stores and checks secrets:
+// one-time challenges (random, stored as a SHA-256), the static shared
+// challenge (compared in constant time) and passwords (argon2id). Both the
+// enrollment service, which checks them, and the admin service, which makes
+// them, use it, so the two can never disagree on a format.
+package credential
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// HashChallenge is how one-time challenges are stored: they are random and
+// long, so an unsalted SHA-256 is enough and lets the store look them up.
+func HashChallenge(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// RandomToken returns n random bytes as unpadded upper-case base32: easy to
+// type, no characters that URL or shell quoting would mangle.
+func RandomToken(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("credential: random: %w", err)
+	}
+	return strings.TrimRight(base32.StdEncoding.EncodeToString(b), "="), nil
+}
+
+// RandomHex returns n random bytes as upper-case hex: one-time passwords
+// look like NDES's (hex), which every MDM's NDES password parser accepts.
+func RandomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("credential: random: %w", err)
+	}
+	return strings.ToUpper(hex.EncodeToString(b)), nil
+}
+
+// Static is a shared secret compared in constant time, also in its length:
+// both sides are hashed first. The zero Static matches nothing.
+type Static struct {
+	hash []byte
+}
+
+// NewStatic returns the matcher for secret ("" matches nothing).
+func NewStatic(secret string) Static {
+	if secret == "" {
+		return Static{}
+	}
+	return Static{hash: HashChallenge(secret)}
+}
+
+// Matches reports whether presented is the secret.
+func (s Static) Matches(presented string) bool {
+	if s.hash == nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(s.hash, HashChallenge(presented)) == 1
+}
+
+// Set reports whether there is a secret at all.
+func (s Static) Set() bool { return s.hash != nil }
+
+// argon2id parameters (RFC 9106's second recommended option, with the
+// memory OWASP suggests for servers): about 20 ms and 19 MiB per check.
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024 // KiB
+	argonThreads = 1
+	argonKeyLen  = 32
+	argonSaltLen = 16
+)
+
+// MaxPasswordLen bounds what HashPassword and VerifyPassword accept, so a
+// megabyte password cannot be used to make the server hash it.
+const MaxPasswordLen = 1024
+
+// ErrBadHash: a stored password hash is not one this package wrote.
+var ErrBadHash = errors.New("credential: malformed password hash")
+
+// HashPassword returns the PHC-style argon2id encoding of password with a
+// fresh random salt.
+func HashPassword(password string) (string, error) {
+	if password == "" || len(password) > MaxPasswordLen {
+		return "", fmt.Errorf("credential: a password must have 1 to %d bytes", MaxPasswordLen)
+	}
+	salt := make([]byte, argonSaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("credential: random: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+}
+
+// VerifyPassword reports whether password matches encoded, in constant
+// time. The parameters come from encoded, so hashes made with other costs
+// keep working.
+func VerifyPassword(encoded, password string) (bool, error) {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return false, ErrBadHash
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || t == 0 || p == 0 || m > 1<<20 || t > 16 {
+		return false, ErrBadHash
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil {
+		return false, ErrBadHash
+	}
+	want, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil || len(want) < 16 || len(want) > 64 {
+		return false, ErrBadHash
+	}
+	if len(password) > MaxPasswordLen {
+		password = password[:MaxPasswordLen] // still hashed: no timing difference
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// dummyHash is verified against when a user does not exist, so an unknown
+// user name costs the same time as a wrong password.
+var dummyHash = func() string {
+	h, err := HashPassword("scepter-dummy-password")
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
+
+// BurnVerify spends the time of one password check and always fails: call
+// it for an unknown user.
+func BurnVerify(password string) {
+	VerifyPassword(dummyHash, password)
+}

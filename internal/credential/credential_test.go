@@ -1,0 +1,46 @@
+package credential
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPasswordRoundTrip(t *testing.T) {
+	h, err := HashPassword("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Errorf("hash %q", h)
+	}
+	h2, _ := HashPassword("correct horse")
+	if h == h2 {
+		t.Error("two hashes of one password are equal: no salt")
+	}
+	for pw, want := range map[string]bool{"correct horse": true, "correct horsE": false, "": false, strings.Repeat("x", 5000): false} {
+		ok, err := VerifyPassword(h, pw)
+		if err != nil || ok != want {
+			t.Errorf("VerifyPassword(%.10q) = %v, %v; want %v", pw, ok, err, want)
+		}
+	}
+}
+
+func TestVerifyRefusesMalformedHashes(t *testing.T) {
+	for _, h := range []string{"", "plain", "$argon2i$v=19$m=1,t=1,p=1$AAAA$AAAA", "$argon2id$v=19$m=99999999,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA",
+		"$argon2id$v=19$m=64,t=1,p=1$!!$AAAAAAAAAAAAAAAAAAAAAA"} {
+		if ok, err := VerifyPassword(h, "x"); ok || err == nil {
+			t.Errorf("VerifyPassword(%q) = %v, %v; want an error", h, ok, err)
+		}
+	}
+}
+
+func TestStatic(t *testing.T) {
+	s := NewStatic("secret")
+	if !s.Matches("secret") || s.Matches("secreT") || s.Matches("") || !s.Set() {
+		t.Error("static secret comparison is wrong")
+	}
+	var zero Static
+	if zero.Matches("") || zero.Set() {
+		t.Error("the zero Static must match nothing")
+	}
+}

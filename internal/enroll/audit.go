@@ -1,0 +1,78 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// auditedError marks a refusal the service has already written to the
+// audit trail, so a handler does not record it a second time.
+type auditedError struct{ err error }
+
+func (e *auditedError) Error() string { return e.err.Error() }
+func (e *auditedError) Unwrap() error { return e.err }
+
+// Audited reports whether err is a refusal the service has recorded in the
+// audit trail. A handler records any other refusal with RecordRefusal.
+func Audited(err error) bool {
+	var a *auditedError
+	return errors.As(err, &a)
+}
+
+// Refusal is a request refused before or outside the enrollment service's
+// own decisions: an unverifiable signature, missing credentials, a
+// malformed body.
+type Refusal struct {
+	Protocol      pki.Protocol
+	Operation     string // e.g. "PKIOperation", "simpleenroll"
+	RemoteAddr    string
+	Profile       string
+	TransactionID string
+	Subject       string
+	Err           error // its code and client-safe message are recorded
+}
+
+// RecordRefusal writes a refusal to the audit trail (and the log). It
+// returns the write's error; the refusal stands either way.
+func (s *Service) RecordRefusal(ctx context.Context, r Refusal) error {
+	ev := pki.AuditEvent{
+		Time: s.clock.Now(), Type: pki.EventRefused, Actor: string(r.Protocol) + ":" + clientHost(r.RemoteAddr),
+		Profile: r.Profile, TransactionID: r.TransactionID, Subject: r.Subject, Outcome: "failure",
+		Reason: failureReason(r.Err), Detail: r.Operation,
+	}
+	s.log.Info("request refused", "protocol", r.Protocol, "operation", r.Operation, "reason", ev.Reason,
+		"remote", r.RemoteAddr, "transaction_id", r.TransactionID, "err", r.Err)
+	if err := s.store.AppendAudit(ctx, ev); err != nil {
+		s.log.Error("audit write failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+// recordFailure writes a refused enrollment to the audit trail and returns
+// cause marked as recorded.
+func (s *Service) recordFailure(ctx context.Context, req Request, cause error) error {
+	if Audited(cause) {
+		return cause
+	}
+	ev := pki.AuditEvent{
+		Time: s.clock.Now(), Type: pki.EventEnrollFailed, Actor: actor(req), Profile: req.Profile,
+		TransactionID: req.TransactionID, Outcome: "failure", Reason: failureReason(cause),
+	}
+	if req.CSR != nil {
+		ev.Subject = req.CSR.Subject.String()
+	}
+	if err := s.store.AppendAudit(ctx, ev); err != nil {
+		s.log.Error("audit write failed", "err", err)
+	}
+	s.log.Warn("enrollment refused", "reason", ev.Reason, "subject", ev.Subject, "transaction_id", req.TransactionID,
+		"remote", req.RemoteAddr, "err", cause)
+	return &auditedError{cause}
+}
+
+// failureReason is the audit text: the client-safe message, plus the code.
+func failureReason(err error) string {
+	return string(pki.ErrorCode(err)) + ": " + pki.ErrorMessage(err)
+}

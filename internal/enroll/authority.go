@@ -1,0 +1,66 @@
+package enroll
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// What protocol handlers may know of the CA: the certificates they hand
+// out and the SCEP RA. They never see the CA's types or keys beyond these.
+
+// ActiveRA returns the RA in charge now (it follows a rollover's switch).
+func (s *Service) ActiveRA() *pki.RA {
+	_, ra := s.authority.Active(s.clock.Now())
+	return ra
+}
+
+// NextRA returns the RA of the next issuing CA while a rollover is pending.
+func (s *Service) NextRA() (*pki.RA, bool) {
+	_, ra, ok := s.authority.Next(s.clock.Now())
+	return ra, ok
+}
+
+// RAs returns every RA whose key is loaded (current, next, previous), so an
+// envelope addressed to the RA of before a switch still opens.
+func (s *Service) RAs() []*pki.RA { return s.authority.RAs() }
+
+// CACerts returns what a client should trust for a profile: the chain of the
+// issuing CA that serves it (issuing CA first, root last), then, during a
+// rollover, the next issuing CA (signed by the same root, so no link
+// certificates are needed).
+func (s *Service) CACerts(profile string) ([]*x509.Certificate, error) {
+	p, ok := s.Profile(profile)
+	if !ok {
+		return nil, pki.Errorf(pki.ENotFound, "unknown profile %q", profile)
+	}
+	now := s.clock.Now()
+	issuer, err := s.issuerFor(p, now)
+	if err != nil {
+		return nil, err
+	}
+	certs := append([]*x509.Certificate(nil), issuer.Chain...)
+	if next, _, ok := s.authority.Next(now); ok && p.Issuer == "" && next.ID != issuer.ID {
+		certs = append(certs, next.Cert)
+	}
+	return certs, nil
+}
+
+// RememberNonce records a message's (transaction ID, sender nonce) pair for
+// lifetime; a pair seen before is a replay, refused with EBadRequest.
+func (s *Service) RememberNonce(ctx context.Context, transactionID string, nonce []byte, lifetime time.Duration) error {
+	now := s.clock.Now()
+	err := s.store.RememberNonce(ctx, transactionID, nonce, now, now.Add(lifetime))
+	if errors.Is(err, store.ErrConflict) {
+		return pki.Errorf(pki.EBadRequest, "replayed message: transactionID and senderNonce were seen before")
+	}
+	if err != nil {
+		return fmt.Errorf("enroll: remember nonce: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package enroll
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"net"
+	"time"
+
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// ServerCertValidity is the lifetime of the certificate the server issues
+// for its own HTTPS listener; it renews it after two thirds (see
+// ServerCertRenewAt).
+const ServerCertValidity = 90 * 24 * time.Hour
+
+// serverProfile is the built-in profile of the HTTPS listener's
+// certificate. It is not served to clients.
+func serverProfile() pki.Profile {
+	p := pki.DefaultProfile()
+	p.Name = "tls-server"
+	p.Validity = ServerCertValidity
+	p.KeyUsage = x509.KeyUsageDigitalSignature
+	p.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	p.MaxSANs = 64
+	return p
+}
+
+// ServerCertRenewAt is when the server should replace its HTTPS
+// certificate: after two thirds of its lifetime.
+func ServerCertRenewAt(c *x509.Certificate) time.Time {
+	return c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 3)
+}
+
+// IssueServerCertificate issues the certificate of the server's own HTTPS
+// listener for key, named by names (DNS names or IP addresses; the first is
+// also the subject's CN), through the same pipeline and inventory as every
+// other certificate (protocol "internal"). It returns the certificate and
+// its chain (issuing CA up to the root).
+func (s *Service) IssueServerCertificate(ctx context.Context, key crypto.PublicKey, names []string) (*x509.Certificate, []*x509.Certificate, error) {
+	if len(names) == 0 {
+		return nil, nil, pki.Errorf(pki.EBadRequest, "the server certificate needs at least one name")
+	}
+	var sans SANSet
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			sans.IPAddresses = append(sans.IPAddresses, ip)
+		} else {
+			sans.DNSNames = append(sans.DNSNames, n)
+		}
+	}
+	subject, err := csr.ParseDN("CN=" + escapeDN(names[0]))
+	if err != nil {
+		return nil, nil, pki.Wrap(pki.EBadRequest, err, "server name")
+	}
+	st := &State{
+		Req:        Request{Protocol: pki.ProtocolInternal, TransactionID: "server-certificate"},
+		Profile:    serverProfile(),
+		PublicKey:  key,
+		RawSubject: subject,
+		SANs:       sans,
+	}
+	res, err := s.issue(ctx, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	return res.Certificate, res.Chain, nil
+}
+
+// escapeDN escapes the characters RFC 4514 reserves.
+func escapeDN(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case ',', '+', '"', '\\', '<', '>', ';', '=':
+			out = append(out, '\\', c)
+		default:
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}

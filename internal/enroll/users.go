@@ -1,0 +1,77 @@
+package enroll
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// authenticateUser checks HTTP Basic credentials: an EST user and its
+// password, bound to a profile or not; a password whose user is unknown is
+// tried as a challenge (the one-time challenges of `scepter challenge new`
+// work as the Basic password, whatever the user name). An unknown user
+// costs the same time as a wrong password.
+func (s *Service) authenticateUser(ctx context.Context, st *State) error {
+	ev := st.Req.Evidence
+	if ev.HTTPPassword == "" {
+		return pki.Errorf(pki.EUnauthorized, "a password is required")
+	}
+	u, err := s.store.ESTUser(ctx, ev.HTTPUser)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if err := s.checkChallenge(ctx, st, ev.HTTPPassword); err == nil {
+			return nil
+		}
+		credential.BurnVerify(ev.HTTPPassword)
+		return pki.Errorf(pki.EUnauthorized, "user name or password is not valid")
+	case err != nil:
+		return err
+	}
+	ok, err := credential.VerifyPassword(u.PasswordHash, ev.HTTPPassword)
+	if err != nil {
+		return pki.Wrap(pki.EInternal, err, "stored password hash")
+	}
+	if !ok {
+		return pki.Errorf(pki.EUnauthorized, "user name or password is not valid")
+	}
+	if u.Profile != "" && u.Profile != st.Profile.Name {
+		return pki.Errorf(pki.EUnauthorized, "user %q may enroll only at profile %q", u.Name, u.Profile)
+	}
+	return nil
+}
+
+// authenticateManufacturer accepts a TLS client certificate that chains to
+// one of the configured manufacturer CAs (an IDevID) for a first enrollment,
+// where the profile allows it. A certificate of ours is not enough here: it
+// renews (simplereenroll), it does not buy a second identity.
+func (s *Service) authenticateManufacturer(_ context.Context, st *State) error {
+	cert := st.Req.Evidence.TLSClientCert
+	now := s.clock.Now()
+	if _, err := s.authority.IssuedByUs(cert, now); err == nil || errors.Is(err, ca.ErrExpired) {
+		return pki.Errorf(pki.EUnauthorized, "a certificate of this CA authenticates re-enrollment (simplereenroll), not a first enrollment; present a password or a manufacturer certificate")
+	}
+	if !st.Profile.ManufacturerAuth || s.cfg.ManufacturerRoots == nil {
+		return pki.Errorf(pki.EUnauthorized, "this profile accepts no client certificate for a first enrollment; present a password")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range st.Req.Evidence.TLSChain {
+		inter.AddCert(c)
+	}
+	_, err := cert.Verify(x509.VerifyOptions{Roots: s.cfg.ManufacturerRoots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return pki.Wrap(pki.EBadTime, err, "the client certificate is expired or not yet valid (valid "+
+			cert.NotBefore.UTC().Format(time.RFC3339)+" to "+cert.NotAfter.UTC().Format(time.RFC3339)+")")
+	case err != nil:
+		return pki.Wrap(pki.EBadCertID, err, "the client certificate was not issued by a known manufacturer CA")
+	}
+	return nil
+}

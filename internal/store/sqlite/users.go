@@ -1,0 +1,91 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// CreateESTUser implements store.Store. A zero ev.Time becomes u.CreatedAt.
+func (s *Store) CreateESTUser(ctx context.Context, u pki.ESTUser, ev pki.AuditEvent) error {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO est_users (name, password_hash, profile, created_at, created_by)
+			VALUES (?, ?, ?, ?, ?)`, u.Name, u.PasswordHash, u.Profile, micros(u.CreatedAt), u.CreatedBy)
+		if err != nil {
+			return conflict(err)
+		}
+		return insertEvents(ctx, tx, u.CreatedAt, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create EST user %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+const estUserColumns = `name, password_hash, profile, created_at, created_by`
+
+func scanESTUser(sc scanner) (pki.ESTUser, error) {
+	var u pki.ESTUser
+	var created int64
+	err := sc.Scan(&u.Name, &u.PasswordHash, &u.Profile, &created, &u.CreatedBy)
+	u.CreatedAt = fromMicros(created)
+	return u, err
+}
+
+// ESTUser implements store.Store.
+func (s *Store) ESTUser(ctx context.Context, name string) (*pki.ESTUser, error) {
+	u, err := scanESTUser(s.r.QueryRowContext(ctx, `SELECT `+estUserColumns+` FROM est_users WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: EST user %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: EST user %q: %w", name, err)
+	}
+	return &u, nil
+}
+
+// ListESTUsers implements store.Store.
+func (s *Store) ListESTUsers(ctx context.Context) ([]pki.ESTUser, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+estUserColumns+` FROM est_users ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list EST users: %w", err)
+	}
+	defer rows.Close()
+	var out []pki.ESTUser
+	for rows.Next() {
+		u, err := scanESTUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list EST users: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list EST users: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteESTUser implements store.Store. A zero ev.Time becomes at.
+func (s *Store) DeleteESTUser(ctx context.Context, name string, at time.Time, ev pki.AuditEvent) error {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM est_users WHERE name = ?`, name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		return insertEvents(ctx, tx, at, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete EST user %q: %w", name, err)
+	}
+	return nil
+}
