@@ -230,7 +230,9 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	der, err := csr.Create(csr.Template{RawSubject: old.RawSubject, DNSNames: old.DNSNames, ChallengePassword: f.challenge}, key)
+	// The renewed certificate keeps every name of the old one.
+	der, err := csr.Create(csr.Template{RawSubject: old.RawSubject, DNSNames: old.DNSNames, IPAddresses: old.IPAddresses,
+		EmailAddresses: old.EmailAddresses, URIs: old.URIs, ChallengePassword: f.challenge}, key)
 	if err != nil {
 		return err
 	}

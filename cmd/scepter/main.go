@@ -36,6 +36,7 @@ func commands() []command {
 		{"renew", "renew a certificate from a SCEP server, authenticated by the certificate", cmdRenew},
 		{"requests", "list, approve and reject requests held for approval", cmdRequests},
 		{"challenge", "manage one-time enrollment challenges (challenge new)", cmdChallenge},
+		{"est", "enroll over EST (est cacerts|enroll|reenroll|serverkeygen) and manage EST users (est user)", cmdEST},
 		{"certs", "list and show issued certificates (certs list | certs show SERIAL)", cmdCerts},
 		{"ca", "manage the CA (ca rollover | ca show)", cmdCA},
 		{"version", "print the version", cmdVersion},

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -20,6 +22,7 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/est/estserver"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/ndes"
 	"github.com/scepter/scepter/internal/pki"
@@ -52,6 +55,36 @@ type serveFlags struct {
 	ndesTTL          time.Duration
 
 	caReload time.Duration
+
+	estListen       string
+	estServerNames  nameList
+	tlsCert         string
+	tlsKey          string
+	tlsMinVersion   string
+	tlsMaxVersion   string
+	estClientCAFile string
+	estRetryAfter   time.Duration
+}
+
+// nameList is a comma-separated list flag whose default is replaced, not
+// extended, by the first value given.
+type nameList struct {
+	names []string
+	set   bool
+}
+
+func (l *nameList) String() string { return strings.Join(l.names, ",") }
+
+func (l *nameList) Set(v string) error {
+	if !l.set {
+		l.names, l.set = nil, true
+	}
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			l.names = append(l.names, n)
+		}
+	}
+	return nil
 }
 
 // challengeFileName is where a generated static challenge is kept.
@@ -79,6 +112,15 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.ndesProfile, "ndes-profile", "", "profile the NDES page's one-time passwords are bound to (default: any)")
 	fs.DurationVar(&f.ndesTTL, "ndes-ttl", 60*time.Minute, "lifetime of one-time passwords from the NDES page")
 	fs.DurationVar(&f.caReload, "ca-reload-interval", 30*time.Second, "how often to look for a next CA made by 'scepter ca rollover'")
+	fs.StringVar(&f.estListen, "est-listen", "127.0.0.1:8443", "address of the HTTPS listener (EST, and SCEP over HTTPS); 'off' to disable")
+	f.estServerNames = nameList{names: []string{"localhost", "127.0.0.1"}}
+	fs.Var(&f.estServerNames, "est-server-name", "names (DNS or IP, comma-separated) of the HTTPS certificate our CA issues")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "HTTPS certificate chain (PEM) to use instead of one our CA issues")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "its private key (PEM)")
+	fs.StringVar(&f.tlsMinVersion, "tls-min-version", "1.2", "lowest TLS version of the HTTPS listener: 1.2 or 1.3")
+	fs.StringVar(&f.tlsMaxVersion, "tls-max-version", "1.3", "highest TLS version of the HTTPS listener: 1.2 or 1.3")
+	fs.StringVar(&f.estClientCAFile, "est-client-ca-file", "", "PEM bundle of manufacturer CAs whose client certificates (IDevIDs) may enroll at profiles with est_manufacturer_auth")
+	fs.DurationVar(&f.estRetryAfter, "est-retry-after", estserver.DefaultRetryAfter, "how long EST clients are told to wait (Retry-After) while a request awaits approval")
 	return fs, f
 }
 
@@ -136,6 +178,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if cfg.Webhook, err = f.webhook(profiles); err != nil {
 		return err
 	}
+	if cfg.ManufacturerRoots, err = f.manufacturerRoots(profiles); err != nil {
+		return err
+	}
 	svc, err := enroll.New(st, authority, clock, log, cfg)
 	if err != nil {
 		return err
@@ -149,33 +194,56 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if handlers.NDES, err = f.ndes(svc, adm, authority, log); err != nil {
 		return err
 	}
-	mux, err := server.PlainMux(handlers)
+	var tlsCert *server.Certificate
+	var tlsCertIssued bool
+	if f.estListen != "off" {
+		handlers.EST = estserver.New(svc, log, estserver.Options{RetryAfter: f.estRetryAfter})
+		if tlsCert, tlsCertIssued, err = f.tlsCertificate(ctx, svc, clock, log); err != nil {
+			return err
+		}
+	}
+	plainMux, err := server.PlainMux(handlers)
 	if err != nil {
 		return err
 	}
-
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		// Room for certmonger's GET PKIOperation query strings (RSA-4096
-		// requests exceed 6 KB), bounded all the same.
-		MaxHeaderBytes: 128 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	servers := []*http.Server{newHTTPServer(plainMux, log)}
+	listeners := []net.Listener{ln}
 	base := "http://" + ln.Addr().String()
 	lines := []string{
 		"scepter " + version + " listening on " + ln.Addr().String(),
 		"SCEP URL:            " + base + "/scep",
-		"Root CA fingerprint: " + authority.RootFingerprint(),
-		"Data directory:      " + f.dataDir,
 	}
+	if tlsCert != nil {
+		tlsMux, err := server.TLSMux(handlers)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		tlsLn, tlsSrv, err := f.listenTLS(tlsMux, tlsCert, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		servers, listeners = append(servers, tlsSrv), append(listeners, tlsLn)
+		lines = append(lines, "EST URL:             https://"+tlsLn.Addr().String()+"/.well-known/est")
+		leaf := tlsCert.Leaf()
+		how := "configured"
+		if f.tlsCert == "" {
+			how = "issued by this CA, renewed automatically"
+			if tlsCertIssued {
+				how = "newly " + how
+			}
+		}
+		lines = append(lines, fmt.Sprintf("HTTPS certificate:   %s, valid until %s (%s)", strings.Join(certNames(leaf), ", "),
+			leaf.NotAfter.UTC().Format(time.RFC3339), how))
+	}
+	lines = append(lines,
+		"Root CA fingerprint: "+authority.RootFingerprint(),
+		"Data directory:      "+f.dataDir)
 	if created {
 		lines = append(lines, fmt.Sprintf("Created a new CA (%s) in %s", f.caKeyType, filepath.Join(f.dataDir, "ca")))
 	}
@@ -190,8 +258,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 	})
 	go every(ctx, f.caReload, func() { reloadCA(authority, clock, log) })
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	if tlsCert != nil {
+		go every(ctx, time.Hour, func() {
+			if err := tlsCert.RenewIfDue(ctx); err != nil {
+				log.Error("renewing the HTTPS certificate", "err", err)
+			}
+		})
+	}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -200,10 +277,101 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// newHTTPServer is one listener's server, with bounded reads and headers.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		// Room for certmonger's GET PKIOperation query strings (RSA-4096
+		// requests exceed 6 KB), bounded all the same.
+		MaxHeaderBytes: 128 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// tlsCertificate is the HTTPS listener's certificate: the configured pair,
+// or one our CA issues (DATA/tls) and renews.
+func (f *serveFlags) tlsCertificate(ctx context.Context, svc *enroll.Service, clock pki.Clock, log *slog.Logger) (*server.Certificate, bool, error) {
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return nil, false, usageError{"--tls-cert and --tls-key go together"}
+	}
+	if f.tlsCert != "" {
+		c, err := server.StaticCertificate(f.tlsCert, f.tlsKey)
+		return c, false, err
+	}
+	if len(f.estServerNames.names) == 0 {
+		return nil, false, usageError{"--est-server-name needs at least one name"}
+	}
+	return server.ManagedCertificate(ctx, filepath.Join(f.dataDir, "tls"), f.estServerNames.names, svc, clock, log)
+}
+
+// listenTLS opens the HTTPS listener.
+func (f *serveFlags) listenTLS(h http.Handler, cert *server.Certificate, log *slog.Logger) (net.Listener, *http.Server, error) {
+	minV, err := server.ParseTLSVersion(f.tlsMinVersion)
+	if err != nil {
+		return nil, nil, usageError{"--tls-min-version: " + err.Error()}
+	}
+	maxV, err := server.ParseTLSVersion(f.tlsMaxVersion)
+	if err != nil || maxV < minV {
+		return nil, nil, usageError{fmt.Sprintf("--tls-max-version %q: want 1.2 or 1.3, not below --tls-min-version", f.tlsMaxVersion)}
+	}
+	ln, err := net.Listen("tcp", f.estListen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen (HTTPS): %w", err)
+	}
+	srv := newHTTPServer(h, log)
+	srv.TLSConfig = server.TLSConfig(cert.GetCertificate, minV, maxV)
+	return tls.NewListener(ln, srv.TLSConfig), srv, nil
+}
+
+// manufacturerRoots reads --est-client-ca-file, which profiles with
+// est_manufacturer_auth need.
+func (f *serveFlags) manufacturerRoots(profiles map[string]pki.Profile) (*x509.CertPool, error) {
+	var needed []string
+	for name, p := range profiles {
+		if p.ManufacturerAuth {
+			needed = append(needed, name)
+		}
+	}
+	if f.estClientCAFile == "" {
+		if len(needed) > 0 {
+			return nil, usageError{fmt.Sprintf("profiles %v accept manufacturer certificates: set --est-client-ca-file", needed)}
+		}
+		return nil, nil
+	}
+	certs, err := keys.LoadCertFile(f.estClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("--est-client-ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// certNames lists a certificate's DNS and IP names.
+func certNames(c *x509.Certificate) []string {
+	names := append([]string{}, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return names
 }
 
 // webhook builds the challenge webhook when one is configured, and refuses

@@ -1,5 +1,6 @@
-// Package client is scepter's SCEP client library, used by `scepter enroll`
-// and by the tests. It talks to any RFC 8894 server, not only ours.
+// Package client is scepter's SCEP and EST client library, used by
+// `scepter enroll`, `scepter est` and the tests. It talks to any RFC 8894 or
+// RFC 7030 server, not only ours, and imports only the wire formats.
 package client
 
 import (
@@ -77,8 +78,13 @@ func (e *FailureError) Error() string {
 	return fmt.Sprintf("server refused the request: %s", e.FailInfo)
 }
 
-// PendingError is a PENDING CertRep: the request awaits manual approval.
-type PendingError struct{ TransactionID string }
+// PendingError: the request awaits manual approval (a SCEP PENDING, an EST
+// 202).
+type PendingError struct {
+	TransactionID string
+	// RetryAfter is the wait the server asked for (EST), zero when none.
+	RetryAfter time.Duration
+}
 
 func (e *PendingError) Error() string {
 	return fmt.Sprintf("request %s is pending manual approval", e.TransactionID)

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"hash"
@@ -30,6 +31,9 @@ type EncryptOptions struct {
 	// PasswordIterations is the PBKDF2 iteration count for EncryptPassword;
 	// zero means 100000, less than 10000 is refused.
 	PasswordIterations int
+	// ContentType is the type of the encrypted content; nil means id-data.
+	// (EST encrypts a SignedData: id-signedData.)
+	ContentType asn1.ObjectIdentifier
 }
 
 const (
@@ -68,41 +72,83 @@ func Encrypt(content []byte, recipients []*x509.Certificate, opts EncryptOptions
 				ErrUnsupportedAlgorithm, c.Subject.String(), c.PublicKey)
 		}
 	}
-	s, err := seal(opts.Cipher, content)
+	s, err := seal(opts.Cipher, content, opts.ContentType)
 	if err != nil {
 		return nil, err
 	}
 	var ktris [][]byte
 	for _, c := range recipients {
-		pub := c.PublicKey.(*rsa.PublicKey)
-		var ek []byte
-		if kt == RSAOAEP {
-			ek, err = rsa.EncryptOAEPWithOptions(rand.Reader, pub, s.cek, &rsa.OAEPOptions{Hash: oaepHash})
-		} else {
-			// Deprecated in crypto/rsa, but it is what SCEP clients decrypt.
-			ek, err = rsa.EncryptPKCS1v15(rand.Reader, pub, s.cek)
-		}
+		ri, err := keyTransportRecipient(c.PublicKey.(*rsa.PublicKey), s.cek, kt, oaepHash, 0, func(b *cryptobyte.Builder) { addIssuerAndSerial(b, c) })
 		if err != nil {
 			return nil, fmt.Errorf("cms: encrypting the content key for %q: %w", c.Subject.String(), err)
-		}
-		var b cryptobyte.Builder
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddASN1Int64(0) // rid is issuerAndSerialNumber
-			addIssuerAndSerial(b, c)
-			if kt == RSAOAEP {
-				addOAEPAlgorithm(b, oaepHash)
-			} else {
-				addAlgorithm(b, oidRSAEncryption, true)
-			}
-			b.AddASN1OctetString(ek)
-		})
-		ri, err := finish(&b)
-		if err != nil {
-			return nil, err
 		}
 		ktris = append(ktris, ri)
 	}
 	return s.envelope(0, ktris) // RFC 5652 §6.1: only v0 ktri, no extras -> version 0
+}
+
+// EncryptToKey returns a DER ContentInfo(EnvelopedData) of content for one
+// RSA public key that has no certificate, named by subjectKeyIdentifier
+// (EST serverkeygen encrypts to the key an AsymmetricDecryptKeyIdentifier
+// names).
+func EncryptToKey(content []byte, pub *rsa.PublicKey, subjectKeyID []byte, opts EncryptOptions) ([]byte, error) {
+	if pub == nil || len(subjectKeyID) == 0 {
+		return nil, errors.New("cms: EncryptToKey needs an RSA key and its key identifier")
+	}
+	kt := opts.KeyTransport
+	if kt == 0 {
+		kt = RSAPKCS1v15
+	}
+	oaepHash := opts.OAEPHash
+	if oaepHash == 0 {
+		oaepHash = crypto.SHA1
+	}
+	if kt == RSAOAEP {
+		if _, err := digestOID(oaepHash); err != nil {
+			return nil, err
+		}
+	} else if kt != RSAPKCS1v15 {
+		return nil, fmt.Errorf("%w: key transport %v", ErrUnsupportedAlgorithm, kt)
+	}
+	s, err := seal(opts.Cipher, content, opts.ContentType)
+	if err != nil {
+		return nil, err
+	}
+	ri, err := keyTransportRecipient(pub, s.cek, kt, oaepHash, 2, func(b *cryptobyte.Builder) {
+		b.AddASN1(tagImplicit0, func(b *cryptobyte.Builder) { b.AddBytes(subjectKeyID) })
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cms: encrypting the content key: %w", err)
+	}
+	return s.envelope(2, [][]byte{ri}) // RFC 5652 §6.1: a v2 ktri makes version 2
+}
+
+// keyTransportRecipient encrypts cek to pub and encodes the
+// KeyTransRecipientInfo, its recipient identifier written by addRID.
+func keyTransportRecipient(pub *rsa.PublicKey, cek []byte, kt KeyTransport, oaepHash crypto.Hash, version int64, addRID func(*cryptobyte.Builder)) ([]byte, error) {
+	var ek []byte
+	var err error
+	if kt == RSAOAEP {
+		ek, err = rsa.EncryptOAEPWithOptions(rand.Reader, pub, cek, &rsa.OAEPOptions{Hash: oaepHash})
+	} else {
+		// Deprecated in crypto/rsa, but it is what SCEP clients decrypt.
+		ek, err = rsa.EncryptPKCS1v15(rand.Reader, pub, cek)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(version) // 0: issuerAndSerialNumber, 2: subjectKeyIdentifier
+		addRID(b)
+		if kt == RSAOAEP {
+			addOAEPAlgorithm(b, oaepHash)
+		} else {
+			addAlgorithm(b, oidRSAEncryption, true)
+		}
+		b.AddASN1OctetString(ek)
+	})
+	return finish(&b)
 }
 
 // EncryptPassword returns a DER ContentInfo(EnvelopedData) of content for a
@@ -121,7 +167,7 @@ func EncryptPassword(content, password []byte, opts EncryptOptions) ([]byte, err
 	if iter < minPasswordIterations || iter > maxPBKDF2Iter {
 		return nil, fmt.Errorf("cms: PBKDF2 iteration count %d outside %d..%d", iter, minPasswordIterations, maxPBKDF2Iter)
 	}
-	s, err := seal(opts.Cipher, content)
+	s, err := seal(opts.Cipher, content, opts.ContentType)
 	if err != nil {
 		return nil, err
 	}
@@ -206,13 +252,14 @@ func pwriWrap(c ContentCipher, kek, iv, cek []byte) ([]byte, error) {
 
 // sealed is encrypted content ready to be put in an envelope.
 type sealed struct {
-	cipher     ContentCipher
-	cek, iv    []byte
-	ciphertext []byte
-	tag        []byte // GCM only
+	contentType asn1.ObjectIdentifier
+	cipher      ContentCipher
+	cek, iv     []byte
+	ciphertext  []byte
+	tag         []byte // GCM only
 }
 
-func seal(c ContentCipher, content []byte) (*sealed, error) {
+func seal(c ContentCipher, content []byte, contentType asn1.ObjectIdentifier) (*sealed, error) {
 	if c == 0 {
 		c = AES256CBC
 	}
@@ -220,7 +267,10 @@ func seal(c ContentCipher, content []byte) (*sealed, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: content cipher %v", ErrUnsupportedAlgorithm, c)
 	}
-	s := &sealed{cipher: c, cek: make([]byte, info.keySize)}
+	if contentType == nil {
+		contentType = oidData
+	}
+	s := &sealed{cipher: c, cek: make([]byte, info.keySize), contentType: contentType}
 	if _, err := rand.Read(s.cek); err != nil {
 		return nil, fmt.Errorf("cms: random: %w", err)
 	}
@@ -267,7 +317,7 @@ func (s *sealed) envelope(version int64, recipientInfos [][]byte) ([]byte, error
 			b.AddASN1Int64(version)
 			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { addAll(b, recipientInfos) })
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1ObjectIdentifier(oidData)
+				b.AddASN1ObjectIdentifier(s.contentType)
 				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 					b.AddASN1ObjectIdentifier(info.oid)
 					if info.gcm {

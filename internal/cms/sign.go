@@ -29,10 +29,13 @@ type SignOptions struct {
 	RSAEncryptionOID bool
 	// SigningTime, if non-zero, is added as the signingTime attribute.
 	SigningTime time.Time
+	// ContentType is the eContentType; nil means id-data. (EST's
+	// server-generated keys are id-ct-KP-aKeyPackage.)
+	ContentType asn1.ObjectIdentifier
 }
 
 // Sign returns a DER ContentInfo(SignedData) encapsulating content as
-// id-data, signed by key (RSA PKCS #1 v1.5 or ECDSA) whose certificate is
+// id-data (or opts.ContentType), signed by key (RSA PKCS #1 v1.5 or ECDSA) whose certificate is
 // cert. Signed attributes are content-type, message-digest, signing-time (if
 // requested) and attrs.
 func Sign(content []byte, cert *x509.Certificate, key crypto.Signer, attrs []Attribute, opts SignOptions) ([]byte, error) {
@@ -75,7 +78,11 @@ func Sign(content []byte, cert *x509.Certificate, key crypto.Signer, attrs []Att
 		return nil, fmt.Errorf("%w: signer key type %T (RSA or ECDSA only)", ErrUnsupportedAlgorithm, pub)
 	}
 
-	encAttrs, err := encodeSignedAttrs(digest(h, content), attrs, opts.SigningTime)
+	ctype, version := oidData, int64(1)
+	if opts.ContentType != nil && !opts.ContentType.Equal(oidData) {
+		ctype, version = opts.ContentType, 3 // RFC 5652 §5.1
+	}
+	encAttrs, err := encodeSignedAttrs(ctype, digest(h, content), attrs, opts.SigningTime)
 	if err != nil {
 		return nil, err
 	}
@@ -104,10 +111,10 @@ func Sign(content []byte, cert *x509.Certificate, key crypto.Signer, attrs []Att
 	var b cryptobyte.Builder
 	addContentInfo(&b, oidSignedData, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddASN1Int64(1)
+			b.AddASN1Int64(version)
 			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { addAlgorithm(b, digestAlg, false) })
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1ObjectIdentifier(oidData)
+				b.AddASN1ObjectIdentifier(ctype)
 				b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) { b.AddASN1OctetString(content) })
 			})
 			addCertificates(b, certs)
@@ -127,7 +134,7 @@ func Sign(content []byte, cert *x509.Certificate, key crypto.Signer, attrs []Att
 }
 
 // encodeSignedAttrs returns the DER Attribute encodings in SET OF order.
-func encodeSignedAttrs(md []byte, attrs []Attribute, signingTime time.Time) ([][]byte, error) {
+func encodeSignedAttrs(ctype asn1.ObjectIdentifier, md []byte, attrs []Attribute, signingTime time.Time) ([][]byte, error) {
 	var out [][]byte
 	add := func(oid asn1.ObjectIdentifier, value func(*cryptobyte.Builder)) error {
 		var b cryptobyte.Builder
@@ -142,7 +149,7 @@ func encodeSignedAttrs(md []byte, attrs []Attribute, signingTime time.Time) ([][
 		out = append(out, enc)
 		return nil
 	}
-	if err := add(oidContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) }); err != nil {
+	if err := add(oidContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(ctype) }); err != nil {
 		return nil, err
 	}
 	if err := add(oidMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(md) }); err != nil {

@@ -117,8 +117,19 @@ func readFile(path string, fs *flag.FlagSet, sections Sections, known func(strin
 			out[name] = v
 		case bool, int64, float64:
 			out[name] = fmt.Sprint(v)
+		case []any:
+			// A list flag (--est-server-name a,b) as a TOML array.
+			var items []string
+			for _, item := range v {
+				s, ok := item.(string)
+				if !ok || strings.Contains(s, ",") {
+					return nil, fmt.Errorf("config %s: %s must be a list of strings without commas", path, key)
+				}
+				items = append(items, s)
+			}
+			out[name] = strings.Join(items, ",")
 		default:
-			return nil, fmt.Errorf("config %s: %s must be a string, number or boolean", path, key)
+			return nil, fmt.Errorf("config %s: %s must be a string, number, boolean or list of strings", path, key)
 		}
 	}
 	if len(unknown) > 0 {

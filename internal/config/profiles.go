@@ -44,6 +44,11 @@ type ProfileConfig struct {
 	CRLURLs          []string          `toml:"crl_urls"`
 	OCSPURLs         []string          `toml:"ocsp_urls"`
 	IssuerURLs       []string          `toml:"issuer_urls"`
+
+	// EST (RFC 7030).
+	ESTRequireChannelBinding *bool `toml:"est_require_channel_binding"`
+	ESTManufacturerAuth      *bool `toml:"est_manufacturer_auth"`
+	ESTServerKeyGen          *bool `toml:"est_server_keygen"`
 }
 
 // ProfileSection decodes [profiles.NAME] tables into dst, strictly.
@@ -187,6 +192,9 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 	setBool(&p.AllowNameChange, pc.AllowNameChange)
 	setBool(&p.RevokeSuperseded, pc.RevokeSuperseded)
 	setBool(&p.IncludeCACert, pc.IncludeCACert)
+	setBool(&p.RequireChannelBinding, pc.ESTRequireChannelBinding)
+	setBool(&p.ManufacturerAuth, pc.ESTManufacturerAuth)
+	setBool(&p.ServerKeyGen, pc.ESTServerKeyGen)
 	if w := pc.RenewalWindow; w != "" {
 		if pct, ok := strings.CutSuffix(w, "%"); ok {
 			f, perr := strconv.ParseFloat(pct, 64)

@@ -38,6 +38,11 @@ renewal_window = "25%"
 approval = true
 include_ca_cert = true
 
+[profiles.iot]
+est_require_channel_binding = true
+est_manufacturer_auth = true
+est_server_keygen = true
+
 [profiles.fixedwindow]
 renewal_window = "30d"
 `)
@@ -52,6 +57,12 @@ renewal_window = "30d"
 	}
 	if !vpn.AllowKeyReuse || vpn.MaxSANs != pki.DefaultProfile().MaxSANs {
 		t.Error("unset keys must keep the defaults")
+	}
+	if iot := profiles["iot"]; !iot.RequireChannelBinding || !iot.ManufacturerAuth || !iot.ServerKeyGen {
+		t.Errorf("EST keys not read: %+v", iot)
+	}
+	if vpn.RequireChannelBinding || vpn.ManufacturerAuth || vpn.ServerKeyGen {
+		t.Error("EST options must be off by default")
 	}
 	if profiles["fixedwindow"].RenewalWindowFixed != 30*24*time.Hour {
 		t.Errorf("fixed window: %v", profiles["fixedwindow"].RenewalWindowFixed)

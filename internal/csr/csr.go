@@ -11,6 +11,8 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -87,6 +89,34 @@ func decodeBMP(b []byte) (string, error) {
 	return string(r), nil
 }
 
+// AttributeValues returns the DER values of the request's attribute of type
+// oid; ok is false when the request has none. A repeated attribute is an
+// error.
+func AttributeValues(req *x509.CertificateRequest, oid asn1.ObjectIdentifier) (values [][]byte, ok bool, err error) {
+	attrs, err := rawAttributes(req.RawTBSCertificateRequest)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, a := range attrs {
+		if !a.oid.Equal(oid) {
+			continue
+		}
+		if ok {
+			return nil, false, fmt.Errorf("csr: attribute %v repeated", oid)
+		}
+		ok = true
+		set := cryptobyte.String(a.values)
+		for !set.Empty() {
+			var v cryptobyte.String
+			if !set.ReadAnyASN1Element(&v, nil) {
+				return nil, false, fmt.Errorf("csr: malformed value of attribute %v", oid)
+			}
+			values = append(values, []byte(v))
+		}
+	}
+	return values, ok, nil
+}
+
 type rawAttribute struct {
 	oid    asn1.ObjectIdentifier
 	values []byte // contents of the SET OF values
@@ -126,10 +156,22 @@ type Template struct {
 	Subject           pkix.Name
 	RawSubject        []byte // used instead of Subject when set
 	DNSNames          []string
+	EmailAddresses    []string
+	IPAddresses       []net.IP
+	URIs              []*url.URL
 	ChallengePassword string
 	// ExtraExtensions are added to the extensionRequest (tests use this to
 	// send extensions a server must ignore).
 	ExtraExtensions []pkix.Extension
+	// Attributes are added as they are (EST's AsymmetricDecryptKeyIdentifier,
+	// for one). Each value is one DER-encoded attribute value.
+	Attributes []Attribute
+}
+
+// Attribute is one PKCS#10 attribute: its type and its DER values.
+type Attribute struct {
+	Type   asn1.ObjectIdentifier
+	Values [][]byte
 }
 
 // Create builds and signs a DER PKCS#10 request. crypto/x509 cannot write a
@@ -142,12 +184,15 @@ func Create(t Template, key crypto.Signer) ([]byte, error) {
 		Subject:         t.Subject,
 		RawSubject:      t.RawSubject,
 		DNSNames:        t.DNSNames,
+		EmailAddresses:  t.EmailAddresses,
+		IPAddresses:     t.IPAddresses,
+		URIs:            t.URIs,
 		ExtraExtensions: t.ExtraExtensions,
 	}, key)
 	if err != nil {
 		return nil, fmt.Errorf("csr: create: %w", err)
 	}
-	if t.ChallengePassword == "" {
+	if t.ChallengePassword == "" && len(t.Attributes) == 0 {
 		return base, nil
 	}
 	parsed, err := x509.ParseCertificateRequest(base)
@@ -164,12 +209,24 @@ func Create(t Template, key crypto.Signer) ([]byte, error) {
 		info.AddBytes(parsed.RawSubject)
 		info.AddBytes(parsed.RawSubjectPublicKeyInfo)
 		info.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(set *cryptobyte.Builder) {
-			set.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) {
-				a.AddASN1ObjectIdentifier(oidChallengePassword)
-				a.AddASN1(cbasn1.SET, func(v *cryptobyte.Builder) {
-					v.AddASN1(cbasn1.UTF8String, func(s *cryptobyte.Builder) { s.AddBytes([]byte(t.ChallengePassword)) })
+			if t.ChallengePassword != "" {
+				set.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) {
+					a.AddASN1ObjectIdentifier(oidChallengePassword)
+					a.AddASN1(cbasn1.SET, func(v *cryptobyte.Builder) {
+						v.AddASN1(cbasn1.UTF8String, func(s *cryptobyte.Builder) { s.AddBytes([]byte(t.ChallengePassword)) })
+					})
 				})
-			})
+			}
+			for _, a := range t.Attributes {
+				set.AddASN1(cbasn1.SEQUENCE, func(ab *cryptobyte.Builder) {
+					ab.AddASN1ObjectIdentifier(a.Type)
+					ab.AddASN1(cbasn1.SET, func(v *cryptobyte.Builder) {
+						for _, val := range a.Values {
+							v.AddBytes(val)
+						}
+					})
+				})
+			}
 			for _, a := range attrs {
 				set.AddASN1(cbasn1.SEQUENCE, func(ab *cryptobyte.Builder) {
 					ab.AddASN1ObjectIdentifier(a.oid)

@@ -12,8 +12,7 @@ import (
 )
 
 // ServerCertValidity is the lifetime of the certificate the server issues
-// for its own HTTPS listener; it renews it after two thirds (see
-// ServerCertRenewAt).
+// for its own HTTPS listener (the server replaces it after two thirds).
 const ServerCertValidity = 90 * 24 * time.Hour
 
 // serverProfile is the built-in profile of the HTTPS listener's
@@ -26,12 +25,6 @@ func serverProfile() pki.Profile {
 	p.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	p.MaxSANs = 64
 	return p
-}
-
-// ServerCertRenewAt is when the server should replace its HTTPS
-// certificate: after two thirds of its lifetime.
-func ServerCertRenewAt(c *x509.Certificate) time.Time {
-	return c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 3)
 }
 
 // IssueServerCertificate issues the certificate of the server's own HTTPS
@@ -81,4 +74,11 @@ func escapeDN(s string) string {
 		}
 	}
 	return string(out)
+}
+
+// IssuedHere reports whether cert was issued by one of our issuing CAs and
+// is valid now (for the server's own certificate, kept across restarts).
+func (s *Service) IssuedHere(cert *x509.Certificate) bool {
+	_, err := s.authority.IssuedByUs(cert, s.clock.Now())
+	return err == nil
 }

@@ -1,0 +1,477 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/keys"
+)
+
+const estUsage = `usage: scepter est cacerts|enroll|reenroll|serverkeygen --url https://HOST:PORT[/LABEL] [flags]
+       scepter est user add NAME --password-file F [--profile P] | est user list [--json] | est user remove NAME`
+
+// cmdEST is the EST client and the EST user administration.
+func cmdEST(ctx context.Context, e env, args []string) error {
+	sub, err := subcommand(e, args, estUsage)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "cacerts":
+		return estCACerts(ctx, e, args[1:])
+	case "enroll", "reenroll", "serverkeygen":
+		return estEnroll(ctx, e, sub, args[1:])
+	case "user":
+		return estUser(ctx, e, args[1:])
+	}
+	return usageError{estUsage}
+}
+
+// estFlags are the EST client's connection flags.
+type estFlags struct {
+	url, cacert, fingerprint string
+	user, passwordFile       string
+	certFile, keyFile        string
+	tlsMin, tlsMax           string
+	out, keyOut, chainOut    string
+}
+
+func (f *estFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.url, "url", "", "EST server: https://HOST:PORT, optionally /LABEL (the profile)")
+	fs.StringVar(&f.cacert, "cacert", "", "PEM file of the CA(s) that the server's TLS certificate chains to")
+	fs.StringVar(&f.fingerprint, "ca-fingerprint", "", "instead of --cacert: trust the CA from /cacerts whose SHA-256 is this (sha256:HEX)")
+	fs.StringVar(&f.user, "user", "", "HTTP Basic user name (an EST user, or anything with a one-time challenge as password)")
+	fs.StringVar(&f.passwordFile, "password-file", "", "file holding the HTTP Basic password (or set SCEPTER_EST_PASSWORD)")
+	fs.StringVar(&f.certFile, "cert", "", "TLS client certificate (the one to renew, or a manufacturer certificate)")
+	fs.StringVar(&f.keyFile, "key", "", "its private key")
+	fs.StringVar(&f.tlsMin, "tls-min-version", "1.2", "lowest TLS version: 1.2 or 1.3")
+	fs.StringVar(&f.tlsMax, "tls-max-version", "1.3", "highest TLS version: 1.2 or 1.3")
+	fs.StringVar(&f.out, "out", "cert.pem", "where to write the certificate (cacerts: the CA certificates)")
+	fs.StringVar(&f.keyOut, "key-out", "key.pem", "where to write the private key (mode 0600)")
+	fs.StringVar(&f.chainOut, "chain-out", "", "where to write the CA chain (default: beside --out as chain.pem)")
+}
+
+// client builds the EST client from the flags.
+func (f *estFlags) client(e env) (*client.EST, error) {
+	if f.url == "" {
+		return nil, usageError{"--url is required"}
+	}
+	if f.cacert != "" && f.fingerprint != "" {
+		return nil, usageError{"--cacert and --ca-fingerprint exclude each other"}
+	}
+	c := &client.EST{URL: f.url, Fingerprint: f.fingerprint, User: f.user,
+		Warnf: func(format string, args ...any) { fmt.Fprintf(e.stderr, "warning: "+format+"\n", args...) }}
+	var err error
+	if c.MinVersion, err = tlsVersion(f.tlsMin); err != nil {
+		return nil, usageError{"--tls-min-version: " + err.Error()}
+	}
+	if c.MaxVersion, err = tlsVersion(f.tlsMax); err != nil {
+		return nil, usageError{"--tls-max-version: " + err.Error()}
+	}
+	if f.cacert != "" {
+		certs, err := keys.LoadCertFile(f.cacert)
+		if err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+		c.Roots = x509.NewCertPool()
+		for _, cert := range certs {
+			c.Roots.AddCert(cert)
+		}
+	}
+	if f.passwordFile != "" {
+		b, err := os.ReadFile(f.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--password-file: %w", err)
+		}
+		c.Password = strings.TrimRight(string(b), "\r\n")
+	} else if v, ok := e.lookupEnv("SCEPTER_EST_PASSWORD"); ok {
+		c.Password = v
+	}
+	if c.Password != "" && c.User == "" {
+		c.User = "scepter"
+	}
+	if (f.certFile == "") != (f.keyFile == "") {
+		return nil, usageError{"--cert and --key go together"}
+	}
+	if f.certFile != "" {
+		pair, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		c.Certificate = &pair
+	}
+	if f.chainOut == "" {
+		f.chainOut = filepath.Join(filepath.Dir(f.out), "chain.pem")
+	}
+	return c, nil
+}
+
+func tlsVersion(s string) (uint16, error) {
+	switch s {
+	case "1.2":
+		return tls.VersionTLS12, nil
+	case "1.3":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("%q: want 1.2 or 1.3", s)
+}
+
+func estCACerts(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "est cacerts", "est cacerts --url URL [--cacert FILE | --ca-fingerprint sha256:HEX] [--out cacerts.pem]")
+	var f estFlags
+	f.register(fs)
+	fs.Lookup("out").DefValue, f.out = "cacerts.pem", "cacerts.pem"
+	if err := parseFlags(fs, e, args, 0, nil); err != nil {
+		return err
+	}
+	c, err := f.client(e)
+	if err != nil {
+		return err
+	}
+	certs, err := c.CACerts(ctx)
+	if err != nil {
+		return err
+	}
+	if err := keys.WriteCertFile(f.out, certs...); err != nil {
+		return err
+	}
+	for _, cert := range certs {
+		fmt.Fprintf(e.stdout, "%s  %s\n", client.Fingerprint(cert), cert.Subject)
+	}
+	fmt.Fprintf(e.stdout, "%d CA certificate(s) written to %s\n", len(certs), f.out)
+	return nil
+}
+
+func estEnroll(ctx context.Context, e env, op string, args []string) error {
+	synopsis := map[string]string{
+		"enroll":       "est enroll --url URL (--user U --password-file F | --cert C --key K) --subject 'CN=dev' [--dns NAME] [--key-type p256] [flags]",
+		"reenroll":     "est reenroll --url URL --cert cert.pem --key key.pem [--rekey] [flags]",
+		"serverkeygen": "est serverkeygen --url URL (--user U --password-file F | --cert C --key K) --subject 'CN=dev' [--encrypt] [flags]",
+	}[op]
+	fs := newFlagSet(e, "est "+op, synopsis)
+	var f estFlags
+	var subject, keyType, binding, csrKeyFile string
+	var dnsNames, ipAddrs, emails, uris stringList
+	var rekey, encrypt bool
+	var pollInterval, maxWait time.Duration
+	f.register(fs)
+	fs.StringVar(&subject, "subject", "", "certificate subject, e.g. 'CN=device-1,O=Acme' (reenroll: kept from --cert)")
+	fs.Var(&dnsNames, "dns", "DNS name SAN (repeatable, or comma-separated)")
+	fs.Var(&ipAddrs, "ip", "IP address SAN (repeatable)")
+	fs.Var(&emails, "email", "email SAN (repeatable)")
+	fs.Var(&uris, "uri", "URI SAN (repeatable)")
+	fs.StringVar(&keyType, "key-type", "p256", "key type: p256, p384, rsa2048, rsa3072, rsa4096 (reenroll --rekey: default the old key's type)")
+	fs.StringVar(&binding, "channel-binding", "auto", "put the TLS channel binding in the CSR: auto (when csrattrs asks), always, never")
+	fs.StringVar(&csrKeyFile, "csr-key", "", "enroll: use this existing private key (to collect a request held for approval)")
+	fs.BoolVar(&rekey, "rekey", false, "reenroll: make a new key (default: keep the key)")
+	fs.BoolVar(&encrypt, "encrypt", false, "serverkeygen: have the key encrypted to the request's own (RSA) key besides TLS")
+	fs.DurationVar(&pollInterval, "poll-interval", 10*time.Second, "least wait between requests while the request awaits approval (the server's Retry-After counts when longer)")
+	fs.DurationVar(&maxWait, "max-wait", 0, "how long to keep asking while the request awaits approval (0: return at once)")
+	if err := parseFlags(fs, e, args, 0, nil); err != nil {
+		return err
+	}
+	if binding != "auto" && binding != "always" && binding != "never" {
+		return usageError{"--channel-binding: want auto, always or never"}
+	}
+	c, err := f.client(e)
+	if err != nil {
+		return err
+	}
+	keyTypeSet := false
+	fs.Visit(func(fl *flag.Flag) { keyTypeSet = keyTypeSet || fl.Name == "key-type" })
+	tmpl, key, err := estRequestTemplate(op, &f, subject, keyType, keyTypeSet, rekey, encrypt, names{dnsNames, ipAddrs, emails, uris})
+	if err != nil {
+		return err
+	}
+	if csrKeyFile != "" {
+		if op != "enroll" {
+			return usageError{"--csr-key is for enroll"}
+		}
+		if key, err = keys.LoadKeyFile(csrKeyFile); err != nil {
+			return err
+		}
+	}
+	withBinding := binding == "always"
+	if binding == "auto" {
+		attrs, err := c.CSRAttrs(ctx)
+		if err != nil {
+			return fmt.Errorf("csrattrs: %w", err)
+		}
+		withBinding = est.Has(attrs, est.OIDChallengePassword)
+	}
+	req := client.ESTRequest{Op: map[string]string{"enroll": est.OpSimpleEnroll, "reenroll": est.OpSimpleReenroll, "serverkeygen": est.OpServerKeyGen}[op],
+		PollInterval: pollInterval, MaxWait: maxWait,
+		MakeCSR: func(cb []byte) ([]byte, error) {
+			t := tmpl
+			if withBinding {
+				if cb == nil {
+					return nil, errors.New("the server asks for channel binding, and this TLS connection has none")
+				}
+				t.ChallengePassword = est.ChannelBindingPassword(cb)
+			}
+			return csr.Create(t, key)
+		}}
+	if encrypt {
+		dec, ok := key.(crypto.Decrypter)
+		if !ok {
+			return usageError{"--encrypt needs an RSA key for the request (--key-type rsa2048)"}
+		}
+		req.DecryptKey, req.KeyID = dec, keyIdentifier(key.Public())
+	}
+	res, err := c.Enroll(ctx, req)
+	var pe *client.PendingError
+	if errors.As(err, &pe) {
+		// The request is known by its key: keep the key to collect it.
+		if op == "enroll" && csrKeyFile == "" {
+			if werr := keys.WriteKeyFile(f.keyOut, key); werr == nil {
+				return fmt.Errorf("%w; the key is saved in %s: collect the certificate once it is approved with the same command and --csr-key %s (add --max-wait to wait for it)", err, f.keyOut, f.keyOut)
+			}
+		}
+		return fmt.Errorf("%w; run the same command again (add --max-wait to wait) to collect the certificate once it is approved", err)
+	}
+	if err != nil {
+		return fmt.Errorf("%s failed: %w", op, err)
+	}
+	if res.Key != nil {
+		key = res.Key
+	}
+	if err := keys.WriteKeyFile(f.keyOut, key); err != nil {
+		return err
+	}
+	if err := keys.WriteCertFile(f.out, res.Certificate); err != nil {
+		return err
+	}
+	chain, err := c.CACerts(ctx)
+	if err == nil {
+		err = keys.WriteCertFile(f.chainOut, chain...)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "warning: the CA chain was not written: %v\n", err)
+	}
+	cert := res.Certificate
+	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
+		cert.Subject, cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, f.keyOut)
+	if res.Key != nil {
+		how := "inside TLS"
+		if res.KeyEncrypted {
+			how = "encrypted to the request's key"
+		}
+		fmt.Fprintf(e.stdout, "key made by the server, delivered %s\n", how)
+	}
+	if err == nil {
+		fmt.Fprintf(e.stdout, "CA chain:    %s\n", f.chainOut)
+	}
+	return nil
+}
+
+type names struct{ dns, ip, email, uri stringList }
+
+// estRequestTemplate decides the CSR's names and key: from the flags, or
+// for reenroll from the certificate being renewed (same names; same key
+// unless --rekey).
+func estRequestTemplate(op string, f *estFlags, subject, keyType string, keyTypeSet, rekey, encrypt bool, n names) (csr.Template, crypto.Signer, error) {
+	var t csr.Template
+	if op == "reenroll" {
+		if f.certFile == "" {
+			return t, nil, usageError{"reenroll needs --cert and --key: the certificate to renew authenticates the request"}
+		}
+		certs, err := keys.LoadCertFile(f.certFile)
+		if err != nil {
+			return t, nil, err
+		}
+		old := certs[0]
+		key, err := keys.LoadKeyFile(f.keyFile)
+		if err != nil {
+			return t, nil, err
+		}
+		t = csr.Template{RawSubject: old.RawSubject, DNSNames: old.DNSNames, IPAddresses: old.IPAddresses, EmailAddresses: old.EmailAddresses, URIs: old.URIs}
+		if rekey {
+			kt := keyType
+			if !keyTypeSet {
+				kt = keys.KeyTypeOf(old.PublicKey)
+			}
+			if key, err = keys.Generate(kt); err != nil {
+				return t, nil, usageError{err.Error()}
+			}
+		}
+		return t, key, nil
+	}
+	if subject == "" && len(n.dns)+len(n.ip)+len(n.email)+len(n.uri) == 0 {
+		return t, nil, usageError{"--subject (or at least one SAN) is required"}
+	}
+	name, err := csr.ParseDN(subject)
+	if err != nil {
+		return t, nil, usageError{"--subject: " + err.Error()}
+	}
+	t = csr.Template{RawSubject: name, DNSNames: n.dns, EmailAddresses: n.email}
+	for _, s := range n.ip {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return t, nil, usageError{fmt.Sprintf("--ip %q is not an IP address", s)}
+		}
+		t.IPAddresses = append(t.IPAddresses, ip)
+	}
+	for _, s := range n.uri {
+		u, err := url.Parse(s)
+		if err != nil || u.Scheme == "" {
+			return t, nil, usageError{fmt.Sprintf("--uri %q is not an absolute URI", s)}
+		}
+		t.URIs = append(t.URIs, u)
+	}
+	if encrypt && !strings.HasPrefix(keyType, "rsa") {
+		keyType = keys.RSA2048 // the request's key receives the encrypted server key
+	}
+	if !keys.ValidKeyType(keyType) {
+		return t, nil, usageError{fmt.Sprintf("--key-type %q: want p256, p384, rsa2048, rsa3072 or rsa4096", keyType)}
+	}
+	key, err := keys.Generate(keyType)
+	if err != nil {
+		return t, nil, err
+	}
+	if encrypt {
+		id, _ := asn1.Marshal(keyIdentifier(key.Public()))
+		t.Attributes = append(t.Attributes, csr.Attribute{Type: est.OIDAsymmetricDecryptKeyIdentifier, Values: [][]byte{id}})
+	}
+	return t, key, nil
+}
+
+// keyIdentifier is RFC 5280 method 1: the SHA-1 of the public key's bits.
+func keyIdentifier(pub crypto.PublicKey) []byte {
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil
+	}
+	s := cryptobyte.String(spki)
+	var inner cryptobyte.String
+	var bits asn1.BitString
+	if !s.ReadASN1(&inner, cbasn1.SEQUENCE) || !inner.SkipASN1(cbasn1.SEQUENCE) || !inner.ReadASN1BitString(&bits) {
+		return nil
+	}
+	sum := sha1.Sum(bits.Bytes)
+	return sum[:]
+}
+
+// estUser manages EST users in the store, beside a running server.
+func estUser(ctx context.Context, e env, args []string) error {
+	const usage = "usage: scepter est user add NAME --password-file F [--profile P] | est user list [--json] | est user remove NAME"
+	sub, err := subcommand(e, args, usage)
+	if err != nil {
+		return err
+	}
+	var sf storeFlags
+	var passwordFile, profile string
+	var asJSON bool
+	fs := newFlagSet(e, "est user "+sub, strings.TrimPrefix(usage, "usage: scepter "))
+	sf.register(fs)
+	maxArgs := 1
+	switch sub {
+	case "add":
+		fs.StringVar(&passwordFile, "password-file", "", "file holding the password (or set SCEPTER_EST_PASSWORD)")
+		fs.StringVar(&profile, "profile", "", "bind the user to one profile (EST label); default: any")
+	case "list":
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+		maxArgs = 0
+	case "remove":
+	default:
+		return usageError{usage}
+	}
+	if err := parseFlags(fs, e, args[1:], maxArgs, sf.sections()); err != nil {
+		return err
+	}
+	if maxArgs == 1 && fs.NArg() != 1 {
+		return usageError{usage}
+	}
+	svc, st, err := sf.adminService(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch sub {
+	case "add":
+		password, err := readSecret(e, passwordFile, "SCEPTER_EST_PASSWORD")
+		if err != nil {
+			return err
+		}
+		u, err := svc.AddESTUser(ctx, fs.Arg(0), password, profile, cliActor())
+		if err != nil {
+			return err
+		}
+		where := "any profile"
+		if u.Profile != "" {
+			where = "profile " + u.Profile
+		}
+		fmt.Fprintf(e.stdout, "EST user %s added (%s)\n", u.Name, where)
+	case "remove":
+		if err := svc.RemoveESTUser(ctx, fs.Arg(0), cliActor()); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "EST user %s removed\n", fs.Arg(0))
+	case "list":
+		users, err := svc.ESTUsers(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			type userJSON struct {
+				Name      string    `json:"name"`
+				Profile   string    `json:"profile"`
+				CreatedAt time.Time `json:"created_at"`
+				CreatedBy string    `json:"created_by"`
+			}
+			out := []userJSON{}
+			for _, u := range users {
+				out = append(out, userJSON{u.Name, u.Profile, u.CreatedAt.UTC(), u.CreatedBy})
+			}
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tPROFILE\tCREATED\tBY")
+		for _, u := range users {
+			p := u.Profile
+			if p == "" {
+				p = "(any)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, p, u.CreatedAt.UTC().Format(time.RFC3339), u.CreatedBy)
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+// readSecret reads a secret from a file, or else from the environment.
+func readSecret(e env, file, envName string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	if v, ok := e.lookupEnv(envName); ok && v != "" {
+		return v, nil
+	}
+	return "", usageError{"--password-file (or " + envName + ") is required"}
+}

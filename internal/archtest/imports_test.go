@@ -1,0 +1,113 @@
+// Package archtest checks the dependency rules of ../../shared/DESIGN.md
+// on the real import graph: handlers translate and reach the store and the
+// CA only through the enrollment service, no protocol imports another, and
+// a client imports only wire formats.
+package archtest
+
+import (
+	"go/build"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/scepter/scepter/"
+
+// imports returns the non-test imports of an internal package, direct or
+// (transitive) all of them, as module-relative paths ("internal/ca").
+func imports(t *testing.T, pkg string, transitive bool) []string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	seen := map[string]bool{}
+	var walk func(p string, depth int)
+	walk = func(p string, depth int) {
+		bp, err := build.Default.Import(module+p, root, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for _, imp := range bp.Imports {
+			rel, ok := strings.CutPrefix(imp, module)
+			if !ok || seen[rel] {
+				continue
+			}
+			seen[rel] = true
+			if transitive {
+				walk(rel, depth+1)
+			}
+		}
+	}
+	walk(pkg, 0)
+	var out []string
+	for p := range seen {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func forbid(t *testing.T, pkg string, transitive bool, forbidden ...string) {
+	t.Helper()
+	for _, imp := range imports(t, pkg, transitive) {
+		for _, f := range forbidden {
+			if imp == f || strings.HasPrefix(imp, f+"/") {
+				how := "imports"
+				if transitive {
+					how = "depends on"
+				}
+				t.Errorf("%s %s %s", pkg, how, imp)
+			}
+		}
+	}
+}
+
+func TestHandlersReachStoreAndCAOnlyThroughTheService(t *testing.T) {
+	for _, h := range []string{"internal/scep/scepserver", "internal/est/estserver", "internal/ndes"} {
+		forbid(t, h, false, "internal/store", "internal/ca", "internal/keys", "internal/admin")
+	}
+}
+
+func TestNoProtocolImportsAnother(t *testing.T) {
+	forbid(t, "internal/scep", true, "internal/est")
+	forbid(t, "internal/scep/scepserver", true, "internal/est", "internal/ndes")
+	forbid(t, "internal/est", true, "internal/scep")
+	forbid(t, "internal/est/estserver", true, "internal/scep", "internal/ndes")
+	forbid(t, "internal/ndes", true, "internal/scep", "internal/est")
+}
+
+func TestClientImportsOnlyWireFormats(t *testing.T) {
+	forbid(t, "internal/client", true, "internal/enroll", "internal/ca", "internal/store", "internal/admin",
+		"internal/scep/scepserver", "internal/est/estserver", "internal/server", "internal/ndes", "internal/webhook", "internal/credential")
+}
+
+func TestDomainCoreImportsNothingOfOurs(t *testing.T) {
+	if got := imports(t, "internal/pki", true); len(got) != 0 {
+		t.Errorf("internal/pki depends on %v", got)
+	}
+	bp, err := build.Default.Import(module+"internal/pki", ".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range bp.Imports {
+		if strings.HasPrefix(imp, "net/http") || strings.Contains(imp, "sqlite") {
+			t.Errorf("internal/pki imports %s", imp)
+		}
+	}
+}
+
+// ca and store know nothing about HTTP.
+func TestCAAndStoreKnowNoHTTP(t *testing.T) {
+	for _, pkg := range []string{"internal/ca", "internal/store", "internal/store/sqlite", "internal/enroll"} {
+		bp, err := build.Default.Import(module+pkg, ".", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range bp.Imports {
+			if imp == "net/http" {
+				t.Errorf("%s imports net/http", pkg)
+			}
+		}
+	}
+}

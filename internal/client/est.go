@@ -1,0 +1,537 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// EST is a client for one EST server and label (RFC 7030, RFC 8951). Every
+// operation uses a TLS connection of its own, so a CSR can carry that
+// connection's channel binding.
+type EST struct {
+	// URL is https://HOST[:PORT], optionally followed by a label
+	// (https://HOST/LABEL) or the full path (…/.well-known/est/LABEL).
+	URL string
+	// Roots are the trust anchors for the server's TLS certificate. With
+	// none, Fingerprint bootstraps them (RFC 7030 §4.1.1): /cacerts is
+	// fetched, one of its certificates must have that SHA-256, and the
+	// server's TLS certificate must chain to the returned CAs. With
+	// neither, the system roots are used.
+	Roots       *x509.CertPool
+	Fingerprint string
+	// Certificate authenticates the client in the TLS handshake
+	// (re-enrollment, or a manufacturer certificate).
+	Certificate *tls.Certificate
+	// User and Password are sent as HTTP Basic when User or Password is set.
+	User, Password string
+	// MinVersion and MaxVersion bound TLS (zero: 1.2 to 1.3).
+	MinVersion, MaxVersion uint16
+	// Timeout bounds each exchange; zero means 60 s.
+	Timeout time.Duration
+	// Now is the client's clock (TLS validity checks, polling); nil means
+	// pki.SystemClock.
+	Now func() time.Time
+	// Warnf, when set, receives what the caller should show.
+	Warnf func(format string, args ...any)
+
+	once     sync.Once
+	base     *url.URL
+	host     string
+	baseErr  error
+	bootOnce sync.Mutex
+}
+
+// HTTPError is a refusal: the server's status and its reason.
+type HTTPError struct {
+	Status int
+	Reason string
+}
+
+func (e *HTTPError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Reason)
+	}
+	return fmt.Sprintf("HTTP %d", e.Status)
+}
+
+func (c *EST) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return pki.SystemClock{}.Now()
+}
+
+func (c *EST) warnf(format string, args ...any) {
+	if c.Warnf != nil {
+		c.Warnf(format, args...)
+	}
+}
+
+// parseURL splits URL into the operations' base and the TLS server name.
+func (c *EST) parseURL() (*url.URL, error) {
+	c.once.Do(func() {
+		u, err := url.Parse(c.URL)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			c.baseErr = fmt.Errorf("EST URL %q: want https://HOST[:PORT][/LABEL]", c.URL)
+			return
+		}
+		label := strings.Trim(u.Path, "/")
+		if rest, ok := strings.CutPrefix(label, strings.Trim(est.PathPrefix, "/")); ok {
+			label = strings.Trim(rest, "/")
+		}
+		if strings.Contains(label, "/") {
+			c.baseErr = fmt.Errorf("EST URL %q: a label is one path segment", c.URL)
+			return
+		}
+		path := est.PathPrefix
+		if label != "" {
+			path += label + "/"
+		}
+		c.base = &url.URL{Scheme: "https", Host: u.Host, Path: path}
+		c.host = u.Hostname()
+	})
+	return c.base, c.baseErr
+}
+
+// tlsConfig is the connection's TLS configuration; with no roots and a
+// fingerprint it verifies nothing, and the caller checks the chain itself.
+func (c *EST) tlsConfig() *tls.Config {
+	cfg := &tls.Config{
+		ServerName: c.host,
+		RootCAs:    c.Roots,
+		MinVersion: c.MinVersion,
+		MaxVersion: c.MaxVersion,
+		Time:       c.now,
+		NextProtos: []string{"http/1.1"},
+	}
+	if cfg.MinVersion == 0 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	if c.Certificate != nil {
+		cert := c.Certificate
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
+	if c.Roots == nil && c.Fingerprint != "" {
+		cfg.InsecureSkipVerify = true // checked against the fingerprinted CA by bootstrap
+	}
+	return cfg
+}
+
+// conn is one TLS connection carrying one request.
+type conn struct {
+	tls      *tls.Conn
+	binding  []byte
+	deadline time.Time
+}
+
+func (c *EST) dial(ctx context.Context) (*conn, error) {
+	base, err := c.parseURL()
+	if err != nil {
+		return nil, err
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: c.tlsConfig()}
+	nc, err := d.DialContext(ctx, "tcp", hostPort(base))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", base.Host, err)
+	}
+	tc := nc.(*tls.Conn)
+	deadline := time.Now().Add(timeout)
+	tc.SetDeadline(deadline)
+	binding, err := est.ChannelBinding(tc.ConnectionState())
+	if err != nil {
+		tc.Close()
+		return nil, err
+	}
+	return &conn{tls: tc, binding: binding, deadline: deadline}, nil
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	return net.JoinHostPort(u.Hostname(), "443")
+}
+
+// response is a read reply.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends one request on cn and reads the whole reply (a Content-Length or
+// chunked body, at most est.MaxBodyBytes... times four for serverkeygen).
+func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) (*response, error) {
+	base, _ := c.parseURL()
+	u := *base
+	u.Path += op
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", "scepter-est-client")
+	if body != nil {
+		req.Header.Set("Content-Type", est.ContentTypePKCS10)
+		req.Header.Set("Content-Transfer-Encoding", "base64")
+	}
+	// Credentials never go to /cacerts, which needs none and is what a
+	// bootstrap fetches before the server is authenticated.
+	if (c.User != "" || c.Password != "") && op != est.OpCACerts {
+		req.SetBasicAuth(c.User, c.Password)
+	}
+	req.Close = true
+	stop := context.AfterFunc(ctx, func() { cn.tls.SetDeadline(time.Now()) })
+	defer stop()
+	if err := req.Write(cn.tls); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, op, err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(cn.tls), req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, op, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4*est.MaxBodyBytes))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: reading the reply: %w", method, op, err)
+	}
+	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// exchange dials, sends one request and closes.
+func (c *EST) exchange(ctx context.Context, method, op string, body []byte) (*response, error) {
+	if err := c.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cn.tls.Close()
+	return c.do(ctx, cn, method, op, body)
+}
+
+func refusal(r *response) error {
+	reason := strings.TrimSpace(string(truncate(r.body, 300)))
+	if ct := r.header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "text/") {
+		reason = ""
+	}
+	return &HTTPError{Status: r.status, Reason: reason}
+}
+
+// bootstrap establishes the trust anchors from the fingerprint, once.
+func (c *EST) bootstrap(ctx context.Context) error {
+	c.bootOnce.Lock()
+	defer c.bootOnce.Unlock()
+	if c.Roots != nil || c.Fingerprint == "" {
+		return nil
+	}
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cn.tls.Close()
+	certs, err := c.fetchCACerts(ctx, cn)
+	if err != nil {
+		return err
+	}
+	if err := CheckFingerprint(certs, c.Fingerprint); err != nil {
+		return err
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, ca := range certs {
+		if bytes.Equal(ca.RawIssuer, ca.RawSubject) {
+			roots.AddCert(ca)
+		} else {
+			inter.AddCert(ca)
+		}
+	}
+	peers := cn.tls.ConnectionState().PeerCertificates
+	if len(peers) == 0 {
+		return errors.New("the server sent no TLS certificate")
+	}
+	for _, p := range peers[1:] {
+		inter.AddCert(p)
+	}
+	if _, err := peers[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: c.host, CurrentTime: c.now()}); err != nil {
+		return fmt.Errorf("the server's TLS certificate does not chain to the CA with fingerprint %s: %w", c.Fingerprint, err)
+	}
+	c.Roots = roots
+	return nil
+}
+
+func (c *EST) fetchCACerts(ctx context.Context, cn *conn) ([]*x509.Certificate, error) {
+	r, err := c.do(ctx, cn, http.MethodGet, est.OpCACerts, nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.status != http.StatusOK {
+		return nil, fmt.Errorf("cacerts: %w", refusal(r))
+	}
+	der, err := est.DecodeBase64(r.body)
+	if err != nil {
+		return nil, fmt.Errorf("cacerts: %w", err)
+	}
+	sd, err := cms.ParseSignedData(der)
+	if err != nil {
+		return nil, fmt.Errorf("cacerts: %w", err)
+	}
+	if len(sd.Certificates) == 0 {
+		return nil, errors.New("cacerts: no certificates")
+	}
+	return sd.Certificates, nil
+}
+
+// CACerts fetches the CA certificates (RFC 7030 §4.1).
+func (c *EST) CACerts(ctx context.Context) ([]*x509.Certificate, error) {
+	if err := c.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cn.tls.Close()
+	return c.fetchCACerts(ctx, cn)
+}
+
+// CSRAttrs fetches what the server wants of a CSR (RFC 7030 §4.5); nil when
+// it wants nothing in particular (204 or 404).
+func (c *EST) CSRAttrs(ctx context.Context) ([]est.CSRAttr, error) {
+	r, err := c.exchange(ctx, http.MethodGet, est.OpCSRAttrs, nil)
+	if err != nil {
+		return nil, err
+	}
+	switch r.status {
+	case http.StatusOK:
+	case http.StatusNoContent, http.StatusNotFound:
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("csrattrs: %w", refusal(r))
+	}
+	der, err := est.DecodeBase64(r.body)
+	if err != nil {
+		return nil, fmt.Errorf("csrattrs: %w", err)
+	}
+	return est.ParseCSRAttrs(der)
+}
+
+// ESTRequest is one enrollment.
+type ESTRequest struct {
+	// Op is est.OpSimpleEnroll, est.OpSimpleReenroll or est.OpServerKeyGen.
+	Op string
+	// MakeCSR returns the DER CSR for a connection whose channel binding
+	// is given (nil when it has none); it is called again for each retry,
+	// each on a new connection. Put the binding in the challengePassword
+	// (est.ChannelBindingPassword) to link the request to the connection.
+	MakeCSR func(channelBinding []byte) ([]byte, error)
+	// PollInterval and MaxWait: while the server answers 202, wait the
+	// longer of Retry-After and PollInterval and ask again, up to MaxWait.
+	// Zero MaxWait returns a *PendingError at once.
+	PollInterval time.Duration
+	MaxWait      time.Duration
+	// DecryptKey opens an encrypted server-generated key (serverkeygen with
+	// an AsymmetricDecryptKeyIdentifier): the key the identifier names.
+	DecryptKey crypto.Decrypter
+	// KeyID is that identifier.
+	KeyID []byte
+}
+
+// ESTResult is what an enrollment returns.
+type ESTResult struct {
+	Certificate *x509.Certificate
+	// Key is the server-generated key (serverkeygen only).
+	Key crypto.Signer
+	// KeyEncrypted says the key came encrypted to DecryptKey.
+	KeyEncrypted bool
+}
+
+// Enroll sends one enrollment and waits out 202s as asked.
+func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
+	if err := c.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	start := c.now()
+	for {
+		res, retry, err := c.enrollOnce(ctx, r)
+		if err != nil || retry == 0 {
+			return res, err
+		}
+		wait := max(retry, r.PollInterval)
+		if r.MaxWait <= 0 || c.now().Add(wait).After(start.Add(r.MaxWait)) {
+			return nil, &PendingError{TransactionID: "EST request", RetryAfter: retry}
+		}
+		c.warnf("the request is held for approval; asking again in %s", wait.Round(time.Second))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// enrollOnce returns the result, or the wait a 202 asks for.
+func (c *EST) enrollOnce(ctx context.Context, r ESTRequest) (*ESTResult, time.Duration, error) {
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer cn.tls.Close()
+	der, err := r.MakeCSR(cn.binding)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := c.do(ctx, cn, http.MethodPost, r.Op, est.EncodeBase64(der))
+	if err != nil {
+		return nil, 0, err
+	}
+	switch resp.status {
+	case http.StatusOK:
+	case http.StatusAccepted:
+		wait := 60 * time.Second
+		if s, err := strconv.Atoi(strings.TrimSpace(resp.header.Get("Retry-After"))); err == nil && s >= 0 {
+			wait = time.Duration(s) * time.Second
+		} else if t, err := http.ParseTime(resp.header.Get("Retry-After")); err == nil {
+			wait = max(t.Sub(c.now()), time.Second)
+		}
+		return nil, max(wait, time.Second), nil
+	default:
+		return nil, 0, fmt.Errorf("%s: %w", r.Op, refusal(resp))
+	}
+	if r.Op == est.OpServerKeyGen {
+		res, err := c.serverKey(resp, r)
+		return res, 0, err
+	}
+	cert, err := certFromCertsOnly(resp.body, true)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", r.Op, err)
+	}
+	return &ESTResult{Certificate: cert}, 0, nil
+}
+
+// certFromCertsOnly reads the certificate of a certs-only reply (base64
+// when encoded).
+func certFromCertsOnly(body []byte, encoded bool) (*x509.Certificate, error) {
+	der := body
+	if encoded {
+		var err error
+		if der, err = est.DecodeBase64(body); err != nil {
+			return nil, err
+		}
+	}
+	sd, err := cms.ParseSignedData(der)
+	if err != nil {
+		return nil, err
+	}
+	for _, cert := range sd.Certificates {
+		if !cert.IsCA {
+			return cert, nil
+		}
+	}
+	return nil, errors.New("the reply holds no end-entity certificate")
+}
+
+// serverKey reads a serverkeygen reply: the certificate, and the key in
+// PKCS#8 or, encrypted, in an EnvelopedData around a SignedData (signed by
+// the server, checked against our trust anchors) around an
+// AsymmetricKeyPackage.
+func (c *EST) serverKey(resp *response, r ESTRequest) (*ESTResult, error) {
+	reply, err := est.ParseServerKeyGenReply(resp.header.Get("Content-Type"), resp.body)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := certFromCertsOnly(reply.CertsOnly, false)
+	if err != nil {
+		return nil, fmt.Errorf("serverkeygen certificate: %w", err)
+	}
+	pkcs8 := reply.Key
+	if reply.Encrypted {
+		if r.DecryptKey == nil {
+			return nil, errors.New("the server sent an encrypted key, and no key was given to decrypt it")
+		}
+		if pkcs8, err = c.openKeyPackage(reply.Key, r); err != nil {
+			return nil, fmt.Errorf("serverkeygen key: %w", err)
+		}
+	} else if r.DecryptKey != nil {
+		return nil, errors.New("the key was asked for encrypted, and the server sent it in clear")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(pkcs8)
+	if err != nil {
+		return nil, fmt.Errorf("serverkeygen key: %w", err)
+	}
+	key, ok := k.(crypto.Signer)
+	if !ok || !publicKeysEqual(key.Public(), cert.PublicKey) {
+		return nil, errors.New("the server-generated key does not match the certificate")
+	}
+	return &ESTResult{Certificate: cert, Key: key, KeyEncrypted: reply.Encrypted}, nil
+}
+
+func (c *EST) openKeyPackage(der []byte, r ESTRequest) ([]byte, error) {
+	env, err := cms.ParseEnvelopedData(der)
+	if err != nil {
+		return nil, err
+	}
+	inner, err := env.DecryptKeyTransport(&x509.Certificate{SubjectKeyId: r.KeyID}, r.DecryptKey)
+	if err != nil {
+		return nil, err
+	}
+	sd, err := cms.ParseSignedData(inner)
+	if err != nil {
+		return nil, err
+	}
+	if len(sd.Signers) != 1 || !sd.ContentType.Equal(est.OIDKeyPackage) {
+		return nil, errors.New("not a signed key package")
+	}
+	signer, err := sd.SignerCertificate(&sd.Signers[0])
+	if err != nil {
+		return nil, err
+	}
+	if c.Roots != nil {
+		inter := x509.NewCertPool()
+		for _, x := range sd.Certificates {
+			inter.AddCert(x)
+		}
+		if _, err := signer.Verify(x509.VerifyOptions{Roots: c.Roots, Intermediates: inter, CurrentTime: c.now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return nil, fmt.Errorf("the key package's signer does not chain to the trusted CA: %w", err)
+		}
+	}
+	if err := sd.Verify(&sd.Signers[0], signer); err != nil {
+		return nil, err
+	}
+	// AsymmetricKeyPackage ::= SEQUENCE SIZE (1..MAX) OF OneAsymmetricKey
+	s := cryptobyte.String(sd.Content)
+	var seq, first cryptobyte.String
+	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !s.Empty() || !seq.ReadASN1Element(&first, cbasn1.SEQUENCE) {
+		return nil, errors.New("malformed AsymmetricKeyPackage")
+	}
+	return first, nil
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && b != nil && e.Equal(b)
+}

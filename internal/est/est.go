@@ -1,0 +1,122 @@
+// Package est is the wire format of EST (RFC 7030, with RFC 8951's
+// clarifications) that the client and the server share: paths, content
+// types, base64 bodies, CSR attributes, the serverkeygen multipart reply and
+// the TLS channel binding. It knows nothing about HTTP handlers or the CA.
+package est
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/asn1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+)
+
+// PathPrefix is where EST lives (RFC 7030 §3.2.2); an optional label (a
+// profile) may follow before the operation: /.well-known/est/LABEL/OP.
+const PathPrefix = "/.well-known/est/"
+
+// Operations (RFC 7030 §3.2.2).
+const (
+	OpCACerts        = "cacerts"
+	OpSimpleEnroll   = "simpleenroll"
+	OpSimpleReenroll = "simplereenroll"
+	OpServerKeyGen   = "serverkeygen"
+	OpCSRAttrs       = "csrattrs"
+	OpFullCMC        = "fullcmc"
+)
+
+// Content types.
+const (
+	ContentTypePKCS10    = "application/pkcs10"
+	ContentTypeCertsOnly = "application/pkcs7-mime; smime-type=certs-only"
+	ContentTypeCSRAttrs  = "application/csrattrs"
+	ContentTypePKCS8     = "application/pkcs8"
+	// ContentTypeServerKey is the encrypted key part of a serverkeygen
+	// reply (RFC 7030 §4.4.2).
+	ContentTypeServerKey = "application/pkcs7-mime; smime-type=server-generated-key"
+)
+
+// OIDs of the attributes EST adds to a CSR or lists in csrattrs.
+var (
+	OIDChallengePassword = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 7}
+	OIDExtensionRequest  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 14}
+	// OIDDecryptKeyIdentifier names a symmetric key the client shares with
+	// the server (RFC 7030 §4.4.1.1, id-aa-decryptKeyID).
+	OIDDecryptKeyIdentifier = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 37}
+	// OIDAsymmetricDecryptKeyIdentifier names the client's key the
+	// server-generated key is encrypted to (RFC 7030 §4.4.1.2,
+	// id-aa-asymmDecryptKeyID).
+	OIDAsymmetricDecryptKeyIdentifier = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 54}
+	// OIDKeyPackage is id-ct-KP-aKeyPackage (RFC 5958), the content type of
+	// the SignedData around an encrypted server-generated key.
+	OIDKeyPackage = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 2, 1, 2, 78, 5}
+	OIDSignedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+)
+
+// MaxBodyBytes bounds what the server reads of a request body and the client
+// of a reply. A base64 CSR for RSA-8192 is under 4 KiB.
+const MaxBodyBytes = 64 << 10
+
+// ErrBadBase64 is returned for a body that is not base64.
+var ErrBadBase64 = errors.New("the body is not base64 (RFC 8951)")
+
+// DecodeBase64 decodes an EST body: base64 (RFC 4648) with any line breaks
+// or other white space, padded or not. Content-Transfer-Encoding is not
+// consulted (RFC 8951 says to ignore it).
+func DecodeBase64(body []byte) ([]byte, error) {
+	clean := make([]byte, 0, len(body))
+	for _, c := range body {
+		switch c {
+		case ' ', '\t', '\r', '\n', '\v', '\f':
+			continue
+		}
+		clean = append(clean, c)
+	}
+	clean = bytes.TrimRight(clean, "=")
+	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
+	n, err := base64.RawStdEncoding.Decode(out, clean)
+	if err != nil || n == 0 {
+		return nil, ErrBadBase64
+	}
+	return out[:n], nil
+}
+
+// EncodeBase64 encodes a body for the wire: standard base64 without line
+// breaks (strongSwan's decoder does not skip them).
+func EncodeBase64(der []byte) []byte {
+	out := make([]byte, base64.StdEncoding.EncodedLen(len(der)))
+	base64.StdEncoding.Encode(out, der)
+	return out
+}
+
+// Channel-binding labels.
+const exporterLabel = "EXPORTER-Channel-Binding" // RFC 9266
+
+// ChannelBinding returns the value that links a CSR to a TLS connection
+// (RFC 7030 §3.5): tls-unique on TLS 1.2 (nil for a resumed session without
+// extended master secret, which has none), tls-exporter (RFC 9266, 32
+// bytes) on TLS 1.3.
+func ChannelBinding(cs tls.ConnectionState) ([]byte, error) {
+	switch cs.Version {
+	case tls.VersionTLS13:
+		v, err := cs.ExportKeyingMaterial(exporterLabel, nil, 32)
+		if err != nil {
+			return nil, fmt.Errorf("est: tls-exporter: %w", err)
+		}
+		return v, nil
+	case tls.VersionTLS12:
+		if len(cs.TLSUnique) == 0 {
+			return nil, nil
+		}
+		return bytes.Clone(cs.TLSUnique), nil
+	}
+	return nil, fmt.Errorf("est: no channel binding for TLS version %#x", cs.Version)
+}
+
+// ChannelBindingPassword is how a binding travels in a CSR's
+// challengePassword: base64 (RFC 7030 §3.5).
+func ChannelBindingPassword(binding []byte) string {
+	return base64.StdEncoding.EncodeToString(binding)
+}

@@ -1,0 +1,507 @@
+// Package estserver is the EST (RFC 7030, RFC 8951) HTTP handler. Like the
+// SCEP handler it only translates: it decodes the base64 bodies, turns the
+// TLS client certificate, HTTP Basic credentials and TLS channel binding
+// into protocol-neutral evidence for the enrollment service, and maps the
+// service's one error type onto HTTP statuses. It reaches the store and the
+// CA only through the service.
+package estserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// Service is the part of the enrollment service the handler needs
+// (*enroll.Service implements it).
+type Service interface {
+	Enroll(ctx context.Context, req enroll.Request) (*enroll.Result, error)
+	Profile(name string) (pki.Profile, bool)
+	// CACerts is what a client of the profile should trust: the issuing
+	// chain, and the next issuing CA during a rollover.
+	CACerts(profile string) ([]*x509.Certificate, error)
+	RecordRefusal(ctx context.Context, r enroll.Refusal) error
+	// ActiveRA signs the SignedData around an encrypted server-generated
+	// key: the RA is the server's identity in CMS.
+	ActiveRA() *pki.RA
+}
+
+// Options tune the handler.
+type Options struct {
+	// RetryAfter is what a 202 (request held for approval) tells the
+	// client to wait; zero means DefaultRetryAfter.
+	RetryAfter time.Duration
+	// Realm is the HTTP Basic realm; empty means "scepter EST".
+	Realm string
+}
+
+// DefaultRetryAfter is the wait a 202 asks for by default.
+const DefaultRetryAfter = 60 * time.Second
+
+// Handler serves EST.
+type Handler struct {
+	svc  Service
+	log  *slog.Logger
+	opts Options
+}
+
+// New builds the handler.
+func New(svc Service, log *slog.Logger, opts Options) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.RetryAfter <= 0 {
+		opts.RetryAfter = DefaultRetryAfter
+	}
+	if opts.Realm == "" {
+		opts.Realm = "scepter EST"
+	}
+	return &Handler{svc: svc, log: log, opts: opts}
+}
+
+// call is one EST request being answered.
+type call struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	op      string
+	profile string // the label; "" for the default profile
+}
+
+// ServeHTTP dispatches on the operation (RFC 7030 §3.2.2).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{w: w, r: r, op: r.PathValue("op"), profile: r.PathValue("label")}
+	if c.profile != "" {
+		if _, ok := h.svc.Profile(c.profile); !ok {
+			h.fail(c, pki.Errorf(pki.ENotFound, "unknown EST label %q", c.profile))
+			return
+		}
+	}
+	if r.TLS == nil {
+		h.fail(c, pki.Errorf(pki.EBadRequest, "EST is served over HTTPS only (RFC 7030 section 3.3)"))
+		return
+	}
+	switch c.op {
+	case est.OpCACerts:
+		if h.method(c, http.MethodGet) {
+			h.caCerts(c)
+		}
+	case est.OpCSRAttrs:
+		if h.method(c, http.MethodGet) {
+			h.csrAttrs(c)
+		}
+	case est.OpSimpleEnroll, est.OpSimpleReenroll, est.OpServerKeyGen:
+		if h.method(c, http.MethodPost) {
+			h.enroll(c)
+		}
+	case est.OpFullCMC:
+		h.fail(c, &statusError{http.StatusNotImplemented, "fullcmc is not supported"})
+	default:
+		h.fail(c, pki.Errorf(pki.ENotFound, "unknown EST operation %q", c.op))
+	}
+}
+
+// method answers 405 unless the request uses want (or HEAD for GET).
+func (h *Handler) method(c *call, want string) bool {
+	if c.r.Method == want || (want == http.MethodGet && c.r.Method == http.MethodHead) {
+		return true
+	}
+	c.w.Header().Set("Allow", want)
+	h.fail(c, &statusError{http.StatusMethodNotAllowed, "method not allowed; use " + want})
+	return false
+}
+
+// caCerts answers /cacerts: the certs-only chain, without client
+// authentication, always with a Content-Length (strongSwan reads no
+// chunked body).
+func (h *Handler) caCerts(c *call) {
+	certs, err := h.svc.CACerts(c.profile)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	der, err := cms.DegenerateCertificates(certs)
+	if err != nil {
+		h.fail(c, fmt.Errorf("estserver: cacerts: %w", err))
+		return
+	}
+	writeBase64(c.w, http.StatusOK, "application/pkcs7-mime", der)
+}
+
+// csrAttrs answers /csrattrs with what the profile wants of a CSR.
+func (h *Handler) csrAttrs(c *call) {
+	p, _ := h.svc.Profile(c.profile)
+	attrs := csrAttrsFor(p)
+	if len(attrs) == 0 {
+		c.w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	der, err := est.MarshalCSRAttrs(attrs)
+	if err != nil {
+		h.fail(c, fmt.Errorf("estserver: csrattrs: %w", err))
+		return
+	}
+	writeBase64(c.w, http.StatusOK, est.ContentTypeCSRAttrs, der)
+}
+
+var (
+	oidRSAEncryption = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	oidECPublicKey   = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+	oidSHA256WithRSA = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}
+	oidECDSASHA256   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
+	oidECDSASHA384   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
+	curveOIDs        = map[string]asn1.ObjectIdentifier{
+		"p256": {1, 2, 840, 10045, 3, 1, 7},
+		"p384": {1, 3, 132, 0, 34},
+	}
+)
+
+// csrAttrsFor lists a profile's wishes (RFC 7030 §4.5.2): the TLS channel
+// binding in challengePassword when the profile demands it, the key types
+// (EC as an attribute naming its curves) and the signature algorithms.
+func csrAttrsFor(p pki.Profile) []est.CSRAttr {
+	var attrs []est.CSRAttr
+	if p.RequireChannelBinding {
+		attrs = append(attrs, est.CSRAttr{OID: est.OIDChallengePassword})
+	}
+	if len(p.Keys.ECCurves) > 0 {
+		a := est.CSRAttr{OID: oidECPublicKey, Attribute: true}
+		for _, c := range p.Keys.ECCurves {
+			if oid, ok := curveOIDs[strings.ToLower(strings.ReplaceAll(c, "-", ""))]; ok {
+				v, _ := asn1.Marshal(oid)
+				a.Values = append(a.Values, v)
+			}
+		}
+		if len(a.Values) > 0 {
+			attrs = append(attrs, a, est.CSRAttr{OID: oidECDSASHA256})
+			for _, c := range p.Keys.ECCurves {
+				if strings.Contains(c, "384") {
+					attrs = append(attrs, est.CSRAttr{OID: oidECDSASHA384})
+					break
+				}
+			}
+		}
+	}
+	if p.Keys.RSAMinBits > 0 {
+		attrs = append(attrs, est.CSRAttr{OID: oidRSAEncryption}, est.CSRAttr{OID: oidSHA256WithRSA})
+	}
+	return attrs
+}
+
+// enroll answers simpleenroll, simplereenroll and serverkeygen.
+func (h *Handler) enroll(c *call) {
+	req, status, err := readCSR(c.w, c.r)
+	if err != nil {
+		h.fail(c, &statusError{status, err.Error()})
+		return
+	}
+	ev, err := h.evidence(c, req)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	er := enroll.Request{
+		CSR: req, Evidence: ev, Profile: c.profile, Protocol: pki.ProtocolEST,
+		RemoteAddr:   c.r.RemoteAddr,
+		Renewal:      c.op == est.OpSimpleReenroll,
+		ServerKeyGen: c.op == est.OpServerKeyGen,
+	}
+	er.TransactionID = transactionID(c.op, req, ev.TLSClientCert)
+	var encryptTo *rsa.PublicKey
+	var keyID []byte
+	if er.ServerKeyGen {
+		// Where the key goes is settled before anything is issued: a
+		// certificate must never be recorded whose key cannot be delivered.
+		if encryptTo, keyID, err = keyEncryptionTarget(req, ev.TLSClientCert); err != nil {
+			h.fail(c, err)
+			return
+		}
+	}
+	res, err := h.svc.Enroll(c.r.Context(), er)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if res.Pending != nil {
+		c.w.Header().Set("Retry-After", strconv.Itoa(int(h.opts.RetryAfter/time.Second)))
+		c.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		c.w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(c.w, "request %s is held for approval; send the same request again after %d seconds\n", res.Pending.ID, int(h.opts.RetryAfter/time.Second))
+		return
+	}
+	certsOnly, err := cms.DegenerateCertificates([]*x509.Certificate{res.Certificate})
+	if err != nil {
+		h.fail(c, fmt.Errorf("estserver: certs-only: %w", err))
+		return
+	}
+	if !er.ServerKeyGen {
+		writeBase64(c.w, http.StatusOK, est.ContentTypeCertsOnly, certsOnly)
+		return
+	}
+	reply := est.ServerKeyGenReply{CertsOnly: certsOnly}
+	if reply.Key, err = x509.MarshalPKCS8PrivateKey(res.PrivateKey); err == nil && encryptTo != nil {
+		reply.Encrypted = true
+		reply.Key, err = h.encryptKey(reply.Key, encryptTo, keyID)
+	}
+	var body []byte
+	var ct string
+	if err == nil {
+		body, ct, err = est.MarshalServerKeyGenReply(reply)
+	}
+	if err != nil {
+		// The certificate is recorded; the key is lost with this reply.
+		// The client may ask again; say so in the log.
+		h.log.Error("estserver: serverkeygen reply", "serial", res.Record.SerialHex, "err", err)
+		h.fail(c, fmt.Errorf("estserver: serverkeygen reply: %w", err))
+		return
+	}
+	c.w.Header().Set("Content-Type", ct)
+	c.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	c.w.WriteHeader(http.StatusOK)
+	c.w.Write(body)
+}
+
+// readCSR reads and decodes the base64 PKCS#10 body (RFC 8951: any line
+// breaks, Content-Transfer-Encoding ignored).
+func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, int, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, est.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("the body is larger than %d bytes", est.MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, http.StatusBadRequest, errors.New("the body could not be read")
+	}
+	der, err := est.DecodeBase64(body)
+	if err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	req, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, http.StatusBadRequest, errors.New("the body is not a PKCS#10 certificate request")
+	}
+	return req, 0, nil
+}
+
+// evidence gathers what the request presents: the TLS client certificate
+// (its possession proven by the handshake), HTTP Basic credentials, and the
+// channel binding of the TLS session with the value the CSR claims. A
+// request with no credential at all gets 401 before the service is asked.
+func (h *Handler) evidence(c *call, req *x509.CertificateRequest) (enroll.Evidence, error) {
+	var ev enroll.Evidence
+	if peers := c.r.TLS.PeerCertificates; len(peers) > 0 {
+		ev.TLSClientCert, ev.TLSChain = peers[0], peers[1:]
+	}
+	user, pass, hasBasic := c.r.BasicAuth()
+	if hasBasic {
+		ev.HTTPUser, ev.HTTPPassword = user, pass
+	}
+	if c.op == est.OpSimpleReenroll && ev.TLSClientCert == nil {
+		return ev, pki.Errorf(pki.EBadRequest, "simplereenroll requires the certificate being renewed as the TLS client certificate")
+	}
+	if ev.TLSClientCert == nil && !hasBasic {
+		return ev, pki.Errorf(pki.EUnauthorized, "authentication required: HTTP Basic or a TLS client certificate")
+	}
+	session, err := est.ChannelBinding(*c.r.TLS)
+	if err != nil {
+		return ev, err
+	}
+	ev.Channel = &enroll.ChannelBinding{Session: session}
+	claim, err := csr.ChallengePassword(req)
+	if err != nil {
+		return ev, pki.Wrap(pki.EBadRequest, err, "malformed challengePassword attribute")
+	}
+	if claim != "" {
+		// RFC 7030 §3.5: the binding travels base64-encoded; anything else
+		// simply fails to match.
+		if b, err := base64.StdEncoding.DecodeString(claim); err == nil {
+			ev.Channel.Claim = b
+		} else {
+			ev.Channel.Claim = []byte(claim)
+		}
+	}
+	return ev, nil
+}
+
+// transactionID names an EST request for the approval queue: the same CSR
+// (key and subject) for the same operation and the same certificate being
+// renewed is the same request, whatever its channel binding.
+func transactionID(op string, req *x509.CertificateRequest, clientCert *x509.Certificate) string {
+	h := sha256.New()
+	h.Write([]byte(op))
+	h.Write(req.RawSubjectPublicKeyInfo)
+	h.Write(req.RawSubject)
+	if clientCert != nil {
+		h.Write(clientCert.Raw)
+	}
+	return "est-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// keyEncryptionTarget reads the serverkeygen CSR's key-protection
+// attributes (RFC 7030 §4.4.1): none means the key travels in PKCS#8
+// inside TLS; an AsymmetricDecryptKeyIdentifier must name a key the server
+// knows (the CSR's own key, or the TLS client certificate's), which must be
+// RSA (EC keys would need key agreement); a DecryptKeyIdentifier names a
+// symmetric key this server never shares.
+func keyEncryptionTarget(req *x509.CertificateRequest, clientCert *x509.Certificate) (*rsa.PublicKey, []byte, error) {
+	if _, ok, err := csr.AttributeValues(req, est.OIDDecryptKeyIdentifier); err != nil || ok {
+		return nil, nil, pki.Errorf(pki.EBadRequest, "DecryptKeyIdentifier names a symmetric key, and this server shares none; use AsymmetricDecryptKeyIdentifier")
+	}
+	values, ok, err := csr.AttributeValues(req, est.OIDAsymmetricDecryptKeyIdentifier)
+	if err != nil {
+		return nil, nil, pki.Wrap(pki.EBadRequest, err, "malformed AsymmetricDecryptKeyIdentifier attribute")
+	}
+	if !ok {
+		return nil, nil, nil
+	}
+	var id []byte
+	if len(values) != 1 {
+		return nil, nil, pki.Errorf(pki.EBadRequest, "AsymmetricDecryptKeyIdentifier must have one value")
+	}
+	s := cryptobyte.String(values[0])
+	if !s.ReadASN1Bytes(&id, cbasn1.OCTET_STRING) || !s.Empty() || len(id) == 0 {
+		return nil, nil, pki.Errorf(pki.EBadRequest, "AsymmetricDecryptKeyIdentifier is not an OCTET STRING")
+	}
+	candidates := []struct {
+		pub  any
+		spki []byte
+		ski  []byte
+	}{{req.PublicKey, req.RawSubjectPublicKeyInfo, nil}}
+	if clientCert != nil {
+		candidates = append(candidates, struct {
+			pub  any
+			spki []byte
+			ski  []byte
+		}{clientCert.PublicKey, clientCert.RawSubjectPublicKeyInfo, clientCert.SubjectKeyId})
+	}
+	for _, cand := range candidates {
+		if !bytes.Equal(id, keyIdentifier(cand.spki)) && (cand.ski == nil || !bytes.Equal(id, cand.ski)) {
+			continue
+		}
+		pub, ok := cand.pub.(*rsa.PublicKey)
+		if !ok {
+			return nil, nil, pki.Errorf(pki.EBadAlg, "the key named by AsymmetricDecryptKeyIdentifier is not RSA; only RSA keys can receive an encrypted server-generated key")
+		}
+		return pub, id, nil
+	}
+	return nil, nil, pki.Errorf(pki.EBadRequest, "AsymmetricDecryptKeyIdentifier names no key this server knows: use the key identifier (RFC 5280 method 1) of the CSR's key or of the TLS client certificate")
+}
+
+// keyIdentifier is RFC 5280 §4.2.1.2 method 1 of a SubjectPublicKeyInfo:
+// the SHA-1 of the subjectPublicKey BIT STRING's bits.
+func keyIdentifier(spki []byte) []byte {
+	s := cryptobyte.String(spki)
+	var inner cryptobyte.String
+	var bits asn1.BitString
+	if !s.ReadASN1(&inner, cbasn1.SEQUENCE) || !inner.SkipASN1(cbasn1.SEQUENCE) || !inner.ReadASN1BitString(&bits) {
+		return nil
+	}
+	sum := sha1.Sum(bits.Bytes)
+	return sum[:]
+}
+
+// encryptKey wraps a PKCS#8 key the way RFC 7030 §4.4.2 asks: an
+// AsymmetricKeyPackage, in a SignedData signed by the server (its RA), in
+// an EnvelopedData to the client's key.
+func (h *Handler) encryptKey(pkcs8 []byte, to *rsa.PublicKey, keyID []byte) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(pkcs8) }) // AsymmetricKeyPackage ::= SEQUENCE OF OneAsymmetricKey
+	pkg, err := b.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	ra := h.svc.ActiveRA()
+	signed, err := cms.Sign(pkg, ra.Cert, ra.Key, nil, cms.SignOptions{ContentType: est.OIDKeyPackage, ExtraCertificates: ra.Chain})
+	if err != nil {
+		return nil, err
+	}
+	return cms.EncryptToKey(signed, to, keyID, cms.EncryptOptions{Cipher: cms.AES256CBC, KeyTransport: cms.RSAOAEP, ContentType: est.OIDSignedData})
+}
+
+// writeBase64 answers with a base64 body (no line breaks), its
+// Content-Transfer-Encoding for older clients, and a Content-Length.
+func writeBase64(w http.ResponseWriter, status int, contentType string, der []byte) {
+	body := est.EncodeBase64(der)
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Transfer-Encoding", "base64")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// statusError is a refusal the handler decides with its own status.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// statusFor maps the service's closed error codes onto HTTP statuses.
+func statusFor(err error) (int, string) {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.status, se.msg
+	}
+	switch pki.ErrorCode(err) {
+	case pki.EUnauthorized, pki.EBadCertID:
+		return http.StatusUnauthorized, pki.ErrorMessage(err)
+	case pki.EBadMessageCheck:
+		return http.StatusBadRequest, pki.ErrorMessage(err)
+	case pki.ENotFound:
+		return http.StatusNotFound, pki.ErrorMessage(err)
+	case pki.EConflict:
+		return http.StatusConflict, pki.ErrorMessage(err)
+	case pki.EInternal:
+		return http.StatusInternalServerError, "internal error"
+	}
+	// EBadRequest, EBadAlg, EBadTime: refused by policy.
+	return http.StatusForbidden, pki.ErrorMessage(err)
+}
+
+// fail answers an error with its status and a plain-text reason, and
+// records the refusal in the audit trail unless the service did already.
+func (h *Handler) fail(c *call, err error) {
+	status, msg := statusFor(err)
+	if status >= 500 {
+		h.log.Error("estserver: cannot answer", "op", c.op, "remote", c.r.RemoteAddr, "err", err)
+	} else if !enroll.Audited(err) {
+		code := pki.ErrorCode(err)
+		if code == pki.EInternal {
+			code = pki.EBadRequest
+		}
+		_ = h.svc.RecordRefusal(c.r.Context(), enroll.Refusal{Protocol: pki.ProtocolEST, Operation: c.op, RemoteAddr: c.r.RemoteAddr,
+			Profile: c.profile, Err: &pki.Error{Code: code, Message: msg}})
+	}
+	if status == http.StatusUnauthorized {
+		c.w.Header().Set("WWW-Authenticate", `Basic realm="`+h.opts.Realm+`", charset="UTF-8"`)
+	}
+	c.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	c.w.Header().Set("X-Content-Type-Options", "nosniff")
+	body := msg + "\n"
+	c.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	c.w.WriteHeader(status)
+	io.WriteString(c.w, body)
+}

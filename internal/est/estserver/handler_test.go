@@ -1,0 +1,606 @@
+package estserver_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/asn1"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/est/estserver"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+const captureDir = "../../../testdata/captures/est"
+
+func profile(name string, edit func(*pki.Profile)) pki.Profile {
+	p := pki.DefaultProfile()
+	p.Name = name
+	if edit != nil {
+		edit(&p)
+	}
+	return p
+}
+
+func TestCACerts(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	c := f.httpClient(nil, 0)
+	r := f.get(c, "cacerts")
+	wantStatus(t, r, http.StatusOK, "")
+	if r.header.Get("Content-Length") == "" || r.header.Get("Content-Transfer-Encoding") != "base64" || r.header.Get("Content-Type") != "application/pkcs7-mime" {
+		t.Errorf("headers %v", r.header)
+	}
+	if bytes.ContainsAny(r.body, "\r\n") {
+		t.Error("the base64 body has line breaks (strongSwan cannot read them)")
+	}
+	der, _ := est.DecodeBase64(r.body)
+	sd, err := cms.ParseSignedData(der)
+	if err != nil || len(sd.Certificates) != 2 || !sd.Certificates[0].Equal(f.auth.Issuer.Cert) || !sd.Certificates[1].Equal(f.auth.Root) {
+		t.Fatalf("cacerts: %v, %d certificates; want issuing CA then root", err, len(sd.Certificates))
+	}
+	// Our client, bootstrapping from the root's fingerprint alone.
+	boot := &client.EST{URL: f.url, Fingerprint: client.Fingerprint(f.auth.Root), Now: f.clock.Now}
+	certs, err := boot.CACerts(context.Background())
+	if err != nil || len(certs) != 2 {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	wrong := &client.EST{URL: f.url, Fingerprint: "sha256:" + strings.Repeat("ab", 32), Now: f.clock.Now}
+	if _, err := wrong.CACerts(context.Background()); err == nil || !strings.Contains(err.Error(), "fingerprint") {
+		t.Errorf("a wrong fingerprint was trusted: %v", err)
+	}
+}
+
+// During a rollover /cacerts also carries the next issuing CA.
+func TestCACertsDuringRollover(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	next, _, err := ca.Rollover(f.dir, ca.RolloverOptions{SwitchAt: f.clock.Now().Add(time.Hour)}, f.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.auth.Reload(f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := f.client("").CACerts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(certs) != 3 || !certs[2].Equal(next.Cert) {
+		t.Fatalf("cacerts during a rollover: %d certificates, want the chain and the next CA", len(certs))
+	}
+}
+
+func TestCSRAttrs(t *testing.T) {
+	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{
+		profile("cb", func(p *pki.Profile) { p.RequireChannelBinding = true }),
+		profile("rsa", func(p *pki.Profile) { p.Keys = pki.KeyPolicy{RSAMinBits: 3072, RSAMaxBits: 4096} }),
+	}})
+	for label, want := range map[string]struct{ binding, ec, rsa bool }{
+		"":    {false, true, true},
+		"cb":  {true, true, true},
+		"rsa": {false, false, true},
+	} {
+		attrs, err := f.client(label).CSRAttrs(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := struct{ binding, ec, rsa bool }{
+			est.Has(attrs, est.OIDChallengePassword),
+			est.Has(attrs, asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}),
+			est.Has(attrs, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}),
+		}
+		if got != want {
+			t.Errorf("label %q: csrattrs %+v, want %+v", label, got, want)
+		}
+	}
+}
+
+// RFC 8951: base64 with any line breaks, with or without padding, with or
+// without Content-Transfer-Encoding; the inventory says est.
+func TestSimpleEnrollBodies(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	c := f.httpClient(nil, 0)
+	key := newKey(t)
+	raw := newCSR(t, key, "bodies", csr.Template{DNSNames: []string{"bodies.example"}})
+	wrapped := func(width int, eol string) []byte {
+		var b bytes.Buffer
+		for i := 0; i < len(raw); i += width {
+			b.Write(raw[i:min(i+width, len(raw))])
+			b.WriteString(eol)
+		}
+		return b.Bytes()
+	}
+	for name, body := range map[string][]byte{
+		"one line":         raw,
+		"76 columns, CRLF": wrapped(76, "\r\n"),
+		"64 columns, LF":   wrapped(64, "\n"),
+		"unpadded":         bytes.TrimRight(raw, "="),
+		"spaces":           bytes.ReplaceAll(wrapped(40, "\n"), []byte("\n"), []byte(" \n\t")),
+	} {
+		for _, cte := range []string{"", "base64", "binary"} {
+			r := f.post(c, "simpleenroll", "alice", userPassword, body, map[string]string{"Content-Transfer-Encoding": cte})
+			cert := f.issued(r)
+			if cert.Subject.CommonName != "bodies" || !cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()) {
+				t.Errorf("%s/%q: issued %s", name, cte, cert.Subject)
+			}
+			if r.header.Get("Content-Type") != est.ContentTypeCertsOnly {
+				t.Errorf("content type %q", r.header.Get("Content-Type"))
+			}
+			if rec := f.record(cert); rec.Protocol != pki.ProtocolEST {
+				t.Errorf("inventory protocol %q, want est", rec.Protocol)
+			}
+		}
+	}
+}
+
+// The byte-exact requests of curl captured against another EST server are
+// served by ours (the capture's user, estuser:estpass, made here).
+func TestCapturedCurlRequests(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	hash, err := credential.HashPassword("estpass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CreateESTUser(context.Background(), pki.ESTUser{Name: "estuser", PasswordHash: hash, CreatedAt: f.clock.Now()}, pki.AuditEvent{Type: pki.EventESTUserAdded}); err != nil {
+		t.Fatal(err)
+	}
+	c := f.httpClient(nil, 0)
+	for _, name := range []string{"curl-est-simpleenroll-rsa2048", "curl-est-simpleenroll-rsa4096", "curl-est-simpleenroll-ecdsa-p256"} {
+		t.Run(name, func(t *testing.T) {
+			body, err := os.ReadFile(filepath.Join(captureDir, name, "request.body"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, err := keys.LoadKeyFile(filepath.Join(captureDir, name, "client-key.pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cert := f.issued(f.post(c, "simpleenroll", "estuser", "estpass", body, map[string]string{"Content-Transfer-Encoding": "base64"}))
+			if !cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()) {
+				t.Error("the certificate does not carry the captured request's key")
+			}
+		})
+	}
+	body, _ := os.ReadFile(filepath.Join(captureDir, "curl-est-simpleenroll-badauth", "request.body"))
+	wantStatus(t, f.post(c, "simpleenroll", "estuser", "wrongpass", body, nil), http.StatusUnauthorized, "not valid")
+}
+
+func TestAuthentication(t *testing.T) {
+	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{
+		profile("iot", nil),
+		profile("idevid", func(p *pki.Profile) { p.ManufacturerAuth = true }),
+	}})
+	ctx := context.Background()
+	c := f.httpClient(nil, 0)
+	body := func(cn string) []byte { return newCSR(t, newKey(t), cn, csr.Template{}) }
+
+	wantStatus(t, f.post(c, "simpleenroll", "", "", body("none"), nil), http.StatusUnauthorized, "authentication required")
+	wantStatus(t, f.post(c, "simpleenroll", "alice", "wrong-password-1", body("wrong"), nil), http.StatusUnauthorized, "not valid")
+	wantStatus(t, f.post(c, "simpleenroll", "mallory", userPassword, body("unknown-user"), nil), http.StatusUnauthorized, "not valid")
+	f.issued(f.post(c, "simpleenroll", "alice", userPassword, body("right"), nil))
+
+	// A user bound to one profile enrolls there only.
+	if _, err := f.adm.AddESTUser(ctx, "bob", "bob-password-123", "iot", "test"); err != nil {
+		t.Fatal(err)
+	}
+	f.issued(f.post(c, "iot/simpleenroll", "bob", "bob-password-123", body("bob-iot"), nil))
+	wantStatus(t, f.post(c, "simpleenroll", "bob", "bob-password-123", body("bob-default"), nil), http.StatusUnauthorized, "profile")
+
+	// A one-time challenge as the Basic password, whatever the user: once.
+	otp, _, err := f.adm.NewChallenge(ctx, time.Hour, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.issued(f.post(c, "simpleenroll", "anyone", otp, body("otp-1"), nil))
+	wantStatus(t, f.post(c, "simpleenroll", "anyone", otp, body("otp-2"), nil), http.StatusUnauthorized, "not valid")
+
+	// A manufacturer certificate (IDevID) at a profile that accepts them.
+	devKey := newKey(t)
+	idevid := f.manufacturer.issue(t, "device-serial-42", devKey, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(24*time.Hour))
+	mc := f.httpClient(tlsPair(idevid, devKey), 0)
+	f.issued(f.post(mc, "idevid/simpleenroll", "", "", body("idevid"), nil))
+	wantStatus(t, f.post(mc, "simpleenroll", "", "", body("idevid-elsewhere"), nil), http.StatusUnauthorized, "accepts no client certificate")
+	expired := f.manufacturer.issue(t, "old-device", devKey, f.clock.Now().Add(-48*time.Hour), f.clock.Now().Add(-24*time.Hour))
+	wantStatus(t, f.post(f.httpClient(tlsPair(expired, devKey), 0), "idevid/simpleenroll", "", "", body("expired-idevid"), nil), http.StatusForbidden, "expired")
+	unknown := newTestCA(t, "Someone Else", f.clock.Now())
+	stranger := unknown.issue(t, "stranger", devKey, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(time.Hour))
+	wantStatus(t, f.post(f.httpClient(tlsPair(stranger, devKey), 0), "idevid/simpleenroll", "", "", body("stranger"), nil), http.StatusUnauthorized, "manufacturer")
+
+	// Every refusal is in the audit trail; nothing was recorded for them.
+	evs, _ := f.st.ListAudit(ctx, store.AuditFilter{Limit: 200})
+	refused := 0
+	for _, e := range evs {
+		if e.Outcome == "failure" {
+			refused++
+		}
+		if strings.Contains(e.Reason+e.Detail, userPassword) || strings.Contains(e.Reason+e.Detail, otp) {
+			t.Errorf("audit event leaks a secret: %+v", e)
+		}
+	}
+	if refused != 8 {
+		t.Errorf("%d refusals audited, want 8", refused)
+	}
+	certs, _, _ := f.st.ListCertificates(ctx, store.CertFilter{Limit: 100})
+	if len(certs) != 4+1 { // four enrollments and the server's own TLS certificate
+		t.Errorf("%d certificates recorded, want 5", len(certs))
+	}
+}
+
+func TestReenroll(t *testing.T) {
+	renew := profile("renew", func(p *pki.Profile) { p.RenewalWindow = 1; p.Validity = 24 * time.Hour })
+	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{renew}})
+	ctx := context.Background()
+	c := f.httpClient(nil, 0)
+	key := newKey(t)
+	old := f.issued(f.post(c, "renew/simpleenroll", "alice", userPassword, newCSR(t, key, "renew-me", csr.Template{DNSNames: []string{"renew-me.example"}}), nil))
+	chain := []*x509.Certificate{f.auth.Issuer.Cert}
+	tc := f.httpClient(tlsPair(old, key, chain...), 0)
+
+	// Without the certificate: 403, whatever else is presented.
+	wantStatus(t, f.post(c, "renew/simplereenroll", "alice", userPassword, newCSR(t, key, "renew-me", csr.Template{DNSNames: []string{"renew-me.example"}}), nil),
+		http.StatusForbidden, "TLS client certificate")
+	// Names must be kept.
+	wantStatus(t, f.post(tc, "renew/simplereenroll", "", "", newCSR(t, key, "someone-else", csr.Template{DNSNames: []string{"renew-me.example"}}), nil),
+		http.StatusForbidden, "keep the subject")
+	// Same key, then a new key.
+	same := f.issued(f.post(tc, "renew/simplereenroll", "", "", newCSR(t, key, "renew-me", csr.Template{DNSNames: []string{"renew-me.example"}}), nil))
+	newK := newKey(t)
+	rekeyed := f.issued(f.post(tc, "renew/simplereenroll", "", "", newCSR(t, newK, "renew-me", csr.Template{DNSNames: []string{"renew-me.example"}}), nil))
+	for _, n := range []*x509.Certificate{same, rekeyed} {
+		if rec := f.record(n); rec.RenewedFrom == "" || rec.Protocol != pki.ProtocolEST {
+			t.Errorf("renewal record %+v", rec)
+		}
+	}
+	// Our client re-enrolls the same way.
+	res, err := (&client.EST{URL: f.url + "/renew", Roots: f.roots, Now: f.clock.Now, Certificate: tlsPair(rekeyed, newK)}).Enroll(ctx, client.ESTRequest{
+		Op: est.OpSimpleReenroll, MakeCSR: func([]byte) ([]byte, error) {
+			return csr.Create(csr.Template{RawSubject: rekeyed.RawSubject, DNSNames: rekeyed.DNSNames}, newK)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.verify(res.Certificate)
+
+	// Revoked: refused as a credential that is no longer valid.
+	rec := f.record(same)
+	if err := f.st.RevokeCertificate(ctx, rec.IssuerID, rec.SerialHex, 1, f.clock.Now(), pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, f.post(f.httpClient(tlsPair(same, key), 0), "renew/simplereenroll", "", "", newCSR(t, key, "renew-me", csr.Template{DNSNames: []string{"renew-me.example"}}), nil),
+		http.StatusUnauthorized, "revoked")
+	// Not ours: refused.
+	stranger := newTestCA(t, "Stranger CA", f.clock.Now()).issue(t, "renew-me", key, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(time.Hour))
+	wantStatus(t, f.post(f.httpClient(tlsPair(stranger, key), 0), "renew/simplereenroll", "", "", newCSR(t, key, "renew-me", csr.Template{}), nil),
+		http.StatusUnauthorized, "not issued by this CA")
+	// Our certificate does not buy a first enrollment at simpleenroll.
+	wantStatus(t, f.post(tc, "renew/simpleenroll", "", "", newCSR(t, newKey(t), "second-identity", csr.Template{}), nil),
+		http.StatusUnauthorized, "re-enrollment")
+	// Expired (the clock moves past its NotAfter, not past the server's
+	// own TLS certificate's): refused.
+	f.clock.Set(rekeyed.NotAfter.Add(time.Hour))
+	expired := f.httpClient(tlsPair(rekeyed, newK), 0)
+	wantStatus(t, f.post(expired, "renew/simplereenroll", "", "", newCSR(t, newK, "renew-me", csr.Template{DNSNames: []string{"renew-me.example"}}), nil),
+		http.StatusForbidden, "expired")
+}
+
+// The renewal window applies as for SCEP.
+func TestReenrollOutsideWindow(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	c := f.httpClient(nil, 0)
+	key := newKey(t)
+	old := f.issued(f.post(c, "simpleenroll", "alice", userPassword, newCSR(t, key, "early", csr.Template{}), nil))
+	r := f.post(f.httpClient(tlsPair(old, key), 0), "simplereenroll", "", "", newCSR(t, key, "early", csr.Template{}), nil)
+	wantStatus(t, r, http.StatusForbidden, "renewal of this certificate opens at")
+}
+
+func TestChannelBinding(t *testing.T) {
+	cb := profile("cb", func(p *pki.Profile) { p.RequireChannelBinding = true })
+	for _, v := range []struct {
+		name string
+		tls  uint16
+	}{{"TLS1.2", tls.VersionTLS12}, {"TLS1.3", tls.VersionTLS13}} {
+		t.Run(v.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOptions{profiles: []pki.Profile{cb}, minVersion: v.tls, maxVersion: v.tls})
+			ctx := context.Background()
+			key := newKey(t)
+			cl := f.client("cb")
+			cl.User, cl.Password = "alice", userPassword
+			enroll := func(binding func(session []byte) []byte) (*client.ESTResult, error) {
+				return cl.Enroll(ctx, client.ESTRequest{Op: est.OpSimpleEnroll, MakeCSR: func(session []byte) ([]byte, error) {
+					if len(session) == 0 {
+						t.Fatal("no channel binding on this connection")
+					}
+					t := csr.Template{RawSubject: mustDN(t, "CN=bound")}
+					if b := binding(session); b != nil {
+						t.ChallengePassword = est.ChannelBindingPassword(b)
+					}
+					return csr.Create(t, key)
+				}})
+			}
+			res, err := enroll(func(s []byte) []byte { return s })
+			if err != nil {
+				t.Fatalf("the right binding: %v", err)
+			}
+			f.verify(res.Certificate)
+			// A value taken from another TLS session.
+			var other []byte
+			if _, err := enroll(func(s []byte) []byte { other = s; return s }); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := enroll(func([]byte) []byte { return other }); err == nil || !strings.Contains(err.Error(), "does not match") {
+				t.Errorf("a binding from another session: %v", err)
+			}
+			// None, where the profile demands one.
+			_, err = enroll(func([]byte) []byte { return nil })
+			var he *client.HTTPError
+			if !asHTTPError(err, &he) || he.Status != http.StatusUnauthorized || !strings.Contains(he.Reason, "channel binding") {
+				t.Errorf("no binding: %v", err)
+			}
+			// At a profile that does not demand it, a wrong one is still refused.
+			def := f.client("")
+			def.User, def.Password = "alice", userPassword
+			if _, err := def.Enroll(ctx, client.ESTRequest{Op: est.OpSimpleEnroll, MakeCSR: func([]byte) ([]byte, error) {
+				return csr.Create(csr.Template{RawSubject: mustDN(t, "CN=unbound"), ChallengePassword: est.ChannelBindingPassword(other)}, key)
+			}}); err == nil {
+				t.Error("a stale binding was accepted where none is required")
+			}
+		})
+	}
+}
+
+func TestServerKeyGen(t *testing.T) {
+	keygen := profile("keygen", func(p *pki.Profile) { p.ServerKeyGen = true })
+	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{keygen}})
+	ctx := context.Background()
+	cl := f.client("keygen")
+	cl.User, cl.Password = "alice", userPassword
+
+	// Plain: PKCS#8 inside TLS, a key of the CSR key's type.
+	csrKey := newKey(t)
+	res, err := cl.Enroll(ctx, client.ESTRequest{Op: est.OpServerKeyGen, MakeCSR: func([]byte) ([]byte, error) {
+		return csr.Create(csr.Template{RawSubject: mustDN(t, "CN=keygen")}, csrKey)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.verify(res.Certificate)
+	if res.KeyEncrypted || keys.KeyTypeOf(res.Key.Public()) != "p256" || res.Certificate.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(csrKey.Public()) {
+		t.Errorf("plain serverkeygen: encrypted=%v key %s", res.KeyEncrypted, keys.KeyTypeOf(res.Key.Public()))
+	}
+
+	// Encrypted to the request's RSA key (AsymmetricDecryptKeyIdentifier).
+	rsaKey, err := keys.Generate(keys.RSA2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := keyID(t, rsaKey.Public())
+	idAttr, _ := asn1.Marshal(id)
+	res, err = cl.Enroll(ctx, client.ESTRequest{Op: est.OpServerKeyGen, DecryptKey: rsaKey.(*rsa.PrivateKey), KeyID: id,
+		MakeCSR: func([]byte) ([]byte, error) {
+			return csr.Create(csr.Template{RawSubject: mustDN(t, "CN=keygen-enc"),
+				Attributes: []csr.Attribute{{Type: est.OIDAsymmetricDecryptKeyIdentifier, Values: [][]byte{idAttr}}}}, rsaKey)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.KeyEncrypted {
+		t.Error("the key was not encrypted")
+	}
+	f.verify(res.Certificate)
+
+	// A key identifier we do not know, a symmetric key, an EC key: refused
+	// before anything is issued.
+	before := certCount(t, f)
+	for name, tc := range map[string]struct {
+		attr  asn1.ObjectIdentifier
+		value []byte
+		key   crypto.Signer
+		want  string
+	}{
+		"unknown identifier": {est.OIDAsymmetricDecryptKeyIdentifier, []byte("nobody"), rsaKey, "names no key"},
+		"symmetric key":      {est.OIDDecryptKeyIdentifier, []byte("psk"), rsaKey, "symmetric"},
+		"EC key":             {est.OIDAsymmetricDecryptKeyIdentifier, keyID(t, csrKey.Public()), csrKey, "not RSA"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			v, _ := asn1.Marshal(tc.value)
+			der := newCSR(t, tc.key, "bad", csr.Template{Attributes: []csr.Attribute{{Type: tc.attr, Values: [][]byte{v}}}})
+			wantStatus(t, f.post(f.httpClient(nil, 0), "keygen/serverkeygen", "alice", userPassword, der, nil), http.StatusForbidden, tc.want)
+		})
+	}
+	if after := certCount(t, f); after != before {
+		t.Errorf("%d certificates issued for refused serverkeygen requests", after-before)
+	}
+	// A profile without it.
+	wantStatus(t, f.post(f.httpClient(nil, 0), "serverkeygen", "alice", userPassword, newCSR(t, csrKey, "nope", csr.Template{}), nil),
+		http.StatusForbidden, "does not allow server-side key generation")
+}
+
+func TestApproval(t *testing.T) {
+	approval := profile("approval", func(p *pki.Profile) { p.RequireApproval = true })
+	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{approval}})
+	ctx := context.Background()
+	c := f.httpClient(nil, 0)
+	key := newKey(t)
+	body := newCSR(t, key, "held", csr.Template{})
+	for range 2 {
+		r := f.post(c, "approval/simpleenroll", "alice", userPassword, body, nil)
+		wantStatus(t, r, http.StatusAccepted, "held for approval")
+		if r.header.Get("Retry-After") != "7" {
+			t.Errorf("Retry-After %q, want 7", r.header.Get("Retry-After"))
+		}
+	}
+	// The same key and subject, even in a CSR signed anew, is the same request.
+	r := f.post(c, "approval/simpleenroll", "alice", userPassword, newCSR(t, key, "held", csr.Template{}), nil)
+	wantStatus(t, r, http.StatusAccepted, "")
+	reqs, err := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	if err != nil || len(reqs) != 1 || reqs[0].Protocol != pki.ProtocolEST {
+		t.Fatalf("pending requests %+v, %v; want one EST request", reqs, err)
+	}
+	if _, err := f.svc.Approve(ctx, reqs[0].ID, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	cert := f.issued(f.post(c, "approval/simpleenroll", "alice", userPassword, body, nil))
+	again := f.issued(f.post(c, "approval/simpleenroll", "alice", userPassword, body, nil))
+	if !cert.Equal(again) {
+		t.Error("asking again after approval issued a second certificate")
+	}
+	// Rejected: the reason comes back.
+	body2 := newCSR(t, newKey(t), "rejected", csr.Template{})
+	wantStatus(t, f.post(c, "approval/simpleenroll", "alice", userPassword, body2, nil), http.StatusAccepted, "")
+	reqs, _ = f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	if err := f.adm.Reject(ctx, reqs[0].ID, "unknown device", "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, f.post(c, "approval/simpleenroll", "alice", userPassword, body2, nil), http.StatusForbidden, "unknown device")
+
+	// Our client waits out the 202s and collects the certificate.
+	cl := f.client("approval")
+	cl.User, cl.Password = "alice", userPassword
+	key3 := newKey(t)
+	done := make(chan error, 1)
+	go func() {
+		res, err := cl.Enroll(ctx, client.ESTRequest{Op: est.OpSimpleEnroll, PollInterval: 10 * time.Millisecond, MaxWait: time.Hour,
+			MakeCSR: func([]byte) ([]byte, error) {
+				return csr.Create(csr.Template{RawSubject: mustDN(t, "CN=patient")}, key3)
+			}})
+		if err == nil && res.Certificate.Subject.CommonName != "patient" {
+			t.Errorf("collected %s", res.Certificate.Subject)
+		}
+		done <- err
+	}()
+	for {
+		reqs, _ := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+		if len(reqs) == 1 {
+			if _, err := f.svc.Approve(ctx, reqs[0].ID, "cli:test"); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the client did not collect its certificate")
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	c := f.httpClient(nil, 0)
+	key := newKey(t)
+	good := newCSR(t, key, "good", csr.Template{})
+	tampered := bytes.Clone(good)
+	der, _ := est.DecodeBase64(tampered)
+	der[len(der)-5] ^= 0xff // the signature
+	tampered = est.EncodeBase64(der)
+	for name, tc := range map[string]struct {
+		method, path string
+		body         []byte
+		status       int
+		reason       string
+	}{
+		"not base64":        {"POST", "simpleenroll", []byte("this is not base64!"), 400, "base64"},
+		"not a CSR":         {"POST", "simpleenroll", est.EncodeBase64([]byte("hello")), 400, "PKCS#10"},
+		"empty":             {"POST", "simpleenroll", nil, 400, "base64"},
+		"bad signature":     {"POST", "simpleenroll", tampered, 400, "signature"},
+		"too big":           {"POST", "simpleenroll", bytes.Repeat([]byte("A"), est.MaxBodyBytes+1), 413, "larger"},
+		"GET simpleenroll":  {"GET", "simpleenroll", nil, 405, "POST"},
+		"POST cacerts":      {"POST", "cacerts", good, 405, "GET"},
+		"unknown label":     {"GET", "nosuchprofile/cacerts", nil, 404, "unknown EST label"},
+		"unknown operation": {"GET", "frobnicate", nil, 404, "unknown EST operation"},
+		"fullcmc":           {"POST", "fullcmc", good, 501, "fullcmc"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, f.url+est.PathPrefix+tc.path, bytes.NewReader(tc.body))
+			req.SetBasicAuth("alice", userPassword)
+			wantStatus(t, f.do(c, req), tc.status, tc.reason)
+		})
+	}
+	if n := certCount(t, f); n != 1 {
+		t.Errorf("%d certificates recorded, want only the server's own", n)
+	}
+}
+
+// EST is refused over plain HTTP: the handler insists on TLS.
+func TestPlainHTTPRefused(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	h := estserver.New(f.svc, nil, estserver.Options{})
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+est.PathPrefix+"cacerts", nil)
+	req.SetPathValue("op", "cacerts")
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "HTTPS") {
+		t.Errorf("plain HTTP: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+func certCount(t *testing.T, f *fixture) int {
+	t.Helper()
+	certs, _, err := f.st.ListCertificates(context.Background(), store.CertFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(certs)
+}
+
+func mustDN(t *testing.T, s string) []byte {
+	t.Helper()
+	dn, err := csr.ParseDN(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dn
+}
+
+func asHTTPError(err error, target **client.HTTPError) bool {
+	for e := err; e != nil; {
+		if he, ok := e.(*client.HTTPError); ok {
+			*target = he
+			return true
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		e = u.Unwrap()
+	}
+	return false
+}
+
+func keyID(t *testing.T, pub any) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spki struct {
+		Alg asn1.RawValue
+		Key asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha1.Sum(spki.Key.Bytes)
+	return sum[:]
+}

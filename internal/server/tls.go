@@ -1,0 +1,214 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// TLSConfig is the HTTPS listener's configuration: TLS 1.2 and 1.3 only,
+// forward-secret AEAD suites, client certificates requested but verified by
+// the application (so an unknown or expired one gets an HTTP answer with a
+// reason, not a handshake alert; the handshake still proves the client
+// holds its key), and no dynamic record sizing (strongSwan's EST client
+// wants a reply in one read). min and max are tls.VersionTLS12 or 13; zero
+// means 1.2 and 1.3.
+func TLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), min, max uint16) *tls.Config {
+	if min == 0 {
+		min = tls.VersionTLS12
+	}
+	if max == 0 {
+		max = tls.VersionTLS13
+	}
+	return &tls.Config{
+		MinVersion: min,
+		MaxVersion: max,
+		CipherSuites: []uint16{ // TLS 1.2; TLS 1.3 suites are not configurable and all good
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		GetCertificate:              getCert,
+		ClientAuth:                  tls.RequestClientCert,
+		DynamicRecordSizingDisabled: true,
+		NextProtos:                  []string{"http/1.1"},
+	}
+}
+
+// ParseTLSVersion reads "1.2" or "1.3".
+func ParseTLSVersion(s string) (uint16, error) {
+	switch s {
+	case "1.2":
+		return tls.VersionTLS12, nil
+	case "1.3":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("TLS version %q: want 1.2 or 1.3", s)
+}
+
+// ServerCertIssuer issues the listener's certificate; *enroll.Service is one.
+type ServerCertIssuer interface {
+	IssueServerCertificate(ctx context.Context, key crypto.PublicKey, names []string) (*x509.Certificate, []*x509.Certificate, error)
+	IssuedHere(cert *x509.Certificate) bool
+}
+
+// Files of a certificate our CA issues for the listener, in its directory.
+const (
+	ServerKeyFile  = "server.key"
+	ServerCertFile = "server.crt" // leaf first, then its chain
+)
+
+// Certificate is the HTTPS listener's certificate: a configured pair, or
+// one our CA issues on the first start and replaces before it expires.
+// Safe for concurrent use; GetCertificate always serves the newest.
+type Certificate struct {
+	current atomic.Pointer[tls.Certificate]
+	// Managed only:
+	dir    string
+	names  []string
+	issuer ServerCertIssuer
+	clock  pki.Clock
+	log    *slog.Logger
+}
+
+// StaticCertificate loads a configured certificate (chain in certFile) and
+// key; it is never replaced.
+func StaticCertificate(certFile, keyFile string) (*Certificate, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	c := &Certificate{}
+	c.current.Store(&pair)
+	return c, nil
+}
+
+// ManagedCertificate loads the listener certificate kept in dir, or issues
+// one from our CA when there is none, it is not ours, it does not name
+// exactly names, or it is due for renewal.
+func ManagedCertificate(ctx context.Context, dir string, names []string, issuer ServerCertIssuer, clock pki.Clock, log *slog.Logger) (*Certificate, bool, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Certificate{dir: dir, names: slices.Clone(names), issuer: issuer, clock: clock, log: log}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("TLS certificate directory: %w", err)
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile))
+	switch {
+	case err == nil && c.usable(pair.Leaf):
+		c.current.Store(&pair)
+		return c, false, nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		log.Warn("the HTTPS certificate on disk cannot be used; issuing a new one", "dir", dir, "err", err)
+	}
+	if err := c.issue(ctx); err != nil {
+		return nil, false, err
+	}
+	return c, true, nil
+}
+
+// usable: ours, valid now, naming exactly the configured names, and not yet
+// due for renewal.
+func (c *Certificate) usable(leaf *x509.Certificate) bool {
+	if leaf == nil || !c.issuer.IssuedHere(leaf) || !c.clock.Now().Before(RenewAt(leaf)) {
+		return false
+	}
+	var have []string
+	have = append(have, leaf.DNSNames...)
+	for _, ip := range leaf.IPAddresses {
+		have = append(have, ip.String())
+	}
+	want := slices.Clone(c.names)
+	slices.Sort(have)
+	slices.Sort(want)
+	return slices.Equal(have, want)
+}
+
+// RenewAt is when a managed certificate is replaced: after two thirds of
+// its lifetime.
+func RenewAt(c *x509.Certificate) time.Time {
+	return c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 3)
+}
+
+// issue makes a new key, has our CA certify it, writes both (key first,
+// each atomically) and starts serving the pair.
+func (c *Certificate) issue(ctx context.Context) error {
+	key, err := keys.Generate(keys.P256)
+	if err != nil {
+		return err
+	}
+	leaf, chain, err := c.issuer.IssueServerCertificate(ctx, key.Public(), c.names)
+	if err != nil {
+		return fmt.Errorf("issuing the HTTPS certificate: %w", err)
+	}
+	// The chain file without the root: clients have the root, and TLS
+	// sends what is not a trust anchor.
+	certs := []*x509.Certificate{leaf}
+	for _, ca := range chain {
+		if ca.CheckSignatureFrom(ca) != nil {
+			certs = append(certs, ca)
+		}
+	}
+	if err := keys.WriteKeyFile(filepath.Join(c.dir, ServerKeyFile), key); err != nil {
+		return err
+	}
+	if err := keys.WriteCertFile(filepath.Join(c.dir, ServerCertFile), certs...); err != nil {
+		return err
+	}
+	pair := &tls.Certificate{PrivateKey: key, Leaf: leaf}
+	for _, cert := range certs {
+		pair.Certificate = append(pair.Certificate, cert.Raw)
+	}
+	c.current.Store(pair)
+	c.log.Info("HTTPS certificate issued", "serial", leaf.SerialNumber.Text(16), "names", strings.Join(c.names, ","),
+		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// RenewIfDue replaces a managed certificate once it is due (a configured
+// one is left alone). The old one is served until the new one is in place.
+func (c *Certificate) RenewIfDue(ctx context.Context) error {
+	if c.issuer == nil {
+		return nil
+	}
+	if leaf := c.Leaf(); leaf != nil && c.usable(leaf) {
+		return nil
+	}
+	return c.issue(ctx)
+}
+
+// Leaf is the certificate being served.
+func (c *Certificate) Leaf() *x509.Certificate {
+	p := c.current.Load()
+	if p.Leaf != nil {
+		return p.Leaf
+	}
+	leaf, err := x509.ParseCertificate(p.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf
+}
+
+// GetCertificate serves the current pair (tls.Config.GetCertificate).
+func (c *Certificate) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return c.current.Load(), nil
+}
