@@ -76,9 +76,9 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 			return writeRequestsJSON(e, reqs)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATUS\tPROFILE\tCREATED\tREQUESTER\tSUBJECT")
+		fmt.Fprintln(tw, "ID\tSTATUS\tPROFILE\tPROTOCOL\tCREATED\tREQUESTER\tSUBJECT")
 		for _, r := range reqs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Profile, r.CreatedAt.UTC().Format(time.RFC3339), r.RequesterAddr, r.Subject)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Profile, r.Protocol, r.CreatedAt.UTC().Format(time.RFC3339), r.RequesterAddr, r.Subject)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -148,6 +148,7 @@ type requestJSON struct {
 	ID            string    `json:"id"`
 	Status        string    `json:"status"`
 	Profile       string    `json:"profile"`
+	Protocol      string    `json:"protocol"`
 	TransactionID string    `json:"transaction_id"`
 	Subject       string    `json:"subject"`
 	SANs          []string  `json:"sans"`
@@ -163,7 +164,7 @@ type requestJSON struct {
 func writeRequestsJSON(e env, reqs []pki.EnrollmentRequest) error {
 	out := make([]requestJSON, 0, len(reqs))
 	for _, r := range reqs {
-		out = append(out, requestJSON{ID: r.ID, Status: string(r.Status), Profile: r.Profile, TransactionID: r.TransactionID,
+		out = append(out, requestJSON{ID: r.ID, Status: string(r.Status), Profile: r.Profile, Protocol: string(r.Protocol), TransactionID: r.TransactionID,
 			Subject: r.Subject, SANs: nonNil(r.SANs), RequesterAddr: r.RequesterAddr, CreatedAt: r.CreatedAt.UTC(),
 			ExpiresAt: r.ExpiresAt.UTC(), RenewedFrom: r.RenewedFrom, DecidedBy: r.DecidedBy, Reason: r.Reason, Serial: r.CertSerialHex})
 	}

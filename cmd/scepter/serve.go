@@ -196,6 +196,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	var tlsCert *server.Certificate
 	var tlsCertIssued bool
+	if f.estRetryAfter < time.Second {
+		return usageError{"--est-retry-after must be at least 1s (Retry-After counts whole seconds)"}
+	}
 	if f.estListen != "off" {
 		handlers.EST = estserver.New(svc, log, estserver.Options{RetryAfter: f.estRetryAfter})
 		if tlsCert, tlsCertIssued, err = f.tlsCertificate(ctx, svc, clock, log); err != nil {

@@ -284,7 +284,9 @@ func startServer(t *testing.T, o serverOpts) *Server {
 	for attempt := 0; attempt < 3; attempt++ {
 		port := freePort(t)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		args := []string{"serve", "--data-dir", dataDir, "--listen", addr}
+		// EST's HTTPS listener on a port of its own (a test that wants a
+		// known one passes --est-listen in o.args, which comes later and wins).
+		args := []string{"serve", "--data-dir", dataDir, "--listen", addr, "--est-listen", "127.0.0.1:0"}
 		if o.challenge != "" {
 			args = append(args, "--challenge", o.challenge)
 		}
@@ -375,9 +377,13 @@ type certEntry struct {
 	Subject  string `json:"subject"`
 	NotAfter string `json:"not_after"`
 	Status   string `json:"status"`
+	Protocol string `json:"protocol"`
+	Profile  string `json:"profile"`
 }
 
-// ListCerts runs `scepter certs list --json` (with extra flags) and parses it.
+// ListCerts runs `scepter certs list --json` (with extra flags) and parses
+// it. It returns the devices' certificates: the server's own HTTPS
+// certificate (protocol "internal") is in the inventory too, and left out.
 func (s *Server) ListCerts(extra ...string) []certEntry {
 	s.t.Helper()
 	args := append([]string{"certs", "list", "--data-dir", s.DataDir, "--json"}, extra...)
@@ -387,12 +393,16 @@ func (s *Server) ListCerts(extra ...string) []certEntry {
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		s.t.Fatalf("certs list --json is not a JSON array of objects: %v\n%s", err, r)
 	}
+	var devices []certEntry
 	for i, e := range list {
-		if e.Serial == "" || e.Subject == "" || e.NotAfter == "" || e.Status == "" {
-			s.t.Errorf("certs list --json entry %d lacks serial/subject/not_after/status: %+v", i, e)
+		if e.Serial == "" || e.Subject == "" || e.NotAfter == "" || e.Status == "" || e.Protocol == "" {
+			s.t.Errorf("certs list --json entry %d lacks serial/subject/not_after/status/protocol: %+v", i, e)
+		}
+		if e.Protocol != "internal" {
+			devices = append(devices, e)
 		}
 	}
-	return list
+	return devices
 }
 
 // findSerial returns the entry with c's serial, or nil.

@@ -191,6 +191,11 @@ type State struct {
 	SANs SANSet
 	// ConsumeChallenge names the one-time challenge this issuance uses up.
 	ConsumeChallenge []byte
+	// ChallengeHash is the SHA-256 of the challenge that authenticated the
+	// request, kept with a held request.
+	ChallengeHash []byte
+	// Held is the stored request a client asks about again.
+	Held *pki.EnrollmentRequest
 	// Renews is the record of the certificate a renewal replaces, and
 	// RenewsCert that certificate (nil otherwise).
 	Renews     *pki.Certificate
@@ -231,13 +236,23 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 		// A client asking again about a held request (micromdm's
 		// scepclient resends its PKCSReq instead of polling; an EST client
 		// sends the same CSR again after 202) is answered from the stored
-		// state once it proves the same key; a one-time challenge was
-		// used up when the request was held.
+		// state once it proves the same key and authenticates again. The
+		// one-time challenge the request used up still counts for it.
 		if err := checkProofOfPossession(ctx, st); err != nil {
 			return nil, err
 		}
-		if res, ok, err := s.answerSameKey(ctx, st); ok {
-			return res, err
+		held, err := s.heldSameKey(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		if held != nil {
+			st.Held = held
+			for _, step := range []Step{checkChannelBinding, s.authenticate} {
+				if err := step(ctx, st); err != nil {
+					return nil, err
+				}
+			}
+			return s.answer(ctx, held)
 		}
 	}
 	for _, step := range s.steps {

@@ -32,6 +32,7 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 		Status: pki.RequestPending, Subject: st.Req.CSR.Subject.String(), SANs: formatSANs(st.Req.CSR.DNSNames, st.Req.CSR.EmailAddresses, st.Req.CSR.IPAddresses, st.Req.CSR.URIs),
 		CSR: st.Req.CSR.Raw, ClientCert: clientCert, RequesterAddr: st.Req.RemoteAddr,
 		CreatedAt: now, ExpiresAt: now.Add(st.Profile.RequestRetention), RenewedFrom: renewedFrom(st.Renews),
+		ChallengeHash: st.ChallengeHash,
 	}
 	detail := "request " + id
 	for _, e := range st.Events {
@@ -46,9 +47,14 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 		return nil, pki.Wrap(pki.EUnauthorized, err, "challenge password is not valid")
 	}
 	if errors.Is(err, store.ErrConflict) {
-		// Another node stored it first.
-		if res, ok, err := s.answerSameKey(ctx, st); ok {
-			return res, err
+		// Another node (or a concurrent request) stored it first; this
+		// request authenticated just now.
+		held, herr := s.heldSameKey(ctx, st)
+		if herr != nil {
+			return nil, herr
+		}
+		if held != nil {
+			return s.answer(ctx, held)
 		}
 	}
 	if err != nil {
@@ -58,25 +64,23 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	return &Result{Pending: &r}, nil
 }
 
-// answerSameKey answers a request whose transaction ID is held, from the
-// stored state; ok is false when none is held. Transaction IDs are often
-// derived from public keys, so they are not secrets: a request for another
-// key with the same ID is refused rather than taking over or blocking the
-// held one.
-func (s *Service) answerSameKey(ctx context.Context, st *State) (res *Result, ok bool, err error) {
+// heldSameKey returns the request held under this request's transaction
+// ID, or nil when none is. Transaction IDs are often derived from public
+// keys, so they are not secrets: a request for another key with the same ID
+// is refused rather than taking over or blocking the held one.
+func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRequest, error) {
 	r, err := s.heldRequest(ctx, st.Profile.Name, st.Req.TransactionID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, true, err
+		return nil, err
 	}
 	held, err := x509.ParseCertificateRequest(r.CSR)
 	if err != nil || !bytes.Equal(held.RawSubjectPublicKeyInfo, st.Req.CSR.RawSubjectPublicKeyInfo) {
-		return nil, true, pki.Errorf(pki.EBadRequest, "this transaction ID belongs to another request")
+		return nil, pki.Errorf(pki.EBadRequest, "this transaction ID belongs to another request")
 	}
-	res, err = s.answer(ctx, r)
-	return res, true, err
+	return r, nil
 }
 
 // heldRequest returns the request kept for (profile, txID). One whose

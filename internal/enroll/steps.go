@@ -81,20 +81,30 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 }
 
 // checkChallenge checks a challenge against the static secret, the one-time
-// challenges or the webhook, as the profile allows.
+// challenges or the webhook, as the profile allows. The challenge that
+// authenticated a held request still authenticates its requester asking
+// about it again (a one-time one was used up when it was held).
 func (s *Service) checkChallenge(ctx context.Context, st *State, presented string) error {
+	hash := credential.HashChallenge(presented)
+	if st.Held != nil && st.Held.ChallengeHash != nil && subtle.ConstantTimeCompare(hash, st.Held.ChallengeHash) == 1 {
+		return nil
+	}
 	mode := st.Profile.ChallengeMode
 	if mode == ChallengeWebhook {
-		return s.checkWebhook(ctx, st, presented)
+		if err := s.checkWebhook(ctx, st, presented); err != nil {
+			return err
+		}
+		st.ChallengeHash = hash
+		return nil
 	}
 	if mode == "" {
 		mode = ChallengeAny
 	}
 	if (mode == ChallengeStatic || mode == ChallengeAny) && s.static.Matches(presented) {
+		st.ChallengeHash = hash
 		return nil
 	}
 	if mode == ChallengeOneTime || mode == ChallengeAny {
-		hash := credential.HashChallenge(presented)
 		ch, err := s.store.LookupChallenge(ctx, hash, s.clock.Now())
 		switch {
 		case errors.Is(err, store.ErrChallengeUnusable):
@@ -103,7 +113,7 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 		case ch.Profile != "" && ch.Profile != st.Profile.Name:
 			return pki.Errorf(pki.EUnauthorized, "challenge password is not valid for this profile")
 		default:
-			st.ConsumeChallenge = hash
+			st.ConsumeChallenge, st.ChallengeHash = hash, hash
 			st.Events = append(st.Events, pki.AuditEvent{
 				Time: s.clock.Now(), Type: pki.EventChallengeUsed, Actor: actor(st.Req), Profile: st.Profile.Name,
 				TransactionID: st.Req.TransactionID, Outcome: "success", Detail: "challenge " + ch.ID,

@@ -144,6 +144,11 @@ type EnrollmentRequest struct {
 	Reason        string // rejection reason
 	// RenewedFrom is "issuerID:serialHex" when the request renews a certificate.
 	RenewedFrom string
+	// ChallengeHash is the SHA-256 of the challenge that authenticated the
+	// request (nil when something else did). A one-time challenge is used
+	// up when the request is held; it still authenticates the requester
+	// asking again about this request, and nothing else.
+	ChallengeHash []byte
 	// Set once issued.
 	CertIssuerID  string
 	CertSerialHex string

@@ -245,10 +245,11 @@ func (h *Handler) enroll(c *call) {
 		return
 	}
 	if res.Pending != nil {
-		c.w.Header().Set("Retry-After", strconv.Itoa(int(h.opts.RetryAfter/time.Second)))
+		wait := int((h.opts.RetryAfter + time.Second - 1) / time.Second) // whole seconds, rounded up
+		c.w.Header().Set("Retry-After", strconv.Itoa(wait))
 		c.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		c.w.WriteHeader(http.StatusAccepted)
-		fmt.Fprintf(c.w, "request %s is held for approval; send the same request again after %d seconds\n", res.Pending.ID, int(h.opts.RetryAfter/time.Second))
+		fmt.Fprintf(c.w, "request %s is held for approval; send the same request again after %d seconds\n", res.Pending.ID, wait)
 		return
 	}
 	certsOnly, err := cms.DegenerateCertificates([]*x509.Certificate{res.Certificate})
@@ -485,7 +486,7 @@ func statusFor(err error) (int, string) {
 // records the refusal in the audit trail unless the service did already.
 func (h *Handler) fail(c *call, err error) {
 	status, msg := statusFor(err)
-	if status >= 500 {
+	if status >= 500 && status != http.StatusNotImplemented {
 		h.log.Error("estserver: cannot answer", "op", c.op, "remote", c.r.RemoteAddr, "err", err)
 	} else if !enroll.Audited(err) {
 		code := pki.ErrorCode(err)

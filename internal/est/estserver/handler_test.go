@@ -449,13 +449,28 @@ func TestApproval(t *testing.T) {
 	// The same key and subject, even in a CSR signed anew, is the same request.
 	r := f.post(c, "approval/simpleenroll", "alice", userPassword, newCSR(t, key, "held", csr.Template{}), nil)
 	wantStatus(t, r, http.StatusAccepted, "")
-	reqs, err := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
-	if err != nil || len(reqs) != 1 || reqs[0].Protocol != pki.ProtocolEST {
-		t.Fatalf("pending requests %+v, %v; want one EST request", reqs, err)
-	}
-	if _, err := f.svc.Approve(ctx, reqs[0].ID, "cli:test"); err != nil {
+	// Asking again needs credentials again: the CSR alone is no secret.
+	wantStatus(t, f.post(c, "approval/simpleenroll", "", "", body, nil), http.StatusUnauthorized, "")
+	wantStatus(t, f.post(c, "approval/simpleenroll", "alice", "wrong-password-9", body, nil), http.StatusUnauthorized, "")
+	// A one-time challenge used up by holding a request still counts for
+	// that request, and for no other.
+	otp, _, err := f.adm.NewChallenge(ctx, time.Hour, "", "test")
+	if err != nil {
 		t.Fatal(err)
 	}
+	otpBody := newCSR(t, newKey(t), "held-otp", csr.Template{})
+	for range 2 {
+		wantStatus(t, f.post(c, "approval/simpleenroll", "x", otp, otpBody, nil), http.StatusAccepted, "")
+	}
+	wantStatus(t, f.post(c, "approval/simpleenroll", "x", otp, newCSR(t, newKey(t), "other", csr.Template{}), nil), http.StatusUnauthorized, "")
+	reqs, err := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	if err != nil || len(reqs) != 2 || reqs[1].Protocol != pki.ProtocolEST || reqs[1].Subject != "CN=held" {
+		t.Fatalf("pending requests %+v, %v; want two EST requests", reqs, err)
+	}
+	if _, err := f.svc.Approve(ctx, reqs[1].ID, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, f.post(c, "approval/simpleenroll", "mallory", "x", body, nil), http.StatusUnauthorized, "")
 	cert := f.issued(f.post(c, "approval/simpleenroll", "alice", userPassword, body, nil))
 	again := f.issued(f.post(c, "approval/simpleenroll", "alice", userPassword, body, nil))
 	if !cert.Equal(again) {
@@ -465,6 +480,9 @@ func TestApproval(t *testing.T) {
 	body2 := newCSR(t, newKey(t), "rejected", csr.Template{})
 	wantStatus(t, f.post(c, "approval/simpleenroll", "alice", userPassword, body2, nil), http.StatusAccepted, "")
 	reqs, _ = f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	if len(reqs) != 2 || reqs[0].Subject != "CN=rejected" {
+		t.Fatalf("pending %+v", reqs)
+	}
 	if err := f.adm.Reject(ctx, reqs[0].ID, "unknown device", "cli:test"); err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +505,7 @@ func TestApproval(t *testing.T) {
 	}()
 	for {
 		reqs, _ := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
-		if len(reqs) == 1 {
+		if len(reqs) == 2 {
 			if _, err := f.svc.Approve(ctx, reqs[0].ID, "cli:test"); err != nil {
 				t.Fatal(err)
 			}

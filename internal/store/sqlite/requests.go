@@ -16,7 +16,7 @@ import (
 // requestColumns is the select list scanRequest reads, in its order.
 const requestColumns = `id, transaction_id, profile, protocol, status, subject_dn, sans, csr,
 	signer_cert, requester_addr, created_at, expires_at, decided_at, decided_by, reason,
-	renewed_from, cert_issuer_id, cert_serial_hex`
+	renewed_from, cert_issuer_id, cert_serial_hex, challenge_hash`
 
 func scanRequest(sc scanner) (pki.EnrollmentRequest, error) {
 	var (
@@ -24,11 +24,11 @@ func scanRequest(sc scanner) (pki.EnrollmentRequest, error) {
 		protocol, status, sans string
 		created, expires       int64
 		decided                sql.NullInt64
-		signerCert             []byte
+		signerCert, chHash     []byte
 	)
 	err := sc.Scan(&r.ID, &r.TransactionID, &r.Profile, &protocol, &status, &r.Subject, &sans, &r.CSR,
 		&signerCert, &r.RequesterAddr, &created, &expires, &decided, &r.DecidedBy, &r.Reason,
-		&r.RenewedFrom, &r.CertIssuerID, &r.CertSerialHex)
+		&r.RenewedFrom, &r.CertIssuerID, &r.CertSerialHex, &chHash)
 	if err != nil {
 		return r, err
 	}
@@ -37,6 +37,9 @@ func scanRequest(sc scanner) (pki.EnrollmentRequest, error) {
 	}
 	if len(signerCert) > 0 {
 		r.ClientCert = signerCert
+	}
+	if len(chHash) > 0 {
+		r.ChallengeHash = chHash
 	}
 	r.Protocol = pki.Protocol(protocol)
 	r.Status = pki.RequestStatus(status)
@@ -65,9 +68,12 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 	if err != nil {
 		return fail(err)
 	}
-	var signer any
+	var signer, chHash any
 	if len(r.ClientCert) > 0 {
 		signer = r.ClientCert
+	}
+	if len(r.ChallengeHash) > 0 {
+		chHash = r.ChallengeHash
 	}
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		if err := consumeChallenge(ctx, tx, consumeChallengeHash, micros(r.CreatedAt)); err != nil {
@@ -75,10 +81,10 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_requests (
 			id, transaction_id, profile, protocol, status, subject_dn, sans, csr, signer_cert,
-			requester_addr, created_at, expires_at, renewed_from)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			requester_addr, created_at, expires_at, renewed_from, challenge_hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.TransactionID, r.Profile, string(r.Protocol), string(pki.RequestPending), r.Subject,
-			sans, r.CSR, signer, r.RequesterAddr, micros(r.CreatedAt), micros(r.ExpiresAt), r.RenewedFrom)
+			sans, r.CSR, signer, r.RequesterAddr, micros(r.CreatedAt), micros(r.ExpiresAt), r.RenewedFrom, chHash)
 		if err != nil {
 			// The ID is taken, or the partial unique index found a pending
 			// request with this profile and transaction ID.

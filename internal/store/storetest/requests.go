@@ -45,6 +45,7 @@ func newRequest(id, profile, txID string) pki.EnrollmentRequest {
 		CreatedAt:     t0,
 		ExpiresAt:     t0.Add(7 * day),
 		RenewedFrom:   issuerA + ":0bad",
+		ChallengeHash: []byte("0123456789abcdef0123456789abcdef"),
 	}
 }
 
@@ -69,6 +70,9 @@ func normRequest(r pki.EnrollmentRequest) pki.EnrollmentRequest {
 	}
 	if len(r.ClientCert) == 0 {
 		r.ClientCert = nil
+	}
+	if len(r.ChallengeHash) == 0 {
+		r.ChallengeHash = nil
 	}
 	return r
 }
@@ -99,7 +103,7 @@ func testCreateRequest(t *testing.T, s store.Store) {
 	first := newRequest("r-1", "default", "tx-1")
 	noStatus := newRequest("r-0", "default", "tx-0")
 	noStatus.Status = "" // stored as pending
-	noStatus.SANs, noStatus.ClientCert, noStatus.RenewedFrom = []string{}, nil, ""
+	noStatus.SANs, noStatus.ClientCert, noStatus.RenewedFrom, noStatus.ChallengeHash = []string{}, nil, "", nil
 	issued := newRequest("r-x", "default", "tx-x")
 	issued.Status = pki.RequestIssued
 	noCSR := newRequest("r-y", "default", "tx-y")

@@ -18,7 +18,7 @@
 //     (CreateRequest) or the decision's time (RejectRequest);
 //   - CreateRequest stores a pending request (a zero Status means pending,
 //     another status is an error) and needs a CSR, CreatedAt and ExpiresAt;
-//     nil and empty ClientCert read back as nil;
+//     nil and empty ClientCert and ChallengeHash read back as nil;
 //   - a request is returned until PurgeExpired removes it, even past its
 //     ExpiresAt, and it is purged once now >= ExpiresAt;
 //   - RecordIssuance appends only the events it is given: completing a
