@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
@@ -18,9 +17,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
@@ -356,20 +352,14 @@ func estRequestTemplate(op string, f *estFlags, subject, keyType string, keyType
 	return t, key, nil
 }
 
-// keyIdentifier is RFC 5280 method 1: the SHA-1 of the public key's bits.
+// keyIdentifier is RFC 5280 method 1 of a public key (how the
+// AsymmetricDecryptKeyIdentifier names it).
 func keyIdentifier(pub crypto.PublicKey) []byte {
 	spki, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil
 	}
-	s := cryptobyte.String(spki)
-	var inner cryptobyte.String
-	var bits asn1.BitString
-	if !s.ReadASN1(&inner, cbasn1.SEQUENCE) || !inner.SkipASN1(cbasn1.SEQUENCE) || !inner.ReadASN1BitString(&bits) {
-		return nil
-	}
-	sum := sha1.Sum(bits.Bytes)
-	return sum[:]
+	return est.KeyIdentifier(spki)
 }
 
 // estUser manages EST users in the store, beside a running server.

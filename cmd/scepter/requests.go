@@ -99,6 +99,16 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 // adminService builds the admin service for a CLI command on an existing
 // data directory; it needs no CA.
 func (s *storeFlags) adminService(ctx context.Context) (*admin.Service, store.Store, error) {
+	st, profiles, err := s.storeAndProfiles(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return admin.New(st, pki.SystemClock{}, nil, profiles), st, nil
+}
+
+// storeAndProfiles opens the store of an existing data directory and reads
+// the configured profiles.
+func (s *storeFlags) storeAndProfiles(ctx context.Context) (store.Store, map[string]pki.Profile, error) {
 	st, err := s.openExistingStore(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -108,7 +118,7 @@ func (s *storeFlags) adminService(ctx context.Context) (*admin.Service, store.St
 		st.Close()
 		return nil, nil, err
 	}
-	return admin.New(st, pki.SystemClock{}, nil, profiles), st, nil
+	return st, profiles, nil
 }
 
 // enrollService builds the enrollment service for a CLI command that
@@ -123,13 +133,8 @@ func (s *storeFlags) enrollService(ctx context.Context) (*enroll.Service, store.
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := s.openExistingStore(ctx)
+	st, profiles, err := s.storeAndProfiles(ctx)
 	if err != nil {
-		return nil, nil, err
-	}
-	profiles, err := s.profileSet()
-	if err != nil {
-		st.Close()
 		return nil, nil, err
 	}
 	// Approving re-applies the profile's policy; the request's

@@ -289,6 +289,10 @@ func (c *EST) fetchCACerts(ctx context.Context, cn *conn) ([]*x509.Certificate, 
 	if err != nil {
 		return nil, err
 	}
+	return parseCACerts(r)
+}
+
+func parseCACerts(r *response) ([]*x509.Certificate, error) {
 	if r.status != http.StatusOK {
 		return nil, fmt.Errorf("cacerts: %w", refusal(r))
 	}
@@ -308,15 +312,11 @@ func (c *EST) fetchCACerts(ctx context.Context, cn *conn) ([]*x509.Certificate, 
 
 // CACerts fetches the CA certificates (RFC 7030 §4.1).
 func (c *EST) CACerts(ctx context.Context) ([]*x509.Certificate, error) {
-	if err := c.bootstrap(ctx); err != nil {
-		return nil, err
-	}
-	cn, err := c.dial(ctx)
+	r, err := c.exchange(ctx, http.MethodGet, est.OpCACerts, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer cn.tls.Close()
-	return c.fetchCACerts(ctx, cn)
+	return parseCACerts(r)
 }
 
 // CSRAttrs fetches what the server wants of a CSR (RFC 7030 §4.5); nil when

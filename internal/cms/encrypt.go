@@ -48,20 +48,9 @@ func Encrypt(content []byte, recipients []*x509.Certificate, opts EncryptOptions
 	if len(recipients) == 0 {
 		return nil, errors.New("cms: Encrypt needs at least one recipient")
 	}
-	kt := opts.KeyTransport
-	if kt == 0 {
-		kt = RSAPKCS1v15
-	}
-	oaepHash := opts.OAEPHash
-	if oaepHash == 0 {
-		oaepHash = crypto.SHA1
-	}
-	if kt == RSAOAEP {
-		if _, err := digestOID(oaepHash); err != nil {
-			return nil, err
-		}
-	} else if kt != RSAPKCS1v15 {
-		return nil, fmt.Errorf("%w: key transport %v", ErrUnsupportedAlgorithm, kt)
+	kt, oaepHash, err := keyTransportOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	for _, c := range recipients {
 		if err := checkParsed(c); err != nil {
@@ -95,20 +84,9 @@ func EncryptToKey(content []byte, pub *rsa.PublicKey, subjectKeyID []byte, opts 
 	if pub == nil || len(subjectKeyID) == 0 {
 		return nil, errors.New("cms: EncryptToKey needs an RSA key and its key identifier")
 	}
-	kt := opts.KeyTransport
-	if kt == 0 {
-		kt = RSAPKCS1v15
-	}
-	oaepHash := opts.OAEPHash
-	if oaepHash == 0 {
-		oaepHash = crypto.SHA1
-	}
-	if kt == RSAOAEP {
-		if _, err := digestOID(oaepHash); err != nil {
-			return nil, err
-		}
-	} else if kt != RSAPKCS1v15 {
-		return nil, fmt.Errorf("%w: key transport %v", ErrUnsupportedAlgorithm, kt)
+	kt, oaepHash, err := keyTransportOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	s, err := seal(opts.Cipher, content, opts.ContentType)
 	if err != nil {
@@ -121,6 +99,26 @@ func EncryptToKey(content []byte, pub *rsa.PublicKey, subjectKeyID []byte, opts 
 		return nil, fmt.Errorf("cms: encrypting the content key: %w", err)
 	}
 	return s.envelope(2, [][]byte{ri}) // RFC 5652 §6.1: a v2 ktri makes version 2
+}
+
+// keyTransportOptions applies the defaults: PKCS #1 v1.5, and SHA-1 for OAEP.
+func keyTransportOptions(opts EncryptOptions) (KeyTransport, crypto.Hash, error) {
+	kt := opts.KeyTransport
+	if kt == 0 {
+		kt = RSAPKCS1v15
+	}
+	oaepHash := opts.OAEPHash
+	if oaepHash == 0 {
+		oaepHash = crypto.SHA1
+	}
+	if kt == RSAOAEP {
+		if _, err := digestOID(oaepHash); err != nil {
+			return 0, 0, err
+		}
+	} else if kt != RSAPKCS1v15 {
+		return 0, 0, fmt.Errorf("%w: key transport %v", ErrUnsupportedAlgorithm, kt)
+	}
+	return kt, oaepHash, nil
 }
 
 // keyTransportRecipient encrypts cek to pub and encodes the

@@ -6,11 +6,15 @@ package est
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"crypto/tls"
 	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // PathPrefix is where EST lives (RFC 7030 §3.2.2); an optional label (a
@@ -119,4 +123,18 @@ func ChannelBinding(cs tls.ConnectionState) ([]byte, error) {
 // challengePassword: base64 (RFC 7030 §3.5).
 func ChannelBindingPassword(binding []byte) string {
 	return base64.StdEncoding.EncodeToString(binding)
+}
+
+// KeyIdentifier is RFC 5280 §4.2.1.2 method 1 of a DER SubjectPublicKeyInfo:
+// the SHA-1 of the subjectPublicKey BIT STRING's bits. It is how an
+// AsymmetricDecryptKeyIdentifier names a key; nil for malformed input.
+func KeyIdentifier(spki []byte) []byte {
+	s := cryptobyte.String(spki)
+	var inner cryptobyte.String
+	var bits asn1.BitString
+	if !s.ReadASN1(&inner, cbasn1.SEQUENCE) || !inner.SkipASN1(cbasn1.SEQUENCE) || !inner.ReadASN1BitString(&bits) {
+		return nil
+	}
+	sum := sha1.Sum(bits.Bytes)
+	return sum[:]
 }

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
@@ -398,7 +397,7 @@ func keyEncryptionTarget(req *x509.CertificateRequest, clientCert *x509.Certific
 		}{clientCert.PublicKey, clientCert.RawSubjectPublicKeyInfo, clientCert.SubjectKeyId})
 	}
 	for _, cand := range candidates {
-		if !bytes.Equal(id, keyIdentifier(cand.spki)) && (cand.ski == nil || !bytes.Equal(id, cand.ski)) {
+		if !bytes.Equal(id, est.KeyIdentifier(cand.spki)) && (cand.ski == nil || !bytes.Equal(id, cand.ski)) {
 			continue
 		}
 		pub, ok := cand.pub.(*rsa.PublicKey)
@@ -408,19 +407,6 @@ func keyEncryptionTarget(req *x509.CertificateRequest, clientCert *x509.Certific
 		return pub, id, nil
 	}
 	return nil, nil, pki.Errorf(pki.EBadRequest, "AsymmetricDecryptKeyIdentifier names no key this server knows: use the key identifier (RFC 5280 method 1) of the CSR's key or of the TLS client certificate")
-}
-
-// keyIdentifier is RFC 5280 §4.2.1.2 method 1 of a SubjectPublicKeyInfo:
-// the SHA-1 of the subjectPublicKey BIT STRING's bits.
-func keyIdentifier(spki []byte) []byte {
-	s := cryptobyte.String(spki)
-	var inner cryptobyte.String
-	var bits asn1.BitString
-	if !s.ReadASN1(&inner, cbasn1.SEQUENCE) || !inner.SkipASN1(cbasn1.SEQUENCE) || !inner.ReadASN1BitString(&bits) {
-		return nil
-	}
-	sum := sha1.Sum(bits.Bytes)
-	return sum[:]
 }
 
 // encryptKey wraps a PKCS#8 key the way RFC 7030 §4.4.2 asks: an

@@ -3,26 +3,13 @@ package scepserver_test
 import (
 	"bytes"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/pkitest"
 )
 
 func captureSeeds(f *testing.F) [][]byte {
-	var seeds [][]byte
-	dirs, _ := filepath.Glob(filepath.Join(captureDir, "*"))
-	for _, d := range dirs {
-		if b, err := os.ReadFile(filepath.Join(d, "request.body")); err == nil {
-			seeds = append(seeds, b)
-		}
-		if q, err := os.ReadFile(filepath.Join(d, "request.query")); err == nil {
-			if der, err := scep.DecodeQueryMessage(string(q)); err == nil {
-				seeds = append(seeds, der)
-			}
-		}
-	}
+	seeds := pkitest.SCEPCaptureMessages(captureDir)
 	if len(seeds) == 0 {
 		f.Fatal("no seeds")
 	}
