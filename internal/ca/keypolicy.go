@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/x509"
 	"math/big"
 	"slices"
 	"strings"
@@ -21,8 +22,11 @@ const maxRSABits = 8192
 // weak (a small prime factor, or prime factors so close together that
 // Fermat's method finds them); EC keys must be valid points on one of
 // ECCurves ("P-256" or "p256" spellings); anything else (Ed25519, DSA...) is
-// refused. A refusal is a *pki.Error with code pki.EBadRequest whose message
-// says why.
+// refused. RSA keys are also refused when they are known weak: Debian's
+// predictable keys of CVE-2008-0166 (the openssl-blacklist fingerprints,
+// weakkeys/README.md) and Infineon RSALib keys (ROCA, CVE-2017-15361, by
+// their fingerprint). A refusal is a *pki.Error with code pki.EBadRequest
+// whose message says why.
 func CheckKey(p pki.KeyPolicy, pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
@@ -52,6 +56,16 @@ func CheckKey(p pki.KeyPolicy, pub crypto.PublicKey) error {
 		if fermatFactorable(k.N, fermatRounds) {
 			return pki.Errorf(pki.EBadRequest, "RSA key is weak: its prime factors are too close together")
 		}
+		if hasROCAFingerprint(k.N) {
+			return pki.Errorf(pki.EBadRequest, "RSA key is weak: it has the structure of keys made by Infineon's RSALib (ROCA, CVE-2017-15361), whose private key can be computed from the public key; update the device or token firmware and generate a new key")
+		}
+		weak, err := isDebianWeak(k.N)
+		if err != nil {
+			return pki.Wrap(pki.EInternal, err, "internal error")
+		}
+		if weak || (p.Blocklist != nil && p.Blocklist.Blocked(k.N)) {
+			return pki.Errorf(pki.EBadRequest, "RSA key is weak: it is one of the predictable keys of Debian's broken OpenSSL (CVE-2008-0166), whose private keys are public; generate a new key with a fixed OpenSSL")
+		}
 		return nil
 	case *ecdsa.PublicKey:
 		if k == nil || k.Curve == nil || k.Curve.Params() == nil {
@@ -76,6 +90,29 @@ func CheckKey(p pki.KeyPolicy, pub crypto.PublicKey) error {
 	default:
 		return pki.Errorf(pki.EBadRequest, "this key type (%T) is not accepted: use RSA or EC", pub)
 	}
+}
+
+// CheckSignatureAlgorithm refuses a certificate request signed with a
+// broken hash: SHA-1 (sha1WithRSAEncryption, ecdsa-with-SHA1), MD5 or DSA,
+// unless allowLegacy (a profile's AllowLegacySignatures) lets SHA-1 through
+// for old clients. MD5 and DSA signatures are refused even then, since they
+// cannot be verified here. A refusal is a *pki.Error with code pki.EBadAlg.
+func CheckSignatureAlgorithm(alg x509.SignatureAlgorithm, allowLegacy bool) error {
+	var hash string
+	switch alg {
+	case x509.MD5WithRSA, x509.MD2WithRSA:
+		return pki.Errorf(pki.EBadAlg, "the certificate request is signed with %s, which is broken and never accepted; sign it with SHA-256 or stronger", alg)
+	case x509.DSAWithSHA1, x509.DSAWithSHA256:
+		return pki.Errorf(pki.EBadAlg, "the certificate request is signed with DSA (%s), which is not accepted; use an RSA or EC key and SHA-256 or stronger", alg)
+	case x509.SHA1WithRSA, x509.ECDSAWithSHA1:
+		hash = "SHA-1"
+	default:
+		return nil
+	}
+	if allowLegacy {
+		return nil
+	}
+	return pki.Errorf(pki.EBadAlg, "the certificate request is signed with %s (%s), which this profile refuses; sign it with SHA-256 or stronger, or ask the operator to set allow_legacy_signatures = true for this profile", hash, alg)
 }
 
 func allowedCurves(p pki.KeyPolicy) string {

@@ -45,6 +45,9 @@ type ProfileConfig struct {
 	OCSPURLs         []string          `toml:"ocsp_urls"`
 	IssuerURLs       []string          `toml:"issuer_urls"`
 
+	// AllowLegacySignatures accepts CSRs signed with SHA-1 (old clients).
+	AllowLegacySignatures *bool `toml:"allow_legacy_signatures"`
+
 	// EST (RFC 7030).
 	ESTRequireChannelBinding *bool `toml:"est_require_channel_binding"`
 	ESTManufacturerAuth      *bool `toml:"est_manufacturer_auth"`
@@ -187,6 +190,7 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 	}
 	p.SANFixed = pc.SANFixed
 	setBool(&p.RequireSAN, pc.RequireSAN)
+	setBool(&p.AllowLegacySignatures, pc.AllowLegacySignatures)
 	setBool(&p.RequireApproval, pc.Approval)
 	setBool(&p.AllowKeyReuse, pc.AllowKeyReuse)
 	setBool(&p.AllowNameChange, pc.AllowNameChange)

@@ -45,6 +45,9 @@ est_server_keygen = true
 
 [profiles.fixedwindow]
 renewal_window = "30d"
+
+[profiles.legacy]
+allow_legacy_signatures = true
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +66,12 @@ renewal_window = "30d"
 	}
 	if vpn.RequireChannelBinding || vpn.ManufacturerAuth || vpn.ServerKeyGen {
 		t.Error("EST options must be off by default")
+	}
+	if !profiles["legacy"].AllowLegacySignatures {
+		t.Error("allow_legacy_signatures = true not read")
+	}
+	if vpn.AllowLegacySignatures || profiles["iot"].AllowLegacySignatures {
+		t.Error("legacy (SHA-1) CSR signatures must be refused by default")
 	}
 	if profiles["fixedwindow"].RenewalWindowFixed != 30*24*time.Hour {
 		t.Errorf("fixed window: %v", profiles["fixedwindow"].RenewalWindowFixed)
@@ -85,6 +94,7 @@ func TestProfileErrors(t *testing.T) {
 		"bad regexp":         "[profiles.a]\ndns_patterns = [\"(\"]\n",
 		"bad attribute":      "[profiles.a]\nsubject_fixed = { XX = \"1\" }\n",
 		"bad window":         "[profiles.a]\nrenewal_window = \"150%\"\n",
+		"legacy not a bool":  "[profiles.a]\nallow_legacy_signatures = \"yes\"\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := parseProfiles(t, content); err == nil {

@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto/x509"
+	"math/big"
 	"time"
 )
 
@@ -10,6 +11,14 @@ type KeyPolicy struct {
 	RSAMinBits int      // 0 means RSA is not allowed
 	RSAMaxBits int      // upper bound against resource abuse
 	ECCurves   []string // "P-256", "P-384"
+	// Blocklist, when set, refuses RSA moduli an operator listed (a
+	// complete Debian weak-key list, say) on top of the built-in checks.
+	Blocklist KeyBlocklist
+}
+
+// KeyBlocklist tells whether an RSA modulus is known to be compromised.
+type KeyBlocklist interface {
+	Blocked(n *big.Int) bool
 }
 
 // DefaultKeyPolicy: RSA 2048..8192 and the NIST curves P-256/P-384.
@@ -24,6 +33,11 @@ type Profile struct {
 	KeyUsage    x509.KeyUsage
 	ExtKeyUsage []x509.ExtKeyUsage
 	Keys        KeyPolicy
+	// AllowLegacySignatures accepts certificate requests signed with SHA-1
+	// (sha1WithRSAEncryption, ecdsa-with-SHA1), for old clients that can do
+	// no better. Off by default: such requests are refused with badAlg. MD5
+	// and DSA signatures are refused even then (they cannot be verified).
+	AllowLegacySignatures bool
 	// ChallengeMode is "static", "onetime", "any" (static or one-time) or
 	// "webhook" (an external service decides).
 	ChallengeMode string
