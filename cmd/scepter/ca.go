@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -13,7 +16,15 @@ import (
 	"github.com/scepter/scepter/internal/pki"
 )
 
-const caUsage = "usage: scepter ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--data-dir DIR]\n       scepter ca show [--data-dir DIR]"
+const caUsage = "usage: scepter ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
+	"       scepter ca show [--data-dir DIR]\n" +
+	"       scepter ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F] [--data-dir DIR]"
+
+const caRootUsage = "usage: scepter ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F] [--data-dir DIR]"
+
+// rootKeyPassphraseEnv holds the passphrase of an encrypted root key, for
+// commands that read it (a file given with --root-key-passphrase-file wins).
+const rootKeyPassphraseEnv = "SCEPTER_ROOT_KEY_PASSPHRASE"
 
 // defaultSwitchIn is how far ahead a rollover switches when no time is
 // given: long enough for clients that poll GetNextCACert to fetch it.
@@ -30,16 +41,27 @@ func cmdCA(ctx context.Context, e env, args []string) error {
 		return cmdCARollover(ctx, e, args[1:])
 	case "show":
 		return cmdCAShow(ctx, e, args[1:])
+	case "root":
+		sub, err := subcommand(e, args[1:], caRootUsage)
+		if err != nil {
+			return err
+		}
+		if sub == "export" {
+			return cmdCARootExport(ctx, e, args[2:])
+		}
+		return usageError{caRootUsage}
 	}
 	return usageError{caUsage}
 }
 
 func cmdCARollover(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
-	var switchAtS, keyType, raMode string
+	var switchAtS, keyType, raMode, rootKeyFile, passFile string
 	var switchIn time.Duration
-	fs := newFlagSet(e, "ca rollover", "ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE]")
+	fs := newFlagSet(e, "ca rollover", "ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F]")
 	sf.register(fs)
+	fs.StringVar(&rootKeyFile, "root-key", "", "the root CA key, when it is not in DATA_DIR/ca/root.key (taken offline with 'scepter ca root export --remove'); encrypted or not")
+	fs.StringVar(&passFile, "root-key-passphrase-file", "", "file whose first line is the passphrase of an encrypted root key (or "+rootKeyPassphraseEnv+")")
 	fs.StringVar(&switchAtS, "switch-at", "", "when the next CA becomes current, RFC 3339 (e.g. 2027-01-31T00:00:00Z)")
 	fs.DurationVar(&switchIn, "switch-in", 0, "when the next CA becomes current, from now (default 720h when --switch-at is not given)")
 	fs.StringVar(&keyType, "key-type", "", "key type of the next issuing CA: p256, p384, rsa2048, rsa3072, rsa4096 (default: that of the current one)")
@@ -73,6 +95,12 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 		switchAt = now.Add(defaultSwitchIn)
 	}
 
+	pass, err := rootKeyPassphrase(e, passFile)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+
 	// The store first: a rollover is audited, and a data directory without
 	// a database is not one a server uses.
 	st, err := sf.openExistingStore(ctx)
@@ -80,12 +108,13 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer st.Close()
-	iss, ra, err := ca.Rollover(sf.dataDir, ca.RolloverOptions{KeyType: keyType, SwitchAt: switchAt, RAMode: raMode}, clock)
+	iss, ra, err := ca.Rollover(sf.dataDir, ca.RolloverOptions{KeyType: keyType, SwitchAt: switchAt, RAMode: raMode,
+		RootKeyFile: rootKeyFile, RootKeyPassphrase: pass}, clock)
 	if errors.Is(err, ca.ErrNoCA) {
 		return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, sf.dataDir)
 	}
 	if err != nil {
-		return err
+		return rootKeyHint(err)
 	}
 	a, err := ca.Load(sf.dataDir, clock)
 	if err != nil {
@@ -140,6 +169,7 @@ func cmdCAShow(_ context.Context, e env, args []string) error {
 	cur, curRA := a.Active(now)
 	fmt.Fprintln(w, "Root CA")
 	showCert(w, a.Root, false)
+	fmt.Fprintf(w, "  root key:    %s\n", rootKeyWhere(sf.dataDir))
 	fmt.Fprintln(w, "\nCurrent issuing CA")
 	showCert(w, cur.Cert, true)
 	showRA(w, curRA)
@@ -170,6 +200,175 @@ func cmdCAShow(_ context.Context, e env, args []string) error {
 		fmt.Fprintln(w, "  none")
 	}
 	return nil
+}
+
+// rootKeyWhere says where the root key is, for ca show.
+func rootKeyWhere(dataDir string) string {
+	info, err := ca.RootKeyStatus(dataDir)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("in %s (not a readable key file: %v)", info.Path, err)
+	case !info.Present:
+		return "not on this server (scepter ca rollover --root-key FILE takes it)"
+	case info.Encrypted:
+		return fmt.Sprintf("in %s (encrypted)", info.Path)
+	}
+	return fmt.Sprintf("in %s (not encrypted; 'scepter ca root export --out FILE --remove' takes it offline)", info.Path)
+}
+
+func cmdCARootExport(ctx context.Context, e env, args []string) error {
+	var sf storeFlags
+	var out, newPassFile, passFile string
+	var remove bool
+	fs := newFlagSet(e, "ca root export", "ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F]")
+	sf.register(fs)
+	fs.StringVar(&out, "out", "", "file to write the root CA key to (mode 0600; an existing file is refused), e.g. on removable media")
+	fs.BoolVar(&remove, "remove", false, "remove DATA_DIR/ca/root.key once the copy is written and checked; the server keeps running without it")
+	fs.StringVar(&newPassFile, "passphrase-file", "", "encrypt the copy with the first line of this file (default: copy root.key as it is)")
+	fs.StringVar(&passFile, "root-key-passphrase-file", "", "file whose first line is the passphrase of an encrypted root.key (or "+rootKeyPassphraseEnv+")")
+	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
+		return err
+	}
+	if out == "" {
+		return usageError{"--out is required: " + caRootUsage}
+	}
+	pass, err := rootKeyPassphrase(e, passFile)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	var newPass []byte
+	if newPassFile != "" {
+		if newPass, err = keys.ReadPassphraseFile(newPassFile); err != nil {
+			return fmt.Errorf("--passphrase-file: %w", err)
+		}
+		defer clear(newPass)
+	}
+	// The store first: the export is audited.
+	st, err := sf.openExistingStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	src := filepath.Join(sf.dataDir, "ca", ca.RootKeyFile)
+	encrypted, err := ca.ExportRootKey(sf.dataDir, out, ca.ExportRootKeyOptions{Passphrase: pass, NewPassphrase: newPass, Remove: remove})
+	switch {
+	case errors.Is(err, ca.ErrNoCA):
+		return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, sf.dataDir)
+	case errors.Is(err, ca.ErrRootKeyMissing):
+		return fmt.Errorf("%w: it may have been exported and removed already ('scepter ca show' says where the root key is)", err)
+	case err != nil:
+		return rootKeyHint(err)
+	}
+	how := "not encrypted"
+	if encrypted {
+		how = "encrypted"
+	}
+	detail := fmt.Sprintf("root key copied to %s (%s)", out, how)
+	if remove {
+		detail += "; " + src + " removed"
+	}
+	roots, lerr := keys.LoadCertFile(filepath.Join(sf.dataDir, "ca", ca.RootCertFile))
+	ev := pki.AuditEvent{Time: pki.SystemClock{}.Now(), Type: pki.EventCARootKeyExported, Actor: cliActor(), Outcome: "success", Detail: detail}
+	if lerr == nil {
+		ev.Subject = roots[0].Subject.String()
+		ev.Detail += "; root " + ca.Fingerprint(roots[0])
+	}
+	if err := st.AppendAudit(ctx, ev); err != nil {
+		return fmt.Errorf("the root key was exported, but its audit event could not be written: %w", err)
+	}
+
+	w := e.stdout
+	fmt.Fprintf(w, "Root CA key written to %s (%s, mode 0600) and checked against %s.\n", out, how, ca.RootCertFile)
+	if remove {
+		fmt.Fprintf(w, "Removed %s: the root key is no longer on this server. The server keeps running;\n", src)
+		fmt.Fprintf(w, "a rollover needs the copy: scepter ca rollover --data-dir %s --root-key %s\n", sf.dataDir, out)
+	}
+	if !encrypted {
+		fmt.Fprintf(e.stderr, "%s is not encrypted: keep it on offline media, or export again with --passphrase-file.\n", out)
+	}
+	if within(out, sf.dataDir) {
+		fmt.Fprintf(e.stderr, "%s is inside the data directory %s: move it off this server.\n", out, sf.dataDir)
+	}
+	return nil
+}
+
+// within reports whether path lies inside dir.
+func within(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// rootKeyPassphrase is the passphrase of an encrypted root key: the first
+// line of file, or SCEPTER_ROOT_KEY_PASSPHRASE; nil when neither is set.
+func rootKeyPassphrase(e env, file string) ([]byte, error) {
+	if file != "" {
+		p, err := keys.ReadPassphraseFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--root-key-passphrase-file: %w", err)
+		}
+		return p, nil
+	}
+	if v, ok := e.lookupEnv(rootKeyPassphraseEnv); ok {
+		if v == "" {
+			return nil, fmt.Errorf("%s is set but empty", rootKeyPassphraseEnv)
+		}
+		return []byte(v), nil
+	}
+	return nil, nil
+}
+
+// rootKeyHint adds to a root key error the flags that fix it.
+func rootKeyHint(err error) error {
+	switch {
+	case errors.Is(err, ca.ErrRootKeyEncrypted):
+		return fmt.Errorf("%w: give its passphrase with --root-key-passphrase-file FILE or the environment variable %s", err, rootKeyPassphraseEnv)
+	case errors.Is(err, ca.ErrRootKeyMissing):
+		return fmt.Errorf("%w: give the root key with --root-key FILE (and --root-key-passphrase-file FILE or %s when it is encrypted)", err, rootKeyPassphraseEnv)
+	case errors.Is(err, keys.ErrWrongPassphrase):
+		return fmt.Errorf("%w: check --root-key-passphrase-file or %s", err, rootKeyPassphraseEnv)
+	}
+	return err
+}
+
+// rootKeyPassphrase reads --root-key-passphrase-file when a CA is created
+// (nil without the flag).
+func (f *serveFlags) rootKeyPassphrase() func() ([]byte, error) {
+	if f.rootKeyPassphraseFile == "" {
+		return nil
+	}
+	return func() ([]byte, error) { return keys.ReadPassphraseFile(f.rootKeyPassphraseFile) }
+}
+
+// rootKeyNotice tells where the root key is at a server start: a warning
+// in the log on every start while an unencrypted root.key is on the
+// server (serve never needs it), and for a CA just created a line of the
+// start-up output.
+func (f *serveFlags) rootKeyNotice(created bool, log *slog.Logger) []string {
+	if !created && f.rootKeyPassphraseFile != "" {
+		log.Info("--root-key-passphrase-file ignored: the CA exists, and its root.key stays as it is ('scepter ca root export --passphrase-file' writes an encrypted copy)")
+	}
+	info, err := ca.RootKeyStatus(f.dataDir)
+	if err != nil {
+		log.Warn("the root CA key file is not a readable key", "path", info.Path, "err", err)
+		return nil
+	}
+	if info.Present && !info.Encrypted {
+		log.Warn("the root CA key is on this server, not encrypted; serve never uses it: take it offline with 'scepter ca root export --out FILE --remove'", "path", info.Path)
+	}
+	if !created || !info.Present {
+		return nil
+	}
+	how := "not encrypted"
+	if info.Encrypted {
+		how = "encrypted"
+	}
+	return []string{fmt.Sprintf("Root CA key:         %s (%s); take it offline: scepter ca root export --data-dir %s --out FILE --remove", info.Path, how, f.dataDir)}
 }
 
 func showCert(w io.Writer, c *x509.Certificate, withID bool) {

@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
@@ -144,6 +149,9 @@ func TestCAUsageErrors(t *testing.T) {
 		{[]string{"ca", "rollover", "--key-type", "dsa"}, "--key-type", 2},
 		{[]string{"ca", "rollover", "--scep-ra", "both"}, "--scep-ra", 2},
 		{[]string{"ca", "show", "extra"}, "unexpected arguments", 2},
+		{[]string{"ca", "root"}, "usage: scepter ca root export", 2},
+		{[]string{"ca", "root", "import"}, "usage: scepter ca root export", 2},
+		{[]string{"ca", "root", "export"}, "--out is required", 2},
 		{[]string{"ca", "rollover", "--switch-at", "2020-01-01T00:00:00Z"}, "not in the future", 1},
 		{[]string{"ca", "rollover", "--key-type", "p256", "--scep-ra", "ca"}, "needs an RSA CA key", 1},
 	}
@@ -165,7 +173,7 @@ func TestCAUsageErrors(t *testing.T) {
 }
 
 func TestCACommandsNeedACA(t *testing.T) {
-	for _, args := range [][]string{{"ca", "rollover"}, {"ca", "show"}} {
+	for _, args := range [][]string{{"ca", "rollover"}, {"ca", "show"}, {"ca", "root", "export", "--out", filepath.Join(t.TempDir(), "k")}} {
 		e, _, _ := testEnv(nil)
 		dir := t.TempDir()
 		err := run(context.Background(), e, append(args, "--data-dir", dir))
@@ -176,4 +184,332 @@ func TestCACommandsNeedACA(t *testing.T) {
 			t.Errorf("%v created files in an empty data directory", args)
 		}
 	}
+}
+
+// runCA runs a ca command against dir with the given environment and
+// returns stdout, stderr and the error.
+func runCA(t *testing.T, vars map[string]string, dir string, args ...string) (string, string, error) {
+	t.Helper()
+	e, out, errb := testEnv(vars)
+	err := run(context.Background(), e, append(append([]string{"ca"}, args...), "--data-dir", dir))
+	return out.String(), errb.String(), err
+}
+
+func writePassFile(t *testing.T, pass string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(path, []byte(pass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// The root key taken offline: export --remove, show, and a rollover that
+// must be given the key.
+func TestCARootExportRemoveThenRollover(t *testing.T) {
+	dir, a := caDataDir(t, ca.InitOptions{})
+	rootKey := filepath.Join(dir, "ca", ca.RootKeyFile)
+	out := filepath.Join(t.TempDir(), "offline", "root.key")
+	os.MkdirAll(filepath.Dir(out), 0o700)
+
+	stdout, stderr, err := runCA(t, nil, dir, "root", "export", "--out", out, "--remove")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Root CA key written to " + out + " (not encrypted, mode 0600) and checked against root.crt",
+		"Removed " + rootKey, "scepter ca rollover --data-dir " + dir + " --root-key " + out} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "is not encrypted") {
+		t.Errorf("no advice about the unencrypted copy:\n%s", stderr)
+	}
+	if _, err := os.Stat(rootKey); err == nil {
+		t.Fatal("root.key not removed")
+	}
+	fi, err := os.Stat(out)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("copy: %v", err)
+	}
+	k, err := keys.LoadKeyFile(out)
+	if err != nil || !k.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(a.Root.PublicKey) {
+		t.Fatalf("the copy is not the root key: %v", err)
+	}
+
+	// Audited.
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventCARootKeyExported})
+	st.Close()
+	if err != nil || len(evs) != 1 || !strings.Contains(evs[0].Detail, out) || !strings.Contains(evs[0].Detail, "removed") ||
+		!strings.Contains(evs[0].Detail, a.RootFingerprint()) {
+		t.Errorf("audit: %+v, %v", evs, err)
+	}
+
+	// ca show and Load do not need it; show says it is gone.
+	stdout, _, err = runCA(t, nil, dir, "show")
+	if err != nil || !strings.Contains(stdout, "root key:    not on this server") {
+		t.Errorf("ca show: %v\n%s", err, stdout)
+	}
+	// A second export finds nothing to export.
+	_, _, err = runCA(t, nil, dir, "root", "export", "--out", out+".2")
+	if err == nil || !strings.Contains(err.Error(), "exported and removed already") || exitCode(err) != 1 {
+		t.Errorf("second export: %v", err)
+	}
+
+	// A rollover without the key names the flag; with it, it works.
+	_, _, err = runCA(t, nil, dir, "rollover", "--switch-in", "48h")
+	if err == nil || !strings.Contains(err.Error(), "--root-key FILE") || exitCode(err) != 1 {
+		t.Fatalf("rollover without the root key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", ca.NextDir)); err == nil {
+		t.Fatal("a refused rollover made next/")
+	}
+	stdout, _, err = runCA(t, nil, dir, "rollover", "--switch-in", "48h", "--root-key", out)
+	if err != nil || !strings.Contains(stdout, "Next issuing CA created") {
+		t.Fatalf("rollover --root-key: %v\n%s", err, stdout)
+	}
+	if _, err := os.Stat(rootKey); err == nil {
+		t.Error("the rollover put root.key back")
+	}
+}
+
+// An encrypted copy: written with --passphrase-file (openssl reads it),
+// and a rollover from it asks for the passphrase by flag or environment.
+func TestCARootExportEncryptedThenRollover(t *testing.T) {
+	dir, a := caDataDir(t, ca.InitOptions{})
+	pass := writePassFile(t, "offline passphrase")
+	out := filepath.Join(t.TempDir(), "root.key")
+	stdout, stderr, err := runCA(t, nil, dir, "root", "export", "--out", out, "--passphrase-file", pass, "--remove")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, "(encrypted, mode 0600)") || strings.Contains(stderr, "not encrypted") {
+		t.Errorf("output:\n%s\n%s", stdout, stderr)
+	}
+	if enc, err := keys.KeyFileEncrypted(out); err != nil || !enc {
+		t.Fatalf("copy not encrypted: %v", err)
+	}
+	if bin, err := exec.LookPath("openssl"); err == nil {
+		o, err := exec.Command(bin, "pkey", "-in", out, "-passin", "file:"+pass, "-pubout").CombinedOutput()
+		spki, _ := x509.MarshalPKIXPublicKey(a.Root.PublicKey)
+		if err != nil || !strings.Contains(string(o), base64.StdEncoding.EncodeToString(spki)[:40]) {
+			t.Errorf("openssl pkey: %v\n%s", err, o)
+		}
+	}
+
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // "" for success
+	}{
+		{"no passphrase", nil, nil, "--root-key-passphrase-file FILE or the environment variable SCEPTER_ROOT_KEY_PASSPHRASE"},
+		{"wrong passphrase file", nil, []string{"--root-key-passphrase-file", writePassFile(t, "offline passphrasE")}, "wrong passphrase"},
+		{"wrong environment", map[string]string{"SCEPTER_ROOT_KEY_PASSPHRASE": "nope"}, nil, "wrong passphrase"},
+		{"empty environment", map[string]string{"SCEPTER_ROOT_KEY_PASSPHRASE": ""}, nil, "empty"},
+		{"passphrase file", nil, []string{"--root-key-passphrase-file", pass}, ""},
+		{"environment", map[string]string{"SCEPTER_ROOT_KEY_PASSPHRASE": "offline passphrase"}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.RemoveAll(filepath.Join(dir, "ca", ca.NextDir))
+			args := append([]string{"rollover", "--switch-in", "48h", "--root-key", out}, tt.args...)
+			stdout, _, err := runCA(t, tt.env, dir, args...)
+			if tt.want == "" {
+				if err != nil || !strings.Contains(stdout, "Next issuing CA created") {
+					t.Fatalf("err = %v\n%s", err, stdout)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || exitCode(err) != 1 {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "ca", ca.NextDir)); err == nil {
+				t.Error("a refused rollover made next/")
+			}
+		})
+	}
+}
+
+// A CA created with an encrypted root.key: show says so, rollover and
+// export need the passphrase.
+func TestCAEncryptedRootKeyOnDisk(t *testing.T) {
+	pass := writePassFile(t, "on-disk passphrase")
+	dir, _ := caDataDir(t, ca.InitOptions{RootKeyPassphrase: func() ([]byte, error) { return keys.ReadPassphraseFile(pass) }})
+	rootKey := filepath.Join(dir, "ca", ca.RootKeyFile)
+	stdout, _, err := runCA(t, nil, dir, "show")
+	if err != nil || !strings.Contains(stdout, "root key:    in "+rootKey+" (encrypted)") {
+		t.Fatalf("ca show: %v\n%s", err, stdout)
+	}
+	_, _, err = runCA(t, nil, dir, "rollover", "--switch-in", "48h")
+	if err == nil || !strings.Contains(err.Error(), "is encrypted") || !strings.Contains(err.Error(), "--root-key-passphrase-file") {
+		t.Fatalf("rollover without passphrase: %v", err)
+	}
+	// Export without the passphrase is refused (the copy could not be
+	// checked), and root.key stays.
+	out := filepath.Join(t.TempDir(), "root.key")
+	_, _, err = runCA(t, nil, dir, "root", "export", "--out", out, "--remove")
+	if err == nil || !strings.Contains(err.Error(), "SCEPTER_ROOT_KEY_PASSPHRASE") {
+		t.Fatalf("export without passphrase: %v", err)
+	}
+	if _, err := os.Stat(rootKey); err != nil {
+		t.Fatal("root.key removed by a refused export")
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a copy was left by a refused export")
+	}
+	// With it, a byte-for-byte copy.
+	before, _ := os.ReadFile(rootKey)
+	if _, _, err := runCA(t, map[string]string{"SCEPTER_ROOT_KEY_PASSPHRASE": "on-disk passphrase"}, dir, "root", "export", "--out", out, "--remove"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(out); string(after) != string(before) {
+		t.Error("the copy differs from root.key")
+	}
+	stdout, _, err = runCA(t, nil, dir, "rollover", "--switch-in", "48h", "--root-key", out, "--root-key-passphrase-file", pass)
+	if err != nil || !strings.Contains(stdout, "Next issuing CA created") {
+		t.Fatalf("rollover: %v", err)
+	}
+}
+
+func TestCARootExportRefusesExistingFile(t *testing.T) {
+	dir, _ := caDataDir(t, ca.InitOptions{})
+	out := filepath.Join(t.TempDir(), "exists")
+	os.WriteFile(out, []byte("keep"), 0o600)
+	_, _, err := runCA(t, nil, dir, "root", "export", "--out", out, "--remove")
+	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "keep" {
+		t.Error("existing file overwritten")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", ca.RootKeyFile)); err != nil {
+		t.Error("root.key removed")
+	}
+	// An unreadable --passphrase-file is refused before anything is written.
+	_, _, err = runCA(t, nil, dir, "root", "export", "--out", out+".2", "--passphrase-file", filepath.Join(t.TempDir(), "missing"))
+	if err == nil || !strings.Contains(err.Error(), "--passphrase-file") {
+		t.Fatalf("missing passphrase file: %v", err)
+	}
+	// A copy inside the data directory is allowed, with a warning.
+	_, stderr, err := runCA(t, nil, dir, "root", "export", "--out", filepath.Join(dir, "root-copy.key"))
+	if err != nil || !strings.Contains(stderr, "inside the data directory") {
+		t.Errorf("copy inside the data dir: %v\n%s", err, stderr)
+	}
+}
+
+// Regression: commands that inspect the CA, and the server, never read
+// root.key; the old code failed on a damaged or missing one.
+func TestCACommandsAndServeWithoutRootKey(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		damage   func(path string)
+		show     string
+		warnWant string
+	}{
+		{"removed", func(p string) { os.Remove(p) }, "root key:    not on this server", ""},
+		{"garbage", func(p string) { os.WriteFile(p, []byte("garbage"), 0o600) }, "(not a readable key file", "not a readable key"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, _ := caDataDir(t, ca.InitOptions{})
+			tt.damage(filepath.Join(dir, "ca", ca.RootKeyFile))
+			stdout, _, err := runCA(t, nil, dir, "show")
+			if err != nil || !strings.Contains(stdout, tt.show) {
+				t.Errorf("ca show: %v\n%s", err, stdout)
+			}
+			if _, err := ca.Load(dir, nil); err != nil {
+				t.Errorf("Load: %v", err)
+			}
+			stdout, stderr, err := serveOnce(t, "--data-dir", dir)
+			if err != nil || !strings.Contains(stdout, "Root CA fingerprint:") {
+				t.Fatalf("serve: %v\n%s\n%s", err, stdout, stderr)
+			}
+			if strings.Contains(stdout, "Root CA key:") || strings.Contains(stderr, "not encrypted") {
+				t.Errorf("serve reports an unencrypted root key:\n%s\n%s", stdout, stderr)
+			}
+			if !strings.Contains(stderr, tt.warnWant) {
+				t.Errorf("serve log lacks %q:\n%s", tt.warnWant, stderr)
+			}
+		})
+	}
+}
+
+// serve says where the root key is: a start-up line when it created the
+// CA, a warning on every start while root.key is unencrypted; with
+// --root-key-passphrase-file a new CA's root.key is encrypted, and the flag
+// is ignored (with a note) for an existing CA.
+func TestServeReportsRootKey(t *testing.T) {
+	t.Run("unencrypted", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		rootKey := filepath.Join(dir, "ca", ca.RootKeyFile)
+		stdout, stderr, err := serveOnce(t, "--data-dir", dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "Root CA key:         " + rootKey + " (not encrypted); take it offline: scepter ca root export --data-dir " + dir + " --out FILE --remove"
+		if !strings.Contains(stdout, want) {
+			t.Errorf("start-up output lacks %q:\n%s", want, stdout)
+		}
+		warn := "level=WARN msg=\"the root CA key is on this server, not encrypted"
+		if !strings.Contains(stderr, warn) || !strings.Contains(stderr, "path="+rootKey) {
+			t.Errorf("no warning:\n%s", stderr)
+		}
+		// A later start: the warning, not the line; the passphrase flag is
+		// ignored.
+		stdout, stderr, err = serveOnce(t, "--data-dir", dir, "--root-key-passphrase-file", filepath.Join(t.TempDir(), "missing"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(stdout, "Root CA key:") || !strings.Contains(stderr, warn) || !strings.Contains(stderr, "--root-key-passphrase-file ignored") {
+			t.Errorf("second start:\n%s\n%s", stdout, stderr)
+		}
+		if enc, _ := keys.KeyFileEncrypted(rootKey); enc {
+			t.Error("an existing root.key was encrypted")
+		}
+	})
+	t.Run("encrypted", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		rootKey := filepath.Join(dir, "ca", ca.RootKeyFile)
+		pass := writePassFile(t, "first start passphrase")
+		stdout, stderr, err := serveOnce(t, "--data-dir", dir, "--root-key-passphrase-file", pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(stdout, "Root CA key:         "+rootKey+" (encrypted)") || strings.Contains(stderr, "not encrypted") {
+			t.Errorf("start-up:\n%s\n%s", stdout, stderr)
+		}
+		if fi, err := os.Stat(rootKey); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("root.key: %v", err)
+		}
+		if bin, err := exec.LookPath("openssl"); err == nil {
+			if o, err := exec.Command(bin, "pkey", "-in", rootKey, "-passin", "file:"+pass, "-noout").CombinedOutput(); err != nil {
+				t.Errorf("openssl cannot read root.key: %v\n%s", err, o)
+			}
+		}
+	})
+	t.Run("empty passphrase file", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		empty := filepath.Join(t.TempDir(), "empty")
+		os.WriteFile(empty, nil, 0o600)
+		_, _, err := serveOnce(t, "--data-dir", dir, "--root-key-passphrase-file", empty)
+		if err == nil || !strings.Contains(err.Error(), "passphrase") {
+			t.Fatalf("err = %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "ca")); err == nil {
+			t.Error("a CA was created")
+		}
+	})
+	t.Run("loose key file", func(t *testing.T) {
+		dir, _ := caDataDir(t, ca.InitOptions{})
+		key := filepath.Join(dir, "ca", ca.IssuingKeyFile)
+		os.Chmod(key, 0o644)
+		_, _, err := serveOnce(t, "--data-dir", dir)
+		if err == nil || !strings.Contains(err.Error(), "chmod 600 "+key) {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }

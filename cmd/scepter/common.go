@@ -7,11 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/scepter/scepter/internal/config"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
@@ -82,6 +85,38 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 	}
 	if fs.NArg() > maxArgs {
 		return usageError{fmt.Sprintf("unexpected arguments: %v", fs.Args())}
+	}
+	return nil
+}
+
+// secureDataDir tightens the data directory to 0700 when its group or
+// others may enter it (it holds the CA keys, the database and the
+// generated challenge), saying so in the log, and refuses a key of the
+// HTTPS certificate our CA issued (DATA/tls/server.key) that they may read.
+// The CA's own key files are checked when the CA is loaded.
+func secureDataDir(dir string, log *slog.Logger) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data dir %s is not a directory", dir)
+	}
+	// Windows mode bits say nothing about access.
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	if old := fi.Mode().Perm(); old&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("data dir %s has mode %04o, open to group or others, and could not be tightened (%w); run: chmod 700 %s", dir, old, err, dir)
+		}
+		log.Warn("data directory was open to group or others; tightened it", "dir", dir, "old_mode", fmt.Sprintf("%04o", old), "new_mode", "0700")
+	}
+	tlsKey := filepath.Join(dir, "tls", "server.key")
+	if _, err := os.Stat(tlsKey); err == nil {
+		if err := keys.CheckKeyFileMode(tlsKey); err != nil {
+			return fmt.Errorf("HTTPS key: %w", err)
+		}
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ import (
 // issuer is reachable through IssuerByID (by the IssuerID stored with each
 // certificate) and Issuers. The root never changes.
 //
+// An Authority holds no root key: loading never reads it, only Rollover
+// does, so the key can be kept off the server.
+//
 // An Authority is safe for concurrent use; Reload and SetNext replace the
 // issuer set atomically.
 type Authority struct {
@@ -39,9 +42,6 @@ type Authority struct {
 	RA     *pki.RA
 
 	state atomic.Pointer[issuerSet]
-	// rootSigner is the root key when it is loaded (LoadOrCreate, Load):
-	// it signs the next issuing CA of a rollover and nothing else.
-	rootSigner crypto.Signer
 	// Where the CA was loaded from and how, for Reload; empty for an
 	// Authority built by NewAuthority.
 	caDir    string

@@ -88,17 +88,22 @@ func genKey(t testing.TB, kt string) crypto.Signer {
 type reserver struct {
 	mu      sync.Mutex
 	serials []string
+	tbs     [][]byte
 	taken   int   // answer taken=true this many times first
 	err     error // or fail
 }
 
-func (r *reserver) reserve(_ context.Context, issuerID, serialHex string) (bool, error) {
+func (r *reserver) reserve(_ context.Context, issuerID, serialHex string, tbs []byte) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if issuerID == "" {
 		return false, errors.New("no issuer id")
 	}
+	if len(tbs) == 0 {
+		return false, errors.New("no TBS reserved with the serial")
+	}
 	r.serials = append(r.serials, serialHex)
+	r.tbs = append(r.tbs, tbs)
 	if r.err != nil {
 		return false, r.err
 	}
@@ -109,7 +114,7 @@ func (r *reserver) reserve(_ context.Context, issuerID, serialHex string) (bool,
 	return false, nil
 }
 
-func okReserve(context.Context, string, string) (bool, error) { return false, nil }
+func okReserve(context.Context, string, string, []byte) (bool, error) { return false, nil }
 
 func codeOf(err error) pki.Code { return pki.ErrorCode(err) }
 

@@ -144,10 +144,11 @@ type Request struct {
 	Profile        pki.Profile
 }
 
-// ReserveFunc records the serial before signing (store.ReserveSerial). It
-// returns taken=true when the serial already exists under the issuer; the
-// issuer then draws a new one, up to a few tries.
-type ReserveFunc func(ctx context.Context, issuerID, serialHex string) (taken bool, err error)
+// ReserveFunc records the serial, with the linted TBSCertificate the CA key
+// is about to sign, before signing (store.ReserveSerial). It returns
+// taken=true when the serial already exists under the issuer; the issuer
+// then draws a new one, up to a few tries.
+type ReserveFunc func(ctx context.Context, issuerID, serialHex string, tbs []byte) (taken bool, err error)
 
 // serialTries bounds how many serials Issue draws before giving up: with 128
 // random bits a second collision means a broken random source or store.
@@ -230,7 +231,7 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 		if err := ctx.Err(); err != nil {
 			return nil, pki.Wrap(pki.EInternal, err, "issuance canceled")
 		}
-		taken, err := reserve(ctx, i.ID, serial.Text(16))
+		taken, err := reserve(ctx, i.ID, serial.Text(16), tbs)
 		if err != nil {
 			var pe *pki.Error
 			if errors.As(err, &pe) {

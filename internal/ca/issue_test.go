@@ -128,6 +128,10 @@ func TestIssueDeviceCertificate(t *testing.T) {
 				if len(r.serials) != 1 || r.serials[0] != c.SerialNumber.Text(16) {
 					t.Errorf("reserved %v, issued %s", r.serials, c.SerialNumber.Text(16))
 				}
+				// The reservation holds the very TBS the CA key signed.
+				if len(r.tbs) != 1 || !bytes.Equal(r.tbs[0], c.RawTBSCertificate) {
+					t.Error("the TBS reserved with the serial is not the one signed")
+				}
 				if c.SignatureAlgorithm != a.Issuer.Cert.SignatureAlgorithm && caType == "p256" && c.SignatureAlgorithm != x509.ECDSAWithSHA256 {
 					t.Errorf("signature algorithm %v", c.SignatureAlgorithm)
 				}

@@ -62,6 +62,11 @@ type InitOptions struct {
 	Organization string
 	// Validities; defaults 20 years, 10 years and 2 years.
 	RootValidity, IssuingValidity, RAValidity time.Duration
+	// RootKeyPassphrase, when set, is called once when a new CA is
+	// created, and root.key is written encrypted with the passphrase it
+	// returns (see keys.WriteEncryptedKeyFile). It is never called for an
+	// existing CA, so a passphrase file may be gone by then.
+	RootKeyPassphrase func() ([]byte, error)
 }
 
 const year = 365 * 24 * time.Hour
@@ -106,8 +111,14 @@ func (o InitOptions) validate() error {
 //
 // Layout: root.crt, root.key, issuing.crt, issuing.key, ra.crt, ra.key (in
 // RA mode "separate") and chain.pem (issuing CA then root). Keys are PKCS#8
-// PEM with mode 0600, dir/ca has mode 0700. A new CA is built in a temporary
+// PEM with mode 0600 (root.key encrypted when InitOptions.RootKeyPassphrase
+// is set), dir/ca has mode 0700. A new CA is built in a temporary
 // directory and renamed into place, so a crash never leaves half a CA.
+//
+// Loading never reads root.key: only Rollover needs the root key, and it
+// may be kept off the server (scepter ca root export --remove). A key file
+// that group or others may access (root.key included, when present) is
+// refused, naming the chmod that fixes it.
 //
 // An existing CA is reused as it is and checked: each key matches its
 // certificate, the root is a self-signed CA, the issuing CA chains to it, the
@@ -197,6 +208,16 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 	}
 	now = now.UTC().Truncate(time.Second)
 
+	var passphrase []byte
+	if o.RootKeyPassphrase != nil {
+		if passphrase, err = o.RootKeyPassphrase(); err != nil {
+			return fmt.Errorf("ca: the root key passphrase: %w", err)
+		}
+		if len(passphrase) == 0 {
+			return errors.New("ca: the root key passphrase is empty")
+		}
+		defer clear(passphrase)
+	}
 	rootKey, err := keys.Generate(o.KeyType)
 	if err != nil {
 		return fmt.Errorf("ca: generating the root key: %w", err)
@@ -223,11 +244,14 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 		return err
 	}
 
+	if err := writeRootKey(filepath.Join(tmp, RootKeyFile), rootKey, passphrase); err != nil {
+		return err
+	}
 	for _, f := range []struct {
 		name string
 		key  crypto.Signer
 		cert *x509.Certificate
-	}{{RootKeyFile, rootKey, nil}, {RootCertFile, nil, root}, {IssuingKeyFile, issKey, nil}, {IssuingCertFile, nil, issCert}} {
+	}{{RootCertFile, nil, root}, {IssuingKeyFile, issKey, nil}, {IssuingCertFile, nil, issCert}} {
 		if f.key != nil {
 			err = keys.WriteKeyFile(filepath.Join(tmp, f.name), f.key)
 		} else {
@@ -257,6 +281,29 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 		return fmt.Errorf("ca: %w", err)
 	}
 	syncDir(dir)
+	return nil
+}
+
+// writeRootKey writes the root key, encrypted when a passphrase is given,
+// and reads an encrypted one back: a root key that cannot be decrypted
+// would end the CA at its first rollover.
+func writeRootKey(path string, key crypto.Signer, passphrase []byte) error {
+	if passphrase == nil {
+		if err := keys.WriteKeyFile(path, key); err != nil {
+			return fmt.Errorf("ca: %w", err)
+		}
+		return nil
+	}
+	if err := keys.WriteEncryptedKeyFile(path, key, passphrase); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	back, err := keys.LoadKeyFileWithPassphrase(path, passphrase)
+	if err != nil {
+		return fmt.Errorf("ca: reading back the encrypted root key: %w", err)
+	}
+	if !publicKeysEqual(back.Public(), key.Public()) {
+		return errors.New("ca: the encrypted root key does not read back as the root key")
+	}
 	return nil
 }
 
@@ -307,7 +354,7 @@ func createRA(caDir string, iss *Issuer, key crypto.Signer, validity time.Durati
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		Keys:     pki.KeyPolicy{RSAMinBits: 2048, RSAMaxBits: max(bits, 2048)},
 	}
-	noReserve := func(context.Context, string, string) (bool, error) { return false, nil }
+	noReserve := func(context.Context, string, string, []byte) (bool, error) { return false, nil }
 	cert, err := iss.Issue(context.Background(), Request{RawSubject: raw, PublicKey: key.Public(), Profile: prof}, now, noReserve)
 	if err != nil {
 		return fmt.Errorf("ca: issuing the RA certificate: %w", err)
@@ -341,7 +388,8 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 	// one more Reload, never a missed one.
 	disk := diskState(caDir)
 	var missing []string
-	for _, f := range []string{RootCertFile, RootKeyFile, IssuingCertFile, IssuingKeyFile} {
+	// Not root.key: it may be offline, and loading never needs it.
+	for _, f := range []string{RootCertFile, IssuingCertFile, IssuingKeyFile} {
 		if !present[f] {
 			missing = append(missing, f)
 		}
@@ -349,7 +397,13 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("ca: incomplete CA in %s: %s missing; restore from a backup (an existing CA is never overwritten)", caDir, strings.Join(missing, ", "))
 	}
-	root, rootKey, err := loadPair(caDir, RootCertFile, RootKeyFile)
+	if present[RootKeyFile] {
+		// Its mode only: the key itself is not read here.
+		if err := keys.CheckKeyFileMode(filepath.Join(caDir, RootKeyFile)); err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		}
+	}
+	root, err := loadCert(caDir, RootCertFile)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +452,6 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 		return nil, err
 	}
 	a.state.Store(newIssuerSet(root, iss, ra, next, nextRA, switchAt, previous, previousRAs))
-	a.rootSigner = rootKey
 	a.caDir, a.opts, a.mode, a.disk = caDir, o, m, disk
 	return a, nil
 }
@@ -453,8 +506,8 @@ func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.
 			if present[RAKeyFile] {
 				// An RA creation that stopped between the key and the
 				// certificate, or a certificate removed to renew it.
-				if key, err = keys.LoadKeyFile(filepath.Join(dir, RAKeyFile)); err != nil {
-					return nil, nil, fmt.Errorf("ca: %w", err)
+				if key, err = loadKey(dir, RAKeyFile); err != nil {
+					return nil, nil, err
 				}
 				if err := checkRAKey(dir, key); err != nil {
 					return nil, nil, err
@@ -533,21 +586,44 @@ func checkRAKey(dir string, key crypto.Signer) error {
 // loadPair loads a certificate file holding exactly one certificate and the
 // key file that must match it.
 func loadPair(caDir, certName, keyName string) (*x509.Certificate, crypto.Signer, error) {
-	certs, err := keys.LoadCertFile(filepath.Join(caDir, certName))
+	cert, err := loadCert(caDir, certName)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ca: %w", err)
+		return nil, nil, err
 	}
-	if len(certs) != 1 {
-		return nil, nil, fmt.Errorf("ca: %s holds %d certificates, want exactly one", filepath.Join(caDir, certName), len(certs))
-	}
-	key, err := keys.LoadKeyFile(filepath.Join(caDir, keyName))
+	key, err := loadKey(caDir, keyName)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ca: %w", err)
+		return nil, nil, err
 	}
-	if !publicKeysEqual(key.Public(), certs[0].PublicKey) {
+	if !publicKeysEqual(key.Public(), cert.PublicKey) {
 		return nil, nil, fmt.Errorf("ca: %s does not match %s: the key belongs to another certificate", filepath.Join(caDir, keyName), certName)
 	}
-	return certs[0], key, nil
+	return cert, key, nil
+}
+
+// loadCert loads a certificate file holding exactly one certificate.
+func loadCert(caDir, certName string) (*x509.Certificate, error) {
+	certs, err := keys.LoadCertFile(filepath.Join(caDir, certName))
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	if len(certs) != 1 {
+		return nil, fmt.Errorf("ca: %s holds %d certificates, want exactly one", filepath.Join(caDir, certName), len(certs))
+	}
+	return certs[0], nil
+}
+
+// loadKey loads a key file of the CA directory, refusing one that group or
+// others may access.
+func loadKey(caDir, keyName string) (crypto.Signer, error) {
+	path := filepath.Join(caDir, keyName)
+	if err := keys.CheckKeyFileMode(path); err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	key, err := keys.LoadKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	return key, nil
 }
 
 func checkTime(caDir, name string, c *x509.Certificate, now time.Time) error {

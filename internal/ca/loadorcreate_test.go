@@ -308,8 +308,9 @@ func TestLoadOrCreateRefusesBrokenCA(t *testing.T) {
 			os.Remove(filepath.Join(d, RACertFile))
 			keys.WriteKeyFile(filepath.Join(d, RAKeyFile), genKey(t, "p256"))
 		}, t0, "must be an RSA key"},
-		{"missing root key", func(t *testing.T, d string) {
-			os.Remove(filepath.Join(d, RootKeyFile))
+		// A missing root.key is fine (see TestLoadNeverReadsRootKey).
+		{"missing root certificate", func(t *testing.T, d string) {
+			os.Remove(filepath.Join(d, RootCertFile))
 		}, t0, "incomplete CA"},
 		{"ra.crt without ra.key", func(t *testing.T, d string) {
 			os.Remove(filepath.Join(d, RAKeyFile))

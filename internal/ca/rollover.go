@@ -2,6 +2,8 @@ package ca
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -69,19 +71,43 @@ type RolloverOptions struct {
 	// Validities; defaults 10 years (counted from SwitchAt, bounded by the
 	// root) and 2 years (from now).
 	IssuingValidity, RAValidity time.Duration
+	// RootKeyFile holds the root key when it is kept off the CA directory
+	// (scepter ca root export --remove); default dir/ca/root.key.
+	RootKeyFile string
+	// RootKeyPassphrase decrypts an encrypted root key file; nil when none
+	// was given (an encrypted key is then ErrRootKeyEncrypted).
+	RootKeyPassphrase []byte
 }
 
+// Errors about the root key, which only a rollover (and an export) reads.
+var (
+	// ErrRootKeyMissing: dir/ca/root.key does not exist and no other file
+	// was named.
+	ErrRootKeyMissing = errors.New("ca: the root key is not on this server")
+	// ErrRootKeyEncrypted: the root key file is encrypted and no
+	// passphrase was given.
+	ErrRootKeyEncrypted = errors.New("ca: the root key is encrypted and no passphrase was given")
+	// ErrRootKeyMismatch: the key is not the key of root.crt.
+	ErrRootKeyMismatch = errors.New("ca: the key is not the root key of this CA")
+)
+
 // Rollover creates the next issuing CA of the CA in dir/ca: a new key,
-// certified by the same root (whose key is loaded for this), valid from now
-// (so at or before SwitchAt), and a new RA: an RSA-2048 RA certificate
-// issued by the new issuing CA (RA mode separate) or the new issuing CA
-// itself (mode ca, RSA keys only). It is built in a temporary directory and
-// renamed to dir/ca/next, with the switch time in dir/ca/next/switch-at.
+// certified by the same root, valid from now (so at or before SwitchAt),
+// and a new RA: an RSA-2048 RA certificate issued by the new issuing CA
+// (RA mode separate) or the new issuing CA itself (mode ca, RSA keys
+// only). It is built in a temporary directory and renamed to dir/ca/next,
+// with the switch time in dir/ca/next/switch-at.
 //
 // The CA is loaded as a start would load it (a next CA whose switch time
 // has passed is promoted first); a next CA that is still pending is never
 // replaced: Rollover refuses, naming the directory to remove to discard it.
 // It returns the next issuer and RA.
+//
+// The root key is read here and nowhere else: from opts.RootKeyFile, or
+// dir/ca/root.key, decrypted with opts.RootKeyPassphrase when encrypted,
+// and it must match root.crt (ErrRootKeyMissing, ErrRootKeyEncrypted,
+// keys.ErrWrongPassphrase, ErrRootKeyMismatch otherwise). It is read after
+// the options are checked, before anything is made.
 func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.RA, error) {
 	if clock == nil {
 		clock = pki.SystemClock{}
@@ -147,6 +173,11 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.
 			switchAt.Format(time.RFC3339), cur.Cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 
+	rootKey, err := loadRootKey(caDir, a.Root, opts.RootKeyFile, opts.RootKeyPassphrase)
+	if err != nil {
+		return nil, nil, err
+	}
+
 	// Build everything in a temporary directory beside next/.
 	tmp, err := os.MkdirTemp(caDir, ".next-new-*") // mode 0700
 	if err != nil {
@@ -175,7 +206,7 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.
 		start = a.Root.NotBefore
 	}
 	issCert, err := issuingCert(pkix.Name{CommonName: "scepter Issuing CA " + id, Organization: slices.Clone(org)},
-		issKey.Public(), start, minTime(switchAt.Add(issValidity), a.Root.NotAfter), a.Root, a.rootSigner, linter)
+		issKey.Public(), start, minTime(switchAt.Add(issValidity), a.Root.NotAfter), a.Root, rootKey, linter)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -527,4 +558,119 @@ func diskState(caDir string) string {
 func issuerID(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.Raw)
 	return hex.EncodeToString(sum[:])
+}
+
+// loadRootKey reads the root key from path (default caDir/root.key) with
+// passphrase and checks that it is the key of root.
+func loadRootKey(caDir string, root *x509.Certificate, path string, passphrase []byte) (crypto.Signer, error) {
+	if path == "" {
+		path = filepath.Join(caDir, RootKeyFile)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s does not exist", ErrRootKeyMissing, path)
+		}
+		if err := keys.CheckKeyFileMode(path); err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		}
+	}
+	key, err := keys.LoadKeyFileWithPassphrase(path, passphrase)
+	if errors.Is(err, keys.ErrEncryptedKey) {
+		return nil, fmt.Errorf("%w (%s)", ErrRootKeyEncrypted, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ca: the root key: %w", err)
+	}
+	if !publicKeysEqual(key.Public(), root.PublicKey) {
+		return nil, fmt.Errorf("%w: %s does not match %s (%s)", ErrRootKeyMismatch, path, RootCertFile, root.Subject)
+	}
+	return key, nil
+}
+
+// RootKeyInfo says where the root key of a CA is.
+type RootKeyInfo struct {
+	Path      string // dir/ca/root.key
+	Present   bool   // Path exists
+	Encrypted bool   // Path holds an encrypted key
+}
+
+// RootKeyStatus reports whether dir/ca/root.key exists and whether it is
+// encrypted. It reads only the PEM framing of the file, never the key; an
+// error means the file exists but is not a PEM private key.
+func RootKeyStatus(dir string) (RootKeyInfo, error) {
+	info := RootKeyInfo{Path: filepath.Join(dir, "ca", RootKeyFile)}
+	if _, err := os.Stat(info.Path); errors.Is(err, fs.ErrNotExist) {
+		return info, nil
+	} else if err != nil {
+		return info, fmt.Errorf("ca: %w", err)
+	}
+	info.Present = true
+	enc, err := keys.KeyFileEncrypted(info.Path)
+	if err != nil {
+		return info, fmt.Errorf("ca: %w", err)
+	}
+	info.Encrypted = enc
+	return info, nil
+}
+
+// ExportRootKeyOptions choose how ExportRootKey copies the root key.
+type ExportRootKeyOptions struct {
+	// Passphrase of dir/ca/root.key when it is encrypted (required then:
+	// the copy is checked by decrypting it).
+	Passphrase []byte
+	// NewPassphrase, when set, encrypts the copy with it; otherwise the
+	// file is copied byte for byte, encrypted or not as it is.
+	NewPassphrase []byte
+	// Remove deletes dir/ca/root.key once the copy is checked.
+	Remove bool
+}
+
+// ExportRootKey copies the root key of the CA in dir to out, a new file
+// with mode 0600 (an existing out is refused), then reads out back and
+// checks it is the key of root.crt, and only then, with opts.Remove,
+// removes dir/ca/root.key (syncing dir/ca). It returns whether the copy is
+// encrypted. A running server is unaffected: it never reads the root key.
+func ExportRootKey(dir, out string, opts ExportRootKeyOptions) (encrypted bool, err error) {
+	caDir := filepath.Join(dir, "ca")
+	root, err := loadCert(caDir, RootCertFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
+	}
+	if err != nil {
+		return false, err
+	}
+	src := filepath.Join(caDir, RootKeyFile)
+	if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("%w: %s does not exist", ErrRootKeyMissing, src)
+	}
+	// Loaded even for a byte copy: what is copied must be the root key.
+	key, err := loadRootKey(caDir, root, src, opts.Passphrase)
+	if err != nil {
+		return false, err
+	}
+	var data []byte
+	readBack := opts.Passphrase
+	if opts.NewPassphrase != nil {
+		if data, err = keys.MarshalEncryptedKeyPEM(rand.Reader, key, opts.NewPassphrase); err != nil {
+			return false, fmt.Errorf("ca: encrypting the root key: %w", err)
+		}
+		readBack = opts.NewPassphrase
+	} else if data, err = os.ReadFile(src); err != nil {
+		return false, fmt.Errorf("ca: %w", err)
+	}
+	defer clear(data)
+	if encrypted, err = keys.IsEncryptedKeyPEM(data); err != nil {
+		return false, fmt.Errorf("ca: %s: %w", src, err)
+	}
+	if err := keys.WriteNewFile(out, data, 0o600); err != nil {
+		return false, fmt.Errorf("ca: exporting the root key: %w", err)
+	}
+	if _, err := loadRootKey(caDir, root, out, readBack); err != nil {
+		os.Remove(out) // a copy that does not read back is no copy
+		return false, fmt.Errorf("ca: the copy in %s did not read back (%w); it was removed and %s left in place", out, err, src)
+	}
+	if opts.Remove {
+		if err := keys.RemoveFile(src); err != nil {
+			return encrypted, fmt.Errorf("ca: the root key was copied to %s but not removed: %w", out, err)
+		}
+	}
+	return encrypted, nil
 }

@@ -2,15 +2,13 @@ package keys
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // WriteKeyFile writes key as a PKCS#8 PEM file with mode 0600. The write is
@@ -19,12 +17,7 @@ import (
 // directory is created with mode 0700 (an existing one is left as it is).
 // Keys that cannot be exported (an HSM-backed signer) are refused.
 func WriteKeyFile(path string, key crypto.Signer) error {
-	switch key.(type) {
-	case *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey:
-	default:
-		return fmt.Errorf("keys: %T cannot be written to a file", key)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	der, err := marshalPKCS8(key)
 	if err != nil {
 		return fmt.Errorf("keys: encoding %s: %w", path, err)
 	}
@@ -97,6 +90,63 @@ func writeAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	return nil
 }
 
+// WriteNewFile creates path with mode perm and writes data to it, synced,
+// refusing to replace an existing file. It is for copies made to places the
+// operator names (removable media), where a temporary file and a chmod may
+// not be possible: the mode is set when the file is created.
+func WriteNewFile(path string, data []byte, perm os.FileMode) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(path)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("keys: writing %s: %w", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("keys: writing %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("keys: writing %s: %w", path, err)
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// RemoveFile removes path and syncs its directory, so the removal survives
+// a crash.
+func RemoveFile(path string) error {
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// CheckKeyFileMode refuses a private key file that its group or others may
+// access (mode & 0o077 != 0), naming the chmod that fixes it: a key is only
+// as safe as its file, and a key that others could read must be treated as
+// copied. It follows symbolic links. On Windows, where the mode bits say
+// nothing about access, it checks only that the file exists.
+func CheckKeyFileMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return fmt.Errorf("keys: %s has mode %04o: group and others must have no access to a private key; run: chmod 600 %s", path, m, path)
+	}
+	return nil
+}
+
 // syncDir makes a rename durable. Errors are ignored: some file systems do
 // not support syncing a directory, and the data itself is already synced.
 func syncDir(dir string) {
@@ -108,8 +158,9 @@ func syncDir(dir string) {
 
 // LoadKeyFile loads a PEM private key: PKCS#8 ("PRIVATE KEY"), PKCS#1
 // ("RSA PRIVATE KEY") or SEC1 ("EC PRIVATE KEY", an "EC PARAMETERS" block
-// before it is skipped). Encrypted keys are refused. It does not check the
-// file's permissions; callers that care can Stat the file.
+// before it is skipped). Encrypted keys are refused (ErrEncryptedKey; see
+// LoadKeyFileWithPassphrase). It does not check the file's permissions
+// (see CheckKeyFileMode).
 func LoadKeyFile(path string) (crypto.Signer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -125,6 +176,12 @@ func LoadKeyFile(path string) (crypto.Signer, error) {
 
 // ParseKeyPEM parses the first private key in PEM data (see LoadKeyFile).
 func ParseKeyPEM(data []byte) (crypto.Signer, error) {
+	return parseKeyPEM(data, nil)
+}
+
+// parseKeyPEM parses the first private key in PEM data; an encrypted
+// PKCS#8 key is decrypted with passphrase when it is not nil.
+func parseKeyPEM(data, passphrase []byte) (crypto.Signer, error) {
 	rest := data
 	for {
 		var block *pem.Block
@@ -133,7 +190,8 @@ func ParseKeyPEM(data []byte) (crypto.Signer, error) {
 			return nil, errors.New("no PEM private key found")
 		}
 		if _, encrypted := block.Headers["Proc-Type"]; encrypted {
-			return nil, errors.New("encrypted PEM keys are not supported")
+			// MD5 as key derivation: not worth reading.
+			return nil, errors.New("legacy encrypted PEM keys (Proc-Type) are not supported; convert with: openssl pkcs8 -topk8 -v2 aes-256-cbc -v2prf hmacWithSHA256 -iter 600000 -in KEY -out NEW")
 		}
 		var (
 			key any
@@ -148,8 +206,20 @@ func ParseKeyPEM(data []byte) (crypto.Signer, error) {
 			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
 		case "EC PRIVATE KEY":
 			key, err = x509.ParseECPrivateKey(block.Bytes)
-		case "ENCRYPTED PRIVATE KEY":
-			return nil, errors.New("encrypted PKCS#8 keys are not supported")
+		case EncryptedKeyPEMType:
+			if passphrase == nil {
+				return nil, ErrEncryptedKey
+			}
+			der, derr := DecryptPKCS8(block.Bytes, passphrase)
+			if derr != nil {
+				return nil, derr
+			}
+			key, err = x509.ParsePKCS8PrivateKey(der)
+			clear(der)
+			if err != nil {
+				// A wrong passphrase that happened to leave valid padding.
+				return nil, ErrWrongPassphrase
+			}
 		default:
 			return nil, fmt.Errorf("unexpected PEM block %q, want a private key", block.Type)
 		}

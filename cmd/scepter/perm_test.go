@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer for writers in other goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serveOnce runs 'scepter serve' in-process (SCEP on a free port, no
+// HTTPS) with args until it has printed its start-up lines, stops it, and
+// returns what it wrote and its error (a start that fails returns at once).
+func serveOnce(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	e := env{stdout: &out, stderr: &errb, lookupEnv: func(string) (string, bool) { return "", false }}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, e, append([]string{"serve", "--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test"}, args...))
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "Data directory:") {
+		select {
+		case err := <-done:
+			return out.String(), errb.String(), err
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("serve did not start within 60 s:\n%s\n%s", out.String(), errb.String())
+		}
+	}
+	cancel()
+	err = <-done
+	return out.String(), errb.String(), err
+}
+
+func dirMode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
+func TestSecureDataDir(t *testing.T) {
+	tests := []struct {
+		mode      os.FileMode
+		want      os.FileMode
+		tightened bool
+	}{
+		{0o755, 0o700, true},
+		{0o750, 0o700, true},
+		{0o705, 0o700, true},
+		{0o777, 0o700, true},
+		{0o710, 0o700, true},
+		{0o700, 0o700, false},
+		{0o500, 0o500, false}, // tighter already: left alone
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%04o", tt.mode), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			var logb bytes.Buffer
+			if err := secureDataDir(dir, slog.New(slog.NewTextHandler(&logb, nil))); err != nil {
+				t.Fatal(err)
+			}
+			if m := dirMode(t, dir); m != tt.want {
+				t.Errorf("mode %04o, want %04o", m, tt.want)
+			}
+			logged := strings.Contains(logb.String(), fmt.Sprintf("old_mode=%04o new_mode=0700", tt.mode)) &&
+				strings.Contains(logb.String(), "dir="+dir)
+			if logged != tt.tightened {
+				t.Errorf("log %q, want a line about tightening: %v", logb.String(), tt.tightened)
+			}
+			if !tt.tightened && logb.Len() != 0 {
+				t.Errorf("unexpected log: %s", logb.String())
+			}
+		})
+	}
+	if err := secureDataDir(filepath.Join(t.TempDir(), "missing"), slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("a missing data directory passed")
+	}
+}
+
+// The HTTPS key our CA issued lives in DATA/tls, outside the CA directory:
+// it is checked with the data directory.
+func TestSecureDataDirTLSKey(t *testing.T) {
+	for _, tt := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o640, false}, {0o644, false}} {
+		dir := t.TempDir()
+		key := filepath.Join(dir, "tls", "server.key")
+		os.MkdirAll(filepath.Dir(key), 0o700)
+		os.WriteFile(key, []byte("key"), 0o600)
+		os.Chmod(key, tt.mode)
+		err := secureDataDir(dir, slog.New(slog.DiscardHandler))
+		if tt.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "chmod 600 "+key)) {
+			t.Errorf("server.key %04o: err = %v", tt.mode, err)
+		}
+	}
+}
+
+// serve tightens an existing data directory that others may enter, and
+// says so; the old code left it as it was.
+func TestServeTightensDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755) // whatever the umask
+	_, stderr, err := serveOnce(t, "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("serve: %v\n%s", err, stderr)
+	}
+	if m := dirMode(t, dir); m != 0o700 {
+		t.Errorf("data dir mode %04o after serve, want 0700", m)
+	}
+	if !strings.Contains(stderr, "tightened") || !strings.Contains(stderr, "old_mode=0755 new_mode=0700") {
+		t.Errorf("no log line about the tightening:\n%s", stderr)
+	}
+	// Once tight, nothing more is said.
+	_, stderr, err = serveOnce(t, "--data-dir", dir)
+	if err != nil || strings.Contains(stderr, "tightened") {
+		t.Errorf("second start: err %v\n%s", err, stderr)
+	}
+}
