@@ -81,6 +81,13 @@
 // `WWW-Authenticate: Basic realm="scepter"`; only GET and HEAD are allowed,
 // and HEAD answers the headers without minting a challenge. The password is
 // never logged; the challenge's public ID is.
+//
+// Five wrong logins from one address within 15 minutes lock that address
+// out: 429 with Retry-After, one minute, doubling with each further wrong
+// login up to 15 minutes, and a right password is refused as well while it
+// lasts (see Lockout). Because the credentials and the passwords the page
+// hands out must not cross the network in clear, the server mounts it on
+// the HTTPS listener, and on plain HTTP only for loopback clients.
 package ndes
 
 import (
@@ -122,6 +129,11 @@ type Config struct {
 	// (SHA-1 recommended; MD5 and SHA-256 accepted; spaces and colons
 	// ignored). Optional.
 	CAThumbprint string
+	// Lockout is the back-off after failed logins; zero fields take the
+	// defaults.
+	Lockout Lockout
+	// Clock times the lockouts; nil means the system clock.
+	Clock pki.Clock
 }
 
 const (
@@ -156,6 +168,8 @@ type Handler struct {
 	minutes    int
 	profile    string
 	thumbprint string // formatted, "" to leave the sentence out
+	failures   *failures
+	clock      pki.Clock
 	log        *slog.Logger
 }
 
@@ -185,6 +199,10 @@ func New(m Minter, cfg Config, log *slog.Logger) (*Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = pki.SystemClock{}
+	}
 	return &Handler{
 		minter:     m,
 		userHash:   sha256.Sum256([]byte(cfg.Username)),
@@ -193,6 +211,8 @@ func New(m Minter, cfg Config, log *slog.Logger) (*Handler, error) {
 		minutes:    int((ttl + time.Minute - 1) / time.Minute),
 		profile:    cfg.Profile,
 		thumbprint: thumb,
+		failures:   newFailures(cfg.Lockout),
+		clock:      clock,
 		log:        log,
 	}, nil
 }
@@ -254,15 +274,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host := remoteHost(r)
-	if !h.authorized(r) {
-		_, _, present := r.BasicAuth()
-		if present {
-			h.log.Warn("ndes: password page: wrong credentials", "remote", host)
-		}
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
-		http.Error(w, "401 unauthorized", http.StatusUnauthorized)
+	key := clientKey(host)
+	// A locked-out address is refused before its credentials are looked
+	// at: a right guess now must look exactly like a wrong one.
+	if wait := h.failures.locked(key, h.clock.Now()); wait > 0 {
+		tooManyFailures(w, wait)
 		return
 	}
+	if !h.authorized(r) {
+		_, _, present := r.BasicAuth()
+		if !present { // how Fleet's client starts: not a failure
+			unauthorized(w)
+			return
+		}
+		if lock := h.failures.fail(key, h.clock.Now()); lock > 0 {
+			h.log.Warn("ndes: password page: wrong credentials; address locked out", "remote", host, "for", lock.String())
+			tooManyFailures(w, lock)
+			return
+		}
+		h.log.Warn("ndes: password page: wrong credentials", "remote", host)
+		unauthorized(w)
+		return
+	}
+	h.failures.succeed(key)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/html; charset=utf-16")
 	hdr.Set("Cache-Control", "no-store")
@@ -281,6 +315,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("ndes: challenge issued", "challenge_id", ch.ID, "profile", h.profile, "expires", ch.ExpiresAt.UTC().Format(time.RFC3339), "remote", host)
 	writePage(w, http.StatusOK, h.passwordPage(secret))
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+	http.Error(w, "401 unauthorized", http.StatusUnauthorized)
+}
+
+// tooManyFailures answers a locked-out address: 429 and how long to wait,
+// in whole seconds rounded up.
+func tooManyFailures(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
+	http.Error(w, "429 too many failed logins from this address; try again later", http.StatusTooManyRequests)
 }
 
 // authorized compares user and password in constant time, also in their

@@ -443,7 +443,8 @@ func TestWithoutCredentials(t *testing.T) {
 }
 
 func TestWrongCredentials(t *testing.T) {
-	f := newFixture(t, ndes.Config{})
+	// More wrong logins than the default lockout allows: see lockout_test.go.
+	f := newFixture(t, ndes.Config{Lockout: ndes.Lockout{Failures: 100}})
 	for _, c := range [][2]string{
 		{user, "wrong"},
 		{user, pass + "x"},

@@ -1,0 +1,284 @@
+package server_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/server"
+)
+
+// listening is a real server on 127.0.0.1 behind a Guard.
+type listening struct {
+	addr    string
+	limiter *server.ConnLimiter
+	srv     *http.Server
+	done    chan error
+}
+
+// serveGuarded serves h on 127.0.0.1 with the limits, the way `scepter
+// serve` does: the Guard's listener, wrapped in TLS when tlsConf is set,
+// and the production timeouts except for readHeader.
+func serveGuarded(t *testing.T, l server.Limits, readHeader time.Duration, tlsConf *tls.Config, h http.Handler) *listening {
+	t.Helper()
+	g, err := server.NewGuard(l, pki.SystemClock{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: readHeader, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: log.New(io.Discard, "", 0)}
+	limited := g.Protect(srv, ln)
+	s := &listening{addr: ln.Addr().String(), limiter: limited.(*server.ConnLimiter), srv: srv, done: make(chan error, 1)}
+	if tlsConf != nil {
+		srv.TLSConfig = tlsConf
+		limited = tls.NewListener(limited, tlsConf)
+	}
+	go func() { s.done <- srv.Serve(limited) }()
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+// waitOpen polls until the limiter counts n connections.
+func (s *listening) waitOpen(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.limiter.Open() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections open, want %d", s.limiter.Open(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func dialN(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		t.Cleanup(func() { c.Close() })
+	}
+	return conns
+}
+
+// closedWithin reports whether the server closes c within d (a read ends
+// with EOF or a reset rather than the deadline).
+func closedWithin(c net.Conn, d time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, c)
+	return !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+var ok200 = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+
+func getOK(t *testing.T, url string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+}
+
+// When full, a newcomer is served and the connection that has waited
+// longest without a request is closed; the others stay.
+func TestConnLimitEvictsLongestWaiting(t *testing.T) {
+	s := serveGuarded(t, server.Limits{MaxConns: 3, MaxInflight: 10}, 10*time.Second, nil, ok200)
+	var conns []net.Conn
+	for i := range 3 {
+		conns = append(conns, dialN(t, s.addr, 1)...)
+		s.waitOpen(t, i+1) // accepted in this order
+	}
+	getOK(t, "http://"+s.addr+"/")
+	if !closedWithin(conns[0], 2*time.Second) {
+		t.Error("the oldest waiting connection was not closed")
+	}
+	for i, c := range conns[1:] {
+		if closedWithin(c, 100*time.Millisecond) {
+			t.Errorf("connection %d was closed", i+1)
+		}
+	}
+	if n := s.limiter.Open(); n > 3 {
+		t.Errorf("%d connections open", n)
+	}
+}
+
+// A connection whose request is being handled is never closed for a
+// newcomer: the newcomer waits until one ends. Closing the server while
+// Accept waits ends Serve.
+func TestConnLimitKeepsBusyConnections(t *testing.T) {
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	s := serveGuarded(t, server.Limits{MaxConns: 2, MaxInflight: 10}, 10*time.Second, nil, h)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var wg sync.WaitGroup
+	slowStatus := make(chan int, 2)
+	for range 2 {
+		wg.Go(func() {
+			resp, err := client.Get("http://" + s.addr + "/slow")
+			if err != nil {
+				slowStatus <- 0
+				return
+			}
+			resp.Body.Close()
+			slowStatus <- resp.StatusCode
+		})
+		<-entered
+	}
+	fast := make(chan int, 1)
+	go func() {
+		resp, err := client.Get("http://" + s.addr + "/fast")
+		if err != nil {
+			fast <- 0
+			return
+		}
+		resp.Body.Close()
+		fast <- resp.StatusCode
+	}()
+	select {
+	case code := <-fast:
+		t.Fatalf("a third connection was served (%d) while two requests held the limit", code)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	wg.Wait()
+	for range 2 {
+		if code := <-slowStatus; code != 200 {
+			t.Errorf("a busy connection was broken: %d", code)
+		}
+	}
+	if code := <-fast; code != 200 {
+		t.Fatalf("the waiting connection: %d", code)
+	}
+
+	// Fill it again with two busy requests, queue one more, and close.
+	release = make(chan struct{})
+	defer close(release)
+	for range 2 {
+		go client.Get("http://" + s.addr + "/slow")
+		<-entered
+	}
+	dialN(t, s.addr, 1)
+	time.Sleep(50 * time.Millisecond) // let Accept take it and wait
+	s.srv.Close()
+	select {
+	case <-s.done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Serve did not return after Close while Accept waited for room")
+	}
+}
+
+// Clients that never finish their TLS handshake or their request headers
+// are dropped by ReadHeaderTimeout, which Go's server also applies to the
+// handshake; many of them never hold more than MaxConns connections, and a
+// real client is served meanwhile.
+func TestSlowClientsAreDropped(t *testing.T) {
+	tlsConf := selfSigned(t)
+	const timeout = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		tls   bool
+		write func(net.Conn) // what the slow client sends, in the background
+	}{
+		{"TLS, nothing sent", true, func(net.Conn) {}},
+		{"TLS, half a ClientHello", true, func(c net.Conn) { c.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01}) }},
+		{"TLS, ClientHello a byte at a time", true, func(c net.Conn) {
+			for _, b := range []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03} {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}},
+		{"plain, nothing sent", false, func(net.Conn) {}},
+		{"plain, headers a byte at a time", false, func(c net.Conn) {
+			for _, b := range []byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa") {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var conf *tls.Config
+			scheme := "http"
+			if tc.tls {
+				conf, scheme = tlsConf, "https"
+			}
+			s := serveGuarded(t, server.Limits{MaxConns: 20, MaxInflight: 10}, timeout, conf, ok200)
+			start := time.Now()
+			conns := dialN(t, s.addr, 50)
+			for _, c := range conns {
+				go tc.write(c)
+			}
+			if n := s.limiter.Open(); n > 20 {
+				t.Errorf("%d connections open, limit 20", n)
+			}
+			// A real client gets through meanwhile.
+			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+			resp, err := client.Get(scheme + "://" + s.addr + "/")
+			if err != nil {
+				t.Fatalf("a real client during the slow ones: %v", err)
+			}
+			resp.Body.Close()
+			// Every slow one is closed, by eviction or by the timeout, well
+			// before the test's patience ends.
+			for i, c := range conns {
+				if !closedWithin(c, 3*time.Second) {
+					t.Fatalf("slow connection %d still open after %v", i, time.Since(start))
+				}
+			}
+			if d := time.Since(start); d < timeout {
+				t.Errorf("all dropped after %v, before the timeout itself", d)
+			}
+			s.waitOpen(t, 0)
+		})
+	}
+}
+
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}

@@ -1,0 +1,343 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	stdlog "log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// Limits bound the work anyone on the network can make a listener do
+// before any authentication or cryptography: how many connections it
+// keeps open, how many requests it handles at once, and how many requests
+// one client address may send per second.
+type Limits struct {
+	// MaxConns bounds the open connections of each listener. When it is
+	// reached, a new connection closes the one that has waited longest
+	// without a request in progress (a TLS handshake or request headers
+	// not finished, or an idle keep-alive); when every connection is busy
+	// with a request, new ones wait in the kernel's queue.
+	MaxConns int
+	// MaxInflight bounds the requests each listener handles at once; one
+	// more is answered 503 with Retry-After at once, never queued.
+	MaxInflight int
+	// RateLimit is how many requests per second one client address may
+	// send (a token bucket per address, in this process's memory);
+	// RateBurst is the bucket's size. Beyond it: 429 with Retry-After.
+	// Zero RateLimit switches it off.
+	RateLimit float64
+	RateBurst int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed; without them only the TCP peer address counts.
+	TrustedProxies []netip.Prefix
+	// MaxClients bounds the client addresses the rate limiter tracks;
+	// zero means DefaultMaxClients.
+	MaxClients int
+}
+
+// Defaults of Limits, generous for a small server: real clients and our
+// own test suites never meet them. The burst is large because one address
+// may stand for many devices (a site behind NAT, an MDM that proxies SCEP):
+// 80 devices enrolling at once send 240 requests. The sustained rate, 20 a
+// second, is about 7 enrollments a second from one address.
+const (
+	DefaultMaxConns    = 1024
+	DefaultMaxInflight = 64
+	DefaultRateLimit   = 20
+	DefaultRateBurst   = 250
+	// DefaultMaxClients addresses cost about 200 bytes each.
+	DefaultMaxClients = 16384
+	// busyRetryAfter is the Retry-After of a 503: requests in flight end
+	// within seconds.
+	busyRetryAfter = time.Second
+	// refusalLogEvery is how often refusals are summarised in the log, so
+	// a flood does not become a flood of log lines.
+	refusalLogEvery = time.Minute
+	// errorLogBurst is how many lines of the HTTP server's own error log
+	// (TLS handshake errors and the like) pass per refusalLogEvery.
+	errorLogBurst = 20
+)
+
+// Guard applies Limits to the listeners of one server. The rate limiter is
+// shared by every listener of the process; connections and requests in
+// flight are bounded per listener.
+type Guard struct {
+	limits  Limits
+	clock   pki.Clock
+	rate    *rateLimiter // nil when off
+	limited *tally       // 429s
+	busy    *tally       // 503s
+	evicted *tally       // connections closed for newcomers
+}
+
+// NewGuard checks l and returns a Guard; log and clock may be nil (no
+// log, the system clock).
+func NewGuard(l Limits, clock pki.Clock, log *slog.Logger) (*Guard, error) {
+	if l.MaxConns < 1 {
+		return nil, errors.New("server: the connection limit must be at least 1")
+	}
+	if l.MaxInflight < 1 {
+		return nil, errors.New("server: the limit of requests in flight must be at least 1")
+	}
+	if l.RateLimit < 0 {
+		return nil, errors.New("server: the rate limit must not be negative (0 switches it off)")
+	}
+	if l.RateLimit > 0 && l.RateBurst < 1 {
+		return nil, errors.New("server: the rate limit's burst must be at least 1")
+	}
+	if l.MaxClients <= 0 {
+		l.MaxClients = DefaultMaxClients
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if clock == nil {
+		clock = pki.SystemClock{}
+	}
+	g := &Guard{
+		limits:  l,
+		clock:   clock,
+		limited: &tally{log: log, clock: clock, msg: "requests refused: rate limit per client address (429)"},
+		busy:    &tally{log: log, clock: clock, msg: "requests refused: too many in flight (503)"},
+		evicted: &tally{log: log, clock: clock, msg: "connections closed to make room: connection limit reached"},
+	}
+	if l.RateLimit > 0 {
+		g.rate = newRateLimiter(l.RateLimit, l.RateBurst, l.MaxClients, clock)
+	}
+	return g, nil
+}
+
+// Protect applies the limits to one listener and its server: it wraps the
+// server's handler (Handler), hooks its ConnState, thins out its ErrorLog
+// (errorLogBurst lines a minute, then a count), and returns the listener
+// to serve, bounded to MaxConns. For HTTPS, wrap the returned
+// listener in TLS: the limit counts TCP connections, handshakes included.
+// Call it once per listener, before serving.
+func (g *Guard) Protect(srv *http.Server, ln net.Listener) net.Listener {
+	srv.Handler = g.Handler(srv.Handler)
+	if srv.ErrorLog != nil {
+		// Go logs every failed handshake: thinned out, so that a flood of
+		// them does not fill the disk.
+		srv.ErrorLog = stdlog.New(&quietWriter{w: srv.ErrorLog.Writer(), clock: g.clock}, srv.ErrorLog.Prefix(), srv.ErrorLog.Flags())
+	}
+	cl := NewConnLimiter(ln, g.limits.MaxConns, g.evicted.add)
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		cl.ConnState(c, s)
+		if prev != nil {
+			prev(c, s)
+		}
+	}
+	return cl
+}
+
+// Handler wraps one listener's handler: it settles the client address
+// (r.RemoteAddr becomes the forwarded client's, port 0, when a trusted
+// proxy sent the request), applies the rate limit and then the cap on
+// requests in flight. Cheap requests (GetCACaps, GetCACert, cacerts) share
+// the cap with the rest: they finish in microseconds, so they hardly hold
+// a slot, and exempting them would leave a path that floods uncapped.
+// Each call makes a new cap: call it once per listener.
+func (g *Guard) Handler(next http.Handler) http.Handler {
+	slots := make(chan struct{}, g.limits.MaxInflight)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr, forwarded := g.clientAddr(r)
+		if forwarded {
+			r2 := *r
+			r2.RemoteAddr = netip.AddrPortFrom(addr, 0).String()
+			r = &r2
+		}
+		if g.rate != nil {
+			if ok, wait := g.rate.allow(clientKey(addr)); !ok {
+				g.limited.add()
+				refuse(w, http.StatusTooManyRequests, wait, "too many requests from this address")
+				return
+			}
+		}
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		default:
+			g.busy.add()
+			refuse(w, http.StatusServiceUnavailable, busyRetryAfter, "server busy")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refuse answers a request the limits turn away, and closes the connection:
+// a client that is turned away should not keep a connection slot.
+func refuse(w http.ResponseWriter, status int, retryAfter time.Duration, reason string) {
+	h := w.Header()
+	h.Set("Retry-After", strconv.FormatInt(retrySeconds(retryAfter), 10))
+	h.Set("Connection", "close")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "%d %s\n", status, reason)
+}
+
+// retrySeconds rounds up to whole seconds, at least 1 (Retry-After has no
+// fractions, and 0 invites an immediate retry).
+func retrySeconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+// clientAddr is the address the limits apply to: the TCP peer, or, when
+// the peer is a trusted proxy, the nearest address in X-Forwarded-For that
+// is not one (reading from the right, since each proxy appends). forwarded
+// reports that it is not the peer. An unparseable RemoteAddr gives the
+// zero Addr, one bucket for all such requests.
+func (g *Guard) clientAddr(r *http.Request) (addr netip.Addr, forwarded bool) {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	addr = peer.Addr().Unmap()
+	if !g.trusted(addr) {
+		return addr, false
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, ok := parseHop(hops[i])
+		if !ok {
+			break // garbage left of here came from the client: stop at the last proxy
+		}
+		addr = hop
+		if !g.trusted(hop) {
+			break
+		}
+	}
+	return addr, addr != peer.Addr().Unmap()
+}
+
+func (g *Guard) trusted(a netip.Addr) bool {
+	for _, p := range g.limits.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, optionally with a
+// port.
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone(""), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	return netip.Addr{}, false
+}
+
+// clientKey groups addresses the way one client holds them: an IPv4
+// address alone, an IPv6 address by its /64 (a host usually has a whole
+// /64, so per-address buckets would give it 2^64 of them).
+func clientKey(a netip.Addr) netip.Addr {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
+}
+
+// ParsePrefixes reads a comma-separated list of CIDR prefixes or single
+// addresses (a /32 or /128).
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", part)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// tally counts refusals of one kind and logs a summary at most once per
+// refusalLogEvery: the first refusal at once, then how many followed.
+type tally struct {
+	log   *slog.Logger
+	clock pki.Clock
+	msg   string
+
+	mu     sync.Mutex
+	count  int
+	logged time.Time
+}
+
+func (t *tally) add() {
+	now := t.clock.Now()
+	t.mu.Lock()
+	t.count++
+	if !t.logged.IsZero() && now.Sub(t.logged) < refusalLogEvery {
+		t.mu.Unlock()
+		return
+	}
+	n, since := t.count, t.logged
+	t.count, t.logged = 0, now
+	t.mu.Unlock()
+	if since.IsZero() {
+		t.log.Warn(t.msg, "count", n)
+		return
+	}
+	t.log.Warn(t.msg, "count", n, "since", since.Format(time.RFC3339))
+}
+
+// quietWriter lets errorLogBurst lines through per refusalLogEvery and
+// counts the rest, reporting the count with the first line of the next
+// period. Each Write is one line (log.Logger writes whole lines).
+type quietWriter struct {
+	w     io.Writer
+	clock pki.Clock
+
+	mu      sync.Mutex
+	period  time.Time
+	passed  int
+	dropped int
+}
+
+func (q *quietWriter) Write(p []byte) (int, error) {
+	now := q.clock.Now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if now.Sub(q.period) >= refusalLogEvery {
+		if q.dropped > 0 {
+			fmt.Fprintf(q.w, "http: %d more server errors were not logged since %s\n", q.dropped, q.period.Format(time.RFC3339))
+		}
+		q.period, q.passed, q.dropped = now, 0, 0
+	}
+	if q.passed >= errorLogBurst {
+		q.dropped++
+		return len(p), nil
+	}
+	q.passed++
+	return q.w.Write(p)
+}

@@ -1,0 +1,244 @@
+package server_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pkitest"
+	"github.com/scepter/scepter/internal/server"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// echoRemote answers 200 with the RemoteAddr it was given.
+var echoRemote = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.RemoteAddr) })
+
+func guarded(t *testing.T, l server.Limits, clock *pkitest.Clock, h http.Handler) http.Handler {
+	t.Helper()
+	if l.MaxConns == 0 {
+		l.MaxConns = 10
+	}
+	if l.MaxInflight == 0 {
+		l.MaxInflight = 10
+	}
+	g, err := server.NewGuard(l, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.Handler(h)
+}
+
+func get(h http.Handler, remote string, hdr ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodGet, "/scep?operation=GetCACaps", nil)
+	req.RemoteAddr = remote
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+type rateStep struct {
+	advance    time.Duration
+	from       string
+	want       int
+	retryAfter string
+}
+
+// A token bucket per client address: the burst passes, then 429 with a
+// Retry-After until a token is back, and other addresses are not affected.
+func TestRateLimit(t *testing.T) {
+	const a, b = "192.0.2.1:1000", "192.0.2.2:1000"
+	for _, tc := range []struct {
+		name  string
+		rate  float64
+		burst int
+		steps []rateStep
+	}{
+		{name: "2/s burst 3", rate: 2, burst: 3, steps: []rateStep{
+			{0, a, 200, ""}, {0, a, 200, ""}, {0, a, 200, ""},
+			{0, a, 429, "1"}, // a token in 0.5 s, rounded up
+			{0, b, 200, ""},  // another address has its own bucket
+			{500 * time.Millisecond, a, 200, ""},
+			{0, a, 429, "1"},
+			{10 * time.Second, a, 200, ""}, {0, a, 200, ""}, {0, a, 200, ""}, // refilled to the burst, not beyond
+			{0, a, 429, "1"},
+		}},
+		{name: "one every 10 s", rate: 0.1, burst: 1, steps: []rateStep{
+			{0, a, 200, ""}, {0, a, 429, "10"},
+			{4 * time.Second, a, 429, "6"},
+			{6 * time.Second, a, 200, ""},
+		}},
+		{name: "an IPv6 /64 is one client", rate: 1, burst: 1, steps: []rateStep{
+			{0, "[2001:db8::1]:1", 200, ""}, {0, "[2001:db8::2]:1", 429, "1"}, {0, "[2001:db8:0:1::1]:1", 200, ""},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := pkitest.NewClock(t0)
+			h := guarded(t, server.Limits{RateLimit: tc.rate, RateBurst: tc.burst}, clock, echoRemote)
+			for i, s := range tc.steps {
+				clock.Advance(s.advance)
+				rec := get(h, s.from)
+				if rec.Code != s.want || rec.Header().Get("Retry-After") != s.retryAfter {
+					t.Fatalf("step %d %+v: %d Retry-After %q", i, s, rec.Code, rec.Header().Get("Retry-After"))
+				}
+				if rec.Code == http.StatusTooManyRequests && rec.Header().Get("Connection") != "close" {
+					t.Errorf("step %d: a 429 keeps the connection open", i)
+				}
+			}
+		})
+	}
+}
+
+func TestRateLimitOff(t *testing.T) {
+	h := guarded(t, server.Limits{}, pkitest.NewClock(t0), echoRemote)
+	for i := range 1000 {
+		if rec := get(h, "192.0.2.1:1"); rec.Code != 200 {
+			t.Fatalf("request %d: %d", i, rec.Code)
+		}
+	}
+}
+
+// One request more than MaxInflight is answered 503 at once, not queued.
+func TestInflightCap(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("slow") != "" {
+			entered <- struct{}{}
+			<-release
+		}
+	})
+	h := guarded(t, server.Limits{MaxInflight: 2}, pkitest.NewClock(t0), slow)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			req := httptest.NewRequest(http.MethodGet, "/?slow=1", nil)
+			req.RemoteAddr = fmt.Sprintf("192.0.2.%d:1", i+1)
+			h.ServeHTTP(httptest.NewRecorder(), req)
+		})
+		<-entered
+	}
+	rec := get(h, "192.0.2.9:1")
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" || rec.Header().Get("Connection") != "close" {
+		t.Fatalf("third request: %d %v", rec.Code, rec.Header())
+	}
+	close(release)
+	wg.Wait()
+	if rec := get(h, "192.0.2.9:1"); rec.Code != 200 {
+		t.Fatalf("after the slow ones: %d", rec.Code)
+	}
+}
+
+// X-Forwarded-For counts only from a trusted proxy, read from the right:
+// what a client writes into it itself is left of what the proxy appends.
+func TestTrustedProxy(t *testing.T) {
+	proxies, err := server.ParsePrefixes("10.0.0.0/8, 2001:db8:ffff::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		peer   string
+		xff    []string
+		client string // RemoteAddr the handler sees
+	}{
+		{"no proxy configured for this peer", "203.0.113.9:4000", []string{"198.51.100.1"}, "203.0.113.9:4000"},
+		{"trusted proxy", "10.1.2.3:4000", []string{"198.51.100.1"}, "198.51.100.1:0"},
+		{"client-written entry is ignored", "10.1.2.3:4000", []string{"6.6.6.6, 198.51.100.1"}, "198.51.100.1:0"},
+		{"two proxies", "10.1.2.3:4000", []string{"198.51.100.1, 10.9.9.9"}, "198.51.100.1:0"},
+		{"two header lines", "10.1.2.3:4000", []string{"6.6.6.6", "198.51.100.1"}, "198.51.100.1:0"},
+		{"entry with port", "10.1.2.3:4000", []string{"198.51.100.1:555"}, "198.51.100.1:0"},
+		{"garbage left of the client", "10.1.2.3:4000", []string{"garbage, 198.51.100.1"}, "198.51.100.1:0"},
+		{"garbage from the proxy", "10.1.2.3:4000", []string{"garbage"}, "10.1.2.3:4000"},
+		{"no header", "10.1.2.3:4000", nil, "10.1.2.3:4000"},
+		{"only proxies", "10.1.2.3:4000", []string{"10.4.4.4"}, "10.4.4.4:0"},
+		{"IPv6 proxy", "[2001:db8:ffff::1]:4000", []string{"2001:db8:1::7"}, "[2001:db8:1::7]:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := guarded(t, server.Limits{TrustedProxies: proxies}, pkitest.NewClock(t0), echoRemote)
+			var hdr []string
+			for _, v := range tc.xff {
+				hdr = append(hdr, "X-Forwarded-For", v)
+			}
+			if rec := get(h, tc.peer, hdr...); rec.Body.String() != tc.client {
+				t.Errorf("client %q, want %q", rec.Body.String(), tc.client)
+			}
+		})
+	}
+	// The rate limit applies to the forwarded client, not to the proxy.
+	h := guarded(t, server.Limits{TrustedProxies: proxies, RateLimit: 1, RateBurst: 1}, pkitest.NewClock(t0), echoRemote)
+	for i := range 5 {
+		if rec := get(h, "10.0.0.1:1", "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i)); rec.Code != 200 {
+			t.Fatalf("client %d behind the proxy: %d", i, rec.Code)
+		}
+	}
+	if rec := get(h, "10.0.0.1:1", "X-Forwarded-For", "198.51.100.0"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("a client's second request behind the proxy: %d", rec.Code)
+	}
+	// Without trusted proxies the header is ignored: spoofing it buys no
+	// fresh bucket.
+	h = guarded(t, server.Limits{RateLimit: 1, RateBurst: 1}, pkitest.NewClock(t0), echoRemote)
+	get(h, "203.0.113.9:1")
+	if rec := get(h, "203.0.113.9:1", "X-Forwarded-For", "198.51.100.77"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("X-Forwarded-For from an untrusted peer bought a new bucket: %d", rec.Code)
+	}
+}
+
+func TestParsePrefixes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{"", nil, false},
+		{"10.0.0.0/8", []string{"10.0.0.0/8"}, false},
+		{"10.1.2.3/8, 192.0.2.1 ,::1", []string{"10.0.0.0/8", "192.0.2.1/32", "::1/128"}, false},
+		{"::ffff:192.0.2.1", []string{"192.0.2.1/32"}, false},
+		{"10.0.0.0/33", nil, true},
+		{"proxy.example", nil, true},
+	} {
+		got, err := server.ParsePrefixes(tc.in)
+		if (err != nil) != tc.err {
+			t.Errorf("%q: err %v", tc.in, err)
+			continue
+		}
+		var s []string
+		for _, p := range got {
+			s = append(s, p.String())
+		}
+		if strings.Join(s, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%q: %v, want %v", tc.in, s, tc.want)
+		}
+	}
+}
+
+func TestNewGuardValidates(t *testing.T) {
+	ok := server.Limits{MaxConns: 1, MaxInflight: 1}
+	for _, tc := range []struct {
+		name   string
+		change func(*server.Limits)
+		valid  bool
+	}{
+		{"minimal", func(*server.Limits) {}, true},
+		{"rate limit", func(l *server.Limits) { l.RateLimit, l.RateBurst = 0.5, 1 }, true},
+		{"no connections", func(l *server.Limits) { l.MaxConns = 0 }, false},
+		{"no requests", func(l *server.Limits) { l.MaxInflight = 0 }, false},
+		{"negative rate", func(l *server.Limits) { l.RateLimit = -1 }, false},
+		{"rate without burst", func(l *server.Limits) { l.RateLimit = 5 }, false},
+	} {
+		l := ok
+		l.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		tc.change(&l)
+		if _, err := server.NewGuard(l, pkitest.NewClock(t0), nil); (err == nil) != tc.valid {
+			t.Errorf("%s: err %v", tc.name, err)
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package server_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/scepter/scepter/internal/server"
+)
+
+// The NDES page hands out credentials: on the HTTPS listener it is served
+// to anyone (who then needs its password), on plain HTTP only to loopback
+// clients; everyone else gets 403 naming the https URL.
+func TestNDESPageOnPlainHTTPOnlyForLoopback(t *testing.T) {
+	ndes := routes{"/certsrv/mscep_admin/{$}": named("ndes")}
+	withTLS := server.Handlers{SCEP: routes{"/scep": named("scep")}, NDES: ndes, HTTPSPort: "8443"}
+	plain, err := server.PlainMux(withTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secure, err := server.TLSMux(withTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noTLS, err := server.PlainMux(server.Handlers{NDES: ndes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		mux    *http.ServeMux
+		remote string
+		host   string
+		want   int
+		body   string // a substring of the answer
+	}{
+		{"plain, 127.0.0.1", plain, "127.0.0.1:5000", "ca.example:8080", 200, "ndes"},
+		{"plain, 127.0.0.2", plain, "127.0.0.2:5000", "ca.example:8080", 200, "ndes"},
+		{"plain, ::1", plain, "[::1]:5000", "ca.example:8080", 200, "ndes"},
+		{"plain, v4-mapped loopback", plain, "[::ffff:127.0.0.1]:5000", "ca.example", 200, "ndes"},
+		{"plain, LAN client", plain, "192.168.1.20:5000", "ca.example:8080", 403, "https://ca.example:8443/certsrv/mscep_admin/"},
+		{"plain, IPv6 client", plain, "[2001:db8::5]:5000", "[2001:db8::1]:8080", 403, "https://[2001:db8::1]:8443/certsrv/mscep_admin/"},
+		{"plain, host without port", plain, "10.0.0.9:5000", "ca.example", 403, "https://ca.example:8443/"},
+		{"plain, no HTTPS listener", noTLS, "10.0.0.9:5000", "ca.example", 403, "--est-listen"},
+		{"plain, SCEP unaffected", plain, "192.168.1.20:5000", "ca.example", 200, "scep"},
+		{"HTTPS, LAN client", secure, "192.168.1.20:5000", "ca.example:8443", 200, "ndes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "/certsrv/mscep_admin/"
+			if strings.Contains(tc.name, "SCEP") {
+				path = "/scep"
+			}
+			req := httptest.NewRequest(http.MethodGet, path, nil)
+			req.RemoteAddr, req.Host = tc.remote, tc.host
+			rec := httptest.NewRecorder()
+			tc.mux.ServeHTTP(rec, req)
+			if rec.Code != tc.want || !strings.Contains(rec.Body.String(), tc.body) {
+				t.Errorf("%d %q, want %d with %q", rec.Code, rec.Body.String(), tc.want, tc.body)
+			}
+		})
+	}
+}
