@@ -2,28 +2,83 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/user"
+	"strings"
+	"text/tabwriter"
 	"time"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/pki"
 )
 
+const challengeUsage = "usage: scepter challenge new [--ttl 60m] [--profile NAME] [--subject DN] [--dns NAME] [--email ADDR] | challenge list [--json]"
+
 func cmdChallenge(ctx context.Context, e env, args []string) error {
-	const usage = "usage: scepter challenge new [--ttl 60m] [--profile NAME] [--data-dir DIR]"
-	sub, err := subcommand(e, args, usage)
+	sub, err := subcommand(e, args, challengeUsage)
 	if err != nil {
 		return err
 	}
-	if sub != "new" {
-		return usageError{usage}
+	switch sub {
+	case "new":
+		return challengeNew(ctx, e, args[1:])
+	case "list":
+		return challengeList(ctx, e, args[1:])
 	}
+	return usageError{challengeUsage}
+}
+
+func challengeNew(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
-	var ttl time.Duration
-	var profile string
-	fs := newFlagSet(e, "challenge new", "challenge new [--ttl 60m] [--profile NAME]")
+	var spec struct {
+		ttl              time.Duration
+		profile, subject string
+		dns, emails      stringList
+	}
+	fs := newFlagSet(e, "challenge new", "challenge new [--ttl 60m] [--profile NAME] [--subject DN] [--dns NAME] [--email ADDR]")
 	sf.register(fs)
-	fs.DurationVar(&ttl, "ttl", 60*time.Minute, "how long the challenge stays valid")
-	fs.StringVar(&profile, "profile", "", "restrict the challenge to one profile")
-	if err := parseFlags(fs, e, args[1:], 0, sf.sections()); err != nil {
+	fs.DurationVar(&spec.ttl, "ttl", 60*time.Minute, "how long the challenge stays valid")
+	fs.StringVar(&spec.profile, "profile", "", "the profile it is valid for (default: the default profile)")
+	fs.StringVar(&spec.subject, "subject", "", "bind it to this subject, e.g. 'CN=device-1,O=Acme'")
+	fs.Var(&spec.dns, "dns", "bind it to these DNS names (repeatable): the request may name no others")
+	fs.Var(&spec.emails, "email", "bind it to these email addresses (repeatable)")
+	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
+		return err
+	}
+	if spec.subject != "" {
+		if _, err := csr.ParseDN(spec.subject); err != nil {
+			return usageError{"--subject: " + err.Error()}
+		}
+	}
+	svc, st, err := sf.adminService(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	secret, ch, err := svc.NewChallengeFor(ctx, admin.ChallengeSpec{TTL: spec.ttl, Profile: spec.profile, Subject: spec.subject,
+		DNSNames: spec.dns, Emails: spec.emails, Actor: cliActor()})
+	if err != nil {
+		return err
+	}
+	// The secret alone on stdout, so scripts can capture it.
+	fmt.Fprintln(e.stdout, secret)
+	bound := ""
+	if spec.subject != "" || len(spec.dns)+len(spec.emails) > 0 {
+		bound = fmt.Sprintf(", bound to %s", strings.Join(append(append([]string{spec.subject}, spec.dns...), spec.emails...), " "))
+	}
+	fmt.Fprintf(e.stderr, "one-time challenge %s for profile %s%s, valid until %s\n", ch.ID, ch.Profile, bound, ch.ExpiresAt.Format(time.RFC3339))
+	return nil
+}
+
+func challengeList(ctx context.Context, e env, args []string) error {
+	var sf storeFlags
+	var asJSON bool
+	fs := newFlagSet(e, "challenge list", "challenge list [--json]")
+	sf.register(fs)
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
 	}
 	svc, st, err := sf.adminService(ctx)
@@ -31,14 +86,55 @@ func cmdChallenge(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer st.Close()
-	secret, ch, err := svc.NewChallenge(ctx, ttl, profile, cliActor())
+	list, err := svc.Challenges(ctx, 1000)
 	if err != nil {
 		return err
 	}
-	// The secret alone on stdout, so scripts can capture it.
-	fmt.Fprintln(e.stdout, secret)
-	fmt.Fprintf(e.stderr, "one-time challenge %s, valid until %s\n", ch.ID, ch.ExpiresAt.Format(time.RFC3339))
-	return nil
+	now := pki.SystemClock{}.Now()
+	type challengeJSON struct {
+		ID         string    `json:"id"`
+		Profile    string    `json:"profile"`
+		Subject    string    `json:"bound_subject,omitempty"`
+		Names      []string  `json:"bound_names,omitempty"`
+		State      string    `json:"state"`
+		CreatedAt  time.Time `json:"created_at"`
+		ExpiresAt  time.Time `json:"expires_at"`
+		CreatedBy  string    `json:"created_by"`
+		FailedUses int       `json:"failed_uses"`
+	}
+	var out []challengeJSON
+	for _, c := range list {
+		st := "unused"
+		switch {
+		case !c.ConsumedAt.IsZero():
+			st = "used"
+		case !c.LockedAt.IsZero():
+			st = "locked"
+		case !now.Before(c.ExpiresAt):
+			st = "expired"
+		}
+		j := challengeJSON{ID: c.ID, Profile: c.Profile, Names: c.BoundSANs, State: st, CreatedAt: c.CreatedAt.UTC(), ExpiresAt: c.ExpiresAt.UTC(),
+			CreatedBy: c.CreatedBy, FailedUses: c.FailedUses}
+		if len(c.BoundSubject) > 0 {
+			j.Subject = csr.NameString(c.BoundSubject)
+		}
+		out = append(out, j)
+	}
+	if asJSON {
+		if out == nil {
+			out = []challengeJSON{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPROFILE\tSTATE\tEXPIRES\tBOUND TO\tCREATED BY")
+	for _, c := range out {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Profile, c.State, c.ExpiresAt.Format(time.RFC3339),
+			strings.TrimSpace(c.Subject+" "+strings.Join(c.Names, " ")), c.CreatedBy)
+	}
+	return tw.Flush()
 }
 
 // cliActor names the operator for the audit trail.

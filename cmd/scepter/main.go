@@ -38,7 +38,7 @@ func commands() []command {
 		{"challenge", "manage one-time enrollment challenges (challenge new)", cmdChallenge},
 		{"est", "enroll over EST (est cacerts|enroll|reenroll|serverkeygen) and manage EST users (est user)", cmdEST},
 		{"certs", "list and show issued certificates (certs list | certs show SERIAL)", cmdCerts},
-		{"ca", "manage the CA (ca rollover | ca show)", cmdCA},
+		{"ca", "manage the CA (ca rollover | ca show | ca root export)", cmdCA},
 		{"version", "print the version", cmdVersion},
 	}
 }

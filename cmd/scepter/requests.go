@@ -103,7 +103,7 @@ func (s *storeFlags) adminService(ctx context.Context) (*admin.Service, store.St
 	if err != nil {
 		return nil, nil, err
 	}
-	return admin.New(st, pki.SystemClock{}, nil, profiles), st, nil
+	return admin.New(st, pki.SystemClock{}, nil, profiles, s.defaultProfile), st, nil
 }
 
 // storeAndProfiles opens the store of an existing data directory and reads

@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +39,7 @@ type serveFlags struct {
 	listen           string
 	challenge        string
 	challengeFile    string
+	challengeProfile string
 	caKeyType        string
 	scepRA           string
 	allowInsecureDES bool
@@ -56,6 +59,9 @@ type serveFlags struct {
 
 	caReload time.Duration
 
+	// Read only when a CA is created: root.key is then encrypted.
+	rootKeyPassphraseFile string
+
 	estListen       string
 	estServerNames  nameList
 	tlsCert         string
@@ -64,6 +70,15 @@ type serveFlags struct {
 	tlsMaxVersion   string
 	estClientCAFile string
 	estRetryAfter   time.Duration
+	weakKeysFiles   nameList
+
+	// Bounds on unauthenticated work, per listener (see server.Limits).
+	maxConns          int
+	maxInflight       int
+	rateLimit         float64
+	rateBurst         int
+	trustedProxy      string
+	readHeaderTimeout time.Duration
 }
 
 // nameList is a comma-separated list flag whose default is replaced, not
@@ -97,7 +112,9 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to listen on for SCEP (HTTP)")
 	fs.StringVar(&f.challenge, "challenge", "", "static challenge password (prefer --challenge-file or SCEPTER_CHALLENGE: flags show in ps)")
 	fs.StringVar(&f.challengeFile, "challenge-file", "", "file holding the static challenge password")
+	fs.StringVar(&f.challengeProfile, "challenge-profile", "", "the one profile the static challenge is valid at (default: --default-profile)")
 	fs.StringVar(&f.caKeyType, "ca-key-type", "p256", "key type of a new CA: p256, p384, rsa2048, rsa3072, rsa4096")
+	fs.StringVar(&f.rootKeyPassphraseFile, "root-key-passphrase-file", "", "when a new CA is created, encrypt its root.key with the first line of this file (ignored for an existing CA)")
 	fs.StringVar(&f.scepRA, "scep-ra", "separate", "SCEP RA: 'separate' (an RSA-2048 RA certificate) or 'ca' (the issuing CA itself; RSA CAs only)")
 	fs.BoolVar(&f.allowInsecureDES, "allow-insecure-des", false, "accept single-DES request envelopes from legacy clients (RFC 8894 forbids it; replies use DES3)")
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", scepserver.DefaultMaxClockSkew, "largest accepted difference between a request's signingTime and the server clock")
@@ -119,8 +136,15 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "its private key (PEM)")
 	fs.StringVar(&f.tlsMinVersion, "tls-min-version", "1.2", "lowest TLS version of the HTTPS listener: 1.2 or 1.3")
 	fs.StringVar(&f.tlsMaxVersion, "tls-max-version", "1.3", "highest TLS version of the HTTPS listener: 1.2 or 1.3")
+	fs.Var(&f.weakKeysFiles, "weak-keys-file", "RSA weak-key blocklists to refuse beyond the built-in ones (openssl-blacklist lines or boulder's JSON; comma-separated), e.g. the complete Debian CVE-2008-0166 lists")
 	fs.StringVar(&f.estClientCAFile, "est-client-ca-file", "", "PEM bundle of manufacturer CAs whose client certificates (IDevIDs) may enroll at profiles with est_manufacturer_auth")
 	fs.DurationVar(&f.estRetryAfter, "est-retry-after", estserver.DefaultRetryAfter, "how long EST clients are told to wait (Retry-After) while a request awaits approval")
+	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "open connections per listener; when full, the connection waiting longest without a request is closed for a new one")
+	fs.IntVar(&f.maxInflight, "max-inflight", server.DefaultMaxInflight, "requests handled at once per listener; beyond it: 503 with Retry-After")
+	fs.Float64Var(&f.rateLimit, "rate-limit", server.DefaultRateLimit, "requests per second per client address (token bucket, per node); beyond it: 429 with Retry-After; 0 disables")
+	fs.IntVar(&f.rateBurst, "rate-burst", server.DefaultRateBurst, "burst of --rate-limit: requests a client address may send at once")
+	fs.StringVar(&f.trustedProxy, "trusted-proxy", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For names the client; by default only the TCP peer counts")
+	fs.DurationVar(&f.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers, and on HTTPS to finish the TLS handshake")
 	return fs, f
 }
 
@@ -145,8 +169,15 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	if err := secureDataDir(f.dataDir, log); err != nil {
+		return err
+	}
 	clock := pki.SystemClock{}
-	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA}
+	guard, err := f.guard(clock, log)
+	if err != nil {
+		return err
+	}
+	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase()}
 	authority, created, err := ca.LoadOrCreate(f.dataDir, initOpts, clock)
 	if err != nil {
 		return err
@@ -154,6 +185,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	for _, msg := range authority.IgnoredOptions(initOpts) {
 		log.Info("existing CA kept: " + msg)
 	}
+	rootKeyLines := f.rootKeyNotice(created, log)
 	st, err := sqlite.Open(ctx, f.dbPath())
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -166,7 +198,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("audit: %w", err)
 		}
 	}
-	challenge, generated, err := f.resolveChallenge()
+	challenge, generated, challengeCreated, err := f.resolveChallenge()
 	if err != nil {
 		return err
 	}
@@ -174,12 +206,25 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := enroll.Config{StaticChallenge: challenge, Profiles: profiles, DefaultProfile: f.defaultProfile}
-	if cfg.Webhook, err = f.webhook(profiles); err != nil {
+	if f.challengeProfile != "" {
+		if _, ok := profiles[f.challengeProfile]; !ok {
+			return usageError{fmt.Sprintf("--challenge-profile %q is not a configured profile", f.challengeProfile)}
+		}
+	}
+	cfg := enroll.Config{StaticChallenge: challenge, StaticChallengeProfile: f.challengeProfile, Profiles: profiles, DefaultProfile: f.defaultProfile}
+	if cfg.Webhook, err = f.webhook(profiles, log); err != nil {
 		return err
 	}
 	if cfg.ManufacturerRoots, err = f.manufacturerRoots(profiles); err != nil {
 		return err
+	}
+	if len(f.weakKeysFiles.names) > 0 {
+		w, err := ca.LoadWeakKeyFile(f.weakKeysFiles.names...)
+		if err != nil {
+			return err
+		}
+		cfg.WeakKeys = w
+		log.Info("weak-key blocklist loaded", "entries", w.Len())
 	}
 	svc, err := enroll.New(st, authority, clock, log, cfg)
 	if err != nil {
@@ -190,7 +235,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	handlers := server.Handlers{SCEP: scepHandler}
-	adm := admin.New(st, clock, log, profiles)
+	adm := admin.New(st, clock, log, profiles, f.defaultProfile)
 	if handlers.NDES, err = f.ndes(svc, adm, authority, log); err != nil {
 		return err
 	}
@@ -205,16 +250,35 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	}
-	plainMux, err := server.PlainMux(handlers)
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	servers := []*http.Server{newHTTPServer(plainMux, log)}
-	listeners := []net.Listener{ln}
+	// The HTTPS socket is opened before the muxes are built: the plain
+	// listener's refusal of the NDES page names its port.
+	var tlsLn net.Listener
+	if tlsCert != nil {
+		if tlsLn, err = net.Listen("tcp", f.estListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen (HTTPS): %w", err)
+		}
+		_, handlers.HTTPSPort, _ = net.SplitHostPort(tlsLn.Addr().String())
+	}
+	closeListeners := func() {
+		ln.Close()
+		if tlsLn != nil {
+			tlsLn.Close()
+		}
+	}
+	plainMux, err := server.PlainMux(handlers)
+	if err != nil {
+		closeListeners()
+		return err
+	}
+	plainSrv := newHTTPServer(plainMux, f.readHeaderTimeout, log)
+	servers := []*http.Server{plainSrv}
+	// Every listener's connections and requests are bounded by the guard.
+	listeners := []net.Listener{guard.Protect(plainSrv, ln)}
 	base := "http://" + ln.Addr().String()
 	lines := []string{
 		"scepter " + version + " listening on " + ln.Addr().String(),
@@ -223,15 +287,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if tlsCert != nil {
 		tlsMux, err := server.TLSMux(handlers)
 		if err != nil {
-			ln.Close()
+			closeListeners()
 			return err
 		}
-		tlsLn, tlsSrv, err := f.listenTLS(tlsMux, tlsCert, log)
+		tlsSrv, err := f.tlsServer(tlsMux, tlsCert, log)
 		if err != nil {
-			ln.Close()
+			closeListeners()
 			return err
 		}
-		servers, listeners = append(servers, tlsSrv), append(listeners, tlsLn)
+		// TLS over the bounded listener: handshakes count as connections.
+		servers = append(servers, tlsSrv)
+		listeners = append(listeners, tls.NewListener(guard.Protect(tlsSrv, tlsLn), tlsSrv.TLSConfig))
 		lines = append(lines, "EST URL:             https://"+tlsLn.Addr().String()+"/.well-known/est")
 		leaf := tlsCert.Leaf()
 		how := "configured"
@@ -250,8 +316,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if created {
 		lines = append(lines, fmt.Sprintf("Created a new CA (%s) in %s", f.caKeyType, filepath.Join(f.dataDir, "ca")))
 	}
-	if generated != "" {
-		lines = append(lines, "Challenge password:  "+challenge+" (generated, saved in "+generated+")")
+	lines = append(lines, rootKeyLines...)
+	staticProfile := f.challengeProfile
+	if staticProfile == "" {
+		staticProfile = f.defaultProfile
+	}
+	switch {
+	case challengeCreated:
+		// Shown this once: it is a shared secret.
+		lines = append(lines, "Challenge password:  "+challenge+" (generated, saved in "+generated+"; static, valid at profile "+staticProfile+" only)")
+	case generated != "":
+		lines = append(lines, "Challenge password:  in "+generated+" (static, valid at profile "+staticProfile+" only)")
 	}
 	fmt.Fprint(e.stdout, joinLines(lines...))
 
@@ -292,12 +367,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
+// readTimeout bounds reading a whole request, body included.
+const readTimeout = 30 * time.Second
+
 // newHTTPServer is one listener's server, with bounded reads and headers.
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+func newHTTPServer(h http.Handler, readHeaderTimeout time.Duration, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		Handler: h,
+		// Also bounds the TLS handshake: Go's server gives it the
+		// smallest of these timeouts.
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		// Room for certmonger's GET PKIOperation query strings (RSA-4096
@@ -323,23 +403,42 @@ func (f *serveFlags) tlsCertificate(ctx context.Context, svc *enroll.Service, cl
 	return server.ManagedCertificate(ctx, filepath.Join(f.dataDir, "tls"), f.estServerNames.names, svc, clock, log)
 }
 
-// listenTLS opens the HTTPS listener.
-func (f *serveFlags) listenTLS(h http.Handler, cert *server.Certificate, log *slog.Logger) (net.Listener, *http.Server, error) {
+// tlsServer is the HTTPS listener's server, with its TLS configuration.
+func (f *serveFlags) tlsServer(h http.Handler, cert *server.Certificate, log *slog.Logger) (*http.Server, error) {
 	minV, err := server.ParseTLSVersion(f.tlsMinVersion)
 	if err != nil {
-		return nil, nil, usageError{"--tls-min-version: " + err.Error()}
+		return nil, usageError{"--tls-min-version: " + err.Error()}
 	}
 	maxV, err := server.ParseTLSVersion(f.tlsMaxVersion)
 	if err != nil || maxV < minV {
-		return nil, nil, usageError{fmt.Sprintf("--tls-max-version %q: want 1.2 or 1.3, not below --tls-min-version", f.tlsMaxVersion)}
+		return nil, usageError{fmt.Sprintf("--tls-max-version %q: want 1.2 or 1.3, not below --tls-min-version", f.tlsMaxVersion)}
 	}
-	ln, err := net.Listen("tcp", f.estListen)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen (HTTPS): %w", err)
-	}
-	srv := newHTTPServer(h, log)
+	srv := newHTTPServer(h, f.readHeaderTimeout, log)
 	srv.TLSConfig = server.TLSConfig(cert.GetCertificate, minV, maxV)
-	return tls.NewListener(ln, srv.TLSConfig), srv, nil
+	return srv, nil
+}
+
+// guard bounds the unauthenticated work of every listener: open
+// connections, requests in flight, requests per client address.
+func (f *serveFlags) guard(clock pki.Clock, log *slog.Logger) (*server.Guard, error) {
+	switch {
+	case f.maxConns < 1:
+		return nil, usageError{"--max-conns must be at least 1"}
+	case f.maxInflight < 1:
+		return nil, usageError{"--max-inflight must be at least 1"}
+	case f.rateLimit < 0:
+		return nil, usageError{"--rate-limit must not be negative (0 disables it)"}
+	case f.rateLimit > 0 && f.rateBurst < 1:
+		return nil, usageError{"--rate-burst must be at least 1"}
+	case f.readHeaderTimeout <= 0 || f.readHeaderTimeout > readTimeout:
+		return nil, usageError{fmt.Sprintf("--read-header-timeout must be more than 0 and at most %s", readTimeout)}
+	}
+	proxies, err := server.ParsePrefixes(f.trustedProxy)
+	if err != nil {
+		return nil, usageError{"--trusted-proxy: " + err.Error()}
+	}
+	return server.NewGuard(server.Limits{MaxConns: f.maxConns, MaxInflight: f.maxInflight, RateLimit: f.rateLimit,
+		RateBurst: f.rateBurst, TrustedProxies: proxies}, clock, log)
 }
 
 // manufacturerRoots reads --est-client-ca-file, which profiles with
@@ -378,8 +477,9 @@ func certNames(c *x509.Certificate) []string {
 }
 
 // webhook builds the challenge webhook when one is configured, and refuses
-// to start when a profile needs one that is not.
-func (f *serveFlags) webhook(profiles map[string]pki.Profile) (enroll.ChallengeVerifier, error) {
+// to start when a profile needs one that is not. It warns about a
+// configuration that exposes the challenges it sends.
+func (f *serveFlags) webhook(profiles map[string]pki.Profile, log *slog.Logger) (enroll.ChallengeVerifier, error) {
 	var needed []string
 	for name, p := range profiles {
 		if p.ChallengeMode == enroll.ChallengeWebhook {
@@ -400,7 +500,36 @@ func (f *serveFlags) webhook(profiles map[string]pki.Profile) (enroll.ChallengeV
 		}
 		secret = []byte(strings.TrimSpace(string(b)))
 	}
-	return webhook.New(webhook.Config{URL: f.webhookURL, Secret: secret, Timeout: f.webhookTimeout})
+	v, err := webhook.New(webhook.Config{URL: f.webhookURL, Secret: secret, Timeout: f.webhookTimeout})
+	if err != nil {
+		return nil, err
+	}
+	warnWebhook(log, f.webhookURL, len(secret) > 0)
+	return v, nil
+}
+
+// warnWebhook logs what in a webhook configuration exposes the challenges
+// it sends: plain http to another host (anyone on the path reads them) and
+// no HMAC secret (the receiver cannot tell our requests from forged ones).
+// It names only the host: a URL's query or user information may hold a
+// secret.
+func warnWebhook(log *slog.Logger, rawURL string, signed bool) {
+	if u, err := url.Parse(rawURL); err == nil && strings.EqualFold(u.Scheme, "http") && !loopbackHost(u.Hostname()) {
+		log.Warn("--webhook-url is plain http to another host: the challenges it sends cross the network in clear; use https", "host", u.Hostname())
+	}
+	if !signed {
+		log.Warn("no --webhook-secret-file: webhook requests are not signed (HMAC), so the receiver cannot tell them from forged ones")
+	}
+}
+
+// loopbackHost reports whether a URL host is this machine: localhost or a
+// loopback address. Other names are not resolved.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // ndes builds the NDES-compatible one-time password page when a user is
@@ -441,38 +570,39 @@ func sha1Hex(b []byte) string {
 
 // resolveChallenge picks the static challenge: the flag or environment,
 // a file, or one generated on the first start and kept in the data dir.
-// It returns the path of the generated file when that is the source.
-func (f *serveFlags) resolveChallenge() (challenge, generatedPath string, err error) {
+// It returns the path of the generated file when that is the source, and
+// whether it was generated just now (the only time it is printed).
+func (f *serveFlags) resolveChallenge() (challenge, generatedPath string, created bool, err error) {
 	if f.challenge != "" {
-		return f.challenge, "", nil
+		return f.challenge, "", false, nil
 	}
 	if f.challengeFile != "" {
 		b, err := os.ReadFile(f.challengeFile)
 		if err != nil {
-			return "", "", fmt.Errorf("challenge file: %w", err)
+			return "", "", false, fmt.Errorf("challenge file: %w", err)
 		}
 		c := strings.TrimSpace(string(b))
 		if c == "" {
-			return "", "", fmt.Errorf("challenge file %s is empty", f.challengeFile)
+			return "", "", false, fmt.Errorf("challenge file %s is empty", f.challengeFile)
 		}
-		return c, "", nil
+		return c, "", false, nil
 	}
 	path := filepath.Join(f.dataDir, challengeFileName)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil && strings.TrimSpace(string(b)) != "":
-		return strings.TrimSpace(string(b)), path, nil
+		return strings.TrimSpace(string(b)), path, false, nil
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return "", "", fmt.Errorf("challenge file: %w", err)
+		return "", "", false, fmt.Errorf("challenge file: %w", err)
 	}
 	c, err := credential.RandomToken(20)
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	if err := os.WriteFile(path, []byte(c+"\n"), 0o600); err != nil {
-		return "", "", fmt.Errorf("save generated challenge: %w", err)
+		return "", "", false, fmt.Errorf("save generated challenge: %w", err)
 	}
-	return c, path, nil
+	return c, path, true, nil
 }
 
 // every runs fn every interval until ctx ends.

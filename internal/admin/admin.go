@@ -12,28 +12,35 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
 
 // Service is the admin service.
 type Service struct {
-	store    store.Store
-	clock    pki.Clock
-	log      *slog.Logger
-	profiles map[string]pki.Profile
+	store          store.Store
+	clock          pki.Clock
+	log            *slog.Logger
+	profiles       map[string]pki.Profile
+	defaultProfile string
 }
 
 // New builds the service; profiles are the configured profiles, against
-// which challenges and users are bound.
-func New(st store.Store, clock pki.Clock, log *slog.Logger, profiles map[string]pki.Profile) *Service {
+// which challenges and users are bound, and defaultProfile the one a
+// challenge minted without a profile is bound to.
+func New(st store.Store, clock pki.Clock, log *slog.Logger, profiles map[string]pki.Profile, defaultProfile string) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: st, clock: clock, log: log, profiles: profiles}
+	if defaultProfile == "" {
+		defaultProfile = pki.DefaultProfile().Name
+	}
+	return &Service{store: st, clock: clock, log: log, profiles: profiles, defaultProfile: defaultProfile}
 }
 
 // MaxChallengeTTL bounds one-time challenges: they are bearer secrets.
@@ -49,14 +56,57 @@ func (s *Service) checkProfile(profile string) error {
 	return nil
 }
 
-// NewChallenge creates a one-time challenge valid for ttl, optionally bound
-// to a profile, and returns the secret. Only its hash is stored.
+// ChallengeSpec describes a one-time challenge to mint.
+type ChallengeSpec struct {
+	TTL time.Duration
+	// Profile is the one profile it is valid for ("": the default profile).
+	Profile string
+	// Subject (RFC 4514, e.g. "CN=device-1,O=Acme"), DNSNames and Emails,
+	// when set, bind it to the identity it may be used for.
+	Subject  string
+	DNSNames []string
+	Emails   []string
+	Actor    string
+}
+
+// NewChallenge creates a one-time challenge valid for ttl at profile (""
+// for the default one) and returns the secret (NDES's password page mints
+// them this way).
 func (s *Service) NewChallenge(ctx context.Context, ttl time.Duration, profile, actor string) (string, pki.Challenge, error) {
+	return s.NewChallengeFor(ctx, ChallengeSpec{TTL: ttl, Profile: profile, Actor: actor})
+}
+
+// NewChallengeFor creates a one-time challenge bound to a profile and,
+// optionally, to an identity, and returns the secret. Only its hash is
+// stored. Presented for another profile or identity it is refused and, after
+// a few such uses, locked.
+func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (string, pki.Challenge, error) {
+	ttl, profile, actor := spec.TTL, spec.Profile, spec.Actor
 	if ttl <= 0 || ttl > MaxChallengeTTL {
 		return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest, "challenge lifetime must be between 1s and %s", MaxChallengeTTL)
 	}
+	if profile == "" {
+		profile = s.defaultProfile
+	}
 	if err := s.checkProfile(profile); err != nil {
 		return "", pki.Challenge{}, err
+	}
+	var subject []byte
+	if spec.Subject != "" {
+		var err error
+		if subject, err = csr.ParseDN(spec.Subject); err != nil {
+			return "", pki.Challenge{}, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("subject %q: %v", spec.Subject, err))
+		}
+	}
+	var sans []string
+	for _, d := range spec.DNSNames {
+		sans = append(sans, "dns:"+strings.ToLower(d))
+	}
+	for _, e := range spec.Emails {
+		if !strings.Contains(e, "@") {
+			return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest, "email %q is not an address", e)
+		}
+		sans = append(sans, "email:"+e)
 	}
 	secret, err := credential.RandomHex(16)
 	if err != nil {
@@ -67,13 +117,23 @@ func (s *Service) NewChallenge(ctx context.Context, ttl time.Duration, profile, 
 		return "", pki.Challenge{}, err
 	}
 	now := s.clock.Now()
-	ch := pki.Challenge{ID: id, Hash: credential.HashChallenge(secret), Profile: profile, CreatedAt: now, ExpiresAt: now.Add(ttl), CreatedBy: actor}
-	ev := pki.AuditEvent{Time: now, Type: pki.EventChallengeCreated, Actor: actor, Profile: profile, Outcome: "success",
-		Detail: fmt.Sprintf("challenge %s expires %s", id, ch.ExpiresAt.Format(time.RFC3339))}
+	ch := pki.Challenge{ID: id, Hash: credential.HashChallenge(secret), Profile: profile, BoundSubject: subject, BoundSANs: sans,
+		CreatedAt: now, ExpiresAt: now.Add(ttl), CreatedBy: actor}
+	detail := fmt.Sprintf("challenge %s expires %s", id, ch.ExpiresAt.Format(time.RFC3339))
+	if spec.Subject != "" || len(sans) > 0 {
+		detail += fmt.Sprintf(", bound to subject %q and names %v", spec.Subject, sans)
+	}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventChallengeCreated, Actor: actor, Profile: profile, Outcome: "success", Detail: detail}
 	if err := s.store.CreateChallenge(ctx, ch, ev); err != nil {
 		return "", pki.Challenge{}, fmt.Errorf("admin: store challenge: %w", err)
 	}
 	return secret, ch, nil
+}
+
+// Challenges lists one-time challenges, newest first (never a secret: only
+// hashes are stored).
+func (s *Service) Challenges(ctx context.Context, limit int) ([]pki.Challenge, error) {
+	return s.store.ListChallenges(ctx, limit)
 }
 
 // Requests lists held requests.

@@ -89,6 +89,59 @@ func decodeBMP(b []byte) (string, error) {
 	return string(r), nil
 }
 
+// WithoutChallengePassword returns the request with its challengePassword
+// attribute removed, to be stored: the secret must not sit in a database.
+// The result keeps the original signature, which no longer verifies: its
+// proof of possession must have been checked before.
+func WithoutChallengePassword(der []byte) ([]byte, error) {
+	req, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, err
+	}
+	attrs, err := rawAttributes(req.RawTBSCertificateRequest)
+	if err != nil {
+		return nil, err
+	}
+	found := false
+	for _, a := range attrs {
+		found = found || a.oid.Equal(oidChallengePassword)
+	}
+	if !found {
+		return der, nil
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(info *cryptobyte.Builder) {
+		info.AddASN1Int64(0)
+		info.AddBytes(req.RawSubject)
+		info.AddBytes(req.RawSubjectPublicKeyInfo)
+		info.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(set *cryptobyte.Builder) {
+			for _, a := range attrs {
+				if a.oid.Equal(oidChallengePassword) {
+					continue
+				}
+				set.AddASN1(cbasn1.SEQUENCE, func(ab *cryptobyte.Builder) {
+					ab.AddASN1ObjectIdentifier(a.oid)
+					ab.AddASN1(cbasn1.SET, func(v *cryptobyte.Builder) { v.AddBytes(a.values) })
+				})
+			}
+		})
+	})
+	tbs, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("csr: encode request info: %w", err)
+	}
+	var outer struct {
+		Info      asn1.RawValue
+		Algorithm pkix.AlgorithmIdentifier
+		Signature asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &outer); err != nil {
+		return nil, fmt.Errorf("csr: %w", err)
+	}
+	outer.Info = asn1.RawValue{FullBytes: tbs}
+	return asn1.Marshal(outer)
+}
+
 // AttributeValues returns the DER values of the request's attribute of type
 // oid; ok is false when the request has none. A repeated attribute is an
 // error.

@@ -97,3 +97,38 @@ func FuzzChallengePassword(f *testing.F) {
 		ChallengePassword(req)
 	})
 }
+
+func TestWithoutChallengePassword(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra, _ := asn1.Marshal([]byte("key-id"))
+	der, err := Create(Template{Subject: pkix.Name{CommonName: "dev"}, DNSNames: []string{"dev.example"}, ChallengePassword: "secret-value",
+		Attributes: []Attribute{{Type: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 54}, Values: [][]byte{extra}}}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripped, err := WithoutChallengePassword(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := x509.ParseCertificateRequest(stripped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw, err := ChallengePassword(req); pw != "" || err != nil {
+		t.Errorf("challengePassword %q, %v", pw, err)
+	}
+	if req.Subject.CommonName != "dev" || len(req.DNSNames) != 1 || !req.PublicKey.(*ecdsa.PublicKey).Equal(key.Public()) {
+		t.Errorf("names or key lost: %+v", req)
+	}
+	if v, ok, err := AttributeValues(req, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 54}); !ok || err != nil || len(v) != 1 {
+		t.Errorf("other attributes lost: %v %v", ok, err)
+	}
+	// Without a challenge, the request comes back as it is.
+	plain, _ := Create(Template{Subject: pkix.Name{CommonName: "dev"}}, key)
+	if same, err := WithoutChallengePassword(plain); err != nil || string(same) != string(plain) {
+		t.Errorf("a request without challenge changed: %v", err)
+	}
+}

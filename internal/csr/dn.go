@@ -99,11 +99,12 @@ func SameName(a, b []byte) bool {
 	if string(a) == string(b) {
 		return true
 	}
-	na, nb := nameString(a), nameString(b)
+	na, nb := NameString(a), NameString(b)
 	return na != "" && na == nb
 }
 
-func nameString(raw []byte) string {
+// NameString renders a DER Name as RFC 4514 text ("" when it does not parse).
+func NameString(raw []byte) string {
 	var rdns pkix.RDNSequence
 	if rest, err := asn1.Unmarshal(raw, &rdns); err != nil || len(rest) > 0 {
 		return ""

@@ -124,7 +124,8 @@ func TestPendingApproval(t *testing.T) {
 	t.Parallel()
 	cfg := filepath.Join(t.TempDir(), "scepter.toml")
 	writeFile(t, cfg, lifecycleConfig)
-	s := startServer(t, serverOpts{challenge: "pending-secret", args: []string{"--config", cfg}})
+	// The static challenge belongs to one profile: here, the one tested.
+	s := startServer(t, serverOpts{challenge: "pending-secret", args: []string{"--config", cfg, "--challenge-profile", "approval"}})
 	url := s.Base + "/scep/approval"
 
 	pendingIDs := func() []string {

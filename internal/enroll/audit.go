@@ -3,6 +3,7 @@ package enroll
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -44,8 +45,24 @@ func (s *Service) RecordRefusal(ctx context.Context, r Refusal) error {
 	}
 	s.log.Info("request refused", "protocol", r.Protocol, "operation", r.Operation, "reason", ev.Reason,
 		"remote", r.RemoteAddr, "transaction_id", r.TransactionID, "err", r.Err)
+	return s.auditRefusal(ctx, r.RemoteAddr, ev)
+}
+
+// auditRefusal appends a refusal event unless the address (or everyone
+// together) has had too many lately. A refusal changes nothing, so a failed
+// write is logged, returned and otherwise left: the refusal stands.
+func (s *Service) auditRefusal(ctx context.Context, remote string, ev pki.AuditEvent) error {
+	ok, note := s.refusals.take(clientHost(remote))
+	if !ok {
+		return nil
+	}
+	// The client may have hung up; its refusal is recorded all the same.
+	ctx = context.WithoutCancel(ctx)
+	if note != "" {
+		ev.Detail = strings.TrimPrefix(ev.Detail+"; "+note, "; ")
+	}
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
-		s.log.Error("audit write failed", "err", err)
+		s.log.Error("audit write failed", "err", err, "event", ev.Type, "reason", ev.Reason)
 		return err
 	}
 	return nil
@@ -64,9 +81,7 @@ func (s *Service) recordFailure(ctx context.Context, req Request, cause error) e
 	if req.CSR != nil {
 		ev.Subject = req.CSR.Subject.String()
 	}
-	if err := s.store.AppendAudit(ctx, ev); err != nil {
-		s.log.Error("audit write failed", "err", err)
-	}
+	_ = s.auditRefusal(ctx, req.RemoteAddr, ev)
 	s.log.Warn("enrollment refused", "reason", ev.Reason, "subject", ev.Subject, "transaction_id", req.TransactionID,
 		"remote", req.RemoteAddr, "err", cause)
 	return &auditedError{cause}

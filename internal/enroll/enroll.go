@@ -108,16 +108,25 @@ type Result struct {
 
 // Config is the service's policy configuration.
 type Config struct {
-	// StaticChallenge, when set, is accepted for profiles whose challenge
-	// mode allows it.
-	StaticChallenge string
-	Profiles        map[string]pki.Profile
-	DefaultProfile  string
+	// StaticChallenge, when set, is accepted at StaticChallengeProfile
+	// (default: the default profile) when its challenge mode allows it, and
+	// nowhere else: a shared secret belongs to one profile.
+	StaticChallenge        string
+	StaticChallengeProfile string
+	Profiles               map[string]pki.Profile
+	DefaultProfile         string
 	// Webhook verifies challenges for profiles in "webhook" mode.
 	Webhook ChallengeVerifier
 	// ManufacturerRoots are the CAs whose certificates (IDevIDs)
 	// authenticate a first enrollment at profiles with ManufacturerAuth.
 	ManufacturerRoots *x509.CertPool
+	// WeakKeys, when set, refuses the RSA moduli it lists at every profile
+	// (an operator's complete Debian weak-key lists, --weak-keys-file).
+	WeakKeys pki.KeyBlocklist
+	// FailedAttemptsPerAddress is how many failed challenge or password
+	// checks from one address within 10 minutes lock it out (a minute,
+	// doubling up to an hour); zero means 10.
+	FailedAttemptsPerAddress int
 }
 
 // Service is the enrollment service.
@@ -128,8 +137,12 @@ type Service struct {
 	log       *slog.Logger
 	cfg       Config
 	static    credential.Static
-	names     map[string]*namePolicy
-	steps     []Step
+	// staticProfile is the one profile the static challenge is good for.
+	staticProfile string
+	failures      *failureThrottle
+	refusals      *refusalLimiter
+	names         map[string]*namePolicy
+	steps         []Step
 }
 
 // New builds a service on a loaded CA. Profiles are validated here, once:
@@ -149,13 +162,29 @@ func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Log
 	if _, ok := cfg.Profiles[cfg.DefaultProfile]; !ok {
 		return nil, fmt.Errorf("enroll: default profile %q is not defined", cfg.DefaultProfile)
 	}
+	if cfg.WeakKeys != nil {
+		profiles := make(map[string]pki.Profile, len(cfg.Profiles))
+		for name, p := range cfg.Profiles {
+			p.Keys.Blocklist = cfg.WeakKeys
+			profiles[name] = p
+		}
+		cfg.Profiles = profiles
+	}
 	issuer, _ := authority.Active(clock.Now())
 	for name, p := range cfg.Profiles {
 		if err := issuer.CheckProfile(p, clock.Now()); err != nil {
 			return nil, fmt.Errorf("enroll: profile %q: %w", name, err)
 		}
 	}
+	staticProfile := cfg.StaticChallengeProfile
+	if staticProfile == "" {
+		staticProfile = cfg.DefaultProfile
+	}
+	if _, ok := cfg.Profiles[staticProfile]; !ok && cfg.StaticChallenge != "" {
+		return nil, fmt.Errorf("enroll: the static challenge's profile %q is not defined", staticProfile)
+	}
 	s := &Service{store: st, authority: authority, clock: clock, log: log, cfg: cfg, static: credential.NewStatic(cfg.StaticChallenge),
+		staticProfile: staticProfile, failures: newFailureThrottle(clock, cfg.FailedAttemptsPerAddress), refusals: newRefusalLimiter(clock),
 		names: map[string]*namePolicy{}}
 	for name, p := range cfg.Profiles {
 		np, err := compileNames(p)
@@ -166,6 +195,15 @@ func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Log
 	}
 	s.steps = []Step{checkProofOfPossession, checkChannelBinding, s.authenticate, s.checkNames, checkRenewalNames, checkPolicy}
 	return s, nil
+}
+
+// Profiles returns the configured profiles (a copy) and the default's name.
+func (s *Service) Profiles() (map[string]pki.Profile, string) {
+	out := make(map[string]pki.Profile, len(s.cfg.Profiles))
+	for n, p := range s.cfg.Profiles {
+		out[n] = p
+	}
+	return out, s.cfg.DefaultProfile
 }
 
 // Profile returns a profile by name ("" for the default).
@@ -323,12 +361,12 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	return &Result{Certificate: cert, Chain: issuer.Chain, Record: rec}, nil
 }
 
-// reserveSerial is the issuer's reservation step: the serial goes into the
-// store's serial registry in a transaction of its own, before the CA key
-// signs. A taken serial makes the issuer draw another.
+// reserveSerial is the issuer's reservation step: the serial and the linted
+// TBS go into the store's serial registry in a transaction of its own,
+// before the CA key signs. A taken serial makes the issuer draw another.
 func (s *Service) reserveSerial(now time.Time) ca.ReserveFunc {
-	return func(ctx context.Context, issuerID, serialHex string) (bool, error) {
-		err := s.store.ReserveSerial(ctx, issuerID, serialHex, now)
+	return func(ctx context.Context, issuerID, serialHex string, tbs []byte) (bool, error) {
+		err := s.store.ReserveSerial(ctx, issuerID, serialHex, tbs, now)
 		if errors.Is(err, store.ErrConflict) {
 			s.log.Warn("serial already taken; drawing another", "serial", serialHex, "issuer", issuerID)
 			return true, nil

@@ -63,7 +63,8 @@ func newFixtureWith(t *testing.T, cfg enroll.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, admin: admin.New(st, clock, nil, cfg.Profiles), st: st, clock: clock, auth: auth}
+	profiles, def := svc.Profiles()
+	return &fixture{svc: svc, admin: admin.New(st, clock, nil, profiles, def), st: st, clock: clock, auth: auth}
 }
 
 var (
@@ -159,14 +160,18 @@ func TestChallengeModes(t *testing.T) {
 		challenge string
 		ok        bool
 	}{
-		{"static", static, true},
-		{"static", newOTP(""), false},
-		{"onetime", static, false},
-		{"onetime", newOTP(""), true},
-		{"onetime", newOTP("onetime"), true},
-		{"onetime", newOTP("static"), false}, // bound to another profile
+		// The static challenge belongs to one profile (the default, "any").
 		{"any", static, true},
+		{"static", static, false},
+		{"onetime", static, false},
+		// One-time challenges are bound to a profile (the default when
+		// minted without one).
+		{"static", newOTP(""), false},
+		{"onetime", newOTP(""), false},
+		{"onetime", newOTP("onetime"), true},
+		{"onetime", newOTP("static"), false},
 		{"any", newOTP(""), true},
+		{"any", newOTP("any"), true},
 		{"any", "", false},
 	}
 	for _, tt := range tests {
@@ -175,6 +180,15 @@ func TestChallengeModes(t *testing.T) {
 		_, err := f.svc.Enroll(ctx, req)
 		if (err == nil) != tt.ok {
 			t.Errorf("profile %s challenge %.6q…: err = %v, want ok=%v", tt.profile, tt.challenge, err, tt.ok)
+		}
+	}
+	// Bound to the "static" profile, it works there and nowhere else.
+	g := newFixtureWith(t, enroll.Config{Profiles: profiles, DefaultProfile: enroll.ChallengeAny, StaticChallengeProfile: "static"})
+	for profile, ok := range map[string]bool{"static": true, "any": false} {
+		req := request(t, static)
+		req.Profile = profile
+		if _, err := g.svc.Enroll(ctx, req); (err == nil) != ok {
+			t.Errorf("static challenge bound to profile static, used at %s: err = %v, want ok=%v", profile, err, ok)
 		}
 	}
 	if _, err := f.svc.Enroll(ctx, enroll.Request{CSR: request(t, static).CSR, Profile: "nope", Evidence: enroll.Evidence{Challenge: static}}); pki.ErrorCode(err) != pki.ENotFound {
@@ -433,12 +447,15 @@ type collidingStore struct {
 	recorded []string
 }
 
-func (c *collidingStore) ReserveSerial(ctx context.Context, issuerID, serialHex string, at time.Time) error {
+func (c *collidingStore) ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error {
 	c.reserved = append(c.reserved, serialHex)
+	if len(tbs) == 0 {
+		return errors.New("a serial was reserved without the TBS it will sign")
+	}
 	if len(c.reserved) == 1 {
 		return fmt.Errorf("serial taken: %w", store.ErrConflict)
 	}
-	return c.Store.ReserveSerial(ctx, issuerID, serialHex, at)
+	return c.Store.ReserveSerial(ctx, issuerID, serialHex, tbs, at)
 }
 
 func (c *collidingStore) RecordIssuance(ctx context.Context, in store.Issuance) error {
@@ -463,7 +480,7 @@ func TestSerialReservedBeforeSigning(t *testing.T) {
 	if len(cs.reserved) != 2 || len(cs.recorded) != 1 || cs.recorded[0] != cs.reserved[1] || res.Record.SerialHex != cs.reserved[1] {
 		t.Errorf("reserved %v, recorded %v, returned %s; want two reservations and the second recorded", cs.reserved, cs.recorded, res.Record.SerialHex)
 	}
-	if err := f.st.ReserveSerial(context.Background(), res.Record.IssuerID, res.Record.SerialHex, f.clock.Now()); !errors.Is(err, store.ErrConflict) {
+	if err := f.st.ReserveSerial(context.Background(), res.Record.IssuerID, res.Record.SerialHex, nil, f.clock.Now()); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("the issued serial is not in the serial registry: %v", err)
 	}
 }

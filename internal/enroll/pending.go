@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -27,10 +28,15 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	if c := st.Req.Evidence.heldCertificate(); c != nil {
 		clientCert = c.Raw
 	}
+	// The challenge (or channel binding) is not kept with the request.
+	stored, err := csr.WithoutChallengePassword(st.Req.CSR.Raw)
+	if err != nil {
+		return nil, pki.Wrap(pki.EBadRequest, err, "malformed certificate request")
+	}
 	r := pki.EnrollmentRequest{
 		ID: id, TransactionID: st.Req.TransactionID, Profile: st.Profile.Name, Protocol: st.Req.Protocol,
 		Status: pki.RequestPending, Subject: st.Req.CSR.Subject.String(), SANs: formatSANs(st.Req.CSR.DNSNames, st.Req.CSR.EmailAddresses, st.Req.CSR.IPAddresses, st.Req.CSR.URIs),
-		CSR: st.Req.CSR.Raw, ClientCert: clientCert, RequesterAddr: st.Req.RemoteAddr,
+		CSR: stored, ClientCert: clientCert, RequesterAddr: st.Req.RemoteAddr,
 		CreatedAt: now, ExpiresAt: now.Add(st.Profile.RequestRetention), RenewedFrom: renewedFrom(st.Renews),
 		ChallengeHash: st.ChallengeHash,
 	}
@@ -183,7 +189,9 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (*Result, er
 			st.Renews = old
 		}
 	}
-	for _, step := range []Step{checkProofOfPossession, s.checkNames, checkPolicy} {
+	// The CSR's signature was checked when the request was held; its stored
+	// copy has lost its challengePassword, so it no longer verifies.
+	for _, step := range []Step{s.checkNames, checkPolicy} {
 		if err := step(ctx, st); err != nil {
 			return nil, err
 		}

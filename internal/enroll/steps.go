@@ -3,17 +3,26 @@ package enroll
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/x509"
 	"errors"
+	"strings"
+	"time"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
 
 // checkProofOfPossession verifies the CSR's own signature: the requester
-// holds the private key of the public key it asks us to certify.
+// holds the private key of the public key it asks us to certify. A request
+// signed with SHA-1 is refused (badAlg) unless the profile allows legacy
+// signatures; one signed with MD5 or DSA always is.
 func checkProofOfPossession(_ context.Context, st *State) error {
+	if err := ca.CheckSignatureAlgorithm(st.Req.CSR.SignatureAlgorithm, st.Profile.AllowLegacySignatures); err != nil {
+		return err
+	}
 	if err := st.Req.CSR.CheckSignature(); err != nil {
 		return pki.Wrap(pki.EBadMessageCheck, err, "certificate request signature is invalid")
 	}
@@ -71,13 +80,31 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 	case st.Req.Renewal:
 		return s.authenticateRenewal(ctx, st)
 	case ev.HTTPUser != "" || ev.HTTPPassword != "":
-		return s.authenticateUser(ctx, st)
+		return s.throttled(st, func() error { return s.authenticateUser(ctx, st) })
 	case ev.Challenge != "":
-		return s.checkChallenge(ctx, st, ev.Challenge)
+		return s.throttled(st, func() error { return s.checkChallenge(ctx, st, ev.Challenge) })
 	case ev.TLSClientCert != nil:
 		return s.authenticateManufacturer(ctx, st)
 	}
 	return pki.Errorf(pki.EUnauthorized, "a challenge password is required")
+}
+
+// throttled runs a secret-based check unless the client's address has
+// failed too often lately, and counts its failures: guessing challenges or
+// passwords from one address gets slower and slower.
+func (s *Service) throttled(st *State, check func() error) error {
+	host := clientHost(st.Req.RemoteAddr)
+	if until, blocked := s.failures.blocked(host); blocked {
+		return pki.Errorf(pki.EUnauthorized, "too many failed attempts from this address; try again after %s", until.UTC().Format(time.RFC3339))
+	}
+	err := check()
+	switch code := pki.ErrorCode(err); {
+	case err == nil:
+		s.failures.succeeded(host)
+	case code == pki.EUnauthorized || code == pki.EBadRequest:
+		s.failures.failed(host)
+	}
+	return err
 }
 
 // checkChallenge checks a challenge against the static secret, the one-time
@@ -100,7 +127,9 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 	if mode == "" {
 		mode = ChallengeAny
 	}
-	if (mode == ChallengeStatic || mode == ChallengeAny) && s.static.Matches(presented) {
+	// The static challenge belongs to one profile: elsewhere it is just a
+	// wrong password.
+	if (mode == ChallengeStatic || mode == ChallengeAny) && st.Profile.Name == s.staticProfile && s.static.Matches(presented) {
 		st.ChallengeHash = hash
 		return nil
 	}
@@ -110,9 +139,10 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 		case errors.Is(err, store.ErrChallengeUnusable):
 		case err != nil:
 			return err
-		case ch.Profile != "" && ch.Profile != st.Profile.Name:
-			return pki.Errorf(pki.EUnauthorized, "challenge password is not valid for this profile")
 		default:
+			if err := s.checkBinding(ctx, st, ch); err != nil {
+				return err
+			}
 			st.ConsumeChallenge, st.ChallengeHash = hash, hash
 			st.Events = append(st.Events, pki.AuditEvent{
 				Time: s.clock.Now(), Type: pki.EventChallengeUsed, Actor: actor(st.Req), Profile: st.Profile.Name,
@@ -122,4 +152,61 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 		}
 	}
 	return pki.Errorf(pki.EUnauthorized, "challenge password is not valid")
+}
+
+// ChallengeLockAfter is how many uses of a one-time challenge for another
+// profile or identity lock it for good: a leaked challenge cannot be tried
+// against every name.
+const ChallengeLockAfter = 3
+
+// checkBinding refuses a one-time challenge presented for a profile or an
+// identity it is not bound to (CERT/CC VU#971035): badRequest, nothing
+// consumed, the misuse counted and, after ChallengeLockAfter of them, the
+// challenge locked.
+func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge) error {
+	var reason string
+	switch {
+	case ch.Profile != "" && ch.Profile != st.Profile.Name:
+		reason = "this challenge password is bound to another profile"
+	case len(ch.BoundSubject) > 0 && !csr.SameName(ch.BoundSubject, st.Req.CSR.RawSubject):
+		reason = "this challenge password is bound to another subject"
+	case !namesWithin(st.Req.CSR, ch.BoundSANs):
+		reason = "this challenge password is bound to other names"
+	default:
+		return nil
+	}
+	now := s.clock.Now()
+	ev := pki.AuditEvent{Time: now, Type: pki.EventChallengeMisused, Actor: actor(st.Req), Profile: st.Profile.Name,
+		Subject: st.Req.CSR.Subject.String(), TransactionID: st.Req.TransactionID, Outcome: "failure", Reason: reason,
+		Detail: "challenge " + ch.ID}
+	locked, err := s.store.RecordChallengeMisuse(ctx, ch.Hash, now, ChallengeLockAfter, ev)
+	if err != nil && !errors.Is(err, store.ErrChallengeUnusable) {
+		return err
+	}
+	if locked {
+		reason += "; it is now locked"
+	}
+	return pki.Errorf(pki.EBadRequest, "%s", reason)
+}
+
+// namesWithin: for each SAN type a challenge is bound to (dns, email), the
+// request names only bound values of that type.
+func namesWithin(req *x509.CertificateRequest, bound []string) bool {
+	if len(bound) == 0 {
+		return true
+	}
+	allowed := map[string]bool{}
+	types := map[string]bool{}
+	for _, b := range bound {
+		typ, v, _ := strings.Cut(b, ":")
+		types[typ] = true
+		allowed[typ+":"+strings.ToLower(v)] = true
+	}
+	for _, n := range formatSANs(req.DNSNames, req.EmailAddresses, req.IPAddresses, req.URIs) {
+		typ, v, _ := strings.Cut(n, ":")
+		if types[typ] && !allowed[typ+":"+strings.ToLower(v)] {
+			return false
+		}
+	}
+	return true
 }

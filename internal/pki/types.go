@@ -75,13 +75,23 @@ type ESTUser struct {
 
 // Challenge is a one-time enrollment secret. Only its hash is stored.
 type Challenge struct {
-	ID         string // random public identifier, for listing and audit
-	Hash       []byte // SHA-256 of the secret
-	Profile    string // empty: any profile
-	CreatedAt  time.Time
-	ExpiresAt  time.Time
-	ConsumedAt time.Time // zero while unused
-	CreatedBy  string
+	ID      string // random public identifier, for listing and audit
+	Hash    []byte // SHA-256 of the secret
+	Profile string // the profile it is valid for
+	// BoundSubject (a DER Name) and BoundSANs ("dns:…", "email:…"), when
+	// set, are the identity the challenge may be used for: the request's
+	// subject must be BoundSubject, and its DNS and email SANs among
+	// BoundSANs.
+	BoundSubject []byte
+	BoundSANs    []string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	ConsumedAt   time.Time // zero while unused
+	CreatedBy    string
+	// FailedUses counts presentations for another profile or identity;
+	// LockedAt is set once there were too many.
+	FailedUses int
+	LockedAt   time.Time
 }
 
 // AuditEvent is one entry of the audit trail. Events are written in the same
@@ -107,6 +117,7 @@ const (
 	EventEnrollFailed     = "enrollment.failed"
 	EventChallengeCreated = "challenge.created"
 	EventChallengeUsed    = "challenge.used"
+	EventChallengeMisused = "challenge.misused" // presented for another profile or identity
 	EventCAInitialized    = "ca.initialized"
 )
 
@@ -162,8 +173,11 @@ const (
 	EventRenewed         = "certificate.renewed"
 	EventRevoked         = "certificate.revoked"
 	EventCARollover      = "ca.rollover"
-	EventESTUserAdded    = "est_user.added"
-	EventESTUserRemoved  = "est_user.removed"
+	// EventCARootKeyExported: the root key was copied off the server
+	// (and perhaps removed from it).
+	EventCARootKeyExported = "ca.root_key_exported"
+	EventESTUserAdded      = "est_user.added"
+	EventESTUserRemoved    = "est_user.removed"
 	// EventRefused records a request refused before the enrollment
 	// service could look at it (bad signature, missing credentials, a
 	// malformed body): every refusal is in the audit trail.

@@ -95,7 +95,11 @@ type Store interface {
 	// it was taken before, so the caller draws a new one; a reserved serial
 	// is never reused even when the issuance that reserved it fails. Every
 	// issuance reserves its serial this way before the CA key signs.
-	ReserveSerial(ctx context.Context, issuerID, serialHex string, at time.Time) error
+	//
+	// tbs is the linted TBSCertificate the CA key is about to sign (nil
+	// when the caller has none), kept so that a certificate signed but
+	// never recorded is known byte for byte but for its signature.
+	ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error
 	// RecordIssuance stores the certificate, registers its serial (already
 	// reserved, normally), consumes the challenge if asked, and appends the
 	// events, all in one transaction. ErrConflict if a certificate with the
@@ -114,10 +118,20 @@ type Store interface {
 
 	// CreateChallenge stores a one-time challenge (hash only) with its audit event.
 	CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.AuditEvent) error
-	// LookupChallenge returns the unconsumed, unexpired challenge with this
-	// hash, or ErrChallengeUnusable. It changes nothing; consumption happens
-	// in RecordIssuance.
+	// LookupChallenge returns the unconsumed, unexpired, unlocked challenge
+	// with this hash, or ErrChallengeUnusable. It changes nothing;
+	// consumption happens in RecordIssuance.
 	LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error)
+	// RecordChallengeMisuse counts a presentation of the challenge for a
+	// profile or identity it is not bound to, and locks it (for good) once
+	// it has been misused lockAfter times; ev is appended in the same
+	// transaction. It reports whether the challenge is locked now.
+	// ErrChallengeUnusable when the challenge is unknown, used, expired or
+	// already locked.
+	RecordChallengeMisuse(ctx context.Context, hash []byte, now time.Time, lockAfter int, ev pki.AuditEvent) (locked bool, err error)
+	// ListChallenges returns challenges newest first (at most limit, default
+	// 100), consumed and expired ones too; secrets are never stored.
+	ListChallenges(ctx context.Context, limit int) ([]pki.Challenge, error)
 
 	// RememberNonce records a (transactionID, senderNonce) pair until expires.
 	// ErrConflict if the pair is already remembered: the message is a replay.

@@ -92,7 +92,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm := admin.New(st, clock, log, profiles)
+	adm := admin.New(st, clock, log, profiles, "default")
 	if _, err := adm.AddESTUser(context.Background(), "alice", userPassword, "", "test"); err != nil {
 		t.Fatal(err)
 	}

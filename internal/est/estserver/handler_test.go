@@ -454,7 +454,7 @@ func TestApproval(t *testing.T) {
 	wantStatus(t, f.post(c, "approval/simpleenroll", "alice", "wrong-password-9", body, nil), http.StatusUnauthorized, "")
 	// A one-time challenge used up by holding a request still counts for
 	// that request, and for no other.
-	otp, _, err := f.adm.NewChallenge(ctx, time.Hour, "", "test")
+	otp, _, err := f.adm.NewChallenge(ctx, time.Hour, "approval", "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,11 @@ type reqParams struct {
 	txID        string
 	nonce       []byte
 	signingTime time.Time
-	digest      crypto.Hash
+	// noSigningTime leaves the signingTime attribute out.
+	noSigningTime bool
+	// oaepHash, when set, encrypts the envelope with RSAES-OAEP and it.
+	oaepHash crypto.Hash
+	digest   crypto.Hash
 	// content replaces the CSR as the envelope's content (CertPoll, GetCert).
 	content []byte
 	// path replaces /scep (e.g. /scep/PROFILE).
@@ -72,7 +76,16 @@ func (ts *testServer) build(t testing.TB, p reqParams) ([]byte, *scep.PKIMessage
 	}
 	switch p.challenge {
 	case "":
+		// The static challenge belongs to the default profile; elsewhere a
+		// one-time challenge minted for the profile stands in.
 		p.challenge = testChallenge
+		if prof := strings.TrimSuffix(strings.TrimPrefix(p.path, "/scep/"), "/pkiclient.exe"); p.path != "" && prof != p.path && prof != "" {
+			otp, _, err := ts.Admin.NewChallenge(context.Background(), time.Hour, prof, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.challenge = otp
+		}
 	case "-":
 		p.challenge = ""
 	}
@@ -115,14 +128,18 @@ func (ts *testServer) build(t testing.TB, p reqParams) ([]byte, *scep.PKIMessage
 	if p.txID == "" {
 		p.txID = "tx-" + base64.RawURLEncoding.EncodeToString(p.nonce)
 	}
-	if p.signingTime.IsZero() {
+	if p.signingTime.IsZero() && !p.noSigningTime {
 		p.signingTime = ts.Clock.Now()
 	}
 	content := p.csrDER
 	if p.content != nil {
 		content = p.content
 	}
-	env, err := cms.Encrypt(content, []*x509.Certificate{ts.RA.Cert}, cms.EncryptOptions{Cipher: p.cipher, KeyTransport: cms.RSAPKCS1v15})
+	opts := cms.EncryptOptions{Cipher: p.cipher, KeyTransport: cms.RSAPKCS1v15}
+	if p.oaepHash != 0 {
+		opts.KeyTransport, opts.OAEPHash = cms.RSAOAEP, p.oaepHash
+	}
+	env, err := cms.Encrypt(content, []*x509.Certificate{ts.RA.Cert}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

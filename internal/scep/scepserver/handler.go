@@ -58,15 +58,17 @@ type Options struct {
 	MaxClockSkew time.Duration
 	// MaxBodyBytes bounds a POSTed pkiMessage.
 	MaxBodyBytes int64
-	// NonceLifetime is how long senderNonces are remembered for replay checks.
+	// NonceLifetime is how long senderNonces are remembered for replay
+	// checks; zero means twice MaxClockSkew, the longest a message is
+	// acceptable (its signingTime, which is required, must be within
+	// MaxClockSkew of the server's clock either way).
 	NonceLifetime time.Duration
 }
 
 // Defaults for Options fields left zero.
 const (
-	DefaultMaxBodyBytes  = 256 << 10
-	DefaultMaxClockSkew  = 24 * time.Hour
-	DefaultNonceLifetime = 7 * 24 * time.Hour
+	DefaultMaxBodyBytes = 256 << 10
+	DefaultMaxClockSkew = 24 * time.Hour
 	// maxQueryBytes bounds a GET query; certmonger sends ~6 KB for RSA-4096.
 	maxQueryBytes = 64 << 10
 )
@@ -107,7 +109,7 @@ func New(svc Service, clock pki.Clock, log *slog.Logger, opts Options) (*Handler
 		opts.MaxClockSkew = DefaultMaxClockSkew
 	}
 	if opts.NonceLifetime <= 0 {
-		opts.NonceLifetime = DefaultNonceLifetime
+		opts.NonceLifetime = 2 * opts.MaxClockSkew
 	}
 	h := &Handler{svc: svc, clock: clock, log: log, opts: opts, caCerts: map[*pki.RA]caCertBody{}}
 	h.ops = map[scep.MessageType]operationFunc{
@@ -333,7 +335,14 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 	if err := msg.Verify(); err != nil {
 		return h.fail(ctx, req, err)
 	}
-	if t := msg.SigningTime; !t.IsZero() && (t.Sub(req.now) > h.opts.MaxClockSkew || req.now.Sub(t) > h.opts.MaxClockSkew) {
+	// signingTime is required: without it a replay could come after its
+	// nonce is forgotten (every captured client sends it). With it a
+	// message is acceptable for 2 × MaxClockSkew at most, and its nonce is
+	// remembered that long.
+	if msg.SigningTime.IsZero() {
+		return h.fail(ctx, req, pki.Errorf(pki.EBadTime, "the message has no signingTime attribute; it is required (a message without one could be replayed later)"))
+	}
+	if t := msg.SigningTime; t.Sub(req.now) > h.opts.MaxClockSkew || req.now.Sub(t) > h.opts.MaxClockSkew {
 		return h.fail(ctx, req, pki.Errorf(pki.EBadTime, "signingTime %s is too far from the server time", t.UTC().Format(time.RFC3339)))
 	}
 	if err := h.svc.RememberNonce(ctx, msg.TransactionID, msg.SenderNonce, h.opts.NonceLifetime); err != nil {
@@ -442,9 +451,9 @@ func (h *Handler) replyCipher(c cms.ContentCipher, req *request) (cms.ContentCip
 // requester: RSA signers by key transport, EC signers by a password
 // recipient keyed from the challenge, which the request must then carry.
 func canReceive(req *request) error {
-	switch req.msg.SignerCert.PublicKey.(type) {
+	switch pub := req.msg.SignerCert.PublicKey.(type) {
 	case *rsa.PublicKey:
-		return nil
+		return canWrapKey(pub, req)
 	case *ecdsa.PublicKey:
 		if req.challenge == "" {
 			return pki.Errorf(pki.EBadAlg, "an EC requester receives its certificate in a password-based envelope keyed from the challenge, and this request has none")
@@ -452,6 +461,39 @@ func canReceive(req *request) error {
 		return nil
 	}
 	return pki.Errorf(pki.EBadAlg, "the signer certificate's key can receive no encrypted reply")
+}
+
+// canWrapKey checks, before anything is issued, that the reply's content
+// key fits the requester's RSA key under the key transport it asked for: a
+// certificate must never be recorded for a request that then gets no
+// CertRep (a 1024-bit key cannot take an AES-256 key under OAEP-SHA-512).
+func canWrapKey(pub *rsa.PublicKey, req *request) error {
+	if pub.N.BitLen() < 1024 {
+		return pki.Errorf(pki.EBadAlg, "the signer certificate's RSA key (%d bits) is too small to receive the reply", pub.N.BitLen())
+	}
+	cipher := req.cipher
+	if cipher == 0 {
+		cipher = cms.AES256CBC
+	}
+	kt := req.keyTransport
+	if kt == 0 {
+		kt = cms.RSAPKCS1v15
+	}
+	keyLen := cipher.KeySize()
+	k := (pub.N.BitLen() + 7) / 8
+	need := keyLen + 11 // PKCS #1 v1.5
+	if kt == cms.RSAOAEP {
+		h := req.oaepHash
+		if h == 0 {
+			h = crypto.SHA1
+		}
+		need = keyLen + 2*h.Size() + 2
+	}
+	if k < need {
+		return pki.Errorf(pki.EBadAlg, "the signer certificate's %d-bit RSA key cannot receive a %s content key under %s; use a larger key or another key transport",
+			pub.N.BitLen(), cipher, kt)
+	}
+	return nil
 }
 
 // success answers with certs in a certs-only SignedData, enveloped to the

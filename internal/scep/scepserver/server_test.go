@@ -111,7 +111,7 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, Store: st, Authority: authority, Clock: clock, Service: svc, Admin: admin.New(st, clock, log, cfg.Profiles), RA: ra, Dir: dir}
+	return &testServer{URL: srv.URL, Store: st, Authority: authority, Clock: clock, Service: svc, Admin: newAdmin(st, clock, log, svc), RA: ra, Dir: dir}
 }
 
 func (ts *testServer) certCount(t *testing.T) int {
@@ -258,4 +258,10 @@ func readPEMCert(t *testing.T, path string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// newAdmin is the admin service over the same profiles as svc.
+func newAdmin(st store.Store, clock pki.Clock, log *slog.Logger, svc *enroll.Service) *admin.Service {
+	profiles, def := svc.Profiles()
+	return admin.New(st, clock, log, profiles, def)
 }

@@ -55,11 +55,15 @@ func scanCert(sc scanner) (pki.Certificate, int64, error) {
 }
 
 // ReserveSerial implements store.Store.
-func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, at time.Time) error {
+func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error {
+	var t any
+	if len(tbs) > 0 {
+		t = tbs
+	}
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES (?, ?, ?)`,
-			issuerID, serialHex, micros(at))
+			`INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES (?, ?, ?, ?)`,
+			issuerID, serialHex, micros(at), t)
 		return conflict(err)
 	})
 	if err != nil {
@@ -333,7 +337,7 @@ func consumeChallenge(ctx context.Context, tx *sql.Tx, hash []byte, now int64) e
 		return nil
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE challenges SET consumed_at = ?
-		WHERE hash = ? AND consumed_at IS NULL AND expires_at > ?`, now, hash, now)
+		WHERE hash = ? AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > ?`, now, hash, now)
 	if err != nil {
 		return fmt.Errorf("consume challenge: %w", err)
 	}

@@ -254,7 +254,7 @@ func BenchmarkRecordIssuance(b *testing.B) {
 		c := testCert(strconv.FormatInt(i, 16))
 		c.DER = der
 		if reserve {
-			if err := s.ReserveSerial(ctx, c.IssuerID, c.SerialHex, t0); err != nil {
+			if err := s.ReserveSerial(ctx, c.IssuerID, c.SerialHex, nil, t0); err != nil {
 				return err
 			}
 		}

@@ -15,12 +15,20 @@ import (
 // CreateChallenge implements store.Store. A zero ev.Time becomes
 // ch.CreatedAt.
 func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.AuditEvent) error {
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	bound, err := encodeSANs(ch.BoundSANs)
+	if err != nil {
+		return fmt.Errorf("sqlite: create challenge %s: %w", ch.ID, err)
+	}
+	var subject any
+	if len(ch.BoundSubject) > 0 {
+		subject = ch.BoundSubject
+	}
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO challenges
-			(id, hash, profile, created_at, expires_at, consumed_at, created_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			(id, hash, profile, created_at, expires_at, consumed_at, created_by, bound_subject, bound_sans)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ch.ID, ch.Hash, ch.Profile, micros(ch.CreatedAt), micros(ch.ExpiresAt),
-			nullMicros(ch.ConsumedAt), ch.CreatedBy)
+			nullMicros(ch.ConsumedAt), ch.CreatedBy, subject, bound)
 		if err != nil {
 			return conflict(err)
 		}
@@ -32,26 +40,95 @@ func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.Au
 	return nil
 }
 
-// LookupChallenge implements store.Store.
-func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error) {
+const challengeColumns = `id, hash, profile, created_at, expires_at, consumed_at, created_by,
+	bound_subject, bound_sans, failed_uses, locked_at`
+
+func scanChallenge(sc scanner) (pki.Challenge, error) {
 	var (
 		ch               pki.Challenge
 		created, expires int64
-		consumed         sql.NullInt64
+		consumed, locked sql.NullInt64
+		subject          []byte
+		bound            string
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT id, hash, profile, created_at, expires_at, consumed_at, created_by
-		FROM challenges WHERE hash = ? AND consumed_at IS NULL AND expires_at > ?`, hash, micros(now)).
-		Scan(&ch.ID, &ch.Hash, &ch.Profile, &created, &expires, &consumed, &ch.CreatedBy)
+	err := sc.Scan(&ch.ID, &ch.Hash, &ch.Profile, &created, &expires, &consumed, &ch.CreatedBy,
+		&subject, &bound, &ch.FailedUses, &locked)
+	if err != nil {
+		return ch, err
+	}
+	if len(subject) > 0 {
+		ch.BoundSubject = subject
+	}
+	if ch.BoundSANs, err = decodeSANs(bound); err != nil {
+		return ch, fmt.Errorf("challenge %s: %w", ch.ID, err)
+	}
+	ch.CreatedAt = fromMicros(created)
+	ch.ExpiresAt = fromMicros(expires)
+	ch.ConsumedAt = fromNullMicros(consumed)
+	ch.LockedAt = fromNullMicros(locked)
+	return ch, nil
+}
+
+// LookupChallenge implements store.Store.
+func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error) {
+	ch, err := scanChallenge(s.r.QueryRowContext(ctx, `SELECT `+challengeColumns+`
+		FROM challenges WHERE hash = ? AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > ?`, hash, micros(now)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: look up challenge: %w", store.ErrChallengeUnusable)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: look up challenge: %w", err)
 	}
-	ch.CreatedAt = fromMicros(created)
-	ch.ExpiresAt = fromMicros(expires)
-	ch.ConsumedAt = fromNullMicros(consumed)
 	return &ch, nil
+}
+
+// RecordChallengeMisuse implements store.Store. A zero ev.Time becomes now.
+func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time.Time, lockAfter int, ev pki.AuditEvent) (bool, error) {
+	var locked bool
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		var uses int
+		err := tx.QueryRowContext(ctx, `UPDATE challenges SET failed_uses = failed_uses + 1,
+			locked_at = CASE WHEN failed_uses + 1 >= ? THEN ? ELSE NULL END
+			WHERE hash = ? AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > ?
+			RETURNING failed_uses`, lockAfter, micros(now), hash, micros(now)).Scan(&uses)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrChallengeUnusable
+		}
+		if err != nil {
+			return err
+		}
+		locked = uses >= lockAfter
+		return insertEvents(ctx, tx, now, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlite: record challenge misuse: %w", err)
+	}
+	return locked, nil
+}
+
+// ListChallenges implements store.Store.
+func (s *Store) ListChallenges(ctx context.Context, limit int) ([]pki.Challenge, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxLimit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+challengeColumns+` FROM challenges ORDER BY created_at DESC, rowid DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list challenges: %w", err)
+	}
+	defer rows.Close()
+	var out []pki.Challenge
+	for rows.Next() {
+		ch, err := scanChallenge(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list challenges: %w", err)
+		}
+		out = append(out, ch)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list challenges: %w", err)
+	}
+	return out, nil
 }
 
 // RememberNonce implements store.Store. A pair whose expiry has passed is

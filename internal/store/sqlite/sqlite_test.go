@@ -56,7 +56,7 @@ func TestReopenKeepsData(t *testing.T) {
 		Events: []pki.AuditEvent{{Type: pki.EventIssued}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReserveSerial(ctx, "issuer", "02", t0); err != nil {
+	if err := s.ReserveSerial(ctx, "issuer", "02", nil, t0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -71,7 +71,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if _, err := s.Certificate(ctx, "issuer", "01"); err != nil {
 		t.Errorf("certificate lost on reopen: %v", err)
 	}
-	if err := s.ReserveSerial(ctx, "issuer", "02", t0); !errors.Is(err, store.ErrConflict) {
+	if err := s.ReserveSerial(ctx, "issuer", "02", nil, t0); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("serial reservation lost on reopen: %v", err)
 	}
 	if evs, err := s.ListAudit(ctx, store.AuditFilter{}); err != nil || len(evs) != 1 {
@@ -173,7 +173,7 @@ func TestFileMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A write creates the -wal and -shm files.
-		if err := s.ReserveSerial(ctx, "i", "01", t0); err != nil {
+		if err := s.ReserveSerial(ctx, "i", "01", nil, t0); err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range []string{path, path + "-wal", path + "-shm"} {
@@ -224,7 +224,7 @@ func TestPathNeedsNoEscaping(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.ReserveSerial(ctx, "i", "01", t0); err != nil {
+	if err := s.ReserveSerial(ctx, "i", "01", nil, t0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); err != nil {
@@ -299,7 +299,7 @@ func TestWriteTransactionsBeginImmediate(t *testing.T) {
 
 	// Once the first ends, the second proceeds.
 	done := make(chan error, 1)
-	go func() { done <- b.ReserveSerial(ctx, "i", "01", t0) }()
+	go func() { done <- b.ReserveSerial(ctx, "i", "01", nil, t0) }()
 	time.Sleep(50 * time.Millisecond)
 	if _, err := txA.Exec(`INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ('i', '02', 0)`); err != nil {
 		t.Fatal(err)

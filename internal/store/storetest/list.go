@@ -261,7 +261,7 @@ func testConcurrentIssuance(t *testing.T, s store.Store) {
 	errs := start(workers, func(w int) error {
 		for i := range each {
 			c := newCert(issuerA, fmt.Sprintf("%02x%04x", w, i), t0.Add(time.Duration(i)*time.Hour))
-			if err := s.ReserveSerial(ctx, c.IssuerID, c.SerialHex, t0); err != nil {
+			if err := s.ReserveSerial(ctx, c.IssuerID, c.SerialHex, nil, t0); err != nil {
 				return fmt.Errorf("ReserveSerial %s: %w", c.SerialHex, err)
 			}
 			if err := s.RecordIssuance(ctx, issuance(c, issuedEvent(c))); err != nil {
@@ -305,7 +305,7 @@ func exactlyOneWins(t *testing.T, errs []error, loser error, what string) {
 
 func testConcurrentReserveSameSerial(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	errs := start(16, func(int) error { return s.ReserveSerial(ctx, issuerA, "5a5a", t0) })
+	errs := start(16, func(int) error { return s.ReserveSerial(ctx, issuerA, "5a5a", nil, t0) })
 	exactlyOneWins(t, errs, store.ErrConflict, "goroutines reserved the serial")
 }
 

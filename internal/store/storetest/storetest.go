@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Supersede", testSupersede},
 		{"PurgeRequests", testPurgeRequests},
 		{"ESTUsers", testESTUsers},
+		{"ChallengeBindingAndLock", testChallengeBindingAndLock},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tc := range tests {
@@ -224,14 +225,14 @@ func testReserveSerial(t *testing.T, s store.Store) {
 		{"taken again later", issuerB, "0a1b", store.ErrConflict},
 	}
 	for _, st := range steps {
-		err := s.ReserveSerial(ctx, st.issuer, st.serial, t0)
+		err := s.ReserveSerial(ctx, st.issuer, st.serial, nil, t0)
 		wantErr(t, st.name, err, st.want)
 	}
 
 	// A reservation stays even when the issuance it was for never happens
 	// or is recorded later.
 	mustRecord(t, s, issuance(newCert(issuerA, "0a1b", t0.Add(time.Hour))))
-	wantErr(t, "reserved serial after issuance", s.ReserveSerial(ctx, issuerA, "0a1b", t0), store.ErrConflict)
+	wantErr(t, "reserved serial after issuance", s.ReserveSerial(ctx, issuerA, "0a1b", nil, t0), store.ErrConflict)
 }
 
 func testRecordIssuance(t *testing.T, s store.Store) {
@@ -587,7 +588,7 @@ func testPurgeExpired(t *testing.T, s store.Store) {
 	if err := s.CreateChallenge(ctx, ch, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReserveSerial(ctx, issuerA, "5e", t0); err != nil {
+	if err := s.ReserveSerial(ctx, issuerA, "5e", nil, t0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PurgeExpired(ctx, short); err != nil {
@@ -600,7 +601,7 @@ func testPurgeExpired(t *testing.T, s store.Store) {
 	if _, err := s.LookupChallenge(ctx, ch.Hash, t0); err != nil {
 		t.Errorf("live challenge purged: %v", err)
 	}
-	wantErr(t, "serial reservations are never purged", s.ReserveSerial(ctx, issuerA, "5e", t0), store.ErrConflict)
+	wantErr(t, "serial reservations are never purged", s.ReserveSerial(ctx, issuerA, "5e", nil, t0), store.ErrConflict)
 }
 
 func testAudit(t *testing.T, s store.Store) {
@@ -722,7 +723,7 @@ func testCanceledContext(t *testing.T, s store.Store) {
 	cancel()
 	c := newCert(issuerA, "dd", t0.Add(time.Hour))
 	calls := map[string]error{
-		"ReserveSerial":  s.ReserveSerial(ctx, issuerA, "dd", t0),
+		"ReserveSerial":  s.ReserveSerial(ctx, issuerA, "dd", nil, t0),
 		"RecordIssuance": s.RecordIssuance(ctx, issuance(c)),
 		"RememberNonce":  s.RememberNonce(ctx, "tx", []byte("n"), t0, t0.Add(time.Hour)),
 		"AppendAudit":    s.AppendAudit(ctx, pki.AuditEvent{Time: t0, Type: "x"}),
@@ -742,7 +743,7 @@ func testCanceledContext(t *testing.T, s store.Store) {
 	}
 	// Nothing was written.
 	bg := context.Background()
-	if err := s.ReserveSerial(bg, issuerA, "dd", t0); err != nil {
+	if err := s.ReserveSerial(bg, issuerA, "dd", nil, t0); err != nil {
 		t.Errorf("serial reserved by a canceled call: %v", err)
 	}
 	if _, err := s.Certificate(bg, issuerA, "dd"); !errors.Is(err, store.ErrNotFound) {
@@ -762,14 +763,14 @@ func testRecordIssuanceRegistersSerial(t *testing.T, s store.Store) {
 	if err := s.RecordIssuance(ctx, issuance(c, issuedEvent(c))); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReserveSerial(ctx, issuerA, "5e71a1", t0); !errors.Is(err, store.ErrConflict) {
+	if err := s.ReserveSerial(ctx, issuerA, "5e71a1", nil, t0); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("ReserveSerial after RecordIssuance: %v, want ErrConflict", err)
 	}
 	dup := newCert(issuerA, "5e71a1", t0.Add(2*time.Hour))
 	if err := s.RecordIssuance(ctx, issuance(dup, issuedEvent(dup))); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("recording the serial twice: %v, want ErrConflict", err)
 	}
-	if err := s.ReserveSerial(ctx, issuerA, "5e71a2", t0); err != nil {
+	if err := s.ReserveSerial(ctx, issuerA, "5e71a2", nil, t0); err != nil {
 		t.Fatal(err)
 	}
 	reserved := newCert(issuerA, "5e71a2", t0.Add(time.Hour))

@@ -1,0 +1,186 @@
+package enroll_test
+
+import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// named builds a request for a subject and DNS names, with a challenge.
+func named(t *testing.T, challenge, cn string, dns ...string) enroll.Request {
+	t.Helper()
+	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: cn}, DNSNames: dns}, key(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enroll.Request{CSR: req, Evidence: enroll.Evidence{Challenge: challenge}, Protocol: pki.ProtocolSCEP, TransactionID: "tx-" + cn, RemoteAddr: "192.0.2.10:1234"}
+}
+
+// Finding 1 (VU#971035): a one-time challenge is bound to its profile and,
+// when asked, to an identity; used for anything else it is refused with
+// badRequest, nothing is consumed, and after a few misuses it is locked.
+func TestChallengeBoundToIdentity(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	secret, ch, err := f.admin.NewChallengeFor(ctx, admin.ChallengeSpec{TTL: time.Hour, Subject: "CN=device-7", DNSNames: []string{"device-7.example"}, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Profile != "default" {
+		t.Errorf("a challenge minted without a profile is bound to %q, want the default profile", ch.Profile)
+	}
+	for _, bad := range []enroll.Request{
+		named(t, secret, "device-8", "device-7.example"),
+		named(t, secret, "device-7", "other.example"),
+	} {
+		_, err := f.svc.Enroll(ctx, bad)
+		if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(pki.ErrorMessage(err), "bound to") {
+			t.Fatalf("misuse: %v, want badRequest naming the binding", err)
+		}
+	}
+	// Not consumed: the right identity still gets its certificate.
+	if _, err := f.svc.Enroll(ctx, named(t, secret, "device-7", "device-7.example")); err != nil {
+		t.Fatalf("the bound identity: %v", err)
+	}
+	if _, err := f.svc.Enroll(ctx, named(t, secret, "device-7", "device-7.example")); pki.ErrorCode(err) != pki.EUnauthorized {
+		t.Fatalf("the challenge used a second time: %v", err)
+	}
+
+	// Locked after ChallengeLockAfter misuses, even for its own identity.
+	secret2, _, err := f.admin.NewChallengeFor(ctx, admin.ChallengeSpec{TTL: time.Hour, Subject: "CN=device-9", Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range enroll.ChallengeLockAfter {
+		_, err := f.svc.Enroll(ctx, named(t, secret2, fmt.Sprintf("intruder-%d", i)))
+		if pki.ErrorCode(err) != pki.EBadRequest {
+			t.Fatalf("misuse %d: %v", i, err)
+		}
+		if i == enroll.ChallengeLockAfter-1 && !strings.Contains(pki.ErrorMessage(err), "locked") {
+			t.Errorf("the last misuse does not say the challenge is locked: %v", err)
+		}
+	}
+	if _, err := f.svc.Enroll(ctx, named(t, secret2, "device-9")); err == nil {
+		t.Fatal("a locked challenge still issued")
+	}
+	list, err := f.admin.Challenges(ctx, 10)
+	if err != nil || len(list) != 2 || list[0].LockedAt.IsZero() || list[0].FailedUses != enroll.ChallengeLockAfter {
+		t.Fatalf("challenges %+v, %v", list, err)
+	}
+	misused, _ := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventChallengeMisused, Limit: 10})
+	if len(misused) != 2+enroll.ChallengeLockAfter {
+		t.Errorf("%d challenge.misused events, want %d", len(misused), 2+enroll.ChallengeLockAfter)
+	}
+}
+
+// Finding 3: failed challenge attempts from one address are throttled; a
+// client elsewhere is not affected.
+func TestFailedAttemptsThrottledPerAddress(t *testing.T) {
+	f := newFixtureWith(t, enroll.Config{FailedAttemptsPerAddress: 5})
+	ctx := context.Background()
+	attacker := func(ch string) error {
+		r := request(t, ch)
+		r.RemoteAddr = "198.51.100.66:4000"
+		_, err := f.svc.Enroll(ctx, r)
+		return err
+	}
+	for i := range 5 {
+		if err := attacker(fmt.Sprintf("guess-%d", i)); pki.ErrorCode(err) != pki.EUnauthorized || strings.Contains(err.Error(), "too many") {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	// Locked out now: even the right challenge is refused, unchecked.
+	if err := attacker(static); err == nil || !strings.Contains(pki.ErrorMessage(err), "too many failed attempts") {
+		t.Fatalf("after 5 failures: %v", err)
+	}
+	// Another address is served.
+	if _, err := f.svc.Enroll(ctx, request(t, static)); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	// The lockout ends, and doubles the next time.
+	f.clock.Advance(61 * time.Second)
+	if err := attacker(static); err != nil {
+		t.Fatalf("after the lockout: %v", err)
+	}
+}
+
+// Finding 8: refusals are audited, but a flood cannot fill the disk: per
+// address a burst, then one a second, and a note of what was held back.
+func TestRefusalAuditIsRateLimited(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	for range 200 {
+		f.svc.RecordRefusal(ctx, enroll.Refusal{Protocol: pki.ProtocolSCEP, RemoteAddr: "203.0.113.9:1", Err: pki.Errorf(pki.EBadMessageCheck, "bad signature")})
+	}
+	f.svc.RecordRefusal(ctx, enroll.Refusal{Protocol: pki.ProtocolSCEP, RemoteAddr: "203.0.113.10:1", Err: pki.Errorf(pki.EBadMessageCheck, "bad signature")})
+	evs, _ := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventRefused, Limit: 1000})
+	if len(evs) != 61 {
+		t.Fatalf("%d refusal events for 201 refusals, want 60 (the burst) + 1 (another address)", len(evs))
+	}
+	f.clock.Advance(time.Second)
+	f.svc.RecordRefusal(ctx, enroll.Refusal{Protocol: pki.ProtocolSCEP, RemoteAddr: "203.0.113.9:1", Err: pki.Errorf(pki.EBadMessageCheck, "bad signature")})
+	evs, _ = f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventRefused, Limit: 1})
+	if !strings.Contains(evs[0].Detail, "140 earlier refusals") {
+		t.Errorf("the next event does not count what was held back: %q", evs[0].Detail)
+	}
+}
+
+// A failed audit write fails the change it records: no certificate without
+// its event.
+func TestNoIssuanceWithoutItsAuditEvent(t *testing.T) {
+	f := newFixture(t, nil, "")
+	failing := &auditFailingStore{Store: f.st}
+	svc, err := enroll.New(failing, f.auth, f.clock, nil, enroll.Config{StaticChallenge: static})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Enroll(context.Background(), request(t, static)); err == nil {
+		t.Fatal("issued although its audit event could not be written")
+	}
+	certs, _, _ := f.st.ListCertificates(context.Background(), store.CertFilter{})
+	if len(certs) != 0 {
+		t.Errorf("%d certificates recorded", len(certs))
+	}
+}
+
+// auditFailingStore fails every write that carries audit events.
+type auditFailingStore struct{ store.Store }
+
+var errAudit = errors.New("audit trail unavailable")
+
+func (s *auditFailingStore) RecordIssuance(ctx context.Context, in store.Issuance) error {
+	return errAudit
+}
+
+func (s *auditFailingStore) AppendAudit(ctx context.Context, events ...pki.AuditEvent) error {
+	return errAudit
+}
+
+// A refusal is recorded even when the client has hung up (its request's
+// context is canceled).
+func TestRefusalRecordedAfterHangUp(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.svc.RecordRefusal(ctx, enroll.Refusal{Protocol: pki.ProtocolEST, RemoteAddr: "192.0.2.1:1", Err: pki.Errorf(pki.EUnauthorized, "no credentials")}); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused}); len(evs) != 1 {
+		t.Errorf("%d refusal events, want 1", len(evs))
+	}
+}
