@@ -119,10 +119,7 @@ func WithoutChallengePassword(der []byte) ([]byte, error) {
 				if a.oid.Equal(oidChallengePassword) {
 					continue
 				}
-				set.AddASN1(cbasn1.SEQUENCE, func(ab *cryptobyte.Builder) {
-					ab.AddASN1ObjectIdentifier(a.oid)
-					ab.AddASN1(cbasn1.SET, func(v *cryptobyte.Builder) { v.AddBytes(a.values) })
-				})
+				a.addTo(set)
 			}
 		})
 	})
@@ -173,6 +170,14 @@ func AttributeValues(req *x509.CertificateRequest, oid asn1.ObjectIdentifier) (v
 type rawAttribute struct {
 	oid    asn1.ObjectIdentifier
 	values []byte // contents of the SET OF values
+}
+
+// addTo re-encodes the attribute unchanged into a request's attribute set.
+func (a rawAttribute) addTo(set *cryptobyte.Builder) {
+	set.AddASN1(cbasn1.SEQUENCE, func(ab *cryptobyte.Builder) {
+		ab.AddASN1ObjectIdentifier(a.oid)
+		ab.AddASN1(cbasn1.SET, func(v *cryptobyte.Builder) { v.AddBytes(a.values) })
+	})
 }
 
 // rawAttributes walks CertificationRequestInfo ::= SEQUENCE { version,
@@ -281,10 +286,7 @@ func Create(t Template, key crypto.Signer) ([]byte, error) {
 				})
 			}
 			for _, a := range attrs {
-				set.AddASN1(cbasn1.SEQUENCE, func(ab *cryptobyte.Builder) {
-					ab.AddASN1ObjectIdentifier(a.oid)
-					ab.AddASN1(cbasn1.SET, func(v *cryptobyte.Builder) { v.AddBytes(a.values) })
-				})
+				a.addTo(set)
 			}
 		})
 	})
