@@ -96,6 +96,17 @@ type Profile struct {
 	ManufacturerAuth bool
 	// ServerKeyGen (EST) allows /serverkeygen: the server makes the key.
 	ServerKeyGen bool
+	// OCSPNoCheck adds id-pkix-ocsp-nocheck: only the server's own
+	// delegated OCSP responder certificates have it (not configurable).
+	OCSPNoCheck bool
+
+	// Expiry notifications. NotifyBefore lists the thresholds before
+	// NotAfter at which one notification per certificate and threshold is
+	// sent (empty: none); NotifyTo the mail recipients; NotifyOwner adds
+	// the certificate's email SANs to them.
+	NotifyBefore []time.Duration
+	NotifyTo     []string
+	NotifyOwner  bool
 }
 
 // RenewalOpens returns when renewal opens for a certificate valid from
@@ -130,5 +141,7 @@ func DefaultProfile() Profile {
 		RequestRetention: 7 * 24 * time.Hour,
 		RenewalWindow:    1.0 / 3,
 		AllowKeyReuse:    true,
+
+		NotifyBefore: []time.Duration{30 * 24 * time.Hour, 7 * 24 * time.Hour, 24 * time.Hour},
 	}
 }

@@ -46,6 +46,7 @@ type Certificate struct {
 	Status        CertStatus
 	RevokedAt     time.Time
 	RevokeReason  int
+	RevokedBy     string // who revoked it (the audit event's actor)
 	Profile       string
 	Protocol      Protocol
 	Source        Source
@@ -109,6 +110,11 @@ type AuditEvent struct {
 	Outcome       string // "success" or "failure"
 	Reason        string // failure reason, never a secret
 	Detail        string // free text, JSON allowed
+	// PrevHash and Hash chain the trail (set by the store, read back by
+	// `audit verify`): PrevHash is the Hash of the record before, Hash is
+	// AuditChainHash(PrevHash, this record).
+	PrevHash []byte
+	Hash     []byte
 }
 
 // Audit event types.
@@ -172,7 +178,12 @@ const (
 	EventRequestRejected = "request.rejected"
 	EventRenewed         = "certificate.renewed"
 	EventRevoked         = "certificate.revoked"
-	EventCARollover      = "ca.rollover"
+	// EventUnheld: a certificateHold was lifted.
+	EventUnheld = "certificate.unheld"
+	// EventServerStarted: a node started, with a digest of its effective
+	// configuration (never a secret).
+	EventServerStarted = "server.started"
+	EventCARollover    = "ca.rollover"
 	// EventCARootKeyExported: the root key was copied off the server
 	// (and perhaps removed from it).
 	EventCARootKeyExported = "ca.root_key_exported"
@@ -182,4 +193,12 @@ const (
 	// service could look at it (bad signature, missing credentials, a
 	// malformed body): every refusal is in the audit trail.
 	EventRefused = "request.refused"
+)
+
+// Expiry notification audit events: a notification about a certificate
+// crossing a threshold before its NotAfter was delivered on one channel
+// (smtp, webhook), or given up for good.
+const (
+	EventNotificationSent   = "notification.sent"
+	EventNotificationFailed = "notification.failed"
 )

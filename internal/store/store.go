@@ -83,9 +83,41 @@ type CertFilter struct {
 type AuditFilter struct {
 	Type      string
 	SerialHex string
-	Limit     int
+	// Since and Until, when set, keep events with Since <= Time < Until.
+	Since, Until time.Time
+	Limit        int
 	// BeforeID pages backwards: only events with ID < BeforeID.
 	BeforeID int64
+}
+
+// RevokedEntry is one certificate of a CRL.
+type RevokedEntry struct {
+	SerialHex string
+	RevokedAt time.Time
+	Reason    int // RFC 5280 CRLReason
+}
+
+// CRL is one signed generation of an issuer's CRL.
+type CRL struct {
+	IssuerID   string
+	Number     int64
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	// RevocationSeq is the issuer's revocation counter the CRL reflects
+	// (read before its entries were).
+	RevocationSeq int64
+	Entries       int
+	DER           []byte
+	CreatedAt     time.Time
+}
+
+// AuditHead is the end of the audit chain: the newest record's ID and
+// Hash, and the number of records (zero values for an empty trail, whose
+// head hash is pki.AuditGenesis).
+type AuditHead struct {
+	LastID   int64
+	LastHash []byte
+	Count    int64
 }
 
 // Store is the storage interface. Every call takes a context.
@@ -111,10 +143,36 @@ type Store interface {
 	CertificatesBySerial(ctx context.Context, serialHex string) ([]pki.Certificate, error)
 	// ListCertificates returns one page and the cursor of the next ("" at the end).
 	ListCertificates(ctx context.Context, f CertFilter) (certs []pki.Certificate, nextCursor string, err error)
-	// RevokeCertificate marks a certificate revoked with an RFC 5280 reason
-	// code and appends ev in the same transaction. ErrNotFound if unknown,
-	// ErrConflict if already revoked.
-	RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) error
+	// RevokeCertificate marks a certificate revoked with an RFC 5280
+	// reason code at `at` by ev.Actor, bumps its issuer's revocation state
+	// and appends ev, all in one transaction. It returns the record as it
+	// stands afterwards and whether anything changed. Revoking again
+	// changes nothing (no event, changed false), unless the certificate is
+	// on hold (reason 6, certificateHold) and another reason is given: the
+	// hold becomes that revocation, at the time of the hold. ErrNotFound if
+	// unknown.
+	RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error)
+	// UnholdCertificate lifts a certificateHold: the certificate is valid
+	// again, its issuer's revocation state is bumped and ev appended in one
+	// transaction. A valid certificate is left as it is (changed false, no
+	// event); one revoked for another reason is ErrConflict, for good.
+	// ErrNotFound if unknown.
+	UnholdCertificate(ctx context.Context, issuerID, serialHex string, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error)
+	// RevocationState returns each issuer's revocation counter, which
+	// every change of a certificate's revocation status bumps (issuers
+	// whose certificates never changed are absent: zero).
+	RevocationState(ctx context.Context) (map[string]int64, error)
+	// RevokedCertificates returns an issuer's revoked certificates whose
+	// NotAfter is after notAfterAfter (a CRL leaves expired ones out), by
+	// serial.
+	RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]RevokedEntry, error)
+	// LatestCRL returns an issuer's newest CRL, or ErrNotFound.
+	LatestCRL(ctx context.Context, issuerID string) (*CRL, error)
+	// PutCRL stores a new CRL generation, whose Number must be the newest
+	// stored plus one (1 for the first): ErrConflict otherwise, when another
+	// node stored that generation first. Generations more than keep behind
+	// the new one are deleted in the same transaction.
+	PutCRL(ctx context.Context, crl CRL, keep int) error
 
 	// CreateChallenge stores a one-time challenge (hash only) with its audit event.
 	CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.AuditEvent) error
@@ -175,6 +233,158 @@ type Store interface {
 	AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
 	// ListAudit returns events matching f, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]pki.AuditEvent, error)
+	// AuditChain returns up to limit records (default 1000, at most 10000)
+	// with an ID above afterID, in ID order, with their stored PrevHash and
+	// Hash: the trail as `audit verify` walks it. Every append chains its
+	// records (see pki.AuditChainHash) in the transaction that writes them.
+	AuditChain(ctx context.Context, afterID int64, limit int) ([]pki.AuditEvent, error)
+	// AuditHead returns the newest record of the chain as the store last
+	// wrote it, and how many records the chain has.
+	AuditHead(ctx context.Context) (AuditHead, error)
+
+	// Expiry notifications.
+
+	// ExpiringCertificates returns one page of the certificates an expiry
+	// notification may be due for at q.Now: status valid, q.Now < NotAfter
+	// <= q.Now+q.Within, and renewed by no recorded certificate (none names
+	// them in RenewedFrom); ordered by NotAfter, each with the smallest
+	// threshold recorded for it on q.Channel. nextCursor is "" after the
+	// last page.
+	ExpiringCertificates(ctx context.Context, q ExpiryQuery) (certs []ExpiringCertificate, nextCursor string, err error)
+	// RecordNotifications inserts, in one transaction, the notifications
+	// whose key is not recorded yet and leaves recorded ones as they are,
+	// so that schedulers running at once record one intent. Status must
+	// be pending or skipped, CreatedAt and NextAttemptAt set. It returns
+	// how many it inserted.
+	RecordNotifications(ctx context.Context, ns []Notification) (inserted int, err error)
+	// ClaimNotifications leases up to q.Limit pending notifications due at
+	// q.Now (NextAttemptAt <= Now), on q.Channels, whose lease is free or
+	// has run out, to q.Owner until Now+Lease, earliest due first. A
+	// notification is leased to one owner at a time: of claimers racing,
+	// one wins it. A lease that runs out (the owner died mid-send) lets
+	// another claim it.
+	ClaimNotifications(ctx context.Context, q ClaimQuery) ([]ClaimedNotification, error)
+	// FinishNotification records what became of a notification o.Owner
+	// has claimed and releases the lease, appending o.Events in the same
+	// transaction: sent, given up (failed), skipped, cancelled, or pending
+	// again until o.NextAttemptAt. ErrConflict if it is not pending or
+	// leased to another owner now (its lease ran out and was taken over),
+	// ErrNotFound if unknown; nothing is recorded then.
+	FinishNotification(ctx context.Context, o NotificationOutcome) error
+	// Notifications returns the notifications of one certificate, by
+	// channel and threshold (longest first).
+	Notifications(ctx context.Context, issuerID, serialHex string) ([]Notification, error)
 
 	Close() error
+}
+
+// NotificationStatus is the state of one expiry notification.
+type NotificationStatus string
+
+const (
+	// NotificationPending: to be sent (again) at NextAttemptAt.
+	NotificationPending NotificationStatus = "pending"
+	// NotificationSent: delivered.
+	NotificationSent NotificationStatus = "sent"
+	// NotificationSkipped: never sent, because a more urgent threshold
+	// was crossed at the same time (one message, not several at once).
+	NotificationSkipped NotificationStatus = "skipped"
+	// NotificationFailed: given up for good.
+	NotificationFailed NotificationStatus = "failed"
+	// NotificationCancelled: no longer wanted (the certificate was
+	// renewed or revoked before it went out).
+	NotificationCancelled NotificationStatus = "cancelled"
+)
+
+// NotificationKey names one notification: a certificate, a threshold
+// before its NotAfter, and a channel ("smtp", "webhook").
+type NotificationKey struct {
+	IssuerID  string
+	SerialHex string
+	Threshold time.Duration
+	Channel   string
+}
+
+// Notification is one recorded expiry notification and its delivery state.
+type Notification struct {
+	NotificationKey
+	Status NotificationStatus
+	// Attempts counts the sends tried (a send cut short by a crash is not
+	// counted).
+	Attempts      int
+	NextAttemptAt time.Time
+	// ClaimedBy holds the lease until ClaimedUntil (zero values when free).
+	ClaimedBy    string
+	ClaimedUntil time.Time
+	LastError    string
+	CreatedAt    time.Time
+	SentAt       time.Time // zero unless sent
+}
+
+// ExpiryQuery selects the certificates expiry notifications may be due for.
+type ExpiryQuery struct {
+	Now    time.Time
+	Within time.Duration // the largest threshold of any profile
+	// Channel is the channel whose notifications NotifiedThreshold
+	// considers ("" for any).
+	Channel string
+	// Limit bounds the page (default 100, maximum 1000).
+	Limit int
+	// Cursor is the nextCursor of the previous page.
+	Cursor string
+}
+
+// ExpiringCertificate is a candidate for an expiry notification. DER is
+// left out.
+type ExpiringCertificate struct {
+	Certificate pki.Certificate
+	// NotifiedThreshold is the smallest threshold recorded for the
+	// certificate on the query's channel (any status); 0 when none is.
+	NotifiedThreshold time.Duration
+}
+
+// ClaimQuery asks for due notifications to send.
+type ClaimQuery struct {
+	Owner string
+	// Channels limits the claim to the channels the claimer can send on
+	// (a node without a mail server leaves mail to the others); empty
+	// means any.
+	Channels []string
+	Now      time.Time
+	Lease    time.Duration
+	// Limit bounds the batch (default 100, maximum 1000).
+	Limit int
+}
+
+// ClaimedNotification is a notification leased to one sender, with the
+// certificate it is about as it stands now (DER left out).
+type ClaimedNotification struct {
+	Notification
+	Certificate pki.Certificate
+	// Renewed: a recorded certificate names this one in RenewedFrom.
+	Renewed bool
+	// SupersededBy is the smallest threshold below this one recorded
+	// pending or sent for the same certificate and channel (a more urgent
+	// notification that replaces this one); 0 when there is none.
+	SupersededBy time.Duration
+}
+
+// NotificationOutcome ends (or postpones) a claimed notification.
+type NotificationOutcome struct {
+	NotificationKey
+	// Owner must hold the notification's lease.
+	Owner string
+	// Status is pending (try again at NextAttemptAt), sent, failed,
+	// skipped or cancelled.
+	Status        NotificationStatus
+	NextAttemptAt time.Time
+	// Attempted counts one more send tried.
+	Attempted bool
+	// Error is the reason of a failed attempt, a skip or a cancellation
+	// ("" clears it).
+	Error string
+	// Now is the outcome's time: SentAt of a sent notification, and the
+	// time of events whose Time is zero.
+	Now    time.Time
+	Events []pki.AuditEvent
 }

@@ -280,7 +280,7 @@ func TestReenroll(t *testing.T) {
 
 	// Revoked: refused as a credential that is no longer valid.
 	rec := f.record(same)
-	if err := f.st.RevokeCertificate(ctx, rec.IssuerID, rec.SerialHex, 1, f.clock.Now(), pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+	if _, _, err := f.st.RevokeCertificate(ctx, rec.IssuerID, rec.SerialHex, 1, f.clock.Now(), pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
 		t.Fatal(err)
 	}
 	wantStatus(t, f.post(f.httpClient(tlsPair(same, key), 0), "renew/simplereenroll", "", "", newCSR(t, key, "renew-me", csr.Template{DNSNames: []string{"renew-me.example"}}), nil),

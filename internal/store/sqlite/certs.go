@@ -21,7 +21,7 @@ const (
 // certColumns is the select list scanCert reads, in its order.
 const certColumns = `id, issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
 	status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
-	transaction_id, key_type, renewed_from, created_at, der`
+	transaction_id, key_type, renewed_from, created_at, der, revoked_by`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -36,7 +36,7 @@ func scanCert(sc scanner) (pki.Certificate, int64, error) {
 	)
 	err := sc.Scan(&id, &c.IssuerID, &c.SerialHex, &c.Issuer, &c.Subject, &sans, &notBefore, &notAfter,
 		&status, &revokedAt, &reason, &c.Profile, &protocol, &src, &c.RequesterAddr,
-		&c.TransactionID, &c.KeyType, &c.RenewedFrom, &crt, &c.DER)
+		&c.TransactionID, &c.KeyType, &c.RenewedFrom, &crt, &c.DER, &c.RevokedBy)
 	if err != nil {
 		return c, 0, err
 	}
@@ -102,11 +102,11 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO certificates (
 			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
 			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
-			transaction_id, key_type, renewed_from, created_at, der)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			transaction_id, key_type, renewed_from, created_at, der, revoked_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.IssuerID, c.SerialHex, c.Issuer, c.Subject, sans, micros(c.NotBefore), micros(c.NotAfter),
 			string(c.Status), nullMicros(c.RevokedAt), reason, c.Profile, string(c.Protocol), string(c.Source),
-			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, micros(c.CreatedAt), c.DER)
+			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, micros(c.CreatedAt), c.DER, c.RevokedBy)
 		if err != nil {
 			return fmt.Errorf("insert certificate: %w", conflict(err))
 		}
@@ -115,6 +115,11 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES (?, ?, ?)
 			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now); err != nil {
 			return fmt.Errorf("record serial: %w", err)
+		}
+		if c.Status == pki.StatusRevoked {
+			if err := bumpRevocationState(ctx, tx, c.IssuerID); err != nil {
+				return err
+			}
 		}
 		if in.Supersede != nil {
 			if err := supersede(ctx, tx, &in); err != nil {
@@ -287,46 +292,6 @@ func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Ce
 		return nil, nil, err
 	}
 	return certs, ids, nil
-}
-
-// RevokeCertificate implements store.Store.
-func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) error {
-	if at.IsZero() {
-		return fmt.Errorf("sqlite: revoke %s/%s: revocation time is zero", issuerID, serialHex)
-	}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE certificates
-			SET status = ?, revoked_at = ?, revoke_reason = ?
-			WHERE issuer_id = ? AND serial_hex = ? AND status <> ?`,
-			string(pki.StatusRevoked), micros(at), reason, issuerID, serialHex, string(pki.StatusRevoked))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			// Tell unknown from already revoked; the write lock is held, so
-			// the answer cannot change before the rollback.
-			var exists bool
-			err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM certificates
-				WHERE issuer_id = ? AND serial_hex = ?)`, issuerID, serialHex).Scan(&exists)
-			switch {
-			case err != nil:
-				return err
-			case exists:
-				return fmt.Errorf("already revoked: %w", store.ErrConflict)
-			default:
-				return store.ErrNotFound
-			}
-		}
-		return insertEvents(ctx, tx, at, []pki.AuditEvent{ev})
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite: revoke %s/%s: %w", issuerID, serialHex, err)
-	}
-	return nil
 }
 
 // consumeChallenge uses up a one-time challenge inside tx (nothing to do

@@ -186,6 +186,11 @@ const (
 	purgeRequestsQuery = `DELETE FROM enrollment_requests WHERE expires_at <= ?`
 )
 
+// auditColumns is the select list of an audit event, in the order the
+// scans read it.
+const auditColumns = `id, time, type, actor, profile, serial_hex, issuer_id, subject, transaction_id,
+	outcome, reason, detail`
+
 // AppendAudit implements store.Store. Every event needs its Time: the store
 // has no clock of its own.
 func (s *Store) AppendAudit(ctx context.Context, events ...pki.AuditEvent) error {
@@ -203,29 +208,149 @@ func (s *Store) AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
 	return nil
 }
 
-// insertEvents appends events inside tx; a zero Time becomes now.
+// insertEvents appends events inside tx, chained to the trail; a zero Time
+// becomes now. The head row is read and written in the same transaction,
+// whose write lock (BEGIN IMMEDIATE) keeps any other append from chaining
+// to the same record. Ids are the head's plus one, so the chain's order is
+// the id order even if rows were deleted behind the store's back.
 func insertEvents(ctx context.Context, tx *sql.Tx, now time.Time, events []pki.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
+	head, err := auditHead(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("insert audit event: %w", err)
+	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events
-		(time, type, actor, profile, serial_hex, issuer_id, subject, transaction_id, outcome, reason, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		(id, time, type, actor, profile, serial_hex, issuer_id, subject, transaction_id, outcome, reason, detail,
+		 prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
 	}
 	defer stmt.Close()
 	for _, e := range events {
-		t := e.Time
-		if t.IsZero() {
-			t = now
+		if e.Time.IsZero() {
+			e.Time = now
 		}
-		if _, err := stmt.ExecContext(ctx, micros(t), e.Type, e.Actor, e.Profile, e.SerialHex,
-			e.IssuerID, e.Subject, e.TransactionID, e.Outcome, e.Reason, e.Detail); err != nil {
+		e.Time = fromMicros(micros(e.Time)) // what is stored is what is hashed
+		e.ID = head.LastID + 1
+		e.Hash = pki.AuditChainHash(head.LastHash, e)
+		if _, err := stmt.ExecContext(ctx, e.ID, micros(e.Time), e.Type, e.Actor, e.Profile, e.SerialHex,
+			e.IssuerID, e.Subject, e.TransactionID, e.Outcome, e.Reason, e.Detail, head.LastHash, e.Hash); err != nil {
 			return fmt.Errorf("insert audit event %s: %w", e.Type, err)
 		}
+		head = store.AuditHead{LastID: e.ID, LastHash: e.Hash, Count: head.Count + 1}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_head (one, last_id, last_hash, count) VALUES (1, ?, ?, ?)
+		ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash, count = excluded.count`,
+		head.LastID, head.LastHash, head.Count); err != nil {
+		return fmt.Errorf("insert audit event: chain head: %w", err)
 	}
 	return nil
+}
+
+// auditHead reads the chain's head inside tx; an empty trail's is the
+// genesis hash.
+func auditHead(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}) (store.AuditHead, error) {
+	var h store.AuditHead
+	err := q.QueryRowContext(ctx, `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1`).
+		Scan(&h.LastID, &h.LastHash, &h.Count)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.AuditHead{LastHash: pki.AuditGenesis}, nil
+	}
+	if err != nil {
+		return h, fmt.Errorf("audit chain head: %w", err)
+	}
+	return h, nil
+}
+
+// AuditHead implements store.Store.
+func (s *Store) AuditHead(ctx context.Context) (store.AuditHead, error) {
+	h, err := auditHead(ctx, s.r)
+	if err != nil {
+		return h, fmt.Errorf("sqlite: %w", err)
+	}
+	return h, nil
+}
+
+// AuditChain implements store.Store.
+func (s *Store) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki.AuditEvent, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	limit = min(limit, 10000)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+`, prev_hash, hash FROM audit_events
+		WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit chain: %w", err)
+	}
+	defer rows.Close()
+	var out []pki.AuditEvent
+	for rows.Next() {
+		var e pki.AuditEvent
+		var t int64
+		if err := rows.Scan(&e.ID, &t, &e.Type, &e.Actor, &e.Profile, &e.SerialHex, &e.IssuerID,
+			&e.Subject, &e.TransactionID, &e.Outcome, &e.Reason, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+			return nil, fmt.Errorf("sqlite: audit chain: %w", err)
+		}
+		e.Time = fromMicros(t)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: audit chain: %w", err)
+	}
+	return out, nil
+}
+
+// sealAuditTrail chains the records written before the trail was a chain
+// (schema version 6), in id order, the first time a store opens without a
+// head row. Afterwards it does nothing: a record added later without its
+// hash is not blessed here but shown by `audit verify`.
+func (s *Store) sealAuditTrail(ctx context.Context) error {
+	return s.withTx(ctx, func(tx *sql.Tx) error {
+		var has bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit_head)`).Scan(&has); err != nil {
+			return fmt.Errorf("seal audit trail: %w", err)
+		}
+		if has {
+			return nil
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY id`)
+		if err != nil {
+			return fmt.Errorf("seal audit trail: %w", err)
+		}
+		var events []pki.AuditEvent
+		for rows.Next() {
+			var e pki.AuditEvent
+			var t int64
+			if err := rows.Scan(&e.ID, &t, &e.Type, &e.Actor, &e.Profile, &e.SerialHex, &e.IssuerID,
+				&e.Subject, &e.TransactionID, &e.Outcome, &e.Reason, &e.Detail); err != nil {
+				rows.Close()
+				return fmt.Errorf("seal audit trail: %w", err)
+			}
+			e.Time = fromMicros(t)
+			events = append(events, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("seal audit trail: %w", err)
+		}
+		head := store.AuditHead{LastHash: pki.AuditGenesis}
+		for _, e := range events {
+			hash := pki.AuditChainHash(head.LastHash, e)
+			if _, err := tx.ExecContext(ctx, `UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?`,
+				head.LastHash, hash, e.ID); err != nil {
+				return fmt.Errorf("seal audit trail: %w", err)
+			}
+			head = store.AuditHead{LastID: e.ID, LastHash: hash, Count: head.Count + 1}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO audit_head (one, last_id, last_hash, count) VALUES (1, ?, ?, ?)`,
+			head.LastID, head.LastHash, head.Count)
+		return err
+	})
 }
 
 // ListAudit implements store.Store: newest first, Limit default 100, at
@@ -268,8 +393,15 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 		where = append(where, "serial_hex = ?")
 		args = append(args, f.SerialHex)
 	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < ?")
+		args = append(args, micros(f.Until))
+	}
 	args = append(args, pageLimit(f.Limit))
-	return `SELECT id, time, type, actor, profile, serial_hex, issuer_id, subject, transaction_id,
-		outcome, reason, detail FROM audit_events WHERE ` + strings.Join(where, " AND ") +
+	return `SELECT ` + auditColumns + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY id DESC LIMIT ?`, args
 }

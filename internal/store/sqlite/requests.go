@@ -244,9 +244,9 @@ func decidedOne(ctx context.Context, tx *sql.Tx, res sql.Result, id string) erro
 func supersede(ctx context.Context, tx *sql.Tx, in *store.Issuance) error {
 	ref := in.Supersede
 	res, err := tx.ExecContext(ctx, `UPDATE certificates
-		SET status = ?, revoked_at = ?, revoke_reason = ?
+		SET status = ?, revoked_at = ?, revoke_reason = ?, revoked_by = ?
 		WHERE issuer_id = ? AND serial_hex = ? AND status <> ?`,
-		string(pki.StatusRevoked), micros(in.Now), reasonSuperseded, ref.IssuerID, ref.SerialHex,
+		string(pki.StatusRevoked), micros(in.Now), reasonSuperseded, supersededBy, ref.IssuerID, ref.SerialHex,
 		string(pki.StatusRevoked))
 	if err != nil {
 		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
@@ -256,7 +256,7 @@ func supersede(ctx context.Context, tx *sql.Tx, in *store.Issuance) error {
 		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
 	}
 	if n == 1 {
-		return nil
+		return bumpRevocationState(ctx, tx, ref.IssuerID)
 	}
 	var exists bool
 	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM certificates
@@ -271,3 +271,6 @@ func supersede(ctx context.Context, tx *sql.Tx, in *store.Issuance) error {
 
 // reasonSuperseded is RFC 5280's CRLReason superseded.
 const reasonSuperseded = 4
+
+// supersededBy is the revoked_by of a certificate a renewal superseded.
+const supersededBy = "system:renewal"

@@ -541,7 +541,7 @@ func testSupersede(t *testing.T, s store.Store) {
 	for _, sn := range []string{"40", "41", "42", "43", "44"} {
 		mustRecord(t, s, issuance(newCert(issuerA, sn, t0.Add(30*day))))
 	}
-	if err := s.RevokeCertificate(ctx, issuerA, "41", 1, earlier, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+	if _, _, err := s.RevokeCertificate(ctx, issuerA, "41", 1, earlier, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
 		t.Fatal(err)
 	}
 	mustCreateRequest(t, s, newRequest("renew", "default", "tx-renew"))

@@ -58,6 +58,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Nonces", testNonces},
 		{"PurgeExpired", testPurgeExpired},
 		{"Audit", testAudit},
+		{"AuditTimeFilter", testAuditTimeFilter},
+		{"AuditChain", testAuditChain},
+		{"Unhold", testUnhold},
+		{"RevocationState", testRevocationState},
+		{"CRLs", testCRLs},
 		{"AuditLimits", testAuditLimits},
 		{"ListCertificatesPagination", testListPagination},
 		{"ListCertificatesStableUnderInserts", testListStableUnderInserts},
@@ -81,6 +86,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ESTUsers", testESTUsers},
 		{"ChallengeBindingAndLock", testChallengeBindingAndLock},
 		{"CanceledContext", testCanceledContext},
+		{"Notifications", testNotifications},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -427,59 +433,6 @@ func testCertificateLookups(t *testing.T, s store.Store) {
 			if !found {
 				t.Errorf("CertificatesBySerial(%s): no record of issuer %s", bs.serial, w.IssuerID)
 			}
-		}
-	}
-}
-
-func testRevokeCertificate(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	for _, sn := range []string{"a0", "a1"} {
-		mustRecord(t, s, issuance(newCert(issuerA, sn, t0.Add(time.Hour))))
-	}
-	at := t0.Add(10 * time.Minute)
-	ev := pki.AuditEvent{Type: "certificate.revoked", Actor: "cli:root", SerialHex: "a0", IssuerID: issuerA, Outcome: "success"}
-
-	steps := []struct {
-		name           string
-		issuer, serial string
-		reason         int
-		at             time.Time
-		want           error
-	}{
-		{"valid certificate", issuerA, "a0", 1, at, nil},
-		{"reason 0 (unspecified)", issuerA, "a1", 0, at, nil},
-		{"already revoked", issuerA, "a0", 4, at.Add(time.Hour), store.ErrConflict},
-		{"unknown serial", issuerA, "ff", 1, at, store.ErrNotFound},
-		{"serial of another issuer", issuerB, "a0", 1, at, store.ErrNotFound},
-	}
-	for _, st := range steps {
-		before := len(listAudit(t, s, store.AuditFilter{}))
-		err := s.RevokeCertificate(ctx, st.issuer, st.serial, st.reason, st.at, ev)
-		wantErr(t, st.name, err, st.want)
-		after := listAudit(t, s, store.AuditFilter{})
-		switch {
-		case st.want == nil && len(after) != before+1:
-			t.Errorf("%s: %d new events, want 1", st.name, len(after)-before)
-		case st.want == nil:
-			want := ev
-			want.Time = st.at // zero Time takes the revocation time
-			sameEvent(t, st.name+": event", after[0], want)
-		case len(after) != before:
-			t.Errorf("%s: failed revocation appended %d events", st.name, len(after)-before)
-		}
-	}
-
-	for _, w := range []struct {
-		serial string
-		reason int
-	}{{"a0", 1}, {"a1", 0}} {
-		got, err := s.Certificate(ctx, issuerA, w.serial)
-		if err != nil {
-			t.Fatalf("Certificate: %v", err)
-		}
-		if got.Status != pki.StatusRevoked || !got.RevokedAt.Equal(at) || got.RevokeReason != w.reason {
-			t.Errorf("%s after revocation: status %q at %v reason %d, want revoked at %v reason %d (the second call must not change it)",
-				w.serial, got.Status, got.RevokedAt, got.RevokeReason, at, w.reason)
 		}
 	}
 }

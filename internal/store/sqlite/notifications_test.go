@@ -1,0 +1,93 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/store"
+)
+
+// TestNotificationQueryPlans: the scheduler's scan of the certificates
+// crossing a threshold is an index range read in (not_after, id) order with
+// index searches for "renewed?" and "notified?", and claiming, finishing
+// and the superseded check read indexes only, on an empty database and on
+// an analysed inventory with notifications recorded.
+func TestNotificationQueryPlans(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	run := func(t *testing.T) {
+		for _, q := range []store.ExpiryQuery{
+			{Now: t0, Within: 30 * 24 * time.Hour},
+			{Now: t0, Within: 30 * 24 * time.Hour, Cursor: cursor{kind: cursorExpiry, notAfter: t0.UnixMicro(), id: 9}.String()},
+			{Now: t0, Within: 30 * 24 * time.Hour, Channel: "smtp", Cursor: cursor{kind: cursorExpiry, notAfter: t0.UnixMicro(), id: 9}.String()},
+		} {
+			query, args, err := expiringQuery(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan := queryPlan(t, s, query, args...)
+			if why := badPlan(plan); why != "" {
+				t.Errorf("ExpiringCertificates %+v: %s\n%s", q, why, plan)
+			}
+			if !strings.Contains(plan, "certificates_status_expiry") || !strings.Contains(plan, "certificates_renewed_from") {
+				t.Errorf("ExpiringCertificates: plan does not use the status/expiry and renewed_from indexes:\n%s", plan)
+			}
+		}
+		n := t0.UnixMicro()
+		for name, qa := range map[string]queryArgs{
+			"claim":      claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute}),
+			"claim smtp": claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp"}}),
+			"claim both": claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp", "webhook"}}),
+			"superseded": {supersededQuery, []any{"i", "s", "smtp", n}},
+			"finish":     {finishQuery, []any{"sent", 1, nil, "", n, "i", "s", n, "smtp", "owner"}},
+			"renewed":    {`SELECT ` + notifyCertColumns + `, ` + renewedClause + ` FROM certificates c WHERE c.issuer_id = ? AND c.serial_hex = ?`, []any{"i", "s"}},
+		} {
+			plan := queryPlan(t, s, qa.q, qa.args...)
+			if why := badPlan(plan); why != "" {
+				t.Errorf("%s: %s\n%s", name, why, plan)
+			}
+			// The due rows are picked on notifications_due and updated by
+			// key, not by walking every due row.
+			if strings.HasPrefix(name, "claim") && (!strings.Contains(plan, "notifications_due") ||
+				!strings.HasPrefix(plan, "SEARCH notifications USING PRIMARY KEY (issuer_id=? AND serial_hex=?")) {
+				t.Errorf("claim: plan does not pick on notifications_due and update by key:\n%s", plan)
+			}
+		}
+	}
+	t.Run("empty", run)
+	t.Run("analyzed", func(t *testing.T) {
+		fill(t, s, 3000)
+		ctx := context.Background()
+		var ns []store.Notification
+		for i := range 3000 {
+			ns = append(ns, store.Notification{NotificationKey: store.NotificationKey{IssuerID: "issuer",
+				SerialHex: fmt.Sprintf("%x", i+0x100000), Threshold: 30 * 24 * time.Hour, Channel: "smtp"},
+				Status: store.NotificationPending, CreatedAt: t0, NextAttemptAt: t0})
+		}
+		if _, err := s.RecordNotifications(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.w.Exec(`UPDATE notifications SET status = 'sent' WHERE serial_hex NOT LIKE '%0'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.w.Exec(`ANALYZE`); err != nil {
+			t.Fatal(err)
+		}
+		s.r.SetMaxIdleConns(0)
+		s.r.SetMaxIdleConns(4)
+		run(t)
+	})
+}
+
+type queryArgs struct {
+	q    string
+	args []any
+}
+
+func claimArgs(c store.ClaimQuery) queryArgs {
+	q, args := claimQuery(c)
+	return queryArgs{q, args}
+}
