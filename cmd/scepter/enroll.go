@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scepter/scepter/internal/agent"
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/keys"
-	"github.com/scepter/scepter/internal/scep"
 )
 
 type stringList []string
@@ -230,18 +230,10 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The renewed certificate keeps every name of the old one.
-	der, err := csr.Create(csr.Template{RawSubject: old.RawSubject, DNSNames: old.DNSNames, IPAddresses: old.IPAddresses,
-		EmailAddresses: old.EmailAddresses, URIs: old.URIs, ChallengePassword: f.challenge}, key)
-	if err != nil {
-		return err
-	}
-	typ := scep.RenewalReq
-	if pkcsReq || !caps.Has("Renewal") {
-		typ = scep.PKCSReq
-	}
-	cert, err := c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: key, SignerCert: old, SignerKey: oldKey, CACerts: caCerts, Caps: caps,
-		Type: typ, Challenge: f.challenge, PollInterval: f.pollInterval, MaxWait: f.maxWait})
+	// The renewed certificate keeps every name of the old one (shared with
+	// `scepter agent`).
+	cert, err := agent.SCEPRenew(ctx, c, agent.SCEPRenewal{Old: old, OldKey: oldKey, Key: key, Caps: caps, CACerts: caCerts,
+		Challenge: f.challenge, PKCSReq: pkcsReq, PollInterval: f.pollInterval, MaxWait: f.maxWait})
 	return f.finish(e, key, cert, caCerts, err)
 }
 

@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/scepter/scepter/internal/agent"
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/est"
@@ -301,7 +302,7 @@ func estRequestTemplate(op string, f *estFlags, subject, keyType string, keyType
 		if err != nil {
 			return t, nil, err
 		}
-		t = csr.Template{RawSubject: old.RawSubject, DNSNames: old.DNSNames, IPAddresses: old.IPAddresses, EmailAddresses: old.EmailAddresses, URIs: old.URIs}
+		t = agent.RenewalTemplate(old)
 		if rekey {
 			kt := keyType
 			if !keyTypeSet {

@@ -37,6 +37,7 @@ func commands() []command {
 		{"requests", "list, approve and reject requests held for approval", cmdRequests},
 		{"challenge", "manage one-time enrollment challenges (challenge new)", cmdChallenge},
 		{"est", "enroll over EST (est cacerts|enroll|reenroll|serverkeygen) and manage EST users (est user)", cmdEST},
+		{"agent", "keep certificates on this machine renewed (agent | agent status)", cmdAgent},
 		{"certs", "list and show issued certificates (certs list | certs show SERIAL)", cmdCerts},
 		{"ca", "manage the CA (ca rollover | ca show | ca root export)", cmdCA},
 		{"version", "print the version", cmdVersion},

@@ -111,3 +111,10 @@ func TestCAAndStoreKnowNoHTTP(t *testing.T) {
 		}
 	}
 }
+
+// The renewal agent runs on devices: like the client, it knows nothing of
+// the server side.
+func TestAgentImportsOnlyClientSide(t *testing.T) {
+	forbid(t, "internal/agent", true, "internal/enroll", "internal/ca", "internal/store", "internal/admin",
+		"internal/scep/scepserver", "internal/est/estserver", "internal/server", "internal/ndes", "internal/webhook", "internal/credential")
+}

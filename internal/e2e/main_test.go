@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -25,6 +26,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: temp dir:", err)
 		os.Exit(2)
 	}
+	binDir = dir
 	setupBinary(dir)
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -69,6 +71,52 @@ func bin(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return scepterBin
+}
+
+// binDir holds the binaries TestMain builds.
+var binDir string
+
+// The second build, with the test-only tag scepter_clockoffset: its
+// pki.SystemClock is moved by $SCEPTER_TEST_CLOCK_OFFSET, so a test can run
+// a command as if at another time. Built on first use (or $SCEPTER_CLOCKOFFSET_BIN).
+var (
+	clockOffsetOnce sync.Once
+	clockOffsetPath string
+	clockOffsetErr  error
+)
+
+// clockOffsetBin returns the scepter_clockoffset build, or ends the test
+// when it could not be built.
+func clockOffsetBin(t testing.TB) string {
+	t.Helper()
+	clockOffsetOnce.Do(func() {
+		if p := os.Getenv("SCEPTER_CLOCKOFFSET_BIN"); p != "" {
+			clockOffsetPath, clockOffsetErr = filepath.Abs(p)
+			if clockOffsetErr == nil {
+				_, clockOffsetErr = os.Stat(clockOffsetPath)
+			}
+			return
+		}
+		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+		if _, err := os.Stat(goTool); err != nil {
+			if p, lerr := exec.LookPath("go"); lerr == nil {
+				goTool = p
+			}
+		}
+		out := filepath.Join(binDir, "scepter-clockoffset")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		b, err := exec.CommandContext(ctx, goTool, "build", "-tags", "scepter_clockoffset", "-o", out, "github.com/scepter/scepter/cmd/scepter").CombinedOutput()
+		if err != nil {
+			clockOffsetErr = fmt.Errorf("go build -tags scepter_clockoffset ./cmd/scepter: %v\n%s", err, b)
+			return
+		}
+		clockOffsetPath = out
+	})
+	if clockOffsetErr != nil {
+		t.Fatal(clockOffsetErr)
+	}
+	return clockOffsetPath
 }
 
 // requireAll reports whether missing external clients are failures.

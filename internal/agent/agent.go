@@ -1,0 +1,431 @@
+// Package agent is `scepter agent`, the device side of renewal: it keeps
+// certificates on a machine fresh by renewing each one, over SCEP
+// (RenewalReq) or EST (simplereenroll), when it reaches its renewal point,
+// installs the new key and certificate so that a crash at any instant
+// leaves a matching pair on disk (see install.go and docs/agent.md), and
+// runs a command after each renewal. Time comes from an injected clock.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// Agent keeps the configured certificates renewed.
+type Agent struct {
+	Config *Config
+	// Clock decides what is due; nil is pki.SystemClock.
+	Clock pki.Clock
+	Log   *slog.Logger
+	// Sleep waits d, or less when ctx ends (then it returns ctx's error);
+	// nil is a real timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Jitter returns a number in [0, 1) that spreads retries; nil is
+	// math/rand.
+	Jitter func() float64
+	// Renewers by protocol ("scep", "est"); a missing one is SCEPRenewer
+	// or ESTRenewer.
+	Renewers map[string]Renewer
+	// Shell runs post_renew commands as Shell -c COMMAND; "" is /bin/sh.
+	Shell string
+
+	// hook is the installer's test hook (see layout.hook).
+	hook func(step string) error
+}
+
+func (a *Agent) now() time.Time {
+	if a.Clock == nil {
+		return pki.SystemClock{}.Now()
+	}
+	return a.Clock.Now()
+}
+
+func (a *Agent) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
+}
+
+func (a *Agent) sleep(ctx context.Context, d time.Duration) error {
+	if a.Sleep != nil {
+		return a.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (a *Agent) backoff(failures int) time.Duration {
+	j := rand.Float64()
+	if a.Jitter != nil {
+		j = a.Jitter()
+	}
+	return Backoff(failures, a.Config.RetryInitial, a.Config.RetryMax, j)
+}
+
+func (a *Agent) renewer(protocol string) Renewer {
+	if r, ok := a.Renewers[protocol]; ok && r != nil {
+		return r
+	}
+	if protocol == ProtocolEST {
+		return ESTRenewer{}
+	}
+	return SCEPRenewer{}
+}
+
+// outcome is what one look at a certificate found and did.
+type outcome struct {
+	// point is the renewal point of the certificate now in place (zero
+	// when it could not be read).
+	point time.Time
+	// due: the renewal point has passed (before any renewal).
+	due bool
+	// renewed is the new certificate, when one was installed.
+	renewed *x509.Certificate
+	err     error
+	// retry: err is the renewal's (the server, the network), worth
+	// another attempt soon.
+	retry bool
+}
+
+// check looks at one certificate: it finishes what an interrupted run
+// left, reads the pair, and renews it when it is due and mayRenew.
+func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) outcome {
+	log := a.log().With("cert", c.Name)
+	l := newLayout(c, a.hook)
+	err := l.stateDir()
+	var unlock func()
+	if err == nil {
+		unlock, err = lockFile(filepath.Join(l.state, lockName))
+	}
+	if errors.Is(err, errLocked) {
+		return outcome{err: err, retry: true}
+	}
+	if err != nil {
+		// The state directory cannot be made or locked (a user who may
+		// read the files and not write beside them): a certificate that
+		// is not due can still be looked at; one that is, cannot be
+		// renewed.
+		o := outcome{err: fmt.Errorf("state directory %s: %w", l.state, err)}
+		if p, perr := readPair(l); perr != nil {
+			o.err = perr
+		} else if o.point = RenewalPoint(p.cert, c.RenewBefore); a.now().Before(o.point) {
+			log.Info("not due for renewal", "serial", p.cert.SerialNumber.Text(16), "not_after", p.cert.NotAfter.UTC(), "renew_at", o.point.UTC())
+			return outcome{point: o.point}
+		} else {
+			o.due = true
+		}
+		return o
+	}
+	defer unlock()
+	pending, err := l.recover()
+	if err != nil {
+		return outcome{err: fmt.Errorf("cleaning up after an interrupted run: %w", err)}
+	}
+	if pending {
+		log.Warn("a renewal was installed and the run stopped before its post_renew command; running it now")
+		a.postRenew(ctx, c, log)
+		if err := l.clearMarker(); err != nil {
+			log.Error("could not remove the post_renew marker", "err", err)
+		}
+	}
+	p, err := readPair(l)
+	if err != nil {
+		return outcome{err: err}
+	}
+	now := a.now()
+	point := RenewalPoint(p.cert, c.RenewBefore)
+	o := outcome{point: point}
+	attrs := []any{"serial", p.cert.SerialNumber.Text(16), "not_after", p.cert.NotAfter.UTC(), "renew_at", point.UTC()}
+	if now.Before(point) {
+		log.Info("not due for renewal", attrs...)
+		return o
+	}
+	o.due = true
+	if !mayRenew {
+		return o
+	}
+	if now.After(p.cert.NotAfter) {
+		log.Warn("the certificate has expired; asking for its renewal anyway (a server may allow a grace period)", attrs...)
+	}
+	log.Info("renewing", append(attrs, "protocol", c.Protocol, "url", c.URL, "rekey", c.Rekey)...)
+	cert, err := a.renew(ctx, c, l, p, log)
+	if err != nil {
+		o.err, o.retry = err, true
+		return o
+	}
+	o.renewed, o.point = cert, RenewalPoint(cert, c.RenewBefore)
+	if c.PostRenew != "" {
+		a.postRenew(ctx, c, log)
+		if err := l.clearMarker(); err != nil {
+			log.Error("could not remove the post_renew marker; the command will run again at the next start", "err", err)
+		}
+	}
+	return o
+}
+
+// renew asks for the new certificate, checks it and installs it.
+func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*x509.Certificate, error) {
+	key := p.key
+	if c.Rekey {
+		kt := c.KeyType
+		if kt == "" {
+			kt = keys.KeyTypeOf(p.cert.PublicKey)
+		}
+		if k := l.pendingKey(); k != nil && keys.KeyTypeOf(k.Public()) == kt {
+			log.Info("asking again with the key of the request the server holds for approval")
+			key = k
+		} else {
+			var err error
+			if key, err = keys.Generate(kt); err != nil {
+				return nil, err
+			}
+		}
+	}
+	res, err := a.renewer(c.Protocol).Renew(ctx, RenewRequest{Config: c, Old: p.cert, OldChain: p.extra, OldKey: p.key, Key: key, Now: a.now,
+		Warnf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }})
+	if err != nil {
+		var pe *client.PendingError
+		if errors.As(err, &pe) && c.Rekey {
+			if serr := l.savePendingKey(key); serr != nil {
+				log.Error("could not keep the key of the held request", "err", serr)
+			}
+		}
+		return nil, err
+	}
+	chain, err := verifyIssued(res.Cert, key, res.CACerts, c.CAFingerprint, a.now())
+	if err != nil {
+		return nil, err
+	}
+	log.Info("installing the new key and certificate", "serial", res.Cert.SerialNumber.Text(16), "not_after", res.Cert.NotAfter.UTC())
+	if err := l.install(key, res.Cert, chain, c.PostRenew != ""); err != nil {
+		return nil, fmt.Errorf("installing the renewed certificate: %w", err)
+	}
+	l.clearPendingKey()
+	log.Info("renewed", "serial", res.Cert.SerialNumber.Text(16), "not_after", res.Cert.NotAfter.UTC(),
+		"renew_at", RenewalPoint(res.Cert, c.RenewBefore).UTC(), "key_path", c.KeyPath, "cert_path", c.CertPath)
+	return res.Cert, nil
+}
+
+// maxOutput bounds what is kept (and logged) of a post_renew command's output.
+const maxOutput = 8 << 10
+
+// postRenew runs the certificate's post_renew command; a failure is
+// logged, and the renewal stands. A shutdown of the agent does not cut
+// the command short; its timeout does (the whole process group).
+func (a *Agent) postRenew(ctx context.Context, c *Certificate, log *slog.Logger) {
+	if c.PostRenew == "" {
+		return
+	}
+	shell := a.Shell
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.PostRenewTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, shell, "-c", c.PostRenew)
+	cmd.Dir = a.Config.Dir
+	cmd.Env = append(os.Environ(), "SCEPTER_AGENT_NAME="+c.Name, "SCEPTER_AGENT_KEY="+c.KeyPath, "SCEPTER_AGENT_CERT="+c.CertPath)
+	out := &limitedBuffer{max: maxOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 2 * time.Second
+	ownProcessGroup(cmd)
+	err := cmd.Run()
+	if cctx.Err() == context.DeadlineExceeded {
+		err = fmt.Errorf("timed out after %s: %w", c.PostRenewTimeout, err)
+	}
+	attrs := []any{"command", c.PostRenew, "output", out.String()}
+	if err != nil {
+		log.Error("post_renew command failed; the renewed certificate stays in place", append(attrs, "err", err)...)
+		return
+	}
+	log.Info("post_renew command ran", attrs...)
+}
+
+type limitedBuffer struct {
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	max       int
+	truncated bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room < len(p) {
+		b.buf.Write(p[:max(room, 0)])
+		b.truncated = true
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := strings.TrimRight(b.buf.String(), "\n")
+	if b.truncated {
+		s += " […]"
+	}
+	return s
+}
+
+// RunOnce renews every certificate that is due, trying each up to
+// Config.OnceAttempts times with backoff, and returns an error naming the
+// certificates that failed (a due renewal that did not succeed, or files
+// that cannot be read).
+func (a *Agent) RunOnce(ctx context.Context) error {
+	var failed []string
+	for i := range a.Config.Certificates {
+		c := &a.Config.Certificates[i]
+		log := a.log().With("cert", c.Name)
+		for attempt := 1; ; attempt++ {
+			o := a.check(ctx, c, true)
+			if o.err == nil {
+				break
+			}
+			if errors.Is(o.err, errLocked) {
+				log.Warn("skipped: " + o.err.Error())
+				break
+			}
+			if !o.retry || attempt >= a.Config.OnceAttempts || ctx.Err() != nil {
+				log.Error("failed", "err", o.err, "attempts", attempt)
+				failed = append(failed, c.Name)
+				break
+			}
+			wait := a.backoff(attempt)
+			log.Warn("renewal failed; trying again", "err", o.err, "attempt", attempt, "of", a.Config.OnceAttempts, "retry_in", wait.Round(time.Second))
+			if err := a.sleep(ctx, wait); err != nil {
+				failed = append(failed, c.Name)
+				break
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d certificates failed: %s (see the log)", len(failed), len(a.Config.Certificates), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// certState is what the long-running agent remembers of a certificate.
+type certState struct {
+	point    time.Time // renewal point of the certificate in place
+	hold     time.Time // no renewal attempt before this (backoff)
+	checked  time.Time // last look at the files
+	failures int       // consecutive failures
+}
+
+// Run keeps the certificates renewed until ctx ends (SIGTERM, SIGINT),
+// sleeping until the next renewal point, retry or periodic check; it
+// returns nil when stopped.
+func (a *Agent) Run(ctx context.Context) error {
+	certs := a.Config.Certificates
+	st := make([]certState, len(certs))
+	a.log().Info("agent started", "certificates", len(certs), "config", a.Config.Path)
+	for {
+		now := a.now()
+		for i := range certs {
+			s := &st[i]
+			if !a.shouldCheck(s, now) {
+				continue
+			}
+			o := a.check(ctx, &certs[i], !now.Before(s.hold))
+			if ctx.Err() != nil {
+				a.log().Info("agent stopping")
+				return nil
+			}
+			a.update(&certs[i], s, o, now)
+		}
+		wake := a.nextWake(st, now)
+		a.log().Info("sleeping", "until", wake.UTC(), "for", wake.Sub(now).Round(time.Second))
+		if err := a.sleep(ctx, wake.Sub(now)); err != nil {
+			a.log().Info("agent stopping")
+			return nil
+		}
+	}
+}
+
+func (a *Agent) shouldCheck(s *certState, now time.Time) bool {
+	switch {
+	case s.checked.IsZero() || now.Sub(s.checked) >= a.Config.CheckInterval:
+		return true
+	case now.Before(s.hold):
+		return false
+	}
+	return s.point.IsZero() || !now.Before(s.point)
+}
+
+func (a *Agent) update(c *Certificate, s *certState, o outcome, now time.Time) {
+	log := a.log().With("cert", c.Name)
+	s.checked, s.point = now, o.point
+	switch {
+	case o.err != nil:
+		s.failures++
+		wait := a.backoff(s.failures)
+		s.hold = now.Add(wait)
+		if errors.Is(o.err, errLocked) {
+			log.Warn("skipped: "+o.err.Error(), "retry_in", wait.Round(time.Second))
+		} else {
+			log.Error("failed", "err", o.err, "failures", s.failures, "retry_in", wait.Round(time.Second))
+		}
+	case o.renewed != nil:
+		s.failures = 0
+		if !o.point.After(now) {
+			// Renewing again at once would loop: the server issues a
+			// lifetime shorter than renew_before, or the clocks disagree.
+			s.hold = now.Add(a.Config.RetryMax)
+			log.Warn("the renewed certificate is already due for renewal (renew_before longer than its lifetime?); waiting before the next one",
+				"renew_at", o.point.UTC(), "not_after", o.renewed.NotAfter.UTC(), "next_attempt", s.hold.UTC())
+		}
+	case !o.due:
+		s.failures = 0
+	}
+}
+
+// nextWake is the earliest renewal point, retry or periodic check.
+func (a *Agent) nextWake(st []certState, now time.Time) time.Time {
+	var wake time.Time
+	for _, s := range st {
+		t := s.checked.Add(a.Config.CheckInterval)
+		if !s.point.IsZero() && s.point.After(s.hold) {
+			t = minTime(t, s.point)
+		} else if !s.hold.IsZero() {
+			t = minTime(t, s.hold)
+		}
+		if wake.IsZero() || t.Before(wake) {
+			wake = t
+		}
+	}
+	if !wake.After(now) {
+		wake = now.Add(time.Second)
+	}
+	return wake
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

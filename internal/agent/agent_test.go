@@ -1,0 +1,651 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/keys"
+)
+
+// The certificate is renewed at its renewal point and not a second
+// before; the new pair has a new key and the old names; post_renew runs
+// once per renewal.
+func TestRenewsAtTheRenewalPointAndNotBefore(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	ctx := context.Background()
+	point := RenewalPoint(f.first, 0) // 20 days into 30
+	if want := epoch.Add(20 * 24 * time.Hour); !point.Equal(want) {
+		t.Fatalf("renewal point %s, want %s", point, want)
+	}
+	for _, at := range []time.Time{epoch, epoch.Add(19 * 24 * time.Hour), point.Add(-time.Second)} {
+		f.clock.Set(at)
+		if err := f.agent.RunOnce(ctx); err != nil {
+			t.Fatalf("at %s: %v", at, err)
+		}
+		if n := f.renewer.count(); n != 0 {
+			t.Fatalf("at %s (renewal point %s): %d renewals", at, point, n)
+		}
+		if p := f.pair(); !p.cert.Equal(f.first) {
+			t.Fatalf("at %s: the certificate changed", at)
+		}
+	}
+	// Nothing was moved before a renewal: the files are still regular.
+	if fi, err := os.Lstat(filepath.Join(f.dir, "cert.pem")); err != nil || fi.Mode()&os.ModeSymlink != 0 {
+		t.Errorf("cert.pem before any renewal: %v %v", fi.Mode(), err)
+	}
+	if f.postRuns() != 0 {
+		t.Fatal("post_renew ran without a renewal")
+	}
+
+	f.clock.Set(point)
+	if err := f.agent.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.renewer.count(); n != 1 {
+		t.Fatalf("at the renewal point: %d renewals, want 1", n)
+	}
+	p := f.pair()
+	if p.cert.Equal(f.first) || !p.cert.Equal(f.renewer.issued[0]) {
+		t.Fatal("the renewed certificate is not in place")
+	}
+	if publicKeysEqual(p.key.Public(), f.first.PublicKey) {
+		t.Error("rekey (the default) kept the old key")
+	}
+	if keys.KeyTypeOf(p.key.Public()) != keys.P256 {
+		t.Errorf("new key is %s, want the old key's type p256", keys.KeyTypeOf(p.key.Public()))
+	}
+	if p.cert.Subject.String() != f.first.Subject.String() || len(p.cert.DNSNames) != 1 || p.cert.DNSNames[0] != "device-1.example" {
+		t.Errorf("renewed %s %v, want the old names", p.cert.Subject, p.cert.DNSNames)
+	}
+	if n := f.postRuns(); n != 1 {
+		t.Errorf("post_renew ran %d times, want 1", n)
+	}
+	for _, name := range []string{"key.pem", "cert.pem"} {
+		if fi, err := os.Lstat(filepath.Join(f.dir, name)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s after the renewal is not a link through the generations", name)
+		}
+	}
+	expectMode(t, filepath.Join(f.dir, "key.pem"), 0o600)
+
+	// Again at once: the new certificate is not due.
+	if err := f.agent.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.renewer.count(); n != 1 {
+		t.Errorf("renewed again right after a renewal: %d", n)
+	}
+	if n := f.postRuns(); n != 1 {
+		t.Errorf("post_renew ran %d times, want 1", n)
+	}
+	// And at the new point, once more, each time with one post_renew.
+	f.clock.Set(RenewalPoint(p.cert, 0))
+	if err := f.agent.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := f.renewer.count(), f.postRuns(); n != 2 || m != 2 {
+		t.Errorf("second renewal: %d renewals, %d post_renew runs; want 2 and 2", n, m)
+	}
+	expectClean(t, f)
+}
+
+func TestRenewBefore(t *testing.T) {
+	f := newFixture(t, fixtureOpts{extra: "renew_before = \"7d\"\n"})
+	ctx := context.Background()
+	f.clock.Set(f.first.NotAfter.Add(-7*24*time.Hour - time.Second))
+	if err := f.agent.RunOnce(ctx); err != nil || f.renewer.count() != 0 {
+		t.Fatalf("a second before renew_before: err %v, %d renewals", err, f.renewer.count())
+	}
+	f.clock.Advance(time.Second)
+	if err := f.agent.RunOnce(ctx); err != nil || f.renewer.count() != 1 {
+		t.Fatalf("at renew_before: err %v, %d renewals", err, f.renewer.count())
+	}
+}
+
+func TestRekeyFalseAndKeyType(t *testing.T) {
+	t.Run("rekey false keeps the key", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{extra: "rekey = false\n"})
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if p := f.pair(); p.cert.Equal(f.first) || !publicKeysEqual(p.key.Public(), f.first.PublicKey) {
+			t.Error("want a new certificate for the same key")
+		}
+	})
+	t.Run("key_type", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{extra: "key_type = \"p384\"\n"})
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if kt := keys.KeyTypeOf(f.pair().key.Public()); kt != keys.P384 {
+			t.Errorf("new key is %s, want p384", kt)
+		}
+	})
+	t.Run("same type as the current key", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{keyType: keys.P384})
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if kt := keys.KeyTypeOf(f.pair().key.Public()); kt != keys.P384 {
+			t.Errorf("new key is %s, want p384 like the old one", kt)
+		}
+	})
+}
+
+// A post_renew command that fails or hangs is logged; the renewal stays.
+func TestPostRenewFailureDoesNotUndoTheRenewal(t *testing.T) {
+	for _, tt := range []struct {
+		name, cmd string
+		timeout   time.Duration
+		want      []string
+	}{
+		{"fails", "echo renewed >> post.log; echo 'reload failed' >&2; exit 3", time.Minute, []string{"post_renew command failed", "reload failed", "exit status 3"}},
+		// (the timeout leaves a loaded machine time to start the shell)
+		{"hangs", "echo renewed >> post.log; sleep 60", 2 * time.Second, []string{"post_renew command failed", "timed out after 2s"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, fixtureOpts{})
+			f.cert().PostRenew, f.cert().PostRenewTimeout = tt.cmd, tt.timeout
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			start := time.Now()
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatalf("a failed post_renew failed the run: %v", err)
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("RunOnce took %s: the timeout did not end the command", d)
+			}
+			if p := f.pair(); p.cert.Equal(f.first) {
+				t.Error("the renewal was undone")
+			}
+			if n := f.postRuns(); n != 1 {
+				t.Errorf("post_renew ran %d times", n)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(f.logs.String(), w) {
+					t.Errorf("log does not mention %q", w)
+				}
+			}
+			// The marker is gone: the next run does not run it again.
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.postRuns(); n != 1 {
+				t.Errorf("post_renew ran %d times after a second run", n)
+			}
+		})
+	}
+}
+
+// --once tries a failing renewal OnceAttempts times with growing waits,
+// and exits with an error naming the certificate.
+func TestOnceRetriesWithBackoff(t *testing.T) {
+	t.Run("succeeds on the third attempt", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		f.renewer.failFor = 2
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// retry_initial 10s, jitter 0.5: 7.5s, then 15s.
+		if want := []time.Duration{7500 * time.Millisecond, 15 * time.Second}; !equalDurations(f.sleeps, want) {
+			t.Errorf("waits %v, want %v", f.sleeps, want)
+		}
+		if f.renewer.count() != 3 || f.pair().cert.Equal(f.first) || f.postRuns() != 1 {
+			t.Errorf("%d attempts, renewed %v, %d post_renew runs", f.renewer.count(), !f.pair().cert.Equal(f.first), f.postRuns())
+		}
+	})
+	t.Run("gives up", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		f.renewer.failFor = 100
+		f.cfg.OnceAttempts = 4
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		err := f.agent.RunOnce(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "dev") {
+			t.Fatalf("err = %v, want one naming the certificate", err)
+		}
+		if f.renewer.count() != 4 || len(f.sleeps) != 3 {
+			t.Errorf("%d attempts and %d waits, want 4 and 3", f.renewer.count(), len(f.sleeps))
+		}
+		if !f.pair().cert.Equal(f.first) || f.postRuns() != 0 {
+			t.Error("a failed renewal changed the files or ran post_renew")
+		}
+		if !strings.Contains(f.logs.String(), "connection refused") {
+			t.Error("the log does not say why")
+		}
+	})
+	t.Run("a server's refusal", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		f.renewer.failFor, f.renewer.err = 100, &client.FailureError{FailInfo: "badTime", Text: "outside the renewal window"}
+		f.cfg.OnceAttempts = 1
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := f.agent.RunOnce(context.Background()); err == nil {
+			t.Fatal("no error")
+		}
+		if !strings.Contains(f.logs.String(), "outside the renewal window") {
+			t.Errorf("the log does not give the server's reason:\n%s", f.logs)
+		}
+	})
+}
+
+func equalDurations(a, b []time.Duration) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// The long-running agent sleeps until the renewal point, renews, sleeps
+// until the next point; failures back off exponentially up to retry_max;
+// it returns nil when its context ends.
+func TestRunSleepsUntilTheRenewalPointAndBacksOff(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.cfg.CheckInterval = 1000 * 24 * time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.renewer.failFor = 0
+	stopAfter := 2
+	sleep := f.agent.Sleep
+	f.agent.Sleep = func(c context.Context, d time.Duration) error {
+		err := sleep(c, d)
+		if len(f.sleeps) >= stopAfter {
+			cancel()
+			return context.Canceled
+		}
+		return err
+	}
+	if err := f.agent.Run(ctx); err != nil {
+		t.Fatalf("Run = %v, want nil when stopped", err)
+	}
+	// First sleep: from the start to the renewal point; renewal; then
+	// until the new certificate's point.
+	first := RenewalPoint(f.first, 0).Sub(epoch)
+	if len(f.sleeps) != 2 || f.sleeps[0] != first || f.sleeps[1] != 20*24*time.Hour {
+		t.Errorf("sleeps %v, want [%s 480h0m0s]", f.sleeps, first)
+	}
+	if f.renewer.count() != 1 || f.postRuns() != 1 {
+		t.Errorf("%d renewals, %d post_renew runs; want 1 and 1", f.renewer.count(), f.postRuns())
+	}
+
+	// A server that is down: 7.5s, 15s, 30s, 60s, 120s, 225s, 225s… (retry_max 5m, jitter 0.5).
+	f2 := newFixture(t, fixtureOpts{})
+	f2.cfg.CheckInterval = 1000 * 24 * time.Hour
+	f2.renewer.failFor = 1000
+	f2.clock.Set(f2.first.NotAfter.Add(-time.Hour))
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	sleep2 := f2.agent.Sleep
+	f2.agent.Sleep = func(c context.Context, d time.Duration) error {
+		err := sleep2(c, d)
+		if len(f2.sleeps) >= 8 {
+			cancel2()
+			return context.Canceled
+		}
+		return err
+	}
+	if err := f2.agent.Run(ctx2); err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{7500 * time.Millisecond, 15 * time.Second, 30 * time.Second, 60 * time.Second, 120 * time.Second, 225 * time.Second, 225 * time.Second, 225 * time.Second}
+	if !equalDurations(f2.sleeps, want) {
+		t.Errorf("waits %v, want %v", f2.sleeps, want)
+	}
+	if f2.renewer.count() != 8 {
+		t.Errorf("%d attempts, want 8", f2.renewer.count())
+	}
+}
+
+// A renewed certificate that is due at once (renew_before longer than the
+// lifetime) is not renewed in a loop.
+func TestRunDoesNotLoopOnACertificateDueAtOnce(t *testing.T) {
+	f := newFixture(t, fixtureOpts{extra: "renew_before = \"60d\"\n"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sleep := f.agent.Sleep
+	f.agent.Sleep = func(c context.Context, d time.Duration) error {
+		err := sleep(c, d)
+		if len(f.sleeps) >= 3 {
+			cancel()
+			return context.Canceled
+		}
+		return err
+	}
+	if err := f.agent.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Renewed at the start, then once per retry_max (5m).
+	if f.renewer.count() != 3 {
+		t.Errorf("%d renewals in %v of sleep, want 3", f.renewer.count(), f.sleeps)
+	}
+	for _, d := range f.sleeps {
+		if d < 5*time.Minute {
+			t.Errorf("slept only %s between renewals", d)
+		}
+	}
+	if !strings.Contains(f.logs.String(), "already due") {
+		t.Error("no warning about a certificate that is due at once")
+	}
+}
+
+// The long-running agent ends promptly when its context is cancelled,
+// with a real timer.
+func TestRunStopsWhenCancelled(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.agent.Sleep = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.agent.Run(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5 s of cancellation")
+	}
+}
+
+// What the server returns is checked before it is installed.
+func TestRefusesAWrongCertificate(t *testing.T) {
+	for _, tt := range []struct{ wrong, want string }{
+		{"key", "not for our key"},
+		{"ca", "does not chain to the CA with fingerprint"},
+	} {
+		t.Run(tt.wrong, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			f.renewer.wrong = tt.wrong
+			f.cfg.OnceAttempts = 1
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			if err := f.agent.RunOnce(context.Background()); err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(f.logs.String(), tt.want) {
+				t.Errorf("log does not say %q", tt.want)
+			}
+			if !f.pair().cert.Equal(f.first) || f.postRuns() != 0 {
+				t.Error("the wrong certificate was installed")
+			}
+		})
+	}
+	t.Run("the pinned CA is not among the server's", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		f.cfg.OnceAttempts = 1
+		f.cert().CAFingerprint = client.Fingerprint(newTestCA(t, epoch, false).cert)
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := f.agent.RunOnce(context.Background()); err == nil || !strings.Contains(f.logs.String(), "no CA certificate with fingerprint") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
+
+// The installed chain is the one the certificate verified with, beside it
+// or after it.
+func TestChainFiles(t *testing.T) {
+	t.Run("own file", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{intermediate: true, extra: "chain_path = \"chain.pem\"\n"})
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		chain, err := loadCerts(filepath.Join(f.dir, "chain.pem"))
+		if err != nil || len(chain) != 2 || !chain[0].Equal(f.ca.inter) || !chain[1].Equal(f.ca.cert) {
+			t.Errorf("chain.pem: %d certificates, %v", len(chain), err)
+		}
+		if p := f.pair(); len(p.extra) != 0 {
+			t.Errorf("cert.pem holds %d more certificates", len(p.extra))
+		}
+	})
+	t.Run("full chain", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{intermediate: true, extra: "chain_path = \"cert.pem\"\n"})
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if p := f.pair(); len(p.extra) != 2 || !p.extra[0].Equal(f.ca.inter) {
+			t.Errorf("cert.pem holds %d certificates after the leaf, want the issuing CA and the root", len(p.extra))
+		}
+	})
+	t.Run("combined", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{intermediate: true, combined: true, extra: "chain_path = \"all.pem\"\n"})
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		p := f.pair()
+		if p.cert.Equal(f.first) || len(p.extra) != 2 {
+			t.Errorf("all.pem: renewed %v, %d CA certificates", !p.cert.Equal(f.first), len(p.extra))
+		}
+		b, _ := os.ReadFile(filepath.Join(f.dir, "all.pem"))
+		if i, j := bytes.Index(b, []byte("CERTIFICATE")), bytes.Index(b, []byte("PRIVATE KEY")); i < 0 || j < i {
+			t.Error("all.pem: want the certificates first, then the key")
+		}
+		if fi, err := os.Lstat(filepath.Join(f.dir, "all.pem")); err != nil || !fi.Mode().IsRegular() {
+			t.Error("all.pem is not a regular file")
+		}
+		expectMode(t, filepath.Join(f.dir, "all.pem"), 0o600)
+	})
+}
+
+// A key and certificate that do not belong together are reported and
+// left alone.
+func TestMismatchedFilesAreLeftAlone(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	writePEM(t, filepath.Join(f.dir, "key.pem"), 0o600, other)
+	before, _ := os.ReadFile(filepath.Join(f.dir, "key.pem"))
+	f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+	err := f.agent.RunOnce(context.Background())
+	if err == nil || f.renewer.count() != 0 {
+		t.Fatalf("err = %v, %d renewals", err, f.renewer.count())
+	}
+	if !strings.Contains(f.logs.String(), "does not match") {
+		t.Error("the log does not say the pair does not match")
+	}
+	after, _ := os.ReadFile(filepath.Join(f.dir, "key.pem"))
+	if !bytes.Equal(before, after) {
+		t.Error("the key file was changed")
+	}
+}
+
+func TestStatus(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.clock.Set(epoch.Add(24 * time.Hour))
+	var out bytes.Buffer
+	st := f.agent.Status()
+	if err := WriteStatus(&out, st, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, w := range []string{"dev (scep, http://127.0.0.1:1/scep)", "subject:       CN=device-1,O=Acme", "serial:        " + f.first.SerialNumber.Text(16),
+		"expires:       2031-04-13 09:00:00Z (in 29d0h)", "next renewal:  2031-04-03 09:00:00Z (in 19d0h)", "layout:        regular files"} {
+		if !strings.Contains(s, w) {
+			t.Errorf("status does not say %q:\n%s", w, s)
+		}
+	}
+	if st[0].Problem != nil {
+		t.Errorf("problem %v", st[0].Problem)
+	}
+
+	f.clock.Set(RenewalPoint(f.first, 0).Add(time.Hour))
+	out.Reset()
+	WriteStatus(&out, f.agent.Status(), f.clock.Now())
+	if !strings.Contains(out.String(), "(due now, 1h00m ago)") {
+		t.Errorf("status of a due certificate:\n%s", out.String())
+	}
+
+	os.Remove(filepath.Join(f.dir, "key.pem"))
+	out.Reset()
+	st = f.agent.Status()
+	WriteStatus(&out, st, f.clock.Now())
+	if st[0].Problem == nil || !strings.Contains(out.String(), "problem:       key file "+filepath.Join(f.dir, "key.pem")+" is missing") {
+		t.Errorf("status with the key missing:\n%s", out.String())
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	writePEM(t, filepath.Join(f.dir, "key.pem"), 0o600, other)
+	out.Reset()
+	WriteStatus(&out, f.agent.Status(), f.clock.Now())
+	if !strings.Contains(out.String(), "does not match") {
+		t.Errorf("status with another key:\n%s", out.String())
+	}
+}
+
+// A request held for approval is asked for again with the same key.
+func TestPendingRequestKeepsItsKey(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.renewer.failFor, f.renewer.err = 1, &client.PendingError{TransactionID: "T1"}
+	f.cfg.OnceAttempts = 1
+	f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+	if err := f.agent.RunOnce(context.Background()); err == nil {
+		t.Fatal("a pending request is not a success")
+	}
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.renewer.keys) != 2 || !publicKeysEqual(f.renewer.keys[0], f.renewer.keys[1]) {
+		t.Error("the second attempt used another key")
+	}
+	if !publicKeysEqual(f.pair().key.Public(), f.renewer.keys[0]) {
+		t.Error("the installed key is not the requested one")
+	}
+	if _, err := os.Stat(filepath.Join(newLayout(f.cert(), nil).state, pendingKeyPEM)); !os.IsNotExist(err) {
+		t.Errorf("the pending key is still kept: %v", err)
+	}
+}
+
+// Two agents never work on one certificate at once.
+func TestLockedCertificateIsSkipped(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	l := newLayout(f.cert(), nil)
+	if err := l.stateDir(); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockFile(filepath.Join(l.state, lockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Errorf("RunOnce = %v; a certificate another agent is renewing is skipped", err)
+	}
+	if f.renewer.count() != 0 || !strings.Contains(f.logs.String(), "another scepter agent") {
+		t.Errorf("%d renewals while locked", f.renewer.count())
+	}
+	unlock()
+	if err := f.agent.RunOnce(context.Background()); err != nil || f.renewer.count() != 1 {
+		t.Errorf("after unlocking: err %v, %d renewals", err, f.renewer.count())
+	}
+}
+
+func expectMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != want {
+		t.Errorf("%s has mode %04o, want %04o", path, fi.Mode().Perm(), want)
+	}
+}
+
+// expectClean: nothing temporary is left, and one generation.
+func expectClean(t *testing.T, f *fixture) {
+	t.Helper()
+	l := newLayout(f.cert(), nil)
+	var found []string
+	filepath.WalkDir(f.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), tmpInfix) {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if len(found) > 0 {
+		t.Errorf("temporary files left: %v", found)
+	}
+	if l.combined() {
+		return
+	}
+	gens, err := l.generations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := l.currentGen()
+	if err != nil || len(gens) != 1 || gens[0] != cur {
+		t.Errorf("generations %v, current %q (%v); want just the current one", gens, cur, err)
+	}
+	for _, name := range []string{markerName, pendingKeyPEM} {
+		if _, err := os.Stat(filepath.Join(l.state, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there", name)
+		}
+	}
+}
+
+// Missing files fail --once with a message naming them, and create nothing.
+func TestMissingFiles(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	gone := filepath.Join(f.dir, "gone")
+	f.cert().KeyPath, f.cert().CertPath = filepath.Join(gone, "key.pem"), filepath.Join(gone, "cert.pem")
+	err := f.agent.RunOnce(context.Background())
+	if err == nil || !strings.Contains(f.logs.String(), "is missing") {
+		t.Fatalf("err = %v\n%s", err, f.logs)
+	}
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Errorf("%s was created", gone)
+	}
+	os.Remove(filepath.Join(f.dir, "cert.pem"))
+	f.cert().KeyPath, f.cert().CertPath = filepath.Join(f.dir, "key.pem"), filepath.Join(f.dir, "cert.pem")
+	if err := f.agent.RunOnce(context.Background()); err == nil {
+		t.Fatal("no error with the certificate missing")
+	}
+	if f.renewer.count() != 0 {
+		t.Error("asked the server")
+	}
+}
+
+// SCEP with an EC key and no challenge is refused before a server is asked.
+func TestSCEPWithECKeyNeedsAChallenge(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	p := f.pair()
+	_, err := SCEPRenewer{}.Renew(context.Background(), RenewRequest{Config: f.cert(), Old: p.cert, OldKey: p.key, Key: p.key, Now: f.clock.Now})
+	if err == nil || !strings.Contains(err.Error(), "challenge_file") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// Where the state directory cannot be made, a certificate that is not due
+// is still looked at; one that is due fails, naming the directory.
+func TestStateDirectoryUnavailable(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	if err := os.WriteFile(filepath.Join(f.dir, stateDirName), []byte("in the way"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Errorf("not due: %v", err)
+	}
+	f.clock.Set(RenewalPoint(f.first, 0))
+	err := f.agent.RunOnce(context.Background())
+	if err == nil || !strings.Contains(f.logs.String(), "state directory "+filepath.Join(f.dir, stateDirName, "dev")) || f.renewer.count() != 0 {
+		t.Errorf("due: err %v, %d renewals\n%s", err, f.renewer.count(), f.logs)
+	}
+	if !f.pair().cert.Equal(f.first) {
+		t.Error("the files changed")
+	}
+}

@@ -1,0 +1,170 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const fp = "sha256:3f1c0000000000000000000000000000000000000000000000000000000000aa"
+
+func TestParseConfig(t *testing.T) {
+	text := `
+retry_initial = "30s"
+retry_max = "2h"
+check_interval = "6h"
+once_attempts = 5
+
+[[certificate]]
+name = "web"
+protocol = "scep"
+url = "http://ca.example:8080/scep/web"
+ca_fingerprint = "` + fp + `"
+key_path = "tls/key.pem"
+cert_path = "/etc/ssl/web.pem"
+chain_path = "/etc/ssl/chain.pem"
+post_renew = "systemctl reload nginx"
+
+[[certificate]]
+name = "haproxy"
+protocol = "EST"
+url = "https://ca.example:8443/vpn"
+ca_fingerprint = "3F:1C:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:AA"
+key_path = "/etc/haproxy/site.pem"
+cert_path = "/etc/haproxy/site.pem"
+renew_before = "7d"
+rekey = false
+post_renew_timeout = "30s"
+
+[[certificate]]
+name = "ec.scep"
+protocol = "scep"
+url = "https://ca.example/scep"
+ca_fingerprint = "` + fp + `"
+key_path = "/k"
+cert_path = "/c"
+key_type = "p384"
+challenge_file = "challenge.txt"
+`
+	cfg, err := ParseConfig([]byte(text), "/etc/scepter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RetryInitial != 30*time.Second || cfg.RetryMax != 2*time.Hour || cfg.CheckInterval != 6*time.Hour || cfg.OnceAttempts != 5 {
+		t.Errorf("settings: %+v", cfg)
+	}
+	if len(cfg.Certificates) != 3 {
+		t.Fatalf("%d certificates", len(cfg.Certificates))
+	}
+	web, hap, ec := cfg.Certificates[0], cfg.Certificates[1], cfg.Certificates[2]
+	if web.KeyPath != "/etc/scepter/tls/key.pem" || web.CertPath != "/etc/ssl/web.pem" || web.ChainPath != "/etc/ssl/chain.pem" {
+		t.Errorf("paths are not resolved against the config's directory: %+v", web)
+	}
+	if !web.Rekey || web.KeyType != "" || web.RenewBefore != 0 || web.PostRenewTimeout != DefaultPostRenewTimeout || web.PostRenew != "systemctl reload nginx" || web.Combined() {
+		t.Errorf("defaults: %+v", web)
+	}
+	if hap.Protocol != ProtocolEST || !hap.Combined() || hap.Rekey || hap.RenewBefore != 7*24*time.Hour || hap.PostRenewTimeout != 30*time.Second {
+		t.Errorf("haproxy: %+v", hap)
+	}
+	if ec.KeyType != "p384" || ec.ChallengeFile != "/etc/scepter/challenge.txt" {
+		t.Errorf("ec: %+v", ec)
+	}
+
+	// Defaults of the settings.
+	cfg, err = ParseConfig([]byte("[[certificate]]\nname = \"a\"\nprotocol = \"est\"\nurl = \"https://h\"\nca_fingerprint = \""+fp+"\"\nkey_path = \"/k\"\ncert_path = \"/c\"\n"), "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RetryInitial != DefaultRetryInitial || cfg.RetryMax != DefaultRetryMax || cfg.CheckInterval != DefaultCheckInterval || cfg.OnceAttempts != DefaultOnceAttempts {
+		t.Errorf("default settings: %+v", cfg)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	good := map[string]string{
+		"name": `"web"`, "protocol": `"scep"`, "url": `"http://ca.example/scep"`, "ca_fingerprint": `"` + fp + `"`,
+		"key_path": `"/k.pem"`, "cert_path": `"/c.pem"`,
+	}
+	cert := func(change map[string]string) string {
+		var b strings.Builder
+		b.WriteString("[[certificate]]\n")
+		for _, k := range []string{"name", "protocol", "url", "ca_fingerprint", "key_path", "cert_path"} {
+			v, ok := change[k]
+			if !ok {
+				v = good[k]
+			}
+			if v != "" {
+				b.WriteString(k + " = " + v + "\n")
+			}
+		}
+		for k, v := range change {
+			if _, ok := good[k]; !ok {
+				b.WriteString(k + " = " + v + "\n")
+			}
+		}
+		return b.String()
+	}
+	tests := []struct {
+		name, text string
+		want       []string
+	}{
+		{"syntax", "[[certificate]\n", []string{"toml: line"}},
+		{"no certificates", `retry_max = "1h"`, []string{"no [[certificate]]"}},
+		{"unknown setting", "retry_maximum = \"1h\"\n" + cert(nil), []string{"unknown keys: retry_maximum"}},
+		{"unknown certificate key", cert(map[string]string{"renew_befor": `"7d"`}), []string{`certificate 1 ("web")`, "unknown keys: renew_befor"}},
+		{"no name", cert(map[string]string{"name": ""}), []string{"certificate 1:", "name is required"}},
+		{"bad name", cert(map[string]string{"name": `"../etc"`}), []string{"name \"../etc\""}},
+		{"duplicate name", cert(nil) + cert(map[string]string{"key_path": `"/k2"`, "cert_path": `"/c2"`}), []string{"certificate 2", "already used by certificate 1"}},
+		{"shared key file", cert(nil) + cert(map[string]string{"name": `"other"`, "cert_path": `"/c2"`}), []string{`certificate 2 ("other")`, "/k.pem is also a file of certificate \"web\""}},
+		{"no protocol", cert(map[string]string{"protocol": ""}), []string{"protocol is required: scep or est"}},
+		{"bad protocol", cert(map[string]string{"protocol": `"acme"`}), []string{`protocol "acme": want scep or est`}},
+		{"no url", cert(map[string]string{"url": ""}), []string{"url is required"}},
+		{"relative url", cert(map[string]string{"url": `"ca.example/scep"`}), []string{"not an absolute URL"}},
+		{"EST over http", cert(map[string]string{"protocol": `"est"`, "url": `"http://ca.example"`}), []string{"EST runs over https://"}},
+		{"no fingerprint", cert(map[string]string{"ca_fingerprint": ""}), []string{"ca_fingerprint is required"}},
+		{"short fingerprint", cert(map[string]string{"ca_fingerprint": `"sha256:abcd"`}), []string{"64 hex digits"}},
+		{"no key path", cert(map[string]string{"key_path": ""}), []string{"key_path is required"}},
+		{"no cert path", cert(map[string]string{"cert_path": ""}), []string{"cert_path is required"}},
+		{"chain in key file", cert(map[string]string{"chain_path": `"/k.pem"`}), []string{"chain_path is key_path"}},
+		{"bad renew_before", cert(map[string]string{"renew_before": `"7x"`}), []string{`renew_before = "7x"`, "bad duration"}},
+		{"zero renew_before", cert(map[string]string{"renew_before": `"0s"`}), []string{"must be positive"}},
+		{"numeric renew_before", cert(map[string]string{"renew_before": `7`}), []string{"renew_before"}},
+		{"bad key type", cert(map[string]string{"key_type": `"dsa"`}), []string{`key_type "dsa"`, "p256"}},
+		{"key type without rekey", cert(map[string]string{"key_type": `"p256"`, "rekey": "false"}), []string{"rekey = false keeps the key"}},
+		{"challenge for EST", cert(map[string]string{"protocol": `"est"`, "url": `"https://h"`, "challenge_file": `"c"`}), []string{"challenge_file is for SCEP"}},
+		{"bad post_renew_timeout", cert(map[string]string{"post_renew_timeout": `"soon"`}), []string{"post_renew_timeout"}},
+		{"retry order", "retry_initial = \"2h\"\nretry_max = \"1h\"\n" + cert(nil), []string{"retry_initial (2h0m0s) is longer than retry_max (1h0m0s)"}},
+		{"bad retry", "retry_initial = \"-1s\"\n" + cert(nil), []string{"retry_initial", "must be positive"}},
+		{"once attempts", "once_attempts = 0\n" + cert(nil), []string{"once_attempts = 0: want 1 to 100"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.text), "/")
+			if err == nil {
+				t.Fatalf("no error for:\n%s", tt.text)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q\nconfig:\n%s", err, w, tt.text)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadConfigNamesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.toml")
+	if err := os.WriteFile(path, []byte("frobnicate = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadConfig(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "frobnicate") {
+		t.Errorf("err = %v", err)
+	}
+	if _, err := LoadConfig(filepath.Join(dir, "missing.toml")); err == nil || !strings.Contains(err.Error(), "missing.toml") {
+		t.Errorf("missing file: err = %v", err)
+	}
+}

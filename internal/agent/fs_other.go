@@ -1,0 +1,21 @@
+//go:build !unix
+
+package agent
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+)
+
+var errLocked = errors.New("another scepter agent is working on this certificate")
+
+// lockFile is a no-op where flock is not available: run one agent per
+// configuration there.
+func lockFile(path string) (func(), error) { return func() {}, nil }
+
+func chownLike(f *os.File, like string) {}
+
+func copyOwner(dir, like string) {}
+
+func ownProcessGroup(cmd *exec.Cmd) {}

@@ -1,0 +1,72 @@
+//go:build unix
+
+package agent
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// errLocked: another agent holds the certificate's lock.
+var errLocked = errors.New("another scepter agent is working on this certificate")
+
+// lockFile takes an exclusive lock on path (flock), which the kernel
+// releases when the process ends, however it ends.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, errLocked
+		}
+		return nil, err
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+func ownerOf(path string) (uid, gid int, ok bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
+}
+
+// chownLike gives f the owner and group of the file at like (best effort:
+// only root may give a file away; as anyone else the file stays ours).
+func chownLike(f *os.File, like string) {
+	if uid, gid, ok := ownerOf(like); ok && (uid != os.Geteuid() || gid != os.Getegid()) {
+		_ = f.Chown(uid, gid)
+	}
+}
+
+// copyOwner gives the directory dir the owner and group of like.
+func copyOwner(dir, like string) {
+	if uid, gid, ok := ownerOf(like); ok && (uid != os.Geteuid() || gid != os.Getegid()) {
+		_ = os.Lchown(dir, uid, gid)
+	}
+}
+
+// ownProcessGroup runs cmd in a process group of its own, and a timeout
+// kills the whole group (the shell and what it started).
+func ownProcessGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if cmd.Process == nil {
+			return nil
+		}
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}

@@ -1,0 +1,570 @@
+package agent
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/keys"
+)
+
+// How the files of one certificate are kept on disk (docs/agent.md):
+//
+//	DIR(key_path)/.scepter-agent/NAME/
+//	    lock                  held (flock) while an agent works on NAME
+//	    gen-000007/key.pem    one complete generation: key, certificate, chain
+//	    gen-000007/cert.pem
+//	    gen-000007/chain.pem
+//	    current -> gen-000007 the generation in use, switched by one rename
+//	    post-renew-pending    a renewal is in place, its post_renew not yet run
+//	    pending-key.pem       the key of a request the server holds for approval
+//	key_path   -> .scepter-agent/NAME/current/key.pem
+//	cert_path  -> .scepter-agent/NAME/current/cert.pem
+//	chain_path -> .scepter-agent/NAME/current/chain.pem
+//
+// A new generation is written completely (each file synced) in a
+// directory nothing points to, then `current` is switched by renaming a
+// new symbolic link over it. key_path and cert_path resolve through
+// `current`, so at every instant they show the old pair or the new one.
+// Regular files from `scepter enroll` (or any other tool) are migrated to
+// this layout first, with a generation holding exactly their content, so
+// the migration never changes what the paths show. When key_path equals
+// cert_path, the one file (certificate, chain, key) is replaced by one
+// rename and needs no generations.
+
+const (
+	stateDirName  = ".scepter-agent"
+	currentName   = "current"
+	genPrefix     = "gen-"
+	markerName    = "post-renew-pending"
+	pendingKeyPEM = "pending-key.pem"
+	lockName      = "lock"
+	// tmpInfix marks the temporary files and links the agent makes; what an
+	// interrupted run left is removed by the next one.
+	tmpInfix = ".scepter-agent-tmp-"
+)
+
+// ErrMismatch: the key and the certificate on disk do not belong together.
+var ErrMismatch = errors.New("the key does not match the certificate")
+
+// errStop is returned by a test hook to stop an install where it is, as a
+// crash would.
+var errStop = errors.New("stopped by test hook")
+
+// layout is where one certificate's files are.
+type layout struct {
+	name             string
+	key, cert, chain string // absolute; chain "" when none, == cert for a full chain
+	state            string
+	// hook, when set, is called after each step that changes the disk; an
+	// error stops the install right there, with nothing cleaned up.
+	hook func(step string) error
+}
+
+func newLayout(c *Certificate, hook func(string) error) *layout {
+	return &layout{name: c.Name, key: c.KeyPath, cert: c.CertPath, chain: c.ChainPath,
+		state: filepath.Join(filepath.Dir(c.KeyPath), stateDirName, c.Name), hook: hook}
+}
+
+func (l *layout) combined() bool { return l.key == l.cert }
+
+// separateChain: the chain has a file of its own.
+func (l *layout) separateChain() bool { return l.chain != "" && l.chain != l.cert && l.chain != l.key }
+
+func (l *layout) step(name string) error {
+	if l.hook == nil {
+		return nil
+	}
+	return l.hook(name)
+}
+
+// pair is a key and certificate as read from disk.
+type pair struct {
+	cert  *x509.Certificate
+	extra []*x509.Certificate // further certificates in the certificate file
+	key   crypto.Signer
+	// keyData and certData are the files as they are.
+	keyData, certData []byte
+}
+
+// readPair reads the key and certificate through whatever links lead to
+// them and checks that they belong together.
+func readPair(l *layout) (*pair, error) {
+	p := &pair{}
+	var err error
+	if p.certData, err = os.ReadFile(l.cert); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("certificate file %s is missing", l.cert)
+		}
+		return nil, fmt.Errorf("certificate file: %w", err)
+	}
+	certs, err := keys.ParseCertsPEM(p.certData)
+	if err != nil {
+		return nil, fmt.Errorf("certificate file %s: %w", l.cert, err)
+	}
+	p.cert, p.extra = certs[0], certs[1:]
+	p.keyData = p.certData
+	if !l.combined() {
+		if p.keyData, err = os.ReadFile(l.key); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("key file %s is missing", l.key)
+			}
+			return nil, fmt.Errorf("key file: %w", err)
+		}
+	}
+	if p.key, err = parseKey(p.keyData); err != nil {
+		return nil, fmt.Errorf("key file %s: %w", l.key, err)
+	}
+	if !publicKeysEqual(p.key.Public(), p.cert.PublicKey) {
+		if l.combined() {
+			return nil, fmt.Errorf("%s: %w in it", l.key, ErrMismatch)
+		}
+		return nil, fmt.Errorf("%w: key %s, certificate %s", ErrMismatch, l.key, l.cert)
+	}
+	return p, nil
+}
+
+// parseKey reads the private key of a PEM file that may hold certificates
+// too (a combined file).
+func parseKey(data []byte) (crypto.Signer, error) {
+	var keyPEM []byte
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			keyPEM = append(keyPEM, pem.EncodeToMemory(b)...)
+		}
+	}
+	defer clear(keyPEM)
+	if keyPEM == nil {
+		return nil, errors.New("no PEM private key found")
+	}
+	return keys.ParseKeyPEM(keyPEM)
+}
+
+func encodeCerts(certs ...*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range certs {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
+}
+
+func encodeKey(key crypto.Signer) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the key: %w", err)
+	}
+	defer clear(der)
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// stateDir makes the state directory: private like the directory that
+// holds the key, and never writable by group or others.
+func (l *layout) stateDir() error {
+	parent := filepath.Dir(l.key)
+	fi, err := os.Stat(parent)
+	if err != nil {
+		return fmt.Errorf("the key's directory: %w", err)
+	}
+	mode := fi.Mode().Perm() &^ 0o022
+	for _, d := range []string{filepath.Join(parent, stateDirName), l.state} {
+		if err := os.Mkdir(d, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		} else if err == nil {
+			_ = os.Chmod(d, mode) // past the umask
+			copyOwner(d, parent)
+			syncDir(filepath.Dir(d))
+		}
+	}
+	return nil
+}
+
+// writeFile writes data to path atomically: a temporary file in the same
+// directory gets the mode and owner, the data, an fsync, and is renamed
+// over path; then the directory is synced. Unlike keys.WriteFileAtomic it
+// sets the owner before the rename and stops at the test hook.
+func (l *layout) writeFile(path string, data []byte, perm os.FileMode, ownerOf string) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+tmpInfix+"*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	err = f.Chmod(perm)
+	if err == nil && ownerOf != "" {
+		chownLike(f, ownerOf)
+	}
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := l.step("write " + path + ": synced"); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	syncDir(dir)
+	return l.step("write " + path + ": renamed")
+}
+
+// symlink points path at target, atomically: a new link renamed over it.
+func (l *layout) symlink(path, target string) error {
+	if cur, err := os.Readlink(path); err == nil && cur == target {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	tmp := filepath.Join(dir, "."+filepath.Base(path)+tmpInfix+strconv.FormatUint(rand.Uint64(), 36))
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := l.step("link " + path + ": created"); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	syncDir(dir)
+	return l.step("link " + path + ": renamed")
+}
+
+// linkTarget is what path (key_path, cert_path, chain_path) links to: a
+// relative target beside the state directory, an absolute one elsewhere.
+func (l *layout) linkTarget(path, file string) string {
+	if filepath.Dir(path) == filepath.Dir(filepath.Dir(l.state)) {
+		return filepath.Join(stateDirName, l.name, currentName, file)
+	}
+	return filepath.Join(l.state, currentName, file)
+}
+
+func (l *layout) isOurLink(path, file string) bool {
+	t, err := os.Readlink(path)
+	return err == nil && t == l.linkTarget(path, file)
+}
+
+// currentGen is the generation `current` names.
+func (l *layout) currentGen() (string, error) {
+	t, err := os.Readlink(filepath.Join(l.state, currentName))
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(t, genPrefix) || strings.Contains(t, "/") {
+		return "", fmt.Errorf("%s points to %q, not to a generation", filepath.Join(l.state, currentName), t)
+	}
+	return t, nil
+}
+
+func (l *layout) generations() ([]string, error) {
+	entries, err := os.ReadDir(l.state)
+	if err != nil {
+		return nil, err
+	}
+	var gens []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), genPrefix) && e.IsDir() {
+			gens = append(gens, e.Name())
+		}
+	}
+	sort.Strings(gens)
+	return gens, nil
+}
+
+// newGeneration makes an empty generation directory, numbered after every
+// one there is.
+func (l *layout) newGeneration() (string, error) {
+	gens, err := l.generations()
+	if err != nil {
+		return "", err
+	}
+	n := 0
+	for _, g := range gens {
+		if v, err := strconv.Atoi(strings.TrimPrefix(g, genPrefix)); err == nil && v > n {
+			n = v
+		}
+	}
+	fi, err := os.Stat(l.state)
+	if err != nil {
+		return "", err
+	}
+	gen := fmt.Sprintf("%s%06d", genPrefix, n+1)
+	if err := os.Mkdir(filepath.Join(l.state, gen), fi.Mode().Perm()); err != nil {
+		return "", err
+	}
+	copyOwner(filepath.Join(l.state, gen), l.state)
+	syncDir(l.state)
+	return gen, l.step("generation " + gen + ": created")
+}
+
+// removeGenerations removes every generation but keep ("" removes all).
+func (l *layout) removeGenerations(keep string) error {
+	gens, err := l.generations()
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, g := range gens {
+		if g == keep {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(l.state, g)); err != nil {
+			return err
+		}
+		removed = true
+		if err := l.step("generation " + g + ": removed"); err != nil {
+			return err
+		}
+	}
+	if removed {
+		syncDir(l.state)
+	}
+	return nil
+}
+
+// files is the content of one generation.
+type files struct {
+	key, cert, chain []byte // chain nil when none
+	keyOwner         string // the file whose owner the key takes
+	certOwner        string
+}
+
+// writeGeneration writes a complete generation and switches `current` to
+// it; then key_path, cert_path and chain_path are made links through it.
+func (l *layout) writeGeneration(f files) error {
+	gen, err := l.newGeneration()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(l.state, gen)
+	if err := l.writeFile(filepath.Join(dir, "key.pem"), f.key, 0o600, f.keyOwner); err != nil {
+		return err
+	}
+	if err := l.writeFile(filepath.Join(dir, "cert.pem"), f.cert, 0o644, f.certOwner); err != nil {
+		return err
+	}
+	if f.chain != nil {
+		if err := l.writeFile(filepath.Join(dir, "chain.pem"), f.chain, 0o644, f.certOwner); err != nil {
+			return err
+		}
+	}
+	// The switch: one rename. Before it the paths show the old pair, after
+	// it the new one.
+	if err := l.symlink(filepath.Join(l.state, currentName), gen); err != nil {
+		return err
+	}
+	if err := l.symlink(l.key, l.linkTarget(l.key, "key.pem")); err != nil {
+		return err
+	}
+	if err := l.symlink(l.cert, l.linkTarget(l.cert, "cert.pem")); err != nil {
+		return err
+	}
+	if f.chain != nil {
+		if err := l.symlink(l.chain, l.linkTarget(l.chain, "chain.pem")); err != nil {
+			return err
+		}
+	}
+	return l.removeGenerations(gen)
+}
+
+// migrate brings key_path and cert_path (and chain_path) into the layout
+// when they are not links through `current` yet (regular files from
+// `scepter enroll`, or an interrupted migration): a generation with exactly
+// their content is made current, and only then is each path replaced by a
+// link, so that every path shows the same content throughout.
+func (l *layout) migrate() error {
+	if l.combined() {
+		return nil
+	}
+	_, curErr := l.currentGen()
+	chainOK := !l.separateChain() || l.isOurLink(l.chain, "chain.pem")
+	if !chainOK {
+		if _, err := os.Lstat(l.chain); errors.Is(err, fs.ErrNotExist) {
+			chainOK = true
+		}
+	}
+	if curErr == nil && l.isOurLink(l.key, "key.pem") && l.isOurLink(l.cert, "cert.pem") && chainOK {
+		return nil
+	}
+	p, err := readPair(l)
+	if err != nil {
+		return fmt.Errorf("refusing to touch the files: %w", err)
+	}
+	f := files{key: p.keyData, cert: p.certData, keyOwner: l.key, certOwner: l.cert}
+	if l.separateChain() {
+		if b, err := os.ReadFile(l.chain); err == nil {
+			f.chain = b
+		}
+	}
+	return l.writeGeneration(f)
+}
+
+// install puts a new key and certificate (and chain) in place. Before the
+// switch it records marker (the new certificate's fingerprint) so that a
+// post_renew command that a crash kept from running is run by the next
+// run.
+func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x509.Certificate, marker bool) error {
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return err
+	}
+	defer clear(keyPEM)
+	certPEM := encodeCerts(cert)
+	if l.chain == l.cert && len(chain) > 0 {
+		certPEM = append(certPEM, encodeCerts(chain...)...)
+	}
+	if err := l.stateDir(); err != nil {
+		return err
+	}
+	if err := l.migrate(); err != nil {
+		return err
+	}
+	if marker {
+		if err := l.writeFile(filepath.Join(l.state, markerName), []byte(client.Fingerprint(cert)+"\n"), 0o600, ""); err != nil {
+			return err
+		}
+	}
+	if l.combined() {
+		// One file: certificate, chain, key (HAProxy's order); one rename.
+		data := append(append([]byte{}, certPEM...), keyPEM...)
+		defer clear(data)
+		if err := l.writeFile(l.key, data, 0o600, l.key); err != nil {
+			return err
+		}
+		if l.separateChain() && len(chain) > 0 {
+			return l.writeFile(l.chain, encodeCerts(chain...), 0o644, l.chain)
+		}
+		return nil
+	}
+	f := files{key: keyPEM, cert: certPEM, keyOwner: l.key, certOwner: l.cert}
+	if l.separateChain() && len(chain) > 0 {
+		f.chain = encodeCerts(chain...)
+	}
+	return l.writeGeneration(f)
+}
+
+// recover removes what an interrupted run left (temporary files and links,
+// generations that never became current) and reports whether a renewal is
+// in place whose post_renew command has not run.
+func (l *layout) recover() (postRenewDue bool, err error) {
+	var patterns []string
+	patterns = append(patterns, filepath.Join(l.state, "*"+tmpInfix+"*"))
+	for _, p := range uniq(l.key, l.cert, l.chain) {
+		patterns = append(patterns, filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+tmpInfix+"*"))
+	}
+	for _, pat := range patterns {
+		m, _ := filepath.Glob(pat)
+		for _, f := range m {
+			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return false, err
+			}
+		}
+	}
+	if !l.combined() {
+		cur, err := l.currentGen()
+		switch {
+		case err == nil:
+			if err := l.removeGenerations(cur); err != nil {
+				return false, err
+			}
+		case errors.Is(err, fs.ErrNotExist) && !l.isOurLink(l.key, "key.pem") && !l.isOurLink(l.cert, "cert.pem"):
+			// A migration stopped before its switch; nothing uses these.
+			if err := l.removeGenerations(""); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return false, err
+			}
+		}
+	}
+	marker, err := os.ReadFile(filepath.Join(l.state, markerName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if certs, err := loadCerts(l.cert); err == nil && client.Fingerprint(certs[0]) == strings.TrimSpace(string(marker)) {
+		return true, nil
+	}
+	// The renewal stopped before its switch: the old pair is still there.
+	return false, l.clearMarker()
+}
+
+func (l *layout) clearMarker() error {
+	err := os.Remove(filepath.Join(l.state, markerName))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	syncDir(l.state)
+	return nil
+}
+
+// pendingKey is the key of a request held for approval, kept so that the
+// next attempt asks with the same key (SCEP knows a request by its key).
+func (l *layout) pendingKey() crypto.Signer {
+	b, err := os.ReadFile(filepath.Join(l.state, pendingKeyPEM))
+	if err != nil {
+		return nil
+	}
+	defer clear(b)
+	k, err := keys.ParseKeyPEM(b)
+	if err != nil {
+		return nil
+	}
+	return k
+}
+
+func (l *layout) savePendingKey(key crypto.Signer) error {
+	b, err := encodeKey(key)
+	if err != nil {
+		return err
+	}
+	defer clear(b)
+	if err := l.stateDir(); err != nil {
+		return err
+	}
+	return l.writeFile(filepath.Join(l.state, pendingKeyPEM), b, 0o600, "")
+}
+
+func (l *layout) clearPendingKey() {
+	if err := os.Remove(filepath.Join(l.state, pendingKeyPEM)); err == nil {
+		syncDir(l.state)
+	}
+}
+
+func loadCerts(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return keys.ParseCertsPEM(b)
+}
+
+// syncDir makes renames in dir durable; a file system that cannot sync a
+// directory is not an error (the data itself is synced).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}

@@ -1,0 +1,273 @@
+package agent
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Crash safety, in-process: the install is stopped after each of its steps
+// in turn (the writer's test hook stands for a SIGKILL there), and
+//   - at every step, and after the stop, key_path and cert_path hold a
+//     matching pair, the old one or the new one;
+//   - the next run recovers: it finishes or redoes the renewal, runs the
+//     post_renew command exactly once in all, and leaves nothing behind.
+//
+// internal/e2e/agent_test.go kills real `scepter agent --once` processes.
+func TestInstallStoppedAtEveryStep(t *testing.T) {
+	scenarios := []struct {
+		name string
+		opts fixtureOpts
+		// renewFirst: one complete renewal before the interrupted one, so
+		// the files are already links through the generations.
+		renewFirst bool
+	}{
+		{name: "regular files: migration and renewal", opts: fixtureOpts{}},
+		{name: "linked files: renewal", opts: fixtureOpts{}, renewFirst: true},
+		{name: "with a chain file", opts: fixtureOpts{intermediate: true, extra: "chain_path = \"chain.pem\"\n"}},
+		{name: "with a chain file, linked", opts: fixtureOpts{intermediate: true, extra: "chain_path = \"chain.pem\"\n"}, renewFirst: true},
+		{name: "full chain in the certificate file", opts: fixtureOpts{intermediate: true, extra: "chain_path = \"cert.pem\"\n"}},
+		{name: "combined file", opts: fixtureOpts{combined: true}},
+		{name: "combined file, renewed before", opts: fixtureOpts{combined: true}, renewFirst: true},
+		{name: "keep the key", opts: fixtureOpts{extra: "rekey = false\n"}},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			var steps []string
+			for stopAt := 1; ; stopAt++ {
+				if stopAt > 200 {
+					t.Fatal("the install never completed")
+				}
+				var completed bool
+				t.Run(fmt.Sprintf("stop at %d", stopAt), func(t *testing.T) {
+					completed = crashAndRecover(t, sc.opts, sc.renewFirst, stopAt, &steps)
+				})
+				if completed || t.Failed() {
+					break
+				}
+			}
+			t.Logf("%d steps: %s", len(steps), strings.Join(steps, "; "))
+		})
+	}
+}
+
+// crashAndRecover stops the install at step stopAt and checks the files,
+// then the recovery. It reports whether the install had fewer steps.
+func crashAndRecover(t *testing.T, o fixtureOpts, renewFirst bool, stopAt int, stepsOut *[]string) (completed bool) {
+	f := newFixture(t, o)
+	ctx := context.Background()
+	f.cfg.OnceAttempts = 1
+	if renewFirst {
+		f.clock.Set(RenewalPoint(f.first, 0))
+		if err := f.agent.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := f.pair().cert
+	postBefore := f.postRuns()
+	f.clock.Set(RenewalPoint(old, 0))
+
+	// Every certificate that may legitimately be on disk.
+	known := func(c *x509.Certificate) bool {
+		if c.Equal(old) {
+			return true
+		}
+		for _, n := range f.renewer.issued {
+			if c.Equal(n) {
+				return true
+			}
+		}
+		return false
+	}
+	var steps []string
+	f.agent.hook = func(step string) error {
+		steps = append(steps, strings.ReplaceAll(step, f.dir+string(filepath.Separator), ""))
+		p, err := readPair(newLayout(f.cert(), nil))
+		if err != nil {
+			t.Fatalf("after step %q: %v", step, err)
+		}
+		if !known(p.cert) {
+			t.Fatalf("after step %q: an unknown certificate is in place", step)
+		}
+		if len(steps) == stopAt {
+			return errStop
+		}
+		return nil
+	}
+	err := f.agent.RunOnce(ctx)
+	if len(steps) < stopAt {
+		// The install has fewer steps: it ran to its end.
+		if err != nil {
+			t.Fatalf("an uninterrupted run failed: %v", err)
+		}
+		*stepsOut = steps
+		return true
+	}
+	if err == nil || !strings.Contains(f.logs.String(), errStop.Error()) {
+		t.Fatalf("stopped at %q: RunOnce = %v", steps[stopAt-1], err)
+	}
+	p := f.pair()
+	if !known(p.cert) {
+		t.Fatalf("stopped at %q: an unknown certificate is in place", steps[stopAt-1])
+	}
+	switched := !p.cert.Equal(old)
+
+	// The next run, undisturbed.
+	f.agent.hook = nil
+	calls := f.renewer.count()
+	if err := f.agent.RunOnce(ctx); err != nil {
+		t.Fatalf("stopped at %q: the next run failed: %v", steps[stopAt-1], err)
+	}
+	p = f.pair()
+	if p.cert.Equal(old) {
+		t.Fatalf("stopped at %q: the next run did not renew", steps[stopAt-1])
+	}
+	if switched && f.renewer.count() != calls {
+		t.Errorf("stopped at %q after the switch: the next run renewed again", steps[stopAt-1])
+	}
+	if !switched && f.renewer.count() != calls+1 {
+		t.Errorf("stopped at %q before the switch: the next run did not renew", steps[stopAt-1])
+	}
+	if n := f.postRuns() - postBefore; n != 1 {
+		t.Errorf("stopped at %q: post_renew ran %d times for one renewal", steps[stopAt-1], n)
+	}
+	if err := checkPairAtPaths(f); err != nil {
+		t.Error(err)
+	}
+	expectClean(t, f)
+	return false
+}
+
+// checkPairAtPaths reads key_path and cert_path as separate files (the way
+// nginx does) and checks they match.
+func checkPairAtPaths(f *fixture) error {
+	c := f.cert()
+	certs, err := loadCerts(c.CertPath)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(c.KeyPath)
+	if err != nil {
+		return err
+	}
+	key, err := parseKey(b)
+	if err != nil {
+		return err
+	}
+	if !publicKeysEqual(key.Public(), certs[0].PublicKey) {
+		return errors.New("key_path and cert_path do not match")
+	}
+	return nil
+}
+
+// A migration interrupted half-way (key_path a link, cert_path still a
+// regular file) shows a matching pair and is completed by the next run.
+func TestHalfMigratedLayoutRecovers(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	l := newLayout(f.cert(), nil)
+	calls := 0
+	l.hook = func(step string) error {
+		calls++
+		if strings.HasPrefix(step, "link "+f.cert().KeyPath+": renamed") {
+			return errStop
+		}
+		return nil
+	}
+	if err := l.stateDir(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.migrate(); !errors.Is(err, errStop) {
+		t.Fatalf("migrate = %v", err)
+	}
+	if fi, _ := os.Lstat(f.cert().KeyPath); fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatal("key_path is not a link yet")
+	}
+	if fi, _ := os.Lstat(f.cert().CertPath); !fi.Mode().IsRegular() {
+		t.Fatal("cert_path is not a regular file")
+	}
+	if p := f.pair(); !p.cert.Equal(f.first) {
+		t.Fatal("the pair changed")
+	}
+	// Renewal starts by completing the migration.
+	f.clock.Set(RenewalPoint(f.first, 0))
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.pair(); p.cert.Equal(f.first) {
+		t.Fatal("not renewed")
+	}
+	if !l.isOurLink(f.cert().CertPath, "cert.pem") {
+		t.Error("cert_path was not migrated")
+	}
+	expectClean(t, f)
+}
+
+// Files replaced by hand (scepter enroll writes regular files over the
+// links) are taken over again at the next renewal.
+func TestFilesReplacedByHandAreTakenOver(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.clock.Set(RenewalPoint(f.first, 0))
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// An operator enrolls anew: regular files replace the links.
+	key, cert := f.pair().key, f.ca.issue(t, f.pair().key.Public(), f.first.Subject, nil, f.clock.Now(), 30*24*time.Hour)
+	os.Remove(f.cert().KeyPath)
+	os.Remove(f.cert().CertPath)
+	writePEM(t, f.cert().KeyPath, 0o600, key)
+	writePEM(t, f.cert().CertPath, 0o644, nil, cert)
+	if p := f.pair(); !p.cert.Equal(cert) {
+		t.Fatal("setup")
+	}
+	f.clock.Set(RenewalPoint(cert, 0))
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.pair(); p.cert.Equal(cert) {
+		t.Error("not renewed")
+	}
+	expectClean(t, f)
+}
+
+// Leftovers of a crash in the middle of writing a file (a temporary file
+// with a part of a key) are removed, and the key files stay private.
+func TestRecoverRemovesLeftovers(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	l := newLayout(f.cert(), nil)
+	if err := l.stateDir(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{
+		filepath.Join(f.dir, ".key.pem"+tmpInfix+"123"),
+		filepath.Join(l.state, "."+currentName+tmpInfix+"abc"),
+		filepath.Join(l.state, genPrefix+"000009", "key.pem"),
+	} {
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, []byte("-----BEGIN PRIVATE"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.recover(); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	filepath.WalkDir(f.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && (strings.Contains(d.Name(), tmpInfix) || strings.HasPrefix(d.Name(), genPrefix)) {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if p := f.pair(); !p.cert.Equal(f.first) {
+		t.Error("recovery changed the pair")
+	}
+}

@@ -1,0 +1,205 @@
+package agent
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/scep"
+)
+
+// Renewer asks a server for the renewal of one certificate.
+type Renewer interface {
+	Renew(ctx context.Context, r RenewRequest) (*RenewResult, error)
+}
+
+// RenewRequest is one renewal to ask for.
+type RenewRequest struct {
+	Config *Certificate
+	// Old is the certificate being renewed, OldChain the certificates that
+	// follow it in its file (sent along in a TLS handshake), OldKey its key.
+	Old      *x509.Certificate
+	OldChain []*x509.Certificate
+	OldKey   crypto.Signer
+	// Key is the new certificate's key: OldKey unless rekeying.
+	Key crypto.Signer
+	// Now is the agent's clock.
+	Now func() time.Time
+	// Warnf receives what the client wants to warn about.
+	Warnf func(format string, args ...any)
+}
+
+// RenewResult is what the server answered.
+type RenewResult struct {
+	Cert *x509.Certificate
+	// CACerts are the CA (and RA) certificates the server presents; the
+	// agent checks that Cert chains to the pinned one among them.
+	CACerts []*x509.Certificate
+}
+
+// RenewalTemplate is the CSR of a renewal: every name of the certificate
+// being renewed, its subject and its SANs. `scepter renew`, `scepter est
+// reenroll` and the agent all ask for the same names.
+func RenewalTemplate(old *x509.Certificate) csr.Template {
+	return csr.Template{RawSubject: old.RawSubject, DNSNames: old.DNSNames, IPAddresses: old.IPAddresses,
+		EmailAddresses: old.EmailAddresses, URIs: old.URIs}
+}
+
+// SCEPRenewal is one renewal over SCEP, authenticated by the certificate
+// being renewed.
+type SCEPRenewal struct {
+	Old    *x509.Certificate
+	OldKey crypto.Signer
+	Key    crypto.Signer // the new certificate's key (OldKey to keep it)
+	// Caps and CACerts are what GetCACaps and GetCACert returned (the
+	// latter checked against the pinned fingerprint).
+	Caps    client.Caps
+	CACerts []*x509.Certificate
+	// Challenge goes into the CSR when set (an EC signer receives its
+	// certificate in an envelope keyed from it).
+	Challenge string
+	// PKCSReq sends a PKCSReq signed by the certificate even when the
+	// server offers RenewalReq (as Apple devices and certmonger do).
+	PKCSReq               bool
+	PollInterval, MaxWait time.Duration
+}
+
+// SCEPRenew sends a RenewalReq (a PKCSReq when the server does not
+// advertise Renewal, or when asked) signed by the current certificate and
+// key, for a CSR with the old certificate's names, and returns the new
+// certificate. `scepter renew` and the agent share it.
+func SCEPRenew(ctx context.Context, c *client.SCEP, r SCEPRenewal) (*x509.Certificate, error) {
+	t := RenewalTemplate(r.Old)
+	t.ChallengePassword = r.Challenge
+	der, err := csr.Create(t, r.Key)
+	if err != nil {
+		return nil, err
+	}
+	typ := scep.RenewalReq
+	if r.PKCSReq || !r.Caps.Has("Renewal") {
+		typ = scep.PKCSReq
+	}
+	return c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: r.Key, SignerCert: r.Old, SignerKey: r.OldKey, CACerts: r.CACerts, Caps: r.Caps,
+		Type: typ, Challenge: r.Challenge, PollInterval: r.PollInterval, MaxWait: r.MaxWait})
+}
+
+// SCEPRenewer renews over SCEP with RenewalReq.
+type SCEPRenewer struct{}
+
+// Renew implements Renewer.
+func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, error) {
+	var challenge string
+	if r.Config.ChallengeFile != "" {
+		b, err := os.ReadFile(r.Config.ChallengeFile)
+		if err != nil {
+			return nil, fmt.Errorf("challenge_file: %w", err)
+		}
+		challenge = strings.TrimSpace(string(b))
+	}
+	if _, isRSA := r.OldKey.Public().(*rsa.PublicKey); !isRSA && challenge == "" {
+		// The CertRep is encrypted to the signer: to an EC key only with a
+		// password (RFC 8894's pwri); ask for nothing that could not be
+		// opened.
+		return nil, errors.New("SCEP with an EC key: the server encrypts the certificate with the challenge password; set challenge_file")
+	}
+	c := &client.SCEP{URL: r.Config.URL, Now: r.Now, Warnf: r.Warnf}
+	caps, err := c.GetCACaps(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("GetCACaps: %w", err)
+	}
+	caCerts, err := c.GetCACert(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := client.CheckFingerprint(caCerts, r.Config.CAFingerprint); err != nil {
+		return nil, err
+	}
+	cert, err := SCEPRenew(ctx, c, SCEPRenewal{Old: r.Old, OldKey: r.OldKey, Key: r.Key, Caps: caps, CACerts: caCerts, Challenge: challenge})
+	if err != nil {
+		return nil, err
+	}
+	return &RenewResult{Cert: cert, CACerts: caCerts}, nil
+}
+
+// ESTRenewer renews over EST with simplereenroll, authenticated by the
+// current certificate as TLS client certificate.
+type ESTRenewer struct{}
+
+// Renew implements Renewer.
+func (ESTRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, error) {
+	pair := &tls.Certificate{Certificate: [][]byte{r.Old.Raw}, PrivateKey: r.OldKey, Leaf: r.Old}
+	for _, c := range r.OldChain {
+		pair.Certificate = append(pair.Certificate, c.Raw)
+	}
+	c := &client.EST{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Certificate: pair, Now: r.Now, Warnf: r.Warnf}
+	attrs, err := c.CSRAttrs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("csrattrs: %w", err)
+	}
+	withBinding := est.Has(attrs, est.OIDChallengePassword)
+	tmpl := RenewalTemplate(r.Old)
+	res, err := c.Enroll(ctx, client.ESTRequest{Op: est.OpSimpleReenroll, MakeCSR: func(cb []byte) ([]byte, error) {
+		t := tmpl
+		if withBinding {
+			if cb == nil {
+				return nil, errors.New("the server asks for channel binding, and this TLS connection has none")
+			}
+			t.ChallengePassword = est.ChannelBindingPassword(cb)
+		}
+		return csr.Create(t, r.Key)
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("simplereenroll: %w", err)
+	}
+	caCerts, err := c.CACerts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &RenewResult{Cert: res.Certificate, CACerts: caCerts}, nil
+}
+
+// verifyIssued checks a returned certificate before it is installed: it
+// holds key's public half and chains, at now, to the CA certificate with
+// the pinned fingerprint. It returns the chain above the certificate (up
+// to and including that CA).
+func verifyIssued(cert *x509.Certificate, key crypto.Signer, caCerts []*x509.Certificate, fingerprint string, now time.Time) ([]*x509.Certificate, error) {
+	if cert == nil {
+		return nil, errors.New("the server returned no certificate")
+	}
+	if !publicKeysEqual(key.Public(), cert.PublicKey) {
+		return nil, errors.New("the returned certificate is not for our key")
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	found := false
+	for _, ca := range caCerts {
+		if client.CheckFingerprint([]*x509.Certificate{ca}, fingerprint) == nil {
+			roots.AddCert(ca)
+			found = true
+		} else {
+			inter.AddCert(ca)
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("the server presents no CA certificate with fingerprint %s", fingerprint)
+	}
+	chains, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return nil, fmt.Errorf("the returned certificate does not chain to the CA with fingerprint %s: %w", fingerprint, err)
+	}
+	return chains[0][1:], nil
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && b != nil && e.Equal(b)
+}

@@ -1,0 +1,39 @@
+package agent
+
+import (
+	"crypto/x509"
+	"time"
+)
+
+// RenewalPoint is when a certificate is due for renewal: renewBefore ahead
+// of its NotAfter when positive, else at two thirds of its lifetime counted
+// from NotBefore.
+func RenewalPoint(c *x509.Certificate, renewBefore time.Duration) time.Time {
+	if renewBefore > 0 {
+		return c.NotAfter.Add(-renewBefore)
+	}
+	life := c.NotAfter.Sub(c.NotBefore)
+	return c.NotBefore.Add(life / 3 * 2)
+}
+
+// Backoff is the wait before the next attempt after failures consecutive
+// failures (1 for the first): initial doubled with each further failure, at
+// most max, then jittered into [d/2, d) by jitter, a number in [0, 1). The
+// jitter spreads a fleet that failed together (a server outage) over time.
+func Backoff(failures int, initial, max time.Duration, jitter float64) time.Duration {
+	if failures < 1 {
+		failures = 1
+	}
+	d := initial
+	for i := 1; i < failures && d < max; i++ {
+		d *= 2
+	}
+	if d > max || d <= 0 {
+		d = max
+	}
+	if jitter < 0 || jitter >= 1 {
+		jitter = 0
+	}
+	half := d / 2
+	return half + time.Duration(jitter*float64(d-half))
+}

@@ -1,0 +1,106 @@
+package agent
+
+import (
+	"crypto/x509"
+	"fmt"
+	"io"
+	"time"
+)
+
+// CertStatus is what `scepter agent status` shows of one certificate.
+type CertStatus struct {
+	Config *Certificate
+	// Cert is the certificate in place; nil with Problem.
+	Cert *x509.Certificate
+	// Problem: a file is missing or unreadable, or the key and the
+	// certificate do not match.
+	Problem error
+	// RenewAt is the certificate's renewal point.
+	RenewAt time.Time
+	// Linked: key_path and cert_path are links through the agent's
+	// generations (false: regular files, moved into them at the first
+	// renewal).
+	Linked bool
+}
+
+// Status reads each certificate's files; it changes nothing and takes no
+// lock.
+func (a *Agent) Status() []CertStatus {
+	var out []CertStatus
+	for i := range a.Config.Certificates {
+		c := &a.Config.Certificates[i]
+		l := newLayout(c, nil)
+		s := CertStatus{Config: c}
+		p, err := readPair(l)
+		if err != nil {
+			s.Problem = err
+		} else {
+			s.Cert, s.RenewAt = p.cert, RenewalPoint(p.cert, c.RenewBefore)
+			s.Linked = l.combined() || (l.isOurLink(l.key, "key.pem") && l.isOurLink(l.cert, "cert.pem"))
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// WriteStatus prints statuses for people, as of now.
+func WriteStatus(w io.Writer, statuses []CertStatus, now time.Time) error {
+	const layout = "2006-01-02 15:04:05Z"
+	for i, s := range statuses {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		c := s.Config
+		fmt.Fprintf(w, "%s (%s, %s)\n", c.Name, c.Protocol, c.URL)
+		if s.Problem != nil {
+			fmt.Fprintf(w, "  problem:       %v\n", s.Problem)
+		} else {
+			fmt.Fprintf(w, "  subject:       %s\n", s.Cert.Subject)
+			fmt.Fprintf(w, "  serial:        %s\n", s.Cert.SerialNumber.Text(16))
+			fmt.Fprintf(w, "  expires:       %s (%s)\n", s.Cert.NotAfter.UTC().Format(layout), relative(s.Cert.NotAfter.Sub(now), "expired"))
+			fmt.Fprintf(w, "  next renewal:  %s (%s)\n", s.RenewAt.UTC().Format(layout), relative(s.RenewAt.Sub(now), "due now"))
+			if !s.RenewAt.After(s.Cert.NotBefore) {
+				fmt.Fprintf(w, "  warning:       renew_before is not shorter than the certificate's lifetime: it is always due\n")
+			}
+		}
+		if c.Combined() {
+			fmt.Fprintf(w, "  key and cert:  %s\n", c.KeyPath)
+		} else {
+			fmt.Fprintf(w, "  key:           %s\n", c.KeyPath)
+			fmt.Fprintf(w, "  certificate:   %s\n", c.CertPath)
+		}
+		if c.ChainPath != "" && c.ChainPath != c.CertPath {
+			fmt.Fprintf(w, "  chain:         %s\n", c.ChainPath)
+		}
+		if s.Problem == nil && !s.Linked {
+			fmt.Fprintf(w, "  layout:        regular files; the first renewal moves them into %s\n", newLayout(c, nil).state)
+		}
+	}
+	return nil
+}
+
+// relative says "in 3d4h", or "<past> 2h ago" for a time gone by.
+func relative(d time.Duration, past string) string {
+	if d <= 0 {
+		if -d < time.Minute {
+			return past
+		}
+		return past + ", " + human(-d) + " ago"
+	}
+	return "in " + human(d)
+}
+
+func human(d time.Duration) string {
+	d = d.Round(time.Minute)
+	days := d / (24 * time.Hour)
+	d -= days * 24 * time.Hour
+	h := d / time.Hour
+	m := (d - h*time.Hour) / time.Minute
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd%dh", days, h)
+	case h > 0:
+		return fmt.Sprintf("%dh%02dm", h, m)
+	}
+	return fmt.Sprintf("%dm", m)
+}
