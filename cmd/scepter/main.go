@@ -40,6 +40,7 @@ func commands() []command {
 		{"agent", "keep certificates on this machine renewed (agent | agent status)", cmdAgent},
 		{"certs", "list and show issued certificates (certs list | certs show SERIAL)", cmdCerts},
 		{"ca", "manage the CA (ca rollover | ca show | ca root export)", cmdCA},
+		{"notify", "check the notification setup (notify test --to ADDRESS)", cmdNotify},
 		{"version", "print the version", cmdVersion},
 	}
 }

@@ -51,6 +51,8 @@ type serveFlags struct {
 	webhookSecretFile string
 	webhookTimeout    time.Duration
 
+	notify notifyFlags // expiry notifications (notify.go)
+
 	ndesUser         string
 	ndesPassword     string
 	ndesPasswordFile string
@@ -123,6 +125,7 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.webhookURL, "webhook-url", "", "challenge webhook for profiles with challenge = \"webhook\" (see docs/webhook.md)")
 	fs.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the HMAC key that signs webhook requests")
 	fs.DurationVar(&f.webhookTimeout, "webhook-timeout", 5*time.Second, "how long to wait for the webhook's answer")
+	f.notify.register(fs)
 	fs.StringVar(&f.ndesUser, "ndes-user", "", "user name for the NDES-compatible password page /certsrv/mscep_admin/ (off when empty)")
 	fs.StringVar(&f.ndesPassword, "ndes-password", "", "its password (prefer SCEPTER_NDES_PASSWORD or --ndes-password-file)")
 	fs.StringVar(&f.ndesPasswordFile, "ndes-password-file", "", "file holding the NDES page password")
@@ -211,6 +214,11 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			return usageError{fmt.Sprintf("--challenge-profile %q is not a configured profile", f.challengeProfile)}
 		}
 	}
+	stopNotify, err := f.notify.startNotifier(ctx, e, st, profiles, clock, log)
+	if err != nil {
+		return err
+	}
+	defer stopNotify()
 	cfg := enroll.Config{StaticChallenge: challenge, StaticChallengeProfile: f.challengeProfile, Profiles: profiles, DefaultProfile: f.defaultProfile}
 	if cfg.Webhook, err = f.webhook(profiles, log); err != nil {
 		return err

@@ -118,3 +118,12 @@ func TestAgentImportsOnlyClientSide(t *testing.T) {
 	forbid(t, "internal/agent", true, "internal/enroll", "internal/ca", "internal/store", "internal/admin",
 		"internal/scep/scepserver", "internal/est/estserver", "internal/server", "internal/ndes", "internal/webhook", "internal/credential")
 }
+
+// The expiry notification scheduler reaches the inventory only through the
+// store interface and knows no CA, protocol or enrollment code; the test
+// SMTP server (notifytest, go-smtp) never reaches the binary.
+func TestNotifyUsesOnlyTheStoreInterface(t *testing.T) {
+	forbid(t, "internal/notify", false, "internal/store/sqlite", "internal/ca", "internal/keys", "internal/enroll",
+		"internal/admin", "internal/server", "internal/scep", "internal/est", "internal/ndes", "internal/notify/notifytest")
+	forbid(t, "cmd/scepter", true, "internal/notify/notifytest")
+}

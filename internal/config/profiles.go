@@ -1,9 +1,12 @@
 package config
 
 import (
+	"cmp"
 	"crypto/x509"
 	"fmt"
+	"net/mail"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +55,11 @@ type ProfileConfig struct {
 	ESTRequireChannelBinding *bool `toml:"est_require_channel_binding"`
 	ESTManufacturerAuth      *bool `toml:"est_manufacturer_auth"`
 	ESTServerKeyGen          *bool `toml:"est_server_keygen"`
+
+	// Expiry notifications (docs/notifications.md).
+	NotifyBefore []string `toml:"notify_before"` // ["30d", "7d", "1d"]; [] for none
+	NotifyTo     []string `toml:"notify_to"`     // mail recipients
+	NotifyOwner  *bool    `toml:"notify_owner"`  // also the certificate's email SANs
 }
 
 // ProfileSection decodes [profiles.NAME] tables into dst, strictly.
@@ -212,7 +220,37 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 	}
 	p.Issuer = pc.Issuer
 	p.CRLURLs, p.OCSPURLs, p.IssuerURLs = pc.CRLURLs, pc.OCSPURLs, pc.IssuerURLs
+	if err := pc.notify(&p); err != nil {
+		return p, err
+	}
 	return p, nil
+}
+
+// notify sets the expiry notification settings: thresholds are positive
+// and distinct (kept longest first), recipients well-formed addresses.
+func (pc ProfileConfig) notify(p *pki.Profile) error {
+	if pc.NotifyBefore != nil {
+		p.NotifyBefore = nil
+		for _, v := range pc.NotifyBefore {
+			d, err := ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("notify_before %q: want a positive duration like 30d or 12h", v)
+			}
+			if slices.Contains(p.NotifyBefore, d) {
+				return fmt.Errorf("notify_before %q: listed twice", v)
+			}
+			p.NotifyBefore = append(p.NotifyBefore, d)
+		}
+		slices.SortFunc(p.NotifyBefore, func(a, b time.Duration) int { return cmp.Compare(b, a) })
+	}
+	for _, a := range pc.NotifyTo {
+		if _, err := mail.ParseAddress(a); err != nil || strings.ContainsAny(a, "\r\n") {
+			return fmt.Errorf("notify_to %q: want a mail address like pki-team@example.com", a)
+		}
+	}
+	p.NotifyTo = pc.NotifyTo
+	setBool(&p.NotifyOwner, pc.NotifyOwner)
+	return nil
 }
 
 func setBool(dst *bool, v *bool) {

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scepter/scepter/internal/notify"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// smtpPasswordEnv holds the SMTP password when no file is given. There is
+// deliberately no flag (flags show in ps) and no config-file key.
+const smtpPasswordEnv = "SCEPTER_SMTP_PASSWORD"
+
+// notifyFlags are the expiry notification settings of `scepter serve`,
+// shared with `scepter notify test` (docs/notifications.md).
+type notifyFlags struct {
+	interval          time.Duration
+	smtpURL           string
+	smtpPasswordFile  string
+	smtpStartTLS      string
+	from              string
+	webhookURL        string
+	webhookSecretFile string
+}
+
+func (n *notifyFlags) register(fs *flag.FlagSet) {
+	fs.DurationVar(&n.interval, "notify-interval", notify.DefaultInterval, "how often to look for certificates crossing a notify_before threshold (also once at start)")
+	fs.StringVar(&n.smtpURL, "smtp-url", "", "mail server for expiry notifications: smtp://[USER@]HOST[:PORT] (STARTTLS when offered) or smtps://[USER@]HOST[:PORT]")
+	fs.StringVar(&n.smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP password for the URL's user (or "+smtpPasswordEnv+")")
+	fs.StringVar(&n.smtpStartTLS, "smtp-starttls", "auto", "with smtp://: 'auto' uses STARTTLS when the server offers it, 'required' sends nothing without it")
+	fs.StringVar(&n.from, "notify-from", "", "sender address of notification mails (required with --smtp-url)")
+	fs.StringVar(&n.webhookURL, "notify-webhook-url", "", "URL that receives expiry notifications as JSON (docs/notifications.md)")
+	fs.StringVar(&n.webhookSecretFile, "notify-webhook-secret-file", "", "file holding the HMAC key that signs notification webhook requests")
+}
+
+// mailer builds the SMTP channel from the flags; nil when --smtp-url is
+// not set. Errors never carry the password.
+func (n *notifyFlags) mailer(e env) (*notify.SMTP, error) {
+	if n.smtpURL == "" {
+		return nil, nil
+	}
+	if n.from == "" {
+		return nil, usageError{"--smtp-url needs --notify-from, the sender address of notification mails"}
+	}
+	var requireTLS bool
+	switch n.smtpStartTLS {
+	case "auto":
+	case "required":
+		requireTLS = true
+	default:
+		return nil, usageError{fmt.Sprintf("--smtp-starttls %q: want auto or required", n.smtpStartTLS)}
+	}
+	password, _ := e.lookupEnv(smtpPasswordEnv)
+	if n.smtpPasswordFile != "" {
+		b, err := os.ReadFile(n.smtpPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("SMTP password: %w", err)
+		}
+		if password = strings.TrimSpace(string(b)); password == "" {
+			return nil, fmt.Errorf("SMTP password file %s is empty", n.smtpPasswordFile)
+		}
+	}
+	m, err := notify.NewSMTP(notify.SMTPConfig{URL: n.smtpURL, Password: password, From: n.from, RequireTLS: requireTLS})
+	if err != nil {
+		return nil, usageError{"--smtp-url: " + err.Error()}
+	}
+	return m, nil
+}
+
+// channels builds the configured channels and warns about what in the
+// setup exposes mail or leaves a profile's recipients without mail.
+func (n *notifyFlags) channels(e env, profiles map[string]pki.Profile, log *slog.Logger) ([]notify.Channel, error) {
+	var chans []notify.Channel
+	m, err := n.mailer(e)
+	if err != nil {
+		return nil, err
+	}
+	var wantMail []string
+	for name, p := range profiles {
+		if len(p.NotifyBefore) > 0 && (len(p.NotifyTo) > 0 || p.NotifyOwner) {
+			wantMail = append(wantMail, name)
+		}
+	}
+	sort.Strings(wantMail)
+	switch {
+	case m == nil && len(wantMail) > 0:
+		log.Warn("profiles set notify_to or notify_owner but --smtp-url is not set: no expiry mail is sent", "profiles", wantMail)
+	case m != nil:
+		if m.MayBeClear() && !loopbackHost(m.Host()) {
+			log.Warn("--smtp-url is smtp:// to another host: mail goes in clear unless the server offers STARTTLS, and someone on the path can remove that offer; use smtps:// or --smtp-starttls required",
+				"host", m.Host())
+		}
+		if len(wantMail) == 0 {
+			log.Warn("--smtp-url is set but no profile sets notify_to or notify_owner: no expiry mail is sent")
+		}
+		chans = append(chans, m)
+	}
+	if n.webhookURL != "" {
+		var secret []byte
+		if n.webhookSecretFile != "" {
+			b, err := os.ReadFile(n.webhookSecretFile)
+			if err != nil {
+				return nil, fmt.Errorf("notification webhook secret: %w", err)
+			}
+			secret = []byte(strings.TrimSpace(string(b)))
+		}
+		w, err := notify.NewWebhook(notify.WebhookConfig{URL: n.webhookURL, Secret: secret})
+		if err != nil {
+			return nil, usageError{"--notify-webhook-url: " + err.Error()}
+		}
+		if u, err := url.Parse(n.webhookURL); err == nil && strings.EqualFold(u.Scheme, "http") && !loopbackHost(u.Hostname()) {
+			log.Warn("--notify-webhook-url is plain http to another host: notifications cross the network in clear; use https", "host", u.Hostname())
+		}
+		if len(secret) == 0 {
+			log.Warn("no --notify-webhook-secret-file: notification webhook requests are not signed (HMAC), so the receiver cannot tell them from forged ones")
+		}
+		chans = append(chans, w)
+	}
+	return chans, nil
+}
+
+// startNotifier starts the expiry notification scheduler when a channel is
+// configured, in a goroutine that runs until ctx ends or stop is called;
+// stop waits for it, so the store may be closed afterwards. With no
+// channel it starts nothing and says nothing (unless a profile expects
+// mail).
+func (n *notifyFlags) startNotifier(ctx context.Context, e env, st store.Store, profiles map[string]pki.Profile, clock pki.Clock, log *slog.Logger) (stop func(), err error) {
+	if n.interval <= 0 {
+		return nil, usageError{"--notify-interval must be positive"}
+	}
+	chans, err := n.channels(e, profiles, log)
+	if err != nil {
+		return nil, err
+	}
+	if len(chans) == 0 {
+		return func() {}, nil
+	}
+	sched, err := notify.New(notify.Config{Store: st, Clock: clock, Log: log, Profiles: profiles, Channels: chans, Interval: n.interval})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, c := range chans {
+		switch c := c.(type) {
+		case *notify.SMTP:
+			names = append(names, c.Display())
+		case *notify.Webhook:
+			names = append(names, c.Display())
+		}
+	}
+	log.Info("expiry notifications on", "channels", strings.Join(names, " "), "interval", n.interval.String(), "node", sched.Owner())
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { sched.Run(ctx) })
+	return func() { cancel(); wg.Wait() }, nil
+}
+
+const notifyUsage = "usage: scepter notify test --to ADDRESS [--smtp-url URL --notify-from ADDRESS ...] (the mail settings of serve, from flags, environment or --config)"
+
+func cmdNotify(ctx context.Context, e env, args []string) error {
+	sub, err := subcommand(e, args, notifyUsage)
+	if err != nil {
+		return err
+	}
+	if sub == "test" {
+		return notifyTest(ctx, e, args[1:])
+	}
+	return usageError{notifyUsage}
+}
+
+// notifyTest sends one test mail with serve's mail settings.
+func notifyTest(ctx context.Context, e env, args []string) error {
+	var sf storeFlags
+	var nf notifyFlags
+	var to string
+	fs := newFlagSet(e, "notify test", "notify test --to ADDRESS [--smtp-url URL] [--notify-from ADDRESS] [--smtp-password-file FILE] [--config FILE]")
+	sf.register(fs)
+	nf.register(fs)
+	fs.StringVar(&to, "to", "", "address to send the test message to")
+	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
+		return err
+	}
+	if to == "" {
+		return usageError{"--to is required: the address to send the test message to"}
+	}
+	if nf.smtpURL == "" {
+		return usageError{"no mail server: set --smtp-url (or SCEPTER_SMTP_URL, or smtp_url in the --config file)"}
+	}
+	m, err := nf.mailer(e)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*notify.DefaultSendTimeout)
+	defer cancel()
+	if err := m.SendTest(ctx, to, pki.SystemClock{}.Now()); err != nil {
+		return fmt.Errorf("test message to %s not sent: %w", to, err)
+	}
+	fmt.Fprintf(e.stdout, "test message sent to %s through %s\n", to, m.Display())
+	return nil
+}

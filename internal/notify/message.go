@@ -1,0 +1,65 @@
+package notify
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// timeLeft says how long until t, coarsely: "6 days", "20 hours", "45 minutes".
+func timeLeft(now, t time.Time) string {
+	d := t.Sub(now)
+	plural := func(n int64, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	switch {
+	case d >= 48*time.Hour:
+		return plural(int64(d/(24*time.Hour)), "day")
+	case d >= 2*time.Hour:
+		return plural(int64(d/time.Hour), "hour")
+	case d >= time.Minute:
+		return plural(int64(d/time.Minute), "minute")
+	}
+	return "less than a minute"
+}
+
+// mailSubject is the Subject of an expiry mail.
+func mailSubject(m Message) string {
+	return fmt.Sprintf("[scepter] Certificate %s expires in %s", oneLine(m.Certificate.Subject), timeLeft(m.Time, m.Certificate.NotAfter))
+}
+
+// mailBody is the plain-text body of an expiry mail.
+func mailBody(m Message) string {
+	c := &m.Certificate
+	var b strings.Builder
+	fmt.Fprintf(&b, "The certificate below expires in %s, at %s.\n", timeLeft(m.Time, c.NotAfter), c.NotAfter.UTC().Format(time.RFC3339))
+	b.WriteString("Renew it before then: a device renews with the certificate it has (SCEP RenewalReq,\n")
+	b.WriteString("EST simplereenroll, `scepter renew`), or enrolls again.\n\n")
+	row := func(k, v string) { fmt.Fprintf(&b, "%-12s %s\n", k+":", v) }
+	row("Subject", oneLine(c.Subject))
+	if len(c.SANs) > 0 {
+		row("Names", oneLine(strings.Join(c.SANs, ", ")))
+	}
+	row("Serial", c.SerialHex)
+	row("Issuer ID", c.IssuerID)
+	row("Issuer", oneLine(c.Issuer))
+	row("Profile", c.Profile)
+	row("Not after", c.NotAfter.UTC().Format(time.RFC3339))
+	row("Threshold", FormatThreshold(m.Threshold))
+	b.WriteString("\nscepter sends one message per certificate and threshold, and none once the\n")
+	b.WriteString("certificate is renewed or revoked. Notification ID: " + m.ID + "\n")
+	return b.String()
+}
+
+// oneLine keeps a value from breaking a header or a row.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}

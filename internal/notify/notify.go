@@ -1,0 +1,544 @@
+// Package notify tells people that certificates are about to expire.
+//
+// A Scheduler scans the inventory every Interval (and once at start) for
+// certificates crossing a threshold before their NotAfter (per profile,
+// pki.Profile.NotifyBefore; by default 30, 7 and 1 days), and sends one
+// notification per certificate, threshold and channel (SMTP, webhook):
+//
+//   - the intent is recorded in the store before anything is sent, keyed
+//     by (issuer, serial, threshold, channel) and inserted only if absent,
+//     so schedulers on several nodes, or one restarted, record it once;
+//   - a sender leases it (store.ClaimNotifications: of claimers racing, one
+//     wins; a node claims only for the channels it has), sends it, and records the outcome with its audit event in one
+//     transaction (store.FinishNotification), which only the lease holder
+//     may do. A node that dies mid-send leaves the lease to run out; another
+//     node then sends it. That is the one window where a message can go out
+//     twice: the receiver accepted it, and the sender died before it could
+//     record so. Messages carry a stable ID for receivers to deduplicate;
+//   - a failed send is tried again later with exponential backoff and
+//     jitter, per channel: a mail outage does not resend the webhook;
+//   - when several thresholds are crossed at once (a short-lived
+//     certificate, a server that was down) only the most urgent is sent,
+//     the others are recorded as skipped;
+//   - a certificate that was renewed (another names it in RenewedFrom) or
+//     revoked gets no further notification, an expired one none at all.
+//
+// Time comes from an injected pki.Clock; the package has no global state.
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// Channel names, as recorded in the store.
+const (
+	ChannelSMTP    = "smtp"
+	ChannelWebhook = "webhook"
+)
+
+// Defaults of Config.
+const (
+	DefaultInterval    = 10 * time.Minute
+	DefaultLease       = 5 * time.Minute
+	DefaultSendTimeout = 30 * time.Second
+	DefaultBackoffBase = time.Minute
+	DefaultBackoffMax  = time.Hour
+	DefaultBatchSize   = 50
+	// maxRetryPoll bounds how long a due retry waits for the scheduler to
+	// look, when Interval is longer.
+	maxRetryPoll = 30 * time.Second
+	// scanPage is how many candidates one store call returns.
+	scanPage = 500
+	// maxErrorLen bounds an error kept in the store or the audit trail.
+	maxErrorLen = 500
+)
+
+// Channel delivers notifications one way.
+type Channel interface {
+	// Name is the channel's name in the store: ChannelSMTP, ChannelWebhook.
+	Name() string
+	// Wants reports whether the channel has anyone to tell about c under p
+	// (the SMTP channel: any recipient).
+	Wants(c *pki.Certificate, p *pki.Profile) bool
+	// Send delivers one notification. An error means it was not
+	// delivered and may be tried again.
+	Send(ctx context.Context, m Message) error
+}
+
+// Message is one notification as a channel sends it.
+type Message struct {
+	// ID is the same for every send of one notification (a retry, or the
+	// re-send after a crash), so receivers can drop duplicates:
+	// "ISSUER_ID:SERIAL:THRESHOLD_SECONDS".
+	ID          string
+	Certificate pki.Certificate
+	Profile     pki.Profile
+	Threshold   time.Duration
+	// Time is when it is sent, from the scheduler's clock.
+	Time time.Time
+}
+
+// MessageID returns Message.ID for a notification.
+func MessageID(k store.NotificationKey) string {
+	return fmt.Sprintf("%s:%s:%d", k.IssuerID, k.SerialHex, int64(k.Threshold/time.Second))
+}
+
+// Config configures a Scheduler. Store, Clock and at least one channel are
+// required; zero values elsewhere take the defaults.
+type Config struct {
+	Store store.Store
+	Clock pki.Clock
+	Log   *slog.Logger
+	// Profiles are the configured profiles. A certificate of a profile not
+	// among them (removed from the configuration since) is treated as of
+	// pki.DefaultProfile.
+	Profiles map[string]pki.Profile
+	Channels []Channel
+	// Owner names this scheduler in leases; by default host, process and
+	// a random suffix. Two schedulers must never share one.
+	Owner string
+	// Interval between scans of the inventory (DefaultInterval).
+	Interval time.Duration
+	// RetryPoll is how often due retries are looked for between scans
+	// (default: Interval, at most 30 s).
+	RetryPoll time.Duration
+	// Lease is how long a claimed notification is reserved for its sender
+	// (DefaultLease); SendTimeout bounds one send (DefaultSendTimeout) and
+	// must be shorter. A notification is sent only while its lease has at
+	// least SendTimeout to run.
+	Lease       time.Duration
+	SendTimeout time.Duration
+	// BackoffBase and BackoffMax shape the delay before try n+1 after n
+	// failed ones: BackoffBase*2^(n-1), at most BackoffMax, of which a
+	// random half is taken off (jitter), so nodes and certificates do not
+	// retry in step.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// MaxAttempts gives a notification up after that many failed sends; 0
+	// tries until the certificate expires or a more urgent notification
+	// replaces it.
+	MaxAttempts int
+	// Jitter returns a number in [0, 1); math/rand/v2 by default.
+	Jitter func() float64
+	// BatchSize is how many notifications one claim leases.
+	BatchSize int
+}
+
+// Scheduler finds and sends expiry notifications. Run it in one goroutine;
+// its methods must not be called concurrently with each other.
+type Scheduler struct {
+	cfg       Config
+	log       *slog.Logger
+	channels  map[string]Channel
+	order     []Channel
+	names     []string // of the channels, for claims
+	maxBefore time.Duration
+}
+
+// New checks cfg and returns a Scheduler.
+func New(cfg Config) (*Scheduler, error) {
+	if cfg.Store == nil || cfg.Clock == nil {
+		return nil, errors.New("notify: Store and Clock are required")
+	}
+	if len(cfg.Channels) == 0 {
+		return nil, errors.New("notify: no channel configured")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Interval, DefaultInterval)
+	def(&cfg.RetryPoll, min(cfg.Interval, maxRetryPoll))
+	def(&cfg.Lease, DefaultLease)
+	def(&cfg.SendTimeout, DefaultSendTimeout)
+	def(&cfg.BackoffBase, DefaultBackoffBase)
+	def(&cfg.BackoffMax, DefaultBackoffMax)
+	switch {
+	case cfg.Interval < 0 || cfg.RetryPoll < 0 || cfg.Lease < 0 || cfg.SendTimeout < 0 || cfg.BackoffBase < 0 || cfg.BackoffMax < 0:
+		return nil, errors.New("notify: durations must not be negative")
+	case cfg.SendTimeout >= cfg.Lease:
+		return nil, fmt.Errorf("notify: the send timeout (%v) must be shorter than the lease (%v)", cfg.SendTimeout, cfg.Lease)
+	case cfg.BackoffMax < cfg.BackoffBase:
+		return nil, errors.New("notify: BackoffMax must not be below BackoffBase")
+	case cfg.MaxAttempts < 0:
+		return nil, errors.New("notify: MaxAttempts must not be negative")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.Jitter == nil {
+		cfg.Jitter = mrand.Float64
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = defaultOwner()
+	}
+	s := &Scheduler{cfg: cfg, log: cfg.Log, channels: map[string]Channel{}}
+	for _, ch := range cfg.Channels {
+		if ch == nil {
+			return nil, errors.New("notify: nil channel")
+		}
+		if _, dup := s.channels[ch.Name()]; dup {
+			return nil, fmt.Errorf("notify: channel %s configured twice", ch.Name())
+		}
+		s.channels[ch.Name()] = ch
+		s.order = append(s.order, ch)
+		s.names = append(s.names, ch.Name())
+	}
+	s.maxBefore = slices.Max(append([]time.Duration{0}, pki.DefaultProfile().NotifyBefore...))
+	for _, p := range cfg.Profiles {
+		for _, d := range p.NotifyBefore {
+			s.maxBefore = max(s.maxBefore, d)
+		}
+	}
+	return s, nil
+}
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// Owner is the name this scheduler leases notifications under.
+func (s *Scheduler) Owner() string { return s.cfg.Owner }
+
+// Run scans and sends once, then every Interval, and sends due retries
+// every RetryPoll, until ctx ends. Errors are logged.
+func (s *Scheduler) Run(ctx context.Context) {
+	s.tick(ctx)
+	scan := time.NewTicker(s.cfg.Interval)
+	defer scan.Stop()
+	poll := time.NewTicker(s.cfg.RetryPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-scan.C:
+			s.tick(ctx)
+		case <-poll.C:
+			if _, err := s.Deliver(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("expiry notifications: sending", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Scheduler) tick(ctx context.Context) {
+	if err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("expiry notifications", "err", err)
+	}
+}
+
+// RunOnce records the notifications that have become due and sends what
+// is due, as one scheduled run does.
+func (s *Scheduler) RunOnce(ctx context.Context) error {
+	_, scanErr := s.Scan(ctx)
+	_, sendErr := s.Deliver(ctx)
+	return errors.Join(scanErr, sendErr)
+}
+
+// profile returns the settings for a certificate's profile.
+func (s *Scheduler) profile(name string) pki.Profile {
+	if p, ok := s.cfg.Profiles[name]; ok {
+		return p
+	}
+	p := pki.DefaultProfile()
+	p.Name = name
+	return p
+}
+
+// Scan records the notifications due at the clock's now: for each
+// certificate and channel that wants it, when the certificate crossed one
+// or more of its profile's thresholds and was not notified on that
+// channel at the most urgent of them yet, that one as pending and any
+// other crossed one as skipped. It returns how many records it inserted.
+func (s *Scheduler) Scan(ctx context.Context) (int, error) {
+	now := s.cfg.Clock.Now()
+	if s.maxBefore <= 0 {
+		return 0, nil
+	}
+	total := 0
+	// One pass per channel: what was notified on one says nothing about
+	// another (a node may have only some of them, or a channel may be new).
+	for _, ch := range s.order {
+		q := store.ExpiryQuery{Now: now, Within: s.maxBefore, Channel: ch.Name(), Limit: scanPage}
+		for {
+			page, next, err := s.cfg.Store.ExpiringCertificates(ctx, q)
+			if err != nil {
+				return total, fmt.Errorf("notify: scan: %w", err)
+			}
+			var intents []store.Notification
+			for i := range page {
+				intents = append(intents, s.intents(now, ch, &page[i])...)
+			}
+			n, err := s.cfg.Store.RecordNotifications(ctx, intents)
+			if err != nil {
+				return total, fmt.Errorf("notify: scan: %w", err)
+			}
+			total += n
+			if next == "" {
+				break
+			}
+			q.Cursor = next
+		}
+	}
+	return total, nil
+}
+
+func (s *Scheduler) intents(now time.Time, ch Channel, cand *store.ExpiringCertificate) []store.Notification {
+	c := &cand.Certificate
+	// The server's own certificates (HTTPS, OCSP responder) renew themselves.
+	if c.Protocol == pki.ProtocolInternal {
+		return nil
+	}
+	p := s.profile(c.Profile)
+	left := c.NotAfter.Sub(now)
+	var crossed []time.Duration
+	for _, t := range p.NotifyBefore {
+		if t > 0 && left <= t && !slices.Contains(crossed, t) {
+			crossed = append(crossed, t)
+		}
+	}
+	if len(crossed) == 0 {
+		return nil
+	}
+	urgent := slices.Min(crossed)
+	if cand.NotifiedThreshold != 0 && cand.NotifiedThreshold <= urgent {
+		return nil // done already, or under way
+	}
+	if !ch.Wants(c, &p) {
+		return nil
+	}
+	var out []store.Notification
+	for _, t := range crossed {
+		n := store.Notification{
+			NotificationKey: store.NotificationKey{IssuerID: c.IssuerID, SerialHex: c.SerialHex, Threshold: t, Channel: ch.Name()},
+			Status:          store.NotificationPending,
+			NextAttemptAt:   now,
+			CreatedAt:       now,
+		}
+		if t != urgent {
+			n.Status = store.NotificationSkipped
+			n.LastError = fmt.Sprintf("crossed together with the %s threshold, which alone is sent", FormatThreshold(urgent))
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// Deliver sends the notifications that are due, batch by batch, until none
+// is left, and returns how many it sent. A channel that fails is not tried
+// again in the same call: its other due notifications wait for their
+// backoff without a try.
+func (s *Scheduler) Deliver(ctx context.Context) (int, error) {
+	sent := 0
+	down := map[string]error{}
+	for ctx.Err() == nil {
+		claimed, err := s.cfg.Store.ClaimNotifications(ctx, store.ClaimQuery{Owner: s.cfg.Owner, Channels: s.names,
+			Now: s.cfg.Clock.Now(), Lease: s.cfg.Lease, Limit: s.cfg.BatchSize})
+		if err != nil {
+			return sent, fmt.Errorf("notify: claim: %w", err)
+		}
+		if len(claimed) == 0 {
+			break
+		}
+		for i := range claimed {
+			if s.handle(ctx, &claimed[i], down) {
+				sent++
+			}
+		}
+	}
+	return sent, nil
+}
+
+// handle decides what to do with one claimed notification, sends it when
+// it should go out, and records the outcome. It reports whether it sent it.
+func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, down map[string]error) bool {
+	c := &cl.Certificate
+	now := s.cfg.Clock.Now()
+	p := s.profile(c.Profile)
+	ch := s.channels[cl.Channel]
+	out := store.NotificationOutcome{NotificationKey: cl.NotificationKey, Owner: s.cfg.Owner, Now: now}
+	pending := func(next time.Time, why string) {
+		out.Status, out.NextAttemptAt, out.Error = store.NotificationPending, next, why
+	}
+	switch {
+	case c.Status == "":
+		out.Status, out.Error = store.NotificationCancelled, "certificate not in the inventory"
+	case c.Status == pki.StatusRevoked:
+		out.Status, out.Error = store.NotificationCancelled, "certificate revoked"
+	case cl.Renewed:
+		out.Status, out.Error = store.NotificationCancelled, "certificate renewed"
+	case !now.Before(c.NotAfter):
+		s.giveUp(&out, cl, c, "certificate expired before the notification was delivered")
+	case cl.SupersededBy != 0 && cl.Attempts == 0:
+		out.Status, out.Error = store.NotificationSkipped, fmt.Sprintf("replaced by the %s notification", FormatThreshold(cl.SupersededBy))
+	case cl.SupersededBy != 0:
+		s.giveUp(&out, cl, c, fmt.Sprintf("replaced by the %s notification after %d failed attempts (last: %s)",
+			FormatThreshold(cl.SupersededBy), cl.Attempts, cl.LastError))
+	case ch == nil:
+		// Not claimed for a channel this node lacks; should it happen,
+		// leave it to a node that has the channel.
+		pending(now.Add(s.cfg.BackoffMax), fmt.Sprintf("channel %s is not configured on %s", cl.Channel, s.cfg.Owner))
+	case !ch.Wants(c, &p):
+		out.Status, out.Error = store.NotificationCancelled, "nobody to tell any more (profile changed)"
+	case down[cl.Channel] != nil:
+		pending(now.Add(s.backoff(cl.Attempts+1)), "not tried: the channel failed just before: "+clip(down[cl.Channel].Error()))
+	case now.Add(s.cfg.SendTimeout).After(cl.ClaimedUntil):
+		// Too little lease left to send safely: a slow batch. Back in the
+		// queue at once; the next claim gives a fresh lease.
+		pending(now, cl.LastError)
+	default:
+		return s.send(ctx, cl, ch, p, &out, down)
+	}
+	s.finish(ctx, &out)
+	return false
+}
+
+// send sends one notification and records the outcome.
+func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch Channel, p pki.Profile, out *store.NotificationOutcome, down map[string]error) bool {
+	c := &cl.Certificate
+	m := Message{ID: MessageID(cl.NotificationKey), Certificate: *c, Profile: p, Threshold: cl.Threshold, Time: out.Now}
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+	err := ch.Send(sctx, m)
+	cancel()
+	now := s.cfg.Clock.Now()
+	out.Now = now
+	attempts := cl.Attempts + 1
+	switch {
+	case err == nil:
+		out.Status, out.Attempted = store.NotificationSent, true
+		out.Events = []pki.AuditEvent{s.event(pki.EventNotificationSent, cl, ch, p, attempts, "")}
+		s.log.Info("expiry notification sent", "channel", cl.Channel, "serial", c.SerialHex, "subject", c.Subject,
+			"threshold", FormatThreshold(cl.Threshold), "not_after", c.NotAfter.Format(time.RFC3339))
+	case ctx.Err() != nil:
+		// Shutting down: not a failure of the channel. Back in the queue
+		// for whichever node looks next.
+		out.Status, out.NextAttemptAt = store.NotificationPending, now
+		out.Error = cl.LastError
+	default:
+		down[cl.Channel] = err
+		out.Attempted = true
+		out.Error = clip(err.Error())
+		if s.cfg.MaxAttempts > 0 && attempts >= s.cfg.MaxAttempts {
+			out.Status = store.NotificationFailed
+			out.Events = []pki.AuditEvent{s.event(pki.EventNotificationFailed, cl, ch, p, attempts,
+				fmt.Sprintf("gave up after %d attempts: %s", attempts, out.Error))}
+			s.log.Error("expiry notification given up", "channel", cl.Channel, "serial", c.SerialHex, "attempts", attempts, "err", err)
+		} else {
+			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
+			s.log.Warn("expiry notification not sent; will retry", "channel", cl.Channel, "serial", c.SerialHex,
+				"attempts", attempts, "next_attempt", out.NextAttemptAt.Format(time.RFC3339), "err", err)
+		}
+	}
+	s.finish(ctx, out)
+	return err == nil
+}
+
+// giveUp marks a notification failed for good, with its audit event.
+func (s *Scheduler) giveUp(out *store.NotificationOutcome, cl *store.ClaimedNotification, c *pki.Certificate, why string) {
+	out.Status, out.Error = store.NotificationFailed, clip(why)
+	out.Events = []pki.AuditEvent{s.event(pki.EventNotificationFailed, cl, s.channels[cl.Channel], s.profile(c.Profile), cl.Attempts, out.Error)}
+	s.log.Warn("expiry notification given up", "channel", cl.Channel, "serial", c.SerialHex, "reason", why)
+}
+
+// finish records an outcome. It runs even when ctx has ended (a send that
+// went out must be recorded, or it goes out again), bounded on its own.
+func (s *Scheduler) finish(ctx context.Context, out *store.NotificationOutcome) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.FinishNotification(fctx, *out); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			s.log.Warn("expiry notification: lease lost to another node before the outcome was recorded",
+				"channel", out.Channel, "serial", out.SerialHex, "status", out.Status)
+			return
+		}
+		s.log.Error("expiry notification: recording the outcome", "channel", out.Channel, "serial", out.SerialHex,
+			"status", out.Status, "err", err)
+	}
+}
+
+// event is the audit record of a notification sent or given up.
+func (s *Scheduler) event(typ string, cl *store.ClaimedNotification, ch Channel, p pki.Profile, attempts int, reason string) pki.AuditEvent {
+	c := &cl.Certificate
+	detail := map[string]any{
+		"channel":   cl.Channel,
+		"threshold": FormatThreshold(cl.Threshold),
+		"attempts":  attempts,
+		"not_after": c.NotAfter.UTC().Format(time.RFC3339),
+		"id":        MessageID(cl.NotificationKey),
+	}
+	if r, ok := ch.(interface {
+		Recipients(*pki.Certificate, *pki.Profile) []string
+	}); ok && ch != nil {
+		detail["recipients"] = r.Recipients(c, &p)
+	}
+	b, _ := json.Marshal(detail)
+	ev := pki.AuditEvent{Type: typ, Actor: "system", Profile: c.Profile, SerialHex: cl.SerialHex, IssuerID: cl.IssuerID,
+		Subject: c.Subject, Outcome: "success", Detail: string(b)}
+	if typ == pki.EventNotificationFailed {
+		ev.Outcome, ev.Reason = "failure", reason
+	}
+	return ev
+}
+
+// backoff is the delay before the try after n failed ones.
+func (s *Scheduler) backoff(n int) time.Duration {
+	d := s.cfg.BackoffBase
+	for i := 1; i < n && d < s.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.BackoffMax)
+	j := min(max(s.cfg.Jitter(), 0), 1)
+	return d/2 + time.Duration(j*float64(d/2))
+}
+
+// clip bounds an error kept in the store or the audit trail.
+func clip(s string) string {
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) <= maxErrorLen {
+		return s
+	}
+	cut := maxErrorLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// FormatThreshold writes a threshold as the configuration does: "7d"
+// for whole days, "36h", "90m" otherwise.
+func FormatThreshold(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

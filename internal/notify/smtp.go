@@ -1,0 +1,263 @@
+package notify
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	netmail "net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wneessen/go-mail"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// SMTPConfig configures the mail channel.
+type SMTPConfig struct {
+	// URL is smtp://[USER@]HOST[:PORT] (port 25 by default; STARTTLS
+	// whenever the server offers it) or smtps://[USER@]HOST[:PORT] (TLS
+	// from the first byte, port 465 by default). A password in the URL is
+	// refused: it belongs in Password.
+	URL string
+	// Password authenticates USER (SMTP AUTH, the strongest mechanism the
+	// server offers; PLAIN and LOGIN only over TLS).
+	Password string
+	// From is the sender address.
+	From string
+	// RequireTLS refuses to send over smtp:// unless STARTTLS succeeds.
+	RequireTLS bool
+	// TLSConfig, when set, is used for TLS (its ServerName defaults to
+	// the URL's host); nil verifies the server against the system roots.
+	TLSConfig *tls.Config
+	// Timeout bounds connecting and each command (default 30 s).
+	Timeout time.Duration
+}
+
+// SMTP is the mail channel: one message per notification to the
+// profile's notify_to and, with notify_owner, the certificate's email SANs.
+type SMTP struct {
+	host        string
+	port        int
+	implicitTLS bool
+	requireTLS  bool
+	user, pass  string
+	from        string
+	fromDomain  string
+	tlsConfig   *tls.Config
+	timeout     time.Duration
+}
+
+var _ Channel = (*SMTP)(nil)
+
+// NewSMTP checks cfg and returns the channel. Its errors never carry the
+// password.
+func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, errors.New("SMTP URL does not parse; want smtp://[user@]host[:port] or smtps://…")
+	}
+	m := &SMTP{requireTLS: cfg.RequireTLS, pass: cfg.Password, timeout: cfg.Timeout}
+	switch strings.ToLower(u.Scheme) {
+	case "smtp":
+		m.port = 25
+	case "smtps":
+		m.port, m.implicitTLS = 465, true
+	default:
+		return nil, fmt.Errorf("SMTP URL scheme %q: want smtp or smtps", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, errors.New("SMTP URL has no host")
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return nil, errors.New("SMTP URL must be smtp://[user@]host[:port] only, without a path or query")
+	}
+	if u.User != nil {
+		if _, set := u.User.Password(); set {
+			return nil, errors.New("SMTP URL must not hold a password: use --smtp-password-file or SCEPTER_SMTP_PASSWORD")
+		}
+		m.user = u.User.Username()
+	}
+	if m.user == "" && m.pass != "" {
+		return nil, errors.New("an SMTP password is set but the URL names no user (smtp://USER@host)")
+	}
+	m.host = u.Hostname()
+	if p := u.Port(); p != "" {
+		if m.port, err = strconv.Atoi(p); err != nil || m.port < 1 || m.port > 65535 {
+			return nil, fmt.Errorf("SMTP URL port %q is not a port", p)
+		}
+	}
+	if m.implicitTLS && m.requireTLS {
+		m.requireTLS = false // TLS from the start anyway
+	}
+	addr, err := netmail.ParseAddress(cfg.From)
+	if err != nil || cfg.From == "" || strings.ContainsAny(cfg.From, "\r\n") {
+		return nil, fmt.Errorf("sender address %q: want an address like scepter@example.com", cfg.From)
+	}
+	m.from = cfg.From
+	if _, dom, ok := strings.Cut(addr.Address, "@"); ok && dom != "" {
+		m.fromDomain = dom
+	} else {
+		m.fromDomain = "scepter.invalid"
+	}
+	if m.timeout <= 0 {
+		m.timeout = DefaultSendTimeout
+	}
+	if cfg.TLSConfig != nil {
+		m.tlsConfig = cfg.TLSConfig.Clone()
+	} else {
+		m.tlsConfig = &tls.Config{}
+	}
+	if m.tlsConfig.ServerName == "" {
+		m.tlsConfig.ServerName = m.host
+	}
+	if m.tlsConfig.MinVersion == 0 {
+		m.tlsConfig.MinVersion = tls.VersionTLS12
+	}
+	return m, nil
+}
+
+// Name implements Channel.
+func (m *SMTP) Name() string { return ChannelSMTP }
+
+// Host is the server's host name or address.
+func (m *SMTP) Host() string { return m.host }
+
+// Display is the server as logs and errors show it: no user, no password.
+func (m *SMTP) Display() string {
+	scheme := "smtp"
+	if m.implicitTLS {
+		scheme = "smtps"
+	}
+	return scheme + "://" + net.JoinHostPort(m.host, strconv.Itoa(m.port))
+}
+
+// MayBeClear reports whether mail may cross the network unencrypted:
+// smtp:// without RequireTLS sends in clear to a server that does not
+// offer STARTTLS (or whose offer someone on the path removed).
+func (m *SMTP) MayBeClear() bool { return !m.implicitTLS && !m.requireTLS }
+
+// Recipients returns whom a notification about c under p goes to:
+// p.NotifyTo, and with p.NotifyOwner the certificate's email SANs, each
+// once.
+func (m *SMTP) Recipients(c *pki.Certificate, p *pki.Profile) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(a string) {
+		key := strings.ToLower(a)
+		if parsed, err := netmail.ParseAddress(a); err == nil {
+			key = strings.ToLower(parsed.Address)
+		}
+		if a != "" && !seen[key] {
+			seen[key] = true
+			out = append(out, a)
+		}
+	}
+	for _, a := range p.NotifyTo {
+		add(a)
+	}
+	if p.NotifyOwner {
+		for _, san := range c.SANs {
+			if a, ok := strings.CutPrefix(san, "email:"); ok {
+				if _, err := netmail.ParseAddress(a); err == nil && !strings.ContainsAny(a, "\r\n") {
+					add(a)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Wants implements Channel: there is someone to write to.
+func (m *SMTP) Wants(c *pki.Certificate, p *pki.Profile) bool { return len(m.Recipients(c, p)) > 0 }
+
+// Send implements Channel.
+func (m *SMTP) Send(ctx context.Context, n Message) error {
+	rcpts := m.Recipients(&n.Certificate, &n.Profile)
+	if len(rcpts) == 0 {
+		return errors.New("no recipients")
+	}
+	msg := mail.NewMsg()
+	if err := m.headers(msg, rcpts, n.Time); err != nil {
+		return err
+	}
+	msg.Subject(mailSubject(n))
+	sum := sha256.Sum256([]byte(n.ID))
+	// The same notification sent twice (the crash window) has the same
+	// Message-ID, which mail systems use to drop the copy.
+	msg.SetMessageIDWithValue("expiry-" + hex.EncodeToString(sum[:16]) + "@" + m.fromDomain)
+	msg.SetGenHeader(mail.Header("X-Scepter-Notification"), n.ID)
+	msg.SetBodyString(mail.TypeTextPlain, mailBody(n))
+	return m.send(ctx, msg)
+}
+
+// SendTest sends a test message to one address, for `scepter notify test`.
+func (m *SMTP) SendTest(ctx context.Context, to string, now time.Time) error {
+	if _, err := netmail.ParseAddress(to); err != nil || strings.ContainsAny(to, "\r\n") {
+		return fmt.Errorf("recipient %q is not a mail address", to)
+	}
+	msg := mail.NewMsg()
+	if err := m.headers(msg, []string{to}, now); err != nil {
+		return err
+	}
+	msg.Subject("[scepter] Test message")
+	msg.SetMessageID()
+	msg.SetBodyString(mail.TypeTextPlain, "This is a test message from `scepter notify test`, sent through "+m.Display()+
+		" at "+now.UTC().Format(time.RFC3339)+".\nExpiry notifications will reach their recipients the same way.\n")
+	return m.send(ctx, msg)
+}
+
+func (m *SMTP) headers(msg *mail.Msg, rcpts []string, now time.Time) error {
+	if err := msg.From(m.from); err != nil {
+		return fmt.Errorf("sender %q: %w", m.from, err)
+	}
+	if err := msg.To(rcpts...); err != nil {
+		return fmt.Errorf("recipients: %w", err)
+	}
+	msg.SetDateWithValue(now)
+	msg.SetUserAgent("scepter")
+	// RFC 3834: no vacation replies to a machine.
+	msg.SetGenHeader(mail.Header("Auto-Submitted"), "auto-generated")
+	return nil
+}
+
+// send dials, authenticates when a user is set, sends and hangs up. A
+// new connection per message: notifications are few, and a connection
+// kept open would have to be watched.
+func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
+	opts := []mail.Option{mail.WithPort(m.port), mail.WithTimeout(m.timeout), mail.WithTLSConfig(m.tlsConfig)}
+	switch {
+	case m.implicitTLS:
+		opts = append(opts, mail.WithSSL())
+	case m.requireTLS:
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
+	default:
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
+	}
+	if m.user != "" {
+		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(m.user), mail.WithPassword(m.pass))
+	}
+	client, err := mail.NewClient(m.host, opts...)
+	if err != nil {
+		return fmt.Errorf("SMTP %s: %w", m.Display(), err)
+	}
+	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
+		return fmt.Errorf("SMTP %s: %s", m.Display(), m.scrub(err.Error()))
+	}
+	return nil
+}
+
+// scrub keeps the password out of an error, should a server or the
+// library ever echo it.
+func (m *SMTP) scrub(s string) string {
+	if m.pass != "" {
+		s = strings.ReplaceAll(s, m.pass, "[password]")
+	}
+	return s
+}

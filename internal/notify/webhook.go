@@ -1,0 +1,167 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/webhook"
+)
+
+// WebhookVersion is the "version" field of the webhook body.
+const WebhookVersion = 1
+
+// WebhookEventExpiring is the "type" of an expiry notification.
+const WebhookEventExpiring = "certificate.expiring"
+
+// WebhookConfig configures the webhook channel.
+type WebhookConfig struct {
+	// URL receives the POST; http or https.
+	URL string
+	// Secret, when set, signs the body exactly like the challenge
+	// webhook: X-Scepter-Timestamp and X-Scepter-Signature "sha256=" +
+	// hex HMAC-SHA256(secret, timestamp + "." + body).
+	Secret []byte
+	// Timeout bounds one call (default 10 s).
+	Timeout time.Duration
+	// Client, when set, is used for its transport; redirects are never
+	// followed.
+	Client *http.Client
+}
+
+// Webhook is the webhook channel: one POST per notification, delivered
+// when the receiver answers 2xx.
+type Webhook struct {
+	url     string
+	display string
+	secret  []byte
+	client  *http.Client
+}
+
+var _ Channel = (*Webhook)(nil)
+
+// NewWebhook checks cfg and returns the channel.
+func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, errors.New("notification webhook URL does not parse")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("notification webhook URL scheme must be http or https, not %q", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, errors.New("notification webhook URL has no host")
+	}
+	if u.Fragment != "" {
+		return nil, errors.New("notification webhook URL must not have a fragment")
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	var client http.Client
+	if cfg.Client != nil {
+		client = *cfg.Client
+	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if client.Timeout == 0 || client.Timeout > timeout {
+		client.Timeout = timeout
+	}
+	return &Webhook{
+		url:     cfg.URL,
+		display: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(),
+		secret:  bytes.Clone(cfg.Secret),
+		client:  &client,
+	}, nil
+}
+
+// Name implements Channel.
+func (w *Webhook) Name() string { return ChannelWebhook }
+
+// Wants implements Channel: the receiver hears about every certificate.
+func (w *Webhook) Wants(*pki.Certificate, *pki.Profile) bool { return true }
+
+// Display is the URL without user information, query or fragment.
+func (w *Webhook) Display() string { return w.display }
+
+// WebhookBody is the JSON a notification webhook receives
+// (docs/notifications.md).
+type WebhookBody struct {
+	Version          int      `json:"version"`
+	Type             string   `json:"type"`
+	ID               string   `json:"id"`
+	Serial           string   `json:"serial"`
+	IssuerID         string   `json:"issuer_id"`
+	Subject          string   `json:"subject"`
+	SANs             []string `json:"sans"`
+	Profile          string   `json:"profile"`
+	NotAfter         string   `json:"not_after"`
+	Threshold        string   `json:"threshold"`
+	ThresholdSeconds int64    `json:"threshold_seconds"`
+	Time             string   `json:"time"`
+}
+
+// Send implements Channel.
+func (w *Webhook) Send(ctx context.Context, m Message) error {
+	c := &m.Certificate
+	sans := c.SANs
+	if sans == nil {
+		sans = []string{}
+	}
+	body, err := json.Marshal(WebhookBody{
+		Version:          WebhookVersion,
+		Type:             WebhookEventExpiring,
+		ID:               m.ID,
+		Serial:           c.SerialHex,
+		IssuerID:         c.IssuerID,
+		Subject:          c.Subject,
+		SANs:             sans,
+		Profile:          c.Profile,
+		NotAfter:         c.NotAfter.UTC().Format(time.RFC3339),
+		Threshold:        FormatThreshold(m.Threshold),
+		ThresholdSeconds: int64(m.Threshold / time.Second),
+		Time:             m.Time.UTC().Format(time.RFC3339),
+	})
+	if err != nil {
+		return fmt.Errorf("notification webhook: encode: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("notification webhook %s: build request: %w", w.display, unwrapURLError(err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "scepter-notify/1")
+	if len(w.secret) > 0 {
+		ts := strconv.FormatInt(m.Time.Unix(), 10)
+		req.Header.Set(webhook.HeaderTimestamp, ts)
+		req.Header.Set(webhook.HeaderSignature, "sha256="+webhook.Sign(w.secret, ts, body))
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("notification webhook %s: %w", w.display, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("notification webhook %s: HTTP %d", w.display, resp.StatusCode)
+	}
+	return nil
+}
+
+// unwrapURLError drops *url.Error's wrapping, which repeats the whole URL
+// (and with it any query or user information).
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
