@@ -5,19 +5,20 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
-	"math/big"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
 
 func cmdCerts(ctx context.Context, e env, args []string) error {
-	sub, err := subcommand(e, args, "usage: scepter certs list [--expiring-within 30d] [--json] | scepter certs show SERIAL")
+	sub, err := subcommand(e, args, "usage: scepter certs list [--expiring-within 30d] [--json] | certs show SERIAL | certs revoke SERIAL [--reason R] | certs unhold SERIAL")
 	if err != nil {
 		return err
 	}
@@ -26,8 +27,75 @@ func cmdCerts(ctx context.Context, e env, args []string) error {
 		return certsList(ctx, e, args[1:])
 	case "show":
 		return certsShow(ctx, e, args[1:])
+	case "revoke", "unhold":
+		return certsRevoke(ctx, e, sub, args[1:])
 	}
-	return usageError{fmt.Sprintf("unknown certs command %q: want list or show", args[0])}
+	return usageError{fmt.Sprintf("unknown certs command %q: want list, show, revoke or unhold", args[0])}
+}
+
+// certsRevoke revokes a certificate, or lifts a certificateHold, beside a
+// running server (which publishes the new CRL and drops cached OCSP
+// answers within a second or two).
+func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
+	var sf storeFlags
+	var reason, issuer string
+	usage := "certs unhold SERIAL [--issuer ID]"
+	if sub == "revoke" {
+		usage = "certs revoke SERIAL [--reason " + strings.Join(admin.ReasonNames(), "|") + "] [--issuer ID]"
+	}
+	fs := newFlagSet(e, "certs "+sub, usage)
+	sf.register(fs)
+	if sub == "revoke" {
+		fs.StringVar(&reason, "reason", "unspecified", "RFC 5280 revocation reason: "+strings.Join(admin.ReasonNames(), ", "))
+	}
+	fs.StringVar(&issuer, "issuer", "", "issuer ID (or a prefix of it), when more than one CA used the serial")
+	if err := parseFlags(fs, e, args, 1, sf.sections()); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"usage: scepter " + usage}
+	}
+	code, err := admin.ParseReason(reason)
+	if err != nil {
+		return usageError{pki.ErrorMessage(err)}
+	}
+	if _, err := admin.NormalizeSerial(fs.Arg(0)); err != nil {
+		return usageError{pki.ErrorMessage(err)}
+	}
+	svc, st, err := sf.adminService(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var r admin.Revocation
+	if sub == "revoke" {
+		r, err = svc.Revoke(ctx, fs.Arg(0), issuer, code, cliActor())
+	} else {
+		r, err = svc.Unhold(ctx, fs.Arg(0), issuer, cliActor())
+	}
+	if err != nil {
+		if pki.ErrorCode(err) != pki.EInternal {
+			return errors.New(pki.ErrorMessage(err))
+		}
+		return err
+	}
+	c := r.Certificate
+	switch {
+	case sub == "unhold" && r.Changed:
+		fmt.Fprintf(e.stdout, "hold lifted: %s (%s) is valid again\n", c.SerialHex, c.Subject)
+	case sub == "unhold":
+		fmt.Fprintf(e.stdout, "%s (%s) is not on hold; nothing to do\n", c.SerialHex, c.Subject)
+	case r.Changed:
+		fmt.Fprintf(e.stdout, "revoked %s (%s) at %s, reason %s\n", c.SerialHex, c.Subject,
+			c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
+	default:
+		fmt.Fprintf(e.stdout, "already revoked: %s (%s) at %s, reason %s\n", c.SerialHex, c.Subject,
+			c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
+		if c.RevokeReason != code {
+			fmt.Fprintf(e.stderr, "the reason stays %s: only a certificateHold can be given another reason\n", admin.ReasonName(c.RevokeReason))
+		}
+	}
+	return nil
 }
 
 // certJSON is the stable JSON shape of `certs list --json`.
@@ -47,6 +115,10 @@ type certJSON struct {
 	TransactionID string    `json:"transaction_id,omitempty"`
 	RenewedFrom   string    `json:"renewed_from,omitempty"` // "issuerID:serial" of the certificate this one renewed
 	CreatedAt     time.Time `json:"created_at"`
+	// Set for revoked certificates only.
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason string     `json:"revoke_reason,omitempty"`
+	RevokedBy    string     `json:"revoked_by,omitempty"`
 }
 
 // displayStatus derives "expired" from the clock; the store keeps only
@@ -97,6 +169,11 @@ func certsList(ctx context.Context, e env, args []string) error {
 				Protocol: string(c.Protocol), KeyType: c.KeyType, RequesterAddr: c.RequesterAddr, TransactionID: c.TransactionID,
 				RenewedFrom: c.RenewedFrom, CreatedAt: c.CreatedAt.UTC(),
 			})
+			if c.Status == pki.StatusRevoked {
+				at := c.RevokedAt.UTC()
+				j := &out[len(out)-1]
+				j.RevokedAt, j.RevokeReason, j.RevokedBy = &at, admin.ReasonName(c.RevokeReason), c.RevokedBy
+			}
 		}
 		if next == "" {
 			break
@@ -137,9 +214,9 @@ func certsShow(ctx context.Context, e env, args []string) error {
 	if fs.NArg() != 1 {
 		return usageError{"usage: scepter certs show SERIAL (hex, as in certs list)"}
 	}
-	serial, err := normalizeSerial(fs.Arg(0))
+	serial, err := admin.NormalizeSerial(fs.Arg(0))
 	if err != nil {
-		return usageError{err.Error()}
+		return usageError{pki.ErrorMessage(err)}
 	}
 	st, err := sf.openExistingStore(ctx)
 	if err != nil {
@@ -181,7 +258,7 @@ func certsShow(ctx context.Context, e env, args []string) error {
 		}
 		row("Recorded", r.CreatedAt.UTC().Format(time.RFC3339))
 		if r.Status == pki.StatusRevoked {
-			row("Revoked", r.RevokedAt.UTC().Format(time.RFC3339)+" reason "+strconv.Itoa(r.RevokeReason))
+			row("Revoked", r.RevokedAt.UTC().Format(time.RFC3339)+", "+admin.ReasonName(r.RevokeReason)+" (by "+r.RevokedBy+")")
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -191,17 +268,6 @@ func certsShow(ctx context.Context, e env, args []string) error {
 		}
 	}
 	return nil
-}
-
-// normalizeSerial accepts hex with or without colons or 0x, any case, and
-// returns the form the store uses (big.Int.Text(16)).
-func normalizeSerial(s string) (string, error) {
-	h := strings.ToLower(strings.NewReplacer(":", "", " ", "").Replace(strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")))
-	n, ok := new(big.Int).SetString(h, 16)
-	if !ok || n.Sign() <= 0 {
-		return "", fmt.Errorf("serial %q is not a positive hex number", s)
-	}
-	return n.Text(16), nil
 }
 
 func keyUsageString(ku x509.KeyUsage) string {

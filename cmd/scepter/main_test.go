@@ -84,20 +84,6 @@ func TestStoreCommandsNeedADataDir(t *testing.T) {
 	}
 }
 
-func TestNormalizeSerial(t *testing.T) {
-	for in, want := range map[string]string{"0x0A:bc": "abc", "ABC": "abc", "00ff": "ff"} {
-		got, err := normalizeSerial(in)
-		if err != nil || got != want {
-			t.Errorf("normalizeSerial(%q) = %q, %v", in, got, err)
-		}
-	}
-	for _, bad := range []string{"", "xyz", "0", "-1"} {
-		if _, err := normalizeSerial(bad); err == nil {
-			t.Errorf("normalizeSerial(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestFlagsAfterPositionalArguments(t *testing.T) {
 	e, _, _ := testEnv(nil)
 	var sf storeFlags

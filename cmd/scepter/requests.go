@@ -140,7 +140,14 @@ func (s *storeFlags) enrollService(ctx context.Context) (*enroll.Service, store.
 	// Approving re-applies the profile's policy; the request's
 	// authentication was checked when it was held, so no challenge
 	// provider is needed here.
-	svc, err := enroll.New(st, authority, pki.SystemClock{}, nil, enroll.Config{Profiles: profiles, DefaultProfile: s.defaultProfile})
+	// Certificates issued here point where the server's do.
+	publicURL, err := savedPublicURL(s.dataDir)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	svc, err := enroll.New(st, authority, pki.SystemClock{}, nil, enroll.Config{Profiles: profiles, DefaultProfile: s.defaultProfile,
+		PublicURL: publicURL})
 	if err != nil {
 		st.Close()
 		return nil, nil, err

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/est/estserver"
 	"github.com/scepter/scepter/internal/keys"
@@ -81,6 +83,8 @@ type serveFlags struct {
 	rateBurst         int
 	trustedProxy      string
 	readHeaderTimeout time.Duration
+
+	revocation revocationFlags
 }
 
 // nameList is a comma-separated list flag whose default is replaced, not
@@ -148,6 +152,7 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.rateBurst, "rate-burst", server.DefaultRateBurst, "burst of --rate-limit: requests a client address may send at once")
 	fs.StringVar(&f.trustedProxy, "trusted-proxy", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For names the client; by default only the TCP peer counts")
 	fs.DurationVar(&f.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers, and on HTTPS to finish the TLS handshake")
+	f.revocation.register(fs)
 	return fs, f
 }
 
@@ -165,6 +170,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	log, err := newLogger(e, f.logLevel, f.logFormat)
 	if err != nil {
 		return usageError{err.Error()}
+	}
+	if err := f.revocation.check(); err != nil {
+		return err
 	}
 	if f.allowInsecureDES {
 		log.Warn("--allow-insecure-des is set: single-DES request envelopes are accepted; RFC 8894 forbids this, use it only for legacy clients")
@@ -219,7 +227,26 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer stopNotify()
-	cfg := enroll.Config{StaticChallenge: challenge, StaticChallengeProfile: f.challengeProfile, Profiles: profiles, DefaultProfile: f.defaultProfile}
+	// The plain listener opens first: the public URL that goes into every
+	// certificate names its port.
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	publicURL, err := f.revocation.resolvePublicURL(ln.Addr(), log)
+	if err != nil {
+		return err
+	}
+	if err := savePublicURL(f.dataDir, publicURL); err != nil {
+		return err
+	}
+	rev, err := f.revocation.newPublisher(ctx, st, authority, clock, log)
+	if err != nil {
+		return err
+	}
+	cfg := enroll.Config{StaticChallenge: challenge, StaticChallengeProfile: f.challengeProfile, Profiles: profiles, DefaultProfile: f.defaultProfile,
+		PublicURL: publicURL, CRLs: rev.publisher}
 	if cfg.Webhook, err = f.webhook(profiles, log); err != nil {
 		return err
 	}
@@ -242,7 +269,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	handlers := server.Handlers{SCEP: scepHandler}
+	if err := rev.startResponder(ctx, &f.revocation, f.dataDir, st, authority, svc, clock, log); err != nil {
+		return err
+	}
+	handlers := server.Handlers{SCEP: scepHandler, CRL: crl.NewHandler(rev.publisher, authority), OCSP: rev.responder}
 	adm := admin.New(st, clock, log, profiles, f.defaultProfile)
 	if handlers.NDES, err = f.ndes(svc, adm, authority, log); err != nil {
 		return err
@@ -257,10 +287,6 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		if tlsCert, tlsCertIssued, err = f.tlsCertificate(ctx, svc, clock, log); err != nil {
 			return err
 		}
-	}
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
 	}
 	// The HTTPS socket is opened before the muxes are built: the plain
 	// listener's refusal of the NDES page names its port.
@@ -318,7 +344,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		lines = append(lines, fmt.Sprintf("HTTPS certificate:   %s, valid until %s (%s)", strings.Join(certNames(leaf), ", "),
 			leaf.NotAfter.UTC().Format(time.RFC3339), how))
 	}
+	issuer, _ := authority.Active(clock.Now())
 	lines = append(lines,
+		"CRL:                 "+enroll.CRLURL(publicURL, issuer.ID),
+		"OCSP:                "+enroll.OCSPURL(publicURL),
 		"Root CA fingerprint: "+authority.RootFingerprint(),
 		"Data directory:      "+f.dataDir)
 	if created {
@@ -336,6 +365,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	case generated != "":
 		lines = append(lines, "Challenge password:  in "+generated+" (static, valid at profile "+staticProfile+" only)")
 	}
+	if err := recordStart(ctx, st, fs, profiles, clock, ln, tlsLn, publicURL); err != nil {
+		return err
+	}
 	fmt.Fprint(e.stdout, joinLines(lines...))
 
 	go every(ctx, time.Hour, func() {
@@ -344,6 +376,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 	})
 	go every(ctx, f.caReload, func() { reloadCA(authority, clock, log) })
+	rev.run(ctx, log)
 	if tlsCert != nil {
 		go every(ctx, time.Hour, func() {
 			if err := tlsCert.RenewIfDue(ctx); err != nil {
@@ -371,6 +404,34 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// recordStart puts the node's start in the audit trail, with a digest of
+// its effective configuration (secrets left out). A server that cannot
+// write its audit trail does not serve.
+func recordStart(ctx context.Context, st interface {
+	AppendAudit(context.Context, ...pki.AuditEvent) error
+}, fs *flag.FlagSet, profiles map[string]pki.Profile, clock pki.Clock, ln, tlsLn net.Listener, publicURL string) error {
+	digest, err := configDigest(fs, profiles)
+	if err != nil {
+		return err
+	}
+	https := ""
+	if tlsLn != nil {
+		https = tlsLn.Addr().String()
+	}
+	detail, err := json.Marshal(map[string]string{"version": version, "listen": ln.Addr().String(), "https": https,
+		"public_url": publicURL, "config_sha256": digest})
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	err = st.AppendAudit(ctx, pki.AuditEvent{Time: clock.Now(), Type: pki.EventServerStarted, Actor: "system:" + host,
+		Outcome: "success", Detail: string(detail)})
+	if err != nil {
+		return fmt.Errorf("audit: recording the start: %w", err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
@@ -425,7 +426,14 @@ func (i *Issuer) template(req *Request, now time.Time) (*x509.Certificate, error
 	if len(raw) == 0 {
 		raw = []byte{0x30, 0x00} // empty Name; Go marks the SAN critical then
 	}
+	var extra []pkix.Extension
+	if prof.OCSPNoCheck {
+		// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): relying parties do
+		// not ask about the responder's own certificate.
+		extra = append(extra, pkix.Extension{Id: oidOCSPNoCheck, Value: []byte{0x05, 0x00}})
+	}
 	return &x509.Certificate{
+		ExtraExtensions:       extra,
 		RawSubject:            raw,
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
@@ -444,6 +452,9 @@ func (i *Issuer) template(req *Request, now time.Time) (*x509.Certificate, error
 		IssuingCertificateURL: slices.Clone(prof.IssuerURLs),
 	}, nil
 }
+
+// oidOCSPNoCheck is id-pkix-ocsp-nocheck.
+var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 
 // keyUsageFor drops the key usages the key's algorithm cannot perform
 // (RFC 8813: no key or data encipherment with EC keys; RFC 3279: no key

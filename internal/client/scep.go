@@ -11,6 +11,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -289,14 +290,11 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 	if err != nil {
 		return nil, fmt.Errorf("certificate request: %w", err)
 	}
-	x := &exchange{c: c, r: r, csr: csr, txID: TransactionID(csr.RawSubjectPublicKeyInfo)}
-	if x.cipher, x.digest, err = c.Algorithms(r.Caps); err != nil {
+	x, err := c.newExchange(r)
+	if err != nil {
 		return nil, err
 	}
-	if x.recipient, err = Recipient(r.CACerts); err != nil {
-		return nil, err
-	}
-	x.signerCert, x.signerKey = r.SignerCert, r.SignerKey
+	x.csr, x.txID = csr, TransactionID(csr.RawSubjectPublicKeyInfo)
 	if x.signerCert == nil {
 		x.signerKey = r.Key
 		if x.signerCert, err = SelfSigned(csr, r.Key, c.now()); err != nil {
@@ -359,6 +357,21 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 	return nil, errors.New("the CertRep holds no certificate for our key")
 }
 
+// newExchange picks the algorithms the server's capabilities allow and the
+// recipient of the request's envelope; the signer is r's (nil: the caller
+// sets one).
+func (c *SCEP) newExchange(r EnrollRequest) (*exchange, error) {
+	x := &exchange{c: c, r: r, signerCert: r.SignerCert, signerKey: r.SignerKey}
+	var err error
+	if x.cipher, x.digest, err = c.Algorithms(r.Caps); err != nil {
+		return nil, err
+	}
+	if x.recipient, err = Recipient(r.CACerts); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
 // send signs and sends one pkiMessage of the transaction and checks the reply.
 func (x *exchange) send(ctx context.Context, typ scep.MessageType, content []byte) (*scep.PKIMessage, error) {
 	envelope, err := cms.Encrypt(content, []*x509.Certificate{x.recipient}, cms.EncryptOptions{Cipher: x.cipher, KeyTransport: cms.RSAPKCS1v15})
@@ -383,9 +396,18 @@ func (x *exchange) send(ctx context.Context, typ scep.MessageType, content []byt
 	return x.c.checkReply(body, x.r.CACerts, x.txID, nonce)
 }
 
-// open decrypts a SUCCESS CertRep: by key transport to an RSA signer, by
-// the challenge password for an EC one.
+// open decrypts a SUCCESS CertRep and returns its certificates.
 func (x *exchange) open(rep *scep.PKIMessage) ([]*x509.Certificate, error) {
+	sd, err := x.openSignedData(rep)
+	if err != nil {
+		return nil, err
+	}
+	return sd.Certificates, nil
+}
+
+// openSignedData decrypts a SUCCESS CertRep: by key transport to an RSA
+// signer, by the challenge password for an EC one.
+func (x *exchange) openSignedData(rep *scep.PKIMessage) (*cms.SignedData, error) {
 	env, err := cms.ParseEnvelopedData(rep.SignedData.Content)
 	if err != nil {
 		return nil, fmt.Errorf("CertRep envelope: %w", err)
@@ -409,11 +431,93 @@ func (x *exchange) open(rep *scep.PKIMessage) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decrypting the CertRep: %w", err)
 	}
-	certs, err := cms.ParseSignedData(inner)
+	sd, err := cms.ParseSignedData(inner)
 	if err != nil {
 		return nil, fmt.Errorf("CertRep content: %w", err)
 	}
-	return certs.Certificates, nil
+	return sd, nil
+}
+
+// CRLRequest asks for the CRL of the CA that issued Cert.
+type CRLRequest struct {
+	Cert *x509.Certificate
+	// SignerCert and SignerKey sign the request and receive the reply
+	// (an RSA key: the reply is encrypted to it). Nil: a throwaway
+	// self-signed RSA signer, which servers accept for GetCRL.
+	SignerCert *x509.Certificate
+	SignerKey  crypto.Signer
+	CACerts    []*x509.Certificate // from GetCACert (already checked)
+	Caps       Caps
+}
+
+// GetCRL sends GetCRL (RFC 8894 §3.3.4) and returns the CRL, DER, after
+// checking it is signed by the CA that issued Cert.
+func (c *SCEP) GetCRL(ctx context.Context, r CRLRequest) ([]byte, error) {
+	if r.Cert == nil {
+		return nil, errors.New("GetCRL needs the certificate whose CA's CRL is wanted")
+	}
+	x, err := c.newExchange(EnrollRequest{CACerts: r.CACerts, Caps: r.Caps, SignerCert: r.SignerCert, SignerKey: r.SignerKey})
+	if err != nil {
+		return nil, err
+	}
+	if x.signerCert == nil || !isRSA(x.signerCert) {
+		if x.signerKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			return nil, err
+		}
+		if x.signerCert, err = selfSignedSigner(x.signerKey, c.now()); err != nil {
+			return nil, err
+		}
+	}
+	txID := make([]byte, 16)
+	if _, err := rand.Read(txID); err != nil {
+		return nil, err
+	}
+	x.txID = hex.EncodeToString(txID)
+	content, err := scep.MarshalIssuerAndSerial(r.Cert.RawIssuer, r.Cert.SerialNumber)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := x.send(ctx, scep.GetCRL, content)
+	if err != nil {
+		return nil, err
+	}
+	switch rep.PKIStatus {
+	case scep.StatusSuccess:
+	case scep.StatusFailure:
+		return nil, &FailureError{FailInfo: rep.FailInfo, Text: rep.FailInfoText}
+	default:
+		return nil, fmt.Errorf("GetCRL answered with pkiStatus %q", rep.PKIStatus)
+	}
+	sd, err := x.openSignedData(rep)
+	if err != nil {
+		return nil, err
+	}
+	if len(sd.RawCRLs) == 0 {
+		return nil, errors.New("the GetCRL reply holds no CRL")
+	}
+	der := sd.RawCRLs[0]
+	list, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, fmt.Errorf("the GetCRL reply's CRL: %w", err)
+	}
+	for _, ca := range r.CACerts {
+		if bytes.Equal(ca.RawSubject, list.RawIssuer) && list.CheckSignatureFrom(ca) == nil {
+			return der, nil
+		}
+	}
+	return nil, errors.New("the CRL is not signed by a CA certificate the server gave us")
+}
+
+// selfSignedSigner is a throwaway signer certificate for a request that
+// needs no identity.
+func selfSignedSigner(key crypto.Signer, now time.Time) (*x509.Certificate, error) {
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "scepter GetCRL"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
 }
 
 func isRSA(c *x509.Certificate) bool {

@@ -202,6 +202,21 @@ func DegenerateCertificates(certs []*x509.Certificate) ([]byte, error) {
 			return nil, err
 		}
 	}
+	return degenerate(certs, nil)
+}
+
+// DegenerateCRLs returns a DER certs-only SignedData (no content, no
+// signers, no certificates) carrying CRLs (DER) in its crls field, as SCEP
+// GetCRL answers.
+func DegenerateCRLs(crls [][]byte) ([]byte, error) {
+	if len(crls) == 0 {
+		return nil, errors.New("cms: no CRL")
+	}
+	return degenerate(nil, crls)
+}
+
+// degenerate builds a SignedData with no content and no signers.
+func degenerate(certs []*x509.Certificate, crls [][]byte) ([]byte, error) {
 	var b cryptobyte.Builder
 	addContentInfo(&b, oidSignedData, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -209,6 +224,13 @@ func DegenerateCertificates(certs []*x509.Certificate) ([]byte, error) {
 			b.AddASN1(cbasn1.SET, func(*cryptobyte.Builder) {})
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) })
 			addCertificates(b, certs)
+			if len(crls) > 0 {
+				b.AddASN1(tagExplicit1, func(b *cryptobyte.Builder) {
+					for _, c := range crls {
+						b.AddBytes(c)
+					}
+				})
+			}
 			b.AddASN1(cbasn1.SET, func(*cryptobyte.Builder) {})
 		})
 	})

@@ -127,6 +127,13 @@ type Config struct {
 	// checks from one address within 10 minutes lock it out (a minute,
 	// doubling up to an hour); zero means 10.
 	FailedAttemptsPerAddress int
+	// PublicURL is the base URL relying parties reach this server at
+	// (http://host:port): every certificate issued gets a CRL distribution
+	// point, an OCSP URL and a caIssuers URL under it, unless its profile
+	// sets its own. Empty: none.
+	PublicURL string
+	// CRLs hands out the current CRLs (SCEP GetCRL); nil: GetCRL refused.
+	CRLs CRLSource
 }
 
 // Service is the enrollment service.
@@ -338,7 +345,7 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		IPAddresses:    st.SANs.IPAddresses,
 		URIs:           st.SANs.URIs,
 		PublicKey:      st.PublicKey,
-		Profile:        st.Profile,
+		Profile:        s.withRevocationURLs(st.Profile, issuer.ID),
 	}, now, s.reserveSerial(now))
 	if err != nil {
 		return nil, err

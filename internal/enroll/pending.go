@@ -188,6 +188,11 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (*Result, er
 		if old, err := s.certByRef(ctx, r.RenewedFrom); err == nil {
 			st.Renews = old
 		}
+		// A certificate revoked while its renewal waited (a stolen
+		// device) buys nothing.
+		if st.Renews != nil && st.Renews.Status == pki.StatusRevoked {
+			return nil, pki.Errorf(pki.EConflict, "request %s renews certificate %s, which was revoked since; reject the request", id, st.Renews.SerialHex)
+		}
 	}
 	// The CSR's signature was checked when the request was held; its stored
 	// copy has lost its challengePassword, so it no longer verifies.

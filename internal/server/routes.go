@@ -21,6 +21,14 @@ type Router interface {
 	Routes() map[string]http.Handler
 }
 
+// PrefixRouter is a Router with routes that must see the request path as
+// sent: ServeMux cleans paths (a "//" becomes "/" by redirect), which
+// breaks OCSP GETs, whose base64 may hold "//". Each prefix is matched
+// before the mux.
+type PrefixRouter interface {
+	RawPrefixes() map[string]http.Handler
+}
+
 // Handlers are the parts of one server; a nil one is switched off.
 type Handlers struct {
 	// SCEP is served on both listeners: devices use plain HTTP (RFC 8894
@@ -36,31 +44,37 @@ type Handlers struct {
 	// HTTPSPort is the HTTPS listener's port, which the plain listener's
 	// refusal of the NDES page points to; empty when there is none.
 	HTTPSPort string
+	// CRL (CRLs and CA certificates) and OCSP are what relying parties
+	// check: served on both listeners, plain HTTP being what CDP and AIA
+	// URLs name (RFC 5280 relying parties do not fetch them over TLS).
+	CRL  Router
+	OCSP Router
 }
 
-// PlainMux is the mux of the plain HTTP listener.
-func PlainMux(h Handlers) (*http.ServeMux, error) {
+// PlainMux is the handler of the plain HTTP listener.
+func PlainMux(h Handlers) (http.Handler, error) {
 	var ndes Router
 	if h.NDES != nil {
 		ndes = loopbackOnly{h.NDES, h.HTTPSPort}
 	}
-	return mount(h.SCEP, ndes)
+	return mount(h.SCEP, ndes, h.CRL, h.OCSP)
 }
 
-// TLSMux is the mux of the HTTPS listener.
-func TLSMux(h Handlers) (*http.ServeMux, error) {
-	return mount(h.SCEP, h.EST, h.NDES)
+// TLSMux is the handler of the HTTPS listener.
+func TLSMux(h Handlers) (http.Handler, error) {
+	return mount(h.SCEP, h.EST, h.NDES, h.CRL, h.OCSP)
 }
 
-func mount(routers ...Router) (mux *http.ServeMux, err error) {
-	mux = http.NewServeMux()
+func mount(routers ...Router) (handler http.Handler, err error) {
+	mux := http.NewServeMux()
 	defer func() {
 		// ServeMux panics on a conflicting pattern: a programming error,
 		// reported at start rather than crashing it.
 		if r := recover(); r != nil {
-			mux, err = nil, fmt.Errorf("server: %v", r)
+			handler, err = nil, fmt.Errorf("server: %v", r)
 		}
 	}()
+	raw := rawPrefixes{}
 	for _, r := range routers {
 		if r == nil {
 			continue
@@ -68,9 +82,31 @@ func mount(routers ...Router) (mux *http.ServeMux, err error) {
 		for pattern, handler := range r.Routes() {
 			mux.Handle(pattern, handler)
 		}
+		if pr, ok := r.(PrefixRouter); ok {
+			for prefix, h := range pr.RawPrefixes() {
+				if _, dup := raw[prefix]; dup {
+					return nil, fmt.Errorf("server: raw prefix %s mounted twice", prefix)
+				}
+				raw[prefix] = h
+			}
+		}
 	}
-	return mux, nil
+	if len(raw) == 0 {
+		return mux, nil
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for prefix, h := range raw {
+			if strings.HasPrefix(r.URL.Path, prefix) {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	}), nil
 }
+
+// rawPrefixes are the PrefixRouter routes, by path prefix.
+type rawPrefixes map[string]http.Handler
 
 // loopbackOnly serves a router's routes to loopback clients only, and
 // refuses everyone else with 403 and the https URL to use instead. The

@@ -29,7 +29,7 @@ func TestNDESPageOnPlainHTTPOnlyForLoopback(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		mux    *http.ServeMux
+		mux    http.Handler
 		remote string
 		host   string
 		want   int
@@ -59,5 +59,34 @@ func TestNDESPageOnPlainHTTPOnlyForLoopback(t *testing.T) {
 				t.Errorf("%d %q, want %d with %q", rec.Code, rec.Body.String(), tc.want, tc.body)
 			}
 		})
+	}
+}
+
+// prefixRoutes is a router with a raw-prefix route, like the OCSP responder.
+type prefixRoutes struct{ routes }
+
+func (p prefixRoutes) RawPrefixes() map[string]http.Handler {
+	return map[string]http.Handler{"/ocsp/": named("raw")}
+}
+
+// A raw prefix sees the path as sent: "//" in an OCSP GET's base64 is not
+// cleaned into a redirect by ServeMux.
+func TestRawPrefixSeesUncleanedPaths(t *testing.T) {
+	h, err := server.PlainMux(server.Handlers{SCEP: routes{"/scep": named("scep")}, OCSP: prefixRoutes{routes{"POST /ocsp": named("post")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ method, path, want string }{
+		{http.MethodGet, "/ocsp/MEIwQDA+MDwwOjAJBgUrDgMCGgUABBT//abc=", "raw"},
+		{http.MethodGet, "/ocsp/a//b", "raw"},
+		{http.MethodPost, "/ocsp", "post"},
+		{http.MethodGet, "/scep", "scep"},
+	} {
+		req := httptest.NewRequest(tc.method, "http://x"+tc.path, nil)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s %s: %d %q, want 200 %q", tc.method, tc.path, rec.Code, rec.Body.String(), tc.want)
+		}
 	}
 }

@@ -38,7 +38,7 @@ func TestMuxes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		mux  *http.ServeMux
+		mux  http.Handler
 		path string
 		want string
 	}{

@@ -221,7 +221,7 @@ func TestBadInput(t *testing.T) {
 		{"single DES without the legacy switch", reqParams{cipher: cms.DESCBC}, scep.BadAlg},
 		{"unknown messageType", reqParams{msgType: "99"}, scep.BadRequest},
 		{"UpdateReq is not an enrollment path", reqParams{msgType: scep.UpdateReq}, scep.BadRequest},
-		{"GetCRL not offered", reqParams{msgType: scep.GetCRL}, scep.BadRequest},
+		{"GetCRL whose content is not IssuerAndSerialNumber", reqParams{msgType: scep.GetCRL}, scep.BadMessageCheck},
 		{"signingTime a week old", reqParams{signingTime: captureTime.Add(-7 * 24 * time.Hour)}, scep.BadTime},
 		{"signingTime in the future", reqParams{signingTime: captureTime.Add(48 * time.Hour)}, scep.BadTime},
 		{"self-signed signer with another key", reqParams{signerCert: ts.selfSignedFor(t, testKey(t, 3)), signerKey: testKey(t, 3)}, scep.BadRequest},

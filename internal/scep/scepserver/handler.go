@@ -33,6 +33,10 @@ type Service interface {
 	Enroll(ctx context.Context, req enroll.Request) (*enroll.Result, error)
 	Poll(ctx context.Context, profile, transactionID string) (*enroll.Result, error)
 	GetCertificate(ctx context.Context, rawIssuer []byte, serialHex string, requester *x509.Certificate) (*x509.Certificate, error)
+	// CurrentCRL is the newest CRL of the issuer GetCRL names.
+	CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex string) ([]byte, error)
+	// CheckNotRevoked refuses a certificate of ours that is revoked.
+	CheckNotRevoked(ctx context.Context, cert *x509.Certificate) error
 	Profile(name string) (pki.Profile, bool)
 	// RememberNonce refuses a replayed (transactionID, senderNonce) pair,
 	// across restarts and nodes.
@@ -117,6 +121,7 @@ func New(svc Service, clock pki.Clock, log *slog.Logger, opts Options) (*Handler
 		scep.RenewalReq: h.enroll,
 		scep.CertPoll:   h.certPoll,
 		scep.GetCert:    h.getCert,
+		scep.GetCRL:     h.getCRL,
 	}
 	return h, nil
 }
@@ -503,6 +508,13 @@ func (h *Handler) success(req *request, certs []*x509.Certificate) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("scep: certs-only: %w", err)
 	}
+	return h.successWith(req, inner)
+}
+
+// successWith answers with inner (a certs-only SignedData), enveloped to
+// the requester.
+func (h *Handler) successWith(req *request, inner []byte) ([]byte, error) {
+	var err error
 	cipher := req.cipher
 	if cipher == 0 {
 		cipher = cms.AES256CBC

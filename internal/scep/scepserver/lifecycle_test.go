@@ -1,6 +1,7 @@
 package scepserver_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -102,7 +103,7 @@ func TestRenewal(t *testing.T) {
 	ts.Clock.Set(captureTime)
 	fresh := ts.enrollCert(t, oldKey, "CN=device-1,O=Acme")
 	revoked := ts.enrollCert(t, oldKey, "CN=device-1,O=Acme")
-	if err := ts.Store.RevokeCertificate(ctx, ts.Authority.Issuer.ID, revoked.SerialNumber.Text(16), 1, ts.Clock.Now(), pki.AuditEvent{Time: ts.Clock.Now(), Type: pki.EventRevoked, Actor: "test"}); err != nil {
+	if _, _, err := ts.Store.RevokeCertificate(ctx, ts.Authority.Issuer.ID, revoked.SerialNumber.Text(16), 1, ts.Clock.Now(), pki.AuditEvent{Time: ts.Clock.Now(), Type: pki.EventRevoked, Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	selfSigned := ts.selfSignedFor(t, oldKey)
@@ -261,6 +262,76 @@ func TestGetCert(t *testing.T) {
 	wantFailure(t, getCert(ts.selfSignedFor(t, key), key, other), scep.BadRequest)
 }
 
+// GetCRL returns the current CRL of the CA IssuerAndSerialNumber names, in
+// a certs-only SignedData enveloped to the requester; a revoked signer of
+// ours gets nothing.
+func TestGetCRL(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestServer(t, serverOptions{})
+	key := testKey(t, 0)
+	mine := ts.enrollCert(t, key, "CN=getcrl-1,O=Acme")
+	revoked := ts.enrollCert(t, testKey(t, 1), "CN=getcrl-2,O=Acme")
+	getCRL := func(signer *x509.Certificate, signerKey crypto.Signer, rawIssuer []byte, serial *big.Int) (*scep.PKIMessage, *scep.PKIMessage) {
+		content, err := scep.MarshalIssuerAndSerial(rawIssuer, serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts.exchange(t, reqParams{key: signerKey, signerCert: signer, signerKey: signerKey, msgType: scep.GetCRL, content: content})
+	}
+	// Before any CRL is published: a clear failure, not a crash.
+	_, rep := getCRL(mine, key, mine.RawIssuer, mine.SerialNumber)
+	wantFailure(t, rep, scep.BadCertID)
+
+	if _, _, err := ts.Store.RevokeCertificate(ctx, ts.Authority.Issuer.ID, revoked.SerialNumber.Text(16), 1, ts.Clock.Now(),
+		pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.CRL.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, signer := range []*x509.Certificate{mine, ts.selfSignedFor(t, key)} {
+		msg, rep := getCRL(signer, key, mine.RawIssuer, mine.SerialNumber)
+		if rep.PKIStatus != scep.StatusSuccess {
+			t.Fatalf("GetCRL signed by %s: %s %s (%s)", signer.Subject, rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+		}
+		env, err := cms.ParseEnvelopedData(rep.SignedData.Content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner, err := env.DecryptKeyTransport(msg.SignerCert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sd, err := cms.ParseSignedData(inner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sd.RawCRLs) != 1 || len(sd.Certificates) != 0 {
+			t.Fatalf("GetCRL reply has %d CRLs and %d certificates, want 1 and 0", len(sd.RawCRLs), len(sd.Certificates))
+		}
+		want, _ := ts.CRL.Current(ts.Authority.Issuer.ID)
+		if !bytes.Equal(sd.RawCRLs[0], want.DER) {
+			t.Error("GetCRL returned another CRL than the published one")
+		}
+		list, err := x509.ParseRevocationList(sd.RawCRLs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := list.CheckSignatureFrom(ts.Authority.Issuer.Cert); err != nil {
+			t.Errorf("CRL signature: %v", err)
+		}
+		if len(list.RevokedCertificateEntries) != 1 || list.RevokedCertificateEntries[0].SerialNumber.Cmp(revoked.SerialNumber) != 0 {
+			t.Errorf("CRL entries %+v, want the revoked certificate", list.RevokedCertificateEntries)
+		}
+	}
+	// A name that is none of our CAs'.
+	_, rep = getCRL(mine, key, mine.RawSubject, mine.SerialNumber)
+	wantFailure(t, rep, scep.BadCertID)
+	// A revoked certificate of ours authenticates nothing.
+	_, rep = getCRL(revoked, testKey(t, 1), mine.RawIssuer, mine.SerialNumber)
+	wantFailure(t, rep, scep.BadCertID)
+}
+
 // An EC device receives its certificate in a password-based envelope keyed
 // from its challenge (RFC 8894 §3.2.2), which openssl can open too.
 func TestECClientPasswordRecipient(t *testing.T) {
@@ -412,4 +483,47 @@ func TestHeldRenewalPolledWithOldCertificate(t *testing.T) {
 	if !renewed.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(newKey.Public()) {
 		t.Error("the renewed certificate is not for the new key")
 	}
+}
+
+// A renewal held for approval whose old certificate is revoked meanwhile is
+// not approved, and a poll signed by the revoked certificate gets nothing.
+func TestHeldRenewalOfARevokedCertificate(t *testing.T) {
+	approval := pki.DefaultProfile()
+	approval.Name, approval.RequireApproval, approval.RenewalWindow = "approval", true, 1
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"approval": approval}, DefaultProfile: "approval"}})
+	ctx := context.Background()
+	pending := func() *pki.EnrollmentRequest {
+		reqs, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+		if err != nil || len(reqs) != 1 {
+			t.Fatalf("%d pending requests, %v", len(reqs), err)
+		}
+		return &reqs[0]
+	}
+	oldKey, newKey := testKey(t, 0), testKey(t, 1)
+	first := reqParams{key: oldKey, txID: "tx-first"}
+	ts.exchange(t, first)
+	if _, err := ts.Service.Approve(ctx, pending().ID, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	msg, rep := ts.exchange(t, first)
+	old, _ := ts.issuedCert(t, rep, msg.SignerCert, oldKey)
+	renewal := reqParams{key: newKey, signerCert: old, signerKey: oldKey, challenge: "-", msgType: scep.RenewalReq, txID: "tx-renewal"}
+	if _, rep := ts.exchange(t, renewal); rep.PKIStatus != scep.StatusPending {
+		t.Fatalf("renewal: %s", rep.PKIStatus)
+	}
+	held := pending()
+	if _, err := ts.Admin.Revoke(ctx, old.SerialNumber.Text(16), "", 1, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Service.Approve(ctx, held.ID, "cli:test"); pki.ErrorCode(err) != pki.EConflict {
+		t.Errorf("approving the renewal of a revoked certificate: %v, want a conflict", err)
+	}
+	content, err := scep.MarshalIssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, old.RawSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll := renewal
+	poll.msgType, poll.content = scep.CertPoll, content
+	_, rep = ts.exchange(t, poll)
+	wantFailure(t, rep, scep.BadCertID)
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"fmt"
 
+	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
@@ -101,6 +103,11 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	if res.Held == nil || !sameRequester(req.msg.SignerCert, res.Held.CSR, res.Held.ClientCert) {
 		return nil, pki.Errorf(pki.EBadRequest, "the poll is not signed by the requester's key")
 	}
+	// A renewal's old certificate revoked since it was held authenticates
+	// nothing more.
+	if err := h.svc.CheckNotRevoked(ctx, req.msg.SignerCert); err != nil {
+		return nil, err
+	}
 	if !heldSubject(ias.Subject.FullBytes, res.Held) && !csr.SameName(ias.Subject.FullBytes, req.msg.SignerCert.RawSubject) {
 		return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID for this subject")
 	}
@@ -146,6 +153,44 @@ func heldSubject(subject []byte, held *pki.EnrollmentRequest) bool {
 // getCert answers GetCert (RFC 8894 §3.3.4): a certificate by issuer and
 // serial, to a requester authenticated by a certificate we issued.
 func (h *Handler) getCert(ctx context.Context, req *request) ([]byte, error) {
+	ias, err := h.openIssuerAndSerial(req)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := h.svc.GetCertificate(ctx, ias.Issuer.FullBytes, ias.Serial.Text(16), req.msg.SignerCert)
+	if err != nil {
+		return nil, err
+	}
+	return h.success(req, []*x509.Certificate{cert})
+}
+
+// getCRL answers GetCRL (RFC 8894 §3.3.4): the current CRL of the CA that
+// IssuerAndSerialNumber names, in a certs-only SignedData's crls field,
+// enveloped to the requester like any CertRep. A CRL is public, so any
+// signer may ask, except with a certificate of ours that is revoked.
+func (h *Handler) getCRL(ctx context.Context, req *request) ([]byte, error) {
+	ias, err := h.openIssuerAndSerial(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.svc.CheckNotRevoked(ctx, req.msg.SignerCert); err != nil {
+		return nil, err
+	}
+	der, err := h.svc.CurrentCRL(ctx, ias.Issuer.FullBytes, ias.Serial.Text(16))
+	if err != nil {
+		return nil, err
+	}
+	inner, err := cms.DegenerateCRLs([][]byte{der})
+	if err != nil {
+		return nil, fmt.Errorf("scep: GetCRL reply: %w", err)
+	}
+	return h.successWith(req, inner)
+}
+
+// openIssuerAndSerial decrypts GetCert's and GetCRL's content, an
+// IssuerAndSerialNumber, and checks the reply can be encrypted to the
+// requester.
+func (h *Handler) openIssuerAndSerial(req *request) (*scep.IssuerAndSerial, error) {
 	plain, err := h.open(req)
 	if err != nil {
 		return nil, err
@@ -157,9 +202,5 @@ func (h *Handler) getCert(ctx context.Context, req *request) ([]byte, error) {
 	if err := canReceive(req); err != nil {
 		return nil, err
 	}
-	cert, err := h.svc.GetCertificate(ctx, ias.Issuer.FullBytes, ias.Serial.Text(16), req.msg.SignerCert)
-	if err != nil {
-		return nil, err
-	}
-	return h.success(req, []*x509.Certificate{cert})
+	return ias, nil
 }

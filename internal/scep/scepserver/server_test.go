@@ -20,6 +20,7 @@ import (
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
@@ -46,6 +47,8 @@ type testServer struct {
 	Admin     *admin.Service
 	RA        *pki.RA
 	Dir       string
+	// CRL publishes the CRLs GetCRL returns; tests call its Update.
+	CRL *crl.Publisher
 }
 
 // captureRA answers with the capture CA as RA, so captured requests
@@ -91,6 +94,10 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	}
 	cfg := o.enroll
 	cfg.StaticChallenge = testChallenge
+	publisher := crl.New(st, authority, clock, log, crl.Config{})
+	if cfg.CRLs == nil {
+		cfg.CRLs = publisher
+	}
 	svc, err := enroll.New(st, authority, clock, log, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +118,8 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, Store: st, Authority: authority, Clock: clock, Service: svc, Admin: newAdmin(st, clock, log, svc), RA: ra, Dir: dir}
+	return &testServer{URL: srv.URL, Store: st, Authority: authority, Clock: clock, Service: svc, Admin: newAdmin(st, clock, log, svc), RA: ra, Dir: dir,
+		CRL: publisher}
 }
 
 func (ts *testServer) certCount(t *testing.T) int {

@@ -287,22 +287,33 @@ func (s *Store) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: audit chain: %w", err)
 	}
+	out, err := scanAudit(rows, true)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit chain: %w", err)
+	}
+	return out, nil
+}
+
+// scanAudit reads auditColumns rows (followed by prev_hash and hash when
+// withHashes), and closes them.
+func scanAudit(rows *sql.Rows, withHashes bool) ([]pki.AuditEvent, error) {
 	defer rows.Close()
 	var out []pki.AuditEvent
 	for rows.Next() {
 		var e pki.AuditEvent
 		var t int64
-		if err := rows.Scan(&e.ID, &t, &e.Type, &e.Actor, &e.Profile, &e.SerialHex, &e.IssuerID,
-			&e.Subject, &e.TransactionID, &e.Outcome, &e.Reason, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
-			return nil, fmt.Errorf("sqlite: audit chain: %w", err)
+		dest := []any{&e.ID, &t, &e.Type, &e.Actor, &e.Profile, &e.SerialHex, &e.IssuerID,
+			&e.Subject, &e.TransactionID, &e.Outcome, &e.Reason, &e.Detail}
+		if withHashes {
+			dest = append(dest, &e.PrevHash, &e.Hash)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
 		}
 		e.Time = fromMicros(t)
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: audit chain: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // sealAuditTrail chains the records written before the trail was a chain
@@ -322,20 +333,8 @@ func (s *Store) sealAuditTrail(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("seal audit trail: %w", err)
 		}
-		var events []pki.AuditEvent
-		for rows.Next() {
-			var e pki.AuditEvent
-			var t int64
-			if err := rows.Scan(&e.ID, &t, &e.Type, &e.Actor, &e.Profile, &e.SerialHex, &e.IssuerID,
-				&e.Subject, &e.TransactionID, &e.Outcome, &e.Reason, &e.Detail); err != nil {
-				rows.Close()
-				return fmt.Errorf("seal audit trail: %w", err)
-			}
-			e.Time = fromMicros(t)
-			events = append(events, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		events, err := scanAudit(rows, false)
+		if err != nil {
 			return fmt.Errorf("seal audit trail: %w", err)
 		}
 		head := store.AuditHead{LastHash: pki.AuditGenesis}
@@ -361,19 +360,8 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.Audit
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list audit: %w", err)
 	}
-	defer rows.Close()
-	var events []pki.AuditEvent
-	for rows.Next() {
-		var e pki.AuditEvent
-		var t int64
-		if err := rows.Scan(&e.ID, &t, &e.Type, &e.Actor, &e.Profile, &e.SerialHex, &e.IssuerID,
-			&e.Subject, &e.TransactionID, &e.Outcome, &e.Reason, &e.Detail); err != nil {
-			return nil, fmt.Errorf("sqlite: list audit: %w", err)
-		}
-		e.Time = fromMicros(t)
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
+	events, err := scanAudit(rows, false)
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: list audit: %w", err)
 	}
 	return events, nil

@@ -46,13 +46,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 			return err
 		}
 		changed = true
-		if err := bumpRevocationState(ctx, tx, issuerID); err != nil {
-			return err
-		}
-		if err := insertEvents(ctx, tx, at, []pki.AuditEvent{ev}); err != nil {
-			return err
-		}
-		out, err = certInTx(ctx, tx, issuerID, serialHex)
+		out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, ev)
 		return err
 	})
 	if err != nil {
@@ -86,19 +80,26 @@ func (s *Store) UnholdCertificate(ctx context.Context, issuerID, serialHex strin
 			return err
 		}
 		changed = true
-		if err := bumpRevocationState(ctx, tx, issuerID); err != nil {
-			return err
-		}
-		if err := insertEvents(ctx, tx, at, []pki.AuditEvent{ev}); err != nil {
-			return err
-		}
-		out, err = certInTx(ctx, tx, issuerID, serialHex)
+		out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, ev)
 		return err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlite: unhold %s/%s: %w", issuerID, serialHex, err)
 	}
 	return out, changed, nil
+}
+
+// revocationChanged finishes a change of revocation status inside its
+// transaction: the issuer's counter moves, the event is appended, and the
+// record is read back as it now stands.
+func revocationChanged(ctx context.Context, tx *sql.Tx, issuerID, serialHex string, at time.Time, ev pki.AuditEvent) (*pki.Certificate, error) {
+	if err := bumpRevocationState(ctx, tx, issuerID); err != nil {
+		return nil, err
+	}
+	if err := insertEvents(ctx, tx, at, []pki.AuditEvent{ev}); err != nil {
+		return nil, err
+	}
+	return certInTx(ctx, tx, issuerID, serialHex)
 }
 
 // certInTx reads one certificate inside a write transaction (the write

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/ocsp"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// revocationFlags configure where relying parties look and how fresh what
+// they find is.
+type revocationFlags struct {
+	publicURL         string
+	crlValidity       time.Duration
+	ocspValidity      time.Duration
+	responderValidity time.Duration
+}
+
+func (f *revocationFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.publicURL, "public-url", "", "base URL relying parties reach this server at (CRL distribution point, OCSP and caIssuers URLs in every certificate issued); default http:// + --listen, with this machine's name for a wildcard address")
+	fs.DurationVar(&f.crlValidity, "crl-validity", crl.DefaultValidity, "a CRL's nextUpdate after its thisUpdate; CRLs are replaced at half of it, and within seconds of a revocation")
+	fs.DurationVar(&f.ocspValidity, "ocsp-validity", ocsp.DefaultValidity, "an OCSP answer's nextUpdate after its thisUpdate; answers are cached for half of it, or until a revocation")
+	fs.DurationVar(&f.responderValidity, "ocsp-responder-validity", ocsp.DefaultDelegateValidity, "lifetime of the delegated OCSP responder certificates (id-pkix-ocsp-nocheck: keep it short)")
+}
+
+func (f *revocationFlags) check() error {
+	switch {
+	case f.crlValidity < time.Minute:
+		return usageError{"--crl-validity must be at least 1m"}
+	case f.ocspValidity < time.Minute:
+		return usageError{"--ocsp-validity must be at least 1m"}
+	case f.responderValidity < time.Hour:
+		return usageError{"--ocsp-responder-validity must be at least 1h"}
+	}
+	return nil
+}
+
+// publicURLFile keeps the public URL the server runs with in the data
+// directory, so certificates the CLI issues (`requests approve`) point
+// where the server's do.
+const publicURLFile = "public-url"
+
+// resolvePublicURL returns the base URL to put in certificates: the flag,
+// or http:// + the listen address with the machine's name in place of a
+// wildcard. It warns when the URL is loopback and the listener is not:
+// nobody else could fetch what the certificates point to.
+func (f *revocationFlags) resolvePublicURL(listen net.Addr, log *slog.Logger) (string, error) {
+	if f.publicURL != "" {
+		u, err := url.Parse(f.publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return "", usageError{fmt.Sprintf("--public-url %q: want http://HOST[:PORT][/PATH] (https works for OCSP but RFC 5280 relying parties fetch CRLs over http)", f.publicURL)}
+		}
+		base := strings.TrimRight(u.String(), "/")
+		if loopbackHost(u.Hostname()) && !loopbackListener(listen) {
+			log.Warn("--public-url is a loopback address but the server listens on the network: devices cannot fetch the CRL and OCSP URLs it puts in certificates", "public_url", base)
+		}
+		return base, nil
+	}
+	host, port, err := net.SplitHostPort(listen.String())
+	if err != nil {
+		return "", err
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.IsUnspecified() {
+		name, err := os.Hostname()
+		if err != nil || name == "" {
+			return "", fmt.Errorf("--public-url is not set and the machine's name is unknown (%v): set --public-url", err)
+		}
+		host = name
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	if loopbackHost(host) && !loopbackListener(listen) {
+		log.Warn("the public URL is a loopback address but the server listens on the network: set --public-url", "public_url", base)
+	}
+	return base, nil
+}
+
+func loopbackListener(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
+}
+
+// savePublicURL records the public URL for CLI commands that issue.
+func savePublicURL(dataDir, base string) error {
+	return keys.WriteFileAtomic(filepath.Join(dataDir, publicURLFile), []byte(base+"\n"), 0o600)
+}
+
+// savedPublicURL is the public URL the server last ran with ("" if none).
+func savedPublicURL(dataDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, publicURLFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("public URL: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// revocation is the server's CRL publisher and OCSP responder.
+type revocation struct {
+	publisher *crl.Publisher
+	responder *ocsp.Responder
+	delegates *ocsp.Delegates
+}
+
+// newRevocation builds the CRL publisher (before the enrollment service,
+// which hands its CRLs to SCEP GetCRL) and publishes the first CRLs.
+func (f *revocationFlags) newPublisher(ctx context.Context, st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Logger) (*revocation, error) {
+	r := &revocation{}
+	r.publisher = crl.New(st, authority, clock, log, crl.Config{Validity: f.crlValidity, OnState: func(s map[string]int64) {
+		if r.responder != nil {
+			r.responder.SetRevocationState(s)
+		}
+	}})
+	if err := r.publisher.Update(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// startResponder issues (or loads) the delegated responder certificates and
+// builds the OCSP responder.
+func (r *revocation) startResponder(ctx context.Context, f *revocationFlags, dataDir string, st store.Store, authority *ca.Authority,
+	svc *enroll.Service, clock pki.Clock, log *slog.Logger) error {
+	r.delegates = ocsp.NewDelegates(filepath.Join(dataDir, "ocsp"), authority, svc, clock, log, f.responderValidity)
+	if err := r.delegates.Refresh(ctx); err != nil {
+		// Answers are signed by the CA itself meanwhile; retried hourly.
+		log.Error("OCSP responder certificates", "err", err)
+	}
+	r.responder = ocsp.New(st, authority, r.delegates.Signer, clock, log, ocsp.Config{Validity: f.ocspValidity})
+	return r.publisher.Update(ctx) // hands the responder the revocation state
+}
+
+// run keeps CRLs and responder certificates fresh until ctx ends.
+func (r *revocation) run(ctx context.Context, log *slog.Logger) {
+	go r.publisher.Run(ctx)
+	go every(ctx, 10*time.Minute, func() {
+		if err := r.delegates.Refresh(ctx); err != nil {
+			log.Error("OCSP responder certificates", "err", err)
+		}
+	})
+}
+
+// configDigest is the SHA-256 of the effective configuration (every flag's
+// value, secrets and paths to secrets left out, and the profiles), for the
+// server.started audit event: a changed configuration shows as a changed
+// digest.
+func configDigest(fs *flag.FlagSet, profiles map[string]pki.Profile) (string, error) {
+	values := map[string]string{}
+	fs.VisitAll(func(fl *flag.Flag) {
+		if secretFlag(fl.Name) {
+			if fl.Value.String() != "" {
+				values[fl.Name] = "(set)"
+			}
+			return
+		}
+		values[fl.Name] = fl.Value.String()
+	})
+	names := make([]string, 0, len(profiles))
+	for n := range profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	type profileEntry struct {
+		Name    string
+		Profile pki.Profile
+	}
+	var ps []profileEntry
+	for _, n := range names {
+		p := profiles[n]
+		p.Keys.Blocklist = nil // an interface; its size is in the flags
+		ps = append(ps, profileEntry{n, p})
+	}
+	b, err := json.Marshal(struct {
+		Flags    map[string]string
+		Profiles []profileEntry
+	}{values, ps})
+	if err != nil {
+		return "", fmt.Errorf("config digest: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// secretFlag: a flag whose value is, or names where to find, a secret.
+func secretFlag(name string) bool {
+	for _, s := range []string{"challenge", "password", "secret", "passphrase"} {
+		if strings.Contains(name, s) && name != "challenge-profile" {
+			return true
+		}
+	}
+	return false
+}

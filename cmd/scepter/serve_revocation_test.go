@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestResolvePublicURL(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no hostname")
+	}
+	tcp := func(s string) net.Addr {
+		a, err := net.ResolveTCPAddr("tcp", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	cases := []struct {
+		name, flag string
+		listen     net.Addr
+		want       string
+		warn       bool
+		bad        bool
+	}{
+		{"default, loopback listener", "", tcp("127.0.0.1:8080"), "http://127.0.0.1:8080", false, false},
+		{"default, IPv6 loopback", "", tcp("[::1]:8080"), "http://[::1]:8080", false, false},
+		{"default, wildcard: the machine's name", "", tcp("0.0.0.0:8080"), "http://" + net.JoinHostPort(host, "8080"), false, false},
+		{"default, IPv6 wildcard", "", tcp("[::]:9000"), "http://" + net.JoinHostPort(host, "9000"), false, false},
+		{"set, trailing slash dropped", "http://ca.example.com/pki/", tcp("0.0.0.0:8080"), "http://ca.example.com/pki", false, false},
+		{"set, loopback on a network listener", "http://localhost:8080", tcp("0.0.0.0:8080"), "http://localhost:8080", true, false},
+		{"default loopback is fine on a LAN address", "", tcp("192.0.2.10:8080"), "http://192.0.2.10:8080", false, false},
+		{"not http", "ftp://ca.example", tcp("127.0.0.1:1"), "", false, true},
+		{"no host", "http://", tcp("127.0.0.1:1"), "", false, true},
+		{"a query", "http://ca.example/?x=1", tcp("127.0.0.1:1"), "", false, true},
+		{"user info", "http://u:p@ca.example", tcp("127.0.0.1:1"), "", false, true},
+	}
+	for _, c := range cases {
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		f := revocationFlags{publicURL: c.flag}
+		got, err := f.resolvePublicURL(c.listen, log)
+		if c.bad {
+			if err == nil {
+				t.Errorf("%s: accepted %q", c.name, got)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s: %q, %v; want %q", c.name, got, err, c.want)
+		}
+		if warned := strings.Contains(logs.String(), "level=WARN"); warned != c.warn {
+			t.Errorf("%s: warned %v, want %v: %s", c.name, warned, c.warn, logs.String())
+		}
+	}
+}
+
+// The server.started event's digest follows the configuration but not its
+// secrets: a short secret must not be recoverable from it by guessing.
+func TestConfigDigestLeavesSecretsOut(t *testing.T) {
+	digest := func(args ...string) string {
+		t.Helper()
+		e, _, _ := testEnv(nil)
+		fs, f := newServeFlags(e)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		profiles, err := f.profileSet()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := configDigest(fs, profiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	base := digest("--challenge", "one")
+	if digest("--challenge", "two") != base {
+		t.Error("the digest depends on the challenge's value")
+	}
+	if digest("--challenge", "one", "--ndes-password", "x") != digest("--challenge", "one", "--ndes-password", "y") {
+		t.Error("the digest depends on the NDES password's value")
+	}
+	if digest("--challenge", "one", "--listen", "127.0.0.1:9999") == base {
+		t.Error("the digest does not follow --listen")
+	}
+	if digest() == base {
+		t.Error("the digest does not tell a set challenge from none")
+	}
+}

@@ -1,0 +1,175 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"strings"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// RFC 5280 CRLReason codes, by the names `certs revoke --reason` takes.
+var reasonCodes = map[string]int{
+	"unspecified":          0,
+	"keyCompromise":        1,
+	"cACompromise":         2,
+	"affiliationChanged":   3,
+	"superseded":           4,
+	"cessationOfOperation": 5,
+	"certificateHold":      6,
+	"privilegeWithdrawn":   9,
+	"aACompromise":         10,
+}
+
+// ReasonCertificateHold is the one revocation reason that can be lifted.
+const ReasonCertificateHold = 6
+
+// ParseReason reads an RFC 5280 reason name (case-insensitive) or code.
+func ParseReason(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	for name, code := range reasonCodes {
+		if strings.EqualFold(name, s) {
+			return code, nil
+		}
+	}
+	return 0, pki.Errorf(pki.EBadRequest, "revocation reason %q: want one of %s", s, strings.Join(ReasonNames(), ", "))
+}
+
+// ReasonName is the RFC 5280 name of a reason code.
+func ReasonName(code int) string {
+	if name, ok := reasonName(code); ok {
+		return name
+	}
+	return fmt.Sprintf("reason %d", code)
+}
+
+// ReasonNames lists the reason names, by code.
+func ReasonNames() []string {
+	names := make([]string, 0, len(reasonCodes))
+	for name := range reasonCodes {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return reasonCodes[names[i]] < reasonCodes[names[j]] })
+	return names
+}
+
+// Revocation is what Revoke and Unhold report.
+type Revocation struct {
+	Certificate pki.Certificate
+	// Changed is false when the certificate already was in the state asked
+	// for (nothing recorded, no event).
+	Changed bool
+}
+
+// Revoke revokes the certificate with this serial (hex, as `certs list`
+// shows it; a 0x prefix, colons and case are ignored), under issuerID when
+// several issuers used the serial. Revoking again is idempotent: the same
+// answer, no second event; a certificateHold may be turned into another
+// reason.
+func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason int, actor string) (Revocation, error) {
+	if _, ok := reasonName(reason); !ok || reason == 8 {
+		return Revocation{}, pki.Errorf(pki.EBadRequest, "revocation reason %d is not one a certificate can be revoked with", reason)
+	}
+	c, err := s.findCertificate(ctx, serial, issuerID)
+	if err != nil {
+		return Revocation{}, err
+	}
+	now := s.clock.Now()
+	ev := pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: actor, Profile: c.Profile, SerialHex: c.SerialHex,
+		IssuerID: c.IssuerID, Subject: c.Subject, Outcome: "success", Reason: ReasonName(reason)}
+	if c.Status == pki.StatusRevoked && c.RevokeReason == ReasonCertificateHold && reason != ReasonCertificateHold {
+		ev.Detail = "certificateHold made permanent"
+	}
+	got, changed, err := s.store.RevokeCertificate(ctx, c.IssuerID, c.SerialHex, reason, now, ev)
+	if err != nil {
+		return Revocation{}, fmt.Errorf("revoke %s: %w", c.SerialHex, err)
+	}
+	if changed {
+		s.log.Info("certificate revoked", "serial", got.SerialHex, "issuer", got.IssuerID, "reason", ReasonName(reason), "actor", actor)
+	}
+	return Revocation{Certificate: *got, Changed: changed}, nil
+}
+
+// Unhold lifts a certificateHold; a valid certificate is left as it is, and
+// one revoked for another reason cannot be.
+func (s *Service) Unhold(ctx context.Context, serial, issuerID, actor string) (Revocation, error) {
+	c, err := s.findCertificate(ctx, serial, issuerID)
+	if err != nil {
+		return Revocation{}, err
+	}
+	now := s.clock.Now()
+	ev := pki.AuditEvent{Time: now, Type: pki.EventUnheld, Actor: actor, Profile: c.Profile, SerialHex: c.SerialHex,
+		IssuerID: c.IssuerID, Subject: c.Subject, Outcome: "success"}
+	got, changed, err := s.store.UnholdCertificate(ctx, c.IssuerID, c.SerialHex, now, ev)
+	if errors.Is(err, store.ErrConflict) {
+		return Revocation{}, pki.Errorf(pki.EConflict, "certificate %s is revoked for good (%s), not on hold", c.SerialHex, ReasonName(c.RevokeReason))
+	}
+	if err != nil {
+		return Revocation{}, fmt.Errorf("unhold %s: %w", c.SerialHex, err)
+	}
+	if changed {
+		s.log.Info("certificate hold lifted", "serial", got.SerialHex, "issuer", got.IssuerID, "actor", actor)
+	}
+	return Revocation{Certificate: *got, Changed: changed}, nil
+}
+
+func reasonName(code int) (string, bool) {
+	for name, c := range reasonCodes {
+		if c == code {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// NormalizeSerial turns a serial as people write it (hex with or without
+// 0x, colons, upper case, leading zeros) into the store's form.
+func NormalizeSerial(serial string) (string, error) {
+	s := strings.ToLower(strings.TrimSpace(serial))
+	s = strings.TrimPrefix(s, "0x")
+	s = strings.ReplaceAll(s, ":", "")
+	n, ok := new(big.Int).SetString(s, 16)
+	if !ok || n.Sign() <= 0 || len(s) > 64 {
+		return "", pki.Errorf(pki.EBadRequest, "serial %q is not a positive hexadecimal number", serial)
+	}
+	return n.Text(16), nil
+}
+
+// findCertificate finds the one certificate with this serial (and issuer,
+// a prefix of its ID, when given).
+func (s *Service) findCertificate(ctx context.Context, serial, issuerID string) (*pki.Certificate, error) {
+	sn, err := NormalizeSerial(serial)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := s.store.CertificatesBySerial(ctx, sn)
+	if err != nil {
+		return nil, err
+	}
+	var match []pki.Certificate
+	for _, c := range certs {
+		if issuerID == "" || strings.HasPrefix(c.IssuerID, strings.ToLower(issuerID)) {
+			match = append(match, c)
+		}
+	}
+	switch len(match) {
+	case 0:
+		if issuerID != "" {
+			return nil, pki.Errorf(pki.ENotFound, "no certificate with serial %s under issuer %s", sn, issuerID)
+		}
+		return nil, pki.Errorf(pki.ENotFound, "no certificate with serial %s", sn)
+	case 1:
+		return &match[0], nil
+	}
+	ids := make([]string, len(match))
+	for i, c := range match {
+		ids[i] = c.IssuerID[:16]
+	}
+	return nil, pki.Errorf(pki.EConflict, "serial %s was issued by %d CAs (%s); name one with --issuer", sn, len(match), strings.Join(ids, ", "))
+}

@@ -1,0 +1,158 @@
+// Package audit checks the audit trail's hash chain (`scepter audit
+// verify`). Every record carries the hash of the record before it and its
+// own (pki.AuditChainHash), and the store keeps the chain's head; walking
+// the records in order finds a record that was edited, removed, inserted or
+// moved, and names the first.
+//
+// The chain is not keyed: someone who can write the database and recompute
+// every hash after a change, the head included, is not caught by it alone.
+// It catches every edit that does not rewrite the whole rest of the trail,
+// and a signed, published checkpoint of the head (a later feature) closes
+// that gap.
+package audit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// Chain is what Verify reads of the store.
+type Chain interface {
+	AuditChain(ctx context.Context, afterID int64, limit int) ([]pki.AuditEvent, error)
+	AuditHead(ctx context.Context) (store.AuditHead, error)
+}
+
+// Report is the outcome of a verification that could read the trail.
+type Report struct {
+	// Checked is how many records were walked.
+	Checked int64
+	// LastID is the newest record walked.
+	LastID int64
+	// Problem describes the first bad record; nil when the trail is intact.
+	Problem *Problem
+
+	lastHash []byte
+}
+
+// OK reports whether the trail is intact.
+func (r Report) OK() bool { return r.Problem == nil }
+
+// Problem is the first record at which the chain breaks.
+type Problem struct {
+	// ID is the record named (0 when the problem is at the end of the
+	// trail: records missing after the last one).
+	ID   int64
+	Time time.Time
+	Type string
+	// What says what is wrong and what that means.
+	What string
+}
+
+func (p *Problem) Error() string {
+	if p.ID == 0 {
+		return "audit trail: " + p.What
+	}
+	return fmt.Sprintf("audit trail: record %d (%s at %s): %s", p.ID, p.Type, p.Time.UTC().Format(time.RFC3339), p.What)
+}
+
+// pageSize is how many records one read returns.
+const pageSize = 5000
+
+// Verify walks the whole trail in id order. It returns an error only when
+// the store cannot be read; a broken chain is a Report with a Problem.
+func Verify(ctx context.Context, c Chain) (Report, error) {
+	// The head is read first: records appended while the walk runs come
+	// after it and are not judged against it.
+	head, err := c.AuditHead(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit verify: %w", err)
+	}
+	var rep Report
+	prevHash := pki.AuditGenesis
+	var prevID int64
+	for {
+		page, err := c.AuditChain(ctx, prevID, pageSize)
+		if err != nil {
+			return rep, fmt.Errorf("audit verify: %w", err)
+		}
+		for _, e := range page {
+			if e.ID > head.LastID {
+				// Appended since the head was read, or added behind the
+				// store's back: the head read now tells.
+				if head, err = c.AuditHead(ctx); err != nil {
+					return rep, fmt.Errorf("audit verify: %w", err)
+				}
+				if e.ID > head.LastID {
+					if rep.Problem = finishProblem(rep, head); rep.Problem == nil {
+						rep.Problem = &Problem{ID: e.ID, Time: e.Time, Type: e.Type,
+							What: fmt.Sprintf("it comes after the newest record scepter wrote (%d): it was inserted outside scepter", head.LastID)}
+					}
+					return rep, nil
+				}
+			}
+			if p := check(e, prevID, prevHash); p != nil {
+				rep.Problem = p
+				return rep, nil
+			}
+			rep.Checked++
+			rep.LastID, rep.lastHash = e.ID, e.Hash
+			prevID, prevHash = e.ID, e.Hash
+		}
+		if len(page) < pageSize {
+			return finish(rep, head)
+		}
+	}
+}
+
+// check judges one record against the one before it.
+func check(e pki.AuditEvent, prevID int64, prevHash []byte) *Problem {
+	p := &Problem{ID: e.ID, Time: e.Time, Type: e.Type}
+	switch {
+	case len(e.Hash) == 0 || len(e.PrevHash) == 0:
+		p.What = "it has no hash: it was written outside scepter (inserted into the database directly)"
+	case !bytes.Equal(pki.AuditChainHash(e.PrevHash, e), e.Hash):
+		p.What = "its content does not match its hash: it was edited, or moved here from another place in the trail"
+	case !bytes.Equal(e.PrevHash, prevHash) && e.ID != prevID+1:
+		p.What = fmt.Sprintf("%s missing before it: removed", records(prevID+1, e.ID-1))
+	case !bytes.Equal(e.PrevHash, prevHash) && prevID == 0:
+		p.What = "it is the first record, but it was chained to another: the records before it were removed"
+	case !bytes.Equal(e.PrevHash, prevHash):
+		p.What = fmt.Sprintf("it does not follow record %d: a record between them was removed, inserted or reordered", prevID)
+	case e.ID != prevID+1:
+		p.What = fmt.Sprintf("%s missing, yet the chain links it to record %d: the trail was renumbered", records(prevID+1, e.ID-1), prevID)
+	default:
+		return nil
+	}
+	return p
+}
+
+// records names a range of record ids.
+func records(from, to int64) string {
+	if from == to {
+		return fmt.Sprintf("record %d is", from)
+	}
+	return fmt.Sprintf("records %d to %d are", from, to)
+}
+
+// finish checks that the walk ended where the head says the trail ends.
+func finish(rep Report, head store.AuditHead) (Report, error) {
+	rep.Problem = finishProblem(rep, head)
+	return rep, nil
+}
+
+func finishProblem(rep Report, head store.AuditHead) *Problem {
+	switch {
+	case rep.LastID < head.LastID:
+		return &Problem{What: fmt.Sprintf("the trail ends at record %d, but record %d was written: the newest records were removed", rep.LastID, head.LastID)}
+	case rep.Checked != head.Count:
+		return &Problem{What: fmt.Sprintf("%d records walked, but %d were written: records were removed or inserted", rep.Checked, head.Count)}
+	case rep.LastID > 0 && !bytes.Equal(rep.lastHash, head.LastHash):
+		return &Problem{ID: rep.LastID, What: "the newest record is not the one scepter wrote last: it was replaced"}
+	}
+	return nil
+}

@@ -1,0 +1,182 @@
+package audit_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/audit"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// trail writes a trail of n events through the store and returns the path
+// of its database, closed.
+func trail(t *testing.T, n int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := 1; i <= n; i++ {
+		ev := pki.AuditEvent{Time: t0.Add(time.Duration(i) * time.Minute), Type: pki.EventIssued, Actor: "scep:192.0.2.1",
+			SerialHex: fmt.Sprintf("%x", 0x1000+i), Subject: fmt.Sprintf("CN=dev-%d", i), Outcome: "success"}
+		if err := st.AppendAudit(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// tamper runs SQL on the database behind the store's back, as someone with
+// the file would.
+func tamper(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+func verify(t *testing.T, path string) audit.Report {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rep, err := audit.Verify(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestVerify(t *testing.T) {
+	const n = 12
+	if rep := verify(t, trail(t, 0)); !rep.OK() || rep.Checked != 0 {
+		t.Errorf("empty trail: %+v", rep)
+	}
+	if rep := verify(t, trail(t, n)); !rep.OK() || rep.Checked != n || rep.LastID != n {
+		t.Errorf("intact trail: %+v, problem %v", rep, rep.Problem)
+	}
+	cases := []struct {
+		name   string
+		sql    []string
+		wantID int64  // the record named (0: the end of the trail)
+		want   string // in the problem's text
+	}{
+		{"edited detail", []string{`UPDATE audit_events SET detail = 'nothing to see' WHERE id = 5`}, 5, "edited"},
+		{"edited actor", []string{`UPDATE audit_events SET actor = 'cli:someone-else' WHERE id = 1`}, 1, "edited"},
+		{"edited time", []string{`UPDATE audit_events SET time = time + 1 WHERE id = 9`}, 9, "edited"},
+		{"deleted in the middle", []string{`DELETE FROM audit_events WHERE id = 7`}, 8, "removed"},
+		{"deleted the first", []string{`DELETE FROM audit_events WHERE id = 1`}, 2, "removed"},
+		{"deleted the newest", []string{`DELETE FROM audit_events WHERE id = 12`}, 0, "removed"},
+		{"inserted in a gap", []string{`DELETE FROM audit_events WHERE id = 6`,
+			`INSERT INTO audit_events (id, time, type, actor, prev_hash, hash) SELECT 6, time, 'certificate.revoked', 'x', prev_hash, hash FROM audit_events WHERE id = 5`}, 6, "edited"},
+		{"inserted without a hash", []string{`INSERT INTO audit_events (id, time, type) VALUES (13, 0, 'certificate.issued')`}, 13, "outside scepter"},
+		{"inserted after the newest, chained", []string{`INSERT INTO audit_events (id, time, type, prev_hash, hash) SELECT 13, time, type, hash, hash FROM audit_events WHERE id = 12`}, 13, ""},
+		{"reordered (contents swapped)", []string{
+			`UPDATE audit_events SET id = -3 WHERE id = 3`, `UPDATE audit_events SET id = 3 WHERE id = 4`, `UPDATE audit_events SET id = 4 WHERE id = -3`}, 3, "edited"},
+		{"renumbered", []string{`UPDATE audit_events SET id = id + 100 WHERE id >= 10`}, 0, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := trail(t, n)
+			tamper(t, path, c.sql...)
+			rep := verify(t, path)
+			if rep.OK() {
+				t.Fatalf("tampering not found: %+v", rep)
+			}
+			msg := rep.Problem.Error()
+			if rep.Problem.ID != c.wantID && !(c.wantID == 0 && c.want == "") {
+				t.Errorf("names record %d (%s), want %d", rep.Problem.ID, msg, c.wantID)
+			}
+			if !strings.Contains(msg, c.want) {
+				t.Errorf("problem %q does not say %q", msg, c.want)
+			}
+			t.Logf("%s: %s", c.name, msg)
+		})
+	}
+}
+
+// The chain is not keyed: whoever rewrites its end and the head with it is
+// not caught by the chain alone. This pins that documented limit (signed,
+// published checkpoints of the head are on the roadmap), so that it is
+// never mistaken for a guarantee.
+func TestTruncationWithForgedHeadIsTheKnownLimit(t *testing.T) {
+	path := trail(t, 5)
+	tamper(t, path, `DELETE FROM audit_events WHERE id = 5`,
+		`UPDATE audit_head SET last_id = 4, count = 4, last_hash = (SELECT hash FROM audit_events WHERE id = 4)`)
+	if rep := verify(t, path); !rep.OK() || rep.Checked != 4 {
+		t.Errorf("%+v", rep)
+	}
+}
+
+// Records written before the trail was a chain are sealed into it by the
+// first start of the new version, and verify.
+func TestSealsTheOldTrail(t *testing.T) {
+	path := trail(t, 5)
+	tamper(t, path, `UPDATE audit_events SET prev_hash = NULL, hash = NULL`, `DELETE FROM audit_head`)
+	if rep := verify(t, path); !rep.OK() || rep.Checked != 5 {
+		t.Errorf("after sealing: %+v, %v", rep, rep.Problem)
+	}
+	// Sealing happens once: a record slipped in later without a hash is
+	// not blessed by the next start.
+	tamper(t, path, `INSERT INTO audit_events (id, time, type) VALUES (6, 0, 'x')`)
+	if rep := verify(t, path); rep.OK() || rep.Problem.ID != 6 {
+		t.Errorf("a hashless record after sealing: %+v", rep)
+	}
+}
+
+// Fail closed: when the audit trail cannot be written, the change it would
+// record does not happen: no certificate without its event, no revocation.
+func TestAuditFailureFailsTheChange(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	cert, _ := p.Issue(t, "before")
+	tamper(t, filepath.Join(p.Dir, "scepter.db"),
+		`CREATE TRIGGER audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit trail unavailable'); END`)
+	before, _, err := p.Store.ListCertificates(ctx, store.CertFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Service.Enroll(ctx, p.Request(t, "during").Request); err == nil {
+		t.Fatal("issued while the audit trail was down")
+	}
+	after, _, err := p.Store.ListCertificates(ctx, store.CertFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("%d certificates recorded without their audit event", len(after)-len(before))
+	}
+	issuer := p.Issuer()
+	if _, _, err := p.Store.RevokeCertificate(ctx, issuer.ID, cert.SerialNumber.Text(16), 1, p.Clock.Now(),
+		pki.AuditEvent{Type: pki.EventRevoked}); err == nil {
+		t.Fatal("revoked while the audit trail was down")
+	}
+	if c, _ := p.Store.Certificate(ctx, issuer.ID, cert.SerialNumber.Text(16)); c.Status != pki.StatusValid {
+		t.Error("the revocation happened without its audit event")
+	}
+	if st, _ := p.Store.RevocationState(ctx); st[issuer.ID] != 0 {
+		t.Error("the revocation state moved without the revocation")
+	}
+}

@@ -1,0 +1,246 @@
+// Package crl publishes a signed CRL per issuing CA (current, next and
+// previous alike) and serves it, with the CA certificates, to relying
+// parties. CRLs live in the store, so every node serves the newest one.
+//
+// Every node runs a Publisher. Once a second it reads the store's
+// revocation counters (one small row per issuer); an issuer whose counter
+// moved past the one its newest CRL reflects, or whose CRL is halfway to
+// its nextUpdate, gets a new CRL numbered one above the newest in the
+// store. Two nodes building the same generation race for the number; the
+// loser takes the winner's.
+package crl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultValidity = 24 * time.Hour
+	DefaultInterval = time.Second
+	// keepGenerations is how many older CRLs the store keeps per issuer.
+	keepGenerations = 10
+)
+
+// Config tunes a Publisher.
+type Config struct {
+	// Validity is nextUpdate − thisUpdate. A CRL is replaced when half of
+	// it has passed, or at once after a revocation.
+	Validity time.Duration
+	// Interval is how often the store's revocation counters are read.
+	Interval time.Duration
+	// OnState, when set, receives the counters after every read (the
+	// OCSP responder drops cached answers with them).
+	OnState func(map[string]int64)
+}
+
+// Store is what the publisher needs of the store.
+type Store interface {
+	RevocationState(ctx context.Context) (map[string]int64, error)
+	RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]store.RevokedEntry, error)
+	LatestCRL(ctx context.Context, issuerID string) (*store.CRL, error)
+	PutCRL(ctx context.Context, crl store.CRL, keep int) error
+}
+
+// Issuers lists the issuing CAs; *ca.Authority is one.
+type Issuers interface {
+	Issuers() []*ca.Issuer
+}
+
+// Publisher keeps every issuer's CRL current. Safe for concurrent use.
+type Publisher struct {
+	st      Store
+	issuers Issuers
+	clock   pki.Clock
+	log     *slog.Logger
+	cfg     Config
+	kick    chan struct{}
+
+	mu      sync.RWMutex
+	current map[string]*store.CRL
+	run     sync.Mutex // one Update at a time
+}
+
+// New builds a publisher; Run (or Update) does the work.
+func New(st Store, issuers Issuers, clock pki.Clock, log *slog.Logger, cfg Config) *Publisher {
+	if cfg.Validity <= 0 {
+		cfg.Validity = DefaultValidity
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Publisher{st: st, issuers: issuers, clock: clock, log: log, cfg: cfg, kick: make(chan struct{}, 1),
+		current: map[string]*store.CRL{}}
+}
+
+// Run updates at once, then every Interval and whenever Kick is called,
+// until ctx ends.
+func (p *Publisher) Run(ctx context.Context) {
+	t := time.NewTicker(p.cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := p.Update(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("CRL update", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-p.kick:
+		}
+	}
+}
+
+// Kick asks Run for an update now (after a revocation made here).
+func (p *Publisher) Kick() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Update reads the revocation counters and replaces every CRL that is
+// stale, missing or halfway to its nextUpdate. Errors of one issuer do not
+// stop the others; they are returned joined.
+func (p *Publisher) Update(ctx context.Context) error {
+	p.run.Lock()
+	defer p.run.Unlock()
+	state, err := p.st.RevocationState(ctx)
+	if err != nil {
+		return fmt.Errorf("crl: %w", err)
+	}
+	if p.cfg.OnState != nil {
+		p.cfg.OnState(state)
+	}
+	now := p.clock.Now()
+	var errs []error
+	for _, issuer := range p.issuers.Issuers() {
+		if err := p.updateIssuer(ctx, issuer, state[issuer.ID], now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int64, now time.Time) error {
+	cur := p.get(issuer.ID)
+	if cur == nil {
+		c, err := p.st.LatestCRL(ctx, issuer.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("crl: %s: %w", issuer.ID, err)
+		default:
+			cur = c
+			p.set(c)
+		}
+	}
+	// An issuer outside its validity signs nothing; its last CRL is still
+	// served.
+	if now.Before(issuer.Cert.NotBefore) || !now.Before(issuer.Cert.NotAfter) {
+		return nil
+	}
+	if cur != nil && seq <= cur.RevocationSeq && now.Before(cur.ThisUpdate.Add(p.cfg.Validity/2)) &&
+		now.Before(cur.NextUpdate) && !now.Before(cur.ThisUpdate) {
+		return nil
+	}
+	next := int64(1)
+	if cur != nil {
+		next = cur.Number + 1
+	}
+	c, err := p.build(ctx, issuer, next, seq, now)
+	if err != nil {
+		return err
+	}
+	err = p.st.PutCRL(ctx, *c, keepGenerations)
+	if errors.Is(err, store.ErrConflict) {
+		// Another node published this generation (or a later one) first:
+		// serve the newest, and look again at the next update.
+		latest, lerr := p.st.LatestCRL(ctx, issuer.ID)
+		if lerr != nil {
+			return fmt.Errorf("crl: %s: %w", issuer.ID, lerr)
+		}
+		p.set(latest)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("crl: %s: %w", issuer.ID, err)
+	}
+	p.set(c)
+	p.log.Info("CRL published", "issuer", issuer.Cert.Subject.String(), "number", c.Number, "entries", c.Entries,
+		"next_update", c.NextUpdate.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// build signs CRL number n of an issuer: its revoked certificates that have
+// not expired (RFC 5280 lets an entry go once the certificate expires).
+func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, n, seq int64, now time.Time) (*store.CRL, error) {
+	revoked, err := p.st.RevokedCertificates(ctx, issuer.ID, now)
+	if err != nil {
+		return nil, fmt.Errorf("crl: %s: %w", issuer.ID, err)
+	}
+	entries := make([]ca.CRLEntry, 0, len(revoked))
+	for _, r := range revoked {
+		serial, ok := new(big.Int).SetString(r.SerialHex, 16)
+		if !ok {
+			return nil, fmt.Errorf("crl: %s: stored serial %q is not hex", issuer.ID, r.SerialHex)
+		}
+		entries = append(entries, ca.CRLEntry{Serial: serial, RevokedAt: r.RevokedAt, Reason: r.Reason})
+	}
+	this := now.UTC().Truncate(time.Second)
+	c := ca.CRL{Number: n, ThisUpdate: this, NextUpdate: this.Add(p.cfg.Validity), Entries: entries}
+	der, err := issuer.SignCRL(c)
+	if err != nil {
+		return nil, err
+	}
+	return &store.CRL{IssuerID: issuer.ID, Number: n, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate,
+		RevocationSeq: seq, Entries: len(entries), DER: der, CreatedAt: now}, nil
+}
+
+func (p *Publisher) get(issuerID string) *store.CRL {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.current[issuerID]
+}
+
+// set keeps c unless a newer one is held already.
+func (p *Publisher) set(c *store.CRL) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old := p.current[c.IssuerID]; old == nil || c.Number > old.Number {
+		p.current[c.IssuerID] = c
+	}
+}
+
+// Current returns an issuer's newest CRL known here; false when it has
+// none yet.
+func (p *Publisher) Current(issuerID string) (*store.CRL, bool) {
+	c := p.get(issuerID)
+	return c, c != nil
+}
+
+// CurrentCRL implements enroll.CRLSource.
+func (p *Publisher) CurrentCRL(ctx context.Context, issuerID string) ([]byte, error) {
+	if c, ok := p.Current(issuerID); ok {
+		return c.DER, nil
+	}
+	c, err := p.st.LatestCRL(ctx, issuerID)
+	if err != nil {
+		return nil, err
+	}
+	p.set(c)
+	return c.DER, nil
+}

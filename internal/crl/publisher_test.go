@@ -1,0 +1,288 @@
+package crl_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/server"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+func parseCRL(t testing.TB, der []byte, issuer *x509.Certificate) *x509.RevocationList {
+	t.Helper()
+	list, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := list.CheckSignatureFrom(issuer); err != nil {
+		t.Fatalf("CRL signature: %v", err)
+	}
+	return list
+}
+
+func current(t testing.TB, p *crl.Publisher, issuerID string) *x509.RevocationList {
+	t.Helper()
+	der, err := p.CurrentCRL(context.Background(), issuerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+func TestPublisher(t *testing.T) {
+	ctx := context.Background()
+	f := fixture.New(t, fixture.Options{})
+	issuer := f.Issuer()
+	var states []map[string]int64
+	p := crl.New(f.Store, f.Authority, f.Clock, f.Log, crl.Config{Validity: 24 * time.Hour,
+		OnState: func(s map[string]int64) { states = append(states, s) }})
+	update := func() {
+		t.Helper()
+		if err := p.Update(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update()
+	first := parseCRL(t, mustCRL(t, p, issuer.ID), issuer.Cert)
+	if first.Number.Int64() != 1 || len(first.RevokedCertificateEntries) != 0 ||
+		!first.ThisUpdate.Equal(fixture.Start) || first.NextUpdate.Sub(first.ThisUpdate) != 24*time.Hour {
+		t.Fatalf("first CRL: number %v, %d entries, %v to %v", first.Number, len(first.RevokedCertificateEntries), first.ThisUpdate, first.NextUpdate)
+	}
+	if len(states) != 1 {
+		t.Errorf("OnState called %d times, want 1", len(states))
+	}
+
+	// Nothing changed: no new CRL.
+	f.Clock.Advance(time.Minute)
+	update()
+	if n := current(t, p, issuer.ID).Number.Int64(); n != 1 {
+		t.Errorf("CRL %d after an update with nothing to do, want 1", n)
+	}
+
+	a, _ := f.Issue(t, "a")
+	b, _ := f.Issue(t, "b")
+	f.Revoke(t, a, 1)
+	f.Revoke(t, b, 0)
+	update()
+	list := parseCRL(t, mustCRL(t, p, issuer.ID), issuer.Cert)
+	if list.Number.Int64() != 2 || len(list.RevokedCertificateEntries) != 2 {
+		t.Fatalf("after two revocations: CRL %v with %d entries, want 2 with 2", list.Number, len(list.RevokedCertificateEntries))
+	}
+	for _, e := range list.RevokedCertificateEntries {
+		want := map[string]int{a.SerialNumber.String(): 1, b.SerialNumber.String(): 0}[e.SerialNumber.String()]
+		if e.ReasonCode != want || !e.RevocationTime.Equal(f.Clock.Now().Truncate(time.Second)) {
+			t.Errorf("entry %x: reason %d at %v, want %d at %v", e.SerialNumber, e.ReasonCode, e.RevocationTime, want, f.Clock.Now())
+		}
+	}
+	// Reason unspecified is left out of its entry (RFC 5280 §5.3.1).
+	for _, e := range list.RevokedCertificateEntries {
+		if e.SerialNumber.Cmp(b.SerialNumber) == 0 && len(e.Extensions) != 0 {
+			t.Error("the unspecified reason was written into the entry")
+		}
+	}
+
+	// Halfway to nextUpdate: a new CRL, same entries.
+	f.Clock.Advance(12 * time.Hour)
+	update()
+	if list := current(t, p, issuer.ID); list.Number.Int64() != 3 || len(list.RevokedCertificateEntries) != 2 {
+		t.Errorf("at half its validity: CRL %v with %d entries, want 3 with 2", list.Number, len(list.RevokedCertificateEntries))
+	}
+
+	// Once a revoked certificate expires it leaves the CRL.
+	f.Clock.Advance(366 * 24 * time.Hour)
+	update()
+	if list := current(t, p, issuer.ID); len(list.RevokedCertificateEntries) != 0 {
+		t.Errorf("expired certificates still listed: %d entries", len(list.RevokedCertificateEntries))
+	}
+}
+
+func mustCRL(t testing.TB, p *crl.Publisher, issuerID string) []byte {
+	t.Helper()
+	der, err := p.CurrentCRL(context.Background(), issuerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// Two nodes (two publishers, each with its own store handle on one
+// database) update at once, many times: CRL numbers never repeat or go
+// back, and both serve the newest.
+func TestTwoNodes(t *testing.T) {
+	ctx := context.Background()
+	f := fixture.New(t, fixture.Options{})
+	issuer := f.Issuer()
+	other, err := sqlite.Open(ctx, filepath.Join(f.Dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	nodes := []*crl.Publisher{
+		crl.New(f.Store, f.Authority, f.Clock, f.Log, crl.Config{}),
+		crl.New(other, f.Authority, f.Clock, f.Log, crl.Config{}),
+	}
+	for round := range 10 {
+		cert, _ := f.Issue(t, "r")
+		f.Revoke(t, cert, 1)
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := n.Update(ctx); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		var numbers []int64
+		for _, n := range nodes {
+			// A node that lost the race serves the winner's CRL after its
+			// next update at the latest.
+			if err := n.Update(ctx); err != nil {
+				t.Fatal(err)
+			}
+			list := current(t, n, issuer.ID)
+			if len(list.RevokedCertificateEntries) != round+1 {
+				t.Errorf("round %d: a node serves %d entries, want %d", round, len(list.RevokedCertificateEntries), round+1)
+			}
+			numbers = append(numbers, list.Number.Int64())
+		}
+		if numbers[0] != numbers[1] {
+			t.Errorf("round %d: the nodes serve CRLs %v", round, numbers)
+		}
+		stored, err := f.Store.LatestCRL(ctx, issuer.ID)
+		if err != nil || stored.Number != numbers[0] {
+			t.Errorf("round %d: store's newest is %v (%v), nodes serve %d", round, stored, err, numbers[0])
+		}
+	}
+}
+
+func TestHandler(t *testing.T) {
+	ctx := context.Background()
+	f := fixture.New(t, fixture.Options{})
+	issuer := f.Issuer()
+	p := crl.New(f.Store, f.Authority, f.Clock, f.Log, crl.Config{})
+	h, err := server.PlainMux(server.Handlers{CRL: crl.NewHandler(p, f.Authority)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	get := func(path string, hdr map[string]string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	// Before the first CRL exists (a node started a moment ago).
+	if resp, _ := get("/crl/"+issuer.ID+".crl", nil); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("no CRL yet: %d, want 503 with Retry-After", resp.StatusCode)
+	}
+	if err := p.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := get("/crl/"+issuer.ID+".crl", nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/pkix-crl" || resp.Header.Get("ETag") == "" ||
+		resp.Header.Get("Last-Modified") == "" || resp.Header.Get("Cache-Control") == "" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	parseCRL(t, body, issuer.Cert)
+	if resp, _ := get("/crl/"+issuer.ID+".crl", map[string]string{"If-None-Match": resp.Header.Get("ETag")}); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match: %d, want 304", resp.StatusCode)
+	}
+	resp, body = get("/ca/"+issuer.ID+".crt", nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/pkix-cert" || !bytes.Equal(body, issuer.Cert.Raw) {
+		t.Errorf("caIssuers: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	root := sha256.Sum256(f.Authority.Root.Raw)
+	if resp, body := get("/ca/"+hex.EncodeToString(root[:])+".crt", nil); resp.StatusCode != 200 || !bytes.Equal(body, f.Authority.Root.Raw) {
+		t.Errorf("root certificate: %d", resp.StatusCode)
+	}
+	for _, path := range []string{"/crl/" + hex.EncodeToString(root[:16]) + ".crl", "/crl/" + issuer.ID, "/crl/" + issuer.ID[:63] + "G.crl",
+		"/crl/../etc/passwd", "/ca/" + issuer.ID + ".crl", "/crl/" + hex.EncodeToString(make([]byte, 32)) + ".crl"} {
+		if resp, _ := get(path, nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", path, resp.StatusCode)
+		}
+	}
+}
+
+// Across a CA rollover every issuer has its CRL: the next CA's before the
+// switch, the previous CA's after it, with its revocations.
+func TestRolloverIssuersEachHaveACRL(t *testing.T) {
+	ctx := context.Background()
+	f := fixture.New(t, fixture.Options{})
+	old := f.Issuer()
+	oldCert, _ := f.Issue(t, "before-rollover")
+	if _, _, err := ca.Rollover(f.Dir, ca.RolloverOptions{SwitchAt: f.Clock.Now().Add(time.Hour)}, f.Clock); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Authority.Reload(f.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	next, _, ok := f.Authority.Next(f.Clock.Now())
+	if !ok {
+		t.Fatal("no next CA after the rollover")
+	}
+	p := crl.New(f.Store, f.Authority, f.Clock, f.Log, crl.Config{})
+	if err := p.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	parseCRL(t, mustCRL(t, p, next.ID), next.Cert)
+	f.Clock.Advance(2 * time.Hour)
+	if err := f.Authority.Reload(f.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if active := f.Issuer(); active.ID != next.ID {
+		t.Fatal("the next CA did not take over")
+	}
+	newCert, _ := f.Issue(t, "after-rollover")
+	for _, c := range []struct {
+		cert   *x509.Certificate
+		issuer string
+	}{{oldCert, old.ID}, {newCert, next.ID}} {
+		if _, _, err := f.Store.RevokeCertificate(ctx, c.issuer, c.cert.SerialNumber.Text(16), 1, f.Clock.Now(),
+			pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cert   *x509.Certificate
+		issuer *x509.Certificate
+		id     string
+	}{{oldCert, old.Cert, old.ID}, {newCert, next.Cert, next.ID}} {
+		list := parseCRL(t, mustCRL(t, p, c.id), c.issuer)
+		if len(list.RevokedCertificateEntries) != 1 || list.RevokedCertificateEntries[0].SerialNumber.Cmp(c.cert.SerialNumber) != 0 {
+			t.Errorf("CRL of %s: %d entries, want the one revoked certificate", c.issuer.Subject, len(list.RevokedCertificateEntries))
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package enroll
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// CRLSource hands out an issuer's current CRL (the revocation publisher).
+type CRLSource interface {
+	// CurrentCRL returns the DER of the newest CRL of the issuer, or
+	// store.ErrNotFound when there is none yet.
+	CurrentCRL(ctx context.Context, issuerID string) ([]byte, error)
+}
+
+// Paths under Config.PublicURL where relying parties find what the
+// certificates point to.
+const (
+	CRLPath  = "/crl/" // + issuer ID + ".crl"
+	OCSPPath = "/ocsp" // the responder
+	CAPath   = "/ca/"  // + issuer ID + ".crt"
+)
+
+// CRLURL, OCSPURL and IssuerURL are the URLs under a public base URL that
+// go into certificates of an issuer (CDP, AIA OCSP and caIssuers).
+func CRLURL(base, issuerID string) string {
+	return strings.TrimRight(base, "/") + CRLPath + issuerID + ".crl"
+}
+func OCSPURL(base string) string { return strings.TrimRight(base, "/") + OCSPPath }
+func IssuerURL(base, issuerID string) string {
+	return strings.TrimRight(base, "/") + CAPath + issuerID + ".crt"
+}
+
+// withRevocationURLs fills in the CDP and AIA a profile leaves unset from
+// the public URL, for the issuer that signs. A profile's own URLs win, each
+// kind on its own.
+func (s *Service) withRevocationURLs(p pki.Profile, issuerID string) pki.Profile {
+	base := s.cfg.PublicURL
+	if base == "" || p.OCSPNoCheck {
+		return p
+	}
+	if len(p.CRLURLs) == 0 {
+		p.CRLURLs = []string{CRLURL(base, issuerID)}
+	}
+	if len(p.OCSPURLs) == 0 {
+		p.OCSPURLs = []string{OCSPURL(base)}
+	}
+	if len(p.IssuerURLs) == 0 {
+		p.IssuerURLs = []string{IssuerURL(base, issuerID)}
+	}
+	return p
+}
+
+// responderProfile is the built-in profile of delegated OCSP responder
+// certificates: OCSP signing only, id-pkix-ocsp-nocheck, short-lived,
+// signed by the one issuer it answers for.
+func responderProfile(issuerID string, validity time.Duration) pki.Profile {
+	p := pki.DefaultProfile()
+	p.Name = "ocsp-responder"
+	p.Validity = validity
+	p.KeyUsage = x509.KeyUsageDigitalSignature
+	p.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}
+	p.OCSPNoCheck = true
+	p.Issuer = issuerID
+	p.MaxSANs = 0
+	return p
+}
+
+// IssueResponderCertificate issues a delegated OCSP responder certificate
+// for key under the issuer named by issuerID (current, next or previous),
+// through the same pipeline and inventory as every certificate (protocol
+// "internal").
+func (s *Service) IssueResponderCertificate(ctx context.Context, issuerID string, key crypto.PublicKey, validity time.Duration) (*x509.Certificate, error) {
+	if _, ok := s.authority.IssuerByID(issuerID); !ok {
+		return nil, fmt.Errorf("enroll: no issuer %s", issuerID)
+	}
+	subject, err := csr.ParseDN("CN=scepter OCSP responder " + issuerID[:16])
+	if err != nil {
+		return nil, err
+	}
+	st := &State{
+		Req:        Request{Protocol: pki.ProtocolInternal, TransactionID: "ocsp-responder"},
+		Profile:    responderProfile(issuerID, validity),
+		PublicKey:  key,
+		RawSubject: subject,
+	}
+	res, err := s.issue(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return res.Certificate, nil
+}
+
+// CurrentCRL returns the CRL of the issuer SCEP GetCRL names: by its name,
+// and, when several of our issuers share that name (a rollover that kept
+// it), by the one that issued serialHex.
+func (s *Service) CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex string) ([]byte, error) {
+	if s.cfg.CRLs == nil {
+		return nil, pki.Errorf(pki.EBadRequest, "this server publishes no CRL")
+	}
+	var named []*ca.Issuer
+	for _, i := range s.authority.Issuers() {
+		if csr.SameName(i.Cert.RawSubject, rawIssuer) || bytes.Equal(i.Cert.RawSubject, rawIssuer) {
+			named = append(named, i)
+		}
+	}
+	issuer := (*ca.Issuer)(nil)
+	switch len(named) {
+	case 0:
+		return nil, pki.Errorf(pki.EBadCertID, "no issuing CA of this server has that name")
+	case 1:
+		issuer = named[0]
+	default:
+		for _, i := range named {
+			if _, err := s.store.Certificate(ctx, i.ID, serialHex); err == nil {
+				issuer = i
+				break
+			}
+		}
+		if issuer == nil {
+			issuer = named[0]
+		}
+	}
+	der, err := s.cfg.CRLs.CurrentCRL(ctx, issuer.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, pki.Wrap(pki.EBadCertID, err, "the CRL of this CA is not published yet; try again shortly")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("enroll: CRL of %s: %w", issuer.ID, err)
+	}
+	return der, nil
+}
+
+// CheckNotRevoked refuses a certificate of ours that is revoked (or not in
+// the inventory): a requester that authenticates with one (a CertPoll's
+// signer, say) gets nothing more. A certificate that is not ours (a
+// self-signed transport certificate) is not this check's business.
+func (s *Service) CheckNotRevoked(ctx context.Context, cert *x509.Certificate) error {
+	if cert == nil {
+		return nil
+	}
+	issuer, err := s.authority.IssuedByUs(cert, s.clock.Now())
+	if errors.Is(err, ca.ErrNotOurs) {
+		return nil
+	}
+	if issuer == nil {
+		if err != nil {
+			return pki.Wrap(pki.EBadCertID, err, "the signer certificate cannot be used")
+		}
+		return nil
+	}
+	rec, err := s.store.Certificate(ctx, issuer.ID, cert.SerialNumber.Text(16))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return pki.Errorf(pki.EBadCertID, "the signer certificate is not in this CA's inventory")
+	case err != nil:
+		return err
+	case rec.Status == pki.StatusRevoked:
+		return pki.Errorf(pki.EBadCertID, "the signer certificate is revoked")
+	}
+	return nil
+}

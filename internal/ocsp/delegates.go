@@ -1,0 +1,165 @@
+package ocsp
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// DefaultDelegateValidity is the lifetime of a delegated responder
+// certificate. It carries id-pkix-ocsp-nocheck, so nobody can check whether
+// it was revoked: it must be short-lived. It is replaced after two thirds.
+const DefaultDelegateValidity = 4 * 24 * time.Hour
+
+// CertIssuer issues delegated responder certificates; *enroll.Service is one.
+type CertIssuer interface {
+	IssueResponderCertificate(ctx context.Context, issuerID string, pub crypto.PublicKey, validity time.Duration) (*x509.Certificate, error)
+}
+
+// Delegates keeps one delegated responder certificate per issuing CA (the
+// current, next and previous ones whose certificates are valid): a key made
+// here and a certificate with id-kp-OCSPSigning and id-pkix-ocsp-nocheck
+// that the CA issues, kept in a directory of the node's so a restart reuses
+// it, and replaced before it expires. Safe for concurrent use.
+type Delegates struct {
+	dir      string
+	issuers  Issuers
+	certs    CertIssuer
+	clock    pki.Clock
+	log      *slog.Logger
+	validity time.Duration
+
+	mu      sync.RWMutex
+	signers map[string]Signer
+	refresh sync.Mutex // one Refresh at a time
+}
+
+// NewDelegates loads nothing yet: call Refresh at start and periodically.
+func NewDelegates(dir string, issuers Issuers, certs CertIssuer, clock pki.Clock, log *slog.Logger, validity time.Duration) *Delegates {
+	if validity <= 0 {
+		validity = DefaultDelegateValidity
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Delegates{dir: dir, issuers: issuers, certs: certs, clock: clock, log: log, validity: validity, signers: map[string]Signer{}}
+}
+
+// Signer returns an issuer's delegated responder (SignerFor).
+func (d *Delegates) Signer(issuerID string) (Signer, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	s, ok := d.signers[issuerID]
+	if !ok || !d.clock.Now().Before(s.Cert.NotAfter) {
+		return Signer{}, false
+	}
+	return s, true
+}
+
+// Refresh makes sure every issuer valid now has a usable delegate: the one
+// in memory, the one on disk, or a new one. It goes on past an issuer that
+// fails and returns the errors joined; that issuer's answers are signed by
+// the CA itself meanwhile.
+func (d *Delegates) Refresh(ctx context.Context) error {
+	d.refresh.Lock()
+	defer d.refresh.Unlock()
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return fmt.Errorf("ocsp: responder directory: %w", err)
+	}
+	now := d.clock.Now()
+	var errs []error
+	for _, issuer := range d.issuers.Issuers() {
+		if now.Before(issuer.Cert.NotBefore) || !now.Before(issuer.Cert.NotAfter) {
+			continue
+		}
+		d.mu.RLock()
+		cur, ok := d.signers[issuer.ID]
+		d.mu.RUnlock()
+		if ok && d.usable(cur, issuer, now) {
+			continue
+		}
+		s, issued, err := d.loadOrIssue(ctx, issuer, now)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.mu.Lock()
+		d.signers[issuer.ID] = s
+		d.mu.Unlock()
+		if issued {
+			d.log.Info("OCSP responder certificate issued", "issuer", issuer.Cert.Subject.String(),
+				"serial", s.Cert.SerialNumber.Text(16), "not_after", s.Cert.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// renewAt is when a delegate is replaced: after two thirds of its life.
+func renewAt(c *x509.Certificate) time.Time {
+	return c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 3)
+}
+
+// usable: issued by this issuer, for OCSP signing, and not yet due.
+func (d *Delegates) usable(s Signer, issuer *ca.Issuer, now time.Time) bool {
+	c := s.Cert
+	return c != nil && c.CheckSignatureFrom(issuer.Cert) == nil && slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) &&
+		!now.Before(c.NotBefore) && now.Before(renewAt(c)) && samePublicKey(s.Key.Public(), c.PublicKey)
+}
+
+func (d *Delegates) paths(issuer *ca.Issuer) (keyFile, certFile string) {
+	base := filepath.Join(d.dir, issuer.ID[:32])
+	return base + ".key", base + ".crt"
+}
+
+func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time.Time) (Signer, bool, error) {
+	keyFile, certFile := d.paths(issuer)
+	key, kerr := keys.LoadKeyFile(keyFile)
+	certs, cerr := keys.LoadCertFile(certFile)
+	if kerr == nil && cerr == nil && len(certs) > 0 {
+		s := Signer{Cert: certs[0], Key: key, IncludeCert: true}
+		if d.usable(s, issuer, now) {
+			return s, false, nil
+		}
+	} else if kerr != nil && !errors.Is(kerr, fs.ErrNotExist) {
+		d.log.Warn("the OCSP responder key on disk cannot be used; making a new one", "file", keyFile, "err", kerr)
+	}
+	keyType := keys.P256
+	if _, isRSA := issuer.Cert.PublicKey.(*rsa.PublicKey); isRSA {
+		keyType = keys.RSA2048 // for relying parties that know only RSA, like their CA
+	}
+	key, err := keys.Generate(keyType)
+	if err != nil {
+		return Signer{}, false, fmt.Errorf("ocsp: responder key: %w", err)
+	}
+	cert, err := d.certs.IssueResponderCertificate(ctx, issuer.ID, key.Public(), d.validity)
+	if err != nil {
+		return Signer{}, false, fmt.Errorf("ocsp: responder certificate for %q: %w", issuer.Cert.Subject, err)
+	}
+	// The key is written first: a certificate on disk always has its key.
+	if err := keys.WriteKeyFile(keyFile, key); err != nil {
+		return Signer{}, false, err
+	}
+	if err := keys.WriteCertFile(certFile, cert); err != nil {
+		return Signer{}, false, err
+	}
+	return Signer{Cert: cert, Key: key, IncludeCert: true}, true, nil
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ak.Equal(b)
+}

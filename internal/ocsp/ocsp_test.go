@@ -1,0 +1,723 @@
+package ocsp_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha1"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	xocsp "golang.org/x/crypto/ocsp"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/ocsp"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/server"
+)
+
+// responderFixture is a CA, its inventory, delegated responders and the
+// responder, all real.
+type responderFixture struct {
+	*fixture.PKI
+	delegates *ocsp.Delegates
+	r         *ocsp.Responder
+}
+
+func newResponder(t testing.TB, keyType string) *responderFixture {
+	t.Helper()
+	p := fixture.New(t, fixture.Options{KeyType: keyType})
+	d := ocsp.NewDelegates(t.TempDir(), p.Authority, p.Service, p.Clock, p.Log, 0)
+	if err := d.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := ocsp.New(p.Store, p.Authority, d.Signer, p.Clock, p.Log, ocsp.Config{})
+	return &responderFixture{PKI: p, delegates: d, r: r}
+}
+
+// refreshState hands the responder the store's revocation counters, as the
+// CRL publisher does every second.
+func (f *responderFixture) refreshState(t testing.TB) {
+	t.Helper()
+	st, err := f.Store.RevocationState(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r.SetRevocationState(st)
+}
+
+// request is an OCSPRequest built by x/crypto/ocsp: an independent encoder.
+func request(t testing.TB, cert, issuer *x509.Certificate, h crypto.Hash) []byte {
+	t.Helper()
+	der, err := xocsp.CreateRequest(cert, issuer, &xocsp.RequestOptions{Hash: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// parse reads a response with x/crypto/ocsp, which verifies its signature
+// with the responder certificate it carries and that certificate against
+// the issuer.
+func parse(t testing.TB, der []byte, cert, issuer *x509.Certificate) *xocsp.Response {
+	t.Helper()
+	resp, err := xocsp.ParseResponseForCert(der, cert, issuer)
+	if err != nil {
+		t.Fatalf("x/crypto/ocsp cannot read the response: %v", err)
+	}
+	return resp
+}
+
+func TestResponderStatuses(t *testing.T) {
+	for _, keyType := range []string{"p256", "rsa2048"} {
+		t.Run(keyType, func(t *testing.T) {
+			f := newResponder(t, keyType)
+			issuer := f.Issuer().Cert
+			good, _ := f.Issue(t, "good")
+			revoked, _ := f.Issue(t, "revoked")
+			held, _ := f.Issue(t, "held")
+			f.Revoke(t, revoked, 1)
+			f.Revoke(t, held, 6)
+			never := *good
+			never.SerialNumber = big.NewInt(0x1234)
+			for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+				for _, tc := range []struct {
+					cert       *x509.Certificate
+					status     int
+					reason     int
+					revokedSet bool
+				}{
+					{good, xocsp.Good, 0, false},
+					{revoked, xocsp.Revoked, 1, true},
+					{held, xocsp.Revoked, 6, true},
+					{&never, xocsp.Unknown, 0, false},
+				} {
+					a := f.r.Respond(context.Background(), request(t, tc.cert, issuer, h))
+					if a.Err != nil {
+						t.Fatalf("%s %s: %v", h, tc.cert.Subject, a.Err)
+					}
+					resp := parse(t, a.DER, tc.cert, issuer)
+					if resp.Status != tc.status || resp.RevocationReason != tc.reason {
+						t.Errorf("%s %s: status %d reason %d, want %d reason %d", h, tc.cert.Subject, resp.Status, resp.RevocationReason, tc.status, tc.reason)
+					}
+					if tc.revokedSet && !resp.RevokedAt.Equal(f.Clock.Now().Truncate(time.Second)) {
+						t.Errorf("%s: revoked at %v, want %v", tc.cert.Subject, resp.RevokedAt, f.Clock.Now())
+					}
+					if resp.SerialNumber.Cmp(tc.cert.SerialNumber) != 0 || resp.IssuerHash != h {
+						t.Errorf("%s: answers about %x under %s", tc.cert.Subject, resp.SerialNumber, resp.IssuerHash)
+					}
+					if !resp.ThisUpdate.Equal(f.Clock.Now().Truncate(time.Second)) || resp.NextUpdate.Sub(resp.ThisUpdate) != ocsp.DefaultValidity {
+						t.Errorf("thisUpdate %v nextUpdate %v", resp.ThisUpdate, resp.NextUpdate)
+					}
+					// A delegated responder: OCSP signing, nocheck, issued
+					// by the CA, and named by key.
+					if resp.Certificate == nil || resp.Certificate.CheckSignatureFrom(issuer) != nil ||
+						len(resp.Certificate.ExtKeyUsage) != 1 || resp.Certificate.ExtKeyUsage[0] != x509.ExtKeyUsageOCSPSigning {
+						t.Fatalf("the response is not signed by a delegated responder of the CA")
+					}
+					if !hasExtension(resp.Certificate, "1.3.6.1.5.5.7.48.1.5") {
+						t.Error("the responder certificate lacks id-pkix-ocsp-nocheck")
+					}
+					keyHash := sha1.Sum(publicKeyBits(t, resp.Certificate))
+					if !bytes.Equal(resp.ResponderKeyHash, keyHash[:]) {
+						t.Error("responderID is not byKey of the responder certificate")
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestResponderRefusals(t *testing.T) {
+	f := newResponder(t, "")
+	other := newResponder(t, "")
+	cert, _ := f.Issue(t, "dev")
+	foreign, _ := other.Issue(t, "foreign")
+	cases := []struct {
+		name string
+		der  []byte
+		want []byte
+	}{
+		{"garbage", []byte("garbage"), ocsp.MalformedRequestResponse},
+		{"empty", nil, ocsp.MalformedRequestResponse},
+		{"trailing data", append(request(t, cert, f.Issuer().Cert, crypto.SHA1), 0), ocsp.MalformedRequestResponse},
+		{"another CA's certificate", request(t, foreign, other.Issuer().Cert, crypto.SHA256), ocsp.UnauthorizedResponse},
+		{"our serial named under another CA", request(t, cert, other.Issuer().Cert, crypto.SHA256), ocsp.UnauthorizedResponse},
+		{"unknown hash algorithm", buildRequest(t, reqSpec{ids: []certID{{oid: asn1.ObjectIdentifier{1, 2, 3}, name: make([]byte, 20), key: make([]byte, 20), serial: cert.SerialNumber}}}), ocsp.UnauthorizedResponse},
+	}
+	for _, c := range cases {
+		a := f.r.Respond(context.Background(), c.der)
+		if !bytes.Equal(a.DER, c.want) || a.Err == nil || a.Cacheable {
+			t.Errorf("%s: answer %x (err %v, cacheable %v), want %x", c.name, a.DER, a.Err, a.Cacheable, c.want)
+		}
+	}
+}
+
+// The parser against requests no library here builds: nonces, several
+// certificates, a signature, version and requestor name, and the ways they
+// go wrong.
+func TestParseRequest(t *testing.T) {
+	id := certID{oid: oidSHA1, name: make([]byte, 20), key: bytes.Repeat([]byte{1}, 20), serial: big.NewInt(77)}
+	nonce := octet(bytes.Repeat([]byte{9}, 16))
+	ok := []struct {
+		name      string
+		spec      reqSpec
+		certs     int
+		wantNonce []byte
+	}{
+		{"plain", reqSpec{ids: []certID{id}}, 1, nil},
+		{"nonce", reqSpec{ids: []certID{id}, exts: []ext{{oid: oidNonce, value: nonce}}}, 1, nonce},
+		{"nonce of 32 bytes", reqSpec{ids: []certID{id}, exts: []ext{{oid: oidNonce, value: octet(make([]byte, 32))}}}, 1, octet(make([]byte, 32))},
+		{"raw nonce, no inner OCTET STRING", reqSpec{ids: []certID{id}, exts: []ext{{oid: oidNonce, value: []byte{1, 2, 3}}}}, 1, []byte{1, 2, 3}},
+		{"unknown non-critical extension", reqSpec{ids: []certID{id}, exts: []ext{{oid: asn1.ObjectIdentifier{1, 2, 3}, value: []byte{5, 0}}}}, 1, nil},
+		{"three certificates", reqSpec{ids: []certID{id, id, id}}, 3, nil},
+		{"version 0, requestor name, signature", reqSpec{ids: []certID{id}, version: true, requestor: true, signature: true}, 1, nil},
+		{"single request extension", reqSpec{ids: []certID{id}, singleExt: true}, 1, nil},
+		{"NULL-less algorithm", reqSpec{ids: []certID{{oid: oidSHA1, noNull: true, name: make([]byte, 20), key: make([]byte, 20), serial: big.NewInt(1)}}}, 1, nil},
+	}
+	for _, c := range ok {
+		req, err := ocsp.ParseRequest(buildRequest(t, c.spec))
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if len(req.CertIDs) != c.certs || !bytes.Equal(req.Nonce, c.wantNonce) {
+			t.Errorf("%s: %d certificates, nonce %x; want %d, %x", c.name, len(req.CertIDs), req.Nonce, c.certs, c.wantNonce)
+		}
+		if req.CertIDs[0].Serial.Cmp(c.spec.ids[0].serial) != 0 {
+			t.Errorf("%s: serial %v", c.name, req.CertIDs[0].Serial)
+		}
+	}
+	bad := []struct {
+		name string
+		spec reqSpec
+	}{
+		{"no certificate", reqSpec{}},
+		{"nine certificates", reqSpec{ids: []certID{id, id, id, id, id, id, id, id, id}}},
+		{"nonce of 33 bytes", reqSpec{ids: []certID{id}, exts: []ext{{oid: oidNonce, value: octet(make([]byte, 33))}}}},
+		{"empty nonce", reqSpec{ids: []certID{id}, exts: []ext{{oid: oidNonce, value: []byte{}}}}},
+		{"two nonces", reqSpec{ids: []certID{id}, exts: []ext{{oid: oidNonce, value: nonce}, {oid: oidNonce, value: nonce}}}},
+		{"unknown critical extension", reqSpec{ids: []certID{id}, exts: []ext{{oid: asn1.ObjectIdentifier{1, 2, 3}, critical: true, value: []byte{5, 0}}}}},
+		{"version 2", reqSpec{ids: []certID{id}, version: true, versionValue: 1}},
+		{"SHA-1 hashes of the wrong size", reqSpec{ids: []certID{{oid: oidSHA1, name: make([]byte, 32), key: make([]byte, 32), serial: big.NewInt(1)}}}},
+	}
+	for _, c := range bad {
+		if _, err := ocsp.ParseRequest(buildRequest(t, c.spec)); !errors.Is(err, ocsp.ErrMalformed) {
+			t.Errorf("%s: err %v, want ErrMalformed", c.name, err)
+		}
+	}
+	if _, err := ocsp.ParseRequest(make([]byte, ocsp.MaxRequestBytes+1)); !errors.Is(err, ocsp.ErrMalformed) {
+		t.Errorf("oversized request: %v", err)
+	}
+}
+
+// A nonce is echoed in responseExtensions (RFC 8954), and such an answer is
+// signed afresh each time and never cached.
+func TestNonceEchoed(t *testing.T) {
+	f := newResponder(t, "")
+	cert, _ := f.Issue(t, "dev")
+	issuer := f.Issuer().Cert
+	plain := request(t, cert, issuer, crypto.SHA256)
+	nonce := octet(bytes.Repeat([]byte{0xab}, 16))
+	withNonce := addNonce(t, plain, nonce)
+	for i := range 2 {
+		a := f.r.Respond(context.Background(), withNonce)
+		if a.Cacheable {
+			t.Error("an answer to a nonce is cacheable")
+		}
+		parse(t, a.DER, cert, issuer)
+		if got := responseNonce(t, a.DER); !bytes.Equal(got, nonce) {
+			t.Errorf("round %d: nonce %x echoed, want %x", i, got, nonce)
+		}
+	}
+	if signed, _ := f.r.Stats(); signed != 2 {
+		t.Errorf("%d signatures for two nonce requests, want 2", signed)
+	}
+	a := f.r.Respond(context.Background(), plain)
+	if got := responseNonce(t, a.DER); got != nil {
+		t.Errorf("a request without nonce got nonce %x", got)
+	}
+}
+
+// Without a nonce, an unchanged status is served from the cache, not signed
+// again; a revocation (seen through the revocation counters) or half the
+// validity passing makes a fresh answer.
+func TestCache(t *testing.T) {
+	f := newResponder(t, "")
+	cert, _ := f.Issue(t, "dev")
+	issuer := f.Issuer().Cert
+	req := request(t, cert, issuer, crypto.SHA1)
+	ctx := context.Background()
+	signed := func() int64 { s, _ := f.r.Stats(); return s }
+
+	first := f.r.Respond(ctx, req)
+	for range 5 {
+		if a := f.r.Respond(ctx, req); !bytes.Equal(a.DER, first.DER) {
+			t.Fatal("an unchanged status was signed again")
+		}
+	}
+	// The same certificate asked under SHA-256 is another answer.
+	f.r.Respond(ctx, request(t, cert, issuer, crypto.SHA256))
+	if n := signed(); n != 2 {
+		t.Fatalf("%d signatures, want 2", n)
+	}
+	f.Revoke(t, cert, 4)
+	if resp := parse(t, f.r.Respond(ctx, req).DER, cert, issuer); resp.Status != xocsp.Good {
+		t.Fatal("the cache was dropped before the revocation state moved")
+	}
+	f.refreshState(t)
+	if resp := parse(t, f.r.Respond(ctx, req).DER, cert, issuer); resp.Status != xocsp.Revoked || resp.RevocationReason != 4 {
+		t.Errorf("after the revocation: status %d reason %d, want revoked (superseded)", resp.Status, resp.RevocationReason)
+	}
+	n := signed()
+	f.r.Respond(ctx, req)
+	f.Clock.Advance(ocsp.DefaultValidity/2 - time.Second)
+	f.r.Respond(ctx, req)
+	if signed() != n {
+		t.Error("re-signed before half the validity passed")
+	}
+	f.Clock.Advance(2 * time.Second)
+	a := f.r.Respond(ctx, req)
+	if signed() != n+1 || !a.ThisUpdate.Equal(f.Clock.Now().Truncate(time.Second)) {
+		t.Error("not re-signed once half the validity passed")
+	}
+}
+
+// Concurrent askers of one uncached answer share one signature.
+func TestConcurrentAskersShareOneSignature(t *testing.T) {
+	f := newResponder(t, "rsa2048")
+	cert, _ := f.Issue(t, "dev")
+	req := request(t, cert, f.Issuer().Cert, crypto.SHA1)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if a := f.r.Respond(context.Background(), req); a.Err != nil {
+				t.Error(a.Err)
+			}
+		}()
+	}
+	wg.Wait()
+	if signed, served := f.r.Stats(); signed != 1 || served != 32 {
+		t.Errorf("%d signatures for %d answers, want 1", signed, served)
+	}
+}
+
+// A store that cannot answer gets tryLater, never a wrong status.
+func TestStoreDownTryLater(t *testing.T) {
+	f := newResponder(t, "")
+	cert, _ := f.Issue(t, "dev")
+	f.Store.Close()
+	a := f.r.Respond(context.Background(), request(t, cert, f.Issuer().Cert, crypto.SHA1))
+	if !bytes.Equal(a.DER, ocsp.TryLaterResponse) {
+		t.Errorf("answer %x, want tryLater", a.DER)
+	}
+	h := mount(t, f)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/ocsp", bytes.NewReader(request(t, cert, f.Issuer().Cert, crypto.SHA256))))
+	if rec.Code != http.StatusServiceUnavailable || !bytes.Equal(rec.Body.Bytes(), ocsp.TryLaterResponse) {
+		t.Errorf("HTTP %d %x, want 503 tryLater", rec.Code, rec.Body.Bytes())
+	}
+}
+
+func mount(t testing.TB, f *responderFixture) http.Handler {
+	t.Helper()
+	h, err := server.PlainMux(server.Handlers{OCSP: f.r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// Over real HTTP: POST, GET with the request base64 in the path (with "/"
+// and "+" in it, escaped or not), HTTP caching headers, and bad input
+// answered malformedRequest with 200, never a 5xx.
+func TestHTTP(t *testing.T) {
+	f := newResponder(t, "")
+	cert, _ := f.Issue(t, "dev")
+	issuer := f.Issuer().Cert
+	srv := httptest.NewServer(mount(t, f))
+	defer srv.Close()
+	// Find a request whose base64 has "/" and "+" (a nonce changes it).
+	var req []byte
+	for i := 0; ; i++ {
+		req = addNonce(t, request(t, cert, issuer, crypto.SHA1), octet([]byte{byte(i), byte(i >> 8), 7, 7}))
+		if b := base64.StdEncoding.EncodeToString(req); strings.Contains(b, "//") || (strings.Contains(b, "/") && strings.Contains(b, "+")) {
+			break
+		}
+	}
+	b64 := base64.StdEncoding.EncodeToString(req)
+	plain := request(t, cert, issuer, crypto.SHA256)
+	for _, tc := range []struct {
+		name, method, path string
+		body               []byte
+		cacheable          bool
+	}{
+		{"POST", http.MethodPost, "/ocsp", req, false},
+		{"POST, trailing slash", http.MethodPost, "/ocsp/", req, false},
+		{"GET, raw base64", http.MethodGet, "/ocsp/" + b64, nil, false},
+		{"GET, escaped base64", http.MethodGet, "/ocsp/" + url.PathEscape(b64), nil, false},
+		{"GET, all escaped", http.MethodGet, "/ocsp/" + strings.NewReplacer("/", "%2F", "+", "%2B", "=", "%3D").Replace(b64), nil, false},
+		{"GET, no nonce: cacheable", http.MethodGet, "/ocsp/" + base64.StdEncoding.EncodeToString(plain), nil, true},
+		{"GET, URL-safe base64 without padding", http.MethodGet, "/ocsp/" + base64.RawURLEncoding.EncodeToString(plain), nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hreq, _ := http.NewRequest(tc.method, srv.URL+tc.path, bytes.NewReader(tc.body))
+			hreq.URL.RawPath = tc.path // keep the escaping as written
+			hreq.Header.Set("Content-Type", "application/ocsp-request")
+			resp, err := http.DefaultClient.Do(hreq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/ocsp-response" {
+				t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			parse(t, body, cert, issuer)
+			cc := resp.Header.Get("Cache-Control")
+			if tc.cacheable != strings.Contains(cc, "max-age=") || tc.cacheable == strings.Contains(cc, "no-store") {
+				t.Errorf("Cache-Control %q for a cacheable=%v answer", cc, tc.cacheable)
+			}
+			if tc.cacheable && (resp.Header.Get("Expires") == "" || resp.Header.Get("Last-Modified") == "" || resp.Header.Get("ETag") == "") {
+				t.Errorf("cacheable answer without Expires/Last-Modified/ETag: %v", resp.Header)
+			}
+		})
+	}
+	// A bad percent-escape never reaches the handler: net/http answers 400.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /ocsp/%%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad escape: %v %v, want 400", resp, err)
+	}
+	conn.Close()
+	for _, tc := range []struct {
+		name, method, path string
+		body               []byte
+		status             int
+		want               []byte
+	}{
+		{"GET without a request", http.MethodGet, "/ocsp", nil, 200, ocsp.MalformedRequestResponse},
+		{"GET, not base64", http.MethodGet, "/ocsp/!!!", nil, 200, ocsp.MalformedRequestResponse},
+		{"POST garbage", http.MethodPost, "/ocsp", []byte("hello"), 200, ocsp.MalformedRequestResponse},
+		{"POST oversized", http.MethodPost, "/ocsp", make([]byte, ocsp.MaxRequestBytes+1), 200, ocsp.MalformedRequestResponse},
+		{"PUT", http.MethodPut, "/ocsp", nil, 405, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hreq, _ := http.NewRequest(tc.method, srv.URL+tc.path, bytes.NewReader(tc.body))
+			resp, err := http.DefaultClient.Do(hreq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || (tc.want != nil && !bytes.Equal(body, tc.want)) {
+				t.Errorf("%d %x, want %d %x", resp.StatusCode, body, tc.status, tc.want)
+			}
+		})
+	}
+}
+
+// A delegate is kept on disk and reused by the next start, and replaced
+// after two thirds of its life; a new one is signed by the CA.
+func TestDelegatesLifecycle(t *testing.T) {
+	p := fixture.New(t, fixture.Options{})
+	dir := t.TempDir()
+	ctx := context.Background()
+	d := ocsp.NewDelegates(dir, p.Authority, p.Service, p.Clock, p.Log, 3*24*time.Hour)
+	if err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	issuer := p.Issuer()
+	first, ok := d.Signer(issuer.ID)
+	if !ok {
+		t.Fatal("no delegate after Refresh")
+	}
+	if first.Cert.NotAfter.Sub(first.Cert.NotBefore) > 3*24*time.Hour+10*time.Minute {
+		t.Errorf("delegate valid %v, want about 3 days", first.Cert.NotAfter.Sub(first.Cert.NotBefore))
+	}
+	again := ocsp.NewDelegates(dir, p.Authority, p.Service, p.Clock, p.Log, 3*24*time.Hour)
+	if err := again.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := again.Signer(issuer.ID); !s.Cert.Equal(first.Cert) {
+		t.Error("a restart issued a new delegate instead of reusing the one on disk")
+	}
+	p.Clock.Advance(47 * time.Hour)
+	if err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := d.Signer(issuer.ID); !s.Cert.Equal(first.Cert) {
+		t.Error("replaced before two thirds of its life")
+	}
+	p.Clock.Advance(2 * time.Hour)
+	if err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := d.Signer(issuer.ID)
+	if second.Cert.Equal(first.Cert) || second.Cert.CheckSignatureFrom(issuer.Cert) != nil {
+		t.Error("not replaced after two thirds of its life by one the CA signed")
+	}
+	// Every delegate is in the inventory, like any certificate.
+	if _, err := p.Store.Certificate(ctx, issuer.ID, second.Cert.SerialNumber.Text(16)); err != nil {
+		t.Errorf("the delegate is not in the inventory: %v", err)
+	}
+}
+
+func hasExtension(c *x509.Certificate, oid string) bool {
+	for _, e := range c.Extensions {
+		if e.Id.String() == oid {
+			return true
+		}
+	}
+	return false
+}
+
+func publicKeyBits(t testing.TB, c *x509.Certificate) []byte {
+	t.Helper()
+	var spki struct {
+		Alg asn1.RawValue
+		Key asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(c.RawSubjectPublicKeyInfo, &spki); err != nil {
+		t.Fatal(err)
+	}
+	return spki.Key.Bytes
+}
+
+// --- building requests by hand ---------------------------------------------
+
+var (
+	oidSHA1  = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidNonce = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
+)
+
+type certID struct {
+	oid       asn1.ObjectIdentifier
+	noNull    bool
+	name, key []byte
+	serial    *big.Int
+}
+
+type ext struct {
+	oid      asn1.ObjectIdentifier
+	critical bool
+	value    []byte
+}
+
+type reqSpec struct {
+	ids                             []certID
+	exts                            []ext
+	version                         bool
+	versionValue                    int64
+	requestor, signature, singleExt bool
+}
+
+func octet(b []byte) []byte {
+	var bb cryptobyte.Builder
+	bb.AddASN1OctetString(b)
+	return bb.BytesOrPanic()
+}
+
+var (
+	tag0 = cbasn1.Tag(0).Constructed().ContextSpecific()
+	tag1 = cbasn1.Tag(1).Constructed().ContextSpecific()
+	tag2 = cbasn1.Tag(2).Constructed().ContextSpecific()
+)
+
+func addExts(b *cryptobyte.Builder, exts []ext) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, e := range exts {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier(e.oid)
+				if e.critical {
+					b.AddASN1Boolean(true)
+				}
+				b.AddASN1OctetString(e.value)
+			})
+		}
+	})
+}
+
+func buildRequest(t testing.TB, s reqSpec) []byte {
+	t.Helper()
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			if s.version {
+				b.AddASN1(tag0, func(b *cryptobyte.Builder) { b.AddASN1Int64(s.versionValue) })
+			}
+			if s.requestor {
+				b.AddASN1(tag1, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.Tag(2).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte("client.example")) })
+				})
+			}
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				for _, id := range s.ids {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+								b.AddASN1ObjectIdentifier(id.oid)
+								if !id.noNull {
+									b.AddASN1NULL()
+								}
+							})
+							b.AddASN1OctetString(id.name)
+							b.AddASN1OctetString(id.key)
+							b.AddASN1BigInt(id.serial)
+						})
+						if s.singleExt {
+							b.AddASN1(tag0, func(b *cryptobyte.Builder) {
+								addExts(b, []ext{{oid: asn1.ObjectIdentifier{1, 2, 9}, value: []byte{5, 0}}})
+							})
+						}
+					})
+				}
+			})
+			if s.exts != nil {
+				b.AddASN1(tag2, func(b *cryptobyte.Builder) { addExts(b, s.exts) })
+			}
+		})
+		if s.signature {
+			b.AddASN1(tag0, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1ObjectIdentifier(asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2})
+					})
+					b.AddASN1BitString([]byte{1, 2, 3})
+				})
+			})
+		}
+	})
+	der, err := b.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// addNonce re-encodes an x/crypto request with a nonce extension.
+func addNonce(t testing.TB, der, nonce []byte) []byte {
+	t.Helper()
+	in := cryptobyte.String(der)
+	var outer, tbs, list cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1(&tbs, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&list, cbasn1.SEQUENCE) {
+		t.Fatal("cannot read the request")
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddBytes(list)
+			b.AddASN1(tag2, func(b *cryptobyte.Builder) { addExts(b, []ext{{oid: oidNonce, value: nonce}}) })
+		})
+	})
+	return b.BytesOrPanic()
+}
+
+// responseNonce digs the nonce out of responseExtensions (x/crypto/ocsp
+// reads singleExtensions only).
+func responseNonce(t testing.TB, der []byte) []byte {
+	t.Helper()
+	var resp struct {
+		Status asn1.Enumerated
+		Bytes  struct {
+			Type     asn1.ObjectIdentifier
+			Response []byte
+		} `asn1:"explicit,tag:0"`
+	}
+	if _, err := asn1.Unmarshal(der, &resp); err != nil {
+		t.Fatal(err)
+	}
+	var basic struct {
+		TBS  asn1.RawValue
+		Alg  asn1.RawValue
+		Sig  asn1.BitString
+		Rest asn1.RawValue `asn1:"optional,explicit,tag:0"`
+	}
+	if _, err := asn1.Unmarshal(resp.Bytes.Response, &basic); err != nil {
+		t.Fatal(err)
+	}
+	s := cryptobyte.String(basic.TBS.FullBytes)
+	var tbs cryptobyte.String
+	if !s.ReadASN1(&tbs, cbasn1.SEQUENCE) {
+		t.Fatal("bad tbsResponseData")
+	}
+	var skip cryptobyte.String
+	tbs.ReadAnyASN1(&skip, nil) // responderID
+	tbs.ReadAnyASN1(&skip, nil) // producedAt
+	tbs.ReadAnyASN1(&skip, nil) // responses
+	if tbs.Empty() {
+		return nil
+	}
+	var exts, seq cryptobyte.String
+	if !tbs.ReadASN1(&exts, tag1) || !exts.ReadASN1(&seq, cbasn1.SEQUENCE) {
+		t.Fatal("bad responseExtensions")
+	}
+	for !seq.Empty() {
+		var e, v cryptobyte.String
+		var oid asn1.ObjectIdentifier
+		if !seq.ReadASN1(&e, cbasn1.SEQUENCE) || !e.ReadASN1ObjectIdentifier(&oid) || !e.ReadASN1(&v, cbasn1.OCTET_STRING) {
+			t.Fatal("bad extension")
+		}
+		if oid.Equal(oidNonce) {
+			return v
+		}
+	}
+	return nil
+}
+
+// After a CA rollover the responder answers for the previous CA's
+// certificates too, through that CA's own delegate.
+func TestRolloverPreviousIssuerAnswered(t *testing.T) {
+	f := newResponder(t, "")
+	oldIssuer := f.Issuer()
+	oldCert, _ := f.Issue(t, "old")
+	if _, _, err := ca.Rollover(f.Dir, ca.RolloverOptions{SwitchAt: f.Clock.Now().Add(time.Hour)}, f.Clock); err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Advance(2 * time.Hour)
+	if err := f.Authority.Reload(f.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.delegates.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	newIssuer := f.Issuer()
+	if newIssuer.ID == oldIssuer.ID {
+		t.Fatal("no rollover")
+	}
+	newCert, _ := f.Issue(t, "new")
+	f.Revoke(t, newCert, 5)
+	for _, c := range []struct {
+		cert   *x509.Certificate
+		issuer *x509.Certificate
+		status int
+	}{{oldCert, oldIssuer.Cert, xocsp.Good}, {newCert, newIssuer.Cert, xocsp.Revoked}} {
+		resp := parse(t, f.r.Respond(context.Background(), request(t, c.cert, c.issuer, crypto.SHA256)).DER, c.cert, c.issuer)
+		if resp.Status != c.status || resp.Certificate.CheckSignatureFrom(c.issuer) != nil {
+			t.Errorf("%s: status %d, delegate from the right CA: %v", c.cert.Subject, resp.Status, resp.Certificate.CheckSignatureFrom(c.issuer) == nil)
+		}
+	}
+}

@@ -1,0 +1,311 @@
+package ocsp
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultValidity = time.Hour
+	DefaultMaxCache = 100_000
+)
+
+// Config tunes a Responder.
+type Config struct {
+	// Validity is nextUpdate − thisUpdate of every answer. A cached
+	// answer is served until half of it has passed (or a revocation), so
+	// clients always get at least half of it.
+	Validity time.Duration
+	// MaxCache bounds the cached answers; the cache is emptied when full.
+	MaxCache int
+}
+
+// Inventory is what the responder reads of the store.
+type Inventory interface {
+	Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error)
+}
+
+// Issuers lists the issuing CAs the responder answers for.
+type Issuers interface {
+	Issuers() []*ca.Issuer
+}
+
+// SignerFor returns the delegated responder of an issuer; false when it
+// has none (the answer is then signed by the CA itself).
+type SignerFor func(issuerID string) (Signer, bool)
+
+// Responder answers OCSP requests. Safe for concurrent use.
+type Responder struct {
+	inv     Inventory
+	issuers Issuers
+	signer  SignerFor
+	clock   pki.Clock
+	log     *slog.Logger
+	cfg     Config
+
+	// state is the revocation counter per issuer as last seen in the
+	// store (SetRevocationState); a cached answer made under another
+	// counter is stale.
+	state atomic.Pointer[map[string]int64]
+
+	hashesMu sync.Mutex
+	hashes   map[string]*issuerHashes // by issuer ID
+
+	cacheMu  sync.Mutex
+	cache    map[cacheKey]*cached
+	inflight map[cacheKey]*call
+
+	signed, served atomic.Int64
+}
+
+// New builds a responder.
+func New(inv Inventory, issuers Issuers, signer SignerFor, clock pki.Clock, log *slog.Logger, cfg Config) *Responder {
+	if cfg.Validity <= 0 {
+		cfg.Validity = DefaultValidity
+	}
+	if cfg.MaxCache <= 0 {
+		cfg.MaxCache = DefaultMaxCache
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Responder{inv: inv, issuers: issuers, signer: signer, clock: clock, log: log, cfg: cfg,
+		hashes: map[string]*issuerHashes{}, cache: map[cacheKey]*cached{}, inflight: map[cacheKey]*call{}}
+	r.state.Store(&map[string]int64{})
+	return r
+}
+
+// SetRevocationState records the store's revocation counters: answers
+// cached under an older counter of their issuer are not served again.
+func (r *Responder) SetRevocationState(st map[string]int64) {
+	cp := make(map[string]int64, len(st))
+	for k, v := range st {
+		cp[k] = v
+	}
+	r.state.Store(&cp)
+}
+
+// Stats reports how many answers were signed and how many served in all.
+func (r *Responder) Stats() (signed, served int64) { return r.signed.Load(), r.served.Load() }
+
+// Answer is a response and what HTTP caching needs to know of it.
+type Answer struct {
+	DER []byte
+	// Cacheable is false for answers to a nonce and for error answers.
+	Cacheable  bool
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	// Status is the status of the first certificate asked about (for
+	// logs and metrics); Err, for an error answer, says why.
+	Status Status
+	Err    error
+
+	certID []byte // the CertID a cacheable answer is about, as encoded
+}
+
+type cacheKey struct {
+	issuerID string
+	hash     crypto.Hash
+	serial   string
+}
+
+type cached struct {
+	answer    Answer
+	seq       int64
+	refreshAt time.Time
+}
+
+type call struct {
+	done   chan struct{}
+	answer Answer
+}
+
+// Respond answers one DER OCSPRequest. It never fails: a request it cannot
+// read is answered malformedRequest, one about an issuer it does not serve
+// unauthorized, and a store it cannot read tryLater.
+func (r *Responder) Respond(ctx context.Context, der []byte) Answer {
+	r.served.Add(1)
+	req, err := ParseRequest(der)
+	if err != nil {
+		return Answer{DER: MalformedRequestResponse, Err: err}
+	}
+	issuer := r.issuerOf(req.CertIDs[0])
+	for _, id := range req.CertIDs[1:] {
+		if r.issuerOf(id) != issuer {
+			issuer = nil // one signature covers one issuer's certificates
+		}
+	}
+	if issuer == nil {
+		return Answer{DER: UnauthorizedResponse, Err: errors.New("ocsp: not a certificate of an issuer this responder serves")}
+	}
+	if len(req.CertIDs) > 1 || req.Nonce != nil {
+		return r.sign(ctx, issuer, req)
+	}
+	id := req.CertIDs[0]
+	key := cacheKey{issuerID: issuer.ID, hash: id.Hash, serial: id.Serial.Text(16)}
+	now := r.clock.Now()
+	seq := r.seqOf(issuer.ID)
+	r.cacheMu.Lock()
+	if c, ok := r.cache[key]; ok && c.seq == seq && now.Before(c.refreshAt) && bytes.Equal(c.answer.certIDRaw(), id.Raw) {
+		r.cacheMu.Unlock()
+		return c.answer
+	}
+	// One signature per key at a time: concurrent askers wait for it.
+	if cl, ok := r.inflight[key]; ok {
+		r.cacheMu.Unlock()
+		select {
+		case <-cl.done:
+			if bytes.Equal(cl.answer.certIDRaw(), id.Raw) {
+				return cl.answer
+			}
+			return r.sign(ctx, issuer, req)
+		case <-ctx.Done():
+			return Answer{DER: TryLaterResponse, Err: ctx.Err()}
+		}
+	}
+	cl := &call{done: make(chan struct{})}
+	r.inflight[key] = cl
+	r.cacheMu.Unlock()
+
+	a := r.sign(ctx, issuer, req)
+	r.cacheMu.Lock()
+	delete(r.inflight, key)
+	if a.Cacheable {
+		if len(r.cache) >= r.cfg.MaxCache {
+			r.cache = map[cacheKey]*cached{}
+		}
+		r.cache[key] = &cached{answer: a, seq: seq, refreshAt: a.ThisUpdate.Add(r.cfg.Validity / 2)}
+	}
+	r.cacheMu.Unlock()
+	cl.answer = a
+	close(cl.done)
+	return a
+}
+
+// certIDRaw is the CertID the answer is about, so a cached answer is only
+// served to a request that encoded its CertID the same way.
+func (a Answer) certIDRaw() []byte {
+	if !a.Cacheable {
+		return nil
+	}
+	return a.certID
+}
+
+func (r *Responder) seqOf(issuerID string) int64 { return (*r.state.Load())[issuerID] }
+
+// sign looks up every certificate of req and signs the answer. Respond
+// reads the revocation counter before it calls sign, so an answer cached
+// under that counter is dropped by any revocation committed after.
+func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) Answer {
+	now := r.clock.Now().UTC().Truncate(time.Second)
+	next := now.Add(r.cfg.Validity)
+	responses := make([]SingleResponse, len(req.CertIDs))
+	for n, id := range req.CertIDs {
+		resp := SingleResponse{CertID: id, Status: Unknown, ThisUpdate: now, NextUpdate: next}
+		if id.Serial.Sign() > 0 {
+			c, err := r.inv.Certificate(ctx, issuer.ID, id.Serial.Text(16))
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				r.log.Warn("ocsp: store unavailable; answering tryLater", "err", err)
+				return Answer{DER: TryLaterResponse, Err: err}
+			case c.Status == pki.StatusRevoked:
+				resp.Status, resp.RevokedAt, resp.Reason = Revoked, c.RevokedAt, c.RevokeReason
+			default:
+				resp.Status = Good
+			}
+		}
+		responses[n] = resp
+	}
+	s, ok := r.signer(issuer.ID)
+	if !ok {
+		s = Signer{Cert: issuer.Cert, Key: issuer.Signer}
+	}
+	der, err := BuildResponse(responses, now, req.Nonce, s)
+	if err != nil {
+		r.log.Error("ocsp: signing a response", "issuer", issuer.ID, "err", err)
+		return Answer{DER: InternalErrorResponse, Err: err}
+	}
+	r.signed.Add(1)
+	a := Answer{DER: der, ThisUpdate: now, NextUpdate: next, Status: responses[0].Status,
+		Cacheable: req.Nonce == nil && len(req.CertIDs) == 1}
+	a.certID = req.CertIDs[0].Raw
+	return a
+}
+
+// issuerHashes are an issuer's name and key hashes under each algorithm a
+// CertID may use.
+type issuerHashes struct {
+	issuer *ca.Issuer
+	name   map[crypto.Hash][]byte
+	key    map[crypto.Hash][]byte
+}
+
+var certIDHashes = []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512}
+
+// issuerOf finds the issuer a CertID names by its name and key hashes;
+// nil when it is none of ours.
+func (r *Responder) issuerOf(id CertID) *ca.Issuer {
+	if id.Hash == 0 {
+		return nil
+	}
+	for _, i := range r.issuers.Issuers() {
+		h := r.hashesOf(i)
+		if h != nil && bytes.Equal(h.name[id.Hash], id.NameHash) && bytes.Equal(h.key[id.Hash], id.KeyHash) {
+			return i
+		}
+	}
+	return nil
+}
+
+func (r *Responder) hashesOf(i *ca.Issuer) *issuerHashes {
+	r.hashesMu.Lock()
+	defer r.hashesMu.Unlock()
+	if h, ok := r.hashes[i.ID]; ok {
+		return h
+	}
+	key, err := publicKeyBits(i.Cert)
+	if err != nil {
+		r.log.Error("ocsp: issuer certificate", "issuer", i.ID, "err", err)
+		return nil
+	}
+	h := &issuerHashes{issuer: i, name: map[crypto.Hash][]byte{}, key: map[crypto.Hash][]byte{}}
+	for _, alg := range certIDHashes {
+		hn := alg.New()
+		hn.Write(i.Cert.RawSubject)
+		h.name[alg] = hn.Sum(nil)
+		hk := alg.New()
+		hk.Write(key)
+		h.key[alg] = hk.Sum(nil)
+	}
+	r.hashes[i.ID] = h
+	return h
+}
+
+// publicKeyBits is the subjectPublicKey BIT STRING value of a certificate,
+// what a CertID's issuerKeyHash hashes.
+func publicKeyBits(c *x509.Certificate) ([]byte, error) {
+	spki := cryptobyte.String(c.RawSubjectPublicKeyInfo)
+	var body, alg cryptobyte.String
+	var key asn1.BitString
+	if !spki.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1(&alg, cbasn1.SEQUENCE) || !body.ReadASN1BitString(&key) {
+		return nil, errors.New("malformed subjectPublicKeyInfo")
+	}
+	return key.Bytes, nil
+}

@@ -1,0 +1,111 @@
+package ocsp
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Path is where the responder answers: POST to Path, GET to Path + "/" +
+// the base64 request (RFC 6960 appendix A.1).
+const Path = "/ocsp"
+
+// Routes serves POST requests. GETs carry base64 in the path, which may hold
+// "//" that http.ServeMux would clean away with a redirect, so they are
+// served by RawPrefixes, ahead of the mux.
+func (r *Responder) Routes() map[string]http.Handler {
+	return map[string]http.Handler{
+		"POST " + Path:       http.HandlerFunc(r.serveHTTP),
+		"POST " + Path + "/": http.HandlerFunc(r.serveHTTP),
+		"GET " + Path:        http.HandlerFunc(r.serveHTTP),
+	}
+}
+
+// RawPrefixes implements server.PrefixRouter: every request under /ocsp/,
+// its path uncleaned.
+func (r *Responder) RawPrefixes() map[string]http.Handler {
+	return map[string]http.Handler{Path + "/": http.HandlerFunc(r.serveHTTP)}
+}
+
+func (r *Responder) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	var der []byte
+	var err error
+	switch req.Method {
+	case http.MethodPost:
+		der, err = io.ReadAll(http.MaxBytesReader(w, req.Body, MaxRequestBytes))
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			err = malformed("request body over %d bytes", MaxRequestBytes)
+		}
+	case http.MethodGet, http.MethodHead:
+		der, err = decodeGET(req.URL)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "405 method not allowed: OCSP takes GET or POST", http.StatusMethodNotAllowed)
+		return
+	}
+	a := Answer{DER: MalformedRequestResponse, Err: err}
+	if err == nil {
+		a = r.Respond(req.Context(), der)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/ocsp-response")
+	status := http.StatusOK
+	switch {
+	case a.Cacheable && req.Method != http.MethodPost:
+		// RFC 5019 §6.2: caches may keep the answer until it is to be
+		// refreshed here, never beyond its nextUpdate.
+		now := r.clock.Now()
+		age := max(0, int(a.ThisUpdate.Add(r.cfg.Validity/2).Sub(now).Seconds()))
+		sum := sha256.Sum256(a.DER)
+		h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, no-transform, must-revalidate", age))
+		h.Set("Last-Modified", a.ThisUpdate.UTC().Format(http.TimeFormat))
+		h.Set("Expires", a.NextUpdate.UTC().Format(http.TimeFormat))
+		h.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
+	case a.Err != nil && isTryLater(a.DER):
+		h.Set("Cache-Control", "no-store")
+		h.Set("Retry-After", "5")
+		status = http.StatusServiceUnavailable
+	default:
+		h.Set("Cache-Control", "no-store")
+	}
+	if a.Err != nil {
+		r.log.Debug("ocsp: error answer", "remote", req.RemoteAddr, "err", a.Err)
+	}
+	h.Set("Content-Length", fmt.Sprint(len(a.DER)))
+	w.WriteHeader(status)
+	if req.Method != http.MethodHead {
+		w.Write(a.DER)
+	}
+}
+
+func isTryLater(der []byte) bool { return string(der) == string(TryLaterResponse) }
+
+// decodeGET reads the base64 request of a GET from the raw path: percent-
+// escapes undone, the standard or URL-safe alphabet, padded or not.
+func decodeGET(u *url.URL) ([]byte, error) {
+	raw, ok := strings.CutPrefix(u.EscapedPath(), Path+"/")
+	if !ok || raw == "" {
+		return nil, malformed("a GET carries the base64 DER request after %s/", Path)
+	}
+	if len(raw) > 4*MaxRequestBytes {
+		return nil, malformed("request path over %d bytes", 4*MaxRequestBytes)
+	}
+	s, err := url.PathUnescape(raw)
+	if err != nil {
+		return nil, malformed("bad percent-encoding")
+	}
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if der, err := enc.DecodeString(s); err == nil {
+			return der, nil
+		}
+	}
+	return nil, malformed("the request in the path is not base64")
+}
