@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,6 +107,23 @@ func TestRevocationEndToEnd(t *testing.T) {
 	ocspCheck("revoked, no nonce", []string{"-cert", certPath("a"), "-no_nonce"}, ": revoked")
 	ocspCheck("never issued", []string{"-serial", "0x1234567890abcdef"}, ": unknown")
 	ocspCheck("SHA-256 CertID", []string{"-sha256", "-cert", certPath("a")}, ": revoked")
+
+	// strongSwan's pki, another relying party, follows the certificate's
+	// OCSP URL by itself.
+	if _, err := exec.LookPath("pki"); err == nil || requireAll() {
+		need(t, "pki")
+		sw := func(cert string) result {
+			return run(t, runOpts{}, "pki", "--verify", "--in", cert, "--cacert", e.CAFile("root.crt"), "--cacert", e.CAFile("issuing.crt"), "--online")
+		}
+		r := sw(certPath("a"))
+		expectContains(t, "strongSwan pki --verify --online (revoked)", expectFailed(t, r, "strongSwan trusts a revoked certificate"),
+			"ocsp response correctly signed", "certificate was revoked", "key compromise")
+		r = sw(certPath("b"))
+		if r.err != nil {
+			t.Fatalf("strongSwan pki --verify --online (good):\n%s", r)
+		}
+		expectContains(t, "strongSwan pki --verify --online (good)", r.stdout+r.stderr, "ocsp response correctly signed", "certificate status is good")
+	}
 
 	// GET, the request base64 in the path, answered with caching headers.
 	reqFile := filepath.Join(dir, "req.der")
