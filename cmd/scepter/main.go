@@ -41,6 +41,7 @@ func commands() []command {
 		{"agent", "keep certificates on this machine renewed (agent | agent status)", cmdAgent},
 		{"certs", "list, show and revoke issued certificates (certs list | show | revoke | unhold)", cmdCerts},
 		{"audit", "read and check the audit trail (audit list | audit verify)", cmdAudit},
+		{"admin", "manage API tokens and console users (admin token new|list|revoke, admin user add|list|remove)", cmdAdmin},
 		{"ca", "manage the CA (ca rollover | ca show | ca root export)", cmdCA},
 		{"notify", "check the notification setup (notify test --to ADDRESS)", cmdNotify},
 		{"version", "print the version", cmdVersion},

@@ -31,6 +31,8 @@ type notifyFlags struct {
 	from              string
 	webhookURL        string
 	webhookSecretFile string
+	// observer, set by serve, is told of every send (metrics).
+	observer notify.Observer
 }
 
 func (n *notifyFlags) register(fs *flag.FlagSet) {
@@ -145,7 +147,8 @@ func (n *notifyFlags) startNotifier(ctx context.Context, e env, st store.Store, 
 	if len(chans) == 0 {
 		return func() {}, nil
 	}
-	sched, err := notify.New(notify.Config{Store: st, Clock: clock, Log: log, Profiles: profiles, Channels: chans, Interval: n.interval})
+	sched, err := notify.New(notify.Config{Store: st, Clock: clock, Log: log, Profiles: profiles, Channels: chans, Interval: n.interval,
+		Observer: n.observer})
 	if err != nil {
 		return nil, err
 	}

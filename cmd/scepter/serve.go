@@ -27,7 +27,9 @@ import (
 	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/est/estserver"
+	"github.com/scepter/scepter/internal/health"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/metrics"
 	"github.com/scepter/scepter/internal/ndes"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep/scepserver"
@@ -197,11 +199,18 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		log.Info("existing CA kept: " + msg)
 	}
 	rootKeyLines := f.rootKeyNotice(created, log)
-	st, err := sqlite.Open(ctx, f.dbPath())
+	db, err := sqlite.Open(ctx, f.dbPath())
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	defer st.Close()
+	defer db.Close()
+	// Every part of the server reaches the store through the metrics' error
+	// counter; /metrics also counts the inventory at scrape time.
+	m := metrics.New(metrics.Options{Clock: clock, Log: log})
+	st := m.Store(db)
+	if err := m.Inventory(st); err != nil {
+		return err
+	}
 	if created {
 		err := st.AppendAudit(ctx, pki.AuditEvent{Time: clock.Now(), Type: pki.EventCAInitialized, Actor: "system", Outcome: "success",
 			Detail: fmt.Sprintf("root %s, issuing CA %s, RA %s", authority.RootFingerprint(), authority.Issuer.Cert.Subject, authority.RA.Cert.Subject)})
@@ -222,6 +231,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			return usageError{fmt.Sprintf("--challenge-profile %q is not a configured profile", f.challengeProfile)}
 		}
 	}
+	f.notify.observer = m
 	stopNotify, err := f.notify.startNotifier(ctx, e, st, profiles, clock, log)
 	if err != nil {
 		return err
@@ -246,7 +256,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg := enroll.Config{StaticChallenge: challenge, StaticChallengeProfile: f.challengeProfile, Profiles: profiles, DefaultProfile: f.defaultProfile,
-		PublicURL: publicURL, CRLs: rev.publisher}
+		PublicURL: publicURL, CRLs: rev.publisher, Observer: m}
 	if cfg.Webhook, err = f.webhook(profiles, log); err != nil {
 		return err
 	}
@@ -272,7 +282,11 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := rev.startResponder(ctx, &f.revocation, f.dataDir, st, authority, svc, clock, log); err != nil {
 		return err
 	}
-	handlers := server.Handlers{SCEP: scepHandler, CRL: crl.NewHandler(rev.publisher, authority), OCSP: rev.responder}
+	if err := m.OCSP(rev.responder); err != nil {
+		return err
+	}
+	handlers := server.Handlers{SCEP: scepHandler, CRL: crl.NewHandler(rev.publisher, authority), OCSP: rev.responder, Metrics: m,
+		Health: health.New(health.Options{Clock: clock, Log: log}, health.Store(st), health.IssuerKey(authority, clock), health.RAKey(authority, clock))}
 	adm := admin.New(st, clock, log, profiles, f.defaultProfile)
 	if handlers.NDES, err = f.ndes(svc, adm, authority, log); err != nil {
 		return err
@@ -287,6 +301,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		if tlsCert, tlsCertIssued, err = f.tlsCertificate(ctx, svc, clock, log); err != nil {
 			return err
 		}
+	}
+	var web *webAdmin
+	if tlsCert != nil {
+		if web, err = f.newWebAdmin(ctx, st, adm, svc, authority, rev.publisher, clock, log); err != nil {
+			return err
+		}
+		handlers.API, handlers.Console = web.api, web.console
 	}
 	// The HTTPS socket is opened before the muxes are built: the plain
 	// listener's refusal of the NDES page names its port.
@@ -309,7 +330,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		closeListeners()
 		return err
 	}
-	plainSrv := newHTTPServer(plainMux, f.readHeaderTimeout, log)
+	plainSrv := newHTTPServer(m.Instrument("http", plainMux), f.readHeaderTimeout, log)
 	servers := []*http.Server{plainSrv}
 	// Every listener's connections and requests are bounded by the guard.
 	listeners := []net.Listener{guard.Protect(plainSrv, ln)}
@@ -324,7 +345,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			closeListeners()
 			return err
 		}
-		tlsSrv, err := f.tlsServer(tlsMux, tlsCert, log)
+		tlsSrv, err := f.tlsServer(m.Instrument("https", tlsMux), tlsCert, log)
 		if err != nil {
 			closeListeners()
 			return err
@@ -333,6 +354,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		servers = append(servers, tlsSrv)
 		listeners = append(listeners, tls.NewListener(guard.Protect(tlsSrv, tlsLn), tlsSrv.TLSConfig))
 		lines = append(lines, "EST URL:             https://"+tlsLn.Addr().String()+"/.well-known/est")
+		lines = append(lines, web.lines("https://"+tlsLn.Addr().String())...)
 		leaf := tlsCert.Leaf()
 		how := "configured"
 		if f.tlsCert == "" {

@@ -217,3 +217,13 @@ func (s *Service) RemoveESTUser(ctx context.Context, name, actor string) error {
 	}
 	return err
 }
+
+// DeleteChallenge removes a one-time challenge (used or not) by ID.
+func (s *Service) DeleteChallenge(ctx context.Context, id, actor string) error {
+	ev := pki.AuditEvent{Time: s.clock.Now(), Type: pki.EventChallengeDeleted, Actor: actor, Outcome: "success", Detail: "challenge " + id}
+	err := s.store.DeleteChallenge(ctx, id, ev)
+	if errors.Is(err, store.ErrNotFound) {
+		return pki.Errorf(pki.ENotFound, "no challenge %s", id)
+	}
+	return err
+}

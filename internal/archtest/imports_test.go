@@ -127,3 +127,31 @@ func TestNotifyUsesOnlyTheStoreInterface(t *testing.T) {
 		"internal/admin", "internal/server", "internal/scep", "internal/est", "internal/ndes", "internal/notify/notifytest")
 	forbid(t, "cmd/scepter", true, "internal/notify/notifytest")
 }
+
+// Metrics stay at the edge: the enrollment core, the CA and the store (and
+// everything they depend on) report through observer interfaces and never
+// import Prometheus.
+func TestCoreImportsNoPrometheus(t *testing.T) {
+	for _, pkg := range []string{"internal/enroll", "internal/ca", "internal/store", "internal/store/sqlite"} {
+		for _, p := range append([]string{pkg}, imports(t, pkg, true)...) {
+			bp, err := build.Default.Import(module+p, ".", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range bp.Imports {
+				if strings.HasPrefix(imp, "github.com/prometheus/") {
+					t.Errorf("%s depends on %s (through %s)", pkg, imp, p)
+				}
+			}
+		}
+	}
+}
+
+// The console (/ui/) calls only the operations layer, and auth through it,
+// so it can do nothing the admin API cannot: no store driver, no CA, key,
+// enrollment or protocol code, no other HTTP package of the server.
+func TestConsoleUsesOnlyTheOperationsLayer(t *testing.T) {
+	forbid(t, "internal/console", false, "internal/store/sqlite", "internal/store/postgres", "internal/ca", "internal/enroll",
+		"internal/keys", "internal/scep", "internal/est", "internal/ndes", "internal/server", "internal/api", "internal/metrics",
+		"internal/credential", "internal/crl", "internal/ocsp", "internal/notify", "internal/jobs", "internal/webhook")
+}

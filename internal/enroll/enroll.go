@@ -134,7 +134,55 @@ type Config struct {
 	PublicURL string
 	// CRLs hands out the current CRLs (SCEP GetCRL); nil: GetCRL refused.
 	CRLs CRLSource
+	// Observer, when set, is told the outcome of every Enroll, Poll and
+	// Approve, refusals included (metrics): every protocol is counted the
+	// same way, in one place.
+	Observer Observer
 }
+
+// Observer is told the outcome of each Enroll, Poll and Approve call. It
+// is called on the request's goroutine: it must be quick and safe for
+// concurrent use.
+type Observer interface {
+	Enrolled(Outcome)
+}
+
+// Outcome is one call's outcome, in values bounded enough to be metric
+// labels: nothing in it comes from the client as it was sent.
+type Outcome struct {
+	// Protocol is the request's pki.Protocol, or "unknown" when the call
+	// failed before it was known.
+	Protocol string
+	// Profile is the name of a configured profile, or UnknownProfile (a
+	// name no profile has, or not known yet).
+	Profile string
+	// Result is ResultIssued, ResultRenewed, ResultPending, ResultPolled
+	// or ResultRefused.
+	Result string
+	// Code is the refusal's error code (pki.EInternal for an internal
+	// failure); "" unless Result is ResultRefused.
+	Code pki.Code
+}
+
+// Outcome results.
+const (
+	// ResultIssued: a certificate was issued (a first enrollment, or the
+	// approval of a held request).
+	ResultIssued = "issued"
+	// ResultRenewed: a certificate was issued that renews another.
+	ResultRenewed = "renewed"
+	// ResultPending: a request was held for approval.
+	ResultPending = "pending"
+	// ResultPolled: a client asking after a held request (SCEP CertPoll, a
+	// request sent again) was answered from its stored state: still
+	// pending, or the certificate issued on approval (counted then).
+	ResultPolled = "polled"
+	// ResultRefused: the call failed; Outcome.Code says why.
+	ResultRefused = "refused"
+	// UnknownProfile is Outcome.Profile for a profile name that is not
+	// configured.
+	UnknownProfile = "unknown"
+)
 
 // Service is the enrollment service.
 type Service struct {
@@ -259,10 +307,42 @@ type Step func(ctx context.Context, st *State) error
 // is recorded in the audit trail before it is returned (see Audited).
 func (s *Service) Enroll(ctx context.Context, req Request) (*Result, error) {
 	res, err := s.enroll(ctx, req)
+	s.observe(req.Protocol, req.Profile, res, err)
 	if err != nil {
 		return nil, s.recordFailure(ctx, req, err)
 	}
 	return res, nil
+}
+
+// observe tells the Observer the outcome of an Enroll, Poll or Approve.
+// profile is the name asked for ("" for the default profile).
+func (s *Service) observe(protocol pki.Protocol, profile string, res *Result, err error) {
+	if s.cfg.Observer == nil {
+		return
+	}
+	o := Outcome{Protocol: string(protocol), Profile: UnknownProfile}
+	if o.Protocol == "" {
+		o.Protocol = "unknown"
+	}
+	if profile == "" {
+		profile = s.cfg.DefaultProfile
+	}
+	if _, ok := s.cfg.Profiles[profile]; ok {
+		o.Profile = profile
+	}
+	switch {
+	case err != nil || res == nil:
+		o.Result, o.Code = ResultRefused, pki.ErrorCode(err)
+	case res.Held != nil:
+		o.Result = ResultPolled
+	case res.Pending != nil:
+		o.Result = ResultPending
+	case res.Record.RenewedFrom != "":
+		o.Result = ResultRenewed
+	default:
+		o.Result = ResultIssued
+	}
+	s.cfg.Observer.Enrolled(o)
 }
 
 func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {

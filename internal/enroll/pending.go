@@ -142,7 +142,9 @@ func (s *Service) issuedResult(ctx context.Context, issuerID, serialHex string) 
 // Poll answers a client asking after its request (SCEP CertPoll): pending,
 // the certificate, or the rejection. An unknown transaction is badCertId.
 // The caller checks that the poller is the requester (Result.Held).
-func (s *Service) Poll(ctx context.Context, profile, txID string) (*Result, error) {
+func (s *Service) Poll(ctx context.Context, profile, txID string) (res *Result, err error) {
+	var protocol pki.Protocol // the held request's, once found
+	defer func() { s.observe(protocol, profile, res, err) }()
 	p, ok := s.Profile(profile)
 	if !ok {
 		return nil, pki.Errorf(pki.ENotFound, "unknown profile %q", profile)
@@ -154,13 +156,17 @@ func (s *Service) Poll(ctx context.Context, profile, txID string) (*Result, erro
 	if err != nil {
 		return nil, err
 	}
+	protocol = r.Protocol
 	return s.answer(ctx, r)
 }
 
 // Approve issues the certificate of a held request. The policy is applied
 // again (the profile may have changed since); authentication is not, since
 // it was checked when the request was held.
-func (s *Service) Approve(ctx context.Context, id, approver string) (*Result, error) {
+func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result, err error) {
+	var protocol pki.Protocol // the held request's and its profile, once found
+	asked := UnknownProfile
+	defer func() { s.observe(protocol, asked, res, err) }()
 	r, err := s.store.Request(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, pki.Errorf(pki.ENotFound, "no request %s", id)
@@ -168,6 +174,7 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (*Result, er
 	if err != nil {
 		return nil, err
 	}
+	protocol, asked = r.Protocol, r.Profile
 	if r.Status != pki.RequestPending {
 		return nil, pki.Errorf(pki.EConflict, "request %s is %s, not pending", id, r.Status)
 	}

@@ -137,6 +137,14 @@ type Config struct {
 	Jitter func() float64
 	// BatchSize is how many notifications one claim leases.
 	BatchSize int
+	// Observer, when set, is told of every send tried (metrics).
+	Observer Observer
+}
+
+// Observer is told of every notification send tried: its channel and its
+// error (nil: delivered). A send cut short by shutdown is not reported.
+type Observer interface {
+	Delivered(channel string, err error)
 }
 
 // Scheduler finds and sends expiry notifications. Run it in one goroutine;
@@ -423,6 +431,9 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	err := ch.Send(sctx, m)
 	cancel()
+	if s.cfg.Observer != nil && (err == nil || ctx.Err() == nil) {
+		s.cfg.Observer.Delivered(cl.Channel, err)
+	}
 	now := s.cfg.Clock.Now()
 	out.Now = now
 	attempts := cl.Attempts + 1

@@ -26,6 +26,9 @@ const (
 	EBadCertID Code = "bad_cert_id"
 	// EUnauthorized: no acceptable authentication evidence. SCEP badRequest, EST 401/403.
 	EUnauthorized Code = "unauthorized"
+	// EForbidden: authenticated, but not allowed this (a role that lacks
+	// it). API 403.
+	EForbidden Code = "forbidden"
 	// ENotFound: a named object does not exist.
 	ENotFound Code = "not_found"
 	// EConflict: a uniqueness rule was hit (replayed nonce, duplicate serial, consumed challenge).

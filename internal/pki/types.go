@@ -202,3 +202,82 @@ const (
 	EventNotificationSent   = "notification.sent"
 	EventNotificationFailed = "notification.failed"
 )
+
+// Roles of console users and API tokens, each allowed what the one before
+// it is and more: an auditor reads; an operator also approves, rejects,
+// revokes and creates challenges; an admin also manages tokens, users, EST
+// users and CAs.
+type Role string
+
+const (
+	RoleAuditor  Role = "auditor"
+	RoleOperator Role = "operator"
+	RoleAdmin    Role = "admin"
+)
+
+// Valid reports whether r is one of the roles.
+func (r Role) Valid() bool { return r == RoleAuditor || r == RoleOperator || r == RoleAdmin }
+
+// Allows reports whether r includes what need requires.
+func (r Role) Allows(need Role) bool { return r.rank() >= need.rank() && need.rank() > 0 }
+
+func (r Role) rank() int {
+	switch r {
+	case RoleAuditor:
+		return 1
+	case RoleOperator:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// User is a person who logs in to the console. Only an argon2id hash of the
+// password is stored.
+type User struct {
+	Name         string
+	Role         Role
+	PasswordHash string
+	CreatedAt    time.Time
+	CreatedBy    string
+	// FailedLogins counts failures since the last success; LockedUntil,
+	// when in the future, refuses logins.
+	FailedLogins int
+	LockedUntil  time.Time
+	LastLoginAt  time.Time
+}
+
+// APIToken is a bearer token of the admin API. Only the SHA-256 of the
+// secret is stored.
+type APIToken struct {
+	ID         string
+	Name       string
+	Role       Role
+	Hash       []byte
+	CreatedAt  time.Time
+	CreatedBy  string
+	ExpiresAt  time.Time // zero: never
+	RevokedAt  time.Time // zero: live
+	LastUsedAt time.Time
+}
+
+// Session is a console login. Only the SHA-256 of the cookie is stored.
+type Session struct {
+	Hash       []byte
+	User       string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	RemoteAddr string
+}
+
+// Audit event types of the console and the API.
+const (
+	EventUserAdded        = "user.added"
+	EventUserRemoved      = "user.removed"
+	EventLoginFailed      = "login.failed"
+	EventLoginLocked      = "login.locked"
+	EventTokenCreated     = "token.created"
+	EventTokenRevoked     = "token.revoked"
+	EventChallengeDeleted = "challenge.deleted"
+)

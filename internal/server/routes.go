@@ -49,6 +49,15 @@ type Handlers struct {
 	// URLs name (RFC 5280 relying parties do not fetch them over TLS).
 	CRL  Router
 	OCSP Router
+	// Metrics (/metrics) and Health (/healthz, /readyz) are for
+	// Prometheus, load balancers and orchestrators: served on both
+	// listeners, unauthenticated, bounded by the Guard like the rest.
+	Metrics Router
+	Health  Router
+	// API (/api/) and Console (/ui/) are for people and scripts with
+	// credentials: HTTPS only; the plain listener redirects to it.
+	API     Router
+	Console Router
 }
 
 // PlainMux is the handler of the plain HTTP listener.
@@ -57,12 +66,55 @@ func PlainMux(h Handlers) (http.Handler, error) {
 	if h.NDES != nil {
 		ndes = loopbackOnly{h.NDES, h.HTTPSPort}
 	}
-	return mount(h.SCEP, ndes, h.CRL, h.OCSP)
+	var toHTTPS Router
+	if h.API != nil || h.Console != nil {
+		toHTTPS = httpsRedirect{h.HTTPSPort}
+	}
+	return mount(h.SCEP, ndes, h.CRL, h.OCSP, h.Metrics, h.Health, toHTTPS)
 }
 
 // TLSMux is the handler of the HTTPS listener.
 func TLSMux(h Handlers) (http.Handler, error) {
-	return mount(h.SCEP, h.EST, h.NDES, h.CRL, h.OCSP)
+	return mount(h.SCEP, h.EST, h.NDES, h.CRL, h.OCSP, h.Metrics, h.Health, h.API, h.Console)
+}
+
+// httpsRedirect sends the console and the API from the plain listener to
+// the HTTPS one: a GET is redirected (a person typed http://), anything
+// else is refused, so no credential is sent again in clear.
+type httpsRedirect struct{ httpsPort string }
+
+func (hr httpsRedirect) Routes() map[string]http.Handler {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		target := httpsURL(r, hr.httpsPort)
+		if hr.httpsPort == "" {
+			http.Error(w, "403 forbidden: the console and the API are served over HTTPS only, and this server has no HTTPS listener (see --est-listen)", http.StatusForbidden)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "403 forbidden: the console and the API are served over HTTPS only: "+target, http.StatusForbidden)
+			return
+		}
+		http.Redirect(w, r, target, http.StatusMovedPermanently)
+	})
+	return map[string]http.Handler{"/ui/": h, "/api/": h, "/ui": h}
+}
+
+// httpsURL is the request's URL on the HTTPS port of the host it asked for.
+func httpsURL(r *http.Request, port string) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
+		host = "localhost"
+	}
+	u := "https://" + net.JoinHostPort(host, port) + r.URL.EscapedPath()
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	return u
 }
 
 func mount(routers ...Router) (handler http.Handler, err error) {
@@ -97,6 +149,9 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for prefix, h := range raw {
 			if strings.HasPrefix(r.URL.Path, prefix) {
+				// No mux pattern took it: the prefix names the route
+				// (metrics label requests by pattern, never by path).
+				r.Pattern = prefix
 				h.ServeHTTP(w, r)
 				return
 			}

@@ -20,6 +20,9 @@ var (
 	// ErrChallengeUnusable: the one-time challenge is unknown, expired or
 	// already consumed, so the transaction that wanted it was rolled back.
 	ErrChallengeUnusable = errors.New("store: challenge unknown, expired or already used")
+	// ErrBadCursor: a list cursor that no page of this list and filter
+	// gave.
+	ErrBadCursor = errors.New("store: invalid cursor")
 )
 
 // Issuance is everything recorded, in one transaction, when a certificate is
@@ -73,10 +76,42 @@ type CertFilter struct {
 	Status        pki.CertStatus
 	Profile       string
 	IssuerID      string
+	Protocol      pki.Protocol
+	// Search keeps certificates whose subject, a SAN or the serial holds
+	// this text, case-insensitive (3 characters or more: an index lookup).
+	Search string
+	// IssuedAfter and IssuedBefore, when set, keep certificates recorded
+	// at IssuedAfter <= CreatedAt < IssuedBefore.
+	IssuedAfter, IssuedBefore time.Time
 	// Limit bounds the page (default 100, maximum 1000).
 	Limit int
 	// Cursor is the opaque NextCursor of the previous page.
 	Cursor string
+}
+
+// Dashboard is what the console's first page shows, from counters the
+// store keeps with every change (no scan of the inventory).
+type Dashboard struct {
+	// ByStatus counts certificates: "valid" (unexpired), "expired"
+	// (valid, but past NotAfter) and "revoked".
+	ByStatus map[string]int64
+	// ByProfile counts unexpired valid certificates per profile.
+	ByProfile map[string]int64
+	// Expiring counts valid certificates expiring within 7, 30 and 90
+	// days (by UTC day), keyed by the number of days.
+	Expiring map[int]int64
+	// Days are the counts per UTC day, oldest first, of the days asked
+	// for: issued, renewed, revoked, refused.
+	Days []DayCount
+	// Pending counts the requests held for approval whose retention has
+	// not run out.
+	Pending int64
+}
+
+// DayCount is what happened on one UTC day.
+type DayCount struct {
+	Day                               time.Time
+	Issued, Renewed, Revoked, Refused int64
 }
 
 // AuditFilter selects audit events, newest first.
@@ -275,6 +310,61 @@ type Store interface {
 	// channel and threshold (longest first).
 	Notifications(ctx context.Context, issuerID, serialHex string) ([]Notification, error)
 
+	// Console and API: people, tokens, sessions, the dashboard.
+
+	// CreateUser stores a console user with its audit event; ErrConflict
+	// if the name is taken.
+	CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) error
+	// User returns a user by name, or ErrNotFound.
+	User(ctx context.Context, name string) (*pki.User, error)
+	// ListUsers returns every user, by name.
+	ListUsers(ctx context.Context) ([]pki.User, error)
+	// DeleteUser removes a user and their sessions, and appends ev, in one
+	// transaction; ErrNotFound if there is no such user.
+	DeleteUser(ctx context.Context, name string, ev pki.AuditEvent) error
+	// RecordLogin records a login attempt of a known user: a success
+	// clears the failure count and any lock and sets LastLoginAt; a
+	// failure counts one more and, when lockUntil is set, locks the user
+	// until then. ev (a failure's) is appended when it has a Type. It
+	// returns the failure count after the attempt.
+	RecordLogin(ctx context.Context, name string, ok bool, at, lockUntil time.Time, ev pki.AuditEvent) (failed int, err error)
+
+	// CreateToken stores an API token (hash only) with its audit event;
+	// ErrConflict if a live token has the name.
+	CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEvent) error
+	// TokenByHash returns the token with this hash (live or not), or
+	// ErrNotFound.
+	TokenByHash(ctx context.Context, hash []byte) (*pki.APIToken, error)
+	// ListTokens returns every token, newest first (never a secret: only
+	// hashes are stored).
+	ListTokens(ctx context.Context) ([]pki.APIToken, error)
+	// RevokeToken revokes a live token by ID or name at `at` and appends
+	// ev; ErrNotFound if no live token has that ID or name.
+	RevokeToken(ctx context.Context, idOrName string, at time.Time, ev pki.AuditEvent) (*pki.APIToken, error)
+	// TouchToken records a token's use (at most once a minute is enough).
+	TouchToken(ctx context.Context, id string, at time.Time) error
+
+	// CreateSession stores a console session.
+	CreateSession(ctx context.Context, s pki.Session) error
+	// Session returns the unexpired session with this hash at now, or
+	// ErrNotFound.
+	Session(ctx context.Context, hash []byte, now time.Time) (*pki.Session, error)
+	// DeleteSession ends a session (logout); no error if it is gone.
+	DeleteSession(ctx context.Context, hash []byte) error
+
+	// DeleteChallenge removes an unused one-time challenge by ID and
+	// appends ev; ErrNotFound if there is none.
+	DeleteChallenge(ctx context.Context, id string, ev pki.AuditEvent) error
+	// RenewalsOf returns the certificates that renew this one (whose
+	// RenewedFrom names it), oldest first.
+	RenewalsOf(ctx context.Context, issuerID, serialHex string) ([]pki.Certificate, error)
+	// Dashboard returns the counts at now, with the last `days` UTC days
+	// of the chart (today included).
+	Dashboard(ctx context.Context, now time.Time, days int) (Dashboard, error)
+
+	// Ping reports whether the store answers, with a cheap read (readiness
+	// probes): nil when it does.
+	Ping(ctx context.Context) error
 	Close() error
 }
 

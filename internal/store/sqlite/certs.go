@@ -250,14 +250,53 @@ func listQuery(f store.CertFilter) (q string, args []any, byExpiry bool, err err
 		where = append(where, "issuer_id = ?")
 		args = append(args, f.IssuerID)
 	}
-	order := "id DESC"
+	if f.Protocol != "" {
+		where = append(where, "protocol = ?")
+		args = append(args, string(f.Protocol))
+	}
+	if !f.IssuedAfter.IsZero() {
+		where = append(where, "created_at >= ?")
+		args = append(args, micros(f.IssuedAfter))
+	}
+	if !f.IssuedBefore.IsZero() {
+		where = append(where, "created_at < ?")
+		args = append(args, micros(f.IssuedBefore))
+	}
+	from, order := "certificates", "id DESC"
+	if term := strings.ToLower(strings.TrimSpace(f.Search)); term != "" {
+		// The trigram index answers for three characters or more (a quoted
+		// phrase matches the substring, whatever characters it holds);
+		// shorter terms are a scan, bounded by LIMIT like any filter.
+		phrase := `"` + strings.ReplaceAll(term, `"`, `""`) + `"`
+		switch {
+		case len([]rune(term)) >= 3 && !byExpiry:
+			// Driven by the index in rowid (= id) order: a term that
+			// matches most of the inventory still stops at LIMIT.
+			from = `certificates_search JOIN certificates ON certificates.id = certificates_search.rowid`
+			where[0] = "certificates_search.rowid < ?"
+			where = append(where, "certificates_search MATCH ?")
+			args = append(args, phrase)
+			order = "certificates_search.rowid DESC"
+		case len([]rune(term)) >= 3:
+			where = append(where, `id IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ?)`)
+			args = append(args, phrase)
+		default:
+			where = append(where, `lower(subject_dn || ' ' || sans || ' ' || serial_hex) LIKE ? ESCAPE '\'`)
+			args = append(args, "%"+escapeLike(term)+"%")
+		}
+	}
 	if byExpiry {
 		order = "not_after, id"
 	}
-	q = `SELECT ` + certColumns + ` FROM certificates WHERE ` + strings.Join(where, " AND ") +
+	q = `SELECT ` + certColumns + ` FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY ` + order + ` LIMIT ?`
 	args = append(args, pageLimit(f.Limit)+1)
 	return q, args, byExpiry, nil
+}
+
+// escapeLike makes s match itself in a LIKE pattern with ESCAPE '\'.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 func pageLimit(n int) int {

@@ -2,15 +2,16 @@ package sqlite
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/scepter/scepter/internal/store"
 )
 
 // errBadCursor is wrapped by ListCertificates when a cursor did not come
 // from a previous page (or came from a page in the other order).
-var errBadCursor = errors.New("invalid cursor")
+var errBadCursor = store.ErrBadCursor
 
 type cursorKind int
 

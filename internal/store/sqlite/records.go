@@ -173,6 +173,9 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 		if _, err := tx.ExecContext(ctx, purgeRequestsQuery, micros(now)); err != nil {
 			return fmt.Errorf("requests: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, purgeSessionsQuery, micros(now)); err != nil {
+			return fmt.Errorf("sessions: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -184,6 +187,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 const (
 	purgeNoncesQuery   = `DELETE FROM nonces WHERE expires_at <= ?`
 	purgeRequestsQuery = `DELETE FROM enrollment_requests WHERE expires_at <= ?`
+	purgeSessionsQuery = `DELETE FROM sessions WHERE expires_at <= ?`
 )
 
 // auditColumns is the select list of an audit event, in the order the

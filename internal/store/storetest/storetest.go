@@ -63,6 +63,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Unhold", testUnhold},
 		{"RevocationState", testRevocationState},
 		{"CRLs", testCRLs},
+		{"Users", testUsers},
+		{"Tokens", testTokens},
+		{"Sessions", testSessions},
+		{"DeleteChallenge", testDeleteChallenge},
+		{"ListFilters", testListFilters},
+		{"RenewalsOf", testRenewalsOf},
+		{"Dashboard", testDashboard},
 		{"AuditLimits", testAuditLimits},
 		{"ListCertificatesPagination", testListPagination},
 		{"ListCertificatesStableUnderInserts", testListStableUnderInserts},
@@ -87,6 +94,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ChallengeBindingAndLock", testChallengeBindingAndLock},
 		{"CanceledContext", testCanceledContext},
 		{"Notifications", testNotifications},
+		{"Ping", testPing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

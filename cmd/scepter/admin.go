@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+const adminUsage = `usage: scepter admin token new --name N --role admin|operator|auditor [--ttl 90d]
+       scepter admin token list | token revoke ID|NAME
+       scepter admin user add NAME --role admin|operator|auditor --password-file F
+       scepter admin user list | user remove NAME`
+
+// cmdAdmin manages the admin API's tokens and the console's users, beside a
+// running server.
+func cmdAdmin(ctx context.Context, e env, args []string) error {
+	group, err := subcommand(e, args, adminUsage)
+	if err != nil {
+		return err
+	}
+	if group != "token" && group != "user" {
+		return usageError{fmt.Sprintf("unknown admin command %q: want token or user\n%s", group, adminUsage)}
+	}
+	sub, err := subcommand(e, args[1:], adminUsage)
+	if err != nil {
+		return err
+	}
+	var sf storeFlags
+	var name, role, passwordFile string
+	var ttl durationDays
+	fs := newFlagSet(e, "admin "+group+" "+sub, strings.TrimPrefix(adminUsage, "usage: "))
+	sf.register(fs)
+	maxArgs := 1
+	switch group + " " + sub {
+	case "token new":
+		fs.StringVar(&name, "name", "", "the token's name (who or what uses it)")
+		fs.StringVar(&role, "role", "", "admin, operator or auditor")
+		fs.Var(&ttl, "ttl", "lifetime (e.g. 90d, 720h); 0 or unset: no expiry")
+		maxArgs = 0
+	case "user add":
+		fs.StringVar(&role, "role", "", "admin, operator or auditor")
+		fs.StringVar(&passwordFile, "password-file", "", "file holding the password (its first line; at least 12 characters)")
+	case "token list", "user list":
+		maxArgs = 0
+	case "token revoke", "user remove":
+	default:
+		return usageError{fmt.Sprintf("unknown admin %s command %q\n%s", group, sub, adminUsage)}
+	}
+	if err := parseFlags(fs, e, args[2:], maxArgs, sf.sections()); err != nil {
+		return err
+	}
+	if maxArgs == 1 && fs.NArg() != 1 {
+		return usageError{adminUsage}
+	}
+	st, err := sf.openExistingStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	au := auth.New(st, pki.SystemClock{}, nil)
+	me := auth.CLI(cliActor())
+	switch group + " " + sub {
+	case "token new":
+		return tokenNew(ctx, e, au, me, name, role, time.Duration(ttl))
+	case "token list":
+		return tokenList(ctx, e, au, me)
+	case "token revoke":
+		t, err := au.RevokeToken(ctx, fs.Arg(0), me)
+		if err != nil {
+			return cliErr(err)
+		}
+		fmt.Fprintf(e.stdout, "revoked token %s (%s)\n", t.ID, t.Name)
+	case "user add":
+		return userAdd(ctx, e, au, me, fs.Arg(0), role, passwordFile)
+	case "user list":
+		return userList(ctx, e, au, me)
+	case "user remove":
+		if err := au.RemoveUser(ctx, fs.Arg(0), me); err != nil {
+			return cliErr(err)
+		}
+		fmt.Fprintf(e.stdout, "removed user %s and ended their sessions\n", fs.Arg(0))
+	}
+	return nil
+}
+
+// cliErr shows a refusal's message, and an internal error as it is.
+func cliErr(err error) error {
+	if pki.ErrorCode(err) != pki.EInternal {
+		return errors.New(pki.ErrorMessage(err))
+	}
+	return err
+}
+
+func tokenNew(ctx context.Context, e env, au *auth.Service, me auth.Principal, name, role string, ttl time.Duration) error {
+	if name == "" || role == "" {
+		return usageError{"--name and --role are required"}
+	}
+	secret, t, err := au.NewToken(ctx, name, pki.Role(role), ttl, me)
+	if err != nil {
+		return cliErr(err)
+	}
+	expires := "never"
+	if !t.ExpiresAt.IsZero() {
+		expires = t.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(e.stderr, "token %s (%s), role %s, expires %s; the secret is shown this once:\n", t.ID, t.Name, t.Role, expires)
+	fmt.Fprintln(e.stdout, secret)
+	return nil
+}
+
+func tokenList(ctx context.Context, e env, au *auth.Service, me auth.Principal) error {
+	list, err := au.Tokens(ctx, me)
+	if err != nil {
+		return cliErr(err)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tROLE\tSTATE\tCREATED\tEXPIRES\tLAST USED")
+	for _, t := range list {
+		state := "live"
+		switch now := time.Now(); {
+		case !t.RevokedAt.IsZero():
+			state = "revoked"
+		case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
+			state = "expired"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, state, day(t.CreatedAt), day(t.ExpiresAt), day(t.LastUsedAt))
+	}
+	return tw.Flush()
+}
+
+func day(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func userAdd(ctx context.Context, e env, au *auth.Service, me auth.Principal, name, role, passwordFile string) error {
+	if role == "" || passwordFile == "" {
+		return usageError{"--role and --password-file are required"}
+	}
+	b, err := os.ReadFile(passwordFile)
+	if err != nil {
+		return err
+	}
+	password, _, _ := strings.Cut(string(b), "\n")
+	u, err := au.AddUser(ctx, name, pki.Role(role), strings.TrimRight(password, "\r"), me)
+	if err != nil {
+		return cliErr(err)
+	}
+	fmt.Fprintf(e.stdout, "added user %s, role %s\n", u.Name, u.Role)
+	return nil
+}
+
+func userList(ctx context.Context, e env, au *auth.Service, me auth.Principal) error {
+	list, err := au.Users(ctx, me)
+	if err != nil {
+		return cliErr(err)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tLAST LOGIN\tLOCKED UNTIL")
+	for _, u := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.Role, day(u.CreatedAt), day(u.LastLoginAt), day(u.LockedUntil))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/api"
+	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/console"
+	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/ops"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// adminPasswordFile keeps the password of the console's first user, made on
+// a start that finds no user, like the generated challenge.
+const adminPasswordFile = "admin-password.txt"
+
+// webAdmin is the admin API and the console, and what the start prints
+// about them.
+type webAdmin struct {
+	api     *api.Handler
+	console *console.Handler
+	// password is the generated admin password, shown this once ("" when
+	// none was made now).
+	password, passwordFile string
+}
+
+// newWebAdmin builds the operations layer, the API and the console, and
+// makes the first console user when there is none.
+func (f *serveFlags) newWebAdmin(ctx context.Context, st store.Store, adm *admin.Service, svc *enroll.Service, authority *ca.Authority,
+	kick ops.Kicker, clock pki.Clock, log *slog.Logger) (*webAdmin, error) {
+	au := auth.New(st, clock, log)
+	o := ops.New(ops.Config{Store: st, Admin: adm, Enroll: svc, Auth: au, Authority: authority, Clock: clock, Log: log, Kick: kick})
+	c, err := console.New(o, log, console.Options{})
+	if err != nil {
+		return nil, err
+	}
+	w := &webAdmin{api: api.New(o, log), console: c, passwordFile: filepath.Join(f.dataDir, adminPasswordFile)}
+	users, err := st.ListUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(users) > 0 {
+		return w, nil
+	}
+	if _, err := os.Stat(w.passwordFile); err == nil {
+		return nil, fmt.Errorf("%s exists but the store has no console user; remove it to have a new admin user made, or add one with 'scepter admin user add'", w.passwordFile)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	password, err := credential.RandomToken(20)
+	if err != nil {
+		return nil, err
+	}
+	// The file first: a user whose password nobody has must not exist.
+	if err := os.WriteFile(w.passwordFile, []byte(password+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("save the admin password: %w", err)
+	}
+	if _, err := au.AddUser(ctx, "admin", pki.RoleAdmin, password, auth.CLI("system")); err != nil {
+		os.Remove(w.passwordFile)
+		return nil, fmt.Errorf("create the admin user: %w", err)
+	}
+	w.password = password
+	return w, nil
+}
+
+// lines says where the console is, and the generated password once.
+func (w *webAdmin) lines(httpsBase string) []string {
+	out := []string{"Console:             " + httpsBase + "/ui/ (API: " + httpsBase + "/api/v1/)"}
+	if w.password != "" {
+		out = append(out, "Console login:       admin / "+w.password+" (generated, saved in "+w.passwordFile+")")
+	}
+	return out
+}

@@ -1,0 +1,356 @@
+// Package api is the admin API under /api/v1/: JSON over HTTPS, bearer
+// tokens with roles (package auth), on the operations of package ops, which
+// the console uses too. Every route is declared once, in routes.go, with
+// what the OpenAPI description at /api/v1/openapi.json says of it, so the
+// two cannot drift apart.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/ops"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 64 << 10
+
+// Handler serves /api/v1/.
+type Handler struct {
+	ops    *ops.Ops
+	log    *slog.Logger
+	routes []route
+}
+
+// New builds the API.
+func New(o *ops.Ops, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{ops: o, log: log}
+	h.routes = h.table()
+	return h
+}
+
+// Routes implements server.Router: every route of the table, behind
+// authentication, plus the OpenAPI description and a JSON 404 for the rest
+// of /api/.
+func (h *Handler) Routes() map[string]http.Handler {
+	m := map[string]http.Handler{
+		"GET " + Prefix + "/openapi.json": http.HandlerFunc(h.serveOpenAPI),
+		"/api/":                           http.HandlerFunc(h.noRoute),
+	}
+	// One mux pattern per path: ServeMux answers 405 with Allow for the
+	// other methods of a path it knows.
+	for _, rt := range h.routes {
+		m[rt.method+" "+Prefix+rt.path] = h.wrap(rt)
+	}
+	return m
+}
+
+// noRoute answers what no route took: 405 with Allow when the path is a
+// route's with another method, else 404; JSON either way.
+func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, rt := range h.routes {
+		if pathMatches(Prefix+rt.path, r.URL.Path) {
+			allow = append(allow, rt.method)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here; allowed: "+strings.Join(allow, ", "), nil)
+		return
+	}
+	writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path, nil)
+}
+
+// pathMatches matches a path against a route pattern whose {name}
+// segments match any one non-empty segment.
+func pathMatches(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i := range ps {
+		if strings.HasPrefix(ps[i], "{") {
+			if xs[i] == "" {
+				return false
+			}
+		} else if ps[i] != xs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Prefix is where the API lives.
+const Prefix = "/api/v1"
+
+// call is one request as a handler sees it.
+type call struct {
+	w    http.ResponseWriter
+	r    *http.Request
+	p    auth.Principal
+	ctx  context.Context
+	body []byte
+}
+
+// wrap authenticates, bounds the body and maps errors for one route.
+func (h *Handler) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		p, err := h.authenticate(r)
+		if err != nil {
+			if errors.Is(err, auth.ErrUnauthenticated) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="scepter"`)
+				writeError(w, http.StatusUnauthorized, "a valid API token is required: Authorization: Bearer scepter_…", nil)
+				return
+			}
+			h.fail(w, err)
+			return
+		}
+		if err := auth.Require(p, rt.role); err != nil {
+			h.fail(w, err)
+			return
+		}
+		c := &call{w: w, r: r, p: p, ctx: r.Context()}
+		if rt.body != "" || r.ContentLength != 0 {
+			if c.body, err = readBody(w, r); err != nil {
+				h.fail(w, err)
+				return
+			}
+		}
+		if err := rt.fn(c); err != nil {
+			h.fail(w, err)
+		}
+	})
+}
+
+// authenticate reads the bearer token.
+func (h *Handler) authenticate(r *http.Request) (auth.Principal, error) {
+	v := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return auth.Principal{}, auth.ErrUnauthenticated
+	}
+	return h.ops.Auth().AuthenticateToken(r.Context(), strings.TrimSpace(token))
+}
+
+// badInput is a request the API cannot read: 400.
+type badInput struct{ msg string }
+
+func (e badInput) Error() string { return e.msg }
+
+func badf(format string, args ...any) error { return badInput{fmt.Sprintf(format, args...)} }
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return nil, badInput{"the body must be application/json"}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, statusErr{http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes)}
+	}
+	if err != nil {
+		return nil, badf("reading the body: %v", err)
+	}
+	return b, nil
+}
+
+// decode reads the body as exactly one JSON object into v: unknown fields,
+// wrong types and trailing data are refused.
+func (c *call) decode(v any) error {
+	if len(bytes.TrimSpace(c.body)) == 0 {
+		return badInput{"a JSON object is required"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		switch {
+		case errors.As(err, &typeErr):
+			return badf("field %q: want %s, got %s", typeErr.Field, typeErr.Type, typeErr.Value)
+		case errors.As(err, &syntaxErr):
+			return badf("malformed JSON at byte %d", syntaxErr.Offset)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return badf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		}
+		return badf("malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return badInput{"trailing data after the JSON object"}
+	}
+	return nil
+}
+
+// statusErr is an answer with a status of its own.
+type statusErr struct {
+	status int
+	msg    string
+}
+
+func (e statusErr) Error() string { return e.msg }
+
+// fail maps an error to its status. Only pki.Error messages and the API's
+// own input errors reach the client; anything else is logged and answered
+// "internal error".
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	var bi badInput
+	var se statusErr
+	switch {
+	case errors.As(err, &bi):
+		writeError(w, http.StatusBadRequest, bi.msg, nil)
+		return
+	case errors.As(err, &se):
+		writeError(w, se.status, se.msg, nil)
+		return
+	case errors.Is(err, auth.ErrUnauthenticated):
+		writeError(w, http.StatusUnauthorized, "not authenticated", nil)
+		return
+	}
+	var pe *pki.Error
+	if !errors.As(err, &pe) {
+		h.log.Error("api: internal error", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error", nil)
+		return
+	}
+	status := http.StatusUnprocessableEntity
+	switch pe.Code {
+	case pki.EForbidden:
+		status = http.StatusForbidden
+	case pki.EUnauthorized:
+		status = http.StatusUnauthorized
+	case pki.ENotFound:
+		status = http.StatusNotFound
+	case pki.EConflict:
+		status = http.StatusConflict
+	case pki.EInternal:
+		h.log.Error("api: internal error", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error", nil)
+		return
+	}
+	writeError(w, status, pe.Message, map[string]string{"code": string(pe.Code)})
+}
+
+func writeError(w http.ResponseWriter, status int, msg string, detail any) {
+	writeJSON(w, status, errorBody{Error: msg, Detail: detail})
+}
+
+type errorBody struct {
+	Error  string `json:"error"`
+	Detail any    `json:"detail"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error","detail":null}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// --- query parameters -------------------------------------------------------
+
+// query reads query parameters, refusing unknown ones and repeated ones.
+type query struct {
+	v    map[string][]string
+	errs []string
+}
+
+func (c *call) query(allowed ...string) (*query, error) {
+	q := &query{v: c.r.URL.Query()}
+	for k, vs := range q.v {
+		known := false
+		for _, a := range allowed {
+			known = known || a == k
+		}
+		if !known {
+			return nil, badf("unknown query parameter %q (allowed: %s)", k, strings.Join(allowed, ", "))
+		}
+		if len(vs) > 1 {
+			return nil, badf("query parameter %q given %d times", k, len(vs))
+		}
+	}
+	return q, nil
+}
+
+func (q *query) str(k string) string {
+	if vs := q.v[k]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+func (q *query) int(k string, def, lo, hi int) int {
+	s := q.str(k)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		q.errs = append(q.errs, fmt.Sprintf("%s=%q: want a whole number from %d to %d", k, s, lo, hi))
+		return def
+	}
+	return n
+}
+
+func (q *query) time(k string) time.Time {
+	s := q.str(k)
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		q.errs = append(q.errs, fmt.Sprintf("%s=%q: want an RFC 3339 time such as 2026-11-30T12:00:00Z", k, s))
+	}
+	return t
+}
+
+func (q *query) duration(k string) time.Duration {
+	s := q.str(k)
+	if s == "" {
+		return 0
+	}
+	d, err := parseDuration(s)
+	if err != nil || d < 0 || d > 100*365*24*time.Hour {
+		q.errs = append(q.errs, fmt.Sprintf("%s=%q: want a duration such as 30d or 12h", k, s))
+	}
+	return d
+}
+
+func (q *query) err() error {
+	if len(q.errs) > 0 {
+		return badInput{strings.Join(q.errs, "; ")}
+	}
+	return nil
+}
+
+// parseDuration takes Go durations and days ("30d").
+func parseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 36500 {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}

@@ -1,0 +1,555 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/api"
+	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/ops"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// env is an API over a real CA, store and enrollment service, with one
+// token per role.
+type env struct {
+	*fixture.PKI
+	srv    *httptest.Server
+	h      *api.Handler
+	tokens map[pki.Role]string
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	approval := pki.DefaultProfile()
+	approval.Name, approval.RequireApproval = "approval", true
+	p := fixture.New(t, fixture.Options{Config: enroll.Config{DefaultProfile: "default",
+		Profiles: map[string]pki.Profile{"default": pki.DefaultProfile(), "approval": approval}}})
+	profiles, def := p.Service.Profiles()
+	au := auth.New(p.Store, p.Clock, p.Log)
+	o := ops.New(ops.Config{Store: p.Store, Admin: admin.New(p.Store, p.Clock, p.Log, profiles, def), Enroll: p.Service, Auth: au,
+		Authority: p.Authority, Clock: p.Clock, Log: p.Log})
+	h := api.New(o, p.Log)
+	mux := http.NewServeMux()
+	for pattern, handler := range h.Routes() {
+		mux.Handle(pattern, handler)
+	}
+	e := &env{PKI: p, srv: httptest.NewServer(mux), h: h, tokens: map[pki.Role]string{}}
+	t.Cleanup(e.srv.Close)
+	for _, r := range []pki.Role{pki.RoleAuditor, pki.RoleOperator, pki.RoleAdmin} {
+		secret, _, err := au.NewToken(context.Background(), "t-"+string(r), r, 0, auth.CLI("cli:test"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.tokens[r] = secret
+	}
+	return e
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r reply) json(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("reply is not JSON: %v\n%s", err, r.body)
+	}
+}
+
+func (e *env) do(t testing.TB, role pki.Role, method, path string, body any) reply {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if tok, ok := e.tokens[role]; ok {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, resp.Header, b}
+}
+
+// heldRequest makes a request held for approval and returns its ID.
+func (e *env) heldRequest(t *testing.T, cn string) string {
+	t.Helper()
+	req := e.Request(t, cn)
+	req.Profile = "approval"
+	otp, _, err := admin.New(e.Store, e.Clock, e.Log, map[string]pki.Profile{"approval": {}}, "approval").NewChallenge(context.Background(), time.Hour, "approval", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Evidence.Challenge = otp
+	res, err := e.Service.Enroll(context.Background(), req.Request)
+	if err != nil || res.Pending == nil {
+		t.Fatalf("not held: %v", err)
+	}
+	return res.Pending.ID
+}
+
+// TestRoles: every route, for every role and without a token. A role below
+// the route's gets 403 and changes nothing; its role or above succeeds.
+func TestRoles(t *testing.T) {
+	e := newEnv(t)
+	var n atomic.Int64
+	uniq := func(s string) string { return fmt.Sprintf("%s-%d", s, n.Add(1)) }
+	cases := []struct {
+		method string
+		need   pki.Role
+		want   int
+		// prepare returns the path and body of one call (fresh objects for
+		// calls that change something).
+		prepare func() (string, any)
+	}{
+		{"GET", pki.RoleAuditor, 200, func() (string, any) { return "/api/v1/whoami", nil }},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) { return "/api/v1/certificates", nil }},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) {
+			c, _ := e.Issue(t, uniq("get"))
+			return "/api/v1/certificates/" + c.SerialNumber.Text(16), nil
+		}},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) {
+			c, _ := e.Issue(t, uniq("pem"))
+			return "/api/v1/certificates/" + c.SerialNumber.Text(16) + "/pem", nil
+		}},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) {
+			c, _ := e.Issue(t, uniq("der"))
+			return "/api/v1/certificates/" + c.SerialNumber.Text(16) + "/der", nil
+		}},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) {
+			c, _ := e.Issue(t, uniq("chain"))
+			return "/api/v1/certificates/" + c.SerialNumber.Text(16) + "/chain", nil
+		}},
+		{"POST", pki.RoleOperator, 200, func() (string, any) {
+			c, _ := e.Issue(t, uniq("revoke"))
+			return "/api/v1/certificates/" + c.SerialNumber.Text(16) + "/revoke", map[string]string{"reason": "keyCompromise"}
+		}},
+		{"POST", pki.RoleOperator, 200, func() (string, any) {
+			c, _ := e.Issue(t, uniq("hold"))
+			e.Revoke(t, c, 6)
+			return "/api/v1/certificates/" + c.SerialNumber.Text(16) + "/unhold", map[string]string{}
+		}},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) { return "/api/v1/requests?status=all", nil }},
+		{"POST", pki.RoleOperator, 200, func() (string, any) { return "/api/v1/requests/" + e.heldRequest(t, uniq("approve")) + "/approve", nil }},
+		{"POST", pki.RoleOperator, 200, func() (string, any) {
+			return "/api/v1/requests/" + e.heldRequest(t, uniq("reject")) + "/reject", map[string]string{"reason": "unknown device"}
+		}},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) { return "/api/v1/challenges", nil }},
+		{"POST", pki.RoleOperator, 201, func() (string, any) { return "/api/v1/challenges", map[string]any{"ttl": "1h", "profile": "default"} }},
+		{"DELETE", pki.RoleOperator, 204, func() (string, any) {
+			_, ch, err := admin.New(e.Store, e.Clock, e.Log, map[string]pki.Profile{"default": {}}, "default").NewChallenge(context.Background(), time.Hour, "", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return "/api/v1/challenges/" + ch.ID, nil
+		}},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) { return "/api/v1/audit?limit=5", nil }},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) { return "/api/v1/audit/verify", nil }},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) { return "/api/v1/cas", nil }},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) { return "/api/v1/profiles", nil }},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) { return "/api/v1/dashboard?days=7", nil }},
+		{"GET", pki.RoleAuditor, 200, func() (string, any) { return "/api/v1/est-users", nil }},
+		{"POST", pki.RoleAdmin, 201, func() (string, any) {
+			return "/api/v1/est-users", map[string]string{"name": uniq("router"), "password": "correct horse battery"}
+		}},
+		{"DELETE", pki.RoleAdmin, 204, func() (string, any) {
+			name := uniq("gone")
+			if _, err := admin.New(e.Store, e.Clock, e.Log, nil, "").AddESTUser(context.Background(), name, "correct horse battery", "", "test"); err != nil {
+				t.Fatal(err)
+			}
+			return "/api/v1/est-users/" + name, nil
+		}},
+		{"GET", pki.RoleAdmin, 200, func() (string, any) { return "/api/v1/tokens", nil }},
+		{"POST", pki.RoleAdmin, 201, func() (string, any) {
+			return "/api/v1/tokens", map[string]string{"name": uniq("tok"), "role": "auditor", "ttl": "30d"}
+		}},
+		{"DELETE", pki.RoleAdmin, 204, func() (string, any) {
+			_, tok, err := auth.New(e.Store, e.Clock, nil).NewToken(context.Background(), uniq("old"), pki.RoleAuditor, 0, auth.CLI("test"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return "/api/v1/tokens/" + tok.ID, nil
+		}},
+		{"GET", pki.RoleAdmin, 200, func() (string, any) { return "/api/v1/users", nil }},
+		{"POST", pki.RoleAdmin, 201, func() (string, any) {
+			return "/api/v1/users", map[string]string{"name": uniq("dana"), "role": "operator", "password": "a long enough password"}
+		}},
+		{"DELETE", pki.RoleAdmin, 204, func() (string, any) {
+			name := uniq("eve")
+			if _, err := auth.New(e.Store, e.Clock, nil).AddUser(context.Background(), name, pki.RoleAuditor, "a long enough password", auth.CLI("test")); err != nil {
+				t.Fatal(err)
+			}
+			return "/api/v1/users/" + name, nil
+		}},
+	}
+	roles := []pki.Role{"", pki.RoleAuditor, pki.RoleOperator, pki.RoleAdmin}
+	covered := map[string]bool{}
+	for _, c := range cases {
+		for _, role := range roles {
+			path, body := c.prepare()
+			pattern := routeOf(path)
+			covered[c.method+" "+pattern] = true
+			before := auditCount(t, e)
+			r := e.do(t, role, c.method, path, body)
+			want := c.want
+			switch {
+			case role == "":
+				want = http.StatusUnauthorized
+			case !role.Allows(c.need):
+				want = http.StatusForbidden
+			}
+			if r.status != want {
+				t.Errorf("%s %s as %q: %d, want %d\n%s", c.method, path, role, r.status, want, r.body)
+				continue
+			}
+			if want >= 400 {
+				var eb struct {
+					Error string `json:"error"`
+				}
+				r.json(t, &eb)
+				if eb.Error == "" {
+					t.Errorf("%s %s as %q: error body without a message: %s", c.method, path, role, r.body)
+				}
+				if after := auditCount(t, e); after != before && c.method != "GET" {
+					t.Errorf("%s %s as %q: a refused call wrote %d audit events", c.method, path, role, after-before)
+				}
+			}
+		}
+	}
+	// Every route of the API is in this table.
+	for _, op := range openAPIOps(t, e) {
+		if !covered[op] {
+			t.Errorf("route %s is not tested for every role", op)
+		}
+	}
+}
+
+// routeOf turns a concrete path into its route pattern, for coverage.
+func routeOf(path string) string {
+	path, _, _ = strings.Cut(path, "?")
+	parts := strings.Split(path, "/")
+	if len(parts) > 4 {
+		switch parts[3] {
+		case "certificates":
+			parts[4] = "{serial}"
+		case "requests", "challenges", "tokens":
+			parts[4] = "{id}"
+		case "est-users", "users":
+			parts[4] = "{name}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+func auditCount(t *testing.T, e *env) int64 {
+	t.Helper()
+	h, err := e.Store.AuditHead(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Count
+}
+
+// openAPIOps lists "METHOD /path" of every operation the description has.
+func openAPIOps(t *testing.T, e *env) []string {
+	t.Helper()
+	r := e.do(t, "", "GET", "/api/v1/openapi.json", nil)
+	if r.status != 200 {
+		t.Fatalf("openapi.json: %d", r.status)
+	}
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	r.json(t, &doc)
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Errorf("openapi %q", doc.OpenAPI)
+	}
+	var out []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			out = append(out, strings.ToUpper(method)+" "+path)
+		}
+	}
+	return out
+}
+
+// The OpenAPI description and the real routes agree: every documented
+// operation is answered by a route (not the 404 catch-all), every route is
+// documented, and every schema reference resolves.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	e := newEnv(t)
+	documented := map[string]bool{}
+	for _, op := range openAPIOps(t, e) {
+		documented[op] = true
+		method, path, _ := strings.Cut(op, " ")
+		concrete := strings.NewReplacer("{serial}", "ab12", "{id}", "x", "{name}", "x").Replace(path)
+		r := e.do(t, pki.RoleAdmin, method, concrete, nil)
+		if r.status == http.StatusNotFound || r.status == http.StatusMethodNotAllowed {
+			var eb struct{ Error string }
+			json.Unmarshal(r.body, &eb)
+			if strings.HasPrefix(eb.Error, "no such API route") || r.status == http.StatusMethodNotAllowed {
+				t.Errorf("documented %s is not a route: %d %s", op, r.status, r.body)
+			}
+		}
+	}
+	for pattern := range e.h.Routes() {
+		method, path, ok := strings.Cut(pattern, " ")
+		if !ok || path == "/api/v1/openapi.json" {
+			continue // the catch-all, and the description itself
+		}
+		if !documented[method+" "+path] {
+			t.Errorf("route %s is not documented", pattern)
+		}
+	}
+	raw := e.do(t, "", "GET", "/api/v1/openapi.json", nil).body
+	var doc struct {
+		Components struct {
+			Schemas map[string]json.RawMessage `json:"schemas"`
+		} `json:"components"`
+	}
+	json.Unmarshal(raw, &doc)
+	for _, m := range strings.Split(string(raw), `"$ref": "#/components/schemas/`)[1:] {
+		name, _, _ := strings.Cut(m, `"`)
+		if _, ok := doc.Components.Schemas[name]; !ok {
+			t.Errorf("$ref to undefined schema %s", name)
+		}
+	}
+}
+
+// Bad input gets a 4xx with a reason and changes nothing.
+func TestBadInput(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.Issue(t, "victim")
+	serial := c.SerialNumber.Text(16)
+	huge := `{"reason": "` + strings.Repeat("a", api.MaxBodyBytes) + `"}`
+	cases := []struct {
+		name         string
+		method, path string
+		body         any
+		want         int
+	}{
+		{"unknown field", "POST", "/api/v1/certificates/" + serial + "/revoke", `{"reason":"keyCompromise","force":true}`, 400},
+		{"wrong type", "POST", "/api/v1/certificates/" + serial + "/revoke", `{"reason":7}`, 400},
+		{"not JSON", "POST", "/api/v1/certificates/" + serial + "/revoke", `reason=keyCompromise`, 400},
+		{"two objects", "POST", "/api/v1/certificates/" + serial + "/revoke", `{"reason":"superseded"}{"reason":"keyCompromise"}`, 400},
+		{"an array", "POST", "/api/v1/challenges", `[]`, 400},
+		{"empty body", "POST", "/api/v1/challenges", ``, 400},
+		{"oversized body", "POST", "/api/v1/certificates/" + serial + "/revoke", huge, 413},
+		{"unknown reason", "POST", "/api/v1/certificates/" + serial + "/revoke", `{"reason":"compromised"}`, 422},
+		{"removeFromCRL is no reason to revoke", "POST", "/api/v1/certificates/" + serial + "/revoke", `{"reason":"removeFromCRL"}`, 422},
+		{"bad serial", "GET", "/api/v1/certificates/not-hex", nil, 422},
+		{"unknown serial", "GET", "/api/v1/certificates/abcdef", nil, 404},
+		{"unknown query parameter", "GET", "/api/v1/certificates?stauts=valid", nil, 400},
+		{"repeated query parameter", "GET", "/api/v1/certificates?limit=1&limit=2", nil, 400},
+		{"absurd limit", "GET", "/api/v1/certificates?limit=1000000", nil, 400},
+		{"negative limit", "GET", "/api/v1/certificates?limit=-1", nil, 400},
+		{"bad status", "GET", "/api/v1/certificates?status=deleted", nil, 422},
+		{"bad duration", "GET", "/api/v1/certificates?expiring_within=soon", nil, 400},
+		{"bad time", "GET", "/api/v1/certificates?issued_after=yesterday", nil, 400},
+		{"forged cursor", "GET", "/api/v1/certificates?cursor=bm9wZQ", nil, 422},
+		{"challenge for an unknown profile", "POST", "/api/v1/challenges", `{"profile":"nope"}`, 422},
+		{"challenge ttl absurd", "POST", "/api/v1/challenges", `{"ttl":"9999d"}`, 422},
+		{"challenge ttl garbage", "POST", "/api/v1/challenges", `{"ttl":"forever"}`, 400},
+		{"token with an unknown role", "POST", "/api/v1/tokens", `{"name":"x","role":"root"}`, 422},
+		{"token name with a slash", "POST", "/api/v1/tokens", `{"name":"a/b","role":"auditor"}`, 422},
+		{"short user password", "POST", "/api/v1/users", `{"name":"fred","role":"auditor","password":"short"}`, 422},
+		{"reject without a reason", "POST", "/api/v1/requests/none/reject", `{"reason":""}`, 422},
+		{"approve an unknown request", "POST", "/api/v1/requests/none/approve", nil, 404},
+		{"delete an unknown challenge", "DELETE", "/api/v1/challenges/none", nil, 404},
+		{"wrong method", "PUT", "/api/v1/certificates", `{}`, 405},
+		{"unknown route", "GET", "/api/v1/nope", nil, 404},
+		{"days out of range", "GET", "/api/v1/dashboard?days=0", nil, 400},
+	}
+	for _, c := range cases {
+		before := auditCount(t, e)
+		r := e.do(t, pki.RoleAdmin, c.method, c.path, c.body)
+		if r.status != c.want {
+			t.Errorf("%s: %d, want %d\n%s", c.name, r.status, c.want, r.body)
+			continue
+		}
+		var eb struct {
+			Error string `json:"error"`
+		}
+		r.json(t, &eb)
+		if eb.Error == "" || r.header.Get("Content-Type") != "application/json; charset=utf-8" {
+			t.Errorf("%s: no JSON error with a reason: %s", c.name, r.body)
+		}
+		if after := auditCount(t, e); after != before {
+			t.Errorf("%s: %d audit events written by a refused call", c.name, after-before)
+		}
+	}
+	if got, _ := e.Store.Certificate(context.Background(), e.Issuer().ID, serial); got.Status != pki.StatusValid {
+		t.Error("bad input revoked the certificate")
+	}
+	r := e.do(t, "", "GET", "/api/v1/certificates", nil)
+	if r.status != 401 || r.header.Get("WWW-Authenticate") == "" {
+		t.Errorf("no token: %d %v", r.status, r.header)
+	}
+	e.tokens["bogus"] = "scepter_not-a-token"
+	if r := e.do(t, "bogus", "GET", "/api/v1/certificates", nil); r.status != 401 {
+		t.Errorf("a wrong token: %d", r.status)
+	}
+}
+
+// Revocation, approval and the audit trail through the API, each change an
+// audit event naming the token.
+func TestChangesAreAuditedWithTheToken(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.Issue(t, "dev")
+	serial := c.SerialNumber.Text(16)
+	r := e.do(t, pki.RoleOperator, "POST", "/api/v1/certificates/"+serial+"/revoke", map[string]string{"reason": "keyCompromise"})
+	var res api.RevocationResult
+	r.json(t, &res)
+	if r.status != 200 || !res.Changed || res.Certificate.Status != "revoked" || res.Certificate.RevokeReason != "keyCompromise" ||
+		res.Certificate.RevokedBy != "api:t-operator" {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	r = e.do(t, pki.RoleOperator, "POST", "/api/v1/certificates/"+serial+"/revoke", map[string]string{"reason": "keyCompromise"})
+	r.json(t, &res)
+	if r.status != 200 || res.Changed {
+		t.Errorf("revoking again: %d changed=%v", r.status, res.Changed)
+	}
+	var detail api.CertificateDetail
+	e.do(t, pki.RoleAuditor, "GET", "/api/v1/certificates/"+serial, nil).json(t, &detail)
+	var revEvents int
+	for _, ev := range detail.Events {
+		if ev.Type == pki.EventRevoked {
+			revEvents++
+			if ev.Actor != "api:t-operator" {
+				t.Errorf("revocation event actor %q", ev.Actor)
+			}
+		}
+	}
+	if revEvents != 1 || detail.PEM == "" || len(detail.Chain) == 0 || len(detail.KeyUsage) == 0 {
+		t.Errorf("detail: %d revocation events, pem %v, chain %d", revEvents, detail.PEM != "", len(detail.Chain))
+	}
+	// Two operators approve at once: one wins, the other gets 409.
+	id := e.heldRequest(t, "held")
+	var wg sync.WaitGroup
+	codes := make(chan int, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- e.do(t, pki.RoleOperator, "POST", "/api/v1/requests/"+id+"/approve", nil).status
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	var got []int
+	for c := range codes {
+		got = append(got, c)
+	}
+	if !(got[0] == 200 && got[1] == 409) && !(got[0] == 409 && got[1] == 200) {
+		t.Errorf("two approvals: %v, want one 200 and one 409", got)
+	}
+	var verify api.AuditVerification
+	e.do(t, pki.RoleAuditor, "GET", "/api/v1/audit/verify", nil).json(t, &verify)
+	if !verify.OK || verify.Checked == 0 {
+		t.Errorf("audit verify: %+v", verify)
+	}
+	// A new challenge's secret is in the answer only.
+	var nc api.NewChallenge
+	e.do(t, pki.RoleOperator, "POST", "/api/v1/challenges", map[string]any{"ttl": "2h", "subject": "CN=bound", "dns": []string{"bound.example"}}).json(t, &nc)
+	if len(nc.Secret) < 16 || nc.Challenge.Subject != "CN=bound" || nc.Challenge.CreatedBy != "api:t-operator" {
+		t.Errorf("new challenge: %+v", nc)
+	}
+	list := e.do(t, pki.RoleAuditor, "GET", "/api/v1/challenges", nil)
+	if bytes.Contains(list.body, []byte(nc.Secret)) {
+		t.Error("the challenge list shows a secret")
+	}
+}
+
+// Cursor pagination walks every certificate exactly once while others are
+// inserted at the same time.
+func TestPaginationUnderConcurrentInserts(t *testing.T) {
+	e := newEnv(t)
+	for i := range 30 {
+		e.Issue(t, fmt.Sprintf("page-%02d", i))
+	}
+	before := map[string]bool{}
+	certs, _, err := e.Store.ListCertificates(context.Background(), store.CertFilter{Search: "page-", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range certs {
+		before[c.SerialHex] = true
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			e.Issue(t, fmt.Sprintf("page-new-%03d", i))
+		}
+	}()
+	seen := map[string]int{}
+	cursor := ""
+	for pages := 0; pages < 100; pages++ {
+		var page api.CertificatePage
+		r := e.do(t, pki.RoleAuditor, "GET", "/api/v1/certificates?q=page-&limit=4&cursor="+cursor, nil)
+		if r.status != 200 {
+			t.Fatalf("page %d: %d %s", pages, r.status, r.body)
+		}
+		r.json(t, &page)
+		for _, c := range page.Items {
+			seen[c.Serial]++
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	close(stop)
+	<-done
+	for s := range before {
+		if seen[s] != 1 {
+			t.Errorf("certificate %s seen %d times, want once", s, seen[s])
+		}
+	}
+	for s, n := range seen {
+		if n != 1 {
+			t.Errorf("certificate %s seen %d times", s, n)
+		}
+	}
+}

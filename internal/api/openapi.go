@@ -1,0 +1,207 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// schemas names the JSON shapes the routes refer to.
+var schemas = map[string]any{
+	"Principal":         map[string]string{},
+	"Certificate":       Certificate{},
+	"CertificatePage":   CertificatePage{},
+	"CertificateDetail": CertificateDetail{},
+	"RevokeRequest":     RevokeRequest{},
+	"UnholdRequest":     UnholdRequest{},
+	"RevocationResult":  RevocationResult{},
+	"Request":           Request{},
+	"RequestList": struct {
+		Items []Request `json:"items"`
+	}{},
+	"RejectRequest": RejectRequest{},
+	"Challenge":     Challenge{},
+	"ChallengeList": struct {
+		Items []Challenge `json:"items"`
+	}{},
+	"ChallengeRequest": ChallengeRequest{},
+	"NewChallenge":     NewChallenge{},
+	"AuditEvent":       AuditEvent{},
+	"AuditList": struct {
+		Items []AuditEvent `json:"items"`
+	}{},
+	"AuditVerification": AuditVerification{},
+	"CA":                CA{},
+	"CAList": struct {
+		Root  CA   `json:"root"`
+		Items []CA `json:"items"`
+	}{},
+	"Profile": Profile{},
+	"ProfileList": struct {
+		Items []Profile `json:"items"`
+	}{},
+	"Dashboard": Dashboard{},
+	"ESTUser":   ESTUser{},
+	"ESTUserList": struct {
+		Items []ESTUser `json:"items"`
+	}{},
+	"ESTUserRequest": ESTUserRequest{},
+	"Token":          Token{},
+	"TokenList": struct {
+		Items []Token `json:"items"`
+	}{},
+	"TokenRequest": TokenRequest{},
+	"NewToken":     NewToken{},
+	"User":         User{},
+	"UserList": struct {
+		Items []User `json:"items"`
+	}{},
+	"UserRequest": UserRequest{},
+	"Error":       errorBody{},
+}
+
+var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
+
+// OpenAPI builds the OpenAPI 3 description of the routes.
+func (h *Handler) OpenAPI() map[string]any {
+	paths := map[string]map[string]any{}
+	for _, rt := range h.routes {
+		op := map[string]any{
+			"summary":     rt.summary,
+			"operationId": operationID(rt),
+			"description": "Needs a token with role " + string(rt.role) + " or above.",
+			"security":    []any{map[string]any{"bearer": []string{}}},
+		}
+		var params []any
+		for _, m := range pathParam.FindAllStringSubmatch(rt.path, -1) {
+			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		}
+		for _, p := range rt.params {
+			params = append(params, map[string]any{"name": p.name, "in": "query", "required": false, "description": p.desc,
+				"schema": map[string]any{"type": p.typ}})
+		}
+		if params != nil {
+			op["parameters"] = params
+		}
+		if rt.body != "" {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				"application/json": map[string]any{"schema": ref(rt.body)}}}
+		}
+		status := rt.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		success := map[string]any{"description": http.StatusText(status)}
+		switch {
+		case rt.contentType != "":
+			success["content"] = map[string]any{rt.contentType: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}
+		case rt.reply != "":
+			success["content"] = map[string]any{"application/json": map[string]any{"schema": ref(rt.reply)}}
+		}
+		responses := map[string]any{itoa(status): success}
+		for _, code := range []int{400, 401, 403, 404, 409, 413, 422, 429} {
+			responses[itoa(code)] = map[string]any{"description": http.StatusText(code),
+				"content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
+		}
+		op["responses"] = responses
+		if paths[Prefix+rt.path] == nil {
+			paths[Prefix+rt.path] = map[string]any{}
+		}
+		paths[Prefix+rt.path][strings.ToLower(rt.method)] = op
+	}
+	comps := map[string]any{}
+	for name, v := range schemas {
+		comps[name] = schemaOf(reflect.TypeOf(v))
+	}
+	return map[string]any{
+		"openapi": "3.0.3",
+		"info": map[string]any{"title": "scepter admin API", "version": "1",
+			"description": "Certificates, revocation, approvals, challenges, the audit trail, CAs, EST users, tokens and users. " +
+				"Every change is an audit event naming the token. Errors are {\"error\": \"…\", \"detail\": …}."},
+		"servers":    []any{map[string]any{"url": "/"}},
+		"paths":      paths,
+		"components": map[string]any{"schemas": comps, "securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}}},
+	}
+}
+
+func operationID(rt route) string {
+	words := strings.FieldsFunc(rt.path, func(r rune) bool { return r == '/' || r == '{' || r == '}' || r == '-' })
+	id := strings.ToLower(rt.method)
+	for _, w := range words {
+		id += strings.ToUpper(w[:1]) + w[1:]
+	}
+	return id
+}
+
+func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
+
+var timeType = reflect.TypeOf(time.Time{})
+
+// schemaOf describes a Go type as JSON encodes it.
+func schemaOf(t reflect.Type) map[string]any {
+	nullable := false
+	for t.Kind() == reflect.Pointer {
+		t, nullable = t.Elem(), true
+	}
+	var s map[string]any
+	switch {
+	case t == timeType:
+		s = map[string]any{"type": "string", "format": "date-time"}
+	case t.Kind() == reflect.String:
+		s = map[string]any{"type": "string"}
+	case t.Kind() == reflect.Bool:
+		s = map[string]any{"type": "boolean"}
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		s = map[string]any{"type": "integer"}
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		s = map[string]any{"type": "number"}
+	case t.Kind() == reflect.Slice:
+		s = map[string]any{"type": "array", "items": schemaOf(t.Elem())}
+	case t.Kind() == reflect.Map:
+		s = map[string]any{"type": "object", "additionalProperties": schemaOf(t.Elem())}
+	case t.Kind() == reflect.Struct:
+		props := map[string]any{}
+		addFields(t, props)
+		s = map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	case t.Kind() == reflect.Interface:
+		s = map[string]any{}
+	default:
+		s = map[string]any{"type": "string"}
+	}
+	if nullable {
+		s["nullable"] = true
+	}
+	return s
+}
+
+func addFields(t reflect.Type, props map[string]any) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			addFields(f.Type, props)
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		props[name] = schemaOf(f.Type)
+	}
+}
+
+func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	b, err := json.MarshalIndent(h.OpenAPI(), "", "  ")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal error", nil)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(b)
+}

@@ -1,0 +1,887 @@
+package api
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/ops"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// route is one operation of the API: how it is reached, who may call it,
+// what the OpenAPI description says of it, and its handler.
+type route struct {
+	method, path string
+	summary      string
+	role         pki.Role
+	params       []param // query parameters
+	body         string  // request schema name ("" for none)
+	reply        string  // response schema name
+	status       int     // success status
+	contentType  string  // non-JSON success body
+	fn           func(*call) error
+}
+
+// param is a query parameter.
+type param struct {
+	name, typ, desc string
+}
+
+var (
+	pLimit  = param{"limit", "integer", "page size, 1 to 500 (default 100)"}
+	pCursor = param{"cursor", "string", "next_cursor of the previous page"}
+	pIssuer = param{"issuer", "string", "issuer ID (or a prefix) when several CAs used the serial"}
+)
+
+// table lists every route, once.
+func (h *Handler) table() []route {
+	certParams := []param{
+		{"status", "string", "valid, revoked or expired"},
+		{"profile", "string", "profile name"},
+		{"issuer", "string", "issuer ID (hex SHA-256 of the issuing CA certificate)"},
+		{"protocol", "string", "scep, est, cli or internal"},
+		{"q", "string", "subject, SAN or serial substring (3 characters or more use the index)"},
+		{"expiring_within", "string", "only unexpired certificates expiring within this time (30d, 12h), by expiry"},
+		{"issued_after", "string", "RFC 3339 time"}, {"issued_before", "string", "RFC 3339 time"},
+		pLimit, pCursor,
+	}
+	return []route{
+		{method: "GET", path: "/whoami", summary: "The token's name and role", role: pki.RoleAuditor, reply: "Principal", fn: h.whoami},
+		{method: "GET", path: "/certificates", summary: "List certificates, newest first (or by expiry with expiring_within)", role: pki.RoleAuditor,
+			params: certParams, reply: "CertificatePage", fn: h.listCertificates},
+		{method: "GET", path: "/certificates/{serial}", summary: "One certificate: decoded fields, renewal chain, audit events", role: pki.RoleAuditor,
+			params: []param{pIssuer}, reply: "CertificateDetail", fn: h.getCertificate},
+		{method: "GET", path: "/certificates/{serial}/pem", summary: "The certificate, PEM", role: pki.RoleAuditor, params: []param{pIssuer},
+			contentType: "application/x-pem-file", fn: h.certPEM},
+		{method: "GET", path: "/certificates/{serial}/der", summary: "The certificate, DER", role: pki.RoleAuditor, params: []param{pIssuer},
+			contentType: "application/pkix-cert", fn: h.certDER},
+		{method: "GET", path: "/certificates/{serial}/chain", summary: "The certificate and its CA chain, PEM", role: pki.RoleAuditor, params: []param{pIssuer},
+			contentType: "application/x-pem-file", fn: h.certChain},
+		{method: "POST", path: "/certificates/{serial}/revoke", summary: "Revoke a certificate (idempotent)", role: pki.RoleOperator,
+			body: "RevokeRequest", reply: "RevocationResult", fn: h.revoke},
+		{method: "POST", path: "/certificates/{serial}/unhold", summary: "Lift a certificateHold", role: pki.RoleOperator,
+			body: "UnholdRequest", reply: "RevocationResult", fn: h.unhold},
+		{method: "GET", path: "/requests", summary: "Requests held for approval", role: pki.RoleAuditor,
+			params: []param{{"status", "string", "pending (default), issued, rejected or all"}, {"profile", "string", "profile name"}, pLimit},
+			reply:  "RequestList", fn: h.listRequests},
+		{method: "POST", path: "/requests/{id}/approve", summary: "Approve a held request: its certificate is issued (one approver wins)", role: pki.RoleOperator,
+			reply: "Certificate", fn: h.approve},
+		{method: "POST", path: "/requests/{id}/reject", summary: "Reject a held request", role: pki.RoleOperator, body: "RejectRequest",
+			reply: "Request", fn: h.reject},
+		{method: "GET", path: "/challenges", summary: "One-time challenges (never a secret)", role: pki.RoleAuditor, params: []param{pLimit},
+			reply: "ChallengeList", fn: h.listChallenges},
+		{method: "POST", path: "/challenges", summary: "Mint a one-time challenge; the secret is in this answer only", role: pki.RoleOperator,
+			body: "ChallengeRequest", reply: "NewChallenge", status: http.StatusCreated, fn: h.newChallenge},
+		{method: "DELETE", path: "/challenges/{id}", summary: "Delete a challenge", role: pki.RoleOperator, status: http.StatusNoContent, fn: h.deleteChallenge},
+		{method: "GET", path: "/audit", summary: "Audit events, newest first", role: pki.RoleAuditor,
+			params: []param{{"type", "string", "event type"}, {"serial", "string", "certificate serial"}, {"since", "string", "RFC 3339 time"},
+				{"until", "string", "RFC 3339 time"}, {"before_id", "integer", "page on: events with an ID below this"}, pLimit},
+			reply: "AuditList", fn: h.listAudit},
+		{method: "GET", path: "/audit/verify", summary: "Verify the audit trail's hash chain", role: pki.RoleAuditor, reply: "AuditVerification", fn: h.verifyAudit},
+		{method: "GET", path: "/cas", summary: "Issuing CAs (current, next, previous) and the rollover schedule", role: pki.RoleAuditor, reply: "CAList", fn: h.listCAs},
+		{method: "GET", path: "/profiles", summary: "Configured profiles", role: pki.RoleAuditor, reply: "ProfileList", fn: h.listProfiles},
+		{method: "GET", path: "/dashboard", summary: "Counts by status and profile, expiring soon, activity per day", role: pki.RoleAuditor,
+			params: []param{{"days", "integer", "days of activity, 1 to 366 (default 30)"}}, reply: "Dashboard", fn: h.dashboard},
+		{method: "GET", path: "/est-users", summary: "EST users", role: pki.RoleAuditor, reply: "ESTUserList", fn: h.listESTUsers},
+		{method: "POST", path: "/est-users", summary: "Create an EST user", role: pki.RoleAdmin, body: "ESTUserRequest", reply: "ESTUser",
+			status: http.StatusCreated, fn: h.addESTUser},
+		{method: "DELETE", path: "/est-users/{name}", summary: "Delete an EST user", role: pki.RoleAdmin, status: http.StatusNoContent, fn: h.removeESTUser},
+		{method: "GET", path: "/tokens", summary: "API tokens (never a secret)", role: pki.RoleAdmin, reply: "TokenList", fn: h.listTokens},
+		{method: "POST", path: "/tokens", summary: "Create an API token; the secret is in this answer only", role: pki.RoleAdmin, body: "TokenRequest",
+			reply: "NewToken", status: http.StatusCreated, fn: h.newToken},
+		{method: "DELETE", path: "/tokens/{id}", summary: "Revoke an API token (by ID or name)", role: pki.RoleAdmin, status: http.StatusNoContent, fn: h.revokeToken},
+		{method: "GET", path: "/users", summary: "Console users", role: pki.RoleAdmin, reply: "UserList", fn: h.listUsers},
+		{method: "POST", path: "/users", summary: "Create a console user", role: pki.RoleAdmin, body: "UserRequest", reply: "User",
+			status: http.StatusCreated, fn: h.addUser},
+		{method: "DELETE", path: "/users/{name}", summary: "Delete a console user and end their sessions", role: pki.RoleAdmin,
+			status: http.StatusNoContent, fn: h.removeUser},
+	}
+}
+
+// --- JSON shapes ---------------------------------------------------------------
+
+// Certificate is an inventory record.
+type Certificate struct {
+	Serial        string     `json:"serial"`
+	IssuerID      string     `json:"issuer_id"`
+	Subject       string     `json:"subject"`
+	Issuer        string     `json:"issuer"`
+	SANs          []string   `json:"sans"`
+	NotBefore     time.Time  `json:"not_before"`
+	NotAfter      time.Time  `json:"not_after"`
+	Status        string     `json:"status"`
+	Profile       string     `json:"profile"`
+	Protocol      string     `json:"protocol"`
+	KeyType       string     `json:"key_type"`
+	RequesterAddr string     `json:"requester_addr"`
+	TransactionID string     `json:"transaction_id"`
+	RenewedFrom   string     `json:"renewed_from"`
+	CreatedAt     time.Time  `json:"created_at"`
+	RevokedAt     *time.Time `json:"revoked_at"`
+	RevokeReason  string     `json:"revoke_reason"`
+	RevokedBy     string     `json:"revoked_by"`
+}
+
+func certJSON(c *pki.Certificate, now time.Time) Certificate {
+	out := Certificate{Serial: c.SerialHex, IssuerID: c.IssuerID, Subject: c.Subject, Issuer: c.Issuer, SANs: nonNil(c.SANs),
+		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), Status: string(c.Status), Profile: c.Profile,
+		Protocol: string(c.Protocol), KeyType: c.KeyType, RequesterAddr: c.RequesterAddr, TransactionID: c.TransactionID,
+		RenewedFrom: c.RenewedFrom, CreatedAt: c.CreatedAt.UTC(), RevokedBy: c.RevokedBy}
+	if c.Status == pki.StatusValid && c.Expired(now) {
+		out.Status = "expired"
+	}
+	if c.Status == pki.StatusRevoked {
+		at := c.RevokedAt.UTC()
+		out.RevokedAt, out.RevokeReason = &at, admin.ReasonName(c.RevokeReason)
+	}
+	return out
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// CertificatePage is one page of a list.
+type CertificatePage struct {
+	Items      []Certificate `json:"items"`
+	NextCursor string        `json:"next_cursor"`
+}
+
+// CertificateDetail is one certificate and what surrounds it.
+type CertificateDetail struct {
+	Certificate
+	PEM          string        `json:"pem"`
+	KeyUsage     []string      `json:"key_usage"`
+	ExtKeyUsage  []string      `json:"ext_key_usage"`
+	CRLURLs      []string      `json:"crl_urls"`
+	OCSPURLs     []string      `json:"ocsp_urls"`
+	IssuerURLs   []string      `json:"issuer_urls"`
+	Chain        []ChainCert   `json:"chain"`
+	RenewedFromC []Certificate `json:"renewal_chain"`
+	RenewedBy    []Certificate `json:"renewed_by"`
+	Events       []AuditEvent  `json:"events"`
+}
+
+// ChainCert is a CA certificate of a chain.
+type ChainCert struct {
+	Subject  string    `json:"subject"`
+	NotAfter time.Time `json:"not_after"`
+	PEM      string    `json:"pem"`
+}
+
+// AuditEvent is one audit record.
+type AuditEvent struct {
+	ID            int64     `json:"id"`
+	Time          time.Time `json:"time"`
+	Type          string    `json:"type"`
+	Actor         string    `json:"actor"`
+	Outcome       string    `json:"outcome"`
+	Profile       string    `json:"profile"`
+	Serial        string    `json:"serial"`
+	IssuerID      string    `json:"issuer_id"`
+	Subject       string    `json:"subject"`
+	TransactionID string    `json:"transaction_id"`
+	Reason        string    `json:"reason"`
+	Detail        string    `json:"detail"`
+}
+
+func eventJSON(e pki.AuditEvent) AuditEvent {
+	return AuditEvent{ID: e.ID, Time: e.Time.UTC(), Type: e.Type, Actor: e.Actor, Outcome: e.Outcome, Profile: e.Profile,
+		Serial: e.SerialHex, IssuerID: e.IssuerID, Subject: e.Subject, TransactionID: e.TransactionID, Reason: e.Reason, Detail: e.Detail}
+}
+
+// --- handlers --------------------------------------------------------------------
+
+func (h *Handler) whoami(c *call) error {
+	writeJSON(c.w, http.StatusOK, map[string]string{"name": c.p.Name, "role": string(c.p.Role), "kind": c.p.Kind})
+	return nil
+}
+
+func (h *Handler) listCertificates(c *call) error {
+	q, err := c.query("status", "profile", "issuer", "protocol", "q", "expiring_within", "issued_after", "issued_before", "limit", "cursor")
+	if err != nil {
+		return err
+	}
+	cq := ops.CertQuery{Status: q.str("status"), Profile: q.str("profile"), IssuerID: q.str("issuer"), Protocol: q.str("protocol"),
+		Search: q.str("q"), ExpiringWithin: q.duration("expiring_within"), IssuedAfter: q.time("issued_after"),
+		IssuedBefore: q.time("issued_before"), Limit: q.int("limit", 100, 1, ops.MaxPage), Cursor: q.str("cursor")}
+	if err := q.err(); err != nil {
+		return err
+	}
+	certs, next, err := h.ops.Certificates(c.ctx, c.p, cq)
+	if err != nil {
+		return err
+	}
+	now := h.ops.Now()
+	page := CertificatePage{Items: []Certificate{}, NextCursor: next}
+	for i := range certs {
+		page.Items = append(page.Items, certJSON(&certs[i], now))
+	}
+	writeJSON(c.w, http.StatusOK, page)
+	return nil
+}
+
+func (h *Handler) detail(c *call) (*ops.CertificateDetail, error) {
+	q, err := c.query("issuer")
+	if err != nil {
+		return nil, err
+	}
+	return h.ops.Certificate(c.ctx, c.p, c.r.PathValue("serial"), q.str("issuer"))
+}
+
+func pemOf(der []byte) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+func (h *Handler) getCertificate(c *call) error {
+	d, err := h.detail(c)
+	if err != nil {
+		return err
+	}
+	now := h.ops.Now()
+	out := CertificateDetail{Certificate: certJSON(&d.Record, now), PEM: pemOf(d.Record.DER),
+		KeyUsage: keyUsages(d.Cert.KeyUsage), ExtKeyUsage: extKeyUsages(d.Cert.ExtKeyUsage),
+		CRLURLs: nonNil(d.Cert.CRLDistributionPoints), OCSPURLs: nonNil(d.Cert.OCSPServer), IssuerURLs: nonNil(d.Cert.IssuingCertificateURL),
+		Chain: []ChainCert{}, RenewedFromC: []Certificate{}, RenewedBy: []Certificate{}, Events: []AuditEvent{}}
+	for _, ca := range d.Chain {
+		out.Chain = append(out.Chain, ChainCert{Subject: ca.Subject.String(), NotAfter: ca.NotAfter.UTC(), PEM: pemOf(ca.Raw)})
+	}
+	for i := range d.RenewedFrom {
+		out.RenewedFromC = append(out.RenewedFromC, certJSON(&d.RenewedFrom[i], now))
+	}
+	for i := range d.RenewedBy {
+		out.RenewedBy = append(out.RenewedBy, certJSON(&d.RenewedBy[i], now))
+	}
+	for _, e := range d.Events {
+		out.Events = append(out.Events, eventJSON(e))
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+func writeRaw(c *call, contentType, filename string, body []byte) {
+	c.w.Header().Set("Content-Type", contentType)
+	c.w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
+	c.w.WriteHeader(http.StatusOK)
+	c.w.Write(body)
+}
+
+func (h *Handler) certPEM(c *call) error {
+	d, err := h.detail(c)
+	if err != nil {
+		return err
+	}
+	writeRaw(c, "application/x-pem-file", d.Record.SerialHex+".pem", []byte(pemOf(d.Record.DER)))
+	return nil
+}
+
+func (h *Handler) certDER(c *call) error {
+	d, err := h.detail(c)
+	if err != nil {
+		return err
+	}
+	writeRaw(c, "application/pkix-cert", d.Record.SerialHex+".der", d.Record.DER)
+	return nil
+}
+
+func (h *Handler) certChain(c *call) error {
+	d, err := h.detail(c)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString(pemOf(d.Record.DER))
+	for _, ca := range d.Chain {
+		b.WriteString(pemOf(ca.Raw))
+	}
+	writeRaw(c, "application/x-pem-file", d.Record.SerialHex+"-chain.pem", []byte(b.String()))
+	return nil
+}
+
+// RevokeRequest asks for a revocation.
+type RevokeRequest struct {
+	Reason string `json:"reason"`
+	Issuer string `json:"issuer"`
+}
+
+// UnholdRequest names the issuer when needed.
+type UnholdRequest struct {
+	Issuer string `json:"issuer"`
+}
+
+// RevocationResult is the certificate after the call.
+type RevocationResult struct {
+	Certificate Certificate `json:"certificate"`
+	Changed     bool        `json:"changed"`
+}
+
+func (h *Handler) revoke(c *call) error {
+	var req RevokeRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	if _, err := c.query(); err != nil {
+		return err
+	}
+	r, err := h.ops.Revoke(c.ctx, c.p, c.r.PathValue("serial"), req.Issuer, req.Reason)
+	if err != nil {
+		return err
+	}
+	writeJSON(c.w, http.StatusOK, RevocationResult{Certificate: certJSON(&r.Certificate, h.ops.Now()), Changed: r.Changed})
+	return nil
+}
+
+func (h *Handler) unhold(c *call) error {
+	var req UnholdRequest
+	if len(c.body) > 0 {
+		if err := c.decode(&req); err != nil {
+			return err
+		}
+	}
+	r, err := h.ops.Unhold(c.ctx, c.p, c.r.PathValue("serial"), req.Issuer)
+	if err != nil {
+		return err
+	}
+	writeJSON(c.w, http.StatusOK, RevocationResult{Certificate: certJSON(&r.Certificate, h.ops.Now()), Changed: r.Changed})
+	return nil
+}
+
+// Request is a request held for approval.
+type Request struct {
+	ID            string    `json:"id"`
+	Status        string    `json:"status"`
+	Profile       string    `json:"profile"`
+	Protocol      string    `json:"protocol"`
+	TransactionID string    `json:"transaction_id"`
+	Subject       string    `json:"subject"`
+	SANs          []string  `json:"sans"`
+	RequesterAddr string    `json:"requester_addr"`
+	CreatedAt     time.Time `json:"created_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	RenewedFrom   string    `json:"renewed_from"`
+	DecidedBy     string    `json:"decided_by"`
+	Reason        string    `json:"reason"`
+	Serial        string    `json:"serial"`
+}
+
+func requestJSON(r pki.EnrollmentRequest) Request {
+	return Request{ID: r.ID, Status: string(r.Status), Profile: r.Profile, Protocol: string(r.Protocol), TransactionID: r.TransactionID,
+		Subject: r.Subject, SANs: nonNil(r.SANs), RequesterAddr: r.RequesterAddr, CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
+		RenewedFrom: r.RenewedFrom, DecidedBy: r.DecidedBy, Reason: r.Reason, Serial: r.CertSerialHex}
+}
+
+func (h *Handler) listRequests(c *call) error {
+	q, err := c.query("status", "profile", "limit")
+	if err != nil {
+		return err
+	}
+	limit := q.int("limit", 100, 1, ops.MaxPage)
+	if err := q.err(); err != nil {
+		return err
+	}
+	reqs, err := h.ops.Requests(c.ctx, c.p, q.str("status"), q.str("profile"), limit)
+	if err != nil {
+		return err
+	}
+	out := map[string][]Request{"items": {}}
+	for _, r := range reqs {
+		out["items"] = append(out["items"], requestJSON(r))
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+func (h *Handler) approve(c *call) error {
+	res, err := h.ops.Approve(c.ctx, c.p, c.r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(c.w, http.StatusOK, certJSON(&res.Record, h.ops.Now()))
+	return nil
+}
+
+// RejectRequest gives the reason.
+type RejectRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (h *Handler) reject(c *call) error {
+	var req RejectRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	id := c.r.PathValue("id")
+	if err := h.ops.Reject(c.ctx, c.p, id, req.Reason); err != nil {
+		return err
+	}
+	reqs, err := h.ops.Requests(c.ctx, c.p, "rejected", "", ops.MaxPage)
+	if err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		if r.ID == id {
+			writeJSON(c.w, http.StatusOK, requestJSON(r))
+			return nil
+		}
+	}
+	writeJSON(c.w, http.StatusOK, Request{ID: id, Status: string(pki.RequestRejected), Reason: req.Reason, SANs: []string{}})
+	return nil
+}
+
+// Challenge is a one-time challenge (never its secret).
+type Challenge struct {
+	ID         string     `json:"id"`
+	Profile    string     `json:"profile"`
+	State      string     `json:"state"`
+	Subject    string     `json:"subject"`
+	Names      []string   `json:"names"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	ConsumedAt *time.Time `json:"consumed_at"`
+	CreatedBy  string     `json:"created_by"`
+}
+
+func challengeJSON(ch pki.Challenge, now time.Time) Challenge {
+	out := Challenge{ID: ch.ID, Profile: ch.Profile, Names: nonNil(ch.BoundSANs), CreatedAt: ch.CreatedAt.UTC(), ExpiresAt: ch.ExpiresAt.UTC(),
+		CreatedBy: ch.CreatedBy, State: "unused"}
+	if len(ch.BoundSubject) > 0 {
+		out.Subject = subjectString(ch.BoundSubject)
+	}
+	switch {
+	case !ch.ConsumedAt.IsZero():
+		at := ch.ConsumedAt.UTC()
+		out.ConsumedAt, out.State = &at, "used"
+	case !ch.LockedAt.IsZero():
+		out.State = "locked"
+	case !now.Before(ch.ExpiresAt):
+		out.State = "expired"
+	}
+	return out
+}
+
+func (h *Handler) listChallenges(c *call) error {
+	q, err := c.query("limit")
+	if err != nil {
+		return err
+	}
+	limit := q.int("limit", 100, 1, ops.MaxPage)
+	if err := q.err(); err != nil {
+		return err
+	}
+	list, err := h.ops.Challenges(c.ctx, c.p, limit)
+	if err != nil {
+		return err
+	}
+	now := h.ops.Now()
+	out := map[string][]Challenge{"items": {}}
+	for _, ch := range list {
+		out["items"] = append(out["items"], challengeJSON(ch, now))
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+// ChallengeRequest asks for a one-time challenge.
+type ChallengeRequest struct {
+	TTL     string   `json:"ttl"` // default 24h
+	Profile string   `json:"profile"`
+	Subject string   `json:"subject"`
+	DNS     []string `json:"dns"`
+	Email   []string `json:"email"`
+}
+
+// NewChallenge is a minted challenge with its secret.
+type NewChallenge struct {
+	Challenge Challenge `json:"challenge"`
+	Secret    string    `json:"secret"`
+}
+
+func (h *Handler) newChallenge(c *call) error {
+	var req ChallengeRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	ttl := 24 * time.Hour
+	if req.TTL != "" {
+		d, err := parseDuration(req.TTL)
+		if err != nil {
+			return badf("ttl %q: want a duration such as 24h or 7d", req.TTL)
+		}
+		ttl = d
+	}
+	if len(req.DNS)+len(req.Email) > 64 {
+		return badf("at most 64 names")
+	}
+	secret, ch, err := h.ops.NewChallenge(c.ctx, c.p, admin.ChallengeSpec{TTL: ttl, Profile: req.Profile, Subject: req.Subject,
+		DNSNames: req.DNS, Emails: req.Email})
+	if err != nil {
+		return err
+	}
+	writeJSON(c.w, http.StatusCreated, NewChallenge{Challenge: challengeJSON(ch, h.ops.Now()), Secret: secret})
+	return nil
+}
+
+func (h *Handler) deleteChallenge(c *call) error {
+	if err := h.ops.DeleteChallenge(c.ctx, c.p, c.r.PathValue("id")); err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) listAudit(c *call) error {
+	q, err := c.query("type", "serial", "since", "until", "before_id", "limit")
+	if err != nil {
+		return err
+	}
+	f := store.AuditFilter{Type: q.str("type"), SerialHex: q.str("serial"), Since: q.time("since"), Until: q.time("until"),
+		BeforeID: int64(q.int("before_id", 0, 0, 1<<62)), Limit: q.int("limit", 100, 1, ops.MaxPage)}
+	if err := q.err(); err != nil {
+		return err
+	}
+	evs, err := h.ops.Audit(c.ctx, c.p, f)
+	if err != nil {
+		return err
+	}
+	out := map[string][]AuditEvent{"items": {}}
+	for _, e := range evs {
+		out["items"] = append(out["items"], eventJSON(e))
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+// AuditVerification is the result of a chain check.
+type AuditVerification struct {
+	OK      bool   `json:"ok"`
+	Checked int64  `json:"checked"`
+	LastID  int64  `json:"last_id"`
+	Problem string `json:"problem"`
+	BadID   int64  `json:"bad_id"`
+}
+
+func (h *Handler) verifyAudit(c *call) error {
+	rep, err := h.ops.VerifyAudit(c.ctx, c.p)
+	if err != nil {
+		return err
+	}
+	out := AuditVerification{OK: rep.OK(), Checked: rep.Checked, LastID: rep.LastID}
+	if rep.Problem != nil {
+		out.Problem, out.BadID = rep.Problem.Error(), rep.Problem.ID
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+// CA is an issuing CA.
+type CA struct {
+	ID          string     `json:"id"`
+	State       string     `json:"state"`
+	Subject     string     `json:"subject"`
+	NotBefore   time.Time  `json:"not_before"`
+	NotAfter    time.Time  `json:"not_after"`
+	Fingerprint string     `json:"fingerprint"`
+	SwitchAt    *time.Time `json:"switch_at"`
+	PEM         string     `json:"pem"`
+}
+
+func (h *Handler) listCAs(c *call) error {
+	cas, root, err := h.ops.CAs(c.ctx, c.p)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Root  CA   `json:"root"`
+		Items []CA `json:"items"`
+	}{Root: caJSON(root, "root", ""), Items: []CA{}}
+	for _, ca := range cas {
+		j := caJSON(ca.Cert, ca.State, ca.ID)
+		if !ca.SwitchAt.IsZero() {
+			at := ca.SwitchAt.UTC()
+			j.SwitchAt = &at
+		}
+		out.Items = append(out.Items, j)
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+func caJSON(c *x509.Certificate, state, id string) CA {
+	fp := fingerprint(c.Raw)
+	if id == "" {
+		id = fp
+	}
+	return CA{ID: id, State: state, Subject: c.Subject.String(), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(),
+		Fingerprint: "sha256:" + fp, PEM: pemOf(c.Raw)}
+}
+
+// Profile is a configured profile's public summary.
+type Profile struct {
+	Name          string   `json:"name"`
+	Default       bool     `json:"default"`
+	Validity      string   `json:"validity"`
+	Challenge     string   `json:"challenge"`
+	Approval      bool     `json:"approval"`
+	KeyUsage      []string `json:"key_usage"`
+	ExtKeyUsage   []string `json:"ext_key_usage"`
+	RenewalWindow string   `json:"renewal_window"`
+	NotifyBefore  []string `json:"notify_before"`
+}
+
+func (h *Handler) listProfiles(c *call) error {
+	ps, def, err := h.ops.Profiles(c.ctx, c.p)
+	if err != nil {
+		return err
+	}
+	out := map[string][]Profile{"items": {}}
+	for _, p := range ps {
+		j := Profile{Name: p.Name, Default: p.Name == def, Validity: p.Validity.String(), Challenge: p.ChallengeMode, Approval: p.RequireApproval,
+			KeyUsage: keyUsages(p.KeyUsage), ExtKeyUsage: extKeyUsages(p.ExtKeyUsage), NotifyBefore: []string{}}
+		if p.RenewalWindowFixed > 0 {
+			j.RenewalWindow = p.RenewalWindowFixed.String()
+		} else {
+			j.RenewalWindow = strings.TrimRight(strings.TrimRight(formatFloat(p.RenewalWindow*100), "0"), ".") + "%"
+		}
+		for _, d := range p.NotifyBefore {
+			j.NotifyBefore = append(j.NotifyBefore, d.String())
+		}
+		out["items"] = append(out["items"], j)
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+// Dashboard is the counts and the activity per day.
+type Dashboard struct {
+	ByStatus  map[string]int64 `json:"by_status"`
+	ByProfile map[string]int64 `json:"by_profile"`
+	Expiring  map[string]int64 `json:"expiring_within_days"`
+	Pending   int              `json:"pending_requests"`
+	Days      []DayCount       `json:"days"`
+}
+
+// DayCount is one UTC day's activity.
+type DayCount struct {
+	Day     string `json:"day"`
+	Issued  int64  `json:"issued"`
+	Renewed int64  `json:"renewed"`
+	Revoked int64  `json:"revoked"`
+	Refused int64  `json:"refused"`
+}
+
+func (h *Handler) dashboard(c *call) error {
+	q, err := c.query("days")
+	if err != nil {
+		return err
+	}
+	days := q.int("days", 30, 1, 366)
+	if err := q.err(); err != nil {
+		return err
+	}
+	d, pending, err := h.ops.Dashboard(c.ctx, c.p, days)
+	if err != nil {
+		return err
+	}
+	out := Dashboard{ByStatus: d.ByStatus, ByProfile: d.ByProfile, Expiring: map[string]int64{}, Pending: pending, Days: []DayCount{}}
+	for k, v := range d.Expiring {
+		out.Expiring[itoa(k)] = v
+	}
+	for _, dc := range d.Days {
+		out.Days = append(out.Days, DayCount{Day: dc.Day.Format("2006-01-02"), Issued: dc.Issued, Renewed: dc.Renewed, Revoked: dc.Revoked, Refused: dc.Refused})
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+// ESTUser is an EST account (never its password).
+type ESTUser struct {
+	Name      string    `json:"name"`
+	Profile   string    `json:"profile"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+}
+
+// ESTUserRequest creates one.
+type ESTUserRequest struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+	Profile  string `json:"profile"`
+}
+
+func (h *Handler) listESTUsers(c *call) error {
+	users, err := h.ops.ESTUsers(c.ctx, c.p)
+	if err != nil {
+		return err
+	}
+	out := map[string][]ESTUser{"items": {}}
+	for _, u := range users {
+		out["items"] = append(out["items"], ESTUser{Name: u.Name, Profile: u.Profile, CreatedAt: u.CreatedAt.UTC(), CreatedBy: u.CreatedBy})
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+func (h *Handler) addESTUser(c *call) error {
+	var req ESTUserRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	u, err := h.ops.AddESTUser(c.ctx, c.p, req.Name, req.Password, req.Profile)
+	if err != nil {
+		return err
+	}
+	writeJSON(c.w, http.StatusCreated, ESTUser{Name: u.Name, Profile: u.Profile, CreatedAt: u.CreatedAt.UTC(), CreatedBy: u.CreatedBy})
+	return nil
+}
+
+func (h *Handler) removeESTUser(c *call) error {
+	if err := h.ops.RemoveESTUser(c.ctx, c.p, c.r.PathValue("name")); err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Token is an API token (never its secret).
+type Token struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Role       string     `json:"role"`
+	CreatedAt  time.Time  `json:"created_at"`
+	CreatedBy  string     `json:"created_by"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func tokenJSON(t pki.APIToken) Token {
+	return Token{ID: t.ID, Name: t.Name, Role: string(t.Role), CreatedAt: t.CreatedAt.UTC(), CreatedBy: t.CreatedBy,
+		ExpiresAt: optTime(t.ExpiresAt), RevokedAt: optTime(t.RevokedAt), LastUsedAt: optTime(t.LastUsedAt)}
+}
+
+// TokenRequest creates a token.
+type TokenRequest struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	TTL  string `json:"ttl"` // "" or "0": no expiry
+}
+
+// NewToken is a created token with its secret.
+type NewToken struct {
+	Token  Token  `json:"token"`
+	Secret string `json:"secret"`
+}
+
+func (h *Handler) listTokens(c *call) error {
+	list, err := h.ops.Tokens(c.ctx, c.p)
+	if err != nil {
+		return err
+	}
+	out := map[string][]Token{"items": {}}
+	for _, t := range list {
+		out["items"] = append(out["items"], tokenJSON(t))
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+func (h *Handler) newToken(c *call) error {
+	var req TokenRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	var ttl time.Duration
+	if req.TTL != "" && req.TTL != "0" {
+		d, err := parseDuration(req.TTL)
+		if err != nil {
+			return badf("ttl %q: want a duration such as 90d", req.TTL)
+		}
+		ttl = d
+	}
+	secret, t, err := h.ops.NewToken(c.ctx, c.p, req.Name, pki.Role(req.Role), ttl)
+	if err != nil {
+		return err
+	}
+	writeJSON(c.w, http.StatusCreated, NewToken{Token: tokenJSON(t), Secret: secret})
+	return nil
+}
+
+func (h *Handler) revokeToken(c *call) error {
+	if _, err := h.ops.RevokeToken(c.ctx, c.p, c.r.PathValue("id")); err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// User is a console user (never a password).
+type User struct {
+	Name        string     `json:"name"`
+	Role        string     `json:"role"`
+	CreatedAt   time.Time  `json:"created_at"`
+	CreatedBy   string     `json:"created_by"`
+	LastLoginAt *time.Time `json:"last_login_at"`
+	LockedUntil *time.Time `json:"locked_until"`
+}
+
+// UserRequest creates a user.
+type UserRequest struct {
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Password string `json:"password"`
+}
+
+func userJSON(u pki.User) User {
+	return User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt.UTC(), CreatedBy: u.CreatedBy,
+		LastLoginAt: optTime(u.LastLoginAt), LockedUntil: optTime(u.LockedUntil)}
+}
+
+func (h *Handler) listUsers(c *call) error {
+	list, err := h.ops.Users(c.ctx, c.p)
+	if err != nil {
+		return err
+	}
+	out := map[string][]User{"items": {}}
+	for _, u := range list {
+		out["items"] = append(out["items"], userJSON(u))
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+func (h *Handler) addUser(c *call) error {
+	var req UserRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	u, err := h.ops.AddUser(c.ctx, c.p, req.Name, pki.Role(req.Role), req.Password)
+	if err != nil {
+		return err
+	}
+	writeJSON(c.w, http.StatusCreated, userJSON(u))
+	return nil
+}
+
+func (h *Handler) removeUser(c *call) error {
+	if err := h.ops.RemoveUser(c.ctx, c.p, c.r.PathValue("name")); err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,397 @@
+// Package auth says who is asking, for the admin API and the console: API
+// bearer tokens, console users with passwords and sessions, their roles,
+// and the lockout after failed logins. It keeps everything in the store
+// (only hashes of secrets), so any node behind a load balancer answers.
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// Defaults.
+const (
+	// SessionTTL is how long a console login lasts.
+	SessionTTL = 8 * time.Hour
+	// LockAfter failed logins in a row lock the user, for LockBase, then
+	// twice as long with each further failure, up to LockMax.
+	LockAfter = 5
+	LockBase  = time.Minute
+	LockMax   = time.Hour
+	// MinPasswordLen is the shortest console password accepted.
+	MinPasswordLen = 12
+	// TokenPrefix starts every API token, so a leaked one is recognisable
+	// (and secret scanners can be taught it).
+	TokenPrefix = "scepter_"
+)
+
+// Principal is who a request acts as.
+type Principal struct {
+	// Name is the token's or the user's name.
+	Name string
+	Role pki.Role
+	// Kind is "token", "user" or "cli".
+	Kind string
+	// TokenID is set for tokens.
+	TokenID string
+}
+
+// Actor names the principal in the audit trail: "api:NAME" for a token,
+// "console:NAME" for a person, the CLI's own name for the CLI.
+func (p Principal) Actor() string {
+	switch p.Kind {
+	case "token":
+		return "api:" + p.Name
+	case "user":
+		return "console:" + p.Name
+	}
+	return p.Name
+}
+
+// CLI is the principal of the command line: whoever can run scepter on the
+// server's data directory can do everything.
+func CLI(actor string) Principal { return Principal{Name: actor, Role: pki.RoleAdmin, Kind: "cli"} }
+
+// Service manages principals. It is safe for concurrent use.
+type Service struct {
+	st    store.Store
+	clock pki.Clock
+	log   *slog.Logger
+}
+
+// New builds the service.
+func New(st store.Store, clock pki.Clock, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{st: st, clock: clock, log: log}
+}
+
+// Errors that map to HTTP statuses at the edge.
+var (
+	// ErrUnauthenticated: no credential, or one that is not valid.
+	ErrUnauthenticated = errors.New("auth: not authenticated")
+	// ErrLocked: too many failed logins; try again later.
+	ErrLocked = errors.New("auth: locked after failed logins")
+)
+
+// LockedError is the ErrLocked that Login returns, with the time the lock
+// ends (errors.Is(err, ErrLocked) holds; errors.As finds the time).
+type LockedError struct{ Until time.Time }
+
+func (e *LockedError) Error() string {
+	return ErrLocked.Error() + " until " + e.Until.UTC().Format(time.RFC3339)
+}
+
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+
+func checkName(what, name string) error {
+	if !nameRE.MatchString(name) {
+		return pki.Errorf(pki.EBadRequest, "%s name %q: use 1 to 64 letters, digits and . _ @ -", what, name)
+	}
+	return nil
+}
+
+func checkRole(r pki.Role) error {
+	if !r.Valid() {
+		return pki.Errorf(pki.EBadRequest, "role %q: want admin, operator or auditor", r)
+	}
+	return nil
+}
+
+// Require refuses a principal whose role does not include need.
+func Require(p Principal, need pki.Role) error {
+	if !p.Role.Allows(need) {
+		return pki.Errorf(pki.EForbidden, "%s %q has role %s; this needs %s", p.Kind, p.Name, p.Role, need)
+	}
+	return nil
+}
+
+func hashSecret(secret string) []byte {
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+// NewToken creates an API token and returns its secret, shown this once.
+// ttl zero means no expiry.
+func (s *Service) NewToken(ctx context.Context, name string, role pki.Role, ttl time.Duration, by Principal) (string, pki.APIToken, error) {
+	if err := Require(by, pki.RoleAdmin); err != nil {
+		return "", pki.APIToken{}, err
+	}
+	if err := checkName("token", name); err != nil {
+		return "", pki.APIToken{}, err
+	}
+	if err := checkRole(role); err != nil {
+		return "", pki.APIToken{}, err
+	}
+	if ttl < 0 || ttl > 10*366*24*time.Hour {
+		return "", pki.APIToken{}, pki.Errorf(pki.EBadRequest, "token lifetime %s: want 0 (none) up to 10 years", ttl)
+	}
+	random, err := credential.RandomToken(32)
+	if err != nil {
+		return "", pki.APIToken{}, err
+	}
+	id, err := credential.RandomHex(8)
+	if err != nil {
+		return "", pki.APIToken{}, err
+	}
+	secret := TokenPrefix + random
+	now := s.clock.Now()
+	t := pki.APIToken{ID: id, Name: name, Role: role, Hash: hashSecret(secret), CreatedAt: now, CreatedBy: by.Actor()}
+	if ttl > 0 {
+		t.ExpiresAt = now.Add(ttl)
+	}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventTokenCreated, Actor: by.Actor(), Outcome: "success",
+		Detail: fmt.Sprintf("token %s (%s), role %s", id, name, role)}
+	err = s.st.CreateToken(ctx, t, ev)
+	if errors.Is(err, store.ErrConflict) {
+		return "", pki.APIToken{}, pki.Errorf(pki.EConflict, "a live token is named %q already", name)
+	}
+	if err != nil {
+		return "", pki.APIToken{}, err
+	}
+	return secret, t, nil
+}
+
+// Tokens lists the tokens (never a secret).
+func (s *Service) Tokens(ctx context.Context, by Principal) ([]pki.APIToken, error) {
+	if err := Require(by, pki.RoleAdmin); err != nil {
+		return nil, err
+	}
+	return s.st.ListTokens(ctx)
+}
+
+// RevokeToken revokes a live token by ID or name.
+func (s *Service) RevokeToken(ctx context.Context, idOrName string, by Principal) (pki.APIToken, error) {
+	if err := Require(by, pki.RoleAdmin); err != nil {
+		return pki.APIToken{}, err
+	}
+	now := s.clock.Now()
+	ev := pki.AuditEvent{Time: now, Type: pki.EventTokenRevoked, Actor: by.Actor(), Outcome: "success"}
+	t, err := s.st.RevokeToken(ctx, idOrName, now, ev)
+	if errors.Is(err, store.ErrNotFound) {
+		return pki.APIToken{}, pki.Errorf(pki.ENotFound, "no live token %q", idOrName)
+	}
+	if err != nil {
+		return pki.APIToken{}, err
+	}
+	return *t, nil
+}
+
+// touchEvery bounds how often a token's last use is written.
+const touchEvery = time.Minute
+
+// AuthenticateToken returns the principal of a bearer token.
+func (s *Service) AuthenticateToken(ctx context.Context, secret string) (Principal, error) {
+	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) > 256 {
+		return Principal{}, ErrUnauthenticated
+	}
+	t, err := s.st.TokenByHash(ctx, hashSecret(secret))
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	now := s.clock.Now()
+	if !t.RevokedAt.IsZero() || (!t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if now.Sub(t.LastUsedAt) >= touchEvery {
+		if err := s.st.TouchToken(ctx, t.ID, now); err != nil {
+			s.log.Warn("recording a token's use", "token", t.ID, "err", err)
+		}
+	}
+	return Principal{Name: t.Name, Role: t.Role, Kind: "token", TokenID: t.ID}, nil
+}
+
+// AddUser creates a console user.
+func (s *Service) AddUser(ctx context.Context, name string, role pki.Role, password string, by Principal) (pki.User, error) {
+	if err := Require(by, pki.RoleAdmin); err != nil {
+		return pki.User{}, err
+	}
+	if err := checkName("user", name); err != nil {
+		return pki.User{}, err
+	}
+	if err := checkRole(role); err != nil {
+		return pki.User{}, err
+	}
+	if len(password) < MinPasswordLen || len(password) > credential.MaxPasswordLen {
+		return pki.User{}, pki.Errorf(pki.EBadRequest, "the password must have %d to %d characters", MinPasswordLen, credential.MaxPasswordLen)
+	}
+	hash, err := credential.HashPassword(password)
+	if err != nil {
+		return pki.User{}, err
+	}
+	now := s.clock.Now()
+	u := pki.User{Name: name, Role: role, PasswordHash: hash, CreatedAt: now, CreatedBy: by.Actor()}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventUserAdded, Actor: by.Actor(), Outcome: "success",
+		Detail: fmt.Sprintf("user %s, role %s", name, role)}
+	err = s.st.CreateUser(ctx, u, ev)
+	if errors.Is(err, store.ErrConflict) {
+		return pki.User{}, pki.Errorf(pki.EConflict, "a user is named %q already", name)
+	}
+	if err != nil {
+		return pki.User{}, err
+	}
+	return u, nil
+}
+
+// Users lists the console users.
+func (s *Service) Users(ctx context.Context, by Principal) ([]pki.User, error) {
+	if err := Require(by, pki.RoleAdmin); err != nil {
+		return nil, err
+	}
+	return s.st.ListUsers(ctx)
+}
+
+// RemoveUser deletes a user and ends their sessions.
+func (s *Service) RemoveUser(ctx context.Context, name string, by Principal) error {
+	if err := Require(by, pki.RoleAdmin); err != nil {
+		return err
+	}
+	if by.Kind == "user" && by.Name == name {
+		return pki.Errorf(pki.EConflict, "you cannot remove yourself")
+	}
+	ev := pki.AuditEvent{Time: s.clock.Now(), Type: pki.EventUserRemoved, Actor: by.Actor(), Outcome: "success", Detail: "user " + name}
+	err := s.st.DeleteUser(ctx, name, ev)
+	if errors.Is(err, store.ErrNotFound) {
+		return pki.Errorf(pki.ENotFound, "no user %q", name)
+	}
+	return err
+}
+
+// lockFor is how long the n-th failure in a row locks a user.
+func lockFor(n int) time.Duration {
+	if n < LockAfter {
+		return 0
+	}
+	d := LockBase
+	for i := LockAfter; i < n && d < LockMax; i++ {
+		d *= 2
+	}
+	return min(d, LockMax)
+}
+
+// Login checks a user's password and opens a session, returning the
+// session's secret (the cookie). A locked user is refused with ErrLocked
+// (and the time) without the password being looked at; a wrong password
+// or an unknown user is ErrUnauthenticated, after the same work.
+func (s *Service) Login(ctx context.Context, name, password, remote string) (string, pki.Session, error) {
+	now := s.clock.Now()
+	u, err := s.st.User(ctx, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && len(password) > credential.MaxPasswordLen):
+		credential.BurnVerify(password)
+		_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote,
+			Outcome: "failure", Reason: "unknown user or bad password", Detail: "user " + clip(name)})
+		return "", pki.Session{}, ErrUnauthenticated
+	case err != nil:
+		return "", pki.Session{}, err
+	}
+	if now.Before(u.LockedUntil) {
+		return "", pki.Session{}, &LockedError{Until: u.LockedUntil}
+	}
+	ok, err := credential.VerifyPassword(u.PasswordHash, password)
+	if err != nil {
+		return "", pki.Session{}, err
+	}
+	if !ok {
+		var lockUntil time.Time
+		if d := lockFor(u.FailedLogins + 1); d > 0 {
+			lockUntil = now.Add(d)
+		}
+		ev := pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote, Outcome: "failure",
+			Reason: "bad password", Detail: "user " + name}
+		if !lockUntil.IsZero() {
+			ev.Type, ev.Reason = pki.EventLoginLocked, "bad password; locked until "+lockUntil.UTC().Format(time.RFC3339)
+		}
+		if _, err := s.st.RecordLogin(ctx, name, false, now, lockUntil, ev); err != nil {
+			return "", pki.Session{}, err
+		}
+		return "", pki.Session{}, ErrUnauthenticated
+	}
+	if _, err := s.st.RecordLogin(ctx, name, true, now, time.Time{}, pki.AuditEvent{}); err != nil {
+		return "", pki.Session{}, err
+	}
+	secret, err := credential.RandomToken(32)
+	if err != nil {
+		return "", pki.Session{}, err
+	}
+	ses := pki.Session{Hash: hashSecret(secret), User: name, CreatedAt: now, ExpiresAt: now.Add(SessionTTL), RemoteAddr: remote}
+	if err := s.st.CreateSession(ctx, ses); err != nil {
+		return "", pki.Session{}, err
+	}
+	return secret, ses, nil
+}
+
+// SessionPrincipal returns the principal of a session cookie's secret.
+func (s *Service) SessionPrincipal(ctx context.Context, secret string) (Principal, error) {
+	if secret == "" || len(secret) > 256 {
+		return Principal{}, ErrUnauthenticated
+	}
+	ses, err := s.st.Session(ctx, hashSecret(secret), s.clock.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	u, err := s.st.User(ctx, ses.User)
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{Name: u.Name, Role: u.Role, Kind: "user"}, nil
+}
+
+// Logout ends a session.
+func (s *Service) Logout(ctx context.Context, secret string) error {
+	if secret == "" {
+		return nil
+	}
+	return s.st.DeleteSession(ctx, hashSecret(secret))
+}
+
+// CSRFToken is the anti-forgery token of a session: derived from its
+// secret, so it needs no storage, and useless without the cookie.
+func CSRFToken(sessionSecret string) string {
+	m := hmac.New(sha256.New, []byte(sessionSecret))
+	m.Write([]byte("scepter csrf v1"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// CheckCSRF compares a form's token with the session's in constant time.
+func CheckCSRF(sessionSecret, presented string) bool {
+	want := CSRFToken(sessionSecret)
+	return sessionSecret != "" && subtle.ConstantTimeCompare([]byte(want), []byte(presented)) == 1
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}

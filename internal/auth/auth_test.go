@@ -1,0 +1,198 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/store"
+)
+
+func newAuth(t *testing.T) (*auth.Service, *fixture.PKI) {
+	t.Helper()
+	p := fixture.New(t, fixture.Options{})
+	return auth.New(p.Store, p.Clock, p.Log), p
+}
+
+var root = auth.CLI("cli:root")
+
+func TestRoles(t *testing.T) {
+	for _, c := range []struct {
+		have, need pki.Role
+		ok         bool
+	}{
+		{pki.RoleAdmin, pki.RoleAdmin, true}, {pki.RoleAdmin, pki.RoleAuditor, true}, {pki.RoleOperator, pki.RoleAuditor, true},
+		{pki.RoleOperator, pki.RoleAdmin, false}, {pki.RoleAuditor, pki.RoleOperator, false}, {"", pki.RoleAuditor, false},
+		{"root", pki.RoleAuditor, false}, {pki.RoleAdmin, "", false},
+	} {
+		err := auth.Require(auth.Principal{Name: "x", Role: c.have, Kind: "token"}, c.need)
+		if (err == nil) != c.ok || (err != nil && pki.ErrorCode(err) != pki.EForbidden) {
+			t.Errorf("%q needs %q: %v", c.have, c.need, err)
+		}
+	}
+}
+
+func TestTokens(t *testing.T) {
+	a, p := newAuth(t)
+	ctx := context.Background()
+	secret, tok, err := a.NewToken(ctx, "ci", pki.RoleOperator, time.Hour, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(secret, auth.TokenPrefix) || len(secret) < 40 {
+		t.Errorf("secret %q", secret)
+	}
+	got, err := a.AuthenticateToken(ctx, secret)
+	if err != nil || got.Name != "ci" || got.Role != pki.RoleOperator || got.Kind != "token" || got.Actor() != "api:ci" {
+		t.Errorf("AuthenticateToken = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "scepter_", secret + "x", strings.TrimPrefix(secret, auth.TokenPrefix), strings.Repeat("a", 300)} {
+		if _, err := a.AuthenticateToken(ctx, bad); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Errorf("token %q: %v", bad, err)
+		}
+	}
+	// The secret is not stored.
+	list, _ := p.Store.ListTokens(ctx)
+	for _, l := range list {
+		if strings.Contains(string(l.Hash), secret) {
+			t.Error("the secret is stored")
+		}
+	}
+	// Expired, then revoked.
+	p.Clock.Advance(time.Hour)
+	if _, err := a.AuthenticateToken(ctx, secret); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Errorf("an expired token: %v", err)
+	}
+	secret2, _, err := a.NewToken(ctx, "ci2", pki.RoleAuditor, 0, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RevokeToken(ctx, "ci2", root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AuthenticateToken(ctx, secret2); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Errorf("a revoked token: %v", err)
+	}
+	// Only an admin manages tokens.
+	op := auth.Principal{Name: "op", Role: pki.RoleOperator, Kind: "token"}
+	if _, _, err := a.NewToken(ctx, "x", pki.RoleAdmin, 0, op); pki.ErrorCode(err) != pki.EForbidden {
+		t.Errorf("an operator made a token: %v", err)
+	}
+	if _, err := a.RevokeToken(ctx, tok.ID, op); pki.ErrorCode(err) != pki.EForbidden {
+		t.Errorf("an operator revoked a token: %v", err)
+	}
+	for _, bad := range []struct {
+		name string
+		role pki.Role
+		ttl  time.Duration
+	}{{"", pki.RoleAdmin, 0}, {"a b", pki.RoleAdmin, 0}, {"x", "superuser", 0}, {"x", pki.RoleAdmin, -time.Hour}} {
+		if _, _, err := a.NewToken(ctx, bad.name, bad.role, bad.ttl, root); pki.ErrorCode(err) != pki.EBadRequest {
+			t.Errorf("NewToken(%q, %q, %v): %v", bad.name, bad.role, bad.ttl, err)
+		}
+	}
+}
+
+// Failed logins lock a user with a doubling backoff; a success clears it;
+// an unknown user looks like a wrong password.
+func TestLoginLockout(t *testing.T) {
+	a, p := newAuth(t)
+	ctx := context.Background()
+	if _, err := a.AddUser(ctx, "alice", pki.RoleOperator, "correct horse battery staple", root); err != nil {
+		t.Fatal(err)
+	}
+	secret, ses, err := a.Login(ctx, "alice", "correct horse battery staple", "192.0.2.1")
+	if err != nil || ses.User != "alice" || !ses.ExpiresAt.Equal(p.Clock.Now().Add(auth.SessionTTL)) {
+		t.Fatalf("login: %+v, %v", ses, err)
+	}
+	pr, err := a.SessionPrincipal(ctx, secret)
+	if err != nil || pr.Name != "alice" || pr.Role != pki.RoleOperator || pr.Actor() != "console:alice" {
+		t.Errorf("session principal %+v, %v", pr, err)
+	}
+	if !auth.CheckCSRF(secret, auth.CSRFToken(secret)) || auth.CheckCSRF(secret, auth.CSRFToken("other")) || auth.CheckCSRF("", auth.CSRFToken("")) {
+		t.Error("CSRF tokens do not bind to the session")
+	}
+	if _, _, err := a.Login(ctx, "nobody", "whatever", "192.0.2.1"); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Errorf("unknown user: %v", err)
+	}
+	for i := 1; i < auth.LockAfter; i++ {
+		if _, _, err := a.Login(ctx, "alice", "wrong", "192.0.2.1"); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	// The 5th failure locks for LockBase; meanwhile even the right
+	// password is refused.
+	if _, _, err := a.Login(ctx, "alice", "wrong", "192.0.2.1"); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Login(ctx, "alice", "correct horse battery staple", "192.0.2.1"); !errors.Is(err, auth.ErrLocked) {
+		t.Fatalf("locked user logged in: %v", err)
+	}
+	u, _ := p.Store.User(ctx, "alice")
+	if !u.LockedUntil.Equal(p.Clock.Now().Add(auth.LockBase)) {
+		t.Errorf("locked until %v, want %v", u.LockedUntil, p.Clock.Now().Add(auth.LockBase))
+	}
+	// After the lock, one more failure locks twice as long.
+	p.Clock.Advance(auth.LockBase)
+	a.Login(ctx, "alice", "wrong", "192.0.2.1")
+	u, _ = p.Store.User(ctx, "alice")
+	if !u.LockedUntil.Equal(p.Clock.Now().Add(2 * auth.LockBase)) {
+		t.Errorf("second lock until %v, want %v", u.LockedUntil, p.Clock.Now().Add(2*auth.LockBase))
+	}
+	p.Clock.Advance(2 * auth.LockBase)
+	if _, _, err := a.Login(ctx, "alice", "correct horse battery staple", "192.0.2.1"); err != nil {
+		t.Fatalf("after the lock: %v", err)
+	}
+	if u, _ := p.Store.User(ctx, "alice"); u.FailedLogins != 0 || !u.LockedUntil.IsZero() {
+		t.Errorf("a success left %d failures, lock %v", u.FailedLogins, u.LockedUntil)
+	}
+	evs, _ := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventLoginLocked})
+	if len(evs) != 2 {
+		t.Errorf("%d login.locked events, want 2", len(evs))
+	}
+	// Sessions expire, and end at logout.
+	if err := a.Logout(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SessionPrincipal(ctx, secret); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Errorf("after logout: %v", err)
+	}
+	s2, _, _ := a.Login(ctx, "alice", "correct horse battery staple", "192.0.2.1")
+	p.Clock.Advance(auth.SessionTTL)
+	if _, err := a.SessionPrincipal(ctx, s2); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Errorf("an expired session: %v", err)
+	}
+}
+
+func TestUsers(t *testing.T) {
+	a, _ := newAuth(t)
+	ctx := context.Background()
+	for _, bad := range []struct {
+		name, password string
+		role           pki.Role
+	}{{"", "long enough password", pki.RoleAdmin}, {"bob", "short", pki.RoleAdmin}, {"bob", "long enough password", "god"}} {
+		if _, err := a.AddUser(ctx, bad.name, bad.role, bad.password, root); pki.ErrorCode(err) != pki.EBadRequest {
+			t.Errorf("AddUser(%q, %q): %v", bad.name, bad.role, err)
+		}
+	}
+	if _, err := a.AddUser(ctx, "bob", pki.RoleAdmin, "long enough password", root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddUser(ctx, "bob", pki.RoleAdmin, "long enough password", root); pki.ErrorCode(err) != pki.EConflict {
+		t.Errorf("a second bob: %v", err)
+	}
+	bob := auth.Principal{Name: "bob", Role: pki.RoleAdmin, Kind: "user"}
+	if err := a.RemoveUser(ctx, "bob", bob); pki.ErrorCode(err) != pki.EConflict {
+		t.Errorf("bob removed himself: %v", err)
+	}
+	if err := a.RemoveUser(ctx, "nobody", root); pki.ErrorCode(err) != pki.ENotFound {
+		t.Errorf("removing nobody: %v", err)
+	}
+	if err := a.RemoveUser(ctx, "bob", root); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,93 @@
+package health
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// Pinger is a store that can say whether it answers; store.Store is one.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Store is the check that the store answers.
+func Store(p Pinger) Check {
+	return Check{Name: "store", Run: p.Ping}
+}
+
+// Keys are the issuing CAs and RAs; *ca.Authority is one.
+type Keys interface {
+	Active(now time.Time) (*ca.Issuer, *pki.RA)
+}
+
+// IssuerKey is the check that the issuing CA active now can sign.
+func IssuerKey(k Keys, clock pki.Clock) Check {
+	return Check{Name: "issuing CA key", Run: func(context.Context) error {
+		issuer, _ := k.Active(clock.Now())
+		if issuer == nil {
+			return errors.New("no active issuing CA")
+		}
+		return CanSign(issuer.Signer, issuer.Cert)
+	}}
+}
+
+// RAKey is the check that the SCEP RA active now can sign (with --scep-ra
+// ca, the issuing CA's key again).
+func RAKey(k Keys, clock pki.Clock) Check {
+	return Check{Name: "RA key", Run: func(context.Context) error {
+		_, ra := k.Active(clock.Now())
+		if ra == nil {
+			return errors.New("no active RA")
+		}
+		return CanSign(ra.Key, ra.Cert)
+	}}
+}
+
+// probe is the message every readiness signature is over.
+var probe = []byte("scepter readiness probe: this key signs")
+
+// CanSign signs a fixed digest with signer and verifies the signature with
+// cert's public key: the key answers (a file key, or an HSM session that is
+// still open) and is the one the certificate names.
+func CanSign(signer crypto.Signer, cert *x509.Certificate) error {
+	if signer == nil || cert == nil {
+		return errors.New("no key or certificate loaded")
+	}
+	var alg x509.SignatureAlgorithm
+	var opts crypto.SignerOpts = crypto.SHA256
+	switch cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		alg = x509.SHA256WithRSA
+	case *ecdsa.PublicKey:
+		alg = x509.ECDSAWithSHA256
+	case ed25519.PublicKey:
+		alg, opts = x509.PureEd25519, crypto.Hash(0)
+	default:
+		return fmt.Errorf("certificate key of type %T", cert.PublicKey)
+	}
+	digest := probe
+	if opts.HashFunc() != 0 {
+		sum := sha256.Sum256(probe)
+		digest = sum[:]
+	}
+	sig, err := signer.Sign(rand.Reader, digest, opts)
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	if err := cert.CheckSignature(alg, probe, sig); err != nil {
+		return fmt.Errorf("the signature does not verify with the certificate's key: %w", err)
+	}
+	return nil
+}

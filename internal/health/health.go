@@ -1,0 +1,202 @@
+// Package health answers load balancers and orchestrators: /healthz says
+// the process serves, /readyz that it can do its work (the store answers,
+// the active issuing CA key and RA key sign). Readiness is a list of named
+// checks; their outcome is reused for a few seconds, so a storm of probes
+// costs one store read and one signature per key per period.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// Defaults of Options.
+const (
+	DefaultCacheFor = 5 * time.Second
+	DefaultTimeout  = 5 * time.Second
+)
+
+// Check is one condition readiness depends on.
+type Check struct {
+	// Name says what failed in a /readyz answer ("store", "RA key"). It
+	// is all a client learns: the error goes to the log only.
+	Name string
+	// Run returns nil when the condition holds.
+	Run func(ctx context.Context) error
+}
+
+// Options configure a Checker.
+type Options struct {
+	// Clock decides when a cached outcome is stale (required).
+	Clock pki.Clock
+	Log   *slog.Logger
+	// CacheFor is how long an outcome is reused (DefaultCacheFor).
+	CacheFor time.Duration
+	// Timeout bounds one run of the checks (DefaultTimeout): a check
+	// that has not answered by then has failed.
+	Timeout time.Duration
+}
+
+// Checker runs the readiness checks and serves /healthz and /readyz.
+type Checker struct {
+	checks   []Check
+	clock    pki.Clock
+	log      *slog.Logger
+	cacheFor time.Duration
+	timeout  time.Duration
+
+	mu   sync.Mutex // held while the checks run: probes share one run
+	at   time.Time
+	have bool
+	last Status
+}
+
+// Status is the outcome of one run of the checks.
+type Status struct {
+	// Checks are the checks' errors (nil: passed), in the order given.
+	Checks []Result
+}
+
+// Result is one check's outcome.
+type Result struct {
+	Name string
+	Err  error
+}
+
+// Ready reports whether every check passed.
+func (s Status) Ready() bool { return len(s.Failed()) == 0 }
+
+// Failed names the checks that failed.
+func (s Status) Failed() []string {
+	var out []string
+	for _, r := range s.Checks {
+		if r.Err != nil {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
+// ErrTimedOut is the error of a check that did not answer within
+// Options.Timeout.
+var ErrTimedOut = errors.New("health: no answer in time")
+
+// New returns a Checker for checks.
+func New(o Options, checks ...Check) *Checker {
+	if o.Clock == nil {
+		o.Clock = pki.SystemClock{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.CacheFor <= 0 {
+		o.CacheFor = DefaultCacheFor
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	return &Checker{checks: slices.Clone(checks), clock: o.Clock, log: o.Log, cacheFor: o.CacheFor, timeout: o.Timeout}
+}
+
+// Status runs the checks, or returns the outcome of the last run when it is
+// younger than CacheFor.
+func (c *Checker) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock.Now()
+	if c.have && !now.Before(c.at) && now.Sub(c.at) < c.cacheFor {
+		return c.last
+	}
+	st := c.run()
+	c.logChange(st)
+	c.at, c.have, c.last = now, true, st
+	return st
+}
+
+// run runs every check at once and waits for them all, or for the timeout.
+func (c *Checker) run() Status {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	type answer struct {
+		i   int
+		err error
+	}
+	answers := make(chan answer, len(c.checks)) // a late check never blocks
+	for i, ch := range c.checks {
+		go func() { answers <- answer{i, safeRun(ctx, ch)} }()
+	}
+	st := Status{Checks: make([]Result, len(c.checks))}
+	for i, ch := range c.checks {
+		st.Checks[i] = Result{Name: ch.Name, Err: ErrTimedOut}
+	}
+	for range c.checks {
+		select {
+		case a := <-answers:
+			st.Checks[a.i].Err = a.err
+		case <-ctx.Done():
+			return st
+		}
+	}
+	return st
+}
+
+// safeRun runs a check; a panic (a misbehaving HSM library) is a failure.
+func safeRun(ctx context.Context, ch Check) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("health: check %s panicked: %v", ch.Name, r)
+		}
+	}()
+	return ch.Run(ctx)
+}
+
+// logChange logs readiness when it changes: each failure with its error
+// when it starts, and the return to ready.
+func (c *Checker) logChange(st Status) {
+	was := []string{}
+	if c.have {
+		was = c.last.Failed()
+	}
+	now := st.Failed()
+	if slices.Equal(was, now) {
+		return
+	}
+	for _, r := range st.Checks {
+		if r.Err != nil && !slices.Contains(was, r.Name) {
+			c.log.Error("not ready: "+r.Name+" check failed", "err", r.Err)
+		}
+	}
+	if len(now) == 0 {
+		c.log.Info("ready again")
+	}
+}
+
+// text is the plain-text body of a /readyz answer: the verdict, then each
+// check's state. No error text: it may name files or devices.
+func (s Status) text() string {
+	var b strings.Builder
+	if failed := s.Failed(); len(failed) > 0 {
+		b.WriteString("not ready: " + strings.Join(failed, ", ") + "\n")
+	} else {
+		b.WriteString("ready\n")
+	}
+	for _, r := range s.Checks {
+		state := "ok"
+		switch {
+		case errors.Is(r.Err, ErrTimedOut):
+			state = "timed out"
+		case r.Err != nil:
+			state = "failed"
+		}
+		b.WriteString(r.Name + ": " + state + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,42 @@
+package health
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// Routes are /healthz and /readyz (server.Router). Both are
+// unauthenticated and answer plain text, never with a secret or an error
+// message.
+func (c *Checker) Routes() map[string]http.Handler {
+	return map[string]http.Handler{
+		"GET /healthz": http.HandlerFunc(c.serveHealthz),
+		"GET /readyz":  http.HandlerFunc(c.serveReadyz),
+	}
+}
+
+// serveHealthz: the process is up and serves HTTP.
+func (c *Checker) serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	reply(w, http.StatusOK, "ok\n")
+}
+
+// serveReadyz: 200 when every check passed, 503 naming those that failed.
+func (c *Checker) serveReadyz(w http.ResponseWriter, _ *http.Request) {
+	st := c.Status()
+	code := http.StatusOK
+	if !st.Ready() {
+		code = http.StatusServiceUnavailable
+	}
+	reply(w, code, st.text())
+}
+
+func reply(w http.ResponseWriter, code int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	io.WriteString(w, body)
+}

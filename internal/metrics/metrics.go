@@ -1,0 +1,168 @@
+// Package metrics is scepter's Prometheus instrumentation: a registry of
+// its own (no global state), with
+//
+//   - enrollments by protocol, profile and result, and refusals by error
+//     code, from the enrollment service's one observer (enroll.Observer);
+//   - expiry notifications sent and failed per channel (notify.Observer);
+//   - store errors per operation, from a wrapper around the store (Store);
+//   - certificates by status, expiring within 7 and 30 days, and requests
+//     held for approval, counted at scrape time from the store's cheap
+//     counters and reused for a few seconds (Inventory);
+//   - OCSP answers and CRL generations;
+//   - request latency per listener, route pattern, method and status
+//     (Instrument);
+//   - the Go runtime and process collectors.
+//
+// The core packages (enroll, notify, ca, store) know nothing of Prometheus:
+// they report through small observer interfaces this package implements.
+package metrics
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// DefaultCacheFor is how long the inventory counts of one scrape are
+// reused by the next ones.
+const DefaultCacheFor = 5 * time.Second
+
+// Options configure New.
+type Options struct {
+	// Clock times requests and decides what "expired" and "expiring" mean
+	// (required).
+	Clock pki.Clock
+	Log   *slog.Logger
+	// CacheFor is how long inventory counts are reused (DefaultCacheFor),
+	// so a storm of scrapes costs the store one query per period.
+	CacheFor time.Duration
+}
+
+// Metrics holds the registry and the metrics scepter updates. Its methods
+// are safe for concurrent use.
+type Metrics struct {
+	reg      *prometheus.Registry
+	clock    pki.Clock
+	log      *slog.Logger
+	cacheFor time.Duration
+	handler  http.Handler
+
+	enrollments  *prometheus.CounterVec
+	refusals     *prometheus.CounterVec
+	requests     *prometheus.HistogramVec
+	notifySent   *prometheus.CounterVec
+	notifyFailed *prometheus.CounterVec
+	storeErrors  *prometheus.CounterVec
+	crls         prometheus.Counter
+}
+
+// New builds a registry with scepter's metrics and the Go runtime and
+// process collectors.
+func New(o Options) *Metrics {
+	if o.Clock == nil {
+		o.Clock = pki.SystemClock{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.CacheFor <= 0 {
+		o.CacheFor = DefaultCacheFor
+	}
+	reg := prometheus.NewRegistry()
+	m := &Metrics{reg: reg, clock: o.Clock, log: o.Log, cacheFor: o.CacheFor}
+	m.enrollments = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scepter_enrollments_total",
+		Help: "Outcomes of enrollment calls (SCEP, EST, approvals): issued, renewed, pending (held for approval), " +
+			"polled (a held request asked after again) or refused. profile is a configured profile or \"unknown\".",
+	}, []string{"protocol", "profile", "result"})
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scepter_enrollment_refusals_total",
+		Help: "Refused enrollment calls by error code (the result=\"refused\" of scepter_enrollments_total, split by why).",
+	}, []string{"protocol", "profile", "code"})
+	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "scepter_http_request_duration_seconds",
+		Help:    "Time to answer HTTP requests, by listener, route pattern (never the raw path), method and status code.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"listener", "route", "method", "code"})
+	m.notifySent = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scepter_notifications_sent_total",
+		Help: "Expiry notifications delivered, by channel.",
+	}, []string{"channel"})
+	m.notifyFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scepter_notifications_failed_total",
+		Help: "Expiry notification sends that failed (each try; most are retried later), by channel.",
+	}, []string{"channel"})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scepter_store_errors_total",
+		Help: "Store calls that failed, by store operation (not found, conflicts and calls the client gave up on are answers, not errors).",
+	}, []string{"op"})
+	m.crls = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "scepter_crls_published_total",
+		Help: "CRL generations this node signed and stored.",
+	})
+	reg.MustRegister(m.enrollments, m.refusals, m.requests, m.notifySent, m.notifyFailed, m.storeErrors, m.crls,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
+		// A failing collector (the store down) does not hide the others.
+		ErrorHandling: promhttp.ContinueOnError,
+		// Scrapers beyond these wait for nothing: 503.
+		MaxRequestsInFlight: 4,
+		Registry:            reg,
+	})
+	return m
+}
+
+// Registry is the registry /metrics serves.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Routes serves the registry at /metrics (server.Router).
+func (m *Metrics) Routes() map[string]http.Handler {
+	return map[string]http.Handler{"GET /metrics": m.handler}
+}
+
+// Enrolled implements enroll.Observer.
+func (m *Metrics) Enrolled(o enroll.Outcome) {
+	m.enrollments.WithLabelValues(o.Protocol, o.Profile, o.Result).Inc()
+	if o.Result == enroll.ResultRefused {
+		m.refusals.WithLabelValues(o.Protocol, o.Profile, string(o.Code)).Inc()
+	}
+}
+
+// Delivered implements notify.Observer.
+func (m *Metrics) Delivered(channel string, err error) {
+	if err != nil {
+		m.notifyFailed.WithLabelValues(channel).Inc()
+		return
+	}
+	m.notifySent.WithLabelValues(channel).Inc()
+}
+
+// OCSPStats is what the OCSP responder reports of itself.
+type OCSPStats interface {
+	Stats() (signed, served int64)
+}
+
+// OCSP exports the responder's counts of answers served and signed.
+func (m *Metrics) OCSP(r OCSPStats) error {
+	served := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "scepter_ocsp_responses_total",
+		Help: "OCSP answers served (from the cache or signed for the request).",
+	}, func() float64 { _, n := r.Stats(); return float64(n) })
+	signed := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "scepter_ocsp_signatures_total",
+		Help: "OCSP answers signed (the rest came from the cache).",
+	}, func() float64 { n, _ := r.Stats(); return float64(n) })
+	if err := m.reg.Register(served); err != nil {
+		return err
+	}
+	return m.reg.Register(signed)
+}

@@ -1,0 +1,461 @@
+// Package ops is every operation a person or a script performs through the
+// admin API or the console, with the role each needs. Both front ends call
+// it and nothing else, so the console can do nothing the API cannot; each
+// operation delegates to the same service the CLI uses (admin, enroll,
+// auth), so neither can do what the CLI's rules forbid.
+package ops
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/audit"
+	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// Kicker is told that revocation state changed here, so CRLs and OCSP
+// answers follow at once instead of at the next poll (the CRL publisher).
+type Kicker interface{ Kick() }
+
+// Ops is the operations layer. Safe for concurrent use.
+type Ops struct {
+	st        store.Store
+	admin     *admin.Service
+	enroll    *enroll.Service
+	auth      *auth.Service
+	authority *ca.Authority
+	clock     pki.Clock
+	log       *slog.Logger
+	kick      Kicker
+}
+
+// Config are Ops's parts. Kick may be nil.
+type Config struct {
+	Store     store.Store
+	Admin     *admin.Service
+	Enroll    *enroll.Service
+	Auth      *auth.Service
+	Authority *ca.Authority
+	Clock     pki.Clock
+	Log       *slog.Logger
+	Kick      Kicker
+}
+
+// New builds the operations layer.
+func New(c Config) *Ops {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Ops{st: c.Store, admin: c.Admin, enroll: c.Enroll, auth: c.Auth, authority: c.Authority, clock: c.Clock, log: c.Log, kick: c.Kick}
+}
+
+// Auth is the principal service (login, tokens).
+func (o *Ops) Auth() *auth.Service { return o.auth }
+
+// Now is the operations' clock.
+func (o *Ops) Now() time.Time { return o.clock.Now() }
+
+// --- certificates ----------------------------------------------------------
+
+// CertQuery selects certificates. Status "expired" means valid but past
+// NotAfter; ExpiringWithin keeps unexpired ones expiring within it, by
+// expiry.
+type CertQuery struct {
+	Status         string // valid, revoked, expired, or ""
+	Profile        string
+	IssuerID       string
+	Protocol       string
+	Search         string
+	ExpiringWithin time.Duration
+	IssuedAfter    time.Time
+	IssuedBefore   time.Time
+	Limit          int
+	Cursor         string
+}
+
+// MaxPage bounds a page of any list.
+const MaxPage = 500
+
+// Certificates returns one page and the next page's cursor ("" at the end).
+func (o *Ops) Certificates(ctx context.Context, p auth.Principal, q CertQuery) ([]pki.Certificate, string, error) {
+	if err := auth.Require(p, pki.RoleAuditor); err != nil {
+		return nil, "", err
+	}
+	if q.Limit < 0 || q.Limit > MaxPage {
+		return nil, "", pki.Errorf(pki.EBadRequest, "limit %d: want 1 to %d", q.Limit, MaxPage)
+	}
+	if len(q.Search) > 256 {
+		return nil, "", pki.Errorf(pki.EBadRequest, "the search text is longer than 256 characters")
+	}
+	now := o.clock.Now()
+	f := store.CertFilter{Profile: q.Profile, IssuerID: strings.ToLower(q.IssuerID), Protocol: pki.Protocol(q.Protocol),
+		Search: q.Search, IssuedAfter: q.IssuedAfter, IssuedBefore: q.IssuedBefore, Limit: q.Limit, Cursor: q.Cursor}
+	switch q.Status {
+	case "":
+	case "valid":
+		f.Status, f.NotAfterAfter = pki.StatusValid, now
+	case "revoked":
+		f.Status = pki.StatusRevoked
+	case "expired":
+		f.Status, f.NotAfterBefore = pki.StatusValid, now
+	default:
+		return nil, "", pki.Errorf(pki.EBadRequest, "status %q: want valid, revoked or expired", q.Status)
+	}
+	if q.ExpiringWithin < 0 {
+		return nil, "", pki.Errorf(pki.EBadRequest, "expiring_within must not be negative")
+	}
+	if q.ExpiringWithin > 0 {
+		if q.Status == "expired" {
+			return nil, "", pki.Errorf(pki.EBadRequest, "expiring_within and status=expired exclude each other")
+		}
+		f.NotAfterAfter, f.NotAfterBefore = now, now.Add(q.ExpiringWithin)
+	}
+	if !q.IssuedAfter.IsZero() && !q.IssuedBefore.IsZero() && !q.IssuedAfter.Before(q.IssuedBefore) {
+		return nil, "", pki.Errorf(pki.EBadRequest, "issued_after must be before issued_before")
+	}
+	certs, next, err := o.st.ListCertificates(ctx, f)
+	if errors.Is(err, store.ErrBadCursor) {
+		return nil, "", pki.Errorf(pki.EBadRequest, "the cursor is not one this list gave, or belongs to another filter")
+	}
+	return certs, next, err
+}
+
+// CertificateDetail is one certificate with what surrounds it.
+type CertificateDetail struct {
+	Record pki.Certificate
+	Cert   *x509.Certificate
+	// Chain is the issuing CA up to the root.
+	Chain []*x509.Certificate
+	// RenewedFrom is the chain of certificates this one renews, newest
+	// first; RenewedBy the certificates that renew it.
+	RenewedFrom []pki.Certificate
+	RenewedBy   []pki.Certificate
+	Events      []pki.AuditEvent
+}
+
+// Certificate finds one certificate by serial (and issuer, when several CAs
+// used the serial).
+func (o *Ops) Certificate(ctx context.Context, p auth.Principal, serial, issuerID string) (*CertificateDetail, error) {
+	if err := auth.Require(p, pki.RoleAuditor); err != nil {
+		return nil, err
+	}
+	rec, err := o.find(ctx, serial, issuerID)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		return nil, fmt.Errorf("ops: stored certificate %s: %w", rec.SerialHex, err)
+	}
+	d := &CertificateDetail{Record: *rec, Cert: cert}
+	if i, ok := o.authority.IssuerByID(rec.IssuerID); ok {
+		d.Chain = i.Chain
+	}
+	// Walk back through what it renews, bounded against a cycle.
+	for from, n := rec.RenewedFrom, 0; from != "" && n < 64; n++ {
+		issuer, sn, ok := strings.Cut(from, ":")
+		if !ok {
+			break
+		}
+		prev, err := o.st.Certificate(ctx, issuer, sn)
+		if err != nil {
+			break
+		}
+		d.RenewedFrom = append(d.RenewedFrom, *prev)
+		from = prev.RenewedFrom
+	}
+	if d.RenewedBy, err = o.st.RenewalsOf(ctx, rec.IssuerID, rec.SerialHex); err != nil {
+		return nil, err
+	}
+	evs, err := o.st.ListAudit(ctx, store.AuditFilter{SerialHex: rec.SerialHex, Limit: 200})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		if e.IssuerID == "" || e.IssuerID == rec.IssuerID {
+			d.Events = append(d.Events, e)
+		}
+	}
+	return d, nil
+}
+
+func (o *Ops) find(ctx context.Context, serial, issuerID string) (*pki.Certificate, error) {
+	sn, err := admin.NormalizeSerial(serial)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := o.st.CertificatesBySerial(ctx, sn)
+	if err != nil {
+		return nil, err
+	}
+	var match []pki.Certificate
+	for _, r := range recs {
+		if issuerID == "" || strings.HasPrefix(r.IssuerID, strings.ToLower(issuerID)) {
+			match = append(match, r)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, pki.Errorf(pki.ENotFound, "no certificate with serial %s", sn)
+	case 1:
+		return &match[0], nil
+	}
+	return nil, pki.Errorf(pki.EConflict, "serial %s was issued by %d CAs; name one with issuer", sn, len(match))
+}
+
+// Revoke revokes a certificate (see admin.Service.Revoke).
+func (o *Ops) Revoke(ctx context.Context, p auth.Principal, serial, issuerID, reason string) (admin.Revocation, error) {
+	if err := auth.Require(p, pki.RoleOperator); err != nil {
+		return admin.Revocation{}, err
+	}
+	code, err := admin.ParseReason(reason)
+	if err != nil {
+		return admin.Revocation{}, err
+	}
+	r, err := o.admin.Revoke(ctx, serial, issuerID, code, p.Actor())
+	if err == nil && r.Changed && o.kick != nil {
+		o.kick.Kick()
+	}
+	return r, err
+}
+
+// Unhold lifts a certificateHold.
+func (o *Ops) Unhold(ctx context.Context, p auth.Principal, serial, issuerID string) (admin.Revocation, error) {
+	if err := auth.Require(p, pki.RoleOperator); err != nil {
+		return admin.Revocation{}, err
+	}
+	r, err := o.admin.Unhold(ctx, serial, issuerID, p.Actor())
+	if err == nil && r.Changed && o.kick != nil {
+		o.kick.Kick()
+	}
+	return r, err
+}
+
+// --- requests held for approval ------------------------------------------------
+
+// Requests lists held requests (status "" for pending, "all" for any).
+func (o *Ops) Requests(ctx context.Context, p auth.Principal, status, profile string, limit int) ([]pki.EnrollmentRequest, error) {
+	if err := auth.Require(p, pki.RoleAuditor); err != nil {
+		return nil, err
+	}
+	f := store.RequestFilter{Status: pki.RequestPending, Profile: profile, Limit: limit}
+	switch status {
+	case "", "pending":
+	case "all":
+		f.Status = ""
+	case "issued", "rejected":
+		f.Status = pki.RequestStatus(status)
+	default:
+		return nil, pki.Errorf(pki.EBadRequest, "status %q: want pending, issued, rejected or all", status)
+	}
+	if limit < 0 || limit > MaxPage {
+		return nil, pki.Errorf(pki.EBadRequest, "limit %d: want 1 to %d", limit, MaxPage)
+	}
+	return o.admin.Requests(ctx, f)
+}
+
+// Approve issues a held request's certificate; one approver wins.
+func (o *Ops) Approve(ctx context.Context, p auth.Principal, id string) (*enroll.Result, error) {
+	if err := auth.Require(p, pki.RoleOperator); err != nil {
+		return nil, err
+	}
+	return o.enroll.Approve(ctx, id, p.Actor())
+}
+
+// Reject refuses a held request with a reason.
+func (o *Ops) Reject(ctx context.Context, p auth.Principal, id, reason string) error {
+	if err := auth.Require(p, pki.RoleOperator); err != nil {
+		return err
+	}
+	if strings.TrimSpace(reason) == "" {
+		return pki.Errorf(pki.EBadRequest, "a reason is required")
+	}
+	if len(reason) > 1024 {
+		return pki.Errorf(pki.EBadRequest, "the reason is longer than 1024 characters")
+	}
+	return o.admin.Reject(ctx, id, reason, p.Actor())
+}
+
+// --- challenges ----------------------------------------------------------------
+
+// Challenges lists one-time challenges (never a secret).
+func (o *Ops) Challenges(ctx context.Context, p auth.Principal, limit int) ([]pki.Challenge, error) {
+	if err := auth.Require(p, pki.RoleAuditor); err != nil {
+		return nil, err
+	}
+	if limit < 0 || limit > MaxPage {
+		return nil, pki.Errorf(pki.EBadRequest, "limit %d: want 1 to %d", limit, MaxPage)
+	}
+	return o.admin.Challenges(ctx, limit)
+}
+
+// NewChallenge mints a one-time challenge and returns its secret, shown
+// once.
+func (o *Ops) NewChallenge(ctx context.Context, p auth.Principal, spec admin.ChallengeSpec) (string, pki.Challenge, error) {
+	if err := auth.Require(p, pki.RoleOperator); err != nil {
+		return "", pki.Challenge{}, err
+	}
+	spec.Actor = p.Actor()
+	return o.admin.NewChallengeFor(ctx, spec)
+}
+
+// DeleteChallenge removes a challenge.
+func (o *Ops) DeleteChallenge(ctx context.Context, p auth.Principal, id string) error {
+	if err := auth.Require(p, pki.RoleOperator); err != nil {
+		return err
+	}
+	return o.admin.DeleteChallenge(ctx, id, p.Actor())
+}
+
+// --- audit ---------------------------------------------------------------------
+
+// Audit lists events, newest first.
+func (o *Ops) Audit(ctx context.Context, p auth.Principal, f store.AuditFilter) ([]pki.AuditEvent, error) {
+	if err := auth.Require(p, pki.RoleAuditor); err != nil {
+		return nil, err
+	}
+	if f.Limit < 0 || f.Limit > MaxPage {
+		return nil, pki.Errorf(pki.EBadRequest, "limit %d: want 1 to %d", f.Limit, MaxPage)
+	}
+	if f.SerialHex != "" {
+		sn, err := admin.NormalizeSerial(f.SerialHex)
+		if err != nil {
+			return nil, err
+		}
+		f.SerialHex = sn
+	}
+	return o.st.ListAudit(ctx, f)
+}
+
+// VerifyAudit checks the audit trail's hash chain.
+func (o *Ops) VerifyAudit(ctx context.Context, p auth.Principal) (audit.Report, error) {
+	if err := auth.Require(p, pki.RoleAuditor); err != nil {
+		return audit.Report{}, err
+	}
+	return audit.Verify(ctx, o.st)
+}
+
+// --- CAs and profiles --------------------------------------------------------------
+
+// CAInfo is one issuing CA and its place in the rollover.
+type CAInfo struct {
+	ID    string
+	State string // current, next, previous
+	Cert  *x509.Certificate
+	// SwitchAt is when a next CA takes over.
+	SwitchAt time.Time
+}
+
+// CAs lists the issuing CAs: current, next (with its switch time), previous.
+func (o *Ops) CAs(ctx context.Context, p auth.Principal) ([]CAInfo, *x509.Certificate, error) {
+	if err := auth.Require(p, pki.RoleAuditor); err != nil {
+		return nil, nil, err
+	}
+	now := o.clock.Now()
+	cur, _ := o.authority.Active(now)
+	out := []CAInfo{{ID: cur.ID, State: "current", Cert: cur.Cert}}
+	if next, _, ok := o.authority.Next(now); ok {
+		at, _ := o.authority.SwitchAt()
+		out = append(out, CAInfo{ID: next.ID, State: "next", Cert: next.Cert, SwitchAt: at})
+	}
+	for _, prev := range o.authority.Previous() {
+		if prev.ID != cur.ID {
+			out = append(out, CAInfo{ID: prev.ID, State: "previous", Cert: prev.Cert})
+		}
+	}
+	return out, o.authority.Root, nil
+}
+
+// Profiles returns the configured profiles by name and the default's name.
+func (o *Ops) Profiles(ctx context.Context, p auth.Principal) ([]pki.Profile, string, error) {
+	if err := auth.Require(p, pki.RoleAuditor); err != nil {
+		return nil, "", err
+	}
+	m, def := o.enroll.Profiles()
+	out := make([]pki.Profile, 0, len(m))
+	for _, pr := range m {
+		out = append(out, pr)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, def, nil
+}
+
+// Dashboard returns the counts and the last `days` days.
+func (o *Ops) Dashboard(ctx context.Context, p auth.Principal, days int) (store.Dashboard, int, error) {
+	if err := auth.Require(p, pki.RoleAuditor); err != nil {
+		return store.Dashboard{}, 0, err
+	}
+	if days < 1 || days > 366 {
+		return store.Dashboard{}, 0, pki.Errorf(pki.EBadRequest, "days %d: want 1 to 366", days)
+	}
+	d, err := o.st.Dashboard(ctx, o.clock.Now(), days)
+	return d, int(d.Pending), err
+}
+
+// --- EST users, tokens, people ----------------------------------------------------------
+
+// ESTUsers lists EST users.
+func (o *Ops) ESTUsers(ctx context.Context, p auth.Principal) ([]pki.ESTUser, error) {
+	if err := auth.Require(p, pki.RoleAuditor); err != nil {
+		return nil, err
+	}
+	return o.admin.ESTUsers(ctx)
+}
+
+// AddESTUser creates an EST user.
+func (o *Ops) AddESTUser(ctx context.Context, p auth.Principal, name, password, profile string) (pki.ESTUser, error) {
+	if err := auth.Require(p, pki.RoleAdmin); err != nil {
+		return pki.ESTUser{}, err
+	}
+	return o.admin.AddESTUser(ctx, name, password, profile, p.Actor())
+}
+
+// RemoveESTUser deletes an EST user.
+func (o *Ops) RemoveESTUser(ctx context.Context, p auth.Principal, name string) error {
+	if err := auth.Require(p, pki.RoleAdmin); err != nil {
+		return err
+	}
+	return o.admin.RemoveESTUser(ctx, name, p.Actor())
+}
+
+// Tokens, NewToken and RevokeToken manage API tokens (admin only).
+func (o *Ops) Tokens(ctx context.Context, p auth.Principal) ([]pki.APIToken, error) {
+	return o.auth.Tokens(ctx, p)
+}
+
+func (o *Ops) NewToken(ctx context.Context, p auth.Principal, name string, role pki.Role, ttl time.Duration) (string, pki.APIToken, error) {
+	return o.auth.NewToken(ctx, name, role, ttl, p)
+}
+
+func (o *Ops) RevokeToken(ctx context.Context, p auth.Principal, idOrName string) (pki.APIToken, error) {
+	return o.auth.RevokeToken(ctx, idOrName, p)
+}
+
+// Users, AddUser and RemoveUser manage console users (admin only).
+func (o *Ops) Users(ctx context.Context, p auth.Principal) ([]pki.User, error) {
+	return o.auth.Users(ctx, p)
+}
+
+func (o *Ops) AddUser(ctx context.Context, p auth.Principal, name string, role pki.Role, password string) (pki.User, error) {
+	return o.auth.AddUser(ctx, name, role, password, p)
+}
+
+func (o *Ops) RemoveUser(ctx context.Context, p auth.Principal, name string) error {
+	return o.auth.RemoveUser(ctx, name, p)
+}
+
+// IsNotFound reports whether err says a named thing does not exist.
+func IsNotFound(err error) bool {
+	return pki.ErrorCode(err) == pki.ENotFound || errors.Is(err, store.ErrNotFound)
+}

@@ -1,0 +1,396 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// CreateUser implements store.Store.
+func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) error {
+	if u.Name == "" || !u.Role.Valid() || u.PasswordHash == "" || u.CreatedAt.IsZero() {
+		return fmt.Errorf("sqlite: create user %q: name, role, password hash and creation time are required", u.Name)
+	}
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, role, password_hash, created_at, created_by)
+			VALUES (?, ?, ?, ?, ?)`, u.Name, string(u.Role), u.PasswordHash, micros(u.CreatedAt), u.CreatedBy); err != nil {
+			return conflict(err)
+		}
+		return insertEvents(ctx, tx, u.CreatedAt, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create user %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+const userColumns = `name, role, password_hash, created_at, created_by, failed_logins, locked_until, last_login_at`
+
+func scanUser(sc scanner) (pki.User, error) {
+	var u pki.User
+	var role string
+	var created int64
+	var locked, last sql.NullInt64
+	if err := sc.Scan(&u.Name, &role, &u.PasswordHash, &created, &u.CreatedBy, &u.FailedLogins, &locked, &last); err != nil {
+		return u, err
+	}
+	u.Role, u.CreatedAt = pki.Role(role), fromMicros(created)
+	u.LockedUntil, u.LastLoginAt = fromNullMicros(locked), fromNullMicros(last)
+	return u, nil
+}
+
+// User implements store.Store.
+func (s *Store) User(ctx context.Context, name string) (*pki.User, error) {
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: user %q: %w", name, err)
+	}
+	return &u, nil
+}
+
+// ListUsers implements store.Store.
+func (s *Store) ListUsers(ctx context.Context) ([]pki.User, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list users: %w", err)
+	}
+	defer rows.Close()
+	var out []pki.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list users: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list users: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteUser implements store.Store.
+func (s *Store) DeleteUser(ctx context.Context, name string, ev pki.AuditEvent) error {
+	if ev.Time.IsZero() {
+		return fmt.Errorf("sqlite: delete user %q: the event has no time", name)
+	}
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_name = ?`, name); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, ev.Time, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete user %q: %w", name, err)
+	}
+	return nil
+}
+
+// RecordLogin implements store.Store.
+func (s *Store) RecordLogin(ctx context.Context, name string, ok bool, at, lockUntil time.Time, ev pki.AuditEvent) (int, error) {
+	var failed int
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		var row *sql.Row
+		if ok {
+			row = tx.QueryRowContext(ctx, `UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = ?
+				WHERE name = ? RETURNING failed_logins`, micros(at), name)
+		} else {
+			row = tx.QueryRowContext(ctx, `UPDATE users SET failed_logins = failed_logins + 1,
+				locked_until = COALESCE(?, locked_until) WHERE name = ? RETURNING failed_logins`, nullMicros(lockUntil), name)
+		}
+		if err := row.Scan(&failed); errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		if ev.Type == "" {
+			return nil
+		}
+		return insertEvents(ctx, tx, at, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: record login of %q: %w", name, err)
+	}
+	return failed, nil
+}
+
+// CreateToken implements store.Store.
+func (s *Store) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEvent) error {
+	if t.ID == "" || t.Name == "" || !t.Role.Valid() || len(t.Hash) == 0 || t.CreatedAt.IsZero() {
+		return fmt.Errorf("sqlite: create token %q: ID, name, role, hash and creation time are required", t.Name)
+	}
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (id, name, role, hash, created_at, created_by, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, t.ID, t.Name, string(t.Role), t.Hash, micros(t.CreatedAt), t.CreatedBy,
+			nullMicros(t.ExpiresAt)); err != nil {
+			return conflict(err)
+		}
+		return insertEvents(ctx, tx, t.CreatedAt, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create token %q: %w", t.Name, err)
+	}
+	return nil
+}
+
+const tokenColumns = `id, name, role, hash, created_at, created_by, expires_at, revoked_at, last_used_at`
+
+func scanToken(sc scanner) (pki.APIToken, error) {
+	var t pki.APIToken
+	var role string
+	var created int64
+	var expires, revoked, used sql.NullInt64
+	if err := sc.Scan(&t.ID, &t.Name, &role, &t.Hash, &created, &t.CreatedBy, &expires, &revoked, &used); err != nil {
+		return t, err
+	}
+	t.Role, t.CreatedAt = pki.Role(role), fromMicros(created)
+	t.ExpiresAt, t.RevokedAt, t.LastUsedAt = fromNullMicros(expires), fromNullMicros(revoked), fromNullMicros(used)
+	return t, nil
+}
+
+// TokenByHash implements store.Store.
+func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*pki.APIToken, error) {
+	t, err := scanToken(s.r.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: token: %w", err)
+	}
+	return &t, nil
+}
+
+// ListTokens implements store.Store.
+func (s *Store) ListTokens(ctx context.Context) ([]pki.APIToken, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens ORDER BY created_at DESC, id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []pki.APIToken
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeToken implements store.Store.
+func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, ev pki.AuditEvent) (*pki.APIToken, error) {
+	var out pki.APIToken
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		t, err := scanToken(tx.QueryRowContext(ctx, `UPDATE api_tokens SET revoked_at = ?
+			WHERE (id = ? OR name = ?) AND revoked_at IS NULL RETURNING `+tokenColumns, micros(at), idOrName, idOrName))
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		out = t
+		if ev.Detail == "" {
+			ev.Detail = "token " + t.ID + " (" + t.Name + ")"
+		}
+		return insertEvents(ctx, tx, at, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: revoke token %q: %w", idOrName, err)
+	}
+	return &out, nil
+}
+
+// TouchToken implements store.Store.
+func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, micros(at), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: touch token %s: %w", id, err)
+	}
+	return nil
+}
+
+// CreateSession implements store.Store.
+func (s *Store) CreateSession(ctx context.Context, ses pki.Session) error {
+	if len(ses.Hash) == 0 || ses.User == "" || ses.CreatedAt.IsZero() || ses.ExpiresAt.IsZero() {
+		return errors.New("sqlite: create session: hash, user and times are required")
+	}
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (hash, user_name, created_at, expires_at, remote_addr)
+			VALUES (?, ?, ?, ?, ?)`, ses.Hash, ses.User, micros(ses.CreatedAt), micros(ses.ExpiresAt), ses.RemoteAddr)
+		return conflict(err)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create session: %w", err)
+	}
+	return nil
+}
+
+// Session implements store.Store.
+func (s *Store) Session(ctx context.Context, hash []byte, now time.Time) (*pki.Session, error) {
+	var ses pki.Session
+	var created, expires int64
+	err := s.r.QueryRowContext(ctx, `SELECT hash, user_name, created_at, expires_at, remote_addr FROM sessions
+		WHERE hash = ? AND expires_at > ?`, hash, micros(now)).Scan(&ses.Hash, &ses.User, &created, &expires, &ses.RemoteAddr)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: session: %w", err)
+	}
+	ses.CreatedAt, ses.ExpiresAt = fromMicros(created), fromMicros(expires)
+	return &ses, nil
+}
+
+// DeleteSession implements store.Store.
+func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?`, hash)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteChallenge implements store.Store.
+func (s *Store) DeleteChallenge(ctx context.Context, id string, ev pki.AuditEvent) error {
+	if ev.Time.IsZero() {
+		return fmt.Errorf("sqlite: delete challenge %s: the event has no time", id)
+	}
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM challenges WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		return insertEvents(ctx, tx, ev.Time, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete challenge %s: %w", id, err)
+	}
+	return nil
+}
+
+// RenewalsOf implements store.Store.
+func (s *Store) RenewalsOf(ctx context.Context, issuerID, serialHex string) ([]pki.Certificate, error) {
+	certs, _, err := s.queryCerts(ctx, `SELECT `+certColumns+` FROM certificates WHERE renewed_from = ? ORDER BY id`,
+		issuerID+":"+serialHex)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: renewals of %s/%s: %w", issuerID, serialHex, err)
+	}
+	return certs, nil
+}
+
+// day is a UTC day number, as the counters key them.
+const day = int64(24 * time.Hour / time.Microsecond)
+
+// Dashboard implements store.Store.
+func (s *Store) Dashboard(ctx context.Context, now time.Time, days int) (store.Dashboard, error) {
+	d := store.Dashboard{ByStatus: map[string]int64{"valid": 0, "expired": 0, "revoked": 0}, ByProfile: map[string]int64{},
+		Expiring: map[int]int64{7: 0, 30: 0, 90: 0}}
+	today := micros(now) / day
+	rows, err := s.r.QueryContext(ctx, `SELECT profile, status, expiry_day, n FROM certificate_counts WHERE n <> 0`)
+	if err != nil {
+		return d, fmt.Errorf("sqlite: dashboard: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var profile, status string
+		var expiry, n int64
+		if err := rows.Scan(&profile, &status, &expiry, &n); err != nil {
+			return d, fmt.Errorf("sqlite: dashboard: %w", err)
+		}
+		switch {
+		case status == string(pki.StatusRevoked):
+			d.ByStatus["revoked"] += n
+		case expiry < today:
+			d.ByStatus["expired"] += n
+		default:
+			d.ByStatus["valid"] += n
+			d.ByProfile[profile] += n
+			for _, within := range []int{7, 30, 90} {
+				if expiry <= today+int64(within) {
+					d.Expiring[within] += n
+				}
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return d, fmt.Errorf("sqlite: dashboard: %w", err)
+	}
+	rows.Close()
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM enrollment_requests WHERE status = ? AND expires_at > ?`,
+		string(pki.RequestPending), micros(now)).Scan(&d.Pending); err != nil {
+		return d, fmt.Errorf("sqlite: dashboard: %w", err)
+	}
+	days = min(max(days, 1), 366)
+	first := today - int64(days) + 1
+	byDay := map[int64]*store.DayCount{}
+	for i := range int64(days) {
+		dc := store.DayCount{Day: fromMicros((first + i) * day)}
+		d.Days = append(d.Days, dc)
+	}
+	for i := range d.Days {
+		byDay[first+int64(i)] = &d.Days[i]
+	}
+	rows, err = s.r.QueryContext(ctx, `SELECT day, kind, n FROM daily_counts WHERE day >= ? AND day <= ?`, first, today)
+	if err != nil {
+		return d, fmt.Errorf("sqlite: dashboard: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var dd, n int64
+		var kind string
+		if err := rows.Scan(&dd, &kind, &n); err != nil {
+			return d, fmt.Errorf("sqlite: dashboard: %w", err)
+		}
+		dc := byDay[dd]
+		if dc == nil {
+			continue
+		}
+		switch kind {
+		case "issued":
+			dc.Issued += n
+		case "renewed":
+			dc.Renewed += n
+		case "revoked":
+			dc.Revoked += n
+		case "refused":
+			dc.Refused += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return d, fmt.Errorf("sqlite: dashboard: %w", err)
+	}
+	return d, nil
+}

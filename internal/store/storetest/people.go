@@ -1,0 +1,300 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+func testUsers(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	alice := pki.User{Name: "alice", Role: pki.RoleAdmin, PasswordHash: "$argon2id$x", CreatedAt: t0, CreatedBy: "cli:root"}
+	ev := pki.AuditEvent{Type: pki.EventUserAdded, Actor: "cli:root", Outcome: "success"}
+	wantErr(t, "CreateUser", s.CreateUser(ctx, alice, ev), nil)
+	wantErr(t, "CreateUser again", s.CreateUser(ctx, alice, ev), store.ErrConflict)
+	if err := s.CreateUser(ctx, pki.User{Name: "bob", Role: "root", PasswordHash: "h", CreatedAt: t0}, ev); err == nil {
+		t.Error("a user with an unknown role was stored")
+	}
+	wantErr(t, "CreateUser bob", s.CreateUser(ctx, pki.User{Name: "bob", Role: pki.RoleAuditor, PasswordHash: "h2", CreatedAt: t0}, ev), nil)
+	got, err := s.User(ctx, "alice")
+	if err != nil || got.Name != "alice" || got.Role != pki.RoleAdmin || got.PasswordHash != alice.PasswordHash ||
+		!got.CreatedAt.Equal(t0) || got.CreatedBy != "cli:root" || got.FailedLogins != 0 || !got.LockedUntil.IsZero() {
+		t.Errorf("User(alice) = %+v, %v", got, err)
+	}
+	if _, err := s.User(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("User(nobody): %v, want ErrNotFound", err)
+	}
+	if users, err := s.ListUsers(ctx); err != nil || len(users) != 2 || users[0].Name != "alice" || users[1].Name != "bob" {
+		t.Errorf("ListUsers = %+v, %v", users, err)
+	}
+
+	// Logins: failures count and lock; a success clears both.
+	lock := t0.Add(time.Minute)
+	failEv := pki.AuditEvent{Type: pki.EventLoginFailed, Actor: "console:192.0.2.1", Outcome: "failure"}
+	for i, until := range []time.Time{{}, {}, lock} {
+		n, err := s.RecordLogin(ctx, "alice", false, t0.Add(time.Duration(i)*time.Second), until, failEv)
+		if err != nil || n != i+1 {
+			t.Fatalf("failure %d: count %d, %v", i+1, n, err)
+		}
+	}
+	if u, _ := s.User(ctx, "alice"); u.FailedLogins != 3 || !u.LockedUntil.Equal(lock) {
+		t.Errorf("after 3 failures: %d failures, locked until %v", u.FailedLogins, u.LockedUntil)
+	}
+	if n := len(listAudit(t, s, store.AuditFilter{Type: pki.EventLoginFailed})); n != 3 {
+		t.Errorf("%d login.failed events, want 3", n)
+	}
+	if n, err := s.RecordLogin(ctx, "alice", true, t0.Add(time.Hour), time.Time{}, pki.AuditEvent{}); err != nil || n != 0 {
+		t.Errorf("success: count %d, %v", n, err)
+	}
+	if u, _ := s.User(ctx, "alice"); u.FailedLogins != 0 || !u.LockedUntil.IsZero() || !u.LastLoginAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("after a success: %+v", u)
+	}
+	if _, err := s.RecordLogin(ctx, "nobody", false, t0, time.Time{}, failEv); err == nil {
+		t.Error("RecordLogin of an unknown user succeeded")
+	}
+
+	// Deleting a user ends their sessions.
+	ses := pki.Session{Hash: []byte("session-bob"), User: "bob", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	wantErr(t, "CreateSession", s.CreateSession(ctx, ses), nil)
+	delEv := pki.AuditEvent{Time: t0, Type: pki.EventUserRemoved, Actor: "cli:root", Outcome: "success"}
+	wantErr(t, "DeleteUser", s.DeleteUser(ctx, "bob", delEv), nil)
+	wantErr(t, "DeleteUser again", s.DeleteUser(ctx, "bob", delEv), store.ErrNotFound)
+	if _, err := s.Session(ctx, ses.Hash, t0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a removed user's session: %v, want ErrNotFound", err)
+	}
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tok := pki.APIToken{ID: "tok-1", Name: "ci", Role: pki.RoleOperator, Hash: []byte("hash-1"), CreatedAt: t0, CreatedBy: "cli:root",
+		ExpiresAt: t0.Add(24 * time.Hour)}
+	ev := pki.AuditEvent{Type: pki.EventTokenCreated, Actor: "cli:root", Outcome: "success"}
+	wantErr(t, "CreateToken", s.CreateToken(ctx, tok, ev), nil)
+	same := tok
+	same.ID, same.Hash = "tok-2", []byte("hash-2")
+	wantErr(t, "a live token with the same name", s.CreateToken(ctx, same, ev), store.ErrConflict)
+	got, err := s.TokenByHash(ctx, tok.Hash)
+	if err != nil || got.ID != tok.ID || got.Name != "ci" || got.Role != pki.RoleOperator || !got.ExpiresAt.Equal(tok.ExpiresAt) ||
+		!got.RevokedAt.IsZero() || !bytes.Equal(got.Hash, tok.Hash) {
+		t.Errorf("TokenByHash = %+v, %v", got, err)
+	}
+	if _, err := s.TokenByHash(ctx, []byte("nope")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown hash: %v", err)
+	}
+	wantErr(t, "TouchToken", s.TouchToken(ctx, tok.ID, t0.Add(time.Minute)), nil)
+	if got, _ := s.TokenByHash(ctx, tok.Hash); !got.LastUsedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("LastUsedAt %v", got.LastUsedAt)
+	}
+	revEv := pki.AuditEvent{Type: pki.EventTokenRevoked, Actor: "cli:root", Outcome: "success"}
+	r, err := s.RevokeToken(ctx, "ci", t0.Add(time.Hour), revEv)
+	if err != nil || r.ID != tok.ID || !r.RevokedAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("RevokeToken by name = %+v, %v", r, err)
+	}
+	if _, err := s.RevokeToken(ctx, "ci", t0.Add(time.Hour), revEv); err == nil {
+		t.Error("revoking a revoked token succeeded")
+	}
+	// The name is free again once revoked.
+	wantErr(t, "a new token with a revoked one's name", s.CreateToken(ctx, same, ev), nil)
+	if _, err := s.RevokeToken(ctx, "tok-2", t0.Add(2*time.Hour), revEv); err != nil {
+		t.Errorf("RevokeToken by ID: %v", err)
+	}
+	list, err := s.ListTokens(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("ListTokens = %+v, %v", list, err)
+	}
+	if n := len(listAudit(t, s, store.AuditFilter{Type: pki.EventTokenRevoked})); n != 2 {
+		t.Errorf("%d token.revoked events, want 2", n)
+	}
+}
+
+func testSessions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := s.CreateUser(ctx, pki.User{Name: "carol", Role: pki.RoleOperator, PasswordHash: "h", CreatedAt: t0},
+		pki.AuditEvent{Type: pki.EventUserAdded}); err != nil {
+		t.Fatal(err)
+	}
+	ses := pki.Session{Hash: []byte("s-1"), User: "carol", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), RemoteAddr: "192.0.2.9"}
+	wantErr(t, "CreateSession", s.CreateSession(ctx, ses), nil)
+	wantErr(t, "CreateSession again", s.CreateSession(ctx, ses), store.ErrConflict)
+	got, err := s.Session(ctx, ses.Hash, t0.Add(time.Minute))
+	if err != nil || got.User != "carol" || !got.ExpiresAt.Equal(ses.ExpiresAt) || got.RemoteAddr != "192.0.2.9" {
+		t.Errorf("Session = %+v, %v", got, err)
+	}
+	if _, err := s.Session(ctx, ses.Hash, ses.ExpiresAt); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("expired session: %v, want ErrNotFound", err)
+	}
+	wantErr(t, "PurgeExpired", s.PurgeExpired(ctx, ses.ExpiresAt), nil)
+	wantErr(t, "DeleteSession of a purged one", s.DeleteSession(ctx, ses.Hash), nil)
+	other := pki.Session{Hash: []byte("s-2"), User: "carol", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	wantErr(t, "CreateSession", s.CreateSession(ctx, other), nil)
+	wantErr(t, "DeleteSession", s.DeleteSession(ctx, other.Hash), nil)
+	if _, err := s.Session(ctx, other.Hash, t0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a deleted session: %v", err)
+	}
+}
+
+func testDeleteChallenge(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	ch := pki.Challenge{ID: "c-del", Hash: []byte("h-del"), Profile: "default", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateChallenge(ctx, ch, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
+		t.Fatal(err)
+	}
+	ev := pki.AuditEvent{Time: t0, Type: pki.EventChallengeDeleted, Actor: "api:ci", Outcome: "success"}
+	wantErr(t, "DeleteChallenge", s.DeleteChallenge(ctx, "c-del", ev), nil)
+	wantErr(t, "DeleteChallenge again", s.DeleteChallenge(ctx, "c-del", ev), store.ErrNotFound)
+	if _, err := s.LookupChallenge(ctx, ch.Hash, t0); !errors.Is(err, store.ErrChallengeUnusable) {
+		t.Errorf("a deleted challenge: %v", err)
+	}
+}
+
+// testListFilters: protocol, issuance time and search, with the existing
+// filters and both orders.
+func testListFilters(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := range 12 {
+		c := newCert(issuerA, fmt.Sprintf("f%02d", i), t0.Add(time.Duration(24+i)*time.Hour))
+		c.CreatedAt = t0.Add(time.Duration(i) * time.Minute)
+		if i%3 == 0 {
+			c.Protocol = pki.ProtocolEST
+		}
+		if i == 7 {
+			c.Subject = "CN=Printer-7_%Lobby,O=Acme"
+			c.SANs = []string{"dns:printer7.lobby.example"}
+		}
+		mustRecord(t, s, issuance(c))
+	}
+	serials := func(f store.CertFilter) []string {
+		t.Helper()
+		var out []string
+		for {
+			page, next, err := s.ListCertificates(ctx, f)
+			if err != nil {
+				t.Fatalf("ListCertificates(%+v): %v", f, err)
+			}
+			for _, c := range page {
+				out = append(out, c.SerialHex)
+			}
+			if next == "" {
+				return out
+			}
+			f.Cursor = next
+		}
+	}
+	cases := []struct {
+		name string
+		f    store.CertFilter
+		want []string
+	}{
+		{"protocol", store.CertFilter{Protocol: pki.ProtocolEST, Limit: 2}, []string{"f09", "f06", "f03", "f00"}},
+		{"issued between", store.CertFilter{IssuedAfter: t0.Add(3 * time.Minute), IssuedBefore: t0.Add(6 * time.Minute)}, []string{"f05", "f04", "f03"}},
+		{"search subject, any case", store.CertFilter{Search: "PRINTER-7"}, []string{"f07"}},
+		{"search SAN", store.CertFilter{Search: "lobby.example"}, []string{"f07"}},
+		{"search with LIKE characters", store.CertFilter{Search: "7_%lob"}, []string{"f07"}},
+		{"search a serial", store.CertFilter{Search: "f1"}, []string{"f11", "f10"}},
+		{"search, short term", store.CertFilter{Search: "f1", Protocol: pki.ProtocolSCEP}, []string{"f11", "f10"}},
+		{"search nothing", store.CertFilter{Search: "no-such-device"}, nil},
+		{"search by expiry", store.CertFilter{Search: "device-f0", NotAfterBefore: t0.Add(27 * time.Hour), Limit: 1}, []string{"f00", "f01", "f02"}},
+		{"all filters", store.CertFilter{Search: "device", Protocol: pki.ProtocolEST, Profile: "default", IssuerID: issuerA,
+			Status: pki.StatusValid, IssuedAfter: t0.Add(time.Minute)}, []string{"f09", "f06", "f03"}},
+	}
+	for _, c := range cases {
+		got := serials(c.f)
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func testRenewalsOf(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	first := newCert(issuerA, "r0", t0.Add(time.Hour))
+	mustRecord(t, s, issuance(first))
+	for _, sn := range []string{"r1", "r2"} {
+		c := newCert(issuerA, sn, t0.Add(2*time.Hour))
+		c.RenewedFrom = issuerA + ":r0"
+		mustRecord(t, s, issuance(c))
+	}
+	got, err := s.RenewalsOf(ctx, issuerA, "r0")
+	if err != nil || len(got) != 2 || got[0].SerialHex != "r1" || got[1].SerialHex != "r2" {
+		t.Errorf("RenewalsOf(r0) = %v, %v", got, err)
+	}
+	if got, err := s.RenewalsOf(ctx, issuerA, "r1"); err != nil || len(got) != 0 {
+		t.Errorf("RenewalsOf(r1) = %v, %v", got, err)
+	}
+}
+
+// testDashboard: the counters follow issuance, revocation, unhold and the
+// clock, and the chart follows the audit events.
+func testDashboard(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := t0
+	mk := func(serial, profile string, expires time.Duration) {
+		c := newCert(issuerA, serial, now.Add(expires))
+		c.Profile = profile
+		mustRecord(t, s, issuance(c, issuedEvent(c)))
+	}
+	day := 24 * time.Hour
+	mk("d0", "default", -day)    // expired
+	mk("d1", "default", 3*day)   // within 7
+	mk("d2", "wifi", 20*day)     // within 30
+	mk("d3", "wifi", 60*day)     // within 90
+	mk("d4", "default", 200*day) // later
+	mk("d5", "default", 200*day) // to be revoked
+	mk("d6", "vpn", 200*day)     // held, then released
+	for _, r := range []struct {
+		serial string
+		reason int
+	}{{"d5", 1}, {"d6", 6}} {
+		if _, _, err := s.RevokeCertificate(ctx, issuerA, r.serial, r.reason, now, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.UnholdCertificate(ctx, issuerA, "d6", now, pki.AuditEvent{Type: pki.EventUnheld}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx, pki.AuditEvent{Time: now.Add(-day), Type: pki.EventEnrollFailed},
+		pki.AuditEvent{Time: now, Type: pki.EventRefused}); err != nil {
+		t.Fatal(err)
+	}
+	mustCreateRequest(t, s, newRequest("held-1", "default", "tx-held-1"))
+	d, err := s.Dashboard(ctx, now, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Pending != 1 {
+		t.Errorf("Pending %d, want 1", d.Pending)
+	}
+	if d.ByStatus["valid"] != 5 || d.ByStatus["expired"] != 1 || d.ByStatus["revoked"] != 1 {
+		t.Errorf("ByStatus %v, want valid 5, expired 1, revoked 1", d.ByStatus)
+	}
+	if d.ByProfile["default"] != 2 || d.ByProfile["wifi"] != 2 || d.ByProfile["vpn"] != 1 {
+		t.Errorf("ByProfile %v", d.ByProfile)
+	}
+	if d.Expiring[7] != 1 || d.Expiring[30] != 2 || d.Expiring[90] != 3 {
+		t.Errorf("Expiring %v, want 7: 1, 30: 2, 90: 3", d.Expiring)
+	}
+	if len(d.Days) != 3 {
+		t.Fatalf("%d days, want 3", len(d.Days))
+	}
+	today := d.Days[2]
+	if today.Issued != 7 || today.Revoked != 2 || today.Refused != 1 || d.Days[1].Refused != 1 || d.Days[0].Issued != 0 {
+		t.Errorf("days %+v", d.Days)
+	}
+	if !today.Day.Equal(now.UTC().Truncate(day)) {
+		t.Errorf("today is %v, want %v", today.Day, now.UTC().Truncate(day))
+	}
+	// A day later, d0 is long expired and d1 still within 7 days.
+	later, err := s.Dashboard(ctx, now.Add(4*day), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if later.ByStatus["expired"] != 2 || later.Expiring[7] != 0 {
+		t.Errorf("four days later: %v, expiring %v", later.ByStatus, later.Expiring)
+	}
+}
