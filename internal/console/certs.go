@@ -1,0 +1,368 @@
+package console
+
+import (
+	"encoding/pem"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/ops"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// inventoryPage is the certificate list with its filters.
+type inventoryPage struct {
+	Form      inventoryForm
+	Certs     []pki.Certificate
+	Next      string // the next page's URL, "" on the last page
+	First     string // the first page's URL, when this is a later one
+	Profiles  []string
+	Issuers   []issuerChoice
+	Protocols []string
+	Statuses  []string
+	Expiring  []int
+	// ByExpiry says the list is in expiry order.
+	ByExpiry bool
+	// Filtered says a filter is set (an empty list means "none match").
+	Filtered bool
+	// Queried is false when the query could not run (the form's error).
+	Queried bool
+}
+
+type issuerChoice struct{ ID, Label string }
+
+// inventoryForm is the filter form as sent (and shown again).
+type inventoryForm struct {
+	Q, Status, Profile, Protocol, Issuer, Expiring, IssuedFrom, IssuedTo, Sort, Limit string
+}
+
+var (
+	hexRE       = regexp.MustCompile(`^[0-9a-fA-F]{1,64}$`)
+	protocols   = []string{string(pki.ProtocolSCEP), string(pki.ProtocolEST), string(pki.ProtocolCLI), string(pki.ProtocolInternal)}
+	statuses    = []string{"valid", "revoked", "expired"}
+	expiryDays  = []int{7, 30, 90, 365}
+	sortExpiry  = 100 * 365 * 24 * time.Hour // "expiring first" without a window: every unexpired one
+	defaultPage = 50
+)
+
+func (f inventoryForm) values() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"q": f.Q, "status": f.Status, "profile": f.Profile, "protocol": f.Protocol, "issuer": f.Issuer,
+		"expiring": f.Expiring, "issued_from": f.IssuedFrom, "issued_to": f.IssuedTo, "sort": f.Sort, "limit": f.Limit} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+// query turns the form into an ops query, or says what is wrong with it.
+func (f inventoryForm) query() (ops.CertQuery, error) {
+	q := ops.CertQuery{Search: strings.TrimSpace(f.Q), Status: f.Status, Profile: f.Profile, Protocol: f.Protocol, IssuerID: f.Issuer}
+	if len(q.Search) > 256 {
+		return q, badInputf("the search text is longer than 256 characters")
+	}
+	switch f.Status {
+	case "", "valid", "revoked", "expired":
+	default:
+		return q, badInputf("status %q: want valid, revoked or expired", clip(f.Status))
+	}
+	if f.Protocol != "" && !contains(protocols, f.Protocol) {
+		return q, badInputf("protocol %q: want one of %s", clip(f.Protocol), strings.Join(protocols, ", "))
+	}
+	if len(f.Profile) > 128 {
+		return q, badInputf("the profile name is longer than 128 characters")
+	}
+	if f.Issuer != "" && (len(f.Issuer) != 64 || !hexRE.MatchString(f.Issuer)) {
+		return q, badInputf("issuer %q: want a CA's ID (64 hex digits), as the CAs page lists them", clip(f.Issuer))
+	}
+	if f.Expiring != "" {
+		n, err := strconv.Atoi(f.Expiring)
+		if err != nil || n < 1 || n > 3650 {
+			return q, badInputf("expiring within %q: want a number of days from 1 to 3650", clip(f.Expiring))
+		}
+		q.ExpiringWithin = time.Duration(n) * 24 * time.Hour
+	}
+	switch f.Sort {
+	case "", "newest":
+	case "expiring":
+		if q.ExpiringWithin == 0 {
+			if f.Status == "expired" {
+				return q, badInputf("expiring first lists unexpired certificates: it cannot show expired ones")
+			}
+			q.ExpiringWithin = sortExpiry
+		}
+	default:
+		return q, badInputf("sort %q: want newest or expiring", clip(f.Sort))
+	}
+	var err error
+	if q.IssuedAfter, err = parseDay("issued from", f.IssuedFrom); err != nil {
+		return q, err
+	}
+	if q.IssuedBefore, err = parseDay("issued until", f.IssuedTo); err != nil {
+		return q, err
+	}
+	if !q.IssuedBefore.IsZero() && isDateOnly(f.IssuedTo) {
+		// A date "until" includes that day.
+		q.IssuedBefore = q.IssuedBefore.Add(24 * time.Hour)
+	}
+	if q.Limit, err = parseLimit(f.Limit, defaultPage, ops.MaxPage); err != nil {
+		return q, err
+	}
+	return q, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// inventory lists certificates: search, filters, sort and cursor pages,
+// all answered by ops.Certificates from the store's indexes (no counts, no
+// offsets).
+func (h *Handler) inventory(w http.ResponseWriter, r *http.Request, rq *req) error {
+	qs := r.URL.Query()
+	f := inventoryForm{Q: qs.Get("q"), Status: qs.Get("status"), Profile: qs.Get("profile"), Protocol: qs.Get("protocol"),
+		Issuer: strings.ToLower(qs.Get("issuer")), Expiring: qs.Get("expiring"), IssuedFrom: qs.Get("issued_from"),
+		IssuedTo: qs.Get("issued_to"), Sort: qs.Get("sort"), Limit: qs.Get("limit")}
+	cursor := qs.Get("cursor")
+	pg := inventoryPage{Form: f, Protocols: protocols, Statuses: statuses, Expiring: expiryDays}
+	pg.Filtered = len(f.values()) > 0
+	if err := h.choices(r, rq, &pg); err != nil {
+		return err
+	}
+	q, err := f.query()
+	if err == nil && len(cursor) > 512 {
+		err = badInputf("the cursor is longer than any this list gives")
+	}
+	if err == nil {
+		q.Cursor = cursor
+		pg.ByExpiry = q.ExpiringWithin > 0
+		var next string
+		pg.Certs, next, err = h.ops.Certificates(r.Context(), rq.p, q)
+		if err == nil {
+			pg.Queried = true
+			if next != "" {
+				v := f.values()
+				v.Set("cursor", next)
+				pg.Next = Prefix + "certificates?" + v.Encode()
+			}
+			if cursor != "" {
+				pg.First = Prefix + "certificates?" + f.values().Encode()
+			}
+		}
+	}
+	v := h.newView(rq, "Certificates", "certificates", pg)
+	if err != nil {
+		if !formError(err) {
+			return err
+		}
+		v.Error = message(err)
+		h.render(w, statusFor(err), "certs", v)
+		return nil
+	}
+	h.render(w, http.StatusOK, "certs", v)
+	return nil
+}
+
+// choices fills the profile and issuer selects.
+func (h *Handler) choices(r *http.Request, rq *req, pg *inventoryPage) error {
+	profiles, _, err := h.ops.Profiles(r.Context(), rq.p)
+	if err != nil {
+		return err
+	}
+	for _, p := range profiles {
+		pg.Profiles = append(pg.Profiles, p.Name)
+	}
+	if pg.Form.Profile != "" && !contains(pg.Profiles, pg.Form.Profile) {
+		// A profile removed from the configuration still names old
+		// certificates.
+		pg.Profiles = append(pg.Profiles, pg.Form.Profile)
+	}
+	cas, _, err := h.ops.CAs(r.Context(), rq.p)
+	if err != nil {
+		return err
+	}
+	for _, c := range cas {
+		pg.Issuers = append(pg.Issuers, issuerChoice{ID: c.ID, Label: c.Cert.Subject.CommonName + " (" + c.State + ", " + short(c.ID) + ")"})
+	}
+	return nil
+}
+
+// certPage is one certificate with all that surrounds it.
+type certPage struct {
+	D       *ops.CertificateDetail
+	Info    certInfo
+	Chain   []certInfo
+	Status  string
+	URL     string
+	PEMURL  string
+	Reasons []string
+	// CanRevoke: valid, or on hold (a hold may become another reason);
+	// CanUnhold: on hold.
+	CanRevoke, CanUnhold bool
+	// Reason is the reason chosen (shown again with an error).
+	Reason string
+}
+
+// serialParam checks the {serial} of a path.
+func serialParam(r *http.Request) (string, error) {
+	s := r.PathValue("serial")
+	if len(s) > 128 {
+		return "", badInputf("the serial is longer than any certificate's")
+	}
+	return s, nil
+}
+
+func issuerParam(s string) (string, error) {
+	if s != "" && !hexRE.MatchString(s) {
+		return "", badInputf("issuer %q: want (a prefix of) a CA's ID in hex", clip(s))
+	}
+	return strings.ToLower(s), nil
+}
+
+func (h *Handler) loadCert(r *http.Request, rq *req, issuer string) (*certPage, error) {
+	serial, err := serialParam(r)
+	if err != nil {
+		return nil, err
+	}
+	if issuer, err = issuerParam(issuer); err != nil {
+		return nil, err
+	}
+	d, err := h.ops.Certificate(r.Context(), rq.p, serial, issuer)
+	if err != nil {
+		return nil, err
+	}
+	now := h.ops.Now()
+	pg := &certPage{D: d, Info: decode(d.Cert), Status: certStatus(d.Record, now), URL: certURL(d.Record)}
+	pg.PEMURL = Prefix + "certificates/" + url.PathEscape(d.Record.SerialHex) + "/pem?" + url.Values{"issuer": {d.Record.IssuerID}}.Encode()
+	for _, c := range d.Chain {
+		pg.Chain = append(pg.Chain, decode(c))
+	}
+	hold := d.Record.Status == pki.StatusRevoked && d.Record.RevokeReason == admin.ReasonCertificateHold
+	pg.CanRevoke = d.Record.Status == pki.StatusValid || hold
+	pg.CanUnhold = hold
+	for _, n := range admin.ReasonNames() {
+		if hold && n == "certificateHold" {
+			continue
+		}
+		pg.Reasons = append(pg.Reasons, n)
+	}
+	return pg, nil
+}
+
+// certificate shows one certificate (?issuer= picks one when several CAs
+// used the serial).
+func (h *Handler) certificate(w http.ResponseWriter, r *http.Request, rq *req) error {
+	pg, err := h.loadCert(r, rq, r.URL.Query().Get("issuer"))
+	if err != nil {
+		return err
+	}
+	v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
+	v.Message = doneMessages[r.URL.Query().Get("done")]
+	h.render(w, http.StatusOK, "cert", v)
+	return nil
+}
+
+// certificatePEM downloads the certificate (?chain=1: with its CA chain).
+func (h *Handler) certificatePEM(w http.ResponseWriter, r *http.Request, rq *req) error {
+	pg, err := h.loadCert(r, rq, r.URL.Query().Get("issuer"))
+	if err != nil {
+		return err
+	}
+	var b []byte
+	b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pg.D.Record.DER})...)
+	name := pg.D.Record.SerialHex + ".pem"
+	if r.URL.Query().Get("chain") == "1" {
+		for _, c := range pg.D.Chain {
+			b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+		name = pg.D.Record.SerialHex + "-chain.pem"
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b)
+	return nil
+}
+
+// doneMessages are the confirmations a redirect after a change names
+// (?done=), fixed texts: nothing of the request is echoed.
+var doneMessages = map[string]string{
+	"revoked":  "The certificate is revoked. The CRL and OCSP answers follow.",
+	"unheld":   "The hold is lifted: the certificate is valid again.",
+	"approved": "The request is approved and its certificate issued: the device collects it at its next poll.",
+	"rejected": "The request is rejected; the device is told so at its next poll.",
+	"deleted":  "The challenge is deleted.",
+}
+
+// revoke is the revocation form's target. Without confirm=yes it shows the
+// confirmation step; with it, it revokes.
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error {
+	if err := auth.Require(rq.p, pki.RoleOperator); err != nil {
+		return err
+	}
+	pg, err := h.loadCert(r, rq, r.PostForm.Get("issuer"))
+	if err != nil {
+		return err
+	}
+	pg.Reason = r.PostForm.Get("reason")
+	again := func(err error) error {
+		if !formError(err) {
+			return err
+		}
+		v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
+		v.Error = message(err)
+		h.render(w, statusFor(err), "cert", v)
+		return nil
+	}
+	if !pg.CanRevoke {
+		return again(pki.Errorf(pki.EConflict, "certificate %s is %s already", pg.D.Record.SerialHex, pg.Status))
+	}
+	if pg.Reason == "" {
+		return again(badInputf("choose a reason for the revocation"))
+	}
+	if _, err := admin.ParseReason(pg.Reason); err != nil || !contains(pg.Reasons, pg.Reason) {
+		return again(badInputf("reason %q: want one of %s", clip(pg.Reason), strings.Join(pg.Reasons, ", ")))
+	}
+	if r.PostForm.Get("confirm") != "yes" {
+		h.render(w, http.StatusOK, "revoke", h.newView(rq, "Revoke "+pg.Info.SubjectCN+"?", "certificates", pg))
+		return nil
+	}
+	if _, err := h.ops.Revoke(r.Context(), rq.p, pg.D.Record.SerialHex, pg.D.Record.IssuerID, pg.Reason); err != nil {
+		return again(err)
+	}
+	http.Redirect(w, r, pg.URL+"&done=revoked", http.StatusSeeOther)
+	return nil
+}
+
+// unhold lifts a certificateHold.
+func (h *Handler) unhold(w http.ResponseWriter, r *http.Request, rq *req) error {
+	if err := auth.Require(rq.p, pki.RoleOperator); err != nil {
+		return err
+	}
+	pg, err := h.loadCert(r, rq, r.PostForm.Get("issuer"))
+	if err != nil {
+		return err
+	}
+	if _, err := h.ops.Unhold(r.Context(), rq.p, pg.D.Record.SerialHex, pg.D.Record.IssuerID); err != nil {
+		if !formError(err) {
+			return err
+		}
+		v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
+		v.Error = message(err)
+		h.render(w, statusFor(err), "cert", v)
+		return nil
+	}
+	http.Redirect(w, r, pg.URL+"&done=unheld", http.StatusSeeOther)
+	return nil
+}

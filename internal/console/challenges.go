@@ -1,0 +1,157 @@
+package console
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// challengesPage lists one-time challenges (never a secret) and, for
+// operators, the form that mints one. Secret is set once, in the answer to
+// the POST that made it.
+type challengesPage struct {
+	Challenges []challengeRow
+	Profiles   []string
+	Default    string
+	Form       challengeForm
+	Secret     string
+	Created    *challengeRow
+	// MaxTTL is the longest lifetime allowed.
+	MaxTTL string
+}
+
+type challengeForm struct{ TTL, Profile, Subject, DNS, Email string }
+
+type challengeRow struct {
+	pki.Challenge
+	State   string
+	Subject string
+}
+
+const challengesLimit = 200
+
+func (h *Handler) loadChallenges(r *http.Request, rq *req) (*challengesPage, error) {
+	list, err := h.ops.Challenges(r.Context(), rq.p, challengesLimit)
+	if err != nil {
+		return nil, err
+	}
+	profiles, def, err := h.ops.Profiles(r.Context(), rq.p)
+	if err != nil {
+		return nil, err
+	}
+	pg := &challengesPage{Default: def, Form: challengeForm{TTL: "60m", Profile: def}, MaxTTL: fmtDuration(admin.MaxChallengeTTL)}
+	for _, p := range profiles {
+		pg.Profiles = append(pg.Profiles, p.Name)
+	}
+	now := h.ops.Now()
+	for _, c := range list {
+		pg.Challenges = append(pg.Challenges, challengeRow{Challenge: c, State: challengeState(c, now), Subject: dnString(c.BoundSubject)})
+	}
+	return pg, nil
+}
+
+func challengeState(c pki.Challenge, now time.Time) string {
+	switch {
+	case !c.ConsumedAt.IsZero():
+		return "used"
+	case !c.LockedAt.IsZero():
+		return "locked"
+	case !now.Before(c.ExpiresAt):
+		return "expired"
+	}
+	return "unused"
+}
+
+// challenges lists the challenges.
+func (h *Handler) challenges(w http.ResponseWriter, r *http.Request, rq *req) error {
+	pg, err := h.loadChallenges(r, rq)
+	if err != nil {
+		return err
+	}
+	v := h.newView(rq, "Challenges", "challenges", pg)
+	v.Message = doneMessages[r.URL.Query().Get("done")]
+	h.render(w, http.StatusOK, "challenges", v)
+	return nil
+}
+
+// newChallenge mints a one-time challenge and shows its secret, once.
+func (h *Handler) newChallenge(w http.ResponseWriter, r *http.Request, rq *req) error {
+	if err := auth.Require(rq.p, pki.RoleOperator); err != nil {
+		return err
+	}
+	pg, err := h.loadChallenges(r, rq)
+	if err != nil {
+		return err
+	}
+	f := challengeForm{TTL: r.PostForm.Get("ttl"), Profile: r.PostForm.Get("profile"), Subject: strings.TrimSpace(r.PostForm.Get("subject")),
+		DNS: r.PostForm.Get("dns"), Email: r.PostForm.Get("email")}
+	pg.Form = f
+	again := func(err error) error {
+		if !formError(err) {
+			return err
+		}
+		v := h.newView(rq, "Challenges", "challenges", pg)
+		v.Error = message(err)
+		h.render(w, statusFor(err), "challenges", v)
+		return nil
+	}
+	ttl, err := parseTTL(f.TTL)
+	if err != nil {
+		return again(err)
+	}
+	if f.Profile != "" && !contains(pg.Profiles, f.Profile) {
+		return again(badInputf("profile %q: want one of %s", clip(f.Profile), strings.Join(pg.Profiles, ", ")))
+	}
+	if len(f.Subject) > 1024 || len(f.DNS) > 8192 || len(f.Email) > 8192 {
+		return again(badInputf("the subject or the names are too long"))
+	}
+	spec := admin.ChallengeSpec{TTL: ttl, Profile: f.Profile, Subject: f.Subject, DNSNames: fields(f.DNS), Emails: fields(f.Email)}
+	if len(spec.DNSNames)+len(spec.Emails) > 100 {
+		return again(badInputf("bind at most 100 names"))
+	}
+	secret, ch, err := h.ops.NewChallenge(r.Context(), rq.p, spec)
+	if err != nil {
+		return again(err)
+	}
+	// Shown again (not redirected to): the secret is in this answer only.
+	fresh, err := h.loadChallenges(r, rq)
+	if err != nil {
+		return err
+	}
+	fresh.Secret = secret
+	fresh.Created = &challengeRow{Challenge: ch, State: "unused", Subject: dnString(ch.BoundSubject)}
+	v := h.newView(rq, "Challenges", "challenges", fresh)
+	v.Message = "Challenge created. Copy its secret now: it is shown this once."
+	h.render(w, http.StatusOK, "challenges", v)
+	return nil
+}
+
+// deleteChallenge removes a challenge.
+func (h *Handler) deleteChallenge(w http.ResponseWriter, r *http.Request, rq *req) error {
+	if err := auth.Require(rq.p, pki.RoleOperator); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if id == "" || len(id) > 128 {
+		return badInputf("the challenge ID is not one this server gives")
+	}
+	if err := h.ops.DeleteChallenge(r.Context(), rq.p, id); err != nil {
+		if !formError(err) {
+			return err
+		}
+		pg, lerr := h.loadChallenges(r, rq)
+		if lerr != nil {
+			return lerr
+		}
+		v := h.newView(rq, "Challenges", "challenges", pg)
+		v.Error = message(err)
+		h.render(w, statusFor(err), "challenges", v)
+		return nil
+	}
+	http.Redirect(w, r, Prefix+"challenges?done=deleted", http.StatusSeeOther)
+	return nil
+}

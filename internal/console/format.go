@@ -1,0 +1,367 @@
+package console
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// funcs are the template functions. None returns template.HTML: every
+// value a template prints is escaped.
+var funcs = template.FuncMap{
+	"when":     fmtTime,
+	"day":      fmtDay,
+	"iso":      isoTime,
+	"clock":    func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
+	"rel":      relTime,
+	"reason":   admin.ReasonName,
+	"join":     strings.Join,
+	"short":    short,
+	"status":   certStatus,
+	"certURL":  certURL,
+	"duration": fmtDuration,
+	"itoa":     itoa,
+	"slug":     func(s string) string { return strings.ReplaceAll(strings.ToLower(s), " ", "-") },
+	"list":     func(s ...string) []string { return s },
+	"addf":     func(a, b float64) float64 { return a + b },
+	"subf":     func(a, b float64) float64 { return a - b },
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func fmtDay(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02")
+}
+
+func isoTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// relTime says how far t is from now, roughly ("in 3 days", "5 hours ago").
+func relTime(t, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := t.Sub(now)
+	future := d >= 0
+	if !future {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Minute:
+		return "now"
+	case d < time.Hour:
+		s = plural(int(d/time.Minute), "minute")
+	case d < 48*time.Hour:
+		s = plural(int(d/time.Hour), "hour")
+	case d < 730*24*time.Hour:
+		s = plural(int(d/(24*time.Hour)), "day")
+	default:
+		s = plural(int(d/(365*24*time.Hour)), "year")
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
+}
+
+// fmtDuration writes a duration in days or hours when it is whole ones.
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "—"
+	case d%(24*time.Hour) == 0:
+		return plural(int(d/(24*time.Hour)), "day")
+	case d%time.Hour == 0:
+		return plural(int(d/time.Hour), "hour")
+	}
+	return d.String()
+}
+
+// short abbreviates a long identifier (an issuer ID) for a table.
+func short(s string) string {
+	if len(s) <= 16 {
+		return s
+	}
+	return s[:16] + "…"
+}
+
+// certStatus is a record's status as people see it: valid, revoked, on
+// hold, or expired.
+func certStatus(c pki.Certificate, now time.Time) string {
+	switch {
+	case c.Status == pki.StatusRevoked && c.RevokeReason == admin.ReasonCertificateHold:
+		return "on hold"
+	case c.Status == pki.StatusRevoked:
+		return "revoked"
+	case c.Expired(now):
+		return "expired"
+	}
+	return string(c.Status)
+}
+
+// certURL is the page of one certificate.
+func certURL(c pki.Certificate) string {
+	return Prefix + "certificates/" + url.PathEscape(c.SerialHex) + "?" + url.Values{"issuer": {c.IssuerID}}.Encode()
+}
+
+// fingerprint is "sha256:HEX" of a certificate, as the CLI prints it.
+func fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// keyDesc describes a public key ("RSA 2048 bits", "ECDSA P-256").
+func keyDesc(pub any) string {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d bits", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	case ed25519.PublicKey:
+		return "Ed25519"
+	}
+	return fmt.Sprintf("%T", pub)
+}
+
+var keyUsageNames = []struct {
+	bit  x509.KeyUsage
+	name string
+}{
+	{x509.KeyUsageDigitalSignature, "digitalSignature"},
+	{x509.KeyUsageContentCommitment, "contentCommitment"},
+	{x509.KeyUsageKeyEncipherment, "keyEncipherment"},
+	{x509.KeyUsageDataEncipherment, "dataEncipherment"},
+	{x509.KeyUsageKeyAgreement, "keyAgreement"},
+	{x509.KeyUsageCertSign, "keyCertSign"},
+	{x509.KeyUsageCRLSign, "cRLSign"},
+	{x509.KeyUsageEncipherOnly, "encipherOnly"},
+	{x509.KeyUsageDecipherOnly, "decipherOnly"},
+}
+
+func keyUsages(ku x509.KeyUsage) []string {
+	var out []string
+	for _, k := range keyUsageNames {
+		if ku&k.bit != 0 {
+			out = append(out, k.name)
+		}
+	}
+	return out
+}
+
+var extKeyUsageNames = map[x509.ExtKeyUsage]string{
+	x509.ExtKeyUsageAny:                        "any",
+	x509.ExtKeyUsageServerAuth:                 "serverAuth",
+	x509.ExtKeyUsageClientAuth:                 "clientAuth",
+	x509.ExtKeyUsageCodeSigning:                "codeSigning",
+	x509.ExtKeyUsageEmailProtection:            "emailProtection",
+	x509.ExtKeyUsageIPSECEndSystem:             "ipsecEndSystem",
+	x509.ExtKeyUsageIPSECTunnel:                "ipsecTunnel",
+	x509.ExtKeyUsageIPSECUser:                  "ipsecUser",
+	x509.ExtKeyUsageTimeStamping:               "timeStamping",
+	x509.ExtKeyUsageOCSPSigning:                "OCSPSigning",
+	x509.ExtKeyUsageMicrosoftServerGatedCrypto: "msSGC",
+	x509.ExtKeyUsageNetscapeServerGatedCrypto:  "nsSGC",
+}
+
+func extKeyUsages(ekus []x509.ExtKeyUsage, unknown []asn1.ObjectIdentifier) []string {
+	var out []string
+	for _, e := range ekus {
+		if n, ok := extKeyUsageNames[e]; ok {
+			out = append(out, n)
+		} else {
+			out = append(out, fmt.Sprintf("EKU %d", e))
+		}
+	}
+	for _, oid := range unknown {
+		out = append(out, oid.String())
+	}
+	return out
+}
+
+// sans lists a certificate's subject alternative names, each with its kind.
+func sans(c *x509.Certificate) []string {
+	var out []string
+	for _, d := range c.DNSNames {
+		out = append(out, "DNS: "+d)
+	}
+	for _, ip := range c.IPAddresses {
+		out = append(out, "IP: "+ip.String())
+	}
+	for _, e := range c.EmailAddresses {
+		out = append(out, "email: "+e)
+	}
+	for _, u := range c.URIs {
+		out = append(out, "URI: "+u.String())
+	}
+	return out
+}
+
+// certInfo is the decoded view of one certificate.
+type certInfo struct {
+	Subject, Issuer, Serial      string
+	NotBefore, NotAfter          time.Time
+	SANs                         []string
+	Key, SignatureAlgorithm      string
+	KeyUsage, ExtKeyUsage        []string
+	CRLs, OCSP, CAIssuers        []string
+	SubjectKeyID, AuthorityKeyID string
+	IsCA, BasicConstraintsValid  bool
+	Fingerprint                  string
+	SerialColons, SubjectCN      string
+	PathLen                      string
+}
+
+func decode(c *x509.Certificate) certInfo {
+	ci := certInfo{
+		Subject: c.Subject.String(), Issuer: c.Issuer.String(), Serial: c.SerialNumber.Text(16),
+		NotBefore: c.NotBefore, NotAfter: c.NotAfter, SANs: sans(c), Key: keyDesc(c.PublicKey),
+		SignatureAlgorithm: c.SignatureAlgorithm.String(), KeyUsage: keyUsages(c.KeyUsage),
+		ExtKeyUsage: extKeyUsages(c.ExtKeyUsage, c.UnknownExtKeyUsage), CRLs: c.CRLDistributionPoints,
+		OCSP: c.OCSPServer, CAIssuers: c.IssuingCertificateURL, IsCA: c.IsCA, Fingerprint: fingerprint(c.Raw),
+		SubjectCN: c.Subject.CommonName, BasicConstraintsValid: c.BasicConstraintsValid,
+	}
+	if len(c.SubjectKeyId) > 0 {
+		ci.SubjectKeyID = colons(c.SubjectKeyId)
+	}
+	if len(c.AuthorityKeyId) > 0 {
+		ci.AuthorityKeyID = colons(c.AuthorityKeyId)
+	}
+	if c.IsCA && (c.MaxPathLen > 0 || c.MaxPathLenZero) {
+		ci.PathLen = strconv.Itoa(c.MaxPathLen)
+	}
+	ci.SerialColons = colons(c.SerialNumber.Bytes())
+	return ci
+}
+
+func colons(b []byte) string {
+	h := hex.EncodeToString(b)
+	var sb strings.Builder
+	for i := 0; i < len(h); i += 2 {
+		if i > 0 {
+			sb.WriteByte(':')
+		}
+		sb.WriteString(h[i : i+2])
+	}
+	return sb.String()
+}
+
+// dnString turns a DER Name (a challenge's bound subject) into RFC 4514
+// text.
+func dnString(der []byte) string {
+	if len(der) == 0 {
+		return ""
+	}
+	var rdn pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(der, &rdn); err != nil || len(rest) > 0 {
+		return "(unreadable name)"
+	}
+	var n pkix.Name
+	n.FillFromRDNSequence(&rdn)
+	return n.String()
+}
+
+// parseDay reads a date (2006-01-02) or a time (RFC 3339, or
+// 2006-01-02T15:04 as a datetime-local field sends it, in UTC).
+func parseDay(field, s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{"2006-01-02", time.RFC3339, "2006-01-02T15:04", "2006-01-02T15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			if t.Year() < 1970 || t.Year() > 9999 {
+				break
+			}
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, badInputf("%s %q: want a date (2006-01-02) or a time (2006-01-02T15:04, UTC)", field, clip(s))
+}
+
+// isDateOnly reports whether s is a date without a time.
+func isDateOnly(s string) bool {
+	_, err := time.Parse("2006-01-02", strings.TrimSpace(s))
+	return err == nil
+}
+
+// parseLimit reads a page size: def when empty, 1 to max.
+func parseLimit(s string, def, maxN int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxN {
+		return 0, badInputf("limit %q: want a number from 1 to %d", clip(s), maxN)
+	}
+	return n, nil
+}
+
+// parseTTL reads a challenge lifetime: a Go duration ("90m", "24h") or a
+// number of days ("7d").
+func parseTTL(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, badInputf("enter a lifetime, like 60m, 24h or 7d")
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 || n > 3650 {
+			return 0, badInputf("lifetime %q: want a number of days, like 7d", clip(s))
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, badInputf("lifetime %q: want a duration like 60m, 24h or 7d", clip(s))
+	}
+	return d, nil
+}
+
+// fields splits a list typed by a person (commas, spaces or lines).
+func fields(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' || r == ';' })
+}
+
+// clip shortens what a person typed before it is quoted in a message.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,128 @@
+package console
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// requestsPage lists requests held for approval.
+type requestsPage struct {
+	Status, Profile string
+	Statuses        []string
+	Profiles        []string
+	Requests        []requestRow
+	// RejectID and RejectReason are a rejection form shown again.
+	RejectID, RejectReason string
+}
+
+type requestRow struct {
+	pki.EnrollmentRequest
+	// CertURL is the issued certificate's page, once there is one.
+	CertURL string
+}
+
+const requestsLimit = 200
+
+func (h *Handler) loadRequests(r *http.Request, rq *req, status, profile string) (*requestsPage, error) {
+	if len(profile) > 128 {
+		return nil, badInputf("the profile name is longer than 128 characters")
+	}
+	list, err := h.ops.Requests(r.Context(), rq.p, status, profile, requestsLimit)
+	if err != nil {
+		return nil, err
+	}
+	pg := &requestsPage{Status: status, Profile: profile, Statuses: []string{"pending", "issued", "rejected", "all"}}
+	if pg.Status == "" {
+		pg.Status = "pending"
+	}
+	profiles, _, err := h.ops.Profiles(r.Context(), rq.p)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range profiles {
+		pg.Profiles = append(pg.Profiles, p.Name)
+	}
+	for _, q := range list {
+		row := requestRow{EnrollmentRequest: q}
+		if q.CertSerialHex != "" {
+			row.CertURL = Prefix + "certificates/" + url.PathEscape(q.CertSerialHex) + "?" + url.Values{"issuer": {q.CertIssuerID}}.Encode()
+		}
+		pg.Requests = append(pg.Requests, row)
+	}
+	return pg, nil
+}
+
+// requests lists held requests (?status=pending|issued|rejected|all,
+// ?profile=).
+func (h *Handler) requests(w http.ResponseWriter, r *http.Request, rq *req) error {
+	q := r.URL.Query()
+	pg, err := h.loadRequests(r, rq, q.Get("status"), q.Get("profile"))
+	if err != nil {
+		return err
+	}
+	v := h.newView(rq, "Pending approvals", "requests", pg)
+	v.Message = doneMessages[q.Get("done")]
+	h.render(w, http.StatusOK, "requests", v)
+	return nil
+}
+
+// requestAgain shows the pending list again with the reason an action
+// failed (one of two people approving at once is told the other won).
+func (h *Handler) requestAgain(w http.ResponseWriter, r *http.Request, rq *req, err error, rejectID, reason string) error {
+	if !formError(err) {
+		return err
+	}
+	pg, lerr := h.loadRequests(r, rq, "", "")
+	if lerr != nil {
+		return lerr
+	}
+	pg.RejectID, pg.RejectReason = rejectID, reason
+	v := h.newView(rq, "Pending approvals", "requests", pg)
+	v.Error = message(err)
+	h.render(w, statusFor(err), "requests", v)
+	return nil
+}
+
+func requestID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if id == "" || len(id) > 128 {
+		return "", badInputf("the request ID is not one this server gives")
+	}
+	return id, nil
+}
+
+// approve issues a held request's certificate.
+func (h *Handler) approve(w http.ResponseWriter, r *http.Request, rq *req) error {
+	if err := auth.Require(rq.p, pki.RoleOperator); err != nil {
+		return err
+	}
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := h.ops.Approve(r.Context(), rq.p, id); err != nil {
+		return h.requestAgain(w, r, rq, err, "", "")
+	}
+	http.Redirect(w, r, Prefix+"requests?done=approved", http.StatusSeeOther)
+	return nil
+}
+
+// reject refuses a held request with a reason.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rq *req) error {
+	if err := auth.Require(rq.p, pki.RoleOperator); err != nil {
+		return err
+	}
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
+	reason := r.PostForm.Get("reason")
+	if err := h.ops.Reject(r.Context(), rq.p, id, reason); err != nil {
+		return h.requestAgain(w, r, rq, err, id, reason)
+	}
+	http.Redirect(w, r, Prefix+"requests?done=rejected", http.StatusSeeOther)
+	return nil
+}

@@ -1,0 +1,315 @@
+package console
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/auth"
+)
+
+// Sessions, CSRF and login.
+//
+//   - The session cookie (scepter_session) holds the secret auth.Login
+//     returns: HttpOnly, Secure (unless Options.InsecureCookies),
+//     SameSite=Strict, Path=/ui/, expiring with the session. The store
+//     keeps only its hash; logout deletes it there.
+//   - Every change is a POST whose form carries the session's CSRF token
+//     (auth.CSRFToken, derived from the secret, so it needs no storage);
+//     one without a valid token is refused with 403, as is one whose
+//     Origin (or, without one, Referer) names another site, or whose
+//     Sec-Fetch-Site says it came from one.
+//   - The login form has no session yet: a random pre-session cookie
+//     (scepter_login) and the same value in a hidden field (double
+//     submit), so another site cannot log a browser in to an account of
+//     its choosing (login CSRF).
+//   - Lockout after repeated failures is auth's (per user, with backoff);
+//     the page says until when, and a wrong password and an unknown user
+//     get the same answer.
+const (
+	SessionCookie = "scepter_session"
+	LoginCookie   = "scepter_login"
+	// loginTokenTTL bounds how long a login form may stay open.
+	loginTokenTTL = time.Hour
+)
+
+// session returns the logged-in person of a request, or
+// auth.ErrUnauthenticated.
+func (h *Handler) session(r *http.Request) (*req, error) {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, auth.ErrUnauthenticated
+	}
+	p, err := h.auth.SessionPrincipal(r.Context(), c.Value)
+	if err != nil {
+		return nil, err
+	}
+	return &req{p: p, secret: c.Value, csrf: auth.CSRFToken(c.Value)}, nil
+}
+
+func (h *Handler) cookie(name, value string, expires time.Time, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: Prefix, Expires: expires, MaxAge: maxAge,
+		HttpOnly: true, Secure: !h.opts.InsecureCookies, SameSite: http.SameSiteStrictMode}
+}
+
+func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, h.cookie(name, "", time.Unix(1, 0), -1))
+}
+
+// page wraps a GET handler that needs a logged-in person: without a session
+// it sends the browser to the login page, which comes back here after.
+func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request, rq *req) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rq, err := h.session(r)
+		if errors.Is(err, auth.ErrUnauthenticated) {
+			h.clearStaleSession(w, r)
+			target := Prefix + "login"
+			if r.URL.Path != Prefix {
+				target += "?" + url.Values{"next": {r.URL.RequestURI()}}.Encode()
+			}
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, target, http.StatusSeeOther)
+			return
+		}
+		if err != nil {
+			h.fail(w, r, nil, err)
+			return
+		}
+		if err := fn(w, r, rq); err != nil {
+			h.fail(w, r, rq, err)
+		}
+	})
+}
+
+// action wraps a POST handler: the body is bounded and parsed, the request
+// must come from a page of this site with the session's CSRF token, and
+// the person must be logged in.
+func (h *Handler) action(fn func(w http.ResponseWriter, r *http.Request, rq *req) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h.readForm(w, r); err != nil {
+			rq, _ := h.session(r)
+			h.fail(w, r, rq, err)
+			return
+		}
+		rq, err := h.session(r)
+		if errors.Is(err, auth.ErrUnauthenticated) {
+			h.clearStaleSession(w, r)
+			h.errorPage(w, nil, http.StatusForbidden, "your session has ended (or you logged out): log in again, then repeat what you were doing")
+			return
+		}
+		if err != nil {
+			h.fail(w, r, nil, err)
+			return
+		}
+		if err := sameOrigin(r); err != nil {
+			h.errorPage(w, rq, http.StatusForbidden, err.Error())
+			return
+		}
+		if !auth.CheckCSRF(rq.secret, r.PostForm.Get("csrf")) {
+			h.errorPage(w, rq, http.StatusForbidden, "this form lacks the anti-forgery token of your session, or it does not match (a form from an earlier session, or from another site): reload the page and try again")
+			return
+		}
+		if err := fn(w, r, rq); err != nil {
+			h.fail(w, r, rq, err)
+		}
+	})
+}
+
+// clearStaleSession drops a session cookie that no longer names a session.
+func (h *Handler) clearStaleSession(w http.ResponseWriter, r *http.Request) {
+	if _, err := r.Cookie(SessionCookie); err == nil {
+		h.clearCookie(w, SessionCookie)
+	}
+}
+
+// readForm bounds the body and parses a urlencoded form (a body of another
+// type leaves the form empty, so its CSRF check fails).
+func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return mbe
+		}
+		return badInputf("the form cannot be read: %v", err)
+	}
+	return nil
+}
+
+// sameOrigin refuses a request that says it comes from another site. A
+// browser sends Sec-Fetch-Site and, on a POST, Origin; with the
+// no-referrer policy of these pages Origin may be "null", which names no
+// site (the CSRF token and the SameSite=Strict cookie still hold then).
+func sameOrigin(r *http.Request) error {
+	refuse := errors.New("this form was sent from another site; it is refused (open the console and use its own form)")
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin":
+	default:
+		return refuse
+	}
+	src := r.Header.Get("Origin")
+	if src == "" || src == "null" {
+		src = r.Header.Get("Referer")
+	}
+	if src == "" || src == "null" {
+		return nil
+	}
+	u, err := url.Parse(src)
+	if err != nil || u.Host == "" || !strings.EqualFold(hostPort(u.Host, u.Scheme), hostPort(r.Host, u.Scheme)) {
+		return refuse
+	}
+	return nil
+}
+
+// hostPort adds the scheme's default port to a host without one.
+func hostPort(host, scheme string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	port := "443"
+	if scheme == "http" {
+		port = "80"
+	}
+	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port)
+}
+
+// loginPage is the login form.
+type loginPage struct {
+	Token, User, Next string
+	// LockedUntil is set when the login is locked.
+	LockedUntil time.Time
+}
+
+// loginForm shows the login form (or, to a person logged in, the
+// dashboard).
+func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
+	if rq, err := h.session(r); err == nil && rq != nil {
+		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	var msg string
+	if r.URL.Query().Get("done") == "logout" {
+		msg = "You have logged out."
+	}
+	h.showLogin(w, r, http.StatusOK, loginPage{Next: r.URL.Query().Get("next")}, msg, "")
+}
+
+// showLogin renders the login form with a fresh pre-session token.
+func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request, code int, lp loginPage, msg, errMsg string) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	lp.Token = base64.RawURLEncoding.EncodeToString(b)
+	lp.Next = safeNext(lp.Next)
+	http.SetCookie(w, h.cookie(LoginCookie, lp.Token, h.ops.Now().Add(loginTokenTTL), int(loginTokenTTL/time.Second)))
+	v := h.newView(nil, "Log in", "", lp)
+	v.Message, v.Error = msg, errMsg
+	h.render(w, code, "login", v)
+}
+
+// login checks the form and the password and opens a session.
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	if err := h.readForm(w, r); err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	lp := loginPage{User: r.PostForm.Get("username"), Next: r.PostForm.Get("next")}
+	if len(lp.User) > 128 {
+		lp.User = ""
+	}
+	if err := sameOrigin(r); err != nil {
+		h.showLogin(w, r, http.StatusForbidden, lp, "", err.Error())
+		return
+	}
+	c, err := r.Cookie(LoginCookie)
+	token := r.PostForm.Get("csrf")
+	if err != nil || c.Value == "" || token == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(token)) != 1 {
+		h.showLogin(w, r, http.StatusForbidden, lp, "", "The login form had expired or did not come from this site. Please log in again.")
+		return
+	}
+	password := r.PostForm.Get("password")
+	if lp.User == "" || password == "" {
+		h.showLogin(w, r, http.StatusBadRequest, lp, "", "Enter your user name and password.")
+		return
+	}
+	secret, ses, err := h.auth.Login(r.Context(), lp.User, password, remoteHost(r))
+	var locked *auth.LockedError
+	switch {
+	case errors.As(err, &locked):
+		lp.LockedUntil = locked.Until
+		h.showLogin(w, r, http.StatusTooManyRequests, lp, "", "Too many failed logins: logging in is locked until "+
+			locked.Until.UTC().Format("2006-01-02 15:04:05 UTC")+". Try again after that.")
+		return
+	case errors.Is(err, auth.ErrLocked):
+		h.showLogin(w, r, http.StatusTooManyRequests, lp, "", "Too many failed logins: logging in is locked for a while. Try again later.")
+		return
+	case errors.Is(err, auth.ErrUnauthenticated):
+		h.showLogin(w, r, http.StatusUnauthorized, lp, "", "Wrong user name or password.")
+		return
+	case err != nil:
+		h.fail(w, r, nil, err)
+		return
+	}
+	maxAge := int(ses.ExpiresAt.Sub(h.ops.Now()) / time.Second)
+	http.SetCookie(w, h.cookie(SessionCookie, secret, ses.ExpiresAt, max(maxAge, 1)))
+	h.clearCookie(w, LoginCookie)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, safeNext(lp.Next), http.StatusSeeOther)
+}
+
+// logoutRoute is logout behind the CSRF check; a browser whose session has
+// ended already is just sent to the login page (there is nothing to end).
+func (h *Handler) logoutRoute() http.Handler {
+	checked := h.action(h.logout)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := h.session(r); errors.Is(err, auth.ErrUnauthenticated) {
+			h.clearStaleSession(w, r)
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
+			return
+		}
+		checked.ServeHTTP(w, r)
+	})
+}
+
+// logout ends the session.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, rq *req) error {
+	if err := h.auth.Logout(r.Context(), rq.secret); err != nil {
+		return err
+	}
+	h.clearCookie(w, SessionCookie)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, Prefix+"login?done=logout", http.StatusSeeOther)
+	return nil
+}
+
+// safeNext keeps a post-login target only when it is a page of the console
+// (never another site: no scheme, no host, no "//").
+func safeNext(next string) string {
+	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, Prefix) || strings.ContainsAny(next, "\\\r\n") ||
+		strings.HasPrefix(next, Prefix+"login") || strings.HasPrefix(next, Prefix+"logout") {
+		return Prefix
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || strings.HasPrefix(u.Path, "//") {
+		return Prefix
+	}
+	return next
+}
+
+// remoteHost is the client's address without the port (the Guard has put
+// a trusted proxy's forwarded client there).
+func remoteHost(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
+}
