@@ -166,7 +166,7 @@ func (s *Store) CertificatesBySerial(ctx context.Context, serialHex string) ([]p
 // With NotAfterBefore set the order is (not_after, id) ascending; otherwise
 // id descending (newest first).
 func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki.Certificate, string, error) {
-	q, args, byExpiry, err := listQuery(f)
+	q, args, order, err := listQuery(f)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list certificates: %w", err)
 	}
@@ -181,11 +181,12 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki
 		return certs, "", nil
 	}
 	certs, last := certs[:limit], limit-1
-	var next cursor
-	if byExpiry {
-		next = cursor{kind: cursorExpiry, notAfter: micros(certs[last].NotAfter), id: ids[last]}
-	} else {
-		next = cursor{kind: cursorNewest, id: ids[last]}
+	next := cursor{kind: order, id: ids[last]}
+	switch order {
+	case cursorExpiry:
+		next.notAfter = micros(certs[last].NotAfter)
+	case cursorIssued:
+		next.notAfter = micros(certs[last].CreatedAt)
 	}
 	return certs, next.String(), nil
 }
@@ -200,16 +201,28 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki
 // keeps the planner from using the not_after index for it: that range is
 // usually most of the table and would need a sort, while walking ids
 // downwards meets unexpired certificates almost at once.
-func listQuery(f store.CertFilter) (q string, args []any, byExpiry bool, err error) {
+func listQuery(f store.CertFilter) (q string, args []any, order cursorKind, err error) {
 	cur, err := parseCursor(f.Cursor)
 	if err != nil {
-		return "", nil, false, err
+		return "", nil, 0, err
 	}
-	byExpiry = !f.NotAfterBefore.IsZero()
+	byExpiry := !f.NotAfterBefore.IsZero()
+	// With an issuance window (and no expiry order or search), the newest
+	// first are read from the (created_at, id) index, which the window
+	// bounds; walking ids would pass every row issued after the window.
+	term := strings.ToLower(strings.TrimSpace(f.Search))
+	byIssued := !byExpiry && term == "" && (!f.IssuedAfter.IsZero() || !f.IssuedBefore.IsZero())
+	// In the issuance order the window's index must drive the read: the
+	// equality filters are then checked on its rows ("+col" keeps SQLite
+	// from choosing their index, which would need a sort).
+	eq := ""
+	if byIssued {
+		eq = "+"
+	}
 	var where []string
 	if byExpiry {
 		if cur.kind == cursorNewest {
-			return "", nil, false, fmt.Errorf("%w: cursor is for the newest-first order, filter is by expiry", errBadCursor)
+			return "", nil, 0, fmt.Errorf("%w: cursor is for the newest-first order, filter is by expiry", errBadCursor)
 		}
 		where = append(where, "not_after < ?")
 		args = append(args, micros(f.NotAfterBefore))
@@ -221,9 +234,21 @@ func listQuery(f store.CertFilter) (q string, args []any, byExpiry bool, err err
 			where = append(where, "(not_after, id) > (?, ?)")
 			args = append(args, cur.notAfter, cur.id)
 		}
+	} else if byIssued {
+		if cur.kind != cursorNone && cur.kind != cursorIssued {
+			return "", nil, 0, fmt.Errorf("%w: cursor is for another order than issuance time", errBadCursor)
+		}
+		if cur.kind == cursorIssued {
+			where = append(where, "(created_at, id) < (?, ?)")
+			args = append(args, cur.notAfter, cur.id)
+		}
+		if !f.NotAfterAfter.IsZero() {
+			where = append(where, "+not_after > ?")
+			args = append(args, micros(f.NotAfterAfter))
+		}
 	} else {
-		if cur.kind == cursorExpiry {
-			return "", nil, false, fmt.Errorf("%w: cursor is for the expiry order, filter is newest-first", errBadCursor)
+		if cur.kind == cursorExpiry || cur.kind == cursorIssued {
+			return "", nil, 0, fmt.Errorf("%w: cursor is for another order, filter is newest-first", errBadCursor)
 		}
 		// Always bounded, so the first page is the same index range read as
 		// the later ones.
@@ -239,19 +264,19 @@ func listQuery(f store.CertFilter) (q string, args []any, byExpiry bool, err err
 		}
 	}
 	if f.Status != "" {
-		where = append(where, "status = ?")
+		where = append(where, eq+"status = ?")
 		args = append(args, string(f.Status))
 	}
 	if f.Profile != "" {
-		where = append(where, "profile = ?")
+		where = append(where, eq+"profile = ?")
 		args = append(args, f.Profile)
 	}
 	if f.IssuerID != "" {
-		where = append(where, "issuer_id = ?")
+		where = append(where, eq+"issuer_id = ?")
 		args = append(args, f.IssuerID)
 	}
 	if f.Protocol != "" {
-		where = append(where, "protocol = ?")
+		where = append(where, eq+"protocol = ?")
 		args = append(args, string(f.Protocol))
 	}
 	if !f.IssuedAfter.IsZero() {
@@ -262,8 +287,11 @@ func listQuery(f store.CertFilter) (q string, args []any, byExpiry bool, err err
 		where = append(where, "created_at < ?")
 		args = append(args, micros(f.IssuedBefore))
 	}
-	from, order := "certificates", "id DESC"
-	if term := strings.ToLower(strings.TrimSpace(f.Search)); term != "" {
+	from, orderBy := "certificates", "id DESC"
+	if byIssued {
+		orderBy = "created_at DESC, id DESC"
+	}
+	if term != "" {
 		// The trigram index answers for three characters or more (a quoted
 		// phrase matches the substring, whatever characters it holds);
 		// shorter terms are a scan, bounded by LIMIT like any filter.
@@ -276,7 +304,7 @@ func listQuery(f store.CertFilter) (q string, args []any, byExpiry bool, err err
 			where[0] = "certificates_search.rowid < ?"
 			where = append(where, "certificates_search MATCH ?")
 			args = append(args, phrase)
-			order = "certificates_search.rowid DESC"
+			orderBy = "certificates_search.rowid DESC"
 		case len([]rune(term)) >= 3:
 			where = append(where, `id IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ?)`)
 			args = append(args, phrase)
@@ -285,13 +313,17 @@ func listQuery(f store.CertFilter) (q string, args []any, byExpiry bool, err err
 			args = append(args, "%"+escapeLike(term)+"%")
 		}
 	}
-	if byExpiry {
-		order = "not_after, id"
+	order = cursorNewest
+	switch {
+	case byExpiry:
+		orderBy, order = "not_after, id", cursorExpiry
+	case byIssued:
+		order = cursorIssued
 	}
 	q = `SELECT ` + certColumns + ` FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY ` + order + ` LIMIT ?`
+		` ORDER BY ` + orderBy + ` LIMIT ?`
 	args = append(args, pageLimit(f.Limit)+1)
-	return q, args, byExpiry, nil
+	return q, args, order, nil
 }
 
 // escapeLike makes s match itself in a LIKE pattern with ESCAPE '\'.

@@ -19,6 +19,7 @@ const (
 	cursorNone   cursorKind = iota // first page
 	cursorNewest                   // id DESC order: last id seen
 	cursorExpiry                   // (not_after, id) order: last pair seen
+	cursorIssued                   // (created_at, id) DESC order: last pair seen
 )
 
 // cursor is the sort key of the last row of a page. On the wire it is
@@ -28,7 +29,7 @@ const (
 // starting point the caller could have asked for anyway).
 type cursor struct {
 	kind     cursorKind
-	notAfter int64
+	notAfter int64 // or created_at, for cursorIssued
 	id       int64
 }
 
@@ -39,6 +40,8 @@ func (c cursor) String() string {
 		s = "n:" + strconv.FormatInt(c.id, 10)
 	case cursorExpiry:
 		s = "e:" + strconv.FormatInt(c.notAfter, 10) + ":" + strconv.FormatInt(c.id, 10)
+	case cursorIssued:
+		s = "i:" + strconv.FormatInt(c.notAfter, 10) + ":" + strconv.FormatInt(c.id, 10)
 	default:
 		return ""
 	}
@@ -62,13 +65,17 @@ func parseCursor(s string) (cursor, error) {
 			return cursor{}, bad
 		}
 		return cursor{kind: cursorNewest, id: id}, nil
-	case len(parts) == 3 && parts[0] == "e":
+	case len(parts) == 3 && (parts[0] == "e" || parts[0] == "i"):
 		na, err1 := strconv.ParseInt(parts[1], 10, 64)
 		id, err2 := strconv.ParseInt(parts[2], 10, 64)
 		if err1 != nil || err2 != nil {
 			return cursor{}, bad
 		}
-		return cursor{kind: cursorExpiry, notAfter: na, id: id}, nil
+		kind := cursorExpiry
+		if parts[0] == "i" {
+			kind = cursorIssued
+		}
+		return cursor{kind: kind, notAfter: na, id: id}, nil
 	}
 	return cursor{}, bad
 }

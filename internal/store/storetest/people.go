@@ -193,6 +193,8 @@ func testListFilters(t *testing.T, s store.Store) {
 	}{
 		{"protocol", store.CertFilter{Protocol: pki.ProtocolEST, Limit: 2}, []string{"f09", "f06", "f03", "f00"}},
 		{"issued between", store.CertFilter{IssuedAfter: t0.Add(3 * time.Minute), IssuedBefore: t0.Add(6 * time.Minute)}, []string{"f05", "f04", "f03"}},
+		{"issued between, paged", store.CertFilter{IssuedAfter: t0.Add(3 * time.Minute), IssuedBefore: t0.Add(6 * time.Minute), Limit: 1}, []string{"f05", "f04", "f03"}},
+		{"issued after, EST, paged", store.CertFilter{IssuedAfter: t0.Add(time.Minute), Protocol: pki.ProtocolEST, Limit: 2}, []string{"f09", "f06", "f03"}},
 		{"search subject, any case", store.CertFilter{Search: "PRINTER-7"}, []string{"f07"}},
 		{"search SAN", store.CertFilter{Search: "lobby.example"}, []string{"f07"}},
 		{"search with LIKE characters", store.CertFilter{Search: "7_%lob"}, []string{"f07"}},
