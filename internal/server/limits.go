@@ -160,7 +160,7 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 		if g.rate != nil {
 			if ok, wait := g.rate.allow(clientKey(addr)); !ok {
 				g.limited.add()
-				refuse(w, http.StatusTooManyRequests, wait, "too many requests from this address")
+				refuse(w, r, http.StatusTooManyRequests, wait, "too many requests from this address")
 				return
 			}
 		}
@@ -169,7 +169,7 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 			defer func() { <-slots }()
 		default:
 			g.busy.add()
-			refuse(w, http.StatusServiceUnavailable, busyRetryAfter, "server busy")
+			refuse(w, r, http.StatusServiceUnavailable, busyRetryAfter, "server busy")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -178,12 +178,19 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 
 // refuse answers a request the limits turn away, and closes the connection:
 // a client that is turned away should not keep a connection slot.
-func refuse(w http.ResponseWriter, status int, retryAfter time.Duration, reason string) {
+func refuse(w http.ResponseWriter, r *http.Request, status int, retryAfter time.Duration, reason string) {
 	h := w.Header()
 	h.Set("Retry-After", strconv.FormatInt(retrySeconds(retryAfter), 10))
 	h.Set("Connection", "close")
-	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		// The admin API answers every error in its JSON shape.
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "{\"error\": %q, \"detail\": {\"retry_after_seconds\": %d}}\n", reason, retrySeconds(retryAfter))
+		return
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "%d %s\n", status, reason)
 }

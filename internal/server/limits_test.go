@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -240,5 +241,32 @@ func TestNewGuardValidates(t *testing.T) {
 		if _, err := server.NewGuard(l, pkitest.NewClock(t0), nil); (err == nil) != tc.valid {
 			t.Errorf("%s: err %v", tc.name, err)
 		}
+	}
+}
+
+// The admin API's callers get its JSON error shape from the guard too.
+func TestRefusalsOfTheAPIAreJSON(t *testing.T) {
+	h := guarded(t, server.Limits{RateLimit: 1, RateBurst: 1}, pkitest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)), echoRemote)
+	for i, want := range []int{http.StatusOK, http.StatusTooManyRequests} {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/certificates", nil)
+		req.RemoteAddr = "192.0.2.9:1"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Fatalf("request %d: %d, want %d", i, rec.Code, want)
+		}
+		if want == http.StatusTooManyRequests {
+			var body struct {
+				Error  string         `json:"error"`
+				Detail map[string]int `json:"detail"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error == "" || body.Detail["retry_after_seconds"] < 1 ||
+				!strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+				t.Errorf("429 of the API: %q %v %s", rec.Header().Get("Content-Type"), err, rec.Body)
+			}
+		}
+	}
+	if rec := get(h, "192.0.2.9:1"); rec.Code != http.StatusTooManyRequests || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
+		t.Errorf("429 elsewhere: %d %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }
