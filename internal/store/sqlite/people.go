@@ -58,20 +58,8 @@ func (s *Store) User(ctx context.Context, name string) (*pki.User, error) {
 
 // ListUsers implements store.Store.
 func (s *Store) ListUsers(ctx context.Context) ([]pki.User, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
+	out, err := queryAll(ctx, s.r, scanUser, `SELECT `+userColumns+` FROM users ORDER BY name`)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list users: %w", err)
-	}
-	defer rows.Close()
-	var out []pki.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list users: %w", err)
 	}
 	return out, nil
@@ -179,20 +167,8 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*pki.APIToken, er
 
 // ListTokens implements store.Store.
 func (s *Store) ListTokens(ctx context.Context) ([]pki.APIToken, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens ORDER BY created_at DESC, id`)
+	out, err := queryAll(ctx, s.r, scanToken, `SELECT `+tokenColumns+` FROM api_tokens ORDER BY created_at DESC, id`)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
-	}
-	defer rows.Close()
-	var out []pki.APIToken
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list tokens: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
 	}
 	return out, nil
@@ -393,4 +369,22 @@ func (s *Store) Dashboard(ctx context.Context, now time.Time, days int) (store.D
 		return d, fmt.Errorf("sqlite: dashboard: %w", err)
 	}
 	return d, nil
+}
+
+// queryAll runs a query and scans every row with scan.
+func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }

@@ -51,20 +51,8 @@ func (s *Store) ESTUser(ctx context.Context, name string) (*pki.ESTUser, error) 
 
 // ListESTUsers implements store.Store.
 func (s *Store) ListESTUsers(ctx context.Context) ([]pki.ESTUser, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+estUserColumns+` FROM est_users ORDER BY name`)
+	out, err := queryAll(ctx, s.r, scanESTUser, `SELECT `+estUserColumns+` FROM est_users ORDER BY name`)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list EST users: %w", err)
-	}
-	defer rows.Close()
-	var out []pki.ESTUser
-	for rows.Next() {
-		u, err := scanESTUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list EST users: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list EST users: %w", err)
 	}
 	return out, nil
