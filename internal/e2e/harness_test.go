@@ -261,6 +261,16 @@ type Server struct {
 // Output is everything the server printed so far.
 func (s *Server) Output() string { return s.p.out.String() }
 
+// waitOutput waits until a process has written want, or gives up quietly
+// after timeout (the caller's own check then shows the output).
+func waitOutput(p *proc, want string, timeout time.Duration) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(p.out.String(), want) {
+			return
+		}
+	}
+}
+
 // CAFile names a PEM file in DATA/ca/.
 func (s *Server) CAFile(name string) string { return filepath.Join(s.DataDir, "ca", name) }
 
@@ -295,6 +305,10 @@ func startServer(t *testing.T, o serverOpts) *Server {
 		s := &Server{t: t, Bin: b, DataDir: dataDir, Addr: addr, Base: "http://" + addr, URL: "http://" + addr + "/scep", Challenge: o.challenge, p: p}
 		err := waitHTTP200(p, s.URL+"?operation=GetCACaps", readyTimeout)
 		if err == nil {
+			// The banner is written before serving, but it reaches our
+			// buffer through a pipe copied by another goroutine: wait for it
+			// so that tests reading Output see all of it.
+			waitOutput(p, "Data directory:", 10*time.Second)
 			t.Cleanup(s.Stop)
 			return s
 		}
