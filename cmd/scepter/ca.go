@@ -18,7 +18,9 @@ import (
 
 const caUsage = "usage: scepter ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
 	"       scepter ca show [--data-dir DIR]\n" +
-	"       scepter ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F] [--data-dir DIR]"
+	"       scepter ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
+	"       scepter ca export-keys --out FILE [--include-root] [--passphrase-file F] [--data-dir DIR]\n" +
+	"       scepter ca import-keys --in FILE [--passphrase-file F] [--data-dir DIR]"
 
 const caRootUsage = "usage: scepter ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F] [--data-dir DIR]"
 
@@ -41,6 +43,10 @@ func cmdCA(ctx context.Context, e env, args []string) error {
 		return cmdCARollover(ctx, e, args[1:])
 	case "show":
 		return cmdCAShow(ctx, e, args[1:])
+	case "export-keys":
+		return cmdCAExportKeys(ctx, e, args[1:])
+	case "import-keys":
+		return cmdCAImportKeys(ctx, e, args[1:])
 	case "root":
 		sub, err := subcommand(e, args[1:], caRootUsage)
 		if err != nil {
@@ -58,8 +64,10 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	var switchAtS, keyType, raMode, rootKeyFile, passFile string
 	var switchIn time.Duration
-	fs := newFlagSet(e, "ca rollover", "ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F]")
+	var p11 pkcs11Flags
+	fs := newFlagSet(e, "ca rollover", "ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F] [--pkcs11-…]")
 	sf.register(fs)
+	p11.register(fs)
 	fs.StringVar(&rootKeyFile, "root-key", "", "the root CA key, when it is not in DATA_DIR/ca/root.key (taken offline with 'scepter ca root export --remove'); encrypted or not")
 	fs.StringVar(&passFile, "root-key-passphrase-file", "", "file whose first line is the passphrase of an encrypted root key (or "+rootKeyPassphraseEnv+")")
 	fs.StringVar(&switchAtS, "switch-at", "", "when the next CA becomes current, RFC 3339 (e.g. 2027-01-31T00:00:00Z)")
@@ -108,8 +116,16 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer st.Close()
+	// With a token, the next CA's keys are made in it.
+	token, err := p11.open()
+	if err != nil {
+		return err
+	}
+	if token != nil {
+		defer token.Close()
+	}
 	iss, ra, err := ca.Rollover(sf.dataDir, ca.RolloverOptions{KeyType: keyType, SwitchAt: switchAt, RAMode: raMode,
-		RootKeyFile: rootKeyFile, RootKeyPassphrase: pass}, clock)
+		RootKeyFile: rootKeyFile, RootKeyPassphrase: pass, Token: token}, clock)
 	if errors.Is(err, ca.ErrNoCA) {
 		return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, sf.dataDir)
 	}
@@ -145,6 +161,9 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	fmt.Fprintf(w, "  valid:       %s\n", validity(iss.Cert))
 	fmt.Fprintf(w, "  RA:          %s\n", raDesc)
 	fmt.Fprintf(w, "  switch at:   %s\n", at.Format(time.RFC3339))
+	if token != nil {
+		fmt.Fprintf(w, "  keys:        in %s\n", token.Describe())
+	}
 	fmt.Fprintf(e.stderr, "Running servers announce the next CA once they reload it (a restart does); certificates of %s stay valid and revocable after the switch.\n", cur.Cert.Subject)
 	return nil
 }
@@ -173,6 +192,9 @@ func cmdCAShow(_ context.Context, e env, args []string) error {
 	fmt.Fprintln(w, "\nCurrent issuing CA")
 	showCert(w, cur.Cert, true)
 	showRA(w, curRA)
+	if a.KeysInToken() {
+		fmt.Fprintf(w, "  keys:        in a PKCS#11 token (%s names them)\n", filepath.Join(sf.dataDir, "ca", "*"+keys.RefFileExt))
+	}
 	fmt.Fprint(w, "\nNext issuing CA")
 	shown := map[string]bool{cur.ID: true}
 	if next, nextRA, ok := a.Next(now); ok {

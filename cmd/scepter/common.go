@@ -17,6 +17,7 @@ import (
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/postgres"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
 
@@ -24,6 +25,7 @@ import (
 // all find the same data as a running server.
 type storeFlags struct {
 	dataDir        string
+	store          storeURL
 	configFile     string
 	defaultProfile string
 	// profiles holds the [profiles.NAME] tables of the config file.
@@ -35,6 +37,7 @@ const DefaultDataDir = "./scepter-data"
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.dataDir, "data-dir", DefaultDataDir, "directory holding the CA, the database and the generated challenge")
+	fs.Var(&s.store, "store", "the store: a PostgreSQL `URL`, postgres://USER@HOST:PORT/DATABASE, which several nodes may share (a password best in PGPASSWORD or ~/.pgpass, not here: flags show in ps); default: SQLite in the data directory")
 	fs.StringVar(&s.configFile, "config", "", "TOML config file (keys are flag names with _ for -; [profiles.NAME] tables)")
 	fs.StringVar(&s.defaultProfile, "default-profile", "default", "profile served at /scep and /cgi-bin/pkiclient.exe")
 }
@@ -123,17 +126,79 @@ func secureDataDir(dir string, log *slog.Logger) error {
 
 func (s *storeFlags) dbPath() string { return filepath.Join(s.dataDir, "scepter.db") }
 
-// openExistingStore opens the store of an initialised data directory; CLI
-// commands never create a data directory by accident.
-func (s *storeFlags) openExistingStore(ctx context.Context) (store.Store, error) {
-	if _, err := os.Stat(s.dbPath()); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no scepter database in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", s.dataDir, s.dataDir)
+// storeURL is the --store flag. Its String, which flag help and the
+// configuration digest of the audit trail read, hides a password.
+type storeURL struct{ url string }
+
+func (u *storeURL) String() string {
+	if u == nil || u.url == "" {
+		return ""
 	}
-	st, err := sqlite.Open(ctx, s.dbPath())
+	return postgres.Redact(u.url)
+}
+
+// Set takes any value: openStore checks it, because the flag package
+// quotes a value it refuses, and this one may hold a password.
+func (u *storeURL) Set(v string) error {
+	u.url = strings.TrimSpace(v)
+	return nil
+}
+
+func isPostgresURL(v string) bool {
+	return strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://")
+}
+
+// storeName says which store is used, for the banner, logs and the audit
+// trail: the PostgreSQL URL without its password, or "sqlite PATH".
+func (s *storeFlags) storeName() string {
+	if s.store.url != "" {
+		return postgres.Redact(s.store.url)
+	}
+	return "sqlite " + s.dbPath()
+}
+
+// openStore opens the store every command uses: PostgreSQL when storeURL
+// is set (a postgres:// URL), else SQLite in dataDir (created when
+// missing). existing refuses a store no server has set up (a missing
+// SQLite file, a PostgreSQL database without scepter's schema), so CLI
+// commands never create one by accident. Errors never show a password.
+func openStore(ctx context.Context, storeURL, dataDir string, existing bool) (store.Store, error) {
+	if storeURL != "" {
+		if !isPostgresURL(storeURL) {
+			// Not quoted: it may hold a password.
+			return nil, usageError{"--store: want a postgres:// URL (postgres://USER@HOST:PORT/DATABASE), or nothing for SQLite in the data directory"}
+		}
+		open := postgres.Open
+		if existing {
+			open = postgres.OpenExisting
+		}
+		st, err := open(ctx, storeURL)
+		if errors.Is(err, postgres.ErrNotInitialized) {
+			return nil, fmt.Errorf("open store: %w: run 'scepter serve --store URL' on it first, or pass the --store the server uses", err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return st, nil
+	}
+	path := filepath.Join(dataDir, "scepter.db")
+	if existing {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no scepter database in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir (or --store) the server uses", dataDir, dataDir)
+		}
+	}
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return st, nil
+}
+
+// openExistingStore opens the store of an initialised data directory (or
+// the --store database a server set up); CLI commands never create one by
+// accident.
+func (s *storeFlags) openExistingStore(ctx context.Context) (store.Store, error) {
+	return openStore(ctx, s.store.url, s.dataDir, true)
 }
 
 // flagsFirst moves positional arguments after the flags, so that

@@ -42,8 +42,9 @@ func commands() []command {
 		{"certs", "list, show and revoke issued certificates (certs list | show | revoke | unhold)", cmdCerts},
 		{"audit", "read and check the audit trail (audit list | audit verify)", cmdAudit},
 		{"admin", "manage API tokens and console users (admin token new|list|revoke, admin user add|list|remove)", cmdAdmin},
-		{"ca", "manage the CA (ca rollover | ca show | ca root export)", cmdCA},
+		{"ca", "manage the CA (ca rollover | ca show | ca root export | ca export-keys | ca import-keys)", cmdCA},
 		{"notify", "check the notification setup (notify test --to ADDRESS)", cmdNotify},
+		{"bench", "load-test SCEP or EST servers and verify what they issue (bench --url URL …)", cmdBench},
 		{"version", "print the version", cmdVersion},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -24,6 +25,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	var status, reason string
 	var asJSON bool
+	var p11 pkcs11Flags
 	fs := newFlagSet(e, "requests "+args[0], "requests list|approve ID|reject ID --reason TEXT")
 	sf.register(fs)
 	maxArgs := 1
@@ -35,6 +37,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	case "reject":
 		fs.StringVar(&reason, "reason", "", "why (the client sees it)")
 	case "approve":
+		p11.register(fs) // the CA's keys, when they are in a token
 	default:
 		return usage
 	}
@@ -45,7 +48,14 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 		return usage
 	}
 	if args[0] == "approve" {
-		svc, st, err := sf.enrollService(ctx)
+		token, err := p11.open()
+		if err != nil {
+			return err
+		}
+		if token != nil {
+			defer token.Close()
+		}
+		svc, st, err := sf.enrollService(ctx, token)
 		if err != nil {
 			return err
 		}
@@ -125,8 +135,14 @@ func (s *storeFlags) storeAndProfiles(ctx context.Context) (store.Store, map[str
 // issues (approving a held request). It loads the CA read-only, as it is on
 // disk: it never creates one, and never promotes a next CA, which is the
 // running server's job.
-func (s *storeFlags) enrollService(ctx context.Context) (*enroll.Service, store.Store, error) {
+//
+// With token (the CA's keys are in a PKCS#11 token) the keys are opened
+// there; without it a CA whose keys are in a token loads, but cannot sign.
+func (s *storeFlags) enrollService(ctx context.Context, token keys.Token) (*enroll.Service, store.Store, error) {
 	authority, err := ca.Load(s.dataDir, pki.SystemClock{})
+	if token != nil {
+		authority, err = ca.LoadWithToken(s.dataDir, token, pki.SystemClock{})
+	}
 	if errors.Is(err, ca.ErrNoCA) {
 		return nil, nil, fmt.Errorf("no CA in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", s.dataDir, s.dataDir)
 	}

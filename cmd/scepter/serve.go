@@ -23,6 +23,7 @@ import (
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/enroll"
@@ -34,7 +35,6 @@ import (
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep/scepserver"
 	"github.com/scepter/scepter/internal/server"
-	"github.com/scepter/scepter/internal/store/sqlite"
 	"github.com/scepter/scepter/internal/webhook"
 )
 
@@ -87,6 +87,8 @@ type serveFlags struct {
 	readHeaderTimeout time.Duration
 
 	revocation revocationFlags
+
+	pkcs11 pkcs11Flags // the HSM holding the CA keys (pkcs11.go)
 }
 
 // nameList is a comma-separated list flag whose default is replaced, not
@@ -155,6 +157,7 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.trustedProxy, "trusted-proxy", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For names the client; by default only the TCP peer counts")
 	fs.DurationVar(&f.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers, and on HTTPS to finish the TLS handshake")
 	f.revocation.register(fs)
+	f.pkcs11.register(fs)
 	return fs, f
 }
 
@@ -190,7 +193,27 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase()}
+	db, err := openStore(ctx, f.store.url, f.dataDir, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log.Info("store opened", "store", f.storeName())
+	// On a store that records a CA, this node serves that CA or none: it
+	// never creates a second one.
+	caRecorded, err := cashare.Before(ctx, db, f.dataDir)
+	if err != nil {
+		return err
+	}
+	token, err := f.pkcs11.open()
+	if err != nil {
+		return err
+	}
+	if token != nil {
+		defer token.Close()
+		log.Info("CA keys in a PKCS#11 token", "token", token.Describe())
+	}
+	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(), Token: token}
 	authority, created, err := ca.LoadOrCreate(f.dataDir, initOpts, clock)
 	if err != nil {
 		return err
@@ -199,11 +222,6 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		log.Info("existing CA kept: " + msg)
 	}
 	rootKeyLines := f.rootKeyNotice(created, log)
-	db, err := sqlite.Open(ctx, f.dbPath())
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer db.Close()
 	// Every part of the server reaches the store through the metrics' error
 	// counter; /metrics also counts the inventory at scrape time.
 	m := metrics.New(metrics.Options{Clock: clock, Log: log})
@@ -218,7 +236,16 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("audit: %w", err)
 		}
 	}
-	challenge, generated, challengeCreated, err := f.resolveChallenge()
+	host, _ := os.Hostname()
+	caSync := &cashare.Syncer{Store: st, Authority: authority, Clock: clock, Node: host + " " + f.listen, Log: log}
+	if err := caSync.Sync(ctx); err != nil {
+		return err
+	}
+	// A node joining a CA that a shared store records does not make up a
+	// static challenge of its own: devices behind a load balancer would
+	// get another node's. The operator passes the same --challenge to
+	// every node, or uses one-time challenges, which the store shares.
+	challenge, generated, challengeCreated, err := f.resolveChallenge(f.store.url != "" && caRecorded && !created)
 	if err != nil {
 		return err
 	}
@@ -286,7 +313,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	handlers := server.Handlers{SCEP: scepHandler, CRL: crl.NewHandler(rev.publisher, authority), OCSP: rev.responder, Metrics: m,
-		Health: health.New(health.Options{Clock: clock, Log: log}, health.Store(st), health.IssuerKey(authority, clock), health.RAKey(authority, clock))}
+		Health: health.New(health.Options{Clock: clock, Log: log}, health.Store(st), health.IssuerKey(authority, clock), health.RAKey(authority, clock),
+			health.Check{Name: "CA", Run: caSync.Ready})}
 	adm := admin.New(st, clock, log, profiles, f.defaultProfile)
 	if handlers.NDES, err = f.ndes(svc, adm, authority, log); err != nil {
 		return err
@@ -371,9 +399,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		"CRL:                 "+enroll.CRLURL(publicURL, issuer.ID),
 		"OCSP:                "+enroll.OCSPURL(publicURL),
 		"Root CA fingerprint: "+authority.RootFingerprint(),
-		"Data directory:      "+f.dataDir)
+		"Data directory:      "+f.dataDir,
+		"Store:               "+f.storeName())
 	if created {
 		lines = append(lines, fmt.Sprintf("Created a new CA (%s) in %s", f.caKeyType, filepath.Join(f.dataDir, "ca")))
+	}
+	if token != nil {
+		lines = append(lines, "CA keys:             in "+token.Describe())
 	}
 	lines = append(lines, rootKeyLines...)
 	staticProfile := f.challengeProfile
@@ -386,8 +418,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		lines = append(lines, "Challenge password:  "+challenge+" (generated, saved in "+generated+"; static, valid at profile "+staticProfile+" only)")
 	case generated != "":
 		lines = append(lines, "Challenge password:  in "+generated+" (static, valid at profile "+staticProfile+" only)")
+	case challenge == "":
+		lines = append(lines, "Challenge password:  none static (this node joined the CA recorded in the store: give every node the same --challenge-file, or mint one-time challenges)")
 	}
-	if err := recordStart(ctx, st, fs, profiles, clock, ln, tlsLn, publicURL); err != nil {
+	if err := recordStart(ctx, st, fs, profiles, clock, ln, tlsLn, publicURL, f.storeName()); err != nil {
 		return err
 	}
 	fmt.Fprint(e.stdout, joinLines(lines...))
@@ -397,7 +431,14 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			log.Warn("purge expired nonces and requests", "err", err)
 		}
 	})
-	go every(ctx, f.caReload, func() { reloadCA(authority, clock, log) })
+	go every(ctx, f.caReload, func() {
+		reloadCA(authority, clock, log)
+		// Sync logs what stops this node from serving as the store's CA
+		// and keeps it for /readyz; a store error is only logged.
+		if err := caSync.Sync(ctx); err != nil && caSync.Ready(ctx) == nil {
+			log.Warn("comparing the CA with the store", "err", err)
+		}
+	})
 	rev.run(ctx, log)
 	if tlsCert != nil {
 		go every(ctx, time.Hour, func() {
@@ -435,7 +476,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 // write its audit trail does not serve.
 func recordStart(ctx context.Context, st interface {
 	AppendAudit(context.Context, ...pki.AuditEvent) error
-}, fs *flag.FlagSet, profiles map[string]pki.Profile, clock pki.Clock, ln, tlsLn net.Listener, publicURL string) error {
+}, fs *flag.FlagSet, profiles map[string]pki.Profile, clock pki.Clock, ln, tlsLn net.Listener, publicURL, storeName string) error {
 	digest, err := configDigest(fs, profiles)
 	if err != nil {
 		return err
@@ -445,7 +486,7 @@ func recordStart(ctx context.Context, st interface {
 		https = tlsLn.Addr().String()
 	}
 	detail, err := json.Marshal(map[string]string{"version": version, "listen": ln.Addr().String(), "https": https,
-		"public_url": publicURL, "config_sha256": digest})
+		"public_url": publicURL, "store": storeName, "config_sha256": digest})
 	if err != nil {
 		return err
 	}
@@ -663,7 +704,7 @@ func sha1Hex(b []byte) string {
 // a file, or one generated on the first start and kept in the data dir.
 // It returns the path of the generated file when that is the source, and
 // whether it was generated just now (the only time it is printed).
-func (f *serveFlags) resolveChallenge() (challenge, generatedPath string, created bool, err error) {
+func (f *serveFlags) resolveChallenge(joined bool) (challenge, generatedPath string, created bool, err error) {
 	if f.challenge != "" {
 		return f.challenge, "", false, nil
 	}
@@ -685,6 +726,8 @@ func (f *serveFlags) resolveChallenge() (challenge, generatedPath string, create
 		return strings.TrimSpace(string(b)), path, false, nil
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return "", "", false, fmt.Errorf("challenge file: %w", err)
+	case joined:
+		return "", "", false, nil
 	}
 	c, err := credential.RandomToken(20)
 	if err != nil {

@@ -143,7 +143,9 @@ func (f *revocationFlags) newPublisher(ctx context.Context, st store.Store, auth
 // builds the OCSP responder.
 func (r *revocation) startResponder(ctx context.Context, f *revocationFlags, dataDir string, st store.Store, authority *ca.Authority,
 	svc *enroll.Service, clock pki.Clock, log *slog.Logger) error {
-	r.delegates = ocsp.NewDelegates(filepath.Join(dataDir, "ocsp"), authority, svc, clock, log, f.responderValidity)
+	// The responder keys are in the CA's token when it has one.
+	ocspDir := filepath.Join(dataDir, "ocsp")
+	r.delegates = ocsp.NewDelegates(ocspDir, authority, svc, clock, log, f.responderValidity).WithKeys(authority.ResponderKeys(ocspDir))
 	if err := r.delegates.Refresh(ctx); err != nil {
 		// Answers are signed by the CA itself meanwhile; retried hourly.
 		log.Error("OCSP responder certificates", "err", err)

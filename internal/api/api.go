@@ -223,6 +223,12 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusUnauthorized, "not authenticated", nil)
 		return
 	}
+	if pki.ErrorCode(err) == pki.EUnavailable {
+		h.log.Error("api: store unavailable", "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfterSeconds))
+		writeError(w, http.StatusServiceUnavailable, pki.ErrorMessage(err), nil)
+		return
+	}
 	var pe *pki.Error
 	if !errors.As(err, &pe) {
 		h.log.Error("api: internal error", "err", err)

@@ -12,11 +12,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/scepter/scepter/internal/pki"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // Authority is the loaded CA: the root, the issuing CAs and their RAs.
@@ -270,6 +272,40 @@ func (s *issuerSet) issuerOf(chains [][]*x509.Certificate) *Issuer {
 		}
 	}
 	return nil
+}
+
+// Token is the PKCS#11 token the CA was loaded with (InitOptions.Token),
+// nil for a CA of key files.
+func (a *Authority) Token() keys.Token { return a.opts.Token }
+
+// ResponderKeys is where the OCSP responder keys of this CA's issuers are
+// kept: key files in dir, or, when the CA has a token, keys made in the
+// token (labelled PREFIX-ocsp-NAME-<random>, so that nodes sharing the
+// token never touch each other's) that reference files in dir name.
+func (a *Authority) ResponderKeys(dir string) *keys.Dir {
+	d := &keys.Dir{Path: dir}
+	if t := a.opts.Token; t != nil {
+		id, _ := randomID() // crypto/rand does not fail
+		d.Token, d.LabelPrefix, d.Suffix = t, "ocsp-", "-"+id
+	}
+	return d
+}
+
+// KeysInToken reports whether a key of the current generation (issuing
+// CA or RA) is in a PKCS#11 token, as the CA directory says (a reference
+// file in place of the key file); false for an Authority not loaded from
+// a directory.
+func (a *Authority) KeysInToken() bool {
+	if a.caDir == "" {
+		return false
+	}
+	d := &keys.Dir{Path: a.caDir}
+	for _, n := range []string{issuingKeyName, raKeyName} {
+		if in, _ := d.InToken(n); in {
+			return true
+		}
+	}
+	return false
 }
 
 // RootFingerprint is "sha256:" and the lower-case hex SHA-256 of the root

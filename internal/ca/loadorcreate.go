@@ -44,6 +44,19 @@ const (
 	RACertFile      = "ra.crt"
 	RAKeyFile       = "ra.key"
 	ChainFile       = "chain.pem" // issuing CA then root, for clients
+	// With the keys in a PKCS#11 token (InitOptions.Token), a reference
+	// file takes the place of each key file: the key's RFC 7512 URI and
+	// its public key (see keys.Dir). The root key is always a file.
+	IssuingKeyRef = "issuing" + keys.RefFileExt
+	RAKeyRef      = "ra" + keys.RefFileExt
+)
+
+// Names of the CA's keys in a keys.Source: a keys.Dir keeps the key called
+// name in NAME.key, or in a token that NAME.pkcs11 names.
+const (
+	rootKeyName    = "root"
+	issuingKeyName = "issuing"
+	raKeyName      = "ra"
 )
 
 // caBackdate: CA and RA certificates start an hour early so that devices
@@ -51,7 +64,8 @@ const (
 const caBackdate = time.Hour
 
 // InitOptions choose how a new CA is made. When a CA already exists, only
-// RAMode is honored (see LoadOrCreate); IgnoredOptions lists the rest.
+// RAMode and Token are honored (see LoadOrCreate); IgnoredOptions lists the
+// rest.
 type InitOptions struct {
 	// KeyType of the root and issuing CA: "p256" (default), "p384",
 	// "rsa2048", "rsa3072", "rsa4096".
@@ -67,6 +81,18 @@ type InitOptions struct {
 	// returns (see keys.WriteEncryptedKeyFile). It is never called for an
 	// existing CA, so a passphrase file may be gone by then.
 	RootKeyPassphrase func() ([]byte, error)
+	// Token, when set, is the PKCS#11 token that holds the issuing CA and
+	// RA keys: new ones are generated in it (never leaving it) and
+	// recorded by reference files, and existing ones are opened in it. The
+	// root key stays a file, which can be taken offline. Keys that are
+	// files stay usable, so a CA of key files rolls over into a token.
+	Token keys.Token
+}
+
+// keysIn is the keys.Dir of a CA directory; suffix goes into the token
+// labels of new keys (see keys.Dir.Suffix).
+func (o InitOptions) keysIn(dir, suffix string, m loadMode) *keys.Dir {
+	return &keys.Dir{Path: dir, Token: o.Token, Suffix: suffix, Unopened: m.unopened && o.Token == nil}
 }
 
 const year = 365 * 24 * time.Hour
@@ -114,6 +140,13 @@ func (o InitOptions) validate() error {
 // PEM with mode 0600 (root.key encrypted when InitOptions.RootKeyPassphrase
 // is set), dir/ca has mode 0700. A new CA is built in a temporary
 // directory and renamed into place, so a crash never leaves half a CA.
+//
+// With InitOptions.Token the issuing CA and RA keys of a new CA are made in
+// the token, labelled PREFIX-issuing and PREFIX-ra (keys that already have
+// these labels are used: made by an earlier, interrupted start, or placed
+// there by the operator), and issuing.pkcs11 and ra.pkcs11 take the place
+// of issuing.key and ra.key. All keys go through keys.Dir; none of this
+// package's code reads or writes a key file itself.
 //
 // Loading never reads root.key: only Rollover needs the root key, and it
 // may be kept off the server (scepter ca root export --remove). A key file
@@ -173,7 +206,7 @@ func inspect(caDir string) (map[string]bool, error) {
 	present := map[string]bool{}
 	for _, e := range entries {
 		switch e.Name() {
-		case RootCertFile, RootKeyFile, IssuingCertFile, IssuingKeyFile, RACertFile, RAKeyFile, ChainFile:
+		case RootCertFile, RootKeyFile, IssuingCertFile, IssuingKeyFile, RACertFile, RAKeyFile, ChainFile, IssuingKeyRef, RAKeyRef:
 			present[e.Name()] = true
 		}
 	}
@@ -218,7 +251,10 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 		}
 		defer clear(passphrase)
 	}
-	rootKey, err := keys.Generate(o.KeyType)
+	// The root key is always a file (encrypted with the passphrase), so
+	// that it can be taken offline; written here into the temporary
+	// directory, read back when encrypted.
+	rootKey, err := (&keys.FileSource{Dir: tmp, Passphrase: passphrase}).Create(rootKeyName, o.KeyType)
 	if err != nil {
 		return fmt.Errorf("ca: generating the root key: %w", err)
 	}
@@ -234,7 +270,8 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 		return fmt.Errorf("ca: creating the root certificate: %w", err)
 	}
 
-	issKey, err := keys.Generate(o.KeyType)
+	kd := o.keysIn(tmp, "", loadMode{})
+	issKey, err := kd.Create(issuingKeyName, o.KeyType)
 	if err != nil {
 		return fmt.Errorf("ca: generating the issuing CA key: %w", err)
 	}
@@ -243,21 +280,16 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 	if err != nil {
 		return err
 	}
-
-	if err := writeRootKey(filepath.Join(tmp, RootKeyFile), rootKey, passphrase); err != nil {
-		return err
+	if o.RAMode == RAModeCA && !isRSA(issKey.Public()) {
+		// A key the operator placed in the token, of another type.
+		return fmt.Errorf("ca: RA mode %q needs an RSA CA key, but %s is %s; use RA mode %q", RAModeCA, kd.Where(issuingKeyName), keys.KeyTypeOf(issKey.Public()), RAModeSeparate)
 	}
+
 	for _, f := range []struct {
 		name string
-		key  crypto.Signer
 		cert *x509.Certificate
-	}{{RootCertFile, nil, root}, {IssuingKeyFile, issKey, nil}, {IssuingCertFile, nil, issCert}} {
-		if f.key != nil {
-			err = keys.WriteKeyFile(filepath.Join(tmp, f.name), f.key)
-		} else {
-			err = keys.WriteCertFile(filepath.Join(tmp, f.name), f.cert)
-		}
-		if err != nil {
+	}{{RootCertFile, root}, {IssuingCertFile, issCert}} {
+		if err := keys.WriteCertFile(filepath.Join(tmp, f.name), f.cert); err != nil {
 			return fmt.Errorf("ca: %w", err)
 		}
 	}
@@ -269,7 +301,7 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		if err := createRA(tmp, iss, nil, o.RAValidity, now); err != nil {
+		if err := createRA(kd, iss, nil, o.RAValidity, now); err != nil {
 			return err
 		}
 	}
@@ -281,29 +313,6 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 		return fmt.Errorf("ca: %w", err)
 	}
 	syncDir(dir)
-	return nil
-}
-
-// writeRootKey writes the root key, encrypted when a passphrase is given,
-// and reads an encrypted one back: a root key that cannot be decrypted
-// would end the CA at its first rollover.
-func writeRootKey(path string, key crypto.Signer, passphrase []byte) error {
-	if passphrase == nil {
-		if err := keys.WriteKeyFile(path, key); err != nil {
-			return fmt.Errorf("ca: %w", err)
-		}
-		return nil
-	}
-	if err := keys.WriteEncryptedKeyFile(path, key, passphrase); err != nil {
-		return fmt.Errorf("ca: %w", err)
-	}
-	back, err := keys.LoadKeyFileWithPassphrase(path, passphrase)
-	if err != nil {
-		return fmt.Errorf("ca: reading back the encrypted root key: %w", err)
-	}
-	if !publicKeysEqual(back.Public(), key.Public()) {
-		return errors.New("ca: the encrypted root key does not read back as the root key")
-	}
 	return nil
 }
 
@@ -324,17 +333,20 @@ func issuingCert(name pkix.Name, pub crypto.PublicKey, notBefore, notAfter time.
 	return c, nil
 }
 
-// createRA issues a separate RA certificate with the issuing CA and writes
-// ra.key (unless key is an existing RA key) then ra.crt into caDir. The RA
-// certificate goes through the same lint-before-sign pipeline as any other.
-func createRA(caDir string, iss *Issuer, key crypto.Signer, validity time.Duration, now time.Time) error {
+// createRA issues a separate RA certificate with the issuing CA and makes
+// the RA key in kd (ra.key, or a token key and ra.pkcs11; unless key is an
+// existing RA key), then writes ra.crt beside it. The RA certificate goes
+// through the same lint-before-sign pipeline as any other.
+func createRA(kd *keys.Dir, iss *Issuer, key crypto.Signer, validity time.Duration, now time.Time) error {
+	caDir := kd.Path
 	if key == nil {
 		var err error
-		if key, err = keys.Generate(keys.RSA2048); err != nil {
+		if key, err = kd.Create(raKeyName, keys.RSA2048); err != nil {
 			return fmt.Errorf("ca: generating the RA key: %w", err)
 		}
-		if err := keys.WriteKeyFile(filepath.Join(caDir, RAKeyFile), key); err != nil {
-			return fmt.Errorf("ca: %w", err)
+		// A token key of that label may have been there already.
+		if err := checkRAKey(kd.Where(raKeyName), key); err != nil {
+			return err
 		}
 	}
 	id, err := randomID()
@@ -375,6 +387,9 @@ type loadMode struct {
 	// (Active still switches to it), no RA certificate is issued and
 	// chain.pem is not rewritten.
 	readOnly bool
+	// unopened stands in for keys in a token when no token was given
+	// (keys.Dir.Unopened): their certificates load, their use fails.
+	unopened bool
 }
 
 // load reads and checks an existing CA: root, current generation, the next
@@ -390,7 +405,7 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 	var missing []string
 	// Not root.key: it may be offline, and loading never needs it.
 	for _, f := range []string{RootCertFile, IssuingCertFile, IssuingKeyFile} {
-		if !present[f] {
+		if !present[f] && !(f == IssuingKeyFile && present[IssuingKeyRef]) {
 			missing = append(missing, f)
 		}
 	}
@@ -420,7 +435,7 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 		return nil, err
 	}
 	if hasNext && !now.Before(switchAt) && !m.readOnly {
-		if err := promote(caDir, root); err != nil {
+		if err := promoteWith(caDir, root, o, m); err != nil {
 			return nil, err
 		}
 		hasNext = false
@@ -443,7 +458,7 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 			return nil, fmt.Errorf("ca: %s holds the current issuing CA; remove %s", nextDir, nextDir)
 		}
 	}
-	previous, previousRAs, err := loadPrevious(caDir, root, iss.ID)
+	previous, previousRAs, err := loadPrevious(caDir, root, iss.ID, o, m)
 	if err != nil {
 		return nil, err
 	}
@@ -460,7 +475,8 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 // dir/ca/next) and its RA, issuing the RA certificate when the RA mode asks
 // for one that is missing.
 func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.Time, m loadMode) (*Issuer, *pki.RA, error) {
-	issCert, issKey, err := loadPair(dir, IssuingCertFile, IssuingKeyFile)
+	kd := o.keysIn(dir, "", m)
+	issCert, issKey, err := loadPair(dir, IssuingCertFile, kd, issuingKeyName)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -478,10 +494,14 @@ func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.
 		return nil, nil, err
 	}
 	present := map[string]bool{}
-	for _, f := range []string{RACertFile, RAKeyFile} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			present[f] = true
-		}
+	if _, err := os.Stat(filepath.Join(dir, RACertFile)); err == nil {
+		present[RACertFile] = true
+	}
+	// The RA key: ra.key, or ra.pkcs11 for a key in a token.
+	if ok, err := kd.Has(raKeyName); err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	} else if ok {
+		present[RAKeyFile] = true
 	}
 	raMode := o.RAMode
 	if m.detectRA {
@@ -506,22 +526,27 @@ func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.
 			if present[RAKeyFile] {
 				// An RA creation that stopped between the key and the
 				// certificate, or a certificate removed to renew it.
-				if key, err = loadKey(dir, RAKeyFile); err != nil {
-					return nil, nil, err
+				if key, err = kd.Open(raKeyName); err != nil {
+					return nil, nil, fmt.Errorf("ca: %w", err)
 				}
-				if err := checkRAKey(dir, key); err != nil {
+				if err := checkRAKey(kd.Where(raKeyName), key); err != nil {
 					return nil, nil, err
 				}
 			}
-			if err := createRA(dir, iss, key, o.RAValidity, now); err != nil {
+			id, err := randomID()
+			if err != nil {
+				return nil, nil, err
+			}
+			// A new RA key in a token gets a label of its own.
+			if err := createRA(o.keysIn(dir, "-"+id, m), iss, key, o.RAValidity, now); err != nil {
 				return nil, nil, err
 			}
 		}
-		raCert, raKey, err := loadPair(dir, RACertFile, RAKeyFile)
+		raCert, raKey, err := loadPair(dir, RACertFile, kd, raKeyName)
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := checkRAKey(dir, raKey); err != nil {
+		if err := checkRAKey(kd.Where(raKeyName), raKey); err != nil {
 			return nil, nil, err
 		}
 		if err := checkTime(dir, RACertFile, raCert, now); err != nil {
@@ -573,29 +598,30 @@ func writeChain(dir string, issCert, root *x509.Certificate) error {
 	return nil
 }
 
-func checkRAKey(dir string, key crypto.Signer) error {
+// checkRAKey checks the RA key found at where (a file, or a token key).
+func checkRAKey(where string, key crypto.Signer) error {
 	if _, ok := key.(crypto.Decrypter); !ok || !isRSA(key.Public()) {
-		return fmt.Errorf("ca: %s must be an RSA key (SCEP clients encrypt to the RA with RSA), found %s", filepath.Join(dir, RAKeyFile), keys.KeyTypeOf(key.Public()))
+		return fmt.Errorf("ca: %s must be an RSA key (SCEP clients encrypt to the RA with RSA), found %s", where, keys.KeyTypeOf(key.Public()))
 	}
 	if n := key.Public().(*rsa.PublicKey).N.BitLen(); n < 2048 {
-		return fmt.Errorf("ca: %s is an RSA key of %d bits, at least 2048 are needed", filepath.Join(dir, RAKeyFile), n)
+		return fmt.Errorf("ca: %s is an RSA key of %d bits, at least 2048 are needed", where, n)
 	}
 	return nil
 }
 
-// loadPair loads a certificate file holding exactly one certificate and the
-// key file that must match it.
-func loadPair(caDir, certName, keyName string) (*x509.Certificate, crypto.Signer, error) {
+// loadPair loads a certificate file holding exactly one certificate and
+// the key, from src, that must match it.
+func loadPair(caDir, certName string, src keys.Source, keyName string) (*x509.Certificate, crypto.Signer, error) {
 	cert, err := loadCert(caDir, certName)
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := loadKey(caDir, keyName)
+	key, err := src.Open(keyName)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
 	if !publicKeysEqual(key.Public(), cert.PublicKey) {
-		return nil, nil, fmt.Errorf("ca: %s does not match %s: the key belongs to another certificate", filepath.Join(caDir, keyName), certName)
+		return nil, nil, fmt.Errorf("ca: %s does not match %s: the key belongs to another certificate", src.Where(keyName), certName)
 	}
 	return cert, key, nil
 }
@@ -610,20 +636,6 @@ func loadCert(caDir, certName string) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("ca: %s holds %d certificates, want exactly one", filepath.Join(caDir, certName), len(certs))
 	}
 	return certs[0], nil
-}
-
-// loadKey loads a key file of the CA directory, refusing one that group or
-// others may access.
-func loadKey(caDir, keyName string) (crypto.Signer, error) {
-	path := filepath.Join(caDir, keyName)
-	if err := keys.CheckKeyFileMode(path); err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
-	}
-	key, err := keys.LoadKeyFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
-	}
-	return key, nil
 }
 
 func checkTime(caDir, name string, c *x509.Certificate, now time.Time) error {

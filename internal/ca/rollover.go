@@ -37,6 +37,10 @@ import (
 // copied over the current ones one by one, each atomically, issuing.crt
 // last, and next/ is renamed away and removed. Every step can be repeated,
 // so a start interrupted half-way finishes the promotion the next time.
+//
+// Keys in a PKCS#11 token are never moved or relabelled: their reference
+// files (issuing.pkcs11, ra.pkcs11) are copied like key files, so a key
+// follows its generation from next/ to dir/ca to previous/<issuerID>/.
 const (
 	NextDir      = "next"
 	PreviousDir  = "previous"
@@ -47,15 +51,22 @@ const (
 // no CA.
 var ErrNoCA = errors.New("ca: no CA in the data directory")
 
-// generationFiles are the files of one issuing generation and their modes.
+// generationFiles are the files of one issuing generation and their modes;
+// key names the key (in a keys.Dir) that a key or reference file holds.
 var generationFiles = []struct {
 	name string
 	perm os.FileMode
+	key  string
 }{
-	// The order is the promotion's: issuing.crt last, so that a current
-	// issuing.crt equal to next's means every other file is in place.
-	{IssuingKeyFile, 0o600}, {RAKeyFile, 0o600}, {RACertFile, 0o644}, {ChainFile, 0o644}, {IssuingCertFile, 0o644},
+	// The order is the promotion's: keys first, issuing.crt last, so that
+	// a current issuing.crt equal to next's means every other file is in
+	// place.
+	{IssuingKeyFile, 0o600, issuingKeyName}, {IssuingKeyRef, 0o600, issuingKeyName}, {RAKeyFile, 0o600, raKeyName}, {RAKeyRef, 0o600, raKeyName},
+	{RACertFile, 0o644, ""}, {ChainFile, 0o644, ""}, {IssuingCertFile, 0o644, ""},
 }
+
+// generationKeys are the keys of one generation, in the promotion's order.
+var generationKeys = []string{issuingKeyName, raKeyName}
 
 // RolloverOptions choose the next issuing CA.
 type RolloverOptions struct {
@@ -77,6 +88,11 @@ type RolloverOptions struct {
 	// RootKeyPassphrase decrypts an encrypted root key file; nil when none
 	// was given (an encrypted key is then ErrRootKeyEncrypted).
 	RootKeyPassphrase []byte
+	// Token, when set, is the PKCS#11 token in which the next issuing CA
+	// and RA keys are made (labelled PREFIX-issuing-<id> and
+	// PREFIX-ra-<id>). Without it they are files; a CA whose current keys
+	// are in a token refuses to roll over without it.
+	Token keys.Token
 }
 
 // Errors about the root key, which only a rollover (and an export) reads.
@@ -121,10 +137,17 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.
 	if !present[RootCertFile] {
 		return nil, nil, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
 	}
-	base := InitOptions{}.withDefaults()
-	a, err := load(caDir, base, now, loadMode{detectRA: true})
+	base := InitOptions{Token: opts.Token}.withDefaults()
+	a, err := load(caDir, base, now, loadMode{detectRA: true, unopened: true})
 	if err != nil {
 		return nil, nil, err
+	}
+	if opts.Token == nil {
+		if in, err := (&keys.Dir{Path: caDir}).InToken(issuingKeyName); err != nil {
+			return nil, nil, fmt.Errorf("ca: %w", err)
+		} else if in {
+			return nil, nil, fmt.Errorf("ca: %w: the current issuing CA key is in a PKCS#11 token (%s); give the token (--pkcs11-…) so that the next CA's keys are made there too", keys.ErrNoToken, filepath.Join(caDir, IssuingKeyRef))
+		}
 	}
 	nextDir := filepath.Join(caDir, NextDir)
 	if at, ok := a.SwitchAt(); ok {
@@ -193,7 +216,9 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.
 	if err != nil {
 		return nil, nil, err
 	}
-	issKey, err := keys.Generate(keyType)
+	// In a token, the next generation's keys get labels of their own.
+	kd := base.keysIn(tmp, "-"+id, loadMode{})
+	issKey, err := kd.Create(issuingKeyName, keyType)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca: generating the next issuing CA key: %w", err)
 	}
@@ -213,9 +238,6 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.
 	if issCert.NotBefore.After(switchAt) || !issCert.NotAfter.After(switchAt) {
 		return nil, nil, fmt.Errorf("ca: the next issuing CA would not be valid at the switch time %s", switchAt.Format(time.RFC3339))
 	}
-	if err := keys.WriteKeyFile(filepath.Join(tmp, IssuingKeyFile), issKey); err != nil {
-		return nil, nil, fmt.Errorf("ca: %w", err)
-	}
 	if err := keys.WriteCertFile(filepath.Join(tmp, IssuingCertFile), issCert); err != nil {
 		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
@@ -227,7 +249,7 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := createRA(tmp, iss, nil, raValidity, now); err != nil {
+		if err := createRA(kd, iss, nil, raValidity, now); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -248,7 +270,7 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.
 		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
 	syncDir(caDir)
-	return loadGeneration(nextDir, a.Root, InitOptions{RAMode: raMode}.withDefaults(), now, loadMode{})
+	return loadGeneration(nextDir, a.Root, InitOptions{RAMode: raMode, Token: opts.Token}.withDefaults(), now, loadMode{unopened: true})
 }
 
 func errNextExists(nextDir string, at time.Time) error {
@@ -278,10 +300,17 @@ func readSwitchAt(nextDir string) (t time.Time, ok bool, err error) {
 	return t.UTC(), true, nil
 }
 
-// promote makes the next generation current (see the layout above).
+// promote makes the next generation current (see the layout above), for a
+// CA of key files.
 func promote(caDir string, root *x509.Certificate) error {
+	return promoteWith(caDir, root, InitOptions{}, loadMode{})
+}
+
+// promoteWith is promote opening next's issuing key as o and m say, to
+// check that it is the key of its certificate.
+func promoteWith(caDir string, root *x509.Certificate, o InitOptions, m loadMode) error {
 	nextDir := filepath.Join(caDir, NextDir)
-	nextCert, _, err := loadPair(nextDir, IssuingCertFile, IssuingKeyFile)
+	nextCert, _, err := loadPair(nextDir, IssuingCertFile, o.keysIn(nextDir, "", m), issuingKeyName)
 	if err != nil {
 		return fmt.Errorf("%w (the next CA is due but cannot be promoted; remove %s to discard it)", err, nextDir)
 	}
@@ -300,16 +329,34 @@ func promote(caDir string, root *x509.Certificate) error {
 			return err
 		}
 	}
+	// The keys through keys.Dir: a key file is copied, a token key's
+	// reference file too (the key stays in its token).
+	from, to := &keys.Dir{Path: nextDir}, &keys.Dir{Path: caDir}
+	for _, k := range generationKeys {
+		err := keys.CopyKey(from, to, k)
+		if errors.Is(err, fs.ErrNotExist) && k == raKeyName {
+			// RA mode ca: the old RA key (kept in previous/) must not
+			// stay beside the new issuing CA.
+			if err = to.Remove(k); errors.Is(err, fs.ErrNotExist) {
+				err = nil
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("ca: promoting the next CA: %w", err)
+		}
+	}
 	for _, f := range generationFiles {
+		if f.key != "" {
+			continue
+		}
 		data, err := os.ReadFile(filepath.Join(nextDir, f.name))
 		switch {
 		case err == nil:
 			err = keys.WriteFileAtomic(filepath.Join(caDir, f.name), data, f.perm)
-			clear(data)
 			if err != nil {
 				return fmt.Errorf("ca: promoting the next CA: %w", err)
 			}
-		case errors.Is(err, fs.ErrNotExist) && (f.name == RACertFile || f.name == RAKeyFile):
+		case errors.Is(err, fs.ErrNotExist) && f.name == RACertFile:
 			// RA mode ca: the old RA (kept in previous/) must not stay
 			// beside the new issuing CA.
 			if err := os.Remove(filepath.Join(caDir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -350,7 +397,15 @@ func keepPrevious(caDir, id string) error {
 		return fmt.Errorf("ca: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	for _, k := range generationKeys {
+		if err := keys.CopyKey(&keys.Dir{Path: caDir}, &keys.Dir{Path: tmp}, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("ca: keeping the previous CA: %w", err)
+		}
+	}
 	for _, f := range generationFiles {
+		if f.key != "" {
+			continue
+		}
 		data, err := os.ReadFile(filepath.Join(caDir, f.name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -358,9 +413,7 @@ func keepPrevious(caDir, id string) error {
 		if err != nil {
 			return fmt.Errorf("ca: keeping the previous CA: %w", err)
 		}
-		err = keys.WriteFileAtomic(filepath.Join(tmp, f.name), data, f.perm)
-		clear(data)
-		if err != nil {
+		if err := keys.WriteFileAtomic(filepath.Join(tmp, f.name), data, f.perm); err != nil {
 			return fmt.Errorf("ca: keeping the previous CA: %w", err)
 		}
 	}
@@ -386,7 +439,7 @@ func cleanup(caDir string) {
 // CA, newest first. They are not checked for expiry: an expired issuer
 // still identifies (and revokes) what it issued. Each must be signed by the
 // root, its key must match, and its directory must bear its issuer ID.
-func loadPrevious(caDir string, root *x509.Certificate, currentID string) ([]*Issuer, []*pki.RA, error) {
+func loadPrevious(caDir string, root *x509.Certificate, currentID string, o InitOptions, m loadMode) ([]*Issuer, []*pki.RA, error) {
 	prevRoot := filepath.Join(caDir, PreviousDir)
 	entries, err := os.ReadDir(prevRoot)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -402,7 +455,8 @@ func loadPrevious(caDir string, root *x509.Certificate, currentID string) ([]*Is
 			continue
 		}
 		d := filepath.Join(prevRoot, e.Name())
-		cert, key, err := loadPair(d, IssuingCertFile, IssuingKeyFile)
+		kd := o.keysIn(d, "", m)
+		cert, key, err := loadPair(d, IssuingCertFile, kd, issuingKeyName)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -419,14 +473,14 @@ func loadPrevious(caDir string, root *x509.Certificate, currentID string) ([]*Is
 		issuers = append(issuers, iss)
 		// Its RA, for envelopes still addressed to it.
 		_, crtErr := os.Stat(filepath.Join(d, RACertFile))
-		_, keyErr := os.Stat(filepath.Join(d, RAKeyFile))
+		hasKey, keyErr := kd.Has(raKeyName)
 		switch {
-		case crtErr == nil && keyErr == nil:
-			raCert, raKey, err := loadPair(d, RACertFile, RAKeyFile)
+		case crtErr == nil && keyErr == nil && hasKey:
+			raCert, raKey, err := loadPair(d, RACertFile, kd, raKeyName)
 			if err != nil {
 				return nil, nil, err
 			}
-			if raCert.CheckSignatureFrom(cert) == nil && checkRAKey(d, raKey) == nil {
+			if raCert.CheckSignatureFrom(cert) == nil && checkRAKey(kd.Where(raKeyName), raKey) == nil {
 				ras[iss.ID] = &pki.RA{Cert: raCert, Key: raKey, Chain: []*x509.Certificate{raCert, cert, root}}
 			}
 		case isRSA(key.Public()):
@@ -467,7 +521,24 @@ func Load(dir string, clock pki.Clock) (*Authority, error) {
 	if len(present) == 0 {
 		return nil, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
 	}
-	return load(caDir, InitOptions{}.withDefaults(), clock.Now(), loadMode{detectRA: true, readOnly: true})
+	return load(caDir, InitOptions{}.withDefaults(), clock.Now(), loadMode{detectRA: true, readOnly: true, unopened: true})
+}
+
+// LoadWithToken is Load for a CA whose keys are in token, which opens them
+// (Load stands in for them: their certificates load, their use fails).
+func LoadWithToken(dir string, token keys.Token, clock pki.Clock) (*Authority, error) {
+	if clock == nil {
+		clock = pki.SystemClock{}
+	}
+	caDir := filepath.Join(dir, "ca")
+	present, err := inspect(caDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(present) == 0 {
+		return nil, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
+	}
+	return load(caDir, InitOptions{Token: token}.withDefaults(), clock.Now(), loadMode{detectRA: true, readOnly: true})
 }
 
 // Reload reads the CA directory again the way it was first loaded (a start
@@ -536,7 +607,7 @@ func (a *Authority) Reload(now time.Time) error {
 // certificates, the switch time and the previous CAs' directories.
 func diskState(caDir string) string {
 	h := sha256.New()
-	for _, f := range []string{IssuingCertFile, RACertFile, RAKeyFile,
+	for _, f := range []string{IssuingCertFile, RACertFile, RAKeyFile, RAKeyRef,
 		filepath.Join(NextDir, IssuingCertFile), filepath.Join(NextDir, RACertFile), filepath.Join(NextDir, SwitchAtFile)} {
 		b, err := os.ReadFile(filepath.Join(caDir, f))
 		if err != nil {
@@ -562,17 +633,24 @@ func issuerID(c *x509.Certificate) string {
 
 // loadRootKey reads the root key from path (default caDir/root.key) with
 // passphrase and checks that it is the key of root.
+//
+// dir/ca/root.key is read through a keys.FileSource (which refuses a key
+// file others may read); a file the operator names is read as it is.
 func loadRootKey(caDir string, root *x509.Certificate, path string, passphrase []byte) (crypto.Signer, error) {
+	var key crypto.Signer
+	var err error
 	if path == "" {
-		path = filepath.Join(caDir, RootKeyFile)
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		src := &keys.FileSource{Dir: caDir, Passphrase: passphrase}
+		path = src.Path(rootKeyName)
+		if ok, err := src.Has(rootKeyName); err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		} else if !ok {
 			return nil, fmt.Errorf("%w: %s does not exist", ErrRootKeyMissing, path)
 		}
-		if err := keys.CheckKeyFileMode(path); err != nil {
-			return nil, fmt.Errorf("ca: %w", err)
-		}
+		key, err = src.Open(rootKeyName)
+	} else {
+		key, err = keys.LoadKeyFileWithPassphrase(path, passphrase)
 	}
-	key, err := keys.LoadKeyFileWithPassphrase(path, passphrase)
 	if errors.Is(err, keys.ErrEncryptedKey) {
 		return nil, fmt.Errorf("%w (%s)", ErrRootKeyEncrypted, path)
 	}
@@ -637,12 +715,12 @@ func ExportRootKey(dir, out string, opts ExportRootKeyOptions) (encrypted bool, 
 	if err != nil {
 		return false, err
 	}
-	src := filepath.Join(caDir, RootKeyFile)
-	if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("%w: %s does not exist", ErrRootKeyMissing, src)
-	}
+	// The root key is always a file (never in a token), read through the
+	// directory's key source.
+	kd := &keys.Dir{Path: caDir, Passphrase: opts.Passphrase}
+	src := kd.Where(rootKeyName)
 	// Loaded even for a byte copy: what is copied must be the root key.
-	key, err := loadRootKey(caDir, root, src, opts.Passphrase)
+	key, err := loadRootKey(caDir, root, "", opts.Passphrase)
 	if err != nil {
 		return false, err
 	}
@@ -653,7 +731,7 @@ func ExportRootKey(dir, out string, opts ExportRootKeyOptions) (encrypted bool, 
 			return false, fmt.Errorf("ca: encrypting the root key: %w", err)
 		}
 		readBack = opts.NewPassphrase
-	} else if data, err = os.ReadFile(src); err != nil {
+	} else if data, err = kd.ExportPEM(rootKeyName); err != nil {
 		return false, fmt.Errorf("ca: %w", err)
 	}
 	defer clear(data)
@@ -668,7 +746,7 @@ func ExportRootKey(dir, out string, opts ExportRootKeyOptions) (encrypted bool, 
 		return false, fmt.Errorf("ca: the copy in %s did not read back (%w); it was removed and %s left in place", out, err, src)
 	}
 	if opts.Remove {
-		if err := keys.RemoveFile(src); err != nil {
+		if err := kd.Remove(rootKeyName); err != nil {
 			return encrypted, fmt.Errorf("ca: the root key was copied to %s but not removed: %w", out, err)
 		}
 	}

@@ -112,7 +112,8 @@ func run(t testing.TB, o runOpts, name string, args ...string) result {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = o.dir
-	cmd.Env = append(os.Environ(), o.env...)
+	// A command on a server's --data-dir finds its --store too.
+	cmd.Env = append(append(os.Environ(), storeEnv(args)...), o.env...)
 	cmd.WaitDelay = 5 * time.Second
 	if o.stdin != "" {
 		cmd.Stdin = strings.NewReader(o.stdin)
@@ -254,8 +255,10 @@ type Server struct {
 	URL     string // http://127.0.0.1:PORT/scep
 	// Challenge is the static challenge passed with --challenge ("" when none).
 	Challenge string
-	p         *proc
-	stopOnce  sync.Once
+	// Store is the --store URL of a server on PostgreSQL ("" on SQLite).
+	Store    string
+	p        *proc
+	stopOnce sync.Once
 }
 
 // Output is everything the server printed so far.
@@ -278,6 +281,10 @@ type serverOpts struct {
 	challenge string   // --challenge; "" for none
 	args      []string // extra serve flags
 	dataDir   string   // reuse this data directory ("" for a fresh one)
+	// store is the --store URL; "" for the data directory's, which is a
+	// fresh PostgreSQL database when the test runs on PostgreSQL
+	// (postgres_test.go: serverStore).
+	store string
 }
 
 // startServer starts `scepter serve` on a free 127.0.0.1 port in a fresh data
@@ -290,6 +297,7 @@ func startServer(t *testing.T, o serverOpts) *Server {
 	if dataDir == "" {
 		dataDir = filepath.Join(t.TempDir(), "data")
 	}
+	store := serverStore(t, o, dataDir)
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		port := freePort(t)
@@ -300,9 +308,12 @@ func startServer(t *testing.T, o serverOpts) *Server {
 		if o.challenge != "" {
 			args = append(args, "--challenge", o.challenge)
 		}
+		if store != "" {
+			args = append(args, "--store", store)
+		}
 		args = append(args, o.args...)
 		p := startProc(t, "", nil, b, args...)
-		s := &Server{t: t, Bin: b, DataDir: dataDir, Addr: addr, Base: "http://" + addr, URL: "http://" + addr + "/scep", Challenge: o.challenge, p: p}
+		s := &Server{t: t, Bin: b, DataDir: dataDir, Addr: addr, Base: "http://" + addr, URL: "http://" + addr + "/scep", Challenge: o.challenge, Store: store, p: p}
 		err := waitHTTP200(p, s.URL+"?operation=GetCACaps", readyTimeout)
 		if err == nil {
 			// The banner is written before serving, but it reaches our

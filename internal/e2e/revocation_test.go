@@ -199,7 +199,7 @@ func TestRevocationEndToEnd(t *testing.T) {
 	list := e.cli(t, "audit", "list", "--serial", serialA)
 	expectContains(t, "audit list --serial", list.stdout, "certificate.revoked", "certificate.issued", "cli:")
 	e.Stop()
-	id := tamperAudit(t, filepath.Join(e.DataDir, "scepter.db"), serialA)
+	id := tamperAuditOf(t, e.DataDir, serialA)
 	r = e.cli(t, "audit", "verify")
 	out := expectFailed(t, r, "audit verify after an edit")
 	expectContains(t, "audit verify after an edit", r.stdout+out, fmt.Sprintf("record %d", id), "edited")

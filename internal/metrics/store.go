@@ -291,6 +291,21 @@ func (s *countingStore) Dashboard(ctx context.Context, now time.Time, days int) 
 	return v, s.count("Dashboard", err)
 }
 
+func (s *countingStore) CAGenerations(ctx context.Context) ([]store.CAGeneration, error) {
+	v, err := s.Store.CAGenerations(ctx)
+	return v, s.count("CAGenerations", err)
+}
+
+func (s *countingStore) PublishCAGeneration(ctx context.Context, g store.CAGeneration, ev pki.AuditEvent) (bool, error) {
+	v, err := s.Store.PublishCAGeneration(ctx, g, ev)
+	return v, s.count("PublishCAGeneration", err)
+}
+
+func (s *countingStore) PromoteCAGeneration(ctx context.Context, issuerID string, at time.Time, ev pki.AuditEvent) (bool, error) {
+	v, err := s.Store.PromoteCAGeneration(ctx, issuerID, at, ev)
+	return v, s.count("PromoteCAGeneration", err)
+}
+
 func (s *countingStore) Ping(ctx context.Context) error {
 	return s.count("Ping", s.Store.Ping(ctx))
 }

@@ -46,6 +46,18 @@ type Delegates struct {
 	mu      sync.RWMutex
 	signers map[string]Signer
 	refresh sync.Mutex // one Refresh at a time
+
+	// keys holds the responder keys (see WithKeys); key files in dir by
+	// default.
+	keys keys.Source
+}
+
+// WithKeys keeps the responder keys in src (ca.Authority.ResponderKeys:
+// key files, or keys in the CA's PKCS#11 token) instead of key files in
+// the directory. Call it before the first Refresh.
+func (d *Delegates) WithKeys(src keys.Source) *Delegates {
+	d.keys = src
+	return d
 }
 
 // NewDelegates loads nothing yet: call Refresh at start and periodically.
@@ -56,7 +68,8 @@ func NewDelegates(dir string, issuers Issuers, certs CertIssuer, clock pki.Clock
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Delegates{dir: dir, issuers: issuers, certs: certs, clock: clock, log: log, validity: validity, signers: map[string]Signer{}}
+	return &Delegates{dir: dir, issuers: issuers, certs: certs, clock: clock, log: log, validity: validity, signers: map[string]Signer{},
+		keys: keys.Files(dir)}
 }
 
 // Signer returns an issuer's delegated responder (SignerFor).
@@ -120,38 +133,82 @@ func (d *Delegates) usable(s Signer, issuer *ca.Issuer, now time.Time) bool {
 		!now.Before(c.NotBefore) && now.Before(renewAt(c)) && samePublicKey(s.Key.Public(), c.PublicKey)
 }
 
-func (d *Delegates) paths(issuer *ca.Issuer) (keyFile, certFile string) {
-	base := filepath.Join(d.dir, issuer.ID[:32])
-	return base + ".key", base + ".crt"
+// names are the two key names of an issuer's delegate, used in turn: a new
+// key never replaces the one in use (which may be signing at that moment,
+// and in a token could not be used once destroyed), only the one before
+// it. The first is ID[:32], whose key file is ID[:32].key as before.
+func (d *Delegates) names(issuer *ca.Issuer) [2]string {
+	base := issuer.ID[:32]
+	return [2]string{base, base + "-b"}
+}
+
+func (d *Delegates) certPath(issuer *ca.Issuer) string {
+	return filepath.Join(d.dir, issuer.ID[:32]+".crt")
 }
 
 func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time.Time) (Signer, bool, error) {
-	keyFile, certFile := d.paths(issuer)
-	key, kerr := keys.LoadKeyFile(keyFile)
-	certs, cerr := keys.LoadCertFile(certFile)
-	if kerr == nil && cerr == nil && len(certs) > 0 {
-		s := Signer{Cert: certs[0], Key: key, IncludeCert: true}
-		if d.usable(s, issuer, now) {
-			return s, false, nil
+	certFile := d.certPath(issuer)
+	names := d.names(issuer)
+	inUse := -1
+	if certs, err := keys.LoadCertFile(certFile); err == nil && len(certs) > 0 {
+		for i, n := range names {
+			key, err := d.keys.Open(n)
+			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					d.log.Warn("an OCSP responder key cannot be used; making a new one", "key", d.keys.Where(n), "err", err)
+				}
+				continue
+			}
+			if samePublicKey(key.Public(), certs[0].PublicKey) {
+				s := Signer{Cert: certs[0], Key: key, IncludeCert: true}
+				if d.usable(s, issuer, now) {
+					return s, false, nil
+				}
+				inUse = i
+				break
+			}
 		}
-	} else if kerr != nil && !errors.Is(kerr, fs.ErrNotExist) {
-		d.log.Warn("the OCSP responder key on disk cannot be used; making a new one", "file", keyFile, "err", kerr)
+	}
+	// The key the server signs with now, if any, is kept too.
+	d.mu.RLock()
+	cur, ok := d.signers[issuer.ID]
+	d.mu.RUnlock()
+	if ok && cur.Key != nil {
+		for i, n := range names {
+			if k, err := d.keys.Open(n); err == nil && samePublicKey(k.Public(), cur.Key.Public()) {
+				inUse = i
+			}
+		}
+	}
+	name := names[0]
+	if inUse == 0 {
+		name = names[1]
+	}
+	if has, err := d.keys.Has(name); err != nil {
+		return Signer{}, false, fmt.Errorf("ocsp: responder key: %w", err)
+	} else if has {
+		var err error
+		if x, ok := d.keys.(interface{ Destroy(string) error }); ok {
+			err = x.Destroy(name)
+		} else {
+			err = d.keys.Remove(name)
+		}
+		if err != nil {
+			return Signer{}, false, fmt.Errorf("ocsp: replacing the responder key: %w", err)
+		}
 	}
 	keyType := keys.P256
 	if _, isRSA := issuer.Cert.PublicKey.(*rsa.PublicKey); isRSA {
 		keyType = keys.RSA2048 // for relying parties that know only RSA, like their CA
 	}
-	key, err := keys.Generate(keyType)
+	// The key is made first: a certificate on disk always has its key.
+	key, err := d.keys.Create(name, keyType)
 	if err != nil {
 		return Signer{}, false, fmt.Errorf("ocsp: responder key: %w", err)
 	}
 	cert, err := d.certs.IssueResponderCertificate(ctx, issuer.ID, key.Public(), d.validity)
 	if err != nil {
 		return Signer{}, false, fmt.Errorf("ocsp: responder certificate for %q: %w", issuer.Cert.Subject, err)
-	}
-	// The key is written first: a certificate on disk always has its key.
-	if err := keys.WriteKeyFile(keyFile, key); err != nil {
-		return Signer{}, false, err
 	}
 	if err := keys.WriteCertFile(certFile, cert); err != nil {
 		return Signer{}, false, err

@@ -35,7 +35,16 @@ const (
 	EConflict Code = "conflict"
 	// EInternal: our fault; never carries details to the client.
 	EInternal Code = "internal"
+	// EUnavailable: a dependency (the store) cannot be reached for now;
+	// the same request may succeed later. HTTP 503 with Retry-After, never
+	// a SCEP FAILURE (a device takes that as final).
+	EUnavailable Code = "unavailable"
 )
+
+// ErrUnavailable marks an error that means "cannot be reached for now" (a
+// database down or restarting). Stores wrap it; ErrorCode reports it as
+// EUnavailable however the error was wrapped on the way.
+var ErrUnavailable = errors.New("temporarily unavailable")
 
 // Error is the one error type that crosses from the service to a protocol
 // handler. Message is safe to show to a client; Err is internal and only logged.
@@ -67,8 +76,11 @@ func Wrap(code Code, err error, message string) *Error {
 // ErrorCode returns the Code of err, or EInternal for plain Go errors.
 func ErrorCode(err error) Code {
 	var e *Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) && e.Code != EInternal {
 		return e.Code
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return EUnavailable
 	}
 	return EInternal
 }
@@ -80,5 +92,12 @@ func ErrorMessage(err error) string {
 	if errors.As(err, &e) && e.Code != EInternal {
 		return e.Message
 	}
+	if ErrorCode(err) == EUnavailable {
+		return "temporarily unavailable, try again later"
+	}
 	return "internal error"
 }
+
+// RetryAfterSeconds is the Retry-After the protocol edges send with a 503
+// for EUnavailable: long enough for a database restart or failover.
+const RetryAfterSeconds = 5

@@ -184,6 +184,12 @@ const (
 	// configuration (never a secret).
 	EventServerStarted = "server.started"
 	EventCARollover    = "ca.rollover"
+	// EventCAPublished: a node recorded a CA generation in the shared
+	// store (the first start, or a rollover made on that node).
+	EventCAPublished = "ca.published"
+	// EventCAPromoted: the next issuing CA became current at its switch
+	// time; recorded once, by one node, for all of them.
+	EventCAPromoted = "ca.promoted"
 	// EventCARootKeyExported: the root key was copied off the server
 	// (and perhaps removed from it).
 	EventCARootKeyExported = "ca.root_key_exported"

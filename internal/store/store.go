@@ -15,6 +15,10 @@ import (
 var (
 	// ErrNotFound: no such record.
 	ErrNotFound = errors.New("store: not found")
+	// ErrUnavailable: the store cannot be reached for now (the database is
+	// down, restarting or unreachable); the operation may succeed later.
+	// It is pki.ErrUnavailable, so the protocol edges answer 503.
+	ErrUnavailable = pki.ErrUnavailable
 	// ErrConflict: a uniqueness rule was hit (serial taken, nonce seen).
 	ErrConflict = errors.New("store: conflict")
 	// ErrChallengeUnusable: the one-time challenge is unknown, expired or
@@ -362,10 +366,56 @@ type Store interface {
 	// of the chart (today included).
 	Dashboard(ctx context.Context, now time.Time, days int) (Dashboard, error)
 
+	// The CA shared by every node on this store: its generations
+	// (issuing CA and RA certificates) and when each becomes current.
+
+	// CAGenerations returns every recorded generation, oldest switch time
+	// first (the first generation has a zero SwitchAt).
+	CAGenerations(ctx context.Context) ([]CAGeneration, error)
+	// PublishCAGeneration records g and appends ev in the same
+	// transaction. A generation recorded already (same IssuerID and the
+	// same issuing CA certificate) is left as it is and reported with
+	// inserted false. ErrConflict when the IssuerID is recorded with
+	// another certificate or switch time, or g's RootFingerprint differs
+	// from a recorded generation's: the caller's CA is not this store's.
+	PublishCAGeneration(ctx context.Context, g CAGeneration, ev pki.AuditEvent) (inserted bool, err error)
+	// PromoteCAGeneration records, once, that the generation issuerID
+	// became current at its switch time: it sets PromotedAt to at and
+	// appends ev in the same transaction when the generation's SwitchAt
+	// is at or before at and it was not promoted yet. Of nodes racing,
+	// exactly one gets promoted true. ErrNotFound for an unknown ID.
+	PromoteCAGeneration(ctx context.Context, issuerID string, at time.Time, ev pki.AuditEvent) (promoted bool, err error)
+
 	// Ping reports whether the store answers, with a cheap read (readiness
 	// probes): nil when it does.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// CAGeneration is one issuing CA of the CA every node on a store shares:
+// the store holds the certificates and the schedule, never a key (keys
+// are in each node's data directory or in a shared HSM).
+type CAGeneration struct {
+	// IssuerID is the issuing CA's ID (ca.Issuer.ID, the SHA-256 of its
+	// public key, hex).
+	IssuerID string
+	// RootFingerprint is "sha256:…" of the root it chains to.
+	RootFingerprint string
+	// IssuerDER is the issuing CA certificate.
+	IssuerDER []byte
+	// RADER is the RA certificate that went with it when it was
+	// published (empty when the CA acts as its own RA). Informational:
+	// nodes may renew their RA certificate on their own.
+	RADER []byte
+	// SwitchAt is when the generation becomes current; zero for the first.
+	SwitchAt time.Time
+	// PublishedAt and PublishedBy say when and by which node it was
+	// recorded.
+	PublishedAt time.Time
+	PublishedBy string
+	// PromotedAt is when a node recorded the switch (zero: not yet, or
+	// the first generation).
+	PromotedAt time.Time
 }
 
 // NotificationStatus is the state of one expiry notification.

@@ -463,6 +463,8 @@ func statusFor(err error) (int, string) {
 		return http.StatusConflict, pki.ErrorMessage(err)
 	case pki.EInternal:
 		return http.StatusInternalServerError, "internal error"
+	case pki.EUnavailable:
+		return http.StatusServiceUnavailable, pki.ErrorMessage(err)
 	}
 	// EBadRequest, EBadAlg, EBadTime: refused by policy.
 	return http.StatusForbidden, pki.ErrorMessage(err)
@@ -481,6 +483,9 @@ func (h *Handler) fail(c *call, err error) {
 		}
 		_ = h.svc.RecordRefusal(c.r.Context(), enroll.Refusal{Protocol: pki.ProtocolEST, Operation: c.op, RemoteAddr: c.r.RemoteAddr,
 			Profile: c.profile, Err: &pki.Error{Code: code, Message: msg}})
+	}
+	if status == http.StatusServiceUnavailable && c.w.Header().Get("Retry-After") == "" {
+		c.w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfterSeconds))
 	}
 	if status == http.StatusUnauthorized {
 		c.w.Header().Set("WWW-Authenticate", `Basic realm="`+h.opts.Realm+`", charset="UTF-8"`)

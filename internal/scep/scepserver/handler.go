@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -268,6 +269,13 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request, profile s
 	reply, err := h.handle(r.Context(), &request{msg: msg, remote: r.RemoteAddr, profile: profile})
 	if err != nil {
 		h.log.Error("scep: cannot answer", "remote", r.RemoteAddr, "transaction_id", msg.TransactionID, "err", err)
+		if pki.ErrorCode(err) == pki.EUnavailable {
+			// Not a FAILURE, which a device takes as final: it sends the
+			// same request again later, and nothing was issued.
+			w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfterSeconds))
+			httpError(w, http.StatusServiceUnavailable, pki.ErrorMessage(err))
+			return
+		}
 		httpError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
@@ -364,7 +372,7 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 // puts it in the audit trail unless the service did already.
 func (h *Handler) fail(ctx context.Context, req *request, err error) ([]byte, error) {
 	code := pki.ErrorCode(err)
-	if code == pki.EInternal {
+	if code == pki.EInternal || code == pki.EUnavailable {
 		return nil, err
 	}
 	fi := scep.FailInfoFor(code)

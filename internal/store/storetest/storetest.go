@@ -95,6 +95,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"Notifications", testNotifications},
 		{"Ping", testPing},
+		{"CAGenerations", testCAGenerations},
+		{"CAPromotion", testCAPromotion},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/bench"
+	"github.com/scepter/scepter/internal/keys"
+)
+
+// benchFlags are the flags of `scepter bench`.
+type benchFlags struct {
+	urls, pids                      stringList
+	protocol, profile, keyType      string
+	concurrency, count, pool        int
+	duration, timeout               time.Duration
+	challenge, challengeFile        string
+	estUser, estPassword, estPWFile string
+	fingerprint, cacert             string
+	asJSON, quiet, allowFailures    bool
+	serialsOut                      string
+}
+
+func cmdBench(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "bench", "bench --url URL [--url URL2 ...] --challenge X [--protocol scep|est] [--concurrency N] [--count N | --duration D] [flags]")
+	var f benchFlags
+	fs.Var(&f.urls, "url", "server URL (repeatable, or comma-separated; enrollments go round-robin): SCEP http://HOST:8080/scep, EST https://HOST:8443")
+	fs.StringVar(&f.protocol, "protocol", "scep", "scep (PKCSReq) or est (simpleenroll)")
+	fs.IntVar(&f.concurrency, "concurrency", 1, "concurrent clients, each with its own kept-alive connections")
+	fs.IntVar(&f.count, "count", 0, fmt.Sprintf("enrollments to make (default %d when --duration is not given either)", bench.DefaultCount))
+	fs.DurationVar(&f.duration, "duration", 0, "stop after this long (with --count: at whichever comes first)")
+	fs.StringVar(&f.challenge, "challenge", "", "challenge password (SCEP; for EST the HTTP Basic password when no --est-user)")
+	fs.StringVar(&f.challengeFile, "challenge-file", "", "file holding the challenge password")
+	fs.StringVar(&f.estUser, "est-user", "", "EST: HTTP Basic user")
+	fs.StringVar(&f.estPassword, "est-password", "", "EST: HTTP Basic password (prefer --est-password-file or SCEPTER_EST_PASSWORD)")
+	fs.StringVar(&f.estPWFile, "est-password-file", "", "EST: file holding the HTTP Basic password")
+	fs.StringVar(&f.profile, "profile", "", "profile: appended to each URL (/scep/PROFILE, /.well-known/est/PROFILE)")
+	fs.StringVar(&f.keyType, "key-type", keys.RSA2048, "client key type: "+strings.Join(keys.KeyTypes, ", "))
+	fs.IntVar(&f.pool, "pool", 0, "client keys made before the clock starts (default: --count, at most 1000); fewer keys than enrollments are reused, each with CSRs of their own")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "time limit of each enrollment")
+	fs.StringVar(&f.fingerprint, "ca-fingerprint", "", "trust the CA whose SHA-256 is this (sha256:HEX), as sent by GetCACert or /cacerts")
+	fs.StringVar(&f.cacert, "cacert", "", "PEM file of the CA(s) to trust (EST: the server's TLS certificate must chain to them)")
+	fs.Var(&f.pids, "server-pid", "server PID (repeatable, one per node): report its CPU time per enrollment and peak RSS")
+	fs.BoolVar(&f.asJSON, "json", false, "print the summary as JSON on stdout (the text summary goes to stderr unless --quiet)")
+	fs.StringVar(&f.serialsOut, "serials-out", "", "write a line per certificate received: SERIAL-HEX ISSUER-ID URL")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines")
+	fs.BoolVar(&f.allowFailures, "allow-failures", false, "exit 0 despite failed enrollments (never despite a bad certificate or a duplicate serial)")
+	if err := parseFlags(fs, e, args, 0, nil); err != nil {
+		return err
+	}
+	o, err := f.options(e)
+	if err != nil {
+		return err
+	}
+	var serials *os.File
+	if f.serialsOut != "" {
+		if serials, err = os.Create(f.serialsOut); err != nil {
+			return err
+		}
+		defer serials.Close()
+		o.SerialsOut = serials
+	}
+	res, err := bench.Run(ctx, o)
+	if res == nil {
+		return err
+	}
+	if serials != nil {
+		if cerr := serials.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("--serials-out: %w", cerr)
+		}
+	}
+	if f.asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(res); jerr != nil {
+			return jerr
+		}
+		if !f.quiet {
+			printBenchSummary(e.stderr, res)
+		}
+	} else {
+		printBenchSummary(e.stdout, res)
+	}
+	if err != nil {
+		return err
+	}
+	if xerr := res.ExitError(f.allowFailures); xerr != nil {
+		return fmt.Errorf("bench: %w", xerr)
+	}
+	return nil
+}
+
+// options turns the flags into bench.Options.
+func (f *benchFlags) options(e env) (bench.Options, error) {
+	o := bench.Options{URLs: f.urls, Protocol: strings.ToLower(f.protocol), Profile: f.profile, Concurrency: f.concurrency,
+		Count: f.count, Duration: f.duration, KeyType: f.keyType, Pool: f.pool, Timeout: f.timeout,
+		CAFingerprint: f.fingerprint, ESTUser: f.estUser, ESTPassword: f.estPassword}
+	if len(f.urls) == 0 {
+		return o, usageError{"--url is required"}
+	}
+	if o.Protocol != bench.SCEP && o.Protocol != bench.EST {
+		return o, usageError{fmt.Sprintf("--protocol %q: want scep or est", f.protocol)}
+	}
+	if f.concurrency < 1 || f.count < 0 || f.duration < 0 || f.pool < 0 || f.timeout <= 0 {
+		return o, usageError{"--concurrency and --timeout must be positive, --count, --duration and --pool not negative"}
+	}
+	if !keys.ValidKeyType(f.keyType) {
+		return o, usageError{fmt.Sprintf("--key-type %q: want one of %s", f.keyType, strings.Join(keys.KeyTypes, ", "))}
+	}
+	if f.cacert != "" && f.fingerprint != "" {
+		return o, usageError{"--cacert and --ca-fingerprint exclude each other"}
+	}
+	o.Challenge = f.challenge
+	if f.challengeFile != "" {
+		b, err := os.ReadFile(f.challengeFile)
+		if err != nil {
+			return o, fmt.Errorf("--challenge-file: %w", err)
+		}
+		o.Challenge = strings.TrimSpace(string(b))
+	}
+	if f.estPWFile != "" {
+		b, err := os.ReadFile(f.estPWFile)
+		if err != nil {
+			return o, fmt.Errorf("--est-password-file: %w", err)
+		}
+		o.ESTPassword = strings.TrimRight(string(b), "\r\n")
+	}
+	if o.ESTPassword != "" && o.ESTUser == "" {
+		return o, usageError{"--est-password needs --est-user"}
+	}
+	switch {
+	case o.Protocol == bench.SCEP && o.Challenge == "":
+		return o, usageError{"--challenge (or --challenge-file, SCEPTER_CHALLENGE) is required for SCEP"}
+	case o.Protocol == bench.EST && o.Challenge == "" && o.ESTUser == "":
+		return o, usageError{"EST needs --est-user and --est-password(-file), or --challenge"}
+	}
+	if f.cacert != "" {
+		certs, err := keys.LoadCertFile(f.cacert)
+		if err != nil {
+			return o, fmt.Errorf("--cacert: %w", err)
+		}
+		o.Roots = x509.NewCertPool()
+		for _, c := range certs {
+			o.Roots.AddCert(c)
+		}
+	}
+	for _, p := range f.pids {
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid <= 0 {
+			return o, usageError{fmt.Sprintf("--server-pid %q is not a process ID", p)}
+		}
+		o.ServerPIDs = append(o.ServerPIDs, pid)
+	}
+	if !f.quiet {
+		o.Progress = e.stderr
+	}
+	return o, nil
+}
+
+// printBenchSummary writes the human-readable summary of a run.
+func printBenchSummary(w io.Writer, r *bench.Result) {
+	fmt.Fprintf(w, "scepter bench: %s, %d URL(s), concurrency %d, %s client keys (pool: %d keys, %d CSRs)\n",
+		r.Protocol, len(r.URLs), r.Concurrency, r.KeyType, r.PoolKeys, r.PoolCSRs)
+	fmt.Fprintf(w, "ok:                %d\n", r.OK)
+	fmt.Fprintf(w, "failed:            %d", r.Failed)
+	if len(r.Failures) > 0 {
+		reasons := make([]string, 0, len(r.Failures))
+		for k := range r.Failures {
+			reasons = append(reasons, k)
+		}
+		sort.Slice(reasons, func(i, j int) bool {
+			if r.Failures[reasons[i]] != r.Failures[reasons[j]] {
+				return r.Failures[reasons[i]] > r.Failures[reasons[j]]
+			}
+			return reasons[i] < reasons[j]
+		})
+		parts := make([]string, len(reasons))
+		for i, k := range reasons {
+			parts[i] = fmt.Sprintf("%s %d", k, r.Failures[k])
+		}
+		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "enrollments/s:     %.1f (%d ok in %.2fs)\n", r.Rate, r.OK, r.ElapsedSeconds)
+	l := r.Latency
+	fmt.Fprintf(w, "latency (ms):      p50 %.1f  p90 %.1f  p99 %.1f  max %.1f  mean %.1f\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
+	fmt.Fprintf(w, "duplicate serials: %d\n", r.Duplicates)
+	if r.BadCerts > 0 {
+		fmt.Fprintf(w, "bad certificates:  %d\n", r.BadCerts)
+	}
+	if len(r.PerURL) > 1 {
+		for _, u := range r.PerURL {
+			fmt.Fprintf(w, "  %s: ok %d, failed %d\n", u.URL, u.OK, u.Failed)
+		}
+	}
+	if s := r.Server; s != nil {
+		var pids []string
+		for _, p := range s.PerPID {
+			if p.Error != "" {
+				pids = append(pids, fmt.Sprintf("%d (unreadable: %s)", p.PID, p.Error))
+			} else {
+				pids = append(pids, strconv.Itoa(p.PID))
+			}
+		}
+		fmt.Fprintf(w, "server CPU:        %.2f ms/enrollment (%.2f s over PID %s)\n", s.CPUMsPerEnroll, s.CPUSeconds, strings.Join(pids, ", "))
+		if s.PeakRSSKB > 0 {
+			fmt.Fprintf(w, "server peak RSS:   %.1f MiB (VmHWM, summed)\n", float64(s.PeakRSSKB)/1024)
+		}
+	}
+	if r.Failures["http:429"] > 0 {
+		fmt.Fprintln(w, "note:              HTTP 429 is a server's per-address rate limit; for a benchmark from one address start scepter serve with --rate-limit 0")
+	}
+	if len(r.FirstErrors) > 0 {
+		fmt.Fprintln(w, "first failures:")
+		for _, m := range r.FirstErrors {
+			fmt.Fprintf(w, "  %s\n", m)
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/scepter/scepter/internal/bench"
+)
+
+func TestBenchUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench"}, "--url is required"},
+		{[]string{"bench", "--url", "http://127.0.0.1:1/scep"}, "--challenge"},
+		{[]string{"bench", "--url", "https://127.0.0.1:1", "--protocol", "est"}, "--est-user"},
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--protocol", "acme"}, "--protocol"},
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--key-type", "dsa"}, "--key-type"},
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--concurrency", "0"}, "--concurrency"},
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--server-pid", "abc"}, "--server-pid"},
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--cacert", "a.pem", "--ca-fingerprint", "sha256:00"}, "exclude"},
+		{[]string{"bench", "--url", "x", "--protocol", "est", "--est-password", "p"}, "--est-user"},
+	} {
+		e, _, _ := testEnv(nil)
+		err := run(context.Background(), e, tc.args)
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v (exit %d), want a usage error naming %q", tc.args, err, exitCode(err), tc.want)
+		}
+	}
+}
+
+func TestBenchOptions(t *testing.T) {
+	f := benchFlags{urls: stringList{"http://a/scep", "http://b/scep"}, pids: stringList{"12", "34"}, protocol: "SCEP",
+		concurrency: 8, count: 500, keyType: "p256", timeout: 1, quiet: true}
+	e, _, _ := testEnv(map[string]string{})
+	f.challenge = "secret"
+	o, err := f.options(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.URLs) != 2 || o.Protocol != "scep" || len(o.ServerPIDs) != 2 || o.ServerPIDs[1] != 34 || o.Progress != nil || o.Challenge != "secret" {
+		t.Errorf("options %+v", o)
+	}
+	var l stringList
+	l.Set("http://a/scep, http://b/scep")
+	l.Set("http://c/scep")
+	if len(l) != 3 {
+		t.Errorf("--url a,b --url c gave %v", l)
+	}
+}
+
+func TestBenchSummary(t *testing.T) {
+	r := &bench.Result{Protocol: "scep", URLs: []string{"u1", "u2"}, Concurrency: 8, KeyType: "rsa2048", PoolKeys: 500, PoolCSRs: 500,
+		OK: 498, Failed: 2, Failures: map[string]int{"timeout": 1, "failInfo:badRequest": 1}, FirstErrors: []string{"u2: timeout: slow"},
+		Rate: 140.2, ElapsedSeconds: 3.55, Latency: bench.Latency{P50: 50, P90: 70, P99: 90, Max: 120, Mean: 55},
+		PerURL: []bench.URLStats{{URL: "u1", OK: 249, Failed: 1}, {URL: "u2", OK: 249, Failed: 1}},
+		Server: &bench.ServerUsage{CPUSeconds: 3.2, CPUMsPerEnroll: 6.43, PeakRSSKB: 81920, PerPID: []bench.PIDUsage{{PID: 42}, {PID: 43, Error: "gone"}}},
+	}
+	var b bytes.Buffer
+	printBenchSummary(&b, r)
+	for _, want := range []string{"ok:                498", "failed:            2 (failInfo:badRequest 1, timeout 1)", "enrollments/s:     140.2",
+		"p50 50.0  p90 70.0  p99 90.0  max 120.0", "duplicate serials: 0", "u2: ok 249, failed 1", "6.43 ms/enrollment", "43 (unreadable: gone)",
+		"80.0 MiB", "u2: timeout: slow"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// scepter ca export-keys / import-keys: the CA's key material and
+// certificates from one node's data directory to another's, in one file
+// encrypted with a passphrase (argon2id, AES-256-GCM; see keys.SealPEM).
+
+// keysPassphraseEnv holds the passphrase of a key export when no
+// --passphrase-file is given.
+const keysPassphraseEnv = "SCEPTER_KEYS_PASSPHRASE"
+
+// keyExportPEMType is the PEM block type of an export file.
+const keyExportPEMType = "SCEPTER CA KEYS"
+
+// Audit event types of the key transfer.
+const (
+	eventCAKeysExported = "ca.keys_exported"
+	eventCAKeysImported = "ca.keys_imported"
+)
+
+// minKeysPassphrase is the shortest passphrase an export accepts: the file
+// may travel, and argon2id only slows guessing down.
+const minKeysPassphrase = 12
+
+// responderDir is the directory of the data directory that holds the OCSP
+// responders' keys and certificates (see serve_revocation.go).
+const responderDir = "ocsp"
+
+const caExportKeysUsage = "ca export-keys --out FILE [--include-root] [--passphrase-file F] [--data-dir DIR]"
+const caImportKeysUsage = "ca import-keys --in FILE [--passphrase-file F] [--data-dir DIR]"
+
+// keysPassphrase reads the passphrase of a key export: the first line of
+// file, or $SCEPTER_KEYS_PASSPHRASE.
+func keysPassphrase(e env, file string) ([]byte, error) {
+	if file != "" {
+		p, err := keys.ReadPassphraseFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--passphrase-file: %w", err)
+		}
+		return p, nil
+	}
+	if v, ok := e.lookupEnv(keysPassphraseEnv); ok && v != "" {
+		return []byte(v), nil
+	}
+	return nil, usageError{"the export is encrypted with a passphrase: give --passphrase-file FILE (its first line) or set " + keysPassphraseEnv}
+}
+
+func cmdCAExportKeys(ctx context.Context, e env, args []string) error {
+	var sf storeFlags
+	var out, passFile string
+	var includeRoot bool
+	fs := newFlagSet(e, "ca export-keys", caExportKeysUsage)
+	sf.register(fs)
+	fs.StringVar(&out, "out", "", "file to write (mode 0600; an existing file is refused)")
+	fs.BoolVar(&includeRoot, "include-root", false, "also take DATA_DIR/ca/root.key (as it is, encrypted or not); by default the root key stays where it is")
+	fs.StringVar(&passFile, "passphrase-file", "", "encrypt with the first line of this file (at least "+strconv.Itoa(minKeysPassphrase)+" characters; or "+keysPassphraseEnv+")")
+	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
+		return err
+	}
+	if out == "" {
+		return usageError{"--out is required: scepter " + caExportKeysUsage}
+	}
+	pass, err := keysPassphrase(e, passFile)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	if len(pass) < minKeysPassphrase {
+		return usageError{fmt.Sprintf("the passphrase has %d characters; an export of CA keys needs at least %d", len(pass), minKeysPassphrase)}
+	}
+	x, err := ca.ExportKeys(sf.dataDir, ca.ExportKeysOptions{IncludeRoot: includeRoot, ExtraDirs: []string{responderDir}})
+	switch {
+	case errors.Is(err, ca.ErrNoCA):
+		return fmt.Errorf("%w: pass the --data-dir of the node whose keys to export", err)
+	case errors.Is(err, keys.ErrNotExportable):
+		return fmt.Errorf("%w\nThe CA's keys are in a PKCS#11 token and never leave it. Other nodes use the same token: give them the same --pkcs11-… flags and a copy of %s (certificates and .pkcs11 reference files; no key material besides root.key, which you may leave out). See docs/hsm.md",
+			err, filepath.Join(sf.dataDir, "ca"))
+	case err != nil:
+		return err
+	}
+	defer x.Clear()
+	plain, err := x.Marshal()
+	if err != nil {
+		return err
+	}
+	defer clear(plain)
+	sealed, err := keys.SealPEM(rand.Reader, keyExportPEMType, plain, pass, map[string]string{
+		"Root": x.Root, "Format": ca.KeyExportFormat, "Keys": strconv.Itoa(len(x.Keys())), "Files": strconv.Itoa(len(x.Files))})
+	if err != nil {
+		return err
+	}
+	if err := keys.WriteNewFile(out, sealed, 0o600); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	// Read back: an export that cannot be opened is no export.
+	if back, _, err := keys.OpenPEM(sealed, keyExportPEMType, pass); err != nil {
+		os.Remove(out)
+		return fmt.Errorf("the export did not read back (%w); %s was removed", err, out)
+	} else {
+		clear(back)
+	}
+	detail := fmt.Sprintf("keys of root %s exported to %s: %d files, keys %v", x.Root, out, len(x.Files), x.Keys())
+	auditCLI(ctx, e, &sf, pki.AuditEvent{Type: eventCAKeysExported, Detail: detail})
+
+	w := e.stdout
+	fmt.Fprintf(w, "Exported the keys and certificates of the CA %s to %s (encrypted, mode 0600):\n", x.Root, out)
+	for _, k := range x.Keys() {
+		fmt.Fprintf(w, "  %s\n", k)
+	}
+	if !includeRoot {
+		fmt.Fprintln(w, "The root key is not in it (--include-root takes it).")
+	}
+	fmt.Fprintf(w, "On the other node: scepter ca import-keys --data-dir DIR --in %s\n", filepath.Base(out))
+	if within(out, sf.dataDir) {
+		fmt.Fprintf(e.stderr, "%s is inside the data directory %s: move it off this server once copied.\n", out, sf.dataDir)
+	}
+	return nil
+}
+
+func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
+	var sf storeFlags
+	var in, passFile string
+	fs := newFlagSet(e, "ca import-keys", caImportKeysUsage)
+	sf.register(fs)
+	fs.StringVar(&in, "in", "", "file written by 'scepter ca export-keys'")
+	fs.StringVar(&passFile, "passphrase-file", "", "its passphrase, the first line of this file (or "+keysPassphraseEnv+")")
+	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
+		return err
+	}
+	if in == "" {
+		return usageError{"--in is required: scepter " + caImportKeysUsage}
+	}
+	pass, err := keysPassphrase(e, passFile)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	sealed, err := os.ReadFile(in)
+	if err != nil {
+		return fmt.Errorf("--in: %w", err)
+	}
+	plain, headers, err := keys.OpenPEM(sealed, keyExportPEMType, pass)
+	if errors.Is(err, keys.ErrWrongPassphrase) {
+		return fmt.Errorf("%s: wrong passphrase, or the file was altered: %w", in, err)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	defer clear(plain)
+	x, err := ca.ParseKeyExport(plain)
+	if err != nil {
+		return err
+	}
+	defer x.Clear()
+	if headers["Root"] != x.Root {
+		return fmt.Errorf("%s: its header names the root %s, its content %s", in, headers["Root"], x.Root)
+	}
+	res, err := ca.ImportKeys(sf.dataDir, x)
+	if errors.Is(err, ca.ErrDifferentCA) {
+		return fmt.Errorf("%w (nothing was imported)", err)
+	}
+	if err != nil {
+		return err
+	}
+	if len(res.Written) > 0 {
+		detail := fmt.Sprintf("keys of root %s imported from %s: %d files written, %d already there", x.Root, in, len(res.Written), len(res.Unchanged))
+		auditCLI(ctx, e, &sf, pki.AuditEvent{Type: eventCAKeysImported, Detail: detail})
+	}
+
+	w := e.stdout
+	if len(res.Written) == 0 {
+		fmt.Fprintf(w, "Nothing to do: %s already holds every file of the export of CA %s.\n", sf.dataDir, x.Root)
+		return nil
+	}
+	fmt.Fprintf(w, "Imported the CA %s into %s: %d files written, %d already there.\n", x.Root, sf.dataDir, len(res.Written), len(res.Unchanged))
+	fmt.Fprintf(w, "A server running on %s picks the CA's next generation up on its next reload (--ca-reload-interval); otherwise start it: scepter serve --data-dir %s\n", sf.dataDir, sf.dataDir)
+	return nil
+}
+
+// auditCLI appends an event to the store of the data directory, when there
+// is one (an import goes into a node that may have none yet); a store that
+// cannot be opened is said on stderr, and the command goes on.
+func auditCLI(ctx context.Context, e env, sf *storeFlags, ev pki.AuditEvent) {
+	st, err := sf.openExistingStore(ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "not recorded in the audit trail: %v\n", err)
+		return
+	}
+	defer st.Close()
+	ev.Time, ev.Actor, ev.Outcome = pki.SystemClock{}.Now(), cliActor(), "success"
+	if err := st.AppendAudit(ctx, ev); err != nil {
+		fmt.Fprintf(e.stderr, "not recorded in the audit trail: %v\n", err)
+	}
+}

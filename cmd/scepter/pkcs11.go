@@ -1,0 +1,88 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/scepter/scepter/internal/keys"
+)
+
+// pkcs11Flags select the PKCS#11 token that holds the CA's issuing CA, RA
+// and OCSP responder keys (docs/hsm.md). Like every flag they can be given
+// as SCEPTER_PKCS11_… in the environment or pkcs11_… in the config file.
+type pkcs11Flags struct {
+	uri       string
+	module    string
+	token     string
+	pinFile   string
+	keyPrefix string
+}
+
+func (p *pkcs11Flags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.uri, "pkcs11-uri", "", "PKCS#11 token of the CA keys as an RFC 7512 URI, e.g. 'pkcs11:token=ca;object=scepter?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/scepter/pin' (or the --pkcs11-module, --pkcs11-token, --pkcs11-pin-file flags)")
+	fs.StringVar(&p.module, "pkcs11-module", "", "PKCS#11 module (shared library) of the HSM holding the CA, RA and OCSP keys; see docs/hsm.md")
+	fs.StringVar(&p.token, "pkcs11-token", "", "label of the PKCS#11 token holding the CA keys")
+	fs.StringVar(&p.pinFile, "pkcs11-pin-file", "", "file whose first line is the token's user PIN (never give a PIN on the command line)")
+	fs.StringVar(&p.keyPrefix, "pkcs11-key-prefix", "", "first part of the labels of scepter's keys in the token (default \"scepter\": scepter-issuing, scepter-ra, …), for several CAs in one token")
+}
+
+// given reports whether any PKCS#11 flag is set.
+func (p *pkcs11Flags) given() bool {
+	return p.uri != "" || p.module != "" || p.token != "" || p.pinFile != "" || p.keyPrefix != ""
+}
+
+// config merges the URI and the separate flags; a setting given both ways
+// must agree.
+func (p *pkcs11Flags) config() (keys.PKCS11Config, error) {
+	var c keys.PKCS11Config
+	if p.uri != "" {
+		var err error
+		if c, err = keys.ParsePKCS11URI(p.uri); err != nil {
+			return c, usageError{"--pkcs11-uri: " + err.Error()}
+		}
+	}
+	for _, f := range []struct {
+		name, flag string
+		dst        *string
+	}{
+		{"pkcs11-module", p.module, &c.Module},
+		{"pkcs11-token", p.token, &c.TokenLabel},
+		{"pkcs11-pin-file", p.pinFile, &c.PINFile},
+		{"pkcs11-key-prefix", p.keyPrefix, &c.KeyPrefix},
+	} {
+		if f.flag == "" {
+			continue
+		}
+		if *f.dst != "" && *f.dst != f.flag {
+			return c, usageError{fmt.Sprintf("--%s %q and --pkcs11-uri disagree (%q)", f.name, f.flag, *f.dst)}
+		}
+		*f.dst = f.flag
+	}
+	if p.token != "" && (c.TokenSerial != "" || c.Slot != nil) {
+		return c, usageError{"--pkcs11-token and the serial= or slot-id= of --pkcs11-uri both select the token: give one"}
+	}
+	if err := c.Validate(); err != nil {
+		return c, usageError{err.Error()}
+	}
+	return c, nil
+}
+
+// open opens the token; nil, nil when no PKCS#11 flag is given.
+func (p *pkcs11Flags) open() (keys.Token, error) {
+	if !p.given() {
+		return nil, nil
+	}
+	c, err := p.config()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := keys.OpenPKCS11(c)
+	if errors.Is(err, keys.ErrNoPKCS11) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("PKCS#11: %w", err)
+	}
+	return tok, nil
+}

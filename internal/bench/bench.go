@@ -1,0 +1,496 @@
+// Package bench is the engine of `scepter bench`: a load generator for SCEP
+// PKCSReq and EST simpleenroll that does its expensive work (client keys,
+// CSRs, self-signed signer certificates, GetCACert and GetCACaps) before
+// the clock starts, spreads enrollments round-robin across one or more
+// URLs, verifies every certificate it receives (chain, key, serial
+// uniqueness per issuer) and reports throughput, latency, failures by
+// reason and, given the servers' PIDs, their CPU time per enrollment.
+//
+// It talks to any RFC 8894 or RFC 7030 server through internal/client and
+// the wire formats, like any other client.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/scepter/scepter/internal/keys"
+)
+
+// Protocols Run drives.
+const (
+	SCEP = "scep"
+	EST  = "est"
+)
+
+// DefaultCount is the number of enrollments when neither Count nor
+// Duration is given: a run always ends by itself.
+const DefaultCount = 100
+
+// Options configure a run.
+type Options struct {
+	// Protocol is SCEP (default) or EST.
+	Protocol string
+	// URLs are the servers: SCEP URLs (http(s)://HOST/scep) or EST bases
+	// (https://HOST:PORT[/.well-known/est][/LABEL]). Enrollment i goes to
+	// URLs[i % len(URLs)].
+	URLs []string
+	// Profile, when set, is appended to each URL (/scep/PROFILE,
+	// /.well-known/est/PROFILE).
+	Profile string
+	// Concurrency is the number of workers, each with its own kept-alive
+	// connections (default 1).
+	Concurrency int
+	// Count bounds the number of enrollments, Duration the time the clock
+	// runs; the run stops at whichever comes first. Neither: DefaultCount.
+	Count    int
+	Duration time.Duration
+	// Challenge is the SCEP challengePassword; for EST without ESTUser and
+	// ESTPassword it is the HTTP Basic password.
+	Challenge string
+	// ESTUser and ESTPassword are the HTTP Basic credentials for EST.
+	ESTUser, ESTPassword string
+	// KeyType of the client keys (keys.RSA2048 by default).
+	KeyType string
+	// Pool is the number of client keys made before the clock starts
+	// (default: Count, at most 1000). With fewer keys than enrollments keys
+	// are reused, each enrollment still with its own CSR and subject as
+	// long as pre-built CSRs last (see PoolCSRs).
+	Pool int
+	// Timeout bounds each enrollment (default 30 s).
+	Timeout time.Duration
+	// CAFingerprint ("sha256:HEX") must match one of the CA certificates
+	// the server sends; Roots, when set, are the trust anchors: the EST
+	// server's TLS certificate (and a SCEP https URL's) must chain to them,
+	// and for SCEP one of the GetCACert certificates must chain to them.
+	CAFingerprint string
+	Roots         *x509.CertPool
+	// ServerPIDs are the server processes whose CPU time (utime+stime from
+	// /proc/PID/stat) is read before and after the run.
+	ServerPIDs []int
+	// SerialsOut, when set, receives a line per certificate received:
+	// "SERIAL-HEX ISSUER-ID URL" (ISSUER-ID is the hex SHA-256 of the
+	// issuing CA certificate).
+	SerialsOut io.Writer
+	// Progress, when set, receives what the run is doing: pool building,
+	// and a line every ProgressInterval (default 1 s) while the clock runs.
+	Progress         io.Writer
+	ProgressInterval time.Duration
+	// Now is the clock for signingTime, signer certificates and validity
+	// checks; nil means time.Now. Tests against a server with a pinned
+	// clock pass that clock.
+	Now func() time.Time
+	// MaxReasons is how many failure messages are kept verbatim, the first
+	// of each reason (default 5).
+	MaxReasons int
+	// KeepIssued keeps every certificate received in Result.Issued.
+	KeepIssued bool
+}
+
+// Result is what a run measured.
+type Result struct {
+	Protocol    string   `json:"protocol"`
+	URLs        []string `json:"urls"`
+	Concurrency int      `json:"concurrency"`
+	KeyType     string   `json:"key_type"`
+	PoolKeys    int      `json:"pool_keys"`
+	PoolCSRs    int      `json:"pool_csrs"`
+	// Attempted is OK + Failed.
+	Attempted int `json:"attempted"`
+	OK        int `json:"ok"`
+	Failed    int `json:"failed"`
+	// Failures counts failures by reason: "failInfo:badRequest",
+	// "http:503", "timeout", "connection reset", "verify:chain", …
+	Failures map[string]int `json:"failures"`
+	// FirstErrors are the first failure messages of the first few reasons,
+	// verbatim.
+	FirstErrors []string `json:"first_errors"`
+	// BadCerts counts certificates received that failed verification (a
+	// subset of Failed). Duplicates counts certificates whose (issuer,
+	// serial) was seen before in this run (counted in OK too).
+	BadCerts   int `json:"bad_certs"`
+	Duplicates int `json:"duplicate_serials"`
+	// ElapsedSeconds is the clock: from the first request to the end of
+	// the last; Rate is OK per second of it.
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	Rate           float64 `json:"enrollments_per_second"`
+	// Latency of successful enrollments, in milliseconds.
+	Latency Latency `json:"latency_ms"`
+	// PerURL counts outcomes per URL, in the order of Options.URLs.
+	PerURL []URLStats `json:"per_url"`
+	// Server is the servers' resource use, when ServerPIDs were given.
+	Server *ServerUsage `json:"server,omitempty"`
+	// Issued are the certificates received (Options.KeepIssued only).
+	Issued []Issued `json:"-"`
+}
+
+// Latency summarises successful enrollments' latencies in milliseconds.
+type Latency struct {
+	Mean float64 `json:"mean"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
+}
+
+// URLStats are one URL's outcomes.
+type URLStats struct {
+	URL    string `json:"url"`
+	OK     int    `json:"ok"`
+	Failed int    `json:"failed"`
+}
+
+// Issued is one certificate received.
+type Issued struct {
+	Serial   string // lower-case hex
+	IssuerID string // hex SHA-256 of the issuing CA certificate
+	URL      string
+	Cert     *x509.Certificate
+}
+
+// ExitError reports whether the result should make the command fail: any
+// certificate that failed verification or repeated a serial, no
+// enrollment at all that succeeded, or (unless allowFailures) any failed
+// enrollment. nil when all is well.
+func (r *Result) ExitError(allowFailures bool) error {
+	var why []string
+	if r.BadCerts > 0 {
+		why = append(why, fmt.Sprintf("%d certificates failed verification", r.BadCerts))
+	}
+	if r.Duplicates > 0 {
+		why = append(why, fmt.Sprintf("%d duplicate serials", r.Duplicates))
+	}
+	if r.OK == 0 {
+		why = append(why, "no enrollment succeeded")
+	} else if r.Failed > r.BadCerts && !allowFailures {
+		why = append(why, fmt.Sprintf("%d enrollments failed", r.Failed-r.BadCerts))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(why, ", "))
+}
+
+// enroller performs one enrollment of one pre-built request on one URL.
+type enroller interface {
+	enroll(ctx context.Context, w *worker, target int, item *poolItem) (*x509.Certificate, error)
+}
+
+// worker is one concurrent client: its own HTTP transport, so its
+// connections are kept alive and its TLS sessions resumed.
+type worker struct {
+	http      *http.Client
+	transport *http.Transport
+}
+
+// Run performs a benchmark run. It returns an error only when the run could
+// not start (bad options, a server that does not answer GetCACert, …);
+// failed enrollments are counted in the Result.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.normalise(); err != nil {
+		return nil, err
+	}
+	setupCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+	targets, err := connect(setupCtx, &o)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	v, err := newVerifier(targets, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := buildPool(ctx, &o)
+	if err != nil {
+		return nil, err
+	}
+	var en enroller = &scepEnroller{o: &o, targets: targets, keys: pool.keys}
+	if o.Protocol == EST {
+		en = newESTEnroller(&o, targets)
+	}
+	r := &run{o: &o, targets: targets, pool: pool, en: en, v: v}
+	return r.do(ctx)
+}
+
+func (o *Options) normalise() error {
+	if o.Protocol == "" {
+		o.Protocol = SCEP
+	}
+	o.Protocol = strings.ToLower(o.Protocol)
+	if o.Protocol != SCEP && o.Protocol != EST {
+		return fmt.Errorf("protocol %q: want scep or est", o.Protocol)
+	}
+	if len(o.URLs) == 0 {
+		return errors.New("no URL given")
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 1
+	}
+	if o.Count < 0 || o.Duration < 0 {
+		return errors.New("count and duration cannot be negative")
+	}
+	if o.Count == 0 && o.Duration == 0 {
+		o.Count = DefaultCount
+	}
+	if o.KeyType == "" {
+		o.KeyType = keys.RSA2048
+	}
+	if !keys.ValidKeyType(o.KeyType) {
+		return fmt.Errorf("key type %q: want one of %s", o.KeyType, strings.Join(keys.KeyTypes, ", "))
+	}
+	if o.Pool <= 0 {
+		o.Pool = 1000
+		if o.Count > 0 {
+			o.Pool = min(o.Count, 1000)
+		}
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxReasons <= 0 {
+		o.MaxReasons = 5
+	}
+	if o.Protocol == SCEP && o.Challenge == "" {
+		return errors.New("SCEP enrollment needs a challenge")
+	}
+	if o.Protocol == EST && o.Challenge == "" && o.ESTUser == "" && o.ESTPassword == "" {
+		return errors.New("EST enrollment needs credentials: a user and password, or a challenge")
+	}
+	return nil
+}
+
+// run is one run in progress.
+type run struct {
+	o       *Options
+	targets []*target
+	pool    *pool
+	en      enroller
+	v       *verifier
+
+	next atomic.Int64 // the next enrollment's index
+	done atomic.Int64
+	fail atomic.Int64
+
+	mu           sync.Mutex
+	latencies    []time.Duration
+	failures     map[string]int
+	first        []string // the first failure of each reason, verbatim
+	firstReasons map[string]bool
+	badCerts     int
+	perURL       []URLStats
+	issued       []Issued
+	serials      *bufio.Writer
+	writeErr     error
+}
+
+func (r *run) do(ctx context.Context) (*Result, error) {
+	o := r.o
+	r.failures = map[string]int{}
+	r.firstReasons = map[string]bool{}
+	r.perURL = make([]URLStats, len(r.targets))
+	for i, t := range r.targets {
+		r.perURL[i].URL = t.url
+	}
+	if o.SerialsOut != nil {
+		r.serials = bufio.NewWriter(o.SerialsOut)
+	}
+	if o.Count > 0 {
+		r.latencies = make([]time.Duration, 0, o.Count)
+	}
+	workers := make([]*worker, o.Concurrency)
+	for i := range workers {
+		workers[i] = newWorker(o)
+	}
+	defer func() {
+		for _, w := range workers {
+			w.transport.CloseIdleConnections()
+		}
+	}()
+
+	cpuBefore := readCPU(o.ServerPIDs)
+	start := time.Now()
+	var deadline time.Time
+	if o.Duration > 0 {
+		deadline = start.Add(o.Duration)
+	}
+	stopProgress := r.progress(start)
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(ctx, w, deadline)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpuAfter := readCPU(o.ServerPIDs)
+	stopProgress()
+
+	res := r.result(elapsed)
+	if len(o.ServerPIDs) > 0 {
+		res.Server = serverUsage(o.ServerPIDs, cpuBefore, cpuAfter, res.OK)
+	}
+	if r.serials != nil {
+		if err := r.serials.Flush(); err != nil && r.writeErr == nil {
+			r.writeErr = err
+		}
+		if r.writeErr != nil {
+			return res, fmt.Errorf("writing serials: %w", r.writeErr)
+		}
+	}
+	return res, nil
+}
+
+// work runs enrollments until the count or the deadline is reached or ctx
+// ends. An enrollment that has started runs to its end (or its timeout).
+func (r *run) work(ctx context.Context, w *worker, deadline time.Time) {
+	o := r.o
+	for ctx.Err() == nil {
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return
+		}
+		i := int(r.next.Add(1) - 1)
+		if o.Count > 0 && i >= o.Count {
+			return
+		}
+		ti := i % len(r.targets)
+		item := r.pool.item(i)
+		rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		t0 := time.Now()
+		cert, err := r.en.enroll(rctx, w, ti, item)
+		lat := time.Since(t0)
+		cancel()
+		var issuerID string
+		if err == nil {
+			issuerID, err = r.v.check(cert, item.spki)
+		}
+		r.record(ti, issuerID, cert, lat, err)
+	}
+}
+
+// record counts one enrollment's outcome.
+func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat time.Duration, err error) {
+	t := r.targets[ti]
+	if err != nil {
+		r.fail.Add(1)
+		reason := classify(err)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.failures[reason]++
+		r.perURL[ti].Failed++
+		if strings.HasPrefix(reason, "verify:") {
+			r.badCerts++
+		}
+		if len(r.first) < r.o.MaxReasons && !r.firstReasons[reason] {
+			r.firstReasons[reason] = true
+			r.first = append(r.first, fmt.Sprintf("%s: %s: %v", t.url, reason, err))
+		}
+		return
+	}
+	r.done.Add(1)
+	serial := r.v.record(issuerID, cert)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.latencies = append(r.latencies, lat)
+	r.perURL[ti].OK++
+	if r.serials != nil && r.writeErr == nil {
+		_, r.writeErr = fmt.Fprintf(r.serials, "%s %s %s\n", serial, issuerID, t.url)
+	}
+	if r.o.KeepIssued {
+		r.issued = append(r.issued, Issued{Serial: serial, IssuerID: issuerID, URL: t.url, Cert: cert})
+	}
+}
+
+// progress prints a line every interval until the returned func is called.
+func (r *run) progress(start time.Time) func() {
+	if r.o.Progress == nil {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(r.o.ProgressInterval)
+		defer tick.Stop()
+		var lastDone int64
+		last := start
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-tick.C:
+				done, failed := r.done.Load(), r.fail.Load()
+				rate := float64(done-lastDone) / now.Sub(last).Seconds()
+				fmt.Fprintf(r.o.Progress, "bench: %5.1fs  ok %d  failed %d  %.1f/s (overall %.1f/s)\n",
+					now.Sub(start).Seconds(), done, failed, rate, float64(done)/now.Sub(start).Seconds())
+				lastDone, last = done, now
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-finished
+	}
+}
+
+func (r *run) result(elapsed time.Duration) *Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := r.o
+	res := &Result{
+		Protocol: o.Protocol, Concurrency: o.Concurrency, KeyType: o.KeyType,
+		PoolKeys: len(r.pool.keys), PoolCSRs: len(r.pool.items),
+		OK: len(r.latencies), Failures: r.failures, FirstErrors: r.first, BadCerts: r.badCerts,
+		Duplicates: r.v.duplicates(), ElapsedSeconds: elapsed.Seconds(), PerURL: r.perURL, Issued: r.issued,
+	}
+	for _, t := range r.targets {
+		res.URLs = append(res.URLs, t.url)
+	}
+	if res.FirstErrors == nil {
+		res.FirstErrors = []string{}
+	}
+	for _, n := range r.failures {
+		res.Failed += n
+	}
+	res.Attempted = res.OK + res.Failed
+	if elapsed > 0 {
+		res.Rate = float64(res.OK) / elapsed.Seconds()
+	}
+	res.Latency = summarise(r.latencies)
+	return res
+}
+
+// summarise sorts the latencies and returns their summary (nearest rank).
+func summarise(l []time.Duration) Latency {
+	if len(l) == 0 {
+		return Latency{}
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	rank := func(p float64) float64 {
+		k := int(p*float64(len(l))+0.999999) - 1
+		return ms(l[max(0, min(k, len(l)-1))])
+	}
+	var sum time.Duration
+	for _, d := range l {
+		sum += d
+	}
+	return Latency{Mean: ms(sum) / float64(len(l)), P50: rank(0.50), P90: rank(0.90), P99: rank(0.99), Max: ms(l[len(l)-1])}
+}

@@ -1,0 +1,359 @@
+package bench_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/bench"
+	"github.com/scepter/scepter/internal/est/estserver"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/scep/scepserver"
+	"github.com/scepter/scepter/internal/server"
+)
+
+// scepServer is an in-process SCEP server on 127.0.0.1 with the fixture's
+// CA, store and service, its clock pinned at fixture.Start.
+type scepServer struct {
+	pki     *fixture.PKI
+	handler http.Handler
+	url     string
+}
+
+func newSCEPServer(t *testing.T) *scepServer {
+	t.Helper()
+	p := fixture.New(t, fixture.Options{})
+	h, err := scepserver.New(p.Service, p.Clock, p.Log, scepserver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for pattern, handler := range h.Routes() {
+		mux.Handle(pattern, handler)
+	}
+	s := &scepServer{pki: p, handler: mux}
+	s.url = s.listen(t, mux) + "/scep"
+	return s
+}
+
+// listen serves handler on another 127.0.0.1 port and returns its base URL.
+func (s *scepServer) listen(t *testing.T, handler http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(handler)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// issuerID is the hex SHA-256 of the active issuing CA certificate.
+func (s *scepServer) issuerID() string {
+	sum := sha256.Sum256(s.pki.Issuer().Cert.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *scepServer) options(urls ...string) bench.Options {
+	return bench.Options{URLs: urls, Challenge: fixture.Challenge, KeyType: "rsa2048", Now: s.pki.Clock.Now, Timeout: 20 * time.Second}
+}
+
+func run(t *testing.T, o bench.Options) *bench.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := bench.Run(ctx, o)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return res
+}
+
+func TestRunSCEP(t *testing.T) {
+	s := newSCEPServer(t)
+	serialsPath := filepath.Join(t.TempDir(), "serials.txt")
+	f, err := os.Create(serialsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	o := s.options(s.url)
+	o.Count, o.Concurrency, o.SerialsOut, o.Progress, o.KeepIssued = 50, 4, f, &progress, true
+	o.ServerPIDs = []int{os.Getpid()} // the server runs in this process
+	res := run(t, o)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res.OK != 50 || res.Failed != 0 || res.Attempted != 50 || res.Duplicates != 0 || res.BadCerts != 0 {
+		t.Fatalf("ok %d failed %d attempted %d dup %d bad %d, want 50/0/50/0/0: %v %v", res.OK, res.Failed, res.Attempted, res.Duplicates, res.BadCerts, res.Failures, res.FirstErrors)
+	}
+	if err := res.ExitError(false); err != nil {
+		t.Errorf("ExitError = %v, want nil", err)
+	}
+	l := res.Latency
+	if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max && l.Mean > 0 && l.Mean <= l.Max) {
+		t.Errorf("latency not sane: %+v", l)
+	}
+	if res.Rate <= 0 || res.ElapsedSeconds <= 0 || res.PoolKeys != 50 || res.PoolCSRs != 50 || res.Concurrency != 4 || res.Protocol != "scep" {
+		t.Errorf("result not sane: %+v", res)
+	}
+	if res.Server == nil || len(res.Server.PerPID) != 1 || res.Server.PerPID[0].Error != "" || res.Server.PeakRSSKB <= 0 || res.Server.CPUSeconds < 0 {
+		t.Errorf("server usage not sane: %+v", res.Server)
+	}
+	if !strings.Contains(progress.String(), "building the pool: 50 rsa2048 keys, 50 CSRs") {
+		t.Errorf("progress does not tell of the pool:\n%s", progress.String())
+	}
+
+	// The serials file: one line per certificate, "SERIAL ISSUER-ID URL",
+	// serials unique, matching the certificates received.
+	b, err := os.ReadFile(serialsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 50 {
+		t.Fatalf("serials file has %d lines, want 50:\n%s", len(lines), b)
+	}
+	issued := map[string]bool{}
+	subjects := map[string]bool{}
+	for _, is := range res.Issued {
+		issued[is.Serial] = true
+		subjects[is.Cert.Subject.CommonName] = true
+	}
+	seen := map[string]bool{}
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[1] != s.issuerID() || f[2] != s.url {
+			t.Fatalf("serials line %q: want SERIAL %s %s", line, s.issuerID(), s.url)
+		}
+		if seen[f[0]] || !issued[f[0]] {
+			t.Errorf("serial %s repeated or not among the certificates received", f[0])
+		}
+		seen[f[0]] = true
+	}
+	if len(subjects) != 50 {
+		t.Errorf("%d distinct subjects among 50 certificates, want 50", len(subjects))
+	}
+}
+
+// Fewer RSA keys than enrollments: keys are reused, each enrollment with a
+// CSR (and subject) of its own; the reply is encrypted to the RSA key.
+func TestRunSCEPReusedRSAKeys(t *testing.T) {
+	s := newSCEPServer(t)
+	o := s.options(s.url)
+	o.KeyType, o.Count, o.Pool, o.Concurrency, o.KeepIssued = "rsa2048", 6, 2, 2, true
+	res := run(t, o)
+	if res.OK != 6 || res.Failed != 0 || res.PoolKeys != 2 || res.PoolCSRs != 6 {
+		t.Fatalf("ok %d failed %d keys %d csrs %d, want 6/0/2/6: %v", res.OK, res.Failed, res.PoolKeys, res.PoolCSRs, res.FirstErrors)
+	}
+	subjects, keys := map[string]bool{}, map[string]bool{}
+	for _, is := range res.Issued {
+		subjects[is.Cert.Subject.CommonName] = true
+		keys[string(is.Cert.RawSubjectPublicKeyInfo)] = true
+	}
+	if len(subjects) != 6 || len(keys) != 2 {
+		t.Errorf("%d subjects and %d keys, want 6 and 2", len(subjects), len(keys))
+	}
+}
+
+// An EC key receives its certificate in a password-based envelope.
+func TestRunSCEPEC(t *testing.T) {
+	s := newSCEPServer(t)
+	o := s.options(s.url)
+	o.KeyType, o.Count, o.Concurrency = "p256", 2, 2
+	res := run(t, o)
+	if res.OK != 2 || res.Failed != 0 {
+		t.Fatalf("ok %d failed %d: %v", res.OK, res.Failed, res.FirstErrors)
+	}
+}
+
+func TestRunWrongChallenge(t *testing.T) {
+	s := newSCEPServer(t)
+	o := s.options(s.url)
+	o.Challenge, o.Count, o.Concurrency, o.Pool = "not-the-challenge", 4, 2, 2
+	res := run(t, o)
+	if res.OK != 0 || res.Failed != 4 {
+		t.Fatalf("ok %d failed %d, want 0/4: %v", res.OK, res.Failed, res.Failures)
+	}
+	if len(res.Failures) != 1 || res.Failures["failInfo:badRequest"] != 4 {
+		t.Errorf("failures %v, want failInfo:badRequest 4", res.Failures)
+	}
+	if len(res.FirstErrors) == 0 || !strings.Contains(res.FirstErrors[0], "badRequest") {
+		t.Errorf("first errors %q do not name the failInfo", res.FirstErrors)
+	}
+	if res.ExitError(false) == nil || res.ExitError(true) == nil {
+		t.Error("ExitError is nil for a run where nothing succeeded")
+	}
+}
+
+func TestRunRoundRobin(t *testing.T) {
+	s := newSCEPServer(t)
+	var perNode [2]atomic.Int64
+	count := func(i int, h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("operation") == "PKIOperation" {
+				perNode[i].Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	a := s.listen(t, count(0, s.handler)) + "/scep"
+	b := s.listen(t, count(1, s.handler)) + "/scep"
+	var serials bytes.Buffer
+	o := s.options(a, b)
+	o.Count, o.Concurrency, o.SerialsOut, o.Pool = 20, 3, &serials, 5
+	res := run(t, o)
+	if res.OK != 20 || res.Failed != 0 || len(res.PerURL) != 2 {
+		t.Fatalf("ok %d failed %d per URL %+v: %v", res.OK, res.Failed, res.PerURL, res.FirstErrors)
+	}
+	for i, u := range []string{a, b} {
+		if res.PerURL[i].URL != u || res.PerURL[i].OK != 10 || perNode[i].Load() != 10 {
+			t.Errorf("URL %d: %+v, node saw %d PKIOperations; want %s with 10", i, res.PerURL[i], perNode[i].Load(), u)
+		}
+	}
+	byURL := map[string]int{}
+	sc := bufio.NewScanner(&serials)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		byURL[f[len(f)-1]]++
+	}
+	if byURL[a] != 10 || byURL[b] != 10 {
+		t.Errorf("serials by URL %v, want 10 each", byURL)
+	}
+}
+
+// A node that dies mid-request (the connection closes with no answer) and
+// one that hangs: both count as failed, never as ok, and the run ends.
+func TestRunDeadAndHungNodes(t *testing.T) {
+	s := newSCEPServer(t)
+	breaking := func(hang bool) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("operation") != "PKIOperation" {
+				s.handler.ServeHTTP(w, r)
+				return
+			}
+			if hang {
+				// The server notices the client has gone (and cancels the
+				// context) only once the body has been read.
+				io.Copy(io.Discard, r.Body)
+				select {
+				case <-r.Context().Done():
+				case <-time.After(time.Minute):
+				}
+				return
+			}
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				if tc, ok := conn.(*net.TCPConn); ok {
+					tc.SetLinger(0) // a reset, as from a killed process
+				}
+				conn.Close()
+			}
+		})
+	}
+	dead := s.listen(t, breaking(false)) + "/scep"
+	hung := s.listen(t, breaking(true)) + "/scep"
+	o := s.options(s.url, dead, hung)
+	o.Count, o.Concurrency, o.Timeout, o.Pool = 9, 3, 3*time.Second, 3
+	start := time.Now()
+	res := run(t, o)
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("the run took %v", time.Since(start))
+	}
+	if res.OK != 3 || res.Failed != 6 || res.BadCerts != 0 {
+		t.Fatalf("ok %d failed %d bad %d, want 3/6/0: %v %v", res.OK, res.Failed, res.BadCerts, res.Failures, res.FirstErrors)
+	}
+	if res.Failures["timeout"] != 3 {
+		t.Errorf("failures %v: want timeout 3", res.Failures)
+	}
+	if n := res.Failures["connection reset"] + res.Failures["connection closed"]; n != 3 {
+		t.Errorf("failures %v: want 3 connection resets or closes", res.Failures)
+	}
+	if res.ExitError(true) != nil || res.ExitError(false) == nil {
+		t.Errorf("ExitError(allow) = %v, ExitError(strict) = %v", res.ExitError(true), res.ExitError(false))
+	}
+}
+
+func TestRunDuration(t *testing.T) {
+	s := newSCEPServer(t)
+	o := s.options(s.url)
+	o.Duration, o.Pool, o.Concurrency = 300*time.Millisecond, 5, 2
+	res := run(t, o)
+	if res.OK == 0 || res.Failed != 0 || res.ElapsedSeconds > 20 {
+		t.Fatalf("ok %d failed %d in %.1fs: %v", res.OK, res.Failed, res.ElapsedSeconds, res.FirstErrors)
+	}
+}
+
+func TestRunEST(t *testing.T) {
+	p := fixture.New(t, fixture.Options{})
+	mux, err := server.TLSMux(server.Handlers{EST: estserver.New(p.Service, p.Log, estserver.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _, err := server.ManagedCertificate(context.Background(), filepath.Join(p.Dir, "tls"), []string{"127.0.0.1"}, p.Service, p.Clock, p.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(mux)
+	srv.TLS = server.TLSConfig(cert.GetCertificate, 0, 0)
+	pair, _ := cert.GetCertificate(nil)
+	srv.TLS.Certificates, srv.TLS.GetCertificate = []tls.Certificate{*pair}, nil
+	var conns atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	root := p.Authority.Root
+	sum := sha256.Sum256(root.Raw)
+	o := bench.Options{Protocol: "est", URLs: []string{srv.URL}, Challenge: fixture.Challenge, KeyType: "p256",
+		CAFingerprint: "sha256:" + hex.EncodeToString(sum[:]), Now: p.Clock.Now, Count: 20, Concurrency: 2, Timeout: 20 * time.Second}
+	res := run(t, o)
+	if res.OK != 20 || res.Failed != 0 || res.Duplicates != 0 {
+		t.Fatalf("ok %d failed %d dup %d: %v", res.OK, res.Failed, res.Duplicates, res.FirstErrors)
+	}
+	if want := srv.URL + "/.well-known/est/simpleenroll"; res.URLs[0] != want {
+		t.Errorf("URL %q, want %q", res.URLs[0], want)
+	}
+	// Two connections to bootstrap trust and fetch /cacerts, then one kept
+	// alive per worker.
+	if n := conns.Load(); n > 4 {
+		t.Errorf("%d TLS connections for 20 enrollments by 2 workers: connections are not kept alive", n)
+	}
+
+	// A wrong password: 401 for each.
+	o.Challenge, o.Count = "wrong-password", 3
+	res = run(t, o)
+	if res.OK != 0 || res.Failures["http:401"] != 3 {
+		t.Errorf("wrong password: ok %d failures %v, want http:401 3", res.OK, res.Failures)
+	}
+}
+
+func TestRunSetupErrors(t *testing.T) {
+	s := newSCEPServer(t)
+	for name, o := range map[string]bench.Options{
+		"no url":            {Challenge: "x"},
+		"no challenge":      {URLs: []string{s.url}},
+		"bad protocol":      {URLs: []string{s.url}, Challenge: "x", Protocol: "acme"},
+		"bad key type":      {URLs: []string{s.url}, Challenge: "x", KeyType: "dsa"},
+		"wrong fingerprint": {URLs: []string{s.url}, Challenge: "x", CAFingerprint: "sha256:" + strings.Repeat("00", 32)},
+		"est over http":     {URLs: []string{s.url}, Challenge: "x", Protocol: "est"},
+	} {
+		o.Now = s.pki.Clock.Now
+		if _, err := bench.Run(context.Background(), o); err == nil {
+			t.Errorf("%s: Run succeeded", name)
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/scep"
+)
+
+func TestParseStat(t *testing.T) {
+	line := "4242 (scep ter) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 12345 1000 50 18446744073709551615\n"
+	d, err := parseStat([]byte(line))
+	if err != nil || d != 3250*time.Millisecond {
+		t.Errorf("parseStat = %v, %v; want 3.25s", d, err)
+	}
+	if _, err := parseStat([]byte("4242 (x) S 1 2")); err == nil {
+		t.Error("a short line parsed")
+	}
+	if _, err := procCPU(os.Getpid()); err != nil {
+		t.Errorf("our own /proc stat: %v", err)
+	}
+}
+
+func TestParseHWM(t *testing.T) {
+	kb, err := parseHWM(strings.NewReader("Name:\tscepter\nVmPeak:\t 999 kB\nVmHWM:\t   81234 kB\nVmRSS:\t 1 kB\n"))
+	if err != nil || kb != 81234 {
+		t.Errorf("parseHWM = %d, %v", kb, err)
+	}
+	if _, err := parseHWM(strings.NewReader("Name: x\n")); err == nil {
+		t.Error("no VmHWM parsed")
+	}
+}
+
+func TestServerUsageMissingPID(t *testing.T) {
+	pids := []int{os.Getpid(), 1 << 30}
+	before := readCPU(pids)
+	after := readCPU(pids)
+	u := serverUsage(pids, before, after, 10)
+	if len(u.PerPID) != 2 || u.PerPID[0].Error != "" || u.PerPID[1].Error == "" || u.PeakRSSKB <= 0 {
+		t.Errorf("usage %+v", u)
+	}
+}
+
+func TestSummarise(t *testing.T) {
+	var l []time.Duration
+	for i := 100; i >= 1; i-- {
+		l = append(l, time.Duration(i)*time.Millisecond)
+	}
+	s := summarise(l)
+	if s.P50 != 50 || s.P90 != 90 || s.P99 != 99 || s.Max != 100 || s.Mean != 50.5 {
+		t.Errorf("summarise = %+v", s)
+	}
+	if (summarise(nil) != Latency{}) {
+		t.Error("empty summary not zero")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&client.FailureError{FailInfo: scep.BadRequest}, "failInfo:badRequest"},
+		{&statusError{status: 503, err: errors.New("busy")}, "http:503"},
+		{&verifyError{kind: "chain", err: errors.New("x")}, "verify:chain"},
+		{fmt.Errorf("post: %w", context.DeadlineExceeded), "timeout"},
+		{fmt.Errorf("post: %w", syscall.ECONNRESET), "connection reset"},
+		{fmt.Errorf("post: %w", syscall.ECONNREFUSED), "connection refused"},
+		{fmt.Errorf("post: %w", io.EOF), "connection closed"},
+		{errors.New("CertRep signature: bad"), "verify:reply"},
+		{errors.New("something else"), "error"},
+	} {
+		if got := classify(tc.err); got != tc.want {
+			t.Errorf("classify(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestExitError(t *testing.T) {
+	for _, tc := range []struct {
+		r           Result
+		allow, fail bool
+	}{
+		{Result{OK: 5}, false, false},
+		{Result{OK: 5, Failed: 1}, false, true},
+		{Result{OK: 5, Failed: 1}, true, false},
+		{Result{OK: 5, Failed: 1, BadCerts: 1}, true, true},
+		{Result{OK: 5, Duplicates: 1}, true, true},
+		{Result{}, true, true},
+	} {
+		if err := tc.r.ExitError(tc.allow); (err != nil) != tc.fail {
+			t.Errorf("%+v allow=%v: ExitError = %v", tc.r, tc.allow, err)
+		}
+	}
+}

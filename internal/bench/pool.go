@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/keys"
+)
+
+// MaxPoolCSRs bounds the CSRs built before the clock starts when keys are
+// reused (Count above Pool): beyond it, CSRs are sent again. Our server
+// refuses no repeated subject or key at a profile without approval; each
+// enrollment still carries a fresh transaction nonce.
+const MaxPoolCSRs = 200000
+
+// poolKey is a client key and, for SCEP, the self-signed certificate that
+// signs its requests (RFC 8894 §2.3).
+type poolKey struct {
+	key    crypto.Signer
+	signer *x509.Certificate
+}
+
+// poolItem is one pre-built CSR.
+type poolItem struct {
+	key  int    // index in pool.keys
+	der  []byte // the CSR
+	b64  []byte // EST: the CSR as the request body
+	spki []byte // the CSR's public key, to check the certificate against
+}
+
+// pool is everything made before the clock starts.
+type pool struct {
+	keys  []poolKey
+	items []poolItem
+}
+
+// item is the CSR of enrollment i.
+func (p *pool) item(i int) *poolItem { return &p.items[i%len(p.items)] }
+
+// buildPool makes the keys, the CSRs (each with a subject of its own,
+// CN=bench-RUN-N) and the signer certificates, on every core.
+func buildPool(ctx context.Context, o *Options) (*pool, error) {
+	nItems := o.Count
+	if nItems == 0 {
+		nItems = o.Pool
+	}
+	nItems = min(nItems, max(o.Pool, MaxPoolCSRs))
+	nKeys := min(o.Pool, nItems)
+	p := &pool{keys: make([]poolKey, nKeys), items: make([]poolItem, nItems)}
+	run := make([]byte, 4)
+	if _, err := rand.Read(run); err != nil {
+		return nil, err
+	}
+	runID := hex.EncodeToString(run)
+	start := time.Now()
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "bench: building the pool: %d %s keys, %d CSRs (before the clock starts)\n", nKeys, o.KeyType, nItems)
+	}
+	if err := parallel(ctx, nKeys, func(i int) error {
+		k, err := keys.Generate(o.KeyType)
+		p.keys[i].key = k
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	challenge := ""
+	if o.Protocol == SCEP {
+		challenge = o.Challenge
+	}
+	if err := parallel(ctx, nItems, func(i int) error {
+		k := i % nKeys
+		der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: fmt.Sprintf("bench-%s-%d", runID, i)},
+			ChallengePassword: challenge}, p.keys[k].key)
+		if err != nil {
+			return err
+		}
+		req, err := x509.ParseCertificateRequest(der)
+		if err != nil {
+			return err
+		}
+		it := poolItem{key: k, der: der, spki: req.RawSubjectPublicKeyInfo}
+		if o.Protocol == EST {
+			it.b64 = est.EncodeBase64(der)
+		}
+		if o.Protocol == SCEP && i < nKeys {
+			// Item i < nKeys is the first CSR of key i.
+			if p.keys[k].signer, err = client.SelfSigned(req, p.keys[k].key, o.Now()); err != nil {
+				return err
+			}
+		}
+		p.items[i] = it
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "bench: pool ready in %.1fs\n", time.Since(start).Seconds())
+	}
+	return p, nil
+}
+
+// parallel calls f(0..n-1) on every core and returns the first error.
+func parallel(ctx context.Context, n int, f func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				err := ctx.Err()
+				if err == nil {
+					err = f(i)
+				}
+				if err != nil {
+					once.Do(func() { first = err })
+					next.Store(int64(n))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}

@@ -1,0 +1,290 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/est"
+)
+
+// target is one server URL, with what was fetched from it before the clock
+// started.
+type target struct {
+	url     string // as enrolled at: the SCEP URL, or the EST simpleenroll URL
+	caCerts []*x509.Certificate
+	caps    client.Caps // SCEP only
+}
+
+// connect fetches, once per URL, what every enrollment needs: for SCEP the
+// capabilities and the CA/RA certificates, for EST the CA certificates. It
+// also fixes the TLS trust the workers use (in o.Roots).
+func connect(ctx context.Context, o *Options) ([]*target, error) {
+	var targets []*target
+	for _, raw := range o.URLs {
+		var t *target
+		var err error
+		if o.Protocol == EST {
+			t, err = connectEST(ctx, o, raw)
+		} else {
+			t, err = connectSCEP(ctx, o, raw)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", raw, err)
+		}
+		targets = append(targets, t)
+	}
+	if o.Roots == nil && o.CAFingerprint != "" {
+		// The CA certificates are authenticated by the fingerprint: they
+		// are what the servers' TLS certificates must chain to.
+		o.Roots = x509.NewCertPool()
+		for _, t := range targets {
+			for _, c := range t.caCerts {
+				if c.IsCA {
+					o.Roots.AddCert(c)
+				}
+			}
+		}
+	}
+	return targets, nil
+}
+
+func connectSCEP(ctx context.Context, o *Options, raw string) (*target, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("want an http:// or https:// SCEP URL")
+	}
+	if o.Profile != "" {
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/" + url.PathEscape(o.Profile)
+	}
+	// Before the CA is known, an https URL pinned by fingerprint is
+	// fetched without checking the TLS certificate: what comes back is
+	// checked against the fingerprint instead, as `scepter enroll` does.
+	cfg := &tls.Config{RootCAs: o.Roots, Time: o.Now, MinVersion: tls.VersionTLS12,
+		InsecureSkipVerify: o.Roots == nil && o.CAFingerprint != ""} //nolint:gosec // see above
+	tr := newTransport(cfg, o.Timeout)
+	defer tr.CloseIdleConnections()
+	c := &client.SCEP{URL: u.String(), HTTP: &http.Client{Transport: tr}, Now: o.Now}
+	caps, err := c.GetCACaps(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("GetCACaps: %w", err)
+	}
+	certs, err := c.GetCACert(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := trustCACerts(o, certs); err != nil {
+		return nil, err
+	}
+	if _, _, err := c.Algorithms(caps); err != nil {
+		return nil, err
+	}
+	if _, err := client.Recipient(certs); err != nil {
+		return nil, err
+	}
+	return &target{url: u.String(), caCerts: certs, caps: caps}, nil
+}
+
+// trustCACerts checks GetCACert's certificates against the fingerprint or
+// the trust anchors, when given.
+func trustCACerts(o *Options, certs []*x509.Certificate) error {
+	if o.CAFingerprint != "" {
+		return client.CheckFingerprint(certs, o.CAFingerprint)
+	}
+	if o.Roots == nil {
+		return nil
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs {
+		inter.AddCert(c)
+	}
+	for _, c := range certs {
+		if _, err := c.Verify(x509.VerifyOptions{Roots: o.Roots, Intermediates: inter, CurrentTime: o.Now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+			return nil
+		}
+	}
+	return errors.New("no certificate from GetCACert chains to the given CA certificates")
+}
+
+// estBase splits an EST URL into the server (https://HOST:PORT) and the
+// label; the profile, when given, is the label.
+func estBase(raw, profile string) (server, label string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", "", errors.New("want https://HOST:PORT[/.well-known/est][/LABEL]")
+	}
+	label = strings.Trim(u.Path, "/")
+	if rest, ok := strings.CutPrefix(label, strings.Trim(est.PathPrefix, "/")); ok {
+		label = strings.Trim(rest, "/")
+	}
+	if profile != "" {
+		if label != "" && label != profile {
+			return "", "", fmt.Errorf("the URL names label %q and the profile is %q", label, profile)
+		}
+		label = profile
+	}
+	if strings.Contains(label, "/") {
+		return "", "", errors.New("an EST label is one path segment")
+	}
+	return "https://" + u.Host, label, nil
+}
+
+func connectEST(ctx context.Context, o *Options, raw string) (*target, error) {
+	server, label, err := estBase(raw, o.Profile)
+	if err != nil {
+		return nil, err
+	}
+	c := &client.EST{URL: server, Roots: o.Roots, Fingerprint: o.CAFingerprint, Timeout: o.Timeout, Now: o.Now}
+	path := est.PathPrefix
+	if label != "" {
+		c.URL += "/" + label
+		path += label + "/"
+	}
+	certs, err := c.CACerts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &target{url: server + path + est.OpSimpleEnroll, caCerts: certs}, nil
+}
+
+// newTransport is an HTTP/1.1 transport that keeps its connections alive
+// and resumes TLS sessions.
+func newTransport(cfg *tls.Config, timeout time.Duration) *http.Transport {
+	if cfg.ClientSessionCache == nil {
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(16)
+	}
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     cfg,
+		TLSHandshakeTimeout: timeout,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+func newWorker(o *Options) *worker {
+	cfg := &tls.Config{RootCAs: o.Roots, Time: o.Now, MinVersion: tls.VersionTLS12}
+	tr := newTransport(cfg, o.Timeout)
+	return &worker{http: &http.Client{Transport: statusRecorder{tr}}, transport: tr}
+}
+
+// statusRecorder notes the HTTP status of every response in the *int the
+// request's context carries, so that a refusal by status is counted by it
+// whatever error text the client library makes of it.
+type statusRecorder struct{ http.RoundTripper }
+
+type statusKey struct{}
+
+func (s statusRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.RoundTripper.RoundTrip(req)
+	if resp != nil {
+		if p, ok := req.Context().Value(statusKey{}).(*int); ok {
+			*p = resp.StatusCode
+		}
+	}
+	return resp, err
+}
+
+// statusError is an enrollment refused with an HTTP status.
+type statusError struct {
+	status int
+	err    error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+// scepEnroller sends a PKCSReq through the SCEP client, signed by the
+// pre-built self-signed certificate of the request's key.
+type scepEnroller struct {
+	o       *Options
+	targets []*target
+	keys    []poolKey
+}
+
+func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti int, item *poolItem) (*x509.Certificate, error) {
+	t := e.targets[ti]
+	k := &e.keys[item.key]
+	var status int
+	ctx = context.WithValue(ctx, statusKey{}, &status)
+	c := &client.SCEP{URL: t.url, HTTP: w.http, Now: e.o.Now}
+	cert, err := c.Enroll(ctx, client.EnrollRequest{
+		CSR: item.der, Key: k.key, SignerCert: k.signer, SignerKey: k.key,
+		CACerts: t.caCerts, Caps: t.caps, Challenge: e.o.Challenge,
+	})
+	if err != nil && status != 0 && status != http.StatusOK {
+		return nil, &statusError{status: status, err: err}
+	}
+	return cert, err
+}
+
+// estEnroller posts the pre-encoded CSR to simpleenroll with HTTP Basic
+// credentials, on the worker's kept-alive connection.
+type estEnroller struct {
+	o          *Options
+	targets    []*target
+	user, pass string
+}
+
+func newESTEnroller(o *Options, targets []*target) *estEnroller {
+	e := &estEnroller{o: o, targets: targets, user: o.ESTUser, pass: o.ESTPassword}
+	if e.user == "" && e.pass == "" {
+		// A challenge is accepted as the password of any unknown user.
+		e.user, e.pass = "scepter-bench", o.Challenge
+	}
+	return e
+}
+
+func (e *estEnroller) enroll(ctx context.Context, w *worker, ti int, item *poolItem) (*x509.Certificate, error) {
+	t := e.targets[ti]
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(item.b64))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", est.ContentTypePKCS10)
+	req.Header.Set("Content-Transfer-Encoding", "base64")
+	req.SetBasicAuth(e.user, e.pass)
+	resp, err := w.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4*est.MaxBodyBytes))
+	if err != nil {
+		return nil, fmt.Errorf("reading the reply: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		reason := strings.TrimSpace(string(body[:min(len(body), 200)]))
+		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/") {
+			reason = ""
+		}
+		return nil, &statusError{status: resp.StatusCode, err: fmt.Errorf("HTTP %d %s", resp.StatusCode, reason)}
+	}
+	der, err := est.DecodeBase64(body)
+	if err != nil {
+		return nil, &verifyError{kind: "reply", err: err}
+	}
+	sd, err := cms.ParseSignedData(der)
+	if err != nil {
+		return nil, &verifyError{kind: "reply", err: err}
+	}
+	for _, c := range sd.Certificates {
+		if bytes.Equal(c.RawSubjectPublicKeyInfo, item.spki) {
+			return c, nil
+		}
+	}
+	return nil, &verifyError{kind: "key", err: errors.New("the reply holds no certificate for the CSR's key")}
+}

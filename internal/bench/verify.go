@@ -1,0 +1,179 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/scepter/scepter/internal/client"
+)
+
+// clockSkew is how far in the future a certificate's notBefore may lie.
+const clockSkew = 5 * time.Minute
+
+// verifyError is a certificate (or reply) received that is not good.
+type verifyError struct {
+	kind string // chain, key, ca, expired, not-yet-valid, reply
+	err  error
+}
+
+func (e *verifyError) Error() string { return fmt.Sprintf("verification (%s): %v", e.kind, e.err) }
+func (e *verifyError) Unwrap() error { return e.err }
+
+// issuer is a CA certificate from GetCACert (or /cacerts) that may issue.
+type issuer struct {
+	cert *x509.Certificate
+	id   string // hex SHA-256 of the certificate: the server's issuer ID
+}
+
+// verifier checks certificates received and finds repeated serials.
+type verifier struct {
+	now     func() time.Time
+	issuers []issuer
+
+	mu   sync.Mutex
+	seen map[string]map[string]struct{} // issuer ID -> serial bytes
+	dups int
+}
+
+// newVerifier accepts as issuers the CA certificates the servers sent that
+// chain to a self-signed one among them (all of them when none is
+// self-signed): during a rollover, the current and the next issuing CA.
+func newVerifier(targets []*target, now func() time.Time) (*verifier, error) {
+	var cas []*x509.Certificate
+	seen := map[string]bool{}
+	for _, t := range targets {
+		for _, c := range t.caCerts {
+			if c.IsCA && !seen[string(c.Raw)] {
+				seen[string(c.Raw)] = true
+				cas = append(cas, c)
+			}
+		}
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	nroots := 0
+	for _, c := range cas {
+		if bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil {
+			roots.AddCert(c)
+			nroots++
+		} else {
+			inter.AddCert(c)
+		}
+	}
+	v := &verifier{now: now, seen: map[string]map[string]struct{}{}}
+	var rejected []string
+	for _, c := range cas {
+		if nroots > 0 {
+			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now(),
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+				rejected = append(rejected, fmt.Sprintf("%s: %v", c.Subject, err))
+				continue
+			}
+		}
+		sum := sha256.Sum256(c.Raw)
+		v.issuers = append(v.issuers, issuer{cert: c, id: hex.EncodeToString(sum[:])})
+	}
+	if len(v.issuers) == 0 {
+		return nil, fmt.Errorf("the servers sent no usable CA certificate to verify certificates against (%s)", strings.Join(rejected, "; "))
+	}
+	return v, nil
+}
+
+// check verifies a certificate received for a CSR with public key spki and
+// returns its issuer's ID.
+func (v *verifier) check(cert *x509.Certificate, spki []byte) (string, error) {
+	if !bytes.Equal(cert.RawSubjectPublicKeyInfo, spki) {
+		return "", &verifyError{kind: "key", err: errors.New("the certificate's public key is not the CSR's")}
+	}
+	if cert.IsCA {
+		return "", &verifyError{kind: "ca", err: errors.New("the certificate says CA:TRUE")}
+	}
+	now := v.now()
+	if now.After(cert.NotAfter) {
+		return "", &verifyError{kind: "expired", err: fmt.Errorf("notAfter %s is past", cert.NotAfter.UTC().Format(time.RFC3339))}
+	}
+	if cert.NotBefore.After(now.Add(clockSkew)) {
+		return "", &verifyError{kind: "not-yet-valid", err: fmt.Errorf("notBefore %s is in the future", cert.NotBefore.UTC().Format(time.RFC3339))}
+	}
+	for _, is := range v.issuers {
+		if bytes.Equal(is.cert.RawSubject, cert.RawIssuer) && cert.CheckSignatureFrom(is.cert) == nil {
+			return is.id, nil
+		}
+	}
+	return "", &verifyError{kind: "chain", err: fmt.Errorf("issued by %s, signed by none of the CA certificates", cert.Issuer)}
+}
+
+// record notes a good certificate's serial and returns it in hex; a serial
+// seen before from the same issuer counts as a duplicate.
+func (v *verifier) record(issuerID string, cert *x509.Certificate) string {
+	key := string(cert.SerialNumber.Bytes())
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	m := v.seen[issuerID]
+	if m == nil {
+		m = map[string]struct{}{}
+		v.seen[issuerID] = m
+	}
+	if _, dup := m[key]; dup {
+		v.dups++
+	}
+	m[key] = struct{}{}
+	return cert.SerialNumber.Text(16)
+}
+
+func (v *verifier) duplicates() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.dups
+}
+
+// classify names the reason of a failed enrollment, for counting.
+func classify(err error) string {
+	var fe *client.FailureError
+	var pe *client.PendingError
+	var se *statusError
+	var ve *verifyError
+	var ne net.Error
+	var tv *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &fe):
+		return "failInfo:" + fe.FailInfo.String()
+	case errors.As(err, &pe):
+		return "pending"
+	case errors.As(err, &se):
+		return fmt.Sprintf("http:%d", se.status)
+	case errors.As(err, &ve):
+		return "verify:" + ve.kind
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "interrupted"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, &tv):
+		return "tls"
+	case strings.Contains(err.Error(), "CertRep"):
+		// The SCEP client refused the reply: not signed by the RA, wrong
+		// transaction or nonce, undecryptable, or holding no certificate
+		// for our key.
+		return "verify:reply"
+	}
+	return "error"
+}

@@ -1,0 +1,323 @@
+//go:build cgo
+
+package ca
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/keys/softhsmtest"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
+)
+
+// The CA with its issuing CA and RA keys in a SoftHSM2 token: the same
+// load, create, rollover and promotion code as for key files.
+
+var (
+	hsmOnce sync.Once
+	hsmPool *softhsmtest.Pool
+)
+
+// caToken opens a fresh SoftHSM2 token (closed at the end of the test) and
+// returns its configuration too, for opening it again.
+func caToken(t *testing.T) (keys.Token, keys.PKCS11Config) {
+	t.Helper()
+	hsmOnce.Do(func() { hsmPool = softhsmtest.NewPool(filepath.Join(tempRoot, "softhsm"), 8) })
+	st := hsmPool.Take(t)
+	cfg := keys.PKCS11Config{Module: st.Env.Module, TokenLabel: st.Label, PINFile: st.PINFile}
+	tok, err := keys.OpenPKCS11(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tok.Close() })
+	return tok, cfg
+}
+
+func refOf(t *testing.T, path string) string {
+	t.Helper()
+	ref, _, err := keys.ReadRefFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func noFile(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s exists (%v)", path, err)
+	}
+}
+
+// The RA key decrypts through the token, PKCS #1 v1.5 without an oracle
+// and OAEP, and every signature of the CA is the token's.
+func checkTokenCA(t *testing.T, a *Authority, now pki.Clock) {
+	t.Helper()
+	iss, ra := a.Active(now.Now())
+	leaf := issueLeaf(t, iss, "device-1", now.Now(), day)
+	if err := leaf.CheckSignatureFrom(iss.Cert); err != nil {
+		t.Fatalf("leaf: %v", err)
+	}
+	der, err := iss.SignCRL(CRL{Number: 1, ThisUpdate: now.Now(), NextUpdate: now.Now().Add(day)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil || crl.CheckSignatureFrom(iss.Cert) != nil {
+		t.Fatalf("CRL: %v", err)
+	}
+	dec, ok := ra.Key.(crypto.Decrypter)
+	if !ok {
+		t.Fatal("the RA key is no crypto.Decrypter")
+	}
+	pub := ra.Cert.PublicKey.(*rsa.PublicKey)
+	secret := []byte("0123456789abcdef")
+	ct, err := rsa.EncryptPKCS1v15(rand.Reader, pub, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := dec.Decrypt(rand.Reader, ct, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: len(secret)})
+	if err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("PKCS #1 v1.5: %x, %v", got, err)
+	}
+	// Bad padding: a random key of the right length and no error, as for
+	// a good padding under another key (no oracle).
+	bad := bytes.Clone(ct)
+	bad[len(bad)-1] ^= 1
+	got, err = dec.Decrypt(rand.Reader, bad, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: len(secret)})
+	if err != nil || len(got) != len(secret) || bytes.Equal(got, secret) {
+		t.Fatalf("bad padding: %x, %v", got, err)
+	}
+	ct, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// SoftHSM 2.6 does OAEP with SHA-1 only; a newer one with SHA-256 too.
+	if got, err = dec.Decrypt(rand.Reader, ct, &rsa.OAEPOptions{Hash: crypto.SHA256}); err != nil {
+		ct, _ = rsa.EncryptOAEP(crypto.SHA1.New(), rand.Reader, pub, secret, nil)
+		got, err = dec.Decrypt(rand.Reader, ct, &rsa.OAEPOptions{Hash: crypto.SHA1})
+	}
+	if err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("OAEP: %x, %v", got, err)
+	}
+}
+
+func TestHSMCreateAndLoad(t *testing.T) {
+	tok, cfg := caToken(t)
+	clock := pkitest.NewClock(t0)
+	dir, a := newCA(t, InitOptions{Token: tok}, clock)
+	caDir := filepath.Join(dir, "ca")
+	for _, f := range []string{IssuingKeyFile, RAKeyFile} {
+		noFile(t, filepath.Join(caDir, f))
+	}
+	if ref := refOf(t, filepath.Join(caDir, IssuingKeyRef)); ref != "pkcs11:token="+cfg.TokenLabel+";object=scepter-issuing" {
+		t.Errorf("issuing.pkcs11 names %s", ref)
+	}
+	if ref := refOf(t, filepath.Join(caDir, RAKeyRef)); ref != "pkcs11:token="+cfg.TokenLabel+";object=scepter-ra" {
+		t.Errorf("ra.pkcs11 names %s", ref)
+	}
+	// The root key stays a file, which can be taken offline.
+	if _, err := os.Stat(filepath.Join(caDir, RootKeyFile)); err != nil {
+		t.Errorf("root.key: %v", err)
+	}
+	if !a.KeysInToken() || a.Token() != tok {
+		t.Error("KeysInToken or Token wrong")
+	}
+	checkTokenCA(t, a, clock)
+
+	// A second start, with the token opened anew, finds the same keys.
+	tok2, err := keys.OpenPKCS11(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok2.Close()
+	b, created, err := LoadOrCreate(dir, InitOptions{Token: tok2}, clock)
+	if err != nil || created {
+		t.Fatalf("reload: created=%v %v", created, err)
+	}
+	if !b.Issuer.Cert.Equal(a.Issuer.Cert) || !b.RA.Cert.Equal(a.RA.Cert) {
+		t.Error("the reload has other certificates")
+	}
+	checkTokenCA(t, b, clock)
+
+	// Without the token a server cannot start…
+	if _, _, err := LoadOrCreate(dir, InitOptions{}, clock); !errors.Is(err, keys.ErrNoToken) || !strings.Contains(err.Error(), "--pkcs11") {
+		t.Errorf("LoadOrCreate without the token: %v, want ErrNoToken naming the flags", err)
+	}
+	// …but a command that only reads certificates can.
+	ro, err := Load(dir, clock)
+	if err != nil {
+		t.Fatalf("Load without the token: %v", err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	if _, err := ro.Issuer.Signer.Sign(rand.Reader, digest[:], crypto.SHA256); !errors.Is(err, keys.ErrNoToken) {
+		t.Errorf("a read-only load signed without the token: %v", err)
+	}
+	// LoadWithToken opens them.
+	lt, err := LoadWithToken(dir, tok2, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTokenCA(t, lt, clock)
+
+	// Keys in a token are never exported.
+	if _, err := ExportKeys(dir, ExportKeysOptions{}); !errors.Is(err, keys.ErrNotExportable) {
+		t.Errorf("ExportKeys of a token CA: %v, want ErrNotExportable", err)
+	}
+	// The OCSP responder keys go into the token too, with labels of their
+	// own, and reference files in the responder directory.
+	rk := a.ResponderKeys(filepath.Join(dir, "ocsp"))
+	k, err := rk.Create("abc", keys.P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := refOf(t, filepath.Join(dir, "ocsp", "abc"+keys.RefFileExt))
+	if !strings.Contains(ref, "object=scepter-ocsp-abc-") {
+		t.Errorf("responder key reference %s", ref)
+	}
+	if back, err := a.ResponderKeys(filepath.Join(dir, "ocsp")).Open("abc"); err != nil || !back.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(k.Public()) {
+		t.Errorf("responder key reopened: %v", err)
+	}
+	if err := rk.Destroy("abc"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An operator may place the keys in the token beforehand (generated there
+// with pkcs11-tool): a first start uses them.
+func TestHSMUsesPlacedKeys(t *testing.T) {
+	tok, _ := caToken(t)
+	iss, err := tok.Create("issuing", keys.P384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err := tok.Create("ra", keys.RSA3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := pkitest.NewClock(t0)
+	_, a := newCA(t, InitOptions{Token: tok}, clock)
+	if !samePub(a.Issuer.Cert.PublicKey, iss.Public()) || !samePub(a.RA.Cert.PublicKey, ra.Public()) {
+		t.Fatal("the CA did not use the keys placed in the token")
+	}
+	checkTokenCA(t, a, clock)
+}
+
+func samePub(a, b crypto.PublicKey) bool {
+	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && e.Equal(b)
+}
+
+func TestHSMRolloverAndPromotion(t *testing.T) {
+	tok, cfg := caToken(t)
+	clock := pkitest.NewClock(t0)
+	dir, a := newCA(t, InitOptions{Token: tok, KeyType: keys.RSA2048}, clock)
+	caDir := filepath.Join(dir, "ca")
+	oldID := a.Issuer.ID
+	oldLeaf := issueLeaf(t, a.Issuer, "before", clock.Now(), 30*day)
+
+	// A rollover without the token is refused: the next keys belong there.
+	if _, _, err := Rollover(dir, RolloverOptions{SwitchAt: t0.Add(day)}, clock); !errors.Is(err, keys.ErrNoToken) {
+		t.Fatalf("Rollover without the token: %v", err)
+	}
+	next, nextRA, err := Rollover(dir, RolloverOptions{SwitchAt: t0.Add(day), Token: tok}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextDir := filepath.Join(caDir, NextDir)
+	noFile(t, filepath.Join(nextDir, IssuingKeyFile))
+	issRef := refOf(t, filepath.Join(nextDir, IssuingKeyRef))
+	raRef := refOf(t, filepath.Join(nextDir, RAKeyRef))
+	if !strings.HasPrefix(issRef, "pkcs11:token="+cfg.TokenLabel+";object=scepter-issuing-") || !strings.HasPrefix(raRef, "pkcs11:token="+cfg.TokenLabel+";object=scepter-ra-") {
+		t.Errorf("next keys labelled %s and %s, want labels of their own", issRef, raRef)
+	}
+	if !samePub(nextRA.Cert.PublicKey, nextRA.Key.Public()) || next.ID == oldID {
+		t.Error("next RA or issuer wrong")
+	}
+	// A running server reloads and sees the next CA.
+	if err := a.Reload(clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := a.Next(clock.Now()); !ok {
+		t.Fatal("Reload did not load the next CA")
+	}
+
+	// Past the switch a start promotes next/: the references move, the
+	// keys stay in the token.
+	clock.Set(t0.Add(2 * day))
+	b, _, err := LoadOrCreate(dir, InitOptions{Token: tok}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Issuer.ID != next.ID {
+		t.Fatal("the next CA was not promoted")
+	}
+	if got := refOf(t, filepath.Join(caDir, IssuingKeyRef)); got != issRef {
+		t.Errorf("current issuing.pkcs11 names %s, want %s", got, issRef)
+	}
+	prev := filepath.Join(caDir, PreviousDir, oldID)
+	if got := refOf(t, filepath.Join(prev, IssuingKeyRef)); got != "pkcs11:token="+cfg.TokenLabel+";object=scepter-issuing" {
+		t.Errorf("previous issuing.pkcs11 names %s", got)
+	}
+	noFile(t, filepath.Join(nextDir))
+	checkTokenCA(t, b, clock)
+	// The previous CA still signs (CRLs for what it issued) with its key
+	// in the token.
+	old, ok := b.IssuerByID(oldID)
+	if !ok {
+		t.Fatal("the previous CA is gone")
+	}
+	der, err := old.SignCRL(CRL{Number: 2, ThisUpdate: clock.Now(), NextUpdate: clock.Now().Add(day)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crl, err := x509.ParseRevocationList(der); err != nil || crl.CheckSignatureFrom(oldLeafIssuer(t, b, oldLeaf)) != nil {
+		t.Errorf("previous CA's CRL: %v", err)
+	}
+}
+
+func oldLeafIssuer(t *testing.T, a *Authority, leaf *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	for _, i := range a.Issuers() {
+		if leaf.CheckSignatureFrom(i.Cert) == nil {
+			return i.Cert
+		}
+	}
+	t.Fatal("no issuer of the old leaf")
+	return nil
+}
+
+// A CA of key files rolls over into a token: the next keys are made there.
+func TestHSMRolloverFromFiles(t *testing.T) {
+	tok, _ := caToken(t)
+	clock := pkitest.NewClock(t0)
+	dir, _ := newCA(t, InitOptions{}, clock)
+	if _, _, err := Rollover(dir, RolloverOptions{SwitchAt: t0.Add(day), Token: tok}, clock); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(t0.Add(2 * day))
+	b, _, err := LoadOrCreate(dir, InitOptions{Token: tok}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caDir := filepath.Join(dir, "ca")
+	noFile(t, filepath.Join(caDir, IssuingKeyFile))
+	noFile(t, filepath.Join(caDir, RAKeyFile))
+	if !b.KeysInToken() {
+		t.Error("the promoted CA's keys are not in the token")
+	}
+	checkTokenCA(t, b, clock)
+}

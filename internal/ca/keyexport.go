@@ -1,0 +1,431 @@
+package ca
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/scepter/scepter/internal/keys"
+)
+
+// A key export carries the CA's key material and certificates from one
+// node's data directory to another's (scepter ca export-keys, import-keys):
+// every file of dir/ca (the current generation, next/ and previous/<id>/;
+// root.key only when asked for), and the files of other directories of the
+// node that hold keys the CA's issuers use (the OCSP responders'). Keys are
+// read and written through keys.Dir, which refuses a key in a PKCS#11
+// token: such keys never leave their token, and other nodes use the same
+// token instead.
+
+// KeyExportFormat names the format of a marshalled KeyExport.
+const KeyExportFormat = "scepter-ca-keys/1"
+
+// ErrDifferentCA: import-keys into a data directory that holds another CA.
+var ErrDifferentCA = errors.New("ca: the data directory holds a different CA")
+
+// KeyExport is the content of a key export.
+type KeyExport struct {
+	Format string `json:"format"`
+	// Root is the root certificate's fingerprint (see Fingerprint).
+	Root  string         `json:"root"`
+	Files []ExportedFile `json:"files"`
+}
+
+// ExportedFile is one file of a KeyExport: its slash-separated path
+// inside the data directory ("ca/issuing.key", "ca/next/ra.crt"), its mode
+// and content, and whether it is a key (written through keys.Dir).
+type ExportedFile struct {
+	Path string      `json:"path"`
+	Mode fs.FileMode `json:"mode"`
+	Key  bool        `json:"key,omitempty"`
+	Data []byte      `json:"data"`
+}
+
+// ExportKeysOptions choose what ExportKeys takes.
+type ExportKeysOptions struct {
+	// IncludeRoot takes dir/ca/root.key too (as it is: encrypted or not),
+	// when it is there.
+	IncludeRoot bool
+	// ExtraDirs are other directories of dir (slash-separated, relative)
+	// whose files go into the export too, *.key files as keys: the OCSP
+	// responders' ("ocsp"). A missing one is skipped.
+	ExtraDirs []string
+}
+
+// ExportKeys collects the key material and certificates of the CA in dir.
+// A key in a PKCS#11 token is refused with an error wrapping
+// keys.ErrNotExportable. ErrNoCA when there is no CA.
+func ExportKeys(dir string, opts ExportKeysOptions) (*KeyExport, error) {
+	caDir := filepath.Join(dir, "ca")
+	root, err := loadCert(caDir, RootCertFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e := &KeyExport{Format: KeyExportFormat, Root: Fingerprint(root)}
+	skip := func(rel string) bool { return rel == "ca/"+RootKeyFile && !opts.IncludeRoot }
+	if err := e.addTree(dir, "ca", skip); err != nil {
+		return nil, err
+	}
+	for _, x := range opts.ExtraDirs {
+		if err := checkExportPath(x); err != nil || x == "ca" || strings.HasPrefix(x, "ca/") {
+			return nil, fmt.Errorf("ca: export: %q is not a directory of the data directory to export", x)
+		}
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(x))); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := e.addTree(dir, x, func(string) bool { return false }); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// addTree adds the files under dir/rel, leaving out names that start with
+// a dot (temporary files and directories of an interrupted write).
+func (e *KeyExport) addTree(dir, rel string, skip func(string) bool) error {
+	full := filepath.Join(dir, filepath.FromSlash(rel))
+	entries, err := os.ReadDir(full)
+	if err != nil {
+		return fmt.Errorf("ca: export: %w", err)
+	}
+	for _, ent := range entries {
+		name := ent.Name()
+		p := rel + "/" + name
+		switch {
+		case strings.HasPrefix(name, "."), skip(p):
+			continue
+		case ent.IsDir():
+			if err := e.addTree(dir, p, skip); err != nil {
+				return err
+			}
+			continue
+		case !ent.Type().IsRegular():
+			return fmt.Errorf("ca: export: %s is not a regular file", filepath.Join(full, name))
+		}
+		if stem, ok := strings.CutSuffix(name, keys.RefFileExt); ok {
+			// The error says which key, and why it cannot leave.
+			_, err := (&keys.Dir{Path: full}).ExportPEM(stem)
+			if err == nil {
+				err = keys.ErrNotExportable
+			}
+			return fmt.Errorf("ca: export: %w", err)
+		}
+		if stem, ok := strings.CutSuffix(name, keys.KeyFileExt); ok {
+			data, err := (&keys.Dir{Path: full}).ExportPEM(stem)
+			if err != nil {
+				return fmt.Errorf("ca: export: %w", err)
+			}
+			e.Files = append(e.Files, ExportedFile{Path: p, Mode: 0o600, Key: true, Data: data})
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(full, name))
+		if err != nil {
+			return fmt.Errorf("ca: export: %w", err)
+		}
+		fi, err := ent.Info()
+		if err != nil {
+			return fmt.Errorf("ca: export: %w", err)
+		}
+		e.Files = append(e.Files, ExportedFile{Path: p, Mode: fi.Mode().Perm() & 0o644, Data: data})
+	}
+	return nil
+}
+
+// Keys lists the paths of the export's keys.
+func (e *KeyExport) Keys() []string {
+	var out []string
+	for _, f := range e.Files {
+		if f.Key {
+			out = append(out, f.Path)
+		}
+	}
+	return out
+}
+
+// Clear overwrites the key material held in memory.
+func (e *KeyExport) Clear() {
+	for _, f := range e.Files {
+		if f.Key {
+			clear(f.Data)
+		}
+	}
+}
+
+// Marshal encodes the export (JSON) for sealing.
+func (e *KeyExport) Marshal() ([]byte, error) { return json.Marshal(e) }
+
+// ParseKeyExport decodes what Marshal made and checks every path.
+func ParseKeyExport(data []byte) (*KeyExport, error) {
+	var e KeyExport
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return nil, fmt.Errorf("ca: key export: %w", err)
+	}
+	if e.Format != KeyExportFormat {
+		return nil, fmt.Errorf("ca: key export: format %q, want %q", e.Format, KeyExportFormat)
+	}
+	seen := map[string]bool{}
+	for _, f := range e.Files {
+		if err := checkExportPath(f.Path); err != nil {
+			return nil, err
+		}
+		if seen[f.Path] {
+			return nil, fmt.Errorf("ca: key export: %s appears twice", f.Path)
+		}
+		seen[f.Path] = true
+		if strings.HasSuffix(f.Path, keys.KeyFileExt) != f.Key || strings.HasSuffix(f.Path, keys.RefFileExt) {
+			return nil, fmt.Errorf("ca: key export: %s: not a key file, or a key that is not in a .key file", f.Path)
+		}
+	}
+	return &e, nil
+}
+
+// checkExportPath accepts a clean, relative, slash-separated path whose
+// parts do not start with a dot.
+func checkExportPath(p string) error {
+	if p == "" || path.Clean(p) != p || path.IsAbs(p) || strings.Contains(p, "\\") {
+		return fmt.Errorf("ca: key export: bad path %q", p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "" || strings.HasPrefix(part, ".") {
+			return fmt.Errorf("ca: key export: bad path %q", p)
+		}
+	}
+	return nil
+}
+
+// ImportResult says what ImportKeys did.
+type ImportResult struct {
+	Written   []string // paths written
+	Unchanged []string // paths that already held the same content (or key)
+}
+
+// ImportKeys writes the files of e into the data directory dir (created
+// with mode 0700 when missing; keys 0600, certificates 0644).
+//
+//   - A data directory whose CA has another root is refused
+//     (ErrDifferentCA), as is any file of e that exists with other
+//     content, or a key that exists and is another key: nothing is written
+//     then.
+//   - Importing the same export again changes nothing (idempotent).
+//   - A CA directory that does not exist is built beside it and renamed
+//     into place; so is a next/ or previous/<id>/ directory that is new,
+//     so a running server never loads half of one. Other files are written
+//     one by one, atomically, keys first and issuing.crt last.
+//
+// A running server of dir picks up a next CA imported this way on its
+// periodic reload (Authority.Reload).
+func ImportKeys(dir string, e *KeyExport) (ImportResult, error) {
+	var res ImportResult
+	var rootFile *ExportedFile
+	for i := range e.Files {
+		if e.Files[i].Path == "ca/"+RootCertFile {
+			rootFile = &e.Files[i]
+		}
+	}
+	if rootFile == nil {
+		return res, errors.New("ca: key export: no ca/root.crt")
+	}
+	roots, err := keys.ParseCertsPEM(rootFile.Data)
+	if err != nil || len(roots) != 1 {
+		return res, fmt.Errorf("ca: key export: ca/root.crt: want one certificate (%v)", err)
+	}
+	if Fingerprint(roots[0]) != e.Root {
+		return res, fmt.Errorf("ca: key export: ca/root.crt is %s, but the export is of %s", Fingerprint(roots[0]), e.Root)
+	}
+	caDir := filepath.Join(dir, "ca")
+	if have, err := loadCert(caDir, RootCertFile); err == nil {
+		if !have.Equal(roots[0]) {
+			return res, fmt.Errorf("%w: %s is %s (%s), the export is of %s; import into an empty data directory", ErrDifferentCA,
+				filepath.Join(caDir, RootCertFile), have.Subject, Fingerprint(have), e.Root)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return res, err
+	} else if present, err := inspect(caDir); err != nil {
+		return res, err
+	} else if len(present) > 0 {
+		return res, fmt.Errorf("%w: %s holds CA files but no %s", ErrDifferentCA, caDir, RootCertFile)
+	}
+	// First every check, then every write.
+	var todo []ExportedFile
+	for _, f := range e.Files {
+		same, err := sameAsOnDisk(dir, f)
+		if err != nil {
+			return res, err
+		}
+		if same {
+			res.Unchanged = append(res.Unchanged, f.Path)
+		} else {
+			todo = append(todo, f)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return res, fmt.Errorf("ca: %w", err)
+	}
+	// Whole directories that are new are built aside and renamed in.
+	groups := map[string][]ExportedFile{}
+	var order []string
+	for _, f := range todo {
+		g := newDirOf(dir, f.Path)
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], f)
+	}
+	// The CA directory first (it holds the others), then previous/
+	// generations, then next/ (a running server then finds its whole
+	// history at once), then single files.
+	rank := func(g string) int {
+		switch {
+		case g == "ca":
+			return 0
+		case strings.HasPrefix(g, "ca/"+PreviousDir+"/"):
+			return 1
+		case g == "ca/"+NextDir:
+			return 2
+		case g == "":
+			return 4
+		}
+		return 3
+	}
+	slices.SortStableFunc(order, func(a, b string) int { return rank(a) - rank(b) })
+	for _, g := range order {
+		files := groups[g]
+		sortForWrite(files)
+		if g == "" {
+			for _, f := range files {
+				if err := writeImported(dir, f); err != nil {
+					return res, err
+				}
+				res.Written = append(res.Written, f.Path)
+			}
+			continue
+		}
+		if err := importDir(dir, g, files); err != nil {
+			return res, err
+		}
+		for _, f := range files {
+			res.Written = append(res.Written, f.Path)
+		}
+	}
+	return res, nil
+}
+
+// newDirOf is the outermost directory of p that does not exist yet in
+// dir, if it is one ImportKeys builds aside (ca, ca/next, ca/previous/<id>
+// or an extra directory); "" when the file goes into an existing one.
+func newDirOf(dir, p string) string {
+	parts := strings.Split(p, "/")
+	for i := 1; i < len(parts); i++ {
+		d := strings.Join(parts[:i], "/")
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(d))); errors.Is(err, fs.ErrNotExist) {
+			if d == "ca/"+PreviousDir {
+				// previous/ itself: each generation is renamed in alone.
+				if err := os.MkdirAll(filepath.Join(dir, "ca", PreviousDir), 0o700); err != nil {
+					return d
+				}
+				continue
+			}
+			return d
+		}
+	}
+	return ""
+}
+
+// sortForWrite orders files keys first and issuing.crt last, as a
+// promotion writes them.
+func sortForWrite(files []ExportedFile) {
+	w := func(f ExportedFile) int {
+		switch {
+		case f.Key:
+			return 0
+		case path.Base(f.Path) == IssuingCertFile:
+			return 2
+		}
+		return 1
+	}
+	slices.SortStableFunc(files, func(a, b ExportedFile) int { return w(a) - w(b) })
+}
+
+// importDir builds the directory rel of dir from files in a temporary
+// directory beside it, then renames it into place.
+func importDir(dir, rel string, files []ExportedFile) error {
+	target := filepath.Join(dir, filepath.FromSlash(rel))
+	parent := filepath.Dir(target)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, ".import-*") // mode 0700
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, f := range files {
+		inner := strings.TrimPrefix(f.Path, rel+"/")
+		g := ExportedFile{Path: inner, Mode: f.Mode, Key: f.Key, Data: f.Data}
+		if err := writeImported(tmp, g); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		return fmt.Errorf("ca: importing %s: %w", target, err)
+	}
+	syncDir(parent)
+	return nil
+}
+
+// writeImported writes one file of an export under dir: a key through
+// keys.Dir, anything else atomically with its mode (at most 0644).
+func writeImported(dir string, f ExportedFile) error {
+	full := filepath.Join(dir, filepath.FromSlash(f.Path))
+	if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	if f.Key {
+		stem := strings.TrimSuffix(filepath.Base(full), keys.KeyFileExt)
+		if _, err := (&keys.Dir{Path: filepath.Dir(full)}).ImportPEM(stem, f.Data); err != nil {
+			return fmt.Errorf("ca: importing %s: %w", f.Path, err)
+		}
+		return nil
+	}
+	if err := keys.WriteFileAtomic(full, f.Data, f.Mode.Perm()&0o644); err != nil {
+		return fmt.Errorf("ca: importing %s: %w", f.Path, err)
+	}
+	return nil
+}
+
+// sameAsOnDisk reports whether f is already in dir; an error when
+// something else is there.
+func sameAsOnDisk(dir string, f ExportedFile) (bool, error) {
+	full := filepath.Join(dir, filepath.FromSlash(f.Path))
+	if f.Key {
+		stem := strings.TrimSuffix(filepath.Base(full), keys.KeyFileExt)
+		exists, err := (&keys.Dir{Path: filepath.Dir(full)}).CheckImportPEM(stem, f.Data)
+		if err != nil {
+			return false, fmt.Errorf("ca: importing %s: %w (nothing was imported)", f.Path, err)
+		}
+		return exists, nil
+	}
+	have, err := os.ReadFile(full)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ca: %w", err)
+	}
+	if !bytes.Equal(have, f.Data) {
+		return false, fmt.Errorf("ca: importing %s: %s exists with other content (nothing was imported); import into an empty data directory, or move it away first", f.Path, full)
+	}
+	return true, nil
+}

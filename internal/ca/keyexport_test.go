@@ -1,0 +1,198 @@
+package ca
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pkitest"
+)
+
+// export round-trips a KeyExport through its encoding, as the file does.
+func export(t *testing.T, dir string, opts ExportKeysOptions) *KeyExport {
+	t.Helper()
+	x, err := ExportKeys(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := x.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseKeyExport(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back
+}
+
+func paths(x *KeyExport) []string {
+	var out []string
+	for _, f := range x.Files {
+		out = append(out, f.Path)
+	}
+	return out
+}
+
+func TestExportImportKeys(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dirA, a := newCA(t, InitOptions{}, clock)
+	// An OCSP responder key of node A, and junk of an interrupted write.
+	if _, err := keys.Files(filepath.Join(dirA, "ocsp")).Create("resp", keys.P256); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dirA, "ca", ".next-new-123"), 0o700)
+
+	x := export(t, dirA, ExportKeysOptions{ExtraDirs: []string{"ocsp", "missing"}})
+	got := paths(x)
+	for _, want := range []string{"ca/root.crt", "ca/issuing.crt", "ca/issuing.key", "ca/ra.crt", "ca/ra.key", "ocsp/resp.key"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("export lacks %s (has %v)", want, got)
+		}
+	}
+	for _, p := range got {
+		if p == "ca/root.key" || strings.Contains(p, ".next-new") {
+			t.Errorf("export holds %s", p)
+		}
+	}
+	if x.Root != Fingerprint(a.Root) {
+		t.Errorf("export of root %s, want %s", x.Root, Fingerprint(a.Root))
+	}
+	if withRoot := export(t, dirA, ExportKeysOptions{IncludeRoot: true}); !slices.Contains(paths(withRoot), "ca/root.key") {
+		t.Error("IncludeRoot left root.key out")
+	}
+
+	// Into an empty data directory: the same CA loads there.
+	dirB := filepath.Join(t.TempDir(), "b")
+	res, err := ImportKeys(dirB, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Written) != len(x.Files) || len(res.Unchanged) != 0 {
+		t.Errorf("import wrote %d of %d files", len(res.Written), len(x.Files))
+	}
+	for path, want := range map[string]os.FileMode{"": 0o700, "ca": 0o700, "ca/issuing.key": 0o600, "ca/ra.key": 0o600, "ocsp/resp.key": 0o600, "ca/issuing.crt": 0o644} {
+		if got := perm(t, filepath.Join(dirB, path)); got != want {
+			t.Errorf("%s has mode %04o, want %04o", path, got, want)
+		}
+	}
+	b, created, err := LoadOrCreate(dirB, InitOptions{}, clock)
+	if err != nil || created {
+		t.Fatalf("B: created=%v %v", created, err)
+	}
+	if !b.Root.Equal(a.Root) || b.Issuer.ID != a.Issuer.ID || !b.RA.Cert.Equal(a.RA.Cert) {
+		t.Fatal("B serves another CA")
+	}
+	leaf := issueLeaf(t, b.Issuer, "on-b", clock.Now(), day)
+	if err := leaf.CheckSignatureFrom(a.Issuer.Cert); err != nil {
+		t.Errorf("B's certificate does not verify under A's issuing CA: %v", err)
+	}
+
+	// Again: nothing to do.
+	res, err = ImportKeys(dirB, x)
+	if err != nil || len(res.Written) != 0 || len(res.Unchanged) != len(x.Files) {
+		t.Errorf("second import: %v, wrote %v", err, res.Written)
+	}
+
+	// A rollover on A; B, running, picks the next CA up on its reload.
+	if _, _, err := Rollover(dirA, RolloverOptions{SwitchAt: t0.Add(day)}, clock); err != nil {
+		t.Fatal(err)
+	}
+	x2 := export(t, dirA, ExportKeysOptions{})
+	res, err = ImportKeys(dirB, x2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(res.Written, "ca/next/issuing.key") || slices.Contains(res.Written, "ca/issuing.key") {
+		t.Errorf("import after the rollover wrote %v", res.Written)
+	}
+	if err := b.Reload(clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	nextA, _, _ := LoadOrCreateNext(t, dirA, clock)
+	if nb, _, ok := b.Next(clock.Now()); !ok || nb.ID != nextA {
+		t.Fatalf("B did not load the imported next CA (ok=%v)", ok)
+	}
+	if dots := dotEntries(t, filepath.Join(dirB, "ca")); len(dots) > 0 {
+		t.Errorf("temporary entries left: %v", dots)
+	}
+
+	// Another CA's data directory is refused, and nothing is written.
+	dirC, _ := newCA(t, InitOptions{}, clock)
+	before := snapshot(t, dirC)
+	if _, err := ImportKeys(dirC, x); !errors.Is(err, ErrDifferentCA) {
+		t.Errorf("import into another CA: %v, want ErrDifferentCA", err)
+	}
+	if after := snapshot(t, dirC); !slices.Equal(before, after) {
+		t.Error("a refused import changed the data directory")
+	}
+
+	// A file of the same CA with other content is refused, nothing written.
+	dirD := filepath.Join(t.TempDir(), "d")
+	if _, err := ImportKeys(dirD, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteKeyFile(filepath.Join(dirD, "ocsp", "resp.key"), genKey(t, "p256")); err != nil {
+		t.Fatal(err)
+	}
+	before = snapshot(t, dirD)
+	if _, err := ImportKeys(dirD, x); !errors.Is(err, keys.ErrKeyExists) {
+		t.Errorf("import over another key: %v, want ErrKeyExists", err)
+	}
+	if after := snapshot(t, dirD); !slices.Equal(before, after) {
+		t.Error("a refused import changed the data directory")
+	}
+}
+
+// LoadOrCreateNext returns the issuer ID of dir's next CA.
+func LoadOrCreateNext(t *testing.T, dir string, clock *pkitest.Clock) (string, bool, error) {
+	t.Helper()
+	a, err := Load(dir, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _, ok := a.Next(clock.Now())
+	if !ok {
+		t.Fatal("no next CA")
+	}
+	return n.ID, ok, nil
+}
+
+// snapshot lists every file under dir with its content's length.
+func snapshot(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			out = append(out, p+":"+string(b))
+		}
+		return nil
+	})
+	return out
+}
+
+func TestParseKeyExportRefusesBadPaths(t *testing.T) {
+	for _, p := range []string{"../x", "/etc/passwd", "ca/../../x", "ca/.hidden", "ca//x", "ca\\x", ""} {
+		b := []byte(`{"format":"` + KeyExportFormat + `","root":"x","files":[{"path":` + jsonString(p) + `,"mode":420,"data":""}]}`)
+		if _, err := ParseKeyExport(b); err == nil {
+			t.Errorf("path %q accepted", p)
+		}
+	}
+	b := []byte(`{"format":"` + KeyExportFormat + `","root":"x","files":[{"path":"ca/issuing.pkcs11","mode":384,"data":""}]}`)
+	if _, err := ParseKeyExport(b); err == nil {
+		t.Error("a reference file accepted")
+	}
+	b = []byte(`{"format":"` + KeyExportFormat + `","root":"x","files":[{"path":"ca/issuing.key","mode":384,"data":""}]}`)
+	if _, err := ParseKeyExport(b); err == nil {
+		t.Error("a key file not marked as key accepted")
+	}
+}
+
+func jsonString(s string) string {
+	return `"` + strings.ReplaceAll(s, `\`, `\\`) + `"`
+}

@@ -1,0 +1,252 @@
+// Package cashare keeps one node's CA in step with the CA recorded in the
+// store, so that any number of `scepter serve` processes on one database
+// are one CA, not copies of one.
+//
+// The store holds the CA's generations (issuing CA certificates, the root
+// they chain to, and when each becomes current); keys never go there. Each
+// node holds the keys in its data directory (placed with `scepter ca
+// export-keys` and `import-keys`) or reaches them in a shared HSM. A node:
+//
+//   - at its first start on an empty store, records its CA (the first node
+//     creates it, as on a single machine);
+//   - on a store that holds a CA, never creates one: it starts only with
+//     that CA's keys (Before refuses a data directory without a CA);
+//   - records a next generation made on it by `scepter ca rollover`, unless
+//     the store schedules another one;
+//   - switches at the switch time the store holds, like every other node,
+//     and the first node to see that time come records the switch once
+//     (store.PromoteCAGeneration decides which);
+//   - is not ready (/readyz) while it cannot issue with the store's
+//     current generation: other root, missing keys, another schedule.
+package cashare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// ErrNotThisCA: the node's CA is not the store's.
+var ErrNotThisCA = errors.New("this node's CA is not the CA recorded in the store")
+
+// Before is called before the node loads or creates its CA. On a store
+// that records a CA, a data directory without one is refused: creating a
+// CA there would make a second CA, not a second node of the first.
+//
+// recorded says whether the store held a CA already: this node then serves
+// a CA that another node (or an earlier start of this one) recorded.
+func Before(ctx context.Context, st store.Store, dataDir string) (recorded bool, err error) {
+	gens, err := st.CAGenerations(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading the CA recorded in the store: %w", err)
+	}
+	if len(gens) == 0 {
+		return false, nil
+	}
+	caDir := filepath.Join(dataDir, "ca")
+	if _, err := os.Stat(filepath.Join(caDir, ca.RootCertFile)); err == nil {
+		return true, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return true, fmt.Errorf("ca: %w", err)
+	}
+	g := gens[len(gens)-1]
+	return true, fmt.Errorf("%w: the store holds a CA (root %s, issuing CA %s, recorded by %s), and %s holds none. "+
+		"A node joins it with the CA's keys: run 'scepter ca export-keys --out FILE' on a node that has them and "+
+		"'scepter ca import-keys --data-dir %s --in FILE' here (with the keys in an HSM, the export carries only the references), then start again",
+		ErrNotThisCA, g.RootFingerprint, g.IssuerID, g.PublishedBy, caDir, dataDir)
+}
+
+// Syncer compares the node's CA with the store's, records what the store
+// lacks and the switch, and says whether the node may issue.
+type Syncer struct {
+	Store     store.Store
+	Authority *ca.Authority
+	Clock     pki.Clock
+	// Node names this node in the store and the audit trail
+	// ("host 127.0.0.1:8080").
+	Node string
+	Log  *slog.Logger
+
+	mu       sync.Mutex
+	problem  error  // why the node may not issue; nil when it may
+	reported string // the last warning logged, to log each once
+}
+
+// Ready is the readiness check: nil while the node can issue with the
+// store's current generation.
+func (s *Syncer) Ready(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.problem
+}
+
+// Sync compares once. It returns the error that makes the node unable to
+// serve as this CA (also kept for Ready), or a store error; warnings that
+// do not stop issuing now (a next generation this node lacks the keys of)
+// are logged once.
+func (s *Syncer) Sync(ctx context.Context) error {
+	now := s.Clock.Now()
+	gens, err := s.Store.CAGenerations(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the CA recorded in the store: %w", err)
+	}
+	root := s.Authority.RootFingerprint()
+	for _, g := range gens {
+		if g.RootFingerprint != root {
+			return s.fail(fmt.Errorf("%w: the store's CA has root %s, this node's %s", ErrNotThisCA, g.RootFingerprint, root))
+		}
+	}
+	if len(gens) == 0 {
+		// The first node on this store records its CA as it is now.
+		iss, ra := s.Authority.Active(now)
+		if err := s.publish(ctx, iss, ra, time.Time{}); err != nil {
+			return s.fail(err)
+		}
+		if gens, err = s.Store.CAGenerations(ctx); err != nil {
+			return fmt.Errorf("reading the CA recorded in the store: %w", err)
+		}
+	}
+	// A next generation made here, which the store lacks.
+	if next, ra, ok := s.Authority.Next(now); ok && !recorded(gens, next.ID) {
+		at, _ := s.Authority.SwitchAt()
+		if other := pending(gens, now); other != nil {
+			return s.fail(fmt.Errorf("this node has a next issuing CA %s (switch at %s), but the store schedules %s at %s: remove %s",
+				next.ID, at.Format(time.RFC3339), other.IssuerID, other.SwitchAt.Format(time.RFC3339), filepath.Join("DATA", "ca", "next")))
+		}
+		if err := s.publish(ctx, next, ra, at); err != nil {
+			return s.fail(err)
+		}
+		if gens, err = s.Store.CAGenerations(ctx); err != nil {
+			return fmt.Errorf("reading the CA recorded in the store: %w", err)
+		}
+	}
+	cur := current(gens, now)
+	if cur == nil {
+		return s.fail(errors.New("the store records no current issuing CA"))
+	}
+	if cur.PromotedAt.IsZero() && !cur.SwitchAt.IsZero() {
+		ok, err := s.Store.PromoteCAGeneration(ctx, cur.IssuerID, now, pki.AuditEvent{Time: now, Type: pki.EventCAPromoted,
+			Actor: "system:" + s.Node, IssuerID: cur.IssuerID, Outcome: "success",
+			Detail: fmt.Sprintf("issuing CA %s current from %s", cur.IssuerID, cur.SwitchAt.UTC().Format(time.RFC3339))})
+		if err != nil {
+			return fmt.Errorf("recording the switch to issuing CA %s: %w", cur.IssuerID, err)
+		}
+		if ok {
+			s.Log.Info("issuing CA switched; recorded for every node", "issuer", cur.IssuerID, "switch_at", cur.SwitchAt.UTC().Format(time.RFC3339))
+		}
+	}
+	active, _ := s.Authority.Active(now)
+	if active.ID != cur.IssuerID {
+		if _, have := s.Authority.IssuerByID(cur.IssuerID); have {
+			return s.fail(fmt.Errorf("the store's current issuing CA is %s since %s, this node's is %s: its schedule differs (DATA/ca/next/switch-at)",
+				cur.IssuerID, cur.SwitchAt.UTC().Format(time.RFC3339), active.ID))
+		}
+		return s.fail(fmt.Errorf("the store's current issuing CA is %s (recorded by %s), and this node lacks its keys: "+
+			"'scepter ca export-keys' on a node that has them, 'scepter ca import-keys' here", cur.IssuerID, cur.PublishedBy))
+	}
+	s.warnNext(gens, now)
+	s.mu.Lock()
+	if s.problem != nil {
+		s.Log.Info("this node's CA matches the store again", "issuer", cur.IssuerID)
+	}
+	s.problem = nil
+	s.mu.Unlock()
+	return nil
+}
+
+// warnNext logs, once, a next generation in the store that this node will
+// not be able to switch to at its time.
+func (s *Syncer) warnNext(gens []store.CAGeneration, now time.Time) {
+	p := pending(gens, now)
+	msg := ""
+	if p != nil {
+		next, _, ok := s.Authority.Next(now)
+		at, _ := s.Authority.SwitchAt()
+		switch {
+		case !ok || next.ID != p.IssuerID:
+			msg = fmt.Sprintf("the store schedules issuing CA %s from %s, and this node lacks its keys: import them before then ('scepter ca export-keys' on a node that has them, 'scepter ca import-keys' here), or this node stops being ready at the switch",
+				p.IssuerID, p.SwitchAt.UTC().Format(time.RFC3339))
+		case !at.Equal(p.SwitchAt):
+			msg = fmt.Sprintf("the store schedules issuing CA %s from %s, this node from %s: the store's time wins, and this node stops being ready until its schedule agrees",
+				p.IssuerID, p.SwitchAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if msg != "" && msg != s.reported {
+		s.Log.Warn(msg)
+	}
+	s.reported = msg
+}
+
+func (s *Syncer) fail(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.problem == nil || s.problem.Error() != err.Error() {
+		s.Log.Error("this node cannot serve as the store's CA", "err", err)
+	}
+	s.problem = err
+	return err
+}
+
+// publish records one generation of this node's CA.
+func (s *Syncer) publish(ctx context.Context, iss *ca.Issuer, ra *pki.RA, switchAt time.Time) error {
+	now := s.Clock.Now()
+	g := store.CAGeneration{IssuerID: iss.ID, RootFingerprint: s.Authority.RootFingerprint(), IssuerDER: iss.Cert.Raw,
+		SwitchAt: switchAt, PublishedAt: now, PublishedBy: s.Node}
+	if ra != nil && !ra.IsCA {
+		g.RADER = ra.Cert.Raw
+	}
+	detail := fmt.Sprintf("issuing CA %s (%s) recorded as the store's CA", iss.ID, iss.Cert.Subject)
+	if !switchAt.IsZero() {
+		detail = fmt.Sprintf("issuing CA %s (%s) scheduled from %s", iss.ID, iss.Cert.Subject, switchAt.UTC().Format(time.RFC3339))
+	}
+	ins, err := s.Store.PublishCAGeneration(ctx, g, pki.AuditEvent{Time: now, Type: pki.EventCAPublished,
+		Actor: "system:" + s.Node, IssuerID: iss.ID, Outcome: "success", Detail: detail})
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("%w: %v", ErrNotThisCA, err)
+	}
+	if err != nil {
+		return fmt.Errorf("recording issuing CA %s in the store: %w", iss.ID, err)
+	}
+	if ins {
+		s.Log.Info("CA recorded in the store", "issuer", iss.ID, "switch_at", switchAt)
+	}
+	return nil
+}
+
+func recorded(gens []store.CAGeneration, id string) bool {
+	return slices.ContainsFunc(gens, func(g store.CAGeneration) bool { return g.IssuerID == id })
+}
+
+// current is the generation with the latest switch time at or before now.
+func current(gens []store.CAGeneration, now time.Time) *store.CAGeneration {
+	var cur *store.CAGeneration
+	for i := range gens {
+		if g := &gens[i]; !g.SwitchAt.After(now) && (cur == nil || g.SwitchAt.After(cur.SwitchAt)) {
+			cur = g
+		}
+	}
+	return cur
+}
+
+// pending is the earliest generation scheduled after now.
+func pending(gens []store.CAGeneration, now time.Time) *store.CAGeneration {
+	var p *store.CAGeneration
+	for i := range gens {
+		if g := &gens[i]; g.SwitchAt.After(now) && (p == nil || g.SwitchAt.Before(p.SwitchAt)) {
+			p = g
+		}
+	}
+	return p
+}

@@ -1,0 +1,278 @@
+package cashare
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/postgres"
+	"github.com/scepter/scepter/internal/store/postgres/pgtest"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+var t0 = time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
+
+// stores runs fn on SQLite and, when the test PostgreSQL is there, on
+// PostgreSQL: each node opens the store on its own, as separate processes
+// would.
+func stores(t *testing.T, fn func(t *testing.T, open func(t *testing.T) store.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "scepter.db")
+		fn(t, func(t *testing.T) store.Store {
+			s, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv(pgtest.EnvURL) == "" && os.Getenv("SCEPTER_E2E_REQUIRE") != "1" {
+			t.Skipf("$%s is not set", pgtest.EnvURL)
+		}
+		url := pgtest.Database(t)
+		fn(t, func(t *testing.T) store.Store {
+			s, err := postgres.Open(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		})
+	})
+}
+
+type node struct {
+	dir  string
+	auth *ca.Authority
+	sync *Syncer
+	logs *bytes.Buffer
+}
+
+func startNode(t *testing.T, st store.Store, clock pki.Clock, dir, name string) (*node, error) {
+	t.Helper()
+	if _, err := Before(context.Background(), st, dir); err != nil {
+		return nil, err
+	}
+	a, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &bytes.Buffer{}
+	n := &node{dir: dir, auth: a, logs: logs,
+		sync: &Syncer{Store: st, Authority: a, Clock: clock, Node: name, Log: slog.New(slog.NewTextHandler(logs, nil))}}
+	return n, n.sync.Sync(context.Background())
+}
+
+func (n *node) tick(t *testing.T, clock pki.Clock) error {
+	t.Helper()
+	if err := n.auth.Reload(clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return n.sync.Sync(context.Background())
+}
+
+// copyCA copies a node's CA directory to another data directory: what
+// export-keys and import-keys do between machines.
+func copyCA(t *testing.T, from, to string) {
+	t.Helper()
+	src := filepath.Join(from, "ca")
+	dst := filepath.Join(to, "ca")
+	if err := os.RemoveAll(dst); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(target, info.Mode().Perm())
+		}
+		in, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, info.Mode().Perm())
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func events(t *testing.T, st store.Store, typ string) []pki.AuditEvent {
+	t.Helper()
+	evs, err := st.ListAudit(context.Background(), store.AuditFilter{Type: typ, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// TestNodesShareOneCA walks the life of a CA shared by nodes: the first
+// records it, a node without a CA and a node with another CA are refused,
+// a copy of the keys joins, a rollover made on one node is recorded, the
+// node that lacks its keys is warned and then not ready at the switch,
+// and the switch is recorded once.
+func TestNodesShareOneCA(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+		ctx := context.Background()
+		clock := pkitest.NewClock(t0)
+		a, err := startNode(t, open(t), clock, t.TempDir(), "node-a")
+		if err != nil {
+			t.Fatalf("first node: %v", err)
+		}
+		st := open(t)
+		gens, err := st.CAGenerations(ctx)
+		if err != nil || len(gens) != 1 || gens[0].IssuerID != a.auth.Issuer.ID || !gens[0].SwitchAt.IsZero() || gens[0].PublishedBy != "node-a" {
+			t.Fatalf("after the first node: %+v, %v", gens, err)
+		}
+		if n := len(events(t, st, pki.EventCAPublished)); n != 1 {
+			t.Errorf("%d ca.published events, want 1", n)
+		}
+
+		// A node with an empty data directory never creates a CA.
+		empty := t.TempDir()
+		if _, err := startNode(t, open(t), clock, empty, "node-x"); !errors.Is(err, ErrNotThisCA) || !strings.Contains(err.Error(), "import-keys") {
+			t.Errorf("empty data directory: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(empty, "ca")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a CA was created in the refused data directory: %v", err)
+		}
+
+		// A node with a CA of its own is not this CA.
+		otherDir := t.TempDir()
+		if _, _, err := ca.LoadOrCreate(otherDir, ca.InitOptions{}, clock); err != nil {
+			t.Fatal(err)
+		}
+		other, err := startNode(t, open(t), clock, otherDir, "node-y")
+		if !errors.Is(err, ErrNotThisCA) || other.sync.Ready(ctx) == nil {
+			t.Errorf("another CA: %v, ready %v", err, other.sync.Ready(ctx))
+		}
+
+		// A copy of the keys joins without recording anything new.
+		bDir, cDir := t.TempDir(), t.TempDir()
+		copyCA(t, a.dir, bDir)
+		copyCA(t, a.dir, cDir)
+		b, err := startNode(t, open(t), clock, bDir, "node-b")
+		if err != nil || b.sync.Ready(ctx) != nil {
+			t.Fatalf("node b: %v", err)
+		}
+		c, err := startNode(t, open(t), clock, cDir, "node-c")
+		if err != nil {
+			t.Fatalf("node c: %v", err)
+		}
+
+		// A rollover made on node a is recorded with its switch time.
+		switchAt := t0.Add(2 * time.Hour)
+		next, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: switchAt}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.tick(t, clock); err != nil {
+			t.Fatalf("node a after the rollover: %v", err)
+		}
+		gens, _ = st.CAGenerations(ctx)
+		if len(gens) != 2 || gens[1].IssuerID != next.ID || !gens[1].SwitchAt.Equal(switchAt) {
+			t.Fatalf("the next generation is not recorded: %+v", gens)
+		}
+		// Node b lacks its keys: warned, still ready before the switch.
+		if err := b.tick(t, clock); err != nil {
+			t.Fatalf("node b before the switch: %v", err)
+		}
+		if !strings.Contains(b.logs.String(), "lacks its keys") {
+			t.Errorf("node b was not warned:\n%s", b.logs)
+		}
+		// Node b gets the keys; node c does not.
+		copyCA(t, a.dir, bDir)
+		clock.Advance(time.Hour)
+		for name, n := range map[string]*node{"a": a, "b": b, "c": c} {
+			if err := n.tick(t, clock); err != nil {
+				t.Errorf("node %s an hour before the switch: %v", name, err)
+			}
+		}
+
+		clock.Set(switchAt.Add(time.Second))
+		for name, n := range map[string]*node{"a": a, "b": b} {
+			if err := n.tick(t, clock); err != nil || n.sync.Ready(ctx) != nil {
+				t.Errorf("node %s after the switch: %v", name, err)
+			}
+			if iss, _ := n.auth.Active(clock.Now()); iss.ID != next.ID {
+				t.Errorf("node %s issues with %s, want the next CA %s", name, iss.ID, next.ID)
+			}
+		}
+		if err := c.tick(t, clock); err == nil || c.sync.Ready(ctx) == nil || !strings.Contains(err.Error(), "lacks its keys") {
+			t.Errorf("node c without the next keys after the switch: %v", err)
+		}
+		if n := len(events(t, st, pki.EventCAPromoted)); n != 1 {
+			t.Errorf("%d ca.promoted events, want 1", n)
+		}
+		// Node c gets the keys late, and is ready again.
+		copyCA(t, a.dir, cDir)
+		if err := c.tick(t, clock); err != nil || c.sync.Ready(ctx) != nil {
+			t.Errorf("node c with the keys: %v", err)
+		}
+	})
+}
+
+// TestAnotherScheduleIsRefused: a rollover made on a second node while the
+// store already schedules a next generation is not recorded, and that
+// node is not ready.
+func TestAnotherScheduleIsRefused(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+		clock := pkitest.NewClock(t0)
+		a, err := startNode(t, open(t), clock, t.TempDir(), "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bDir := t.TempDir()
+		copyCA(t, a.dir, bDir)
+		b, err := startNode(t, open(t), clock, bDir, "node-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: t0.Add(time.Hour)}, clock); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.tick(t, clock); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ca.Rollover(bDir, ca.RolloverOptions{SwitchAt: t0.Add(3 * time.Hour)}, clock); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.tick(t, clock); err == nil || !strings.Contains(err.Error(), "schedules") || b.sync.Ready(context.Background()) == nil {
+			t.Errorf("a second schedule: %v", err)
+		}
+		gens, _ := open(t).CAGenerations(context.Background())
+		if len(gens) != 2 {
+			t.Errorf("%d generations recorded, want 2", len(gens))
+		}
+	})
+}

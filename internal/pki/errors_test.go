@@ -1,0 +1,34 @@
+package pki
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// TestUnavailable: an unreachable store is EUnavailable however it was
+// wrapped on the way (plain, inside an EInternal pki.Error), and its
+// message tells the client to come back, never the cause.
+func TestUnavailable(t *testing.T) {
+	cause := fmt.Errorf("%w: postgres: dial tcp 127.0.0.1:5432: connection refused", ErrUnavailable)
+	for _, err := range []error{
+		cause,
+		fmt.Errorf("issue: %w", cause),
+		Wrap(EInternal, cause, "recording the certificate"),
+	} {
+		if c := ErrorCode(err); c != EUnavailable {
+			t.Errorf("ErrorCode(%v) = %s, want unavailable", err, c)
+		}
+		if m := ErrorMessage(err); m != "temporarily unavailable, try again later" {
+			t.Errorf("ErrorMessage(%v) = %q", err, m)
+		}
+	}
+	// A refusal by policy stays what it is, even with an unreachable
+	// store somewhere in its chain.
+	if c := ErrorCode(Wrap(EBadRequest, cause, "no")); c != EBadRequest {
+		t.Errorf("a policy refusal became %s", c)
+	}
+	if c := ErrorCode(errors.New("boom")); c != EInternal {
+		t.Errorf("a plain error is %s", c)
+	}
+}

@@ -1,0 +1,130 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// CAGenerations implements store.Store.
+func (s *Store) CAGenerations(ctx context.Context) ([]store.CAGeneration, error) {
+	rows, err := s.pool.Query(ctx, `SELECT issuer_id, root_fingerprint, issuer_der, ra_der, switch_at,
+		published_at, published_by, promoted_at FROM ca_generations ORDER BY switch_at, issuer_id`)
+	if err != nil {
+		return nil, pgError("postgres: CA generations: %w", err)
+	}
+	defer rows.Close()
+	var out []store.CAGeneration
+	for rows.Next() {
+		var g store.CAGeneration
+		var switchAt, publishedAt int64
+		var promotedAt *int64
+		if err := rows.Scan(&g.IssuerID, &g.RootFingerprint, &g.IssuerDER, &g.RADER, &switchAt, &publishedAt, &g.PublishedBy, &promotedAt); err != nil {
+			return nil, pgError("postgres: CA generations: %w", err)
+		}
+		g.SwitchAt, g.PublishedAt, g.PromotedAt = caTime(switchAt), fromMicros(publishedAt), fromNullMicros(promotedAt)
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, pgError("postgres: CA generations: %w", err)
+	}
+	return out, nil
+}
+
+// caTime reads a switch time: 0 is the first generation's zero time.
+func caTime(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return fromMicros(us)
+}
+
+func caMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return micros(t)
+}
+
+// PublishCAGeneration implements store.Store. The table is locked against
+// other writers (EXCLUSIVE mode still lets readers in) for the root check
+// and the insert, so two nodes creating a CA at once on an empty store do
+// not both get theirs recorded: the second sees the first's root.
+func (s *Store) PublishCAGeneration(ctx context.Context, g store.CAGeneration, ev pki.AuditEvent) (bool, error) {
+	var inserted bool
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		inserted = false
+		if _, err := tx.Exec(ctx, `LOCK TABLE ca_generations IN EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var root string
+		switch err := tx.QueryRow(ctx, `SELECT root_fingerprint FROM ca_generations LIMIT 1`).Scan(&root); {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return err
+		case root != g.RootFingerprint:
+			return fmt.Errorf("the store's CA has root %s, not %s: %w", root, g.RootFingerprint, store.ErrConflict)
+		}
+		var der []byte
+		var switchAt int64
+		switch err := tx.QueryRow(ctx, `SELECT issuer_der, switch_at FROM ca_generations WHERE issuer_id = $1`, g.IssuerID).Scan(&der, &switchAt); {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return err
+		case !bytes.Equal(der, g.IssuerDER) || switchAt != caMicros(g.SwitchAt):
+			return fmt.Errorf("issuing CA %s is recorded with another certificate or switch time: %w", g.IssuerID, store.ErrConflict)
+		default:
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO ca_generations
+			(issuer_id, root_fingerprint, issuer_der, ra_der, switch_at, published_at, published_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			g.IssuerID, g.RootFingerprint, g.IssuerDER, nullBytes(g.RADER), caMicros(g.SwitchAt), micros(g.PublishedAt), g.PublishedBy); err != nil {
+			return conflict(err)
+		}
+		inserted = true
+		return insertEvents(ctx, tx, g.PublishedAt, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return false, pgError("postgres: publish CA generation: %w", err)
+	}
+	return inserted, nil
+}
+
+// PromoteCAGeneration implements store.Store. The conditional UPDATE
+// decides: a node that waited for another's row lock re-reads promoted_at
+// as committed and changes nothing.
+func (s *Store) PromoteCAGeneration(ctx context.Context, issuerID string, at time.Time, ev pki.AuditEvent) (bool, error) {
+	var promoted bool
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		promoted = false
+		tag, err := tx.Exec(ctx, `UPDATE ca_generations SET promoted_at = $1
+			WHERE issuer_id = $2 AND promoted_at IS NULL AND switch_at > 0 AND switch_at <= $1`,
+			micros(at), issuerID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 {
+			promoted = true
+			return insertEvents(ctx, tx, at, []pki.AuditEvent{ev})
+		}
+		var one int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM ca_generations WHERE issuer_id = $1`, issuerID).Scan(&one); errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("issuing CA %s: %w", issuerID, store.ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return false, pgError("postgres: promote CA generation: %w", err)
+	}
+	return promoted, nil
+}

@@ -1,0 +1,45 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrNotInitialized is returned by OpenExisting for a database that no
+// scepter has migrated yet.
+var ErrNotInitialized = errors.New("no scepter schema in this database")
+
+// OpenExisting is Open for a database a scepter server has already set up:
+// a database without scepter's schema is refused with an error wrapping
+// ErrNotInitialized, and left as it is. Administrative commands use it, so
+// that a mistyped database name does not quietly get an empty schema.
+func OpenExisting(ctx context.Context, url string) (*Store, error) {
+	name := Redact(url)
+	// pgxpool's parser: it takes the pool_* parameters out of the URL,
+	// which pgx alone would send to the server as settings.
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, pgError("postgres: open %s: invalid URL: %w", name, parseError(err))
+	}
+	cfg := pcfg.ConnConfig
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, pgError("postgres: open %s: %w", name, err)
+	}
+	var exists bool
+	err = conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists)
+	conn.Close(ctx)
+	if err != nil {
+		return nil, pgError("postgres: open %s: %w", name, err)
+	}
+	if !exists {
+		return nil, pgError("postgres: open %s: %w", name, ErrNotInitialized)
+	}
+	return Open(ctx, url)
+}

@@ -1,0 +1,371 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// CreateUser implements store.Store.
+func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) error {
+	if u.Name == "" || !u.Role.Valid() || u.PasswordHash == "" || u.CreatedAt.IsZero() {
+		return pgError("postgres: create user %q: name, role, password hash and creation time are required", u.Name)
+	}
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO users (name, role, password_hash, created_at, created_by)
+			VALUES ($1, $2, $3, $4, $5)`, u.Name, string(u.Role), u.PasswordHash, micros(u.CreatedAt), u.CreatedBy); err != nil {
+			return conflict(err)
+		}
+		return insertEvents(ctx, tx, u.CreatedAt, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return pgError("postgres: create user %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+const userColumns = `name, role, password_hash, created_at, created_by, failed_logins, locked_until, last_login_at`
+
+func scanUser(sc scanner) (pki.User, error) {
+	var u pki.User
+	var role string
+	var created int64
+	var locked, last *int64
+	if err := sc.Scan(&u.Name, &role, &u.PasswordHash, &created, &u.CreatedBy, &u.FailedLogins, &locked, &last); err != nil {
+		return u, err
+	}
+	u.Role, u.CreatedAt = pki.Role(role), fromMicros(created)
+	u.LockedUntil, u.LastLoginAt = fromNullMicros(locked), fromNullMicros(last)
+	return u, nil
+}
+
+// User implements store.Store.
+func (s *Store) User(ctx context.Context, name string) (*pki.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, pgError("postgres: user %q: %w", name, err)
+	}
+	return &u, nil
+}
+
+// ListUsers implements store.Store, by name (byte order, as SQLite).
+func (s *Store) ListUsers(ctx context.Context) ([]pki.User, error) {
+	out, err := queryAll(ctx, s.pool, scanUser, `SELECT `+userColumns+` FROM users ORDER BY name COLLATE "C"`)
+	if err != nil {
+		return nil, pgError("postgres: list users: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteUser implements store.Store.
+func (s *Store) DeleteUser(ctx context.Context, name string, ev pki.AuditEvent) error {
+	if ev.Time.IsZero() {
+		return pgError("postgres: delete user %q: the event has no time", name)
+	}
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE name = $1`, name)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_name = $1`, name); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, ev.Time, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return pgError("postgres: delete user %q: %w", name, err)
+	}
+	return nil
+}
+
+// RecordLogin implements store.Store. Each attempt is one UPDATE … RETURNING
+// on the user's row, so concurrent attempts on several nodes each count.
+func (s *Store) RecordLogin(ctx context.Context, name string, ok bool, at, lockUntil time.Time, ev pki.AuditEvent) (int, error) {
+	var failed int
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		var row pgx.Row
+		if ok {
+			row = tx.QueryRow(ctx, `UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $1
+				WHERE name = $2 RETURNING failed_logins`, micros(at), name)
+		} else {
+			row = tx.QueryRow(ctx, `UPDATE users SET failed_logins = failed_logins + 1,
+				locked_until = COALESCE($1::bigint, locked_until) WHERE name = $2 RETURNING failed_logins`, nullMicros(lockUntil), name)
+		}
+		if err := row.Scan(&failed); errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		if ev.Type == "" {
+			return nil
+		}
+		return insertEvents(ctx, tx, at, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return 0, pgError("postgres: record login of %q: %w", name, err)
+	}
+	return failed, nil
+}
+
+// CreateToken implements store.Store. The partial unique index on live
+// names makes a second live token of the same name ErrConflict, also when
+// both are created at once.
+func (s *Store) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEvent) error {
+	if t.ID == "" || t.Name == "" || !t.Role.Valid() || len(t.Hash) == 0 || t.CreatedAt.IsZero() {
+		return pgError("postgres: create token %q: ID, name, role, hash and creation time are required", t.Name)
+	}
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO api_tokens (id, name, role, hash, created_at, created_by, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.ID, t.Name, string(t.Role), t.Hash, micros(t.CreatedAt), t.CreatedBy,
+			nullMicros(t.ExpiresAt)); err != nil {
+			return conflict(err)
+		}
+		return insertEvents(ctx, tx, t.CreatedAt, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return pgError("postgres: create token %q: %w", t.Name, err)
+	}
+	return nil
+}
+
+const tokenColumns = `id, name, role, hash, created_at, created_by, expires_at, revoked_at, last_used_at`
+
+func scanToken(sc scanner) (pki.APIToken, error) {
+	var t pki.APIToken
+	var role string
+	var created int64
+	var expires, revoked, used *int64
+	if err := sc.Scan(&t.ID, &t.Name, &role, &t.Hash, &created, &t.CreatedBy, &expires, &revoked, &used); err != nil {
+		return t, err
+	}
+	t.Role, t.CreatedAt = pki.Role(role), fromMicros(created)
+	t.ExpiresAt, t.RevokedAt, t.LastUsedAt = fromNullMicros(expires), fromNullMicros(revoked), fromNullMicros(used)
+	return t, nil
+}
+
+// TokenByHash implements store.Store.
+func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*pki.APIToken, error) {
+	t, err := scanToken(s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE hash = $1`, hash))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, pgError("postgres: token: %w", err)
+	}
+	return &t, nil
+}
+
+// ListTokens implements store.Store.
+func (s *Store) ListTokens(ctx context.Context) ([]pki.APIToken, error) {
+	out, err := queryAll(ctx, s.pool, scanToken, `SELECT `+tokenColumns+` FROM api_tokens ORDER BY created_at DESC, id COLLATE "C"`)
+	if err != nil {
+		return nil, pgError("postgres: list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeToken implements store.Store. The UPDATE's condition (not revoked
+// yet) decides: of concurrent revocations one changes the token and
+// appends the event, the others find no live token.
+func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, ev pki.AuditEvent) (*pki.APIToken, error) {
+	var out pki.APIToken
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		t, err := scanToken(tx.QueryRow(ctx, `UPDATE api_tokens SET revoked_at = $1
+			WHERE id = (SELECT id FROM api_tokens WHERE (id = $2 OR name = $2) AND revoked_at IS NULL
+				ORDER BY id = $2 DESC LIMIT 1)
+			AND revoked_at IS NULL RETURNING `+tokenColumns, micros(at), idOrName))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		out = t
+		e := ev
+		if e.Detail == "" {
+			e.Detail = "token " + t.ID + " (" + t.Name + ")"
+		}
+		return insertEvents(ctx, tx, at, []pki.AuditEvent{e})
+	})
+	if err != nil {
+		return nil, pgError("postgres: revoke token %q: %w", idOrName, err)
+	}
+	return &out, nil
+}
+
+// TouchToken implements store.Store.
+func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE api_tokens SET last_used_at = $1 WHERE id = $2`, micros(at), id)
+		return err
+	})
+	if err != nil {
+		return pgError("postgres: touch token %s: %w", id, err)
+	}
+	return nil
+}
+
+// CreateSession implements store.Store.
+func (s *Store) CreateSession(ctx context.Context, ses pki.Session) error {
+	if len(ses.Hash) == 0 || ses.User == "" || ses.CreatedAt.IsZero() || ses.ExpiresAt.IsZero() {
+		return errors.New("postgres: create session: hash, user and times are required")
+	}
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO sessions (hash, user_name, created_at, expires_at, remote_addr)
+			VALUES ($1, $2, $3, $4, $5)`, ses.Hash, ses.User, micros(ses.CreatedAt), micros(ses.ExpiresAt), ses.RemoteAddr)
+		return conflict(err)
+	})
+	if err != nil {
+		return pgError("postgres: create session: %w", err)
+	}
+	return nil
+}
+
+// Session implements store.Store.
+func (s *Store) Session(ctx context.Context, hash []byte, now time.Time) (*pki.Session, error) {
+	var ses pki.Session
+	var created, expires int64
+	err := s.pool.QueryRow(ctx, `SELECT hash, user_name, created_at, expires_at, remote_addr FROM sessions
+		WHERE hash = $1 AND expires_at > $2`, hash, micros(now)).Scan(&ses.Hash, &ses.User, &created, &expires, &ses.RemoteAddr)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, pgError("postgres: session: %w", err)
+	}
+	ses.CreatedAt, ses.ExpiresAt = fromMicros(created), fromMicros(expires)
+	return &ses, nil
+}
+
+// DeleteSession implements store.Store.
+func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM sessions WHERE hash = $1`, hash)
+		return err
+	})
+	if err != nil {
+		return pgError("postgres: delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteChallenge implements store.Store.
+func (s *Store) DeleteChallenge(ctx context.Context, id string, ev pki.AuditEvent) error {
+	if ev.Time.IsZero() {
+		return pgError("postgres: delete challenge %s: the event has no time", id)
+	}
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM challenges WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		return insertEvents(ctx, tx, ev.Time, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return pgError("postgres: delete challenge %s: %w", id, err)
+	}
+	return nil
+}
+
+// RenewalsOf implements store.Store.
+func (s *Store) RenewalsOf(ctx context.Context, issuerID, serialHex string) ([]pki.Certificate, error) {
+	certs, _, err := s.queryCerts(ctx, `SELECT `+certColumns+` FROM certificates WHERE renewed_from = $1 ORDER BY id`,
+		issuerID+":"+serialHex)
+	if err != nil {
+		return nil, pgError("postgres: renewals of %s/%s: %w", issuerID, serialHex, err)
+	}
+	return certs, nil
+}
+
+// day is a UTC day number, as the counters key them.
+const day = int64(24 * time.Hour / time.Microsecond)
+
+// Dashboard implements store.Store.
+func (s *Store) Dashboard(ctx context.Context, now time.Time, days int) (store.Dashboard, error) {
+	d := store.Dashboard{ByStatus: map[string]int64{"valid": 0, "expired": 0, "revoked": 0}, ByProfile: map[string]int64{},
+		Expiring: map[int]int64{7: 0, 30: 0, 90: 0}}
+	today := micros(now) / day
+	rows, err := s.pool.Query(ctx, `SELECT profile, status, expiry_day, n FROM certificate_counts WHERE n <> 0`)
+	if err != nil {
+		return d, pgError("postgres: dashboard: %w", err)
+	}
+	for rows.Next() {
+		var profile, status string
+		var expiry, n int64
+		if err := rows.Scan(&profile, &status, &expiry, &n); err != nil {
+			rows.Close()
+			return d, pgError("postgres: dashboard: %w", err)
+		}
+		switch {
+		case status == string(pki.StatusRevoked):
+			d.ByStatus["revoked"] += n
+		case expiry < today:
+			d.ByStatus["expired"] += n
+		default:
+			d.ByStatus["valid"] += n
+			d.ByProfile[profile] += n
+			for _, within := range []int{7, 30, 90} {
+				if expiry <= today+int64(within) {
+					d.Expiring[within] += n
+				}
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return d, pgError("postgres: dashboard: %w", err)
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM enrollment_requests WHERE status = $1 AND expires_at > $2`,
+		string(pki.RequestPending), micros(now)).Scan(&d.Pending); err != nil {
+		return d, pgError("postgres: dashboard: %w", err)
+	}
+	days = min(max(days, 1), 366)
+	first := today - int64(days) + 1
+	for i := range int64(days) {
+		d.Days = append(d.Days, store.DayCount{Day: fromMicros((first + i) * day)})
+	}
+	rows, err = s.pool.Query(ctx, `SELECT day, kind, n FROM daily_counts WHERE day >= $1 AND day <= $2`, first, today)
+	if err != nil {
+		return d, pgError("postgres: dashboard: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var dd, n int64
+		var kind string
+		if err := rows.Scan(&dd, &kind, &n); err != nil {
+			return d, pgError("postgres: dashboard: %w", err)
+		}
+		if dd < first || dd > today {
+			continue
+		}
+		dc := &d.Days[dd-first]
+		switch kind {
+		case "issued":
+			dc.Issued += n
+		case "renewed":
+			dc.Renewed += n
+		case "revoked":
+			dc.Revoked += n
+		case "refused":
+			dc.Refused += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return d, pgError("postgres: dashboard: %w", err)
+	}
+	return d, nil
+}

@@ -1,0 +1,345 @@
+// Package postgres is the store.Store on PostgreSQL (github.com/jackc/pgx/v5),
+// for several scepter nodes sharing one database. It passes the same
+// conformance suite (storetest) as the SQLite store, and its migrations
+// (migrations/NNNN_*.sql) carry the same versions and meaning as SQLite's:
+// times are BIGINT microseconds, blobs BYTEA, the same indexes and
+// uniqueness rules, the dashboard's counters kept by PL/pgSQL triggers, and
+// the certificate search on a pg_trgm GIN index.
+//
+// # Transactions
+//
+// SQLite serialises writers with BEGIN IMMEDIATE. Here every transaction
+// runs at READ COMMITTED (PostgreSQL's default), and each guarantee of
+// store.Store that must hold under concurrent writers, on one node or on
+// several, is kept by the statement that decides it, never by a value read
+// earlier and checked in Go:
+//
+//   - Uniqueness (serials, certificates, nonces, challenges, one pending
+//     request per profile and transaction ID, live token names, CRL
+//     numbers) by unique indexes, partial ones where SQLite has them: a
+//     second writer of the same key waits for the first to commit and then
+//     fails with unique_violation (SQLSTATE 23505), which is
+//     store.ErrConflict.
+//   - One-time use and state changes (consuming a challenge, counting its
+//     misuse, completing or rejecting a pending request, finishing a
+//     notification, taking over an expired nonce) by conditional UPDATEs
+//     (WHERE consumed_at IS NULL …, WHERE status = 'pending', ON CONFLICT …
+//     DO UPDATE … WHERE): a writer that waited for another's row lock
+//     re-evaluates its WHERE clause on the row as committed, so of racing
+//     writers exactly one changes it and the others see no row.
+//   - Read-then-decide operations (revoke, unhold) read the certificate
+//     with SELECT … FOR UPDATE, so the second waits and decides on what the
+//     first wrote.
+//   - The audit hash chain: the one audit_head row is read FOR UPDATE in
+//     the transaction that appends, so appenders on every node take turns,
+//     each chains to the head the one before it committed, and ids are the
+//     head's plus one, as in SQLite.
+//   - Notification claims pick the due rows with SELECT … FOR UPDATE SKIP
+//     LOCKED inside the claiming UPDATE, which repeats the due conditions.
+//   - CRLs: PutCRL reads the newest number and inserts newest + 1; a
+//     concurrent writer of the same number hits the primary key.
+//
+// Deadlocks (40P01) and serialization failures (40001), rare at READ
+// COMMITTED but possible (two transactions moving the dashboard's counters
+// of the same days in opposite orders), roll the transaction back; it is
+// then run again from the start, a bounded number of times, and never
+// reported as store.ErrConflict.
+//
+// # Migrations
+//
+// Open applies the embedded migrations through internal/store/migrate on a
+// connection of its own that holds a session-level pg_advisory_lock for the
+// whole run, so nodes starting together migrate one after the other; the
+// connection is closed afterwards, which releases the lock even if the
+// unlock failed.
+//
+// # Connections
+//
+// The URL is a libpq-style postgres:// URL as pgx reads it (host, port,
+// user, database, sslmode, PGPASSWORD and ~/.pgpass, …) with pgxpool's
+// pool settings: pool_max_conns (default max(4, number of CPUs)),
+// pool_min_conns, pool_max_conn_lifetime, pool_max_conn_idle_time and
+// pool_health_check_period. application_name defaults to "scepter", and
+// connect_timeout to DefaultConnectTimeout.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/migrate"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrationLockKey is the pg_advisory_lock key migrators take. Advisory
+// locks are per database, so servers of different databases on one
+// PostgreSQL never wait for each other.
+const migrationLockKey int64 = 0x5ce9_7e12_0000_0001
+
+// maxAttempts bounds how often a transaction that failed with a deadlock or
+// a serialization failure is run.
+const maxAttempts = 8
+
+// DefaultConnectTimeout bounds one connection attempt when the URL sets no
+// connect_timeout.
+const DefaultConnectTimeout = 15 * time.Second
+
+// Store is the PostgreSQL implementation of store.Store. It is safe for
+// concurrent use, also by several processes on one database.
+type Store struct {
+	pool *pgxpool.Pool
+	name string // the redacted URL, for errors
+
+	closeOnce sync.Once
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at url (postgres://…), applies pending
+// migrations under an advisory lock and returns the store. A database
+// written by a newer scepter is refused with an error wrapping
+// migrate.ErrDatabaseTooNew. The password never appears in its errors.
+func Open(ctx context.Context, url string) (*Store, error) {
+	name := Redact(url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, pgError("postgres: open %s: invalid URL: %w", name, parseError(err))
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns()
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "scepter"
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// An address that drops packets would otherwise hold a start or a
+		// CLI command for the operating system's TCP timeout (minutes).
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	if err := migrateUp(ctx, cfg.ConnConfig, name); err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, pgError("postgres: open %s: %w", name, err)
+	}
+	s := &Store{pool: pool, name: name}
+	if err := s.sealAuditTrail(ctx); err != nil {
+		pool.Close()
+		return nil, pgError("postgres: open %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// migrateUp runs the migrations on a connection of its own (closed at the
+// end, which drops the advisory lock with it whatever happened).
+func migrateUp(ctx context.Context, cc *pgx.ConnConfig, name string) error {
+	db := stdlib.OpenDB(*cc.Copy())
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return pgError("postgres: open %s: %w", name, err)
+	}
+	if _, err := migrate.Up(ctx, db, sub, dialect()); err != nil {
+		return pgError("postgres: open %s: %w", name, err)
+	}
+	return nil
+}
+
+// dialect is the migrate.Dialect of this package: a session-level advisory
+// lock held by the migrating connection for the whole run.
+func dialect() migrate.Dialect {
+	return migrate.Dialect{
+		Name: "postgres",
+		Lock: func(ctx context.Context, conn *sql.Conn) (func(context.Context) error, error) {
+			if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+				return nil, err
+			}
+			return func(ctx context.Context) error {
+				var released bool
+				if err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey).Scan(&released); err != nil {
+					return err
+				}
+				if !released {
+					return errors.New("the migration lock was not held")
+				}
+				return nil
+			}, nil
+		},
+	}
+}
+
+// Close closes the connection pool. It may be called more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(s.pool.Close)
+	return nil
+}
+
+// Redact returns url with its password, if any, replaced by "xxxxx", for
+// logs and error messages. A string that is not a URL is returned as
+// "postgres" alone: it may be a key=value string holding a password.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return "postgres"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// parseError is the reason pgx could not parse a connection string,
+// without the string itself: pgx quotes it with the password masked on a
+// best-effort basis, and url.Parse errors quote it whole.
+func parseError(err error) error {
+	inner := errors.Unwrap(err)
+	var ue *url.Error
+	if errors.As(inner, &ue) {
+		inner = ue.Err
+	}
+	if inner == nil {
+		return errors.New("cannot parse the connection string")
+	}
+	return inner
+}
+
+// isUnique reports whether err is a unique violation, the only constraint
+// error that means store.ErrConflict; NOT NULL or CHECK failures are bugs
+// and stay plain errors.
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// retryable reports whether err rolled the transaction back for a reason
+// that running it again may not meet: a serialization failure or a
+// deadlock.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// conflict turns a uniqueness violation into store.ErrConflict, keeping the
+// server's message (which names the constraint) for the log.
+func conflict(err error) error {
+	if isUnique(err) {
+		var pe *pgconn.PgError
+		errors.As(err, &pe)
+		return fmt.Errorf("%w (%s: %s)", store.ErrConflict, pe.ConstraintName, pe.Message)
+	}
+	return err
+}
+
+// withTx runs fn in a READ COMMITTED transaction and commits it when fn
+// returns nil. A deadlock or serialization failure, in fn or at commit,
+// runs the whole transaction again (fn must set its results afresh on each
+// run), up to maxAttempts times.
+func (s *Store) withTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = s.tryTx(ctx, fn)
+		if err == nil || !retryable(err) || attempt >= maxAttempts {
+			return err
+		}
+		// A short, growing, jittered pause, so that the transactions
+		// that collided do not collide again.
+		wait := time.Duration(1<<min(attempt, 6)) * time.Millisecond
+		wait += rand.N(wait)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (s *Store) tryTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// argList numbers query parameters: add appends a value and returns its
+// placeholder ($1, $2, …).
+type argList []any
+
+func (a *argList) add(v any) string {
+	*a = append(*a, v)
+	return fmt.Sprintf("$%d", len(*a))
+}
+
+// Times are stored as BIGINT microseconds since the Unix epoch, UTC, as in
+// SQLite. The zero time.Time is stored as its own microsecond count in NOT
+// NULL columns and as NULL in nullable ones; both read back as the zero
+// time.
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func nullMicros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time {
+	t := time.UnixMicro(us).UTC()
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t
+}
+
+func fromNullMicros(v *int64) time.Time {
+	if v == nil {
+		return time.Time{}
+	}
+	return fromMicros(*v)
+}
+
+func durMicros(d time.Duration) int64 { return d.Microseconds() }
+
+// nullBytes stores an empty blob as NULL.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// defaultMaxConns is the pool size when the URL sets no pool_max_conns:
+// pgxpool's own default, on the CPUs this process may use.
+func defaultMaxConns() int32 { return int32(max(4, runtime.GOMAXPROCS(0))) }

@@ -1,0 +1,539 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/scepter/scepter/internal/audit"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/migrate"
+	"github.com/scepter/scepter/internal/store/postgres/pgtest"
+	"github.com/scepter/scepter/internal/store/storetest"
+)
+
+// testPoolSize keeps the conformance suite's parallel stores within the
+// test server's max_connections on a machine with many CPUs; concurrency
+// tests still run on several connections.
+const testPoolSize = "8"
+
+// openFresh opens a store on a database of its own, dropped at the end of
+// the test.
+func openFresh(t testing.TB) (*Store, string) {
+	t.Helper()
+	dbURL := pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", testPoolSize)
+	s, err := Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dbURL
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, _ := openFresh(t)
+		return s
+	})
+}
+
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func testCert(serial string) pki.Certificate {
+	return pki.Certificate{
+		SerialHex: serial, IssuerID: "issuer", Subject: "CN=" + serial, NotBefore: t0,
+		NotAfter: t0.Add(365 * 24 * time.Hour), Status: pki.StatusValid, Profile: "default",
+		Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, CreatedAt: t0, DER: []byte("der"),
+	}
+}
+
+// TestMigrationsMatchSQLite: the PostgreSQL migrations carry the same
+// versions and names as SQLite's, so a database of either driver records
+// the same schema_migrations and a later migration is added to both.
+func TestMigrationsMatchSQLite(t *testing.T) {
+	ours, err := migrate.Load(must(fs.Sub(migrationFiles, "migrations")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := migrate.Load(os.DirFS("../sqlite/migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(ms []migrate.Migration) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, fmt.Sprintf("%d_%s", m.Version, m.Name))
+		}
+		return out
+	}
+	if got, want := names(ours), names(theirs); !slices.Equal(got, want) {
+		t.Errorf("postgres migrations %v, sqlite migrations %v: keep them aligned", got, want)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func appliedVersions(t *testing.T, s *Store) []string {
+	t.Helper()
+	rows, err := s.pool.Query(context.Background(), `SELECT version, name FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v int
+		var name string
+		if err := rows.Scan(&v, &name); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%d_%s", v, name))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func allMigrations(t *testing.T) []string {
+	t.Helper()
+	ms, err := migrate.Load(must(fs.Sub(migrationFiles, "migrations")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range ms {
+		out = append(out, fmt.Sprintf("%d_%s", m.Version, m.Name))
+	}
+	return out
+}
+
+// TestConcurrentOpen: nodes starting together on a new database migrate
+// one after the other under the advisory lock: every Open succeeds, each
+// version is applied once, and the audit chain has one head.
+func TestConcurrentOpen(t *testing.T) {
+	dbURL := pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", "2")
+	const nodes = 8
+	stores := make([]*Store, nodes)
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := range nodes {
+		wg.Go(func() {
+			<-gate
+			stores[i], errs[i] = Open(context.Background(), dbURL)
+		})
+	}
+	close(gate)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+			continue
+		}
+		defer stores[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	if got := appliedVersions(t, stores[0]); !slices.Equal(got, allMigrations(t)) {
+		t.Errorf("schema_migrations = %v, want %v", got, allMigrations(t))
+	}
+	var heads int
+	if err := stores[0].pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_head`).Scan(&heads); err != nil || heads != 1 {
+		t.Errorf("audit_head rows: %d, %v; want 1", heads, err)
+	}
+	// Nothing holds the migration lock any more.
+	var free bool
+	if err := stores[0].pool.QueryRow(context.Background(), `SELECT pg_try_advisory_lock($1)`, migrationLockKey).Scan(&free); err != nil || !free {
+		t.Errorf("migration lock still held after Open: %v, %v", free, err)
+	}
+}
+
+// TestMigrationLockWaits: a migrator waits while another holds the lock
+// (here a session that took it by hand), and proceeds once it is released.
+func TestMigrationLockWaits(t *testing.T) {
+	dbURL := pgtest.Database(t)
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if s, err := Open(short, dbURL); err == nil {
+		s.Close()
+		t.Fatal("Open migrated while another session held the migration lock")
+	}
+	done := make(chan error, 1)
+	go func() {
+		s, err := Open(ctx, dbURL)
+		if err == nil {
+			s.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Open returned while the lock was held: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Open after the lock was released: %v", err)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	s, dbURL := openFresh(t)
+	if err := s.RecordIssuance(ctx, store.Issuance{Certificate: testCert("01"), Now: t0,
+		Events: []pki.AuditEvent{{Type: pki.EventIssued}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err := Open(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Certificate(ctx, "issuer", "01"); err != nil {
+		t.Errorf("certificate lost on reopen: %v", err)
+	}
+	if got := appliedVersions(t, s); !slices.Equal(got, allMigrations(t)) {
+		t.Errorf("schema_migrations = %v, want %v", got, allMigrations(t))
+	}
+	rep, err := audit.Verify(ctx, s)
+	if err != nil || !rep.OK() || rep.Checked != 1 {
+		t.Errorf("audit verify after reopen: %+v, %v", rep, err)
+	}
+}
+
+func TestNewerDatabaseRefused(t *testing.T) {
+	ctx := context.Background()
+	s, dbURL := openFresh(t)
+	future := len(allMigrations(t)) + 1
+	if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'from_the_future', '2031-01-01T00:00:00Z')`, future); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err := Open(ctx, dbURL)
+	if !errors.Is(err, migrate.ErrDatabaseTooNew) {
+		t.Fatalf("Open of a newer database: %v, want ErrDatabaseTooNew", err)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("version %d", future)) {
+		t.Errorf("error does not name the database's version: %v", err)
+	}
+}
+
+// TestTwoNodes runs two stores (two pools, as two scepter nodes would) on
+// one database at once: issuances from both, all trying to consume one
+// challenge as well as recording their own, and plain audit appends. One
+// consumption wins, every other issuance is recorded, and the audit trail
+// is one valid chain (internal/audit.Verify) holding every event.
+func TestTwoNodes(t *testing.T) {
+	ctx := context.Background()
+	a, dbURL := openFresh(t)
+	b, err := Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	nodes := []*Store{a, b}
+	ch := pki.Challenge{ID: "once", Hash: []byte("hash-once"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := a.CreateChallenge(ctx, ch, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 8, 20
+	var consumed, unusable, events atomic.Int64
+	events.Add(1) // challenge.created
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*workers*each)
+	gate := make(chan struct{})
+	for n, s := range nodes {
+		for w := range workers {
+			wg.Go(func() {
+				<-gate
+				for i := range each {
+					c := testCert(fmt.Sprintf("%d-%d-%d", n, w, i))
+					in := store.Issuance{Certificate: c, Now: t0,
+						Events: []pki.AuditEvent{{Type: pki.EventIssued, SerialHex: c.SerialHex}}}
+					if i == 0 {
+						in.ConsumeChallengeHash = ch.Hash
+					}
+					switch err := s.RecordIssuance(ctx, in); {
+					case err == nil && i == 0:
+						consumed.Add(1)
+						events.Add(1)
+					case err == nil:
+						events.Add(1)
+					case i == 0 && errors.Is(err, store.ErrChallengeUnusable):
+						unusable.Add(1)
+					default:
+						errs <- err
+					}
+					if err := s.AppendAudit(ctx, pki.AuditEvent{Time: t0, Type: "test", Detail: c.SerialHex}); err != nil {
+						errs <- err
+					} else {
+						events.Add(1)
+					}
+				}
+			})
+		}
+	}
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if consumed.Load() != 1 || unusable.Load() != 2*workers-1 {
+		t.Errorf("challenge consumed %d times (%d refused), want once", consumed.Load(), unusable.Load())
+	}
+	for _, s := range nodes {
+		rep, err := audit.Verify(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK() || rep.Checked != events.Load() {
+			t.Errorf("audit verify: %+v (problem %v), want %d records and no problem", rep, rep.Problem, events.Load())
+		}
+	}
+	var n int64
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM certificates`).Scan(&n); err != nil || n != 2*workers*each-(2*workers-1) {
+		t.Errorf("%d certificates, %v; want %d", n, err, 2*workers*each-(2*workers-1))
+	}
+}
+
+// TestDeadlockIsRetried: two transactions that lock two rows in opposite
+// orders deadlock; PostgreSQL aborts one (40P01), withTx runs it again, and
+// both succeed without the caller seeing an error.
+func TestDeadlockIsRetried(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openFresh(t)
+	for _, id := range []string{"x", "y"} {
+		if _, err := s.pool.Exec(ctx, `INSERT INTO revocation_state (issuer_id, seq) VALUES ($1, 0)`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var runs atomic.Int32
+	var both sync.WaitGroup
+	both.Add(2)
+	lockBoth := func(first, second string) error {
+		return s.withTx(ctx, func(tx pgx.Tx) error {
+			n := runs.Add(1)
+			if _, err := tx.Exec(ctx, `UPDATE revocation_state SET seq = seq + 1 WHERE issuer_id = $1`, first); err != nil {
+				return err
+			}
+			if n <= 2 {
+				// The first run of each: wait until both hold their first
+				// row, so that the second lock closes the cycle.
+				both.Done()
+				both.Wait()
+			}
+			_, err := tx.Exec(ctx, `UPDATE revocation_state SET seq = seq + 1 WHERE issuer_id = $1`, second)
+			return err
+		})
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- lockBoth("x", "y") }()
+	go func() { errs <- lockBoth("y", "x") }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("withTx: %v", err)
+		}
+	}
+	if r := runs.Load(); r != 3 {
+		t.Errorf("%d runs, want 3 (one retried)", r)
+	}
+	var x, y int64
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT seq FROM revocation_state WHERE issuer_id = 'x'),
+		(SELECT seq FROM revocation_state WHERE issuer_id = 'y')`).Scan(&x, &y); err != nil || x != 2 || y != 2 {
+		t.Errorf("counters %d, %d (%v); want 2, 2: each transaction committed once", x, y, err)
+	}
+}
+
+// TestSearchUsesTrigramIndex: with an analysed inventory, a search of three
+// characters or more that matches few certificates is a lookup in the
+// trigram index, and every search query ends with LIMIT.
+func TestSearchUsesTrigramIndex(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openFresh(t)
+	if _, err := s.pool.Exec(ctx, `INSERT INTO certificates (issuer_id, serial_hex, subject_dn, sans, not_before,
+		not_after, status, profile, protocol, created_at, der)
+		SELECT 'issuer', to_hex(i), 'CN=device-' || i || ',O=scepter', '["device-' || i || '.example"]', 0,
+			86400000000 * (i % 400), 'valid', 'default', 'scep', i, '\x30'
+		FROM generate_series(1, 20000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	// VACUUM moves the new rows' trigram entries from the GIN pending list
+	// into the index (autovacuum would), and ANALYZE gives the planner
+	// the statistics of the search expression.
+	if _, err := s.pool.Exec(ctx, `VACUUM ANALYZE certificates`); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []store.CertFilter{
+		{Search: "device-1234."},
+		{Search: "DEVICE-777,"},
+		{Search: "device-1999", Status: pki.StatusValid},
+		{Search: "device-1234", NotAfterBefore: t0},
+	} {
+		q, args, _, err := listQuery(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := explain(t, s, q, args...)
+		if !strings.Contains(plan, "certificates_search") || !strings.HasPrefix(plan, "Limit") {
+			t.Errorf("search %+v: plan does not use the trigram index under a Limit:\n%s", f, plan)
+		}
+		certs, _, err := s.ListCertificates(ctx, f)
+		if err != nil || len(certs) == 0 {
+			t.Errorf("search %+v: %d certificates, %v", f, len(certs), err)
+		}
+	}
+	// A term that matches nearly everything is read in id order and stops
+	// at LIMIT, like the SQLite store's.
+	q, args, _, err := listQuery(store.CertFilter{Search: "device", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := explain(t, s, q, args...); !strings.HasPrefix(plan, "Limit") || strings.Contains(plan, "Sort") {
+		t.Errorf("a frequent term: plan sorts or has no Limit on top:\n%s", plan)
+	}
+}
+
+func explain(t *testing.T, s *Store, q string, args ...any) string {
+	t.Helper()
+	rows, err := s.pool.Query(context.Background(), `EXPLAIN `+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var l string
+		if err := rows.Scan(&l); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestOpenErrorsHideThePassword: a bad URL or an unreachable server is
+// reported without the password.
+func TestOpenErrorsHideThePassword(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, u := range []string{
+		"postgres://scepter:s3cr3t-pw@127.0.0.1:1/scepter?connect_timeout=2",
+		"postgres://scepter:s3cr3t-pw@127.0.0.1:1/scepter?pool_max_conns=lots",
+		"postgres://scepter@127.0.0.1:1/scepter?password=s3cr3t-pw&connect_timeout=2",
+		"postgres://scepter:s3cr3t-pw@[::1/scepter",
+	} {
+		_, err := Open(ctx, u)
+		if err == nil {
+			t.Errorf("Open(%s): no error", Redact(u))
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr3t-pw") {
+			t.Errorf("Open error shows the password: %v", err)
+		}
+	}
+	if got := Redact("postgres://u:pw@h:5/db?sslmode=require"); got != "postgres://u:xxxxx@h:5/db?sslmode=require" {
+		t.Errorf("Redact = %q", got)
+	}
+}
+
+func TestPoolSize(t *testing.T) {
+	s, dbURL := openFresh(t)
+	if got := s.pool.Config().MaxConns; got != 8 {
+		t.Errorf("pool_max_conns=8: MaxConns %d", got)
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Del("pool_max_conns")
+	u.RawQuery = q.Encode()
+	plain := u.String()
+	s2, err := Open(context.Background(), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := s2.pool.Config().MaxConns; got != defaultMaxConns() {
+		t.Errorf("default MaxConns %d, want %d", got, defaultMaxConns())
+	}
+	var app string
+	if err := s2.pool.QueryRow(context.Background(), `SHOW application_name`).Scan(&app); err != nil || app != "scepter" {
+		t.Errorf("application_name %q, %v", app, err)
+	}
+}
+
+// TestTextPostgresCannotHold: NUL characters and invalid UTF-8, which
+// PostgreSQL's text refuses, round-trip in audit records (whose chain must
+// verify), subjects and rejection reasons, and equality filters find them.
+func TestTextPostgresCannotHold(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openFresh(t)
+	odd := []string{"nul\x00inside", "bad \xff utf-8", escMarker + "looks escaped", escMarker, "plain"}
+	for i, v := range odd {
+		c := testCert(fmt.Sprintf("%02x", i))
+		c.Subject, c.Issuer = "CN="+v, v
+		ev := pki.AuditEvent{Type: v, Actor: v, Profile: v, SerialHex: v, IssuerID: v, Subject: v,
+			TransactionID: v, Outcome: v, Reason: v, Detail: v}
+		if err := s.RecordIssuance(ctx, store.Issuance{Certificate: c, Now: t0, Events: []pki.AuditEvent{ev}}); err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		got, err := s.Certificate(ctx, c.IssuerID, c.SerialHex)
+		if err != nil || got.Subject != c.Subject || got.Issuer != c.Issuer {
+			t.Errorf("%q: certificate %+v, %v", v, got, err)
+		}
+		evs, err := s.ListAudit(ctx, store.AuditFilter{Type: v, SerialHex: v})
+		if err != nil || len(evs) != 1 || evs[0].Detail != v || evs[0].Subject != v || evs[0].Actor != v {
+			t.Errorf("%q: ListAudit by type and serial = %+v, %v", v, evs, err)
+		}
+		r := pki.EnrollmentRequest{ID: fmt.Sprintf("r%d", i), TransactionID: "tx", Profile: fmt.Sprint(i), Subject: "CN=" + v,
+			CSR: []byte{0x30}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		if err := s.CreateRequest(ctx, r, nil, pki.AuditEvent{Type: pki.EventRequestPending}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RejectRequest(ctx, r.ID, v, "cli:root", t0, pki.AuditEvent{Type: pki.EventRequestRejected}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Request(ctx, r.ID); err != nil || got.Subject != r.Subject || got.Reason != v {
+			t.Errorf("%q: request %+v, %v", v, got, err)
+		}
+	}
+	if rep, err := audit.Verify(ctx, s); err != nil || !rep.OK() {
+		t.Errorf("audit verify: %+v, %v", rep, err)
+	}
+	if got := encText("plain"); got != "plain" {
+		t.Errorf("encText(plain) = %q: ordinary text must be stored as it is", got)
+	}
+}

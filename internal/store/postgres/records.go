@@ -1,0 +1,439 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// CreateChallenge implements store.Store. A zero ev.Time becomes
+// ch.CreatedAt.
+func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.AuditEvent) error {
+	bound, err := encodeSANs(ch.BoundSANs)
+	if err != nil {
+		return pgError("postgres: create challenge %s: %w", ch.ID, err)
+	}
+	err = s.withTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO challenges
+			(id, hash, profile, created_at, expires_at, consumed_at, created_by, bound_subject, bound_sans)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			ch.ID, ch.Hash, ch.Profile, micros(ch.CreatedAt), micros(ch.ExpiresAt),
+			nullMicros(ch.ConsumedAt), ch.CreatedBy, nullBytes(ch.BoundSubject), bound)
+		if err != nil {
+			return conflict(err)
+		}
+		return insertEvents(ctx, tx, ch.CreatedAt, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return pgError("postgres: create challenge %s: %w", ch.ID, err)
+	}
+	return nil
+}
+
+const challengeColumns = `id, hash, profile, created_at, expires_at, consumed_at, created_by,
+	bound_subject, bound_sans, failed_uses, locked_at`
+
+func scanChallenge(sc scanner) (pki.Challenge, error) {
+	var (
+		ch               pki.Challenge
+		created, expires int64
+		consumed, locked *int64
+		subject          []byte
+		bound            string
+	)
+	err := sc.Scan(&ch.ID, &ch.Hash, &ch.Profile, &created, &expires, &consumed, &ch.CreatedBy,
+		&subject, &bound, &ch.FailedUses, &locked)
+	if err != nil {
+		return ch, err
+	}
+	if len(subject) > 0 {
+		ch.BoundSubject = subject
+	}
+	if ch.BoundSANs, err = decodeSANs(bound); err != nil {
+		return ch, fmt.Errorf("challenge %s: %w", ch.ID, err)
+	}
+	ch.CreatedAt = fromMicros(created)
+	ch.ExpiresAt = fromMicros(expires)
+	ch.ConsumedAt = fromNullMicros(consumed)
+	ch.LockedAt = fromNullMicros(locked)
+	return ch, nil
+}
+
+// LookupChallenge implements store.Store.
+func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error) {
+	ch, err := scanChallenge(s.pool.QueryRow(ctx, `SELECT `+challengeColumns+`
+		FROM challenges WHERE hash = $1 AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > $2`, hash, micros(now)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, pgError("postgres: look up challenge: %w", store.ErrChallengeUnusable)
+	}
+	if err != nil {
+		return nil, pgError("postgres: look up challenge: %w", err)
+	}
+	return &ch, nil
+}
+
+// RecordChallengeMisuse implements store.Store. A zero ev.Time becomes now.
+// The UPDATE counts and locks in one statement, on the row as committed by
+// any concurrent misuse.
+func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time.Time, lockAfter int, ev pki.AuditEvent) (bool, error) {
+	var locked bool
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		var uses int
+		err := tx.QueryRow(ctx, `UPDATE challenges SET failed_uses = failed_uses + 1,
+			locked_at = CASE WHEN failed_uses + 1 >= $1::integer THEN $2::bigint ELSE NULL END
+			WHERE hash = $3 AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > $2::bigint
+			RETURNING failed_uses`, lockAfter, micros(now), hash).Scan(&uses)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrChallengeUnusable
+		}
+		if err != nil {
+			return err
+		}
+		locked = uses >= lockAfter
+		return insertEvents(ctx, tx, now, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return false, pgError("postgres: record challenge misuse: %w", err)
+	}
+	return locked, nil
+}
+
+// ListChallenges implements store.Store: newest first, insertion order
+// breaking ties.
+func (s *Store) ListChallenges(ctx context.Context, limit int) ([]pki.Challenge, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxLimit)
+	out, err := queryAll(ctx, s.pool, scanChallenge,
+		`SELECT `+challengeColumns+` FROM challenges ORDER BY created_at DESC, seq DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, pgError("postgres: list challenges: %w", err)
+	}
+	return out, nil
+}
+
+// RememberNonce implements store.Store. A pair whose expiry has passed is
+// forgotten even before PurgeExpired removes it: it is replaced, not refused.
+func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		// One statement decides: insert a new pair, or take over an expired
+		// one; a live pair matches neither and changes no row. A concurrent
+		// insert of the same pair waits for this one and then finds it live.
+		tag, err := tx.Exec(ctx, `INSERT INTO nonces (transaction_id, sender_nonce, expires_at)
+			VALUES ($1, $2, $3)
+			ON CONFLICT (transaction_id, sender_nonce) DO UPDATE SET expires_at = excluded.expires_at
+			WHERE nonces.expires_at <= $4`,
+			transactionID, senderNonce, micros(expires), micros(now))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("replayed nonce: %w", store.ErrConflict)
+		}
+		return nil
+	})
+	if err != nil {
+		return pgError("postgres: remember nonce of transaction %q: %w", transactionID, err)
+	}
+	return nil
+}
+
+// PurgeExpired implements store.Store. It removes expired nonces, console
+// sessions and enrollment requests past their retention, whatever their
+// status (the certificate and the audit trail of an issued one stay):
+// serial reservations are never released, and challenges stay (consumed or
+// expired) for the console and the audit trail.
+func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM nonces WHERE expires_at <= $1`, micros(now)); err != nil {
+			return fmt.Errorf("nonces: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM enrollment_requests WHERE expires_at <= $1`, micros(now)); err != nil {
+			return fmt.Errorf("requests: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, micros(now)); err != nil {
+			return fmt.Errorf("sessions: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return pgError("postgres: purge expired: %w", err)
+	}
+	return nil
+}
+
+// auditColumns is the select list of an audit event, in the order the
+// scans read it.
+const auditColumns = `id, time, type, actor, profile, serial_hex, issuer_id, subject, transaction_id,
+	outcome, reason, detail`
+
+// AppendAudit implements store.Store. Every event needs its Time: the store
+// has no clock of its own.
+func (s *Store) AppendAudit(ctx context.Context, events ...pki.AuditEvent) error {
+	for i := range events {
+		if events[i].Time.IsZero() {
+			return pgError("postgres: append audit: event %d (%s) has no time", i, events[i].Type)
+		}
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		return insertEvents(ctx, tx, time.Time{}, events)
+	})
+	if err != nil {
+		return pgError("postgres: append audit: %w", err)
+	}
+	return nil
+}
+
+// insertEvents appends events inside tx, chained to the trail; a zero Time
+// becomes now. The head row is read FOR UPDATE and written in the same
+// transaction: an appender on any node waits here until the one before it
+// has committed, and then reads the head that one wrote, so no two appends
+// chain to the same record. Ids are the head's plus one, so the chain's
+// order is the id order even if rows were deleted behind the store's back.
+// Callers append last in their transactions, so the head is held only for
+// the appending and the commit.
+func insertEvents(ctx context.Context, tx pgx.Tx, now time.Time, events []pki.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	head, err := lockAuditHead(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("insert audit event: %w", err)
+	}
+	var b pgx.Batch
+	for _, e := range events {
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		e.Time = fromMicros(micros(e.Time)) // what is stored is what is hashed
+		e.ID = head.LastID + 1
+		e.Hash = pki.AuditChainHash(head.LastHash, e)
+		b.Queue(`INSERT INTO audit_events
+			(id, time, type, actor, profile, serial_hex, issuer_id, subject, transaction_id, outcome, reason, detail,
+			 prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			e.ID, micros(e.Time), encText(e.Type), encText(e.Actor), encText(e.Profile), encText(e.SerialHex),
+			encText(e.IssuerID), encText(e.Subject), encText(e.TransactionID), encText(e.Outcome), encText(e.Reason),
+			encText(e.Detail), head.LastHash, e.Hash)
+		head = store.AuditHead{LastID: e.ID, LastHash: e.Hash, Count: head.Count + 1}
+	}
+	b.Queue(`UPDATE audit_head SET last_id = $1, last_hash = $2, count = $3 WHERE one = 1`,
+		head.LastID, head.LastHash, head.Count)
+	br := tx.SendBatch(ctx, &b)
+	for range b.Len() {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return fmt.Errorf("insert audit event: %w", err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("insert audit event: %w", err)
+	}
+	return nil
+}
+
+// lockAuditHead reads the chain's head FOR UPDATE. Open makes sure the row
+// exists; should it have been deleted behind the store's back, the table is
+// locked against every other appender before the trail starts again from
+// the genesis hash (ids still follow the newest record: a row that is there
+// is never overwritten).
+func lockAuditHead(ctx context.Context, tx pgx.Tx) (store.AuditHead, error) {
+	var h store.AuditHead
+	err := tx.QueryRow(ctx, `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1 FOR UPDATE`).
+		Scan(&h.LastID, &h.LastHash, &h.Count)
+	if err == nil {
+		return h, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return h, fmt.Errorf("audit chain head: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE audit_head IN EXCLUSIVE MODE`); err != nil {
+		return h, fmt.Errorf("audit chain head: %w", err)
+	}
+	err = tx.QueryRow(ctx, `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1`).
+		Scan(&h.LastID, &h.LastHash, &h.Count)
+	if err == nil {
+		return h, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return h, fmt.Errorf("audit chain head: %w", err)
+	}
+	h = store.AuditHead{LastHash: pki.AuditGenesis}
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM audit_events`).Scan(&h.LastID); err != nil {
+		return h, fmt.Errorf("audit chain head: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_head (one, last_id, last_hash, count) VALUES (1, $1, $2, 0)`,
+		h.LastID, h.LastHash); err != nil {
+		return h, fmt.Errorf("audit chain head: %w", err)
+	}
+	return h, nil
+}
+
+// AuditHead implements store.Store.
+func (s *Store) AuditHead(ctx context.Context) (store.AuditHead, error) {
+	var h store.AuditHead
+	err := s.pool.QueryRow(ctx, `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1`).
+		Scan(&h.LastID, &h.LastHash, &h.Count)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.AuditHead{LastHash: pki.AuditGenesis}, nil
+	}
+	if err != nil {
+		return h, pgError("postgres: audit chain head: %w", err)
+	}
+	return h, nil
+}
+
+// AuditChain implements store.Store.
+func (s *Store) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki.AuditEvent, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	limit = min(limit, 10000)
+	rows, err := s.pool.Query(ctx, `SELECT `+auditColumns+`, prev_hash, hash FROM audit_events
+		WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
+	if err != nil {
+		return nil, pgError("postgres: audit chain: %w", err)
+	}
+	out, err := scanAudit(rows, true)
+	if err != nil {
+		return nil, pgError("postgres: audit chain: %w", err)
+	}
+	return out, nil
+}
+
+// scanAudit reads auditColumns rows (followed by prev_hash and hash when
+// withHashes), and closes them.
+func scanAudit(rows pgx.Rows, withHashes bool) ([]pki.AuditEvent, error) {
+	defer rows.Close()
+	var out []pki.AuditEvent
+	for rows.Next() {
+		var e pki.AuditEvent
+		var t int64
+		dest := []any{&e.ID, &t, &e.Type, &e.Actor, &e.Profile, &e.SerialHex, &e.IssuerID,
+			&e.Subject, &e.TransactionID, &e.Outcome, &e.Reason, &e.Detail}
+		if withHashes {
+			dest = append(dest, &e.PrevHash, &e.Hash)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		e.Time = fromMicros(t)
+		for _, f := range []*string{&e.Type, &e.Actor, &e.Profile, &e.SerialHex, &e.IssuerID, &e.Subject,
+			&e.TransactionID, &e.Outcome, &e.Reason, &e.Detail} {
+			*f = decText(*f)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// sealAuditTrail makes sure the chain has its head row. The first start
+// that finds none chains the records written before the trail was a chain
+// (schema version 6), in id order; on a new database there are none, and
+// the head is the genesis. It runs under a transaction-level advisory lock
+// on the migration key, so nodes starting together seal once. Afterwards
+// it does nothing: a record added later without its hash is not blessed
+// here but shown by `audit verify`.
+func (s *Store) sealAuditTrail(ctx context.Context) error {
+	return s.withTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {
+			return fmt.Errorf("seal audit trail: %w", err)
+		}
+		var has bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_head)`).Scan(&has); err != nil {
+			return fmt.Errorf("seal audit trail: %w", err)
+		}
+		if has {
+			return nil
+		}
+		rows, err := tx.Query(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY id`)
+		if err != nil {
+			return fmt.Errorf("seal audit trail: %w", err)
+		}
+		events, err := scanAudit(rows, false)
+		if err != nil {
+			return fmt.Errorf("seal audit trail: %w", err)
+		}
+		head := store.AuditHead{LastHash: pki.AuditGenesis}
+		for _, e := range events {
+			hash := pki.AuditChainHash(head.LastHash, e)
+			if _, err := tx.Exec(ctx, `UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE id = $3`,
+				head.LastHash, hash, e.ID); err != nil {
+				return fmt.Errorf("seal audit trail: %w", err)
+			}
+			head = store.AuditHead{LastID: e.ID, LastHash: hash, Count: head.Count + 1}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO audit_head (one, last_id, last_hash, count) VALUES (1, $1, $2, $3)`,
+			head.LastID, head.LastHash, head.Count)
+		return err
+	})
+}
+
+// ListAudit implements store.Store: newest first, Limit default 100, at
+// most 1000; page on with BeforeID set to the last ID returned.
+func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.AuditEvent, error) {
+	q, args := auditQuery(f)
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, pgError("postgres: list audit: %w", err)
+	}
+	events, err := scanAudit(rows, false)
+	if err != nil {
+		return nil, pgError("postgres: list audit: %w", err)
+	}
+	return events, nil
+}
+
+func auditQuery(f store.AuditFilter) (string, []any) {
+	var a argList
+	before := int64(1<<63 - 1)
+	if f.BeforeID > 0 {
+		before = f.BeforeID
+	}
+	where := []string{"id < " + a.add(before)}
+	if f.Type != "" {
+		where = append(where, "type = "+a.add(encText(f.Type)))
+	}
+	if f.SerialHex != "" {
+		where = append(where, "serial_hex = "+a.add(encText(f.SerialHex)))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= "+a.add(micros(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < "+a.add(micros(f.Until)))
+	}
+	return `SELECT ` + auditColumns + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY id DESC LIMIT ` + a.add(pageLimit(f.Limit)), a
+}
+
+// queryAll runs a query on the pool and scans every row with scan.
+func queryAll[T any](ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,247 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// requestColumns is the select list scanRequest reads, in its order.
+const requestColumns = `id, transaction_id, profile, protocol, status, subject_dn, sans, csr,
+	signer_cert, requester_addr, created_at, expires_at, decided_at, decided_by, reason,
+	renewed_from, cert_issuer_id, cert_serial_hex, challenge_hash`
+
+func scanRequest(sc scanner) (pki.EnrollmentRequest, error) {
+	var (
+		r                      pki.EnrollmentRequest
+		protocol, status, sans string
+		created, expires       int64
+		decided                *int64
+		signerCert, chHash     []byte
+	)
+	err := sc.Scan(&r.ID, &r.TransactionID, &r.Profile, &protocol, &status, &r.Subject, &sans, &r.CSR,
+		&signerCert, &r.RequesterAddr, &created, &expires, &decided, &r.DecidedBy, &r.Reason,
+		&r.RenewedFrom, &r.CertIssuerID, &r.CertSerialHex, &chHash)
+	if err != nil {
+		return r, err
+	}
+	if r.SANs, err = decodeSANs(sans); err != nil {
+		return r, fmt.Errorf("request %s: %w", r.ID, err)
+	}
+	if len(signerCert) > 0 {
+		r.ClientCert = signerCert
+	}
+	if len(chHash) > 0 {
+		r.ChallengeHash = chHash
+	}
+	r.Subject, r.Reason = decText(r.Subject), decText(r.Reason)
+	r.Protocol = pki.Protocol(protocol)
+	r.Status = pki.RequestStatus(status)
+	r.CreatedAt = fromMicros(created)
+	r.ExpiresAt = fromMicros(expires)
+	r.DecidedAt = fromNullMicros(decided)
+	return r, nil
+}
+
+// CreateRequest implements store.Store. The request is stored pending (a
+// zero Status means pending; any other is refused), and a zero ev.Time
+// becomes r.CreatedAt. Of concurrent creations for one profile and
+// transaction ID, the partial unique index lets one through: the others
+// wait for it to commit and get ErrConflict.
+func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, consumeChallengeHash []byte, ev pki.AuditEvent) error {
+	fail := func(err error) error {
+		return pgError("postgres: create request %s (transaction %q): %w", r.ID, r.TransactionID, err)
+	}
+	switch {
+	case r.Status != "" && r.Status != pki.RequestPending:
+		return fail(fmt.Errorf("a new request must be pending, not %q", r.Status))
+	case r.CreatedAt.IsZero() || r.ExpiresAt.IsZero():
+		return fail(errors.New("CreatedAt and ExpiresAt must be set"))
+	case len(r.CSR) == 0:
+		return fail(errors.New("no CSR"))
+	}
+	sans, err := encodeSANs(r.SANs)
+	if err != nil {
+		return fail(err)
+	}
+	err = s.withTx(ctx, func(tx pgx.Tx) error {
+		if err := consumeChallenge(ctx, tx, consumeChallengeHash, micros(r.CreatedAt)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO enrollment_requests (
+			id, transaction_id, profile, protocol, status, subject_dn, sans, csr, signer_cert,
+			requester_addr, created_at, expires_at, renewed_from, challenge_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			r.ID, r.TransactionID, r.Profile, string(r.Protocol), string(pki.RequestPending), encText(r.Subject),
+			sans, r.CSR, nullBytes(r.ClientCert), r.RequesterAddr, micros(r.CreatedAt), micros(r.ExpiresAt),
+			r.RenewedFrom, nullBytes(r.ChallengeHash))
+		if err != nil {
+			// The ID is taken, or the partial unique index found a pending
+			// request with this profile and transaction ID.
+			return conflict(err)
+		}
+		return insertEvents(ctx, tx, r.CreatedAt, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// RequestByTransaction implements store.Store. Retention is enforced by
+// PurgeExpired alone: a request past its ExpiresAt is returned until purged.
+func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID string) (*pki.EnrollmentRequest, error) {
+	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM enrollment_requests
+		WHERE profile = $1 AND transaction_id = $2 ORDER BY seq DESC LIMIT 1`, profile, transactionID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, pgError("postgres: request of profile %q transaction %q: %w", profile, transactionID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, pgError("postgres: request of profile %q transaction %q: %w", profile, transactionID, err)
+	}
+	return &r, nil
+}
+
+// Request implements store.Store.
+func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest, error) {
+	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM enrollment_requests WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, pgError("postgres: request %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, pgError("postgres: request %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// ListRequests implements store.Store: newest first (insertion order
+// reversed), Limit default 100, at most 1000.
+func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
+	q, args := requestsQuery(f)
+	out, err := queryAll(ctx, s.pool, scanRequest, q, args...)
+	if err != nil {
+		return nil, pgError("postgres: list requests: %w", err)
+	}
+	return out, nil
+}
+
+// requestsQuery builds the ListRequests query: an index range read in
+// output order (the indexes of migrations/0002_requests.sql) that stops at
+// LIMIT.
+func requestsQuery(f store.RequestFilter) (string, []any) {
+	var a argList
+	where := []string{"seq < " + a.add(int64(math.MaxInt64))}
+	if f.Status != "" {
+		where = append(where, "status = "+a.add(string(f.Status)))
+	}
+	if f.Profile != "" {
+		where = append(where, "profile = "+a.add(f.Profile))
+	}
+	return `SELECT ` + requestColumns + ` FROM enrollment_requests WHERE ` +
+		strings.Join(where, " AND ") + ` ORDER BY seq DESC LIMIT ` + a.add(pageLimit(f.Limit)), a
+}
+
+// RejectRequest implements store.Store. A zero ev.Time becomes at.
+func (s *Store) RejectRequest(ctx context.Context, id, reason, by string, at time.Time, ev pki.AuditEvent) error {
+	if at.IsZero() {
+		return pgError("postgres: reject request %s: time is zero", id)
+	}
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE enrollment_requests
+			SET status = $1, reason = $2, decided_at = $3, decided_by = $4
+			WHERE id = $5 AND status = $6`,
+			string(pki.RequestRejected), encText(reason), micros(at), by, id, string(pki.RequestPending))
+		if err != nil {
+			return err
+		}
+		if err := decidedOne(ctx, tx, tag, id); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, at, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return pgError("postgres: reject request %s: %w", id, err)
+	}
+	return nil
+}
+
+// completeRequest marks a pending request issued inside RecordIssuance's
+// transaction. The status condition in the UPDATE is the whole check: of
+// concurrent approvals, the first takes the row lock and finds the request
+// pending; every later one waits for it, re-evaluates the condition on the
+// committed row, finds it issued and changes nothing.
+func completeRequest(ctx context.Context, tx pgx.Tx, in *store.Issuance) error {
+	c := &in.Certificate
+	tag, err := tx.Exec(ctx, `UPDATE enrollment_requests
+		SET status = $1, cert_issuer_id = $2, cert_serial_hex = $3, decided_at = $4, decided_by = $5
+		WHERE id = $6 AND status = $7`,
+		string(pki.RequestIssued), c.IssuerID, c.SerialHex, micros(in.Now), in.ApprovedBy,
+		in.CompleteRequestID, string(pki.RequestPending))
+	if err != nil {
+		return fmt.Errorf("complete request %s: %w", in.CompleteRequestID, err)
+	}
+	if err := decidedOne(ctx, tx, tag, in.CompleteRequestID); err != nil {
+		return fmt.Errorf("complete request %s: %w", in.CompleteRequestID, err)
+	}
+	return nil
+}
+
+// decidedOne checks that an UPDATE … WHERE id = $n AND status = 'pending'
+// changed the request, and otherwise tells an unknown request (ErrNotFound)
+// from a decided one (ErrConflict); the transaction is rolled back either
+// way.
+func decidedOne(ctx context.Context, tx pgx.Tx, tag pgconn.CommandTag, id string) error {
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var status string
+	err := tx.QueryRow(ctx, `SELECT status FROM enrollment_requests WHERE id = $1`, id).Scan(&status)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.ErrNotFound
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("request is %s, not pending: %w", status, store.ErrConflict)
+}
+
+// supersede revokes the certificate a renewal replaces, inside
+// RecordIssuance's transaction: reason 4 (superseded) at in.Now, unless it
+// is revoked already, which is left as it is.
+func supersede(ctx context.Context, tx pgx.Tx, in *store.Issuance) error {
+	ref := in.Supersede
+	tag, err := tx.Exec(ctx, `UPDATE certificates
+		SET status = $1, revoked_at = $2, revoke_reason = $3, revoked_by = $4
+		WHERE issuer_id = $5 AND serial_hex = $6 AND status <> $1`,
+		string(pki.StatusRevoked), micros(in.Now), reasonSuperseded, supersededBy, ref.IssuerID, ref.SerialHex)
+	if err != nil {
+		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return bumpRevocationState(ctx, tx, ref.IssuerID)
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM certificates
+		WHERE issuer_id = $1 AND serial_hex = $2)`, ref.IssuerID, ref.SerialHex).Scan(&exists); err != nil {
+		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
+	}
+	if !exists {
+		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, store.ErrNotFound)
+	}
+	return nil // already revoked
+}
+
+// reasonSuperseded is RFC 5280's CRLReason superseded.
+const reasonSuperseded = 4
+
+// supersededBy is the revoked_by of a certificate a renewal superseded.
+const supersededBy = "system:renewal"

@@ -1,0 +1,242 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// reasonCertificateHold is RFC 5280's CRLReason certificateHold, the one
+// revocation that can be lifted.
+const reasonCertificateHold = 6
+
+// RevokeCertificate implements store.Store. The certificate is read FOR
+// UPDATE: a concurrent revocation waits, then decides on what this one
+// wrote (no change, no second event).
+func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error) {
+	if at.IsZero() {
+		return nil, false, pgError("postgres: revoke %s/%s: revocation time is zero", issuerID, serialHex)
+	}
+	var out *pki.Certificate
+	var changed bool
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		out, changed = nil, false
+		c, err := lockCert(ctx, tx, issuerID, serialHex)
+		if err != nil {
+			return err
+		}
+		switch {
+		case c.Status != pki.StatusRevoked:
+			_, err = tx.Exec(ctx, `UPDATE certificates
+				SET status = $1, revoked_at = $2, revoke_reason = $3, revoked_by = $4
+				WHERE issuer_id = $5 AND serial_hex = $6`,
+				string(pki.StatusRevoked), micros(at), reason, ev.Actor, issuerID, serialHex)
+		case c.RevokeReason == reasonCertificateHold && reason != reasonCertificateHold:
+			// A hold made permanent keeps the hold's time: relying parties
+			// have treated the certificate as revoked since then.
+			_, err = tx.Exec(ctx, `UPDATE certificates SET revoke_reason = $1, revoked_by = $2
+				WHERE issuer_id = $3 AND serial_hex = $4`, reason, ev.Actor, issuerID, serialHex)
+		default:
+			out = c
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		changed = true
+		out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, ev)
+		return err
+	})
+	if err != nil {
+		return nil, false, pgError("postgres: revoke %s/%s: %w", issuerID, serialHex, err)
+	}
+	return out, changed, nil
+}
+
+// UnholdCertificate implements store.Store, with the certificate read FOR
+// UPDATE as in RevokeCertificate.
+func (s *Store) UnholdCertificate(ctx context.Context, issuerID, serialHex string, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error) {
+	if at.IsZero() {
+		return nil, false, pgError("postgres: unhold %s/%s: time is zero", issuerID, serialHex)
+	}
+	var out *pki.Certificate
+	var changed bool
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		out, changed = nil, false
+		c, err := lockCert(ctx, tx, issuerID, serialHex)
+		if err != nil {
+			return err
+		}
+		switch {
+		case c.Status != pki.StatusRevoked:
+			out = c
+			return nil
+		case c.RevokeReason != reasonCertificateHold:
+			return fmt.Errorf("revoked for good (reason %d), not on hold: %w", c.RevokeReason, store.ErrConflict)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE certificates
+			SET status = $1, revoked_at = NULL, revoke_reason = NULL, revoked_by = ''
+			WHERE issuer_id = $2 AND serial_hex = $3`, string(pki.StatusValid), issuerID, serialHex); err != nil {
+			return err
+		}
+		changed = true
+		out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, ev)
+		return err
+	})
+	if err != nil {
+		return nil, false, pgError("postgres: unhold %s/%s: %w", issuerID, serialHex, err)
+	}
+	return out, changed, nil
+}
+
+// revocationChanged finishes a change of revocation status inside its
+// transaction: the issuer's counter moves, the event is appended, and the
+// record is read back as it now stands.
+func revocationChanged(ctx context.Context, tx pgx.Tx, issuerID, serialHex string, at time.Time, ev pki.AuditEvent) (*pki.Certificate, error) {
+	if err := bumpRevocationState(ctx, tx, issuerID); err != nil {
+		return nil, err
+	}
+	if err := insertEvents(ctx, tx, at, []pki.AuditEvent{ev}); err != nil {
+		return nil, err
+	}
+	return certInTx(ctx, tx, issuerID, serialHex, "")
+}
+
+// lockCert reads one certificate and locks its row until the transaction
+// ends: what it returns cannot change before the commit.
+func lockCert(ctx context.Context, tx pgx.Tx, issuerID, serialHex string) (*pki.Certificate, error) {
+	return certInTx(ctx, tx, issuerID, serialHex, " FOR UPDATE")
+}
+
+func certInTx(ctx context.Context, tx pgx.Tx, issuerID, serialHex, lock string) (*pki.Certificate, error) {
+	row := tx.QueryRow(ctx, `SELECT `+certColumns+` FROM certificates
+		WHERE issuer_id = $1 AND serial_hex = $2`+lock, issuerID, serialHex)
+	c, _, err := scanCert(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// bumpRevocationState counts a change of revocation status under an issuer
+// (an upsert: concurrent bumps queue on the issuer's row and each adds
+// one).
+func bumpRevocationState(ctx context.Context, tx pgx.Tx, issuerID string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO revocation_state (issuer_id, seq) VALUES ($1, 1)
+		ON CONFLICT (issuer_id) DO UPDATE SET seq = revocation_state.seq + 1`, issuerID)
+	if err != nil {
+		return fmt.Errorf("revocation state: %w", err)
+	}
+	return nil
+}
+
+// RevocationState implements store.Store.
+func (s *Store) RevocationState(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT issuer_id, seq FROM revocation_state`)
+	if err != nil {
+		return nil, pgError("postgres: revocation state: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			return nil, pgError("postgres: revocation state: %w", err)
+		}
+		out[id] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, pgError("postgres: revocation state: %w", err)
+	}
+	return out, nil
+}
+
+// RevokedCertificates implements store.Store: an index range read on
+// certificates_issuer_status_expiry, by serial.
+func (s *Store) RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]store.RevokedEntry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT serial_hex, revoked_at, revoke_reason FROM certificates
+		WHERE issuer_id = $1 AND status = $2 AND not_after > $3 ORDER BY serial_hex COLLATE "C"`,
+		issuerID, string(pki.StatusRevoked), micros(notAfterAfter))
+	if err != nil {
+		return nil, pgError("postgres: revoked certificates of %s: %w", issuerID, err)
+	}
+	defer rows.Close()
+	var out []store.RevokedEntry
+	for rows.Next() {
+		var e store.RevokedEntry
+		var at *int64
+		var reason *int32
+		if err := rows.Scan(&e.SerialHex, &at, &reason); err != nil {
+			return nil, pgError("postgres: revoked certificates of %s: %w", issuerID, err)
+		}
+		e.RevokedAt = fromNullMicros(at)
+		if reason != nil {
+			e.Reason = int(*reason)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, pgError("postgres: revoked certificates of %s: %w", issuerID, err)
+	}
+	return out, nil
+}
+
+// LatestCRL implements store.Store.
+func (s *Store) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, error) {
+	var c store.CRL
+	var this, next, created int64
+	err := s.pool.QueryRow(ctx, `SELECT issuer_id, number, this_update, next_update, revocation_seq,
+		entries, der, created_at FROM crls WHERE issuer_id = $1 ORDER BY number DESC LIMIT 1`, issuerID).
+		Scan(&c.IssuerID, &c.Number, &this, &next, &c.RevocationSeq, &c.Entries, &c.DER, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, pgError("postgres: latest CRL of %s: %w", issuerID, err)
+	}
+	c.ThisUpdate, c.NextUpdate, c.CreatedAt = fromMicros(this), fromMicros(next), fromMicros(created)
+	return &c, nil
+}
+
+// PutCRL implements store.Store. The number must follow the newest one
+// stored; two nodes storing the same generation at once both read the same
+// newest number, and the second insert hits the primary key (it waits for
+// the first to commit, then fails): ErrConflict.
+func (s *Store) PutCRL(ctx context.Context, c store.CRL, keep int) error {
+	if c.Number < 1 || len(c.DER) == 0 || c.ThisUpdate.IsZero() || c.NextUpdate.IsZero() || c.CreatedAt.IsZero() {
+		return pgError("postgres: put CRL of %s: number, DER, this and next update and creation time are required", c.IssuerID)
+	}
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		var newest int64
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(number), 0) FROM crls WHERE issuer_id = $1`,
+			c.IssuerID).Scan(&newest); err != nil {
+			return err
+		}
+		if c.Number != newest+1 {
+			return fmt.Errorf("CRL number %d, but the newest stored is %d: %w", c.Number, newest, store.ErrConflict)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO crls (issuer_id, number, this_update, next_update,
+			revocation_seq, entries, der, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			c.IssuerID, c.Number, micros(c.ThisUpdate), micros(c.NextUpdate), c.RevocationSeq, c.Entries,
+			c.DER, micros(c.CreatedAt)); err != nil {
+			return conflict(err)
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM crls WHERE issuer_id = $1 AND number <= $2`,
+			c.IssuerID, c.Number-int64(max(keep, 1)))
+		return err
+	})
+	if err != nil {
+		return pgError("postgres: put CRL %d of %s: %w", c.Number, c.IssuerID, err)
+	}
+	return nil
+}

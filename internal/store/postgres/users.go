@@ -1,0 +1,77 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// CreateESTUser implements store.Store. A zero ev.Time becomes u.CreatedAt.
+func (s *Store) CreateESTUser(ctx context.Context, u pki.ESTUser, ev pki.AuditEvent) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO est_users (name, password_hash, profile, created_at, created_by)
+			VALUES ($1, $2, $3, $4, $5)`, u.Name, u.PasswordHash, u.Profile, micros(u.CreatedAt), u.CreatedBy)
+		if err != nil {
+			return conflict(err)
+		}
+		return insertEvents(ctx, tx, u.CreatedAt, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return pgError("postgres: create EST user %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+const estUserColumns = `name, password_hash, profile, created_at, created_by`
+
+func scanESTUser(sc scanner) (pki.ESTUser, error) {
+	var u pki.ESTUser
+	var created int64
+	err := sc.Scan(&u.Name, &u.PasswordHash, &u.Profile, &created, &u.CreatedBy)
+	u.CreatedAt = fromMicros(created)
+	return u, err
+}
+
+// ESTUser implements store.Store.
+func (s *Store) ESTUser(ctx context.Context, name string) (*pki.ESTUser, error) {
+	u, err := scanESTUser(s.pool.QueryRow(ctx, `SELECT `+estUserColumns+` FROM est_users WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, pgError("postgres: EST user %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, pgError("postgres: EST user %q: %w", name, err)
+	}
+	return &u, nil
+}
+
+// ListESTUsers implements store.Store, by name (byte order, as SQLite).
+func (s *Store) ListESTUsers(ctx context.Context) ([]pki.ESTUser, error) {
+	out, err := queryAll(ctx, s.pool, scanESTUser, `SELECT `+estUserColumns+` FROM est_users ORDER BY name COLLATE "C"`)
+	if err != nil {
+		return nil, pgError("postgres: list EST users: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteESTUser implements store.Store. A zero ev.Time becomes at.
+func (s *Store) DeleteESTUser(ctx context.Context, name string, at time.Time, ev pki.AuditEvent) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM est_users WHERE name = $1`, name)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		return insertEvents(ctx, tx, at, []pki.AuditEvent{ev})
+	})
+	if err != nil {
+		return pgError("postgres: delete EST user %q: %w", name, err)
+	}
+	return nil
+}

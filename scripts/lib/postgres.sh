@@ -1,0 +1,100 @@
+# scripts/lib/postgres.sh: a throwaway PostgreSQL for the tests. Sourced by
+# scripts/test; bash only.
+#
+#   pg_start  initdb into a new temporary directory (as the postgres OS user
+#             when run as root: initdb refuses root), start it with pg_ctl
+#             on a free 127.0.0.1 port, its unix socket in that directory,
+#             and export SCEPTER_TEST_POSTGRES_URL (superuser postgres,
+#             trust authentication, reachable from 127.0.0.1 only). Does
+#             nothing when this shell started one already.
+#   pg_stop   stop it (pg_ctl stop -m immediate: nothing in it is kept) and
+#             remove the directory. Safe to call again, and when nothing was
+#             started; meant for a trap on EXIT.
+#
+# The programs come from $SCEPTER_TEST_POSTGRES_BIN, else PATH, else the
+# newest /usr/lib/postgresql/VERSION/bin (Debian's postgresql package).
+
+PG_TMP=""
+PG_AS=()
+
+pg_bindir() {
+	local d
+	if [ -n "${SCEPTER_TEST_POSTGRES_BIN:-}" ]; then
+		echo "$SCEPTER_TEST_POSTGRES_BIN"
+		return 0
+	fi
+	if d=$(command -v initdb 2>/dev/null) && [ -x "$(dirname "$d")/pg_ctl" ]; then
+		dirname "$d"
+		return 0
+	fi
+	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4,4n | tail -n 1)
+	if [ -n "$d" ] && [ -x "$d/initdb" ]; then
+		echo "$d"
+		return 0
+	fi
+	echo "PostgreSQL's initdb and pg_ctl are not installed (Debian: apt-get install postgresql)" >&2
+	return 1
+}
+
+# pg_port_free PORT: nothing answers on 127.0.0.1:PORT.
+pg_port_free() {
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+pg_start() {
+	if [ -n "$PG_TMP" ] && [ -d "$PG_TMP" ]; then
+		echo "throwaway PostgreSQL already running: $SCEPTER_TEST_POSTGRES_URL"
+		return 0
+	fi
+	local bin port attempt
+	bin=$(pg_bindir) || return 1
+	PG_AS=()
+	if [ "$(id -u)" -eq 0 ]; then
+		# /tmp: the postgres user must be able to enter the parent.
+		PG_TMP=$(mktemp -d /tmp/scepter-pg.XXXXXX) || return 1
+	else
+		PG_TMP=$(mktemp -d "${TMPDIR:-/tmp}/scepter-pg.XXXXXX") || return 1
+	fi
+	if [ "$(id -u)" -eq 0 ]; then
+		if ! id postgres >/dev/null 2>&1; then
+			echo "running as root, PostgreSQL must run as the postgres OS user, which does not exist" >&2
+			return 1
+		fi
+		PG_AS=(runuser -u postgres --)
+		chown postgres: "$PG_TMP"
+	fi
+	chmod 700 "$PG_TMP"
+	"${PG_AS[@]}" mkdir -m 700 "$PG_TMP/sock" || return 1
+	if ! "${PG_AS[@]}" "$bin/initdb" -D "$PG_TMP/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$PG_TMP/initdb.log" 2>&1; then
+		cat "$PG_TMP/initdb.log" >&2
+		return 1
+	fi
+	for attempt in 1 2 3 4 5; do
+		port=$((20000 + RANDOM % 30000))
+		pg_port_free "$port" || continue
+		# fsync off: a throwaway server; a clean stop still keeps what
+		# was committed, which is all the tests restart it for.
+		if "${PG_AS[@]}" "$bin/pg_ctl" start -w -t 60 -D "$PG_TMP/data" -l "$PG_TMP/server.log" \
+			-o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TMP/sock -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=400 -c shared_buffers=64MB" >/dev/null; then
+			export SCEPTER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable"
+			echo "throwaway PostgreSQL $("$bin/postgres" --version | awk '{print $3}') in $PG_TMP: $SCEPTER_TEST_POSTGRES_URL"
+			return 0
+		fi
+		tail -n 20 "$PG_TMP/server.log" >&2 || true
+	done
+	echo "could not start PostgreSQL on a free port" >&2
+	return 1
+}
+
+pg_stop() {
+	if [ -z "$PG_TMP" ]; then
+		return 0
+	fi
+	local bin
+	if [ -f "$PG_TMP/data/postmaster.pid" ] && bin=$(pg_bindir 2>/dev/null); then
+		"${PG_AS[@]}" "$bin/pg_ctl" stop -w -t 30 -m immediate -D "$PG_TMP/data" >/dev/null 2>&1 || true
+	fi
+	rm -rf "$PG_TMP"
+	PG_TMP=""
+	unset SCEPTER_TEST_POSTGRES_URL
+}
