@@ -62,7 +62,7 @@ func Before(ctx context.Context, st store.Store, dataDir string) (recorded bool,
 	g := gens[len(gens)-1]
 	return true, fmt.Errorf("%w: the store holds a CA (root %s, issuing CA %s, recorded by %s), and %s holds none. "+
 		"A node joins it with the CA's keys: run 'scepter ca export-keys --out FILE' on a node that has them and "+
-		"'scepter ca import-keys --data-dir %s --in FILE' here (with the keys in an HSM, the export carries only the references), then start again",
+		"'scepter ca import-keys --data-dir %s --in FILE' here (with the keys in an HSM: copy that node's DATA/ca, which holds only certificates and references, and give this node the same token), then start again",
 		ErrNotThisCA, g.RootFingerprint, g.IssuerID, g.PublishedBy, caDir, dataDir)
 }
 

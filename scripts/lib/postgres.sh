@@ -73,9 +73,15 @@ pg_start() {
 		port=$((20000 + RANDOM % 30000))
 		pg_port_free "$port" || continue
 		# fsync off: a throwaway server; a clean stop still keeps what
-		# was committed, which is all the tests restart it for.
+		# was committed, which is all the tests restart it for. A
+		# benchmark sets PG_DURABLE=1: every commit fsync'd, as in
+		# production.
+		local durability="-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+		if [ "${PG_DURABLE:-0}" = 1 ]; then
+			durability="-c fsync=on -c full_page_writes=on -c synchronous_commit=on"
+		fi
 		if "${PG_AS[@]}" "$bin/pg_ctl" start -w -t 60 -D "$PG_TMP/data" -l "$PG_TMP/server.log" \
-			-o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TMP/sock -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=400 -c shared_buffers=64MB" >/dev/null; then
+			-o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TMP/sock $durability -c max_connections=400 -c shared_buffers=128MB" >/dev/null; then
 			export SCEPTER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable"
 			echo "throwaway PostgreSQL $("$bin/postgres" --version | awk '{print $3}') in $PG_TMP: $SCEPTER_TEST_POSTGRES_URL"
 			return 0

@@ -203,6 +203,11 @@ func binDir(t testing.TB) string {
 		return d
 	}
 	if p, err := exec.LookPath("initdb"); err == nil {
+		// A symlink on PATH (/usr/local/bin/initdb) stands for the
+		// version's own directory, which also holds pg_dump and the rest.
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
 		if _, err := os.Stat(filepath.Join(filepath.Dir(p), "pg_ctl")); err == nil {
 			return filepath.Dir(p)
 		}
@@ -250,4 +255,12 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// BinDir is the directory of PostgreSQL's programs (pg_dump, pg_restore,
+// initdb, …) of the newest version installed, found as StartServer finds
+// them.
+func BinDir(t testing.TB) string {
+	t.Helper()
+	return binDir(t)
 }
