@@ -11,46 +11,16 @@ import (
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // CAGenerations implements store.Store.
 func (s *Store) CAGenerations(ctx context.Context) ([]store.CAGeneration, error) {
-	rows, err := s.pool.Query(ctx, `SELECT issuer_id, root_fingerprint, issuer_der, ra_der, switch_at,
-		published_at, published_by, promoted_at FROM ca_generations ORDER BY switch_at, issuer_id`)
+	out, err := queryAll(ctx, s.pool, sqlstore.ScanCAGeneration, `SELECT `+sqlstore.CAGenerationColumns+` FROM ca_generations ORDER BY switch_at, issuer_id`)
 	if err != nil {
 		return nil, pgError("postgres: CA generations: %w", err)
 	}
-	defer rows.Close()
-	var out []store.CAGeneration
-	for rows.Next() {
-		var g store.CAGeneration
-		var switchAt, publishedAt int64
-		var promotedAt *int64
-		if err := rows.Scan(&g.IssuerID, &g.RootFingerprint, &g.IssuerDER, &g.RADER, &switchAt, &publishedAt, &g.PublishedBy, &promotedAt); err != nil {
-			return nil, pgError("postgres: CA generations: %w", err)
-		}
-		g.SwitchAt, g.PublishedAt, g.PromotedAt = caTime(switchAt), fromMicros(publishedAt), fromNullMicros(promotedAt)
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, pgError("postgres: CA generations: %w", err)
-	}
 	return out, nil
-}
-
-// caTime reads a switch time: 0 is the first generation's zero time.
-func caTime(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return fromMicros(us)
-}
-
-func caMicros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return micros(t)
 }
 
 // PublishCAGeneration implements store.Store. The table is locked against
@@ -78,7 +48,7 @@ func (s *Store) PublishCAGeneration(ctx context.Context, g store.CAGeneration, e
 		case errors.Is(err, pgx.ErrNoRows):
 		case err != nil:
 			return err
-		case !bytes.Equal(der, g.IssuerDER) || switchAt != caMicros(g.SwitchAt):
+		case !bytes.Equal(der, g.IssuerDER) || switchAt != sqlstore.ZeroMicros(g.SwitchAt):
 			return fmt.Errorf("issuing CA %s is recorded with another certificate or switch time: %w", g.IssuerID, store.ErrConflict)
 		default:
 			return nil
@@ -86,7 +56,7 @@ func (s *Store) PublishCAGeneration(ctx context.Context, g store.CAGeneration, e
 		if _, err := tx.Exec(ctx, `INSERT INTO ca_generations
 			(issuer_id, root_fingerprint, issuer_der, ra_der, switch_at, published_at, published_by)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			g.IssuerID, g.RootFingerprint, g.IssuerDER, nullBytes(g.RADER), caMicros(g.SwitchAt), micros(g.PublishedAt), g.PublishedBy); err != nil {
+			g.IssuerID, g.RootFingerprint, g.IssuerDER, sqlstore.NullBytes(g.RADER), sqlstore.ZeroMicros(g.SwitchAt), sqlstore.Micros(g.PublishedAt), g.PublishedBy); err != nil {
 			return conflict(err)
 		}
 		inserted = true
@@ -107,7 +77,7 @@ func (s *Store) PromoteCAGeneration(ctx context.Context, issuerID string, at tim
 		promoted = false
 		tag, err := tx.Exec(ctx, `UPDATE ca_generations SET promoted_at = $1
 			WHERE issuer_id = $2 AND promoted_at IS NULL AND switch_at > 0 AND switch_at <= $1`,
-			micros(at), issuerID)
+			sqlstore.Micros(at), issuerID)
 		if err != nil {
 			return err
 		}

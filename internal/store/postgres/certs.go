@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -13,78 +12,19 @@ import (
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
-
-const (
-	defaultLimit = 100
-	maxLimit     = 1000
-)
-
-// certColumns is the select list scanCert reads, in its order.
-const certColumns = `id, issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
-	status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
-	transaction_id, key_type, renewed_from, created_at, der, revoked_by`
 
 // searchText is the expression the certificates_search trigram index is
 // built on (migrations/0008_console_api.sql); queries spell it the same so
 // that the planner matches them to the index.
 const searchText = `lower(subject_dn || ' ' || sans || ' ' || serial_hex)`
 
-// scanCert reads one certColumns row; id is returned for cursors.
-func scanCert(sc scanner) (pki.Certificate, int64, error) {
-	var (
-		c                           pki.Certificate
-		id                          int64
-		sans, status, protocol, src string
-		notBefore, notAfter, crt    int64
-		revokedAt                   *int64
-		reason                      *int32
-	)
-	err := sc.Scan(&id, &c.IssuerID, &c.SerialHex, &c.Issuer, &c.Subject, &sans, &notBefore, &notAfter,
-		&status, &revokedAt, &reason, &c.Profile, &protocol, &src, &c.RequesterAddr,
-		&c.TransactionID, &c.KeyType, &c.RenewedFrom, &crt, &c.DER, &c.RevokedBy)
-	if err != nil {
-		return c, 0, err
-	}
-	if c.SANs, err = decodeSANs(sans); err != nil {
-		return c, 0, fmt.Errorf("certificate %d: %w", id, err)
-	}
+// scanCert is sqlstore.ScanCert with the DNs decoded (see encText).
+func scanCert(sc sqlstore.Scanner) (pki.Certificate, int64, error) {
+	c, id, err := sqlstore.ScanCert(sc)
 	c.Issuer, c.Subject = decText(c.Issuer), decText(c.Subject)
-	c.NotBefore = fromMicros(notBefore)
-	c.NotAfter = fromMicros(notAfter)
-	c.Status = pki.CertStatus(status)
-	c.RevokedAt = fromNullMicros(revokedAt)
-	if reason != nil {
-		c.RevokeReason = int(*reason)
-	}
-	c.Protocol = pki.Protocol(protocol)
-	c.Source = pki.Source(src)
-	c.CreatedAt = fromMicros(crt)
-	return c, id, nil
-}
-
-func encodeSANs(sans []string) (string, error) {
-	if len(sans) == 0 {
-		return "[]", nil
-	}
-	b, err := json.Marshal(sans)
-	if err != nil {
-		return "", fmt.Errorf("encode SANs: %w", err)
-	}
-	return string(b), nil
-}
-
-// decodeSANs returns nil for an empty list, so a record reads back the same
-// whether it was stored with nil or an empty slice.
-func decodeSANs(s string) ([]string, error) {
-	var sans []string
-	if err := json.Unmarshal([]byte(s), &sans); err != nil {
-		return nil, fmt.Errorf("decode SANs: %w", err)
-	}
-	if len(sans) == 0 {
-		return nil, nil
-	}
-	return sans, nil
+	return c, id, err
 }
 
 // ReserveSerial implements store.Store. A second reservation of the same
@@ -93,7 +33,7 @@ func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, t
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx,
 			`INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES ($1, $2, $3, $4)`,
-			issuerID, serialHex, micros(at), nullBytes(tbs))
+			issuerID, serialHex, sqlstore.Micros(at), sqlstore.NullBytes(tbs))
 		return conflict(err)
 	})
 	if err != nil {
@@ -105,21 +45,18 @@ func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, t
 // RecordIssuance implements store.Store.
 func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	c := &in.Certificate
-	if in.Now.IsZero() {
-		return pgError("postgres: record issuance of %s/%s: Issuance.Now is zero", c.IssuerID, c.SerialHex)
-	}
-	sans, err := encodeSANs(c.SANs)
-	if err != nil {
+	if err := sqlstore.CheckIssuance(&in); err != nil {
 		return pgError("postgres: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
 	}
-	if in.Supersede != nil && in.Supersede.IssuerID == c.IssuerID && in.Supersede.SerialHex == c.SerialHex {
-		return pgError("postgres: record issuance of %s/%s: a certificate cannot supersede itself", c.IssuerID, c.SerialHex)
+	sans, err := sqlstore.EncodeSANs(c.SANs)
+	if err != nil {
+		return pgError("postgres: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
 	}
 	var reason any
 	if c.Status == pki.StatusRevoked {
 		reason = c.RevokeReason
 	}
-	now := micros(in.Now)
+	now := sqlstore.Micros(in.Now)
 	err = s.withTx(ctx, func(tx pgx.Tx) error {
 		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now); err != nil {
 			return err
@@ -134,9 +71,9 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
 			transaction_id, key_type, renewed_from, created_at, der, revoked_by)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
-			c.IssuerID, c.SerialHex, encText(c.Issuer), encText(c.Subject), sans, micros(c.NotBefore), micros(c.NotAfter),
-			string(c.Status), nullMicros(c.RevokedAt), reason, c.Profile, string(c.Protocol), string(c.Source),
-			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, micros(c.CreatedAt), c.DER, c.RevokedBy)
+			c.IssuerID, c.SerialHex, encText(c.Issuer), encText(c.Subject), sans, sqlstore.Micros(c.NotBefore), sqlstore.Micros(c.NotAfter),
+			string(c.Status), sqlstore.NullMicros(c.RevokedAt), reason, c.Profile, string(c.Protocol), string(c.Source),
+			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, sqlstore.Micros(c.CreatedAt), c.DER, c.RevokedBy)
 		if err != nil {
 			return fmt.Errorf("insert certificate: %w", conflict(err))
 		}
@@ -166,7 +103,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 
 // Certificate implements store.Store.
 func (s *Store) Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+certColumns+` FROM certificates
+	row := s.pool.QueryRow(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
 		WHERE issuer_id = $1 AND serial_hex = $2`, issuerID, serialHex)
 	c, _, err := scanCert(row)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -180,7 +117,7 @@ func (s *Store) Certificate(ctx context.Context, issuerID, serialHex string) (*p
 
 // CertificatesBySerial implements store.Store. Records come oldest first.
 func (s *Store) CertificatesBySerial(ctx context.Context, serialHex string) ([]pki.Certificate, error) {
-	certs, _, err := s.queryCerts(ctx, `SELECT `+certColumns+` FROM certificates
+	certs, _, err := s.queryCerts(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
 		WHERE serial_hex = $1 ORDER BY id`, serialHex)
 	if err != nil {
 		return nil, pgError("postgres: certificates with serial %s: %w", serialHex, err)
@@ -201,25 +138,13 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki
 	if err != nil {
 		return nil, "", pgError("postgres: list certificates: %w", err)
 	}
-	limit := pageLimit(f.Limit)
 	certs, ids, err := s.queryCerts(ctx, q, args...)
 	if err != nil {
 		return nil, "", pgError("postgres: list certificates: %w", err)
 	}
-	// One row more than the page was read: its presence says whether a next
-	// page exists, so the last page ends with "" rather than an empty page.
-	if len(certs) <= limit {
-		return certs, "", nil
-	}
-	certs, last := certs[:limit], limit-1
-	next := cursor{kind: order, id: ids[last]}
-	switch order {
-	case cursorExpiry:
-		next.notAfter = micros(certs[last].NotAfter)
-	case cursorIssued:
-		next.notAfter = micros(certs[last].CreatedAt)
-	}
-	return certs, next.String(), nil
+	certs, next := sqlstore.NextPage(certs, ids, sqlstore.PageLimit(f.Limit), order,
+		func(c pki.Certificate) pki.Certificate { return c })
+	return certs, next, nil
 }
 
 // listQuery builds the page query for f, separate from ListCertificates so
@@ -231,114 +156,76 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki
 // index, and every one ends with LIMIT: the planner reads the index in
 // order and stops at LIMIT when the filter matches much, and looks the
 // term up in the trigram index when it matches little.
-func listQuery(f store.CertFilter) (q string, args []any, order cursorKind, err error) {
-	cur, err := parseCursor(f.Cursor)
+func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorKind, err error) {
+	cur, err := sqlstore.ParseCursor(f.Cursor)
 	if err != nil {
 		return "", nil, 0, err
 	}
-	var a argList
-	byExpiry := !f.NotAfterBefore.IsZero()
-	term := strings.ToLower(strings.TrimSpace(f.Search))
-	// With an issuance window (and no expiry order or search), the newest
-	// first are read from the (created_at, id) index, which the window
-	// bounds; walking ids would pass every row issued after the window.
-	byIssued := !byExpiry && term == "" && (!f.IssuedAfter.IsZero() || !f.IssuedBefore.IsZero())
+	a := sqlstore.Args{Numbered: true}
+	order, term := sqlstore.CertOrder(f)
 	var where []string
-	switch {
-	case byExpiry:
-		if cur.kind == cursorNewest || cur.kind == cursorIssued {
-			return "", nil, 0, fmt.Errorf("%w: cursor is for another order, filter is by expiry", errBadCursor)
+	switch order {
+	case sqlstore.CursorExpiry:
+		if cur.Kind == sqlstore.CursorNewest || cur.Kind == sqlstore.CursorIssued {
+			return "", nil, 0, fmt.Errorf("%w: cursor is for another order, filter is by expiry", store.ErrBadCursor)
 		}
-		where = append(where, "not_after < "+a.add(micros(f.NotAfterBefore)))
+		where = append(where, "not_after < "+a.Add(sqlstore.Micros(f.NotAfterBefore)))
 		if !f.NotAfterAfter.IsZero() {
-			where = append(where, "not_after > "+a.add(micros(f.NotAfterAfter)))
+			where = append(where, "not_after > "+a.Add(sqlstore.Micros(f.NotAfterAfter)))
 		}
-		if cur.kind == cursorExpiry {
-			where = append(where, "(not_after, id) > ("+a.add(cur.notAfter)+", "+a.add(cur.id)+")")
+		if cur.Kind == sqlstore.CursorExpiry {
+			where = append(where, "(not_after, id) > ("+a.Add(cur.Time)+", "+a.Add(cur.ID)+")")
 		}
-	case byIssued:
-		if cur.kind != cursorNone && cur.kind != cursorIssued {
-			return "", nil, 0, fmt.Errorf("%w: cursor is for another order than issuance time", errBadCursor)
+	case sqlstore.CursorIssued:
+		if cur.Kind != sqlstore.CursorNone && cur.Kind != sqlstore.CursorIssued {
+			return "", nil, 0, fmt.Errorf("%w: cursor is for another order than issuance time", store.ErrBadCursor)
 		}
-		if cur.kind == cursorIssued {
-			where = append(where, "(created_at, id) < ("+a.add(cur.notAfter)+", "+a.add(cur.id)+")")
+		if cur.Kind == sqlstore.CursorIssued {
+			where = append(where, "(created_at, id) < ("+a.Add(cur.Time)+", "+a.Add(cur.ID)+")")
 		}
 		if !f.NotAfterAfter.IsZero() {
-			where = append(where, "not_after > "+a.add(micros(f.NotAfterAfter)))
+			where = append(where, "not_after > "+a.Add(sqlstore.Micros(f.NotAfterAfter)))
 		}
 	default:
-		if cur.kind == cursorExpiry || cur.kind == cursorIssued {
-			return "", nil, 0, fmt.Errorf("%w: cursor is for another order, filter is newest-first", errBadCursor)
+		if cur.Kind == sqlstore.CursorExpiry || cur.Kind == sqlstore.CursorIssued {
+			return "", nil, 0, fmt.Errorf("%w: cursor is for another order, filter is newest-first", store.ErrBadCursor)
 		}
 		// Always bounded, so the first page is the same index range read as
 		// the later ones.
 		id := int64(math.MaxInt64)
-		if cur.kind == cursorNewest {
-			id = cur.id
+		if cur.Kind == sqlstore.CursorNewest {
+			id = cur.ID
 		}
-		where = append(where, "id < "+a.add(id))
+		where = append(where, "id < "+a.Add(id))
 		if !f.NotAfterAfter.IsZero() {
-			where = append(where, "not_after > "+a.add(micros(f.NotAfterAfter)))
+			where = append(where, "not_after > "+a.Add(sqlstore.Micros(f.NotAfterAfter)))
 		}
 	}
-	if f.Status != "" {
-		where = append(where, "status = "+a.add(string(f.Status)))
-	}
-	if f.Profile != "" {
-		where = append(where, "profile = "+a.add(f.Profile))
-	}
-	if f.IssuerID != "" {
-		where = append(where, "issuer_id = "+a.add(f.IssuerID))
-	}
-	if f.Protocol != "" {
-		where = append(where, "protocol = "+a.add(string(f.Protocol)))
-	}
-	if !f.IssuedAfter.IsZero() {
-		where = append(where, "created_at >= "+a.add(micros(f.IssuedAfter)))
-	}
-	if !f.IssuedBefore.IsZero() {
-		where = append(where, "created_at < "+a.add(micros(f.IssuedBefore)))
-	}
+	where = sqlstore.CertFilterWhere(where, f, &a, "")
 	if term != "" {
 		if len([]rune(term)) >= 3 {
 			// LIKE on the indexed expression: the trigram index answers it
 			// (and rechecks its candidates), whatever characters the term
 			// holds.
-			where = append(where, searchText+` LIKE `+a.add("%"+escapeLike(term)+"%"))
+			where = append(where, searchText+` LIKE `+a.Add("%"+sqlstore.EscapeLike(term)+"%"))
 		} else {
 			// Too short for trigrams: a trigram index would have to read
 			// all of itself. strpos is no index operator, so the planner
 			// walks the order's index and stops at LIMIT instead.
-			where = append(where, `strpos(`+searchText+`, `+a.add(term)+`) > 0`)
+			where = append(where, `strpos(`+searchText+`, `+a.Add(term)+`) > 0`)
 		}
 	}
 	orderBy := "id DESC"
-	order = cursorNewest
-	switch {
-	case byExpiry:
-		orderBy, order = "not_after, id", cursorExpiry
-	case byIssued:
-		orderBy, order = "created_at DESC, id DESC", cursorIssued
+	switch order {
+	case sqlstore.CursorExpiry:
+		orderBy = "not_after, id"
+	case sqlstore.CursorIssued:
+		orderBy = "created_at DESC, id DESC"
 	}
-	q = `SELECT ` + certColumns + ` FROM certificates WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY ` + orderBy + ` LIMIT ` + a.add(pageLimit(f.Limit)+1)
-	return q, a, order, nil
-}
+	q = `SELECT ` + sqlstore.CertColumns + ` FROM certificates WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY ` + orderBy + ` LIMIT ` + a.Add(sqlstore.PageLimit(f.Limit)+1)
+	return q, a.Values, order, nil
 
-// escapeLike makes s match itself in a LIKE pattern (PostgreSQL's default
-// escape character is the backslash).
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
-}
-
-func pageLimit(n int) int {
-	switch {
-	case n <= 0:
-		return defaultLimit
-	case n > maxLimit:
-		return maxLimit
-	}
-	return n
 }
 
 func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Certificate, []int64, error) {

@@ -9,16 +9,17 @@ import (
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // CreateUser implements store.Store.
 func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) error {
-	if u.Name == "" || !u.Role.Valid() || u.PasswordHash == "" || u.CreatedAt.IsZero() {
-		return pgError("postgres: create user %q: name, role, password hash and creation time are required", u.Name)
+	if err := sqlstore.CheckNewUser(u); err != nil {
+		return pgError("postgres: create user %q: %w", u.Name, err)
 	}
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO users (name, role, password_hash, created_at, created_by)
-			VALUES ($1, $2, $3, $4, $5)`, u.Name, string(u.Role), u.PasswordHash, micros(u.CreatedAt), u.CreatedBy); err != nil {
+			VALUES ($1, $2, $3, $4, $5)`, u.Name, string(u.Role), u.PasswordHash, sqlstore.Micros(u.CreatedAt), u.CreatedBy); err != nil {
 			return conflict(err)
 		}
 		return insertEvents(ctx, tx, u.CreatedAt, []pki.AuditEvent{ev})
@@ -29,24 +30,9 @@ func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) e
 	return nil
 }
 
-const userColumns = `name, role, password_hash, created_at, created_by, failed_logins, locked_until, last_login_at`
-
-func scanUser(sc scanner) (pki.User, error) {
-	var u pki.User
-	var role string
-	var created int64
-	var locked, last *int64
-	if err := sc.Scan(&u.Name, &role, &u.PasswordHash, &created, &u.CreatedBy, &u.FailedLogins, &locked, &last); err != nil {
-		return u, err
-	}
-	u.Role, u.CreatedAt = pki.Role(role), fromMicros(created)
-	u.LockedUntil, u.LastLoginAt = fromNullMicros(locked), fromNullMicros(last)
-	return u, nil
-}
-
 // User implements store.Store.
 func (s *Store) User(ctx context.Context, name string) (*pki.User, error) {
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE name = $1`, name))
+	u, err := sqlstore.ScanUser(s.pool.QueryRow(ctx, `SELECT `+sqlstore.UserColumns+` FROM users WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -58,7 +44,7 @@ func (s *Store) User(ctx context.Context, name string) (*pki.User, error) {
 
 // ListUsers implements store.Store, by name (byte order, as SQLite).
 func (s *Store) ListUsers(ctx context.Context) ([]pki.User, error) {
-	out, err := queryAll(ctx, s.pool, scanUser, `SELECT `+userColumns+` FROM users ORDER BY name COLLATE "C"`)
+	out, err := queryAll(ctx, s.pool, sqlstore.ScanUser, `SELECT `+sqlstore.UserColumns+` FROM users ORDER BY name COLLATE "C"`)
 	if err != nil {
 		return nil, pgError("postgres: list users: %w", err)
 	}
@@ -97,10 +83,10 @@ func (s *Store) RecordLogin(ctx context.Context, name string, ok bool, at, lockU
 		var row pgx.Row
 		if ok {
 			row = tx.QueryRow(ctx, `UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $1
-				WHERE name = $2 RETURNING failed_logins`, micros(at), name)
+				WHERE name = $2 RETURNING failed_logins`, sqlstore.Micros(at), name)
 		} else {
 			row = tx.QueryRow(ctx, `UPDATE users SET failed_logins = failed_logins + 1,
-				locked_until = COALESCE($1::bigint, locked_until) WHERE name = $2 RETURNING failed_logins`, nullMicros(lockUntil), name)
+				locked_until = COALESCE($1::bigint, locked_until) WHERE name = $2 RETURNING failed_logins`, sqlstore.NullMicros(lockUntil), name)
 		}
 		if err := row.Scan(&failed); errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
@@ -122,13 +108,13 @@ func (s *Store) RecordLogin(ctx context.Context, name string, ok bool, at, lockU
 // names makes a second live token of the same name ErrConflict, also when
 // both are created at once.
 func (s *Store) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEvent) error {
-	if t.ID == "" || t.Name == "" || !t.Role.Valid() || len(t.Hash) == 0 || t.CreatedAt.IsZero() {
-		return pgError("postgres: create token %q: ID, name, role, hash and creation time are required", t.Name)
+	if err := sqlstore.CheckNewToken(t); err != nil {
+		return pgError("postgres: create token %q: %w", t.Name, err)
 	}
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO api_tokens (id, name, role, hash, created_at, created_by, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.ID, t.Name, string(t.Role), t.Hash, micros(t.CreatedAt), t.CreatedBy,
-			nullMicros(t.ExpiresAt)); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.ID, t.Name, string(t.Role), t.Hash, sqlstore.Micros(t.CreatedAt), t.CreatedBy,
+			sqlstore.NullMicros(t.ExpiresAt)); err != nil {
 			return conflict(err)
 		}
 		return insertEvents(ctx, tx, t.CreatedAt, []pki.AuditEvent{ev})
@@ -139,24 +125,9 @@ func (s *Store) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEve
 	return nil
 }
 
-const tokenColumns = `id, name, role, hash, created_at, created_by, expires_at, revoked_at, last_used_at`
-
-func scanToken(sc scanner) (pki.APIToken, error) {
-	var t pki.APIToken
-	var role string
-	var created int64
-	var expires, revoked, used *int64
-	if err := sc.Scan(&t.ID, &t.Name, &role, &t.Hash, &created, &t.CreatedBy, &expires, &revoked, &used); err != nil {
-		return t, err
-	}
-	t.Role, t.CreatedAt = pki.Role(role), fromMicros(created)
-	t.ExpiresAt, t.RevokedAt, t.LastUsedAt = fromNullMicros(expires), fromNullMicros(revoked), fromNullMicros(used)
-	return t, nil
-}
-
 // TokenByHash implements store.Store.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*pki.APIToken, error) {
-	t, err := scanToken(s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE hash = $1`, hash))
+	t, err := sqlstore.ScanToken(s.pool.QueryRow(ctx, `SELECT `+sqlstore.TokenColumns+` FROM api_tokens WHERE hash = $1`, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -168,7 +139,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*pki.APIToken, er
 
 // ListTokens implements store.Store.
 func (s *Store) ListTokens(ctx context.Context) ([]pki.APIToken, error) {
-	out, err := queryAll(ctx, s.pool, scanToken, `SELECT `+tokenColumns+` FROM api_tokens ORDER BY created_at DESC, id COLLATE "C"`)
+	out, err := queryAll(ctx, s.pool, sqlstore.ScanToken, `SELECT `+sqlstore.TokenColumns+` FROM api_tokens ORDER BY created_at DESC, id COLLATE "C"`)
 	if err != nil {
 		return nil, pgError("postgres: list tokens: %w", err)
 	}
@@ -181,10 +152,10 @@ func (s *Store) ListTokens(ctx context.Context) ([]pki.APIToken, error) {
 func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, ev pki.AuditEvent) (*pki.APIToken, error) {
 	var out pki.APIToken
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		t, err := scanToken(tx.QueryRow(ctx, `UPDATE api_tokens SET revoked_at = $1
+		t, err := sqlstore.ScanToken(tx.QueryRow(ctx, `UPDATE api_tokens SET revoked_at = $1
 			WHERE id = (SELECT id FROM api_tokens WHERE (id = $2 OR name = $2) AND revoked_at IS NULL
 				ORDER BY id = $2 DESC LIMIT 1)
-			AND revoked_at IS NULL RETURNING `+tokenColumns, micros(at), idOrName))
+			AND revoked_at IS NULL RETURNING `+sqlstore.TokenColumns, sqlstore.Micros(at), idOrName))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -207,7 +178,7 @@ func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, 
 // TouchToken implements store.Store.
 func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE api_tokens SET last_used_at = $1 WHERE id = $2`, micros(at), id)
+		_, err := tx.Exec(ctx, `UPDATE api_tokens SET last_used_at = $1 WHERE id = $2`, sqlstore.Micros(at), id)
 		return err
 	})
 	if err != nil {
@@ -218,12 +189,12 @@ func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
 
 // CreateSession implements store.Store.
 func (s *Store) CreateSession(ctx context.Context, ses pki.Session) error {
-	if len(ses.Hash) == 0 || ses.User == "" || ses.CreatedAt.IsZero() || ses.ExpiresAt.IsZero() {
-		return errors.New("postgres: create session: hash, user and times are required")
+	if err := sqlstore.CheckNewSession(ses); err != nil {
+		return pgError("postgres: create session: %w", err)
 	}
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO sessions (hash, user_name, created_at, expires_at, remote_addr)
-			VALUES ($1, $2, $3, $4, $5)`, ses.Hash, ses.User, micros(ses.CreatedAt), micros(ses.ExpiresAt), ses.RemoteAddr)
+			VALUES ($1, $2, $3, $4, $5)`, ses.Hash, ses.User, sqlstore.Micros(ses.CreatedAt), sqlstore.Micros(ses.ExpiresAt), ses.RemoteAddr)
 		return conflict(err)
 	})
 	if err != nil {
@@ -237,14 +208,14 @@ func (s *Store) Session(ctx context.Context, hash []byte, now time.Time) (*pki.S
 	var ses pki.Session
 	var created, expires int64
 	err := s.pool.QueryRow(ctx, `SELECT hash, user_name, created_at, expires_at, remote_addr FROM sessions
-		WHERE hash = $1 AND expires_at > $2`, hash, micros(now)).Scan(&ses.Hash, &ses.User, &created, &expires, &ses.RemoteAddr)
+		WHERE hash = $1 AND expires_at > $2`, hash, sqlstore.Micros(now)).Scan(&ses.Hash, &ses.User, &created, &expires, &ses.RemoteAddr)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, pgError("postgres: session: %w", err)
 	}
-	ses.CreatedAt, ses.ExpiresAt = fromMicros(created), fromMicros(expires)
+	ses.CreatedAt, ses.ExpiresAt = sqlstore.FromMicros(created), sqlstore.FromMicros(expires)
 	return &ses, nil
 }
 
@@ -283,7 +254,7 @@ func (s *Store) DeleteChallenge(ctx context.Context, id string, ev pki.AuditEven
 
 // RenewalsOf implements store.Store.
 func (s *Store) RenewalsOf(ctx context.Context, issuerID, serialHex string) ([]pki.Certificate, error) {
-	certs, _, err := s.queryCerts(ctx, `SELECT `+certColumns+` FROM certificates WHERE renewed_from = $1 ORDER BY id`,
+	certs, _, err := s.queryCerts(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates WHERE renewed_from = $1 ORDER BY id`,
 		issuerID+":"+serialHex)
 	if err != nil {
 		return nil, pgError("postgres: renewals of %s/%s: %w", issuerID, serialHex, err)
@@ -291,81 +262,45 @@ func (s *Store) RenewalsOf(ctx context.Context, issuerID, serialHex string) ([]p
 	return certs, nil
 }
 
-// day is a UTC day number, as the counters key them.
-const day = int64(24 * time.Hour / time.Microsecond)
-
 // Dashboard implements store.Store.
 func (s *Store) Dashboard(ctx context.Context, now time.Time, days int) (store.Dashboard, error) {
-	d := store.Dashboard{ByStatus: map[string]int64{"valid": 0, "expired": 0, "revoked": 0}, ByProfile: map[string]int64{},
-		Expiring: map[int]int64{7: 0, 30: 0, 90: 0}}
-	today := micros(now) / day
+	d := sqlstore.NewDashboard(now, days)
 	rows, err := s.pool.Query(ctx, `SELECT profile, status, expiry_day, n FROM certificate_counts WHERE n <> 0`)
 	if err != nil {
-		return d, pgError("postgres: dashboard: %w", err)
+		return d.Dashboard, pgError("postgres: dashboard: %w", err)
 	}
 	for rows.Next() {
 		var profile, status string
 		var expiry, n int64
 		if err := rows.Scan(&profile, &status, &expiry, &n); err != nil {
 			rows.Close()
-			return d, pgError("postgres: dashboard: %w", err)
+			return d.Dashboard, pgError("postgres: dashboard: %w", err)
 		}
-		switch {
-		case status == string(pki.StatusRevoked):
-			d.ByStatus["revoked"] += n
-		case expiry < today:
-			d.ByStatus["expired"] += n
-		default:
-			d.ByStatus["valid"] += n
-			d.ByProfile[profile] += n
-			for _, within := range []int{7, 30, 90} {
-				if expiry <= today+int64(within) {
-					d.Expiring[within] += n
-				}
-			}
-		}
+		d.AddCertificates(profile, status, expiry, n)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return d, pgError("postgres: dashboard: %w", err)
+		return d.Dashboard, pgError("postgres: dashboard: %w", err)
 	}
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM enrollment_requests WHERE status = $1 AND expires_at > $2`,
-		string(pki.RequestPending), micros(now)).Scan(&d.Pending); err != nil {
-		return d, pgError("postgres: dashboard: %w", err)
+		string(pki.RequestPending), sqlstore.Micros(now)).Scan(&d.Pending); err != nil {
+		return d.Dashboard, pgError("postgres: dashboard: %w", err)
 	}
-	days = min(max(days, 1), 366)
-	first := today - int64(days) + 1
-	for i := range int64(days) {
-		d.Days = append(d.Days, store.DayCount{Day: fromMicros((first + i) * day)})
-	}
-	rows, err = s.pool.Query(ctx, `SELECT day, kind, n FROM daily_counts WHERE day >= $1 AND day <= $2`, first, today)
+	rows, err = s.pool.Query(ctx, `SELECT day, kind, n FROM daily_counts WHERE day >= $1 AND day <= $2`, d.First, d.Today)
 	if err != nil {
-		return d, pgError("postgres: dashboard: %w", err)
+		return d.Dashboard, pgError("postgres: dashboard: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var dd, n int64
+		var day, n int64
 		var kind string
-		if err := rows.Scan(&dd, &kind, &n); err != nil {
-			return d, pgError("postgres: dashboard: %w", err)
+		if err := rows.Scan(&day, &kind, &n); err != nil {
+			return d.Dashboard, pgError("postgres: dashboard: %w", err)
 		}
-		if dd < first || dd > today {
-			continue
-		}
-		dc := &d.Days[dd-first]
-		switch kind {
-		case "issued":
-			dc.Issued += n
-		case "renewed":
-			dc.Renewed += n
-		case "revoked":
-			dc.Revoked += n
-		case "refused":
-			dc.Refused += n
-		}
+		d.AddDay(day, kind, n)
 	}
 	if err := rows.Err(); err != nil {
-		return d, pgError("postgres: dashboard: %w", err)
+		return d.Dashboard, pgError("postgres: dashboard: %w", err)
 	}
-	return d, nil
+	return d.Dashboard, nil
 }

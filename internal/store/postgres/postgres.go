@@ -290,55 +290,10 @@ func (s *Store) tryTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return nil
 }
 
-// argList numbers query parameters: add appends a value and returns its
-// placeholder ($1, $2, …).
-type argList []any
-
-func (a *argList) add(v any) string {
-	*a = append(*a, v)
-	return fmt.Sprintf("$%d", len(*a))
-}
-
 // Times are stored as BIGINT microseconds since the Unix epoch, UTC, as in
 // SQLite. The zero time.Time is stored as its own microsecond count in NOT
 // NULL columns and as NULL in nullable ones; both read back as the zero
 // time.
-
-func micros(t time.Time) int64 { return t.UnixMicro() }
-
-func nullMicros(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time {
-	t := time.UnixMicro(us).UTC()
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t
-}
-
-func fromNullMicros(v *int64) time.Time {
-	if v == nil {
-		return time.Time{}
-	}
-	return fromMicros(*v)
-}
-
-func durMicros(d time.Duration) int64 { return d.Microseconds() }
-
-// nullBytes stores an empty blob as NULL.
-func nullBytes(b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
-}
-
-type scanner interface{ Scan(dest ...any) error }
 
 // defaultMaxConns is the pool size when the URL sets no pool_max_conns:
 // pgxpool's own default, on the CPUs this process may use.

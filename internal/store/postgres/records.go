@@ -4,19 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // CreateChallenge implements store.Store. A zero ev.Time becomes
 // ch.CreatedAt.
 func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.AuditEvent) error {
-	bound, err := encodeSANs(ch.BoundSANs)
+	bound, err := sqlstore.EncodeSANs(ch.BoundSANs)
 	if err != nil {
 		return pgError("postgres: create challenge %s: %w", ch.ID, err)
 	}
@@ -24,8 +24,8 @@ func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.Au
 		_, err := tx.Exec(ctx, `INSERT INTO challenges
 			(id, hash, profile, created_at, expires_at, consumed_at, created_by, bound_subject, bound_sans)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			ch.ID, ch.Hash, ch.Profile, micros(ch.CreatedAt), micros(ch.ExpiresAt),
-			nullMicros(ch.ConsumedAt), ch.CreatedBy, nullBytes(ch.BoundSubject), bound)
+			ch.ID, ch.Hash, ch.Profile, sqlstore.Micros(ch.CreatedAt), sqlstore.Micros(ch.ExpiresAt),
+			sqlstore.NullMicros(ch.ConsumedAt), ch.CreatedBy, sqlstore.NullBytes(ch.BoundSubject), bound)
 		if err != nil {
 			return conflict(err)
 		}
@@ -37,39 +37,10 @@ func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.Au
 	return nil
 }
 
-const challengeColumns = `id, hash, profile, created_at, expires_at, consumed_at, created_by,
-	bound_subject, bound_sans, failed_uses, locked_at`
-
-func scanChallenge(sc scanner) (pki.Challenge, error) {
-	var (
-		ch               pki.Challenge
-		created, expires int64
-		consumed, locked *int64
-		subject          []byte
-		bound            string
-	)
-	err := sc.Scan(&ch.ID, &ch.Hash, &ch.Profile, &created, &expires, &consumed, &ch.CreatedBy,
-		&subject, &bound, &ch.FailedUses, &locked)
-	if err != nil {
-		return ch, err
-	}
-	if len(subject) > 0 {
-		ch.BoundSubject = subject
-	}
-	if ch.BoundSANs, err = decodeSANs(bound); err != nil {
-		return ch, fmt.Errorf("challenge %s: %w", ch.ID, err)
-	}
-	ch.CreatedAt = fromMicros(created)
-	ch.ExpiresAt = fromMicros(expires)
-	ch.ConsumedAt = fromNullMicros(consumed)
-	ch.LockedAt = fromNullMicros(locked)
-	return ch, nil
-}
-
 // LookupChallenge implements store.Store.
 func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error) {
-	ch, err := scanChallenge(s.pool.QueryRow(ctx, `SELECT `+challengeColumns+`
-		FROM challenges WHERE hash = $1 AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > $2`, hash, micros(now)))
+	ch, err := sqlstore.ScanChallenge(s.pool.QueryRow(ctx, `SELECT `+sqlstore.ChallengeColumns+`
+		FROM challenges WHERE hash = $1 AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > $2`, hash, sqlstore.Micros(now)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, pgError("postgres: look up challenge: %w", store.ErrChallengeUnusable)
 	}
@@ -89,7 +60,7 @@ func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time
 		err := tx.QueryRow(ctx, `UPDATE challenges SET failed_uses = failed_uses + 1,
 			locked_at = CASE WHEN failed_uses + 1 >= $1::integer THEN $2::bigint ELSE NULL END
 			WHERE hash = $3 AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > $2::bigint
-			RETURNING failed_uses`, lockAfter, micros(now), hash).Scan(&uses)
+			RETURNING failed_uses`, lockAfter, sqlstore.Micros(now), hash).Scan(&uses)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrChallengeUnusable
 		}
@@ -109,11 +80,11 @@ func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time
 // breaking ties.
 func (s *Store) ListChallenges(ctx context.Context, limit int) ([]pki.Challenge, error) {
 	if limit <= 0 {
-		limit = defaultLimit
+		limit = sqlstore.DefaultLimit
 	}
-	limit = min(limit, maxLimit)
-	out, err := queryAll(ctx, s.pool, scanChallenge,
-		`SELECT `+challengeColumns+` FROM challenges ORDER BY created_at DESC, seq DESC LIMIT $1`, limit)
+	limit = min(limit, sqlstore.MaxLimit)
+	out, err := queryAll(ctx, s.pool, sqlstore.ScanChallenge,
+		`SELECT `+sqlstore.ChallengeColumns+` FROM challenges ORDER BY created_at DESC, seq DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, pgError("postgres: list challenges: %w", err)
 	}
@@ -131,7 +102,7 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 			VALUES ($1, $2, $3)
 			ON CONFLICT (transaction_id, sender_nonce) DO UPDATE SET expires_at = excluded.expires_at
 			WHERE nonces.expires_at <= $4`,
-			transactionID, senderNonce, micros(expires), micros(now))
+			transactionID, senderNonce, sqlstore.Micros(expires), sqlstore.Micros(now))
 		if err != nil {
 			return err
 		}
@@ -153,13 +124,13 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 // expired) for the console and the audit trail.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM nonces WHERE expires_at <= $1`, micros(now)); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM nonces WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("nonces: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM enrollment_requests WHERE expires_at <= $1`, micros(now)); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM enrollment_requests WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("requests: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, micros(now)); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("sessions: %w", err)
 		}
 		return nil
@@ -170,18 +141,11 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// auditColumns is the select list of an audit event, in the order the
-// scans read it.
-const auditColumns = `id, time, type, actor, profile, serial_hex, issuer_id, subject, transaction_id,
-	outcome, reason, detail`
-
 // AppendAudit implements store.Store. Every event needs its Time: the store
 // has no clock of its own.
 func (s *Store) AppendAudit(ctx context.Context, events ...pki.AuditEvent) error {
-	for i := range events {
-		if events[i].Time.IsZero() {
-			return pgError("postgres: append audit: event %d (%s) has no time", i, events[i].Type)
-		}
+	if err := sqlstore.CheckEventTimes(events); err != nil {
+		return pgError("postgres: append audit: %w", err)
 	}
 	if len(events) == 0 {
 		return nil
@@ -216,14 +180,14 @@ func insertEvents(ctx context.Context, tx pgx.Tx, now time.Time, events []pki.Au
 		if e.Time.IsZero() {
 			e.Time = now
 		}
-		e.Time = fromMicros(micros(e.Time)) // what is stored is what is hashed
+		e.Time = sqlstore.FromMicros(sqlstore.Micros(e.Time)) // what is stored is what is hashed
 		e.ID = head.LastID + 1
 		e.Hash = pki.AuditChainHash(head.LastHash, e)
 		b.Queue(`INSERT INTO audit_events
 			(id, time, type, actor, profile, serial_hex, issuer_id, subject, transaction_id, outcome, reason, detail,
 			 prev_hash, hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-			e.ID, micros(e.Time), encText(e.Type), encText(e.Actor), encText(e.Profile), encText(e.SerialHex),
+			e.ID, sqlstore.Micros(e.Time), encText(e.Type), encText(e.Actor), encText(e.Profile), encText(e.SerialHex),
 			encText(e.IssuerID), encText(e.Subject), encText(e.TransactionID), encText(e.Outcome), encText(e.Reason),
 			encText(e.Detail), head.LastHash, e.Hash)
 		head = store.AuditHead{LastID: e.ID, LastHash: e.Hash, Count: head.Count + 1}
@@ -300,7 +264,7 @@ func (s *Store) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki
 		limit = 1000
 	}
 	limit = min(limit, 10000)
-	rows, err := s.pool.Query(ctx, `SELECT `+auditColumns+`, prev_hash, hash FROM audit_events
+	rows, err := s.pool.Query(ctx, `SELECT `+sqlstore.AuditColumns+`, prev_hash, hash FROM audit_events
 		WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
 	if err != nil {
 		return nil, pgError("postgres: audit chain: %w", err)
@@ -312,23 +276,18 @@ func (s *Store) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki
 	return out, nil
 }
 
-// scanAudit reads auditColumns rows (followed by prev_hash and hash when
-// withHashes), and closes them.
+// scanAudit reads sqlstore.AuditColumns rows (followed by prev_hash and
+// hash when withHashes), and closes them.
 func scanAudit(rows pgx.Rows, withHashes bool) ([]pki.AuditEvent, error) {
 	defer rows.Close()
 	var out []pki.AuditEvent
 	for rows.Next() {
 		var e pki.AuditEvent
 		var t int64
-		dest := []any{&e.ID, &t, &e.Type, &e.Actor, &e.Profile, &e.SerialHex, &e.IssuerID,
-			&e.Subject, &e.TransactionID, &e.Outcome, &e.Reason, &e.Detail}
-		if withHashes {
-			dest = append(dest, &e.PrevHash, &e.Hash)
-		}
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(sqlstore.AuditDest(&e, &t, withHashes)...); err != nil {
 			return nil, err
 		}
-		e.Time = fromMicros(t)
+		e.Time = sqlstore.FromMicros(t)
 		for _, f := range []*string{&e.Type, &e.Actor, &e.Profile, &e.SerialHex, &e.IssuerID, &e.Subject,
 			&e.TransactionID, &e.Outcome, &e.Reason, &e.Detail} {
 			*f = decText(*f)
@@ -357,7 +316,7 @@ func (s *Store) sealAuditTrail(ctx context.Context) error {
 		if has {
 			return nil
 		}
-		rows, err := tx.Query(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY id`)
+		rows, err := tx.Query(ctx, `SELECT `+sqlstore.AuditColumns+` FROM audit_events ORDER BY id`)
 		if err != nil {
 			return fmt.Errorf("seal audit trail: %w", err)
 		}
@@ -383,8 +342,8 @@ func (s *Store) sealAuditTrail(ctx context.Context) error {
 // ListAudit implements store.Store: newest first, Limit default 100, at
 // most 1000; page on with BeforeID set to the last ID returned.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.AuditEvent, error) {
-	q, args := auditQuery(f)
-	rows, err := s.pool.Query(ctx, q, args...)
+	a := sqlstore.Args{Numbered: true}
+	rows, err := s.pool.Query(ctx, sqlstore.AuditQuery(f, &a, encText), a.Values...)
 	if err != nil {
 		return nil, pgError("postgres: list audit: %w", err)
 	}
@@ -395,33 +354,10 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.Audit
 	return events, nil
 }
 
-func auditQuery(f store.AuditFilter) (string, []any) {
-	var a argList
-	before := int64(1<<63 - 1)
-	if f.BeforeID > 0 {
-		before = f.BeforeID
-	}
-	where := []string{"id < " + a.add(before)}
-	if f.Type != "" {
-		where = append(where, "type = "+a.add(encText(f.Type)))
-	}
-	if f.SerialHex != "" {
-		where = append(where, "serial_hex = "+a.add(encText(f.SerialHex)))
-	}
-	if !f.Since.IsZero() {
-		where = append(where, "time >= "+a.add(micros(f.Since)))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "time < "+a.add(micros(f.Until)))
-	}
-	return `SELECT ` + auditColumns + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY id DESC LIMIT ` + a.add(pageLimit(f.Limit)), a
-}
-
 // queryAll runs a query on the pool and scans every row with scan.
 func queryAll[T any](ctx context.Context, q interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+}, scan func(sqlstore.Scanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err

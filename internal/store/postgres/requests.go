@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,43 +11,15 @@ import (
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
-// requestColumns is the select list scanRequest reads, in its order.
-const requestColumns = `id, transaction_id, profile, protocol, status, subject_dn, sans, csr,
-	signer_cert, requester_addr, created_at, expires_at, decided_at, decided_by, reason,
-	renewed_from, cert_issuer_id, cert_serial_hex, challenge_hash`
-
-func scanRequest(sc scanner) (pki.EnrollmentRequest, error) {
-	var (
-		r                      pki.EnrollmentRequest
-		protocol, status, sans string
-		created, expires       int64
-		decided                *int64
-		signerCert, chHash     []byte
-	)
-	err := sc.Scan(&r.ID, &r.TransactionID, &r.Profile, &protocol, &status, &r.Subject, &sans, &r.CSR,
-		&signerCert, &r.RequesterAddr, &created, &expires, &decided, &r.DecidedBy, &r.Reason,
-		&r.RenewedFrom, &r.CertIssuerID, &r.CertSerialHex, &chHash)
-	if err != nil {
-		return r, err
-	}
-	if r.SANs, err = decodeSANs(sans); err != nil {
-		return r, fmt.Errorf("request %s: %w", r.ID, err)
-	}
-	if len(signerCert) > 0 {
-		r.ClientCert = signerCert
-	}
-	if len(chHash) > 0 {
-		r.ChallengeHash = chHash
-	}
+// scanRequest is sqlstore.ScanRequest with the subject and reason decoded
+// (see encText).
+func scanRequest(sc sqlstore.Scanner) (pki.EnrollmentRequest, error) {
+	r, err := sqlstore.ScanRequest(sc)
 	r.Subject, r.Reason = decText(r.Subject), decText(r.Reason)
-	r.Protocol = pki.Protocol(protocol)
-	r.Status = pki.RequestStatus(status)
-	r.CreatedAt = fromMicros(created)
-	r.ExpiresAt = fromMicros(expires)
-	r.DecidedAt = fromNullMicros(decided)
-	return r, nil
+	return r, err
 }
 
 // CreateRequest implements store.Store. The request is stored pending (a
@@ -61,20 +31,15 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 	fail := func(err error) error {
 		return pgError("postgres: create request %s (transaction %q): %w", r.ID, r.TransactionID, err)
 	}
-	switch {
-	case r.Status != "" && r.Status != pki.RequestPending:
-		return fail(fmt.Errorf("a new request must be pending, not %q", r.Status))
-	case r.CreatedAt.IsZero() || r.ExpiresAt.IsZero():
-		return fail(errors.New("CreatedAt and ExpiresAt must be set"))
-	case len(r.CSR) == 0:
-		return fail(errors.New("no CSR"))
+	if err := sqlstore.CheckNewRequest(r); err != nil {
+		return fail(err)
 	}
-	sans, err := encodeSANs(r.SANs)
+	sans, err := sqlstore.EncodeSANs(r.SANs)
 	if err != nil {
 		return fail(err)
 	}
 	err = s.withTx(ctx, func(tx pgx.Tx) error {
-		if err := consumeChallenge(ctx, tx, consumeChallengeHash, micros(r.CreatedAt)); err != nil {
+		if err := consumeChallenge(ctx, tx, consumeChallengeHash, sqlstore.Micros(r.CreatedAt)); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO enrollment_requests (
@@ -82,8 +47,8 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 			requester_addr, created_at, expires_at, renewed_from, challenge_hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			r.ID, r.TransactionID, r.Profile, string(r.Protocol), string(pki.RequestPending), encText(r.Subject),
-			sans, r.CSR, nullBytes(r.ClientCert), r.RequesterAddr, micros(r.CreatedAt), micros(r.ExpiresAt),
-			r.RenewedFrom, nullBytes(r.ChallengeHash))
+			sans, r.CSR, sqlstore.NullBytes(r.ClientCert), r.RequesterAddr, sqlstore.Micros(r.CreatedAt), sqlstore.Micros(r.ExpiresAt),
+			r.RenewedFrom, sqlstore.NullBytes(r.ChallengeHash))
 		if err != nil {
 			// The ID is taken, or the partial unique index found a pending
 			// request with this profile and transaction ID.
@@ -100,7 +65,7 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 // RequestByTransaction implements store.Store. Retention is enforced by
 // PurgeExpired alone: a request past its ExpiresAt is returned until purged.
 func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID string) (*pki.EnrollmentRequest, error) {
-	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM enrollment_requests
+	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests
 		WHERE profile = $1 AND transaction_id = $2 ORDER BY seq DESC LIMIT 1`, profile, transactionID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, pgError("postgres: request of profile %q transaction %q: %w", profile, transactionID, store.ErrNotFound)
@@ -113,7 +78,7 @@ func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID
 
 // Request implements store.Store.
 func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest, error) {
-	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM enrollment_requests WHERE id = $1`, id))
+	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, pgError("postgres: request %s: %w", id, store.ErrNotFound)
 	}
@@ -126,28 +91,12 @@ func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest,
 // ListRequests implements store.Store: newest first (insertion order
 // reversed), Limit default 100, at most 1000.
 func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
-	q, args := requestsQuery(f)
-	out, err := queryAll(ctx, s.pool, scanRequest, q, args...)
+	a := sqlstore.Args{Numbered: true}
+	out, err := queryAll(ctx, s.pool, scanRequest, sqlstore.RequestsQuery(f, &a), a.Values...)
 	if err != nil {
 		return nil, pgError("postgres: list requests: %w", err)
 	}
 	return out, nil
-}
-
-// requestsQuery builds the ListRequests query: an index range read in
-// output order (the indexes of migrations/0002_requests.sql) that stops at
-// LIMIT.
-func requestsQuery(f store.RequestFilter) (string, []any) {
-	var a argList
-	where := []string{"seq < " + a.add(int64(math.MaxInt64))}
-	if f.Status != "" {
-		where = append(where, "status = "+a.add(string(f.Status)))
-	}
-	if f.Profile != "" {
-		where = append(where, "profile = "+a.add(f.Profile))
-	}
-	return `SELECT ` + requestColumns + ` FROM enrollment_requests WHERE ` +
-		strings.Join(where, " AND ") + ` ORDER BY seq DESC LIMIT ` + a.add(pageLimit(f.Limit)), a
 }
 
 // RejectRequest implements store.Store. A zero ev.Time becomes at.
@@ -159,7 +108,7 @@ func (s *Store) RejectRequest(ctx context.Context, id, reason, by string, at tim
 		tag, err := tx.Exec(ctx, `UPDATE enrollment_requests
 			SET status = $1, reason = $2, decided_at = $3, decided_by = $4
 			WHERE id = $5 AND status = $6`,
-			string(pki.RequestRejected), encText(reason), micros(at), by, id, string(pki.RequestPending))
+			string(pki.RequestRejected), encText(reason), sqlstore.Micros(at), by, id, string(pki.RequestPending))
 		if err != nil {
 			return err
 		}
@@ -184,7 +133,7 @@ func completeRequest(ctx context.Context, tx pgx.Tx, in *store.Issuance) error {
 	tag, err := tx.Exec(ctx, `UPDATE enrollment_requests
 		SET status = $1, cert_issuer_id = $2, cert_serial_hex = $3, decided_at = $4, decided_by = $5
 		WHERE id = $6 AND status = $7`,
-		string(pki.RequestIssued), c.IssuerID, c.SerialHex, micros(in.Now), in.ApprovedBy,
+		string(pki.RequestIssued), c.IssuerID, c.SerialHex, sqlstore.Micros(in.Now), in.ApprovedBy,
 		in.CompleteRequestID, string(pki.RequestPending))
 	if err != nil {
 		return fmt.Errorf("complete request %s: %w", in.CompleteRequestID, err)
@@ -222,7 +171,7 @@ func supersede(ctx context.Context, tx pgx.Tx, in *store.Issuance) error {
 	tag, err := tx.Exec(ctx, `UPDATE certificates
 		SET status = $1, revoked_at = $2, revoke_reason = $3, revoked_by = $4
 		WHERE issuer_id = $5 AND serial_hex = $6 AND status <> $1`,
-		string(pki.StatusRevoked), micros(in.Now), reasonSuperseded, supersededBy, ref.IssuerID, ref.SerialHex)
+		string(pki.StatusRevoked), sqlstore.Micros(in.Now), reasonSuperseded, supersededBy, ref.IssuerID, ref.SerialHex)
 	if err != nil {
 		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // reasonCertificateHold is RFC 5280's CRLReason certificateHold, the one
@@ -36,7 +37,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 			_, err = tx.Exec(ctx, `UPDATE certificates
 				SET status = $1, revoked_at = $2, revoke_reason = $3, revoked_by = $4
 				WHERE issuer_id = $5 AND serial_hex = $6`,
-				string(pki.StatusRevoked), micros(at), reason, ev.Actor, issuerID, serialHex)
+				string(pki.StatusRevoked), sqlstore.Micros(at), reason, ev.Actor, issuerID, serialHex)
 		case c.RevokeReason == reasonCertificateHold && reason != reasonCertificateHold:
 			// A hold made permanent keeps the hold's time: relying parties
 			// have treated the certificate as revoked since then.
@@ -115,7 +116,7 @@ func lockCert(ctx context.Context, tx pgx.Tx, issuerID, serialHex string) (*pki.
 }
 
 func certInTx(ctx context.Context, tx pgx.Tx, issuerID, serialHex, lock string) (*pki.Certificate, error) {
-	row := tx.QueryRow(ctx, `SELECT `+certColumns+` FROM certificates
+	row := tx.QueryRow(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
 		WHERE issuer_id = $1 AND serial_hex = $2`+lock, issuerID, serialHex)
 	c, _, err := scanCert(row)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -164,28 +165,10 @@ func (s *Store) RevocationState(ctx context.Context) (map[string]int64, error) {
 // RevokedCertificates implements store.Store: an index range read on
 // certificates_issuer_status_expiry, by serial.
 func (s *Store) RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]store.RevokedEntry, error) {
-	rows, err := s.pool.Query(ctx, `SELECT serial_hex, revoked_at, revoke_reason FROM certificates
+	out, err := queryAll(ctx, s.pool, sqlstore.ScanRevokedEntry, `SELECT serial_hex, revoked_at, revoke_reason FROM certificates
 		WHERE issuer_id = $1 AND status = $2 AND not_after > $3 ORDER BY serial_hex COLLATE "C"`,
-		issuerID, string(pki.StatusRevoked), micros(notAfterAfter))
+		issuerID, string(pki.StatusRevoked), sqlstore.Micros(notAfterAfter))
 	if err != nil {
-		return nil, pgError("postgres: revoked certificates of %s: %w", issuerID, err)
-	}
-	defer rows.Close()
-	var out []store.RevokedEntry
-	for rows.Next() {
-		var e store.RevokedEntry
-		var at *int64
-		var reason *int32
-		if err := rows.Scan(&e.SerialHex, &at, &reason); err != nil {
-			return nil, pgError("postgres: revoked certificates of %s: %w", issuerID, err)
-		}
-		e.RevokedAt = fromNullMicros(at)
-		if reason != nil {
-			e.Reason = int(*reason)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, pgError("postgres: revoked certificates of %s: %w", issuerID, err)
 	}
 	return out, nil
@@ -204,7 +187,7 @@ func (s *Store) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, err
 	if err != nil {
 		return nil, pgError("postgres: latest CRL of %s: %w", issuerID, err)
 	}
-	c.ThisUpdate, c.NextUpdate, c.CreatedAt = fromMicros(this), fromMicros(next), fromMicros(created)
+	c.ThisUpdate, c.NextUpdate, c.CreatedAt = sqlstore.FromMicros(this), sqlstore.FromMicros(next), sqlstore.FromMicros(created)
 	return &c, nil
 }
 
@@ -213,8 +196,8 @@ func (s *Store) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, err
 // newest number, and the second insert hits the primary key (it waits for
 // the first to commit, then fails): ErrConflict.
 func (s *Store) PutCRL(ctx context.Context, c store.CRL, keep int) error {
-	if c.Number < 1 || len(c.DER) == 0 || c.ThisUpdate.IsZero() || c.NextUpdate.IsZero() || c.CreatedAt.IsZero() {
-		return pgError("postgres: put CRL of %s: number, DER, this and next update and creation time are required", c.IssuerID)
+	if err := sqlstore.CheckCRL(c); err != nil {
+		return pgError("postgres: put CRL of %s: %w", c.IssuerID, err)
 	}
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		var newest int64
@@ -227,8 +210,8 @@ func (s *Store) PutCRL(ctx context.Context, c store.CRL, keep int) error {
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO crls (issuer_id, number, this_update, next_update,
 			revocation_seq, entries, der, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			c.IssuerID, c.Number, micros(c.ThisUpdate), micros(c.NextUpdate), c.RevocationSeq, c.Entries,
-			c.DER, micros(c.CreatedAt)); err != nil {
+			c.IssuerID, c.Number, sqlstore.Micros(c.ThisUpdate), sqlstore.Micros(c.NextUpdate), c.RevocationSeq, c.Entries,
+			c.DER, sqlstore.Micros(c.CreatedAt)); err != nil {
 			return conflict(err)
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM crls WHERE issuer_id = $1 AND number <= $2`,

@@ -11,59 +11,15 @@ import (
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
-
-const (
-	defaultLimit = 100
-	maxLimit     = 1000
-)
-
-// certColumns is the select list scanCert reads, in its order.
-const certColumns = `id, issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
-	status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
-	transaction_id, key_type, renewed_from, created_at, der, revoked_by`
-
-type scanner interface{ Scan(dest ...any) error }
-
-// scanCert reads one certColumns row; id is returned for cursors.
-func scanCert(sc scanner) (pki.Certificate, int64, error) {
-	var (
-		c                           pki.Certificate
-		id                          int64
-		sans, status, protocol, src string
-		notBefore, notAfter, crt    int64
-		revokedAt, reason           sql.NullInt64
-	)
-	err := sc.Scan(&id, &c.IssuerID, &c.SerialHex, &c.Issuer, &c.Subject, &sans, &notBefore, &notAfter,
-		&status, &revokedAt, &reason, &c.Profile, &protocol, &src, &c.RequesterAddr,
-		&c.TransactionID, &c.KeyType, &c.RenewedFrom, &crt, &c.DER, &c.RevokedBy)
-	if err != nil {
-		return c, 0, err
-	}
-	if c.SANs, err = decodeSANs(sans); err != nil {
-		return c, 0, fmt.Errorf("certificate %d: %w", id, err)
-	}
-	c.NotBefore = fromMicros(notBefore)
-	c.NotAfter = fromMicros(notAfter)
-	c.Status = pki.CertStatus(status)
-	c.RevokedAt = fromNullMicros(revokedAt)
-	c.RevokeReason = int(reason.Int64)
-	c.Protocol = pki.Protocol(protocol)
-	c.Source = pki.Source(src)
-	c.CreatedAt = fromMicros(crt)
-	return c, id, nil
-}
 
 // ReserveSerial implements store.Store.
 func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error {
-	var t any
-	if len(tbs) > 0 {
-		t = tbs
-	}
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES (?, ?, ?, ?)`,
-			issuerID, serialHex, micros(at), t)
+			issuerID, serialHex, sqlstore.Micros(at), sqlstore.NullBytes(tbs))
 		return conflict(err)
 	})
 	if err != nil {
@@ -75,21 +31,18 @@ func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, t
 // RecordIssuance implements store.Store.
 func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	c := &in.Certificate
-	if in.Now.IsZero() {
-		return fmt.Errorf("sqlite: record issuance of %s/%s: Issuance.Now is zero", c.IssuerID, c.SerialHex)
-	}
-	sans, err := encodeSANs(c.SANs)
-	if err != nil {
+	if err := sqlstore.CheckIssuance(&in); err != nil {
 		return fmt.Errorf("sqlite: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
 	}
-	if in.Supersede != nil && in.Supersede.IssuerID == c.IssuerID && in.Supersede.SerialHex == c.SerialHex {
-		return fmt.Errorf("sqlite: record issuance of %s/%s: a certificate cannot supersede itself", c.IssuerID, c.SerialHex)
+	sans, err := sqlstore.EncodeSANs(c.SANs)
+	if err != nil {
+		return fmt.Errorf("sqlite: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
 	}
 	var reason any
 	if c.Status == pki.StatusRevoked {
 		reason = c.RevokeReason
 	}
-	now := micros(in.Now)
+	now := sqlstore.Micros(in.Now)
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now); err != nil {
 			return err
@@ -104,9 +57,9 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
 			transaction_id, key_type, renewed_from, created_at, der, revoked_by)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.IssuerID, c.SerialHex, c.Issuer, c.Subject, sans, micros(c.NotBefore), micros(c.NotAfter),
-			string(c.Status), nullMicros(c.RevokedAt), reason, c.Profile, string(c.Protocol), string(c.Source),
-			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, micros(c.CreatedAt), c.DER, c.RevokedBy)
+			c.IssuerID, c.SerialHex, c.Issuer, c.Subject, sans, sqlstore.Micros(c.NotBefore), sqlstore.Micros(c.NotAfter),
+			string(c.Status), sqlstore.NullMicros(c.RevokedAt), reason, c.Profile, string(c.Protocol), string(c.Source),
+			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, sqlstore.Micros(c.CreatedAt), c.DER, c.RevokedBy)
 		if err != nil {
 			return fmt.Errorf("insert certificate: %w", conflict(err))
 		}
@@ -136,9 +89,9 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 
 // Certificate implements store.Store.
 func (s *Store) Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error) {
-	row := s.r.QueryRowContext(ctx, `SELECT `+certColumns+` FROM certificates
+	row := s.r.QueryRowContext(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
 		WHERE issuer_id = ? AND serial_hex = ?`, issuerID, serialHex)
-	c, _, err := scanCert(row)
+	c, _, err := sqlstore.ScanCert(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: certificate %s/%s: %w", issuerID, serialHex, store.ErrNotFound)
 	}
@@ -150,7 +103,7 @@ func (s *Store) Certificate(ctx context.Context, issuerID, serialHex string) (*p
 
 // CertificatesBySerial implements store.Store. Records come oldest first.
 func (s *Store) CertificatesBySerial(ctx context.Context, serialHex string) ([]pki.Certificate, error) {
-	certs, _, err := s.queryCerts(ctx, `SELECT `+certColumns+` FROM certificates
+	certs, _, err := s.queryCerts(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
 		WHERE serial_hex = ? ORDER BY id`, serialHex)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: certificates with serial %s: %w", serialHex, err)
@@ -170,25 +123,13 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list certificates: %w", err)
 	}
-	limit := pageLimit(f.Limit)
 	certs, ids, err := s.queryCerts(ctx, q, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list certificates: %w", err)
 	}
-	// One row more than the page was read: its presence says whether a next
-	// page exists, so the last page ends with "" rather than an empty page.
-	if len(certs) <= limit {
-		return certs, "", nil
-	}
-	certs, last := certs[:limit], limit-1
-	next := cursor{kind: order, id: ids[last]}
-	switch order {
-	case cursorExpiry:
-		next.notAfter = micros(certs[last].NotAfter)
-	case cursorIssued:
-		next.notAfter = micros(certs[last].CreatedAt)
-	}
-	return certs, next.String(), nil
+	certs, next := sqlstore.NextPage(certs, ids, sqlstore.PageLimit(f.Limit), order,
+		func(c pki.Certificate) pki.Certificate { return c })
+	return certs, next, nil
 }
 
 // listQuery builds the page query for f. It is separate from
@@ -201,94 +142,62 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki
 // keeps the planner from using the not_after index for it: that range is
 // usually most of the table and would need a sort, while walking ids
 // downwards meets unexpired certificates almost at once.
-func listQuery(f store.CertFilter) (q string, args []any, order cursorKind, err error) {
-	cur, err := parseCursor(f.Cursor)
+func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorKind, err error) {
+	cur, err := sqlstore.ParseCursor(f.Cursor)
 	if err != nil {
 		return "", nil, 0, err
 	}
-	byExpiry := !f.NotAfterBefore.IsZero()
-	// With an issuance window (and no expiry order or search), the newest
-	// first are read from the (created_at, id) index, which the window
-	// bounds; walking ids would pass every row issued after the window.
-	term := strings.ToLower(strings.TrimSpace(f.Search))
-	byIssued := !byExpiry && term == "" && (!f.IssuedAfter.IsZero() || !f.IssuedBefore.IsZero())
+	order, term := sqlstore.CertOrder(f)
 	// In the issuance order the window's index must drive the read: the
 	// equality filters are then checked on its rows ("+col" keeps SQLite
 	// from choosing their index, which would need a sort).
 	eq := ""
-	if byIssued {
-		eq = "+"
-	}
+	var a sqlstore.Args
 	var where []string
-	if byExpiry {
-		if cur.kind == cursorNewest {
-			return "", nil, 0, fmt.Errorf("%w: cursor is for the newest-first order, filter is by expiry", errBadCursor)
+	switch order {
+	case sqlstore.CursorExpiry:
+		if cur.Kind == sqlstore.CursorNewest || cur.Kind == sqlstore.CursorIssued {
+			return "", nil, 0, fmt.Errorf("%w: cursor is for another order, filter is by expiry", store.ErrBadCursor)
 		}
-		where = append(where, "not_after < ?")
-		args = append(args, micros(f.NotAfterBefore))
+		where = append(where, "not_after < "+a.Add(sqlstore.Micros(f.NotAfterBefore)))
 		if !f.NotAfterAfter.IsZero() {
-			where = append(where, "not_after > ?")
-			args = append(args, micros(f.NotAfterAfter))
+			where = append(where, "not_after > "+a.Add(sqlstore.Micros(f.NotAfterAfter)))
 		}
-		if cur.kind == cursorExpiry {
-			where = append(where, "(not_after, id) > (?, ?)")
-			args = append(args, cur.notAfter, cur.id)
+		if cur.Kind == sqlstore.CursorExpiry {
+			where = append(where, "(not_after, id) > ("+a.Add(cur.Time)+", "+a.Add(cur.ID)+")")
 		}
-	} else if byIssued {
-		if cur.kind != cursorNone && cur.kind != cursorIssued {
-			return "", nil, 0, fmt.Errorf("%w: cursor is for another order than issuance time", errBadCursor)
+	case sqlstore.CursorIssued:
+		eq = "+"
+		if cur.Kind != sqlstore.CursorNone && cur.Kind != sqlstore.CursorIssued {
+			return "", nil, 0, fmt.Errorf("%w: cursor is for another order than issuance time", store.ErrBadCursor)
 		}
-		if cur.kind == cursorIssued {
-			where = append(where, "(created_at, id) < (?, ?)")
-			args = append(args, cur.notAfter, cur.id)
+		if cur.Kind == sqlstore.CursorIssued {
+			where = append(where, "(created_at, id) < ("+a.Add(cur.Time)+", "+a.Add(cur.ID)+")")
 		}
 		if !f.NotAfterAfter.IsZero() {
-			where = append(where, "+not_after > ?")
-			args = append(args, micros(f.NotAfterAfter))
+			where = append(where, "+not_after > "+a.Add(sqlstore.Micros(f.NotAfterAfter)))
 		}
-	} else {
-		if cur.kind == cursorExpiry || cur.kind == cursorIssued {
-			return "", nil, 0, fmt.Errorf("%w: cursor is for another order, filter is newest-first", errBadCursor)
+	default:
+		if cur.Kind == sqlstore.CursorExpiry || cur.Kind == sqlstore.CursorIssued {
+			return "", nil, 0, fmt.Errorf("%w: cursor is for another order, filter is newest-first", store.ErrBadCursor)
 		}
 		// Always bounded, so the first page is the same index range read as
 		// the later ones.
 		id := int64(math.MaxInt64)
-		if cur.kind == cursorNewest {
-			id = cur.id
+		if cur.Kind == sqlstore.CursorNewest {
+			id = cur.ID
 		}
-		where = append(where, "id < ?")
-		args = append(args, id)
+		where = append(where, "id < "+a.Add(id))
 		if !f.NotAfterAfter.IsZero() {
-			where = append(where, "+not_after > ?")
-			args = append(args, micros(f.NotAfterAfter))
+			where = append(where, "+not_after > "+a.Add(sqlstore.Micros(f.NotAfterAfter)))
 		}
 	}
-	if f.Status != "" {
-		where = append(where, eq+"status = ?")
-		args = append(args, string(f.Status))
-	}
-	if f.Profile != "" {
-		where = append(where, eq+"profile = ?")
-		args = append(args, f.Profile)
-	}
-	if f.IssuerID != "" {
-		where = append(where, eq+"issuer_id = ?")
-		args = append(args, f.IssuerID)
-	}
-	if f.Protocol != "" {
-		where = append(where, eq+"protocol = ?")
-		args = append(args, string(f.Protocol))
-	}
-	if !f.IssuedAfter.IsZero() {
-		where = append(where, "created_at >= ?")
-		args = append(args, micros(f.IssuedAfter))
-	}
-	if !f.IssuedBefore.IsZero() {
-		where = append(where, "created_at < ?")
-		args = append(args, micros(f.IssuedBefore))
-	}
+	where = sqlstore.CertFilterWhere(where, f, &a, eq)
 	from, orderBy := "certificates", "id DESC"
-	if byIssued {
+	switch order {
+	case sqlstore.CursorExpiry:
+		orderBy = "not_after, id"
+	case sqlstore.CursorIssued:
 		orderBy = "created_at DESC, id DESC"
 	}
 	if term != "" {
@@ -297,48 +206,23 @@ func listQuery(f store.CertFilter) (q string, args []any, order cursorKind, err 
 		// shorter terms are a scan, bounded by LIMIT like any filter.
 		phrase := `"` + strings.ReplaceAll(term, `"`, `""`) + `"`
 		switch {
-		case len([]rune(term)) >= 3 && !byExpiry:
+		case len([]rune(term)) >= 3 && order == sqlstore.CursorNewest:
 			// Driven by the index in rowid (= id) order: a term that
-			// matches most of the inventory still stops at LIMIT.
+			// matches most of the inventory still stops at LIMIT. The
+			// id bound (where[0]) becomes the index's rowid bound.
 			from = `certificates_search JOIN certificates ON certificates.id = certificates_search.rowid`
-			where[0] = "certificates_search.rowid < ?"
-			where = append(where, "certificates_search MATCH ?")
-			args = append(args, phrase)
+			where[0] = "certificates_search.rowid" + strings.TrimPrefix(where[0], "id")
+			where = append(where, "certificates_search MATCH "+a.Add(phrase))
 			orderBy = "certificates_search.rowid DESC"
 		case len([]rune(term)) >= 3:
-			where = append(where, `id IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ?)`)
-			args = append(args, phrase)
+			where = append(where, `id IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH `+a.Add(phrase)+`)`)
 		default:
-			where = append(where, `lower(subject_dn || ' ' || sans || ' ' || serial_hex) LIKE ? ESCAPE '\'`)
-			args = append(args, "%"+escapeLike(term)+"%")
+			where = append(where, `lower(subject_dn || ' ' || sans || ' ' || serial_hex) LIKE `+a.Add("%"+sqlstore.EscapeLike(term)+"%")+` ESCAPE '\'`)
 		}
 	}
-	order = cursorNewest
-	switch {
-	case byExpiry:
-		orderBy, order = "not_after, id", cursorExpiry
-	case byIssued:
-		order = cursorIssued
-	}
-	q = `SELECT ` + certColumns + ` FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY ` + orderBy + ` LIMIT ?`
-	args = append(args, pageLimit(f.Limit)+1)
-	return q, args, order, nil
-}
-
-// escapeLike makes s match itself in a LIKE pattern with ESCAPE '\'.
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
-}
-
-func pageLimit(n int) int {
-	switch {
-	case n <= 0:
-		return defaultLimit
-	case n > maxLimit:
-		return maxLimit
-	}
-	return n
+	q = `SELECT ` + sqlstore.CertColumns + ` FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY ` + orderBy + ` LIMIT ` + a.Add(sqlstore.PageLimit(f.Limit)+1)
+	return q, a.Values, order, nil
 }
 
 func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Certificate, []int64, error) {
@@ -352,7 +236,8 @@ func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Ce
 		ids   []int64
 	)
 	for rows.Next() {
-		c, id, err := scanCert(rows)
+		c, id, err := sqlstore.ScanCert(rows)
+
 		if err != nil {
 			return nil, nil, err
 		}

@@ -5,52 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // Expiry notifications (migrations/0007_notifications.sql). Thresholds are
 // stored, like times, as INTEGER microseconds.
-
-// notifyCertColumns is what a notification needs of a certificate: no DER,
-// which a scan over every certificate expiring within 30 days would read
-// for nothing.
-const notifyCertColumns = `c.id, c.issuer_id, c.serial_hex, c.issuer_dn, c.subject_dn, c.sans, c.not_before,
-	c.not_after, c.status, c.profile, c.protocol, c.source, c.transaction_id, c.key_type, c.renewed_from, c.created_at`
-
-func scanNotifyCert(sc scanner, extra ...any) (pki.Certificate, int64, error) {
-	var (
-		c                              pki.Certificate
-		id                             int64
-		sans, status, protocol, src    string
-		notBefore, notAfter, createdAt int64
-	)
-	dest := append([]any{&id, &c.IssuerID, &c.SerialHex, &c.Issuer, &c.Subject, &sans, &notBefore,
-		&notAfter, &status, &c.Profile, &protocol, &src, &c.TransactionID, &c.KeyType, &c.RenewedFrom, &createdAt}, extra...)
-	if err := sc.Scan(dest...); err != nil {
-		return c, 0, err
-	}
-	var err error
-	if c.SANs, err = decodeSANs(sans); err != nil {
-		return c, 0, fmt.Errorf("certificate %d: %w", id, err)
-	}
-	c.NotBefore = fromMicros(notBefore)
-	c.NotAfter = fromMicros(notAfter)
-	c.Status = pki.CertStatus(status)
-	c.Protocol = pki.Protocol(protocol)
-	c.Source = pki.Source(src)
-	c.CreatedAt = fromMicros(createdAt)
-	return c, id, nil
-}
-
-// renewedClause is true when another certificate names c in renewed_from
-// (an index search on certificates_renewed_from). || is standard SQL, so
-// the PostgreSQL driver can say the same.
-const renewedClause = `EXISTS (SELECT 1 FROM certificates r WHERE r.renewed_from = c.issuer_id || ':' || c.serial_hex)`
 
 // ExpiringCertificates implements store.Store: keyset pages over
 // certificates_status_expiry in (not_after, id) order.
@@ -69,90 +32,45 @@ func (s *Store) ExpiringCertificates(ctx context.Context, q store.ExpiryQuery) (
 		ids []int64
 	)
 	for rows.Next() {
-		var notified sql.NullInt64
-		c, id, err := scanNotifyCert(rows, &notified)
+		var notified *int64
+		c, id, err := sqlstore.ScanNotifyCert(rows, &notified)
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: expiring certificates: %w", err)
 		}
-		out = append(out, store.ExpiringCertificate{Certificate: c, NotifiedThreshold: time.Duration(notified.Int64) * time.Microsecond})
+		out = append(out, store.ExpiringCertificate{Certificate: c, NotifiedThreshold: sqlstore.FromDurMicros(notified)})
 		ids = append(ids, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("sqlite: expiring certificates: %w", err)
 	}
-	limit := pageLimit(q.Limit)
-	if len(out) <= limit {
-		return out, "", nil
-	}
-	out = out[:limit]
-	last := limit - 1
-	next := cursor{kind: cursorExpiry, notAfter: micros(out[last].Certificate.NotAfter), id: ids[last]}
-	return out, next.String(), nil
+	out, next := sqlstore.NextPage(out, ids, sqlstore.PageLimit(q.Limit), sqlstore.CursorExpiry,
+		func(e store.ExpiringCertificate) pki.Certificate { return e.Certificate })
+	return out, next, nil
 }
 
 // expiringQuery builds the page query of ExpiringCertificates, separate so
 // the query-plan test sees the SQL that runs.
 func expiringQuery(q store.ExpiryQuery) (string, []any, error) {
-	if q.Now.IsZero() || q.Within <= 0 {
-		return "", nil, errors.New("ExpiryQuery needs Now and a positive Within")
+	if err := sqlstore.CheckExpiryQuery(q); err != nil {
+		return "", nil, err
 	}
-	cur, err := parseCursor(q.Cursor)
+	cur, err := sqlstore.ParseCursor(q.Cursor)
 	if err != nil {
 		return "", nil, err
 	}
-	if cur.kind == cursorNewest {
-		return "", nil, fmt.Errorf("%w: cursor is for the newest-first order", errBadCursor)
+	if cur.Kind == sqlstore.CursorNewest || cur.Kind == sqlstore.CursorIssued {
+		return "", nil, fmt.Errorf("%w: cursor is for another order", store.ErrBadCursor)
 	}
-	notified := `n.issuer_id = c.issuer_id AND n.serial_hex = c.serial_hex`
-	var args []any
-	if q.Channel != "" {
-		notified += ` AND n.channel = ?`
-		args = append(args, q.Channel)
-	}
-	query := `SELECT ` + notifyCertColumns + `,
-		(SELECT MIN(n.threshold) FROM notifications n WHERE ` + notified + `)
-		FROM certificates c
-		WHERE c.status = ? AND c.not_after > ? AND c.not_after <= ?`
-	args = append(args, string(pki.StatusValid), micros(q.Now), micros(q.Now.Add(q.Within)))
-	if cur.kind == cursorExpiry {
-		query += ` AND (c.not_after, c.id) > (?, ?)`
-		args = append(args, cur.notAfter, cur.id)
-	}
-	query += ` AND NOT ` + renewedClause + ` ORDER BY c.not_after, c.id LIMIT ?`
-	args = append(args, pageLimit(q.Limit)+1)
-	return query, args, nil
+	var a sqlstore.Args
+	query := sqlstore.ExpiringQuery(q, cur, &a)
+	return query, a.Values, nil
 }
-
-const notificationColumns = `issuer_id, serial_hex, threshold, channel, status, attempts, next_attempt_at,
-	claimed_by, claimed_until, last_error, created_at, sent_at`
-
-func scanNotification(sc scanner) (store.Notification, error) {
-	var (
-		n                        store.Notification
-		threshold, next, created int64
-		claimedUntil, sent       sql.NullInt64
-		status                   string
-	)
-	err := sc.Scan(&n.IssuerID, &n.SerialHex, &threshold, &n.Channel, &status, &n.Attempts, &next,
-		&n.ClaimedBy, &claimedUntil, &n.LastError, &created, &sent)
-	if err != nil {
-		return n, err
-	}
-	n.Threshold = time.Duration(threshold) * time.Microsecond
-	n.Status = store.NotificationStatus(status)
-	n.NextAttemptAt = fromMicros(next)
-	n.ClaimedUntil = fromNullMicros(claimedUntil)
-	n.CreatedAt = fromMicros(created)
-	n.SentAt = fromNullMicros(sent)
-	return n, nil
-}
-
-func durMicros(d time.Duration) int64 { return d.Microseconds() }
 
 // RecordNotifications implements store.Store.
 func (s *Store) RecordNotifications(ctx context.Context, ns []store.Notification) (int, error) {
 	for _, n := range ns {
-		if err := checkNewNotification(n); err != nil {
+		if err := sqlstore.CheckNewNotification(n); err != nil {
+
 			return 0, fmt.Errorf("sqlite: record notifications: %w", err)
 		}
 	}
@@ -171,8 +89,8 @@ func (s *Store) RecordNotifications(ctx context.Context, ns []store.Notification
 		}
 		defer stmt.Close()
 		for _, n := range ns {
-			res, err := stmt.ExecContext(ctx, n.IssuerID, n.SerialHex, durMicros(n.Threshold), n.Channel,
-				string(n.Status), micros(n.NextAttemptAt), n.LastError, micros(n.CreatedAt))
+			res, err := stmt.ExecContext(ctx, n.IssuerID, n.SerialHex, sqlstore.DurMicros(n.Threshold), n.Channel,
+				string(n.Status), sqlstore.Micros(n.NextAttemptAt), n.LastError, sqlstore.Micros(n.CreatedAt))
 			if err != nil {
 				return err
 			}
@@ -190,23 +108,9 @@ func (s *Store) RecordNotifications(ctx context.Context, ns []store.Notification
 	return inserted, nil
 }
 
-func checkNewNotification(n store.Notification) error {
-	switch {
-	case n.IssuerID == "" || n.SerialHex == "" || n.Channel == "":
-		return errors.New("notification needs an issuer, a serial and a channel")
-	case n.Threshold <= 0:
-		return fmt.Errorf("notification %s/%s: threshold must be positive", n.IssuerID, n.SerialHex)
-	case n.Status != store.NotificationPending && n.Status != store.NotificationSkipped:
-		return fmt.Errorf("notification %s/%s: status %q, want pending or skipped", n.IssuerID, n.SerialHex, n.Status)
-	case n.CreatedAt.IsZero() || n.NextAttemptAt.IsZero():
-		return fmt.Errorf("notification %s/%s: CreatedAt and NextAttemptAt must be set", n.IssuerID, n.SerialHex)
-	}
-	return nil
-}
-
-// claimQuery leases the due notifications (see claimSQL).
+// claimQuery leases the due notifications.
 func claimQuery(q store.ClaimQuery) (string, []any) {
-	n := micros(q.Now)
+	n := sqlstore.Micros(q.Now)
 	due := `status = 'pending' AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)`
 	dueArgs := []any{n, n}
 	if len(q.Channels) > 0 {
@@ -231,10 +135,10 @@ func claimQuery(q store.ClaimQuery) (string, []any) {
 		SELECT issuer_id, serial_hex, threshold, channel FROM notifications
 		WHERE ` + due + `
 		ORDER BY next_attempt_at LIMIT ?)
-	RETURNING ` + notificationColumns
-	args := append([]any{q.Owner, micros(q.Now.Add(q.Lease))}, dueArgs...)
+	RETURNING ` + sqlstore.NotificationColumns
+	args := append([]any{q.Owner, sqlstore.Micros(q.Now.Add(q.Lease))}, dueArgs...)
 	args = append(args, dueArgs...)
-	args = append(args, pageLimit(q.Limit))
+	args = append(args, sqlstore.PageLimit(q.Limit))
 	return query, args
 }
 
@@ -243,30 +147,19 @@ const supersededQuery = `SELECT MIN(threshold) FROM notifications
 
 // ClaimNotifications implements store.Store.
 func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]store.ClaimedNotification, error) {
-	if q.Owner == "" || q.Now.IsZero() || q.Lease <= 0 {
-		return nil, errors.New("sqlite: claim notifications: needs an owner, a time and a positive lease")
+	if err := sqlstore.CheckClaim(q); err != nil {
+		return nil, fmt.Errorf("sqlite: claim notifications: %w", err)
 	}
 	query, args := claimQuery(q)
 	var out []store.ClaimedNotification
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		out = nil
-		rows, err := tx.QueryContext(ctx, query, args...)
+		claimed, err := queryAll(ctx, tx, sqlstore.ScanNotification, query, args...)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			nt, err := scanNotification(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
+		out = nil
+		for _, nt := range claimed {
 			out = append(out, store.ClaimedNotification{Notification: nt})
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
 		}
 		for i := range out {
 			if err := claimDetails(ctx, tx, &out[i]); err != nil {
@@ -278,9 +171,7 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim notifications: %w", err)
 	}
-	slices.SortStableFunc(out, func(a, b store.ClaimedNotification) int {
-		return a.NextAttemptAt.Compare(b.NextAttemptAt)
-	})
+	sqlstore.SortClaimed(out)
 	return out, nil
 }
 
@@ -288,7 +179,7 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 // urgent notification for it on the same channel.
 func claimDetails(ctx context.Context, tx *sql.Tx, cl *store.ClaimedNotification) error {
 	var renewed bool
-	c, _, err := scanNotifyCert(tx.QueryRowContext(ctx, `SELECT `+notifyCertColumns+`, `+renewedClause+`
+	c, _, err := sqlstore.ScanNotifyCert(tx.QueryRowContext(ctx, `SELECT `+sqlstore.NotifyCertColumns+`, `+sqlstore.RenewedClause+`
 		FROM certificates c WHERE c.issuer_id = ? AND c.serial_hex = ?`, cl.IssuerID, cl.SerialHex), &renewed)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -300,12 +191,12 @@ func claimDetails(ctx context.Context, tx *sql.Tx, cl *store.ClaimedNotification
 	default:
 		cl.Certificate, cl.Renewed = c, renewed
 	}
-	var sup sql.NullInt64
+	var sup *int64
 	if err := tx.QueryRowContext(ctx, supersededQuery, cl.IssuerID, cl.SerialHex, cl.Channel,
-		durMicros(cl.Threshold)).Scan(&sup); err != nil {
+		sqlstore.DurMicros(cl.Threshold)).Scan(&sup); err != nil {
 		return fmt.Errorf("notification %s/%s: %w", cl.IssuerID, cl.SerialHex, err)
 	}
-	cl.SupersededBy = time.Duration(sup.Int64) * time.Microsecond
+	cl.SupersededBy = sqlstore.FromDurMicros(sup)
 	return nil
 }
 
@@ -317,23 +208,14 @@ const finishQuery = `UPDATE notifications SET status = ?, attempts = attempts + 
 
 // FinishNotification implements store.Store.
 func (s *Store) FinishNotification(ctx context.Context, o store.NotificationOutcome) error {
-	if err := checkOutcome(o); err != nil {
+	if err := sqlstore.CheckOutcome(o); err != nil {
 		return fmt.Errorf("sqlite: finish notification: %w", err)
 	}
-	var next, sent any
-	if o.Status == store.NotificationPending {
-		next = micros(o.NextAttemptAt)
-	}
-	if o.Status == store.NotificationSent {
-		sent = micros(o.Now)
-	}
-	attempted := 0
-	if o.Attempted {
-		attempted = 1
-	}
+	next, sent, attempted := sqlstore.OutcomeValues(o)
+
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, finishQuery, string(o.Status), attempted, next, o.Error, sent,
-			o.IssuerID, o.SerialHex, durMicros(o.Threshold), o.Channel, o.Owner)
+			o.IssuerID, o.SerialHex, sqlstore.DurMicros(o.Threshold), o.Channel, o.Owner)
 		if err != nil {
 			return err
 		}
@@ -347,7 +229,7 @@ func (s *Store) FinishNotification(ctx context.Context, o store.NotificationOutc
 			var exists bool
 			err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM notifications
 				WHERE issuer_id = ? AND serial_hex = ? AND threshold = ? AND channel = ?)`,
-				o.IssuerID, o.SerialHex, durMicros(o.Threshold), o.Channel).Scan(&exists)
+				o.IssuerID, o.SerialHex, sqlstore.DurMicros(o.Threshold), o.Channel).Scan(&exists)
 			switch {
 			case err != nil:
 				return err
@@ -365,40 +247,13 @@ func (s *Store) FinishNotification(ctx context.Context, o store.NotificationOutc
 	return nil
 }
 
-func checkOutcome(o store.NotificationOutcome) error {
-	switch o.Status {
-	case store.NotificationPending:
-		if o.NextAttemptAt.IsZero() {
-			return errors.New("a pending outcome needs NextAttemptAt")
-		}
-	case store.NotificationSent, store.NotificationFailed, store.NotificationSkipped, store.NotificationCancelled:
-	default:
-		return fmt.Errorf("unknown status %q", o.Status)
-	}
-	if o.Owner == "" || o.Now.IsZero() {
-		return errors.New("an outcome needs the lease owner and a time")
-	}
-	return nil
-}
-
 // Notifications implements store.Store.
 func (s *Store) Notifications(ctx context.Context, issuerID, serialHex string) ([]store.Notification, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+notificationColumns+` FROM notifications
+	out, err := queryAll(ctx, s.r, sqlstore.ScanNotification, `SELECT `+sqlstore.NotificationColumns+` FROM notifications
 		WHERE issuer_id = ? AND serial_hex = ? ORDER BY channel, threshold DESC`, issuerID, serialHex)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: notifications of %s/%s: %w", issuerID, serialHex, err)
 	}
-	defer rows.Close()
-	var out []store.Notification
-	for rows.Next() {
-		n, err := scanNotification(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: notifications of %s/%s: %w", issuerID, serialHex, err)
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: notifications of %s/%s: %w", issuerID, serialHex, err)
-	}
 	return out, nil
+
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // TestNotificationQueryPlans: the scheduler's scan of the certificates
@@ -21,8 +22,8 @@ func TestNotificationQueryPlans(t *testing.T) {
 	run := func(t *testing.T) {
 		for _, q := range []store.ExpiryQuery{
 			{Now: t0, Within: 30 * 24 * time.Hour},
-			{Now: t0, Within: 30 * 24 * time.Hour, Cursor: cursor{kind: cursorExpiry, notAfter: t0.UnixMicro(), id: 9}.String()},
-			{Now: t0, Within: 30 * 24 * time.Hour, Channel: "smtp", Cursor: cursor{kind: cursorExpiry, notAfter: t0.UnixMicro(), id: 9}.String()},
+			{Now: t0, Within: 30 * 24 * time.Hour, Cursor: sqlstore.Cursor{Kind: sqlstore.CursorExpiry, Time: t0.UnixMicro(), ID: 9}.String()},
+			{Now: t0, Within: 30 * 24 * time.Hour, Channel: "smtp", Cursor: sqlstore.Cursor{Kind: sqlstore.CursorExpiry, Time: t0.UnixMicro(), ID: 9}.String()},
 		} {
 			query, args, err := expiringQuery(q)
 			if err != nil {
@@ -43,7 +44,7 @@ func TestNotificationQueryPlans(t *testing.T) {
 			"claim both": claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp", "webhook"}}),
 			"superseded": {supersededQuery, []any{"i", "s", "smtp", n}},
 			"finish":     {finishQuery, []any{"sent", 1, nil, "", n, "i", "s", n, "smtp", "owner"}},
-			"renewed":    {`SELECT ` + notifyCertColumns + `, ` + renewedClause + ` FROM certificates c WHERE c.issuer_id = ? AND c.serial_hex = ?`, []any{"i", "s"}},
+			"renewed":    {`SELECT ` + sqlstore.NotifyCertColumns + `, ` + sqlstore.RenewedClause + ` FROM certificates c WHERE c.issuer_id = ? AND c.serial_hex = ?`, []any{"i", "s"}},
 		} {
 			plan := queryPlan(t, s, qa.q, qa.args...)
 			if why := badPlan(plan); why != "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // queryPlan returns the EXPLAIN QUERY PLAN details of q, one per line.
@@ -82,9 +83,9 @@ func certFilters() []store.CertFilter {
 		}
 		out = append(out, f)
 		if f.NotAfterBefore.IsZero() {
-			f.Cursor = cursor{kind: cursorNewest, id: 500}.String()
+			f.Cursor = sqlstore.Cursor{Kind: sqlstore.CursorNewest, ID: 500}.String()
 		} else {
-			f.Cursor = cursor{kind: cursorExpiry, notAfter: now.UnixMicro(), id: 500}.String()
+			f.Cursor = sqlstore.Cursor{Kind: sqlstore.CursorExpiry, Time: now.UnixMicro(), ID: 500}.String()
 		}
 		out = append(out, f)
 	}
@@ -92,12 +93,12 @@ func certFilters() []store.CertFilter {
 	// search, alone and with the others, first and later pages.
 	for _, f := range []store.CertFilter{
 		{Protocol: pki.ProtocolEST},
-		{Protocol: pki.ProtocolEST, Cursor: cursor{kind: cursorNewest, id: 500}.String()},
+		{Protocol: pki.ProtocolEST, Cursor: sqlstore.Cursor{Kind: sqlstore.CursorNewest, ID: 500}.String()},
 		{IssuedAfter: now.Add(-24 * time.Hour), IssuedBefore: now},
-		{IssuedAfter: now.Add(-24 * time.Hour), Cursor: cursor{kind: cursorIssued, notAfter: now.UnixMicro(), id: 9}.String()},
+		{IssuedAfter: now.Add(-24 * time.Hour), Cursor: sqlstore.Cursor{Kind: sqlstore.CursorIssued, Time: now.UnixMicro(), ID: 9}.String()},
 		{IssuedBefore: now, Status: pki.StatusRevoked},
 		{Search: "device-42"},
-		{Search: "device-42", Cursor: cursor{kind: cursorNewest, id: 500}.String()},
+		{Search: "device-42", Cursor: sqlstore.Cursor{Kind: sqlstore.CursorNewest, ID: 500}.String()},
 		{Search: "acme", Status: pki.StatusValid, Profile: "default"},
 	} {
 		out = append(out, f)
@@ -127,16 +128,19 @@ func TestQueryPlans(t *testing.T) {
 			check(t, s, fmt.Sprintf("ListCertificates %+v", f), q, args)
 		}
 		for _, f := range []store.AuditFilter{{}, {Type: "x"}, {SerialHex: "01"}, {Type: "x", SerialHex: "01"}, {BeforeID: 9, Type: "x"}} {
-			q, args := auditQuery(f)
-			check(t, s, fmt.Sprintf("ListAudit %+v", f), q, args)
+			var a sqlstore.Args
+			q := sqlstore.AuditQuery(f, &a, nil)
+			check(t, s, fmt.Sprintf("ListAudit %+v", f), q, a.Values)
 		}
 		for _, f := range requestFilters() {
-			q, args := requestsQuery(f)
-			check(t, s, fmt.Sprintf("ListRequests %+v", f), q, args)
+			var a sqlstore.Args
+			q := sqlstore.RequestsQuery(f, &a)
+			check(t, s, fmt.Sprintf("ListRequests %+v", f), q, a.Values)
+
 		}
 		point := []struct{ name, q string }{
-			{"Certificate", `SELECT ` + certColumns + ` FROM certificates WHERE issuer_id = ? AND serial_hex = ?`},
-			{"CertificatesBySerial", `SELECT ` + certColumns + ` FROM certificates WHERE serial_hex = ? ORDER BY id`},
+			{"Certificate", `SELECT ` + sqlstore.CertColumns + ` FROM certificates WHERE issuer_id = ? AND serial_hex = ?`},
+			{"CertificatesBySerial", `SELECT ` + sqlstore.CertColumns + ` FROM certificates WHERE serial_hex = ? ORDER BY id`},
 			{"LookupChallenge", `SELECT id FROM challenges WHERE hash = ? AND consumed_at IS NULL AND expires_at > ?`},
 			{"PurgeExpired nonces", purgeNoncesQuery},
 			{"PurgeExpired requests", purgeRequestsQuery},
@@ -215,7 +219,7 @@ func fillRequests(t testing.TB, s *Store, n int) {
 		}
 		created := t0.Add(time.Duration(i) * time.Minute)
 		if _, err := stmt.Exec(fmt.Sprintf("req-%d", i), fmt.Sprintf("tx-%d", i/2), profile, status,
-			fmt.Sprintf("CN=device-%d", i), micros(created), micros(created.Add(30*24*time.Hour))); err != nil {
+			fmt.Sprintf("CN=device-%d", i), sqlstore.Micros(created), sqlstore.Micros(created.Add(30*24*time.Hour))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -252,8 +256,8 @@ func fill(t testing.TB, s *Store, n int) {
 			profile = "vpn"
 		}
 		sn := strconv.FormatInt(int64(i)+0x100000, 16)
-		if _, err := stmt.Exec(sn, "CN=device-"+sn, micros(notAfter.Add(-365*24*time.Hour)), micros(notAfter),
-			status, profile, "tx-"+sn, micros(t0), der); err != nil {
+		if _, err := stmt.Exec(sn, "CN=device-"+sn, sqlstore.Micros(notAfter.Add(-365*24*time.Hour)), sqlstore.Micros(notAfter),
+			status, profile, "tx-"+sn, sqlstore.Micros(t0), der); err != nil {
 			t.Fatal(err)
 		}
 	}

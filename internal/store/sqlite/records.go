@@ -5,30 +5,26 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // CreateChallenge implements store.Store. A zero ev.Time becomes
 // ch.CreatedAt.
 func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.AuditEvent) error {
-	bound, err := encodeSANs(ch.BoundSANs)
+	bound, err := sqlstore.EncodeSANs(ch.BoundSANs)
 	if err != nil {
 		return fmt.Errorf("sqlite: create challenge %s: %w", ch.ID, err)
-	}
-	var subject any
-	if len(ch.BoundSubject) > 0 {
-		subject = ch.BoundSubject
 	}
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO challenges
 			(id, hash, profile, created_at, expires_at, consumed_at, created_by, bound_subject, bound_sans)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			ch.ID, ch.Hash, ch.Profile, micros(ch.CreatedAt), micros(ch.ExpiresAt),
-			nullMicros(ch.ConsumedAt), ch.CreatedBy, subject, bound)
+			ch.ID, ch.Hash, ch.Profile, sqlstore.Micros(ch.CreatedAt), sqlstore.Micros(ch.ExpiresAt),
+			sqlstore.NullMicros(ch.ConsumedAt), ch.CreatedBy, sqlstore.NullBytes(ch.BoundSubject), bound)
 		if err != nil {
 			return conflict(err)
 		}
@@ -40,39 +36,10 @@ func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.Au
 	return nil
 }
 
-const challengeColumns = `id, hash, profile, created_at, expires_at, consumed_at, created_by,
-	bound_subject, bound_sans, failed_uses, locked_at`
-
-func scanChallenge(sc scanner) (pki.Challenge, error) {
-	var (
-		ch               pki.Challenge
-		created, expires int64
-		consumed, locked sql.NullInt64
-		subject          []byte
-		bound            string
-	)
-	err := sc.Scan(&ch.ID, &ch.Hash, &ch.Profile, &created, &expires, &consumed, &ch.CreatedBy,
-		&subject, &bound, &ch.FailedUses, &locked)
-	if err != nil {
-		return ch, err
-	}
-	if len(subject) > 0 {
-		ch.BoundSubject = subject
-	}
-	if ch.BoundSANs, err = decodeSANs(bound); err != nil {
-		return ch, fmt.Errorf("challenge %s: %w", ch.ID, err)
-	}
-	ch.CreatedAt = fromMicros(created)
-	ch.ExpiresAt = fromMicros(expires)
-	ch.ConsumedAt = fromNullMicros(consumed)
-	ch.LockedAt = fromNullMicros(locked)
-	return ch, nil
-}
-
 // LookupChallenge implements store.Store.
 func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error) {
-	ch, err := scanChallenge(s.r.QueryRowContext(ctx, `SELECT `+challengeColumns+`
-		FROM challenges WHERE hash = ? AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > ?`, hash, micros(now)))
+	ch, err := sqlstore.ScanChallenge(s.r.QueryRowContext(ctx, `SELECT `+sqlstore.ChallengeColumns+`
+		FROM challenges WHERE hash = ? AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > ?`, hash, sqlstore.Micros(now)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: look up challenge: %w", store.ErrChallengeUnusable)
 	}
@@ -90,7 +57,7 @@ func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time
 		err := tx.QueryRowContext(ctx, `UPDATE challenges SET failed_uses = failed_uses + 1,
 			locked_at = CASE WHEN failed_uses + 1 >= ? THEN ? ELSE NULL END
 			WHERE hash = ? AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > ?
-			RETURNING failed_uses`, lockAfter, micros(now), hash, micros(now)).Scan(&uses)
+			RETURNING failed_uses`, lockAfter, sqlstore.Micros(now), hash, sqlstore.Micros(now)).Scan(&uses)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrChallengeUnusable
 		}
@@ -109,17 +76,17 @@ func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time
 // ListChallenges implements store.Store.
 func (s *Store) ListChallenges(ctx context.Context, limit int) ([]pki.Challenge, error) {
 	if limit <= 0 {
-		limit = defaultLimit
+		limit = sqlstore.DefaultLimit
 	}
-	limit = min(limit, maxLimit)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+challengeColumns+` FROM challenges ORDER BY created_at DESC, rowid DESC LIMIT ?`, limit)
+	limit = min(limit, sqlstore.MaxLimit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstore.ChallengeColumns+` FROM challenges ORDER BY created_at DESC, rowid DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list challenges: %w", err)
 	}
 	defer rows.Close()
 	var out []pki.Challenge
 	for rows.Next() {
-		ch, err := scanChallenge(rows)
+		ch, err := sqlstore.ScanChallenge(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list challenges: %w", err)
 		}
@@ -141,7 +108,7 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 			VALUES (?, ?, ?)
 			ON CONFLICT (transaction_id, sender_nonce) DO UPDATE SET expires_at = excluded.expires_at
 			WHERE nonces.expires_at <= ?`,
-			transactionID, senderNonce, micros(expires), micros(now))
+			transactionID, senderNonce, sqlstore.Micros(expires), sqlstore.Micros(now))
 		if err != nil {
 			return err
 		}
@@ -167,13 +134,13 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 // expired) for the console and the audit trail.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, purgeNoncesQuery, micros(now)); err != nil {
+		if _, err := tx.ExecContext(ctx, purgeNoncesQuery, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("nonces: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, purgeRequestsQuery, micros(now)); err != nil {
+		if _, err := tx.ExecContext(ctx, purgeRequestsQuery, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("requests: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, purgeSessionsQuery, micros(now)); err != nil {
+		if _, err := tx.ExecContext(ctx, purgeSessionsQuery, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("sessions: %w", err)
 		}
 		return nil
@@ -190,18 +157,11 @@ const (
 	purgeSessionsQuery = `DELETE FROM sessions WHERE expires_at <= ?`
 )
 
-// auditColumns is the select list of an audit event, in the order the
-// scans read it.
-const auditColumns = `id, time, type, actor, profile, serial_hex, issuer_id, subject, transaction_id,
-	outcome, reason, detail`
-
 // AppendAudit implements store.Store. Every event needs its Time: the store
 // has no clock of its own.
 func (s *Store) AppendAudit(ctx context.Context, events ...pki.AuditEvent) error {
-	for i := range events {
-		if events[i].Time.IsZero() {
-			return fmt.Errorf("sqlite: append audit: event %d (%s) has no time", i, events[i].Type)
-		}
+	if err := sqlstore.CheckEventTimes(events); err != nil {
+		return fmt.Errorf("sqlite: append audit: %w", err)
 	}
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		return insertEvents(ctx, tx, time.Time{}, events)
@@ -237,10 +197,10 @@ func insertEvents(ctx context.Context, tx *sql.Tx, now time.Time, events []pki.A
 		if e.Time.IsZero() {
 			e.Time = now
 		}
-		e.Time = fromMicros(micros(e.Time)) // what is stored is what is hashed
+		e.Time = sqlstore.FromMicros(sqlstore.Micros(e.Time)) // what is stored is what is hashed
 		e.ID = head.LastID + 1
 		e.Hash = pki.AuditChainHash(head.LastHash, e)
-		if _, err := stmt.ExecContext(ctx, e.ID, micros(e.Time), e.Type, e.Actor, e.Profile, e.SerialHex,
+		if _, err := stmt.ExecContext(ctx, e.ID, sqlstore.Micros(e.Time), e.Type, e.Actor, e.Profile, e.SerialHex,
 			e.IssuerID, e.Subject, e.TransactionID, e.Outcome, e.Reason, e.Detail, head.LastHash, e.Hash); err != nil {
 			return fmt.Errorf("insert audit event %s: %w", e.Type, err)
 		}
@@ -286,7 +246,7 @@ func (s *Store) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki
 		limit = 1000
 	}
 	limit = min(limit, 10000)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+`, prev_hash, hash FROM audit_events
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstore.AuditColumns+`, prev_hash, hash FROM audit_events
 		WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: audit chain: %w", err)
@@ -298,23 +258,18 @@ func (s *Store) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki
 	return out, nil
 }
 
-// scanAudit reads auditColumns rows (followed by prev_hash and hash when
-// withHashes), and closes them.
+// scanAudit reads sqlstore.AuditColumns rows (followed by prev_hash and
+// hash when withHashes), and closes them.
 func scanAudit(rows *sql.Rows, withHashes bool) ([]pki.AuditEvent, error) {
 	defer rows.Close()
 	var out []pki.AuditEvent
 	for rows.Next() {
 		var e pki.AuditEvent
 		var t int64
-		dest := []any{&e.ID, &t, &e.Type, &e.Actor, &e.Profile, &e.SerialHex, &e.IssuerID,
-			&e.Subject, &e.TransactionID, &e.Outcome, &e.Reason, &e.Detail}
-		if withHashes {
-			dest = append(dest, &e.PrevHash, &e.Hash)
-		}
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(sqlstore.AuditDest(&e, &t, withHashes)...); err != nil {
 			return nil, err
 		}
-		e.Time = fromMicros(t)
+		e.Time = sqlstore.FromMicros(t)
 		out = append(out, e)
 	}
 	return out, rows.Err()
@@ -333,7 +288,7 @@ func (s *Store) sealAuditTrail(ctx context.Context) error {
 		if has {
 			return nil
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY id`)
+		rows, err := tx.QueryContext(ctx, `SELECT `+sqlstore.AuditColumns+` FROM audit_events ORDER BY id`)
 		if err != nil {
 			return fmt.Errorf("seal audit trail: %w", err)
 		}
@@ -359,8 +314,8 @@ func (s *Store) sealAuditTrail(ctx context.Context) error {
 // ListAudit implements store.Store: newest first, Limit default 100, at
 // most 1000; page on with BeforeID set to the last ID returned.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.AuditEvent, error) {
-	q, args := auditQuery(f)
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	var a sqlstore.Args
+	rows, err := s.r.QueryContext(ctx, sqlstore.AuditQuery(f, &a, nil), a.Values...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list audit: %w", err)
 	}
@@ -369,31 +324,4 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.Audit
 		return nil, fmt.Errorf("sqlite: list audit: %w", err)
 	}
 	return events, nil
-}
-
-func auditQuery(f store.AuditFilter) (string, []any) {
-	where := []string{"id < ?"}
-	args := []any{int64(1<<63 - 1)}
-	if f.BeforeID > 0 {
-		args[0] = f.BeforeID
-	}
-	if f.Type != "" {
-		where = append(where, "type = ?")
-		args = append(args, f.Type)
-	}
-	if f.SerialHex != "" {
-		where = append(where, "serial_hex = ?")
-		args = append(args, f.SerialHex)
-	}
-	if !f.Since.IsZero() {
-		where = append(where, "time >= ?")
-		args = append(args, micros(f.Since))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "time < ?")
-		args = append(args, micros(f.Until))
-	}
-	args = append(args, pageLimit(f.Limit))
-	return `SELECT ` + auditColumns + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY id DESC LIMIT ?`, args
 }

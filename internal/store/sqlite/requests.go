@@ -5,49 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
-	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
-
-// requestColumns is the select list scanRequest reads, in its order.
-const requestColumns = `id, transaction_id, profile, protocol, status, subject_dn, sans, csr,
-	signer_cert, requester_addr, created_at, expires_at, decided_at, decided_by, reason,
-	renewed_from, cert_issuer_id, cert_serial_hex, challenge_hash`
-
-func scanRequest(sc scanner) (pki.EnrollmentRequest, error) {
-	var (
-		r                      pki.EnrollmentRequest
-		protocol, status, sans string
-		created, expires       int64
-		decided                sql.NullInt64
-		signerCert, chHash     []byte
-	)
-	err := sc.Scan(&r.ID, &r.TransactionID, &r.Profile, &protocol, &status, &r.Subject, &sans, &r.CSR,
-		&signerCert, &r.RequesterAddr, &created, &expires, &decided, &r.DecidedBy, &r.Reason,
-		&r.RenewedFrom, &r.CertIssuerID, &r.CertSerialHex, &chHash)
-	if err != nil {
-		return r, err
-	}
-	if r.SANs, err = decodeSANs(sans); err != nil {
-		return r, fmt.Errorf("request %s: %w", r.ID, err)
-	}
-	if len(signerCert) > 0 {
-		r.ClientCert = signerCert
-	}
-	if len(chHash) > 0 {
-		r.ChallengeHash = chHash
-	}
-	r.Protocol = pki.Protocol(protocol)
-	r.Status = pki.RequestStatus(status)
-	r.CreatedAt = fromMicros(created)
-	r.ExpiresAt = fromMicros(expires)
-	r.DecidedAt = fromNullMicros(decided)
-	return r, nil
-}
 
 // CreateRequest implements store.Store. The request is stored pending (a
 // zero Status means pending; any other is refused), and a zero ev.Time
@@ -56,27 +19,15 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 	fail := func(err error) error {
 		return fmt.Errorf("sqlite: create request %s (transaction %q): %w", r.ID, r.TransactionID, err)
 	}
-	switch {
-	case r.Status != "" && r.Status != pki.RequestPending:
-		return fail(fmt.Errorf("a new request must be pending, not %q", r.Status))
-	case r.CreatedAt.IsZero() || r.ExpiresAt.IsZero():
-		return fail(errors.New("CreatedAt and ExpiresAt must be set"))
-	case len(r.CSR) == 0:
-		return fail(errors.New("no CSR"))
+	if err := sqlstore.CheckNewRequest(r); err != nil {
+		return fail(err)
 	}
-	sans, err := encodeSANs(r.SANs)
+	sans, err := sqlstore.EncodeSANs(r.SANs)
 	if err != nil {
 		return fail(err)
 	}
-	var signer, chHash any
-	if len(r.ClientCert) > 0 {
-		signer = r.ClientCert
-	}
-	if len(r.ChallengeHash) > 0 {
-		chHash = r.ChallengeHash
-	}
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
-		if err := consumeChallenge(ctx, tx, consumeChallengeHash, micros(r.CreatedAt)); err != nil {
+		if err := consumeChallenge(ctx, tx, consumeChallengeHash, sqlstore.Micros(r.CreatedAt)); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_requests (
@@ -84,7 +35,8 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 			requester_addr, created_at, expires_at, renewed_from, challenge_hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.TransactionID, r.Profile, string(r.Protocol), string(pki.RequestPending), r.Subject,
-			sans, r.CSR, signer, r.RequesterAddr, micros(r.CreatedAt), micros(r.ExpiresAt), r.RenewedFrom, chHash)
+			sans, r.CSR, sqlstore.NullBytes(r.ClientCert), r.RequesterAddr, sqlstore.Micros(r.CreatedAt), sqlstore.Micros(r.ExpiresAt),
+			r.RenewedFrom, sqlstore.NullBytes(r.ChallengeHash))
 		if err != nil {
 			// The ID is taken, or the partial unique index found a pending
 			// request with this profile and transaction ID.
@@ -101,7 +53,7 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 // RequestByTransaction implements store.Store. Retention is enforced by
 // PurgeExpired alone: a request past its ExpiresAt is returned until purged.
 func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID string) (*pki.EnrollmentRequest, error) {
-	r, err := scanRequest(s.r.QueryRowContext(ctx, requestByTransactionQuery, profile, transactionID))
+	r, err := sqlstore.ScanRequest(s.r.QueryRowContext(ctx, requestByTransactionQuery, profile, transactionID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: request of profile %q transaction %q: %w", profile, transactionID, store.ErrNotFound)
 	}
@@ -112,14 +64,14 @@ func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID
 }
 
 const (
-	requestByTransactionQuery = `SELECT ` + requestColumns + ` FROM enrollment_requests
+	requestByTransactionQuery = `SELECT ` + sqlstore.RequestColumns + ` FROM enrollment_requests
 		WHERE profile = ? AND transaction_id = ? ORDER BY seq DESC LIMIT 1`
-	requestByIDQuery = `SELECT ` + requestColumns + ` FROM enrollment_requests WHERE id = ?`
+	requestByIDQuery = `SELECT ` + sqlstore.RequestColumns + ` FROM enrollment_requests WHERE id = ?`
 )
 
 // Request implements store.Store.
 func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest, error) {
-	r, err := scanRequest(s.r.QueryRowContext(ctx, requestByIDQuery, id))
+	r, err := sqlstore.ScanRequest(s.r.QueryRowContext(ctx, requestByIDQuery, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: request %s: %w", id, store.ErrNotFound)
 	}
@@ -132,43 +84,12 @@ func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest,
 // ListRequests implements store.Store: newest first (insertion order
 // reversed), Limit default 100, at most 1000.
 func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
-	q, args := requestsQuery(f)
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	var a sqlstore.Args
+	out, err := queryAll(ctx, s.r, sqlstore.ScanRequest, sqlstore.RequestsQuery(f, &a), a.Values...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list requests: %w", err)
 	}
-	defer rows.Close()
-	var out []pki.EnrollmentRequest
-	for rows.Next() {
-		r, err := scanRequest(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list requests: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list requests: %w", err)
-	}
 	return out, nil
-}
-
-// requestsQuery builds the ListRequests query; separate so the query-plan
-// test sees the SQL that runs. The seq bound is always there (as in
-// listQuery) so that an unfiltered listing is a rowid range read too.
-func requestsQuery(f store.RequestFilter) (string, []any) {
-	where := []string{"seq < ?"}
-	args := []any{int64(math.MaxInt64)}
-	if f.Status != "" {
-		where = append(where, "status = ?")
-		args = append(args, string(f.Status))
-	}
-	if f.Profile != "" {
-		where = append(where, "profile = ?")
-		args = append(args, f.Profile)
-	}
-	args = append(args, pageLimit(f.Limit))
-	return `SELECT ` + requestColumns + ` FROM enrollment_requests WHERE ` +
-		strings.Join(where, " AND ") + ` ORDER BY seq DESC LIMIT ?`, args
 }
 
 // RejectRequest implements store.Store. A zero ev.Time becomes at.
@@ -180,7 +101,7 @@ func (s *Store) RejectRequest(ctx context.Context, id, reason, by string, at tim
 		res, err := tx.ExecContext(ctx, `UPDATE enrollment_requests
 			SET status = ?, reason = ?, decided_at = ?, decided_by = ?
 			WHERE id = ? AND status = ?`,
-			string(pki.RequestRejected), reason, micros(at), by, id, string(pki.RequestPending))
+			string(pki.RequestRejected), reason, sqlstore.Micros(at), by, id, string(pki.RequestPending))
 		if err != nil {
 			return err
 		}
@@ -204,7 +125,7 @@ func completeRequest(ctx context.Context, tx *sql.Tx, in *store.Issuance) error 
 	res, err := tx.ExecContext(ctx, `UPDATE enrollment_requests
 		SET status = ?, cert_issuer_id = ?, cert_serial_hex = ?, decided_at = ?, decided_by = ?
 		WHERE id = ? AND status = ?`,
-		string(pki.RequestIssued), c.IssuerID, c.SerialHex, micros(in.Now), in.ApprovedBy,
+		string(pki.RequestIssued), c.IssuerID, c.SerialHex, sqlstore.Micros(in.Now), in.ApprovedBy,
 		in.CompleteRequestID, string(pki.RequestPending))
 	if err != nil {
 		return fmt.Errorf("complete request %s: %w", in.CompleteRequestID, err)
@@ -246,7 +167,7 @@ func supersede(ctx context.Context, tx *sql.Tx, in *store.Issuance) error {
 	res, err := tx.ExecContext(ctx, `UPDATE certificates
 		SET status = ?, revoked_at = ?, revoke_reason = ?, revoked_by = ?
 		WHERE issuer_id = ? AND serial_hex = ? AND status <> ?`,
-		string(pki.StatusRevoked), micros(in.Now), reasonSuperseded, supersededBy, ref.IssuerID, ref.SerialHex,
+		string(pki.StatusRevoked), sqlstore.Micros(in.Now), reasonSuperseded, supersededBy, ref.IssuerID, ref.SerialHex,
 		string(pki.StatusRevoked))
 	if err != nil {
 		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // reasonCertificateHold is RFC 5280's CRLReason certificateHold, the one
@@ -32,7 +33,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 			_, err = tx.ExecContext(ctx, `UPDATE certificates
 				SET status = ?, revoked_at = ?, revoke_reason = ?, revoked_by = ?
 				WHERE issuer_id = ? AND serial_hex = ?`,
-				string(pki.StatusRevoked), micros(at), reason, ev.Actor, issuerID, serialHex)
+				string(pki.StatusRevoked), sqlstore.Micros(at), reason, ev.Actor, issuerID, serialHex)
 		case c.RevokeReason == reasonCertificateHold && reason != reasonCertificateHold:
 			// A hold made permanent keeps the hold's time: relying parties
 			// have treated the certificate as revoked since then.
@@ -105,9 +106,9 @@ func revocationChanged(ctx context.Context, tx *sql.Tx, issuerID, serialHex stri
 // certInTx reads one certificate inside a write transaction (the write
 // lock is held, so what it reads cannot change before the commit).
 func certInTx(ctx context.Context, tx *sql.Tx, issuerID, serialHex string) (*pki.Certificate, error) {
-	row := tx.QueryRowContext(ctx, `SELECT `+certColumns+` FROM certificates
+	row := tx.QueryRowContext(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
 		WHERE issuer_id = ? AND serial_hex = ?`, issuerID, serialHex)
-	c, _, err := scanCert(row)
+	c, _, err := sqlstore.ScanCert(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -151,24 +152,10 @@ func (s *Store) RevocationState(ctx context.Context) (map[string]int64, error) {
 
 // RevokedCertificates implements store.Store.
 func (s *Store) RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]store.RevokedEntry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT serial_hex, revoked_at, revoke_reason FROM certificates
+	out, err := queryAll(ctx, s.r, sqlstore.ScanRevokedEntry, `SELECT serial_hex, revoked_at, revoke_reason FROM certificates
 		WHERE issuer_id = ? AND status = ? AND not_after > ?`,
-		issuerID, string(pki.StatusRevoked), micros(notAfterAfter))
+		issuerID, string(pki.StatusRevoked), sqlstore.Micros(notAfterAfter))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: revoked certificates of %s: %w", issuerID, err)
-	}
-	defer rows.Close()
-	var out []store.RevokedEntry
-	for rows.Next() {
-		var e store.RevokedEntry
-		var at, reason sql.NullInt64
-		if err := rows.Scan(&e.SerialHex, &at, &reason); err != nil {
-			return nil, fmt.Errorf("sqlite: revoked certificates of %s: %w", issuerID, err)
-		}
-		e.RevokedAt, e.Reason = fromNullMicros(at), int(reason.Int64)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: revoked certificates of %s: %w", issuerID, err)
 	}
 	return out, nil
@@ -187,14 +174,14 @@ func (s *Store) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, err
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: latest CRL of %s: %w", issuerID, err)
 	}
-	c.ThisUpdate, c.NextUpdate, c.CreatedAt = fromMicros(this), fromMicros(next), fromMicros(created)
+	c.ThisUpdate, c.NextUpdate, c.CreatedAt = sqlstore.FromMicros(this), sqlstore.FromMicros(next), sqlstore.FromMicros(created)
 	return &c, nil
 }
 
 // PutCRL implements store.Store.
 func (s *Store) PutCRL(ctx context.Context, c store.CRL, keep int) error {
-	if c.Number < 1 || len(c.DER) == 0 || c.ThisUpdate.IsZero() || c.NextUpdate.IsZero() || c.CreatedAt.IsZero() {
-		return fmt.Errorf("sqlite: put CRL of %s: number, DER, this and next update and creation time are required", c.IssuerID)
+	if err := sqlstore.CheckCRL(c); err != nil {
+		return fmt.Errorf("sqlite: put CRL of %s: %w", c.IssuerID, err)
 	}
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		var newest int64
@@ -207,8 +194,8 @@ func (s *Store) PutCRL(ctx context.Context, c store.CRL, keep int) error {
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO crls (issuer_id, number, this_update, next_update,
 			revocation_seq, entries, der, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.IssuerID, c.Number, micros(c.ThisUpdate), micros(c.NextUpdate), c.RevocationSeq, c.Entries,
-			c.DER, micros(c.CreatedAt)); err != nil {
+			c.IssuerID, c.Number, sqlstore.Micros(c.ThisUpdate), sqlstore.Micros(c.NextUpdate), c.RevocationSeq, c.Entries,
+			c.DER, sqlstore.Micros(c.CreatedAt)); err != nil {
 			return conflict(err)
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM crls WHERE issuer_id = ? AND number <= ?`,

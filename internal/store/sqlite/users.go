@@ -9,13 +9,14 @@ import (
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // CreateESTUser implements store.Store. A zero ev.Time becomes u.CreatedAt.
 func (s *Store) CreateESTUser(ctx context.Context, u pki.ESTUser, ev pki.AuditEvent) error {
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO est_users (name, password_hash, profile, created_at, created_by)
-			VALUES (?, ?, ?, ?, ?)`, u.Name, u.PasswordHash, u.Profile, micros(u.CreatedAt), u.CreatedBy)
+			VALUES (?, ?, ?, ?, ?)`, u.Name, u.PasswordHash, u.Profile, sqlstore.Micros(u.CreatedAt), u.CreatedBy)
 		if err != nil {
 			return conflict(err)
 		}
@@ -27,19 +28,9 @@ func (s *Store) CreateESTUser(ctx context.Context, u pki.ESTUser, ev pki.AuditEv
 	return nil
 }
 
-const estUserColumns = `name, password_hash, profile, created_at, created_by`
-
-func scanESTUser(sc scanner) (pki.ESTUser, error) {
-	var u pki.ESTUser
-	var created int64
-	err := sc.Scan(&u.Name, &u.PasswordHash, &u.Profile, &created, &u.CreatedBy)
-	u.CreatedAt = fromMicros(created)
-	return u, err
-}
-
 // ESTUser implements store.Store.
 func (s *Store) ESTUser(ctx context.Context, name string) (*pki.ESTUser, error) {
-	u, err := scanESTUser(s.r.QueryRowContext(ctx, `SELECT `+estUserColumns+` FROM est_users WHERE name = ?`, name))
+	u, err := sqlstore.ScanESTUser(s.r.QueryRowContext(ctx, `SELECT `+sqlstore.ESTUserColumns+` FROM est_users WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: EST user %q: %w", name, store.ErrNotFound)
 	}
@@ -51,7 +42,7 @@ func (s *Store) ESTUser(ctx context.Context, name string) (*pki.ESTUser, error) 
 
 // ListESTUsers implements store.Store.
 func (s *Store) ListESTUsers(ctx context.Context) ([]pki.ESTUser, error) {
-	out, err := queryAll(ctx, s.r, scanESTUser, `SELECT `+estUserColumns+` FROM est_users ORDER BY name`)
+	out, err := queryAll(ctx, s.r, sqlstore.ScanESTUser, `SELECT `+sqlstore.ESTUserColumns+` FROM est_users ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list EST users: %w", err)
 	}

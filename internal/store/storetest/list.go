@@ -221,11 +221,19 @@ func testListBadCursor(t *testing.T, s store.Store) {
 	if err != nil || expCursor == "" {
 		t.Fatalf("ListCertificates: cursor %q, %v", expCursor, err)
 	}
+	byIssued := store.CertFilter{Limit: 3, IssuedAfter: t0.Add(-1000 * day), IssuedBefore: t0.Add(1000 * day)}
+	_, issuedCursor, err := s.ListCertificates(ctx, byIssued)
+	if err != nil || issuedCursor == "" {
+		t.Fatalf("ListCertificates by issuance window: cursor %q, %v", issuedCursor, err)
+	}
 	bad := []struct {
 		name   string
 		f      store.CertFilter
 		cursor string
 	}{
+		{"issuance cursor in expiry order", byExpiry, issuedCursor},
+		{"issuance cursor in newest-first order", byID, issuedCursor},
+		{"expiry cursor in issuance order", byIssued, expCursor},
 		{"not base64", byID, "%%%"},
 		{"not a cursor", byID, base64.RawURLEncoding.EncodeToString([]byte("hello"))},
 		{"newest-first cursor in expiry order", byExpiry, idCursor},

@@ -1,0 +1,155 @@
+package sqlstore
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// The Check functions refuse input that store.Store's contract rules out,
+// before any transaction; each driver wraps the error with its name and
+// the operation.
+
+// CheckIssuance checks what RecordIssuance needs beyond the certificate.
+func CheckIssuance(in *store.Issuance) error {
+	c := &in.Certificate
+	switch {
+	case in.Now.IsZero():
+		return errors.New("Issuance.Now is zero")
+	case in.Supersede != nil && in.Supersede.IssuerID == c.IssuerID && in.Supersede.SerialHex == c.SerialHex:
+		return errors.New("a certificate cannot supersede itself")
+	}
+	return nil
+}
+
+// CheckNewRequest checks a request for CreateRequest: pending (a zero
+// Status means pending), with its times and a CSR.
+func CheckNewRequest(r pki.EnrollmentRequest) error {
+	switch {
+	case r.Status != "" && r.Status != pki.RequestPending:
+		return fmt.Errorf("a new request must be pending, not %q", r.Status)
+	case r.CreatedAt.IsZero() || r.ExpiresAt.IsZero():
+		return errors.New("CreatedAt and ExpiresAt must be set")
+	case len(r.CSR) == 0:
+		return errors.New("no CSR")
+	}
+	return nil
+}
+
+// CheckEventTimes checks that every event of AppendAudit has its Time: the
+// store has no clock of its own.
+func CheckEventTimes(events []pki.AuditEvent) error {
+	for i := range events {
+		if events[i].Time.IsZero() {
+			return fmt.Errorf("event %d (%s) has no time", i, events[i].Type)
+		}
+	}
+	return nil
+}
+
+// CheckNewUser checks a console user for CreateUser.
+func CheckNewUser(u pki.User) error {
+	if u.Name == "" || !u.Role.Valid() || u.PasswordHash == "" || u.CreatedAt.IsZero() {
+		return errors.New("name, role, password hash and creation time are required")
+	}
+	return nil
+}
+
+// CheckNewToken checks an API token for CreateToken.
+func CheckNewToken(t pki.APIToken) error {
+	if t.ID == "" || t.Name == "" || !t.Role.Valid() || len(t.Hash) == 0 || t.CreatedAt.IsZero() {
+		return errors.New("ID, name, role, hash and creation time are required")
+	}
+	return nil
+}
+
+// CheckNewSession checks a console session for CreateSession.
+func CheckNewSession(ses pki.Session) error {
+	if len(ses.Hash) == 0 || ses.User == "" || ses.CreatedAt.IsZero() || ses.ExpiresAt.IsZero() {
+		return errors.New("hash, user and times are required")
+	}
+	return nil
+}
+
+// CheckCRL checks a CRL for PutCRL.
+func CheckCRL(c store.CRL) error {
+	if c.Number < 1 || len(c.DER) == 0 || c.ThisUpdate.IsZero() || c.NextUpdate.IsZero() || c.CreatedAt.IsZero() {
+		return errors.New("number, DER, this and next update and creation time are required")
+	}
+	return nil
+}
+
+// CheckExpiryQuery checks the query of ExpiringCertificates.
+func CheckExpiryQuery(q store.ExpiryQuery) error {
+	if q.Now.IsZero() || q.Within <= 0 {
+		return errors.New("ExpiryQuery needs Now and a positive Within")
+	}
+	return nil
+}
+
+// CheckNewNotification checks a notification for RecordNotifications.
+func CheckNewNotification(n store.Notification) error {
+	switch {
+	case n.IssuerID == "" || n.SerialHex == "" || n.Channel == "":
+		return errors.New("notification needs an issuer, a serial and a channel")
+	case n.Threshold <= 0:
+		return fmt.Errorf("notification %s/%s: threshold must be positive", n.IssuerID, n.SerialHex)
+	case n.Status != store.NotificationPending && n.Status != store.NotificationSkipped:
+		return fmt.Errorf("notification %s/%s: status %q, want pending or skipped", n.IssuerID, n.SerialHex, n.Status)
+	case n.CreatedAt.IsZero() || n.NextAttemptAt.IsZero():
+		return fmt.Errorf("notification %s/%s: CreatedAt and NextAttemptAt must be set", n.IssuerID, n.SerialHex)
+	}
+	return nil
+}
+
+// CheckClaim checks the query of ClaimNotifications.
+func CheckClaim(q store.ClaimQuery) error {
+	if q.Owner == "" || q.Now.IsZero() || q.Lease <= 0 {
+		return errors.New("needs an owner, a time and a positive lease")
+	}
+	return nil
+}
+
+// CheckOutcome checks the outcome of FinishNotification.
+func CheckOutcome(o store.NotificationOutcome) error {
+	switch o.Status {
+	case store.NotificationPending:
+		if o.NextAttemptAt.IsZero() {
+			return errors.New("a pending outcome needs NextAttemptAt")
+		}
+	case store.NotificationSent, store.NotificationFailed, store.NotificationSkipped, store.NotificationCancelled:
+	default:
+		return fmt.Errorf("unknown status %q", o.Status)
+	}
+	if o.Owner == "" || o.Now.IsZero() {
+		return errors.New("an outcome needs the lease owner and a time")
+	}
+	return nil
+}
+
+// OutcomeValues are the values an outcome writes: the next attempt (pending
+// only) and the sending time (sent only), NULL to keep the stored ones,
+// and 1 for an attempt made.
+func OutcomeValues(o store.NotificationOutcome) (next, sent any, attempted int) {
+	if o.Status == store.NotificationPending {
+		next = Micros(o.NextAttemptAt)
+	}
+	if o.Status == store.NotificationSent {
+		sent = Micros(o.Now)
+	}
+	if o.Attempted {
+		attempted = 1
+	}
+	return next, sent, attempted
+}
+
+// SortClaimed puts claimed notifications in due order, as the contract
+// returns them.
+func SortClaimed(out []store.ClaimedNotification) {
+	slices.SortStableFunc(out, func(a, b store.ClaimedNotification) int {
+		return a.NextAttemptAt.Compare(b.NextAttemptAt)
+	})
+}

@@ -1,0 +1,130 @@
+package sqlstore
+
+import (
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// Args collects a query's parameters and writes their placeholders: ?
+// (SQLite) in the zero value, $1, $2, … (PostgreSQL) when Numbered.
+type Args struct {
+	Numbered bool
+	Values   []any
+}
+
+// Add appends v and returns its placeholder.
+func (a *Args) Add(v any) string {
+	a.Values = append(a.Values, v)
+	if a.Numbered {
+		return "$" + strconv.Itoa(len(a.Values))
+	}
+	return "?"
+}
+
+// RequestsQuery is the ListRequests query for f: newest first, an index
+// range read in output order that stops at LIMIT. The seq bound is always
+// there (as in the certificate listing) so that an unfiltered listing is a
+// range read too.
+func RequestsQuery(f store.RequestFilter, a *Args) string {
+	where := []string{"seq < " + a.Add(int64(math.MaxInt64))}
+	if f.Status != "" {
+		where = append(where, "status = "+a.Add(string(f.Status)))
+	}
+	if f.Profile != "" {
+		where = append(where, "profile = "+a.Add(f.Profile))
+	}
+	return `SELECT ` + RequestColumns + ` FROM enrollment_requests WHERE ` +
+		strings.Join(where, " AND ") + ` ORDER BY seq DESC LIMIT ` + a.Add(PageLimit(f.Limit))
+}
+
+// AuditQuery is the ListAudit query for f, newest first. text, when not
+// nil, is how the driver stores text, for the equality filters to match.
+func AuditQuery(f store.AuditFilter, a *Args, text func(string) string) string {
+	if text == nil {
+		text = func(s string) string { return s }
+	}
+	before := int64(math.MaxInt64)
+	if f.BeforeID > 0 {
+		before = f.BeforeID
+	}
+	where := []string{"id < " + a.Add(before)}
+	if f.Type != "" {
+		where = append(where, "type = "+a.Add(text(f.Type)))
+	}
+	if f.SerialHex != "" {
+		where = append(where, "serial_hex = "+a.Add(text(f.SerialHex)))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= "+a.Add(Micros(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < "+a.Add(Micros(f.Until)))
+	}
+	return `SELECT ` + AuditColumns + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY id DESC LIMIT ` + a.Add(PageLimit(f.Limit))
+}
+
+// CertOrder is the order ListCertificates lists f in, and f's search term
+// (trimmed, lower case). With NotAfterBefore it is (not_after, id)
+// ascending; with an issuance window and no search, (created_at, id)
+// descending, read from the window's index (walking ids would pass every
+// row issued after the window); otherwise id descending, newest first.
+func CertOrder(f store.CertFilter) (order CursorKind, term string) {
+	term = strings.ToLower(strings.TrimSpace(f.Search))
+	switch {
+	case !f.NotAfterBefore.IsZero():
+		return CursorExpiry, term
+	case term == "" && (!f.IssuedAfter.IsZero() || !f.IssuedBefore.IsZero()):
+		return CursorIssued, term
+	}
+	return CursorNewest, term
+}
+
+// CertFilterWhere appends to where the conditions of f's equality filters
+// and issuance window. prefix goes before the equality filters' columns:
+// SQLite's unary "+" keeps its planner off their indexes.
+func CertFilterWhere(where []string, f store.CertFilter, a *Args, prefix string) []string {
+	if f.Status != "" {
+		where = append(where, prefix+"status = "+a.Add(string(f.Status)))
+	}
+	if f.Profile != "" {
+		where = append(where, prefix+"profile = "+a.Add(f.Profile))
+	}
+	if f.IssuerID != "" {
+		where = append(where, prefix+"issuer_id = "+a.Add(f.IssuerID))
+	}
+	if f.Protocol != "" {
+		where = append(where, prefix+"protocol = "+a.Add(string(f.Protocol)))
+	}
+	if !f.IssuedAfter.IsZero() {
+		where = append(where, "created_at >= "+a.Add(Micros(f.IssuedAfter)))
+	}
+	if !f.IssuedBefore.IsZero() {
+		where = append(where, "created_at < "+a.Add(Micros(f.IssuedBefore)))
+	}
+	return where
+}
+
+// ExpiringQuery is the page query of ExpiringCertificates after cur (an
+// expiry cursor, or none): the valid certificates expiring within q.Within
+// of q.Now and not renewed, in (not_after, id) order, each with the
+// shortest threshold recorded for it (on q.Channel, when set).
+func ExpiringQuery(q store.ExpiryQuery, cur Cursor, a *Args) string {
+	notified := `n.issuer_id = c.issuer_id AND n.serial_hex = c.serial_hex`
+	if q.Channel != "" {
+		notified += ` AND n.channel = ` + a.Add(q.Channel)
+	}
+	query := `SELECT ` + NotifyCertColumns + `,
+		(SELECT MIN(n.threshold) FROM notifications n WHERE ` + notified + `)
+		FROM certificates c
+		WHERE c.status = ` + a.Add(string(pki.StatusValid)) + ` AND c.not_after > ` + a.Add(Micros(q.Now)) +
+		` AND c.not_after <= ` + a.Add(Micros(q.Now.Add(q.Within)))
+	if cur.Kind == CursorExpiry {
+		query += ` AND (c.not_after, c.id) > (` + a.Add(cur.Time) + `, ` + a.Add(cur.ID) + `)`
+	}
+	return query + ` AND NOT ` + RenewedClause + ` ORDER BY c.not_after, c.id LIMIT ` + a.Add(PageLimit(q.Limit)+1)
+}

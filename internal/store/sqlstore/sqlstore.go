@@ -1,0 +1,35 @@
+// Package sqlstore is what the SQL implementations of store.Store (sqlite,
+// postgres) share: keyset cursors, the encoding of times and SAN lists in
+// columns, the scanning of rows into records, input checks and result
+// assembly. The SQL text, placeholders, transactions and error mapping stay
+// in each driver.
+package sqlstore
+
+import "strings"
+
+// Scanner is a row to read: *sql.Row, *sql.Rows, pgx.Row, pgx.Rows.
+type Scanner interface{ Scan(dest ...any) error }
+
+// Page sizes of the listings.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// PageLimit is the page size for a requested limit: the default for none,
+// at most MaxLimit.
+func PageLimit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultLimit
+	case n > MaxLimit:
+		return MaxLimit
+	}
+	return n
+}
+
+// EscapeLike makes s match itself in a LIKE pattern whose escape character
+// is the backslash (ESCAPE '\' in SQLite, the default in PostgreSQL).
+func EscapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
