@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -341,6 +342,48 @@ func TestNodesShareOnePostgres(t *testing.T) {
 			t.Logf("replay refused on node %d: %s", i+1, m.FailInfoText)
 		}
 	}
+
+	// A revocation made with the CLI reaches every node's CRL, and they
+	// all serve the same, newest one: one node made it, the others found
+	// it in the store.
+	once := readCert(t, filepath.Join(dir, "cert.pem"))
+	c.cli("certs", "revoke", serialHex(once.SerialNumber), "--reason", "keyCompromise")
+	m := crlURLLine.FindStringSubmatch(c.nodes[0].Output())
+	if m == nil {
+		t.Fatalf("node 1 printed no CRL URL:\n%s", c.nodes[0].Output())
+	}
+	crlPath := m[1][strings.Index(m[1], "/crl/"):]
+	var numbers []string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		numbers = numbers[:0]
+		for i := range c.nodes {
+			code, body, err := httpGet(c.nodes[i].Base + crlPath)
+			if err != nil || code != http.StatusOK {
+				numbers = append(numbers, fmt.Sprintf("node %d: %d %v", i+1, code, err))
+				continue
+			}
+			crl, err := x509.ParseRevocationList(body)
+			if err != nil {
+				t.Fatalf("node %d's CRL: %v", i+1, err)
+			}
+			listed := false
+			for _, e := range crl.RevokedCertificateEntries {
+				listed = listed || e.SerialNumber.Cmp(once.SerialNumber) == 0
+			}
+			numbers = append(numbers, fmt.Sprintf("number %v listed %v", crl.Number, listed))
+		}
+		same := true
+		for _, n := range numbers {
+			same = same && n == numbers[0]
+		}
+		if same && strings.HasSuffix(numbers[0], "listed true") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the nodes do not serve one CRL listing the revocation: %v", numbers)
+		}
+	}
+	t.Logf("every node serves CRL %s", numbers[0])
 
 	c.cli("audit", "verify")
 }
