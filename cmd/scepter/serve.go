@@ -431,14 +431,25 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			log.Warn("purge expired nonces and requests", "err", err)
 		}
 	})
-	go every(ctx, f.caReload, func() {
-		reloadCA(authority, clock, log)
-		// Sync logs what stops this node from serving as the store's CA
-		// and keeps it for /readyz; a store error is only logged.
-		if err := caSync.Sync(ctx); err != nil && caSync.Ready(ctx) == nil {
-			log.Warn("comparing the CA with the store", "err", err)
+	go func() {
+		for {
+			// Also just after a switch the store schedules: a node that
+			// lacks the next CA's keys stops being ready then, not up
+			// to an interval later.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(caSync.NextCheck(clock.Now(), f.caReload)):
+			}
+			reloadCA(authority, clock, log)
+			// Sync logs what stops this node from serving as the
+			// store's CA and keeps it for /readyz; a store error is only
+			// logged.
+			if err := caSync.Sync(ctx); err != nil && caSync.Ready(ctx) == nil {
+				log.Warn("comparing the CA with the store", "err", err)
+			}
 		}
-	})
+	}()
 	rev.run(ctx, log)
 	if tlsCert != nil {
 		go every(ctx, time.Hour, func() {

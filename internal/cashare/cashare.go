@@ -78,8 +78,21 @@ type Syncer struct {
 	Log  *slog.Logger
 
 	mu       sync.Mutex
-	problem  error  // why the node may not issue; nil when it may
-	reported string // the last warning logged, to log each once
+	problem  error     // why the node may not issue; nil when it may
+	reported string    // the last warning logged, to log each once
+	switchAt time.Time // the store's next switch, zero when none
+}
+
+// NextCheck is how long to wait before the next Sync: interval, or less
+// when the store schedules a switch before then (just after it).
+func (s *Syncer) NextCheck(now time.Time, interval time.Duration) time.Duration {
+	s.mu.Lock()
+	at := s.switchAt
+	s.mu.Unlock()
+	if d := at.Sub(now) + 100*time.Millisecond; !at.IsZero() && d > 0 && d < interval {
+		return d
+	}
+	return interval
 }
 
 // Ready is the readiness check: nil while the node can issue with the
@@ -130,6 +143,12 @@ func (s *Syncer) Sync(ctx context.Context) error {
 			return fmt.Errorf("reading the CA recorded in the store: %w", err)
 		}
 	}
+	s.mu.Lock()
+	s.switchAt = time.Time{}
+	if p := pending(gens, now); p != nil {
+		s.switchAt = p.SwitchAt
+	}
+	s.mu.Unlock()
 	cur := current(gens, now)
 	if cur == nil {
 		return s.fail(errors.New("the store records no current issuing CA"))

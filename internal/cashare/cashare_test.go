@@ -276,3 +276,34 @@ func TestAnotherScheduleIsRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestNextCheckWakesAtTheSwitch: the node looks again just after the
+// store's switch time, not an interval later.
+func TestNextCheckWakesAtTheSwitch(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := startNode(t, st, clock, t.TempDir(), "node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := a.sync.NextCheck(clock.Now(), 30*time.Second); d != 30*time.Second {
+		t.Errorf("no switch scheduled: wait %v, want the interval", d)
+	}
+	if _, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: t0.Add(10 * time.Second)}, clock); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.tick(t, clock); err != nil {
+		t.Fatal(err)
+	}
+	if d := a.sync.NextCheck(clock.Now(), 30*time.Second); d <= 10*time.Second || d > 11*time.Second {
+		t.Errorf("a switch in 10 s: wait %v", d)
+	}
+	if d := a.sync.NextCheck(clock.Now(), 5*time.Second); d != 5*time.Second {
+		t.Errorf("a switch after the interval: wait %v", d)
+	}
+}
