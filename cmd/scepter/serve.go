@@ -89,6 +89,8 @@ type serveFlags struct {
 	revocation revocationFlags
 
 	pkcs11 pkcs11Flags // the HSM holding the CA keys (pkcs11.go)
+
+	pprof pprofFlags // profiling endpoints on loopback (pprof.go)
 }
 
 // nameList is a comma-separated list flag whose default is replaced, not
@@ -158,6 +160,7 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers, and on HTTPS to finish the TLS handshake")
 	f.revocation.register(fs)
 	f.pkcs11.register(fs)
+	f.pprof.register(fs)
 	return fs, f
 }
 
@@ -171,6 +174,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	if f.scepRA != "separate" && f.scepRA != "ca" {
 		return usageError{fmt.Sprintf("--scep-ra %q: want separate or ca", f.scepRA)}
+	}
+	if err := f.pprof.check(); err != nil {
+		return err
 	}
 	log, err := newLogger(e, f.logLevel, f.logFormat)
 	if err != nil {
@@ -424,6 +430,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := recordStart(ctx, st, fs, profiles, clock, ln, tlsLn, publicURL, f.storeName()); err != nil {
 		return err
 	}
+	pprofLines, stopPprof, err := f.pprof.start(log)
+	if err != nil {
+		closeListeners()
+		return err
+	}
+	defer stopPprof()
+	lines = append(lines, pprofLines...)
 	fmt.Fprint(e.stdout, joinLines(lines...))
 
 	go every(ctx, time.Hour, func() {
