@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -242,6 +243,8 @@ func status(err error) (int, string) {
 		return http.StatusConflict, pki.ErrorMessage(err)
 	case pki.EUnauthorized:
 		return http.StatusUnauthorized, pki.ErrorMessage(err)
+	case pki.EUnavailable:
+		return http.StatusServiceUnavailable, "the database cannot be reached just now; try again in a few seconds"
 	}
 	return http.StatusInternalServerError, "internal error: the server could not complete this; the log says why"
 }
@@ -260,8 +263,11 @@ func formError(err error) bool {
 // fail renders the error page for err.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, rq *req, err error) {
 	code, msg := status(err)
-	if code == http.StatusInternalServerError {
+	if code >= http.StatusInternalServerError {
 		h.log.Error("console: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfterSeconds))
 	}
 	h.errorPage(w, rq, code, msg)
 }
