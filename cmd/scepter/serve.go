@@ -199,6 +199,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A malformed PKCS#11 setting is a usage error before anything is
+	// opened or created.
+	if f.pkcs11.given() {
+		if _, err := f.pkcs11.config(); err != nil {
+			return err
+		}
+	}
 	db, err := openStore(ctx, f.store.url, f.dataDir, false)
 	if err != nil {
 		return err
