@@ -1,0 +1,669 @@
+// Command report turns what scripts/bench measured into BENCHMARKS.md: the
+// machine, the versions, the method, the table of every server and
+// concurrency (medians of the runs' `scepter bench --json` summaries), the
+// crypto floor (minimum ns/op of BenchmarkCryptoFloor) and the ratios that
+// issue 12's targets name, each marked met or not met. Every figure comes
+// from those files; the section between <!-- profile --> and
+// <!-- /profile --> of the previous output is kept as it was.
+//
+// It is scripts/bench's helper, not a command of its own:
+//
+//	report -results DIR -meta FILE -out BENCHMARKS.md
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// rowDef is one server configuration of the benchmark.
+type rowDef struct {
+	id, label, protocol string
+	floor               string // BenchmarkCryptoFloor sub-benchmark, "" when none
+}
+
+var rows = []rowDef{
+	{"scepter-default", "scepter, default (P-256 CA + RSA-2048 RA)", "SCEP", "default"},
+	{"scepter-rsa", "scepter, `--ca-key-type rsa2048 --scep-ra ca`", "SCEP", "rsa-ca"},
+	{"step-ca", "step-ca (RSA-2048 intermediate as RA)", "SCEP", ""},
+	{"micromdm", "micromdm scepserver (RSA-2048 CA as RA), reference", "SCEP", ""},
+	{"scepter-est", "scepter, default, EST simpleenroll (static challenge as Basic password)", "EST", "est-default"},
+	{"scepter-est-user", "scepter, default, EST simpleenroll (EST user: argon2id per request)", "EST", "est-default"},
+}
+
+// scepterRows are the rows the targets of scepter apply to.
+var scepterRows = []string{"scepter-default", "scepter-rsa", "scepter-est", "scepter-est-user"}
+
+// Targets of issue 12.
+const (
+	targetFloor    = 1.15 // server CPU / crypto floor, at most
+	targetCPU      = 0.8  // scepter-rsa CPU / step-ca CPU, at most
+	targetRate     = 1.25 // scepter-rsa best enroll/s / step-ca best, at least
+	targetP99      = 30.0 // ms, at c = ratioConc
+	ratioConc      = 8    // the concurrency the CPU and p99 targets are read at
+	profileBegin   = "<!-- profile -->"
+	profileEnd     = "<!-- /profile -->"
+	defaultProfile = profileBegin + "\n_Where the time goes: to be filled in by hand from a CPU profile (`--pprof-listen`); scripts/bench keeps this section._\n" + profileEnd
+)
+
+// result is the part of `scepter bench --json` the report reads.
+type result struct {
+	Attempted  int            `json:"attempted"`
+	OK         int            `json:"ok"`
+	Failed     int            `json:"failed"`
+	Failures   map[string]int `json:"failures"`
+	FirstErrs  []string       `json:"first_errors"`
+	BadCerts   int            `json:"bad_certs"`
+	Duplicates int            `json:"duplicate_serials"`
+	Rate       float64        `json:"enrollments_per_second"`
+	Latency    struct {
+		P50 float64 `json:"p50"`
+		P90 float64 `json:"p90"`
+		P99 float64 `json:"p99"`
+	} `json:"latency_ms"`
+	Server *struct {
+		CPUMs     float64 `json:"cpu_ms_per_enrollment"`
+		PeakRSSKB int64   `json:"peak_rss_kb"`
+	} `json:"server"`
+}
+
+// cell is one server at one concurrency: the medians of its runs.
+type cell struct {
+	conc                int
+	runs, wanted        int
+	rate, p50, p90, p99 float64
+	cpu                 float64 // NaN when unknown
+	rssMB               float64
+	attempted, failed   int
+	dups, bad           int
+	reasons             map[string]int
+	firstErr            string
+}
+
+type rowData struct {
+	def   rowDef
+	cells []*cell
+	err   string // why the row is unavailable or incomplete
+}
+
+func main() {
+	results := flag.String("results", "", "directory of the runs' results")
+	metaFile := flag.String("meta", "", "key=value file: machine, versions, parameters")
+	out := flag.String("out", "BENCHMARKS.md", "file to write (its profile section is kept)")
+	flag.Parse()
+	if err := run(*results, *metaFile, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+}
+
+func run(results, metaFile, out string) error {
+	meta, err := readMeta(metaFile)
+	if err != nil {
+		return err
+	}
+	concs := parseConcs(meta["concurrency"])
+	wanted, _ := strconv.Atoi(meta["runs"])
+	var data []*rowData
+	for _, d := range rows {
+		rd, err := readRow(filepath.Join(results, d.id), d, concs, wanted)
+		if err != nil {
+			return err
+		}
+		if rd != nil {
+			data = append(data, rd)
+		}
+	}
+	floor, floorErr := readFloor(results)
+	profile := defaultProfile
+	if old, err := os.ReadFile(out); err == nil {
+		if p, ok := extractProfile(string(old)); ok {
+			profile = p
+		}
+	}
+	var b bytes.Buffer
+	write(&b, meta, data, floor, floorErr, profile)
+	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	// The table and the ratios also go to the terminal.
+	text := b.String()
+	if i := strings.Index(text, "## Results"); i >= 0 {
+		if j := strings.Index(text, profileBegin); j > i {
+			text = text[i:j]
+		} else {
+			text = text[i:]
+		}
+		fmt.Print(text)
+	}
+	return nil
+}
+
+func readMeta(path string) (map[string]string, error) {
+	m := map[string]string{}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if ok {
+			m[k] = v
+		}
+	}
+	return m, sc.Err()
+}
+
+func parseConcs(s string) []int {
+	var cs []int
+	for _, f := range strings.Fields(s) {
+		if c, err := strconv.Atoi(f); err == nil {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+var runName = regexp.MustCompile(`^c(\d+)-r(\d+)\.json$`)
+
+// readRow reads a server's runs; nil when the server was not part of the
+// run at all.
+func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	rd := &rowData{def: d}
+	if b, err := os.ReadFile(filepath.Join(dir, "error.txt")); err == nil {
+		rd.err = strings.TrimSpace(string(b))
+	}
+	byConc := map[int][]result{}
+	for _, e := range entries {
+		m := runName.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		c, _ := strconv.Atoi(m[1])
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		var r result
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", dir, e.Name(), err)
+		}
+		byConc[c] = append(byConc[c], r)
+	}
+	for _, c := range concs {
+		rs := byConc[c]
+		if len(rs) == 0 {
+			continue
+		}
+		x := &cell{conc: c, runs: len(rs), wanted: wanted, reasons: map[string]int{}}
+		var rate, p50, p90, p99, cpu, rss []float64
+		for _, r := range rs {
+			rate = append(rate, r.Rate)
+			p50 = append(p50, r.Latency.P50)
+			p90 = append(p90, r.Latency.P90)
+			p99 = append(p99, r.Latency.P99)
+			if r.Server != nil {
+				cpu = append(cpu, r.Server.CPUMs)
+				rss = append(rss, float64(r.Server.PeakRSSKB)/1024)
+			}
+			x.attempted += r.Attempted
+			x.failed += r.Failed
+			x.dups += r.Duplicates
+			x.bad += r.BadCerts
+			for k, v := range r.Failures {
+				x.reasons[k] += v
+			}
+			if x.firstErr == "" && len(r.FirstErrs) > 0 {
+				x.firstErr = r.FirstErrs[0]
+			}
+		}
+		x.rate, x.p50, x.p90, x.p99 = median(rate), median(p50), median(p90), median(p99)
+		x.cpu = math.NaN()
+		if len(cpu) > 0 {
+			x.cpu = median(cpu)
+			x.rssMB = slicesMax(rss)
+		}
+		rd.cells = append(rd.cells, x)
+	}
+	return rd, nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func slicesMax(v []float64) float64 {
+	m := math.Inf(-1)
+	for _, x := range v {
+		m = math.Max(m, x)
+	}
+	return m
+}
+
+// floorResult is the minimum ns/op of each BenchmarkCryptoFloor
+// sub-benchmark over every repetition, and how many there were.
+type floorResult struct {
+	ns   map[string]float64
+	n    map[string]int
+	unit string // the metric read: cpu-ns/op or ns/op
+}
+
+var (
+	benchLine   = regexp.MustCompile(`^BenchmarkCryptoFloor/(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+	benchMetric = regexp.MustCompile(`([0-9.e+-]+) (\S+)`)
+)
+
+// floorUnits are the metrics a floor is read from, best first: CPU time
+// per operation when the benchmark reports it (on a busy machine wall
+// time includes the time other processes held the CPU, which the
+// servers' CPU figures do not), else ns/op.
+var floorUnits = []string{"cpu-ns/op", "ns/op"}
+
+func readFloor(results string) (*floorResult, string) {
+	fr := &floorResult{ns: map[string]float64{}, n: map[string]int{}}
+	files, _ := filepath.Glob(filepath.Join(results, "floor-[0-9]*.txt"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			m := benchLine.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			metrics := map[string]float64{}
+			for _, mm := range benchMetric.FindAllStringSubmatch(m[2], -1) {
+				if v, err := strconv.ParseFloat(mm[1], 64); err == nil {
+					metrics[mm[2]] = v
+				}
+			}
+			ns, found := 0.0, false
+			for _, u := range floorUnits {
+				if v, ok := metrics[u]; ok {
+					ns, found = v, true
+					if fr.unit == "" || fr.unit == u {
+						fr.unit = u
+					}
+					break
+				}
+			}
+			if !found {
+				continue
+			}
+			if old, ok := fr.ns[m[1]]; !ok || ns < old {
+				fr.ns[m[1]] = ns
+			}
+			fr.n[m[1]]++
+		}
+	}
+	var why string
+	if b, err := os.ReadFile(filepath.Join(results, "floor-error.txt")); err == nil {
+		why = strings.TrimSpace(string(b))
+	}
+	if len(fr.ns) == 0 {
+		if why == "" {
+			why = "BenchmarkCryptoFloor printed no result"
+		}
+		return nil, why
+	}
+	return fr, why
+}
+
+// floorMs is the floor of a configuration in ms, NaN when unknown.
+func (f *floorResult) floorMs(name string) float64 {
+	if f == nil || name == "" {
+		return math.NaN()
+	}
+	ns, ok := f.ns[name]
+	if !ok {
+		return math.NaN()
+	}
+	return ns / 1e6
+}
+
+func extractProfile(s string) (string, bool) {
+	i := strings.Index(s, profileBegin)
+	if i < 0 {
+		return "", false
+	}
+	j := strings.Index(s[i:], profileEnd)
+	if j < 0 {
+		return "", false
+	}
+	return s[i : i+j+len(profileEnd)], true
+}
+
+func (rd *rowData) at(c int) *cell {
+	if rd == nil {
+		return nil
+	}
+	for _, x := range rd.cells {
+		if x.conc == c {
+			return x
+		}
+	}
+	return nil
+}
+
+func (rd *rowData) best() (float64, int) {
+	best, conc := math.NaN(), 0
+	if rd == nil {
+		return best, conc
+	}
+	for _, x := range rd.cells {
+		if math.IsNaN(best) || x.rate > best {
+			best, conc = x.rate, x.conc
+		}
+	}
+	return best, conc
+}
+
+func find(data []*rowData, id string) *rowData {
+	for _, rd := range data {
+		if rd.def.id == id {
+			return rd
+		}
+	}
+	return nil
+}
+
+func f1(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+func f2(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+func mark(ok bool, known bool) string {
+	switch {
+	case !known:
+		return "**n/a**"
+	case ok:
+		return "**met**"
+	default:
+		return "**not met**"
+	}
+}
+
+func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floorResult, floorErr, profile string) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	p("# Benchmarks\n\n")
+	p("Written by `scripts/bench` on %s; every figure below comes from its tools (`scepter bench --json`, `go test -bench`), none is typed by hand. Rerun it to replace them; only the section between the `profile` markers is kept across reruns.\n\n", meta["date"])
+	if meta["quick"] == "1" {
+		p("> **QUICK=1 run**: %s enrollments per run, %s run(s) per cell. For a try-out, not for comparison.\n\n", meta["n"], meta["runs"])
+	}
+
+	p("## Machine\n\n")
+	p("| | |\n|---|---|\n")
+	p("| CPU | %s |\n", meta["cpu"])
+	p("| cores | %s (server pinned to CPU %s, load tool to CPU %s, with `taskset`) |\n", meta["cores"], meta["server_cpu"], meta["load_cpu"])
+	p("| kernel | %s |\n", meta["kernel"])
+	p("| Go | %s |\n", meta["go"])
+	p("| load average (1, 5, 15 min) | at the start %s, at the end %s: other work on this machine competes for both CPUs; compare figures of one run only |\n", meta["loadavg_start"], meta["loadavg_end"])
+	p("| data directories | %s, in a fresh temporary directory per server |\n", meta["filesystem"])
+	p("| duration of the whole run | %s s |\n\n", meta["duration_seconds"])
+
+	p("## Versions\n\n")
+	p("| server | version |\n|---|---|\n")
+	p("| scepter | %s |\n", orNA(meta["version_scepter"]))
+	p("| step-ca | %s |\n", orNA(meta["version_step-ca"]))
+	p("| micromdm scepserver | %s |\n\n", orNA(meta["version_micromdm"]))
+
+	p("## Method\n\n")
+	p("- Each server runs alone, started fresh (new CA, new empty store) on 127.0.0.1 and pinned to CPU %s; `scepter bench` runs pinned to CPU %s. A warm-up of %s enrollments precedes the measured runs.\n", meta["server_cpu"], meta["load_cpu"], meta["warmup"])
+	p("- At each concurrency (%s) the load tool makes %s run(s) of %s enrollments. The table shows per cell the **median** of the runs for enroll/s, latency percentiles and server CPU, and the **sum** over the runs of failures and duplicate serials.\n",
+		strings.Join(strings.Fields(meta["concurrency"]), ", "), meta["runs"], meta["n"])
+	p("- Before the clock starts, `scepter bench` builds a pool of %s RSA-2048 client keys (keys are reused, but every enrollment has a CSR and a subject of its own) and their self-signed signer certificates, and fetches GetCACaps and GetCACert. Per enrollment it then signs the pkiMessage, encrypts it to the RA with the strongest AES the server offers, sends a PKCSReq over a kept-alive HTTP connection and decrypts and verifies the reply: the chain, that the key matches the CSR, that the serial is new.\n", meta["pool"])
+	p("- Server CPU is utime+stime of the server process from /proc/PID/stat before and after each run, divided by the enrollments that succeeded.\n")
+	p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic: with the static challenge as the password (as the SCEP rows), and, at fewer concurrencies, as an EST user (`scepter est user add`), whose argon2id hash the server checks on every request.\n")
+	p("- Crypto floor: `go test -bench BenchmarkCryptoFloor -benchtime 200x -count 5 ./internal/bench/floor` (the bare private-key operations one enrollment of that configuration must make), pinned to the server's CPU, once before and once after the servers; the floor is the **minimum** ns/op over all repetitions.\n")
+	p("- Servers: scepter `serve --rate-limit 0 --challenge-file …`, SQLite store (each issuance committed and fsync'd before its reply); step-ca with a P-256 root, an RSA-2048 intermediate that is also its SCEP decrypter, a SCEP provisioner with a static challenge (`scripts/bench.d/step-ca.json`), a `badgerv2` database (SyncWrites on) and SCEP served on its plain-HTTP `insecureAddress`; micromdm `scepserver ca -init -keySize 2048`, then `scepserver -port … -challenge …` (file depot; it listens on every interface, there is no address flag). Plain HTTP for every SCEP server, so that TLS does not enter the comparison.\n\n")
+
+	p("## Results\n\n")
+	p("| server | protocol | concurrency | enroll/s | p50 ms | p90 ms | p99 ms | server CPU ms/enroll | peak RSS MiB | failures | duplicate serials | runs |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, rd := range data {
+		if len(rd.cells) == 0 {
+			p("| %s | %s | | | | | | | | | | unavailable |\n", rd.def.label, rd.def.protocol)
+			continue
+		}
+		for _, x := range rd.cells {
+			fails := strconv.Itoa(x.failed)
+			if x.failed > 0 {
+				fails += " of " + strconv.Itoa(x.attempted)
+			}
+			runs := strconv.Itoa(x.runs)
+			if x.runs != x.wanted {
+				runs = fmt.Sprintf("%d of %d", x.runs, x.wanted)
+			}
+			p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", rd.def.label, rd.def.protocol, x.conc, f1(x.rate),
+				f1(x.p50), f1(x.p90), f1(x.p99), f2(x.cpu), f1(x.rssMB), fails, x.dups, runs)
+		}
+	}
+	p("\n")
+	var notes []string
+	for _, rd := range data {
+		if rd.err != "" {
+			notes = append(notes, fmt.Sprintf("- **%s**: unavailable or incomplete: %s", rd.def.id, oneLine(rd.err)))
+		}
+		for _, x := range rd.cells {
+			if x.failed > 0 || x.bad > 0 {
+				reasons := make([]string, 0, len(x.reasons))
+				for k, v := range x.reasons {
+					reasons = append(reasons, fmt.Sprintf("%s %d", k, v))
+				}
+				sort.Strings(reasons)
+				n := fmt.Sprintf("- **%s** at c=%d: %d failed (%s)", rd.def.id, x.conc, x.failed, strings.Join(reasons, ", "))
+				if x.firstErr != "" {
+					n += fmt.Sprintf("; first: `%s`", oneLine(x.firstErr))
+				}
+				notes = append(notes, n)
+			}
+		}
+	}
+	if len(notes) > 0 {
+		p("Failures and gaps:\n\n%s\n\n", strings.Join(notes, "\n"))
+	}
+
+	p("### Crypto floor\n\n")
+	if floor == nil {
+		p("Unavailable: %s\n\n", oneLine(floorErr))
+	} else {
+		what := "wall time (ns/op): on a busy machine it includes time other processes held the CPU, so it can lie above a server's CPU time"
+		if floor.unit == "cpu-ns/op" {
+			what = "CPU time (cpu-ns/op)"
+		}
+		p("Read from the benchmark's %s.\n\n", what)
+		p("| configuration | floor ms/enroll (minimum) | repetitions |\n|---|---:|---:|\n")
+		names := make([]string, 0, len(floor.ns))
+		for k := range floor.ns {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			p("| `%s` | %s | %d |\n", k, strconv.FormatFloat(floor.ns[k]/1e6, 'f', 3, 64), floor.n[k])
+		}
+		p("\n")
+		if floorErr != "" {
+			p("Note: %s\n\n", oneLine(floorErr))
+		}
+	}
+
+	p("## Targets (issue 12)\n\n")
+	p("Ratios from this run only. CPU and p99 are read at concurrency %d, as in the issue.\n\n", ratioConc)
+	p("| target | measured | |\n|---|---|---|\n")
+	for _, id := range scepterRows {
+		rd := find(data, id)
+		if rd == nil {
+			continue
+		}
+		fl := floor.floorMs(rd.def.floor)
+		x := rd.at(ratioConc)
+		cpu := math.NaN()
+		if x != nil {
+			cpu = x.cpu
+		}
+		r := cpu / fl
+		p("| %s: server CPU / crypto floor `%s` ≤ %.2f× | %s ms / %s ms = **%s×** | %s |\n", id, rd.def.floor, targetFloor,
+			f2(cpu), strconv.FormatFloat(fl, 'f', 3, 64), f2(r), mark(r <= targetFloor, !math.IsNaN(r)))
+	}
+	rsa, step := find(data, "scepter-rsa"), find(data, "step-ca")
+	{
+		a, s := math.NaN(), math.NaN()
+		if x := rsa.at(ratioConc); x != nil {
+			a = x.cpu
+		}
+		if x := step.at(ratioConc); x != nil {
+			s = x.cpu
+		}
+		r := a / s
+		p("| scepter-rsa CPU / step-ca CPU ≤ %.2f× | %s ms / %s ms = **%s×** | %s |\n", targetCPU, f2(a), f2(s), f2(r), mark(r <= targetCPU, !math.IsNaN(r)))
+	}
+	{
+		a, ac := rsa.best()
+		s, sc := step.best()
+		r := a / s
+		p("| scepter-rsa best enroll/s / step-ca best ≥ %.2f× | %s/s (c=%d) / %s/s (c=%d) = **%s×** | %s |\n", targetRate, f1(a), ac, f1(s), sc, f2(r), mark(r >= targetRate, !math.IsNaN(r)))
+	}
+	for _, id := range scepterRows {
+		rd := find(data, id)
+		if rd == nil {
+			continue
+		}
+		fails, dups, att := 0, 0, 0
+		var cs []string
+		for _, x := range rd.cells {
+			fails += x.failed
+			dups += x.dups
+			att += x.attempted
+			cs = append(cs, strconv.Itoa(x.conc))
+		}
+		known := len(rd.cells) > 0 && rd.err == ""
+		p("| %s: 0 failures and 0 duplicate serials (c = %s) | %d failures, %d duplicates in %d enrollments | %s |\n", id, strings.Join(cs, ", "),
+			fails, dups, att, mark(fails == 0 && dups == 0, known))
+	}
+	for _, id := range scepterRows {
+		rd := find(data, id)
+		if rd == nil {
+			continue
+		}
+		v := math.NaN()
+		if x := rd.at(ratioConc); x != nil {
+			v = x.p99
+		}
+		p("| %s: p99 < %.0f ms at c=%d | %s ms | %s |\n", id, targetP99, ratioConc, f1(v), mark(v < targetP99, !math.IsNaN(v)))
+	}
+	write2(b, meta, data, floor, rsa, step)
+	p("\n## Where the time goes\n\n")
+	p("%s\n", profile)
+}
+
+// write2 writes the ratios at every concurrency, when there is any.
+func write2(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floorResult, rsa, step *rowData) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	found := false
+	for _, id := range scepterRows {
+		found = found || find(data, id) != nil
+	}
+	if !found {
+		return
+	}
+	p("\nAlso at the other concurrencies (not targets, for reading the trend):\n\n")
+	p("| ratio |")
+	concs := parseConcs(meta["concurrency"])
+	for _, c := range concs {
+		p(" c=%d |", c)
+	}
+	p("\n|---|")
+	for range concs {
+		p("---:|")
+	}
+	p("\n")
+	for _, id := range scepterRows {
+		rd := find(data, id)
+		if rd == nil {
+			continue
+		}
+		p("| %s CPU / floor `%s` |", id, rd.def.floor)
+		for _, c := range concs {
+			v := math.NaN()
+			if x := rd.at(c); x != nil {
+				v = x.cpu / floor.floorMs(rd.def.floor)
+			}
+			p(" %s |", f2(v))
+		}
+		p("\n")
+	}
+	if rsa != nil && step != nil {
+		p("| scepter-rsa CPU / step-ca CPU |")
+		for _, c := range concs {
+			v := math.NaN()
+			if a, s := rsa.at(c), step.at(c); a != nil && s != nil {
+				v = a.cpu / s.cpu
+			}
+			p(" %s |", f2(v))
+		}
+		p("\n| scepter-rsa enroll/s / step-ca enroll/s |")
+		for _, c := range concs {
+			v := math.NaN()
+			if a, s := rsa.at(c), step.at(c); a != nil && s != nil {
+				v = a.rate / s.rate
+			}
+			p(" %s |", f2(v))
+		}
+		p("\n")
+	}
+}
+
+func orNA(s string) string {
+	if s == "" {
+		return "not measured in this run"
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	s = strings.ReplaceAll(s, "|", "\\|")
+	if len(s) > 400 {
+		s = s[:400] + "…"
+	}
+	return s
+}
