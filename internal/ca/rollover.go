@@ -510,22 +510,12 @@ func loadPrevious(caDir string, root *x509.Certificate, currentID string, o Init
 // commands that inspect the CA while a server may be running. ErrNoCA when
 // there is none.
 func Load(dir string, clock pki.Clock) (*Authority, error) {
-	if clock == nil {
-		clock = pki.SystemClock{}
-	}
-	caDir := filepath.Join(dir, "ca")
-	present, err := inspect(caDir)
-	if err != nil {
-		return nil, err
-	}
-	if len(present) == 0 {
-		return nil, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
-	}
-	return load(caDir, InitOptions{}.withDefaults(), clock.Now(), loadMode{detectRA: true, readOnly: true, unopened: true})
+	return LoadWithToken(dir, nil, clock)
 }
 
 // LoadWithToken is Load for a CA whose keys are in token, which opens them
-// (Load stands in for them: their certificates load, their use fails).
+// (with a nil token, keys in a token are stood in for: their certificates
+// load, their use fails).
 func LoadWithToken(dir string, token keys.Token, clock pki.Clock) (*Authority, error) {
 	if clock == nil {
 		clock = pki.SystemClock{}
@@ -538,7 +528,8 @@ func LoadWithToken(dir string, token keys.Token, clock pki.Clock) (*Authority, e
 	if len(present) == 0 {
 		return nil, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
 	}
-	return load(caDir, InitOptions{Token: token}.withDefaults(), clock.Now(), loadMode{detectRA: true, readOnly: true})
+	// unopened only matters without a token (see InitOptions.keysIn).
+	return load(caDir, InitOptions{Token: token}.withDefaults(), clock.Now(), loadMode{detectRA: true, readOnly: true, unopened: true})
 }
 
 // Reload reads the CA directory again the way it was first loaded (a start

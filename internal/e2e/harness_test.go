@@ -264,6 +264,21 @@ type Server struct {
 // Output is everything the server printed so far.
 func (s *Server) Output() string { return s.p.out.String() }
 
+// waitReadyz polls base/readyz until it answers want, and fails the test
+// when it has not within the time given.
+func waitReadyz(t testing.TB, base string, want int, within time.Duration) {
+	t.Helper()
+	last := 0
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		code, _, err := httpGet(base + "/readyz")
+		if err == nil && code == want {
+			return
+		}
+		last = code
+	}
+	t.Fatalf("/readyz did not answer %d within %v (last: %d)", want, within, last)
+}
+
 // waitOutput waits until a process has written want, or gives up quietly
 // after timeout (the caller's own check then shows the output).
 func waitOutput(p *proc, want string, timeout time.Duration) {

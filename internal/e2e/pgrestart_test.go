@@ -23,12 +23,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	s := startServer(t, serverOpts{challenge: "restart-under-load-0123", args: []string{"--store", db, "--rate-limit", "0"}})
 	readyz := func(want int, within time.Duration) {
 		t.Helper()
-		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if code, _, err := httpGet(s.Base + "/readyz"); err == nil && code == want {
-				return
-			}
-		}
-		t.Fatalf("/readyz did not answer %d within %v", want, within)
+		waitReadyz(t, s.Base, want, within)
 	}
 	readyz(http.StatusOK, 30*time.Second)
 

@@ -208,15 +208,7 @@ func TestPostgresOutage(t *testing.T) {
 	expectContains(t, "serve banner", s.Output(), "Store:               postgres://postgres@127.0.0.1:")
 	ready := func(want int) {
 		t.Helper()
-		var last int
-		for deadline := time.Now().Add(45 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-			code, _, err := httpGet(s.Base + "/readyz")
-			if err == nil && code == want {
-				return
-			}
-			last = code
-		}
-		t.Fatalf("/readyz did not answer %d within 45 s (last: %d)", want, last)
+		waitReadyz(t, s.Base, want, 45*time.Second)
 	}
 	ready(http.StatusOK)
 
