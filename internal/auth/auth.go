@@ -67,9 +67,10 @@ func CLI(actor string) Principal { return Principal{Name: actor, Role: pki.RoleA
 
 // Service manages principals. It is safe for concurrent use.
 type Service struct {
-	st    store.Store
-	clock pki.Clock
-	log   *slog.Logger
+	st        store.Store
+	clock     pki.Clock
+	log       *slog.Logger
+	passwords *credential.PasswordChecker // bounds the argon2id checks at once
 }
 
 // New builds the service.
@@ -77,7 +78,7 @@ func New(st store.Store, clock pki.Clock, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: st, clock: clock, log: log}
+	return &Service{st: st, clock: clock, log: log, passwords: credential.NewPasswordChecker(0)}
 }
 
 // Errors that map to HTTP statuses at the edge.
@@ -297,7 +298,7 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 	u, err := s.st.User(ctx, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || (err == nil && len(password) > credential.MaxPasswordLen):
-		credential.BurnVerify(password)
+		s.passwords.Burn(ctx, password)
 		_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote,
 			Outcome: "failure", Reason: "unknown user or bad password", Detail: "user " + clip(name)})
 		return "", pki.Session{}, ErrUnauthenticated
@@ -307,7 +308,7 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 	if now.Before(u.LockedUntil) {
 		return "", pki.Session{}, &LockedError{Until: u.LockedUntil}
 	}
-	ok, err := credential.VerifyPassword(u.PasswordHash, password)
+	ok, err := s.passwords.Verify(ctx, u.PasswordHash, password)
 	if err != nil {
 		return "", pki.Session{}, err
 	}

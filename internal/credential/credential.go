@@ -6,6 +6,7 @@
 package credential
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -14,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -145,4 +147,55 @@ var dummyHash = func() string {
 // it for an unknown user.
 func BurnVerify(password string) {
 	VerifyPassword(dummyHash, password)
+}
+
+// PasswordChecker verifies passwords with at most a few argon2id
+// computations at a time, by default as many as there are CPUs. Each holds
+// argonMemory (19 MiB) while it runs, and more at once than there are cores
+// buys no speed, only memory: unbounded, a burst of logins or of EST
+// enrollments with passwords would take the server's memory with it.
+// Callers beyond the bound wait their turn (or until their context ends).
+// The zero value and nil are unbounded.
+type PasswordChecker struct {
+	slots chan struct{}
+}
+
+// NewPasswordChecker allows n checks at once; n <= 0 means GOMAXPROCS.
+func NewPasswordChecker(n int) *PasswordChecker {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return &PasswordChecker{slots: make(chan struct{}, n)}
+}
+
+func (c *PasswordChecker) acquire(ctx context.Context) (release func(), err error) {
+	if c == nil || c.slots == nil {
+		return func() {}, nil
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return func() { <-c.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Verify is VerifyPassword within the bound.
+func (c *PasswordChecker) Verify(ctx context.Context, encoded, password string) (bool, error) {
+	release, err := c.acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	return VerifyPassword(encoded, password)
+}
+
+// Burn is BurnVerify within the bound.
+func (c *PasswordChecker) Burn(ctx context.Context, password string) {
+	release, err := c.acquire(ctx)
+	if err != nil {
+		return
+	}
+	defer release()
+	BurnVerify(password)
 }

@@ -1,6 +1,8 @@
 package credential
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -42,5 +44,38 @@ func TestStatic(t *testing.T) {
 	var zero Static
 	if zero.Matches("") || zero.Set() {
 		t.Error("the zero Static must match nothing")
+	}
+}
+
+// At most n argon2id checks run at once; a caller over the bound waits,
+// and gives up when its context ends.
+func TestPasswordCheckerBound(t *testing.T) {
+	h, err := HashPassword("right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewPasswordChecker(1)
+	release, err := c.acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Verify(ctx, h, "right"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("over the bound with an ended context: %v, want context.Canceled", err)
+	}
+	release()
+	if ok, err := c.Verify(context.Background(), h, "right"); !ok || err != nil {
+		t.Fatalf("Verify: %v %v", ok, err)
+	}
+	if ok, _ := c.Verify(context.Background(), h, "wrong"); ok {
+		t.Fatal("a wrong password verified")
+	}
+	var unbounded *PasswordChecker
+	if ok, err := unbounded.Verify(context.Background(), h, "right"); !ok || err != nil {
+		t.Fatalf("nil checker: %v %v", ok, err)
+	}
+	if len(NewPasswordChecker(0).slots) != 0 || cap(NewPasswordChecker(0).slots) < 1 {
+		t.Fatal("the default bound is not at least one")
 	}
 }

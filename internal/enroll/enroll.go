@@ -196,6 +196,7 @@ type Service struct {
 	staticProfile string
 	failures      *failureThrottle
 	refusals      *refusalLimiter
+	passwords     *credential.PasswordChecker
 	names         map[string]*namePolicy
 	steps         []Step
 }
@@ -240,7 +241,8 @@ func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Log
 	}
 	s := &Service{store: st, authority: authority, clock: clock, log: log, cfg: cfg, static: credential.NewStatic(cfg.StaticChallenge),
 		staticProfile: staticProfile, failures: newFailureThrottle(clock, cfg.FailedAttemptsPerAddress), refusals: newRefusalLimiter(clock),
-		names: map[string]*namePolicy{}}
+		passwords: credential.NewPasswordChecker(0),
+		names:     map[string]*namePolicy{}}
 	for name, p := range cfg.Profiles {
 		np, err := compileNames(p)
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
-	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -28,12 +27,15 @@ func (s *Service) authenticateUser(ctx context.Context, st *State) error {
 		if err := s.checkChallenge(ctx, st, ev.HTTPPassword); err == nil {
 			return nil
 		}
-		credential.BurnVerify(ev.HTTPPassword)
+		s.passwords.Burn(ctx, ev.HTTPPassword)
 		return pki.Errorf(pki.EUnauthorized, "user name or password is not valid")
 	case err != nil:
 		return err
 	}
-	ok, err := credential.VerifyPassword(u.PasswordHash, ev.HTTPPassword)
+	ok, err := s.passwords.Verify(ctx, u.PasswordHash, ev.HTTPPassword)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
 	if err != nil {
 		return pki.Wrap(pki.EInternal, err, "stored password hash")
 	}

@@ -170,6 +170,12 @@ type Store interface {
 	// tbs is the linted TBSCertificate the CA key is about to sign (nil
 	// when the caller has none), kept so that a certificate signed but
 	// never recorded is known byte for byte but for its signature.
+	//
+	// The reservation is committed, and so decides, before it returns; a
+	// store may leave it to the next durable write to make it durable (the
+	// SQLite store does: its log is written and recovered in order). A crash
+	// can then lose it only together with a certificate never recorded,
+	// hence never sent.
 	ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error
 	// RecordIssuance stores the certificate, registers its serial (already
 	// reserved, normally), consumes the challenge if asked, and appends the
@@ -232,6 +238,9 @@ type Store interface {
 
 	// RememberNonce records a (transactionID, senderNonce) pair until expires.
 	// ErrConflict if the pair is already remembered: the message is a replay.
+	// Like ReserveSerial, it may become durable only with the next durable
+	// write: a crash can forget a nonce only with an issuance that was never
+	// acknowledged.
 	RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error
 	// PurgeExpired removes remembered nonces and enrollment requests whose
 	// retention (ExpiresAt) is over at now.

@@ -26,7 +26,7 @@ func (s *Store) CAGenerations(ctx context.Context) ([]store.CAGeneration, error)
 // IMMEDIATE) makes the root check and the insert one step.
 func (s *Store) PublishCAGeneration(ctx context.Context, g store.CAGeneration, ev pki.AuditEvent) (bool, error) {
 	var inserted bool
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		inserted = false
 		var root string
 		switch err := tx.QueryRowContext(ctx, `SELECT root_fingerprint FROM ca_generations LIMIT 1`).Scan(&root); {
@@ -65,7 +65,7 @@ func (s *Store) PublishCAGeneration(ctx context.Context, g store.CAGeneration, e
 // PromoteCAGeneration implements store.Store.
 func (s *Store) PromoteCAGeneration(ctx context.Context, issuerID string, at time.Time, ev pki.AuditEvent) (bool, error) {
 	var promoted bool
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		promoted = false
 		res, err := tx.ExecContext(ctx, `UPDATE ca_generations SET promoted_at = ?
 			WHERE issuer_id = ? AND promoted_at IS NULL AND switch_at > 0 AND switch_at <= ?`,

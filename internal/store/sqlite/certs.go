@@ -16,9 +16,8 @@ import (
 
 // ReserveSerial implements store.Store.
 func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error {
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES (?, ?, ?, ?)`,
+	err := s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
+		_, err := tx.ExecContext(ctx, reserveSerialQuery,
 			issuerID, serialHex, sqlstore.Micros(at), sqlstore.NullBytes(tbs))
 		return conflict(err)
 	})
@@ -43,7 +42,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		reason = c.RevokeReason
 	}
 	now := sqlstore.Micros(in.Now)
-	err = s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now); err != nil {
 			return err
 		}
@@ -52,11 +51,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO certificates (
-			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
-			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
-			transaction_id, key_type, renewed_from, created_at, der, revoked_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, insertCertificateQuery,
 			c.IssuerID, c.SerialHex, c.Issuer, c.Subject, sans, sqlstore.Micros(c.NotBefore), sqlstore.Micros(c.NotAfter),
 			string(c.Status), sqlstore.NullMicros(c.RevokedAt), reason, c.Profile, string(c.Protocol), string(c.Source),
 			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, sqlstore.Micros(c.CreatedAt), c.DER, c.RevokedBy)
@@ -65,8 +60,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		}
 		// The serial registry holds every serial ever used, whether or not
 		// it was reserved in a transaction of its own before.
-		if _, err := tx.ExecContext(ctx, `INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES (?, ?, ?)
-			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now); err != nil {
+		if _, err := tx.ExecContext(ctx, recordSerialQuery, c.IssuerID, c.SerialHex, now); err != nil {
 			return fmt.Errorf("record serial: %w", err)
 		}
 		if c.Status == pki.StatusRevoked {
@@ -253,7 +247,7 @@ func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Ce
 // consumeChallenge uses up a one-time challenge inside tx (nothing to do
 // for a nil hash). The WHERE clause is the whole check: consumed at most
 // once, and only while unexpired, even with concurrent transactions.
-func consumeChallenge(ctx context.Context, tx *sql.Tx, hash []byte, now int64) error {
+func consumeChallenge(ctx context.Context, tx *wtx, hash []byte, now int64) error {
 	if hash == nil {
 		return nil
 	}
@@ -269,3 +263,15 @@ func consumeChallenge(ctx context.Context, tx *sql.Tx, hash []byte, now int64) e
 	}
 	return nil
 }
+
+// The statements of ReserveSerial and RecordIssuance (hot: see hot.go).
+const (
+	reserveSerialQuery     = `INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES (?, ?, ?, ?)`
+	insertCertificateQuery = `INSERT INTO certificates (
+			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
+			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
+			transaction_id, key_type, renewed_from, created_at, der, revoked_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	recordSerialQuery = `INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`
+)

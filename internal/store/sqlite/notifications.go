@@ -78,7 +78,7 @@ func (s *Store) RecordNotifications(ctx context.Context, ns []store.Notification
 		return 0, nil
 	}
 	inserted := 0
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		inserted = 0
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO notifications
 			(issuer_id, serial_hex, threshold, channel, status, attempts, next_attempt_at, last_error, created_at)
@@ -152,7 +152,7 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 	}
 	query, args := claimQuery(q)
 	var out []store.ClaimedNotification
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		claimed, err := queryAll(ctx, tx, sqlstore.ScanNotification, query, args...)
 		if err != nil {
 			return err
@@ -177,7 +177,7 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 
 // claimDetails adds the certificate, whether it was renewed, and any more
 // urgent notification for it on the same channel.
-func claimDetails(ctx context.Context, tx *sql.Tx, cl *store.ClaimedNotification) error {
+func claimDetails(ctx context.Context, tx *wtx, cl *store.ClaimedNotification) error {
 	var renewed bool
 	c, _, err := sqlstore.ScanNotifyCert(tx.QueryRowContext(ctx, `SELECT `+sqlstore.NotifyCertColumns+`, `+sqlstore.RenewedClause+`
 		FROM certificates c WHERE c.issuer_id = ? AND c.serial_hex = ?`, cl.IssuerID, cl.SerialHex), &renewed)
@@ -213,7 +213,7 @@ func (s *Store) FinishNotification(ctx context.Context, o store.NotificationOutc
 	}
 	next, sent, attempted := sqlstore.OutcomeValues(o)
 
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, finishQuery, string(o.Status), attempted, next, o.Error, sent,
 			o.IssuerID, o.SerialHex, sqlstore.DurMicros(o.Threshold), o.Channel, o.Owner)
 		if err != nil {

@@ -17,7 +17,7 @@ func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) e
 	if err := sqlstore.CheckNewUser(u); err != nil {
 		return fmt.Errorf("sqlite: create user %q: %w", u.Name, err)
 	}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, role, password_hash, created_at, created_by)
 			VALUES (?, ?, ?, ?, ?)`, u.Name, string(u.Role), u.PasswordHash, sqlstore.Micros(u.CreatedAt), u.CreatedBy); err != nil {
 			return conflict(err)
@@ -56,7 +56,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string, ev pki.AuditEvent) 
 	if ev.Time.IsZero() {
 		return fmt.Errorf("sqlite: delete user %q: the event has no time", name)
 	}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
 		if err != nil {
 			return err
@@ -80,7 +80,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string, ev pki.AuditEvent) 
 // RecordLogin implements store.Store.
 func (s *Store) RecordLogin(ctx context.Context, name string, ok bool, at, lockUntil time.Time, ev pki.AuditEvent) (int, error) {
 	var failed int
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		var row *sql.Row
 		if ok {
 			row = tx.QueryRowContext(ctx, `UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = ?
@@ -110,7 +110,7 @@ func (s *Store) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEve
 	if err := sqlstore.CheckNewToken(t); err != nil {
 		return fmt.Errorf("sqlite: create token %q: %w", t.Name, err)
 	}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (id, name, role, hash, created_at, created_by, expires_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, t.ID, t.Name, string(t.Role), t.Hash, sqlstore.Micros(t.CreatedAt), t.CreatedBy,
 			sqlstore.NullMicros(t.ExpiresAt)); err != nil {
@@ -148,7 +148,7 @@ func (s *Store) ListTokens(ctx context.Context) ([]pki.APIToken, error) {
 // RevokeToken implements store.Store.
 func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, ev pki.AuditEvent) (*pki.APIToken, error) {
 	var out pki.APIToken
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		t, err := sqlstore.ScanToken(tx.QueryRowContext(ctx, `UPDATE api_tokens SET revoked_at = ?
 			WHERE (id = ? OR name = ?) AND revoked_at IS NULL RETURNING `+sqlstore.TokenColumns, sqlstore.Micros(at), idOrName, idOrName))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -171,7 +171,7 @@ func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, 
 
 // TouchToken implements store.Store.
 func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, sqlstore.Micros(at), id)
 		return err
 	})
@@ -186,7 +186,7 @@ func (s *Store) CreateSession(ctx context.Context, ses pki.Session) error {
 	if err := sqlstore.CheckNewSession(ses); err != nil {
 		return fmt.Errorf("sqlite: create session: %w", err)
 	}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (hash, user_name, created_at, expires_at, remote_addr)
 			VALUES (?, ?, ?, ?, ?)`, ses.Hash, ses.User, sqlstore.Micros(ses.CreatedAt), sqlstore.Micros(ses.ExpiresAt), ses.RemoteAddr)
 		return conflict(err)
@@ -215,7 +215,7 @@ func (s *Store) Session(ctx context.Context, hash []byte, now time.Time) (*pki.S
 
 // DeleteSession implements store.Store.
 func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?`, hash)
 		return err
 	})
@@ -230,7 +230,7 @@ func (s *Store) DeleteChallenge(ctx context.Context, id string, ev pki.AuditEven
 	if ev.Time.IsZero() {
 		return fmt.Errorf("sqlite: delete challenge %s: the event has no time", id)
 	}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM challenges WHERE id = ?`, id)
 		if err != nil {
 			return err

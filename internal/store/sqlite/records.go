@@ -19,7 +19,7 @@ func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.Au
 	if err != nil {
 		return fmt.Errorf("sqlite: create challenge %s: %w", ch.ID, err)
 	}
-	err = s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO challenges
 			(id, hash, profile, created_at, expires_at, consumed_at, created_by, bound_subject, bound_sans)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -52,7 +52,7 @@ func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time)
 // RecordChallengeMisuse implements store.Store. A zero ev.Time becomes now.
 func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time.Time, lockAfter int, ev pki.AuditEvent) (bool, error) {
 	var locked bool
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		var uses int
 		err := tx.QueryRowContext(ctx, `UPDATE challenges SET failed_uses = failed_uses + 1,
 			locked_at = CASE WHEN failed_uses + 1 >= ? THEN ? ELSE NULL END
@@ -101,13 +101,10 @@ func (s *Store) ListChallenges(ctx context.Context, limit int) ([]pki.Challenge,
 // RememberNonce implements store.Store. A pair whose expiry has passed is
 // forgotten even before PurgeExpired removes it: it is replaced, not refused.
 func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error {
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
 		// One statement decides: insert a new pair, or take over an expired
 		// one; a live pair matches neither and changes no row.
-		res, err := tx.ExecContext(ctx, `INSERT INTO nonces (transaction_id, sender_nonce, expires_at)
-			VALUES (?, ?, ?)
-			ON CONFLICT (transaction_id, sender_nonce) DO UPDATE SET expires_at = excluded.expires_at
-			WHERE nonces.expires_at <= ?`,
+		res, err := tx.ExecContext(ctx, insertNonceQuery,
 			transactionID, senderNonce, sqlstore.Micros(expires), sqlstore.Micros(now))
 		if err != nil {
 			return err
@@ -133,7 +130,7 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 // reservations are never released, and challenges stay (consumed or
 // expired) for the console and the audit trail.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, purgeNoncesQuery, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("nonces: %w", err)
 		}
@@ -163,7 +160,7 @@ func (s *Store) AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
 	if err := sqlstore.CheckEventTimes(events); err != nil {
 		return fmt.Errorf("sqlite: append audit: %w", err)
 	}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		return insertEvents(ctx, tx, time.Time{}, events)
 	})
 	if err != nil {
@@ -177,7 +174,7 @@ func (s *Store) AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
 // whose write lock (BEGIN IMMEDIATE) keeps any other append from chaining
 // to the same record. Ids are the head's plus one, so the chain's order is
 // the id order even if rows were deleted behind the store's back.
-func insertEvents(ctx context.Context, tx *sql.Tx, now time.Time, events []pki.AuditEvent) error {
+func insertEvents(ctx context.Context, tx *wtx, now time.Time, events []pki.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -185,10 +182,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, now time.Time, events []pki.A
 	if err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events
-		(id, time, type, actor, profile, serial_hex, issuer_id, subject, transaction_id, outcome, reason, detail,
-		 prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	stmt, err := tx.PrepareContext(ctx, insertAuditEventQuery)
 	if err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
 	}
@@ -206,8 +200,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, now time.Time, events []pki.A
 		}
 		head = store.AuditHead{LastID: e.ID, LastHash: e.Hash, Count: head.Count + 1}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_head (one, last_id, last_hash, count) VALUES (1, ?, ?, ?)
-		ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash, count = excluded.count`,
+	if _, err := tx.ExecContext(ctx, updateAuditHeadQuery,
 		head.LastID, head.LastHash, head.Count); err != nil {
 		return fmt.Errorf("insert audit event: chain head: %w", err)
 	}
@@ -220,7 +213,7 @@ func auditHead(ctx context.Context, q interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }) (store.AuditHead, error) {
 	var h store.AuditHead
-	err := q.QueryRowContext(ctx, `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1`).
+	err := q.QueryRowContext(ctx, auditHeadQuery).
 		Scan(&h.LastID, &h.LastHash, &h.Count)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.AuditHead{LastHash: pki.AuditGenesis}, nil
@@ -280,7 +273,7 @@ func scanAudit(rows *sql.Rows, withHashes bool) ([]pki.AuditEvent, error) {
 // head row. Afterwards it does nothing: a record added later without its
 // hash is not blessed here but shown by `audit verify`.
 func (s *Store) sealAuditTrail(ctx context.Context) error {
-	return s.withTx(ctx, func(tx *sql.Tx) error {
+	return s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		var has bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit_head)`).Scan(&has); err != nil {
 			return fmt.Errorf("seal audit trail: %w", err)
@@ -325,3 +318,18 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.Audit
 	}
 	return events, nil
 }
+
+// The statements of RememberNonce and insertEvents (hot: see hot.go).
+const (
+	insertNonceQuery = `INSERT INTO nonces (transaction_id, sender_nonce, expires_at)
+			VALUES (?, ?, ?)
+			ON CONFLICT (transaction_id, sender_nonce) DO UPDATE SET expires_at = excluded.expires_at
+			WHERE nonces.expires_at <= ?`
+	insertAuditEventQuery = `INSERT INTO audit_events
+		(id, time, type, actor, profile, serial_hex, issuer_id, subject, transaction_id, outcome, reason, detail,
+		 prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	updateAuditHeadQuery = `INSERT INTO audit_head (one, last_id, last_hash, count) VALUES (1, ?, ?, ?)
+		ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash, count = excluded.count`
+	auditHeadQuery = `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1`
+)

@@ -26,7 +26,7 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 	if err != nil {
 		return fail(err)
 	}
-	err = s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		if err := consumeChallenge(ctx, tx, consumeChallengeHash, sqlstore.Micros(r.CreatedAt)); err != nil {
 			return err
 		}
@@ -97,7 +97,7 @@ func (s *Store) RejectRequest(ctx context.Context, id, reason, by string, at tim
 	if at.IsZero() {
 		return fmt.Errorf("sqlite: reject request %s: time is zero", id)
 	}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE enrollment_requests
 			SET status = ?, reason = ?, decided_at = ?, decided_by = ?
 			WHERE id = ? AND status = ?`,
@@ -120,7 +120,7 @@ func (s *Store) RejectRequest(ctx context.Context, id, reason, by string, at tim
 // transaction. The status condition in the UPDATE is the whole check: of
 // concurrent approvals, which the write lock serialises, the first finds
 // the request pending and every later one finds it issued.
-func completeRequest(ctx context.Context, tx *sql.Tx, in *store.Issuance) error {
+func completeRequest(ctx context.Context, tx *wtx, in *store.Issuance) error {
 	c := &in.Certificate
 	res, err := tx.ExecContext(ctx, `UPDATE enrollment_requests
 		SET status = ?, cert_issuer_id = ?, cert_serial_hex = ?, decided_at = ?, decided_by = ?
@@ -140,7 +140,7 @@ func completeRequest(ctx context.Context, tx *sql.Tx, in *store.Issuance) error 
 // changed the request, and otherwise tells an unknown request (ErrNotFound)
 // from a decided one (ErrConflict). The write lock is held, so the answer
 // cannot change before the rollback.
-func decidedOne(ctx context.Context, tx *sql.Tx, res sql.Result, id string) error {
+func decidedOne(ctx context.Context, tx *wtx, res sql.Result, id string) error {
 	n, err := res.RowsAffected()
 	if err != nil {
 		return err
@@ -162,7 +162,7 @@ func decidedOne(ctx context.Context, tx *sql.Tx, res sql.Result, id string) erro
 // supersede revokes the certificate a renewal replaces, inside
 // RecordIssuance's transaction: reason 4 (superseded) at in.Now, unless it
 // is revoked already, which is left as it is.
-func supersede(ctx context.Context, tx *sql.Tx, in *store.Issuance) error {
+func supersede(ctx context.Context, tx *wtx, in *store.Issuance) error {
 	ref := in.Supersede
 	res, err := tx.ExecContext(ctx, `UPDATE certificates
 		SET status = ?, revoked_at = ?, revoke_reason = ?, revoked_by = ?

@@ -23,7 +23,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 	}
 	var out *pki.Certificate
 	var changed bool
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		c, err := certInTx(ctx, tx, issuerID, serialHex)
 		if err != nil {
 			return err
@@ -63,7 +63,7 @@ func (s *Store) UnholdCertificate(ctx context.Context, issuerID, serialHex strin
 	}
 	var out *pki.Certificate
 	var changed bool
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		c, err := certInTx(ctx, tx, issuerID, serialHex)
 		if err != nil {
 			return err
@@ -93,7 +93,7 @@ func (s *Store) UnholdCertificate(ctx context.Context, issuerID, serialHex strin
 // revocationChanged finishes a change of revocation status inside its
 // transaction: the issuer's counter moves, the event is appended, and the
 // record is read back as it now stands.
-func revocationChanged(ctx context.Context, tx *sql.Tx, issuerID, serialHex string, at time.Time, ev pki.AuditEvent) (*pki.Certificate, error) {
+func revocationChanged(ctx context.Context, tx *wtx, issuerID, serialHex string, at time.Time, ev pki.AuditEvent) (*pki.Certificate, error) {
 	if err := bumpRevocationState(ctx, tx, issuerID); err != nil {
 		return nil, err
 	}
@@ -105,7 +105,7 @@ func revocationChanged(ctx context.Context, tx *sql.Tx, issuerID, serialHex stri
 
 // certInTx reads one certificate inside a write transaction (the write
 // lock is held, so what it reads cannot change before the commit).
-func certInTx(ctx context.Context, tx *sql.Tx, issuerID, serialHex string) (*pki.Certificate, error) {
+func certInTx(ctx context.Context, tx *wtx, issuerID, serialHex string) (*pki.Certificate, error) {
 	row := tx.QueryRowContext(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
 		WHERE issuer_id = ? AND serial_hex = ?`, issuerID, serialHex)
 	c, _, err := sqlstore.ScanCert(row)
@@ -119,7 +119,7 @@ func certInTx(ctx context.Context, tx *sql.Tx, issuerID, serialHex string) (*pki
 }
 
 // bumpRevocationState counts a change of revocation status under an issuer.
-func bumpRevocationState(ctx context.Context, tx *sql.Tx, issuerID string) error {
+func bumpRevocationState(ctx context.Context, tx *wtx, issuerID string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO revocation_state (issuer_id, seq) VALUES (?, 1)
 		ON CONFLICT (issuer_id) DO UPDATE SET seq = seq + 1`, issuerID)
 	if err != nil {
@@ -183,7 +183,7 @@ func (s *Store) PutCRL(ctx context.Context, c store.CRL, keep int) error {
 	if err := sqlstore.CheckCRL(c); err != nil {
 		return fmt.Errorf("sqlite: put CRL of %s: %w", c.IssuerID, err)
 	}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		var newest int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(number), 0) FROM crls WHERE issuer_id = ?`,
 			c.IssuerID).Scan(&newest); err != nil {

@@ -44,8 +44,10 @@ const busyTimeoutMS = 10000
 // concurrent use.
 type Store struct {
 	path string
-	w    *sql.DB // one connection, transactions BEGIN IMMEDIATE
-	r    *sql.DB // read-only connections
+	w    *sql.DB              // one connection, transactions BEGIN IMMEDIATE
+	r    *sql.DB              // read-only connections
+	gc   *committer           // runs the writes once Open has finished (see withTx)
+	hot  map[string]*sql.Stmt // on w, prepared at Open (see hot.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -107,6 +109,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	if err := s.prepareHot(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	s.startCommitter()
 	return s, nil
 }
 
@@ -121,6 +128,7 @@ func dialect() migrate.Dialect {
 // Close closes both connection pools. It may be called more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopCommitter()
 		var errs []error
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
@@ -253,21 +261,4 @@ func conflict(err error) error {
 		return fmt.Errorf("%w (%v)", store.ErrConflict, err)
 	}
 	return err
-}
-
-// withTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it
-// when fn returns nil.
-func (s *Store) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }

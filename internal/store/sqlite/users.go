@@ -14,7 +14,7 @@ import (
 
 // CreateESTUser implements store.Store. A zero ev.Time becomes u.CreatedAt.
 func (s *Store) CreateESTUser(ctx context.Context, u pki.ESTUser, ev pki.AuditEvent) error {
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO est_users (name, password_hash, profile, created_at, created_by)
 			VALUES (?, ?, ?, ?, ?)`, u.Name, u.PasswordHash, u.Profile, sqlstore.Micros(u.CreatedAt), u.CreatedBy)
 		if err != nil {
@@ -51,7 +51,7 @@ func (s *Store) ListESTUsers(ctx context.Context) ([]pki.ESTUser, error) {
 
 // DeleteESTUser implements store.Store. A zero ev.Time becomes at.
 func (s *Store) DeleteESTUser(ctx context.Context, name string, at time.Time, ev pki.AuditEvent) error {
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM est_users WHERE name = ?`, name)
 		if err != nil {
 			return err

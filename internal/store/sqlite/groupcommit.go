@@ -1,0 +1,281 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+)
+
+// Group commit. Every write is a caller's function run in a write
+// transaction (BEGIN IMMEDIATE … COMMIT, fsync'd: synchronous=FULL). Under
+// load most of a small transaction's cost is its commit: the WAL frames of
+// the pages it touched, their checksums, the fsync. So one goroutine, the
+// committer, takes every write waiting at the time and runs them in one
+// transaction, each inside a savepoint of its own: a function that fails
+// undoes only its own work, as if it had run alone. Every caller learns its
+// outcome only after that one COMMIT has returned, so nothing is
+// acknowledged before it is durable, and a commit that fails fails all of
+// them (each is then run again alone, and answered by that run).
+//
+// The functions of a batch run one after another on the one writer
+// connection, so each sees the work of those before it, exactly as
+// consecutive transactions would. They run on the caller's context without
+// its cancellation: an SQLite statement interrupted inside a transaction
+// rolls back the whole transaction, which would take the other callers'
+// work with it. A caller whose context ended before its turn is skipped.
+
+// A write may also be ordered rather than durable (withOrderedTx): its
+// commit alone is not fsync'd. The WAL is written and recovered in order,
+// so it becomes durable with the next durable commit, and only a crash
+// before that can lose it. That suits a record whose only job is to decide
+// something before a durable write that depends on it: the replay nonce and
+// the serial reserved before signing. A certificate is acknowledged only
+// after its own durable commit, which carries both with it; a crash before
+// that loses them together with a certificate nobody received. A batch
+// that holds a durable write is fsync'd as a whole.
+
+// txFunc is the work of one write transaction. It may run more than once
+// (after a batch that failed as a whole), so it sets whatever it reports
+// afresh on each run.
+type txFunc func(ctx context.Context, tx *wtx) error
+
+// maxBatch bounds the writes of one transaction, so that one commit's
+// latency stays bounded however many callers wait.
+const maxBatch = 64
+
+// errClosed answers a write after Close.
+var errClosed = errors.New("sqlite: the store is closed")
+
+type txRequest struct {
+	ctx     context.Context
+	fn      txFunc
+	durable bool       // fsync'd before the caller hears of it
+	done    chan error // buffered: the committer never waits for a caller
+}
+
+// committer owns the writer connection's transactions once Open has
+// finished.
+type committer struct {
+	requests chan *txRequest
+	stop     chan struct{}
+	stopped  chan struct{}
+
+	// syncOff: the writer connection's synchronous setting is NORMAL (the
+	// last batch was ordered only); FULL otherwise. Only the committer's
+	// goroutine touches it.
+	syncOff bool
+
+	waiting atomic.Int64 // callers waiting to hand their write over
+	commits atomic.Int64 // transactions committed
+	writes  atomic.Int64 // writes committed in them
+}
+
+// CommitStats is how many transactions the writer committed since Open, and
+// how many writes they held: writes/commits is the mean batch.
+func (s *Store) CommitStats() (commits, writes int64) {
+	if s.gc == nil {
+		return 0, 0
+	}
+	return s.gc.commits.Load(), s.gc.writes.Load()
+}
+
+// startCommitter starts the committer; Close stops it.
+func (s *Store) startCommitter() {
+	s.gc = &committer{
+		requests: make(chan *txRequest),
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	go s.commitLoop()
+}
+
+// stopCommitter stops the committer, after the batch it is running.
+func (s *Store) stopCommitter() {
+	if s.gc == nil {
+		return
+	}
+	close(s.gc.stop)
+	<-s.gc.stopped
+}
+
+// withTx runs fn in a write transaction and returns once that transaction
+// has committed durably (nil) or fn's work has been undone (fn's error, or
+// the transaction's).
+func (s *Store) withTx(ctx context.Context, fn txFunc) error {
+	return s.write(ctx, fn, true)
+}
+
+// withOrderedTx is withTx for a write that needs to be durable only before
+// the next durable write (see the top of this file).
+func (s *Store) withOrderedTx(ctx context.Context, fn txFunc) error {
+	return s.write(ctx, fn, false)
+}
+
+func (s *Store) write(ctx context.Context, fn txFunc, durable bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &txRequest{ctx: ctx, fn: fn, durable: durable, done: make(chan error, 1)}
+	if s.gc == nil {
+		// While Open migrates and seals the audit trail: nothing else writes.
+		return s.runAlone(r)
+	}
+	s.gc.waiting.Add(1)
+	select {
+	case s.gc.requests <- r:
+		s.gc.waiting.Add(-1)
+	case <-s.gc.stop:
+		s.gc.waiting.Add(-1)
+		return errClosed
+	case <-ctx.Done():
+		s.gc.waiting.Add(-1)
+		return ctx.Err()
+	}
+	return <-r.done
+}
+
+func (s *Store) commitLoop() {
+	defer close(s.gc.stopped)
+	for {
+		var first *txRequest
+		select {
+		case first = <-s.gc.requests:
+		case <-s.gc.stop:
+			return
+		}
+		batch := []*txRequest{first}
+		// Whoever is waiting now joins: the callers that queued while the
+		// previous commit was being written.
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.gc.requests:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.runBatch(batch)
+	}
+}
+
+func (s *Store) runBatch(batch []*txRequest) {
+	if len(batch) == 1 {
+		batch[0].done <- s.runAlone(batch[0])
+		return
+	}
+	errs, err := s.runTogether(batch)
+	if err != nil {
+		// Nothing of the batch is durable. Each write runs again alone, so
+		// that its caller gets its own outcome rather than another's.
+		for _, r := range batch {
+			r.done <- s.runAlone(r)
+		}
+		return
+	}
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
+}
+
+// runAlone runs one write in a transaction of its own.
+func (s *Store) runAlone(r *txRequest) error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	ctx := context.WithoutCancel(r.ctx)
+	if err := s.setSync(ctx, r.durable); err != nil {
+		return err
+	}
+	sqlTx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	tx := &wtx{Tx: sqlTx, hot: s.hot}
+	if err := r.fn(ctx, tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	s.committed(1)
+	return nil
+}
+
+func (s *Store) committed(writes int) {
+	if s.gc != nil {
+		s.gc.commits.Add(1)
+		s.gc.writes.Add(int64(writes))
+	}
+}
+
+// runTogether runs the batch in one transaction, a savepoint each. It
+// returns each write's own error, or an error of the whole transaction
+// (then none of it is committed).
+func (s *Store) runTogether(batch []*txRequest) ([]error, error) {
+	bg := context.Background()
+	durable := false
+	for _, r := range batch {
+		durable = durable || r.durable
+	}
+	if err := s.setSync(bg, durable); err != nil {
+		return nil, err
+	}
+	sqlTx, err := s.w.BeginTx(bg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	tx := &wtx{Tx: sqlTx, hot: s.hot}
+	errs := make([]error, len(batch))
+	for i, r := range batch {
+		if errs[i] = r.ctx.Err(); errs[i] != nil {
+			continue
+		}
+		if _, err := tx.ExecContext(bg, `SAVEPOINT write`); err != nil {
+			_ = tx.Rollback()
+			return nil, fmt.Errorf("savepoint: %w", err)
+		}
+		if errs[i] = r.fn(context.WithoutCancel(r.ctx), tx); errs[i] != nil {
+			// A savepoint that is gone means SQLite rolled the whole
+			// transaction back (a full disk, an I/O error).
+			if _, err := tx.ExecContext(bg, `ROLLBACK TO write`); err != nil {
+				_ = tx.Rollback()
+				return nil, fmt.Errorf("roll back to savepoint: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(bg, `RELEASE write`); err != nil {
+			_ = tx.Rollback()
+			return nil, fmt.Errorf("release savepoint: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		}
+	}
+	s.committed(ok)
+	return errs, nil
+}
+
+// setSync makes the next commit fsync'd (durable) or not. SQLite takes the
+// setting only outside a transaction, so it is set before BEGIN.
+func (s *Store) setSync(ctx context.Context, durable bool) error {
+	if s.gc == nil || s.gc.syncOff == !durable {
+		return nil // before the committer runs, every commit is FULL
+	}
+	q := `PRAGMA synchronous = FULL`
+	if !durable {
+		q = `PRAGMA synchronous = NORMAL`
+	}
+	if _, err := s.w.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("set synchronous: %w", err)
+	}
+	s.gc.syncOff = !durable
+	return nil
+}

@@ -1,0 +1,314 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/store"
+)
+
+// holdWriter occupies the committer with a write that waits until the
+// returned release is called, so that the writes started meanwhile queue up
+// and form the next batch. release returns the held write's error.
+func holdWriter(t *testing.T, s *Store) (release func() error) {
+	t.Helper()
+	started, proceed, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.withTx(context.Background(), func(ctx context.Context, tx *wtx) error {
+			close(started)
+			<-proceed
+			return nil
+		})
+	}()
+	<-started
+	return func() error {
+		close(proceed)
+		return <-done
+	}
+}
+
+// awaitWaiting waits until n callers wait to hand their write over.
+func awaitWaiting(t *testing.T, s *Store, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.gc.waiting.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writers waiting, want %d", s.gc.waiting.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// committedSerial reports whether a reader (another connection, which sees
+// committed data only) finds the serial.
+func committedSerial(t *testing.T, s *Store, serial string) bool {
+	t.Helper()
+	var n int
+	if err := s.r.QueryRow(`SELECT COUNT(*) FROM serials WHERE issuer_id = 'gc' AND serial_hex = ?`, serial).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+func insertSerial(ctx context.Context, tx *wtx, serial string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ('gc', ?, 1)`, serial)
+	return conflict(err)
+}
+
+// Writes that wait together commit together, and a conflict in one of them
+// fails that one only.
+func TestGroupCommitBatchesWaitingWrites(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	release := holdWriter(t, s)
+	commits0, writes0 := s.CommitStats()
+
+	const n = 20 // serials 0..9, each reserved twice
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.ReserveSerial(ctx, "gc", fmt.Sprintf("%02x", i%10), nil, t0)
+		}()
+	}
+	awaitWaiting(t, s, n)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	ok, conflicts := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, store.ErrConflict):
+			conflicts++
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if ok != 10 || conflicts != 10 {
+		t.Errorf("%d reserved, %d conflicts; want 10 and 10", ok, conflicts)
+	}
+	for i := range 10 {
+		if !committedSerial(t, s, fmt.Sprintf("%02x", i)) {
+			t.Errorf("serial %02x was acknowledged but is not committed", i)
+		}
+	}
+	commits, writes := s.CommitStats()
+	// The held write, then one transaction for the twenty that waited.
+	if commits-commits0 != 2 || writes-writes0 != 11 {
+		t.Errorf("%d commits of %d writes, want 2 of 11", commits-commits0, writes-writes0)
+	}
+}
+
+// A caller hears of its write only after the commit of its whole batch,
+// and then a reader sees it.
+func TestGroupCommitAnswersOnlyAfterCommit(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	release := holdWriter(t, s)
+
+	aDone := make(chan error, 1)
+	go func() {
+		aDone <- s.withTx(ctx, func(ctx context.Context, tx *wtx) error { return insertSerial(ctx, tx, "aa") })
+	}()
+	bRunning, bProceed, bDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		bDone <- s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+			close(bRunning)
+			<-bProceed
+			return insertSerial(ctx, tx, "bb")
+		})
+	}()
+	awaitWaiting(t, s, 2)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	<-bRunning
+	select {
+	case err := <-aDone:
+		t.Fatalf("a write was answered (%v) before its batch committed", err)
+	default:
+	}
+	if committedSerial(t, s, "aa") {
+		t.Fatal("a reader sees a write whose batch has not committed")
+	}
+	close(bProceed)
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-bDone; err != nil {
+		t.Fatal(err)
+	}
+	if !committedSerial(t, s, "aa") || !committedSerial(t, s, "bb") {
+		t.Fatal("acknowledged writes are not committed")
+	}
+}
+
+// A write that fails undoes its own work only; one whose caller gave up
+// before its turn does nothing; the others of the batch commit.
+func TestGroupCommitFailureUndoesOnlyItsOwnWork(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	release := holdWriter(t, s)
+
+	boom := errors.New("boom")
+	failDone, okDone, cancelDone := make(chan error, 1), make(chan error, 1), make(chan error, 1)
+	go func() {
+		failDone <- s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+			if err := insertSerial(ctx, tx, "f1"); err != nil {
+				return err
+			}
+			return boom
+		})
+	}()
+	go func() {
+		okDone <- s.withTx(ctx, func(ctx context.Context, tx *wtx) error { return insertSerial(ctx, tx, "o1") })
+	}()
+	cctx, cancel := context.WithCancel(ctx)
+	go func() {
+		cancelDone <- s.withTx(cctx, func(ctx context.Context, tx *wtx) error { return insertSerial(ctx, tx, "c1") })
+	}()
+	awaitWaiting(t, s, 3)
+	cancel()
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-failDone; !errors.Is(err, boom) {
+		t.Errorf("failing write: %v, want boom", err)
+	}
+	if err := <-okDone; err != nil {
+		t.Errorf("good write: %v", err)
+	}
+	if err := <-cancelDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled write: %v, want context.Canceled", err)
+	}
+	if committedSerial(t, s, "f1") || committedSerial(t, s, "c1") {
+		t.Error("the work of a failed or cancelled write was committed")
+	}
+	if !committedSerial(t, s, "o1") {
+		t.Error("the good write is not committed")
+	}
+}
+
+// When the batch's transaction is lost as a whole (here a write ends it
+// behind the committer's back; in life a full disk or an I/O error), every
+// write runs again alone and gets its own outcome.
+func TestGroupCommitLostTransactionRunsEachAlone(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	release := holdWriter(t, s)
+
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+				if i == 0 {
+					_, err := tx.ExecContext(ctx, `ROLLBACK`)
+					return err
+				}
+				return insertSerial(ctx, tx, fmt.Sprintf("l%d", i))
+			})
+		}()
+	}
+	awaitWaiting(t, s, n)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if errs[0] == nil {
+		t.Error("the write that ended the transaction was acknowledged")
+	}
+	for i := 1; i < n; i++ {
+		if errs[i] != nil {
+			t.Errorf("write %d: %v", i, errs[i])
+		}
+		if !committedSerial(t, s, fmt.Sprintf("l%d", i)) {
+			t.Errorf("write %d acknowledged but not committed", i)
+		}
+	}
+	// The store goes on.
+	if err := s.ReserveSerial(ctx, "gc", "after", nil, t0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A write after Close is refused, not lost in a queue.
+func TestGroupCommitAfterClose(t *testing.T) {
+	s := openTemp(t)
+	s.Close()
+	if err := s.ReserveSerial(context.Background(), "gc", "01", nil, t0); err == nil {
+		t.Fatal("a write after Close succeeded")
+	}
+}
+
+// A reservation alone is committed without fsync; a batch holding a
+// durable write, or a durable write alone, with it.
+func TestOrderedWritesSkipOnlyTheirOwnFsync(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	synchronous := func() int {
+		var v int
+		if err := s.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if err := s.ReserveSerial(ctx, "gc", "01", nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	if v := synchronous(); v != 1 {
+		t.Errorf("after an ordered write: synchronous %d, want 1 (NORMAL)", v)
+	}
+	if err := s.RecordIssuance(ctx, store.Issuance{Certificate: testCert("01"), Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if v := synchronous(); v != 2 {
+		t.Errorf("after a durable write: synchronous %d, want 2 (FULL)", v)
+	}
+
+	// Mixed in one batch: the batch is durable.
+	if err := s.RememberNonce(ctx, "tx", []byte("n"), t0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	release := holdWriter(t, s)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		errs[0] = s.ReserveSerial(ctx, "gc", "02", nil, t0)
+	}()
+	go func() {
+		defer wg.Done()
+		errs[1] = s.RecordIssuance(ctx, store.Issuance{Certificate: testCert("03"), Now: t0})
+	}()
+	awaitWaiting(t, s, 2)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if v := synchronous(); v != 2 {
+		t.Errorf("after a mixed batch: synchronous %d, want 2 (FULL)", v)
+	}
+}
