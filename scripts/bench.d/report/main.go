@@ -55,6 +55,8 @@ const (
 	ratioConc      = 8    // the concurrency the CPU and p99 targets are read at
 	profileBegin   = "<!-- profile -->"
 	profileEnd     = "<!-- /profile -->"
+	soakBegin      = "<!-- soak -->"
+	soakEnd        = "<!-- /soak -->"
 	defaultProfile = profileBegin + "\n_Where the time goes: to be filled in by hand from a CPU profile (`--pprof-listen`); scripts/bench keeps this section._\n" + profileEnd
 )
 
@@ -127,14 +129,21 @@ func run(results, metaFile, out string) error {
 		}
 	}
 	floor, floorErr := readFloor(results)
-	profile := defaultProfile
+	profile, soak := defaultProfile, ""
 	if old, err := os.ReadFile(out); err == nil {
-		if p, ok := extractProfile(string(old)); ok {
+		if p, ok := extractSection(string(old), profileBegin, profileEnd); ok {
 			profile = p
+		}
+		// scripts/bench-soak's section (the long run's memory) stays too.
+		if p, ok := extractSection(string(old), soakBegin, soakEnd); ok {
+			soak = p
 		}
 	}
 	var b bytes.Buffer
 	write(&b, meta, data, floor, floorErr, profile)
+	if soak != "" {
+		fmt.Fprintf(&b, "\n%s\n", soak)
+	}
 	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
 		return err
 	}
@@ -351,16 +360,17 @@ func (f *floorResult) floorMs(name string) float64 {
 	return ns / 1e6
 }
 
-func extractProfile(s string) (string, bool) {
-	i := strings.Index(s, profileBegin)
+// extractSection is the text from begin to end, both included.
+func extractSection(s, begin, end string) (string, bool) {
+	i := strings.Index(s, begin)
 	if i < 0 {
 		return "", false
 	}
-	j := strings.Index(s[i:], profileEnd)
+	j := strings.Index(s[i:], end)
 	if j < 0 {
 		return "", false
 	}
-	return s[i : i+j+len(profileEnd)], true
+	return s[i : i+j+len(end)], true
 }
 
 func (rd *rowData) at(c int) *cell {
