@@ -205,6 +205,7 @@ func (s *Store) runAlone(r *txRequest) error {
 }
 
 func (s *Store) committed(writes int) {
+	s.kickCheckpointer()
 	if s.gc != nil {
 		s.gc.commits.Add(1)
 		s.gc.writes.Add(int64(writes))

@@ -312,3 +312,27 @@ func TestOrderedWritesSkipOnlyTheirOwnFsync(t *testing.T) {
 		t.Errorf("after a mixed batch: synchronous %d, want 2 (FULL)", v)
 	}
 }
+
+// Commits are checkpointed in the background; the writer's own automatic
+// checkpoint is only a far backstop.
+func TestBackgroundCheckpoint(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	var pages int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if pages != checkpointBackstop {
+		t.Errorf("writer's wal_autocheckpoint %d, want %d", pages, checkpointBackstop)
+	}
+	runs := s.ck.runs.Load()
+	if err := s.ReserveSerial(ctx, "gc", "01", nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); s.ck.runs.Load() == runs; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint after a commit")
+		}
+	}
+}

@@ -48,6 +48,7 @@ type Store struct {
 	r    *sql.DB              // read-only connections
 	gc   *committer           // runs the writes once Open has finished (see withTx)
 	hot  map[string]*sql.Stmt // on w, prepared at Open (see hot.go)
+	ck   *checkpointer        // copies the WAL back in the background (see checkpoint.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -113,6 +114,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	if err := s.startCheckpointer(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: checkpointer: %w", path, err)
+	}
 	s.startCommitter()
 	return s, nil
 }
@@ -130,6 +135,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopCommitter()
 		var errs []error
+		errs = append(errs, s.stopCheckpointer())
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
 		}

@@ -55,8 +55,6 @@ const (
 	ratioConc      = 8    // the concurrency the CPU and p99 targets are read at
 	profileBegin   = "<!-- profile -->"
 	profileEnd     = "<!-- /profile -->"
-	soakBegin      = "<!-- soak -->"
-	soakEnd        = "<!-- /soak -->"
 	defaultProfile = profileBegin + "\n_Where the time goes: to be filled in by hand from a CPU profile (`--pprof-listen`); scripts/bench keeps this section._\n" + profileEnd
 )
 
@@ -129,20 +127,24 @@ func run(results, metaFile, out string) error {
 		}
 	}
 	floor, floorErr := readFloor(results)
-	profile, soak := defaultProfile, ""
+	profile := defaultProfile
+	var kept []string
 	if old, err := os.ReadFile(out); err == nil {
 		if p, ok := extractSection(string(old), profileBegin, profileEnd); ok {
 			profile = p
 		}
-		// scripts/bench-soak's section (the long run's memory) stays too.
-		if p, ok := extractSection(string(old), soakBegin, soakEnd); ok {
-			soak = p
+		// The sections of scripts/bench-cluster and scripts/bench-soak stay
+		// too, after the rest.
+		for _, name := range []string{"cluster", "soak"} {
+			if p, ok := extractSection(string(old), "<!-- "+name+" -->", "<!-- /"+name+" -->"); ok {
+				kept = append(kept, p)
+			}
 		}
 	}
 	var b bytes.Buffer
 	write(&b, meta, data, floor, floorErr, profile)
-	if soak != "" {
-		fmt.Fprintf(&b, "\n%s\n", soak)
+	for _, p := range kept {
+		fmt.Fprintf(&b, "\n%s\n", p)
 	}
 	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
 		return err
@@ -435,7 +437,7 @@ func mark(ok bool, known bool) string {
 func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floorResult, floorErr, profile string) {
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	p("# Benchmarks\n\n")
-	p("Written by `scripts/bench` on %s; every figure below comes from its tools (`scepter bench --json`, `go test -bench`), none is typed by hand. Rerun it to replace them; only the section between the `profile` markers is kept across reruns.\n\n", meta["date"])
+	p("Written by `scripts/bench` on %s; every figure below comes from its tools (`scepter bench --json`, `go test -bench`), none is typed by hand except the profile section, written from a CPU profile. Rerun it to replace them; it keeps the profile section and the sections of `scripts/bench-cluster` and `scripts/bench-soak` (written by those scripts) as they are.\n\n", meta["date"])
 	if meta["quick"] == "1" {
 		p("> **QUICK=1 run**: %s enrollments per run, %s run(s) per cell. For a try-out, not for comparison.\n\n", meta["n"], meta["runs"])
 	}
