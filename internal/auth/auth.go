@@ -309,6 +309,10 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 		return "", pki.Session{}, &LockedError{Until: u.LockedUntil}
 	}
 	ok, err := s.passwords.Verify(ctx, u.PasswordHash, password)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		// Gave up waiting for a password check: busy, not a wrong password.
+		return "", pki.Session{}, fmt.Errorf("%w: waiting for a password check: %w", pki.ErrUnavailable, ctxErr)
+	}
 	if err != nil {
 		return "", pki.Session{}, err
 	}

@@ -168,7 +168,9 @@ func NewPasswordChecker(n int) *PasswordChecker {
 	return &PasswordChecker{slots: make(chan struct{}, n)}
 }
 
-func (c *PasswordChecker) acquire(ctx context.Context) (release func(), err error) {
+// Acquire holds one of the checker's slots until release is called (or
+// gives up when ctx ends): Verify and Burn take one each.
+func (c *PasswordChecker) Acquire(ctx context.Context) (release func(), err error) {
 	if c == nil || c.slots == nil {
 		return func() {}, nil
 	}
@@ -182,7 +184,7 @@ func (c *PasswordChecker) acquire(ctx context.Context) (release func(), err erro
 
 // Verify is VerifyPassword within the bound.
 func (c *PasswordChecker) Verify(ctx context.Context, encoded, password string) (bool, error) {
-	release, err := c.acquire(ctx)
+	release, err := c.Acquire(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -192,7 +194,7 @@ func (c *PasswordChecker) Verify(ctx context.Context, encoded, password string) 
 
 // Burn is BurnVerify within the bound.
 func (c *PasswordChecker) Burn(ctx context.Context, password string) {
-	release, err := c.acquire(ctx)
+	release, err := c.Acquire(ctx)
 	if err != nil {
 		return
 	}

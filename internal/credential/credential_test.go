@@ -55,7 +55,7 @@ func TestPasswordCheckerBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := NewPasswordChecker(1)
-	release, err := c.acquire(context.Background())
+	release, err := c.Acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

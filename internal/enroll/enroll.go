@@ -138,6 +138,9 @@ type Config struct {
 	// Approve, refusals included (metrics): every protocol is counted the
 	// same way, in one place.
 	Observer Observer
+	// Passwords bounds the EST users' argon2id checks at once; nil: as
+	// many as there are CPUs.
+	Passwords *credential.PasswordChecker
 }
 
 // Observer is told the outcome of each Enroll, Poll and Approve call. It
@@ -239,9 +242,12 @@ func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Log
 	if _, ok := cfg.Profiles[staticProfile]; !ok && cfg.StaticChallenge != "" {
 		return nil, fmt.Errorf("enroll: the static challenge's profile %q is not defined", staticProfile)
 	}
+	if cfg.Passwords == nil {
+		cfg.Passwords = credential.NewPasswordChecker(0)
+	}
 	s := &Service{store: st, authority: authority, clock: clock, log: log, cfg: cfg, static: credential.NewStatic(cfg.StaticChallenge),
 		staticProfile: staticProfile, failures: newFailureThrottle(clock, cfg.FailedAttemptsPerAddress), refusals: newRefusalLimiter(clock),
-		passwords: credential.NewPasswordChecker(0),
+		passwords: cfg.Passwords,
 		names:     map[string]*namePolicy{}}
 	for name, p := range cfg.Profiles {
 		np, err := compileNames(p)

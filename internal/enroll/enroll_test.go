@@ -508,3 +508,49 @@ func TestFixedSANs(t *testing.T) {
 		t.Fatalf("renewal with the fixed SANs: %v", err)
 	}
 }
+
+// An EST user whose password check cannot start before the request gives
+// up (every slot of the checker busy with other checks) is told "temporarily
+// unavailable" (503, try again), not that the password is wrong; with a slot
+// free the same request enrolls.
+func TestPasswordCheckBusyIsUnavailable(t *testing.T) {
+	checker := credential.NewPasswordChecker(1)
+	f := newFixtureWith(t, enroll.Config{Passwords: checker})
+	ctx := context.Background()
+	hash, err := credential.HashPassword("device-pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := f.clock.Now()
+	if err := f.st.CreateESTUser(ctx, pki.ESTUser{Name: "dev", PasswordHash: hash, CreatedAt: now, CreatedBy: "test"},
+		pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: "test", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	req := request(t, "")
+	req.Evidence = enroll.Evidence{HTTPUser: "dev", HTTPPassword: "device-pass"}
+	req.Protocol = pki.ProtocolEST
+
+	release, err := checker.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The request gives up after wait. Given too little, it gives up
+	// before it reaches the check (reading the user): wait longer.
+	for wait := 20 * time.Millisecond; ; wait *= 2 {
+		rctx, cancel := context.WithCancel(ctx)
+		timer := time.AfterFunc(wait, cancel)
+		_, err := f.svc.Enroll(rctx, req)
+		timer.Stop()
+		cancel()
+		if pki.ErrorCode(err) == pki.EUnavailable {
+			break
+		}
+		if wait > 10*time.Second {
+			t.Fatalf("with every password check busy: %v (code %v), want EUnavailable", err, pki.ErrorCode(err))
+		}
+	}
+	release()
+	if _, err := f.svc.Enroll(ctx, req); err != nil {
+		t.Fatalf("with a slot free: %v", err)
+	}
+}

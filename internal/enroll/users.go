@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -34,7 +35,9 @@ func (s *Service) authenticateUser(ctx context.Context, st *State) error {
 	}
 	ok, err := s.passwords.Verify(ctx, u.PasswordHash, ev.HTTPPassword)
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
+		// Gave up waiting for a password check (a burst of them): busy,
+		// not wrong; the client may try again.
+		return fmt.Errorf("%w: waiting for a password check: %w", pki.ErrUnavailable, ctxErr)
 	}
 	if err != nil {
 		return pki.Wrap(pki.EInternal, err, "stored password hash")
