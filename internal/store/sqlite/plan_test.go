@@ -7,13 +7,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlstore"
+	"github.com/scepter/scepter/internal/store/storetest"
 )
 
 // queryPlan returns the EXPLAIN QUERY PLAN details of q, one per line.
@@ -266,56 +266,14 @@ func fill(t testing.TB, s *Store, n int) {
 	}
 }
 
-// BenchmarkRecordIssuance measures durable issuance bookkeeping (every
-// commit fsynced, synchronous=FULL): RecordIssuance alone (certificate and
-// one event in one transaction), with the ReserveSerial that precedes it in
-// the issuance pipeline, and that pair from 8 concurrent callers, whose
-// writes queue for the one write connection.
+// BenchmarkRecordIssuance is storetest's, shared with the PostgreSQL store,
+// on SQLite: every durable commit fsync'd (synchronous=FULL), the writes of
+// concurrent callers committed together.
 func BenchmarkRecordIssuance(b *testing.B) {
-	der := make([]byte, 800)
-	issue := func(s *Store, i int64, reserve bool) error {
-		ctx := context.Background()
-		c := testCert(strconv.FormatInt(i, 16))
-		c.DER = der
-		if reserve {
-			if err := s.ReserveSerial(ctx, c.IssuerID, c.SerialHex, nil, t0); err != nil {
-				return err
-			}
-		}
-		return s.RecordIssuance(ctx, store.Issuance{Certificate: c, Now: t0,
-			Events: []pki.AuditEvent{{Type: pki.EventIssued, SerialHex: c.SerialHex, Outcome: "success"}}})
-	}
-	for _, reserve := range []bool{false, true} {
-		name := "alone"
-		if reserve {
-			name = "with-reserve"
-		}
-		b.Run(name, func(b *testing.B) {
-			s := openTemp(b)
-			defer s.Close()
-			b.ReportAllocs()
-			var i int64
-			for b.Loop() {
-				i++
-				if err := issue(s, i, reserve); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-	b.Run("with-reserve-parallel-8", func(b *testing.B) {
+	storetest.BenchmarkRecordIssuance(b, func(b *testing.B) store.Store {
 		s := openTemp(b)
-		defer s.Close()
-		var n atomic.Int64
-		b.SetParallelism(8)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if err := issue(s, n.Add(1), true); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
+		b.Cleanup(func() { s.Close() })
+		return s
 	})
 }
 

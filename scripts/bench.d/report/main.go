@@ -629,39 +629,39 @@ func write2(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *flo
 		p("---:|")
 	}
 	p("\n")
+	// trend prints one row: ratio(c) at each concurrency, n/a where NaN.
+	trend := func(label string, ratio func(c int) float64) {
+		p("| %s |", label)
+		for _, c := range concs {
+			p(" %s |", f2(ratio(c)))
+		}
+		p("\n")
+	}
 	for _, id := range scepterRows {
 		rd := find(data, id)
 		if rd == nil {
 			continue
 		}
-		p("| %s CPU / floor `%s` |", id, rd.def.floor)
-		for _, c := range concs {
-			v := math.NaN()
+		trend(fmt.Sprintf("%s CPU / floor `%s`", id, rd.def.floor), func(c int) float64 {
 			if x := rd.at(c); x != nil {
-				v = x.cpu / floor.floorMs(rd.def.floor)
+				return x.cpu / floor.floorMs(rd.def.floor)
 			}
-			p(" %s |", f2(v))
-		}
-		p("\n")
+			return math.NaN()
+		})
 	}
 	if rsa != nil && step != nil {
-		p("| scepter-rsa CPU / step-ca CPU |")
-		for _, c := range concs {
-			v := math.NaN()
+		both := func(c int, f func(a, s *cell) float64) float64 {
 			if a, s := rsa.at(c), step.at(c); a != nil && s != nil {
-				v = a.cpu / s.cpu
+				return f(a, s)
 			}
-			p(" %s |", f2(v))
+			return math.NaN()
 		}
-		p("\n| scepter-rsa enroll/s / step-ca enroll/s |")
-		for _, c := range concs {
-			v := math.NaN()
-			if a, s := rsa.at(c), step.at(c); a != nil && s != nil {
-				v = a.rate / s.rate
-			}
-			p(" %s |", f2(v))
-		}
-		p("\n")
+		trend("scepter-rsa CPU / step-ca CPU", func(c int) float64 {
+			return both(c, func(a, s *cell) float64 { return a.cpu / s.cpu })
+		})
+		trend("scepter-rsa enroll/s / step-ca enroll/s", func(c int) float64 {
+			return both(c, func(a, s *cell) float64 { return a.rate / s.rate })
+		})
 	}
 }
 
