@@ -255,6 +255,14 @@ func TestConnectionSettings(t *testing.T) {
 			t.Errorf("%s: query_only=%d, want %d", name, queryOnly, want)
 		}
 	}
+	// The writer keeps savepoint sub-journals in memory (see dsn).
+	var tempStore int
+	if err := s.w.QueryRow(`PRAGMA temp_store`).Scan(&tempStore); err != nil {
+		t.Fatal(err)
+	}
+	if tempStore != 2 {
+		t.Errorf("writer: temp_store=%d, want 2 (MEMORY)", tempStore)
+	}
 	if _, err := s.r.Exec(`DELETE FROM nonces`); err == nil {
 		t.Error("the reader pool accepted a write")
 	}
