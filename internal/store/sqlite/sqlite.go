@@ -230,9 +230,6 @@ func checkPragmas(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation, the
-// only constraint errors that mean store.ErrConflict; NOT NULL or CHECK
-// failures are bugs and stay plain errors.
 // connect makes the pool's first connection. Switching a new database file
 // to WAL (a DSN pragma) takes an exclusive lock, and SQLite answers a
 // concurrent switch by another process with SQLITE_BUSY without waiting
@@ -257,6 +254,9 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
+// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation, the
+// only constraint errors that mean store.ErrConflict; NOT NULL or CHECK
+// failures are bugs and stay plain errors.
 func isUnique(err error) bool {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
