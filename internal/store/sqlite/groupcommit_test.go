@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
-// holdWriter occupies the committer with a write that waits until the
+// holdWriter takes the lead with a write that waits until the
 // returned release is called, so that the writes started meanwhile queue up
 // and form the next batch. release returns the held write's error.
 func holdWriter(t *testing.T, s *Store) (release func() error) {
@@ -31,7 +32,7 @@ func holdWriter(t *testing.T, s *Store) (release func() error) {
 	}
 }
 
-// awaitWaiting waits until n callers wait to hand their write over.
+// awaitWaiting waits until n callers are queued behind the running batch.
 func awaitWaiting(t *testing.T, s *Store, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -203,7 +204,7 @@ func TestGroupCommitFailureUndoesOnlyItsOwnWork(t *testing.T) {
 }
 
 // When the batch's transaction is lost as a whole (here a write ends it
-// behind the committer's back; in life a full disk or an I/O error), every
+// behind the leader's back; in life a full disk or an I/O error), every
 // write runs again alone and gets its own outcome.
 func TestGroupCommitLostTransactionRunsEachAlone(t *testing.T) {
 	s := openTemp(t)
@@ -246,6 +247,128 @@ func TestGroupCommitLostTransactionRunsEachAlone(t *testing.T) {
 	// The store goes on.
 	if err := s.ReserveSerial(ctx, "gc", "after", nil, t0); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A write whose function panics fails alone, as an error, in a batch and
+// alone; the others commit and the store goes on writing.
+func TestGroupCommitPanicFailsOnlyItsWrite(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	panicking := func(ctx context.Context, tx *wtx) error {
+		if err := insertSerial(ctx, tx, "ff"); err != nil {
+			return err
+		}
+		panic("boom")
+	}
+
+	release := holdWriter(t, s)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 1 {
+				errs[i] = s.withTx(ctx, panicking)
+				return
+			}
+			errs[i] = s.ReserveSerial(ctx, "gc", fmt.Sprintf("%02x", i), nil, t0)
+		}()
+	}
+	awaitWaiting(t, s, 3)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("the other writes of the batch failed: %v, %v", errs[0], errs[2])
+	}
+	if errs[1] == nil || !strings.Contains(errs[1].Error(), "panicked: boom") {
+		t.Fatalf("the panicking write returned %v", errs[1])
+	}
+	if !committedSerial(t, s, "00") || !committedSerial(t, s, "02") || committedSerial(t, s, "ff") {
+		t.Fatal("the batch's outcome is not its writes' own")
+	}
+
+	// Alone, then a write after it.
+	if err := s.withTx(ctx, panicking); err == nil {
+		t.Fatal("a lone panicking write succeeded")
+	}
+	if err := s.ReserveSerial(ctx, "gc", "03", nil, t0); err != nil || committedSerial(t, s, "ff") {
+		t.Fatalf("after a panic: %v", err)
+	}
+}
+
+// More writes than one transaction takes run in consecutive batches, the
+// lead passing from one caller to the next; every one commits.
+func TestGroupCommitLongQueueRunsInBatches(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	release := holdWriter(t, s)
+	commits0, _ := s.CommitStats()
+
+	const n = maxBatch + 36
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.ReserveSerial(ctx, "gc", fmt.Sprintf("%03x", i), nil, t0)
+		}()
+	}
+	awaitWaiting(t, s, n)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil || !committedSerial(t, s, fmt.Sprintf("%03x", i)) {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	// The held write, then the queue in two batches.
+	if commits, _ := s.CommitStats(); commits-commits0 != 3 {
+		t.Errorf("%d commits, want 3", commits-commits0)
+	}
+	s.gc.mu.Lock()
+	defer s.gc.mu.Unlock()
+	if s.gc.leading || len(s.gc.queue) != 0 {
+		t.Error("the lead was not given up after the queue ran dry")
+	}
+}
+
+// Close waits for the batch that is running and the writes queued behind
+// it, then refuses new ones.
+func TestGroupCommitCloseWaitsForQueuedWrites(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	release := holdWriter(t, s)
+	queued := make(chan error, 1)
+	go func() { queued <- s.ReserveSerial(ctx, "gc", "01", nil, t0) }()
+	awaitWaiting(t, s, 1)
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a write was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-queued; err != nil {
+		t.Fatalf("the write queued before Close: %v", err)
+	}
+	<-closed
+	if err := s.ReserveSerial(ctx, "gc", "02", nil, t0); !errors.Is(err, errClosed) {
+		t.Fatalf("a write after Close: %v", err)
 	}
 }
 

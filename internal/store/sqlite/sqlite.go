@@ -46,7 +46,7 @@ type Store struct {
 	path string
 	w    *sql.DB              // one connection, transactions BEGIN IMMEDIATE
 	r    *sql.DB              // read-only connections
-	gc   *committer           // runs the writes once Open has finished (see withTx)
+	gc   *committer           // queues the writes once Open has finished (see withTx)
 	hot  map[string]*sql.Stmt // on w, prepared at Open (see hot.go)
 	ck   *checkpointer        // copies the WAL back in the background (see checkpoint.go)
 
