@@ -44,6 +44,33 @@ func awaitWaiting(t *testing.T, s *Store, n int64) {
 	}
 }
 
+// reserveBehindHeldWrite reserves n serials (serial(i) for the i-th) from
+// n goroutines queued behind a held write, then releases it. It returns
+// each reservation's error and how many transactions committed meanwhile,
+// the held write's included.
+func reserveBehindHeldWrite(t *testing.T, s *Store, n int, serial func(int) string) (errs []error, commits int64) {
+	t.Helper()
+	ctx := context.Background()
+	release := holdWriter(t, s)
+	commits0, _ := s.CommitStats()
+	errs = make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.ReserveSerial(ctx, "gc", serial(i), nil, t0)
+		}()
+	}
+	awaitWaiting(t, s, int64(n))
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	commits1, _ := s.CommitStats()
+	return errs, commits1 - commits0
+}
+
 // committedSerial reports whether a reader (another connection, which sees
 // committed data only) finds the serial.
 func committedSerial(t *testing.T, s *Store, serial string) bool {
@@ -65,25 +92,9 @@ func insertSerial(ctx context.Context, tx *wtx, serial string) error {
 func TestGroupCommitBatchesWaitingWrites(t *testing.T) {
 	s := openTemp(t)
 	defer s.Close()
-	ctx := context.Background()
-	release := holdWriter(t, s)
-	commits0, writes0 := s.CommitStats()
-
-	const n = 20 // serials 0..9, each reserved twice
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.ReserveSerial(ctx, "gc", fmt.Sprintf("%02x", i%10), nil, t0)
-		}()
-	}
-	awaitWaiting(t, s, n)
-	if err := release(); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
+	_, writes0 := s.CommitStats()
+	// serials 0..9, each reserved twice
+	errs, commits := reserveBehindHeldWrite(t, s, 20, func(i int) string { return fmt.Sprintf("%02x", i%10) })
 
 	ok, conflicts := 0, 0
 	for _, err := range errs {
@@ -104,10 +115,10 @@ func TestGroupCommitBatchesWaitingWrites(t *testing.T) {
 			t.Errorf("serial %02x was acknowledged but is not committed", i)
 		}
 	}
-	commits, writes := s.CommitStats()
+	_, writes := s.CommitStats()
 	// The held write, then one transaction for the twenty that waited.
-	if commits-commits0 != 2 || writes-writes0 != 11 {
-		t.Errorf("%d commits of %d writes, want 2 of 11", commits-commits0, writes-writes0)
+	if commits != 2 || writes-writes0 != 11 {
+		t.Errorf("%d commits of %d writes, want 2 of 11", commits, writes-writes0)
 	}
 }
 
@@ -306,33 +317,16 @@ func TestGroupCommitPanicFailsOnlyItsWrite(t *testing.T) {
 func TestGroupCommitLongQueueRunsInBatches(t *testing.T) {
 	s := openTemp(t)
 	defer s.Close()
-	ctx := context.Background()
-	release := holdWriter(t, s)
-	commits0, _ := s.CommitStats()
-
-	const n = maxBatch + 36
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.ReserveSerial(ctx, "gc", fmt.Sprintf("%03x", i), nil, t0)
-		}()
-	}
-	awaitWaiting(t, s, n)
-	if err := release(); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
+	serial := func(i int) string { return fmt.Sprintf("%03x", i) }
+	errs, commits := reserveBehindHeldWrite(t, s, maxBatch+36, serial)
 	for i, err := range errs {
-		if err != nil || !committedSerial(t, s, fmt.Sprintf("%03x", i)) {
+		if err != nil || !committedSerial(t, s, serial(i)) {
 			t.Fatalf("write %d: %v", i, err)
 		}
 	}
 	// The held write, then the queue in two batches.
-	if commits, _ := s.CommitStats(); commits-commits0 != 3 {
-		t.Errorf("%d commits, want 3", commits-commits0)
+	if commits != 3 {
+		t.Errorf("%d commits, want 3", commits)
 	}
 	s.gc.mu.Lock()
 	defer s.gc.mu.Unlock()
