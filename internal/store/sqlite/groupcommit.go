@@ -175,7 +175,18 @@ func (s *Store) lead() {
 	clear(gc.queue[rest:])
 	gc.queue = gc.queue[:rest]
 	gc.mu.Unlock()
-	defer s.handOff()
+	defer func() {
+		if p := recover(); p != nil {
+			// Not a write's function (runFn recovers those) but this file's
+			// own code: the writer may be left inside a transaction nobody
+			// will end, and the batch's callers unanswered. Crash, as a
+			// committer goroutine's panic did, rather than hang every write
+			// to come; net/http would recover a panic on this goroutine.
+			go panic(fmt.Sprintf("sqlite: group commit: %v", p))
+			select {}
+		}
+		s.handOff()
+	}()
 	s.runBatch(batch)
 }
 
