@@ -143,23 +143,23 @@ func (s *Store) write(ctx context.Context, fn txFunc, durable bool) error {
 		return errClosed
 	}
 	gc.queue = append(gc.queue, r)
-	if !gc.leading {
-		gc.leading = true
-		gc.mu.Unlock()
-		s.lead()
-		return <-r.done
+	queued := gc.leading
+	if queued {
+		gc.waiting.Add(1)
 	}
-	gc.waiting.Add(1)
+	gc.leading = true
 	gc.mu.Unlock()
-	// Queued callers wait for their outcome whatever their context says:
-	// the lead may come to any of them, and must be taken up.
-	err := <-r.done
-	gc.waiting.Add(-1)
-	if err == errLead {
-		s.lead()
-		err = <-r.done
+	if queued {
+		// Queued callers wait for their outcome whatever their context
+		// says: the lead may come to any of them, and must be taken up.
+		err := <-r.done
+		gc.waiting.Add(-1)
+		if err != errLead {
+			return err
+		}
 	}
-	return err
+	s.lead()
+	return <-r.done
 }
 
 // lead runs one batch, the writes queued now (the leader's own first, as
