@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -78,6 +79,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
 	}
+	s.kickSearchIndexer()
 	return nil
 }
 
@@ -116,6 +118,13 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki
 	q, args, order, err := listQuery(f)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list certificates: %w", err)
+	}
+	if usesSearchIndex(f) {
+		// The index is filled in the background (search.go): a search
+		// sees every certificate committed before it starts.
+		if err := s.catchUpSearch(ctx); err != nil {
+			return nil, "", fmt.Errorf("sqlite: list certificates: %w", err)
+		}
 	}
 	certs, ids, err := s.queryCerts(ctx, q, args...)
 	if err != nil {
@@ -194,29 +203,35 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 	case sqlstore.CursorIssued:
 		orderBy = "created_at DESC, id DESC"
 	}
-	if term != "" {
-		// The trigram index answers for three characters or more (a quoted
-		// phrase matches the substring, whatever characters it holds);
-		// shorter terms are a scan, bounded by LIMIT like any filter.
-		phrase := `"` + strings.ReplaceAll(term, `"`, `""`) + `"`
-		switch {
-		case len([]rune(term)) >= 3 && order == sqlstore.CursorNewest:
-			// Driven by the index in rowid (= id) order: a term that
-			// matches most of the inventory still stops at LIMIT. The
-			// id bound (where[0]) becomes the index's rowid bound.
-			from = `certificates_search JOIN certificates ON certificates.id = certificates_search.rowid`
-			where[0] = "certificates_search.rowid" + strings.TrimPrefix(where[0], "id")
-			where = append(where, "certificates_search MATCH "+a.Add(phrase))
-			orderBy = "certificates_search.rowid DESC"
-		case len([]rune(term)) >= 3:
-			where = append(where, `id IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH `+a.Add(phrase)+`)`)
-		default:
-			where = append(where, `lower(subject_dn || ' ' || sans || ' ' || serial_hex) LIKE `+a.Add("%"+sqlstore.EscapeLike(term)+"%")+` ESCAPE '\'`)
-		}
+	// The trigram index answers for three characters or more (a quoted
+	// phrase matches the substring, whatever characters it holds); shorter
+	// terms are a scan, bounded by LIMIT like any filter.
+	phrase := `"` + strings.ReplaceAll(term, `"`, `""`) + `"`
+	switch {
+	case term == "":
+	case usesSearchIndex(f) && order == sqlstore.CursorNewest:
+		// Driven by the index in rowid (= id) order: a term that matches
+		// most of the inventory still stops at LIMIT. The id bound
+		// (where[0]) becomes the index's rowid bound.
+		from = `certificates_search JOIN certificates ON certificates.id = certificates_search.rowid`
+		where[0] = "certificates_search.rowid" + strings.TrimPrefix(where[0], "id")
+		where = append(where, "certificates_search MATCH "+a.Add(phrase))
+		orderBy = "certificates_search.rowid DESC"
+	case usesSearchIndex(f):
+		where = append(where, `id IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH `+a.Add(phrase)+`)`)
+	default:
+		where = append(where, `lower(subject_dn || ' ' || sans || ' ' || serial_hex) LIKE `+a.Add("%"+sqlstore.EscapeLike(term)+"%")+` ESCAPE '\'`)
 	}
 	q = `SELECT ` + sqlstore.CertColumns + ` FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY ` + orderBy + ` LIMIT ` + a.Add(sqlstore.PageLimit(f.Limit)+1)
 	return q, a.Values, order, nil
+}
+
+// usesSearchIndex reports whether listing f reads the trigram index: a
+// search term of three characters or more.
+func usesSearchIndex(f store.CertFilter) bool {
+	_, term := sqlstore.CertOrder(f)
+	return utf8.RuneCountInString(term) >= 3
 }
 
 func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Certificate, []int64, error) {

@@ -43,12 +43,13 @@ const busyTimeoutMS = 10000
 // Store is the SQLite implementation of store.Store. It is safe for
 // concurrent use.
 type Store struct {
-	path string
-	w    *sql.DB              // one connection, transactions BEGIN IMMEDIATE
-	r    *sql.DB              // read-only connections
-	gc   *committer           // queues the writes once Open has finished (see withTx)
-	hot  map[string]*sql.Stmt // on w, prepared at Open (see hot.go)
-	ck   *checkpointer        // copies the WAL back in the background (see checkpoint.go)
+	path   string
+	w      *sql.DB              // one connection, transactions BEGIN IMMEDIATE
+	r      *sql.DB              // read-only connections
+	gc     *committer           // queues the writes once Open has finished (see withTx)
+	hot    map[string]*sql.Stmt // on w, prepared at Open (see hot.go)
+	ck     *checkpointer        // copies the WAL back in the background (see checkpoint.go)
+	search *searchIndexer       // fills the search index in the background (see search.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -119,6 +120,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: checkpointer: %w", path, err)
 	}
 	s.startCommitter()
+	s.startSearchIndexer()
 	return s, nil
 }
 
@@ -133,6 +135,7 @@ func dialect() migrate.Dialect {
 // Close closes both connection pools. It may be called more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopSearchIndexer()
 		s.stopCommitter()
 		var errs []error
 		errs = append(errs, s.stopCheckpointer())
