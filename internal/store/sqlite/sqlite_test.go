@@ -133,8 +133,11 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if _, err := migrate.Up(ctx, db, v1, dialect()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`INSERT INTO certificates (issuer_id, serial_hex, not_before, not_after, status, created_at, der)
-		VALUES ('issuer', '01', 0, 1, 'valid', 0, x'30')`); err != nil {
+	if _, err := db.Exec(`INSERT INTO certificates (issuer_id, serial_hex, subject_dn, not_before, not_after, status, created_at, der)
+		VALUES ('issuer', '01', 'CN=legacy-device', 0, 1, 'valid', 0, x'30')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ('issuer', '01', 7), ('issuer', '02', 8)`); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -151,6 +154,19 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 	if _, err := s.Certificate(ctx, "issuer", "01"); err != nil {
 		t.Errorf("certificate lost in the upgrade: %v", err)
+	}
+	// Indexed for search when 0008 built the index; 0010's mark covers it.
+	if got := searchSerials(t, s, "legacy"); got != "[01]" {
+		t.Errorf("search after the upgrade = %s, want [01]", got)
+	}
+	// 0011 moved the serial registry to a rowid table: every serial kept,
+	// and still unique.
+	var reserved int64
+	if err := s.r.QueryRow(`SELECT SUM(reserved_at) FROM serials`).Scan(&reserved); err != nil || reserved != 15 {
+		t.Errorf("serials after the upgrade: sum of reserved_at %d (%v), want 15", reserved, err)
+	}
+	if err := s.ReserveSerial(ctx, "issuer", "02", []byte{0x30}, t0); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("ReserveSerial of a serial reserved before the upgrade = %v, want ErrConflict", err)
 	}
 	r := pki.EnrollmentRequest{ID: "r1", TransactionID: "tx", Profile: "default", CSR: []byte{0x30},
 		CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
