@@ -54,11 +54,16 @@ func (s *Store) startCheckpointer(ctx context.Context) error {
 
 // kickCheckpointer tells the checkpointer there is log to copy back.
 func (s *Store) kickCheckpointer() {
-	if s.ck == nil {
-		return
+	if s.ck != nil {
+		kick(s.ck.kick)
 	}
+}
+
+// kick wakes a background loop that waits on ch (buffered 1), unless it
+// has a wake-up pending already.
+func kick(ch chan<- struct{}) {
 	select {
-	case s.ck.kick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }

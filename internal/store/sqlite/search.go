@@ -35,12 +35,8 @@ func (s *Store) startSearchIndexer() {
 
 // kickSearchIndexer tells the indexer there are certificates to index.
 func (s *Store) kickSearchIndexer() {
-	if s.search == nil {
-		return
-	}
-	select {
-	case s.search.kick <- struct{}{}:
-	default:
+	if s.search != nil {
+		kick(s.search.kick)
 	}
 }
 
