@@ -8,10 +8,11 @@ import (
 // minServeProcs is the fewest Ps (GOMAXPROCS) serve runs with. The store's
 // writes end in fsync and other blocking system calls, and the Go runtime
 // hands a P blocked in one to other goroutines only after a while. With a
-// single P (one CPU, or a container limited to one) every fsync stalls every
-// request: on one pinned core, p99 at concurrency 8 was 200 ms with one P
-// and 67 ms with two, at the same CPU per enrollment (BENCHMARKS.md). A
-// GOMAXPROCS set in the environment is left as it is.
+// single P (one CPU, or a container limited to one) requests wait for each
+// other: on one pinned core, p99 was 105 ms with one P and 50 ms with two at
+// concurrency 8, and 1.3 s against 0.29 s at 64, for 0.16 ms more CPU per
+// enrollment at 8 (BENCHMARKS.md, docs/deployment.md). A GOMAXPROCS set in
+// the environment is left as it is.
 const minServeProcs = 2
 
 // ensureServeProcs raises GOMAXPROCS to minServeProcs unless the
