@@ -43,7 +43,9 @@ func trail(t *testing.T, n int) string {
 // the file would.
 func tamper(t *testing.T, path string, stmts ...string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path)
+	// Waits, as any other writer must, while the store writes: its search
+	// indexer does so in the background after an issuance.
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

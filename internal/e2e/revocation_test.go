@@ -215,7 +215,9 @@ func tamperAudit(t *testing.T, dbPath, serial string) int64 {
 		t.Fatal(err)
 	}
 	st.Close()
-	db, err := sql.Open("sqlite", "file:"+dbPath)
+	// A running server may be writing (its search indexer does so in the
+	// background): wait as any other writer must.
+	db, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
