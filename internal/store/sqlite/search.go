@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -69,71 +68,60 @@ func (s *Store) stopSearchIndexer() {
 	<-s.search.stopped
 }
 
-// catchUpSearch indexes every certificate above the mark, in transactions
-// of at most searchIndexBatch certificates. The index and the mark move in
-// the same transaction, so after a crash they still agree. The writes are
-// ordered, not durable: the index can be rebuilt from the certificates, and
-// a crash that loses it loses the mark with it.
+// catchUpSearch indexes every certificate committed before it was called,
+// in transactions of at most searchIndexBatch certificates. Certificates
+// committed meanwhile are the next call's, so a search under load does not
+// chase them. The index and the mark move in the same transaction, so after
+// a crash they still agree. The writes are ordered, not durable: the index
+// can be rebuilt from the certificates, and a crash that loses it loses the
+// mark with it.
 func (s *Store) catchUpSearch(ctx context.Context) error {
-	for {
-		behind, err := s.searchBehind(ctx)
-		if err != nil || !behind {
-			return err
-		}
-		var done bool
-		err = s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
+	// From a reader, so that an idle indexer and a search on a quiet server
+	// write nothing.
+	var target, upto int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE((SELECT MAX(id) FROM certificates), 0),
+		(SELECT indexed_upto FROM certificates_search_progress)`).Scan(&target, &upto)
+	if err != nil {
+		return fmt.Errorf("index certificates for search: %w", err)
+	}
+	for upto < target {
+		err := s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
 			var err error
-			done, err = indexNextCertificates(ctx, tx)
+			upto, err = indexCertificatesThrough(ctx, tx, target)
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("index certificates for search: %w", err)
 		}
-		if done {
-			return nil
-		}
 	}
+	return nil
 }
 
-// searchBehind reports, from a reader, whether any certificate is above the
-// mark, so an idle indexer and a search on a quiet server write nothing.
-func (s *Store) searchBehind(ctx context.Context) (bool, error) {
-	var behind bool
-	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM certificates
-		WHERE id > (SELECT indexed_upto FROM certificates_search_progress))`).Scan(&behind)
-	if err != nil {
-		return false, fmt.Errorf("index certificates for search: %w", err)
-	}
-	return behind, nil
-}
-
-// indexNextCertificates indexes up to searchIndexBatch certificates above
-// the mark and moves the mark past them; done is true when none is left.
-func indexNextCertificates(ctx context.Context, tx *wtx) (done bool, err error) {
-	var upto int64
+// indexCertificatesThrough indexes up to searchIndexBatch certificates
+// above the mark and at most target, moves the mark past them, and returns
+// it (target when none is left: ids above the mark may be gone).
+func indexCertificatesThrough(ctx context.Context, tx *wtx, target int64) (upto int64, err error) {
 	if err := tx.QueryRowContext(ctx, `SELECT indexed_upto FROM certificates_search_progress`).Scan(&upto); err != nil {
-		return false, fmt.Errorf("read mark: %w", err)
+		return 0, fmt.Errorf("read mark: %w", err)
 	}
 	var last sql.NullInt64
-	err = tx.QueryRowContext(ctx, `SELECT MAX(id) FROM (SELECT id FROM certificates WHERE id > ? ORDER BY id LIMIT ?)`,
-		upto, searchIndexBatch).Scan(&last)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("find certificates: %w", err)
+	err = tx.QueryRowContext(ctx, `SELECT MAX(id) FROM (SELECT id FROM certificates WHERE id > ? AND id <= ? ORDER BY id LIMIT ?)`,
+		upto, target, searchIndexBatch).Scan(&last)
+	if err != nil {
+		return 0, fmt.Errorf("find certificates: %w", err)
 	}
 	if !last.Valid {
-		return true, nil
+		// Nothing above the mark up to target (deleted since, or indexed
+		// by another process on the same file): leave the mark alone.
+		return max(upto, target), nil
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO certificates_search (rowid, text)
 		SELECT id, lower(subject_dn || ' ' || sans || ' ' || serial_hex) FROM certificates
 		WHERE id > ? AND id <= ? ORDER BY id`, upto, last.Int64); err != nil {
-		return false, fmt.Errorf("index: %w", err)
+		return 0, fmt.Errorf("index: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE certificates_search_progress SET indexed_upto = ?`, last.Int64); err != nil {
-		return false, fmt.Errorf("move mark: %w", err)
+		return 0, fmt.Errorf("move mark: %w", err)
 	}
-	var more bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM certificates WHERE id > ?)`, last.Int64).Scan(&more); err != nil {
-		return false, fmt.Errorf("find certificates: %w", err)
-	}
-	return !more, nil
+	return last.Int64, nil
 }
