@@ -119,7 +119,7 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list certificates: %w", err)
 	}
-	if usesSearchIndex(f) {
+	if _, term := sqlstore.CertOrder(f); indexedTerm(term) {
 		// The index is filled in the background (search.go): a search
 		// sees every certificate committed before it starts.
 		if err := s.catchUpSearch(ctx); err != nil {
@@ -209,7 +209,7 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 	phrase := `"` + strings.ReplaceAll(term, `"`, `""`) + `"`
 	switch {
 	case term == "":
-	case usesSearchIndex(f) && order == sqlstore.CursorNewest:
+	case indexedTerm(term) && order == sqlstore.CursorNewest:
 		// Driven by the index in rowid (= id) order: a term that matches
 		// most of the inventory still stops at LIMIT. The id bound
 		// (where[0]) becomes the index's rowid bound.
@@ -217,7 +217,7 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 		where[0] = "certificates_search.rowid" + strings.TrimPrefix(where[0], "id")
 		where = append(where, "certificates_search MATCH "+a.Add(phrase))
 		orderBy = "certificates_search.rowid DESC"
-	case usesSearchIndex(f):
+	case indexedTerm(term):
 		where = append(where, `id IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH `+a.Add(phrase)+`)`)
 	default:
 		where = append(where, `lower(subject_dn || ' ' || sans || ' ' || serial_hex) LIKE `+a.Add("%"+sqlstore.EscapeLike(term)+"%")+` ESCAPE '\'`)
@@ -227,10 +227,9 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 	return q, a.Values, order, nil
 }
 
-// usesSearchIndex reports whether listing f reads the trigram index: a
-// search term of three characters or more.
-func usesSearchIndex(f store.CertFilter) bool {
-	_, term := sqlstore.CertOrder(f)
+// indexedTerm reports whether a search for term reads the trigram index,
+// which answers for three characters or more.
+func indexedTerm(term string) bool {
 	return utf8.RuneCountInString(term) >= 3
 }
 
