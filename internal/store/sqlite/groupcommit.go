@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -28,6 +29,18 @@ import (
 // caller woken by it): on one core, measured with the runtime's scheduler
 // trace, it waited runnable behind the handlers' RSA work for most of the
 // time, and every enrollment waited with it.
+//
+// Before it takes its batch, the leader yields its P once
+// (runtime.Gosched). When fewer cores than requests are at work, the
+// others are mostly busy with their RSA operations when a write arrives,
+// and reach their own writes a little later. Without the yield almost every
+// batch held one write (at concurrency 8 on one P: 1,560 commits for 1,576
+// writes), so every write paid for a commit of its own: a log page for each
+// B-tree it touched, and for a durable one the fsync. With it, the batch
+// takes the writes of the requests that ran meanwhile (348 commits for
+// 1,575 writes), for 10–20% less CPU per enrollment on one core. Nothing
+// idles for it: the leader waits only while other goroutines run, and when
+// none is runnable Gosched returns at once, so a lone write is not delayed.
 //
 // The functions of a batch run one after another on the one writer
 // connection, so each sees the work of those before it, exactly as
@@ -167,6 +180,7 @@ func (s *Store) write(ctx context.Context, fn txFunc, durable bool) error {
 // gives it up.
 func (s *Store) lead() {
 	gc := s.gc
+	runtime.Gosched() // let the writes of the requests at work join (see the top of this file)
 	gc.mu.Lock()
 	n := min(len(gc.queue), maxBatch)
 	batch := make([]*txRequest, n)
