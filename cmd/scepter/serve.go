@@ -185,7 +185,6 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := f.revocation.check(); err != nil {
 		return err
 	}
-	ensureServeProcs(e, log)
 	if f.allowInsecureDES {
 		log.Warn("--allow-insecure-des is set: single-DES request envelopes are accepted; RFC 8894 forbids this, use it only for legacy clients")
 	}

@@ -36,7 +36,7 @@ type rowDef struct {
 
 var rows = []rowDef{
 	{"scepter-default", "scepter, default (P-256 CA + RSA-2048 RA)", "SCEP", "default"},
-	{"scepter-default-1p", "scepter, default, one P (`GOMAXPROCS=1`), reference", "SCEP", "default"},
+	{"scepter-default-2p", "scepter, default, two Ps on the one core (`GOMAXPROCS=2`), reference", "SCEP", "default"},
 	{"scepter-rsa", "scepter, `--ca-key-type rsa2048 --scep-ra ca`", "SCEP", "rsa-ca"},
 	{"step-ca", "step-ca (RSA-2048 intermediate as RA)", "SCEP", ""},
 	{"micromdm", "micromdm scepserver (RSA-2048 CA as RA), reference", "SCEP", ""},
