@@ -45,6 +45,24 @@ func awaitWaiting(t *testing.T, s *Store, n int64) {
 	}
 }
 
+// startEach runs fn(0) … fn(n-1) on goroutines of their own; wait returns
+// their errors once all have returned.
+func startEach(n int, fn func(i int) error) (wait func() []error) {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(i)
+		}()
+	}
+	return func() []error {
+		wg.Wait()
+		return errs
+	}
+}
+
 // reserveBehindHeldWrite reserves n serials (serial(i) for the i-th) from
 // n goroutines queued behind a held write, then releases it. It returns
 // each reservation's error and how many transactions committed meanwhile,
@@ -54,20 +72,12 @@ func reserveBehindHeldWrite(t *testing.T, s *Store, n int, serial func(int) stri
 	ctx := context.Background()
 	release := holdWriter(t, s)
 	commits0, _ := s.CommitStats()
-	errs = make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.ReserveSerial(ctx, "gc", serial(i), nil, t0)
-		}()
-	}
+	wait := startEach(n, func(i int) error { return s.ReserveSerial(ctx, "gc", serial(i), nil, t0) })
 	awaitWaiting(t, s, int64(n))
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait()
+	errs = wait()
 	commits1, _ := s.CommitStats()
 	return errs, commits1 - commits0
 }
@@ -133,19 +143,11 @@ func TestGroupCommitLeaderLetsRunnableWritesJoin(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	const n = 16
 	commits0, writes0 := s.CommitStats()
-	gate := make(chan struct{})
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-gate
-			errs[i] = s.ReserveSerial(context.Background(), "gc", fmt.Sprintf("%02x", i), nil, t0)
-		}()
-	}
-	close(gate) // all n runnable at once
-	wg.Wait()
+	// On one P the n goroutines are all runnable before any of them runs:
+	// this one keeps the P until it waits.
+	errs := startEach(n, func(i int) error {
+		return s.ReserveSerial(context.Background(), "gc", fmt.Sprintf("%02x", i), nil, t0)
+	})()
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("write %d: %v", i, err)
@@ -261,26 +263,20 @@ func TestGroupCommitLostTransactionRunsEachAlone(t *testing.T) {
 	release := holdWriter(t, s)
 
 	const n = 6
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
-				if i == 0 {
-					_, err := tx.ExecContext(ctx, `ROLLBACK`)
-					return err
-				}
-				return insertSerial(ctx, tx, fmt.Sprintf("l%d", i))
-			})
-		}()
-	}
+	wait := startEach(n, func(i int) error {
+		return s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+			if i == 0 {
+				_, err := tx.ExecContext(ctx, `ROLLBACK`)
+				return err
+			}
+			return insertSerial(ctx, tx, fmt.Sprintf("l%d", i))
+		})
+	})
 	awaitWaiting(t, s, n)
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait()
+	errs := wait()
 	if errs[0] == nil {
 		t.Error("the write that ended the transaction was acknowledged")
 	}
