@@ -192,6 +192,8 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 	fmt.Fprintf(w, "enrollments/s:     %.1f (%d ok in %.2fs)\n", r.Rate, r.OK, r.ElapsedSeconds)
 	l := r.Latency
 	fmt.Fprintf(w, "latency (ms):      p50 %.1f  p90 %.1f  p99 %.1f  max %.1f  mean %.1f\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
+	rt := r.RoundTrip
+	fmt.Fprintf(w, "  of it the server (ms, request sent to reply's headers): p50 %.1f  p90 %.1f  p99 %.1f  max %.1f  mean %.1f\n", rt.P50, rt.P90, rt.P99, rt.Max, rt.Mean)
 	fmt.Fprintf(w, "duplicate serials: %d\n", r.Duplicates)
 	if r.BadCerts > 0 {
 		fmt.Fprintf(w, "bad certificates:  %d\n", r.BadCerts)

@@ -124,8 +124,14 @@ type Result struct {
 	// the last; Rate is OK per second of it.
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	Rate           float64 `json:"enrollments_per_second"`
-	// Latency of successful enrollments, in milliseconds.
+	// Latency of successful enrollments, in milliseconds: all of it, the
+	// load tool's own signing, encryption and decryption included.
 	Latency Latency `json:"latency_ms"`
+	// RoundTrip is the part of each successful enrollment's Latency spent
+	// waiting for the server: from sending the HTTP request to the reply's
+	// headers. The rest is the load tool's work (and its waits for its own
+	// CPU, shared by the workers).
+	RoundTrip Latency `json:"round_trip_ms"`
 	// PerURL counts outcomes per URL, in the order of Options.URLs.
 	PerURL []URLStats `json:"per_url"`
 	// Server is the servers' resource use, when ServerPIDs were given.
@@ -289,6 +295,7 @@ type run struct {
 
 	mu           sync.Mutex
 	latencies    []time.Duration
+	roundTrips   []time.Duration // of the same enrollments as latencies
 	failures     map[string]int
 	first        []string // the first failure of each reason, verbatim
 	firstReasons map[string]bool
@@ -312,6 +319,7 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 	}
 	if o.Count > 0 {
 		r.latencies = make([]time.Duration, 0, o.Count)
+		r.roundTrips = make([]time.Duration, 0, o.Count)
 	}
 	workers := make([]*worker, o.Concurrency)
 	for i := range workers {
@@ -373,6 +381,8 @@ func (r *run) work(ctx context.Context, w *worker, deadline time.Time) {
 		ti := i % len(r.targets)
 		item := r.pool.item(i)
 		rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		ex := &exchange{}
+		rctx = context.WithValue(rctx, exchangeKey{}, ex)
 		t0 := time.Now()
 		cert, err := r.en.enroll(rctx, w, ti, item)
 		lat := time.Since(t0)
@@ -381,12 +391,12 @@ func (r *run) work(ctx context.Context, w *worker, deadline time.Time) {
 		if err == nil {
 			issuerID, err = r.v.check(cert, item.spki)
 		}
-		r.record(ti, issuerID, cert, lat, err)
+		r.record(ti, issuerID, cert, lat, ex.roundTrip, err)
 	}
 }
 
 // record counts one enrollment's outcome.
-func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat time.Duration, err error) {
+func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat, roundTrip time.Duration, err error) {
 	t := r.targets[ti]
 	if err != nil {
 		r.fail.Add(1)
@@ -409,6 +419,7 @@ func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat time.D
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.latencies = append(r.latencies, lat)
+	r.roundTrips = append(r.roundTrips, roundTrip)
 	r.perURL[ti].OK++
 	if r.serials != nil && r.writeErr == nil {
 		_, r.writeErr = fmt.Fprintf(r.serials, "%s %s %s\n", serial, issuerID, t.url)
@@ -474,6 +485,7 @@ func (r *run) result(elapsed time.Duration) *Result {
 		res.Rate = float64(res.OK) / elapsed.Seconds()
 	}
 	res.Latency = summarise(r.latencies)
+	res.RoundTrip = summarise(r.roundTrips)
 	return res
 }
 

@@ -103,6 +103,13 @@ func TestRunSCEP(t *testing.T) {
 	if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max && l.Mean > 0 && l.Mean <= l.Max) {
 		t.Errorf("latency not sane: %+v", l)
 	}
+	// Each enrollment's wait for the server is part of its latency, so
+	// every order statistic is too.
+	rt := res.RoundTrip
+	if !(rt.P50 > 0 && rt.P50 <= rt.P90 && rt.P90 <= rt.P99 && rt.P99 <= rt.Max &&
+		rt.P50 <= l.P50 && rt.P90 <= l.P90 && rt.P99 <= l.P99 && rt.Max <= l.Max && rt.Mean <= l.Mean) {
+		t.Errorf("round trip not sane: %+v against latency %+v", rt, l)
+	}
 	if res.Rate <= 0 || res.ElapsedSeconds <= 0 || res.PoolKeys != 50 || res.PoolCSRs != 50 || res.Concurrency != 4 || res.Protocol != "scep" {
 		t.Errorf("result not sane: %+v", res)
 	}
@@ -323,6 +330,9 @@ func TestRunEST(t *testing.T) {
 	res := run(t, o)
 	if res.OK != 20 || res.Failed != 0 || res.Duplicates != 0 {
 		t.Fatalf("ok %d failed %d dup %d: %v", res.OK, res.Failed, res.Duplicates, res.FirstErrors)
+	}
+	if rt, l := res.RoundTrip, res.Latency; !(rt.P50 > 0 && rt.P99 <= l.P99 && rt.Mean <= l.Mean) {
+		t.Errorf("round trip not sane: %+v against latency %+v", rt, l)
 	}
 	if want := srv.URL + "/.well-known/est/simpleenroll"; res.URLs[0] != want {
 		t.Errorf("URL %q, want %q", res.URLs[0], want)

@@ -181,18 +181,27 @@ func newWorker(o *Options) *worker {
 	return &worker{http: &http.Client{Transport: statusRecorder{tr}}, transport: tr}
 }
 
-// statusRecorder notes the HTTP status of every response in the *int the
-// request's context carries, so that a refusal by status is counted by it
-// whatever error text the client library makes of it.
+// statusRecorder notes, in the *exchange the request's context carries,
+// the HTTP status of every response, so that a refusal by status is counted
+// by it whatever error text the client library makes of it, and how long the
+// server took to answer: from sending the request to the reply's headers.
 type statusRecorder struct{ http.RoundTripper }
 
-type statusKey struct{}
+// exchange is what statusRecorder noted about one enrollment's requests.
+type exchange struct {
+	status    int           // the last response's
+	roundTrip time.Duration // summed over the enrollment's requests
+}
+
+type exchangeKey struct{}
 
 func (s statusRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
 	resp, err := s.RoundTripper.RoundTrip(req)
-	if resp != nil {
-		if p, ok := req.Context().Value(statusKey{}).(*int); ok {
-			*p = resp.StatusCode
+	if ex, ok := req.Context().Value(exchangeKey{}).(*exchange); ok {
+		ex.roundTrip += time.Since(start)
+		if resp != nil {
+			ex.status = resp.StatusCode
 		}
 	}
 	return resp, err
@@ -218,15 +227,13 @@ type scepEnroller struct {
 func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti int, item *poolItem) (*x509.Certificate, error) {
 	t := e.targets[ti]
 	k := &e.keys[item.key]
-	var status int
-	ctx = context.WithValue(ctx, statusKey{}, &status)
 	c := &client.SCEP{URL: t.url, HTTP: w.http, Now: e.o.Now}
 	cert, err := c.Enroll(ctx, client.EnrollRequest{
 		CSR: item.der, Key: k.key, SignerCert: k.signer, SignerKey: k.key,
 		CACerts: t.caCerts, Caps: t.caps, Challenge: e.o.Challenge,
 	})
-	if err != nil && status != 0 && status != http.StatusOK {
-		return nil, &statusError{status: status, err: err}
+	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok && err != nil && ex.status != 0 && ex.status != http.StatusOK {
+		return nil, &statusError{status: ex.status, err: err}
 	}
 	return cert, err
 }

@@ -74,6 +74,10 @@ type result struct {
 		P90 float64 `json:"p90"`
 		P99 float64 `json:"p99"`
 	} `json:"latency_ms"`
+	RoundTrip struct {
+		P50 float64 `json:"p50"`
+		P99 float64 `json:"p99"`
+	} `json:"round_trip_ms"`
 	Server *struct {
 		CPUMs     float64 `json:"cpu_ms_per_enrollment"`
 		PeakRSSKB int64   `json:"peak_rss_kb"`
@@ -85,6 +89,7 @@ type cell struct {
 	conc                int
 	runs, wanted        int
 	rate, p50, p90, p99 float64
+	rtP50, rtP99        float64 // the wait for the server (round_trip_ms); NaN when unknown
 	cpu                 float64 // NaN when unknown
 	rssMB               float64
 	attempted, failed   int
@@ -228,12 +233,16 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 			continue
 		}
 		x := &cell{conc: c, runs: len(rs), wanted: wanted, reasons: map[string]int{}}
-		var rate, p50, p90, p99, cpu, rss []float64
+		var rate, p50, p90, p99, rtP50, rtP99, cpu, rss []float64
 		for _, r := range rs {
 			rate = append(rate, r.Rate)
 			p50 = append(p50, r.Latency.P50)
 			p90 = append(p90, r.Latency.P90)
 			p99 = append(p99, r.Latency.P99)
+			if r.RoundTrip.P50 > 0 { // absent from the JSON of older load tools
+				rtP50 = append(rtP50, r.RoundTrip.P50)
+				rtP99 = append(rtP99, r.RoundTrip.P99)
+			}
 			if r.Server != nil {
 				cpu = append(cpu, r.Server.CPUMs)
 				rss = append(rss, float64(r.Server.PeakRSSKB)/1024)
@@ -250,6 +259,10 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 			}
 		}
 		x.rate, x.p50, x.p90, x.p99 = median(rate), median(p50), median(p90), median(p99)
+		x.rtP50, x.rtP99 = math.NaN(), math.NaN()
+		if len(rtP50) > 0 {
+			x.rtP50, x.rtP99 = median(rtP50), median(rtP99)
+		}
 		x.cpu = math.NaN()
 		if len(cpu) > 0 {
 			x.cpu = median(cpu)
@@ -464,17 +477,18 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	p("- At each concurrency (%s) the load tool makes %s run(s) of %s enrollments. The table shows per cell the **median** of the runs for enroll/s, latency percentiles and server CPU, and the **sum** over the runs of failures and duplicate serials.\n",
 		strings.Join(strings.Fields(meta["concurrency"]), ", "), meta["runs"], meta["n"])
 	p("- Before the clock starts, `scepter bench` builds a pool of %s RSA-2048 client keys (keys are reused, but every enrollment has a CSR and a subject of its own) and their self-signed signer certificates, and fetches GetCACaps and GetCACert. Per enrollment it then signs the pkiMessage, encrypts it to the RA with the strongest AES the server offers, sends a PKCSReq over a kept-alive HTTP connection and decrypts and verifies the reply: the chain, that the key matches the CSR, that the serial is new.\n", meta["pool"])
+	p("- Latency is the load tool's, from before it signs the request to after it has decrypted and verified the reply. \"Of it the server\" is the part spent waiting for the server: from sending the HTTP request to the reply's headers (`round_trip_ms` of `scepter bench --json`); the rest is the load tool's own work on its one core, shared by its workers.\n")
 	p("- Server CPU is utime+stime of the server process from /proc/PID/stat before and after each run, divided by the enrollments that succeeded.\n")
 	p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic: with the static challenge as the password (as the SCEP rows), and, at fewer concurrencies, as an EST user (`scepter est user add`), whose argon2id hash the server checks on every request.\n")
 	p("- Crypto floor: `go test -bench BenchmarkCryptoFloor -benchtime 200x -count 5 ./internal/bench/floor` (the bare private-key operations one enrollment of that configuration must make), pinned to the server's CPU, once before and once after the servers; the floor is the **minimum** ns/op over all repetitions.\n")
 	p("- Servers: scepter `serve --rate-limit 0 --challenge-file …`, SQLite store (each issuance committed and fsync'd before its reply); step-ca with a P-256 root, an RSA-2048 intermediate that is also its SCEP decrypter, a SCEP provisioner with a static challenge (`scripts/bench.d/step-ca.json`), a `badgerv2` database (SyncWrites on) and SCEP served on its plain-HTTP `insecureAddress`; micromdm `scepserver ca -init -keySize 2048`, then `scepserver -port … -challenge …` (file depot; it listens on every interface, there is no address flag). Plain HTTP for every SCEP server, so that TLS does not enter the comparison.\n\n")
 
 	p("## Results\n\n")
-	p("| server | protocol | concurrency | enroll/s | p50 ms | p90 ms | p99 ms | server CPU ms/enroll | peak RSS MiB | failures | duplicate serials | runs |\n")
-	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| server | protocol | concurrency | enroll/s | p50 ms | p90 ms | p99 ms | of it the server: p50 / p99 ms | server CPU ms/enroll | peak RSS MiB | failures | duplicate serials | runs |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, rd := range data {
 		if len(rd.cells) == 0 {
-			p("| %s | %s | | | | | | | | | | unavailable |\n", rd.def.label, rd.def.protocol)
+			p("| %s | %s | | | | | | | | | | | unavailable |\n", rd.def.label, rd.def.protocol)
 			continue
 		}
 		for _, x := range rd.cells {
@@ -486,8 +500,8 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 			if x.runs != x.wanted {
 				runs = fmt.Sprintf("%d of %d", x.runs, x.wanted)
 			}
-			p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", rd.def.label, rd.def.protocol, x.conc, f1(x.rate),
-				f1(x.p50), f1(x.p90), f1(x.p99), f2(x.cpu), f1(x.rssMB), fails, x.dups, runs)
+			p("| %s | %s | %d | %s | %s | %s | %s | %s / %s | %s | %s | %s | %d | %s |\n", rd.def.label, rd.def.protocol, x.conc, f1(x.rate),
+				f1(x.p50), f1(x.p90), f1(x.p99), f1(x.rtP50), f1(x.rtP99), f2(x.cpu), f1(x.rssMB), fails, x.dups, runs)
 		}
 	}
 	p("\n")
