@@ -91,6 +91,7 @@ type cell struct {
 	rate, p50, p90, p99 float64
 	rtP50, rtP99        float64 // the wait for the server (round_trip_ms); NaN when unknown
 	cpu                 float64 // NaN when unknown
+	cpuByRound          map[int]float64
 	rssMB               float64
 	attempted, failed   int
 	dups, bad           int
@@ -211,12 +212,14 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 		rd.err = strings.TrimSpace(string(b))
 	}
 	byConc := map[int][]result{}
+	rounds := map[int][]int{} // the round of each of byConc's results
 	for _, e := range entries {
 		m := runName.FindStringSubmatch(e.Name())
 		if m == nil {
 			continue
 		}
 		c, _ := strconv.Atoi(m[1])
+		round, _ := strconv.Atoi(m[2])
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			return nil, err
@@ -226,15 +229,16 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 			return nil, fmt.Errorf("%s/%s: %w", dir, e.Name(), err)
 		}
 		byConc[c] = append(byConc[c], r)
+		rounds[c] = append(rounds[c], round)
 	}
 	for _, c := range concs {
 		rs := byConc[c]
 		if len(rs) == 0 {
 			continue
 		}
-		x := &cell{conc: c, runs: len(rs), wanted: wanted, reasons: map[string]int{}}
+		x := &cell{conc: c, runs: len(rs), wanted: wanted, reasons: map[string]int{}, cpuByRound: map[int]float64{}}
 		var rate, p50, p90, p99, rtP50, rtP99, cpu, rss []float64
-		for _, r := range rs {
+		for i, r := range rs {
 			rate = append(rate, r.Rate)
 			p50 = append(p50, r.Latency.P50)
 			p90 = append(p90, r.Latency.P90)
@@ -245,6 +249,7 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 			}
 			if r.Server != nil {
 				cpu = append(cpu, r.Server.CPUMs)
+				x.cpuByRound[rounds[c][i]] = r.Server.CPUMs
 				rss = append(rss, float64(r.Server.PeakRSSKB)/1024)
 			}
 			x.attempted += r.Attempted
@@ -271,6 +276,30 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 		rd.cells = append(rd.cells, x)
 	}
 	return rd, nil
+}
+
+// roundRatios lists a's CPU over b's, round by round, for the rounds both
+// have: a server measured right after the other is the fairest comparison
+// on a machine whose speed changes from minute to minute.
+func roundRatios(a, b *cell) string {
+	if a == nil || b == nil {
+		return ""
+	}
+	var rounds []int
+	for r := range a.cpuByRound {
+		if _, ok := b.cpuByRound[r]; ok {
+			rounds = append(rounds, r)
+		}
+	}
+	if len(rounds) < 2 {
+		return ""
+	}
+	sort.Ints(rounds)
+	parts := make([]string, len(rounds))
+	for i, r := range rounds {
+		parts[i] = f2(a.cpuByRound[r]/b.cpuByRound[r]) + "×"
+	}
+	return "; round by round " + strings.Join(parts, ", ")
 }
 
 func median(v []float64) float64 {
@@ -473,14 +502,14 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	p("| micromdm scepserver | %s |\n\n", orNA(meta["version_micromdm"]))
 
 	p("## Method\n\n")
-	p("- Each server runs alone, started fresh (new CA, new empty store) on 127.0.0.1 and pinned to CPU %s; `scepter bench` runs pinned to CPU %s. A warm-up of %s enrollments precedes the measured runs.\n", meta["server_cpu"], meta["load_cpu"], meta["warmup"])
-	p("- At each concurrency (%s) the load tool makes %s run(s) of %s enrollments. The table shows per cell the **median** of the runs for enroll/s, latency percentiles and server CPU, and the **sum** over the runs of failures and duplicate serials.\n",
-		strings.Join(strings.Fields(meta["concurrency"]), ", "), meta["runs"], meta["n"])
+	p("- The servers are measured in %s round(s). In each round every server runs alone, started fresh (new CA, new empty store) on 127.0.0.1 and pinned to CPU %s, and `scepter bench` runs pinned to CPU %s: a warm-up of %s enrollments, then one run of %s enrollments at each concurrency (%s), then the next server. The rounds interleave the servers so that a stretch in which other work slows the machine down falls on one run of each server rather than on every run of one.\n",
+		meta["runs"], meta["server_cpu"], meta["load_cpu"], meta["warmup"], meta["n"], strings.Join(strings.Fields(meta["concurrency"]), ", "))
+	p("- The table shows per cell the **median** of the runs for enroll/s, latency percentiles and server CPU, and the **sum** over the runs of failures and duplicate serials.\n")
 	p("- Before the clock starts, `scepter bench` builds a pool of %s RSA-2048 client keys (keys are reused, but every enrollment has a CSR and a subject of its own) and their self-signed signer certificates, and fetches GetCACaps and GetCACert. Per enrollment it then signs the pkiMessage, encrypts it to the RA with the strongest AES the server offers, sends a PKCSReq over a kept-alive HTTP connection and decrypts and verifies the reply: the chain, that the key matches the CSR, that the serial is new.\n", meta["pool"])
 	p("- Latency is the load tool's, from before it signs the request to after it has decrypted and verified the reply. \"Of it the server\" is the part spent waiting for the server: from sending the HTTP request to the reply's headers (`round_trip_ms` of `scepter bench --json`); the rest is the load tool's own work on its one core, shared by its workers.\n")
 	p("- Server CPU is utime+stime of the server process from /proc/PID/stat before and after each run, divided by the enrollments that succeeded.\n")
 	p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic: with the static challenge as the password (as the SCEP rows), and, at fewer concurrencies, as an EST user (`scepter est user add`), whose argon2id hash the server checks on every request.\n")
-	p("- Crypto floor: `go test -bench BenchmarkCryptoFloor -benchtime 200x -count 5 ./internal/bench/floor` (the bare private-key operations one enrollment of that configuration must make), pinned to the server's CPU, once before and once after the servers; the floor is the **minimum** ns/op over all repetitions.\n")
+	p("- Crypto floor: `go test -bench BenchmarkCryptoFloor -benchtime 200x -count 5 ./internal/bench/floor` (the bare private-key operations one enrollment of that configuration must make), pinned to the server's CPU, before each round and after the last; the floor is the **minimum** ns/op over all repetitions.\n")
 	p("- Servers: scepter `serve --rate-limit 0 --challenge-file …`, SQLite store (each issuance committed and fsync'd before its reply); step-ca with a P-256 root, an RSA-2048 intermediate that is also its SCEP decrypter, a SCEP provisioner with a static challenge (`scripts/bench.d/step-ca.json`), a `badgerv2` database (SyncWrites on) and SCEP served on its plain-HTTP `insecureAddress`; micromdm `scepserver ca -init -keySize 2048`, then `scepserver -port … -challenge …` (file depot; it listens on every interface, there is no address flag). Plain HTTP for every SCEP server, so that TLS does not enter the comparison.\n\n")
 
 	p("## Results\n\n")
@@ -581,7 +610,8 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 			s = x.cpu
 		}
 		r := a / s
-		p("| scepter-rsa CPU / step-ca CPU ≤ %.2f× | %s ms / %s ms = **%s×** | %s |\n", targetCPU, f2(a), f2(s), f2(r), mark(r <= targetCPU, !math.IsNaN(r)))
+		p("| scepter-rsa CPU / step-ca CPU ≤ %.2f× | %s ms / %s ms = **%s×**%s | %s |\n", targetCPU, f2(a), f2(s), f2(r),
+			roundRatios(rsa.at(ratioConc), step.at(ratioConc)), mark(r <= targetCPU, !math.IsNaN(r)))
 	}
 	{
 		a, ac := rsa.best()
