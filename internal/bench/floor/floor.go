@@ -21,7 +21,10 @@
 //     ServerKeyExchange of TLS 1.2); a resumed session has none.
 //
 // Each reports ms/enroll besides ns/op (the same figure). BenchmarkCryptoOps
-// times each operation alone. Hashing, encoding and the symmetric
+// times each operation alone. BenchmarkChecksFloor (default, rsa-ca) times
+// the checks a SCEP enrollment may not skip besides them (signature
+// verifications, key checks, lint, the reply's key transport): see
+// checks_bench_test.go. Hashing, encoding and the symmetric
 // cryptography are left out: they are part of what a server must keep
 // within the target's 15 % above the floor.
 package floor

@@ -323,8 +323,9 @@ func slicesMax(v []float64) float64 {
 	return m
 }
 
-// floorResult is the minimum ns/op of each BenchmarkCryptoFloor
-// sub-benchmark over every repetition, and how many there were.
+// floorResult is the minimum ns/op of each BenchmarkCryptoFloor and
+// BenchmarkChecksFloor sub-benchmark over every repetition, and how many
+// there were. The checks floor's are keyed "checks/CONFIGURATION".
 type floorResult struct {
 	ns   map[string]float64
 	n    map[string]int
@@ -332,7 +333,7 @@ type floorResult struct {
 }
 
 var (
-	benchLine   = regexp.MustCompile(`^BenchmarkCryptoFloor/(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+	benchLine   = regexp.MustCompile(`^Benchmark(CryptoFloor|ChecksFloor)/(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 	benchMetric = regexp.MustCompile(`([0-9.e+-]+) (\S+)`)
 )
 
@@ -355,8 +356,12 @@ func readFloor(results string) (*floorResult, string) {
 			if m == nil {
 				continue
 			}
+			key := m[2]
+			if m[1] == "ChecksFloor" {
+				key = checksKey + key
+			}
 			metrics := map[string]float64{}
-			for _, mm := range benchMetric.FindAllStringSubmatch(m[2], -1) {
+			for _, mm := range benchMetric.FindAllStringSubmatch(m[3], -1) {
 				if v, err := strconv.ParseFloat(mm[1], 64); err == nil {
 					metrics[mm[2]] = v
 				}
@@ -374,10 +379,10 @@ func readFloor(results string) (*floorResult, string) {
 			if !found {
 				continue
 			}
-			if old, ok := fr.ns[m[1]]; !ok || ns < old {
-				fr.ns[m[1]] = ns
+			if old, ok := fr.ns[key]; !ok || ns < old {
+				fr.ns[key] = ns
 			}
-			fr.n[m[1]]++
+			fr.n[key]++
 		}
 	}
 	var why string
@@ -392,6 +397,9 @@ func readFloor(results string) (*floorResult, string) {
 	}
 	return fr, why
 }
+
+// checksKey prefixes a configuration's checks floor in floorResult.
+const checksKey = "checks/"
 
 // floorMs is the floor of a configuration in ms, NaN when unknown.
 func (f *floorResult) floorMs(name string) float64 {
@@ -568,15 +576,29 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 		}
 		p("Read from the benchmark's %s.\n\n", what)
 		p("| configuration | floor ms/enroll (minimum) | repetitions |\n|---|---:|---:|\n")
-		names := make([]string, 0, len(floor.ns))
+		var names, checks []string
 		for k := range floor.ns {
-			names = append(names, k)
+			if c, ok := strings.CutPrefix(k, checksKey); ok {
+				checks = append(checks, c)
+			} else {
+				names = append(names, k)
+			}
 		}
 		sort.Strings(names)
+		sort.Strings(checks)
 		for _, k := range names {
 			p("| `%s` | %s | %d |\n", k, strconv.FormatFloat(floor.ns[k]/1e6, 'f', 3, 64), floor.n[k])
 		}
 		p("\n")
+		if len(checks) > 0 {
+			p("The **checks floor** (`BenchmarkChecksFloor`, same package and repetitions) is the work besides the private-key operations that no SCEP enrollment may skip without giving up a security property: the requester's signature on the pkiMessage, the CSR's proof of possession, the key policy and weak-key checks, lint before signing, the check of the CA's own signature on the new certificate, and the reply's content key encrypted to the requester. No parsing, store or HTTP.\n\n")
+			p("| configuration | checks floor ms/enroll (minimum) | repetitions | crypto floor + checks floor, × the crypto floor |\n|---|---:|---:|---:|\n")
+			for _, c := range checks {
+				ck, cr := floor.ns[checksKey+c]/1e6, floor.floorMs(c)
+				p("| `%s` | %s | %d | %s× |\n", c, strconv.FormatFloat(ck, 'f', 3, 64), floor.n[checksKey+c], f2((cr+ck)/cr))
+			}
+			p("\n")
+		}
 		if floorErr != "" {
 			p("Note: %s\n\n", oneLine(floorErr))
 		}
@@ -599,6 +621,10 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 		r := cpu / fl
 		p("| %s: server CPU / crypto floor `%s` ≤ %.2f× | %s ms / %s ms = **%s×** | %s |\n", id, rd.def.floor, targetFloor,
 			f2(cpu), strconv.FormatFloat(fl, 'f', 3, 64), f2(r), mark(r <= targetFloor, !math.IsNaN(r)))
+		if ck := floor.floorMs(checksKey + rd.def.floor); !math.IsNaN(ck) {
+			p("| %s, for context: the crypto floor plus the checks floor is already %s× the crypto floor; server CPU / (crypto floor + checks floor) | %s ms / %s ms = %s× | not a target |\n",
+				id, f2((fl+ck)/fl), f2(cpu), strconv.FormatFloat(fl+ck, 'f', 3, 64), f2(cpu/(fl+ck)))
+		}
 	}
 	rsa, step := find(data, "scepter-rsa"), find(data, "step-ca")
 	{
