@@ -56,14 +56,15 @@ func TestBenchSummary(t *testing.T) {
 	r := &bench.Result{Protocol: "scep", URLs: []string{"u1", "u2"}, Concurrency: 8, KeyType: "rsa2048", PoolKeys: 500, PoolCSRs: 500,
 		OK: 498, Failed: 2, Failures: map[string]int{"timeout": 1, "failInfo:badRequest": 1}, FirstErrors: []string{"u2: timeout: slow"},
 		Rate: 140.2, ElapsedSeconds: 3.55, Latency: bench.Latency{P50: 50, P90: 70, P99: 90, Max: 120, Mean: 55},
-		PerURL: []bench.URLStats{{URL: "u1", OK: 249, Failed: 1}, {URL: "u2", OK: 249, Failed: 1}},
-		Server: &bench.ServerUsage{CPUSeconds: 3.2, CPUMsPerEnroll: 6.43, PeakRSSKB: 81920, PerPID: []bench.PIDUsage{{PID: 42}, {PID: 43, Error: "gone"}}},
+		PerURL:   []bench.URLStats{{URL: "u1", OK: 249, Failed: 1}, {URL: "u2", OK: 249, Failed: 1}},
+		Server:   &bench.ServerUsage{CPUSeconds: 3.2, CPUMsPerEnroll: 6.43, PeakRSSKB: 81920, PerPID: []bench.PIDUsage{{PID: 42}, {PID: 43, Error: "gone"}}},
+		Prepared: true, LoadTool: &bench.LoadToolUsage{CPUSeconds: 0.6, CPUMsPerEnroll: 1.2, Cores: 0.17},
 	}
 	var b bytes.Buffer
 	printBenchSummary(&b, r)
 	for _, want := range []string{"ok:                498", "failed:            2 (failInfo:badRequest 1, timeout 1)", "enrollments/s:     140.2",
 		"p50 50.0  p90 70.0  p99 90.0  max 120.0", "duplicate serials: 0", "u2: ok 249, failed 1", "6.43 ms/enrollment", "43 (unreadable: gone)",
-		"80.0 MiB", "u2: timeout: slow"} {
+		"80.0 MiB", "u2: timeout: slow", "requests built before the clock started", "load tool CPU:     1.20 ms/enrollment, 17% of one core"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -95,7 +96,19 @@ type Options struct {
 	MaxReasons int
 	// KeepIssued keeps every certificate received in Result.Issued.
 	KeepIssued bool
+	// OnClock makes every enrollment build its request (sign, encrypt)
+	// and check its reply (decrypt, verify) on the clock, as a device
+	// would. Otherwise, when Count is set and at most MaxPrepared, SCEP
+	// requests are built before the clock starts and replies are checked
+	// after it stops, so that the latencies and the rate are the server's
+	// and not the load tool's own CPU, shared by its workers.
+	OnClock bool
 }
+
+// MaxPrepared bounds the SCEP requests built before the clock (and the
+// replies kept until after it): about 6 KB each. Longer runs build and
+// check on the clock.
+const MaxPrepared = 20000
 
 // Result is what a run measured.
 type Result struct {
@@ -124,8 +137,9 @@ type Result struct {
 	// the last; Rate is OK per second of it.
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	Rate           float64 `json:"enrollments_per_second"`
-	// Latency of successful enrollments, in milliseconds: all of it, the
-	// load tool's own signing, encryption and decryption included.
+	// Latency of successful enrollments, in milliseconds: all of the
+	// enrollment's time on the clock, which includes the load tool's own
+	// signing, encryption and decryption unless Prepared.
 	Latency Latency `json:"latency_ms"`
 	// RoundTrip is the part of each successful enrollment's Latency spent
 	// waiting for the server: from sending the HTTP request to the reply's
@@ -134,10 +148,25 @@ type Result struct {
 	RoundTrip Latency `json:"round_trip_ms"`
 	// PerURL counts outcomes per URL, in the order of Options.URLs.
 	PerURL []URLStats `json:"per_url"`
+	// Prepared tells whether requests were built before the clock and
+	// replies checked after it (see Options.OnClock).
+	Prepared bool `json:"prepared"`
 	// Server is the servers' resource use, when ServerPIDs were given.
 	Server *ServerUsage `json:"server,omitempty"`
+	// LoadTool is this process's CPU use while the clock ran: when it
+	// nears a whole core, its own waits are part of the latencies.
+	LoadTool *LoadToolUsage `json:"load_tool,omitempty"`
 	// Issued are the certificates received (Options.KeepIssued only).
 	Issued []Issued `json:"-"`
+}
+
+// LoadToolUsage is the load tool's CPU use while the clock ran.
+type LoadToolUsage struct {
+	CPUSeconds     float64 `json:"cpu_seconds"`
+	CPUMsPerEnroll float64 `json:"cpu_ms_per_enrollment"`
+	// Cores is CPUSeconds over the clock's seconds: 1 is one core kept
+	// busy the whole time.
+	Cores float64 `json:"cores"`
 }
 
 // Latency summarises successful enrollments' latencies in milliseconds.
@@ -187,9 +216,17 @@ func (r *Result) ExitError(allowFailures bool) error {
 	return errors.New(strings.Join(why, ", "))
 }
 
-// enroller performs one enrollment of one pre-built request on one URL.
+// enroller performs enrollment i, of a pre-built request, on one URL.
 type enroller interface {
-	enroll(ctx context.Context, w *worker, target int, item *poolItem) (*x509.Certificate, error)
+	// enroll sends the request and reads the reply; finish checks the
+	// reply and returns the certificate. Run calls finish on the clock,
+	// or after it stops when requests were prepared.
+	enroll(ctx context.Context, w *worker, target, i int, item *poolItem) (finish func() (*x509.Certificate, error), err error)
+}
+
+// certFinish is the finish of an enrollment whose certificate is known.
+func certFinish(cert *x509.Certificate) func() (*x509.Certificate, error) {
+	return func() (*x509.Certificate, error) { return cert, nil }
 }
 
 // worker is one concurrent client: its own HTTP transport, so its
@@ -220,11 +257,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	prepare := !o.OnClock && o.Count > 0 && o.Count <= MaxPrepared
 	var en enroller = &scepEnroller{o: &o, targets: targets, keys: pool.keys}
 	if o.Protocol == EST {
 		en = newESTEnroller(&o, targets)
+	} else if prepare {
+		if en, err = prepareSCEP(ctx, &o, targets, pool); err != nil {
+			return nil, err
+		}
 	}
-	r := &run{o: &o, targets: targets, pool: pool, en: en, v: v}
+	r := &run{o: &o, targets: targets, pool: pool, en: en, v: v, deferred: prepare}
 	return r.do(ctx)
 }
 
@@ -288,6 +330,8 @@ type run struct {
 	pool    *pool
 	en      enroller
 	v       *verifier
+	// deferred: replies are checked after the clock stops.
+	deferred bool
 
 	next atomic.Int64 // the next enrollment's index
 	done atomic.Int64
@@ -304,6 +348,15 @@ type run struct {
 	issued       []Issued
 	serials      *bufio.Writer
 	writeErr     error
+	unchecked    []answered // deferred: replies to check after the clock
+}
+
+// answered is an enrollment whose reply is yet to be checked.
+type answered struct {
+	ti             int
+	item           *poolItem
+	finish         func() (*x509.Certificate, error)
+	lat, roundTrip time.Duration
 }
 
 func (r *run) do(ctx context.Context) (*Result, error) {
@@ -331,7 +384,8 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 		}
 	}()
 
-	cpuBefore := readCPU(o.ServerPIDs)
+	self := []int{os.Getpid()}
+	cpuBefore, toolBefore := readCPU(o.ServerPIDs), readCPU(self)
 	start := time.Now()
 	var deadline time.Time
 	if o.Duration > 0 {
@@ -348,13 +402,15 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpuAfter := readCPU(o.ServerPIDs)
+	cpuAfter, toolAfter := readCPU(o.ServerPIDs), readCPU(self)
 	stopProgress()
+	r.checkDeferred(ctx)
 
 	res := r.result(elapsed)
 	if len(o.ServerPIDs) > 0 {
 		res.Server = serverUsage(o.ServerPIDs, cpuBefore, cpuAfter, res.OK)
 	}
+	res.LoadTool = loadToolUsage(self, toolBefore, toolAfter, res.Attempted, elapsed)
 	if r.serials != nil {
 		if err := r.serials.Flush(); err != nil && r.writeErr == nil {
 			r.writeErr = err
@@ -384,15 +440,53 @@ func (r *run) work(ctx context.Context, w *worker, deadline time.Time) {
 		ex := &exchange{}
 		rctx = context.WithValue(rctx, exchangeKey{}, ex)
 		t0 := time.Now()
-		cert, err := r.en.enroll(rctx, w, ti, item)
+		finish, err := r.en.enroll(rctx, w, ti, i, item)
+		if err == nil && r.deferred {
+			lat := time.Since(t0)
+			cancel()
+			r.done.Add(1)
+			r.mu.Lock()
+			r.unchecked = append(r.unchecked, answered{ti: ti, item: item, finish: finish, lat: lat, roundTrip: ex.roundTrip})
+			r.mu.Unlock()
+			continue
+		}
+		var cert *x509.Certificate
+		if err == nil {
+			cert, err = finish()
+		}
 		lat := time.Since(t0)
 		cancel()
-		var issuerID string
-		if err == nil {
-			issuerID, err = r.v.check(cert, item.spki)
-		}
-		r.record(ti, issuerID, cert, lat, ex.roundTrip, err)
+		r.check(ti, item, cert, lat, ex.roundTrip, err)
 	}
+}
+
+// check verifies an enrollment's certificate and records the outcome.
+func (r *run) check(ti int, item *poolItem, cert *x509.Certificate, lat, roundTrip time.Duration, err error) {
+	var issuerID string
+	if err == nil {
+		issuerID, err = r.v.check(cert, item.spki)
+	}
+	r.record(ti, issuerID, cert, lat, roundTrip, err)
+}
+
+// checkDeferred checks, on every core, the replies the clock did not wait
+// for.
+func (r *run) checkDeferred(ctx context.Context) {
+	if len(r.unchecked) == 0 {
+		return
+	}
+	if r.o.Progress != nil {
+		fmt.Fprintf(r.o.Progress, "bench: checking %d replies (after the clock)\n", len(r.unchecked))
+	}
+	// Counted again by record, as ok or failed.
+	r.done.Store(0)
+	_ = parallel(context.WithoutCancel(ctx), len(r.unchecked), func(i int) error {
+		a := r.unchecked[i]
+		cert, err := a.finish()
+		r.check(a.ti, a.item, cert, a.lat, a.roundTrip, err)
+		return nil
+	})
+	r.unchecked = nil
 }
 
 // record counts one enrollment's outcome.
@@ -434,6 +528,10 @@ func (r *run) progress(start time.Time) func() {
 	if r.o.Progress == nil {
 		return func() {}
 	}
+	okWord := "ok"
+	if r.deferred {
+		okWord = "replies" // checked after the clock
+	}
 	stop := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -449,8 +547,8 @@ func (r *run) progress(start time.Time) func() {
 			case now := <-tick.C:
 				done, failed := r.done.Load(), r.fail.Load()
 				rate := float64(done-lastDone) / now.Sub(last).Seconds()
-				fmt.Fprintf(r.o.Progress, "bench: %5.1fs  ok %d  failed %d  %.1f/s (overall %.1f/s)\n",
-					now.Sub(start).Seconds(), done, failed, rate, float64(done)/now.Sub(start).Seconds())
+				fmt.Fprintf(r.o.Progress, "bench: %5.1fs  %s %d  failed %d  %.1f/s (overall %.1f/s)\n",
+					now.Sub(start).Seconds(), okWord, done, failed, rate, float64(done)/now.Sub(start).Seconds())
 				lastDone, last = done, now
 			}
 		}
@@ -470,6 +568,7 @@ func (r *run) result(elapsed time.Duration) *Result {
 		PoolKeys: len(r.pool.keys), PoolCSRs: len(r.pool.items),
 		OK: len(r.latencies), Failures: r.failures, FirstErrors: r.first, BadCerts: r.badCerts,
 		Duplicates: r.v.duplicates(), ElapsedSeconds: elapsed.Seconds(), PerURL: r.perURL, Issued: r.issued,
+		Prepared: r.deferred,
 	}
 	for _, t := range r.targets {
 		res.URLs = append(res.URLs, t.url)

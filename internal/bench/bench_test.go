@@ -116,8 +116,18 @@ func TestRunSCEP(t *testing.T) {
 	if res.Server == nil || len(res.Server.PerPID) != 1 || res.Server.PerPID[0].Error != "" || res.Server.PeakRSSKB <= 0 || res.Server.CPUSeconds < 0 {
 		t.Errorf("server usage not sane: %+v", res.Server)
 	}
-	if !strings.Contains(progress.String(), "building the pool: 50 rsa2048 keys, 50 CSRs") {
-		t.Errorf("progress does not tell of the pool:\n%s", progress.String())
+	for _, want := range []string{"building the pool: 50 rsa2048 keys, 50 CSRs", "signing and encrypting 50 requests", "checking 50 replies (after the clock)"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress.String())
+		}
+	}
+	// With a count, requests are built before the clock and replies
+	// checked after it: the load tool does little while it runs.
+	if !res.Prepared {
+		t.Error("Prepared = false, want true with a count")
+	}
+	if lt := res.LoadTool; lt == nil || lt.CPUSeconds < 0 || lt.Cores < 0 || lt.CPUMsPerEnroll < 0 {
+		t.Errorf("load tool usage not sane: %+v", lt)
 	}
 
 	// The serials file: one line per certificate, "SERIAL ISSUER-ID URL",
@@ -290,6 +300,19 @@ func TestRunDeadAndHungNodes(t *testing.T) {
 	}
 }
 
+// OnClock: every request is built, and every reply checked, on the clock,
+// each reply before the worker's next request.
+func TestRunSCEPOnClock(t *testing.T) {
+	s := newSCEPServer(t)
+	o := s.options(s.url)
+	o.Count, o.Concurrency, o.OnClock, o.KeepIssued = 12, 3, true, true
+	res := run(t, o)
+	if res.OK != 12 || res.Failed != 0 || res.Duplicates != 0 || res.Prepared || len(res.Issued) != 12 {
+		t.Fatalf("ok %d failed %d dup %d prepared %v issued %d, want 12/0/0/false/12: %v",
+			res.OK, res.Failed, res.Duplicates, res.Prepared, len(res.Issued), res.FirstErrors)
+	}
+}
+
 func TestRunDuration(t *testing.T) {
 	s := newSCEPServer(t)
 	o := s.options(s.url)
@@ -297,6 +320,9 @@ func TestRunDuration(t *testing.T) {
 	res := run(t, o)
 	if res.OK == 0 || res.Failed != 0 || res.ElapsedSeconds > 20 {
 		t.Fatalf("ok %d failed %d in %.1fs: %v", res.OK, res.Failed, res.ElapsedSeconds, res.FirstErrors)
+	}
+	if res.Prepared {
+		t.Error("Prepared with no count: a run of unknown length cannot build its requests ahead")
 	}
 }
 

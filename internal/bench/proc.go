@@ -139,3 +139,17 @@ func serverUsage(pids []int, before, after cpuSample, ok int) *ServerUsage {
 	}
 	return u
 }
+
+// loadToolUsage is this process's CPU between two samples of it.
+func loadToolUsage(self []int, before, after cpuSample, attempted int, elapsed time.Duration) *LoadToolUsage {
+	b, a := before[self[0]], after[self[0]]
+	if b.err != nil || a.err != nil || elapsed <= 0 {
+		return nil
+	}
+	d := a.cpu - b.cpu
+	u := &LoadToolUsage{CPUSeconds: d.Seconds(), Cores: d.Seconds() / elapsed.Seconds()}
+	if attempted > 0 {
+		u.CPUMsPerEnroll = float64(d) / float64(time.Millisecond) / float64(attempted)
+	}
+	return u
+}

@@ -224,7 +224,7 @@ type scepEnroller struct {
 	keys    []poolKey
 }
 
-func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti int, item *poolItem) (*x509.Certificate, error) {
+func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti, _ int, item *poolItem) (func() (*x509.Certificate, error), error) {
 	t := e.targets[ti]
 	k := &e.keys[item.key]
 	c := &client.SCEP{URL: t.url, HTTP: w.http, Now: e.o.Now}
@@ -232,10 +232,66 @@ func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti int, item *pool
 		CSR: item.der, Key: k.key, SignerCert: k.signer, SignerKey: k.key,
 		CACerts: t.caCerts, Caps: t.caps, Challenge: e.o.Challenge,
 	})
-	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok && err != nil && ex.status != 0 && ex.status != http.StatusOK {
-		return nil, &statusError{status: ex.status, err: err}
+	if err != nil {
+		return nil, withStatus(ctx, err)
 	}
-	return cert, err
+	return certFinish(cert), nil
+}
+
+// withStatus wraps an enrollment's error in the HTTP status that refused
+// it, if one did.
+func withStatus(ctx context.Context, err error) error {
+	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok && ex.status != 0 && ex.status != http.StatusOK {
+		return &statusError{status: ex.status, err: err}
+	}
+	return err
+}
+
+// preparedSCEP sends requests signed and encrypted before the clock started:
+// request i is enrollment i's.
+type preparedSCEP struct {
+	o        *Options
+	targets  []*target
+	requests []*client.Prepared
+}
+
+// prepareSCEP builds, on every core, the PKCSReq of each of the run's
+// o.Count enrollments, for the URL it will go to.
+func prepareSCEP(ctx context.Context, o *Options, targets []*target, p *pool) (*preparedSCEP, error) {
+	e := &preparedSCEP{o: o, targets: targets, requests: make([]*client.Prepared, o.Count)}
+	start := time.Now()
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "bench: signing and encrypting %d requests (before the clock starts)\n", o.Count)
+	}
+	err := parallel(ctx, o.Count, func(i int) error {
+		t := targets[i%len(targets)]
+		item := p.item(i)
+		k := &p.keys[item.key]
+		c := &client.SCEP{URL: t.url, Now: o.Now}
+		var err error
+		e.requests[i], err = c.Prepare(client.EnrollRequest{
+			CSR: item.der, Key: k.key, SignerCert: k.signer, SignerKey: k.key,
+			CACerts: t.caCerts, Caps: t.caps, Challenge: o.Challenge,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("preparing the requests: %w", err)
+	}
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "bench: requests ready in %.1fs\n", time.Since(start).Seconds())
+	}
+	return e, nil
+}
+
+func (e *preparedSCEP) enroll(ctx context.Context, w *worker, ti, i int, _ *poolItem) (func() (*x509.Certificate, error), error) {
+	c := &client.SCEP{URL: e.targets[ti].url, HTTP: w.http, Now: e.o.Now}
+	p := e.requests[i]
+	body, err := c.SendPrepared(ctx, p)
+	if err != nil {
+		return nil, withStatus(ctx, err)
+	}
+	return func() (*x509.Certificate, error) { return p.Certificate(body) }, nil
 }
 
 // estEnroller posts the pre-encoded CSR to simpleenroll with HTTP Basic
@@ -255,7 +311,7 @@ func newESTEnroller(o *Options, targets []*target) *estEnroller {
 	return e
 }
 
-func (e *estEnroller) enroll(ctx context.Context, w *worker, ti int, item *poolItem) (*x509.Certificate, error) {
+func (e *estEnroller) enroll(ctx context.Context, w *worker, ti, _ int, item *poolItem) (func() (*x509.Certificate, error), error) {
 	t := e.targets[ti]
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(item.b64))
 	if err != nil {
@@ -280,6 +336,12 @@ func (e *estEnroller) enroll(ctx context.Context, w *worker, ti int, item *poolI
 		}
 		return nil, &statusError{status: resp.StatusCode, err: fmt.Errorf("HTTP %d %s", resp.StatusCode, reason)}
 	}
+	return func() (*x509.Certificate, error) { return estCertificate(body, item.spki) }, nil
+}
+
+// estCertificate finds the certificate for the CSR's key in a
+// simpleenroll reply.
+func estCertificate(body, spki []byte) (*x509.Certificate, error) {
 	der, err := est.DecodeBase64(body)
 	if err != nil {
 		return nil, &verifyError{kind: "reply", err: err}
@@ -289,7 +351,7 @@ func (e *estEnroller) enroll(ctx context.Context, w *worker, ti int, item *poolI
 		return nil, &verifyError{kind: "reply", err: err}
 	}
 	for _, c := range sd.Certificates {
-		if bytes.Equal(c.RawSubjectPublicKeyInfo, item.spki) {
+		if bytes.Equal(c.RawSubjectPublicKeyInfo, spki) {
 			return c, nil
 		}
 	}

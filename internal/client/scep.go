@@ -286,29 +286,19 @@ type exchange struct {
 // Enroll sends a PKCSReq (or RenewalReq) and returns the issued certificate,
 // polling while the request is pending if asked to.
 func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, error) {
-	csr, err := x509.ParseCertificateRequest(r.CSR)
-	if err != nil {
-		return nil, fmt.Errorf("certificate request: %w", err)
-	}
-	x, err := c.newExchange(r)
+	p, err := c.Prepare(r)
 	if err != nil {
 		return nil, err
 	}
-	x.csr, x.txID = csr, TransactionID(csr.RawSubjectPublicKeyInfo)
-	if x.signerCert == nil {
-		x.signerKey = r.Key
-		if x.signerCert, err = SelfSigned(csr, r.Key, c.now()); err != nil {
-			return nil, err
-		}
-	}
-	typ := r.Type
-	if typ == "" {
-		typ = scep.PKCSReq
-	}
-	rep, err := x.send(ctx, typ, r.CSR)
+	body, err := c.pkiOperation(ctx, r.Caps, p.message)
 	if err != nil {
 		return nil, err
 	}
+	rep, err := c.checkReply(body, r.CACerts, p.x.txID, p.nonce)
+	if err != nil {
+		return nil, err
+	}
+	x := p.x
 	deadline := time.Now().Add(r.MaxWait)
 	wait := r.PollInterval
 	if wait <= 0 {
@@ -330,7 +320,7 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 		if x.recipient.IsCA {
 			caName = x.recipient.RawSubject
 		}
-		poll, err := scep.MarshalIssuerAndSubject(caName, csr.RawSubject)
+		poll, err := scep.MarshalIssuerAndSubject(caName, x.csr.RawSubject)
 		if err != nil {
 			return nil, err
 		}
@@ -338,6 +328,73 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 			return nil, err
 		}
 	}
+	return x.certificate(rep)
+}
+
+// Prepared is a PKCSReq (or RenewalReq) signed and encrypted ahead of
+// sending, as a load generator builds its requests before its clock starts.
+// Send it once, with SendPrepared, and read the reply with Certificate.
+type Prepared struct {
+	x       *exchange
+	nonce   []byte
+	message []byte // the pkiMessage, DER
+}
+
+// Prepare builds r's pkiMessage: a fresh sender nonce, the CSR encrypted to
+// the CA or RA, signed by r's signer or by a self-signed certificate of the
+// CSR's key.
+func (c *SCEP) Prepare(r EnrollRequest) (*Prepared, error) {
+	csr, err := x509.ParseCertificateRequest(r.CSR)
+	if err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	x, err := c.newExchange(r)
+	if err != nil {
+		return nil, err
+	}
+	x.csr, x.txID = csr, TransactionID(csr.RawSubjectPublicKeyInfo)
+	if x.signerCert == nil {
+		x.signerKey = r.Key
+		if x.signerCert, err = SelfSigned(csr, r.Key, c.now()); err != nil {
+			return nil, err
+		}
+	}
+	typ := r.Type
+	if typ == "" {
+		typ = scep.PKCSReq
+	}
+	msg, nonce, err := x.build(typ, r.CSR)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{x: x, nonce: nonce, message: msg}, nil
+}
+
+// SendPrepared sends p to c's URL (c may differ from the client that
+// prepared it, say by its HTTP connections) and returns the reply's body,
+// unchecked: Certificate checks it.
+func (c *SCEP) SendPrepared(ctx context.Context, p *Prepared) ([]byte, error) {
+	return c.pkiOperation(ctx, p.x.r.Caps, p.message)
+}
+
+// Certificate checks a reply to p (signed by a certificate from GetCACert,
+// answering p's transaction and nonce) and returns the certificate it
+// issued for p's key. A PENDING reply is a *PendingError, a FAILURE a
+// *FailureError.
+func (p *Prepared) Certificate(body []byte) (*x509.Certificate, error) {
+	rep, err := p.x.c.checkReply(body, p.x.r.CACerts, p.x.txID, p.nonce)
+	if err != nil {
+		return nil, err
+	}
+	if rep.PKIStatus == scep.StatusPending {
+		return nil, &PendingError{TransactionID: p.x.txID}
+	}
+	return p.x.certificate(rep)
+}
+
+// certificate returns the certificate for the request's key from a
+// CertRep that is no longer pending.
+func (x *exchange) certificate(rep *scep.PKIMessage) (*x509.Certificate, error) {
 	switch rep.PKIStatus {
 	case scep.StatusSuccess:
 	case scep.StatusFailure:
@@ -350,7 +407,7 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 		return nil, err
 	}
 	for _, cert := range certs {
-		if bytes.Equal(cert.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo) {
+		if bytes.Equal(cert.RawSubjectPublicKeyInfo, x.csr.RawSubjectPublicKeyInfo) {
 			return cert, nil
 		}
 	}
@@ -374,18 +431,7 @@ func (c *SCEP) newExchange(r EnrollRequest) (*exchange, error) {
 
 // send signs and sends one pkiMessage of the transaction and checks the reply.
 func (x *exchange) send(ctx context.Context, typ scep.MessageType, content []byte) (*scep.PKIMessage, error) {
-	envelope, err := cms.Encrypt(content, []*x509.Certificate{x.recipient}, cms.EncryptOptions{Cipher: x.cipher, KeyTransport: cms.RSAPKCS1v15})
-	if err != nil {
-		return nil, fmt.Errorf("encrypting the request: %w", err)
-	}
-	nonce, err := scep.NewNonce()
-	if err != nil {
-		return nil, err
-	}
-	msg, err := scep.BuildRequest(scep.Request{
-		Type: typ, TransactionID: x.txID, SenderNonce: nonce, Digest: x.digest,
-		Envelope: envelope, SigningTime: x.c.now(),
-	}, scep.Identity{Cert: x.signerCert, Key: x.signerKey})
+	msg, nonce, err := x.build(typ, content)
 	if err != nil {
 		return nil, err
 	}
@@ -394,6 +440,26 @@ func (x *exchange) send(ctx context.Context, typ scep.MessageType, content []byt
 		return nil, err
 	}
 	return x.c.checkReply(body, x.r.CACerts, x.txID, nonce)
+}
+
+// build encrypts content to the recipient and signs the pkiMessage, with a
+// fresh sender nonce, which it returns too.
+func (x *exchange) build(typ scep.MessageType, content []byte) (msg, nonce []byte, err error) {
+	envelope, err := cms.Encrypt(content, []*x509.Certificate{x.recipient}, cms.EncryptOptions{Cipher: x.cipher, KeyTransport: cms.RSAPKCS1v15})
+	if err != nil {
+		return nil, nil, fmt.Errorf("encrypting the request: %w", err)
+	}
+	if nonce, err = scep.NewNonce(); err != nil {
+		return nil, nil, err
+	}
+	msg, err = scep.BuildRequest(scep.Request{
+		Type: typ, TransactionID: x.txID, SenderNonce: nonce, Digest: x.digest,
+		Envelope: envelope, SigningTime: x.c.now(),
+	}, scep.Identity{Cert: x.signerCert, Key: x.signerKey})
+	if err != nil {
+		return nil, nil, err
+	}
+	return msg, nonce, nil
 }
 
 // open decrypts a SUCCESS CertRep and returns its certificates.
