@@ -82,6 +82,10 @@ type result struct {
 		CPUMs     float64 `json:"cpu_ms_per_enrollment"`
 		PeakRSSKB int64   `json:"peak_rss_kb"`
 	} `json:"server"`
+	Prepared bool `json:"prepared"`
+	LoadTool *struct {
+		Cores float64 `json:"cores"`
+	} `json:"load_tool"`
 }
 
 // cell is one server at one concurrency: the medians of its runs.
@@ -93,6 +97,8 @@ type cell struct {
 	cpu                 float64 // NaN when unknown
 	cpuByRound          map[int]float64
 	rssMB               float64
+	toolCores           float64 // the load tool's busiest run: cores used while the clock ran; NaN when unknown
+	prepared            int     // runs whose requests were built before the clock
 	attempted, failed   int
 	dups, bad           int
 	reasons             map[string]int
@@ -236,7 +242,7 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 		if len(rs) == 0 {
 			continue
 		}
-		x := &cell{conc: c, runs: len(rs), wanted: wanted, reasons: map[string]int{}, cpuByRound: map[int]float64{}}
+		x := &cell{conc: c, runs: len(rs), wanted: wanted, reasons: map[string]int{}, cpuByRound: map[int]float64{}, toolCores: math.NaN()}
 		var rate, p50, p90, p99, rtP50, rtP99, cpu, rss []float64
 		for i, r := range rs {
 			rate = append(rate, r.Rate)
@@ -251,6 +257,12 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 				cpu = append(cpu, r.Server.CPUMs)
 				x.cpuByRound[rounds[c][i]] = r.Server.CPUMs
 				rss = append(rss, float64(r.Server.PeakRSSKB)/1024)
+			}
+			if r.LoadTool != nil && !(r.LoadTool.Cores <= x.toolCores) {
+				x.toolCores = r.LoadTool.Cores
+			}
+			if r.Prepared {
+				x.prepared++
 			}
 			x.attempted += r.Attempted
 			x.failed += r.Failed
@@ -451,6 +463,45 @@ func (rd *rowData) best() (float64, int) {
 	return best, conc
 }
 
+// preparedText says what the load tool did per enrollment on the clock:
+// with prepared requests (scepter bench's default with a count) only send
+// and receive.
+func preparedText(data []*rowData) string {
+	runs, prepared := 0, 0
+	for _, rd := range data {
+		for _, x := range rd.cells {
+			runs += x.runs
+			prepared += x.prepared
+		}
+	}
+	const check = "the chain, that the key matches the CSR, that the serial is new"
+	switch {
+	case runs > 0 && prepared == runs:
+		return "It also signs and encrypts every SCEP run's PKCSReqs before the clock starts (each with its own transaction nonce, to the RA with the strongest AES the server offers), so that on the clock it only sends each request over a kept-alive HTTP connection and reads the reply; after the clock stops it decrypts and verifies every reply: " + check + "."
+	case prepared == 0:
+		return "Per enrollment it then signs the pkiMessage, encrypts it to the RA with the strongest AES the server offers, sends a PKCSReq over a kept-alive HTTP connection and decrypts and verifies the reply: " + check + "."
+	default:
+		return fmt.Sprintf("In %d of the %d runs it also built the requests before the clock and checked the replies after it (`scepter bench`'s default with a count); in the others it signed, encrypted, decrypted and verified (%s) on the clock.", prepared, runs, check)
+	}
+}
+
+// toolCoresText tells how busy the load tool's own core was in its busiest
+// run: near 100 %, its own waits are part of the latencies.
+func toolCoresText(data []*rowData) string {
+	busiest, where := math.NaN(), ""
+	for _, rd := range data {
+		for _, x := range rd.cells {
+			if !(x.toolCores <= busiest) && !math.IsNaN(x.toolCores) {
+				busiest, where = x.toolCores, fmt.Sprintf("%s at concurrency %d", rd.def.label, x.conc)
+			}
+		}
+	}
+	if math.IsNaN(busiest) {
+		return ""
+	}
+	return fmt.Sprintf("While the clock ran, the load tool used at most %.0f%% of its core (%s).", 100*busiest, where)
+}
+
 func find(data []*rowData, id string) *rowData {
 	for _, rd := range data {
 		if rd.def.id == id {
@@ -513,8 +564,8 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	p("- The servers are measured in %s round(s). In each round every server runs alone, started fresh (new CA, new empty store) on 127.0.0.1 and pinned to CPU %s, and `scepter bench` runs pinned to CPU %s: a warm-up of %s enrollments, then one run of %s enrollments at each concurrency (%s), then the next server. The rounds interleave the servers so that a stretch in which other work slows the machine down falls on one run of each server rather than on every run of one.\n",
 		meta["runs"], meta["server_cpu"], meta["load_cpu"], meta["warmup"], meta["n"], strings.Join(strings.Fields(meta["concurrency"]), ", "))
 	p("- The table shows per cell the **median** of the runs for enroll/s, latency percentiles and server CPU, and the **sum** over the runs of failures and duplicate serials.\n")
-	p("- Before the clock starts, `scepter bench` builds a pool of %s RSA-2048 client keys (keys are reused, but every enrollment has a CSR and a subject of its own) and their self-signed signer certificates, and fetches GetCACaps and GetCACert. Per enrollment it then signs the pkiMessage, encrypts it to the RA with the strongest AES the server offers, sends a PKCSReq over a kept-alive HTTP connection and decrypts and verifies the reply: the chain, that the key matches the CSR, that the serial is new.\n", meta["pool"])
-	p("- Latency is the load tool's, from before it signs the request to after it has decrypted and verified the reply. \"Of it the server\" is the part spent waiting for the server: from sending the HTTP request to the reply's headers (`round_trip_ms` of `scepter bench --json`); the rest is the load tool's own work on its one core, shared by its workers.\n")
+	p("- Before the clock starts, `scepter bench` builds a pool of %s RSA-2048 client keys (keys are reused, but every enrollment has a CSR and a subject of its own) and their self-signed signer certificates, and fetches GetCACaps and GetCACert. %s\n", meta["pool"], preparedText(data))
+	p("- Latency is the load tool's, from the start of an enrollment's work on the clock to its end. \"Of it the server\" is the part spent waiting for the server: from sending the HTTP request to the reply's headers (`round_trip_ms` of `scepter bench --json`); the rest is the load tool's own work on its one core, shared by its workers. %s\n", toolCoresText(data))
 	p("- Server CPU is utime+stime of the server process from /proc/PID/stat before and after each run, divided by the enrollments that succeeded.\n")
 	p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic: with the static challenge as the password (as the SCEP rows), and, at fewer concurrencies, as an EST user (`scepter est user add`), whose argon2id hash the server checks on every request.\n")
 	p("- Crypto floor: `go test -bench BenchmarkCryptoFloor -benchtime 200x -count 5 ./internal/bench/floor` (the bare private-key operations one enrollment of that configuration must make), pinned to the server's CPU, before each round and after the last; the floor is the **minimum** ns/op over all repetitions.\n")
