@@ -54,7 +54,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 	fs.BoolVar(&f.asJSON, "json", false, "print the summary as JSON on stdout (the text summary goes to stderr unless --quiet)")
 	fs.StringVar(&f.serialsOut, "serials-out", "", "write a line per certificate received: SERIAL-HEX ISSUER-ID URL")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines")
-	fs.BoolVar(&f.onClock, "on-clock", false, fmt.Sprintf("sign and encrypt each request and check each reply on the clock, as devices do (default: with a --count of at most %d, SCEP requests are built before the clock starts and replies checked after it stops, so that the figures are the server's, not the load tool's)", bench.MaxPrepared))
+	fs.BoolVar(&f.onClock, "on-clock", false, fmt.Sprintf("sign and encrypt each request and check each reply on the clock, as devices do (default: with a --count of at most %d, SCEP requests are built before the clock starts and replies checked after it stops, so that the figures are the server's, not the load tool's; their signingTime is when they were built)", bench.MaxPrepared))
 	fs.BoolVar(&f.allowFailures, "allow-failures", false, "exit 0 despite failed enrollments (never despite a bad certificate or a duplicate serial)")
 	if err := parseFlags(fs, e, args, 0, nil); err != nil {
 		return err

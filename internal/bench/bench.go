@@ -101,7 +101,10 @@ type Options struct {
 	// would. Otherwise, when Count is set and at most MaxPrepared, SCEP
 	// requests are built before the clock starts and replies are checked
 	// after it stops, so that the latencies and the rate are the server's
-	// and not the load tool's own CPU, shared by its workers.
+	// and not the load tool's own CPU, shared by its workers. Prepared
+	// requests carry the signingTime of when they were built: a server
+	// that accepts little clock skew may refuse the last of a long run
+	// (failInfo badTime), which OnClock avoids.
 	OnClock bool
 }
 
