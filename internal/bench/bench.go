@@ -229,11 +229,6 @@ type enroller interface {
 	enroll(ctx context.Context, w *worker, target, i int, item *poolItem) (finish func() (*x509.Certificate, error), err error)
 }
 
-// certFinish is the finish of an enrollment whose certificate is known.
-func certFinish(cert *x509.Certificate) func() (*x509.Certificate, error) {
-	return func() (*x509.Certificate, error) { return cert, nil }
-}
-
 // worker is one concurrent client: its own HTTP transport, so its
 // connections are kept alive and its TLS sessions resumed.
 type worker struct {
@@ -263,13 +258,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	prepare := !o.OnClock && o.Count > 0 && o.Count <= MaxPrepared
-	var en enroller = &scepEnroller{o: &o, targets: targets, keys: pool.keys}
+	var en enroller
 	if o.Protocol == EST {
 		en = newESTEnroller(&o, targets)
-	} else if prepare {
-		if en, err = prepareSCEP(ctx, &o, targets, pool); err != nil {
-			return nil, err
+	} else {
+		se := &scepEnroller{o: &o, targets: targets, keys: pool.keys}
+		if prepare {
+			if err := se.prepare(ctx, pool); err != nil {
+				return nil, err
+			}
 		}
+		en = se
 	}
 	r := &run{o: &o, targets: targets, pool: pool, en: en, v: v, deferred: prepare}
 	return r.do(ctx)
@@ -389,8 +388,8 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 		}
 	}()
 
-	self := []int{os.Getpid()}
-	cpuBefore, toolBefore := readCPU(o.ServerPIDs), readCPU(self)
+	self := os.Getpid()
+	cpuBefore, toolBefore := readCPU(o.ServerPIDs), readCPU([]int{self})
 	start := time.Now()
 	var deadline time.Time
 	if o.Duration > 0 {
@@ -407,7 +406,7 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpuAfter, toolAfter := readCPU(o.ServerPIDs), readCPU(self)
+	cpuAfter, toolAfter := readCPU(o.ServerPIDs), readCPU([]int{self})
 	stopProgress()
 	r.checkDeferred(ctx)
 

@@ -140,9 +140,9 @@ func serverUsage(pids []int, before, after cpuSample, ok int) *ServerUsage {
 	return u
 }
 
-// loadToolUsage is this process's CPU between two samples of it.
-func loadToolUsage(self []int, before, after cpuSample, attempted int, elapsed time.Duration) *LoadToolUsage {
-	b, a := before[self[0]], after[self[0]]
+// loadToolUsage is process pid's CPU between two samples of it.
+func loadToolUsage(pid int, before, after cpuSample, attempted int, elapsed time.Duration) *LoadToolUsage {
+	b, a := before[pid], after[pid]
 	if b.err != nil || a.err != nil || elapsed <= 0 {
 		return nil
 	}

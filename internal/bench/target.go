@@ -216,82 +216,70 @@ type statusError struct {
 func (e *statusError) Error() string { return e.err.Error() }
 func (e *statusError) Unwrap() error { return e.err }
 
-// scepEnroller sends a PKCSReq through the SCEP client, signed by the
-// pre-built self-signed certificate of the request's key.
+// scepEnroller sends PKCSReqs through the SCEP client, each signed by the
+// pre-built self-signed certificate of its request's key: built before the
+// clock started (prepared, request i is enrollment i's), or on the clock.
 type scepEnroller struct {
-	o       *Options
-	targets []*target
-	keys    []poolKey
+	o        *Options
+	targets  []*target
+	keys     []poolKey
+	prepared []*client.Prepared // nil: each request is built on the clock
 }
 
-func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti, _ int, item *poolItem) (func() (*x509.Certificate, error), error) {
+// request builds the PKCSReq of item for target ti.
+func (e *scepEnroller) request(ti int, item *poolItem) (*client.Prepared, error) {
 	t := e.targets[ti]
 	k := &e.keys[item.key]
-	c := &client.SCEP{URL: t.url, HTTP: w.http, Now: e.o.Now}
-	cert, err := c.Enroll(ctx, client.EnrollRequest{
+	c := &client.SCEP{URL: t.url, Now: e.o.Now}
+	return c.Prepare(client.EnrollRequest{
 		CSR: item.der, Key: k.key, SignerCert: k.signer, SignerKey: k.key,
 		CACerts: t.caCerts, Caps: t.caps, Challenge: e.o.Challenge,
 	})
-	if err != nil {
-		return nil, withStatus(ctx, err)
-	}
-	return certFinish(cert), nil
 }
 
-// withStatus wraps an enrollment's error in the HTTP status that refused
-// it, if one did.
-func withStatus(ctx context.Context, err error) error {
-	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok && ex.status != 0 && ex.status != http.StatusOK {
-		return &statusError{status: ex.status, err: err}
-	}
-	return err
-}
-
-// preparedSCEP sends requests signed and encrypted before the clock started:
-// request i is enrollment i's.
-type preparedSCEP struct {
-	o        *Options
-	targets  []*target
-	requests []*client.Prepared
-}
-
-// prepareSCEP builds, on every core, the PKCSReq of each of the run's
-// o.Count enrollments, for the URL it will go to.
-func prepareSCEP(ctx context.Context, o *Options, targets []*target, p *pool) (*preparedSCEP, error) {
-	e := &preparedSCEP{o: o, targets: targets, requests: make([]*client.Prepared, o.Count)}
+// prepare builds, on every core, the PKCSReq of each of the run's o.Count
+// enrollments, for the URL it will go to.
+func (e *scepEnroller) prepare(ctx context.Context, p *pool) error {
+	o := e.o
+	e.prepared = make([]*client.Prepared, o.Count)
 	start := time.Now()
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "bench: signing and encrypting %d requests (before the clock starts)\n", o.Count)
 	}
 	err := parallel(ctx, o.Count, func(i int) error {
-		t := targets[i%len(targets)]
-		item := p.item(i)
-		k := &p.keys[item.key]
-		c := &client.SCEP{URL: t.url, Now: o.Now}
 		var err error
-		e.requests[i], err = c.Prepare(client.EnrollRequest{
-			CSR: item.der, Key: k.key, SignerCert: k.signer, SignerKey: k.key,
-			CACerts: t.caCerts, Caps: t.caps, Challenge: o.Challenge,
-		})
+		e.prepared[i], err = e.request(i%len(e.targets), p.item(i))
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("preparing the requests: %w", err)
+		return fmt.Errorf("preparing the requests: %w", err)
 	}
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "bench: requests ready in %.1fs\n", time.Since(start).Seconds())
 	}
-	return e, nil
+	return nil
 }
 
-func (e *preparedSCEP) enroll(ctx context.Context, w *worker, ti, i int, _ *poolItem) (func() (*x509.Certificate, error), error) {
-	c := &client.SCEP{URL: e.targets[ti].url, HTTP: w.http, Now: e.o.Now}
-	p := e.requests[i]
-	body, err := c.SendPrepared(ctx, p)
-	if err != nil {
-		return nil, withStatus(ctx, err)
+func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti, i int, item *poolItem) (func() (*x509.Certificate, error), error) {
+	var req *client.Prepared
+	if e.prepared != nil {
+		req = e.prepared[i]
+	} else {
+		var err error
+		if req, err = e.request(ti, item); err != nil {
+			return nil, err
+		}
 	}
-	return func() (*x509.Certificate, error) { return p.Certificate(body) }, nil
+	c := &client.SCEP{URL: e.targets[ti].url, HTTP: w.http, Now: e.o.Now}
+	body, err := c.SendPrepared(ctx, req)
+	if err != nil {
+		// The HTTP status that refused it, if one did.
+		if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok && ex.status != 0 && ex.status != http.StatusOK {
+			return nil, &statusError{status: ex.status, err: err}
+		}
+		return nil, err
+	}
+	return func() (*x509.Certificate, error) { return req.Certificate(body) }, nil
 }
 
 // estEnroller posts the pre-encoded CSR to simpleenroll with HTTP Basic

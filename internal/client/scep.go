@@ -290,7 +290,7 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.pkiOperation(ctx, r.Caps, p.message)
+	body, err := c.SendPrepared(ctx, p)
 	if err != nil {
 		return nil, err
 	}

@@ -242,8 +242,8 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 		if len(rs) == 0 {
 			continue
 		}
-		x := &cell{conc: c, runs: len(rs), wanted: wanted, reasons: map[string]int{}, cpuByRound: map[int]float64{}, toolCores: math.NaN()}
-		var rate, p50, p90, p99, rtP50, rtP99, cpu, rss []float64
+		x := &cell{conc: c, runs: len(rs), wanted: wanted, reasons: map[string]int{}, cpuByRound: map[int]float64{}}
+		var rate, p50, p90, p99, rtP50, rtP99, cpu, rss, toolCores []float64
 		for i, r := range rs {
 			rate = append(rate, r.Rate)
 			p50 = append(p50, r.Latency.P50)
@@ -258,8 +258,8 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 				x.cpuByRound[rounds[c][i]] = r.Server.CPUMs
 				rss = append(rss, float64(r.Server.PeakRSSKB)/1024)
 			}
-			if r.LoadTool != nil && !(r.LoadTool.Cores <= x.toolCores) {
-				x.toolCores = r.LoadTool.Cores
+			if r.LoadTool != nil {
+				toolCores = append(toolCores, r.LoadTool.Cores)
 			}
 			if r.Prepared {
 				x.prepared++
@@ -279,6 +279,10 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 		x.rtP50, x.rtP99 = math.NaN(), math.NaN()
 		if len(rtP50) > 0 {
 			x.rtP50, x.rtP99 = median(rtP50), median(rtP99)
+		}
+		x.toolCores = math.NaN()
+		if len(toolCores) > 0 {
+			x.toolCores = slicesMax(toolCores)
 		}
 		x.cpu = math.NaN()
 		if len(cpu) > 0 {
@@ -491,7 +495,7 @@ func toolCoresText(data []*rowData) string {
 	busiest, where := math.NaN(), ""
 	for _, rd := range data {
 		for _, x := range rd.cells {
-			if !(x.toolCores <= busiest) && !math.IsNaN(x.toolCores) {
+			if x.toolCores > busiest || (math.IsNaN(busiest) && !math.IsNaN(x.toolCores)) {
 				busiest, where = x.toolCores, fmt.Sprintf("%s at concurrency %d", rd.def.label, x.conc)
 			}
 		}
