@@ -117,8 +117,8 @@ func (s *Store) Certificate(ctx context.Context, issuerID, serialHex string) (*p
 
 // CertificatesBySerial implements store.Store. Records come oldest first.
 func (s *Store) CertificatesBySerial(ctx context.Context, serialHex string) ([]pki.Certificate, error) {
-	certs, _, err := s.queryCerts(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
-		WHERE serial_hex = $1 ORDER BY id`, serialHex)
+	a := sqlstore.Args{Numbered: true}
+	certs, _, err := s.queryCerts(ctx, sqlstore.CertsBySerialQuery(serialHex, &a), a.Values...)
 	if err != nil {
 		return nil, pgError("postgres: certificates with serial %s: %w", serialHex, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/migrate"
 	"github.com/scepter/scepter/internal/store/postgres/pgtest"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 	"github.com/scepter/scepter/internal/store/storetest"
 )
 
@@ -422,6 +423,36 @@ func TestSearchUsesTrigramIndex(t *testing.T) {
 	}
 	if plan := explain(t, s, q, args...); !strings.HasPrefix(plan, "Limit") || strings.Contains(plan, "Sort") {
 		t.Errorf("a frequent term: plan sorts or has no Limit on top:\n%s", plan)
+	}
+}
+
+// TestCertificatesBySerialUsesKey: with no index on the serial alone
+// (schema version 12), a lookup by serial walks the issuers and searches
+// the (issuer_id, serial_hex) key under each, at any inventory size.
+func TestCertificatesBySerialUsesKey(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openFresh(t)
+	if _, err := s.pool.Exec(ctx, `INSERT INTO certificates (issuer_id, serial_hex, subject_dn, sans, not_before,
+		not_after, status, profile, protocol, created_at, der)
+		SELECT 'issuer-' || (i % 3), to_hex(i), 'CN=device-' || i, '[]', 0,
+			86400000000 * (i % 400), 'valid', 'default', 'scep', i, '\x30'
+		FROM generate_series(1, 20000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `VACUUM ANALYZE certificates`); err != nil {
+		t.Fatal(err)
+	}
+	a := sqlstore.Args{Numbered: true}
+	plan := explain(t, s, sqlstore.CertsBySerialQuery("4d2", &a), a.Values...)
+	// Both columns in the Index Cond: a search of the key per issuer, not
+	// one read of all of it filtered on the serial.
+	if strings.Contains(plan, "Seq Scan") || !strings.Contains(plan, "certificates_issuer_id_serial_hex_key") ||
+		!strings.Contains(plan, "(issuer_id = issuers.issuer) AND (serial_hex = ") {
+		t.Errorf("plan does not search the (issuer_id, serial_hex) key per issuer:\n%s", plan)
+	}
+	got, err := s.CertificatesBySerial(ctx, "4d2")
+	if err != nil || len(got) != 1 || got[0].IssuerID != "issuer-1" {
+		t.Errorf("CertificatesBySerial(4d2) = %d records, %v; want the one of issuer-1 (1234 mod 3)", len(got), err)
 	}
 }
 

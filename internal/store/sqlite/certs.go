@@ -99,8 +99,8 @@ func (s *Store) Certificate(ctx context.Context, issuerID, serialHex string) (*p
 
 // CertificatesBySerial implements store.Store. Records come oldest first.
 func (s *Store) CertificatesBySerial(ctx context.Context, serialHex string) ([]pki.Certificate, error) {
-	certs, _, err := s.queryCerts(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
-		WHERE serial_hex = ? ORDER BY id`, serialHex)
+	var a sqlstore.Args
+	certs, _, err := s.queryCerts(ctx, sqlstore.CertsBySerialQuery(serialHex, &a), a.Values...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: certificates with serial %s: %w", serialHex, err)
 	}

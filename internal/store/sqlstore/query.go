@@ -128,3 +128,34 @@ func ExpiringQuery(q store.ExpiryQuery, cur Cursor, a *Args) string {
 	}
 	return query + ` AND NOT ` + RenewedClause + ` ORDER BY c.not_after, c.id LIMIT ` + a.Add(PageLimit(q.Limit)+1)
 }
+
+// CertsBySerialQuery is the CertificatesBySerial query, oldest first. The
+// inventory's key is (issuer_id, serial_hex) and no index has the serial
+// first (one would cost a log page per issuance: schema version 12), so
+// it walks the issuers present, an index seek each, and searches the key
+// under each. A store has a handful of issuers: a few index searches, as
+// cheap as a serial index, at any size.
+//
+// PostgreSQL guesses a hundred rows for the walk, and then prefers one read
+// of the whole key filtered on the serial to a search per issuer; a
+// LATERAL subquery with a LIMIT (the key is unique) leaves it no other way
+// than a search per issuer. SQLite has no LATERAL, and searches per issuer
+// from a join (or skips through the key's issuers once ANALYZE has run).
+func CertsBySerialQuery(serialHex string, a *Args) string {
+	const walk = `WITH RECURSIVE issuers(issuer) AS (
+		SELECT (SELECT MIN(issuer_id) FROM certificates)
+		UNION ALL
+		SELECT (SELECT MIN(c.issuer_id) FROM certificates c WHERE c.issuer_id > issuers.issuer)
+			FROM issuers WHERE issuers.issuer IS NOT NULL)
+	`
+	serial := a.Add(serialHex)
+	if a.Numbered {
+		return walk + `SELECT ` + CertColumns + ` FROM issuers CROSS JOIN LATERAL (
+		SELECT ` + CertColumns + ` FROM certificates
+		WHERE issuer_id = issuers.issuer AND serial_hex = ` + serial + ` LIMIT 1) c
+	ORDER BY id`
+	}
+	return walk + `SELECT ` + CertColumns + ` FROM issuers JOIN certificates ON certificates.issuer_id = issuers.issuer
+	WHERE certificates.serial_hex = ` + serial + `
+	ORDER BY id`
+}

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -394,8 +395,14 @@ func testCertificateLookups(t *testing.T, s store.Store) {
 	a := newCert(issuerA, "7f", t0.Add(time.Hour))
 	b := newCert(issuerB, "7f", t0.Add(2*time.Hour))
 	b.Subject = "CN=other"
-	mustRecord(t, s, issuance(a))
-	mustRecord(t, s, issuance(b))
+	// Issuers before, between and after A and B in key order: the lookup by
+	// serial alone walks the issuers, and must find a serial under any.
+	first := newCert(strings.Repeat("0", 64), "81", t0.Add(3*time.Hour))
+	middle := newCert(strings.Repeat("a1", 31)+"a2", "81", t0.Add(4*time.Hour))
+	last := newCert(strings.Repeat("f", 64), "82", t0.Add(5*time.Hour))
+	for _, c := range []pki.Certificate{a, b, first, middle, last} {
+		mustRecord(t, s, issuance(c))
+	}
 
 	lookups := []struct {
 		name           string
@@ -422,6 +429,8 @@ func testCertificateLookups(t *testing.T, s store.Store) {
 	}{
 		{"7f", []pki.Certificate{a, b}},
 		{"80", nil},
+		{"81", []pki.Certificate{first, middle}},
+		{"82", []pki.Certificate{last}},
 	}
 	for _, bs := range bySerial {
 		got, err := s.CertificatesBySerial(ctx, bs.serial)
