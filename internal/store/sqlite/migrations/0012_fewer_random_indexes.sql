@@ -10,6 +10,7 @@
 -- - certificates_serial: the lookup by serial alone (CertificatesBySerial)
 --   now searches the (issuer_id, serial_hex) key once per issuer, which a
 --   store has a handful of.
--- Together about one log page per enrollment, a tenth of the log.
+-- Together one to two log pages per enrollment (with their splits), a
+-- tenth or more of the log.
 DROP INDEX certificates_transaction;
 DROP INDEX certificates_serial;
