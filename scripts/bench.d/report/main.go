@@ -529,6 +529,21 @@ func f2(v float64) string {
 	return strconv.FormatFloat(v, 'f', 2, 64)
 }
 
+func f3(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
+// times is a ratio as "1.23×", or "n/a" when a side of it is unknown.
+func times(r float64) string {
+	if math.IsNaN(r) || math.IsInf(r, 0) {
+		return "n/a"
+	}
+	return f2(r) + "×"
+}
+
 func mark(ok bool, known bool) string {
 	switch {
 	case !known:
@@ -674,11 +689,11 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 			cpu = x.cpu
 		}
 		r := cpu / fl
-		p("| %s: server CPU / crypto floor `%s` ≤ %.2f× | %s ms / %s ms = **%s×** | %s |\n", id, rd.def.floor, targetFloor,
-			f2(cpu), strconv.FormatFloat(fl, 'f', 3, 64), f2(r), mark(r <= targetFloor, !math.IsNaN(r)))
+		p("| %s: server CPU / crypto floor `%s` ≤ %.2f× | %s ms / %s ms = **%s** | %s |\n", id, rd.def.floor, targetFloor,
+			f2(cpu), f3(fl), times(r), mark(r <= targetFloor, !math.IsNaN(r)))
 		if ck := floor.floorMs(checksKey + rd.def.floor); !math.IsNaN(ck) {
 			p("| %s, for context: the crypto floor plus the checks floor is already %s× the crypto floor; server CPU / (crypto floor + checks floor) | %s ms / %s ms = %s× | not a target |\n",
-				id, f2((fl+ck)/fl), f2(cpu), strconv.FormatFloat(fl+ck, 'f', 3, 64), f2(cpu/(fl+ck)))
+				id, f2((fl+ck)/fl), f2(cpu), f3(fl+ck), f2(cpu/(fl+ck)))
 		}
 	}
 	rsa, step := find(data, "scepter-rsa"), find(data, "step-ca")
@@ -691,14 +706,14 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 			s = x.cpu
 		}
 		r := a / s
-		p("| scepter-rsa CPU / step-ca CPU ≤ %.2f× | %s ms / %s ms = **%s×**%s | %s |\n", targetCPU, f2(a), f2(s), f2(r),
+		p("| scepter-rsa CPU / step-ca CPU ≤ %.2f× | %s ms / %s ms = **%s**%s | %s |\n", targetCPU, f2(a), f2(s), times(r),
 			roundRatios(rsa.at(ratioConc), step.at(ratioConc)), mark(r <= targetCPU, !math.IsNaN(r)))
 	}
 	{
 		a, ac := rsa.best()
 		s, sc := step.best()
 		r := a / s
-		p("| scepter-rsa best enroll/s / step-ca best ≥ %.2f× | %s/s (c=%d) / %s/s (c=%d) = **%s×** | %s |\n", targetRate, f1(a), ac, f1(s), sc, f2(r), mark(r >= targetRate, !math.IsNaN(r)))
+		p("| scepter-rsa best enroll/s / step-ca best ≥ %.2f× | %s/s (c=%d) / %s/s (c=%d) = **%s** | %s |\n", targetRate, f1(a), ac, f1(s), sc, times(r), mark(r >= targetRate, !math.IsNaN(r)))
 	}
 	for _, id := range scepterRows {
 		rd := find(data, id)

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// update rewrites testdata/BENCHMARKS.golden.md from the report's output:
+// go test ./scripts/bench.d/report -update
+var update = flag.Bool("update", false, "rewrite testdata/BENCHMARKS.golden.md")
+
+// testdata/results and testdata/meta.txt are a full run of scripts/bench
+// (at e233cc1: three rounds, seven servers, concurrency 1, 8 and 64, the
+// floors before and after every round), its JSON summaries compacted.
+
+// previous is a BENCHMARKS.md as a rerun finds it: the sections written by
+// hand or by other scripts must come through unchanged.
+const previous = `# Benchmarks
+
+Old figures, replaced.
+
+<!-- profile -->
+## Where the time goes (default configuration)
+A hand-written profile, | with a table | 1.23 |.
+<!-- /profile -->
+
+<!-- cluster -->
+## SQLite and PostgreSQL, one node and several (scripts/bench-cluster)
+cluster table
+<!-- /cluster -->
+
+<!-- soak -->
+## Memory over a long run (scripts/bench-soak)
+soak table
+<!-- /soak -->
+`
+
+// report runs the report on a copy of results (changed first by edit, if
+// any) over a BENCHMARKS.md holding previous, and returns what it wrote.
+func report(t *testing.T, edit func(results string)) string {
+	t.Helper()
+	dir := t.TempDir()
+	results := filepath.Join(dir, "results")
+	if err := os.CopyFS(results, os.DirFS("testdata/results")); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(results)
+	}
+	out := filepath.Join(dir, "BENCHMARKS.md")
+	if err := os.WriteFile(out, []byte(previous), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(results, "testdata/meta.txt", out); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestReportGolden: the whole report of a real run, byte for byte. A
+// change of wording or layout shows up here in review; -update accepts it.
+func TestReportGolden(t *testing.T) {
+	got := report(t, nil)
+	golden := filepath.Join("testdata", "BENCHMARKS.golden.md")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("the report differs from %s (rerun with -update if the change is meant):\n%s", golden, firstDiff(got, string(want)))
+	}
+}
+
+// TestReportFigures checks the figures the targets rest on against the run
+// by hand, so that the golden file cannot bless a wrong median, minimum
+// or sum.
+func TestReportFigures(t *testing.T) {
+	got := report(t, nil)
+	for _, want := range []string{
+		// scepter-default at c=8: CPU 2.85, 3.01, 3.99 → median 3.01;
+		// crypto floor `default`: minimum of 20 repetitions, 1.668 ms.
+		"| scepter-default: server CPU / crypto floor `default` ≤ 1.15× | 3.01 ms / 1.668 ms = **1.80×** | **not met** |",
+		// scepter-rsa / step-ca per round: 3.62/3.49, 5.15/3.49, 3.69/3.43.
+		"3.69 ms / 3.49 ms = **1.06×**; round by round 1.04×, 1.48×, 1.08×",
+		// Best throughput: scepter-rsa 269.8/s and step-ca 282.8/s, both at c=64.
+		"269.8/s (c=64) / 282.8/s (c=64) = **0.95×**",
+		// Failures and duplicates are sums over every run: 3 × 3 × 1,000.
+		"| scepter-default: 0 failures and 0 duplicate serials (c = 1, 8, 64) | 0 failures, 0 duplicates in 9000 enrollments | **met** |",
+		"| scepter-est: p99 < 30 ms at c=8 | 28.4 ms | **met** |",
+		// micromdm's duplicate serials at c=64, summed: 155 + 33 + 39.
+		"| 147.7 | 424.4 | 484.5 | 494.0 | 424.3 / 494.0 | 6.76 | 12.9 | 0 | 227 | 3 |",
+		"| `rsa-ca` | 0.235 | 20 | 1.10× |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	// The sections of other hands, kept as they were, and the old text gone.
+	for _, kept := range []string{
+		"<!-- profile -->\n## Where the time goes (default configuration)\nA hand-written profile, | with a table | 1.23 |.\n<!-- /profile -->",
+		"<!-- cluster -->\n## SQLite and PostgreSQL, one node and several (scripts/bench-cluster)\ncluster table\n<!-- /cluster -->",
+		"<!-- soak -->\n## Memory over a long run (scripts/bench-soak)\nsoak table\n<!-- /soak -->",
+	} {
+		if strings.Count(got, kept) != 1 {
+			t.Errorf("section not kept exactly once:\n%s", kept)
+		}
+	}
+	if strings.Contains(got, "Old figures, replaced.") {
+		t.Error("the previous report's own text survived")
+	}
+}
+
+// TestReportIncomplete: a server that could not run, a run missing, and no
+// floor at all still give a report, which says what is missing instead of
+// a figure.
+func TestReportIncomplete(t *testing.T) {
+	got := report(t, func(results string) {
+		step := filepath.Join(results, "step-ca")
+		if err := os.RemoveAll(step); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(step, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(step, "error.txt"), []byte("go install failed: no network\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(results, "scepter-rsa", "c8-r2.json")); err != nil {
+			t.Fatal(err)
+		}
+		floors, err := filepath.Glob(filepath.Join(results, "floor-*.txt"))
+		if err != nil || len(floors) == 0 {
+			t.Fatalf("floor files: %v, %v", floors, err)
+		}
+		for _, f := range floors {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	for _, want := range []string{
+		"go install failed: no network",
+		// scepter-rsa at c=8 from 2 of 3 runs: CPU 3.62 and 3.69, median 3.655.
+		"| 2 of 3 |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"NaN", "Inf", "%!"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("report holds %q:\n%s", bad, got)
+		}
+	}
+}
+
+// firstDiff shows the first line where a and b differ.
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < len(al) || i < len(bl); i++ {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			return fmt.Sprintf("line %d:\n got: %s\nwant: %s", i+1, x, y)
+		}
+	}
+	return "(no line differs)"
+}
+
+// TestReportSomeServers: a run of some servers only (SERVERS=scepter-default)
+// leaves the others' rows out and their targets not applicable.
+func TestReportSomeServers(t *testing.T) {
+	got := report(t, func(results string) {
+		for _, id := range []string{"scepter-default-2p", "scepter-rsa", "step-ca", "micromdm", "scepter-est", "scepter-est-user"} {
+			if err := os.RemoveAll(filepath.Join(results, id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if !strings.Contains(got, "| scepter-default: server CPU / crypto floor `default` ≤ 1.15× | 3.01 ms / 1.668 ms = **1.80×** | **not met** |") {
+		t.Error("scepter-default's target is missing")
+	}
+	if !strings.Contains(got, "| scepter-rsa CPU / step-ca CPU ≤ 0.80× | n/a ms / n/a ms = **n/a** | **n/a** |") {
+		t.Error("the comparison with step-ca is not marked n/a")
+	}
+	for _, gone := range []string{"step-ca (RSA-2048 intermediate as RA) | SCEP", "micromdm scepserver (RSA-2048 CA as RA), reference | SCEP"} {
+		if strings.Contains(got, gone) {
+			t.Errorf("a row of a server that did not run: %q", gone)
+		}
+	}
+	for _, bad := range []string{"NaN", "Inf", "%!"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("report holds %q", bad)
+		}
+	}
+}
