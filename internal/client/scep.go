@@ -290,15 +290,11 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.SendPrepared(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	rep, err := c.checkReply(body, r.CACerts, p.x.txID, p.nonce)
-	if err != nil {
-		return nil, err
-	}
 	x := p.x
+	rep, err := x.post(ctx, p.message, p.nonce)
+	if err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(r.MaxWait)
 	wait := r.PollInterval
 	if wait <= 0 {
@@ -435,6 +431,11 @@ func (x *exchange) send(ctx context.Context, typ scep.MessageType, content []byt
 	if err != nil {
 		return nil, err
 	}
+	return x.post(ctx, msg, nonce)
+}
+
+// post sends a built pkiMessage and checks that the reply answers it.
+func (x *exchange) post(ctx context.Context, msg, nonce []byte) (*scep.PKIMessage, error) {
 	body, err := x.c.pkiOperation(ctx, x.r.Caps, msg)
 	if err != nil {
 		return nil, err

@@ -515,26 +515,17 @@ func find(data []*rowData, id string) *rowData {
 	return nil
 }
 
-func f1(v float64) string {
+// fixed is v with prec decimals, or "n/a" when it is unknown (NaN).
+func fixed(v float64, prec int) string {
 	if math.IsNaN(v) {
 		return "n/a"
 	}
-	return strconv.FormatFloat(v, 'f', 1, 64)
+	return strconv.FormatFloat(v, 'f', prec, 64)
 }
 
-func f2(v float64) string {
-	if math.IsNaN(v) {
-		return "n/a"
-	}
-	return strconv.FormatFloat(v, 'f', 2, 64)
-}
-
-func f3(v float64) string {
-	if math.IsNaN(v) {
-		return "n/a"
-	}
-	return strconv.FormatFloat(v, 'f', 3, 64)
-}
+func f1(v float64) string { return fixed(v, 1) }
+func f2(v float64) string { return fixed(v, 2) }
+func f3(v float64) string { return fixed(v, 3) }
 
 // times is a ratio as "1.23×", or "n/a" when a side of it is unknown.
 func times(r float64) string {
