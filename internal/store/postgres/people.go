@@ -254,8 +254,8 @@ func (s *Store) DeleteChallenge(ctx context.Context, id string, ev pki.AuditEven
 
 // RenewalsOf implements store.Store.
 func (s *Store) RenewalsOf(ctx context.Context, issuerID, serialHex string) ([]pki.Certificate, error) {
-	certs, _, err := s.queryCerts(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates WHERE renewed_from = $1 ORDER BY id`,
-		issuerID+":"+serialHex)
+	a := sqlstore.Args{Numbered: true}
+	certs, _, err := s.queryCerts(ctx, sqlstore.RenewalsQuery(issuerID, serialHex, &a), a.Values...)
 	if err != nil {
 		return nil, pgError("postgres: renewals of %s/%s: %w", issuerID, serialHex, err)
 	}

@@ -456,6 +456,49 @@ func TestCertificatesBySerialUsesKey(t *testing.T) {
 	}
 }
 
+// TestRenewalsUsePartialIndex: certificates_renewed_from holds the
+// renewals only (schema version 13). RenewalsOf, the notifier's "renewed?"
+// and the expiry scan's "not renewed" read it, never the table, on an
+// analysed inventory where one certificate in twenty is a renewal.
+func TestRenewalsUsePartialIndex(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openFresh(t)
+	if _, err := s.pool.Exec(ctx, `INSERT INTO certificates (issuer_id, serial_hex, subject_dn, sans, not_before,
+		not_after, status, profile, protocol, created_at, der, renewed_from)
+		SELECT 'issuer', to_hex(i), 'CN=device-' || i, '[]', 0, 86400000000 * (i % 400), 'valid', 'default', 'scep', i, '\x30',
+			CASE WHEN i % 20 = 1 THEN 'issuer:' || to_hex(i - 1) ELSE '' END
+		FROM generate_series(1, 20000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `VACUUM ANALYZE certificates`); err != nil {
+		t.Fatal(err)
+	}
+	a := sqlstore.Args{Numbered: true}
+	renewals := sqlstore.RenewalsQuery("issuer", "14", &a)
+	expiring, expiringArgs, err := expiringQuery(store.ExpiryQuery{Now: time.UnixMicro(0), Within: 30 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		name string
+		q    string
+		args []any
+	}{
+		{"RenewalsOf", renewals, a.Values},
+		{"renewed?", `SELECT ` + sqlstore.RenewedClause + ` FROM certificates c WHERE c.issuer_id = $1 AND c.serial_hex = $2`, []any{"issuer", "14"}},
+		{"ExpiringCertificates", expiring, expiringArgs},
+	} {
+		plan := explain(t, s, q.q, q.args...)
+		if !strings.Contains(plan, "certificates_renewed_from") || strings.Contains(plan, "Seq Scan") {
+			t.Errorf("%s: plan does not read certificates_renewed_from, or scans a table:\n%s", q.name, plan)
+		}
+	}
+	got, err := s.RenewalsOf(ctx, "issuer", "14")
+	if err != nil || len(got) != 1 || got[0].SerialHex != "15" {
+		t.Errorf("RenewalsOf(issuer, 14) = %v, %v; want the certificate 15 (21 renews 20)", got, err)
+	}
+}
+
 func explain(t *testing.T, s *Store, q string, args ...any) string {
 	t.Helper()
 	rows, err := s.pool.Query(context.Background(), `EXPLAIN `+q, args...)

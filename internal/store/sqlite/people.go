@@ -250,8 +250,8 @@ func (s *Store) DeleteChallenge(ctx context.Context, id string, ev pki.AuditEven
 
 // RenewalsOf implements store.Store.
 func (s *Store) RenewalsOf(ctx context.Context, issuerID, serialHex string) ([]pki.Certificate, error) {
-	certs, _, err := s.queryCerts(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates WHERE renewed_from = ? ORDER BY id`,
-		issuerID+":"+serialHex)
+	var a sqlstore.Args
+	certs, _, err := s.queryCerts(ctx, sqlstore.RenewalsQuery(issuerID, serialHex, &a), a.Values...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: renewals of %s/%s: %w", issuerID, serialHex, err)
 	}

@@ -160,6 +160,14 @@ func TestQueryPlans(t *testing.T) {
 			}
 			check(t, s, p.name, p.q, args)
 		}
+		// RenewalsOf searches the partial index of renewals (schema
+		// version 13), which only a query saying that renewed_from is not
+		// empty may use.
+		var ra sqlstore.Args
+		if plan := queryPlan(t, s, sqlstore.RenewalsQuery("issuer", "100000", &ra), ra.Values...); !strings.HasPrefix(plan,
+			"SEARCH certificates USING INDEX certificates_renewed_from (renewed_from=?)") {
+			t.Errorf("RenewalsOf: no search of certificates_renewed_from:\n%s", plan)
+		}
 		// CertificatesBySerial walks the issuers (a table of one row per
 		// issuer, built by index searches) and sorts its matches, at most
 		// one per issuer. Every read of certificates is an index search:
@@ -255,8 +263,8 @@ func fill(t testing.TB, s *Store, n int) {
 	}
 	defer tx.Rollback()
 	stmt, err := tx.Prepare(`INSERT INTO certificates (issuer_id, serial_hex, issuer_dn, subject_dn, sans,
-		not_before, not_after, status, profile, protocol, source, transaction_id, key_type, created_at, der)
-		VALUES ('issuer', ?, 'CN=CA', ?, '["a.example"]', ?, ?, ?, ?, 'scep', 'issued', ?, 'p256', ?, ?)`)
+		not_before, not_after, status, profile, protocol, source, transaction_id, key_type, created_at, der, renewed_from)
+		VALUES ('issuer', ?, 'CN=CA', ?, '["a.example"]', ?, ?, ?, ?, 'scep', 'issued', ?, 'p256', ?, ?, ?)`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,8 +279,12 @@ func fill(t testing.TB, s *Store, n int) {
 			profile = "vpn"
 		}
 		sn := strconv.FormatInt(int64(i)+0x100000, 16)
+		renewedFrom := "" // one in twenty renews the one before it
+		if i%20 == 1 {
+			renewedFrom = "issuer:" + strconv.FormatInt(int64(i-1)+0x100000, 16)
+		}
 		if _, err := stmt.Exec(sn, "CN=device-"+sn, sqlstore.Micros(notAfter.Add(-365*24*time.Hour)), sqlstore.Micros(notAfter),
-			status, profile, "tx-"+sn, sqlstore.Micros(t0), der); err != nil {
+			status, profile, "tx-"+sn, sqlstore.Micros(t0), der, renewedFrom); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -129,6 +129,14 @@ func ExpiringQuery(q store.ExpiryQuery, cur Cursor, a *Args) string {
 	return query + ` AND NOT ` + RenewedClause + ` ORDER BY c.not_after, c.id LIMIT ` + a.Add(PageLimit(q.Limit)+1)
 }
 
+// RenewalsQuery is the RenewalsOf query, oldest first: a search of
+// certificates_renewed_from, which holds the renewals only (see
+// RenewedClause).
+func RenewalsQuery(issuerID, serialHex string, a *Args) string {
+	return `SELECT ` + CertColumns + ` FROM certificates WHERE renewed_from = ` + a.Add(issuerID+":"+serialHex) +
+		` AND renewed_from <> '' ORDER BY id`
+}
+
 // CertsBySerialQuery is the CertificatesBySerial query, oldest first. The
 // inventory's key is (issuer_id, serial_hex) and no index has the serial
 // first (one would cost a log page per issuance: schema version 12), so

@@ -80,8 +80,11 @@ func ScanNotifyCert(sc Scanner, extra ...any) (pki.Certificate, int64, error) {
 }
 
 // RenewedClause is true when another certificate names c in renewed_from
-// (an index search on certificates_renewed_from).
-const RenewedClause = `EXISTS (SELECT 1 FROM certificates r WHERE r.renewed_from = c.issuer_id || ':' || c.serial_hex)`
+// (an index search on certificates_renewed_from). That index holds the
+// renewals only (schema version 13), and a planner uses a partial index
+// only for a query that implies its condition: hence the term that
+// renewed_from is not empty.
+const RenewedClause = `EXISTS (SELECT 1 FROM certificates r WHERE r.renewed_from = c.issuer_id || ':' || c.serial_hex AND r.renewed_from <> '')`
 
 // NotificationColumns is the select list ScanNotification reads.
 const NotificationColumns = `issuer_id, serial_hex, threshold, channel, status, attempts, next_attempt_at,
