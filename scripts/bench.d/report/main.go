@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -86,6 +87,7 @@ type result struct {
 	LoadTool *struct {
 		Cores float64 `json:"cores"`
 	} `json:"load_tool"`
+	round int // from the file's name, not its JSON
 }
 
 // cell is one server at one concurrency: the medians of its runs.
@@ -116,13 +118,14 @@ func main() {
 	metaFile := flag.String("meta", "", "key=value file: machine, versions, parameters")
 	out := flag.String("out", "BENCHMARKS.md", "file to write (its profile section is kept)")
 	flag.Parse()
-	if err := run(*results, *metaFile, *out); err != nil {
+	if err := run(*results, *metaFile, *out, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
 }
 
-func run(results, metaFile, out string) error {
+// run writes the report to out, and its table and ratios to term.
+func run(results, metaFile, out string, term io.Writer) error {
 	meta, err := readMeta(metaFile)
 	if err != nil {
 		return err
@@ -162,7 +165,6 @@ func run(results, metaFile, out string) error {
 	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
 		return err
 	}
-	// The table and the ratios also go to the terminal.
 	text := b.String()
 	if i := strings.Index(text, "## Results"); i >= 0 {
 		if j := strings.Index(text, profileBegin); j > i {
@@ -170,7 +172,9 @@ func run(results, metaFile, out string) error {
 		} else {
 			text = text[i:]
 		}
-		fmt.Print(text)
+		if _, err := io.WriteString(term, text); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -218,14 +222,12 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 		rd.err = strings.TrimSpace(string(b))
 	}
 	byConc := map[int][]result{}
-	rounds := map[int][]int{} // the round of each of byConc's results
 	for _, e := range entries {
 		m := runName.FindStringSubmatch(e.Name())
 		if m == nil {
 			continue
 		}
 		c, _ := strconv.Atoi(m[1])
-		round, _ := strconv.Atoi(m[2])
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			return nil, err
@@ -234,8 +236,8 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 		if err := json.Unmarshal(b, &r); err != nil {
 			return nil, fmt.Errorf("%s/%s: %w", dir, e.Name(), err)
 		}
+		r.round, _ = strconv.Atoi(m[2])
 		byConc[c] = append(byConc[c], r)
-		rounds[c] = append(rounds[c], round)
 	}
 	for _, c := range concs {
 		rs := byConc[c]
@@ -244,7 +246,7 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 		}
 		x := &cell{conc: c, runs: len(rs), wanted: wanted, reasons: map[string]int{}, cpuByRound: map[int]float64{}}
 		var rate, p50, p90, p99, rtP50, rtP99, cpu, rss, toolCores []float64
-		for i, r := range rs {
+		for _, r := range rs {
 			rate = append(rate, r.Rate)
 			p50 = append(p50, r.Latency.P50)
 			p90 = append(p90, r.Latency.P90)
@@ -255,7 +257,7 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 			}
 			if r.Server != nil {
 				cpu = append(cpu, r.Server.CPUMs)
-				x.cpuByRound[rounds[c][i]] = r.Server.CPUMs
+				x.cpuByRound[r.round] = r.Server.CPUMs
 				rss = append(rss, float64(r.Server.PeakRSSKB)/1024)
 			}
 			if r.LoadTool != nil {

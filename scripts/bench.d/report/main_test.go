@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -55,12 +56,19 @@ func report(t *testing.T, edit func(results string)) string {
 	if err := os.WriteFile(out, []byte(previous), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(results, "testdata/meta.txt", out); err != nil {
+	var term bytes.Buffer
+	if err := run(results, "testdata/meta.txt", out, &term); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The terminal gets the table and the ratios: the file from its
+	// results up to the profile section.
+	if i, j := bytes.Index(b, []byte("## Results")), bytes.Index(b, []byte(profileBegin)); i < 0 || j < i ||
+		term.String() != string(b[i:j]) {
+		t.Errorf("the terminal got %d bytes, not the report's results section", term.Len())
 	}
 	return string(b)
 }
