@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -172,6 +173,72 @@ func TestReportIncomplete(t *testing.T) {
 		if strings.Contains(got, bad) {
 			t.Errorf("report holds %q:\n%s", bad, got)
 		}
+	}
+}
+
+// TestReportRoundByRound: a comparison with step-ca whose medians meet the
+// target is met only if every interleaved round meets it too.
+func TestReportRoundByRound(t *testing.T) {
+	// setRSA sets scepter-rsa's CPU at c=8 and enroll/s at c=64, round by
+	// round. step-ca's, from the testdata: CPU 3.49, 3.49, 3.43 ms; best
+	// enroll/s 282.8, 262.4, 290.2.
+	setRSA := func(cpu, rate [3]float64) func(string) {
+		return func(results string) {
+			for i := range 3 {
+				edit := func(name, path string, v float64) {
+					f := filepath.Join(results, "scepter-rsa", fmt.Sprintf(name, i+1))
+					b, err := os.ReadFile(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var j map[string]any
+					if err := json.Unmarshal(b, &j); err != nil {
+						t.Fatal(err)
+					}
+					if path == "cpu" {
+						j["server"].(map[string]any)["cpu_ms_per_enrollment"] = v
+					} else {
+						j["enrollments_per_second"] = v
+					}
+					if b, err = json.Marshal(j); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(f, b, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				edit("c8-r%d.json", "cpu", cpu[i])
+				edit("c64-r%d.json", "rate", rate[i])
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		cpu, rate [3]float64
+		cpuWant   string
+		rateWant  string
+	}{
+		{
+			// Medians 2.6 / 3.49 = 0.74× and 380 / 282.8 = 1.34×, but the
+			// third round is 3.4 / 3.43 = 0.99× and 300 / 290.2 = 1.03×.
+			name: "one round misses", cpu: [3]float64{2.5, 2.6, 3.4}, rate: [3]float64{400, 380, 300},
+			cpuWant:  "2.60 ms / 3.49 ms = **0.74×**; round by round 0.72×, 0.74×, 0.99× | **not met in every round** |",
+			rateWant: "380.0/s (c=64) / 282.8/s (c=64) = **1.34×**; round by round 1.41×, 1.45×, 1.03× | **not met in every round** |",
+		},
+		{
+			name: "every round meets", cpu: [3]float64{2.5, 2.6, 2.7}, rate: [3]float64{400, 380, 370},
+			cpuWant:  "2.60 ms / 3.49 ms = **0.74×**; round by round 0.72×, 0.74×, 0.79× | **met** |",
+			rateWant: "380.0/s (c=64) / 282.8/s (c=64) = **1.34×**; round by round 1.41×, 1.45×, 1.27× | **met** |",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := report(t, setRSA(tc.cpu, tc.rate))
+			for _, want := range []string{tc.cpuWant, tc.rateWant} {
+				if !strings.Contains(got, want) {
+					t.Errorf("report lacks %q", want)
+				}
+			}
+		})
 	}
 }
 
