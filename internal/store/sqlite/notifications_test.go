@@ -50,11 +50,12 @@ func TestNotificationQueryPlans(t *testing.T) {
 			if why := badPlan(plan); why != "" {
 				t.Errorf("%s: %s\n%s", name, why, plan)
 			}
-			// The due rows are picked on notifications_due and updated by
-			// key, not by walking every due row.
+			// "Renewed?" searches the partial index of renewals.
 			if name == "renewed" && !strings.Contains(plan, "certificates_renewed_from (renewed_from=?)") {
 				t.Errorf("renewed: plan does not search certificates_renewed_from:\n%s", plan)
 			}
+			// The due rows are picked on notifications_due and updated by
+			// key, not by walking every due row.
 			if strings.HasPrefix(name, "claim") && (!strings.Contains(plan, "notifications_due") ||
 				!strings.HasPrefix(plan, "SEARCH notifications USING PRIMARY KEY (issuer_id=? AND serial_hex=?")) {
 				t.Errorf("claim: plan does not pick on notifications_due and update by key:\n%s", plan)
