@@ -185,30 +185,12 @@ func TestReportRoundByRound(t *testing.T) {
 	setRSA := func(cpu, rate [3]float64) func(string) {
 		return func(results string) {
 			for i := range 3 {
-				edit := func(name, path string, v float64) {
-					f := filepath.Join(results, "scepter-rsa", fmt.Sprintf(name, i+1))
-					b, err := os.ReadFile(f)
-					if err != nil {
-						t.Fatal(err)
-					}
-					var j map[string]any
-					if err := json.Unmarshal(b, &j); err != nil {
-						t.Fatal(err)
-					}
-					if path == "cpu" {
-						j["server"].(map[string]any)["cpu_ms_per_enrollment"] = v
-					} else {
-						j["enrollments_per_second"] = v
-					}
-					if b, err = json.Marshal(j); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(f, b, 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				edit("c8-r%d.json", "cpu", cpu[i])
-				edit("c64-r%d.json", "rate", rate[i])
+				editRun(t, filepath.Join(results, "scepter-rsa", fmt.Sprintf("c8-r%d.json", i+1)), func(j map[string]any) {
+					j["server"].(map[string]any)["cpu_ms_per_enrollment"] = cpu[i]
+				})
+				editRun(t, filepath.Join(results, "scepter-rsa", fmt.Sprintf("c64-r%d.json", i+1)), func(j map[string]any) {
+					j["enrollments_per_second"] = rate[i]
+				})
 			}
 		}
 	}
@@ -239,6 +221,26 @@ func TestReportRoundByRound(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// editRun rewrites the JSON summary of one run through set.
+func editRun(t *testing.T, file string, set func(map[string]any)) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j map[string]any
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	set(j)
+	if b, err = json.Marshal(j); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
