@@ -383,19 +383,7 @@ func TestDeadlockIsRetried(t *testing.T) {
 func TestSearchUsesTrigramIndex(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openFresh(t)
-	if _, err := s.pool.Exec(ctx, `INSERT INTO certificates (issuer_id, serial_hex, subject_dn, sans, not_before,
-		not_after, status, profile, protocol, created_at, der)
-		SELECT 'issuer', to_hex(i), 'CN=device-' || i || ',O=scepter', '["device-' || i || '.example"]', 0,
-			86400000000 * (i % 400), 'valid', 'default', 'scep', i, '\x30'
-		FROM generate_series(1, 20000) AS i`); err != nil {
-		t.Fatal(err)
-	}
-	// VACUUM moves the new rows' trigram entries from the GIN pending list
-	// into the index (autovacuum would), and ANALYZE gives the planner
-	// the statistics of the search expression.
-	if _, err := s.pool.Exec(ctx, `VACUUM ANALYZE certificates`); err != nil {
-		t.Fatal(err)
-	}
+	fillAnalyzed(t, s, generatedCerts{subject: `'CN=device-' || i || ',O=scepter'`, sans: `'["device-' || i || '.example"]'`})
 	for _, f := range []store.CertFilter{
 		{Search: "device-1234."},
 		{Search: "DEVICE-777,"},
@@ -432,16 +420,7 @@ func TestSearchUsesTrigramIndex(t *testing.T) {
 func TestCertificatesBySerialUsesKey(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openFresh(t)
-	if _, err := s.pool.Exec(ctx, `INSERT INTO certificates (issuer_id, serial_hex, subject_dn, sans, not_before,
-		not_after, status, profile, protocol, created_at, der)
-		SELECT 'issuer-' || (i % 3), to_hex(i), 'CN=device-' || i, '[]', 0,
-			86400000000 * (i % 400), 'valid', 'default', 'scep', i, '\x30'
-		FROM generate_series(1, 20000) AS i`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.pool.Exec(ctx, `VACUUM ANALYZE certificates`); err != nil {
-		t.Fatal(err)
-	}
+	fillAnalyzed(t, s, generatedCerts{issuer: `'issuer-' || (i % 3)`})
 	a := sqlstore.Args{Numbered: true}
 	plan := explain(t, s, sqlstore.CertsBySerialQuery("4d2", &a), a.Values...)
 	// Both columns in the Index Cond: a search of the key per issuer, not
@@ -463,16 +442,7 @@ func TestCertificatesBySerialUsesKey(t *testing.T) {
 func TestRenewalsUsePartialIndex(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openFresh(t)
-	if _, err := s.pool.Exec(ctx, `INSERT INTO certificates (issuer_id, serial_hex, subject_dn, sans, not_before,
-		not_after, status, profile, protocol, created_at, der, renewed_from)
-		SELECT 'issuer', to_hex(i), 'CN=device-' || i, '[]', 0, 86400000000 * (i % 400), 'valid', 'default', 'scep', i, '\x30',
-			CASE WHEN i % 20 = 1 THEN 'issuer:' || to_hex(i - 1) ELSE '' END
-		FROM generate_series(1, 20000) AS i`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.pool.Exec(ctx, `VACUUM ANALYZE certificates`); err != nil {
-		t.Fatal(err)
-	}
+	fillAnalyzed(t, s, generatedCerts{renewedFrom: `CASE WHEN i % 20 = 1 THEN 'issuer:' || to_hex(i - 1) ELSE '' END`})
 	a := sqlstore.Args{Numbered: true}
 	renewals := sqlstore.RenewalsQuery("issuer", "14", &a)
 	expiring, expiringArgs, err := expiringQuery(store.ExpiryQuery{Now: time.UnixMicro(0), Within: 30 * 24 * time.Hour})
@@ -496,6 +466,40 @@ func TestRenewalsUsePartialIndex(t *testing.T) {
 	got, err := s.RenewalsOf(ctx, "issuer", "14")
 	if err != nil || len(got) != 1 || got[0].SerialHex != "15" {
 		t.Errorf("RenewalsOf(issuer, 14) = %v, %v; want the certificate 15 (21 renews 20)", got, err)
+	}
+}
+
+// generatedCerts are SQL expressions of i for the columns that the plan
+// tests vary; an empty one takes its default.
+type generatedCerts struct {
+	issuer      string // default 'issuer'
+	subject     string // default 'CN=device-' || i
+	sans        string // default '[]'
+	renewedFrom string // default '' (no renewal)
+}
+
+// fillAnalyzed inserts 20,000 valid certificates, i = 1…20,000, with serial
+// to_hex(i) and not_after spread over 400 days, then runs VACUUM ANALYZE:
+// VACUUM moves the new rows' trigram entries from the GIN pending list into
+// the index (autovacuum would), and ANALYZE gives the planner statistics.
+func fillAnalyzed(t *testing.T, s *Store, g generatedCerts) {
+	t.Helper()
+	or := func(expr, def string) string {
+		if expr == "" {
+			return def
+		}
+		return expr
+	}
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO certificates (issuer_id, serial_hex, subject_dn, sans, not_before,
+		not_after, status, profile, protocol, created_at, der, renewed_from)
+		SELECT `+or(g.issuer, `'issuer'`)+`, to_hex(i), `+or(g.subject, `'CN=device-' || i`)+`, `+or(g.sans, `'[]'`)+`, 0,
+			86400000000 * (i % 400), 'valid', 'default', 'scep', i, '\x30', `+or(g.renewedFrom, `''`)+`
+		FROM generate_series(1, 20000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `VACUUM ANALYZE certificates`); err != nil {
+		t.Fatal(err)
 	}
 }
 
