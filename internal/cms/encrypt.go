@@ -153,46 +153,97 @@ func keyTransportRecipient(pub *rsa.PublicKey, cek []byte, kt KeyTransport, oaep
 // password recipient (RFC 3211; RFC 8894 §3.2.2 uses it for clients without
 // RSA keys): PBKDF2-HMAC-SHA256 with a random salt derives an AES-CBC KEK
 // of the content cipher's key size (AES-128 for DES), which wraps the
-// content key with id-alg-PWRI-KEK.
+// content key with id-alg-PWRI-KEK. It is NewPasswordKey and
+// EncryptPasswordKey in one.
 func EncryptPassword(content, password []byte, opts EncryptOptions) ([]byte, error) {
+	key, err := NewPasswordKey(password, opts.Cipher, opts.PasswordIterations)
+	if err != nil {
+		return nil, err
+	}
+	return EncryptPasswordKey(content, key, opts)
+}
+
+// PasswordKey is a key-encryption key that PBKDF2-HMAC-SHA256 derived from
+// a password, with the salt and iteration count that derived it. One
+// PasswordKey may wrap the content keys of many envelopes: each envelope
+// has a random content key, and each wrap random padding and an IV of its
+// own (RFC 3211 §2.3.1). What they share is the PBKDF2 work, the costly
+// part (some 20 ms at 100000 iterations), and the salt that anyone
+// guessing the password must work against, in any one envelope or in all.
+type PasswordKey struct {
+	cipher ContentCipher // the KEK's cipher: AES-CBC of the content key's size
+	salt   []byte
+	iter   int
+	kek    []byte
+}
+
+// NewPasswordKey derives, with a random salt, the KEK of password for
+// envelopes whose content cipher is contentCipher (zero: AES-256-CBC).
+// iterations zero means 100000; fewer than 10000 are refused.
+func NewPasswordKey(password []byte, contentCipher ContentCipher, iterations int) (*PasswordKey, error) {
 	if len(password) == 0 {
-		return nil, errors.New("cms: EncryptPassword needs a password")
+		return nil, errors.New("cms: a password recipient needs a password")
 	}
-	iter := opts.PasswordIterations
-	if iter == 0 {
-		iter = defaultPasswordIterations
+	if iterations == 0 {
+		iterations = defaultPasswordIterations
 	}
-	if iter < minPasswordIterations || iter > maxPBKDF2Iter {
-		return nil, fmt.Errorf("cms: PBKDF2 iteration count %d outside %d..%d", iter, minPasswordIterations, maxPBKDF2Iter)
+	if iterations < minPasswordIterations || iterations > maxPBKDF2Iter {
+		return nil, fmt.Errorf("cms: PBKDF2 iteration count %d outside %d..%d", iterations, minPasswordIterations, maxPBKDF2Iter)
+	}
+	if contentCipher == 0 {
+		contentCipher = AES256CBC
+	}
+	if _, ok := contentCipher.info(); !ok {
+		return nil, fmt.Errorf("%w: content cipher %v", ErrUnsupportedAlgorithm, contentCipher)
+	}
+	k := &PasswordKey{cipher: kekCipherFor(contentCipher.KeySize()), salt: make([]byte, 16), iter: iterations}
+	if _, err := rand.Read(k.salt); err != nil {
+		return nil, fmt.Errorf("cms: random: %w", err)
+	}
+	var err error
+	k.kek, err = pbkdf2.Key(func() hash.Hash { return crypto.SHA256.New() }, string(password), k.salt, iterations, k.cipher.KeySize())
+	if err != nil {
+		return nil, fmt.Errorf("cms: PBKDF2: %w", err)
+	}
+	return k, nil
+}
+
+// kekCipherFor is the KEK cipher for a content key of n bytes: AES of the
+// same size, AES-128 for anything shorter (single DES).
+func kekCipherFor(n int) ContentCipher {
+	switch n {
+	case 24:
+		return AES192CBC
+	case 32:
+		return AES256CBC
+	}
+	return AES128CBC
+}
+
+// EncryptPasswordKey is EncryptPassword with a KEK derived beforehand by
+// NewPasswordKey, for the same content cipher (opts.Cipher).
+func EncryptPasswordKey(content []byte, key *PasswordKey, opts EncryptOptions) ([]byte, error) {
+	if key == nil {
+		return nil, errors.New("cms: EncryptPasswordKey needs a key")
 	}
 	s, err := seal(opts.Cipher, content, opts.ContentType)
 	if err != nil {
 		return nil, err
 	}
-	kekCipher := AES128CBC
-	switch len(s.cek) {
-	case 24:
-		kekCipher = AES192CBC
-	case 32:
-		kekCipher = AES256CBC
+	kekCipher := kekCipherFor(len(s.cek))
+	if kekCipher != key.cipher {
+		return nil, fmt.Errorf("cms: the password key is an %v KEK; %v content needs %v", key.cipher, s.cipher, kekCipher)
 	}
 	kekInfo, _ := kekCipher.info()
-	salt := make([]byte, 16)
 	iv := make([]byte, blockSize(kekCipher))
-	if _, err := rand.Read(salt); err != nil {
-		return nil, fmt.Errorf("cms: random: %w", err)
-	}
 	if _, err := rand.Read(iv); err != nil {
 		return nil, fmt.Errorf("cms: random: %w", err)
 	}
-	kek, err := pbkdf2.Key(func() hash.Hash { return crypto.SHA256.New() }, string(password), salt, iter, kekInfo.keySize)
-	if err != nil {
-		return nil, fmt.Errorf("cms: PBKDF2: %w", err)
-	}
-	wrapped, err := pwriWrap(kekCipher, kek, iv, s.cek)
+	wrapped, err := pwriWrap(kekCipher, key.kek, iv, s.cek)
 	if err != nil {
 		return nil, err
 	}
+	salt, iter := key.salt, key.iter
 	var b cryptobyte.Builder
 	b.AddASN1(tagExplicit3, func(b *cryptobyte.Builder) {
 		b.AddASN1Int64(0)

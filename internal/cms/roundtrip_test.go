@@ -266,6 +266,69 @@ func TestPasswordRoundTrip(t *testing.T) {
 	}
 }
 
+// One derived key serves many envelopes: they share the salt and the
+// iteration count, every one has a content key, a wrap IV and a wrapped key
+// of its own, and each opens with the password alone. A key derived for one
+// content key size is refused for another.
+func TestPasswordKeySharedByEnvelopes(t *testing.T) {
+	for _, c := range allCiphers {
+		t.Run(c.String(), func(t *testing.T) {
+			key, err := NewPasswordKey([]byte("capture-secret"), c, 10000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var first Recipient
+			for i := range 3 {
+				content := []byte(fmt.Sprintf("reply %d", i))
+				der, err := EncryptPasswordKey(content, key, EncryptOptions{Cipher: c})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ed, err := ParseEnvelopedData(der)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := ed.DecryptPassword([]byte("capture-secret"))
+				if err != nil || !bytes.Equal(got, content) {
+					t.Fatalf("envelope %d: DecryptPassword: %v", i, err)
+				}
+				r := ed.Recipients[0]
+				if !bytes.Equal(r.kdfSalt, key.salt) || r.kdfIter != 10000 {
+					t.Fatalf("envelope %d: salt %x iterations %d, want the key's %x 10000", i, r.kdfSalt, r.kdfIter, key.salt)
+				}
+				if i == 0 {
+					first = r
+					continue
+				}
+				if bytes.Equal(r.kekIV, first.kekIV) || bytes.Equal(r.encryptedKey, first.encryptedKey) {
+					t.Fatalf("envelope %d repeats the first one's wrap IV or wrapped key", i)
+				}
+			}
+		})
+	}
+	aes128, err := NewPasswordKey([]byte("pw"), AES128CBC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aes128.iter != defaultPasswordIterations {
+		t.Errorf("default iterations %d", aes128.iter)
+	}
+	if _, err := EncryptPasswordKey([]byte("x"), aes128, EncryptOptions{Cipher: AES256CBC}); err == nil {
+		t.Error("an AES-128 KEK wrapped an AES-256 content key")
+	}
+	if _, err := EncryptPasswordKey([]byte("x"), aes128, EncryptOptions{Cipher: DESCBC}); err != nil {
+		t.Errorf("single DES content keys take an AES-128 KEK: %v", err)
+	}
+	for _, bad := range []struct {
+		password []byte
+		iter     int
+	}{{nil, 10000}, {[]byte("pw"), 1000}, {[]byte("pw"), maxPBKDF2Iter + 1}} {
+		if _, err := NewPasswordKey(bad.password, AES128CBC, bad.iter); err == nil {
+			t.Errorf("NewPasswordKey(%q, %d) accepted", bad.password, bad.iter)
+		}
+	}
+}
+
 func TestPWRIWrapVectors(t *testing.T) {
 	// Wrap/unwrap agree for every key size and both block sizes, and a
 	// corrupted check value is refused.
