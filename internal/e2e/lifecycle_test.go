@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -215,13 +216,14 @@ func TestWebhookChallenge(t *testing.T) {
 }
 
 // TestECEnrollment: an EC key enrolls end to end, the certificate arriving
-// in a password-based envelope keyed from the challenge.
+// in a password-based envelope keyed from the challenge. The second P-256
+// device's reply is wrapped under the key the server derived for the first.
 func TestECEnrollment(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverOpts{challenge: "ec-secret"})
-	for _, kt := range []string{"p256", "p384"} {
+	for i, kt := range []string{"p256", "p384", "p256"} {
 		dir := t.TempDir()
-		if r := enroll(t, dir, s.URL, s.Challenge, "CN=ec-"+kt+",O=Acme", "--key-type", kt); r.err != nil {
+		if r := enroll(t, dir, s.URL, s.Challenge, fmt.Sprintf("CN=ec-%s-%d,O=Acme", kt, i), "--key-type", kt); r.err != nil {
 			t.Fatalf("%s:\n%s", kt, r)
 		}
 		c := s.Verify(filepath.Join(dir, "cert.pem"))

@@ -90,6 +90,9 @@ type Handler struct {
 	// while it is active.
 	mu      sync.Mutex
 	caCerts map[*pki.RA]caCertBody
+
+	// The KEKs of EC requesters' replies, by challenge.
+	passwordKeys *passwordKeys
 }
 
 type caCertBody struct {
@@ -116,7 +119,11 @@ func New(svc Service, clock pki.Clock, log *slog.Logger, opts Options) (*Handler
 	if opts.NonceLifetime <= 0 {
 		opts.NonceLifetime = 2 * opts.MaxClockSkew
 	}
-	h := &Handler{svc: svc, clock: clock, log: log, opts: opts, caCerts: map[*pki.RA]caCertBody{}}
+	keys, err := newPasswordKeys(clock)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{svc: svc, clock: clock, log: log, opts: opts, caCerts: map[*pki.RA]caCertBody{}, passwordKeys: keys}
 	h.ops = map[scep.MessageType]operationFunc{
 		scep.PKCSReq:    h.enroll,
 		scep.RenewalReq: h.enroll,
@@ -529,7 +536,11 @@ func (h *Handler) successWith(req *request, inner []byte) ([]byte, error) {
 	}
 	var envelope []byte
 	if _, isEC := req.msg.SignerCert.PublicKey.(*ecdsa.PublicKey); isEC {
-		envelope, err = cms.EncryptPassword(inner, []byte(req.challenge), cms.EncryptOptions{Cipher: cipher})
+		var key *cms.PasswordKey
+		key, err = h.passwordKeys.get(req.challenge, cipher)
+		if err == nil {
+			envelope, err = cms.EncryptPasswordKey(inner, key, cms.EncryptOptions{Cipher: cipher})
+		}
 	} else {
 		kt := req.keyTransport
 		if kt == 0 {

@@ -359,6 +359,24 @@ func TestECClientPasswordRecipient(t *testing.T) {
 	if !sd.Certificates[0].PublicKey.(*ecdsa.PublicKey).Equal(ecKey.Public()) {
 		t.Error("the certificate is not for our key")
 	}
+	// A second EC device with the same challenge: its reply is wrapped
+	// under the KEK derived for the first (the server keeps it for an
+	// hour), and opens with the challenge just the same.
+	ecKey2, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rep2 := ts.exchange(t, reqParams{key: ecKey2, subject: "CN=ec-device-b,O=Acme"})
+	if rep2.PKIStatus != scep.StatusSuccess {
+		t.Fatalf("second EC device: pkiStatus %s failInfo %s (%s)", rep2.PKIStatus, rep2.FailInfo, rep2.FailInfoText)
+	}
+	env2, err := cms.ParseEnvelopedData(rep2.SignedData.Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env2.DecryptPassword([]byte(testChallenge)); err != nil {
+		t.Fatalf("second EC device: pwri: %v", err)
+	}
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl not installed")
 	}
