@@ -38,6 +38,7 @@ type rowDef struct {
 var rows = []rowDef{
 	{"scepter-default", "scepter, default (P-256 CA + RSA-2048 RA)", "SCEP", "default"},
 	{"scepter-default-2p", "scepter, default, two Ps on the one core (`GOMAXPROCS=2`), reference", "SCEP", "default"},
+	{"scepter-ec", "scepter, default, P-256 client keys (reply in a password-based envelope)", "SCEP", "default"},
 	{"scepter-rsa", "scepter, `--ca-key-type rsa2048 --scep-ra ca`", "SCEP", "rsa-ca"},
 	{"step-ca", "step-ca (RSA-2048 intermediate as RA)", "SCEP", ""},
 	{"micromdm", "micromdm scepserver (RSA-2048 CA as RA), reference", "SCEP", ""},
@@ -46,7 +47,7 @@ var rows = []rowDef{
 }
 
 // scepterRows are the rows the targets of scepter apply to.
-var scepterRows = []string{"scepter-default", "scepter-rsa", "scepter-est", "scepter-est-user"}
+var scepterRows = []string{"scepter-default", "scepter-ec", "scepter-rsa", "scepter-est", "scepter-est-user"}
 
 // Targets of issue 12.
 const (
@@ -611,6 +612,9 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 		meta["runs"], meta["server_cpu"], meta["load_cpu"], meta["warmup"], meta["n"], strings.Join(strings.Fields(meta["concurrency"]), ", "))
 	p("- The table shows per cell the **median** of the runs for enroll/s, latency percentiles and server CPU, and the **sum** over the runs of failures and duplicate serials.\n")
 	p("- Before the clock starts, `scepter bench` builds a pool of %s RSA-2048 client keys (keys are reused, but every enrollment has a CSR and a subject of its own) and their self-signed signer certificates, and fetches GetCACaps and GetCACert. %s\n", meta["pool"], preparedText(data))
+	if find(data, "scepter-ec") != nil {
+		p("- The P-256 row's pool holds P-256 keys. An EC key cannot receive a reply by key transport, so its reply is a password-based envelope keyed from the challenge (RFC 8894 §3.2.2, PBKDF2 at 100000 iterations): the server derives that key once per challenge and hour, the load tool again for each reply, after the clock.\n")
+	}
 	p("- Latency is the load tool's, from the start of an enrollment's work on the clock to its end. \"Of it the server\" is the part spent waiting for the server: from sending the HTTP request to the reply's headers (`round_trip_ms` of `scepter bench --json`); the rest is the load tool's own work on its one core, shared by its workers. %s\n", toolCoresText(data))
 	p("- Server CPU is utime+stime of the server process from /proc/PID/stat before and after each run, divided by the enrollments that succeeded.\n")
 	p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic: with the static challenge as the password (as the SCEP rows), and, at fewer concurrencies, as an EST user (`scepter est user add`), whose argon2id hash the server checks on every request.\n")

@@ -289,3 +289,38 @@ func TestReportSomeServers(t *testing.T) {
 		}
 	}
 }
+
+// TestReportECRow: the P-256 row, run at concurrency 8 only, gets its line
+// in the table, the method's sentence on its replies and its targets
+// against the default floor. Its runs here are scepter-default's at c=8.
+func TestReportECRow(t *testing.T) {
+	got := report(t, func(results string) {
+		ec := filepath.Join(results, "scepter-ec")
+		if err := os.MkdirAll(ec, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for r := 1; r <= 3; r++ {
+			name := fmt.Sprintf("c8-r%d.json", r)
+			b, err := os.ReadFile(filepath.Join(results, "scepter-default", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(ec, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	for _, want := range []string{
+		"| scepter, default, P-256 client keys (reply in a password-based envelope) | SCEP | 8 |",
+		"- The P-256 row's pool holds P-256 keys.",
+		"| scepter-ec: server CPU / crypto floor `default` ≤ 1.15× | 3.01 ms / 1.668 ms = **1.80×** | **not met** |",
+		"| scepter-ec: 0 failures and 0 duplicate serials (c = 8) | 0 failures, 0 duplicates in 3000 enrollments | **met** |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Contains(report(t, nil), "P-256 row") {
+		t.Error("the method speaks of a P-256 row that did not run")
+	}
+}
