@@ -5,11 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/ttlcache"
 )
 
 // passwordKeys keeps, for an hour, the KEK of each challenge that keyed an
@@ -25,23 +26,16 @@ import (
 // its hour or when the cache is full.
 type passwordKeys struct {
 	clock pki.Clock
-	mac   []byte // keys the map, so that the challenges themselves are not kept
+	mac   []byte // keys the cache, so that the challenges themselves are not kept
 	// iterations of PBKDF2; zero is cms's default (100000).
 	iterations int
-
-	mu      sync.Mutex
-	entries map[passwordKeyID]passwordKeyEntry
-	derived int // derivations made, for tests
+	keys       *ttlcache.Cache[passwordKeyID, *cms.PasswordKey]
+	derived    atomic.Int64 // derivations made, for tests
 }
 
 type passwordKeyID struct {
 	challenge [sha256.Size]byte // HMAC-SHA256 of the challenge under mac
 	cipher    cms.ContentCipher
-}
-
-type passwordKeyEntry struct {
-	key     *cms.PasswordKey
-	expires time.Time
 }
 
 const (
@@ -54,7 +48,7 @@ func newPasswordKeys(clock pki.Clock) (*passwordKeys, error) {
 	if _, err := rand.Read(mac); err != nil {
 		return nil, fmt.Errorf("scep: random: %w", err)
 	}
-	return &passwordKeys{clock: clock, mac: mac, entries: map[passwordKeyID]passwordKeyEntry{}}, nil
+	return &passwordKeys{clock: clock, mac: mac, keys: ttlcache.New[passwordKeyID, *cms.PasswordKey](maxPasswordKeys)}, nil
 }
 
 // get returns the KEK of challenge for replies under contentCipher,
@@ -66,34 +60,14 @@ func (p *passwordKeys) get(challenge string, contentCipher cms.ContentCipher) (*
 	id := passwordKeyID{cipher: contentCipher}
 	m.Sum(id.challenge[:0])
 	now := p.clock.Now()
-
-	p.mu.Lock()
-	e, ok := p.entries[id]
-	p.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.key, nil
+	if key, ok := p.keys.Get(id, now); ok {
+		return key, nil
 	}
-
 	key, err := cms.NewPasswordKey([]byte(challenge), contentCipher, p.iterations)
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.derived++
-	if len(p.entries) >= maxPasswordKeys {
-		for k, e := range p.entries {
-			if !now.Before(e.expires) {
-				delete(p.entries, k)
-			}
-		}
-	}
-	if len(p.entries) >= maxPasswordKeys {
-		for k := range p.entries { // full of live keys: drop any one
-			delete(p.entries, k)
-			break
-		}
-	}
-	p.entries[id] = passwordKeyEntry{key: key, expires: now.Add(passwordKeyLifetime)}
+	p.derived.Add(1)
+	p.keys.Put(id, key, now.Add(passwordKeyLifetime), now)
 	return key, nil
 }
