@@ -7,6 +7,7 @@ package credential
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -17,8 +18,11 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/scepter/scepter/internal/ttlcache"
 )
 
 // HashChallenge is how one-time challenges are stored: they are random and
@@ -158,6 +162,12 @@ func BurnVerify(password string) {
 // The zero value and nil are unbounded.
 type PasswordChecker struct {
 	slots chan struct{}
+
+	// Accepted pairs, when remembered (NewRememberingPasswordChecker).
+	accepted *ttlcache.Cache[[sha256.Size]byte, struct{}]
+	mac      []byte // keys accepted: it holds no password, nor a plain hash of one
+	now      func() time.Time
+	ttl      time.Duration
 }
 
 // NewPasswordChecker allows n checks at once; n <= 0 means GOMAXPROCS.
@@ -166,6 +176,39 @@ func NewPasswordChecker(n int) *PasswordChecker {
 		n = runtime.GOMAXPROCS(0)
 	}
 	return &PasswordChecker{slots: make(chan struct{}, n)}
+}
+
+// maxAccepted bounds the pairs a remembering checker keeps.
+const maxAccepted = 1024
+
+// NewRememberingPasswordChecker is NewPasswordChecker that also remembers,
+// for ttl by now, each (stored hash, password) pair argon2id accepted, and
+// accepts it again without argon2id. For HTTP Basic on every request (EST):
+// an EST user enrolling a thousand devices would otherwise pay some 20 ms
+// of CPU for each. Nothing else changes: a wrong password, an unknown user
+// and the first use of a password still cost one argon2id, and since the
+// stored hash is part of the pair, a changed password is checked afresh.
+// The caller still looks its user up for every request, so a user deleted
+// or rebound to another profile is seen at once. In memory the pairs are
+// HMACs under a key of this process, at most 1024 of them.
+func NewRememberingPasswordChecker(n int, now func() time.Time, ttl time.Duration) *PasswordChecker {
+	c := NewPasswordChecker(n)
+	c.accepted = ttlcache.New[[sha256.Size]byte, struct{}](maxAccepted)
+	c.mac = make([]byte, 32)
+	rand.Read(c.mac) // never fails: crypto/rand crashes the program instead (Go 1.24)
+	c.now, c.ttl = now, ttl
+	return c
+}
+
+// pair is the key of encoded and password among the accepted pairs.
+func (c *PasswordChecker) pair(encoded, password string) [sha256.Size]byte {
+	m := hmac.New(sha256.New, c.mac)
+	m.Write([]byte(encoded)) // a PHC string: no NUL
+	m.Write([]byte{0})
+	m.Write([]byte(password))
+	var k [sha256.Size]byte
+	m.Sum(k[:0])
+	return k
 }
 
 // Acquire holds one of the checker's slots until release is called (or
@@ -182,14 +225,27 @@ func (c *PasswordChecker) Acquire(ctx context.Context) (release func(), err erro
 	}
 }
 
-// Verify is VerifyPassword within the bound.
+// Verify is VerifyPassword within the bound, or at once for a pair the
+// checker remembers accepting.
 func (c *PasswordChecker) Verify(ctx context.Context, encoded, password string) (bool, error) {
+	var pair [sha256.Size]byte
+	if c != nil && c.accepted != nil {
+		pair = c.pair(encoded, password)
+		if _, ok := c.accepted.Get(pair, c.now()); ok {
+			return true, nil
+		}
+	}
 	release, err := c.Acquire(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer release()
-	return VerifyPassword(encoded, password)
+	ok, err := VerifyPassword(encoded, password)
+	if ok && err == nil && c != nil && c.accepted != nil {
+		now := c.now()
+		c.accepted.Put(pair, struct{}{}, now.Add(c.ttl), now)
+	}
+	return ok, err
 }
 
 // Burn is BurnVerify within the bound.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPasswordRoundTrip(t *testing.T) {
@@ -77,5 +78,53 @@ func TestPasswordCheckerBound(t *testing.T) {
 	}
 	if len(NewPasswordChecker(0).slots) != 0 || cap(NewPasswordChecker(0).slots) < 1 {
 		t.Fatal("the default bound is not at least one")
+	}
+}
+
+// A remembering checker accepts a pair it accepted before without argon2id
+// (so without a slot: with the only slot held and an ended context it still
+// answers), until the pair's time is up; a wrong password, another stored
+// hash (a changed password) and an expired pair all need argon2id again.
+func TestRememberingPasswordChecker(t *testing.T) {
+	h, err := HashPassword("right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed, err := HashPassword("right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	c := NewRememberingPasswordChecker(1, func() time.Time { return now }, 15*time.Minute)
+	for _, pw := range []string{"right", "wrong"} {
+		c.Verify(context.Background(), h, pw)
+	}
+	release, err := c.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	steps := []struct {
+		name     string
+		advance  time.Duration
+		encoded  string
+		password string
+		ok       bool
+		err      error
+	}{
+		{"accepted before", 0, h, "right", true, nil},
+		{"14 minutes later", 14 * time.Minute, h, "right", true, nil},
+		{"refused before", 0, h, "wrong", false, context.Canceled},
+		{"password changed", 0, changed, "right", false, context.Canceled},
+		{"15 minutes after", time.Minute, h, "right", false, context.Canceled},
+	}
+	for _, s := range steps {
+		now = now.Add(s.advance)
+		ok, err := c.Verify(ended, s.encoded, s.password)
+		if ok != s.ok || !errors.Is(err, s.err) {
+			t.Errorf("%s: Verify = %v, %v; want %v, %v", s.name, ok, err, s.ok, s.err)
+		}
 	}
 }

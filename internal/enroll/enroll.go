@@ -139,7 +139,8 @@ type Config struct {
 	// same way, in one place.
 	Observer Observer
 	// Passwords bounds the EST users' argon2id checks at once; nil: as
-	// many as there are CPUs.
+	// many as there are CPUs, remembering each accepted user's password
+	// for acceptedPasswordLifetime.
 	Passwords *credential.PasswordChecker
 }
 
@@ -243,7 +244,7 @@ func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Log
 		return nil, fmt.Errorf("enroll: the static challenge's profile %q is not defined", staticProfile)
 	}
 	if cfg.Passwords == nil {
-		cfg.Passwords = credential.NewPasswordChecker(0)
+		cfg.Passwords = credential.NewRememberingPasswordChecker(0, clock.Now, acceptedPasswordLifetime)
 	}
 	s := &Service{store: st, authority: authority, clock: clock, log: log, cfg: cfg, static: credential.NewStatic(cfg.StaticChallenge),
 		staticProfile: staticProfile, failures: newFailureThrottle(clock, cfg.FailedAttemptsPerAddress), refusals: newRefusalLimiter(clock),

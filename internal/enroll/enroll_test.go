@@ -554,3 +554,50 @@ func TestPasswordCheckBusyIsUnavailable(t *testing.T) {
 		t.Fatalf("with a slot free: %v", err)
 	}
 }
+
+// The service remembers an EST user's accepted password, but looks the user
+// up on every request: a user removed is refused at once, and one added
+// again under the same name with another password takes only the new one.
+func TestRememberedPasswordStillNeedsTheUser(t *testing.T) {
+	f := newFixtureWith(t, enroll.Config{})
+	ctx := context.Background()
+	addUser := func(password string) {
+		t.Helper()
+		hash, err := credential.HashPassword(password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := f.clock.Now()
+		if err := f.st.CreateESTUser(ctx, pki.ESTUser{Name: "dev", PasswordHash: hash, CreatedAt: now, CreatedBy: "test"},
+			pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: "test", Outcome: "success"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enrollAs := func(password string) error {
+		req := request(t, "")
+		req.Evidence = enroll.Evidence{HTTPUser: "dev", HTTPPassword: password}
+		req.Protocol = pki.ProtocolEST
+		_, err := f.svc.Enroll(ctx, req)
+		return err
+	}
+	addUser("first-password")
+	for i := range 2 { // the second from memory
+		if err := enrollAs("first-password"); err != nil {
+			t.Fatalf("enrollment %d: %v", i+1, err)
+		}
+	}
+	now := f.clock.Now()
+	if err := f.st.DeleteESTUser(ctx, "dev", now, pki.AuditEvent{Time: now, Type: pki.EventESTUserRemoved, Actor: "test", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := enrollAs("first-password"); pki.ErrorCode(err) != pki.EUnauthorized {
+		t.Errorf("after the user was removed: %v, want unauthorized", err)
+	}
+	addUser("second-password")
+	if err := enrollAs("first-password"); pki.ErrorCode(err) != pki.EUnauthorized {
+		t.Errorf("the old password of a user added again: %v, want unauthorized", err)
+	}
+	if err := enrollAs("second-password"); err != nil {
+		t.Errorf("the new password: %v", err)
+	}
+}

@@ -12,6 +12,11 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
+// acceptedPasswordLifetime is how long an EST user's accepted password is
+// accepted again without argon2id (credential.NewRememberingPasswordChecker):
+// the user is still looked up on every request.
+const acceptedPasswordLifetime = 15 * time.Minute
+
 // authenticateUser checks HTTP Basic credentials: an EST user and its
 // password, bound to a profile or not; a password whose user is unknown is
 // tried as a challenge (the one-time challenges of `scepter challenge new`
