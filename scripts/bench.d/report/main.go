@@ -43,7 +43,7 @@ var rows = []rowDef{
 	{"step-ca", "step-ca (RSA-2048 intermediate as RA)", "SCEP", ""},
 	{"micromdm", "micromdm scepserver (RSA-2048 CA as RA), reference", "SCEP", ""},
 	{"scepter-est", "scepter, default, EST simpleenroll (static challenge as Basic password)", "EST", "est-default"},
-	{"scepter-est-user", "scepter, default, EST simpleenroll (EST user: argon2id per request)", "EST", "est-default"},
+	{"scepter-est-user", "scepter, default, EST simpleenroll (EST user as Basic credentials)", "EST", "est-default"},
 }
 
 // scepterRows are the rows the targets of scepter apply to.
@@ -617,7 +617,7 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	}
 	p("- Latency is the load tool's, from the start of an enrollment's work on the clock to its end. \"Of it the server\" is the part spent waiting for the server: from sending the HTTP request to the reply's headers (`round_trip_ms` of `scepter bench --json`); the rest is the load tool's own work on its one core, shared by its workers. %s\n", toolCoresText(data))
 	p("- Server CPU is utime+stime of the server process from /proc/PID/stat before and after each run, divided by the enrollments that succeeded.\n")
-	p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic: with the static challenge as the password (as the SCEP rows), and, at fewer concurrencies, as an EST user (`scepter est user add`), whose argon2id hash the server checks on every request.\n")
+	p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic: with the static challenge as the password (as the SCEP rows), and, at fewer concurrencies, as an EST user (`scepter est user add`), whose password the server checks by argon2id once, and for 15 minutes after from memory (it looks the user up on every request).\n")
 	p("- Crypto floor: `go test -bench BenchmarkCryptoFloor -benchtime 200x -count 5 ./internal/bench/floor` (the bare private-key operations one enrollment of that configuration must make), pinned to the server's CPU, before each round and after the last; the floor is the **minimum** ns/op over all repetitions.\n")
 	p("- Servers: scepter `serve --rate-limit 0 --challenge-file …`, SQLite store (each issuance committed and fsync'd before its reply); step-ca with a P-256 root, an RSA-2048 intermediate that is also its SCEP decrypter, a SCEP provisioner with a static challenge (`scripts/bench.d/step-ca.json`), a `badgerv2` database (SyncWrites on) and SCEP served on its plain-HTTP `insecureAddress`; micromdm `scepserver ca -init -keySize 2048`, then `scepserver -port … -challenge …` (file depot; it listens on every interface, there is no address flag). Plain HTTP for every SCEP server, so that TLS does not enter the comparison.\n\n")
 
