@@ -517,15 +517,7 @@ func TestPasswordCheckBusyIsUnavailable(t *testing.T) {
 	checker := credential.NewPasswordChecker(1)
 	f := newFixtureWith(t, enroll.Config{Passwords: checker})
 	ctx := context.Background()
-	hash, err := credential.HashPassword("device-pass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := f.clock.Now()
-	if err := f.st.CreateESTUser(ctx, pki.ESTUser{Name: "dev", PasswordHash: hash, CreatedAt: now, CreatedBy: "test"},
-		pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: "test", Outcome: "success"}); err != nil {
-		t.Fatal(err)
-	}
+	addESTUser(t, f, "dev", "device-pass")
 	req := request(t, "")
 	req.Evidence = enroll.Evidence{HTTPUser: "dev", HTTPPassword: "device-pass"}
 	req.Protocol = pki.ProtocolEST
@@ -561,18 +553,6 @@ func TestPasswordCheckBusyIsUnavailable(t *testing.T) {
 func TestRememberedPasswordStillNeedsTheUser(t *testing.T) {
 	f := newFixtureWith(t, enroll.Config{})
 	ctx := context.Background()
-	addUser := func(password string) {
-		t.Helper()
-		hash, err := credential.HashPassword(password)
-		if err != nil {
-			t.Fatal(err)
-		}
-		now := f.clock.Now()
-		if err := f.st.CreateESTUser(ctx, pki.ESTUser{Name: "dev", PasswordHash: hash, CreatedAt: now, CreatedBy: "test"},
-			pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: "test", Outcome: "success"}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	enrollAs := func(password string) error {
 		req := request(t, "")
 		req.Evidence = enroll.Evidence{HTTPUser: "dev", HTTPPassword: password}
@@ -580,7 +560,7 @@ func TestRememberedPasswordStillNeedsTheUser(t *testing.T) {
 		_, err := f.svc.Enroll(ctx, req)
 		return err
 	}
-	addUser("first-password")
+	addESTUser(t, f, "dev", "first-password")
 	for i := range 2 { // the second from memory
 		if err := enrollAs("first-password"); err != nil {
 			t.Fatalf("enrollment %d: %v", i+1, err)
@@ -593,11 +573,25 @@ func TestRememberedPasswordStillNeedsTheUser(t *testing.T) {
 	if err := enrollAs("first-password"); pki.ErrorCode(err) != pki.EUnauthorized {
 		t.Errorf("after the user was removed: %v, want unauthorized", err)
 	}
-	addUser("second-password")
+	addESTUser(t, f, "dev", "second-password")
 	if err := enrollAs("first-password"); pki.ErrorCode(err) != pki.EUnauthorized {
 		t.Errorf("the old password of a user added again: %v, want unauthorized", err)
 	}
 	if err := enrollAs("second-password"); err != nil {
 		t.Errorf("the new password: %v", err)
+	}
+}
+
+// addESTUser stores an EST user with password, as `scepter est user add` does.
+func addESTUser(t *testing.T, f *fixture, name, password string) {
+	t.Helper()
+	hash, err := credential.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := f.clock.Now()
+	if err := f.st.CreateESTUser(context.Background(), pki.ESTUser{Name: name, PasswordHash: hash, CreatedAt: now, CreatedBy: "test"},
+		pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: "test", Outcome: "success"}); err != nil {
+		t.Fatal(err)
 	}
 }

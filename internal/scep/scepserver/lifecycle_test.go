@@ -336,47 +336,11 @@ func TestGetCRL(t *testing.T) {
 // from its challenge (RFC 8894 §3.2.2), which openssl can open too.
 func TestECClientPasswordRecipient(t *testing.T) {
 	ts := newTestServer(t, serverOptions{})
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rep := ts.exchange(t, reqParams{key: ecKey, subject: "CN=ec-device,O=Acme"})
-	if rep.PKIStatus != scep.StatusSuccess {
-		t.Fatalf("pkiStatus %s failInfo %s (%s)", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
-	}
-	env, err := cms.ParseEnvelopedData(rep.SignedData.Content)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner, err := env.DecryptPassword([]byte(testChallenge))
-	if err != nil {
-		t.Fatalf("pwri: %v", err)
-	}
-	sd, err := cms.ParseSignedData(inner)
-	if err != nil || len(sd.Certificates) != 1 {
-		t.Fatalf("inner: %v", err)
-	}
-	if !sd.Certificates[0].PublicKey.(*ecdsa.PublicKey).Equal(ecKey.Public()) {
-		t.Error("the certificate is not for our key")
-	}
+	ecKey, rep, inner := ecEnroll(t, ts, "CN=ec-device,O=Acme")
 	// A second EC device with the same challenge: its reply is wrapped
 	// under the KEK derived for the first (the server keeps it for an
 	// hour), and opens with the challenge just the same.
-	ecKey2, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rep2 := ts.exchange(t, reqParams{key: ecKey2, subject: "CN=ec-device-b,O=Acme"})
-	if rep2.PKIStatus != scep.StatusSuccess {
-		t.Fatalf("second EC device: pkiStatus %s failInfo %s (%s)", rep2.PKIStatus, rep2.FailInfo, rep2.FailInfoText)
-	}
-	env2, err := cms.ParseEnvelopedData(rep2.SignedData.Content)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env2.DecryptPassword([]byte(testChallenge)); err != nil {
-		t.Fatalf("second EC device: pwri: %v", err)
-	}
+	ecEnroll(t, ts, "CN=ec-device-b,O=Acme")
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl not installed")
 	}
@@ -544,4 +508,34 @@ func TestHeldRenewalOfARevokedCertificate(t *testing.T) {
 	poll.msgType, poll.content = scep.CertPoll, content
 	_, rep = ts.exchange(t, poll)
 	wantFailure(t, rep, scep.BadCertID)
+}
+
+// ecEnroll enrolls a new P-256 key and opens its reply with the challenge:
+// the key, the CertRep and the certs-only SignedData it held.
+func ecEnroll(t *testing.T, ts *testServer, subject string) (*ecdsa.PrivateKey, *scep.PKIMessage, []byte) {
+	t.Helper()
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rep := ts.exchange(t, reqParams{key: ecKey, subject: subject})
+	if rep.PKIStatus != scep.StatusSuccess {
+		t.Fatalf("%s: pkiStatus %s failInfo %s (%s)", subject, rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+	}
+	env, err := cms.ParseEnvelopedData(rep.SignedData.Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := env.DecryptPassword([]byte(testChallenge))
+	if err != nil {
+		t.Fatalf("%s: pwri: %v", subject, err)
+	}
+	sd, err := cms.ParseSignedData(inner)
+	if err != nil || len(sd.Certificates) != 1 {
+		t.Fatalf("%s: inner: %v", subject, err)
+	}
+	if !sd.Certificates[0].PublicKey.(*ecdsa.PublicKey).Equal(ecKey.Public()) {
+		t.Errorf("%s: the certificate is not for our key", subject)
+	}
+	return ecKey, rep, inner
 }
