@@ -224,13 +224,17 @@ type scepEnroller struct {
 	targets  []*target
 	keys     []poolKey
 	prepared []*client.Prepared // nil: each request is built on the clock
+	// The challenge's KEKs, for EC keys' password-based replies: a server
+	// that derives one per challenge (scepter) costs the tool one PBKDF2,
+	// not one per reply.
+	keks cms.PasswordKEKs
 }
 
 // request builds the PKCSReq of item for target ti.
 func (e *scepEnroller) request(ti int, item *poolItem) (*client.Prepared, error) {
 	t := e.targets[ti]
 	k := &e.keys[item.key]
-	c := &client.SCEP{URL: t.url, Now: e.o.Now}
+	c := &client.SCEP{URL: t.url, Now: e.o.Now, PasswordKEKs: &e.keks}
 	return c.Prepare(client.EnrollRequest{
 		CSR: item.der, Key: k.key, SignerCert: k.signer, SignerKey: k.key,
 		CACerts: t.caCerts, Caps: t.caps, Challenge: e.o.Challenge,

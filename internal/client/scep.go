@@ -44,6 +44,10 @@ type SCEP struct {
 	// signer's validity; nil means pki.SystemClock. Tests talking to a
 	// server with a pinned clock pass that clock here.
 	Now func() time.Time
+	// PasswordKEKs, when set, keeps the keys derived from the challenge to
+	// open password-based replies (EC requesters), for clients that open
+	// many replies under one challenge: a load tool. Nil: derived per reply.
+	PasswordKEKs *cms.PasswordKEKs
 }
 
 func (c *SCEP) now() time.Time {
@@ -493,7 +497,7 @@ func (x *exchange) openSignedData(rep *scep.PKIMessage) (*cms.SignedData, error)
 		if x.r.Challenge == "" {
 			return nil, errors.New("an EC key receives its certificate in a password-based envelope, and no challenge was given")
 		}
-		inner, err = env.DecryptPassword([]byte(x.r.Challenge))
+		inner, err = env.DecryptPasswordWith([]byte(x.r.Challenge), x.c.PasswordKEKs)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("decrypting the CertRep: %w", err)

@@ -7,11 +7,14 @@ import (
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
+	"sync"
 )
 
 func isUnsupported(err error) bool { return errors.Is(err, ErrUnsupportedAlgorithm) }
@@ -113,6 +116,13 @@ func (ed *EnvelopedData) findKeyTransport(cert *x509.Certificate) *Recipient {
 // the KEK, which unwraps the content key with id-alg-PWRI-KEK. Every failure
 // after key derivation returns exactly ErrDecryption.
 func (ed *EnvelopedData) DecryptPassword(password []byte) ([]byte, error) {
+	return ed.DecryptPasswordWith(password, nil)
+}
+
+// DecryptPasswordWith is DecryptPassword that takes a KEK from keys when it
+// derived the same one before, and keeps what it derives there (keys nil:
+// none kept).
+func (ed *EnvelopedData) DecryptPasswordWith(password []byte, keys *PasswordKEKs) ([]byte, error) {
 	var lastErr error = ErrNoRecipient
 	budget := maxPBKDF2Iter // total PBKDF2 work per call, however many pwri there are
 	for i := range ed.Recipients {
@@ -133,7 +143,7 @@ func (ed *EnvelopedData) DecryptPassword(password []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: PBKDF2 work limit reached", ErrUnsupportedAlgorithm)
 		}
 		budget -= r.kdfIter
-		kek, err := pbkdf2.Key(func() hash.Hash { return r.kdfPRF.New() }, string(password), r.kdfSalt, r.kdfIter, kekLen)
+		kek, err := keys.derive(password, r, kekLen)
 		if err != nil {
 			lastErr = fmt.Errorf("%w: PBKDF2: %v", ErrUnsupportedAlgorithm, err)
 			continue
@@ -235,4 +245,53 @@ func unpad(b []byte, bs int) (int, bool) {
 		return 0, false
 	}
 	return n - p, true
+}
+
+// PasswordKEKs keeps the KEKs that DecryptPasswordWith derived, by all that
+// went into each (the password, the PRF, the salt, the iteration count and
+// the length), so that a client opening many envelopes made under one
+// derived key runs PBKDF2 once: scepter's server derives one per challenge
+// and hour, and a load tool opens thousands of its replies. Safe for
+// concurrent use; it keeps at most 64 keys, and forgets them all when full.
+// The zero value is ready to use.
+type PasswordKEKs struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte][]byte
+}
+
+const maxPasswordKEKs = 64
+
+// derive returns the KEK of recipient r for password, from k when k holds it.
+func (k *PasswordKEKs) derive(password []byte, r *Recipient, kekLen int) ([]byte, error) {
+	pbkdf := func() ([]byte, error) {
+		return pbkdf2.Key(func() hash.Hash { return r.kdfPRF.New() }, string(password), r.kdfSalt, r.kdfIter, kekLen)
+	}
+	if k == nil {
+		return pbkdf()
+	}
+	h := sha256.New()
+	for _, part := range [][]byte{password, r.kdfSalt} {
+		binary.Write(h, binary.BigEndian, uint64(len(part)))
+		h.Write(part)
+	}
+	binary.Write(h, binary.BigEndian, [3]uint64{uint64(r.kdfPRF), uint64(r.kdfIter), uint64(kekLen)})
+	var id [sha256.Size]byte
+	h.Sum(id[:0])
+	k.mu.Lock()
+	kek, ok := k.m[id]
+	k.mu.Unlock()
+	if ok {
+		return kek, nil
+	}
+	kek, err := pbkdf()
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil || len(k.m) >= maxPasswordKEKs {
+		k.m = map[[sha256.Size]byte][]byte{}
+	}
+	k.m[id] = kek
+	return kek, nil
 }

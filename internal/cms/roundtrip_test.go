@@ -278,6 +278,7 @@ func TestPasswordKeySharedByEnvelopes(t *testing.T) {
 				t.Fatal(err)
 			}
 			var first Recipient
+			var keys PasswordKEKs
 			for i := range 3 {
 				content := []byte(fmt.Sprintf("reply %d", i))
 				der, err := EncryptPasswordKey(content, key, EncryptOptions{Cipher: c})
@@ -292,6 +293,15 @@ func TestPasswordKeySharedByEnvelopes(t *testing.T) {
 				if err != nil || !bytes.Equal(got, content) {
 					t.Fatalf("envelope %d: DecryptPassword: %v", i, err)
 				}
+				// A client's store of KEKs derives the shared key once (and
+				// the wrong password's once).
+				got, err = ed.DecryptPasswordWith([]byte("capture-secret"), &keys)
+				if want := min(i+1, 2); err != nil || !bytes.Equal(got, content) || len(keys.m) != want {
+					t.Fatalf("envelope %d: DecryptPasswordWith: %v, %d keys kept, want %d", i, err, len(keys.m), want)
+				}
+				if _, err := ed.DecryptPasswordWith([]byte("wrong"), &keys); err != ErrDecryption || len(keys.m) != 2 {
+					t.Fatalf("envelope %d: a wrong password with kept keys: %v, %d keys kept", i, err, len(keys.m))
+				}
 				r := ed.Recipients[0]
 				if !bytes.Equal(r.kdfSalt, key.salt) || r.kdfIter != 10000 {
 					t.Fatalf("envelope %d: salt %x iterations %d, want the key's %x 10000", i, r.kdfSalt, r.kdfIter, key.salt)
@@ -305,6 +315,22 @@ func TestPasswordKeySharedByEnvelopes(t *testing.T) {
 				}
 			}
 		})
+	}
+	// The store of KEKs stays bounded whatever passwords are tried.
+	der, err := EncryptPassword([]byte("x"), []byte("pw"), EncryptOptions{PasswordIterations: minPasswordIterations})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, err := ParseEnvelopedData(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys PasswordKEKs
+	for i := range maxPasswordKEKs + 6 {
+		ed.DecryptPasswordWith([]byte(fmt.Sprint("guess-", i)), &keys)
+	}
+	if len(keys.m) > maxPasswordKEKs {
+		t.Errorf("%d KEKs kept, want at most %d", len(keys.m), maxPasswordKEKs)
 	}
 	aes128, err := NewPasswordKey([]byte("pw"), AES128CBC, 0)
 	if err != nil {
