@@ -613,7 +613,7 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	p("- The table shows per cell the **median** of the runs for enroll/s, latency percentiles and server CPU, and the **sum** over the runs of failures and duplicate serials.\n")
 	p("- Before the clock starts, `scepter bench` builds a pool of %s RSA-2048 client keys (keys are reused, but every enrollment has a CSR and a subject of its own) and their self-signed signer certificates, and fetches GetCACaps and GetCACert. %s\n", meta["pool"], preparedText(data))
 	if find(data, "scepter-ec") != nil {
-		p("- The P-256 row's pool holds P-256 keys. An EC key cannot receive a reply by key transport, so its reply is a password-based envelope keyed from the challenge (RFC 8894 §3.2.2, PBKDF2 at 100000 iterations): the server derives that key once per challenge and hour, the load tool again for each reply, after the clock.\n")
+		p("- The P-256 row's pool holds P-256 keys. An EC key cannot receive a reply by key transport, so its reply is a password-based envelope keyed from the challenge (RFC 8894 §3.2.2, PBKDF2 at 100000 iterations): the server derives that key once per challenge and hour, and the load tool once per salt.\n")
 	}
 	p("- Latency is the load tool's, from the start of an enrollment's work on the clock to its end. \"Of it the server\" is the part spent waiting for the server: from sending the HTTP request to the reply's headers (`round_trip_ms` of `scepter bench --json`); the rest is the load tool's own work on its one core, shared by its workers. %s\n", toolCoresText(data))
 	p("- Server CPU is utime+stime of the server process from /proc/PID/stat before and after each run, divided by the enrollments that succeeded.\n")
