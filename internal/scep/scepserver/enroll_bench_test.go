@@ -52,22 +52,26 @@ var benchEnrollNow = time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
 
 const benchChallenge = "bench-challenge-0123456789"
 
-// benchEnrollConfigs are the two configurations of issue 12.
+// benchEnrollConfigs are the two configurations of issue 12, and the
+// default one with EC clients, whose replies are password-based envelopes.
 var benchEnrollConfigs = []struct {
-	name string
-	ca   ca.InitOptions
+	name      string
+	ca        ca.InitOptions
+	clientKey string
 }{
-	{"default", ca.InitOptions{KeyType: keys.P256}},                 // P-256 CA + separate RSA-2048 RA
-	{"rsa-ca", ca.InitOptions{KeyType: keys.RSA2048, RAMode: "ca"}}, // --ca-key-type rsa2048 --scep-ra ca
+	{"default", ca.InitOptions{KeyType: keys.P256}, keys.RSA2048},                 // P-256 CA + separate RSA-2048 RA
+	{"rsa-ca", ca.InitOptions{KeyType: keys.RSA2048, RAMode: "ca"}, keys.RSA2048}, // --ca-key-type rsa2048 --scep-ra ca
+	{"default-p256-clients", ca.InitOptions{KeyType: keys.P256}, keys.P256},
 }
 
 type benchServer struct {
-	handler http.Handler
-	raCert  *x509.Certificate
-	clock   *pkitest.Clock
+	handler   http.Handler
+	raCert    *x509.Certificate
+	clock     *pkitest.Clock
+	clientKey string // the key type of its clients
 }
 
-func newBenchServer(b *testing.B, opts ca.InitOptions) *benchServer {
+func newBenchServer(b *testing.B, opts ca.InitOptions, clientKey string) *benchServer {
 	b.Helper()
 	dir := b.TempDir()
 	clock := pkitest.NewClock(benchEnrollNow)
@@ -97,7 +101,7 @@ func newBenchServer(b *testing.B, opts ca.InitOptions) *benchServer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bs := &benchServer{handler: m.Instrument("http", mux), raCert: svc.ActiveRA().Cert, clock: clock}
+	bs := &benchServer{handler: m.Instrument("http", mux), raCert: svc.ActiveRA().Cert, clock: clock, clientKey: clientKey}
 	// The first enrollment prepares what a server prepares once (the
 	// linter, the caches): not timed.
 	pool := bs.pool(b, 1)
@@ -105,13 +109,12 @@ func newBenchServer(b *testing.B, opts ca.InitOptions) *benchServer {
 	return bs
 }
 
-// benchClients are a few RSA-2048 client keys with their self-signed
-// signer certificates, made once per test binary: SCEP clients send
-// RSA keys, and the server's work does not depend on which.
+// benchClients are a few client keys of each type with their self-signed
+// signer certificates, made once per test binary: the server's work does
+// not depend on which key of a type signs.
 var (
-	benchClientsOnce sync.Once
-	benchClients     []benchClient
-	benchClientsErr  error
+	benchClientsMu sync.Mutex
+	benchClients   = map[string][]benchClient{}
 )
 
 type benchClient struct {
@@ -119,37 +122,30 @@ type benchClient struct {
 	signer *x509.Certificate
 }
 
-func clients(b *testing.B) []benchClient {
+func clients(b *testing.B, keyType string) []benchClient {
 	b.Helper()
-	benchClientsOnce.Do(func() {
-		for range 4 {
-			key, err := keys.Generate(keys.RSA2048)
-			if err != nil {
-				benchClientsErr = err
-				return
-			}
-			der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: "bench-signer"}}, key)
-			if err != nil {
-				benchClientsErr = err
-				return
-			}
-			req, err := x509.ParseCertificateRequest(der)
-			if err != nil {
-				benchClientsErr = err
-				return
-			}
-			cert, err := client.SelfSigned(req, key, benchEnrollNow)
-			if err != nil {
-				benchClientsErr = err
-				return
-			}
-			benchClients = append(benchClients, benchClient{key, cert})
+	benchClientsMu.Lock()
+	defer benchClientsMu.Unlock()
+	for len(benchClients[keyType]) < 4 {
+		key, err := keys.Generate(keyType)
+		if err != nil {
+			b.Fatal(err)
 		}
-	})
-	if benchClientsErr != nil {
-		b.Fatal(benchClientsErr)
+		der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: "bench-signer"}}, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req, err := x509.ParseCertificateRequest(der)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cert, err := client.SelfSigned(req, key, benchEnrollNow)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchClients[keyType] = append(benchClients[keyType], benchClient{key, cert})
 	}
-	return benchClients
+	return benchClients[keyType]
 }
 
 // benchRequest is one pre-built PKCSReq.
@@ -163,7 +159,7 @@ type benchRequest struct {
 // AES-128-CBC and PKCS #1 v1.5, signed with SHA-256.
 func (bs *benchServer) pool(b *testing.B, n int) []benchRequest {
 	b.Helper()
-	cl := clients(b)
+	cl := clients(b, bs.clientKey)
 	run := make([]byte, 4)
 	if _, err := rand.Read(run); err != nil {
 		b.Fatal(err)
@@ -262,7 +258,7 @@ func reportCPU(b *testing.B, cpu time.Duration) {
 // next is sent.
 func BenchmarkSCEPEnroll(b *testing.B) {
 	for _, c := range benchEnrollConfigs {
-		bs := newBenchServer(b, c.ca)
+		bs := newBenchServer(b, c.ca, c.clientKey)
 		b.Run(c.name, func(b *testing.B) {
 			pool := bs.pool(b, b.N)
 			replies := make([][]byte, b.N)
@@ -285,7 +281,7 @@ func BenchmarkSCEPEnroll(b *testing.B) {
 // enrollment, cpu-ms/enroll what each cost.
 func BenchmarkSCEPEnrollParallel(b *testing.B) {
 	for _, c := range benchEnrollConfigs {
-		bs := newBenchServer(b, c.ca)
+		bs := newBenchServer(b, c.ca, c.clientKey)
 		b.Run(c.name, func(b *testing.B) {
 			pool := bs.pool(b, b.N)
 			replies := make([][]byte, b.N)
