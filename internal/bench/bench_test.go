@@ -182,14 +182,18 @@ func TestRunSCEPReusedRSAKeys(t *testing.T) {
 	}
 }
 
-// An EC key receives its certificate in a password-based envelope.
+// An EC key receives its certificate in a password-based envelope, both
+// with replies opened after the clock and on it, by workers that share the
+// challenge's KEKs (go test -race).
 func TestRunSCEPEC(t *testing.T) {
 	s := newSCEPServer(t)
-	o := s.options(s.url)
-	o.KeyType, o.Count, o.Concurrency = "p256", 2, 2
-	res := run(t, o)
-	if res.OK != 2 || res.Failed != 0 {
-		t.Fatalf("ok %d failed %d: %v", res.OK, res.Failed, res.FirstErrors)
+	for _, onClock := range []bool{false, true} {
+		o := s.options(s.url)
+		o.KeyType, o.Count, o.Concurrency, o.OnClock = "p256", 6, 3, onClock
+		res := run(t, o)
+		if res.OK != 6 || res.Failed != 0 {
+			t.Fatalf("on the clock %v: ok %d failed %d: %v", onClock, res.OK, res.Failed, res.FirstErrors)
+		}
 	}
 }
 
