@@ -85,7 +85,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 
 // Certificate implements store.Store.
 func (s *Store) Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error) {
-	row := s.r.QueryRowContext(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
+	row := s.readRow(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
 		WHERE issuer_id = ? AND serial_hex = ?`, issuerID, serialHex)
 	c, _, err := sqlstore.ScanCert(row)
 	if errors.Is(err, sql.ErrNoRows) {

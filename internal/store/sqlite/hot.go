@@ -69,3 +69,27 @@ func (t *wtx) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
 	}
 	return t.Tx.PrepareContext(ctx, q)
 }
+
+// readRow runs q, a point lookup that requests make (an EST user, a
+// challenge, an API token, a session, a certificate by serial, a held
+// request), through a statement prepared once on the read pool, each
+// connection preparing its own copy on first use. Compiling such a query
+// cost about as much as running it: alone, the lookup of an EST user took
+// 15.5 µs compiled and 10.3 prepared, of a certificate by serial 31.6 and
+// 14.4; in a profile of EST enrollments at c=8, compiling was half of the
+// user lookup. The statements are few, one per constant query string, so
+// the map does not grow with use.
+func (s *Store) readRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st, ok := s.reads.Load(q); ok {
+		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+	}
+	st, err := s.r.PrepareContext(ctx, q)
+	if err != nil {
+		return s.r.QueryRowContext(ctx, q, args...) // which reports the error again
+	}
+	if prev, loaded := s.reads.LoadOrStore(q, st); loaded {
+		st.Close()
+		st = prev.(*sql.Stmt)
+	}
+	return st.QueryRowContext(ctx, args...)
+}

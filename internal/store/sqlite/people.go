@@ -32,7 +32,7 @@ func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) e
 
 // User implements store.Store.
 func (s *Store) User(ctx context.Context, name string) (*pki.User, error) {
-	u, err := sqlstore.ScanUser(s.r.QueryRowContext(ctx, `SELECT `+sqlstore.UserColumns+` FROM users WHERE name = ?`, name))
+	u, err := sqlstore.ScanUser(s.readRow(ctx, `SELECT `+sqlstore.UserColumns+` FROM users WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -126,7 +126,7 @@ func (s *Store) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEve
 
 // TokenByHash implements store.Store.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*pki.APIToken, error) {
-	t, err := sqlstore.ScanToken(s.r.QueryRowContext(ctx, `SELECT `+sqlstore.TokenColumns+` FROM api_tokens WHERE hash = ?`, hash))
+	t, err := sqlstore.ScanToken(s.readRow(ctx, `SELECT `+sqlstore.TokenColumns+` FROM api_tokens WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -201,7 +201,7 @@ func (s *Store) CreateSession(ctx context.Context, ses pki.Session) error {
 func (s *Store) Session(ctx context.Context, hash []byte, now time.Time) (*pki.Session, error) {
 	var ses pki.Session
 	var created, expires int64
-	err := s.r.QueryRowContext(ctx, `SELECT hash, user_name, created_at, expires_at, remote_addr FROM sessions
+	err := s.readRow(ctx, `SELECT hash, user_name, created_at, expires_at, remote_addr FROM sessions
 		WHERE hash = ? AND expires_at > ?`, hash, sqlstore.Micros(now)).Scan(&ses.Hash, &ses.User, &created, &expires, &ses.RemoteAddr)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound

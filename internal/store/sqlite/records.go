@@ -38,7 +38,7 @@ func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.Au
 
 // LookupChallenge implements store.Store.
 func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error) {
-	ch, err := sqlstore.ScanChallenge(s.r.QueryRowContext(ctx, `SELECT `+sqlstore.ChallengeColumns+`
+	ch, err := sqlstore.ScanChallenge(s.readRow(ctx, `SELECT `+sqlstore.ChallengeColumns+`
 		FROM challenges WHERE hash = ? AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > ?`, hash, sqlstore.Micros(now)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: look up challenge: %w", store.ErrChallengeUnusable)

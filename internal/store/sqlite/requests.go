@@ -53,7 +53,7 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 // RequestByTransaction implements store.Store. Retention is enforced by
 // PurgeExpired alone: a request past its ExpiresAt is returned until purged.
 func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID string) (*pki.EnrollmentRequest, error) {
-	r, err := sqlstore.ScanRequest(s.r.QueryRowContext(ctx, requestByTransactionQuery, profile, transactionID))
+	r, err := sqlstore.ScanRequest(s.readRow(ctx, requestByTransactionQuery, profile, transactionID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: request of profile %q transaction %q: %w", profile, transactionID, store.ErrNotFound)
 	}
@@ -71,7 +71,7 @@ const (
 
 // Request implements store.Store.
 func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest, error) {
-	r, err := sqlstore.ScanRequest(s.r.QueryRowContext(ctx, requestByIDQuery, id))
+	r, err := sqlstore.ScanRequest(s.readRow(ctx, requestByIDQuery, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: request %s: %w", id, store.ErrNotFound)
 	}

@@ -48,6 +48,7 @@ type Store struct {
 	r      *sql.DB              // read-only connections
 	gc     *committer           // queues the writes once Open has finished (see withTx)
 	hot    map[string]*sql.Stmt // on w, prepared at Open (see hot.go)
+	reads  sync.Map             // query → *sql.Stmt on r, prepared on first use (see readRow)
 	ck     *checkpointer        // copies the WAL back in the background (see checkpoint.go)
 	search *searchIndexer       // fills the search index in the background (see search.go)
 
@@ -139,6 +140,10 @@ func (s *Store) Close() error {
 		s.stopCommitter()
 		var errs []error
 		errs = append(errs, s.stopCheckpointer())
+		s.reads.Range(func(_, st any) bool {
+			errs = append(errs, st.(*sql.Stmt).Close())
+			return true
+		})
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
 		}

@@ -425,3 +425,57 @@ func allMigrations(t *testing.T) []string {
 	}
 	return out
 }
+
+// The point lookups run through statements prepared once on the read pool:
+// one per query however often and from however many goroutines it runs,
+// still answering from the current data, and closed with the store.
+func TestReadRowPreparesOnce(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	count := func() int {
+		n := 0
+		s.reads.Range(func(_, _ any) bool { n++; return true })
+		return n
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 20 {
+				if _, err := s.ESTUser(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("ESTUser: %v, want not found", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := count(); n != 1 {
+		t.Fatalf("%d statements prepared for one query, want 1", n)
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	if err := s.CreateESTUser(ctx, pki.ESTUser{Name: "dev", PasswordHash: "h", CreatedAt: now, CreatedBy: "test"},
+		pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: "test", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.ESTUser(ctx, "dev"); err != nil || u.PasswordHash != "h" {
+		t.Fatalf("ESTUser after the insert: %+v, %v", u, err)
+	}
+	if _, err := s.Certificate(ctx, "issuer", "01"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Certificate: %v, want not found", err)
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("%d statements prepared for two queries, want 2", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// No connection of the read pool stays open for its statements.
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	for _, fd := range fds {
+		if target, _ := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); strings.HasPrefix(target, filepath.Dir(s.path)) {
+			t.Errorf("still open after Close: %s", target)
+		}
+	}
+}

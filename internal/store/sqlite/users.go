@@ -30,7 +30,7 @@ func (s *Store) CreateESTUser(ctx context.Context, u pki.ESTUser, ev pki.AuditEv
 
 // ESTUser implements store.Store.
 func (s *Store) ESTUser(ctx context.Context, name string) (*pki.ESTUser, error) {
-	u, err := sqlstore.ScanESTUser(s.r.QueryRowContext(ctx, `SELECT `+sqlstore.ESTUserColumns+` FROM est_users WHERE name = ?`, name))
+	u, err := sqlstore.ScanESTUser(s.readRow(ctx, `SELECT `+sqlstore.ESTUserColumns+` FROM est_users WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: EST user %q: %w", name, store.ErrNotFound)
 	}
