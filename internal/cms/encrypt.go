@@ -243,15 +243,14 @@ func EncryptPasswordKey(content []byte, key *PasswordKey, opts EncryptOptions) (
 	if err != nil {
 		return nil, err
 	}
-	salt, iter := key.salt, key.iter
 	var b cryptobyte.Builder
 	b.AddASN1(tagExplicit3, func(b *cryptobyte.Builder) {
 		b.AddASN1Int64(0)
 		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) { // [0] IMPLICIT AlgorithmIdentifier
 			b.AddASN1ObjectIdentifier(oidPBKDF2)
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1OctetString(salt)
-				b.AddASN1Int64(int64(iter))
+				b.AddASN1OctetString(key.salt)
+				b.AddASN1Int64(int64(key.iter))
 				addAlgorithm(b, oidHMACWithSHA256, true)
 			})
 		})
