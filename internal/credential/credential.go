@@ -229,9 +229,10 @@ func (c *PasswordChecker) Acquire(ctx context.Context) (release func(), err erro
 // checker remembers accepting.
 func (c *PasswordChecker) Verify(ctx context.Context, encoded, password string) (bool, error) {
 	var pair [sha256.Size]byte
-	if c != nil && c.accepted != nil {
+	remembering := c != nil && c.accepted != nil
+	if remembering {
 		pair = c.pair(encoded, password)
-		if _, ok := c.accepted.Get(pair, c.now()); ok {
+		if c.remembers(pair) {
 			return true, nil
 		}
 	}
@@ -240,12 +241,26 @@ func (c *PasswordChecker) Verify(ctx context.Context, encoded, password string) 
 		return false, err
 	}
 	defer release()
+	// Asked again once a slot is held: the first requests of one user
+	// often come at once (a provisioning station's parallel connections,
+	// and again when the pair expires), and while this one waited for its
+	// slot another may have had the same pair accepted. Without this, each
+	// of them ran argon2id: 64 at once cost 2 s of CPU on one core.
+	if remembering && c.remembers(pair) {
+		return true, nil
+	}
 	ok, err := VerifyPassword(encoded, password)
-	if ok && err == nil && c != nil && c.accepted != nil {
+	if ok && err == nil && remembering {
 		now := c.now()
 		c.accepted.Put(pair, struct{}{}, now.Add(c.ttl), now)
 	}
 	return ok, err
+}
+
+// remembers reports whether pair was accepted within the last ttl.
+func (c *PasswordChecker) remembers(pair [sha256.Size]byte) bool {
+	_, ok := c.accepted.Get(pair, c.now())
+	return ok
 }
 
 // Burn is BurnVerify within the bound.

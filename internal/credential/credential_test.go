@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -127,4 +128,60 @@ func TestRememberingPasswordChecker(t *testing.T) {
 			t.Errorf("%s: Verify = %v, %v; want %v, %v", s.name, ok, err, s.ok, s.err)
 		}
 	}
+}
+
+// TestWaitersUsePairAcceptedMeanwhile: requests that missed the remembered
+// pairs and queued for the only argon2id slot look again once they hold
+// it, so a burst of one user's first requests runs argon2id once. The pair
+// is remembered while they wait, under a hash of another password: any of
+// them that ran argon2id would be refused.
+func TestWaitersUsePairAcceptedMeanwhile(t *testing.T) {
+	other, err := HashPassword("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	c := NewRememberingPasswordChecker(1, func() time.Time { return now }, 15*time.Minute)
+	release, err := c.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const waiters = 16
+	results := make(chan error, waiters)
+	var missed []chan struct{}
+	for range waiters {
+		spy := &doneSpy{Context: context.Background(), asked: make(chan struct{})}
+		missed = append(missed, spy.asked)
+		go func() {
+			ok, err := c.Verify(spy, other, "right")
+			if err == nil && !ok {
+				err = errors.New("refused: it ran argon2id")
+			}
+			results <- err
+		}()
+	}
+	// Acquire asks for ctx.Done() while it waits for the slot: by then
+	// each has missed the remembered pairs once.
+	for _, asked := range missed {
+		<-asked
+	}
+	c.accepted.Put(c.pair(other, "right"), struct{}{}, now.Add(time.Minute), now)
+	release()
+	for range waiters {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// doneSpy closes asked the first time Done is called.
+type doneSpy struct {
+	context.Context
+	asked chan struct{}
+	once  sync.Once
+}
+
+func (d *doneSpy) Done() <-chan struct{} {
+	d.once.Do(func() { close(d.asked) })
+	return d.Context.Done()
 }
