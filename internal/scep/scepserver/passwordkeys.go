@@ -50,21 +50,17 @@ func newPasswordKeys(clock pki.Clock) (*passwordKeys, error) {
 }
 
 // get returns the KEK of challenge for replies under contentCipher,
-// deriving it when none younger than an hour is kept. Two requests that
-// miss at once both derive; the later one's key is kept.
+// deriving it when none younger than an hour is kept. Requests that miss
+// at once (a fleet's first replies, and each hour's first) share one
+// derivation.
 func (p *passwordKeys) get(challenge string, contentCipher cms.ContentCipher) (*cms.PasswordKey, error) {
 	m := hmac.New(sha256.New, p.mac)
 	m.Write([]byte(challenge))
 	id := passwordKeyID{cipher: contentCipher}
 	m.Sum(id.challenge[:0])
 	now := p.clock.Now()
-	if key, ok := p.keys.Get(id, now); ok {
-		return key, nil
-	}
-	key, err := cms.NewPasswordKey([]byte(challenge), contentCipher, p.iterations)
-	if err != nil {
-		return nil, err
-	}
-	p.keys.Put(id, key, now.Add(passwordKeyLifetime), now)
-	return key, nil
+	return p.keys.Load(id, now, func() (*cms.PasswordKey, time.Time, error) {
+		key, err := cms.NewPasswordKey([]byte(challenge), contentCipher, p.iterations)
+		return key, now.Add(passwordKeyLifetime), err
+	})
 }

@@ -60,16 +60,28 @@ func TestPasswordKeys(t *testing.T) {
 		}
 	}
 
-	// Concurrent requesters share the cache (go test -race).
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			if _, err := p.get("fleet-secret", cms.AES256CBC); err != nil {
-				t.Error(err)
+	// Concurrent requesters share the cache (go test -race), and those
+	// that miss at once share one derivation: all get the same key.
+	for _, challenge := range []string{"fleet-secret", "new-fleet-secret"} {
+		keys := make([]*cms.PasswordKey, 8)
+		var wg sync.WaitGroup
+		for i := range keys {
+			wg.Go(func() {
+				k, err := p.get(challenge, cms.AES256CBC)
+				if err != nil {
+					t.Error(err)
+				}
+				keys[i] = k
+			})
+		}
+		wg.Wait()
+		for _, k := range keys[1:] {
+			if k != keys[0] {
+				t.Errorf("%s: concurrent requesters got different keys: more than one derivation", challenge)
+				break
 			}
-		})
+		}
 	}
-	wg.Wait()
 
 	for i := range maxPasswordKeys + 10 {
 		get(fmt.Sprintf("dynamic-%d", i), cms.AES128CBC)
