@@ -79,7 +79,15 @@ func (t *wtx) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
 // 14.4; in a profile of EST enrollments at c=8, compiling was half of the
 // user lookup. The statements are few, one per constant query string, so
 // the map does not grow with use.
+//
+// Once ctx is checked, the lookup runs without its cancellation: it takes
+// microseconds, and for a context that can end, database/sql and the
+// driver each start a goroutine to watch it, which cost 4 of the 14.5 µs
+// of an EST user lookup.
 func (s *Store) readRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if ctx.Err() == nil {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if st, ok := s.reads.Load(q); ok {
 		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
 	}

@@ -451,6 +451,13 @@ func TestReadRowPreparesOnce(t *testing.T) {
 	if n := count(); n != 1 {
 		t.Fatalf("%d statements prepared for one query, want 1", n)
 	}
+	// A lookup runs without its context's cancellation, but not for a
+	// context that has already ended.
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.ESTUser(ended, "nobody"); !errors.Is(err, context.Canceled) {
+		t.Errorf("ESTUser with an ended context: %v, want context.Canceled", err)
+	}
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	if err := s.CreateESTUser(ctx, pki.ESTUser{Name: "dev", PasswordHash: "h", CreatedAt: now, CreatedBy: "test"},
 		pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: "test", Outcome: "success"}); err != nil {
