@@ -30,8 +30,8 @@ func scanCert(sc sqlstore.Scanner) (pki.Certificate, int64, error) {
 // ReserveSerial implements store.Store. A second reservation of the same
 // serial, concurrent or not, hits the primary key: ErrConflict.
 func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error {
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx,
+	err := s.withStatement(ctx, func(db execer) error {
+		_, err := db.Exec(ctx,
 			`INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES ($1, $2, $3, $4)`,
 			issuerID, serialHex, sqlstore.Micros(at), sqlstore.NullBytes(tbs))
 		return conflict(err)
@@ -66,7 +66,12 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO certificates (
+		// The inserts go to the server together, one round trip, and with
+		// them the read that locks the audit chain's head, unless the
+		// certificate is revoked or supersedes another: those lock other
+		// rows first (as a revocation does), and take the head after them.
+		var b pgx.Batch
+		b.Queue(`INSERT INTO certificates (
 			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
 			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
 			transaction_id, key_type, renewed_from, created_at, der, revoked_by)
@@ -74,14 +79,17 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 			c.IssuerID, c.SerialHex, encText(c.Issuer), encText(c.Subject), sans, sqlstore.Micros(c.NotBefore), sqlstore.Micros(c.NotAfter),
 			string(c.Status), sqlstore.NullMicros(c.RevokedAt), reason, c.Profile, string(c.Protocol), string(c.Source),
 			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, sqlstore.Micros(c.CreatedAt), c.DER, c.RevokedBy)
-		if err != nil {
-			return fmt.Errorf("insert certificate: %w", conflict(err))
-		}
 		// The serial registry holds every serial ever used, whether or not
 		// it was reserved in a transaction of its own before.
-		if _, err := tx.Exec(ctx, `INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ($1, $2, $3)
-			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now); err != nil {
-			return fmt.Errorf("record serial: %w", err)
+		b.Queue(`INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ($1, $2, $3)
+			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now)
+		headFirst := c.Status != pki.StatusRevoked && in.Supersede == nil && len(in.Events) > 0
+		if headFirst {
+			b.Queue(lockHeadQuery)
+		}
+		head, locked, err := sendIssuance(ctx, tx, &b, headFirst)
+		if err != nil {
+			return err
 		}
 		if c.Status == pki.StatusRevoked {
 			if err := bumpRevocationState(ctx, tx, c.IssuerID); err != nil {
@@ -93,12 +101,45 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 				return err
 			}
 		}
-		return insertEvents(ctx, tx, in.Now, in.Events)
+		if !locked {
+			return insertEvents(ctx, tx, in.Now, in.Events)
+		}
+		return appendEvents(ctx, tx, head, in.Now, in.Events)
 	})
 	if err != nil {
 		return pgError("postgres: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
 	}
 	return nil
+}
+
+// sendIssuance sends RecordIssuance's batch: the certificate, its serial
+// and, when withHead, the locking read of the audit chain's head, which it
+// returns (locked is false when it was not asked for or the row is gone,
+// which lockAuditHead then handles).
+func sendIssuance(ctx context.Context, tx pgx.Tx, b *pgx.Batch, withHead bool) (head store.AuditHead, locked bool, err error) {
+	br := tx.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("insert certificate: %w", conflict(cerr))
+		}
+	}()
+	if _, err := br.Exec(); err != nil {
+		return head, false, fmt.Errorf("insert certificate: %w", conflict(err))
+	}
+	if _, err := br.Exec(); err != nil {
+		return head, false, fmt.Errorf("record serial: %w", err)
+	}
+	if !withHead {
+		return head, false, nil
+	}
+	err = br.QueryRow().Scan(&head.LastID, &head.LastHash, &head.Count)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return head, false, nil
+	}
+	if err != nil {
+		return head, false, fmt.Errorf("audit chain head: %w", err)
+	}
+	return head, true, nil
 }
 
 // Certificate implements store.Store.

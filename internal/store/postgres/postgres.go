@@ -257,9 +257,29 @@ func conflict(err error) error {
 // runs the whole transaction again (fn must set its results afresh on each
 // run), up to maxAttempts times.
 func (s *Store) withTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return s.retry(ctx, func() error { return s.tryTx(ctx, fn) })
+}
+
+// execer runs a statement: the pool (a statement on its own) or a
+// transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// withStatement is withTx for a write that is one statement: PostgreSQL
+// runs a statement sent on its own as a transaction of its own, so it
+// costs one round trip to the server instead of three (BEGIN, the
+// statement, COMMIT), and commits as durably.
+func (s *Store) withStatement(ctx context.Context, fn func(execer) error) error {
+	return s.retry(ctx, func() error { return fn(s.pool) })
+}
+
+// retry runs try again after a deadlock or serialization failure, up to
+// maxAttempts times in all.
+func (s *Store) retry(ctx context.Context, try func() error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = s.tryTx(ctx, fn)
+		err = try()
 		if err == nil || !retryable(err) || attempt >= maxAttempts {
 			return err
 		}

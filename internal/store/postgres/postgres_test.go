@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -613,5 +614,61 @@ func TestTextPostgresCannotHold(t *testing.T) {
 	}
 	if got := encText("plain"); got != "plain" {
 		t.Errorf("encText(plain) = %q: ordinary text must be stored as it is", got)
+	}
+}
+
+// TestIssuanceBatch: RecordIssuance sends the certificate, its serial and
+// the locking read of the audit chain's head in one round trip. A
+// duplicate serial is still a conflict that records nothing, issuances
+// append to the chain in order, and with the head's row gone the trail
+// starts again from the genesis hash (lockAuditHead's way).
+func TestIssuanceBatch(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openFresh(t)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	issue := func(serial string) error {
+		c := pki.Certificate{SerialHex: serial, IssuerID: "issuer-a", Issuer: "CN=CA", Subject: "CN=device-" + serial,
+			NotBefore: now, NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid, Profile: "default",
+			Protocol: pki.ProtocolEST, Source: pki.SourceIssued, KeyType: "p256", CreatedAt: now, DER: []byte{0x30, 0}}
+		return s.RecordIssuance(ctx, store.Issuance{Certificate: c, Now: now, Events: []pki.AuditEvent{{
+			Type: pki.EventIssued, Actor: "test", SerialHex: serial, IssuerID: c.IssuerID, Outcome: "success"}}})
+	}
+	lastPrev := func() []byte {
+		var prev []byte
+		if err := s.pool.QueryRow(ctx, `SELECT prev_hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev); err != nil {
+			t.Fatal(err)
+		}
+		return prev
+	}
+	for _, serial := range []string{"01", "02"} {
+		head, err := s.AuditHead(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := issue(serial); err != nil {
+			t.Fatalf("issue %s: %v", serial, err)
+		}
+		if !bytes.Equal(lastPrev(), head.LastHash) {
+			t.Errorf("issue %s: its event does not follow the head it found", serial)
+		}
+	}
+	before, _ := s.AuditHead(ctx)
+	if err := issue("02"); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("duplicate serial: %v, want ErrConflict", err)
+	}
+	if after, _ := s.AuditHead(ctx); after.LastID != before.LastID || !bytes.Equal(after.LastHash, before.LastHash) {
+		t.Errorf("a refused issuance moved the head: %+v, was %+v", after, before)
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM audit_head`); err != nil {
+		t.Fatal(err)
+	}
+	if err := issue("03"); err != nil {
+		t.Fatalf("issue without a head row: %v", err)
+	}
+	if !bytes.Equal(lastPrev(), pki.AuditGenesis) {
+		t.Error("without a head row, the trail did not start again from the genesis hash")
+	}
+	if head, err := s.AuditHead(ctx); err != nil || head.Count != 1 {
+		t.Errorf("head after the restart: %+v, %v; want a count of 1", head, err)
 	}
 }

@@ -94,11 +94,11 @@ func (s *Store) ListChallenges(ctx context.Context, limit int) ([]pki.Challenge,
 // RememberNonce implements store.Store. A pair whose expiry has passed is
 // forgotten even before PurgeExpired removes it: it is replaced, not refused.
 func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error {
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
+	err := s.withStatement(ctx, func(db execer) error {
 		// One statement decides: insert a new pair, or take over an expired
 		// one; a live pair matches neither and changes no row. A concurrent
 		// insert of the same pair waits for this one and then finds it live.
-		tag, err := tx.Exec(ctx, `INSERT INTO nonces (transaction_id, sender_nonce, expires_at)
+		tag, err := db.Exec(ctx, `INSERT INTO nonces (transaction_id, sender_nonce, expires_at)
 			VALUES ($1, $2, $3)
 			ON CONFLICT (transaction_id, sender_nonce) DO UPDATE SET expires_at = excluded.expires_at
 			WHERE nonces.expires_at <= $4`,
@@ -175,6 +175,11 @@ func insertEvents(ctx context.Context, tx pgx.Tx, now time.Time, events []pki.Au
 	if err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
 	}
+	return appendEvents(ctx, tx, head, now, events)
+}
+
+// appendEvents is insertEvents after the chain's head, locked, was read.
+func appendEvents(ctx context.Context, tx pgx.Tx, head store.AuditHead, now time.Time, events []pki.AuditEvent) error {
 	var b pgx.Batch
 	for _, e := range events {
 		if e.Time.IsZero() {
@@ -207,6 +212,10 @@ func insertEvents(ctx context.Context, tx pgx.Tx, now time.Time, events []pki.Au
 	return nil
 }
 
+// lockHeadQuery reads the chain's head and locks it until the transaction
+// ends: every appender takes its turn there.
+const lockHeadQuery = `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1 FOR UPDATE`
+
 // lockAuditHead reads the chain's head FOR UPDATE. Open makes sure the row
 // exists; should it have been deleted behind the store's back, the table is
 // locked against every other appender before the trail starts again from
@@ -214,8 +223,7 @@ func insertEvents(ctx context.Context, tx pgx.Tx, now time.Time, events []pki.Au
 // is never overwritten).
 func lockAuditHead(ctx context.Context, tx pgx.Tx) (store.AuditHead, error) {
 	var h store.AuditHead
-	err := tx.QueryRow(ctx, `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1 FOR UPDATE`).
-		Scan(&h.LastID, &h.LastHash, &h.Count)
+	err := tx.QueryRow(ctx, lockHeadQuery).Scan(&h.LastID, &h.LastHash, &h.Count)
 	if err == nil {
 		return h, nil
 	}
