@@ -595,3 +595,39 @@ func addESTUser(t *testing.T, f *fixture, name, password string) {
 		t.Fatal(err)
 	}
 }
+
+// A key the profile refuses is refused before anything is written: the
+// issuer applies the key policy before it reserves a serial, and a profile
+// that holds requests for approval checks it before holding one.
+func TestRefusedKeyWritesNothing(t *testing.T) {
+	p384only := pki.DefaultProfile()
+	p384only.Keys.ECCurves = []string{"P-384"}
+	approval := p384only
+	p384only.Name, approval.Name, approval.RequireApproval = "p384", "approval", true
+	f := newFixture(t, map[string]pki.Profile{"p384": p384only, "approval": approval}, "p384")
+	cs := &collidingStore{Store: f.st}
+	svc, err := enroll.New(cs, f.auth, f.clock, slog.New(slog.DiscardHandler), enroll.Config{
+		StaticChallenge: static, Profiles: map[string]pki.Profile{"p384": p384only, "approval": approval}, DefaultProfile: "p384"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	otp, _, err := f.admin.NewChallenge(ctx, time.Hour, "approval", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for profile, challenge := range map[string]string{"p384": static, "approval": otp} {
+		req := request(t, challenge) // a P-256 key
+		req.Profile = profile
+		_, err := svc.Enroll(ctx, req)
+		if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), "P-256") {
+			t.Errorf("%s: %v, want a refusal of the P-256 key", profile, err)
+		}
+	}
+	if len(cs.reserved) != 0 || len(cs.recorded) != 0 {
+		t.Errorf("reserved %v, recorded %v for refused keys", cs.reserved, cs.recorded)
+	}
+	if reqs, _ := f.st.ListRequests(ctx, store.RequestFilter{}); len(reqs) != 0 {
+		t.Errorf("%d requests held with a refused key", len(reqs))
+	}
+}
