@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -58,8 +59,14 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	}
 	now := sqlstore.Micros(in.Now)
 	err = s.withTx(ctx, func(tx pgx.Tx) error {
-		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now); err != nil {
-			return err
+		// The one-time challenge is consumed in the batch below, first,
+		// unless a held request is completed too: then both go first, one
+		// after the other, in the order they always had.
+		consumeInBatch := in.ConsumeChallengeHash != nil && in.CompleteRequestID == ""
+		if !consumeInBatch {
+			if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now); err != nil {
+				return err
+			}
 		}
 		if in.CompleteRequestID != "" {
 			if err := completeRequest(ctx, tx, &in); err != nil {
@@ -71,6 +78,9 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		// certificate is revoked or supersedes another: those lock other
 		// rows first (as a revocation does), and take the head after them.
 		var b pgx.Batch
+		if consumeInBatch {
+			b.Queue(consumeChallengeQuery, now, in.ConsumeChallengeHash)
+		}
 		b.Queue(`INSERT INTO certificates (
 			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
 			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
@@ -87,7 +97,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		if headFirst {
 			b.Queue(lockHeadQuery)
 		}
-		head, locked, err := sendIssuance(ctx, tx, &b, headFirst)
+		head, locked, err := sendIssuance(ctx, tx, &b, consumeInBatch, headFirst)
 		if err != nil {
 			return err
 		}
@@ -112,17 +122,25 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	return nil
 }
 
-// sendIssuance sends RecordIssuance's batch: the certificate, its serial
-// and, when withHead, the locking read of the audit chain's head, which it
+// sendIssuance sends RecordIssuance's batch: when consume, the update that
+// consumes the one-time challenge; the certificate and its serial; and,
+// when withHead, the locking read of the audit chain's head, which it
 // returns (locked is false when it was not asked for or the row is gone,
-// which lockAuditHead then handles).
-func sendIssuance(ctx context.Context, tx pgx.Tx, b *pgx.Batch, withHead bool) (head store.AuditHead, locked bool, err error) {
+// which lockAuditHead then handles). A challenge that could not be
+// consumed fails it with store.ErrChallengeUnusable; the inserts that ran
+// after it are undone with the transaction.
+func sendIssuance(ctx context.Context, tx pgx.Tx, b *pgx.Batch, consume, withHead bool) (head store.AuditHead, locked bool, err error) {
 	br := tx.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("insert certificate: %w", conflict(cerr))
 		}
 	}()
+	if consume {
+		if err := consumed(br.Exec()); err != nil {
+			return head, false, err
+		}
+	}
 	if _, err := br.Exec(); err != nil {
 		return head, false, fmt.Errorf("insert certificate: %w", conflict(err))
 	}
@@ -301,8 +319,17 @@ func consumeChallenge(ctx context.Context, tx pgx.Tx, hash []byte, now int64) er
 	if hash == nil {
 		return nil
 	}
-	tag, err := tx.Exec(ctx, `UPDATE challenges SET consumed_at = $1
-		WHERE hash = $2 AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > $1`, now, hash)
+	return consumed(tx.Exec(ctx, consumeChallengeQuery, now, hash))
+}
+
+// consumeChallengeQuery marks a usable one-time challenge consumed: $1 is
+// now, $2 its hash.
+const consumeChallengeQuery = `UPDATE challenges SET consumed_at = $1
+		WHERE hash = $2 AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > $1`
+
+// consumed is the outcome of consumeChallengeQuery: one row, or the
+// challenge was not usable.
+func consumed(tag pgconn.CommandTag, err error) error {
 	if err != nil {
 		return fmt.Errorf("consume challenge: %w", err)
 	}
