@@ -177,8 +177,8 @@ func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, 
 
 // TouchToken implements store.Store.
 func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE api_tokens SET last_used_at = $1 WHERE id = $2`, sqlstore.Micros(at), id)
+	err := s.withStatement(ctx, func(db execer) error {
+		_, err := db.Exec(ctx, `UPDATE api_tokens SET last_used_at = $1 WHERE id = $2`, sqlstore.Micros(at), id)
 		return err
 	})
 	if err != nil {
@@ -192,8 +192,8 @@ func (s *Store) CreateSession(ctx context.Context, ses pki.Session) error {
 	if err := sqlstore.CheckNewSession(ses); err != nil {
 		return pgError("postgres: create session: %w", err)
 	}
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO sessions (hash, user_name, created_at, expires_at, remote_addr)
+	err := s.withStatement(ctx, func(db execer) error {
+		_, err := db.Exec(ctx, `INSERT INTO sessions (hash, user_name, created_at, expires_at, remote_addr)
 			VALUES ($1, $2, $3, $4, $5)`, ses.Hash, ses.User, sqlstore.Micros(ses.CreatedAt), sqlstore.Micros(ses.ExpiresAt), ses.RemoteAddr)
 		return conflict(err)
 	})
@@ -221,8 +221,8 @@ func (s *Store) Session(ctx context.Context, hash []byte, now time.Time) (*pki.S
 
 // DeleteSession implements store.Store.
 func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM sessions WHERE hash = $1`, hash)
+	err := s.withStatement(ctx, func(db execer) error {
+		_, err := db.Exec(ctx, `DELETE FROM sessions WHERE hash = $1`, hash)
 		return err
 	})
 	if err != nil {
