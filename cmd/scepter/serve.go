@@ -81,6 +81,8 @@ type serveFlags struct {
 	// Bounds on unauthenticated work, per listener (see server.Limits).
 	maxConns          int
 	maxInflight       int
+	maxQueued         int
+	queueWait         time.Duration
 	rateLimit         float64
 	rateBurst         int
 	trustedProxy      string
@@ -153,7 +155,9 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.estClientCAFile, "est-client-ca-file", "", "PEM bundle of manufacturer CAs whose client certificates (IDevIDs) may enroll at profiles with est_manufacturer_auth")
 	fs.DurationVar(&f.estRetryAfter, "est-retry-after", estserver.DefaultRetryAfter, "how long EST clients are told to wait (Retry-After) while a request awaits approval")
 	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "open connections per listener; when full, the connection waiting longest without a request is closed for a new one")
-	fs.IntVar(&f.maxInflight, "max-inflight", server.DefaultMaxInflight, "requests handled at once per listener; beyond it: 503 with Retry-After")
+	fs.IntVar(&f.maxInflight, "max-inflight", server.DefaultMaxInflight, "requests handled at once per listener; beyond it they wait (--max-queued, --queue-wait), then 503 with Retry-After")
+	fs.IntVar(&f.maxQueued, "max-queued", server.DefaultMaxQueued, "requests per listener that may wait for one of --max-inflight, first come first served; beyond it: 503 with Retry-After at once; 0: no waiting")
+	fs.DurationVar(&f.queueWait, "queue-wait", server.DefaultQueueWait, "how long a request waits for one of --max-inflight before 503 with Retry-After")
 	fs.Float64Var(&f.rateLimit, "rate-limit", server.DefaultRateLimit, "requests per second per client address (token bucket, per node); beyond it: 429 with Retry-After; 0 disables")
 	fs.IntVar(&f.rateBurst, "rate-burst", server.DefaultRateBurst, "burst of --rate-limit: requests a client address may send at once")
 	fs.StringVar(&f.trustedProxy, "trusted-proxy", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For names the client; by default only the TCP peer counts")
@@ -533,6 +537,11 @@ func recordStart(ctx context.Context, st interface {
 // readTimeout bounds reading a whole request, body included.
 const readTimeout = 30 * time.Second
 
+// maxQueueWait bounds --queue-wait well inside the write timeout, which
+// runs from the request's start, so that a request that waited still has
+// time to be handled and answered.
+const maxQueueWait = 20 * time.Second
+
 // newHTTPServer is one listener's server, with bounded reads and headers.
 func newHTTPServer(h http.Handler, readHeaderTimeout time.Duration, log *slog.Logger) *http.Server {
 	return &http.Server{
@@ -589,6 +598,10 @@ func (f *serveFlags) guard(clock pki.Clock, log *slog.Logger) (*server.Guard, er
 		return nil, usageError{"--max-conns must be at least 1"}
 	case f.maxInflight < 1:
 		return nil, usageError{"--max-inflight must be at least 1"}
+	case f.maxQueued < 0:
+		return nil, usageError{"--max-queued must not be negative (0: no waiting)"}
+	case f.queueWait < 0 || f.queueWait > maxQueueWait:
+		return nil, usageError{fmt.Sprintf("--queue-wait must be from 0 to %s", maxQueueWait)}
 	case f.rateLimit < 0:
 		return nil, usageError{"--rate-limit must not be negative (0 disables it)"}
 	case f.rateLimit > 0 && f.rateBurst < 1:
@@ -600,8 +613,8 @@ func (f *serveFlags) guard(clock pki.Clock, log *slog.Logger) (*server.Guard, er
 	if err != nil {
 		return nil, usageError{"--trusted-proxy: " + err.Error()}
 	}
-	return server.NewGuard(server.Limits{MaxConns: f.maxConns, MaxInflight: f.maxInflight, RateLimit: f.rateLimit,
-		RateBurst: f.rateBurst, TrustedProxies: proxies}, clock, log)
+	return server.NewGuard(server.Limits{MaxConns: f.maxConns, MaxInflight: f.maxInflight, MaxQueued: f.maxQueued,
+		QueueWait: f.queueWait, RateLimit: f.rateLimit, RateBurst: f.rateBurst, TrustedProxies: proxies}, clock, log)
 }
 
 // manufacturerRoots reads --est-client-ca-file, which profiles with

@@ -14,6 +14,9 @@ func TestServeLimitFlags(t *testing.T) {
 	}{
 		{[]string{"--max-conns", "0"}, "--max-conns"},
 		{[]string{"--max-inflight", "0"}, "--max-inflight"},
+		{[]string{"--max-queued", "-1"}, "--max-queued"},
+		{[]string{"--queue-wait", "-1s"}, "--queue-wait"},
+		{[]string{"--queue-wait", "1m"}, "--queue-wait"},
 		{[]string{"--rate-limit", "-1"}, "--rate-limit"},
 		{[]string{"--rate-burst", "0"}, "--rate-burst"},
 		{[]string{"--read-header-timeout", "0s"}, "--read-header-timeout"},
@@ -38,8 +41,8 @@ func TestServeLimitFlags(t *testing.T) {
 	if _, err := f.guard(nil, nil); err != nil {
 		t.Fatalf("rate limit off: %v", err)
 	}
-	if f.maxConns != 1024 || f.maxInflight != 64 || f.readHeaderTimeout.Seconds() != 10 {
-		t.Errorf("defaults: %d conns, %d in flight, %v", f.maxConns, f.maxInflight, f.readHeaderTimeout)
+	if f.maxConns != 1024 || f.maxInflight != 64 || f.maxQueued != 1024 || f.queueWait.Seconds() != 5 || f.readHeaderTimeout.Seconds() != 10 {
+		t.Errorf("defaults: %d conns, %d in flight, %d waiting for %v, %v", f.maxConns, f.maxInflight, f.maxQueued, f.queueWait, f.readHeaderTimeout)
 	}
 	e, _, _ = testEnv(nil)
 	fs, f = newServeFlags(e)

@@ -86,3 +86,11 @@ func TestBenchEST(t *testing.T) {
 	runBench(t, e.Server, 40, "--protocol", "est", "--url", e.HTTPS, "--challenge", e.Challenge,
 		"--key-type", "p256", "--cacert", e.CAFile("root.crt"))
 }
+
+// TestBenchBurstQueued: a burst of 32 devices at once against a server
+// that handles 2 requests at a time is served in full, each request
+// waiting its turn (--max-queued, --queue-wait), not turned away with 503.
+func TestBenchBurstQueued(t *testing.T) {
+	s := startServer(t, serverOpts{challenge: "bench-challenge-0123456789", args: []string{"--max-inflight", "2", "--rate-limit", "0"}})
+	runBench(t, s, 96, "--concurrency", "32", "--pool", "8", "--url", s.URL, "--challenge", s.Challenge, "--ca-fingerprint", s.RootFingerprint())
+}

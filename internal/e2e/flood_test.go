@@ -485,11 +485,11 @@ func wrongChallenge(ctx context.Context, c *client.SCEP, caCerts []*x509.Certifi
 }
 
 // TestFloodInflightCap (regression): with --max-inflight 1, a request
-// whose body trickles in holds the only slot, and a second request is
-// answered 503 with Retry-After at once rather than queued; once the slow
-// one ends, requests are served again.
+// whose body trickles in holds the only slot, and a second request, after
+// waiting --queue-wait for it, is answered 503 with Retry-After rather
+// than handled; once the slow one ends, requests are served again.
 func TestFloodInflightCap(t *testing.T) {
-	s := startFloodServer(t, "--max-inflight", "1")
+	s := startFloodServer(t, "--max-inflight", "1", "--queue-wait", "300ms")
 	legit := s.httpFrom("127.0.0.1")
 	var resp *http.Response
 	var slowConns []net.Conn

@@ -2,10 +2,12 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,3 +56,101 @@ func TestTally(t *testing.T) {
 }
 
 func slogTo(w *bytes.Buffer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// A request that finds every slot taken waits its turn: waiters get
+// slots first come, first served; one beyond MaxQueued is refused at
+// once; a waiter is refused after QueueWait, or when its client goes away.
+func TestAdmitQueue(t *testing.T) {
+	newGuard := func(queued int, wait time.Duration) *Guard {
+		g, err := NewGuard(Limits{MaxConns: 1, MaxInflight: 1, MaxQueued: queued, QueueWait: wait}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	full := func() chan struct{} {
+		slots := make(chan struct{}, 1)
+		slots <- struct{}{} // a request in flight
+		return slots
+	}
+	untilWaiting := func(waiting *atomic.Int64, n int64) {
+		for waiting.Load() != n {
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	t.Run("first come, first served", func(t *testing.T) {
+		g, slots := newGuard(2, time.Hour), full()
+		var waiting atomic.Int64
+		admitted := make(chan string, 2)
+		for i, name := range []string{"first", "second"} {
+			go func() {
+				if g.admit(context.Background(), slots, &waiting) {
+					admitted <- name
+				}
+			}()
+			untilWaiting(&waiting, int64(i+1))
+		}
+		if g.admit(context.Background(), slots, &waiting) {
+			t.Fatal("a third waiter beyond MaxQueued 2 was admitted")
+		}
+		if n := waiting.Load(); n != 2 {
+			t.Fatalf("%d waiting after a refusal, want 2", n)
+		}
+		for _, want := range []string{"first", "second"} {
+			<-slots // the request in flight ends
+			if got := <-admitted; got != want {
+				t.Fatalf("admitted %s, want %s", got, want)
+			}
+		}
+		untilWaiting(&waiting, 0)
+	})
+
+	t.Run("gives up after QueueWait", func(t *testing.T) {
+		g, slots := newGuard(2, 20*time.Millisecond), full()
+		var waiting atomic.Int64
+		if g.admit(context.Background(), slots, &waiting) {
+			t.Fatal("admitted without a free slot")
+		}
+		if n := waiting.Load(); n != 0 {
+			t.Fatalf("%d still counted as waiting", n)
+		}
+	})
+
+	t.Run("gives up when the client goes away", func(t *testing.T) {
+		g, slots := newGuard(2, time.Hour), full()
+		var waiting atomic.Int64
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan bool)
+		go func() { done <- g.admit(ctx, slots, &waiting) }()
+		untilWaiting(&waiting, 1)
+		cancel()
+		if <-done {
+			t.Fatal("admitted after its client went away")
+		}
+	})
+
+	t.Run("no queue", func(t *testing.T) {
+		for _, g := range []*Guard{newGuard(0, time.Hour), newGuard(5, 0)} {
+			var waiting atomic.Int64
+			if g.admit(context.Background(), full(), &waiting) {
+				t.Fatal("admitted without a free slot")
+			}
+		}
+	})
+
+	t.Run("a free slot at once", func(t *testing.T) {
+		var waiting atomic.Int64
+		if !newGuard(0, 0).admit(context.Background(), make(chan struct{}, 1), &waiting) {
+			t.Fatal("refused with a free slot")
+		}
+	})
+}
+
+func TestNegativeQueueRefused(t *testing.T) {
+	for _, l := range []Limits{{MaxConns: 1, MaxInflight: 1, MaxQueued: -1}, {MaxConns: 1, MaxInflight: 1, QueueWait: -time.Second}} {
+		if _, err := NewGuard(l, nil, nil); err == nil {
+			t.Errorf("%+v accepted", l)
+		}
+	}
+}

@@ -108,7 +108,8 @@ func TestRateLimitOff(t *testing.T) {
 	}
 }
 
-// One request more than MaxInflight is answered 503 at once, not queued.
+// Without a queue (MaxQueued 0), one request more than MaxInflight is
+// answered 503 at once.
 func TestInflightCap(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
