@@ -312,6 +312,10 @@ func (e *estEnroller) enroll(ctx context.Context, w *worker, ti, _ int, item *po
 	req.Header.Set("Content-Type", est.ContentTypePKCS10)
 	req.Header.Set("Content-Transfer-Encoding", "base64")
 	req.SetBasicAuth(e.user, e.pass)
+	// Should the server have acted on a copy lost with its connection,
+	// that is one more certificate for the same CSR in its inventory,
+	// never a second reply here.
+	client.MarkResendable(req, item.b64)
 	resp, err := w.http.Do(req)
 	if err != nil {
 		return nil, err

@@ -135,6 +135,18 @@ func (c *SCEP) do(req *http.Request) (*http.Response, []byte, error) {
 	return resp, body, nil
 }
 
+// MarkResendable marks a POST as safe to send again, so that Go's
+// transport, finding that the server closed a kept-alive connection as the
+// request went out on it (servers close idle connections to make room for
+// others, or at their idle timeout), resends it on a new connection rather
+// than failing, as devices' HTTP stacks do: Go resends only requests
+// marked idempotent. The key is the body's digest, the same for every
+// copy and different for every other request.
+func MarkResendable(req *http.Request, body []byte) {
+	sum := sha256.Sum256(body)
+	req.Header.Set("Idempotency-Key", hex.EncodeToString(sum[:16]))
+}
+
 func truncate(b []byte, n int) []byte {
 	if len(b) > n {
 		return b[:n]
@@ -608,6 +620,9 @@ func (c *SCEP) pkiOperation(ctx context.Context, caps Caps, msg []byte) ([]byte,
 			return nil, err
 		}
 		req.Header.Set("Content-Type", "application/x-pki-message")
+		// A PKCSReq may be sent twice: the server refuses a second copy
+		// of its nonce, so it never acts on it twice.
+		MarkResendable(req, msg)
 		_, body, err := c.do(req)
 		return body, err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 
@@ -94,5 +95,64 @@ func TestConcurrentEnrollments(t *testing.T) {
 		if serials[s] != 1 {
 			t.Errorf("recorded serial %s was not returned to a client", s)
 		}
+	}
+}
+
+// A server may close a kept-alive connection just as the client sends its
+// next request on it (to make room for other clients, or at its idle
+// timeout). The client's PKCSReq then goes again on a new connection
+// instead of failing: it is marked idempotent, which is safe because the
+// server refuses a second copy of its nonce.
+func TestClientResendsOnClosedKeepAlive(t *testing.T) {
+	var (
+		mu          sync.Mutex
+		requests    = map[string]int{} // per connection (client address)
+		droppedPOST int
+	)
+	ts := newTestServer(t, serverOptions{wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			requests[r.RemoteAddr]++
+			again := requests[r.RemoteAddr] > 1
+			if again && r.Method == http.MethodPost {
+				droppedPOST++
+			}
+			mu.Unlock()
+			if again {
+				// Each connection serves one request; the next one on it
+				// finds it closed, with no reply.
+				if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+					conn.Close()
+				}
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	ctx := context.Background()
+	c := &client.SCEP{URL: ts.URL + "/scep", Now: ts.Clock.Now, HTTP: &http.Client{Transport: &http.Transport{}}}
+	caps, err := c.GetCACaps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCerts, err := c.GetCACert(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		key := testKey(t, i)
+		der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: fmt.Sprintf("keepalive-%d", i)}, ChallengePassword: testChallenge}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: key, CACerts: caCerts, Caps: caps}); err != nil {
+			t.Fatalf("enrollment %d: %v", i, err)
+		}
+	}
+	if droppedPOST == 0 {
+		t.Fatal("no PKIOperation met a closed connection: the test proves nothing")
+	}
+	if n := ts.certCount(t); n != 3 {
+		t.Fatalf("%d certificates issued, want 3", n)
 	}
 }

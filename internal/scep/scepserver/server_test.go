@@ -73,6 +73,8 @@ type serverOptions struct {
 	ca ca.InitOptions
 	// enroll sets profiles (the static challenge is always testChallenge).
 	enroll enroll.Config
+	// wrap, when set, wraps the handler the test server serves.
+	wrap func(http.Handler) http.Handler
 }
 
 func newTestServer(t testing.TB, o serverOptions) *testServer {
@@ -116,7 +118,11 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	for pattern, handler := range h.Routes() {
 		mux.Handle(pattern, handler)
 	}
-	srv := httptest.NewServer(mux)
+	var served http.Handler = mux
+	if o.wrap != nil {
+		served = o.wrap(mux)
+	}
+	srv := httptest.NewServer(served)
 	t.Cleanup(srv.Close)
 	return &testServer{URL: srv.URL, Store: st, Authority: authority, Clock: clock, Service: svc, Admin: newAdmin(st, clock, log, svc), RA: ra, Dir: dir,
 		CRL: publisher}
