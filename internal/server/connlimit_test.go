@@ -282,3 +282,64 @@ func selfSigned(t *testing.T) *tls.Config {
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
+
+// A new connection is kept for the grace period even when the limit is
+// reached, so that a crowd of clients does not close each other's
+// connections before their requests are read; a newcomer waits, then takes
+// its place. An idle keep-alive connection makes room at once.
+func TestConnLimitGrace(t *testing.T) {
+	const grace = 300 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := server.NewConnLimiter(ln, 1, grace, nil)
+	defer l.Close()
+	accept := func() (net.Conn, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, time.Since(start)
+	}
+	dialN(t, ln.Addr().String(), 1)
+	first, _ := accept()
+	dialN(t, ln.Addr().String(), 1)
+	second, waited := accept()
+	if waited < grace/2 {
+		t.Errorf("the newcomer was accepted after %v: the new connection was not kept for its grace of %v", waited, grace)
+	}
+	if _, err := first.Read(make([]byte, 1)); err == nil {
+		t.Error("the connection past its grace was not closed for the newcomer")
+	}
+
+	// second has served a request and idles between keep-alive requests:
+	// a newcomer takes its place without waiting for any grace.
+	l2 := server.NewConnLimiter(ln, 1, time.Hour, nil)
+	_ = second.Close()
+	dialN(t, ln.Addr().String(), 1)
+	kept, err := l2.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.ConnState(kept, http.StateActive)
+	l2.ConnState(kept, http.StateIdle)
+	dialN(t, ln.Addr().String(), 1)
+	done := make(chan struct{})
+	go func() {
+		if c, err := l2.Accept(); err == nil {
+			c.Close()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a newcomer waited although a connection was idle between requests")
+	}
+	if _, err := kept.Read(make([]byte, 1)); err == nil {
+		t.Error("the idle connection was not closed for the newcomer")
+	}
+}

@@ -78,6 +78,11 @@ const (
 	DefaultRateBurst = 250
 	// DefaultMaxClients addresses cost about 200 bytes each.
 	DefaultMaxClients = 16384
+	// newConnGrace is how long a new connection is kept before it may be
+	// closed for a newcomer (ConnLimiter): long enough for a client on a
+	// busy node to have its request read, short beside the header
+	// timeout that ends a client that sends nothing.
+	newConnGrace = 2 * time.Second
 	// busyRetryAfter is the Retry-After of a 503: requests in flight end
 	// within seconds.
 	busyRetryAfter = time.Second
@@ -154,7 +159,7 @@ func (g *Guard) Protect(srv *http.Server, ln net.Listener) net.Listener {
 		// them does not fill the disk.
 		srv.ErrorLog = stdlog.New(&quietWriter{w: srv.ErrorLog.Writer(), clock: g.clock}, srv.ErrorLog.Prefix(), srv.ErrorLog.Flags())
 	}
-	cl := NewConnLimiter(ln, g.limits.MaxConns, g.evicted.add)
+	cl := NewConnLimiter(ln, g.limits.MaxConns, newConnGrace, g.evicted.add)
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, s http.ConnState) {
 		cl.ConnState(c, s)
