@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,18 +23,23 @@ import (
 // one is, Accept waits until one ends (requests in flight are bounded by
 // the server's timeouts and the in-flight cap).
 //
-// Under a legitimate crowd of more clients than max, that rule alone turns
-// most of the crowd away: every newcomer closes the connection accepted
-// just before it, before the server could even read that one's request
-// (measured: 2,000 SCEP clients with keep-alive against the default 1,024,
-// 5,014 of 6,000 enrollments failed, and 4,972 of 6,000 EST ones; with the
-// grace, 70 and 6, the 70 being 503s of the in-flight queue). So the oldest new connection is closed for
-// a newcomer once it is grace old without a complete request, and
-// otherwise the connection idle longest between keep-alive requests, at
-// once: its client sends its next request on a new connection (HTTP
-// clients resend a request that meets a closed kept-alive connection, ours
-// included). When there is neither, the newcomer waits in the kernel's
-// queue.
+// Under a legitimate crowd of more clients than max, closing the
+// longest-waiting connection turns most of the crowd away: every newcomer
+// closes a connection accepted just before it, before the server could
+// even read that one's request (measured: 2,000 SCEP clients with
+// keep-alive against the default 1,024 lost 5,014 of 6,000 enrollments,
+// EST clients 4,972). Yet a flood of connections that send nothing must
+// still be cleared as fast as it comes. So the connection closed for a
+// newcomer is, in this order:
+//   - the oldest new one that has sent nothing at all (neither read by the
+//     server nor waiting in its socket) in quietGrace;
+//   - the oldest new one that has talked but not completed a request in
+//     grace (a slow TLS handshake or slow headers);
+//   - the one idle longest between keep-alive requests: its client sends
+//     its next request on a new connection (HTTP clients resend a request
+//     that meets a closed kept-alive connection, ours included).
+//
+// When there is none, the newcomer waits in the kernel's queue.
 //
 // It learns which connections are busy from the server: set ConnState as
 // the http.Server's ConnState hook (Guard.Protect does).
@@ -65,6 +71,7 @@ type limitedConn struct {
 	net.Conn
 	l        *ConnLimiter
 	accepted time.Time
+	heard    atomic.Bool // the client has sent something (see talked)
 	// Guarded by l.mu:
 	elem *list.Element // in l.fresh or l.idle while it has no request in progress
 	in   *list.List    // which of them
@@ -118,23 +125,72 @@ func (l *ConnLimiter) Accept() (net.Conn, error) {
 	return lc, nil
 }
 
-// victimLocked picks the connection to close for a newcomer: the oldest
-// new one once it is grace old, else the longest idle. When there is none,
-// wait is how long until the oldest new one comes of age (0: until a
-// connection goes or becomes idle). l.mu is held.
+// quietGrace is how long a new connection that has sent nothing is kept
+// before it may be closed for a newcomer. A client sends its request, or
+// its TLS ClientHello, as soon as it is connected, but a busy client (or a
+// busy node's kernel queue) may take a while; a flood of connections that
+// send nothing is still cleared at the rate it comes, after this delay.
+const quietGrace = time.Second
+
+// victimLocked picks the connection to close for a newcomer (see
+// ConnLimiter). When there is none, wait is how long until a new one may
+// be closed (0: not before a connection goes or becomes idle). l.mu is
+// held.
 func (l *ConnLimiter) victimLocked(now time.Time) (victim *limitedConn, wait time.Duration) {
-	if e := l.fresh.Front(); e != nil {
+	var aged *limitedConn
+	soonest := func(d time.Duration) {
+		if wait == 0 || d < wait {
+			wait = d
+		}
+	}
+	for e := l.fresh.Front(); e != nil; e = e.Next() {
 		c := e.Value.(*limitedConn)
 		age := now.Sub(c.accepted)
-		if age >= l.grace {
+		switch {
+		case age < quietGrace:
+			// This one and all after it, which are younger, are kept.
+			soonest(quietGrace - age)
+			e = l.fresh.Back()
+		case !c.talked():
 			return c, 0
+		case age >= l.grace:
+			if aged == nil {
+				aged = c
+			}
+		default:
+			soonest(l.grace - age)
 		}
-		wait = l.grace - age
+	}
+	if aged != nil {
+		return aged, 0
 	}
 	if e := l.idle.Front(); e != nil {
 		return e.Value.(*limitedConn), 0
 	}
 	return nil, wait
+}
+
+// talked says whether the client has sent anything on c: bytes the server
+// has read, or bytes waiting in the socket for the server to read them
+// (its goroutine may not have run yet on a busy node).
+func (c *limitedConn) talked() bool {
+	if c.heard.Load() {
+		return true
+	}
+	if pendingBytes(c.Conn) > 0 {
+		c.heard.Store(true)
+		return true
+	}
+	return false
+}
+
+// Read notes that the client has sent something, for talked.
+func (c *limitedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.heard.Load() {
+		c.heard.Store(true)
+	}
+	return n, err
 }
 
 // waitingLocked puts c at the back of list (l.fresh or l.idle): it has no

@@ -283,63 +283,71 @@ func selfSigned(t *testing.T) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
 
-// A new connection is kept for the grace period even when the limit is
-// reached, so that a crowd of clients does not close each other's
-// connections before their requests are read; a newcomer waits, then takes
-// its place. An idle keep-alive connection makes room at once.
+// A new connection is kept for a while even when the limit is reached, so
+// that a crowd of clients does not close each other's connections before
+// their requests are read; a newcomer waits, then takes its place: one
+// that has sent nothing after quietGrace (1 s), one that has sent part of
+// a request after grace. An idle keep-alive connection makes room at once.
 func TestConnLimitGrace(t *testing.T) {
-	const grace = 300 * time.Millisecond
+	const quiet, grace = time.Second, 1500 * time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := server.NewConnLimiter(ln, 1, grace, nil)
-	defer l.Close()
-	accept := func() (net.Conn, time.Duration) {
+	defer ln.Close()
+	addr := ln.Addr().String()
+	// replaced runs an Accept for a newcomer on l, which is full with old,
+	// and reports how long the newcomer waited; old must be closed then.
+	replaced := func(l *server.ConnLimiter, old net.Conn) time.Duration {
 		t.Helper()
+		dialN(t, addr, 1)
 		start := time.Now()
 		c, err := l.Accept()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c, time.Since(start)
+		waited := time.Since(start)
+		defer c.Close()
+		if _, err := old.Read(make([]byte, 1)); err == nil {
+			t.Fatal("the connection was not closed for the newcomer")
+		}
+		return waited
 	}
-	dialN(t, ln.Addr().String(), 1)
-	first, _ := accept()
-	dialN(t, ln.Addr().String(), 1)
-	second, waited := accept()
-	if waited < grace/2 {
-		t.Errorf("the newcomer was accepted after %v: the new connection was not kept for its grace of %v", waited, grace)
-	}
-	if _, err := first.Read(make([]byte, 1)); err == nil {
-		t.Error("the connection past its grace was not closed for the newcomer")
+	accept := func(l *server.ConnLimiter) net.Conn {
+		t.Helper()
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
 
-	// second has served a request and idles between keep-alive requests:
-	// a newcomer takes its place without waiting for any grace.
-	l2 := server.NewConnLimiter(ln, 1, time.Hour, nil)
-	_ = second.Close()
-	dialN(t, ln.Addr().String(), 1)
-	kept, err := l2.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2.ConnState(kept, http.StateActive)
-	l2.ConnState(kept, http.StateIdle)
-	dialN(t, ln.Addr().String(), 1)
-	done := make(chan struct{})
-	go func() {
-		if c, err := l2.Accept(); err == nil {
-			c.Close()
+	t.Run("sent nothing", func(t *testing.T) {
+		l := server.NewConnLimiter(ln, 1, grace, nil)
+		dialN(t, addr, 1)
+		if waited := replaced(l, accept(l)); waited < quiet*3/4 {
+			t.Errorf("the newcomer was accepted after %v: a new connection is kept for %v", waited, quiet)
 		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("a newcomer waited although a connection was idle between requests")
-	}
-	if _, err := kept.Read(make([]byte, 1)); err == nil {
-		t.Error("the idle connection was not closed for the newcomer")
-	}
+	})
+	t.Run("sent part of a request", func(t *testing.T) {
+		l := server.NewConnLimiter(ln, 1, grace, nil)
+		client := dialN(t, addr, 1)[0]
+		if _, err := io.WriteString(client, "GET / HTTP/1.1\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		talking := accept(l)
+		if waited := replaced(l, talking); waited < grace*3/4 {
+			t.Errorf("the newcomer was accepted after %v: a new connection that talks is kept for %v", waited, grace)
+		}
+	})
+	t.Run("idle keep-alive", func(t *testing.T) {
+		l := server.NewConnLimiter(ln, 1, time.Hour, nil)
+		dialN(t, addr, 1)
+		kept := accept(l)
+		l.ConnState(kept, http.StateActive)
+		l.ConnState(kept, http.StateIdle)
+		if waited := replaced(l, kept); waited > quiet/2 {
+			t.Errorf("the newcomer waited %v although a connection was idle between requests", waited)
+		}
+	})
 }

@@ -78,10 +78,10 @@ const (
 	DefaultRateBurst = 250
 	// DefaultMaxClients addresses cost about 200 bytes each.
 	DefaultMaxClients = 16384
-	// newConnGrace is how long a new connection is kept before it may be
-	// closed for a newcomer (ConnLimiter): long enough for a client on a
-	// busy node to have its request read, short beside the header
-	// timeout that ends a client that sends nothing.
+	// newConnGrace is how long a new connection that has sent part of a
+	// request is kept before it may be closed for a newcomer
+	// (ConnLimiter): long enough for a TLS handshake with a client on a
+	// slow network or a busy node, short beside the header timeout.
 	newConnGrace = 2 * time.Second
 	// busyRetryAfter is the Retry-After of a 503: requests in flight end
 	// within seconds.
