@@ -25,14 +25,7 @@ func TestConcurrentEnrollments(t *testing.T) {
 	ts := newTestServer(t, serverOptions{})
 	ctx := context.Background()
 	c := &client.SCEP{URL: ts.URL + "/scep", Now: ts.Clock.Now}
-	caps, err := c.GetCACaps(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCerts, err := c.GetCACert(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caps, caCerts := fetchCA(t, c)
 	var (
 		mu      sync.Mutex
 		serials = map[string]int{}
@@ -131,14 +124,7 @@ func TestClientResendsOnClosedKeepAlive(t *testing.T) {
 	}})
 	ctx := context.Background()
 	c := &client.SCEP{URL: ts.URL + "/scep", Now: ts.Clock.Now, HTTP: &http.Client{Transport: &http.Transport{}}}
-	caps, err := c.GetCACaps(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCerts, err := c.GetCACert(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caps, caCerts := fetchCA(t, c)
 	for i := range 3 {
 		key := testKey(t, i)
 		der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: fmt.Sprintf("keepalive-%d", i)}, ChallengePassword: testChallenge}, key)
@@ -155,4 +141,19 @@ func TestClientResendsOnClosedKeepAlive(t *testing.T) {
 	if n := ts.certCount(t); n != 3 {
 		t.Fatalf("%d certificates issued, want 3", n)
 	}
+}
+
+// fetchCA asks the server for its capabilities and CA certificates, as a
+// client does before it enrolls.
+func fetchCA(t *testing.T, c *client.SCEP) (client.Caps, []*x509.Certificate) {
+	t.Helper()
+	caps, err := c.GetCACaps(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := c.GetCACert(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caps, certs
 }

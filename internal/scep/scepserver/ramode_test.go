@@ -21,14 +21,7 @@ func TestRAModeCA(t *testing.T) {
 	}
 	ctx := context.Background()
 	c := &client.SCEP{URL: ts.URL + "/scep", Now: ts.Clock.Now}
-	caps, err := c.GetCACaps(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs, err := c.GetCACert(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caps, certs := fetchCA(t, c)
 	if len(certs) != 2 || !certs[0].Equal(ts.Authority.Issuer.Cert) || !certs[1].Equal(ts.Authority.Root) {
 		t.Fatalf("GetCACert returned %d certificates, want issuing CA and root", len(certs))
 	}
