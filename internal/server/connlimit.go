@@ -143,6 +143,7 @@ func (l *ConnLimiter) victimLocked(now time.Time) (victim *limitedConn, wait tim
 			wait = d
 		}
 	}
+scan:
 	for e := l.fresh.Front(); e != nil; e = e.Next() {
 		c := e.Value.(*limitedConn)
 		age := now.Sub(c.accepted)
@@ -150,7 +151,7 @@ func (l *ConnLimiter) victimLocked(now time.Time) (victim *limitedConn, wait tim
 		case age < quietGrace:
 			// This one and all after it, which are younger, are kept.
 			soonest(quietGrace - age)
-			e = l.fresh.Back()
+			break scan
 		case !c.talked():
 			return c, 0
 		case age >= l.grace:
