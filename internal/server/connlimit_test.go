@@ -105,8 +105,9 @@ func getOK(t *testing.T, url string) {
 	}
 }
 
-// When full, a newcomer is served and the connection that has waited
-// longest without a request is closed; the others stay.
+// When full, a newcomer is served and, once a second has passed, the
+// connection that has waited longest without sending anything is closed;
+// the others stay.
 func TestConnLimitEvictsLongestWaiting(t *testing.T) {
 	s := serveGuarded(t, server.Limits{MaxConns: 3, MaxInflight: 10}, 10*time.Second, nil, ok200)
 	var conns []net.Conn
