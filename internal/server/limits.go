@@ -180,6 +180,7 @@ func (g *Guard) Protect(srv *http.Server, ln net.Listener) net.Listener {
 func (g *Guard) Handler(next http.Handler) http.Handler {
 	slots := make(chan struct{}, g.limits.MaxInflight)
 	var waiting atomic.Int64
+	probes := make(chan struct{}, probeSlots)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr, forwarded := g.clientAddr(r)
 		if forwarded {
@@ -194,14 +195,39 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 				return
 			}
 		}
-		if !g.admit(r.Context(), slots, &waiting) {
+		held, admitted := slots, false
+		if isProbe(r) {
+			// Never behind a burst of enrollments: an orchestrator
+			// that sees its probes time out restarts a node that is
+			// only busy. Probes have slots of their own, no queue.
+			held = probes
+			select {
+			case probes <- struct{}{}:
+				admitted = true
+			default:
+			}
+		} else {
+			admitted = g.admit(r.Context(), slots, &waiting)
+		}
+		if !admitted {
 			g.busy.add()
 			refuse(w, r, http.StatusServiceUnavailable, busyRetryAfter, "server busy")
 			return
 		}
-		defer func() { <-slots }()
+		defer func() { <-held }()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// probeSlots bounds the health probes (/healthz, /readyz) each listener
+// handles at once, apart from the other requests. They are cheap (readyz
+// reuses its outcome for seconds), and a load balancer or orchestrator
+// sends a few a second.
+const probeSlots = 8
+
+// isProbe says whether r is a health probe.
+func isProbe(r *http.Request) bool {
+	return r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz")
 }
 
 // admit takes one of slots for a request: at once when one is free,

@@ -139,6 +139,44 @@ func TestInflightCap(t *testing.T) {
 	}
 }
 
+// Health probes have slots of their own: while enrollments hold every
+// slot, with others waiting for one, /healthz and /readyz are answered at
+// once; probes beyond their own few get 503 at once.
+func TestProbesBesideTheCap(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("slow") != "" || r.URL.Path == "/readyz" {
+			entered <- struct{}{}
+			<-release
+		}
+	})
+	h := guarded(t, server.Limits{MaxInflight: 1, MaxQueued: 10, QueueWait: time.Hour}, pkitest.NewClock(t0), slow)
+	probe := func(path string) int {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.RemoteAddr = "192.0.2.7:1"
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(release)
+	wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/scep?slow=1", nil)) })
+	<-entered
+	wg.Go(func() { get(h, "192.0.2.8:1") }) // waits for the slot
+	if code := probe("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz while enrollments hold every slot: %d", code)
+	}
+	// Fill the probes' own slots with /readyz calls that hang.
+	for range 8 {
+		wg.Go(func() { probe("/readyz") })
+		<-entered
+	}
+	if code := probe("/healthz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("a probe beyond the probes' slots: %d, want 503", code)
+	}
+}
+
 // X-Forwarded-For counts only from a trusted proxy, read from the right:
 // what a client writes into it itself is left of what the proxy appends.
 func TestTrustedProxy(t *testing.T) {
