@@ -25,10 +25,10 @@ import (
 // one client address may send per second.
 type Limits struct {
 	// MaxConns bounds the open connections of each listener. When it is
-	// reached, a new connection closes the one that has waited longest
-	// without a request in progress (a TLS handshake or request headers
-	// not finished, or an idle keep-alive); when every connection is busy
-	// with a request, new ones wait in the kernel's queue.
+	// reached, a new connection closes one without a request in progress:
+	// one silent for a second, one that has not completed a request in 2 s
+	// (a TLS handshake or headers), or an idle keep-alive (ConnLimiter);
+	// when there is none, new ones wait in the kernel's queue.
 	MaxConns int
 	// MaxInflight bounds the requests each listener handles at once.
 	MaxInflight int
