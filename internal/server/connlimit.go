@@ -57,9 +57,10 @@ type ConnLimiter struct {
 	closed bool
 }
 
-// NewConnLimiter bounds ln to maxConns open connections, a new one kept
-// for at least grace; onEvict, when not nil, is called for each connection
-// closed to make room.
+// NewConnLimiter bounds ln to maxConns open connections. A new connection
+// is kept for at least quietGrace, and one that talks for at least grace;
+// onEvict, when not nil, is called for each connection closed to make
+// room.
 func NewConnLimiter(ln net.Listener, maxConns int, grace time.Duration, onEvict func()) *ConnLimiter {
 	l := &ConnLimiter{Listener: ln, max: maxConns, grace: grace, onEvict: onEvict}
 	l.cond = sync.NewCond(&l.mu)
