@@ -28,7 +28,7 @@ import (
 // closes a connection accepted just before it, before the server could
 // even read that one's request (measured: 2,000 SCEP clients with
 // keep-alive against the default 1,024 lost 5,014 of 6,000 enrollments,
-// EST clients 4,972). Yet a flood of connections that send nothing must
+// EST clients 4,961). Yet a flood of connections that send nothing must
 // still be cleared as fast as it comes. So the connection closed for a
 // newcomer is, in this order:
 //   - the oldest new one that has sent nothing at all (neither read by the
