@@ -246,6 +246,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := m.Inventory(st); err != nil {
 		return err
 	}
+	if err := m.Limits(guard.Stats); err != nil {
+		return err
+	}
 	if created {
 		err := st.AppendAudit(ctx, pki.AuditEvent{Time: clock.Now(), Type: pki.EventCAInitialized, Actor: "system", Outcome: "success",
 			Detail: fmt.Sprintf("root %s, issuing CA %s, RA %s", authority.RootFingerprint(), authority.Issuer.Cert.Subject, authority.RA.Cert.Subject)})

@@ -104,6 +104,30 @@ type Guard struct {
 	limited *tally       // 429s
 	busy    *tally       // 503s
 	evicted *tally       // connections closed for newcomers
+
+	waited  atomic.Int64 // requests that have waited for a slot
+	waiting atomic.Int64 // requests waiting for a slot now
+}
+
+// LimitStats is what a Guard's limits have done since it was made, summed
+// over its listeners (for metrics).
+type LimitStats struct {
+	RateLimited int64 // requests answered 429: the per-address rate limit
+	Busy        int64 // requests answered 503: no slot free, or none in time
+	Waited      int64 // requests that waited for a slot, served or not
+	Waiting     int64 // requests waiting for a slot now
+	Evicted     int64 // connections closed to make room for newcomers
+}
+
+// Stats reads the counts of what the limits have done.
+func (g *Guard) Stats() LimitStats {
+	return LimitStats{
+		RateLimited: g.limited.total.Load(),
+		Busy:        g.busy.total.Load(),
+		Waited:      g.waited.Load(),
+		Waiting:     g.waiting.Load(),
+		Evicted:     g.evicted.total.Load(),
+	}
 }
 
 // NewGuard checks l and returns a Guard; log and clock may be nil (no
@@ -179,7 +203,7 @@ func (g *Guard) Protect(srv *http.Server, ln net.Listener) net.Listener {
 // Each call makes a new cap and queue: call it once per listener.
 func (g *Guard) Handler(next http.Handler) http.Handler {
 	slots := make(chan struct{}, g.limits.MaxInflight)
-	var waiting atomic.Int64
+	var queued atomic.Int64 // this listener's waiters
 	probes := make(chan struct{}, probeSlots)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr, forwarded := g.clientAddr(r)
@@ -207,7 +231,7 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 			default:
 			}
 		} else {
-			admitted = g.admit(r.Context(), slots, &waiting)
+			admitted = g.admit(r.Context(), slots, &queued)
 		}
 		if !admitted {
 			g.busy.add()
@@ -235,7 +259,7 @@ func isProbe(r *http.Request) bool {
 // until the client goes away. Waiters get slots first come, first served:
 // a channel hands a freed place to its longest-blocked sender before a
 // newcomer can see it.
-func (g *Guard) admit(ctx context.Context, slots chan struct{}, waiting *atomic.Int64) bool {
+func (g *Guard) admit(ctx context.Context, slots chan struct{}, queued *atomic.Int64) bool {
 	select {
 	case slots <- struct{}{}:
 		return true
@@ -244,10 +268,13 @@ func (g *Guard) admit(ctx context.Context, slots chan struct{}, waiting *atomic.
 	if g.limits.MaxQueued == 0 || g.limits.QueueWait == 0 {
 		return false
 	}
-	defer waiting.Add(-1)
-	if waiting.Add(1) > int64(g.limits.MaxQueued) {
+	defer queued.Add(-1)
+	if queued.Add(1) > int64(g.limits.MaxQueued) {
 		return false
 	}
+	g.waited.Add(1)
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
 	// A relative wait, like the server's read timeouts, so not the
 	// injected clock, which tells dates.
 	t := time.NewTimer(g.limits.QueueWait)
@@ -381,12 +408,15 @@ type tally struct {
 	clock pki.Clock
 	msg   string
 
+	total atomic.Int64 // since the start, for metrics
+
 	mu     sync.Mutex
-	count  int
+	count  int // since the last log line
 	logged time.Time
 }
 
 func (t *tally) add() {
+	t.total.Add(1)
 	now := t.clock.Now()
 	t.mu.Lock()
 	t.count++

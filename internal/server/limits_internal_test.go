@@ -97,6 +97,9 @@ func TestAdmitQueue(t *testing.T) {
 		if n := waiting.Load(); n != 2 {
 			t.Fatalf("%d waiting after a refusal, want 2", n)
 		}
+		if st := g.Stats(); st.Waiting != 2 || st.Waited != 2 {
+			t.Fatalf("stats %+v while two wait, want 2 waiting, 2 waited", st)
+		}
 		for _, want := range []string{"first", "second"} {
 			<-slots // the request in flight ends
 			if got := <-admitted; got != want {
@@ -104,6 +107,12 @@ func TestAdmitQueue(t *testing.T) {
 			}
 		}
 		untilWaiting(&waiting, 0)
+		for g.Stats().Waiting != 0 {
+			time.Sleep(time.Millisecond)
+		}
+		if st := g.Stats(); st.Waited != 2 {
+			t.Fatalf("stats %+v after both were served, want 2 waited", st)
+		}
 	})
 
 	t.Run("gives up after QueueWait", func(t *testing.T) {
