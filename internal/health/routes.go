@@ -6,13 +6,23 @@ import (
 	"strconv"
 )
 
+// The probes' paths: the process is up, and it can issue.
+const (
+	LivePath  = "/healthz"
+	ReadyPath = "/readyz"
+)
+
+// Paths are the probes' paths, for limits that must never queue them
+// behind other requests (server.Limits.ProbePaths).
+func Paths() []string { return []string{LivePath, ReadyPath} }
+
 // Routes are /healthz and /readyz (server.Router). Both are
 // unauthenticated and answer plain text, never with a secret or an error
 // message.
 func (c *Checker) Routes() map[string]http.Handler {
 	return map[string]http.Handler{
-		"GET /healthz": http.HandlerFunc(c.serveHealthz),
-		"GET /readyz":  http.HandlerFunc(c.serveReadyz),
+		"GET " + LivePath:  http.HandlerFunc(c.serveHealthz),
+		"GET " + ReadyPath: http.HandlerFunc(c.serveReadyz),
 	}
 }
 

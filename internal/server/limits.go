@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,9 @@ type Limits struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed; without them only the TCP peer address counts.
 	TrustedProxies []netip.Prefix
+	// ProbePaths are the health probes' paths (GET): they have
+	// probeSlots of their own and never wait behind other requests.
+	ProbePaths []string
 	// MaxClients bounds the client addresses the rate limiter tracks;
 	// zero means DefaultMaxClients.
 	MaxClients int
@@ -220,16 +224,11 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 			}
 		}
 		held, admitted := slots, false
-		if isProbe(r) {
+		if g.isProbe(r) {
 			// Never behind a burst of enrollments: an orchestrator
 			// that sees its probes time out restarts a node that is
 			// only busy. Probes have slots of their own, no queue.
-			held = probes
-			select {
-			case probes <- struct{}{}:
-				admitted = true
-			default:
-			}
+			held, admitted = probes, take(probes)
 		} else {
 			admitted = g.admit(r.Context(), slots, &queued)
 		}
@@ -243,15 +242,25 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// probeSlots bounds the health probes (/healthz, /readyz) each listener
+// probeSlots bounds the health probes (Limits.ProbePaths) each listener
 // handles at once, apart from the other requests. They are cheap (readyz
 // reuses its outcome for seconds), and a load balancer or orchestrator
 // sends a few a second.
 const probeSlots = 8
 
 // isProbe says whether r is a health probe.
-func isProbe(r *http.Request) bool {
-	return r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz")
+func (g *Guard) isProbe(r *http.Request) bool {
+	return r.Method == http.MethodGet && slices.Contains(g.limits.ProbePaths, r.URL.Path)
+}
+
+// take takes one of slots if one is free.
+func take(slots chan struct{}) bool {
+	select {
+	case slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }
 
 // admit takes one of slots for a request: at once when one is free,
@@ -260,10 +269,8 @@ func isProbe(r *http.Request) bool {
 // a channel hands a freed place to its longest-blocked sender before a
 // newcomer can see it.
 func (g *Guard) admit(ctx context.Context, slots chan struct{}, queued *atomic.Int64) bool {
-	select {
-	case slots <- struct{}{}:
+	if take(slots) {
 		return true
-	default:
 	}
 	if g.limits.MaxQueued == 0 || g.limits.QueueWait == 0 {
 		return false

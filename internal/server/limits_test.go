@@ -150,7 +150,7 @@ func TestProbesBesideTheCap(t *testing.T) {
 			<-release
 		}
 	})
-	h := guarded(t, server.Limits{MaxInflight: 1, MaxQueued: 10, QueueWait: time.Hour}, pkitest.NewClock(t0), slow)
+	h := guarded(t, server.Limits{MaxInflight: 1, MaxQueued: 10, QueueWait: time.Hour, ProbePaths: []string{"/healthz", "/readyz"}}, pkitest.NewClock(t0), slow)
 	probe := func(path string) int {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, path, nil)
