@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -58,29 +59,25 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		reason = c.RevokeReason
 	}
 	now := sqlstore.Micros(in.Now)
-	err = s.withTx(ctx, func(tx pgx.Tx) error {
-		// The one-time challenge is consumed in the batch below, first,
-		// unless a held request is completed too: then both go first, one
-		// after the other, in the order they always had.
-		consumeInBatch := in.ConsumeChallengeHash != nil && in.CompleteRequestID == ""
-		if !consumeInBatch {
-			if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now); err != nil {
-				return err
-			}
-		}
-		if in.CompleteRequestID != "" {
-			if err := completeRequest(ctx, tx, &in); err != nil {
-				return err
-			}
-		}
-		// The inserts go to the server together, one round trip, and with
-		// them the read that locks the audit chain's head, unless the
-		// certificate is revoked or supersedes another: those lock other
-		// rows first (as a revocation does), and take the head after them.
-		var b pgx.Batch
-		if consumeInBatch {
-			b.Queue(consumeChallengeQuery, now, in.ConsumeChallengeHash)
-		}
+	issued := newIssuanceRows(c, sans, reason, now)
+	if in.CompleteRequestID == "" && c.Status != pki.StatusRevoked && in.Supersede == nil && len(in.Events) > 0 {
+		// Every enrollment and renewal comes this way.
+		err = s.retry(ctx, func() error { return s.tryIssuance(ctx, &in, issued, now) })
+	} else {
+		err = s.withTx(ctx, func(tx pgx.Tx) error { return recordIssuanceInTx(ctx, tx, &in, issued, now) })
+	}
+	if err != nil {
+		return pgError("postgres: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
+	}
+	return nil
+}
+
+// issuanceRows queues the two inserts every issuance makes: the
+// certificate and its serial.
+type issuanceRows func(b *pgx.Batch)
+
+func newIssuanceRows(c *pki.Certificate, sans string, reason any, now int64) issuanceRows {
+	return func(b *pgx.Batch) {
 		b.Queue(`INSERT INTO certificates (
 			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
 			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
@@ -93,49 +90,125 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		// it was reserved in a transaction of its own before.
 		b.Queue(`INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ($1, $2, $3)
 			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now)
-		headFirst := c.Status != pki.StatusRevoked && in.Supersede == nil && len(in.Events) > 0
-		if headFirst {
-			b.Queue(lockHeadQuery)
-		}
-		head, locked, err := sendIssuance(ctx, tx, &b, consumeInBatch, headFirst)
-		if err != nil {
-			return err
-		}
-		if c.Status == pki.StatusRevoked {
-			if err := bumpRevocationState(ctx, tx, c.IssuerID); err != nil {
-				return err
-			}
-		}
-		if in.Supersede != nil {
-			if err := supersede(ctx, tx, &in); err != nil {
-				return err
-			}
-		}
-		if !locked {
-			return insertEvents(ctx, tx, in.Now, in.Events)
-		}
-		return appendEvents(ctx, tx, head, in.Now, in.Events)
-	})
-	if err != nil {
-		return pgError("postgres: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
 	}
-	return nil
 }
 
-// sendIssuance sends RecordIssuance's batch: when consume, the update that
-// consumes the one-time challenge; the certificate and its serial; and,
-// when withHead, the locking read of the audit chain's head, which it
-// returns (locked is false when it was not asked for or the row is gone,
-// which lockAuditHead then handles). A challenge that could not be
-// consumed fails it with store.ErrChallengeUnusable; the inserts that ran
-// after it are undone with the transaction.
-func sendIssuance(ctx context.Context, tx pgx.Tx, b *pgx.Batch, consume, withHead bool) (head store.AuditHead, locked bool, err error) {
-	br := tx.SendBatch(ctx, b)
+// tryIssuance records a plain issuance (no held request to complete, not
+// revoked, superseding nothing, with audit events) in one READ COMMITTED
+// transaction of two round trips: BEGIN goes with the inserts and the
+// locking read of the audit chain's head, COMMIT with the events. pgx.Tx
+// would spend a round trip on each, and the second, with the chain's head
+// locked, would hold up every other issuance of every node.
+func (s *Store) tryIssuance(ctx context.Context, in *store.Issuance, issued issuanceRows, now int64) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
+	}
+	defer endTx(ctx, conn)
+	var b pgx.Batch
+	b.Queue(beginQuery)
+	consume := in.ConsumeChallengeHash != nil
+	if consume {
+		b.Queue(consumeChallengeQuery, now, in.ConsumeChallengeHash)
+	}
+	issued(&b)
+	b.Queue(lockHeadQuery)
+	head, locked, err := sendIssuance(ctx, conn, &b, true, consume, true)
+	if err != nil {
+		return err
+	}
+	if !locked {
+		if head, err = lockAuditHead(ctx, conn); err != nil {
+			return fmt.Errorf("insert audit event: %w", err)
+		}
+	}
+	return appendEvents(ctx, conn, head, in.Now, in.Events, true)
+}
+
+// beginQuery starts tryIssuance's transaction, as withTx's.
+const beginQuery = `BEGIN ISOLATION LEVEL READ COMMITTED`
+
+// endTx rolls back what a failed tryIssuance left open and gives the
+// connection back to the pool (which closes it, rather than reuse it,
+// should the rollback fail too).
+func endTx(ctx context.Context, conn *pgxpool.Conn) {
+	if conn.Conn().PgConn().TxStatus() != 'I' {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+	}
+	conn.Release()
+}
+
+// recordIssuanceInTx is RecordIssuance for the rest: a held request
+// completed, a revoked certificate, one superseding another, or no events.
+func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issued issuanceRows, now int64) error {
+	c := &in.Certificate
+	// The one-time challenge is consumed in the batch below, first,
+	// unless a held request is completed too: then both go first, one
+	// after the other, in the order they always had.
+	consumeInBatch := in.ConsumeChallengeHash != nil && in.CompleteRequestID == ""
+	if !consumeInBatch {
+		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now); err != nil {
+			return err
+		}
+	}
+	if in.CompleteRequestID != "" {
+		if err := completeRequest(ctx, tx, in); err != nil {
+			return err
+		}
+	}
+	// The inserts go to the server together, one round trip, and with
+	// them the read that locks the audit chain's head, unless the
+	// certificate is revoked or supersedes another: those lock other
+	// rows first (as a revocation does), and take the head after them.
+	var b pgx.Batch
+	if consumeInBatch {
+		b.Queue(consumeChallengeQuery, now, in.ConsumeChallengeHash)
+	}
+	issued(&b)
+	headFirst := c.Status != pki.StatusRevoked && in.Supersede == nil && len(in.Events) > 0
+	if headFirst {
+		b.Queue(lockHeadQuery)
+	}
+	head, locked, err := sendIssuance(ctx, tx, &b, false, consumeInBatch, headFirst)
+	if err != nil {
+		return err
+	}
+	if c.Status == pki.StatusRevoked {
+		if err := bumpRevocationState(ctx, tx, c.IssuerID); err != nil {
+			return err
+		}
+	}
+	if in.Supersede != nil {
+		if err := supersede(ctx, tx, in); err != nil {
+			return err
+		}
+	}
+	if !locked {
+		return insertEvents(ctx, tx, in.Now, in.Events)
+	}
+	return appendEvents(ctx, tx, head, in.Now, in.Events, false)
+}
+
+// sendIssuance sends an issuance's batch: when begin, the BEGIN of its
+// transaction; when consume, the update that consumes the one-time
+// challenge; the certificate and its serial; and, when withHead, the
+// locking read of the audit chain's head, which it returns (locked is
+// false when it was not asked for or the row is gone, which lockAuditHead
+// then handles). A challenge that could not be consumed fails it with
+// store.ErrChallengeUnusable; the inserts that ran after it are undone
+// with the transaction.
+func sendIssuance(ctx context.Context, q querier, b *pgx.Batch, begin, consume, withHead bool) (head store.AuditHead, locked bool, err error) {
+	br := q.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("insert certificate: %w", conflict(cerr))
 		}
 	}()
+	if begin {
+		if _, err := br.Exec(); err != nil {
+			return head, false, fmt.Errorf("begin: %w", err)
+		}
+	}
 	if consume {
 		if err := consumed(br.Exec()); err != nil {
 			return head, false, err

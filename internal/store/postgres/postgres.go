@@ -260,6 +260,15 @@ func (s *Store) withTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return s.retry(ctx, func() error { return s.tryTx(ctx, fn) })
 }
 
+// querier is what the statements of a transaction are sent through: a
+// pgx.Tx, or the pooled connection of one begun and committed by hand
+// (tryIssuance).
+type querier interface {
+	execer
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
 // execer runs a statement: the pool (a statement on its own) or a
 // transaction.
 type execer interface {

@@ -617,11 +617,13 @@ func TestTextPostgresCannotHold(t *testing.T) {
 	}
 }
 
-// TestIssuanceBatch: RecordIssuance sends the certificate, its serial and
-// the locking read of the audit chain's head in one round trip. A
-// duplicate serial is still a conflict that records nothing, issuances
-// append to the chain in order, and with the head's row gone the trail
-// starts again from the genesis hash (lockAuditHead's way).
+// TestIssuanceBatch: RecordIssuance sends BEGIN, the certificate, its
+// serial and the locking read of the audit chain's head in one round trip,
+// and the events with COMMIT in a second. A duplicate serial is still a
+// conflict that records nothing and leaves no transaction open on the
+// connection it used, issuances append to the chain in order, and with the
+// head's row gone the trail starts again from the genesis hash
+// (lockAuditHead's way).
 func TestIssuanceBatch(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openFresh(t)
@@ -658,6 +660,11 @@ func TestIssuanceBatch(t *testing.T) {
 	}
 	if after, _ := s.AuditHead(ctx); after.LastID != before.LastID || !bytes.Equal(after.LastHash, before.LastHash) {
 		t.Errorf("a refused issuance moved the head: %+v, was %+v", after, before)
+	}
+	var open int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&open); err != nil || open != 0 {
+		t.Errorf("%d connections left in a transaction after the refused issuance (%v)", open, err)
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM audit_head`); err != nil {
 		t.Fatal(err)

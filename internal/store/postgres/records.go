@@ -167,7 +167,7 @@ func (s *Store) AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
 // order is the id order even if rows were deleted behind the store's back.
 // Callers append last in their transactions, so the head is held only for
 // the appending and the commit.
-func insertEvents(ctx context.Context, tx pgx.Tx, now time.Time, events []pki.AuditEvent) error {
+func insertEvents(ctx context.Context, tx querier, now time.Time, events []pki.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -175,11 +175,13 @@ func insertEvents(ctx context.Context, tx pgx.Tx, now time.Time, events []pki.Au
 	if err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
 	}
-	return appendEvents(ctx, tx, head, now, events)
+	return appendEvents(ctx, tx, head, now, events, false)
 }
 
 // appendEvents is insertEvents after the chain's head, locked, was read.
-func appendEvents(ctx context.Context, tx pgx.Tx, head store.AuditHead, now time.Time, events []pki.AuditEvent) error {
+// With commit, the COMMIT of a transaction begun by hand goes with the
+// events, and the head's lock ends with this one round trip.
+func appendEvents(ctx context.Context, tx querier, head store.AuditHead, now time.Time, events []pki.AuditEvent, commit bool) error {
 	var b pgx.Batch
 	for _, e := range events {
 		if e.Time.IsZero() {
@@ -199,11 +201,25 @@ func appendEvents(ctx context.Context, tx pgx.Tx, head store.AuditHead, now time
 	}
 	b.Queue(`UPDATE audit_head SET last_id = $1, last_hash = $2, count = $3 WHERE one = 1`,
 		head.LastID, head.LastHash, head.Count)
+	writes := b.Len()
+	if commit {
+		b.Queue(`COMMIT`)
+	}
 	br := tx.SendBatch(ctx, &b)
-	for range b.Len() {
+	defer br.Close()
+	for range writes {
 		if _, err := br.Exec(); err != nil {
-			br.Close()
 			return fmt.Errorf("insert audit event: %w", err)
+		}
+	}
+	if commit {
+		// A COMMIT of a transaction that failed rolls it back, and says so.
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		if tag.String() != "COMMIT" {
+			return fmt.Errorf("commit: %w", pgx.ErrTxCommitRollback)
 		}
 	}
 	if err := br.Close(); err != nil {
@@ -221,7 +237,7 @@ const lockHeadQuery = `SELECT last_id, last_hash, count FROM audit_head WHERE on
 // locked against every other appender before the trail starts again from
 // the genesis hash (ids still follow the newest record: a row that is there
 // is never overwritten).
-func lockAuditHead(ctx context.Context, tx pgx.Tx) (store.AuditHead, error) {
+func lockAuditHead(ctx context.Context, tx querier) (store.AuditHead, error) {
 	var h store.AuditHead
 	err := tx.QueryRow(ctx, lockHeadQuery).Scan(&h.LastID, &h.LastHash, &h.Count)
 	if err == nil {
