@@ -617,7 +617,7 @@ func (f *serveFlags) guard(clock pki.Clock, log *slog.Logger) (*server.Guard, er
 		return nil, usageError{"--trusted-proxy: " + err.Error()}
 	}
 	return server.NewGuard(server.Limits{MaxConns: f.maxConns, MaxInflight: f.maxInflight, MaxQueued: f.maxQueued,
-		QueueWait: f.queueWait, ProbePaths: health.Paths(), RateLimit: f.rateLimit, RateBurst: f.rateBurst, TrustedProxies: proxies}, clock, log)
+		QueueWait: f.queueWait, MonitoringPaths: append(health.Paths(), metrics.Path), RateLimit: f.rateLimit, RateBurst: f.rateBurst, TrustedProxies: proxies}, clock, log)
 }
 
 // manufacturerRoots reads --est-client-ca-file, which profiles with

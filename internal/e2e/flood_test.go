@@ -487,8 +487,8 @@ func wrongChallenge(ctx context.Context, c *client.SCEP, caCerts []*x509.Certifi
 // TestFloodInflightCap (regression): with --max-inflight 1, a request
 // whose body trickles in holds the only slot, and a second request, after
 // waiting --queue-wait for it, is answered 503 with Retry-After rather
-// than handled, while health probes are answered; once the slow one ends,
-// requests are served again.
+// than handled, while health probes and metrics are answered; once the
+// slow one ends, requests are served again.
 func TestFloodInflightCap(t *testing.T) {
 	s := startFloodServer(t, "--max-inflight", "1", "--queue-wait", "300ms")
 	legit := s.httpFrom("127.0.0.1")
@@ -527,8 +527,9 @@ func TestFloodInflightCap(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("a second request while one is in flight: HTTP %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	// Health probes have slots of their own: answered while the slot is held.
-	for _, path := range []string{"/healthz", "/readyz"} {
+	// Health probes and metrics have slots of their own: answered while
+	// the slot is held.
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		if code, _, err := httpGet(s.Base + path); err != nil || code != http.StatusOK {
 			t.Fatalf("%s while the only slot is held: %d %v, want 200", path, code, err)
 		}

@@ -13,7 +13,7 @@ const (
 )
 
 // Paths are the probes' paths, for limits that must never queue them
-// behind other requests (server.Limits.ProbePaths).
+// behind other requests (server.Limits.MonitoringPaths).
 func Paths() []string { return []string{LivePath, ReadyPath} }
 
 // Routes are /healthz and /readyz (server.Router). Both are

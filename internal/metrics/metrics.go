@@ -124,9 +124,13 @@ func New(o Options) *Metrics {
 // Registry is the registry /metrics serves.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Routes serves the registry at /metrics (server.Router).
+// Path is where Routes serves the registry, for limits that must never
+// queue a scrape behind other requests (server.Limits.MonitoringPaths).
+const Path = "/metrics"
+
+// Routes serves the registry at Path (server.Router).
 func (m *Metrics) Routes() map[string]http.Handler {
-	return map[string]http.Handler{"GET /metrics": m.handler}
+	return map[string]http.Handler{"GET " + Path: m.handler}
 }
 
 // Enrolled implements enroll.Observer.

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,9 +52,10 @@ type Limits struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed; without them only the TCP peer address counts.
 	TrustedProxies []netip.Prefix
-	// ProbePaths are the health probes' paths (GET): they have
-	// probeSlots of their own and never wait behind other requests.
-	ProbePaths []string
+	// MonitoringPaths are the paths (GET) of the health probes and the
+	// metrics: each has monitoringSlots of its own and never waits
+	// behind other requests, nor behind another of them.
+	MonitoringPaths []string
 	// MaxClients bounds the client addresses the rate limiter tracks;
 	// zero means DefaultMaxClients.
 	MaxClients int
@@ -208,7 +208,12 @@ func (g *Guard) Protect(srv *http.Server, ln net.Listener) net.Listener {
 func (g *Guard) Handler(next http.Handler) http.Handler {
 	slots := make(chan struct{}, g.limits.MaxInflight)
 	var queued atomic.Int64 // this listener's waiters
-	probes := make(chan struct{}, probeSlots)
+	// One group of slots per path: a /readyz that hangs on the store, or
+	// a flood of /metrics, leaves /healthz its own.
+	monitoring := make(map[string]chan struct{}, len(g.limits.MonitoringPaths))
+	for _, p := range g.limits.MonitoringPaths {
+		monitoring[p] = make(chan struct{}, monitoringSlots)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr, forwarded := g.clientAddr(r)
 		if forwarded {
@@ -224,11 +229,12 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 			}
 		}
 		held, admitted := slots, false
-		if g.isProbe(r) {
+		if own, ok := monitoring[r.URL.Path]; ok && r.Method == http.MethodGet {
 			// Never behind a burst of enrollments: an orchestrator
 			// that sees its probes time out restarts a node that is
-			// only busy. Probes have slots of their own, no queue.
-			held, admitted = probes, take(probes)
+			// only busy, and the metrics that show the burst would go
+			// dark with it. Slots of their own, no queue.
+			held, admitted = own, take(own)
 		} else {
 			admitted = g.admit(r.Context(), slots, &queued)
 		}
@@ -242,16 +248,11 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// probeSlots bounds the health probes (Limits.ProbePaths) each listener
-// handles at once, apart from the other requests. They are cheap (readyz
-// reuses its outcome for seconds), and a load balancer or orchestrator
-// sends a few a second.
-const probeSlots = 8
-
-// isProbe says whether r is a health probe.
-func (g *Guard) isProbe(r *http.Request) bool {
-	return r.Method == http.MethodGet && slices.Contains(g.limits.ProbePaths, r.URL.Path)
-}
+// monitoringSlots bounds the requests to each of Limits.MonitoringPaths
+// that each listener handles at once, apart from the other requests. They
+// are cheap (readyz reuses its outcome for seconds), and load balancers,
+// orchestrators and Prometheus send a few a second at most.
+const monitoringSlots = 8
 
 // take takes one of slots if one is free.
 func take(slots chan struct{}) bool {

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -139,19 +140,22 @@ func TestInflightCap(t *testing.T) {
 	}
 }
 
-// Health probes have slots of their own: while enrollments hold every
-// slot, with others waiting for one, /healthz and /readyz are answered at
-// once; probes beyond their own few get 503 at once.
-func TestProbesBesideTheCap(t *testing.T) {
+// Health probes and metrics have slots of their own, each path its own:
+// while enrollments hold every slot, with others waiting for one,
+// /healthz, /readyz and /metrics are answered at once; beyond a path's
+// own few, requests to it get 503 at once, and the other paths are still
+// answered.
+func TestMonitoringBesideTheCap(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("slow") != "" || r.URL.Path == "/readyz" {
+		if r.URL.Query().Get("slow") != "" {
 			entered <- struct{}{}
 			<-release
 		}
 	})
-	h := guarded(t, server.Limits{MaxInflight: 1, MaxQueued: 10, QueueWait: time.Hour, ProbePaths: []string{"/healthz", "/readyz"}}, pkitest.NewClock(t0), slow)
-	probe := func(path string) int {
+	h := guarded(t, server.Limits{MaxInflight: 1, MaxQueued: 10, QueueWait: time.Hour,
+		MonitoringPaths: []string{"/healthz", "/readyz", "/metrics"}}, pkitest.NewClock(t0), slow)
+	monitor := func(path string) int {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, path, nil)
 		req.RemoteAddr = "192.0.2.7:1"
@@ -164,16 +168,36 @@ func TestProbesBesideTheCap(t *testing.T) {
 	wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/scep?slow=1", nil)) })
 	<-entered
 	wg.Go(func() { get(h, "192.0.2.8:1") }) // waits for the slot
-	if code := probe("/healthz"); code != http.StatusOK {
-		t.Fatalf("/healthz while enrollments hold every slot: %d", code)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if code := monitor(path); code != http.StatusOK {
+			t.Fatalf("%s while enrollments hold every slot: %d", path, code)
+		}
 	}
-	// Fill the probes' own slots with /readyz calls that hang.
+	// Fill /readyz's own slots with calls that hang (a store that does
+	// not answer).
 	for range 8 {
-		wg.Go(func() { probe("/readyz") })
+		wg.Go(func() { monitor("/readyz?slow=1") })
 		<-entered
 	}
-	if code := probe("/healthz"); code != http.StatusServiceUnavailable {
-		t.Fatalf("a probe beyond the probes' slots: %d, want 503", code)
+	if code := monitor("/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz beyond its slots: %d, want 503", code)
+	}
+	for _, path := range []string{"/healthz", "/metrics"} {
+		if code := monitor(path); code != http.StatusOK {
+			t.Errorf("%s while /readyz's slots are held: %d, want 200", path, code)
+		}
+	}
+	// A POST to a monitoring path is an ordinary request: it waits in the
+	// queue (here until its client gives up) instead of taking a
+	// monitoring slot.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/metrics", nil)
+	req.RemoteAddr = "192.0.2.7:1"
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || ctx.Err() == nil {
+		t.Errorf("a POST to /metrics: %d before its client gave up (%v), want to wait in the queue", rec.Code, ctx.Err())
 	}
 }
 
