@@ -15,13 +15,18 @@ import (
 	"time"
 )
 
+// t0 is when the test's certificates start: zlint picks the lints that
+// apply by a certificate's notBefore, so a fixed date keeps the outcome the
+// same on any day the suite runs.
+var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
 var (
 	caKey, _  = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	subKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caCert    = func() *x509.Certificate {
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lint test CA"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(24 * time.Hour),
 			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
 			SubjectKeyId: []byte{1, 2, 3, 4},
 		}
@@ -39,7 +44,7 @@ func leaf(t testing.TB, pub crypto.PublicKey, edit func(*x509.Certificate)) []by
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: new(big.Int).Lsh(big.NewInt(1), 120), Subject: pkix.Name{CommonName: "device-42", Organization: []string{"Example"}},
-		NotBefore: time.Now().Add(-time.Minute).Truncate(time.Second), NotAfter: time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second),
+		NotBefore: t0.Add(-time.Minute), NotAfter: t0.Add(365 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true, SubjectKeyId: []byte{5, 6, 7, 8},
 		DNSNames: []string{"device-42.corp"}, CRLDistributionPoints: []string{"http://ca.example/crl"},
