@@ -60,10 +60,12 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	}
 	now := sqlstore.Micros(in.Now)
 	issued := newIssuanceRows(c, sans, reason, now)
-	if in.CompleteRequestID == "" && c.Status != pki.StatusRevoked && in.Supersede == nil && len(in.Events) > 0 {
+	plain := in.CompleteRequestID == "" && c.Status != pki.StatusRevoked && in.Supersede == nil && len(in.Events) > 0
+	if plain {
 		// Every enrollment and renewal comes this way.
 		err = s.retry(ctx, func() error { return s.tryIssuance(ctx, &in, issued, now) })
-	} else {
+	}
+	if !plain || errors.Is(err, errHeadMissing) {
 		err = s.withTx(ctx, func(tx pgx.Tx) error { return recordIssuanceInTx(ctx, tx, &in, issued, now) })
 	}
 	if err != nil {
@@ -95,16 +97,27 @@ func newIssuanceRows(c *pki.Certificate, sans string, reason any, now int64) iss
 
 // tryIssuance records a plain issuance (no held request to complete, not
 // revoked, superseding nothing, with audit events) in one READ COMMITTED
-// transaction of two round trips: BEGIN goes with the inserts and the
-// locking read of the audit chain's head, COMMIT with the events. pgx.Tx
-// would spend a round trip on each, and the second, with the chain's head
-// locked, would hold up every other issuance of every node.
+// transaction begun and committed by hand, since pgx.Tx would spend a round
+// trip on BEGIN and another on COMMIT. The chain's head is locked from the
+// moment it is read until the commit is flushed, and issuances of every
+// node take turns there, so what matters most is the round trips in that
+// time:
+//   - one event (every enrollment and renewal): one round trip in all
+//     (tryIssuanceOneTrip), and the head is held for none;
+//   - more: two. BEGIN goes with the inserts and the locking read of the
+//     head, COMMIT with the events linked here.
+//
+// With the head's row gone, it returns errHeadMissing, having recorded
+// nothing.
 func (s *Store) tryIssuance(ctx context.Context, in *store.Issuance, issued issuanceRows, now int64) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer endTx(ctx, conn)
+	if len(in.Events) == 1 {
+		return tryIssuanceOneTrip(ctx, conn, in, issued, now)
+	}
 	var b pgx.Batch
 	b.Queue(beginQuery)
 	consume := in.ConsumeChallengeHash != nil
@@ -113,16 +126,65 @@ func (s *Store) tryIssuance(ctx context.Context, in *store.Issuance, issued issu
 	}
 	issued(&b)
 	b.Queue(lockHeadQuery)
-	head, locked, err := sendIssuance(ctx, conn, &b, true, consume, true)
+	var head store.AuditHead
+	err = sendIssuance(ctx, conn, &b, true, consume, func(br pgx.BatchResults) error {
+		var err error
+		head, err = scanHead(br.QueryRow())
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if !locked {
-		if head, err = lockAuditHead(ctx, conn); err != nil {
+	return appendEvents(ctx, conn, head, in.Now, in.Events, true)
+}
+
+// tryIssuanceOneTrip is tryIssuance with one event: BEGIN, the challenge,
+// the inserts, audit_append (which reads and locks the head, links the
+// event to it and moves it, inside the database) and COMMIT, in one batch.
+// Since COMMIT goes with them, whatever may stop the issuance fails inside
+// the database (consume_challenge, audit_append, a key), and the server
+// then skips the rest of the batch, COMMIT included.
+func tryIssuanceOneTrip(ctx context.Context, conn *pgxpool.Conn, in *store.Issuance, issued issuanceRows, now int64) error {
+	var b pgx.Batch
+	b.Queue(beginQuery)
+	consume := in.ConsumeChallengeHash != nil
+	if consume {
+		b.Queue(consumeChallengeFunc, now, in.ConsumeChallengeHash)
+	}
+	issued(&b)
+	e := chainEvent(in.Events[0], in.Now)
+	b.Queue(auditAppendQuery, sqlstore.Micros(e.Time), encText(e.Type), encText(e.Actor), encText(e.Profile),
+		encText(e.SerialHex), encText(e.IssuerID), encText(e.Subject), encText(e.TransactionID),
+		encText(e.Outcome), encText(e.Reason), encText(e.Detail), pki.AuditChainTail(e))
+	b.Queue(`COMMIT`)
+	return sendIssuance(ctx, conn, &b, true, consume, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			if sqlState(err) == sqlHeadMissing {
+				return errHeadMissing
+			}
 			return fmt.Errorf("insert audit event: %w", err)
 		}
+		return committed(br.Exec())
+	})
+}
+
+// auditAppendQuery is audit_append (migrations/0014_audit_append.sql).
+const auditAppendQuery = `SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+
+// errHeadMissing: tryIssuance found no audit chain head, and recorded
+// nothing; withTx's way starts the chain again.
+var errHeadMissing = errors.New("audit chain head missing")
+
+// committed is the outcome of a COMMIT sent in a batch: a transaction that
+// failed is rolled back by it, and the tag says so.
+func committed(tag pgconn.CommandTag, err error) error {
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
-	return appendEvents(ctx, conn, head, in.Now, in.Events, true)
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: %w", pgx.ErrTxCommitRollback)
+	}
+	return nil
 }
 
 // beginQuery starts tryIssuance's transaction, as withTx's.
@@ -169,8 +231,20 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 	if headFirst {
 		b.Queue(lockHeadQuery)
 	}
-	head, locked, err := sendIssuance(ctx, tx, &b, false, consumeInBatch, headFirst)
-	if err != nil {
+	var head store.AuditHead
+	locked := false
+	var readHead func(pgx.BatchResults) error
+	if headFirst {
+		readHead = func(br pgx.BatchResults) error {
+			h, err := scanHead(br.QueryRow())
+			if errors.Is(err, errHeadMissing) {
+				return nil // insertEvents starts the chain again
+			}
+			head, locked = h, err == nil
+			return err
+		}
+	}
+	if err := sendIssuance(ctx, tx, &b, false, consumeInBatch, readHead); err != nil {
 		return err
 	}
 	if c.Status == pki.StatusRevoked {
@@ -189,15 +263,13 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 	return appendEvents(ctx, tx, head, in.Now, in.Events, false)
 }
 
-// sendIssuance sends an issuance's batch: when begin, the BEGIN of its
-// transaction; when consume, the update that consumes the one-time
-// challenge; the certificate and its serial; and, when withHead, the
-// locking read of the audit chain's head, which it returns (locked is
-// false when it was not asked for or the row is gone, which lockAuditHead
-// then handles). A challenge that could not be consumed fails it with
-// store.ErrChallengeUnusable; the inserts that ran after it are undone
-// with the transaction.
-func sendIssuance(ctx context.Context, q querier, b *pgx.Batch, begin, consume, withHead bool) (head store.AuditHead, locked bool, err error) {
+// sendIssuance sends an issuance's batch and reads its results: when
+// begin, the BEGIN of its transaction; when consume, the update that
+// consumes the one-time challenge; the certificate and its serial; and
+// then, when rest is not nil, whatever else the batch holds. A challenge
+// that could not be consumed fails it with store.ErrChallengeUnusable; the
+// inserts that ran after it are undone with the transaction.
+func sendIssuance(ctx context.Context, q querier, b *pgx.Batch, begin, consume bool, rest func(pgx.BatchResults) error) (err error) {
 	br := q.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {
@@ -206,31 +278,38 @@ func sendIssuance(ctx context.Context, q querier, b *pgx.Batch, begin, consume, 
 	}()
 	if begin {
 		if _, err := br.Exec(); err != nil {
-			return head, false, fmt.Errorf("begin: %w", err)
+			return fmt.Errorf("begin: %w", err)
 		}
 	}
 	if consume {
 		if err := consumed(br.Exec()); err != nil {
-			return head, false, err
+			return err
 		}
 	}
 	if _, err := br.Exec(); err != nil {
-		return head, false, fmt.Errorf("insert certificate: %w", conflict(err))
+		return fmt.Errorf("insert certificate: %w", conflict(err))
 	}
 	if _, err := br.Exec(); err != nil {
-		return head, false, fmt.Errorf("record serial: %w", err)
+		return fmt.Errorf("record serial: %w", err)
 	}
-	if !withHead {
-		return head, false, nil
+	if rest == nil {
+		return nil
 	}
-	err = br.QueryRow().Scan(&head.LastID, &head.LastHash, &head.Count)
+	return rest(br)
+}
+
+// scanHead reads the locking read of the chain's head (lockHeadQuery). A
+// row that is gone is left to lockAuditHead, which starts the chain again.
+func scanHead(row pgx.Row) (store.AuditHead, error) {
+	var head store.AuditHead
+	err := row.Scan(&head.LastID, &head.LastHash, &head.Count)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return head, false, nil
+		return head, errHeadMissing
 	}
 	if err != nil {
-		return head, false, fmt.Errorf("audit chain head: %w", err)
+		return head, fmt.Errorf("audit chain head: %w", err)
 	}
-	return head, true, nil
+	return head, nil
 }
 
 // Certificate implements store.Store.
@@ -400,9 +479,32 @@ func consumeChallenge(ctx context.Context, tx pgx.Tx, hash []byte, now int64) er
 const consumeChallengeQuery = `UPDATE challenges SET consumed_at = $1
 		WHERE hash = $2 AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > $1`
 
-// consumed is the outcome of consumeChallengeQuery: one row, or the
-// challenge was not usable.
+// consumeChallengeFunc is consumeChallengeQuery as a function that raises
+// sqlChallengeUnusable instead of changing nothing
+// (migrations/0014_audit_append.sql), for a batch that commits too.
+const consumeChallengeFunc = `SELECT consume_challenge($1, $2)`
+
+// The SQLSTATEs our functions raise (migrations/0014_audit_append.sql).
+const (
+	sqlChallengeUnusable = "SC001"
+	sqlHeadMissing       = "SC002"
+)
+
+// sqlState is the SQLSTATE of the server's error in err, if any.
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// consumed is the outcome of consumeChallengeQuery or consumeChallengeFunc:
+// one row, or the challenge was not usable.
 func consumed(tag pgconn.CommandTag, err error) error {
+	if sqlState(err) == sqlChallengeUnusable {
+		return store.ErrChallengeUnusable
+	}
 	if err != nil {
 		return fmt.Errorf("consume challenge: %w", err)
 	}

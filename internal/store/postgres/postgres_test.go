@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -678,4 +679,69 @@ func TestIssuanceBatch(t *testing.T) {
 	if head, err := s.AuditHead(ctx); err != nil || head.Count != 1 {
 		t.Errorf("head after the restart: %+v, %v; want a count of 1", head, err)
 	}
+}
+
+// TestAuditAppendMatchesPki: audit_append (migration 0014) links an event
+// to the chain inside the database, and its hash must be
+// pki.AuditChainHash's byte for byte, for every field, text PostgreSQL
+// cannot hold as it is (stored encoded, hashed as given), an event without
+// a time of its own, and after events the node linked itself (two events:
+// the two-round-trip way).
+func TestAuditAppendMatchesPki(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openFresh(t)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 987654321, time.UTC)
+	full := pki.AuditEvent{Time: now.Add(-time.Second), Type: pki.EventIssued, Actor: "scep:203.0.113.7",
+		Profile: "default", SerialHex: "0a0b", IssuerID: "issuer-a", Subject: "CN=dev\x00ice,O=\uFFFEodd",
+		TransactionID: "tx\x00", Outcome: "success", Reason: "", Detail: "renews issuer-a:01 \xff"}
+	for i, events := range [][]pki.AuditEvent{
+		{full},
+		{{Type: pki.EventIssued, SerialHex: "02"}}, // no time: now
+		{full, {Type: pki.EventRefused, Detail: "second"}},
+		{{Type: pki.EventRenewed, Actor: "est:user", SerialHex: "04", Outcome: "success"}},
+	} {
+		serial := fmt.Sprintf("%02x", i+1)
+		c := pki.Certificate{SerialHex: serial, IssuerID: "issuer-a", Issuer: "CN=CA", Subject: "CN=device",
+			NotBefore: now, NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid, Profile: "default",
+			Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, KeyType: "rsa2048", CreatedAt: now, DER: []byte{0x30, 0}}
+		if err := s.RecordIssuance(ctx, store.Issuance{Certificate: c, Now: now, Events: events}); err != nil {
+			t.Fatalf("issuance %d: %v", i, err)
+		}
+	}
+	rep, err := audit.Verify(ctx, s)
+	if err != nil || !rep.OK() || rep.Checked != 5 {
+		t.Fatalf("audit verify: %+v, %v; want 5 records and no problem", rep, err)
+	}
+	got := listAllAudit(t, s)
+	if len(got) != 5 {
+		t.Fatalf("%d events", len(got))
+	}
+	if e := got[0]; e.Subject != full.Subject || e.TransactionID != full.TransactionID || e.Detail != full.Detail ||
+		!e.Time.Equal(full.Time.Truncate(time.Microsecond)) {
+		t.Errorf("first event read back as %+v, want the fields of %+v", e, full)
+	}
+	if e := got[1]; !e.Time.Equal(now.Truncate(time.Microsecond)) {
+		t.Errorf("an event without a time got %v, want the issuance's %v", e.Time, now)
+	}
+	prev := pki.AuditGenesis
+	for _, e := range got {
+		if err := s.pool.QueryRow(ctx, `SELECT prev_hash, hash FROM audit_events WHERE id = $1`, e.ID).Scan(&e.PrevHash, &e.Hash); err != nil {
+			t.Fatal(err)
+		}
+		if want := pki.AuditChainHash(prev, e); !bytes.Equal(e.Hash, want) || !bytes.Equal(e.PrevHash, prev) {
+			t.Errorf("event %d: hash %x after %x, want %x after %x", e.ID, e.Hash, e.PrevHash, want, prev)
+		}
+		prev = e.Hash
+	}
+}
+
+// listAllAudit is the whole trail, oldest first.
+func listAllAudit(t *testing.T, s *Store) []pki.AuditEvent {
+	t.Helper()
+	evs, err := s.ListAudit(context.Background(), store.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(evs, func(a, b pki.AuditEvent) int { return cmp.Compare(a.ID, b.ID) })
+	return evs
 }

@@ -184,10 +184,7 @@ func insertEvents(ctx context.Context, tx querier, now time.Time, events []pki.A
 func appendEvents(ctx context.Context, tx querier, head store.AuditHead, now time.Time, events []pki.AuditEvent, commit bool) error {
 	var b pgx.Batch
 	for _, e := range events {
-		if e.Time.IsZero() {
-			e.Time = now
-		}
-		e.Time = sqlstore.FromMicros(sqlstore.Micros(e.Time)) // what is stored is what is hashed
+		e = chainEvent(e, now)
 		e.ID = head.LastID + 1
 		e.Hash = pki.AuditChainHash(head.LastHash, e)
 		b.Queue(`INSERT INTO audit_events
@@ -213,19 +210,24 @@ func appendEvents(ctx context.Context, tx querier, head store.AuditHead, now tim
 		}
 	}
 	if commit {
-		// A COMMIT of a transaction that failed rolls it back, and says so.
-		tag, err := br.Exec()
-		if err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-		if tag.String() != "COMMIT" {
-			return fmt.Errorf("commit: %w", pgx.ErrTxCommitRollback)
+		if err := committed(br.Exec()); err != nil {
+			return err
 		}
 	}
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
 	}
 	return nil
+}
+
+// chainEvent is e as it is stored and hashed: at now when it has no time of
+// its own, and to the microsecond.
+func chainEvent(e pki.AuditEvent, now time.Time) pki.AuditEvent {
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	e.Time = sqlstore.FromMicros(sqlstore.Micros(e.Time))
+	return e
 }
 
 // lockHeadQuery reads the chain's head and locks it until the transaction
