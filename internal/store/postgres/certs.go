@@ -97,54 +97,24 @@ func newIssuanceRows(c *pki.Certificate, sans string, reason any, now int64) iss
 
 // tryIssuance records a plain issuance (no held request to complete, not
 // revoked, superseding nothing, with audit events) in one READ COMMITTED
-// transaction begun and committed by hand, since pgx.Tx would spend a round
-// trip on BEGIN and another on COMMIT. The chain's head is locked from the
-// moment it is read until the commit is flushed, and issuances of every
-// node take turns there, so what matters most is the round trips in that
-// time:
-//   - one event (every enrollment and renewal): one round trip in all
-//     (tryIssuanceOneTrip), and the head is held for none;
-//   - more: two. BEGIN goes with the inserts and the locking read of the
-//     head, COMMIT with the events linked here.
+// transaction of one round trip: BEGIN, the challenge, the inserts, an
+// audit_append per event (which reads and locks the chain's head, links
+// the event to it and moves it, inside the database) and COMMIT go in one
+// batch. The head is held until the commit is flushed, and the issuances
+// of every node take turns there; read by the node, it would cost each
+// turn a round trip as well (and pgx.Tx one more each for BEGIN and
+// COMMIT).
 //
-// With the head's row gone, it returns errHeadMissing, having recorded
-// nothing.
+// Since COMMIT goes with the rest, whatever may stop the issuance fails
+// inside the database (consume_challenge, audit_append, a key), and the
+// server then skips the rest of the batch, COMMIT included. With the
+// head's row gone it returns errHeadMissing, having recorded nothing.
 func (s *Store) tryIssuance(ctx context.Context, in *store.Issuance, issued issuanceRows, now int64) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer endTx(ctx, conn)
-	if len(in.Events) == 1 {
-		return tryIssuanceOneTrip(ctx, conn, in, issued, now)
-	}
-	var b pgx.Batch
-	b.Queue(beginQuery)
-	consume := in.ConsumeChallengeHash != nil
-	if consume {
-		b.Queue(consumeChallengeQuery, now, in.ConsumeChallengeHash)
-	}
-	issued(&b)
-	b.Queue(lockHeadQuery)
-	var head store.AuditHead
-	err = sendIssuance(ctx, conn, &b, true, consume, func(br pgx.BatchResults) error {
-		var err error
-		head, err = scanHead(br.QueryRow())
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return appendEvents(ctx, conn, head, in.Now, in.Events, true)
-}
-
-// tryIssuanceOneTrip is tryIssuance with one event: BEGIN, the challenge,
-// the inserts, audit_append (which reads and locks the head, links the
-// event to it and moves it, inside the database) and COMMIT, in one batch.
-// Since COMMIT goes with them, whatever may stop the issuance fails inside
-// the database (consume_challenge, audit_append, a key), and the server
-// then skips the rest of the batch, COMMIT included.
-func tryIssuanceOneTrip(ctx context.Context, conn *pgxpool.Conn, in *store.Issuance, issued issuanceRows, now int64) error {
 	var b pgx.Batch
 	b.Queue(beginQuery)
 	consume := in.ConsumeChallengeHash != nil
@@ -152,17 +122,21 @@ func tryIssuanceOneTrip(ctx context.Context, conn *pgxpool.Conn, in *store.Issua
 		b.Queue(consumeChallengeFunc, now, in.ConsumeChallengeHash)
 	}
 	issued(&b)
-	e := chainEvent(in.Events[0], in.Now)
-	b.Queue(auditAppendQuery, sqlstore.Micros(e.Time), encText(e.Type), encText(e.Actor), encText(e.Profile),
-		encText(e.SerialHex), encText(e.IssuerID), encText(e.Subject), encText(e.TransactionID),
-		encText(e.Outcome), encText(e.Reason), encText(e.Detail), pki.AuditChainTail(e))
+	for _, e := range in.Events {
+		e = chainEvent(e, in.Now)
+		b.Queue(auditAppendQuery, sqlstore.Micros(e.Time), encText(e.Type), encText(e.Actor), encText(e.Profile),
+			encText(e.SerialHex), encText(e.IssuerID), encText(e.Subject), encText(e.TransactionID),
+			encText(e.Outcome), encText(e.Reason), encText(e.Detail), pki.AuditChainTail(e))
+	}
 	b.Queue(`COMMIT`)
 	return sendIssuance(ctx, conn, &b, true, consume, func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
-			if sqlState(err) == sqlHeadMissing {
-				return errHeadMissing
+		for range in.Events {
+			if _, err := br.Exec(); err != nil {
+				if sqlState(err) == sqlHeadMissing {
+					return errHeadMissing
+				}
+				return fmt.Errorf("insert audit event: %w", err)
 			}
-			return fmt.Errorf("insert audit event: %w", err)
 		}
 		return committed(br.Exec())
 	})
@@ -260,7 +234,7 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 	if !locked {
 		return insertEvents(ctx, tx, in.Now, in.Events)
 	}
-	return appendEvents(ctx, tx, head, in.Now, in.Events, false)
+	return appendEvents(ctx, tx, head, in.Now, in.Events)
 }
 
 // sendIssuance sends an issuance's batch and reads its results: when

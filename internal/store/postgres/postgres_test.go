@@ -619,12 +619,11 @@ func TestTextPostgresCannotHold(t *testing.T) {
 }
 
 // TestIssuanceBatch: RecordIssuance sends BEGIN, the certificate, its
-// serial and the locking read of the audit chain's head in one round trip,
-// and the events with COMMIT in a second. A duplicate serial is still a
-// conflict that records nothing and leaves no transaction open on the
-// connection it used, issuances append to the chain in order, and with the
-// head's row gone the trail starts again from the genesis hash
-// (lockAuditHead's way).
+// serial, the event (audit_append) and COMMIT in one round trip. A
+// duplicate serial is still a conflict that records nothing and leaves no
+// transaction open on the connection it used, issuances append to the
+// chain in order, and with the head's row gone the trail starts again from
+// the genesis hash (lockAuditHead's way, after audit_append refused).
 func TestIssuanceBatch(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openFresh(t)
@@ -685,8 +684,8 @@ func TestIssuanceBatch(t *testing.T) {
 // to the chain inside the database, and its hash must be
 // pki.AuditChainHash's byte for byte, for every field, text PostgreSQL
 // cannot hold as it is (stored encoded, hashed as given), an event without
-// a time of its own, and after events the node linked itself (two events:
-// the two-round-trip way).
+// a time of its own, and two events in one issuance (audit_append twice in
+// one transaction).
 func TestAuditAppendMatchesPki(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openFresh(t)

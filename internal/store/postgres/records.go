@@ -175,13 +175,11 @@ func insertEvents(ctx context.Context, tx querier, now time.Time, events []pki.A
 	if err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
 	}
-	return appendEvents(ctx, tx, head, now, events, false)
+	return appendEvents(ctx, tx, head, now, events)
 }
 
 // appendEvents is insertEvents after the chain's head, locked, was read.
-// With commit, the COMMIT of a transaction begun by hand goes with the
-// events, and the head's lock ends with this one round trip.
-func appendEvents(ctx context.Context, tx querier, head store.AuditHead, now time.Time, events []pki.AuditEvent, commit bool) error {
+func appendEvents(ctx context.Context, tx querier, head store.AuditHead, now time.Time, events []pki.AuditEvent) error {
 	var b pgx.Batch
 	for _, e := range events {
 		e = chainEvent(e, now)
@@ -198,20 +196,11 @@ func appendEvents(ctx context.Context, tx querier, head store.AuditHead, now tim
 	}
 	b.Queue(`UPDATE audit_head SET last_id = $1, last_hash = $2, count = $3 WHERE one = 1`,
 		head.LastID, head.LastHash, head.Count)
-	writes := b.Len()
-	if commit {
-		b.Queue(`COMMIT`)
-	}
 	br := tx.SendBatch(ctx, &b)
 	defer br.Close()
-	for range writes {
+	for range b.Len() {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("insert audit event: %w", err)
-		}
-	}
-	if commit {
-		if err := committed(br.Exec()); err != nil {
-			return err
 		}
 	}
 	if err := br.Close(); err != nil {
