@@ -243,7 +243,7 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 // then, when rest is not nil, whatever else the batch holds. A challenge
 // that could not be consumed fails it with store.ErrChallengeUnusable; the
 // inserts that ran after it are undone with the transaction.
-func sendIssuance(ctx context.Context, q querier, b *pgx.Batch, begin, consume bool, rest func(pgx.BatchResults) error) (err error) {
+func sendIssuance(ctx context.Context, q batchSender, b *pgx.Batch, begin, consume bool, rest func(pgx.BatchResults) error) (err error) {
 	br := q.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {

@@ -260,12 +260,9 @@ func (s *Store) withTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return s.retry(ctx, func() error { return s.tryTx(ctx, fn) })
 }
 
-// querier is what the statements of a transaction are sent through: a
-// pgx.Tx, or the pooled connection of one begun and committed by hand
-// (tryIssuance).
-type querier interface {
-	execer
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+// batchSender sends a batch: a pgx.Tx, or the pooled connection of a
+// transaction begun and committed by hand (tryIssuance).
+type batchSender interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 

@@ -167,7 +167,7 @@ func (s *Store) AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
 // order is the id order even if rows were deleted behind the store's back.
 // Callers append last in their transactions, so the head is held only for
 // the appending and the commit.
-func insertEvents(ctx context.Context, tx querier, now time.Time, events []pki.AuditEvent) error {
+func insertEvents(ctx context.Context, tx pgx.Tx, now time.Time, events []pki.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -179,7 +179,7 @@ func insertEvents(ctx context.Context, tx querier, now time.Time, events []pki.A
 }
 
 // appendEvents is insertEvents after the chain's head, locked, was read.
-func appendEvents(ctx context.Context, tx querier, head store.AuditHead, now time.Time, events []pki.AuditEvent) error {
+func appendEvents(ctx context.Context, tx pgx.Tx, head store.AuditHead, now time.Time, events []pki.AuditEvent) error {
 	var b pgx.Batch
 	for _, e := range events {
 		e = chainEvent(e, now)
@@ -228,7 +228,7 @@ const lockHeadQuery = `SELECT last_id, last_hash, count FROM audit_head WHERE on
 // locked against every other appender before the trail starts again from
 // the genesis hash (ids still follow the newest record: a row that is there
 // is never overwritten).
-func lockAuditHead(ctx context.Context, tx querier) (store.AuditHead, error) {
+func lockAuditHead(ctx context.Context, tx pgx.Tx) (store.AuditHead, error) {
 	var h store.AuditHead
 	err := tx.QueryRow(ctx, lockHeadQuery).Scan(&h.LastID, &h.LastHash, &h.Count)
 	if err == nil {
