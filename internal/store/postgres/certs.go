@@ -119,7 +119,7 @@ func (s *Store) tryIssuance(ctx context.Context, in *store.Issuance, issued issu
 	b.Queue(beginQuery)
 	consume := in.ConsumeChallengeHash != nil
 	if consume {
-		b.Queue(consumeChallengeFunc, now, in.ConsumeChallengeHash)
+		b.Queue(consumeChallengeQuery, now, in.ConsumeChallengeHash)
 	}
 	issued(&b)
 	for _, e := range in.Events {
@@ -438,9 +438,10 @@ func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Ce
 }
 
 // consumeChallenge uses up a one-time challenge inside tx (nothing to do
-// for a nil hash). The WHERE clause is the whole check: a concurrent
-// consumer waits for this transaction's row lock and then re-evaluates the
-// clause on the committed row, which is consumed, so it changes nothing.
+// for a nil hash). The WHERE clause of consume_challenge is the whole
+// check: a concurrent consumer waits for this transaction's row lock and
+// then re-evaluates the clause on the committed row, which is consumed, so
+// it changes nothing and raises sqlChallengeUnusable.
 func consumeChallenge(ctx context.Context, tx pgx.Tx, hash []byte, now int64) error {
 	if hash == nil {
 		return nil
@@ -448,15 +449,11 @@ func consumeChallenge(ctx context.Context, tx pgx.Tx, hash []byte, now int64) er
 	return consumed(tx.Exec(ctx, consumeChallengeQuery, now, hash))
 }
 
-// consumeChallengeQuery marks a usable one-time challenge consumed: $1 is
-// now, $2 its hash.
-const consumeChallengeQuery = `UPDATE challenges SET consumed_at = $1
-		WHERE hash = $2 AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > $1`
-
-// consumeChallengeFunc is consumeChallengeQuery as a function that raises
-// sqlChallengeUnusable instead of changing nothing
-// (migrations/0014_audit_append.sql), for a batch that commits too.
-const consumeChallengeFunc = `SELECT consume_challenge($1, $2)`
+// consumeChallengeQuery marks a usable one-time challenge consumed ($1 is
+// now, $2 its hash), or fails with sqlChallengeUnusable, so that a batch
+// that also commits stops there (migrations/0014_audit_append.sql holds
+// the rule; before it, an UPDATE here did, and its caller counted rows).
+const consumeChallengeQuery = `SELECT consume_challenge($1, $2)`
 
 // The SQLSTATEs our functions raise (migrations/0014_audit_append.sql).
 const (
@@ -473,17 +470,13 @@ func sqlState(err error) string {
 	return ""
 }
 
-// consumed is the outcome of consumeChallengeQuery or consumeChallengeFunc:
-// one row, or the challenge was not usable.
-func consumed(tag pgconn.CommandTag, err error) error {
+// consumed is the outcome of consumeChallengeQuery.
+func consumed(_ pgconn.CommandTag, err error) error {
 	if sqlState(err) == sqlChallengeUnusable {
 		return store.ErrChallengeUnusable
 	}
 	if err != nil {
 		return fmt.Errorf("consume challenge: %w", err)
-	}
-	if tag.RowsAffected() != 1 {
-		return store.ErrChallengeUnusable
 	}
 	return nil
 }

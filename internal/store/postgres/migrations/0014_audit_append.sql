@@ -20,7 +20,8 @@
 -- must be an error inside the database, which makes the server skip the
 -- rest of the batch and the commit; a count the node reads comes too late.
 -- So the one-time challenge is consumed by consume_challenge, which raises
--- SC001 when the challenge is not usable (consumed, locked or expired).
+-- SC001 when the challenge is not usable (consumed, locked or expired);
+-- every consumer of a challenge calls it, so the rule is written once.
 CREATE FUNCTION audit_append(p_time BIGINT, p_type TEXT, p_actor TEXT, p_profile TEXT,
     p_serial_hex TEXT, p_issuer_id TEXT, p_subject TEXT, p_transaction_id TEXT, p_outcome TEXT,
     p_reason TEXT, p_detail TEXT, p_tail BYTEA) RETURNS BIGINT LANGUAGE plpgsql AS $$
