@@ -209,12 +209,8 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 	locked := false
 	var readHead func(pgx.BatchResults) error
 	if headFirst {
-		readHead = func(br pgx.BatchResults) error {
-			h, err := scanHead(br.QueryRow())
-			if errors.Is(err, errHeadMissing) {
-				return nil // insertEvents starts the chain again
-			}
-			head, locked = h, err == nil
+		readHead = func(br pgx.BatchResults) (err error) {
+			head, locked, err = scanHead(br.QueryRow())
 			return err
 		}
 	}
@@ -272,18 +268,18 @@ func sendIssuance(ctx context.Context, q batchSender, b *pgx.Batch, begin, consu
 	return rest(br)
 }
 
-// scanHead reads the locking read of the chain's head (lockHeadQuery). A
-// row that is gone is left to lockAuditHead, which starts the chain again.
-func scanHead(row pgx.Row) (store.AuditHead, error) {
-	var head store.AuditHead
-	err := row.Scan(&head.LastID, &head.LastHash, &head.Count)
+// scanHead reads the locking read of the chain's head (lockHeadQuery).
+// locked is false when the row is gone: insertEvents (lockAuditHead) then
+// starts the chain again.
+func scanHead(row pgx.Row) (head store.AuditHead, locked bool, err error) {
+	err = row.Scan(&head.LastID, &head.LastHash, &head.Count)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return head, errHeadMissing
+		return head, false, nil
 	}
 	if err != nil {
-		return head, fmt.Errorf("audit chain head: %w", err)
+		return head, false, fmt.Errorf("audit chain head: %w", err)
 	}
-	return head, nil
+	return head, true, nil
 }
 
 // Certificate implements store.Store.
