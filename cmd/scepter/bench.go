@@ -29,6 +29,7 @@ type benchFlags struct {
 	asJSON, quiet, allowFailures    bool
 	onClock                         bool
 	serialsOut                      string
+	serverProfile, serverProfileOut string
 }
 
 func cmdBench(ctx context.Context, e env, args []string) error {
@@ -52,6 +53,8 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.cacert, "cacert", "", "PEM file of the CA(s) to trust (EST: the server's TLS certificate must chain to them)")
 	fs.Var(&f.pids, "server-pid", "server PID (repeatable, one per node): report its CPU time per enrollment and peak RSS")
 	fs.BoolVar(&f.asJSON, "json", false, "print the summary as JSON on stdout (the text summary goes to stderr unless --quiet)")
+	fs.StringVar(&f.serverProfile, "server-profile", "", "the server's profiling endpoints (its --pprof-listen, as http://127.0.0.1:6060): take a CPU profile of it over the run (needs --duration) and write it to --server-profile-out, for go tool pprof")
+	fs.StringVar(&f.serverProfileOut, "server-profile-out", "server-cpu.pprof", "file for --server-profile's CPU profile")
 	fs.StringVar(&f.serialsOut, "serials-out", "", "write a line per certificate received: SERIAL-HEX ISSUER-ID URL")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines")
 	fs.BoolVar(&f.onClock, "on-clock", false, fmt.Sprintf("sign and encrypt each request and check each reply on the clock, as devices do (default: with a --count of at most %d, SCEP requests are built before the clock starts and replies checked after it stops, so that the figures are the server's, not the load tool's; their signingTime is when they were built)", bench.MaxPrepared))
@@ -71,6 +74,14 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 		defer serials.Close()
 		o.SerialsOut = serials
 	}
+	var profile *os.File
+	if f.serverProfile != "" {
+		if profile, err = os.Create(f.serverProfileOut); err != nil {
+			return fmt.Errorf("--server-profile-out: %w", err)
+		}
+		defer profile.Close()
+		o.ServerProfile, o.ServerProfileOut = f.serverProfile, profile
+	}
 	res, err := bench.Run(ctx, o)
 	if res == nil {
 		return err
@@ -78,6 +89,11 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 	if serials != nil {
 		if cerr := serials.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("--serials-out: %w", cerr)
+		}
+	}
+	if profile != nil {
+		if cerr := profile.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("--server-profile-out: %w", cerr)
 		}
 	}
 	if f.asJSON {
@@ -117,6 +133,9 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 	}
 	if !keys.ValidKeyType(f.keyType) {
 		return o, usageError{fmt.Sprintf("--key-type %q: want one of %s", f.keyType, strings.Join(keys.KeyTypes, ", "))}
+	}
+	if f.serverProfile != "" && f.duration == 0 {
+		return o, usageError{"--server-profile needs --duration: the profile covers the run"}
 	}
 	if f.cacert != "" && f.fingerprint != "" {
 		return o, usageError{"--cacert and --ca-fingerprint exclude each other"}

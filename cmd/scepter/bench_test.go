@@ -23,6 +23,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--server-pid", "abc"}, "--server-pid"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--cacert", "a.pem", "--ca-fingerprint", "sha256:00"}, "exclude"},
 		{[]string{"bench", "--url", "x", "--protocol", "est", "--est-password", "p"}, "--est-user"},
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--server-profile", "http://127.0.0.1:6060"}, "--duration"},
 	} {
 		e, _, _ := testEnv(nil)
 		err := run(context.Background(), e, tc.args)

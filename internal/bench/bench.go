@@ -79,6 +79,12 @@ type Options struct {
 	// ServerPIDs are the server processes whose CPU time (utime+stime from
 	// /proc/PID/stat) is read before and after the run.
 	ServerPIDs []int
+	// ServerProfile, when set, is the address of a server's profiling
+	// endpoints (its --pprof-listen, as http://HOST:PORT): as the clock
+	// starts, a CPU profile of the server over Duration is asked from it and
+	// written to ServerProfileOut. It needs Duration.
+	ServerProfile    string
+	ServerProfileOut io.Writer
 	// SerialsOut, when set, receives a line per certificate received:
 	// "SERIAL-HEX ISSUER-ID URL" (ISSUER-ID is the hex SHA-256 of the
 	// issuing CA certificate).
@@ -291,6 +297,9 @@ func (o *Options) normalise() error {
 	if o.Count < 0 || o.Duration < 0 {
 		return errors.New("count and duration cannot be negative")
 	}
+	if o.ServerProfile != "" && (o.Duration == 0 || o.ServerProfileOut == nil) {
+		return errors.New("a server profile needs a duration (it covers the run's) and somewhere to write it")
+	}
 	if o.Count == 0 && o.Duration == 0 {
 		o.Count = DefaultCount
 	}
@@ -396,6 +405,11 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 		deadline = start.Add(o.Duration)
 	}
 	stopProgress := r.progress(start)
+	var profiled chan error
+	if o.ServerProfile != "" {
+		profiled = make(chan error, 1)
+		go func() { profiled <- fetchProfile(ctx, o.ServerProfile, o.Duration, o.ServerProfileOut) }()
+	}
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Add(1)
@@ -409,6 +423,12 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 	cpuAfter, toolAfter := readCPU(o.ServerPIDs), readCPU([]int{self})
 	stopProgress()
 	r.checkDeferred(ctx)
+	var profErr error
+	if profiled != nil {
+		// The profile spans Duration from the start: a run that reached
+		// its count earlier waits for it.
+		profErr = <-profiled
+	}
 
 	res := r.result(elapsed)
 	if len(o.ServerPIDs) > 0 {
@@ -423,7 +443,7 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 			return res, fmt.Errorf("writing serials: %w", r.writeErr)
 		}
 	}
-	return res, nil
+	return res, profErr
 }
 
 // work runs enrollments until the count or the deadline is reached or ctx

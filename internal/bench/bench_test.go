@@ -397,3 +397,41 @@ func TestRunSetupErrors(t *testing.T) {
 		}
 	}
 }
+
+// ServerProfile: as the clock starts, a CPU profile of the run's duration
+// (whole seconds, rounded up) is asked from the server's profiling
+// endpoints, and the run ends only once it has been written; an endpoint
+// that fails makes the run's error, after the run.
+func TestRunServerProfile(t *testing.T) {
+	s := newSCEPServer(t)
+	var asked atomic.Value
+	prof := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(r.URL.String())
+		if strings.HasPrefix(r.URL.Path, "/broken/") {
+			http.Error(w, "could not enable CPU profiling: already in use", http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, "a profile")
+	}))
+	t.Cleanup(prof.Close)
+
+	var out bytes.Buffer
+	o := s.options(s.url)
+	o.Duration, o.Pool, o.Concurrency = 300*time.Millisecond, 5, 2
+	o.ServerProfile, o.ServerProfileOut = prof.URL+"/debug/pprof/", &out
+	res := run(t, o)
+	if res.OK == 0 || out.String() != "a profile" || asked.Load() != "/debug/pprof/profile?seconds=1" {
+		t.Fatalf("ok %d, profile %q, asked %v", res.OK, out.String(), asked.Load())
+	}
+
+	o.ServerProfile = prof.URL + "/broken"
+	res, err := bench.Run(context.Background(), o)
+	if res == nil || res.OK == 0 || err == nil || !strings.Contains(err.Error(), "already in use") {
+		t.Fatalf("a failed profile: result %v, error %v", res != nil, err)
+	}
+
+	o.Duration, o.Count = 0, 3
+	if _, err := bench.Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "duration") {
+		t.Errorf("a profile without a duration: %v", err)
+	}
+}

@@ -101,3 +101,23 @@ func TestExitError(t *testing.T) {
 		}
 	}
 }
+
+func TestProfileURL(t *testing.T) {
+	for _, tc := range []struct {
+		base string
+		d    time.Duration
+		want string
+	}{
+		{"http://127.0.0.1:6060", 10 * time.Second, "http://127.0.0.1:6060/debug/pprof/profile?seconds=10"},
+		{"http://127.0.0.1:6060/", 1200 * time.Millisecond, "http://127.0.0.1:6060/debug/pprof/profile?seconds=2"},
+		{"http://127.0.0.1:6060/debug/pprof/", 100 * time.Millisecond, "http://127.0.0.1:6060/debug/pprof/profile?seconds=1"},
+		{"http://[::1]:6060/debug/pprof/profile?seconds=99", 3 * time.Second, "http://[::1]:6060/debug/pprof/profile?seconds=3"},
+		{"127.0.0.1:6060", time.Second, ""},
+		{"ftp://127.0.0.1:6060", time.Second, ""},
+	} {
+		got, err := profileURL(tc.base, tc.d)
+		if got != tc.want || (err != nil) != (tc.want == "") {
+			t.Errorf("profileURL(%q, %v) = %q, %v; want %q", tc.base, tc.d, got, err, tc.want)
+		}
+	}
+}

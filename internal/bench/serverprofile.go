@@ -1,0 +1,68 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// profilePath is where Go's net/http/pprof serves a CPU profile; a server's
+// --pprof-listen address serves it there.
+const profilePath = "/debug/pprof/profile"
+
+// profileURL is the CPU-profile URL of the profiling endpoints at base
+// (http://HOST:PORT, with or without /debug/pprof/) for a profile of d,
+// rounded up to whole seconds as the endpoint takes them.
+func profileURL(base string, d time.Duration) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("server profile: %q is not an http:// URL of a server's profiling endpoints", base)
+	}
+	p := strings.TrimRight(u.Path, "/")
+	p = strings.TrimSuffix(p, "/debug/pprof")
+	p = strings.TrimSuffix(p, "/debug/pprof/profile")
+	u.Path = p + profilePath
+	secs := int64(math.Ceil(d.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	u.RawQuery = "seconds=" + strconv.FormatInt(secs, 10)
+	return u.String(), nil
+}
+
+// fetchProfile asks the server at base for a CPU profile of d and copies it
+// to out. The endpoint answers when the profile ends, so this returns about
+// d after it was called (or when ctx ends).
+func fetchProfile(ctx context.Context, base string, d time.Duration, out io.Writer) error {
+	u, err := profileURL(base, d)
+	if err != nil {
+		return err
+	}
+	// The answer comes after d; a server that never answers is not waited
+	// for much longer than that.
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("server profile: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("server profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("server profile: %s answered %s: %s", u, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		return fmt.Errorf("server profile: reading it from %s: %w", u, err)
+	}
+	return nil
+}
