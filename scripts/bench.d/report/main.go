@@ -3,8 +3,10 @@
 // concurrency (medians of the runs' `scepter bench --json` summaries), the
 // crypto floor (minimum ns/op of BenchmarkCryptoFloor) and the ratios that
 // issue 12's targets name, each marked met or not met. Every figure comes
-// from those files; the section between <!-- profile --> and
-// <!-- /profile --> of the previous output is kept as it was.
+// from those files, and so does the table of where the profiled servers'
+// CPU went (where.go); the section between <!-- profile --> and
+// <!-- /profile --> of the previous output, written by hand, is kept as it
+// was.
 //
 // It is scripts/bench's helper, not a command of its own:
 //
@@ -145,6 +147,7 @@ func run(results, metaFile, out string, term io.Writer) error {
 		}
 	}
 	floor, floorErr := readFloor(results)
+	profiles, notProfiled := readProfiles(results)
 	profile := defaultProfile
 	var kept []string
 	if old, err := os.ReadFile(out); err == nil {
@@ -160,7 +163,7 @@ func run(results, metaFile, out string, term io.Writer) error {
 		}
 	}
 	var b bytes.Buffer
-	write(&b, meta, data, floor, floorErr, profile)
+	write(&b, meta, data, floor, floorErr, profile, profiles, notProfiled)
 	for _, p := range kept {
 		fmt.Fprintf(&b, "\n%s\n", p)
 	}
@@ -583,7 +586,7 @@ func mark(ok bool, known bool) string {
 	}
 }
 
-func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floorResult, floorErr, profile string) {
+func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floorResult, floorErr, profile string, profiles []*profiled, notProfiled []string) {
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	p("# Benchmarks\n\n")
 	p("Written by `scripts/bench` on %s; every figure below comes from its tools (`scepter bench --json`, `go test -bench`), none is typed by hand except the profile section, written from a CPU profile. Rerun it to replace them; it keeps the profile section and the sections of `scripts/bench-cluster` and `scripts/bench-soak` (written by those scripts) as they are.\n\n", meta["date"])
@@ -783,6 +786,7 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	}
 	write2(b, meta, data, floor, rsa, step)
 	p("\n## Where the time goes\n\n")
+	writeWhere(b, meta, profiles, notProfiled, floor)
 	p("%s\n", profile)
 }
 
