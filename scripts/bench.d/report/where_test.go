@@ -1,6 +1,10 @@
 package main
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,4 +119,79 @@ func TestReportWhere(t *testing.T) {
 		"| RSA decryption of the requester's content key | crypto floor | 1.35 (37%) | – |",
 		"- Not profiled: scepter-rsa: the profile run gave no result: connection refused.",
 	)
+}
+
+// TestStepsNameOurFunctions: every frame a step names in our own packages
+// is a function or method that exists, so that a rename fails here instead
+// of moving its samples silently into the catch-all step of our code.
+func TestStepsNameOurFunctions(t *testing.T) {
+	root := filepath.Join("..", "..", "..")
+	const module = "github.com/scepter/scepter/"
+	names := map[string]bool{} // "internal/ca.(*Issuer).Issue", "internal/cms.Sign", …
+	err := filepath.WalkDir(filepath.Join(root, "internal"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		pkg := filepath.ToSlash(rel)
+		for _, decl := range f.Decls {
+			fn, ok := decl.(*ast.FuncDecl)
+			if !ok {
+				continue
+			}
+			name := pkg + "." + fn.Name.Name
+			if fn.Recv != nil && len(fn.Recv.List) == 1 {
+				switch r := fn.Recv.List[0].Type.(type) {
+				case *ast.StarExpr:
+					if id, ok := r.X.(*ast.Ident); ok {
+						name = pkg + ".(*" + id.Name + ")." + fn.Name.Name
+					}
+				case *ast.Ident:
+					name = pkg + "." + r.Name + "." + fn.Name.Name
+				}
+			}
+			names[name] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) < 100 {
+		t.Fatalf("found %d functions under %s: the walk went wrong", len(names), root)
+	}
+	checked := 0
+	for _, st := range steps {
+		for _, g := range st.groups {
+			for _, s := range g {
+				rest, ok := strings.CutPrefix(s, module)
+				if !ok {
+					continue
+				}
+				checked++
+				found := false
+				for n := range names {
+					// A pattern ending in "." or "/" names a package or
+					// a type's methods; the rest are a name's prefix.
+					if strings.HasPrefix(n, rest) {
+						found = true
+						break
+					}
+				}
+				if !found {
+					t.Errorf("step %q names %s, which no function of ours matches", st.name, s)
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Errorf("checked only %d names", checked)
+	}
 }
