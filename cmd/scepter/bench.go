@@ -83,6 +83,14 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 		o.ServerProfile, o.ServerProfileOut = f.serverProfile, profile
 	}
 	res, err := bench.Run(ctx, o)
+	if profile != nil && err != nil {
+		// No profile came: leave no empty file that looks like one.
+		if st, serr := profile.Stat(); serr == nil && st.Size() == 0 {
+			profile.Close()
+			os.Remove(f.serverProfileOut)
+			profile = nil
+		}
+	}
 	if res == nil {
 		return err
 	}

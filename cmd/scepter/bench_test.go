@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -69,5 +71,20 @@ func TestBenchSummary(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// A --server-profile address that serves no profiling endpoints is refused
+// before the run, and leaves no empty profile file behind.
+func TestBenchServerProfileRefused(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "cpu.pprof")
+	e, _, _ := testEnv(nil)
+	err := run(context.Background(), e, []string{"bench", "--url", "http://127.0.0.1:1/scep", "--challenge", "c",
+		"--duration", "1s", "--server-profile", "http://127.0.0.1:1", "--server-profile-out", out})
+	if err == nil || !strings.Contains(err.Error(), "server profile") {
+		t.Fatalf("err = %v, want the profiling endpoints refused", err)
+	}
+	if _, serr := os.Stat(out); !os.IsNotExist(serr) {
+		t.Errorf("%s left behind: %v", out, serr)
 	}
 }

@@ -249,6 +249,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.normalise(); err != nil {
 		return nil, err
 	}
+	if o.ServerProfile != "" {
+		if err := checkProfiling(ctx, o.ServerProfile); err != nil {
+			return nil, err
+		}
+	}
 	setupCtx, cancel := context.WithTimeout(ctx, o.Timeout)
 	targets, err := connect(setupCtx, &o)
 	cancel()

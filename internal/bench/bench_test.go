@@ -400,18 +400,25 @@ func TestRunSetupErrors(t *testing.T) {
 
 // ServerProfile: as the clock starts, a CPU profile of the run's duration
 // (whole seconds, rounded up) is asked from the server's profiling
-// endpoints, and the run ends only once it has been written; an endpoint
-// that fails makes the run's error, after the run.
+// endpoints, and the run ends only once it has been written; a profile that
+// fails makes the run's error, after the run. An address that serves no
+// profiling endpoints is refused before the run.
 func TestRunServerProfile(t *testing.T) {
 	s := newSCEPServer(t)
 	var asked atomic.Value
 	prof := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		asked.Store(r.URL.String())
-		if strings.HasPrefix(r.URL.Path, "/broken/") {
+		switch {
+		case r.URL.Path == "/debug/pprof/" || r.URL.Path == "/broken/debug/pprof/":
+			io.WriteString(w, "the index") // asked before the run
+		case r.URL.Path == "/broken/debug/pprof/profile":
+			asked.Store(r.URL.String())
 			http.Error(w, "could not enable CPU profiling: already in use", http.StatusInternalServerError)
-			return
+		case r.URL.Path == "/debug/pprof/profile":
+			asked.Store(r.URL.String())
+			io.WriteString(w, "a profile")
+		default:
+			http.NotFound(w, r)
 		}
-		io.WriteString(w, "a profile")
 	}))
 	t.Cleanup(prof.Close)
 
@@ -430,6 +437,15 @@ func TestRunServerProfile(t *testing.T) {
 		t.Fatalf("a failed profile: result %v, error %v", res != nil, err)
 	}
 
+	// Not profiling endpoints: refused before the run.
+	for _, base := range []string{s.url, prof.URL + "/nothing-here", "127.0.0.1:6060"} {
+		o.ServerProfile = base
+		if res, err := bench.Run(context.Background(), o); res != nil || err == nil {
+			t.Errorf("profiling endpoints at %s: result %v, error %v; want no run", base, res != nil, err)
+		}
+	}
+
+	o.ServerProfile = prof.URL
 	o.Duration, o.Count = 0, 3
 	if _, err := bench.Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "duration") {
 		t.Errorf("a profile without a duration: %v", err)

@@ -16,6 +16,33 @@ import (
 // --pprof-listen address serves it there.
 const profilePath = "/debug/pprof/profile"
 
+// checkProfiling asks the profiling endpoints at base for their index, so
+// that a wrong address fails before the pool is built and the run made, not
+// after.
+func checkProfiling(ctx context.Context, base string) error {
+	u, err := profileURL(base, time.Second)
+	if err != nil {
+		return err
+	}
+	index := strings.TrimSuffix(u[:strings.Index(u, "?")], "profile")
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, index, nil)
+	if err != nil {
+		return fmt.Errorf("server profile: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("server profile: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("server profile: %s answered %s: not a server's profiling endpoints (serve --pprof-listen)", index, resp.Status)
+	}
+	return nil
+}
+
 // profileURL is the CPU-profile URL of the profiling endpoints at base
 // (http://HOST:PORT, with or without /debug/pprof/) for a profile of d,
 // rounded up to whole seconds as the endpoint takes them.
