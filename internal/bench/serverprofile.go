@@ -27,20 +27,7 @@ func checkProfiling(ctx context.Context, base string) error {
 	index := strings.TrimSuffix(u[:strings.Index(u, "?")], "profile")
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, index, nil)
-	if err != nil {
-		return fmt.Errorf("server profile: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("server profile: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("server profile: %s answered %s: not a server's profiling endpoints (serve --pprof-listen)", index, resp.Status)
-	}
-	return nil
+	return getProfiling(ctx, index, io.Discard, " (not a server's --pprof-listen?)")
 }
 
 // profileURL is the CPU-profile URL of the profiling endpoints at base
@@ -75,21 +62,28 @@ func fetchProfile(ctx context.Context, base string, d time.Duration, out io.Writ
 	// for much longer than that.
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
+	return getProfiling(ctx, u, out, "")
+}
+
+// getProfiling GETs u from the profiling endpoints and copies a 200
+// answer's body to out; any other answer is an error naming u, its status,
+// the start of its body and hint.
+func getProfiling(ctx context.Context, u string, out io.Writer, hint string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return fmt.Errorf("server profile: %w", err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("server profile: %w", err)
+		return fmt.Errorf("server profile: %w%s", err, hint)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("server profile: %s answered %s: %s", u, resp.Status, strings.TrimSpace(string(msg)))
+		return fmt.Errorf("server profile: %s answered %s: %s%s", u, resp.Status, strings.TrimSpace(string(msg)), hint)
 	}
 	if _, err := io.Copy(out, resp.Body); err != nil {
-		return fmt.Errorf("server profile: reading it from %s: %w", u, err)
+		return fmt.Errorf("server profile: reading %s: %w", u, err)
 	}
 	return nil
 }
