@@ -112,6 +112,8 @@ func TestProfileURL(t *testing.T) {
 		{"http://127.0.0.1:6060/", 1200 * time.Millisecond, "http://127.0.0.1:6060/debug/pprof/profile?seconds=2"},
 		{"http://127.0.0.1:6060/debug/pprof/", 100 * time.Millisecond, "http://127.0.0.1:6060/debug/pprof/profile?seconds=1"},
 		{"http://[::1]:6060/debug/pprof/profile?seconds=99", 3 * time.Second, "http://[::1]:6060/debug/pprof/profile?seconds=3"},
+		{"http://127.0.0.1:6060/debug/pprof", time.Second, "http://127.0.0.1:6060/debug/pprof/profile?seconds=1"},
+		{"http://127.0.0.1:6060/tunnel/debug/pprof/heap", time.Second, "http://127.0.0.1:6060/tunnel/debug/pprof/profile?seconds=1"},
 		{"127.0.0.1:6060", time.Second, ""},
 		{"ftp://127.0.0.1:6060", time.Second, ""},
 	} {

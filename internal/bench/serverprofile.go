@@ -12,41 +12,45 @@ import (
 	"time"
 )
 
-// profilePath is where Go's net/http/pprof serves a CPU profile; a server's
-// --pprof-listen address serves it there.
-const profilePath = "/debug/pprof/profile"
+// pprofPath is where Go's net/http/pprof serves its pages; a server's
+// --pprof-listen address serves them there.
+const pprofPath = "/debug/pprof/"
 
 // checkProfiling asks the profiling endpoints at base for their index, so
 // that a wrong address fails before the pool is built and the run made, not
 // after.
 func checkProfiling(ctx context.Context, base string) error {
-	u, err := profileURL(base, time.Second)
+	u, err := pprofURL(base, "")
 	if err != nil {
 		return err
 	}
-	index := strings.TrimSuffix(u[:strings.Index(u, "?")], "profile")
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return getProfiling(ctx, index, io.Discard, " (not a server's --pprof-listen?)")
+	return getProfiling(ctx, u.String(), io.Discard, " (not a server's --pprof-listen?)")
 }
 
-// profileURL is the CPU-profile URL of the profiling endpoints at base
-// (http://HOST:PORT, with or without /debug/pprof/) for a profile of d,
-// rounded up to whole seconds as the endpoint takes them.
-func profileURL(base string, d time.Duration) (string, error) {
+// pprofURL is the URL of page (its index for "") of the profiling
+// endpoints at base: http://HOST:PORT, with or without /debug/pprof/ or a
+// page's name after it.
+func pprofURL(base, page string) (*url.URL, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("server profile: %q is not an http:// URL of a server's profiling endpoints", base)
+		return nil, fmt.Errorf("server profile: %q is not an http:// URL of a server's profiling endpoints", base)
 	}
-	p := strings.TrimRight(u.Path, "/")
-	p = strings.TrimSuffix(p, "/debug/pprof")
-	p = strings.TrimSuffix(p, "/debug/pprof/profile")
-	u.Path = p + profilePath
-	secs := int64(math.Ceil(d.Seconds()))
-	if secs < 1 {
-		secs = 1
+	p, _, _ := strings.Cut(u.Path, pprofPath)
+	u.Path = strings.TrimSuffix(strings.TrimRight(p, "/"), "/debug/pprof") + pprofPath + page
+	u.RawQuery = ""
+	return u, nil
+}
+
+// profileURL is the CPU-profile URL of the profiling endpoints at base for
+// a profile of d, rounded up to whole seconds as the endpoint takes them.
+func profileURL(base string, d time.Duration) (string, error) {
+	u, err := pprofURL(base, "profile")
+	if err != nil {
+		return "", err
 	}
-	u.RawQuery = "seconds=" + strconv.FormatInt(secs, 10)
+	u.RawQuery = "seconds=" + strconv.FormatInt(max(int64(math.Ceil(d.Seconds())), 1), 10)
 	return u.String(), nil
 }
 

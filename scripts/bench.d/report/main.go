@@ -60,7 +60,7 @@ const (
 	ratioConc      = 8    // the concurrency the CPU and p99 targets are read at
 	profileBegin   = "<!-- profile -->"
 	profileEnd     = "<!-- /profile -->"
-	defaultProfile = profileBegin + "\n_Where the time goes: to be filled in by hand from a CPU profile (`--pprof-listen`); scripts/bench keeps this section._\n" + profileEnd
+	defaultProfile = profileBegin + "\n_Earlier findings, written by hand: none yet; scripts/bench keeps this section._\n" + profileEnd
 )
 
 // result is the part of `scepter bench --json` the report reads.
@@ -589,7 +589,7 @@ func mark(ok bool, known bool) string {
 func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floorResult, floorErr, profile string, profiles []*profiled, notProfiled []string) {
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	p("# Benchmarks\n\n")
-	p("Written by `scripts/bench` on %s; every figure below comes from its tools (`scepter bench --json`, `go test -bench`), none is typed by hand except the profile section, written from a CPU profile. Rerun it to replace them; it keeps the profile section and the sections of `scripts/bench-cluster` and `scripts/bench-soak` (written by those scripts) as they are.\n\n", meta["date"])
+	p("Written by `scripts/bench` on %s; every figure below comes from its tools (`scepter bench --json`, `go test -bench`), none is typed by hand except the section of earlier findings under the table of where the time goes. Rerun it to replace them; it keeps that section and the sections of `scripts/bench-cluster` and `scripts/bench-soak` (written by those scripts) as they are.\n\n", meta["date"])
 	if meta["quick"] == "1" {
 		p("> **QUICK=1 run**: %s enrollments per run, %s run(s) per cell. For a try-out, not for comparison.\n\n", meta["n"], meta["runs"])
 	}
