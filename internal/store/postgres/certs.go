@@ -32,7 +32,7 @@ func scanCert(sc sqlstore.Scanner) (pki.Certificate, int64, error) {
 // ReserveSerial implements store.Store. A second reservation of the same
 // serial, concurrent or not, hits the primary key: ErrConflict.
 func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error {
-	err := s.withStatement(ctx, func(db execer) error {
+	err := s.withOrderedStatement(ctx, func(db execer) error {
 		_, err := db.Exec(ctx,
 			`INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES ($1, $2, $3, $4)`,
 			issuerID, serialHex, sqlstore.Micros(at), sqlstore.NullBytes(tbs))

@@ -280,6 +280,54 @@ func (s *Store) withStatement(ctx context.Context, fn func(execer) error) error 
 	return s.retry(ctx, func() error { return fn(s.pool) })
 }
 
+// withOrderedStatement is withStatement for a write that needs to be
+// durable only before the next durable write that depends on it: the replay
+// nonce and the serial reserved before signing, as in the SQLite store
+// (groupcommit.go). Its commit is not flushed (synchronous_commit off for
+// its transaction alone), which spares a WAL flush per enrollment for each.
+// It is still visible to every node as soon as it returns, so a replay or a
+// reused serial is refused at once. PostgreSQL writes its WAL in order and
+// flushes it up to a point, so the durable commit of the certificate that
+// follows, which is what acknowledges the enrollment, carries the earlier
+// record with it; a crash before that loses both, and a certificate that
+// nobody received.
+func (s *Store) withOrderedStatement(ctx context.Context, fn func(execer) error) error {
+	return s.retry(ctx, func() error { return fn(orderedExecer{s.pool}) })
+}
+
+// orderedExecer runs each statement in a transaction of its own whose
+// commit is not flushed: BEGIN, SET LOCAL, the statement and COMMIT go in
+// one batch, so it costs one round trip, as a statement sent on its own.
+type orderedExecer struct{ pool *pgxpool.Pool }
+
+func (o orderedExecer) Exec(ctx context.Context, sql string, args ...any) (tag pgconn.CommandTag, err error) {
+	conn, err := o.pool.Acquire(ctx)
+	if err != nil {
+		return tag, fmt.Errorf("acquire connection: %w", err)
+	}
+	defer endTx(ctx, conn)
+	var b pgx.Batch
+	b.Queue(beginQuery)
+	b.Queue(`SET LOCAL synchronous_commit TO OFF`)
+	b.Queue(sql, args...)
+	b.Queue(`COMMIT`)
+	br := conn.SendBatch(ctx, &b)
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	for _, step := range []string{"begin", "set synchronous_commit"} {
+		if _, err := br.Exec(); err != nil {
+			return tag, fmt.Errorf("%s: %w", step, err)
+		}
+	}
+	if tag, err = br.Exec(); err != nil {
+		return tag, err
+	}
+	return tag, committed(br.Exec())
+}
+
 // retry runs try again after a deadlock or serialization failure, up to
 // maxAttempts times in all.
 func (s *Store) retry(ctx context.Context, try func() error) error {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scepter/scepter/internal/audit"
 	"github.com/scepter/scepter/internal/pki"
@@ -743,4 +744,74 @@ func listAllAudit(t *testing.T, s *Store) []pki.AuditEvent {
 	}
 	slices.SortFunc(evs, func(a, b pki.AuditEvent) int { return cmp.Compare(a.ID, b.ID) })
 	return evs
+}
+
+// TestOrderedWrites: the replay nonce and the serial reservation commit
+// without waiting for a WAL flush (synchronous_commit off in their own
+// transaction, not on the connection), are visible at once, and a refused
+// one leaves no connection inside a transaction.
+func TestOrderedWrites(t *testing.T) {
+	ctx := context.Background()
+	// The test server does not flush at all; the store's sessions say
+	// synchronous_commit on here, as a production server's do.
+	dbURL := pgtest.WithParam(t, pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", testPoolSize), "synchronous_commit", "on")
+	s, err := Open(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.pool.Exec(ctx, `CREATE TABLE seen (setting text)`); err != nil {
+		t.Fatal(err)
+	}
+	err = s.withOrderedStatement(ctx, func(db execer) error {
+		_, err := db.Exec(ctx, `INSERT INTO seen VALUES (current_setting('synchronous_commit'))`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inside string
+	if err := s.pool.QueryRow(ctx, `SELECT setting FROM seen`).Scan(&inside); err != nil || inside != "off" {
+		t.Errorf("synchronous_commit inside an ordered write: %q (%v), want off", inside, err)
+	}
+	// Every pooled connection, including the one just used, is back to the
+	// session's setting.
+	conns := make([]*pgxpool.Conn, 0, 8)
+	for range cap(conns) {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var after string
+		if err := c.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&after); err != nil || after != "on" {
+			t.Errorf("synchronous_commit on a pooled connection after an ordered write: %q (%v), want on", after, err)
+		}
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	if err := s.RememberNonce(ctx, "tx-1", []byte("nonce"), now, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RememberNonce(ctx, "tx-1", []byte("nonce"), now, now.Add(time.Hour)); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("replayed nonce: %v, want ErrConflict", err)
+	}
+	if err := s.ReserveSerial(ctx, "issuer-a", "0a", []byte{0x30, 0}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReserveSerial(ctx, "issuer-a", "0a", []byte{0x30, 0}, now); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("serial reserved twice: %v, want ErrConflict", err)
+	}
+	var open int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&open); err != nil || open != 0 {
+		t.Errorf("%d connections left in a transaction after refused ordered writes (%v)", open, err)
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM nonces) + (SELECT count(*) FROM serials)`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("rows after the ordered writes: %d (%v), want 2", n, err)
+	}
 }

@@ -94,7 +94,7 @@ func (s *Store) ListChallenges(ctx context.Context, limit int) ([]pki.Challenge,
 // RememberNonce implements store.Store. A pair whose expiry has passed is
 // forgotten even before PurgeExpired removes it: it is replaced, not refused.
 func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error {
-	err := s.withStatement(ctx, func(db execer) error {
+	err := s.withOrderedStatement(ctx, func(db execer) error {
 		// One statement decides: insert a new pair, or take over an expired
 		// one; a live pair matches neither and changes no row. A concurrent
 		// insert of the same pair waits for this one and then finds it live.
