@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,7 +66,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	plain := in.CompleteRequestID == "" && c.Status != pki.StatusRevoked && in.Supersede == nil && len(in.Events) > 0
 	if plain {
 		// Every enrollment and renewal comes this way.
-		err = s.retry(ctx, func() error { return s.tryIssuance(ctx, &in, issued, now) })
+		err = s.issuePlain(ctx, &in, issued, now)
 	}
 	if !plain || errors.Is(err, errHeadMissing) {
 		err = s.withTx(ctx, func(tx pgx.Tx) error { return recordIssuanceInTx(ctx, tx, &in, issued, now) })
@@ -95,21 +98,28 @@ func newIssuanceRows(c *pki.Certificate, sans string, reason any, now int64) iss
 	}
 }
 
-// tryIssuance records a plain issuance (no held request to complete, not
+// tryIssuances records plain issuances (no held request to complete, not
 // revoked, superseding nothing, with audit events) in one READ COMMITTED
-// transaction of one round trip: BEGIN, the challenge, the inserts, an
+// transaction of one round trip: BEGIN, the challenges, the inserts, an
 // audit_append per event (which reads and locks the chain's head, links
 // the event to it and moves it, inside the database) and COMMIT go in one
 // batch. The head is held until the commit is flushed, and the issuances
 // of every node take turns there; read by the node, it would cost each
 // turn a round trip as well (and pgx.Tx one more each for BEGIN and
-// COMMIT).
+// COMMIT). Several issuances (groupissue.go) take one turn and one flush.
 //
-// Since COMMIT goes with the rest, whatever may stop the issuance fails
+// Since COMMIT goes with the rest, whatever may stop an issuance fails
 // inside the database (consume_challenge, audit_append, a key), and the
-// server then skips the rest of the batch, COMMIT included. With the
-// head's row gone it returns errHeadMissing, having recorded nothing.
-func (s *Store) tryIssuance(ctx context.Context, in *store.Issuance, issued issuanceRows, now int64) error {
+// server then skips the rest of the batch, COMMIT included: nothing of it
+// is recorded. With the head's row gone it returns errHeadMissing.
+//
+// The rows every issuance locks are taken in one order by every
+// transaction, so that two nodes' batches cannot wait for each other: the
+// challenges (by hash), then the certificates with their per-day counts
+// (by profile, status and expiry), then the chain's head. A single
+// issuance, and a revocation (its certificate and counts, then the head),
+// follow the same order.
+func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
@@ -117,35 +127,81 @@ func (s *Store) tryIssuance(ctx context.Context, in *store.Issuance, issued issu
 	defer endTx(ctx, conn)
 	var b pgx.Batch
 	b.Queue(beginQuery)
-	consume := in.ConsumeChallengeHash != nil
-	if consume {
-		b.Queue(consumeChallengeQuery, now, in.ConsumeChallengeHash)
+	var challenges []*issueRequest
+	for _, r := range items {
+		if r.in.ConsumeChallengeHash != nil {
+			challenges = append(challenges, r)
+		}
 	}
-	issued(&b)
-	for _, e := range in.Events {
-		e = chainEvent(e, in.Now)
-		b.Queue(auditAppendQuery, sqlstore.Micros(e.Time), encText(e.Type), encText(e.Actor), encText(e.Profile),
-			encText(e.SerialHex), encText(e.IssuerID), encText(e.Subject), encText(e.TransactionID),
-			encText(e.Outcome), encText(e.Reason), encText(e.Detail), pki.AuditChainTail(e))
+	slices.SortFunc(challenges, func(x, y *issueRequest) int {
+		return bytes.Compare(x.in.ConsumeChallengeHash, y.in.ConsumeChallengeHash)
+	})
+	for _, r := range challenges {
+		b.Queue(consumeChallengeQuery, r.now, r.in.ConsumeChallengeHash)
+	}
+	if len(items) > 1 {
+		items = slices.Clone(items)
+		slices.SortStableFunc(items, func(x, y *issueRequest) int {
+			a, c := &x.in.Certificate, &y.in.Certificate
+			return cmp.Or(strings.Compare(a.Profile, c.Profile), strings.Compare(string(a.Status), string(c.Status)),
+				cmp.Compare(expiryDay(a.NotAfter), expiryDay(c.NotAfter)))
+		})
+	}
+	for _, r := range items {
+		r.issued(&b)
+	}
+	events := 0
+	for _, r := range items {
+		for _, e := range r.in.Events {
+			e = chainEvent(e, r.in.Now)
+			b.Queue(auditAppendQuery, sqlstore.Micros(e.Time), encText(e.Type), encText(e.Actor), encText(e.Profile),
+				encText(e.SerialHex), encText(e.IssuerID), encText(e.Subject), encText(e.TransactionID),
+				encText(e.Outcome), encText(e.Reason), encText(e.Detail), pki.AuditChainTail(e))
+			events++
+		}
 	}
 	b.Queue(`COMMIT`)
-	return sendIssuance(ctx, conn, &b, true, consume, func(br pgx.BatchResults) error {
-		for range in.Events {
-			if _, err := br.Exec(); err != nil {
-				if sqlState(err) == sqlHeadMissing {
-					return errHeadMissing
-				}
-				return fmt.Errorf("insert audit event: %w", err)
-			}
+	br := conn.SendBatch(ctx, &b)
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("insert certificate: %w", conflict(cerr))
 		}
-		return committed(br.Exec())
-	})
+	}()
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	for range challenges {
+		if err := consumed(br.Exec()); err != nil {
+			return err
+		}
+	}
+	for range items {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("insert certificate: %w", conflict(err))
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("record serial: %w", err)
+		}
+	}
+	for range events {
+		if _, err := br.Exec(); err != nil {
+			if sqlState(err) == sqlHeadMissing {
+				return errHeadMissing
+			}
+			return fmt.Errorf("insert audit event: %w", err)
+		}
+	}
+	return committed(br.Exec())
 }
+
+// expiryDay is the day certificate_counts files a certificate under
+// (migrations: not_after / 86400000000).
+func expiryDay(t time.Time) int64 { return sqlstore.Micros(t) / 86400000000 }
 
 // auditAppendQuery is audit_append (migrations/0014_audit_append.sql).
 const auditAppendQuery = `SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
-// errHeadMissing: tryIssuance found no audit chain head, and recorded
+// errHeadMissing: tryIssuances found no audit chain head, and recorded
 // nothing; withTx's way starts the chain again.
 var errHeadMissing = errors.New("audit chain head missing")
 
@@ -161,10 +217,10 @@ func committed(tag pgconn.CommandTag, err error) error {
 	return nil
 }
 
-// beginQuery starts tryIssuance's transaction, as withTx's.
+// beginQuery starts tryIssuances' transaction, as withTx's.
 const beginQuery = `BEGIN ISOLATION LEVEL READ COMMITTED`
 
-// endTx rolls back what a failed tryIssuance left open and gives the
+// endTx rolls back what a failed tryIssuances left open and gives the
 // connection back to the pool (which closes it, rather than reuse it,
 // should the rollback fail too).
 func endTx(ctx context.Context, conn *pgxpool.Conn) {
@@ -214,7 +270,7 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 			return err
 		}
 	}
-	if err := sendIssuance(ctx, tx, &b, false, consumeInBatch, readHead); err != nil {
+	if err := sendIssuance(ctx, tx, &b, consumeInBatch, readHead); err != nil {
 		return err
 	}
 	if c.Status == pki.StatusRevoked {
@@ -233,24 +289,19 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 	return appendEvents(ctx, tx, head, in.Now, in.Events)
 }
 
-// sendIssuance sends an issuance's batch and reads its results: when
-// begin, the BEGIN of its transaction; when consume, the update that
+// sendIssuance sends an issuance's batch inside its transaction and reads
+// its results: when consume, the update that
 // consumes the one-time challenge; the certificate and its serial; and
 // then, when rest is not nil, whatever else the batch holds. A challenge
 // that could not be consumed fails it with store.ErrChallengeUnusable; the
 // inserts that ran after it are undone with the transaction.
-func sendIssuance(ctx context.Context, q batchSender, b *pgx.Batch, begin, consume bool, rest func(pgx.BatchResults) error) (err error) {
-	br := q.SendBatch(ctx, b)
+func sendIssuance(ctx context.Context, tx pgx.Tx, b *pgx.Batch, consume bool, rest func(pgx.BatchResults) error) (err error) {
+	br := tx.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("insert certificate: %w", conflict(cerr))
 		}
 	}()
-	if begin {
-		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("begin: %w", err)
-		}
-	}
 	if consume {
 		if err := consumed(br.Exec()); err != nil {
 			return err

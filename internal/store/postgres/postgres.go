@@ -108,6 +108,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	name string // the redacted URL, for errors
 
+	issues issueQueue // plain issuances waiting for a turn (groupissue.go)
+
 	closeOnce sync.Once
 }
 
@@ -258,12 +260,6 @@ func conflict(err error) error {
 // run), up to maxAttempts times.
 func (s *Store) withTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return s.retry(ctx, func() error { return s.tryTx(ctx, fn) })
-}
-
-// batchSender sends a batch: a pgx.Tx, or the pooled connection of a
-// transaction begun and committed by hand (tryIssuance).
-type batchSender interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // execer runs a statement: the pool (a statement on its own) or a

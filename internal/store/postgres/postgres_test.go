@@ -815,3 +815,266 @@ func TestOrderedWrites(t *testing.T) {
 		t.Errorf("rows after the ordered writes: %d (%v), want 2", n, err)
 	}
 }
+
+// TestIssuancesTogether: plain issuances that wait for a turn are recorded
+// in one transaction, and one that fails in a batch fails alone: the others
+// are recorded, and the audit chain holds exactly their events.
+func TestIssuancesTogether(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openFresh(t)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	request := func(ctx context.Context, serial, profile string, days int, challenge []byte) *issueRequest {
+		c := pki.Certificate{SerialHex: serial, IssuerID: "issuer-a", Issuer: "CN=CA", Subject: "CN=device-" + serial,
+			NotBefore: now, NotAfter: now.Add(time.Duration(days) * 24 * time.Hour), Status: pki.StatusValid, Profile: profile,
+			Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, KeyType: "rsa2048", CreatedAt: now, DER: []byte{0x30, 0}}
+		in := &store.Issuance{Certificate: c, Now: now, ConsumeChallengeHash: challenge, Events: []pki.AuditEvent{{
+			Type: pki.EventIssued, Actor: "test", SerialHex: serial, IssuerID: c.IssuerID, Outcome: "success"}}}
+		return &issueRequest{ctx: ctx, in: in, issued: newIssuanceRows(&in.Certificate, "", nil, sqlstore.Micros(now)),
+			now: sqlstore.Micros(now), done: make(chan error, 1)}
+	}
+	run := func(batch ...*issueRequest) []error {
+		s.runIssues(batch)
+		errs := make([]error, len(batch))
+		for i, r := range batch {
+			errs[i] = <-r.done
+		}
+		return errs
+	}
+	transactions := func(serials ...string) int {
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT xmin::text) FROM certificates WHERE serial_hex = ANY($1)`,
+			serials).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// Different profiles and expiry days, in no particular order.
+	errs := run(request(ctx, "01", "wifi", 30, nil), request(ctx, "02", "default", 365, nil),
+		request(ctx, "03", "wifi", 1, nil), request(ctx, "04", "default", 365, nil))
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("issuance %d of a good batch: %v", i, err)
+		}
+	}
+	if n := transactions("01", "02", "03", "04"); n != 1 {
+		t.Errorf("a batch of 4 took %d transactions, want 1", n)
+	}
+
+	ch := pki.Challenge{ID: "once", Hash: []byte("hash-once"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateChallenge(ctx, ch, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	errs = run(request(ctx, "05", "default", 365, ch.Hash), request(ctx, "01", "default", 365, nil),
+		request(ctx, "06", "default", 365, nil), request(ctx, "07", "default", 365, ch.Hash),
+		request(gone, "08", "default", 365, nil), request(ctx, "09", "wifi", 30, nil))
+	want := []error{nil, store.ErrConflict, nil, store.ErrChallengeUnusable, context.Canceled, nil}
+	for i, err := range errs {
+		if (want[i] == nil) != (err == nil) || (want[i] != nil && !errors.Is(err, want[i])) {
+			t.Errorf("issuance %d of a batch with failures: %v, want %v", i, err, want[i])
+		}
+	}
+	var certs, events int
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM audit_events)`).Scan(&certs, &events); err != nil {
+		t.Fatal(err)
+	}
+	if certs != 7 || events != 8 {
+		t.Errorf("%d certificates and %d events, want 7 (01-06, 09) and 8 (with the challenge's)", certs, events)
+	}
+	rep, err := audit.Verify(ctx, s)
+	if err != nil || !rep.OK() || rep.Checked != 8 {
+		t.Errorf("audit verify: %+v (%v), want 8 records and no problem", rep, err)
+	}
+	var counted int
+	if err := s.pool.QueryRow(ctx, `SELECT sum(n) FROM certificate_counts`).Scan(&counted); err != nil || counted != 7 {
+		t.Errorf("certificate_counts adds up to %d (%v), want 7", counted, err)
+	}
+}
+
+// TestBatchContext: a batch's context ends when every caller's has, not
+// before.
+func TestBatchContext(t *testing.T) {
+	a, cancelA := context.WithCancel(context.Background())
+	b, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	ctx, stop := batchContext([]*issueRequest{{ctx: a}, {ctx: b}})
+	defer stop()
+	cancelA()
+	time.Sleep(10 * time.Millisecond) // AfterFunc runs on a goroutine of its own
+	if ctx.Err() != nil {
+		t.Fatal("the batch ended when one of two callers gave up")
+	}
+	cancelB()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the batch went on after every caller gave up")
+	}
+	ctx2, stop2 := batchContext([]*issueRequest{{ctx: context.Background()}})
+	stop2()
+	if ctx2.Err() == nil {
+		t.Error("stop did not end the batch's context")
+	}
+}
+
+// TestIssuanceGivesUpInQueue: a caller that gives up while its issuance is
+// queued behind a batch leaves the queue and is not recorded; when the lead
+// had been handed to it, it hands the lead on.
+func TestIssuanceGivesUpInQueue(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openFresh(t)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	plain := func(serial string) (store.Issuance, issuanceRows) {
+		c := pki.Certificate{SerialHex: serial, IssuerID: "issuer-a", Issuer: "CN=CA", Subject: "CN=device-" + serial,
+			NotBefore: now, NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid, Profile: "default",
+			Protocol: pki.ProtocolEST, Source: pki.SourceIssued, KeyType: "p256", CreatedAt: now, DER: []byte{0x30, 0}}
+		in := store.Issuance{Certificate: c, Now: now, Events: []pki.AuditEvent{{Type: pki.EventIssued, SerialHex: serial}}}
+		return in, newIssuanceRows(&in.Certificate, "", nil, sqlstore.Micros(now))
+	}
+	queued := func() int {
+		s.issues.mu.Lock()
+		defer s.issues.mu.Unlock()
+		return len(s.issues.queue)
+	}
+	waitQueued := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); queued() != n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d queued, want %d", queued(), n)
+			}
+		}
+	}
+
+	// Another caller leads (its batch under way).
+	s.issues.mu.Lock()
+	s.issues.leading = true
+	s.issues.mu.Unlock()
+	giveUp, cancel := context.WithCancel(ctx)
+	first := make(chan error, 1)
+	go func() {
+		in, rows := plain("01")
+		first <- s.issuePlain(giveUp, &in, rows, sqlstore.Micros(now))
+	}()
+	waitQueued(1)
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("gave up while queued: %v, want context.Canceled", err)
+	}
+	if n := queued(); n != 0 {
+		t.Fatalf("%d left in the queue", n)
+	}
+
+	// The lead is handed to a caller that then gives up: it hands the lead
+	// on to the one behind it.
+	r1 := &issueRequest{done: make(chan error, 1)}
+	r2 := &issueRequest{done: make(chan error, 1)}
+	q := &s.issues
+	q.queue = []*issueRequest{r1, r2}
+	q.mu.Lock()
+	q.handOff()
+	q.mu.Unlock()
+	if !q.leave(r1) || len(q.queue) != 1 || q.queue[0] != r2 {
+		t.Fatalf("leave: queue %v", q.queue)
+	}
+	select {
+	case err := <-r2.done:
+		if !errors.Is(err, errIssueLead) {
+			t.Fatalf("the request behind got %v, want the lead", err)
+		}
+	default:
+		t.Fatal("the lead was not handed on to the request behind")
+	}
+	if !q.leave(r2) || !q.leading {
+		t.Fatal("a queued request without the lead left, and took the lead with it")
+	}
+	q.queue = []*issueRequest{r1}
+	r1.done <- errIssueLead
+	if !q.leave(r1) || q.leading {
+		t.Fatal("the last queued request left with the lead, which stayed taken")
+	}
+	if q.leave(r1) {
+		t.Fatal("a request no longer queued left again")
+	}
+
+	// A caller queued while the lead is free leads, and is recorded.
+	in, rows := plain("02")
+	if err := s.issuePlain(ctx, &in, rows, sqlstore.Micros(now)); err != nil {
+		t.Fatal(err)
+	}
+	var serials []string
+	if err := s.pool.QueryRow(ctx, `SELECT array_agg(serial_hex ORDER BY serial_hex) FROM certificates`).Scan(&serials); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(serials, []string{"02"}) {
+		t.Errorf("recorded %v, want [02]", serials)
+	}
+	s.issues.mu.Lock()
+	defer s.issues.mu.Unlock()
+	if s.issues.leading || len(s.issues.queue) != 0 {
+		t.Errorf("after the last batch: leading %v, %d queued", s.issues.leading, len(s.issues.queue))
+	}
+}
+
+// TestIssuanceBatchPanics: a batch that panics answers its callers with an
+// error and gives the lead up, so later issuances are not held in the
+// queue.
+func TestIssuanceBatchPanics(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openFresh(t)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	plain := func(serial string) (*store.Issuance, issuanceRows) {
+		c := pki.Certificate{SerialHex: serial, IssuerID: "issuer-a", Issuer: "CN=CA", Subject: "CN=device-" + serial,
+			NotBefore: now, NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid, Profile: "default",
+			Protocol: pki.ProtocolEST, Source: pki.SourceIssued, KeyType: "p256", CreatedAt: now, DER: []byte{0x30, 0}}
+		in := &store.Issuance{Certificate: c, Now: now, Events: []pki.AuditEvent{{Type: pki.EventIssued, SerialHex: serial}}}
+		return in, newIssuanceRows(&in.Certificate, "", nil, sqlstore.Micros(now))
+	}
+	s.issues.mu.Lock()
+	s.issues.leading = true // another caller's batch is under way
+	s.issues.mu.Unlock()
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		in, _ := plain("01")
+		_ = s.issuePlain(ctx, in, func(*pgx.Batch) { panic("boom") }, sqlstore.Micros(now))
+	}()
+	behind := make(chan error, 1)
+	go func() {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			s.issues.mu.Lock()
+			n := len(s.issues.queue)
+			s.issues.mu.Unlock()
+			if n == 1 || time.Now().After(deadline) {
+				break
+			}
+		}
+		in, rows := plain("02")
+		behind <- s.issuePlain(ctx, in, rows, sqlstore.Micros(now))
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.issues.mu.Lock()
+		n := len(s.issues.queue)
+		s.issues.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d queued, want 2", n)
+		}
+	}
+	s.issues.mu.Lock()
+	s.issues.handOff() // the other caller's batch is done
+	s.issues.mu.Unlock()
+	if p := <-panicked; p != "boom" {
+		t.Errorf("the panicking issuance's caller saw %v, want the panic", p)
+	}
+	if err := <-behind; err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Errorf("the issuance in the same batch: %v, want an error that says so", err)
+	}
+	in, rows := plain("03")
+	if err := s.issuePlain(ctx, in, rows, sqlstore.Micros(now)); err != nil {
+		t.Fatalf("an issuance after the panic: %v", err)
+	}
+}
