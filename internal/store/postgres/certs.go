@@ -119,7 +119,7 @@ func newIssuanceRows(c *pki.Certificate, sans string, reason any, now int64) iss
 // (by profile, status and expiry), then the chain's head. A single
 // issuance, and a revocation (its certificate and counts, then the head),
 // follow the same order.
-func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
+func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) (err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
@@ -290,9 +290,9 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 }
 
 // sendIssuance sends an issuance's batch inside its transaction and reads
-// its results: when consume, the update that
-// consumes the one-time challenge; the certificate and its serial; and
-// then, when rest is not nil, whatever else the batch holds. A challenge
+// its results: when consume, the update that consumes the one-time
+// challenge; the certificate and its serial; and then, when rest is not
+// nil, whatever else the batch holds. A challenge
 // that could not be consumed fails it with store.ErrChallengeUnusable; the
 // inserts that ran after it are undone with the transaction.
 func sendIssuance(ctx context.Context, tx pgx.Tx, b *pgx.Batch, consume bool, rest func(pgx.BatchResults) error) (err error) {
