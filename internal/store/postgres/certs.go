@@ -118,7 +118,10 @@ func newIssuanceRows(c *pki.Certificate, sans string, reason any, now int64) iss
 // challenges (by hash), then the certificates with their per-day counts
 // (by profile, status and expiry), then the chain's head. A single
 // issuance, and a revocation (its certificate and counts, then the head),
-// follow the same order.
+// follow the same order. An issuance that supersedes another takes the new
+// and the old certificate's counts in its own order; should a batch hold
+// both of those days' rows in one profile, PostgreSQL breaks the deadlock
+// after deadlock_timeout and the retries run both again.
 func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) (err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
