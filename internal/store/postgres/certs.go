@@ -100,7 +100,7 @@ func newIssuanceRows(c *pki.Certificate, sans string, reason any, now int64) iss
 
 // tryIssuances records plain issuances (no held request to complete, not
 // revoked, superseding nothing, with audit events) in one READ COMMITTED
-// transaction of one round trip: BEGIN, the challenges, the inserts, an
+// transaction of one round trip (sendTx): BEGIN, the challenges, the inserts, an
 // audit_append per event (which reads and locks the chain's head, links
 // the event to it and moves it, inside the database) and COMMIT go in one
 // batch. The head is held until the commit is flushed, and the issuances
@@ -122,14 +122,7 @@ func newIssuanceRows(c *pki.Certificate, sans string, reason any, now int64) iss
 // and the old certificate's counts in its own order; should a batch hold
 // both of those days' rows in one profile, PostgreSQL breaks the deadlock
 // after deadlock_timeout and the retries run both again.
-func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) (err error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err)
-	}
-	defer endTx(ctx, conn)
-	var b pgx.Batch
-	b.Queue(beginQuery)
+func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 	var challenges []*issueRequest
 	for _, r := range items {
 		if r.in.ConsumeChallengeHash != nil {
@@ -139,9 +132,6 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) (err er
 	slices.SortFunc(challenges, func(x, y *issueRequest) int {
 		return bytes.Compare(x.in.ConsumeChallengeHash, y.in.ConsumeChallengeHash)
 	})
-	for _, r := range challenges {
-		b.Queue(consumeChallengeQuery, r.now, r.in.ConsumeChallengeHash)
-	}
 	if len(items) > 1 {
 		items = slices.Clone(items)
 		slices.SortStableFunc(items, func(x, y *issueRequest) int {
@@ -150,51 +140,48 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) (err er
 				cmp.Compare(expiryDay(a.NotAfter), expiryDay(c.NotAfter)))
 		})
 	}
-	for _, r := range items {
-		r.issued(&b)
-	}
 	events := 0
-	for _, r := range items {
-		for _, e := range r.in.Events {
-			e = chainEvent(e, r.in.Now)
-			b.Queue(auditAppendQuery, sqlstore.Micros(e.Time), encText(e.Type), encText(e.Actor), encText(e.Profile),
-				encText(e.SerialHex), encText(e.IssuerID), encText(e.Subject), encText(e.TransactionID),
-				encText(e.Outcome), encText(e.Reason), encText(e.Detail), pki.AuditChainTail(e))
-			events++
+	queue := func(b *pgx.Batch) {
+		for _, r := range challenges {
+			b.Queue(consumeChallengeQuery, r.now, r.in.ConsumeChallengeHash)
 		}
-	}
-	b.Queue(`COMMIT`)
-	br := conn.SendBatch(ctx, &b)
-	defer func() {
-		if cerr := br.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("insert certificate: %w", conflict(cerr))
+		for _, r := range items {
+			r.issued(b)
 		}
-	}()
-	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	for range challenges {
-		if err := consumed(br.Exec()); err != nil {
-			return err
-		}
-	}
-	for range items {
-		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("insert certificate: %w", conflict(err))
-		}
-		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("record serial: %w", err)
-		}
-	}
-	for range events {
-		if _, err := br.Exec(); err != nil {
-			if sqlState(err) == sqlHeadMissing {
-				return errHeadMissing
+		for _, r := range items {
+			for _, e := range r.in.Events {
+				e = chainEvent(e, r.in.Now)
+				b.Queue(auditAppendQuery, sqlstore.Micros(e.Time), encText(e.Type), encText(e.Actor), encText(e.Profile),
+					encText(e.SerialHex), encText(e.IssuerID), encText(e.Subject), encText(e.TransactionID),
+					encText(e.Outcome), encText(e.Reason), encText(e.Detail), pki.AuditChainTail(e))
+				events++
 			}
-			return fmt.Errorf("insert audit event: %w", err)
 		}
 	}
-	return committed(br.Exec())
+	return sendTx(ctx, s.pool, queue, func(br pgx.BatchResults) error {
+		for range challenges {
+			if err := consumed(br.Exec()); err != nil {
+				return err
+			}
+		}
+		for range items {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("insert certificate: %w", conflict(err))
+			}
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("record serial: %w", err)
+			}
+		}
+		for range events {
+			if _, err := br.Exec(); err != nil {
+				if sqlState(err) == sqlHeadMissing {
+					return errHeadMissing
+				}
+				return fmt.Errorf("insert audit event: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // expiryDay is the day certificate_counts files a certificate under

@@ -292,36 +292,53 @@ func (s *Store) withOrderedStatement(ctx context.Context, fn func(execer) error)
 }
 
 // orderedExecer runs each statement in a transaction of its own whose
-// commit is not flushed: BEGIN, SET LOCAL, the statement and COMMIT go in
-// one batch, so it costs one round trip, as a statement sent on its own.
+// commit is not flushed (sendTx: one round trip, as a statement sent on its
+// own).
 type orderedExecer struct{ pool *pgxpool.Pool }
 
 func (o orderedExecer) Exec(ctx context.Context, sql string, args ...any) (tag pgconn.CommandTag, err error) {
-	conn, err := o.pool.Acquire(ctx)
+	err = sendTx(ctx, o.pool, func(b *pgx.Batch) {
+		b.Queue(`SET LOCAL synchronous_commit TO OFF`)
+		b.Queue(sql, args...)
+	}, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("set synchronous_commit: %w", err)
+		}
+		tag, err = br.Exec()
+		return err
+	})
+	return tag, err
+}
+
+// sendTx runs a READ COMMITTED transaction in one round trip: BEGIN, what
+// queue queues, and COMMIT go in one batch, and read reads the results of
+// what queue queued. Whatever fails does so inside the database, and the
+// server then skips the rest of the batch, COMMIT included: nothing of it
+// is recorded, and the connection goes back to the pool outside a
+// transaction (endTx).
+func sendTx(ctx context.Context, pool *pgxpool.Pool, queue func(*pgx.Batch), read func(pgx.BatchResults) error) (err error) {
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return tag, fmt.Errorf("acquire connection: %w", err)
+		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer endTx(ctx, conn)
 	var b pgx.Batch
 	b.Queue(beginQuery)
-	b.Queue(`SET LOCAL synchronous_commit TO OFF`)
-	b.Queue(sql, args...)
+	queue(&b)
 	b.Queue(`COMMIT`)
 	br := conn.SendBatch(ctx, &b)
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {
-			err = cerr
+			err = conflict(cerr)
 		}
 	}()
-	for _, step := range []string{"begin", "set synchronous_commit"} {
-		if _, err := br.Exec(); err != nil {
-			return tag, fmt.Errorf("%s: %w", step, err)
-		}
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("begin: %w", err)
 	}
-	if tag, err = br.Exec(); err != nil {
-		return tag, err
+	if err := read(br); err != nil {
+		return err
 	}
-	return tag, committed(br.Exec())
+	return committed(br.Exec())
 }
 
 // retry runs try again after a deadlock or serialization failure, up to

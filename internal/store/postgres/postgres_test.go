@@ -816,6 +816,17 @@ func TestOrderedWrites(t *testing.T) {
 	}
 }
 
+// plainIssuance is a plain issuance (an enrollment) of serial in profile,
+// valid for days from now, with its rows for tryIssuances.
+func plainIssuance(now time.Time, serial, profile string, days int) (*store.Issuance, issuanceRows) {
+	c := pki.Certificate{SerialHex: serial, IssuerID: "issuer-a", Issuer: "CN=CA", Subject: "CN=device-" + serial,
+		NotBefore: now, NotAfter: now.Add(time.Duration(days) * 24 * time.Hour), Status: pki.StatusValid, Profile: profile,
+		Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, KeyType: "rsa2048", CreatedAt: now, DER: []byte{0x30, 0}}
+	in := &store.Issuance{Certificate: c, Now: now, Events: []pki.AuditEvent{{
+		Type: pki.EventIssued, Actor: "test", SerialHex: serial, IssuerID: c.IssuerID, Outcome: "success"}}}
+	return in, newIssuanceRows(&in.Certificate, "", nil, sqlstore.Micros(now))
+}
+
 // TestIssuancesTogether: plain issuances that wait for a turn are recorded
 // in one transaction, and one that fails in a batch fails alone: the others
 // are recorded, and the audit chain holds exactly their events.
@@ -824,13 +835,9 @@ func TestIssuancesTogether(t *testing.T) {
 	s, _ := openFresh(t)
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	request := func(ctx context.Context, serial, profile string, days int, challenge []byte) *issueRequest {
-		c := pki.Certificate{SerialHex: serial, IssuerID: "issuer-a", Issuer: "CN=CA", Subject: "CN=device-" + serial,
-			NotBefore: now, NotAfter: now.Add(time.Duration(days) * 24 * time.Hour), Status: pki.StatusValid, Profile: profile,
-			Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, KeyType: "rsa2048", CreatedAt: now, DER: []byte{0x30, 0}}
-		in := &store.Issuance{Certificate: c, Now: now, ConsumeChallengeHash: challenge, Events: []pki.AuditEvent{{
-			Type: pki.EventIssued, Actor: "test", SerialHex: serial, IssuerID: c.IssuerID, Outcome: "success"}}}
-		return &issueRequest{ctx: ctx, in: in, issued: newIssuanceRows(&in.Certificate, "", nil, sqlstore.Micros(now)),
-			now: sqlstore.Micros(now), done: make(chan error, 1)}
+		in, rows := plainIssuance(now, serial, profile, days)
+		in.ConsumeChallengeHash = challenge
+		return &issueRequest{ctx: ctx, in: in, issued: rows, now: sqlstore.Micros(now), done: make(chan error, 1)}
 	}
 	run := func(batch ...*issueRequest) []error {
 		s.runIssues(batch)
@@ -926,13 +933,7 @@ func TestIssuanceGivesUpInQueue(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openFresh(t)
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	plain := func(serial string) (store.Issuance, issuanceRows) {
-		c := pki.Certificate{SerialHex: serial, IssuerID: "issuer-a", Issuer: "CN=CA", Subject: "CN=device-" + serial,
-			NotBefore: now, NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid, Profile: "default",
-			Protocol: pki.ProtocolEST, Source: pki.SourceIssued, KeyType: "p256", CreatedAt: now, DER: []byte{0x30, 0}}
-		in := store.Issuance{Certificate: c, Now: now, Events: []pki.AuditEvent{{Type: pki.EventIssued, SerialHex: serial}}}
-		return in, newIssuanceRows(&in.Certificate, "", nil, sqlstore.Micros(now))
-	}
+	plain := func(serial string) (*store.Issuance, issuanceRows) { return plainIssuance(now, serial, "default", 1) }
 	queued := func() int {
 		s.issues.mu.Lock()
 		defer s.issues.mu.Unlock()
@@ -955,7 +956,7 @@ func TestIssuanceGivesUpInQueue(t *testing.T) {
 	first := make(chan error, 1)
 	go func() {
 		in, rows := plain("01")
-		first <- s.issuePlain(giveUp, &in, rows, sqlstore.Micros(now))
+		first <- s.issuePlain(giveUp, in, rows, sqlstore.Micros(now))
 	}()
 	waitQueued(1)
 	cancel()
@@ -1000,7 +1001,7 @@ func TestIssuanceGivesUpInQueue(t *testing.T) {
 
 	// A caller queued while the lead is free leads, and is recorded.
 	in, rows := plain("02")
-	if err := s.issuePlain(ctx, &in, rows, sqlstore.Micros(now)); err != nil {
+	if err := s.issuePlain(ctx, in, rows, sqlstore.Micros(now)); err != nil {
 		t.Fatal(err)
 	}
 	var serials []string
@@ -1024,13 +1025,7 @@ func TestIssuanceBatchPanics(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openFresh(t)
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	plain := func(serial string) (*store.Issuance, issuanceRows) {
-		c := pki.Certificate{SerialHex: serial, IssuerID: "issuer-a", Issuer: "CN=CA", Subject: "CN=device-" + serial,
-			NotBefore: now, NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid, Profile: "default",
-			Protocol: pki.ProtocolEST, Source: pki.SourceIssued, KeyType: "p256", CreatedAt: now, DER: []byte{0x30, 0}}
-		in := &store.Issuance{Certificate: c, Now: now, Events: []pki.AuditEvent{{Type: pki.EventIssued, SerialHex: serial}}}
-		return in, newIssuanceRows(&in.Certificate, "", nil, sqlstore.Micros(now))
-	}
+	plain := func(serial string) (*store.Issuance, issuanceRows) { return plainIssuance(now, serial, "default", 1) }
 	s.issues.mu.Lock()
 	s.issues.leading = true // another caller's batch is under way
 	s.issues.mu.Unlock()
