@@ -69,12 +69,61 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		err = s.issuePlain(ctx, &in, issued, now)
 	}
 	if !plain || errors.Is(err, errHeadMissing) {
-		err = s.withTx(ctx, func(tx pgx.Tx) error { return recordIssuanceInTx(ctx, tx, &in, issued, now) })
+		err = s.settle(ctx, c, false, func() error {
+			return s.withTx(ctx, func(tx pgx.Tx) error { return recordIssuanceInTx(ctx, tx, &in, issued, now) })
+		})
 	}
 	if err != nil {
 		return pgError("postgres: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
 	}
 	return nil
+}
+
+// settle runs record, which records c in a transaction of its own (with
+// retries), and settles what a lost connection leaves unknown. A
+// transaction sent on a connection that fails before the server's answer
+// comes back may have committed or not. Should record's run end so, it
+// runs once more: that records c, or meets the first run's record (c's
+// serial taken, its one-time challenge used up). Once an outcome was
+// unknown (here, or as the caller says, a batch's), a failure is checked
+// against the store: if c is recorded, byte for byte, it was this
+// issuance's, and the caller hears so. Told of a failure instead, its
+// client would come back to find its challenge used up, or the
+// certificate it renews revoked.
+func (s *Store) settle(ctx context.Context, c *pki.Certificate, unknown bool, record func() error) error {
+	err := record()
+	if err != nil && outcomeUnknown(ctx, err) {
+		unknown = true
+		err = record()
+	}
+	if err != nil && unknown && s.recorded(ctx, c) {
+		return nil
+	}
+	return err
+}
+
+// outcomeUnknown reports whether err may have come after a transaction
+// was sent, with no answer from the server: not a refusal (every store
+// error of a known outcome comes from one), not a failure to connect, and
+// not the caller giving up.
+func outcomeUnknown(ctx context.Context, err error) bool {
+	var pe *pgconn.PgError
+	var ce *pgconn.ConnectError
+	switch {
+	case err == nil, ctx.Err() != nil, errors.As(err, &pe), errors.As(err, &ce),
+		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrChallengeUnusable), errors.Is(err, store.ErrNotFound),
+		errors.Is(err, errHeadMissing), errors.Is(err, pgx.ErrTxCommitRollback):
+		return false
+	}
+	return true
+}
+
+// recorded reports whether c is in the store as it is, byte for byte.
+func (s *Store) recorded(ctx context.Context, c *pki.Certificate) bool {
+	var der []byte
+	err := s.pool.QueryRow(ctx, `SELECT der FROM certificates WHERE issuer_id = $1 AND serial_hex = $2`,
+		c.IssuerID, c.SerialHex).Scan(&der)
+	return err == nil && bytes.Equal(der, c.DER)
 }
 
 // issuanceRows queues the two inserts every issuance makes: the

@@ -32,7 +32,9 @@ import (
 // A batch that fails records nothing (its COMMIT goes with the rest, and
 // the server skips everything after an error), so every issuance in it then
 // runs again alone, with retries, and is answered by that run: a refused
-// challenge or a duplicate serial fails its own issuance only. A batch runs
+// challenge or a duplicate serial fails its own issuance only (and after a
+// batch whose commit's outcome is unknown, settle tells an issuance the
+// batch did record from one that failed). A batch runs
 // on a context that ends only when every caller in it has given up, so one
 // client that goes away does not undo the others'; a caller whose context
 // ended before its turn is skipped, and one that gives up while queued
@@ -176,9 +178,11 @@ func (s *Store) runIssues(batch []*issueRequest) {
 		}
 		live = append(live, r)
 	}
+	unknown := false
 	if len(live) > 1 {
 		ctx, stop := batchContext(live)
 		err := s.tryIssuances(ctx, live)
+		unknown = outcomeUnknown(ctx, err) // before stop ends ctx
 		stop()
 		if err == nil {
 			for _, r := range live {
@@ -188,7 +192,9 @@ func (s *Store) runIssues(batch []*issueRequest) {
 		}
 	}
 	for _, r := range live {
-		r.done <- s.retry(r.ctx, func() error { return s.tryIssuances(r.ctx, []*issueRequest{r}) })
+		r.done <- s.settle(r.ctx, &r.in.Certificate, unknown, func() error {
+			return s.retry(r.ctx, func() error { return s.tryIssuances(r.ctx, []*issueRequest{r}) })
+		})
 	}
 }
 

@@ -1,0 +1,227 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/audit"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/postgres/pgtest"
+	"github.com/scepter/scepter/internal/store/sqlstore"
+)
+
+// cutter is a TCP proxy in front of the test database that, when armed,
+// cuts the next connection that carries a COMMIT: before the COMMIT
+// reaches the server (the transaction is rolled back) or after the server
+// has committed, instead of passing its answer on. Either way the client
+// loses the connection with its transaction sent, and cannot tell which
+// happened.
+type cutter struct {
+	ln net.Listener
+	to string
+	// armed is cutQuery or cutAnswer, or "" (pass everything).
+	armed atomic.Value
+	cuts  atomic.Int64
+	wg    sync.WaitGroup
+}
+
+const (
+	cutQuery  = "query"
+	cutAnswer = "answer"
+)
+
+// newCutter starts a cutter for the database dbURL and returns it with
+// the URL through it.
+func newCutter(t *testing.T, dbURL string) (*cutter, string) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cutter{ln: ln, to: u.Host}
+	c.armed.Store("")
+	c.wg.Add(1)
+	go c.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		c.wg.Wait()
+	})
+	u.Host = ln.Addr().String()
+	return c, u.String()
+}
+
+func (c *cutter) arm(mode string) { c.armed.Store(mode) }
+
+// fire reports whether the armed mode is mode and, if so, disarms it: one
+// cut per arming.
+func (c *cutter) fire(mode string) bool {
+	if c.armed.CompareAndSwap(mode, "") {
+		c.cuts.Add(1)
+		return true
+	}
+	return false
+}
+
+func (c *cutter) serve() {
+	defer c.wg.Done()
+	for {
+		client, err := c.ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", c.to)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		closeBoth := func() { client.Close(); server.Close() }
+		c.wg.Add(2)
+		// The query (pgx.Tx sends "commit") and CommandComplete's tag
+		// are both NUL-terminated ("READ COMMITTED" does not match).
+		go func() {
+			defer c.wg.Done()
+			c.pipe(client, server, cutQuery, []byte("COMMIT\x00"), closeBoth)
+		}()
+		go func() {
+			defer c.wg.Done()
+			c.pipe(server, client, cutAnswer, []byte("COMMIT\x00"), closeBoth)
+		}()
+	}
+}
+
+// pipe copies from src to dst, unless mode is armed when what it reads
+// holds marker: then it closes both connections instead.
+func (c *cutter) pipe(src, dst net.Conn, mode string, marker []byte, closeBoth func()) {
+	defer closeBoth()
+	buf := make([]byte, 64<<10)
+	var tail []byte // the end of the last read, for a marker split in two
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			seen := append(tail, buf[:n]...)
+			if bytes.Contains(bytes.ToUpper(seen), marker) && c.fire(mode) {
+				return
+			}
+			tail = append([]byte(nil), seen[max(0, len(seen)-len(marker)):]...)
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestLostConnectionAtCommit: an issuance whose connection is lost with its
+// transaction sent, committed or not, is recorded once and reported
+// recorded: the caller is not told of a failure for a certificate the
+// database holds (its one-time challenge used up, or the certificate it
+// renews revoked), nor is the certificate recorded twice.
+func TestLostConnectionAtCommit(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", testPoolSize)
+	cut, through := newCutter(t, dbURL)
+	s, err := Open(ctx, through)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	serial := 0
+	next := func() (*store.Issuance, issuanceRows) {
+		serial++
+		in, rows := plainIssuance(now, fmt.Sprintf("1057%02x", serial), "default", 365)
+		in.Certificate.DER = []byte{0x30, 1, byte(serial)}
+		return in, rows
+	}
+	challenge := func(id string) []byte {
+		ch := pki.Challenge{ID: id, Hash: []byte("hash-" + id), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := s.CreateChallenge(ctx, ch, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
+			t.Fatal(err)
+		}
+		return ch.Hash
+	}
+	var renewed string
+	for _, mode := range []string{cutAnswer, cutQuery} {
+		t.Run("a single issuance, cut at the "+mode, func(t *testing.T) {
+			in, _ := next()
+			in.ConsumeChallengeHash = challenge("single-" + mode)
+			cut.arm(mode)
+			if err := s.RecordIssuance(ctx, *in); err != nil {
+				t.Errorf("RecordIssuance: %v", err)
+			}
+			if cut.armed.Load() != "" {
+				t.Fatal("the connection was not cut")
+			}
+		})
+		t.Run("a batch, cut at the "+mode, func(t *testing.T) {
+			var batch []*issueRequest
+			for range 3 {
+				in, rows := next()
+				batch = append(batch, &issueRequest{ctx: ctx, in: in, issued: rows, now: sqlstore.Micros(in.Now), done: make(chan error, 1)})
+			}
+			batch[1].in.ConsumeChallengeHash = challenge("batch-" + mode)
+			cut.arm(mode)
+			s.runIssues(batch)
+			for i, r := range batch {
+				if err := <-r.done; err != nil {
+					t.Errorf("issuance %d: %v", i, err)
+				}
+			}
+			if cut.armed.Load() != "" {
+				t.Fatal("the connection was not cut")
+			}
+		})
+		t.Run("a renewal that supersedes, cut at the "+mode, func(t *testing.T) {
+			old, _ := next()
+			if err := s.RecordIssuance(ctx, *old); err != nil {
+				t.Fatal(err)
+			}
+			in, _ := next()
+			in.Supersede = &store.CertRef{IssuerID: old.Certificate.IssuerID, SerialHex: old.Certificate.SerialHex}
+			in.Certificate.RenewedFrom = old.Certificate.SerialHex
+			renewed = old.Certificate.SerialHex
+			cut.arm(mode)
+			if err := s.RecordIssuance(ctx, *in); err != nil {
+				t.Errorf("RecordIssuance: %v", err)
+			}
+			if cut.armed.Load() != "" {
+				t.Fatal("the connection was not cut")
+			}
+			c, err := s.Certificate(ctx, old.Certificate.IssuerID, renewed)
+			if err != nil || c.Status != pki.StatusRevoked {
+				t.Errorf("the renewed certificate: %+v (%v), want revoked", c, err)
+			}
+		})
+	}
+	if n := cut.cuts.Load(); n != 6 {
+		t.Errorf("%d connections cut, want 6", n)
+	}
+
+	// Every certificate once, every challenge used once, and the chain
+	// holds each issuance's event once.
+	var certs, events int
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM audit_events)`).Scan(&certs, &events); err != nil {
+		t.Fatal(err)
+	}
+	if certs != serial || events != serial+4 {
+		t.Errorf("%d certificates and %d events, want %d and %d (with the 4 challenges')", certs, events, serial, serial+4)
+	}
+	rep, err := audit.Verify(ctx, s)
+	if err != nil || !rep.OK() || rep.Checked != int64(serial+4) {
+		t.Errorf("audit verify: %+v (%v), want %d records and no problem", rep, err, serial+4)
+	}
+}
