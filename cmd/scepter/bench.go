@@ -47,7 +47,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.estPWFile, "est-password-file", "", "EST: file holding the HTTP Basic password")
 	fs.StringVar(&f.profile, "profile", "", "profile: appended to each URL (/scep/PROFILE, /.well-known/est/PROFILE)")
 	fs.StringVar(&f.keyType, "key-type", keys.RSA2048, "client key type: "+strings.Join(keys.KeyTypes, ", "))
-	fs.IntVar(&f.pool, "pool", 0, "client keys made before the clock starts (default: --count, at most 1000); fewer keys than enrollments are reused, each with CSRs of their own")
+	fs.IntVar(&f.pool, "pool", 0, "client keys made before the clock starts (default: --count, at most 1000; with --duration alone, 1000 EC or 100 RSA keys); fewer keys than enrollments are reused, each with CSRs of their own")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "time limit of each enrollment")
 	fs.StringVar(&f.fingerprint, "ca-fingerprint", "", "trust the CA whose SHA-256 is this (sha256:HEX), as sent by GetCACert or /cacerts")
 	fs.StringVar(&f.cacert, "cacert", "", "PEM file of the CA(s) to trust (EST: the server's TLS certificate must chain to them)")

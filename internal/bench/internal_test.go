@@ -123,3 +123,23 @@ func TestProfileURL(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultPool(t *testing.T) {
+	for _, tc := range []struct {
+		count   int
+		keyType string
+		want    int
+	}{
+		{20, "rsa2048", 20},
+		{5000, "rsa4096", 1000},
+		{5000, "p256", 1000},
+		{0, "rsa2048", 100},
+		{0, "rsa3072", 100},
+		{0, "p256", 1000},
+		{0, "p384", 1000},
+	} {
+		if got := defaultPool(tc.count, tc.keyType); got != tc.want {
+			t.Errorf("defaultPool(%d, %s) = %d, want %d", tc.count, tc.keyType, got, tc.want)
+		}
+	}
+}

@@ -54,7 +54,9 @@ func (p *pool) item(i int) *poolItem { return &p.items[i%len(p.items)] }
 func buildPool(ctx context.Context, o *Options) (*pool, error) {
 	nItems := o.Count
 	if nItems == 0 {
-		nItems = o.Pool
+		// Bounded by time alone: a CSR costs one signature, far less
+		// than an RSA key, so up to ten per key, 1,000 in all.
+		nItems = max(o.Pool, min(10*o.Pool, 1000))
 	}
 	nItems = min(nItems, max(o.Pool, MaxPoolCSRs))
 	nKeys := min(o.Pool, nItems)
