@@ -149,8 +149,11 @@ func (s *Store) ListTokens(ctx context.Context) ([]pki.APIToken, error) {
 func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, ev pki.AuditEvent) (*pki.APIToken, error) {
 	var out pki.APIToken
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
-		t, err := sqlstore.ScanToken(tx.QueryRowContext(ctx, `UPDATE api_tokens SET revoked_at = ?
-			WHERE (id = ? OR name = ?) AND revoked_at IS NULL RETURNING `+sqlstore.TokenColumns, sqlstore.Micros(at), idOrName, idOrName))
+		// One token: a name may be another token's ID, and the ID wins.
+		t, err := sqlstore.ScanToken(tx.QueryRowContext(ctx, `UPDATE api_tokens SET revoked_at = ?1
+			WHERE id = (SELECT id FROM api_tokens WHERE (id = ?2 OR name = ?2) AND revoked_at IS NULL
+				ORDER BY id = ?2 DESC LIMIT 1)
+			AND revoked_at IS NULL RETURNING `+sqlstore.TokenColumns, sqlstore.Micros(at), idOrName))
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}

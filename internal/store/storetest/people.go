@@ -104,12 +104,27 @@ func testTokens(t *testing.T, s store.Store) {
 	if _, err := s.RevokeToken(ctx, "tok-2", t0.Add(2*time.Hour), revEv); err != nil {
 		t.Errorf("RevokeToken by ID: %v", err)
 	}
+	// A name may be another token's ID: the ID names that token, and only
+	// that one is revoked (with the one event a revocation writes).
+	idTok := pki.APIToken{ID: "tok-3", Name: "deploy", Role: pki.RoleAuditor, Hash: []byte("hash-3"), CreatedAt: t0, CreatedBy: "cli:root"}
+	nameTok := pki.APIToken{ID: "tok-4", Name: "tok-3", Role: pki.RoleAuditor, Hash: []byte("hash-4"), CreatedAt: t0, CreatedBy: "cli:root"}
+	wantErr(t, "CreateToken tok-3", s.CreateToken(ctx, idTok, ev), nil)
+	wantErr(t, "CreateToken named tok-3", s.CreateToken(ctx, nameTok, ev), nil)
+	if r, err := s.RevokeToken(ctx, "tok-3", t0.Add(3*time.Hour), revEv); err != nil || r.ID != "tok-3" {
+		t.Errorf("RevokeToken of an ID that is also a name = %+v, %v; want tok-3", r, err)
+	}
+	if got, err := s.TokenByHash(ctx, nameTok.Hash); err != nil || !got.RevokedAt.IsZero() {
+		t.Errorf("the token named like the revoked one's ID: %+v, %v; want it live", got, err)
+	}
+	if r, err := s.RevokeToken(ctx, "tok-3", t0.Add(4*time.Hour), revEv); err != nil || r.ID != "tok-4" {
+		t.Errorf("RevokeToken by that name next = %+v, %v; want tok-4", r, err)
+	}
 	list, err := s.ListTokens(ctx)
-	if err != nil || len(list) != 2 {
+	if err != nil || len(list) != 4 {
 		t.Fatalf("ListTokens = %+v, %v", list, err)
 	}
-	if n := len(listAudit(t, s, store.AuditFilter{Type: pki.EventTokenRevoked})); n != 2 {
-		t.Errorf("%d token.revoked events, want 2", n)
+	if n := len(listAudit(t, s, store.AuditFilter{Type: pki.EventTokenRevoked})); n != 4 {
+		t.Errorf("%d token.revoked events, want 4", n)
 	}
 }
 
