@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -127,6 +128,13 @@ func (h *Handler) wrap(rt route) http.Handler {
 			return
 		}
 		c := &call{w: w, r: r, p: p, ctx: r.Context()}
+		// Every route refuses query parameters it does not take, before it
+		// changes anything: a misspelt filter, or a dry_run=1 that no route
+		// knows, must not pass as accepted.
+		if _, err := c.query(rt.paramNames()...); err != nil {
+			h.fail(w, err)
+			return
+		}
 		if rt.body != "" || r.ContentLength != 0 {
 			if c.body, err = readBody(w, r); err != nil {
 				h.fail(w, err)
@@ -174,7 +182,9 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // decode reads the body as exactly one JSON object into v: unknown fields,
 // wrong types and trailing data are refused.
 func (c *call) decode(v any) error {
-	if len(bytes.TrimSpace(c.body)) == 0 {
+	if body := bytes.TrimSpace(c.body); len(body) == 0 || body[0] != '{' {
+		// null would decode into v as nothing at all, and an array or a
+		// string name a Go type in the decoder's error.
 		return badInput{"a JSON object is required"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(c.body))
@@ -184,7 +194,7 @@ func (c *call) decode(v any) error {
 		var syntaxErr *json.SyntaxError
 		switch {
 		case errors.As(err, &typeErr):
-			return badf("field %q: want %s, got %s", typeErr.Field, typeErr.Type, typeErr.Value)
+			return badf("field %q: want %s, got %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 		case errors.As(err, &syntaxErr):
 			return badf("malformed JSON at byte %d", syntaxErr.Offset)
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
@@ -288,6 +298,9 @@ func (c *call) query(allowed ...string) (*query, error) {
 		for _, a := range allowed {
 			known = known || a == k
 		}
+		if !known && len(allowed) == 0 {
+			return nil, badf("unknown query parameter %q: this route takes none", k)
+		}
 		if !known {
 			return nil, badf("unknown query parameter %q (allowed: %s)", k, strings.Join(allowed, ", "))
 		}
@@ -359,4 +372,23 @@ func parseDuration(s string) (time.Duration, error) {
 		return time.Duration(days) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(s)
+}
+
+// jsonKind names the JSON value a Go type decodes from, for an error that
+// should speak of the request, not of our types.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "an object"
 }

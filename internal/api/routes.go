@@ -27,6 +27,15 @@ type route struct {
 	fn           func(*call) error
 }
 
+// paramNames are the names of rt's query parameters.
+func (rt route) paramNames() []string {
+	names := make([]string, len(rt.params))
+	for i, p := range rt.params {
+		names[i] = p.name
+	}
+	return names
+}
+
 // param is a query parameter.
 type param struct {
 	name, typ, desc string

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/audit"
@@ -97,6 +98,11 @@ func (o *Ops) Certificates(ctx context.Context, p auth.Principal, q CertQuery) (
 	}
 	if len(q.Search) > 256 {
 		return nil, "", pki.Errorf(pki.EBadRequest, "the search text is longer than 256 characters")
+	}
+	if strings.ContainsFunc(q.Search, unicode.IsControl) {
+		// No subject, SAN or serial holds one (issuance refuses them), and
+		// a NUL would cut the store's search short.
+		return nil, "", pki.Errorf(pki.EBadRequest, "the search text holds a control character")
 	}
 	now := o.clock.Now()
 	f := store.CertFilter{Profile: q.Profile, IssuerID: strings.ToLower(q.IssuerID), Protocol: pki.Protocol(q.Protocol),
