@@ -533,6 +533,7 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 		"postgres://scepter:s3cr3t-pw@127.0.0.1:1/scepter?connect_timeout=2",
 		"postgres://scepter:s3cr3t-pw@127.0.0.1:1/scepter?pool_max_conns=lots",
 		"postgres://scepter@127.0.0.1:1/scepter?password=s3cr3t-pw&connect_timeout=2",
+		"postgres://scepter@127.0.0.1:1/scepter?sslpassword=s3cr3t-pw&connect_timeout=2",
 		"postgres://scepter:s3cr3t-pw@[::1/scepter",
 	} {
 		_, err := Open(ctx, u)
@@ -546,6 +547,9 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 	}
 	if got := Redact("postgres://u:pw@h:5/db?sslmode=require"); got != "postgres://u:xxxxx@h:5/db?sslmode=require" {
 		t.Errorf("Redact = %q", got)
+	}
+	if got := Redact("postgres://u@h:5/db?sslpassword=keypw&password=pw&sslmode=verify-full"); strings.Contains(got, "pw") {
+		t.Errorf("Redact = %q: a password shows", got)
 	}
 }
 
