@@ -16,10 +16,13 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/ttlcache"
 )
 
 // Defaults.
@@ -71,6 +74,9 @@ type Service struct {
 	clock     pki.Clock
 	log       *slog.Logger
 	passwords *credential.PasswordChecker // bounds the argon2id checks at once
+	// unknownNames counts the failed logins of names that are no user's
+	// (unknownLogin).
+	unknownNames *ttlcache.Cache[string, unknownFailures]
 }
 
 // New builds the service.
@@ -78,7 +84,8 @@ func New(st store.Store, clock pki.Clock, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: st, clock: clock, log: log, passwords: credential.NewPasswordChecker(0)}
+	return &Service{st: st, clock: clock, log: log, passwords: credential.NewPasswordChecker(0),
+		unknownNames: ttlcache.New[string, unknownFailures](unknownNames)}
 }
 
 // Errors that map to HTTP statuses at the edge.
@@ -232,8 +239,14 @@ func (s *Service) AddUser(ctx context.Context, name string, role pki.Role, passw
 	if err := checkRole(role); err != nil {
 		return pki.User{}, err
 	}
-	if len(password) < MinPasswordLen || len(password) > credential.MaxPasswordLen {
-		return pki.User{}, pki.Errorf(pki.EBadRequest, "the password must have %d to %d characters", MinPasswordLen, credential.MaxPasswordLen)
+	if n := utf8.RuneCountInString(password); n < MinPasswordLen || len(password) > credential.MaxPasswordLen {
+		return pki.User{}, pki.Errorf(pki.EBadRequest, "the password must have at least %d characters and at most %d bytes",
+			MinPasswordLen, credential.MaxPasswordLen)
+	}
+	if !utf8.ValidString(password) || strings.ContainsFunc(password, unicode.IsControl) {
+		// A login form cannot type these, and a NUL or a broken byte
+		// sequence is more likely a mistake than a password.
+		return pki.User{}, pki.Errorf(pki.EBadRequest, "the password holds a control character or is not UTF-8")
 	}
 	hash, err := credential.HashPassword(password)
 	if err != nil {
@@ -297,18 +310,20 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 	now := s.clock.Now()
 	u, err := s.st.User(ctx, name)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || (err == nil && len(password) > credential.MaxPasswordLen):
-		s.passwords.Burn(ctx, password)
-		_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote,
-			Outcome: "failure", Reason: "unknown user or bad password", Detail: "user " + clip(name)})
-		return "", pki.Session{}, ErrUnauthenticated
+	case errors.Is(err, store.ErrNotFound):
+		return "", pki.Session{}, s.unknownLogin(ctx, name, password, remote, now)
 	case err != nil:
 		return "", pki.Session{}, err
 	}
 	if now.Before(u.LockedUntil) {
 		return "", pki.Session{}, &LockedError{Until: u.LockedUntil}
 	}
-	ok, err := s.passwords.Verify(ctx, u.PasswordHash, password)
+	ok := false
+	if len(password) > credential.MaxPasswordLen {
+		s.passwords.Burn(ctx, password)
+	} else {
+		ok, err = s.passwords.Verify(ctx, u.PasswordHash, password)
+	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		// Gave up waiting for a password check: busy, not a wrong password.
 		return "", pki.Session{}, fmt.Errorf("%w: waiting for a password check: %w", pki.ErrUnavailable, ctxErr)
@@ -344,6 +359,41 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 	}
 	return secret, ses, nil
 }
+
+// unknownLogin answers a login as a name that is no user's as a user's
+// wrong password is answered: after the same work, and locked out after as
+// many failures in a row, for as long. Otherwise the lockout alone would
+// tell anyone which names are users (five wrong passwords, then 429 for a
+// user, 401 for ever for anything else). This node remembers such names'
+// failures in memory, a bounded number of them for a day; a user's are
+// in the store.
+func (s *Service) unknownLogin(ctx context.Context, name, password, remote string, now time.Time) error {
+	f, _ := s.unknownNames.Get(name, now)
+	if now.Before(f.lockedUntil) {
+		return &LockedError{Until: f.lockedUntil}
+	}
+	s.passwords.Burn(ctx, password)
+	f.failures++
+	if d := lockFor(f.failures); d > 0 {
+		f.lockedUntil = now.Add(d)
+	}
+	s.unknownNames.Put(name, f, now.Add(unknownNameMemory), now)
+	_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote,
+		Outcome: "failure", Reason: "unknown user", Detail: "user " + clip(name)})
+	return ErrUnauthenticated
+}
+
+// unknownFailures is what unknownLogin remembers of a name.
+type unknownFailures struct {
+	failures    int
+	lockedUntil time.Time
+}
+
+// How many names, and how long, unknownLogin remembers.
+const (
+	unknownNames      = 10000
+	unknownNameMemory = 24 * time.Hour
+)
 
 // SessionPrincipal returns the principal of a session cookie's secret.
 func (s *Service) SessionPrincipal(ctx context.Context, secret string) (Principal, error) {

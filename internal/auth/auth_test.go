@@ -3,6 +3,8 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,13 +170,58 @@ func TestLoginLockout(t *testing.T) {
 	}
 }
 
+// A name that is no user's is answered as a user with a wrong password:
+// the same errors in the same order, locked out as long, so the lockout
+// does not tell which names are users.
+func TestUnknownNameLocksLikeAUser(t *testing.T) {
+	a, p := newAuth(t)
+	ctx := context.Background()
+	if _, err := a.AddUser(ctx, "carol", pki.RoleOperator, "correct horse battery staple", root); err != nil {
+		t.Fatal(err)
+	}
+	answers := func(name string) []string {
+		var out []string
+		for range auth.LockAfter + 2 {
+			_, _, err := a.Login(ctx, name, "wrong password", "192.0.2.7")
+			var locked *auth.LockedError
+			if errors.As(err, &locked) {
+				out = append(out, "locked for "+locked.Until.Sub(p.Clock.Now()).String())
+			} else {
+				out = append(out, fmt.Sprint(err))
+			}
+		}
+		return out
+	}
+	user, ghost := answers("carol"), answers("ghost")
+	if !slices.Equal(user, ghost) {
+		t.Errorf("a user's wrong passwords: %q\na name that is no user's: %q", user, ghost)
+	}
+	if want := "locked for " + auth.LockBase.String(); user[len(user)-1] != want {
+		t.Errorf("the last answer %q, want %q", user[len(user)-1], want)
+	}
+	// The lock ends, and the next failure locks twice as long, as a user's.
+	p.Clock.Advance(auth.LockBase)
+	if _, _, err := a.Login(ctx, "ghost", "wrong password", "192.0.2.7"); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Errorf("after the lock: %v", err)
+	}
+	var locked *auth.LockedError
+	if _, _, err := a.Login(ctx, "ghost", "wrong password", "192.0.2.7"); !errors.As(err, &locked) ||
+		!locked.Until.Equal(p.Clock.Now().Add(2*auth.LockBase)) {
+		t.Errorf("the next failure: %v, want locked for %v", err, 2*auth.LockBase)
+	}
+}
+
 func TestUsers(t *testing.T) {
 	a, _ := newAuth(t)
 	ctx := context.Background()
 	for _, bad := range []struct {
 		name, password string
 		role           pki.Role
-	}{{"", "long enough password", pki.RoleAdmin}, {"bob", "short", pki.RoleAdmin}, {"bob", "long enough password", "god"}} {
+	}{{"", "long enough password", pki.RoleAdmin}, {"bob", "short", pki.RoleAdmin}, {"bob", "long enough password", "god"},
+		{"bob", "ééééééé", pki.RoleAdmin},                 // 14 bytes, 7 characters
+		{"bob", "long enough\x00password", pki.RoleAdmin}, // a NUL
+		{"bob", "long enough\xffpassword", pki.RoleAdmin}, // not UTF-8
+	} {
 		if _, err := a.AddUser(ctx, bad.name, bad.role, bad.password, root); pki.ErrorCode(err) != pki.EBadRequest {
 			t.Errorf("AddUser(%q, %q): %v", bad.name, bad.role, err)
 		}

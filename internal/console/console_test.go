@@ -603,7 +603,8 @@ func TestLogout(t *testing.T) {
 }
 
 // Repeated wrong passwords lock the login, and the page says until when;
-// an unknown user gets the same answer as a wrong password, never "locked".
+// a name that is no user's gets the same answers, locked out alike, so
+// that the lockout does not tell which names are users.
 func TestLockout(t *testing.T) {
 	e := newEnv(t, console.Options{})
 	b := e.browser()
@@ -619,12 +620,15 @@ func TestLockout(t *testing.T) {
 	if b.cookies[console.SessionCookie] != nil {
 		t.Fatal("a session while locked")
 	}
-	for i := 0; i < auth.LockAfter+2; i++ {
+	for i := 0; i < auth.LockAfter; i++ {
 		res := b.tryLogin("nobody-here", "wrong-password-123")
 		expectStatus(t, "unknown user", res, http.StatusUnauthorized)
 		expectBody(t, "unknown user", res, "Wrong user name or password.")
 		expectNotBody(t, "unknown user", res, "locked")
 	}
+	res = b.tryLogin("nobody-here", "wrong-password-123")
+	expectStatus(t, "unknown user, as often as the user", res, http.StatusTooManyRequests)
+	expectBody(t, "unknown user, as often as the user", res, "locked until "+until, `role="alert"`)
 	e.pki.Clock.Advance(auth.LockBase + time.Second)
 	b.login("operator")
 	expectStatus(t, "after the lock", b.get("/ui/"), http.StatusOK)
