@@ -18,6 +18,7 @@
 package metrics
 
 import (
+	stdlog "log"
 	"log/slog"
 	"net/http"
 	"time"
@@ -111,7 +112,7 @@ func New(o Options) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
+		ErrorLog: scrapeLog{slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn)},
 		// A failing collector (the store down) does not hide the others.
 		ErrorHandling: promhttp.ContinueOnError,
 		// Scrapers beyond these wait for nothing: 503.
@@ -119,6 +120,22 @@ func New(o Options) *Metrics {
 		Registry:            reg,
 	})
 	return m
+}
+
+// scrapeLog logs what promhttp reports (a collector failing, say), except
+// that the scraper went away before its answer was written: that is the
+// scraper's business, and one aborted scrape wrote a line per metric
+// family, so anyone could fill the log.
+type scrapeLog struct{ *stdlog.Logger }
+
+// sendFailed begins promhttp's report of a failed write to the scraper.
+const sendFailed = "error encoding and sending metric family:"
+
+func (l scrapeLog) Println(v ...any) {
+	if len(v) > 0 && v[0] == sendFailed {
+		return
+	}
+	l.Logger.Println(v...)
 }
 
 // Registry is the registry /metrics serves.
