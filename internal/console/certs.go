@@ -354,7 +354,13 @@ func (h *Handler) unhold(w http.ResponseWriter, r *http.Request, rq *req) error 
 	if err != nil {
 		return err
 	}
-	if _, err := h.ops.Unhold(r.Context(), rq.p, pg.D.Record.SerialHex, pg.D.Record.IssuerID); err != nil {
+	res, err := h.ops.Unhold(r.Context(), rq.p, pg.D.Record.SerialHex, pg.D.Record.IssuerID)
+	if err == nil && !res.Changed {
+		// Nothing was on hold (the API says changed: false); the page
+		// must not say that a hold was lifted.
+		err = pki.Errorf(pki.EConflict, "certificate %s is not on hold", pg.D.Record.SerialHex)
+	}
+	if err != nil {
 		if !formError(err) {
 			return err
 		}

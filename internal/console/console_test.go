@@ -314,6 +314,10 @@ func TestRevokeWithConfirmation(t *testing.T) {
 	res = b.post(certPath(c)+"/unhold", url.Values{"issuer": {rec.IssuerID}})
 	expectStatus(t, "unhold a revoked certificate", res, http.StatusConflict)
 	expectBody(t, "unhold a revoked certificate", res, "revoked for good")
+	res = b.post(certPath(h)+"/unhold", url.Values{"issuer": {hrec.IssuerID}})
+	expectStatus(t, "unhold a certificate that is not on hold", res, http.StatusConflict)
+	expectBody(t, "unhold a certificate that is not on hold", res, "is not on hold")
+	expectNotBody(t, "unhold a certificate that is not on hold", res, "The hold is lifted")
 
 	// The PEM download is the certificate.
 	res = b.get(certPath(c) + "/pem?issuer=" + rec.IssuerID)
