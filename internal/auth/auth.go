@@ -346,7 +346,9 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 		}
 		return "", pki.Session{}, ErrUnauthenticated
 	}
-	if _, err := s.st.RecordLogin(ctx, name, true, now, time.Time{}, pki.AuditEvent{}); err != nil {
+	ev := pki.AuditEvent{Time: now, Type: pki.EventLoginSucceeded, Actor: "console:" + name, Outcome: "success",
+		Detail: "from " + remote}
+	if _, err := s.st.RecordLogin(ctx, name, true, now, time.Time{}, ev); err != nil {
 		return "", pki.Session{}, err
 	}
 	secret, err := credential.RandomToken(32)
@@ -422,7 +424,22 @@ func (s *Service) Logout(ctx context.Context, secret string) error {
 	if secret == "" {
 		return nil
 	}
-	return s.st.DeleteSession(ctx, hashSecret(secret))
+	now := s.clock.Now()
+	ses, err := s.st.Session(ctx, hashSecret(secret), now)
+	if errors.Is(err, store.ErrNotFound) {
+		// Ended or expired: nothing to audit, the row (if any) to drop.
+		if err := s.st.DeleteSession(ctx, hashSecret(secret)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.st.DeleteSession(ctx, ses.Hash); err != nil {
+		return err
+	}
+	return s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLogout, Actor: "console:" + ses.User, Outcome: "success"})
 }
 
 // CSRFToken is the anti-forgery token of a session: derived from its

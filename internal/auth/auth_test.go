@@ -163,6 +163,20 @@ func TestLoginLockout(t *testing.T) {
 	if _, err := a.SessionPrincipal(ctx, secret); !errors.Is(err, auth.ErrUnauthenticated) {
 		t.Errorf("after logout: %v", err)
 	}
+	// Logins and logouts are audited, with who and from where.
+	if evs, _ := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventLoginSucceeded}); len(evs) != 2 ||
+		evs[0].Actor != "console:alice" || evs[0].Detail != "from 192.0.2.1" {
+		t.Errorf("login.succeeded events: %+v, want 2 by console:alice", evs)
+	}
+	if evs, _ := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventLogout}); len(evs) != 1 || evs[0].Actor != "console:alice" {
+		t.Errorf("logout events: %+v, want 1 by console:alice", evs)
+	}
+	if err := a.Logout(ctx, secret); err != nil {
+		t.Errorf("logging out again: %v", err)
+	}
+	if evs, _ := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventLogout}); len(evs) != 1 {
+		t.Errorf("%d logout events after logging out twice, want 1", len(evs))
+	}
 	s2, _, _ := a.Login(ctx, "alice", "correct horse battery staple", "192.0.2.1")
 	p.Clock.Advance(auth.SessionTTL)
 	if _, err := a.SessionPrincipal(ctx, s2); !errors.Is(err, auth.ErrUnauthenticated) {

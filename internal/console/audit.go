@@ -48,7 +48,7 @@ var eventTypes = []string{
 	pki.EventRequestPending, pki.EventRequestApproved, pki.EventRequestRejected,
 	pki.EventChallengeCreated, pki.EventChallengeUsed, pki.EventChallengeMisused, pki.EventChallengeDeleted,
 	pki.EventNotificationSent, pki.EventNotificationFailed,
-	pki.EventLoginFailed, pki.EventLoginLocked, pki.EventUserAdded, pki.EventUserRemoved, pki.EventTokenCreated, pki.EventTokenRevoked,
+	pki.EventLoginSucceeded, pki.EventLoginFailed, pki.EventLoginLocked, pki.EventLogout, pki.EventUserAdded, pki.EventUserRemoved, pki.EventTokenCreated, pki.EventTokenRevoked,
 	pki.EventESTUserAdded, pki.EventESTUserRemoved,
 	pki.EventCAInitialized, pki.EventCARollover, pki.EventCARootKeyExported, pki.EventServerStarted,
 }

@@ -281,8 +281,10 @@ type Session struct {
 const (
 	EventUserAdded        = "user.added"
 	EventUserRemoved      = "user.removed"
+	EventLoginSucceeded   = "login.succeeded"
 	EventLoginFailed      = "login.failed"
 	EventLoginLocked      = "login.locked"
+	EventLogout           = "logout"
 	EventTokenCreated     = "token.created"
 	EventTokenRevoked     = "token.revoked"
 	EventChallengeDeleted = "challenge.deleted"
