@@ -7,11 +7,15 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
@@ -125,4 +129,45 @@ func mustParse(t testing.TB, der []byte) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// atv is one attribute of rawSubject's name, with its value's ASN.1 tag.
+type atv struct {
+	oid asn1.ObjectIdentifier
+	tag cbasn1.Tag
+	v   string
+}
+
+// rawSubject builds a DER Name of one RDN per attribute, each value
+// encoded as given (which pkix.Name cannot: it picks the string types).
+func rawSubject(atvs ...atv) []byte {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, a := range atvs {
+			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1ObjectIdentifier(a.oid)
+					b.AddASN1(a.tag, func(b *cryptobyte.Builder) { b.AddBytes([]byte(a.v)) })
+				})
+			})
+		}
+	})
+	return b.BytesOrPanic()
+}
+
+// reencoded is the name raw with every value as a UTF8String, passed
+// through change.
+func reencoded(t testing.TB, raw []byte, change func(string) string) []byte {
+	t.Helper()
+	var rdns pkix.RDNSequence
+	if _, err := asn1.Unmarshal(raw, &rdns); err != nil {
+		t.Fatal(err)
+	}
+	var atvs []atv
+	for _, rdn := range rdns {
+		for _, a := range rdn {
+			atvs = append(atvs, atv{a.Type, cbasn1.UTF8String, change(fmt.Sprint(a.Value))})
+		}
+	}
+	return rawSubject(atvs...)
 }

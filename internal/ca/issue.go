@@ -196,9 +196,15 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 	if err := checkNames(prof, &req, subj); err != nil {
 		return nil, err
 	}
-	for _, c := range i.Chain {
-		if !subj.empty && bytes.Equal(req.RawSubject, c.RawSubject) {
-			return nil, pki.Errorf(pki.EBadRequest, "the subject must not be the name of a CA")
+	if !subj.empty {
+		// As names match (RFC 5280 7.1), not byte for byte: the CA's name
+		// in UTF8String instead of PrintableString, or in other case, is
+		// the CA's name to a verifier.
+		name, _ := canonicalName(req.RawSubject)
+		for _, c := range i.Chain {
+			if caName, ok := canonicalName(c.RawSubject); bytes.Equal(req.RawSubject, c.RawSubject) || ok && name == caName {
+				return nil, pki.Errorf(pki.EBadRequest, "the subject must not be the name of a CA")
+			}
 		}
 	}
 	tmpl, err := i.template(&req, now)

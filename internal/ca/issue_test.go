@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -259,6 +261,9 @@ func TestIssueValidity(t *testing.T) {
 
 func TestIssueRefusesRequests(t *testing.T) {
 	a := testCA(t, "p256")
+	oidCN, oidOU := asn1.ObjectIdentifier{2, 5, 4, 3}, asn1.ObjectIdentifier{2, 5, 4, 11}
+	same := func(s string) string { return s }
+	shout := func(s string) string { return "  " + strings.ReplaceAll(strings.ToUpper(s), " ", "   ") + " " }
 	sub := genKey(t, "p256").Public()
 	cn := rawName(t, pkix.Name{CommonName: "device"})
 	long := strings.Repeat("a", 60) + "."
@@ -308,8 +313,26 @@ func TestIssueRefusesRequests(t *testing.T) {
 		{"long common name", Request{RawSubject: rawName(t, pkix.Name{CommonName: strings.Repeat("x", 65)}), Profile: prof}, "commonName is longer than 64"},
 		{"subject email not in SAN", Request{RawSubject: rawName(t, pkix.Name{CommonName: "d", ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidEmailAddress, Value: "d@corp.example"}}}), Profile: prof}, "must also be a subject alternative name"},
 		{"subject email in SAN", Request{RawSubject: rawName(t, pkix.Name{CommonName: "d", ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidEmailAddress, Value: "d@corp.example"}}}), EmailAddresses: []string{"d@corp.example"}, Profile: prof}, ""},
-		{"issuing CA's name", Request{RawSubject: testCA(t, "p256").Issuer.Cert.RawSubject, Profile: prof}, "name of a CA"},
-		{"root's name", Request{RawSubject: testCA(t, "p256").Root.RawSubject, Profile: prof}, "name of a CA"},
+		{"issuing CA's name", Request{RawSubject: a.Issuer.Cert.RawSubject, Profile: prof}, "name of a CA"},
+		{"root's name", Request{RawSubject: a.Root.RawSubject, Profile: prof}, "name of a CA"},
+		{"issuing CA's name in UTF8String", Request{RawSubject: reencoded(t, a.Issuer.Cert.RawSubject, same), Profile: prof}, "name of a CA"},
+		{"root's name in other case and spacing", Request{RawSubject: reencoded(t, a.Root.RawSubject, shout), Profile: prof}, "name of a CA"},
+		{"a name like the CA's but longer", Request{RawSubject: reencoded(t, a.Issuer.Cert.RawSubject, func(s string) string { return s + " 2" }), Profile: prof}, ""},
+		// Values Go's x509 parser would not read back: the CA must not sign them.
+		{"NULL value", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, "dev"}, atv{oidOU, cbasn1.NULL, ""}), Profile: prof}, "no string type"},
+		{"SEQUENCE value", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, "dev"}, atv{asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, cbasn1.SEQUENCE, ""}), Profile: prof}, "no string type"},
+		{"OCTET STRING common name", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.OCTET_STRING, "dev"}), Profile: prof}, "no string type"},
+		{"PrintableString with @", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.PrintableString, "dev@corp"}), Profile: prof}, "PrintableString"},
+		{"UTF8String not UTF-8", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, "dev\xff"}), Profile: prof}, "not UTF-8"},
+		{"IA5String not ASCII", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.IA5String, "d\xe9v"}), Profile: prof}, "not ASCII"},
+		{"NumericString with a letter", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.Tag(asn1.TagNumericString), "12a"}), Profile: prof}, "NumericString"},
+		{"BMPString of odd length", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.Tag(asn1.TagBMPString), "\x00d\x00"}), Profile: prof}, "odd length"},
+		{"BMPString surrogate", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.Tag(asn1.TagBMPString), "\xd8\x00"}), Profile: prof}, "code point"},
+		{"T61String ok", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.T61String, "d\xe9v"}), Profile: prof}, ""},
+		{"empty common name", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, ""}), Profile: prof}, "commonName is empty"},
+		{"NUL in common name", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, "dev\x00.corp"}), Profile: prof}, "U+0000"},
+		{"right-to-left override", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, "dev\u202egnp.exe"}), Profile: prof}, "U+202E"},
+		{"100 KB subject", Request{RawSubject: rawSubject(slices.Repeat([]atv{{asn1.ObjectIdentifier{2, 5, 4, 12}, cbasn1.UTF8String, strings.Repeat("t", 60)}}, 1500)...), Profile: prof}, "at most 2048"},
 		{"weak key", Request{RawSubject: cn, PublicKey: genKey(t, "p256").Public(), Profile: pki.Profile{Validity: time.Hour, Keys: pki.KeyPolicy{RSAMinBits: 2048}}}, "EC keys are not accepted"},
 		{"EC key cannot do the profile's usages", Request{RawSubject: cn, Profile: func() pki.Profile {
 			p := pki.DefaultProfile()

@@ -2,11 +2,14 @@ package ca
 
 import (
 	"encoding/asn1"
+	"errors"
+	"fmt"
 	"net"
 	"net/mail"
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -44,13 +47,23 @@ type subjectInfo struct {
 	emails []string // emailAddress attributes
 }
 
+// maxSubjectLen bounds the DER subject: a device's name is some hundred
+// bytes, and nothing else in a request is unbounded.
+const maxSubjectLen = 2048
+
 // parseSubject checks that raw is one DER Name (SEQUENCE OF SET OF
-// AttributeTypeAndValue) and nothing else, and checks the attribute bounds.
+// AttributeTypeAndValue) and nothing else, that every value is a string
+// that Go's x509 parser reads (as clients will: the CA must never sign a
+// certificate it cannot read back), not empty and without control or
+// bidirectional-override characters, and the attribute bounds.
 func parseSubject(raw []byte) (subjectInfo, error) {
 	var info subjectInfo
 	if len(raw) == 0 {
 		info.empty = true
 		return info, nil
+	}
+	if len(raw) > maxSubjectLen {
+		return info, pki.Errorf(pki.EBadRequest, "the subject has %d bytes, at most %d are accepted", len(raw), maxSubjectLen)
 	}
 	bad := func() (subjectInfo, error) {
 		return info, pki.Errorf(pki.EBadRequest, "the subject is not a valid distinguished name")
@@ -76,17 +89,22 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 				!atv.ReadAnyASN1(&value, &tag) || !atv.Empty() {
 				return bad()
 			}
-			s, ok := decodeDirectoryString(tag, value)
+			s, err := directoryString(tag, value)
+			if err != nil {
+				return info, pki.Errorf(pki.EBadRequest, "the subject attribute %s: %v", attributeName(oid), err)
+			}
+			if s == "" {
+				return info, pki.Errorf(pki.EBadRequest, "the subject attribute %s is empty", attributeName(oid))
+			}
+			if i := strings.IndexFunc(s, unreadable); i >= 0 {
+				r, _ := utf8.DecodeRuneInString(s[i:])
+				return info, pki.Errorf(pki.EBadRequest, "the subject attribute %s holds the character %U", attributeName(oid), r)
+			}
 			if oid.Equal(oidEmailAddress) {
-				// RFC 5280 wants IA5String, but Go and others write
-				// UTF8String; any readable string is accepted.
-				if !ok {
-					return info, pki.Errorf(pki.EBadRequest, "the subject emailAddress cannot be read")
-				}
 				info.emails = append(info.emails, s)
 			}
 			for _, b := range subjectBounds {
-				if oid.Equal(b.oid) && ok && utf8.RuneCountInString(s) > b.max {
+				if oid.Equal(b.oid) && utf8.RuneCountInString(s) > b.max {
 					return info, pki.Errorf(pki.EBadRequest, "the subject %s is longer than %d characters", b.name, b.max)
 				}
 			}
@@ -95,26 +113,136 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 	return info, nil
 }
 
-// decodeDirectoryString decodes the string types devices use; ok is false
-// for other types, which are left to the linter.
-func decodeDirectoryString(tag cbasn1.Tag, v []byte) (string, bool) {
-	switch int(tag) {
-	case asn1.TagUTF8String, asn1.TagPrintableString, asn1.TagIA5String, asn1.TagT61String, asn1.TagNumericString:
-		if !utf8.Valid(v) {
+// canonicalName is raw in a form in which two names that RFC 5280's name
+// matching (and OpenSSL's canonical encoding, behind its name hashes) take
+// for one compare equal: every value decoded whatever its string type,
+// lower-cased, trimmed, inner runs of spaces made one, and the attributes
+// of each RDN in one order. ok is false when raw does not parse.
+func canonicalName(raw []byte) (name string, ok bool) {
+	input := cryptobyte.String(raw)
+	var rdns cryptobyte.String
+	if !input.ReadASN1(&rdns, cbasn1.SEQUENCE) || !input.Empty() {
+		return "", false
+	}
+	var b strings.Builder
+	for !rdns.Empty() {
+		var set cryptobyte.String
+		if !rdns.ReadASN1(&set, cbasn1.SET) {
 			return "", false
 		}
-		return string(v), true
-	case asn1.TagBMPString:
+		var atvs []string
+		for !set.Empty() {
+			var atv, value cryptobyte.String
+			var oid asn1.ObjectIdentifier
+			var tag cbasn1.Tag
+			if !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !atv.ReadASN1ObjectIdentifier(&oid) || !atv.ReadAnyASN1(&value, &tag) {
+				return "", false
+			}
+			v, err := directoryString(tag, value)
+			if err != nil {
+				v = fmt.Sprintf("#%d:%x", tag, []byte(value)) // compared as it is
+			}
+			atvs = append(atvs, oid.String()+"="+strings.Join(strings.Fields(strings.ToLower(v)), " "))
+		}
+		slices.Sort(atvs)
+		b.WriteString(strings.Join(atvs, "\x00+"))
+		b.WriteString("\x00,")
+	}
+	return b.String(), true
+}
+
+// attributeName names a subject attribute in a refusal.
+func attributeName(oid asn1.ObjectIdentifier) string {
+	if oid.Equal(oidEmailAddress) {
+		return "emailAddress"
+	}
+	for _, b := range subjectBounds {
+		if oid.Equal(b.oid) {
+			return b.name
+		}
+	}
+	return oid.String()
+}
+
+// unreadable reports the characters a name must not hold: controls (a NUL
+// cuts C strings short, line breaks forge log lines) and the bidirectional
+// overrides and isolates, which make a name read as another
+// ("dev\u202egnp.exe").
+func unreadable(r rune) bool {
+	switch {
+	case unicode.IsControl(r),
+		r == '\u061c', r == '\u200e', r == '\u200f',
+		'\u202a' <= r && r <= '\u202e', '\u2066' <= r && r <= '\u2069':
+		return true
+	}
+	return false
+}
+
+// directoryString decodes an attribute value as Go's x509 parser does
+// (crypto/x509 parseASN1String), and refuses what it would refuse: any
+// other type (a NULL, a SEQUENCE, an OCTET STRING), a PrintableString or
+// IA5String or NumericString with characters outside its alphabet, broken
+// UTF-8, a BMPString of odd length.
+func directoryString(tag cbasn1.Tag, v []byte) (string, error) {
+	switch tag {
+	case cbasn1.T61String:
+		// Teletex: Go reads the bytes as they are; we take them as
+		// Latin-1, so that what we check is what a reader shows.
+		r := make([]rune, len(v))
+		for i, b := range v {
+			r[i] = rune(b)
+		}
+		return string(r), nil
+	case cbasn1.PrintableString:
+		for _, b := range v {
+			if !printable(b) {
+				return "", fmt.Errorf("a PrintableString with the character %q", b)
+			}
+		}
+		return string(v), nil
+	case cbasn1.UTF8String:
+		if !utf8.Valid(v) {
+			return "", errors.New("a UTF8String that is not UTF-8")
+		}
+		return string(v), nil
+	case cbasn1.Tag(asn1.TagBMPString):
 		if len(v)%2 != 0 {
-			return "", false
+			return "", errors.New("a BMPString of odd length")
+		}
+		if l := len(v); l >= 2 && v[l-1] == 0 && v[l-2] == 0 {
+			v = v[:l-2] // a NUL terminator, which Go drops
 		}
 		u := make([]uint16, len(v)/2)
 		for i := range u {
 			u[i] = uint16(v[2*i])<<8 | uint16(v[2*i+1])
+			if p := u[i]; p == 0xfffe || p == 0xffff || 0xfdd0 <= p && p <= 0xfdef || 0xd800 <= p && p <= 0xdfff {
+				return "", fmt.Errorf("a BMPString with the code point %U", p)
+			}
 		}
-		return string(utf16.Decode(u)), true
+		return string(utf16.Decode(u)), nil
+	case cbasn1.IA5String:
+		for _, b := range v {
+			if b > unicode.MaxASCII {
+				return "", errors.New("an IA5String that is not ASCII")
+			}
+		}
+		return string(v), nil
+	case cbasn1.Tag(asn1.TagNumericString):
+		for _, b := range v {
+			if !('0' <= b && b <= '9' || b == ' ') {
+				return "", fmt.Errorf("a NumericString with the character %q", b)
+			}
+		}
+		return string(v), nil
 	}
-	return "", false
+	return "", fmt.Errorf("a value of ASN.1 tag %d, which is no string type", tag&0x1f)
+}
+
+// printable is PrintableString's alphabet, with the '*' and '&' that Go
+// also accepts (crypto/x509 isPrintable).
+func printable(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
+		'\'' <= b && b <= ')' || '+' <= b && b <= '/' || b == ' ' || b == ':' || b == '=' || b == '?' || b == '*' || b == '&'
 }
 
 // checkNames enforces the profile's SAN bound and the syntax of each name.
