@@ -286,6 +286,13 @@ func TestBadInput(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPut, ts.URL+"/scep?operation=GetCACaps", nil)
 			return http.DefaultClient.Do(req)
 		}, http.StatusMethodNotAllowed},
+		{"HEAD of a good PKIOperation", func() (*http.Response, error) {
+			der, _ := ts.build(t, reqParams{})
+			req, _ := http.NewRequest(http.MethodHead, ts.URL+"/scep?operation=PKIOperation&message="+
+				url.QueryEscape(base64.StdEncoding.EncodeToString(der)), nil)
+			return http.DefaultClient.Do(req)
+		}, http.StatusMethodNotAllowed},
+		{"HEAD of GetCACaps", func() (*http.Response, error) { return http.Head(ts.URL + "/scep?operation=GetCACaps") }, http.StatusOK},
 	}
 	for _, tt := range httpTests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -182,6 +182,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, b.body)
 	case op == "GetNextCACert":
 		h.getNextCACert(w, now)
+	case op == "PKIOperation" && r.Method == http.MethodHead:
+		// HEAD asks about a resource, and a link checker or a proxy may
+		// send it freely: it must not enroll (and use up a one-time
+		// challenge) with nobody to read the answer.
+		w.Header().Set("Allow", "GET, POST")
+		httpError(w, http.StatusMethodNotAllowed, "PKIOperation is GET or POST, not HEAD")
 	case op == "PKIOperation":
 		h.pkiOperation(w, r, profile)
 	case op == "":
