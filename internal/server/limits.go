@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -228,6 +230,14 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 				return
 			}
 		}
+		// The body is read before a slot is taken: a client that sends
+		// its body a byte at a time would otherwise hold a slot for the
+		// whole read timeout, and some 64 of them would hold them all.
+		r, err := readBodyFirst(r)
+		if err != nil {
+			refuse(w, r, http.StatusBadRequest, 0, "the request body ended early or could not be read in time")
+			return
+		}
 		held, admitted := slots, false
 		if own, ok := monitoring[r.URL.Path]; ok && r.Method == http.MethodGet {
 			// Never behind a burst of enrollments: an orchestrator
@@ -246,6 +256,58 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 		defer func() { <-held }()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bodyFirstBytes is how much of a body the guard reads before the request
+// takes a slot. Every enrollment, EST request and API call fits (their
+// bodies are bounded at 64 KiB; a SCEP PKCSReq is a few KiB), and the
+// connection cap bounds the memory: 1,024 connections of it at most.
+// A longer body's rest is read by the handler, which applies its own bound.
+const bodyFirstBytes = 64 << 10
+
+// readBodyFirst reads up to bodyFirstBytes of r's body, and returns r with
+// a body that gives those bytes and then the rest. A body that ends early
+// or times out is an error.
+func readBodyFirst(r *http.Request) (*http.Request, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return r, nil
+	}
+	n := int64(bodyFirstBytes)
+	if r.ContentLength > 0 {
+		n = min(n, r.ContentLength)
+	}
+	buf := make([]byte, 0, min(n, 4<<10))
+	buf, err := readUpTo(r.Body, buf, n)
+	if err != nil {
+		return r, err
+	}
+	r2 := *r
+	r2.Body = bufferedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
+	return &r2, nil
+}
+
+// readUpTo appends to buf from rd until buf holds n bytes or rd ends.
+func readUpTo(rd io.Reader, buf []byte, n int64) ([]byte, error) {
+	for int64(len(buf)) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(int64(cap(buf)), n-int64(len(buf)))))
+		}
+		m, err := rd.Read(buf[len(buf):min(int64(cap(buf)), n)])
+		buf = buf[:len(buf)+m]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// bufferedBody is a request body partly read ahead.
+type bufferedBody struct {
+	io.Reader
+	io.Closer
 }
 
 // monitoringSlots bounds the requests to each of Limits.MonitoringPaths
@@ -301,14 +363,20 @@ func (g *Guard) admit(ctx context.Context, slots chan struct{}, queued *atomic.I
 // a client that is turned away should not keep a connection slot.
 func refuse(w http.ResponseWriter, r *http.Request, status int, retryAfter time.Duration, reason string) {
 	h := w.Header()
-	h.Set("Retry-After", strconv.FormatInt(retrySeconds(retryAfter), 10))
+	if retryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(retrySeconds(retryAfter), 10))
+	}
 	h.Set("Connection", "close")
 	h.Set("X-Content-Type-Options", "nosniff")
 	if strings.HasPrefix(r.URL.Path, "/api/") {
 		// The admin API answers every error in its JSON shape.
 		h.Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(status)
-		fmt.Fprintf(w, "{\"error\": %q, \"detail\": {\"retry_after_seconds\": %d}}\n", reason, retrySeconds(retryAfter))
+		if retryAfter > 0 {
+			fmt.Fprintf(w, "{\"error\": %q, \"detail\": {\"retry_after_seconds\": %d}}\n", reason, retrySeconds(retryAfter))
+		} else {
+			fmt.Fprintf(w, "{\"error\": %q}\n", reason)
+		}
 		return
 	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")

@@ -1,15 +1,18 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -331,5 +334,65 @@ func TestRefusalsOfTheAPIAreJSON(t *testing.T) {
 	}
 	if rec := get(h, "192.0.2.9:1"); rec.Code != http.StatusTooManyRequests || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
 		t.Errorf("429 elsewhere: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}
+
+// A body sent a byte at a time holds no slot: the guard reads bodies
+// before a request takes one, so slow senders cannot starve the rest, and
+// a body that ends early is 400 without ever reaching the handler. Bodies
+// reach the handler whole, longer ones than the guard reads ahead too.
+func TestSlowBodiesHoldNoSlot(t *testing.T) {
+	var handled atomic.Int64
+	echoLen := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handled.Add(1)
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprint(w, len(b))
+	})
+	srv := httptest.NewServer(guarded(t, server.Limits{MaxInflight: 2}, pkitest.NewClock(t0), echoLen))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	for i := range 4 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /scep?operation=PKIOperation HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n%d", i)
+	}
+	time.Sleep(100 * time.Millisecond) // let the server read what they sent
+	for _, size := range []int{0, 10, 100 << 10} {
+		resp, err := http.Post(srv.URL+"/scep?operation=PKIOperation", "application/x-pki-message", strings.NewReader(strings.Repeat("x", size)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != fmt.Sprint(size) {
+			t.Errorf("a %d-byte body beside 4 slow ones: %d %q", size, resp.StatusCode, b)
+		}
+	}
+	if n := handled.Load(); n != 3 {
+		t.Errorf("the handler ran %d times, want 3 (the slow bodies never reach it)", n)
+	}
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /scep?operation=PKIOperation HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nshort")
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadRequest || handled.Load() != 3 {
+		t.Errorf("a body that ends early: %d, handler ran %d times", resp.StatusCode, handled.Load())
 	}
 }
