@@ -85,12 +85,18 @@ func (t *failureThrottle) failed(host string) {
 	}
 }
 
-// succeeded forgets host's failures: the address has the secret.
+// succeeded notes that host presented a good secret. That says nothing of
+// the other secrets it may be guessing (another EST user's password,
+// another profile's challenge): one good credential must not buy
+// unlimited guesses, so the window's failures still count. It does end
+// the doubling, so that devices behind one NAT address, most of them
+// configured well, are not locked out for longer and longer by one that
+// is not: the next lockout is the first one's length again.
 func (t *failureThrottle) succeeded(host string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if e := t.entries[host]; e != nil && !t.clock.Now().Before(e.blockedUntil) {
-		delete(t.entries, host)
+		e.lockout = t.base
 	}
 }
 
