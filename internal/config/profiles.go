@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"regexp"
 	"slices"
 	"sort"
@@ -33,6 +34,7 @@ type ProfileConfig struct {
 	DNSPatterns      []string          `toml:"dns_patterns"`
 	EmailPatterns    []string          `toml:"email_patterns"`
 	URIPatterns      []string          `toml:"uri_patterns"`
+	IPRanges         []string          `toml:"ip_ranges"` // ["10.8.0.0/16", "fd00::/8"]
 	SANFixed         []string          `toml:"san_fixed"` // "dns:vpn.acme.example", "uri:…", "email:…", "ip:…"
 	RequireSAN       *bool             `toml:"require_san"`
 	Approval         *bool             `toml:"approval"`
@@ -191,6 +193,12 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 		}
 	}
 	p.DNSPatterns, p.EmailPatterns, p.URIPatterns = pc.DNSPatterns, pc.EmailPatterns, pc.URIPatterns
+	for _, r := range pc.IPRanges {
+		if _, err := netip.ParsePrefix(r); err != nil {
+			return p, fmt.Errorf("ip_ranges %q: want a CIDR prefix such as 10.8.0.0/16: %w", r, err)
+		}
+	}
+	p.IPRanges = pc.IPRanges
 	for _, v := range pc.SANFixed {
 		if typ, val, ok := strings.Cut(v, ":"); !ok || val == "" || (typ != "dns" && typ != "email" && typ != "ip" && typ != "uri") {
 			return p, fmt.Errorf("san_fixed %q: want dns:NAME, email:ADDRESS, ip:ADDRESS or uri:URI", v)

@@ -92,6 +92,8 @@ func TestProfileErrors(t *testing.T) {
 		"bad key type":       "[profiles.a]\nkey_types = [\"rsa1024\"]\n",
 		"bad challenge mode": "[profiles.a]\nchallenge = \"none\"\n",
 		"bad regexp":         "[profiles.a]\ndns_patterns = [\"(\"]\n",
+		"bad IP range":       "[profiles.a]\nip_ranges = [\"10.0.0.0/33\"]\n",
+		"IP, not a range":    "[profiles.a]\nip_ranges = [\"10.0.0.1\"]\n",
 		"bad attribute":      "[profiles.a]\nsubject_fixed = { XX = \"1\" }\n",
 		"bad window":         "[profiles.a]\nrenewal_window = \"150%\"\n",
 		"legacy not a bool":  "[profiles.a]\nallow_legacy_signatures = \"yes\"\n",

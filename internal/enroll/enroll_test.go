@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -330,6 +331,53 @@ func TestNamePolicy(t *testing.T) {
 	} {
 		if _, err := f.svc.Enroll(ctx, req); pki.ErrorCode(err) != pki.EBadRequest {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// IP SANs: a profile's ip_ranges bound them; without ranges a profile whose
+// DNS patterns restrict host names allows no address, one without allows
+// any.
+func TestIPRanges(t *testing.T) {
+	named := pki.DefaultProfile()
+	named.Name, named.DNSPatterns = "named", []string{`^[a-z0-9-]+\.vpn\.acme\.example$`}
+	ranged := named
+	ranged.Name, ranged.IPRanges = "ranged", []string{"10.8.0.0/16", "fd00:8::/32"}
+	open := pki.DefaultProfile()
+	open.Name = "open"
+	// The static challenge is good at its own profile only: a fixture each.
+	svcs := map[string]*enroll.Service{}
+	for _, p := range []pki.Profile{named, ranged, open} {
+		svcs[p.Name] = newFixture(t, map[string]pki.Profile{p.Name: p}, p.Name).svc
+	}
+	mk := func(profile string, ips ...string) enroll.Request {
+		tmpl := csr.Template{Subject: pkix.Name{CommonName: "gw-1"}, DNSNames: []string{"gw-1.vpn.acme.example"}}
+		for _, ip := range ips {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+		}
+		der, err := csr.Create(tmpl, key(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := x509.ParseCertificateRequest(der)
+		return enroll.Request{CSR: req, Profile: profile, Evidence: enroll.Evidence{Challenge: static}, Protocol: pki.ProtocolSCEP}
+	}
+	for _, tc := range []struct {
+		profile string
+		ips     []string
+		ok      bool
+	}{
+		{"named", nil, true},
+		{"named", []string{"8.8.8.8"}, false},
+		{"ranged", []string{"10.8.1.2"}, true},
+		{"ranged", []string{"10.8.1.2", "fd00:8::1"}, true},
+		{"ranged", []string{"10.8.1.2", "10.9.0.1"}, false},
+		{"ranged", []string{"8.8.8.8"}, false},
+		{"open", []string{"8.8.8.8", "2001:db8::1"}, true},
+	} {
+		_, err := svcs[tc.profile].Enroll(context.Background(), mk(tc.profile, tc.ips...))
+		if tc.ok && err != nil || !tc.ok && pki.ErrorCode(err) != pki.EBadRequest {
+			t.Errorf("profile %s, IP SANs %v: %v (want ok: %v)", tc.profile, tc.ips, err, tc.ok)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -24,6 +25,7 @@ type namePolicy struct {
 	dns      []*regexp.Regexp
 	email    []*regexp.Regexp
 	uri      []*regexp.Regexp
+	ips      []netip.Prefix
 	needSAN  bool
 	sans     SANSet // fixed values added to every certificate
 }
@@ -129,6 +131,13 @@ func compileNames(p pki.Profile) (*namePolicy, error) {
 	if np.uri, err = compileAll(p.URIPatterns); err != nil {
 		return nil, fmt.Errorf("uri_patterns: %w", err)
 	}
+	for _, r := range p.IPRanges {
+		pr, err := netip.ParsePrefix(r)
+		if err != nil {
+			return nil, fmt.Errorf("ip_ranges: %w", err)
+		}
+		np.ips = append(np.ips, pr.Masked())
+	}
 	return np, nil
 }
 
@@ -201,6 +210,11 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 			return pki.Errorf(pki.EBadRequest, "URI %q is not allowed by the profile", u.String())
 		}
 	}
+	for _, ip := range req.IPAddresses {
+		if !np.ipAllowed(ip) {
+			return pki.Errorf(pki.EBadRequest, "IP address %s is not allowed by the profile", ip)
+		}
+	}
 	if np.needSAN && len(req.DNSNames)+len(req.EmailAddresses)+len(req.IPAddresses)+len(req.URIs) == 0 {
 		return pki.Errorf(pki.EBadRequest, "the profile requires a subject alternative name")
 	}
@@ -214,6 +228,25 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		st.RawSubject = raw
 	}
 	return nil
+}
+
+// ipAllowed: an address in one of the profile's ranges; with none, any
+// address, unless DNS patterns restrict the host names.
+func (np *namePolicy) ipAllowed(ip net.IP) bool {
+	if len(np.ips) == 0 {
+		return len(np.dns) == 0
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	for _, pr := range np.ips {
+		if pr.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (np *namePolicy) fixedValue(name string) (string, bool) {

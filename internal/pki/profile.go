@@ -55,7 +55,11 @@ type Profile struct {
 	DNSPatterns     []string          // regexps every DNS SAN must match (none: any valid name)
 	EmailPatterns   []string          // regexps every email SAN must match
 	URIPatterns     []string          // regexps every URI SAN must match (e.g. Intune's tag:microsoft.com,2022-09-14:sid:…)
-	RequireSAN      bool
+	// IPRanges are CIDR prefixes every IP SAN must fall in. None: any
+	// address, unless DNSPatterns restrict host names, which then leave
+	// no address (a profile that names its hosts must name its addresses).
+	IPRanges   []string
+	RequireSAN bool
 	// SANFixed are added to every certificate ("dns:…", "email:…", "ip:…",
 	// "uri:…"), whatever the CSR asks.
 	SANFixed []string
