@@ -7,6 +7,7 @@ import (
 	"errors"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -31,7 +32,8 @@ func (s *Service) GetCertificate(ctx context.Context, rawIssuer []byte, serialHe
 		return nil, pki.Errorf(pki.EBadRequest, "the signer certificate is unknown or revoked")
 	}
 	for _, i := range s.authority.Issuers() {
-		if !bytes.Equal(i.Cert.RawSubject, rawIssuer) {
+		// As GetCRL matches the issuer: a client may re-encode the name.
+		if !bytes.Equal(i.Cert.RawSubject, rawIssuer) && !csr.SameName(i.Cert.RawSubject, rawIssuer) {
 			continue
 		}
 		rec, err := s.store.Certificate(ctx, i.ID, serialHex)

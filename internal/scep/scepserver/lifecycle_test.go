@@ -8,6 +8,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
 	"math/big"
 	"net/http"
 	"os"
@@ -16,6 +19,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/csr"
@@ -255,6 +261,16 @@ func TestGetCert(t *testing.T) {
 	}
 	if rep := getCert(mine, key, other); rep.PKIStatus != scep.StatusSuccess {
 		t.Fatalf("GetCert: %s %s (%s)", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+	}
+	// The issuer's name in UTF8String rather than as the CA wrote it: the
+	// same name, as GetCRL takes it.
+	reencoded := *other
+	reencoded.RawIssuer = utf8Name(t, other.RawIssuer)
+	if bytes.Equal(reencoded.RawIssuer, other.RawIssuer) {
+		t.Fatal("the CA's name is in UTF8String already: the case tests nothing")
+	}
+	if rep := getCert(mine, key, &reencoded); rep.PKIStatus != scep.StatusSuccess {
+		t.Fatalf("GetCert with the issuer's name re-encoded: %s %s (%s)", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
 	}
 	unknown := *other
 	unknown.SerialNumber = new(big.Int).Add(other.SerialNumber, big.NewInt(1))
@@ -538,4 +554,27 @@ func ecEnroll(t *testing.T, ts *testServer, subject string) (*ecdsa.PrivateKey, 
 		t.Errorf("%s: the certificate is not for our key", subject)
 	}
 	return ecKey, rep, inner
+}
+
+// utf8Name is the DER name raw with every value a UTF8String.
+func utf8Name(t *testing.T, raw []byte) []byte {
+	t.Helper()
+	var rdns pkix.RDNSequence
+	if _, err := asn1.Unmarshal(raw, &rdns); err != nil {
+		t.Fatal(err)
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, rdn := range rdns {
+			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+				for _, a := range rdn {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1ObjectIdentifier(a.Type)
+						b.AddASN1(cbasn1.UTF8String, func(b *cryptobyte.Builder) { b.AddBytes([]byte(fmt.Sprint(a.Value))) })
+					})
+				}
+			})
+		}
+	})
+	return b.BytesOrPanic()
 }
