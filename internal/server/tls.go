@@ -48,7 +48,9 @@ func TLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), min
 		GetCertificate:              getCert,
 		ClientAuth:                  tls.RequestClientCert,
 		DynamicRecordSizingDisabled: true,
-		NextProtos:                  []string{"http/1.1"},
+		// HTTP/1.0 too: a client that offers only it (curl -0) would
+		// otherwise get a handshake alert, not an answer.
+		NextProtos: []string{"http/1.1", "http/1.0"},
 	}
 }
 
