@@ -212,6 +212,7 @@ func TestParseRequest(t *testing.T) {
 		{"no certificate", reqSpec{}},
 		{"nine certificates", reqSpec{ids: []certID{id, id, id, id, id, id, id, id, id}}},
 		{"nonce of 33 bytes", reqSpec{ids: []certID{id}, exts: []ext{{oid: oidNonce, value: octet(make([]byte, 33))}}}},
+		{"empty nonce", reqSpec{ids: []certID{id}, exts: []ext{{oid: oidNonce, value: octet(nil)}}}},
 		{"empty nonce", reqSpec{ids: []certID{id}, exts: []ext{{oid: oidNonce, value: []byte{}}}}},
 		{"two nonces", reqSpec{ids: []certID{id}, exts: []ext{{oid: oidNonce, value: nonce}, {oid: oidNonce, value: nonce}}}},
 		{"unknown critical extension", reqSpec{ids: []certID{id}, exts: []ext{{oid: asn1.ObjectIdentifier{1, 2, 3}, critical: true, value: []byte{5, 0}}}}},

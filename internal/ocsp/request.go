@@ -231,7 +231,7 @@ func parseExtensions(exts cryptobyte.String) (nonce []byte, err error) {
 	}
 	seen := 0
 	for !seq.Empty() {
-		var ext, value cryptobyte.String
+		var ext, value, inner cryptobyte.String
 		var oid asn1.ObjectIdentifier
 		critical := false
 		if !seq.ReadASN1(&ext, cbasn1.SEQUENCE) || !ext.ReadASN1ObjectIdentifier(&oid) ||
@@ -249,6 +249,12 @@ func parseExtensions(exts cryptobyte.String) (nonce []byte, err error) {
 			}
 			if len(value) == 0 || len(value) > MaxNonceBytes {
 				return nil, malformed("nonce of %d bytes; RFC 8954 allows 1 to 32", len(value))
+			}
+			// Most clients wrap the nonce in an OCTET STRING (RFC 8954),
+			// some send it bare; either is echoed as it came, but an
+			// empty one is no nonce.
+			if v := cryptobyte.String(value); v.ReadASN1(&inner, cbasn1.OCTET_STRING) && v.Empty() && len(inner) == 0 {
+				return nil, malformed("an empty nonce; RFC 8954 allows 1 to 32 bytes")
 			}
 			nonce = append([]byte(nil), value...)
 		case critical:
