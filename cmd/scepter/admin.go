@@ -35,7 +35,7 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	var name, role, passwordFile string
 	var ttl durationDays
-	fs := newFlagSet(e, "admin "+group+" "+sub, strings.TrimPrefix(adminUsage, "usage: "))
+	fs := newFlagSet(e, "admin "+group+" "+sub, strings.TrimPrefix(adminUsage, "usage: scepter "))
 	sf.register(fs)
 	maxArgs := 1
 	switch group + " " + sub {

@@ -144,6 +144,10 @@ func certsList(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
 	}
+	if status != "" && status != string(pki.StatusValid) && status != string(pki.StatusRevoked) {
+		// A misspelt status would list nothing, and look like an answer.
+		return usageError{fmt.Sprintf("--status %q: want valid or revoked", status)}
+	}
 	st, err := sf.openExistingStore(ctx)
 	if err != nil {
 		return err

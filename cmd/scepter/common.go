@@ -87,7 +87,10 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 		return usageError{err.Error()}
 	}
 	if fs.NArg() > maxArgs {
-		return usageError{fmt.Sprintf("unexpected arguments: %v", fs.Args())}
+		if maxArgs == 0 {
+			return usageError{fmt.Sprintf("unexpected arguments: %s (this command takes none; flags go before them)", strings.Join(fs.Args(), " "))}
+		}
+		return usageError{fmt.Sprintf("unexpected arguments: %s (this command takes %d)", strings.Join(fs.Args()[maxArgs:], " "), maxArgs)}
 	}
 	return nil
 }

@@ -52,6 +52,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--ca-key-type", "dsa"}, "--ca-key-type"},
 		{[]string{"serve", "--scep-ra", "maybe"}, "--scep-ra"},
 		{[]string{"serve", "extra"}, "unexpected arguments"},
+		{[]string{"admin", "user", "add", "frank", "--role", "auditor", "extra", "args"}, "unexpected arguments: extra args (this command takes 1)"},
+		{[]string{"certs", "list", "--status", "nope"}, `--status "nope": want valid or revoked`},
 		{[]string{"enroll"}, "--url is required"},
 		{[]string{"enroll", "--url", "http://127.0.0.1:1/scep", "--subject", "CN=x", "--key-type", "p256"}, "needs --challenge"},
 		{[]string{"enroll", "--url", "http://127.0.0.1:1/scep", "--subject", "CN=x", "--key-type", "dsa"}, "--key-type"},

@@ -74,6 +74,11 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	defer st.Close()
 	switch args[0] {
 	case "list":
+		switch pki.RequestStatus(status) {
+		case pki.RequestPending, pki.RequestIssued, pki.RequestRejected, "all":
+		default:
+			return usageError{fmt.Sprintf("--status %q: want pending, issued, rejected or all", status)}
+		}
 		f := store.RequestFilter{Status: pki.RequestStatus(status), Limit: 1000}
 		if status == "all" {
 			f.Status = ""

@@ -51,7 +51,9 @@ func (s *Service) checkProfile(profile string) error {
 		return nil
 	}
 	if _, ok := s.profiles[profile]; !ok {
-		return pki.Errorf(pki.EBadRequest, "unknown profile %q", profile)
+		// The CLI knows the profiles of the config file it is given: the
+		// likeliest cause there is a command run without it.
+		return pki.Errorf(pki.EBadRequest, "unknown profile %q (profiles other than the built-in default come from the config file: run the command with the server's --config)", profile)
 	}
 	return nil
 }

@@ -134,8 +134,13 @@ func NormalizeSerial(serial string) (string, error) {
 	s := strings.ToLower(strings.TrimSpace(serial))
 	s = strings.TrimPrefix(s, "0x")
 	s = strings.ReplaceAll(s, ":", "")
+	if len(s) > 64 {
+		// RFC 5280 serials have at most 20 octets; a longer one is no
+		// serial of ours, and not worth echoing whole.
+		return "", pki.Errorf(pki.EBadRequest, "serial of %d characters: a serial has at most 64 hexadecimal digits", len(serial))
+	}
 	n, ok := new(big.Int).SetString(s, 16)
-	if !ok || n.Sign() <= 0 || len(s) > 64 {
+	if !ok || n.Sign() <= 0 {
 		return "", pki.Errorf(pki.EBadRequest, "serial %q is not a positive hexadecimal number", serial)
 	}
 	return n.Text(16), nil

@@ -148,7 +148,7 @@ func (s *Service) NewToken(ctx context.Context, name string, role pki.Role, ttl 
 		return "", pki.APIToken{}, err
 	}
 	if ttl < 0 || ttl > 10*366*24*time.Hour {
-		return "", pki.APIToken{}, pki.Errorf(pki.EBadRequest, "token lifetime %s: want 0 (none) up to 10 years", ttl)
+		return "", pki.APIToken{}, pki.Errorf(pki.EBadRequest, "token lifetime of %d days: want 0 (none) up to 10 years", int64(ttl/(24*time.Hour)))
 	}
 	random, err := credential.RandomToken(32)
 	if err != nil {

@@ -183,7 +183,7 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result
 	}
 	profile, ok := s.Profile(r.Profile)
 	if !ok {
-		return nil, pki.Errorf(pki.EBadRequest, "request %s names profile %q, which no longer exists", id, r.Profile)
+		return nil, pki.Errorf(pki.EBadRequest, "request %s names profile %q, which is not configured here (removed from the config file, or the command was run without the server's --config)", id, r.Profile)
 	}
 	csr, err := x509.ParseCertificateRequest(r.CSR)
 	if err != nil {
