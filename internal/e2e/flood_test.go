@@ -505,9 +505,12 @@ func TestFloodInflightCap(t *testing.T) {
 			t.Fatal(err)
 		}
 		slowConns = append(slowConns, slow)
-		// Headers complete, body promised but not sent: the handler runs,
-		// reading the body, and holds the slot.
-		fmt.Fprintf(slow, "POST /scep?operation=PKIOperation HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-pki-message\r\nContent-Length: 1000\r\n\r\n0123456789", s.Addr)
+		// Headers complete, body promised longer than the 64 KiB the
+		// server reads before a request takes a slot, and sent only that
+		// far: the handler runs, reading the rest, and holds the slot (for
+		// up to 8 s; a body sent slowly from its start holds none).
+		fmt.Fprintf(slow, "POST /scep?operation=PKIOperation HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-pki-message\r\nContent-Length: 100000\r\n\r\n%s",
+			s.Addr, strings.Repeat("0", 64<<10+10))
 		time.Sleep(200 * time.Millisecond) // for the server to read the headers
 		if resp, err = legit.Get(s.URL + "?operation=GetCACaps"); err != nil {
 			t.Fatal(err)

@@ -233,10 +233,15 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 		// The body is read before a slot is taken: a client that sends
 		// its body a byte at a time would otherwise hold a slot for the
 		// whole read timeout, and some 64 of them would hold them all.
-		r, err := readBodyFirst(r)
+		r, more, err := readBodyFirst(r)
 		if err != nil {
 			refuse(w, r, http.StatusBadRequest, 0, "the request body ended early or could not be read in time")
 			return
+		}
+		if more {
+			// A body longer than the guard reads ahead is read by the
+			// handler, in its slot: not for the whole read timeout.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyRestWait))
 		}
 		held, admitted := slots, false
 		if own, ok := monitoring[r.URL.Path]; ok && r.Method == http.MethodGet {
@@ -265,29 +270,35 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 // A longer body's rest is read by the handler, which applies its own bound.
 const bodyFirstBytes = 64 << 10
 
+// bodyRestWait bounds the time a handler may take to read the rest of a
+// body longer than bodyFirstBytes (up to SCEP's 256 KiB): 256 KiB at 32
+// KiB/s, far slower than any client on a network that can enroll.
+const bodyRestWait = 8 * time.Second
+
 // readBodyFirst reads up to bodyFirstBytes of r's body, and returns r with
-// a body that gives those bytes and then the rest. A body that ends early
-// or times out is an error.
-func readBodyFirst(r *http.Request) (*http.Request, error) {
+// a body that gives those bytes and then the rest; more reports that there
+// may be a rest. A body that ends early or times out is an error.
+func readBodyFirst(r *http.Request) (_ *http.Request, more bool, _ error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return r, nil
+		return r, false, nil
 	}
 	n := int64(bodyFirstBytes)
 	if r.ContentLength > 0 {
 		n = min(n, r.ContentLength)
 	}
 	buf := make([]byte, 0, min(n, 4<<10))
-	buf, err := readUpTo(r.Body, buf, n)
+	buf, ended, err := readUpTo(r.Body, buf, n)
 	if err != nil {
-		return r, err
+		return r, false, err
 	}
 	r2 := *r
 	r2.Body = bufferedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
-	return &r2, nil
+	return &r2, !ended && r.ContentLength != int64(len(buf)), nil
 }
 
-// readUpTo appends to buf from rd until buf holds n bytes or rd ends.
-func readUpTo(rd io.Reader, buf []byte, n int64) ([]byte, error) {
+// readUpTo appends to buf from rd until buf holds n bytes or rd ends
+// (ended).
+func readUpTo(rd io.Reader, buf []byte, n int64) (_ []byte, ended bool, _ error) {
 	for int64(len(buf)) < n {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, int(min(int64(cap(buf)), n-int64(len(buf)))))
@@ -295,13 +306,13 @@ func readUpTo(rd io.Reader, buf []byte, n int64) ([]byte, error) {
 		m, err := rd.Read(buf[len(buf):min(int64(cap(buf)), n)])
 		buf = buf[:len(buf)+m]
 		if errors.Is(err, io.EOF) {
-			return buf, nil
+			return buf, true, nil
 		}
 		if err != nil {
-			return buf, err
+			return buf, false, err
 		}
 	}
-	return buf, nil
+	return buf, false, nil
 }
 
 // bufferedBody is a request body partly read ahead.
