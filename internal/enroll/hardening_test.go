@@ -117,9 +117,9 @@ func TestFailedAttemptsThrottledPerAddress(t *testing.T) {
 	if err := attacker(static); err != nil {
 		t.Fatalf("after the lockout: %v", err)
 	}
-	// A good secret does not wipe the count: one valid credential does not
-	// buy unlimited guesses at others. 4 failures, a success, 1 failure:
-	// locked.
+	// A good challenge clears the challenge failures of its address (devices
+	// behind one NAT address, most of them configured well, keep working):
+	// 4 failures, a success, 4 more, and the address is not locked.
 	for i := range 4 {
 		if err := attacker(fmt.Sprintf("again-%d", i)); pki.ErrorCode(err) != pki.EUnauthorized || strings.Contains(err.Error(), "too many") {
 			t.Fatalf("guess %d after the lockout: %v", i, err)
@@ -128,16 +128,10 @@ func TestFailedAttemptsThrottledPerAddress(t *testing.T) {
 	if err := attacker(static); err != nil {
 		t.Fatalf("the right challenge in between: %v", err)
 	}
-	if err := attacker("again-4"); pki.ErrorCode(err) != pki.EUnauthorized {
-		t.Fatalf("the fifth guess: %v", err)
-	}
-	if err := attacker(static); err == nil || !strings.Contains(pki.ErrorMessage(err), "too many failed attempts") {
-		t.Fatalf("5 failures with a success among them did not lock the address out: %v", err)
-	}
-	// The success ended the doubling: this lockout is a minute again.
-	f.clock.Advance(61 * time.Second)
-	if err := attacker(static); err != nil {
-		t.Fatalf("after the second lockout: %v", err)
+	for i := range 4 {
+		if err := attacker(fmt.Sprintf("more-%d", i)); pki.ErrorCode(err) != pki.EUnauthorized || strings.Contains(err.Error(), "too many") {
+			t.Fatalf("guess %d after a success: %v", i, err)
+		}
 	}
 }
 

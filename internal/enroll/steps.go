@@ -83,29 +83,29 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 	case st.Req.Renewal:
 		return s.authenticateRenewal(ctx, st)
 	case ev.HTTPUser != "" || ev.HTTPPassword != "":
-		return s.throttled(st, func() error { return s.authenticateUser(ctx, st) })
+		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.authenticateUser(ctx, st) })
 	case ev.Challenge != "":
-		return s.throttled(st, func() error { return s.checkChallenge(ctx, st, ev.Challenge) })
+		return s.throttled(st, "a challenge", func() error { return s.checkChallenge(ctx, st, ev.Challenge) })
 	case ev.TLSClientCert != nil:
 		return s.authenticateManufacturer(ctx, st)
 	}
 	return pki.Errorf(pki.EUnauthorized, "a challenge password is required")
 }
 
-// throttled runs a secret-based check unless the client's address has
-// failed too often lately, and counts its failures: guessing challenges or
-// passwords from one address gets slower and slower.
-func (s *Service) throttled(st *State, check func() error) error {
+// throttled runs a secret-based check of identity unless the client's
+// address has failed too often lately, and counts its failures: guessing
+// challenges or passwords from one address gets slower and slower.
+func (s *Service) throttled(st *State, identity string, check func() error) error {
 	host := clientHost(st.Req.RemoteAddr)
-	if until, blocked := s.failures.blocked(host); blocked {
+	if until, blocked := s.failures.blocked(host, identity); blocked {
 		return pki.Errorf(pki.EUnauthorized, "too many failed attempts from this address; try again after %s", until.UTC().Format(time.RFC3339))
 	}
 	err := check()
 	switch code := pki.ErrorCode(err); {
 	case err == nil:
-		s.failures.succeeded(host)
+		s.failures.succeeded(host, identity)
 	case code == pki.EUnauthorized || code == pki.EBadRequest:
-		s.failures.failed(host)
+		s.failures.failed(host, identity)
 	}
 	return err
 }

@@ -12,15 +12,24 @@ import (
 // while, the wait doubling with each new lockout up to a maximum. It lives
 // in this node's memory (a per-node limit is enough to make guessing
 // useless), and it is bounded: when full, the entries idle longest go.
+//
+// Failures count twice: against the address and the identity it claimed
+// (an EST user, or "a challenge"), limit per window, and against the
+// address alone, addressLimitFactor times as many. A success clears its
+// own identity's count, so that devices behind one NAT address, most of
+// them configured well, keep working beside one that is not; but one
+// valid credential buys no guesses at another user's password, and the
+// address's count, which no success clears, bounds guesses spread over
+// many identities.
 type failureThrottle struct {
 	clock      pki.Clock
-	limit      int           // failures allowed within window
+	limit      int           // failures of one identity allowed within window
 	window     time.Duration // counting window
 	base, max  time.Duration // first and longest lockout
 	maxEntries int
 
 	mu      sync.Mutex
-	entries map[string]*failureEntry
+	entries map[string]*failureEntry // by address, and by address and identity
 }
 
 type failureEntry struct {
@@ -31,11 +40,13 @@ type failureEntry struct {
 	lastSeen     time.Time
 }
 
-// Throttle defaults: 10 failures in 10 minutes lock an address out for a
-// minute, then 2, 4, … up to an hour. Devices behind one NAT address share
-// the budget; a fleet that fails that often has a configuration problem.
+// Throttle defaults: 10 failures of one identity in 10 minutes lock an
+// address out for a minute, then 2, 4, … up to an hour; so do 100 failures
+// of any identities. Devices behind one NAT address share the budget; a
+// fleet that fails that often has a configuration problem.
 const (
 	defaultFailureLimit   = 10
+	addressLimitFactor    = 10
 	defaultFailureWindow  = 10 * time.Minute
 	defaultLockout        = time.Minute
 	defaultMaxLockout     = time.Hour
@@ -50,53 +61,62 @@ func newFailureThrottle(clock pki.Clock, limit int) *failureThrottle {
 		maxEntries: defaultThrottleTarget, entries: map[string]*failureEntry{}}
 }
 
-// blocked reports whether host is locked out now, and until when.
-func (t *failureThrottle) blocked(host string) (time.Time, bool) {
+// identityKey is the entry of host's attempts as identity.
+func identityKey(host, identity string) string { return host + "\x00" + identity }
+
+// blocked reports whether host, or host as identity, is locked out now,
+// and until when.
+func (t *failureThrottle) blocked(host, identity string) (time.Time, bool) {
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := t.entries[host]
-	if e == nil || !now.Before(e.blockedUntil) {
-		return time.Time{}, false
+	var until time.Time
+	for _, key := range []string{host, identityKey(host, identity)} {
+		if e := t.entries[key]; e != nil && now.Before(e.blockedUntil) && e.blockedUntil.After(until) {
+			until = e.blockedUntil
+		}
 	}
-	return e.blockedUntil, true
+	return until, !until.IsZero()
 }
 
-// failed counts a failure of host and locks it out once over the limit.
-func (t *failureThrottle) failed(host string) {
+// failed counts a failure of host as identity, and locks either out once
+// over its limit.
+func (t *failureThrottle) failed(host, identity string) {
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := t.entries[host]
+	t.count(host, t.limit*addressLimitFactor, now)
+	t.count(identityKey(host, identity), t.limit, now)
+}
+
+// count is one failure of key's entry (t.mu held).
+func (t *failureThrottle) count(key string, limit int, now time.Time) {
+	e := t.entries[key]
 	if e == nil {
 		t.evict()
 		e = &failureEntry{windowStart: now, lockout: t.base}
-		t.entries[host] = e
+		t.entries[key] = e
 	}
 	e.lastSeen = now
 	if now.Sub(e.windowStart) > t.window {
 		e.fails, e.windowStart = 0, now
 	}
 	e.fails++
-	if e.fails >= t.limit {
+	if e.fails >= limit {
 		e.blockedUntil = now.Add(e.lockout)
 		e.lockout = min(2*e.lockout, t.max)
 		e.fails, e.windowStart = 0, now
 	}
 }
 
-// succeeded notes that host presented a good secret. That says nothing of
-// the other secrets it may be guessing (another EST user's password,
-// another profile's challenge): one good credential must not buy
-// unlimited guesses, so the window's failures still count. It does end
-// the doubling, so that devices behind one NAT address, most of them
-// configured well, are not locked out for longer and longer by one that
-// is not: the next lockout is the first one's length again.
-func (t *failureThrottle) succeeded(host string) {
+// succeeded forgets the failures of host as identity: it has that secret.
+// The address's own count stays.
+func (t *failureThrottle) succeeded(host, identity string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e := t.entries[host]; e != nil && !t.clock.Now().Before(e.blockedUntil) {
-		e.lockout = t.base
+	key := identityKey(host, identity)
+	if e := t.entries[key]; e != nil && !t.clock.Now().Before(e.blockedUntil) {
+		delete(t.entries, key)
 	}
 }
 
