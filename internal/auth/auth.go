@@ -248,6 +248,17 @@ func (s *Service) AddUser(ctx context.Context, name string, role pki.Role, passw
 		// sequence is more likely a mistake than a password.
 		return pki.User{}, pki.Errorf(pki.EBadRequest, "the password holds a control character or is not UTF-8")
 	}
+	// Names that differ only in case would read as one person in the
+	// audit trail (console:alice and console:ALICE).
+	users, err := s.st.ListUsers(ctx)
+	if err != nil {
+		return pki.User{}, err
+	}
+	for _, other := range users {
+		if other.Name != name && strings.EqualFold(other.Name, name) {
+			return pki.User{}, pki.Errorf(pki.EConflict, "a user is named %q already, which differs only in case", other.Name)
+		}
+	}
 	hash, err := credential.HashPassword(password)
 	if err != nil {
 		return pki.User{}, err

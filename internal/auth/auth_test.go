@@ -246,6 +246,9 @@ func TestUsers(t *testing.T) {
 	if _, err := a.AddUser(ctx, "bob", pki.RoleAdmin, "long enough password", root); pki.ErrorCode(err) != pki.EConflict {
 		t.Errorf("a second bob: %v", err)
 	}
+	if _, err := a.AddUser(ctx, "BOB", pki.RoleAdmin, "long enough password", root); pki.ErrorCode(err) != pki.EConflict {
+		t.Errorf("BOB beside bob: %v", err)
+	}
 	bob := auth.Principal{Name: "bob", Role: pki.RoleAdmin, Kind: "user"}
 	if err := a.RemoveUser(ctx, "bob", bob); pki.ErrorCode(err) != pki.EConflict {
 		t.Errorf("bob removed himself: %v", err)
