@@ -59,6 +59,7 @@ type prepared struct {
 	sigAlg  x509.SignatureAlgorithm
 	lintSig []byte // stand-in signature value of the issuer's algorithm, for the linter
 	linter  checker
+	caNames []string // canonicalName of each certificate of the chain
 }
 
 // NewIssuer checks that signer holds cert's key and that cert is a CA, and
@@ -126,6 +127,11 @@ func (i *Issuer) prepared() (*prepared, error) {
 		if err != nil {
 			i.err = fmt.Errorf("ca: preparing issuer %q: %w", i.Cert.Subject, err)
 			return
+		}
+		for _, c := range i.Chain {
+			if name, ok := canonicalName(c.RawSubject); ok {
+				p.caNames = append(p.caNames, name)
+			}
 		}
 		i.prep = p
 	})
@@ -202,9 +208,12 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 		// the CA's name to a verifier.
 		name, _ := canonicalName(req.RawSubject)
 		for _, c := range i.Chain {
-			if caName, ok := canonicalName(c.RawSubject); bytes.Equal(req.RawSubject, c.RawSubject) || ok && name == caName {
+			if bytes.Equal(req.RawSubject, c.RawSubject) {
 				return nil, pki.Errorf(pki.EBadRequest, "the subject must not be the name of a CA")
 			}
+		}
+		if slices.Contains(p.caNames, name) {
+			return nil, pki.Errorf(pki.EBadRequest, "the subject must not be the name of a CA")
 		}
 	}
 	tmpl, err := i.template(&req, now)
