@@ -1,14 +1,8 @@
 package server_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -19,17 +13,7 @@ import (
 // A client that offers ALPN http/1.0 alone (curl -0) or http/1.1 is
 // answered over HTTP/1, not refused in the handshake.
 func TestTLSNegotiatesHTTP1(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"}, NotBefore: t0.AddDate(-1, 0, 0),
-		NotAfter: t0.AddDate(50, 0, 0), DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	cert := &selfSigned(t).Certificates[0]
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) }))
 	srv.TLS = server.TLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }, 0, 0)
 	srv.StartTLS()
