@@ -78,6 +78,10 @@ func (s *Service) NewChallenge(ctx context.Context, ttl time.Duration, profile, 
 	return s.NewChallengeFor(ctx, ChallengeSpec{TTL: ttl, Profile: profile, Actor: actor})
 }
 
+// MaxBoundNames bounds the DNS names and emails a challenge is bound to,
+// for the CLI, the API and the console alike.
+const MaxBoundNames = 64
+
 // NewChallengeFor creates a one-time challenge bound to a profile and,
 // optionally, to an identity, and returns the secret. Only its hash is
 // stored. Presented for another profile or identity it is refused and, after
@@ -99,6 +103,9 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 		if subject, err = csr.ParseDN(spec.Subject); err != nil {
 			return "", pki.Challenge{}, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("subject %q: %v", spec.Subject, err))
 		}
+	}
+	if n := len(spec.DNSNames) + len(spec.Emails); n > MaxBoundNames {
+		return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest, "%d names to bind: at most %d", n, MaxBoundNames)
 	}
 	var sans []string
 	for _, d := range spec.DNSNames {

@@ -393,6 +393,7 @@ func TestBadInput(t *testing.T) {
 		{"challenge for an unknown profile", "POST", "/api/v1/challenges", `{"profile":"nope"}`, 422},
 		{"challenge ttl absurd", "POST", "/api/v1/challenges", `{"ttl":"9999d"}`, 422},
 		{"challenge ttl garbage", "POST", "/api/v1/challenges", `{"ttl":"forever"}`, 400},
+		{"challenge bound to 65 names", "POST", "/api/v1/challenges", `{"dns":["` + strings.TrimSuffix(strings.Repeat(`d.corp","`, 65), `","`) + `"]}`, 422},
 		{"token with an unknown role", "POST", "/api/v1/tokens", `{"name":"x","role":"root"}`, 422},
 		{"token name with a slash", "POST", "/api/v1/tokens", `{"name":"a/b","role":"auditor"}`, 422},
 		{"short user password", "POST", "/api/v1/users", `{"name":"fred","role":"auditor","password":"short"}`, 422},

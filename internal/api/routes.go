@@ -526,9 +526,6 @@ func (h *Handler) newChallenge(c *call) error {
 		}
 		ttl = d
 	}
-	if len(req.DNS)+len(req.Email) > 64 {
-		return badf("at most 64 names")
-	}
 	secret, ch, err := h.ops.NewChallenge(c.ctx, c.p, admin.ChallengeSpec{TTL: ttl, Profile: req.Profile, Subject: req.Subject,
 		DNSNames: req.DNS, Emails: req.Email})
 	if err != nil {

@@ -110,9 +110,6 @@ func (h *Handler) newChallenge(w http.ResponseWriter, r *http.Request, rq *req) 
 		return again(badInputf("the subject or the names are too long"))
 	}
 	spec := admin.ChallengeSpec{TTL: ttl, Profile: f.Profile, Subject: f.Subject, DNSNames: fields(f.DNS), Emails: fields(f.Email)}
-	if len(spec.DNSNames)+len(spec.Emails) > 100 {
-		return again(badInputf("bind at most 100 names"))
-	}
 	secret, ch, err := h.ops.NewChallenge(r.Context(), rq.p, spec)
 	if err != nil {
 		return again(err)
