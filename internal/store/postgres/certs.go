@@ -120,10 +120,8 @@ func outcomeUnknown(ctx context.Context, err error) bool {
 
 // recorded reports whether c is in the store as it is, byte for byte.
 func (s *Store) recorded(ctx context.Context, c *pki.Certificate) bool {
-	var der []byte
-	err := s.pool.QueryRow(ctx, `SELECT der FROM certificates WHERE issuer_id = $1 AND serial_hex = $2`,
-		c.IssuerID, c.SerialHex).Scan(&der)
-	return err == nil && bytes.Equal(der, c.DER)
+	got, err := s.Certificate(ctx, c.IssuerID, c.SerialHex)
+	return err == nil && bytes.Equal(got.DER, c.DER)
 }
 
 // issuanceRows queues the two inserts every issuance makes: the
