@@ -1,7 +1,6 @@
 package enroll
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -33,7 +32,7 @@ func (s *Service) GetCertificate(ctx context.Context, rawIssuer []byte, serialHe
 	}
 	for _, i := range s.authority.Issuers() {
 		// As GetCRL matches the issuer: a client may re-encode the name.
-		if !bytes.Equal(i.Cert.RawSubject, rawIssuer) && !csr.SameName(i.Cert.RawSubject, rawIssuer) {
+		if !csr.SameName(i.Cert.RawSubject, rawIssuer) {
 			continue
 		}
 		rec, err := s.store.Certificate(ctx, i.ID, serialHex)

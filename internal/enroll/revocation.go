@@ -1,7 +1,6 @@
 package enroll
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -110,7 +109,7 @@ func (s *Service) CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex st
 	}
 	var named []*ca.Issuer
 	for _, i := range s.authority.Issuers() {
-		if csr.SameName(i.Cert.RawSubject, rawIssuer) || bytes.Equal(i.Cert.RawSubject, rawIssuer) {
+		if csr.SameName(i.Cert.RawSubject, rawIssuer) {
 			named = append(named, i)
 		}
 	}
