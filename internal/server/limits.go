@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,33 +285,14 @@ func readBodyFirst(r *http.Request) (_ *http.Request, more bool, _ error) {
 	if r.ContentLength > 0 {
 		n = min(n, r.ContentLength)
 	}
-	buf := make([]byte, 0, min(n, 4<<10))
-	buf, ended, err := readUpTo(r.Body, buf, n)
+	buf, err := io.ReadAll(io.LimitReader(r.Body, n))
 	if err != nil {
 		return r, false, err
 	}
 	r2 := *r
 	r2.Body = bufferedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
-	return &r2, !ended && r.ContentLength != int64(len(buf)), nil
-}
-
-// readUpTo appends to buf from rd until buf holds n bytes or rd ends
-// (ended).
-func readUpTo(rd io.Reader, buf []byte, n int64) (_ []byte, ended bool, _ error) {
-	for int64(len(buf)) < n {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, int(min(int64(cap(buf)), n-int64(len(buf)))))
-		}
-		m, err := rd.Read(buf[len(buf):min(int64(cap(buf)), n)])
-		buf = buf[:len(buf)+m]
-		if errors.Is(err, io.EOF) {
-			return buf, true, nil
-		}
-		if err != nil {
-			return buf, false, err
-		}
-	}
-	return buf, false, nil
+	// Fewer than n bytes: the body ended. n of a body of that length: all of it.
+	return &r2, int64(len(buf)) == n && r.ContentLength != n, nil
 }
 
 // bufferedBody is a request body partly read ahead.
