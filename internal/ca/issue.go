@@ -129,9 +129,7 @@ func (i *Issuer) prepared() (*prepared, error) {
 			return
 		}
 		for _, c := range i.Chain {
-			if name, ok := canonicalName(c.RawSubject); ok {
-				p.caNames = append(p.caNames, name)
-			}
+			p.caNames = append(p.caNames, canonicalName(c.RawSubject))
 		}
 		i.prep = p
 	})
@@ -206,13 +204,7 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 		// As names match (RFC 5280 7.1), not byte for byte: the CA's name
 		// in UTF8String instead of PrintableString, or in other case, is
 		// the CA's name to a verifier.
-		name, _ := canonicalName(req.RawSubject)
-		for _, c := range i.Chain {
-			if bytes.Equal(req.RawSubject, c.RawSubject) {
-				return nil, pki.Errorf(pki.EBadRequest, "the subject must not be the name of a CA")
-			}
-		}
-		if slices.Contains(p.caNames, name) {
+		if slices.Contains(p.caNames, canonicalName(req.RawSubject)) {
 			return nil, pki.Errorf(pki.EBadRequest, "the subject must not be the name of a CA")
 		}
 	}

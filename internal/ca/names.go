@@ -65,90 +65,100 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 	if len(raw) > maxSubjectLen {
 		return info, pki.Errorf(pki.EBadRequest, "the subject has %d bytes, at most %d are accepted", len(raw), maxSubjectLen)
 	}
-	bad := func() (subjectInfo, error) {
+	empty, err := walkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+		s, err := directoryString(tag, value)
+		if err != nil {
+			return pki.Errorf(pki.EBadRequest, "the subject attribute %s: %v", attributeName(oid), err)
+		}
+		if s == "" {
+			return pki.Errorf(pki.EBadRequest, "the subject attribute %s is empty", attributeName(oid))
+		}
+		if i := strings.IndexFunc(s, unreadable); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(s[i:])
+			return pki.Errorf(pki.EBadRequest, "the subject attribute %s holds the character %U", attributeName(oid), r)
+		}
+		if oid.Equal(oidEmailAddress) {
+			info.emails = append(info.emails, s)
+		}
+		for _, b := range subjectBounds {
+			if oid.Equal(b.oid) && utf8.RuneCountInString(s) > b.max {
+				return pki.Errorf(pki.EBadRequest, "the subject %s is longer than %d characters", b.name, b.max)
+			}
+		}
+		return nil
+	}, nil)
+	if errors.Is(err, errNotAName) {
 		return info, pki.Errorf(pki.EBadRequest, "the subject is not a valid distinguished name")
 	}
+	info.empty = empty
+	return info, err
+}
+
+// errNotAName: walkName's input is not one DER Name.
+var errNotAName = errors.New("not a DER Name")
+
+// walkName reads raw as one DER Name (SEQUENCE OF non-empty SET OF
+// AttributeTypeAndValue) and nothing else: it calls atv with each
+// attribute, and rdnDone (when not nil) after each RDN. It stops at atv's
+// first error; a malformed name is errNotAName. empty reports a name of no
+// RDN.
+func walkName(raw []byte, atv func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error, rdnDone func()) (empty bool, err error) {
 	input := cryptobyte.String(raw)
 	var rdns cryptobyte.String
 	if !input.ReadASN1(&rdns, cbasn1.SEQUENCE) || !input.Empty() {
-		return bad()
+		return false, errNotAName
 	}
-	info.empty = rdns.Empty()
+	empty = rdns.Empty()
 	for !rdns.Empty() {
 		var set cryptobyte.String
 		if !rdns.ReadASN1(&set, cbasn1.SET) || set.Empty() {
-			return bad()
+			return false, errNotAName
 		}
 		for !set.Empty() {
-			var atv cryptobyte.String
+			var seq, value cryptobyte.String
 			var oid asn1.ObjectIdentifier
 			var tag cbasn1.Tag
-			var value cryptobyte.String
-			if !set.ReadASN1(&atv, cbasn1.SEQUENCE) ||
-				!atv.ReadASN1ObjectIdentifier(&oid) ||
-				!atv.ReadAnyASN1(&value, &tag) || !atv.Empty() {
-				return bad()
+			if !set.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1ObjectIdentifier(&oid) ||
+				!seq.ReadAnyASN1(&value, &tag) || !seq.Empty() {
+				return false, errNotAName
 			}
-			s, err := directoryString(tag, value)
-			if err != nil {
-				return info, pki.Errorf(pki.EBadRequest, "the subject attribute %s: %v", attributeName(oid), err)
-			}
-			if s == "" {
-				return info, pki.Errorf(pki.EBadRequest, "the subject attribute %s is empty", attributeName(oid))
-			}
-			if i := strings.IndexFunc(s, unreadable); i >= 0 {
-				r, _ := utf8.DecodeRuneInString(s[i:])
-				return info, pki.Errorf(pki.EBadRequest, "the subject attribute %s holds the character %U", attributeName(oid), r)
-			}
-			if oid.Equal(oidEmailAddress) {
-				info.emails = append(info.emails, s)
-			}
-			for _, b := range subjectBounds {
-				if oid.Equal(b.oid) && utf8.RuneCountInString(s) > b.max {
-					return info, pki.Errorf(pki.EBadRequest, "the subject %s is longer than %d characters", b.name, b.max)
-				}
+			if err := atv(oid, tag, value); err != nil {
+				return false, err
 			}
 		}
+		if rdnDone != nil {
+			rdnDone()
+		}
 	}
-	return info, nil
+	return empty, nil
 }
 
 // canonicalName is raw in a form in which two names that RFC 5280's name
 // matching (and OpenSSL's canonical encoding, behind its name hashes) take
 // for one compare equal: every value decoded whatever its string type,
 // lower-cased, trimmed, inner runs of spaces made one, and the attributes
-// of each RDN in one order. ok is false when raw does not parse.
-func canonicalName(raw []byte) (name string, ok bool) {
-	input := cryptobyte.String(raw)
-	var rdns cryptobyte.String
-	if !input.ReadASN1(&rdns, cbasn1.SEQUENCE) || !input.Empty() {
-		return "", false
-	}
+// of each RDN in one order. A name that does not parse is its bytes, so
+// that it still equals itself.
+func canonicalName(raw []byte) string {
 	var b strings.Builder
-	for !rdns.Empty() {
-		var set cryptobyte.String
-		if !rdns.ReadASN1(&set, cbasn1.SET) {
-			return "", false
+	var atvs []string
+	_, err := walkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+		v, err := directoryString(tag, value)
+		if err != nil {
+			v = fmt.Sprintf("#%d:%x", tag, value) // compared as it is
 		}
-		var atvs []string
-		for !set.Empty() {
-			var atv, value cryptobyte.String
-			var oid asn1.ObjectIdentifier
-			var tag cbasn1.Tag
-			if !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !atv.ReadASN1ObjectIdentifier(&oid) || !atv.ReadAnyASN1(&value, &tag) {
-				return "", false
-			}
-			v, err := directoryString(tag, value)
-			if err != nil {
-				v = fmt.Sprintf("#%d:%x", tag, []byte(value)) // compared as it is
-			}
-			atvs = append(atvs, oid.String()+"="+strings.Join(strings.Fields(strings.ToLower(v)), " "))
-		}
+		atvs = append(atvs, oid.String()+"="+strings.Join(strings.Fields(strings.ToLower(v)), " "))
+		return nil
+	}, func() {
 		slices.Sort(atvs)
 		b.WriteString(strings.Join(atvs, "\x00+"))
 		b.WriteString("\x00,")
+		atvs = atvs[:0]
+	})
+	if err != nil {
+		return "\x00der:" + string(raw)
 	}
-	return b.String(), true
+	return b.String()
 }
 
 // attributeName names a subject attribute in a refusal.
