@@ -106,6 +106,7 @@ type call struct {
 	p    auth.Principal
 	ctx  context.Context
 	body []byte
+	q    *query // the query parameters, checked against the route's
 }
 
 // wrap authenticates, bounds the body and maps errors for one route.
@@ -131,7 +132,7 @@ func (h *Handler) wrap(rt route) http.Handler {
 		// Every route refuses query parameters it does not take, before it
 		// changes anything: a misspelt filter, or a dry_run=1 that no route
 		// knows, must not pass as accepted.
-		if _, err := c.query(rt.paramNames()...); err != nil {
+		if c.q, err = c.query(rt.paramNames()...); err != nil {
 			h.fail(w, err)
 			return
 		}

@@ -215,10 +215,7 @@ func (h *Handler) whoami(c *call) error {
 }
 
 func (h *Handler) listCertificates(c *call) error {
-	q, err := c.query("status", "profile", "issuer", "protocol", "q", "expiring_within", "issued_after", "issued_before", "limit", "cursor")
-	if err != nil {
-		return err
-	}
+	q := c.q
 	cq := ops.CertQuery{Status: q.str("status"), Profile: q.str("profile"), IssuerID: q.str("issuer"), Protocol: q.str("protocol"),
 		Search: q.str("q"), ExpiringWithin: q.duration("expiring_within"), IssuedAfter: q.time("issued_after"),
 		IssuedBefore: q.time("issued_before"), Limit: q.int("limit", 100, 1, ops.MaxPage), Cursor: q.str("cursor")}
@@ -239,11 +236,7 @@ func (h *Handler) listCertificates(c *call) error {
 }
 
 func (h *Handler) detail(c *call) (*ops.CertificateDetail, error) {
-	q, err := c.query("issuer")
-	if err != nil {
-		return nil, err
-	}
-	return h.ops.Certificate(c.ctx, c.p, c.r.PathValue("serial"), q.str("issuer"))
+	return h.ops.Certificate(c.ctx, c.p, c.r.PathValue("serial"), c.q.str("issuer"))
 }
 
 func pemOf(der []byte) string {
@@ -337,9 +330,6 @@ func (h *Handler) revoke(c *call) error {
 	if err := c.decode(&req); err != nil {
 		return err
 	}
-	if _, err := c.query(); err != nil {
-		return err
-	}
 	r, err := h.ops.Revoke(c.ctx, c.p, c.r.PathValue("serial"), req.Issuer, req.Reason)
 	if err != nil {
 		return err
@@ -388,10 +378,7 @@ func requestJSON(r pki.EnrollmentRequest) Request {
 }
 
 func (h *Handler) listRequests(c *call) error {
-	q, err := c.query("status", "profile", "limit")
-	if err != nil {
-		return err
-	}
+	q := c.q
 	limit := q.int("limit", 100, 1, ops.MaxPage)
 	if err := q.err(); err != nil {
 		return err
@@ -477,10 +464,7 @@ func challengeJSON(ch pki.Challenge, now time.Time) Challenge {
 }
 
 func (h *Handler) listChallenges(c *call) error {
-	q, err := c.query("limit")
-	if err != nil {
-		return err
-	}
+	q := c.q
 	limit := q.int("limit", 100, 1, ops.MaxPage)
 	if err := q.err(); err != nil {
 		return err
@@ -544,10 +528,7 @@ func (h *Handler) deleteChallenge(c *call) error {
 }
 
 func (h *Handler) listAudit(c *call) error {
-	q, err := c.query("type", "serial", "since", "until", "before_id", "limit")
-	if err != nil {
-		return err
-	}
+	q := c.q
 	f := store.AuditFilter{Type: q.str("type"), SerialHex: q.str("serial"), Since: q.time("since"), Until: q.time("until"),
 		BeforeID: int64(q.int("before_id", 0, 0, 1<<62)), Limit: q.int("limit", 100, 1, ops.MaxPage)}
 	if err := q.err(); err != nil {
@@ -684,10 +665,7 @@ type DayCount struct {
 }
 
 func (h *Handler) dashboard(c *call) error {
-	q, err := c.query("days")
-	if err != nil {
-		return err
-	}
+	q := c.q
 	days := q.int("days", 30, 1, 366)
 	if err := q.err(); err != nil {
 		return err
