@@ -435,11 +435,11 @@ func (s *Service) Logout(ctx context.Context, secret string) error {
 	if secret == "" {
 		return nil
 	}
-	now := s.clock.Now()
-	ses, err := s.st.Session(ctx, hashSecret(secret), now)
+	now, hash := s.clock.Now(), hashSecret(secret)
+	ses, err := s.st.Session(ctx, hash, now)
 	if errors.Is(err, store.ErrNotFound) {
 		// Ended or expired: nothing to audit, the row (if any) to drop.
-		if err := s.st.DeleteSession(ctx, hashSecret(secret)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := s.st.DeleteSession(ctx, hash); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		return nil
@@ -447,7 +447,7 @@ func (s *Service) Logout(ctx context.Context, secret string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.st.DeleteSession(ctx, ses.Hash); err != nil {
+	if err := s.st.DeleteSession(ctx, hash); err != nil {
 		return err
 	}
 	return s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLogout, Actor: "console:" + ses.User, Outcome: "success"})
