@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -153,15 +154,41 @@ func shellQuote(name string, args []string) string {
 	return strings.Join(parts, " ")
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort returns a TCP port that was free a moment ago on every address,
+// for a server that binds a port it is told (micromdm's scepserver binds
+// ":port"). It is drawn from below the kernel's ephemeral range: a port from
+// 127.0.0.1:0 is one the kernel also hands to outgoing connections, and a
+// closed client connection in TIME_WAIT keeps such a port from being bound
+// for a minute, which under a parallel suite failed CI.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := ephemeralLow()
+	const floor = 10000
+	for range 200 {
+		port := floor + rand.IntN(low-floor)
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port between %d and %d", floor, low)
+	return 0
+}
+
+// ephemeralLow is the first port of the kernel's range for outgoing
+// connections (Linux's default is 32768).
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				low = n
+			}
+		}
+	}
+	return low
 }
 
 // proc is a long-running child process (a server or a daemon).
