@@ -51,6 +51,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"serve", "--ca-key-type", "dsa"}, "--ca-key-type"},
 		{[]string{"serve", "--scep-ra", "maybe"}, "--scep-ra"},
+		{[]string{"serve", "--rsa-backend", "boringssl"}, `--rsa-backend "boringssl": want auto, openssl or go`},
 		{[]string{"serve", "extra"}, "unexpected arguments"},
 		{[]string{"admin", "user", "add", "frank", "--role", "auditor", "extra", "args"}, "unexpected arguments: extra args (this command takes 1)"},
 		{[]string{"certs", "list", "--status", "nope"}, `--status "nope": want valid or revoked`},

@@ -92,7 +92,8 @@ type serveFlags struct {
 
 	pkcs11 pkcs11Flags // the HSM holding the CA keys (pkcs11.go)
 
-	pprof pprofFlags // profiling endpoints on loopback (pprof.go)
+	pprof pprofFlags      // profiling endpoints on loopback (pprof.go)
+	rsa   rsaBackendFlags // who does RSA operations (rsabackend.go)
 }
 
 // nameList is a comma-separated list flag whose default is replaced, not
@@ -165,6 +166,7 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	f.revocation.register(fs)
 	f.pkcs11.register(fs)
 	f.pprof.register(fs)
+	f.rsa.register(fs)
 	return fs, f
 }
 
@@ -178,6 +180,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	if f.scepRA != "separate" && f.scepRA != "ca" {
 		return usageError{fmt.Sprintf("--scep-ra %q: want separate or ca", f.scepRA)}
+	}
+	if err := f.rsa.check(); err != nil {
+		return err
 	}
 	if err := f.pprof.check(); err != nil {
 		return err
@@ -230,7 +235,11 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		defer token.Close()
 		log.Info("CA keys in a PKCS#11 token", "token", token.Describe())
 	}
-	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(), Token: token}
+	wrapKey, err := f.rsa.wrapKey(log)
+	if err != nil {
+		return err
+	}
+	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(), Token: token, WrapKey: wrapKey}
 	authority, created, err := ca.LoadOrCreate(f.dataDir, initOpts, clock)
 	if err != nil {
 		return err

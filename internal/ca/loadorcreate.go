@@ -87,6 +87,23 @@ type InitOptions struct {
 	// root key stays a file, which can be taken offline. Keys that are
 	// files stay usable, so a CA of key files rolls over into a token.
 	Token keys.Token
+	// WrapKey, when set, is given every issuing CA and RA key as it is
+	// loaded, and the authority signs and decrypts with the key it returns.
+	// serve passes one that makes RSA operations through OpenSSL (see
+	// keys/opensslrsa); it must return a key of the same public key.
+	WrapKey func(crypto.Signer) crypto.Signer
+}
+
+// wrapKey applies WrapKey, and keeps key when the wrapped one does not
+// have its public key.
+func (o InitOptions) wrapKey(key crypto.Signer) crypto.Signer {
+	if o.WrapKey == nil {
+		return key
+	}
+	if w := o.WrapKey(key); w != nil && publicKeysEqual(w.Public(), key.Public()) {
+		return w
+	}
+	return key
 }
 
 // keysIn is the keys.Dir of a CA directory; suffix goes into the token
@@ -480,6 +497,7 @@ func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.
 	if err != nil {
 		return nil, nil, err
 	}
+	issKey = o.wrapKey(issKey)
 	if err := checkTime(dir, IssuingCertFile, issCert, now); err != nil {
 		return nil, nil, err
 	}
@@ -546,6 +564,7 @@ func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.
 		if err != nil {
 			return nil, nil, err
 		}
+		raKey = o.wrapKey(raKey)
 		if err := checkRAKey(kd.Where(raKeyName), raKey); err != nil {
 			return nil, nil, err
 		}

@@ -2,10 +2,12 @@ package ca
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -406,4 +408,85 @@ func TestCANamesDiffer(t *testing.T) {
 	if slices.Equal(a.Root.SerialNumber.Bytes(), b.Root.SerialNumber.Bytes()) {
 		t.Error("same root serial")
 	}
+}
+
+// wrappedKey stands for a key that another implementation operates
+// (serve's OpenSSL one): a Signer and Decrypter of its own type.
+type wrappedKey struct {
+	crypto.Decrypter
+	signer crypto.Signer
+}
+
+func (k wrappedKey) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, error) {
+	return k.signer.Sign(r, d, o)
+}
+
+// WrapKey gets the issuing CA's and the RA's keys, on the first load and
+// on a reload, and the authority uses what it returns; a key that does not
+// match is not used.
+func TestWrapKey(t *testing.T) {
+	for _, mode := range []string{RAModeSeparate, RAModeCA} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			var wrapped []string
+			wrap := func(k crypto.Signer) crypto.Signer {
+				wrapped = append(wrapped, keys.KeyTypeOf(k.Public()))
+				if d, ok := k.(crypto.Decrypter); ok {
+					return wrappedKey{Decrypter: d, signer: k}
+				}
+				return k
+			}
+			a, _, err := LoadOrCreate(dir, InitOptions{KeyType: "rsa2048", RAMode: mode, WrapKey: wrap}, fixedClock{t0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"rsa2048", "rsa2048"}
+			if mode == RAModeCA {
+				want = want[:1]
+			}
+			if !slices.Equal(wrapped, want) {
+				t.Errorf("WrapKey got %v, want %v", wrapped, want)
+			}
+			if _, ok := a.Issuer.Signer.(wrappedKey); !ok {
+				t.Errorf("issuer key %T, not the wrapped one", a.Issuer.Signer)
+			}
+			if _, ok := a.RA.Key.(wrappedKey); !ok || a.RA.Decrypter() == nil {
+				t.Errorf("RA key %T, not the wrapped one", a.RA.Key)
+			}
+			// A rollover made elsewhere: the reload wraps the next keys.
+			if _, _, err := Rollover(dir, RolloverOptions{SwitchAt: t0.Add(240 * time.Hour)}, fixedClock{t0}); err != nil {
+				t.Fatal(err)
+			}
+			wrapped = nil
+			if err := a.Reload(t0); err != nil {
+				t.Fatal(err)
+			}
+			if len(wrapped) < len(want) {
+				t.Errorf("on reload WrapKey got %v, want at least %v", wrapped, want)
+			}
+			iss, ra, ok := a.Next(t0)
+			if !ok {
+				t.Fatal("no next CA after the reload")
+			}
+			if _, ok := iss.Signer.(wrappedKey); !ok {
+				t.Errorf("next issuer key %T, not the wrapped one", iss.Signer)
+			}
+			if _, ok := ra.Key.(wrappedKey); !ok {
+				t.Errorf("next RA key %T, not the wrapped one", ra.Key)
+			}
+		})
+	}
+	t.Run("another key", func(t *testing.T) {
+		other, err := keys.Generate("p256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _, err := LoadOrCreate(t.TempDir(), InitOptions{WrapKey: func(crypto.Signer) crypto.Signer { return other }}, fixedClock{t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Issuer.Signer == other || a.RA.Key == other {
+			t.Error("a key of another public key was used")
+		}
+	})
 }
