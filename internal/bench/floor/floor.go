@@ -15,6 +15,10 @@
 //   - rsa-ca: --ca-key-type rsa2048 --scep-ra ca (also step-ca's SCEP with
 //     an RSA-2048 intermediate): one RSA-2048 decryption and two RSA-2048
 //     signatures (certificate and CertRep).
+//   - default-go, rsa-ca-go: the same with Go's crypto/rsa (serve
+//     --rsa-backend go). Without -go the RSA operations go through OpenSSL
+//     when libcrypto.so.3 loads, as serve's default --rsa-backend auto
+//     does; the benchmark prints which ("rsa-backend: OpenSSL 3.0.19").
 //   - est-default: EST simpleenroll with the default P-256 CA and an ECDSA
 //     P-256 HTTPS certificate: one ECDSA P-256 signature for the
 //     certificate and one for the TLS handshake (CertificateVerify, or the

@@ -7,8 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"fmt"
+	"os"
 	"sync"
 	"testing"
+
+	"github.com/scepter/scepter/internal/keys/opensslrsa"
 )
 
 // keys are made once per test binary: key generation is not part of any
@@ -16,6 +20,9 @@ import (
 var (
 	keysOnce sync.Once
 	rsaKey   *rsa.PrivateKey
+	// rsaServe is rsaKey as serve uses it by default (--rsa-backend auto):
+	// through OpenSSL when libcrypto.so.3 loads, else rsaKey itself.
+	rsaServe rsaPrivate
 	ecKey    *ecdsa.PrivateKey
 	keysErr  error
 	// wrapped is an AES-128 content key encrypted to rsaKey with PKCS #1
@@ -42,7 +49,18 @@ func benchKeys(b *testing.B) {
 			return
 		}
 		//lint:ignore SA1019 SCEP clients wrap the content key with PKCS #1 v1.5.
-		wrapped, keysErr = rsa.EncryptPKCS1v15(rand.Reader, &rsaKey.PublicKey, cek)
+		if wrapped, keysErr = rsa.EncryptPKCS1v15(rand.Reader, &rsaKey.PublicKey, cek); keysErr != nil {
+			return
+		}
+		rsaServe = rsaKey
+		if lib, err := opensslrsa.Open(); err == nil {
+			s, err := lib.Wrap(rsaKey)
+			if err != nil {
+				keysErr = err
+				return
+			}
+			rsaServe = s.(rsaPrivate)
+		}
 	})
 	if keysErr != nil {
 		b.Fatal(keysErr)
@@ -52,19 +70,36 @@ func benchKeys(b *testing.B) {
 // The operations, each through crypto.Decrypter / crypto.Signer as the
 // server calls them (internal/cms, internal/ca).
 
-func rsaDecrypt(b *testing.B) {
-	//lint:ignore SA1019 this is how the server unwraps a PKCS #1 v1.5 content key.
-	k, err := rsaKey.Decrypt(rand.Reader, wrapped, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: contentKeyLen})
-	if err != nil || len(k) != contentKeyLen {
-		b.Fatalf("RSA decryption: %v (%d bytes)", err, len(k))
+// rsaPrivate is an RSA private key as the server holds it.
+type rsaPrivate interface {
+	crypto.Signer
+	crypto.Decrypter
+}
+
+func decryptWith(k rsaPrivate) func(*testing.B) {
+	return func(b *testing.B) {
+		//lint:ignore SA1019 this is how the server unwraps a PKCS #1 v1.5 content key.
+		cek, err := k.Decrypt(rand.Reader, wrapped, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: contentKeyLen})
+		if err != nil || len(cek) != contentKeyLen {
+			b.Fatalf("RSA decryption: %v (%d bytes)", err, len(cek))
+		}
 	}
 }
 
-func rsaSign(b *testing.B) {
-	if _, err := rsaKey.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
-		b.Fatal(err)
+func signWith(k rsaPrivate) func(*testing.B) {
+	return func(b *testing.B) {
+		if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
+
+// The RSA operations through serve's default backend, and through Go's
+// crypto/rsa (--rsa-backend go).
+func rsaDecrypt(b *testing.B)   { decryptWith(rsaServe)(b) }
+func rsaSign(b *testing.B)      { signWith(rsaServe)(b) }
+func goRSADecrypt(b *testing.B) { decryptWith(rsaKey)(b) }
+func goRSASign(b *testing.B)    { signWith(rsaKey)(b) }
 
 func ecSign(b *testing.B) {
 	if _, err := ecKey.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
@@ -81,12 +116,22 @@ var floors = []struct {
 	{"default", []func(*testing.B){rsaDecrypt, rsaSign, ecSign}},
 	{"rsa-ca", []func(*testing.B){rsaDecrypt, rsaSign, rsaSign}},
 	{"est-default", []func(*testing.B){ecSign, ecSign}},
+	{"default-go", []func(*testing.B){goRSADecrypt, goRSASign, ecSign}},
+	{"rsa-ca-go", []func(*testing.B){goRSADecrypt, goRSASign, goRSASign}},
 }
 
 // BenchmarkCryptoFloor: one iteration is one enrollment's private-key
 // operations (see the package documentation).
 func BenchmarkCryptoFloor(b *testing.B) {
 	benchKeys(b)
+	reportBackend.Do(func() {
+		// scripts/bench's report reads this line.
+		backend := "crypto/rsa"
+		if _, ok := rsaServe.(*opensslrsa.Key); ok {
+			backend = opensslBackend()
+		}
+		fmt.Fprintf(os.Stdout, "rsa-backend: %s\n", backend)
+	})
 	for _, f := range floors {
 		b.Run(f.name, func(b *testing.B) {
 			for b.Loop() {
@@ -108,6 +153,8 @@ func BenchmarkCryptoOps(b *testing.B) {
 	}{
 		{"rsa2048-pkcs1v15-decrypt", rsaDecrypt},
 		{"rsa2048-pkcs1v15-sha256-sign", rsaSign},
+		{"rsa2048-pkcs1v15-decrypt-go", goRSADecrypt},
+		{"rsa2048-pkcs1v15-sha256-sign-go", goRSASign},
 		{"p256-sha256-sign", ecSign},
 	} {
 		b.Run(o.name, func(b *testing.B) {
@@ -116,4 +163,15 @@ func BenchmarkCryptoOps(b *testing.B) {
 			}
 		})
 	}
+}
+
+var reportBackend sync.Once
+
+// opensslBackend names the library rsaServe goes through.
+func opensslBackend() string {
+	lib, err := opensslrsa.Open()
+	if err != nil {
+		return "crypto/rsa"
+	}
+	return lib.Version()
 }

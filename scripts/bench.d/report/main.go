@@ -41,7 +41,9 @@ var rows = []rowDef{
 	{"scepter-default", "scepter, default (P-256 CA + RSA-2048 RA)", "SCEP", "default"},
 	{"scepter-default-2p", "scepter, default, two Ps on the one core (`GOMAXPROCS=2`), reference", "SCEP", "default"},
 	{"scepter-ec", "scepter, default, P-256 client keys (reply in a password-based envelope)", "SCEP", "default"},
+	{"scepter-default-go", "scepter, default, RSA by Go's crypto/rsa (`--rsa-backend go`), reference", "SCEP", "default-go"},
 	{"scepter-rsa", "scepter, `--ca-key-type rsa2048 --scep-ra ca`", "SCEP", "rsa-ca"},
+	{"scepter-rsa-go", "scepter, `--ca-key-type rsa2048 --scep-ra ca`, RSA by Go's crypto/rsa (`--rsa-backend go`), reference", "SCEP", "rsa-ca-go"},
 	{"step-ca", "step-ca (RSA-2048 intermediate as RA)", "SCEP", ""},
 	{"micromdm", "micromdm scepserver (RSA-2048 CA as RA), reference", "SCEP", ""},
 	{"scepter-est", "scepter, default, EST simpleenroll (static challenge as Basic password)", "EST", "est-default"},
@@ -369,13 +371,15 @@ func slicesMax(v []float64) float64 {
 // BenchmarkChecksFloor sub-benchmark over every repetition, and how many
 // there were. The checks floor's are keyed "checks/CONFIGURATION".
 type floorResult struct {
-	ns   map[string]float64
-	n    map[string]int
-	unit string // the metric read: cpu-ns/op or ns/op
+	ns      map[string]float64
+	n       map[string]int
+	unit    string // the metric read: cpu-ns/op or ns/op
+	backend string // what the floors without -go made their RSA operations with, "" when not said
 }
 
 var (
 	benchLine   = regexp.MustCompile(`^Benchmark(CryptoFloor|ChecksFloor)/(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+	backendLine = regexp.MustCompile(`^rsa-backend: (.+)$`)
 	benchMetric = regexp.MustCompile(`([0-9.e+-]+) (\S+)`)
 )
 
@@ -394,6 +398,10 @@ func readFloor(results string) (*floorResult, string) {
 			continue
 		}
 		for _, line := range strings.Split(string(b), "\n") {
+			if m := backendLine.FindStringSubmatch(line); m != nil {
+				fr.backend = strings.TrimSpace(m[1])
+				continue
+			}
 			m := benchLine.FindStringSubmatch(line)
 			if m == nil {
 				continue
@@ -622,6 +630,9 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	p("- Server CPU is utime+stime of the server process from /proc/PID/stat before and after each run, divided by the enrollments that succeeded.\n")
 	p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic: with the static challenge as the password (as the SCEP rows), and, at fewer concurrencies, as an EST user (`scepter est user add`), whose password the server checks by argon2id once, and for 15 minutes after from memory (it looks the user up on every request).\n")
 	p("- Crypto floor: `go test -bench BenchmarkCryptoFloor -benchtime 200x -count 5 ./internal/bench/floor` (the bare private-key operations one enrollment of that configuration must make), pinned to the server's CPU, before each round and after the last; the floor is the **minimum** ns/op over all repetitions.\n")
+	if floor != nil && floor.backend != "" {
+		p("- RSA: scepter's rows and the floors `default` and `rsa-ca` make their RSA private-key operations through %s, as `serve --rsa-backend auto` (the default) does on this machine; the rows and floors marked Go's crypto/rsa or `-go` make them with Go's crypto/rsa (`--rsa-backend go`), as step-ca and micromdm do.\n", floor.backend)
+	}
 	p("- Servers: scepter `serve --rate-limit 0 --challenge-file …`, SQLite store (each issuance committed and fsync'd before its reply); step-ca with a P-256 root, an RSA-2048 intermediate that is also its SCEP decrypter, a SCEP provisioner with a static challenge (`scripts/bench.d/step-ca.json`), a `badgerv2` database (SyncWrites on) and SCEP served on its plain-HTTP `insecureAddress`; micromdm `scepserver ca -init -keySize 2048`, then `scepserver -port … -challenge …` (file depot; it listens on every interface, there is no address flag). Plain HTTP for every SCEP server, so that TLS does not enter the comparison.\n\n")
 
 	p("## Results\n\n")

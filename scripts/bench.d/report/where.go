@@ -44,6 +44,7 @@ type step struct {
 var privateKeyOps = []string{
 	"crypto.SignMessage", "crypto/rsa.(*PrivateKey).Sign", "crypto/rsa.SignPKCS1v15", "crypto/rsa.SignPSS",
 	"crypto/ecdsa.(*PrivateKey).Sign", "crypto/ecdsa.Sign", "crypto/ed25519.(*PrivateKey).Sign", "crypto11.",
+	ours + "keys/opensslrsa.(*Key).Sign",
 }
 
 const ours = "github.com/scepter/scepter/internal/"
@@ -54,7 +55,7 @@ const ours = "github.com/scepter/scepter/internal/"
 var steps = []step{
 	{"garbage collection (marking, assists, sweeping)", partRest, [][]string{{"runtime.gcBgMarkWorker", "runtime.gcAssistAlloc", "runtime.bgsweep", "runtime.bgscavenge", "runtime.sweepone", "runtime.gcStart", "runtime.gcMarkTermination"}}},
 
-	{"RSA decryption of the requester's content key", partFloor, [][]string{{"crypto/rsa.(*PrivateKey).Decrypt", "crypto/rsa.DecryptPKCS1v15", "crypto/rsa.DecryptOAEP", "crypto/rsa.decrypt"}}},
+	{"RSA decryption of the requester's content key", partFloor, [][]string{{"crypto/rsa.(*PrivateKey).Decrypt", "crypto/rsa.DecryptPKCS1v15", "crypto/rsa.DecryptOAEP", "crypto/rsa.decrypt", ours + "keys/opensslrsa.(*Key).Decrypt"}}},
 	{"the CA's signature on the certificate", partFloor, [][]string{{ours + "ca.(*Issuer)."}, privateKeyOps}},
 	{"the reply's signature (CertRep, by the RA key)", partFloor, [][]string{{ours + "cms.Sign"}, privateKeyOps}},
 	{"the TLS handshake's signature", partFloor, [][]string{{"crypto/tls."}, privateKeyOps}},
