@@ -137,6 +137,11 @@ const libraryName = "libcrypto.so.3"
 type Library struct {
 	o       *C.scepter_ossl
 	version uint64
+	// slots bounds the operations inside OpenSSL at once to GOMAXPROCS. A
+	// goroutine in a C call holds no P, so without it every request's
+	// thread would run its RSA at once on the same cores, the kernel
+	// switching among them; beyond the bound they wait their turn in Go.
+	slots chan struct{}
 }
 
 // Open loads libcrypto.so.3. It fails when the library is missing, lacks a
@@ -154,7 +159,7 @@ func Open() (*Library, error) {
 	}
 	// The handle stays open for the life of the process: keys made from it
 	// may outlive any one Library value.
-	return &Library{o: o, version: v}, nil
+	return &Library{o: o, version: v, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}, nil
 }
 
 type pkey struct {
@@ -195,6 +200,8 @@ func (k *pkey) sign(h crypto.Hash, digest, sig []byte) (int, error) {
 		return 0, fmt.Errorf("opensslrsa: hash %v not supported", h)
 	}
 	n := C.size_t(len(sig))
+	k.lib.slots <- struct{}{}
+	defer func() { <-k.lib.slots }()
 	if C.scepter_ossl_sign(k.lib.o, k.p, md, (*C.uchar)(unsafe.Pointer(&digest[0])), C.size_t(len(digest)),
 		(*C.uchar)(unsafe.Pointer(&sig[0])), &n) != 1 {
 		return 0, errors.New("opensslrsa: signing failed")
@@ -205,6 +212,8 @@ func (k *pkey) sign(h crypto.Hash, digest, sig []byte) (int, error) {
 
 func (k *pkey) decryptRaw(in, out []byte) (int, error) {
 	n := C.size_t(len(out))
+	k.lib.slots <- struct{}{}
+	defer func() { <-k.lib.slots }()
 	if C.scepter_ossl_decrypt_raw(k.lib.o, k.p, (*C.uchar)(unsafe.Pointer(&in[0])), C.size_t(len(in)),
 		(*C.uchar)(unsafe.Pointer(&out[0])), &n) != 1 {
 		return 0, errors.New("opensslrsa: decryption failed")
