@@ -82,35 +82,27 @@ static void *scepter_ossl_key(scepter_ossl *o, const unsigned char *der, long le
 
 static void scepter_ossl_key_free(scepter_ossl *o, void *k) { o->pkey_free(k); }
 
-// scepter_ossl_sign makes a PKCS #1 v1.5 signature of a digest of the
-// hash md (an index into o->md). It returns 1 on success.
-static int scepter_ossl_sign(scepter_ossl *o, void *k, int md, const unsigned char *digest, size_t dlen,
-		unsigned char *sig, size_t *siglen) {
-	void *ctx = o->ctx_new(k, NULL);
-	int ok = ctx != NULL &&
-		o->sign_init(ctx) > 0 &&
-		o->set_rsa_padding(ctx, SCEPTER_RSA_PKCS1_PADDING) > 0 &&
-		o->set_signature_md(ctx, o->md[md]) > 0 &&
-		o->sign(ctx, sig, siglen, digest, dlen) > 0;
-	if (ctx != NULL) {
-		o->ctx_free(ctx);
-	}
-	if (!ok) {
-		o->err_clear();
-	}
-	return ok;
-}
-
-// scepter_ossl_decrypt_raw computes c^d mod n (blinded, constant time), with
-// no padding check: the caller checks the padding in constant time, so that
-// no error path inside OpenSSL can tell a good padding from a bad one.
-static int scepter_ossl_decrypt_raw(scepter_ossl *o, void *k, const unsigned char *in, size_t inlen,
+// scepter_ossl_op runs one private-key operation with a context of its
+// own, and returns 1 on success:
+//   - md >= 0: a PKCS #1 v1.5 signature of a digest of the hash md (an index
+//     into o->md);
+//   - md < 0: c^d mod n (blinded, constant time) with no padding check: the
+//     caller checks the padding in constant time, so that no error path
+//     inside OpenSSL can tell a good padding from a bad one.
+static int scepter_ossl_op(scepter_ossl *o, void *k, int md, const unsigned char *in, size_t inlen,
 		unsigned char *out, size_t *outlen) {
 	void *ctx = o->ctx_new(k, NULL);
-	int ok = ctx != NULL &&
-		o->decrypt_init(ctx) > 0 &&
-		o->set_rsa_padding(ctx, SCEPTER_RSA_NO_PADDING) > 0 &&
-		o->decrypt(ctx, out, outlen, in, inlen) > 0;
+	int ok = ctx != NULL;
+	if (ok && md >= 0) {
+		ok = o->sign_init(ctx) > 0 &&
+			o->set_rsa_padding(ctx, SCEPTER_RSA_PKCS1_PADDING) > 0 &&
+			o->set_signature_md(ctx, o->md[md]) > 0 &&
+			o->sign(ctx, out, outlen, in, inlen) > 0;
+	} else if (ok) {
+		ok = o->decrypt_init(ctx) > 0 &&
+			o->set_rsa_padding(ctx, SCEPTER_RSA_NO_PADDING) > 0 &&
+			o->decrypt(ctx, out, outlen, in, inlen) > 0;
+	}
 	if (ctx != NULL) {
 		o->ctx_free(ctx);
 	}
@@ -199,24 +191,21 @@ func (k *pkey) sign(h crypto.Hash, digest, sig []byte) (int, error) {
 	if md < 0 {
 		return 0, fmt.Errorf("opensslrsa: hash %v not supported", h)
 	}
-	n := C.size_t(len(sig))
-	k.lib.slots <- struct{}{}
-	defer func() { <-k.lib.slots }()
-	if C.scepter_ossl_sign(k.lib.o, k.p, md, (*C.uchar)(unsafe.Pointer(&digest[0])), C.size_t(len(digest)),
-		(*C.uchar)(unsafe.Pointer(&sig[0])), &n) != 1 {
-		return 0, errors.New("opensslrsa: signing failed")
-	}
-	runtime.KeepAlive(k)
-	return int(n), nil
+	return k.op(md, digest, sig, "signing")
 }
 
 func (k *pkey) decryptRaw(in, out []byte) (int, error) {
+	return k.op(-1, in, out, "decryption")
+}
+
+// op runs scepter_ossl_op in one of the library's slots.
+func (k *pkey) op(md C.int, in, out []byte, what string) (int, error) {
 	n := C.size_t(len(out))
 	k.lib.slots <- struct{}{}
 	defer func() { <-k.lib.slots }()
-	if C.scepter_ossl_decrypt_raw(k.lib.o, k.p, (*C.uchar)(unsafe.Pointer(&in[0])), C.size_t(len(in)),
+	if C.scepter_ossl_op(k.lib.o, k.p, md, (*C.uchar)(unsafe.Pointer(&in[0])), C.size_t(len(in)),
 		(*C.uchar)(unsafe.Pointer(&out[0])), &n) != 1 {
-		return 0, errors.New("opensslrsa: decryption failed")
+		return 0, fmt.Errorf("opensslrsa: %s failed", what)
 	}
 	runtime.KeepAlive(k)
 	return int(n), nil
