@@ -104,7 +104,7 @@ func (k *Key) Public() crypto.PublicKey { return &k.goKey.PublicKey }
 // unhashed message and hashes other than SHA-1 and SHA-2 go to crypto/rsa.
 func (k *Key) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	h := opts.HashFunc()
-	if _, pss := opts.(*rsa.PSSOptions); pss || !signable(h) {
+	if _, pss := opts.(*rsa.PSSOptions); pss || mdIndex(h) < 0 {
 		return k.goKey.Sign(r, digest, opts)
 	}
 	if len(digest) != h.Size() {
@@ -131,12 +131,23 @@ func (k *Key) sign(digest []byte, h crypto.Hash) ([]byte, error) {
 	return sig, nil
 }
 
-func signable(h crypto.Hash) bool {
+// mdIndex is h's place among the digests OpenSSL signs with (the md array
+// of lib_cgo.go's scepter_ossl, in the same order), or -1 for a hash left
+// to crypto/rsa.
+func mdIndex(h crypto.Hash) int {
 	switch h {
-	case crypto.SHA1, crypto.SHA224, crypto.SHA256, crypto.SHA384, crypto.SHA512:
-		return true
+	case crypto.SHA1:
+		return 0
+	case crypto.SHA224:
+		return 1
+	case crypto.SHA256:
+		return 2
+	case crypto.SHA384:
+		return 3
+	case crypto.SHA512:
+		return 4
 	}
-	return false
+	return -1
 }
 
 // Decrypt decrypts a PKCS #1 v1.5 session key (opts a

@@ -169,29 +169,12 @@ func (l *Library) importKey(der []byte) (*pkey, error) {
 	return k, nil
 }
 
-// mdIndex is h's place in scepter_ossl.md, or -1.
-func mdIndex(h crypto.Hash) C.int {
-	switch h {
-	case crypto.SHA1:
-		return 0
-	case crypto.SHA224:
-		return 1
-	case crypto.SHA256:
-		return 2
-	case crypto.SHA384:
-		return 3
-	case crypto.SHA512:
-		return 4
-	}
-	return -1
-}
-
 func (k *pkey) sign(h crypto.Hash, digest, sig []byte) (int, error) {
 	md := mdIndex(h)
 	if md < 0 {
 		return 0, fmt.Errorf("opensslrsa: hash %v not supported", h)
 	}
-	return k.op(md, digest, sig, "signing")
+	return k.op(C.int(md), digest, sig, "signing")
 }
 
 func (k *pkey) decryptRaw(in, out []byte) (int, error) {
