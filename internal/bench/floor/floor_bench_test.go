@@ -23,8 +23,10 @@ var (
 	// rsaServe is rsaKey as serve uses it by default (--rsa-backend auto):
 	// through OpenSSL when libcrypto.so.3 loads, else rsaKey itself.
 	rsaServe rsaPrivate
-	ecKey    *ecdsa.PrivateKey
-	keysErr  error
+	// rsaBackend names what rsaServe goes through, for scripts/bench.
+	rsaBackend = "crypto/rsa"
+	ecKey      *ecdsa.PrivateKey
+	keysErr    error
 	// wrapped is an AES-128 content key encrypted to rsaKey with PKCS #1
 	// v1.5, as a SCEP client sends it.
 	wrapped []byte
@@ -59,7 +61,7 @@ func benchKeys(b *testing.B) {
 				keysErr = err
 				return
 			}
-			rsaServe = s.(rsaPrivate)
+			rsaServe, rsaBackend = s.(rsaPrivate), lib.Version()
 		}
 	})
 	if keysErr != nil {
@@ -124,14 +126,8 @@ var floors = []struct {
 // operations (see the package documentation).
 func BenchmarkCryptoFloor(b *testing.B) {
 	benchKeys(b)
-	reportBackend.Do(func() {
-		// scripts/bench's report reads this line.
-		backend := "crypto/rsa"
-		if _, ok := rsaServe.(*opensslrsa.Key); ok {
-			backend = opensslBackend()
-		}
-		fmt.Fprintf(os.Stdout, "rsa-backend: %s\n", backend)
-	})
+	// scripts/bench's report reads this line.
+	reportBackend.Do(func() { fmt.Fprintf(os.Stdout, "rsa-backend: %s\n", rsaBackend) })
 	for _, f := range floors {
 		b.Run(f.name, func(b *testing.B) {
 			for b.Loop() {
@@ -166,12 +162,3 @@ func BenchmarkCryptoOps(b *testing.B) {
 }
 
 var reportBackend sync.Once
-
-// opensslBackend names the library rsaServe goes through.
-func opensslBackend() string {
-	lib, err := opensslrsa.Open()
-	if err != nil {
-		return "crypto/rsa"
-	}
-	return lib.Version()
-}
