@@ -346,7 +346,11 @@ func seal(c ContentCipher, content []byte, contentType asn1.ObjectIdentifier) (*
 		return nil, fmt.Errorf("cms: random: %w", err)
 	}
 	p := bs - len(content)%bs // PKCS #7 padding, always 1..bs bytes
-	s.ciphertext = append(bytes.Clone(content), bytes.Repeat([]byte{byte(p)}, p)...)
+	s.ciphertext = make([]byte, len(content)+p)
+	copy(s.ciphertext, content)
+	for i := len(content); i < len(s.ciphertext); i++ {
+		s.ciphertext[i] = byte(p)
+	}
 	cipher.NewCBCEncrypter(block, s.iv).CryptBlocks(s.ciphertext, s.ciphertext)
 	return s, nil
 }
@@ -359,8 +363,12 @@ func (s *sealed) envelope(version int64, recipientInfos [][]byte) ([]byte, error
 	if info.gcm {
 		ct, version = oidAuthEnvelopedData, 0
 	}
-	var b cryptobyte.Builder
-	addContentInfo(&b, ct, func(b *cryptobyte.Builder) {
+	size := len(s.ciphertext) + len(s.tag)
+	for _, ri := range recipientInfos {
+		size += len(ri)
+	}
+	b := sizedBuilder(size)
+	addContentInfo(b, ct, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			b.AddASN1Int64(version)
 			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { addAll(b, recipientInfos) })
@@ -384,7 +392,7 @@ func (s *sealed) envelope(version int64, recipientInfos [][]byte) ([]byte, error
 			}
 		})
 	})
-	return finish(&b)
+	return finish(b)
 }
 
 // addOAEPAlgorithm writes id-RSAES-OAEP with its parameters; all-default

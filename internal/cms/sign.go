@@ -108,8 +108,15 @@ func Sign(content []byte, cert *x509.Certificate, key crypto.Signer, attrs []Att
 		}
 	}
 
-	var b cryptobyte.Builder
-	addContentInfo(&b, oidSignedData, func(b *cryptobyte.Builder) {
+	size := len(content) + len(sig)
+	for _, c := range certs {
+		size += len(c.Raw)
+	}
+	for _, a := range encAttrs {
+		size += len(a)
+	}
+	b := sizedBuilder(size)
+	addContentInfo(b, oidSignedData, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			b.AddASN1Int64(version)
 			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { addAlgorithm(b, digestAlg, false) })
@@ -130,7 +137,7 @@ func Sign(content []byte, cert *x509.Certificate, key crypto.Signer, attrs []Att
 			})
 		})
 	})
-	return finish(&b)
+	return finish(b)
 }
 
 // encodeSignedAttrs returns the DER Attribute encodings in SET OF order.
@@ -238,6 +245,18 @@ func degenerate(certs []*x509.Certificate, crls [][]byte) ([]byte, error) {
 }
 
 // Encoding helpers.
+
+// sizedBuilder returns a builder whose buffer holds payload bytes of
+// content and the headers around them: a message's bytes are mostly a few
+// large fields (certificates, ciphertext, signature), so the buffer is
+// allocated once instead of doubling its way up through every size below.
+func sizedBuilder(payload int) *cryptobyte.Builder {
+	return cryptobyte.NewBuilder(make([]byte, 0, payload+builderHeaders))
+}
+
+// builderHeaders is room for the tags, lengths, OIDs and small fields of a
+// ContentInfo beyond its payload (about 200 bytes in a CertRep's).
+const builderHeaders = 512
 
 func addContentInfo(b *cryptobyte.Builder, ct asn1.ObjectIdentifier, content func(*cryptobyte.Builder)) {
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {

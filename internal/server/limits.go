@@ -282,13 +282,17 @@ func readBodyFirst(r *http.Request) (_ *http.Request, more bool, _ error) {
 		return r, false, nil
 	}
 	n := int64(bodyFirstBytes)
+	var b bytes.Buffer
 	if r.ContentLength > 0 {
 		n = min(n, r.ContentLength)
+		// Room for the announced length (and the read that finds the
+		// end) up front, rather than doubling up to it.
+		b.Grow(int(n) + bytes.MinRead)
 	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, n))
-	if err != nil {
+	if _, err := b.ReadFrom(io.LimitReader(r.Body, n)); err != nil {
 		return r, false, err
 	}
+	buf := b.Bytes()
 	r2 := *r
 	r2.Body = bufferedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
 	// Fewer than n bytes: the body ended. n of a body of that length: all of it.
