@@ -70,6 +70,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
+	if _, err := registeredWALVFS(); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	s := &Store{path: abs}
 	s.w, err = sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
@@ -167,6 +170,7 @@ func dsn(path string, readOnly bool) string {
 	// loss).
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("vfs", walVFSName)
 	if readOnly {
 		// Guards against a write slipping onto the reader pool, where it
 		// would not be serialised with the writer connection.

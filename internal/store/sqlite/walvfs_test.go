@@ -1,0 +1,195 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"testing"
+)
+
+// plainDB opens path with SQLite's default VFS: it reads what is in the
+// files, never what the WAL VFS still holds in memory.
+func plainDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	u := url.URL{Scheme: "file", Path: path, RawQuery: "_pragma=busy_timeout(5000)&_pragma=query_only(1)"}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func wantIntegrity(t *testing.T, db *sql.DB) {
+	t.Helper()
+	var res string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil || res != "ok" {
+		t.Errorf("integrity_check = %q, %v", res, err)
+	}
+}
+
+func openAt(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Every commit, durable or ordered, is in the log file when it returns, in
+// one or two writes rather than two per page; the safety net never has to
+// act.
+func TestWALCommitsAreInTheFileWhenTheyReturn(t *testing.T) {
+	v, err := registeredWALVFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	s := openAt(t, path)
+	plain := plainDB(t, path)
+	s.stopSearchIndexer() // its commits would blur the count
+
+	const n = 40
+	net0, flushes0 := v.netFlushes.Load(), v.flushes.Load()
+	commits0, _ := s.CommitStats()
+	for i := range n {
+		serial := fmt.Sprintf("%04x", i)
+		// An ordered commit (not fsync'd), then a durable one.
+		if err := s.ReserveSerial(ctx, "issuer", serial+"ff", nil, t0); err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		if err := plain.QueryRow(`SELECT count(*) FROM serials WHERE serial_hex = ?`, serial+"ff").Scan(&got); err != nil || got != 1 {
+			t.Fatalf("ordered commit %d: %d rows in the file (%v), want 1", i, got, err)
+		}
+		record(t, s, serial)
+		if err := plain.QueryRow(`SELECT count(*) FROM certificates WHERE serial_hex = ?`, serial).Scan(&got); err != nil || got != 1 {
+			t.Fatalf("durable commit %d: %d rows in the file (%v), want 1", i, got, err)
+		}
+	}
+	commits1, _ := s.CommitStats()
+	commits := commits1 - commits0
+	flushes := v.flushes.Load() - flushes0
+	if net := v.netFlushes.Load() - net0; net != 0 {
+		t.Errorf("the safety net wrote frames %d times: a commit frame went undetected", net)
+	}
+	// A certificate's commit touches a dozen pages or more: 24 writes and
+	// more without gathering, one here (two when it outgrows maxWALGather).
+	if commits < 2*n || flushes > 2*commits {
+		t.Errorf("%d commits took %d writes of gathered frames, want at least %d commits and at most 2 writes each", commits, flushes, 2*n)
+	}
+	t.Logf("%d commits, %d writes of gathered frames", commits, flushes)
+	wantIntegrity(t, plain)
+}
+
+// With commit frames not detected, the barrier SQLite passes before it
+// publishes frames writes them out: another connection never reads a frame
+// that is not in the file.
+func TestWALSafetyNetWritesFramesBeforeTheyArePublished(t *testing.T) {
+	v, err := registeredWALVFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.detectCommits.Store(false)
+	defer v.detectCommits.Store(true)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	s := openAt(t, path)
+	plain := plainDB(t, path)
+
+	net0 := v.netFlushes.Load()
+	for i := range 20 {
+		serial := fmt.Sprintf("%04x", i)
+		// Ordered commits are not synced: only the net writes their frames.
+		if err := s.ReserveSerial(ctx, "issuer", serial, nil, t0); err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		if err := plain.QueryRow(`SELECT count(*) FROM serials WHERE serial_hex = ?`, serial).Scan(&got); err != nil || got != 1 {
+			t.Fatalf("commit %d: %d rows in the file (%v), want 1", i, got, err)
+		}
+	}
+	if v.netFlushes.Load()-net0 < 20 {
+		t.Errorf("the safety net wrote frames %d times for 20 ordered commits, want at least 20", v.netFlushes.Load()-net0)
+	}
+	wantIntegrity(t, plain)
+}
+
+// A transaction larger than maxWALGather, one that spills pages before its
+// commit and writes some of them again (SQLite then rewrites their frames
+// in place and rereads the log for their checksums), comes out byte for byte.
+func TestWALLargeTransactionWithSpills(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "big.db")
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{`PRAGMA cache_size = 10`, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)`} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := make([][]byte, 60)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		want[i] = make([]byte, 3000+i*700)
+		rand.Read(want[i])
+		if _, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, b) VALUES (?, ?)`, i, want[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range want { // again, over pages already spilled to the log
+		want[i][0] ^= 0xff
+		if _, err := tx.ExecContext(ctx, `UPDATE blobs SET b = ? WHERE id = ?`, want[i], i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	plain := plainDB(t, path)
+	rows, err := plain.Query(`SELECT id, b FROM blobs ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id int
+		var b []byte
+		if err := rows.Scan(&id, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, want[id]) {
+			t.Errorf("row %d: %d bytes differ from the %d written", id, len(b), len(want[id]))
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(want) {
+		t.Errorf("%d rows, want %d", n, len(want))
+	}
+	wantIntegrity(t, plain)
+}
