@@ -244,13 +244,15 @@ func walWrite(tls *libc.TLS, pFile uintptr, zBuf uintptr, iAmt int32, iOfst int6
 	if l.failed {
 		return lib.SQLITE_IOERR_WRITE
 	}
+	// Decided before a flush to make room, which forgets commitPage.
+	endsCommit := l.commitPage != 0 && iOfst == l.commitPage
 	if len(l.buf) > 0 && (iOfst != l.off+int64(len(l.buf)) || len(l.buf)+int(iAmt) > maxWALGather) {
 		if rc := l.flush(tls, v, pFile); rc != lib.SQLITE_OK {
 			return rc
 		}
 	}
 	if int(iAmt) > maxWALGather {
-		return rw(l.own.FxWrite, tls, pFile, zBuf, iAmt, iOfst)
+		return rw(l.own.FxWrite, tls, pFile, zBuf, iAmt, iOfst) // written now: nothing to flush after
 	}
 	if l.mem == 0 {
 		if l.mem = libc.Xmalloc(tls, maxWALGather); l.mem == 0 {
@@ -273,7 +275,7 @@ func walWrite(tls *libc.TLS, pFile uintptr, zBuf uintptr, iAmt int32, iOfst int6
 		if binary.BigEndian.Uint32(data[4:8]) != 0 && v.detectCommits.Load() {
 			l.commitPage = iOfst + walFrameHeaderSize
 		}
-	case l.commitPage != 0 && iOfst == l.commitPage:
+	case endsCommit:
 		return l.flush(tls, v, pFile)
 	}
 	return lib.SQLITE_OK

@@ -193,3 +193,43 @@ func TestWALLargeTransactionWithSpills(t *testing.T) {
 	}
 	wantIntegrity(t, plain)
 }
+
+// Commits of every size from one page to several times maxWALGather, not
+// synced (so only commit detection or the net writes their frames out):
+// whichever frame fills the gather buffer, the commit frame's page still
+// writes the frames out, and the net never acts.
+func TestWALCommitsOfEverySizeNeedNoNet(t *testing.T) {
+	v, err := registeredWALVFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sizes.db")
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range []string{`PRAGMA synchronous = NORMAL`, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)`} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain := plainDB(t, path)
+	net0 := v.netFlushes.Load()
+	for i := range 100 {
+		b := make([]byte, 1+i*3500)
+		if _, err := db.ExecContext(ctx, `INSERT INTO blobs (id, b) VALUES (?, ?)`, i, b); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := plain.QueryRow(`SELECT length(b) FROM blobs WHERE id = ?`, i).Scan(&n); err != nil || n != len(b) {
+			t.Fatalf("commit %d: length %d in the file (%v), want %d", i, n, err, len(b))
+		}
+	}
+	if net := v.netFlushes.Load() - net0; net != 0 {
+		t.Errorf("the safety net wrote frames %d times: a commit frame's page was not followed by a write", net)
+	}
+	wantIntegrity(t, plain)
+}
