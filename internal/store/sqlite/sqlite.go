@@ -170,6 +170,9 @@ func dsn(path string, readOnly bool) string {
 	// loss).
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Registered here too, so that every connection of the package, tests
+	// included, finds it; Open reports a failure to register.
+	_, _ = registeredWALVFS()
 	q.Set("vfs", walVFSName)
 	if readOnly {
 		// Guards against a write slipping onto the reader pool, where it
