@@ -25,6 +25,26 @@ func plainDB(t *testing.T, path string) *sql.DB {
 	return db
 }
 
+// oneConn opens path as the store's writer does (dsn), on one connection
+// kept open, so that setup's PRAGMAs hold for everything after, and runs
+// setup on it.
+func oneConn(t *testing.T, path string, setup ...string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	for _, q := range setup {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return db
+}
+
 func wantIntegrity(t *testing.T, db *sql.DB) {
 	t.Helper()
 	var res string
@@ -129,24 +149,9 @@ func TestWALSafetyNetWritesFramesBeforeTheyArePublished(t *testing.T) {
 func TestWALLargeTransactionWithSpills(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "big.db")
-	db, err := sql.Open("sqlite", dsn(path, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	for _, q := range []string{`PRAGMA cache_size = 10`, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)`} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := oneConn(t, path, `PRAGMA cache_size = 10`, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)`)
 	want := make([][]byte, 60)
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,17 +210,7 @@ func TestWALCommitsOfEverySizeNeedNoNet(t *testing.T) {
 	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "sizes.db")
-	db, err := sql.Open("sqlite", dsn(path, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	for _, q := range []string{`PRAGMA synchronous = NORMAL`, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)`} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := oneConn(t, path, `PRAGMA synchronous = NORMAL`, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)`)
 	plain := plainDB(t, path)
 	net0 := v.netFlushes.Load()
 	for i := range 100 {
