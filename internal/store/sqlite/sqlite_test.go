@@ -24,11 +24,7 @@ import (
 
 func openTemp(t testing.TB) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "scepter.db"))
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	return s
+	return openAt(t, filepath.Join(t.TempDir(), "scepter.db"))
 }
 
 func TestConformance(t *testing.T) {

@@ -68,7 +68,6 @@ type (
 // walVFS is the registered VFS and the state its files share.
 type walVFS struct {
 	base uintptr // the default VFS, which opens every file
-	vfs  uintptr // this one (C memory, never freed)
 
 	mu sync.Mutex
 	// tables holds the method tables made for each of the default VFS's
@@ -131,16 +130,17 @@ func registerWALVFS() (*walVFS, error) {
 	}
 	v := &walVFS{base: base, tables: map[uintptr]*walTables{}}
 	v.detectCommits.Store(true)
-	if v.vfs = libc.Xcalloc(tls, 1, libc.Tsize_t(unsafe.Sizeof(vfsStruct{}))); v.vfs == 0 {
+	p := libc.Xcalloc(tls, 1, libc.Tsize_t(unsafe.Sizeof(vfsStruct{}))) // C memory, never freed: SQLite keeps it
+	if p == 0 {
 		return nil, fmt.Errorf("sqlite: registering VFS %s: out of memory", walVFSName)
 	}
-	vfs := (*vfsStruct)(cptr(v.vfs))
+	vfs := (*vfsStruct)(cptr(p))
 	*vfs = *(*vfsStruct)(cptr(base))
 	vfs.FpNext = 0
 	vfs.FzName = name
 	*(*func(*libc.TLS, uintptr, uintptr, uintptr, int32, uintptr) int32)(unsafe.Pointer(&vfs.FxOpen)) = walVFSOpen
 	theWALVFS.Store(v)
-	if rc := lib.Xsqlite3_vfs_register(tls, v.vfs, 0); rc != lib.SQLITE_OK {
+	if rc := lib.Xsqlite3_vfs_register(tls, p, 0); rc != lib.SQLITE_OK {
 		return nil, fmt.Errorf("sqlite: registering VFS %s: error %d", walVFSName, rc)
 	}
 	return v, nil

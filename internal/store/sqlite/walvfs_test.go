@@ -53,7 +53,9 @@ func wantIntegrity(t *testing.T, db *sql.DB) {
 	}
 }
 
-func openAt(t *testing.T, path string) *Store {
+// openAt opens the store at path, closed when the test ends (Close may be
+// called again).
+func openAt(t testing.TB, path string) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), path)
 	if err != nil {
