@@ -141,6 +141,11 @@ func (s *Store) withOrderedTx(ctx context.Context, fn txFunc) error {
 }
 
 func (s *Store) write(ctx context.Context, fn txFunc, durable bool) error {
+	return markUnavailable(s.queueWrite(ctx, fn, durable))
+}
+
+// queueWrite runs fn in the next batch, or leads it.
+func (s *Store) queueWrite(ctx context.Context, fn txFunc, durable bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 func (s *Store) Ping(ctx context.Context) error {
 	var n int64
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM audit_head`).Scan(&n); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
+		return markUnavailable(fmt.Errorf("sqlite: ping: %w", err))
 	}
 	return nil
 }

@@ -269,6 +269,35 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
+// unavailable reports whether err is SQLite saying the database cannot be
+// written now for a reason outside the request: the disk is full, the file
+// system failed or went read-only, another process held the lock beyond
+// busy_timeout, or memory ran out. The operator can fix each, and nothing of
+// the failed transaction was kept, so a client should come back later
+// rather than be told its request is wrong (or get a 500). A corrupt
+// database, a constraint or a bug in a statement are not.
+func unavailable(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
+		sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
+		return true
+	}
+	return false
+}
+
+// markUnavailable wraps err in store.ErrUnavailable when unavailable says
+// so, for the protocol edges to answer 503 with Retry-After.
+func markUnavailable(err error) error {
+	if err != nil && unavailable(err) && !errors.Is(err, store.ErrUnavailable) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
 // isUnique reports whether err is a UNIQUE or PRIMARY KEY violation, the
 // only constraint errors that mean store.ErrConflict; NOT NULL or CHECK
 // failures are bugs and stay plain errors.
