@@ -11,14 +11,16 @@ import (
 
 // benchResult is the part of `scepter bench --json` the test reads.
 type benchResult struct {
-	Protocol   string         `json:"protocol"`
-	OK         int            `json:"ok"`
-	Failed     int            `json:"failed"`
-	Failures   map[string]int `json:"failures"`
-	Duplicates int            `json:"duplicate_serials"`
-	BadCerts   int            `json:"bad_certs"`
-	Rate       float64        `json:"enrollments_per_second"`
-	Latency    struct {
+	Protocol string         `json:"protocol"`
+	OK       int            `json:"ok"`
+	Failed   int            `json:"failed"`
+	Failures map[string]int `json:"failures"`
+	// FirstErrors are the first failures' messages, as clients saw them.
+	FirstErrors []string `json:"first_errors"`
+	Duplicates  int      `json:"duplicate_serials"`
+	BadCerts    int      `json:"bad_certs"`
+	Rate        float64  `json:"enrollments_per_second"`
+	Latency     struct {
 		P50, P90, P99, Max float64
 	} `json:"latency_ms"`
 	Server *struct {

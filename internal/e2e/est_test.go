@@ -54,6 +54,7 @@ type estOpts struct {
 	config    string   // TOML text of a --config file; "" for none
 	challenge string   // --challenge
 	args      []string // more serve flags
+	dataDir   string   // the data directory ("" for a fresh one)
 }
 
 var estURLLine = regexp.MustCompile(`(?m)^EST URL:\s+(https://127\.0\.0\.1:(\d+))/\.well-known/est\s*$`)
@@ -70,7 +71,7 @@ func startEST(t *testing.T, o estOpts) *estServer {
 		args = append(args, "--config", cfg)
 	}
 	args = append(args, o.args...)
-	s := startServer(t, serverOpts{challenge: o.challenge, args: args})
+	s := startServer(t, serverOpts{challenge: o.challenge, args: args, dataDir: o.dataDir})
 	var m []string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if m = estURLLine.FindStringSubmatch(s.Output()); m != nil || time.Now().After(deadline) {
