@@ -20,6 +20,11 @@ import (
 const (
 	checkpointEvery    = 200 * time.Millisecond
 	checkpointBackstop = 16384 // pages: 64 MiB of log at 4 KiB pages
+	// walSizeLimit is the size the log is cut back to when it starts over
+	// (SQLite's journal_size_limit). It grows past that only while
+	// checkpoints cannot keep up: a reader holding an old snapshot, a full
+	// disk. Without a limit it would then keep that space for good.
+	walSizeLimit = checkpointBackstop * 4096
 )
 
 type checkpointer struct {
@@ -34,6 +39,9 @@ type checkpointer struct {
 func (s *Store) startCheckpointer(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, checkpointBackstop)); err != nil {
 		return fmt.Errorf("wal_autocheckpoint: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA journal_size_limit = %d`, walSizeLimit)); err != nil {
+		return fmt.Errorf("journal_size_limit: %w", err)
 	}
 	db, err := sql.Open("sqlite", dsn(s.path, false))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -487,5 +488,59 @@ func TestBackgroundCheckpoint(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no checkpoint after a commit")
 		}
+	}
+}
+
+// A log that grew while checkpoints could not keep up (here a reader holds
+// an old snapshot) is cut back to walSizeLimit when it starts over, rather
+// than keep the space for good.
+func TestLogCutBackAfterGrowth(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE filler (b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := s.r.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	if _, err := reader.ExecContext(ctx, `BEGIN`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM audit_head`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	blob := make([]byte, 1<<20)
+	for range walSizeLimit>>20 + 8 {
+		if _, err := s.w.ExecContext(ctx, `INSERT INTO filler (b) VALUES (?)`, blob); err != nil {
+			t.Fatal(err)
+		}
+	}
+	walSize := func() int64 {
+		fi, err := os.Stat(s.path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	grown := walSize()
+	if grown <= walSizeLimit {
+		t.Fatalf("the log did not grow past %d bytes behind the reader (%d)", walSizeLimit, grown)
+	}
+	if _, err := reader.ExecContext(ctx, `COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	// Once a checkpoint has copied the whole log back, the next write
+	// starts it over.
+	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM filler`); err != nil {
+		t.Fatal(err)
+	}
+	if size := walSize(); size > walSizeLimit {
+		t.Errorf("log of %d bytes after it started over (it had grown to %d), want at most %d", size, grown, walSizeLimit)
 	}
 }
