@@ -264,9 +264,18 @@ func connect(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-func isBusy(err error) bool {
+// resultCode is SQLite's extended result code of err, or 0 (SQLITE_OK)
+// when err does not come from SQLite.
+func resultCode(err error) int {
 	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+func isBusy(err error) bool {
+	return resultCode(err)&0xff == sqlite3.SQLITE_BUSY
 }
 
 // unavailable reports whether err is SQLite saying the database cannot be
@@ -277,11 +286,7 @@ func isBusy(err error) bool {
 // rather than be told its request is wrong (or get a 500). A corrupt
 // database, a constraint or a bug in a statement are not.
 func unavailable(err error) bool {
-	var se *sqlite.Error
-	if !errors.As(err, &se) {
-		return false
-	}
-	switch se.Code() & 0xff {
+	switch resultCode(err) & 0xff {
 	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
 		sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
 		return true
@@ -302,11 +307,7 @@ func markUnavailable(err error) error {
 // only constraint errors that mean store.ErrConflict; NOT NULL or CHECK
 // failures are bugs and stay plain errors.
 func isUnique(err error) bool {
-	var se *sqlite.Error
-	if !errors.As(err, &se) {
-		return false
-	}
-	c := se.Code()
+	c := resultCode(err)
 	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
 
