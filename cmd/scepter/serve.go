@@ -30,6 +30,7 @@ import (
 	"github.com/scepter/scepter/internal/est/estserver"
 	"github.com/scepter/scepter/internal/health"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/loglimit"
 	"github.com/scepter/scepter/internal/metrics"
 	"github.com/scepter/scepter/internal/ndes"
 	"github.com/scepter/scepter/internal/pki"
@@ -834,11 +835,16 @@ func newLogger(e env, level, format string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: %w", level, err)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+		h = slog.NewTextHandler(e.stderr, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+		h = slog.NewJSONHandler(e.stderr, opts)
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	// A store outage fails every request alike: an error line for each
+	// would flood the log, perhaps on the very disk that is full.
+	return slog.New(loglimit.New(h, 0, 0)), nil
 }

@@ -97,6 +97,9 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	if ok := bench("full", 150); ok == 300 {
 		t.Fatal("no enrollment failed with the disk full")
 	}
+	// Every refused request is the same condition: the log says so a few
+	// times and how often, rather than once per request on a full disk.
+	checkLogNotFlooded(t, s.Output(), 2*10)
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +129,33 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	}
 	r := s.MustRun("audit", "verify", "--data-dir", s.DataDir)
 	expectContains(t, "audit verify", r.stdout, "OK:")
+}
+
+// checkLogNotFlooded fails the test when one warning or error message
+// appears more than max times in a server's output.
+func checkLogNotFlooded(t *testing.T, output string, max int) {
+	t.Helper()
+	perMsg := map[string]int{}
+	for _, line := range strings.Split(output, "\n") {
+		if !strings.Contains(line, "level=ERROR") && !strings.Contains(line, "level=WARN") {
+			continue
+		}
+		_, msg, ok := strings.Cut(line, " msg=")
+		if !ok {
+			continue
+		}
+		if strings.HasPrefix(msg, `"`) {
+			msg, _, _ = strings.Cut(msg[1:], `"`)
+		} else {
+			msg, _, _ = strings.Cut(msg, " ")
+		}
+		perMsg[msg]++
+	}
+	for msg, n := range perMsg {
+		if n > max {
+			t.Errorf("the log holds %d lines of %q: want at most %d, the rest counted in a line of their own", n, msg, max)
+		}
+	}
 }
 
 // fill writes path until the file system has no room left.

@@ -1,0 +1,145 @@
+// Package loglimit keeps a burst of identical warnings and errors from
+// flooding the log. When the store is unavailable (a full disk, a database
+// outage) every request fails the same way and each failure logs the same
+// line: thousands a minute from a fleet that retries, on a disk that may be
+// the full one. The operator needs to see the condition and how often it
+// happens, not every instance of it.
+//
+// Handler passes at most Limit records of one level and message per Window
+// and counts the rest; the first record of that message after the window
+// brings a line saying how many were left out. Records below Warn (issuances,
+// refusals, whose volume is the traffic's) pass untouched, as does the
+// audit trail, which lives in the store.
+package loglimit
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Defaults: a burst of ten of one message shows it is a pattern; after
+// that one line every ten seconds at most, plus the count left out.
+const (
+	DefaultLimit  = 10
+	DefaultWindow = 10 * time.Second
+	// maxKeys bounds the messages tracked. Messages are constant strings
+	// in our code, a few hundred at most; past the bound a new message
+	// passes unlimited rather than evicting one that is being limited.
+	maxKeys = 4096
+)
+
+// Handler limits repeated records of level Warn and above; see the package
+// comment. The zero Limit and Window mean the defaults.
+type Handler struct {
+	next  slog.Handler
+	limit int
+	every time.Duration
+	st    *state // shared by the handlers WithAttrs and WithGroup derive
+}
+
+type state struct {
+	mu   sync.Mutex
+	seen map[key]*window
+}
+
+type key struct {
+	level slog.Level
+	msg   string
+}
+
+type window struct {
+	start   time.Time
+	passed  int
+	dropped int
+}
+
+// New wraps next. limit and every of zero or less mean DefaultLimit and
+// DefaultWindow.
+func New(next slog.Handler, limit int, every time.Duration) *Handler {
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	if every <= 0 {
+		every = DefaultWindow
+	}
+	return &Handler{next: next, limit: limit, every: every, st: &state{seen: make(map[key]*window)}}
+}
+
+// Enabled implements slog.Handler.
+func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+
+// WithAttrs implements slog.Handler; the result shares h's counts.
+func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &Handler{next: h.next.WithAttrs(as), limit: h.limit, every: h.every, st: h.st}
+}
+
+// WithGroup implements slog.Handler; the result shares h's counts.
+func (h *Handler) WithGroup(name string) slog.Handler {
+	return &Handler{next: h.next.WithGroup(name), limit: h.limit, every: h.every, st: h.st}
+}
+
+// Handle implements slog.Handler. Windows run on the records' own times, so
+// no clock is read here.
+func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelWarn {
+		return h.next.Handle(ctx, r)
+	}
+	pass, dropped, since := h.admit(key{r.Level, r.Message}, r.Time)
+	if !pass {
+		return nil
+	}
+	if dropped > 0 {
+		note := slog.NewRecord(r.Time, r.Level, "repeated log lines left out", r.PC)
+		note.AddAttrs(slog.String("message", r.Message), slog.Int("left_out", dropped),
+			slog.Time("since", since))
+		if err := h.next.Handle(ctx, note); err != nil {
+			return err
+		}
+	}
+	return h.next.Handle(ctx, r)
+}
+
+// admit counts a record of k at t. It says whether the record passes and,
+// for the first record of a new window, how many the last window left out
+// and when that window began.
+func (h *Handler) admit(k key, t time.Time) (pass bool, dropped int, since time.Time) {
+	st := h.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	w := st.seen[k]
+	if w == nil {
+		if len(st.seen) >= maxKeys {
+			st.forgetBefore(t.Add(-h.every))
+			if len(st.seen) >= maxKeys {
+				return true, 0, time.Time{}
+			}
+		}
+		st.seen[k] = &window{start: t, passed: 1}
+		return true, 0, time.Time{}
+	}
+	// A record older than the window's start (clocks are not monotonic
+	// across records) counts in the current window.
+	if t.Sub(w.start) >= h.every {
+		dropped, since = w.dropped, w.start
+		*w = window{start: t, passed: 1}
+		return true, dropped, since
+	}
+	if w.passed < h.limit {
+		w.passed++
+		return true, 0, time.Time{}
+	}
+	w.dropped++
+	return false, 0, time.Time{}
+}
+
+// forgetBefore drops windows that began before cutoff and left nothing
+// out: they would start afresh on their next record anyway.
+func (st *state) forgetBefore(cutoff time.Time) {
+	for k, w := range st.seen {
+		if w.start.Before(cutoff) && w.dropped == 0 {
+			delete(st.seen, k)
+		}
+	}
+}
