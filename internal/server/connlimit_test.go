@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -337,6 +338,10 @@ func TestConnLimitGrace(t *testing.T) {
 			t.Fatal(err)
 		}
 		talking := accept(l)
+		// The server has read what came; the rest is late.
+		if _, err := talking.Read(make([]byte, 64)); err != nil {
+			t.Fatal(err)
+		}
 		if waited := replaced(l, talking); waited < grace*3/4 {
 			t.Errorf("the newcomer was accepted after %v: a new connection that talks is kept for %v", waited, grace)
 		}
@@ -347,8 +352,122 @@ func TestConnLimitGrace(t *testing.T) {
 		kept := accept(l)
 		l.ConnState(kept, http.StateActive)
 		l.ConnState(kept, http.StateIdle)
-		if waited := replaced(l, kept); waited > quiet/2 {
-			t.Errorf("the newcomer waited %v although a connection was idle between requests", waited)
+		const idleGrace = 250 * time.Millisecond
+		if waited := replaced(l, kept); waited < idleGrace*3/4 || waited > quiet/2 {
+			t.Errorf("the newcomer waited %v for a connection idle between requests, want about %v", waited, idleGrace)
 		}
 	})
+	// What a client sent that the server has not read yet (a busy node)
+	// is the server's delay, not the client's: neither a new connection
+	// past its grace nor an idle one whose next request has come is
+	// closed for it (the client would not resend a request it sent). The
+	// newcomer waits until one ends.
+	for _, tc := range []struct {
+		name string
+		idle bool
+	}{{"request sent, unread", false}, {"idle keep-alive with its next request unread", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := server.NewConnLimiter(ln, 1, 300*time.Millisecond, nil)
+			client := dialN(t, addr, 1)[0]
+			kept := accept(l)
+			if tc.idle {
+				l.ConnState(kept, http.StateActive)
+				l.ConnState(kept, http.StateIdle)
+			}
+			if _, err := io.WriteString(client, "POST /.well-known/est/simpleenroll HTTP/1.1\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			dialN(t, addr, 1)
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					t.Error(err)
+				}
+				accepted <- c
+			}()
+			if closedWithin(client, 1500*time.Millisecond) {
+				t.Fatal("the connection was closed under a request waiting unread in its socket")
+			}
+			select {
+			case <-accepted:
+				t.Fatal("the newcomer was accepted beyond the limit")
+			default:
+			}
+			kept.Close()
+			select {
+			case c := <-accepted:
+				c.Close()
+			case <-time.After(5 * time.Second):
+				t.Fatal("the newcomer was not accepted once the connection ended")
+			}
+		})
+	}
+}
+
+// A crowd of clients that keep their connections busy takes turns: when
+// a newcomer finds no connection it may close, the next response tells
+// its client to close its connection, which the client does without an
+// error, and the newcomer is served.
+func TestConnLimitAsksBusyClientsToTakeTurns(t *testing.T) {
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	s := serveGuarded(t, server.Limits{MaxConns: 1, MaxInflight: 10}, 10*time.Second, nil, h)
+	kept := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	slow := make(chan *http.Response, 1)
+	go func() {
+		resp, err := kept.Post("http://"+s.addr+"/slow", "text/plain", strings.NewReader("a request"))
+		if err != nil {
+			t.Error(err)
+		}
+		slow <- resp
+	}()
+	<-entered
+	newcomer := make(chan int, 1)
+	go func() {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+		resp, err := c.Get("http://" + s.addr + "/fast")
+		if err != nil {
+			newcomer <- 0
+			return
+		}
+		resp.Body.Close()
+		newcomer <- resp.StatusCode
+	}()
+	time.Sleep(100 * time.Millisecond) // let Accept take it and wait
+	close(release)
+	resp := <-slow
+	if resp == nil {
+		t.Fatal("the busy client's request failed")
+	}
+	resp.Body.Close()
+	if !resp.Close {
+		t.Error("the response did not tell its client to close the connection for the waiting newcomer")
+	}
+	select {
+	case code := <-newcomer:
+		if code != 200 {
+			t.Fatalf("the newcomer: %d", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the newcomer was not served after the busy connection closed")
+	}
+	// The client that gave up its connection goes on, on a new one, and
+	// no later response is told to close when nobody waits.
+	for range 3 {
+		resp, err := kept.Post("http://"+s.addr+"/fast", "text/plain", strings.NewReader("next"))
+		if err != nil {
+			t.Fatalf("the client's next request: %v", err)
+		}
+		resp.Body.Close()
+		if resp.Close {
+			t.Error("a response asked its client to close although no newcomer waited")
+		}
+	}
 }

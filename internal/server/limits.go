@@ -182,13 +182,13 @@ func NewGuard(l Limits, clock pki.Clock, log *slog.Logger) (*Guard, error) {
 // listener in TLS: the limit counts TCP connections, handshakes included.
 // Call it once per listener, before serving.
 func (g *Guard) Protect(srv *http.Server, ln net.Listener) net.Listener {
-	srv.Handler = g.Handler(srv.Handler)
+	cl := NewConnLimiter(ln, g.limits.MaxConns, newConnGrace, g.evicted.add)
+	srv.Handler = cl.CloseWhenAsked(g.Handler(srv.Handler))
 	if srv.ErrorLog != nil {
 		// Go logs every failed handshake: thinned out, so that a flood of
 		// them does not fill the disk.
 		srv.ErrorLog = stdlog.New(&quietWriter{w: srv.ErrorLog.Writer(), clock: g.clock}, srv.ErrorLog.Prefix(), srv.ErrorLog.Flags())
 	}
-	cl := NewConnLimiter(ln, g.limits.MaxConns, newConnGrace, g.evicted.add)
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, s http.ConnState) {
 		cl.ConnState(c, s)
