@@ -70,7 +70,9 @@ func TestLimitsAreCounted(t *testing.T) {
 	if got := count("scepter_http_waiting", nil); got != 0 {
 		t.Errorf("waiting after all were served: %v, want 0", got)
 	}
-	if got := count("scepter_http_connections_closed_total", nil); got != 0 {
-		t.Errorf("connections closed: %v, want 0", got)
+	for _, name := range []string{"scepter_http_connections_closed_total", "scepter_http_connections_rotated_total"} {
+		if got := count(name, nil); got != 0 {
+			t.Errorf("%s: %v, want 0", name, got)
+		}
 	}
 }

@@ -61,9 +61,10 @@ import (
 // the http.Server's ConnState hook (Guard.Protect does).
 type ConnLimiter struct {
 	net.Listener
-	max     int
-	grace   time.Duration
-	onEvict func() // may be nil
+	max      int
+	grace    time.Duration
+	onEvict  func() // may be nil
+	onRotate func() // may be nil: called for each response that closes its connection when asked
 
 	mu     sync.Mutex
 	cond   *sync.Cond // signalled when a connection goes or becomes idle, and when a new one comes of age
@@ -184,6 +185,9 @@ func (w *closeOnAsk) decide() {
 	w.decided = true
 	if w.l.takeCloseAsk() {
 		w.Header().Set("Connection", "close")
+		if w.l.onRotate != nil {
+			w.l.onRotate()
+		}
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 // listening is a real server on 127.0.0.1 behind a Guard.
 type listening struct {
 	addr    string
+	guard   *server.Guard
 	limiter *server.ConnLimiter
 	srv     *http.Server
 	done    chan error
@@ -47,7 +48,7 @@ func serveGuarded(t *testing.T, l server.Limits, readHeader time.Duration, tlsCo
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: readHeader, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: log.New(io.Discard, "", 0)}
 	limited := g.Protect(srv, ln)
-	s := &listening{addr: ln.Addr().String(), limiter: limited.(*server.ConnLimiter), srv: srv, done: make(chan error, 1)}
+	s := &listening{addr: ln.Addr().String(), guard: g, limiter: limited.(*server.ConnLimiter), srv: srv, done: make(chan error, 1)}
 	if tlsConf != nil {
 		srv.TLSConfig = tlsConf
 		limited = tls.NewListener(limited, tlsConf)
@@ -469,5 +470,8 @@ func TestConnLimitAsksBusyClientsToTakeTurns(t *testing.T) {
 		if resp.Close {
 			t.Error("a response asked its client to close although no newcomer waited")
 		}
+	}
+	if st := s.guard.Stats(); st.Rotated != 1 || st.Evicted != 0 {
+		t.Errorf("stats: %d asked to close, %d closed; want 1 and 0", st.Rotated, st.Evicted)
 	}
 }

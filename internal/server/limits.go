@@ -109,6 +109,7 @@ type Guard struct {
 	limited *tally       // 429s
 	busy    *tally       // 503s
 	evicted *tally       // connections closed for newcomers
+	rotated *tally       // responses that closed their connection for a newcomer
 
 	waited  atomic.Int64 // requests that have waited for a slot
 	waiting atomic.Int64 // requests waiting for a slot now
@@ -122,6 +123,7 @@ type LimitStats struct {
 	Waited      int64 // requests that waited for a slot, served or not
 	Waiting     int64 // requests waiting for a slot now
 	Evicted     int64 // connections closed to make room for newcomers
+	Rotated     int64 // responses that told their client to close its connection for a newcomer
 }
 
 // Stats reads the counts of what the limits have done.
@@ -132,6 +134,7 @@ func (g *Guard) Stats() LimitStats {
 		Waited:      g.waited.Load(),
 		Waiting:     g.waiting.Load(),
 		Evicted:     g.evicted.total.Load(),
+		Rotated:     g.rotated.total.Load(),
 	}
 }
 
@@ -168,6 +171,7 @@ func NewGuard(l Limits, clock pki.Clock, log *slog.Logger) (*Guard, error) {
 		limited: &tally{log: log, clock: clock, msg: "requests refused: rate limit per client address (429)"},
 		busy:    &tally{log: log, clock: clock, msg: "requests refused: too many in flight or waiting (503)"},
 		evicted: &tally{log: log, clock: clock, msg: "connections closed to make room: connection limit reached"},
+		rotated: &tally{log: log, clock: clock, msg: "connections asked to close after their response to make room: connection limit reached, every connection busy"},
 	}
 	if l.RateLimit > 0 {
 		g.rate = newRateLimiter(l.RateLimit, l.RateBurst, l.MaxClients, clock)
@@ -183,6 +187,7 @@ func NewGuard(l Limits, clock pki.Clock, log *slog.Logger) (*Guard, error) {
 // Call it once per listener, before serving.
 func (g *Guard) Protect(srv *http.Server, ln net.Listener) net.Listener {
 	cl := NewConnLimiter(ln, g.limits.MaxConns, newConnGrace, g.evicted.add)
+	cl.onRotate = g.rotated.add
 	srv.Handler = cl.CloseWhenAsked(g.Handler(srv.Handler))
 	if srv.ErrorLog != nil {
 		// Go logs every failed handshake: thinned out, so that a flood of
