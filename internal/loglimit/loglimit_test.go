@@ -161,6 +161,18 @@ func TestClockSteppingBackStaysInTheWindow(t *testing.T) {
 	}
 }
 
+// A record without a time cannot be placed in a window and passes.
+func TestRecordsWithoutATimePass(t *testing.T) {
+	var buf bytes.Buffer
+	h := newTestHandler(&buf, 1, time.Minute)
+	for range 5 {
+		emit(t, h, time.Time{}, slog.LevelError, "m")
+	}
+	if got := count(lines(t, &buf), "m"); got != 5 {
+		t.Fatalf("%d lines, want 5", got)
+	}
+}
+
 // Past maxKeys distinct messages, new ones pass unlimited rather than
 // pushing out a message being limited, and memory stays bounded.
 func TestManyDistinctMessagesStayBounded(t *testing.T) {

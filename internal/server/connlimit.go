@@ -55,7 +55,8 @@ import (
 // EST clients kept alive against the default 1,024 lost 0–173 of 6,000
 // enrollments per run to it.
 //
-// When there is none, the newcomer waits in the kernel's queue.
+// Until a connection goes, the newcomer, and every one behind it, waits in
+// the kernel's queue.
 //
 // It learns which connections are busy from the server: set ConnState as
 // the http.Server's ConnState hook (Guard.Protect does).
