@@ -156,7 +156,7 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.weakKeysFiles, "weak-keys-file", "RSA weak-key blocklists to refuse beyond the built-in ones (openssl-blacklist lines or boulder's JSON; comma-separated), e.g. the complete Debian CVE-2008-0166 lists")
 	fs.StringVar(&f.estClientCAFile, "est-client-ca-file", "", "PEM bundle of manufacturer CAs whose client certificates (IDevIDs) may enroll at profiles with est_manufacturer_auth")
 	fs.DurationVar(&f.estRetryAfter, "est-retry-after", estserver.DefaultRetryAfter, "how long EST clients are told to wait (Retry-After) while a request awaits approval")
-	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "open connections per listener; when full, a new one replaces one silent for 1s, without a complete request for 2s, or idle between requests")
+	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "open connections per listener; when full, a new one replaces one silent for 1s, without a complete request for 2s, or idle between requests for 250ms; when none may go, the next response closes its connection (Connection: close)")
 	fs.IntVar(&f.maxInflight, "max-inflight", server.DefaultMaxInflight, "requests handled at once per listener; beyond it they wait (--max-queued, --queue-wait), then 503 with Retry-After")
 	fs.IntVar(&f.maxQueued, "max-queued", server.DefaultMaxQueued, "requests per listener that may wait for one of --max-inflight, first come first served; beyond it: 503 with Retry-After at once; 0: no waiting")
 	fs.DurationVar(&f.queueWait, "queue-wait", server.DefaultQueueWait, "how long a request waits for one of --max-inflight before 503 with Retry-After")
