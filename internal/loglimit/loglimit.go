@@ -5,11 +5,12 @@
 // the full one. The operator needs to see the condition and how often it
 // happens, not every instance of it.
 //
-// Handler passes at most Limit records of one level and message per Window
-// and counts the rest; the first record of that message after the window
-// brings a line saying how many were left out. Records below Warn (issuances,
-// refusals, whose volume is the traffic's) pass untouched, as does the
-// audit trail, which lives in the store.
+// Handler passes at most a limit of records of one level and message per
+// window (New's arguments: 10 per 10 s by default) and counts the rest;
+// the first record of that message after the window brings a line saying
+// how many were left out. Records below Warn (each issuance, for one: their
+// volume is the traffic's) pass untouched. The audit trail lives in the
+// store and is not affected.
 package loglimit
 
 import (
@@ -31,7 +32,7 @@ const (
 )
 
 // Handler limits repeated records of level Warn and above; see the package
-// comment. The zero Limit and Window mean the defaults.
+// comment.
 type Handler struct {
 	next  slog.Handler
 	limit int
