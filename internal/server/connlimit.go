@@ -207,6 +207,11 @@ func (w *closeOnAsk) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *closeOnAsk) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// CloseAsks is how many responses are asked now to close their
+// connections for a newcomer (0 or 1 but for a moment: one Accept waits at
+// a time).
+func (l *ConnLimiter) CloseAsks() int64 { return l.closeAsks.Load() }
+
 // takeCloseAsk consumes one ask, if there is one.
 func (l *ConnLimiter) takeCloseAsk() bool {
 	for {

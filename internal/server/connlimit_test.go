@@ -441,7 +441,12 @@ func TestConnLimitAsksBusyClientsToTakeTurns(t *testing.T) {
 		resp.Body.Close()
 		newcomer <- resp.StatusCode
 	}()
-	time.Sleep(100 * time.Millisecond) // let Accept take it and wait
+	// Accept takes the newcomer, finds no connection to close and asks.
+	for deadline := time.Now().Add(5 * time.Second); s.limiter.CloseAsks() != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiting newcomer asked for %d closes, want 1", s.limiter.CloseAsks())
+		}
+	}
 	close(release)
 	resp := <-slow
 	if resp == nil {
@@ -470,6 +475,9 @@ func TestConnLimitAsksBusyClientsToTakeTurns(t *testing.T) {
 		if resp.Close {
 			t.Error("a response asked its client to close although no newcomer waited")
 		}
+	}
+	if n := s.limiter.CloseAsks(); n != 0 {
+		t.Errorf("%d asks left after the newcomer came in", n)
 	}
 	if st := s.guard.Stats(); st.Rotated != 1 || st.Evicted != 0 {
 		t.Errorf("stats: %d asked to close, %d closed; want 1 and 0", st.Rotated, st.Evicted)
