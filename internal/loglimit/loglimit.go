@@ -42,7 +42,7 @@ type Handler struct {
 
 type state struct {
 	mu   sync.Mutex
-	seen map[key]*window
+	seen map[key]*Window
 }
 
 type key struct {
@@ -50,10 +50,34 @@ type key struct {
 	msg   string
 }
 
-type window struct {
+// Window counts the lines of one kind within a period: the first limit
+// pass, the rest are counted, and the first line after the period opens
+// the next one and learns how many the last left out. The zero Window
+// passes its first line. It is not safe for concurrent use: its owner
+// holds a lock around Admit.
+type Window struct {
 	start   time.Time
 	passed  int
 	dropped int
+}
+
+// Admit counts a line at t against at most limit per every. It says
+// whether the line passes and, for the first line of a new period, how
+// many the last period left out and when it began. A line stamped before
+// the period's start (clocks are not monotonic across lines) counts in
+// the current period.
+func (w *Window) Admit(t time.Time, limit int, every time.Duration) (pass bool, dropped int, since time.Time) {
+	if t.Sub(w.start) >= every {
+		dropped, since = w.dropped, w.start
+		*w = Window{start: t, passed: 1}
+		return true, dropped, since
+	}
+	if w.passed < limit {
+		w.passed++
+		return true, 0, time.Time{}
+	}
+	w.dropped++
+	return false, 0, time.Time{}
 }
 
 // New wraps next. limit and every of zero or less mean DefaultLimit and
@@ -65,7 +89,7 @@ func New(next slog.Handler, limit int, every time.Duration) *Handler {
 	if every <= 0 {
 		every = DefaultWindow
 	}
-	return &Handler{next: next, limit: limit, every: every, st: &state{seen: make(map[key]*window)}}
+	return &Handler{next: next, limit: limit, every: every, st: &state{seen: make(map[key]*Window)}}
 }
 
 // Enabled implements slog.Handler.
@@ -119,22 +143,10 @@ func (h *Handler) admit(k key, t time.Time) (pass bool, dropped int, since time.
 				return true, 0, time.Time{}
 			}
 		}
-		st.seen[k] = &window{start: t, passed: 1}
-		return true, 0, time.Time{}
+		w = &Window{}
+		st.seen[k] = w
 	}
-	// A record older than the window's start (clocks are not monotonic
-	// across records) counts in the current window.
-	if t.Sub(w.start) >= h.every {
-		dropped, since = w.dropped, w.start
-		*w = window{start: t, passed: 1}
-		return true, dropped, since
-	}
-	if w.passed < h.limit {
-		w.passed++
-		return true, 0, time.Time{}
-	}
-	w.dropped++
-	return false, 0, time.Time{}
+	return w.Admit(t, h.limit, h.every)
 }
 
 // forgetBefore drops windows that began before cutoff and left nothing

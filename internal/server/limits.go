@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/scepter/scepter/internal/loglimit"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -517,26 +518,19 @@ type quietWriter struct {
 	w     io.Writer
 	clock pki.Clock
 
-	mu      sync.Mutex
-	period  time.Time
-	passed  int
-	dropped int
+	mu     sync.Mutex
+	window loglimit.Window
 }
 
 func (q *quietWriter) Write(p []byte) (int, error) {
-	now := q.clock.Now()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if now.Sub(q.period) >= refusalLogEvery {
-		if q.dropped > 0 {
-			fmt.Fprintf(q.w, "http: %d more server errors were not logged since %s\n", q.dropped, q.period.Format(time.RFC3339))
-		}
-		q.period, q.passed, q.dropped = now, 0, 0
-	}
-	if q.passed >= errorLogBurst {
-		q.dropped++
+	pass, dropped, since := q.window.Admit(q.clock.Now(), errorLogBurst, refusalLogEvery)
+	if !pass {
 		return len(p), nil
 	}
-	q.passed++
+	if dropped > 0 {
+		fmt.Fprintf(q.w, "http: %d more server errors were not logged since %s\n", dropped, since.Format(time.RFC3339))
+	}
 	return q.w.Write(p)
 }
