@@ -9,9 +9,10 @@ import (
 // Limits exports, at scrape time, what the server's limits on
 // unauthenticated work have done (server.Guard.Stats): the requests they
 // turned away, and why; the requests that waited for a slot, and how many
-// wait now; the connections closed, or asked to close, to make room. The request histogram
-// does not see any of it: the limits answer before the instrumented
-// handler runs. A burst that outgrows the queue shows here first.
+// wait now; the connections closed, or asked to close, to make room. The
+// request histogram does not see any of it: the limits answer before the
+// instrumented handler runs. A burst that outgrows the queue shows here
+// first.
 func (m *Metrics) Limits(stats func() server.LimitStats) error {
 	return m.reg.Register(limitsCollector(stats))
 }

@@ -144,8 +144,7 @@ func (l *ConnLimiter) Accept() (net.Conn, error) {
 	}
 	if asked {
 		// Room came another way: the ask is not needed any more.
-		for n := l.closeAsks.Load(); n > 0 && !l.closeAsks.CompareAndSwap(n, n-1); n = l.closeAsks.Load() {
-		}
+		l.takeCloseAsk()
 	}
 	if l.closed {
 		l.mu.Unlock()
