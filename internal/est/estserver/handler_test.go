@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
@@ -26,6 +25,7 @@ import (
 	"github.com/scepter/scepter/internal/est/estserver"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/store"
 )
 
@@ -390,7 +390,7 @@ func TestServerKeyGen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := keyID(t, rsaKey.Public())
+	id := pkitest.SubjectKeyID(t, rsaKey.Public())
 	idAttr, _ := asn1.Marshal(id)
 	res, err = cl.Enroll(ctx, client.ESTRequest{Op: est.OpServerKeyGen, DecryptKey: rsaKey.(*rsa.PrivateKey), KeyID: id,
 		MakeCSR: func([]byte) ([]byte, error) {
@@ -416,7 +416,7 @@ func TestServerKeyGen(t *testing.T) {
 	}{
 		"unknown identifier": {est.OIDAsymmetricDecryptKeyIdentifier, []byte("nobody"), rsaKey, "names no key"},
 		"symmetric key":      {est.OIDDecryptKeyIdentifier, []byte("psk"), rsaKey, "symmetric"},
-		"EC key":             {est.OIDAsymmetricDecryptKeyIdentifier, keyID(t, csrKey.Public()), csrKey, "not RSA"},
+		"EC key":             {est.OIDAsymmetricDecryptKeyIdentifier, pkitest.SubjectKeyID(t, csrKey.Public()), csrKey, "not RSA"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			v, _ := asn1.Marshal(tc.value)
@@ -604,21 +604,4 @@ func asHTTPError(err error, target **client.HTTPError) bool {
 		e = u.Unwrap()
 	}
 	return false
-}
-
-func keyID(t *testing.T, pub any) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spki struct {
-		Alg asn1.RawValue
-		Key asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(der, &spki); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha1.Sum(spki.Key.Bytes)
-	return sum[:]
 }
