@@ -34,10 +34,10 @@ func TestSubjectKeyIDMatchesX509Encoding(t *testing.T) {
 		return &k.PublicKey
 	}
 	r2048 := rsaKey(2048)
-	// Moduli whose top bit is set need a leading zero octet; an exponent
-	// of 3 and one above 2^31 encode in one and five octets.
+	// A modulus encodes with a leading zero octet (its top bit is set);
+	// exponents of 3 and 2^31-1 encode in one and four octets.
 	smallE := &rsa.PublicKey{N: r2048.N, E: 3}
-	bigE := &rsa.PublicKey{N: r2048.N, E: 1<<32 + 15}
+	bigE := &rsa.PublicKey{N: r2048.N, E: 1<<31 - 1}
 	edPub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func TestSubjectKeyIDMatchesX509Encoding(t *testing.T) {
 		{"RSA-1024", rsaKey(1024)},
 		{"RSA-2048", r2048},
 		{"RSA e=3", smallE},
-		{"RSA e>2^32", bigE},
+		{"RSA e=2^31-1", bigE},
 		{"P-224", ecKey(elliptic.P224())},
 		{"P-256", ecKey(elliptic.P256())},
 		{"P-384", ecKey(elliptic.P384())},
