@@ -135,21 +135,14 @@ func TestConnLimitEvictsLongestWaiting(t *testing.T) {
 // newcomer: the newcomer waits until one ends. Closing the server while
 // Accept waits ends Serve.
 func TestConnLimitKeepsBusyConnections(t *testing.T) {
-	entered, release := make(chan struct{}, 2), make(chan struct{})
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			entered <- struct{}{}
-			<-release
-		}
-		io.WriteString(w, "ok")
-	})
+	h, entered, release := holding(2)
 	s := serveGuarded(t, server.Limits{MaxConns: 2, MaxInflight: 10}, 10*time.Second, nil, h)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var wg sync.WaitGroup
 	slowStatus := make(chan int, 2)
 	for range 2 {
 		wg.Go(func() {
-			resp, err := client.Get("http://" + s.addr + "/slow")
+			resp, err := client.Get("http://" + s.addr + "/?slow=1")
 			if err != nil {
 				slowStatus <- 0
 				return
@@ -189,7 +182,7 @@ func TestConnLimitKeepsBusyConnections(t *testing.T) {
 	release = make(chan struct{})
 	defer close(release)
 	for range 2 {
-		go client.Get("http://" + s.addr + "/slow")
+		go client.Get("http://" + s.addr + "/?slow=1")
 		<-entered
 	}
 	dialN(t, s.addr, 1)
@@ -411,19 +404,12 @@ func TestConnLimitGrace(t *testing.T) {
 // its client to close its connection, which the client does without an
 // error, and the newcomer is served.
 func TestConnLimitAsksBusyClientsToTakeTurns(t *testing.T) {
-	entered, release := make(chan struct{}, 1), make(chan struct{})
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			entered <- struct{}{}
-			<-release
-		}
-		io.WriteString(w, "ok")
-	})
+	h, entered, release := holding(1)
 	s := serveGuarded(t, server.Limits{MaxConns: 1, MaxInflight: 10}, 10*time.Second, nil, h)
 	kept := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
 	slow := make(chan *http.Response, 1)
 	go func() {
-		resp, err := kept.Post("http://"+s.addr+"/slow", "text/plain", strings.NewReader("a request"))
+		resp, err := kept.Post("http://"+s.addr+"/?slow=1", "text/plain", strings.NewReader("a request"))
 		if err != nil {
 			t.Error(err)
 		}

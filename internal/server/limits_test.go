@@ -25,6 +25,21 @@ var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 // echoRemote answers 200 with the RemoteAddr it was given.
 var echoRemote = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.RemoteAddr) })
 
+// holding answers "ok", but first holds each request marked ?slow=1 until
+// release is closed, after telling entered (which buffers holds of them)
+// that one is held.
+func holding(holds int) (h http.Handler, entered <-chan struct{}, release chan struct{}) {
+	in, release := make(chan struct{}, holds), make(chan struct{})
+	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("slow") != "" {
+			in <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	return h, in, release
+}
+
 func guarded(t *testing.T, l server.Limits, clock *pkitest.Clock, h http.Handler) http.Handler {
 	t.Helper()
 	if l.MaxConns == 0 {
@@ -115,13 +130,7 @@ func TestRateLimitOff(t *testing.T) {
 // Without a queue (MaxQueued 0), one request more than MaxInflight is
 // answered 503 at once.
 func TestInflightCap(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("slow") != "" {
-			entered <- struct{}{}
-			<-release
-		}
-	})
+	slow, entered, release := holding(2)
 	h := guarded(t, server.Limits{MaxInflight: 2}, pkitest.NewClock(t0), slow)
 	var wg sync.WaitGroup
 	for i := range 2 {
@@ -149,13 +158,7 @@ func TestInflightCap(t *testing.T) {
 // own few, requests to it get 503 at once, and the other paths are still
 // answered.
 func TestMonitoringBesideTheCap(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("slow") != "" {
-			entered <- struct{}{}
-			<-release
-		}
-	})
+	slow, entered, release := holding(10)
 	h := guarded(t, server.Limits{MaxInflight: 1, MaxQueued: 10, QueueWait: time.Hour,
 		MonitoringPaths: []string{"/healthz", "/readyz", "/metrics"}}, pkitest.NewClock(t0), slow)
 	monitor := func(path string) int {
