@@ -107,6 +107,17 @@ func getOK(t *testing.T, url string) {
 	}
 }
 
+// statusOf GETs url with c and returns the status, 0 when there was no
+// answer.
+func statusOf(c *http.Client, url string) int {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // When full, a newcomer is served and, once a second has passed, the
 // connection that has waited longest without sending anything is closed;
 // the others stay.
@@ -141,27 +152,11 @@ func TestConnLimitKeepsBusyConnections(t *testing.T) {
 	var wg sync.WaitGroup
 	slowStatus := make(chan int, 2)
 	for range 2 {
-		wg.Go(func() {
-			resp, err := client.Get("http://" + s.addr + "/?slow=1")
-			if err != nil {
-				slowStatus <- 0
-				return
-			}
-			resp.Body.Close()
-			slowStatus <- resp.StatusCode
-		})
+		wg.Go(func() { slowStatus <- statusOf(client, "http://"+s.addr+"/?slow=1") })
 		<-entered
 	}
 	fast := make(chan int, 1)
-	go func() {
-		resp, err := client.Get("http://" + s.addr + "/fast")
-		if err != nil {
-			fast <- 0
-			return
-		}
-		resp.Body.Close()
-		fast <- resp.StatusCode
-	}()
+	go func() { fast <- statusOf(client, "http://"+s.addr+"/fast") }()
 	select {
 	case code := <-fast:
 		t.Fatalf("a third connection was served (%d) while two requests held the limit", code)
@@ -419,13 +414,7 @@ func TestConnLimitAsksBusyClientsToTakeTurns(t *testing.T) {
 	newcomer := make(chan int, 1)
 	go func() {
 		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
-		resp, err := c.Get("http://" + s.addr + "/fast")
-		if err != nil {
-			newcomer <- 0
-			return
-		}
-		resp.Body.Close()
-		newcomer <- resp.StatusCode
+		newcomer <- statusOf(c, "http://"+s.addr+"/fast")
 	}()
 	// Accept takes the newcomer, finds no connection to close and asks.
 	for deadline := time.Now().Add(5 * time.Second); s.limiter.CloseAsks() != 1; time.Sleep(5 * time.Millisecond) {
