@@ -30,6 +30,7 @@ import (
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/keys/opensslrsa"
 	"github.com/scepter/scepter/internal/metrics"
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/scep"
@@ -54,14 +55,40 @@ const benchChallenge = "bench-challenge-0123456789"
 
 // benchEnrollConfigs are the two configurations of issue 12, and the
 // default one with EC clients, whose replies are password-based envelopes.
+// Their CA and RA keys make their RSA operations as serve's default
+// (--rsa-backend auto) does: through OpenSSL where libcrypto.so.3 loads,
+// else Go's crypto/rsa. The -go configurations are the first two with Go's
+// crypto/rsa (--rsa-backend go), as internal/bench/floor's -go floors.
 var benchEnrollConfigs = []struct {
 	name      string
 	ca        ca.InitOptions
 	clientKey string
+	goRSA     bool
 }{
-	{"default", ca.InitOptions{KeyType: keys.P256}, keys.RSA2048},                 // P-256 CA + separate RSA-2048 RA
-	{"rsa-ca", ca.InitOptions{KeyType: keys.RSA2048, RAMode: "ca"}, keys.RSA2048}, // --ca-key-type rsa2048 --scep-ra ca
-	{"default-p256-clients", ca.InitOptions{KeyType: keys.P256}, keys.P256},
+	{"default", ca.InitOptions{KeyType: keys.P256}, keys.RSA2048, false},                 // P-256 CA + separate RSA-2048 RA
+	{"rsa-ca", ca.InitOptions{KeyType: keys.RSA2048, RAMode: "ca"}, keys.RSA2048, false}, // --ca-key-type rsa2048 --scep-ra ca
+	{"default-p256-clients", ca.InitOptions{KeyType: keys.P256}, keys.P256, false},
+	{"default-go", ca.InitOptions{KeyType: keys.P256}, keys.RSA2048, true},
+	{"rsa-ca-go", ca.InitOptions{KeyType: keys.RSA2048, RAMode: "ca"}, keys.RSA2048, true},
+}
+
+// benchWrapKey is serve's --rsa-backend auto for the benchmarks: every
+// issuing CA and RA key through OpenSSL when it loads and passes its
+// self-test with the key, else the key as it is. It logs which.
+func benchWrapKey(b *testing.B) func(crypto.Signer) crypto.Signer {
+	lib, err := opensslrsa.Open()
+	if err != nil {
+		b.Logf("RSA through Go's crypto/rsa: %v", err)
+		return nil
+	}
+	return func(key crypto.Signer) crypto.Signer {
+		w, err := lib.Wrap(key)
+		if err != nil {
+			b.Logf("RSA through Go's crypto/rsa: %v", err)
+			return key
+		}
+		return w
+	}
 }
 
 type benchServer struct {
@@ -71,8 +98,11 @@ type benchServer struct {
 	clientKey string // the key type of its clients
 }
 
-func newBenchServer(b *testing.B, opts ca.InitOptions, clientKey string) *benchServer {
+func newBenchServer(b *testing.B, opts ca.InitOptions, clientKey string, goRSA bool) *benchServer {
 	b.Helper()
+	if !goRSA {
+		opts.WrapKey = benchWrapKey(b)
+	}
 	dir := b.TempDir()
 	clock := pkitest.NewClock(benchEnrollNow)
 	authority, _, err := ca.LoadOrCreate(dir, opts, clock)
@@ -258,7 +288,7 @@ func reportCPU(b *testing.B, cpu time.Duration) {
 // next is sent.
 func BenchmarkSCEPEnroll(b *testing.B) {
 	for _, c := range benchEnrollConfigs {
-		bs := newBenchServer(b, c.ca, c.clientKey)
+		bs := newBenchServer(b, c.ca, c.clientKey, c.goRSA)
 		b.Run(c.name, func(b *testing.B) {
 			pool := bs.pool(b, b.N)
 			replies := make([][]byte, b.N)
@@ -281,7 +311,7 @@ func BenchmarkSCEPEnroll(b *testing.B) {
 // enrollment, cpu-ms/enroll what each cost.
 func BenchmarkSCEPEnrollParallel(b *testing.B) {
 	for _, c := range benchEnrollConfigs {
-		bs := newBenchServer(b, c.ca, c.clientKey)
+		bs := newBenchServer(b, c.ca, c.clientKey, c.goRSA)
 		b.Run(c.name, func(b *testing.B) {
 			pool := bs.pool(b, b.N)
 			replies := make([][]byte, b.N)
