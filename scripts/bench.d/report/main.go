@@ -583,6 +583,16 @@ func times(r float64) string {
 	return f2(r) + "×"
 }
 
+// volatileFS reports whether fs, a file system type as df -T prints it,
+// keeps its files in memory: fsync there reaches no disk.
+func volatileFS(fs string) bool {
+	switch fs {
+	case "tmpfs", "ramfs":
+		return true
+	}
+	return false
+}
+
 func mark(ok bool, known bool) string {
 	switch {
 	case !known:
@@ -600,6 +610,10 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	p("Written by `scripts/bench` on %s; every figure below comes from its tools (`scepter bench --json`, `go test -bench`), none is typed by hand except the section of earlier findings under the table of where the time goes. Rerun it to replace them; it keeps that section and the sections of `scripts/bench-cluster` and `scripts/bench-soak` (written by those scripts) as they are.\n\n", meta["date"])
 	if meta["quick"] == "1" {
 		p("> **QUICK=1 run**: %s enrollments per run, %s run(s) per cell. For a try-out, not for comparison.\n\n", meta["n"], meta["runs"])
+	}
+	volatile := volatileFS(meta["filesystem"])
+	if volatile {
+		p("> **Data directories on %s**: memory, not a disk, so the fsync each issuance waits for costs nothing, and a crash would lose what the servers recorded. Such a run shows what the disk costs (against a run on the disk); it does not count for issue 12's targets, whose marks below say so.\n\n", meta["filesystem"])
 	}
 
 	p("## Machine\n\n")
@@ -721,6 +735,9 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 
 	p("## Targets (issue 12)\n\n")
 	p("Ratios from this run only. CPU and p99 are read at concurrency %d, as in the issue. A comparison with step-ca is met only if its ratio meets the target in every round as well as in the medians: this machine's speed changes from minute to minute, and one server can catch a slow stretch that the other missed.\n\n", ratioConc)
+	if volatile {
+		p("**Not durable:** the data directories were on %s (see the top), so no target counts as met in this run, whatever its mark.\n\n", meta["filesystem"])
+	}
 	p("| target | measured | |\n|---|---|---|\n")
 	for _, id := range scepterRows {
 		rd := find(data, id)

@@ -322,3 +322,44 @@ func expectLines(t *testing.T, got string, wants ...string) {
 		}
 	}
 }
+
+// TestReportVolatileDataDirectories: a run whose data directories were on
+// tmpfs says at the top and above the targets that it is not durable and
+// counts for no target; a run on a disk says neither.
+func TestReportVolatileDataDirectories(t *testing.T) {
+	const banner = "> **Data directories on tmpfs**"
+	const notDurable = "**Not durable:** the data directories were on tmpfs"
+	onDisk := report(t, nil)
+	if strings.Contains(onDisk, "Data directories on") || strings.Contains(onDisk, "Not durable") {
+		t.Errorf("a run on ext4 is reported as not durable")
+	}
+	meta, err := os.ReadFile("testdata/meta.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fs := range []string{"tmpfs", "ramfs"} {
+		dir := t.TempDir()
+		metaFile := filepath.Join(dir, "meta.txt")
+		if err := os.WriteFile(metaFile, bytes.Replace(meta, []byte("filesystem=ext4\n"), []byte("filesystem="+fs+"\n"), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "BENCHMARKS.md")
+		if err := run("testdata/results", metaFile, out, &bytes.Buffer{}); err != nil {
+			t.Fatalf("%s: run: %v", fs, err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(b)
+		want := []string{strings.Replace(banner, "tmpfs", fs, 1), strings.Replace(notDurable, "tmpfs", fs, 1)}
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: the report lacks %q", fs, w)
+			}
+		}
+		if i, j := strings.Index(got, want[1]), strings.Index(got, "## Targets"); i < j {
+			t.Errorf("%s: the note of a run that is not durable is not under the targets' heading", fs)
+		}
+	}
+}
