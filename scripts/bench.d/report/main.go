@@ -613,7 +613,7 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	}
 	volatile := volatileFS(meta["filesystem"])
 	if volatile {
-		p("> **Data directories on %s**: memory, not a disk, so the fsync each issuance waits for costs nothing, and a crash would lose what the servers recorded. Such a run shows what the disk costs (against a run on the disk); it does not count for issue 12's targets, whose marks below say so.\n\n", meta["filesystem"])
+		p("> **Data directories on %s**: memory, not a disk, so the fsync each issuance waits for costs nothing, and a crash would lose what the servers recorded. Such a run shows what the disk costs (against a run on the disk); it does not count for issue 12's targets, as the targets' section says again.\n\n", meta["filesystem"])
 	}
 
 	p("## Machine\n\n")
