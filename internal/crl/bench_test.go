@@ -6,7 +6,9 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -14,10 +16,16 @@ import (
 )
 
 // BenchmarkBuild100k: one CRL generation for an issuer with 100,000
-// revoked, unexpired certificates: the store query, the entries and the
-// signature (EC and RSA CAs).
+// revoked, unexpired certificates (SCEPTER_BENCH_ROWS changes the count):
+// the store query, the entries and the signature (EC and RSA CAs).
 func BenchmarkBuild100k(b *testing.B) {
-	const n = 100_000
+	n := 100_000
+	if v := os.Getenv("SCEPTER_BENCH_ROWS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("SCEPTER_BENCH_ROWS=%q: want a positive count", v)
+		}
+	}
 	for _, keyType := range []string{"p256", "rsa2048"} {
 		b.Run(keyType, func(b *testing.B) {
 			f := fixture.New(b, fixture.Options{KeyType: keyType})
