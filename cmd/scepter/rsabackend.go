@@ -53,12 +53,7 @@ func (r *rsaBackendFlags) wrapKey(log *slog.Logger) (func(crypto.Signer) crypto.
 		return nil, nil
 	}
 	log.Info("RSA key files used through OpenSSL", "version", lib.Version())
-	return func(key crypto.Signer) crypto.Signer {
-		w, err := lib.Wrap(key)
-		if err != nil {
-			log.Warn("RSA key used through Go's crypto/rsa: OpenSSL failed its self-test with it", "key", keys.KeyTypeOf(key.Public()), "err", err)
-			return key
-		}
-		return w
-	}, nil
+	return lib.WrapOrKeep(func(key crypto.Signer, err error) {
+		log.Warn("RSA key used through Go's crypto/rsa: OpenSSL failed its self-test with it", "key", keys.KeyTypeOf(key.Public()), "err", err)
+	}), nil
 }

@@ -7,14 +7,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
 )
 
 // BenchmarkList1M: with 1,000,000 certificate rows (SCEPTER_BENCH_ROWS
@@ -23,10 +22,7 @@ import (
 // per shape (the target is p99 under 50 ms). Through the real handler and
 // store: HTTP, authentication, the query, JSON.
 func BenchmarkList1M(b *testing.B) {
-	rows := 1_000_000
-	if v := os.Getenv("SCEPTER_BENCH_ROWS"); v != "" {
-		rows, _ = strconv.Atoi(v)
-	}
+	rows := pkitest.BenchRows(b, 1_000_000)
 	e := newEnv(b)
 	start := time.Now()
 	fill(b, filepath.Join(e.Dir, "scepter.db"), e.Issuer().ID, rows, e.Clock.Now())

@@ -6,12 +6,11 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 )
 
@@ -19,13 +18,7 @@ import (
 // revoked, unexpired certificates (SCEPTER_BENCH_ROWS changes the count):
 // the store query, the entries and the signature (EC and RSA CAs).
 func BenchmarkBuild100k(b *testing.B) {
-	n := 100_000
-	if v := os.Getenv("SCEPTER_BENCH_ROWS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			b.Fatalf("SCEPTER_BENCH_ROWS=%q: want a positive count", v)
-		}
-	}
+	n := pkitest.BenchRows(b, 100_000)
 	for _, keyType := range []string{"p256", "rsa2048"} {
 		b.Run(keyType, func(b *testing.B) {
 			f := fixture.New(b, fixture.Options{KeyType: keyType})

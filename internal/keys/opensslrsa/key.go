@@ -70,6 +70,23 @@ func (l *Library) Wrap(key crypto.Signer) (crypto.Signer, error) {
 	return k, nil
 }
 
+// WrapOrKeep is Wrap for ca.InitOptions.WrapKey: a key that OpenSSL
+// cannot take, or that fails the self-test, stays as it is (Go's
+// crypto/rsa makes its operations), and fallback, when not nil, is told
+// which key and why.
+func (l *Library) WrapOrKeep(fallback func(key crypto.Signer, err error)) func(crypto.Signer) crypto.Signer {
+	return func(key crypto.Signer) crypto.Signer {
+		w, err := l.Wrap(key)
+		if err != nil {
+			if fallback != nil {
+				fallback(key, err)
+			}
+			return key
+		}
+		return w
+	}
+}
+
 func (k *Key) selfTest() error {
 	digest := sha256.Sum256([]byte("scepter opensslrsa self-test"))
 	want, err := k.goKey.Sign(nil, digest[:], crypto.SHA256)

@@ -301,3 +301,35 @@ func BenchmarkSessionKey(b *testing.B) {
 		}
 	})
 }
+
+func TestWrapOrKeep(t *testing.T) {
+	l := open(t)
+	var fellBack []error
+	wrapKey := l.WrapOrKeep(func(_ crypto.Signer, err error) { fellBack = append(fellBack, err) })
+
+	if _, ok := wrapKey(goKey(t, 2048)).(*Key); !ok {
+		t.Error("a sound RSA key was not wrapped")
+	}
+	other := &notRSA{}
+	if got := wrapKey(other); got != crypto.Signer(other) {
+		t.Errorf("a key that is not RSA came back as %T", got)
+	}
+	if len(fellBack) != 0 {
+		t.Fatalf("fallback called for sound keys: %v", fellBack)
+	}
+
+	// A private exponent that does not match the modulus: OpenSSL refuses
+	// it or the self-test does, and the key stays Go's, said so.
+	bad := *goKey(t, 2048)
+	bad.D = new(big.Int).Add(bad.D, big.NewInt(2))
+	bad.Precomputed = rsa.PrecomputedValues{}
+	if got := wrapKey(&bad); got != crypto.Signer(&bad) {
+		t.Errorf("a key that fails the self-test came back as %T", got)
+	}
+	if len(fellBack) != 1 || fellBack[0] == nil {
+		t.Errorf("fallback calls = %v, want one with its reason", fellBack)
+	}
+	if l.WrapOrKeep(nil)(&bad) != crypto.Signer(&bad) {
+		t.Error("WrapOrKeep(nil) did not keep a key it could not wrap")
+	}
+}

@@ -81,14 +81,9 @@ func benchWrapKey(b *testing.B) func(crypto.Signer) crypto.Signer {
 		b.Logf("RSA through Go's crypto/rsa: %v", err)
 		return nil
 	}
-	return func(key crypto.Signer) crypto.Signer {
-		w, err := lib.Wrap(key)
-		if err != nil {
-			b.Logf("RSA through Go's crypto/rsa: %v", err)
-			return key
-		}
-		return w
-	}
+	return lib.WrapOrKeep(func(_ crypto.Signer, err error) {
+		b.Logf("RSA through Go's crypto/rsa: %v", err)
+	})
 }
 
 type benchServer struct {

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlstore"
 	"github.com/scepter/scepter/internal/store/storetest"
@@ -307,13 +307,7 @@ func BenchmarkRecordIssuance(b *testing.B) {
 // BenchmarkListCertificates pages through a large inventory. The size is
 // SCEPTER_BENCH_ROWS (default 100000; the roadmap's target is 1000000).
 func BenchmarkListCertificates(b *testing.B) {
-	rows := 100000
-	if v := os.Getenv("SCEPTER_BENCH_ROWS"); v != "" {
-		var err error
-		if rows, err = strconv.Atoi(v); err != nil {
-			b.Fatal(err)
-		}
-	}
+	rows := pkitest.BenchRows(b, 100000)
 	s := openTemp(b)
 	defer s.Close()
 	fill(b, s, rows)
