@@ -368,10 +368,12 @@ func slicesMax(v []float64) float64 {
 }
 
 // floorResult is the minimum ns/op of each BenchmarkCryptoFloor and
-// BenchmarkChecksFloor sub-benchmark over every repetition, and how many
-// there were. The checks floor's are keyed "checks/CONFIGURATION".
+// BenchmarkChecksFloor sub-benchmark over every repetition, the slowest
+// repetition, and how many there were. The checks floor's are keyed
+// "checks/CONFIGURATION".
 type floorResult struct {
 	ns      map[string]float64
+	slowest map[string]float64 // the same work's slowest repetition: how far the machine's speed moved
 	n       map[string]int
 	unit    string // the metric read: cpu-ns/op or ns/op
 	backend string // what the floors without -go made their RSA operations with, "" when not said
@@ -390,7 +392,7 @@ var (
 var floorUnits = []string{"cpu-ns/op", "ns/op"}
 
 func readFloor(results string) (*floorResult, string) {
-	fr := &floorResult{ns: map[string]float64{}, n: map[string]int{}}
+	fr := &floorResult{ns: map[string]float64{}, slowest: map[string]float64{}, n: map[string]int{}}
 	files, _ := filepath.Glob(filepath.Join(results, "floor-[0-9]*.txt"))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -432,6 +434,7 @@ func readFloor(results string) (*floorResult, string) {
 			if old, ok := fr.ns[key]; !ok || ns < old {
 				fr.ns[key] = ns
 			}
+			fr.slowest[key] = math.Max(fr.slowest[key], ns)
 			fr.n[key]++
 		}
 	}
@@ -704,7 +707,7 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 			what = "CPU time (cpu-ns/op)"
 		}
 		p("Read from the benchmark's %s.\n\n", what)
-		p("| configuration | floor ms/enroll (minimum) | repetitions |\n|---|---:|---:|\n")
+		p("| configuration | floor ms/enroll (minimum) | slowest repetition ms | slowest / minimum | repetitions |\n|---|---:|---:|---:|---:|\n")
 		var names, checks []string
 		for k := range floor.ns {
 			if c, ok := strings.CutPrefix(k, checksKey); ok {
@@ -715,10 +718,19 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 		}
 		sort.Strings(names)
 		sort.Strings(checks)
+		spread, spreadOf := 0.0, ""
 		for _, k := range names {
-			p("| `%s` | %s | %d |\n", k, strconv.FormatFloat(floor.ns[k]/1e6, 'f', 3, 64), floor.n[k])
+			ratio := floor.slowest[k] / floor.ns[k]
+			if ratio > spread {
+				spread, spreadOf = ratio, k
+			}
+			p("| `%s` | %s | %s | %s× | %d |\n", k, strconv.FormatFloat(floor.ns[k]/1e6, 'f', 3, 64),
+				strconv.FormatFloat(floor.slowest[k]/1e6, 'f', 3, 64), f2(ratio), floor.n[k])
 		}
 		p("\n")
+		if spreadOf != "" {
+			p("The same bare operations, pinned to the same CPU, took up to **%s×** their minimum in this run (`%s`): the machine's own speed moved that much between repetitions, and the servers' CPU and latency figures above moved with it. Compare rows within a round, and read a p99 near its target with this in mind.\n\n", f2(spread), spreadOf)
+		}
 		if len(checks) > 0 {
 			p("The **checks floor** (`BenchmarkChecksFloor`, same package and repetitions) is the work besides the private-key operations that no SCEP enrollment may skip without giving up a security property: the requester's signature on the pkiMessage, the CSR's proof of possession, the key policy and weak-key checks, lint before signing, the check of the CA's own signature on the new certificate, and the reply's content key encrypted to the requester. No parsing, store or HTTP.\n\n")
 			p("| configuration | checks floor ms/enroll (minimum) | repetitions | crypto floor + checks floor, × the crypto floor |\n|---|---:|---:|---:|\n")

@@ -112,6 +112,10 @@ func TestReportFigures(t *testing.T) {
 		// micromdm's duplicate serials at c=64, summed: 155 + 33 + 39.
 		"| 147.7 | 424.4 | 484.5 | 494.0 | 424.3 / 494.0 | 6.76 | 12.9 | 0 | 227 | 3 |",
 		"| `rsa-ca` | 0.235 | 20 | 1.10× |",
+		// The floor's spread: `default` 1.668–2.448 ms over its 20
+		// repetitions, `est-default` 0.051–0.087 ms, the widest.
+		"| `default` | 1.668 | 2.448 | 1.47× | 20 |",
+		"took up to **1.70×** their minimum in this run (`est-default`)",
 	)
 	// The sections of other hands, kept as they were, and the old text gone.
 	for _, kept := range []string{
