@@ -11,10 +11,11 @@ import (
 )
 
 // rsaBackendFlags is --rsa-backend: who makes the private-key operations of
-// the CA's and RA's RSA key files. OpenSSL 3 (libcrypto.so.3, loaded at run
-// time) is about three times faster than Go's crypto/rsa, and the RA's RSA
-// decryption and signature are most of a SCEP enrollment's CPU. Keys in a
-// PKCS#11 token are the token's to use either way.
+// the CA's, RA's and OCSP responders' RSA key files. OpenSSL 3
+// (libcrypto.so.3, loaded at run time) is about three times faster than
+// Go's crypto/rsa, and the RA's RSA decryption and signature are most of a
+// SCEP enrollment's CPU. Keys in a PKCS#11 token are the token's to use
+// either way.
 type rsaBackendFlags struct {
 	backend string
 }
@@ -26,7 +27,7 @@ const (
 )
 
 func (r *rsaBackendFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&r.backend, "rsa-backend", rsaBackendAuto, "RSA operations of CA and RA key files: 'auto' (OpenSSL 3 when libcrypto.so.3 loads, else Go), 'openssl' (refuse to start without it) or 'go' (Go's crypto/rsa)")
+	fs.StringVar(&r.backend, "rsa-backend", rsaBackendAuto, "RSA operations of CA, RA and OCSP responder key files: 'auto' (OpenSSL 3 when libcrypto.so.3 loads, else Go), 'openssl' (refuse to start without it) or 'go' (Go's crypto/rsa)")
 }
 
 func (r *rsaBackendFlags) check() error {

@@ -145,7 +145,8 @@ func (r *revocation) startResponder(ctx context.Context, f *revocationFlags, dat
 	svc *enroll.Service, clock pki.Clock, log *slog.Logger) error {
 	// The responder keys are in the CA's token when it has one.
 	ocspDir := filepath.Join(dataDir, "ocsp")
-	r.delegates = ocsp.NewDelegates(ocspDir, authority, svc, clock, log, f.responderValidity).WithKeys(authority.ResponderKeys(ocspDir))
+	r.delegates = ocsp.NewDelegates(ocspDir, authority, svc, clock, log, f.responderValidity).
+		WithKeys(authority.ResponderKeys(ocspDir)).WithWrapKey(authority.WrapKey)
 	if err := r.delegates.Refresh(ctx); err != nil {
 		// Answers are signed by the CA itself meanwhile; retried hourly.
 		log.Error("OCSP responder certificates", "err", err)

@@ -278,6 +278,13 @@ func (s *issuerSet) issuerOf(chains [][]*x509.Certificate) *Issuer {
 // nil for a CA of key files.
 func (a *Authority) Token() keys.Token { return a.opts.Token }
 
+// WrapKey gives another key the server signs with (an OCSP responder's) to
+// InitOptions.WrapKey, as the issuing CA and RA keys were: with serve's
+// --rsa-backend auto, an RSA key file then signs through OpenSSL. It
+// returns key itself when there is no WrapKey, or when the wrapped key
+// would not have key's public key.
+func (a *Authority) WrapKey(key crypto.Signer) crypto.Signer { return a.opts.wrapKey(key) }
+
 // ResponderKeys is where the OCSP responder keys of this CA's issuers are
 // kept: key files in dir, or, when the CA has a token, keys made in the
 // token (labelled PREFIX-ocsp-NAME-<random>, so that nodes sharing the

@@ -50,6 +50,9 @@ type Delegates struct {
 	// keys holds the responder keys (see WithKeys); key files in dir by
 	// default.
 	keys keys.Source
+	// wrap is given each responder key as it is loaded or made, and the
+	// responder signs with the key it returns (see WithWrapKey).
+	wrap func(crypto.Signer) crypto.Signer
 }
 
 // WithKeys keeps the responder keys in src (ca.Authority.ResponderKeys:
@@ -58,6 +61,25 @@ type Delegates struct {
 func (d *Delegates) WithKeys(src keys.Source) *Delegates {
 	d.keys = src
 	return d
+}
+
+// WithWrapKey has the responders sign with wrap(key) instead of the key
+// itself (ca.Authority.WrapKey: RSA key files through OpenSSL, as the CA's
+// own keys). wrap must return a key with the same public key. Call it
+// before the first Refresh.
+func (d *Delegates) WithWrapKey(wrap func(crypto.Signer) crypto.Signer) *Delegates {
+	d.wrap = wrap
+	return d
+}
+
+// wrapped is s with its key given to wrap, once s is to be used.
+func (d *Delegates) wrapped(s Signer) Signer {
+	if d.wrap != nil {
+		if w := d.wrap(s.Key); w != nil && samePublicKey(w.Public(), s.Key.Public()) {
+			s.Key = w
+		}
+	}
+	return s
 }
 
 // NewDelegates loads nothing yet: call Refresh at start and periodically.
@@ -162,7 +184,7 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 			if samePublicKey(key.Public(), certs[0].PublicKey) {
 				s := Signer{Cert: certs[0], Key: key, IncludeCert: true}
 				if d.usable(s, issuer, now) {
-					return s, false, nil
+					return d.wrapped(s), false, nil
 				}
 				inUse = i
 				break
@@ -213,7 +235,7 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 	if err := keys.WriteCertFile(certFile, cert); err != nil {
 		return Signer{}, false, err
 	}
-	return Signer{Cert: cert, Key: key, IncludeCert: true}, true, nil
+	return d.wrapped(Signer{Cert: cert, Key: key, IncludeCert: true}), true, nil
 }
 
 func samePublicKey(a, b crypto.PublicKey) bool {

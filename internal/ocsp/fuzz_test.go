@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto"
 	"math/big"
+	"strings"
 	"testing"
 
+	"github.com/scepter/scepter/internal/keys/opensslrsa"
 	"github.com/scepter/scepter/internal/ocsp"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 )
@@ -45,10 +47,23 @@ func FuzzParseRequest(f *testing.F) {
 
 // Answers per second: a cached answer (no nonce: the RFC 5019 path most
 // relying parties take) and one signed per request (with a nonce), for an
-// EC and an RSA CA (whose delegate is P-256 and RSA-2048).
+// EC and an RSA CA (whose delegate is P-256 and RSA-2048). The RSA
+// delegate signs through OpenSSL, as serve's --rsa-backend auto has it;
+// rsa2048-go through Go's crypto/rsa.
 func BenchmarkRespond(b *testing.B) {
-	for _, keyType := range []string{"p256", "rsa2048"} {
-		f := newResponder(b, keyType)
+	var wrap func(crypto.Signer) crypto.Signer
+	if lib, err := opensslrsa.Open(); err != nil {
+		b.Logf("rsa2048 through Go's crypto/rsa: %v", err)
+	} else {
+		wrap = lib.WrapOrKeep(func(_ crypto.Signer, err error) { b.Logf("rsa2048 through Go's crypto/rsa: %v", err) })
+	}
+	for _, keyType := range []string{"p256", "rsa2048", "rsa2048-go"} {
+		caKey, goRSA := strings.CutSuffix(keyType, "-go")
+		w := wrap
+		if goRSA {
+			w = nil
+		}
+		f := newWrappedResponder(b, caKey, w)
 		cert, _ := f.Issue(b, "bench")
 		issuer := f.Issuer().Cert
 		plain := request(b, cert, issuer, crypto.SHA1)

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,8 +44,15 @@ type responderFixture struct {
 
 func newResponder(t testing.TB, keyType string) *responderFixture {
 	t.Helper()
+	return newWrappedResponder(t, keyType, nil)
+}
+
+// newWrappedResponder: the delegates' keys go through wrap (nil: none), as
+// serve's go through ca.Authority.WrapKey.
+func newWrappedResponder(t testing.TB, keyType string, wrap func(crypto.Signer) crypto.Signer) *responderFixture {
+	t.Helper()
 	p := fixture.New(t, fixture.Options{KeyType: keyType})
-	d := ocsp.NewDelegates(t.TempDir(), p.Authority, p.Service, p.Clock, p.Log, 0)
+	d := ocsp.NewDelegates(t.TempDir(), p.Authority, p.Service, p.Clock, p.Log, 0).WithWrapKey(wrap)
 	if err := d.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +262,55 @@ func TestNonceEchoed(t *testing.T) {
 	a := f.r.Respond(context.Background(), plain)
 	if got := responseNonce(t, a.DER); got != nil {
 		t.Errorf("a request without nonce got nonce %x", got)
+	}
+}
+
+// countingSigner signs with its key and counts the signatures.
+type countingSigner struct {
+	crypto.Signer
+	signed *atomic.Int64
+}
+
+func (c countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	c.signed.Add(1)
+	return c.Signer.Sign(r, digest, opts)
+}
+
+// The delegates sign with the key WithWrapKey's function returns (serve:
+// RSA key files through OpenSSL), and keep their own key when the function
+// returns one that is not the same key.
+func TestDelegatesWrapKey(t *testing.T) {
+	for _, keyType := range []string{"p256", "rsa2048"} {
+		t.Run(keyType, func(t *testing.T) {
+			var signed, wrapped atomic.Int64
+			f := newWrappedResponder(t, keyType, func(k crypto.Signer) crypto.Signer {
+				wrapped.Add(1)
+				return countingSigner{Signer: k, signed: &signed}
+			})
+			cert, _ := f.Issue(t, "dev")
+			issuer := f.Issuer().Cert
+			req := addNonce(t, request(t, cert, issuer, crypto.SHA256), octet([]byte("0123456789abcdef")))
+			for range 3 {
+				resp := parse(t, f.r.Respond(context.Background(), req).DER, cert, issuer)
+				if resp.Certificate == nil || resp.Certificate.Equal(issuer) {
+					t.Fatal("not answered by the delegate")
+				}
+			}
+			if wrapped.Load() != 1 || signed.Load() != 3 {
+				t.Errorf("wrapped %d times, %d signatures through the wrapped key; want 1 and 3", wrapped.Load(), signed.Load())
+			}
+
+			// A function that returns some other key is not followed.
+			other := newWrappedResponder(t, keyType, func(crypto.Signer) crypto.Signer {
+				return fixture.New(t, fixture.Options{KeyType: keyType}).Authority.Issuers()[0].Signer
+			})
+			cert, _ = other.Issue(t, "dev")
+			issuer = other.Issuer().Cert
+			resp := parse(t, other.r.Respond(context.Background(), request(t, cert, issuer, crypto.SHA256)).DER, cert, issuer)
+			if resp.Status != xocsp.Good {
+				t.Errorf("status %d, want good", resp.Status)
+			}
+		})
 	}
 }
 
