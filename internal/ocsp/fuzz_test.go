@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/scepter/scepter/internal/keys/opensslrsa"
 	"github.com/scepter/scepter/internal/ocsp"
+	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 )
 
@@ -51,12 +51,7 @@ func FuzzParseRequest(f *testing.F) {
 // delegate signs through OpenSSL, as serve's --rsa-backend auto has it;
 // rsa2048-go through Go's crypto/rsa.
 func BenchmarkRespond(b *testing.B) {
-	var wrap func(crypto.Signer) crypto.Signer
-	if lib, err := opensslrsa.Open(); err != nil {
-		b.Logf("rsa2048 through Go's crypto/rsa: %v", err)
-	} else {
-		wrap = lib.WrapOrKeep(func(_ crypto.Signer, err error) { b.Logf("rsa2048 through Go's crypto/rsa: %v", err) })
-	}
+	wrap := pkitest.WrapKeyAsServe(b)
 	for _, keyType := range []string{"p256", "rsa2048", "rsa2048-go"} {
 		caKey, goRSA := strings.CutSuffix(keyType, "-go")
 		w := wrap

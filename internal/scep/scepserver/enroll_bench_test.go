@@ -30,7 +30,6 @@ import (
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/keys"
-	"github.com/scepter/scepter/internal/keys/opensslrsa"
 	"github.com/scepter/scepter/internal/metrics"
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/scep"
@@ -72,20 +71,6 @@ var benchEnrollConfigs = []struct {
 	{"rsa-ca-go", ca.InitOptions{KeyType: keys.RSA2048, RAMode: "ca"}, keys.RSA2048, true},
 }
 
-// benchWrapKey is serve's --rsa-backend auto for the benchmarks: every
-// issuing CA and RA key through OpenSSL when it loads and passes its
-// self-test with the key, else the key as it is. It logs which.
-func benchWrapKey(b *testing.B) func(crypto.Signer) crypto.Signer {
-	lib, err := opensslrsa.Open()
-	if err != nil {
-		b.Logf("RSA through Go's crypto/rsa: %v", err)
-		return nil
-	}
-	return lib.WrapOrKeep(func(_ crypto.Signer, err error) {
-		b.Logf("RSA through Go's crypto/rsa: %v", err)
-	})
-}
-
 type benchServer struct {
 	handler   http.Handler
 	raCert    *x509.Certificate
@@ -96,7 +81,7 @@ type benchServer struct {
 func newBenchServer(b *testing.B, opts ca.InitOptions, clientKey string, goRSA bool) *benchServer {
 	b.Helper()
 	if !goRSA {
-		opts.WrapKey = benchWrapKey(b)
+		opts.WrapKey = pkitest.WrapKeyAsServe(b)
 	}
 	dir := b.TempDir()
 	clock := pkitest.NewClock(benchEnrollNow)
