@@ -97,13 +97,7 @@ type InitOptions struct {
 // wrapKey applies WrapKey, and keeps key when the wrapped one does not
 // have its public key.
 func (o InitOptions) wrapKey(key crypto.Signer) crypto.Signer {
-	if o.WrapKey == nil {
-		return key
-	}
-	if w := o.WrapKey(key); w != nil && publicKeysEqual(w.Public(), key.Public()) {
-		return w
-	}
-	return key
+	return keys.Wrapped(key, o.WrapKey)
 }
 
 // keysIn is the keys.Dir of a CA directory; suffix goes into the token

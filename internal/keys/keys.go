@@ -86,3 +86,20 @@ func KeyTypeOf(pub crypto.PublicKey) string {
 	}
 	return "unknown"
 }
+
+// Wrapped is wrap(key) when wrap is set and returns a key with key's public
+// key, else key itself: a wrapper (OpenSSL for RSA key files, see
+// keys/opensslrsa) may change how a key signs, never which key signs.
+func Wrapped(key crypto.Signer, wrap func(crypto.Signer) crypto.Signer) crypto.Signer {
+	if wrap == nil {
+		return key
+	}
+	w := wrap(key)
+	if w == nil {
+		return key
+	}
+	if pub, ok := w.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || key.Public() == nil || !pub.Equal(key.Public()) {
+		return key
+	}
+	return w
+}

@@ -269,3 +269,32 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Errorf("%d entries, want 2 (temporary file left behind?)", len(entries))
 	}
 }
+
+// sameKeySigner is another crypto.Signer of the same key, as a wrapper is.
+type sameKeySigner struct{ crypto.Signer }
+
+func TestWrapped(t *testing.T) {
+	key, err := Generate(P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Generate(P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := sameKeySigner{key}
+	for _, c := range []struct {
+		name string
+		wrap func(crypto.Signer) crypto.Signer
+		want crypto.Signer
+	}{
+		{"no wrapper", nil, key},
+		{"the wrapper declines", func(crypto.Signer) crypto.Signer { return nil }, key},
+		{"another key", func(crypto.Signer) crypto.Signer { return other }, key},
+		{"the same key wrapped", func(crypto.Signer) crypto.Signer { return same }, same},
+	} {
+		if got := Wrapped(key, c.wrap); got != c.want {
+			t.Errorf("%s: got %T", c.name, got)
+		}
+	}
+}

@@ -74,11 +74,7 @@ func (d *Delegates) WithWrapKey(wrap func(crypto.Signer) crypto.Signer) *Delegat
 
 // wrapped is s with its key given to wrap, once s is to be used.
 func (d *Delegates) wrapped(s Signer) Signer {
-	if d.wrap != nil {
-		if w := d.wrap(s.Key); w != nil && samePublicKey(w.Public(), s.Key.Public()) {
-			s.Key = w
-		}
-	}
+	s.Key = keys.Wrapped(s.Key, d.wrap)
 	return s
 }
 
