@@ -328,6 +328,8 @@ func TestIssueRefusesRequests(t *testing.T) {
 		{"NumericString with a letter", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.Tag(asn1.TagNumericString), "12a"}), Profile: prof}, "NumericString"},
 		{"BMPString of odd length", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.Tag(asn1.TagBMPString), "\x00d\x00"}), Profile: prof}, "odd length"},
 		{"BMPString surrogate", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.Tag(asn1.TagBMPString), "\xd8\x00"}), Profile: prof}, "code point"},
+		{"BMPString ok (Windows; zlint read it as UTF-8 and refused it)", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.Tag(asn1.TagBMPString), "\x00d\x00e\x00v"}, atv{oidOU, cbasn1.Tag(asn1.TagBMPString), "\x00\xe9\x00t\x00\xe9\x00\x00"}), Profile: prof}, ""},
+		{"BMPString with a line break", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.Tag(asn1.TagBMPString), "\x00d\x00\n\x00v"}), Profile: prof}, "U+000A"},
 		{"T61String ok", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.T61String, "d\xe9v"}), Profile: prof}, ""},
 		{"empty common name", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, ""}), Profile: prof}, "commonName is empty"},
 		{"NUL in common name", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, "dev\x00.corp"}), Profile: prof}, "U+0000"},

@@ -25,20 +25,32 @@
 //     fails depending on where the public list happens to put a boundary.
 //     The issuer checks the syntax of every DNS label uniformly instead.
 //
-// The excluded names are in Excluded, the resulting set in Names.
+// And one lint runs as our own code instead of zlint's (Replaced):
+// e_subject_dn_not_printable_characters reads every subject value as UTF-8
+// whatever its string type, so it refused every BMPString (UTF-16, which
+// Windows and some devices put in their requests: "dev" is 00 64 00 65
+// 00 76, three NULs to it). Check runs the same test, no C0 or C1 control
+// character in any subject value, on each value decoded by its type.
+//
+// The excluded names are in Excluded and Replaced, the resulting set in
+// Names.
 package lint
 
 import (
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf16"
 
 	zx509 "github.com/zmap/zcrypto/x509"
 	zlint "github.com/zmap/zlint/v3/lint"
 	_ "github.com/zmap/zlint/v3/lints/rfc" // registers the RFC lints (and only those)
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Excluded names the RFC 5280 error lints that are not run, and why.
@@ -47,13 +59,23 @@ var Excluded = map[string]string{
 	"e_rfc_dnsname_underscore_in_sld": "second-level domain taken from the Public Suffix List, meaningless for internal names",
 }
 
+// Replaced names the zlint lints that Check runs as its own code, and why.
+var Replaced = map[string]string{
+	subjectControlsLint: "reads every subject value as UTF-8, so refuses every BMPString; Check decodes each value by its type",
+}
+
+// subjectControlsLint is e_subject_dn_not_printable_characters, run on
+// decoded values (subjectControls).
+const subjectControlsLint = "e_subject_dn_not_printable_characters"
+
 // registry is filtered once per process; every Linter shares it (a Registry
 // is read-only once built).
 var registry = sync.OnceValues(func() (zlint.Registry, error) {
 	global := zlint.GlobalRegistry()
 	var exclude []string
 	for _, name := range global.Names() {
-		if _, ok := Excluded[name]; ok || strings.HasPrefix(name, "w_") || strings.HasPrefix(name, "n_") {
+		_, replaced := Replaced[name]
+		if _, ok := Excluded[name]; ok || replaced || strings.HasPrefix(name, "w_") || strings.HasPrefix(name, "n_") {
 			exclude = append(exclude, name)
 		}
 	}
@@ -90,9 +112,12 @@ func New() (*Linter, error) {
 
 // Names returns the names of the lints Check runs, sorted.
 func (l *Linter) Names() []string {
-	names := make([]string, 0, len(l.lints))
+	names := make([]string, 0, len(l.lints)+len(Replaced))
 	for _, c := range l.lints {
 		names = append(names, c.Name)
+	}
+	for name := range Replaced {
+		names = append(names, name)
 	}
 	sort.Strings(names)
 	return names
@@ -130,22 +155,83 @@ func (l *Linter) Check(der []byte) error {
 		return fmt.Errorf("lint: parsing certificate: %w", err)
 	}
 	var f *Failure
+	fail := func(name, details string) {
+		if f == nil {
+			f = &Failure{Details: map[string]string{}}
+		}
+		f.Lints = append(f.Lints, name)
+		if details != "" {
+			f.Details[name] = details
+		}
+	}
 	for _, ln := range l.lints {
 		res := ln.Execute(c, l.cfg)
 		if res == nil || (res.Status != zlint.Error && res.Status != zlint.Fatal) {
 			continue
 		}
-		if f == nil {
-			f = &Failure{Details: map[string]string{}}
-		}
-		f.Lints = append(f.Lints, ln.Name)
-		if res.Details != "" {
-			f.Details[ln.Name] = res.Details
-		}
+		fail(ln.Name, res.Details)
+	}
+	if err := subjectControls(c.RawSubject); err != nil {
+		fail(subjectControlsLint, err.Error())
 	}
 	if f != nil {
 		slices.Sort(f.Lints)
 		return f
 	}
 	return nil
+}
+
+// subjectControls is zlint's e_subject_dn_not_printable_characters (no
+// rune below U+0020, none in U+007F–U+009F) on each subject value decoded
+// by its string type: a BMPString as UTF-16 big-endian, less the NUL
+// terminator some Windows requests end it with (Go's parser drops it too),
+// and every other type as zlint reads it, its bytes as UTF-8.
+func subjectControls(rawSubject []byte) error {
+	name := cryptobyte.String(rawSubject)
+	var rdns cryptobyte.String
+	if !name.ReadASN1(&rdns, cbasn1.SEQUENCE) || !name.Empty() {
+		return errNotAName
+	}
+	for !rdns.Empty() {
+		var set cryptobyte.String
+		if !rdns.ReadASN1(&set, cbasn1.SET) {
+			return errNotAName
+		}
+		for !set.Empty() {
+			var atv, value cryptobyte.String
+			var oid asn1.ObjectIdentifier
+			var tag cbasn1.Tag
+			if !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !atv.ReadASN1ObjectIdentifier(&oid) ||
+				!atv.ReadAnyASN1(&value, &tag) || !atv.Empty() {
+				return errNotAName
+			}
+			s := string(value)
+			if tag == cbasn1.Tag(asn1.TagBMPString) {
+				s = decodeBMP(value)
+			}
+			for _, r := range s {
+				if r < 0x20 || 0x7f <= r && r <= 0x9f {
+					return fmt.Errorf("the subject attribute %s holds the control character %U", oid, r)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// errNotAName is subjectControls' answer to bytes that are no Name; the
+// issuer has parsed the subject before, so Check never meets them.
+var errNotAName = errors.New("the subject is not a distinguished name")
+
+// decodeBMP reads a BMPString's UTF-16 code units (an odd last byte, which
+// the issuer refuses before it signs, is left out).
+func decodeBMP(v []byte) string {
+	u := make([]uint16, len(v)/2)
+	for i := range u {
+		u[i] = uint16(v[2*i])<<8 | uint16(v[2*i+1])
+	}
+	if n := len(u); n > 0 && u[n-1] == 0 {
+		u = u[:n-1]
+	}
+	return string(utf16.Decode(u))
 }

@@ -1,18 +1,25 @@
 package lint
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"math/big"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	zx509 "github.com/zmap/zcrypto/x509"
+	zlint "github.com/zmap/zlint/v3/lint"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // t0 is when the test's certificates start: zlint picks the lints that
@@ -80,6 +87,16 @@ func TestNamesAndExclusions(t *testing.T) {
 			t.Errorf("lint %s should not run", n)
 		}
 	}
+	for n := range Replaced {
+		if !slices.Contains(names, n) {
+			t.Errorf("replaced lint %s does not run", n)
+		}
+		for _, ln := range l.lints {
+			if ln.Name == n {
+				t.Errorf("zlint's %s runs besides ours", n)
+			}
+		}
+	}
 	// The registry is built once: two Linters share it.
 	l2, _ := New()
 	if l.reg != l2.reg {
@@ -103,6 +120,18 @@ func TestCheck(t *testing.T) {
 		{"long common name", func(c *x509.Certificate) { c.Subject.CommonName = strings.Repeat("x", 65) }, "e_subject_common_name_max_length"},
 		{"keyEncipherment with an EC key", func(c *x509.Certificate) { c.KeyUsage |= x509.KeyUsageKeyEncipherment }, "e_ecdsa_allowed_ku"},
 		{"21-octet serial", func(c *x509.Certificate) { c.SerialNumber = new(big.Int).Lsh(big.NewInt(1), 164) }, "e_serial_number_longer_than_20_octets"},
+		// Windows and some devices send BMPStrings (UTF-16): zlint's own
+		// lint read them as UTF-8 and refused every one.
+		{"BMPString subject", rawSubject(value{bmp, "\x00d\x00e\x00v"}, value{bmp, "\x00\xe9\x00t\x00\xe9"}), ""},
+		{"BMPString with a NUL terminator", rawSubject(value{bmp, "\x00d\x00e\x00v\x00\x00"}), ""},
+		{"BMPString with a line break", rawSubject(value{bmp, "\x00d\x00\n\x00v"}), subjectControlsLint},
+		{"BMPString with a C1 control", rawSubject(value{bmp, "\x00d\x00\x85"}), subjectControlsLint},
+		{"BMPString with a NUL inside", rawSubject(value{bmp, "\x00d\x00\x00\x00v"}), subjectControlsLint},
+		{"UTF8String with a control", rawSubject(value{cbasn1.UTF8String, "de\x01v"}), subjectControlsLint},
+		{"UTF8String with a C1 control", rawSubject(value{cbasn1.UTF8String, "de\u0085v"}), subjectControlsLint},
+		{"UTF8String with DEL", rawSubject(value{cbasn1.UTF8String, "de\x7fv"}), subjectControlsLint},
+		{"UTF8String with U+00A0", rawSubject(value{cbasn1.UTF8String, "de\u00a0v"}), ""},
+		{"PrintableString", rawSubject(value{cbasn1.PrintableString, "dev 42"}), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,6 +154,58 @@ func TestCheck(t *testing.T) {
 	if err := l.Check([]byte{0x30, 0x00}); err == nil || errors.As(err, new(*Failure)) {
 		t.Errorf("garbage: err = %v, want a parse error", err)
 	}
+}
+
+var bmp = cbasn1.Tag(asn1.TagBMPString)
+
+// value is a subject attribute value: its string type and its bytes.
+type value struct {
+	tag   cbasn1.Tag
+	bytes string
+}
+
+// rawSubject returns an edit that gives the certificate a subject of
+// commonName values, one RDN each, encoded as given.
+func rawSubject(values ...value) func(*x509.Certificate) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, v := range values {
+			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1ObjectIdentifier(asn1.ObjectIdentifier{2, 5, 4, 3})
+					b.AddASN1(v.tag, func(b *cryptobyte.Builder) { b.AddBytes([]byte(v.bytes)) })
+				})
+			})
+		}
+	})
+	raw := b.BytesOrPanic()
+	return func(c *x509.Certificate) { c.RawSubject = raw }
+}
+
+// FuzzSubjectControls checks that subjectControls never panics, and that
+// on a Name without BMPStrings it refuses exactly what zlint's lint, which
+// it replaces, refuses.
+func FuzzSubjectControls(f *testing.F) {
+	for _, v := range []value{{cbasn1.UTF8String, "dev"}, {bmp, "\x00d"}, {cbasn1.UTF8String, "d\x01"}, {cbasn1.T61String, "d\xe9\x85"}, {cbasn1.PrintableString, ""}} {
+		c := &x509.Certificate{}
+		rawSubject(v)(c)
+		f.Add(c.RawSubject)
+	}
+	zlintLint := zlint.GlobalRegistry().ByName(subjectControlsLint)
+	if zlintLint == nil {
+		f.Fatalf("zlint has no lint %s", subjectControlsLint)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		err := subjectControls(raw)
+		if errors.Is(err, errNotAName) || bytes.Contains(raw, []byte{byte(bmp)}) {
+			return // zlint's parser is laxer; a BMPString maybe, which it reads wrong
+		}
+		res := zlintLint.Lint().Execute(&zx509.Certificate{RawSubject: raw})
+		zlintRefuses := res.Status == zlint.Error || res.Status == zlint.Fatal
+		if zlintRefuses != (err != nil) {
+			t.Fatalf("subject %x: zlint %v, ours %v", raw, res.Status, err)
+		}
+	})
 }
 
 func BenchmarkCheck(b *testing.B) {
