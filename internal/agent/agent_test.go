@@ -15,6 +15,7 @@ import (
 
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // The certificate is renewed at its renewal point and not a second
@@ -58,7 +59,7 @@ func TestRenewsAtTheRenewalPointAndNotBefore(t *testing.T) {
 	if p.cert.Equal(f.first) || !p.cert.Equal(f.renewer.issued[0]) {
 		t.Fatal("the renewed certificate is not in place")
 	}
-	if publicKeysEqual(p.key.Public(), f.first.PublicKey) {
+	if pki.SamePublicKey(p.key.Public(), f.first.PublicKey) {
 		t.Error("rekey (the default) kept the old key")
 	}
 	if keys.KeyTypeOf(p.key.Public()) != keys.P256 {
@@ -118,7 +119,7 @@ func TestRekeyFalseAndKeyType(t *testing.T) {
 		if err := f.agent.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if p := f.pair(); p.cert.Equal(f.first) || !publicKeysEqual(p.key.Public(), f.first.PublicKey) {
+		if p := f.pair(); p.cert.Equal(f.first) || !pki.SamePublicKey(p.key.Public(), f.first.PublicKey) {
 			t.Error("want a new certificate for the same key")
 		}
 	})
@@ -520,10 +521,10 @@ func TestPendingRequestKeepsItsKey(t *testing.T) {
 	if err := f.agent.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.renewer.keys) != 2 || !publicKeysEqual(f.renewer.keys[0], f.renewer.keys[1]) {
+	if len(f.renewer.keys) != 2 || !pki.SamePublicKey(f.renewer.keys[0], f.renewer.keys[1]) {
 		t.Error("the second attempt used another key")
 	}
-	if !publicKeysEqual(f.pair().key.Public(), f.renewer.keys[0]) {
+	if !pki.SamePublicKey(f.pair().key.Public(), f.renewer.keys[0]) {
 		t.Error("the installed key is not the requested one")
 	}
 	if _, err := os.Stat(filepath.Join(newLayout(f.cert(), nil).state, pendingKeyPEM)); !os.IsNotExist(err) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // How the files of one certificate are kept on disk (docs/agent.md):
@@ -125,7 +126,7 @@ func readPair(l *layout) (*pair, error) {
 	if p.key, err = parseKey(p.keyData); err != nil {
 		return nil, fmt.Errorf("key file %s: %w", l.key, err)
 	}
-	if !publicKeysEqual(p.key.Public(), p.cert.PublicKey) {
+	if !pki.SamePublicKey(p.key.Public(), p.cert.PublicKey) {
 		if l.combined() {
 			return nil, fmt.Errorf("%s: %w in it", l.key, ErrMismatch)
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // Crash safety, in-process: the install is stopped after each of its steps
@@ -161,7 +163,7 @@ func checkPairAtPaths(f *fixture) error {
 	if err != nil {
 		return err
 	}
-	if !publicKeysEqual(key.Public(), certs[0].PublicKey) {
+	if !pki.SamePublicKey(key.Public(), certs[0].PublicKey) {
 		return errors.New("key_path and cert_path do not match")
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
 )
 
@@ -176,7 +177,7 @@ func verifyIssued(cert *x509.Certificate, key crypto.Signer, caCerts []*x509.Cer
 	if cert == nil {
 		return nil, errors.New("the server returned no certificate")
 	}
-	if !publicKeysEqual(key.Public(), cert.PublicKey) {
+	if !pki.SamePublicKey(key.Public(), cert.PublicKey) {
 		return nil, errors.New("the returned certificate is not for our key")
 	}
 	roots, inter := x509.NewCertPool(), x509.NewCertPool()
@@ -197,9 +198,4 @@ func verifyIssued(cert *x509.Certificate, key crypto.Signer, caCerts []*x509.Cer
 		return nil, fmt.Errorf("the returned certificate does not chain to the CA with fingerprint %s: %w", fingerprint, err)
 	}
 	return chains[0][1:], nil
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && b != nil && e.Equal(b)
 }

@@ -70,7 +70,7 @@ func NewIssuer(cert *x509.Certificate, signer crypto.Signer, chain []*x509.Certi
 	if cert == nil || signer == nil {
 		return nil, errors.New("ca: issuer needs a certificate and a signer")
 	}
-	if !publicKeysEqual(signer.Public(), cert.PublicKey) {
+	if !pki.SamePublicKey(signer.Public(), cert.PublicKey) {
 		return nil, fmt.Errorf("ca: the key does not match the issuing CA certificate %q", cert.Subject)
 	}
 	if !cert.BasicConstraintsValid || !cert.IsCA {
@@ -594,9 +594,4 @@ func assembleCert(tbs, sig []byte) ([]byte, error) {
 		b.AddASN1BitString(sig)
 	})
 	return b.Bytes()
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && b != nil && e.Equal(b)
 }

@@ -633,7 +633,7 @@ func loadPair(caDir, certName string, src keys.Source, keyName string) (*x509.Ce
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
-	if !publicKeysEqual(key.Public(), cert.PublicKey) {
+	if !pki.SamePublicKey(key.Public(), cert.PublicKey) {
 		return nil, nil, fmt.Errorf("ca: %s does not match %s: the key belongs to another certificate", src.Where(keyName), certName)
 	}
 	return cert, key, nil

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 func perm(t *testing.T, path string) os.FileMode {
@@ -359,7 +360,7 @@ func TestLoadOrCreateRenewsRA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.RA.Cert.Equal(a.RA.Cert) || !publicKeysEqual(b.RA.Cert.PublicKey, a.RA.Cert.PublicKey) {
+	if b.RA.Cert.Equal(a.RA.Cert) || !pki.SamePublicKey(b.RA.Cert.PublicKey, a.RA.Cert.PublicKey) {
 		t.Error("want a new RA certificate for the same key")
 	}
 	// Both removed after expiry: a new key and certificate.
@@ -370,7 +371,7 @@ func TestLoadOrCreateRenewsRA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if publicKeysEqual(c.RA.Cert.PublicKey, a.RA.Cert.PublicKey) || !c.RA.Cert.NotAfter.After(later) {
+	if pki.SamePublicKey(c.RA.Cert.PublicKey, a.RA.Cert.PublicKey) || !c.RA.Cert.NotAfter.After(later) {
 		t.Error("want a new RA key valid after the old one expired")
 	}
 	if m := perm(t, filepath.Join(caDir, RAKeyFile)); m != 0o600 {

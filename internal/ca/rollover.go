@@ -648,7 +648,7 @@ func loadRootKey(caDir string, root *x509.Certificate, path string, passphrase [
 	if err != nil {
 		return nil, fmt.Errorf("ca: the root key: %w", err)
 	}
-	if !publicKeysEqual(key.Public(), root.PublicKey) {
+	if !pki.SamePublicKey(key.Public(), root.PublicKey) {
 		return nil, fmt.Errorf("%w: %s does not match %s (%s)", ErrRootKeyMismatch, path, RootCertFile, root.Subject)
 	}
 	return key, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
 )
 
@@ -133,7 +134,7 @@ func TestCreateWithEncryptedRootKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !publicKeysEqual(key.Public(), a.Root.PublicKey) {
+	if !pki.SamePublicKey(key.Public(), a.Root.PublicKey) {
 		t.Error("root.key is not the root's key")
 	}
 	if info, err := RootKeyStatus(dir); err != nil || !info.Present || !info.Encrypted || info.Path != path {
@@ -302,7 +303,7 @@ func TestExportRootKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !publicKeysEqual(key.Public(), a.Root.PublicKey) {
+			if !pki.SamePublicKey(key.Public(), a.Root.PublicKey) {
 				t.Error("the copy is not the root key")
 			}
 			if got, _ := keys.KeyFileEncrypted(out); got != tt.encrypted {

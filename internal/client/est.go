@@ -484,7 +484,7 @@ func (c *EST) serverKey(resp *response, r ESTRequest) (*ESTResult, error) {
 		return nil, fmt.Errorf("serverkeygen key: %w", err)
 	}
 	key, ok := k.(crypto.Signer)
-	if !ok || !publicKeysEqual(key.Public(), cert.PublicKey) {
+	if !ok || !pki.SamePublicKey(key.Public(), cert.PublicKey) {
 		return nil, errors.New("the server-generated key does not match the certificate")
 	}
 	return &ESTResult{Certificate: cert, Key: key, KeyEncrypted: reply.Encrypted}, nil
@@ -529,9 +529,4 @@ func (c *EST) openKeyPackage(der []byte, r ESTRequest) ([]byte, error) {
 		return nil, errors.New("malformed AsymmetricKeyPackage")
 	}
 	return first, nil
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && b != nil && e.Equal(b)
 }

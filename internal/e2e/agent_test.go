@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // The renewal agent against the real binary: `scepter enroll` / `scepter est
@@ -76,7 +78,7 @@ func lineCount(t *testing.T, path string) int {
 func expectAgentPair(t *testing.T, keyPath, certPath string) *x509.Certificate {
 	t.Helper()
 	c := readCert(t, certPath)
-	if !samePublicKey(readKey(t, keyPath).Public(), c.PublicKey) {
+	if !pki.SamePublicKey(readKey(t, keyPath).Public(), c.PublicKey) {
 		t.Fatalf("%s and %s do not hold a matching key and certificate", keyPath, certPath)
 	}
 	return c
@@ -169,7 +171,7 @@ post_renew = "echo renewed >> post-b.log"
 	}
 	s.Verify(aCert)
 	s.ExpectRecorded(a1)
-	if samePublicKey(a1.PublicKey, a0.PublicKey) {
+	if pki.SamePublicKey(a1.PublicKey, a0.PublicKey) {
 		t.Error("a kept its key; rekey is the default")
 	}
 	if keyDesc(a1.PublicKey) != keyDesc(a0.PublicKey) {
@@ -288,7 +290,7 @@ post_renew = "echo renewed >> post-h.log"
 	e.verify(t, estCert)
 	e.expectESTRecord(t, e1, "agent")
 	e.expectESTRecord(t, h1, "agent")
-	if samePublicKey(e1.PublicKey, e0.PublicKey) || !samePublicKey(h1.PublicKey, h0.PublicKey) {
+	if pki.SamePublicKey(e1.PublicKey, e0.PublicKey) || !pki.SamePublicKey(h1.PublicKey, h0.PublicKey) {
 		t.Error("want a new key for est (rekey by default) and the same for haproxy (rekey = false)")
 	}
 	if certs := readCerts(t, site); len(certs) < 2 || !certs[len(certs)-1].Equal(readCert(t, e.CAFile("root.crt"))) {
@@ -401,7 +403,7 @@ renew_before = "30d"
 		t.Helper()
 		for _, kc := range [][2]string{{sepKey, sepCert}, {comb, comb}} {
 			c := readCert(t, kc[1])
-			if !samePublicKey(readKey(t, kc[0]).Public(), c.PublicKey) {
+			if !pki.SamePublicKey(readKey(t, kc[0]).Public(), c.PublicKey) {
 				t.Fatalf("%s: %s and %s do not match", when, kc[0], kc[1])
 			}
 		}

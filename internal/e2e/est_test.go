@@ -33,6 +33,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // The EST tests drive the HTTPS listener of `scepter serve` with curl +
@@ -514,11 +516,6 @@ func writeCertPEM(t testing.TB, path string, certs ...*x509.Certificate) {
 }
 
 // samePublicKey reports whether two public keys are equal.
-func samePublicKey(a, b crypto.PublicKey) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	ea, ok := a.(equaler)
-	return ok && ea.Equal(b)
-}
 
 var curlSeq atomic.Int64
 
@@ -811,7 +808,7 @@ func TestESTCurlOpenSSL(t *testing.T) {
 				c := e.verify(t, certPath)
 				opensslSameKey(t, certPath, keyPath)
 				expectKeyMatches(t, c, keyPath)
-				if samePublicKey(readKey(t, csrKey).Public(), c.PublicKey) {
+				if pki.SamePublicKey(readKey(t, csrKey).Public(), c.PublicKey) {
 					t.Errorf("serverkeygen certified the CSR's own key; the server must make a new one")
 				}
 				if c.Subject.CommonName != cn || len(c.DNSNames) != 1 || c.DNSNames[0] != cn+".example" {
@@ -995,7 +992,7 @@ func TestESTAuthMatrix(t *testing.T) {
 		c := enrollCall(t, "simpleenroll", "auth-right", key)
 		c.user, c.pass = user, pass
 		cert := e.enrollGo(t, "simpleenroll with an EST user", c)
-		if !samePublicKey(cert.PublicKey, key.Public()) || cert.Subject.CommonName != "auth-right" {
+		if !pki.SamePublicKey(cert.PublicKey, key.Public()) || cert.Subject.CommonName != "auth-right" {
 			t.Errorf("issued %s for another key or name", cert.Subject)
 		}
 		e.expectESTRecord(t, cert, "default")
@@ -1142,7 +1139,7 @@ func TestESTAuthMatrix(t *testing.T) {
 		c := enrollCall(t, "mfg/simpleenroll", "device-SN0001", key)
 		c.cert = deviceTLS
 		cert := e.enrollGo(t, "simpleenroll with a manufacturer certificate at an est_manufacturer_auth profile", c)
-		if !samePublicKey(cert.PublicKey, key.Public()) {
+		if !pki.SamePublicKey(cert.PublicKey, key.Public()) {
 			t.Errorf("the certificate does not carry the CSR's key")
 		}
 		certPath := filepath.Join(t.TempDir(), "ldevid.pem")
@@ -1555,7 +1552,7 @@ func TestESTOurClient(t *testing.T) {
 		expectMode0600(t, key2)
 		second := e.verify(t, cert2)
 		expectKeyMatches(t, second, key2)
-		if !samePublicKey(second.PublicKey, first.PublicKey) {
+		if !pki.SamePublicKey(second.PublicKey, first.PublicKey) {
 			t.Errorf("est reenroll without --rekey changed the key")
 		}
 		if second.Subject.String() != first.Subject.String() || second.SerialNumber.Cmp(first.SerialNumber) == 0 {
@@ -1572,7 +1569,7 @@ func TestESTOurClient(t *testing.T) {
 		expectMode0600(t, key3)
 		third := e.verify(t, cert3)
 		expectKeyMatches(t, third, key3)
-		if samePublicKey(third.PublicKey, first.PublicKey) {
+		if pki.SamePublicKey(third.PublicKey, first.PublicKey) {
 			t.Errorf("est reenroll --rekey kept the key")
 		}
 		if third.Subject.String() != first.Subject.String() || len(third.DNSNames) != 1 || third.DNSNames[0] != "ours-1.example" {

@@ -13,6 +13,8 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"strings"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // Key types accepted by Generate.
@@ -98,7 +100,7 @@ func Wrapped(key crypto.Signer, wrap func(crypto.Signer) crypto.Signer) crypto.S
 	if w == nil {
 		return key
 	}
-	if pub, ok := w.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || key.Public() == nil || !pub.Equal(key.Public()) {
+	if !pki.SamePublicKey(w.Public(), key.Public()) {
 		return key
 	}
 	return w

@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"github.com/ThalesGroup/crypto11"
+
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/keys/softhsmtest"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // tokens are this test binary's SoftHSM2 tokens (see softhsmtest.Pool).
@@ -92,11 +94,11 @@ func TestPKCS11CreateFindSign(t *testing.T) {
 			}
 			defer tok2.Close()
 			found, err := tok2.Open(name)
-			if err != nil || !samePublic(found.Public(), k.Public()) {
+			if err != nil || !pki.SamePublicKey(found.Public(), k.Public()) {
 				t.Fatalf("Open by label: %v", err)
 			}
 			viaRef, err := tok2.OpenRef(tok.Ref(name))
-			if err != nil || !samePublic(viaRef.Public(), k.Public()) {
+			if err != nil || !pki.SamePublicKey(viaRef.Public(), k.Public()) {
 				t.Fatalf("OpenRef(%s): %v", tok.Ref(name), err)
 			}
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // Source creates, finds and opens private keys by name. A key is a
@@ -134,7 +136,7 @@ func (s *FileSource) Create(name, keyType string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: reading back the encrypted key %s: %w", path, err)
 	}
-	if !samePublic(back.Public(), key.Public()) {
+	if !pki.SamePublicKey(back.Public(), key.Public()) {
 		return nil, fmt.Errorf("keys: the encrypted key %s does not read back as the key written", path)
 	}
 	return key, nil
@@ -255,7 +257,7 @@ func (d *Dir) Open(name string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: %s: %w", d.RefPath(name), err)
 	}
-	if pub != nil && !samePublic(key.Public(), pub) {
+	if pub != nil && !pki.SamePublicKey(key.Public(), pub) {
 		return nil, fmt.Errorf("keys: the key %s in %s is not the one %s recorded: was it replaced in the token?", ref, d.Token.Describe(), d.RefPath(name))
 	}
 	return key, nil
@@ -380,11 +382,6 @@ func (p prefixed) Open(name string) (crypto.Signer, error) { return p.Source.Ope
 func (p prefixed) Has(name string) (bool, error)           { return p.Source.Has(p.prefix + name) }
 func (p prefixed) Remove(name string) error                { return p.Source.Remove(p.prefix + name) }
 func (p prefixed) Where(name string) string                { return p.Source.Where(p.prefix + name) }
-
-func samePublic(a, b crypto.PublicKey) bool {
-	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && b != nil && e.Equal(b)
-}
 
 // randomID is a random CKA_ID for a new token key.
 func randomID() ([]byte, error) {

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // Dir with a real token (SoftHSM2): keys made there, found by reference.
@@ -27,7 +29,7 @@ func TestDirWithToken(t *testing.T) {
 		t.Errorf("a token key left a key file: %v", err)
 	}
 	ref, pub, err := ReadRefFile(filepath.Join(dir, "issuing.pkcs11"))
-	if err != nil || ref != "pkcs11:token="+st.Label+";object=scepter-issuing" || !samePublic(k.Public(), pub) {
+	if err != nil || ref != "pkcs11:token="+st.Label+";object=scepter-issuing" || !pki.SamePublicKey(k.Public(), pub) {
 		t.Fatalf("reference file: %q, %v (public key recorded: %v)", ref, err, pub != nil)
 	}
 	if in, _ := d.InToken("issuing"); !in || d.Exportable() {
@@ -49,7 +51,7 @@ func TestDirWithToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	back, err := (&Dir{Path: moved, Token: tok}).Open("issuing")
-	if err != nil || !samePublic(back.Public(), k.Public()) {
+	if err != nil || !pki.SamePublicKey(back.Public(), k.Public()) {
 		t.Fatalf("Open after a move: %v", err)
 	}
 	digest := sha256.Sum256([]byte("x"))
@@ -62,7 +64,7 @@ func TestDirWithToken(t *testing.T) {
 		t.Errorf("Open without a token: %v, want ErrNoToken naming the flags", err)
 	}
 	stub, err := (&Dir{Path: moved, Unopened: true}).Open("issuing")
-	if err != nil || !samePublic(stub.Public(), k.Public()) {
+	if err != nil || !pki.SamePublicKey(stub.Public(), k.Public()) {
 		t.Fatalf("Unopened: %v", err)
 	}
 	if _, err := stub.Sign(rand.Reader, digest[:], crypto.SHA256); !errors.Is(err, ErrNoToken) {
@@ -110,13 +112,13 @@ func TestDirSuffixReuseAndDestroy(t *testing.T) {
 	}
 	first := &Dir{Path: t.TempDir(), Token: tok}
 	k, err := first.Create("ra", RSA2048)
-	if err != nil || !samePublic(k.Public(), placed.Public()) {
+	if err != nil || !pki.SamePublicKey(k.Public(), placed.Public()) {
 		t.Fatalf("first Create did not use the placed key: %v", err)
 	}
 	// A later generation gets a label of its own.
 	later := &Dir{Path: t.TempDir(), Token: tok, Suffix: "-abcd", LabelPrefix: "x-"}
 	k2, err := later.Create("ra", RSA2048)
-	if err != nil || samePublic(k2.Public(), placed.Public()) {
+	if err != nil || pki.SamePublicKey(k2.Public(), placed.Public()) {
 		t.Fatalf("suffixed Create: %v (same key: %v)", err, err == nil)
 	}
 	if ok, _ := tok.Has("x-ra-abcd"); !ok {
@@ -154,7 +156,7 @@ func TestCopyKeyReference(t *testing.T) {
 		t.Error("the key file stayed beside the copied reference")
 	}
 	back, err := to.Open("issuing")
-	if err != nil || !samePublic(back.Public(), k.Public()) {
+	if err != nil || !pki.SamePublicKey(back.Public(), k.Public()) {
 		t.Fatalf("Open of the copied reference: %v", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 func TestFileSource(t *testing.T) {
@@ -36,11 +38,11 @@ func TestFileSource(t *testing.T) {
 		t.Errorf("Create over an existing key: %v, want ErrKeyExists", err)
 	}
 	back, err := s.Open("issuing")
-	if err != nil || !samePublic(back.Public(), k.Public()) {
-		t.Fatalf("Open: %v (same key: %v)", err, err == nil && samePublic(back.Public(), k.Public()))
+	if err != nil || !pki.SamePublicKey(back.Public(), k.Public()) {
+		t.Fatalf("Open: %v (same key: %v)", err, err == nil && pki.SamePublicKey(back.Public(), k.Public()))
 	}
 	// The file is today's format: LoadKeyFile reads it.
-	if f, err := LoadKeyFile(path); err != nil || !samePublic(f.Public(), k.Public()) {
+	if f, err := LoadKeyFile(path); err != nil || !pki.SamePublicKey(f.Public(), k.Public()) {
 		t.Errorf("LoadKeyFile: %v", err)
 	}
 	// A key file others may read is refused, naming the chmod.
@@ -85,7 +87,7 @@ func TestFileSourcePassphrase(t *testing.T) {
 		t.Errorf("Open with a wrong passphrase: %v", err)
 	}
 	back, err := s.Open("root")
-	if err != nil || !samePublic(back.Public(), k.Public()) {
+	if err != nil || !pki.SamePublicKey(back.Public(), k.Public()) {
 		t.Fatalf("Open with the passphrase: %v", err)
 	}
 	if _, err := (&FileSource{Dir: dir, Passphrase: []byte{}}).Create("x", P256); err == nil {
@@ -107,7 +109,7 @@ func TestDirFilesOnly(t *testing.T) {
 		t.Error("a key file counts as in a token")
 	}
 	back, err := d.Open("ra")
-	if err != nil || !samePublic(back.Public(), k.Public()) {
+	if err != nil || !pki.SamePublicKey(back.Public(), k.Public()) {
 		t.Fatalf("Open: %v", err)
 	}
 	if !d.Exportable() || d.Where("ra") != filepath.Join(dir, "ra.key") {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // This file moves keys between directories without looking inside them:
@@ -126,7 +128,7 @@ func (d *Dir) CheckImportPEM(name string, data []byte) (exists bool, err error) 
 		return true, nil
 	}
 	if key != nil {
-		if have, perr := ParseKeyPEM(old); perr == nil && samePublic(have.Public(), key.Public()) {
+		if have, perr := ParseKeyPEM(old); perr == nil && pki.SamePublicKey(have.Public(), key.Public()) {
 			return true, nil
 		}
 	}

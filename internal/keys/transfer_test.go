@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 func TestExportImportPEM(t *testing.T) {
@@ -40,7 +42,7 @@ func TestExportImportPEM(t *testing.T) {
 		t.Fatalf("imported key: %v, mode %v", err, fi.Mode())
 	}
 	back, err := dst.Open("issuing")
-	if err != nil || !samePublic(back.Public(), k.Public()) {
+	if err != nil || !pki.SamePublicKey(back.Public(), k.Public()) {
 		t.Fatalf("Open of the imported key: %v", err)
 	}
 	// Again: nothing to do.
@@ -96,7 +98,7 @@ func TestCopyKeyFile(t *testing.T) {
 		t.Error("the reference stayed beside the copied key file")
 	}
 	back, err := to.Open("ra")
-	if err != nil || !samePublic(back.Public(), k.Public()) {
+	if err != nil || !pki.SamePublicKey(back.Public(), k.Public()) {
 		t.Fatalf("Open of the copy: %v", err)
 	}
 }

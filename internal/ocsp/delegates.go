@@ -148,7 +148,7 @@ func renewAt(c *x509.Certificate) time.Time {
 func (d *Delegates) usable(s Signer, issuer *ca.Issuer, now time.Time) bool {
 	c := s.Cert
 	return c != nil && c.CheckSignatureFrom(issuer.Cert) == nil && slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) &&
-		!now.Before(c.NotBefore) && now.Before(renewAt(c)) && samePublicKey(s.Key.Public(), c.PublicKey)
+		!now.Before(c.NotBefore) && now.Before(renewAt(c)) && pki.SamePublicKey(s.Key.Public(), c.PublicKey)
 }
 
 // names are the two key names of an issuer's delegate, used in turn: a new
@@ -177,7 +177,7 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 				}
 				continue
 			}
-			if samePublicKey(key.Public(), certs[0].PublicKey) {
+			if pki.SamePublicKey(key.Public(), certs[0].PublicKey) {
 				s := Signer{Cert: certs[0], Key: key, IncludeCert: true}
 				if d.usable(s, issuer, now) {
 					return d.wrapped(s), false, nil
@@ -193,7 +193,7 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 	d.mu.RUnlock()
 	if ok && cur.Key != nil {
 		for i, n := range names {
-			if k, err := d.keys.Open(n); err == nil && samePublicKey(k.Public(), cur.Key.Public()) {
+			if k, err := d.keys.Open(n); err == nil && pki.SamePublicKey(k.Public(), cur.Key.Public()) {
 				inUse = i
 			}
 		}
@@ -232,9 +232,4 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 		return Signer{}, false, err
 	}
 	return d.wrapped(Signer{Cert: cert, Key: key, IncludeCert: true}), true, nil
-}
-
-func samePublicKey(a, b crypto.PublicKey) bool {
-	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && ak.Equal(b)
 }
