@@ -13,9 +13,9 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/scepter/scepter/internal/ca/lint"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -65,7 +65,7 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 	if len(raw) > maxSubjectLen {
 		return info, pki.Errorf(pki.EBadRequest, "the subject has %d bytes, at most %d are accepted", len(raw), maxSubjectLen)
 	}
-	empty, err := walkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+	empty, err := lint.WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
 		s, err := directoryString(tag, value)
 		if err != nil {
 			return pki.Errorf(pki.EBadRequest, "the subject attribute %s: %v", attributeName(oid), err)
@@ -87,50 +87,11 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 		}
 		return nil
 	}, nil)
-	if errors.Is(err, errNotAName) {
+	if errors.Is(err, lint.ErrNotAName) {
 		return info, pki.Errorf(pki.EBadRequest, "the subject is not a valid distinguished name")
 	}
 	info.empty = empty
 	return info, err
-}
-
-// errNotAName: walkName's input is not one DER Name.
-var errNotAName = errors.New("not a DER Name")
-
-// walkName reads raw as one DER Name (SEQUENCE OF non-empty SET OF
-// AttributeTypeAndValue) and nothing else: it calls atv with each
-// attribute, and rdnDone (when not nil) after each RDN. It stops at atv's
-// first error; a malformed name is errNotAName. empty reports a name of no
-// RDN.
-func walkName(raw []byte, atv func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error, rdnDone func()) (empty bool, err error) {
-	input := cryptobyte.String(raw)
-	var rdns cryptobyte.String
-	if !input.ReadASN1(&rdns, cbasn1.SEQUENCE) || !input.Empty() {
-		return false, errNotAName
-	}
-	empty = rdns.Empty()
-	for !rdns.Empty() {
-		var set cryptobyte.String
-		if !rdns.ReadASN1(&set, cbasn1.SET) || set.Empty() {
-			return false, errNotAName
-		}
-		for !set.Empty() {
-			var seq, value cryptobyte.String
-			var oid asn1.ObjectIdentifier
-			var tag cbasn1.Tag
-			if !set.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1ObjectIdentifier(&oid) ||
-				!seq.ReadAnyASN1(&value, &tag) || !seq.Empty() {
-				return false, errNotAName
-			}
-			if err := atv(oid, tag, value); err != nil {
-				return false, err
-			}
-		}
-		if rdnDone != nil {
-			rdnDone()
-		}
-	}
-	return empty, nil
 }
 
 // canonicalName is raw in a form in which two names that RFC 5280's name
@@ -142,7 +103,7 @@ func walkName(raw []byte, atv func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, va
 func canonicalName(raw []byte) string {
 	var b strings.Builder
 	var atvs []string
-	_, err := walkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+	_, err := lint.WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
 		v, err := directoryString(tag, value)
 		if err != nil {
 			v = fmt.Sprintf("#%d:%x", tag, value) // compared as it is

@@ -187,41 +187,59 @@ func (l *Linter) Check(der []byte) error {
 // terminator some Windows requests end it with (Go's parser drops it too),
 // and every other type as zlint reads it, its bytes as UTF-8.
 func subjectControls(rawSubject []byte) error {
-	name := cryptobyte.String(rawSubject)
-	var rdns cryptobyte.String
-	if !name.ReadASN1(&rdns, cbasn1.SEQUENCE) || !name.Empty() {
-		return errNotAName
-	}
-	for !rdns.Empty() {
-		var set cryptobyte.String
-		if !rdns.ReadASN1(&set, cbasn1.SET) {
-			return errNotAName
+	_, err := WalkName(rawSubject, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+		s := string(value)
+		if tag == cbasn1.Tag(asn1.TagBMPString) {
+			s = decodeBMP(value)
 		}
-		for !set.Empty() {
-			var atv, value cryptobyte.String
-			var oid asn1.ObjectIdentifier
-			var tag cbasn1.Tag
-			if !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !atv.ReadASN1ObjectIdentifier(&oid) ||
-				!atv.ReadAnyASN1(&value, &tag) || !atv.Empty() {
-				return errNotAName
-			}
-			s := string(value)
-			if tag == cbasn1.Tag(asn1.TagBMPString) {
-				s = decodeBMP(value)
-			}
-			for _, r := range s {
-				if r < 0x20 || 0x7f <= r && r <= 0x9f {
-					return fmt.Errorf("the subject attribute %s holds the control character %U", oid, r)
-				}
+		for _, r := range s {
+			if r < 0x20 || 0x7f <= r && r <= 0x9f {
+				return fmt.Errorf("the subject attribute %s holds the control character %U", oid, r)
 			}
 		}
-	}
-	return nil
+		return nil
+	}, nil)
+	return err
 }
 
-// errNotAName is subjectControls' answer to bytes that are no Name; the
-// issuer has parsed the subject before, so Check never meets them.
-var errNotAName = errors.New("the subject is not a distinguished name")
+// ErrNotAName: WalkName's input is not one DER Name.
+var ErrNotAName = errors.New("not a DER Name")
+
+// WalkName reads raw as one DER Name (SEQUENCE OF non-empty SET OF
+// AttributeTypeAndValue) and nothing else: it calls atv with each
+// attribute, and rdnDone (when not nil) after each RDN. It stops at atv's
+// first error; a malformed name is ErrNotAName. empty reports a name of no
+// RDN. The issuer checks names with it too, before lint.
+func WalkName(raw []byte, atv func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error, rdnDone func()) (empty bool, err error) {
+	input := cryptobyte.String(raw)
+	var rdns cryptobyte.String
+	if !input.ReadASN1(&rdns, cbasn1.SEQUENCE) || !input.Empty() {
+		return false, ErrNotAName
+	}
+	empty = rdns.Empty()
+	for !rdns.Empty() {
+		var set cryptobyte.String
+		if !rdns.ReadASN1(&set, cbasn1.SET) || set.Empty() {
+			return false, ErrNotAName
+		}
+		for !set.Empty() {
+			var seq, value cryptobyte.String
+			var oid asn1.ObjectIdentifier
+			var tag cbasn1.Tag
+			if !set.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1ObjectIdentifier(&oid) ||
+				!seq.ReadAnyASN1(&value, &tag) || !seq.Empty() {
+				return false, ErrNotAName
+			}
+			if err := atv(oid, tag, value); err != nil {
+				return false, err
+			}
+		}
+		if rdnDone != nil {
+			rdnDone()
+		}
+	}
+	return empty, nil
+}
 
 // decodeBMP reads a BMPString's UTF-16 code units (an odd last byte, which
 // the issuer refuses before it signs, is left out).

@@ -197,7 +197,7 @@ func FuzzSubjectControls(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		err := subjectControls(raw)
-		if errors.Is(err, errNotAName) || bytes.Contains(raw, []byte{byte(bmp)}) {
+		if errors.Is(err, ErrNotAName) || bytes.Contains(raw, []byte{byte(bmp)}) {
 			return // zlint's parser is laxer; a BMPString maybe, which it reads wrong
 		}
 		res := zlintLint.Lint().Execute(&zx509.Certificate{RawSubject: raw})
