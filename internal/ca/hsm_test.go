@@ -210,15 +210,10 @@ func TestHSMUsesPlacedKeys(t *testing.T) {
 	}
 	clock := pkitest.NewClock(t0)
 	_, a := newCA(t, InitOptions{Token: tok}, clock)
-	if !samePub(a.Issuer.Cert.PublicKey, iss.Public()) || !samePub(a.RA.Cert.PublicKey, ra.Public()) {
+	if !pki.SamePublicKey(a.Issuer.Cert.PublicKey, iss.Public()) || !pki.SamePublicKey(a.RA.Cert.PublicKey, ra.Public()) {
 		t.Fatal("the CA did not use the keys placed in the token")
 	}
 	checkTokenCA(t, a, clock)
-}
-
-func samePub(a, b crypto.PublicKey) bool {
-	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && e.Equal(b)
 }
 
 func TestHSMRolloverAndPromotion(t *testing.T) {
@@ -244,7 +239,7 @@ func TestHSMRolloverAndPromotion(t *testing.T) {
 	if !strings.HasPrefix(issRef, "pkcs11:token="+cfg.TokenLabel+";object=scepter-issuing-") || !strings.HasPrefix(raRef, "pkcs11:token="+cfg.TokenLabel+";object=scepter-ra-") {
 		t.Errorf("next keys labelled %s and %s, want labels of their own", issRef, raRef)
 	}
-	if !samePub(nextRA.Cert.PublicKey, nextRA.Key.Public()) || next.ID == oldID {
+	if !pki.SamePublicKey(nextRA.Cert.PublicKey, nextRA.Key.Public()) || next.ID == oldID {
 		t.Error("next RA or issuer wrong")
 	}
 	// A running server reloads and sees the next CA.

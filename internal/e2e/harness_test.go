@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 const (
@@ -644,9 +646,7 @@ func readKey(t testing.TB, path string) crypto.Signer {
 func expectKeyMatches(t testing.TB, c *x509.Certificate, keyPath string) {
 	t.Helper()
 	k := readKey(t, keyPath)
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	pub, ok := k.Public().(equaler)
-	if !ok || !pub.Equal(c.PublicKey) {
+	if !pki.SamePublicKey(k.Public(), c.PublicKey) {
 		t.Errorf("certificate %s does not carry the public key of %s", c.Subject, keyPath)
 	}
 }
