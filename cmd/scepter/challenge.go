@@ -41,9 +41,9 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 	sf.register(fs)
 	fs.DurationVar(&spec.ttl, "ttl", 60*time.Minute, "how long the challenge stays valid")
 	fs.StringVar(&spec.profile, "profile", "", "the profile it is valid for (default: the default profile)")
-	fs.StringVar(&spec.subject, "subject", "", "bind it to this subject, e.g. 'CN=device-1,O=Acme'")
-	fs.Var(&spec.dns, "dns", "bind it to these DNS names (repeatable): the request may name no others")
-	fs.Var(&spec.emails, "email", "bind it to these email addresses (repeatable)")
+	fs.StringVar(&spec.subject, "subject", "", "bind it to this subject, e.g. 'CN=device-1,O=Acme'; a request may then carry no subject alternative name but those of --dns and --email")
+	fs.Var(&spec.dns, "dns", "bind it to these DNS names (repeatable): the request may name no others, and no IP address or URI")
+	fs.Var(&spec.emails, "email", "bind it to these email addresses (repeatable): the request may name no others")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
 	}

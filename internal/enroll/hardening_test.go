@@ -6,6 +6,8 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +63,57 @@ func TestChallengeBoundToIdentity(t *testing.T) {
 		t.Fatalf("the challenge used a second time: %v", err)
 	}
 
+	// Bound to an identity, a challenge buys that identity and no other
+	// name: no IP address, email or URI besides the bound names, and with a
+	// subject alone no subject alternative name at all.
+	subjectOnly := admin.ChallengeSpec{TTL: time.Hour, Subject: "CN=gw-77", Actor: "test"}
+	dnsBound := admin.ChallengeSpec{TTL: time.Hour, DNSNames: []string{"gw-8.example"}, Actor: "test"}
+	mint := func(spec admin.ChallengeSpec) string {
+		t.Helper()
+		secret, _, err := f.admin.NewChallengeFor(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return secret
+	}
+	extra := []struct {
+		name string
+		spec admin.ChallengeSpec
+		tmpl csr.Template
+	}{
+		{"subject-bound, a DNS name", subjectOnly, csr.Template{Subject: pkix.Name{CommonName: "gw-77"}, DNSNames: []string{"www.bank.example"}}},
+		{"subject-bound, an IP address", subjectOnly, csr.Template{Subject: pkix.Name{CommonName: "gw-77"}, IPAddresses: []net.IP{net.ParseIP("10.1.2.3")}}},
+		{"subject-bound, an email", subjectOnly, csr.Template{Subject: pkix.Name{CommonName: "gw-77"}, EmailAddresses: []string{"ceo@bank.example"}}},
+		{"subject-bound, a URI", subjectOnly, csr.Template{Subject: pkix.Name{CommonName: "gw-77"},
+			URIs: []*url.URL{{Scheme: "tag", Opaque: "microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-500"}}}},
+		{"DNS-bound, plus an IP address", dnsBound, csr.Template{Subject: pkix.Name{CommonName: "gw-8"}, DNSNames: []string{"gw-8.example"},
+			IPAddresses: []net.IP{net.ParseIP("10.1.2.3")}}},
+		{"DNS-bound, plus an email", dnsBound, csr.Template{Subject: pkix.Name{CommonName: "gw-8"}, DNSNames: []string{"gw-8.example"},
+			EmailAddresses: []string{"ops@gw-8.example"}}},
+	}
+	for _, c := range extra {
+		der, err := csr.Create(c.tmpl, key(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := x509.ParseCertificateRequest(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := enroll.Request{CSR: parsed, Evidence: enroll.Evidence{Challenge: mint(c.spec)}, Protocol: pki.ProtocolSCEP,
+			TransactionID: "tx-extra", RemoteAddr: "192.0.2.10:1234"}
+		if _, err := f.svc.Enroll(ctx, req); pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(pki.ErrorMessage(err), "bound to other names") {
+			t.Errorf("%s: %v, want badRequest: bound to other names", c.name, err)
+		}
+	}
+	// Their own identities are served.
+	if _, err := f.svc.Enroll(ctx, named(t, mint(subjectOnly), "gw-77")); err != nil {
+		t.Errorf("a subject-bound challenge for its subject alone: %v", err)
+	}
+	if _, err := f.svc.Enroll(ctx, named(t, mint(dnsBound), "gw-8", "GW-8.example")); err != nil {
+		t.Errorf("a DNS-bound challenge for its name (in another case): %v", err)
+	}
+
 	// Locked after ChallengeLockAfter misuses, even for its own identity.
 	secret2, _, err := f.admin.NewChallengeFor(ctx, admin.ChallengeSpec{TTL: time.Hour, Subject: "CN=device-9", Actor: "test"})
 	if err != nil {
@@ -79,12 +132,12 @@ func TestChallengeBoundToIdentity(t *testing.T) {
 		t.Fatal("a locked challenge still issued")
 	}
 	list, err := f.admin.Challenges(ctx, 10)
-	if err != nil || len(list) != 2 || list[0].LockedAt.IsZero() || list[0].FailedUses != enroll.ChallengeLockAfter {
+	if err != nil || len(list) != 10 || list[0].LockedAt.IsZero() || list[0].FailedUses != enroll.ChallengeLockAfter {
 		t.Fatalf("challenges %+v, %v", list, err)
 	}
-	misused, _ := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventChallengeMisused, Limit: 10})
-	if len(misused) != 2+enroll.ChallengeLockAfter {
-		t.Errorf("%d challenge.misused events, want %d", len(misused), 2+enroll.ChallengeLockAfter)
+	misused, _ := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventChallengeMisused, Limit: 20})
+	if want := 2 + len(extra) + enroll.ChallengeLockAfter; len(misused) != want {
+		t.Errorf("%d challenge.misused events, want %d", len(misused), want)
 	}
 }
 

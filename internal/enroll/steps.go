@@ -173,7 +173,7 @@ func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge
 		reason = "this challenge password is bound to another profile"
 	case len(ch.BoundSubject) > 0 && !csr.SameName(ch.BoundSubject, st.Req.CSR.RawSubject):
 		reason = "this challenge password is bound to another subject"
-	case !namesWithin(st.Req.CSR, ch.BoundSANs):
+	case (len(ch.BoundSubject) > 0 || len(ch.BoundSANs) > 0) && !namesWithin(st.Req.CSR, ch.BoundSANs):
 		reason = "this challenge password is bound to other names"
 	default:
 		return nil
@@ -192,22 +192,20 @@ func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge
 	return pki.Errorf(pki.EBadRequest, "%s", reason)
 }
 
-// namesWithin: for each SAN type a challenge is bound to (dns, email), the
-// request names only bound values of that type.
+// namesWithin: every name the request carries besides its subject (DNS,
+// email, IP, URI) is one of bound. A challenge bound to an identity buys
+// that identity and nothing more: bound to a subject alone it allows no
+// subject alternative names at all, bound to DNS names no IP address or URI
+// either (they cannot be bound, so they can never be among bound).
 func namesWithin(req *x509.CertificateRequest, bound []string) bool {
-	if len(bound) == 0 {
-		return true
-	}
 	allowed := map[string]bool{}
-	types := map[string]bool{}
 	for _, b := range bound {
 		typ, v, _ := strings.Cut(b, ":")
-		types[typ] = true
 		allowed[typ+":"+strings.ToLower(v)] = true
 	}
 	for _, n := range formatSANs(req.DNSNames, req.EmailAddresses, req.IPAddresses, req.URIs) {
 		typ, v, _ := strings.Cut(n, ":")
-		if types[typ] && !allowed[typ+":"+strings.ToLower(v)] {
+		if !allowed[typ+":"+strings.ToLower(v)] {
 			return false
 		}
 	}

@@ -81,8 +81,8 @@ type Challenge struct {
 	Profile string // the profile it is valid for
 	// BoundSubject (a DER Name) and BoundSANs ("dns:…", "email:…"), when
 	// set, are the identity the challenge may be used for: the request's
-	// subject must be BoundSubject, and its DNS and email SANs among
-	// BoundSANs.
+	// subject must be BoundSubject (when set), and every subject
+	// alternative name it carries (DNS, email, IP, URI) among BoundSANs.
 	BoundSubject []byte
 	BoundSANs    []string
 	CreatedAt    time.Time
