@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -77,6 +78,7 @@ type Service struct {
 	// unknownNames counts the failed logins of names that are no user's
 	// (unknownLogin).
 	unknownNames *ttlcache.Cache[string, unknownFailures]
+	unknownMu    sync.Mutex // makes unknownLogin's read and count of a name one step
 }
 
 // New builds the service.
@@ -326,8 +328,20 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 	case err != nil:
 		return "", pki.Session{}, err
 	}
-	if now.Before(u.LockedUntil) {
+	if now.Before(u.LockedUntil) { // known locked: no transaction for it
 		return "", pki.Session{}, &LockedError{Until: u.LockedUntil}
+	}
+	// The attempt counts as a failure before the password is looked at:
+	// attempts sent at once each take their own turn at the count, so no
+	// more than LockAfter of them reach the password check before the lock.
+	att, err := s.st.ClaimLoginAttempt(ctx, name, now, lockFor)
+	switch {
+	case errors.Is(err, store.ErrNotFound): // removed since it was read
+		return "", pki.Session{}, s.unknownLogin(ctx, name, password, remote, now)
+	case err != nil:
+		return "", pki.Session{}, err
+	case att.Refused:
+		return "", pki.Session{}, &LockedError{Until: att.LockedUntil}
 	}
 	ok := false
 	if len(password) > credential.MaxPasswordLen {
@@ -336,23 +350,20 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 		ok, err = s.passwords.Verify(ctx, u.PasswordHash, password)
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		// Gave up waiting for a password check: busy, not a wrong password.
+		// Gave up waiting for a password check: busy, not a wrong password
+		// (though counted as one, as every attempt is until it succeeds).
 		return "", pki.Session{}, fmt.Errorf("%w: waiting for a password check: %w", pki.ErrUnavailable, ctxErr)
 	}
 	if err != nil {
 		return "", pki.Session{}, err
 	}
 	if !ok {
-		var lockUntil time.Time
-		if d := lockFor(u.FailedLogins + 1); d > 0 {
-			lockUntil = now.Add(d)
-		}
 		ev := pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote, Outcome: "failure",
 			Reason: "bad password", Detail: "user " + name}
-		if !lockUntil.IsZero() {
-			ev.Type, ev.Reason = pki.EventLoginLocked, "bad password; locked until "+lockUntil.UTC().Format(time.RFC3339)
+		if !att.LockedUntil.IsZero() {
+			ev.Type, ev.Reason = pki.EventLoginLocked, "bad password; locked until "+att.LockedUntil.UTC().Format(time.RFC3339)
 		}
-		if _, err := s.st.RecordLogin(ctx, name, false, now, lockUntil, ev); err != nil {
+		if err := s.st.AppendAudit(ctx, ev); err != nil {
 			return "", pki.Session{}, err
 		}
 		return "", pki.Session{}, ErrUnauthenticated
@@ -381,16 +392,21 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 // failures in memory, a bounded number of them for a day; a user's are
 // in the store.
 func (s *Service) unknownLogin(ctx context.Context, name, password, remote string, now time.Time) error {
+	// Counted before the work, under a lock, as a user's attempt is
+	// (ClaimLoginAttempt): attempts at once must not all read one count.
+	s.unknownMu.Lock()
 	f, _ := s.unknownNames.Get(name, now)
 	if now.Before(f.lockedUntil) {
+		s.unknownMu.Unlock()
 		return &LockedError{Until: f.lockedUntil}
 	}
-	s.passwords.Burn(ctx, password)
 	f.failures++
 	if d := lockFor(f.failures); d > 0 {
 		f.lockedUntil = now.Add(d)
 	}
 	s.unknownNames.Put(name, f, now.Add(unknownNameMemory), now)
+	s.unknownMu.Unlock()
+	s.passwords.Burn(ctx, password)
 	_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote,
 		Outcome: "failure", Reason: "unknown user", Detail: "user " + clip(name)})
 	return ErrUnauthenticated

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,6 +182,62 @@ func TestLoginLockout(t *testing.T) {
 	p.Clock.Advance(auth.SessionTTL)
 	if _, err := a.SessionPrincipal(ctx, s2); !errors.Is(err, auth.ErrUnauthenticated) {
 		t.Errorf("an expired session: %v", err)
+	}
+}
+
+// Wrong passwords sent all at once reach the password check no more often
+// than one at a time would: each attempt counts before its check, so the
+// lock holds however the attempts are timed. The same for a name that is
+// no user's.
+func TestLoginLockoutConcurrent(t *testing.T) {
+	a, p := newAuth(t)
+	ctx := context.Background()
+	if _, err := a.AddUser(ctx, "alice", pki.RoleOperator, "correct horse battery staple", root); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"alice", "ghost"} {
+		const attempts = 40
+		errs := make(chan error, attempts)
+		var wg sync.WaitGroup
+		for range attempts {
+			wg.Go(func() {
+				_, _, err := a.Login(ctx, name, "wrong", "192.0.2.1")
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		checked, locked := 0, 0
+		for err := range errs {
+			switch {
+			case errors.Is(err, auth.ErrUnauthenticated):
+				checked++
+			case errors.Is(err, auth.ErrLocked):
+				locked++
+			default:
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		if checked != auth.LockAfter || locked != attempts-auth.LockAfter {
+			t.Errorf("%s: %d wrong passwords answered, %d refused as locked; want %d and %d", name, checked, locked, auth.LockAfter, attempts-auth.LockAfter)
+		}
+	}
+	if u, _ := p.Store.User(ctx, "alice"); u.FailedLogins != auth.LockAfter || !u.LockedUntil.Equal(p.Clock.Now().Add(auth.LockBase)) {
+		t.Errorf("alice: %d failures, locked until %v; want %d, %v", u.FailedLogins, u.LockedUntil, auth.LockAfter, p.Clock.Now().Add(auth.LockBase))
+	}
+	// The right password on the attempt that locks still logs in, and
+	// clears the lock it set.
+	if _, err := a.AddUser(ctx, "bob", pki.RoleOperator, "correct horse battery staple", root); err != nil {
+		t.Fatal(err)
+	}
+	for range auth.LockAfter - 1 {
+		a.Login(ctx, "bob", "wrong", "192.0.2.1")
+	}
+	if _, _, err := a.Login(ctx, "bob", "correct horse battery staple", "192.0.2.1"); err != nil {
+		t.Fatalf("the right password on the fifth attempt: %v", err)
+	}
+	if u, _ := p.Store.User(ctx, "bob"); u.FailedLogins != 0 || !u.LockedUntil.IsZero() {
+		t.Errorf("bob after a success: %d failures, locked until %v", u.FailedLogins, u.LockedUntil)
 	}
 }
 

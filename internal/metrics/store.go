@@ -241,6 +241,11 @@ func (s *countingStore) RecordLogin(ctx context.Context, name string, ok bool, a
 	return v, s.count("RecordLogin", err)
 }
 
+func (s *countingStore) ClaimLoginAttempt(ctx context.Context, name string, at time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
+	v, err := s.Store.ClaimLoginAttempt(ctx, name, at, lockFor)
+	return v, s.count("ClaimLoginAttempt", err)
+}
+
 func (s *countingStore) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEvent) error {
 	return s.count("CreateToken", s.Store.CreateToken(ctx, t, ev))
 }

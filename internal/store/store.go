@@ -341,6 +341,15 @@ type Store interface {
 	// until then. ev (a failure's) is appended when it has a Type. It
 	// returns the failure count after the attempt.
 	RecordLogin(ctx context.Context, name string, ok bool, at, lockUntil time.Time, ev pki.AuditEvent) (failed int, err error)
+	// ClaimLoginAttempt counts a login attempt of a known user as a
+	// failure before its password is checked, in one transaction, so that
+	// attempts made at once cannot all read the same count: when the user
+	// is locked at at, it changes nothing and returns the lock (Refused);
+	// otherwise the failure count goes up by one and, when lockFor of the
+	// new count is above zero, the user is locked from at for that long
+	// already. A success then clears both (RecordLogin). ErrNotFound for
+	// an unknown user.
+	ClaimLoginAttempt(ctx context.Context, name string, at time.Time, lockFor func(failures int) time.Duration) (LoginAttempt, error)
 
 	// CreateToken stores an API token (hash only) with its audit event;
 	// ErrConflict if a live token has the name.
@@ -536,4 +545,11 @@ type NotificationOutcome struct {
 	// time of events whose Time is zero.
 	Now    time.Time
 	Events []pki.AuditEvent
+}
+
+// LoginAttempt is what ClaimLoginAttempt did.
+type LoginAttempt struct {
+	Refused     bool      // the user was locked: nothing was counted
+	Failures    int       // the failure count now
+	LockedUntil time.Time // the lock in force (Refused) or set by this attempt; zero when none
 }

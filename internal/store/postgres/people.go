@@ -104,6 +104,33 @@ func (s *Store) RecordLogin(ctx context.Context, name string, ok bool, at, lockU
 	return failed, nil
 }
 
+// ClaimLoginAttempt implements store.Store. The row is locked (FOR UPDATE)
+// from the read to the update, so attempts on several nodes take turns.
+func (s *Store) ClaimLoginAttempt(ctx context.Context, name string, at time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
+	var a store.LoginAttempt
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		var failed int
+		var locked *int64
+		err := tx.QueryRow(ctx, `SELECT failed_logins, locked_until FROM users WHERE name = $1 FOR UPDATE`, name).Scan(&failed, &locked)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		a = sqlstore.NextLoginAttempt(failed, sqlstore.FromNullMicros(locked), at, lockFor)
+		if a.Refused {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE users SET failed_logins = $1, locked_until = COALESCE($2::bigint, locked_until) WHERE name = $3`,
+			a.Failures, sqlstore.NullMicros(a.LockedUntil), name)
+		return err
+	})
+	if err != nil {
+		return store.LoginAttempt{}, pgError("postgres: claim a login attempt of %q: %w", name, err)
+	}
+	return a, nil
+}
+
 // CreateToken implements store.Store. The partial unique index on live
 // names makes a second live token of the same name ErrConflict, also when
 // both are created at once.

@@ -105,6 +105,34 @@ func (s *Store) RecordLogin(ctx context.Context, name string, ok bool, at, lockU
 	return failed, nil
 }
 
+// ClaimLoginAttempt implements store.Store. The writer connection runs one
+// transaction at a time, so the read and the update see no other attempt
+// between them.
+func (s *Store) ClaimLoginAttempt(ctx context.Context, name string, at time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
+	var a store.LoginAttempt
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		var failed int
+		var locked *int64
+		err := tx.QueryRowContext(ctx, `SELECT failed_logins, locked_until FROM users WHERE name = ?`, name).Scan(&failed, &locked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		a = sqlstore.NextLoginAttempt(failed, sqlstore.FromNullMicros(locked), at, lockFor)
+		if a.Refused {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE users SET failed_logins = ?, locked_until = COALESCE(?, locked_until) WHERE name = ?`,
+			a.Failures, sqlstore.NullMicros(a.LockedUntil), name)
+		return err
+	})
+	if err != nil {
+		return store.LoginAttempt{}, fmt.Errorf("sqlite: claim a login attempt of %q: %w", name, err)
+	}
+	return a, nil
+}
+
 // CreateToken implements store.Store.
 func (s *Store) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEvent) error {
 	if err := sqlstore.CheckNewToken(t); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -152,4 +153,17 @@ func SortClaimed(out []store.ClaimedNotification) {
 	slices.SortStableFunc(out, func(a, b store.ClaimedNotification) int {
 		return a.NextAttemptAt.Compare(b.NextAttemptAt)
 	})
+}
+
+// NextLoginAttempt is ClaimLoginAttempt's decision for a user with failed
+// failures in a row and a lock until lockedUntil (zero: none), at at.
+func NextLoginAttempt(failed int, lockedUntil, at time.Time, lockFor func(int) time.Duration) store.LoginAttempt {
+	if at.Before(lockedUntil) {
+		return store.LoginAttempt{Refused: true, Failures: failed, LockedUntil: lockedUntil}
+	}
+	a := store.LoginAttempt{Failures: failed + 1}
+	if d := lockFor(a.Failures); d > 0 {
+		a.LockedUntil = at.Add(d)
+	}
+	return a
 }

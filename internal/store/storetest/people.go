@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,6 +58,65 @@ func testUsers(t *testing.T, s store.Store) {
 	}
 	if _, err := s.RecordLogin(ctx, "nobody", false, t0, time.Time{}, failEv); err == nil {
 		t.Error("RecordLogin of an unknown user succeeded")
+	}
+
+	// Claimed attempts: counted before the password check, locked by the
+	// policy's count, refused while locked; attempts at once each count.
+	lockAt3 := func(n int) time.Duration {
+		if n >= 3 {
+			return time.Minute
+		}
+		return 0
+	}
+	const attempts = 12
+	claims := make(chan store.LoginAttempt, attempts)
+	var wg sync.WaitGroup
+	for range attempts {
+		wg.Go(func() {
+			a, err := s.ClaimLoginAttempt(ctx, "alice", t0.Add(2*time.Hour), lockAt3)
+			if err != nil {
+				t.Errorf("ClaimLoginAttempt: %v", err)
+			}
+			claims <- a
+		})
+	}
+	wg.Wait()
+	close(claims)
+	counted, refused := map[int]bool{}, 0
+	for a := range claims {
+		switch {
+		case a.Refused:
+			refused++
+			if !a.LockedUntil.Equal(t0.Add(2*time.Hour + time.Minute)) {
+				t.Errorf("a refused attempt names the lock %v", a.LockedUntil)
+			}
+		case counted[a.Failures]:
+			t.Errorf("two attempts counted as failure %d", a.Failures)
+		default:
+			counted[a.Failures] = true
+			if lock := !a.LockedUntil.IsZero(); lock != (a.Failures >= 3) {
+				t.Errorf("attempt %d: locked until %v", a.Failures, a.LockedUntil)
+			}
+		}
+	}
+	if len(counted) != 3 || refused != attempts-3 {
+		t.Errorf("%d attempts counted, %d refused; want 3 and %d", len(counted), refused, attempts-3)
+	}
+	if u, _ := s.User(ctx, "alice"); u.FailedLogins != 3 || !u.LockedUntil.Equal(t0.Add(2*time.Hour+time.Minute)) {
+		t.Errorf("after the claims: %d failures, locked until %v", u.FailedLogins, u.LockedUntil)
+	}
+	a, err := s.ClaimLoginAttempt(ctx, "alice", t0.Add(2*time.Hour+time.Minute), lockAt3) // the lock has ended
+	if err != nil || a.Refused || a.Failures != 4 || !a.LockedUntil.Equal(t0.Add(2*time.Hour+2*time.Minute)) {
+		t.Errorf("after the lock: %+v, %v", a, err)
+	}
+	if _, err := s.RecordLogin(ctx, "alice", true, t0.Add(3*time.Hour), time.Time{}, pki.AuditEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.User(ctx, "alice"); u.FailedLogins != 0 || !u.LockedUntil.IsZero() {
+		t.Errorf("a success after claims: %+v", u)
+	}
+	if _, err := s.ClaimLoginAttempt(ctx, "nobody", t0, lockAt3); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ClaimLoginAttempt of an unknown user: %v, want ErrNotFound", err)
 	}
 
 	// Deleting a user ends their sessions.
