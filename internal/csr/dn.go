@@ -5,7 +5,13 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 var dnAttributes = map[string]asn1.ObjectIdentifier{
@@ -93,14 +99,95 @@ func AttributeOID(name string) (asn1.ObjectIdentifier, bool) {
 	return oid, ok
 }
 
-// SameName reports whether two DER names are the same name: equal bytes,
-// or equal RFC 4514 forms (the same name in another string encoding).
+// SameName reports whether two DER names are the same name: equal bytes, or
+// the same RDNs in the same order, each with the same attributes and values,
+// where a value in one string type equals the same text in another
+// (PrintableString "dev" is UTF8String "dev"). Anything else differs: a
+// second CN, RDNs in another order, a value that is no string and not the
+// same bytes. (Comparing rendered text would not do: pkix.Name keeps one
+// CN, so CN=evil+CN=dev would read as CN=dev.)
 func SameName(a, b []byte) bool {
 	if string(a) == string(b) {
 		return true
 	}
-	na, nb := NameString(a), NameString(b)
-	return na != "" && na == nb
+	ra, okA := nameRDNs(a)
+	rb, okB := nameRDNs(b)
+	if !okA || !okB || len(ra) != len(rb) {
+		return false
+	}
+	for i := range ra {
+		if !slices.Equal(ra[i], rb[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// nameRDNs reads a DER Name as its RDNs, each the sorted list of its
+// attributes as "OID=value", the value decoded when it is a string type
+// (tagged by its kind of text) and hex with its tag otherwise.
+func nameRDNs(raw []byte) ([][]string, bool) {
+	in := cryptobyte.String(raw)
+	var seq cryptobyte.String
+	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, false
+	}
+	var rdns [][]string
+	for !seq.Empty() {
+		var set cryptobyte.String
+		if !seq.ReadASN1(&set, cbasn1.SET) || set.Empty() {
+			return nil, false
+		}
+		var rdn []string
+		for !set.Empty() {
+			var atv cryptobyte.String
+			var oid asn1.ObjectIdentifier
+			var value cryptobyte.String
+			var tag cbasn1.Tag
+			if !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !atv.ReadASN1ObjectIdentifier(&oid) ||
+				!atv.ReadAnyASN1(&value, &tag) || !atv.Empty() {
+				return nil, false
+			}
+			rdn = append(rdn, oid.String()+"="+attributeValue(tag, value))
+		}
+		slices.Sort(rdn)
+		rdns = append(rdns, rdn)
+	}
+	return rdns, true
+}
+
+// attributeValue is a Name attribute's value for comparison: the text of
+// a string type, whatever its encoding; the tag and bytes of anything else.
+func attributeValue(tag cbasn1.Tag, v []byte) string {
+	switch tag {
+	case cbasn1.UTF8String, cbasn1.PrintableString, cbasn1.IA5String, cbasn1.T61String, 18 /* NumericString */, 26 /* VisibleString */ :
+		return "text:" + string(v)
+	case 30: // BMPString, UTF-16
+		if len(v)%2 != 0 {
+			break
+		}
+		u := make([]uint16, len(v)/2)
+		for i := range u {
+			u[i] = uint16(v[2*i])<<8 | uint16(v[2*i+1])
+			if utf16.IsSurrogate(rune(u[i])) {
+				return fmt.Sprintf("der:%d:%x", tag, v) // no text: compared as bytes
+			}
+		}
+		return "text:" + string(utf16.Decode(u))
+	case 28: // UniversalString, UTF-32
+		if len(v)%4 != 0 {
+			break
+		}
+		r := make([]rune, len(v)/4)
+		for i := range r {
+			r[i] = rune(v[4*i])<<24 | rune(v[4*i+1])<<16 | rune(v[4*i+2])<<8 | rune(v[4*i+3])
+			if !utf8.ValidRune(r[i]) {
+				return fmt.Sprintf("der:%d:%x", tag, v)
+			}
+		}
+		return "text:" + string(r)
+	}
+	return fmt.Sprintf("der:%d:%x", tag, v)
 }
 
 // NameString renders a DER Name as RFC 4514 text ("" when it does not parse).

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"net/http"
 	"net/http/httptest"
@@ -258,6 +259,15 @@ func TestReenroll(t *testing.T) {
 		http.StatusForbidden, "TLS client certificate")
 	// Names must be kept.
 	wantStatus(t, f.post(tc, "renew/simplereenroll", "", "", newCSR(t, key, "someone-else", csr.Template{DNSNames: []string{"renew-me.example"}}), nil),
+		http.StatusForbidden, "keep the subject")
+	// A second CN before the old one is another subject too, though
+	// pkix.Name would keep only the last CN and read it as the same.
+	cnOID := asn1.ObjectIdentifier{2, 5, 4, 3}
+	twoCNs, err := asn1.Marshal(pkix.RDNSequence{{{Type: cnOID, Value: "evil"}}, {{Type: cnOID, Value: "renew-me"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, f.post(tc, "renew/simplereenroll", "", "", newCSR(t, key, "", csr.Template{RawSubject: twoCNs, DNSNames: []string{"renew-me.example"}}), nil),
 		http.StatusForbidden, "keep the subject")
 	// Same key, then a new key.
 	same := f.issued(f.post(tc, "renew/simplereenroll", "", "", newCSR(t, key, "renew-me", csr.Template{DNSNames: []string{"renew-me.example"}}), nil))
