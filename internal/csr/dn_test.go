@@ -11,7 +11,9 @@ func TestSameName(t *testing.T) {
 	cn := asn1.ObjectIdentifier{2, 5, 4, 3}
 	o := asn1.ObjectIdentifier{2, 5, 4, 10}
 	ou := asn1.ObjectIdentifier{2, 5, 4, 11}
-	typed := func(tag int, b []byte) asn1.RawValue { return asn1.RawValue{Class: asn1.ClassUniversal, Tag: tag, Bytes: b} }
+	typed := func(tag int, b []byte) asn1.RawValue {
+		return asn1.RawValue{Class: asn1.ClassUniversal, Tag: tag, Bytes: b}
+	}
 	bmp := func(s string) asn1.RawValue {
 		var b []byte
 		for _, u := range utf16.Encode([]rune(s)) {
