@@ -1,6 +1,7 @@
 package enroll_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -8,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -322,6 +324,40 @@ func TestNamePolicy(t *testing.T) {
 	}
 	if got := res.Certificate.Subject.String(); got != "CN=dev1,O=Acme" {
 		t.Errorf("subject %q: the fixed O must replace the CSR's", got)
+	}
+	// The attributes that are not fixed keep their bytes (a BMPString CN
+	// stays one), and a value that is no string is refused, not an
+	// internal error.
+	mkRaw := func(rdns pkix.RDNSequence, dns ...string) enroll.Request {
+		raw, err := asn1.Marshal(rdns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := csr.Create(csr.Template{RawSubject: raw, DNSNames: dns}, key(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := x509.ParseCertificateRequest(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return enroll.Request{CSR: req, Evidence: enroll.Evidence{Challenge: static}, Protocol: pki.ProtocolSCEP}
+	}
+	cnOID, oOID, ouOID := asn1.ObjectIdentifier{2, 5, 4, 3}, asn1.ObjectIdentifier{2, 5, 4, 10}, asn1.ObjectIdentifier{2, 5, 4, 11}
+	bmpCN := asn1.RawValue{Class: asn1.ClassUniversal, Tag: 30, Bytes: []byte{0, 'd', 0, 'e', 0, 'v', 0, '4'}}
+	res, err = f.svc.Enroll(ctx, mkRaw(pkix.RDNSequence{{{Type: oOID, Value: "Evil Corp"}}, {{Type: cnOID, Value: bmpCN}}}, "dev4.acme.example"))
+	if err != nil {
+		t.Fatalf("a BMPString CN at a profile with a fixed O: %v", err)
+	}
+	if got := res.Certificate.Subject.String(); got != "CN=dev4,O=Acme" {
+		t.Errorf("subject %q, want CN=dev4,O=Acme", got)
+	}
+	if !bytes.Contains(res.Certificate.RawSubject, []byte{0x1e, 0x08, 0, 'd', 0, 'e', 0, 'v', 0, '4'}) {
+		t.Errorf("the BMPString CN was re-encoded: %x", res.Certificate.RawSubject)
+	}
+	nullOU := mkRaw(pkix.RDNSequence{{{Type: cnOID, Value: "dev5"}}, {{Type: ouOID, Value: asn1.RawValue{Tag: asn1.TagNull}}}}, "dev5.acme.example")
+	if _, err := f.svc.Enroll(ctx, nullOU); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Errorf("an OU that is NULL at a profile with a fixed O: %v, want badRequest", err)
 	}
 	for name, req := range map[string]enroll.Request{
 		"missing CN":    mk(pkix.Name{Organization: []string{"Acme"}}, "x.acme.example"),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,6 +13,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
@@ -221,9 +225,9 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 	st.SANs = SANSet{DNSNames: req.DNSNames, EmailAddresses: req.EmailAddresses, IPAddresses: req.IPAddresses, URIs: req.URIs}.with(np.sans)
 	st.RawSubject = req.RawSubject
 	if len(np.fixed) > 0 {
-		raw, err := np.applyFixed(rdns)
+		raw, err := np.applyFixed(req.RawSubject)
 		if err != nil {
-			return fmt.Errorf("enroll: fixed subject: %w", err)
+			return pki.Errorf(pki.EBadRequest, "the subject cannot take the profile's fixed attributes: %v", err)
 		}
 		st.RawSubject = raw
 	}
@@ -259,24 +263,58 @@ func (np *namePolicy) fixedValue(name string) (string, bool) {
 }
 
 // applyFixed drops the CSR's values of fixed attributes and puts ours in,
-// each as its own RDN, most significant first as the CSR had them.
-func (np *namePolicy) applyFixed(rdns pkix.RDNSequence) ([]byte, error) {
-	var out pkix.RDNSequence
-	for _, f := range np.fixed {
-		out = append(out, pkix.RelativeDistinguishedNameSET{{Type: f.oid, Value: f.value}})
+// each as its own RDN, most significant first, and keeps every other
+// attribute as the CSR encoded it: its bytes, whatever its value (the
+// issuer's checks judge the values; re-encoding parsed values would change
+// string types, and fail on values encoding/asn1 cannot marshal back).
+func (np *namePolicy) applyFixed(rawSubject []byte) ([]byte, error) {
+	in := cryptobyte.String(rawSubject)
+	var rdns cryptobyte.String
+	if !in.ReadASN1(&rdns, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, errors.New("the subject is not a DER Name")
 	}
-	for _, rdn := range rdns {
-		var kept pkix.RelativeDistinguishedNameSET
-		for _, atv := range rdn {
-			if _, fixed := np.fixedValue(attributeName(atv.Type)); !fixed {
-				kept = append(kept, atv)
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, f := range np.fixed {
+			atv, err := asn1.Marshal(pkix.AttributeTypeAndValue{Type: f.oid, Value: f.value})
+			if err != nil {
+				b.SetError(err)
+				return
+			}
+			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(atv) })
+		}
+		for !rdns.Empty() {
+			var set cryptobyte.String
+			if !rdns.ReadASN1(&set, cbasn1.SET) {
+				b.SetError(errors.New("an RDN is not a SET"))
+				return
+			}
+			var kept [][]byte
+			for !set.Empty() {
+				var atv, body cryptobyte.String
+				var oid asn1.ObjectIdentifier
+				if !set.ReadASN1Element(&atv, cbasn1.SEQUENCE) {
+					b.SetError(errors.New("an attribute is not a SEQUENCE"))
+					return
+				}
+				if elem := atv; !elem.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1ObjectIdentifier(&oid) {
+					b.SetError(errors.New("an attribute does not start with its type"))
+					return
+				}
+				if _, fixed := np.fixedValue(attributeName(oid)); !fixed {
+					kept = append(kept, atv)
+				}
+			}
+			if len(kept) > 0 {
+				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+					for _, atv := range kept {
+						b.AddBytes(atv)
+					}
+				})
 			}
 		}
-		if len(kept) > 0 {
-			out = append(out, kept)
-		}
-	}
-	return asn1.Marshal(out)
+	})
+	return b.Bytes()
 }
 
 func attributeName(oid asn1.ObjectIdentifier) string {
