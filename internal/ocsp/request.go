@@ -35,6 +35,9 @@ const (
 	// MaxNonceBytes bounds the nonce extension's value: RFC 8954 allows a
 	// nonce of 1 to 32 octets, which its OCTET STRING wrapping makes 34.
 	MaxNonceBytes = 34
+	// maxNonceContent is RFC 8954's bound on the nonce itself, wrapped or
+	// bare.
+	maxNonceContent = 32
 )
 
 // ErrMalformed is wrapped by every error of ParseRequest: the answer is
@@ -234,8 +237,10 @@ func parseExtensions(exts cryptobyte.String) (nonce []byte, err error) {
 		var ext, value, inner cryptobyte.String
 		var oid asn1.ObjectIdentifier
 		critical := false
+		// critical is a plain BOOLEAN DEFAULT FALSE (cryptobyte's
+		// ReadOptionalASN1Boolean reads an explicitly tagged one).
 		if !seq.ReadASN1(&ext, cbasn1.SEQUENCE) || !ext.ReadASN1ObjectIdentifier(&oid) ||
-			!ext.ReadOptionalASN1Boolean(&critical, cbasn1.BOOLEAN, false) ||
+			(ext.PeekASN1Tag(cbasn1.BOOLEAN) && !ext.ReadASN1Boolean(&critical)) ||
 			!ext.ReadASN1(&value, cbasn1.OCTET_STRING) || !ext.Empty() {
 			return nil, malformed("bad Extension")
 		}
@@ -247,14 +252,15 @@ func parseExtensions(exts cryptobyte.String) (nonce []byte, err error) {
 			if nonce != nil {
 				return nil, malformed("two nonces")
 			}
-			if len(value) == 0 || len(value) > MaxNonceBytes {
-				return nil, malformed("nonce of %d bytes; RFC 8954 allows 1 to 32", len(value))
-			}
 			// Most clients wrap the nonce in an OCTET STRING (RFC 8954),
-			// some send it bare; either is echoed as it came, but an
-			// empty one is no nonce.
-			if v := cryptobyte.String(value); v.ReadASN1(&inner, cbasn1.OCTET_STRING) && v.Empty() && len(inner) == 0 {
-				return nil, malformed("an empty nonce; RFC 8954 allows 1 to 32 bytes")
+			// some send it bare; either is echoed as it came, and either
+			// holds 1 to 32 bytes.
+			n := len(value)
+			if v := cryptobyte.String(value); v.ReadASN1(&inner, cbasn1.OCTET_STRING) && v.Empty() {
+				n = len(inner)
+			}
+			if n == 0 || n > maxNonceContent || len(value) > MaxNonceBytes {
+				return nil, malformed("nonce of %d bytes; RFC 8954 allows 1 to %d", n, maxNonceContent)
 			}
 			nonce = append([]byte(nil), value...)
 		case critical:
