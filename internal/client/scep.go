@@ -327,6 +327,15 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 		case <-time.After(wait):
 		}
 		wait = min(wait*3/2, 10*max(r.PollInterval, time.Second))
+		if _, rsaSigner := x.signerKey.Public().(*rsa.PublicKey); !rsaSigner {
+			// The reply to an EC signer is keyed from the challenge, which
+			// a CertPoll does not carry: ask again with the request itself
+			// (same transaction ID, new nonce), as some devices always do.
+			if rep, err = x.send(ctx, p.typ, r.CSR); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		// IssuerAndSubject names the CA: the recipient, or the RA's issuer.
 		caName := x.recipient.RawIssuer
 		if x.recipient.IsCA {
@@ -348,6 +357,7 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 // Send it once, with SendPrepared, and read the reply with Certificate.
 type Prepared struct {
 	x       *exchange
+	typ     scep.MessageType // PKCSReq or RenewalReq
 	nonce   []byte
 	message []byte // the pkiMessage, DER
 }
@@ -379,7 +389,7 @@ func (c *SCEP) Prepare(r EnrollRequest) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Prepared{x: x, nonce: nonce, message: msg}, nil
+	return &Prepared{x: x, typ: typ, nonce: nonce, message: msg}, nil
 }
 
 // SendPrepared sends p to c's URL (c may differ from the client that

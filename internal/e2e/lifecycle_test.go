@@ -168,6 +168,30 @@ func TestPendingApproval(t *testing.T) {
 	}
 	s.ExpectRecorded(s.Verify(filepath.Join(dir, "cert.pem")))
 
+	// An EC key polls by sending its PKCSReq again: the reply's envelope
+	// is keyed from the challenge, which a CertPoll does not carry.
+	dirEC := t.TempDir()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		res = enroll(t, dirEC, url, s.Challenge, "CN=needs-approval-ec,O=Acme", "--key-type", "p256", "--poll-interval", "1s", "--max-wait", "60s")
+	}()
+	ids = nil
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		if ids = pendingIDs(); len(ids) > 0 {
+			break
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("pending requests of the EC key: %v", ids)
+	}
+	s.MustRun("requests", "approve", ids[0], "--config", cfg, "--data-dir", s.DataDir)
+	wg.Wait()
+	if res.err != nil {
+		t.Fatalf("EC enroll with polling:\n%s", res)
+	}
+	s.ExpectRecorded(s.Verify(filepath.Join(dirEC, "cert.pem")))
+
 	// Rejection: the first attempt returns pending (and keeps the key), the
 	// operator rejects, the second attempt with the same key gets the reason.
 	dir2 := t.TempDir()

@@ -3,6 +3,7 @@ package scepserver
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"fmt"
 
@@ -113,6 +114,11 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	}
 	if res.Pending != nil {
 		return h.certRep(req, scep.Reply{Status: scep.StatusPending})
+	}
+	if _, ec := req.msg.SignerCert.PublicKey.(*ecdsa.PublicKey); ec && res.Certificate != nil {
+		// Its reply is keyed from the challenge, which only the request
+		// carries (and which is not kept).
+		return nil, pki.Errorf(pki.EBadAlg, "the certificate is issued, but an EC requester's reply is encrypted with a key from its challenge, which a CertPoll does not carry: send the PKCSReq again (same transaction ID) to collect it")
 	}
 	if err := canReceive(req); err != nil {
 		return nil, err
