@@ -67,6 +67,8 @@ type reqParams struct {
 	content []byte
 	// path replaces /scep (e.g. /scep/PROFILE).
 	path string
+	// envelope, when set, edits the envelope before it is signed.
+	envelope func([]byte) []byte
 }
 
 func (ts *testServer) build(t testing.TB, p reqParams) ([]byte, *scep.PKIMessage) {
@@ -142,6 +144,9 @@ func (ts *testServer) build(t testing.TB, p reqParams) ([]byte, *scep.PKIMessage
 	env, err := cms.Encrypt(content, []*x509.Certificate{ts.RA.Cert}, opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if p.envelope != nil {
+		env = p.envelope(env)
 	}
 	der, err := scep.BuildRequest(scep.Request{Type: p.msgType, TransactionID: p.txID, SenderNonce: p.nonce, Digest: p.digest,
 		Envelope: env, SigningTime: p.signingTime}, scep.Identity{Cert: p.signerCert, Key: p.signerKey})
@@ -226,6 +231,17 @@ func TestBadInput(t *testing.T) {
 		{"signingTime in the future", reqParams{signingTime: captureTime.Add(48 * time.Hour)}, scep.BadTime},
 		{"self-signed signer with another key", reqParams{signerCert: ts.selfSignedFor(t, testKey(t, 3)), signerKey: testKey(t, 3)}, scep.BadRequest},
 		{"EC signer without a challenge cannot receive the reply", reqParams{key: ecKey, challenge: "-"}, scep.BadAlg},
+		{"unknown key transport algorithm", reqParams{envelope: func(env []byte) []byte {
+			// rsaEncryption (1.2.840.113549.1.1.1) becomes 1.2.840.113549.1.1.99.
+			rsaEncryption := []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01}
+			i := bytes.Index(env, rsaEncryption)
+			if i < 0 {
+				t.Fatal("no rsaEncryption OID in the envelope")
+			}
+			env = bytes.Clone(env)
+			env[i+len(rsaEncryption)-1] = 99
+			return env
+		}}, scep.BadAlg},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

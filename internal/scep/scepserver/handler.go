@@ -452,6 +452,11 @@ func (h *Handler) open(req *request) ([]byte, error) {
 		req.keyTransport, req.oaepHash = cms.RSAOAEP, r.OAEPHash
 	}
 	plain, err := env.DecryptKeyTransport(ra.Cert, ra.Decrypter())
+	if errors.Is(err, cms.ErrUnsupportedAlgorithm) {
+		// Found before any key is used, from public data (the OIDs): no
+		// oracle in telling it apart.
+		return nil, pki.Wrap(pki.EBadAlg, err, "unsupported key transport algorithm")
+	}
 	if err != nil {
 		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
 	}
