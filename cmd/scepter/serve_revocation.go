@@ -146,23 +146,36 @@ func (r *revocation) startResponder(ctx context.Context, f *revocationFlags, dat
 	// The responder keys are in the CA's token when it has one.
 	ocspDir := filepath.Join(dataDir, "ocsp")
 	r.delegates = ocsp.NewDelegates(ocspDir, authority, svc, clock, log, f.responderValidity).
-		WithKeys(authority.ResponderKeys(ocspDir)).WithWrapKey(authority.WrapKey)
+		WithKeys(authority.ResponderKeys(ocspDir)).WithWrapKey(authority.WrapKey).WithInventory(st)
 	if err := r.delegates.Refresh(ctx); err != nil {
 		// Answers are signed by the CA itself meanwhile; retried hourly.
 		log.Error("OCSP responder certificates", "err", err)
 	}
-	r.responder = ocsp.New(st, authority, r.delegates.Signer, clock, log, ocsp.Config{Validity: f.ocspValidity})
+	r.responder = ocsp.New(st, authority, r.delegates.Signer, clock, log, ocsp.Config{Validity: f.ocspValidity,
+		DelegateRevoked: func(string) { r.delegates.Kick() }})
 	return r.publisher.Update(ctx) // hands the responder the revocation state
 }
 
 // run keeps CRLs and responder certificates fresh until ctx ends.
 func (r *revocation) run(ctx context.Context, log *slog.Logger) {
 	go r.publisher.Run(ctx)
-	go every(ctx, 10*time.Minute, func() {
-		if err := r.delegates.Refresh(ctx); err != nil {
-			log.Error("OCSP responder certificates", "err", err)
+	go func() {
+		// Every ten minutes, and at once when the responder finds a
+		// delegate revoked.
+		t := time.NewTicker(10 * time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-r.delegates.Kicked():
+			}
+			if err := r.delegates.Refresh(ctx); err != nil {
+				log.Error("OCSP responder certificates", "err", err)
+			}
 		}
-	})
+	}()
 }
 
 // configDigest is the SHA-256 of the effective configuration (every flag's

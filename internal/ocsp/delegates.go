@@ -18,6 +18,7 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // DefaultDelegateValidity is the lifetime of a delegated responder
@@ -53,6 +54,46 @@ type Delegates struct {
 	// wrap is given each responder key as it is loaded or made, and the
 	// responder signs with the key it returns (see WithWrapKey).
 	wrap func(crypto.Signer) crypto.Signer
+	// inv, when set, says which delegates have been revoked (see
+	// WithInventory).
+	inv Inventory
+	// kick asks the loop of whoever runs Refresh for an early one (Kick).
+	kick chan struct{}
+}
+
+// WithInventory has Refresh replace a delegate revoked in inv, as one
+// that is due. Call it before the first Refresh.
+func (d *Delegates) WithInventory(inv Inventory) *Delegates {
+	d.inv = inv
+	return d
+}
+
+// Kick asks for a Refresh now (a delegate was found revoked); whoever runs
+// Refresh periodically waits on Kicked too. It never blocks.
+func (d *Delegates) Kick() {
+	select {
+	case d.kick <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// Kicked is readable after a Kick.
+func (d *Delegates) Kicked() <-chan struct{} { return d.kick }
+
+// revoked: the inventory holds c as revoked. A store error counts as not
+// revoked (the next Refresh looks again).
+func (d *Delegates) revoked(ctx context.Context, issuer *ca.Issuer, c *x509.Certificate) bool {
+	if d.inv == nil {
+		return false
+	}
+	rec, err := d.inv.Certificate(ctx, issuer.ID, c.SerialNumber.Text(16))
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			d.log.Warn("ocsp: cannot read the responder certificate's status", "issuer", issuer.ID, "err", err)
+		}
+		return false
+	}
+	return rec.Status == pki.StatusRevoked
 }
 
 // WithKeys keeps the responder keys in src (ca.Authority.ResponderKeys:
@@ -87,7 +128,7 @@ func NewDelegates(dir string, issuers Issuers, certs CertIssuer, clock pki.Clock
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Delegates{dir: dir, issuers: issuers, certs: certs, clock: clock, log: log, validity: validity, signers: map[string]Signer{},
-		keys: keys.Files(dir)}
+		keys: keys.Files(dir), kick: make(chan struct{}, 1)}
 }
 
 // Signer returns an issuer's delegated responder (SignerFor).
@@ -120,7 +161,7 @@ func (d *Delegates) Refresh(ctx context.Context) error {
 		d.mu.RLock()
 		cur, ok := d.signers[issuer.ID]
 		d.mu.RUnlock()
-		if ok && d.usable(cur, issuer, now) {
+		if ok && d.usable(cur, issuer, now) && !d.revoked(ctx, issuer, cur.Cert) {
 			continue
 		}
 		s, issued, err := d.loadOrIssue(ctx, issuer, now)
@@ -179,7 +220,7 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 			}
 			if pki.SamePublicKey(key.Public(), certs[0].PublicKey) {
 				s := Signer{Cert: certs[0], Key: key, IncludeCert: true}
-				if d.usable(s, issuer, now) {
+				if d.usable(s, issuer, now) && !d.revoked(ctx, issuer, s.Cert) {
 					return d.wrapped(s), false, nil
 				}
 				inUse = i

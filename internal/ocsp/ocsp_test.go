@@ -548,6 +548,66 @@ func TestDelegatesLifecycle(t *testing.T) {
 	}
 }
 
+// A delegated responder certificate that an operator revokes (its key
+// compromised) stops signing at once: the CA signs meanwhile, the
+// delegates are kicked, and their Refresh replaces it, also from disk
+// after a restart.
+func TestDelegateRevoked(t *testing.T) {
+	p := fixture.New(t, fixture.Options{})
+	ctx := context.Background()
+	dir := t.TempDir()
+	d := ocsp.NewDelegates(dir, p.Authority, p.Service, p.Clock, p.Log, 0).WithInventory(p.Store)
+	if err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := ocsp.New(p.Store, p.Authority, d.Signer, p.Clock, p.Log, ocsp.Config{DelegateRevoked: func(string) { d.Kick() }})
+	issuer := p.Issuer()
+	cert, _ := p.Issue(t, "device")
+	signer := func(cert *x509.Certificate) *x509.Certificate {
+		t.Helper()
+		a := r.Respond(ctx, request(t, cert, issuer.Cert, crypto.SHA256))
+		if a.Err != nil {
+			t.Fatal(a.Err)
+		}
+		return parse(t, a.DER, cert, issuer.Cert).Certificate
+	}
+	first, _ := d.Signer(issuer.ID)
+	if got := signer(cert); got == nil || !got.Equal(first.Cert) {
+		t.Fatal("the first answer is not signed by the delegate")
+	}
+	p.Revoke(t, first.Cert, 1)
+	st, err := p.Store.RevocationState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetRevocationState(st)
+	if got := signer(cert); got != nil {
+		t.Errorf("answered by the revoked delegate %x, want the CA itself", got.SerialNumber)
+	}
+	select {
+	case <-d.Kicked():
+	default:
+		t.Error("the delegates were not kicked")
+	}
+	// A restart finds the revoked delegate on disk and replaces it too.
+	restarted := ocsp.NewDelegates(dir, p.Authority, p.Service, p.Clock, p.Log, 0).WithInventory(p.Store)
+	for _, del := range []*ocsp.Delegates{d, restarted} {
+		if err := del.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		next, ok := del.Signer(issuer.ID)
+		if !ok || next.Cert.SerialNumber.Cmp(first.Cert.SerialNumber) == 0 {
+			t.Fatal("the revoked delegate was not replaced")
+		}
+	}
+	// (The CA's answer about cert stays cached; another certificate's is
+	// signed anew.)
+	other, _ := p.Issue(t, "device-2")
+	if got, _ := d.Signer(issuer.ID); !got.Cert.Equal(signer(other)) {
+		t.Error("answers are not signed by the new delegate")
+	}
+}
+
 func hasExtension(c *x509.Certificate, oid string) bool {
 	for _, e := range c.Extensions {
 		if e.Id.String() == oid {

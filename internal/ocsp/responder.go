@@ -34,6 +34,10 @@ type Config struct {
 	Validity time.Duration
 	// MaxCache bounds the cached answers; the cache is emptied when full.
 	MaxCache int
+	// DelegateRevoked, when set, is told the issuer whose delegated
+	// responder certificate was found revoked (Delegates.Kick: replace
+	// it). Meanwhile the CA itself signs that issuer's answers.
+	DelegateRevoked func(issuerID string)
 }
 
 // Inventory is what the responder reads of the store.
@@ -234,6 +238,9 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 		responses[n] = resp
 	}
 	s, ok := r.signer(issuer.ID)
+	if ok && r.delegateRevoked(ctx, issuer, s.Cert) {
+		ok = false
+	}
 	if !ok {
 		s = Signer{Cert: issuer.Cert, Key: issuer.Signer}
 	}
@@ -247,6 +254,25 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 		Cacheable: req.Nonce == nil && len(req.CertIDs) == 1}
 	a.certID = req.CertIDs[0].Raw
 	return a
+}
+
+// delegateRevoked reports whether a delegated responder certificate has
+// been revoked in the inventory. It carries id-pkix-ocsp-nocheck, so no
+// relying party can find out: an operator who revokes it (its key
+// compromised) must see it stop signing at once, not when it is due for
+// replacement. A store error counts as not revoked; the answer's own
+// lookups have just succeeded.
+func (r *Responder) delegateRevoked(ctx context.Context, issuer *ca.Issuer, cert *x509.Certificate) bool {
+	c, err := r.inv.Certificate(ctx, issuer.ID, cert.SerialNumber.Text(16))
+	if err != nil || c.Status != pki.StatusRevoked {
+		return false
+	}
+	r.log.Warn("ocsp: the delegated responder certificate is revoked; the CA signs meanwhile", "issuer", issuer.ID,
+		"serial", cert.SerialNumber.Text(16))
+	if r.cfg.DelegateRevoked != nil {
+		r.cfg.DelegateRevoked(issuer.ID)
+	}
+	return true
 }
 
 // issuerHashes are an issuer's name and key hashes under each algorithm a
