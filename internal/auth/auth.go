@@ -271,7 +271,7 @@ func (s *Service) AddUser(ctx context.Context, name string, role pki.Role, passw
 		Detail: fmt.Sprintf("user %s, role %s", name, role)}
 	err = s.st.CreateUser(ctx, u, ev)
 	if errors.Is(err, store.ErrConflict) {
-		return pki.User{}, pki.Errorf(pki.EConflict, "a user is named %q already", name)
+		return pki.User{}, pki.Errorf(pki.EConflict, "a user is named %q already, or a name that differs from it only in case", name)
 	}
 	if err != nil {
 		return pki.User{}, err

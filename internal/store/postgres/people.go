@@ -18,6 +18,18 @@ func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) e
 		return pgError("postgres: create user %q: %w", u.Name, err)
 	}
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		// Two creations at once take turns, so each sees the other's name
+		// (plain reads are not blocked).
+		if _, err := tx.Exec(ctx, `LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var names []byte
+		if err := tx.QueryRow(ctx, `SELECT coalesce(json_agg(name), '[]'::json)::text FROM users`).Scan(&names); err != nil {
+			return err
+		}
+		if twin, err := sqlstore.CaseTwin(names, u.Name); err != nil || twin != "" {
+			return errors.Join(err, sqlstore.CaseConflict(twin))
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO users (name, role, password_hash, created_at, created_by)
 			VALUES ($1, $2, $3, $4, $5)`, u.Name, string(u.Role), u.PasswordHash, sqlstore.Micros(u.CreatedAt), u.CreatedBy); err != nil {
 			return conflict(err)

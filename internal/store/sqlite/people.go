@@ -18,6 +18,13 @@ func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) e
 		return fmt.Errorf("sqlite: create user %q: %w", u.Name, err)
 	}
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		var names []byte
+		if err := tx.QueryRowContext(ctx, `SELECT json_group_array(name) FROM users`).Scan(&names); err != nil {
+			return err
+		}
+		if twin, err := sqlstore.CaseTwin(names, u.Name); err != nil || twin != "" {
+			return errors.Join(err, sqlstore.CaseConflict(twin))
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, role, password_hash, created_at, created_by)
 			VALUES (?, ?, ?, ?, ?)`, u.Name, string(u.Role), u.PasswordHash, sqlstore.Micros(u.CreatedAt), u.CreatedBy); err != nil {
 			return conflict(err)

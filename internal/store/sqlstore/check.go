@@ -1,9 +1,11 @@
 package sqlstore
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
@@ -166,4 +168,29 @@ func NextLoginAttempt(failed int, lockedUntil, at time.Time, lockFor func(int) t
 		a.LockedUntil = at.Add(d)
 	}
 	return a
+}
+
+// CaseTwin is the name among names, a JSON array of them, that differs
+// from name only in case ("" when none): console:alice and console:ALICE
+// would read as one person in the audit trail, so CreateUser refuses the
+// second with ErrConflict, in the same transaction as its insert.
+func CaseTwin(namesJSON []byte, name string) (string, error) {
+	var names []string
+	if err := json.Unmarshal(namesJSON, &names); err != nil {
+		return "", fmt.Errorf("reading the user names: %w", err)
+	}
+	for _, other := range names {
+		if other != name && strings.EqualFold(other, name) {
+			return other, nil
+		}
+	}
+	return "", nil
+}
+
+// CaseConflict is CreateUser's ErrConflict for a CaseTwin ("": nil).
+func CaseConflict(twin string) error {
+	if twin == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: a user is named %q already, which differs only in case", store.ErrConflict, twin)
 }

@@ -19,6 +19,33 @@ func testUsers(t *testing.T, s store.Store) {
 	ev := pki.AuditEvent{Type: pki.EventUserAdded, Actor: "cli:root", Outcome: "success"}
 	wantErr(t, "CreateUser", s.CreateUser(ctx, alice, ev), nil)
 	wantErr(t, "CreateUser again", s.CreateUser(ctx, alice, ev), store.ErrConflict)
+	// Names that differ only in case would read as one person in the audit
+	// trail; created at once, one of them is stored.
+	twins := []string{"Carol", "CAROL", "carol", "cArOl", "caroL", "CaRoL"}
+	created := make(chan string, len(twins))
+	var twinsWG sync.WaitGroup
+	for _, name := range twins {
+		twinsWG.Go(func() {
+			err := s.CreateUser(ctx, pki.User{Name: name, Role: pki.RoleAuditor, PasswordHash: "h", CreatedAt: t0}, ev)
+			switch {
+			case err == nil:
+				created <- name
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("CreateUser(%q): %v, want ErrConflict or nil", name, err)
+			}
+		})
+	}
+	twinsWG.Wait()
+	close(created)
+	var stored []string
+	for name := range created {
+		stored = append(stored, name)
+	}
+	if len(stored) != 1 {
+		t.Fatalf("users created at once whose names differ only in case: %q, want one", stored)
+	}
+	wantErr(t, "DeleteUser "+stored[0], s.DeleteUser(ctx, stored[0], pki.AuditEvent{Time: t0, Type: pki.EventUserRemoved, Actor: "cli:root", Outcome: "success"}), nil)
+	wantErr(t, "CreateUser ALICE", s.CreateUser(ctx, pki.User{Name: "ALICE", Role: pki.RoleAuditor, PasswordHash: "h", CreatedAt: t0}, ev), store.ErrConflict)
 	if err := s.CreateUser(ctx, pki.User{Name: "bob", Role: "root", PasswordHash: "h", CreatedAt: t0}, ev); err == nil {
 		t.Error("a user with an unknown role was stored")
 	}
