@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -70,6 +71,31 @@ func (f *clientFlags) resolve() error {
 	if f.chainOut == "" {
 		f.chainOut = filepath.Join(filepath.Dir(f.out), "chain.pem")
 	}
+	return distinctOutputs(map[string]string{"--out": f.out, "--key-out": f.keyOut, "--chain-out": f.chainOut})
+}
+
+// distinctOutputs refuses output files that are one file: one write would
+// silently replace the other (the key by the certificate, say).
+func distinctOutputs(flags map[string]string) error {
+	names := make([]string, 0, len(flags))
+	for name := range flags {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	seen := map[string]string{}
+	for _, name := range names {
+		if flags[name] == "" {
+			continue
+		}
+		abs, err := filepath.Abs(flags[name])
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", name, flags[name], err)
+		}
+		if other, ok := seen[abs]; ok {
+			return usageError{fmt.Sprintf("%s and %s name the same file %s; each needs a file of its own", other, name, flags[name])}
+		}
+		seen[abs] = name
+	}
 	return nil
 }
 
@@ -87,10 +113,10 @@ func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if f.fingerprint != "" {
-		if err := client.CheckFingerprint(caCerts, f.fingerprint); err != nil {
-			return nil, nil, nil, err
-		}
+	// Only certificates that chain to the pinned CA (without a pin, to a
+	// self-signed one sent along) are encrypted to and believed.
+	if caCerts, err = client.TrustedCACerts(caCerts, f.fingerprint, time.Now()); err != nil {
+		return nil, nil, nil, err
 	}
 	return c, caps, caCerts, nil
 }
@@ -108,17 +134,15 @@ func (f *clientFlags) finish(e env, key crypto.Signer, cert *x509.Certificate, c
 		}
 		return fmt.Errorf("enrollment failed: %w", err)
 	}
+	chain, err := client.VerifyIssued(cert, key.Public(), caCerts, f.fingerprint, time.Now())
+	if err != nil {
+		return fmt.Errorf("refusing what the server returned: %w", err)
+	}
 	if err := keys.WriteKeyFile(f.keyOut, key); err != nil {
 		return err
 	}
 	if err := keys.WriteCertFile(f.out, cert); err != nil {
 		return err
-	}
-	var chain []*x509.Certificate
-	for _, c := range caCerts {
-		if c.IsCA {
-			chain = append(chain, c)
-		}
 	}
 	if len(chain) > 0 {
 		if err := keys.WriteCertFile(f.chainOut, chain...); err != nil {
@@ -245,5 +269,5 @@ func textSuffix(s string) string {
 	if s == "" {
 		return ""
 	}
-	return ": " + s
+	return ": " + client.Printable(s)
 }

@@ -124,6 +124,11 @@ func (f *estFlags) client(e env) (*client.EST, error) {
 	return c, nil
 }
 
+// distinct refuses enroll's output files that are one file.
+func (f *estFlags) distinct() error {
+	return distinctOutputs(map[string]string{"--out": f.out, "--key-out": f.keyOut, "--chain-out": f.chainOut})
+}
+
 func tlsVersion(s string) (uint16, error) {
 	switch s {
 	case "1.2":
@@ -195,6 +200,9 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := f.distinct(); err != nil {
+		return err
+	}
 	keyTypeSet := false
 	fs.Visit(func(fl *flag.Flag) { keyTypeSet = keyTypeSet || fl.Name == "key-type" })
 	tmpl, key, err := estRequestTemplate(op, &f, subject, keyType, keyTypeSet, rekey, encrypt, names{dnsNames, ipAddrs, emails, uris})
@@ -253,17 +261,17 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if res.Key != nil {
 		key = res.Key
 	}
+	chain, err := c.CheckIssued(ctx, res.Certificate, key.Public())
+	if err != nil {
+		return fmt.Errorf("refusing what the server returned: %w", err)
+	}
 	if err := keys.WriteKeyFile(f.keyOut, key); err != nil {
 		return err
 	}
 	if err := keys.WriteCertFile(f.out, res.Certificate); err != nil {
 		return err
 	}
-	chain, err := c.CACerts(ctx)
-	if err == nil {
-		err = keys.WriteCertFile(f.chainOut, chain...)
-	}
-	if err != nil {
+	if err := keys.WriteCertFile(f.chainOut, chain...); err != nil {
 		fmt.Fprintf(e.stderr, "warning: the CA chain was not written: %v\n", err)
 	}
 	cert := res.Certificate

@@ -214,7 +214,7 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		}
 		return nil, err
 	}
-	chain, err := verifyIssued(res.Cert, key, res.CACerts, c.CAFingerprint, a.now())
+	chain, err := client.VerifyIssued(res.Cert, key.Public(), res.CACerts, c.CAFingerprint, a.now())
 	if err != nil {
 		return nil, err
 	}

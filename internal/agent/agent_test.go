@@ -392,7 +392,7 @@ func TestRefusesAWrongCertificate(t *testing.T) {
 		f.cfg.OnceAttempts = 1
 		f.cert().CAFingerprint = client.Fingerprint(newTestCA(t, epoch, false).cert)
 		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
-		if err := f.agent.RunOnce(context.Background()); err == nil || !strings.Contains(f.logs.String(), "no CA certificate with fingerprint") {
+		if err := f.agent.RunOnce(context.Background()); err == nil || !strings.Contains(f.logs.String(), "no certificate from the server matches CA fingerprint") {
 			t.Errorf("err = %v", err)
 		}
 	})

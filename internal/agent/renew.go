@@ -15,7 +15,6 @@ import (
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/est"
-	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
 )
 
@@ -122,7 +121,8 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 	if err != nil {
 		return nil, err
 	}
-	if err := client.CheckFingerprint(caCerts, r.Config.CAFingerprint); err != nil {
+	// Only an RA that chains to the pinned CA is encrypted to and believed.
+	if caCerts, err = client.TrustedCACerts(caCerts, r.Config.CAFingerprint, r.Now()); err != nil {
 		return nil, err
 	}
 	cert, err := SCEPRenew(ctx, c, SCEPRenewal{Old: r.Old, OldKey: r.OldKey, Key: r.Key, Caps: caps, CACerts: caCerts, Challenge: challenge})
@@ -167,35 +167,4 @@ func (ESTRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, erro
 		return nil, err
 	}
 	return &RenewResult{Cert: res.Certificate, CACerts: caCerts}, nil
-}
-
-// verifyIssued checks a returned certificate before it is installed: it
-// holds key's public half and chains, at now, to the CA certificate with
-// the pinned fingerprint. It returns the chain above the certificate (up
-// to and including that CA).
-func verifyIssued(cert *x509.Certificate, key crypto.Signer, caCerts []*x509.Certificate, fingerprint string, now time.Time) ([]*x509.Certificate, error) {
-	if cert == nil {
-		return nil, errors.New("the server returned no certificate")
-	}
-	if !pki.SamePublicKey(key.Public(), cert.PublicKey) {
-		return nil, errors.New("the returned certificate is not for our key")
-	}
-	roots, inter := x509.NewCertPool(), x509.NewCertPool()
-	found := false
-	for _, ca := range caCerts {
-		if client.CheckFingerprint([]*x509.Certificate{ca}, fingerprint) == nil {
-			roots.AddCert(ca)
-			found = true
-		} else {
-			inter.AddCert(ca)
-		}
-	}
-	if !found {
-		return nil, fmt.Errorf("the server presents no CA certificate with fingerprint %s", fingerprint)
-	}
-	chains, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	if err != nil {
-		return nil, fmt.Errorf("the returned certificate does not chain to the CA with fingerprint %s: %w", fingerprint, err)
-	}
-	return chains[0][1:], nil
 }

@@ -84,7 +84,7 @@ func connectSCEP(ctx context.Context, o *Options, raw string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := trustCACerts(o, certs); err != nil {
+	if certs, err = trustCACerts(o, certs); err != nil {
 		return nil, err
 	}
 	if _, _, err := c.Algorithms(caps); err != nil {
@@ -97,25 +97,31 @@ func connectSCEP(ctx context.Context, o *Options, raw string) (*target, error) {
 }
 
 // trustCACerts checks GetCACert's certificates against the fingerprint or
-// the trust anchors, when given.
-func trustCACerts(o *Options, certs []*x509.Certificate) error {
+// the trust anchors, when given, and returns those to use: only those that
+// chain to the pinned CA or to the anchors (a server may not slip in an RA
+// or a CA of its own beside them).
+func trustCACerts(o *Options, certs []*x509.Certificate) ([]*x509.Certificate, error) {
 	if o.CAFingerprint != "" {
-		return client.CheckFingerprint(certs, o.CAFingerprint)
+		return client.TrustedCACerts(certs, o.CAFingerprint, o.Now())
 	}
 	if o.Roots == nil {
-		return nil
+		return certs, nil
 	}
 	inter := x509.NewCertPool()
 	for _, c := range certs {
 		inter.AddCert(c)
 	}
+	var kept []*x509.Certificate
 	for _, c := range certs {
 		if _, err := c.Verify(x509.VerifyOptions{Roots: o.Roots, Intermediates: inter, CurrentTime: o.Now(),
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
-			return nil
+			kept = append(kept, c)
 		}
 	}
-	return errors.New("no certificate from GetCACert chains to the given CA certificates")
+	if len(kept) == 0 {
+		return nil, errors.New("no certificate from GetCACert chains to the given CA certificates")
+	}
+	return kept, nil
 }
 
 // estBase splits an EST URL into the server (https://HOST:PORT) and the

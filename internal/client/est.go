@@ -210,8 +210,14 @@ func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) 
 	if err := req.Write(cn.tls); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, op, err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(cn.tls), req)
+	// http.ReadResponse bounds no header: a server could send them
+	// without end. All of a reply may take maxReplyBytes.
+	limited := &io.LimitedReader{R: cn.tls, N: maxReplyBytes}
+	resp, err := http.ReadResponse(bufio.NewReader(limited), req)
 	if err != nil {
+		if limited.N <= 0 {
+			return nil, fmt.Errorf("%s %s: the reply's headers are larger than %d bytes", method, op, maxReplyBytes)
+		}
 		return nil, fmt.Errorf("%s %s: %w", method, op, err)
 	}
 	defer resp.Body.Close()
@@ -236,7 +242,7 @@ func (c *EST) exchange(ctx context.Context, method, op string, body []byte) (*re
 }
 
 func refusal(r *response) error {
-	reason := strings.TrimSpace(string(truncate(r.body, 300)))
+	reason := Printable(strings.TrimSpace(string(truncate(r.body, 300))))
 	if ct := r.header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "text/") {
 		reason = ""
 	}
@@ -259,16 +265,15 @@ func (c *EST) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := CheckFingerprint(certs, c.Fingerprint); err != nil {
+	// The pinned certificate is the only trust anchor; of the rest only
+	// what chains to it may help the server's certificate chain (another
+	// self-signed CA sent along would otherwise become an anchor too).
+	if certs, err = TrustedCACerts(certs, c.Fingerprint, c.now()); err != nil {
 		return err
 	}
-	roots, inter := x509.NewCertPool(), x509.NewCertPool()
-	for _, ca := range certs {
-		if bytes.Equal(ca.RawIssuer, ca.RawSubject) {
-			roots.AddCert(ca)
-		} else {
-			inter.AddCert(ca)
-		}
+	roots, inter, _, err := caPools(certs, c.Fingerprint)
+	if err != nil {
+		return err
 	}
 	peers := cn.tls.ConnectionState().PeerCertificates
 	if len(peers) == 0 {
@@ -316,7 +321,39 @@ func (c *EST) CACerts(ctx context.Context) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseCACerts(r)
+	certs, err := parseCACerts(r)
+	if err != nil || c.Fingerprint == "" {
+		return certs, err
+	}
+	// Pinned: only what chains to the pinned CA is handed on (to be
+	// written to a trust store, say).
+	return TrustedCACerts(certs, c.Fingerprint, c.now())
+}
+
+// CheckIssued checks a certificate the server returned for pub before it
+// is written or installed (VerifyIssued): it chains to the trust anchors
+// given (Roots), else to the pinned CA, else to a self-signed CA from
+// /cacerts, which an authenticated TLS connection fetched. It returns the
+// server's CA certificates, for a chain file.
+func (c *EST) CheckIssued(ctx context.Context, cert *x509.Certificate, pub crypto.PublicKey) ([]*x509.Certificate, error) {
+	caCerts, err := c.CACerts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the CA certificates to check the certificate against: %w", err)
+	}
+	if _, err := VerifyIssued(cert, pub, caCerts, c.Fingerprint, c.now()); err != nil {
+		return nil, err
+	}
+	if c.Roots != nil && c.Fingerprint == "" {
+		inter := x509.NewCertPool()
+		for _, ca := range caCerts {
+			inter.AddCert(ca)
+		}
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: c.Roots, Intermediates: inter, CurrentTime: c.now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return nil, fmt.Errorf("the returned certificate does not chain to the given CA certificates: %w", err)
+		}
+	}
+	return caCerts, nil
 }
 
 // CSRAttrs fetches what the server wants of a CSR (RFC 7030 §4.5); nil when
@@ -383,7 +420,7 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 		}
 		wait := max(retry, r.PollInterval)
 		if r.MaxWait <= 0 || c.now().Add(wait).After(start.Add(r.MaxWait)) {
-			return nil, &PendingError{TransactionID: "EST request", RetryAfter: retry}
+			return nil, &PendingError{RetryAfter: retry}
 		}
 		c.warnf("the request is held for approval; asking again in %s", wait.Round(time.Second))
 		select {
@@ -414,7 +451,8 @@ func (c *EST) enrollOnce(ctx context.Context, r ESTRequest) (*ESTResult, time.Du
 	case http.StatusAccepted:
 		wait := 60 * time.Second
 		if s, err := strconv.Atoi(strings.TrimSpace(resp.header.Get("Retry-After"))); err == nil && s >= 0 {
-			wait = time.Duration(s) * time.Second
+			// Bounded before it is multiplied: a huge value must not wrap.
+			wait = time.Duration(min(s, maxRetryAfter)) * time.Second
 		} else if t, err := http.ParseTime(resp.header.Get("Retry-After")); err == nil {
 			wait = max(t.Sub(c.now()), time.Second)
 		}
@@ -426,16 +464,29 @@ func (c *EST) enrollOnce(ctx context.Context, r ESTRequest) (*ESTResult, time.Du
 		res, err := c.serverKey(resp, r)
 		return res, 0, err
 	}
-	cert, err := certFromCertsOnly(resp.body, true)
+	req, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: our own request: %w", r.Op, err)
+	}
+	cert, err := certFromCertsOnly(resp.body, true, req.PublicKey)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", r.Op, err)
 	}
 	return &ESTResult{Certificate: cert}, 0, nil
 }
 
+// maxReplyBytes bounds all of one reply, headers and body: the body is
+// read up to 4*est.MaxBodyBytes, the headers get 1 MiB more.
+const maxReplyBytes = 4*est.MaxBodyBytes + 1<<20
+
+// maxRetryAfter bounds a 202's Retry-After in seconds (a year): beyond
+// any --max-wait, and far from overflowing a time.Duration.
+const maxRetryAfter = 365 * 24 * 3600
+
 // certFromCertsOnly reads the certificate of a certs-only reply (base64
-// when encoded).
-func certFromCertsOnly(body []byte, encoded bool) (*x509.Certificate, error) {
+// when encoded): the end-entity certificate for pub, or with pub nil (a
+// server-generated key, checked against it after) the first one.
+func certFromCertsOnly(body []byte, encoded bool, pub crypto.PublicKey) (*x509.Certificate, error) {
 	der := body
 	if encoded {
 		var err error
@@ -448,9 +499,12 @@ func certFromCertsOnly(body []byte, encoded bool) (*x509.Certificate, error) {
 		return nil, err
 	}
 	for _, cert := range sd.Certificates {
-		if !cert.IsCA {
+		if !cert.IsCA && (pub == nil || pki.SamePublicKey(pub, cert.PublicKey)) {
 			return cert, nil
 		}
+	}
+	if pub != nil {
+		return nil, errors.New("the reply holds no end-entity certificate for our key")
 	}
 	return nil, errors.New("the reply holds no end-entity certificate")
 }
@@ -464,7 +518,7 @@ func (c *EST) serverKey(resp *response, r ESTRequest) (*ESTResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := certFromCertsOnly(reply.CertsOnly, false)
+	cert, err := certFromCertsOnly(reply.CertsOnly, false, nil)
 	if err != nil {
 		return nil, fmt.Errorf("serverkeygen certificate: %w", err)
 	}

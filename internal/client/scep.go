@@ -92,6 +92,9 @@ type PendingError struct {
 }
 
 func (e *PendingError) Error() string {
+	if e.TransactionID == "" { // EST: the request is known by its key
+		return "the request is pending manual approval"
+	}
 	return fmt.Sprintf("request %s is pending manual approval", e.TransactionID)
 }
 
@@ -420,7 +423,7 @@ func (x *exchange) certificate(rep *scep.PKIMessage) (*x509.Certificate, error) 
 	switch rep.PKIStatus {
 	case scep.StatusSuccess:
 	case scep.StatusFailure:
-		return nil, &FailureError{FailInfo: rep.FailInfo, Text: rep.FailInfoText}
+		return nil, &FailureError{FailInfo: rep.FailInfo, Text: Printable(rep.FailInfoText)}
 	default:
 		return nil, fmt.Errorf("CertRep has unknown pkiStatus %q", rep.PKIStatus)
 	}
@@ -577,7 +580,7 @@ func (c *SCEP) GetCRL(ctx context.Context, r CRLRequest) ([]byte, error) {
 	switch rep.PKIStatus {
 	case scep.StatusSuccess:
 	case scep.StatusFailure:
-		return nil, &FailureError{FailInfo: rep.FailInfo, Text: rep.FailInfoText}
+		return nil, &FailureError{FailInfo: rep.FailInfo, Text: Printable(rep.FailInfoText)}
 	default:
 		return nil, fmt.Errorf("GetCRL answered with pkiStatus %q", rep.PKIStatus)
 	}

@@ -1,0 +1,136 @@
+package client
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// caPools splits CA certificates from a server into trust anchors and the
+// rest: with a fingerprint, the certificate that has it is the only
+// anchor; without one, every self-signed certificate is (trust on first
+// use).
+func caPools(certs []*x509.Certificate, fingerprint string) (roots, inter *x509.CertPool, nroots int, err error) {
+	roots, inter = x509.NewCertPool(), x509.NewCertPool()
+	if fingerprint != "" {
+		if err := CheckFingerprint(certs, fingerprint); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	for _, c := range certs {
+		anchor := bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+		if fingerprint != "" {
+			anchor = CheckFingerprint([]*x509.Certificate{c}, fingerprint) == nil
+		}
+		if anchor {
+			roots.AddCert(c)
+			nroots++
+		} else {
+			inter.AddCert(c)
+		}
+	}
+	return roots, inter, nroots, nil
+}
+
+// TrustedCACerts keeps of the certificates a server sends as its CA and RA
+// certificates (GetCACert, /cacerts) those that chain, at now, to the
+// certificate with the fingerprint, itself included: a server may not slip
+// in an RA of another CA next to the pinned one, to have requests (and
+// their challenges) encrypted to it and its replies believed. Without a
+// fingerprint, those that chain to a self-signed certificate among them
+// (all of them when there is none). It fails when nothing is left.
+func TrustedCACerts(certs []*x509.Certificate, fingerprint string, now time.Time) ([]*x509.Certificate, error) {
+	roots, inter, nroots, err := caPools(certs, fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	if nroots == 0 {
+		return certs, nil
+	}
+	var kept []*x509.Certificate
+	var dropped []string
+	for _, c := range certs {
+		if _, err := c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			dropped = append(dropped, fmt.Sprintf("%s (%v)", c.Subject, err))
+			continue
+		}
+		kept = append(kept, c)
+	}
+	if len(kept) == 0 {
+		return nil, fmt.Errorf("no CA certificate from the server can be trusted: %v", dropped)
+	}
+	return kept, nil
+}
+
+// VerifyIssued checks a certificate a server returned for our key before
+// it is written or installed: it is for pub, no CA certificate, valid at
+// now, and chains to the trust anchors of caCerts as TrustedCACerts
+// picks them (the pinned CA with a fingerprint). It returns the chain
+// above the certificate, up to and including the anchor.
+func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, caCerts []*x509.Certificate, fingerprint string, now time.Time) ([]*x509.Certificate, error) {
+	if cert == nil {
+		return nil, errors.New("the server returned no certificate")
+	}
+	if !pki.SamePublicKey(pub, cert.PublicKey) {
+		return nil, errors.New("the returned certificate is not for our key")
+	}
+	if cert.IsCA {
+		return nil, fmt.Errorf("the returned certificate %s is a CA certificate", cert.Subject)
+	}
+	roots, inter, nroots, err := caPools(caCerts, fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	if nroots == 0 {
+		// No anchor to chain to: it must at least be signed by one of the
+		// CA certificates, and be valid now.
+		if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+			return nil, fmt.Errorf("the returned certificate is valid from %s to %s, not now", cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
+		}
+		for _, ca := range caCerts {
+			if ca.IsCA && bytes.Equal(ca.RawSubject, cert.RawIssuer) && cert.CheckSignatureFrom(ca) == nil {
+				return []*x509.Certificate{ca}, nil
+			}
+		}
+		return nil, fmt.Errorf("the returned certificate (issuer %s) is signed by none of the server's CA certificates", cert.Issuer)
+	}
+	chains, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		if fingerprint != "" {
+			return nil, fmt.Errorf("the returned certificate does not chain to the CA with fingerprint %s: %w", fingerprint, err)
+		}
+		return nil, fmt.Errorf("the returned certificate does not chain to the server's CA: %w", err)
+	}
+	return chains[0][1:], nil
+}
+
+// Printable is text from a server (a failInfoText, a refusal's reason) made
+// safe to print: control characters, escape sequences among them, and bytes
+// that are not UTF-8 are shown as Go escapes, so a server cannot clear or
+// recolour the terminal or forge lines of our output.
+func Printable(s string) string {
+	var b strings.Builder
+	for len(s) > 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case !strconv.IsPrint(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+		s = s[size:]
+	}
+	return b.String()
+}

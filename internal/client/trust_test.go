@@ -1,0 +1,150 @@
+package client
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+)
+
+var trustNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+type testCert struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// issue makes a certificate for cn signed by parent (nil: self-signed).
+func issue(t *testing.T, cn string, parent *testCert, isCA bool, notAfter time.Time) *testCert {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, NotBefore: trustNow.Add(-time.Hour), NotAfter: notAfter,
+		IsCA: isCA, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature}
+	if isCA {
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+	}
+	signer, signerCert := crypto.Signer(key), tmpl
+	if parent != nil {
+		signer, signerCert = parent.key, parent.cert
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, key.Public(), signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCert{cert: c, key: key}
+}
+
+func subjects(certs []*x509.Certificate) string {
+	var names []string
+	for _, c := range certs {
+		names = append(names, c.Subject.CommonName)
+	}
+	return strings.Join(names, ",")
+}
+
+// A server that sends its own RA and CA beside the pinned one gets none of
+// them believed; without a pin, what chains to a self-signed CA it sent.
+func TestTrustedCACerts(t *testing.T) {
+	later := trustNow.Add(24 * time.Hour)
+	root := issue(t, "root", nil, true, later)
+	ra := issue(t, "ra", root, false, later)
+	evilCA := issue(t, "evil-ca", nil, true, later)
+	evilRA := issue(t, "evil-ra", evilCA, false, later)
+	orphanRA := issue(t, "orphan-ra", issue(t, "unsent-ca", nil, true, later), false, later)
+	expiredRA := issue(t, "expired-ra", root, false, trustNow.Add(-time.Minute))
+	all := []*x509.Certificate{evilRA.cert, root.cert, ra.cert, evilCA.cert, orphanRA.cert, expiredRA.cert}
+
+	got, err := TrustedCACerts(all, Fingerprint(root.cert), trustNow)
+	if err != nil || subjects(got) != "root,ra" {
+		t.Errorf("pinned: %q, %v; want root,ra", subjects(got), err)
+	}
+	got, err = TrustedCACerts(all, "", trustNow)
+	if err != nil || subjects(got) != "evil-ra,root,ra,evil-ca" {
+		t.Errorf("unpinned: %q, %v; want what chains to a self-signed CA sent along", subjects(got), err)
+	}
+	if _, err := TrustedCACerts([]*x509.Certificate{evilRA.cert, evilCA.cert}, Fingerprint(root.cert), trustNow); err == nil {
+		t.Error("the pinned CA is not among them, and no error")
+	}
+	if _, err := TrustedCACerts([]*x509.Certificate{expiredRA.cert}, "", trustNow); err != nil {
+		t.Errorf("no self-signed certificate: %v, want all kept", err)
+	}
+}
+
+func TestVerifyIssued(t *testing.T) {
+	later := trustNow.Add(24 * time.Hour)
+	root := issue(t, "root", nil, true, later)
+	sub := issue(t, "issuing", root, true, later)
+	evilCA := issue(t, "evil-ca", nil, true, later)
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafFrom := func(parent *testCert, isCA bool, notAfter time.Time, key crypto.Signer) *x509.Certificate {
+		t.Helper()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "dev1"}, NotBefore: trustNow.Add(-time.Hour),
+			NotAfter: notAfter, IsCA: isCA, BasicConstraintsValid: isCA}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent.cert, key.Public(), parent.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c
+	}
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	fromEvil := leafFrom(evilCA, false, later, leafKey)
+	cas := []*x509.Certificate{sub.cert, root.cert, evilCA.cert}
+	pin := Fingerprint(root.cert)
+	chain, err := VerifyIssued(leafFrom(sub, false, later, leafKey), leafKey.Public(), cas, pin, trustNow)
+	if err != nil || subjects(chain) != "issuing,root" {
+		t.Errorf("a good certificate: chain %q, %v", subjects(chain), err)
+	}
+	for _, c := range []struct {
+		name string
+		cert *x509.Certificate
+		pin  string
+		want string
+	}{
+		{"from a CA the server sent beside the pinned one", fromEvil, pin, "does not chain to the CA with fingerprint"},
+		{"from a CA the server sent, unpinned: trusted on first use", fromEvil, "", ""},
+		{"for another key", leafFrom(sub, false, later, otherKey), pin, "not for our key"},
+		{"expired", leafFrom(sub, false, trustNow.Add(-time.Minute), leafKey), pin, "does not chain"},
+		{"a CA certificate", leafFrom(sub, true, later, leafKey), pin, "is a CA certificate"},
+		{"none", nil, pin, "no certificate"},
+	} {
+		_, err := VerifyIssued(c.cert, leafKey.Public(), cas, c.pin, trustNow)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"denied":                                 "denied",
+		"été ok":                                 "été ok",
+		"denied\x1b[2J\x1b[31mFAKE\nissued CN=x": `denied\x1b[2J\x1b[31mFAKE\nissued CN=x`,
+		"bad \xff byte":                          `bad \xff byte`,
+		"bidi \u202e override":                   `bidi \u202e override`,
+	} {
+		if got := Printable(in); got != want {
+			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
