@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
@@ -109,6 +110,11 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 	}
 	var sans []string
 	for _, d := range spec.DNSNames {
+		// A name the issuer would refuse would make a challenge nobody
+		// can ever use.
+		if err := ca.CheckDNSName(d); err != nil {
+			return "", pki.Challenge{}, err
+		}
 		sans = append(sans, "dns:"+strings.ToLower(d))
 	}
 	for _, e := range spec.Emails {

@@ -149,8 +149,10 @@ func (s *Service) NewToken(ctx context.Context, name string, role pki.Role, ttl 
 	if err := checkRole(role); err != nil {
 		return "", pki.APIToken{}, err
 	}
-	if ttl < 0 || ttl > 10*366*24*time.Hour {
-		return "", pki.APIToken{}, pki.Errorf(pki.EBadRequest, "token lifetime of %d days: want 0 (none) up to 10 years", int64(ttl/(24*time.Hour)))
+	if ttl != 0 && (ttl < time.Minute || ttl > 10*366*24*time.Hour) {
+		// Under a minute is a mistake (a token expired before it is used),
+		// not a lifetime.
+		return "", pki.APIToken{}, pki.Errorf(pki.EBadRequest, "token lifetime %s: want 0 (none) or from a minute up to 10 years", ttl)
 	}
 	random, err := credential.RandomToken(32)
 	if err != nil {

@@ -226,7 +226,7 @@ func checkNames(p pki.Profile, req *Request, subj subjectInfo) error {
 		return pki.Errorf(pki.EBadRequest, "the request has neither a subject nor a subject alternative name")
 	}
 	for _, d := range req.DNSNames {
-		if err := checkDNSName(d); err != nil {
+		if err := CheckDNSName(d); err != nil {
 			return err
 		}
 	}
@@ -253,12 +253,12 @@ func checkNames(p pki.Profile, req *Request, subj subjectInfo) error {
 	return nil
 }
 
-// checkDNSName accepts ASCII host names (IDNs as A-labels): labels of 1-63
+// CheckDNSName accepts ASCII host names (IDNs as A-labels): labels of 1-63
 // letters, digits, hyphens and underscores, not starting or ending with a
 // hyphen, at most 253 characters, and a wildcard only as the whole leftmost
 // label. Underscores are outside RFC 1034's preferred syntax but common in
 // internal host names, so they are allowed.
-func checkDNSName(d string) error {
+func CheckDNSName(d string) error {
 	if len(d) > maxNameLen {
 		return pki.Errorf(pki.EBadRequest, "DNS name of %d bytes is longer than %d", len(d), maxNameLen)
 	}
@@ -311,7 +311,7 @@ func checkEmail(e string) error {
 		return bad
 	}
 	at := strings.LastIndexByte(e, '@')
-	if at <= 0 || strings.HasPrefix(e[at+1:], "*") || checkDNSName(e[at+1:]) != nil {
+	if at <= 0 || strings.HasPrefix(e[at+1:], "*") || CheckDNSName(e[at+1:]) != nil {
 		return bad
 	}
 	return nil
