@@ -69,6 +69,10 @@ func (s *Service) authenticateManufacturer(_ context.Context, st *State) error {
 	if !st.Profile.ManufacturerAuth || s.cfg.ManufacturerRoots == nil {
 		return pki.Errorf(pki.EUnauthorized, "this profile accepts no client certificate for a first enrollment; present a password")
 	}
+	if cert.IsCA {
+		// The manufacturer CA itself (or one under it) is no device.
+		return pki.Errorf(pki.EUnauthorized, "the client certificate is a CA certificate, not a device's manufacturer certificate (IDevID)")
+	}
 	inter := x509.NewCertPool()
 	for _, c := range st.Req.Evidence.TLSChain {
 		inter.AddCert(c)

@@ -223,6 +223,9 @@ func TestAuthentication(t *testing.T) {
 	unknown := newTestCA(t, "Someone Else", f.clock.Now())
 	stranger := unknown.issue(t, "stranger", devKey, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(time.Hour))
 	wantStatus(t, f.post(f.httpClient(tlsPair(stranger, devKey), 0), "idevid/simpleenroll", "", "", body("stranger"), nil), http.StatusUnauthorized, "manufacturer")
+	// The manufacturer's CA certificate itself is no device's.
+	wantStatus(t, f.post(f.httpClient(tlsPair(f.manufacturer.cert, f.manufacturer.key), 0), "idevid/simpleenroll", "", "", body("mfr-root"), nil),
+		http.StatusUnauthorized, "CA certificate")
 
 	// Every refusal is in the audit trail; nothing was recorded for them.
 	evs, _ := f.st.ListAudit(ctx, store.AuditFilter{Limit: 200})
@@ -235,8 +238,8 @@ func TestAuthentication(t *testing.T) {
 			t.Errorf("audit event leaks a secret: %+v", e)
 		}
 	}
-	if refused != 8 {
-		t.Errorf("%d refusals audited, want 8", refused)
+	if refused != 9 {
+		t.Errorf("%d refusals audited, want 9", refused)
 	}
 	certs, _, _ := f.st.ListCertificates(ctx, store.CertFilter{Limit: 100})
 	if len(certs) != 4+1 { // four enrollments and the server's own TLS certificate
