@@ -223,10 +223,31 @@ func verifySigned(sd *cms.SignedData, si *cms.SignerInfo, cert *x509.Certificate
 	return nil
 }
 
+// singleAttr is the one value of a SCEP attribute: each is single-valued
+// and appears once (RFC 8894 §3.2.1), and two values would leave open
+// which one the message means ("19" and "17": a PKCSReq or a RenewalReq).
+func singleAttr(si *cms.SignerInfo, oid asn1.ObjectIdentifier) (asn1.RawValue, error) {
+	var found []asn1.RawValue
+	if si != nil {
+		for _, a := range si.SignedAttrs {
+			if a.Type.Equal(oid) {
+				found = append(found, a.Values...)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return asn1.RawValue{}, errors.New("missing")
+	case 1:
+		return found[0], nil
+	}
+	return asn1.RawValue{}, fmt.Errorf("%d values; want one", len(found))
+}
+
 func printableAttr(si *cms.SignerInfo, oid asn1.ObjectIdentifier, maxLen int) (string, error) {
-	v, ok := si.Attr(oid)
-	if !ok {
-		return "", errors.New("missing")
+	v, err := singleAttr(si, oid)
+	if err != nil {
+		return "", err
 	}
 	// PrintableString per RFC 8894; some clients use UTF8String or IA5String.
 	switch v.Tag {
@@ -241,9 +262,9 @@ func printableAttr(si *cms.SignerInfo, oid asn1.ObjectIdentifier, maxLen int) (s
 }
 
 func octetAttr(si *cms.SignerInfo, oid asn1.ObjectIdentifier, maxLen int) ([]byte, error) {
-	v, ok := si.Attr(oid)
-	if !ok {
-		return nil, errors.New("missing")
+	v, err := singleAttr(si, oid)
+	if err != nil {
+		return nil, err
 	}
 	if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagOctetString || len(v.Bytes) > maxLen {
 		return nil, errors.New("bad octet string attribute")

@@ -1,0 +1,57 @@
+package scep
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/cms"
+)
+
+// Each SCEP attribute is single-valued and appears once: a messageType of
+// "19" and "17" must not be read as whichever sorts first.
+func TestParseRefusesRepeatedAttributes(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dev"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	build := func(attrs []cms.Attribute) []byte {
+		t.Helper()
+		msg, err := cms.Sign([]byte("envelope"), cert, key, attrs, cms.SignOptions{Digest: crypto.SHA256, SigningTime: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msg
+	}
+	attr := func(oid asn1.ObjectIdentifier, values ...asn1.RawValue) cms.Attribute {
+		return cms.Attribute{Type: oid, Values: values}
+	}
+	txID, nonce := attr(oidTransactionID, printable("tx-1")), attr(oidSenderNonce, octets(make([]byte, 16)))
+	if _, err := Parse(build([]cms.Attribute{txID, nonce, attr(oidMessageType, printable("19"))})); err != nil {
+		t.Fatalf("one messageType: %v", err)
+	}
+	for name, attrs := range map[string][]cms.Attribute{
+		"two values":     {txID, nonce, attr(oidMessageType, printable("19"), printable("17"))},
+		"two attributes": {txID, nonce, attr(oidMessageType, printable("19")), attr(oidMessageType, printable("17"))},
+		"two nonces":     {txID, attr(oidSenderNonce, octets(make([]byte, 16)), octets(make([]byte, 16))), attr(oidMessageType, printable("19"))},
+	} {
+		if _, err := Parse(build(attrs)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}
