@@ -798,6 +798,12 @@ func (f *serveFlags) resolveChallenge(joined bool) (challenge, generatedPath str
 
 // every runs fn every interval until ctx ends.
 func every(ctx context.Context, interval time.Duration, fn func()) {
+	everyOrWhen(ctx, interval, nil, fn)
+}
+
+// everyOrWhen runs fn every interval, and at once when wake is readable
+// (nil: never), until ctx ends.
+func everyOrWhen(ctx context.Context, interval time.Duration, wake <-chan struct{}, fn func()) {
 	if interval <= 0 {
 		return
 	}
@@ -808,8 +814,9 @@ func every(ctx context.Context, interval time.Duration, fn func()) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			fn()
+		case <-wake:
 		}
+		fn()
 	}
 }
 

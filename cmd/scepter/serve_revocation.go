@@ -159,23 +159,13 @@ func (r *revocation) startResponder(ctx context.Context, f *revocationFlags, dat
 // run keeps CRLs and responder certificates fresh until ctx ends.
 func (r *revocation) run(ctx context.Context, log *slog.Logger) {
 	go r.publisher.Run(ctx)
-	go func() {
-		// Every ten minutes, and at once when the responder finds a
-		// delegate revoked.
-		t := time.NewTicker(10 * time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			case <-r.delegates.Kicked():
-			}
-			if err := r.delegates.Refresh(ctx); err != nil {
-				log.Error("OCSP responder certificates", "err", err)
-			}
+	// Every ten minutes, and at once when the responder finds a delegate
+	// revoked.
+	go everyOrWhen(ctx, 10*time.Minute, r.delegates.Kicked(), func() {
+		if err := r.delegates.Refresh(ctx); err != nil {
+			log.Error("OCSP responder certificates", "err", err)
 		}
-	}()
+	})
 }
 
 // configDigest is the SHA-256 of the effective configuration (every flag's

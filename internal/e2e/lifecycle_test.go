@@ -144,60 +144,41 @@ func TestPendingApproval(t *testing.T) {
 		return ids
 	}
 
-	dir := t.TempDir()
-	var wg sync.WaitGroup
-	var res result
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		res = enroll(t, dir, url, s.Challenge, "CN=needs-approval,O=Acme", "--poll-interval", "1s", "--max-wait", "60s")
-	}()
-	var ids []string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-		if ids = pendingIDs(); len(ids) > 0 {
-			break
+	// approvedWhilePolling enrolls with polling, approves the request it
+	// leaves pending, and checks the certificate the client then collects.
+	approvedWhilePolling := func(subject string, extra ...string) {
+		t.Helper()
+		dir := t.TempDir()
+		done := make(chan result, 1)
+		go func() {
+			done <- enroll(t, dir, url, s.Challenge, subject, append([]string{"--poll-interval", "1s", "--max-wait", "60s"}, extra...)...)
+		}()
+		var ids []string
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+			if ids = pendingIDs(); len(ids) > 0 {
+				break
+			}
 		}
+		if len(ids) != 1 {
+			t.Fatalf("%s: pending requests %v", subject, ids)
+		}
+		s.MustRun("requests", "approve", ids[0], "--config", cfg, "--data-dir", s.DataDir)
+		if res := <-done; res.err != nil {
+			t.Fatalf("%s: enroll with polling:\n%s", subject, res)
+		}
+		s.ExpectRecorded(s.Verify(filepath.Join(dir, "cert.pem")))
 	}
-	if len(ids) != 1 {
-		t.Fatalf("pending requests: %v", ids)
-	}
-	s.MustRun("requests", "approve", ids[0], "--config", cfg, "--data-dir", s.DataDir)
-	wg.Wait()
-	if res.err != nil {
-		t.Fatalf("enroll with polling:\n%s", res)
-	}
-	s.ExpectRecorded(s.Verify(filepath.Join(dir, "cert.pem")))
-
+	approvedWhilePolling("CN=needs-approval,O=Acme")
 	// An EC key polls by sending its PKCSReq again: the reply's envelope
 	// is keyed from the challenge, which a CertPoll does not carry.
-	dirEC := t.TempDir()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		res = enroll(t, dirEC, url, s.Challenge, "CN=needs-approval-ec,O=Acme", "--key-type", "p256", "--poll-interval", "1s", "--max-wait", "60s")
-	}()
-	ids = nil
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-		if ids = pendingIDs(); len(ids) > 0 {
-			break
-		}
-	}
-	if len(ids) != 1 {
-		t.Fatalf("pending requests of the EC key: %v", ids)
-	}
-	s.MustRun("requests", "approve", ids[0], "--config", cfg, "--data-dir", s.DataDir)
-	wg.Wait()
-	if res.err != nil {
-		t.Fatalf("EC enroll with polling:\n%s", res)
-	}
-	s.ExpectRecorded(s.Verify(filepath.Join(dirEC, "cert.pem")))
+	approvedWhilePolling("CN=needs-approval-ec,O=Acme", "--key-type", "p256")
 
 	// Rejection: the first attempt returns pending (and keeps the key), the
 	// operator rejects, the second attempt with the same key gets the reason.
 	dir2 := t.TempDir()
 	r := enroll(t, dir2, url, s.Challenge, "CN=will-be-rejected,O=Acme")
 	expectContains(t, "pending enrollment", expectFailed(t, r, "enrollment pending approval"), "pending")
-	ids = pendingIDs()
+	ids := pendingIDs()
 	if len(ids) != 1 {
 		t.Fatalf("pending requests: %v", ids)
 	}
