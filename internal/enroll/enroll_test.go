@@ -355,6 +355,17 @@ func TestNamePolicy(t *testing.T) {
 	if !bytes.Contains(res.Certificate.RawSubject, []byte{0x1e, 0x08, 0, 'd', 0, 'e', 0, 'v', 0, '4'}) {
 		t.Errorf("the BMPString CN was re-encoded: %x", res.Certificate.RawSubject)
 	}
+	// The profile names its hosts and has no email patterns: no email
+	// SAN, as no IP address without ranges.
+	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: "dev6"}, DNSNames: []string{"dev6.acme.example"},
+		EmailAddresses: []string{"ceo@bank.example"}}, key(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withEmail, _ := x509.ParseCertificateRequest(der)
+	if _, err := f.svc.Enroll(ctx, enroll.Request{CSR: withEmail, Evidence: enroll.Evidence{Challenge: static}, Protocol: pki.ProtocolSCEP}); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Errorf("an email SAN at a profile with DNS patterns and no email patterns: %v, want badRequest", err)
+	}
 	nullOU := mkRaw(pkix.RDNSequence{{{Type: cnOID, Value: "dev5"}}, {{Type: ouOID, Value: asn1.RawValue{Tag: asn1.TagNull}}}}, "dev5.acme.example")
 	if _, err := f.svc.Enroll(ctx, nullOU); pki.ErrorCode(err) != pki.EBadRequest {
 		t.Errorf("an OU that is NULL at a profile with a fixed O: %v, want badRequest", err)

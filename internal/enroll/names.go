@@ -205,12 +205,12 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		}
 	}
 	for _, e := range req.EmailAddresses {
-		if !allowedBy(np.email, e) {
+		if !np.otherAllowed(np.email, e) {
 			return pki.Errorf(pki.EBadRequest, "email address %q is not allowed by the profile", e)
 		}
 	}
 	for _, u := range req.URIs {
-		if !allowedBy(np.uri, u.String()) {
+		if !np.otherAllowed(np.uri, u.String()) {
 			return pki.Errorf(pki.EBadRequest, "URI %q is not allowed by the profile", u.String())
 		}
 	}
@@ -232,6 +232,18 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		st.RawSubject = raw
 	}
 	return nil
+}
+
+// otherAllowed applies email or URI patterns: with none, any value,
+// unless DNS patterns restrict the host names, as for IP addresses. A
+// profile that names its hosts must name its other identities too: a URI
+// such as Intune's tag:microsoft.com,…:sid:S-1-5-21-… maps the certificate
+// to a Windows account (KB5014754), and an email to a mailbox.
+func (np *namePolicy) otherAllowed(patterns []*regexp.Regexp, v string) bool {
+	if len(patterns) == 0 {
+		return len(np.dns) == 0
+	}
+	return allowedBy(patterns, v)
 }
 
 // ipAllowed: an address in one of the profile's ranges; with none, any
