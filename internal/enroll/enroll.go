@@ -454,6 +454,10 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	switch {
 	case errors.Is(err, store.ErrConflict) && st.CompleteRequest != nil:
 		return nil, pki.Wrap(pki.EConflict, err, "the request was decided by someone else")
+	case errors.Is(err, store.ErrRenewsRevoked):
+		// Revoked (or superseded by another renewal) since it was checked:
+		// a revoked certificate authenticates nothing.
+		return nil, pki.Wrap(pki.EBadCertID, err, "the certificate to renew is revoked")
 	case errors.Is(err, store.ErrChallengeUnusable):
 		// Another request consumed the one-time challenge between our
 		// check and this transaction; the certificate never leaves the
@@ -505,8 +509,12 @@ func (s *Service) issuance(st *State, rec pki.Certificate, now time.Time) store.
 	if st.CompleteRequest != nil {
 		in.CompleteRequestID = st.CompleteRequest.ID
 	}
-	if st.Renews != nil && st.Profile.RevokeSuperseded {
-		in.Supersede = &store.CertRef{IssuerID: st.Renews.IssuerID, SerialHex: st.Renews.SerialHex}
+	if st.Renews != nil {
+		ref := &store.CertRef{IssuerID: st.Renews.IssuerID, SerialHex: st.Renews.SerialHex}
+		in.Renews = ref
+		if st.Profile.RevokeSuperseded {
+			in.Supersede = ref
+		}
 	}
 	return in
 }

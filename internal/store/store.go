@@ -24,6 +24,9 @@ var (
 	// ErrChallengeUnusable: the one-time challenge is unknown, expired or
 	// already consumed, so the transaction that wanted it was rolled back.
 	ErrChallengeUnusable = errors.New("store: challenge unknown, expired or already used")
+	// ErrRenewsRevoked: the certificate an issuance renews (Issuance.Renews)
+	// is revoked, so nothing was recorded.
+	ErrRenewsRevoked = errors.New("store: the certificate renewed is revoked")
 	// ErrBadCursor: a list cursor that no page of this list and filter
 	// gave.
 	ErrBadCursor = errors.New("store: invalid cursor")
@@ -54,6 +57,13 @@ type Issuance struct {
 	// for it. A certificate already revoked is left as it is; an unknown
 	// one is ErrNotFound and nothing is recorded.
 	Supersede *CertRef
+	// Renews, when set, names the certificate this issuance renews. It is
+	// read in the transaction, locked against other writers until it
+	// ends: revoked (by a revocation, or by a renewal that superseded it,
+	// committed before), nothing is recorded and ErrRenewsRevoked is
+	// returned; unknown, ErrNotFound. So a revocation and a renewal, or
+	// two renewals that supersede, racing each other cannot both win.
+	Renews *CertRef
 }
 
 // CertRef names one certificate.

@@ -63,9 +63,9 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	}
 	now := sqlstore.Micros(in.Now)
 	issued := newIssuanceRows(c, sans, reason, now)
-	plain := in.CompleteRequestID == "" && c.Status != pki.StatusRevoked && in.Supersede == nil && len(in.Events) > 0
+	plain := in.CompleteRequestID == "" && c.Status != pki.StatusRevoked && in.Supersede == nil && in.Renews == nil && len(in.Events) > 0
 	if plain {
-		// Every enrollment and renewal comes this way.
+		// Every first enrollment comes this way.
 		err = s.issuePlain(ctx, &in, issued, now)
 	}
 	if !plain || errors.Is(err, errHeadMissing) {
@@ -112,6 +112,7 @@ func outcomeUnknown(ctx context.Context, err error) bool {
 	switch {
 	case err == nil, ctx.Err() != nil, errors.As(err, &pe), errors.As(err, &ce),
 		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrChallengeUnusable), errors.Is(err, store.ErrNotFound),
+		errors.Is(err, store.ErrRenewsRevoked),
 		errors.Is(err, errHeadMissing), errors.Is(err, pgx.ErrTxCommitRollback):
 		return false
 	}
@@ -268,13 +269,24 @@ func endTx(ctx context.Context, conn *pgxpool.Conn) {
 }
 
 // recordIssuanceInTx is RecordIssuance for the rest: a held request
-// completed, a revoked certificate, one superseding another, or no events.
+// completed, a revoked certificate, a renewal, or no events.
 func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issued issuanceRows, now int64) error {
 	c := &in.Certificate
 	// The one-time challenge is consumed in the batch below, first,
 	// unless a held request is completed too: then both go first, one
 	// after the other, in the order they always had.
 	consumeInBatch := in.ConsumeChallengeHash != nil && in.CompleteRequestID == ""
+	if in.Renews != nil {
+		// Locked until the commit: a revocation, or a renewal that
+		// supersedes it, waits for this transaction, or this one for
+		// theirs and then reads what they wrote.
+		var status string
+		err := tx.QueryRow(ctx, `SELECT status FROM certificates WHERE issuer_id = $1 AND serial_hex = $2 FOR UPDATE`,
+			in.Renews.IssuerID, in.Renews.SerialHex).Scan(&status)
+		if err := sqlstore.RenewableStatus(in.Renews, status, errors.Is(err, pgx.ErrNoRows), err); err != nil {
+			return err
+		}
+	}
 	if !consumeInBatch {
 		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now); err != nil {
 			return err

@@ -52,6 +52,13 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 				return err
 			}
 		}
+		if in.Renews != nil {
+			// The one writer runs one transaction at a time: nothing can
+			// revoke it between this read and the commit.
+			if err := checkRenewable(ctx, tx, in.Renews); err != nil {
+				return err
+			}
+		}
 		_, err := tx.ExecContext(ctx, insertCertificateQuery,
 			c.IssuerID, c.SerialHex, c.Issuer, c.Subject, sans, sqlstore.Micros(c.NotBefore), sqlstore.Micros(c.NotAfter),
 			string(c.Status), sqlstore.NullMicros(c.RevokedAt), reason, c.Profile, string(c.Protocol), string(c.Source),
@@ -289,3 +296,11 @@ const (
 	recordSerialQuery = `INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES (?, ?, ?)
 			ON CONFLICT DO NOTHING`
 )
+
+// checkRenewable is Issuance.Renews's check.
+func checkRenewable(ctx context.Context, tx *wtx, ref *store.CertRef) error {
+	var status string
+	err := tx.QueryRowContext(ctx, `SELECT status FROM certificates WHERE issuer_id = ? AND serial_hex = ?`,
+		ref.IssuerID, ref.SerialHex).Scan(&status)
+	return sqlstore.RenewableStatus(ref, status, errors.Is(err, sql.ErrNoRows), err)
+}

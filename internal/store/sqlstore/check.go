@@ -194,3 +194,18 @@ func CaseConflict(twin string) error {
 	}
 	return fmt.Errorf("%w: a user is named %q already, which differs only in case", store.ErrConflict, twin)
 }
+
+// RenewableStatus is Issuance.Renews's verdict on the renewed
+// certificate's status as read in the transaction (missing: no row; err:
+// the read's other error).
+func RenewableStatus(ref *store.CertRef, status string, missing bool, err error) error {
+	switch {
+	case missing:
+		return fmt.Errorf("the renewed certificate %s/%s: %w", ref.IssuerID, ref.SerialHex, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("the renewed certificate %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
+	case status == string(pki.StatusRevoked):
+		return fmt.Errorf("%s/%s: %w", ref.IssuerID, ref.SerialHex, store.ErrRenewsRevoked)
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -618,6 +619,86 @@ func testSupersede(t *testing.T, s store.Store) {
 	}
 	if r := getRequest(t, s, "renew"); r.Status != pki.RequestIssued || r.CertSerialHex != "56" {
 		t.Errorf("request completed with a supersede: %+v", r)
+	}
+}
+
+// testRenews: an issuance that renews a certificate reads it in its own
+// transaction: revoked (also by a renewal that superseded it) or unknown,
+// nothing is recorded; renewals and a revocation of one certificate racing
+// each other, with Supersede, leave one renewal at most, and none issued
+// after the revocation.
+func testRenews(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := t0.Add(5 * time.Hour)
+	renewal := func(serial string, old store.CertRef, supersede bool) store.Issuance {
+		c := newCert(issuerA, serial, t0.Add(60*day))
+		c.RenewedFrom = old.IssuerID + ":" + old.SerialHex
+		in := store.Issuance{Certificate: c, Now: now, Renews: &old, Events: []pki.AuditEvent{{Type: pki.EventRenewed, SerialHex: serial}}}
+		if supersede {
+			in.Supersede = &old
+		}
+		return in
+	}
+	mustRecord(t, s, issuance(newCert(issuerA, "60", t0.Add(30*day))))
+	mustRecord(t, s, issuance(newCert(issuerA, "61", t0.Add(30*day))))
+	if _, _, err := s.RevokeCertificate(ctx, issuerA, "61", 1, now, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+		t.Fatal(err)
+	}
+	// Without Supersede a valid certificate may be renewed more than once.
+	for _, sn := range []string{"70", "71"} {
+		wantErr(t, "renewal "+sn+" of a valid certificate", s.RecordIssuance(ctx, renewal(sn, store.CertRef{IssuerID: issuerA, SerialHex: "60"}, false)), nil)
+	}
+	for _, supersede := range []bool{false, true} {
+		sn := map[bool]string{false: "72", true: "73"}[supersede]
+		err := s.RecordIssuance(ctx, renewal(sn, store.CertRef{IssuerID: issuerA, SerialHex: "61"}, supersede))
+		wantErr(t, "renewal of a revoked certificate", err, store.ErrRenewsRevoked)
+		if _, err := s.Certificate(ctx, issuerA, sn); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the refused renewal %s was recorded: %v", sn, err)
+		}
+	}
+	wantErr(t, "renewal of an unknown certificate", s.RecordIssuance(ctx, renewal("74", store.CertRef{IssuerID: issuerA, SerialHex: "6f"}, false)), store.ErrNotFound)
+
+	// Races: for each old certificate, three renewals that supersede and
+	// one revocation at once.
+	for round := range 6 {
+		old := fmt.Sprintf("8%x", round)
+		mustRecord(t, s, issuance(newCert(issuerA, old, t0.Add(30*day))))
+		ref := store.CertRef{IssuerID: issuerA, SerialHex: old}
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		for i := range errs {
+			wg.Go(func() { errs[i] = s.RecordIssuance(ctx, renewal(fmt.Sprintf("9%x%x", round, i), ref, true)) })
+		}
+		var revokedAt time.Time
+		wg.Go(func() {
+			if _, _, err := s.RevokeCertificate(ctx, issuerA, old, 1, now, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+				t.Errorf("revoke %s: %v", old, err)
+			}
+			revokedAt = now
+		})
+		wg.Wait()
+		won := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, store.ErrRenewsRevoked):
+				t.Errorf("round %d renewal %d: %v, want nil or ErrRenewsRevoked", round, i, err)
+			}
+		}
+		if won > 1 {
+			t.Errorf("round %d: %d renewals of one certificate recorded, each superseding it", round, won)
+		}
+		got, err := s.Certificate(ctx, issuerA, old)
+		if err != nil || got.Status != pki.StatusRevoked || revokedAt.IsZero() {
+			t.Fatalf("round %d: the old certificate %+v, %v", round, got, err)
+		}
+		// A renewal recorded means it came first: then the old
+		// certificate was superseded (reason 4) and the revocation found
+		// it revoked already; otherwise the revocation's reason stands.
+		if wantReason := map[bool]int{true: 4, false: 1}[won == 1]; got.RevokeReason != wantReason {
+			t.Errorf("round %d: %d renewals recorded and the old certificate revoked with reason %d, want %d", round, won, got.RevokeReason, wantReason)
+		}
 	}
 }
 

@@ -90,6 +90,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CompleteRequest", testCompleteRequest},
 		{"ConcurrentApproval", testConcurrentApproval},
 		{"Supersede", testSupersede},
+		{"Renews", testRenews},
 		{"PurgeRequests", testPurgeRequests},
 		{"ESTUsers", testESTUsers},
 		{"ChallengeBindingAndLock", testChallengeBindingAndLock},
