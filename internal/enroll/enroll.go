@@ -371,31 +371,44 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 		return nil, pki.Errorf(pki.EBadRequest, "profile %q does not allow server-side key generation", profile.Name)
 	}
 	st := &State{Req: req, Profile: profile, PublicKey: req.CSR.PublicKey}
-	if profile.RequireApproval && !req.ServerKeyGen {
+	heldAnswer := func() (*Result, bool, error) {
 		// A client asking again about a held request (micromdm's
 		// scepclient resends its PKCSReq instead of polling; an EST client
 		// sends the same CSR again after 202) is answered from the stored
 		// state once it proves the same key and authenticates again. The
 		// one-time challenge the request used up still counts for it.
 		if err := checkProofOfPossession(ctx, st); err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		held, err := s.heldSameKey(ctx, st)
-		if err != nil {
-			return nil, err
+		if err != nil || held == nil {
+			return nil, err != nil, err
 		}
-		if held != nil {
-			st.Held = held
-			for _, step := range []Step{checkChannelBinding, s.authenticate} {
-				if err := step(ctx, st); err != nil {
-					return nil, err
-				}
+		st.Held = held
+		for _, step := range []Step{checkChannelBinding, s.authenticate} {
+			if err := step(ctx, st); err != nil {
+				return nil, true, err
 			}
-			return s.answer(ctx, held)
+		}
+		res, err := s.answer(ctx, held)
+		return res, true, err
+	}
+	held := profile.RequireApproval && !req.ServerKeyGen
+	if held {
+		if res, done, err := heldAnswer(); done {
+			return res, err
 		}
 	}
 	for _, step := range s.steps {
 		if err := step(ctx, st); err != nil {
+			if held && st.Held == nil && pki.ErrorCode(err) == pki.EUnauthorized {
+				// A copy of this request, sent at once, may have been
+				// held meanwhile, using up the one-time challenge both
+				// carry: it is answered as that one.
+				if res, done, herr := heldAnswer(); done {
+					return res, herr
+				}
+			}
 			return nil, err
 		}
 	}

@@ -508,6 +508,46 @@ func TestHeldRequestConsumesOneTimeChallenge(t *testing.T) {
 	}
 }
 
+// Copies of one request sent at once (a device that gave up waiting and
+// sent it again) with a one-time challenge are all answered PENDING, about
+// the one held request: the copy that lost the race for the challenge too.
+func TestHeldRequestCopiesAtOnce(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name, p.RequireApproval = "approval", true
+	f := newFixture(t, map[string]pki.Profile{"approval": p}, "approval")
+	ctx := context.Background()
+	for round := range 5 {
+		otp, _, err := f.admin.NewChallenge(ctx, time.Hour, "", "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := request(t, otp)
+		req.TransactionID = fmt.Sprintf("tx-copies-%d", round)
+		const copies = 4
+		results := make(chan *enroll.Result, copies)
+		var wg sync.WaitGroup
+		for range copies {
+			wg.Go(func() {
+				res, err := f.svc.Enroll(ctx, req)
+				if err != nil || res.Pending == nil {
+					t.Errorf("round %d: a copy got %v, want PENDING", round, err)
+					return
+				}
+				results <- res
+			})
+		}
+		wg.Wait()
+		close(results)
+		ids := map[string]bool{}
+		for res := range results {
+			ids[res.Pending.ID] = true
+		}
+		if len(ids) > 1 {
+			t.Errorf("round %d: copies answered about %d held requests, want one", round, len(ids))
+		}
+	}
+}
+
 // A held request past its retention is neither answered nor approvable, and
 // the same client can ask again.
 func TestHeldRequestRetention(t *testing.T) {

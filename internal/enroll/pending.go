@@ -49,12 +49,12 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	ev := pki.AuditEvent{Time: now, Type: pki.EventRequestPending, Actor: actor(st.Req), Profile: st.Profile.Name,
 		Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: detail}
 	err = s.store.CreateRequest(ctx, r, st.ConsumeChallenge, ev)
-	if errors.Is(err, store.ErrChallengeUnusable) {
-		return nil, pki.Wrap(pki.EUnauthorized, err, "challenge password is not valid")
-	}
-	if errors.Is(err, store.ErrConflict) {
-		// Another node (or a concurrent request) stored it first; this
-		// request authenticated just now.
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeUnusable) {
+		// Another node (or a copy of this request, resent by a device
+		// that gave up waiting) stored it first, using up the one-time
+		// challenge this request presented too; this request
+		// authenticated just now, with the same key. It gets the same
+		// answer, as a resend after the fact does.
 		held, herr := s.heldSameKey(ctx, st)
 		if herr != nil {
 			return nil, herr
@@ -62,6 +62,9 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 		if held != nil {
 			return s.answer(ctx, held)
 		}
+	}
+	if errors.Is(err, store.ErrChallengeUnusable) {
+		return nil, pki.Wrap(pki.EUnauthorized, err, "challenge password is not valid")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("enroll: hold request: %w", err)
