@@ -637,6 +637,14 @@ func TestFixedSANs(t *testing.T) {
 	if strings.Join(c.DNSNames, ",") != "dev.acme.example,vpn.acme.example" || len(c.URIs) != 1 || c.URIs[0].String() != "urn:acme:fleet" {
 		t.Errorf("DNS %v URIs %v", c.DNSNames, c.URIs)
 	}
+	// A name given twice, in any case, is issued once.
+	twice, err := f.svc.Enroll(ctx, request(t, static, "dup.acme.example", "DUP.acme.example", "dup.acme.example", "vpn.acme.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(twice.Certificate.DNSNames, ","); got != "dup.acme.example,vpn.acme.example" {
+		t.Errorf("DNS names %s, want each once", got)
+	}
 	renew := request(t, "", "dev.acme.example")
 	renew.Renewal, renew.Evidence.SignerCert = true, c
 	if _, err := f.svc.Enroll(ctx, renew); err != nil {

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 
@@ -42,15 +41,16 @@ type SANSet struct {
 	URIs           []*url.URL
 }
 
-// with returns the union of a and b, each value once, a's order first.
+// with returns the union of a and b, each value once (a DNS name in any
+// case), a's order first: a request that names a host twice gets it once.
 func (a SANSet) with(b SANSet) SANSet {
-	out := SANSet{
-		DNSNames:       appendNew(slices.Clone(a.DNSNames), b.DNSNames, func(s string) string { return s }),
-		EmailAddresses: appendNew(slices.Clone(a.EmailAddresses), b.EmailAddresses, func(s string) string { return s }),
-		IPAddresses:    appendNew(slices.Clone(a.IPAddresses), b.IPAddresses, net.IP.String),
-		URIs:           appendNew(slices.Clone(a.URIs), b.URIs, (*url.URL).String),
+	same := func(s string) string { return s }
+	return SANSet{
+		DNSNames:       appendNew(appendNew(nil, a.DNSNames, strings.ToLower), b.DNSNames, strings.ToLower),
+		EmailAddresses: appendNew(appendNew(nil, a.EmailAddresses, same), b.EmailAddresses, same),
+		IPAddresses:    appendNew(appendNew(nil, a.IPAddresses, net.IP.String), b.IPAddresses, net.IP.String),
+		URIs:           appendNew(appendNew(nil, a.URIs, (*url.URL).String), b.URIs, (*url.URL).String),
 	}
-	return out
 }
 
 func appendNew[T any](dst, src []T, key func(T) string) []T {
