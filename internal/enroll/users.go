@@ -30,8 +30,14 @@ func (s *Service) authenticateUser(ctx context.Context, st *State) error {
 	u, err := s.store.ESTUser(ctx, ev.HTTPUser)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		if err := s.checkChallenge(ctx, st, ev.HTTPPassword); err == nil {
-			return nil
+		err := s.checkChallenge(ctx, st, ev.HTTPPassword)
+		if err == nil || pki.ErrorCode(err) == pki.EBadRequest || errors.Is(err, pki.ErrUnavailable) {
+			// A one-time challenge presented for a profile or identity it
+			// is not bound to is refused with its reason, as over SCEP:
+			// whoever sent it holds it, so the reason tells them nothing.
+			// A store that cannot be reached is busy (503), not a wrong
+			// password.
+			return err
 		}
 		s.passwords.Burn(ctx, ev.HTTPPassword)
 		return pki.Errorf(pki.EUnauthorized, "user name or password is not valid")

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/cms"
@@ -211,6 +212,14 @@ func TestAuthentication(t *testing.T) {
 	}
 	f.issued(f.post(c, "simpleenroll", "anyone", otp, body("otp-1"), nil))
 	wantStatus(t, f.post(c, "simpleenroll", "anyone", otp, body("otp-2"), nil), http.StatusUnauthorized, "not valid")
+	// One bound to an identity, presented for another, is refused with
+	// the reason (its holder learns nothing), and not used up.
+	bound, _, err := f.adm.NewChallengeFor(ctx, admin.ChallengeSpec{TTL: time.Hour, Subject: "CN=gw-7", Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, f.post(c, "simpleenroll", "anyone", bound, body("gw-8"), nil), http.StatusForbidden, "bound to another subject")
+	f.issued(f.post(c, "simpleenroll", "anyone", bound, body("gw-7"), nil))
 
 	// A manufacturer certificate (IDevID) at a profile that accepts them.
 	devKey := newKey(t)
@@ -234,16 +243,16 @@ func TestAuthentication(t *testing.T) {
 		if e.Outcome == "failure" {
 			refused++
 		}
-		if strings.Contains(e.Reason+e.Detail, userPassword) || strings.Contains(e.Reason+e.Detail, otp) {
+		if strings.Contains(e.Reason+e.Detail, userPassword) || strings.Contains(e.Reason+e.Detail, otp) || strings.Contains(e.Reason+e.Detail, bound) {
 			t.Errorf("audit event leaks a secret: %+v", e)
 		}
 	}
-	if refused != 9 {
-		t.Errorf("%d refusals audited, want 9", refused)
+	if refused != 11 { // the bound challenge's misuse is audited as such too
+		t.Errorf("%d refusals audited, want 11", refused)
 	}
 	certs, _, _ := f.st.ListCertificates(ctx, store.CertFilter{Limit: 100})
-	if len(certs) != 4+1 { // four enrollments and the server's own TLS certificate
-		t.Errorf("%d certificates recorded, want 5", len(certs))
+	if len(certs) != 5+1 { // five enrollments and the server's own TLS certificate
+		t.Errorf("%d certificates recorded, want 6", len(certs))
 	}
 }
 
