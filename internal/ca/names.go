@@ -181,7 +181,10 @@ func directoryString(tag cbasn1.Tag, v []byte) (string, error) {
 			return "", errors.New("a BMPString of odd length")
 		}
 		if l := len(v); l >= 2 && v[l-1] == 0 && v[l-2] == 0 {
-			v = v[:l-2] // a NUL terminator, which Go drops
+			// Go's parser drops a NUL terminator, OpenSSL and others show
+			// it as part of the name: the name checked would not be the
+			// name every relying party reads.
+			return "", errors.New("a BMPString ending in a NUL")
 		}
 		u := make([]uint16, len(v)/2)
 		for i := range u {
