@@ -78,6 +78,9 @@ func (s *Service) recordFailure(ctx context.Context, req Request, cause error) e
 		Time: s.clock.Now(), Type: pki.EventEnrollFailed, Actor: actor(req), Profile: req.Profile,
 		TransactionID: req.TransactionID, Outcome: "failure", Reason: failureReason(cause),
 	}
+	if pki.ClientGone(ctx, cause) {
+		ev.Reason = "the client went away before the answer"
+	}
 	if req.CSR != nil {
 		ev.Subject = req.CSR.Subject.String()
 	}

@@ -4,6 +4,7 @@
 package pki
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -101,3 +102,14 @@ func ErrorMessage(err error) string {
 // RetryAfterSeconds is the Retry-After the protocol edges send with a 503
 // for EUnavailable: long enough for a database restart or failover.
 const RetryAfterSeconds = 5
+
+// StatusClientGone is the status the protocol edges record (nginx's 499)
+// for a request whose client closed the connection before the answer: no
+// server fault, and nobody reads it.
+const StatusClientGone = 499
+
+// ClientGone reports whether err ended a request because its client went
+// away (its context canceled), not because anything failed here.
+func ClientGone(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && errors.Is(err, context.Canceled)
+}

@@ -473,6 +473,11 @@ func statusFor(err error) (int, string) {
 // fail answers an error with its status and a plain-text reason, and
 // records the refusal in the audit trail unless the service did already.
 func (h *Handler) fail(c *call, err error) {
+	if pki.ClientGone(c.r.Context(), err) {
+		h.log.Info("estserver: the client went away before the answer", "op", c.op, "remote", c.r.RemoteAddr, "err", err)
+		c.w.WriteHeader(pki.StatusClientGone) // for the metrics; nobody reads it
+		return
+	}
 	status, msg := statusFor(err)
 	if status >= 500 && status != http.StatusNotImplemented {
 		h.log.Error("estserver: cannot answer", "op", c.op, "remote", c.r.RemoteAddr, "err", err)

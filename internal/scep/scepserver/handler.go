@@ -280,6 +280,11 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request, profile s
 		return
 	}
 	reply, err := h.handle(r.Context(), &request{msg: msg, remote: r.RemoteAddr, profile: profile})
+	if err != nil && pki.ClientGone(r.Context(), err) {
+		h.log.Info("scep: the client went away before the answer", "remote", r.RemoteAddr, "transaction_id", msg.TransactionID, "err", err)
+		w.WriteHeader(pki.StatusClientGone) // for the metrics; nobody reads it
+		return
+	}
 	if err != nil {
 		h.log.Error("scep: cannot answer", "remote", r.RemoteAddr, "transaction_id", msg.TransactionID, "err", err)
 		if pki.ErrorCode(err) == pki.EUnavailable {

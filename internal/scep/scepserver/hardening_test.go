@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +164,25 @@ func foreignCert(t *testing.T, key crypto.Signer, now time.Time) *x509.Certifica
 	}
 	c, _ := x509.ParseCertificate(der)
 	return c
+}
+
+// A client that goes away before its answer is no server error: no 500 in
+// the metrics and no ERROR in the log.
+func TestClientGoneIsNoServerError(t *testing.T) {
+	statuses := make(chan int, 1)
+	ts := newTestServer(t, serverOptions{wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithCancel(r.Context())
+			cancel() // the client is gone before the server answers
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r.WithContext(ctx))
+			statuses <- rec.Code
+			w.WriteHeader(http.StatusNoContent)
+		})
+	}})
+	der, _ := ts.build(t, reqParams{})
+	ts.post(t, der)
+	if got := <-statuses; got != pki.StatusClientGone {
+		t.Errorf("status %d for a request whose client went away, want %d", got, pki.StatusClientGone)
+	}
 }
