@@ -1094,7 +1094,9 @@ func TestESTAuthMatrix(t *testing.T) {
 		bound := strings.TrimSpace(r.stdout)
 		c = enrollCall(t, "simpleenroll", "auth-otp-3", newP256(t))
 		c.user, c.pass = "any-name", bound
-		expectStatus(t, "a one-time challenge for renewnow at the default profile", e.call(t, c), http.StatusUnauthorized)
+		// Refused with its reason (403 "bound to another profile"), as
+		// SCEP's badRequest, and not used up.
+		expectStatus(t, "a one-time challenge for renewnow at the default profile", e.call(t, c), http.StatusForbidden)
 		c.path = "renewnow/simpleenroll"
 		e.enrollGo(t, "a one-time challenge for renewnow at renewnow", c)
 	})
