@@ -44,7 +44,8 @@ func TestESTEndlessHeaders(t *testing.T) {
 		var n int64
 		conn.Write([]byte("HTTP/1.1 200 OK\r\nX-Endless: "))
 		chunk := []byte(strings.Repeat("a", 64<<10))
-		for n < 4*maxReplyBytes {
+		for n < 64<<20 { // far more than the client may take
+
 			if _, err := conn.Write(chunk); err != nil {
 				break
 			}
@@ -60,7 +61,9 @@ func TestESTEndlessHeaders(t *testing.T) {
 		t.Fatalf("err = %v, want the reply's headers refused as too large", err)
 	}
 	ln.Close()
-	if n := <-sent; n >= 4*maxReplyBytes {
-		t.Errorf("the client read %d bytes of headers before it stopped", n)
+	// What the server wrote before the client hung up is what the client
+	// took plus the sockets' buffers: far from all of it.
+	if n := <-sent; n >= 32<<20 {
+		t.Errorf("the server wrote %d bytes of headers before the client hung up", n)
 	}
 }
