@@ -22,6 +22,7 @@ import (
 	"github.com/scepter/scepter/internal/auth"
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/strictjson"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -209,90 +210,10 @@ func (c *call) decode(v any) error {
 	// encoding/json matches keys regardless of case and lets the last of
 	// two equal keys win: {"role":"auditor","ROLE":"admin"} would make an
 	// admin token while reading as an auditor's.
-	return strictKeys(c.body, fieldNames(reflect.TypeOf(v)))
-}
-
-// maxJSONDepth bounds the nesting strictKeys walks; no body here nests
-// more than a few levels.
-const maxJSONDepth = 32
-
-// strictKeys refuses a key twice in one object, at any depth, and a key
-// of the top object that is not one of names exactly (names nil: any).
-func strictKeys(body []byte, names map[string]bool) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var walk func(depth int, top bool) error
-	walk = func(depth int, top bool) error {
-		if depth > maxJSONDepth {
-			return badf("the JSON nests deeper than %d levels", maxJSONDepth)
-		}
-		tok, err := dec.Token()
-		if err != nil {
-			return badf("malformed JSON: %v", err)
-		}
-		switch tok {
-		case json.Delim('{'):
-			seen := map[string]bool{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return badf("malformed JSON: %v", err)
-				}
-				key, _ := kt.(string)
-				if seen[key] {
-					return badf("field %q appears twice", key)
-				}
-				seen[key] = true
-				if top && names != nil && !names[key] {
-					return badf("unknown field %q (field names are case-sensitive)", key)
-				}
-				if err := walk(depth+1, false); err != nil {
-					return err
-				}
-			}
-		case json.Delim('['):
-			for dec.More() {
-				if err := walk(depth+1, false); err != nil {
-					return err
-				}
-			}
-		default:
-			return nil
-		}
-		_, err = dec.Token() // the closing delimiter
-		return err
+	if err := strictjson.CheckKeys(c.body, v); err != nil {
+		return badInput{err.Error()}
 	}
-	return walk(0, true)
-}
-
-// fieldNames are the JSON names of a struct's fields (t a struct or a
-// pointer to one; nil otherwise).
-func fieldNames(t reflect.Type) map[string]bool {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == nil || t.Kind() != reflect.Struct {
-		return nil
-	}
-	names := map[string]bool{}
-	for f := range t.Fields() {
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		switch {
-		case name == "-":
-			continue
-		case f.Anonymous && name == "":
-			for n := range fieldNames(f.Type) {
-				names[n] = true
-			}
-			continue
-		case name == "":
-			name = f.Name
-		}
-		names[name] = true
-	}
-	return names
+	return nil
 }
 
 // statusErr is an answer with a status of its own.

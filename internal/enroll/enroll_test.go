@@ -458,9 +458,17 @@ func TestWebhookMode(t *testing.T) {
 	if _, err := svc.Enroll(ctx, request(t, "device-otp")); pki.ErrorMessage(err) != "device not enrolled in MDM" {
 		t.Errorf("deny: %v", err)
 	}
+	// A webhook that gives no answer judged nothing: the device is told
+	// to come back (503), and its address is not locked out for it.
 	hook.allow, hook.err = true, errors.New("timeout")
-	if _, err := svc.Enroll(ctx, request(t, "device-otp")); pki.ErrorCode(err) != pki.EUnauthorized {
-		t.Errorf("webhook down: %v", err)
+	for range 15 {
+		if _, err := svc.Enroll(ctx, request(t, "device-otp")); pki.ErrorCode(err) != pki.EUnavailable {
+			t.Fatalf("webhook down: %v, want unavailable", err)
+		}
+	}
+	hook.err = nil
+	if _, err := svc.Enroll(ctx, request(t, "device-otp")); err != nil {
+		t.Errorf("the webhook back after 15 outages: %v", err)
 	}
 	// The static challenge does not bypass the webhook.
 	hook.allow, hook.err = false, nil

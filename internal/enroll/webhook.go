@@ -21,7 +21,11 @@ func (s *Service) checkWebhook(ctx context.Context, st *State, challenge string)
 		RemoteAddr: clientHost(st.Req.RemoteAddr), KeyType: keys.KeyTypeOf(req.PublicKey), CSR: req.Raw,
 	})
 	if err != nil {
-		return pki.Wrap(pki.EUnauthorized, err, "the challenge could not be verified")
+		// The webhook judged nothing (down, slow, a 500, a reply that is
+		// no clear answer): the device should come back (503), and it is
+		// no failed attempt of its address, which would lock out every
+		// device behind it once the webhook is back.
+		return pki.Wrap(pki.EUnavailable, err, "the challenge cannot be verified now; try again later")
 	}
 	if !allow {
 		if reason == "" {

@@ -40,6 +40,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/strictjson"
 )
 
 const (
@@ -223,6 +224,11 @@ func (v *Verifier) Verify(ctx context.Context, c enroll.ChallengeCheck) (bool, s
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return false, "", fmt.Errorf("webhook %s: reply has data after the JSON object", v.display)
+	}
+	// Exactly "allow", once: {"allow":false,"ALLOW":true} or a second
+	// "allow" would otherwise decode as whichever came last, in any case.
+	if err := strictjson.CheckKeys(raw, &out); err != nil {
+		return false, "", fmt.Errorf("webhook %s: reply is ambiguous: %w", v.display, err)
 	}
 	if out.Allow == nil {
 		return false, "", fmt.Errorf("webhook %s: reply has no boolean \"allow\"", v.display)

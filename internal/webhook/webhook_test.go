@@ -201,6 +201,11 @@ func TestMalformedRepliesAreErrors(t *testing.T) {
 		"trailing garbage": `{"allow": true}xyz`,
 		"truncated":        `{"allow": tr`,
 		"too large":        `{"allow": true, "pad": "` + strings.Repeat("a", webhook.MaxResponseBytes) + `"}`,
+		// Ambiguous: encoding/json alone would read the last, in any case.
+		"allow twice":             `{"allow": false, "allow": true}`,
+		"allow and ALLOW":         `{"allow": false, "ALLOW": true}`,
+		"Allow only":              `{"Allow": true}`,
+		"a refusal with an aLLoW": `{"allow": false, "reason": "device not enrolled", "aLLoW": true}`,
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {
