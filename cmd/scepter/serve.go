@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"crypto/tls"
@@ -143,7 +144,7 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.ndesUser, "ndes-user", "", "user name for the NDES-compatible password page /certsrv/mscep_admin/ (off when empty)")
 	fs.StringVar(&f.ndesPassword, "ndes-password", "", "its password (prefer SCEPTER_NDES_PASSWORD or --ndes-password-file)")
 	fs.StringVar(&f.ndesPasswordFile, "ndes-password-file", "", "file holding the NDES page password")
-	fs.StringVar(&f.ndesProfile, "ndes-profile", "", "profile the NDES page's one-time passwords are bound to (default: any)")
+	fs.StringVar(&f.ndesProfile, "ndes-profile", "", "profile the NDES page's one-time passwords are bound to (default: the default profile)")
 	fs.DurationVar(&f.ndesTTL, "ndes-ttl", 60*time.Minute, "lifetime of one-time passwords from the NDES page")
 	fs.DurationVar(&f.caReload, "ca-reload-interval", 30*time.Second, "how often to look for a next CA made by 'scepter ca rollover'")
 	fs.StringVar(&f.estListen, "est-listen", "127.0.0.1:8443", "address of the HTTPS listener (EST, and SCEP over HTTPS); 'off' to disable")
@@ -738,10 +739,16 @@ func (f *serveFlags) ndes(svc *enroll.Service, adm *admin.Service, authority *ca
 	if password == "" {
 		return nil, usageError{"--ndes-user needs --ndes-password-file or SCEPTER_NDES_PASSWORD"}
 	}
-	if f.ndesProfile != "" {
-		if _, ok := svc.Profile(f.ndesProfile); !ok {
-			return nil, usageError{fmt.Sprintf("--ndes-profile %q is not a configured profile", f.ndesProfile)}
-		}
+	profiles, defaultProfile := svc.Profiles()
+	ndesProfile := cmp.Or(f.ndesProfile, defaultProfile)
+	p, ok := profiles[ndesProfile]
+	if !ok {
+		return nil, usageError{fmt.Sprintf("--ndes-profile %q is not a configured profile", f.ndesProfile)}
+	}
+	// The page's passwords are one-time challenges: a profile that takes
+	// none would refuse every one of them.
+	if err := admin.TakesOneTimeChallenges(p); err != nil {
+		return nil, usageError{"--ndes-user: " + pki.ErrorMessage(err) + "; choose another with --ndes-profile"}
 	}
 	issuer, _ := authority.Active(pki.SystemClock{}.Now())
 	h, err := ndes.New(adm, ndes.Config{Username: f.ndesUser, Password: password, TTL: f.ndesTTL, Profile: f.ndesProfile,

@@ -59,6 +59,17 @@ func (s *Service) checkProfile(profile string) error {
 	return nil
 }
 
+// TakesOneTimeChallenges refuses a profile whose challenge mode never
+// accepts a one-time challenge (static, or a webhook's): one minted for it
+// could never be used.
+func TakesOneTimeChallenges(p pki.Profile) error {
+	switch p.ChallengeMode {
+	case "static", "webhook":
+		return pki.Errorf(pki.EBadRequest, "profile %q takes no one-time challenges (challenge = %q): one minted for it could never be used", p.Name, p.ChallengeMode)
+	}
+	return nil
+}
+
 // ChallengeSpec describes a one-time challenge to mint.
 type ChallengeSpec struct {
 	TTL time.Duration
@@ -96,6 +107,9 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 		profile = s.defaultProfile
 	}
 	if err := s.checkProfile(profile); err != nil {
+		return "", pki.Challenge{}, err
+	}
+	if err := TakesOneTimeChallenges(s.profiles[profile]); err != nil {
 		return "", pki.Challenge{}, err
 	}
 	var subject []byte

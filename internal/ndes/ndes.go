@@ -158,8 +158,9 @@ var Paths = []string{
 	"/CertSrv/mscep_admin/default.aspx",
 }
 
-// Handler serves the page. It is an http.Handler for Paths (matched without
-// regard to case) and answers 404 for any other path.
+// Handler serves the page. It is an http.Handler for Paths (the spellings
+// NDES and its own pages use; IIS would take any case, but a ServeMux
+// pattern matches one) and answers 404 for any other path.
 type Handler struct {
 	minter     Minter
 	userHash   [32]byte
