@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/audit"
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/credential"
@@ -223,6 +224,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	defer db.Close()
 	log.Info("store opened", "store", f.storeName())
+	if err := audit.HeadIntact(ctx, db); err != nil {
+		return err
+	}
 	// On a store that records a CA, this node serves that CA or none: it
 	// never creates a second one.
 	caRecorded, err := cashare.Before(ctx, db, f.dataDir)

@@ -14,6 +14,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -87,6 +88,11 @@ func Verify(ctx context.Context, c Chain) (Report, error) {
 				if head, err = c.AuditHead(ctx); err != nil {
 					return rep, fmt.Errorf("audit verify: %w", err)
 				}
+				if e.ID > head.LastID && head.LastID == 0 && len(e.Hash) > 0 {
+					rep.Problem = &Problem{ID: e.ID, Time: e.Time, Type: e.Type,
+						What: "the trail's head is missing, though its records are chained: it was deleted outside scepter (as one would to have an edited trail resealed)"}
+					return rep, nil
+				}
 				if e.ID > head.LastID {
 					if rep.Problem = finishProblem(rep, head); rep.Problem == nil {
 						rep.Problem = &Problem{ID: e.ID, Time: e.Time, Type: e.Type,
@@ -153,6 +159,28 @@ func finishProblem(rep Report, head store.AuditHead) *Problem {
 		return &Problem{What: fmt.Sprintf("%d records walked, but %d were written: records were removed or inserted", rep.Checked, head.Count)}
 	case rep.LastID > 0 && !bytes.Equal(rep.lastHash, head.LastHash):
 		return &Problem{ID: rep.LastID, What: "the newest record is not the one scepter wrote last: it was replaced"}
+	}
+	return nil
+}
+
+// HeadIntact refuses a trail whose records carry hashes but which has no
+// head: scepter writes both in one transaction, so the head was deleted,
+// as one would to have an edited trail resealed. A server must not append
+// to it (`audit verify` tells where it breaks).
+func HeadIntact(ctx context.Context, c Chain) error {
+	head, err := c.AuditHead(ctx)
+	if err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	if head.LastID != 0 {
+		return nil
+	}
+	first, err := c.AuditChain(ctx, 0, 1)
+	if err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	if len(first) > 0 && len(first[0].Hash) > 0 {
+		return errors.New("the audit trail's head is missing, though its records are chained: it was tampered with; run `scepter audit verify` to see where, and restore the database from a backup")
 	}
 	return nil
 }

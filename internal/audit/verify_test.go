@@ -98,6 +98,12 @@ func TestVerify(t *testing.T) {
 		{"reordered (contents swapped)", []string{
 			`UPDATE audit_events SET id = -3 WHERE id = 3`, `UPDATE audit_events SET id = 3 WHERE id = 4`, `UPDATE audit_events SET id = 4 WHERE id = -3`}, 3, "edited"},
 		{"renumbered", []string{`UPDATE audit_events SET id = id + 100 WHERE id >= 10`}, 0, ""},
+		// Deleting the head once had the next open reseal the whole trail,
+		// the edit with it.
+		{"head deleted", []string{`DELETE FROM audit_head`}, 1, "head is missing"},
+		{"edited, then the head deleted", []string{`UPDATE audit_events SET actor = 'cli:nobody', reason = 'FORGED' WHERE id = 10`,
+			`DELETE FROM audit_head`}, 1, "head is missing"},
+		{"everything deleted", []string{`DELETE FROM audit_events`}, 0, "removed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -180,5 +186,34 @@ func TestAuditFailureFailsTheChange(t *testing.T) {
 	}
 	if st, _ := p.Store.RevocationState(ctx); st[issuer.ID] != 0 {
 		t.Error("the revocation state moved without the revocation")
+	}
+}
+
+// A server does not start on a trail whose head was deleted under chained
+// records; a fresh trail, or one that holds only records from before the
+// chain, is fine.
+func TestHeadIntact(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		n    int
+		sql  []string
+		ok   bool
+	}{
+		{"intact", 5, nil, true},
+		{"empty", 0, nil, true},
+		{"head deleted", 5, []string{`DELETE FROM audit_head`}, false},
+	} {
+		path := trail(t, c.n)
+		tamper(t, path, c.sql...)
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = audit.HeadIntact(ctx, st)
+		st.Close()
+		if (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok %v", c.name, err, c.ok)
+		}
 	}
 }
