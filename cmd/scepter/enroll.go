@@ -35,6 +35,9 @@ func (l *stringList) Set(v string) error {
 type clientFlags struct {
 	serverURL, fingerprint   string
 	out, keyOut, chainOut    string
+	// keyIn is the key file used as it is (--key), when keyOut is "": the
+	// key is not written anywhere else unless --key-out says where.
+	keyIn string
 	keyType                  string
 	allowDES                 bool
 	pollInterval, maxWait    time.Duration
@@ -138,8 +141,12 @@ func (f *clientFlags) finish(e env, key crypto.Signer, cert *x509.Certificate, c
 	if err != nil {
 		return fmt.Errorf("refusing what the server returned: %w", err)
 	}
-	if err := keys.WriteKeyFile(f.keyOut, key); err != nil {
-		return err
+	keyAt := f.keyIn + " (kept)"
+	if f.keyOut != "" {
+		if err := keys.WriteKeyFile(f.keyOut, key); err != nil {
+			return err
+		}
+		keyAt = f.keyOut
 	}
 	if err := keys.WriteCertFile(f.out, cert); err != nil {
 		return err
@@ -150,7 +157,7 @@ func (f *clientFlags) finish(e env, key crypto.Signer, cert *x509.Certificate, c
 		}
 	}
 	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
-		cert.Subject, cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, f.keyOut)
+		cert.Subject, cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, keyAt)
 	if len(chain) > 0 {
 		fmt.Fprintf(e.stdout, "CA chain:    %s\n", f.chainOut)
 	}
@@ -170,6 +177,11 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&keyFile, "key", "", "use this existing private key instead of making one (e.g. to collect a pending request)")
 	if err := parseFlags(fs, e, args, 0, nil); err != nil {
 		return err
+	}
+	if keyFile != "" && !flagGiven(fs, "key-out") {
+		// The key is in keyFile already: a default --key-out would
+		// overwrite whatever ./key.pem holds with a copy of it.
+		f.keyOut, f.keyIn = "", keyFile
 	}
 	if err := f.resolve(); err != nil {
 		return err
@@ -241,6 +253,9 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	if f.keyType == "" {
 		f.keyType = keys.KeyTypeOf(old.PublicKey)
 	}
+	if !rekey && !flagGiven(fs, "key-out") {
+		f.keyOut, f.keyIn = "", keyFile // the key stays where it is
+	}
 	if err := f.resolve(); err != nil {
 		return err
 	}
@@ -270,4 +285,11 @@ func textSuffix(s string) string {
 		return ""
 	}
 	return ": " + client.Printable(s)
+}
+
+// flagGiven reports whether the flag name has a value other than its
+// default, from the command line, the environment or the config file.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	return f != nil && f.Value.String() != f.DefValue
 }
