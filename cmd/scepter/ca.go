@@ -265,6 +265,11 @@ func cmdCARootExport(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("--passphrase-file: %w", err)
 		}
 		defer clear(newPass)
+		if len(newPass) < minKeysPassphrase {
+			// The root key is the CA's most valuable secret: no weaker
+			// than an export of the issuing keys.
+			return usageError{fmt.Sprintf("the passphrase has %d characters; the root key's needs at least %d", len(newPass), minKeysPassphrase)}
+		}
 	}
 	// The store first: the export is audited.
 	st, err := sf.openExistingStore(ctx)

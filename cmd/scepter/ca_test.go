@@ -283,6 +283,15 @@ func TestCARootExportEncryptedThenRollover(t *testing.T) {
 	dir, a := caDataDir(t, ca.InitOptions{})
 	pass := writePassFile(t, "offline passphrase")
 	out := filepath.Join(t.TempDir(), "root.key")
+	// A passphrase shorter than an export of the issuing keys takes is
+	// refused, and the key stays where it was.
+	if _, _, err := runCA(t, nil, dir, "root", "export", "--out", out, "--passphrase-file", writePassFile(t, "a"), "--remove"); err == nil ||
+		!strings.Contains(err.Error(), "at least") {
+		t.Fatalf("a one-character passphrase: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", ca.RootKeyFile)); err != nil {
+		t.Fatalf("the refused export removed the root key: %v", err)
+	}
 	stdout, stderr, err := runCA(t, nil, dir, "root", "export", "--out", out, "--passphrase-file", pass, "--remove")
 	if err != nil {
 		t.Fatal(err)

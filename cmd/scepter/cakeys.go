@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -120,8 +121,14 @@ func cmdCAExportKeys(ctx context.Context, e env, args []string) error {
 	for _, k := range x.Keys() {
 		fmt.Fprintf(w, "  %s\n", k)
 	}
-	if !includeRoot {
+	rootIn := slices.Contains(x.Keys(), "ca/"+ca.RootKeyFile)
+	switch {
+	case !includeRoot:
 		fmt.Fprintln(w, "The root key is not in it (--include-root takes it).")
+	case !rootIn:
+		// Asked for, and not on this node (taken offline with ca root
+		// export --remove): say so rather than let it seem included.
+		fmt.Fprintf(e.stderr, "warning: --include-root, but this node has no root key (%s): the export holds none\n", filepath.Join(sf.dataDir, "ca", ca.RootKeyFile))
 	}
 	fmt.Fprintf(w, "On the other node: scepter ca import-keys --data-dir DIR --in %s\n", filepath.Base(out))
 	if within(out, sf.dataDir) {

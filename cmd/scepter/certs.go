@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -143,6 +144,12 @@ func certsList(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&status, "status", "", "only this status: valid or revoked")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
+	}
+	zeroWithin := false
+	fs.Visit(func(fl *flag.Flag) { zeroWithin = zeroWithin || fl.Name == "expiring-within" && within == 0 })
+	if zeroWithin {
+		// It would list every certificate, as if no filter were given.
+		return usageError{"--expiring-within 0: want a positive time, such as 30d or 12h"}
 	}
 	if status != "" && status != string(pki.StatusValid) && status != string(pki.StatusRevoked) {
 		// A misspelt status would list nothing, and look like an answer.
@@ -316,8 +323,8 @@ func (d *durationDays) String() string { return time.Duration(*d).String() }
 func (d *durationDays) Set(s string) error {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 {
-			return fmt.Errorf("bad duration %q", s)
+		if err != nil || days < 0 || days > maxDurationDays {
+			return fmt.Errorf("bad duration %q: want 0 to %dd", s, maxDurationDays)
 		}
 		*d = durationDays(time.Duration(days) * 24 * time.Hour)
 		return nil
@@ -326,6 +333,13 @@ func (d *durationDays) Set(s string) error {
 	if err != nil {
 		return err
 	}
+	if v < 0 || v > maxDurationDays*24*time.Hour {
+		return fmt.Errorf("bad duration %q: want 0 to %dd", s, maxDurationDays)
+	}
 	*d = durationDays(v)
 	return nil
 }
+
+// maxDurationDays bounds a durationDays (a century): a time.Duration
+// overflows at about 106,751 days.
+const maxDurationDays = 36500

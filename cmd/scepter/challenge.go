@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os/user"
 	"strings"
@@ -45,6 +46,17 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 	fs.Var(&spec.dns, "dns", "bind it to these DNS names (repeatable): the request may name no others, and no IP address or URI")
 	fs.Var(&spec.emails, "email", "bind it to these email addresses (repeatable): the request may name no others")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
+		return err
+	}
+	// A binding asked for and left empty (an unset shell variable) must
+	// not mint a challenge bound to nothing.
+	var err error
+	fs.Visit(func(fl *flag.Flag) {
+		if (fl.Name == "subject" || fl.Name == "dns" || fl.Name == "email") && strings.TrimSpace(fl.Value.String()) == "" && err == nil {
+			err = usageError{fmt.Sprintf("--%s is empty: a challenge bound to nothing would enroll any name", fl.Name)}
+		}
+	})
+	if err != nil {
 		return err
 	}
 	if spec.subject != "" {
