@@ -33,11 +33,11 @@ func (l *stringList) Set(v string) error {
 
 // clientFlags are shared by enroll and renew.
 type clientFlags struct {
-	serverURL, fingerprint   string
-	out, keyOut, chainOut    string
+	serverURL, fingerprint string
+	out, keyOut, chainOut  string
 	// keyIn is the key file used as it is (--key), when keyOut is "": the
 	// key is not written anywhere else unless --key-out says where.
-	keyIn string
+	keyIn                    string
 	keyType                  string
 	allowDES                 bool
 	pollInterval, maxWait    time.Duration
