@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -188,6 +189,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) outcom
 // renew asks for the new certificate, checks it and installs it.
 func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*x509.Certificate, error) {
 	key := p.key
+	usedPending := false
 	if c.Rekey {
 		kt := c.KeyType
 		if kt == "" {
@@ -195,7 +197,7 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		}
 		if k := l.pendingKey(); k != nil && keys.KeyTypeOf(k.Public()) == kt {
 			log.Info("asking again with the key of the request the server holds for approval")
-			key = k
+			key, usedPending = k, true
 		} else {
 			var err error
 			if key, err = keys.Generate(kt); err != nil {
@@ -207,16 +209,28 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		Warnf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }})
 	if err != nil {
 		var pe *client.PendingError
-		if errors.As(err, &pe) && c.Rekey {
+		switch {
+		case errors.As(err, &pe) && c.Rekey:
 			if serr := l.savePendingKey(key); serr != nil {
 				log.Error("could not keep the key of the held request", "err", serr)
 			}
+		case usedPending && finalRefusal(err):
+			// The held request was decided against (rejected, say): its
+			// key would only be refused again. The next attempt asks anew.
+			l.clearPendingKey()
+			log.Warn("the server refused the held request; the next attempt makes a new request with a new key", "err", err)
 		}
 		return nil, err
 	}
 	chain, err := client.VerifyIssued(res.Cert, key.Public(), res.CACerts, c.CAFingerprint, a.now())
 	if err != nil {
 		return nil, err
+	}
+	// A renewal keeps the subject (RFC 7030 §4.2.2; our server refuses
+	// one that does not): a certificate for another name is not this
+	// certificate's renewal, whoever signed it.
+	if !csr.SameName(res.Cert.RawSubject, p.cert.RawSubject) {
+		return nil, fmt.Errorf("the renewed certificate is for %s, not %s: not installed", res.Cert.Subject, p.cert.Subject)
 	}
 	log.Info("installing the new key and certificate", "serial", res.Cert.SerialNumber.Text(16), "not_after", res.Cert.NotAfter.UTC())
 	if err := l.install(key, res.Cert, chain, c.PostRenew != ""); err != nil {
@@ -428,4 +442,13 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// finalRefusal: the server answered the request with a refusal that asking
+// again with the same request will not change (a SCEP FAILURE, an EST
+// 4xx), not a pending request or an outage.
+func finalRefusal(err error) bool {
+	var fe *client.FailureError
+	var he *client.HTTPError
+	return errors.As(err, &fe) || errors.As(err, &he) && he.Status >= 400 && he.Status < 500 && he.Status != 429
 }

@@ -370,6 +370,7 @@ func TestRefusesAWrongCertificate(t *testing.T) {
 	for _, tt := range []struct{ wrong, want string }{
 		{"key", "not for our key"},
 		{"ca", "does not chain to the CA with fingerprint"},
+		{"name", "not installed"},
 	} {
 		t.Run(tt.wrong, func(t *testing.T) {
 			f := newFixture(t, fixtureOpts{})
@@ -529,6 +530,31 @@ func TestPendingRequestKeepsItsKey(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(newLayout(f.cert(), nil).state, pendingKeyPEM)); !os.IsNotExist(err) {
 		t.Errorf("the pending key is still kept: %v", err)
+	}
+}
+
+// A held request the server then refuses (an operator rejected it) is not
+// asked about again with its key: the next attempt makes a new request.
+func TestRejectedPendingRequestIsForgotten(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.renewer.failFor, f.renewer.err = 1, &client.PendingError{TransactionID: "T1"}
+	f.cfg.OnceAttempts = 1
+	f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+	if err := f.agent.RunOnce(context.Background()); err == nil {
+		t.Fatal("a pending request is not a success")
+	}
+	f.renewer.failFor, f.renewer.err = 2, &client.FailureError{FailInfo: "badRequest", Text: "the request was rejected: unknown device"}
+	if err := f.agent.RunOnce(context.Background()); err == nil {
+		t.Fatal("a rejected request is not a success")
+	}
+	if _, err := os.Stat(filepath.Join(newLayout(f.cert(), nil).state, pendingKeyPEM)); !os.IsNotExist(err) {
+		t.Errorf("the rejected request's key is still kept: %v", err)
+	}
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.renewer.keys) != 3 || !pki.SamePublicKey(f.renewer.keys[0], f.renewer.keys[1]) || pki.SamePublicKey(f.renewer.keys[1], f.renewer.keys[2]) {
+		t.Error("want the held request's key asked about once more, then a new key")
 	}
 }
 

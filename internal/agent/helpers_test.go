@@ -108,7 +108,7 @@ type fakeRenewer struct {
 	failFor int   // the first failFor calls fail
 	err     error // with this error (default: a connection refused)
 	// wrong, when set, makes the answer: "key" a certificate for another
-	// key, "ca" one from another CA.
+	// key, "ca" one from another CA, "name" one for another subject.
 	wrong string
 }
 
@@ -123,15 +123,17 @@ func (f *fakeRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, 
 		}
 		return nil, fmt.Errorf("dial tcp 127.0.0.1:1: connect: connection refused")
 	}
-	pub, ca := r.Key.Public(), f.ca
+	pub, ca, subject := r.Key.Public(), f.ca, r.Old.Subject
 	switch f.wrong {
+	case "name":
+		subject.CommonName = "evil.example"
 	case "key":
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		pub = k.Public()
 	case "ca":
 		ca = newTestCA(f.t, f.clock.Now(), false)
 	}
-	c := ca.issue(f.t, pub, r.Old.Subject, r.Old.DNSNames, f.clock.Now(), f.life)
+	c := ca.issue(f.t, pub, subject, r.Old.DNSNames, f.clock.Now(), f.life)
 	f.issued = append(f.issued, c)
 	return &RenewResult{Cert: c, CACerts: f.ca.certs()}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -472,9 +473,9 @@ func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x50
 // in place whose post_renew command has not run.
 func (l *layout) recover() (postRenewDue bool, err error) {
 	var patterns []string
-	patterns = append(patterns, filepath.Join(l.state, "*"+tmpInfix+"*"))
+	patterns = append(patterns, filepath.Join(globQuote(l.state), "*"+tmpInfix+"*"))
 	for _, p := range uniq(l.key, l.cert, l.chain) {
-		patterns = append(patterns, filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+tmpInfix+"*"))
+		patterns = append(patterns, filepath.Join(globQuote(filepath.Dir(p)), globQuote("."+filepath.Base(p)+tmpInfix)+"*"))
 	}
 	for _, pat := range patterns {
 		m, _ := filepath.Glob(pat)
@@ -568,4 +569,20 @@ func syncDir(dir string) {
 		_ = d.Sync()
 		d.Close()
 	}
+}
+
+// globQuote makes a configured path match itself only in a filepath.Glob
+// pattern: key_path = /srv/[ab]/key.pem must not reach /srv/a.
+func globQuote(p string) string {
+	if runtime.GOOS == "windows" { // \ separates there; Match escapes nothing
+		return p
+	}
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

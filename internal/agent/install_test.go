@@ -273,3 +273,23 @@ func TestRecoverRemovesLeftovers(t *testing.T) {
 		t.Error("recovery changed the pair")
 	}
 }
+
+// A configured path with glob characters matches itself only, so that
+// cleaning up after an interrupted run touches no other directory's files.
+func TestGlobQuote(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"[ab]", "a", "b*"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, d, ".key.pem"+tmpInfix+"x"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"[ab]", "b*"} {
+		m, err := filepath.Glob(filepath.Join(globQuote(filepath.Join(dir, d)), globQuote(".key.pem"+tmpInfix)+"*"))
+		if err != nil || len(m) != 1 || filepath.Dir(m[0]) != filepath.Join(dir, d) {
+			t.Errorf("%s: %v, %v; want only its own file", d, m, err)
+		}
+	}
+}
