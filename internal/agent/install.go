@@ -184,12 +184,27 @@ func (l *layout) stateDir() error {
 	}
 	mode := fi.Mode().Perm() &^ 0o022
 	for _, d := range []string{filepath.Join(parent, stateDirName), l.state} {
-		if err := os.Mkdir(d, mode); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		} else if err == nil {
+		err := os.Mkdir(d, mode)
+		switch {
+		case err == nil:
 			_ = os.Chmod(d, mode) // past the umask
 			copyOwner(d, parent)
 			syncDir(filepath.Dir(d))
+		case !errors.Is(err, fs.ErrExist):
+			return err
+		default:
+			// One that is there already must be what Mkdir would have
+			// made: keys go into it, and through it key_path resolves.
+			fi, err := os.Lstat(d)
+			if err != nil {
+				return err
+			}
+			if !fi.IsDir() || fi.Mode()&fs.ModeSymlink != 0 {
+				return fmt.Errorf("%s is not a directory (a link?): the agent keeps keys there, and will not follow it; remove it", d)
+			}
+			if fi.Mode().Perm()&0o022 != 0 {
+				return fmt.Errorf("%s is writable by group or others (%v): the agent keeps keys there; chmod go-w it", d, fi.Mode().Perm())
+			}
 		}
 	}
 	return nil

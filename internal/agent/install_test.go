@@ -293,3 +293,37 @@ func TestGlobQuote(t *testing.T) {
 		}
 	}
 }
+
+// A state directory that is there already is used only if it is one the
+// agent could have made: not a link elsewhere, not writable by others.
+func TestStateDirRefusesLinksAndLooseModes(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		make func(t *testing.T, state string)
+		want string
+	}{
+		{"a link", func(t *testing.T, state string) {
+			elsewhere := t.TempDir()
+			if err := os.Symlink(elsewhere, state); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a directory"},
+		{"writable by others", func(t *testing.T, state string) {
+			if err := os.Mkdir(state, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(state, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}, "writable by group or others"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c.make(t, filepath.Join(dir, stateDirName))
+			l := &layout{key: filepath.Join(dir, "key.pem"), state: filepath.Join(dir, stateDirName, "g")}
+			if err := l.stateDir(); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("stateDir: %v, want an error saying %q", err, c.want)
+			}
+		})
+	}
+}
