@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // A key export carries the CA's key material and certificates from one
@@ -87,7 +88,47 @@ func ExportKeys(dir string, opts ExportKeysOptions) (*KeyExport, error) {
 			return nil, err
 		}
 	}
+	if err := e.checkPairs(); err != nil {
+		e.Clear()
+		return nil, fmt.Errorf("ca: export: %w", err)
+	}
 	return e, nil
+}
+
+// checkPairs refuses an export whose CA key file does not hold the key of
+// the certificate beside it (ca/issuing.key and ca/issuing.crt, say): a
+// node that imported it would not start. An encrypted key (the root's, taken
+// offline encrypted) is not read.
+func (e *KeyExport) checkPairs() error {
+	certs := map[string][]byte{}
+	for _, f := range e.Files {
+		if stem, ok := strings.CutSuffix(f.Path, ".crt"); ok {
+			certs[stem] = f.Data
+		}
+	}
+	for _, f := range e.Files {
+		stem, ok := strings.CutSuffix(f.Path, keys.KeyFileExt)
+		// The CA's own pairs only: the OCSP responders keep two keys in
+		// turn beside one certificate.
+		if !ok || !f.Key || certs[stem] == nil || !strings.HasPrefix(f.Path, "ca/") {
+			continue
+		}
+		key, err := keys.ParseKeyPEM(f.Data)
+		if errors.Is(err, keys.ErrEncryptedKey) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+		cs, err := keys.ParseCertsPEM(certs[stem])
+		if err != nil || len(cs) == 0 {
+			return fmt.Errorf("%s.crt: %v", stem, err)
+		}
+		if !pki.SamePublicKey(key.Public(), cs[0].PublicKey) {
+			return fmt.Errorf("%s does not hold the key of %s.crt", f.Path, stem)
+		}
+	}
+	return nil
 }
 
 // addTree adds the files under dir/rel, leaving out names that start with
@@ -256,6 +297,9 @@ func ImportKeys(dir string, e *KeyExport) (ImportResult, error) {
 		return res, err
 	} else if len(present) > 0 {
 		return res, fmt.Errorf("%w: %s holds CA files but no %s", ErrDifferentCA, caDir, RootCertFile)
+	}
+	if err := e.checkPairs(); err != nil {
+		return res, fmt.Errorf("ca: key export: %w", err)
 	}
 	// First every check, then every write.
 	var todo []ExportedFile

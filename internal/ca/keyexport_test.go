@@ -196,3 +196,35 @@ func TestParseKeyExportRefusesBadPaths(t *testing.T) {
 func jsonString(s string) string {
 	return `"` + strings.ReplaceAll(s, `\`, `\\`) + `"`
 }
+
+// A CA key file that does not hold its certificate's key (replaced by
+// another) is refused by the export and by the import: the node would
+// not start with it.
+func TestExportImportRefuseMismatchedKey(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, _ := newCA(t, InitOptions{}, clock)
+	good := export(t, dir, ExportKeysOptions{})
+	other, err := keys.Generate(keys.P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteKeyFile(filepath.Join(dir, "ca", "issuing.key"), other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ExportKeys(dir, ExportKeysOptions{}); err == nil || !strings.Contains(err.Error(), "does not hold the key of ca/issuing.crt") {
+		t.Errorf("export of a mismatched key: %v", err)
+	}
+	// The same mismatch arriving in an export file.
+	pemOther, err := (&keys.Dir{Path: filepath.Join(dir, "ca")}).ExportPEM("issuing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range good.Files {
+		if good.Files[i].Path == "ca/issuing.key" {
+			good.Files[i].Data = pemOther
+		}
+	}
+	if _, err := ImportKeys(filepath.Join(t.TempDir(), "b"), good); err == nil || !strings.Contains(err.Error(), "does not hold the key") {
+		t.Errorf("import of a mismatched key: %v", err)
+	}
+}
