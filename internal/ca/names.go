@@ -15,7 +15,7 @@ import (
 
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/scepter/scepter/internal/ca/lint"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -65,7 +65,7 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 	if len(raw) > maxSubjectLen {
 		return info, pki.Errorf(pki.EBadRequest, "the subject has %d bytes, at most %d are accepted", len(raw), maxSubjectLen)
 	}
-	empty, err := lint.WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+	empty, err := csr.WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
 		s, err := directoryString(tag, value)
 		if err != nil {
 			return pki.Errorf(pki.EBadRequest, "the subject attribute %s: %v", attributeName(oid), err)
@@ -87,7 +87,7 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 		}
 		return nil
 	}, nil)
-	if errors.Is(err, lint.ErrNotAName) {
+	if errors.Is(err, csr.ErrNotAName) {
 		return info, pki.Errorf(pki.EBadRequest, "the subject is not a valid distinguished name")
 	}
 	info.empty = empty
@@ -103,7 +103,7 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 func canonicalName(raw []byte) string {
 	var b strings.Builder
 	var atvs []string
-	_, err := lint.WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+	_, err := csr.WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
 		v, err := directoryString(tag, value)
 		if err != nil {
 			v = fmt.Sprintf("#%d:%x", tag, value) // compared as it is

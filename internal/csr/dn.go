@@ -123,37 +123,59 @@ func SameName(a, b []byte) bool {
 	return true
 }
 
+// ErrNotAName: WalkName's input is not one DER Name.
+var ErrNotAName = errors.New("not a DER Name")
+
+// WalkName reads raw as one DER Name (SEQUENCE OF non-empty SET OF
+// AttributeTypeAndValue) and nothing else: it calls atv with each
+// attribute, and rdnDone (when not nil) after each RDN. It stops at atv's
+// first error; a malformed name is ErrNotAName. empty reports a name of no
+// RDN. The issuer, the lint and SameName read names with it.
+func WalkName(raw []byte, atv func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error, rdnDone func()) (empty bool, err error) {
+	input := cryptobyte.String(raw)
+	var rdns cryptobyte.String
+	if !input.ReadASN1(&rdns, cbasn1.SEQUENCE) || !input.Empty() {
+		return false, ErrNotAName
+	}
+	empty = rdns.Empty()
+	for !rdns.Empty() {
+		var set cryptobyte.String
+		if !rdns.ReadASN1(&set, cbasn1.SET) || set.Empty() {
+			return false, ErrNotAName
+		}
+		for !set.Empty() {
+			var seq, value cryptobyte.String
+			var oid asn1.ObjectIdentifier
+			var tag cbasn1.Tag
+			if !set.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1ObjectIdentifier(&oid) ||
+				!seq.ReadAnyASN1(&value, &tag) || !seq.Empty() {
+				return false, ErrNotAName
+			}
+			if err := atv(oid, tag, value); err != nil {
+				return false, err
+			}
+		}
+		if rdnDone != nil {
+			rdnDone()
+		}
+	}
+	return empty, nil
+}
+
 // nameRDNs reads a DER Name as its RDNs, each the sorted list of its
 // attributes as "OID=value", the value decoded when it is a string type
 // (tagged by its kind of text) and hex with its tag otherwise.
 func nameRDNs(raw []byte) ([][]string, bool) {
-	in := cryptobyte.String(raw)
-	var seq cryptobyte.String
-	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() {
-		return nil, false
-	}
 	var rdns [][]string
-	for !seq.Empty() {
-		var set cryptobyte.String
-		if !seq.ReadASN1(&set, cbasn1.SET) || set.Empty() {
-			return nil, false
-		}
-		var rdn []string
-		for !set.Empty() {
-			var atv cryptobyte.String
-			var oid asn1.ObjectIdentifier
-			var value cryptobyte.String
-			var tag cbasn1.Tag
-			if !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !atv.ReadASN1ObjectIdentifier(&oid) ||
-				!atv.ReadAnyASN1(&value, &tag) || !atv.Empty() {
-				return nil, false
-			}
-			rdn = append(rdn, oid.String()+"="+attributeValue(tag, value))
-		}
+	var rdn []string
+	_, err := WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+		rdn = append(rdn, oid.String()+"="+attributeValue(tag, value))
+		return nil
+	}, func() {
 		slices.Sort(rdn)
-		rdns = append(rdns, rdn)
-	}
-	return rdns, true
+		rdns, rdn = append(rdns, rdn), nil
+	})
+	return rdns, err == nil
 }
 
 // attributeValue is a Name attribute's value for comparison: the text of

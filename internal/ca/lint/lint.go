@@ -49,8 +49,9 @@ import (
 	zx509 "github.com/zmap/zcrypto/x509"
 	zlint "github.com/zmap/zlint/v3/lint"
 	_ "github.com/zmap/zlint/v3/lints/rfc" // registers the RFC lints (and only those)
-	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepter/scepter/internal/csr"
 )
 
 // Excluded names the RFC 5280 error lints that are not run, and why.
@@ -187,7 +188,7 @@ func (l *Linter) Check(der []byte) error {
 // terminator some Windows requests end it with (Go's parser drops it too),
 // and every other type as zlint reads it, its bytes as UTF-8.
 func subjectControls(rawSubject []byte) error {
-	_, err := WalkName(rawSubject, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+	_, err := csr.WalkName(rawSubject, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
 		s := string(value)
 		if tag == cbasn1.Tag(asn1.TagBMPString) {
 			s = decodeBMP(value)
@@ -200,45 +201,6 @@ func subjectControls(rawSubject []byte) error {
 		return nil
 	}, nil)
 	return err
-}
-
-// ErrNotAName: WalkName's input is not one DER Name.
-var ErrNotAName = errors.New("not a DER Name")
-
-// WalkName reads raw as one DER Name (SEQUENCE OF non-empty SET OF
-// AttributeTypeAndValue) and nothing else: it calls atv with each
-// attribute, and rdnDone (when not nil) after each RDN. It stops at atv's
-// first error; a malformed name is ErrNotAName. empty reports a name of no
-// RDN. The issuer checks names with it too, before lint.
-func WalkName(raw []byte, atv func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error, rdnDone func()) (empty bool, err error) {
-	input := cryptobyte.String(raw)
-	var rdns cryptobyte.String
-	if !input.ReadASN1(&rdns, cbasn1.SEQUENCE) || !input.Empty() {
-		return false, ErrNotAName
-	}
-	empty = rdns.Empty()
-	for !rdns.Empty() {
-		var set cryptobyte.String
-		if !rdns.ReadASN1(&set, cbasn1.SET) || set.Empty() {
-			return false, ErrNotAName
-		}
-		for !set.Empty() {
-			var seq, value cryptobyte.String
-			var oid asn1.ObjectIdentifier
-			var tag cbasn1.Tag
-			if !set.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1ObjectIdentifier(&oid) ||
-				!seq.ReadAnyASN1(&value, &tag) || !seq.Empty() {
-				return false, ErrNotAName
-			}
-			if err := atv(oid, tag, value); err != nil {
-				return false, err
-			}
-		}
-		if rdnDone != nil {
-			rdnDone()
-		}
-	}
-	return empty, nil
 }
 
 // decodeBMP reads a BMPString's UTF-16 code units (an odd last byte, which
