@@ -18,6 +18,7 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -63,8 +64,7 @@ func (s *Service) checkProfile(profile string) error {
 // accepts a one-time challenge (static, or a webhook's): one minted for it
 // could never be used.
 func TakesOneTimeChallenges(p pki.Profile) error {
-	switch p.ChallengeMode {
-	case "static", "webhook":
+	if !enroll.TakesOneTimeChallenges(p.ChallengeMode) {
 		return pki.Errorf(pki.EBadRequest, "profile %q takes no one-time challenges (challenge = %q): one minted for it could never be used", p.Name, p.ChallengeMode)
 	}
 	return nil

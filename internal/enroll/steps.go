@@ -74,6 +74,12 @@ const (
 	ChallengeWebhook = "webhook"
 )
 
+// TakesOneTimeChallenges reports whether a profile of challenge mode mode
+// ever accepts a one-time challenge (static and webhook modes never do).
+func TakesOneTimeChallenges(mode string) bool {
+	return mode != ChallengeStatic && mode != ChallengeWebhook
+}
+
 // authenticate decides whether the evidence is enough: a renewal by the
 // certificate it renews; anything else by an HTTP user, a challenge, or a
 // manufacturer certificate the profile accepts, in that order.
