@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -674,5 +675,40 @@ func TestStateDirectoryUnavailable(t *testing.T) {
 	}
 	if !f.pair().cert.Equal(f.first) {
 		t.Error("the files changed")
+	}
+}
+
+// A key its group could read stays readable by its group after a renewal,
+// so that a service reading it through the group keeps working; others
+// never get to read it.
+func TestRenewedKeyKeepsGroupRead(t *testing.T) {
+	for _, c := range []struct {
+		before, after os.FileMode
+		combined      bool
+	}{
+		{0o600, 0o600, false},
+		{0o640, 0o640, false},
+		{0o644, 0o640, false},
+		{0o604, 0o600, false},
+		{0o640, 0o640, true},
+	} {
+		t.Run(fmt.Sprintf("%04o combined=%v", c.before, c.combined), func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{combined: c.combined})
+			name := "key.pem"
+			if c.combined {
+				name = "all.pem"
+			}
+			if err := os.Chmod(filepath.Join(f.dir, name), c.before); err != nil {
+				t.Fatal(err)
+			}
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if f.pair().cert.Equal(f.first) {
+				t.Fatal("not renewed")
+			}
+			expectMode(t, filepath.Join(f.dir, name), c.after)
+		})
 	}
 }

@@ -18,4 +18,6 @@ func chownLike(f *os.File, like string) {}
 
 func copyOwner(dir, like string) {}
 
+func foreignOwner(path, like string) bool { return false }
+
 func ownProcessGroup(cmd *exec.Cmd) {}

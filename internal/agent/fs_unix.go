@@ -52,6 +52,17 @@ func chownLike(f *os.File, like string) {
 	}
 }
 
+// foreignOwner reports whether path belongs to neither the agent's user nor
+// the owner of like: a directory whose owner may rename what is in it.
+func foreignOwner(path, like string) bool {
+	uid, _, ok := ownerOf(path)
+	if !ok || uid == os.Geteuid() {
+		return false
+	}
+	luid, _, ok := ownerOf(like)
+	return !ok || uid != luid
+}
+
 // copyOwner gives the directory dir the owner and group of like.
 func copyOwner(dir, like string) {
 	if uid, gid, ok := ownerOf(like); ok && (uid != os.Geteuid() || gid != os.Getegid()) {

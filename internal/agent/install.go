@@ -205,6 +205,9 @@ func (l *layout) stateDir() error {
 			if fi.Mode().Perm()&0o022 != 0 {
 				return fmt.Errorf("%s is writable by group or others (%v): the agent keeps keys there; chmod go-w it", d, fi.Mode().Perm())
 			}
+			if foreignOwner(d, parent) {
+				return fmt.Errorf("%s belongs to another user than the agent or the key's directory: that user could swap the keys in it; remove it or chown it", d)
+			}
 		}
 	}
 	return nil
@@ -362,6 +365,16 @@ func (l *layout) removeGenerations(keep string) error {
 	return nil
 }
 
+// keyPerm is the mode of a key that replaces the one at like: 0600, or 0640
+// when that one was readable by its group, so that a service reading its
+// key through the group still can after a renewal. Never more.
+func keyPerm(like string) os.FileMode {
+	if fi, err := os.Stat(like); err == nil && fi.Mode().Perm()&0o040 != 0 {
+		return 0o640
+	}
+	return 0o600
+}
+
 // files is the content of one generation.
 type files struct {
 	key, cert, chain []byte // chain nil when none
@@ -377,7 +390,7 @@ func (l *layout) writeGeneration(f files) error {
 		return err
 	}
 	dir := filepath.Join(l.state, gen)
-	if err := l.writeFile(filepath.Join(dir, "key.pem"), f.key, 0o600, f.keyOwner); err != nil {
+	if err := l.writeFile(filepath.Join(dir, "key.pem"), f.key, keyPerm(f.keyOwner), f.keyOwner); err != nil {
 		return err
 	}
 	if err := l.writeFile(filepath.Join(dir, "cert.pem"), f.cert, 0o644, f.certOwner); err != nil {
@@ -468,7 +481,7 @@ func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x50
 		// One file: certificate, chain, key (HAProxy's order); one rename.
 		data := append(append([]byte{}, certPEM...), keyPEM...)
 		defer clear(data)
-		if err := l.writeFile(l.key, data, 0o600, l.key); err != nil {
+		if err := l.writeFile(l.key, data, keyPerm(l.key), l.key); err != nil {
 			return err
 		}
 		if l.separateChain() && len(chain) > 0 {

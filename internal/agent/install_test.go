@@ -316,6 +316,17 @@ func TestStateDirRefusesLinksAndLooseModes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "writable by group or others"},
+		{"another user's", func(t *testing.T, state string) {
+			if os.Geteuid() != 0 {
+				t.Skip("only root can give a directory away")
+			}
+			if err := os.Mkdir(state, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(state, 4242, 4242); err != nil {
+				t.Fatal(err)
+			}
+		}, "belongs to another user"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
