@@ -159,6 +159,13 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) outcom
 	point := RenewalPoint(p.cert, c.RenewBefore)
 	o := outcome{point: point}
 	attrs := []any{"serial", p.cert.SerialNumber.Text(16), "not_after", p.cert.NotAfter.UTC(), "renew_at", point.UTC()}
+	if rc, ok := a.renewer(c.Protocol).(renewableChecker); ok {
+		if err := rc.Renewable(c, p.cert.PublicKey); err != nil {
+			// Say it now, not at the renewal point when it is too late.
+			o.err = err
+			return o
+		}
+	}
 	if now.Before(point) {
 		log.Info("not due for renewal", attrs...)
 		return o

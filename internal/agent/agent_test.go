@@ -712,3 +712,27 @@ func TestRenewedKeyKeepsGroupRead(t *testing.T) {
 		})
 	}
 }
+
+// A SCEP certificate with an EC key and no challenge_file can never be
+// renewed (the reply to an EC signer is keyed from the password): every
+// check says so, long before the renewal point, and nothing is sent.
+func TestSCEPWithECKeyNeedsChallengeFileBeforeDue(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.agent.Renewers = nil // the real SCEP renewer; its URL answers nothing
+	err := f.agent.RunOnce(context.Background())
+	if err == nil || !strings.Contains(f.logs.String(), "set challenge_file") {
+		t.Fatalf("RunOnce long before the renewal point: %v; want a failure naming challenge_file", err)
+	}
+
+	f = newFixture(t, fixtureOpts{keyType: keys.RSA2048})
+	f.agent.Renewers = nil
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Errorf("an RSA key needs no challenge_file: %v", err)
+	}
+
+	f = newFixture(t, fixtureOpts{extra: "challenge_file = \"challenge.txt\"\n"})
+	f.agent.Renewers = nil
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Errorf("with a challenge_file: %v", err)
+	}
+}

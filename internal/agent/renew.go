@@ -93,6 +93,24 @@ func SCEPRenew(ctx context.Context, c *client.SCEP, r SCEPRenewal) (*x509.Certif
 		Type: typ, Challenge: r.Challenge, PollInterval: r.PollInterval, MaxWait: r.MaxWait})
 }
 
+// renewableChecker is a Renewer that can tell, before a certificate is due,
+// what would keep it from ever renewing one as configured.
+type renewableChecker interface {
+	Renewable(c *Certificate, old crypto.PublicKey) error
+}
+
+// Renewable implements renewableChecker: a SCEP renewal signed by an EC key
+// can only be answered in an envelope keyed from the challenge password.
+func (SCEPRenewer) Renewable(c *Certificate, old crypto.PublicKey) error {
+	if _, isRSA := old.(*rsa.PublicKey); !isRSA && c.ChallengeFile == "" {
+		// The CertRep is encrypted to the signer: to an EC key only with a
+		// password (RFC 8894's pwri); ask for nothing that could not be
+		// opened.
+		return errors.New("SCEP with an EC key: the server encrypts the certificate with the challenge password; set challenge_file")
+	}
+	return nil
+}
+
 // SCEPRenewer renews over SCEP with RenewalReq.
 type SCEPRenewer struct{}
 
@@ -106,11 +124,8 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 		}
 		challenge = strings.TrimSpace(string(b))
 	}
-	if _, isRSA := r.OldKey.Public().(*rsa.PublicKey); !isRSA && challenge == "" {
-		// The CertRep is encrypted to the signer: to an EC key only with a
-		// password (RFC 8894's pwri); ask for nothing that could not be
-		// opened.
-		return nil, errors.New("SCEP with an EC key: the server encrypts the certificate with the challenge password; set challenge_file")
+	if err := (SCEPRenewer{}).Renewable(r.Config, r.OldKey.Public()); err != nil {
+		return nil, err
 	}
 	c := &client.SCEP{URL: r.Config.URL, Now: r.Now, Warnf: r.Warnf}
 	caps, err := c.GetCACaps(ctx)
