@@ -269,16 +269,19 @@ func setBool(dst *bool, v *bool) {
 
 // ParseDuration is time.ParseDuration that also takes whole days ("30d").
 func ParseDuration(s string) (time.Duration, error) {
+	bad := func() error {
+		return fmt.Errorf("bad duration %q: want whole days (\"30d\", up to 36500) or hours, minutes, seconds (\"36h\", \"90m\"; up to 2562047h)", s)
+	}
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
 		if err != nil || days < 0 || days > 36500 {
-			return 0, fmt.Errorf("bad duration %q", s)
+			return 0, bad()
 		}
 		return time.Duration(days) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("bad duration %q", s)
+		return 0, bad()
 	}
 	return d, nil
 }
