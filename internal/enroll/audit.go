@@ -38,14 +38,36 @@ type Refusal struct {
 // RecordRefusal writes a refusal to the audit trail (and the log). It
 // returns the write's error; the refusal stands either way.
 func (s *Service) RecordRefusal(ctx context.Context, r Refusal) error {
-	ev := pki.AuditEvent{
+	ev := clipped(pki.AuditEvent{
 		Time: s.clock.Now(), Type: pki.EventRefused, Actor: string(r.Protocol) + ":" + clientHost(r.RemoteAddr),
 		Profile: r.Profile, TransactionID: r.TransactionID, Subject: r.Subject, Outcome: "failure",
 		Reason: failureReason(r.Err), Detail: r.Operation,
-	}
-	s.log.Info("request refused", "protocol", r.Protocol, "operation", r.Operation, "reason", ev.Reason,
-		"remote", r.RemoteAddr, "transaction_id", r.TransactionID, "err", r.Err)
+	})
+	s.log.Info("request refused", "protocol", r.Protocol, "operation", ev.Detail, "reason", ev.Reason,
+		"remote", r.RemoteAddr, "transaction_id", ev.TransactionID, "err", clipErr(r.Err))
 	return s.auditRefusal(ctx, r.RemoteAddr, ev)
+}
+
+// clipped bounds the fields of a refusal that a client chose, directly or
+// quoted in the reason: refusals are rate-limited by count, and each must
+// also be bounded in size, or one address fills the disk with 100 KB
+// labels (the audit trail cannot be pruned).
+func clipped(ev pki.AuditEvent) pki.AuditEvent {
+	ev.Profile = pki.Clip(ev.Profile, 128)
+	ev.TransactionID = pki.Clip(ev.TransactionID, 256)
+	ev.Subject = pki.Clip(ev.Subject, 1024)
+	ev.Reason = pki.Clip(ev.Reason, 1024)
+	ev.Detail = pki.Clip(ev.Detail, 1024)
+	return ev
+}
+
+// clipErr is err's text for a log line, bounded as clipped bounds the
+// audit record.
+func clipErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return pki.Clip(err.Error(), 2048)
 }
 
 // auditRefusal appends a refusal event unless the address (or everyone
@@ -84,9 +106,10 @@ func (s *Service) recordFailure(ctx context.Context, req Request, cause error) e
 	if req.CSR != nil {
 		ev.Subject = req.CSR.Subject.String()
 	}
+	ev = clipped(ev)
 	_ = s.auditRefusal(ctx, req.RemoteAddr, ev)
-	s.log.Warn("enrollment refused", "reason", ev.Reason, "subject", ev.Subject, "transaction_id", req.TransactionID,
-		"remote", req.RemoteAddr, "err", cause)
+	s.log.Warn("enrollment refused", "reason", ev.Reason, "subject", ev.Subject, "transaction_id", ev.TransactionID,
+		"remote", req.RemoteAddr, "err", clipErr(cause))
 	return &auditedError{cause}
 }
 

@@ -209,6 +209,26 @@ func TestRefusalAuditIsRateLimited(t *testing.T) {
 	}
 }
 
+// Refusals are bounded in size too: a label, transaction ID or subject of
+// 100 KB, quoted in the reason, costs the trail about a kilobyte.
+func TestRefusalAuditIsBoundedInSize(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	huge := strings.Repeat("a", 100_000)
+	f.svc.RecordRefusal(ctx, enroll.Refusal{Protocol: pki.ProtocolEST, RemoteAddr: "203.0.113.9:1", Operation: huge, Profile: huge,
+		TransactionID: huge, Subject: "CN=" + huge, Err: pki.Errorf(pki.ENotFound, "unknown EST label %q", huge)})
+	evs, _ := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventRefused})
+	if len(evs) != 1 {
+		t.Fatalf("%d refusal events, want 1", len(evs))
+	}
+	ev := evs[0]
+	for name, v := range map[string]string{"reason": ev.Reason, "detail": ev.Detail, "profile": ev.Profile, "transaction ID": ev.TransactionID, "subject": ev.Subject} {
+		if len(v) > 1100 || !strings.Contains(v, "bytes)") {
+			t.Errorf("%s: %d bytes (%.40q…), want it clipped", name, len(v), v)
+		}
+	}
+}
+
 // A failed audit write fails the change it records: no certificate without
 // its event.
 func TestNoIssuanceWithoutItsAuditEvent(t *testing.T) {

@@ -94,7 +94,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{w: w, r: r, op: r.PathValue("op"), profile: r.PathValue("label")}
 	if c.profile != "" {
 		if _, ok := h.svc.Profile(c.profile); !ok {
-			h.fail(c, pki.Errorf(pki.ENotFound, "unknown EST label %q", c.profile))
+			h.fail(c, pki.Errorf(pki.ENotFound, "unknown EST label %q", pki.Clip(c.profile, 64)))
 			return
 		}
 	}
@@ -118,7 +118,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case est.OpFullCMC:
 		h.fail(c, &statusError{http.StatusNotImplemented, "fullcmc is not supported"})
 	default:
-		h.fail(c, pki.Errorf(pki.ENotFound, "unknown EST operation %q", c.op))
+		h.fail(c, pki.Errorf(pki.ENotFound, "unknown EST operation %q", pki.Clip(c.op, 64)))
 	}
 }
 
