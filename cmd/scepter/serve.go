@@ -494,7 +494,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}()
 	rev.run(ctx, log)
 	if tlsCert != nil {
-		go every(ctx, time.Hour, func() {
+		// Every minute: a revoked certificate (its key leaked) is replaced
+		// within one; otherwise the look is one store read.
+		go every(ctx, time.Minute, func() {
 			if err := tlsCert.RenewIfDue(ctx); err != nil {
 				log.Error("renewing the HTTPS certificate", "err", err)
 			}

@@ -76,6 +76,19 @@ func escapeDN(s string) string {
 	return string(out)
 }
 
+// RevokedHere reports whether the inventory holds cert as revoked (for the
+// server's own certificate: one revoked, say because its key leaked, is
+// replaced at once). A store that cannot be read says no; the next look
+// asks again.
+func (s *Service) RevokedHere(ctx context.Context, cert *x509.Certificate) bool {
+	iss, err := s.authority.IssuedByUs(cert, s.clock.Now())
+	if err != nil {
+		return false
+	}
+	rec, err := s.store.Certificate(ctx, iss.ID, cert.SerialNumber.Text(16))
+	return err == nil && rec.Status == pki.StatusRevoked
+}
+
 // IssuedHere reports whether cert was issued by one of our issuing CAs and
 // is valid now (for the server's own certificate, kept across restarts).
 func (s *Service) IssuedHere(cert *x509.Certificate) bool {

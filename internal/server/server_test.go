@@ -12,6 +12,7 @@ import (
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/server"
 	"github.com/scepter/scepter/internal/store/sqlite"
@@ -113,5 +114,27 @@ func TestManagedCertificate(t *testing.T) {
 	}
 	if !c3.Leaf().NotAfter.After(before.NotAfter) {
 		t.Error("the renewed certificate does not last longer")
+	}
+
+	// Revoked (its key leaked): replaced at the next look, with a new key,
+	// and a restart does not bring the revoked one back.
+	revoked := c3.Leaf()
+	iss, err := authority.IssuedByUs(revoked, clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.RevokeCertificate(ctx, iss.ID, revoked.SerialNumber.Text(16), 1, clock.Now(),
+		pki.AuditEvent{Time: clock.Now(), Type: pki.EventRevoked, Actor: "test", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	c4, issued, err := server.ManagedCertificate(ctx, tlsDir, []string{"other.example"}, svc, clock, nil)
+	if err != nil || !issued || c4.Leaf().Equal(revoked) {
+		t.Fatalf("restart with a revoked certificate: issued=%v, %v", issued, err)
+	}
+	if err := c3.RenewIfDue(ctx); err != nil || c3.Leaf().Equal(revoked) {
+		t.Fatalf("a revoked certificate was not replaced: %v", err)
+	}
+	if pki.SamePublicKey(c3.Leaf().PublicKey, revoked.PublicKey) {
+		t.Error("the replacement kept the revoked certificate's key")
 	}
 }

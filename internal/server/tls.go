@@ -69,6 +69,7 @@ func ParseTLSVersion(s string) (uint16, error) {
 type ServerCertIssuer interface {
 	IssueServerCertificate(ctx context.Context, key crypto.PublicKey, names []string) (*x509.Certificate, []*x509.Certificate, error)
 	IssuedHere(cert *x509.Certificate) bool
+	RevokedHere(ctx context.Context, cert *x509.Certificate) bool
 }
 
 // Files of a certificate our CA issues for the listener, in its directory.
@@ -115,7 +116,7 @@ func ManagedCertificate(ctx context.Context, dir string, names []string, issuer 
 	}
 	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile))
 	switch {
-	case err == nil && c.usable(pair.Leaf):
+	case err == nil && c.usable(ctx, pair.Leaf):
 		c.current.Store(&pair)
 		return c, false, nil
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
@@ -127,10 +128,14 @@ func ManagedCertificate(ctx context.Context, dir string, names []string, issuer 
 	return c, true, nil
 }
 
-// usable: ours, valid now, naming exactly the configured names, and not yet
-// due for renewal.
-func (c *Certificate) usable(leaf *x509.Certificate) bool {
+// usable: ours, valid now, naming exactly the configured names, not yet
+// due for renewal, and not revoked.
+func (c *Certificate) usable(ctx context.Context, leaf *x509.Certificate) bool {
 	if leaf == nil || !c.issuer.IssuedHere(leaf) || !c.clock.Now().Before(RenewAt(leaf)) {
+		return false
+	}
+	if c.issuer.RevokedHere(ctx, leaf) {
+		c.log.Warn("the HTTPS certificate is revoked; issuing a new one with a new key", "serial", leaf.SerialNumber.Text(16))
 		return false
 	}
 	var have []string
@@ -185,13 +190,13 @@ func (c *Certificate) issue(ctx context.Context) error {
 	return nil
 }
 
-// RenewIfDue replaces a managed certificate once it is due (a configured
-// one is left alone). The old one is served until the new one is in place.
+// RenewIfDue replaces a managed certificate once it is due or revoked (a
+// configured one is left alone). The old one is served until the new one is in place.
 func (c *Certificate) RenewIfDue(ctx context.Context) error {
 	if c.issuer == nil {
 		return nil
 	}
-	if leaf := c.Leaf(); leaf != nil && c.usable(leaf) {
+	if leaf := c.Leaf(); leaf != nil && c.usable(ctx, leaf) {
 		return nil
 	}
 	return c.issue(ctx)
