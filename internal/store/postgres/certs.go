@@ -384,6 +384,7 @@ func scanHead(row pgx.Row) (head store.AuditHead, locked bool, err error) {
 
 // Certificate implements store.Store.
 func (s *Store) Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error) {
+	issuerID, serialHex = key(issuerID), key(serialHex)
 	row := s.pool.QueryRow(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
 		WHERE issuer_id = $1 AND serial_hex = $2`, issuerID, serialHex)
 	c, _, err := scanCert(row)
@@ -398,6 +399,7 @@ func (s *Store) Certificate(ctx context.Context, issuerID, serialHex string) (*p
 
 // CertificatesBySerial implements store.Store. Records come oldest first.
 func (s *Store) CertificatesBySerial(ctx context.Context, serialHex string) ([]pki.Certificate, error) {
+	serialHex = key(serialHex)
 	a := sqlstore.Args{Numbered: true}
 	certs, _, err := s.queryCerts(ctx, sqlstore.CertsBySerialQuery(serialHex, &a), a.Values...)
 	if err != nil {
@@ -415,6 +417,7 @@ func (s *Store) CertificatesBySerial(ctx context.Context, serialHex string) ([]p
 // issuance window (and no search), (created_at, id) descending; otherwise
 // id descending (newest first).
 func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki.Certificate, string, error) {
+	f.Profile, f.IssuerID, f.Protocol, f.Search = key(f.Profile), key(f.IssuerID), pki.Protocol(key(string(f.Protocol))), key(f.Search)
 	q, args, order, err := listQuery(f)
 	if err != nil {
 		return nil, "", pgError("postgres: list certificates: %w", err)

@@ -247,6 +247,7 @@ func (s *Store) FinishNotification(ctx context.Context, o store.NotificationOutc
 // Notifications implements store.Store: by channel (byte order, as
 // SQLite), then threshold, longest first.
 func (s *Store) Notifications(ctx context.Context, issuerID, serialHex string) ([]store.Notification, error) {
+	issuerID, serialHex = key(issuerID), key(serialHex)
 	out, err := queryAll(ctx, s.pool, sqlstore.ScanNotification, `SELECT `+sqlstore.NotificationColumns+` FROM notifications
 		WHERE issuer_id = $1 AND serial_hex = $2 ORDER BY channel COLLATE "C", threshold DESC`, issuerID, serialHex)
 	if err != nil {

@@ -44,6 +44,7 @@ func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) e
 
 // User implements store.Store.
 func (s *Store) User(ctx context.Context, name string) (*pki.User, error) {
+	name = key(name)
 	u, err := sqlstore.ScanUser(s.pool.QueryRow(ctx, `SELECT `+sqlstore.UserColumns+` FROM users WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -65,6 +66,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]pki.User, error) {
 
 // DeleteUser implements store.Store.
 func (s *Store) DeleteUser(ctx context.Context, name string, ev pki.AuditEvent) error {
+	name = key(name)
 	if ev.Time.IsZero() {
 		return pgError("postgres: delete user %q: the event has no time", name)
 	}
@@ -90,6 +92,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string, ev pki.AuditEvent) 
 // RecordLogin implements store.Store. Each attempt is one UPDATE … RETURNING
 // on the user's row, so concurrent attempts on several nodes each count.
 func (s *Store) RecordLogin(ctx context.Context, name string, ok bool, at, lockUntil time.Time, ev pki.AuditEvent) (int, error) {
+	name = key(name)
 	var failed int
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		var row pgx.Row
@@ -119,6 +122,7 @@ func (s *Store) RecordLogin(ctx context.Context, name string, ok bool, at, lockU
 // ClaimLoginAttempt implements store.Store. The row is locked (FOR UPDATE)
 // from the read to the update, so attempts on several nodes take turns.
 func (s *Store) ClaimLoginAttempt(ctx context.Context, name string, at time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
+	name = key(name)
 	var a store.LoginAttempt
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		var failed int
@@ -189,6 +193,7 @@ func (s *Store) ListTokens(ctx context.Context) ([]pki.APIToken, error) {
 // yet) decides: of concurrent revocations one changes the token and
 // appends the event, the others find no live token.
 func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, ev pki.AuditEvent) (*pki.APIToken, error) {
+	idOrName = key(idOrName)
 	var out pki.APIToken
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		t, err := sqlstore.ScanToken(tx.QueryRow(ctx, `UPDATE api_tokens SET revoked_at = $1
@@ -216,6 +221,7 @@ func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, 
 
 // TouchToken implements store.Store.
 func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
+	id = key(id)
 	err := s.withStatement(ctx, func(db execer) error {
 		_, err := db.Exec(ctx, `UPDATE api_tokens SET last_used_at = $1 WHERE id = $2`, sqlstore.Micros(at), id)
 		return err
@@ -272,6 +278,7 @@ func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
 
 // DeleteChallenge implements store.Store.
 func (s *Store) DeleteChallenge(ctx context.Context, id string, ev pki.AuditEvent) error {
+	id = key(id)
 	if ev.Time.IsZero() {
 		return pgError("postgres: delete challenge %s: the event has no time", id)
 	}
@@ -293,6 +300,7 @@ func (s *Store) DeleteChallenge(ctx context.Context, id string, ev pki.AuditEven
 
 // RenewalsOf implements store.Store.
 func (s *Store) RenewalsOf(ctx context.Context, issuerID, serialHex string) ([]pki.Certificate, error) {
+	issuerID, serialHex = key(issuerID), key(serialHex)
 	a := sqlstore.Args{Numbered: true}
 	certs, _, err := s.queryCerts(ctx, sqlstore.RenewalsQuery(issuerID, serialHex, &a), a.Values...)
 	if err != nil {

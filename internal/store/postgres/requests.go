@@ -65,6 +65,7 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 // RequestByTransaction implements store.Store. Retention is enforced by
 // PurgeExpired alone: a request past its ExpiresAt is returned until purged.
 func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID string) (*pki.EnrollmentRequest, error) {
+	profile, transactionID = key(profile), key(transactionID)
 	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests
 		WHERE profile = $1 AND transaction_id = $2 ORDER BY seq DESC LIMIT 1`, profile, transactionID))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -78,6 +79,7 @@ func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID
 
 // Request implements store.Store.
 func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest, error) {
+	id = key(id)
 	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, pgError("postgres: request %s: %w", id, store.ErrNotFound)
@@ -91,6 +93,7 @@ func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest,
 // ListRequests implements store.Store: newest first (insertion order
 // reversed), Limit default 100, at most 1000.
 func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
+	f.Profile = key(f.Profile)
 	a := sqlstore.Args{Numbered: true}
 	out, err := queryAll(ctx, s.pool, scanRequest, sqlstore.RequestsQuery(f, &a), a.Values...)
 	if err != nil {
@@ -101,6 +104,7 @@ func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.
 
 // RejectRequest implements store.Store. A zero ev.Time becomes at.
 func (s *Store) RejectRequest(ctx context.Context, id, reason, by string, at time.Time, ev pki.AuditEvent) error {
+	id = key(id)
 	if at.IsZero() {
 		return pgError("postgres: reject request %s: time is zero", id)
 	}

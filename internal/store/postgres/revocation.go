@@ -21,6 +21,7 @@ const reasonCertificateHold = 6
 // UPDATE: a concurrent revocation waits, then decides on what this one
 // wrote (no change, no second event).
 func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error) {
+	issuerID, serialHex = key(issuerID), key(serialHex)
 	if at.IsZero() {
 		return nil, false, pgError("postgres: revoke %s/%s: revocation time is zero", issuerID, serialHex)
 	}
@@ -63,6 +64,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 // UnholdCertificate implements store.Store, with the certificate read FOR
 // UPDATE as in RevokeCertificate.
 func (s *Store) UnholdCertificate(ctx context.Context, issuerID, serialHex string, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error) {
+	issuerID, serialHex = key(issuerID), key(serialHex)
 	if at.IsZero() {
 		return nil, false, pgError("postgres: unhold %s/%s: time is zero", issuerID, serialHex)
 	}
@@ -165,6 +167,7 @@ func (s *Store) RevocationState(ctx context.Context) (map[string]int64, error) {
 // RevokedCertificates implements store.Store: an index range read on
 // certificates_issuer_status_expiry, by serial.
 func (s *Store) RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]store.RevokedEntry, error) {
+	issuerID = key(issuerID)
 	out, err := queryAll(ctx, s.pool, sqlstore.ScanRevokedEntry, `SELECT serial_hex, revoked_at, revoke_reason FROM certificates
 		WHERE issuer_id = $1 AND status = $2 AND not_after > $3 ORDER BY serial_hex COLLATE "C"`,
 		issuerID, string(pki.StatusRevoked), sqlstore.Micros(notAfterAfter))
@@ -176,6 +179,7 @@ func (s *Store) RevokedCertificates(ctx context.Context, issuerID string, notAft
 
 // LatestCRL implements store.Store.
 func (s *Store) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, error) {
+	issuerID = key(issuerID)
 	var c store.CRL
 	var this, next, created int64
 	err := s.pool.QueryRow(ctx, `SELECT issuer_id, number, this_update, next_update, revocation_seq,

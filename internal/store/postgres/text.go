@@ -35,3 +35,15 @@ func decText(s string) string {
 	}
 	return s
 }
+
+// key is a lookup key as PostgreSQL can take it. Text that no stored row
+// can hold (a NUL, invalid UTF-8: a login name, a filter or a path segment
+// a client chose) would fail the statement, which the edges answer with
+// 500; encoded as encText encodes it, it matches nothing, or the row whose
+// text was stored so, as SQLite would.
+func key(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	return encText(s)
+}

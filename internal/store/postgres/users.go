@@ -30,6 +30,7 @@ func (s *Store) CreateESTUser(ctx context.Context, u pki.ESTUser, ev pki.AuditEv
 
 // ESTUser implements store.Store.
 func (s *Store) ESTUser(ctx context.Context, name string) (*pki.ESTUser, error) {
+	name = key(name)
 	u, err := sqlstore.ScanESTUser(s.pool.QueryRow(ctx, `SELECT `+sqlstore.ESTUserColumns+` FROM est_users WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, pgError("postgres: EST user %q: %w", name, store.ErrNotFound)
@@ -51,6 +52,7 @@ func (s *Store) ListESTUsers(ctx context.Context) ([]pki.ESTUser, error) {
 
 // DeleteESTUser implements store.Store. A zero ev.Time becomes at.
 func (s *Store) DeleteESTUser(ctx context.Context, name string, at time.Time, ev pki.AuditEvent) error {
+	name = key(name)
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM est_users WHERE name = $1`, name)
 		if err != nil {

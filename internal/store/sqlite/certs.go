@@ -216,6 +216,10 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 	phrase := `"` + strings.ReplaceAll(term, `"`, `""`) + `"`
 	switch {
 	case term == "":
+	case strings.ContainsRune(term, 0) || !utf8.ValidString(term):
+		// No stored text holds it (and FTS5 reads a NUL as the end of
+		// its query).
+		where = append(where, "0")
 	case indexedTerm(term) && order == sqlstore.CursorNewest:
 		// Driven by the index in rowid (= id) order: a term that matches
 		// most of the inventory still stops at LIMIT. The id bound
