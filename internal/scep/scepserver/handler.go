@@ -453,8 +453,13 @@ func (h *Handler) open(req *request) ([]byte, error) {
 			}
 		}
 	}
-	if r := addressedTo(env, ra.Cert); r != nil && r.KeyTransport == cms.RSAOAEP {
-		req.keyTransport, req.oaepHash = cms.RSAOAEP, r.OAEPHash
+	if r := addressedTo(env, ra.Cert); r != nil {
+		// The reply is signed by the RA the client encrypted to: a client
+		// that cached GetCACert before a switch knows only that one.
+		req.ra = ra
+		if r.KeyTransport == cms.RSAOAEP {
+			req.keyTransport, req.oaepHash = cms.RSAOAEP, r.OAEPHash
+		}
 	}
 	plain, err := env.DecryptKeyTransport(ra.Cert, ra.Decrypter())
 	if errors.Is(err, cms.ErrUnsupportedAlgorithm) {

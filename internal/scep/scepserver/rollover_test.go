@@ -83,6 +83,10 @@ func TestGetNextCACertAndRollover(t *testing.T) {
 	if err != nil || !cur.Certificates[0].Equal(nextRA.Cert) {
 		t.Fatalf("GetCACert after the switch does not lead with the new RA: %v", err)
 	}
+	// A client that cached GetCACert before the switch encrypts to the old
+	// RA: its reply is signed by that RA, the only one it knows (exchange
+	// verifies the reply with ts.RA).
+	ts.enrollCert(t, testKey(t, 2), "CN=cached-ra,O=Acme")
 	ts.RA = nextRA
 	// A certificate of the old CA still verifies, and renews, now under the new CA.
 	if err := old.CheckSignatureFrom(oldIssuer.Cert); err != nil {
