@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -300,7 +301,13 @@ type query struct {
 }
 
 func (c *call) query(allowed ...string) (*query, error) {
-	q := &query{v: c.r.URL.Query()}
+	// url.URL.Query drops a pair it cannot read (a ';', a bad escape)
+	// without a word: a filter would vanish and the answer still be 200.
+	v, err := url.ParseQuery(c.r.URL.RawQuery)
+	if err != nil {
+		return nil, badf("malformed query string: %v (separate parameters with '&', escape ';' as %%3B)", err)
+	}
+	q := &query{v: v}
 	for k, vs := range q.v {
 		known := false
 		for _, a := range allowed {

@@ -447,7 +447,7 @@ func TestBadInputIs4xx(t *testing.T) {
 		want int
 	}{
 		{"/ui/?days=0", 400}, {"/ui/?days=367", 400}, {"/ui/?days=abc", 400},
-		{"/ui/certificates?status=bogus", 400},
+		{"/ui/certificates?status=bogus", 400}, {"/ui/certificates?status=revoked;", 400}, {"/ui/requests?profile=%zz", 400},
 		{"/ui/certificates?limit=0", 400}, {"/ui/certificates?limit=1000000", 400}, {"/ui/certificates?limit=abc", 400},
 		{"/ui/certificates?expiring=-1", 400}, {"/ui/certificates?expiring=x", 400}, {"/ui/certificates?expiring=99999", 400},
 		{"/ui/certificates?issued_from=yesterday", 400}, {"/ui/certificates?issued_to=2031-13-45", 400},

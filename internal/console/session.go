@@ -66,6 +66,12 @@ func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
 // it sends the browser to the login page, which comes back here after.
 func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request, rq *req) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			// The pages read r.URL.Query(), which drops such a pair
+			// silently: a filter would vanish from what is shown.
+			h.errorPage(w, nil, http.StatusBadRequest, "malformed query string: separate parameters with '&', escape ';' as %3B")
+			return
+		}
 		rq, err := h.session(r)
 		if errors.Is(err, auth.ErrUnauthenticated) {
 			h.clearStaleSession(w, r)
