@@ -148,15 +148,14 @@ func ParseConfig(data []byte, baseDir string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	var unknown []string
-	for _, k := range md.Undecoded() {
-		if len(k) > 0 && k[0] != "certificate" {
-			unknown = append(unknown, k.String())
+	var top []string
+	for _, k := range md.Keys() {
+		if len(k) == 1 {
+			top = append(top, k[0])
 		}
 	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return nil, fmt.Errorf("unknown keys: %s (want retry_initial, retry_max, check_interval, once_attempts and [[certificate]] tables)", strings.Join(unknown, ", "))
+	if err := config.ExactKeys(top, fileConfig{}); err != nil {
+		return nil, fmt.Errorf("%w (want retry_initial, retry_max, check_interval, once_attempts and [[certificate]] tables)", err)
 	}
 	cfg := &Config{Dir: baseDir, RetryInitial: DefaultRetryInitial, RetryMax: DefaultRetryMax, CheckInterval: DefaultCheckInterval, OnceAttempts: DefaultOnceAttempts}
 	var errs []error

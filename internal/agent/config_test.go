@@ -113,6 +113,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"syntax", "[[certificate]\n", []string{"toml: line"}},
 		{"no certificates", `retry_max = "1h"`, []string{"no [[certificate]]"}},
 		{"unknown setting", "retry_maximum = \"1h\"\n" + cert(nil), []string{"unknown keys: retry_maximum"}},
+		{"a setting in another case", "retry_max = \"1h\"\nRETRY_MAX = \"2h\"\n" + cert(nil), []string{"RETRY_MAX (keys are case-sensitive: retry_max)"}},
 		{"unknown certificate key", cert(map[string]string{"renew_befor": `"7d"`}), []string{`certificate 1 ("web")`, "unknown keys: renew_befor"}},
 		{"no name", cert(map[string]string{"name": ""}), []string{"certificate 1:", "name is required"}},
 		{"bad name", cert(map[string]string{"name": `"../etc"`}), []string{"name \"../etc\""}},

@@ -102,6 +102,12 @@ func readFile(path string, fs *flag.FlagSet, sections Sections, known func(strin
 			continue
 		}
 		name := strings.ReplaceAll(key, "_", "-")
+		if strings.Contains(key, "-") {
+			// est-listen and est_listen would both name --est-listen, one
+			// winning by map order: keys are written with underscores.
+			unknown = append(unknown, key+" (write it "+KeyName(key)+")")
+			continue
+		}
 		if fs.Lookup(name) == nil || name == "config" {
 			if known == nil || !known(name) || name == "config" {
 				unknown = append(unknown, key)

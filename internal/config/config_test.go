@@ -57,6 +57,9 @@ func TestUnknownKeysAndBadValues(t *testing.T) {
 		"bad bool":    "allow_insecure_des = \"maybe\"\n",
 		"table":       "[listen]\na = 1\n",
 		"bad toml":    "listen = \n",
+		// Both would name --allow-insecure-des, one winning by map order.
+		"a hyphen twin": "allow_insecure_des = false\nallow-insecure-des = true\n",
+		"a hyphen":      "allow-insecure-des = true\n",
 	}
 	for name, content := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net/mail"
 	"net/netip"
 	"regexp"
@@ -72,6 +73,13 @@ func ProfileSection(dst map[string]pki.Profile) func(toml.Primitive, toml.MetaDa
 			return err
 		}
 		for name, p := range raw {
+			var keys map[string]toml.Primitive
+			if err := md.PrimitiveDecode(p, &keys); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if err := ExactKeys(slices.Collect(maps.Keys(keys)), ProfileConfig{}); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
 			var pc ProfileConfig
 			if err := md.PrimitiveDecode(p, &pc); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
@@ -170,6 +178,9 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 			if !knownAttribute(a) {
 				return p, fmt.Errorf("subject_fixed: unknown attribute %q", a)
 			}
+			if _, twice := p.SubjectFixed[strings.ToUpper(a)]; twice {
+				return p, fmt.Errorf("subject_fixed: attribute %s given twice (in another case)", strings.ToUpper(a))
+			}
 			p.SubjectFixed[strings.ToUpper(a)] = v
 		}
 	}
@@ -181,6 +192,9 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 			}
 			if _, err := regexp.Compile(re); err != nil {
 				return p, fmt.Errorf("subject_patterns.%s: %w", a, err)
+			}
+			if _, twice := p.SubjectPatterns[strings.ToUpper(a)]; twice {
+				return p, fmt.Errorf("subject_patterns: attribute %s given twice (in another case)", strings.ToUpper(a))
 			}
 			p.SubjectPatterns[strings.ToUpper(a)] = re
 		}

@@ -97,6 +97,11 @@ func TestProfileErrors(t *testing.T) {
 		"bad attribute":      "[profiles.a]\nsubject_fixed = { XX = \"1\" }\n",
 		"bad window":         "[profiles.a]\nrenewal_window = \"150%\"\n",
 		"legacy not a bool":  "[profiles.a]\nallow_legacy_signatures = \"yes\"\n",
+		// Twins that toml would fold into one field, the winner by map order.
+		"a key in another case":     "[profiles.a]\napproval = true\nAPPROVAL = false\n",
+		"only another case":         "[profiles.a]\nApproval = true\n",
+		"a fixed attribute twice":   "[profiles.a]\nsubject_fixed = { CN = \"a\", cn = \"b\" }\n",
+		"a pattern attribute twice": "[profiles.a]\nsubject_patterns = { CN = \"^gw-[0-9]+$\", cn = \".*\" }\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := parseProfiles(t, content); err == nil {
