@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -190,9 +191,20 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := f.pprof.check(); err != nil {
 		return err
 	}
+	if err := f.checkListenersAndIntervals(); err != nil {
+		return err
+	}
 	log, err := newLogger(e, f.logLevel, f.logFormat)
 	if err != nil {
 		return usageError{err.Error()}
+	}
+	for flag, addr := range map[string]string{"--listen": f.listen, "--est-listen": f.estListen} {
+		if host, _, _ := net.SplitHostPort(addr); addr != "off" && (host == "" || net.ParseIP(host).IsUnspecified()) {
+			log.Warn("listening on every interface: devices and anyone else on the network can reach it; give a host to listen on one", "flag", flag, "address", addr)
+		}
+		if _, port, _ := net.SplitHostPort(addr); port == "0" && flag == "--listen" && f.revocation.publicURL == "" {
+			log.Warn("--listen has port 0: a random port, which the CRL and OCSP URLs in every certificate name and the next start changes; give a port, or --public-url", "address", addr)
+		}
 	}
 	if err := f.revocation.check(); err != nil {
 		return err
@@ -612,6 +624,35 @@ func (f *serveFlags) tlsServer(h http.Handler, cert *server.Certificate, log *sl
 
 // guard bounds the unauthenticated work of every listener: open
 // connections, requests in flight, requests per client address.
+// checkListenersAndIntervals refuses addresses and intervals that would
+// start a server nobody meant: an empty address listens on a random port
+// of every interface (an empty SCEPTER_LISTEN= line does that); a CA
+// reload interval of 0 spins a core;
+// a clock skew of 0 or less was silently the widest one.
+func (f *serveFlags) checkListenersAndIntervals() error {
+	for flag, addr := range map[string]string{"--listen": f.listen, "--est-listen": f.estListen} {
+		if flag == "--est-listen" && addr == "off" {
+			continue
+		}
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil || port == "" {
+			return usageError{fmt.Sprintf("%s %q: want HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080", flag, addr)}
+		}
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			return usageError{fmt.Sprintf("%s %q: want a port from 1 to 65535", flag, addr)}
+		}
+	}
+	switch {
+	case f.caReload < time.Second:
+		return usageError{fmt.Sprintf("--ca-reload-interval %s: want at least 1s", f.caReload)}
+	case f.maxClockSkew <= 0:
+		return usageError{fmt.Sprintf("--max-clock-skew %s: want a positive duration (default %s)", f.maxClockSkew, scepserver.DefaultMaxClockSkew)}
+	case math.IsNaN(f.rateLimit) || math.IsInf(f.rateLimit, 0):
+		return usageError{fmt.Sprintf("--rate-limit %v: want a number of requests per second (0 disables it)", f.rateLimit)}
+	}
+	return nil
+}
+
 func (f *serveFlags) guard(clock pki.Clock, log *slog.Logger) (*server.Guard, error) {
 	switch {
 	case f.maxConns < 1:

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/csr"
@@ -37,14 +38,31 @@ func (s *Service) IssueServerCertificate(ctx context.Context, key crypto.PublicK
 		return nil, nil, pki.Errorf(pki.EBadRequest, "the server certificate needs at least one name")
 	}
 	var sans SANSet
+	seen := map[string]bool{}
+	cn := ""
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
-			sans.IPAddresses = append(sans.IPAddresses, ip)
+			if !seen[ip.String()] {
+				sans.IPAddresses = append(sans.IPAddresses, ip)
+			}
+			seen[ip.String()] = true
 		} else {
-			sans.DNSNames = append(sans.DNSNames, n)
+			n = strings.ToLower(n)
+			if !seen[n] {
+				sans.DNSNames = append(sans.DNSNames, n)
+			}
+			seen[n] = true
+		}
+		// The CN is for people (clients match the SANs), and holds 64
+		// characters at most: a load balancer's long name is a SAN only.
+		if cn == "" && len(n) <= 64 {
+			cn = n
 		}
 	}
-	subject, err := csr.ParseDN("CN=" + escapeDN(names[0]))
+	if cn == "" {
+		cn = "scepter HTTPS"
+	}
+	subject, err := csr.ParseDN("CN=" + escapeDN(cn))
 	if err != nil {
 		return nil, nil, pki.Wrap(pki.EBadRequest, err, "server name")
 	}

@@ -116,6 +116,21 @@ func TestManagedCertificate(t *testing.T) {
 		t.Error("the renewed certificate does not last longer")
 	}
 
+	// A load balancer's name longer than a CN may be, and names given twice
+	// (in two cases): the long name is a SAN only, each name once.
+	long := "internal-scepter-prod-loadbalancer-1234567890.eu-central-1.elb.amazonaws.com"
+	c5, _, err := server.ManagedCertificate(ctx, filepath.Join(dir, "tls-long"), []string{long, "x.example", "X.EXAMPLE", "127.0.0.1", "127.0.0.1"}, svc, clock, nil)
+	if err != nil {
+		t.Fatalf("a name over 64 characters: %v", err)
+	}
+	if l := c5.Leaf(); l.Subject.CommonName != "x.example" || strings.Join(l.DNSNames, ",") != long+",x.example" || len(l.IPAddresses) != 1 {
+		t.Errorf("CN %q, DNS %v, IP %v", l.Subject.CommonName, l.DNSNames, l.IPAddresses)
+	}
+	// A restart with the same names keeps it: the names compare as issued.
+	if _, issued, err := server.ManagedCertificate(ctx, filepath.Join(dir, "tls-long"), []string{long, "x.example", "X.EXAMPLE", "127.0.0.1", "127.0.0.1"}, svc, clock, nil); err != nil || issued {
+		t.Errorf("restart with names in two cases: issued=%v, %v", issued, err)
+	}
+
 	// Revoked (its key leaked): replaced at the next look, with a new key,
 	// and a restart does not bring the revoked one back.
 	revoked := c3.Leaf()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,10 +144,18 @@ func (c *Certificate) usable(ctx context.Context, leaf *x509.Certificate) bool {
 	for _, ip := range leaf.IPAddresses {
 		have = append(have, ip.String())
 	}
-	want := slices.Clone(c.names)
+	// As the issuer writes them: DNS names in lower case, IPs in their
+	// canonical form, each once.
+	var want []string
+	for _, n := range c.names {
+		if ip := net.ParseIP(n); ip != nil {
+			n = ip.String()
+		}
+		want = append(want, strings.ToLower(n))
+	}
 	slices.Sort(have)
 	slices.Sort(want)
-	return slices.Equal(have, want)
+	return slices.Equal(slices.Compact(have), slices.Compact(want))
 }
 
 // RenewAt is when a managed certificate is replaced: after two thirds of
