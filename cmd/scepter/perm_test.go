@@ -36,13 +36,20 @@ func (s *syncBuffer) String() string {
 // returns what it wrote and its error (a start that fails returns at once).
 func serveOnce(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return serveOnceWith(t, nil, append([]string{"--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test"}, args...)...)
+}
+
+// serveOnceWith is serveOnce with these environment variables and only
+// the arguments given.
+func serveOnceWith(t *testing.T, vars map[string]string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errb syncBuffer
-	e := env{stdout: &out, stderr: &errb, lookupEnv: func(string) (string, bool) { return "", false }}
+	e := env{stdout: &out, stderr: &errb, lookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, e, append([]string{"serve", "--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test"}, args...))
+		done <- run(ctx, e, append([]string{"serve"}, args...))
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(out.String(), "Data directory:") {
@@ -157,5 +164,32 @@ func TestServeTightensDataDir(t *testing.T) {
 	_, stderr, err = serveOnce(t, "--data-dir", dir)
 	if err != nil || strings.Contains(stderr, "tightened") {
 		t.Errorf("second start: err %v\n%s", err, stderr)
+	}
+}
+
+// Under systemd (JOURNAL_STREAM set) the banner goes to the journal: the
+// generated challenge and console password are named by their files only.
+func TestGeneratedSecretsStayOutOfTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, err := serveOnceWith(t, map[string]string{"JOURNAL_STREAM": "8:12345"},
+		"--data-dir", dir, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("serve: %v\n%s", err, errOut)
+	}
+	challenge, err := os.ReadFile(filepath.Join(dir, "challenge.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	password, err := os.ReadFile(filepath.Join(dir, "admin-password.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, secret := range map[string][]byte{"challenge": challenge, "console password": password} {
+		if s := strings.TrimSpace(string(secret)); s == "" || strings.Contains(out+errOut, s) {
+			t.Errorf("the %s is in the output that goes to the journal:\n%s", name, out)
+		}
+	}
+	if !strings.Contains(out, "challenge.txt (not shown") || !strings.Contains(out, "admin-password.txt (not shown") {
+		t.Errorf("the banner does not say where the secrets are:\n%s", out)
 	}
 }

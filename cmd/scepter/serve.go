@@ -429,7 +429,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		servers = append(servers, tlsSrv)
 		listeners = append(listeners, tls.NewListener(guard.Protect(tlsSrv, tlsLn), tlsSrv.TLSConfig))
 		lines = append(lines, "EST URL:             https://"+tlsLn.Addr().String()+"/.well-known/est")
-		lines = append(lines, web.lines("https://"+tlsLn.Addr().String())...)
+		_, toJournal := e.lookupEnv("JOURNAL_STREAM")
+		lines = append(lines, web.lines("https://"+tlsLn.Addr().String(), toJournal)...)
 		leaf := tlsCert.Leaf()
 		how := "configured"
 		if f.tlsCert == "" {
@@ -459,7 +460,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if staticProfile == "" {
 		staticProfile = f.defaultProfile
 	}
+	// Under systemd the banner goes to the journal, which keeps it and
+	// which more people read than the data directory: there, a generated
+	// secret is named by its file only.
+	_, toJournal := e.lookupEnv("JOURNAL_STREAM")
 	switch {
+	case challengeCreated && toJournal:
+		lines = append(lines, "Challenge password:  generated, saved in "+generated+" (not shown: this output goes to the journal; static, valid at profile "+staticProfile+" only)")
 	case challengeCreated:
 		// Shown this once: it is a shared secret.
 		lines = append(lines, "Challenge password:  "+challenge+" (generated, saved in "+generated+"; static, valid at profile "+staticProfile+" only)")

@@ -74,10 +74,14 @@ func (f *serveFlags) newWebAdmin(ctx context.Context, st store.Store, adm *admin
 	return w, nil
 }
 
-// lines says where the console is, and the generated password once.
-func (w *webAdmin) lines(httpsBase string) []string {
+// lines says where the console is, and the generated password once,
+// unless the output goes to the journal (then only its file).
+func (w *webAdmin) lines(httpsBase string, toJournal bool) []string {
 	out := []string{"Console:             " + httpsBase + "/ui/ (API: " + httpsBase + "/api/v1/)"}
-	if w.password != "" {
+	switch {
+	case w.password != "" && toJournal:
+		out = append(out, "Console login:       admin, password generated, saved in "+w.passwordFile+" (not shown: this output goes to the journal)")
+	case w.password != "":
 		out = append(out, "Console login:       admin / "+w.password+" (generated, saved in "+w.passwordFile+")")
 	}
 	return out
