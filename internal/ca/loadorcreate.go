@@ -412,7 +412,7 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 	}
 	// Taken before load writes anything: what load itself changes costs
 	// one more Reload, never a missed one.
-	disk := diskState(caDir)
+	disk, _ := diskState(caDir) // a file it cannot read, the next Reload names
 	var missing []string
 	// Not root.key: it may be offline, and loading never needs it.
 	for _, f := range []string{RootCertFile, IssuingCertFile, IssuingKeyFile} {

@@ -548,7 +548,11 @@ func (a *Authority) Reload(now time.Time) error {
 	defer a.reloadMu.Unlock()
 	old := a.state.Load()
 	due := old.next != nil && !now.Before(old.switchAt) && !a.mode.readOnly
-	if !due && diskState(a.caDir) == a.disk {
+	disk, err := diskState(a.caDir)
+	if err != nil {
+		return err
+	}
+	if !due && disk == a.disk {
 		return nil
 	}
 	b, err := load(a.caDir, a.opts, now, a.mode)
@@ -596,12 +600,19 @@ func (a *Authority) Reload(now time.Time) error {
 
 // diskState summarizes what Reload looks at: the current and next
 // certificates, the switch time and the previous CAs' directories.
-func diskState(caDir string) string {
+func diskState(caDir string) (string, error) {
 	h := sha256.New()
+	var unreadable error
 	for _, f := range []string{IssuingCertFile, RACertFile, RAKeyFile, RAKeyRef,
 		filepath.Join(NextDir, IssuingCertFile), filepath.Join(NextDir, RACertFile), filepath.Join(NextDir, SwitchAtFile)} {
 		b, err := os.ReadFile(filepath.Join(caDir, f))
 		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && unreadable == nil {
+				// A next/ that `ca rollover`, run as root, left to root:
+				// to the server's user it looked absent, and the switch
+				// never came.
+				unreadable = fmt.Errorf("ca: cannot read %s (%w): is it another user's than the server's? Run scepter ca commands as the server's user, or chown the data directory back", filepath.Join(caDir, f), err)
+			}
 			b = []byte("-")
 		}
 		sum := sha256.Sum256(b)
@@ -613,7 +624,7 @@ func diskState(caDir string) string {
 			h.Write([]byte(e.Name() + "/"))
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)), unreadable
 }
 
 // issuerID is the IssuerID of an issuing CA certificate.

@@ -665,6 +665,19 @@ func TestReload(t *testing.T) {
 	}
 	cur, curRA := a.Active(clock.Now())
 
+	// A next/ the server cannot read (another user's, as `ca rollover` run
+	// as root leaves it; here, a directory where a file belongs, since
+	// tests run as root) is named, not taken for no rollover at all.
+	if err := os.MkdirAll(filepath.Join(caDir, NextDir, IssuingCertFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(clock.Now()); err == nil || !strings.Contains(err.Error(), "cannot read") {
+		t.Fatalf("Reload with an unreadable next/: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(caDir, NextDir)); err != nil {
+		t.Fatal(err)
+	}
+
 	// A rollover made by another process is picked up.
 	switchAt := t0.Add(day)
 	next, _, err := Rollover(dir, RolloverOptions{SwitchAt: switchAt}, clock)
