@@ -19,8 +19,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/scepter/scepter/internal/admin"
@@ -209,6 +211,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := f.revocation.check(); err != nil {
 		return err
 	}
+	ignoreHangUp(ctx, log)
 	if f.allowInsecureDES {
 		log.Warn("--allow-insecure-des is set: single-DES request envelopes are accepted; RFC 8894 forbids this, use it only for legacy clients")
 	}
@@ -915,4 +918,23 @@ func newLogger(e env, level, format string) (*slog.Logger, error) {
 	// A store outage fails every request alike: an error line for each
 	// would flood the log, perhaps on the very disk that is full.
 	return slog.New(loglimit.New(h, 0, 0)), nil
+}
+
+// ignoreHangUp keeps SIGHUP from killing the server (its default), as a
+// logrotate postrotate `kill -HUP` would: there is nothing to reopen
+// (logs go to stdout and stderr) and the CA is reloaded by itself.
+func ignoreHangUp(ctx context.Context, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP ignored: logs go to stdout and stderr, and the CA is reloaded every --ca-reload-interval; stop the server with SIGTERM")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 }
