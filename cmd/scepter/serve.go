@@ -41,6 +41,8 @@ import (
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep/scepserver"
 	"github.com/scepter/scepter/internal/server"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
 	"github.com/scepter/scepter/internal/webhook"
 )
 
@@ -247,6 +249,11 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	caRecorded, err := cashare.Before(ctx, db, f.dataDir)
 	if err != nil {
 		return err
+	}
+	if f.store.url != "" && !caRecorded {
+		if err := refuseAbandonedSQLite(ctx, f.dataDir); err != nil {
+			return err
+		}
 	}
 	token, err := f.pkcs11.open()
 	if err != nil {
@@ -937,4 +944,30 @@ func ignoreHangUp(ctx context.Context, log *slog.Logger) {
 			}
 		}
 	}()
+}
+
+// refuseAbandonedSQLite refuses to start a data directory on an empty
+// PostgreSQL store while its SQLite database holds certificates: the
+// inventory would be left behind without a word, its revoked certificates
+// unknown to OCSP and missing from a CRL whose number starts again at 1.
+func refuseAbandonedSQLite(ctx context.Context, dataDir string) error {
+	path := filepath.Join(dataDir, "scepter.db")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	old, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return fmt.Errorf("reading %s, which this data directory used before --store: %w", path, err)
+	}
+	defer old.Close()
+	certs, _, err := old.ListCertificates(ctx, store.CertFilter{Limit: 1})
+	if err != nil {
+		return fmt.Errorf("reading %s, which this data directory used before --store: %w", path, err)
+	}
+	if len(certs) > 0 {
+		return fmt.Errorf("%s holds the certificates this CA issued, and the PostgreSQL store is empty: starting on it would lose them "+
+			"(revoked certificates would become unknown to OCSP and leave the CRL, whose number would start again). "+
+			"There is no migration of an SQLite inventory to PostgreSQL yet; to start over with an empty inventory anyway, move %s away first", path, path)
+	}
+	return nil
 }

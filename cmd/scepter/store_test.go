@@ -176,3 +176,29 @@ func TestStoreCommandsOnPostgres(t *testing.T) {
 		t.Error("a SQLite database was created beside the PostgreSQL store")
 	}
 }
+
+// A data directory whose SQLite inventory holds certificates does not start
+// on an empty PostgreSQL store: the inventory would be left behind without
+// a word (revoked certificates unknown, the CRL number starting again).
+func TestSQLiteInventoryIsNotAbandoned(t *testing.T) {
+	url := pgtest.Database(t)
+	dir := t.TempDir()
+	// The HTTPS certificate is the first certificate of the inventory.
+	if _, errOut, err := serveOnceWith(t, nil, "--data-dir", dir, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--challenge", "test"); err != nil {
+		t.Fatalf("first start on SQLite: %v\n%s", err, errOut)
+	}
+	_, errOut, err := serveOnceWith(t, nil, "--data-dir", dir, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--challenge", "test", "--store", url)
+	if err == nil || !strings.Contains(err.Error(), "holds the certificates this CA issued") {
+		t.Fatalf("start on an empty PostgreSQL beside an SQLite inventory: %v\n%s", err, errOut)
+	}
+	// Moved away, as the message says: the start goes on.
+	if err := os.Rename(filepath.Join(dir, "scepter.db"), filepath.Join(dir, "scepter.db.old")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"scepter.db-wal", "scepter.db-shm", "admin-password.txt"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	if _, errOut, err := serveOnceWith(t, nil, "--data-dir", dir, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--challenge", "test", "--store", url); err != nil {
+		t.Fatalf("start after moving the SQLite file away: %v\n%s", err, errOut)
+	}
+}
