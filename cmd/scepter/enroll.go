@@ -137,7 +137,9 @@ func (f *clientFlags) finish(e env, key crypto.Signer, cert *x509.Certificate, c
 		}
 		return fmt.Errorf("enrollment failed: %w", err)
 	}
-	chain, err := client.VerifyIssued(cert, key.Public(), caCerts, f.fingerprint, time.Now())
+	chain, err := client.VerifyIssued(cert, key.Public(), caCerts, f.fingerprint, time.Now(), func(format string, args ...any) {
+		fmt.Fprintf(e.stderr, "warning: "+format+"\n", args...)
+	})
 	if err != nil {
 		return fmt.Errorf("refusing what the server returned: %w", err)
 	}

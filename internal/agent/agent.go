@@ -229,7 +229,8 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		}
 		return nil, err
 	}
-	chain, err := client.VerifyIssued(res.Cert, key.Public(), res.CACerts, c.CAFingerprint, a.now())
+	chain, err := client.VerifyIssued(res.Cert, key.Public(), res.CACerts, c.CAFingerprint, a.now(),
+		func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) })
 	if err != nil {
 		return nil, err
 	}

@@ -340,7 +340,7 @@ func (c *EST) CheckIssued(ctx context.Context, cert *x509.Certificate, pub crypt
 	if err != nil {
 		return nil, fmt.Errorf("fetching the CA certificates to check the certificate against: %w", err)
 	}
-	if _, err := VerifyIssued(cert, pub, caCerts, c.Fingerprint, c.now()); err != nil {
+	if _, err := VerifyIssued(cert, pub, caCerts, c.Fingerprint, c.now(), c.Warnf); err != nil {
 		return nil, err
 	}
 	if c.Roots != nil && c.Fingerprint == "" {

@@ -71,12 +71,23 @@ func TrustedCACerts(certs []*x509.Certificate, fingerprint string, now time.Time
 	return kept, nil
 }
 
+// maxClockBehind is how far ahead of the local clock a returned
+// certificate's NotBefore may be. Servers (micromdm's) set NotBefore to
+// their own now, so a device whose clock is a few seconds behind would
+// refuse every certificate it is issued, after its one-time challenge is
+// spent; minutes cover such drift, not a clock that is plainly wrong.
+const maxClockBehind = 5 * time.Minute
+
 // VerifyIssued checks a certificate a server returned for our key before
 // it is written or installed: it is for pub, no CA certificate, valid at
 // now, and chains to the trust anchors of caCerts as TrustedCACerts
-// picks them (the pinned CA with a fingerprint). It returns the chain
-// above the certificate, up to and including the anchor.
-func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, caCerts []*x509.Certificate, fingerprint string, now time.Time) ([]*x509.Certificate, error) {
+// picks them (the pinned CA with a fingerprint). A NotBefore at most
+// maxClockBehind ahead of now is taken as our clock being behind: the
+// certificate is checked at its NotBefore instead, and warnf (nil: no
+// warning) is told the local clock is behind. It returns the chain above
+// the certificate, up to and including the anchor.
+func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, caCerts []*x509.Certificate, fingerprint string, now time.Time,
+	warnf func(format string, args ...any)) ([]*x509.Certificate, error) {
 	if cert == nil {
 		return nil, errors.New("the server returned no certificate")
 	}
@@ -86,6 +97,24 @@ func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, caCerts []*x509.
 	if cert.IsCA {
 		return nil, fmt.Errorf("the returned certificate %s is a CA certificate", cert.Subject)
 	}
+	at := now
+	ahead := cert.NotBefore.Sub(now)
+	if ahead > 0 && ahead <= maxClockBehind {
+		at = cert.NotBefore
+	}
+	chain, err := verifyIssuedAt(cert, caCerts, fingerprint, at)
+	if err != nil {
+		return nil, err
+	}
+	if at != now && warnf != nil {
+		warnf("the certificate is valid from %s, %s after this machine's clock: the local clock is behind (set it right, with NTP say)",
+			cert.NotBefore.UTC().Format(time.RFC3339), ahead.Round(time.Second))
+	}
+	return chain, nil
+}
+
+// verifyIssuedAt is VerifyIssued's chain check, at the time given.
+func verifyIssuedAt(cert *x509.Certificate, caCerts []*x509.Certificate, fingerprint string, at time.Time) ([]*x509.Certificate, error) {
 	roots, inter, nroots, err := caPools(caCerts, fingerprint)
 	if err != nil {
 		return nil, err
@@ -93,7 +122,7 @@ func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, caCerts []*x509.
 	if nroots == 0 {
 		// No anchor to chain to: it must at least be signed by one of the
 		// CA certificates, and be valid now.
-		if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		if at.Before(cert.NotBefore) || at.After(cert.NotAfter) {
 			return nil, fmt.Errorf("the returned certificate is valid from %s to %s, not now", cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
 		}
 		for _, ca := range caCerts {
@@ -103,7 +132,7 @@ func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, caCerts []*x509.
 		}
 		return nil, fmt.Errorf("the returned certificate (issuer %s) is signed by none of the server's CA certificates", cert.Issuer)
 	}
-	chains, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	chains, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
 		if fingerprint != "" {
 			return nil, fmt.Errorf("the returned certificate does not chain to the CA with fingerprint %s: %w", fingerprint, err)

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -105,7 +106,7 @@ func TestVerifyIssued(t *testing.T) {
 	fromEvil := leafFrom(evilCA, false, later, leafKey)
 	cas := []*x509.Certificate{sub.cert, root.cert, evilCA.cert}
 	pin := Fingerprint(root.cert)
-	chain, err := VerifyIssued(leafFrom(sub, false, later, leafKey), leafKey.Public(), cas, pin, trustNow)
+	chain, err := VerifyIssued(leafFrom(sub, false, later, leafKey), leafKey.Public(), cas, pin, trustNow, nil)
 	if err != nil || subjects(chain) != "issuing,root" {
 		t.Errorf("a good certificate: chain %q, %v", subjects(chain), err)
 	}
@@ -122,7 +123,7 @@ func TestVerifyIssued(t *testing.T) {
 		{"a CA certificate", leafFrom(sub, true, later, leafKey), pin, "is a CA certificate"},
 		{"none", nil, pin, "no certificate"},
 	} {
-		_, err := VerifyIssued(c.cert, leafKey.Public(), cas, c.pin, trustNow)
+		_, err := VerifyIssued(c.cert, leafKey.Public(), cas, c.pin, trustNow, nil)
 		if c.want == "" {
 			if err != nil {
 				t.Errorf("%s: %v", c.name, err)
@@ -132,6 +133,62 @@ func TestVerifyIssued(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
 		}
+	}
+}
+
+// A server that sets NotBefore to its own now issues, to a device whose
+// clock is a little behind, a certificate valid from a few seconds ahead:
+// accepted, with a warning about the clock; but not from far ahead, and
+// not an expired one.
+func TestVerifyIssuedClockBehind(t *testing.T) {
+	root := issue(t, "root", nil, true, trustNow.Add(48*time.Hour))
+	sub := issue(t, "issuing", root, true, trustNow.Add(48*time.Hour))
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := func(notBefore, notAfter time.Time) *x509.Certificate {
+		t.Helper()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(8), Subject: pkix.Name{CommonName: "dev1"}, NotBefore: notBefore, NotAfter: notAfter}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, sub.cert, leafKey.Public(), sub.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c
+	}
+	day := 24 * time.Hour
+	for _, c := range []struct {
+		name      string
+		notBefore time.Duration // from the local clock
+		notAfter  time.Duration
+		cas       []*x509.Certificate
+		pin       string
+		wantErr   string // "": accepted
+		wantWarn  bool
+	}{
+		{"valid since an hour", -time.Hour, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "", false},
+		{"valid from now", 0, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "", false},
+		{"valid from 3 s ahead", 3 * time.Second, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "", true},
+		{"valid from 3 s ahead, no anchor", 3 * time.Second, day, []*x509.Certificate{sub.cert}, "", "", true},
+		{"valid from 5 min ahead", 5 * time.Minute, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "", true},
+		{"valid from 5 min 1 s ahead", 5*time.Minute + time.Second, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "does not chain", false},
+		{"valid from 5 min 1 s ahead, no anchor", 5*time.Minute + time.Second, day, []*x509.Certificate{sub.cert}, "", "not now", false},
+		{"valid from a day ahead", day, 2 * day, []*x509.Certificate{sub.cert, root.cert}, "", "does not chain", false},
+		{"expired a second ago", -day, -time.Second, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "does not chain", false},
+		{"expired, no anchor", -day, -time.Second, []*x509.Certificate{sub.cert}, "", "not now", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var warnings []string
+			warnf := func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) }
+			_, err := VerifyIssued(leaf(trustNow.Add(c.notBefore), trustNow.Add(c.notAfter)), leafKey.Public(), c.cas, c.pin, trustNow, warnf)
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Errorf("err = %v, want one saying %q", err, c.wantErr)
+			}
+			if got := len(warnings) == 1 && strings.Contains(warnings[0], "local clock is behind"); got != c.wantWarn || len(warnings) > 1 {
+				t.Errorf("warnings %q, want a warning about the clock: %v", warnings, c.wantWarn)
+			}
+		})
 	}
 }
 
