@@ -50,7 +50,7 @@ func cmdGetCRL(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	req.CACerts, req.Caps = caCerts, caps
+	req.CACerts, req.Caps, req.Fingerprint = caCerts, caps, fingerprint
 	der, err := c.GetCRL(ctx, req)
 	if err != nil {
 		var fe *client.FailureError

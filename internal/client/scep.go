@@ -543,11 +543,16 @@ type CRLRequest struct {
 	SignerCert *x509.Certificate
 	SignerKey  crypto.Signer
 	CACerts    []*x509.Certificate // from GetCACert (already checked)
-	Caps       Caps
+	// Fingerprint pins the trust anchor among CACerts as for
+	// TrustedCACerts ("": the self-signed ones). An issuer of Cert not
+	// among CACerts (the CA before a rollover) is believed only if it
+	// chains to that anchor.
+	Fingerprint string
+	Caps        Caps
 }
 
 // GetCRL sends GetCRL (RFC 8894 §3.3.4) and returns the CRL, DER, after
-// checking it is signed by the CA that issued Cert.
+// checking it is signed by the CA that issued Cert (crlIssuer finds it).
 func (c *SCEP) GetCRL(ctx context.Context, r CRLRequest) ([]byte, error) {
 	if r.Cert == nil {
 		return nil, errors.New("GetCRL needs the certificate whose CA's CRL is wanted")
@@ -596,12 +601,140 @@ func (c *SCEP) GetCRL(ctx context.Context, r CRLRequest) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the GetCRL reply's CRL: %w", err)
 	}
+	issuer, err := c.crlIssuer(ctx, r, sd.Certificates)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(issuer.RawSubject, list.RawIssuer) {
+		return nil, fmt.Errorf("the CRL is issued by %s, not by %s, the issuer of the certificate", Printable(list.Issuer.String()), Printable(issuer.Subject.String()))
+	}
+	if err := list.CheckSignatureFrom(issuer); err != nil {
+		return nil, fmt.Errorf("the CRL is not signed by %s, the issuer of the certificate: %w", Printable(issuer.Subject.String()), err)
+	}
+	return der, nil
+}
+
+// Bounds on fetching an issuer certificate from a caIssuers URL: it is one
+// certificate (or a few, certs-only) from a server that may be slow or
+// hostile.
+const (
+	caIssuersTimeout  = 10 * time.Second
+	maxCAIssuersBytes = 64 << 10
+)
+
+// crlIssuer finds the certificate of the CA that issued r.Cert, the only
+// one whose CRL answers the GetCRL. It is among r.CACerts while that CA
+// issues; after a rollover GetCACert no longer carries it, and it may come
+// from the reply's certificates (carried) or from r.Cert's caIssuers URL,
+// but then only if it chains, at our clock, to the trust anchor of
+// r.CACerts (the pinned CA with r.Fingerprint): else a server could sign
+// a CRL with a CA of its own making.
+func (c *SCEP) crlIssuer(ctx context.Context, r CRLRequest, carried []*x509.Certificate) (*x509.Certificate, error) {
 	for _, ca := range r.CACerts {
-		if bytes.Equal(ca.RawSubject, list.RawIssuer) && list.CheckSignatureFrom(ca) == nil {
-			return der, nil
+		if issued(r.Cert, ca) {
+			return ca, nil
 		}
 	}
-	return nil, errors.New("the CRL is not signed by a CA certificate the server gave us")
+	roots, inter, nroots, err := caPools(r.CACerts, r.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	if nroots == 0 {
+		return nil, fmt.Errorf("the issuer of the certificate (%s) is not among the server's CA certificates, and none of them is a root to check another against", r.Cert.Issuer)
+	}
+	for _, ca := range carried {
+		inter.AddCert(ca)
+	}
+	trusted := func(candidates []*x509.Certificate) (*x509.Certificate, error) {
+		var refused error
+		for _, ca := range candidates {
+			if !issued(r.Cert, ca) {
+				continue
+			}
+			if _, err := ca.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: c.now(),
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+				refused = fmt.Errorf("the issuer certificate %s does not chain to the trusted CA: %w", Printable(ca.Subject.String()), err)
+				continue
+			}
+			return ca, nil
+		}
+		return nil, refused
+	}
+	ca, refused := trusted(carried)
+	if ca != nil {
+		return ca, nil
+	}
+	var problems []string
+	if refused != nil {
+		problems = append(problems, "from the reply: "+refused.Error())
+	}
+	for _, u := range r.Cert.IssuingCertificateURL {
+		fetched, err := c.fetchCAIssuers(ctx, u)
+		if err == nil {
+			if ca, err = trusted(fetched); ca != nil {
+				return ca, nil
+			}
+			if err == nil {
+				err = errors.New("it holds no certificate that issued the certificate")
+			}
+		}
+		problems = append(problems, fmt.Sprintf("from %s: %v", Printable(u), err))
+	}
+	msg := fmt.Sprintf("cannot check the CRL: the issuer of the certificate (%s) is not among the server's CA certificates", r.Cert.Issuer)
+	if len(problems) == 0 {
+		return nil, errors.New(msg + ", nor in the reply, and the certificate names no caIssuers URL")
+	}
+	return nil, fmt.Errorf("%s (%s)", msg, strings.Join(problems, "; "))
+}
+
+// issued reports whether ca is a CA certificate whose key signed cert.
+func issued(cert, ca *x509.Certificate) bool {
+	return ca.IsCA && bytes.Equal(ca.RawSubject, cert.RawIssuer) && cert.CheckSignatureFrom(ca) == nil
+}
+
+// fetchCAIssuers fetches the certificates at a caIssuers URL (RFC 5280
+// §4.2.2.1: a DER certificate or a certs-only CMS), over plain HTTP only,
+// as certificates are public and checked by the caller: no LDAP, and no
+// TLS whose own chain might need the very CA sought.
+func (c *SCEP) fetchCAIssuers(ctx context.Context, rawURL string) ([]*x509.Certificate, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return nil, errors.New("not an http URL")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Transport: c.httpClient().Transport, Timeout: caIssuersTimeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if req.URL.Scheme != "http" || len(via) >= 3 {
+				return errors.New("redirected elsewhere than a plain HTTP URL, or too often")
+			}
+			return nil
+		}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxCAIssuersBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxCAIssuersBytes {
+		return nil, fmt.Errorf("larger than %d bytes", maxCAIssuersBytes)
+	}
+	if cert, err := x509.ParseCertificate(body); err == nil {
+		return []*x509.Certificate{cert}, nil
+	}
+	sd, err := cms.ParseSignedData(body)
+	if err != nil {
+		return nil, errors.New("neither a DER certificate nor a certs-only CMS")
+	}
+	return sd.Certificates, nil
 }
 
 // selfSignedSigner is a throwaway signer certificate for a request that

@@ -32,7 +32,7 @@ func issue(t *testing.T, cn string, parent *testCert, isCA bool, notAfter time.T
 	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, NotBefore: trustNow.Add(-time.Hour), NotAfter: notAfter,
 		IsCA: isCA, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature}
 	if isCA {
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
+		tmpl.KeyUsage |= x509.KeyUsageCertSign | x509.KeyUsageCRLSign
 	}
 	signer, signerCert := crypto.Signer(key), tmpl
 	if parent != nil {
