@@ -213,13 +213,20 @@ func DegenerateCertificates(certs []*x509.Certificate) ([]byte, error) {
 }
 
 // DegenerateCRLs returns a DER certs-only SignedData (no content, no
-// signers, no certificates) carrying CRLs (DER) in its crls field, as SCEP
-// GetCRL answers.
-func DegenerateCRLs(crls [][]byte) ([]byte, error) {
+// signers) carrying CRLs (DER) in its crls field, as SCEP GetCRL answers,
+// and the certificates of their issuers when given: a client whose copy of
+// the CA certificates predates a CA switch can then check a CRL of the
+// previous CA.
+func DegenerateCRLs(crls [][]byte, issuers ...*x509.Certificate) ([]byte, error) {
 	if len(crls) == 0 {
 		return nil, errors.New("cms: no CRL")
 	}
-	return degenerate(nil, crls)
+	for _, c := range issuers {
+		if err := checkParsed(c); err != nil {
+			return nil, err
+		}
+	}
+	return degenerate(issuers, crls)
 }
 
 // degenerate builds a SignedData with no content and no signers.

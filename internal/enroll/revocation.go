@@ -102,10 +102,10 @@ func (s *Service) IssueResponderCertificate(ctx context.Context, issuerID string
 
 // CurrentCRL returns the CRL of the issuer SCEP GetCRL names: by its name,
 // and, when several of our issuers share that name (a rollover that kept
-// it), by the one that issued serialHex.
-func (s *Service) CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex string) ([]byte, error) {
+// it), by the one that issued serialHex; and that issuer's certificate.
+func (s *Service) CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex string) ([]byte, *x509.Certificate, error) {
 	if s.cfg.CRLs == nil {
-		return nil, pki.Errorf(pki.EBadRequest, "this server publishes no CRL")
+		return nil, nil, pki.Errorf(pki.EBadRequest, "this server publishes no CRL")
 	}
 	var named []*ca.Issuer
 	for _, i := range s.authority.Issuers() {
@@ -116,7 +116,7 @@ func (s *Service) CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex st
 	issuer := (*ca.Issuer)(nil)
 	switch len(named) {
 	case 0:
-		return nil, pki.Errorf(pki.EBadCertID, "no issuing CA of this server has that name")
+		return nil, nil, pki.Errorf(pki.EBadCertID, "no issuing CA of this server has that name")
 	case 1:
 		issuer = named[0]
 	default:
@@ -132,12 +132,12 @@ func (s *Service) CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex st
 	}
 	der, err := s.cfg.CRLs.CurrentCRL(ctx, issuer.ID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, pki.Wrap(pki.EBadCertID, err, "the CRL of this CA is not published yet; try again shortly")
+		return nil, nil, pki.Wrap(pki.EBadCertID, err, "the CRL of this CA is not published yet; try again shortly")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("enroll: CRL of %s: %w", issuer.ID, err)
+		return nil, nil, fmt.Errorf("enroll: CRL of %s: %w", issuer.ID, err)
 	}
-	return der, nil
+	return der, issuer.Cert, nil
 }
 
 // CheckNotRevoked refuses a certificate of ours that is revoked (or not in

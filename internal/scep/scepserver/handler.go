@@ -35,7 +35,7 @@ type Service interface {
 	Poll(ctx context.Context, profile, transactionID string) (*enroll.Result, error)
 	GetCertificate(ctx context.Context, rawIssuer []byte, serialHex string, requester *x509.Certificate) (*x509.Certificate, error)
 	// CurrentCRL is the newest CRL of the issuer GetCRL names.
-	CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex string) ([]byte, error)
+	CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex string) ([]byte, *x509.Certificate, error)
 	// CheckNotRevoked refuses a certificate of ours that is revoked.
 	CheckNotRevoked(ctx context.Context, cert *x509.Certificate) error
 	Profile(name string) (pki.Profile, bool)

@@ -322,8 +322,10 @@ func TestGetCRL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(sd.RawCRLs) != 1 || len(sd.Certificates) != 0 {
-			t.Fatalf("GetCRL reply has %d CRLs and %d certificates, want 1 and 0", len(sd.RawCRLs), len(sd.Certificates))
+		// The CRL's issuer comes along: a client that cached the CA
+		// certificates before a switch checks a previous CA's CRL with it.
+		if len(sd.RawCRLs) != 1 || len(sd.Certificates) != 1 || !sd.Certificates[0].Equal(ts.Authority.Issuer.Cert) {
+			t.Fatalf("GetCRL reply has %d CRLs and %d certificates, want 1 and its issuer", len(sd.RawCRLs), len(sd.Certificates))
 		}
 		want, _ := ts.CRL.Current(ts.Authority.Issuer.ID)
 		if !bytes.Equal(sd.RawCRLs[0], want.DER) {

@@ -182,11 +182,11 @@ func (h *Handler) getCRL(ctx context.Context, req *request) ([]byte, error) {
 	if err := h.svc.CheckNotRevoked(ctx, req.msg.SignerCert); err != nil {
 		return nil, err
 	}
-	der, err := h.svc.CurrentCRL(ctx, ias.Issuer.FullBytes, ias.Serial.Text(16))
+	der, issuer, err := h.svc.CurrentCRL(ctx, ias.Issuer.FullBytes, ias.Serial.Text(16))
 	if err != nil {
 		return nil, err
 	}
-	inner, err := cms.DegenerateCRLs([][]byte{der})
+	inner, err := cms.DegenerateCRLs([][]byte{der}, issuer)
 	if err != nil {
 		return nil, fmt.Errorf("scep: GetCRL reply: %w", err)
 	}
