@@ -155,6 +155,11 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) outcom
 	if err != nil {
 		return outcome{err: err}
 	}
+	if k := l.pendingKey(); k != nil && pki.SamePublicKey(k.Public(), p.cert.PublicKey) {
+		// The renewal it was kept for is in place (a run stopped after
+		// the switch and before it was cleared).
+		l.clearPendingKey()
+	}
 	now := a.now()
 	point := RenewalPoint(p.cert, c.RenewBefore)
 	o := outcome{point: point}
@@ -203,29 +208,34 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 			kt = keys.KeyTypeOf(p.cert.PublicKey)
 		}
 		if k := l.pendingKey(); k != nil && keys.KeyTypeOf(k.Public()) == kt {
-			log.Info("asking again with the key of the request the server holds for approval")
+			log.Info("asking again with the key of an earlier request (held for approval, or whose answer never got installed)")
 			key, usedPending = k, true
 		} else {
 			var err error
 			if key, err = keys.Generate(kt); err != nil {
 				return nil, err
 			}
+			// Kept before the server is asked: if its answer is lost (a
+			// full disk, a crash, the network), the next attempt asks
+			// with the same key and is given the certificate already
+			// issued for it, even when that renewal revoked the old one.
+			// And a disk that cannot take the key stops the renewal
+			// before anything is issued.
+			if err := l.savePendingKey(key); err != nil {
+				return nil, fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
+			}
 		}
 	}
 	res, err := a.renewer(c.Protocol).Renew(ctx, RenewRequest{Config: c, Old: p.cert, OldChain: p.extra, OldKey: p.key, Key: key, Now: a.now,
 		Warnf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }})
 	if err != nil {
-		var pe *client.PendingError
-		switch {
-		case errors.As(err, &pe) && c.Rekey:
-			if serr := l.savePendingKey(key); serr != nil {
-				log.Error("could not keep the key of the held request", "err", serr)
-			}
-		case usedPending && finalRefusal(err):
-			// The held request was decided against (rejected, say): its
+		if c.Rekey && finalRefusal(err) {
+			// Refused (the held request rejected, the key refused): the
 			// key would only be refused again. The next attempt asks anew.
 			l.clearPendingKey()
-			log.Warn("the server refused the held request; the next attempt makes a new request with a new key", "err", err)
+			if usedPending {
+				log.Warn("the server refused the request; the next attempt makes a new request with a new key", "err", err)
+			}
 		}
 		return nil, err
 	}

@@ -736,3 +736,38 @@ func TestSCEPWithECKeyNeedsChallengeFileBeforeDue(t *testing.T) {
 		t.Errorf("with a challenge_file: %v", err)
 	}
 }
+
+// A renewal whose answer was never installed (the disk full, a crash) is
+// asked for again with the same key: a server that issued it answers with
+// that certificate (and one whose renewal revoked the old certificate
+// would otherwise refuse every later attempt).
+func TestLostRenewalIsAskedAgainWithTheSameKey(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.cfg.OnceAttempts = 1
+	f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+	f.agent.hook = func(step string) error {
+		if strings.HasPrefix(step, "generation") {
+			return errStop
+		}
+		return nil
+	}
+	if err := f.agent.RunOnce(context.Background()); err == nil {
+		t.Fatal("the stopped install succeeded")
+	}
+	f.agent.hook = nil
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.renewer.count(); n != 2 {
+		t.Fatalf("%d renewals asked for, want 2", n)
+	}
+	if !pki.SamePublicKey(f.renewer.issued[0].PublicKey, f.renewer.issued[1].PublicKey) {
+		t.Error("the second attempt asked with another key than the lost renewal's")
+	}
+	if !pki.SamePublicKey(f.pair().key.Public(), f.renewer.issued[1].PublicKey) {
+		t.Error("the installed key is not the renewal's")
+	}
+	if _, err := os.Stat(filepath.Join(newLayout(f.cert(), nil).state, pendingKeyPEM)); err == nil {
+		t.Error("the kept key is still there after the renewal was installed")
+	}
+}

@@ -549,8 +549,10 @@ func (l *layout) clearMarker() error {
 	return nil
 }
 
-// pendingKey is the key of a request held for approval, kept so that the
-// next attempt asks with the same key (SCEP knows a request by its key).
+// pendingKey is the new key of a renewal not installed yet (held for
+// approval, or its answer lost), kept so that the next attempt asks with
+// the same key: SCEP knows a request by its key, and the server answers a
+// renewal it already issued for that key with the same certificate.
 func (l *layout) pendingKey() crypto.Signer {
 	b, err := os.ReadFile(filepath.Join(l.state, pendingKeyPEM))
 	if err != nil {

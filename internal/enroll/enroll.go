@@ -307,6 +307,9 @@ type State struct {
 	// RenewsCert that certificate (nil otherwise).
 	Renews     *pki.Certificate
 	RenewsCert *x509.Certificate
+	// RenewedAlready is the renewal of Renews issued earlier for the same
+	// key: a client whose answer was lost asks again, and gets it again.
+	RenewedAlready *pki.Certificate
 	// Events are appended with the issuance (e.g. challenge.used).
 	Events []pki.AuditEvent
 	// CompleteRequest is the held request an approval completes.
@@ -400,6 +403,10 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	for _, step := range s.steps {
+		if st.RenewedAlready != nil {
+			// Nothing more to decide: it was decided when it was issued.
+			break
+		}
 		if err := step(ctx, st); err != nil {
 			if held && st.Held == nil && pki.ErrorCode(err) == pki.EUnauthorized {
 				// A copy of this request, sent at once, may have been
@@ -411,6 +418,11 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 			}
 			return nil, err
 		}
+	}
+	if again := st.RenewedAlready; again != nil {
+		s.log.Info("renewal answered again with the certificate issued earlier for the same key", "serial", again.SerialHex,
+			"renews", st.Renews.SerialHex, "transaction_id", req.TransactionID, "remote", req.RemoteAddr)
+		return s.issuedResult(ctx, again.IssuerID, again.SerialHex)
 	}
 	if profile.RequireApproval {
 		if req.ServerKeyGen {

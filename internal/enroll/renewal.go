@@ -3,7 +3,9 @@ package enroll
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"slices"
@@ -43,6 +45,19 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	if err != nil {
 		return err
 	}
+	if !st.Req.ServerKeyGen {
+		// Asked again with the key of a renewal already issued (its
+		// answer was lost): answered with that certificate, even when
+		// that renewal revoked the old one, and never with a second one.
+		again, err := s.renewedAlready(ctx, old, st.Req.CSR.RawSubjectPublicKeyInfo)
+		if err != nil {
+			return err
+		}
+		if again != nil {
+			st.Renews, st.RenewsCert, st.RenewedAlready = old, signer, again
+			return nil
+		}
+	}
 	if old.Status == pki.StatusRevoked {
 		return pki.Errorf(pki.EBadCertID, "the certificate to renew is revoked")
 	}
@@ -60,6 +75,26 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	}
 	st.Renews, st.RenewsCert = old, signer
 	return nil
+}
+
+// renewedAlready is the valid renewal of old whose key is spki, if one was
+// issued.
+func (s *Service) renewedAlready(ctx context.Context, old *pki.Certificate, spki []byte) (*pki.Certificate, error) {
+	renewals, err := s.store.RenewalsOf(ctx, old.IssuerID, old.SerialHex)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: renewals of %s: %w", old.SerialHex, err)
+	}
+	for i := range renewals {
+		r := &renewals[i]
+		if r.Status != pki.StatusValid {
+			continue
+		}
+		cert, err := x509.ParseCertificate(r.DER)
+		if err == nil && bytes.Equal(cert.RawSubjectPublicKeyInfo, spki) {
+			return r, nil
+		}
+	}
+	return nil, nil
 }
 
 // checkRenewalNames runs after the subject is decided: unless the profile

@@ -151,11 +151,24 @@ func TestRenewalRevokesSupersededWhenAsked(t *testing.T) {
 	old := ts.enrollCert(t, key, "CN=device-1,O=Acme")
 	ts.Clock.Advance(300 * day)
 	msg, rep := ts.exchange(t, reqParams{key: testKey(t, 1), signerCert: old, signerKey: key, challenge: "-", msgType: scep.RenewalReq})
-	ts.issuedCert(t, rep, msg.SignerCert, key)
+	renewed, _ := ts.issuedCert(t, rep, msg.SignerCert, key)
 	rec, err := ts.Store.Certificate(context.Background(), ts.Authority.Issuer.ID, old.SerialNumber.Text(16))
 	if err != nil || rec.Status != pki.StatusRevoked || rec.RevokeReason != 4 {
 		t.Fatalf("old certificate: %+v, %v", rec, err)
 	}
+
+	// The device lost the answer and asks again with the same new key,
+	// signed by the certificate that renewal revoked: it gets the same
+	// certificate, and no second one is issued.
+	before := ts.certCount(t)
+	msg, rep = ts.exchange(t, reqParams{key: testKey(t, 1), signerCert: old, signerKey: key, challenge: "-", msgType: scep.RenewalReq})
+	again, _ := ts.issuedCert(t, rep, msg.SignerCert, key)
+	if !again.Equal(renewed) || ts.certCount(t) != before {
+		t.Errorf("asked again: serial %s (first %s), %d certificates recorded (before %d)", again.SerialNumber.Text(16), renewed.SerialNumber.Text(16), ts.certCount(t), before)
+	}
+	// With another key it is a new renewal of a revoked certificate.
+	_, rep = ts.exchange(t, reqParams{key: testKey(t, 2), signerCert: old, signerKey: key, challenge: "-", msgType: scep.RenewalReq})
+	wantFailure(t, rep, scep.BadCertID)
 }
 
 func TestPendingApprovalAndCertPoll(t *testing.T) {
