@@ -80,7 +80,9 @@ func ErrorCode(err error) Code {
 	if errors.As(err, &e) && e.Code != EInternal {
 		return e.Code
 	}
-	if errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		// A request past its budget (a store that stopped answering):
+		// come back later.
 		return EUnavailable
 	}
 	return EInternal

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -15,6 +16,8 @@ func TestUnavailable(t *testing.T) {
 		cause,
 		fmt.Errorf("issue: %w", cause),
 		Wrap(EInternal, cause, "recording the certificate"),
+		// A request past its budget: a store that stopped answering.
+		Wrap(EInternal, fmt.Errorf("sqlite: begin: %w", context.DeadlineExceeded), "recording the certificate"),
 	} {
 		if c := ErrorCode(err); c != EUnavailable {
 			t.Errorf("ErrorCode(%v) = %s, want unavailable", err, c)

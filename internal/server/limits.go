@@ -51,6 +51,10 @@ type Limits struct {
 	// Zero RateLimit switches it off.
 	RateLimit float64
 	RateBurst int
+	// HandlerBudget is how long a request may take from its arrival,
+	// queueing included, before its context ends (default
+	// DefaultHandlerBudget).
+	HandlerBudget time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed; without them only the TCP peer address counts.
 	TrustedProxies []netip.Prefix
@@ -160,6 +164,9 @@ func NewGuard(l Limits, clock pki.Clock, log *slog.Logger) (*Guard, error) {
 	if l.MaxClients <= 0 {
 		l.MaxClients = DefaultMaxClients
 	}
+	if l.HandlerBudget <= 0 {
+		l.HandlerBudget = DefaultHandlerBudget
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -222,6 +229,7 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 		monitoring[p] = make(chan struct{}, monitoringSlots)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		addr, forwarded := g.clientAddr(r)
 		if forwarded {
 			r2 := *r
@@ -264,9 +272,21 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 			return
 		}
 		defer func() { <-held }()
-		next.ServeHTTP(w, r)
+		// A store that stops answering (PostgreSQL black-holed, its
+		// connections still open) must not hold the request until the
+		// client gives up and the connection closes without an answer:
+		// past its budget the request's context ends, and the store's
+		// error becomes 503 with Retry-After.
+		ctx, cancel := context.WithDeadline(r.Context(), start.Add(g.limits.HandlerBudget))
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
+
+// DefaultHandlerBudget is how long a request may take from its arrival at
+// the guard, queueing included, before its context ends: short of the
+// listener's 30 s WriteTimeout, so that its answer still goes out.
+const DefaultHandlerBudget = 25 * time.Second
 
 // bodyFirstBytes is how much of a body the guard reads before the request
 // takes a slot. Every enrollment, EST request and API call fits (their

@@ -399,3 +399,20 @@ func TestSlowBodiesHoldNoSlot(t *testing.T) {
 		t.Errorf("a body that ends early: %d, handler ran %d times", resp.StatusCode, handled.Load())
 	}
 }
+
+// Every request runs under the guard's budget: a store that stops
+// answering ends with the request's context, not with the client's
+// patience (the edges answer the deadline with 503).
+func TestHandlerBudget(t *testing.T) {
+	var deadline time.Time
+	var had bool
+	h := guarded(t, server.Limits{HandlerBudget: 300 * time.Millisecond}, pkitest.NewClock(t0), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		deadline, had = r.Context().Deadline()
+		<-r.Context().Done()
+	}))
+	start := time.Now()
+	get(h, "192.0.2.1:1")
+	if !had || deadline.Sub(start) > time.Second || time.Since(start) > 10*time.Second {
+		t.Errorf("deadline %v (set: %v), %s after the start; want one within the budget", deadline.Sub(start), had, time.Since(start))
+	}
+}
