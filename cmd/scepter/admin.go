@@ -76,7 +76,7 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return cliErr(err)
 		}
-		fmt.Fprintf(e.stdout, "revoked token %s (%s)\n", t.ID, t.Name)
+		fmt.Fprintf(e.stdout, "revoked token %s (%s)\n", printable(t.ID), printable(t.Name))
 	case "user add":
 		return userAdd(ctx, e, au, me, fs.Arg(0), role, passwordFile)
 	case "user list":
@@ -130,7 +130,8 @@ func tokenList(ctx context.Context, e env, au *auth.Service, me auth.Principal) 
 		case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
 			state = "expired"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, state, day(t.CreatedAt), day(t.ExpiresAt), day(t.LastUsedAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(t.ID), printable(t.Name), printable(string(t.Role)), state,
+			day(t.CreatedAt), day(t.ExpiresAt), day(t.LastUsedAt))
 	}
 	return tw.Flush()
 }
@@ -167,7 +168,7 @@ func userList(ctx context.Context, e env, au *auth.Service, me auth.Principal) e
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tLAST LOGIN\tLOCKED UNTIL")
 	for _, u := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.Role, day(u.CreatedAt), day(u.LastLoginAt), day(u.LockedUntil))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(u.Name), printable(string(u.Role)), day(u.CreatedAt), day(u.LastLoginAt), day(u.LockedUntil))
 	}
 	return tw.Flush()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 
@@ -71,7 +72,12 @@ func agentStatus(e env, args []string) error {
 	}
 	a := &agent.Agent{Config: cfg, Clock: pki.SystemClock{}}
 	st := a.Status()
-	if err := agent.WriteStatus(e.stdout, st, a.Clock.Now()); err != nil {
+	// The subjects are the servers' and problems may quote them.
+	var out bytes.Buffer
+	if err := agent.WriteStatus(&out, st, a.Clock.Now()); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(e.stdout, printableLines(out.String())); err != nil {
 		return err
 	}
 	bad := 0

@@ -140,24 +140,14 @@ func auditList(ctx context.Context, e env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTIME\tTYPE\tACTOR\tOUTCOME\tSERIAL\tSUBJECT\tREASON / DETAIL")
 	for _, ev := range out {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Time.Format(time.RFC3339), ev.Type, ev.Actor, ev.Outcome,
-			ev.Serial, ev.Subject, oneLine(strings.TrimSpace(ev.Reason+" "+ev.Detail)))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Time.Format(time.RFC3339), printable(ev.Type), printable(ev.Actor),
+			printable(ev.Outcome), printable(ev.Serial), printable(ev.Subject), printable(strings.TrimSpace(ev.Reason+" "+ev.Detail)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "%d event(s)\n", len(out))
 	return nil
-}
-
-// oneLine keeps a table row on one line whatever a detail holds.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
 }
 
 // errAuditBroken makes `audit verify` exit 1 after it printed the problem.
@@ -180,7 +170,7 @@ func auditVerify(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if !rep.OK() {
-		fmt.Fprintf(e.stdout, "FAILED after %d good record(s): %v\n", rep.Checked, rep.Problem)
+		fmt.Fprintf(e.stdout, "FAILED after %d good record(s): %s\n", rep.Checked, printable(rep.Problem.Error()))
 		return errAuditBroken
 	}
 	fmt.Fprintf(e.stdout, "OK: %d record(s) checked, the chain is intact (newest record %d)\n", rep.Checked, rep.LastID)

@@ -263,7 +263,7 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 	if len(r.FirstErrors) > 0 {
 		fmt.Fprintln(w, "first failures:")
 		for _, m := range r.FirstErrors {
-			fmt.Fprintf(w, "  %s\n", m)
+			fmt.Fprintf(w, "  %s\n", printable(m))
 		}
 	}
 }

@@ -155,16 +155,16 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 
 	w := e.stdout
 	fmt.Fprintln(w, "Next issuing CA created (GetNextCACert serves it until the switch):")
-	fmt.Fprintf(w, "  subject:     %s\n", iss.Cert.Subject)
+	fmt.Fprintf(w, "  subject:     %s\n", printable(iss.Cert.Subject.String()))
 	fmt.Fprintf(w, "  fingerprint: %s\n", ca.Fingerprint(iss.Cert))
 	fmt.Fprintf(w, "  key type:    %s\n", keys.KeyTypeOf(iss.Cert.PublicKey))
 	fmt.Fprintf(w, "  valid:       %s\n", validity(iss.Cert))
-	fmt.Fprintf(w, "  RA:          %s\n", raDesc)
+	fmt.Fprintf(w, "  RA:          %s\n", printable(raDesc))
 	fmt.Fprintf(w, "  switch at:   %s\n", at.Format(time.RFC3339))
 	if token != nil {
 		fmt.Fprintf(w, "  keys:        in %s\n", token.Describe())
 	}
-	fmt.Fprintf(e.stderr, "Running servers announce the next CA once they reload it (a restart does); certificates of %s stay valid and revocable after the switch.\n", cur.Cert.Subject)
+	fmt.Fprintf(e.stderr, "Running servers announce the next CA once they reload it (a restart does); certificates of %s stay valid and revocable after the switch.\n", printable(cur.Cert.Subject.String()))
 	return nil
 }
 
@@ -399,7 +399,7 @@ func (f *serveFlags) rootKeyNotice(created bool, log *slog.Logger) []string {
 }
 
 func showCert(w io.Writer, c *x509.Certificate, withID bool) {
-	fmt.Fprintf(w, "  subject:     %s\n", c.Subject)
+	fmt.Fprintf(w, "  subject:     %s\n", printable(c.Subject.String()))
 	fmt.Fprintf(w, "  fingerprint: %s\n", ca.Fingerprint(c))
 	if withID {
 		// The issuer ID of the store and of profiles' issuer setting.
@@ -415,7 +415,7 @@ func showRA(w io.Writer, ra *pki.RA) {
 		fmt.Fprintln(w, "  RA:          the issuing CA itself (RA mode ca)")
 		return
 	}
-	fmt.Fprintf(w, "  RA:          %s (%s, valid %s)\n", ra.Cert.Subject, ca.Fingerprint(ra.Cert), validity(ra.Cert))
+	fmt.Fprintf(w, "  RA:          %s (%s, valid %s)\n", printable(ra.Cert.Subject.String()), ca.Fingerprint(ra.Cert), validity(ra.Cert))
 }
 
 func validity(c *x509.Certificate) string {

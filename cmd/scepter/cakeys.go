@@ -117,9 +117,9 @@ func cmdCAExportKeys(ctx context.Context, e env, args []string) error {
 	auditCLI(ctx, e, &sf, pki.AuditEvent{Type: eventCAKeysExported, Detail: detail})
 
 	w := e.stdout
-	fmt.Fprintf(w, "Exported the keys and certificates of the CA %s to %s (encrypted, mode 0600):\n", x.Root, out)
+	fmt.Fprintf(w, "Exported the keys and certificates of the CA %s to %s (encrypted, mode 0600):\n", printable(x.Root), out)
 	for _, k := range x.Keys() {
-		fmt.Fprintf(w, "  %s\n", k)
+		fmt.Fprintf(w, "  %s\n", printable(k))
 	}
 	rootIn := slices.Contains(x.Keys(), "ca/"+ca.RootKeyFile)
 	switch {
@@ -189,10 +189,10 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 
 	w := e.stdout
 	if len(res.Written) == 0 {
-		fmt.Fprintf(w, "Nothing to do: %s already holds every file of the export of CA %s.\n", sf.dataDir, x.Root)
+		fmt.Fprintf(w, "Nothing to do: %s already holds every file of the export of CA %s.\n", sf.dataDir, printable(x.Root))
 		return nil
 	}
-	fmt.Fprintf(w, "Imported the CA %s into %s: %d files written, %d already there.\n", x.Root, sf.dataDir, len(res.Written), len(res.Unchanged))
+	fmt.Fprintf(w, "Imported the CA %s into %s: %d files written, %d already there.\n", printable(x.Root), sf.dataDir, len(res.Written), len(res.Unchanged))
 	fmt.Fprintf(w, "A server running on %s picks the CA's next generation up on its next reload (--ca-reload-interval); otherwise start it: scepter serve --data-dir %s\n", sf.dataDir, sf.dataDir)
 	return nil
 }

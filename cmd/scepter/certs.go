@@ -83,14 +83,14 @@ func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
 	c := r.Certificate
 	switch {
 	case sub == "unhold" && r.Changed:
-		fmt.Fprintf(e.stdout, "hold lifted: %s (%s) is valid again\n", c.SerialHex, c.Subject)
+		fmt.Fprintf(e.stdout, "hold lifted: %s (%s) is valid again\n", printable(c.SerialHex), printable(c.Subject))
 	case sub == "unhold":
-		fmt.Fprintf(e.stdout, "%s (%s) is not on hold; nothing to do\n", c.SerialHex, c.Subject)
+		fmt.Fprintf(e.stdout, "%s (%s) is not on hold; nothing to do\n", printable(c.SerialHex), printable(c.Subject))
 	case r.Changed:
-		fmt.Fprintf(e.stdout, "revoked %s (%s) at %s, reason %s\n", c.SerialHex, c.Subject,
+		fmt.Fprintf(e.stdout, "revoked %s (%s) at %s, reason %s\n", printable(c.SerialHex), printable(c.Subject),
 			c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
 	default:
-		fmt.Fprintf(e.stdout, "already revoked: %s (%s) at %s, reason %s\n", c.SerialHex, c.Subject,
+		fmt.Fprintf(e.stdout, "already revoked: %s (%s) at %s, reason %s\n", printable(c.SerialHex), printable(c.Subject),
 			c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
 		if c.RevokeReason != code {
 			fmt.Fprintf(e.stderr, "the reason stays %s: only a certificateHold can be given another reason\n", admin.ReasonName(c.RevokeReason))
@@ -199,7 +199,8 @@ func certsList(ctx context.Context, e env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERIAL\tSTATUS\tNOT AFTER\tPROFILE\tSUBJECT")
 	for _, c := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Serial, c.Status, c.NotAfter.Format("2006-01-02"), c.Profile, c.Subject)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(c.Serial), printable(c.Status), c.NotAfter.Format("2006-01-02"),
+			printable(c.Profile), printable(c.Subject))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -249,7 +250,7 @@ func certsShow(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("stored certificate %s: %w", serial, err)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+		row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, printable(v)) }
 		row("Serial", r.SerialHex)
 		row("Status", displayStatus(r, now))
 		row("Subject", r.Subject)

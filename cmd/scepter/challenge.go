@@ -143,8 +143,8 @@ func challengeList(ctx context.Context, e env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPROFILE\tSTATE\tEXPIRES\tBOUND TO\tCREATED BY")
 	for _, c := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Profile, c.State, c.ExpiresAt.Format(time.RFC3339),
-			strings.TrimSpace(c.Subject+" "+strings.Join(c.Names, " ")), c.CreatedBy)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", printable(c.ID), printable(c.Profile), printable(c.State), c.ExpiresAt.Format(time.RFC3339),
+			printable(strings.TrimSpace(c.Subject+" "+strings.Join(c.Names, " "))), printable(c.CreatedBy))
 	}
 	return tw.Flush()
 }

@@ -106,7 +106,7 @@ func distinctOutputs(flags map[string]string) error {
 // against the pinned fingerprint when given.
 func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.Caps, []*x509.Certificate, error) {
 	c := &client.SCEP{URL: f.serverURL, AllowInsecureDES: f.allowDES, Warnf: func(format string, args ...any) {
-		fmt.Fprintf(e.stderr, "warning: "+format+"\n", args...)
+		fmt.Fprintf(e.stderr, "warning: %s\n", printable(fmt.Sprintf(format, args...)))
 	}}
 	caps, err := c.GetCACaps(ctx)
 	if err != nil {
@@ -159,7 +159,7 @@ func (f *clientFlags) finish(e env, key crypto.Signer, cert *x509.Certificate, c
 		}
 	}
 	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
-		cert.Subject, cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, keyAt)
+		printable(cert.Subject.String()), cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, keyAt)
 	if len(chain) > 0 {
 		fmt.Fprintf(e.stdout, "CA chain:    %s\n", f.chainOut)
 	}

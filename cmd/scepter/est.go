@@ -78,7 +78,9 @@ func (f *estFlags) client(e env) (*client.EST, error) {
 		return nil, usageError{"--cacert and --ca-fingerprint exclude each other"}
 	}
 	c := &client.EST{URL: f.url, Fingerprint: f.fingerprint, User: f.user,
-		Warnf: func(format string, args ...any) { fmt.Fprintf(e.stderr, "warning: "+format+"\n", args...) }}
+		Warnf: func(format string, args ...any) {
+			fmt.Fprintf(e.stderr, "warning: %s\n", printable(fmt.Sprintf(format, args...)))
+		}}
 	var err error
 	if c.MinVersion, err = tlsVersion(f.tlsMin); err != nil {
 		return nil, usageError{"--tls-min-version: " + err.Error()}
@@ -159,7 +161,7 @@ func estCACerts(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	for _, cert := range certs {
-		fmt.Fprintf(e.stdout, "%s  %s\n", client.Fingerprint(cert), cert.Subject)
+		fmt.Fprintf(e.stdout, "%s  %s\n", client.Fingerprint(cert), printable(cert.Subject.String()))
 	}
 	fmt.Fprintf(e.stdout, "%d CA certificate(s) written to %s\n", len(certs), f.out)
 	return nil
@@ -276,7 +278,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	}
 	cert := res.Certificate
 	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
-		cert.Subject, cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, f.keyOut)
+		printable(cert.Subject.String()), cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, f.keyOut)
 	if res.Key != nil {
 		how := "inside TLS"
 		if res.KeyEncrypted {
@@ -453,7 +455,7 @@ func estUser(ctx context.Context, e env, args []string) error {
 			if p == "" {
 				p = "(any)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, p, u.CreatedAt.UTC().Format(time.RFC3339), u.CreatedBy)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(u.Name), printable(p), u.CreatedAt.UTC().Format(time.RFC3339), printable(u.CreatedBy))
 		}
 		return tw.Flush()
 	}

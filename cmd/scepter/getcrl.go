@@ -74,7 +74,7 @@ func cmdGetCRL(ctx context.Context, e env, args []string) error {
 	if err := keys.WriteFileAtomic(out, data, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "CRL %s of %s: %d revoked, next update %s; written to %s\n", list.Number, list.Issuer,
+	fmt.Fprintf(e.stderr, "CRL %s of %s: %d revoked, next update %s; written to %s\n", list.Number, printable(list.Issuer.String()),
 		len(list.RevokedCertificateEntries), list.NextUpdate.UTC().Format("2006-01-02T15:04:05Z"), out)
 	return nil
 }

@@ -58,7 +58,8 @@ func main() {
 	e := env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}
 	if err := run(ctx, e, os.Args[1:]); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "scepter: %v\n", err)
+			// Errors may quote what a server sent or the store holds.
+			fmt.Fprintf(os.Stderr, "scepter: %s\n", printableLines(err.Error()))
 		}
 		os.Exit(exitCode(err))
 	}

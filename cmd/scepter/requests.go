@@ -64,7 +64,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "approved %s: issued %s serial %s; the client collects it with its next poll\n", fs.Arg(0), res.Record.Subject, res.Record.SerialHex)
+		fmt.Fprintf(e.stdout, "approved %s: issued %s serial %s; the client collects it with its next poll\n", fs.Arg(0), printable(res.Record.Subject), res.Record.SerialHex)
 		return nil
 	}
 	svc, st, err := sf.adminService(ctx)
@@ -93,7 +93,8 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSTATUS\tPROFILE\tPROTOCOL\tCREATED\tREQUESTER\tSUBJECT")
 		for _, r := range reqs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Profile, r.Protocol, r.CreatedAt.UTC().Format(time.RFC3339), r.RequesterAddr, r.Subject)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(r.ID), printable(string(r.Status)), printable(r.Profile),
+				printable(string(r.Protocol)), r.CreatedAt.UTC().Format(time.RFC3339), printable(r.RequesterAddr), printable(r.Subject))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

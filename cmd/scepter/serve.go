@@ -495,7 +495,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	defer stopPprof()
 	lines = append(lines, pprofLines...)
-	fmt.Fprint(e.stdout, joinLines(lines...))
+	// Certificate names and a token's label are not ours to trust.
+	fmt.Fprint(e.stdout, printableLines(joinLines(lines...)))
 
 	go every(ctx, time.Hour, func() {
 		if err := st.PurgeExpired(ctx, clock.Now()); err != nil {

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/scepter/scepter/internal/client"
+)
+
+// printable is how the CLI shows a value it did not write itself: a
+// subject or a name from the store (a refused CSR's subject is stored as
+// the unauthenticated requester sent it), a reason, what a server sent.
+// C0 and C1 controls, DEL, invalid UTF-8 and the Unicode bidi controls
+// come out escaped (\x1b, \u009b, \u202e, \xff), so no such value can
+// clear or recolour the operator's terminal, add a row to a table or
+// reorder what it shows. Newlines and tabs are escaped too: a value stays
+// in its row and its column. One rule for the whole tree: the client's.
+func printable(s string) string {
+	return client.Printable(s)
+}
+
+// printableLines is printable for a message of several lines (an error
+// with a hint below it): each line is escaped, the line breaks stay.
+func printableLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = printable(l)
+	}
+	return strings.Join(lines, "\n")
+}
