@@ -242,11 +242,7 @@ func (c *EST) exchange(ctx context.Context, method, op string, body []byte) (*re
 }
 
 func refusal(r *response) error {
-	reason := Printable(strings.TrimSpace(string(truncate(r.body, 300))))
-	if ct := r.header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "text/") {
-		reason = ""
-	}
-	return &HTTPError{Status: r.status, Reason: reason}
+	return &HTTPError{Status: r.status, Reason: replyReason(r.header.Get("Content-Type"), r.body)}
 }
 
 // bootstrap establishes the trust anchors from the fingerprint, once.

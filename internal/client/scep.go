@@ -133,7 +133,13 @@ func (c *SCEP) do(req *http.Request) (*http.Response, []byte, error) {
 		return nil, nil, fmt.Errorf("reading response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("%s: HTTP %d: %s", req.URL.Query().Get("operation"), resp.StatusCode, strings.TrimSpace(string(truncate(body, 200))))
+		// Not an HTTPError: the agent takes an HTTPError 4xx for EST's final
+		// refusal of a held request, which this is not.
+		msg := fmt.Sprintf("%s: HTTP %d", req.URL.Query().Get("operation"), resp.StatusCode)
+		if reason := replyReason(resp.Header.Get("Content-Type"), body); reason != "" {
+			msg += ": " + reason
+		}
+		return nil, nil, errors.New(msg)
 	}
 	return resp, body, nil
 }
@@ -148,6 +154,20 @@ func (c *SCEP) do(req *http.Request) (*http.Response, []byte, error) {
 func MarkResendable(req *http.Request, body []byte) {
 	sum := sha256.Sum256(body)
 	req.Header.Set("Idempotency-Key", hex.EncodeToString(sum[:16]))
+}
+
+// maxReasonBytes bounds how much of an error reply's body an error quotes.
+const maxReasonBytes = 300
+
+// replyReason is what an error reply's body adds to the error: its start,
+// escaped, so that a server's text cannot drive the user's terminal or
+// forge a line below the error; nothing when the body is not text (a DER
+// or binary body would be noise).
+func replyReason(contentType string, body []byte) string {
+	if contentType != "" && !strings.HasPrefix(contentType, "text/") {
+		return ""
+	}
+	return Printable(strings.TrimSpace(string(truncate(body, maxReasonBytes))))
 }
 
 func truncate(b []byte, n int) []byte {

@@ -1,0 +1,83 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// A SCEP server's error reply is quoted escaped, bounded, and only when it
+// is text: it cannot drive the user's terminal or forge a line below the
+// error.
+func TestSCEPErrorReplyIsEscaped(t *testing.T) {
+	const forged = "\x1b[2J\x1b[31mFAKE: certificate issued OK\nwarning: everything fine"
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		want        string // in the error; "" checks only that the body is absent
+	}{
+		{"text is quoted, escaped", "text/plain; charset=utf-8", forged,
+			`PKIOperation: HTTP 500: \x1b[2J\x1b[31mFAKE: certificate issued OK\nwarning: everything fine`},
+		{"C1, bidi and invalid UTF-8", "text/plain", "a\u009b31m\u202eb\xff", `HTTP 500: a\u009b31m\u202eb\xff`},
+		{"untyped is quoted", "", "plain words", "HTTP 500: plain words"},
+		{"a binary body is not quoted", "application/octet-stream", forged, ""},
+		{"a long body is cut", "text/plain", strings.Repeat("x", 10000), "HTTP 500: " + strings.Repeat("x", maxReasonBytes)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.contentType == "" {
+					w.Header()["Content-Type"] = nil // no sniffing: none at all
+				} else {
+					w.Header().Set("Content-Type", tt.contentType)
+				}
+				w.WriteHeader(http.StatusInternalServerError)
+				w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			c := &SCEP{URL: srv.URL + "/scep"}
+			_, err := c.pkiOperation(context.Background(), Caps{"postpkioperation": true}, []byte{0x30})
+			if err == nil {
+				t.Fatal("no error for HTTP 500")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "PKIOperation: HTTP 500") {
+				t.Errorf("error %q does not name the operation and status", msg)
+			}
+			if tt.want != "" && !strings.Contains(msg, tt.want) {
+				t.Errorf("error = %q, want it to contain %q", msg, tt.want)
+			}
+			if tt.want == "" && strings.Contains(msg, "FAKE") {
+				t.Errorf("error = %q quotes a body that is not text", msg)
+			}
+			if len(msg) > 4*maxReasonBytes+100 {
+				t.Errorf("error of %d bytes: the body is not bounded", len(msg))
+			}
+			for _, r := range msg {
+				if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == '\u202e' {
+					t.Errorf("error holds %U: %q", r, msg)
+				}
+			}
+			if !utf8.ValidString(msg) {
+				t.Errorf("error is not UTF-8: %q", msg)
+			}
+		})
+	}
+}
+
+// The public operations go through the same path: GetCACaps answered with
+// an error page shows it escaped.
+func TestSCEPGetCACapsErrorIsEscaped(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "\x1b[2Jdown\nforged line", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	_, err := (&SCEP{URL: srv.URL + "/scep"}).GetCACaps(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `GetCACaps: HTTP 503: \x1b[2Jdown\nforged line`) {
+		t.Fatalf("err = %q", err)
+	}
+}
