@@ -207,26 +207,49 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	}
 	keyTypeSet := false
 	fs.Visit(func(fl *flag.Flag) { keyTypeSet = keyTypeSet || fl.Name == "key-type" })
-	tmpl, key, err := estRequestTemplate(op, &f, subject, keyType, keyTypeSet, rekey, encrypt, names{dnsNames, ipAddrs, emails, uris})
+	tmpl, plan, err := estRequestTemplate(op, &f, subject, keyType, keyTypeSet, rekey, encrypt, names{dnsNames, ipAddrs, emails, uris})
 	if err != nil {
 		return err
 	}
-	if csrKeyFile != "" {
-		if op != "enroll" {
-			return usageError{"--csr-key is for enroll"}
-		}
+	if csrKeyFile != "" && op != "enroll" {
+		return usageError{"--csr-key is for enroll"}
+	}
+	// CSR attributes are advice (RFC 7030 §4.5): a server that cannot give
+	// them is warned about, and the request goes without.
+	var attrs []est.CSRAttr
+	if binding == "auto" || op != "serverkeygen" {
+		attrs = c.AdvisoryCSRAttrs(ctx)
+	}
+	key := plan.key
+	// The server's key types count for the key of the certificate; a
+	// serverkeygen request's key only receives the server's key.
+	advice := client.KeyAdvice{}
+	if op != "serverkeygen" {
+		advice = client.KeyAdviceOf(attrs)
+	}
+	switch {
+	case csrKeyFile != "":
 		if key, err = keys.LoadKeyFile(csrKeyFile); err != nil {
 			return err
 		}
-	}
-	withBinding := binding == "always"
-	if binding == "auto" {
-		attrs, err := c.CSRAttrs(ctx)
-		if err != nil {
-			return fmt.Errorf("csrattrs: %w", err)
+	case key == nil:
+		kt := plan.keyType
+		if chosen := advice.Choose(); !plan.keyTypeGiven && !advice.Accepts(kt) && chosen != "" {
+			fmt.Fprintf(e.stderr, "the server's /csrattrs ask for these key types: %s; making a %s key\n", advice, chosen)
+			kt = chosen
 		}
-		withBinding = est.Has(attrs, est.OIDChallengePassword)
+		if key, err = keys.Generate(kt); err != nil {
+			return err
+		}
 	}
+	if kt := keys.KeyTypeOf(key.Public()); !advice.Accepts(kt) {
+		fmt.Fprintf(e.stderr, "warning: the server's /csrattrs ask for these key types: %s; this request's key is %s, which the server may refuse\n", advice, kt)
+	}
+	if encrypt {
+		id, _ := asn1.Marshal(keyIdentifier(key.Public()))
+		tmpl.Attributes = append(tmpl.Attributes, csr.Attribute{Type: est.OIDAsymmetricDecryptKeyIdentifier, Values: [][]byte{id}})
+	}
+	withBinding := binding == "always" || binding == "auto" && est.Has(attrs, est.OIDChallengePassword)
 	req := client.ESTRequest{Op: map[string]string{"enroll": est.OpSimpleEnroll, "reenroll": est.OpSimpleReenroll, "serverkeygen": est.OpServerKeyGen}[op],
 		PollInterval: pollInterval, MaxWait: maxWait,
 		MakeCSR: func(cb []byte) ([]byte, error) {
@@ -294,55 +317,66 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 
 type names struct{ dns, ip, email, uri stringList }
 
+// keyPlan is where a request's key comes from: key as it is, or else a
+// new key of keyType.
+type keyPlan struct {
+	key     crypto.Signer
+	keyType string
+	// keyTypeGiven says the user chose keyType (--key-type), which the
+	// server's /csrattrs then do not change.
+	keyTypeGiven bool
+}
+
 // estRequestTemplate decides the CSR's names and key: from the flags, or
 // for reenroll from the certificate being renewed (same names; same key
 // unless --rekey).
-func estRequestTemplate(op string, f *estFlags, subject, keyType string, keyTypeSet, rekey, encrypt bool, n names) (csr.Template, crypto.Signer, error) {
+func estRequestTemplate(op string, f *estFlags, subject, keyType string, keyTypeSet, rekey, encrypt bool, n names) (csr.Template, keyPlan, error) {
 	var t csr.Template
 	if op == "reenroll" {
 		if f.certFile == "" {
-			return t, nil, usageError{"reenroll needs --cert and --key: the certificate to renew authenticates the request"}
+			return t, keyPlan{}, usageError{"reenroll needs --cert and --key: the certificate to renew authenticates the request"}
 		}
 		certs, err := keys.LoadCertFile(f.certFile)
 		if err != nil {
-			return t, nil, err
+			return t, keyPlan{}, err
 		}
 		old := certs[0]
 		key, err := keys.LoadKeyFile(f.keyFile)
 		if err != nil {
-			return t, nil, err
+			return t, keyPlan{}, err
 		}
 		t = agent.RenewalTemplate(old)
-		if rekey {
-			kt := keyType
-			if !keyTypeSet {
-				kt = keys.KeyTypeOf(old.PublicKey)
-			}
-			if key, err = keys.Generate(kt); err != nil {
-				return t, nil, usageError{err.Error()}
-			}
+		if !rekey {
+			return t, keyPlan{key: key}, nil
 		}
-		return t, key, nil
+		plan := keyPlan{keyType: keyType, keyTypeGiven: keyTypeSet}
+		if !keyTypeSet {
+			plan.keyType = keys.KeyTypeOf(old.PublicKey)
+		}
+		if !keys.ValidKeyType(plan.keyType) {
+			return t, keyPlan{}, usageError{fmt.Sprintf("--key-type %q: want p256, p384, rsa2048, rsa3072 or rsa4096", plan.keyType)}
+		}
+		return t, plan, nil
 	}
 	if subject == "" && len(n.dns)+len(n.ip)+len(n.email)+len(n.uri) == 0 {
-		return t, nil, usageError{"--subject (or at least one SAN) is required"}
+		return t, keyPlan{}, usageError{"--subject (or at least one SAN) is required"}
 	}
 	name, err := csr.ParseDN(subject)
 	if err != nil {
-		return t, nil, usageError{"--subject: " + err.Error()}
+		return t, keyPlan{}, usageError{"--subject: " + err.Error()}
 	}
 	t = csr.Template{RawSubject: name, DNSNames: n.dns, EmailAddresses: n.email}
 	for _, s := range n.ip {
 		ip := net.ParseIP(s)
 		if ip == nil {
-			return t, nil, usageError{fmt.Sprintf("--ip %q is not an IP address", s)}
+			return t, keyPlan{}, usageError{fmt.Sprintf("--ip %q is not an IP address", s)}
 		}
 		t.IPAddresses = append(t.IPAddresses, ip)
 	}
 	for _, s := range n.uri {
 		u, err := url.Parse(s)
 		if err != nil || u.Scheme == "" {
-			return t, nil, usageError{fmt.Sprintf("--uri %q is not an absolute URI", s)}
+			return t, keyPlan{}, usageError{fmt.Sprintf("--uri %q is not an absolute URI", s)}
 		}
 		t.URIs = append(t.URIs, u)
 	}
@@ -350,17 +384,9 @@ func estRequestTemplate(op string, f *estFlags, subject, keyType string, keyType
 		keyType = keys.RSA2048 // the request's key receives the encrypted server key
 	}
 	if !keys.ValidKeyType(keyType) {
-		return t, nil, usageError{fmt.Sprintf("--key-type %q: want p256, p384, rsa2048, rsa3072 or rsa4096", keyType)}
+		return t, keyPlan{}, usageError{fmt.Sprintf("--key-type %q: want p256, p384, rsa2048, rsa3072 or rsa4096", keyType)}
 	}
-	key, err := keys.Generate(keyType)
-	if err != nil {
-		return t, nil, err
-	}
-	if encrypt {
-		id, _ := asn1.Marshal(keyIdentifier(key.Public()))
-		t.Attributes = append(t.Attributes, csr.Attribute{Type: est.OIDAsymmetricDecryptKeyIdentifier, Values: [][]byte{id}})
-	}
-	return t, key, nil
+	return t, keyPlan{keyType: keyType, keyTypeGiven: keyTypeSet}, nil
 }
 
 // keyIdentifier is RFC 5280 method 1 of a public key (how the

@@ -15,6 +15,7 @@ import (
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/scep"
 )
 
@@ -158,11 +159,14 @@ func (ESTRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, erro
 		pair.Certificate = append(pair.Certificate, c.Raw)
 	}
 	c := &client.EST{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Certificate: pair, Now: r.Now, Warnf: r.Warnf}
-	attrs, err := c.CSRAttrs(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("csrattrs: %w", err)
-	}
+	// CSR attributes are advice (RFC 7030 §4.5): without them the renewal
+	// goes on as it would for a server that asks for nothing.
+	attrs := c.AdvisoryCSRAttrs(ctx)
 	withBinding := est.Has(attrs, est.OIDChallengePassword)
+	if advice := client.KeyAdviceOf(attrs); !advice.Accepts(keys.KeyTypeOf(r.Key.Public())) && r.Warnf != nil {
+		// The key is the agent's to choose (key_type), not the server's.
+		r.Warnf("the server's /csrattrs ask for these key types: %s; the renewal's key is %s, which the server may refuse", advice, keys.KeyTypeOf(r.Key.Public()))
+	}
 	tmpl := RenewalTemplate(r.Old)
 	res, err := c.Enroll(ctx, client.ESTRequest{Op: est.OpSimpleReenroll, MakeCSR: func(cb []byte) ([]byte, error) {
 		t := tmpl

@@ -7,6 +7,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
@@ -353,11 +354,11 @@ func (c *EST) CheckIssued(ctx context.Context, cert *x509.Certificate, pub crypt
 }
 
 // CSRAttrs fetches what the server wants of a CSR (RFC 7030 §4.5); nil when
-// it wants nothing in particular (204 or 404).
+// it wants nothing in particular (204, 404, or 200 with an empty body).
 func (c *EST) CSRAttrs(ctx context.Context) ([]est.CSRAttr, error) {
 	r, err := c.exchange(ctx, http.MethodGet, est.OpCSRAttrs, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("csrattrs: %w", err)
 	}
 	switch r.status {
 	case http.StatusOK:
@@ -366,11 +367,226 @@ func (c *EST) CSRAttrs(ctx context.Context) ([]est.CSRAttr, error) {
 	default:
 		return nil, fmt.Errorf("csrattrs: %w", refusal(r))
 	}
+	if len(bytes.TrimSpace(r.body)) == 0 {
+		return nil, nil
+	}
 	der, err := est.DecodeBase64(r.body)
 	if err != nil {
 		return nil, fmt.Errorf("csrattrs: %w", err)
 	}
-	return est.ParseCSRAttrs(der)
+	attrs, err := est.ParseCSRAttrs(der)
+	if err != nil {
+		return nil, fmt.Errorf("csrattrs: %w", err)
+	}
+	return attrs, nil
+}
+
+// AdvisoryCSRAttrs is CSRAttrs for a client about to enroll: CSR
+// attributes are advice (RFC 7030 §4.5), so a server that refuses them
+// (401, 500, 501…), cannot be asked, or answers what does not parse is
+// reported through Warnf and taken to want nothing in particular. The
+// enrollment that follows fails on its own if the server is truly unusable.
+func (c *EST) AdvisoryCSRAttrs(ctx context.Context) []est.CSRAttr {
+	attrs, err := c.CSRAttrs(ctx)
+	if err != nil {
+		c.warnf("%v; enrolling without the server's CSR attributes", err)
+		return nil
+	}
+	return attrs
+}
+
+// KeyAdvice is what a csrattrs answer asks of the CSR's key (RFC 7030
+// §4.5.2, RFC 8951 §4): key types, as keys.Generate names them.
+type KeyAdvice struct {
+	// Types are the key types asked for that this client can make, in the
+	// server's order: "p256", "p384", "rsa2048"…, or "rsa" for RSA of any
+	// size and "ec" for either curve.
+	Types []string
+	// Other names what was asked for that this client cannot make (a
+	// curve such as secp521r1).
+	Other []string
+}
+
+// OIDs of key types, curves and signature algorithms a csrattrs answer
+// may list.
+var (
+	oidRSAEncryption = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	oidECPublicKey   = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+	oidSHA256WithRSA = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}
+	oidSHA384WithRSA = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}
+	oidSHA512WithRSA = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}
+	oidECDSASHA256   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
+	oidECDSASHA384   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
+	oidECDSASHA512   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
+	oidP256          = asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}
+	oidP384          = asn1.ObjectIdentifier{1, 3, 132, 0, 34}
+	oidP521          = asn1.ObjectIdentifier{1, 3, 132, 0, 35}
+)
+
+// curveName names a curve OID as keys.Generate does ("" when it cannot
+// make it) and as people do.
+func curveName(oid asn1.ObjectIdentifier) (keyType, name string) {
+	switch {
+	case oid.Equal(oidP256):
+		return "p256", "prime256v1"
+	case oid.Equal(oidP384):
+		return "p384", "secp384r1"
+	case oid.Equal(oidP521):
+		return "", "secp521r1"
+	}
+	return "", "curve " + oid.String()
+}
+
+// KeyAdviceOf reads the key types a csrattrs answer asks for: the curves
+// of an ecPublicKey attribute or bare curve OIDs; else, for EC, the
+// curves the ECDSA signature algorithms listed go with (our CSRs sign
+// with SHA-256 on P-256 and SHA-384 on P-384); RSA from rsaEncryption (an
+// attribute may give the size) or an RSA signature algorithm.
+func KeyAdviceOf(attrs []est.CSRAttr) KeyAdvice {
+	var adv KeyAdvice
+	add := func(list *[]string, s string) {
+		for _, have := range *list {
+			if have == s {
+				return
+			}
+		}
+		*list = append(*list, s)
+	}
+	curve := func(oid asn1.ObjectIdentifier) bool {
+		kt, name := curveName(oid)
+		switch {
+		case kt != "":
+			add(&adv.Types, kt)
+		case strings.HasPrefix(name, "curve "):
+			return false
+		default:
+			add(&adv.Other, name)
+		}
+		return true
+	}
+	var ec, ecHashes, curves bool
+	var hashTypes []string
+	for _, a := range attrs {
+		switch {
+		case a.OID.Equal(oidECPublicKey):
+			ec = true
+			for _, v := range a.Values {
+				var oid asn1.ObjectIdentifier
+				if rest, err := asn1.Unmarshal(v, &oid); err == nil && len(rest) == 0 {
+					curves = true
+					if !curve(oid) {
+						add(&adv.Other, "curve "+oid.String())
+					}
+				}
+			}
+		case !a.Attribute && curve(a.OID):
+			ec, curves = true, true
+		case a.OID.Equal(oidECDSASHA256):
+			ec, ecHashes = true, true
+			hashTypes = append(hashTypes, "p256")
+		case a.OID.Equal(oidECDSASHA384):
+			ec, ecHashes = true, true
+			hashTypes = append(hashTypes, "p384")
+		case a.OID.Equal(oidECDSASHA512):
+			ec, ecHashes = true, true
+			hashTypes = append(hashTypes, "")
+		case a.OID.Equal(oidRSAEncryption):
+			sized := false
+			for _, v := range a.Values {
+				var bits int
+				if rest, err := asn1.Unmarshal(v, &bits); err == nil && len(rest) == 0 {
+					switch bits {
+					case 2048, 3072, 4096:
+						add(&adv.Types, "rsa"+strconv.Itoa(bits))
+					default:
+						add(&adv.Other, "RSA-"+strconv.Itoa(bits))
+					}
+					sized = true
+				}
+			}
+			if !sized {
+				add(&adv.Types, "rsa")
+			}
+		case a.OID.Equal(oidSHA256WithRSA), a.OID.Equal(oidSHA384WithRSA), a.OID.Equal(oidSHA512WithRSA):
+			if !slicesHasPrefix(adv.Types, "rsa") {
+				add(&adv.Types, "rsa")
+			}
+		}
+	}
+	if ec && !curves {
+		switch {
+		case !ecHashes:
+			add(&adv.Types, "ec")
+		default:
+			for _, kt := range hashTypes {
+				if kt == "" {
+					add(&adv.Other, "ECDSA with SHA-512 (secp521r1)")
+				} else {
+					add(&adv.Types, kt)
+				}
+			}
+		}
+	}
+	return adv
+}
+
+// slicesHasPrefix reports whether an element of list starts with prefix.
+func slicesHasPrefix(list []string, prefix string) bool {
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// Accepts reports whether a key of keyType ("p256", "rsa3072"…) is what
+// the server asks for, or the server asks for no key type at all.
+func (a KeyAdvice) Accepts(keyType string) bool {
+	if len(a.Types) == 0 && len(a.Other) == 0 {
+		return true
+	}
+	for _, t := range a.Types {
+		switch {
+		case t == keyType,
+			t == "rsa" && strings.HasPrefix(keyType, "rsa"),
+			t == "ec" && (keyType == "p256" || keyType == "p384"):
+			return true
+		}
+	}
+	return false
+}
+
+// Choose is the key type to make for the server: its first that this
+// client can make, "" when none.
+func (a KeyAdvice) Choose() string {
+	if len(a.Types) == 0 {
+		return ""
+	}
+	switch t := a.Types[0]; t {
+	case "rsa":
+		return "rsa2048"
+	case "ec":
+		return "p256"
+	default:
+		return t
+	}
+}
+
+// String says what was asked for.
+func (a KeyAdvice) String() string {
+	var names []string
+	for _, t := range a.Types {
+		switch t {
+		case "rsa":
+			names = append(names, "RSA")
+		case "ec":
+			names = append(names, "EC (P-256 or P-384)")
+		default:
+			names = append(names, t)
+		}
+	}
+	return strings.Join(append(names, a.Other...), ", ")
 }
 
 // ESTRequest is one enrollment.

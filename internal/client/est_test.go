@@ -6,12 +6,18 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scepter/scepter/internal/est"
 )
 
 // A server that sends headers without end gets the reply refused once it
@@ -65,5 +71,143 @@ func TestESTEndlessHeaders(t *testing.T) {
 	// took plus the sockets' buffers: far from all of it.
 	if n := <-sent; n >= 32<<20 {
 		t.Errorf("the server wrote %d bytes of headers before the client hung up", n)
+	}
+}
+
+// csrAttrsServer is an EST server on 127.0.0.1 whose /csrattrs answers
+// status and body; it returns a client for it.
+func csrAttrsServer(t *testing.T, status int, body string, warnings *[]string) *EST {
+	t.Helper()
+	later := trustNow.Add(time.Hour)
+	ca := issue(t, "ca", nil, true, later)
+	leaf := issue(t, "unused", nil, false, later)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"}, NotBefore: trustNow.Add(-time.Hour),
+		NotAfter: later, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(nil, tmpl, ca.cert, leaf.key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/est/csrattrs" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: leaf.key}}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	return &EST{URL: srv.URL, Roots: roots, Now: func() time.Time { return trustNow },
+		Warnf: func(format string, args ...any) { *warnings = append(*warnings, fmt.Sprintf(format, args...)) }}
+}
+
+// CSR attributes are advice (RFC 7030 §4.5): a server that refuses them or
+// sends nothing usable leaves the client enrolling without them, warned
+// once, with the reason named once.
+func TestESTAdvisoryCSRAttrs(t *testing.T) {
+	// RFC 7030 §4.5.2's example: challengePassword, an ecPublicKey on
+	// secp384r1, a macAddress extension, ecdsa-with-SHA384.
+	const rfcExample = "MEEGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAiMBYGCSqGSIb3DQEJDjEJBgcrBgEBAQEWBggqhkjOPQQDAw=="
+	tests := []struct {
+		name         string
+		status       int
+		body         string
+		wantAttrs    int
+		wantErr      string // of CSRAttrs; "" for none
+		wantWarnings int
+	}{
+		{"501", http.StatusNotImplemented, "nope", 0, "csrattrs: HTTP 501: nope", 1},
+		{"500", http.StatusInternalServerError, "oops", 0, "csrattrs: HTTP 500: oops", 1},
+		{"401", http.StatusUnauthorized, "who?", 0, "csrattrs: HTTP 401: who?", 1},
+		{"200 empty", http.StatusOK, "", 0, "", 0},
+		{"200 blank", http.StatusOK, "\r\n", 0, "", 0},
+		{"200 not base64", http.StatusOK, "%%%", 0, "csrattrs: ", 1},
+		{"200 not csrattrs", http.StatusOK, "AQID", 0, "csrattrs: est: csrattrs is not a SEQUENCE", 1},
+		{"204", http.StatusNoContent, "", 0, "", 0},
+		{"404", http.StatusNotFound, "", 0, "", 0},
+		{"200 RFC example", http.StatusOK, rfcExample, 4, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var warnings []string
+			c := csrAttrsServer(t, tt.status, tt.body, &warnings)
+			attrs, err := c.CSRAttrs(context.Background())
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("CSRAttrs: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) || strings.Count(err.Error(), "csrattrs:") != 1):
+				t.Fatalf("CSRAttrs: err %v, want one that starts %q and names csrattrs once", err, tt.wantErr)
+			}
+			attrs = c.AdvisoryCSRAttrs(context.Background())
+			if len(attrs) != tt.wantAttrs {
+				t.Errorf("AdvisoryCSRAttrs: %d attributes, want %d", len(attrs), tt.wantAttrs)
+			}
+			if len(warnings) != tt.wantWarnings {
+				t.Fatalf("warnings %q, want %d", warnings, tt.wantWarnings)
+			}
+			for _, w := range warnings {
+				if !strings.Contains(w, tt.wantErr) || !strings.Contains(w, "without the server's CSR attributes") {
+					t.Errorf("warning %q does not say %q and that the client goes on", w, tt.wantErr)
+				}
+			}
+		})
+	}
+}
+
+func TestKeyAdviceOf(t *testing.T) {
+	oid := func(o asn1.ObjectIdentifier) est.CSRAttr { return est.CSRAttr{OID: o} }
+	value := func(v any) []byte { b, _ := asn1.Marshal(v); return b }
+	ecAttr := func(curves ...asn1.ObjectIdentifier) est.CSRAttr {
+		a := est.CSRAttr{OID: oidECPublicKey, Attribute: true}
+		for _, c := range curves {
+			a.Values = append(a.Values, value(c))
+		}
+		return a
+	}
+	tests := []struct {
+		name     string
+		attrs    []est.CSRAttr
+		accepts  []string
+		refuses  []string
+		choose   string
+		wantText string
+	}{
+		{"nothing", nil, []string{"p256", "p384", "rsa2048"}, nil, "", ""},
+		{"channel binding only", []est.CSRAttr{oid(est.OIDChallengePassword)}, []string{"p256", "rsa4096"}, nil, "", ""},
+		{"RFC 7030 example: P-384", []est.CSRAttr{oid(est.OIDChallengePassword), ecAttr(oidP384), oid(oidECDSASHA384)},
+			[]string{"p384"}, []string{"p256", "rsa2048"}, "p384", "p384"},
+		{"bare curve OID", []est.CSRAttr{oid(oidP384)}, []string{"p384"}, []string{"p256"}, "p384", "p384"},
+		{"ecdsa-with-SHA384 alone", []est.CSRAttr{oid(oidECPublicKey), oid(oidECDSASHA384)}, []string{"p384"}, []string{"p256"}, "p384", "p384"},
+		{"any EC", []est.CSRAttr{oid(oidECPublicKey)}, []string{"p256", "p384"}, []string{"rsa2048"}, "p256", "EC (P-256 or P-384)"},
+		{"scepter's default profile", []est.CSRAttr{ecAttr(oidP256, oidP384), oid(oidECDSASHA256), oid(oidECDSASHA384), oid(oidRSAEncryption), oid(oidSHA256WithRSA)},
+			[]string{"p256", "p384", "rsa2048", "rsa3072"}, nil, "p256", "p256, p384, RSA"},
+		{"RSA only", []est.CSRAttr{oid(oidRSAEncryption), oid(oidSHA256WithRSA)}, []string{"rsa2048", "rsa4096"}, []string{"p256"}, "rsa2048", "RSA"},
+		{"RSA 3072", []est.CSRAttr{{OID: oidRSAEncryption, Attribute: true, Values: [][]byte{value(3072)}}}, []string{"rsa3072"}, []string{"rsa2048", "p256"}, "rsa3072", "rsa3072"},
+		{"P-521 only", []est.CSRAttr{ecAttr(oidP521), oid(oidECDSASHA512)}, nil, []string{"p256", "p384", "rsa2048"}, "", "secp521r1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			adv := KeyAdviceOf(tt.attrs)
+			for _, kt := range tt.accepts {
+				if !adv.Accepts(kt) {
+					t.Errorf("%+v refuses %s", adv, kt)
+				}
+			}
+			for _, kt := range tt.refuses {
+				if adv.Accepts(kt) {
+					t.Errorf("%+v accepts %s", adv, kt)
+				}
+			}
+			if got := adv.Choose(); got != tt.choose {
+				t.Errorf("Choose() = %q, want %q", got, tt.choose)
+			}
+			if got := adv.String(); got != tt.wantText {
+				t.Errorf("String() = %q, want %q", got, tt.wantText)
+			}
+		})
 	}
 }

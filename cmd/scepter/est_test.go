@@ -1,0 +1,161 @@
+package main
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// fakeEST is a minimal EST server on 127.0.0.1: /cacerts, /csrattrs as
+// the test says, and /simpleenroll issuing whatever it is sent. Its CA
+// certificate is in caFile.
+type fakeEST struct {
+	url, caFile string
+}
+
+func startFakeEST(t *testing.T, csrattrsStatus int, csrattrsBody string) *fakeEST {
+	t.Helper()
+	now := pki.SystemClock{}.Now()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Fake EST CA"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tlsDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, ca, tlsKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := int64(100)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch strings.TrimPrefix(r.URL.Path, est.PathPrefix) {
+		case est.OpCACerts:
+			der, _ := cms.DegenerateCertificates([]*x509.Certificate{ca})
+			w.Header().Set("Content-Type", est.ContentTypeCertsOnly)
+			w.Write(est.EncodeBase64(der))
+		case est.OpCSRAttrs:
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(csrattrsStatus)
+			io.WriteString(w, csrattrsBody)
+		case est.OpSimpleEnroll:
+			body, _ := io.ReadAll(r.Body)
+			der, err := est.DecodeBase64(body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			req, err := x509.ParseCertificateRequest(der)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			serial++
+			certDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: req.Subject,
+				NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
+				ca, req.PublicKey, caKey)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			cert, _ := x509.ParseCertificate(certDER)
+			out, _ := cms.DegenerateCertificates([]*x509.Certificate{cert})
+			w.Header().Set("Content-Type", est.ContentTypeCertsOnly)
+			w.Write(est.EncodeBase64(out))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{tlsDER}, PrivateKey: tlsKey}}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := keys.WriteCertFile(caFile, ca); err != nil {
+		t.Fatal(err)
+	}
+	return &fakeEST{url: srv.URL, caFile: caFile}
+}
+
+// CSR attributes are advice (RFC 7030 §4.5): `est enroll` goes on without
+// them when /csrattrs fails, saying so once; it makes the key type they
+// ask for unless --key-type says otherwise, and warns when it does.
+func TestESTEnrollCSRAttrsAreAdvice(t *testing.T) {
+	// RFC 7030 §4.5.2's example: challengePassword, an ecPublicKey on
+	// secp384r1, a macAddress extension, ecdsa-with-SHA384.
+	const p384Only = "MEEGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAiMBYGCSqGSIb3DQEJDjEJBgcrBgEBAQEWBggqhkjOPQQDAw=="
+	tests := []struct {
+		name         string
+		status       int
+		body         string
+		args         []string
+		wantKey      string
+		wantStderr   []string
+		refuseStderr []string
+	}{
+		{"501", http.StatusNotImplemented, "nope", nil, "p256",
+			[]string{"warning: csrattrs: HTTP 501: nope; enrolling without the server's CSR attributes"}, []string{"csrattrs: csrattrs"}},
+		{"500", http.StatusInternalServerError, "oops", nil, "p256", []string{"warning: csrattrs: HTTP 500: oops"}, nil},
+		{"401", http.StatusUnauthorized, "who?", nil, "p256", []string{"warning: csrattrs: HTTP 401: who?"}, nil},
+		{"200 empty", http.StatusOK, "", nil, "p256", nil, []string{"warning"}},
+		{"P-384 asked", http.StatusOK, p384Only, []string{"--channel-binding", "never"}, "p384",
+			[]string{"the server's /csrattrs ask for these key types: p384; making a p384 key"}, []string{"warning"}},
+		{"P-384 asked, --key-type given", http.StatusOK, p384Only, []string{"--channel-binding", "never", "--key-type", "rsa2048"}, "rsa2048",
+			[]string{"warning: the server's /csrattrs ask for these key types: p384; this request's key is rsa2048"}, []string{"making"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startFakeEST(t, tt.status, tt.body)
+			d := t.TempDir()
+			e, out, errb := testEnv(map[string]string{"SCEPTER_EST_PASSWORD": "secret"})
+			args := append([]string{"est", "enroll", "--url", s.url, "--cacert", s.caFile, "--subject", "CN=advice",
+				"--out", filepath.Join(d, "cert.pem"), "--key-out", filepath.Join(d, "key.pem")}, tt.args...)
+			if err := run(t.Context(), e, args); err != nil {
+				t.Fatalf("est enroll: %v\n%s", err, errb)
+			}
+			if !strings.Contains(out.String(), "issued CN=advice") {
+				t.Errorf("stdout:\n%s", out)
+			}
+			if got := keys.KeyTypeOf(certKey(t, filepath.Join(d, "cert.pem"))); got != tt.wantKey {
+				t.Errorf("the certificate's key is %s, want %s", got, tt.wantKey)
+			}
+			for _, w := range tt.wantStderr {
+				if strings.Count(errb.String(), w) != 1 {
+					t.Errorf("stderr does not say %q once:\n%s", w, errb)
+				}
+			}
+			for _, w := range tt.refuseStderr {
+				if strings.Contains(errb.String(), w) {
+					t.Errorf("stderr says %q:\n%s", w, errb)
+				}
+			}
+		})
+	}
+}
+
+func certKey(t *testing.T, path string) crypto.PublicKey {
+	t.Helper()
+	certs, err := keys.LoadCertFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certs[0].PublicKey
+}

@@ -1,0 +1,135 @@
+package agent
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// estReenrollServer is an EST server on 127.0.0.1 whose /csrattrs answers
+// status and body and whose /simplereenroll renews whatever it is sent. It
+// returns its URL, its CA, and a certificate of that CA with its key.
+func estReenrollServer(t *testing.T, now time.Time, status int, body string) (url string, ca, old *x509.Certificate, oldKey crypto.Signer) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test EST CA"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	ca, _ = x509.ParseCertificate(caDER)
+	issue := func(tmpl *x509.Certificate, pub crypto.PublicKey) *x509.Certificate {
+		tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Minute), now.Add(time.Hour)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c
+	}
+	tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tlsCert := issue(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, tlsKey.Public())
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	old = issue(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "device"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, k.Public())
+	reply := func(w http.ResponseWriter, certs ...*x509.Certificate) {
+		der, _ := cms.DegenerateCertificates(certs)
+		w.Header().Set("Content-Type", est.ContentTypeCertsOnly)
+		w.Write(est.EncodeBase64(der))
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch strings.TrimPrefix(r.URL.Path, est.PathPrefix) {
+		case est.OpCACerts:
+			reply(w, ca)
+		case est.OpCSRAttrs:
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(status)
+			io.WriteString(w, body)
+		case est.OpSimpleReenroll:
+			b, _ := io.ReadAll(r.Body)
+			der, err := est.DecodeBase64(b)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			req, err := x509.ParseCertificateRequest(der)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			reply(w, issue(&x509.Certificate{SerialNumber: big.NewInt(4), Subject: req.Subject,
+				ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, req.PublicKey))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{tlsCert.Raw}, PrivateKey: tlsKey}},
+		ClientAuth: tls.RequestClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL, ca, old, k
+}
+
+// CSR attributes are advice (RFC 7030 §4.5): the agent renews over EST
+// when /csrattrs fails, with a warning, and warns when they ask for a key
+// type other than the renewal's.
+func TestESTRenewerCSRAttrsAreAdvice(t *testing.T) {
+	// RFC 7030 §4.5.2's example, which asks for a key on secp384r1.
+	const p384Only = "MEEGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAiMBYGCSqGSIb3DQEJDjEJBgcrBgEBAQEWBggqhkjOPQQDAw=="
+	tests := []struct {
+		name        string
+		status      int
+		body        string
+		wantWarning string
+	}{
+		{"501", http.StatusNotImplemented, "nope", "csrattrs: HTTP 501: nope; enrolling without the server's CSR attributes"},
+		{"500", http.StatusInternalServerError, "oops", "csrattrs: HTTP 500: oops"},
+		{"401", http.StatusUnauthorized, "who?", "csrattrs: HTTP 401: who?"},
+		{"200 empty", http.StatusOK, "", ""},
+		{"204", http.StatusNoContent, "", ""},
+		{"P-384 asked", http.StatusOK, p384Only, "ask for these key types: p384; the renewal's key is p256"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := pki.SystemClock{}.Now()
+			url, ca, old, oldKey := estReenrollServer(t, now, tt.status, tt.body)
+			newKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			var warnings []string
+			res, err := ESTRenewer{}.Renew(context.Background(), RenewRequest{
+				Config: &Certificate{Protocol: ProtocolEST, URL: url, CAFingerprint: client.Fingerprint(ca)},
+				Old:    old, OldKey: oldKey, Key: newKey, Now: func() time.Time { return now },
+				Warnf: func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) },
+			})
+			if err != nil {
+				t.Fatalf("Renew: %v", err)
+			}
+			if !pki.SamePublicKey(res.Cert.PublicKey, newKey.Public()) {
+				t.Error("the renewed certificate is not for the new key")
+			}
+			switch {
+			case tt.wantWarning == "" && len(warnings) > 0:
+				t.Errorf("warnings %q, want none", warnings)
+			case tt.wantWarning != "" && (len(warnings) != 1 || !strings.Contains(warnings[0], tt.wantWarning)):
+				t.Errorf("warnings %q, want one saying %q", warnings, tt.wantWarning)
+			}
+		})
+	}
+}
