@@ -133,7 +133,7 @@ func (f *clientFlags) finish(e env, key crypto.Signer, cert *x509.Certificate, c
 		case errors.As(err, &fe):
 			return fmt.Errorf("enrollment refused by the server: failInfo %s%s", fe.FailInfo, textSuffix(fe.Text))
 		case errors.As(err, &pe):
-			return fmt.Errorf("%w; run the same command again (or pass --max-wait) to collect the certificate once it is approved", err)
+			return err // pendingHint said what to do
 		}
 		return fmt.Errorf("enrollment failed: %w", err)
 	}
@@ -196,9 +196,13 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 		return usageError{"--subject: " + err.Error()}
 	}
 	var key crypto.Signer
+	var held *heldKey
 	if keyFile != "" {
 		key, err = keys.LoadKeyFile(keyFile)
-	} else {
+	} else if held, err = findHeldKey(f.keyOut, f.out, nil); held != nil {
+		key = held.key
+		announceHeldKey(e, held)
+	} else if err == nil {
 		key, err = keys.Generate(f.keyType)
 	}
 	if err != nil {
@@ -217,14 +221,23 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	}
 	cert, err := c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: key, CACerts: caCerts, Caps: caps, Challenge: f.challenge,
 		PollInterval: f.pollInterval, MaxWait: f.maxWait})
-	// A pending request must be collected later with the same key: keep it.
-	var pe *client.PendingError
-	if keyFile == "" && errors.As(err, &pe) {
-		if werr := keys.WriteKeyFile(f.keyOut, key); werr == nil {
-			fmt.Fprintf(e.stderr, "the key is saved in %s; collect the certificate later with --key %s\n", f.keyOut, f.keyOut)
-		}
+	if err = pendingHint(err, key, keyFile == "", f.keyOut, held, f.again(), "--key"); err != nil {
+		return heldKeyNote(f.finish(e, key, cert, caCerts, err), held)
 	}
-	return f.finish(e, key, cert, caCerts, err)
+	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
+		return err
+	}
+	forgetHeldKey(held, f.keyOut)
+	return nil
+}
+
+// again is how to run a request held for approval again: SCEP asks with
+// the same challenge.
+func (f *clientFlags) again() string {
+	if f.challenge != "" {
+		return "run the same command again, with the same challenge"
+	}
+	return "run the same command again"
 }
 
 // cmdRenew renews a certificate with the certificate itself as the
@@ -262,8 +275,15 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	key := oldKey
+	var held *heldKey
 	if rekey {
-		if key, err = keys.Generate(f.keyType); err != nil {
+		if held, err = findHeldKey(f.keyOut, f.out, old.PublicKey); err != nil {
+			return err
+		}
+		if held != nil {
+			key = held.key
+			announceHeldKey(e, held)
+		} else if key, err = keys.Generate(f.keyType); err != nil {
 			return err
 		}
 	}
@@ -275,7 +295,14 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	// `scepter agent`).
 	cert, err := agent.SCEPRenew(ctx, c, agent.SCEPRenewal{Old: old, OldKey: oldKey, Key: key, Caps: caps, CACerts: caCerts,
 		Challenge: f.challenge, PKCSReq: pkcsReq, PollInterval: f.pollInterval, MaxWait: f.maxWait})
-	return f.finish(e, key, cert, caCerts, err)
+	if err = pendingHint(err, key, rekey, f.keyOut, held, f.again(), ""); err != nil {
+		return heldKeyNote(f.finish(e, key, cert, caCerts, err), held)
+	}
+	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
+		return err
+	}
+	forgetHeldKey(held, f.keyOut)
+	return nil
 }
 
 func isRSAKey(k crypto.Signer) bool {

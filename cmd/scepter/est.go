@@ -221,6 +221,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		attrs = c.AdvisoryCSRAttrs(ctx)
 	}
 	key := plan.key
+	var held *heldKey
 	// The server's key types count for the key of the certificate; a
 	// serverkeygen request's key only receives the server's key.
 	advice := client.KeyAdvice{}
@@ -233,6 +234,14 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 			return err
 		}
 	case key == nil:
+		if held, err = findHeldKey(f.keyOut, f.out, plan.current); err != nil {
+			return err
+		}
+		if held != nil {
+			key = held.key
+			announceHeldKey(e, held)
+			break
+		}
 		kt := plan.keyType
 		if chosen := advice.Choose(); !plan.keyTypeGiven && !advice.Accepts(kt) && chosen != "" {
 			fmt.Fprintf(e.stderr, "the server's /csrattrs ask for these key types: %s; making a %s key\n", advice, chosen)
@@ -270,18 +279,16 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		req.DecryptKey, req.KeyID = dec, keyIdentifier(key.Public())
 	}
 	res, err := c.Enroll(ctx, req)
-	var pe *client.PendingError
-	if errors.As(err, &pe) {
-		// The request is known by its key: keep the key to collect it.
-		if op == "enroll" && csrKeyFile == "" {
-			if werr := keys.WriteKeyFile(f.keyOut, key); werr == nil {
-				return fmt.Errorf("%w; the key is saved in %s: collect the certificate once it is approved with the same command and --csr-key %s (add --max-wait to wait for it)", err, f.keyOut, f.keyOut)
-			}
-		}
-		return fmt.Errorf("%w; run the same command again (add --max-wait to wait) to collect the certificate once it is approved", err)
-	}
 	if err != nil {
-		return fmt.Errorf("%s failed: %w", op, err)
+		keyFlag := ""
+		if op == "enroll" {
+			keyFlag = "--csr-key"
+		}
+		var pe *client.PendingError
+		if errors.As(err, &pe) {
+			return pendingHint(err, key, plan.key == nil && csrKeyFile == "", f.keyOut, held, "run the same command again", keyFlag)
+		}
+		return heldKeyNote(fmt.Errorf("%s failed: %w", op, err), held)
 	}
 	if res.Key != nil {
 		key = res.Key
@@ -296,6 +303,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if err := keys.WriteCertFile(f.out, res.Certificate); err != nil {
 		return err
 	}
+	forgetHeldKey(held, f.keyOut)
 	if err := keys.WriteCertFile(f.chainOut, chain...); err != nil {
 		fmt.Fprintf(e.stderr, "warning: the CA chain was not written: %v\n", err)
 	}
@@ -325,6 +333,9 @@ type keyPlan struct {
 	// keyTypeGiven says the user chose keyType (--key-type), which the
 	// server's /csrattrs then do not change.
 	keyTypeGiven bool
+	// current is the key being renewed (reenroll --rekey): never the new
+	// one, even when --key-out holds it.
+	current crypto.PublicKey
 }
 
 // estRequestTemplate decides the CSR's names and key: from the flags, or
@@ -349,7 +360,7 @@ func estRequestTemplate(op string, f *estFlags, subject, keyType string, keyType
 		if !rekey {
 			return t, keyPlan{key: key}, nil
 		}
-		plan := keyPlan{keyType: keyType, keyTypeGiven: keyTypeSet}
+		plan := keyPlan{keyType: keyType, keyTypeGiven: keyTypeSet, current: old.PublicKey}
 		if !keyTypeSet {
 			plan.keyType = keys.KeyTypeOf(old.PublicKey)
 		}
