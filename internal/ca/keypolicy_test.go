@@ -277,6 +277,7 @@ func TestCheckSignatureAlgorithm(t *testing.T) {
 		{x509.MD5WithRSA, true, "MD5-RSA, which is broken"},
 		{x509.MD2WithRSA, true, "broken"},
 		{x509.DSAWithSHA1, false, "DSA (DSA-SHA1)"},
+		{x509.UnknownSignatureAlgorithm, true, "rsa_pss_saltlen:digest"},
 		{x509.DSAWithSHA256, true, "DSA (DSA-SHA256)"},
 	} {
 		err := CheckSignatureAlgorithm(tt.alg, tt.legacy)
@@ -357,4 +358,20 @@ func testRSAKey(t *testing.T) *rsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// CheckKeySize refuses a huge RSA key without computing anything with it,
+// under the policy's maximum or the default 8192 bits.
+func TestCheckKeySize(t *testing.T) {
+	big9000 := new(big.Int).Lsh(big.NewInt(1), 9000)
+	huge := &rsa.PublicKey{N: big9000.Add(big9000, big.NewInt(1)), E: 65537}
+	if err := CheckKeySize(pki.KeyPolicy{}, huge); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Errorf("a 9001-bit key under the default maximum: %v", err)
+	}
+	if err := CheckKeySize(pki.KeyPolicy{RSAMaxBits: 16384}, huge); err != nil {
+		t.Errorf("a 9001-bit key under a 16384-bit maximum: %v", err)
+	}
+	if err := CheckKeySize(pki.KeyPolicy{}, &rsa.PublicKey{N: big.NewInt(0).Lsh(big.NewInt(1), 2047), E: 65537}); err != nil {
+		t.Errorf("a 2048-bit key: %v", err)
+	}
 }

@@ -353,7 +353,17 @@ func sortedSet(s cryptobyte.String) []byte {
 
 // verifySignature checks sig over msg. h is the SignerInfo digest algorithm;
 // the signature algorithm must agree with it where it names a hash.
+// MaxRSABits bounds the RSA keys whose signatures are verified, as the
+// key policy bounds the keys certified.
+const MaxRSABits = 8192
+
 func verifySignature(pub crypto.PublicKey, alg pkix.AlgorithmIdentifier, h crypto.Hash, msg, sig []byte) error {
+	if k, ok := pub.(*rsa.PublicKey); ok && k.N != nil && k.N.BitLen() > MaxRSABits {
+		// A signer's certificate travels in the message, unauthenticated:
+		// verifying with a key of a million bits (it fits in a SCEP
+		// message) costs half a minute of CPU.
+		return fmt.Errorf("%w: an RSA key of %d bits (at most %d are verified)", ErrUnsupportedAlgorithm, k.N.BitLen(), MaxRSABits)
+	}
 	oid := alg.Algorithm
 	switch {
 	case oid.Equal(oidRSAEncryption), oid.Equal(oidSHA1WithRSA), oid.Equal(oidSHA256WithRSA),

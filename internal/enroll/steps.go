@@ -23,6 +23,9 @@ func checkProofOfPossession(_ context.Context, st *State) error {
 	if err := ca.CheckSignatureAlgorithm(st.Req.CSR.SignatureAlgorithm, st.Profile.AllowLegacySignatures); err != nil {
 		return err
 	}
+	if err := ca.CheckKeySize(st.Profile.Keys, st.Req.CSR.PublicKey); err != nil {
+		return err
+	}
 	if err := st.Req.CSR.CheckSignature(); err != nil {
 		return pki.Wrap(pki.EBadMessageCheck, err, "certificate request signature is invalid")
 	}
