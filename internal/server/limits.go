@@ -246,6 +246,10 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 		// The body is read before a slot is taken: a client that sends
 		// its body a byte at a time would otherwise hold a slot for the
 		// whole read timeout, and some 64 of them would hold them all.
+		// Bounded on its own, not by the 30 s ReadTimeout: a thousand
+		// connections sending a byte every half second would otherwise
+		// hold the listener (and its connection cap) for that long.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyRestWait))
 		r, more, err := readBodyFirst(r)
 		if err != nil {
 			refuse(w, r, http.StatusBadRequest, 0, "the request body ended early or could not be read in time")
@@ -398,11 +402,21 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, retryAfter time.
 		} else {
 			fmt.Fprintf(w, "{\"error\": %q}\n", reason)
 		}
+		hangUp(w)
 		return
 	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "%d %s\n", status, reason)
+	hangUp(w)
+}
+
+// hangUp keeps the server from reading the rest of a refused request's
+// body before it closes the connection: net/http drains up to 256 KiB of
+// it, for as long as the read timeout, so each 429 of a slow sender held
+// its connection for 30 s.
+func hangUp(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 // retrySeconds rounds up to whole seconds, at least 1 (Retry-After has no

@@ -416,3 +416,35 @@ func TestHandlerBudget(t *testing.T) {
 		t.Errorf("deadline %v (set: %v), %s after the start; want one within the budget", deadline.Sub(start), had, time.Since(start))
 	}
 }
+
+// A refused request's connection closes as soon as the refusal is written:
+// net/http would otherwise wait to drain the unread body (up to 256 KiB,
+// for the whole read timeout), so a slow sender's 429s held connections.
+func TestRefusalDoesNotWaitForTheBody(t *testing.T) {
+	g, err := server.NewGuard(server.Limits{MaxConns: 10, MaxInflight: 10, RateLimit: 0.001, RateBurst: 1}, pkitest.NewClock(t0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g.Handler(echoRemote))
+	defer srv.Close()
+	get(g.Handler(echoRemote), "127.0.0.1:1") // the burst, spent
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Headers announcing a body, and one byte of it.
+	fmt.Fprintf(conn, "POST /scep HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\nx")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("status %d, want 429", resp.StatusCode)
+	}
+	if _, err := conn.Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Errorf("the connection stayed open after the refusal: %v", err)
+	}
+}
