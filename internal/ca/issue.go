@@ -189,24 +189,8 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 	if err != nil {
 		return nil, pki.Wrap(pki.EInternal, err, "issuer unavailable")
 	}
-	prof := req.Profile
-	if err := CheckKey(prof.Keys, req.PublicKey); err != nil {
+	if err := p.checkRequest(&req); err != nil {
 		return nil, err
-	}
-	subj, err := parseSubject(req.RawSubject)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkNames(prof, &req, subj); err != nil {
-		return nil, err
-	}
-	if !subj.empty {
-		// As names match (RFC 5280 7.1), not byte for byte: the CA's name
-		// in UTF8String instead of PrintableString, or in other case, is
-		// the CA's name to a verifier.
-		if slices.Contains(p.caNames, canonicalName(req.RawSubject)) {
-			return nil, pki.Errorf(pki.EBadRequest, "the subject must not be the name of a CA")
-		}
 	}
 	tmpl, err := i.template(&req, now)
 	if err != nil {
@@ -274,6 +258,62 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 		return cert, nil
 	}
 	return nil, pki.Wrap(pki.EInternal, fmt.Errorf("ca: %d serial numbers in a row were already taken", serialTries), "no unused serial number")
+}
+
+// checkRequest is what Issue checks of the request itself before it builds
+// anything: the key policy, the subject, the names, and that the subject is
+// no CA's name.
+func (p *prepared) checkRequest(req *Request) error {
+	if err := CheckKey(req.Profile.Keys, req.PublicKey); err != nil {
+		return err
+	}
+	subj, err := parseSubject(req.RawSubject)
+	if err != nil {
+		return err
+	}
+	if err := checkNames(req.Profile, req, subj); err != nil {
+		return err
+	}
+	// As names match (RFC 5280 7.1), not byte for byte: the CA's name in
+	// UTF8String instead of PrintableString, or in other case, is the CA's
+	// name to a verifier.
+	if !subj.empty && slices.Contains(p.caNames, canonicalName(req.RawSubject)) {
+		return pki.Errorf(pki.EBadRequest, "the subject must not be the name of a CA")
+	}
+	return nil
+}
+
+// CheckRequest tells whether Issue would refuse req at now, without
+// reserving a serial or using the CA key: it runs Issue's request checks,
+// builds the certificate and lints it. It is for a request that waits
+// (held for approval), so that nobody is asked to approve what the issuer
+// would refuse; Issue runs the same checks itself, so an ordinary
+// enrollment need not call it. Errors are those of Issue.
+func (i *Issuer) CheckRequest(req Request, now time.Time) error {
+	p, err := i.prepared()
+	if err != nil {
+		return pki.Wrap(pki.EInternal, err, "issuer unavailable")
+	}
+	if err := p.checkRequest(&req); err != nil {
+		return err
+	}
+	tmpl, err := i.template(&req, now)
+	if err != nil {
+		return err
+	}
+	tmpl.SignatureAlgorithm = p.sigAlg
+	rnd := i.rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	if tmpl.SerialNumber, err = randomSerial(rnd); err != nil {
+		return pki.Wrap(pki.EInternal, err, "drawing a serial number")
+	}
+	tbs, _, err := i.buildTBS(rnd, tmpl, req.PublicKey)
+	if err != nil {
+		return pki.Wrap(pki.EInternal, err, "building the certificate")
+	}
+	return p.lintTBS(tbs)
 }
 
 // buildTBS returns the DER TBSCertificate that x509.CreateCertificate

@@ -335,6 +335,7 @@ func TestIssueRefusesRequests(t *testing.T) {
 		{"empty common name", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, ""}), Profile: prof}, "commonName is empty"},
 		{"NUL in common name", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, "dev\x00.corp"}), Profile: prof}, "U+0000"},
 		{"right-to-left override", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, "dev\u202egnp.exe"}), Profile: prof}, "U+202E"},
+		{"long streetAddress (the linter's bound)", Request{RawSubject: rawName(t, pkix.Name{CommonName: "d", StreetAddress: []string{strings.Repeat("s", 129)}}), Profile: prof}, "street_address"},
 		{"100 KB subject", Request{RawSubject: rawSubject(slices.Repeat([]atv{{asn1.ObjectIdentifier{2, 5, 4, 12}, cbasn1.UTF8String, strings.Repeat("t", 60)}}, 1500)...), Profile: prof}, "at most 2048"},
 		{"weak key", Request{RawSubject: cn, PublicKey: genKey(t, "p256").Public(), Profile: pki.Profile{Validity: time.Hour, Keys: pki.KeyPolicy{RSAMinBits: 2048}}}, "EC keys are not accepted"},
 		{"EC key cannot do the profile's usages", Request{RawSubject: cn, Profile: func() pki.Profile {
@@ -350,6 +351,15 @@ func TestIssueRefusesRequests(t *testing.T) {
 				req.PublicKey = sub
 			}
 			iss, cs := countingIssuer(t, a)
+			// CheckRequest, for requests held for approval, gives Issue's
+			// verdict without the CA key.
+			cerr := iss.CheckRequest(req, now)
+			if tt.want == "" && cerr != nil || tt.want != "" && (codeOf(cerr) != pki.EBadRequest || !strings.Contains(pki.ErrorMessage(cerr), tt.want)) {
+				t.Errorf("CheckRequest: %v, want %q", cerr, tt.want)
+			}
+			if cs.n.Load() != 0 {
+				t.Errorf("CheckRequest made %d signatures with the CA key", cs.n.Load())
+			}
 			r := &reserver{}
 			c, err := iss.Issue(context.Background(), req, now, r.reserve)
 			if tt.want == "" {

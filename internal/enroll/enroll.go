@@ -257,11 +257,12 @@ func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Log
 		}
 		s.names[name] = np
 	}
-	// No checkPolicy: the issuer applies the key policy itself, first
+	// No key-policy step: the issuer applies the key policy itself, first
 	// thing in Issue, before a serial is reserved or anything signed, and
 	// nothing between the steps and Issue acts on the key. Checking it here
 	// too ran the weak-key checks (Fermat, ROCA, Debian) twice for every
-	// enrollment. A request held for approval is checked before it is held.
+	// enrollment. A request held for approval is checked by the issuer
+	// (checkIssuable) before it is held.
 	s.steps = []Step{checkProofOfPossession, checkChannelBinding, s.authenticate, s.checkNames, checkRenewalNames}
 	return s, nil
 }
@@ -429,9 +430,9 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 			// The key would have to wait in the store for the approval.
 			return nil, pki.Errorf(pki.EBadRequest, "profile %q holds requests for approval; server-side key generation cannot wait for one", profile.Name)
 		}
-		// An administrator should not be asked to approve a key the
-		// issuer would refuse.
-		if err := checkPolicy(ctx, st); err != nil {
+		// An administrator should not be asked to approve a request the
+		// issuer would refuse: its key, subject or names.
+		if err := s.checkIssuable(st); err != nil {
 			return nil, err
 		}
 		return s.hold(ctx, st)

@@ -785,3 +785,90 @@ func TestRefusedKeyWritesNothing(t *testing.T) {
 		t.Errorf("%d requests held with a refused key", len(reqs))
 	}
 }
+
+// A request the issuer would refuse for its subject or names is refused at
+// a profile that holds requests for approval too, before anything is held
+// and without using up its one-time challenge: nobody is asked to approve
+// what cannot be issued, and the device is told at once.
+func TestApprovalRefusesWhatTheIssuerWould(t *testing.T) {
+	approval := pki.DefaultProfile()
+	approval.Name, approval.RequireApproval = "approval", true
+	f := newFixture(t, map[string]pki.Profile{"approval": approval}, "approval")
+	ctx := context.Background()
+	issuer, _ := f.auth.Active(f.clock.Now())
+	cases := []struct {
+		name    string
+		subject pkix.Name
+		dns     []string
+		want    string
+	}{
+		{"long common name", pkix.Name{CommonName: strings.Repeat("a", 100)}, nil, "longer than 64"},
+		{"empty DNS label", pkix.Name{CommonName: "dev"}, []string{"bad_name..example"}, "empty label"},
+		{"control character", pkix.Name{CommonName: "dev\x1b[2Jx"}, nil, "U+001B"},
+		{"the CA's name", issuer.Cert.Subject, nil, "name of a CA"},
+		// Only the linter knows this bound (RFC 5280: 128 characters).
+		{"long street address", pkix.Name{CommonName: "dev", StreetAddress: []string{strings.Repeat("s", 200)}}, nil, "street_address"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			otp, _, err := f.admin.NewChallenge(ctx, time.Hour, "approval", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, err := csr.Create(csr.Template{Subject: tc.subject, DNSNames: tc.dns}, key(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cr, err := x509.ParseCertificateRequest(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := enroll.Request{CSR: cr, Evidence: enroll.Evidence{Challenge: otp}, Protocol: pki.ProtocolSCEP,
+				TransactionID: fmt.Sprintf("tx-refused-%d", i), RemoteAddr: "127.0.0.1:1234"}
+			res, err := f.svc.Enroll(ctx, req)
+			if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %+v, %v; want a bad request saying %q", res, err, tc.want)
+			}
+			// The challenge is still good for a request that can be issued.
+			good := request(t, otp)
+			good.TransactionID = fmt.Sprintf("tx-good-%d", i)
+			if res, err := f.svc.Enroll(ctx, good); err != nil || res.Pending == nil {
+				t.Fatalf("the challenge after a refusal: %v %+v", err, res)
+			}
+		})
+	}
+	reqs, err := f.st.ListRequests(ctx, store.RequestFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reqs) != len(cases) {
+		t.Errorf("%d requests held, want only the %d good ones", len(reqs), len(cases))
+	}
+}
+
+// A request held before the issuer's checks ran at hold time (or under a
+// profile changed since) is refused at approval with a reason that says to
+// reject it.
+func TestApproveExplainsWhatCannotBeIssued(t *testing.T) {
+	approval := pki.DefaultProfile()
+	approval.Name, approval.RequireApproval = "approval", true
+	f := newFixture(t, map[string]pki.Profile{"approval": approval}, "approval")
+	ctx := context.Background()
+	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: "dev\x1b"}}, key(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := f.clock.Now()
+	r := pki.EnrollmentRequest{ID: "held-before", TransactionID: "tx-old", Profile: "approval", Protocol: pki.ProtocolSCEP,
+		Status: pki.RequestPending, Subject: "CN=dev", CSR: der, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := f.st.CreateRequest(ctx, r, nil, pki.AuditEvent{Time: now, Type: pki.EventRequestPending, Actor: "test", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Approve(ctx, r.ID, "cli:test")
+	if pki.ErrorCode(err) != pki.EBadRequest {
+		t.Fatalf("approving: %v, want a bad request", err)
+	}
+	if msg := pki.ErrorMessage(err); !strings.Contains(msg, "request held-before cannot be issued, reject it") || !strings.Contains(msg, "U+001B") {
+		t.Errorf("approving: %q, want the request named, the advice to reject it and the reason", msg)
+	}
+}

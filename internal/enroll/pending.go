@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
@@ -71,6 +72,27 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	}
 	s.log.Info("request held for approval", "request", id, "subject", r.Subject, "profile", r.Profile, "transaction_id", r.TransactionID)
 	return &Result{Pending: &r}, nil
+}
+
+// checkIssuable refuses a request the issuer would refuse (its key,
+// subject or names), without reserving a serial or signing: for a request
+// about to wait for an approval. The issuer is given the request as issue
+// gives it.
+func (s *Service) checkIssuable(st *State) error {
+	now := s.clock.Now()
+	issuer, err := s.issuerFor(st.Profile, now)
+	if err != nil {
+		return err
+	}
+	return issuer.CheckRequest(ca.Request{
+		RawSubject:     st.RawSubject,
+		DNSNames:       st.SANs.DNSNames,
+		EmailAddresses: st.SANs.EmailAddresses,
+		IPAddresses:    st.SANs.IPAddresses,
+		URIs:           st.SANs.URIs,
+		PublicKey:      st.PublicKey,
+		Profile:        s.withRevocationURLs(st.Profile, issuer.ID),
+	}, now)
 }
 
 // heldSameKey returns the request held under this request's transaction
@@ -206,10 +228,17 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result
 	}
 	// The CSR's signature was checked when the request was held; its stored
 	// copy has lost its challengePassword, so it no longer verifies.
-	for _, step := range []Step{s.checkNames, checkPolicy} {
-		if err := step(ctx, st); err != nil {
-			return nil, err
+	if err := s.checkNames(ctx, st); err != nil {
+		return nil, err
+	}
+	// A request held before the issuer's checks ran at hold time, or under
+	// a profile that has changed since, is refused here, saying that it
+	// is for rejecting rather than an approval that failed for now.
+	if err := s.checkIssuable(st); err != nil {
+		if pki.ErrorCode(err) == pki.EBadRequest {
+			return nil, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("request %s cannot be issued, reject it: %s", id, pki.ErrorMessage(err)))
 		}
+		return nil, err
 	}
 	st.Events = append(st.Events, pki.AuditEvent{Time: s.clock.Now(), Type: pki.EventRequestApproved, Actor: approver,
 		Profile: r.Profile, Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: "request " + id})

@@ -55,20 +55,6 @@ func checkChannelBinding(_ context.Context, st *State) error {
 	return nil
 }
 
-// checkPolicy applies the profile's key policy to a request that waits
-// before it reaches the issuer (held for approval, or approved); one that
-// goes straight on is checked by the issuer, first thing in Issue. Names
-// and extensions are applied by the issuer, which builds the certificate
-// from the profile only. A key the server makes itself (ServerKeyGen) is
-// made to the policy after every check has passed, so unauthenticated
-// requests cost no key generation.
-func checkPolicy(_ context.Context, st *State) error {
-	if st.Req.ServerKeyGen {
-		return nil
-	}
-	return ca.CheckKey(st.Profile.Keys, st.PublicKey)
-}
-
 // Challenge modes of a profile.
 const (
 	ChallengeStatic  = "static"
