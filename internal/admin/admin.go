@@ -48,6 +48,10 @@ func New(st store.Store, clock pki.Clock, log *slog.Logger, profiles map[string]
 // MaxChallengeTTL bounds one-time challenges: they are bearer secrets.
 const MaxChallengeTTL = 30 * 24 * time.Hour
 
+// MinChallengeTTL is the shortest lifetime a challenge can have: anything
+// shorter ("1ns", "500ms") is expired before anyone could use it.
+const MinChallengeTTL = time.Second
+
 func (s *Service) checkProfile(profile string) error {
 	if profile == "" {
 		return nil
@@ -100,8 +104,8 @@ const MaxBoundNames = 64
 // a few such uses, locked.
 func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (string, pki.Challenge, error) {
 	ttl, profile, actor := spec.TTL, spec.Profile, spec.Actor
-	if ttl <= 0 || ttl > MaxChallengeTTL {
-		return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest, "challenge lifetime must be between 1s and %s", MaxChallengeTTL)
+	if ttl < MinChallengeTTL || ttl > MaxChallengeTTL {
+		return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest, "challenge lifetime must be between %s and %s", MinChallengeTTL, MaxChallengeTTL)
 	}
 	if profile == "" {
 		profile = s.defaultProfile

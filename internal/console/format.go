@@ -348,6 +348,10 @@ func parseTTL(s string) (time.Duration, error) {
 	if err != nil || d <= 0 {
 		return 0, badInputf("lifetime %q: want a duration like 60m, 24h or 7d", clip(s))
 	}
+	if d < admin.MinChallengeTTL {
+		// It would be expired before anyone could type it in.
+		return 0, badInputf("lifetime %q: at least %s", clip(s), admin.MinChallengeTTL)
+	}
 	return d, nil
 }
 
