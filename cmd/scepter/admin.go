@@ -34,7 +34,7 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 	}
 	var sf storeFlags
 	var name, role, passwordFile string
-	var ttl durationDays
+	var ttl tokenTTL
 	fs := newFlagSet(e, "admin "+group+" "+sub, strings.TrimPrefix(adminUsage, "usage: scepter "))
 	sf.register(fs)
 	maxArgs := 1
@@ -96,6 +96,20 @@ func cliErr(err error) error {
 		return errors.New(pki.ErrorMessage(err))
 	}
 	return err
+}
+
+// tokenTTL is the --ttl of "admin token new", read as the API reads it
+// (auth.ParseTokenTTL): only 0 means no expiry, never "0d" or "0s".
+type tokenTTL time.Duration
+
+func (t *tokenTTL) String() string { return time.Duration(*t).String() }
+func (t *tokenTTL) Set(s string) error {
+	d, err := auth.ParseTokenTTL(s)
+	if err != nil {
+		return errors.New(pki.ErrorMessage(err))
+	}
+	*t = tokenTTL(d)
+	return nil
 }
 
 func tokenNew(ctx context.Context, e env, au *auth.Service, me auth.Principal, name, role string, ttl time.Duration) error {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/auth"
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -790,13 +791,9 @@ func (h *Handler) newToken(c *call) error {
 	if err := c.decode(&req); err != nil {
 		return err
 	}
-	var ttl time.Duration
-	if req.TTL != "" && req.TTL != "0" {
-		d, err := parseDuration(req.TTL)
-		if err != nil {
-			return badf("ttl %q: want a duration such as 90d", req.TTL)
-		}
-		ttl = d
+	ttl, err := auth.ParseTokenTTL(req.TTL)
+	if err != nil {
+		return badf("ttl: %s", pki.ErrorMessage(err))
 	}
 	secret, t, err := h.ops.NewToken(c.ctx, c.p, req.Name, pki.Role(req.Role), ttl)
 	if err != nil {

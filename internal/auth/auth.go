@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -136,6 +137,38 @@ func hashSecret(secret string) []byte {
 	sum := sha256.Sum256([]byte(secret))
 	return sum[:]
 }
+
+// ParseTokenTTL reads a token lifetime as the API and the CLI take it: ""
+// or "0" for no expiry, else a Go duration ("720h") or whole days ("90d").
+// Any other zero ("0s", "0d": a script's "${DAYS}d" with DAYS=0) is
+// refused rather than read as no expiry, so that a token that never
+// expires is only ever asked for as such. NewToken checks the range.
+func ParseTokenTTL(s string) (time.Duration, error) {
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > maxTokenDays {
+			return 0, pki.Errorf(pki.EBadRequest, "token lifetime %q: want a duration such as 90d or 720h, or 0 for no expiry", s)
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, pki.Errorf(pki.EBadRequest, "token lifetime %q: want a duration such as 90d or 720h, or 0 for no expiry", s)
+		}
+	}
+	if d == 0 {
+		return 0, pki.Errorf(pki.EBadRequest, "token lifetime %q is zero: say 0 for a token that never expires, or give a lifetime such as 90d", s)
+	}
+	return d, nil
+}
+
+// maxTokenDays keeps a lifetime in days inside a time.Duration; NewToken
+// takes at most 10 years anyway.
+const maxTokenDays = 36500
 
 // NewToken creates an API token and returns its secret, shown this once.
 // ttl zero means no expiry.

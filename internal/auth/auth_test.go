@@ -317,3 +317,34 @@ func TestUsers(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Only "" and "0" ask for a token that never expires; any other zero is a
+// mistake (a script's "${DAYS}d" with DAYS=0), not an immortal token.
+func TestParseTokenTTL(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, true},
+		{"0", 0, true},
+		{"90d", 90 * 24 * time.Hour, true},
+		{"720h", 720 * time.Hour, true},
+		{"1m", time.Minute, true},
+		{"-5h", -5 * time.Hour, true}, // NewToken refuses the range
+		{"0s", 0, false},
+		{"0d", 0, false},
+		{"0h0m", 0, false},
+		{"-0s", 0, false},
+		{"00d", 0, false},
+		{"-1d", 0, false},
+		{"99999d", 0, false},
+		{"forever", 0, false},
+		{"d", 0, false},
+	} {
+		got, err := auth.ParseTokenTTL(tc.in)
+		if tc.ok != (err == nil) || got != tc.want || (err != nil && pki.ErrorCode(err) != pki.EBadRequest) {
+			t.Errorf("ParseTokenTTL(%q) = %s, %v; want %s, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
