@@ -47,6 +47,13 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	if maxArgs == 1 && fs.NArg() != 1 {
 		return usage
 	}
+	if args[0] == "reject" {
+		// The device is sent the reason as it is (admin.Reject checks it
+		// too); a bad one is a usage error, found before the store opens.
+		if err := enroll.CheckRejectReason(reason); err != nil {
+			return usageError{"--reason: " + pki.ErrorMessage(err)}
+		}
+	}
 	if args[0] == "approve" {
 		token, err := p11.open()
 		if err != nil {

@@ -180,6 +180,11 @@ func (s *Service) Reject(ctx context.Context, id, reason, by string) error {
 	if reason == "" {
 		reason = "rejected by an operator"
 	}
+	// The device is sent the reason as it is: every path (API, console,
+	// CLI) is checked here.
+	if err := enroll.CheckRejectReason(reason); err != nil {
+		return err
+	}
 	now := s.clock.Now()
 	r, err := s.store.Request(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {

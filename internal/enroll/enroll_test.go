@@ -872,3 +872,76 @@ func TestApproveExplainsWhatCannotBeIssued(t *testing.T) {
 		t.Errorf("approving: %q, want the request named, the advice to reject it and the reason", msg)
 	}
 }
+
+func TestCheckRejectReason(t *testing.T) {
+	for _, tc := range []struct {
+		reason string
+		ok     bool
+	}{
+		{"duplicate device", true},
+		{"Gerät unbekannt – bitte IT anrufen", true},
+		{strings.Repeat("r", enroll.MaxRejectReasonLen), true},
+		{strings.Repeat("r", enroll.MaxRejectReasonLen+1), false},
+		{"bad\r\nX-Evil: 1", false},
+		{"bad\nsecond line", false},
+		{"tab\there", false},
+		{"nul\x00", false},
+		{"esc\x1b[31m", false},
+		{"c1\u0085", false},
+		{"line\u2028separator", false},
+		{"<b>\u202e</b>", false},
+		{"isolate\u2066x\u2069", false},
+		{"mark\u200f", false},
+		{"broken \xff utf-8", false},
+	} {
+		err := enroll.CheckRejectReason(tc.reason)
+		if tc.ok != (err == nil) || (err != nil && pki.ErrorCode(err) != pki.EBadRequest) {
+			t.Errorf("CheckRejectReason(%q) = %v, want ok %v", tc.reason, err, tc.ok)
+		}
+	}
+}
+
+// A reject reason goes to the device as it is: one with a line break, a NUL
+// or an override is refused and the request stays pending; one stored
+// before reasons were checked reaches the device quoted.
+func TestRejectReasonReachesTheDeviceAsOneLine(t *testing.T) {
+	approval := pki.DefaultProfile()
+	approval.Name, approval.RequireApproval = "approval", true
+	f := newFixture(t, map[string]pki.Profile{"approval": approval}, "approval")
+	ctx := context.Background()
+	hold := func(tx string) *pki.EnrollmentRequest {
+		t.Helper()
+		req := request(t, static)
+		req.TransactionID = tx
+		res, err := f.svc.Enroll(ctx, req)
+		if err != nil || res.Pending == nil {
+			t.Fatalf("%v %+v", err, res)
+		}
+		return res.Pending
+	}
+	held := hold("tx-reject")
+	evil := "bad\r\nX-Evil: 1\x00<b>\u202e"
+	if err := f.admin.Reject(ctx, held.ID, evil, "cli:test"); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Fatalf("rejecting with %q: %v, want a bad request", evil, err)
+	}
+	if res, err := f.svc.Poll(ctx, "approval", "tx-reject"); err != nil || res.Pending == nil {
+		t.Fatalf("after a refused rejection: %v %+v, want still pending", err, res)
+	}
+	if err := f.admin.Reject(ctx, held.ID, "unknown device", "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Poll(ctx, "approval", "tx-reject"); pki.ErrorMessage(err) != "the request was rejected: unknown device" {
+		t.Errorf("polling: %q", pki.ErrorMessage(err))
+	}
+
+	old := hold("tx-old-reason")
+	now := f.clock.Now()
+	if err := f.st.RejectRequest(ctx, old.ID, evil, "cli:test", now,
+		pki.AuditEvent{Time: now, Type: pki.EventRequestRejected, Actor: "cli:test", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.svc.Poll(ctx, "approval", "tx-old-reason")
+	if msg := pki.ErrorMessage(err); strings.ContainsAny(msg, "\r\n\x00\u202e") || !strings.Contains(msg, `X-Evil`) {
+		t.Errorf("polling a request rejected with a reason stored unchecked: %q", msg)
+	}
+}

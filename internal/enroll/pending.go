@@ -6,7 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
@@ -137,7 +140,13 @@ func (s *Service) answer(ctx context.Context, r *pki.EnrollmentRequest) (*Result
 	case pki.RequestPending:
 		return &Result{Pending: r, Held: r}, nil
 	case pki.RequestRejected:
-		return nil, pki.Errorf(pki.EBadRequest, "the request was rejected: %s", r.Reason)
+		reason := r.Reason
+		if CheckRejectReason(reason) != nil {
+			// Stored before reasons were checked: the device gets it
+			// quoted, never a line break or an override as it was typed.
+			reason = strconv.QuoteToASCII(reason)
+		}
+		return nil, pki.Errorf(pki.EBadRequest, "the request was rejected: %s", reason)
 	case pki.RequestIssued:
 		res, err := s.issuedResult(ctx, r.CertIssuerID, r.CertSerialHex)
 		if res != nil {
@@ -146,6 +155,37 @@ func (s *Service) answer(ctx context.Context, r *pki.EnrollmentRequest) (*Result
 		return res, err
 	}
 	return nil, fmt.Errorf("enroll: request %s has unknown status %q", r.ID, r.Status)
+}
+
+// MaxRejectReasonLen bounds the reason a held request is rejected with, in
+// bytes: it is one line for a person on a device's screen or log.
+const MaxRejectReasonLen = 500
+
+// CheckRejectReason refuses a rejection reason that the device, which is
+// sent it verbatim (a SCEP failure, an EST 403 body), or the log lines and
+// pages that show it could misread: invalid UTF-8, a control character or
+// line separator (a reason is one line: no CR, LF, tab or NUL, no U+2028),
+// a bidirectional mark, override or isolate (which make text read as other
+// text), or more than MaxRejectReasonLen bytes.
+func CheckRejectReason(reason string) error {
+	if len(reason) > MaxRejectReasonLen {
+		return pki.Errorf(pki.EBadRequest, "the reason has %d bytes, at most %d are accepted", len(reason), MaxRejectReasonLen)
+	}
+	if !utf8.ValidString(reason) {
+		return pki.Errorf(pki.EBadRequest, "the reason is not valid UTF-8")
+	}
+	for _, r := range reason {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || bidiFormat(r) {
+			return pki.Errorf(pki.EBadRequest, "the reason holds the character %U: a reason is one line of plain text", r)
+		}
+	}
+	return nil
+}
+
+// bidiFormat reports the bidirectional marks, embeddings, overrides and
+// isolates.
+func bidiFormat(r rune) bool {
+	return r == '\u061c' || r == '\u200e' || r == '\u200f' || '\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069'
 }
 
 func (s *Service) issuedResult(ctx context.Context, issuerID, serialHex string) (*Result, error) {

@@ -287,9 +287,7 @@ func (o *Ops) Reject(ctx context.Context, p auth.Principal, id, reason string) e
 	if strings.TrimSpace(reason) == "" {
 		return pki.Errorf(pki.EBadRequest, "a reason is required")
 	}
-	if len(reason) > 1024 {
-		return pki.Errorf(pki.EBadRequest, "the reason is longer than 1024 characters")
-	}
+	// admin.Reject checks the reason's length and characters.
 	return o.admin.Reject(ctx, id, reason, p.Actor())
 }
 
