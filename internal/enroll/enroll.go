@@ -452,6 +452,20 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
+// caRequest is what the issuer is asked to certify for st: checked before a
+// request is held (checkIssuable), signed at issuance.
+func (s *Service) caRequest(st *State, issuer *ca.Issuer) ca.Request {
+	return ca.Request{
+		RawSubject:     st.RawSubject,
+		DNSNames:       st.SANs.DNSNames,
+		EmailAddresses: st.SANs.EmailAddresses,
+		IPAddresses:    st.SANs.IPAddresses,
+		URIs:           st.SANs.URIs,
+		PublicKey:      st.PublicKey,
+		Profile:        s.withRevocationURLs(st.Profile, issuer.ID),
+	}
+}
+
 // issue signs and records a certificate. Its serial is reserved in the
 // store before the CA key signs (so no signed certificate exists that the
 // store does not know), and the certificate, its audit events and the
@@ -463,15 +477,7 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := issuer.Issue(ctx, ca.Request{
-		RawSubject:     st.RawSubject,
-		DNSNames:       st.SANs.DNSNames,
-		EmailAddresses: st.SANs.EmailAddresses,
-		IPAddresses:    st.SANs.IPAddresses,
-		URIs:           st.SANs.URIs,
-		PublicKey:      st.PublicKey,
-		Profile:        s.withRevocationURLs(st.Profile, issuer.ID),
-	}, now, s.reserveSerial(now))
+	cert, err := issuer.Issue(ctx, s.caRequest(st, issuer), now, s.reserveSerial(now))
 	if err != nil {
 		return nil, err
 	}

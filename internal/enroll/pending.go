@@ -11,7 +11,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
@@ -87,15 +86,7 @@ func (s *Service) checkIssuable(st *State) error {
 	if err != nil {
 		return err
 	}
-	return issuer.CheckRequest(ca.Request{
-		RawSubject:     st.RawSubject,
-		DNSNames:       st.SANs.DNSNames,
-		EmailAddresses: st.SANs.EmailAddresses,
-		IPAddresses:    st.SANs.IPAddresses,
-		URIs:           st.SANs.URIs,
-		PublicKey:      st.PublicKey,
-		Profile:        s.withRevocationURLs(st.Profile, issuer.ID),
-	}, now)
+	return issuer.CheckRequest(s.caRequest(st, issuer), now)
 }
 
 // heldSameKey returns the request held under this request's transaction
