@@ -145,8 +145,11 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) outcom
 		return outcome{err: fmt.Errorf("cleaning up after an interrupted run: %w", err)}
 	}
 	if pending {
-		log.Warn("a renewal was installed and the run stopped before its post_renew command; running it now")
-		a.postRenew(ctx, c, log)
+		log.Warn("a renewal was installed and its post_renew command has not run, or failed; running it now")
+		if err := a.postRenew(ctx, c, log); err != nil {
+			// The marker stays: the next check runs it again.
+			return outcome{err: err}
+		}
 		if err := l.clearMarker(); err != nil {
 			log.Error("could not remove the post_renew marker", "err", err)
 		}
@@ -190,7 +193,13 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) outcom
 	}
 	o.renewed, o.point = cert, RenewalPoint(cert, c.RenewBefore)
 	if c.PostRenew != "" {
-		a.postRenew(ctx, c, log)
+		if err := a.postRenew(ctx, c, log); err != nil {
+			// Renewed, and the service still runs with the old
+			// certificate: a failure to report (--once exits 1), and the
+			// marker stays so that the next check runs the command again.
+			o.err = fmt.Errorf("renewed, but %w", err)
+			return o
+		}
 		if err := l.clearMarker(); err != nil {
 			log.Error("could not remove the post_renew marker; the command will run again at the next start", "err", err)
 		}
@@ -266,9 +275,9 @@ const maxOutput = 8 << 10
 // postRenew runs the certificate's post_renew command; a failure is
 // logged, and the renewal stands. A shutdown of the agent does not cut
 // the command short; its timeout does (the whole process group).
-func (a *Agent) postRenew(ctx context.Context, c *Certificate, log *slog.Logger) {
+func (a *Agent) postRenew(ctx context.Context, c *Certificate, log *slog.Logger) error {
 	if c.PostRenew == "" {
-		return
+		return nil
 	}
 	shell := a.Shell
 	if shell == "" {
@@ -284,15 +293,22 @@ func (a *Agent) postRenew(ctx context.Context, c *Certificate, log *slog.Logger)
 	cmd.WaitDelay = 2 * time.Second
 	ownProcessGroup(cmd)
 	err := cmd.Run()
-	if cctx.Err() == context.DeadlineExceeded {
-		err = fmt.Errorf("timed out after %s: %w", c.PostRenewTimeout, err)
-	}
 	attrs := []any{"command", c.PostRenew, "output", out.String()}
+	switch {
+	case cctx.Err() == context.DeadlineExceeded:
+		err = fmt.Errorf("timed out after %s: %w", c.PostRenewTimeout, err)
+	case errors.Is(err, exec.ErrWaitDelay):
+		// The command succeeded; something it started in the background
+		// (a daemon's reload) kept its output open.
+		log.Info("post_renew command ran; a process it started still holds its output", attrs...)
+		return nil
+	}
 	if err != nil {
-		log.Error("post_renew command failed; the renewed certificate stays in place", append(attrs, "err", err)...)
-		return
+		log.Error("post_renew command failed; the renewed certificate stays in place, and the command runs again at the next check", append(attrs, "err", err)...)
+		return fmt.Errorf("post_renew: %w", err)
 	}
 	log.Info("post_renew command ran", attrs...)
+	return nil
 }
 
 type limitedBuffer struct {

@@ -146,7 +146,9 @@ func TestRekeyFalseAndKeyType(t *testing.T) {
 	})
 }
 
-// A post_renew command that fails or hangs is logged; the renewal stays.
+// A post_renew command that fails or hangs is logged and fails the run
+// (the service still has the old certificate); the renewal stays, and the
+// next run runs the command again until it succeeds.
 func TestPostRenewFailureDoesNotUndoTheRenewal(t *testing.T) {
 	for _, tt := range []struct {
 		name, cmd string
@@ -163,8 +165,8 @@ func TestPostRenewFailureDoesNotUndoTheRenewal(t *testing.T) {
 			f.cert().PostRenew, f.cert().PostRenewTimeout = tt.cmd, tt.timeout
 			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
 			start := time.Now()
-			if err := f.agent.RunOnce(context.Background()); err != nil {
-				t.Fatalf("a failed post_renew failed the run: %v", err)
+			if err := f.agent.RunOnce(context.Background()); err == nil {
+				t.Fatal("a failed post_renew did not fail the run")
 			}
 			if d := time.Since(start); d > 20*time.Second {
 				t.Errorf("RunOnce took %s: the timeout did not end the command", d)
@@ -180,12 +182,20 @@ func TestPostRenewFailureDoesNotUndoTheRenewal(t *testing.T) {
 					t.Errorf("log does not mention %q", w)
 				}
 			}
-			// The marker is gone: the next run does not run it again.
+			// The marker stays: the next run runs it again, once it works
+			// for good.
+			f.cert().PostRenew = "echo renewed >> post.log"
 			if err := f.agent.RunOnce(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if n := f.postRuns(); n != 1 {
-				t.Errorf("post_renew ran %d times after a second run", n)
+			if n := f.postRuns(); n != 2 {
+				t.Errorf("post_renew ran %d times after a second run, want 2", n)
+			}
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.postRuns(); n != 2 {
+				t.Errorf("post_renew ran %d times after it succeeded, want 2", n)
 			}
 		})
 	}
@@ -769,5 +779,19 @@ func TestLostRenewalIsAskedAgainWithTheSameKey(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(newLayout(f.cert(), nil).state, pendingKeyPEM)); err == nil {
 		t.Error("the kept key is still there after the renewal was installed")
+	}
+}
+
+// A post_renew command that succeeds while something it started in the
+// background keeps its output open (a daemon's reload) has succeeded.
+func TestPostRenewBackgroundChildIsNoFailure(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.cert().PostRenew = "echo renewed >> post.log; (sleep 5 &)"
+	f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatalf("a post_renew whose background child holds its output failed the run: %v", err)
+	}
+	if !strings.Contains(f.logs.String(), "still holds its output") {
+		t.Errorf("the log does not say a background process held the output:\n%s", f.logs.String())
 	}
 }
