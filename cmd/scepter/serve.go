@@ -692,6 +692,11 @@ func (f *serveFlags) guard(clock pki.Clock, log *slog.Logger) (*server.Guard, er
 	if err != nil {
 		return nil, usageError{"--trusted-proxy: " + err.Error()}
 	}
+	for _, p := range proxies {
+		if p.Bits() == 0 {
+			log.Warn("--trusted-proxy trusts every address: any client can name itself in X-Forwarded-For and escape its rate limit and lockouts; name the proxies", "prefix", p.String())
+		}
+	}
 	return server.NewGuard(server.Limits{MaxConns: f.maxConns, MaxInflight: f.maxInflight, MaxQueued: f.maxQueued,
 		QueueWait: f.queueWait, MonitoringPaths: append(health.Paths(), metrics.Path), RateLimit: f.rateLimit, RateBurst: f.rateBurst, TrustedProxies: proxies}, clock, log)
 }
