@@ -359,6 +359,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := svc.RecordRACertificates(ctx); err != nil {
+		log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
+	}
 	scepHandler, err := scepserver.New(svc, clock, log, scepserver.Options{AllowInsecureDES: f.allowInsecureDES, MaxClockSkew: f.maxClockSkew})
 	if err != nil {
 		return err
@@ -514,6 +517,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			case <-time.After(caSync.NextCheck(clock.Now(), f.caReload)):
 			}
 			reloadCA(authority, clock, log)
+			if err := svc.RecordRACertificates(ctx); err != nil {
+				log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
+			}
 			// Sync logs what stops this node from serving as the
 			// store's CA and keeps it for /readyz; a store error is only
 			// logged.

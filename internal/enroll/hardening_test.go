@@ -273,3 +273,27 @@ func TestRefusalRecordedAfterHangUp(t *testing.T) {
 		t.Errorf("%d refusal events, want 1", len(evs))
 	}
 }
+
+// The SCEP RA certificate our issuing CA issued is in the inventory (once,
+// however often it is recorded), so OCSP knows it and it can be revoked.
+func TestRACertificateIsInTheInventory(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	for range 2 {
+		if err := f.svc.RecordRACertificates(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ra := f.auth.RA.Cert
+	rec, err := f.st.Certificate(ctx, f.auth.Issuer.ID, ra.SerialNumber.Text(16))
+	if err != nil {
+		t.Fatalf("the RA certificate is not in the inventory: %v", err)
+	}
+	if rec.Profile != enroll.RAProfileName || rec.Protocol != pki.ProtocolInternal || rec.Status != pki.StatusValid {
+		t.Errorf("recorded as %+v", rec)
+	}
+	evs, _ := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventIssued, SerialHex: rec.SerialHex})
+	if len(evs) != 1 {
+		t.Errorf("%d issued events for the RA certificate, want 1", len(evs))
+	}
+}

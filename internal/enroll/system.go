@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // ServerCertValidity is the lifetime of the certificate the server issues
@@ -113,3 +116,42 @@ func (s *Service) IssuedHere(cert *x509.Certificate) bool {
 	_, err := s.authority.IssuedByUs(cert, s.clock.Now())
 	return err == nil
 }
+
+// RecordRACertificates puts the SCEP RA certificates our issuing CAs
+// issued (current, next, previous) into the inventory, where they were
+// missing: OCSP answered "unknown" for them, which means "never issued
+// here", and a compromised RA key could not be revoked. It is run at start
+// and after a CA reload; what is recorded already (by this node or
+// another) is left as it is. An RA that is the issuing CA itself is not a
+// certificate of its own.
+func (s *Service) RecordRACertificates(ctx context.Context) error {
+	now := s.clock.Now()
+	for _, ra := range s.authority.RAs() {
+		if ra == nil || ra.IsCA {
+			continue
+		}
+		issuer, err := s.authority.IssuedByUs(ra.Cert, now)
+		if err != nil {
+			continue // expired, or not ours: nothing to answer for
+		}
+		serial := ra.Cert.SerialNumber.Text(16)
+		if _, err := s.store.Certificate(ctx, issuer.ID, serial); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("enroll: looking up the RA certificate %s: %w", serial, err)
+		}
+		st := &State{Req: Request{Protocol: pki.ProtocolInternal}, Profile: pki.Profile{Name: RAProfileName}}
+		rec := record(ra.Cert, issuer.ID, st, now)
+		ev := pki.AuditEvent{Time: now, Type: pki.EventIssued, Actor: "system", Profile: RAProfileName, SerialHex: serial,
+			IssuerID: issuer.ID, Subject: rec.Subject, Outcome: "success", Detail: "SCEP RA certificate, recorded in the inventory"}
+		err = s.store.RecordIssuance(ctx, store.Issuance{Certificate: rec, Now: now, Events: []pki.AuditEvent{ev}})
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("enroll: recording the RA certificate %s: %w", serial, err)
+		}
+	}
+	return nil
+}
+
+// RAProfileName is the profile under which the inventory lists SCEP RA
+// certificates.
+const RAProfileName = "scep-ra"
