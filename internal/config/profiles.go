@@ -57,6 +57,7 @@ type ProfileConfig struct {
 	// EST (RFC 7030).
 	ESTRequireChannelBinding *bool `toml:"est_require_channel_binding"`
 	ESTManufacturerAuth      *bool `toml:"est_manufacturer_auth"`
+	ESTManufacturerSameSubj  *bool `toml:"est_manufacturer_same_subject"`
 	ESTServerKeyGen          *bool `toml:"est_server_keygen"`
 
 	// Expiry notifications (docs/notifications.md).
@@ -228,6 +229,7 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 	setBool(&p.IncludeCACert, pc.IncludeCACert)
 	setBool(&p.RequireChannelBinding, pc.ESTRequireChannelBinding)
 	setBool(&p.ManufacturerAuth, pc.ESTManufacturerAuth)
+	setBool(&p.ManufacturerSameSubject, pc.ESTManufacturerSameSubj)
 	setBool(&p.ServerKeyGen, pc.ESTServerKeyGen)
 	if w := pc.RenewalWindow; w != "" {
 		if pct, ok := strings.CutSuffix(w, "%"); ok {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -92,6 +93,9 @@ func (s *Service) authenticateManufacturer(_ context.Context, st *State) error {
 			cert.NotBefore.UTC().Format(time.RFC3339)+" to "+cert.NotAfter.UTC().Format(time.RFC3339)+")")
 	case err != nil:
 		return pki.Wrap(pki.EBadCertID, err, "the client certificate was not issued by a known manufacturer CA")
+	}
+	if st.Profile.ManufacturerSameSubject && !csr.SameName(cert.RawSubject, st.Req.CSR.RawSubject) {
+		return pki.Errorf(pki.EBadRequest, "this profile enrolls a manufacturer certificate's own subject (%s) only", cert.Subject)
 	}
 	return nil
 }

@@ -98,6 +98,11 @@ type Profile struct {
 	// configured manufacturer CAs (an IDevID) authenticate a first
 	// enrollment at this profile.
 	ManufacturerAuth bool
+	// ManufacturerSameSubject binds such an enrollment to the device: the
+	// request must ask for the IDevID's own subject (compared RDN by RDN).
+	// Without it an IDevID buys a certificate for any name the profile
+	// allows.
+	ManufacturerSameSubject bool
 	// ServerKeyGen (EST) allows /serverkeygen: the server makes the key.
 	ServerKeyGen bool
 	// OCSPNoCheck adds id-pkix-ocsp-nocheck: only the server's own

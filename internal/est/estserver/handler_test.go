@@ -188,6 +188,7 @@ func TestAuthentication(t *testing.T) {
 	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{
 		profile("iot", nil),
 		profile("idevid", func(p *pki.Profile) { p.ManufacturerAuth = true }),
+		profile("idevid-bound", func(p *pki.Profile) { p.ManufacturerAuth, p.ManufacturerSameSubject = true, true }),
 	}})
 	ctx := context.Background()
 	c := f.httpClient(nil, 0)
@@ -227,6 +228,9 @@ func TestAuthentication(t *testing.T) {
 	mc := f.httpClient(tlsPair(idevid, devKey), 0)
 	f.issued(f.post(mc, "idevid/simpleenroll", "", "", body("idevid"), nil))
 	wantStatus(t, f.post(mc, "simpleenroll", "", "", body("idevid-elsewhere"), nil), http.StatusUnauthorized, "accepts no client certificate")
+	// Bound to the device: only the IDevID's own subject.
+	wantStatus(t, f.post(mc, "idevid-bound/simpleenroll", "", "", body("someone-else"), nil), http.StatusForbidden, "own subject")
+	f.issued(f.post(mc, "idevid-bound/simpleenroll", "", "", body("device-serial-42"), nil))
 	expired := f.manufacturer.issue(t, "old-device", devKey, f.clock.Now().Add(-48*time.Hour), f.clock.Now().Add(-24*time.Hour))
 	wantStatus(t, f.post(f.httpClient(tlsPair(expired, devKey), 0), "idevid/simpleenroll", "", "", body("expired-idevid"), nil), http.StatusForbidden, "expired")
 	unknown := newTestCA(t, "Someone Else", f.clock.Now())
@@ -247,12 +251,12 @@ func TestAuthentication(t *testing.T) {
 			t.Errorf("audit event leaks a secret: %+v", e)
 		}
 	}
-	if refused != 11 { // the bound challenge's misuse is audited as such too
-		t.Errorf("%d refusals audited, want 11", refused)
+	if refused != 12 { // the bound challenge's misuse is audited as such too
+		t.Errorf("%d refusals audited, want 12", refused)
 	}
 	certs, _, _ := f.st.ListCertificates(ctx, store.CertFilter{Limit: 100})
-	if len(certs) != 5+1 { // five enrollments and the server's own TLS certificate
-		t.Errorf("%d certificates recorded, want 6", len(certs))
+	if len(certs) != 6+1 { // six enrollments and the server's own TLS certificate
+		t.Errorf("%d certificates recorded, want 7", len(certs))
 	}
 }
 
