@@ -81,11 +81,10 @@ func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason in
 		return Revocation{}, err
 	}
 	now := s.clock.Now()
+	// The store sets the detail when a hold becomes permanent: c may be
+	// stale (a hold lifted meanwhile), the row read in its transaction not.
 	ev := pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: actor, Profile: c.Profile, SerialHex: c.SerialHex,
 		IssuerID: c.IssuerID, Subject: c.Subject, Outcome: "success", Reason: ReasonName(reason)}
-	if c.Status == pki.StatusRevoked && c.RevokeReason == ReasonCertificateHold && reason != ReasonCertificateHold {
-		ev.Detail = "certificateHold made permanent"
-	}
 	got, changed, err := s.store.RevokeCertificate(ctx, c.IssuerID, c.SerialHex, reason, now, ev)
 	if err != nil {
 		return Revocation{}, fmt.Errorf("revoke %s: %w", c.SerialHex, err)
@@ -108,6 +107,12 @@ func (s *Service) Unhold(ctx context.Context, serial, issuerID, actor string) (R
 		IssuerID: c.IssuerID, Subject: c.Subject, Outcome: "success"}
 	got, changed, err := s.store.UnholdCertificate(ctx, c.IssuerID, c.SerialHex, now, ev)
 	if errors.Is(err, store.ErrConflict) {
+		// c was read before the store's transaction, maybe while still on
+		// hold; a revocation for good is final, so a read now names its
+		// reason.
+		if current, rerr := s.store.Certificate(ctx, c.IssuerID, c.SerialHex); rerr == nil {
+			c = current
+		}
 		return Revocation{}, pki.Errorf(pki.EConflict, "certificate %s is revoked for good (%s), not on hold", c.SerialHex, ReasonName(c.RevokeReason))
 	}
 	if err != nil {

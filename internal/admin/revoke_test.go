@@ -1,6 +1,17 @@
 package admin
 
-import "testing"
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
 
 func TestNormalizeSerial(t *testing.T) {
 	for in, want := range map[string]string{"0x0A:bc": "abc", "ABC": "abc", "00ff": "ff", "0XFF": "ff", " 1f ": "1f"} {
@@ -31,5 +42,108 @@ func TestParseReason(t *testing.T) {
 		if _, err := ParseReason(bad); err == nil {
 			t.Errorf("ParseReason(%q) succeeded", bad)
 		}
+	}
+}
+
+// racingStore runs another operator's change just before the revocation or
+// unhold it wraps reaches the store: the race of two `certs` commands.
+type racingStore struct {
+	store.Store
+	before func()
+}
+
+func (r racingStore) RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error) {
+	r.before()
+	return r.Store.RevokeCertificate(ctx, issuerID, serialHex, reason, at, ev)
+}
+
+func (r racingStore) UnholdCertificate(ctx context.Context, issuerID, serialHex string, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error) {
+	r.before()
+	return r.Store.UnholdCertificate(ctx, issuerID, serialHex, at, ev)
+}
+
+// The audit trail and the conflict message tell what the store's
+// transaction found, not what was read before it.
+func TestRevocationRaces(t *testing.T) {
+	ctx := context.Background()
+	const issuer, serial = "1111111111111111111111111111111111111111111111111111111111111111", "c0ffee"
+	for _, tc := range []struct {
+		name string
+		// race is the other operator's command, after our read
+		race       func(st store.Store, at time.Time) error
+		act        func(svc *Service) error
+		wantDetail string
+		wantErr    string
+	}{
+		{
+			name: "revoke raced by unhold: a fresh revocation",
+			race: func(st store.Store, at time.Time) error {
+				_, _, err := st.UnholdCertificate(ctx, issuer, serial, at, pki.AuditEvent{Type: pki.EventUnheld})
+				return err
+			},
+			act: func(svc *Service) error {
+				_, err := svc.Revoke(ctx, serial, "", 1, "cli:root")
+				return err
+			},
+		},
+		{
+			name: "revoke of a hold, no race: the hold made permanent",
+			race: func(store.Store, time.Time) error { return nil },
+			act: func(svc *Service) error {
+				_, err := svc.Revoke(ctx, serial, "", 1, "cli:root")
+				return err
+			},
+			wantDetail: store.DetailHoldMadePermanent,
+		},
+		{
+			name: "unhold raced by a permanent revocation: names its reason",
+			race: func(st store.Store, at time.Time) error {
+				_, _, err := st.RevokeCertificate(ctx, issuer, serial, 1, at, pki.AuditEvent{Type: pki.EventRevoked})
+				return err
+			},
+			act: func(svc *Service) error {
+				_, err := svc.Unhold(ctx, serial, "", "cli:root")
+				return err
+			},
+			wantDetail: store.DetailHoldMadePermanent, // the racer's event
+			wantErr:    "revoked for good (keyCompromise)",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+			now := clock.Now()
+			if err := st.RecordIssuance(ctx, store.Issuance{Now: now, Certificate: pki.Certificate{
+				SerialHex: serial, IssuerID: issuer, Issuer: "CN=Test CA", Subject: "CN=device",
+				NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid,
+				Profile: "default", Protocol: pki.ProtocolCLI, Source: pki.SourceIssued, KeyType: "p256",
+				CreatedAt: now, DER: []byte{0x30, 0x03, 'd', 'e', 'r'},
+			}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := st.RevokeCertificate(ctx, issuer, serial, ReasonCertificateHold, now, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+				t.Fatal(err)
+			}
+			racing := racingStore{Store: st, before: func() {
+				if err := tc.race(st, now); err != nil {
+					t.Fatalf("the racing command: %v", err)
+				}
+			}}
+			err = tc.act(New(racing, clock, nil, nil, ""))
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("got error %v, want %q", err, tc.wantErr)
+			}
+			evs, err := st.ListAudit(ctx, store.AuditFilter{})
+			if err != nil || len(evs) == 0 {
+				t.Fatalf("audit: %v, %d events", err, len(evs))
+			}
+			if newest := evs[0]; newest.Type != pki.EventRevoked || newest.Detail != tc.wantDetail {
+				t.Errorf("newest event %s %q, want %s %q", newest.Type, newest.Detail, pki.EventRevoked, tc.wantDetail)
+			}
+		})
 	}
 }

@@ -32,6 +32,10 @@ var (
 	ErrBadCursor = errors.New("store: invalid cursor")
 )
 
+// DetailHoldMadePermanent is the Detail of the event RevokeCertificate
+// appends when it turns a certificateHold into another reason.
+const DetailHoldMadePermanent = "certificateHold made permanent"
+
 // Issuance is everything recorded, in one transaction, when a certificate is
 // issued.
 type Issuance struct {
@@ -204,8 +208,10 @@ type Store interface {
 	// stands afterwards and whether anything changed. Revoking again
 	// changes nothing (no event, changed false), unless the certificate is
 	// on hold (reason 6, certificateHold) and another reason is given: the
-	// hold becomes that revocation, at the time of the hold. ErrNotFound if
-	// unknown.
+	// hold becomes that revocation, at the time of the hold, and the store
+	// sets ev.Detail to DetailHoldMadePermanent (only the transaction knows
+	// which case it is: a hold may be lifted between a caller's read and
+	// this call). ErrNotFound if unknown.
 	RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error)
 	// UnholdCertificate lifts a certificateHold: the certificate is valid
 	// again, its issuer's revocation state is bumped and ev appended in one

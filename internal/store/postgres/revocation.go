@@ -29,6 +29,8 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 	var changed bool
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		out, changed = nil, false
+		// A copy: a retried transaction decides the detail afresh.
+		event := ev
 		c, err := lockCert(ctx, tx, issuerID, serialHex)
 		if err != nil {
 			return err
@@ -44,6 +46,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 			// have treated the certificate as revoked since then.
 			_, err = tx.Exec(ctx, `UPDATE certificates SET revoke_reason = $1, revoked_by = $2
 				WHERE issuer_id = $3 AND serial_hex = $4`, reason, ev.Actor, issuerID, serialHex)
+			event.Detail = store.DetailHoldMadePermanent
 		default:
 			out = c
 			return nil
@@ -52,7 +55,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 			return err
 		}
 		changed = true
-		out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, ev)
+		out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, event)
 		return err
 	})
 	if err != nil {

@@ -24,6 +24,8 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 	var out *pki.Certificate
 	var changed bool
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		// A copy: a retried transaction decides the detail afresh.
+		event := ev
 		c, err := certInTx(ctx, tx, issuerID, serialHex)
 		if err != nil {
 			return err
@@ -39,6 +41,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 			// have treated the certificate as revoked since then.
 			_, err = tx.ExecContext(ctx, `UPDATE certificates SET revoke_reason = ?, revoked_by = ?
 				WHERE issuer_id = ? AND serial_hex = ?`, reason, ev.Actor, issuerID, serialHex)
+			event.Detail = store.DetailHoldMadePermanent
 		default:
 			out = c
 			return nil
@@ -47,7 +50,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 			return err
 		}
 		changed = true
-		out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, ev)
+		out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, event)
 		return err
 	})
 	if err != nil {

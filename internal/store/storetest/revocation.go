@@ -32,16 +32,18 @@ func testRevokeCertificate(t *testing.T, s store.Store) {
 		// what the record says afterwards
 		wantReason int
 		wantAt     time.Time
+		// the Detail of the event appended, which the store decides
+		wantDetail string
 	}{
-		{"valid certificate", issuerA, "a0", 1, at, nil, true, 1, at},
-		{"reason 0 (unspecified)", issuerA, "a1", 0, at, nil, true, 0, at},
-		{"again, same reason: idempotent", issuerA, "a0", 1, at.Add(time.Hour), nil, false, 1, at},
-		{"again, other reason: kept as it was", issuerA, "a0", 4, at.Add(time.Hour), nil, false, 1, at},
-		{"on hold", issuerA, "a2", 6, at, nil, true, 6, at},
-		{"on hold again", issuerA, "a2", 6, at.Add(time.Minute), nil, false, 6, at},
-		{"hold made permanent keeps the hold's time", issuerA, "a2", 1, at.Add(time.Hour), nil, true, 1, at},
-		{"unknown serial", issuerA, "ff", 1, at, store.ErrNotFound, false, 0, time.Time{}},
-		{"serial of another issuer", issuerB, "a0", 1, at, store.ErrNotFound, false, 0, time.Time{}},
+		{"valid certificate", issuerA, "a0", 1, at, nil, true, 1, at, ""},
+		{"reason 0 (unspecified)", issuerA, "a1", 0, at, nil, true, 0, at, ""},
+		{"again, same reason: idempotent", issuerA, "a0", 1, at.Add(time.Hour), nil, false, 1, at, ""},
+		{"again, other reason: kept as it was", issuerA, "a0", 4, at.Add(time.Hour), nil, false, 1, at, ""},
+		{"on hold", issuerA, "a2", 6, at, nil, true, 6, at, ""},
+		{"on hold again", issuerA, "a2", 6, at.Add(time.Minute), nil, false, 6, at, ""},
+		{"hold made permanent keeps the hold's time", issuerA, "a2", 1, at.Add(time.Hour), nil, true, 1, at, store.DetailHoldMadePermanent},
+		{"unknown serial", issuerA, "ff", 1, at, store.ErrNotFound, false, 0, time.Time{}, ""},
+		{"serial of another issuer", issuerB, "a0", 1, at, store.ErrNotFound, false, 0, time.Time{}, ""},
 	}
 	for _, st := range steps {
 		before := len(listAudit(t, s, store.AuditFilter{}))
@@ -78,11 +80,38 @@ func testRevokeCertificate(t *testing.T, s store.Store) {
 		case st.changed:
 			want := ev(st.serial)
 			want.Time = st.at // zero Time takes the revocation time
+			want.Detail = st.wantDetail
 			sameEvent(t, st.name+": event", after[0], want)
 		case len(after) != before || stateAfter != stateBefore:
 			t.Errorf("%s: an idempotent revocation appended %d events and moved the state by %d", st.name,
 				len(after)-before, stateAfter-stateBefore)
 		}
+	}
+}
+
+// testRevokeAfterUnhold: the detail of a revocation is decided in its
+// transaction. A caller that read a hold, raced by an unhold, revokes a
+// valid certificate: a fresh revocation, no hold made permanent.
+func testRevokeAfterUnhold(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustRecord(t, s, issuance(newCert(issuerA, "e0", t0.Add(time.Hour))))
+	if _, _, err := s.RevokeCertificate(ctx, issuerA, "e0", 6, t0, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UnholdCertificate(ctx, issuerA, "e0", t0.Add(time.Minute), pki.AuditEvent{Type: pki.EventUnheld}); err != nil {
+		t.Fatal(err)
+	}
+	later := t0.Add(2 * time.Minute)
+	c, changed, err := s.RevokeCertificate(ctx, issuerA, "e0", 1, later, pki.AuditEvent{Type: pki.EventRevoked, Actor: "cli:root"})
+	if err != nil || !changed || !c.RevokedAt.Equal(later) {
+		t.Fatalf("revoking a lifted hold: %+v, %v, %v; want revoked at %v", c, changed, err, later)
+	}
+	evs := listAudit(t, s, store.AuditFilter{})
+	if len(evs) == 0 {
+		t.Fatal("no events")
+	}
+	if evs[0].Type != pki.EventRevoked || evs[0].Detail != "" {
+		t.Errorf("newest event %+v, want a revocation without detail", evs[0])
 	}
 }
 

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditTimeFilter", testAuditTimeFilter},
 		{"AuditChain", testAuditChain},
 		{"Unhold", testUnhold},
+		{"RevokeAfterUnhold", testRevokeAfterUnhold},
 		{"RevocationState", testRevocationState},
 		{"CRLs", testCRLs},
 		{"Users", testUsers},
