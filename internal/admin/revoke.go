@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/scepter/scepter/internal/pki"
@@ -28,7 +29,9 @@ var reasonCodes = map[string]int{
 // ReasonCertificateHold is the one revocation reason that can be lifted.
 const ReasonCertificateHold = 6
 
-// ParseReason reads an RFC 5280 reason name (case-insensitive) or code.
+// ParseReason reads an RFC 5280 reason name (case-insensitive) or its
+// numeric code (0-6, 9 or 10: 7 is unused and removeFromCRL, 8, belongs to
+// delta CRLs only).
 func ParseReason(s string) (int, error) {
 	if s == "" {
 		return 0, nil
@@ -38,7 +41,12 @@ func ParseReason(s string) (int, error) {
 			return code, nil
 		}
 	}
-	return 0, pki.Errorf(pki.EBadRequest, "revocation reason %q: want one of %s", s, strings.Join(ReasonNames(), ", "))
+	if code, err := strconv.Atoi(s); err == nil {
+		if _, ok := reasonName(code); ok {
+			return code, nil
+		}
+	}
+	return 0, pki.Errorf(pki.EBadRequest, "revocation reason %q: want one of %s, or its code (0-6, 9, 10)", s, strings.Join(ReasonNames(), ", "))
 }
 
 // ReasonName is the RFC 5280 name of a reason code.

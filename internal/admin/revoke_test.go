@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,16 +30,17 @@ func TestNormalizeSerial(t *testing.T) {
 
 func TestParseReason(t *testing.T) {
 	for in, want := range map[string]int{"": 0, "unspecified": 0, "keyCompromise": 1, "KEYCOMPROMISE": 1, "cACompromise": 2,
-		"affiliationChanged": 3, "superseded": 4, "cessationOfOperation": 5, "certificateHold": 6, "privilegeWithdrawn": 9} {
+		"affiliationChanged": 3, "superseded": 4, "cessationOfOperation": 5, "certificateHold": 6, "privilegeWithdrawn": 9,
+		"0": 0, "1": 1, "6": 6, "9": 9, "10": 10} {
 		got, err := ParseReason(in)
 		if err != nil || got != want {
 			t.Errorf("ParseReason(%q) = %d, %v; want %d", in, got, err, want)
 		}
-		if in != "" && in != "KEYCOMPROMISE" && ReasonName(want) != in {
+		if _, numeric := strconv.Atoi(in); numeric != nil && in != "" && in != "KEYCOMPROMISE" && ReasonName(want) != in {
 			t.Errorf("ReasonName(%d) = %q, want %q", want, ReasonName(want), in)
 		}
 	}
-	for _, bad := range []string{"removeFromCRL", "8", "compromised", "7"} {
+	for _, bad := range []string{"removeFromCRL", "8", "compromised", "7", "11", "-1", "1.0", "0x1"} {
 		if _, err := ParseReason(bad); err == nil {
 			t.Errorf("ParseReason(%q) succeeded", bad)
 		}
