@@ -47,7 +47,7 @@ func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
 	fs := newFlagSet(e, "certs "+sub, usage)
 	sf.register(fs)
 	if sub == "revoke" {
-		fs.StringVar(&reason, "reason", "unspecified", "RFC 5280 revocation reason: "+strings.Join(admin.ReasonNames(), ", "))
+		fs.StringVar(&reason, "reason", "unspecified", "RFC 5280 revocation reason: "+strings.Join(admin.ReasonNames(), ", ")+", or its code")
 	}
 	fs.StringVar(&issuer, "issuer", "", "issuer ID (or a prefix of it), when more than one CA used the serial")
 	if err := parseFlags(fs, e, args, 1, sf.sections()); err != nil {
@@ -89,12 +89,14 @@ func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
 	case r.Changed:
 		fmt.Fprintf(e.stdout, "revoked %s (%s) at %s, reason %s\n", printable(c.SerialHex), printable(c.Subject),
 			c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
+	case c.RevokeReason != code:
+		// Not applied: a script must not take this for a revocation with
+		// the reason it asked for.
+		return fmt.Errorf("%s (%s) is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason",
+			printable(c.SerialHex), printable(c.Subject), c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
 	default:
 		fmt.Fprintf(e.stdout, "already revoked: %s (%s) at %s, reason %s\n", printable(c.SerialHex), printable(c.Subject),
 			c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
-		if c.RevokeReason != code {
-			fmt.Fprintf(e.stderr, "the reason stays %s: only a certificateHold can be given another reason\n", admin.ReasonName(c.RevokeReason))
-		}
 	}
 	return nil
 }

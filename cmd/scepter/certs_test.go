@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// `certs revoke` of a revoked certificate: the same reason is idempotent
+// (exit 0, "already revoked"); another reason is not applied, which it says
+// on stderr with exit 1, except that a certificateHold may become another
+// reason.
+func TestCertsRevokeAgain(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
+	for _, serial := range []string{"a1", "b2"} {
+		if err := st.RecordIssuance(ctx, store.Issuance{Now: now, Certificate: pki.Certificate{
+			SerialHex: serial, IssuerID: strings.Repeat("1", 64), Issuer: "CN=Test CA", Subject: "CN=device-" + serial,
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid,
+			Profile: "default", Protocol: pki.ProtocolCLI, Source: pki.SourceIssued, KeyType: "p256",
+			CreatedAt: now, DER: []byte{0x30, 0x03, 'd', 'e', 'r'},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+
+	for _, step := range []struct {
+		name           string
+		serial, reason string
+		wantCode       int
+		wantOut        string // on stdout, or in the error (stderr)
+	}{
+		{"revoke", "a1", "keyCompromise", 0, "revoked a1"},
+		{"same reason again", "a1", "keyCompromise", 0, "already revoked: a1"},
+		{"same reason as a code", "a1", "1", 0, "already revoked: a1"},
+		{"another reason", "a1", "superseded", 1, "reason keyCompromise; the reason stays"},
+		{"a hold", "b2", "certificateHold", 0, "revoked b2"},
+		{"a hold again", "b2", "6", 0, "already revoked: b2"},
+		{"a hold made permanent", "b2", "superseded", 0, "reason superseded"},
+		{"back on hold: refused", "b2", "certificateHold", 1, "reason superseded; the reason stays"},
+	} {
+		e, out, errb := testEnv(nil)
+		err := run(ctx, e, []string{"certs", "revoke", step.serial, "--reason", step.reason, "--data-dir", dir})
+		if code := exitCode(err); code != step.wantCode {
+			t.Errorf("%s: exit %d (%v), want %d\nstdout: %s\nstderr: %s", step.name, code, err, step.wantCode, out, errb)
+			continue
+		}
+		got := out.String()
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, step.wantOut) {
+			t.Errorf("%s: %q, want it to say %q", step.name, got, step.wantOut)
+		}
+	}
+}
