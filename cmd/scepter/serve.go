@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -516,7 +517,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 				return
 			case <-time.After(caSync.NextCheck(clock.Now(), f.caReload)):
 			}
-			reloadCA(authority, clock, log)
+			reloadCA(authority, clock, log, rev.issuersChanged)
 			if err := svc.RecordRACertificates(ctx); err != nil {
 				log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
 			}
@@ -905,18 +906,33 @@ func everyOrWhen(ctx context.Context, interval time.Duration, wake <-chan struct
 
 // reloadCA picks up a next CA that `scepter ca rollover` created while the
 // server runs, and promotes it on disk once its switch time has come, so
-// GetNextCACert and the switch need no restart.
-func reloadCA(authority *ca.Authority, clock pki.Clock, log *slog.Logger) {
+// GetNextCACert and the switch need no restart. issuersChanged runs when
+// the set of issuers is no longer the same.
+func reloadCA(authority *ca.Authority, clock pki.Clock, log *slog.Logger, issuersChanged func()) {
 	_, had := authority.SwitchAt()
+	before := issuerIDs(authority)
 	if err := authority.Reload(clock.Now()); err != nil {
 		log.Warn("reload CA", "err", err)
 		return
+	}
+	if !slices.Equal(before, issuerIDs(authority)) {
+		issuersChanged()
 	}
 	if at, has := authority.SwitchAt(); has && !had {
 		if issuer, _, ok := authority.Next(clock.Now()); ok {
 			log.Info("next issuing CA loaded", "subject", issuer.Cert.Subject.String(), "switch_at", at.Format(time.RFC3339))
 		}
 	}
+}
+
+// issuerIDs are the IDs of the authority's issuers, sorted.
+func issuerIDs(authority *ca.Authority) []string {
+	var ids []string
+	for _, i := range authority.Issuers() {
+		ids = append(ids, i.ID)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func newLogger(e env, level, format string) (*slog.Logger, error) {

@@ -148,7 +148,8 @@ func (r *revocation) startResponder(ctx context.Context, f *revocationFlags, dat
 	r.delegates = ocsp.NewDelegates(ocspDir, authority, svc, clock, log, f.responderValidity).
 		WithKeys(authority.ResponderKeys(ocspDir)).WithWrapKey(authority.WrapKey).WithInventory(st)
 	if err := r.delegates.Refresh(ctx); err != nil {
-		// Answers are signed by the CA itself meanwhile; retried hourly.
+		// Answers are signed by the CA itself meanwhile; retried every
+		// ten minutes (see run).
 		log.Error("OCSP responder certificates", "err", err)
 	}
 	r.responder = ocsp.New(st, authority, r.delegates.Signer, clock, log, ocsp.Config{Validity: f.ocspValidity,
@@ -166,6 +167,15 @@ func (r *revocation) run(ctx context.Context, log *slog.Logger) {
 			log.Error("OCSP responder certificates", "err", err)
 		}
 	})
+}
+
+// issuersChanged is told that the CA's set of issuers changed (a next CA
+// loaded, an old one gone): a new issuer gets its delegated responder and
+// its first CRL now, not at the next periodic refresh, until which its
+// OCSP answers would be signed by the CA itself.
+func (r *revocation) issuersChanged() {
+	r.delegates.Kick()
+	r.publisher.Kick()
 }
 
 // configDigest is the SHA-256 of the effective configuration (every flag's

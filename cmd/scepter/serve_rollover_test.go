@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/ocsp"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+)
+
+// A next CA loaded while the server runs gets its delegated OCSP
+// responder at once, not at the next periodic refresh (ten minutes in
+// which its answers would be signed by the CA itself).
+func TestRolloverRefreshesOCSPDelegates(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := fixture.New(t, fixture.Options{})
+	log := slog.New(slog.DiscardHandler)
+	f := revocationFlags{crlValidity: time.Hour, ocspValidity: time.Hour, responderValidity: ocsp.DefaultDelegateValidity}
+	rev, err := f.newPublisher(ctx, p.Store, p.Authority, p.Clock, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rev.startResponder(ctx, &f, p.Dir, p.Store, p.Authority, p.Service, p.Clock, log); err != nil {
+		t.Fatal(err)
+	}
+	rev.run(ctx, log)
+
+	changed := 0
+	reloadCA(p.Authority, p.Clock, log, func() { changed++ })
+	if changed != 0 {
+		t.Fatalf("a reload that found nothing new reported %d changes", changed)
+	}
+	next, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(24 * time.Hour)}, p.Clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloadCA(p.Authority, p.Clock, log, rev.issuersChanged)
+	if _, _, ok := p.Authority.Next(p.Clock.Now()); !ok {
+		t.Fatal("the next CA was not loaded")
+	}
+	deadline := time.Now().Add(10 * time.Second) // real time: the refresh runs in a goroutine
+	for {
+		s, ok := rev.delegates.Signer(next.ID)
+		if ok {
+			if err := s.Cert.CheckSignatureFrom(next.Cert); err != nil {
+				t.Errorf("the next CA's responder certificate: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no delegated responder for the next CA 10s after it was loaded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	reloadCA(p.Authority, p.Clock, log, func() { changed++ })
+	if changed != 0 {
+		t.Errorf("a second reload reported %d changes", changed)
+	}
+}
