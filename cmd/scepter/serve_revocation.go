@@ -53,7 +53,24 @@ func (f *revocationFlags) check() error {
 	case f.responderValidity < time.Hour:
 		return usageError{"--ocsp-responder-validity must be at least 1h"}
 	}
+	// Before the data directory or a CA is made: a start refused for its
+	// flags leaves nothing behind.
+	if f.publicURL != "" {
+		if _, err := parsePublicURL(f.publicURL); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// parsePublicURL reads --public-url: http or https, a host, an optional
+// path, nothing else.
+func parsePublicURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, usageError{fmt.Sprintf("--public-url %q: want http://HOST[:PORT][/PATH] (https works for OCSP but RFC 5280 relying parties fetch CRLs over http)", s)}
+	}
+	return u, nil
 }
 
 // publicURLFile keeps the public URL the server runs with in the data
@@ -64,14 +81,18 @@ const publicURLFile = "public-url"
 // resolvePublicURL returns the base URL to put in certificates: the flag,
 // or http:// + the listen address with the machine's name in place of a
 // wildcard. It warns when the URL is loopback and the listener is not:
-// nobody else could fetch what the certificates point to.
+// nobody else could fetch what the certificates point to; and when it is
+// https, which relying parties do not fetch CRLs over.
 func (f *revocationFlags) resolvePublicURL(listen net.Addr, log *slog.Logger) (string, error) {
 	if f.publicURL != "" {
-		u, err := url.Parse(f.publicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return "", usageError{fmt.Sprintf("--public-url %q: want http://HOST[:PORT][/PATH] (https works for OCSP but RFC 5280 relying parties fetch CRLs over http)", f.publicURL)}
+		u, err := parsePublicURL(f.publicURL)
+		if err != nil {
+			return "", err
 		}
 		base := strings.TrimRight(u.String(), "/")
+		if u.Scheme == "https" {
+			log.Warn("--public-url is https: every certificate's CRL distribution point will be an https URL, which relying parties fetch CRLs from over http only (RFC 5280); give an http:// URL", "public_url", base)
+		}
 		if loopbackHost(u.Hostname()) && !loopbackListener(listen) {
 			log.Warn("--public-url is a loopback address but the server listens on the network: devices cannot fetch the CRL and OCSP URLs it puts in certificates", "public_url", base)
 		}

@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestResolvePublicURL(t *testing.T) {
@@ -39,6 +44,8 @@ func TestResolvePublicURL(t *testing.T) {
 		{"no host", "http://", tcp("127.0.0.1:1"), "", false, true},
 		{"a query", "http://ca.example/?x=1", tcp("127.0.0.1:1"), "", false, true},
 		{"user info", "http://u:p@ca.example", tcp("127.0.0.1:1"), "", false, true},
+		{"no scheme", "ca.example:8080", tcp("127.0.0.1:1"), "", false, true},
+		{"https: CRLs are fetched over http", "https://ca.example.com", tcp("0.0.0.0:443"), "https://ca.example.com", true, false},
 	}
 	for _, c := range cases {
 		var logs bytes.Buffer
@@ -48,6 +55,10 @@ func TestResolvePublicURL(t *testing.T) {
 		if c.bad {
 			if err == nil {
 				t.Errorf("%s: accepted %q", c.name, got)
+			}
+			f.crlValidity, f.ocspValidity, f.responderValidity = time.Hour, time.Hour, time.Hour
+			if err := f.check(); err == nil {
+				t.Errorf("%s: the flag check accepted it", c.name)
 			}
 			continue
 		}
@@ -92,5 +103,22 @@ func TestConfigDigestLeavesSecretsOut(t *testing.T) {
 	}
 	if digest() == base {
 		t.Error("the digest does not tell a set challenge from none")
+	}
+}
+
+// A --public-url refused is refused before anything is made: no data
+// directory, no CA.
+func TestBadPublicURLCreatesNothing(t *testing.T) {
+	for _, bad := range []string{"ftp://x", "http://ca.example/?q=1", "http://u@ca.example", "ca.example"} {
+		dir := filepath.Join(t.TempDir(), "data")
+		e, _, _ := testEnv(nil)
+		err := run(context.Background(), e, []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0",
+			"--est-listen", "127.0.0.1:0", "--challenge", "test", "--public-url", bad})
+		if err == nil || !strings.Contains(err.Error(), "--public-url") || exitCode(err) != 2 {
+			t.Errorf("--public-url %q: %v (exit %d), want a usage error", bad, err, exitCode(err))
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("--public-url %q: the data directory was made (%v)", bad, err)
+		}
 	}
 }
