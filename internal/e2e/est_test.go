@@ -1184,6 +1184,14 @@ func TestESTAuthMatrix(t *testing.T) {
 		if rec := e.record(t, old); rec.Status != "revoked" {
 			t.Fatalf("the superseded certificate has status %q, want revoked", rec.Status)
 		}
+		// The same request again (its answer lost) gets the certificate
+		// already issued for its key, not a second one.
+		if again := e.enrollGo(t, "the same simplereenroll again", c); !again.Equal(renewed) {
+			t.Errorf("the same re-enrollment again got serial %s, want the renewal's %s", again.SerialNumber.Text(16), renewed.SerialNumber.Text(16))
+		}
+		// A new request with the revoked certificate is refused.
+		c = enrollCall(t, "supersede/simplereenroll", "auth-revoked", newP256(t))
+		c.cert = tlsPair(old, key)
 		r := e.call(t, c)
 		if r.status != http.StatusUnauthorized && r.status != http.StatusForbidden {
 			t.Errorf("simplereenroll with a revoked certificate: HTTP %d, want 401 or 403\n%s", r.status, r)
@@ -1191,6 +1199,7 @@ func TestESTAuthMatrix(t *testing.T) {
 			expectContains(t, "refusal of a revoked certificate", string(r.body), "revoked")
 		}
 		// The new certificate still renews.
+		c = enrollCall(t, "supersede/simplereenroll", "auth-revoked", key)
 		c.cert = tlsPair(renewed, key)
 		e.enrollGo(t, "simplereenroll with the superseding certificate", c)
 	})
