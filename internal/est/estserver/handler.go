@@ -308,9 +308,14 @@ func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, 
 // evidence gathers what the request presents: the TLS client certificate
 // (its possession proven by the handshake), HTTP Basic credentials, and the
 // channel binding of the TLS session with the value the CSR claims. A
-// request with no credential at all gets 401 before the service is asked.
+// request with no credential at all gets 401 before the service is asked;
+// one with two Authorization headers gets 400, since a proxy in front may
+// have checked the other one than net/http reads.
 func (h *Handler) evidence(c *call, req *x509.CertificateRequest) (enroll.Evidence, error) {
 	var ev enroll.Evidence
+	if n := len(c.r.Header.Values("Authorization")); n > 1 {
+		return ev, &statusError{http.StatusBadRequest, fmt.Sprintf("the request carries more than one Authorization header (%d); send one", n)}
+	}
 	if peers := c.r.TLS.PeerCertificates; len(peers) > 0 {
 		ev.TLSClientCert, ev.TLSChain = peers[0], peers[1:]
 	}

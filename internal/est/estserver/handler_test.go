@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -563,21 +564,33 @@ func TestBadRequests(t *testing.T) {
 		body         []byte
 		status       int
 		reason       string
+		// authorization, when set, replaces alice's Basic credentials:
+		// one value per Authorization header.
+		authorization []string
 	}{
-		"not base64":        {"POST", "simpleenroll", []byte("this is not base64!"), 400, "base64"},
-		"not a CSR":         {"POST", "simpleenroll", est.EncodeBase64([]byte("hello")), 400, "PKCS#10"},
-		"empty":             {"POST", "simpleenroll", nil, 400, "base64"},
-		"bad signature":     {"POST", "simpleenroll", tampered, 400, "signature"},
-		"too big":           {"POST", "simpleenroll", bytes.Repeat([]byte("A"), est.MaxBodyBytes+1), 413, "larger"},
-		"GET simpleenroll":  {"GET", "simpleenroll", nil, 405, "POST"},
-		"POST cacerts":      {"POST", "cacerts", good, 405, "GET"},
-		"unknown label":     {"GET", "nosuchprofile/cacerts", nil, 404, "unknown EST label"},
-		"unknown operation": {"GET", "frobnicate", nil, 404, "unknown EST operation"},
-		"fullcmc":           {"POST", "fullcmc", good, 501, "fullcmc"},
+		"not base64":        {method: "POST", path: "simpleenroll", body: []byte("this is not base64!"), status: 400, reason: "base64"},
+		"not a CSR":         {method: "POST", path: "simpleenroll", body: est.EncodeBase64([]byte("hello")), status: 400, reason: "PKCS#10"},
+		"empty":             {method: "POST", path: "simpleenroll", body: nil, status: 400, reason: "base64"},
+		"bad signature":     {method: "POST", path: "simpleenroll", body: tampered, status: 400, reason: "signature"},
+		"too big":           {method: "POST", path: "simpleenroll", body: bytes.Repeat([]byte("A"), est.MaxBodyBytes+1), status: 413, reason: "larger"},
+		"GET simpleenroll":  {method: "GET", path: "simpleenroll", body: nil, status: 405, reason: "POST"},
+		"POST cacerts":      {method: "POST", path: "cacerts", body: good, status: 405, reason: "GET"},
+		"unknown label":     {method: "GET", path: "nosuchprofile/cacerts", body: nil, status: 404, reason: "unknown EST label"},
+		"unknown operation": {method: "GET", path: "frobnicate", body: nil, status: 404, reason: "unknown EST operation"},
+		"fullcmc":           {method: "POST", path: "fullcmc", body: good, status: 501, reason: "fullcmc"},
+		// A proxy that checks one of two Authorization headers must not
+		// be fooled by the other: whichever comes first, no answer but 400.
+		"two Authorization headers, good first": {method: "POST", path: "simpleenroll", body: good, status: 400, reason: "more than one Authorization header",
+			authorization: []string{basicAuth("alice", userPassword), basicAuth("alice", "wrong-password")}},
+		"two Authorization headers, bad first": {method: "POST", path: "simpleenroll", body: good, status: 400, reason: "more than one Authorization header",
+			authorization: []string{basicAuth("alice", "wrong-password"), basicAuth("alice", userPassword)}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, f.url+est.PathPrefix+tc.path, bytes.NewReader(tc.body))
 			req.SetBasicAuth("alice", userPassword)
+			if tc.authorization != nil {
+				req.Header["Authorization"] = tc.authorization
+			}
 			wantStatus(t, f.do(c, req), tc.status, tc.reason)
 		})
 	}
@@ -597,6 +610,12 @@ func TestPlainHTTPRefused(t *testing.T) {
 	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "HTTPS") {
 		t.Errorf("plain HTTP: %d %s", rec.Code, rec.Body.String())
 	}
+}
+
+// basicAuth is the value of an Authorization header carrying HTTP Basic
+// credentials.
+func basicAuth(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }
 
 func certCount(t *testing.T, f *fixture) int {
