@@ -93,7 +93,8 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 func (s *Service) throttled(st *State, identity string, check func() error) error {
 	host := clientHost(st.Req.RemoteAddr)
 	if until, blocked := s.failures.blocked(host, identity); blocked {
-		return pki.Errorf(pki.EUnauthorized, "too many failed attempts from this address; try again after %s", until.UTC().Format(time.RFC3339))
+		return pki.Wrap(pki.EUnauthorized, &LockedOutError{Until: until, Wait: until.Sub(s.clock.Now())},
+			"too many failed attempts from this address; try again after "+until.UTC().Format(time.RFC3339))
 	}
 	err := check()
 	switch code := pki.ErrorCode(err); {

@@ -40,6 +40,26 @@ type failureEntry struct {
 	lastSeen     time.Time
 }
 
+// LockedOutError is the cause of a refusal while the client's address is
+// locked out: the refusal stays EUnauthorized (SCEP answers it with a
+// badRequest FAILURE, as a wrong challenge), and a protocol edge that can
+// say "come back later" (EST: 429 with Retry-After) finds the wait here,
+// measured on the service's clock.
+type LockedOutError struct {
+	Until time.Time     // when the lockout ends
+	Wait  time.Duration // from the refusal to Until
+}
+
+func (e *LockedOutError) Error() string {
+	return "locked out after too many failed attempts until " + e.Until.UTC().Format(time.RFC3339)
+}
+
+// RetryAfterSeconds is Wait in whole seconds, rounded up, at least one: a
+// client that waits that long finds the lock ended.
+func (e *LockedOutError) RetryAfterSeconds() int {
+	return max(1, int((e.Wait+time.Second-1)/time.Second))
+}
+
 // Throttle defaults: 10 failures of one identity in 10 minutes lock an
 // address out for a minute, then 2, 4, … up to an hour; so do 100 failures
 // of any identities. Devices behind one NAT address share the budget; a

@@ -457,6 +457,12 @@ func statusFor(err error) (int, string) {
 	if errors.As(err, &se) {
 		return se.status, se.msg
 	}
+	var locked *enroll.LockedOutError
+	if errors.As(err, &locked) {
+		// Not 401: the credentials may be right, and a client told they
+		// are wrong prompts again instead of waiting.
+		return http.StatusTooManyRequests, pki.ErrorMessage(err)
+	}
 	switch pki.ErrorCode(err) {
 	case pki.EUnauthorized, pki.EBadCertID:
 		return http.StatusUnauthorized, pki.ErrorMessage(err)
@@ -493,6 +499,10 @@ func (h *Handler) fail(c *call, err error) {
 		}
 		_ = h.svc.RecordRefusal(c.r.Context(), enroll.Refusal{Protocol: pki.ProtocolEST, Operation: c.op, RemoteAddr: c.r.RemoteAddr,
 			Profile: c.profile, Err: &pki.Error{Code: code, Message: msg}})
+	}
+	var locked *enroll.LockedOutError
+	if errors.As(err, &locked) {
+		c.w.Header().Set("Retry-After", strconv.Itoa(locked.RetryAfterSeconds()))
 	}
 	if status == http.StatusServiceUnavailable && c.w.Header().Get("Retry-After") == "" {
 		c.w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfterSeconds))

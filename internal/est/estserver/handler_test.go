@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -258,6 +259,51 @@ func TestAuthentication(t *testing.T) {
 	certs, _, _ := f.st.ListCertificates(ctx, store.CertFilter{Limit: 100})
 	if len(certs) != 6+1 { // six enrollments and the server's own TLS certificate
 		t.Errorf("%d certificates recorded, want 7", len(certs))
+	}
+}
+
+// An address locked out after too many wrong passwords is told to come
+// back later (429 with Retry-After), not that its credentials are wrong
+// (401 would make a client prompt again), even with the right password;
+// it is served again once the lock ends.
+func TestLockedOut(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	ctx := context.Background()
+	c := f.httpClient(nil, 0)
+	body := func(cn string) []byte { return newCSR(t, newKey(t), cn, csr.Template{}) }
+	for i := range 10 { // the default limit
+		wantStatus(t, f.post(c, "simpleenroll", "alice", fmt.Sprintf("wrong-password-%d", i), body("guess"), nil), http.StatusUnauthorized, "not valid")
+	}
+	for _, tc := range []struct {
+		name       string
+		advance    time.Duration
+		retryAfter string
+	}{
+		{"at once", 0, "60"},
+		{"20.5 s later", 20*time.Second + 500*time.Millisecond, "40"}, // whole seconds, rounded up
+	} {
+		f.clock.Advance(tc.advance)
+		r := f.post(c, "simpleenroll", "alice", userPassword, body("right"), nil)
+		wantStatus(t, r, http.StatusTooManyRequests, "too many failed attempts")
+		if got := r.header.Get("Retry-After"); got != tc.retryAfter {
+			t.Errorf("%s: Retry-After %q, want %q", tc.name, got, tc.retryAfter)
+		}
+		if got := r.header.Get("WWW-Authenticate"); got != "" {
+			t.Errorf("%s: 429 with WWW-Authenticate %q: a client would take it for wrong credentials", tc.name, got)
+		}
+	}
+	f.clock.Advance(40 * time.Second)
+	f.issued(f.post(c, "simpleenroll", "alice", userPassword, body("right"), nil))
+
+	evs, _ := f.st.ListAudit(ctx, store.AuditFilter{Limit: 200})
+	locked := 0
+	for _, e := range evs {
+		if e.Outcome == "failure" && strings.Contains(e.Reason, "too many failed attempts") {
+			locked++
+		}
+	}
+	if locked != 2 {
+		t.Errorf("%d lockout refusals audited, want 2", locked)
 	}
 }
 
