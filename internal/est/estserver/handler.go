@@ -122,12 +122,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// method answers 405 unless the request uses want (or HEAD for GET).
+// method answers 405 unless the request uses want (or HEAD for GET, which
+// is served too and so is listed in Allow).
 func (h *Handler) method(c *call, want string) bool {
 	if c.r.Method == want || (want == http.MethodGet && c.r.Method == http.MethodHead) {
 		return true
 	}
-	c.w.Header().Set("Allow", want)
+	allow := want
+	if want == http.MethodGet {
+		allow += ", " + http.MethodHead
+	}
+	c.w.Header().Set("Allow", allow)
 	h.fail(c, &statusError{http.StatusMethodNotAllowed, "method not allowed; use " + want})
 	return false
 }

@@ -613,14 +613,16 @@ func TestBadRequests(t *testing.T) {
 		// authorization, when set, replaces alice's Basic credentials:
 		// one value per Authorization header.
 		authorization []string
+		allow         string // a 405's Allow: the methods really served
 	}{
 		"not base64":        {method: "POST", path: "simpleenroll", body: []byte("this is not base64!"), status: 400, reason: "base64"},
 		"not a CSR":         {method: "POST", path: "simpleenroll", body: est.EncodeBase64([]byte("hello")), status: 400, reason: "PKCS#10"},
 		"empty":             {method: "POST", path: "simpleenroll", body: nil, status: 400, reason: "base64"},
 		"bad signature":     {method: "POST", path: "simpleenroll", body: tampered, status: 400, reason: "signature"},
 		"too big":           {method: "POST", path: "simpleenroll", body: bytes.Repeat([]byte("A"), est.MaxBodyBytes+1), status: 413, reason: "larger"},
-		"GET simpleenroll":  {method: "GET", path: "simpleenroll", body: nil, status: 405, reason: "POST"},
-		"POST cacerts":      {method: "POST", path: "cacerts", body: good, status: 405, reason: "GET"},
+		"GET simpleenroll":  {method: "GET", path: "simpleenroll", body: nil, status: 405, reason: "POST", allow: "POST"},
+		"POST cacerts":      {method: "POST", path: "cacerts", body: good, status: 405, reason: "GET", allow: "GET, HEAD"},
+		"PUT csrattrs":      {method: "PUT", path: "csrattrs", body: nil, status: 405, reason: "GET", allow: "GET, HEAD"},
 		"unknown label":     {method: "GET", path: "nosuchprofile/cacerts", body: nil, status: 404, reason: "unknown EST label"},
 		"unknown operation": {method: "GET", path: "frobnicate", body: nil, status: 404, reason: "unknown EST operation"},
 		"fullcmc":           {method: "POST", path: "fullcmc", body: good, status: 501, reason: "fullcmc"},
@@ -637,7 +639,11 @@ func TestBadRequests(t *testing.T) {
 			if tc.authorization != nil {
 				req.Header["Authorization"] = tc.authorization
 			}
-			wantStatus(t, f.do(c, req), tc.status, tc.reason)
+			r := f.do(c, req)
+			wantStatus(t, r, tc.status, tc.reason)
+			if got := r.header.Get("Allow"); got != tc.allow {
+				t.Errorf("Allow %q, want %q", got, tc.allow)
+			}
 		})
 	}
 	if n := certCount(t, f); n != 1 {

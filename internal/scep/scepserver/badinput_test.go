@@ -277,38 +277,47 @@ func TestBadInput(t *testing.T) {
 		name   string
 		do     func() (*http.Response, error)
 		status int
+		allow  string // a 405's Allow: the methods really served
 	}{
-		{"truncated body", func() (*http.Response, error) {
+		{name: "truncated body", do: func() (*http.Response, error) {
 			return http.Post(ts.URL+"/scep?operation=PKIOperation", "", bytes.NewReader(good[:len(good)/2]))
-		}, http.StatusBadRequest},
-		{"empty body", func() (*http.Response, error) {
+		}, status: http.StatusBadRequest},
+		{name: "empty body", do: func() (*http.Response, error) {
 			return http.Post(ts.URL+"/scep?operation=PKIOperation", "", nil)
-		}, http.StatusBadRequest},
-		{"garbage GET message", func() (*http.Response, error) {
+		}, status: http.StatusBadRequest},
+		{name: "garbage GET message", do: func() (*http.Response, error) {
 			return http.Get(ts.URL + "/scep?operation=PKIOperation&message=" + url.QueryEscape("not%%base64!!"))
-		}, http.StatusBadRequest},
-		{"base64 of garbage", func() (*http.Response, error) {
+		}, status: http.StatusBadRequest},
+		{name: "base64 of garbage", do: func() (*http.Response, error) {
 			return http.Get(ts.URL + "/scep?operation=PKIOperation&message=" + base64.StdEncoding.EncodeToString([]byte("hello world, not DER")))
-		}, http.StatusBadRequest},
-		{"GET without message", func() (*http.Response, error) {
+		}, status: http.StatusBadRequest},
+		{name: "GET without message", do: func() (*http.Response, error) {
 			return http.Get(ts.URL + "/scep?operation=PKIOperation")
-		}, http.StatusBadRequest},
-		{"oversized body", func() (*http.Response, error) {
+		}, status: http.StatusBadRequest},
+		{name: "oversized body", do: func() (*http.Response, error) {
 			return http.Post(ts.URL+"/scep?operation=PKIOperation", "", bytes.NewReader(make([]byte, scepserver.DefaultMaxBodyBytes+1)))
-		}, http.StatusRequestEntityTooLarge},
-		{"unknown operation", func() (*http.Response, error) { return http.Get(ts.URL + "/scep?operation=GetEverything") }, http.StatusBadRequest},
-		{"no operation", func() (*http.Response, error) { return http.Get(ts.URL + "/scep") }, http.StatusBadRequest},
-		{"PUT", func() (*http.Response, error) {
+		}, status: http.StatusRequestEntityTooLarge},
+		{name: "unknown operation", do: func() (*http.Response, error) { return http.Get(ts.URL + "/scep?operation=GetEverything") }, status: http.StatusBadRequest},
+		{name: "no operation", do: func() (*http.Response, error) { return http.Get(ts.URL + "/scep") }, status: http.StatusBadRequest},
+		{name: "PUT GetCACaps", do: func() (*http.Response, error) {
 			req, _ := http.NewRequest(http.MethodPut, ts.URL+"/scep?operation=GetCACaps", nil)
 			return http.DefaultClient.Do(req)
-		}, http.StatusMethodNotAllowed},
-		{"HEAD of a good PKIOperation", func() (*http.Response, error) {
+		}, status: http.StatusMethodNotAllowed, allow: "GET, HEAD, POST"},
+		{name: "DELETE GetCACert", do: func() (*http.Response, error) {
+			req, _ := http.NewRequest(http.MethodDelete, ts.URL+"/scep?operation=GetCACert", nil)
+			return http.DefaultClient.Do(req)
+		}, status: http.StatusMethodNotAllowed, allow: "GET, HEAD, POST"},
+		{name: "PUT PKIOperation", do: func() (*http.Response, error) {
+			req, _ := http.NewRequest(http.MethodPut, ts.URL+"/scep?operation=PKIOperation", bytes.NewReader(good))
+			return http.DefaultClient.Do(req)
+		}, status: http.StatusMethodNotAllowed, allow: "GET, POST"},
+		{name: "HEAD of a good PKIOperation", do: func() (*http.Response, error) {
 			der, _ := ts.build(t, reqParams{})
 			req, _ := http.NewRequest(http.MethodHead, ts.URL+"/scep?operation=PKIOperation&message="+
 				url.QueryEscape(base64.StdEncoding.EncodeToString(der)), nil)
 			return http.DefaultClient.Do(req)
-		}, http.StatusMethodNotAllowed},
-		{"HEAD of GetCACaps", func() (*http.Response, error) { return http.Head(ts.URL + "/scep?operation=GetCACaps") }, http.StatusOK},
+		}, status: http.StatusMethodNotAllowed, allow: "GET, POST"},
+		{name: "HEAD of GetCACaps", do: func() (*http.Response, error) { return http.Head(ts.URL + "/scep?operation=GetCACaps") }, status: http.StatusOK},
 	}
 	for _, tt := range httpTests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -323,6 +332,9 @@ func TestBadInput(t *testing.T) {
 			}
 			if strings.Contains(string(body), ".go") || strings.Contains(string(body), "asn1:") {
 				t.Errorf("error body leaks internals: %q", body)
+			}
+			if got := resp.Header.Get("Allow"); got != tt.allow {
+				t.Errorf("Allow %q, want %q", got, tt.allow)
 			}
 		})
 	}

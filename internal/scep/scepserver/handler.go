@@ -166,7 +166,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.clock.Now()
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead:
-		w.Header().Set("Allow", "GET, POST")
+		// Allow lists what is served: HEAD too, except for PKIOperation
+		// (see below).
+		allow := "GET, HEAD, POST"
+		if op == "PKIOperation" {
+			allow = "GET, POST"
+		}
+		w.Header().Set("Allow", allow)
 		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
 	case op == "GetCACaps":
 		w.Header().Set("Content-Type", "text/plain")
