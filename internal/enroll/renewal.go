@@ -28,6 +28,12 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	if signer == nil {
 		return pki.Errorf(pki.EBadCertID, "a renewal must be authenticated by the certificate it renews")
 	}
+	// Named as the client knows it: SCEP's message signer, EST's TLS
+	// client certificate.
+	held := "signer certificate"
+	if st.Req.Evidence.SignerCert == nil {
+		held = "client certificate"
+	}
 	now := s.clock.Now()
 	issuer, err := s.authority.IssuedByUs(signer, now)
 	switch {
@@ -36,11 +42,11 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 			return pki.Wrap(pki.EBadTime, err, "the certificate to renew has expired")
 		}
 	case err != nil:
-		return pki.Wrap(pki.EBadCertID, err, "the signer certificate was not issued by this CA")
+		return pki.Wrap(pki.EBadCertID, err, "the "+held+" was not issued by this CA")
 	}
 	old, err := s.store.Certificate(ctx, issuer.ID, signer.SerialNumber.Text(16))
 	if errors.Is(err, store.ErrNotFound) {
-		return pki.Wrap(pki.EBadCertID, err, "the signer certificate is not in this CA's inventory")
+		return pki.Wrap(pki.EBadCertID, err, "the "+held+" is not in this CA's inventory")
 	}
 	if err != nil {
 		return err

@@ -361,7 +361,7 @@ func TestReenroll(t *testing.T) {
 	// Not ours: refused.
 	stranger := newTestCA(t, "Stranger CA", f.clock.Now()).issue(t, "renew-me", key, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(time.Hour))
 	wantStatus(t, f.post(f.httpClient(tlsPair(stranger, key), 0), "renew/simplereenroll", "", "", newCSR(t, key, "renew-me", csr.Template{}), nil),
-		http.StatusUnauthorized, "not issued by this CA")
+		http.StatusUnauthorized, "the client certificate was not issued by this CA")
 	// Our certificate does not buy a first enrollment at simpleenroll.
 	wantStatus(t, f.post(tc, "renew/simpleenroll", "", "", newCSR(t, newKey(t), "second-identity", csr.Template{}), nil),
 		http.StatusUnauthorized, "re-enrollment")
