@@ -3,6 +3,7 @@ package scep
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 )
@@ -14,14 +15,16 @@ import (
 // url.ParseQuery's strictness, so an unescaped message parameter cannot
 // hide it.
 func Operation(rawQuery string) string {
-	v, _ := queryValue(rawQuery, "operation")
+	v, _, _ := queryValue(rawQuery, "operation")
 	return v
 }
 
 // queryValue finds key in a raw query. Devices send the base64 message
 // URL-escaped, unescaped (raw '+' and '/'), or with spaces for '+'; all are
-// accepted. A literal '+' is kept as '+', never turned into a space.
-func queryValue(rawQuery, key string) (string, bool) {
+// accepted. A literal '+' is kept as '+', never turned into a space. A
+// value that is present but not validly escaped is found, with an error,
+// so that it is not mistaken for a missing one.
+func queryValue(rawQuery, key string) (value string, found bool, err error) {
 	for _, part := range strings.Split(rawQuery, "&") {
 		k, v, _ := strings.Cut(part, "=")
 		if k != key {
@@ -29,17 +32,21 @@ func queryValue(rawQuery, key string) (string, bool) {
 		}
 		un, err := url.PathUnescape(v)
 		if err != nil {
-			return "", false
+			return "", true, err
 		}
-		return un, true
+		return un, true, nil
 	}
-	return "", false
+	return "", false, nil
 }
 
 // DecodeQueryMessage returns the DER pkiMessage of a GET PKIOperation query.
 func DecodeQueryMessage(rawQuery string) ([]byte, error) {
-	v, ok := queryValue(rawQuery, "message")
-	if !ok {
+	v, found, err := queryValue(rawQuery, "message")
+	if err != nil {
+		// The unescape error quotes the bad escape; the client sent it.
+		return nil, fmt.Errorf("the message parameter is not validly URL-escaped: %w", err)
+	}
+	if !found {
 		return nil, errors.New("missing message parameter")
 	}
 	der, err := DecodeBase64(v)

@@ -277,6 +277,7 @@ func TestBadInput(t *testing.T) {
 		name   string
 		do     func() (*http.Response, error)
 		status int
+		reason string // in the body, when set
 		allow  string // a 405's Allow: the methods really served
 	}{
 		{name: "truncated body", do: func() (*http.Response, error) {
@@ -293,7 +294,10 @@ func TestBadInput(t *testing.T) {
 		}, status: http.StatusBadRequest},
 		{name: "GET without message", do: func() (*http.Response, error) {
 			return http.Get(ts.URL + "/scep?operation=PKIOperation")
-		}, status: http.StatusBadRequest},
+		}, status: http.StatusBadRequest, reason: "missing message parameter"},
+		{name: "GET message not validly URL-escaped", do: func() (*http.Response, error) {
+			return http.Get(ts.URL + "/scep?operation=PKIOperation&message=%zz")
+		}, status: http.StatusBadRequest, reason: "message parameter is not validly URL-escaped"},
 		{name: "oversized body", do: func() (*http.Response, error) {
 			return http.Post(ts.URL+"/scep?operation=PKIOperation", "", bytes.NewReader(make([]byte, scepserver.DefaultMaxBodyBytes+1)))
 		}, status: http.StatusRequestEntityTooLarge},
@@ -332,6 +336,9 @@ func TestBadInput(t *testing.T) {
 			}
 			if strings.Contains(string(body), ".go") || strings.Contains(string(body), "asn1:") {
 				t.Errorf("error body leaks internals: %q", body)
+			}
+			if !strings.Contains(string(body), tt.reason) {
+				t.Errorf("body %q does not say %q", body, tt.reason)
 			}
 			if got := resp.Header.Get("Allow"); got != tt.allow {
 				t.Errorf("Allow %q, want %q", got, tt.allow)
