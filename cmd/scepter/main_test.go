@@ -56,7 +56,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--listen", ""}, `--listen "": want HOST:PORT`},
 		{[]string{"serve", "--listen", "127.0.0.1"}, `--listen "127.0.0.1": want HOST:PORT`},
 		{[]string{"serve", "--est-listen", ""}, "--est-listen"},
-		{[]string{"serve", "--ca-reload-interval", "0s"}, "--ca-reload-interval 0s: want at least 1s"},
+		{[]string{"serve", "--ca-reload-interval", "0s"}, "--ca-reload-interval 0s: want at least 100ms"},
 		{[]string{"serve", "--max-clock-skew", "-1h"}, "--max-clock-skew -1h0m0s: want a positive duration"},
 		{[]string{"serve", "--rate-limit", "NaN"}, "--rate-limit NaN"},
 		{[]string{"admin", "user", "add", "frank", "--role", "auditor", "extra", "args"}, "unexpected arguments: extra args (this command takes 1)"},

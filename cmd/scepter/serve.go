@@ -668,8 +668,8 @@ func (f *serveFlags) checkListenersAndIntervals() error {
 		}
 	}
 	switch {
-	case f.caReload < time.Second:
-		return usageError{fmt.Sprintf("--ca-reload-interval %s: want at least 1s", f.caReload)}
+	case f.caReload < 100*time.Millisecond:
+		return usageError{fmt.Sprintf("--ca-reload-interval %s: want at least 100ms (default 30s)", f.caReload)}
 	case f.maxClockSkew <= 0:
 		return usageError{fmt.Sprintf("--max-clock-skew %s: want a positive duration (default %s)", f.maxClockSkew, scepserver.DefaultMaxClockSkew)}
 	case math.IsNaN(f.rateLimit) || math.IsInf(f.rateLimit, 0):
