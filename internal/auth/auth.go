@@ -7,6 +7,7 @@ package auth
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -80,6 +81,9 @@ type Service struct {
 	// (unknownLogin).
 	unknownNames *ttlcache.Cache[string, unknownFailures]
 	unknownMu    sync.Mutex // makes unknownLogin's read and count of a name one step
+	// unknownNameKey keys the tag that stands for an unknown name in the
+	// audit trail (unknownNameTag); random for each run of the server.
+	unknownNameKey []byte
 }
 
 // New builds the service.
@@ -88,7 +92,8 @@ func New(st store.Store, clock pki.Clock, log *slog.Logger) *Service {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{st: st, clock: clock, log: log, passwords: credential.NewPasswordChecker(0),
-		unknownNames: ttlcache.New[string, unknownFailures](unknownNames)}
+		unknownNames:   ttlcache.New[string, unknownFailures](unknownNames),
+		unknownNameKey: []byte(rand.Text())}
 }
 
 // Errors that map to HTTP statuses at the edge.
@@ -443,8 +448,19 @@ func (s *Service) unknownLogin(ctx context.Context, name, password, remote strin
 	s.unknownMu.Unlock()
 	s.passwords.Burn(ctx, password)
 	_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote,
-		Outcome: "failure", Reason: "unknown user", Detail: "user " + clip(name)})
+		Outcome: "failure", Reason: "unknown user", Detail: "unknown user " + s.unknownNameTag(name)})
 	return ErrUnauthenticated
+}
+
+// unknownNameTag stands for a name that is no user's in the audit trail:
+// such a name is often a password typed into the wrong field, which every
+// auditor would read. The tag is a keyed hash, so it cannot be guessed
+// back from a list of passwords, yet the same name gives the same tag for
+// as long as this server runs, so repeated attempts still show.
+func (s *Service) unknownNameTag(name string) string {
+	m := hmac.New(sha256.New, s.unknownNameKey)
+	m.Write([]byte(name))
+	return fmt.Sprintf("(tag %x)", m.Sum(nil)[:4])
 }
 
 // unknownFailures is what unknownLogin remembers of a name.
@@ -516,16 +532,4 @@ func CSRFToken(sessionSecret string) string {
 func CheckCSRF(sessionSecret, presented string) bool {
 	want := CSRFToken(sessionSecret)
 	return sessionSecret != "" && subtle.ConstantTimeCompare([]byte(want), []byte(presented)) == 1
-}
-
-func clip(s string) string {
-	if len(s) > 64 {
-		s = s[:64]
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 }

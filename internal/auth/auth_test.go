@@ -348,3 +348,42 @@ func TestParseTokenTTL(t *testing.T) {
 		}
 	}
 }
+
+// A name that is no user's is often a password typed into the user-name
+// field: the audit trail, which every auditor reads, must not hold it, yet
+// repeated attempts of one name must still read as one.
+func TestUnknownLoginHidesTheName(t *testing.T) {
+	a, p := newAuth(t)
+	ctx := context.Background()
+	if _, err := a.AddUser(ctx, "alice", pki.RoleOperator, "correct horse battery staple", root); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"operator password 1", "operator password 1", "Tr0ub4dor&3"} {
+		if _, _, err := a.Login(ctx, name, "whatever", "192.0.2.1"); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Fatalf("login as %q: %v", name, err)
+		}
+	}
+	a.Login(ctx, "alice", "wrong", "192.0.2.1")
+	evs, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventLoginFailed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unknown []string
+	for _, ev := range evs {
+		for _, secret := range []string{"password 1", "Tr0ub4dor"} {
+			if strings.Contains(ev.Detail+ev.Reason+ev.Actor, secret) {
+				t.Errorf("audit event %+v shows the name typed", ev)
+			}
+		}
+		if ev.Reason == "unknown user" {
+			unknown = append(unknown, ev.Detail)
+		} else if ev.Detail != "user alice" {
+			t.Errorf("a known user's failure reads %q, want %q", ev.Detail, "user alice")
+		}
+	}
+	// Two names typed, one of them twice: two tags.
+	slices.Sort(unknown)
+	if len(unknown) != 3 || len(slices.Compact(unknown)) != 2 {
+		t.Errorf("unknown-user details %q: want 3, with a tag for each name", unknown)
+	}
+}
