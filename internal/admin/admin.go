@@ -231,7 +231,8 @@ func (s *Service) AddESTUser(ctx context.Context, name, password, profile, actor
 	ev := pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: actor, Profile: profile, Outcome: "success", Detail: "user " + name}
 	err = s.store.CreateESTUser(ctx, u, ev)
 	if errors.Is(err, store.ErrConflict) {
-		return pki.ESTUser{}, pki.Errorf(pki.EConflict, "EST user %q exists; remove it first to change its password", name)
+		return pki.ESTUser{}, pki.Errorf(pki.EConflict,
+			"EST user %q exists, or one whose name differs from it only in case; remove it first to change its password", name)
 	}
 	if err != nil {
 		return pki.ESTUser{}, err

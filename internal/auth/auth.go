@@ -210,7 +210,9 @@ func (s *Service) NewToken(ctx context.Context, name string, role pki.Role, ttl 
 		Detail: fmt.Sprintf("token %s (%s), role %s", id, name, role)}
 	err = s.st.CreateToken(ctx, t, ev)
 	if errors.Is(err, store.ErrConflict) {
-		return "", pki.APIToken{}, pki.Errorf(pki.EConflict, "a live token is named %q already", name)
+		// api:NAME in the audit trail must name one token for ever.
+		return "", pki.APIToken{}, pki.Errorf(pki.EConflict,
+			"a token is named %q already, or a name that differs from it only in case (a revoked token's name is not given to another)", name)
 	}
 	if err != nil {
 		return "", pki.APIToken{}, err

@@ -28,7 +28,7 @@ func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) e
 			return err
 		}
 		if twin, err := sqlstore.CaseTwin(names, u.Name); err != nil || twin != "" {
-			return errors.Join(err, sqlstore.CaseConflict(twin))
+			return errors.Join(err, sqlstore.CaseConflict("user", twin))
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO users (name, role, password_hash, created_at, created_by)
 			VALUES ($1, $2, $3, $4, $5)`, u.Name, string(u.Role), u.PasswordHash, sqlstore.Micros(u.CreatedAt), u.CreatedBy); err != nil {
@@ -147,14 +147,25 @@ func (s *Store) ClaimLoginAttempt(ctx context.Context, name string, at time.Time
 	return a, nil
 }
 
-// CreateToken implements store.Store. The partial unique index on live
-// names makes a second live token of the same name ErrConflict, also when
-// both are created at once.
+// CreateToken implements store.Store. A token's name, or one differing
+// from it only in case, is ErrConflict while any token has it, revoked or
+// not, also when both are created at once.
 func (s *Store) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEvent) error {
 	if err := sqlstore.CheckNewToken(t); err != nil {
 		return pgError("postgres: create token %q: %w", t.Name, err)
 	}
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		// As in CreateUser: two creations at once take turns.
+		if _, err := tx.Exec(ctx, `LOCK TABLE api_tokens IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var names []byte
+		if err := tx.QueryRow(ctx, `SELECT coalesce(json_agg(name), '[]'::json)::text FROM api_tokens`).Scan(&names); err != nil {
+			return err
+		}
+		if taken, err := sqlstore.NameTaken(names, t.Name); err != nil || taken != "" {
+			return errors.Join(err, sqlstore.CaseConflict("token", taken))
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO api_tokens (id, name, role, hash, created_at, created_by, expires_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.ID, t.Name, string(t.Role), t.Hash, sqlstore.Micros(t.CreatedAt), t.CreatedBy,
 			sqlstore.NullMicros(t.ExpiresAt)); err != nil {

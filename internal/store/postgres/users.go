@@ -13,8 +13,20 @@ import (
 )
 
 // CreateESTUser implements store.Store. A zero ev.Time becomes u.CreatedAt.
+// A name that differs from a user's only in case is ErrConflict.
 func (s *Store) CreateESTUser(ctx context.Context, u pki.ESTUser, ev pki.AuditEvent) error {
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		// As in CreateUser: two creations at once take turns.
+		if _, err := tx.Exec(ctx, `LOCK TABLE est_users IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var names []byte
+		if err := tx.QueryRow(ctx, `SELECT coalesce(json_agg(name), '[]'::json)::text FROM est_users`).Scan(&names); err != nil {
+			return err
+		}
+		if twin, err := sqlstore.CaseTwin(names, u.Name); err != nil || twin != "" {
+			return errors.Join(err, sqlstore.CaseConflict("EST user", twin))
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO est_users (name, password_hash, profile, created_at, created_by)
 			VALUES ($1, $2, $3, $4, $5)`, u.Name, u.PasswordHash, u.Profile, sqlstore.Micros(u.CreatedAt), u.CreatedBy)
 		if err != nil {

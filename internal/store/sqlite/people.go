@@ -23,7 +23,7 @@ func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) e
 			return err
 		}
 		if twin, err := sqlstore.CaseTwin(names, u.Name); err != nil || twin != "" {
-			return errors.Join(err, sqlstore.CaseConflict(twin))
+			return errors.Join(err, sqlstore.CaseConflict("user", twin))
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, role, password_hash, created_at, created_by)
 			VALUES (?, ?, ?, ?, ?)`, u.Name, string(u.Role), u.PasswordHash, sqlstore.Micros(u.CreatedAt), u.CreatedBy); err != nil {
@@ -146,6 +146,13 @@ func (s *Store) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEve
 		return fmt.Errorf("sqlite: create token %q: %w", t.Name, err)
 	}
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		var names []byte
+		if err := tx.QueryRowContext(ctx, `SELECT json_group_array(name) FROM api_tokens`).Scan(&names); err != nil {
+			return err
+		}
+		if taken, err := sqlstore.NameTaken(names, t.Name); err != nil || taken != "" {
+			return errors.Join(err, sqlstore.CaseConflict("token", taken))
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (id, name, role, hash, created_at, created_by, expires_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, t.ID, t.Name, string(t.Role), t.Hash, sqlstore.Micros(t.CreatedAt), t.CreatedBy,
 			sqlstore.NullMicros(t.ExpiresAt)); err != nil {

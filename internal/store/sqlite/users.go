@@ -13,8 +13,16 @@ import (
 )
 
 // CreateESTUser implements store.Store. A zero ev.Time becomes u.CreatedAt.
+// A name that differs from a user's only in case is ErrConflict.
 func (s *Store) CreateESTUser(ctx context.Context, u pki.ESTUser, ev pki.AuditEvent) error {
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		var names []byte
+		if err := tx.QueryRowContext(ctx, `SELECT json_group_array(name) FROM est_users`).Scan(&names); err != nil {
+			return err
+		}
+		if twin, err := sqlstore.CaseTwin(names, u.Name); err != nil || twin != "" {
+			return errors.Join(err, sqlstore.CaseConflict("EST user", twin))
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO est_users (name, password_hash, profile, created_at, created_by)
 			VALUES (?, ?, ?, ?, ?)`, u.Name, u.PasswordHash, u.Profile, sqlstore.Micros(u.CreatedAt), u.CreatedBy)
 		if err != nil {

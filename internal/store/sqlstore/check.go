@@ -172,27 +172,41 @@ func NextLoginAttempt(failed int, lockedUntil, at time.Time, lockFor func(int) t
 
 // CaseTwin is the name among names, a JSON array of them, that differs
 // from name only in case ("" when none): console:alice and console:ALICE
-// would read as one person in the audit trail, so CreateUser refuses the
-// second with ErrConflict, in the same transaction as its insert.
+// would read as one person in the audit trail, so CreateUser and
+// CreateESTUser refuse the second with ErrConflict, in the same
+// transaction as its insert.
 func CaseTwin(namesJSON []byte, name string) (string, error) {
+	return findName(namesJSON, name, func(other string) bool { return other != name && strings.EqualFold(other, name) })
+}
+
+// NameTaken is the name among names, a JSON array of them, that equals
+// name or differs from it only in case ("" when none). CreateToken reads
+// every token's name, revoked ones too: api:NAME in the audit trail must
+// name one token for ever.
+func NameTaken(namesJSON []byte, name string) (string, error) {
+	return findName(namesJSON, name, func(other string) bool { return strings.EqualFold(other, name) })
+}
+
+func findName(namesJSON []byte, name string, match func(string) bool) (string, error) {
 	var names []string
 	if err := json.Unmarshal(namesJSON, &names); err != nil {
-		return "", fmt.Errorf("reading the user names: %w", err)
+		return "", fmt.Errorf("reading the names: %w", err)
 	}
 	for _, other := range names {
-		if other != name && strings.EqualFold(other, name) {
+		if match(other) {
 			return other, nil
 		}
 	}
 	return "", nil
 }
 
-// CaseConflict is CreateUser's ErrConflict for a CaseTwin ("": nil).
-func CaseConflict(twin string) error {
+// CaseConflict is the ErrConflict for a CaseTwin or NameTaken of a what
+// ("user", "EST user", "token"; twin "": nil).
+func CaseConflict(what, twin string) error {
 	if twin == "" {
 		return nil
 	}
-	return fmt.Errorf("%w: a user is named %q already, which differs only in case", store.ErrConflict, twin)
+	return fmt.Errorf("%w: a %s is named %q already", store.ErrConflict, what, twin)
 }
 
 // RenewableStatus is Issuance.Renews's verdict on the renewed

@@ -21,30 +21,10 @@ func testUsers(t *testing.T, s store.Store) {
 	wantErr(t, "CreateUser again", s.CreateUser(ctx, alice, ev), store.ErrConflict)
 	// Names that differ only in case would read as one person in the audit
 	// trail; created at once, one of them is stored.
-	twins := []string{"Carol", "CAROL", "carol", "cArOl", "caroL", "CaRoL"}
-	created := make(chan string, len(twins))
-	var twinsWG sync.WaitGroup
-	for _, name := range twins {
-		twinsWG.Go(func() {
-			err := s.CreateUser(ctx, pki.User{Name: name, Role: pki.RoleAuditor, PasswordHash: "h", CreatedAt: t0}, ev)
-			switch {
-			case err == nil:
-				created <- name
-			case !errors.Is(err, store.ErrConflict):
-				t.Errorf("CreateUser(%q): %v, want ErrConflict or nil", name, err)
-			}
-		})
-	}
-	twinsWG.Wait()
-	close(created)
-	var stored []string
-	for name := range created {
-		stored = append(stored, name)
-	}
-	if len(stored) != 1 {
-		t.Fatalf("users created at once whose names differ only in case: %q, want one", stored)
-	}
-	wantErr(t, "DeleteUser "+stored[0], s.DeleteUser(ctx, stored[0], pki.AuditEvent{Time: t0, Type: pki.EventUserRemoved, Actor: "cli:root", Outcome: "success"}), nil)
+	stored := createAtOnce(t, []string{"Carol", "CAROL", "carol", "cArOl", "caroL", "CaRoL"}, func(name string) error {
+		return s.CreateUser(ctx, pki.User{Name: name, Role: pki.RoleAuditor, PasswordHash: "h", CreatedAt: t0}, ev)
+	})
+	wantErr(t, "DeleteUser "+stored, s.DeleteUser(ctx, stored, pki.AuditEvent{Time: t0, Type: pki.EventUserRemoved, Actor: "cli:root", Outcome: "success"}), nil)
 	wantErr(t, "CreateUser ALICE", s.CreateUser(ctx, pki.User{Name: "ALICE", Role: pki.RoleAuditor, PasswordHash: "h", CreatedAt: t0}, ev), store.ErrConflict)
 	if err := s.CreateUser(ctx, pki.User{Name: "bob", Role: "root", PasswordHash: "h", CreatedAt: t0}, ev); err == nil {
 		t.Error("a user with an unknown role was stored")
@@ -186,8 +166,13 @@ func testTokens(t *testing.T, s store.Store) {
 	if _, err := s.RevokeToken(ctx, "ci", t0.Add(time.Hour), revEv); err == nil {
 		t.Error("revoking a revoked token succeeded")
 	}
-	// The name is free again once revoked.
-	wantErr(t, "a new token with a revoked one's name", s.CreateToken(ctx, same, ev), nil)
+	// api:NAME in the audit trail names one token for ever: a revoked
+	// token's name is not given to another, nor one differing in case.
+	wantErr(t, "a new token with a revoked one's name", s.CreateToken(ctx, same, ev), store.ErrConflict)
+	same.Name = "CI"
+	wantErr(t, "a new token with a revoked one's name in capitals", s.CreateToken(ctx, same, ev), store.ErrConflict)
+	same.Name = "ci-2"
+	wantErr(t, "CreateToken ci-2", s.CreateToken(ctx, same, ev), nil)
 	if _, err := s.RevokeToken(ctx, "tok-2", t0.Add(2*time.Hour), revEv); err != nil {
 		t.Errorf("RevokeToken by ID: %v", err)
 	}
@@ -213,6 +198,47 @@ func testTokens(t *testing.T, s store.Store) {
 	if n := len(listAudit(t, s, store.AuditFilter{Type: pki.EventTokenRevoked})); n != 4 {
 		t.Errorf("%d token.revoked events, want 4", n)
 	}
+	// Live tokens whose names differ only in case, created at once: one
+	// of them is stored.
+	id := 0
+	var idMu sync.Mutex
+	createAtOnce(t, []string{"Tmp1", "TMP1", "tmp1", "tMp1", "tmP1", "TmP1"}, func(name string) error {
+		idMu.Lock()
+		id++
+		n := id
+		idMu.Unlock()
+		return s.CreateToken(ctx, pki.APIToken{ID: fmt.Sprintf("twin-%d", n), Name: name, Role: pki.RoleAuditor,
+			Hash: fmt.Appendf(nil, "twin-hash-%d", n), CreatedAt: t0, CreatedBy: "cli:root"}, ev)
+	})
+}
+
+// createAtOnce calls create for each of names, which differ only in case,
+// all at once, and checks that exactly one succeeds and the others are
+// ErrConflict. It returns the one created.
+func createAtOnce(t *testing.T, names []string, create func(name string) error) string {
+	t.Helper()
+	created := make(chan string, len(names))
+	var wg sync.WaitGroup
+	for _, name := range names {
+		wg.Go(func() {
+			switch err := create(name); {
+			case err == nil:
+				created <- name
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("creating %q: %v, want ErrConflict or nil", name, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(created)
+	var stored []string
+	for name := range created {
+		stored = append(stored, name)
+	}
+	if len(stored) != 1 {
+		t.Fatalf("created at once, names that differ only in case: %q stored, want one", stored)
+	}
+	return stored[0]
 }
 
 func testSessions(t *testing.T, s store.Store) {

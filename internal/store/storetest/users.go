@@ -66,4 +66,13 @@ func testESTUsers(t *testing.T, s store.Store) {
 	if !evs[0].Time.Equal(t0.Add(time.Hour)) || !evs[2].Time.Equal(bob.CreatedAt) {
 		t.Errorf("audit times %v, %v: want the operation's time", evs[0].Time, evs[2].Time)
 	}
+	// EST users whose names differ only in case would read as one in the
+	// audit trail; created at once, one of them is stored, and a name that
+	// differs from an existing one only in case is refused.
+	createAtOnce(t, []string{"Estu", "ESTU", "estu", "eStU", "estU", "EsTu"}, func(name string) error {
+		return s.CreateESTUser(ctx, pki.ESTUser{Name: name, PasswordHash: "h", CreatedAt: t0}, pki.AuditEvent{Type: pki.EventESTUserAdded})
+	})
+	if err := s.CreateESTUser(ctx, pki.ESTUser{Name: "BOB", PasswordHash: "h", CreatedAt: t0}, pki.AuditEvent{Type: pki.EventESTUserAdded}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("CreateESTUser(BOB) beside bob = %v, want ErrConflict", err)
+	}
 }
