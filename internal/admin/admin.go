@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
@@ -218,6 +220,14 @@ func (s *Service) AddESTUser(ctx context.Context, name, password, profile, actor
 	}
 	if len(password) < MinPasswordLen || len(password) > credential.MaxPasswordLen {
 		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "the password must have %d to %d characters", MinPasswordLen, credential.MaxPasswordLen)
+	}
+	if !utf8.ValidString(password) || strings.ContainsFunc(password, unicode.IsControl) {
+		// The rule of console passwords. The server asks for UTF-8 Basic
+		// credentials (charset="UTF-8", RFC 7617 section 2.1): a password
+		// stored as other bytes (a Latin-1 file) never matches what a
+		// conforming client sends, and a NUL or a control character is more
+		// likely a mistake than a password.
+		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "the password holds a control character or is not UTF-8")
 	}
 	if err := s.checkProfile(profile); err != nil {
 		return pki.ESTUser{}, err

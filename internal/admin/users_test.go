@@ -1,0 +1,48 @@
+package admin
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// An EST user's password follows the console's rule: UTF-8, as the server
+// asks Basic credentials to be (RFC 7617 section 2.1), and no control
+// characters. A Latin-1 "café" would be stored as bytes no conforming
+// client ever sends.
+func TestESTUserPasswordText(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p := pki.DefaultProfile()
+	svc := New(st, pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)), nil, map[string]pki.Profile{p.Name: p}, p.Name)
+	for i, tc := range []struct {
+		password string
+		ok       bool
+	}{
+		{"a long device password", true},
+		{"un café très long, merci", true},
+		{"un caf\xe9 tr\xe8s long, merci", false}, // Latin-1
+		{"a long device\x00password", false},
+		{"a long device\tpassword", false},
+		{"a long device password\r", false},
+		{"a long device\x7fpassword", false},
+		{"a long device\u0085password", false}, // C1 control
+	} {
+		_, err := svc.AddESTUser(ctx, "device-"+string(rune('a'+i)), tc.password, "", "cli:test")
+		if tc.ok && err != nil {
+			t.Errorf("password %q: %v", tc.password, err)
+		}
+		if !tc.ok && pki.ErrorCode(err) != pki.EBadRequest {
+			t.Errorf("password %q: %v, want a bad request", tc.password, err)
+		}
+	}
+}
