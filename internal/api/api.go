@@ -59,7 +59,22 @@ func (h *Handler) Routes() map[string]http.Handler {
 	for _, rt := range h.routes {
 		m[rt.method+" "+Prefix+rt.path] = h.wrap(rt)
 	}
+	for pattern, handler := range m {
+		m[pattern] = strictTransport(handler)
+	}
 	return m
+}
+
+// strictTransport sends Strict-Transport-Security, for a year, on the
+// answers over HTTPS (only there: RFC 6797 section 7.2), so that a client
+// that has been told never sends its token in clear.
+func strictTransport(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil {
+			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // noRoute answers what no route took: 405 with Allow when the path is a

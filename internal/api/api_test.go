@@ -579,3 +579,38 @@ func TestPaginationUnderConcurrentInserts(t *testing.T) {
 		}
 	}
 }
+
+// Strict-Transport-Security is sent over HTTPS only (RFC 6797 section
+// 7.2): on a route's answer, a refusal, the OpenAPI description and the
+// JSON 404.
+func TestHSTSOnlyOverHTTPS(t *testing.T) {
+	e := newEnv(t)
+	mux := http.NewServeMux()
+	for pattern, handler := range e.h.Routes() {
+		mux.Handle(pattern, handler)
+	}
+	for _, c := range []struct {
+		path, token string
+	}{
+		{"/api/v1/certificates", e.tokens[pki.RoleAuditor]},
+		{"/api/v1/certificates", ""},
+		{"/api/v1/openapi.json", ""},
+		{"/api/v1/no-such-route", ""},
+	} {
+		for _, scheme := range []string{"https", "http"} {
+			r := httptest.NewRequest(http.MethodGet, scheme+"://scepter.test"+c.path, nil)
+			if c.token != "" {
+				r.Header.Set("Authorization", "Bearer "+c.token)
+			}
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, r)
+			got, want := rec.Result().Header.Get("Strict-Transport-Security"), ""
+			if scheme == "https" {
+				want = "max-age=31536000"
+			}
+			if got != want {
+				t.Errorf("GET %s://…%s (HTTP %d): Strict-Transport-Security %q, want %q", scheme, c.path, rec.Code, got, want)
+			}
+		}
+	}
+}

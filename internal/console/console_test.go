@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -83,7 +84,7 @@ func expectSecurityHeaders(t *testing.T, what string, res response) {
 		t.Errorf("%s: Content-Security-Policy %q allows inline script or style", what, csp)
 	}
 	for k, v := range map[string]string{"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
-		"Cache-Control": "no-store"} {
+		"Cache-Control": "no-store", "Strict-Transport-Security": "max-age=31536000"} {
 		if h.Get(k) != v {
 			t.Errorf("%s: %s %q, want %q", what, k, h.Get(k), v)
 		}
@@ -744,4 +745,24 @@ func opsQuery(search string) ops.CertQuery { return ops.CertQuery{Search: search
 // adminSpec is a one-hour challenge at a profile.
 func adminSpec(profile string) admin.ChallengeSpec {
 	return admin.ChallengeSpec{TTL: time.Hour, Profile: profile}
+}
+
+// Strict-Transport-Security is sent over HTTPS only (RFC 6797 section
+// 7.2), on every answer of the console.
+func TestHSTSOnlyOverHTTPS(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	for _, path := range []string{"/ui/login", "/ui/", "/ui/no-such-page", "/ui/static/console.css"} {
+		for _, scheme := range []string{"https", "http"} {
+			r := httptest.NewRequest(http.MethodGet, scheme+"://console.test"+path, nil)
+			rec := httptest.NewRecorder()
+			e.handler.ServeHTTP(rec, r)
+			got, want := rec.Result().Header.Get("Strict-Transport-Security"), ""
+			if scheme == "https" {
+				want = "max-age=31536000"
+			}
+			if got != want {
+				t.Errorf("GET %s://…%s: Strict-Transport-Security %q, want %q", scheme, path, got, want)
+			}
+		}
+	}
 }

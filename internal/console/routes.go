@@ -46,6 +46,11 @@ func (h *Handler) Routes() map[string]http.Handler {
 func secured(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		setSecurityHeaders(w)
+		if r.TLS != nil {
+			// A year, and only over HTTPS (RFC 6797 section 7.2): a browser
+			// that has seen the console once does not go to it in clear.
+			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		w.Header().Set("Cache-Control", "no-store")
 		next.ServeHTTP(w, r)
 	})
