@@ -407,6 +407,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("listen (HTTPS): %w", err)
 		}
 		_, handlers.HTTPSPort, _ = net.SplitHostPort(tlsLn.Addr().String())
+		handlers.HTTPSNames = f.httpsNames(tlsCert)
 	}
 	closeListeners := func() {
 		ln.Close()
@@ -455,6 +456,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		lines = append(lines, fmt.Sprintf("HTTPS certificate:   %s, valid until %s (%s)", strings.Join(certNames(leaf), ", "),
 			leaf.NotAfter.UTC().Format(time.RFC3339), how))
+	} else {
+		lines = append(lines, consoleOffLine)
 	}
 	issuer, _ := authority.Active(clock.Now())
 	lines = append(lines,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/api"
@@ -18,6 +19,7 @@ import (
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/server"
 	"github.com/scepter/scepter/internal/store"
 )
 
@@ -83,6 +85,29 @@ func (w *webAdmin) lines(httpsBase string, toJournal bool) []string {
 		out = append(out, "Console login:       admin, password generated, saved in "+w.passwordFile+" (not shown: this output goes to the journal)")
 	case w.password != "":
 		out = append(out, "Console login:       admin / "+w.password+" (generated, saved in "+w.passwordFile+")")
+	}
+	return out
+}
+
+// consoleOffLine is the banner's word on the console and the API without
+// an HTTPS listener: they are not served at all, and the plain listener
+// answers /ui/ and /api/ with 404 saying so.
+const consoleOffLine = "Console and API:     off (they are served on the HTTPS listener; --est-listen is off)"
+
+// httpsNames are the names the plain listener's redirects to the console
+// and the API may name (server.Handlers.HTTPSNames): those of the HTTPS
+// certificate, in the order --est-server-name gives them for ours; never
+// a wildcard, which is no host to go to.
+func (f *serveFlags) httpsNames(cert *server.Certificate) []string {
+	names := f.estServerNames.names
+	if f.tlsCert != "" {
+		names = certNames(cert.Leaf())
+	}
+	var out []string
+	for _, n := range names {
+		if !strings.Contains(n, "*") {
+			out = append(out, n)
+		}
 	}
 	return out
 }

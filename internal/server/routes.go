@@ -44,6 +44,12 @@ type Handlers struct {
 	// HTTPSPort is the HTTPS listener's port, which the plain listener's
 	// refusal of the NDES page points to; empty when there is none.
 	HTTPSPort string
+	// HTTPSNames are the names (DNS or IP) of the HTTPS listener's
+	// certificate. The plain listener's redirects to the console and the
+	// API name the one the request's Host names, else the first; with
+	// none, the address the client reached. Never a Host of the client's
+	// choosing.
+	HTTPSNames []string
 	// CRL (CRLs and CA certificates) and OCSP are what relying parties
 	// check: served on both listeners, plain HTTP being what CDP and AIA
 	// URLs name (RFC 5280 relying parties do not fetch them over TLS).
@@ -66,10 +72,8 @@ func PlainMux(h Handlers) (http.Handler, error) {
 	if h.NDES != nil {
 		ndes = loopbackOnly{h.NDES, h.HTTPSPort}
 	}
-	var toHTTPS Router
-	if h.API != nil || h.Console != nil {
-		toHTTPS = httpsRedirect{h.HTTPSPort}
-	}
+	// Mounted also when there is no console: then /ui/ and /api/ say why.
+	toHTTPS := httpsRedirect{names: h.HTTPSNames, port: h.HTTPSPort}
 	return mount(h.SCEP, ndes, h.CRL, h.OCSP, h.Metrics, h.Health, toHTTPS)
 }
 
@@ -80,17 +84,21 @@ func TLSMux(h Handlers) (http.Handler, error) {
 
 // httpsRedirect sends the console and the API from the plain listener to
 // the HTTPS one: a GET is redirected (a person typed http://), anything
-// else is refused, so no credential is sent again in clear.
-type httpsRedirect struct{ httpsPort string }
+// else is refused, so no credential is sent again in clear. Without an
+// HTTPS listener (port "") there is no console: 404, saying why.
+type httpsRedirect struct {
+	names []string
+	port  string
+}
 
 func (hr httpsRedirect) Routes() map[string]http.Handler {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		target := httpsURL(r, hr.httpsPort)
-		if hr.httpsPort == "" {
-			http.Error(w, "403 forbidden: the console and the API are served over HTTPS only, and this server has no HTTPS listener (see --est-listen)", http.StatusForbidden)
+		if hr.port == "" {
+			http.Error(w, "404 not found: the console and the API are served on the HTTPS listener, and this server has none (--est-listen is off)", http.StatusNotFound)
 			return
 		}
+		target := hr.url(r)
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "403 forbidden: the console and the API are served over HTTPS only: "+target, http.StatusForbidden)
 			return
@@ -100,17 +108,36 @@ func (hr httpsRedirect) Routes() map[string]http.Handler {
 	return map[string]http.Handler{"/ui/": h, "/api/": h, "/ui": h}
 }
 
-// httpsURL is the request's URL on the HTTPS port of the host it asked for.
-func httpsURL(r *http.Request, port string) string {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+// url is the request's URL on the HTTPS listener: at the certificate's
+// name that the request's Host names, else at its first name, else at the
+// address the client reached. A Host that is none of the names is not
+// followed: anyone who can make a browser send one (a DNS name pointed at
+// this server) would otherwise choose where the redirect goes.
+func (hr httpsRedirect) url(r *http.Request) string {
+	asked := r.Host
+	if h, _, err := net.SplitHostPort(asked); err == nil {
+		asked = h
 	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	asked = strings.TrimSuffix(strings.TrimPrefix(asked, "["), "]")
+	host := ""
+	for _, name := range hr.names {
+		if strings.EqualFold(name, asked) {
+			host = name
+			break
+		}
+	}
+	if host == "" && len(hr.names) > 0 {
+		host = hr.names[0]
+	}
+	if host == "" {
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			host, _, _ = net.SplitHostPort(a.String())
+		}
+	}
 	if host == "" {
 		host = "localhost"
 	}
-	u := "https://" + net.JoinHostPort(host, port) + r.URL.EscapedPath()
+	u := "https://" + net.JoinHostPort(host, hr.port) + r.URL.EscapedPath()
 	if r.URL.RawQuery != "" {
 		u += "?" + r.URL.RawQuery
 	}

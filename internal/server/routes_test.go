@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -88,5 +90,56 @@ func TestRawPrefixSeesUncleanedPaths(t *testing.T) {
 		if rec.Code != 200 || !strings.Contains(rec.Body.String(), tc.want) {
 			t.Errorf("%s %s: %d %q, want 200 %q", tc.method, tc.path, rec.Code, rec.Body.String(), tc.want)
 		}
+	}
+}
+
+// The plain listener sends the console and the API to the HTTPS listener
+// by a name of its certificate, whatever Host the request names (a Host
+// of the client's choosing would make it an open redirect); without an HTTPS
+// listener they do not exist, and the 404 says why.
+func TestConsoleOnPlainHTTP(t *testing.T) {
+	console := routes{"/ui/": named("console"), "/api/": named("api")}
+	withTLS, err := server.PlainMux(server.Handlers{Console: console, API: console, HTTPSPort: "8443", HTTPSNames: []string{"ca.example", "2001:db8::2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noName, err := server.PlainMux(server.Handlers{Console: console, API: console, HTTPSPort: "8443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noTLS, err := server.PlainMux(server.Handlers{SCEP: routes{"/scep": named("scep")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, method, path, host string
+		mux                      http.Handler
+		local                    net.Addr
+		want                     int
+		location, body           string
+	}{
+		{"redirect", "GET", "/ui/?a=b", "ca.example:8080", withTLS, nil, 301, "https://ca.example:8443/ui/?a=b", ""},
+		{"another name of the certificate", "GET", "/ui/", "[2001:DB8::2]:8080", withTLS, nil, 301, "https://[2001:db8::2]:8443/ui/", ""},
+		{"hostile Host", "GET", "/ui/", "evil.example", withTLS, nil, 301, "https://ca.example:8443/ui/", ""},
+		{"hostile Host, API", "GET", "/api/v1/certificates", "evil.example:80", withTLS, nil, 301, "https://ca.example:8443/api/v1/certificates", ""},
+		{"hostile Host, POST", "POST", "/api/v1/challenges", "evil.example", withTLS, nil, 403, "", "https://ca.example:8443/api/v1/challenges"},
+		{"no name: the address reached", "GET", "/ui/", "evil.example", noName,
+			&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 8080}, 301, "https://[2001:db8::1]:8443/ui/", ""},
+		{"no HTTPS listener, /ui/", "GET", "/ui/", "ca.example", noTLS, nil, 404, "", "--est-listen is off"},
+		{"no HTTPS listener, /api/", "GET", "/api/v1/certificates", "ca.example", noTLS, nil, 404, "", "--est-listen is off"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, tc.path, nil)
+			req.Host = tc.host
+			if tc.local != nil {
+				req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, tc.local))
+			}
+			rec := httptest.NewRecorder()
+			tc.mux.ServeHTTP(rec, req)
+			if rec.Code != tc.want || rec.Header().Get("Location") != tc.location || !strings.Contains(rec.Body.String(), tc.body) {
+				t.Errorf("%d, Location %q, %q; want %d, %q, with %q", rec.Code, rec.Header().Get("Location"), rec.Body.String(),
+					tc.want, tc.location, tc.body)
+			}
+		})
 	}
 }
