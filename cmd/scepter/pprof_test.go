@@ -97,3 +97,27 @@ func TestPprofServes(t *testing.T) {
 		t.Errorf("the pprof listener %s is still open after the server stopped", addr)
 	}
 }
+
+// A --pprof-listen address that cannot be bound stops the start before it
+// is recorded: the audit trail shows no server.started for it.
+func TestPprofBusyPortRecordsNoStart(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	e, _, _ := testEnv(nil)
+	err = run(context.Background(), e, []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--est-listen", "off",
+		"--challenge", "test", "--pprof-listen", busy.Addr().String()})
+	if err == nil || !strings.Contains(err.Error(), "pprof") {
+		t.Fatalf("serve with a busy --pprof-listen: %v, want it refused", err)
+	}
+	e, out, errb := testEnv(nil)
+	if err := run(context.Background(), e, []string{"audit", "list", "--json", "--type", "server.started", "--data-dir", dir}); err != nil {
+		t.Fatalf("audit list: %v\n%s", err, errb)
+	}
+	if strings.Contains(out.String(), "server.started") {
+		t.Errorf("a start that failed is in the audit trail:\n%s", out)
+	}
+}

@@ -492,15 +492,16 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	case challenge == "":
 		lines = append(lines, "Challenge password:  none static (this node joined the CA recorded in the store: give every node the same --challenge-file, or mint one-time challenges)")
 	}
-	if err := recordStart(ctx, st, fs, profiles, clock, ln, tlsLn, publicURL, f.storeName()); err != nil {
-		return err
-	}
+	// Before the start is recorded: a start that fails here did not happen.
 	pprofLines, stopPprof, err := f.pprof.start(log)
 	if err != nil {
 		closeListeners()
 		return err
 	}
 	defer stopPprof()
+	if err := recordStart(ctx, st, fs, profiles, clock, ln, tlsLn, publicURL, f.storeName()); err != nil {
+		return err
+	}
 	lines = append(lines, pprofLines...)
 	// Certificate names and a token's label are not ours to trust.
 	fmt.Fprint(e.stdout, printableLines(joinLines(lines...)))
