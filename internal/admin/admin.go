@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -59,9 +61,12 @@ func (s *Service) checkProfile(profile string) error {
 		return nil
 	}
 	if _, ok := s.profiles[profile]; !ok {
-		// The CLI knows the profiles of the config file it is given: the
-		// likeliest cause there is a command run without it.
-		return pki.Errorf(pki.EBadRequest, "unknown profile %q (profiles other than the built-in default come from the config file: run the command with the server's --config)", profile)
+		// Said the same to an API caller and to the CLI: the list shows
+		// either what the server has, or (a CLI run without the server's
+		// config file) that only the built-in default is known.
+		names := slices.Sorted(maps.Keys(s.profiles))
+		return pki.Errorf(pki.EBadRequest, "unknown profile %q; the profiles configured are %s (any other comes from the config file)",
+			profile, strings.Join(names, ", "))
 	}
 	return nil
 }

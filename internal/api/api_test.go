@@ -614,3 +614,23 @@ func TestHSTSOnlyOverHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// An unknown profile is explained to the API caller in its own terms: the
+// profiles the server has, not a command-line flag to run again with.
+func TestUnknownProfileMessage(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct{ path, body string }{
+		{"/api/v1/challenges", `{"profile":"nope"}`},
+		{"/api/v1/est-users", `{"name":"dev1","password":"a long device password","profile":"nope"}`},
+	} {
+		r := e.do(t, pki.RoleAdmin, "POST", c.path, c.body)
+		var eb struct {
+			Error string `json:"error"`
+		}
+		r.json(t, &eb)
+		if r.status != 422 || !strings.Contains(eb.Error, `"nope"`) || !strings.Contains(eb.Error, "approval, default") ||
+			strings.Contains(eb.Error, "--config") || strings.Contains(eb.Error, "command") {
+			t.Errorf("POST %s: %d %q, want 422 naming the profile and the configured ones, no CLI advice", c.path, r.status, eb.Error)
+		}
+	}
+}
