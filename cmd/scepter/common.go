@@ -86,6 +86,7 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	warnUnknownEnv(e, fs, serveSet)
 	if fs.NArg() > maxArgs {
 		if maxArgs == 0 {
 			return usageError{fmt.Sprintf("unexpected arguments: %s (this command takes none; flags go before them)", strings.Join(fs.Args(), " "))}
@@ -237,4 +238,75 @@ func flagsFirst(fs *flag.FlagSet, args []string) []string {
 		}
 	}
 	return append(append(flags, "--"), positional...)
+}
+
+// otherEnv are the SCEPTER_ variables read that are no flag's: secrets
+// read from the environment, what the agent gives its hooks, and the
+// tests' settings (prefixes ending in _).
+var otherEnv = []string{"SCEPTER_EST_PASSWORD", rootKeyPassphraseEnv, keysPassphraseEnv, smtpPasswordEnv,
+	"SCEPTER_AGENT_", "SCEPTER_TEST_", "SCEPTER_E2E_", "SCEPTER_BENCH_ROWS", "SCEPTER_BIN"}
+
+// warnUnknownEnv says on stderr which SCEPTER_ variables of the
+// environment name no setting of this command, nor of serve (one
+// environment often serves both), nor otherEnv, with the closest known
+// name: a typo (SCEPTER_LISTN) would otherwise be ignored in silence.
+func warnUnknownEnv(e env, sets ...*flag.FlagSet) {
+	if e.environ == nil {
+		return
+	}
+	known := map[string]bool{}
+	for _, fs := range sets {
+		fs.VisitAll(func(f *flag.Flag) { known[config.EnvName(f.Name)] = true })
+	}
+	for _, name := range otherEnv {
+		known[name] = true
+	}
+	for _, kv := range e.environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, config.EnvPrefix) || known[name] || knownPrefix(name) {
+			continue
+		}
+		closest, best := "", -1
+		for k := range known {
+			if strings.HasSuffix(k, "_") {
+				continue
+			}
+			if d := editDistance(name, k); best < 0 || d < best || d == best && k < closest {
+				closest, best = k, d
+			}
+		}
+		fmt.Fprintf(e.stderr, "scepter: warning: %s is set in the environment but is no setting of scepter %s (nearest: %s); it is ignored\n",
+			printableLines(name), sets[0].Name(), closest)
+	}
+}
+
+// knownPrefix: a name under one of otherEnv's prefixes.
+func knownPrefix(name string) bool {
+	for _, p := range otherEnv {
+		if strings.HasSuffix(p, "_") && strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

@@ -21,6 +21,9 @@ import (
 type env struct {
 	stdout, stderr io.Writer
 	lookupEnv      func(string) (string, bool)
+	// environ lists the environment as NAME=VALUE (os.Environ), so that a
+	// misspelt SCEPTER_ variable is warned about; nil: not checked.
+	environ func() []string
 }
 
 type command struct {
@@ -55,7 +58,7 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}
+	e := env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv, environ: os.Environ}
 	if err := run(ctx, e, os.Args[1:]); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			// Errors may quote what a server sent or the store holds.
