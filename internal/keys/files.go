@@ -133,7 +133,11 @@ func RemoveFile(path string) error {
 // as safe as its file, and a key that others could read must be treated as
 // copied. It follows symbolic links. On Windows, where the mode bits say
 // nothing about access, it checks only that the file exists.
-func CheckKeyFileMode(path string) error {
+func CheckKeyFileMode(path string) error { return checkSecretFileMode(path, "a private key") }
+
+// checkSecretFileMode is CheckKeyFileMode for any secret; what names it in
+// the message ("a private key", "a PKCS#11 PIN").
+func checkSecretFileMode(path, what string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -142,7 +146,7 @@ func CheckKeyFileMode(path string) error {
 		return nil
 	}
 	if m := fi.Mode().Perm(); m&0o077 != 0 {
-		return fmt.Errorf("keys: %s has mode %04o: group and others must have no access to a private key; run: chmod 600 %s", path, m, path)
+		return fmt.Errorf("keys: %s has mode %04o: group and others must have no access to %s; run: chmod 600 %s", path, m, what, path)
 	}
 	return nil
 }

@@ -298,3 +298,29 @@ func TestWrapped(t *testing.T) {
 		}
 	}
 }
+
+// A PIN file that others may read is refused like a key file: the PIN
+// opens every key of the token.
+func TestReadPINRefusesReadableFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		perm os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o400, true}, {0o640, false}, {0o604, false}, {0o644, false}} {
+		path := filepath.Join(dir, "pin")
+		os.WriteFile(path, []byte("123456\n"), 0o600)
+		if err := os.Chmod(path, tt.perm); err != nil {
+			t.Fatal(err)
+		}
+		pin, err := PKCS11Config{PINFile: path}.readPIN()
+		if tt.ok {
+			if err != nil || pin != "123456" {
+				t.Errorf("%04o: %q, %v", tt.perm, pin, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "chmod 600 "+path) || !strings.Contains(err.Error(), "PKCS#11 PIN") {
+			t.Errorf("%04o: err = %v", tt.perm, err)
+		}
+	}
+}

@@ -248,8 +248,13 @@ func (c PKCS11Config) refLabel(ref string) (string, error) {
 	return label, nil
 }
 
-// readPIN reads the first line of the PIN file.
+// readPIN reads the first line of the PIN file. A file that its group or
+// others may read is refused, as a key file is: the PIN opens every key of
+// the token.
 func (c PKCS11Config) readPIN() (string, error) {
+	if err := checkSecretFileMode(c.PINFile, "a PKCS#11 PIN"); err != nil {
+		return "", err
+	}
 	data, err := os.ReadFile(c.PINFile)
 	if err != nil {
 		return "", fmt.Errorf("keys: PKCS#11 PIN: %w", err)
