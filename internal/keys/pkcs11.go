@@ -13,21 +13,58 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // PKCS11Supported reports whether this build can use PKCS#11 tokens.
 const PKCS11Supported = true
 
 // pkcs11Token is a Token on crypto11: one logged-in context with a session
-// pool, shared by every key.
+// pool, shared by every key. When the token answers that it, the session
+// or a key handle is gone (lostToken: a token pulled out, an HSM
+// restarted), the error is marked pki.ErrUnavailable, so that the edges
+// answer 503 with Retry-After as for a store outage, and the token is
+// opened again (module, sessions, login) and the key found again by its
+// label, so that the node recovers by itself once the token is back.
 type pkcs11Token struct {
-	ctx    *crypto11.Context
 	cfg    PKCS11Config
 	prefix string
+	// now tells when a reopen is tried, to try at most once every
+	// reopenEvery (time.Now; tests set another clock).
+	now func() time.Time
+
+	// mu guards what follows. Every use of the context holds it for
+	// reading and a reopen for writing, so no operation runs on a context
+	// being closed.
+	mu sync.RWMutex
+	// ctx is nil after Close or while the token cannot be opened again.
+	ctx *crypto11.Context
+	// gen counts the contexts: a key found in an older one is found
+	// again by its label.
+	gen     uint64
+	closed  bool
+	lastTry time.Time // of the last reopen
+	lastErr error     // why it failed; nil when it did not
 }
+
+// reopenEvery is the least time between two attempts to open a lost token
+// again: while it is gone, requests fail at once instead of each loading
+// the module again.
+const reopenEvery = time.Second
+
+// errTokenGone stands for the context of a token that could not be opened
+// again.
+var errTokenGone = errors.New("the token is not open")
+
+// errKeyHidden: a key that was in the token is not found, as when the token
+// lost its login (private objects are then invisible).
+var errKeyHidden = errors.New("the key is not visible: the token may have lost its login")
 
 // OpenPKCS11 loads the module, finds the token and logs in with the PIN of
 // cfg.PINFile. Keys it makes are generated inside the token, sensitive and
@@ -38,6 +75,16 @@ func OpenPKCS11(cfg PKCS11Config) (Token, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	ctx, err := configure(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &pkcs11Token{ctx: ctx, cfg: cfg, prefix: cfg.prefix(), now: time.Now}, nil
+}
+
+// configure loads the module, finds the token and logs in (reading the PIN
+// file each time, so a reopen uses the PIN of now).
+func configure(cfg PKCS11Config) (*crypto11.Context, error) {
 	if _, err := os.Stat(cfg.Module); err != nil {
 		return nil, fmt.Errorf("keys: PKCS#11 module: %w", err)
 	}
@@ -59,14 +106,103 @@ func OpenPKCS11(cfg PKCS11Config) (Token, error) {
 		}
 		return nil, fmt.Errorf("keys: PKCS#11 %s: %w", cfg.describe(), err)
 	}
-	return &pkcs11Token{ctx: ctx, cfg: cfg, prefix: cfg.prefix()}, nil
+	return ctx, nil
+}
+
+// lostToken reports whether err says that the token, the session or the
+// login is gone, or the module was reset: a state that opening the token
+// again may end, not a refusal of this request.
+func lostToken(err error) bool {
+	if errors.Is(err, errTokenGone) || errors.Is(err, errKeyHidden) {
+		return true
+	}
+	var p11 pkcs11.Error
+	if !errors.As(err, &p11) {
+		return false
+	}
+	switch p11 {
+	case pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_DEVICE_MEMORY,
+		pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_TOKEN_NOT_RECOGNIZED, pkcs11.CKR_SLOT_ID_INVALID,
+		pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED, pkcs11.CKR_SESSION_COUNT,
+		pkcs11.CKR_OBJECT_HANDLE_INVALID, pkcs11.CKR_KEY_HANDLE_INVALID,
+		pkcs11.CKR_USER_NOT_LOGGED_IN, pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED:
+		return true
+	}
+	return false
+}
+
+// use runs f with the token's context (gen numbers it). When f fails
+// because the token is lost (lostToken), the token is opened again and f
+// runs once more; if it is still lost, the error wraps pki.ErrUnavailable.
+func (t *pkcs11Token) use(f func(ctx *crypto11.Context, gen uint64) error) error {
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		t.mu.RLock()
+		ctx, gen, closed := t.ctx, t.gen, t.closed
+		switch {
+		case closed:
+			err = fmt.Errorf("keys: the %s is closed", t.Describe())
+		case ctx == nil:
+			err = fmt.Errorf("keys: %s: %w", t.Describe(), errTokenGone)
+		default:
+			err = f(ctx, gen)
+		}
+		t.mu.RUnlock()
+		if err == nil || closed || !lostToken(err) {
+			return err
+		}
+		if rerr := t.reopen(gen); rerr != nil {
+			return fmt.Errorf("%w: %w; %w", pki.ErrUnavailable, err, rerr)
+		}
+	}
+	return fmt.Errorf("%w: %w", pki.ErrUnavailable, err)
+}
+
+// reopen closes the context numbered failed, if it is still the token's,
+// and opens the token again: new sessions, a new login. Closing first lets
+// crypto11 finalize the module when this was its last context; a module
+// that lost its token finds it again only after that (SoftHSM does).
+func (t *pkcs11Token) reopen(failed uint64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || t.ctx != nil && t.gen != failed {
+		return nil // closed, or opened again by another use meanwhile
+	}
+	now := t.now()
+	if t.ctx == nil && t.lastErr != nil && now.Sub(t.lastTry) < reopenEvery {
+		return t.lastErr
+	}
+	if t.ctx != nil {
+		t.ctx.Close()
+		t.ctx = nil
+		t.gen++
+	}
+	t.lastTry = now
+	ctx, err := configure(t.cfg)
+	if err != nil {
+		t.lastErr = fmt.Errorf("opening it again: %w", err)
+		return t.lastErr
+	}
+	t.ctx, t.lastErr = ctx, nil
+	t.gen++
+	return nil
 }
 
 func (t *pkcs11Token) label(name string) string { return t.prefix + name }
 
 func (t *pkcs11Token) Describe() string { return "PKCS#11 " + t.cfg.describe() }
 
-func (t *pkcs11Token) Close() error { return t.ctx.Close() }
+func (t *pkcs11Token) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	if t.ctx == nil {
+		return nil
+	}
+	err := t.ctx.Close()
+	t.ctx = nil
+	return err
+}
 
 func (t *pkcs11Token) Exportable() bool { return false }
 
@@ -79,8 +215,13 @@ func (t *pkcs11Token) Ref(name string) string {
 }
 
 func (t *pkcs11Token) Has(name string) (bool, error) {
-	pairs, err := t.find(t.label(name))
-	return len(pairs) > 0, err
+	var n int
+	err := t.use(func(ctx *crypto11.Context, _ uint64) error {
+		pairs, err := t.find(ctx, t.label(name))
+		n = len(pairs)
+		return err
+	})
+	return n > 0, err
 }
 
 func (t *pkcs11Token) Open(name string) (crypto.Signer, error) { return t.openLabel(t.label(name)) }
@@ -94,8 +235,8 @@ func (t *pkcs11Token) OpenRef(ref string) (crypto.Signer, error) {
 }
 
 // find returns the key pairs whose private key has label.
-func (t *pkcs11Token) find(label string) ([]crypto11.Signer, error) {
-	pairs, err := t.ctx.FindKeyPairs(nil, []byte(label))
+func (t *pkcs11Token) find(ctx *crypto11.Context, label string) ([]crypto11.Signer, error) {
+	pairs, err := ctx.FindKeyPairs(nil, []byte(label))
 	if err != nil {
 		return nil, fmt.Errorf("keys: looking for %q in the %s: %w", label, t.Describe(), err)
 	}
@@ -103,18 +244,23 @@ func (t *pkcs11Token) find(label string) ([]crypto11.Signer, error) {
 }
 
 func (t *pkcs11Token) openLabel(label string) (crypto.Signer, error) {
-	pairs, err := t.find(label)
-	if err != nil {
-		return nil, err
-	}
-	switch len(pairs) {
-	case 0:
-		return nil, fmt.Errorf("keys: no key labelled %q in the %s: %w", label, t.Describe(), ErrKeyNotFound)
-	case 1:
-	default:
-		return nil, fmt.Errorf("keys: %d keys are labelled %q in the %s; remove or relabel the extra ones", len(pairs), label, t.Describe())
-	}
-	return t.wrap(pairs[0], label)
+	var key crypto.Signer
+	err := t.use(func(ctx *crypto11.Context, gen uint64) error {
+		pairs, err := t.find(ctx, label)
+		if err != nil {
+			return err
+		}
+		switch len(pairs) {
+		case 0:
+			return fmt.Errorf("keys: no key labelled %q in the %s: %w", label, t.Describe(), ErrKeyNotFound)
+		case 1:
+		default:
+			return fmt.Errorf("keys: %d keys are labelled %q in the %s; remove or relabel the extra ones", len(pairs), label, t.Describe())
+		}
+		key, err = t.wrap(ctx, gen, pairs[0], label)
+		return err
+	})
+	return key, err
 }
 
 func (t *pkcs11Token) Create(name, keyType string) (crypto.Signer, error) {
@@ -141,15 +287,18 @@ func (t *pkcs11Token) Create(name, keyType string) (crypto.Signer, error) {
 			return nil, err
 		}
 	}
-	var k crypto11.Signer
+	var generate func(ctx *crypto11.Context) (crypto11.Signer, error)
 	switch keyType {
 	case RSA2048, RSA3072, RSA4096:
 		bits := map[string]int{RSA2048: 2048, RSA3072: 3072, RSA4096: 4096}[keyType]
-		k, err = t.ctx.GenerateRSAKeyPairWithAttributes(public, private, bits)
-	case P256:
-		k, err = t.ctx.GenerateECDSAKeyPairWithAttributes(public, private, elliptic.P256())
-	case P384:
-		k, err = t.ctx.GenerateECDSAKeyPairWithAttributes(public, private, elliptic.P384())
+		generate = func(ctx *crypto11.Context) (crypto11.Signer, error) {
+			return ctx.GenerateRSAKeyPairWithAttributes(public, private, bits)
+		}
+	case P256, P384:
+		curve := map[string]elliptic.Curve{P256: elliptic.P256(), P384: elliptic.P384()}[keyType]
+		generate = func(ctx *crypto11.Context) (crypto11.Signer, error) {
+			return ctx.GenerateECDSAKeyPairWithAttributes(public, private, curve)
+		}
 	default:
 		_, err = Generate(keyType) // names the valid types
 		if err == nil {
@@ -157,10 +306,16 @@ func (t *pkcs11Token) Create(name, keyType string) (crypto.Signer, error) {
 		}
 		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("keys: generating %s key %q in the %s: %w", keyType, label, t.Describe(), err)
-	}
-	return t.wrap(k, label)
+	var key crypto.Signer
+	err = t.use(func(ctx *crypto11.Context, gen uint64) error {
+		k, err := generate(ctx)
+		if err != nil {
+			return fmt.Errorf("keys: generating %s key %q in the %s: %w", keyType, label, t.Describe(), err)
+		}
+		key, err = t.wrap(ctx, gen, k, label)
+		return err
+	})
+	return key, err
 }
 
 func (t *pkcs11Token) RemoveRef(ref string) error {
@@ -174,46 +329,57 @@ func (t *pkcs11Token) RemoveRef(ref string) error {
 func (t *pkcs11Token) Remove(name string) error { return t.removeLabel(t.label(name)) }
 
 func (t *pkcs11Token) removeLabel(label string) error {
-	pairs, err := t.find(label)
-	if err != nil {
-		return err
-	}
-	if len(pairs) == 0 {
-		return fmt.Errorf("keys: no key labelled %q in the %s: %w", label, t.Describe(), ErrKeyNotFound)
-	}
-	for _, p := range pairs {
-		if err := p.Delete(); err != nil {
-			return fmt.Errorf("keys: removing %q from the %s: %w", label, t.Describe(), err)
+	return t.use(func(ctx *crypto11.Context, _ uint64) error {
+		pairs, err := t.find(ctx, label)
+		if err != nil {
+			return err
 		}
-	}
-	return nil
+		if len(pairs) == 0 {
+			return fmt.Errorf("keys: no key labelled %q in the %s: %w", label, t.Describe(), ErrKeyNotFound)
+		}
+		for _, p := range pairs {
+			if err := p.Delete(); err != nil {
+				return fmt.Errorf("keys: removing %q from the %s: %w", label, t.Describe(), err)
+			}
+		}
+		return nil
+	})
 }
 
-// wrap checks that the private key never leaves the token and returns it
-// as a crypto.Signer (and crypto.Decrypter for RSA).
-func (t *pkcs11Token) wrap(k crypto11.Signer, label string) (crypto.Signer, error) {
+// wrap checks that the private key k, found in the context numbered gen,
+// never leaves the token and returns it as a crypto.Signer (and
+// crypto.Decrypter for RSA).
+func (t *pkcs11Token) wrap(ctx *crypto11.Context, gen uint64, k crypto11.Signer, label string) (crypto.Signer, error) {
 	if k.Public() == nil {
 		return nil, fmt.Errorf("keys: the key %q in the %s has no public half", label, t.Describe())
 	}
-	sensitive, extractable, err := t.protection(k)
-	if err != nil {
-		return nil, fmt.Errorf("keys: the key %q in the %s: %w", label, t.Describe(), err)
+	if err := t.checkProtection(ctx, k, label); err != nil {
+		return nil, err
 	}
-	if !sensitive || extractable {
-		return nil, fmt.Errorf("keys: the key %q in the %s can be read out of the token (CKA_SENSITIVE=%v, CKA_EXTRACTABLE=%v); a CA key must never leave it: make it again inside the token, not extractable", label, t.Describe(), sensitive, extractable)
-	}
-	s := &tokenSigner{k: k, label: label, token: t}
-	if d, ok := k.(crypto11.SignerDecrypter); ok {
+	s := &tokenSigner{k: k, gen: gen, pub: k.Public(), label: label, token: t}
+	if _, ok := k.(crypto11.SignerDecrypter); ok {
 		if _, rsaKey := k.Public().(*rsa.PublicKey); rsaKey {
-			return &tokenDecrypter{tokenSigner: s, d: d}, nil
+			return &tokenDecrypter{tokenSigner: s}, nil
 		}
 	}
 	return s, nil
 }
 
+// checkProtection refuses a private key that can leave the token.
+func (t *pkcs11Token) checkProtection(ctx *crypto11.Context, k crypto11.Signer, label string) error {
+	sensitive, extractable, err := protection(ctx, k)
+	if err != nil {
+		return fmt.Errorf("keys: the key %q in the %s: %w", label, t.Describe(), err)
+	}
+	if !sensitive || extractable {
+		return fmt.Errorf("keys: the key %q in the %s can be read out of the token (CKA_SENSITIVE=%v, CKA_EXTRACTABLE=%v); a CA key must never leave it: make it again inside the token, not extractable", label, t.Describe(), sensitive, extractable)
+	}
+	return nil
+}
+
 // protection reads CKA_SENSITIVE and CKA_EXTRACTABLE of the private key.
-func (t *pkcs11Token) protection(k crypto11.Signer) (sensitive, extractable bool, err error) {
-	attrs, err := t.ctx.GetAttributes(k, []crypto11.AttributeType{crypto11.CkaSensitive, crypto11.CkaExtractable})
+func protection(ctx *crypto11.Context, k crypto11.Signer) (sensitive, extractable bool, err error) {
+	attrs, err := ctx.GetAttributes(k, []crypto11.AttributeType{crypto11.CkaSensitive, crypto11.CkaExtractable})
 	if err != nil {
 		return false, false, err
 	}
@@ -224,21 +390,78 @@ func (t *pkcs11Token) protection(k crypto11.Signer) (sensitive, extractable bool
 	return b(crypto11.CkaSensitive), b(crypto11.CkaExtractable), nil
 }
 
-// tokenSigner is a key in the token.
+// tokenSigner is a key in the token. Its handle k belongs to the token's
+// context numbered gen; after a reopen the key is found again by its label
+// and public key.
 type tokenSigner struct {
-	k     crypto11.Signer
 	label string
+	pub   crypto.PublicKey
 	token *pkcs11Token
+
+	mu  sync.Mutex
+	k   crypto11.Signer
+	gen uint64
+	// vanished: the key was not found in the token, which was then opened
+	// again (see handle).
+	vanished bool
 }
 
-func (s *tokenSigner) Public() crypto.PublicKey { return s.k.Public() }
+func (s *tokenSigner) Public() crypto.PublicKey { return s.pub }
+
+// with runs f with the key's handle in the token's current context,
+// through pkcs11Token.use (which opens a lost token again).
+func (s *tokenSigner) with(f func(k crypto11.Signer) error) error {
+	return s.token.use(func(ctx *crypto11.Context, gen uint64) error {
+		k, err := s.handle(ctx, gen)
+		if err != nil {
+			return err
+		}
+		return f(k)
+	})
+}
+
+// handle is the key in the context numbered gen: the one known, or the
+// key of the same label and public key found in it.
+func (s *tokenSigner) handle(ctx *crypto11.Context, gen uint64) (crypto11.Signer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen == gen && s.k != nil {
+		return s.k, nil
+	}
+	pairs, err := s.token.find(ctx, s.label)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range pairs {
+		if k.Public() == nil || !pki.SamePublicKey(k.Public(), s.pub) {
+			continue
+		}
+		if err := s.token.checkProtection(ctx, k, s.label); err != nil {
+			return nil, err
+		}
+		s.k, s.gen, s.vanished = k, gen, false
+		return k, nil
+	}
+	if !s.vanished {
+		// A token that lost its login hides its private keys: open it
+		// again, once, before taking the key as gone.
+		s.vanished = true
+		return nil, fmt.Errorf("keys: no key labelled %q with the public key it had in the %s: %w", s.label, s.token.Describe(), errKeyHidden)
+	}
+	return nil, fmt.Errorf("keys: the %s, opened again, holds no key labelled %q with the public key it had: %w", s.token.Describe(), s.label, ErrKeyNotFound)
+}
 
 func (s *tokenSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	sig, err := s.k.Sign(r, digest, opts)
-	if err != nil {
-		return nil, fmt.Errorf("keys: signing with %q in the %s: %w", s.label, s.token.Describe(), err)
-	}
-	return sig, nil
+	var sig []byte
+	err := s.with(func(k crypto11.Signer) error {
+		var err error
+		sig, err = k.Sign(r, digest, opts)
+		if err != nil {
+			return fmt.Errorf("keys: signing with %q in the %s: %w", s.label, s.token.Describe(), err)
+		}
+		return nil
+	})
+	return sig, err
 }
 
 // String names the key, never its material (there is none to show).
@@ -247,9 +470,24 @@ func (s *tokenSigner) String() string {
 }
 
 // tokenDecrypter is an RSA key in the token: it also decrypts.
-type tokenDecrypter struct {
-	*tokenSigner
-	d crypto11.SignerDecrypter
+type tokenDecrypter struct{ *tokenSigner }
+
+// decrypt decrypts with the token's key (opened again when it was lost).
+func (s *tokenDecrypter) decrypt(r io.Reader, ciphertext []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	var pt []byte
+	err := s.with(func(k crypto11.Signer) error {
+		d, ok := k.(crypto11.SignerDecrypter)
+		if !ok {
+			return fmt.Errorf("keys: the key %q in the %s cannot decrypt", s.label, s.token.Describe())
+		}
+		var err error
+		pt, err = d.Decrypt(r, ciphertext, opts)
+		if err != nil {
+			return fmt.Errorf("keys: decrypting with %q in the %s: %w", s.label, s.token.Describe(), err)
+		}
+		return nil
+	})
+	return pt, err
 }
 
 // Decrypt decrypts with the token, keeping crypto/rsa's contract:
@@ -257,7 +495,9 @@ type tokenDecrypter struct {
 //   - PKCS #1 v1.5 with SessionKeyLen (which crypto11 refuses): the token
 //     decrypts without it, and whatever it answers (an error for a bad
 //     padding, or a plaintext of another length) becomes a random key of
-//     SessionKeyLen, with no error (RFC 3218 §2.3.2). The random key is
+//     SessionKeyLen, with no error (RFC 3218 §2.3.2); only a lost token
+//     (pki.ErrUnavailable) is an error, which says nothing of the
+//     ciphertext. The random key is
 //     drawn before the token is asked, and the choice is a constant-time
 //     copy, so callers see no difference. internal/cms substitutes on its
 //     own too; this makes the key safe for any caller.
@@ -270,16 +510,19 @@ func (s *tokenDecrypter) Decrypt(r io.Reader, ciphertext []byte, opts crypto.Dec
 	}
 	switch o := opts.(type) {
 	case nil:
-		return s.d.Decrypt(r, ciphertext, nil)
+		return s.decrypt(r, ciphertext, nil)
 	case *rsa.PKCS1v15DecryptOptions:
 		if o.SessionKeyLen <= 0 {
-			return s.d.Decrypt(r, ciphertext, &rsa.PKCS1v15DecryptOptions{})
+			return s.decrypt(r, ciphertext, &rsa.PKCS1v15DecryptOptions{})
 		}
 		key := make([]byte, o.SessionKeyLen)
 		if _, err := io.ReadFull(r, key); err != nil {
 			return nil, fmt.Errorf("keys: random: %w", err)
 		}
-		pt, err := s.d.Decrypt(r, ciphertext, &rsa.PKCS1v15DecryptOptions{})
+		pt, err := s.decrypt(r, ciphertext, &rsa.PKCS1v15DecryptOptions{})
+		if errors.Is(err, pki.ErrUnavailable) {
+			return nil, err
+		}
 		good := 0
 		if err == nil && len(pt) == o.SessionKeyLen {
 			good = 1
@@ -293,11 +536,7 @@ func (s *tokenDecrypter) Decrypt(r io.Reader, ciphertext []byte, opts crypto.Dec
 		if o.MGFHash != 0 && o.MGFHash != o.Hash {
 			return nil, fmt.Errorf("keys: the token decrypts OAEP with MGF1 over the OAEP hash; %v with MGF1-%v is not supported", o.Hash, o.MGFHash)
 		}
-		pt, err := s.d.Decrypt(r, ciphertext, &rsa.OAEPOptions{Hash: o.Hash, Label: o.Label})
-		if err != nil {
-			return nil, fmt.Errorf("keys: decrypting with %q in the %s: %w", s.label, s.token.Describe(), err)
-		}
-		return pt, nil
+		return s.decrypt(r, ciphertext, &rsa.OAEPOptions{Hash: o.Hash, Label: o.Label})
 	}
 	return nil, fmt.Errorf("keys: unsupported decrypter options %T", opts)
 }

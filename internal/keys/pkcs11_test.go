@@ -14,14 +14,17 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ThalesGroup/crypto11"
+	"github.com/miekg/pkcs11"
 
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/keys/softhsmtest"
@@ -36,7 +39,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	tokens = softhsmtest.NewPool(dir, 12)
+	tokens = softhsmtest.NewPool(dir, 14)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -428,4 +431,182 @@ func TestPKCS11PrefixAndRemove(t *testing.T) {
 	if _, err := tok.Open("dup"); err == nil || !strings.Contains(err.Error(), "2 keys") {
 		t.Errorf("Open of a duplicated label: %v", err)
 	}
+}
+
+func TestLostToken(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		lost bool
+	}{
+		{pkcs11.Error(pkcs11.CKR_DEVICE_REMOVED), true},
+		{pkcs11.Error(pkcs11.CKR_TOKEN_NOT_PRESENT), true},
+		{pkcs11.Error(pkcs11.CKR_SESSION_HANDLE_INVALID), true},
+		{pkcs11.Error(pkcs11.CKR_SESSION_CLOSED), true},
+		{pkcs11.Error(pkcs11.CKR_OBJECT_HANDLE_INVALID), true},
+		{pkcs11.Error(pkcs11.CKR_KEY_HANDLE_INVALID), true},
+		{pkcs11.Error(pkcs11.CKR_DEVICE_ERROR), true},
+		{pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN), true},
+		{pkcs11.Error(pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED), true},
+		{fmt.Errorf("keys: signing with %q: %w", "scepter-ra", pkcs11.Error(pkcs11.CKR_OBJECT_HANDLE_INVALID)), true},
+		{fmt.Errorf("keys: x: %w", errTokenGone), true},
+		// Refusals of this request, which opening the token again does not change.
+		{pkcs11.Error(pkcs11.CKR_ENCRYPTED_DATA_INVALID), false},
+		{pkcs11.Error(pkcs11.CKR_MECHANISM_INVALID), false},
+		{pkcs11.Error(pkcs11.CKR_PIN_INCORRECT), false},
+		{ErrKeyNotFound, false},
+		{errors.New("CKR_DEVICE_REMOVED"), false},
+	} {
+		if got := lostToken(tt.err); got != tt.lost {
+			t.Errorf("lostToken(%v) = %v, want %v", tt.err, got, tt.lost)
+		}
+	}
+}
+
+// closeSessionsOf closes every session of the token under crypto11's feet,
+// as a token reset does: its sessions and login are gone.
+func closeSessionsOf(t *testing.T, st *softhsmtest.Token) {
+	t.Helper()
+	p := pkcs11.New(st.Env.Module)
+	defer p.Destroy() // only unloads: the module stays initialized for crypto11
+	if err := p.Initialize(); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+		t.Fatal(err)
+	}
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range slots {
+		if info, err := p.GetTokenInfo(s); err == nil && info.Label == st.Label {
+			if err := p.CloseAllSessions(s); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no slot holds the token %s", st.Label)
+}
+
+// After the token's sessions are closed underneath, the next use opens a
+// session and logs in again, and finds the keys again by their labels.
+func TestPKCS11SessionsClosedUnderneath(t *testing.T) {
+	tok, st := openToken(t)
+	ec, err := tok.Create("issuing", P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err := tok.Create("ra", RSA2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("signed after the sessions were lost"))
+	for round := 0; round < 2; round++ {
+		closeSessionsOf(t, st)
+		for _, k := range []crypto.Signer{ec, ra} {
+			sig, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
+			if err != nil {
+				t.Fatalf("round %d: Sign after the sessions were closed: %v", round, err)
+			}
+			if err := verifySignature(k.Public(), digest[:], sig); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		closeSessionsOf(t, st)
+		ct, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, ra.Public().(*rsa.PublicKey), []byte("content key"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt, err := ra.(crypto.Decrypter).Decrypt(rand.Reader, ct, &rsa.OAEPOptions{Hash: crypto.SHA1})
+		if err != nil || string(pt) != "content key" {
+			t.Fatalf("round %d: Decrypt after the sessions were closed: %q, %v", round, pt, err)
+		}
+	}
+	if ok, err := tok.Has("issuing"); !ok || err != nil {
+		t.Fatalf("Has = %v, %v", ok, err)
+	}
+}
+
+// A token that goes away makes every use fail as unavailable (503 with
+// Retry-After at the edges), and the keys work again once it is back.
+func TestPKCS11TokenGoneAndBack(t *testing.T) {
+	if os.Getenv(goneChildEnv) != "1" {
+		// SoftHSM notices that a token's directory went away only in a
+		// process that initialized the module once, as scepter serve
+		// does: other tests of this binary have finalized it already.
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPKCS11TokenGoneAndBack$", "-test.v")
+		cmd.Env = append(os.Environ(), goneChildEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if bytes.Contains(out, []byte("--- SKIP")) {
+			t.Skipf("%s", out)
+		}
+		return
+	}
+	tok, st := openToken(t)
+	pt := tok.(*pkcs11Token)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	pt.now = func() time.Time { return now }
+	k, err := tok.Create("issuing", P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	dir := tokenDirOf(t, st)
+	away := filepath.Join(t.TempDir(), "away")
+	if err := os.Rename(dir, away); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // the second within reopenEvery: not tried again
+		_, err = k.Sign(rand.Reader, digest[:], crypto.SHA256)
+		if !errors.Is(err, pki.ErrUnavailable) || pki.ErrorCode(err) != pki.EUnavailable {
+			t.Fatalf("Sign with the token gone: %v, want pki.ErrUnavailable", err)
+		}
+	}
+	if _, err := tok.Has("issuing"); !errors.Is(err, pki.ErrUnavailable) {
+		t.Fatalf("Has with the token gone: %v, want pki.ErrUnavailable", err)
+	}
+	if err := os.Rename(away, dir); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(reopenEvery)
+	sig, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		t.Fatalf("Sign with the token back: %v", err)
+	}
+	if err := verifySignature(k.Public(), digest[:], sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// goneChildEnv marks the process that runs TestPKCS11TokenGoneAndBack.
+const goneChildEnv = "SCEPTER_KEYS_TOKEN_GONE_CHILD"
+
+// tokenDirOf is the directory SoftHSM keeps the token in.
+func tokenDirOf(t *testing.T, st *softhsmtest.Token) string {
+	t.Helper()
+	objs, _ := filepath.Glob(filepath.Join(st.Env.Dir, "tokens", "*", "token.object"))
+	for _, o := range objs {
+		if data, err := os.ReadFile(o); err == nil && bytes.Contains(data, []byte(st.Label)) {
+			return filepath.Dir(o)
+		}
+	}
+	t.Fatalf("no token directory holds %s", st.Label)
+	return ""
+}
+
+func verifySignature(pub crypto.PublicKey, digest, sig []byte) error {
+	switch pub := pub.(type) {
+	case *ecdsa.PublicKey:
+		if !ecdsa.VerifyASN1(pub, digest, sig) {
+			return errors.New("the ECDSA signature does not verify")
+		}
+		return nil
+	case *rsa.PublicKey:
+		return rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest, sig)
+	}
+	return fmt.Errorf("unexpected public key %T", pub)
 }
