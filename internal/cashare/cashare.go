@@ -170,8 +170,8 @@ func (s *Syncer) Sync(ctx context.Context) error {
 			return s.fail(fmt.Errorf("the store's current issuing CA is %s since %s, this node's is %s: its schedule differs (DATA/ca/next/switch-at)",
 				cur.IssuerID, cur.SwitchAt.UTC().Format(time.RFC3339), active.ID))
 		}
-		return s.fail(fmt.Errorf("the store's current issuing CA is %s (recorded by %s), and this node lacks its keys: "+
-			"'scepter ca export-keys' on a node that has them, 'scepter ca import-keys' here", cur.IssuerID, cur.PublishedBy))
+		return s.fail(fmt.Errorf("the store's current issuing CA is %s (recorded by %s), and this node lacks its keys: %s",
+			cur.IssuerID, cur.PublishedBy, s.howToGetKeys()))
 	}
 	s.warnNext(gens, now)
 	s.mu.Lock()
@@ -193,8 +193,8 @@ func (s *Syncer) warnNext(gens []store.CAGeneration, now time.Time) {
 		at, _ := s.Authority.SwitchAt()
 		switch {
 		case !ok || next.ID != p.IssuerID:
-			msg = fmt.Sprintf("the store schedules issuing CA %s from %s, and this node lacks its keys: import them before then ('scepter ca export-keys' on a node that has them, 'scepter ca import-keys' here), or this node stops being ready at the switch",
-				p.IssuerID, p.SwitchAt.UTC().Format(time.RFC3339))
+			msg = fmt.Sprintf("the store schedules issuing CA %s from %s, and this node lacks its keys: get them before then (%s), or this node stops being ready at the switch",
+				p.IssuerID, p.SwitchAt.UTC().Format(time.RFC3339), s.howToGetKeys())
 		case !at.Equal(p.SwitchAt):
 			msg = fmt.Sprintf("the store schedules issuing CA %s from %s, this node from %s: the store's time wins, and this node stops being ready until its schedule agrees",
 				p.IssuerID, p.SwitchAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
@@ -206,6 +206,16 @@ func (s *Syncer) warnNext(gens []store.CAGeneration, now time.Time) {
 		s.Log.Warn(msg)
 	}
 	s.reported = msg
+}
+
+// howToGetKeys says how this node gets the keys of a generation it lacks:
+// export-keys refuses keys in a token, where the node needs only the
+// certificates and references of DATA/ca.
+func (s *Syncer) howToGetKeys() string {
+	if s.Authority.Token() != nil || s.Authority.KeysInToken() {
+		return "copy DATA/ca from a node that has them: with the keys in the token it holds only certificates and .pkcs11 references (leave root.key out)"
+	}
+	return "'scepter ca export-keys' on a node that has them, 'scepter ca import-keys' here"
 }
 
 func (s *Syncer) fail(err error) error {

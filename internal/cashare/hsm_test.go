@@ -1,0 +1,100 @@
+package cashare
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/keys/softhsmtest"
+	"github.com/scepter/scepter/internal/pkitest"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+var (
+	hsmOnce sync.Once
+	hsmPool *softhsmtest.Pool
+)
+
+// openToken opens a fresh SoftHSM2 token, closed at the end of the test.
+func openToken(t *testing.T) keys.Token {
+	t.Helper()
+	if !keys.PKCS11Supported {
+		t.Skip("built without PKCS#11 (cgo)")
+	}
+	hsmOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "scepter-cashare-softhsm-")
+		if err != nil {
+			panic(err)
+		}
+		hsmPool = softhsmtest.NewPool(dir, 2)
+	})
+	st := hsmPool.Take(t)
+	tok, err := keys.OpenPKCS11(keys.PKCS11Config{Module: st.Env.Module, TokenLabel: st.Label, PINFile: st.PINFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tok.Close() })
+	return tok
+}
+
+// A node whose keys are in a token, lacking the next CA, is told to copy
+// DATA/ca (certificates and references), not to run export-keys, which
+// refuses token keys.
+func TestNodeWithTokenKeysIsToldToCopyTheCADirectory(t *testing.T) {
+	tok := openToken(t)
+	ctx := context.Background()
+	clock := pkitest.NewClock(t0)
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	start := func(dir, name string) *node {
+		t.Helper()
+		if _, err := Before(ctx, st, dir); err != nil {
+			t.Fatal(err)
+		}
+		a, _, err := ca.LoadOrCreate(dir, ca.InitOptions{Token: tok}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := &bytes.Buffer{}
+		n := &node{dir: dir, auth: a, logs: logs,
+			sync: &Syncer{Store: st, Authority: a, Clock: clock, Node: name, Log: slog.New(slog.NewTextHandler(logs, nil))}}
+		if err := n.sync.Sync(ctx); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return n
+	}
+	a := start(t.TempDir(), "node-a")
+	bDir := t.TempDir()
+	copyCA(t, a.dir, bDir)
+	b := start(bDir, "node-b")
+
+	switchAt := t0.Add(time.Hour)
+	if _, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: switchAt, Token: tok}, clock); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.tick(t, clock); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.tick(t, clock); err != nil {
+		t.Fatal(err)
+	}
+	if logs := b.logs.String(); !strings.Contains(logs, "copy DATA/ca") || strings.Contains(logs, "export-keys") {
+		t.Errorf("node b before the switch was told:\n%s", logs)
+	}
+	clock.Set(switchAt.Add(time.Second))
+	err = b.tick(t, clock)
+	if err == nil || !strings.Contains(err.Error(), "copy DATA/ca") || strings.Contains(err.Error(), "export-keys") {
+		t.Errorf("node b after the switch: %v", err)
+	}
+}
