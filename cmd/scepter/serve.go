@@ -242,13 +242,20 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	defer db.Close()
 	log.Info("store opened", "store", f.storeName())
-	if err := audit.HeadIntact(ctx, db); err != nil {
+	// On a store that records a CA, this node serves that CA or none: it
+	// never creates a second one. On a shared store that records none,
+	// nodes starting together take turns until the first has recorded
+	// its CA (unlockCASetup, after caSync.Sync below).
+	caRecorded, unlockCASetup, err := cashare.Begin(ctx, db, f.dataDir)
+	if err != nil {
 		return err
 	}
-	// On a store that records a CA, this node serves that CA or none: it
-	// never creates a second one.
-	caRecorded, err := cashare.Before(ctx, db, f.dataDir)
-	if err != nil {
+	defer unlockCASetup()
+	// After Begin: on an empty store, a node that started at the same
+	// moment writes its first records and the head while this one waits,
+	// and a look between the two reads would take them for a trail whose
+	// head was removed.
+	if err := audit.HeadIntact(ctx, db); err != nil {
 		return err
 	}
 	if f.store.url != "" && !caRecorded {
@@ -299,6 +306,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := caSync.Sync(ctx); err != nil {
 		return err
 	}
+	unlockCASetup()
 	// A node joining a CA that a shared store records does not make up a
 	// static challenge of its own: devices behind a load balancer would
 	// get another node's. The operator passes the same --challenge to

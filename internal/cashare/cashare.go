@@ -66,6 +66,41 @@ func Before(ctx context.Context, st store.Store, dataDir string) (recorded bool,
 		ErrNotThisCA, g.RootFingerprint, g.IssuerID, g.PublishedBy, caDir, dataDir)
 }
 
+// setupLocker is a store that several nodes share and that can make them
+// take turns creating the CA (postgres.Store.LockCASetup). A SQLite store
+// is one data directory, whose CA a second process loads rather than
+// creates again (ca.LoadOrCreate).
+type setupLocker interface {
+	LockCASetup(ctx context.Context) (unlock func(), err error)
+}
+
+// Begin is Before for a node that will then load or create its CA and
+// record it: when the store records no CA yet, it takes the store's CA
+// setup lock and looks again, so that of nodes starting together on an
+// empty store one creates and records the CA and the others, once it has,
+// join it or are refused (as Before says). The caller calls unlock once
+// the CA is recorded (Syncer.Sync), and on every way out before; unlock
+// may be called more than once.
+func Begin(ctx context.Context, st store.Store, dataDir string) (recorded bool, unlock func(), err error) {
+	unlock = func() {}
+	if recorded, err = Before(ctx, st, dataDir); err != nil || recorded {
+		return recorded, unlock, err
+	}
+	l, ok := st.(setupLocker)
+	if !ok {
+		return false, unlock, nil
+	}
+	if unlock, err = l.LockCASetup(ctx); err != nil {
+		return false, func() {}, fmt.Errorf("waiting for other nodes setting up the CA: %w", err)
+	}
+	// Another node may have recorded its CA while this one waited.
+	if recorded, err = Before(ctx, st, dataDir); err != nil {
+		unlock()
+		return recorded, func() {}, err
+	}
+	return recorded, unlock, nil
+}
+
 // Syncer compares the node's CA with the store's, records what the store
 // lacks and the switch, and says whether the node may issue.
 type Syncer struct {
