@@ -43,30 +43,58 @@ func serveOnce(t *testing.T, args ...string) (stdout, stderr string, err error) 
 // the arguments given.
 func serveOnceWith(t *testing.T, vars map[string]string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	s := serveInProcess(t, vars, args...)
+	if s.ended {
+		return s.out.String(), s.errb.String(), s.err
+	}
+	err = s.stop()
+	return s.out.String(), s.errb.String(), err
+}
+
+// inProcessServe is a 'scepter serve' run in this process.
+type inProcessServe struct {
+	out, errb *syncBuffer
+	cancel    context.CancelFunc
+	done      chan error
+	// ended: serve returned before it printed its start-up lines (err).
+	ended bool
+	err   error
+}
+
+// serveInProcess runs 'scepter serve' with args and these environment
+// variables until it has printed its start-up lines, or ended.
+func serveInProcess(t *testing.T, vars map[string]string, args ...string) *inProcessServe {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errb syncBuffer
-	e := env{stdout: &out, stderr: &errb, lookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, e, append([]string{"serve"}, args...))
-	}()
+	s := &inProcessServe{out: &syncBuffer{}, errb: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	e := env{stdout: s.out, stderr: s.errb, lookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
+	go func() { s.done <- run(ctx, e, append([]string{"serve"}, args...)) }()
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(out.String(), "Data directory:") {
+	for !strings.Contains(s.out.String(), "Data directory:") {
 		select {
-		case err := <-done:
-			return out.String(), errb.String(), err
+		case err := <-s.done:
+			cancel()
+			s.ended, s.err = true, err
+			return s
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatalf("serve did not start within 60 s:\n%s\n%s", out.String(), errb.String())
+			s.stop()
+			t.Fatalf("serve did not start within 60 s:\n%s\n%s", s.out.String(), s.errb.String())
 		}
 	}
-	cancel()
-	err = <-done
-	return out.String(), errb.String(), err
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+// stop ends a running serve and returns what it returned (once).
+func (s *inProcessServe) stop() error {
+	if s.ended {
+		return s.err
+	}
+	s.cancel()
+	s.ended, s.err = true, <-s.done
+	return s.err
 }
 
 func dirMode(t *testing.T, path string) os.FileMode {

@@ -1,39 +1,22 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // With --est-listen off there is no console and no API: the banner says
 // so, and the plain listener's /ui/ and /api/ answer 404 saying why rather
 // than a bare 404.
 func TestConsoleOffWithoutHTTPS(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errb syncBuffer
-	e := env{stdout: &out, stderr: &errb, lookupEnv: func(string) (string, bool) { return "", false }}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, e, []string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test"})
-	}()
-	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "Data directory:"); {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("serve ended: %v\n%s\n%s", err, out.String(), errb.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start within 60 s:\n%s\n%s", out.String(), errb.String())
-		}
+	s := serveInProcess(t, nil, "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test")
+	if s.ended {
+		t.Fatalf("serve ended: %v\n%s", s.err, s.errb.String())
 	}
+	out := s.out
 	if !strings.Contains(out.String(), "Console and API:     off (they are served on the HTTPS listener; --est-listen is off)") {
 		t.Errorf("the banner does not say the console is off:\n%s", out.String())
 	}
