@@ -244,7 +244,7 @@ func flagsFirst(fs *flag.FlagSet, args []string) []string {
 // read from the environment, what the agent gives its hooks, and the
 // tests' settings (prefixes ending in _).
 var otherEnv = []string{"SCEPTER_EST_PASSWORD", rootKeyPassphraseEnv, keysPassphraseEnv, smtpPasswordEnv,
-	"SCEPTER_AGENT_", "SCEPTER_TEST_", "SCEPTER_E2E_", "SCEPTER_BENCH_ROWS", "SCEPTER_BIN"}
+	"SCEPTER_AGENT_", "SCEPTER_TEST_", "SCEPTER_E2E_", "SCEPTER_BENCH_ROWS", "SCEPTER_BIN", "SCEPTER_CLOCKOFFSET_BIN", "SCEPTER_KEYS_TOKEN_GONE_CHILD"}
 
 // warnUnknownEnv says on stderr which SCEPTER_ variables of the
 // environment name no setting of this command, nor of serve (one
