@@ -99,7 +99,8 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 // secureDataDir tightens the data directory to 0700 when its group or
 // others may enter it (it holds the CA keys, the database and the
 // generated challenge), saying so in the log, and refuses a key of the
-// HTTPS certificate our CA issued (DATA/tls/server.key) that they may read.
+// HTTPS certificate our CA issued (DATA/tls/server.key), or of an OCSP
+// responder (DATA/ocsp/*.key), that they may read.
 // The CA's own key files are checked when the CA is loaded.
 func secureDataDir(dir string, log *slog.Logger) error {
 	fi, err := os.Stat(dir)
@@ -123,6 +124,15 @@ func secureDataDir(dir string, log *slog.Logger) error {
 	if _, err := os.Stat(tlsKey); err == nil {
 		if err := keys.CheckKeyFileMode(tlsKey); err != nil {
 			return fmt.Errorf("HTTPS key: %w", err)
+		}
+	}
+	// The OCSP responders' keys too: one others may have read vouches for
+	// certificate status until its certificate expires (days), and
+	// replacing it quietly would leave that certificate unrevoked.
+	ocspKeys, _ := filepath.Glob(filepath.Join(dir, "ocsp", "*.key"))
+	for _, k := range ocspKeys {
+		if err := keys.CheckKeyFileMode(k); err != nil {
+			return fmt.Errorf("OCSP responder key: %w (and revoke its certificate if others may have read it)", err)
 		}
 	}
 	return nil

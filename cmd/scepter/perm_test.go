@@ -151,21 +151,24 @@ func TestSecureDataDir(t *testing.T) {
 	}
 }
 
-// The HTTPS key our CA issued lives in DATA/tls, outside the CA directory:
-// it is checked with the data directory.
+// The HTTPS key our CA issued lives in DATA/tls, and the OCSP responders'
+// keys in DATA/ocsp, outside the CA directory: they are checked with the
+// data directory.
 func TestSecureDataDirTLSKey(t *testing.T) {
-	for _, tt := range []struct {
-		mode os.FileMode
-		ok   bool
-	}{{0o600, true}, {0o640, false}, {0o644, false}} {
-		dir := t.TempDir()
-		key := filepath.Join(dir, "tls", "server.key")
-		os.MkdirAll(filepath.Dir(key), 0o700)
-		os.WriteFile(key, []byte("key"), 0o600)
-		os.Chmod(key, tt.mode)
-		err := secureDataDir(dir, slog.New(slog.DiscardHandler))
-		if tt.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "chmod 600 "+key)) {
-			t.Errorf("server.key %04o: err = %v", tt.mode, err)
+	for _, name := range []string{"tls/server.key", "ocsp/0123abcd.key"} {
+		for _, tt := range []struct {
+			mode os.FileMode
+			ok   bool
+		}{{0o600, true}, {0o640, false}, {0o644, false}} {
+			dir := t.TempDir()
+			key := filepath.Join(dir, name)
+			os.MkdirAll(filepath.Dir(key), 0o700)
+			os.WriteFile(key, []byte("key"), 0o600)
+			os.Chmod(key, tt.mode)
+			err := secureDataDir(dir, slog.New(slog.DiscardHandler))
+			if tt.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "chmod 600 "+key)) {
+				t.Errorf("%s %04o: err = %v", name, tt.mode, err)
+			}
 		}
 	}
 }
