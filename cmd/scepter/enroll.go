@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -120,6 +121,18 @@ func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.
 	// self-signed one sent along) are encrypted to and believed.
 	if caCerts, err = client.TrustedCACerts(caCerts, f.fingerprint, time.Now()); err != nil {
 		return nil, nil, nil, err
+	}
+	if f.fingerprint == "" && !strings.HasPrefix(strings.ToLower(f.serverURL), "https://") {
+		// Over plain HTTP nothing vouches for the CA that answered: the
+		// challenge goes encrypted to whoever is on the path.
+		root := caCerts[len(caCerts)-1]
+		for _, c := range caCerts {
+			if bytes.Equal(c.RawIssuer, c.RawSubject) {
+				root = c
+			}
+		}
+		fmt.Fprintf(e.stderr, "warning: no --ca-fingerprint: trusting the CA this server sent (%s) without checking it; pin it with --ca-fingerprint %s\n",
+			printable(root.Subject.String()), client.Fingerprint(root))
 	}
 	return c, caps, caCerts, nil
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
@@ -28,27 +27,13 @@ func startServe(t *testing.T, config string) *testServer {
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
-	e := env{stdout: &out, stderr: &errb, lookupEnv: func(string) (string, bool) { return "", false }}
-	done := make(chan error, 1)
 	s := &testServer{dataDir: filepath.Join(dir, "data")}
-	go func() {
-		done <- run(ctx, e, []string{"serve", "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--est-server-name", "127.0.0.1",
-			"--challenge", "test", "--data-dir", s.dataDir, "--config", cfg, "--est-retry-after", "1s"})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "Data directory:"); {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("serve stopped: %v\n%s\n%s", err, out.String(), errb.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start within 60 s:\n%s\n%s", out.String(), errb.String())
-		}
+	srv := serveInProcess(t, nil, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--est-server-name", "127.0.0.1",
+		"--challenge", "test", "--data-dir", s.dataDir, "--config", cfg, "--est-retry-after", "1s")
+	if srv.ended {
+		t.Fatalf("serve stopped: %v\n%s\n%s", srv.err, srv.out.String(), srv.errb.String())
 	}
+	out := srv.out
 	for _, line := range strings.Split(out.String(), "\n") {
 		k, v, _ := strings.Cut(line, ":")
 		v = strings.TrimSpace(v)
@@ -278,5 +263,21 @@ func TestSaveHeldKeyReplacesNothing(t *testing.T) {
 				t.Errorf("temporary files left: %v", names)
 			}
 		})
+	}
+}
+
+// Over plain HTTP without --ca-fingerprint, enroll says that it trusts the
+// CA that answered unchecked, and names the fingerprint to pin.
+func TestEnrollWithoutPinWarns(t *testing.T) {
+	s := startServe(t, "")
+	e, _, errb := testEnv(nil)
+	dir := t.TempDir()
+	err := run(context.Background(), e, []string{"enroll", "--url", s.scepURL, "--challenge", "test", "--subject", "CN=no-pin",
+		"--out", filepath.Join(dir, "c.pem"), "--key-out", filepath.Join(dir, "k.pem")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errb.String(), "warning: no --ca-fingerprint") || !strings.Contains(errb.String(), s.fingerprint) {
+		t.Errorf("stderr: %q; want a warning naming %s", errb.String(), s.fingerprint)
 	}
 }
