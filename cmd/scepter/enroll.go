@@ -18,6 +18,7 @@ import (
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 type stringList []string
@@ -119,7 +120,7 @@ func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.
 	}
 	// Only certificates that chain to the pinned CA (without a pin, to a
 	// self-signed one sent along) are encrypted to and believed.
-	if caCerts, err = client.TrustedCACerts(caCerts, f.fingerprint, time.Now()); err != nil {
+	if caCerts, err = client.TrustedCACerts(caCerts, f.fingerprint, pki.SystemClock{}.Now()); err != nil {
 		return nil, nil, nil, err
 	}
 	if f.fingerprint == "" && !strings.HasPrefix(strings.ToLower(f.serverURL), "https://") {
@@ -150,7 +151,7 @@ func (f *clientFlags) finish(e env, key crypto.Signer, cert *x509.Certificate, c
 		}
 		return fmt.Errorf("enrollment failed: %w", err)
 	}
-	chain, err := client.VerifyIssued(cert, key.Public(), caCerts, f.fingerprint, time.Now(), func(format string, args ...any) {
+	chain, err := client.VerifyIssued(cert, key.Public(), caCerts, f.fingerprint, pki.SystemClock{}.Now(), func(format string, args ...any) {
 		fmt.Fprintf(e.stderr, "warning: "+format+"\n", args...)
 	})
 	if err != nil {
