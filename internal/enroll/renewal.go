@@ -51,6 +51,12 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	if err != nil {
 		return err
 	}
+	// A certificate renews under the profile that issued it: renewing at
+	// another profile's endpoint would let a certificate of one policy
+	// buy one of another without that policy's authentication.
+	if old.Profile != "" && old.Profile != st.Profile.Name {
+		return pki.Errorf(pki.EBadRequest, "this certificate was issued under profile %q; renew it there", old.Profile)
+	}
 	if !st.Req.ServerKeyGen {
 		// Asked again with the key of a renewal already issued (its
 		// answer was lost): answered with that certificate, even when
@@ -66,12 +72,6 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	}
 	if old.Status == pki.StatusRevoked {
 		return pki.Errorf(pki.EBadCertID, "the certificate to renew is revoked")
-	}
-	// A certificate renews under the profile that issued it: renewing at
-	// another profile's endpoint would let a certificate of one policy
-	// buy one of another without that policy's authentication.
-	if old.Profile != "" && old.Profile != st.Profile.Name {
-		return pki.Errorf(pki.EBadRequest, "this certificate was issued under profile %q; renew it there", old.Profile)
 	}
 	if opens := st.Profile.RenewalOpens(signer.NotBefore, signer.NotAfter); now.Before(opens) {
 		return pki.Errorf(pki.EBadTime, "renewal of this certificate opens at %s", opens.UTC().Format(time.RFC3339))
