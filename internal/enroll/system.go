@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/csr"
@@ -32,8 +31,9 @@ func serverProfile() pki.Profile {
 }
 
 // IssueServerCertificate issues the certificate of the server's own HTTPS
-// listener for key, named by names (DNS names or IP addresses; the first is
-// also the subject's CN), through the same pipeline and inventory as every
+// listener for key, named by names (DNS names or IP addresses, each once, as
+// server.ManagedCertificate gives them; the first of at most 64 characters
+// is also the subject's CN), through the same pipeline and inventory as every
 // other certificate (protocol "internal"). It returns the certificate and
 // its chain (issuing CA up to the root).
 func (s *Service) IssueServerCertificate(ctx context.Context, key crypto.PublicKey, names []string) (*x509.Certificate, []*x509.Certificate, error) {
@@ -41,20 +41,12 @@ func (s *Service) IssueServerCertificate(ctx context.Context, key crypto.PublicK
 		return nil, nil, pki.Errorf(pki.EBadRequest, "the server certificate needs at least one name")
 	}
 	var sans SANSet
-	seen := map[string]bool{}
 	cn := ""
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
-			if !seen[ip.String()] {
-				sans.IPAddresses = append(sans.IPAddresses, ip)
-			}
-			seen[ip.String()] = true
+			sans.IPAddresses = append(sans.IPAddresses, ip)
 		} else {
-			n = strings.ToLower(n)
-			if !seen[n] {
-				sans.DNSNames = append(sans.DNSNames, n)
-			}
-			seen[n] = true
+			sans.DNSNames = append(sans.DNSNames, n)
 		}
 		// The CN is for people (clients match the SANs), and holds 64
 		// characters at most: a load balancer's long name is a SAN only.

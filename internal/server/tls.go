@@ -111,7 +111,7 @@ func ManagedCertificate(ctx context.Context, dir string, names []string, issuer 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Certificate{dir: dir, names: slices.Clone(names), issuer: issuer, clock: clock, log: log}
+	c := &Certificate{dir: dir, names: serverNames(names), issuer: issuer, clock: clock, log: log}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("TLS certificate directory: %w", err)
 	}
@@ -144,18 +144,27 @@ func (c *Certificate) usable(ctx context.Context, leaf *x509.Certificate) bool {
 	for _, ip := range leaf.IPAddresses {
 		have = append(have, ip.String())
 	}
-	// As the issuer writes them: DNS names in lower case, IPs in their
-	// canonical form, each once.
-	var want []string
-	for _, n := range c.names {
+	want := slices.Clone(c.names)
+	slices.Sort(have)
+	slices.Sort(want)
+	return slices.Equal(have, want)
+}
+
+// serverNames are the names as the certificate carries them: DNS names in
+// lower case, IP addresses in their canonical form, each once, in the
+// order given. The issuer is asked for these, and a certificate on disk is
+// compared with them.
+func serverNames(names []string) []string {
+	var out []string
+	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
 			n = ip.String()
 		}
-		want = append(want, strings.ToLower(n))
+		if n = strings.ToLower(n); !slices.Contains(out, n) {
+			out = append(out, n)
+		}
 	}
-	slices.Sort(have)
-	slices.Sort(want)
-	return slices.Equal(slices.Compact(have), slices.Compact(want))
+	return out
 }
 
 // RenewAt is when a managed certificate is replaced: after two thirds of
