@@ -116,6 +116,11 @@ func (s *countingStore) LookupChallenge(ctx context.Context, hash []byte, now ti
 	return v, s.count("LookupChallenge", err)
 }
 
+func (s *countingStore) ChallengeIssued(ctx context.Context, hash []byte) (string, error) {
+	v, err := s.Store.ChallengeIssued(ctx, hash)
+	return v, s.count("ChallengeIssued", err)
+}
+
 func (s *countingStore) RecordChallengeMisuse(ctx context.Context, hash []byte, now time.Time, lockAfter int, ev pki.AuditEvent) (bool, error) {
 	v, err := s.Store.RecordChallengeMisuse(ctx, hash, now, lockAfter, ev)
 	return v, s.count("RecordChallengeMisuse", err)

@@ -241,6 +241,10 @@ type Store interface {
 	// with this hash, or ErrChallengeUnusable. It changes nothing;
 	// consumption happens in RecordIssuance.
 	LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error)
+	// ChallengeIssued returns the certificate ("issuerID:serialHex") whose
+	// issuance used up the one-time challenge with this hash, or "" when
+	// none did (unknown, unused, or used by a held request).
+	ChallengeIssued(ctx context.Context, hash []byte) (string, error)
 	// RecordChallengeMisuse counts a presentation of the challenge for a
 	// profile or identity it is not bound to, and locks it (for good) once
 	// it has been misused lockAfter times; ev is appended in the same

@@ -191,7 +191,7 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 	events := 0
 	queue := func(b *pgx.Batch) {
 		for _, r := range challenges {
-			b.Queue(consumeChallengeQuery, r.now, r.in.ConsumeChallengeHash)
+			b.Queue(consumeChallengeQuery, r.now, r.in.ConsumeChallengeHash, certRef(&r.in.Certificate))
 		}
 		for _, r := range items {
 			r.issued(b)
@@ -288,7 +288,7 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 		}
 	}
 	if !consumeInBatch {
-		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now); err != nil {
+		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now, certRef(c)); err != nil {
 			return err
 		}
 	}
@@ -303,7 +303,7 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 	// rows first (as a revocation does), and take the head after them.
 	var b pgx.Batch
 	if consumeInBatch {
-		b.Queue(consumeChallengeQuery, now, in.ConsumeChallengeHash)
+		b.Queue(consumeChallengeQuery, now, in.ConsumeChallengeHash, certRef(c))
 	}
 	issued(&b)
 	headFirst := c.Status != pki.StatusRevoked && in.Supersede == nil && len(in.Events) > 0
@@ -537,22 +537,28 @@ func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Ce
 }
 
 // consumeChallenge uses up a one-time challenge inside tx (nothing to do
-// for a nil hash). The WHERE clause of consume_challenge is the whole
+// for a nil hash), for the certificate by ("issuerID:serialHex", or empty for
+// a held request). The WHERE clause of consume_challenge is the whole
 // check: a concurrent consumer waits for this transaction's row lock and
 // then re-evaluates the clause on the committed row, which is consumed, so
 // it changes nothing and raises sqlChallengeUnusable.
-func consumeChallenge(ctx context.Context, tx pgx.Tx, hash []byte, now int64) error {
+func consumeChallenge(ctx context.Context, tx pgx.Tx, hash []byte, now int64, by string) error {
 	if hash == nil {
 		return nil
 	}
-	return consumed(tx.Exec(ctx, consumeChallengeQuery, now, hash))
+	return consumed(tx.Exec(ctx, consumeChallengeQuery, now, hash, by))
 }
 
+// certRef is the reference a challenge keeps of the certificate whose
+// issuance used it up (challenges.consumed_by).
+func certRef(c *pki.Certificate) string { return c.IssuerID + ":" + c.SerialHex }
+
 // consumeChallengeQuery marks a usable one-time challenge consumed ($1 is
-// now, $2 its hash), or fails with sqlChallengeUnusable, so that a batch
-// that also commits stops there (migrations/0014_audit_append.sql holds
-// the rule; before it, an UPDATE here did, and its caller counted rows).
-const consumeChallengeQuery = `SELECT consume_challenge($1, $2)`
+// now, $2 its hash, $3 the certificate it is used for), or fails with
+// sqlChallengeUnusable, so that a batch that also commits stops there
+// (migrations/0014_audit_append.sql and 0015 hold the rule; before them,
+// an UPDATE here did, and its caller counted rows).
+const consumeChallengeQuery = `SELECT consume_challenge($1, $2, $3)`
 
 // The SQLSTATEs our functions raise (migrations/0014_audit_append.sql).
 const (

@@ -50,6 +50,16 @@ func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time)
 	return &ch, nil
 }
 
+// ChallengeIssued implements store.Store.
+func (s *Store) ChallengeIssued(ctx context.Context, hash []byte) (string, error) {
+	var ref string
+	err := s.pool.QueryRow(ctx, `SELECT consumed_by FROM challenges WHERE hash = $1 AND consumed_at IS NOT NULL`, hash).Scan(&ref)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return "", pgError("postgres: look up the certificate a challenge was used for: %w", err)
+	}
+	return ref, nil
+}
+
 // RecordChallengeMisuse implements store.Store. A zero ev.Time becomes now.
 // The UPDATE counts and locks in one statement, on the row as committed by
 // any concurrent misuse.

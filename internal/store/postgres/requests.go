@@ -39,7 +39,7 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 		return fail(err)
 	}
 	err = s.withTx(ctx, func(tx pgx.Tx) error {
-		if err := consumeChallenge(ctx, tx, consumeChallengeHash, sqlstore.Micros(r.CreatedAt)); err != nil {
+		if err := consumeChallenge(ctx, tx, consumeChallengeHash, sqlstore.Micros(r.CreatedAt), ""); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO enrollment_requests (

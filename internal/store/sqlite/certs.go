@@ -44,7 +44,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	}
 	now := sqlstore.Micros(in.Now)
 	err = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
-		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now); err != nil {
+		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now, c.IssuerID+":"+c.SerialHex); err != nil {
 			return err
 		}
 		if in.CompleteRequestID != "" {
@@ -270,14 +270,15 @@ func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Ce
 }
 
 // consumeChallenge uses up a one-time challenge inside tx (nothing to do
-// for a nil hash). The WHERE clause is the whole check: consumed at most
+// for a nil hash), for the certificate by ("issuerID:serialHex", or empty for
+// a held request). The WHERE clause is the whole check: consumed at most
 // once, and only while unexpired, even with concurrent transactions.
-func consumeChallenge(ctx context.Context, tx *wtx, hash []byte, now int64) error {
+func consumeChallenge(ctx context.Context, tx *wtx, hash []byte, now int64, by string) error {
 	if hash == nil {
 		return nil
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE challenges SET consumed_at = ?
-		WHERE hash = ? AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > ?`, now, hash, now)
+	res, err := tx.ExecContext(ctx, `UPDATE challenges SET consumed_at = ?, consumed_by = ?
+		WHERE hash = ? AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > ?`, now, by, hash, now)
 	if err != nil {
 		return fmt.Errorf("consume challenge: %w", err)
 	}

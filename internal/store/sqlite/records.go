@@ -49,6 +49,16 @@ func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time)
 	return &ch, nil
 }
 
+// ChallengeIssued implements store.Store.
+func (s *Store) ChallengeIssued(ctx context.Context, hash []byte) (string, error) {
+	var ref string
+	err := s.readRow(ctx, `SELECT consumed_by FROM challenges WHERE hash = ? AND consumed_at IS NOT NULL`, hash).Scan(&ref)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("sqlite: look up the certificate a challenge was used for: %w", err)
+	}
+	return ref, nil
+}
+
 // RecordChallengeMisuse implements store.Store. A zero ev.Time becomes now.
 func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time.Time, lockAfter int, ev pki.AuditEvent) (bool, error) {
 	var locked bool

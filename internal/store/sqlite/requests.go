@@ -27,7 +27,7 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 		return fail(err)
 	}
 	err = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
-		if err := consumeChallenge(ctx, tx, consumeChallengeHash, sqlstore.Micros(r.CreatedAt)); err != nil {
+		if err := consumeChallenge(ctx, tx, consumeChallengeHash, sqlstore.Micros(r.CreatedAt), ""); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_requests (

@@ -391,6 +391,25 @@ func testRecordIssuanceChallenge(t *testing.T, s store.Store) {
 	}
 	wantErr(t, "LookupChallenge after consumption",
 		func() error { _, err := s.LookupChallenge(ctx, live.Hash, t0); return err }(), store.ErrChallengeUnusable)
+
+	// The challenge names the certificate it was used up for, and a
+	// second use that failed did not change it: a device whose answer was
+	// lost is answered with that certificate.
+	for _, tc := range []struct {
+		name string
+		hash []byte
+		want string
+	}{
+		{"used for a certificate", live.Hash, issuerA + ":14"},
+		{"consumed before, by nothing named", used.Hash, ""},
+		{"never used", expired.Hash, ""},
+		{"unknown", []byte("no-such-hash"), ""},
+	} {
+		got, err := s.ChallengeIssued(ctx, tc.hash)
+		if err != nil || got != tc.want {
+			t.Errorf("ChallengeIssued(%s) = %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
 }
 
 func testCertificateLookups(t *testing.T, s store.Store) {
