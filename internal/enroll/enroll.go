@@ -308,9 +308,11 @@ type State struct {
 	// RenewsCert that certificate (nil otherwise).
 	Renews     *pki.Certificate
 	RenewsCert *x509.Certificate
-	// RenewedAlready is the renewal of Renews issued earlier for the same
-	// key: a client whose answer was lost asks again, and gets it again.
-	RenewedAlready *pki.Certificate
+	// IssuedAlready is the certificate issued earlier for this very
+	// request: the renewal of Renews for the same key, or the certificate
+	// whose issuance used up the one-time challenge presented, for the same
+	// key. A client whose answer was lost asks again, and gets it again.
+	IssuedAlready *pki.Certificate
 	// Events are appended with the issuance (e.g. challenge.used).
 	Events []pki.AuditEvent
 	// CompleteRequest is the held request an approval completes.
@@ -404,8 +406,10 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	for _, step := range s.steps {
-		if st.RenewedAlready != nil {
+		if st.IssuedAlready != nil && st.Renews != nil {
 			// Nothing more to decide: it was decided when it was issued.
+			// (A request answered from its used-up challenge goes on, so
+			// that its names are decided and compared below.)
 			break
 		}
 		if err := step(ctx, st); err != nil {
@@ -420,9 +424,17 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 			return nil, err
 		}
 	}
-	if again := st.RenewedAlready; again != nil {
-		s.log.Info("renewal answered again with the certificate issued earlier for the same key", "serial", again.SerialHex,
-			"renews", st.Renews.SerialHex, "transaction_id", req.TransactionID, "remote", req.RemoteAddr)
+	if again := st.IssuedAlready; again != nil {
+		if st.Renews == nil && !asIssued(st, again) {
+			return nil, pki.Errorf(pki.EUnauthorized, "challenge password is not valid: it was used up by a request for this key with other names")
+		}
+		if st.Renews != nil {
+			s.log.Info("renewal answered again with the certificate issued earlier for the same key", "serial", again.SerialHex,
+				"renews", st.Renews.SerialHex, "transaction_id", req.TransactionID, "remote", req.RemoteAddr)
+		} else {
+			s.log.Info("request answered again with the certificate its one-time challenge was used for, issued earlier for the same key",
+				"serial", again.SerialHex, "transaction_id", req.TransactionID, "remote", req.RemoteAddr)
+		}
 		return s.issuedResult(ctx, again.IssuerID, again.SerialHex)
 	}
 	if profile.RequireApproval {
@@ -493,7 +505,11 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	case errors.Is(err, store.ErrChallengeUnusable):
 		// Another request consumed the one-time challenge between our
 		// check and this transaction; the certificate never leaves the
-		// process, and its serial stays reserved.
+		// process, and its serial stays reserved. If that request was a
+		// copy of this one (the same key), its certificate is the answer.
+		if again, aerr := s.issuedForChallenge(ctx, st, st.ConsumeChallenge); aerr == nil && again != nil && asIssued(st, again) {
+			return s.issuedResult(ctx, again.IssuerID, again.SerialHex)
+		}
 		return nil, pki.Wrap(pki.EUnauthorized, err, "challenge password is not valid")
 	case err != nil:
 		return nil, fmt.Errorf("enroll: record issuance: %w", err)

@@ -202,6 +202,29 @@ func TestChallengeModes(t *testing.T) {
 	}
 }
 
+// requestWithKey is request for a key of its own.
+func requestWithKey(t *testing.T, challenge string, k crypto.Signer) enroll.Request {
+	t.Helper()
+	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: "dev"}}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enroll.Request{CSR: req, Evidence: enroll.Evidence{Challenge: challenge}, Protocol: pki.ProtocolSCEP, TransactionID: "tx", RemoteAddr: "127.0.0.1:1234"}
+}
+
+func newKey(t *testing.T) crypto.Signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func TestOneTimeChallengeIsConsumedOnceUnderConcurrency(t *testing.T) {
 	f := newFixture(t, nil, "")
 	ctx := context.Background()
@@ -214,9 +237,10 @@ func TestOneTimeChallengeIsConsumedOnceUnderConcurrency(t *testing.T) {
 	ok, refused := 0, 0
 	for range 16 {
 		wg.Add(1)
+		req := requestWithKey(t, otp, newKey(t))
 		go func() {
 			defer wg.Done()
-			_, err := f.svc.Enroll(ctx, request(t, otp))
+			_, err := f.svc.Enroll(ctx, req)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

@@ -1,7 +1,9 @@
 package enroll_test
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -9,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +25,13 @@ import (
 // named builds a request for a subject and DNS names, with a challenge.
 func named(t *testing.T, challenge, cn string, dns ...string) enroll.Request {
 	t.Helper()
-	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: cn}, DNSNames: dns}, key(t))
+	return namedWithKey(t, key(t), challenge, cn, dns...)
+}
+
+// namedWithKey is named for a key of its own.
+func namedWithKey(t *testing.T, k crypto.Signer, challenge, cn string, dns ...string) enroll.Request {
+	t.Helper()
+	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: cn}, DNSNames: dns}, k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +68,9 @@ func TestChallengeBoundToIdentity(t *testing.T) {
 	if _, err := f.svc.Enroll(ctx, named(t, secret, "device-7", "device-7.example")); err != nil {
 		t.Fatalf("the bound identity: %v", err)
 	}
-	if _, err := f.svc.Enroll(ctx, named(t, secret, "device-7", "device-7.example")); pki.ErrorCode(err) != pki.EUnauthorized {
+	// Used up: another key gets nothing for it (the same key would get the
+	// certificate already issued, TestLostAnswerIsAnsweredAgain).
+	if _, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), secret, "device-7", "device-7.example")); pki.ErrorCode(err) != pki.EUnauthorized {
 		t.Fatalf("the challenge used a second time: %v", err)
 	}
 
@@ -295,5 +306,93 @@ func TestRACertificateIsInTheInventory(t *testing.T) {
 	evs, _ := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventIssued, SerialHex: rec.SerialHex})
 	if len(evs) != 1 {
 		t.Errorf("%d issued events for the RA certificate, want 1", len(evs))
+	}
+}
+
+// RFC 8894 §7.4: a device whose answer was lost asks again with the same
+// key and its one-time challenge, used up by then. It gets the certificate
+// it was issued, and nothing more: not a second certificate, not for
+// another key, names or profile, not once that certificate is revoked.
+func TestLostAnswerIsAnsweredAgain(t *testing.T) {
+	profiles := map[string]pki.Profile{}
+	for _, name := range []string{"default", "other"} {
+		p := pki.DefaultProfile()
+		p.Name, p.ChallengeMode = name, enroll.ChallengeOneTime
+		profiles[name] = p
+	}
+	f := newFixture(t, profiles, "default")
+	ctx := context.Background()
+	k := newKey(t)
+	secret, _, err := f.admin.NewChallenge(ctx, time.Hour, "default", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := f.svc.Enroll(ctx, namedWithKey(t, k, secret, "device-9", "device-9.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Hour) // the challenge has expired too
+	again, err := f.svc.Enroll(ctx, namedWithKey(t, k, secret, "device-9", "device-9.example"))
+	if err != nil {
+		t.Fatalf("the same request again: %v", err)
+	}
+	if again.Record.SerialHex != first.Record.SerialHex || !bytes.Equal(again.Certificate.Raw, first.Certificate.Raw) {
+		t.Errorf("answered with serial %s, want the one issued, %s", again.Record.SerialHex, first.Record.SerialHex)
+	}
+	other := namedWithKey(t, k, secret, "device-9", "device-9.example")
+	other.Profile = "other"
+	for name, req := range map[string]enroll.Request{
+		"another key":     namedWithKey(t, newKey(t), secret, "device-9", "device-9.example"),
+		"other names":     namedWithKey(t, k, secret, "device-9", "device-10.example"),
+		"another subject": namedWithKey(t, k, secret, "device-10", "device-9.example"),
+		"another profile": other,
+	} {
+		if _, err := f.svc.Enroll(ctx, req); pki.ErrorCode(err) != pki.EUnauthorized {
+			t.Errorf("%s: %v, want unauthorized", name, err)
+		}
+	}
+	if _, err := f.admin.Revoke(ctx, first.Record.SerialHex, first.Record.IssuerID, 1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Enroll(ctx, namedWithKey(t, k, secret, "device-9", "device-9.example")); pki.ErrorCode(err) != pki.EUnauthorized {
+		t.Errorf("after revocation: %v, want unauthorized", err)
+	}
+	if certs, _, _ := f.st.ListCertificates(ctx, store.CertFilter{}); len(certs) != 1 {
+		t.Errorf("%d certificates recorded, want 1", len(certs))
+	}
+}
+
+// Copies of one request sent at once with a one-time challenge (a client
+// that retries on a timeout): one certificate is issued, and every copy is
+// answered with it.
+func TestCopiesOfARequestAtOnceGetOneCertificate(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	secret, _, err := f.admin.NewChallenge(ctx, time.Hour, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKey(t)
+	serials := make([]string, 8)
+	var wg sync.WaitGroup
+	for i := range serials {
+		req := namedWithKey(t, k, secret, "device-11")
+		wg.Go(func() {
+			res, err := f.svc.Enroll(ctx, req)
+			if err != nil {
+				t.Errorf("copy %d: %v", i, err)
+				return
+			}
+			serials[i] = res.Record.SerialHex
+		})
+	}
+	wg.Wait()
+	for i, s := range serials {
+		if s != serials[0] {
+			t.Errorf("copy %d got serial %s, copy 0 %s", i, s, serials[0])
+		}
+	}
+	if certs, _, _ := f.st.ListCertificates(ctx, store.CertFilter{}); len(certs) != 1 {
+		t.Errorf("%d certificates recorded, want 1", len(certs))
 	}
 }

@@ -66,7 +66,7 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 			return err
 		}
 		if again != nil {
-			st.Renews, st.RenewsCert, st.RenewedAlready = old, signer, again
+			st.Renews, st.RenewsCert, st.IssuedAlready = old, signer, again
 			return nil
 		}
 	}
@@ -115,12 +115,16 @@ func checkRenewalNames(_ context.Context, st *State) error {
 	}
 	// The names to issue include the profile's fixed SANs, as the old
 	// certificate's do.
-	sans := st.SANs
-	if !sameStrings(sans.DNSNames, old.DNSNames) || !sameStrings(sans.EmailAddresses, old.EmailAddresses) ||
-		!sameIPs(sans.IPAddresses, old.IPAddresses) || !sameStrings(urisOf(sans.URIs), urisOf(old.URIs)) {
+	if !sameSANs(st.SANs, old) {
 		return pki.Errorf(pki.EBadRequest, "a renewal must keep the subject alternative names of the certificate it renews")
 	}
 	return nil
+}
+
+// sameSANs: the names to issue are cert's, in any order.
+func sameSANs(sans SANSet, cert *x509.Certificate) bool {
+	return sameStrings(sans.DNSNames, cert.DNSNames) && sameStrings(sans.EmailAddresses, cert.EmailAddresses) &&
+		sameIPs(sans.IPAddresses, cert.IPAddresses) && sameStrings(urisOf(sans.URIs), urisOf(cert.URIs))
 }
 
 func urisOf(us []*url.URL) []string {

@@ -1,10 +1,12 @@
 package enroll
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -136,6 +138,14 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 		ch, err := s.store.LookupChallenge(ctx, hash, s.clock.Now())
 		switch {
 		case errors.Is(err, store.ErrChallengeUnusable):
+			again, err := s.issuedForChallenge(ctx, st, hash)
+			if err != nil {
+				return err
+			}
+			if again != nil {
+				st.IssuedAlready = again
+				return nil
+			}
 		case err != nil:
 			return err
 		default:
@@ -151,6 +161,46 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 		}
 	}
 	return pki.Errorf(pki.EUnauthorized, "challenge password is not valid")
+}
+
+// issuedForChallenge is the certificate whose issuance used up the one-time
+// challenge with this hash, if it certifies the key this request proves it
+// holds, at the same profile, and is still valid: the device asks again
+// because the answer was lost (RFC 8894 §7.4), and gets the certificate it
+// was issued rather than a refusal of its used-up challenge. It gains
+// nothing it did not have: that certificate, for its own key.
+func (s *Service) issuedForChallenge(ctx context.Context, st *State, hash []byte) (*pki.Certificate, error) {
+	if st.Req.ServerKeyGen || st.Req.Renewal {
+		// The key was the server's, and went with the lost answer; a
+		// renewal is authenticated by its certificate, not a challenge.
+		return nil, nil
+	}
+	ref, err := s.store.ChallengeIssued(ctx, hash)
+	if err != nil || ref == "" {
+		return nil, err
+	}
+	rec, err := s.certByRef(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("enroll: certificate %s a challenge was used for: %w", ref, err)
+	}
+	if rec.Status != pki.StatusValid || rec.Profile != st.Profile.Name || !s.clock.Now().Before(rec.NotAfter) {
+		return nil, nil
+	}
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil || !bytes.Equal(cert.RawSubjectPublicKeyInfo, st.Req.CSR.RawSubjectPublicKeyInfo) {
+		return nil, nil
+	}
+	return rec, nil
+}
+
+// asIssued: the subject and names st would issue are those of rec, the
+// certificate issued earlier for its key.
+func asIssued(st *State, rec *pki.Certificate) bool {
+	cert, err := x509.ParseCertificate(rec.DER)
+	return err == nil && csr.SameName(st.RawSubject, cert.RawSubject) && sameSANs(st.SANs, cert)
 }
 
 // ChallengeLockAfter is how many uses of a one-time challenge for another
