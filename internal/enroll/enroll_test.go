@@ -202,20 +202,6 @@ func TestChallengeModes(t *testing.T) {
 	}
 }
 
-// requestWithKey is request for a key of its own.
-func requestWithKey(t *testing.T, challenge string, k crypto.Signer) enroll.Request {
-	t.Helper()
-	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: "dev"}}, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return enroll.Request{CSR: req, Evidence: enroll.Evidence{Challenge: challenge}, Protocol: pki.ProtocolSCEP, TransactionID: "tx", RemoteAddr: "127.0.0.1:1234"}
-}
-
 func newKey(t *testing.T) crypto.Signer {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -237,7 +223,7 @@ func TestOneTimeChallengeIsConsumedOnceUnderConcurrency(t *testing.T) {
 	ok, refused := 0, 0
 	for range 16 {
 		wg.Add(1)
-		req := requestWithKey(t, otp, newKey(t))
+		req := namedWithKey(t, newKey(t), otp, "dev")
 		go func() {
 			defer wg.Done()
 			_, err := f.svc.Enroll(ctx, req)
