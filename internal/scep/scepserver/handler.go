@@ -399,13 +399,43 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 		return h.fail(ctx, req, pki.Errorf(pki.EBadTime, "signingTime %s is too far from the server time", t.UTC().Format(time.RFC3339)))
 	}
 	if err := h.svc.RememberNonce(ctx, msg.TransactionID, msg.SenderNonce, h.opts.NonceLifetime); err != nil {
-		return h.fail(ctx, req, err)
+		if held, herr := h.asksAboutHeldRequest(ctx, req, err); herr != nil {
+			return h.fail(ctx, req, herr)
+		} else if !held {
+			return h.fail(ctx, req, err)
+		}
 	}
 	reply, err := op(ctx, req)
 	if err != nil {
 		return h.fail(ctx, req, err)
 	}
 	return reply, nil
+}
+
+// asksAboutHeldRequest tells whether a message refused as a replay (nonceErr)
+// asks about a request held for approval, which may then be answered again.
+// micromdm's scepclient resends its PKCSReq byte for byte while the answer is
+// PENDING; the answer comes from the store, so the resend can issue nothing
+// new, and the operation authenticates it again (the held request's
+// challenge, the requester's key). It returns an error when the store cannot
+// tell.
+func (h *Handler) asksAboutHeldRequest(ctx context.Context, req *request, nonceErr error) (bool, error) {
+	switch req.msg.MessageType {
+	case scep.PKCSReq, scep.RenewalReq, scep.CertPoll:
+	default:
+		return false, nil
+	}
+	if pki.ErrorCode(nonceErr) != pki.EBadRequest {
+		return false, nil // not a replay: the store failed
+	}
+	_, err := h.svc.Poll(ctx, req.profile, req.msg.TransactionID)
+	switch code := pki.ErrorCode(err); {
+	case err == nil, code == pki.EBadRequest: // pending, issued or rejected
+		return true, nil
+	case code == pki.EInternal || code == pki.EUnavailable:
+		return false, err
+	}
+	return false, nil
 }
 
 // fail answers a refusal with a FAILURE CertRep carrying its failInfo, and

@@ -253,6 +253,57 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	wantFailure(t, rep, scep.BadCertID)
 }
 
+// micromdm's scepclient answers PENDING by sending the same PKCSReq again,
+// byte for byte (same senderNonce and signingTime). That resend asks about
+// the held request and is answered from it (PENDING, then the certificate);
+// a byte-identical replay of a request that nothing holds is still refused.
+func TestByteIdenticalResendOfHeldRequest(t *testing.T) {
+	def, approval := pki.DefaultProfile(), pki.DefaultProfile()
+	approval.Name, approval.RequireApproval = "approval", true
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"default": def, "approval": approval}, DefaultProfile: "default"}})
+	ctx := context.Background()
+	key := testKey(t, 2)
+	send := func(path string, der []byte, msg *scep.PKIMessage) *scep.PKIMessage {
+		t.Helper()
+		resp, body := ts.postTo(t, path, der)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
+		}
+		return ts.parseReply(t, body, msg)
+	}
+
+	der, msg := ts.build(t, reqParams{key: key, path: "/scep/approval", txID: "tx-resent-1"})
+	for i := range 2 {
+		if rep := send("/scep/approval", der, msg); rep.PKIStatus != scep.StatusPending {
+			t.Fatalf("send %d: pkiStatus %s failInfo %s (%s), want PENDING", i+1, rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+		}
+	}
+	reqs, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	if err != nil || len(reqs) != 1 {
+		t.Fatalf("%d pending requests, %v", len(reqs), err)
+	}
+	if _, err := ts.Service.Approve(ctx, reqs[0].ID, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := ts.issuedCert(t, send("/scep/approval", der, msg), msg.SignerCert, key)
+	again, _ := ts.issuedCert(t, send("/scep/approval", der, msg), msg.SignerCert, key)
+	if !first.Equal(again) || ts.certCount(t) != 1 {
+		t.Errorf("resends got serials %x and %x; %d certificates recorded, want 1", first.SerialNumber, again.SerialNumber, ts.certCount(t))
+	}
+
+	// Nothing is held for a request issued at once: its replay is refused.
+	der, msg = ts.build(t, reqParams{key: testKey(t, 3)})
+	ts.issuedCert(t, send("/scep", der, msg), msg.SignerCert, testKey(t, 3))
+	rep := send("/scep", der, msg)
+	wantFailure(t, rep, scep.BadRequest)
+	if !strings.Contains(rep.FailInfoText, "replayed") {
+		t.Errorf("failInfoText %q does not say replayed", rep.FailInfoText)
+	}
+	if n := ts.certCount(t); n != 2 {
+		t.Errorf("%d certificates recorded, want 2", n)
+	}
+}
+
 func TestGetCert(t *testing.T) {
 	ts := newTestServer(t, serverOptions{})
 	key := testKey(t, 0)
