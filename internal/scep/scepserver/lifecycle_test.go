@@ -106,6 +106,43 @@ func TestRenewal(t *testing.T) {
 		ts.issuedCert(t, rep, msg.SignerCert, oldKey)
 	})
 
+	t.Run("PKCSReq signed by the old certificate with its used-up one-time challenge (certmonger)", func(t *testing.T) {
+		otp := func() string {
+			c, _, err := ts.Admin.NewChallenge(ctx, time.Hour, "default", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		ts.Clock.Set(captureTime)
+		used := otp()
+		msg, rep := ts.exchange(t, reqParams{key: oldKey, challenge: used})
+		old, _ := ts.issuedCert(t, rep, msg.SignerCert, oldKey)
+		certmonger := reqParams{msgType: scep.PKCSReq, key: newKey, signerCert: old, signerKey: oldKey, challenge: used}
+
+		// Before the window opens, the renewal's reason, not "challenge
+		// password is not valid".
+		ts.Clock.Advance(10 * day)
+		_, rep = ts.exchange(t, certmonger)
+		wantFailure(t, rep, scep.BadTime)
+		// A device given a new challenge enrolls with it meanwhile.
+		fresh := certmonger
+		fresh.challenge = otp()
+		msg, rep = ts.exchange(t, fresh)
+		ts.issuedCert(t, rep, msg.SignerCert, oldKey)
+
+		ts.Clock.Advance(290 * day)
+		msg, rep = ts.exchange(t, certmonger)
+		cert, _ := ts.issuedCert(t, rep, msg.SignerCert, oldKey)
+		rec, err := ts.Store.Certificate(ctx, ts.Authority.Issuer.ID, cert.SerialNumber.Text(16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.RenewedFrom != ts.Authority.Issuer.ID+":"+old.SerialNumber.Text(16) {
+			t.Errorf("renewed_from %q, want the signer's serial", rec.RenewedFrom)
+		}
+	})
+
 	ts.Clock.Set(captureTime)
 	fresh := ts.enrollCert(t, oldKey, "CN=device-1,O=Acme")
 	revoked := ts.enrollCert(t, oldKey, "CN=device-1,O=Acme")
