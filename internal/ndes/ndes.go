@@ -92,8 +92,10 @@ package ndes
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -129,6 +131,10 @@ type Config struct {
 	// (SHA-1 recommended; MD5 and SHA-256 accepted; spaces and colons
 	// ignored). Optional.
 	CAThumbprint string
+	// CACert, when set, is the CA certificate whose SHA-1 thumbprint the
+	// page shows, asked for on every request (instead of CAThumbprint), so
+	// the page follows a CA rollover's switch as GetCACert does.
+	CACert func() *x509.Certificate
 	// Lockout is the back-off after failed logins; zero fields take the
 	// defaults.
 	Lockout Lockout
@@ -169,6 +175,7 @@ type Handler struct {
 	minutes    int
 	profile    string
 	thumbprint string // formatted, "" to leave the sentence out
+	caCert     func() *x509.Certificate
 	failures   *failures
 	clock      pki.Clock
 	log        *slog.Logger
@@ -212,6 +219,7 @@ func New(m Minter, cfg Config, log *slog.Logger) (*Handler, error) {
 		minutes:    int((ttl + time.Minute - 1) / time.Minute),
 		profile:    cfg.Profile,
 		thumbprint: thumb,
+		caCert:     cfg.CACert,
 		failures:   newFailures(cfg.Lockout),
 		clock:      clock,
 		log:        log,
@@ -367,9 +375,9 @@ func (h *Handler) passwordPage(secret string) string {
 	var b strings.Builder
 	b.WriteString(pageHead)
 	b.WriteString(`<P> To complete certificate enrollment for your network device you will need the following information: `)
-	if h.thumbprint != "" {
+	if thumbprint := h.currentThumbprint(); thumbprint != "" {
 		b.WriteString(`<P> The thumbprint (hash value) for the CA certificate is: <B> `)
-		b.WriteString(h.thumbprint)
+		b.WriteString(thumbprint)
 		b.WriteString(` </B> `)
 	}
 	b.WriteString(`<P> The enrollment challenge password is: <B> `)
@@ -379,6 +387,21 @@ func (h *Handler) passwordPage(secret string) string {
 	b.WriteString(` minutes. <P> Each enrollment requires a new challenge password. You can refresh this web page to obtain a new challenge password. </P>`)
 	b.WriteString(pageTail)
 	return b.String()
+}
+
+// currentThumbprint is the formatted SHA-1 of the CA certificate in charge
+// now when Config.CACert is set, else the configured thumbprint.
+func (h *Handler) currentThumbprint() string {
+	if h.caCert == nil {
+		return h.thumbprint
+	}
+	cert := h.caCert()
+	if cert == nil {
+		return ""
+	}
+	sum := sha1.Sum(cert.Raw)
+	thumbprint, _ := formatThumbprint(hex.EncodeToString(sum[:])) // 20 bytes of hex: no error
+	return thumbprint
 }
 
 // writePage sends s as NDES does: UTF-16LE with a byte order mark, and a

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base32"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,6 +18,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -332,6 +336,25 @@ func TestPageIsShapedLikeNDES(t *testing.T) {
 	}
 	if !regexp.MustCompile(`^[A-Z2-7]{32}$`).MatchString(secret) {
 		t.Fatalf("password %q is not 32 base32 characters", secret)
+	}
+}
+
+// The page shows the thumbprint of the CA in charge at each request: after
+// a rollover's switch, devices compare it with what GetCACert sends then.
+func TestThumbprintFollowsTheCA(t *testing.T) {
+	before, after := &x509.Certificate{Raw: []byte("issuing CA before the switch")}, &x509.Certificate{Raw: []byte("issuing CA after it")}
+	var current atomic.Pointer[x509.Certificate]
+	current.Store(before)
+	f := newFixture(t, ndes.Config{CACert: current.Load})
+	for _, ca := range []*x509.Certificate{before, after} {
+		current.Store(ca)
+		sum := sha1.Sum(ca.Raw)
+		hexSum := strings.ToUpper(hex.EncodeToString(sum[:]))
+		want := "The thumbprint (hash value) for the CA certificate is: <B> " +
+			strings.Join([]string{hexSum[0:8], hexSum[8:16], hexSum[16:24], hexSum[24:32], hexSum[32:40]}, " ") + " </B>"
+		if text := decodeStrict(t, f.get(t)); !strings.Contains(text, want) {
+			t.Errorf("page lacks %q:\n%s", want, text)
+		}
 	}
 }
 
