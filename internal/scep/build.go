@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/cms"
@@ -37,7 +38,7 @@ func BuildCertRep(r Reply, signer Identity) ([]byte, error) {
 		return nil, err
 	}
 	attrs := []attrValue{
-		{oidTransactionID, printable(r.TransactionID)},
+		{oidTransactionID, transactionID(r.TransactionID)},
 		{oidMessageType, printable(string(CertRep))},
 		{oidPKIStatus, printable(string(r.Status))},
 		{oidSenderNonce, octets(nonce)},
@@ -69,7 +70,7 @@ type Request struct {
 // for a renewal).
 func BuildRequest(r Request, signer Identity) ([]byte, error) {
 	attrs := []attrValue{
-		{oidTransactionID, printable(r.TransactionID)},
+		{oidTransactionID, transactionID(r.TransactionID)},
 		{oidMessageType, printable(string(r.Type))},
 		{oidSenderNonce, octets(r.SenderNonce)},
 	}
@@ -83,6 +84,30 @@ type attrValue struct {
 
 func printable(s string) asn1.RawValue {
 	return asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagPrintableString, Bytes: []byte(s)}
+}
+
+// transactionID encodes a transaction ID as a PrintableString (RFC 8894
+// §3.2.1.1), or as a UTF8String when it holds characters a PrintableString
+// cannot (a client's own ID, echoed: Parse accepts both), so the CertRep
+// stays valid DER that strict parsers read.
+func transactionID(s string) asn1.RawValue {
+	if !isPrintableString(s) {
+		return asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagUTF8String, Bytes: []byte(s)}
+	}
+	return printable(s)
+}
+
+// isPrintableString: only the characters of X.680's PrintableString.
+func isPrintableString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte(" '()+,-./:=?", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func octets(b []byte) asn1.RawValue {

@@ -55,3 +55,42 @@ func TestParseRefusesRepeatedAttributes(t *testing.T) {
 		}
 	}
 }
+
+// A CertRep echoes the client's transaction ID in valid DER: one with
+// characters a PrintableString cannot hold ('_', '@', non-ASCII) goes out as
+// a UTF8String, which strict parsers (Go's encoding/asn1) read back.
+func TestCertRepTransactionIDIsValidDER(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ra"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	for _, tt := range []struct {
+		txID string
+		tag  int
+	}{
+		{"0F23A5-tx:1 (retry)", asn1.TagPrintableString},
+		{"tx_1@device", asn1.TagUTF8String},
+		{"Gerät-7", asn1.TagUTF8String},
+	} {
+		rep, err := BuildCertRep(Reply{TransactionID: tt.txID, RecipientNonce: make([]byte, 16), Status: StatusPending, SigningTime: now}, Identity{Cert: cert, Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := Parse(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := singleAttr(msg.Signer, oidTransactionID)
+		var decoded string
+		if _, err := asn1.Unmarshal(v.FullBytes, &decoded); err != nil || decoded != tt.txID || v.Tag != tt.tag {
+			t.Errorf("transaction ID %q: tag %d, decoded %q, %v; want tag %d", tt.txID, v.Tag, decoded, err, tt.tag)
+		}
+	}
+}
