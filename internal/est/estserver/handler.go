@@ -209,9 +209,31 @@ func csrAttrsFor(p pki.Profile) []est.CSRAttr {
 		}
 	}
 	if p.Keys.RSAMinBits > 0 {
-		attrs = append(attrs, est.CSRAttr{OID: oidRSAEncryption}, est.CSRAttr{OID: oidSHA256WithRSA})
+		rsa := est.CSRAttr{OID: oidRSAEncryption}
+		if bits := rsaSizeFor(p.Keys); bits > defaultRSABits {
+			// A bare rsaEncryption leaves the size to the client, which
+			// makes the usual 2048 bits: say the size (RFC 8951 §4,
+			// rsaEncryption with an INTEGER) where that would be refused.
+			v, _ := asn1.Marshal(bits)
+			rsa.Attribute, rsa.Values = true, [][]byte{v}
+		}
+		attrs = append(attrs, rsa, est.CSRAttr{OID: oidSHA256WithRSA})
 	}
 	return attrs
+}
+
+// defaultRSABits is the RSA size clients make unless told otherwise.
+const defaultRSABits = 2048
+
+// rsaSizeFor is the RSA size to ask for: the smallest common size (which
+// clients can make) the profile accepts, else its minimum.
+func rsaSizeFor(k pki.KeyPolicy) int {
+	for _, bits := range []int{2048, 3072, 4096} {
+		if bits >= k.RSAMinBits && (k.RSAMaxBits == 0 || bits <= k.RSAMaxBits) {
+			return bits
+		}
+	}
+	return k.RSAMinBits
 }
 
 // enroll answers simpleenroll, simplereenroll and serverkeygen.

@@ -95,20 +95,31 @@ func TestCSRAttrs(t *testing.T) {
 	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{
 		profile("cb", func(p *pki.Profile) { p.RequireChannelBinding = true }),
 		profile("rsa", func(p *pki.Profile) { p.Keys = pki.KeyPolicy{RSAMinBits: 3072, RSAMaxBits: 4096} }),
+		profile("rsa-odd", func(p *pki.Profile) { p.Keys = pki.KeyPolicy{RSAMinBits: 2500, RSAMaxBits: 8192} }),
 	}})
-	for label, want := range map[string]struct{ binding, ec, rsa bool }{
-		"":    {false, true, true},
-		"cb":  {true, true, true},
-		"rsa": {false, false, true},
+	type answer struct {
+		binding, ec, rsa bool
+		// chosen is the key a client following the advice makes, and
+		// rsa2048 whether a 2048-bit key is what was asked for.
+		chosen  string
+		rsa2048 bool
+	}
+	for label, want := range map[string]answer{
+		"":        {false, true, true, "p256", true},
+		"cb":      {true, true, true, "p256", true},
+		"rsa":     {false, false, true, "rsa3072", false},
+		"rsa-odd": {false, false, true, "rsa3072", false},
 	} {
 		attrs, err := f.client(label).CSRAttrs(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := struct{ binding, ec, rsa bool }{
+		advice := client.KeyAdviceOf(attrs)
+		got := answer{
 			est.Has(attrs, est.OIDChallengePassword),
 			est.Has(attrs, asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}),
 			est.Has(attrs, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}),
+			advice.Choose(), advice.Accepts("rsa2048"),
 		}
 		if got != want {
 			t.Errorf("label %q: csrattrs %+v, want %+v", label, got, want)
