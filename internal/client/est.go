@@ -214,12 +214,22 @@ func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) 
 	// http.ReadResponse bounds no header: a server could send them
 	// without end. All of a reply may take maxReplyBytes.
 	limited := &io.LimitedReader{R: cn.tls, N: maxReplyBytes}
-	resp, err := http.ReadResponse(bufio.NewReader(limited), req)
-	if err != nil {
-		if limited.N <= 0 {
-			return nil, fmt.Errorf("%s %s: the reply's headers are larger than %d bytes", method, op, maxReplyBytes)
+	br := bufio.NewReader(limited)
+	var resp *http.Response
+	for {
+		resp, err = http.ReadResponse(br, req)
+		if err != nil {
+			if limited.N <= 0 {
+				return nil, fmt.Errorf("%s %s: the reply's headers are larger than %d bytes", method, op, maxReplyBytes)
+			}
+			return nil, fmt.Errorf("%s %s: %w", method, op, err)
 		}
-		return nil, fmt.Errorf("%s %s: %w", method, op, err)
+		// An interim answer (100 Continue, 103 Early Hints) precedes the
+		// real one, asked for or not (RFC 9110 section 15.2); all of them
+		// together stay within maxReplyBytes.
+		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4*est.MaxBodyBytes))

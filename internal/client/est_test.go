@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/est"
 )
 
@@ -207,6 +208,61 @@ func TestKeyAdviceOf(t *testing.T) {
 			}
 			if got := adv.String(); got != tt.wantText {
 				t.Errorf("String() = %q, want %q", got, tt.wantText)
+			}
+		})
+	}
+}
+
+// Interim answers (100 Continue, 103 Early Hints) come before the real one,
+// asked for or not (RFC 9110 section 15.2): the client reads past them.
+func TestESTInterimResponses(t *testing.T) {
+	later := trustNow.Add(time.Hour)
+	ca := issue(t, "ca", nil, true, later)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"}, NotBefore: trustNow.Add(-time.Hour),
+		NotAfter: later, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leaf := issue(t, "unused", nil, false, later)
+	der, err := x509.CreateCertificate(nil, tmpl, ca.cert, leaf.key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certsOnly, err := cms.DegenerateCertificates([]*x509.Certificate{ca.cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := est.EncodeBase64(certsOnly)
+	final := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/pkcs7-mime\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	for name, interim := range map[string]string{
+		"none":                  "",
+		"100 Continue":          "HTTP/1.1 100 Continue\r\n\r\n",
+		"103 Early Hints":       "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+		"100 then 102 then 103": "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: leaf.key}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+					return
+				}
+				io.WriteString(conn, interim+final)
+			}()
+			roots := x509.NewCertPool()
+			roots.AddCert(ca.cert)
+			c := &EST{URL: "https://" + ln.Addr().String(), Roots: roots, Timeout: 20 * time.Second, Now: func() time.Time { return trustNow }}
+			certs, err := c.CACerts(context.Background())
+			if err != nil {
+				t.Fatalf("cacerts after %q: %v", name, err)
+			}
+			if len(certs) != 1 || !certs[0].Equal(ca.cert) {
+				t.Errorf("cacerts returned %d certificates, want the CA", len(certs))
 			}
 		})
 	}
