@@ -363,7 +363,8 @@ func (h *Handler) evidence(c *call, req *x509.CertificateRequest) (enroll.Eviden
 	ev.Channel = &enroll.ChannelBinding{Session: session}
 	claim, err := csr.ChallengePassword(req)
 	if err != nil {
-		return ev, pki.Wrap(pki.EBadRequest, err, "malformed challengePassword attribute")
+		// A malformed body is 400, not a policy refusal (403).
+		return ev, &statusError{http.StatusBadRequest, "malformed challengePassword attribute"}
 	}
 	if claim != "" {
 		// RFC 7030 §3.5: the binding travels base64-encoded; anything else
@@ -403,18 +404,18 @@ func keyEncryptionTarget(req *x509.CertificateRequest, clientCert *x509.Certific
 	}
 	values, ok, err := csr.AttributeValues(req, est.OIDAsymmetricDecryptKeyIdentifier)
 	if err != nil {
-		return nil, nil, pki.Wrap(pki.EBadRequest, err, "malformed AsymmetricDecryptKeyIdentifier attribute")
+		return nil, nil, &statusError{http.StatusBadRequest, "malformed AsymmetricDecryptKeyIdentifier attribute"}
 	}
 	if !ok {
 		return nil, nil, nil
 	}
 	var id []byte
 	if len(values) != 1 {
-		return nil, nil, pki.Errorf(pki.EBadRequest, "AsymmetricDecryptKeyIdentifier must have one value")
+		return nil, nil, &statusError{http.StatusBadRequest, "AsymmetricDecryptKeyIdentifier must have one value"}
 	}
 	s := cryptobyte.String(values[0])
 	if !s.ReadASN1Bytes(&id, cbasn1.OCTET_STRING) || !s.Empty() || len(id) == 0 {
-		return nil, nil, pki.Errorf(pki.EBadRequest, "AsymmetricDecryptKeyIdentifier is not an OCTET STRING")
+		return nil, nil, &statusError{http.StatusBadRequest, "AsymmetricDecryptKeyIdentifier is not an OCTET STRING"}
 	}
 	candidates := []struct {
 		pub  any

@@ -616,6 +616,11 @@ func TestBadRequests(t *testing.T) {
 	der, _ := est.DecodeBase64(tampered)
 	der[len(der)-5] ^= 0xff // the signature
 	tampered = est.EncodeBase64(der)
+	utf8 := func(s string) []byte { v, _ := asn1.MarshalWithParams(s, "utf8"); return v }
+	integer := []byte{0x02, 0x01, 0x05}
+	withAttr := func(oid asn1.ObjectIdentifier, values ...[]byte) []byte {
+		return newCSR(t, key, "attrs", csr.Template{Attributes: []csr.Attribute{{Type: oid, Values: values}}})
+	}
 	for name, tc := range map[string]struct {
 		method, path string
 		body         []byte
@@ -637,6 +642,16 @@ func TestBadRequests(t *testing.T) {
 		"unknown label":     {method: "GET", path: "nosuchprofile/cacerts", body: nil, status: 404, reason: "unknown EST label"},
 		"unknown operation": {method: "GET", path: "frobnicate", body: nil, status: 404, reason: "unknown EST operation"},
 		"fullcmc":           {method: "POST", path: "fullcmc", body: good, status: 501, reason: "fullcmc"},
+		// A malformed attribute is a malformed body: 400, not a policy
+		// refusal's 403.
+		"challengePassword with two values": {method: "POST", path: "simpleenroll", status: 400, reason: "malformed challengePassword",
+			body: withAttr(est.OIDChallengePassword, utf8("a"), utf8("b"))},
+		"challengePassword an INTEGER": {method: "POST", path: "simpleenroll", status: 400, reason: "malformed challengePassword",
+			body: withAttr(est.OIDChallengePassword, integer)},
+		"AsymmetricDecryptKeyIdentifier with two values": {method: "POST", path: "serverkeygen", status: 400, reason: "one value",
+			body: withAttr(est.OIDAsymmetricDecryptKeyIdentifier, []byte{0x04, 0x01, 0x01}, []byte{0x04, 0x01, 0x02})},
+		"AsymmetricDecryptKeyIdentifier an INTEGER": {method: "POST", path: "serverkeygen", status: 400, reason: "not an OCTET STRING",
+			body: withAttr(est.OIDAsymmetricDecryptKeyIdentifier, integer)},
 		// A proxy that checks one of two Authorization headers must not
 		// be fooled by the other: whichever comes first, no answer but 400.
 		"two Authorization headers, good first": {method: "POST", path: "simpleenroll", body: good, status: 400, reason: "more than one Authorization header",
