@@ -392,7 +392,13 @@ func estRequestTemplate(op string, f *estFlags, subject, keyType string, keyType
 		t.URIs = append(t.URIs, u)
 	}
 	if encrypt && !strings.HasPrefix(keyType, "rsa") {
-		keyType = keys.RSA2048 // the request's key receives the encrypted server key
+		// The request's key receives the encrypted server key, and the
+		// server makes a key of the request's type: a chosen EC type
+		// cannot be had encrypted, and must not silently become RSA.
+		if keyTypeSet {
+			return t, keyPlan{}, usageError{fmt.Sprintf("--encrypt needs an RSA key for the request, and the server makes its key of that type: --key-type %q cannot be encrypted; use rsa2048, rsa3072 or rsa4096, or leave out --encrypt", keyType)}
+		}
+		keyType = keys.RSA2048
 	}
 	if !keys.ValidKeyType(keyType) {
 		return t, keyPlan{}, usageError{fmt.Sprintf("--key-type %q: want p256, p384, rsa2048, rsa3072 or rsa4096", keyType)}

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -158,4 +159,35 @@ func certKey(t *testing.T, path string) crypto.PublicKey {
 		t.Fatal(err)
 	}
 	return certs[0].PublicKey
+}
+
+// serverkeygen --encrypt needs an RSA request key, and the server makes a
+// key of the request's type: an EC --key-type given with it is refused
+// rather than silently turned into RSA.
+func TestESTEncryptKeyType(t *testing.T) {
+	for name, tc := range map[string]struct {
+		keyType    string
+		keyTypeSet bool
+		want       string // the request's key type; "" for a usage error
+	}{
+		"default key type":   {"p256", false, "rsa2048"},
+		"rsa3072 chosen":     {"rsa3072", true, "rsa3072"},
+		"p384 chosen":        {"p384", true, ""},
+		"p256 chosen":        {"p256", true, ""},
+		"rsa4096 as default": {"rsa4096", false, "rsa4096"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, plan, err := estRequestTemplate("serverkeygen", &estFlags{}, "CN=dev", tc.keyType, tc.keyTypeSet, false, true, names{})
+			var usage usageError
+			switch {
+			case tc.want == "" && !errors.As(err, &usage):
+				t.Fatalf("err = %v, want a usage error", err)
+			case tc.want == "":
+			case err != nil:
+				t.Fatal(err)
+			case plan.keyType != tc.want:
+				t.Errorf("request key %s, want %s", plan.keyType, tc.want)
+			}
+		})
+	}
 }
