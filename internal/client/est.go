@@ -98,7 +98,11 @@ func (c *EST) parseURL() (*url.URL, error) {
 			return
 		}
 		label := strings.Trim(u.Path, "/")
-		if rest, ok := strings.CutPrefix(label, strings.Trim(est.PathPrefix, "/")); ok {
+		// Only a whole ".well-known/est" segment is the prefix: a path
+		// such as /.well-known/estx is a typo, not label "x".
+		if wellKnown := strings.Trim(est.PathPrefix, "/"); label == wellKnown {
+			label = ""
+		} else if rest, ok := strings.CutPrefix(label, wellKnown+"/"); ok {
 			label = strings.Trim(rest, "/")
 		}
 		if strings.Contains(label, "/") {

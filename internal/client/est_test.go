@@ -267,3 +267,31 @@ func TestESTInterimResponses(t *testing.T) {
 		})
 	}
 }
+
+// The EST URL is the server, optionally with a label, optionally spelt
+// with the /.well-known/est prefix.
+func TestESTURL(t *testing.T) {
+	for url, want := range map[string]string{
+		"https://ca.example":                            "https://ca.example/.well-known/est/",
+		"https://ca.example:8443/":                      "https://ca.example:8443/.well-known/est/",
+		"https://ca.example/iot":                        "https://ca.example/.well-known/est/iot/",
+		"https://ca.example/.well-known/est":            "https://ca.example/.well-known/est/",
+		"https://ca.example/.well-known/est/":           "https://ca.example/.well-known/est/",
+		"https://ca.example/.well-known/est/iot":        "https://ca.example/.well-known/est/iot/",
+		"https://ca.example/.well-known/est/iot/":       "https://ca.example/.well-known/est/iot/",
+		"https://ca.example/.well-known/estx":           "", // not label "x"
+		"https://ca.example/.well-known/est/a/b":        "",
+		"http://ca.example/.well-known/est":             "",
+		"https://ca.example/.well-known/est-iot/thing/": "",
+	} {
+		c := &EST{URL: url}
+		base, err := c.parseURL()
+		got := ""
+		if err == nil {
+			got = base.String()
+		}
+		if got != want {
+			t.Errorf("%s: base %q (err %v), want %q", url, got, err, want)
+		}
+	}
+}
