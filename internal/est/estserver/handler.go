@@ -322,7 +322,14 @@ func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, 
 		return nil, http.StatusBadRequest, errors.New("the body could not be read")
 	}
 	der, err := est.DecodeBase64(body)
-	if err != nil {
+	switch trimmed := bytes.TrimSpace(body); {
+	case len(trimmed) == 0:
+		return nil, http.StatusBadRequest, errors.New("the body is empty; send the certificate request, base64 (RFC 8951)")
+	case err != nil && bytes.HasPrefix(trimmed, []byte("-----BEGIN")):
+		// openssl req writes PEM unless told -outform DER: say what to
+		// change rather than only "not base64".
+		return nil, http.StatusBadRequest, errors.New("the body is PEM; send the base64 of the DER request without the -----BEGIN/END----- lines (RFC 8951)")
+	case err != nil:
 		return nil, http.StatusBadRequest, err
 	}
 	req, err := x509.ParseCertificateRequest(der)

@@ -633,7 +633,9 @@ func TestBadRequests(t *testing.T) {
 	}{
 		"not base64":        {method: "POST", path: "simpleenroll", body: []byte("this is not base64!"), status: 400, reason: "base64"},
 		"not a CSR":         {method: "POST", path: "simpleenroll", body: est.EncodeBase64([]byte("hello")), status: 400, reason: "PKCS#10"},
-		"empty":             {method: "POST", path: "simpleenroll", body: nil, status: 400, reason: "base64"},
+		"empty":             {method: "POST", path: "simpleenroll", body: nil, status: 400, reason: "the body is empty"},
+		"white space only":  {method: "POST", path: "simpleenroll", body: []byte(" \r\n"), status: 400, reason: "the body is empty"},
+		"PEM":               {method: "POST", path: "simpleenroll", body: append(append([]byte("-----BEGIN CERTIFICATE REQUEST-----\n"), good...), "\n-----END CERTIFICATE REQUEST-----\n"...), status: 400, reason: "the body is PEM"},
 		"bad signature":     {method: "POST", path: "simpleenroll", body: tampered, status: 400, reason: "signature"},
 		"too big":           {method: "POST", path: "simpleenroll", body: bytes.Repeat([]byte("A"), est.MaxBodyBytes+1), status: 413, reason: "larger"},
 		"GET simpleenroll":  {method: "GET", path: "simpleenroll", body: nil, status: 405, reason: "POST", allow: "POST"},
