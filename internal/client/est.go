@@ -236,9 +236,13 @@ func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) 
 		}
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4*est.MaxBodyBytes))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBodyBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: reading the reply: %w", method, op, err)
+	}
+	if len(b) > maxReplyBodyBytes {
+		// Cut short, it would be read as if it were all of it.
+		return nil, fmt.Errorf("%s %s: the reply's body is larger than %d bytes", method, op, maxReplyBodyBytes)
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }
@@ -701,9 +705,12 @@ func (c *EST) enrollOnce(ctx context.Context, r ESTRequest) (*ESTResult, time.Du
 	return &ESTResult{Certificate: cert}, 0, nil
 }
 
-// maxReplyBytes bounds all of one reply, headers and body: the body is
-// read up to 4*est.MaxBodyBytes, the headers get 1 MiB more.
-const maxReplyBytes = 4*est.MaxBodyBytes + 1<<20
+// maxReplyBodyBytes bounds a reply's body; maxReplyBytes all of one
+// reply, headers and body: the headers get 1 MiB more.
+const (
+	maxReplyBodyBytes = 4 * est.MaxBodyBytes
+	maxReplyBytes     = maxReplyBodyBytes + 1<<20
+)
 
 // maxRetryAfter bounds a 202's Retry-After in seconds (a year): beyond
 // any --max-wait, and far from overflowing a time.Duration.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -293,5 +294,63 @@ func TestESTURL(t *testing.T) {
 		if got != want {
 			t.Errorf("%s: base %q (err %v), want %q", url, got, err, want)
 		}
+	}
+}
+
+// A reply body beyond what the client reads is refused, not cut short and
+// read as if it were all of it.
+func TestESTOversizedReply(t *testing.T) {
+	later := trustNow.Add(time.Hour)
+	ca := issue(t, "ca", nil, true, later)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"}, NotBefore: trustNow.Add(-time.Hour),
+		NotAfter: later, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leaf := issue(t, "unused", nil, false, later)
+	der, err := x509.CreateCertificate(nil, tmpl, ca.cert, leaf.key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certsOnly, err := cms.DegenerateCertificates([]*x509.Certificate{ca.cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded := est.EncodeBase64(certsOnly)
+	for name, tc := range map[string]struct {
+		padding int // line breaks after the base64, which a reader skips
+		ok      bool
+	}{
+		"within the bound": {maxReplyBodyBytes - len(encoded), true},
+		"one byte over":    {maxReplyBodyBytes - len(encoded) + 1, false},
+		"far over":         {2 * maxReplyBodyBytes, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: leaf.key}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+					return
+				}
+				body := append(bytes.Clone(encoded), bytes.Repeat([]byte("\n"), tc.padding)...)
+				fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/pkcs7-mime\r\nContent-Length: %d\r\n\r\n", len(body))
+				conn.Write(body)
+			}()
+			roots := x509.NewCertPool()
+			roots.AddCert(ca.cert)
+			c := &EST{URL: "https://" + ln.Addr().String(), Roots: roots, Timeout: 20 * time.Second, Now: func() time.Time { return trustNow }}
+			_, err = c.CACerts(context.Background())
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("cacerts: %v", err)
+			case !tc.ok && (err == nil || !strings.Contains(err.Error(), "body is larger than")):
+				t.Fatalf("err = %v, want the reply refused as too large", err)
+			}
+		})
 	}
 }
