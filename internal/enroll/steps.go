@@ -44,15 +44,15 @@ func checkChannelBinding(_ context.Context, st *State) error {
 	}
 	if cb.Claim == nil {
 		if st.Profile.RequireChannelBinding {
-			return pki.Errorf(pki.EUnauthorized, "this profile requires the request to carry the TLS channel binding (tls-unique or tls-exporter) in its challengePassword")
+			return pki.Errorf(pki.EBadRequest, "this profile requires the request to carry the TLS channel binding (tls-unique or tls-exporter) in its challengePassword")
 		}
 		return nil
 	}
 	if cb.Session == nil {
-		return pki.Errorf(pki.EUnauthorized, "this TLS session offers no channel binding (a TLS 1.2 resumption without extended master secret); reconnect without resumption")
+		return pki.Errorf(pki.EBadRequest, "this TLS session offers no channel binding (a TLS 1.2 resumption without extended master secret); reconnect without resumption")
 	}
 	if subtle.ConstantTimeCompare(cb.Claim, cb.Session) != 1 {
-		return pki.Errorf(pki.EUnauthorized, "the request's channel binding does not match this TLS session")
+		return pki.Errorf(pki.EBadRequest, "the request's challengePassword, read as the TLS channel binding (RFC 7030 §3.5), does not match this TLS session")
 	}
 	return nil
 }

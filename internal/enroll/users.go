@@ -31,17 +31,12 @@ func (s *Service) authenticateUser(ctx context.Context, st *State) error {
 	u, err := s.store.ESTUser(ctx, ev.HTTPUser)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		err := s.checkChallenge(ctx, st, ev.HTTPPassword)
-		if err == nil || pki.ErrorCode(err) == pki.EBadRequest || errors.Is(err, pki.ErrUnavailable) {
-			// A one-time challenge presented for a profile or identity it
-			// is not bound to is refused with its reason, as over SCEP:
-			// whoever sent it holds it, so the reason tells them nothing.
-			// A store that cannot be reached is busy (503), not a wrong
-			// password.
-			return err
+		err := s.challengeAsPassword(ctx, st)
+		if err != nil && pki.ErrorCode(err) == pki.EUnauthorized {
+			// An unknown user costs what a wrong password does.
+			s.passwords.Burn(ctx, ev.HTTPPassword)
 		}
-		s.passwords.Burn(ctx, ev.HTTPPassword)
-		return pki.Errorf(pki.EUnauthorized, "user name or password is not valid")
+		return err
 	case err != nil:
 		return err
 	}
@@ -55,12 +50,27 @@ func (s *Service) authenticateUser(ctx context.Context, st *State) error {
 		return pki.Wrap(pki.EInternal, err, "stored password hash")
 	}
 	if !ok {
-		return pki.Errorf(pki.EUnauthorized, "user name or password is not valid")
+		// A one-time challenge works as the password whatever the user
+		// name, an EST user's too.
+		return s.challengeAsPassword(ctx, st)
 	}
 	if u.Profile != "" && u.Profile != st.Profile.Name {
 		return pki.Errorf(pki.EUnauthorized, "user %q may enroll only at profile %q", u.Name, u.Profile)
 	}
 	return nil
+}
+
+// challengeAsPassword tries the Basic password as a challenge.
+func (s *Service) challengeAsPassword(ctx context.Context, st *State) error {
+	err := s.checkChallenge(ctx, st, st.Req.Evidence.HTTPPassword)
+	if err == nil || pki.ErrorCode(err) == pki.EBadRequest || errors.Is(err, pki.ErrUnavailable) {
+		// A one-time challenge presented for a profile or identity it is
+		// not bound to is refused with its reason, as over SCEP: whoever
+		// sent it holds it, so the reason tells them nothing. A store that
+		// cannot be reached is busy (503), not a wrong password.
+		return err
+	}
+	return pki.Errorf(pki.EUnauthorized, "user name or password is not valid")
 }
 
 // authenticateManufacturer accepts a TLS client certificate that chains to
@@ -94,8 +104,34 @@ func (s *Service) authenticateManufacturer(_ context.Context, st *State) error {
 	case err != nil:
 		return pki.Wrap(pki.EBadCertID, err, "the client certificate was not issued by a known manufacturer CA")
 	}
-	if st.Profile.ManufacturerSameSubject && !csr.SameName(cert.RawSubject, st.Req.CSR.RawSubject) {
-		return pki.Errorf(pki.EBadRequest, "this profile enrolls a manufacturer certificate's own subject (%s) only", cert.Subject)
+	if !clientAuthAllowed(cert) {
+		// RFC 5280 §4.2.1.12: a certificate with an extended key usage
+		// serves the purposes it lists, and no others.
+		return pki.Errorf(pki.EBadRequest, "the client certificate's extended key usage does not allow client authentication (RFC 5280 §4.2.1.12)")
+	}
+	if st.Profile.ManufacturerSameSubject {
+		if !csr.SameName(cert.RawSubject, st.Req.CSR.RawSubject) {
+			return pki.Errorf(pki.EBadRequest, "this profile enrolls a manufacturer certificate's own subject (%s) only", cert.Subject)
+		}
+		// Bound to the device's own identity, the request buys that
+		// identity and no other name, as a one-time challenge bound to one.
+		if !namesWithin(st.Req.CSR, formatSANs(cert.DNSNames, cert.EmailAddresses, cert.IPAddresses, cert.URIs)) {
+			return pki.Errorf(pki.EBadRequest, "this profile enrolls a manufacturer certificate's own names only: the request carries a subject alternative name the certificate does not")
+		}
 	}
 	return nil
+}
+
+// clientAuthAllowed: the certificate has no extended key usage, or one that
+// includes client authentication or any purpose.
+func clientAuthAllowed(cert *x509.Certificate) bool {
+	if len(cert.ExtKeyUsage) == 0 && len(cert.UnknownExtKeyUsage) == 0 {
+		return true
+	}
+	for _, u := range cert.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
 }

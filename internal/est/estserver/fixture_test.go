@@ -294,12 +294,16 @@ func newTestCA(t testing.TB, name string, now time.Time) *testCA {
 	return &testCA{cert: cert, key: key}
 }
 
-// issue makes a device certificate (an IDevID) for key.
-func (c *testCA) issue(t testing.TB, cn string, key crypto.Signer, notBefore, notAfter time.Time) *x509.Certificate {
+// issue makes a device certificate (an IDevID) for key; each of change
+// alters its template first.
+func (c *testCA) issue(t testing.TB, cn string, key crypto.Signer, notBefore, notAfter time.Time, change ...func(*x509.Certificate)) *x509.Certificate {
 	t.Helper()
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, NotBefore: notBefore, NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	for _, ch := range change {
+		ch(tmpl)
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, key.Public(), c.key)
 	if err != nil {
 		t.Fatal(err)

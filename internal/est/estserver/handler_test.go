@@ -226,6 +226,12 @@ func TestAuthentication(t *testing.T) {
 	}
 	f.issued(f.post(c, "simpleenroll", "anyone", otp, body("otp-1"), nil))
 	wantStatus(t, f.post(c, "simpleenroll", "anyone", otp, body("otp-2"), nil), http.StatusUnauthorized, "not valid")
+	// An EST user's name too.
+	otp2, _, err := f.adm.NewChallenge(ctx, time.Hour, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.issued(f.post(c, "simpleenroll", "alice", otp2, body("otp-alice"), nil))
 	// One bound to an identity, presented for another, is refused with
 	// the reason (its holder learns nothing), and not used up.
 	bound, _, err := f.adm.NewChallengeFor(ctx, admin.ChallengeSpec{TTL: time.Hour, Subject: "CN=gw-7", Actor: "test"})
@@ -244,6 +250,21 @@ func TestAuthentication(t *testing.T) {
 	// Bound to the device: only the IDevID's own subject.
 	wantStatus(t, f.post(mc, "idevid-bound/simpleenroll", "", "", body("someone-else"), nil), http.StatusForbidden, "own subject")
 	f.issued(f.post(mc, "idevid-bound/simpleenroll", "", "", body("device-serial-42"), nil))
+	// Bound to its own subject, an IDevID enrolls its own names only.
+	withNames := f.manufacturer.issue(t, "device-serial-43", devKey, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(24*time.Hour),
+		func(c *x509.Certificate) { c.DNSNames = []string{"device-43.example"} })
+	nc := f.httpClient(tlsPair(withNames, devKey), 0)
+	named := func(dns ...string) []byte {
+		return newCSR(t, newKey(t), "device-serial-43", csr.Template{DNSNames: dns})
+	}
+	wantStatus(t, f.post(nc, "idevid-bound/simpleenroll", "", "", named("vpn.example"), nil), http.StatusForbidden, "own names")
+	wantStatus(t, f.post(nc, "idevid-bound/simpleenroll", "", "", named("device-43.example", "*.example"), nil), http.StatusForbidden, "own names")
+	wantStatus(t, f.post(mc, "idevid-bound/simpleenroll", "", "", newCSR(t, newKey(t), "device-serial-42", csr.Template{DNSNames: []string{"device-42.example"}}), nil), http.StatusForbidden, "own names")
+	f.issued(f.post(nc, "idevid-bound/simpleenroll", "", "", named("device-43.example"), nil))
+	// An IDevID whose extended key usage excludes client authentication.
+	serverOnly := f.manufacturer.issue(t, "device-serial-44", devKey, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(24*time.Hour),
+		func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} })
+	wantStatus(t, f.post(f.httpClient(tlsPair(serverOnly, devKey), 0), "idevid/simpleenroll", "", "", body("device-serial-44"), nil), http.StatusForbidden, "extended key usage")
 	expired := f.manufacturer.issue(t, "old-device", devKey, f.clock.Now().Add(-48*time.Hour), f.clock.Now().Add(-24*time.Hour))
 	wantStatus(t, f.post(f.httpClient(tlsPair(expired, devKey), 0), "idevid/simpleenroll", "", "", body("expired-idevid"), nil), http.StatusForbidden, "expired")
 	unknown := newTestCA(t, "Someone Else", f.clock.Now())
@@ -264,12 +285,12 @@ func TestAuthentication(t *testing.T) {
 			t.Errorf("audit event leaks a secret: %+v", e)
 		}
 	}
-	if refused != 12 { // the bound challenge's misuse is audited as such too
-		t.Errorf("%d refusals audited, want 12", refused)
+	if refused != 16 { // the bound challenge's misuse is audited as such too
+		t.Errorf("%d refusals audited, want 16", refused)
 	}
 	certs, _, _ := f.st.ListCertificates(ctx, store.CertFilter{Limit: 100})
-	if len(certs) != 6+1 { // six enrollments and the server's own TLS certificate
-		t.Errorf("%d certificates recorded, want 7", len(certs))
+	if len(certs) != 8+1 { // eight enrollments and the server's own TLS certificate
+		t.Errorf("%d certificates recorded, want 9", len(certs))
 	}
 }
 
@@ -431,10 +452,10 @@ func TestChannelBinding(t *testing.T) {
 			if _, err := enroll(func([]byte) []byte { return other }); err == nil || !strings.Contains(err.Error(), "does not match") {
 				t.Errorf("a binding from another session: %v", err)
 			}
-			// None, where the profile demands one.
+			// None, where the profile demands one: 403, a policy refusal of a request whose credentials are right (401 would ask for them again).
 			_, err = enroll(func([]byte) []byte { return nil })
 			var he *client.HTTPError
-			if !asHTTPError(err, &he) || he.Status != http.StatusUnauthorized || !strings.Contains(he.Reason, "channel binding") {
+			if !asHTTPError(err, &he) || he.Status != http.StatusForbidden || !strings.Contains(he.Reason, "channel binding") {
 				t.Errorf("no binding: %v", err)
 			}
 			// At a profile that does not demand it, a wrong one is still refused.
