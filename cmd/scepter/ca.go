@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -116,6 +117,17 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer st.Close()
+	// On a store that several nodes share, another node may have rolled
+	// over already: its next CA is the one to bring here.
+	var localNext string
+	if a, err := ca.Load(sf.dataDir, clock); err == nil {
+		if next, _, ok := a.Next(now); ok {
+			localNext = next.ID
+		}
+	}
+	if err := cashare.CheckRollover(ctx, st, now, localNext); err != nil {
+		return err
+	}
 	// With a token, the next CA's keys are made in it.
 	token, err := p11.open()
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -521,4 +524,58 @@ func TestServeReportsRootKey(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// Two nodes on one store: once one node's next CA is recorded there, a
+// rollover on the other is refused and makes nothing, where it used to
+// make a second next CA that the other node then served by GetNextCACert
+// and was not ready with.
+func TestCARolloverRefusedWhileTheStoreSchedulesAnother(t *testing.T) {
+	ctx := context.Background()
+	dir1, _ := caDataDir(t, ca.InitOptions{})
+	dir2 := t.TempDir()
+	if o, err := exec.Command("cp", "-a", filepath.Join(dir1, "ca"), filepath.Join(dir2, "ca")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, o)
+	}
+	st2, err := sqlite.Open(ctx, filepath.Join(dir2, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2.Close()
+	if _, _, err := runCA(t, nil, dir2, "rollover", "--switch-in", "48h"); err != nil {
+		t.Fatal(err)
+	}
+	node2, err := ca.Load(dir2, pki.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next2, _, _ := node2.Next(pki.SystemClock{}.Now())
+
+	// Node 2's server records its CA and next CA in the shared store
+	// (dir1's database stands for it).
+	st, err := sqlite.Open(ctx, filepath.Join(dir1, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync := &cashare.Syncer{Store: st, Authority: node2, Clock: pki.SystemClock{}, Node: "node2", Log: slog.New(slog.DiscardHandler)}
+	err = sync.Sync(ctx)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, _, err = runCA(t, nil, dir1, "rollover", "--switch-in", "24h")
+	if err == nil || !errors.Is(err, cashare.ErrRolloverUnderWay) || !strings.Contains(err.Error(), next2.ID) ||
+		!strings.Contains(err.Error(), "import-keys") {
+		t.Fatalf("rollover on node 1: err = %v, want one naming node 2's next CA %s", err, next2.ID)
+	}
+	if _, err := os.Stat(filepath.Join(dir1, "ca", ca.NextDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("node 1 made a next CA anyway: %v", err)
+	}
+
+	// Node 2 itself is told, as before, that its next CA exists.
+	_, _, err = runCA(t, nil, dir2, "rollover", "--switch-in", "24h")
+	if err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("second rollover on node 2: err = %v", err)
+	}
 }

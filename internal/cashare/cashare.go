@@ -66,6 +66,30 @@ func Before(ctx context.Context, st store.Store, dataDir string) (recorded bool,
 		ErrNotThisCA, g.RootFingerprint, g.IssuerID, g.PublishedBy, caDir, dataDir)
 }
 
+// ErrRolloverUnderWay: the store schedules a next issuing CA that this
+// node does not hold.
+var ErrRolloverUnderWay = errors.New("a rollover is under way")
+
+// CheckRollover is called before `scepter ca rollover` makes a next issuing
+// CA in dataDir. While the store schedules a next generation other than
+// the one this node holds already (localNextID, "" for none), another node
+// rolled over: a second next CA here would be served by this node's
+// GetNextCACert beside the store's, and the node would stop being ready
+// once it loaded it. One rollover at a time, for every node.
+func CheckRollover(ctx context.Context, st store.Store, now time.Time, localNextID string) error {
+	gens, err := st.CAGenerations(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the CA recorded in the store: %w", err)
+	}
+	p := pending(gens, now)
+	if p == nil || p.IssuerID == localNextID {
+		return nil
+	}
+	return fmt.Errorf("%w: the store schedules issuing CA %s from %s (recorded by %s), which this node lacks; "+
+		"bring its keys here ('scepter ca export-keys' on that node, 'scepter ca import-keys' here; with the keys in an HSM, copy its DATA/ca) instead of making another",
+		ErrRolloverUnderWay, p.IssuerID, p.SwitchAt.UTC().Format(time.RFC3339), p.PublishedBy)
+}
+
 // setupLocker is a store that several nodes share and that can make them
 // take turns creating the CA (postgres.Store.LockCASetup). A SQLite store
 // is one data directory, whose CA a second process loads rather than
