@@ -281,3 +281,59 @@ func TestEnrollWithoutPinWarns(t *testing.T) {
 		t.Errorf("stderr: %q; want a warning naming %s", errb.String(), s.fingerprint)
 	}
 }
+
+// `requests approve` on a data directory where no server saved its public
+// URL issued a certificate without CRL, OCSP and caIssuers URLs, whose
+// revocation no relying party could learn. It now refuses, naming
+// --public-url, and with --public-url the certificate points there.
+func TestApproveWithoutASavedPublicURL(t *testing.T) {
+	s := startServe(t, "[profiles.default]\napproval = true\n")
+	d := t.TempDir()
+	enroll := []string{"enroll", "--url", s.scepURL, "--challenge", "test", "--subject", "CN=held-url", "--key-type", "p256",
+		"--out", filepath.Join(d, "cert.pem"), "--key-out", filepath.Join(d, "key.pem")}
+	s.expectHeld(t, "enroll", enroll)
+	ids := s.pending(t)
+	if len(ids) != 1 {
+		t.Fatalf("held requests %v, want one", ids)
+	}
+	if err := os.Remove(filepath.Join(s.dataDir, publicURLFile)); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // "" for an approval
+	}{
+		{"no saved URL, none given", nil, "--public-url"},
+		{"a bad URL", []string{"--public-url", "ftp://pki.example"}, "--public-url"},
+		{"given", []string{"--public-url", "http://pki.example/"}, ""},
+	}
+	for _, tc := range tests {
+		out, err := runCLI(append([]string{"requests", "approve", ids[0], "--data-dir", s.dataDir}, tc.args...)...)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || exitCode(err) != 2 {
+				t.Fatalf("%s: err = %v (exit %d), want a usage error naming %s\n%s", tc.name, err, exitCode(err), tc.wantErr, out)
+			}
+			if got := s.pending(t); len(got) != 1 {
+				t.Fatalf("%s: the request was decided: pending %v", tc.name, got)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tc.name, err, out)
+		}
+	}
+	if out, err := runCLI(enroll...); err != nil {
+		t.Fatalf("collecting: %v\n%s", err, out)
+	}
+	certs, err := keys.LoadCertFile(filepath.Join(d, "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := certs[0]
+	if len(c.CRLDistributionPoints) != 1 || !strings.HasPrefix(c.CRLDistributionPoints[0], "http://pki.example/crl/") ||
+		len(c.OCSPServer) != 1 || c.OCSPServer[0] != "http://pki.example/ocsp" || len(c.IssuingCertificateURL) != 1 {
+		t.Errorf("CRL %v, OCSP %v, caIssuers %v: want them under http://pki.example", c.CRLDistributionPoints, c.OCSPServer, c.IssuingCertificateURL)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +27,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	var status, reason string
 	var asJSON bool
 	var p11 pkcs11Flags
+	var publicURL string
 	fs := newFlagSet(e, "requests "+args[0], "requests list|approve ID|reject ID --reason TEXT")
 	sf.register(fs)
 	maxArgs := 1
@@ -38,6 +40,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 		fs.StringVar(&reason, "reason", "", "why (the client sees it)")
 	case "approve":
 		p11.register(fs) // the CA's keys, when they are in a token
+		fs.StringVar(&publicURL, "public-url", "", "base URL of the CRL, OCSP and caIssuers URLs in the certificate (default: the one 'scepter serve' last ran with on this data directory)")
 	default:
 		return usage
 	}
@@ -62,7 +65,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 		if token != nil {
 			defer token.Close()
 		}
-		svc, st, err := sf.enrollService(ctx, token)
+		svc, st, err := sf.enrollService(ctx, token, publicURL)
 		if err != nil {
 			return err
 		}
@@ -151,7 +154,8 @@ func (s *storeFlags) storeAndProfiles(ctx context.Context) (store.Store, map[str
 //
 // With token (the CA's keys are in a PKCS#11 token) the keys are opened
 // there; without it a CA whose keys are in a token loads, but cannot sign.
-func (s *storeFlags) enrollService(ctx context.Context, token keys.Token) (*enroll.Service, store.Store, error) {
+// publicURL, when set, replaces the public URL the server saved.
+func (s *storeFlags) enrollService(ctx context.Context, token keys.Token, publicURL string) (*enroll.Service, store.Store, error) {
 	authority, err := ca.Load(s.dataDir, pki.SystemClock{})
 	if token != nil {
 		authority, err = ca.LoadWithToken(s.dataDir, token, pki.SystemClock{})
@@ -169,11 +173,27 @@ func (s *storeFlags) enrollService(ctx context.Context, token keys.Token) (*enro
 	// Approving re-applies the profile's policy; the request's
 	// authentication was checked when it was held, so no challenge
 	// provider is needed here.
-	// Certificates issued here point where the server's do.
-	publicURL, err := savedPublicURL(s.dataDir)
-	if err != nil {
-		st.Close()
-		return nil, nil, err
+	// Certificates issued here point where the server's do. Without a
+	// URL they would carry no CRL, OCSP or caIssuers URL at all, and their
+	// revocation would reach no relying party.
+	if publicURL != "" {
+		u, err := parsePublicURL(publicURL)
+		if err != nil {
+			st.Close()
+			return nil, nil, err
+		}
+		publicURL = strings.TrimRight(u.String(), "/")
+	} else {
+		publicURL, err = savedPublicURL(s.dataDir)
+		if err != nil {
+			st.Close()
+			return nil, nil, err
+		}
+		if publicURL == "" {
+			st.Close()
+			return nil, nil, usageError{fmt.Sprintf("no public URL for the certificate's CRL, OCSP and caIssuers URLs: %s, which 'scepter serve' writes at every start, is missing; "+
+				"pass --public-url (the server's), or start the server on this data directory once", filepath.Join(s.dataDir, publicURLFile))}
+		}
 	}
 	svc, err := enroll.New(st, authority, pki.SystemClock{}, nil, enroll.Config{Profiles: profiles, DefaultProfile: s.defaultProfile,
 		PublicURL: publicURL})
