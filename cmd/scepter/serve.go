@@ -485,18 +485,22 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if staticProfile == "" {
 		staticProfile = f.defaultProfile
 	}
+	staticScope := staticChallengeScope(profiles, staticProfile)
+	if challenge != "" && generated == "" && strings.Contains(staticScope, "nowhere") {
+		log.Warn("the static challenge (--challenge, --challenge-file or SCEPTER_CHALLENGE) is " + staticScope)
+	}
 	// Under systemd the banner goes to the journal, which keeps it and
 	// which more people read than the data directory: there, a generated
 	// secret is named by its file only.
 	_, toJournal := e.lookupEnv("JOURNAL_STREAM")
 	switch {
 	case challengeCreated && toJournal:
-		lines = append(lines, "Challenge password:  generated, saved in "+generated+" (not shown: this output goes to the journal; static, valid at profile "+staticProfile+" only)")
+		lines = append(lines, "Challenge password:  generated, saved in "+generated+" (not shown: this output goes to the journal; "+staticScope+")")
 	case challengeCreated:
 		// Shown this once: it is a shared secret.
-		lines = append(lines, "Challenge password:  "+challenge+" (generated, saved in "+generated+"; static, valid at profile "+staticProfile+" only)")
+		lines = append(lines, "Challenge password:  "+challenge+" (generated, saved in "+generated+"; "+staticScope+")")
 	case generated != "":
-		lines = append(lines, "Challenge password:  in "+generated+" (static, valid at profile "+staticProfile+" only)")
+		lines = append(lines, "Challenge password:  in "+generated+" ("+staticScope+")")
 	case challenge == "":
 		lines = append(lines, "Challenge password:  none static (this node joined the CA recorded in the store: give every node the same --challenge-file, or mint one-time challenges)")
 	}
@@ -851,6 +855,16 @@ func (f *serveFlags) ndes(svc *enroll.Service, adm *admin.Service, authority *ca
 func sha1Hex(b []byte) string {
 	sum := sha1.Sum(b)
 	return strings.ToUpper(hex.EncodeToString(sum[:]))
+}
+
+// staticChallengeScope says where the static challenge is accepted: at its
+// one profile, unless that profile takes only one-time challenges or the
+// webhook, and then nowhere.
+func staticChallengeScope(profiles map[string]pki.Profile, name string) string {
+	if p, ok := profiles[name]; ok && (p.ChallengeMode == enroll.ChallengeOneTime || p.ChallengeMode == enroll.ChallengeWebhook) {
+		return fmt.Sprintf("static, but accepted nowhere: profile %s takes %s challenges only (challenge = %q); give --challenge-profile a profile with challenge = \"static\" or \"any\", or mint one-time challenges", name, p.ChallengeMode, p.ChallengeMode)
+	}
+	return "static, valid at profile " + name + " only"
 }
 
 // resolveChallenge picks the static challenge: the flag or environment,

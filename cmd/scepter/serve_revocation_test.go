@@ -122,3 +122,48 @@ func TestBadPublicURLCreatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// The banner said a generated static challenge was "valid at profile
+// default only" when that profile took one-time challenges only and so
+// refused it: it now says that it is accepted nowhere, and a static
+// challenge given is warned about.
+func TestStaticChallengeScopeInTheBanner(t *testing.T) {
+	tests := []struct {
+		name, config string
+		args         []string
+		wantOut      string
+		wantLog      string // "" for no warning
+	}{
+		{"generated, default profile any", "", nil, "static, valid at profile default only", ""},
+		{"generated, default profile onetime", "[profiles.default]\nchallenge = \"onetime\"\n", nil,
+			"static, but accepted nowhere: profile default takes onetime challenges only", ""},
+		{"given, profile webhook", "[profiles.default]\nchallenge = \"webhook\"\n", []string{"--challenge", "test", "--webhook-url", "http://127.0.0.1:9/"},
+			"", "profile default takes webhook challenges only"},
+		{"given, another profile static", "[profiles.default]\nchallenge = \"onetime\"\n[profiles.lab]\nchallenge = \"static\"\n",
+			[]string{"--challenge-profile", "lab"}, "static, valid at profile lab only", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "scepter.toml")
+			if err := os.WriteFile(cfg, []byte(tc.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			srv := serveInProcess(t, nil, append([]string{"--listen", "127.0.0.1:0", "--est-listen", "off",
+				"--data-dir", filepath.Join(dir, "data"), "--config", cfg}, tc.args...)...)
+			if srv.ended {
+				t.Fatalf("serve stopped: %v\n%s", srv.err, srv.errb.String())
+			}
+			out, logs := srv.out.String(), srv.errb.String()
+			if tc.wantOut != "" && !strings.Contains(out, tc.wantOut) {
+				t.Errorf("start-up lines lack %q:\n%s", tc.wantOut, out)
+			}
+			if tc.wantOut == "" && strings.Contains(out, "Challenge password:") {
+				t.Errorf("start-up lines name a given challenge:\n%s", out)
+			}
+			if got := strings.Contains(logs, "accepted nowhere"); got != (tc.wantLog != "") || !strings.Contains(logs, tc.wantLog) {
+				t.Errorf("log, want a warning %q: %v\n%s", tc.wantLog, got, logs)
+			}
+		})
+	}
+}
