@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -40,6 +41,25 @@ type Sections map[string]func(toml.Primitive, toml.MetaData) error
 // sharing the file (serve's settings read by `certs list`): they are
 // accepted and ignored rather than reported as unknown.
 func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), sections Sections, known func(flagName string) bool) error {
+	restore := explainParseErrors(fs)
+	defer restore()
+	usage := fs.Usage
+	fs.Usage = func() {
+		// The help names each flag's type by its value's type: the
+		// flag's own, not the wrapper's.
+		restore()
+		if usage != nil {
+			usage()
+			return
+		}
+		if fs.Name() == "" {
+			fmt.Fprintf(fs.Output(), "Usage:\n")
+		} else {
+			fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+		}
+		fs.PrintDefaults()
+	}
+	defer func() { fs.Usage = usage }()
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -144,3 +164,54 @@ func readFile(path string, fs *flag.FlagSet, sections Sections, known func(strin
 	}
 	return out, nil
 }
+
+// explainParseErrors makes the flag package's bare "parse error" for a bad
+// duration, number or boolean (on the command line, in the environment or
+// in the config file) say what the flag takes: "30d" for a duration flag,
+// which takes no days, is the usual one. restore puts the flags' own
+// values back; it may be called more than once.
+func explainParseErrors(fs *flag.FlagSet) (restore func()) {
+	orig := map[*flag.Flag]flag.Value{}
+	fs.VisitAll(func(f *flag.Flag) {
+		orig[f] = f.Value
+		g, ok := f.Value.(flag.Getter)
+		if !ok {
+			return
+		}
+		switch g.Get().(type) {
+		case time.Duration:
+			f.Value = hinted{f.Value, "a duration such as 90s, 15m or 24h (hours are the largest unit: 30 days is 720h)"}
+		case bool:
+			f.Value = boolHint{hinted{f.Value, "true or false"}}
+		case int, int64, uint, uint64:
+			f.Value = hinted{f.Value, "a whole number"}
+		case float64:
+			f.Value = hinted{f.Value, "a number"}
+		}
+	})
+	return func() {
+		for f, v := range orig {
+			f.Value = v
+		}
+	}
+}
+
+// hinted is a flag value whose Set errors say what it takes.
+type hinted struct {
+	flag.Value
+	want string
+}
+
+func (h hinted) Set(s string) error {
+	if err := h.Value.Set(s); err != nil {
+		return fmt.Errorf("%w; want %s", err, h.want)
+	}
+	return nil
+}
+
+func (h hinted) Get() any { return h.Value.(flag.Getter).Get() }
+
+type boolHint struct{ hinted }
+
+// IsBoolFlag lets a boolean flag be given without a value (--json).
+func (boolHint) IsBoolFlag() bool { return true }

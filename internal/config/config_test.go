@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func newSet() (*flag.FlagSet, *string, *string, *bool) {
@@ -75,5 +76,69 @@ func TestUnknownKeysAndBadValues(t *testing.T) {
 	err := Parse(fs, nil, func(k string) (string, bool) { return "yes please", k == "SCEPTER_ALLOW_INSECURE_DES" }, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "SCEPTER_ALLOW_INSECURE_DES") {
 		t.Fatalf("bad env value: err = %v", err)
+	}
+}
+
+// A bad duration, number or boolean was "parse error" and nothing more,
+// wherever it came from; it now says what the flag takes. The help still
+// names each flag's type, and a boolean flag still needs no value.
+func TestBadValuesSayWhatTheFlagTakes(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		file string
+		want string
+	}{
+		{"duration in days, flag", []string{"--skew", "30d"}, nil, "", `invalid value "30d" for flag -skew: parse error; want a duration such as 90s, 15m or 24h (hours are the largest unit: 30 days is 720h)`},
+		{"duration, environment", nil, map[string]string{"SCEPTER_SKEW": "3600"}, "", `SCEPTER_SKEW="3600": parse error; want a duration`},
+		{"duration, file", nil, nil, "skew = \"7d\"\n", `config key skew="7d": parse error; want a duration`},
+		{"boolean, flag", []string{"--allow-insecure-des=yes"}, nil, "", `invalid boolean value "yes" for -allow-insecure-des: parse error; want true or false`},
+		{"boolean, file", nil, nil, "allow_insecure_des = \"yes\"\n", `parse error; want true or false`},
+		{"whole number, environment", nil, map[string]string{"SCEPTER_CONNS": "lots"}, "", `SCEPTER_CONNS="lots": parse error; want a whole number`},
+		{"number, flag", []string{"--rate", "fast"}, nil, "", `parse error; want a number`},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs, _, _, _ := newSet()
+			fs.Duration("skew", 0, "")
+			fs.Int("conns", 1, "")
+			fs.Float64("rate", 1, "")
+			fs.SetOutput(&strings.Builder{})
+			args := tc.args
+			if tc.file != "" {
+				path := filepath.Join(dir, strings.Repeat("c", i+1)+".toml")
+				if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", path)
+			}
+			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			err := Parse(fs, args, lookup, nil, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+
+	fs, _, _, des := newSet()
+	skew := fs.Duration("skew", 0, "`how` far")
+	fs.Int("conns", 1, "connections")
+	fs.Duration("wait", time.Second, "waiting")
+	var help strings.Builder
+	fs.SetOutput(&help)
+	if err := Parse(fs, []string{"-h"}, func(string) (string, bool) { return "", false }, nil, nil); err != flag.ErrHelp {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, want := range []string{"-skew how", "-conns int", "(default 1)", "-wait duration", "(default 1s)", "-allow-insecure-des\n"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, help.String())
+		}
+	}
+	fs, _, _, des = newSet()
+	skew = fs.Duration("skew", 0, "")
+	if err := Parse(fs, []string{"--allow-insecure-des", "--skew", "90m"}, func(string) (string, bool) { return "", false }, nil, nil); err != nil || !*des || *skew != 90*time.Minute {
+		t.Errorf("Parse: %v, des %v, skew %v", err, *des, *skew)
 	}
 }
