@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
@@ -64,5 +65,49 @@ func TestCertsRevokeAgain(t *testing.T) {
 		if !strings.Contains(got, step.wantOut) {
 			t.Errorf("%s: %q, want it to say %q", step.name, got, step.wantOut)
 		}
+	}
+}
+
+// `challenge new --ttl 30d` was "parse error" (the flag took no days,
+// while `admin token new --ttl 90d` and `certs list --expiring-within
+// 30d` do, and 30 days is the longest a challenge may live).
+func TestChallengeTTLTakesDays(t *testing.T) {
+	dir, _ := caDataDir(t, ca.InitOptions{})
+	tests := []struct {
+		ttl     string
+		want    time.Duration // 0: refused
+		wantErr string
+	}{
+		{"30d", 30 * 24 * time.Hour, ""},
+		{"90m", 90 * time.Minute, ""},
+		{"31d", 0, "between 1s and 720h"},
+		{"-1h", 0, "bad duration"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ttl, func(t *testing.T) {
+			e, _, errb := testEnv(nil)
+			before := time.Now()
+			err := run(context.Background(), e, []string{"challenge", "new", "--ttl", tc.ttl, "--data-dir", dir})
+			if tc.want == 0 {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, until, ok := strings.Cut(errb.String(), "valid until ")
+			if !ok {
+				t.Fatalf("stderr: %s", errb)
+			}
+			at, err := time.Parse(time.RFC3339, strings.TrimSpace(until))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := at.Sub(before); d < tc.want-time.Minute || d > tc.want+time.Minute {
+				t.Errorf("valid for %v, want %v", d, tc.want)
+			}
+		})
 	}
 }

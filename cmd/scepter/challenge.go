@@ -34,13 +34,14 @@ func cmdChallenge(ctx context.Context, e env, args []string) error {
 func challengeNew(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	var spec struct {
-		ttl              time.Duration
+		ttl              durationDays
 		profile, subject string
 		dns, emails      stringList
 	}
 	fs := newFlagSet(e, "challenge new", "challenge new [--ttl 60m] [--profile NAME] [--subject DN] [--dns NAME] [--email ADDR]")
 	sf.register(fs)
-	fs.DurationVar(&spec.ttl, "ttl", 60*time.Minute, "how long the challenge stays valid")
+	spec.ttl = durationDays(60 * time.Minute)
+	fs.Var(&spec.ttl, "ttl", "how long the challenge stays valid (e.g. 60m, 24h, 30d; at most 30d)")
 	fs.StringVar(&spec.profile, "profile", "", "the profile it is valid for (default: the default profile)")
 	fs.StringVar(&spec.subject, "subject", "", "bind it to this subject, e.g. 'CN=device-1,O=Acme'; a request may then carry no subject alternative name but those of --dns and --email")
 	fs.Var(&spec.dns, "dns", "bind it to these DNS names (repeatable): the request may name no others, and no IP address or URI")
@@ -69,7 +70,7 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer st.Close()
-	secret, ch, err := svc.NewChallengeFor(ctx, admin.ChallengeSpec{TTL: spec.ttl, Profile: spec.profile, Subject: spec.subject,
+	secret, ch, err := svc.NewChallengeFor(ctx, admin.ChallengeSpec{TTL: time.Duration(spec.ttl), Profile: spec.profile, Subject: spec.subject,
 		DNSNames: spec.dns, Emails: spec.emails, Actor: cliActor()})
 	if err != nil {
 		return err
