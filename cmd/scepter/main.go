@@ -39,7 +39,7 @@ func commands() []command {
 		{"renew", "renew a certificate from a SCEP server, authenticated by the certificate", cmdRenew},
 		{"getcrl", "fetch a CA's CRL from a SCEP server (GetCRL)", cmdGetCRL},
 		{"requests", "list, approve and reject requests held for approval", cmdRequests},
-		{"challenge", "manage one-time enrollment challenges (challenge new)", cmdChallenge},
+		{"challenge", "manage one-time enrollment challenges (challenge new | list)", cmdChallenge},
 		{"est", "enroll over EST (est cacerts|enroll|reenroll|serverkeygen) and manage EST users (est user)", cmdEST},
 		{"agent", "keep certificates on this machine renewed (agent | agent status)", cmdAgent},
 		{"certs", "list, show and revoke issued certificates (certs list | show | revoke | unhold)", cmdCerts},

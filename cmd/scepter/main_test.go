@@ -150,3 +150,29 @@ func TestHelpExitsZeroOnStdout(t *testing.T) {
 		})
 	}
 }
+
+// `scepter help` named only `challenge new`; `challenge list` is the other
+// half of the command.
+func TestHelpNamesEverySubcommand(t *testing.T) {
+	tests := []struct {
+		command string
+		subs    []string
+	}{
+		{"challenge", []string{"new", "list"}},
+		{"ca", []string{"rollover", "show", "root export", "export-keys", "import-keys"}},
+		{"certs", []string{"list", "show", "revoke", "unhold"}},
+	}
+	for _, tc := range tests {
+		var summary string
+		for _, c := range commands() {
+			if c.name == tc.command {
+				summary = c.summary
+			}
+		}
+		for _, sub := range tc.subs {
+			if !strings.Contains(summary, sub) {
+				t.Errorf("%s: summary %q does not name %q", tc.command, summary, sub)
+			}
+		}
+	}
+}
