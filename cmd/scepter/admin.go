@@ -163,7 +163,7 @@ func userAdd(ctx context.Context, e env, au *auth.Service, me auth.Principal, na
 	}
 	b, err := os.ReadFile(passwordFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("--password-file: %w", err)
 	}
 	password, _, _ := strings.Cut(string(b), "\n")
 	u, err := au.AddUser(ctx, name, pki.Role(role), strings.TrimRight(password, "\r"), me)

@@ -111,3 +111,15 @@ func TestChallengeTTLTakesDays(t *testing.T) {
 		})
 	}
 }
+
+// `admin user add --password-file F` with F missing said only "open F: no
+// such file or directory", not which of its inputs that was.
+func TestAdminUserAddNamesTheMissingPasswordFile(t *testing.T) {
+	dir, _ := caDataDir(t, ca.InitOptions{})
+	missing := filepath.Join(t.TempDir(), "pw.txt")
+	e, _, _ := testEnv(nil)
+	err := run(context.Background(), e, []string{"admin", "user", "add", "alice", "--role", "operator", "--password-file", missing, "--data-dir", dir})
+	if err == nil || !strings.HasPrefix(err.Error(), "--password-file: ") || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("err = %v, want it to name --password-file and %s", err, missing)
+	}
+}
