@@ -321,7 +321,13 @@ func cmdCARootExport(ctx context.Context, e env, args []string) error {
 	fmt.Fprintf(w, "Root CA key written to %s (%s, mode 0600) and checked against %s.\n", out, how, ca.RootCertFile)
 	if remove {
 		fmt.Fprintf(w, "Removed %s: the root key is no longer on this server. The server keeps running;\n", src)
-		fmt.Fprintf(w, "a rollover needs the copy: scepter ca rollover --data-dir %s --root-key %s\n", sf.dataDir, out)
+		// An encrypted copy needs its passphrase too, or the command
+		// suggested here fails.
+		passHint := ""
+		if encrypted {
+			passHint = " --root-key-passphrase-file F (or " + rootKeyPassphraseEnv + ")"
+		}
+		fmt.Fprintf(w, "a rollover needs the copy: scepter ca rollover --data-dir %s --root-key %s%s\n", sf.dataDir, out, passHint)
 	}
 	if !encrypted {
 		fmt.Fprintf(e.stderr, "%s is not encrypted: keep it on offline media, or export again with --passphrase-file.\n", out)

@@ -302,6 +302,10 @@ func TestCARootExportEncryptedThenRollover(t *testing.T) {
 	if !strings.Contains(stdout, "(encrypted, mode 0600)") || strings.Contains(stderr, "not encrypted") {
 		t.Errorf("output:\n%s\n%s", stdout, stderr)
 	}
+	// The rollover it suggests names the passphrase the copy needs.
+	if !strings.Contains(stdout, "--root-key "+out+" --root-key-passphrase-file F") {
+		t.Errorf("the suggested rollover lacks --root-key-passphrase-file:\n%s", stdout)
+	}
 	if enc, err := keys.KeyFileEncrypted(out); err != nil || !enc {
 		t.Fatalf("copy not encrypted: %v", err)
 	}
