@@ -3,10 +3,8 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -843,18 +841,22 @@ func (f *serveFlags) ndes(svc *enroll.Service, adm *admin.Service, authority *ca
 	if err := admin.TakesOneTimeChallenges(p); err != nil {
 		return nil, usageError{"--ndes-user: " + pki.ErrorMessage(err) + "; choose another with --ndes-profile"}
 	}
-	issuer, _ := authority.Active(pki.SystemClock{}.Now())
+	// The page shows the thumbprint of the CA that GetCACert sends for the
+	// profile, asked on every request: it follows a rollover's switch.
+	caCert := func() *x509.Certificate {
+		certs, err := svc.CACerts(ndesProfile)
+		if err != nil || len(certs) == 0 {
+			issuer, _ := authority.Active(pki.SystemClock{}.Now())
+			return issuer.Cert
+		}
+		return certs[0]
+	}
 	h, err := ndes.New(adm, ndes.Config{Username: f.ndesUser, Password: password, TTL: f.ndesTTL, Profile: f.ndesProfile,
-		CAThumbprint: sha1Hex(issuer.Cert.Raw)}, log)
+		CACert: caCert}, log)
 	if err != nil {
 		return nil, err
 	}
 	return h, nil
-}
-
-func sha1Hex(b []byte) string {
-	sum := sha1.Sum(b)
-	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 
 // staticChallengeScope says where the static challenge is accepted: at its
