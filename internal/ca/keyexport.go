@@ -2,6 +2,7 @@ package ca
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,7 +93,36 @@ func ExportKeys(dir string, opts ExportKeysOptions) (*KeyExport, error) {
 		e.Clear()
 		return nil, fmt.Errorf("ca: export: %w", err)
 	}
+	if !opts.IncludeRoot {
+		if err := e.checkNoRootKey(root); err != nil {
+			e.Clear()
+			return nil, fmt.Errorf("ca: export: %w", err)
+		}
+	}
 	return e, nil
+}
+
+// checkNoRootKey refuses an export that would carry the root key under
+// another name (a copy `ca root export --out` left inside the data
+// directory): an export without --include-root promises not to hold it. An
+// encrypted key other than root.key cannot be told apart from such a copy
+// (only a root key is kept encrypted), so it is refused too.
+func (e *KeyExport) checkNoRootKey(root *x509.Certificate) error {
+	for _, f := range e.Files {
+		if !f.Key {
+			continue
+		}
+		key, err := keys.ParseKeyPEM(f.Data)
+		switch {
+		case errors.Is(err, keys.ErrEncryptedKey):
+			return fmt.Errorf("%s is an encrypted key, as only a root key taken offline is: move it out of the data directory, or export with --include-root", f.Path)
+		case err != nil:
+			return fmt.Errorf("%s: %w", f.Path, err)
+		case pki.SamePublicKey(key.Public(), root.PublicKey):
+			return fmt.Errorf("%s holds the root key: move it out of the data directory, or export with --include-root", f.Path)
+		}
+	}
+	return nil
 }
 
 // checkPairs refuses an export whose CA key file does not hold the key of

@@ -228,3 +228,30 @@ func TestExportImportRefuseMismatchedKey(t *testing.T) {
 		t.Errorf("import of a mismatched key: %v", err)
 	}
 }
+
+// An export without the root key holds no copy of it either: one left in
+// the data directory under another name, plain or encrypted, is refused.
+func TestExportRefusesACopyOfTheRootKey(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, _ := newCA(t, InitOptions{}, clock)
+	rootKey, err := keys.LoadKeyFile(filepath.Join(dir, "ca", RootKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(dir, "ca", "copy.key")
+	if err := keys.WriteKeyFile(copyPath, rootKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ExportKeys(dir, ExportKeysOptions{}); err == nil || !strings.Contains(err.Error(), "ca/copy.key holds the root key") {
+		t.Errorf("export with a plain copy of the root key: %v", err)
+	}
+	if err := keys.WriteEncryptedKeyFile(copyPath, rootKey, []byte("a long passphrase")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ExportKeys(dir, ExportKeysOptions{}); err == nil || !strings.Contains(err.Error(), "ca/copy.key is an encrypted key") {
+		t.Errorf("export with an encrypted copy of the root key: %v", err)
+	}
+	if _, err := ExportKeys(dir, ExportKeysOptions{IncludeRoot: true}); err != nil {
+		t.Errorf("with --include-root: %v", err)
+	}
+}
