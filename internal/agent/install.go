@@ -299,6 +299,18 @@ func (l *layout) currentGen() (string, error) {
 	return t, nil
 }
 
+// completeGeneration checks that gen holds a key and a certificate, as
+// every generation `current` is switched to does.
+func (l *layout) completeGeneration(gen string) error {
+	for _, f := range []string{"key.pem", "cert.pem"} {
+		if _, err := os.Stat(filepath.Join(l.state, gen, f)); err != nil {
+			return fmt.Errorf("%s points to %s, which has no %s (changed by hand, or damaged): no generation is removed; point it at the generation that holds the key and certificate: %w",
+				filepath.Join(l.state, currentName), gen, f, err)
+		}
+	}
+	return nil
+}
+
 func (l *layout) generations() ([]string, error) {
 	entries, err := os.ReadDir(l.state)
 	if err != nil {
@@ -517,6 +529,13 @@ func (l *layout) recover() (postRenewDue bool, err error) {
 		cur, err := l.currentGen()
 		switch {
 		case err == nil:
+			// Our switch only ever points `current` at a complete
+			// generation. One that names a missing or incomplete one was
+			// changed by hand or damaged: the other generations may hold
+			// the only copy of the key, so none is removed.
+			if err := l.completeGeneration(cur); err != nil {
+				return false, err
+			}
 			if err := l.removeGenerations(cur); err != nil {
 				return false, err
 			}

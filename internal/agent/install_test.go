@@ -338,3 +338,63 @@ func TestStateDirRefusesLinksAndLooseModes(t *testing.T) {
 		})
 	}
 }
+
+// A `current` that names a generation that is not there, or is not
+// complete (changed by hand, or damaged), makes recovery remove nothing:
+// the generation it should name may hold the only copy of the key.
+func TestRecoverKeepsGenerationsWhenCurrentIsBroken(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, state, gen string)
+	}{
+		{"current names a missing generation", func(t *testing.T, state, gen string) {
+			repoint(t, state, genPrefix+"000099")
+		}},
+		{"current names an empty generation", func(t *testing.T, state, gen string) {
+			if err := os.Mkdir(filepath.Join(state, genPrefix+"000099"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			repoint(t, state, genPrefix+"000099")
+		}},
+		{"the current generation lost its key", func(t *testing.T, state, gen string) {
+			if err := os.Rename(filepath.Join(state, gen, "key.pem"), filepath.Join(state, "key.pem.saved")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			f.clock.Set(RenewalPoint(f.first, 0))
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			l := newLayout(f.cert(), nil)
+			gen, err := l.currentGen()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, l.state, gen)
+			if _, err := l.recover(); err == nil || !strings.Contains(err.Error(), "no generation is removed") {
+				t.Errorf("recover = %v, want an error that says nothing is removed", err)
+			}
+			f.clock.Advance(time.Hour)
+			if err := f.agent.RunOnce(context.Background()); err == nil {
+				t.Error("RunOnce succeeded with a broken current")
+			}
+			if _, err := os.Stat(filepath.Join(l.state, gen, "cert.pem")); err != nil {
+				t.Errorf("the generation in use was removed: %v", err)
+			}
+		})
+	}
+}
+
+func repoint(t *testing.T, state, gen string) {
+	t.Helper()
+	cur := filepath.Join(state, currentName)
+	if err := os.Remove(cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(gen, cur); err != nil {
+		t.Fatal(err)
+	}
+}
