@@ -289,7 +289,7 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	key := oldKey
-	var held *heldKey
+	var held, kept *heldKey
 	if rekey {
 		if held, err = findHeldKey(f.keyOut, f.out, old.PublicKey); err != nil {
 			return err
@@ -299,24 +299,54 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 			announceHeldKey(e, held)
 		} else if key, err = keys.Generate(f.keyType); err != nil {
 			return err
+		} else {
+			// Kept before the server is asked, as the agent does: if the
+			// answer is lost, running the command again asks with the same
+			// key and is given the certificate already issued for it, even
+			// when that renewal revoked the old one (revoke_superseded).
+			// A new key each time would leave only a revoked certificate.
+			at, err := saveHeldKey(f.keyOut, key)
+			if err != nil {
+				return fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
+			}
+			kept = &heldKey{key: key, path: at}
 		}
 	}
 	c, caps, caCerts, err := f.connect(ctx, e)
 	if err != nil {
-		return err
+		return keptKeyNote(err, kept, false)
 	}
 	// The renewed certificate keeps every name of the old one (shared with
 	// `scepter agent`).
 	cert, err := agent.SCEPRenew(ctx, c, agent.SCEPRenewal{Old: old, OldKey: oldKey, Key: key, Caps: caps, CACerts: caCerts,
 		Challenge: f.challenge, PKCSReq: pkcsReq, PollInterval: f.pollInterval, MaxWait: f.maxWait})
 	if err = pendingHint(err, key, rekey, f.keyOut, held, f.again(), ""); err != nil {
-		return heldKeyNote(f.finish(e, key, cert, caCerts, err), held)
+		var fe *client.FailureError
+		refused := errors.As(err, &fe)
+		return keptKeyNote(heldKeyNote(f.finish(e, key, cert, caCerts, err), held), kept, refused)
 	}
 	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
-		return err
+		return keptKeyNote(err, kept, false)
 	}
 	forgetHeldKey(held, f.keyOut)
+	forgetHeldKey(kept, f.keyOut)
 	return nil
+}
+
+// keptKeyNote completes the error of a renewal whose new key was kept
+// before the server was asked: a refusal makes it useless, so it is
+// removed and the next run makes a new one; after any other failure (an
+// answer lost, a server down) the next run asks again with it.
+func keptKeyNote(err error, kept *heldKey, refused bool) error {
+	var pe *client.PendingError
+	if err == nil || kept == nil || errors.As(err, &pe) {
+		return err // pendingHint said where the key is
+	}
+	if refused {
+		os.Remove(kept.path)
+		return err
+	}
+	return fmt.Errorf("%w; the new key is kept in %s: run the same command again to ask with it (the server answers a renewal it has issued already with the same certificate)", err, kept.path)
 }
 
 func isRSAKey(k crypto.Signer) bool {

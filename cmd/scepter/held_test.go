@@ -4,6 +4,13 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -336,4 +343,89 @@ func TestApproveWithoutASavedPublicURL(t *testing.T) {
 		len(c.OCSPServer) != 1 || c.OCSPServer[0] != "http://pki.example/ocsp" || len(c.IssuingCertificateURL) != 1 {
 		t.Errorf("CRL %v, OCSP %v, caIssuers %v: want them under http://pki.example", c.CRLDistributionPoints, c.OCSPServer, c.IssuingCertificateURL)
 	}
+}
+
+// `scepter renew --rekey` keeps the new key before it asks: when the
+// answer is lost after the server issued (and, with revoke_superseded,
+// revoked the old certificate), running the command again asks with the
+// same key and gets the certificate issued for it, instead of being
+// refused for a revoked certificate with the new key gone. A refusal
+// drops the kept key.
+func TestRenewRekeyWithLostAnswerAsksAgainWithTheSameKey(t *testing.T) {
+	s := startServe(t, "[profiles.default]\nrenewal_window = \"100%\"\nrevoke_superseded = true\n")
+	upstream, err := url.Parse(s.scepURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream.Path = ""
+	// A proxy that lets the renewal reach the server and loses its answer.
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if r.Request.Method == http.MethodPost && r.Request.URL.Query().Get("operation") == "PKIOperation" {
+			return errors.New("answer lost")
+		}
+		return nil
+	}
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	lossy := httptest.NewServer(proxy)
+	defer lossy.Close()
+	lossyURL := lossy.URL + "/scep"
+
+	d := t.TempDir()
+	path := func(name string) string { return filepath.Join(d, name) }
+	if out, err := runCLI("enroll", "--url", s.scepURL, "--challenge", "test", "--subject", "CN=lost-answer", "--ca-fingerprint", s.fingerprint,
+		"--out", path("cert.pem"), "--key-out", path("key.pem")); err != nil {
+		t.Fatalf("enroll: %v\n%s", err, out)
+	}
+	oldKey := loadKey(t, path("key.pem")).Public()
+	renew := func(u string) (string, error) {
+		return runCLI("renew", "--url", u, "--ca-fingerprint", s.fingerprint, "--cert", path("cert.pem"), "--key", path("key.pem"), "--rekey",
+			"--out", path("cert.pem"), "--key-out", path("key.pem"))
+	}
+
+	out, err := renew(lossyURL)
+	if err == nil || !strings.Contains(err.Error(), "the new key is kept in "+path("key.pem.pending")) {
+		t.Fatalf("renew with the answer lost: %v, want it to say where the new key is kept\n%s", err, out)
+	}
+	kept := loadKey(t, path("key.pem.pending")).Public()
+	if !pki.SamePublicKey(oldKey, loadKey(t, path("key.pem")).Public()) || !pki.SamePublicKey(oldKey, certKey(t, path("cert.pem"))) {
+		t.Fatal("the lost renewal changed key.pem or cert.pem")
+	}
+
+	if out, err := renew(s.scepURL); err != nil {
+		t.Fatalf("renew again: %v\n%s", err, out)
+	}
+	if !pki.SamePublicKey(kept, certKey(t, path("cert.pem"))) || !pki.SamePublicKey(kept, loadKey(t, path("key.pem")).Public()) {
+		t.Error("the renewed certificate and key.pem are not for the key kept by the lost renewal")
+	}
+	if _, err := os.Stat(path("key.pem.pending")); !os.IsNotExist(err) {
+		t.Errorf("key.pem.pending left after the renewal: %v", err)
+	}
+
+	// Refused (the certificate revoked): nothing is kept for a next run.
+	revoked := []string{"--cert", path("old.pem"), "--key", path("oldkey.pem"), "--out", path("old.pem"), "--key-out", path("oldkey.pem")}
+	if out, err := runCLI("enroll", "--url", s.scepURL, "--challenge", "test", "--subject", "CN=lost-answer-2", "--ca-fingerprint", s.fingerprint,
+		"--out", path("old.pem"), "--key-out", path("oldkey.pem")); err != nil {
+		t.Fatalf("enroll: %v\n%s", err, out)
+	}
+	serial := certSerial(t, path("old.pem"))
+	if out, err := runCLI("certs", "revoke", serial, "--data-dir", s.dataDir); err != nil {
+		t.Fatalf("revoke: %v\n%s", err, out)
+	}
+	out, err = runCLI(append([]string{"renew", "--url", s.scepURL, "--ca-fingerprint", s.fingerprint, "--rekey"}, revoked...)...)
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("renew of a revoked certificate: %v, want a refusal\n%s", err, out)
+	}
+	if _, err := os.Stat(path("oldkey.pem.pending")); !os.IsNotExist(err) {
+		t.Errorf("oldkey.pem.pending kept after a refusal: %v", err)
+	}
+}
+
+func certSerial(t *testing.T, path string) string {
+	t.Helper()
+	certs, err := keys.LoadCertFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certs[0].SerialNumber.Text(16)
 }

@@ -168,5 +168,5 @@ func forgetHeldKey(held *heldKey, keyOut string) {
 // announceHeldKey tells the user the key of an earlier held request is
 // taken up.
 func announceHeldKey(e env, held *heldKey) {
-	fmt.Fprintf(e.stderr, "using the key in %s, saved for a request held for approval earlier (remove it to make a new key and a new request)\n", held.path)
+	fmt.Fprintf(e.stderr, "using the key in %s, saved by an earlier run for a request held for approval or whose answer was lost (remove it to make a new key and a new request)\n", held.path)
 }
