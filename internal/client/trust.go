@@ -104,6 +104,14 @@ func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, caCerts []*x509.
 	}
 	chain, err := verifyIssuedAt(cert, caCerts, fingerprint, at)
 	if err != nil {
+		if ahead > maxClockBehind {
+			// Say what is wrong when it is the clock, rather than only
+			// that the certificate "does not chain".
+			if _, laterErr := verifyIssuedAt(cert, caCerts, fingerprint, cert.NotBefore); laterErr == nil {
+				return nil, fmt.Errorf("the returned certificate is valid from %s, %s after this machine's clock, more than the %s a clock may be behind: the local clock is behind (set it right, with NTP say): %w",
+					cert.NotBefore.UTC().Format(time.RFC3339), ahead.Round(time.Second), maxClockBehind, err)
+			}
+		}
 		return nil, err
 	}
 	if at != now && warnf != nil {

@@ -172,6 +172,8 @@ func TestVerifyIssuedClockBehind(t *testing.T) {
 		{"valid from 5 min 1 s ahead", 5*time.Minute + time.Second, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "does not chain", false},
 		{"valid from 5 min 1 s ahead, no anchor", 5*time.Minute + time.Second, day, []*x509.Certificate{sub.cert}, "", "not now", false},
 		{"valid from a day ahead", day, 2 * day, []*x509.Certificate{sub.cert, root.cert}, "", "does not chain", false},
+		{"valid from 10 min ahead: the clock is named", 10 * time.Minute, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "10m0s after this machine's clock, more than the 5m0s a clock may be behind: the local clock is behind", false},
+		{"valid from 10 min ahead, no anchor: the clock is named", 10 * time.Minute, day, []*x509.Certificate{sub.cert}, "", "the local clock is behind", false},
 		{"expired a second ago", -day, -time.Second, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "does not chain", false},
 		{"expired, no anchor", -day, -time.Second, []*x509.Certificate{sub.cert}, "", "not now", false},
 	} {
