@@ -110,9 +110,9 @@ func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.
 	c := &client.SCEP{URL: f.serverURL, AllowInsecureDES: f.allowDES, Warnf: func(format string, args ...any) {
 		fmt.Fprintf(e.stderr, "warning: %s\n", printable(fmt.Sprintf(format, args...)))
 	}}
-	caps, err := c.GetCACaps(ctx)
+	caps, err := c.GetCACaps(ctx) // its errors name the operation
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("GetCACaps: %w", err)
+		return nil, nil, nil, err
 	}
 	caCerts, err := c.GetCACert(ctx)
 	if err != nil {

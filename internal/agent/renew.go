@@ -129,9 +129,9 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 		return nil, err
 	}
 	c := &client.SCEP{URL: r.Config.URL, Now: r.Now, Warnf: r.Warnf}
-	caps, err := c.GetCACaps(ctx)
+	caps, err := c.GetCACaps(ctx) // its errors name the operation
 	if err != nil {
-		return nil, fmt.Errorf("GetCACaps: %w", err)
+		return nil, err
 	}
 	caCerts, err := c.GetCACert(ctx)
 	if err != nil {

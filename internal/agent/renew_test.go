@@ -22,6 +22,7 @@ import (
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -131,5 +132,28 @@ func TestESTRenewerCSRAttrsAreAdvice(t *testing.T) {
 				t.Errorf("warnings %q, want one saying %q", warnings, tt.wantWarning)
 			}
 		})
+	}
+}
+
+// A SCEP server that answers GetCACaps with an error is named once in the
+// renewal's error (the agent logs it at every retry).
+func TestSCEPRenewerGetCACapsErrorNamesItOnce(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	// An RSA current key: an EC one would need a challenge_file.
+	rsaKey, err := keys.Generate(keys.RSA2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = SCEPRenewer{}.Renew(context.Background(), RenewRequest{
+		Config: &Certificate{Protocol: ProtocolSCEP, URL: srv.URL + "/scep", CAFingerprint: "sha256:00"},
+		OldKey: rsaKey, Key: key, Now: pki.SystemClock{}.Now,
+	})
+	if err == nil || strings.Count(err.Error(), "GetCACaps") != 1 || !strings.Contains(err.Error(), "HTTP 503: busy") {
+		t.Errorf("err = %q, want GetCACaps named once, with the server's answer", err)
 	}
 }

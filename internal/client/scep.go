@@ -125,12 +125,17 @@ func (c *SCEP) get(ctx context.Context, operation, message string) (*http.Respon
 func (c *SCEP) do(req *http.Request) (*http.Response, []byte, error) {
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
+		// Go's *url.Error repeats the method and the URL.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading response: %w", err)
+		return nil, nil, fmt.Errorf("%s: reading the response: %w", req.URL.Query().Get("operation"), err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		// Not an HTTPError: the agent takes an HTTPError 4xx for EST's final

@@ -81,3 +81,29 @@ func TestSCEPGetCACapsErrorIsEscaped(t *testing.T) {
 		t.Fatalf("err = %q", err)
 	}
 }
+
+// A failed exchange names the operation (and the URL) once: the error of
+// Go's client, which repeats them, is not quoted whole.
+func TestSCEPErrorsNameTheOperationOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+	}{
+		{"an error status", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "busy", http.StatusServiceUnavailable) }},
+		{"the connection closed", func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.handler)
+			defer srv.Close()
+			_, err := (&SCEP{URL: srv.URL + "/scep"}).GetCACaps(context.Background())
+			if err == nil || strings.Count(err.Error(), "GetCACaps") != 1 {
+				t.Errorf("err = %q, want GetCACaps named once", err)
+			}
+		})
+	}
+}
