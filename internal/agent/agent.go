@@ -112,7 +112,7 @@ type outcome struct {
 
 // check looks at one certificate: it finishes what an interrupted run
 // left, reads the pair, and renews it when it is due and mayRenew.
-func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) outcome {
+func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o outcome) {
 	log := a.log().With("cert", c.Name)
 	l := newLayout(c, a.hook)
 	err := l.stateDir()
@@ -128,7 +128,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) outcom
 		// read the files and not write beside them): a certificate that
 		// is not due can still be looked at; one that is, cannot be
 		// renewed.
-		o := outcome{err: fmt.Errorf("state directory %s: %w", l.state, err)}
+		o = outcome{err: fmt.Errorf("state directory %s: %w", l.state, err)}
 		if p, perr := readPair(l); perr != nil {
 			o.err = perr
 		} else if o.point = RenewalPoint(p.cert, c.RenewBefore); a.now().Before(o.point) {
@@ -147,10 +147,17 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) outcom
 	if pending {
 		log.Warn("a renewal was installed and its post_renew command has not run, or failed; running it now")
 		if err := a.postRenew(ctx, c, log); err != nil {
-			// The marker stays: the next check runs it again.
-			return outcome{err: err}
-		}
-		if err := l.clearMarker(); err != nil {
+			// The marker stays: the next check runs it again. But a
+			// command that keeps failing (a service stopped, a reload
+			// removed) must not keep the certificate from being renewed
+			// until it expires: the check goes on, and the failure is
+			// reported unless a renewal's own command succeeds.
+			defer func() {
+				if o.err == nil && o.renewed == nil {
+					o.err = err
+				}
+			}()
+		} else if err := l.clearMarker(); err != nil {
 			log.Error("could not remove the post_renew marker", "err", err)
 		}
 	}
@@ -165,7 +172,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) outcom
 	}
 	now := a.now()
 	point := RenewalPoint(p.cert, c.RenewBefore)
-	o := outcome{point: point}
+	o = outcome{point: point}
 	attrs := []any{"serial", p.cert.SerialNumber.Text(16), "not_after", p.cert.NotAfter.UTC(), "renew_at", point.UTC()}
 	if rc, ok := a.renewer(c.Protocol).(renewableChecker); ok {
 		if err := rc.Renewable(c, p.cert.PublicKey); err != nil {

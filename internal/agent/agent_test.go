@@ -201,6 +201,51 @@ func TestPostRenewFailureDoesNotUndoTheRenewal(t *testing.T) {
 	}
 }
 
+// A post_renew command that keeps failing does not keep the certificate
+// from being renewed when it is due again: the failure is reported at
+// every run, and the renewals go on.
+func TestFailingPostRenewDoesNotStopRenewals(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.cert().PostRenew = "echo renewed >> post.log; exit 1"
+	f.clock.Set(RenewalPoint(f.first, 0))
+	if err := f.agent.RunOnce(context.Background()); err == nil {
+		t.Fatal("a failed post_renew did not fail the run")
+	}
+	renewed := f.pair().cert
+	if renewed.Equal(f.first) {
+		t.Fatal("not renewed")
+	}
+	// Not due yet: the command runs again, and the run fails.
+	if err := f.agent.RunOnce(context.Background()); err == nil || !strings.Contains(err.Error(), "dev") {
+		t.Errorf("RunOnce = %v, want the failing command reported", err)
+	}
+	if c := f.pair().cert; !c.Equal(renewed) {
+		t.Fatal("renewed before its renewal point")
+	}
+	// Due again: renewed, though the command still fails.
+	f.clock.Set(RenewalPoint(renewed, 0))
+	if err := f.agent.RunOnce(context.Background()); err == nil {
+		t.Error("a failed post_renew did not fail the run")
+	}
+	if c := f.pair().cert; c.Equal(renewed) {
+		t.Fatal("a failing post_renew command kept the due certificate from being renewed")
+	}
+	if n := f.postRuns(); n != 4 {
+		t.Errorf("post_renew ran %d times, want 4 (two renewals, a retry, and the retry before the second renewal)", n)
+	}
+	// Once it works, it runs once more and the runs succeed.
+	f.cert().PostRenew = "echo renewed >> post.log"
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.postRuns(); n != 5 {
+		t.Errorf("post_renew ran %d times, want 5", n)
+	}
+}
+
 // --once tries a failing renewal OnceAttempts times with growing waits,
 // and exits with an error naming the certificate.
 func TestOnceRetriesWithBackoff(t *testing.T) {
