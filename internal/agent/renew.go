@@ -145,7 +145,9 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 	if err != nil {
 		return nil, err
 	}
-	return &RenewResult{Cert: cert, CACerts: caCerts}, nil
+	// A certificate issued before a rollover (asked for again) by a CA no
+	// longer served.
+	return &RenewResult{Cert: cert, CACerts: client.WithIssuer(ctx, cert, caCerts, r.Config.CAFingerprint)}, nil
 }
 
 // ESTRenewer renews over EST with simplereenroll, authenticated by the
@@ -185,5 +187,5 @@ func (ESTRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, erro
 	if err != nil {
 		return nil, err
 	}
-	return &RenewResult{Cert: res.Certificate, CACerts: caCerts}, nil
+	return &RenewResult{Cert: res.Certificate, CACerts: client.WithIssuer(ctx, res.Certificate, caCerts, r.Config.CAFingerprint)}, nil
 }

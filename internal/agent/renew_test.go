@@ -157,3 +157,103 @@ func TestSCEPRenewerGetCACapsErrorNamesItOnce(t *testing.T) {
 		t.Errorf("err = %q, want GetCACaps named once, with the server's answer", err)
 	}
 }
+
+// After a CA rollover the server's /cacerts carry the new issuing CA only;
+// a renewal asked for again (its answer lost before the switch) is
+// answered with the certificate the previous CA issued. Its issuer comes
+// from the certificate's caIssuers URL, and it is accepted only because it
+// chains to the pinned root.
+func TestRenewedCertificateOfThePreviousIssuingCAIsChecked(t *testing.T) {
+	now := pki.SystemClock{}.Now()
+	newCA := func(name string, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, crypto.Signer) {
+		t.Helper()
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: name}, NotBefore: now.Add(-time.Hour),
+			NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c, key
+	}
+	root, rootKey := newCA("Test Root", nil, nil)
+	previous, previousKey := newCA("Test Issuing 1", root, rootKey)
+	current, currentKey := newCA("Test Issuing 2", root, rootKey)
+	rogue, _ := newCA("Test Issuing 1", nil, nil) // same name, not under the root
+
+	for _, tt := range []struct {
+		name   string
+		served *x509.Certificate // at the caIssuers URL
+		want   bool
+	}{
+		{"the previous issuing CA at caIssuers", previous, true},
+		{"a CA of another root at caIssuers", rogue, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			aia := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(tt.served.Raw) }))
+			defer aia.Close()
+			issue := func(tmpl *x509.Certificate, pub crypto.PublicKey, ca *x509.Certificate, caKey crypto.Signer) *x509.Certificate {
+				tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Minute), now.Add(time.Hour)
+				tmpl.IssuingCertificateURL = []string{aia.URL + "/ca.crt"}
+				der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, _ := x509.ParseCertificate(der)
+				return c
+			}
+			tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			tlsCert := issue(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+				IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, tlsKey.Public(), current, currentKey)
+			oldKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			old := issue(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "device"}}, oldKey.Public(), previous, previousKey)
+			reply := func(w http.ResponseWriter, certs ...*x509.Certificate) {
+				der, _ := cms.DegenerateCertificates(certs)
+				w.Header().Set("Content-Type", est.ContentTypeCertsOnly)
+				w.Write(est.EncodeBase64(der))
+			}
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch strings.TrimPrefix(r.URL.Path, est.PathPrefix) {
+				case est.OpCACerts:
+					reply(w, current, root)
+				case est.OpSimpleReenroll:
+					b, _ := io.ReadAll(r.Body)
+					der, _ := est.DecodeBase64(b)
+					req, err := x509.ParseCertificateRequest(der)
+					if err != nil {
+						http.Error(w, err.Error(), http.StatusBadRequest)
+						return
+					}
+					// The certificate issued before the switch.
+					reply(w, issue(&x509.Certificate{SerialNumber: big.NewInt(4), Subject: req.Subject}, req.PublicKey, previous, previousKey))
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{tlsCert.Raw, current.Raw}, PrivateKey: tlsKey}},
+				ClientAuth: tls.RequestClientCert}
+			srv.StartTLS()
+			defer srv.Close()
+
+			newKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			res, err := ESTRenewer{}.Renew(context.Background(), RenewRequest{
+				Config: &Certificate{Protocol: ProtocolEST, URL: srv.URL, CAFingerprint: client.Fingerprint(root)},
+				Old:    old, OldKey: oldKey, Key: newKey, Now: func() time.Time { return now },
+			})
+			if err != nil {
+				t.Fatalf("Renew: %v", err)
+			}
+			chain, err := client.VerifyIssued(res.Cert, newKey.Public(), res.CACerts, client.Fingerprint(root), now, nil)
+			if got := err == nil; got != tt.want {
+				t.Fatalf("VerifyIssued: %v, want accepted: %v", err, tt.want)
+			}
+			if tt.want && (len(chain) != 2 || !chain[0].Equal(previous) || !chain[1].Equal(root)) {
+				t.Errorf("chain %v, want the previous issuing CA and the root", chain)
+			}
+		})
+	}
+}

@@ -712,6 +712,40 @@ func (c *SCEP) crlIssuer(ctx context.Context, r CRLRequest, carried []*x509.Cert
 	return nil, fmt.Errorf("%s (%s)", msg, strings.Join(problems, "; "))
 }
 
+// WithIssuer returns caCerts, with the certificates at cert's caIssuers
+// URLs added when none of caCerts issued cert. After a CA rollover,
+// GetCACert and /cacerts carry the new issuing CA only, while a renewal
+// asked again after its answer was lost is answered with the certificate
+// the previous CA issued then: without its issuer it could not be checked,
+// and the device would ask for it again and again. What is added is
+// trusted for nothing by itself: only intermediates are added (never a
+// self-signed certificate), and only with a fingerprint, so VerifyIssued
+// still requires a chain to the pinned CA. A fetch that fails adds
+// nothing; VerifyIssued then says what is missing.
+func WithIssuer(ctx context.Context, cert *x509.Certificate, caCerts []*x509.Certificate, fingerprint string) []*x509.Certificate {
+	if cert == nil || fingerprint == "" {
+		return caCerts
+	}
+	for _, ca := range caCerts {
+		if issued(cert, ca) {
+			return caCerts
+		}
+	}
+	out := caCerts
+	for _, u := range cert.IssuingCertificateURL {
+		fetched, err := (&SCEP{}).fetchCAIssuers(ctx, u)
+		if err != nil {
+			continue
+		}
+		for _, c := range fetched {
+			if c.IsCA && !bytes.Equal(c.RawIssuer, c.RawSubject) {
+				out = append(out[:len(out):len(out)], c)
+			}
+		}
+	}
+	return out
+}
+
 // issued reports whether ca is a CA certificate whose key signed cert.
 func issued(cert, ca *x509.Certificate) bool {
 	return ca.IsCA && bytes.Equal(ca.RawSubject, cert.RawIssuer) && cert.CheckSignatureFrom(ca) == nil
