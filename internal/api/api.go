@@ -159,6 +159,15 @@ func (h *Handler) wrap(rt route) http.Handler {
 				return
 			}
 		}
+		if rt.body == "" && len(bytes.TrimSpace(c.body)) > 0 {
+			// A route without a body must not read one as accepted either:
+			// {"dry_run":true} on an approval would issue the certificate.
+			// An empty object is what many clients send with any POST.
+			if err := c.decode(&struct{}{}); err != nil {
+				h.fail(w, badf("%s takes no body: %s", rt.path, err))
+				return
+			}
+		}
 		if err := rt.fn(c); err != nil {
 			h.fail(w, err)
 		}

@@ -634,3 +634,41 @@ func TestUnknownProfileMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyOnRouteWithoutOne: a route that takes no body refuses one that
+// says something (and changes nothing), as routes with a body refuse
+// unknown fields; an empty object, which clients send with any POST, is
+// taken.
+func TestBodyOnRouteWithoutOne(t *testing.T) {
+	e := newEnv(t)
+	id := e.heldRequest(t, "held")
+	r := e.do(t, pki.RoleAdmin, "POST", "/api/v1/requests/"+id+"/approve", `{"dry_run":true}`)
+	if r.status != http.StatusBadRequest {
+		t.Errorf("approve with a body: %d, want 400\n%s", r.status, r.body)
+	}
+	if got, err := e.Store.Request(context.Background(), id); err != nil || got.Status != pki.RequestPending {
+		t.Fatalf("approve with a body decided the request: %+v, %v", got, err)
+	}
+	created := e.do(t, pki.RoleAdmin, "POST", "/api/v1/challenges", `{"profile":"default"}`)
+	var ch struct {
+		Challenge struct {
+			ID string `json:"id"`
+		} `json:"challenge"`
+	}
+	created.json(t, &ch)
+	chID := ch.Challenge.ID
+	if chID == "" {
+		t.Fatalf("no challenge: %s", created.body)
+	}
+	for _, body := range []string{`{"dry_run":true}`, `not json`, `[]`} {
+		if r := e.do(t, pki.RoleAdmin, "DELETE", "/api/v1/challenges/"+chID, body); r.status != http.StatusBadRequest {
+			t.Errorf("delete with body %s: %d, want 400\n%s", body, r.status, r.body)
+		}
+	}
+	if r := e.do(t, pki.RoleAdmin, "DELETE", "/api/v1/challenges/"+chID, ` {} `); r.status != http.StatusNoContent {
+		t.Errorf("delete with an empty object: %d, want 204\n%s", r.status, r.body)
+	}
+	if r := e.do(t, pki.RoleAdmin, "POST", "/api/v1/requests/"+id+"/approve", `{}`); r.status != http.StatusOK {
+		t.Errorf("approve with an empty object: %d, want 200\n%s", r.status, r.body)
+	}
+}
