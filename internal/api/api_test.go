@@ -672,3 +672,21 @@ func TestBodyOnRouteWithoutOne(t *testing.T) {
 		t.Errorf("approve with an empty object: %d, want 200\n%s", r.status, r.body)
 	}
 }
+
+// TestChallengeSubjectShownWhole: a challenge's bound subject reads back
+// with every attribute, in its own order, as the binding holds it.
+func TestChallengeSubjectShownWhole(t *testing.T) {
+	e := newEnv(t)
+	for _, subject := range []string{"CN=gw-7+CN=admin,O=Acme", "O=Acme,CN=dev"} {
+		r := e.do(t, pki.RoleOperator, "POST", "/api/v1/challenges", map[string]any{"subject": subject})
+		var nc struct {
+			Challenge struct {
+				Subject string `json:"subject"`
+			} `json:"challenge"`
+		}
+		r.json(t, &nc)
+		if r.status != http.StatusCreated || nc.Challenge.Subject != subject {
+			t.Errorf("bound to %q: %d, subject %q\n%s", subject, r.status, nc.Challenge.Subject, r.body)
+		}
+	}
+}

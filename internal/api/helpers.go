@@ -19,15 +19,15 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) }
 
-// subjectString prints a DER Name as RFC 4514.
+// subjectString prints a DER Name as RFC 4514: every attribute, in the
+// name's own order. (pkix.Name keeps one value per known attribute type, so
+// CN=a+CN=b would read as CN=b, and it puts the attributes in its own order.)
 func subjectString(der []byte) string {
 	var rdn pkix.RDNSequence
 	if rest, err := asn1.Unmarshal(der, &rdn); err != nil || len(rest) > 0 {
 		return ""
 	}
-	var n pkix.Name
-	n.FillFromRDNSequence(&rdn)
-	return n.String()
+	return rdn.String()
 }
 
 var keyUsageNames = []struct {

@@ -247,7 +247,7 @@ type certInfo struct {
 
 func decode(c *x509.Certificate) certInfo {
 	ci := certInfo{
-		Subject: c.Subject.String(), Issuer: c.Issuer.String(), Serial: c.SerialNumber.Text(16),
+		Subject: dnString(c.RawSubject), Issuer: dnString(c.RawIssuer), Serial: c.SerialNumber.Text(16),
 		NotBefore: c.NotBefore, NotAfter: c.NotAfter, SANs: sans(c), Key: keyDesc(c.PublicKey),
 		SignatureAlgorithm: c.SignatureAlgorithm.String(), KeyUsage: keyUsages(c.KeyUsage),
 		ExtKeyUsage: extKeyUsages(c.ExtKeyUsage, c.UnknownExtKeyUsage), CRLs: c.CRLDistributionPoints,
@@ -279,7 +279,7 @@ func colons(b []byte) string {
 	return sb.String()
 }
 
-// dnString turns a DER Name (a challenge's bound subject) into RFC 4514
+// dnString turns a DER Name (a certificate's, a challenge's bound subject) into RFC 4514
 // text.
 func dnString(der []byte) string {
 	if len(der) == 0 {
@@ -289,9 +289,9 @@ func dnString(der []byte) string {
 	if rest, err := asn1.Unmarshal(der, &rdn); err != nil || len(rest) > 0 {
 		return "(unreadable name)"
 	}
-	var n pkix.Name
-	n.FillFromRDNSequence(&rdn)
-	return n.String()
+	// Not pkix.Name: it keeps one value per known attribute type (CN=a+CN=b
+	// would read as CN=b) and reorders the attributes.
+	return rdn.String()
 }
 
 // parseDay reads a date (2006-01-02) or a time (RFC 3339, or

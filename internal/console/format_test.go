@@ -1,6 +1,13 @@
 package console
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"math/big"
 	"testing"
 	"time"
 )
@@ -33,5 +40,63 @@ func TestParseTTL(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("parseTTL(%q) = %s, %v; want %s", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+func TestDNStringKeepsEveryAttribute(t *testing.T) {
+	cn := func(v string) pkix.AttributeTypeAndValue {
+		return pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: v}
+	}
+	o := pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 10}, Value: "Acme"}
+	uid := pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}, Value: "42"}
+	for _, tc := range []struct {
+		name string
+		rdns pkix.RDNSequence
+		want string
+	}{
+		{"plain", pkix.RDNSequence{{o}, {cn("dev")}}, "CN=dev,O=Acme"},
+		{"two common names in one RDN", pkix.RDNSequence{{o}, {cn("shown"), cn("hidden")}}, "CN=shown+CN=hidden,O=Acme"},
+		{"two common names in two RDNs", pkix.RDNSequence{{cn("first")}, {cn("second")}}, "CN=second,CN=first"},
+		{"the name's own order", pkix.RDNSequence{{cn("dev")}, {uid}, {o}}, "O=Acme,0.9.2342.19200300.100.1.1=#13023432,CN=dev"},
+		{"empty", pkix.RDNSequence{}, ""},
+	} {
+		der, err := asn1.Marshal(tc.rdns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dnString(der); got != tc.want {
+			t.Errorf("%s: dnString = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestDecodeShowsTheWholeSubject: a certificate page shows every attribute
+// of the subject, so a second CN cannot hide behind the first.
+func TestDecodeShowsTheWholeSubject(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := asn1.Marshal(pkix.RDNSequence{{
+		{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "visible"},
+		{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "hidden-admin"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notBefore := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), RawSubject: raw, NotBefore: notBefore, NotAfter: notBefore.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := decode(c)
+	const want = "CN=visible+CN=hidden-admin"
+	if info.Subject != want || info.Issuer != want {
+		t.Errorf("subject %q, issuer %q; want %q for both", info.Subject, info.Issuer, want)
 	}
 }
