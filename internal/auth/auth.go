@@ -116,6 +116,10 @@ func (e *LockedError) Unwrap() error { return ErrLocked }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
+// tokenIDRE matches what a token ID looks like (credential.RandomHex(8)),
+// in either case.
+var tokenIDRE = regexp.MustCompile(`^[0-9A-Fa-f]{16}$`)
+
 func checkName(what, name string) error {
 	if !nameRE.MatchString(name) {
 		return pki.Errorf(pki.EBadRequest, "%s name %q: use 1 to 64 letters, digits and . _ @ -", what, name)
@@ -183,6 +187,12 @@ func (s *Service) NewToken(ctx context.Context, name string, role pki.Role, ttl 
 	}
 	if err := checkName("token", name); err != nil {
 		return "", pki.APIToken{}, err
+	}
+	if tokenIDRE.MatchString(name) {
+		// Revoking by "ID or name" takes the ID first: a token named like
+		// another's ID would be revoked by a second, retried revocation of
+		// that ID, which meant the other one.
+		return "", pki.APIToken{}, pki.Errorf(pki.EBadRequest, "token name %q looks like a token ID (16 hex digits): choose a name with a letter beyond F or a punctuation mark", name)
 	}
 	if err := checkRole(role); err != nil {
 		return "", pki.APIToken{}, err

@@ -387,3 +387,25 @@ func TestUnknownLoginHidesTheName(t *testing.T) {
 		t.Errorf("unknown-user details %q: want 3, with a tag for each name", unknown)
 	}
 }
+
+// TestTokenNameIsNeverAnID: revocation takes an ID or a name, the ID
+// first, so a token named like another's ID would make a retried
+// revocation of that ID revoke a second token.
+func TestTokenNameIsNeverAnID(t *testing.T) {
+	a, _ := newAuth(t)
+	ctx := context.Background()
+	_, first, err := a.NewToken(ctx, "ci", pki.RoleAuditor, time.Hour, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{first.ID, strings.ToLower(first.ID), "0123456789ABCDEF"} {
+		if _, _, err := a.NewToken(ctx, name, pki.RoleAuditor, time.Hour, root); pki.ErrorCode(err) != pki.EBadRequest {
+			t.Errorf("token named %q: %v, want a bad-request refusal", name, err)
+		}
+	}
+	for _, name := range []string{"0123456789ABCDEFG", "0123456789ABCDE", "deploy-0123456789abcdef"} {
+		if _, _, err := a.NewToken(ctx, name, pki.RoleAuditor, time.Hour, root); err != nil {
+			t.Errorf("token named %q: %v", name, err)
+		}
+	}
+}
