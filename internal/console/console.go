@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,9 @@ type Handler struct {
 	static map[string]staticFile
 	// assets are the versioned URLs of the stylesheet and the script.
 	assets assets
+	// patterns are the routes' "METHOD /path" patterns, for the Allow
+	// header of what no route takes (notFound).
+	patterns []string
 }
 
 type assets struct{ CSS, JS string }
@@ -124,6 +128,9 @@ func New(o *ops.Ops, log *slog.Logger, opts Options) (*Handler, error) {
 	}
 	h.assets = assets{CSS: Prefix + "static/console.css?v=" + h.static["console.css"].hash,
 		JS: Prefix + "static/console.js?v=" + h.static["console.js"].hash}
+	for pattern := range h.Routes() {
+		h.patterns = append(h.patterns, pattern)
+	}
 	return h, nil
 }
 
@@ -298,15 +305,61 @@ func message(err error) string {
 	return msg
 }
 
-// notFound answers anything under /ui/ that no route takes.
+// notFound answers anything under /ui/ that no route takes: 405 with the
+// methods the path takes when a route has it with another method (GET
+// /ui/logout, DELETE /ui/login), else 404 (405 for a method no page takes).
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 	rq, _ := h.session(r)
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	allow := h.allowed(r.URL.Path)
+	switch {
+	case len(allow) > 0:
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		h.errorPage(w, rq, http.StatusMethodNotAllowed, r.URL.Path+" does not take "+r.Method+"; it takes "+strings.Join(allow, ", "))
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		w.Header().Set("Allow", "GET, HEAD")
 		h.errorPage(w, rq, http.StatusMethodNotAllowed, "this page does not take "+r.Method)
-		return
+	default:
+		h.errorPage(w, rq, http.StatusNotFound, "there is no page "+r.URL.Path)
 	}
-	h.errorPage(w, rq, http.StatusNotFound, "there is no page "+r.URL.Path)
+}
+
+// allowed lists the methods of the routes whose pattern matches path
+// (GET with HEAD, as ServeMux serves it), sorted; none for a path no route
+// has. The catch-all "/ui/" has no method and names no path of its own.
+func (h *Handler) allowed(path string) []string {
+	var out []string
+	for _, pattern := range h.patterns {
+		method, p, ok := strings.Cut(pattern, " ")
+		if !ok || !routeMatches(p, path) {
+			continue
+		}
+		out = append(out, method)
+		if method == http.MethodGet {
+			out = append(out, http.MethodHead)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// routeMatches matches a path against a mux pattern's path, whose {name}
+// segments match one non-empty segment and whose {$} ends it.
+func routeMatches(pattern, path string) bool {
+	pattern = strings.TrimSuffix(pattern, "{$}")
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i := range ps {
+		if strings.HasPrefix(ps[i], "{") {
+			if xs[i] == "" {
+				return false
+			}
+		} else if ps[i] != xs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // serveStatic serves the embedded stylesheet and script. A request naming

@@ -766,3 +766,32 @@ func TestHSTSOnlyOverHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// TestMethodNotAllowedNamesTheMethods: a path the console has, asked with
+// another method, is a 405 whose Allow header names the methods it takes
+// (RFC 9110 section 15.5.6); a path it does not have is a 404.
+func TestMethodNotAllowedNamesTheMethods(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	b := e.as(string(pki.RoleAdmin))
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodGet, "/ui/logout", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodDelete, "/ui/logout", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodDelete, "/ui/login", http.StatusMethodNotAllowed, "GET, HEAD, POST"},
+		{http.MethodGet, "/ui/certificates/0a/revoke", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodGet, "/ui/requests/X/approve", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodPut, "/ui/challenges", http.StatusMethodNotAllowed, "GET, HEAD, POST"},
+		{http.MethodPost, "/ui/certificates", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{http.MethodDelete, "/ui/", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{http.MethodGet, "/ui/nope", http.StatusNotFound, ""},
+		{http.MethodGet, "/ui/certificates/0a/revoke/more", http.StatusNotFound, ""},
+	} {
+		res := b.do(tc.method, tc.path, nil, nil)
+		if res.StatusCode != tc.status || res.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d, Allow %q; want %d, Allow %q", tc.method, tc.path, res.StatusCode, res.Header.Get("Allow"), tc.status, tc.allow)
+		}
+	}
+}
