@@ -35,6 +35,9 @@ type webAdmin struct {
 	// password is the generated admin password, shown this once ("" when
 	// none was made now).
 	password, passwordFile string
+	// noUser: the store has no console user and none was made (the
+	// password file of an earlier one is still there).
+	noUser bool
 }
 
 // newWebAdmin builds the operations layer, the API and the console, and
@@ -56,7 +59,14 @@ func (f *serveFlags) newWebAdmin(ctx context.Context, st store.Store, adm *admin
 		return w, nil
 	}
 	if _, err := os.Stat(w.passwordFile); err == nil {
-		return nil, fmt.Errorf("%s exists but the store has no console user; remove it to have a new admin user made, or add one with 'scepter admin user add'", w.passwordFile)
+		// The last user was removed (the API and the CLI allow it), or the
+		// store is another one. Neither is a reason for the CA, SCEP, EST,
+		// OCSP and CRLs not to start: the console waits for a user, and the
+		// file of the earlier password is neither overwritten nor used.
+		log.Warn("the store has no console user; add one with 'scepter admin user add', or remove the password file to have an admin user made at the next start",
+			"password_file", w.passwordFile)
+		w.noUser = true
+		return w, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
@@ -81,6 +91,9 @@ func (f *serveFlags) newWebAdmin(ctx context.Context, st store.Store, adm *admin
 func (w *webAdmin) lines(httpsBase string, toJournal bool) []string {
 	out := []string{"Console:             " + httpsBase + "/ui/ (API: " + httpsBase + "/api/v1/)"}
 	switch {
+	case w.noUser:
+		out = append(out, "Console login:       no console user: add one with 'scepter admin user add NAME --role admin --password-file F' (or remove "+
+			w.passwordFile+" to have one made at the next start)")
 	case w.password != "" && toJournal:
 		out = append(out, "Console login:       admin, password generated, saved in "+w.passwordFile+" (not shown: this output goes to the journal)")
 	case w.password != "":

@@ -3,6 +3,8 @@ package main
 import (
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -62,5 +64,37 @@ func TestConsoleRedirectIgnoresHost(t *testing.T) {
 		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
 			t.Errorf("Host %s: %d, Location %q; want 301 to %s", host, resp.StatusCode, resp.Header.Get("Location"), want)
 		}
+	}
+}
+
+// Removing the last console user (the API and the CLI allow it) leaves
+// the next start serving the CA, SCEP and EST: the banner says how to add
+// a user, and the old password file is left alone.
+func TestServeStartsWithoutConsoleUser(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"--data-dir", dir, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--challenge", "test"}
+	if _, errOut, err := serveOnceWith(t, nil, args...); err != nil {
+		t.Fatalf("first start: %v\n%s", err, errOut)
+	}
+	passwordFile := filepath.Join(dir, adminPasswordFile)
+	before, err := os.ReadFile(passwordFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI("admin", "user", "remove", "admin", "--data-dir", dir); err != nil {
+		t.Fatalf("admin user remove: %v\n%s", err, out)
+	}
+	out, errOut, err := serveOnceWith(t, nil, args...)
+	if err != nil {
+		t.Fatalf("a start without a console user: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "Console login:       no console user: add one with 'scepter admin user add") {
+		t.Errorf("the banner does not say how to add a console user:\n%s", out)
+	}
+	if after, err := os.ReadFile(passwordFile); err != nil || string(after) != string(before) {
+		t.Errorf("the password file changed: %q, %v", after, err)
+	}
+	if users, err := runCLI("admin", "user", "list", "--data-dir", dir); err != nil || strings.Contains(users, "admin ") {
+		t.Errorf("a user was made: %v\n%s", err, users)
 	}
 }
