@@ -420,6 +420,8 @@ func TestBadInput(t *testing.T) {
 		{"wrong method", "PUT", "/api/v1/certificates", `{}`, 405},
 		{"unknown route", "GET", "/api/v1/nope", nil, 404},
 		{"days out of range", "GET", "/api/v1/dashboard?days=0", nil, 400},
+		{"audit since after until", "GET", "/api/v1/audit?since=2031-12-01T00:00:00Z&until=2031-01-01T00:00:00Z", nil, 400},
+		{"audit since equal to until", "GET", "/api/v1/audit?since=2031-01-01T00:00:00Z&until=2031-01-01T00:00:00Z", nil, 400},
 	}
 	for _, c := range cases {
 		before := auditCount(t, e)

@@ -535,6 +535,11 @@ func (h *Handler) listAudit(c *call) error {
 	if err := q.err(); err != nil {
 		return err
 	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		// An empty list would read as "nothing happened then", as the
+		// certificate filters and the console refuse it.
+		return badf("since must be before until")
+	}
 	evs, err := h.ops.Audit(c.ctx, c.p, f)
 	if err != nil {
 		return err
