@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/pki"
@@ -360,12 +361,17 @@ func fields(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' || r == ';' })
 }
 
-// clip shortens what a person typed before it is quoted in a message.
+// clip shortens what a person typed before it is quoted in a message, at
+// a character boundary: half a character would be quoted as \xc3.
 func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
+	if len(s) <= 80 {
+		return s
 	}
-	return s
+	cut := 80
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -8,8 +8,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestParseTTL(t *testing.T) {
@@ -98,5 +100,20 @@ func TestDecodeShowsTheWholeSubject(t *testing.T) {
 	const want = "CN=visible+CN=hidden-admin"
 	if info.Subject != want || info.Issuer != want {
 		t.Errorf("subject %q, issuer %q; want %q for both", info.Subject, info.Issuer, want)
+	}
+}
+
+func TestClipKeepsWholeCharacters(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"short", "short"},
+		{strings.Repeat("a", 80), strings.Repeat("a", 80)},
+		{strings.Repeat("a", 81), strings.Repeat("a", 80) + "…"},
+		{"a" + strings.Repeat("é", 60), "a" + strings.Repeat("é", 39) + "…"},
+		{strings.Repeat("€", 30), strings.Repeat("€", 26) + "…"},
+	} {
+		got := clip(tc.in)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("clip(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
