@@ -420,6 +420,9 @@ func TestBadInput(t *testing.T) {
 		{"wrong method", "PUT", "/api/v1/certificates", `{}`, 405},
 		{"unknown route", "GET", "/api/v1/nope", nil, 404},
 		{"days out of range", "GET", "/api/v1/dashboard?days=0", nil, 400},
+		{"unknown protocol", "GET", "/api/v1/certificates?protocol=http", nil, 400},
+		{"issuer that is no CA ID", "GET", "/api/v1/certificates?issuer=zz", nil, 400},
+		{"issuer ID cut short", "GET", "/api/v1/certificates?issuer=" + e.Issuer().ID[:16], nil, 400},
 		{"audit since after until", "GET", "/api/v1/audit?since=2031-12-01T00:00:00Z&until=2031-01-01T00:00:00Z", nil, 400},
 		{"audit since equal to until", "GET", "/api/v1/audit?since=2031-01-01T00:00:00Z&until=2031-01-01T00:00:00Z", nil, 400},
 	}
@@ -689,6 +692,35 @@ func TestChallengeSubjectShownWhole(t *testing.T) {
 		r.json(t, &nc)
 		if r.status != http.StatusCreated || nc.Challenge.Subject != subject {
 			t.Errorf("bound to %q: %d, subject %q\n%s", subject, r.status, nc.Challenge.Subject, r.body)
+		}
+	}
+}
+
+// TestCertificateFiltersByIssuerAndProtocol: a whole issuer ID, in either
+// case, and a known protocol filter the list (bad ones are refused:
+// TestBadInput).
+func TestCertificateFiltersByIssuerAndProtocol(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.Issue(t, "filtered")
+	serial := c.SerialNumber.Text(16)
+	rec, err := e.Store.Certificate(context.Background(), e.Issuer().ID, serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, query := range []string{"issuer=" + e.Issuer().ID, "issuer=" + strings.ToUpper(e.Issuer().ID), "protocol=" + string(rec.Protocol)} {
+		r := e.do(t, pki.RoleAuditor, "GET", "/api/v1/certificates?"+query, nil)
+		var page struct {
+			Items []struct {
+				Serial string `json:"serial"`
+			} `json:"items"`
+		}
+		r.json(t, &page)
+		found := false
+		for _, it := range page.Items {
+			found = found || it.Serial == rec.SerialHex
+		}
+		if r.status != http.StatusOK || !found {
+			t.Errorf("%s: %d, certificate %s not listed\n%s", query, r.status, rec.SerialHex, r.body)
 		}
 	}
 }

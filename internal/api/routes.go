@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -47,6 +48,9 @@ var (
 	pCursor = param{"cursor", "string", "next_cursor of the previous page"}
 	pIssuer = param{"issuer", "string", "issuer ID (or a prefix) when several CAs used the serial"}
 )
+
+// issuerIDRE is an issuing CA's ID: the hex SHA-256 of its certificate.
+var issuerIDRE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
 // table lists every route, once.
 func (h *Handler) table() []route {
@@ -222,6 +226,16 @@ func (h *Handler) listCertificates(c *call) error {
 		IssuedBefore: q.time("issued_before"), Limit: q.int("limit", 100, 1, ops.MaxPage), Cursor: q.str("cursor")}
 	if err := q.err(); err != nil {
 		return err
+	}
+	// A misspelt protocol or a short issuer ID matches nothing: an empty
+	// page would read as "there are none", as the console refuses them.
+	switch pki.Protocol(cq.Protocol) {
+	case "", pki.ProtocolSCEP, pki.ProtocolEST, pki.ProtocolCLI, pki.ProtocolInternal:
+	default:
+		return badf("protocol %q: want scep, est, cli or internal", cq.Protocol)
+	}
+	if cq.IssuerID != "" && !issuerIDRE.MatchString(cq.IssuerID) {
+		return badf("issuer %q: want a CA's ID, 64 hex digits, as /api/v1/cas lists them", cq.IssuerID)
 	}
 	certs, next, err := h.ops.Certificates(c.ctx, c.p, cq)
 	if err != nil {
