@@ -30,6 +30,11 @@ const (
 	DefaultInterval = time.Second
 	// keepGenerations is how many older CRLs the store keeps per issuer.
 	keepGenerations = 10
+	// maxClockLead is how far ahead of this node's clock the newest CRL's
+	// thisUpdate may be for a new CRL to wait until it is passed; a CRL
+	// further ahead means this clock was set back, and waiting for it
+	// would leave revocations unpublished.
+	maxClockLead = 5 * time.Second
 )
 
 // Config tunes a Publisher.
@@ -155,6 +160,16 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 	}
 	if cur != nil && seq <= cur.RevocationSeq && now.Before(cur.ThisUpdate.Add(p.cfg.Validity/2)) &&
 		now.Before(cur.NextUpdate) && !now.Before(cur.ThisUpdate) {
+		return nil
+	}
+	// Each CRL's thisUpdate, which is also its Last-Modified, must be
+	// later than its predecessor's: a cache revalidating with
+	// If-Modified-Since is told 304 for a CRL no newer than its copy, and
+	// would keep one that lacks the latest revocation. A second CRL within
+	// the same second (two revocations in a row), or after another node's
+	// whose clock runs a little ahead, waits for the next update instead.
+	if cur != nil && !now.UTC().Truncate(time.Second).After(cur.ThisUpdate) &&
+		cur.ThisUpdate.Sub(now) < maxClockLead {
 		return nil
 	}
 	next := int64(1)

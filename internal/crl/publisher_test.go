@@ -140,6 +140,9 @@ func TestTwoNodes(t *testing.T) {
 		crl.New(other, f.Authority, f.Clock, f.Log, crl.Config{}),
 	}
 	for round := range 10 {
+		// A second per round: a CRL newer than another has a later
+		// thisUpdate (TestSameSecondRevocationsNeverAnswered304).
+		f.Clock.Advance(time.Second)
 		cert, _ := f.Issue(t, "r")
 		f.Revoke(t, cert, 1)
 		var wg sync.WaitGroup
@@ -284,5 +287,79 @@ func TestRolloverIssuersEachHaveACRL(t *testing.T) {
 		if len(list.RevokedCertificateEntries) != 1 || list.RevokedCertificateEntries[0].SerialNumber.Cmp(c.cert.SerialNumber) != 0 {
 			t.Errorf("CRL of %s: %d entries, want the one revoked certificate", c.issuer.Subject, len(list.RevokedCertificateEntries))
 		}
+	}
+}
+
+// Two revocations within one second (two API calls in a row) must not give
+// two CRLs with the same thisUpdate, which is their Last-Modified: a cache
+// revalidating its copy of the first with If-Modified-Since would be told
+// 304 and keep a CRL without the second revocation. The second CRL waits
+// for the next second; a clock set back far does not stop publication.
+func TestSameSecondRevocationsNeverAnswered304(t *testing.T) {
+	ctx := context.Background()
+	f := fixture.New(t, fixture.Options{})
+	issuer := f.Issuer()
+	p := crl.New(f.Store, f.Authority, f.Clock, f.Log, crl.Config{})
+	h, err := server.PlainMux(server.Handlers{CRL: crl.NewHandler(p, f.Authority)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	path := srv.URL + "/crl/" + issuer.ID + ".crl"
+	update := func() {
+		t.Helper()
+		if err := p.Update(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(ifModifiedSince string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, path, nil)
+		if ifModifiedSince != "" {
+			req.Header.Set("If-Modified-Since", ifModifiedSince)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+
+	f.Clock.Advance(100 * time.Millisecond)
+	update()
+	first, firstDER := get("")
+	lastModified := first.Header.Get("Last-Modified")
+
+	for i, step := range []time.Duration{200 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond} {
+		cert, _ := f.Issue(t, "same-second")
+		f.Revoke(t, cert, 1)
+		f.Clock.Advance(step)
+		update()
+		resp, _ := get(lastModified)
+		if cur, _ := p.Current(issuer.ID); resp.StatusCode == http.StatusNotModified && !bytes.Equal(cur.DER, firstDER) {
+			t.Fatalf("revocation %d: CRL %d answered 304 to If-Modified-Since of CRL 1 (%s)", i+1, cur.Number, lastModified)
+		}
+	}
+	// The next second publishes all three.
+	f.Clock.Advance(time.Second)
+	update()
+	resp, body := get(lastModified)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after the second passed: %d to If-Modified-Since of CRL 1, want 200", resp.StatusCode)
+	}
+	if list := parseCRL(t, body, issuer.Cert); len(list.RevokedCertificateEntries) != 3 || !list.ThisUpdate.After(fixture.Start) {
+		t.Errorf("after the second passed: %d entries at %v, want 3 after %v", len(list.RevokedCertificateEntries), list.ThisUpdate, fixture.Start)
+	}
+
+	// A clock set back an hour still publishes a revocation.
+	f.Clock.Advance(-time.Hour)
+	cert, _ := f.Issue(t, "clock-back")
+	f.Revoke(t, cert, 1)
+	update()
+	if list := current(t, p, issuer.ID); len(list.RevokedCertificateEntries) != 4 {
+		t.Errorf("clock set back: %d entries, want 4", len(list.RevokedCertificateEntries))
 	}
 }
