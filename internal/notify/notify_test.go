@@ -646,6 +646,22 @@ func TestSMTPStartTLSAndAuth(t *testing.T) {
 		t.Error("mail sent in clear although STARTTLS was required")
 	}
 
+	// AUTH PLAIN offered without TLS: not sent, and the error says why
+	// instead of "dial failed".
+	clear := notifytest.StartSMTP(t, notifytest.SMTPOptions{User: user, Password: password})
+	m, err = notify.NewSMTP(notify.SMTPConfig{URL: "smtp://" + user + "@" + clear.Addr, Password: password, From: "scepter@ca.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.SendTest(ctx, "someone@example.com", t0)
+	if err == nil || strings.Contains(err.Error(), "dial failed") || !strings.Contains(err.Error(), "PLAIN and LOGIN only over TLS") ||
+		strings.Contains(err.Error(), password) {
+		t.Errorf("AUTH PLAIN offered in clear: err = %v", err)
+	}
+	if len(clear.Mails()) != 0 || clear.AuthFailures() != 0 {
+		t.Error("the password went to a server over a connection without TLS")
+	}
+
 	// Through the scheduler, with its log: the password is nowhere.
 	e := newEnv(t)
 	sink := notifytest.StartSMTP(t, notifytest.SMTPOptions{TLS: serverTLS, User: user, Password: password})

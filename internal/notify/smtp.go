@@ -248,6 +248,14 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 		return fmt.Errorf("SMTP %s: %w", m.Display(), err)
 	}
 	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
+		if errors.Is(err, mail.ErrNoSupportedAuthDiscovered) {
+			// The library says "dial failed" and no more, though the
+			// usual cause is a server that offers only PLAIN or LOGIN on
+			// a connection without TLS, where they are not sent.
+			return fmt.Errorf("SMTP %s: authentication as %q not possible: the server offers no mechanism used on this connection "+
+				"(PLAIN and LOGIN only over TLS: smtps://, or STARTTLS, which the server must offer; SCRAM-SHA-256, SCRAM-SHA-1, NTLM, CRAM-MD5 without)",
+				m.Display(), m.user)
+		}
 		return fmt.Errorf("SMTP %s: %s", m.Display(), m.scrub(err.Error()))
 	}
 	return nil
