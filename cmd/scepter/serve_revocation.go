@@ -40,7 +40,7 @@ type revocationFlags struct {
 func (f *revocationFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.publicURL, "public-url", "", "base URL relying parties reach this server at (CRL distribution point, OCSP and caIssuers URLs in every certificate issued); default http:// + --listen, with this machine's name for a wildcard address")
 	fs.DurationVar(&f.crlValidity, "crl-validity", crl.DefaultValidity, "a CRL's nextUpdate after its thisUpdate; CRLs are replaced at half of it, and within seconds of a revocation")
-	fs.DurationVar(&f.ocspValidity, "ocsp-validity", ocsp.DefaultValidity, "an OCSP answer's nextUpdate after its thisUpdate; answers are cached for half of it, or until a revocation")
+	fs.DurationVar(&f.ocspValidity, "ocsp-validity", ocsp.DefaultValidity, "an OCSP answer's nextUpdate after its thisUpdate (never beyond its responder certificate's notAfter); answers are cached for half of it, or until a revocation")
 	fs.DurationVar(&f.responderValidity, "ocsp-responder-validity", ocsp.DefaultDelegateValidity, "lifetime of the delegated OCSP responder certificates (id-pkix-ocsp-nocheck: keep it short)")
 }
 

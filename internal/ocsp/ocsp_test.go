@@ -843,3 +843,57 @@ func TestRolloverPreviousIssuerAnswered(t *testing.T) {
 		}
 	}
 }
+
+// An answer never outlives the delegated responder certificate that signs
+// it, whatever Validity says: a relying party keeping it until nextUpdate
+// must still be able to verify it, and the delegate's short life is what
+// bounds the use of its key. Caching, in memory and over HTTP, follows the
+// shortened answer.
+func TestAnswerEndsWithItsSigner(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	const delegateLife, validity = 3 * time.Hour, 10 * 24 * time.Hour
+	d := ocsp.NewDelegates(t.TempDir(), p.Authority, p.Service, p.Clock, p.Log, delegateLife)
+	if err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := ocsp.New(p.Store, p.Authority, d.Signer, p.Clock, p.Log, ocsp.Config{Validity: validity})
+	cert, _ := p.Issue(t, "dev")
+	issuer := p.Issuer().Cert
+	req := request(t, cert, issuer, crypto.SHA256)
+
+	a := r.Respond(ctx, req)
+	resp := parse(t, a.DER, cert, issuer)
+	if resp.Certificate == nil {
+		t.Fatal("not signed by a delegated responder")
+	}
+	if resp.NextUpdate.After(resp.Certificate.NotAfter) || !a.NextUpdate.Equal(resp.NextUpdate) {
+		t.Fatalf("nextUpdate %v after the responder certificate's notAfter %v", resp.NextUpdate, resp.Certificate.NotAfter)
+	}
+	if !resp.NextUpdate.After(resp.ThisUpdate) {
+		t.Fatalf("nextUpdate %v not after thisUpdate %v", resp.NextUpdate, resp.ThisUpdate)
+	}
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.Routes()["GET "+ocsp.Path].ServeHTTP(w, req)
+	}))
+	defer srv.Close()
+	hr, err := http.Get(srv.URL + ocsp.Path + "/" + base64.StdEncoding.EncodeToString(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body.Close()
+	var maxAge int
+	if _, err := fmt.Sscanf(hr.Header.Get("Cache-Control"), "public, max-age=%d", &maxAge); err != nil {
+		t.Fatalf("Cache-Control %q: %v", hr.Header.Get("Cache-Control"), err)
+	}
+	if half := resp.NextUpdate.Sub(resp.ThisUpdate) / 2; time.Duration(maxAge)*time.Second > half {
+		t.Errorf("HTTP caches may keep it %ds, beyond half its life (%v)", maxAge, half)
+	}
+
+	// The cached answer is replaced halfway to its own nextUpdate.
+	p.Clock.Advance(resp.NextUpdate.Sub(resp.ThisUpdate)/2 + time.Second)
+	if again := r.Respond(ctx, req); again.ThisUpdate.Equal(a.ThisUpdate) {
+		t.Error("cached past half of its shortened life")
+	}
+}

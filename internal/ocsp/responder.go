@@ -28,9 +28,10 @@ const (
 
 // Config tunes a Responder.
 type Config struct {
-	// Validity is nextUpdate − thisUpdate of every answer. A cached
-	// answer is served until half of it has passed (or a revocation), so
-	// clients always get at least half of it.
+	// Validity is nextUpdate − thisUpdate of every answer, cut short where
+	// the signing certificate expires sooner. A cached answer is served
+	// until half of it has passed (or a revocation), so clients always get
+	// at least half of it.
 	Validity time.Duration
 	// MaxCache bounds the cached answers; the cache is emptied when full.
 	MaxCache int
@@ -194,13 +195,16 @@ func (r *Responder) Respond(ctx context.Context, der []byte) Answer {
 		if len(r.cache) >= r.cfg.MaxCache {
 			r.cache = map[cacheKey]*cached{}
 		}
-		r.cache[key] = &cached{answer: a, seq: seq, refreshAt: a.ThisUpdate.Add(r.cfg.Validity / 2)}
+		r.cache[key] = &cached{answer: a, seq: seq, refreshAt: a.refreshAt()}
 	}
 	r.cacheMu.Unlock()
 	cl.answer = a
 	close(cl.done)
 	return a
 }
+
+// refreshAt is when a cached answer is replaced: halfway to its nextUpdate.
+func (a Answer) refreshAt() time.Time { return a.ThisUpdate.Add(a.NextUpdate.Sub(a.ThisUpdate) / 2) }
 
 // certIDRaw is the CertID the answer is about, so a cached answer is only
 // served to a request that encoded its CertID the same way.
@@ -218,7 +222,21 @@ func (r *Responder) seqOf(issuerID string) int64 { return (*r.state.Load())[issu
 // under that counter is dropped by any revocation committed after.
 func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) Answer {
 	now := r.clock.Now().UTC().Truncate(time.Second)
+	s, ok := r.signer(issuer.ID)
+	if ok && r.delegateRevoked(ctx, issuer, s.Cert) {
+		ok = false
+	}
+	if !ok {
+		s = Signer{Cert: issuer.Cert, Key: issuer.Signer}
+	}
+	// An answer must not outlive the certificate that signs it: a relying
+	// party (or an RFC 5019 cache) keeping it until its nextUpdate could
+	// not verify it any more, and a delegate's short life is what bounds
+	// the use of its key, which nobody can check for revocation (nocheck).
 	next := now.Add(r.cfg.Validity)
+	if end := s.Cert.NotAfter.UTC().Truncate(time.Second); end.Before(next) && end.After(now) {
+		next = end
+	}
 	responses := make([]SingleResponse, len(req.CertIDs))
 	for n, id := range req.CertIDs {
 		resp := SingleResponse{CertID: id, Status: Unknown, ThisUpdate: now, NextUpdate: next}
@@ -236,13 +254,6 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 			}
 		}
 		responses[n] = resp
-	}
-	s, ok := r.signer(issuer.ID)
-	if ok && r.delegateRevoked(ctx, issuer, s.Cert) {
-		ok = false
-	}
-	if !ok {
-		s = Signer{Cert: issuer.Cert, Key: issuer.Signer}
 	}
 	der, err := BuildResponse(responses, now, req.Nonce, s)
 	if err != nil {

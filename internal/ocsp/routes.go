@@ -62,7 +62,7 @@ func (r *Responder) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		// RFC 5019 §6.2: caches may keep the answer until it is to be
 		// refreshed here, never beyond its nextUpdate.
 		now := r.clock.Now()
-		age := max(0, int(a.ThisUpdate.Add(r.cfg.Validity/2).Sub(now).Seconds()))
+		age := max(0, int(a.refreshAt().Sub(now).Seconds()))
 		sum := sha256.Sum256(a.DER)
 		h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, no-transform, must-revalidate", age))
 		h.Set("Last-Modified", a.ThisUpdate.UTC().Format(http.TimeFormat))
