@@ -154,8 +154,10 @@ type requestBody struct {
 
 // responseBody is what the webhook answers.
 type responseBody struct {
-	Allow  *bool  `json:"allow"`
-	Reason string `json:"reason"`
+	Allow *bool `json:"allow"`
+	// Reason is read only when it is a string: like any other field, one
+	// of another type does not make the answer unreadable.
+	Reason json.RawMessage `json:"reason"`
 }
 
 // Verify asks the webhook about one enrollment. It returns allow=true only on
@@ -236,7 +238,9 @@ func (v *Verifier) Verify(ctx context.Context, c enroll.ChallengeCheck) (bool, s
 	if *out.Allow {
 		return true, "", nil
 	}
-	return false, CleanReason(out.Reason, c.Challenge), nil
+	var reason string
+	_ = json.Unmarshal(out.Reason, &reason) // not a string: no reason
+	return false, CleanReason(reason, c.Challenge), nil
 }
 
 // transportError describes a failed call without the URL's query or

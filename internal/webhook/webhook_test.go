@@ -91,6 +91,29 @@ func TestDenyWithReason(t *testing.T) {
 	}
 }
 
+// A reason that is not a string is ignored, as docs/webhook.md says of
+// fields other than allow: the answer still decides, instead of counting
+// as no answer (a 503 the device would retry forever).
+func TestReasonOfAnotherTypeIsIgnored(t *testing.T) {
+	for _, tc := range []struct {
+		body       string
+		allow      bool
+		wantReason string
+	}{
+		{`{"allow": false, "reason": 42}`, false, webhook.DefaultReason},
+		{`{"allow": false, "reason": ["not enrolled"]}`, false, webhook.DefaultReason},
+		{`{"allow": false, "reason": {"code": 7}}`, false, webhook.DefaultReason},
+		{`{"allow": false, "reason": null}`, false, webhook.DefaultReason},
+		{`{"allow": true, "reason": 5}`, true, ""},
+	} {
+		srv := server(t, reply(tc.body))
+		allow, reason, err := verifier(t, webhook.Config{URL: srv.URL}).Verify(context.Background(), check())
+		if err != nil || allow != tc.allow || reason != tc.wantReason {
+			t.Errorf("%s: got %v %q %v, want %v %q", tc.body, allow, reason, err, tc.allow, tc.wantReason)
+		}
+	}
+}
+
 func TestDenyReasonIsCleaned(t *testing.T) {
 	long := strings.Repeat("x", 500)
 	cases := []struct {
