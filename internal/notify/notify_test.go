@@ -847,3 +847,49 @@ func TestNodesWithDifferentChannels(t *testing.T) {
 		t.Errorf("mails %q, webhook calls %q; want one 7d each per certificate", mails, hooks)
 	}
 }
+
+// A recipient the mail server refuses for good (a certificate owner's
+// mailbox that is gone) must not keep the others from being told: they get
+// the notification, and it counts as delivered. Only when every recipient
+// is refused is it a failure, to be tried again.
+func TestRefusedRecipientDoesNotBlockTheOthers(t *testing.T) {
+	ctx := context.Background()
+	profile := pki.DefaultProfile()
+	profile.NotifyTo = []string{"pki-team@example.com"}
+	profile.NotifyOwner = true
+	c := pki.Certificate{SerialHex: "2201", IssuerID: issuer, Subject: "CN=laptop", Profile: "default",
+		SANs: []string{"email:gone@example.com"}, NotBefore: t0, NotAfter: t0.Add(3 * day)}
+	msg := notify.Message{ID: "x:2201:604800", Certificate: c, Profile: profile, Threshold: 7 * day, Time: t0}
+	for _, tc := range []struct {
+		name    string
+		refuse  []string
+		wantErr bool
+		wantTo  []string
+	}{
+		{"owner's mailbox gone", []string{"gone@example.com"}, false, []string{"pki-team@example.com"}},
+		{"every recipient refused", []string{"gone@example.com", "pki-team@example.com"}, true, nil},
+		{"none refused", nil, false, []string{"pki-team@example.com", "gone@example.com"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := notifytest.StartSMTP(t, notifytest.SMTPOptions{RefuseRecipients: tc.refuse})
+			m, err := notify.NewSMTP(notify.SMTPConfig{URL: "smtp://" + sink.Addr, From: "scepter@ca.example.com"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = m.Send(ctx, msg)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Send: %v, want error %v", err, tc.wantErr)
+			}
+			var got []string
+			for _, mail := range sink.Mails() {
+				got = append(got, mail.To...)
+			}
+			slices.Sort(got)
+			want := slices.Clone(tc.wantTo)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("delivered to %v, want %v", got, want)
+			}
+		})
+	}
+}

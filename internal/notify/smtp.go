@@ -177,12 +177,43 @@ func (m *SMTP) Recipients(c *pki.Certificate, p *pki.Profile) []string {
 // Wants implements Channel: there is someone to write to.
 func (m *SMTP) Wants(c *pki.Certificate, p *pki.Profile) bool { return len(m.Recipients(c, p)) > 0 }
 
-// Send implements Channel.
+// Send implements Channel. When the mail server refuses some recipients
+// for good (a certificate owner's mailbox that is gone), the others are
+// written to one by one, so one dead address does not keep the rest from
+// ever being told; it is delivered when at least one was.
 func (m *SMTP) Send(ctx context.Context, n Message) error {
 	rcpts := m.Recipients(&n.Certificate, &n.Profile)
 	if len(rcpts) == 0 {
 		return errors.New("no recipients")
 	}
+	err := m.sendTo(ctx, n, rcpts)
+	if len(rcpts) < 2 || !recipientRefused(err) {
+		return err
+	}
+	delivered := 0
+	for _, r := range rcpts {
+		switch one := m.sendTo(ctx, n, []string{r}); {
+		case one == nil:
+			delivered++
+		case !recipientRefused(one):
+			return one // a temporary failure: all of it again later
+		}
+	}
+	if delivered == 0 {
+		return err
+	}
+	return nil
+}
+
+// recipientRefused reports whether err is the mail server refusing a
+// recipient for good (a 5xx answer to RCPT TO).
+func recipientRefused(err error) bool {
+	var se *mail.SendError
+	return errors.As(err, &se) && se.Reason == mail.ErrSMTPRcptTo && !se.IsTemp()
+}
+
+// sendTo sends notification n to rcpts, in one message.
+func (m *SMTP) sendTo(ctx context.Context, n Message, rcpts []string) error {
 	msg := mail.NewMsg()
 	if err := m.headers(msg, rcpts, n.Time); err != nil {
 		return err
@@ -256,10 +287,20 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 				"(PLAIN and LOGIN only over TLS: smtps://, or STARTTLS, which the server must offer; SCRAM-SHA-256, SCRAM-SHA-1, NTLM, CRAM-MD5 without)",
 				m.Display(), m.user)
 		}
-		return fmt.Errorf("SMTP %s: %s", m.Display(), m.scrub(err.Error()))
+		return &sendError{display: m.Display(), text: m.scrub(err.Error()), err: err}
 	}
 	return nil
 }
+
+// sendError is a failed send: its text names the server and never the
+// password; Unwrap keeps the library's error for recipientRefused.
+type sendError struct {
+	display, text string
+	err           error
+}
+
+func (e *sendError) Error() string { return "SMTP " + e.display + ": " + e.text }
+func (e *sendError) Unwrap() error { return e.err }
 
 // scrub keeps the password out of an error, should a server or the
 // library ever echo it.

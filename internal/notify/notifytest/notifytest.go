@@ -53,6 +53,9 @@ type SMTPOptions struct {
 	ImplicitTLS bool
 	// User and Password, when set, make AUTH PLAIN required.
 	User, Password string
+	// RefuseRecipients are refused at RCPT TO for good (550 5.1.1), as a
+	// mailbox that no longer exists is.
+	RefuseRecipients []string
 }
 
 // SMTPSink is an SMTP server that keeps the messages it accepts.
@@ -199,6 +202,11 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	for _, r := range ss.sink.opts.RefuseRecipients {
+		if strings.EqualFold(r, to) {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+	}
 	ss.to = append(ss.to, to)
 	return nil
 }
