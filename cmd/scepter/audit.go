@@ -99,6 +99,12 @@ func auditList(ctx context.Context, e env, args []string) error {
 	if limit < 0 {
 		return usageError{"--limit must not be negative"}
 	}
+	// A window that ends before it starts would list nothing and look like
+	// a quiet trail (--since 24h --until 48h: both count back from now).
+	if !since.t.IsZero() && !until.t.IsZero() && !until.t.After(since.t) {
+		return usageError{fmt.Sprintf("--until %s is not after --since %s: no event can match (a duration counts back from now)",
+			until.String(), since.String())}
+	}
 	if serial != "" {
 		sn, err := admin.NormalizeSerial(serial)
 		if err != nil {
