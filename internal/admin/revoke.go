@@ -23,18 +23,24 @@ var reasonCodes = map[string]int{
 	"cessationOfOperation": 5,
 	"certificateHold":      6,
 	"privilegeWithdrawn":   9,
-	"aACompromise":         10,
 }
+
+// reasonAACompromise is RFC 5280's aACompromise, for attribute
+// certificates (§5.3.1), of which scepter issues none.
+const reasonAACompromise = 10
 
 // ReasonCertificateHold is the one revocation reason that can be lifted.
 const ReasonCertificateHold = 6
 
 // ParseReason reads an RFC 5280 reason name (case-insensitive) or its
-// numeric code (0-6, 9 or 10: 7 is unused and removeFromCRL, 8, belongs to
-// delta CRLs only).
+// numeric code (0-6 or 9: 7 is unused, removeFromCRL, 8, belongs to delta
+// CRLs only, and aACompromise, 10, to attribute certificates).
 func ParseReason(s string) (int, error) {
 	if s == "" {
 		return 0, nil
+	}
+	if strings.EqualFold(s, "aACompromise") || s == "10" {
+		return 0, pki.Errorf(pki.EBadRequest, "revocation reason %q: aACompromise is for attribute certificates (RFC 5280 §5.3.1), and scepter issues none; use keyCompromise or cACompromise", s)
 	}
 	for name, code := range reasonCodes {
 		if strings.EqualFold(name, s) {
@@ -46,7 +52,7 @@ func ParseReason(s string) (int, error) {
 			return code, nil
 		}
 	}
-	return 0, pki.Errorf(pki.EBadRequest, "revocation reason %q: want one of %s, or its code (0-6, 9, 10)", s, strings.Join(ReasonNames(), ", "))
+	return 0, pki.Errorf(pki.EBadRequest, "revocation reason %q: want one of %s, or its code (0-6, 9)", s, strings.Join(ReasonNames(), ", "))
 }
 
 // ReasonName is the RFC 5280 name of a reason code.
@@ -81,7 +87,7 @@ type Revocation struct {
 // answer, no second event; a certificateHold may be turned into another
 // reason.
 func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason int, actor string) (Revocation, error) {
-	if _, ok := reasonName(reason); !ok || reason == 8 {
+	if _, ok := reasonName(reason); !ok || reason == 8 || reason == reasonAACompromise {
 		return Revocation{}, pki.Errorf(pki.EBadRequest, "revocation reason %d is not one a certificate can be revoked with", reason)
 	}
 	c, err := s.findCertificate(ctx, serial, issuerID)
@@ -133,6 +139,10 @@ func (s *Service) Unhold(ctx context.Context, serial, issuerID, actor string) (R
 }
 
 func reasonName(code int) (string, bool) {
+	if code == reasonAACompromise {
+		// Not taken, but a record may carry it from before.
+		return "aACompromise", true
+	}
 	for name, c := range reasonCodes {
 		if c == code {
 			return name, true
