@@ -681,3 +681,68 @@ func utf8Name(t *testing.T, raw []byte) []byte {
 	})
 	return b.BytesOrPanic()
 }
+
+// An EC requester's CertPoll after approval cannot be answered with the
+// certificate: the reply is keyed from the challenge, which only the
+// PKCSReq carries. It is answered PENDING, never a FAILURE a client takes
+// as final, and the PKCSReq sent again collects the certificate.
+func TestECCertPollAfterApprovalStaysPending(t *testing.T) {
+	approval := pki.DefaultProfile()
+	approval.Name, approval.RequireApproval = "approval", true
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"approval": approval}, DefaultProfile: "approval"}})
+	ctx := context.Background()
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := reqParams{key: ecKey, txID: "tx-ec-pending"}
+	if _, rep := ts.exchange(t, req); rep.PKIStatus != scep.StatusPending {
+		t.Fatalf("request: pkiStatus %s failInfo %s (%s), want PENDING", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+	}
+	subject, err := csr.ParseDN("CN=device-1,O=Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := scep.MarshalIssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll := req
+	poll.msgType, poll.content = scep.CertPoll, content
+	for _, approved := range []bool{false, true} {
+		if approved {
+			reqs, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+			if err != nil || len(reqs) != 1 {
+				t.Fatalf("%d pending requests, %v", len(reqs), err)
+			}
+			if _, err := ts.Service.Approve(ctx, reqs[0].ID, "cli:test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, rep := ts.exchange(t, poll); rep.PKIStatus != scep.StatusPending {
+			t.Fatalf("poll (approved %v): pkiStatus %s failInfo %s (%s), want PENDING", approved, rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+		}
+	}
+	_, rep := ts.exchange(t, req)
+	if rep.PKIStatus != scep.StatusSuccess {
+		t.Fatalf("request again: pkiStatus %s failInfo %s (%s), want SUCCESS", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+	}
+	env, err := cms.ParseEnvelopedData(rep.SignedData.Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := env.DecryptPassword([]byte(testChallenge))
+	if err != nil {
+		t.Fatalf("pwri: %v", err)
+	}
+	sd, err := cms.ParseSignedData(inner)
+	if err != nil || len(sd.Certificates) != 1 {
+		t.Fatalf("inner: %v", err)
+	}
+	if !sd.Certificates[0].PublicKey.(*ecdsa.PublicKey).Equal(ecKey.Public()) {
+		t.Error("the certificate is not for the requester's key")
+	}
+	if n := ts.certCount(t); n != 1 {
+		t.Errorf("%d certificates recorded, want 1", n)
+	}
+}

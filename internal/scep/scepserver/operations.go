@@ -163,8 +163,13 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	}
 	if _, ec := req.msg.SignerCert.PublicKey.(*ecdsa.PublicKey); ec && res.Certificate != nil {
 		// Its reply is keyed from the challenge, which only the request
-		// carries (and which is not kept).
-		return nil, pki.Errorf(pki.EBadAlg, "the certificate is issued, but an EC requester's reply is encrypted with a key from its challenge, which a CertPoll does not carry: send the PKCSReq again (same transaction ID) to collect it")
+		// carries (and which is not kept). A FAILURE ends the transaction:
+		// a client gives up, and may drop its key. PENDING keeps it
+		// asking, and its PKCSReq sent again with the same transaction ID
+		// (as ours and micromdm's send) collects the certificate.
+		h.log.Info("scep: CertPoll of an EC requester answered PENDING: its certificate is issued, but the reply is encrypted with a key from the challenge, which a CertPoll does not carry; the client must send its PKCSReq again (same transaction ID) to collect it",
+			"remote", req.remote, "transaction_id", req.msg.TransactionID, "profile", req.profile)
+		return h.certRep(req, scep.Reply{Status: scep.StatusPending})
 	}
 	if err := canReceive(req); err != nil {
 		return nil, err
