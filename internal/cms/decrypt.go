@@ -69,17 +69,17 @@ func (ed *EnvelopedData) DecryptKeyTransport(cert *x509.Certificate, key crypto.
 		}
 		subtle.ConstantTimeCopy(ok, cek, k)
 	case RSAOAEP:
-		// OAEPHash is exported, so check it: crypto/rsa panics on an unlinked hash.
+		// The hashes are exported, so check them: crypto/rsa panics on an unlinked hash.
 		if _, err := digestOID(r.OAEPHash); err != nil {
 			return nil, err
 		}
-		if r.oaepMGFHash != 0 {
-			if _, err := digestOID(r.oaepMGFHash); err != nil {
+		if r.OAEPMGFHash != 0 {
+			if _, err := digestOID(r.OAEPMGFHash); err != nil {
 				return nil, err
 			}
 		}
 		k, err := key.Decrypt(rand.Reader, r.encryptedKey, &rsa.OAEPOptions{
-			Hash: r.OAEPHash, MGFHash: r.oaepMGFHash, Label: r.oaepLabel,
+			Hash: r.OAEPHash, MGFHash: r.OAEPMGFHash, Label: r.oaepLabel,
 		})
 		if err != nil || len(k) != keyLen {
 			return nil, ErrDecryption

@@ -25,9 +25,14 @@ type EncryptOptions struct {
 	Cipher ContentCipher
 	// KeyTransport for Encrypt; zero means RSAPKCS1v15.
 	KeyTransport KeyTransport
-	// OAEPHash is the OAEP and MGF1 hash for RSAOAEP; zero means SHA-1, the
-	// ASN.1 default that every OAEP implementation reads.
+	// OAEPHash is the OAEP hash for RSAOAEP; zero means SHA-1, the ASN.1
+	// default that every OAEP implementation reads.
 	OAEPHash crypto.Hash
+	// OAEPMGFHash is MGF1's hash for RSAOAEP; zero means OAEPHash. RFC 4055
+	// lets the two differ, and a reply answers in the request's pair: the
+	// recipient decrypts with the hashes it chose, whatever the parameters
+	// say.
+	OAEPMGFHash crypto.Hash
 	// PasswordIterations is the PBKDF2 iteration count for EncryptPassword;
 	// zero means 100000, less than 10000 is refused.
 	PasswordIterations int
@@ -48,7 +53,7 @@ func Encrypt(content []byte, recipients []*x509.Certificate, opts EncryptOptions
 	if len(recipients) == 0 {
 		return nil, errors.New("cms: Encrypt needs at least one recipient")
 	}
-	kt, oaepHash, err := keyTransportOptions(opts)
+	kt, oaep, err := keyTransportOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +72,7 @@ func Encrypt(content []byte, recipients []*x509.Certificate, opts EncryptOptions
 	}
 	var ktris [][]byte
 	for _, c := range recipients {
-		ri, err := keyTransportRecipient(c.PublicKey.(*rsa.PublicKey), s.cek, kt, oaepHash, 0, func(b *cryptobyte.Builder) { addIssuerAndSerial(b, c) })
+		ri, err := keyTransportRecipient(c.PublicKey.(*rsa.PublicKey), s.cek, kt, oaep, 0, func(b *cryptobyte.Builder) { addIssuerAndSerial(b, c) })
 		if err != nil {
 			return nil, fmt.Errorf("cms: encrypting the content key for %q: %w", c.Subject.String(), err)
 		}
@@ -84,7 +89,7 @@ func EncryptToKey(content []byte, pub *rsa.PublicKey, subjectKeyID []byte, opts 
 	if pub == nil || len(subjectKeyID) == 0 {
 		return nil, errors.New("cms: EncryptToKey needs an RSA key and its key identifier")
 	}
-	kt, oaepHash, err := keyTransportOptions(opts)
+	kt, oaep, err := keyTransportOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +97,7 @@ func EncryptToKey(content []byte, pub *rsa.PublicKey, subjectKeyID []byte, opts 
 	if err != nil {
 		return nil, err
 	}
-	ri, err := keyTransportRecipient(pub, s.cek, kt, oaepHash, 2, func(b *cryptobyte.Builder) {
+	ri, err := keyTransportRecipient(pub, s.cek, kt, oaep, 2, func(b *cryptobyte.Builder) {
 		b.AddASN1(tagImplicit0, func(b *cryptobyte.Builder) { b.AddBytes(subjectKeyID) })
 	})
 	if err != nil {
@@ -101,33 +106,45 @@ func EncryptToKey(content []byte, pub *rsa.PublicKey, subjectKeyID []byte, opts 
 	return s.envelope(2, [][]byte{ri}) // RFC 5652 §6.1: a v2 ktri makes version 2
 }
 
-// keyTransportOptions applies the defaults: PKCS #1 v1.5, and SHA-1 for OAEP.
-func keyTransportOptions(opts EncryptOptions) (KeyTransport, crypto.Hash, error) {
+// oaepHashes are RSAES-OAEP's two hashes: the one that hashes the label,
+// and MGF1's.
+type oaepHashes struct {
+	hash, mgf crypto.Hash
+}
+
+// keyTransportOptions applies the defaults: PKCS #1 v1.5, SHA-1 for OAEP,
+// and MGF1 with the OAEP hash.
+func keyTransportOptions(opts EncryptOptions) (KeyTransport, oaepHashes, error) {
 	kt := opts.KeyTransport
 	if kt == 0 {
 		kt = RSAPKCS1v15
 	}
-	oaepHash := opts.OAEPHash
-	if oaepHash == 0 {
-		oaepHash = crypto.SHA1
+	oaep := oaepHashes{hash: opts.OAEPHash, mgf: opts.OAEPMGFHash}
+	if oaep.hash == 0 {
+		oaep.hash = crypto.SHA1
+	}
+	if oaep.mgf == 0 {
+		oaep.mgf = oaep.hash
 	}
 	if kt == RSAOAEP {
-		if _, err := digestOID(oaepHash); err != nil {
-			return 0, 0, err
+		for _, h := range []crypto.Hash{oaep.hash, oaep.mgf} {
+			if _, err := digestOID(h); err != nil {
+				return 0, oaepHashes{}, err
+			}
 		}
 	} else if kt != RSAPKCS1v15 {
-		return 0, 0, fmt.Errorf("%w: key transport %v", ErrUnsupportedAlgorithm, kt)
+		return 0, oaepHashes{}, fmt.Errorf("%w: key transport %v", ErrUnsupportedAlgorithm, kt)
 	}
-	return kt, oaepHash, nil
+	return kt, oaep, nil
 }
 
 // keyTransportRecipient encrypts cek to pub and encodes the
 // KeyTransRecipientInfo, its recipient identifier written by addRID.
-func keyTransportRecipient(pub *rsa.PublicKey, cek []byte, kt KeyTransport, oaepHash crypto.Hash, version int64, addRID func(*cryptobyte.Builder)) ([]byte, error) {
+func keyTransportRecipient(pub *rsa.PublicKey, cek []byte, kt KeyTransport, oaep oaepHashes, version int64, addRID func(*cryptobyte.Builder)) ([]byte, error) {
 	var ek []byte
 	var err error
 	if kt == RSAOAEP {
-		ek, err = rsa.EncryptOAEPWithOptions(rand.Reader, pub, cek, &rsa.OAEPOptions{Hash: oaepHash})
+		ek, err = rsa.EncryptOAEPWithOptions(rand.Reader, pub, cek, &rsa.OAEPOptions{Hash: oaep.hash, MGFHash: oaep.mgf})
 	} else {
 		// Deprecated in crypto/rsa, but it is what SCEP clients decrypt.
 		ek, err = rsa.EncryptPKCS1v15(rand.Reader, pub, cek)
@@ -140,7 +157,7 @@ func keyTransportRecipient(pub *rsa.PublicKey, cek []byte, kt KeyTransport, oaep
 		b.AddASN1Int64(version) // 0: issuerAndSerialNumber, 2: subjectKeyIdentifier
 		addRID(b)
 		if kt == RSAOAEP {
-			addOAEPAlgorithm(b, oaepHash)
+			addOAEPAlgorithm(b, oaep)
 		} else {
 			addAlgorithm(b, oidRSAEncryption, true)
 		}
@@ -395,23 +412,26 @@ func (s *sealed) envelope(version int64, recipientInfos [][]byte) ([]byte, error
 	return finish(b)
 }
 
-// addOAEPAlgorithm writes id-RSAES-OAEP with its parameters; all-default
-// (SHA-1) parameters are an empty SEQUENCE as DER requires.
-func addOAEPAlgorithm(b *cryptobyte.Builder, h crypto.Hash) {
+// addOAEPAlgorithm writes id-RSAES-OAEP with its parameters; DER leaves
+// out each one at its default (SHA-1, MGF1-SHA-1), so all-default
+// parameters are an empty SEQUENCE.
+func addOAEPAlgorithm(b *cryptobyte.Builder, oaep oaepHashes) {
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1ObjectIdentifier(oidRSAESOAEP)
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			if h == crypto.SHA1 {
-				return
+			if oaep.hash != crypto.SHA1 {
+				hashOID, _ := digestOID(oaep.hash)
+				b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) { addAlgorithm(b, hashOID, true) })
 			}
-			hashOID, _ := digestOID(h)
-			b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) { addAlgorithm(b, hashOID, true) })
-			b.AddASN1(tagExplicit1, func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1ObjectIdentifier(oidMGF1)
-					addAlgorithm(b, hashOID, true)
+			if oaep.mgf != crypto.SHA1 {
+				mgfOID, _ := digestOID(oaep.mgf)
+				b.AddASN1(tagExplicit1, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1ObjectIdentifier(oidMGF1)
+						addAlgorithm(b, mgfOID, true)
+					})
 				})
-			})
+			}
 		})
 	})
 }

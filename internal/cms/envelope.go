@@ -126,9 +126,9 @@ type Recipient struct {
 	SubjectKeyID    []byte           // ktri rid
 	KeyTransport    KeyTransport     // ktri; 0 if the algorithm is not supported
 	OAEPHash        crypto.Hash      // RSAOAEP: OAEP hash (ASN.1 default SHA-1)
+	OAEPMGFHash     crypto.Hash      // RSAOAEP: MGF1's hash, which may differ (ASN.1 default SHA-1)
 
 	encryptedKey []byte
-	oaepMGFHash  crypto.Hash
 	oaepLabel    []byte
 	algErr       error // why this recipient cannot be used, found at parse time
 
@@ -331,7 +331,7 @@ func parseKTRI(s cryptobyte.String) (Recipient, error) {
 			r.algErr = err
 			return r, nil
 		}
-		r.KeyTransport, r.OAEPHash, r.oaepMGFHash, r.oaepLabel = RSAOAEP, h, mgf, label
+		r.KeyTransport, r.OAEPHash, r.OAEPMGFHash, r.oaepLabel = RSAOAEP, h, mgf, label
 	default:
 		r.algErr = fmt.Errorf("%w: key transport %v", ErrUnsupportedAlgorithm, alg.Algorithm)
 	}

@@ -30,11 +30,11 @@ func TestOpenSSLDecryptsOurEnvelopes(t *testing.T) {
 	content := []byte("certs-only reply\x00\x01 binary")
 	for _, c := range allCiphers {
 		for _, kt := range []struct {
-			kt KeyTransport
-			h  crypto.Hash
-		}{{RSAPKCS1v15, 0}, {RSAOAEP, 0}, {RSAOAEP, crypto.SHA256}} {
-			t.Run(fmt.Sprintf("%v/%v/%v", c, kt.kt, kt.h), func(t *testing.T) {
-				der, err := Encrypt(content, []*x509.Certificate{id.cert}, EncryptOptions{Cipher: c, KeyTransport: kt.kt, OAEPHash: kt.h})
+			kt     KeyTransport
+			h, mgf crypto.Hash
+		}{{RSAPKCS1v15, 0, 0}, {RSAOAEP, 0, 0}, {RSAOAEP, crypto.SHA256, 0}, {RSAOAEP, crypto.SHA512, crypto.SHA1}} {
+			t.Run(fmt.Sprintf("%v/%v/%s/MGF1-%s", c, kt.kt, hashName(kt.h), hashName(kt.mgf)), func(t *testing.T) {
+				der, err := Encrypt(content, []*x509.Certificate{id.cert}, EncryptOptions{Cipher: c, KeyTransport: kt.kt, OAEPHash: kt.h, OAEPMGFHash: kt.mgf})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -155,44 +155,65 @@ func TestEncryptRoundTrip(t *testing.T) {
 	ids := testIdentities(t)
 	rsa1, rsa2 := ids["rsa"], ids["rsa2"]
 	for _, c := range allCiphers {
-		for _, kt := range []KeyTransport{RSAPKCS1v15, RSAOAEP} {
-			for _, oaepHash := range []crypto.Hash{0, crypto.SHA256} {
-				if kt != RSAOAEP && oaepHash != 0 {
-					continue
-				}
-				name := fmt.Sprintf("%v/%v", c, kt)
-				if oaepHash != 0 {
-					name += "/" + oaepHash.String()
-				}
-				t.Run(name, func(t *testing.T) {
-					for _, size := range []int{0, 1, 15, 16, 17, 1000} {
-						content := bytes.Repeat([]byte{byte(size)}, size)
-						der, err := Encrypt(content, []*x509.Certificate{rsa1.cert, rsa2.cert},
-							EncryptOptions{Cipher: c, KeyTransport: kt, OAEPHash: oaepHash})
-						if err != nil {
-							t.Fatal(err)
-						}
-						ed, err := ParseEnvelopedData(der)
-						if err != nil {
-							t.Fatal(err)
-						}
-						if ed.Cipher != c || len(ed.Recipients) != 2 || ed.Recipients[1].KeyTransport != kt {
-							t.Fatalf("parsed %v, %+v", ed.Cipher, ed.Recipients)
-						}
-						if ed.Authenticated != (c == AES128GCM || c == AES256GCM) {
-							t.Errorf("Authenticated = %v", ed.Authenticated)
-						}
-						for _, id := range []testIdentity{rsa1, rsa2} {
-							got, err := ed.DecryptKeyTransport(id.cert, asDecrypter(t, id.key))
-							if err != nil || !bytes.Equal(got, content) {
-								t.Fatalf("size %d: %v", size, err)
-							}
+		for _, tt := range []struct {
+			kt KeyTransport
+			// the OAEP and MGF1 hashes asked for, and those the
+			// parameters must name
+			oaepHash, mgfHash         crypto.Hash
+			wantOAEPHash, wantMGFHash crypto.Hash
+		}{
+			{kt: RSAPKCS1v15},
+			{kt: RSAOAEP, wantOAEPHash: crypto.SHA1, wantMGFHash: crypto.SHA1},
+			{kt: RSAOAEP, oaepHash: crypto.SHA256, wantOAEPHash: crypto.SHA256, wantMGFHash: crypto.SHA256},
+			{kt: RSAOAEP, oaepHash: crypto.SHA512, mgfHash: crypto.SHA1, wantOAEPHash: crypto.SHA512, wantMGFHash: crypto.SHA1},
+			{kt: RSAOAEP, mgfHash: crypto.SHA256, wantOAEPHash: crypto.SHA1, wantMGFHash: crypto.SHA256},
+		} {
+			name := fmt.Sprintf("%v/%v", c, tt.kt)
+			if tt.kt == RSAOAEP {
+				name += fmt.Sprintf("/%s/MGF1-%s", hashName(tt.oaepHash), hashName(tt.mgfHash))
+			}
+			kt := tt.kt
+			t.Run(name, func(t *testing.T) {
+				for _, size := range []int{0, 1, 15, 16, 17, 1000} {
+					content := bytes.Repeat([]byte{byte(size)}, size)
+					der, err := Encrypt(content, []*x509.Certificate{rsa1.cert, rsa2.cert},
+						EncryptOptions{Cipher: c, KeyTransport: kt, OAEPHash: tt.oaepHash, OAEPMGFHash: tt.mgfHash})
+					if err != nil {
+						t.Fatal(err)
+					}
+					ed, err := ParseEnvelopedData(der)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if ed.Cipher != c || len(ed.Recipients) != 2 || ed.Recipients[1].KeyTransport != kt {
+						t.Fatalf("parsed %v, %+v", ed.Cipher, ed.Recipients)
+					}
+					for _, r := range ed.Recipients {
+						if r.OAEPHash != tt.wantOAEPHash || r.OAEPMGFHash != tt.wantMGFHash {
+							t.Fatalf("OAEP %v with MGF1-%v, want %v with MGF1-%v", r.OAEPHash, r.OAEPMGFHash, tt.wantOAEPHash, tt.wantMGFHash)
 						}
 					}
-				})
-			}
+					if ed.Authenticated != (c == AES128GCM || c == AES256GCM) {
+						t.Errorf("Authenticated = %v", ed.Authenticated)
+					}
+					for _, id := range []testIdentity{rsa1, rsa2} {
+						got, err := ed.DecryptKeyTransport(id.cert, asDecrypter(t, id.key))
+						if err != nil || !bytes.Equal(got, content) {
+							t.Fatalf("size %d: %v", size, err)
+						}
+					}
+				}
+			})
 		}
 	}
+}
+
+// hashName names an option's hash, zero for its default.
+func hashName(h crypto.Hash) string {
+	if h == 0 {
+		return "default"
+	}
+	return h.String()
 }
 
 func TestEncryptRefusesNonRSA(t *testing.T) {

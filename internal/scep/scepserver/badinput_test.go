@@ -60,9 +60,11 @@ type reqParams struct {
 	signingTime time.Time
 	// noSigningTime leaves the signingTime attribute out.
 	noSigningTime bool
-	// oaepHash, when set, encrypts the envelope with RSAES-OAEP and it.
-	oaepHash crypto.Hash
-	digest   crypto.Hash
+	// oaepHash, when set, encrypts the envelope with RSAES-OAEP and it;
+	// oaepMGFHash then sets MGF1's hash (by default oaepHash).
+	oaepHash    crypto.Hash
+	oaepMGFHash crypto.Hash
+	digest      crypto.Hash
 	// content replaces the CSR as the envelope's content (CertPoll, GetCert).
 	content []byte
 	// path replaces /scep (e.g. /scep/PROFILE).
@@ -139,7 +141,7 @@ func (ts *testServer) build(t testing.TB, p reqParams) ([]byte, *scep.PKIMessage
 	}
 	opts := cms.EncryptOptions{Cipher: p.cipher, KeyTransport: cms.RSAPKCS1v15}
 	if p.oaepHash != 0 {
-		opts.KeyTransport, opts.OAEPHash = cms.RSAOAEP, p.oaepHash
+		opts.KeyTransport, opts.OAEPHash, opts.OAEPMGFHash = cms.RSAOAEP, p.oaepHash, p.oaepMGFHash
 	}
 	env, err := cms.Encrypt(content, []*x509.Certificate{ts.RA.Cert}, opts)
 	if err != nil {

@@ -361,11 +361,12 @@ type request struct {
 	// challenge is the CSR's challengePassword, kept to encrypt the reply
 	// to EC requesters (password recipient, RFC 8894 §3.2.2).
 	challenge string
-	// cipher and the key transport (with its OAEP hash) of the request's
-	// envelope: the reply answers in kind.
+	// cipher and the key transport (with its OAEP and MGF1 hashes) of the
+	// request's envelope: the reply answers in kind.
 	cipher       cms.ContentCipher
 	keyTransport cms.KeyTransport
 	oaepHash     crypto.Hash
+	oaepMGFHash  crypto.Hash
 }
 
 // handle turns a parsed pkiMessage into a signed CertRep. It returns an
@@ -494,7 +495,7 @@ func (h *Handler) open(req *request) ([]byte, error) {
 		// that cached GetCACert before a switch knows only that one.
 		req.ra = ra
 		if r.KeyTransport == cms.RSAOAEP {
-			req.keyTransport, req.oaepHash = cms.RSAOAEP, r.OAEPHash
+			req.keyTransport, req.oaepHash, req.oaepMGFHash = cms.RSAOAEP, r.OAEPHash, r.OAEPMGFHash
 		}
 	}
 	plain, err := env.DecryptKeyTransport(ra.Cert, ra.Decrypter())
@@ -619,7 +620,7 @@ func (h *Handler) successWith(req *request, inner []byte) ([]byte, error) {
 		if kt == 0 {
 			kt = cms.RSAPKCS1v15
 		}
-		envelope, err = cms.Encrypt(inner, []*x509.Certificate{req.msg.SignerCert}, cms.EncryptOptions{Cipher: cipher, KeyTransport: kt, OAEPHash: req.oaepHash})
+		envelope, err = cms.Encrypt(inner, []*x509.Certificate{req.msg.SignerCert}, cms.EncryptOptions{Cipher: cipher, KeyTransport: kt, OAEPHash: req.oaepHash, OAEPMGFHash: req.oaepMGFHash})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("scep: encrypt reply: %w", err)

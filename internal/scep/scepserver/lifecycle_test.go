@@ -746,3 +746,40 @@ func TestECCertPollAfterApprovalStaysPending(t *testing.T) {
 		t.Errorf("%d certificates recorded, want 1", n)
 	}
 }
+
+// An OAEP request gets an OAEP reply under the same two hashes: RFC 4055
+// lets MGF1's differ from OAEP's, and a client decrypts with the pair it
+// chose, whatever the reply's parameters say.
+func TestOAEPReplyAnswersInKind(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	for i, tt := range []struct {
+		name               string
+		oaepHash, mgfHash  crypto.Hash // asked for (zero MGF1: the OAEP hash)
+		wantOAEP, wantMGF1 crypto.Hash
+	}{
+		{"SHA-256", crypto.SHA256, 0, crypto.SHA256, crypto.SHA256},
+		{"SHA-512 with MGF1-SHA-1", crypto.SHA512, crypto.SHA1, crypto.SHA512, crypto.SHA1},
+		{"SHA-1 with MGF1-SHA-256", crypto.SHA1, crypto.SHA256, crypto.SHA1, crypto.SHA256},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			key := testKey(t, i)
+			msg, rep := ts.exchange(t, reqParams{key: key, subject: fmt.Sprintf("CN=oaep-%d,O=Acme", i), oaepHash: tt.oaepHash, oaepMGFHash: tt.mgfHash})
+			if rep.PKIStatus != scep.StatusSuccess {
+				t.Fatalf("pkiStatus %s failInfo %s (%s)", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+			}
+			env, err := cms.ParseEnvelopedData(rep.SignedData.Content)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &env.Recipients[0]
+			if r.KeyTransport != cms.RSAOAEP || r.OAEPHash != tt.wantOAEP || r.OAEPMGFHash != tt.wantMGF1 {
+				t.Errorf("reply %v with OAEP %v and MGF1-%v, want RSA-OAEP with %v and MGF1-%v", r.KeyTransport, r.OAEPHash, r.OAEPMGFHash, tt.wantOAEP, tt.wantMGF1)
+			}
+			// The client's own pair, not the parameters'.
+			r.OAEPHash, r.OAEPMGFHash = tt.wantOAEP, tt.wantMGF1
+			if _, err := env.DecryptKeyTransport(msg.SignerCert, key); err != nil {
+				t.Errorf("the reply does not open with the request's hashes: %v", err)
+			}
+		})
+	}
+}
