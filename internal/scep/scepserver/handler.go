@@ -68,6 +68,11 @@ type Options struct {
 	// acceptable (its signingTime, which is required, must be within
 	// MaxClockSkew of the server's clock either way).
 	NonceLifetime time.Duration
+	// NDESProfile is the profile served at NDES's SCEP path,
+	// /certsrv/mscep/mscep.dll: the one the NDES password page's
+	// challenges are bound to when that page is on. Empty means the
+	// default profile.
+	NDESProfile string
 }
 
 // Defaults for Options fields left zero.
@@ -119,6 +124,11 @@ func New(svc Service, clock pki.Clock, log *slog.Logger, opts Options) (*Handler
 	if opts.NonceLifetime <= 0 {
 		opts.NonceLifetime = 2 * opts.MaxClockSkew
 	}
+	if opts.NDESProfile != "" {
+		if _, ok := svc.Profile(opts.NDESProfile); !ok {
+			return nil, fmt.Errorf("scep: the NDES profile %q is not a configured profile", opts.NDESProfile)
+		}
+	}
 	keys, err := newPasswordKeys(clock)
 	if err != nil {
 		return nil, err
@@ -147,17 +157,29 @@ func checkRA(ra *pki.RA) error {
 	return nil
 }
 
-// ServeHTTP dispatches on the operation query parameter (RFC 8894 §4.1).
+// ServeHTTP serves the profile the path names ({profile}), else the
+// default profile.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	profile := r.PathValue("profile")
+	if profile == "pkiclient.exe" {
+		profile = ""
+	}
+	h.serve(w, r, profile)
+}
+
+// serveNDES serves NDES's SCEP path, for NDESProfile.
+func (h *Handler) serveNDES(w http.ResponseWriter, r *http.Request) {
+	h.serve(w, r, h.opts.NDESProfile)
+}
+
+// serve dispatches on the operation query parameter (RFC 8894 §4.1).
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, profile string) {
 	if len(r.URL.RawQuery) > maxQueryBytes {
 		httpError(w, http.StatusRequestURITooLong, "query string too long")
 		return
 	}
-	profile := r.PathValue("profile")
 	if profile != "" {
-		if profile == "pkiclient.exe" {
-			profile = ""
-		} else if _, ok := h.svc.Profile(profile); !ok {
+		if _, ok := h.svc.Profile(profile); !ok {
 			httpError(w, http.StatusNotFound, "unknown profile")
 			return
 		}
