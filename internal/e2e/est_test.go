@@ -1233,10 +1233,11 @@ func TestESTAuthMatrix(t *testing.T) {
 		p := mustRun(t, runOpts{}, "openssl", "asn1parse", "-inform", "DER", "-in", attrsPath)
 		expectContains(t, "csrattrs of a channel-binding profile", p.stdout, "challengePassword")
 
-		// A CSR without the binding: 401.
+		// A CSR without the binding: 403 (the credentials are right; 401
+		// would ask for them again).
 		c := enrollCall(t, "cb/simpleenroll", "auth-cb-none", newP256(t))
 		c.user, c.pass = user, pass
-		expectStatus(t, "simpleenroll without channel binding at a profile that requires it", e.call(t, c), http.StatusUnauthorized, "channel binding")
+		expectStatus(t, "simpleenroll without channel binding at a profile that requires it", e.call(t, c), http.StatusForbidden, "channel binding")
 
 		for _, v := range []struct {
 			name    string
@@ -1254,10 +1255,10 @@ func TestESTAuthMatrix(t *testing.T) {
 				}
 				// The same CSR over another connection: a replay, refused.
 				c := estCall{method: http.MethodPost, path: "cb/simpleenroll", body: b64(csr), user: user, pass: pass, tlsMin: v.version, tlsMax: v.version}
-				expectStatus(t, "the CSR replayed over another TLS connection", e.call(t, c), http.StatusUnauthorized, "channel binding")
+				expectStatus(t, "the CSR replayed over another TLS connection", e.call(t, c), http.StatusForbidden, "channel binding")
 				// A binding is checked where it is present, whatever the profile.
 				c.path = "simpleenroll"
-				expectStatus(t, "the CSR replayed at the default profile", e.call(t, c), http.StatusUnauthorized, "channel binding")
+				expectStatus(t, "the CSR replayed at the default profile", e.call(t, c), http.StatusForbidden, "channel binding")
 			})
 		}
 	})
@@ -1648,7 +1649,7 @@ func TestESTOurClient(t *testing.T) {
 					"--out", filepath.Join(dir, "nocb.pem"), "--key-out", filepath.Join(dir, "nocb.key"), "--channel-binding", "never"}, auth...)
 				r = est(t, dir, append(args, v.flags...)...)
 				out := expectFailed(t, r, "est enroll --channel-binding never at a channel-binding profile")
-				expectContains(t, "refusal without channel binding", out, "channel binding", "401")
+				expectContains(t, "refusal without channel binding", out, "channel binding", "403")
 				if fileExists(filepath.Join(dir, "nocb.pem")) {
 					t.Errorf("a refused enrollment wrote a certificate")
 				}

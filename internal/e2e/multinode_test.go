@@ -338,7 +338,7 @@ func TestNodesShareOnePostgres(t *testing.T) {
 	// certificate already issued and never a second one.
 	first0 := proxy.bodies[0]
 	for i := range c.nodes {
-		if m := postPKIOperation(t, c.url(i), first0); m.PKIStatus != scep.StatusSuccess {
+		if m := postPKIOperation(t, c.url(i)+"/approval", first0); m.PKIStatus != scep.StatusSuccess {
 			t.Errorf("the resent message on node %d: status %v failInfo %v (%s)", i+1, m.PKIStatus, m.FailInfo, m.FailInfoText)
 		}
 	}
