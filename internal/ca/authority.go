@@ -61,7 +61,10 @@ type issuerSet struct {
 	next      *Issuer // nil without a pending rollover
 	nextRA    *pki.RA
 	switchAt  time.Time
-	previous  []*Issuer // newest first
+	// currentSince is when current became current (the switch time of
+	// the rollover that made it); zero for the first generation.
+	currentSince time.Time
+	previous     []*Issuer // newest first
 	// previousRAs are the RAs of previous issuers whose keys are kept,
 	// for envelopes encrypted to an old RA certificate (newest first).
 	previousRAs []*pki.RA
@@ -143,6 +146,7 @@ func (a *Authority) SetNext(issuer *Issuer, ra *pki.RA, switchAt time.Time) erro
 			return errors.New("ca: the next issuer is the current one")
 		}
 		s := newIssuerSet(a.Root, old.current, old.currentRA, issuer, ra, switchAt, old.previous, old.previousRAs)
+		s.currentSince = old.currentSince
 		if a.state.CompareAndSwap(old, s) {
 			return nil
 		}
@@ -158,6 +162,19 @@ func (a *Authority) Active(now time.Time) (*Issuer, *pki.RA) {
 		return s.next, s.nextRA
 	}
 	return s.current, s.currentRA
+}
+
+// ActiveSince returns when the issuing CA in charge at now (Active) became
+// current: the switch time of the rollover that made it, whether the switch
+// is recorded on disk already (a promotion) or not yet. ok is false for the
+// CA's first issuing CA, and for one promoted before switch times were
+// kept.
+func (a *Authority) ActiveSince(now time.Time) (t time.Time, ok bool) {
+	s := a.state.Load()
+	if s.next != nil && !now.Before(s.switchAt) {
+		return s.switchAt, true
+	}
+	return s.currentSince, !s.currentSince.IsZero()
 }
 
 // Next returns the next issuing CA and its RA while one exists and now is

@@ -459,6 +459,10 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 	if err != nil {
 		return nil, err
 	}
+	since, err := readCurrentSince(caDir)
+	if err != nil {
+		return nil, err
+	}
 	var next *Issuer
 	var nextRA *pki.RA
 	if hasNext {
@@ -477,9 +481,30 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 	if err != nil {
 		return nil, err
 	}
-	a.state.Store(newIssuerSet(root, iss, ra, next, nextRA, switchAt, previous, previousRAs))
+	s := newIssuerSet(root, iss, ra, next, nextRA, switchAt, previous, previousRAs)
+	s.currentSince = since
+	a.state.Store(s)
 	a.caDir, a.opts, a.mode, a.disk = caDir, o, m, disk
 	return a, nil
+}
+
+// readCurrentSince reads caDir/switch-at, the switch time at which the
+// current generation became current; zero when there is none (the first
+// generation, or one promoted before the time was kept).
+func readCurrentSince(caDir string) (time.Time, error) {
+	path := filepath.Join(caDir, SwitchAtFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("ca: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("ca: %s (when the current issuing CA became current): %w", path, err)
+	}
+	return t.UTC(), nil
 }
 
 // loadGeneration loads and checks the issuing CA in dir (dir/ca or

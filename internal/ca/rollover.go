@@ -28,6 +28,8 @@ import (
 //	next/ra.crt, next/ra.key              its RA (RA mode separate)
 //	next/chain.pem                        next issuing CA then root
 //	next/switch-at                        when it becomes current (RFC 3339)
+//	switch-at                             when the current generation became
+//	                                      current (absent for the first)
 //	previous/<issuerID>/...               a former current generation (same
 //	                                      files as dir/ca minus the root)
 //
@@ -37,6 +39,9 @@ import (
 // copied over the current ones one by one, each atomically, issuing.crt
 // last, and next/ is renamed away and removed. Every step can be repeated,
 // so a start interrupted half-way finishes the promotion the next time.
+// The switch time goes along: a store that never learned of the rollover
+// (no server ran before the switch) is told the generation's schedule from
+// it (Authority.ActiveSince).
 //
 // Keys in a PKCS#11 token are never moved or relabelled: their reference
 // files (issuing.pkcs11, ra.pkcs11) are copied like key files, so a key
@@ -62,7 +67,7 @@ var generationFiles = []struct {
 	// a current issuing.crt equal to next's means every other file is in
 	// place.
 	{IssuingKeyFile, 0o600, issuingKeyName}, {IssuingKeyRef, 0o600, issuingKeyName}, {RAKeyFile, 0o600, raKeyName}, {RAKeyRef, 0o600, raKeyName},
-	{RACertFile, 0o644, ""}, {ChainFile, 0o644, ""}, {IssuingCertFile, 0o644, ""},
+	{RACertFile, 0o644, ""}, {ChainFile, 0o644, ""}, {SwitchAtFile, 0o644, ""}, {IssuingCertFile, 0o644, ""},
 }
 
 // generationKeys are the keys of one generation, in the promotion's order.
@@ -356,9 +361,9 @@ func promoteWith(caDir string, root *x509.Certificate, o InitOptions, m loadMode
 			if err != nil {
 				return fmt.Errorf("ca: promoting the next CA: %w", err)
 			}
-		case errors.Is(err, fs.ErrNotExist) && f.name == RACertFile:
+		case errors.Is(err, fs.ErrNotExist) && (f.name == RACertFile || f.name == SwitchAtFile):
 			// RA mode ca: the old RA (kept in previous/) must not stay
-			// beside the new issuing CA.
+			// beside the new issuing CA; nor the old switch time.
 			if err := os.Remove(filepath.Join(caDir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("ca: promoting the next CA: %w", err)
 			}
@@ -593,7 +598,9 @@ func (a *Authority) Reload(now time.Time) error {
 	for k, r := range s.previousRAs {
 		prevRAs[k] = keepR(r)
 	}
-	a.state.Store(newIssuerSet(a.Root, keepI(s.current), keepR(s.currentRA), keepI(s.next), keepR(s.nextRA), s.switchAt, prev, prevRAs))
+	set := newIssuerSet(a.Root, keepI(s.current), keepR(s.currentRA), keepI(s.next), keepR(s.nextRA), s.switchAt, prev, prevRAs)
+	set.currentSince = s.currentSince
+	a.state.Store(set)
 	a.disk = b.disk
 	return nil
 }

@@ -862,3 +862,63 @@ func TestLoadRefusesBrokenRollover(t *testing.T) {
 		})
 	}
 }
+
+// ActiveSince keeps a rollover's switch time across the promotion, so a
+// store that never learned of the rollover can still be told its schedule.
+func TestActiveSinceSurvivesThePromotion(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, first := newCA(t, InitOptions{}, clock)
+	if at, ok := first.ActiveSince(clock.Now()); ok {
+		t.Errorf("first generation: ActiveSince = %v, want none", at)
+	}
+	switchAt := t0.Add(day)
+	next, _, err := Rollover(dir, RolloverOptions{SwitchAt: switchAt}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, _, err := LoadOrCreate(dir, InitOptions{}, clock) // a server started before the switch
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := running.ActiveSince(switchAt.Add(-time.Second)); ok {
+		t.Error("before the switch: the first generation has a switch time")
+	}
+	clock.Set(switchAt.Add(time.Minute))
+	loads := []struct {
+		name string
+		load func(t *testing.T) *Authority
+	}{
+		{"not reloaded yet", func(*testing.T) *Authority { return running }},
+		{"read-only load", func(t *testing.T) *Authority {
+			a, err := Load(dir, clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}},
+		{"reload promotes", func(t *testing.T) *Authority {
+			if err := running.Reload(clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			return running
+		}},
+		{"start after the promotion", func(t *testing.T) *Authority {
+			a, _, err := LoadOrCreate(dir, InitOptions{}, clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}},
+	}
+	for _, tt := range loads { // in order: the reload promotes on disk
+		a := tt.load(t)
+		iss, _ := a.Active(clock.Now())
+		at, ok := a.ActiveSince(clock.Now())
+		if iss.ID != next.ID || !ok || !at.Equal(switchAt) {
+			t.Errorf("%s: active %s since %v (%v), want %s since %v", tt.name, iss.ID, at, ok, next.ID, switchAt)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", NextDir)); err == nil {
+		t.Error("next/ not promoted")
+	}
+}
