@@ -12,7 +12,9 @@
 //   - on a store that holds a CA, never creates one: it starts only with
 //     that CA's keys (Before refuses a data directory without a CA);
 //   - records a next generation made on it by `scepter ca rollover`, unless
-//     the store schedules another one;
+//     the store schedules another one; one whose switch time passed before
+//     any node recorded it (no server ran) is recorded late, with its
+//     switch time, when the store has scheduled nothing since;
 //   - switches at the switch time the store holds, like every other node,
 //     and the first node to see that time come records the switch once
 //     (store.PromoteCAGeneration decides which);
@@ -188,6 +190,20 @@ func (s *Syncer) Sync(ctx context.Context) error {
 			return fmt.Errorf("reading the CA recorded in the store: %w", err)
 		}
 	}
+	// The generation this node issues with, whose switch time passed
+	// before any node recorded it: the rollover's switch came while no
+	// server watched (stopped, or before its next reload). It is recorded
+	// as it would have been before its switch.
+	if active, ra := s.Authority.Active(now); !recorded(gens, active.ID) {
+		if since, ok := s.Authority.ActiveSince(now); ok {
+			if err := s.publishLate(ctx, gens, active, ra, since); err != nil {
+				return s.fail(err)
+			}
+			if gens, err = s.Store.CAGenerations(ctx); err != nil {
+				return fmt.Errorf("reading the CA recorded in the store: %w", err)
+			}
+		}
+	}
 	// A next generation made here, which the store lacks.
 	if next, ra, ok := s.Authority.Next(now); ok && !recorded(gens, next.ID) {
 		at, _ := s.Authority.SwitchAt()
@@ -285,6 +301,39 @@ func (s *Syncer) fail(err error) error {
 	}
 	s.problem = err
 	return err
+}
+
+// publishLate records iss, which became current on this node at since
+// without the store knowing, when the store would have taken it before
+// since: nothing scheduled from since on, and the generation it replaces
+// in the store one this node holds (not another node's rollover that
+// came while this node was away).
+func (s *Syncer) publishLate(ctx context.Context, gens []store.CAGeneration, iss *ca.Issuer, ra *pki.RA, since time.Time) error {
+	at := since.UTC().Format(time.RFC3339)
+	for _, g := range gens {
+		if !g.SwitchAt.Before(since) {
+			return fmt.Errorf("this node switched to issuing CA %s at %s, which the store does not record, and the store schedules issuing CA %s from %s (recorded by %s): "+
+				"this node's schedule differs; bring the store's CA here (%s)",
+				iss.ID, at, g.IssuerID, g.SwitchAt.UTC().Format(time.RFC3339), g.PublishedBy, s.howToGetCA())
+		}
+	}
+	if before := current(gens, since.Add(-time.Nanosecond)); before != nil {
+		if _, have := s.Authority.IssuerByID(before.IssuerID); !have {
+			return fmt.Errorf("this node switched to issuing CA %s at %s, which the store does not record, and the store's issuing CA then was %s (recorded by %s), which this node never had: "+
+				"this node's schedule differs; bring the store's CA here (%s)",
+				iss.ID, at, before.IssuerID, before.PublishedBy, s.howToGetCA())
+		}
+	}
+	return s.publish(ctx, iss, ra, since)
+}
+
+// howToGetCA says how a node whose CA went another way than the store's
+// takes the store's: its whole CA directory from a node that serves it.
+func (s *Syncer) howToGetCA() string {
+	if s.Authority.Token() != nil || s.Authority.KeysInToken() {
+		return "move DATA/ca aside and copy DATA/ca from a node that serves the store's CA, leaving root.key out"
+	}
+	return "move DATA/ca aside, then 'scepter ca export-keys' on a node that serves the store's CA and 'scepter ca import-keys' here"
 }
 
 // publish records one generation of this node's CA.

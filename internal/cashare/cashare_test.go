@@ -307,3 +307,160 @@ func TestNextCheckWakesAtTheSwitch(t *testing.T) {
 		t.Errorf("a switch after the interval: wait %v", d)
 	}
 }
+
+// TestSwitchNobodyWatched: a rollover whose switch time passes before any
+// server recorded it (the server stopped, or before its next reload) is
+// recorded late with its switch time, and the node serves; a restart
+// then serves too.
+func TestSwitchNobodyWatched(t *testing.T) {
+	tests := []struct {
+		name string
+		// after brings node a past the switch of a rollover made on its
+		// data directory at t0 and switching at t0+1s.
+		after func(t *testing.T, a *node, st store.Store, clock *pkitest.Clock) (*node, error)
+	}{
+		{"server stopped, then started", func(t *testing.T, a *node, st store.Store, clock *pkitest.Clock) (*node, error) {
+			clock.Advance(5 * time.Second)
+			return startNode(t, st, clock, a.dir, "node-a")
+		}},
+		{"running, reloads after the switch", func(t *testing.T, a *node, _ store.Store, clock *pkitest.Clock) (*node, error) {
+			clock.Advance(5 * time.Second)
+			return a, a.tick(t, clock)
+		}},
+		{"running, loaded the next CA but did not sync before the switch", func(t *testing.T, a *node, _ store.Store, clock *pkitest.Clock) (*node, error) {
+			if err := a.auth.Reload(clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(5 * time.Second)
+			return a, a.sync.Sync(context.Background())
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+				ctx := context.Background()
+				clock := pkitest.NewClock(t0)
+				st := open(t)
+				a, err := startNode(t, st, clock, t.TempDir(), "node-a")
+				if err != nil {
+					t.Fatal(err)
+				}
+				switchAt := t0.Add(time.Second)
+				next, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: switchAt}, clock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a, err = tt.after(t, a, st, clock)
+				if err != nil || a.sync.Ready(ctx) != nil {
+					t.Fatalf("after the switch: %v", err)
+				}
+				if iss, _ := a.auth.Active(clock.Now()); iss.ID != next.ID {
+					t.Errorf("node issues with %s, want the next CA %s", iss.ID, next.ID)
+				}
+				gens, _ := st.CAGenerations(ctx)
+				if len(gens) != 2 || gens[1].IssuerID != next.ID || !gens[1].SwitchAt.Equal(switchAt) || gens[1].PromotedAt.IsZero() {
+					t.Fatalf("the switch is not recorded: %+v", gens)
+				}
+				if n := len(events(t, st, pki.EventCAPromoted)); n != 1 {
+					t.Errorf("%d ca.promoted events, want 1", n)
+				}
+				clock.Advance(time.Minute)
+				if _, err := startNode(t, open(t), clock, a.dir, "node-a"); err != nil {
+					t.Errorf("restart: %v", err)
+				}
+			})
+		})
+	}
+}
+
+// TestSwitchNobodyWatchedOnSeveralNodes: nodes that hold the same next CA
+// and come back after its switch record it once; one that rolled over on
+// its own, unrecorded too, is refused.
+func TestSwitchNobodyWatchedOnSeveralNodes(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+		ctx := context.Background()
+		clock := pkitest.NewClock(t0)
+		a, err := startNode(t, open(t), clock, t.TempDir(), "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bDir, cDir := t.TempDir(), t.TempDir()
+		copyCA(t, a.dir, cDir)
+		switchAt := t0.Add(time.Second)
+		if _, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: switchAt}, clock); err != nil {
+			t.Fatal(err)
+		}
+		copyCA(t, a.dir, bDir)
+		// Node c rolled over on its own, unrecorded too, with another
+		// schedule.
+		if _, _, err := ca.Rollover(cDir, ca.RolloverOptions{SwitchAt: t0.Add(2 * time.Second)}, clock); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Minute)
+		for _, n := range []struct{ name, dir string }{{"node-a", a.dir}, {"node-b", bDir}} {
+			if _, err := startNode(t, open(t), clock, n.dir, n.name); err != nil {
+				t.Errorf("%s: %v", n.name, err)
+			}
+		}
+		if n := len(events(t, open(t), pki.EventCAPublished)); n != 2 {
+			t.Errorf("%d ca.published events, want 2 (the first CA, the next one once)", n)
+		}
+		c, err := startNode(t, open(t), clock, cDir, "node-c")
+		if err == nil || c.sync.Ready(ctx) == nil || !strings.Contains(err.Error(), "schedule") {
+			t.Errorf("node c with another schedule: %v", err)
+		}
+		if gens, _ := open(t).CAGenerations(ctx); len(gens) != 2 {
+			t.Errorf("%d generations recorded, want 2", len(gens))
+		}
+	})
+}
+
+// TestSwitchNobodyWatchedAfterAnotherRollover: a node that comes back with
+// a switch that passed unrecorded does not override a rollover the other
+// nodes recorded meanwhile, whether that one is still to come or passed.
+func TestSwitchNobodyWatchedAfterAnotherRollover(t *testing.T) {
+	tests := []struct {
+		name            string
+		stale, recorded time.Duration // switch times, from t0
+		wantInErr       string
+	}{
+		{"the other still to come", time.Second, time.Hour, "schedules"},
+		{"the other switched before", time.Hour, 30 * time.Minute, "never had"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+				ctx := context.Background()
+				clock := pkitest.NewClock(t0)
+				a, err := startNode(t, open(t), clock, t.TempDir(), "node-a")
+				if err != nil {
+					t.Fatal(err)
+				}
+				bDir := t.TempDir()
+				copyCA(t, a.dir, bDir)
+				b, err := startNode(t, open(t), clock, bDir, "node-b")
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Node a is stopped; its rollover is not recorded.
+				if _, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: t0.Add(tt.stale)}, clock); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := ca.Rollover(bDir, ca.RolloverOptions{SwitchAt: t0.Add(tt.recorded)}, clock); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.tick(t, clock); err != nil {
+					t.Fatal(err)
+				}
+				clock.Set(t0.Add(tt.stale + time.Second))
+				back, err := startNode(t, open(t), clock, a.dir, "node-a")
+				if err == nil || back.sync.Ready(ctx) == nil || !strings.Contains(err.Error(), tt.wantInErr) {
+					t.Errorf("node a back: %v", err)
+				}
+				if gens, _ := open(t).CAGenerations(ctx); len(gens) != 2 {
+					t.Errorf("%d generations recorded, want 2", len(gens))
+				}
+			})
+		})
+	}
+}
