@@ -316,6 +316,10 @@ func (s *countingStore) PromoteCAGeneration(ctx context.Context, issuerID string
 	return v, s.count("PromoteCAGeneration", err)
 }
 
+func (s *countingStore) DiscardCAGeneration(ctx context.Context, issuerID string, now time.Time, ev pki.AuditEvent) error {
+	return s.count("DiscardCAGeneration", s.Store.DiscardCAGeneration(ctx, issuerID, now, ev))
+}
+
 func (s *countingStore) Ping(ctx context.Context) error {
 	return s.count("Ping", s.Store.Ping(ctx))
 }

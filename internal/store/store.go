@@ -423,6 +423,12 @@ type Store interface {
 	// is at or before at and it was not promoted yet. Of nodes racing,
 	// exactly one gets promoted true. ErrNotFound for an unknown ID.
 	PromoteCAGeneration(ctx context.Context, issuerID string, at time.Time, ev pki.AuditEvent) (promoted bool, err error)
+	// DiscardCAGeneration removes the generation issuerID while it is
+	// still to come (its SwitchAt after now, never promoted) and appends
+	// ev in the same transaction: a rollover undone before its switch.
+	// ErrNotFound for an unknown ID, ErrConflict for a generation that is
+	// current or was (the first one included).
+	DiscardCAGeneration(ctx context.Context, issuerID string, now time.Time, ev pki.AuditEvent) error
 
 	// Ping reports whether the store answers, with a cheap read (readiness
 	// probes): nil when it does.

@@ -98,3 +98,29 @@ func (s *Store) PromoteCAGeneration(ctx context.Context, issuerID string, at tim
 	}
 	return promoted, nil
 }
+
+// DiscardCAGeneration implements store.Store. The conditional DELETE
+// decides: a promotion that committed first leaves it nothing to delete.
+func (s *Store) DiscardCAGeneration(ctx context.Context, issuerID string, now time.Time, ev pki.AuditEvent) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM ca_generations
+			WHERE issuer_id = $1 AND promoted_at IS NULL AND switch_at > $2`, issuerID, sqlstore.Micros(now))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 {
+			return insertEvents(ctx, tx, now, []pki.AuditEvent{ev})
+		}
+		var one int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM ca_generations WHERE issuer_id = $1`, issuerID).Scan(&one); errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("issuing CA %s: %w", issuerID, store.ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		return fmt.Errorf("issuing CA %s is current or was: %w", issuerID, store.ErrConflict)
+	})
+	if err != nil {
+		return pgError("postgres: discard CA generation: %w", err)
+	}
+	return nil
+}

@@ -92,3 +92,31 @@ func (s *Store) PromoteCAGeneration(ctx context.Context, issuerID string, at tim
 	}
 	return promoted, nil
 }
+
+// DiscardCAGeneration implements store.Store. The conditional DELETE
+// decides, under the write lock, against a promotion racing it.
+func (s *Store) DiscardCAGeneration(ctx context.Context, issuerID string, now time.Time, ev pki.AuditEvent) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM ca_generations
+			WHERE issuer_id = ? AND promoted_at IS NULL AND switch_at > ?`, issuerID, sqlstore.Micros(now))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 1 {
+			return insertEvents(ctx, tx, now, []pki.AuditEvent{ev})
+		}
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM ca_generations WHERE issuer_id = ?`, issuerID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("issuing CA %s: %w", issuerID, store.ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		return fmt.Errorf("issuing CA %s is current or was: %w", issuerID, store.ErrConflict)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: discard CA generation: %w", err)
+	}
+	return nil
+}

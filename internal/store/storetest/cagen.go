@@ -118,3 +118,40 @@ func testCAPromotion(t *testing.T, s store.Store) {
 		t.Errorf("promoted_at not recorded: %+v", gs)
 	}
 }
+
+// testCADiscard: a generation still to come is discarded with its event;
+// the first, a current or promoted one, and an unknown one are not.
+func testCADiscard(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	switchAt := t0.Add(time.Hour)
+	for _, g := range []store.CAGeneration{caGen("aa", "sha256:r", time.Time{}), caGen("bb", "sha256:r", switchAt)} {
+		if _, err := s.PublishCAGeneration(ctx, g, caEvent(pki.EventCAPublished, g.IssuerID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head, _ := s.AuditHead(ctx)
+	wantErr(t, "the first generation", s.DiscardCAGeneration(ctx, "aa", t0, caEvent(pki.EventCARollover, "aa")), store.ErrConflict)
+	wantErr(t, "at its switch time", s.DiscardCAGeneration(ctx, "bb", switchAt, caEvent(pki.EventCARollover, "bb")), store.ErrConflict)
+	wantErr(t, "unknown generation", s.DiscardCAGeneration(ctx, "zz", t0, caEvent(pki.EventCARollover, "zz")), store.ErrNotFound)
+	if h, _ := s.AuditHead(ctx); h.Count != head.Count {
+		t.Errorf("a refused discard wrote an event: %d → %d", head.Count, h.Count)
+	}
+	if err := s.DiscardCAGeneration(ctx, "bb", switchAt.Add(-time.Second), caEvent(pki.EventCARollover, "bb")); err != nil {
+		t.Fatalf("discard before the switch: %v", err)
+	}
+	if h, _ := s.AuditHead(ctx); h.Count != head.Count+1 {
+		t.Errorf("discard events: %d, want 1", h.Count-head.Count)
+	}
+	if gs, _ := s.CAGenerations(ctx); len(gs) != 1 || gs[0].IssuerID != "aa" {
+		t.Errorf("after the discard: %+v", gs)
+	}
+	// Published again (a node that still had it), then promoted: no
+	// longer discardable, even with a clock behind its switch.
+	if _, err := s.PublishCAGeneration(ctx, caGen("bb", "sha256:r", switchAt), caEvent(pki.EventCAPublished, "bb")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PromoteCAGeneration(ctx, "bb", switchAt, caEvent(pki.EventCAPromoted, "bb")); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "a promoted generation", s.DiscardCAGeneration(ctx, "bb", t0, caEvent(pki.EventCARollover, "bb")), store.ErrConflict)
+}

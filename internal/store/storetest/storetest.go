@@ -100,6 +100,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Ping", testPing},
 		{"CAGenerations", testCAGenerations},
 		{"CAPromotion", testCAPromotion},
+		{"CADiscard", testCADiscard},
 		{"BadTextLookups", testBadTextLookups},
 	}
 	for _, tc := range tests {
