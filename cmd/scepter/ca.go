@@ -18,6 +18,7 @@ import (
 )
 
 const caUsage = "usage: scepter ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
+	"       scepter ca rollover --discard [--data-dir DIR]\n" +
 	"       scepter ca show [--data-dir DIR]\n" +
 	"       scepter ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
 	"       scepter ca export-keys --out FILE [--include-root] [--passphrase-file F] [--data-dir DIR]\n" +
@@ -66,7 +67,8 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	var switchAtS, keyType, raMode, rootKeyFile, passFile string
 	var switchIn time.Duration
 	var p11 pkcs11Flags
-	fs := newFlagSet(e, "ca rollover", "ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F] [--pkcs11-…]")
+	var discard bool
+	fs := newFlagSet(e, "ca rollover", "ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F] [--pkcs11-…] | --discard")
 	sf.register(fs)
 	p11.register(fs)
 	fs.StringVar(&rootKeyFile, "root-key", "", "the root CA key, when it is not in DATA_DIR/ca/root.key (taken offline with 'scepter ca root export --remove'); encrypted or not")
@@ -75,8 +77,15 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&switchIn, "switch-in", 0, "when the next CA becomes current, from now (default 720h when --switch-at is not given)")
 	fs.StringVar(&keyType, "key-type", "", "key type of the next issuing CA: p256, p384, rsa2048, rsa3072, rsa4096 (default: that of the current one)")
 	fs.StringVar(&raMode, "scep-ra", "", "RA of the next CA: 'separate' or 'ca' (default: as the current one)")
+	fs.BoolVar(&discard, "discard", false, "undo a rollover before its switch: remove the next CA from the store and DATA_DIR/ca/next")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
+	}
+	if discard {
+		if switchAtS != "" || switchIn != 0 || keyType != "" || raMode != "" || rootKeyFile != "" || passFile != "" {
+			return usageError{"--discard takes no other rollover option"}
+		}
+		return discardRollover(ctx, e, sf)
 	}
 	if keyType != "" && !keys.ValidKeyType(keyType) {
 		return usageError{fmt.Sprintf("--key-type %q: want p256, p384, rsa2048, rsa3072 or rsa4096", keyType)}
@@ -177,6 +186,29 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(w, "  keys:        in %s\n", token.Describe())
 	}
 	fmt.Fprintf(e.stderr, "Running servers announce the next CA once they reload it (a restart does); certificates of %s stay valid and revocable after the switch.\n", printable(cur.Cert.Subject.String()))
+	return nil
+}
+
+// discardRollover is ca rollover --discard.
+func discardRollover(ctx context.Context, e env, sf storeFlags) error {
+	st, err := sf.openExistingStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	d, err := cashare.Discard(ctx, st, sf.dataDir, pki.SystemClock{}.Now(), cliActor())
+	if err != nil {
+		return err
+	}
+	where := "from the store and " + filepath.Join(sf.dataDir, "ca", ca.NextDir)
+	switch {
+	case !d.FromDisk:
+		where = "from the store (this node did not hold it)"
+	case !d.FromStore:
+		where = "from " + filepath.Join(sf.dataDir, "ca", ca.NextDir) + " (the store had not recorded it)"
+	}
+	fmt.Fprintf(e.stdout, "Next issuing CA %s (switch at %s) discarded %s.\n", d.IssuerID, d.SwitchAt.Format(time.RFC3339), where)
+	fmt.Fprintln(e.stderr, "Running servers stop announcing it at their next reload. Any other node that holds it in its DATA/ca/next records it again: run 'scepter ca rollover --discard' there too. A client that fetched it with GetNextCACert may still expect it until it fetches the CA again.")
 	return nil
 }
 

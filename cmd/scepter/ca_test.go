@@ -583,3 +583,65 @@ func TestCARolloverRefusedWhileTheStoreSchedulesAnother(t *testing.T) {
 		t.Errorf("second rollover on node 2: err = %v", err)
 	}
 }
+
+// TestCARolloverDiscard: a next CA that a server recorded in the store is
+// discarded from the store and the data directory, audited, and a new
+// rollover is possible at once (removing DATA/ca/next by hand was a dead
+// end: the store kept scheduling it).
+func TestCARolloverDiscard(t *testing.T) {
+	ctx := context.Background()
+	dir, _ := caDataDir(t, ca.InitOptions{})
+	if _, _, err := runCA(t, nil, dir, "rollover", "--switch-in", "48h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := ca.Load(dir, pki.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _, _ := a.Next(pki.SystemClock{}.Now())
+	openStore := func() store.Store {
+		st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	// A server records it.
+	st := openStore()
+	sync := &cashare.Syncer{Store: st, Authority: a, Clock: pki.SystemClock{}, Node: "node", Log: slog.New(slog.DiscardHandler)}
+	if err := sync.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	if _, _, err := runCA(t, nil, dir, "rollover", "--discard", "--switch-in", "1h"); err == nil || !strings.Contains(err.Error(), "--discard takes no other") {
+		t.Errorf("--discard with --switch-in: %v", err)
+	}
+	out, _, err := runCA(t, nil, dir, "rollover", "--discard")
+	if err != nil || !strings.Contains(out, next.ID) || !strings.Contains(out, "from the store and") {
+		t.Fatalf("--discard: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", ca.NextDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("DATA/ca/next left: %v", err)
+	}
+	st = openStore()
+	if gens, err := st.CAGenerations(ctx); err != nil || len(gens) != 1 {
+		t.Errorf("store after the discard: %d generations, %v", len(gens), err)
+	}
+	evs, err := st.ListAudit(ctx, store.AuditFilter{Type: pki.EventCARollover, Limit: 10})
+	if err != nil || len(evs) != 2 || !strings.Contains(evs[0].Detail+evs[1].Detail, "discarded") {
+		t.Errorf("audit: %+v, %v", evs, err)
+	}
+	st.Close()
+
+	if _, _, err := runCA(t, nil, dir, "rollover", "--switch-in", "24h"); err != nil {
+		t.Fatalf("rollover after the discard: %v", err)
+	}
+	if out, _, err := runCA(t, nil, dir, "rollover", "--discard"); err != nil || !strings.Contains(out, "the store had not recorded it") {
+		t.Errorf("discarding an unrecorded next CA: %v\n%s", err, out)
+	}
+	if _, _, err := runCA(t, nil, dir, "rollover", "--discard"); !errors.Is(err, cashare.ErrNothingToDiscard) {
+		t.Errorf("nothing left to discard: %v", err)
+	}
+}

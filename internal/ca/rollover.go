@@ -121,7 +121,7 @@ var (
 //
 // The CA is loaded as a start would load it (a next CA whose switch time
 // has passed is promoted first); a next CA that is still pending is never
-// replaced: Rollover refuses, naming the directory to remove to discard it.
+// replaced: Rollover refuses, naming the command that discards it.
 // It returns the next issuer and RA.
 //
 // The root key is read here and nowhere else: from opts.RootKeyFile, or
@@ -283,7 +283,59 @@ func errNextExists(nextDir string, at time.Time) error {
 	if !at.IsZero() {
 		when = ", switching at " + at.UTC().Format(time.RFC3339)
 	}
-	return fmt.Errorf("ca: a next issuing CA already exists in %s%s; to discard it, remove that directory (rm -r %s) while no server runs, before any client has fetched it with GetNextCACert, then roll over again", nextDir, when, nextDir)
+	return fmt.Errorf("ca: a next issuing CA already exists in %s%s; to discard it before its switch (and before clients fetch it with GetNextCACert), run 'scepter ca rollover --discard', then roll over again", nextDir, when)
+}
+
+// ErrSwitched: the next issuing CA's switch time has come; it can no
+// longer be discarded.
+var ErrSwitched = errors.New("ca: the next issuing CA is current already")
+
+// NextOnDisk reads the next issuing CA in dir/ca/next: its issuer ID and
+// switch time, without its keys (so that a next CA whose keys are broken
+// can still be discarded). ok is false when there is none.
+func NextOnDisk(dir string) (id string, switchAt time.Time, ok bool, err error) {
+	nextDir := filepath.Join(dir, "ca", NextDir)
+	switchAt, ok, err = readSwitchAt(nextDir)
+	if err != nil || !ok {
+		return "", time.Time{}, ok, err
+	}
+	cert, err := loadCert(nextDir, IssuingCertFile)
+	if err != nil {
+		return "", time.Time{}, false, err
+	}
+	return issuerID(cert), switchAt, true, nil
+}
+
+// DiscardNext removes dir/ca/next, the next issuing CA id, while its switch
+// time is still to come (ErrSwitched otherwise): it is renamed away first,
+// so a server loading meanwhile sees it whole or not at all. Keys of a
+// PKCS#11 token stay in the token; only their references go.
+func DiscardNext(dir, id string, now time.Time) error {
+	caDir := filepath.Join(dir, "ca")
+	got, at, ok, err := NextOnDisk(dir)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("ca: no next issuing CA in %s", filepath.Join(caDir, NextDir))
+	case got != id:
+		return fmt.Errorf("ca: %s holds issuing CA %s, not %s", filepath.Join(caDir, NextDir), got, id)
+	case !now.Before(at):
+		return fmt.Errorf("%w (since %s)", ErrSwitched, at.UTC().Format(time.RFC3339))
+	}
+	rnd, err := randomID()
+	if err != nil {
+		return err
+	}
+	gone := filepath.Join(caDir, ".next-discarded-"+rnd)
+	if err := os.Rename(filepath.Join(caDir, NextDir), gone); err != nil {
+		return fmt.Errorf("ca: discarding the next CA: %w", err)
+	}
+	syncDir(caDir)
+	if err := os.RemoveAll(gone); err != nil {
+		return fmt.Errorf("ca: discarding the next CA: %w", err)
+	}
+	return nil
 }
 
 // readSwitchAt reads nextDir/switch-at; ok is false when nextDir does not
@@ -432,10 +484,11 @@ func keepPrevious(caDir, id string) error {
 	return nil
 }
 
-// cleanup removes what an interrupted promotion leaves behind.
+// cleanup removes what an interrupted promotion or discard leaves behind.
 func cleanup(caDir string) {
 	done, _ := filepath.Glob(filepath.Join(caDir, ".next-done-*"))
-	for _, d := range done {
+	discarded, _ := filepath.Glob(filepath.Join(caDir, ".next-discarded-*"))
+	for _, d := range append(done, discarded...) {
 		os.RemoveAll(d)
 	}
 }

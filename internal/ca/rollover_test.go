@@ -224,7 +224,7 @@ func TestRolloverRefuses(t *testing.T) {
 		clock.Advance(day)
 		_, _, err = Rollover(dir, RolloverOptions{SwitchAt: now.Add(20 * day)}, clock)
 		nextDir := filepath.Join(dir, "ca", NextDir)
-		if err == nil || !strings.Contains(err.Error(), "already exists") || !strings.Contains(err.Error(), "rm -r "+nextDir) {
+		if err == nil || !strings.Contains(err.Error(), "already exists") || !strings.Contains(err.Error(), "scepter ca rollover --discard") {
 			t.Fatalf("err = %v", err)
 		}
 		if !readCert(t, filepath.Join(nextDir, IssuingCertFile)).Equal(first.Cert) {
@@ -920,5 +920,42 @@ func TestActiveSinceSurvivesThePromotion(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ca", NextDir)); err == nil {
 		t.Error("next/ not promoted")
+	}
+}
+
+// DiscardNext removes a next CA before its switch, and only then; a
+// rollover may follow.
+func TestDiscardNext(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, _ := newCA(t, InitOptions{}, clock)
+	caDir := filepath.Join(dir, "ca")
+	switchAt := t0.Add(day)
+	next, _, err := Rollover(dir, RolloverOptions{SwitchAt: switchAt}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, at, ok, err := NextOnDisk(dir); err != nil || !ok || id != next.ID || !at.Equal(switchAt) {
+		t.Fatalf("NextOnDisk = %s, %v, %v, %v", id, at, ok, err)
+	}
+	if err := DiscardNext(dir, "other", clock.Now()); err == nil {
+		t.Error("discarded a next CA by another ID")
+	}
+	if err := DiscardNext(dir, next.ID, switchAt); !errors.Is(err, ErrSwitched) {
+		t.Errorf("discard at the switch time: %v", err)
+	}
+	if err := DiscardNext(dir, next.ID, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, err := NextOnDisk(dir); ok || err != nil {
+		t.Errorf("after the discard: %v, %v", ok, err)
+	}
+	if left := dotEntries(t, caDir); len(left) != 0 {
+		t.Errorf("left in ca/: %v", left)
+	}
+	if err := DiscardNext(dir, next.ID, clock.Now()); err == nil {
+		t.Error("a second discard succeeded")
+	}
+	if _, _, err := Rollover(dir, RolloverOptions{SwitchAt: switchAt}, clock); err != nil {
+		t.Errorf("rollover after the discard: %v", err)
 	}
 }

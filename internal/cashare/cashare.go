@@ -88,8 +88,82 @@ func CheckRollover(ctx context.Context, st store.Store, now time.Time, localNext
 		return nil
 	}
 	return fmt.Errorf("%w: the store schedules issuing CA %s from %s (recorded by %s), which this node lacks; "+
-		"bring its keys here ('scepter ca export-keys' on that node, 'scepter ca import-keys' here; with the keys in an HSM, copy its DATA/ca) instead of making another",
+		"bring its keys here ('scepter ca export-keys' on that node, 'scepter ca import-keys' here; with the keys in an HSM, copy its DATA/ca) instead of making another, "+
+		"or discard it first with 'scepter ca rollover --discard' (then on every node that holds it)",
 		ErrRolloverUnderWay, p.IssuerID, p.SwitchAt.UTC().Format(time.RFC3339), p.PublishedBy)
+}
+
+// ErrNothingToDiscard: neither the data directory nor the store holds a
+// next issuing CA still to come.
+var ErrNothingToDiscard = errors.New("no next issuing CA to discard")
+
+// Discarded says what Discard removed.
+type Discarded struct {
+	IssuerID  string
+	SwitchAt  time.Time
+	FromStore bool // the store had recorded it
+	FromDisk  bool // DATA/ca/next held it
+}
+
+// Discard undoes a rollover before its switch (`scepter ca rollover
+// --discard`): the next issuing CA in dataDir/ca/next, or else the one
+// the store schedules, is removed from the store when recorded there
+// (store.DiscardCAGeneration: never once its switch time has come or it
+// was promoted), then from dataDir, with an audit event by actor. Any
+// other node that holds it in its DATA/ca/next records it again until it
+// is discarded there too.
+func Discard(ctx context.Context, st store.Store, dataDir string, now time.Time, actor string) (Discarded, error) {
+	var d Discarded
+	localID, localAt, local, err := ca.NextOnDisk(dataDir)
+	if err != nil {
+		return d, err
+	}
+	if local && !now.Before(localAt) {
+		return d, fmt.Errorf("%w: issuing CA %s is current since %s; it can no longer be discarded", ca.ErrSwitched, localID, localAt.Format(time.RFC3339))
+	}
+	gens, err := st.CAGenerations(ctx)
+	if err != nil {
+		return d, fmt.Errorf("reading the CA recorded in the store: %w", err)
+	}
+	var rec *store.CAGeneration
+	if local {
+		d.IssuerID, d.SwitchAt = localID, localAt
+		if i := slices.IndexFunc(gens, func(g store.CAGeneration) bool { return g.IssuerID == localID }); i >= 0 {
+			rec = &gens[i]
+		}
+	} else if rec = pending(gens, now); rec == nil {
+		return d, ErrNothingToDiscard
+	} else {
+		d.IssuerID, d.SwitchAt = rec.IssuerID, rec.SwitchAt.UTC()
+	}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventCARollover, Actor: actor, IssuerID: d.IssuerID, Outcome: "success",
+		Detail: fmt.Sprintf("next issuing CA %s discarded before its switch at %s", d.IssuerID, d.SwitchAt.Format(time.RFC3339))}
+	if rec != nil {
+		err := st.DiscardCAGeneration(ctx, d.IssuerID, now, ev)
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			return d, fmt.Errorf("%w: the store switched to issuing CA %s at %s; it can no longer be discarded", ca.ErrSwitched, d.IssuerID, rec.SwitchAt.UTC().Format(time.RFC3339))
+		case errors.Is(err, store.ErrNotFound): // discarded meanwhile, from another node
+		case err != nil:
+			return d, fmt.Errorf("discarding issuing CA %s from the store: %w", d.IssuerID, err)
+		default:
+			d.FromStore = true
+		}
+	}
+	if !local {
+		return d, nil
+	}
+	if err := ca.DiscardNext(dataDir, localID, now); err != nil {
+		return d, err
+	}
+	d.FromDisk = true
+	if !d.FromStore {
+		ev.Detail += " (the store had not recorded it)"
+		if err := st.AppendAudit(ctx, ev); err != nil {
+			return d, fmt.Errorf("the next CA was discarded, but its audit event could not be written: %w", err)
+		}
+	}
+	return d, nil
 }
 
 // setupLocker is a store that several nodes share and that can make them
@@ -208,7 +282,8 @@ func (s *Syncer) Sync(ctx context.Context) error {
 	if next, ra, ok := s.Authority.Next(now); ok && !recorded(gens, next.ID) {
 		at, _ := s.Authority.SwitchAt()
 		if other := pending(gens, now); other != nil {
-			return s.fail(fmt.Errorf("this node has a next issuing CA %s (switch at %s), but the store schedules %s at %s: remove %s",
+			return s.fail(fmt.Errorf("this node has a next issuing CA %s (switch at %s), but the store schedules %s at %s: "+
+				"discard this node's with 'scepter ca rollover --discard' (it removes %s; the store's stays)",
 				next.ID, at.Format(time.RFC3339), other.IssuerID, other.SwitchAt.Format(time.RFC3339), filepath.Join("DATA", "ca", "next")))
 		}
 		if err := s.publish(ctx, next, ra, at); err != nil {

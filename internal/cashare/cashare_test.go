@@ -464,3 +464,138 @@ func TestSwitchNobodyWatchedAfterAnotherRollover(t *testing.T) {
 		})
 	}
 }
+
+// TestDiscard: a rollover the store recorded is undone before its switch,
+// from this node's data directory or, once DATA/ca/next is gone, from the
+// store alone; then a rollover is possible again. After the switch it is
+// refused.
+func TestDiscard(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+		ctx := context.Background()
+		clock := pkitest.NewClock(t0)
+		st := open(t)
+		a, err := startNode(t, st, clock, t.TempDir(), "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Discard(ctx, st, a.dir, clock.Now(), "cli:test"); !errors.Is(err, ErrNothingToDiscard) {
+			t.Errorf("nothing to discard: %v", err)
+		}
+		rollover := func(at time.Time) *ca.Issuer {
+			t.Helper()
+			if err := CheckRollover(ctx, st, clock.Now(), ""); err != nil {
+				t.Fatalf("check before the rollover: %v", err)
+			}
+			next, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: at}, clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.tick(t, clock); err != nil {
+				t.Fatal(err)
+			}
+			return next
+		}
+		generations := func() int {
+			gens, err := st.CAGenerations(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(gens)
+		}
+
+		// Recorded and on disk: both go.
+		next := rollover(t0.Add(time.Hour))
+		d, err := Discard(ctx, st, a.dir, clock.Now(), "cli:test")
+		if err != nil || d.IssuerID != next.ID || !d.FromStore || !d.FromDisk {
+			t.Fatalf("discard = %+v, %v", d, err)
+		}
+		if n := generations(); n != 1 {
+			t.Errorf("%d generations after the discard, want 1", n)
+		}
+		if err := a.tick(t, clock); err != nil || a.sync.Ready(ctx) != nil {
+			t.Errorf("node after the discard: %v", err)
+		}
+		if _, _, ok := a.auth.Next(clock.Now()); ok {
+			t.Error("the node still serves the discarded next CA")
+		}
+
+		// DATA/ca/next removed by hand after the store recorded it: the
+		// store's schedule alone is discarded, and a rollover works again.
+		rollover(t0.Add(time.Hour))
+		if err := os.RemoveAll(filepath.Join(a.dir, "ca", ca.NextDir)); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.tick(t, clock); err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckRollover(ctx, st, clock.Now(), ""); !errors.Is(err, ErrRolloverUnderWay) || !strings.Contains(err.Error(), "--discard") {
+			t.Errorf("rollover while the store schedules one: %v", err)
+		}
+		if d, err := Discard(ctx, st, a.dir, clock.Now(), "cli:test"); err != nil || !d.FromStore || d.FromDisk {
+			t.Fatalf("discard from the store alone = %+v, %v", d, err)
+		}
+		last := rollover(t0.Add(time.Hour))
+		if n := len(events(t, st, pki.EventCARollover)); n != 2 {
+			t.Errorf("%d discard events, want 2", n)
+		}
+
+		// Past the switch: too late, on disk and in the store.
+		clock.Set(t0.Add(time.Hour))
+		if _, err := Discard(ctx, st, a.dir, clock.Now(), "cli:test"); !errors.Is(err, ca.ErrSwitched) {
+			t.Errorf("discard at the switch, before the node switched: %v", err)
+		}
+		if err := a.tick(t, clock); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Discard(ctx, st, a.dir, clock.Now(), "cli:test"); !errors.Is(err, ErrNothingToDiscard) {
+			t.Errorf("discard after the switch: %v", err)
+		}
+		if iss, _ := a.auth.Active(clock.Now()); iss.ID != last.ID {
+			t.Errorf("the node issues with %s, want %s", iss.ID, last.ID)
+		}
+	})
+}
+
+// TestDiscardLocalOnly: a next CA the store never recorded (the store
+// schedules another) is removed from the node, the store's stays, and the
+// node that was refused serves again.
+func TestDiscardLocalOnly(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+		ctx := context.Background()
+		clock := pkitest.NewClock(t0)
+		st := open(t)
+		a, err := startNode(t, st, clock, t.TempDir(), "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bDir := t.TempDir()
+		copyCA(t, a.dir, bDir)
+		b, err := startNode(t, open(t), clock, bDir, "node-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: t0.Add(time.Hour)}, clock); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.tick(t, clock); err != nil {
+			t.Fatal(err)
+		}
+		mine, _, err := ca.Rollover(bDir, ca.RolloverOptions{SwitchAt: t0.Add(2 * time.Hour)}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.tick(t, clock); err == nil || !strings.Contains(err.Error(), "--discard") {
+			t.Fatalf("node b with another schedule: %v", err)
+		}
+		d, err := Discard(ctx, st, bDir, clock.Now(), "cli:test")
+		if err != nil || d.IssuerID != mine.ID || d.FromStore || !d.FromDisk {
+			t.Fatalf("discard = %+v, %v", d, err)
+		}
+		if gens, _ := st.CAGenerations(ctx); len(gens) != 2 {
+			t.Errorf("%d generations, want the store's 2", len(gens))
+		}
+		if err := b.tick(t, clock); err != nil || b.sync.Ready(ctx) != nil {
+			t.Errorf("node b after the discard: %v", err)
+		}
+	})
+}
