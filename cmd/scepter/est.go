@@ -214,11 +214,14 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if csrKeyFile != "" && op != "enroll" {
 		return usageError{"--csr-key is for enroll"}
 	}
-	// CSR attributes are advice (RFC 7030 §4.5): a server that cannot give
-	// them is warned about, and the request goes without.
+	// CSR attributes are advice (RFC 7030 §4.5): a server that refuses
+	// them is warned about, and the request goes without; one that cannot
+	// be reached is not asked again.
 	var attrs []est.CSRAttr
 	if binding == "auto" || op != "serverkeygen" {
-		attrs = c.AdvisoryCSRAttrs(ctx)
+		if attrs, err = c.AdvisoryCSRAttrs(ctx); err != nil {
+			return err
+		}
 	}
 	key := plan.key
 	var held *heldKey

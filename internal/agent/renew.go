@@ -162,8 +162,12 @@ func (ESTRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, erro
 	}
 	c := &client.EST{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Certificate: pair, Now: r.Now, Warnf: r.Warnf}
 	// CSR attributes are advice (RFC 7030 §4.5): without them the renewal
-	// goes on as it would for a server that asks for nothing.
-	attrs := c.AdvisoryCSRAttrs(ctx)
+	// goes on as it would for a server that asks for nothing; a server
+	// that cannot be reached is not asked again.
+	attrs, err := c.AdvisoryCSRAttrs(ctx)
+	if err != nil {
+		return nil, err
+	}
 	withBinding := est.Has(attrs, est.OIDChallengePassword)
 	if advice := client.KeyAdviceOf(attrs); !advice.Accepts(keys.KeyTypeOf(r.Key.Public())) && r.Warnf != nil {
 		// The key is the agent's to choose (key_type), not the server's.

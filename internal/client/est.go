@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,22 +151,57 @@ type conn struct {
 	deadline time.Time
 }
 
+func (c *EST) timeout() time.Duration {
+	if c.Timeout <= 0 {
+		return 60 * time.Second
+	}
+	return c.Timeout
+}
+
+// timeoutError is a step of an exchange that the server let run past the
+// client's timeout: it names the step instead of Go's "i/o timeout".
+type timeoutError struct {
+	Step  string // "TLS handshake with HOST", "GET csrattrs"…
+	After time.Duration
+	Err   error
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("%s timed out after %s", e.Step, e.After)
+}
+
+func (e *timeoutError) Unwrap() error { return e.Err }
+
+// stepError wraps err of one step, saying so when it is the exchange's own
+// deadline that ended it (not the caller's context).
+func (c *EST) stepError(ctx context.Context, step string, err error) error {
+	if ctx.Err() == nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) {
+		return &timeoutError{Step: step, After: c.timeout(), Err: err}
+	}
+	return fmt.Errorf("%s: %w", step, err)
+}
+
+// dial connects and completes the TLS handshake; one deadline, Timeout
+// from now, bounds both and the request that follows. The two steps fail
+// with errors of their own: a server that accepts the connection and then
+// stalls is not one that cannot be reached.
 func (c *EST) dial(ctx context.Context) (*conn, error) {
 	base, err := c.parseURL()
 	if err != nil {
 		return nil, err
 	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 60 * time.Second
-	}
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: c.tlsConfig()}
-	nc, err := d.DialContext(ctx, "tcp", hostPort(base))
+	deadline := time.Now().Add(c.timeout())
+	stepCtx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	nc, err := (&net.Dialer{}).DialContext(stepCtx, "tcp", hostPort(base))
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", base.Host, err)
+		return nil, c.stepError(ctx, "connecting to "+base.Host, err)
 	}
-	tc := nc.(*tls.Conn)
-	deadline := time.Now().Add(timeout)
+	tc := tls.Client(nc, c.tlsConfig())
+	if err := tc.HandshakeContext(stepCtx); err != nil {
+		nc.Close()
+		return nil, c.stepError(ctx, "TLS handshake with "+base.Host, err)
+	}
 	tc.SetDeadline(deadline)
 	binding, err := est.ChannelBinding(tc.ConnectionState())
 	if err != nil {
@@ -213,7 +249,7 @@ func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) 
 	stop := context.AfterFunc(ctx, func() { cn.tls.SetDeadline(time.Now()) })
 	defer stop()
 	if err := req.Write(cn.tls); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, op, err)
+		return nil, c.stepError(ctx, method+" "+op, err)
 	}
 	// http.ReadResponse bounds no header: a server could send them
 	// without end. All of a reply may take maxReplyBytes.
@@ -226,7 +262,7 @@ func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) 
 			if limited.N <= 0 {
 				return nil, fmt.Errorf("%s %s: the reply's headers are larger than %d bytes", method, op, maxReplyBytes)
 			}
-			return nil, fmt.Errorf("%s %s: %w", method, op, err)
+			return nil, c.stepError(ctx, method+" "+op, err)
 		}
 		// An interim answer (100 Continue, 103 Early Hints) precedes the
 		// real one, asked for or not (RFC 9110 section 15.2); all of them
@@ -238,7 +274,7 @@ func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) 
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBodyBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading the reply: %w", method, op, err)
+		return nil, c.stepError(ctx, method+" "+op+": reading the reply", err)
 	}
 	if len(b) > maxReplyBodyBytes {
 		// Cut short, it would be read as if it were all of it.
@@ -378,6 +414,11 @@ func (c *EST) CSRAttrs(ctx context.Context) ([]est.CSRAttr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("csrattrs: %w", err)
 	}
+	return csrAttrsOf(r)
+}
+
+// csrAttrsOf reads a /csrattrs reply.
+func csrAttrsOf(r *response) ([]est.CSRAttr, error) {
 	switch r.status {
 	case http.StatusOK:
 	case http.StatusNoContent, http.StatusNotFound:
@@ -399,18 +440,24 @@ func (c *EST) CSRAttrs(ctx context.Context) ([]est.CSRAttr, error) {
 	return attrs, nil
 }
 
-// AdvisoryCSRAttrs is CSRAttrs for a client about to enroll: CSR
-// attributes are advice (RFC 7030 §4.5), so a server that refuses them
-// (401, 500, 501…), cannot be asked, or answers what does not parse is
-// reported through Warnf and taken to want nothing in particular. The
-// enrollment that follows fails on its own if the server is truly unusable.
-func (c *EST) AdvisoryCSRAttrs(ctx context.Context) []est.CSRAttr {
-	attrs, err := c.CSRAttrs(ctx)
+// AdvisoryCSRAttrs is CSRAttrs for a client about to enroll. CSR
+// attributes are advice (RFC 7030 §4.5), so a server that answers and
+// refuses them (401, 500, 501…) or answers what does not parse is reported
+// through Warnf and taken to want nothing in particular. A server that
+// cannot be asked at all (no connection, a failed or stalled TLS
+// handshake, no reply in time) is an error: the enrollment would only wait
+// for the same server again.
+func (c *EST) AdvisoryCSRAttrs(ctx context.Context) ([]est.CSRAttr, error) {
+	r, err := c.exchange(ctx, http.MethodGet, est.OpCSRAttrs, nil)
+	if err != nil {
+		return nil, fmt.Errorf("csrattrs: %w", err)
+	}
+	attrs, err := csrAttrsOf(r)
 	if err != nil {
 		c.warnf("%v; enrolling without the server's CSR attributes", err)
-		return nil
+		return nil, nil
 	}
-	return attrs
+	return attrs, nil
 }
 
 // KeyAdvice is what a csrattrs answer asks of the CSR's key (RFC 7030

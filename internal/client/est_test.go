@@ -144,7 +144,10 @@ func TestESTAdvisoryCSRAttrs(t *testing.T) {
 			case tt.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) || strings.Count(err.Error(), "csrattrs:") != 1):
 				t.Fatalf("CSRAttrs: err %v, want one that starts %q and names csrattrs once", err, tt.wantErr)
 			}
-			attrs = c.AdvisoryCSRAttrs(context.Background())
+			attrs, err = c.AdvisoryCSRAttrs(context.Background())
+			if err != nil {
+				t.Fatalf("AdvisoryCSRAttrs: %v, want only a warning", err)
+			}
 			if len(attrs) != tt.wantAttrs {
 				t.Errorf("AdvisoryCSRAttrs: %d attributes, want %d", len(attrs), tt.wantAttrs)
 			}
@@ -155,6 +158,101 @@ func TestESTAdvisoryCSRAttrs(t *testing.T) {
 				if !strings.Contains(w, tt.wantErr) || !strings.Contains(w, "without the server's CSR attributes") {
 					t.Errorf("warning %q does not say %q and that the client goes on", w, tt.wantErr)
 				}
+			}
+		})
+	}
+}
+
+// A server that cannot be asked for its CSR attributes is no advice
+// withheld: AdvisoryCSRAttrs returns the failure, naming the step that
+// failed, within one timeout, so that the caller does not wait for the
+// same server again to enroll.
+func TestESTAdvisoryCSRAttrsUnreachable(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	// stalled accepts connections and never answers (nor completes a TLS
+	// handshake).
+	stalled := func(t *testing.T) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				t.Cleanup(func() { conn.Close() })
+			}
+		}()
+		return ln.Addr().String()
+	}
+	// closed is an address where nothing listens.
+	closed := func(t *testing.T) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
+	}
+	// silent completes the TLS handshake and never answers the request.
+	later := trustNow.Add(time.Hour)
+	ca := issue(t, "ca", nil, true, later)
+	leaf := issue(t, "unused", nil, false, later)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"}, NotBefore: trustNow.Add(-time.Hour),
+		NotAfter: later, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(nil, tmpl, ca.cert, leaf.key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	silent := func(t *testing.T) string {
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: leaf.key}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				t.Cleanup(func() { conn.Close() })
+				conn.(*tls.Conn).Handshake()
+			}
+		}()
+		return ln.Addr().String()
+	}
+	tests := []struct {
+		name string
+		addr func(*testing.T) string
+		want string
+	}{
+		{"nothing listens", closed, "csrattrs: connecting to "},
+		{"TLS handshake stalls", stalled, "csrattrs: TLS handshake with 127.0.0.1:"},
+		{"no reply", silent, "csrattrs: GET csrattrs timed out after 300ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var warnings []string
+			c := &EST{URL: "https://" + tt.addr(t), Roots: roots, Timeout: timeout,
+				Now:   func() time.Time { return trustNow },
+				Warnf: func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) }}
+			start := time.Now()
+			attrs, err := c.AdvisoryCSRAttrs(context.Background())
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("AdvisoryCSRAttrs: %d attributes, err %v; want an error that starts %q", len(attrs), err, tt.want)
+			}
+			if took := time.Since(start); took > 10*timeout {
+				t.Errorf("AdvisoryCSRAttrs took %s with a timeout of %s", took, timeout)
+			}
+			if len(warnings) != 0 {
+				t.Errorf("warnings %q; the failure is the error, not advice withheld", warnings)
 			}
 		})
 	}
