@@ -151,7 +151,9 @@ func hashSecret(secret string) []byte {
 // or "0" for no expiry, else a Go duration ("720h") or whole days ("90d").
 // Any other zero ("0s", "0d": a script's "${DAYS}d" with DAYS=0) is
 // refused rather than read as no expiry, so that a token that never
-// expires is only ever asked for as such. NewToken checks the range.
+// expires is only ever asked for as such. NewToken checks the range; a
+// lifetime too long to represent, or a negative number of days, is
+// refused here with the same words.
 func ParseTokenTTL(s string) (time.Duration, error) {
 	if s == "" || s == "0" {
 		return 0, nil
@@ -159,13 +161,19 @@ func ParseTokenTTL(s string) (time.Duration, error) {
 	var d time.Duration
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 || days > maxTokenDays {
+		switch {
+		case errors.Is(err, strconv.ErrRange) || err == nil && (days < 0 || days > maxTokenDays):
+			return 0, tokenTTLRangeError(s)
+		case err != nil:
 			return 0, pki.Errorf(pki.EBadRequest, "token lifetime %q: want a duration such as 90d or 720h, or 0 for no expiry", s)
 		}
 		d = time.Duration(days) * 24 * time.Hour
 	} else {
 		var err error
 		if d, err = time.ParseDuration(s); err != nil {
+			if durationOverflows(s) {
+				return 0, tokenTTLRangeError(s)
+			}
 			return 0, pki.Errorf(pki.EBadRequest, "token lifetime %q: want a duration such as 90d or 720h, or 0 for no expiry", s)
 		}
 	}
@@ -175,9 +183,31 @@ func ParseTokenTTL(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// maxTokenDays keeps a lifetime in days inside a time.Duration; NewToken
-// takes at most 10 years anyway.
+// maxTokenDays keeps a lifetime in days inside a time.Duration.
 const maxTokenDays = 36500
+
+// A token lives from a minute (less is a mistake: a token expired before
+// it is used) up to 10 years; longer is asked for as no expiry (0).
+const (
+	minTokenTTL = time.Minute
+	maxTokenTTL = 10 * 366 * 24 * time.Hour
+)
+
+func tokenTTLRangeError(lifetime string) error {
+	return pki.Errorf(pki.EBadRequest, "token lifetime %q is out of range: want from 1m up to 10 years (3660d), or 0 for a token that never expires", lifetime)
+}
+
+// durationOverflows tells a Go duration too long for time.Duration (more
+// than about 292 years: "3000000h") from one that is no duration at all.
+func durationOverflows(s string) bool {
+	for _, unit := range []string{"ns", "us", "µs", "ms", "s", "m", "h"} {
+		if n, ok := strings.CutSuffix(s, unit); ok {
+			f, err := strconv.ParseFloat(n, 64)
+			return err == nil && f > 0 && !strings.ContainsAny(n, "eEinfINFxX")
+		}
+	}
+	return false
+}
 
 // NewToken creates an API token and returns its secret, shown this once.
 // ttl zero means no expiry.
@@ -197,10 +227,8 @@ func (s *Service) NewToken(ctx context.Context, name string, role pki.Role, ttl 
 	if err := checkRole(role); err != nil {
 		return "", pki.APIToken{}, err
 	}
-	if ttl != 0 && (ttl < time.Minute || ttl > 10*366*24*time.Hour) {
-		// Under a minute is a mistake (a token expired before it is used),
-		// not a lifetime.
-		return "", pki.APIToken{}, pki.Errorf(pki.EBadRequest, "token lifetime %s: want 0 (none) or from a minute up to 10 years", ttl)
+	if ttl != 0 && (ttl < minTokenTTL || ttl > maxTokenTTL) {
+		return "", pki.APIToken{}, tokenTTLRangeError(ttl.String())
 	}
 	random, err := credential.RandomToken(32)
 	if err != nil {

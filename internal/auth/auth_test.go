@@ -98,6 +98,13 @@ func TestTokens(t *testing.T) {
 			t.Errorf("NewToken(%q, %q, %v): %v", bad.name, bad.role, bad.ttl, err)
 		}
 	}
+	// A lifetime out of range says what the range is.
+	for _, ttl := range []time.Duration{-time.Hour, time.Nanosecond, 59 * time.Second, 3661 * 24 * time.Hour} {
+		_, _, err := a.NewToken(ctx, "x", pki.RoleAdmin, ttl, root)
+		if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), "out of range: want from 1m up to 10 years (3660d)") {
+			t.Errorf("NewToken with lifetime %s: %v; want the range named", ttl, err)
+		}
+	}
 }
 
 // Failed logins lock a user with a doubling backoff; a success clears it;
@@ -321,30 +328,46 @@ func TestUsers(t *testing.T) {
 // Only "" and "0" ask for a token that never expires; any other zero is a
 // mistake (a script's "${DAYS}d" with DAYS=0), not an immortal token.
 func TestParseTokenTTL(t *testing.T) {
+	const (
+		badForm  = "want a duration such as 90d or 720h"
+		badRange = "out of range: want from 1m up to 10 years (3660d)"
+		zero     = "say 0 for a token that never expires"
+	)
 	for _, tc := range []struct {
-		in   string
-		want time.Duration
-		ok   bool
+		in      string
+		want    time.Duration
+		wantErr string // a part of the error; "" for none
 	}{
-		{"", 0, true},
-		{"0", 0, true},
-		{"90d", 90 * 24 * time.Hour, true},
-		{"720h", 720 * time.Hour, true},
-		{"1m", time.Minute, true},
-		{"-5h", -5 * time.Hour, true}, // NewToken refuses the range
-		{"0s", 0, false},
-		{"0d", 0, false},
-		{"0h0m", 0, false},
-		{"-0s", 0, false},
-		{"00d", 0, false},
-		{"-1d", 0, false},
-		{"99999d", 0, false},
-		{"forever", 0, false},
-		{"d", 0, false},
+		{"", 0, ""},
+		{"0", 0, ""},
+		{"90d", 90 * 24 * time.Hour, ""},
+		{"720h", 720 * time.Hour, ""},
+		{"1m", time.Minute, ""},
+		{"3660d", 3660 * 24 * time.Hour, ""},
+		{"87840h", 87840 * time.Hour, ""},
+		{"0s", 0, zero},
+		{"0d", 0, zero},
+		{"0h0m", 0, zero},
+		{"-0s", 0, zero},
+		{"00d", 0, zero},
+		{"-5h", -5 * time.Hour, ""},          // NewToken refuses the range
+		{"3661d", 3661 * 24 * time.Hour, ""}, // NewToken refuses the range
+		// Well formed but beyond any lifetime: the error names the range,
+		// not the form.
+		{"-1d", 0, badRange},
+		{"99999d", 0, badRange},
+		{"100000d", 0, badRange},
+		{"99999999999999999999d", 0, badRange},
+		{"3000000h", 0, badRange},
+		{"forever", 0, badForm},
+		{"d", 0, badForm},
+		{"1e9h", 0, badForm},
+		{"5 d", 0, badForm},
 	} {
 		got, err := auth.ParseTokenTTL(tc.in)
-		if tc.ok != (err == nil) || got != tc.want || (err != nil && pki.ErrorCode(err) != pki.EBadRequest) {
-			t.Errorf("ParseTokenTTL(%q) = %s, %v; want %s, ok %v", tc.in, got, err, tc.want, tc.ok)
+		ok := tc.wantErr == ""
+		if ok != (err == nil) || got != tc.want || (err != nil && (pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), tc.wantErr))) {
+			t.Errorf("ParseTokenTTL(%q) = %s, %v; want %s and an error saying %q", tc.in, got, err, tc.want, tc.wantErr)
 		}
 	}
 }
