@@ -8,6 +8,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,7 +21,7 @@ import (
 )
 
 func cmdCerts(ctx context.Context, e env, args []string) error {
-	sub, err := subcommand(e, args, "usage: scepter certs list [--expiring-within 30d] [--json] | certs show SERIAL | certs revoke SERIAL [--reason R] | certs unhold SERIAL")
+	sub, err := subcommand(e, args, "usage: scepter certs list [--status valid|expired|revoked] [--profile P] [--expiring-within 30d] [--json] | certs show SERIAL | certs revoke SERIAL [--reason R] | certs unhold SERIAL")
 	if err != nil {
 		return err
 	}
@@ -138,12 +140,12 @@ func certsList(ctx context.Context, e env, args []string) error {
 	var within durationDays
 	var asJSON bool
 	var profile, status string
-	fs := newFlagSet(e, "certs list", "certs list [--expiring-within 30d] [--json]")
+	fs := newFlagSet(e, "certs list", "certs list [--status valid|expired|revoked] [--profile P] [--expiring-within 30d] [--json]")
 	sf.register(fs)
 	fs.Var(&within, "expiring-within", "only certificates that expire within this time (e.g. 30d, 12h), not yet expired")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	fs.StringVar(&profile, "profile", "", "only this profile")
-	fs.StringVar(&status, "status", "", "only this status: valid or revoked")
+	fs.StringVar(&status, "status", "", "only this status: valid (not expired), expired or revoked")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
 	}
@@ -153,21 +155,34 @@ func certsList(ctx context.Context, e env, args []string) error {
 		// It would list every certificate, as if no filter were given.
 		return usageError{"--expiring-within 0: want a positive time, such as 30d or 12h"}
 	}
-	if status != "" && status != string(pki.StatusValid) && status != string(pki.StatusRevoked) {
+	// The statuses are those the list shows, the API and /metrics know:
+	// "expired" is valid past NotAfter, and "valid" is not expired.
+	now := time.Now().UTC()
+	f := store.CertFilter{Profile: profile, Limit: 1000}
+	switch status {
+	case "":
+	case "valid":
+		f.Status, f.NotAfterAfter = pki.StatusValid, now
+	case "expired":
+		if within > 0 {
+			return usageError{"--status expired and --expiring-within exclude each other"}
+		}
+		f.Status, f.NotAfterBefore = pki.StatusValid, now
+	case "revoked":
+		f.Status = pki.StatusRevoked
+	default:
 		// A misspelt status would list nothing, and look like an answer.
-		return usageError{fmt.Sprintf("--status %q: want valid or revoked", status)}
+		return usageError{fmt.Sprintf("--status %q: want valid, expired or revoked", status)}
+	}
+	if within > 0 {
+		f.NotAfterBefore = now.Add(time.Duration(within))
+		f.NotAfterAfter = now
 	}
 	st, err := sf.openExistingStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	now := time.Now().UTC()
-	f := store.CertFilter{Profile: profile, Status: pki.CertStatus(status), Limit: 1000}
-	if within > 0 {
-		f.NotAfterBefore = now.Add(time.Duration(within))
-		f.NotAfterAfter = now
-	}
 	out := []certJSON{}
 	for {
 		page, next, err := st.ListCertificates(ctx, f)
@@ -193,6 +208,11 @@ func certsList(ctx context.Context, e env, args []string) error {
 		}
 		f.Cursor = next
 	}
+	if len(out) == 0 && profile != "" {
+		if err := checkListedProfile(ctx, st, &sf, profile); err != nil {
+			return err
+		}
+	}
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -209,6 +229,35 @@ func certsList(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "%d certificate(s)\n", len(out))
 	return nil
+}
+
+// checkListedProfile tells an empty list for --profile NAME from a name
+// that means nothing: a misspelt profile would list nothing, and look like
+// an answer. The CLI knows the profiles of the config file it is given
+// (not necessarily the server's), so a name is accepted when that file
+// configures it or when any certificate in the store was issued under it
+// (a profile since removed, or the CLI run without the server's config).
+func checkListedProfile(ctx context.Context, st store.Store, sf *storeFlags, profile string) error {
+	configured := map[string]bool{"default": true}
+	for name := range sf.profiles {
+		configured[name] = true
+	}
+	if configured[profile] {
+		return nil
+	}
+	issued, _, err := st.ListCertificates(ctx, store.CertFilter{Profile: profile, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(issued) > 0 {
+		return nil
+	}
+	where := "without --config, only the built-in default"
+	if sf.configFile != "" {
+		where = "in " + sf.configFile
+	}
+	return usageError{fmt.Sprintf("--profile %q: no certificate in the store was issued under it, and it is not a configured profile (configured %s: %s)",
+		profile, where, strings.Join(slices.Sorted(maps.Keys(configured)), ", "))}
 }
 
 func nonNil(s []string) []string {

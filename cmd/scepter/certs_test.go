@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +124,94 @@ func TestAdminUserAddNamesTheMissingPasswordFile(t *testing.T) {
 	err := run(context.Background(), e, []string{"admin", "user", "add", "alice", "--role", "operator", "--password-file", missing, "--data-dir", dir})
 	if err == nil || !strings.HasPrefix(err.Error(), "--password-file: ") || !strings.Contains(err.Error(), missing) {
 		t.Fatalf("err = %v, want it to name --password-file and %s", err, missing)
+	}
+}
+
+// `certs list --status` knows the statuses the list shows and the API and
+// /metrics count ("valid" unexpired, "expired", "revoked"), and a
+// --profile that is neither configured nor on any certificate is refused
+// rather than answered with an empty list.
+func TestCertsListFilters(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The CLI reads the real clock: the certificates are dated from it.
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, c := range []struct {
+		serial, profile string
+		notAfter        time.Time
+	}{
+		{"a1", "default", now.Add(365 * 24 * time.Hour)},
+		{"b2", "retired", now.Add(-time.Hour)},
+		{"c3", "default", now.Add(10 * 24 * time.Hour)},
+	} {
+		if err := st.RecordIssuance(ctx, store.Issuance{Now: now.Add(-48 * time.Hour), Certificate: pki.Certificate{
+			SerialHex: c.serial, IssuerID: strings.Repeat("1", 64), Issuer: "CN=Test CA", Subject: "CN=device-" + c.serial,
+			NotBefore: now.Add(-48 * time.Hour), NotAfter: c.notAfter, Status: pki.StatusValid,
+			Profile: c.profile, Protocol: pki.ProtocolCLI, Source: pki.SourceIssued, KeyType: "p256",
+			CreatedAt: now.Add(-48 * time.Hour), DER: []byte{0x30, 0x03, 'd', 'e', 'r'},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	if err := run(ctx, func() env { e, _, _ := testEnv(nil); return e }(), []string{"certs", "revoke", "c3", "--data-dir", dir}); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(t.TempDir(), "scepter.toml")
+	if err := os.WriteFile(config, []byte("[profiles.mdm]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		args    []string
+		want    []string // serials listed; nil with wantErr
+		wantErr string
+	}{
+		{nil, []string{"a1", "b2", "c3"}, ""},
+		{[]string{"--status", "valid"}, []string{"a1"}, ""},
+		{[]string{"--status", "expired"}, []string{"b2"}, ""},
+		{[]string{"--status", "revoked"}, []string{"c3"}, ""},
+		{[]string{"--status", "expired", "--expiring-within", "30d"}, nil, "exclude each other"},
+		{[]string{"--status", "gone"}, nil, "want valid, expired or revoked"},
+		{[]string{"--profile", "default"}, []string{"a1", "c3"}, ""},
+		{[]string{"--profile", "default", "--status", "expired"}, []string{}, ""},
+		// No longer configured, but certificates were issued under it.
+		{[]string{"--profile", "retired"}, []string{"b2"}, ""},
+		{[]string{"--profile", "retired", "--status", "revoked"}, []string{}, ""},
+		// Configured, with no certificate yet: an empty list is the answer.
+		{[]string{"--profile", "mdm", "--config", config}, []string{}, ""},
+		{[]string{"--profile", "nope"}, nil, `--profile "nope": no certificate in the store was issued under it, and it is not a configured profile (configured without --config, only the built-in default: default)`},
+		{[]string{"--profile", "nope", "--config", config}, nil, "(configured in " + config + ": default, mdm)"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			e, out, errb := testEnv(nil)
+			err := run(ctx, e, append([]string{"certs", "list", "--json", "--data-dir", dir}, tt.args...))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || exitCode(err) != 2 {
+					t.Fatalf("err = %v (exit %d), want a usage error saying %q\nstdout: %s", err, exitCode(err), tt.wantErr, out)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%v\nstderr: %s", err, errb)
+			}
+			var listed []certJSON
+			if err := json.Unmarshal(out.Bytes(), &listed); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			got := []string{}
+			for _, c := range listed {
+				got = append(got, c.Serial)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("listed %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

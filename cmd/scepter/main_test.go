@@ -60,7 +60,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--max-clock-skew", "-1h"}, "--max-clock-skew -1h0m0s: want a positive duration"},
 		{[]string{"serve", "--rate-limit", "NaN"}, "--rate-limit NaN"},
 		{[]string{"admin", "user", "add", "frank", "--role", "auditor", "extra", "args"}, "unexpected arguments: extra args (this command takes 1)"},
-		{[]string{"certs", "list", "--status", "nope"}, `--status "nope": want valid or revoked`},
+		{[]string{"certs", "list", "--status", "nope"}, `--status "nope": want valid, expired or revoked`},
 		{[]string{"enroll"}, "--url is required"},
 		{[]string{"enroll", "--url", "http://127.0.0.1:1/scep", "--subject", "CN=x", "--key-type", "p256"}, "needs --challenge"},
 		{[]string{"enroll", "--url", "http://127.0.0.1:1/scep", "--subject", "CN=x", "--key-type", "dsa"}, "--key-type"},
