@@ -212,6 +212,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := f.revocation.check(); err != nil {
 		return err
 	}
+	// The profiles and what they need are checked before the data
+	// directory, the store or the CA is touched: a refused configuration
+	// leaves nothing behind (no CA, no CRL) to be confused with a start.
+	profiles, err := f.checkProfiles()
+	if err != nil {
+		return err
+	}
 	ignoreHangUp(ctx, log)
 	if f.allowInsecureDES {
 		log.Warn("--allow-insecure-des is set: single-DES request envelopes are accepted; RFC 8894 forbids this, use it only for legacy clients")
@@ -312,15 +319,6 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	challenge, generated, challengeCreated, err := f.resolveChallenge(f.store.url != "" && caRecorded && !created)
 	if err != nil {
 		return err
-	}
-	profiles, err := f.profileSet()
-	if err != nil {
-		return err
-	}
-	if f.challengeProfile != "" {
-		if _, ok := profiles[f.challengeProfile]; !ok {
-			return usageError{fmt.Sprintf("--challenge-profile %q is not a configured profile", f.challengeProfile)}
-		}
 	}
 	f.notify.observer = m
 	stopNotify, err := f.notify.startNotifier(ctx, e, st, profiles, clock, log)
@@ -722,19 +720,60 @@ func (f *serveFlags) guard(clock pki.Clock, log *slog.Logger) (*server.Guard, er
 		QueueWait: f.queueWait, MonitoringPaths: append(health.Paths(), metrics.Path), RateLimit: f.rateLimit, RateBurst: f.rateBurst, TrustedProxies: proxies}, clock, log)
 }
 
-// manufacturerRoots reads --est-client-ca-file, which profiles with
-// est_manufacturer_auth need.
-func (f *serveFlags) manufacturerRoots(profiles map[string]pki.Profile) (*x509.CertPool, error) {
-	var needed []string
-	for name, p := range profiles {
-		if p.ManufacturerAuth {
-			needed = append(needed, name)
+// checkProfiles returns the configured profiles, refusing a
+// --challenge-profile or --ndes-profile that names none and a profile
+// that needs a setting not given (--webhook-url, --est-client-ca-file). It
+// reads no file and opens nothing, so that cmdServe can call it first.
+func (f *serveFlags) checkProfiles() (map[string]pki.Profile, error) {
+	profiles, err := f.profileSet()
+	if err != nil {
+		return nil, err
+	}
+	if f.challengeProfile != "" {
+		if _, ok := profiles[f.challengeProfile]; !ok {
+			return nil, usageError{fmt.Sprintf("--challenge-profile %q is not a configured profile", f.challengeProfile)}
+		}
+	}
+	if f.ndesUser != "" {
+		p, ok := profiles[cmp.Or(f.ndesProfile, f.defaultProfile)]
+		if !ok {
+			return nil, usageError{fmt.Sprintf("--ndes-profile %q is not a configured profile", f.ndesProfile)}
+		}
+		// The page's passwords are one-time challenges.
+		if err := admin.TakesOneTimeChallenges(p); err != nil {
+			return nil, usageError{"--ndes-user: " + pki.ErrorMessage(err) + "; choose another with --ndes-profile"}
+		}
+	}
+	if f.webhookURL == "" {
+		if needed := profilesWhere(profiles, func(p pki.Profile) bool { return p.ChallengeMode == enroll.ChallengeWebhook }); len(needed) > 0 {
+			return nil, usageError{fmt.Sprintf("profiles %v use the webhook challenge: set --webhook-url", needed)}
 		}
 	}
 	if f.estClientCAFile == "" {
-		if len(needed) > 0 {
+		if needed := profilesWhere(profiles, func(p pki.Profile) bool { return p.ManufacturerAuth }); len(needed) > 0 {
 			return nil, usageError{fmt.Sprintf("profiles %v accept manufacturer certificates: set --est-client-ca-file", needed)}
 		}
+	}
+	return profiles, nil
+}
+
+// profilesWhere names the profiles for which match holds, sorted so that
+// a message naming them reads the same at every start.
+func profilesWhere(profiles map[string]pki.Profile, match func(pki.Profile) bool) []string {
+	var names []string
+	for name, p := range profiles {
+		if match(p) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// manufacturerRoots reads --est-client-ca-file, which profiles with
+// est_manufacturer_auth need (checkProfiles refuses a start without it).
+func (f *serveFlags) manufacturerRoots(profiles map[string]pki.Profile) (*x509.CertPool, error) {
+	if f.estClientCAFile == "" {
 		return nil, nil
 	}
 	certs, err := keys.LoadCertFile(f.estClientCAFile)
@@ -757,20 +796,11 @@ func certNames(c *x509.Certificate) []string {
 	return names
 }
 
-// webhook builds the challenge webhook when one is configured, and refuses
-// to start when a profile needs one that is not. It warns about a
+// webhook builds the challenge webhook when one is configured (a profile
+// that needs one without it is refused by checkProfiles). It warns about a
 // configuration that exposes the challenges it sends.
 func (f *serveFlags) webhook(profiles map[string]pki.Profile, log *slog.Logger) (enroll.ChallengeVerifier, error) {
-	var needed []string
-	for name, p := range profiles {
-		if p.ChallengeMode == enroll.ChallengeWebhook {
-			needed = append(needed, name)
-		}
-	}
 	if f.webhookURL == "" {
-		if len(needed) > 0 {
-			return nil, usageError{fmt.Sprintf("profiles %v use the webhook challenge: set --webhook-url", needed)}
-		}
 		return nil, nil
 	}
 	var secret []byte
