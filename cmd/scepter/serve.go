@@ -485,20 +485,14 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if challenge != "" && generated == "" && strings.Contains(staticScope, "nowhere") {
 		log.Warn("the static challenge (--challenge, --challenge-file or SCEPTER_CHALLENGE) is " + staticScope)
 	}
-	// Under systemd the banner goes to the journal, which keeps it and
-	// which more people read than the data directory: there, a generated
-	// secret is named by its file only.
 	_, toJournal := e.lookupEnv("JOURNAL_STREAM")
-	switch {
-	case challengeCreated && toJournal:
-		lines = append(lines, "Challenge password:  generated, saved in "+generated+" (not shown: this output goes to the journal; "+staticScope+")")
-	case challengeCreated:
-		// Shown this once: it is a shared secret.
-		lines = append(lines, "Challenge password:  "+challenge+" (generated, saved in "+generated+"; "+staticScope+")")
-	case generated != "":
-		lines = append(lines, "Challenge password:  in "+generated+" ("+staticScope+")")
-	case challenge == "":
-		lines = append(lines, "Challenge password:  none static (this node joined the CA recorded in the store: give every node the same --challenge-file, or mint one-time challenges)")
+	line, warning := challengeBanner(challengeState{challenge: challenge, generated: generated, created: challengeCreated,
+		scope: staticScope, toJournal: toJournal, sharedStore: f.store.url != ""})
+	if warning != "" {
+		log.Warn(warning, "file", generated)
+	}
+	if line != "" {
+		lines = append(lines, line)
 	}
 	// Before the start is recorded: a start that fails here did not happen.
 	pprofLines, stopPprof, err := f.pprof.start(log)
@@ -897,6 +891,50 @@ func staticChallengeScope(profiles map[string]pki.Profile, name string) string {
 		return fmt.Sprintf("static, but accepted nowhere: profile %s takes %s challenges only (challenge = %q); give --challenge-profile a profile with challenge = \"static\" or \"any\", or mint one-time challenges", name, p.ChallengeMode, p.ChallengeMode)
 	}
 	return "static, valid at profile " + name + " only"
+}
+
+// challengeState is what the start-up banner says about the static
+// challenge.
+type challengeState struct {
+	challenge string
+	// generated is the file of a challenge this node generated ("" when it
+	// came from --challenge, --challenge-file or the environment); created
+	// says it was generated at this start.
+	generated string
+	created   bool
+	scope     string // staticChallengeScope
+	// toJournal: under systemd the banner goes to the journal, which keeps
+	// it and which more people read than the data directory, so a
+	// generated secret is named by its file only.
+	toJournal bool
+	// sharedStore: several nodes may serve this store (PostgreSQL).
+	sharedStore bool
+}
+
+// challengeBanner returns the banner's line about the static challenge
+// ("" when there is nothing to say) and a warning to log ("" for none).
+// A challenge generated on a shared store is this node's alone: a node
+// that joins the store's CA generates none, so behind a load balancer the
+// requests that reach another node would fail.
+func challengeBanner(c challengeState) (line, warning string) {
+	scope := c.scope
+	if c.sharedStore && c.generated != "" && !strings.Contains(scope, "nowhere") {
+		warning = "the generated static challenge holds on this node only: other nodes on this store have none; " +
+			"every node needs the same --challenge (copy this file and pass it as --challenge-file, or SCEPTER_CHALLENGE), or mint one-time challenges, which the store shares"
+		scope += "; on this node only: every node on this store needs the same --challenge, such as a copy of this file as --challenge-file"
+	}
+	switch {
+	case c.created && c.toJournal:
+		line = "Challenge password:  generated, saved in " + c.generated + " (not shown: this output goes to the journal; " + scope + ")"
+	case c.created:
+		// Shown this once: it is a shared secret.
+		line = "Challenge password:  " + c.challenge + " (generated, saved in " + c.generated + "; " + scope + ")"
+	case c.generated != "":
+		line = "Challenge password:  in " + c.generated + " (" + scope + ")"
+	case c.challenge == "":
+		line = "Challenge password:  none static (this node joined the CA recorded in the store: give every node the same --challenge-file, or mint one-time challenges)"
+	}
+	return line, warning
 }
 
 // resolveChallenge picks the static challenge: the flag or environment,
