@@ -86,6 +86,13 @@ type Request struct {
 	// holds (Evidence.SignerCert or TLSClientCert): that certificate, not a
 	// challenge, authenticates the request.
 	Renewal bool
+	// RenewalFirst asks to try the request as a renewal by
+	// Evidence.SignerCert first and, when that certificate cannot renew
+	// (outside its window, expired, revoked), by its challenge: certmonger
+	// renews with a PKCSReq signed by its certificate that still carries
+	// the challenge of its first enrollment. One outcome is recorded, the
+	// one returned; a challenge refused as well gives the renewal's reason.
+	RenewalFirst bool
 	// ServerKeyGen asks the server to make the key (EST /serverkeygen): the
 	// certificate gets a new key, returned in Result.PrivateKey; the CSR
 	// only supplies the names.
@@ -326,7 +333,7 @@ type Step func(ctx context.Context, st *State) error
 // Enroll authenticates, applies the profile, issues, and records. A refusal
 // is recorded in the audit trail before it is returned (see Audited).
 func (s *Service) Enroll(ctx context.Context, req Request) (*Result, error) {
-	res, err := s.enroll(ctx, req)
+	res, err := s.enrollRenewalFirst(ctx, req)
 	s.observe(req.Protocol, req.Profile, res, err)
 	if err != nil {
 		return nil, s.recordFailure(ctx, req, err)
@@ -363,6 +370,34 @@ func (s *Service) observe(protocol pki.Protocol, profile string, res *Result, er
 		o.Result = ResultIssued
 	}
 	s.cfg.Observer.Enrolled(o)
+}
+
+// enrollRenewalFirst is enroll, tried as a renewal first when
+// req.RenewalFirst says so.
+func (s *Service) enrollRenewalFirst(ctx context.Context, req Request) (*Result, error) {
+	if !req.RenewalFirst || req.Renewal || req.Evidence.SignerCert == nil {
+		return s.enroll(ctx, req)
+	}
+	asRenewal := req
+	asRenewal.Renewal = true
+	res, renewErr := s.enroll(ctx, asRenewal)
+	if renewErr == nil || !refusedRequest(renewErr) {
+		return res, renewErr
+	}
+	res, err := s.enroll(ctx, req)
+	if err != nil && pki.ErrorCode(err) == pki.EUnauthorized {
+		// The old challenge is expected to fail: the renewal's reason is
+		// the one that helps.
+		return nil, renewErr
+	}
+	return res, err
+}
+
+// refusedRequest: the service said no to the request itself, as opposed to
+// failing to decide (store unavailable, internal error).
+func refusedRequest(err error) bool {
+	code := pki.ErrorCode(err)
+	return code != pki.EInternal && code != pki.EUnavailable
 }
 
 func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {

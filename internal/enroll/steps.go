@@ -175,6 +175,15 @@ func (s *Service) issuedForChallenge(ctx context.Context, st *State, hash []byte
 		// renewal is authenticated by its certificate, not a challenge.
 		return nil, nil
 	}
+	if sc := st.Req.Evidence.SignerCert; sc != nil {
+		if _, err := s.authority.IssuedByUs(sc, s.clock.Now()); err == nil || errors.Is(err, ca.ErrExpired) {
+			// Signed by a certificate of ours: the device has one, so no
+			// answer of a first enrollment was lost. (A renewal that could
+			// not go through, answered with a certificate it holds, would
+			// read as a renewal that succeeded.)
+			return nil, nil
+		}
+	}
 	ref, err := s.store.ChallengeIssued(ctx, hash)
 	if err != nil || ref == "" {
 		return nil, err

@@ -121,9 +121,20 @@ func TestRenewal(t *testing.T) {
 		certmonger := reqParams{msgType: scep.PKCSReq, key: newKey, signerCert: old, signerKey: oldKey, challenge: used}
 
 		// Before the window opens, the renewal's reason, not "challenge
-		// password is not valid".
+		// password is not valid", and one refusal in the audit trail.
 		ts.Clock.Advance(10 * day)
+		failedBefore := countEvents(t, ts, pki.EventEnrollFailed)
 		_, rep = ts.exchange(t, certmonger)
+		wantFailure(t, rep, scep.BadTime)
+		if n := countEvents(t, ts, pki.EventEnrollFailed) - failedBefore; n != 1 {
+			t.Errorf("%d refusals audited for one request, want 1", n)
+		}
+		// Keeping its key (getcert resubmit), it is not handed its own
+		// certificate back as if renewed: the used-up challenge was issued
+		// for that key, but the device holds that certificate.
+		sameKey := certmonger
+		sameKey.key = oldKey
+		_, rep = ts.exchange(t, sameKey)
 		wantFailure(t, rep, scep.BadTime)
 		// A device given a new challenge enrolls with it meanwhile.
 		fresh := certmonger
@@ -782,4 +793,14 @@ func TestOAEPReplyAnswersInKind(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countEvents counts the audit events of one type.
+func countEvents(t *testing.T, ts *testServer, typ string) int {
+	t.Helper()
+	evs, err := ts.Store.ListAudit(context.Background(), store.AuditFilter{Type: typ, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(evs)
 }

@@ -58,42 +58,16 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 		RemoteAddr:    req.remote,
 		Renewal:       renewalReq || (req.challenge == "" && ev.SignerCert != nil),
 	}
-	if !er.Renewal && ev.SignerCert != nil && csr.SameName(csrReq.RawSubject, signer.RawSubject) && h.issuedByOurCA(signer) {
-		// certmonger renews with a PKCSReq signed by its certificate that
-		// still carries the challenge of the first enrollment, long used
-		// up: renew by the certificate first, and fall back to the
-		// challenge only when that certificate cannot renew (outside its
-		// window, expired, revoked), for a device given a new challenge.
-		er.Renewal = true
-		res, renewErr := h.svc.Enroll(ctx, er)
-		if renewErr == nil || !refused(renewErr) {
-			return h.resultOrErr(req, res, renewErr)
-		}
-		er.Renewal = false
-		res, err := h.svc.Enroll(ctx, er)
-		if err != nil && pki.ErrorCode(err) == pki.EUnauthorized {
-			// The old challenge is expected to fail: the renewal's
-			// reason is the one that helps.
-			return nil, renewErr
-		}
-		return h.resultOrErr(req, res, err)
-	}
+	// certmonger renews with a PKCSReq signed by its certificate that
+	// still carries the challenge of the first enrollment, long used up:
+	// the service renews by the certificate first, and falls back to the
+	// challenge only when that certificate cannot renew.
+	er.RenewalFirst = !er.Renewal && ev.SignerCert != nil && csr.SameName(csrReq.RawSubject, signer.RawSubject) && h.issuedByOurCA(signer)
 	res, err := h.svc.Enroll(ctx, er)
-	return h.resultOrErr(req, res, err)
-}
-
-func (h *Handler) resultOrErr(req *request, res *enroll.Result, err error) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
 	return h.result(req, res)
-}
-
-// refused: the service said no to the request itself, as opposed to
-// failing to decide (store unavailable, internal error).
-func refused(err error) bool {
-	code := pki.ErrorCode(err)
-	return code != pki.EInternal && code != pki.EUnavailable
 }
 
 // issuedByOurCA: the certificate is signed by one of our issuing CAs
