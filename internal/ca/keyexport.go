@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -102,6 +103,20 @@ func ExportKeys(dir string, opts ExportKeysOptions) (*KeyExport, error) {
 	return e, nil
 }
 
+// holdsPrivateKey: data has a PEM block of a private key, encrypted or not.
+func holdsPrivateKey(data []byte) bool {
+	for {
+		block, rest := pem.Decode(data)
+		if block == nil {
+			return false
+		}
+		if strings.HasSuffix(block.Type, "PRIVATE KEY") {
+			return true
+		}
+		data = rest
+	}
+}
+
 // checkNoRootKey refuses an export that would carry the root key under
 // another name (a copy `ca root export --out` left inside the data
 // directory): an export without --include-root promises not to hold it. An
@@ -110,6 +125,12 @@ func ExportKeys(dir string, opts ExportKeysOptions) (*KeyExport, error) {
 func (e *KeyExport) checkNoRootKey(root *x509.Certificate) error {
 	for _, f := range e.Files {
 		if !f.Key {
+			if holdsPrivateKey(f.Data) {
+				// Whatever its name (root-backup.pem, root.key.orig): a
+				// private key outside the key files is no part of a CA
+				// generation, and may be the root's.
+				return fmt.Errorf("%s holds a private key, though it is no key file: move it out of the data directory, or export with --include-root", f.Path)
+			}
 			continue
 		}
 		key, err := keys.ParseKeyPEM(f.Data)

@@ -254,4 +254,20 @@ func TestExportRefusesACopyOfTheRootKey(t *testing.T) {
 	if _, err := ExportKeys(dir, ExportKeysOptions{IncludeRoot: true}); err != nil {
 		t.Errorf("with --include-root: %v", err)
 	}
+	// A copy under a name that is no key file's.
+	if err := os.Remove(copyPath); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"root-backup.pem", "root.key.orig"} {
+		other := filepath.Join(dir, "ca", name)
+		if err := keys.WriteKeyFile(other, rootKey); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ExportKeys(dir, ExportKeysOptions{}); err == nil || !strings.Contains(err.Error(), "ca/"+name+" holds a private key") {
+			t.Errorf("export with a copy of the root key in %s: %v", name, err)
+		}
+		if err := os.Remove(other); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
