@@ -354,12 +354,19 @@ func TestSameSecondRevocationsNeverAnswered304(t *testing.T) {
 		t.Errorf("after the second passed: %d entries at %v, want 3 after %v", len(list.RevokedCertificateEntries), list.ThisUpdate, fixture.Start)
 	}
 
-	// A clock set back an hour still publishes a revocation.
+	// A clock set back an hour still publishes a revocation, and a cache
+	// revalidating by the date of the CRL before it is not told 304,
+	// although the new one's thisUpdate is earlier: dates do not decide,
+	// the ETag (which names the CRL number) does.
+	latest := resp.Header.Get("Last-Modified")
 	f.Clock.Advance(-time.Hour)
 	cert, _ := f.Issue(t, "clock-back")
 	f.Revoke(t, cert, 1)
 	update()
 	if list := current(t, p, issuer.ID); len(list.RevokedCertificateEntries) != 4 {
 		t.Errorf("clock set back: %d entries, want 4", len(list.RevokedCertificateEntries))
+	}
+	if resp, body := get(latest); resp.StatusCode != http.StatusOK || len(parseCRL(t, body, issuer.Cert).RevokedCertificateEntries) != 4 {
+		t.Errorf("clock set back: %d to If-Modified-Since of the CRL before, want 200 with 4 entries", resp.StatusCode)
 	}
 }

@@ -54,7 +54,13 @@ func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/pkix-crl")
 	w.Header().Set("ETag", fmt.Sprintf(`"%s-%d"`, id[:16], c.Number))
 	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d, no-transform", max(0, int(age.Seconds()))))
-	http.ServeContent(w, r, "", c.ThisUpdate, bytes.NewReader(der))
+	// Last-Modified is for information only: ServeContent is given no
+	// time, so that If-Modified-Since never answers 304. A CRL published
+	// after a clock went back (or by a node whose clock is behind) has an
+	// earlier thisUpdate than the one a cache holds; only the ETag, which
+	// names the CRL's number, tells whether the cache's copy is current.
+	w.Header().Set("Last-Modified", c.ThisUpdate.UTC().Format(http.TimeFormat))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(der))
 }
 
 func (h *Handler) serveCA(w http.ResponseWriter, r *http.Request) {
