@@ -39,7 +39,7 @@ func ParseReason(s string) (int, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if strings.EqualFold(s, "aACompromise") || s == "10" {
+	if code, err := strconv.Atoi(s); strings.EqualFold(s, "aACompromise") || err == nil && code == reasonAACompromise {
 		return 0, pki.Errorf(pki.EBadRequest, "revocation reason %q: aACompromise is for attribute certificates (RFC 5280 §5.3.1), and scepter issues none; use keyCompromise or cACompromise", s)
 	}
 	for name, code := range reasonCodes {
