@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -126,17 +127,6 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer st.Close()
-	// On a store that several nodes share, another node may have rolled
-	// over already: its next CA is the one to bring here.
-	var localNext string
-	if a, err := ca.Load(sf.dataDir, clock); err == nil {
-		if next, _, ok := a.Next(now); ok {
-			localNext = next.ID
-		}
-	}
-	if err := cashare.CheckRollover(ctx, st, now, localNext); err != nil {
-		return err
-	}
 	// With a token, the next CA's keys are made in it.
 	token, err := p11.open()
 	if err != nil {
@@ -145,8 +135,12 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	if token != nil {
 		defer token.Close()
 	}
-	iss, ra, err := ca.Rollover(sf.dataDir, ca.RolloverOptions{KeyType: keyType, SwitchAt: switchAt, RAMode: raMode,
-		RootKeyFile: rootKeyFile, RootKeyPassphrase: pass, Token: token}, clock)
+	// On a store that several nodes share, another node may have rolled
+	// over already: its next CA is the one to bring here. The new one is
+	// recorded at once, so that a rollover on another node is refused.
+	host, _ := os.Hostname()
+	iss, ra, err := cashare.Rollover(ctx, st, sf.dataDir, ca.RolloverOptions{KeyType: keyType, SwitchAt: switchAt, RAMode: raMode,
+		RootKeyFile: rootKeyFile, RootKeyPassphrase: pass, Token: token}, clock, host+" "+cliActor())
 	if errors.Is(err, ca.ErrNoCA) {
 		return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, sf.dataDir)
 	}

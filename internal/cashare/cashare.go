@@ -462,3 +462,56 @@ func pending(gens []store.CAGeneration, now time.Time) *store.CAGeneration {
 	}
 	return p
 }
+
+// Rollover makes a next issuing CA in dataDir (ca.Rollover with opts) and
+// records it in the store at once, for `scepter ca rollover`. Under the
+// store's CA setup lock (PostgreSQL; SQLite has one node), the store is
+// checked for another node's next CA first (CheckRollover), so that of
+// two rollovers on two nodes the second is refused instead of scheduling
+// a CA of its own that the nodes then disagree about. Without the record
+// here, the store would learn of the next CA only at a server's next
+// reload, and a rollover meanwhile would get through.
+func Rollover(ctx context.Context, st store.Store, dataDir string, opts ca.RolloverOptions, clock pki.Clock, node string) (*ca.Issuer, *pki.RA, error) {
+	unlock := func() {}
+	if l, ok := st.(setupLocker); ok {
+		var err error
+		if unlock, err = l.LockCASetup(ctx); err != nil {
+			return nil, nil, fmt.Errorf("waiting for other nodes' CA changes: %w", err)
+		}
+	}
+	defer unlock()
+	now := clock.Now()
+	var localNext string
+	if a, err := ca.Load(dataDir, clock); err == nil {
+		if next, _, ok := a.Next(now); ok {
+			localNext = next.ID
+		}
+	}
+	if err := CheckRollover(ctx, st, now, localNext); err != nil {
+		return nil, nil, err
+	}
+	iss, ra, err := ca.Rollover(dataDir, opts, clock)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := ca.Load(dataDir, clock)
+	if err != nil {
+		return nil, nil, err
+	}
+	gens, err := st.CAGenerations(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the CA recorded in the store: %w", err)
+	}
+	if len(gens) == 0 {
+		// No server has recorded the CA yet: the first to start records
+		// the current CA and this one after it.
+		return iss, ra, nil
+	}
+	s := &Syncer{Store: st, Authority: a, Clock: clock, Node: node, Log: slog.New(slog.DiscardHandler)}
+	at, _ := a.SwitchAt()
+	if err := s.publish(ctx, iss, ra, at); err != nil {
+		return nil, nil, fmt.Errorf("the next CA was created in %s, but could not be recorded in the store (servers record it at their next reload): %w",
+			filepath.Join(dataDir, "ca", "next"), err)
+	}
+	return iss, ra, nil
+}

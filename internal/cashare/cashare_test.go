@@ -599,3 +599,37 @@ func TestDiscardLocalOnly(t *testing.T) {
 		}
 	})
 }
+
+// Two nodes rolling over one after the other, before any server reloads:
+// the first rollover is recorded in the store at once, so the second is
+// refused instead of scheduling a CA of its own.
+func TestRolloverIsRecordedAtOnce(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+		clock := pkitest.NewClock(t0)
+		st := open(t)
+		a, err := startNode(t, st, clock, t.TempDir(), "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bDir := t.TempDir()
+		copyCA(t, a.dir, bDir)
+		if _, err := startNode(t, open(t), clock, bDir, "node-b"); err != nil {
+			t.Fatal(err)
+		}
+		iss, _, err := Rollover(context.Background(), st, a.dir, ca.RolloverOptions{SwitchAt: t0.Add(time.Hour)}, clock, "node-a cli:test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gens, _ := st.CAGenerations(context.Background())
+		if !recorded(gens, iss.ID) {
+			t.Fatalf("the next CA %s is not recorded: %+v", iss.ID, gens)
+		}
+		_, _, err = Rollover(context.Background(), open(t), bDir, ca.RolloverOptions{SwitchAt: t0.Add(3 * time.Hour)}, clock, "node-b cli:test")
+		if !errors.Is(err, ErrRolloverUnderWay) {
+			t.Errorf("a second rollover on another node: %v, want ErrRolloverUnderWay", err)
+		}
+		if _, err := os.Stat(filepath.Join(bDir, "ca", "next")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the refused rollover left %s: %v", filepath.Join(bDir, "ca", "next"), err)
+		}
+	})
+}
