@@ -232,9 +232,14 @@ func Fingerprint(cert *x509.Certificate) string {
 }
 
 // CheckFingerprint succeeds when one of certs has the given fingerprint
-// ("sha256:HEX" or bare hex, colons allowed).
+// ("sha256:HEX" or bare hex, colons allowed; the prefix in any case, and
+// "sha-256:" too, as other tools print it).
 func CheckFingerprint(certs []*x509.Certificate, want string) error {
-	w := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(want), "sha256:"), ":", ""))
+	w := strings.ToLower(strings.TrimSpace(want))
+	for _, prefix := range []string{"sha256:", "sha-256:"} {
+		w = strings.TrimPrefix(w, prefix)
+	}
+	w = strings.ReplaceAll(w, ":", "")
 	if _, err := hex.DecodeString(w); err != nil || len(w) != 64 {
 		return fmt.Errorf("CA fingerprint %q is not a SHA-256 hex digest", want)
 	}

@@ -2,6 +2,9 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -103,6 +106,42 @@ func TestSCEPErrorsNameTheOperationOnce(t *testing.T) {
 			_, err := (&SCEP{URL: srv.URL + "/scep"}).GetCACaps(context.Background())
 			if err == nil || strings.Count(err.Error(), "GetCACaps") != 1 {
 				t.Errorf("err = %q, want GetCACaps named once", err)
+			}
+		})
+	}
+}
+
+// A pinned fingerprint is accepted as other tools print it: the prefix in
+// any case, with or without a hyphen, the digest with colons or without.
+func TestCheckFingerprintSpellings(t *testing.T) {
+	cert := &x509.Certificate{Raw: []byte("a certificate")}
+	sum := sha256.Sum256(cert.Raw)
+	lower := hex.EncodeToString(sum[:])
+	upper := strings.ToUpper(lower)
+	var colons []string
+	for i := 0; i < len(upper); i += 2 {
+		colons = append(colons, upper[i:i+2])
+	}
+	tests := []struct {
+		name, pin string
+		ok        bool
+	}{
+		{"sha256: lower", "sha256:" + lower, true},
+		{"SHA256: upper", "SHA256:" + upper, true},
+		{"Sha256: mixed", "Sha256:" + lower, true},
+		{"sha-256:", "sha-256:" + lower, true},
+		{"SHA-256: with colons (openssl)", "SHA-256:" + strings.Join(colons, ":"), true},
+		{"bare hex", lower, true},
+		{"surrounding spaces", "  SHA256:" + lower + " ", true},
+		{"another digest", "sha256:" + strings.Repeat("0", 64), false},
+		{"another algorithm", "sha1:" + lower, false},
+		{"prefix twice", "sha256:sha256:" + lower, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckFingerprint([]*x509.Certificate{cert}, tt.pin)
+			if (err == nil) != tt.ok {
+				t.Errorf("CheckFingerprint(%q) = %v, want accepted: %v", tt.pin, err, tt.ok)
 			}
 		})
 	}
