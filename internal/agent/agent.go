@@ -115,6 +115,7 @@ type outcome struct {
 func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o outcome) {
 	log := a.log().With("cert", c.Name)
 	l := newLayout(c, a.hook)
+	l.warn = log.Warn
 	err := l.stateDir()
 	var unlock func()
 	if err == nil {

@@ -840,3 +840,46 @@ func TestPostRenewBackgroundChildIsNoFailure(t *testing.T) {
 		t.Errorf("the log does not say a background process held the output:\n%s", f.logs.String())
 	}
 }
+
+// A damaged file of the agent's own state is set aside with a warning
+// that names it, never in silence: a pending key may be the only way to
+// collect a certificate already issued, and a marker the only reminder
+// that post_renew has not run.
+func TestDamagedStateFileIsNamedInAWarning(t *testing.T) {
+	tests := []struct {
+		name, file, content, want string
+	}{
+		{"pending key that is no key", pendingKeyPEM, "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n", "kept key of an earlier renewal"},
+		{"empty pending key", pendingKeyPEM, "", "kept key of an earlier renewal"},
+		{"marker without a fingerprint", markerName, "half a line", "post_renew marker holds no certificate fingerprint"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			l := newLayout(f.cert(), nil)
+			if err := l.stateDir(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(l.state, tt.file)
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var warned bool
+			for _, line := range strings.Split(f.logs.String(), "\n") {
+				if strings.Contains(line, "level=WARN") && strings.Contains(line, tt.want) && strings.Contains(line, path) {
+					warned = true
+				}
+			}
+			if !warned {
+				t.Errorf("no warning naming %s and saying %q:\n%s", path, tt.want, f.logs.String())
+			}
+			if n := strings.Count(f.logs.String(), tt.want); n > 1 {
+				t.Errorf("warned %d times, want once", n)
+			}
+		})
+	}
+}

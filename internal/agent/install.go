@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -68,6 +69,12 @@ type layout struct {
 	name             string
 	key, cert, chain string // absolute; chain "" when none, == cert for a full chain
 	state            string
+	// warn, when set, is told of a file of the agent's own state that is
+	// damaged and therefore set aside (never in silence: it may be the
+	// only copy of a key).
+	warn func(msg string, args ...any)
+	// pendingKeyWarned: the damaged pending key is named once per check.
+	pendingKeyWarned bool
 	// hook, when set, is called after each step that changes the disk; an
 	// error stops the install right there, with nothing cleaned up.
 	hook func(step string) error
@@ -552,11 +559,36 @@ func (l *layout) recover() (postRenewDue bool, err error) {
 	} else if err != nil {
 		return false, err
 	}
-	if certs, err := loadCerts(l.cert); err == nil && client.Fingerprint(certs[0]) == strings.TrimSpace(string(marker)) {
+	want := strings.TrimSpace(string(marker))
+	if certs, err := loadCerts(l.cert); err == nil && client.Fingerprint(certs[0]) == want {
 		return true, nil
+	}
+	if !isFingerprint(want) {
+		// Not what installCert writes: damaged or edited. Whether a
+		// renewal is in place cannot be told, and the operator may have
+		// to run post_renew by hand.
+		l.warnf("the post_renew marker holds no certificate fingerprint; removing it without running post_renew (run it by hand if a renewal was installed)",
+			"file", filepath.Join(l.state, markerName))
 	}
 	// The renewal stopped before its switch: the old pair is still there.
 	return false, l.clearMarker()
+}
+
+// isFingerprint: s is "sha256:" and 64 lower-case hex digits, as
+// client.Fingerprint writes it.
+func isFingerprint(s string) bool {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil && strings.ToLower(h) == h
+}
+
+func (l *layout) warnf(msg string, args ...any) {
+	if l.warn != nil {
+		l.warn(msg, args...)
+	}
 }
 
 func (l *layout) clearMarker() error {
@@ -572,17 +604,28 @@ func (l *layout) clearMarker() error {
 // approval, or its answer lost), kept so that the next attempt asks with
 // the same key: SCEP knows a request by its key, and the server answers a
 // renewal it already issued for that key with the same certificate.
+// A file that is there and cannot be read is named in a warning: the
+// renewal goes on with a new key and replaces it, and a certificate the
+// server issued for the key it held can no longer be collected.
 func (l *layout) pendingKey() crypto.Signer {
-	b, err := os.ReadFile(filepath.Join(l.state, pendingKeyPEM))
-	if err != nil {
+	path := filepath.Join(l.state, pendingKeyPEM)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	defer clear(b)
-	k, err := keys.ParseKeyPEM(b)
-	if err != nil {
-		return nil
+	if err == nil {
+		defer clear(b)
+		var k crypto.Signer
+		if k, err = keys.ParseKeyPEM(b); err == nil {
+			return k
+		}
 	}
-	return k
+	if !l.pendingKeyWarned {
+		l.pendingKeyWarned = true
+		l.warnf("the kept key of an earlier renewal (held for approval, or its answer lost) cannot be read; a renewal makes a new key and replaces the file",
+			"file", path, "err", err)
+	}
+	return nil
 }
 
 func (l *layout) savePendingKey(key crypto.Signer) error {
