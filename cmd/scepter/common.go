@@ -320,3 +320,41 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// checkOutputFile refuses an output path that is there and is no regular
+// file (a device such as /dev/null, a FIFO, a socket, a directory): every
+// client file is written beside its place and renamed over it, which
+// would replace the device itself with a regular file, and the paths
+// derived from it (chain.pem beside --out) would land in its directory.
+// A symbolic link is judged by what it leads to.
+func checkOutputFile(flagName, path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", flagName, path, err)
+	}
+	if fi.Mode().IsRegular() {
+		return nil
+	}
+	return usageError{fmt.Sprintf("%s %s is %s, not a regular file: scepter writes a new file and renames it into place, which would replace it; name a regular file",
+		flagName, path, fileKind(fi.Mode()))}
+}
+
+// fileKind names what a file that is no regular file is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
+}

@@ -73,6 +73,10 @@ func (f *clientFlags) resolve() error {
 	if !keys.ValidKeyType(f.keyType) {
 		return usageError{fmt.Sprintf("--key-type %q: want rsa2048, rsa3072, rsa4096, p256 or p384", f.keyType)}
 	}
+	// Checked before chain.pem is put beside it: never beside a device.
+	if err := checkOutputFile("--out", f.out); err != nil {
+		return err
+	}
 	if f.chainOut == "" {
 		f.chainOut = filepath.Join(filepath.Dir(f.out), "chain.pem")
 	}
@@ -80,7 +84,8 @@ func (f *clientFlags) resolve() error {
 }
 
 // distinctOutputs refuses output files that are one file: one write would
-// silently replace the other (the key by the certificate, say).
+// silently replace the other (the key by the certificate, say); and any
+// that is there and is no regular file (checkOutputFile).
 func distinctOutputs(flags map[string]string) error {
 	names := make([]string, 0, len(flags))
 	for name := range flags {
@@ -91,6 +96,9 @@ func distinctOutputs(flags map[string]string) error {
 	for _, name := range names {
 		if flags[name] == "" {
 			continue
+		}
+		if err := checkOutputFile(name, flags[name]); err != nil {
+			return err
 		}
 		abs, err := filepath.Abs(flags[name])
 		if err != nil {

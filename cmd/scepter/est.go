@@ -120,14 +120,19 @@ func (f *estFlags) client(e env) (*client.EST, error) {
 		}
 		c.Certificate = &pair
 	}
-	if f.chainOut == "" {
-		f.chainOut = filepath.Join(filepath.Dir(f.out), "chain.pem")
-	}
 	return c, nil
 }
 
-// distinct refuses enroll's output files that are one file.
+// distinct puts the chain beside --out unless --chain-out says where, and
+// refuses enroll's output files that are one file or no regular file.
 func (f *estFlags) distinct() error {
+	// Checked before chain.pem is put beside it: never beside a device.
+	if err := checkOutputFile("--out", f.out); err != nil {
+		return err
+	}
+	if f.chainOut == "" {
+		f.chainOut = filepath.Join(filepath.Dir(f.out), "chain.pem")
+	}
 	return distinctOutputs(map[string]string{"--out": f.out, "--key-out": f.keyOut, "--chain-out": f.chainOut})
 }
 
@@ -151,6 +156,9 @@ func estCACerts(ctx context.Context, e env, args []string) error {
 	}
 	c, err := f.client(e)
 	if err != nil {
+		return err
+	}
+	if err := checkOutputFile("--out", f.out); err != nil {
 		return err
 	}
 	certs, err := c.CACerts(ctx)
