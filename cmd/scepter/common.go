@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -357,4 +359,111 @@ func fileKind(m fs.FileMode) string {
 		return "a socket"
 	}
 	return "a special file"
+}
+
+// stagedFile is an output written beside its place, under a temporary
+// name, until commit renames it there.
+type stagedFile struct {
+	flagName, path, tmp string
+}
+
+// stageFile writes an output beside path, through write (keys.WriteCertFile
+// or keys.WriteKeyFile given the temporary name), without touching path.
+func stageFile(flagName, path string, write func(tmp string) error) (*stagedFile, error) {
+	if err := checkOutputFile(flagName, path); err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flagName, path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".new-*")
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flagName, path, err)
+	}
+	f.Close()
+	if err := write(f.Name()); err != nil {
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("%s %s: %w", flagName, path, err)
+	}
+	return &stagedFile{flagName: flagName, path: path, tmp: f.Name()}, nil
+}
+
+// commit renames the staged file into place; never over something that
+// became no regular file meanwhile.
+func (s *stagedFile) commit() error {
+	if err := checkOutputFile(s.flagName, s.path); err != nil {
+		return err
+	}
+	if err := os.Rename(s.tmp, s.path); err != nil {
+		return fmt.Errorf("%s %s: %w", s.flagName, s.path, err)
+	}
+	s.tmp = ""
+	if d, err := os.Open(filepath.Dir(s.path)); err == nil { // the new name survives a crash
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// discard removes the staged file unless it was committed.
+func (s *stagedFile) discard() {
+	if s != nil && s.tmp != "" {
+		os.Remove(s.tmp)
+	}
+}
+
+// chainNotWritten: the certificate and its key are in place, the CA
+// chain is not.
+type chainNotWritten struct{ err error }
+
+func (e *chainNotWritten) Error() string { return "the CA chain was not written: " + e.err.Error() }
+func (e *chainNotWritten) Unwrap() error { return e.err }
+
+// writeEnrollment writes an issued certificate, its key (unless keyOut is
+// "": it stays where it is) and the CA chain (when there is one) so that
+// a failure leaves the pair that was there working: all are written under
+// temporary names first, so that a full disk or a bad path stops before
+// anything is replaced; then the certificate is renamed into place, the
+// key last, then the chain. When only the key's rename fails, the new key
+// is kept, and the error says where. A chain that cannot be written is a
+// *chainNotWritten.
+func writeEnrollment(certOut, keyOut, chainOut string, cert *x509.Certificate, key crypto.Signer, chain []*x509.Certificate) (err error) {
+	var certFile, keyFile, chainFile *stagedFile
+	keepKey := false
+	defer func() {
+		certFile.discard()
+		chainFile.discard()
+		if !keepKey {
+			keyFile.discard()
+		}
+	}()
+	if certFile, err = stageFile("--out", certOut, func(tmp string) error { return keys.WriteCertFile(tmp, cert) }); err != nil {
+		return err
+	}
+	if keyOut != "" {
+		if keyFile, err = stageFile("--key-out", keyOut, func(tmp string) error { return keys.WriteKeyFile(tmp, key) }); err != nil {
+			return err
+		}
+	}
+	var chainErr error
+	if len(chain) > 0 {
+		chainFile, chainErr = stageFile("--chain-out", chainOut, func(tmp string) error { return keys.WriteCertFile(tmp, chain...) })
+	}
+	if err := certFile.commit(); err != nil {
+		return err
+	}
+	if keyFile != nil {
+		if err := keyFile.commit(); err != nil {
+			keepKey = true
+			return fmt.Errorf("the new certificate is in %s, and its key could not be put in %s (%w): it is in %s; move it there", certOut, keyOut, err, keyFile.tmp)
+		}
+	}
+	if chainFile != nil {
+		chainErr = chainFile.commit()
+	}
+	if chainErr != nil {
+		return &chainNotWritten{chainErr}
+	}
+	return nil
 }

@@ -167,18 +167,10 @@ func (f *clientFlags) finish(e env, key crypto.Signer, cert *x509.Certificate, c
 	}
 	keyAt := f.keyIn + " (kept)"
 	if f.keyOut != "" {
-		if err := keys.WriteKeyFile(f.keyOut, key); err != nil {
-			return err
-		}
 		keyAt = f.keyOut
 	}
-	if err := keys.WriteCertFile(f.out, cert); err != nil {
+	if err := writeEnrollment(f.out, f.keyOut, f.chainOut, cert, key, chain); err != nil {
 		return err
-	}
-	if len(chain) > 0 {
-		if err := keys.WriteCertFile(f.chainOut, chain...); err != nil {
-			return err
-		}
 	}
 	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
 		printable(cert.Subject.String()), cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, keyAt)

@@ -308,16 +308,14 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if err != nil {
 		return fmt.Errorf("refusing what the server returned: %w", err)
 	}
-	if err := keys.WriteKeyFile(f.keyOut, key); err != nil {
-		return err
-	}
-	if err := keys.WriteCertFile(f.out, res.Certificate); err != nil {
+	err = writeEnrollment(f.out, f.keyOut, f.chainOut, res.Certificate, key, chain)
+	var noChain *chainNotWritten
+	if errors.As(err, &noChain) {
+		fmt.Fprintf(e.stderr, "warning: %v\n", err)
+	} else if err != nil {
 		return err
 	}
 	forgetHeldKey(held, f.keyOut)
-	if err := keys.WriteCertFile(f.chainOut, chain...); err != nil {
-		fmt.Fprintf(e.stderr, "warning: the CA chain was not written: %v\n", err)
-	}
 	cert := res.Certificate
 	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
 		printable(cert.Subject.String()), cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, f.keyOut)
@@ -328,7 +326,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "key made by the server, delivered %s\n", how)
 	}
-	if err == nil {
+	if err == nil && len(chain) > 0 {
 		fmt.Fprintf(e.stdout, "CA chain:    %s\n", f.chainOut)
 	}
 	return nil
