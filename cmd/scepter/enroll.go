@@ -325,6 +325,12 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 		refused := errors.As(err, &fe)
 		return keptKeyNote(heldKeyNote(f.finish(e, key, cert, caCerts, err), held), kept, refused)
 	}
+	// A renewal asked for again after a CA rollover (its answer was lost
+	// before the switch) is answered with the certificate the previous
+	// issuing CA issued, which GetCACert no longer carries: its issuer
+	// comes from the certificate's caIssuers URL, and counts only if it
+	// chains to the pinned root (as in the agent).
+	caCerts = client.WithIssuer(ctx, cert, caCerts, f.fingerprint)
 	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
 		return keptKeyNote(err, kept, false)
 	}
