@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -289,6 +290,22 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		}
 		req.DecryptKey, req.KeyID = dec, keyIdentifier(key.Public())
 	}
+	saved := held
+	var kept *heldKey
+	if op == "reenroll" && plan.current != nil && held == nil {
+		// A new key (--rekey) is kept before the server is asked, as
+		// `scepter renew --rekey` and the agent do: if the answer is lost,
+		// the same command asks again with it and is given the
+		// certificate already issued for it, even when that renewal
+		// revoked the old one (revoke_superseded). A new key each time
+		// would leave only a revoked certificate.
+		at, err := saveHeldKey(f.keyOut, key)
+		if err != nil {
+			return fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
+		}
+		kept = &heldKey{key: key, path: at}
+		saved = kept
+	}
 	res, err := c.Enroll(ctx, req)
 	if err != nil {
 		keyFlag := ""
@@ -297,25 +314,26 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		}
 		var pe *client.PendingError
 		if errors.As(err, &pe) {
-			return pendingHint(err, key, plan.key == nil && csrKeyFile == "", f.keyOut, held, "run the same command again", keyFlag)
+			return pendingHint(err, key, plan.key == nil && csrKeyFile == "", f.keyOut, saved, "run the same command again", keyFlag)
 		}
-		return heldKeyNote(fmt.Errorf("%s failed: %w", op, err), held)
+		return keptKeyNote(heldKeyNote(fmt.Errorf("%s failed: %w", op, err), held), kept, estRefused(err))
 	}
 	if res.Key != nil {
 		key = res.Key
 	}
 	chain, err := c.CheckIssued(ctx, res.Certificate, key.Public())
 	if err != nil {
-		return fmt.Errorf("refusing what the server returned: %w", err)
+		return keptKeyNote(fmt.Errorf("refusing what the server returned: %w", err), kept, false)
 	}
 	err = writeEnrollment(f.out, f.keyOut, f.chainOut, res.Certificate, key, chain)
 	var noChain *chainNotWritten
 	if errors.As(err, &noChain) {
 		fmt.Fprintf(e.stderr, "warning: %v\n", err)
 	} else if err != nil {
-		return err
+		return keptKeyNote(err, kept, false)
 	}
 	forgetHeldKey(held, f.keyOut)
+	forgetHeldKey(kept, f.keyOut)
 	cert := res.Certificate
 	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
 		printable(cert.Subject.String()), cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, f.keyOut)
@@ -330,6 +348,15 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		fmt.Fprintf(e.stdout, "CA chain:    %s\n", f.chainOut)
 	}
 	return nil
+}
+
+// estRefused reports whether the server refused the request (HTTP 4xx),
+// which makes a key kept for it useless; not a timeout or a rate limit
+// (408, 429), after which the same request is asked for again.
+func estRefused(err error) bool {
+	var he *client.HTTPError
+	return errors.As(err, &he) && he.Status >= 400 && he.Status < 500 &&
+		he.Status != http.StatusRequestTimeout && he.Status != http.StatusTooManyRequests
 }
 
 type names struct{ dns, ip, email, uri stringList }
