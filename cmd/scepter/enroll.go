@@ -39,9 +39,11 @@ type clientFlags struct {
 	out, keyOut, chainOut  string
 	// keyIn is the key file used as it is (--key), when keyOut is "": the
 	// key is not written anywhere else unless --key-out says where.
-	keyIn                    string
-	keyType                  string
-	allowDES                 bool
+	keyIn    string
+	keyType  string
+	allowDES bool
+	// force replaces a --key-out that holds another key.
+	force                    bool
 	pollInterval, maxWait    time.Duration
 	challenge, challengeFile string
 }
@@ -57,6 +59,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.maxWait, "max-wait", 0, "how long to keep polling a pending request (0: return at once)")
 	fs.StringVar(&f.challenge, "challenge", "", "challenge password (prefer SCEPTER_CHALLENGE or --challenge-file)")
 	fs.StringVar(&f.challengeFile, "challenge-file", "", "file holding the challenge password")
+	fs.BoolVar(&f.force, "force", false, "replace a --key-out that holds another private key (default: refuse, it would be lost)")
 }
 
 func (f *clientFlags) resolve() error {
@@ -222,6 +225,9 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkKeyOut(f.keyOut, f.force, key.Public(), nil); err != nil {
+		return err
+	}
 	if !isRSAKey(key) && f.challenge == "" {
 		return usageError{"an EC key needs --challenge: the server encrypts the certificate to it"}
 	}
@@ -299,18 +305,22 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 			announceHeldKey(e, held)
 		} else if key, err = keys.Generate(f.keyType); err != nil {
 			return err
-		} else {
-			// Kept before the server is asked, as the agent does: if the
-			// answer is lost, running the command again asks with the same
-			// key and is given the certificate already issued for it, even
-			// when that renewal revoked the old one (revoke_superseded).
-			// A new key each time would leave only a revoked certificate.
-			at, err := saveHeldKey(f.keyOut, key)
-			if err != nil {
-				return fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
-			}
-			kept = &heldKey{key: key, path: at}
 		}
+	}
+	if err := checkKeyOut(f.keyOut, f.force, key.Public(), old.PublicKey); err != nil {
+		return err
+	}
+	if rekey && held == nil {
+		// Kept before the server is asked, as the agent does: if the
+		// answer is lost, running the command again asks with the same
+		// key and is given the certificate already issued for it, even
+		// when that renewal revoked the old one (revoke_superseded).
+		// A new key each time would leave only a revoked certificate.
+		at, err := saveHeldKey(f.keyOut, key)
+		if err != nil {
+			return fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
+		}
+		kept = &heldKey{key: key, path: at}
 	}
 	c, caps, caCerts, err := f.connect(ctx, e)
 	if err != nil {

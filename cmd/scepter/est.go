@@ -186,7 +186,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	var f estFlags
 	var subject, keyType, binding, csrKeyFile string
 	var dnsNames, ipAddrs, emails, uris stringList
-	var rekey, encrypt bool
+	var rekey, encrypt, force bool
 	var pollInterval, maxWait time.Duration
 	f.register(fs)
 	fs.StringVar(&subject, "subject", "", "certificate subject, e.g. 'CN=device-1,O=Acme' (reenroll: kept from --cert)")
@@ -198,6 +198,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	fs.StringVar(&binding, "channel-binding", "auto", "put the TLS channel binding in the CSR: auto (when csrattrs asks), always, never")
 	fs.StringVar(&csrKeyFile, "csr-key", "", "enroll: use this existing private key (to collect a request held for approval)")
 	fs.BoolVar(&rekey, "rekey", false, "reenroll: make a new key (default: keep the key)")
+	fs.BoolVar(&force, "force", false, "replace a --key-out that holds another private key (default: refuse, it would be lost)")
 	fs.BoolVar(&encrypt, "encrypt", false, "serverkeygen: have the key encrypted to the request's own (RSA) key besides TLS")
 	fs.DurationVar(&pollInterval, "poll-interval", 10*time.Second, "least wait between requests while the request awaits approval (the server's Retry-After counts when longer)")
 	fs.DurationVar(&maxWait, "max-wait", 0, "how long to keep asking while the request awaits approval (0: return at once)")
@@ -262,6 +263,9 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		if key, err = keys.Generate(kt); err != nil {
 			return err
 		}
+	}
+	if err := checkKeyOut(f.keyOut, force, key.Public(), plan.current); err != nil {
+		return err
 	}
 	if kt := keys.KeyTypeOf(key.Public()); !advice.Accepts(kt) {
 		fmt.Fprintf(e.stderr, "warning: the server's /csrattrs ask for these key types: %s; this request's key is %s, which the server may refuse\n", advice, kt)

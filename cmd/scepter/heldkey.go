@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto"
 	"errors"
 	"fmt"
@@ -169,4 +170,36 @@ func forgetHeldKey(held *heldKey, keyOut string) {
 // taken up.
 func announceHeldKey(e env, held *heldKey) {
 	fmt.Fprintf(e.stderr, "using the key in %s, saved by an earlier run for a request held for approval or whose answer was lost (remove it to make a new key and a new request)\n", held.path)
+}
+
+// checkKeyOut refuses a --key-out that holds another private key than
+// the one the request uses (key) or the one being renewed (renewed, nil
+// for none), or anything else that is not an empty file, unless force:
+// writing the new key there would lose it without a word, and with it the
+// certificate it belongs to (two enrollments in one directory both
+// default to key.pem).
+func checkKeyOut(keyOut string, force bool, key, renewed crypto.PublicKey) error {
+	if keyOut == "" || force {
+		return nil
+	}
+	data, err := os.ReadFile(keyOut)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--key-out %s: %w", keyOut, err)
+	}
+	defer clear(data)
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	const advice = "name another --key-out, move it away, or pass --force to replace it"
+	existing, err := keys.ParseKeyPEM(data)
+	if err != nil {
+		return fmt.Errorf("--key-out %s holds something that is not this request's key (%v), which writing the new key would replace; %s", keyOut, err, advice)
+	}
+	if pki.SamePublicKey(existing.Public(), key) || renewed != nil && pki.SamePublicKey(existing.Public(), renewed) {
+		return nil
+	}
+	return fmt.Errorf("--key-out %s already holds another private key (an earlier enrollment's?), which writing the new key would replace, leaving its certificate without a key; %s", keyOut, advice)
 }
