@@ -367,7 +367,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := svc.RecordRACertificates(ctx); err != nil {
 		log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
 	}
-	scepHandler, err := scepserver.New(svc, clock, log, scepserver.Options{AllowInsecureDES: f.allowInsecureDES, MaxClockSkew: f.maxClockSkew})
+	scepOpts := scepserver.Options{AllowInsecureDES: f.allowInsecureDES, MaxClockSkew: f.maxClockSkew}
+	if f.ndesUser != "" {
+		// NDES's SCEP path serves the profile its page's passwords are
+		// bound to.
+		scepOpts.NDESProfile = f.ndesProfile
+	}
+	scepHandler, err := scepserver.New(svc, clock, log, scepOpts)
 	if err != nil {
 		return err
 	}
