@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/config"
 	"github.com/scepter/scepter/internal/keys"
 )
@@ -339,10 +339,8 @@ func parseCert(md toml.MetaData, prim toml.Primitive, baseDir string) (Certifica
 	return c, errors.Join(errs...)
 }
 
-// validFingerprint accepts what client.CheckFingerprint takes: sha256:HEX,
-// bare HEX, colons allowed.
+// validFingerprint accepts what client.CheckFingerprint takes.
 func validFingerprint(s string) bool {
-	h := strings.ReplaceAll(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "sha256:"), ":", "")
-	_, err := hex.DecodeString(h)
-	return err == nil && len(h) == 64
+	_, ok := client.NormalizeFingerprint(s)
+	return ok
 }

@@ -169,3 +169,18 @@ func TestLoadConfigNamesTheFile(t *testing.T) {
 		t.Errorf("missing file: err = %v", err)
 	}
 }
+
+// Every spelling client.CheckFingerprint takes is taken here too.
+func TestFingerprintSpellings(t *testing.T) {
+	hex := strings.TrimPrefix(fp, "sha256:")
+	for _, s := range []string{fp, "SHA256:" + hex, "sha-256:" + hex, "SHA-256:" + strings.ToUpper(hex), hex} {
+		if !validFingerprint(s) {
+			t.Errorf("validFingerprint(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"", "sha1:" + hex, hex[:62], "md5:00"} {
+		if validFingerprint(s) {
+			t.Errorf("validFingerprint(%q) = true", s)
+		}
+	}
+}

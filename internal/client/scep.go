@@ -235,12 +235,8 @@ func Fingerprint(cert *x509.Certificate) string {
 // ("sha256:HEX" or bare hex, colons allowed; the prefix in any case, and
 // "sha-256:" too, as other tools print it).
 func CheckFingerprint(certs []*x509.Certificate, want string) error {
-	w := strings.ToLower(strings.TrimSpace(want))
-	for _, prefix := range []string{"sha256:", "sha-256:"} {
-		w = strings.TrimPrefix(w, prefix)
-	}
-	w = strings.ReplaceAll(w, ":", "")
-	if _, err := hex.DecodeString(w); err != nil || len(w) != 64 {
+	w, ok := NormalizeFingerprint(want)
+	if !ok {
 		return fmt.Errorf("CA fingerprint %q is not a SHA-256 hex digest", want)
 	}
 	for _, c := range certs {
@@ -249,6 +245,21 @@ func CheckFingerprint(certs []*x509.Certificate, want string) error {
 		}
 	}
 	return fmt.Errorf("no certificate from the server matches CA fingerprint %s: refusing to trust it", want)
+}
+
+// NormalizeFingerprint reads a SHA-256 fingerprint as people write it
+// (sha256: or sha-256: in any case, or no prefix; colons allowed) as 64
+// lower-case hex digits; false when it is none.
+func NormalizeFingerprint(s string) (string, bool) {
+	w := strings.ToLower(strings.TrimSpace(s))
+	for _, prefix := range []string{"sha256:", "sha-256:"} {
+		w = strings.TrimPrefix(w, prefix)
+	}
+	w = strings.ReplaceAll(w, ":", "")
+	if _, err := hex.DecodeString(w); err != nil || len(w) != 64 {
+		return "", false
+	}
+	return w, true
 }
 
 // Recipient picks the certificate to encrypt to: an RA certificate meant for
