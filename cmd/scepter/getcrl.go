@@ -30,6 +30,11 @@ func cmdGetCRL(ctx context.Context, e env, args []string) error {
 	if url == "" {
 		return usageError{"--url is required"}
 	}
+	if out != "" {
+		if err := checkOutputFile("--out", out); err != nil {
+			return err
+		}
+	}
 	certs, err := keys.LoadCertFile(certFile)
 	if err != nil {
 		return err

@@ -57,6 +57,7 @@ func TestClientOutputThatIsNoRegularFileIsRefused(t *testing.T) {
 			{"est enroll --out", []string{"est", "enroll", "--url", estURL, "--subject", "CN=d", "--out", special, "--key-out", keyOut}},
 			{"est enroll --key-out", []string{"est", "enroll", "--url", estURL, "--subject", "CN=d", "--out", out, "--key-out", special}},
 			{"est cacerts --out", []string{"est", "cacerts", "--url", estURL, "--out", special}},
+			{"getcrl --out", []string{"getcrl", "--url", scepURL, "--cert", oldCert, "--out", special}},
 		}
 		for _, tt := range tests {
 			t.Run(kind+"/"+tt.name, func(t *testing.T) {
