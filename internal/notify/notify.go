@@ -431,6 +431,13 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	err := ch.Send(sctx, m)
 	cancel()
+	var refused *RefusedRecipientsError
+	if errors.As(err, &refused) {
+		// Delivered to the others: sent, with the refused named.
+		s.log.Warn("expiry notification: the mail server refused some recipients for good", "serial", c.SerialHex,
+			"refused", strings.Join(refused.Refused, ", "))
+		err = nil
+	}
 	if s.cfg.Observer != nil && (err == nil || ctx.Err() == nil) {
 		s.cfg.Observer.Delivered(cl.Channel, err)
 	}
@@ -440,7 +447,11 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 	switch {
 	case err == nil:
 		out.Status, out.Attempted = store.NotificationSent, true
-		out.Events = []pki.AuditEvent{s.event(pki.EventNotificationSent, cl, ch, p, attempts, "")}
+		ev := s.event(pki.EventNotificationSent, cl, ch, p, attempts, "")
+		if refused != nil {
+			ev = withRefused(ev, refused.Refused)
+		}
+		out.Events = []pki.AuditEvent{ev}
 		s.log.Info("expiry notification sent", "channel", cl.Channel, "serial", c.SerialHex, "subject", c.Subject,
 			"threshold", FormatThreshold(cl.Threshold), "not_after", c.NotAfter.Format(time.RFC3339))
 	case ctx.Err() != nil:
@@ -511,6 +522,32 @@ func (s *Scheduler) event(typ string, cl *store.ClaimedNotification, ch Channel,
 	if typ == pki.EventNotificationFailed {
 		ev.Outcome, ev.Reason = "failure", reason
 	}
+	return ev
+}
+
+// withRefused moves the refused recipients of a sent notification's event
+// from "recipients" to "refused".
+func withRefused(ev pki.AuditEvent, refused []string) pki.AuditEvent {
+	var detail map[string]any
+	if json.Unmarshal([]byte(ev.Detail), &detail) != nil {
+		return ev
+	}
+	gone := map[string]bool{}
+	for _, r := range refused {
+		gone[strings.ToLower(r)] = true
+	}
+	if rs, ok := detail["recipients"].([]any); ok {
+		kept := []any{}
+		for _, r := range rs {
+			if s, _ := r.(string); !gone[strings.ToLower(s)] {
+				kept = append(kept, r)
+			}
+		}
+		detail["recipients"] = kept
+	}
+	detail["refused"] = refused
+	b, _ := json.Marshal(detail)
+	ev.Detail = string(b)
 	return ev
 }
 

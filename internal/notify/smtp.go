@@ -177,10 +177,23 @@ func (m *SMTP) Recipients(c *pki.Certificate, p *pki.Profile) []string {
 // Wants implements Channel: there is someone to write to.
 func (m *SMTP) Wants(c *pki.Certificate, p *pki.Profile) bool { return len(m.Recipients(c, p)) > 0 }
 
+// RefusedRecipientsError is Send's answer when a notification reached
+// some of its recipients and the mail server refused the others for good:
+// delivered, but the refused addresses are for the audit trail and the
+// log, so that someone learns of a dead mailbox.
+type RefusedRecipientsError struct {
+	Refused []string
+}
+
+func (e *RefusedRecipientsError) Error() string {
+	return "delivered, but the mail server refused for good: " + strings.Join(e.Refused, ", ")
+}
+
 // Send implements Channel. When the mail server refuses some recipients
 // for good (a certificate owner's mailbox that is gone), the others are
 // written to one by one, so one dead address does not keep the rest from
-// ever being told; it is delivered when at least one was.
+// ever being told; it is delivered when at least one was, and then
+// answers a *RefusedRecipientsError naming the others.
 func (m *SMTP) Send(ctx context.Context, n Message) error {
 	rcpts := m.Recipients(&n.Certificate, &n.Profile)
 	if len(rcpts) == 0 {
@@ -191,18 +204,21 @@ func (m *SMTP) Send(ctx context.Context, n Message) error {
 		return err
 	}
 	delivered := 0
+	var refused []string
 	for _, r := range rcpts {
 		switch one := m.sendTo(ctx, n, []string{r}); {
 		case one == nil:
 			delivered++
 		case !recipientRefused(one):
 			return one // a temporary failure: all of it again later
+		default:
+			refused = append(refused, r)
 		}
 	}
 	if delivered == 0 {
 		return err
 	}
-	return nil
+	return &RefusedRecipientsError{Refused: refused}
 }
 
 // recipientRefused reports whether err is the mail server refusing a
