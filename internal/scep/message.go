@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/pki"
@@ -257,6 +258,11 @@ func printableAttr(si *cms.SignerInfo, oid asn1.ObjectIdentifier, maxLen int) (s
 	}
 	if v.Class != asn1.ClassUniversal || len(v.Bytes) > maxLen {
 		return "", errors.New("bad string attribute")
+	}
+	// A reply echoes it, as a UTF8String when a PrintableString cannot
+	// hold it: bytes that are no UTF-8 could be echoed as neither.
+	if !utf8.Valid(v.Bytes) {
+		return "", errors.New("string attribute is not valid UTF-8")
 	}
 	return string(v.Bytes), nil
 }

@@ -94,3 +94,28 @@ func TestCertRepTransactionIDIsValidDER(t *testing.T) {
 		}
 	}
 }
+
+// A transaction ID that is no UTF-8 could be echoed neither as a
+// PrintableString nor as a UTF8String: the message is refused.
+func TestTransactionIDThatIsNoUTF8IsRefused(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ra"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	for _, txID := range []string{"q\xc3(z", "ab\xff\xfecd"} {
+		rep, err := BuildCertRep(Reply{TransactionID: txID, RecipientNonce: make([]byte, 16), Status: StatusPending, SigningTime: now}, Identity{Cert: cert, Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(rep); err == nil {
+			t.Errorf("transaction ID %q: parsed", txID)
+		}
+	}
+}
