@@ -3,11 +3,11 @@ package api
 import (
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
 	"strconv"
+
+	"github.com/scepter/scepter/internal/csr"
 )
 
 func fingerprint(der []byte) string {
@@ -20,15 +20,8 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) }
 
 // subjectString prints a DER Name as RFC 4514: every attribute, in the
-// name's own order. (pkix.Name keeps one value per known attribute type, so
-// CN=a+CN=b would read as CN=b, and it puts the attributes in its own order.)
-func subjectString(der []byte) string {
-	var rdn pkix.RDNSequence
-	if rest, err := asn1.Unmarshal(der, &rdn); err != nil || len(rest) > 0 {
-		return ""
-	}
-	return rdn.String()
-}
+// name's own order (see csr.NameString).
+func subjectString(der []byte) string { return csr.NameString(der) }
 
 var keyUsageNames = []struct {
 	bit  x509.KeyUsage

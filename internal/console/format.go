@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -292,7 +293,7 @@ func dnString(der []byte) string {
 	}
 	// Not pkix.Name: it keeps one value per known attribute type (CN=a+CN=b
 	// would read as CN=b) and reorders the attributes.
-	return rdn.String()
+	return csr.NameString(der)
 }
 
 // parseDay reads a date (2006-01-02) or a time (RFC 3339, or

@@ -3,6 +3,7 @@ package csr
 import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -212,13 +213,79 @@ func attributeValue(tag cbasn1.Tag, v []byte) string {
 	return fmt.Sprintf("der:%d:%x", tag, v)
 }
 
-// NameString renders a DER Name as RFC 4514 text ("" when it does not parse).
+// NameString renders a DER Name as RFC 4514 text ("" when it does not
+// parse): every attribute, in the name's own order (the most significant
+// RDN last), the attributes of a multi-valued RDN joined with "+". It does
+// not go through pkix.Name, which keeps one value per known attribute type
+// (CN=allowed+CN=other would read as CN=other) and reorders the attributes;
+// whoever judges or records a subject must see all of it. A value that is
+// no text, or of a type without a short name, is "#" and its DER in hex, as
+// RFC 4514 writes it.
 func NameString(raw []byte) string {
-	var rdns pkix.RDNSequence
-	if rest, err := asn1.Unmarshal(raw, &rdns); err != nil || len(rest) > 0 {
+	var b strings.Builder
+	var rdns []string
+	var atvs []string
+	_, err := WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+		atvs = append(atvs, attributeString(oid, tag, value))
+		return nil
+	}, func() {
+		rdns = append(rdns, strings.Join(atvs, "+"))
+		atvs = nil
+	})
+	if err != nil {
 		return ""
 	}
-	var n pkix.Name
-	n.FillFromRDNSequence(&rdns)
-	return n.String()
+	for i := len(rdns) - 1; i >= 0; i-- {
+		b.WriteString(rdns[i])
+		if i > 0 {
+			b.WriteByte(',')
+		}
+	}
+	return b.String()
+}
+
+// shortNames are the attribute types RFC 4514 (and Go's pkix) print by
+// name; any other type is printed as its OID with a hex value, as pkix does.
+var shortNames = map[string]string{
+	"2.5.4.3": "CN", "2.5.4.5": "SERIALNUMBER", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST",
+	"2.5.4.9": "STREET", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.17": "POSTALCODE",
+}
+
+// attributeString is one "TYPE=value" of RFC 4514.
+func attributeString(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) string {
+	name, known := shortNames[oid.String()]
+	text, isText := strings.CutPrefix(attributeValue(tag, value), "text:")
+	if !known || !isText {
+		if !known {
+			name = oid.String()
+		}
+		var b cryptobyte.Builder
+		b.AddASN1(tag, func(b *cryptobyte.Builder) { b.AddBytes(value) })
+		der, err := b.Bytes()
+		if err != nil { // a tag WalkName would not have read
+			der = value
+		}
+		return name + "=#" + hex.EncodeToString(der)
+	}
+	return name + "=" + escapeValue(text)
+}
+
+// escapeValue escapes an attribute value as RFC 4514 section 2.4 asks (and
+// as pkix does): the special characters, a leading "#" or space, a trailing
+// space, and NUL as \00.
+func escapeValue(v string) string {
+	var b strings.Builder
+	for i, c := range v {
+		switch {
+		case c == 0:
+			b.WriteString(`\00`)
+			continue
+		case strings.ContainsRune(`,+"\<>;`, c),
+			c == ' ' && (i == 0 || i == len(v)-1),
+			c == '#' && i == 0:
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }

@@ -76,3 +76,40 @@ func FuzzSameName(f *testing.F) {
 		}
 	})
 }
+
+// TestNameStringKeepsEveryAttribute: a name reads with every attribute, in
+// its own order, so a second CN cannot hide behind the first.
+func TestNameStringKeepsEveryAttribute(t *testing.T) {
+	cn := func(v any) pkix.AttributeTypeAndValue {
+		return pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: v}
+	}
+	o := pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 10}, Value: "Acme, Inc"}
+	uid := pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}, Value: "42"}
+	for _, tc := range []struct {
+		name string
+		rdns pkix.RDNSequence
+		want string
+	}{
+		{"plain", pkix.RDNSequence{{o}, {cn("dev")}}, `CN=dev,O=Acme\, Inc`},
+		// (DER sorts a SET's members: the shorter encoding first.)
+		{"two common names in one RDN", pkix.RDNSequence{{o}, {cn("allowed"), cn("other")}}, `CN=other+CN=allowed,O=Acme\, Inc`},
+		{"two common names in two RDNs", pkix.RDNSequence{{cn("first")}, {cn("second")}}, "CN=second,CN=first"},
+		{"the name's own order", pkix.RDNSequence{{cn("dev")}, {uid}, {o}}, `O=Acme\, Inc,0.9.2342.19200300.100.1.1=#13023432,CN=dev`},
+		{"a value that is no text", pkix.RDNSequence{{cn(7)}}, "CN=#020107"},
+		{"escapes", pkix.RDNSequence{{cn(" #a+b\\c ")}}, `CN=\ #a\+b\\c\ `},
+		{"a leading #", pkix.RDNSequence{{cn("#1")}}, `CN=\#1`},
+		{"NUL", pkix.RDNSequence{{cn("a\x00b")}}, `CN=a\00b`},
+		{"empty", pkix.RDNSequence{}, ""},
+	} {
+		der, err := asn1.Marshal(tc.rdns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := NameString(der); got != tc.want {
+			t.Errorf("%s: NameString = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := NameString([]byte{0x30, 0x03, 0x31, 0x01}); got != "" {
+		t.Errorf("a malformed name reads %q, want \"\"", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -104,7 +105,7 @@ func (s *Service) recordFailure(ctx context.Context, req Request, cause error) e
 		ev.Reason = "the client went away before the answer"
 	}
 	if req.CSR != nil {
-		ev.Subject = req.CSR.Subject.String()
+		ev.Subject = csr.NameString(req.CSR.RawSubject)
 	}
 	ev = clipped(ev)
 	_ = s.auditRefusal(ctx, req.RemoteAddr, ev)

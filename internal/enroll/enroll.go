@@ -25,6 +25,7 @@ import (
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -607,8 +608,8 @@ func record(cert *x509.Certificate, issuerID string, st *State, now time.Time) p
 	return pki.Certificate{
 		SerialHex:     cert.SerialNumber.Text(16),
 		IssuerID:      issuerID,
-		Issuer:        cert.Issuer.String(),
-		Subject:       cert.Subject.String(),
+		Issuer:        csr.NameString(cert.RawIssuer),
+		Subject:       csr.NameString(cert.RawSubject),
 		SANs:          SANs(cert),
 		NotBefore:     cert.NotBefore,
 		NotAfter:      cert.NotAfter,

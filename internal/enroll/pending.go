@@ -38,7 +38,7 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	}
 	r := pki.EnrollmentRequest{
 		ID: id, TransactionID: st.Req.TransactionID, Profile: st.Profile.Name, Protocol: st.Req.Protocol,
-		Status: pki.RequestPending, Subject: st.Req.CSR.Subject.String(), SANs: formatSANs(st.Req.CSR.DNSNames, st.Req.CSR.EmailAddresses, st.Req.CSR.IPAddresses, st.Req.CSR.URIs),
+		Status: pki.RequestPending, Subject: csr.NameString(st.Req.CSR.RawSubject), SANs: formatSANs(st.Req.CSR.DNSNames, st.Req.CSR.EmailAddresses, st.Req.CSR.IPAddresses, st.Req.CSR.URIs),
 		CSR: stored, ClientCert: clientCert, RequesterAddr: st.Req.RemoteAddr,
 		CreatedAt: now, ExpiresAt: now.Add(st.Profile.RequestRetention), RenewedFrom: renewedFrom(st.Renews),
 		ChallengeHash: st.ChallengeHash,

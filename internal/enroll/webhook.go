@@ -3,6 +3,7 @@ package enroll
 import (
 	"context"
 
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -16,7 +17,7 @@ func (s *Service) checkWebhook(ctx context.Context, st *State, challenge string)
 	req := st.Req.CSR
 	sans := formatSANs(req.DNSNames, req.EmailAddresses, req.IPAddresses, req.URIs)
 	allow, reason, err := s.cfg.Webhook.Verify(ctx, ChallengeCheck{
-		Challenge: challenge, Subject: req.Subject.String(), SANs: sans,
+		Challenge: challenge, Subject: csr.NameString(req.RawSubject), SANs: sans,
 		TransactionID: st.Req.TransactionID, Profile: st.Profile.Name, Protocol: string(st.Req.Protocol),
 		RemoteAddr: clientHost(st.Req.RemoteAddr), KeyType: keys.KeyTypeOf(req.PublicKey), CSR: req.Raw,
 	})
