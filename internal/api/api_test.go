@@ -724,3 +724,34 @@ func TestCertificateFiltersByIssuerAndProtocol(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectAnswersTheWholeRequest: the answer to a rejection is the
+// request as stored (subject, protocol), even when more requests than a
+// page holds were rejected after it was held.
+func TestRejectAnswersTheWholeRequest(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.heldRequest(t, "old-device")
+	now := e.Clock.Now()
+	for i := range ops.MaxPage {
+		other := pki.EnrollmentRequest{ID: fmt.Sprintf("later-%d", i), TransactionID: fmt.Sprintf("tx-later-%d", i), Profile: "approval",
+			Protocol: pki.ProtocolEST, Subject: "CN=later", CSR: []byte{0x30, 0}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := e.Store.CreateRequest(ctx, other, nil, pki.AuditEvent{Time: now, Type: pki.EventRequestPending, Outcome: "success"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Store.RejectRequest(ctx, other.ID, "no", "cli:test", now, pki.AuditEvent{Type: pki.EventRequestRejected}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := e.Store.Request(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(t, pki.RoleOperator, "POST", "/api/v1/requests/"+id+"/reject", map[string]string{"reason": "unknown device"})
+	var got api.Request
+	r.json(t, &got)
+	if r.status != http.StatusOK || got.ID != id || got.Status != "rejected" || got.Subject != "CN=old-device" ||
+		got.Protocol == "" || got.Protocol != string(held.Protocol) || got.Reason != "unknown device" || got.DecidedBy == "" {
+		t.Errorf("reject: %d %+v\n%s", r.status, got, r.body)
+	}
+}

@@ -433,17 +433,13 @@ func (h *Handler) reject(c *call) error {
 	if err := h.ops.Reject(c.ctx, c.p, id, req.Reason); err != nil {
 		return err
 	}
-	reqs, err := h.ops.Requests(c.ctx, c.p, "rejected", "", ops.MaxPage)
+	// Read back by its ID: the answer is the whole request, however many
+	// others have been rejected.
+	r, err := h.ops.Request(c.ctx, c.p, id)
 	if err != nil {
 		return err
 	}
-	for _, r := range reqs {
-		if r.ID == id {
-			writeJSON(c.w, http.StatusOK, requestJSON(r))
-			return nil
-		}
-	}
-	writeJSON(c.w, http.StatusOK, Request{ID: id, Status: string(pki.RequestRejected), Reason: req.Reason, SANs: []string{}})
+	writeJSON(c.w, http.StatusOK, requestJSON(*r))
 	return nil
 }
 

@@ -271,6 +271,21 @@ func (o *Ops) Requests(ctx context.Context, p auth.Principal, status, profile st
 	return o.admin.Requests(ctx, f)
 }
 
+// Request is one request held for approval, by its ID, whatever its status.
+func (o *Ops) Request(ctx context.Context, p auth.Principal, id string) (*pki.EnrollmentRequest, error) {
+	if err := auth.Require(p, pki.RoleAuditor); err != nil {
+		return nil, err
+	}
+	r, err := o.st.Request(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, pki.Errorf(pki.ENotFound, "no request %q", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ops: request %s: %w", id, err)
+	}
+	return r, nil
+}
+
 // Approve issues a held request's certificate; one approver wins.
 func (o *Ops) Approve(ctx context.Context, p auth.Principal, id string) (*enroll.Result, error) {
 	if err := auth.Require(p, pki.RoleOperator); err != nil {
