@@ -470,8 +470,29 @@ func (o *Ops) AddUser(ctx context.Context, p auth.Principal, name string, role p
 	return o.auth.AddUser(ctx, name, role, password, p)
 }
 
+// RemoveUser takes the name in any case, as names are unique regardless of
+// case; it is resolved to the stored spelling first, so that removing
+// yourself as ALICE is refused as removing alice is, and the audit trail
+// names the user as stored.
 func (o *Ops) RemoveUser(ctx context.Context, p auth.Principal, name string) error {
-	return o.auth.RemoveUser(ctx, name, p)
+	if err := auth.Require(p, pki.RoleAdmin); err != nil {
+		return err
+	}
+	users, err := o.st.ListUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("ops: remove user %q: %w", name, err)
+	}
+	stored := name
+	for _, u := range users {
+		if u.Name == name {
+			stored = name
+			break
+		}
+		if strings.EqualFold(u.Name, name) {
+			stored = u.Name
+		}
+	}
+	return o.auth.RemoveUser(ctx, stored, p)
 }
 
 // IsNotFound reports whether err says a named thing does not exist.

@@ -71,14 +71,19 @@ func (s *Store) DeleteUser(ctx context.Context, name string, ev pki.AuditEvent) 
 		return pgError("postgres: delete user %q: the event has no time", name)
 	}
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE name = $1`, name)
+		// Names are unique regardless of case (CreateUser), so ALICE is
+		// alice; a name spelled exactly wins over a case twin from before
+		// that rule.
+		var stored string
+		err := tx.QueryRow(ctx, `DELETE FROM users WHERE name = (SELECT name FROM users
+			WHERE lower(name) = lower($1) ORDER BY name = $1 DESC LIMIT 1) RETURNING name`, name).Scan(&stored)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_name = $1`, name); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_name = $1`, stored); err != nil {
 			return err
 		}
 		return insertEvents(ctx, tx, ev.Time, []pki.AuditEvent{ev})
@@ -207,9 +212,13 @@ func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, 
 	idOrName = key(idOrName)
 	var out pki.APIToken
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		// One token: a name may be another token's ID, and the ID wins.
+		// Both are matched regardless of case, as names are unique
+		// regardless of case (CreateToken); a name spelled exactly wins
+		// over a case twin from before that rule.
 		t, err := sqlstore.ScanToken(tx.QueryRow(ctx, `UPDATE api_tokens SET revoked_at = $1
-			WHERE id = (SELECT id FROM api_tokens WHERE (id = $2 OR name = $2) AND revoked_at IS NULL
-				ORDER BY id = $2 DESC LIMIT 1)
+			WHERE id = (SELECT id FROM api_tokens WHERE (lower(id) = lower($2) OR lower(name) = lower($2)) AND revoked_at IS NULL
+				ORDER BY lower(id) = lower($2) DESC, name = $2 DESC LIMIT 1)
 			AND revoked_at IS NULL RETURNING `+sqlstore.TokenColumns, sqlstore.Micros(at), idOrName))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound

@@ -64,16 +64,19 @@ func (s *Store) DeleteUser(ctx context.Context, name string, ev pki.AuditEvent) 
 		return fmt.Errorf("sqlite: delete user %q: the event has no time", name)
 	}
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+		// Names are unique regardless of case (CreateUser), so ALICE is
+		// alice; a name spelled exactly wins over a case twin from before
+		// that rule.
+		var stored string
+		err := tx.QueryRowContext(ctx, `DELETE FROM users WHERE name = (SELECT name FROM users
+			WHERE lower(name) = lower(?1) ORDER BY name = ?1 DESC LIMIT 1) RETURNING name`, name).Scan(&stored)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_name = ?`, name); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_name = ?`, stored); err != nil {
 			return err
 		}
 		return insertEvents(ctx, tx, ev.Time, []pki.AuditEvent{ev})
@@ -192,9 +195,12 @@ func (s *Store) RevokeToken(ctx context.Context, idOrName string, at time.Time, 
 	var out pki.APIToken
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		// One token: a name may be another token's ID, and the ID wins.
+		// Both are matched regardless of case, as names are unique
+		// regardless of case (CreateToken); a name spelled exactly wins
+		// over a case twin from before that rule.
 		t, err := sqlstore.ScanToken(tx.QueryRowContext(ctx, `UPDATE api_tokens SET revoked_at = ?1
-			WHERE id = (SELECT id FROM api_tokens WHERE (id = ?2 OR name = ?2) AND revoked_at IS NULL
-				ORDER BY id = ?2 DESC LIMIT 1)
+			WHERE id = (SELECT id FROM api_tokens WHERE (lower(id) = lower(?2) OR lower(name) = lower(?2)) AND revoked_at IS NULL
+				ORDER BY lower(id) = lower(?2) DESC, name = ?2 DESC LIMIT 1)
 			AND revoked_at IS NULL RETURNING `+sqlstore.TokenColumns, sqlstore.Micros(at), idOrName))
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound

@@ -126,12 +126,16 @@ func testUsers(t *testing.T, s store.Store) {
 		t.Errorf("ClaimLoginAttempt of an unknown user: %v, want ErrNotFound", err)
 	}
 
-	// Deleting a user ends their sessions.
+	// Deleting a user ends their sessions. Names are unique regardless of
+	// case, so BOB names bob.
 	ses := pki.Session{Hash: []byte("session-bob"), User: "bob", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 	wantErr(t, "CreateSession", s.CreateSession(ctx, ses), nil)
 	delEv := pki.AuditEvent{Time: t0, Type: pki.EventUserRemoved, Actor: "cli:root", Outcome: "success"}
-	wantErr(t, "DeleteUser", s.DeleteUser(ctx, "bob", delEv), nil)
+	wantErr(t, "DeleteUser BOB", s.DeleteUser(ctx, "BOB", delEv), nil)
 	wantErr(t, "DeleteUser again", s.DeleteUser(ctx, "bob", delEv), store.ErrNotFound)
+	if users, err := s.ListUsers(ctx); err != nil || len(users) != 1 || users[0].Name != "alice" {
+		t.Errorf("after deleting BOB: ListUsers = %+v, %v; want alice alone", users, err)
+	}
 	if _, err := s.Session(ctx, ses.Hash, t0); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a removed user's session: %v, want ErrNotFound", err)
 	}
@@ -197,6 +201,18 @@ func testTokens(t *testing.T, s store.Store) {
 	}
 	if n := len(listAudit(t, s, store.AuditFilter{Type: pki.EventTokenRevoked})); n != 4 {
 		t.Errorf("%d token.revoked events, want 4", n)
+	}
+	// Token names are unique regardless of case, and IDs are hex in
+	// either case: a revocation by either matches regardless of case.
+	for _, tc := range []struct{ id, name, by string }{
+		{"tok-5", "build", "BUILD"},
+		{"a1b2c3d4e5f60718", "release", "A1B2C3D4E5F60718"},
+	} {
+		wantErr(t, "CreateToken "+tc.name, s.CreateToken(ctx, pki.APIToken{ID: tc.id, Name: tc.name, Role: pki.RoleAuditor,
+			Hash: []byte("hash-" + tc.id), CreatedAt: t0, CreatedBy: "cli:root"}, ev), nil)
+		if r, err := s.RevokeToken(ctx, tc.by, t0.Add(5*time.Hour), revEv); err != nil || r.ID != tc.id || r.RevokedAt.IsZero() {
+			t.Errorf("RevokeToken %q = %+v, %v; want %s revoked", tc.by, r, err, tc.id)
+		}
 	}
 	// Live tokens whose names differ only in case, created at once: one
 	// of them is stored.
