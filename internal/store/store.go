@@ -96,7 +96,9 @@ type CertFilter struct {
 	IssuerID      string
 	Protocol      pki.Protocol
 	// Search keeps certificates whose subject, a SAN or the serial holds
-	// this text, case-insensitive (3 characters or more: an index lookup).
+	// this text, case-insensitive, with RFC 4514 escapes or without
+	// ("Doe, John" and "Doe\, John" alike; 3 characters or more: an index
+	// lookup).
 	Search string
 	// IssuedAfter and IssuedBefore, when set, keep certificates recorded
 	// at IssuedAfter <= CreatedAt < IssuedBefore.

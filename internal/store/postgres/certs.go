@@ -21,9 +21,10 @@ import (
 )
 
 // searchText is the expression the certificates_search trigram index is
-// built on (migrations/0008_console_api.sql); queries spell it the same so
-// that the planner matches them to the index.
-const searchText = `lower(subject_dn || ' ' || sans || ' ' || serial_hex)`
+// built on (migrations/0016_search_unescaped.sql: subject, SANs and serial,
+// lower case, RFC 4514 escapes removed); queries spell it the same so that
+// the planner matches them to the index.
+var searchText = sqlstore.SearchText("")
 
 // scanCert is sqlstore.ScanCert with the DNs decoded (see encText).
 func scanCert(sc sqlstore.Scanner) (pki.Certificate, int64, error) {

@@ -231,7 +231,7 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 	case indexedTerm(term):
 		where = append(where, `id IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH `+a.Add(phrase)+`)`)
 	default:
-		where = append(where, `lower(subject_dn || ' ' || sans || ' ' || serial_hex) LIKE `+a.Add("%"+sqlstore.EscapeLike(term)+"%")+` ESCAPE '\'`)
+		where = append(where, searchText+` LIKE `+a.Add("%"+sqlstore.EscapeLike(term)+"%")+` ESCAPE '\'`)
 	}
 	q = `SELECT ` + sqlstore.CertColumns + ` FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY ` + orderBy + ` LIMIT ` + a.Add(sqlstore.PageLimit(f.Limit)+1)

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // The trigram search index (certificates_search) is filled here rather than
@@ -19,6 +21,11 @@ const (
 	// so a batch of enrollments never waits long behind the indexer.
 	searchIndexBatch = 1000
 )
+
+// searchText is the text the index holds for a certificate (subject,
+// SANs and serial, lower case, RFC 4514 escapes removed), as the triggers
+// of migrations/0016_search_unescaped.sql write it.
+var searchText = sqlstore.SearchText("")
 
 type searchIndexer struct {
 	kick    chan struct{} // buffered 1: certificates recorded since the last run
@@ -116,7 +123,7 @@ func indexCertificatesThrough(ctx context.Context, tx *wtx, target int64) (upto 
 		return max(upto, target), nil
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO certificates_search (rowid, text)
-		SELECT id, lower(subject_dn || ' ' || sans || ' ' || serial_hex) FROM certificates
+		SELECT id, `+searchText+` FROM certificates
 		WHERE id > ? AND id <= ? ORDER BY id`, upto, last.Int64); err != nil {
 		return 0, fmt.Errorf("index: %w", err)
 	}

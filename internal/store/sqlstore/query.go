@@ -69,12 +69,12 @@ func AuditQuery(f store.AuditFilter, a *Args, text func(string) string) string {
 }
 
 // CertOrder is the order ListCertificates lists f in, and f's search term
-// (trimmed, lower case). With NotAfterBefore it is (not_after, id)
+// (SearchTerm: trimmed, lower case, RFC 4514 escapes removed). With NotAfterBefore it is (not_after, id)
 // ascending; with an issuance window and no search, (created_at, id)
 // descending, read from the window's index (walking ids would pass every
 // row issued after the window); otherwise id descending, newest first.
 func CertOrder(f store.CertFilter) (order CursorKind, term string) {
-	term = strings.ToLower(strings.TrimSpace(f.Search))
+	term = SearchTerm(f.Search)
 	switch {
 	case !f.NotAfterBefore.IsZero():
 		return CursorExpiry, term

@@ -307,7 +307,12 @@ func testListFilters(t *testing.T, s store.Store) {
 		if i%3 == 0 {
 			c.Protocol = pki.ProtocolEST
 		}
-		if i == 7 {
+		switch i {
+		case 4: // values with RFC 4514 escapes, as a subject is stored
+			c.Subject = `CN=Doe\, John,O=Acme\, Inc`
+		case 5:
+			c.Subject = `CN=back\\slash+CN=a\+b`
+		case 7:
 			c.Subject = "CN=Printer-7_%Lobby,O=Acme"
 			c.SANs = []string{"dns:printer7.lobby.example"}
 		}
@@ -345,6 +350,15 @@ func testListFilters(t *testing.T, s store.Store) {
 		{"search a serial", store.CertFilter{Search: "f1"}, []string{"f11", "f10"}},
 		{"search, short term", store.CertFilter{Search: "f1", Protocol: pki.ProtocolSCEP}, []string{"f11", "f10"}},
 		{"search nothing", store.CertFilter{Search: "no-such-device"}, nil},
+		// A subject is searched as it reads, escaped or not.
+		{"search a value with a comma", store.CertFilter{Search: "Doe, John"}, []string{"f04"}},
+		{"search a value with a comma, escaped", store.CertFilter{Search: `Doe\, John`}, []string{"f04"}},
+		{"search across attributes", store.CertFilter{Search: "CN=Doe, John,O=Acme, Inc"}, []string{"f04"}},
+		{"search a value with a comma, by expiry", store.CertFilter{Search: "acme, inc", NotAfterBefore: t0.Add(48 * time.Hour)}, []string{"f04"}},
+		{"search a value with a comma, short term", store.CertFilter{Search: "e,"}, []string{"f04"}},
+		{"search a value with a plus", store.CertFilter{Search: "a+b"}, []string{"f05"}},
+		{"search a value with a backslash", store.CertFilter{Search: `back\slash`}, []string{"f05"}},
+		{"search a value with a backslash, escaped", store.CertFilter{Search: `back\\slash`}, []string{"f05"}},
 		{"search by expiry", store.CertFilter{Search: "device-f0", NotAfterBefore: t0.Add(27 * time.Hour), Limit: 1}, []string{"f00", "f01", "f02"}},
 		{"all filters", store.CertFilter{Search: "device", Protocol: pki.ProtocolEST, Profile: "default", IssuerID: issuerA,
 			Status: pki.StatusValid, IssuedAfter: t0.Add(time.Minute)}, []string{"f09", "f06", "f03"}},
