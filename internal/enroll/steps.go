@@ -235,7 +235,7 @@ func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge
 	}
 	now := s.clock.Now()
 	ev := pki.AuditEvent{Time: now, Type: pki.EventChallengeMisused, Actor: actor(st.Req), Profile: st.Profile.Name,
-		Subject: st.Req.CSR.Subject.String(), TransactionID: st.Req.TransactionID, Outcome: "failure", Reason: reason,
+		Subject: csr.NameString(st.Req.CSR.RawSubject), TransactionID: st.Req.TransactionID, Outcome: "failure", Reason: reason,
 		Detail: "challenge " + ch.ID}
 	locked, err := s.store.RecordChallengeMisuse(ctx, ch.Hash, now, ChallengeLockAfter, ev)
 	if err != nil && !errors.Is(err, store.ErrChallengeUnusable) {
