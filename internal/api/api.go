@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/muxpath"
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/strictjson"
@@ -82,7 +83,7 @@ func strictTransport(next http.Handler) http.Handler {
 func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 	var allow []string
 	for _, rt := range h.routes {
-		if pathMatches(Prefix+rt.path, r.URL.Path) {
+		if muxpath.Matches(Prefix+rt.path, r.URL.Path) {
 			allow = append(allow, rt.method)
 		}
 	}
@@ -92,25 +93,6 @@ func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path, nil)
-}
-
-// pathMatches matches a path against a route pattern whose {name}
-// segments match any one non-empty segment.
-func pathMatches(pattern, path string) bool {
-	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
-	if len(ps) != len(xs) {
-		return false
-	}
-	for i := range ps {
-		if strings.HasPrefix(ps[i], "{") {
-			if xs[i] == "" {
-				return false
-			}
-		} else if ps[i] != xs[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Prefix is where the API lives.

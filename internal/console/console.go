@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/muxpath"
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -330,7 +331,7 @@ func (h *Handler) allowed(path string) []string {
 	var out []string
 	for _, pattern := range h.patterns {
 		method, p, ok := strings.Cut(pattern, " ")
-		if !ok || !routeMatches(p, path) {
+		if !ok || !muxpath.Matches(p, path) {
 			continue
 		}
 		out = append(out, method)
@@ -340,26 +341,6 @@ func (h *Handler) allowed(path string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// routeMatches matches a path against a mux pattern's path, whose {name}
-// segments match one non-empty segment and whose {$} ends it.
-func routeMatches(pattern, path string) bool {
-	pattern = strings.TrimSuffix(pattern, "{$}")
-	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
-	if len(ps) != len(xs) {
-		return false
-	}
-	for i := range ps {
-		if strings.HasPrefix(ps[i], "{") {
-			if xs[i] == "" {
-				return false
-			}
-		} else if ps[i] != xs[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // serveStatic serves the embedded stylesheet and script. A request naming
