@@ -3,7 +3,6 @@ package agent
 import (
 	"crypto"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -577,12 +576,8 @@ func (l *layout) recover() (postRenewDue bool, err error) {
 // isFingerprint: s is "sha256:" and 64 lower-case hex digits, as
 // client.Fingerprint writes it.
 func isFingerprint(s string) bool {
-	h, ok := strings.CutPrefix(s, "sha256:")
-	if !ok || len(h) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(h)
-	return err == nil && strings.ToLower(h) == h
+	h, ok := client.NormalizeFingerprint(s)
+	return ok && "sha256:"+h == s
 }
 
 func (l *layout) warnf(msg string, args ...any) {
