@@ -194,7 +194,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 		log.Warn("the certificate has expired; asking for its renewal anyway (a server may allow a grace period)", attrs...)
 	}
 	log.Info("renewing", append(attrs, "protocol", c.Protocol, "url", c.URL, "rekey", c.Rekey)...)
-	cert, err := a.renew(ctx, c, l, p, log)
+	cert, err := a.renewBounded(ctx, c, l, p, log)
 	if err != nil {
 		o.err, o.retry = err, true
 		return o
@@ -213,6 +213,31 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 		}
 	}
 	return o
+}
+
+// renewTimeout is Config.RenewTimeout, or its default in a Config made
+// without ParseConfig.
+func (a *Agent) renewTimeout() time.Duration {
+	if a.Config.RenewTimeout > 0 {
+		return a.Config.RenewTimeout
+	}
+	return DefaultRenewTimeout
+}
+
+// renewBounded is renew under a deadline of its own (renew_timeout): the
+// certificates are renewed one after another, and a server that accepts
+// the connection and never answers would otherwise hold every certificate
+// after this one for as long as the client's own timeouts allow, once per
+// exchange. The deadline runs on the real clock, as the network does.
+func (a *Agent) renewBounded(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*x509.Certificate, error) {
+	limit := a.renewTimeout()
+	rctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cert, err := a.renew(rctx, c, l, p, log)
+	if err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
+		return nil, fmt.Errorf("the renewal attempt timed out after %s (renew_timeout): %w", limit, err)
+	}
+	return cert, err
 }
 
 // renew asks for the new certificate, checks it and installs it.

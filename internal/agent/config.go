@@ -25,6 +25,10 @@ const (
 	DefaultCheckInterval    = time.Hour
 	DefaultOnceAttempts     = 3
 	DefaultPostRenewTimeout = 2 * time.Minute
+	// DefaultRenewTimeout bounds one renewal attempt: the few exchanges of
+	// a renewal take seconds, and a server that accepts the connection and
+	// never answers must not hold the certificates after it for longer.
+	DefaultRenewTimeout = 2 * time.Minute
 )
 
 // Config is an agent.toml file: settings, and the certificates to keep
@@ -43,6 +47,10 @@ type Config struct {
 	// OnceAttempts is how often a run with --once tries a due renewal before
 	// it gives up (and exits non-zero).
 	OnceAttempts int
+	// RenewTimeout bounds each certificate's renewal attempt (every
+	// exchange with the server in it), so that one server that hangs
+	// delays the certificates checked after it by at most that.
+	RenewTimeout time.Duration
 	Certificates []Certificate
 }
 
@@ -91,6 +99,7 @@ type fileConfig struct {
 	RetryMax      string           `toml:"retry_max"`
 	CheckInterval string           `toml:"check_interval"`
 	OnceAttempts  *int             `toml:"once_attempts"`
+	RenewTimeout  string           `toml:"renew_timeout"`
 	Certificate   []toml.Primitive `toml:"certificate"`
 }
 
@@ -155,9 +164,10 @@ func ParseConfig(data []byte, baseDir string) (*Config, error) {
 		}
 	}
 	if err := config.ExactKeys(top, fileConfig{}); err != nil {
-		return nil, fmt.Errorf("%w (want retry_initial, retry_max, check_interval, once_attempts and [[certificate]] tables)", err)
+		return nil, fmt.Errorf("%w (want retry_initial, retry_max, check_interval, once_attempts, renew_timeout and [[certificate]] tables)", err)
 	}
-	cfg := &Config{Dir: baseDir, RetryInitial: DefaultRetryInitial, RetryMax: DefaultRetryMax, CheckInterval: DefaultCheckInterval, OnceAttempts: DefaultOnceAttempts}
+	cfg := &Config{Dir: baseDir, RetryInitial: DefaultRetryInitial, RetryMax: DefaultRetryMax, CheckInterval: DefaultCheckInterval, OnceAttempts: DefaultOnceAttempts,
+		RenewTimeout: DefaultRenewTimeout}
 	var errs []error
 	dur := func(key, s string, dst *time.Duration) {
 		if s == "" {
@@ -176,6 +186,7 @@ func ParseConfig(data []byte, baseDir string) (*Config, error) {
 	dur("retry_initial", fc.RetryInitial, &cfg.RetryInitial)
 	dur("retry_max", fc.RetryMax, &cfg.RetryMax)
 	dur("check_interval", fc.CheckInterval, &cfg.CheckInterval)
+	dur("renew_timeout", fc.RenewTimeout, &cfg.RenewTimeout)
 	if cfg.RetryInitial > cfg.RetryMax {
 		errs = append(errs, fmt.Errorf("retry_initial (%s) is longer than retry_max (%s)", cfg.RetryInitial, cfg.RetryMax))
 	}

@@ -16,6 +16,7 @@ retry_initial = "30s"
 retry_max = "2h"
 check_interval = "6h"
 once_attempts = 5
+renew_timeout = "45s"
 
 [[certificate]]
 name = "web"
@@ -52,7 +53,8 @@ challenge_file = "challenge.txt"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.RetryInitial != 30*time.Second || cfg.RetryMax != 2*time.Hour || cfg.CheckInterval != 6*time.Hour || cfg.OnceAttempts != 5 {
+	if cfg.RetryInitial != 30*time.Second || cfg.RetryMax != 2*time.Hour || cfg.CheckInterval != 6*time.Hour || cfg.OnceAttempts != 5 ||
+		cfg.RenewTimeout != 45*time.Second {
 		t.Errorf("settings: %+v", cfg)
 	}
 	if len(cfg.Certificates) != 3 {
@@ -77,7 +79,8 @@ challenge_file = "challenge.txt"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.RetryInitial != DefaultRetryInitial || cfg.RetryMax != DefaultRetryMax || cfg.CheckInterval != DefaultCheckInterval || cfg.OnceAttempts != DefaultOnceAttempts {
+	if cfg.RetryInitial != DefaultRetryInitial || cfg.RetryMax != DefaultRetryMax || cfg.CheckInterval != DefaultCheckInterval || cfg.OnceAttempts != DefaultOnceAttempts ||
+		cfg.RenewTimeout != DefaultRenewTimeout {
 		t.Errorf("default settings: %+v", cfg)
 	}
 }

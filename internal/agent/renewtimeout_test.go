@@ -1,0 +1,128 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pkitest"
+)
+
+// hungServer is a listener on 127.0.0.1 that accepts every connection and
+// never answers on it; it returns its address.
+func hungServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// A server that accepts the connection and never answers costs the
+// certificates checked after it at most renew_timeout: the next
+// certificate, on a working server, is renewed within the run.
+func TestHungServerDoesNotHoldTheOtherCertificates(t *testing.T) {
+	for _, tt := range []struct {
+		protocol, url string // of the hung certificate; %s is the address
+		extra         string
+	}{
+		{ProtocolEST, "https://%s", ""},
+		{ProtocolSCEP, "http://%s/scep", "challenge_file = \"challenge.txt\"\n"},
+	} {
+		t.Run(tt.protocol, func(t *testing.T) {
+			dir := t.TempDir()
+			goodURL, ca, old, oldKey := estReenrollServer(t, epoch, http.StatusOK, "")
+			for _, name := range []string{"hung", "good"} {
+				writePEM(t, filepath.Join(dir, name+"-key.pem"), 0o600, oldKey)
+				writePEM(t, filepath.Join(dir, name+"-cert.pem"), 0o644, nil, old)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "challenge.txt"), []byte("secret\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			fp := client.Fingerprint(ca)
+			text := fmt.Sprintf(`once_attempts = 1
+renew_timeout = "300ms"
+
+[[certificate]]
+name = "hung"
+protocol = %q
+url = %q
+ca_fingerprint = %q
+key_path = "hung-key.pem"
+cert_path = "hung-cert.pem"
+%s
+[[certificate]]
+name = "good"
+protocol = "est"
+url = %q
+ca_fingerprint = %q
+key_path = "good-key.pem"
+cert_path = "good-cert.pem"
+`, tt.protocol, fmt.Sprintf(tt.url, hungServer(t)), fp, tt.extra, goodURL, fp)
+			cfg, err := ParseConfig([]byte(text), dir)
+			if err != nil {
+				t.Fatalf("config:\n%s\n%v", text, err)
+			}
+			logs := &syncBuffer{}
+			// Due: past two thirds of the certificate's hour.
+			clock := pkitest.NewClock(old.NotBefore.Add(50 * time.Minute))
+			a := &Agent{Config: cfg, Clock: clock, Log: slog.New(slog.NewTextHandler(logs, nil)), Jitter: func() float64 { return 0.5 },
+				Sleep: func(ctx context.Context, d time.Duration) error { clock.Advance(d); return ctx.Err() }}
+			// Without a deadline of its own the hung renewal would run
+			// into the clients' 60 s timeouts; this bounds the test.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			start := time.Now()
+			err = a.RunOnce(ctx)
+			elapsed := time.Since(start)
+			if err == nil || !strings.Contains(err.Error(), "1 of 2 certificates failed: hung") {
+				t.Errorf("RunOnce: %v, want only hung to fail", err)
+			}
+			if elapsed > 10*time.Second {
+				t.Errorf("the run took %s; the hung server should cost about renew_timeout (300ms)", elapsed)
+			}
+			if !strings.Contains(logs.String(), "timed out after 300ms (renew_timeout)") {
+				t.Errorf("the log does not say the attempt timed out:\n%s", logs)
+			}
+			certs, err := keys.LoadCertFile(filepath.Join(dir, "good-cert.pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if certs[0].Equal(old) {
+				t.Errorf("the certificate on the working server was not renewed:\n%s", logs)
+			}
+		})
+	}
+}
