@@ -36,7 +36,10 @@ func (l *stringList) Set(v string) error {
 // clientFlags are shared by enroll and renew.
 type clientFlags struct {
 	serverURL, fingerprint string
-	out, keyOut, chainOut  string
+	// cacert holds the only trust anchors for an https server's TLS
+	// certificate, as for `scepter est`.
+	cacert                string
+	out, keyOut, chainOut string
 	// keyIn is the key file used as it is (--key), when keyOut is "": the
 	// key is not written anywhere else unless --key-out says where.
 	keyIn    string
@@ -50,7 +53,8 @@ type clientFlags struct {
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.serverURL, "url", "", "SCEP URL, e.g. http://127.0.0.1:8080/scep or .../scep/PROFILE")
-	fs.StringVar(&f.fingerprint, "ca-fingerprint", "", "expected CA fingerprint (sha256:HEX); stop if no CA certificate matches")
+	fs.StringVar(&f.fingerprint, "ca-fingerprint", "", "expected CA fingerprint (sha256:HEX); stop if no CA certificate matches; over https the server's TLS certificate must chain to that CA (or to a system root)")
+	fs.StringVar(&f.cacert, "cacert", "", "https: PEM file of the CA(s) that the server's TLS certificate chains to (instead of the --ca-fingerprint CA or the system roots)")
 	fs.StringVar(&f.out, "out", "cert.pem", "where to write the certificate")
 	fs.StringVar(&f.keyOut, "key-out", "key.pem", "where to write the private key (mode 0600)")
 	fs.StringVar(&f.chainOut, "chain-out", "", "where to write the CA chain (default: beside --out as chain.pem)")
@@ -65,6 +69,9 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 func (f *clientFlags) resolve() error {
 	if f.serverURL == "" {
 		return usageError{"--url is required"}
+	}
+	if f.cacert != "" && !strings.HasPrefix(strings.ToLower(f.serverURL), "https://") {
+		return usageError{"--cacert is the trust for an https:// server's TLS certificate; --url is not https"}
 	}
 	if f.challengeFile != "" {
 		b, err := os.ReadFile(f.challengeFile)
@@ -118,9 +125,22 @@ func distinctOutputs(flags map[string]string) error {
 // connect fetches the server's capabilities and CA certificates, checked
 // against the pinned fingerprint when given.
 func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.Caps, []*x509.Certificate, error) {
-	c := &client.SCEP{URL: f.serverURL, AllowInsecureDES: f.allowDES, Warnf: func(format string, args ...any) {
+	// Over https the fingerprint also pins the server's TLS (as `scepter
+	// est` does): a server with a certificate of our own CA is trusted
+	// without being in the system roots.
+	c := &client.SCEP{URL: f.serverURL, Fingerprint: f.fingerprint, AllowInsecureDES: f.allowDES, Warnf: func(format string, args ...any) {
 		fmt.Fprintf(e.stderr, "warning: %s\n", printable(fmt.Sprintf(format, args...)))
 	}}
+	if f.cacert != "" {
+		certs, err := keys.LoadCertFile(f.cacert)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("--cacert: %w", err)
+		}
+		c.Roots = x509.NewCertPool()
+		for _, cert := range certs {
+			c.Roots.AddCert(cert)
+		}
+	}
 	caps, err := c.GetCACaps(ctx) // its errors name the operation
 	if err != nil {
 		return nil, nil, nil, err

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -21,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/scepter/scepter/internal/cms"
@@ -33,8 +35,23 @@ const maxResponseBytes = 4 << 20
 
 // SCEP is a client for one SCEP URL.
 type SCEP struct {
-	URL  string
+	URL string
+	// HTTP, when set, is used as it is: its transport decides whom TLS
+	// trusts, and Roots and Fingerprint are not used for it.
 	HTTP *http.Client
+	// Roots, when set, are the only trust anchors for an https server's
+	// TLS certificate (as EST's --cacert).
+	Roots *x509.CertPool
+	// Fingerprint ("sha256:HEX") pins an https server's TLS to our own CA
+	// when Roots is nil, as EST's bootstrap does (RFC 7030 §4.1.1): before
+	// the first request GetCACert is fetched once, on a connection used
+	// for nothing else, and the server's TLS certificate must chain for
+	// the URL's host to the CA with that fingerprint among what it sent,
+	// or to a system root (a server behind a proxy with a public
+	// certificate); every later connection is held to the same. Without
+	// Roots or Fingerprint, the system roots. The caller still checks the
+	// GetCACert it fetches against the fingerprint (TrustedCACerts).
+	Fingerprint string
 	// AllowInsecureDES lets the client send single DES to a server that
 	// offers nothing better. Off by default.
 	AllowInsecureDES bool
@@ -48,6 +65,10 @@ type SCEP struct {
 	// open password-based replies (EC requesters), for clients that open
 	// many replies under one challenge: a load tool. Nil: derived per reply.
 	PasswordKEKs *cms.PasswordKEKs
+
+	// own is the client made from Roots and Fingerprint, once.
+	ownMu sync.Mutex
+	own   *http.Client
 }
 
 func (c *SCEP) now() time.Time {
@@ -98,12 +119,41 @@ func (e *PendingError) Error() string {
 	return fmt.Sprintf("request %s is pending manual approval", e.TransactionID)
 }
 
-func (c *SCEP) httpClient() *http.Client {
+// httpClient is HTTP, or the client's own: its TLS trusts Roots, else the
+// CA pinned by Fingerprint (bootstrapped here, once), else the system
+// roots.
+func (c *SCEP) httpClient(ctx context.Context) (*http.Client, error) {
 	if c.HTTP != nil {
-		return c.HTTP
+		return c.HTTP, nil
 	}
-	return &http.Client{Timeout: 60 * time.Second}
+	c.ownMu.Lock()
+	defer c.ownMu.Unlock()
+	if c.own != nil {
+		return c.own, nil
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("scep url: %w", err)
+	}
+	hc := &http.Client{Timeout: scepHTTPTimeout}
+	if strings.EqualFold(u.Scheme, "https") {
+		// TLS validity is checked at the client's clock, as EST does.
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: c.Roots, Time: c.now}
+		if c.Roots == nil && c.Fingerprint != "" {
+			if cfg, err = c.pinnedTLS(ctx, u); err != nil {
+				return nil, err
+			}
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = cfg
+		hc.Transport = t
+	}
+	c.own = hc
+	return hc, nil
 }
+
+// scepHTTPTimeout bounds each exchange with a SCEP server.
+const scepHTTPTimeout = 60 * time.Second
 
 func (c *SCEP) get(ctx context.Context, operation, message string) (*http.Response, []byte, error) {
 	u, err := url.Parse(c.URL)
@@ -123,7 +173,16 @@ func (c *SCEP) get(ctx context.Context, operation, message string) (*http.Respon
 }
 
 func (c *SCEP) do(req *http.Request) (*http.Response, []byte, error) {
-	resp, err := c.httpClient().Do(req)
+	hc, err := c.httpClient(req.Context())
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.doWith(hc, req)
+}
+
+// doWith sends req with hc and reads the reply, which must be a 200.
+func (c *SCEP) doWith(hc *http.Client, req *http.Request) (*http.Response, []byte, error) {
+	resp, err := hc.Do(req)
 	if err != nil {
 		// Go's *url.Error repeats the method and the URL.
 		var ue *url.Error
@@ -203,6 +262,12 @@ func (c *SCEP) GetCACert(ctx context.Context) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseGetCACert(resp, body)
+}
+
+// parseGetCACert reads a GetCACert reply: one DER certificate, or a
+// certs-only CMS.
+func parseGetCACert(resp *http.Response, body []byte) ([]*x509.Certificate, error) {
 	ct := resp.Header.Get("Content-Type")
 	if strings.HasPrefix(ct, "application/x-x509-ca-cert") {
 		cert, err := x509.ParseCertificate(body)
@@ -780,7 +845,12 @@ func (c *SCEP) fetchCAIssuers(ctx context.Context, rawURL string) ([]*x509.Certi
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Transport: c.httpClient().Transport, Timeout: caIssuersTimeout,
+	// Plain HTTP only: the transport's TLS settings do not matter.
+	var transport http.RoundTripper
+	if c.HTTP != nil {
+		transport = c.HTTP.Transport
+	}
+	hc := &http.Client{Transport: transport, Timeout: caIssuersTimeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if req.URL.Scheme != "http" || len(via) >= 3 {
 				return errors.New("redirected elsewhere than a plain HTTP URL, or too often")

@@ -1,0 +1,86 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// pinnedTLS bootstraps the trust in an https SCEP server from the pinned
+// CA fingerprint: GetCACert is fetched on a connection that is checked
+// only afterwards, kept for nothing else and carrying no secret, and the
+// server's TLS certificate must chain to the pinned CA among what it sent
+// (or to a system root). It returns the TLS configuration that holds every
+// later connection to the same.
+func (c *SCEP) pinnedTLS(ctx context.Context, u *url.URL) (*tls.Config, error) {
+	boot := http.DefaultTransport.(*http.Transport).Clone()
+	// Verified below, before anything from this connection is believed.
+	boot.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}
+	boot.DisableKeepAlives = true
+	defer boot.CloseIdleConnections()
+	bu := *u
+	bu.RawQuery = "operation=GetCACert"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, bu.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, body, err := c.doWith(&http.Client{Transport: boot, Timeout: scepHTTPTimeout}, req)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the CA certificates to check the server's TLS certificate against: %w", err)
+	}
+	if resp.TLS == nil {
+		return nil, errors.New("GetCACert: the reply did not come over TLS")
+	}
+	certs, err := parseGetCACert(resp, body)
+	if err != nil {
+		return nil, err
+	}
+	// Only the pinned CA is an anchor, and only what chains to it helps
+	// the server's certificate chain (TrustedCACerts).
+	if certs, err = TrustedCACerts(certs, c.Fingerprint, c.now()); err != nil {
+		return nil, err
+	}
+	anchors, inter, _, err := caPools(certs, c.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	verify := func(cs tls.ConnectionState) error {
+		return verifyPinnedPeer(cs, anchors, inter, u.Hostname(), c.Fingerprint, c.now())
+	}
+	if err := verify(*resp.TLS); err != nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Time: c.now,
+		// Go's own check knows only one set of roots: VerifyConnection
+		// does it, with the pinned CA and then the system roots.
+		InsecureSkipVerify: true, VerifyConnection: verify}, nil
+}
+
+// verifyPinnedPeer checks a server's TLS certificate, for host at now,
+// against the pinned CA (anchors, with inter to help), else the system
+// roots.
+func verifyPinnedPeer(cs tls.ConnectionState, anchors, inter *x509.CertPool, host, fingerprint string, now time.Time) error {
+	peers := cs.PeerCertificates
+	if len(peers) == 0 {
+		return errors.New("the server sent no TLS certificate")
+	}
+	pool := inter.Clone()
+	for _, p := range peers[1:] {
+		pool.AddCert(p)
+	}
+	opts := x509.VerifyOptions{Roots: anchors, Intermediates: pool, DNSName: host, CurrentTime: now}
+	_, err := peers[0].Verify(opts)
+	if err == nil {
+		return nil
+	}
+	opts.Roots = nil // the system roots
+	if _, sysErr := peers[0].Verify(opts); sysErr == nil {
+		return nil
+	}
+	return fmt.Errorf("the server's TLS certificate chains neither to the CA with fingerprint %s nor to a system root: %w", fingerprint, err)
+}
