@@ -128,7 +128,8 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 	if err := (SCEPRenewer{}).Renewable(r.Config, r.OldKey.Public()); err != nil {
 		return nil, err
 	}
-	c := &client.SCEP{URL: r.Config.URL, Now: r.Now, Warnf: r.Warnf}
+	// Over https the pinned CA vouches for the server's TLS too.
+	c := &client.SCEP{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Now: r.Now, Warnf: r.Warnf}
 	caps, err := c.GetCACaps(ctx) // its errors name the operation
 	if err != nil {
 		return nil, err

@@ -257,3 +257,45 @@ func TestRenewedCertificateOfThePreviousIssuingCAIsChecked(t *testing.T) {
 		})
 	}
 }
+
+// Over https the SCEP renewer trusts the server's TLS certificate because
+// it chains to ca_fingerprint's CA (our own, in no system store): the
+// renewal gets past GetCACaps and GetCACert, to the request itself (which
+// this EC CA, with no RSA RA, cannot be encrypted to).
+func TestSCEPRenewerOverHTTPSTrustsThePinnedCA(t *testing.T) {
+	now := epoch
+	ca := newTestCA(t, now, false)
+	tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tlsDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, ca.cert, tlsKey.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("operation") {
+		case "GetCACaps":
+			io.WriteString(w, "POSTPKIOperation\nRenewal\nSHA-256\nAES\n")
+		case "GetCACert":
+			w.Header().Set("Content-Type", "application/x-x509-ca-cert")
+			w.Write(ca.cert.Raw)
+		default:
+			http.Error(w, "reached", http.StatusServiceUnavailable)
+		}
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{tlsDER}, PrivateKey: tlsKey}}}
+	srv.StartTLS()
+	defer srv.Close()
+	oldKey, err := keys.Generate(keys.RSA2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := ca.issue(t, oldKey.Public(), pkix.Name{CommonName: "device"}, nil, now, time.Hour)
+	_, err = SCEPRenewer{}.Renew(context.Background(), RenewRequest{
+		Config: &Certificate{Protocol: ProtocolSCEP, URL: srv.URL + "/scep", CAFingerprint: client.Fingerprint(ca.cert)},
+		Old:    old, OldKey: oldKey, Key: oldKey, Now: func() time.Time { return now.Add(time.Minute) },
+	})
+	if err == nil || !strings.Contains(err.Error(), "no RSA certificate to encrypt the request to") {
+		t.Errorf("err = %v, want the request built from what came over the pinned TLS", err)
+	}
+}
