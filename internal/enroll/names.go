@@ -41,16 +41,61 @@ type SANSet struct {
 	URIs           []*url.URL
 }
 
-// with returns the union of a and b, each value once (a DNS name in any
-// case), a's order first: a request that names a host twice gets it once.
+// with returns the union of a and b, each name once (as its key below
+// compares it), a's order first: a request that names a host twice gets it
+// once.
 func (a SANSet) with(b SANSet) SANSet {
-	same := func(s string) string { return s }
 	return SANSet{
-		DNSNames:       appendNew(appendNew(nil, a.DNSNames, strings.ToLower), b.DNSNames, strings.ToLower),
-		EmailAddresses: appendNew(appendNew(nil, a.EmailAddresses, same), b.EmailAddresses, same),
+		DNSNames:       appendNew(appendNew(nil, a.DNSNames, dnsNameKey), b.DNSNames, dnsNameKey),
+		EmailAddresses: appendNew(appendNew(nil, a.EmailAddresses, emailKey), b.EmailAddresses, emailKey),
 		IPAddresses:    appendNew(appendNew(nil, a.IPAddresses, net.IP.String), b.IPAddresses, net.IP.String),
-		URIs:           appendNew(appendNew(nil, a.URIs, (*url.URL).String), b.URIs, (*url.URL).String),
+		URIs:           appendNew(appendNew(nil, a.URIs, uriKey), b.URIs, uriKey),
 	}
+}
+
+// The keys by which subject alternative names compare: two names of a type
+// are the same name when their keys are equal. Every comparison of names
+// (challenge bindings, a manufacturer certificate's own names, renewals,
+// a lost answer asked for again) goes through them.
+
+// dnsNameKey: a DNS name is case-insensitive (RFC 4343; RFC 5280 §7.2).
+func dnsNameKey(name string) string { return strings.ToLower(name) }
+
+// emailKey: an email address's domain is case-insensitive, its local part
+// is not (RFC 5280 §7.5): Alice@example.com and Alice@EXAMPLE.com are one
+// mailbox, alice@example.com may be another.
+func emailKey(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return addr
+	}
+	return addr[:at+1] + strings.ToLower(addr[at+1:])
+}
+
+// uriKey: a URI's scheme and host are case-insensitive, the rest (its path,
+// a SPIFFE ID's workload, an opaque tag:) is not (RFC 3986 §6.2.2.1; RFC
+// 5280 §7.4).
+func uriKey(u *url.URL) string {
+	c := *u
+	c.Scheme, c.Host = strings.ToLower(c.Scheme), strings.ToLower(c.Host)
+	return c.String()
+}
+
+// sanKey is the key of a name written "type:value" (formatSANs, a
+// challenge's bound names): its type, and its value's key.
+func sanKey(typed string) string {
+	typ, v, _ := strings.Cut(typed, ":")
+	switch typ {
+	case "dns":
+		v = dnsNameKey(v)
+	case "email":
+		v = emailKey(v)
+	case "uri":
+		if u, err := url.Parse(v); err == nil {
+			v = uriKey(u)
+		}
+	}
+	return typ + ":" + v
 }
 
 func appendNew[T any](dst, src []T, key func(T) string) []T {

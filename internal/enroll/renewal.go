@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"slices"
 	"time"
 
@@ -121,16 +120,18 @@ func checkRenewalNames(_ context.Context, st *State) error {
 	return nil
 }
 
-// sameSANs: the names to issue are cert's, in any order.
+// sameSANs: the names to issue are cert's, in any order, each compared by
+// its type's key (dnsNameKey, emailKey, uriKey).
 func sameSANs(sans SANSet, cert *x509.Certificate) bool {
-	return sameStrings(sans.DNSNames, cert.DNSNames) && sameStrings(sans.EmailAddresses, cert.EmailAddresses) &&
-		sameIPs(sans.IPAddresses, cert.IPAddresses) && sameStrings(urisOf(sans.URIs), urisOf(cert.URIs))
+	return sameStrings(keysOf(sans.DNSNames, dnsNameKey), keysOf(cert.DNSNames, dnsNameKey)) &&
+		sameStrings(keysOf(sans.EmailAddresses, emailKey), keysOf(cert.EmailAddresses, emailKey)) &&
+		sameIPs(sans.IPAddresses, cert.IPAddresses) && sameStrings(keysOf(sans.URIs, uriKey), keysOf(cert.URIs, uriKey))
 }
 
-func urisOf(us []*url.URL) []string {
-	out := make([]string, 0, len(us))
-	for _, u := range us {
-		out = append(out, u.String())
+func keysOf[T any](names []T, key func(T) string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, key(n))
 	}
 	return out
 }

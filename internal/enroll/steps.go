@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -255,12 +254,10 @@ func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge
 func namesWithin(req *x509.CertificateRequest, bound []string) bool {
 	allowed := map[string]bool{}
 	for _, b := range bound {
-		typ, v, _ := strings.Cut(b, ":")
-		allowed[typ+":"+strings.ToLower(v)] = true
+		allowed[sanKey(b)] = true
 	}
 	for _, n := range formatSANs(req.DNSNames, req.EmailAddresses, req.IPAddresses, req.URIs) {
-		typ, v, _ := strings.Cut(n, ":")
-		if !allowed[typ+":"+strings.ToLower(v)] {
+		if !allowed[sanKey(n)] {
 			return false
 		}
 	}
