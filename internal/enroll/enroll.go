@@ -323,6 +323,9 @@ type State struct {
 	IssuedAlready *pki.Certificate
 	// Events are appended with the issuance (e.g. challenge.used).
 	Events []pki.AuditEvent
+	// Attempt, when set, is where the secret check notes its outcome for
+	// the failure throttle (settle).
+	Attempt *secretAttempt
 	// CompleteRequest is the held request an approval completes.
 	CompleteRequest *pki.EnrollmentRequest
 	ApprovedBy      string
@@ -377,15 +380,22 @@ func (s *Service) observe(protocol pki.Protocol, profile string, res *Result, er
 // req.RenewalFirst says so.
 func (s *Service) enrollRenewalFirst(ctx context.Context, req Request) (*Result, error) {
 	if !req.RenewalFirst || req.Renewal || req.Evidence.SignerCert == nil {
-		return s.enroll(ctx, req)
+		var a secretAttempt
+		res, err := s.enroll(ctx, req, &a)
+		s.settle(a, err)
+		return res, err
 	}
 	asRenewal := req
 	asRenewal.Renewal = true
-	res, renewErr := s.enroll(ctx, asRenewal)
+	var renewal secretAttempt // a renewal checks no secret
+	res, renewErr := s.enroll(ctx, asRenewal, &renewal)
+	s.settle(renewal, renewErr)
 	if renewErr == nil || !refusedRequest(renewErr) {
 		return res, renewErr
 	}
-	res, err := s.enroll(ctx, req)
+	var byChallenge secretAttempt
+	res, err := s.enroll(ctx, req, &byChallenge)
+	s.settle(byChallenge, err)
 	if err != nil && pki.ErrorCode(err) == pki.EUnauthorized {
 		// The old challenge is expected to fail: the renewal's reason is
 		// the one that helps.
@@ -401,7 +411,9 @@ func refusedRequest(err error) bool {
 	return code != pki.EInternal && code != pki.EUnavailable
 }
 
-func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
+// enroll decides one request, noting its secret check in attempt for the
+// caller to settle once it knows which outcome the client is told.
+func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttempt) (*Result, error) {
 	if req.CSR == nil {
 		return nil, pki.Errorf(pki.EBadRequest, "no certificate request")
 	}
@@ -412,7 +424,7 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 	if req.ServerKeyGen && !profile.ServerKeyGen {
 		return nil, pki.Errorf(pki.EBadRequest, "profile %q does not allow server-side key generation", profile.Name)
 	}
-	st := &State{Req: req, Profile: profile, PublicKey: req.CSR.PublicKey}
+	st := &State{Req: req, Profile: profile, PublicKey: req.CSR.PublicKey, Attempt: attempt}
 	heldAnswer := func() (*Result, bool, error) {
 		// A client asking again about a held request (micromdm's
 		// scepclient resends its PKCSReq instead of polling; an EST client
@@ -462,6 +474,11 @@ func (s *Service) enroll(ctx context.Context, req Request) (*Result, error) {
 	}
 	if again := st.IssuedAlready; again != nil {
 		if st.Renews == nil && !asIssued(st, again) {
+			// The used-up challenge is refused after all: a failure of
+			// its secret, as the client is told.
+			if st.Attempt != nil {
+				st.Attempt.refused = true
+			}
 			return nil, pki.Errorf(pki.EUnauthorized, "challenge password is not valid: it was used up by a request for this key with other names")
 		}
 		if st.Renews != nil {

@@ -89,8 +89,12 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 }
 
 // throttled runs a secret-based check of identity unless the client's
-// address has failed too often lately, and counts its failures: guessing
-// challenges or passwords from one address gets slower and slower.
+// address has failed too often lately, and notes its outcome in
+// st.Attempt: guessing challenges or passwords from one address gets
+// slower and slower. The throttle is told once the request's outcome is
+// known (settle): a secret that passed here may still be refused later (a
+// used-up challenge asked again for other names), and a request accepted
+// only then clears its failures.
 func (s *Service) throttled(st *State, identity string, check func() error) error {
 	host := clientHost(st.Req.RemoteAddr)
 	if until, blocked := s.failures.blocked(host, identity); blocked {
@@ -98,13 +102,33 @@ func (s *Service) throttled(st *State, identity string, check func() error) erro
 			"too many failed attempts from this address; try again after "+until.UTC().Format(time.RFC3339))
 	}
 	err := check()
-	switch code := pki.ErrorCode(err); {
-	case err == nil:
-		s.failures.succeeded(host, identity)
-	case code == pki.EUnauthorized || code == pki.EBadRequest:
-		s.failures.failed(host, identity)
+	if st.Attempt != nil {
+		code := pki.ErrorCode(err)
+		*st.Attempt = secretAttempt{host: host, identity: identity, refused: code == pki.EUnauthorized || code == pki.EBadRequest}
 	}
 	return err
+}
+
+// secretAttempt is what one enroll call owes the failure throttle: the
+// secret check it ran last (none when identity is ""), and whether that
+// refused the secret.
+type secretAttempt struct {
+	host, identity string
+	refused        bool
+}
+
+// settle tells the throttle the outcome of a request whose secret check
+// was a: accepted (issued, held or answered), it forgets that identity's
+// failures; refused for its secret, it counts one. Any other refusal
+// (a name the profile does not allow) counts nothing.
+func (s *Service) settle(a secretAttempt, err error) {
+	switch {
+	case a.identity == "":
+	case err == nil:
+		s.failures.succeeded(a.host, a.identity)
+	case a.refused:
+		s.failures.failed(a.host, a.identity)
+	}
 }
 
 // checkChallenge checks a challenge against the static secret, the one-time

@@ -1,0 +1,88 @@
+package enroll_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+const attackerAddr = "198.51.100.66:4000"
+
+// lockedOut reports whether the address is locked out for challenges: the
+// static challenge, right as it is, is refused unchecked.
+func lockedOut(t *testing.T, f *fixture) bool {
+	t.Helper()
+	r := named(t, static, "probe", "probe.example")
+	r.RemoteAddr = attackerAddr
+	_, err := f.svc.Enroll(context.Background(), r)
+	return err != nil && strings.Contains(pki.ErrorMessage(err), "too many failed attempts")
+}
+
+// guess presents a wrong challenge from the attacker's address.
+func guess(t *testing.T, f *fixture, i int) {
+	t.Helper()
+	r := named(t, fmt.Sprintf("guess-%d", i), "dev", "dev.example")
+	r.RemoteAddr = attackerAddr
+	if _, err := f.svc.Enroll(context.Background(), r); pki.ErrorCode(err) != pki.EUnauthorized {
+		t.Fatalf("guess %d: %v, want unauthorized", i, err)
+	}
+}
+
+// A challenge check forgets an address's failures only once the request
+// is accepted: a used-up challenge asked again for other names, or a good
+// challenge for a name the profile refuses, clears nothing.
+func TestThrottleForgetsFailuresOnlyWhenAccepted(t *testing.T) {
+	cases := []struct {
+		name    string
+		between func(t *testing.T, f *fixture, usedUp string, k enroll.Request) enroll.Request
+		wantErr pki.Code // "" for accepted
+		locked  bool     // after 4 guesses, this, and one guess more
+	}{
+		{"the right challenge", func(t *testing.T, f *fixture, _ string, _ enroll.Request) enroll.Request {
+			return named(t, static, "dev-2", "dev-2.example")
+		}, "", false},
+		{"the lost answer asked again", func(t *testing.T, f *fixture, _ string, first enroll.Request) enroll.Request {
+			return first
+		}, "", false},
+		{"the used-up challenge, the same key, other names", func(t *testing.T, f *fixture, usedUp string, _ enroll.Request) enroll.Request {
+			return named(t, usedUp, "device-9", "device-10.example")
+		}, pki.EUnauthorized, true},
+		{"the right challenge for a name the profile refuses", func(t *testing.T, f *fixture, _ string, _ enroll.Request) enroll.Request {
+			return named(t, static, "dev-3", "bank.test")
+		}, pki.EBadRequest, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := pki.DefaultProfile()
+			p.DNSPatterns = []string{`\.example$`}
+			f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{p.Name: p}, DefaultProfile: p.Name, FailedAttemptsPerAddress: 5})
+			ctx := context.Background()
+			secret, _, err := f.admin.NewChallenge(ctx, time.Hour, "", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := named(t, secret, "device-9", "device-9.example")
+			first.RemoteAddr = attackerAddr
+			if _, err := f.svc.Enroll(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 4 {
+				guess(t, f, i)
+			}
+			between := c.between(t, f, secret, first)
+			between.RemoteAddr = attackerAddr
+			if _, err := f.svc.Enroll(ctx, between); (err == nil) != (c.wantErr == "") || (err != nil && pki.ErrorCode(err) != c.wantErr) {
+				t.Fatalf("in between: %v, want %q", err, c.wantErr)
+			}
+			guess(t, f, 4)
+			if got := lockedOut(t, f); got != c.locked {
+				t.Errorf("locked out: %v, want %v", got, c.locked)
+			}
+		})
+	}
+}
