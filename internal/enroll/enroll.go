@@ -92,7 +92,8 @@ type Request struct {
 	// (outside its window, expired, revoked), by its challenge: certmonger
 	// renews with a PKCSReq signed by its certificate that still carries
 	// the challenge of its first enrollment. One outcome is recorded, the
-	// one returned; a challenge refused as well gives the renewal's reason.
+	// one returned; a challenge refused as well gives the renewal's reason,
+	// and is not counted by the failure throttle.
 	RenewalFirst bool
 	// ServerKeyGen asks the server to make the key (EST /serverkeygen): the
 	// certificate gets a new key, returned in Result.PrivateKey; the CSR
@@ -389,18 +390,21 @@ func (s *Service) enrollRenewalFirst(ctx context.Context, req Request) (*Result,
 	asRenewal.Renewal = true
 	var renewal secretAttempt // a renewal checks no secret
 	res, renewErr := s.enroll(ctx, asRenewal, &renewal)
-	s.settle(renewal, renewErr)
 	if renewErr == nil || !refusedRequest(renewErr) {
+		s.settle(renewal, renewErr)
 		return res, renewErr
 	}
 	var byChallenge secretAttempt
 	res, err := s.enroll(ctx, req, &byChallenge)
-	s.settle(byChallenge, err)
 	if err != nil && pki.ErrorCode(err) == pki.EUnauthorized {
 		// The old challenge is expected to fail: the renewal's reason is
-		// the one that helps.
+		// the one that helps, and the one the device is told, so the
+		// challenge's refusal is not counted against its address either
+		// (a device outside its renewal window, asking every few minutes,
+		// would lock out its address for failures it was never told of).
 		return nil, renewErr
 	}
+	s.settle(byChallenge, err)
 	return res, err
 }
 

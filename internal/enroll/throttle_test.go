@@ -86,3 +86,82 @@ func TestThrottleForgetsFailuresOnlyWhenAccepted(t *testing.T) {
 		})
 	}
 }
+
+type outcomes struct{ got []enroll.Outcome }
+
+func (o *outcomes) Enrolled(out enroll.Outcome) { o.got = append(o.got, out) }
+
+// A PKCSReq signed by a certificate of ours that cannot renew yet, and
+// carrying a challenge (certmonger keeps the one of its first enrollment):
+// the device is told the renewal's reason, so that is all that is counted,
+// once: one outcome, one audit event, and no challenge failure against its
+// address, however often it asks.
+func TestRenewalFirstCountsWhatTheDeviceIsTold(t *testing.T) {
+	cases := []struct {
+		name      string
+		challenge func(t *testing.T, f *fixture, usedUp string) string
+		wantErr   pki.Code // "" for issued by the challenge
+	}{
+		{"the used-up challenge of its first enrollment", func(t *testing.T, f *fixture, usedUp string) string { return usedUp }, pki.EBadTime},
+		{"a wrong challenge", func(t *testing.T, f *fixture, _ string) string { return "not-a-challenge" }, pki.EBadTime},
+		{"a valid one-time challenge", func(t *testing.T, f *fixture, _ string) string {
+			secret, _, err := f.admin.NewChallenge(context.Background(), time.Hour, "", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return secret
+		}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			obs := &outcomes{}
+			f := newFixtureWith(t, enroll.Config{FailedAttemptsPerAddress: 5, Observer: obs})
+			ctx := context.Background()
+			usedUp, _, err := f.admin.NewChallenge(ctx, time.Hour, "", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := named(t, usedUp, "device-9", "device-9.example")
+			first.RemoteAddr = attackerAddr
+			issued, err := f.svc.Enroll(ctx, first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs.got = nil
+			const tries = 5 // the throttle's limit
+			for i := range tries {
+				r := namedWithKey(t, newKey(t), c.challenge(t, f, usedUp), "device-9", "device-9.example")
+				r.RemoteAddr, r.TransactionID = attackerAddr, fmt.Sprintf("tx-%d", i)
+				r.Evidence.SignerCert, r.RenewalFirst = issued.Certificate, true
+				_, err := f.svc.Enroll(ctx, r)
+				if (err == nil) != (c.wantErr == "") || (err != nil && pki.ErrorCode(err) != c.wantErr) {
+					t.Fatalf("try %d: %v, want %q", i, err, c.wantErr)
+				}
+			}
+			if len(obs.got) != tries {
+				t.Errorf("%d outcomes for %d requests: %+v", len(obs.got), tries, obs.got)
+			}
+			for _, o := range obs.got {
+				if c.wantErr != "" && (o.Result != enroll.ResultRefused || o.Code != c.wantErr) {
+					t.Errorf("outcome %+v, want refused with %s", o, c.wantErr)
+				}
+			}
+			if failed := auditTypes(t, f.st); c.wantErr != "" && countOf(failed, pki.EventEnrollFailed+"/failure") != tries {
+				t.Errorf("audit trail %v, want one %s per request", failed, pki.EventEnrollFailed)
+			}
+			if lockedOut(t, f) {
+				t.Error("the address is locked out for challenge failures the device was never told of")
+			}
+		})
+	}
+}
+
+func countOf(list []string, v string) int {
+	n := 0
+	for _, s := range list {
+		if s == v {
+			n++
+		}
+	}
+	return n
+}
