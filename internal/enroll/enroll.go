@@ -113,6 +113,9 @@ type Result struct {
 	Held *pki.EnrollmentRequest
 	// PrivateKey is the key the server made (ServerKeyGen only).
 	PrivateKey crypto.Signer
+	// SentAgain: Certificate was issued earlier, for a request whose
+	// answer was lost, and is sent again; nothing was issued now.
+	SentAgain bool
 }
 
 // Config is the service's policy configuration.
@@ -169,8 +172,8 @@ type Outcome struct {
 	// Profile is the name of a configured profile, or UnknownProfile (a
 	// name no profile has, or not known yet).
 	Profile string
-	// Result is ResultIssued, ResultRenewed, ResultPending, ResultPolled
-	// or ResultRefused.
+	// Result is ResultIssued, ResultRenewed, ResultPending, ResultPolled,
+	// ResultReanswered or ResultRefused.
 	Result string
 	// Code is the refusal's error code (pki.EInternal for an internal
 	// failure); "" unless Result is ResultRefused.
@@ -190,6 +193,10 @@ const (
 	// request sent again) was answered from its stored state: still
 	// pending, or the certificate issued on approval (counted then).
 	ResultPolled = "polled"
+	// ResultReanswered: a first enrollment asked again with its used-up
+	// one-time challenge, its key and its names (its answer was lost) was
+	// answered with the certificate issued for it then; nothing was issued.
+	ResultReanswered = "reanswered"
 	// ResultRefused: the call failed; Outcome.Code says why.
 	ResultRefused = "refused"
 	// UnknownProfile is Outcome.Profile for a profile name that is not
@@ -369,6 +376,8 @@ func (s *Service) observe(protocol pki.Protocol, profile string, res *Result, er
 		o.Result = ResultPolled
 	case res.Pending != nil:
 		o.Result = ResultPending
+	case res.SentAgain:
+		o.Result = ResultReanswered
 	case res.Record.RenewedFrom != "":
 		o.Result = ResultRenewed
 	default:
@@ -488,11 +497,9 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 		if st.Renews != nil {
 			s.log.Info("renewal answered again with the certificate issued earlier for the same key", "serial", again.SerialHex,
 				"renews", st.Renews.SerialHex, "transaction_id", req.TransactionID, "remote", req.RemoteAddr)
-		} else {
-			s.log.Info("request answered again with the certificate its one-time challenge was used for, issued earlier for the same key",
-				"serial", again.SerialHex, "transaction_id", req.TransactionID, "remote", req.RemoteAddr)
+			return s.issuedResult(ctx, again.IssuerID, again.SerialHex)
 		}
-		return s.issuedResult(ctx, again.IssuerID, again.SerialHex)
+		return s.sentAgain(ctx, st, again)
 	}
 	if profile.RequireApproval {
 		if req.ServerKeyGen {
@@ -565,7 +572,7 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		// process, and its serial stays reserved. If that request was a
 		// copy of this one (the same key), its certificate is the answer.
 		if again, aerr := s.issuedForChallenge(ctx, st, st.ConsumeChallenge); aerr == nil && again != nil && asIssued(st, again) {
-			return s.issuedResult(ctx, again.IssuerID, again.SerialHex)
+			return s.sentAgain(ctx, st, again)
 		}
 		return nil, pki.Wrap(pki.EUnauthorized, err, "challenge password is not valid")
 	case err != nil:
@@ -574,6 +581,32 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	s.log.Info("certificate issued", "serial", rec.SerialHex, "subject", rec.Subject, "profile", rec.Profile,
 		"protocol", rec.Protocol, "transaction_id", rec.TransactionID, "remote", rec.RequesterAddr)
 	return &Result{Certificate: cert, Chain: issuer.Chain, Record: rec}, nil
+}
+
+// sentAgain answers a first enrollment with again, the certificate whose
+// issuance used up the one-time challenge it presents, issued for its key
+// and names (its answer was lost, or a copy of it sent at once got there
+// first). Nothing is issued, but the trail says who was sent what: the
+// event is written before the answer leaves, and the answer is counted as
+// sent again (ResultReanswered), not as an issuance.
+func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certificate) (*Result, error) {
+	res, err := s.issuedResult(ctx, again.IssuerID, again.SerialHex)
+	if err != nil {
+		return nil, err
+	}
+	ev := clipped(pki.AuditEvent{
+		Time: s.clock.Now(), Type: pki.EventChallengeUsed, Actor: actor(st.Req), Profile: st.Profile.Name,
+		SerialHex: again.SerialHex, IssuerID: again.IssuerID, Subject: again.Subject, TransactionID: st.Req.TransactionID,
+		Outcome: "success", Detail: "certificate " + again.SerialHex + " sent again: this one-time challenge was used up by its issuance, " +
+			"and the request asks again for the same key and names (its answer was lost)",
+	})
+	if err := s.store.AppendAudit(ctx, ev); err != nil {
+		return nil, fmt.Errorf("enroll: record certificate %s sent again: %w", again.SerialHex, err)
+	}
+	s.log.Info("request answered again with the certificate its one-time challenge was used for, issued earlier for the same key",
+		"serial", again.SerialHex, "transaction_id", st.Req.TransactionID, "remote", st.Req.RemoteAddr)
+	res.SentAgain = true
+	return res, nil
 }
 
 // reserveSerial is the issuer's reservation step: the serial and the linted

@@ -1,0 +1,136 @@
+package enroll_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// copyFirstStore runs copyFirst once, right after the service has looked
+// up the one-time challenge: a copy of the request, sent at once, uses the
+// challenge up before this one records its issuance.
+type copyFirstStore struct {
+	store.Store
+	copyFirst func()
+}
+
+func (s *copyFirstStore) LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error) {
+	ch, err := s.Store.LookupChallenge(ctx, hash, now)
+	if s.copyFirst != nil {
+		s.copyFirst()
+		s.copyFirst = nil
+	}
+	return ch, err
+}
+
+// A first enrollment answered with the certificate its used-up one-time
+// challenge was issued for leaves one audit event naming that certificate
+// as sent again, and is counted as reanswered, not as a second issuance.
+func TestAnsweredAgainIsAuditedNotCountedAsIssued(t *testing.T) {
+	cases := []struct {
+		name string
+		// again asks for req a second time, after or while the first
+		// request is issued, with a service on the fixture's store.
+		again func(t *testing.T, f *fixture, obs *outcomes, req enroll.Request) (*enroll.Result, *enroll.Result)
+	}{
+		{"asked again after its answer was lost", func(t *testing.T, f *fixture, _ *outcomes, req enroll.Request) (*enroll.Result, *enroll.Result) {
+			first, err := f.svc.Enroll(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := f.svc.Enroll(context.Background(), req)
+			if err != nil {
+				t.Fatalf("asked again: %v", err)
+			}
+			return first, again
+		}},
+		{"a copy sent at once got there first", func(t *testing.T, f *fixture, obs *outcomes, req enroll.Request) (*enroll.Result, *enroll.Result) {
+			var first *enroll.Result
+			racing := &copyFirstStore{Store: f.st}
+			racing.copyFirst = func() {
+				var err error
+				if first, err = f.svc.Enroll(context.Background(), req); err != nil {
+					t.Errorf("the copy: %v", err)
+				}
+			}
+			svc, err := enroll.New(racing, f.auth, f.clock, nil, enroll.Config{StaticChallenge: static, Observer: obs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := svc.Enroll(context.Background(), req)
+			if err != nil {
+				t.Fatalf("the request that lost the race: %v", err)
+			}
+			return first, again
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			obs := &outcomes{}
+			f := newFixtureWith(t, enroll.Config{Observer: obs})
+			ctx := context.Background()
+			secret, _, err := f.admin.NewChallenge(ctx, time.Hour, "", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, again := c.again(t, f, obs, namedWithKey(t, newKey(t), secret, "device-9", "device-9.example"))
+			if first == nil || again.Record.SerialHex != first.Record.SerialHex {
+				t.Fatalf("answered with %s, want the certificate issued first", again.Record.SerialHex)
+			}
+			serial := first.Record.SerialHex
+			var sentAgain []pki.AuditEvent
+			evs, err := f.st.ListAudit(ctx, store.AuditFilter{Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs {
+				if strings.Contains(e.Detail, "sent again") {
+					sentAgain = append(sentAgain, e)
+				}
+			}
+			if len(sentAgain) != 1 {
+				t.Fatalf("%d events of a certificate sent again, want 1 (trail %v)", len(sentAgain), auditTypes(t, f.st))
+			}
+			if e := sentAgain[0]; e.SerialHex != serial || !strings.Contains(e.Detail, serial) || e.Outcome != "success" ||
+				e.TransactionID != "tx-device-9" || e.Actor != "scep:192.0.2.10" {
+				t.Errorf("event %+v, want one naming serial %s, the request and its requester", e, serial)
+			}
+			var results []string
+			for _, o := range obs.got {
+				results = append(results, o.Result)
+			}
+			if want := []string{enroll.ResultIssued, enroll.ResultReanswered}; strings.Join(results, ",") != strings.Join(want, ",") {
+				t.Errorf("outcomes %v, want %v", results, want)
+			}
+			if certs, _, _ := f.st.ListCertificates(ctx, store.CertFilter{}); len(certs) != 1 {
+				t.Errorf("%d certificates recorded, want 1", len(certs))
+			}
+		})
+	}
+}
+
+// Sent again only once its event is recorded: the trail misses no answer.
+func TestAnsweredAgainNotWithoutItsAuditEvent(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	secret, _, err := f.admin.NewChallenge(ctx, time.Hour, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := namedWithKey(t, newKey(t), secret, "device-9", "device-9.example")
+	if _, err := f.svc.Enroll(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := enroll.New(&auditFailingStore{Store: f.st}, f.auth, f.clock, nil, enroll.Config{StaticChallenge: static})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := svc.Enroll(ctx, req); err == nil {
+		t.Fatalf("sent serial %s again without recording it", res.Record.SerialHex)
+	}
+}
