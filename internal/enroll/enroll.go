@@ -329,6 +329,10 @@ type State struct {
 	// whose issuance used up the one-time challenge presented, for the same
 	// key. A client whose answer was lost asks again, and gets it again.
 	IssuedAlready *pki.Certificate
+	// ChallengeUsedUp: the challenge presented is a one-time challenge an
+	// issuance used up (noted for a renewal-first request only, whose
+	// fallback needs it). A guess cannot be one.
+	ChallengeUsedUp bool
 	// Events are appended with the issuance (e.g. challenge.used).
 	Events []pki.AuditEvent
 	// Attempt, when set, is where the secret check notes its outcome for
@@ -407,10 +411,15 @@ func (s *Service) enrollRenewalFirst(ctx context.Context, req Request) (*Result,
 	res, err := s.enroll(ctx, req, &byChallenge)
 	if err != nil && pki.ErrorCode(err) == pki.EUnauthorized {
 		// The old challenge is expected to fail: the renewal's reason is
-		// the one that helps, and the one the device is told, so the
-		// challenge's refusal is not counted against its address either
-		// (a device outside its renewal window, asking every few minutes,
-		// would lock out its address for failures it was never told of).
+		// the one that helps, and the one the device is told. The used-up
+		// challenge of its first enrollment is not counted against its
+		// address (certmonger outside its renewal window asks every few
+		// minutes and would lock out its address); any other refused
+		// challenge is, or a holder of a certificate that cannot renew could
+		// guess challenges here unthrottled.
+		if !byChallenge.usedUp {
+			s.settle(byChallenge, err)
+		}
 		return nil, renewErr
 	}
 	s.settle(byChallenge, err)

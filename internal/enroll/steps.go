@@ -104,17 +104,18 @@ func (s *Service) throttled(st *State, identity string, check func() error) erro
 	err := check()
 	if st.Attempt != nil {
 		code := pki.ErrorCode(err)
-		*st.Attempt = secretAttempt{host: host, identity: identity, refused: code == pki.EUnauthorized || code == pki.EBadRequest}
+		*st.Attempt = secretAttempt{host: host, identity: identity, refused: code == pki.EUnauthorized || code == pki.EBadRequest, usedUp: st.ChallengeUsedUp}
 	}
 	return err
 }
 
 // secretAttempt is what one enroll call owes the failure throttle: the
 // secret check it ran last (none when identity is ""), and whether that
-// refused the secret.
+// refused the secret, and whether the secret was a one-time challenge an
+// issuance used up (State.ChallengeUsedUp).
 type secretAttempt struct {
-	host, identity string
-	refused        bool
+	host, identity  string
+	refused, usedUp bool
 }
 
 // settle tells the throttle the outcome of a request whose secret check
@@ -161,6 +162,13 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 		ch, err := s.store.LookupChallenge(ctx, hash, s.clock.Now())
 		switch {
 		case errors.Is(err, store.ErrChallengeUnusable):
+			if st.Req.RenewalFirst {
+				ref, err := s.store.ChallengeIssued(ctx, hash)
+				if err != nil {
+					return err
+				}
+				st.ChallengeUsedUp = ref != ""
+			}
 			again, err := s.issuedForChallenge(ctx, st, hash)
 			if err != nil {
 				return err
