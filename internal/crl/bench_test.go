@@ -29,7 +29,7 @@ func BenchmarkBuild100k(b *testing.B) {
 			var size int
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				c, err := p.build(ctx, issuer, int64(i+1), 0, f.Clock.Now())
+				c, err := p.build(ctx, issuer, nil, int64(i+1), 0, f.Clock.Now())
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -35,12 +35,17 @@ const (
 	// further ahead means this clock was set back, and waiting for it
 	// would leave revocations unpublished.
 	maxClockLead = 5 * time.Second
+	// backdate is how much earlier than its publication a CRL's
+	// thisUpdate is: a relying party whose clock is a little behind ours
+	// would otherwise find a fresh CRL not yet valid and reject it.
+	backdate = time.Minute
 )
 
 // Config tunes a Publisher.
 type Config struct {
-	// Validity is nextUpdate − thisUpdate. A CRL is replaced when half of
-	// it has passed, or at once after a revocation.
+	// Validity is nextUpdate − publication (thisUpdate is backdated a
+	// minute before the publication). A CRL is replaced when half of it
+	// has passed, or at once after a revocation.
 	Validity time.Duration
 	// Interval is how often the store's revocation counters are read.
 	Interval time.Duration
@@ -165,9 +170,11 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 	// Each CRL's thisUpdate, which is also its Last-Modified, must be
 	// later than its predecessor's: a cache revalidating with
 	// If-Modified-Since is told 304 for a CRL no newer than its copy, and
-	// would keep one that lacks the latest revocation. A second CRL within
-	// the same second (two revocations in a row), or after another node's
-	// whose clock runs a little ahead, waits for the next update instead.
+	// would keep one that lacks the latest revocation. thisUpdate is
+	// backdated, so a successor takes the second after its predecessor's
+	// when that is not in the future (thisUpdate); a CRL that cannot (a
+	// predecessor of this very second, or from another node whose clock
+	// runs a little ahead) waits for the next update instead.
 	if cur != nil && !now.UTC().Truncate(time.Second).After(cur.ThisUpdate) &&
 		cur.ThisUpdate.Sub(now) < maxClockLead {
 		return nil
@@ -176,7 +183,7 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 	if cur != nil {
 		next = cur.Number + 1
 	}
-	c, err := p.build(ctx, issuer, next, seq, now)
+	c, err := p.build(ctx, issuer, cur, next, seq, now)
 	if err != nil {
 		return err
 	}
@@ -200,9 +207,10 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 	return nil
 }
 
-// build signs CRL number n of an issuer: its revoked certificates that have
-// not expired (RFC 5280 lets an entry go once the certificate expires).
-func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, n, seq int64, now time.Time) (*store.CRL, error) {
+// build signs CRL number n of an issuer, the successor of prev (nil for the
+// first): its revoked certificates that have not expired (RFC 5280 lets an
+// entry go once the certificate expires).
+func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CRL, n, seq int64, now time.Time) (*store.CRL, error) {
 	revoked, err := p.st.RevokedCertificates(ctx, issuer.ID, now)
 	if err != nil {
 		return nil, fmt.Errorf("crl: %s: %w", issuer.ID, err)
@@ -215,14 +223,32 @@ func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, n, seq int64, 
 		}
 		entries = append(entries, ca.CRLEntry{Serial: serial, RevokedAt: r.RevokedAt, Reason: r.Reason})
 	}
-	this := now.UTC().Truncate(time.Second)
-	c := ca.CRL{Number: n, ThisUpdate: this, NextUpdate: this.Add(p.cfg.Validity), Entries: entries}
+	published := now.UTC().Truncate(time.Second)
+	c := ca.CRL{Number: n, ThisUpdate: thisUpdate(published, prev, issuer.Cert.NotBefore),
+		NextUpdate: published.Add(p.cfg.Validity), Entries: entries}
 	der, err := issuer.SignCRL(c)
 	if err != nil {
 		return nil, err
 	}
 	return &store.CRL{IssuerID: issuer.ID, Number: n, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate,
 		RevocationSeq: seq, Entries: len(entries), DER: der, CreatedAt: now}, nil
+}
+
+// thisUpdate is the thisUpdate of a CRL published at published (whole
+// seconds): backdated, but later than its predecessor's, since CRL numbers
+// and thisUpdate move forward together (a predecessor less than a backdate
+// old leaves a second after its own), and not before the issuer's
+// certificate. Only a clock set back behind the predecessor gives an
+// earlier one; updateIssuer publishes then regardless.
+func thisUpdate(published time.Time, prev *store.CRL, issuerNotBefore time.Time) time.Time {
+	this := published.Add(-backdate)
+	if prev != nil && !this.After(prev.ThisUpdate) && published.After(prev.ThisUpdate) {
+		this = prev.ThisUpdate.UTC().Truncate(time.Second).Add(time.Second)
+	}
+	if this.Before(issuerNotBefore) {
+		this = issuerNotBefore.UTC()
+	}
+	return this
 }
 
 func (p *Publisher) get(issuerID string) *store.CRL {

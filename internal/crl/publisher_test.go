@@ -63,7 +63,7 @@ func TestPublisher(t *testing.T) {
 	update()
 	first := parseCRL(t, mustCRL(t, p, issuer.ID), issuer.Cert)
 	if first.Number.Int64() != 1 || len(first.RevokedCertificateEntries) != 0 ||
-		!first.ThisUpdate.Equal(fixture.Start) || first.NextUpdate.Sub(first.ThisUpdate) != 24*time.Hour {
+		!first.ThisUpdate.Equal(fixture.Start.Add(-time.Minute)) || !first.NextUpdate.Equal(fixture.Start.Add(24*time.Hour)) {
 		t.Fatalf("first CRL: number %v, %d entries, %v to %v", first.Number, len(first.RevokedCertificateEntries), first.ThisUpdate, first.NextUpdate)
 	}
 	if len(states) != 1 {
@@ -293,8 +293,9 @@ func TestRolloverIssuersEachHaveACRL(t *testing.T) {
 // Two revocations within one second (two API calls in a row) must not give
 // two CRLs with the same thisUpdate, which is their Last-Modified: a cache
 // revalidating its copy of the first with If-Modified-Since would be told
-// 304 and keep a CRL without the second revocation. The second CRL waits
-// for the next second; a clock set back far does not stop publication.
+// 304 and keep a CRL without the second revocation. The second CRL takes
+// the second after the first's (backdated) thisUpdate; a clock set back far
+// does not stop publication.
 func TestSameSecondRevocationsNeverAnswered304(t *testing.T) {
 	ctx := context.Background()
 	f := fixture.New(t, fixture.Options{})
@@ -350,8 +351,9 @@ func TestSameSecondRevocationsNeverAnswered304(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("after the second passed: %d to If-Modified-Since of CRL 1, want 200", resp.StatusCode)
 	}
-	if list := parseCRL(t, body, issuer.Cert); len(list.RevokedCertificateEntries) != 3 || !list.ThisUpdate.After(fixture.Start) {
-		t.Errorf("after the second passed: %d entries at %v, want 3 after %v", len(list.RevokedCertificateEntries), list.ThisUpdate, fixture.Start)
+	firstThisUpdate := parseCRL(t, firstDER, issuer.Cert).ThisUpdate
+	if list := parseCRL(t, body, issuer.Cert); len(list.RevokedCertificateEntries) != 3 || !list.ThisUpdate.After(firstThisUpdate) {
+		t.Errorf("after the second passed: %d entries at %v, want 3 after %v", len(list.RevokedCertificateEntries), list.ThisUpdate, firstThisUpdate)
 	}
 
 	// A clock set back an hour still publishes a revocation, and a cache
@@ -368,5 +370,53 @@ func TestSameSecondRevocationsNeverAnswered304(t *testing.T) {
 	}
 	if resp, body := get(latest); resp.StatusCode != http.StatusOK || len(parseCRL(t, body, issuer.Cert).RevokedCertificateEntries) != 4 {
 		t.Errorf("clock set back: %d to If-Modified-Since of the CRL before, want 200 with 4 entries", resp.StatusCode)
+	}
+}
+
+// A CRL's thisUpdate is backdated a minute, so a relying party whose clock
+// is a little behind does not find a fresh CRL not yet valid; its
+// nextUpdate still counts from its publication. Each successor's thisUpdate
+// is later than its predecessor's, and never in the future.
+func TestThisUpdateBackdated(t *testing.T) {
+	ctx := context.Background()
+	f := fixture.New(t, fixture.Options{})
+	issuer := f.Issuer()
+	const validity = 24 * time.Hour
+	p := crl.New(f.Store, f.Authority, f.Clock, f.Log, crl.Config{Validity: validity})
+	var prev *x509.RevocationList
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		revoke  bool
+		// wantBehind is how far thisUpdate is behind the publication.
+		wantBehind time.Duration
+	}{
+		{"first CRL", 0, false, time.Minute},
+		{"revocation 10s later: a full minute", 10 * time.Second, true, time.Minute},
+		{"revocation in the same second: the second after its predecessor", 300 * time.Millisecond, true, time.Minute - time.Second},
+		{"another in the same second: the second after that", 300 * time.Millisecond, true, time.Minute - 2*time.Second},
+		{"revocation 5 minutes later: a full minute", 5 * time.Minute, true, time.Minute},
+		{"halfway to nextUpdate: a full minute", validity / 2, false, time.Minute},
+	} {
+		f.Clock.Advance(step.advance)
+		if step.revoke {
+			cert, _ := f.Issue(t, "backdate")
+			f.Revoke(t, cert, 1)
+		}
+		if err := p.Update(ctx); err != nil {
+			t.Fatal(err)
+		}
+		list := parseCRL(t, mustCRL(t, p, issuer.ID), issuer.Cert)
+		published := f.Clock.Now().Truncate(time.Second)
+		if got := published.Sub(list.ThisUpdate); got != step.wantBehind {
+			t.Errorf("%s: thisUpdate %v is %v before the publication at %v, want %v", step.name, list.ThisUpdate, got, published, step.wantBehind)
+		}
+		if !list.NextUpdate.Equal(published.Add(validity)) {
+			t.Errorf("%s: nextUpdate %v, want the publication + %v: %v", step.name, list.NextUpdate, validity, published.Add(validity))
+		}
+		if prev != nil && (list.Number.Cmp(prev.Number) <= 0 || !list.ThisUpdate.After(prev.ThisUpdate)) {
+			t.Errorf("%s: CRL %v at %v does not follow CRL %v at %v", step.name, list.Number, list.ThisUpdate, prev.Number, prev.ThisUpdate)
+		}
+		prev = list
 	}
 }
