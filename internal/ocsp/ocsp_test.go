@@ -131,8 +131,14 @@ func TestResponderStatuses(t *testing.T) {
 					if resp.SerialNumber.Cmp(tc.cert.SerialNumber) != 0 || resp.IssuerHash != h {
 						t.Errorf("%s: answers about %x under %s", tc.cert.Subject, resp.SerialNumber, resp.IssuerHash)
 					}
-					if !resp.ThisUpdate.Equal(f.Clock.Now().Truncate(time.Second)) || resp.NextUpdate.Sub(resp.ThisUpdate) != ocsp.DefaultValidity {
-						t.Errorf("thisUpdate %v nextUpdate %v", resp.ThisUpdate, resp.NextUpdate)
+					// thisUpdate and producedAt a minute back, for relying
+					// parties whose clock is a little behind; nextUpdate a
+					// validity after the signature.
+					signedAt := f.Clock.Now().Truncate(time.Second)
+					if !resp.ThisUpdate.Equal(signedAt.Add(-time.Minute)) || !resp.ProducedAt.Equal(resp.ThisUpdate) ||
+						!resp.NextUpdate.Equal(signedAt.Add(ocsp.DefaultValidity)) {
+						t.Errorf("thisUpdate %v producedAt %v nextUpdate %v, want %v, %[2]v and %v", resp.ThisUpdate, resp.ProducedAt, resp.NextUpdate,
+							signedAt.Add(-time.Minute), signedAt.Add(ocsp.DefaultValidity))
 					}
 					// A delegated responder: OCSP signing, nocheck, issued
 					// by the CA, and named by key.
@@ -349,15 +355,16 @@ func TestCache(t *testing.T) {
 		t.Errorf("after the revocation: status %d reason %d, want revoked (superseded)", resp.Status, resp.RevocationReason)
 	}
 	n := signed()
-	f.r.Respond(ctx, req)
-	f.Clock.Advance(ocsp.DefaultValidity/2 - time.Second)
+	cur := f.r.Respond(ctx, req)
+	half := cur.ThisUpdate.Add(cur.NextUpdate.Sub(cur.ThisUpdate) / 2)
+	f.Clock.Advance(half.Sub(f.Clock.Now()) - time.Second)
 	f.r.Respond(ctx, req)
 	if signed() != n {
 		t.Error("re-signed before half the validity passed")
 	}
 	f.Clock.Advance(2 * time.Second)
 	a := f.r.Respond(ctx, req)
-	if signed() != n+1 || !a.ThisUpdate.Equal(f.Clock.Now().Truncate(time.Second)) {
+	if signed() != n+1 || !a.ThisUpdate.Equal(f.Clock.Now().Truncate(time.Second).Add(-time.Minute)) {
 		t.Error("not re-signed once half the validity passed")
 	}
 }

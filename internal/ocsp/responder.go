@@ -26,12 +26,18 @@ const (
 	DefaultMaxCache = 100_000
 )
 
+// backdate is how much earlier than its signature an answer's thisUpdate
+// and producedAt are: a relying party whose clock is a little behind ours
+// would otherwise find a fresh answer not yet valid and reject it.
+const backdate = time.Minute
+
 // Config tunes a Responder.
 type Config struct {
-	// Validity is nextUpdate − thisUpdate of every answer, cut short where
-	// the signing certificate expires sooner. A cached answer is served
-	// until half of it has passed (or a revocation), so clients always get
-	// at least half of it.
+	// Validity is nextUpdate − signing time of every answer (thisUpdate is
+	// backdated a minute before it), cut short where the signing
+	// certificate expires sooner. A cached answer is served until half of
+	// its thisUpdate-to-nextUpdate span has passed (or a revocation), so
+	// clients always get at least half of it.
 	Validity time.Duration
 	// MaxCache bounds the cached answers; the cache is emptied when full.
 	MaxCache int
@@ -237,9 +243,15 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 	if end := s.Cert.NotAfter.UTC().Truncate(time.Second); end.Before(next) && end.After(now) {
 		next = end
 	}
+	// thisUpdate and producedAt, backdated, but not before the signer's
+	// certificate (a delegate made a moment ago).
+	this := now.Add(-backdate)
+	if start := s.Cert.NotBefore.UTC(); this.Before(start) && !start.After(now) {
+		this = start
+	}
 	responses := make([]SingleResponse, len(req.CertIDs))
 	for n, id := range req.CertIDs {
-		resp := SingleResponse{CertID: id, Status: Unknown, ThisUpdate: now, NextUpdate: next}
+		resp := SingleResponse{CertID: id, Status: Unknown, ThisUpdate: this, NextUpdate: next}
 		if id.Serial.Sign() > 0 {
 			c, err := r.inv.Certificate(ctx, issuer.ID, id.Serial.Text(16))
 			switch {
@@ -255,13 +267,13 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 		}
 		responses[n] = resp
 	}
-	der, err := BuildResponse(responses, now, req.Nonce, s)
+	der, err := BuildResponse(responses, this, req.Nonce, s)
 	if err != nil {
 		r.log.Error("ocsp: signing a response", "issuer", issuer.ID, "err", err)
 		return Answer{DER: InternalErrorResponse, Err: err}
 	}
 	r.signed.Add(1)
-	a := Answer{DER: der, ThisUpdate: now, NextUpdate: next, Status: responses[0].Status,
+	a := Answer{DER: der, ThisUpdate: this, NextUpdate: next, Status: responses[0].Status,
 		Cacheable: req.Nonce == nil && len(req.CertIDs) == 1}
 	a.certID = req.CertIDs[0].Raw
 	return a
