@@ -83,6 +83,8 @@ func TestParseDN(t *testing.T) {
 	}
 }
 
+// FuzzChallengePassword feeds untrusted requests to every reader of what
+// crypto/x509 leaves unparsed: the challengePassword and the SAN types.
 func FuzzChallengePassword(f *testing.F) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := Create(Template{Subject: pkix.Name{CommonName: "x"}, ChallengePassword: "pw"}, key)
@@ -95,6 +97,7 @@ func FuzzChallengePassword(f *testing.F) {
 			return
 		}
 		ChallengePassword(req)
+		UnissuedSANs(req)
 	})
 }
 

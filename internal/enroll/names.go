@@ -220,6 +220,16 @@ func allowedBy(patterns []*regexp.Regexp, v string) bool {
 func (s *Service) checkNames(_ context.Context, st *State) error {
 	np := s.names[st.Profile.Name]
 	req := st.Req.CSR
+	// crypto/x509 drops SANs of other types unread: refused rather than
+	// issued a certificate with fewer names than asked.
+	unissued, err := csr.UnissuedSANs(req)
+	if err != nil {
+		return pki.Wrap(pki.EBadRequest, err, "the request's subjectAltName extension is malformed")
+	}
+	if len(unissued) > 0 {
+		return pki.Errorf(pki.EBadRequest, "the request asks for subject alternative names of a type this CA does not issue: %s (only DNS names, email addresses, URIs and IP addresses are issued)",
+			strings.Join(unissued, ", "))
+	}
 	var rdns pkix.RDNSequence
 	if rest, err := asn1.Unmarshal(req.RawSubject, &rdns); err != nil || len(rest) > 0 {
 		return pki.Errorf(pki.EBadRequest, "the request's subject is not a valid name")
