@@ -164,9 +164,9 @@ var Paths = []string{
 	"/CertSrv/mscep_admin/default.aspx",
 }
 
-// Handler serves the page. It is an http.Handler for Paths (the spellings
-// NDES and its own pages use; IIS would take any case, but a ServeMux
-// pattern matches one) and answers 404 for any other path.
+// Handler serves the page. It is an http.Handler for Paths, in any letter
+// case as IIS serves them (FoldedPaths), and answers 404 for any other
+// path.
 type Handler struct {
 	minter     Minter
 	userHash   [32]byte
@@ -261,6 +261,18 @@ func (h *Handler) Routes() map[string]http.Handler {
 		routes[p] = h
 	}
 	return routes
+}
+
+// FoldedPaths are Paths, which NDES clients spell in any case
+// (/CERTSRV/MSCEP_ADMIN/): IIS ignores it. Implements server.FoldingRouter.
+func (h *Handler) FoldedPaths() []string {
+	var lower []string
+	for _, p := range Paths {
+		if p == strings.ToLower(p) {
+			lower = append(lower, p)
+		}
+	}
+	return lower
 }
 
 func isPagePath(p string) bool {

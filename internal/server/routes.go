@@ -29,6 +29,13 @@ type PrefixRouter interface {
 	RawPrefixes() map[string]http.Handler
 }
 
+// FoldingRouter is a Router some of whose paths are served in any letter
+// case, as IIS serves them (NDES's): a request for one of FoldedPaths,
+// spelled in another case, is routed as that path. No other path is.
+type FoldingRouter interface {
+	FoldedPaths() []string
+}
+
 // Handlers are the parts of one server; a nil one is switched off.
 type Handlers struct {
 	// SCEP is served on both listeners: devices use plain HTTP (RFC 8894
@@ -154,12 +161,18 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 		}
 	}()
 	raw := rawPrefixes{}
+	folded := map[string]string{} // lower case -> the path as mounted
 	for _, r := range routers {
 		if r == nil {
 			continue
 		}
 		for pattern, handler := range r.Routes() {
 			mux.Handle(pattern, handler)
+		}
+		if fr, ok := r.(FoldingRouter); ok {
+			for _, p := range fr.FoldedPaths() {
+				folded[strings.ToLower(p)] = p
+			}
 		}
 		if pr, ok := r.(PrefixRouter); ok {
 			for prefix, h := range pr.RawPrefixes() {
@@ -170,10 +183,16 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 			}
 		}
 	}
-	if len(raw) == 0 {
+	if len(raw) == 0 && len(folded) == 0 {
 		return mux, nil
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := folded[strings.ToLower(r.URL.Path)]; ok && p != r.URL.Path {
+			u := *r.URL
+			u.Path, u.RawPath = p, ""
+			r = r.WithContext(r.Context())
+			r.URL = &u
+		}
 		for prefix, h := range raw {
 			if strings.HasPrefix(r.URL.Path, prefix) {
 				// No mux pattern took it: the prefix names the route
@@ -213,6 +232,14 @@ func (lo loopbackOnly) Routes() map[string]http.Handler {
 		})
 	}
 	return routes
+}
+
+// FoldedPaths keeps the wrapped router's case-insensitive paths.
+func (lo loopbackOnly) FoldedPaths() []string {
+	if fr, ok := lo.Router.(FoldingRouter); ok {
+		return fr.FoldedPaths()
+	}
+	return nil
 }
 
 func (lo loopbackOnly) refusal(r *http.Request) string {

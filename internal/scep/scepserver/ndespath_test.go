@@ -16,14 +16,17 @@ import (
 	"github.com/scepter/scepter/internal/scep/scepserver"
 )
 
-// Devices and MDMs set up for NDES ask at /certsrv/mscep/mscep.dll (and
-// Windows' NDES client below it, at mscep.dll/pkiclient.exe), by GET and
-// POST like any SCEP path, for the default profile or Options.NDESProfile.
+// Devices and MDMs set up for NDES ask at /certsrv/mscep/mscep.dll in any
+// letter case (and Windows' NDES client below it, at
+// mscep.dll/pkiclient.exe), by GET and POST like any SCEP path, for the
+// default profile or Options.NDESProfile.
 func TestNDESPath(t *testing.T) {
 	def, cisco := pki.DefaultProfile(), pki.DefaultProfile()
 	cisco.Name, cisco.IncludeCACert = "cisco", true // its CertRep holds the chain: 3 certificates
 	profiles := enroll.Config{Profiles: map[string]pki.Profile{"default": def, "cisco": cisco}, DefaultProfile: "default"}
-	paths := []string{"/certsrv/mscep/mscep.dll", "/certsrv/mscep/mscep.dll/pkiclient.exe", "/CertSrv/mscep/mscep.dll", "/CertSrv/mscep/mscep.dll/pkiclient.exe"}
+	// IIS serves them in any case; devices and MDMs spell them every way.
+	paths := []string{"/certsrv/mscep/mscep.dll", "/certsrv/mscep/mscep.dll/pkiclient.exe", "/CertSrv/mscep/mscep.dll", "/CertSrv/mscep/mscep.dll/pkiclient.exe",
+		"/CERTSRV/MSCEP/MSCEP.DLL", "/certsrv/mscep/mscep.DLL/PKIClient.exe"}
 	for _, tt := range []struct {
 		name        string
 		ndesProfile string

@@ -26,6 +26,7 @@ import (
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/scep"
 	"github.com/scepter/scepter/internal/scep/scepserver"
+	"github.com/scepter/scepter/internal/server"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
@@ -114,9 +115,10 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	for pattern, handler := range h.Routes() {
-		mux.Handle(pattern, handler)
+	// Mounted as the server mounts it, NDES's paths in any case included.
+	mux, err := server.TLSMux(server.Handlers{SCEP: h})
+	if err != nil {
+		t.Fatal(err)
 	}
 	var served http.Handler = mux
 	if o.wrap != nil {
