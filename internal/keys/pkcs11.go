@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ type pkcs11Token struct {
 	// now tells when a reopen is tried, to try at most once every
 	// reopenEvery (time.Now; tests set another clock).
 	now func() time.Time
+	// login opens the module and logs in with pin (configureWithPIN;
+	// tests count its calls).
+	login func(cfg PKCS11Config, pin string) (*crypto11.Context, error)
 
 	// mu guards what follows. Every use of the context holds it for
 	// reading and a reopen for writing, so no operation runs on a context
@@ -51,6 +55,12 @@ type pkcs11Token struct {
 	closed  bool
 	lastTry time.Time // of the last reopen
 	lastErr error     // why it failed; nil when it did not
+	// refusedPIN is the SHA-256 of the PIN the token last refused
+	// (ErrWrongPIN) on a reopen, and hasRefusedPIN says there is one: that
+	// PIN is not tried again until the PIN file says another, since an HSM
+	// locks its user PIN after a few wrong ones, for every node.
+	refusedPIN    [sha256.Size]byte
+	hasRefusedPIN bool
 }
 
 // reopenEvery is the least time between two attempts to open a lost token
@@ -79,18 +89,23 @@ func OpenPKCS11(cfg PKCS11Config) (Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pkcs11Token{ctx: ctx, cfg: cfg, prefix: cfg.prefix(), now: time.Now}, nil
+	return &pkcs11Token{ctx: ctx, cfg: cfg, prefix: cfg.prefix(), now: time.Now, login: configureWithPIN}, nil
 }
 
 // configure loads the module, finds the token and logs in (reading the PIN
 // file each time, so a reopen uses the PIN of now).
 func configure(cfg PKCS11Config) (*crypto11.Context, error) {
-	if _, err := os.Stat(cfg.Module); err != nil {
-		return nil, fmt.Errorf("keys: PKCS#11 module: %w", err)
-	}
 	pin, err := cfg.readPIN()
 	if err != nil {
 		return nil, err
+	}
+	return configureWithPIN(cfg, pin)
+}
+
+// configureWithPIN is configure with the PIN already read.
+func configureWithPIN(cfg PKCS11Config, pin string) (*crypto11.Context, error) {
+	if _, err := os.Stat(cfg.Module); err != nil {
+		return nil, fmt.Errorf("keys: PKCS#11 module: %w", err)
 	}
 	ctx, err := crypto11.Configure(&crypto11.Config{Path: cfg.Module, TokenLabel: cfg.TokenLabel, TokenSerial: cfg.TokenSerial,
 		SlotNumber: cfg.Slot, Pin: pin})
@@ -178,12 +193,27 @@ func (t *pkcs11Token) reopen(failed uint64) error {
 		t.gen++
 	}
 	t.lastTry = now
-	ctx, err := configure(t.cfg)
+	pin, err := t.cfg.readPIN()
 	if err != nil {
 		t.lastErr = fmt.Errorf("opening it again: %w", err)
 		return t.lastErr
 	}
-	t.ctx, t.lastErr = ctx, nil
+	sum := sha256.Sum256([]byte(pin))
+	if t.hasRefusedPIN && subtle.ConstantTimeCompare(sum[:], t.refusedPIN[:]) == 1 {
+		// Logging in again with a PIN the token refused would only count
+		// towards locking it.
+		t.lastErr = fmt.Errorf("opening it again: keys: %w for the %s: the token refused the PIN of %s before, and it is not tried again until that file holds another (an HSM locks its PIN after a few wrong ones)", ErrWrongPIN, t.cfg.describe(), t.cfg.PINFile)
+		return t.lastErr
+	}
+	ctx, err := t.login(t.cfg, pin)
+	if err != nil {
+		if errors.Is(err, ErrWrongPIN) {
+			t.refusedPIN, t.hasRefusedPIN = sum, true
+		}
+		t.lastErr = fmt.Errorf("opening it again: %w", err)
+		return t.lastErr
+	}
+	t.ctx, t.lastErr, t.hasRefusedPIN = ctx, nil, false
 	t.gen++
 	return nil
 }

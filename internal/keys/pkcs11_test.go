@@ -385,6 +385,71 @@ func TestPKCS11WrongPINMissingTokenModule(t *testing.T) {
 	tok.Close()
 }
 
+// A PIN the token refused when it was opened again is not tried again
+// until the PIN file changes: a real HSM locks its user PIN after a few
+// wrong ones, for every node that shares it, and a node retries a lost
+// token every second.
+func TestPKCS11WrongPINOnReopenIsNotRetried(t *testing.T) {
+	tok, st := openToken(t)
+	pt := tok.(*pkcs11Token)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	pt.now = func() time.Time { return now }
+	logins := 0
+	pt.login = func(cfg PKCS11Config, pin string) (*crypto11.Context, error) {
+		logins++
+		return configureWithPIN(cfg, pin)
+	}
+	k, err := tok.Create("issuing", P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	writePIN := func(pin string) {
+		t.Helper()
+		if err := os.WriteFile(st.PINFile, []byte(pin+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePIN("999999")
+	// The token was lost (its sessions gone, say): it is opened again
+	// with the PIN of now, which is wrong.
+	if err := pt.reopen(pt.gen); !errors.Is(err, ErrWrongPIN) {
+		t.Fatalf("reopen with a wrong PIN: %v, want ErrWrongPIN", err)
+	}
+	for i := 0; i < 5; i++ {
+		now = now.Add(reopenEvery)
+		_, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
+		if !errors.Is(err, pki.ErrUnavailable) || !errors.Is(err, ErrWrongPIN) {
+			t.Fatalf("Sign %d with the PIN refused: %v, want unavailable and ErrWrongPIN", i, err)
+		}
+	}
+	if logins != 1 {
+		t.Fatalf("%d logins with the same wrong PIN, want 1", logins)
+	}
+	writePIN("888888") // another wrong one is tried, once
+	for i := 0; i < 3; i++ {
+		now = now.Add(reopenEvery)
+		if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); !errors.Is(err, ErrWrongPIN) {
+			t.Fatalf("Sign with another wrong PIN: %v, want ErrWrongPIN", err)
+		}
+	}
+	if logins != 2 {
+		t.Fatalf("%d logins after a second wrong PIN, want 2", logins)
+	}
+	writePIN(softhsmtest.DefaultPIN)
+	now = now.Add(reopenEvery)
+	sig, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		t.Fatalf("Sign with the right PIN back: %v", err)
+	}
+	if err := verifySignature(k.Public(), digest[:], sig); err != nil {
+		t.Fatal(err)
+	}
+	if logins != 3 {
+		t.Fatalf("%d logins, want 3", logins)
+	}
+}
+
 func TestPKCS11PrefixAndRemove(t *testing.T) {
 	st := tokens.Take(t)
 	cfg := configOf(st)
