@@ -88,11 +88,17 @@ func ParsePKCS11URI(uri string) (PKCS11Config, error) {
 		case "module-path":
 			c.Module = v
 		case "pin-source":
-			if rest, ok := strings.CutPrefix(v, "file:"); ok {
-				// file:///path, file:/path, or file:path.
-				rest = strings.TrimPrefix(rest, "//")
-				if strings.HasPrefix(rest, "localhost/") {
-					rest = strings.TrimPrefix(rest, "localhost")
+			if rest, ok := cutPrefixFold(v, "file:"); ok {
+				// file:///path, file://localhost/path, file:/path, or
+				// file:path. A file URI naming another host is refused:
+				// with the host taken for a directory it would name a
+				// local file that the URI does not mean.
+				if authority, ok := strings.CutPrefix(rest, "//"); ok {
+					host, path, _ := strings.Cut(authority, "/")
+					if host != "" && !strings.EqualFold(host, "localhost") {
+						return c, fmt.Errorf("keys: PKCS#11 URI: pin-source %q names the host %q: only a file of this machine is supported (file:///PATH)", v, host)
+					}
+					rest = "/" + path
 				}
 				v = rest
 			} else if strings.Contains(v, ":") && !strings.HasPrefix(v, "/") {
@@ -316,4 +322,13 @@ type unopenedDecrypter struct{ unopenedSigner }
 
 func (s unopenedDecrypter) Decrypt(io.Reader, []byte, crypto.DecrypterOpts) ([]byte, error) {
 	return nil, fmt.Errorf("keys: %s: %w; this command needs the token's --pkcs11-… flags", s.where, ErrNoToken)
+}
+
+// cutPrefixFold is strings.CutPrefix ignoring ASCII case, for URI schemes
+// (RFC 3986 §3.1: case-insensitive).
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
 }

@@ -157,6 +157,9 @@ func TestParsePKCS11URI(t *testing.T) {
 		{"pkcs11:token=a;token=b", PKCS11Config{}, "twice"},
 		{"pkcs11:slot-id=x", PKCS11Config{}, "slot-id"},
 		{"pkcs11:token=a?pin-source=https://x/pin", PKCS11Config{}, "only file:"},
+		{"pkcs11:token=a?pin-source=file://localhost/run/pin", PKCS11Config{TokenLabel: "a", PINFile: "/run/pin"}, ""},
+		{"pkcs11:token=a?pin-source=FILE:///run/pin", PKCS11Config{TokenLabel: "a", PINFile: "/run/pin"}, ""},
+		{"pkcs11:token=a?pin-source=file://pinhost/run/pin", PKCS11Config{}, "names the host"},
 		{"file:/x", PKCS11Config{}, "not a PKCS#11 URI"},
 	}
 	for _, tt := range tests {
