@@ -119,7 +119,7 @@ func ParsePKCS11URI(uri string) (PKCS11Config, error) {
 // splitURI splits a pkcs11: URI into its percent-decoded path and query
 // attributes; a repeated attribute is refused.
 func splitURI(uri string) (path, query map[string]string, err error) {
-	rest, ok := strings.CutPrefix(uri, "pkcs11:")
+	rest, ok := cutPrefixFold(uri, "pkcs11:")
 	if !ok {
 		return nil, nil, fmt.Errorf("keys: %q is not a PKCS#11 URI (pkcs11:…)", uri)
 	}

@@ -150,6 +150,7 @@ func TestParsePKCS11URI(t *testing.T) {
 			PKCS11Config{Module: "/m.so", TokenLabel: "My Token", PINFile: "/run/pin"}, ""},
 		{"pkcs11:serial=5f2466ad37258e69?pin-source=/p", PKCS11Config{TokenSerial: "5f2466ad37258e69", PINFile: "/p"}, ""},
 		{"pkcs11:slot-id=3", PKCS11Config{Slot: slot(3)}, ""},
+		{"PKCS11:token=a", PKCS11Config{TokenLabel: "a"}, ""},
 		{"pkcs11:token=a;pin-value=1234", PKCS11Config{}, "pin-value"},
 		{"pkcs11:token=a?pin-value=1234", PKCS11Config{}, "pin-value"},
 		{"pkcs11:token=a;id=%01", PKCS11Config{}, "id= is not supported"},
