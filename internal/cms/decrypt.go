@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"hash"
 	"sync"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 func isUnsupported(err error) bool { return errors.Is(err, ErrUnsupportedAlgorithm) }
@@ -59,6 +61,9 @@ func (ed *EnvelopedData) DecryptKeyTransport(cert *x509.Certificate, key crypto.
 		}
 		//lint:ignore SA1019 SCEP clients use PKCS #1 v1.5 key transport; this is the safe way to decrypt it.
 		k, err := key.Decrypt(rand.Reader, r.encryptedKey, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: keyLen})
+		if keyUnavailable(err) {
+			return nil, err
+		}
 		// crypto/rsa already substitutes a random key on bad padding; an HSM
 		// may instead fail or return another length, so substitute here too.
 		ok := 0
@@ -81,6 +86,9 @@ func (ed *EnvelopedData) DecryptKeyTransport(cert *x509.Certificate, key crypto.
 		k, err := key.Decrypt(rand.Reader, r.encryptedKey, &rsa.OAEPOptions{
 			Hash: r.OAEPHash, MGFHash: r.OAEPMGFHash, Label: r.oaepLabel,
 		})
+		if keyUnavailable(err) {
+			return nil, err
+		}
 		if err != nil || len(k) != keyLen {
 			return nil, ErrDecryption
 		}
@@ -89,6 +97,13 @@ func (ed *EnvelopedData) DecryptKeyTransport(cert *x509.Certificate, key crypto.
 		return nil, fmt.Errorf("%w: key transport %v", ErrUnsupportedAlgorithm, r.KeyTransport)
 	}
 	return ed.decryptContent(cek)
+}
+
+// keyUnavailable: the key could not be used at all (an HSM's token lost,
+// pki.ErrUnavailable), which says nothing about the ciphertext, so it is no
+// oracle: the caller answers "try again later", not "bad message".
+func keyUnavailable(err error) bool {
+	return err != nil && errors.Is(err, pki.ErrUnavailable)
 }
 
 func (ed *EnvelopedData) findKeyTransport(cert *x509.Certificate) *Recipient {

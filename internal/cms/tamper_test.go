@@ -8,9 +8,13 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
+	"fmt"
+	"io"
 	"math/big"
 	"path/filepath"
 	"testing"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 func signForTamper(t *testing.T) ([]byte, testIdentity, []byte) {
@@ -378,5 +382,29 @@ func TestPBKDF2Bounds(t *testing.T) {
 	ed.Recipients = []Recipient{r, r}
 	if _, err := ed.DecryptPassword([]byte("wrong")); !errors.Is(err, ErrUnsupportedAlgorithm) {
 		t.Fatalf("second recipient over budget: %v", err)
+	}
+}
+
+// lostToken is a key whose token is gone: every use fails the same way,
+// whatever the ciphertext.
+type lostToken struct{ pub crypto.PublicKey }
+
+func (l lostToken) Public() crypto.PublicKey { return l.pub }
+func (l lostToken) Decrypt(io.Reader, []byte, crypto.DecrypterOpts) ([]byte, error) {
+	return nil, fmt.Errorf("pkcs11: token lost: %w", pki.ErrUnavailable)
+}
+
+// A key that cannot be used at all is said so, not reported as a bad
+// envelope: the SCEP server answers "try again later", and a device does
+// not take a FAILURE for its good request as final.
+func TestUnavailableKeyIsNotADecryptionFailure(t *testing.T) {
+	id := testIdentities(t)["rsa"]
+	key := lostToken{pub: id.cert.PublicKey}
+	for _, kt := range []KeyTransport{RSAPKCS1v15, RSAOAEP} {
+		ed := mustEnvelope(t, AES128CBC, kt)
+		_, err := ed.DecryptKeyTransport(id.cert, key)
+		if !errors.Is(err, pki.ErrUnavailable) || errors.Is(err, ErrDecryption) {
+			t.Errorf("%v: %v, want the key's unavailability", kt, err)
+		}
 	}
 }

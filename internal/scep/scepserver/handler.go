@@ -526,6 +526,11 @@ func (h *Handler) open(req *request) ([]byte, error) {
 		// oracle in telling it apart.
 		return nil, pki.Wrap(pki.EBadAlg, err, "unsupported key transport algorithm")
 	}
+	if errors.Is(err, pki.ErrUnavailable) {
+		// The RA key could not be used (its token lost): try again later,
+		// not a FAILURE the device takes as final.
+		return nil, err
+	}
 	if err != nil {
 		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
 	}
