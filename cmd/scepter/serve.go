@@ -345,7 +345,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg := enroll.Config{StaticChallenge: challenge, StaticChallengeProfile: f.challengeProfile, Profiles: profiles, DefaultProfile: f.defaultProfile,
-		PublicURL: publicURL, CRLs: rev.publisher, Observer: m}
+		PublicURL: publicURL, CRLs: rev.publisher, Observer: m, IssuerReady: caSync.Ready}
 	if cfg.Webhook, err = f.webhook(profiles, log); err != nil {
 		return err
 	}

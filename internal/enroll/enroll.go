@@ -154,6 +154,11 @@ type Config struct {
 	// many as there are CPUs, remembering each accepted user's password
 	// for acceptedPasswordLifetime.
 	Passwords *credential.PasswordChecker
+	// IssuerReady, when set, is asked before each issuance: an error
+	// refuses it as unavailable (503, try again later). A node of several
+	// on one store whose CA is not the store's current one (it lacks the
+	// next CA's keys at the switch) must not go on issuing from its own.
+	IssuerReady func(context.Context) error
 }
 
 // Observer is told the outcome of each Enroll, Poll and Approve call. It
@@ -557,6 +562,11 @@ func (s *Service) caRequest(st *State, issuer *ca.Issuer) ca.Request {
 // challenge it consumes are recorded in one durable transaction before the
 // answer leaves.
 func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
+	if s.cfg.IssuerReady != nil {
+		if err := s.cfg.IssuerReady(ctx); err != nil {
+			return nil, pki.Wrap(pki.EUnavailable, err, "this node cannot issue now (its CA is not the one in effect); try again later")
+		}
+	}
 	now := s.clock.Now()
 	issuer, err := s.issuerFor(st.Profile, now)
 	if err != nil {
