@@ -260,6 +260,9 @@ func (s *Store) runAlone(r *txRequest) error {
 		return err
 	}
 	ctx := context.WithoutCancel(r.ctx)
+	if err := s.checkFile(); err != nil {
+		return err
+	}
 	if err := s.setSync(ctx, r.durable); err != nil {
 		return err
 	}
@@ -292,6 +295,9 @@ func (s *Store) committed(writes int) {
 // (then none of it is committed).
 func (s *Store) runTogether(batch []*txRequest) ([]error, error) {
 	bg := context.Background()
+	if err := s.checkFile(); err != nil {
+		return nil, err
+	}
 	durable := false
 	for _, r := range batch {
 		durable = durable || r.durable

@@ -44,6 +44,7 @@ const busyTimeoutMS = 10000
 // concurrent use.
 type Store struct {
 	path   string
+	file   os.FileInfo          // the database file Open opened (see checkFile)
 	w      *sql.DB              // one connection, transactions BEGIN IMMEDIATE
 	r      *sql.DB              // read-only connections
 	gc     *committer           // queues the writes once Open has finished (see withTx)
@@ -69,11 +70,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := createPrivate(abs); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	file, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 
 	if _, err := registeredWALVFS(); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	s := &Store{path: abs}
+	s := &Store{path: abs, file: file}
 	s.w, err = sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -211,6 +216,31 @@ func createPrivate(path string) error {
 		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
+	}
+	return nil
+}
+
+// errFileGone is the store's answer once its database file is no longer at
+// its path: removed, or replaced by another file (a backup copied over it
+// with mv). The open connections would go on writing to the file they
+// hold, which nothing will read again (the next start, and every CLI
+// command, opens the path), so a certificate recorded there would be lost
+// along with its revocation state.
+var errFileGone = errors.New("the database file is no longer the one this process opened")
+
+// checkFile fails, marked store.ErrUnavailable, when the file at s.path is
+// not the one Open opened. It is one stat(2), run before every write
+// transaction and by Ping, so that nothing more is issued into a file that
+// is gone and /readyz says why.
+func (s *Store) checkFile() error {
+	now, err := os.Stat(s.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: sqlite: %s was removed while the server ran: %w; restore it and restart", store.ErrUnavailable, s.path, errFileGone)
+	case err != nil:
+		return fmt.Errorf("%w: sqlite: %w", store.ErrUnavailable, err)
+	case !os.SameFile(s.file, now):
+		return fmt.Errorf("%w: sqlite: %s was replaced by another file while the server ran: %w; restart to use it", store.ErrUnavailable, s.path, errFileGone)
 	}
 	return nil
 }
