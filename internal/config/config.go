@@ -116,6 +116,12 @@ func readFile(path string, fs *flag.FlagSet, sections Sections, known func(strin
 	var unknown []string
 	for key, prim := range raw {
 		if dec, ok := sections[key]; ok {
+			// A section is a table of tables ([profiles.NAME]). Under its
+			// name anything else (profiles = "vpn", [[profiles]]) decodes
+			// to no entries at all, and would be dropped without a word.
+			if t := md.Type(key); t != "" && t != "Hash" {
+				return nil, fmt.Errorf("config %s: %s must be tables, [%s.NAME], not %s", path, key, key, tomlTypeName(t))
+			}
 			if err := dec(prim, md); err != nil {
 				return nil, fmt.Errorf("config %s: [%s]: %w", path, key, err)
 			}
@@ -163,6 +169,14 @@ func readFile(path string, fs *flag.FlagSet, sections Sections, known func(strin
 		return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(unknown, ", "))
 	}
 	return out, nil
+}
+
+// tomlTypeName names a toml.MetaData.Type as the TOML spec does.
+func tomlTypeName(t string) string {
+	if t == "ArrayHash" {
+		return "an array of tables"
+	}
+	return "a value of type " + strings.ToLower(t)
 }
 
 // explainParseErrors makes the flag package's bare "parse error" for a bad

@@ -112,3 +112,30 @@ func TestProfileErrors(t *testing.T) {
 		})
 	}
 }
+
+// A profiles key that is not tables of profiles decoded to no profiles at
+// all, and the server started with the built-in default alone.
+func TestProfilesOfTheWrongType(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+	}{
+		{"string", `profiles = "vpn"`, "profiles must be tables, [profiles.NAME], not a value of type string"},
+		{"integer", `profiles = 3`, "not a value of type integer"},
+		{"array", `profiles = ["vpn"]`, "not a value of type array"},
+		{"empty array", `profiles = []`, "not a value of type array"},
+		{"array of tables", "[[profiles]]\nvalidity = \"90d\"\n", "not an array of tables"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseProfiles(t, tt.content)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	for _, ok := range []string{"[profiles]\n", "profiles = {}\n", "[profiles.vpn]\n", "profiles = { vpn = { validity = \"90d\" } }\n"} {
+		if _, err := parseProfiles(t, ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
