@@ -422,7 +422,11 @@ func hangUp(w http.ResponseWriter) {
 // retrySeconds rounds up to whole seconds, at least 1 (Retry-After has no
 // fractions, and 0 invites an immediate retry).
 func retrySeconds(d time.Duration) int64 {
-	s := int64((d + time.Second - 1) / time.Second)
+	// Rounded up without adding to d, which may be the longest Duration.
+	s := int64(d / time.Second)
+	if d%time.Second > 0 {
+		s++
+	}
 	return max(s, 1)
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"container/list"
+	"math"
 	"net/netip"
 	"sync"
 	"time"
@@ -39,7 +40,7 @@ func newRateLimiter(rate float64, burst, maxClients int, clock pki.Clock) *rateL
 		burst:   float64(burst),
 		max:     maxClients,
 		clock:   clock,
-		refill:  time.Duration(float64(burst) / rate * float64(time.Second)),
+		refill:  seconds(float64(burst) / rate),
 		buckets: map[netip.Addr]*list.Element{},
 	}
 }
@@ -71,7 +72,20 @@ func (l *rateLimiter) allow(addr netip.Addr) (bool, time.Duration) {
 		b.tokens--
 		return true, 0
 	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return false, seconds((1 - b.tokens) / l.rate)
+}
+
+// seconds converts s seconds to a Duration, saturating at the longest one.
+// A very low --rate-limit (or a very large --rate-burst) makes a refill
+// longer than a Duration holds, and converting a float out of int64's
+// range gives a negative Duration on amd64: a negative refill time dropped
+// every bucket at once, switching the limit off.
+func seconds(s float64) time.Duration {
+	ns := s * float64(time.Second)
+	if ns >= math.MaxInt64 || math.IsNaN(ns) {
+		return math.MaxInt64
+	}
+	return time.Duration(ns)
 }
 
 // forgetRefilled drops buckets that have been left alone long enough to be

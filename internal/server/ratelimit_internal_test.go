@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -39,6 +40,46 @@ func TestRateLimiterBounded(t *testing.T) {
 	clock.Advance(-time.Hour)
 	if ok, _ := l.allow(b); ok {
 		t.Fatal("a clock step back refilled the bucket")
+	}
+}
+
+// A rate so low (or a burst so large) that refilling a bucket takes longer
+// than a time.Duration holds: the overflowing conversion made the refill
+// time negative, every bucket was dropped as refilled before it was used,
+// and the limit was off.
+func TestRateLimiterWithRefillBeyondADuration(t *testing.T) {
+	tests := []struct {
+		name  string
+		rate  float64
+		burst int
+	}{
+		{"tiny rate", 1e-300, 1},
+		{"rate and burst", 1e-9, 10},
+		{"huge burst", 20, math.MaxInt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+			l := newRateLimiter(tt.rate, tt.burst, 100, clock)
+			if l.refill <= 0 {
+				t.Fatalf("refill time %v", l.refill)
+			}
+			a := netip.MustParseAddr("192.0.2.1")
+			if ok, _ := l.allow(a); !ok {
+				t.Fatal("the first request was refused")
+			}
+			if tt.burst > 1 {
+				return
+			}
+			clock.Advance(time.Second)
+			ok, wait := l.allow(a)
+			if ok || wait <= 0 {
+				t.Fatalf("the second request of a burst of 1: ok=%v wait=%v", ok, wait)
+			}
+			if s := retrySeconds(wait); s < 1e9 {
+				t.Errorf("Retry-After %d s for a wait of %v", s, wait)
+			}
+		})
 	}
 }
 
