@@ -92,7 +92,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.w.SetConnMaxIdleTime(0)
 	if err := checkPragmas(ctx, s.w); err != nil {
 		s.w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, explainReadOnly(err, abs))
 	}
 	sub, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
@@ -243,6 +243,18 @@ func (s *Store) checkFile() error {
 		return fmt.Errorf("%w: sqlite: %s was replaced by another file while the server ran: %w; restart to use it", store.ErrUnavailable, s.path, errFileGone)
 	}
 	return nil
+}
+
+// explainReadOnly says what SQLite's "attempt to write a readonly database
+// (1544)" means: the database file may be writable, but its directory is
+// not, and WAL mode needs to create the -wal and -shm files beside it (a
+// data directory owned by another user, or mounted read-only).
+func explainReadOnly(err error, path string) error {
+	if resultCode(err) != sqlite3.SQLITE_READONLY_DIRECTORY {
+		return err
+	}
+	return fmt.Errorf("%w: the directory %s is not writable by this process (user %d), and SQLite must create %s-wal and %s-shm there; run as the directory's owner or make it writable",
+		err, filepath.Dir(path), os.Geteuid(), filepath.Base(path), filepath.Base(path))
 }
 
 // checkPragmas verifies that a pool's connections got the settings the DSN
