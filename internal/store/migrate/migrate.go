@@ -210,15 +210,23 @@ func pending(ms []Migration, applied []appliedRow) (*Migration, error) {
 		known[m.Version] = m
 		latest = max(latest, m.Version)
 	}
+	// The newest version recorded is the one to name when this binary is
+	// too old for the database, not the first unknown one met.
+	newest := appliedRow{}
+	for _, a := range applied {
+		if a.version > newest.version {
+			newest = a
+		}
+	}
+	if newest.version > latest {
+		return nil, fmt.Errorf("%w: database is at version %d (%s), this binary knows up to %d; run a newer scepter or restore a backup taken before the upgrade",
+			ErrDatabaseTooNew, newest.version, newest.name, latest)
+	}
 	done := make(map[int]bool, len(applied))
 	highest := 0
 	for _, a := range applied {
 		m, ok := known[a.version]
 		if !ok {
-			if a.version > latest {
-				return nil, fmt.Errorf("%w: database is at version %d (%s), this binary knows up to %d; run a newer scepter or restore a backup taken before the upgrade",
-					ErrDatabaseTooNew, a.version, a.name, latest)
-			}
 			return nil, fmt.Errorf("database records version %d (%s), which this binary does not have", a.version, a.name)
 		}
 		if m.Name != a.name {

@@ -194,6 +194,8 @@ func TestRefusals(t *testing.T) {
 		wantText string
 	}{
 		{"newer database", `(7, 'future', 'x')`, migrate.ErrDatabaseTooNew, "version 7"},
+		// The newest version is named, not the first unknown one.
+		{"several versions newer", `(5, 'five', 'x'), (9, 'nine', 'x'), (6, 'six', 'x')`, migrate.ErrDatabaseTooNew, "version 9 (nine)"},
 		{"renamed file", `(3, 'old_name', 'x')`, nil, "old_name"},
 		{"gap below applied", `(4, 'four', 'x')`, nil, "out of order"},
 	}
