@@ -58,6 +58,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--est-listen", ""}, "--est-listen"},
 		{[]string{"serve", "--ca-reload-interval", "0s"}, "--ca-reload-interval 0s: want at least 100ms"},
 		{[]string{"serve", "--max-clock-skew", "-1h"}, "--max-clock-skew -1h0m0s: want a positive duration"},
+		{[]string{"serve", "--max-clock-skew", "2562047h"}, "want a positive duration of at most 720h0m0s"},
 		{[]string{"serve", "--rate-limit", "NaN"}, "--rate-limit NaN"},
 		{[]string{"admin", "user", "add", "frank", "--role", "auditor", "extra", "args"}, "unexpected arguments: extra args (this command takes 1)"},
 		{[]string{"certs", "list", "--status", "nope"}, `--status "nope": want valid, expired or revoked`},

@@ -682,8 +682,8 @@ func (f *serveFlags) checkListenersAndIntervals() error {
 	switch {
 	case f.caReload < 100*time.Millisecond:
 		return usageError{fmt.Sprintf("--ca-reload-interval %s: want at least 100ms (default 30s)", f.caReload)}
-	case f.maxClockSkew <= 0:
-		return usageError{fmt.Sprintf("--max-clock-skew %s: want a positive duration (default %s)", f.maxClockSkew, scepserver.DefaultMaxClockSkew)}
+	case f.maxClockSkew <= 0 || f.maxClockSkew > scepserver.MaxClockSkewLimit:
+		return usageError{fmt.Sprintf("--max-clock-skew %s: want a positive duration of at most %s (default %s)", f.maxClockSkew, scepserver.MaxClockSkewLimit, scepserver.DefaultMaxClockSkew)}
 	case math.IsNaN(f.rateLimit) || math.IsInf(f.rateLimit, 0):
 		return usageError{fmt.Sprintf("--rate-limit %v: want a number of requests per second (0 disables it)", f.rateLimit)}
 	}

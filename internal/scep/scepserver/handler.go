@@ -79,6 +79,11 @@ type Options struct {
 const (
 	DefaultMaxBodyBytes = 256 << 10
 	DefaultMaxClockSkew = 24 * time.Hour
+	// MaxClockSkewLimit bounds Options.MaxClockSkew: a request's nonce is
+	// remembered for twice the skew, so a larger one would keep every nonce
+	// for months, and one near the largest Duration overflowed the doubling
+	// and forgot them at once (every captured request replayable).
+	MaxClockSkewLimit = 30 * 24 * time.Hour
 	// maxQueryBytes bounds a GET query; certmonger sends ~6 KB for RSA-4096.
 	maxQueryBytes = 64 << 10
 )
@@ -120,6 +125,9 @@ func New(svc Service, clock pki.Clock, log *slog.Logger, opts Options) (*Handler
 	}
 	if opts.MaxClockSkew <= 0 {
 		opts.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if opts.MaxClockSkew > MaxClockSkewLimit {
+		return nil, fmt.Errorf("scep: a clock skew of %s is more than the %s allowed", opts.MaxClockSkew, MaxClockSkewLimit)
 	}
 	if opts.NonceLifetime <= 0 {
 		opts.NonceLifetime = 2 * opts.MaxClockSkew
