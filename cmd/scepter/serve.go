@@ -229,6 +229,14 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := secureDataDir(f.dataDir, log); err != nil {
 		return err
 	}
+	unlockDataDir, err := lockDataDir(f.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlockDataDir()
+	if err := refuseLostSQLite(f.store.url, f.dataDir); err != nil {
+		return err
+	}
 	clock := pki.SystemClock{}
 	guard, err := f.guard(clock, log)
 	if err != nil {
@@ -1074,6 +1082,29 @@ func ignoreHangUp(ctx context.Context, log *slog.Logger) {
 			}
 		}
 	}()
+}
+
+// refuseLostSQLite refuses to start SQLite on a data directory a server
+// has run on (it wrote its public URL there) that holds a CA but no
+// database: the inventory is gone (removed, or not restored with the keys),
+// and starting on a new empty one would make every revoked certificate
+// unknown to OCSP and start the CRL's number again at 1. A data directory
+// that only received keys (ca import-keys) starts as before.
+func refuseLostSQLite(storeURL, dataDir string) error {
+	if storeURL != "" {
+		return nil
+	}
+	path := filepath.Join(dataDir, "scepter.db")
+	for _, served := range []string{filepath.Join(dataDir, "ca", ca.RootCertFile), filepath.Join(dataDir, publicURLFile)} {
+		if _, err := os.Stat(served); err != nil {
+			return nil
+		}
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("%s holds a CA a server ran with, but no database (%s): the inventory of what it issued is missing, and starting on an empty one would make its revoked certificates unknown to OCSP and start its CRL numbers again. "+
+		"If this node's store is PostgreSQL, pass its --store; otherwise restore scepter.db from a backup (docs/deployment.md), or, to start over with an empty inventory anyway, create an empty file there first (touch %s)", dataDir, path, path)
 }
 
 // refuseAbandonedSQLite refuses to start a data directory on an empty

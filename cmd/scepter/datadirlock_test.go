@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pkitest"
+)
+
+// One server per data directory: a second is refused, naming the first;
+// once the first lets go, the next one starts.
+func TestSecondServerOnOneDataDirIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockDataDir(dir); err == nil || !strings.Contains(err.Error(), "another 'scepter serve'") || !strings.Contains(err.Error(), "pid ") {
+		t.Fatalf("second lock: %v, want a refusal naming the first server", err)
+	}
+	unlock()
+	unlock2, err := lockDataDir(dir)
+	if err != nil {
+		t.Fatalf("lock after the first let go: %v", err)
+	}
+	unlock2()
+}
+
+// A data directory a server ran on, with a CA and no database, is refused (its inventory is
+// missing), unless the operator creates an empty one on purpose; a fresh
+// data directory and a --store are not affected.
+func TestCAWithoutDatabaseIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := refuseLostSQLite("", dir); err != nil {
+		t.Fatalf("fresh data dir: %v", err)
+	}
+	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))); err != nil {
+		t.Fatal(err)
+	}
+	if err := refuseLostSQLite("", dir); err != nil {
+		t.Fatalf("a CA imported, no server ran yet: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, publicURLFile), []byte("http://127.0.0.1:8080\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := refuseLostSQLite("", dir)
+	if err == nil || !strings.Contains(err.Error(), "no database") || !strings.Contains(err.Error(), "touch") {
+		t.Fatalf("CA without scepter.db: %v, want a refusal", err)
+	}
+	if err := refuseLostSQLite("postgres://x@127.0.0.1/db", dir); err != nil {
+		t.Errorf("with --store: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scepter.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := refuseLostSQLite("", dir); err != nil {
+		t.Errorf("with an empty scepter.db made on purpose: %v", err)
+	}
+}

@@ -1,0 +1,45 @@
+//go:build unix
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// serveLockFile is held by the one `scepter serve` of a data directory.
+const serveLockFile = "serve.lock"
+
+// lockDataDir takes the data directory for this server: two servers on one
+// data directory would both rotate its TLS and OCSP files and overwrite its
+// public URL. The lock is the kernel's (flock), so a server killed by any
+// signal leaves none behind. CLI commands do not take it.
+func lockDataDir(dataDir string) (unlock func(), err error) {
+	path := filepath.Join(dataDir, serveLockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder := ""
+		if b, rerr := os.ReadFile(path); rerr == nil {
+			if pid := strings.TrimSpace(string(b)); pid != "" {
+				holder = " (pid " + pid + ")"
+			}
+		}
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another 'scepter serve'%s is running on the data directory %s: stop it first, or give this one its own --data-dir (nodes share a --store, not a data directory)", holder, dataDir)
+		}
+		return nil, fmt.Errorf("data dir lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return func() { f.Close() }, nil
+}
