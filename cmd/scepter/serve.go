@@ -354,7 +354,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	cfg := enroll.Config{StaticChallenge: challenge, StaticChallengeProfile: f.challengeProfile, Profiles: profiles, DefaultProfile: f.defaultProfile,
 		PublicURL: publicURL, CRLs: rev.publisher, Observer: m, IssuerReady: caSync.Ready}
-	if cfg.Webhook, err = f.webhook(profiles, log); err != nil {
+	if cfg.Webhook, err = f.webhook(log); err != nil {
 		return err
 	}
 	if cfg.ManufacturerRoots, err = f.manufacturerRoots(profiles); err != nil {
@@ -807,7 +807,7 @@ func certNames(c *x509.Certificate) []string {
 // webhook builds the challenge webhook when one is configured (a profile
 // that needs one without it is refused by checkProfiles). It warns about a
 // configuration that exposes the challenges it sends.
-func (f *serveFlags) webhook(profiles map[string]pki.Profile, log *slog.Logger) (enroll.ChallengeVerifier, error) {
+func (f *serveFlags) webhook(log *slog.Logger) (enroll.ChallengeVerifier, error) {
 	if f.webhookURL == "" {
 		return nil, nil
 	}

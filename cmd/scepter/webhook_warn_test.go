@@ -44,7 +44,7 @@ func TestWebhookWarnings(t *testing.T) {
 			var buf bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&buf, nil))
 			f := &serveFlags{webhookURL: tc.url, webhookSecretFile: tc.secretFile, webhookTimeout: time.Second}
-			v, err := f.webhook(nil, log)
+			v, err := f.webhook(log)
 			if err != nil || v == nil {
 				t.Fatalf("webhook: %v", err)
 			}
@@ -66,7 +66,7 @@ func TestWebhookWarnings(t *testing.T) {
 	}
 	// No webhook, no warning.
 	var buf bytes.Buffer
-	if v, err := (&serveFlags{}).webhook(nil, slog.New(slog.NewTextHandler(&buf, nil))); err != nil || v != nil || buf.Len() != 0 {
+	if v, err := (&serveFlags{}).webhook(slog.New(slog.NewTextHandler(&buf, nil))); err != nil || v != nil || buf.Len() != 0 {
 		t.Errorf("without a webhook: %v %v %q", v, err, buf.String())
 	}
 }
