@@ -131,19 +131,22 @@ func (n *notifyFlags) channels(e env, profiles map[string]pki.Profile, log *slog
 	return chans, nil
 }
 
-// startNotifier starts the expiry notification scheduler when a channel is
-// configured, in a goroutine that runs until ctx ends or stop is called;
-// stop waits for it, so the store may be closed afterwards. With no
-// channel it starts nothing and says nothing (unless a profile expects
-// mail).
-func (n *notifyFlags) startNotifier(ctx context.Context, e env, st store.Store, profiles map[string]pki.Profile, clock pki.Clock, log *slog.Logger) (stop func(), err error) {
+// checkNotifier checks the notification settings and builds the channels
+// (none when nothing is configured), reading their secret files: serve
+// calls it before it creates anything, so that a typo leaves nothing
+// behind.
+func (n *notifyFlags) checkNotifier(e env, profiles map[string]pki.Profile, log *slog.Logger) ([]notify.Channel, error) {
 	if n.interval <= 0 {
 		return nil, usageError{"--notify-interval must be positive"}
 	}
-	chans, err := n.channels(e, profiles, log)
-	if err != nil {
-		return nil, err
-	}
+	return n.channels(e, profiles, log)
+}
+
+// startNotifier starts the expiry notification scheduler on the channels
+// checkNotifier built, in a goroutine that runs until ctx ends or stop is
+// called; stop waits for it, so the store may be closed afterwards. With
+// no channel it starts nothing and says nothing.
+func (n *notifyFlags) startNotifier(ctx context.Context, st store.Store, profiles map[string]pki.Profile, chans []notify.Channel, clock pki.Clock, log *slog.Logger) (stop func(), err error) {
 	if len(chans) == 0 {
 		return func() {}, nil
 	}

@@ -161,7 +161,12 @@ func TestNotifyWarnings(t *testing.T) {
 	var buf bytes.Buffer
 	f := notifyFlags{interval: notify.DefaultInterval}
 	e, _, _ := testEnv(nil)
-	stop, err := f.startNotifier(context.Background(), e, nil, plain, pki.SystemClock{}, slog.New(slog.NewTextHandler(&buf, nil)))
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	chans, err := f.checkNotifier(e, plain, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, err := f.startNotifier(context.Background(), nil, plain, chans, pki.SystemClock{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/scepter/scepter/internal/loglimit"
 	"github.com/scepter/scepter/internal/metrics"
 	"github.com/scepter/scepter/internal/ndes"
+	"github.com/scepter/scepter/internal/notify"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep/scepserver"
 	"github.com/scepter/scepter/internal/server"
@@ -219,6 +220,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// So are the settings that files and URLs give (the static challenge,
+	// the NDES password, the webhooks, notifications, TLS): a typo in one
+	// would otherwise be found only after a new CA was made.
+	in, err := f.readInputs(e, profiles, log)
+	if err != nil {
+		return err
+	}
 	ignoreHangUp(ctx, log)
 	if f.allowInsecureDES {
 		log.Warn("--allow-insecure-des is set: single-DES request envelopes are accepted; RFC 8894 forbids this, use it only for legacy clients")
@@ -276,6 +284,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	}
+	wrapKey, err := f.rsa.wrapKey(log)
+	if err != nil {
+		return err
+	}
 	token, err := f.pkcs11.open()
 	if err != nil {
 		return err
@@ -283,10 +295,6 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if token != nil {
 		defer token.Close()
 		log.Info("CA keys in a PKCS#11 token", "token", token.Describe())
-	}
-	wrapKey, err := f.rsa.wrapKey(log)
-	if err != nil {
-		return err
 	}
 	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(), Token: token, WrapKey: wrapKey}
 	authority, created, err := ca.LoadOrCreate(f.dataDir, initOpts, clock)
@@ -324,12 +332,12 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	// static challenge of its own: devices behind a load balancer would
 	// get another node's. The operator passes the same --challenge to
 	// every node, or uses one-time challenges, which the store shares.
-	challenge, generated, challengeCreated, err := f.resolveChallenge(f.store.url != "" && caRecorded && !created)
+	challenge, generated, challengeCreated, err := f.resolveChallenge(in.challenge, f.store.url != "" && caRecorded && !created)
 	if err != nil {
 		return err
 	}
 	f.notify.observer = m
-	stopNotify, err := f.notify.startNotifier(ctx, e, st, profiles, clock, log)
+	stopNotify, err := f.notify.startNotifier(ctx, st, profiles, in.notifyChannels, clock, log)
 	if err != nil {
 		return err
 	}
@@ -353,20 +361,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg := enroll.Config{StaticChallenge: challenge, StaticChallengeProfile: f.challengeProfile, Profiles: profiles, DefaultProfile: f.defaultProfile,
-		PublicURL: publicURL, CRLs: rev.publisher, Observer: m, IssuerReady: caSync.Ready}
-	if cfg.Webhook, err = f.webhook(log); err != nil {
-		return err
-	}
-	if cfg.ManufacturerRoots, err = f.manufacturerRoots(profiles); err != nil {
-		return err
-	}
-	if len(f.weakKeysFiles.names) > 0 {
-		w, err := ca.LoadWeakKeyFile(f.weakKeysFiles.names...)
-		if err != nil {
-			return err
-		}
-		cfg.WeakKeys = w
-		log.Info("weak-key blocklist loaded", "entries", w.Len())
+		PublicURL: publicURL, CRLs: rev.publisher, Observer: m, IssuerReady: caSync.Ready, Webhook: in.webhook, ManufacturerRoots: in.manufacturerRoots}
+	if in.weakKeys != nil {
+		cfg.WeakKeys = in.weakKeys
 	}
 	svc, err := enroll.New(st, authority, clock, log, cfg)
 	if err != nil {
@@ -395,17 +392,14 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		Health: health.New(health.Options{Clock: clock, Log: log}, health.Store(st), health.IssuerKey(authority, clock), health.RAKey(authority, clock),
 			health.Check{Name: "CA", Run: caSync.Ready})}
 	adm := admin.New(st, clock, log, profiles, f.defaultProfile)
-	if handlers.NDES, err = f.ndes(svc, adm, authority, log); err != nil {
+	if handlers.NDES, err = f.ndes(svc, adm, authority, in.ndesPassword, log); err != nil {
 		return err
 	}
 	var tlsCert *server.Certificate
 	var tlsCertIssued bool
-	if f.estRetryAfter < time.Second {
-		return usageError{"--est-retry-after must be at least 1s (Retry-After counts whole seconds)"}
-	}
 	if f.estListen != "off" {
 		handlers.EST = estserver.New(svc, log, estserver.Options{RetryAfter: f.estRetryAfter})
-		if tlsCert, tlsCertIssued, err = f.tlsCertificate(ctx, svc, clock, log); err != nil {
+		if tlsCert, tlsCertIssued, err = f.tlsCertificate(ctx, in.tlsCert, svc, clock, log); err != nil {
 			return err
 		}
 	}
@@ -453,11 +447,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			closeListeners()
 			return err
 		}
-		tlsSrv, err := f.tlsServer(m.Instrument("https", tlsMux), tlsCert, log)
-		if err != nil {
-			closeListeners()
-			return err
-		}
+		tlsSrv := f.tlsServer(m.Instrument("https", tlsMux), tlsCert, in.tlsMinVersion, in.tlsMaxVersion, log)
 		// TLS over the bounded listener: handshakes count as connections.
 		servers = append(servers, tlsSrv)
 		listeners = append(listeners, tls.NewListener(guard.Protect(tlsSrv, tlsLn), tlsSrv.TLSConfig))
@@ -636,35 +626,20 @@ func newHTTPServer(h http.Handler, readHeaderTimeout time.Duration, log *slog.Lo
 	}
 }
 
-// tlsCertificate is the HTTPS listener's certificate: the configured pair,
-// or one our CA issues (DATA/tls) and renews.
-func (f *serveFlags) tlsCertificate(ctx context.Context, svc *enroll.Service, clock pki.Clock, log *slog.Logger) (*server.Certificate, bool, error) {
-	if (f.tlsCert == "") != (f.tlsKey == "") {
-		return nil, false, usageError{"--tls-cert and --tls-key go together"}
-	}
-	if f.tlsCert != "" {
-		c, err := server.StaticCertificate(f.tlsCert, f.tlsKey)
-		return c, false, err
-	}
-	if len(f.estServerNames.names) == 0 {
-		return nil, false, usageError{"--est-server-name needs at least one name"}
+// tlsCertificate is the HTTPS listener's certificate: the configured pair
+// (static, read by readInputs), or one our CA issues (DATA/tls) and renews.
+func (f *serveFlags) tlsCertificate(ctx context.Context, static *server.Certificate, svc *enroll.Service, clock pki.Clock, log *slog.Logger) (*server.Certificate, bool, error) {
+	if static != nil {
+		return static, false, nil
 	}
 	return server.ManagedCertificate(ctx, filepath.Join(f.dataDir, "tls"), f.estServerNames.names, svc, clock, log)
 }
 
 // tlsServer is the HTTPS listener's server, with its TLS configuration.
-func (f *serveFlags) tlsServer(h http.Handler, cert *server.Certificate, log *slog.Logger) (*http.Server, error) {
-	minV, err := server.ParseTLSVersion(f.tlsMinVersion)
-	if err != nil {
-		return nil, usageError{"--tls-min-version: " + err.Error()}
-	}
-	maxV, err := server.ParseTLSVersion(f.tlsMaxVersion)
-	if err != nil || maxV < minV {
-		return nil, usageError{fmt.Sprintf("--tls-max-version %q: want 1.2 or 1.3, not below --tls-min-version", f.tlsMaxVersion)}
-	}
+func (f *serveFlags) tlsServer(h http.Handler, cert *server.Certificate, minVersion, maxVersion uint16, log *slog.Logger) *http.Server {
 	srv := newHTTPServer(h, f.readHeaderTimeout, log)
-	srv.TLSConfig = server.TLSConfig(cert.GetCertificate, minV, maxV)
-	return srv, nil
+	srv.TLSConfig = server.TLSConfig(cert.GetCertificate, minVersion, maxVersion)
+	return srv
 }
 
 // guard bounds the unauthenticated work of every listener: open
@@ -778,9 +753,77 @@ func profilesWhere(profiles map[string]pki.Profile, match func(pki.Profile) bool
 	return names
 }
 
+// serveInputs are what serve reads from files and checks beyond the
+// flags themselves, before it creates the data directory, the store or
+// the CA (readInputs).
+type serveInputs struct {
+	challenge         string // the static challenge given; "" for the data directory's
+	ndesPassword      string
+	webhook           enroll.ChallengeVerifier
+	manufacturerRoots *x509.CertPool
+	weakKeys          *ca.WeakKeyFile
+	notifyChannels    []notify.Channel
+	// tlsCert is --tls-cert and --tls-key (nil: our CA issues one).
+	tlsCert                      *server.Certificate
+	tlsMinVersion, tlsMaxVersion uint16
+}
+
+// readInputs reads and checks every file and setting that cmdServe would
+// otherwise meet only after creating the CA: a refused start then leaves
+// no CA behind, which the next start would take for its own. It creates
+// and writes nothing.
+func (f *serveFlags) readInputs(e env, profiles map[string]pki.Profile, log *slog.Logger) (*serveInputs, error) {
+	in := &serveInputs{}
+	var err error
+	if in.challenge, err = f.givenChallenge(); err != nil {
+		return nil, err
+	}
+	if in.ndesPassword, err = f.ndesSecret(); err != nil {
+		return nil, err
+	}
+	if in.webhook, err = f.webhook(log); err != nil {
+		return nil, err
+	}
+	if in.manufacturerRoots, err = f.manufacturerRoots(); err != nil {
+		return nil, err
+	}
+	if len(f.weakKeysFiles.names) > 0 {
+		if in.weakKeys, err = ca.LoadWeakKeyFile(f.weakKeysFiles.names...); err != nil {
+			return nil, err
+		}
+		log.Info("weak-key blocklist loaded", "entries", in.weakKeys.Len())
+	}
+	if in.notifyChannels, err = f.notify.checkNotifier(e, profiles, log); err != nil {
+		return nil, err
+	}
+	if f.estRetryAfter < time.Second {
+		return nil, usageError{"--est-retry-after must be at least 1s (Retry-After counts whole seconds)"}
+	}
+	if f.estListen == "off" {
+		return in, nil
+	}
+	if in.tlsMinVersion, err = server.ParseTLSVersion(f.tlsMinVersion); err != nil {
+		return nil, usageError{"--tls-min-version: " + err.Error()}
+	}
+	if in.tlsMaxVersion, err = server.ParseTLSVersion(f.tlsMaxVersion); err != nil || in.tlsMaxVersion < in.tlsMinVersion {
+		return nil, usageError{fmt.Sprintf("--tls-max-version %q: want 1.2 or 1.3, not below --tls-min-version", f.tlsMaxVersion)}
+	}
+	switch {
+	case (f.tlsCert == "") != (f.tlsKey == ""):
+		return nil, usageError{"--tls-cert and --tls-key go together"}
+	case f.tlsCert != "":
+		if in.tlsCert, err = server.StaticCertificate(f.tlsCert, f.tlsKey); err != nil {
+			return nil, err
+		}
+	case len(f.estServerNames.names) == 0:
+		return nil, usageError{"--est-server-name needs at least one name"}
+	}
+	return in, nil
+}
+
 // manufacturerRoots reads --est-client-ca-file, which profiles with
 // est_manufacturer_auth need (checkProfiles refuses a start without it).
-func (f *serveFlags) manufacturerRoots(profiles map[string]pki.Profile) (*x509.CertPool, error) {
+func (f *serveFlags) manufacturerRoots() (*x509.CertPool, error) {
 	if f.estClientCAFile == "" {
 		return nil, nil
 	}
@@ -851,22 +894,38 @@ func loopbackHost(host string) bool {
 	return err == nil && a.Unmap().IsLoopback()
 }
 
-// ndes builds the NDES-compatible one-time password page when a user is
-// set (a nil Router otherwise).
-func (f *serveFlags) ndes(svc *enroll.Service, adm *admin.Service, authority *ca.Authority, log *slog.Logger) (server.Router, error) {
+// ndesSecret returns the NDES page's password ("" when the page is off),
+// refusing a page that would have none and a user name or lifetime that
+// ndes.New refuses.
+func (f *serveFlags) ndesSecret() (string, error) {
 	if f.ndesUser == "" {
-		return nil, nil
+		return "", nil
+	}
+	if strings.Contains(f.ndesUser, ":") {
+		return "", usageError{"--ndes-user must not contain ':' (HTTP Basic cannot carry it)"}
+	}
+	if f.ndesTTL != 0 && (f.ndesTTL < ndes.MinTTL || f.ndesTTL > ndes.MaxTTL) { // 0: ndes.DefaultTTL
+		return "", usageError{fmt.Sprintf("--ndes-ttl %s: want from %s to %s", f.ndesTTL, ndes.MinTTL, ndes.MaxTTL)}
 	}
 	password := f.ndesPassword
 	if f.ndesPasswordFile != "" {
 		b, err := os.ReadFile(f.ndesPasswordFile)
 		if err != nil {
-			return nil, fmt.Errorf("NDES password: %w", err)
+			return "", fmt.Errorf("NDES password: %w", err)
 		}
 		password = strings.TrimSpace(string(b))
 	}
 	if password == "" {
-		return nil, usageError{"--ndes-user needs --ndes-password-file or SCEPTER_NDES_PASSWORD"}
+		return "", usageError{"--ndes-user needs --ndes-password-file or SCEPTER_NDES_PASSWORD"}
+	}
+	return password, nil
+}
+
+// ndes builds the NDES-compatible one-time password page when a user is
+// set (a nil Router otherwise), with the password ndesSecret read.
+func (f *serveFlags) ndes(svc *enroll.Service, adm *admin.Service, authority *ca.Authority, password string, log *slog.Logger) (server.Router, error) {
+	if f.ndesUser == "" {
+		return nil, nil
 	}
 	profiles, defaultProfile := svc.Profiles()
 	ndesProfile := cmp.Or(f.ndesProfile, defaultProfile)
@@ -951,24 +1010,31 @@ func challengeBanner(c challengeState) (line, warning string) {
 	return line, warning
 }
 
-// resolveChallenge picks the static challenge: the flag or environment,
-// a file, or one generated on the first start and kept in the data dir.
-// It returns the path of the generated file when that is the source, and
-// whether it was generated just now (the only time it is printed).
-func (f *serveFlags) resolveChallenge(joined bool) (challenge, generatedPath string, created bool, err error) {
-	if f.challenge != "" {
-		return f.challenge, "", false, nil
+// givenChallenge is the static challenge the operator gave: the flag or
+// environment, or --challenge-file ("" when neither is set).
+func (f *serveFlags) givenChallenge() (string, error) {
+	if f.challenge != "" || f.challengeFile == "" {
+		return f.challenge, nil
 	}
-	if f.challengeFile != "" {
-		b, err := os.ReadFile(f.challengeFile)
-		if err != nil {
-			return "", "", false, fmt.Errorf("challenge file: %w", err)
-		}
-		c := strings.TrimSpace(string(b))
-		if c == "" {
-			return "", "", false, fmt.Errorf("challenge file %s is empty", f.challengeFile)
-		}
-		return c, "", false, nil
+	b, err := os.ReadFile(f.challengeFile)
+	if err != nil {
+		return "", fmt.Errorf("challenge file: %w", err)
+	}
+	c := strings.TrimSpace(string(b))
+	if c == "" {
+		return "", fmt.Errorf("challenge file %s is empty", f.challengeFile)
+	}
+	return c, nil
+}
+
+// resolveChallenge picks the static challenge: the one given (see
+// givenChallenge), or one generated on the first start and kept in the
+// data dir. It returns the path of the generated file when that is the
+// source, and whether it was generated just now (the only time it is
+// printed).
+func (f *serveFlags) resolveChallenge(given string, joined bool) (challenge, generatedPath string, created bool, err error) {
+	if given != "" {
+		return given, "", false, nil
 	}
 	path := filepath.Join(f.dataDir, challengeFileName)
 	b, err := os.ReadFile(path)

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -62,5 +63,62 @@ func TestServeStartsWithTheExampleConfig(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "SCEP URL:") {
 		t.Errorf("no start-up lines:\n%s\n%s", stdout, stderr)
+	}
+}
+
+// A setting read from a file or checked only when used (the static
+// challenge, the NDES page, the webhooks, notifications, TLS) is refused
+// before the data directory, the store or the CA is touched, like the
+// profiles: a typo leaves no CA behind that the corrected start would then
+// take for its own.
+func TestServeRefusesSettingsBeforeCreatingTheCA(t *testing.T) {
+	files := t.TempDir()
+	empty := filepath.Join(files, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(files, "missing")
+	plain := []string{"--est-listen", "off", "--challenge", "test"}
+	https := []string{"--est-listen", "127.0.0.1:0", "--challenge", "test"}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing --challenge-file", []string{"--est-listen", "off", "--challenge-file", missing}, "challenge file:"},
+		{"empty --challenge-file", []string{"--est-listen", "off", "--challenge-file", empty}, "is empty"},
+		{"--ndes-user without a password", slices.Concat(plain, []string{"--ndes-user", "ndes"}), "--ndes-user needs --ndes-password-file"},
+		{"missing --ndes-password-file", slices.Concat(plain, []string{"--ndes-user", "ndes", "--ndes-password-file", missing}), "NDES password:"},
+		{"empty --ndes-password-file", slices.Concat(plain, []string{"--ndes-user", "ndes", "--ndes-password-file", empty}), "--ndes-user needs"},
+		{"--ndes-user with a colon", slices.Concat(plain, []string{"--ndes-user", "a:b", "--ndes-password", "pw"}), "must not contain ':'"},
+		{"--ndes-ttl out of range", slices.Concat(plain, []string{"--ndes-user", "ndes", "--ndes-password", "pw", "--ndes-ttl", "1s"}), "--ndes-ttl 1s"},
+		{"--smtp-url without --notify-from", slices.Concat(plain, []string{"--smtp-url", "smtps://mail.example.com"}), "needs --notify-from"},
+		{"bad --smtp-starttls", slices.Concat(plain, []string{"--smtp-url", "smtp://mail.example.com", "--notify-from", "ca@example.com", "--smtp-starttls", "maybe"}), "--smtp-starttls"},
+		{"missing --smtp-password-file", slices.Concat(plain, []string{"--smtp-url", "smtps://ca@mail.example.com", "--notify-from", "ca@example.com", "--smtp-password-file", missing}), "SMTP password:"},
+		{"bad --smtp-url", slices.Concat(plain, []string{"--smtp-url", "ftp://mail.example.com", "--notify-from", "ca@example.com"}), "--smtp-url:"},
+		{"bad --notify-webhook-url", slices.Concat(plain, []string{"--notify-webhook-url", "ftp://hooks.example.com"}), "--notify-webhook-url:"},
+		{"missing --notify-webhook-secret-file", slices.Concat(plain, []string{"--notify-webhook-url", "https://hooks.example.com", "--notify-webhook-secret-file", missing}), "notification webhook secret:"},
+		{"--notify-interval 0", slices.Concat(plain, []string{"--notify-interval", "0s"}), "--notify-interval must be positive"},
+		{"bad --webhook-url", slices.Concat(plain, []string{"--webhook-url", "ftp://hooks.example.com"}), "URL scheme must be http or https"},
+		{"missing --webhook-secret-file", slices.Concat(plain, []string{"--webhook-url", "https://hooks.example.com", "--webhook-secret-file", missing}), "webhook secret:"},
+		{"missing --est-client-ca-file", slices.Concat(plain, []string{"--est-client-ca-file", missing}), "--est-client-ca-file:"},
+		{"missing --weak-keys-file", slices.Concat(plain, []string{"--weak-keys-file", missing}), "missing"},
+		{"--est-retry-after below 1s", slices.Concat(plain, []string{"--est-retry-after", "500ms"}), "--est-retry-after must be at least 1s"},
+		{"--tls-cert without --tls-key", slices.Concat(https, []string{"--tls-cert", missing}), "--tls-cert and --tls-key go together"},
+		{"missing --tls-cert", slices.Concat(https, []string{"--tls-cert", missing, "--tls-key", missing}), "TLS certificate:"},
+		{"bad --tls-min-version", slices.Concat(https, []string{"--tls-min-version", "1.1"}), "--tls-min-version"},
+		{"--tls-max-version below --tls-min-version", slices.Concat(https, []string{"--tls-min-version", "1.3", "--tls-max-version", "1.2"}), "--tls-max-version"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			_, stderr, err := serveOnceWith(t, nil, append([]string{"--data-dir", dir, "--listen", "127.0.0.1:0"}, tt.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one saying %q\n%s", err, tt.want, stderr)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a refused start created the data directory %s (%v)", dir, err)
+			}
+		})
 	}
 }
