@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -47,8 +48,41 @@ func WriteCertFile(path string, certs ...*x509.Certificate) error {
 // WriteKeyFile): readers see the old content or the new, never a mix, and
 // the file never has looser permissions than perm, even briefly. The CA
 // uses it to copy key and certificate files byte for byte.
+//
+// It refuses a path that is there and is no regular file (a device such
+// as /dev/null, a FIFO, a socket, a directory, or a symbolic link, even to
+// a regular file): the new file is renamed into place, which would replace
+// the device or the link itself rather than write to it.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("keys: %w", err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("keys: %s is %s, not a regular file: it is written as a new file renamed into place, which would replace it; name a regular file",
+			path, nonRegularKind(fi.Mode()))
+	}
 	return writeAtomic(path, data, perm)
+}
+
+// nonRegularKind names what a file that is no regular file is.
+func nonRegularKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
 }
 
 // writeAtomic writes data to a temporary file beside path, syncs it, sets
