@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -82,7 +83,10 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 	case "user list":
 		return userList(ctx, e, au, me)
 	case "user remove":
-		if err := au.RemoveUser(ctx, fs.Arg(0), me); err != nil {
+		// Through ops, as the API does: ALICE removes the user stored as
+		// alice, and the audit event names alice.
+		o := ops.New(ops.Config{Store: st, Auth: au, Clock: pki.SystemClock{}})
+		if err := o.RemoveUser(ctx, me, fs.Arg(0)); err != nil {
 			return cliErr(err)
 		}
 		fmt.Fprintf(e.stdout, "removed user %s and ended their sessions\n", fs.Arg(0))
