@@ -19,7 +19,7 @@ import (
 )
 
 const caUsage = "usage: scepter ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
-	"       scepter ca rollover --discard [--data-dir DIR]\n" +
+	"       scepter ca rollover --discard [--pkcs11-…] [--data-dir DIR]\n" +
 	"       scepter ca show [--data-dir DIR]\n" +
 	"       scepter ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
 	"       scepter ca export-keys --out FILE [--include-root] [--passphrase-file F] [--data-dir DIR]\n" +
@@ -78,7 +78,7 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&switchIn, "switch-in", 0, "when the next CA becomes current, from now (default 720h when --switch-at is not given)")
 	fs.StringVar(&keyType, "key-type", "", "key type of the next issuing CA: p256, p384, rsa2048, rsa3072, rsa4096 (default: that of the current one)")
 	fs.StringVar(&raMode, "scep-ra", "", "RA of the next CA: 'separate' or 'ca' (default: as the current one)")
-	fs.BoolVar(&discard, "discard", false, "undo a rollover before its switch: remove the next CA from the store and DATA_DIR/ca/next")
+	fs.BoolVar(&discard, "discard", false, "undo a rollover before its switch: remove the next CA from the store and DATA_DIR/ca/next (and its keys from the token given with --pkcs11-…)")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
 	}
@@ -86,7 +86,7 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 		if switchAtS != "" || switchIn != 0 || keyType != "" || raMode != "" || rootKeyFile != "" || passFile != "" {
 			return usageError{"--discard takes no other rollover option"}
 		}
-		return discardRollover(ctx, e, sf)
+		return discardRollover(ctx, e, sf, p11)
 	}
 	if keyType != "" && !keys.ValidKeyType(keyType) {
 		return usageError{fmt.Sprintf("--key-type %q: want p256, p384, rsa2048, rsa3072 or rsa4096", keyType)}
@@ -183,13 +183,29 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-// discardRollover is ca rollover --discard.
-func discardRollover(ctx context.Context, e env, sf storeFlags) error {
+// discardRollover is ca rollover --discard. The next CA's keys in a
+// PKCS#11 token are destroyed when the token is given (never one that
+// another generation still names); without it, the output names them.
+func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags) error {
 	st, err := sf.openExistingStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// Read before the discard removes the references to them.
+	tokenKeys, err := ca.NextTokenKeys(sf.dataDir)
+	if err != nil {
+		return err
+	}
+	// Opened before anything is discarded: a token given but not
+	// reachable stops the command while it can still be run again.
+	token, err := p11.open()
+	if err != nil {
+		return err
+	}
+	if token != nil {
+		defer token.Close()
+	}
 	d, err := cashare.Discard(ctx, st, sf.dataDir, pki.SystemClock{}.Now(), cliActor())
 	if err != nil {
 		return err
@@ -203,6 +219,39 @@ func discardRollover(ctx context.Context, e env, sf storeFlags) error {
 	}
 	fmt.Fprintf(e.stdout, "Next issuing CA %s (switch at %s) discarded %s.\n", d.IssuerID, d.SwitchAt.Format(time.RFC3339), where)
 	fmt.Fprintln(e.stderr, "Running servers stop announcing it at their next reload. Any other node that holds it in its DATA/ca/next records it again: run 'scepter ca rollover --discard' there too. A client that fetched it with GetNextCACert may still expect it until it fetches the CA again.")
+	if !d.FromDisk {
+		return nil
+	}
+	return discardTokenKeys(e, token, tokenKeys)
+}
+
+// discardTokenKeys destroys the discarded generation's keys in the token
+// (nil: none was given) and says what became of each: destroyed, kept
+// because another generation names it, or left for the operator to
+// remove.
+func discardTokenKeys(e env, token keys.Token, tokenKeys []ca.NextTokenKey) error {
+	var left []string
+	for _, k := range tokenKeys {
+		if k.InUse {
+			fmt.Fprintf(e.stdout, "Key %s kept in the token: another generation of this CA uses it.\n", printable(k.Ref))
+		} else if token == nil {
+			left = append(left, k.Ref)
+		}
+	}
+	if token == nil {
+		if len(left) > 0 {
+			fmt.Fprintf(e.stdout, "The discarded CA's keys are still in the PKCS#11 token (no token was given, so they were not removed); remove them with the token's own tools (a --discard given the token, --pkcs11-…, removes them itself):\n  %s\n",
+				printableLines(strings.Join(left, "\n  ")))
+		}
+		return nil
+	}
+	destroyed, err := ca.DestroyDiscardedKeys(token, tokenKeys)
+	for _, k := range destroyed {
+		fmt.Fprintf(e.stdout, "Key %s removed from %s.\n", printable(k.Ref), printable(token.Describe()))
+	}
+	if err != nil {
+		return fmt.Errorf("the next CA was discarded, but not all of its keys could be removed from the token; remove the rest with the token's own tools: %w", err)
+	}
 	return nil
 }
 

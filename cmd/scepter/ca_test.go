@@ -647,3 +647,76 @@ func TestCARolloverDiscard(t *testing.T) {
 		t.Errorf("nothing left to discard: %v", err)
 	}
 }
+
+// removingToken is a keys.Token that records the references it is asked
+// to destroy, failing for those in fail.
+type removingToken struct {
+	keys.Token
+	removed []string
+	fail    map[string]bool
+}
+
+func (t *removingToken) RemoveRef(ref string) error {
+	if t.fail[ref] {
+		return errors.New("CKR_DEVICE_ERROR")
+	}
+	t.removed = append(t.removed, ref)
+	return nil
+}
+
+func (t *removingToken) Describe() string { return "PKCS#11 token ca" }
+
+// After a discard, the next CA's keys in a token are destroyed when the
+// token is given, never one another generation uses; without the token,
+// or when the token refuses, the output names the keys left to remove.
+func TestDiscardTokenKeys(t *testing.T) {
+	const (
+		iss    = "pkcs11:token=ca;object=scepter-issuing-1a2b"
+		ra     = "pkcs11:token=ca;object=scepter-ra-1a2b"
+		shared = "pkcs11:token=ca;object=scepter-issuing"
+	)
+	discarded := []ca.NextTokenKey{{Ref: iss}, {Ref: ra}, {Ref: shared, InUse: true}}
+	tests := []struct {
+		name        string
+		token       *removingToken // nil: none given
+		wantRemoved []string
+		wantOut     []string
+		notInOut    []string
+		wantErr     string
+	}{
+		{"token given", &removingToken{}, []string{iss, ra},
+			[]string{"Key " + iss + " removed from PKCS#11 token ca", "Key " + ra + " removed", "Key " + shared + " kept in the token: another generation"},
+			[]string{"still in the PKCS#11 token"}, ""},
+		{"no token", nil, nil,
+			[]string{"still in the PKCS#11 token", "  " + iss + "\n  " + ra + "\n", "Key " + shared + " kept"},
+			[]string{"removed from"}, ""},
+		{"token refuses one", &removingToken{fail: map[string]bool{ra: true}}, []string{iss},
+			[]string{"Key " + iss + " removed"}, []string{"Key " + ra + " removed"}, ra},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, out, _ := testEnv(nil)
+			var token keys.Token
+			if tt.token != nil {
+				token = tt.token
+			}
+			err := discardTokenKeys(e, token, discarded)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("err = %v, want one naming %q", err, tt.wantErr)
+			}
+			if tt.token != nil && strings.Join(tt.token.removed, " ") != strings.Join(tt.wantRemoved, " ") {
+				t.Errorf("destroyed %v, want %v", tt.token.removed, tt.wantRemoved)
+			}
+			for _, w := range tt.wantOut {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tt.notInOut {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("output has %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}

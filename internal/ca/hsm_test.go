@@ -316,3 +316,73 @@ func TestHSMRolloverFromFiles(t *testing.T) {
 	}
 	checkTokenCA(t, b, clock)
 }
+
+// Discarding a rollover whose keys are in the token destroys those keys
+// (NextTokenKeys, read before DiscardNext; DestroyDiscardedKeys after),
+// but never a key that a reference outside next/ names too: here a
+// next/ reference that names the current issuing CA key, as a next
+// generation made with a label already in the token would.
+func TestHSMDiscardDestroysTheNextKeys(t *testing.T) {
+	tok, _ := caToken(t)
+	clock := pkitest.NewClock(t0)
+	dir, _ := newCA(t, InitOptions{Token: tok, KeyType: keys.P256}, clock)
+	caDir := filepath.Join(dir, "ca")
+	nextDir := filepath.Join(caDir, NextDir)
+	next, _, err := Rollover(dir, RolloverOptions{SwitchAt: t0.Add(day), Token: tok}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issRef, raRef := refOf(t, filepath.Join(nextDir, IssuingKeyRef)), refOf(t, filepath.Join(nextDir, RAKeyRef))
+	currentRef := refOf(t, filepath.Join(caDir, IssuingKeyRef))
+	shared, err := os.ReadFile(filepath.Join(caDir, IssuingKeyRef))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(nextDir, "shared"+keys.RefFileExt), shared, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	listed, err := NextTokenKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inUse := map[string]bool{}
+	for _, k := range listed {
+		inUse[k.Ref] = k.InUse
+	}
+	want := map[string]bool{issRef: false, raRef: false, currentRef: true}
+	if len(inUse) != len(want) {
+		t.Fatalf("NextTokenKeys = %+v, want %v (ref: in use)", listed, want)
+	}
+	for ref, use := range want {
+		if got, ok := inUse[ref]; !ok || got != use {
+			t.Errorf("NextTokenKeys: %s listed %v, in use %v; want listed, in use %v", ref, ok, got, use)
+		}
+	}
+
+	if err := DiscardNext(dir, next.ID, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	destroyed, err := DestroyDiscardedKeys(tok, listed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(destroyed) != 2 {
+		t.Errorf("destroyed %+v, want the next issuing CA and RA keys", destroyed)
+	}
+	for _, ref := range []string{issRef, raRef} {
+		if _, err := tok.OpenRef(ref); !errors.Is(err, keys.ErrKeyNotFound) {
+			t.Errorf("%s after the discard: %v, want it gone from the token", ref, err)
+		}
+	}
+	// The current CA still has its keys; a second destroy finds nothing
+	// left to fail on.
+	a, _, err := LoadOrCreate(dir, InitOptions{Token: tok}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTokenCA(t, a, clock)
+	if _, err := DestroyDiscardedKeys(tok, listed); err != nil {
+		t.Errorf("destroying keys already gone: %v", err)
+	}
+}

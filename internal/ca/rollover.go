@@ -309,7 +309,8 @@ func NextOnDisk(dir string) (id string, switchAt time.Time, ok bool, err error) 
 // DiscardNext removes dir/ca/next, the next issuing CA id, while its switch
 // time is still to come (ErrSwitched otherwise): it is renamed away first,
 // so a server loading meanwhile sees it whole or not at all. Keys of a
-// PKCS#11 token stay in the token; only their references go.
+// PKCS#11 token stay in the token; only their references go (see
+// NextTokenKeys and DestroyDiscardedKeys for the keys).
 func DiscardNext(dir, id string, now time.Time) error {
 	caDir := filepath.Join(dir, "ca")
 	got, at, ok, err := NextOnDisk(dir)
@@ -336,6 +337,90 @@ func DiscardNext(dir, id string, now time.Time) error {
 		return fmt.Errorf("ca: discarding the next CA: %w", err)
 	}
 	return nil
+}
+
+// NextTokenKey is a key of the next issuing CA (its issuing CA or RA key)
+// that sits in a PKCS#11 token: what a file of dir/ca/next records of it.
+type NextTokenKey struct {
+	// Ref is the key's RFC 7512 URI: its token and label.
+	Ref string
+	// RefFile is the reference file in dir/ca/next that names it.
+	RefFile string
+	// Public is the public key the reference file records (nil when it
+	// records none).
+	Public crypto.PublicKey
+	// InUse: a reference file outside dir/ca/next (the current or a
+	// previous generation, an OCSP responder) names this key too, by its
+	// URI or its public key, so that discarding must leave it in the token.
+	InUse bool
+}
+
+// NextTokenKeys lists the keys in a PKCS#11 token that dir/ca/next names,
+// read before DiscardNext removes their reference files: DiscardNext
+// leaves the keys themselves in the token, and DestroyDiscardedKeys
+// removes them afterwards. A key is marked InUse when any other reference
+// file in dir names it; such a key is never destroyed. No next CA, or one
+// whose keys are files, lists none.
+func NextTokenKeys(dir string) ([]NextTokenKey, error) {
+	nextDir := filepath.Join(dir, "ca", NextDir)
+	refFiles, err := filepath.Glob(filepath.Join(nextDir, "*"+keys.RefFileExt))
+	if err != nil || len(refFiles) == 0 {
+		return nil, err
+	}
+	var next []NextTokenKey
+	for _, f := range refFiles {
+		ref, pub, err := keys.ReadRefFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		}
+		next = append(next, NextTokenKey{Ref: ref, RefFile: f, Public: pub})
+	}
+	// Every other reference in the data directory: the current and
+	// previous generations, OCSP responders, and anything left beside them.
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path == nextDir {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, keys.RefFileExt) {
+			return nil
+		}
+		ref, pub, err := keys.ReadRefFile(path)
+		if err != nil {
+			return err
+		}
+		for i := range next {
+			if next[i].Ref == ref || (pub != nil && next[i].Public != nil && pki.SamePublicKey(next[i].Public, pub)) {
+				next[i].InUse = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ca: looking for other references to the next CA's keys: %w", err)
+	}
+	return next, nil
+}
+
+// DestroyDiscardedKeys destroys in tok the keys NextTokenKeys listed, once
+// DiscardNext has removed the next CA, except those InUse. A key already
+// gone from the token counts as destroyed. It returns the keys it
+// destroyed; on an error, the others are left in the token.
+func DestroyDiscardedKeys(tok keys.Token, discarded []NextTokenKey) (destroyed []NextTokenKey, err error) {
+	var errs []error
+	for _, k := range discarded {
+		if k.InUse {
+			continue
+		}
+		if err := tok.RemoveRef(k.Ref); err != nil && !errors.Is(err, keys.ErrKeyNotFound) {
+			errs = append(errs, fmt.Errorf("ca: destroying the discarded key %s: %w", k.Ref, err))
+			continue
+		}
+		destroyed = append(destroyed, k)
+	}
+	return destroyed, errors.Join(errs...)
 }
 
 // readSwitchAt reads nextDir/switch-at; ok is false when nextDir does not
