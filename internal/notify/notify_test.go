@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -11,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -902,5 +904,88 @@ func TestRefusedRecipientDoesNotBlockTheOthers(t *testing.T) {
 				t.Errorf("delivered to %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// hangUpSMTP is a minimal SMTP server that accepts every message and
+// closes the connection right after its 250 to the end of DATA, before
+// the client's RSET and QUIT, as a server restarting or a proxy timing out
+// would. It returns its address and a count of the messages it accepted.
+func hangUpSMTP(t *testing.T) (addr string, accepted func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	n := 0
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+				r := bufio.NewReader(conn)
+				say := func(s string) { _, _ = io.WriteString(conn, s+"\r\n") }
+				say("220 localhost ESMTP")
+				inData := false
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if inData {
+						if line == ".\r\n" {
+							mu.Lock()
+							n++
+							mu.Unlock()
+							say("250 2.0.0 queued")
+							return // hang up before RSET and QUIT
+						}
+						continue
+					}
+					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+					case strings.HasPrefix(cmd, "EHLO"):
+						say("250-localhost")
+						say("250 8BITMIME")
+					case cmd == "DATA":
+						inData = true
+						say("354 go ahead")
+					case cmd == "QUIT":
+						say("221 bye")
+						return
+					default: // MAIL, RCPT, NOOP, RSET
+						say("250 ok")
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+// TestSMTPAcceptedThenHungUpIsSent: a message the server accepted is
+// delivered, even when the connection breaks before RSET or QUIT; taking
+// it for a failure would send the same mail again at every retry.
+func TestSMTPAcceptedThenHungUpIsSent(t *testing.T) {
+	e := newEnv(t)
+	addr, accepted := hangUpSMTP(t)
+	e.smtpURL = "smtp://" + addr
+	st := e.open()
+	s := e.scheduler(st, "node")
+	cert(t, st, "0d01", "default", t0, t0.Add(5*day))
+	runOnce(t, s)
+	if n := statuses(t, st, "0d01")["smtp 7d"]; n.Status != store.NotificationSent || n.Attempts != 1 {
+		t.Errorf("accepted by the server: %+v, want sent after 1 attempt", n)
+	}
+	// Retries would be due long before this.
+	e.clock.Advance(2 * time.Hour)
+	runOnce(t, s)
+	if got := accepted(); got != 1 {
+		t.Errorf("the server accepted %d copies, want 1", got)
 	}
 }

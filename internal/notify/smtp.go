@@ -295,6 +295,12 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 		return fmt.Errorf("SMTP %s: %w", m.Display(), err)
 	}
 	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
+		if msg.IsDelivered() {
+			// The server took the message (250 to the end of DATA); only
+			// the RSET or QUIT after it failed. Calling that a failure
+			// would send it again at every retry.
+			return nil
+		}
 		if errors.Is(err, mail.ErrNoSupportedAuthDiscovered) {
 			// The library says "dial failed" and no more, though the
 			// usual cause is a server that offers only PLAIN or LOGIN on
