@@ -797,7 +797,7 @@ func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -987,5 +987,38 @@ func TestSMTPAcceptedThenHungUpIsSent(t *testing.T) {
 	runOnce(t, s)
 	if got := accepted(); got != 1 {
 		t.Errorf("the server accepted %d copies, want 1", got)
+	}
+}
+
+// TestSMTPIPv6Address: a mail server given by its IPv6 address is
+// reached, in clear and over TLS (smtp://[::1]:PORT).
+func TestSMTPIPv6Address(t *testing.T) {
+	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	serverTLS, roots := selfSigned(t)
+	for _, tc := range []struct {
+		scheme string
+		opts   notifytest.SMTPOptions
+	}{
+		{"smtp", notifytest.SMTPOptions{Addr: "[::1]:0"}},
+		{"smtp", notifytest.SMTPOptions{Addr: "[::1]:0", TLS: serverTLS}},
+		{"smtps", notifytest.SMTPOptions{Addr: "[::1]:0", TLS: serverTLS, ImplicitTLS: true}},
+	} {
+		sink := notifytest.StartSMTP(t, tc.opts)
+		m, err := notify.NewSMTP(notify.SMTPConfig{URL: tc.scheme + "://" + sink.Addr, From: "scepter@ca.example.com",
+			TLSConfig: &tls.Config{RootCAs: roots}, RequireTLS: tc.opts.TLS != nil})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SendTest(context.Background(), "someone@example.com", t0); err != nil {
+			t.Errorf("%s://%s (TLS %v): %v", tc.scheme, sink.Addr, tc.opts.TLS != nil, err)
+			continue
+		}
+		if got := sink.Mails(); len(got) != 1 || got[0].TLS != (tc.opts.TLS != nil) {
+			t.Errorf("%s://%s: received %+v", tc.scheme, sink.Addr, got)
+		}
 	}
 }

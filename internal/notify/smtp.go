@@ -129,6 +129,15 @@ func (m *SMTP) Name() string { return ChannelSMTP }
 // Host is the server's host name or address.
 func (m *SMTP) Host() string { return m.host }
 
+// dialHost is the host as the mail library needs it: it joins host and
+// port with a colon, so an IPv6 address goes in brackets.
+func (m *SMTP) dialHost() string {
+	if strings.Contains(m.host, ":") {
+		return "[" + m.host + "]"
+	}
+	return m.host
+}
+
 // Display is the server as logs and errors show it: no user, no password.
 func (m *SMTP) Display() string {
 	scheme := "smtp"
@@ -290,7 +299,7 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 	if m.user != "" {
 		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(m.user), mail.WithPassword(m.pass))
 	}
-	client, err := mail.NewClient(m.host, opts...)
+	client, err := mail.NewClient(m.dialHost(), opts...)
 	if err != nil {
 		return fmt.Errorf("SMTP %s: %w", m.Display(), err)
 	}
