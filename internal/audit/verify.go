@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
@@ -76,12 +77,22 @@ func Verify(ctx context.Context, c Chain) (Report, error) {
 	var rep Report
 	prevHash := pki.AuditGenesis
 	var prevID int64
+	// The walk starts below any id, not after 0: scepter numbers records
+	// from 1, and one given 0 or a negative id behind its back would
+	// otherwise never be looked at, though listings show it.
+	after := int64(math.MinInt64)
 	for {
-		page, err := c.AuditChain(ctx, prevID, pageSize)
+		page, err := c.AuditChain(ctx, after, pageSize)
 		if err != nil {
 			return rep, fmt.Errorf("audit verify: %w", err)
 		}
 		for _, e := range page {
+			after = e.ID
+			if e.ID <= 0 {
+				rep.Problem = &Problem{ID: e.ID, Time: e.Time, Type: e.Type,
+					What: "its id is not positive, though scepter numbers records from 1: it was inserted outside scepter"}
+				return rep, nil
+			}
 			if e.ID > head.LastID {
 				// Appended since the head was read, or added behind the
 				// store's back: the head read now tells.

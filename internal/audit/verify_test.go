@@ -97,6 +97,9 @@ func TestVerify(t *testing.T) {
 		{"inserted after the newest, chained", []string{`INSERT INTO audit_events (id, time, type, prev_hash, hash) SELECT 13, time, type, hash, hash FROM audit_events WHERE id = 12`}, 13, ""},
 		{"reordered (contents swapped)", []string{
 			`UPDATE audit_events SET id = -3 WHERE id = 3`, `UPDATE audit_events SET id = 3 WHERE id = 4`, `UPDATE audit_events SET id = 4 WHERE id = -3`}, 3, "edited"},
+		{"inserted with id 0", []string{`INSERT INTO audit_events (id, time, type, actor, prev_hash, hash) SELECT 0, time, 'certificate.revoked', 'console:mallory', prev_hash, hash FROM audit_events WHERE id = 1`}, 0, "outside scepter"},
+		{"inserted with a negative id", []string{`INSERT INTO audit_events (id, time, type, actor, prev_hash, hash) SELECT -5, time, 'certificate.revoked', 'console:mallory', prev_hash, hash FROM audit_events WHERE id = 12`}, -5, "outside scepter"},
+		{"inserted with a negative id, no hash", []string{`INSERT INTO audit_events (id, time, type) VALUES (-1, 0, 'certificate.revoked')`}, -1, "outside scepter"},
 		{"renumbered", []string{`UPDATE audit_events SET id = id + 100 WHERE id >= 10`}, 0, ""},
 		// Deleting the head once had the next open reseal the whole trail,
 		// the edit with it.
