@@ -114,7 +114,11 @@ func (n *notifyFlags) channels(e env, profiles map[string]pki.Profile, log *slog
 			if err != nil {
 				return nil, fmt.Errorf("notification webhook secret: %w", err)
 			}
-			secret = []byte(strings.TrimSpace(string(b)))
+			// An empty key would send the requests unsigned: refuse it,
+			// as a mistake (the wrong file, one not written yet).
+			if secret = []byte(strings.TrimSpace(string(b))); len(secret) == 0 {
+				return nil, fmt.Errorf("notification webhook secret file %s is empty", n.webhookSecretFile)
+			}
 		}
 		w, err := notify.NewWebhook(notify.WebhookConfig{URL: n.webhookURL, Secret: secret})
 		if err != nil {

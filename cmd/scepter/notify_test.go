@@ -157,10 +157,19 @@ func TestNotifyWarnings(t *testing.T) {
 		})
 	}
 
+	// A secret file that holds no key is refused, not taken for "unsigned".
+	blank := filepath.Join(t.TempDir(), "blank")
+	writeTestFile(t, blank, " \n")
+	e, _, _ := testEnv(nil)
+	f := notifyFlags{webhookURL: "https://hooks.example.com/n", webhookSecretFile: blank}
+	if chans, err := f.channels(e, plain, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("blank webhook secret file: %d channels, err = %v", len(chans), err)
+	}
+
 	// No settings: nothing started, nothing logged.
 	var buf bytes.Buffer
-	f := notifyFlags{interval: notify.DefaultInterval}
-	e, _, _ := testEnv(nil)
+	f = notifyFlags{interval: notify.DefaultInterval}
+	e, _, _ = testEnv(nil)
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	chans, err := f.checkNotifier(e, plain, log)
 	if err != nil {
