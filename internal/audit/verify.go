@@ -39,6 +39,8 @@ type Report struct {
 	Problem *Problem
 
 	lastHash []byte
+	lastType string
+	lastTime time.Time
 }
 
 // OK reports whether the trail is intact.
@@ -117,7 +119,7 @@ func Verify(ctx context.Context, c Chain) (Report, error) {
 				return rep, nil
 			}
 			rep.Checked++
-			rep.LastID, rep.lastHash = e.ID, e.Hash
+			rep.LastID, rep.lastHash, rep.lastType, rep.lastTime = e.ID, e.Hash, e.Type, e.Time
 			prevID, prevHash = e.ID, e.Hash
 		}
 		if len(page) < pageSize {
@@ -169,7 +171,8 @@ func finishProblem(rep Report, head store.AuditHead) *Problem {
 	case rep.Checked != head.Count:
 		return &Problem{What: fmt.Sprintf("%d records walked, but %d were written: records were removed or inserted", rep.Checked, head.Count)}
 	case rep.LastID > 0 && !bytes.Equal(rep.lastHash, head.LastHash):
-		return &Problem{ID: rep.LastID, What: "the newest record is not the one scepter wrote last: it was replaced"}
+		return &Problem{ID: rep.LastID, Time: rep.lastTime, Type: rep.lastType,
+			What: "the newest record is not the one scepter wrote last: it was replaced"}
 	}
 	return nil
 }
