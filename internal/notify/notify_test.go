@@ -907,11 +907,12 @@ func TestRefusedRecipientDoesNotBlockTheOthers(t *testing.T) {
 	}
 }
 
-// hangUpSMTP is a minimal SMTP server that accepts every message and
-// closes the connection right after its 250 to the end of DATA, before
-// the client's RSET and QUIT, as a server restarting or a proxy timing out
-// would. It returns its address and a count of the messages it accepted.
-func hangUpSMTP(t *testing.T) (addr string, accepted func() int) {
+// rawSMTP is a minimal SMTP server that accepts every message. It waits
+// delay before each answer (a tarpit), and with hangUp closes the
+// connection right after its 250 to the end of DATA, before the client's
+// RSET and QUIT, as a server restarting or a proxy timing out would. It
+// returns its address and a count of the messages it accepted.
+func rawSMTP(t *testing.T, delay time.Duration, hangUp bool) (addr string, accepted func() int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -930,7 +931,10 @@ func hangUpSMTP(t *testing.T) (addr string, accepted func() int) {
 				defer conn.Close()
 				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 				r := bufio.NewReader(conn)
-				say := func(s string) { _, _ = io.WriteString(conn, s+"\r\n") }
+				say := func(lines ...string) {
+					time.Sleep(delay)
+					_, _ = io.WriteString(conn, strings.Join(lines, "\r\n")+"\r\n")
+				}
 				say("220 localhost ESMTP")
 				inData := false
 				for {
@@ -944,14 +948,16 @@ func hangUpSMTP(t *testing.T) (addr string, accepted func() int) {
 							n++
 							mu.Unlock()
 							say("250 2.0.0 queued")
-							return // hang up before RSET and QUIT
+							if hangUp {
+								return
+							}
+							inData = false
 						}
 						continue
 					}
 					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
 					case strings.HasPrefix(cmd, "EHLO"):
-						say("250-localhost")
-						say("250 8BITMIME")
+						say("250-localhost", "250 8BITMIME")
 					case cmd == "DATA":
 						inData = true
 						say("354 go ahead")
@@ -973,7 +979,7 @@ func hangUpSMTP(t *testing.T) (addr string, accepted func() int) {
 // it for a failure would send the same mail again at every retry.
 func TestSMTPAcceptedThenHungUpIsSent(t *testing.T) {
 	e := newEnv(t)
-	addr, accepted := hangUpSMTP(t)
+	addr, accepted := rawSMTP(t, 0, true)
 	e.smtpURL = "smtp://" + addr
 	st := e.open()
 	s := e.scheduler(st, "node")
@@ -1020,5 +1026,28 @@ func TestSMTPIPv6Address(t *testing.T) {
 		if got := sink.Mails(); len(got) != 1 || got[0].TLS != (tc.opts.TLS != nil) {
 			t.Errorf("%s://%s: received %+v", tc.scheme, sink.Addr, got)
 		}
+	}
+}
+
+// TestSMTPSendBoundedByItsContext: a mail server that answers slowly (a
+// tarpit) cannot hold a send beyond its context, which the scheduler
+// sets to SendTimeout so that no send outlives its lease; the mail
+// library's own timeout applies to each step only.
+func TestSMTPSendBoundedByItsContext(t *testing.T) {
+	addr, _ := rawSMTP(t, 150*time.Millisecond, false)
+	m, err := notify.NewSMTP(notify.SMTPConfig{URL: "smtp://" + addr, From: "scepter@ca.example.com", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A whole session is about ten answers: 1.5 s at this pace.
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = m.SendTest(ctx, "someone@example.com", t0)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the send took %v with a context of 400ms (err %v)", took, err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "not finished in time") {
+		t.Errorf("a send cut short by its context: err = %v", err)
 	}
 }

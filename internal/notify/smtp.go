@@ -287,10 +287,40 @@ func (m *SMTP) headers(msg *mail.Msg, rcpts []string, now time.Time) error {
 // new connection per message: notifications are few, and a connection
 // kept open would have to be watched.
 func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
-	opts := []mail.Option{mail.WithPort(m.port), mail.WithTimeout(m.timeout), mail.WithTLSConfig(m.tlsConfig)}
+	// The library heeds ctx while it dials only, and then gives each
+	// step its own timeout: a server that answers slowly (a tarpit)
+	// could hold a send several times longer than ctx allows, beyond the
+	// scheduler's lease. The connection is closed when ctx ends instead.
+	var unwatch []func() bool
+	defer func() {
+		for _, stop := range unwatch {
+			stop()
+		}
+	}()
+	dial := func(dctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(dctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		unwatch = append(unwatch, context.AfterFunc(ctx, func() { _ = conn.Close() }))
+		if !m.implicitTLS {
+			return conn, nil
+		}
+		tc := tls.Client(conn, m.tlsConfig)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+	opts := []mail.Option{mail.WithPort(m.port), mail.WithTimeout(m.timeout), mail.WithTLSConfig(m.tlsConfig),
+		mail.WithDialContextFunc(dial)}
 	switch {
 	case m.implicitTLS:
-		opts = append(opts, mail.WithSSL())
+		// TLS from the first byte, made by dial: the library, which does
+		// not know, finds it on the connection and treats it as TLS.
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
 	case m.requireTLS:
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
 	default:
@@ -317,6 +347,10 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 			return fmt.Errorf("SMTP %s: authentication as %q not possible: the server offers no mechanism used on this connection "+
 				"(PLAIN and LOGIN only over TLS: smtps://, or STARTTLS, which the server must offer; SCRAM-SHA-256, SCRAM-SHA-1, NTLM, CRAM-MD5 without)",
 				m.Display(), m.user)
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// The connection was closed under the library: say why.
+			return &sendError{display: m.Display(), text: "not finished in time (" + ctxErr.Error() + "): " + m.scrub(err.Error()), err: err}
 		}
 		return &sendError{display: m.Display(), text: m.scrub(err.Error()), err: err}
 	}
