@@ -138,6 +138,18 @@ func auditList(ctx context.Context, e env, args []string) error {
 		}
 		f.BeforeID = page[len(page)-1].ID
 	}
+	// A misspelt type (certificate.revoke) matches nothing, which would
+	// look like a quiet trail: say when no event of it was ever written.
+	if len(out) == 0 && typ != "" {
+		ever, err := st.ListAudit(ctx, store.AuditFilter{Type: typ, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(ever) == 0 {
+			fmt.Fprintf(e.stderr, "no event of type %q in the whole trail; types read like certificate.issued, certificate.revoked, "+
+				"request.refused, notification.sent\n", printable(typ))
+		}
+	}
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
