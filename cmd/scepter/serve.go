@@ -861,6 +861,11 @@ func (f *serveFlags) webhook(log *slog.Logger) (enroll.ChallengeVerifier, error)
 			return nil, fmt.Errorf("webhook secret: %w", err)
 		}
 		secret = []byte(strings.TrimSpace(string(b)))
+		if len(secret) == 0 {
+			// Taken for "no secret", it would send unsigned requests while
+			// the operator believes them signed.
+			return nil, usageError{fmt.Sprintf("--webhook-secret-file %s is empty: put the HMAC key in it, or leave the flag out for unsigned requests", f.webhookSecretFile)}
+		}
 	}
 	v, err := webhook.New(webhook.Config{URL: f.webhookURL, Secret: secret, Timeout: f.webhookTimeout})
 	if err != nil {
