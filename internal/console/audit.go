@@ -44,7 +44,7 @@ type verifyReport struct {
 
 // eventTypes are the audit event types, for the type filter's suggestions.
 var eventTypes = []string{
-	pki.EventIssued, pki.EventRenewed, pki.EventRevoked, pki.EventUnheld, pki.EventEnrollFailed, pki.EventRefused,
+	pki.EventIssued, pki.EventRenewed, pki.EventSentAgain, pki.EventRevoked, pki.EventUnheld, pki.EventEnrollFailed, pki.EventRefused,
 	pki.EventRequestPending, pki.EventRequestApproved, pki.EventRequestRejected,
 	pki.EventChallengeCreated, pki.EventChallengeUsed, pki.EventChallengeMisused, pki.EventChallengeDeleted,
 	pki.EventNotificationSent, pki.EventNotificationFailed,

@@ -199,8 +199,9 @@ const (
 	// pending, or the certificate issued on approval (counted then).
 	ResultPolled = "polled"
 	// ResultReanswered: a first enrollment asked again with its used-up
-	// one-time challenge, its key and its names (its answer was lost) was
-	// answered with the certificate issued for it then; nothing was issued.
+	// one-time challenge, its key and its names, or a renewal asked again
+	// for the same key (its answer was lost), was answered with the
+	// certificate issued for it then; nothing was issued.
 	ResultReanswered = "reanswered"
 	// ResultRefused: the call failed; Outcome.Code says why.
 	ResultRefused = "refused"
@@ -508,11 +509,6 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 			}
 			return nil, pki.Errorf(pki.EUnauthorized, "challenge password is not valid: it was used up by a request for this key with other names")
 		}
-		if st.Renews != nil {
-			s.log.Info("renewal answered again with the certificate issued earlier for the same key", "serial", again.SerialHex,
-				"renews", st.Renews.SerialHex, "transaction_id", req.TransactionID, "remote", req.RemoteAddr)
-			return s.issuedResult(ctx, again.IssuerID, again.SerialHex)
-		}
 		return s.sentAgain(ctx, st, again)
 	}
 	if profile.RequireApproval {
@@ -602,28 +598,32 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	return &Result{Certificate: cert, Chain: issuer.Chain, Record: rec}, nil
 }
 
-// sentAgain answers a first enrollment with again, the certificate whose
-// issuance used up the one-time challenge it presents, issued for its key
-// and names (its answer was lost, or a copy of it sent at once got there
-// first). Nothing is issued, but the trail says who was sent what: the
+// sentAgain answers a request with again, issued earlier for its key: a
+// first enrollment with the certificate whose issuance used up the
+// one-time challenge it presents, for its key and names, or a renewal with
+// the certificate that renewed st.Renews (its answer was lost, or a copy of
+// it sent at once got there first). Nothing is issued, but the trail says who was sent what: the
 // event is written before the answer leaves, and the answer is counted as
 // sent again (ResultReanswered), not as an issuance.
 func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certificate) (*Result, error) {
+	why := "this one-time challenge was used up by its issuance, and the request asks again for the same key and names (its answer was lost)"
+	if st.Renews != nil {
+		why = "it renewed " + st.Renews.SerialHex + " for the same key, and the renewal was asked again (its answer was lost)"
+	}
 	res, err := s.issuedResult(ctx, again.IssuerID, again.SerialHex)
 	if err != nil {
 		return nil, err
 	}
 	ev := clipped(pki.AuditEvent{
-		Time: s.clock.Now(), Type: pki.EventChallengeUsed, Actor: actor(st.Req), Profile: st.Profile.Name,
+		Time: s.clock.Now(), Type: pki.EventSentAgain, Actor: actor(st.Req), Profile: st.Profile.Name,
 		SerialHex: again.SerialHex, IssuerID: again.IssuerID, Subject: again.Subject, TransactionID: st.Req.TransactionID,
-		Outcome: "success", Detail: "certificate " + again.SerialHex + " sent again: this one-time challenge was used up by its issuance, " +
-			"and the request asks again for the same key and names (its answer was lost)",
+		Outcome: "success", Detail: "certificate " + again.SerialHex + " sent again: " + why,
 	})
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
 		return nil, fmt.Errorf("enroll: record certificate %s sent again: %w", again.SerialHex, err)
 	}
-	s.log.Info("request answered again with the certificate its one-time challenge was used for, issued earlier for the same key",
-		"serial", again.SerialHex, "transaction_id", st.Req.TransactionID, "remote", st.Req.RemoteAddr)
+	s.log.Info("request answered again with the certificate issued earlier for the same key", "serial", again.SerialHex,
+		"reason", why, "transaction_id", st.Req.TransactionID, "remote", st.Req.RemoteAddr)
 	res.SentAgain = true
 	return res, nil
 }

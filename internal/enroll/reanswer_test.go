@@ -134,3 +134,45 @@ func TestAnsweredAgainNotWithoutItsAuditEvent(t *testing.T) {
 		t.Fatalf("sent serial %s again without recording it", res.Record.SerialHex)
 	}
 }
+
+// A renewal asked again for the same key (its answer was lost) gets the
+// certificate that renewed it, with an audit event naming it as sent again,
+// and is counted as reanswered, not as a second renewal.
+func TestRenewalAnsweredAgainIsAudited(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name, p.RenewalWindow = "default", 1
+	obs := &outcomes{}
+	f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"default": p}, DefaultProfile: "default", Observer: obs})
+	ctx := context.Background()
+	first, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "device-9", "device-9.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renew := namedWithKey(t, newKey(t), "", "device-9", "device-9.example")
+	renew.Renewal, renew.Evidence.SignerCert = true, first.Certificate
+	renewed, err := f.svc.Enroll(ctx, renew)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.svc.Enroll(ctx, renew)
+	if err != nil {
+		t.Fatalf("the renewal asked again: %v", err)
+	}
+	if again.Record.SerialHex != renewed.Record.SerialHex || !again.SentAgain {
+		t.Fatalf("answered with %s (sent again: %v), want %s sent again", again.Record.SerialHex, again.SentAgain, renewed.Record.SerialHex)
+	}
+	evs, err := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventSentAgain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].SerialHex != renewed.Record.SerialHex || !strings.Contains(evs[0].Detail, first.Record.SerialHex) {
+		t.Errorf("sent-again events %+v, want one naming %s and the certificate it renewed", evs, renewed.Record.SerialHex)
+	}
+	var results []string
+	for _, o := range obs.got {
+		results = append(results, o.Result)
+	}
+	if want := "issued,renewed,reanswered"; strings.Join(results, ",") != want {
+		t.Errorf("outcomes %v, want %s", results, want)
+	}
+}

@@ -180,6 +180,10 @@ const (
 	EventRevoked         = "certificate.revoked"
 	// EventUnheld: a certificateHold was lifted.
 	EventUnheld = "certificate.unheld"
+	// EventSentAgain: a certificate issued earlier was sent again to a
+	// request for the same key whose answer was lost (a first enrollment
+	// with its used-up one-time challenge, or a renewal); nothing issued.
+	EventSentAgain = "certificate.sent_again"
 	// EventServerStarted: a node started, with a digest of its effective
 	// configuration (never a secret).
 	EventServerStarted = "server.started"
