@@ -401,8 +401,12 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 		r.serials = bufio.NewWriter(o.SerialsOut)
 	}
 	if o.Count > 0 {
-		r.latencies = make([]time.Duration, 0, o.Count)
-		r.roundTrips = make([]time.Duration, 0, o.Count)
+		// Reserved for the count, but only up to what a prepared run
+		// holds anyway: a huge --count bounded by --duration must not
+		// reserve gigabytes for enrollments it never reaches.
+		n := min(o.Count, MaxPrepared)
+		r.latencies = make([]time.Duration, 0, n)
+		r.roundTrips = make([]time.Duration, 0, n)
 	}
 	workers := make([]*worker, o.Concurrency)
 	for i := range workers {

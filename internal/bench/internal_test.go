@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -141,5 +142,31 @@ func TestDefaultPool(t *testing.T) {
 		if got := defaultPool(tc.count, tc.keyType); got != tc.want {
 			t.Errorf("defaultPool(%d, %s) = %d, want %d", tc.count, tc.keyType, got, tc.want)
 		}
+	}
+}
+
+// failingEnroller refuses every enrollment at once, without a server.
+type failingEnroller struct{}
+
+func (failingEnroller) enroll(context.Context, *worker, int, int, *poolItem) (func() (*x509.Certificate, error), error) {
+	return nil, errors.New("refused")
+}
+
+// A --count far beyond what a run can reach, bounded by --duration, must
+// not reserve memory for every enrollment it names before the first one.
+func TestRunHugeCountWithDuration(t *testing.T) {
+	o := &Options{Protocol: SCEP, URLs: []string{"http://127.0.0.1:1/scep"}, Challenge: "x",
+		Count: 1 << 46, Duration: 50 * time.Millisecond}
+	if err := o.normalise(); err != nil {
+		t.Fatal(err)
+	}
+	r := &run{o: o, targets: []*target{{url: o.URLs[0]}}, pool: &pool{items: []poolItem{{}}},
+		en: failingEnroller{}, v: &verifier{seen: map[string]map[string]struct{}{}}}
+	res, err := r.do(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK != 0 || res.Failed == 0 || res.Failed != res.Failures["error"] {
+		t.Errorf("ok %d failed %d %v, want only failures", res.OK, res.Failed, res.Failures)
 	}
 }
