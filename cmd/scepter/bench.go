@@ -39,7 +39,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.protocol, "protocol", "scep", "scep (PKCSReq) or est (simpleenroll)")
 	fs.IntVar(&f.concurrency, "concurrency", 1, "concurrent clients, each with its own kept-alive connections")
 	fs.IntVar(&f.count, "count", 0, fmt.Sprintf("enrollments to make (default %d when --duration is not given either)", bench.DefaultCount))
-	fs.DurationVar(&f.duration, "duration", 0, "stop after this long (with --count: at whichever comes first)")
+	fs.DurationVar(&f.duration, "duration", 0, fmt.Sprintf("stop after this long (with --count: at whichever comes first); enrollments still in flight then get %v more (at most --timeout), then fail as unfinished", bench.DrainTime))
 	fs.StringVar(&f.challenge, "challenge", "", "challenge password (SCEP; for EST the HTTP Basic password when no --est-user)")
 	fs.StringVar(&f.challengeFile, "challenge-file", "", "file holding the challenge password")
 	fs.StringVar(&f.estUser, "est-user", "", "EST: HTTP Basic user")

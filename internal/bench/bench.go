@@ -54,6 +54,8 @@ type Options struct {
 	Concurrency int
 	// Count bounds the number of enrollments, Duration the time the clock
 	// runs; the run stops at whichever comes first. Neither: DefaultCount.
+	// Enrollments in flight when Duration ends get DrainTime (at most
+	// Timeout) to finish; then they are cancelled and fail as unfinished.
 	Count    int
 	Duration time.Duration
 	// Challenge is the SCEP challengePassword; for EST without ESTUser and
@@ -135,7 +137,8 @@ type Result struct {
 	OK        int `json:"ok"`
 	Failed    int `json:"failed"`
 	// Failures counts failures by reason: "failInfo:badRequest",
-	// "http:503", "timeout", "connection reset", "verify:chain", …
+	// "http:503", "timeout", "connection reset", "verify:chain",
+	// "unfinished" (no reply DrainTime after Duration ended), …
 	Failures map[string]int `json:"failures"`
 	// FirstErrors are the first failure messages of the first few reasons,
 	// verbatim.
@@ -467,8 +470,29 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 	return res, profErr
 }
 
+// DrainTime bounds how long enrollments still in flight when Duration ends
+// are waited for (never longer than Timeout): a run bounded by time ends
+// soon after it, even when a server has stopped answering.
+const DrainTime = 5 * time.Second
+
+// errUnfinished is the cause of an enrollment cancelled because the run's
+// Duration and DrainTime ended before its reply came.
+var errUnfinished = errors.New("no reply when the run's duration (and its drain time) ended")
+
+// unfinishedError is an enrollment cut off by errUnfinished.
+type unfinishedError struct{ err error }
+
+func (e *unfinishedError) Error() string {
+	if errors.Is(e.err, errUnfinished) { // net/http names the cause itself
+		return e.err.Error()
+	}
+	return fmt.Sprintf("%v: %v", errUnfinished, e.err)
+}
+func (e *unfinishedError) Unwrap() error { return e.err }
+
 // work runs enrollments until the count or the deadline is reached or ctx
-// ends. An enrollment that has started runs to its end (or its timeout).
+// ends. An enrollment that has started runs to its end, its timeout, or
+// DrainTime after the deadline, whichever comes first.
 func (r *run) work(ctx context.Context, w *worker, deadline time.Time) {
 	o := r.o
 	for ctx.Err() == nil {
@@ -482,10 +506,20 @@ func (r *run) work(ctx context.Context, w *worker, deadline time.Time) {
 		ti := i % len(r.targets)
 		item := r.pool.item(i)
 		rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		if !deadline.IsZero() {
+			end := deadline.Add(min(DrainTime, o.Timeout))
+			var cancelDrain context.CancelFunc
+			rctx, cancelDrain = context.WithDeadlineCause(rctx, end, errUnfinished)
+			cancelTimeout := cancel
+			cancel = func() { cancelDrain(); cancelTimeout() }
+		}
 		ex := &exchange{}
 		rctx = context.WithValue(rctx, exchangeKey{}, ex)
 		t0 := time.Now()
 		finish, err := r.en.enroll(rctx, w, ti, i, item)
+		if err != nil && errors.Is(context.Cause(rctx), errUnfinished) {
+			err = &unfinishedError{err}
+		}
 		if err == nil && r.deferred {
 			lat := time.Since(t0)
 			cancel()

@@ -451,3 +451,34 @@ func TestRunServerProfile(t *testing.T) {
 		t.Errorf("a profile without a duration: %v", err)
 	}
 }
+
+// A server that stops answering must not hold a run bounded by --duration
+// for the whole per-enrollment --timeout: the enrollments in flight when
+// the duration ends get a short drain, then count as unfinished.
+func TestRunDurationHungServer(t *testing.T) {
+	s := newSCEPServer(t)
+	hung := s.listen(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("operation") != "PKIOperation" {
+			s.handler.ServeHTTP(w, r)
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Minute):
+		}
+	})) + "/scep"
+	o := s.options(hung)
+	o.Duration, o.Concurrency, o.Pool, o.Timeout = 200*time.Millisecond, 2, 2, 40*time.Second
+	start := time.Now()
+	res := run(t, o)
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the run took %v with --duration %v", took, o.Duration)
+	}
+	if res.OK != 0 || res.Failed != 2 || res.Failures["unfinished"] != 2 {
+		t.Errorf("ok %d failed %d %v, want 2 unfinished", res.OK, res.Failed, res.Failures)
+	}
+	if res.ExitError(true) == nil {
+		t.Error("a run in which nothing succeeded exits 0")
+	}
+}

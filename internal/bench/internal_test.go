@@ -73,6 +73,7 @@ func TestClassify(t *testing.T) {
 		{&statusError{status: 503, err: errors.New("busy")}, "http:503"},
 		{&verifyError{kind: "chain", err: errors.New("x")}, "verify:chain"},
 		{fmt.Errorf("post: %w", context.DeadlineExceeded), "timeout"},
+		{&unfinishedError{fmt.Errorf("post: %w", context.DeadlineExceeded)}, "unfinished"},
 		{fmt.Errorf("post: %w", syscall.ECONNRESET), "connection reset"},
 		{fmt.Errorf("post: %w", syscall.ECONNREFUSED), "connection refused"},
 		{fmt.Errorf("post: %w", io.EOF), "connection closed"},

@@ -146,7 +146,10 @@ func classify(err error) string {
 	var ve *verifyError
 	var ne net.Error
 	var tv *tls.CertificateVerificationError
+	var ue *unfinishedError
 	switch {
+	case errors.As(err, &ue):
+		return "unfinished"
 	case errors.As(err, &fe):
 		return "failInfo:" + fe.FailInfo.String()
 	case errors.As(err, &pe):
