@@ -801,17 +801,28 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 		if rd == nil {
 			continue
 		}
-		fails, dups, att := 0, 0, 0
+		fails, dups, att, missing := 0, 0, 0, 0
 		var cs []string
 		for _, x := range rd.cells {
 			fails += x.failed
 			dups += x.dups
 			att += x.attempted
+			missing += max(0, x.wanted-x.runs)
 			cs = append(cs, strconv.Itoa(x.conc))
 		}
 		known := len(rd.cells) > 0 && rd.err == ""
-		p("| %s: 0 failures and 0 duplicate serials (c = %s) | %d failures, %d duplicates in %d enrollments | %s |\n", id, strings.Join(cs, ", "),
-			fails, dups, att, mark(fails == 0 && dups == 0, known))
+		// A run without a result (the load tool crashed, hung or could
+		// not reach the server) may have hidden failures of its own.
+		var lost string
+		switch missing {
+		case 0:
+		case 1:
+			lost = "; 1 run gave no result"
+		default:
+			lost = fmt.Sprintf("; %d runs gave no result", missing)
+		}
+		p("| %s: 0 failures and 0 duplicate serials (c = %s) | %d failures, %d duplicates in %d enrollments%s | %s |\n", id, strings.Join(cs, ", "),
+			fails, dups, att, lost, mark(fails == 0 && dups == 0 && missing == 0, known))
 	}
 	for _, id := range scepterRows {
 		rd := find(data, id)
