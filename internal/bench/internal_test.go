@@ -71,6 +71,8 @@ func TestClassify(t *testing.T) {
 	}{
 		{&client.FailureError{FailInfo: scep.BadRequest}, "failInfo:badRequest"},
 		{&statusError{status: 503, err: errors.New("busy")}, "http:503"},
+		// EST's pending answer (RFC 7030 §4.2.3), as SCEP's PENDING.
+		{&statusError{status: 202, err: errors.New("HTTP 202")}, "pending"},
 		{&verifyError{kind: "chain", err: errors.New("x")}, "verify:chain"},
 		{fmt.Errorf("post: %w", context.DeadlineExceeded), "timeout"},
 		{&unfinishedError{fmt.Errorf("post: %w", context.DeadlineExceeded)}, "unfinished"},

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"syscall"
@@ -153,6 +154,9 @@ func classify(err error) string {
 	case errors.As(err, &fe):
 		return "failInfo:" + fe.FailInfo.String()
 	case errors.As(err, &pe):
+		return "pending"
+	case errors.As(err, &se) && se.status == http.StatusAccepted:
+		// EST's "not yet" (RFC 7030 §4.2.3): the request awaits approval.
 		return "pending"
 	case errors.As(err, &se):
 		return fmt.Sprintf("http:%d", se.status)
