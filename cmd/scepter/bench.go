@@ -230,7 +230,7 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 	}
 	fmt.Fprintf(w, "duplicate serials: %d\n", r.Duplicates)
 	if r.BadCerts > 0 {
-		fmt.Fprintf(w, "bad certificates:  %d\n", r.BadCerts)
+		fmt.Fprintf(w, "bad certificates:  %d (or replies that failed verification)\n", r.BadCerts)
 	}
 	if len(r.PerURL) > 1 {
 		for _, u := range r.PerURL {

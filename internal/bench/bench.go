@@ -215,7 +215,8 @@ type Issued struct {
 func (r *Result) ExitError(allowFailures bool) error {
 	var why []string
 	if r.BadCerts > 0 {
-		why = append(why, fmt.Sprintf("%d certificates failed verification", r.BadCerts))
+		// verify:reply counts replies that hold no certificate at all.
+		why = append(why, fmt.Sprintf("%d replies or certificates failed verification", r.BadCerts))
 	}
 	if r.Duplicates > 0 {
 		why = append(why, fmt.Sprintf("%d duplicate serials", r.Duplicates))

@@ -104,6 +104,12 @@ func TestExitError(t *testing.T) {
 			t.Errorf("%+v allow=%v: ExitError = %v", tc.r, tc.allow, err)
 		}
 	}
+	// A malformed reply (an HTML page, a truncated CertRep) holds no
+	// certificate: the message must not claim there were certificates.
+	err := (&Result{Failed: 3, BadCerts: 3, Failures: map[string]int{"verify:reply": 3}}).ExitError(true)
+	if err == nil || !strings.Contains(err.Error(), "3 replies or certificates failed verification") {
+		t.Errorf("ExitError = %v", err)
+	}
 }
 
 func TestProfileURL(t *testing.T) {
