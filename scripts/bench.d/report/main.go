@@ -578,6 +578,15 @@ func f1(v float64) string { return fixed(v, 1) }
 func f2(v float64) string { return fixed(v, 2) }
 func f3(v float64) string { return fixed(v, 3) }
 
+// bestRate is a row's best enroll/s and the concurrency it came at, or
+// "n/a" when the row has none.
+func bestRate(v float64, c int) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%s/s (c=%d)", f1(v), c)
+}
+
 // times is a ratio as "1.23×", or "n/a" when a side of it is unknown.
 func times(r float64) string {
 	if math.IsNaN(r) || math.IsInf(r, 0) {
@@ -793,7 +802,7 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 		s, sc := step.best()
 		r := a / s
 		rounds, text := roundRatios(rsa.bestByRound(), step.bestByRound())
-		p("| scepter-rsa best enroll/s / step-ca best ≥ %.2f× | %s/s (c=%d) / %s/s (c=%d) = **%s**%s | %s |\n", targetRate, f1(a), ac, f1(s), sc, times(r),
+		p("| scepter-rsa best enroll/s / step-ca best ≥ %.2f× | %s / %s = **%s**%s | %s |\n", targetRate, bestRate(a, ac), bestRate(s, sc), times(r),
 			text, markRounds(r, rounds, func(v float64) bool { return v >= targetRate }))
 	}
 	for _, id := range scepterRows {
