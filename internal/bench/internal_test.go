@@ -1,11 +1,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"syscall"
@@ -177,5 +180,29 @@ func TestRunHugeCountWithDuration(t *testing.T) {
 	}
 	if res.OK != 0 || res.Failed == 0 || res.Failed != res.Failures["error"] {
 		t.Errorf("ok %d failed %d %v, want only failures", res.OK, res.Failed, res.Failures)
+	}
+}
+
+// An EST reply beyond what the load tool reads is said to be too large,
+// not reported as a truncated CMS structure.
+func TestESTReplyTooLarge(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/pkcs7-mime")
+		w.Write(bytes.Repeat([]byte("A"), maxESTReply+1))
+	}))
+	defer srv.Close()
+	o := &Options{Protocol: EST, URLs: []string{srv.URL}, Challenge: "x"}
+	if err := o.normalise(); err != nil {
+		t.Fatal(err)
+	}
+	e := newESTEnroller(o, []*target{{url: srv.URL}})
+	w := newWorker(o)
+	defer w.transport.CloseIdleConnections()
+	finish, err := e.enroll(context.Background(), w, 0, 0, &poolItem{b64: []byte("AAAA")})
+	if err == nil {
+		_, err = finish()
+	}
+	if err == nil || classify(err) != "verify:reply" || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("err = %v (%s), want a verify:reply saying the reply is too large", err, classify(err))
 	}
 }

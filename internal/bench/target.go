@@ -292,6 +292,10 @@ func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti, i int, item *p
 	return func() (*x509.Certificate, error) { return req.Certificate(body) }, nil
 }
 
+// maxESTReply bounds the simpleenroll reply read: a certificate with its
+// chain is a few kilobytes.
+const maxESTReply = 4 * est.MaxBodyBytes
+
 // estEnroller posts the pre-encoded CSR to simpleenroll with HTTP Basic
 // credentials, on the worker's kept-alive connection.
 type estEnroller struct {
@@ -327,9 +331,12 @@ func (e *estEnroller) enroll(ctx context.Context, w *worker, ti, _ int, item *po
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4*est.MaxBodyBytes))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxESTReply+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading the reply: %w", err)
+	}
+	if len(body) > maxESTReply && resp.StatusCode == http.StatusOK {
+		return nil, &verifyError{kind: "reply", err: fmt.Errorf("the reply is larger than %d bytes", maxESTReply)}
 	}
 	if resp.StatusCode != http.StatusOK {
 		reason := strings.TrimSpace(string(body[:min(len(body), 200)]))
