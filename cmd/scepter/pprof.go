@@ -95,12 +95,35 @@ func (p *pprofFlags) start(log *slog.Logger) (lines []string, stop func(), err e
 
 // pprofMux holds only the profiling handlers: importing net/http/pprof also
 // registers them on http.DefaultServeMux, which no listener of ours serves.
-func pprofMux() *http.ServeMux {
+// It answers only requests addressed to a loopback host: a web page in the
+// operator's browser can point a name of its own at 127.0.0.1 (DNS
+// rebinding) and would otherwise read the profiles as same-origin.
+func pprofMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !pprofHostAllowed(r.Host) {
+			http.Error(w, "the profiling endpoints answer only requests to 127.0.0.1, ::1 or localhost", http.StatusMisdirectedRequest)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// pprofHostAllowed reports whether a request's Host (with or without a
+// port) names a loopback address or localhost.
+func pprofHostAllowed(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }

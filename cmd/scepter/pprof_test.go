@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -119,5 +120,35 @@ func TestPprofBusyPortRecordsNoStart(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "server.started") {
 		t.Errorf("a start that failed is in the audit trail:\n%s", out)
+	}
+}
+
+// A web page the operator's browser loads can point a name of its own at
+// 127.0.0.1 (DNS rebinding) and read the profiling endpoints as same-origin:
+// they answer only requests addressed to a loopback host.
+func TestPprofRefusesForeignHost(t *testing.T) {
+	h := pprofMux()
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"127.0.0.1:6060", http.StatusOK},
+		{"127.0.0.1", http.StatusOK},
+		{"[::1]:6060", http.StatusOK},
+		{"localhost:6060", http.StatusOK},
+		{"LocalHost", http.StatusOK},
+		{"rebind.attacker.example:6060", http.StatusMisdirectedRequest},
+		{"rebind.attacker.example", http.StatusMisdirectedRequest},
+		{"192.0.2.1:6060", http.StatusMisdirectedRequest},
+		{"localhost.attacker.example", http.StatusMisdirectedRequest},
+		{"", http.StatusMisdirectedRequest},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/debug/pprof/cmdline", nil)
+		req.Host = tc.host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("Host %q: %d, want %d", tc.host, rec.Code, tc.want)
+		}
 	}
 }
