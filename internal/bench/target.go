@@ -25,6 +25,10 @@ type target struct {
 	url     string // as enrolled at: the SCEP URL, or the EST simpleenroll URL
 	caCerts []*x509.Certificate
 	caps    client.Caps // SCEP only
+	// fetchCA fetches the CA certificates again (GetCACert, /cacerts), as
+	// trusted at connect: after a rollover's switch during the run they
+	// name the new issuing CA.
+	fetchCA func(context.Context) ([]*x509.Certificate, error)
 }
 
 // connect fetches, once per URL, what every enrollment needs: for SCEP the
@@ -93,7 +97,17 @@ func connectSCEP(ctx context.Context, o *Options, raw string) (*target, error) {
 	if _, err := client.Recipient(certs); err != nil {
 		return nil, err
 	}
-	return &target{url: u.String(), caCerts: certs, caps: caps}, nil
+	fetchCA := func(ctx context.Context) ([]*x509.Certificate, error) {
+		tr := newTransport(cfg, o.Timeout)
+		defer tr.CloseIdleConnections()
+		c := &client.SCEP{URL: u.String(), HTTP: &http.Client{Transport: tr}, Now: o.Now}
+		certs, err := c.GetCACert(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return trustCACerts(o, certs)
+	}
+	return &target{url: u.String(), caCerts: certs, caps: caps, fetchCA: fetchCA}, nil
 }
 
 // trustCACerts checks GetCACert's certificates against the fingerprint or
@@ -162,7 +176,7 @@ func connectEST(ctx context.Context, o *Options, raw string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &target{url: server + path + est.OpSimpleEnroll, caCerts: certs}, nil
+	return &target{url: server + path + est.OpSimpleEnroll, caCerts: certs, fetchCA: c.CACerts}, nil
 }
 
 // newTransport is an HTTP/1.1 transport that keeps its connections alive

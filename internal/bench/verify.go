@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,12 +41,20 @@ type issuer struct {
 
 // verifier checks certificates received and finds repeated serials.
 type verifier struct {
-	now     func() time.Time
-	issuers []issuer
+	now func() time.Time
+	// roots are the self-signed CA certificates the servers sent at
+	// connect (nil when none was): an issuing CA learnt later must chain
+	// to one of them.
+	roots *x509.CertPool
+	// fetch gets the servers' CA certificates again, for a certificate
+	// whose issuer is not known yet (a rollover switched during the run).
+	fetch func(context.Context) ([]*x509.Certificate, error)
 
-	mu   sync.Mutex
-	seen map[string]map[string]struct{} // issuer ID -> serial bytes
-	dups int
+	mu      sync.Mutex
+	issuers []issuer
+	asked   map[string]bool                // issuer names fetch was called for
+	seen    map[string]map[string]struct{} // issuer ID -> serial bytes
+	dups    int
 }
 
 // newVerifier accepts as issuers the CA certificates the servers sent that
@@ -72,7 +81,24 @@ func newVerifier(targets []*target, now func() time.Time) (*verifier, error) {
 			inter.AddCert(c)
 		}
 	}
-	v := &verifier{now: now, seen: map[string]map[string]struct{}{}}
+	v := &verifier{now: now, seen: map[string]map[string]struct{}{}, asked: map[string]bool{}}
+	if nroots > 0 {
+		v.roots = roots
+	}
+	v.fetch = func(ctx context.Context) ([]*x509.Certificate, error) {
+		var all []*x509.Certificate
+		for _, t := range targets {
+			if t.fetchCA == nil {
+				continue
+			}
+			certs, err := t.fetchCA(ctx)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, certs...)
+		}
+		return all, nil
+	}
 	var rejected []string
 	for _, c := range cas {
 		if nroots > 0 {
@@ -107,12 +133,67 @@ func (v *verifier) check(cert *x509.Certificate, spki []byte) (string, error) {
 	if cert.NotBefore.After(now.Add(clockSkew)) {
 		return "", &verifyError{kind: "not-yet-valid", err: fmt.Errorf("notBefore %s is in the future", cert.NotBefore.UTC().Format(time.RFC3339))}
 	}
-	for _, is := range v.issuers {
-		if bytes.Equal(is.cert.RawSubject, cert.RawIssuer) && cert.CheckSignatureFrom(is.cert) == nil {
-			return is.id, nil
+	if id, ok := v.issuedBy(cert); ok {
+		return id, nil
+	}
+	if v.learn(cert) {
+		if id, ok := v.issuedBy(cert); ok {
+			return id, nil
 		}
 	}
 	return "", &verifyError{kind: "chain", err: fmt.Errorf("issued by %s, signed by none of the CA certificates", cert.Issuer)}
+}
+
+// issuedBy finds the known issuing CA that signed cert.
+func (v *verifier) issuedBy(cert *x509.Certificate) (string, bool) {
+	v.mu.Lock()
+	issuers := v.issuers
+	v.mu.Unlock()
+	for _, is := range issuers {
+		if bytes.Equal(is.cert.RawSubject, cert.RawIssuer) && cert.CheckSignatureFrom(is.cert) == nil {
+			return is.id, true
+		}
+	}
+	return "", false
+}
+
+// learn fetches the servers' CA certificates again, once per issuer name
+// not known yet, and adds the issuing CAs among them that chain to a root
+// known from the start: a rollover may switch while the tool runs. It
+// reports whether it added any.
+func (v *verifier) learn(cert *x509.Certificate) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.roots == nil || v.fetch == nil || v.asked[string(cert.RawIssuer)] {
+		return false
+	}
+	v.asked[string(cert.RawIssuer)] = true
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	certs, err := v.fetch(ctx)
+	if err != nil {
+		return false
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs {
+		inter.AddCert(c)
+	}
+	added := false
+	for _, c := range certs {
+		sum := sha256.Sum256(c.Raw)
+		id := hex.EncodeToString(sum[:])
+		if !c.IsCA || slices.ContainsFunc(v.issuers, func(is issuer) bool { return is.id == id }) {
+			continue
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: v.roots, Intermediates: inter, CurrentTime: v.now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			continue
+		}
+		// A new slice: issuedBy reads the old one without the lock.
+		v.issuers = append(slices.Clip(v.issuers), issuer{cert: c, id: id})
+		added = true
+	}
+	return added
 }
 
 // record notes a good certificate's serial and returns it in hex; a serial
