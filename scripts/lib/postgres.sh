@@ -70,7 +70,9 @@ pg_start() {
 		return 1
 	fi
 	for attempt in 1 2 3 4 5; do
-		port=$((20000 + RANDOM % 30000))
+		# Below the kernel's ephemeral range (32768 and up), where a
+		# client connection could take the port between check and bind.
+		port=$((10000 + RANDOM % 22000))
 		pg_port_free "$port" || continue
 		# fsync off: a throwaway server; a clean stop still keeps what
 		# was committed, which is all the tests restart it for. A
