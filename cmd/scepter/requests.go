@@ -12,6 +12,7 @@ import (
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
@@ -195,8 +196,14 @@ func (s *storeFlags) enrollService(ctx context.Context, token keys.Token, public
 				"pass --public-url (the server's), or start the server on this data directory once", filepath.Join(s.dataDir, publicURLFile))}
 		}
 	}
+	// Like a server's, only while this CA is the store's current one: on a
+	// node that lacks the next CA's keys after a switch, an approval would
+	// issue from the CA the other nodes have left.
+	issuerReady := func(ctx context.Context) error {
+		return cashare.IssuesCurrent(ctx, st, authority, pki.SystemClock{}.Now())
+	}
 	svc, err := enroll.New(st, authority, pki.SystemClock{}, nil, enroll.Config{Profiles: profiles, DefaultProfile: s.defaultProfile,
-		PublicURL: publicURL})
+		PublicURL: publicURL, IssuerReady: issuerReady})
 	if err != nil {
 		st.Close()
 		return nil, nil, err

@@ -441,6 +441,26 @@ func recorded(gens []store.CAGeneration, id string) bool {
 	return slices.ContainsFunc(gens, func(g store.CAGeneration) bool { return g.IssuerID == id })
 }
 
+// IssuesCurrent says whether a issues with the store's current
+// generation: nil when it does (or the store records none yet), else why
+// not. It only reads, for commands that issue outside a server (`scepter
+// requests approve`), which must not issue from a CA the nodes have left.
+func IssuesCurrent(ctx context.Context, st store.Store, a *ca.Authority, now time.Time) error {
+	gens, err := st.CAGenerations(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the CA recorded in the store: %w", err)
+	}
+	cur := current(gens, now)
+	if cur == nil {
+		return nil
+	}
+	if active, _ := a.Active(now); active.ID != cur.IssuerID {
+		return fmt.Errorf("the store's current issuing CA is %s (since %s), this data directory's is %s: run this where the current CA's keys are, or import them (scepter ca import-keys)",
+			cur.IssuerID, cur.SwitchAt.UTC().Format(time.RFC3339), active.ID)
+	}
+	return nil
+}
+
 // current is the generation with the latest switch time at or before now.
 func current(gens []store.CAGeneration, now time.Time) *store.CAGeneration {
 	var cur *store.CAGeneration

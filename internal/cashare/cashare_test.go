@@ -231,6 +231,14 @@ func TestNodesShareOneCA(t *testing.T) {
 		if err := c.tick(t, clock); err == nil || c.sync.Ready(ctx) == nil || !strings.Contains(err.Error(), "lacks its keys") {
 			t.Errorf("node c without the next keys after the switch: %v", err)
 		}
+		// A command issuing outside a server (requests approve) is told so
+		// on node c, and goes ahead on node a.
+		if err := IssuesCurrent(ctx, st, c.auth, clock.Now()); err == nil || !strings.Contains(err.Error(), next.ID) {
+			t.Errorf("IssuesCurrent on node c after the switch: %v, want a refusal naming %s", err, next.ID)
+		}
+		if err := IssuesCurrent(ctx, st, a.auth, clock.Now()); err != nil {
+			t.Errorf("IssuesCurrent on node a after the switch: %v", err)
+		}
 		if n := len(events(t, st, pki.EventCAPromoted)); n != 1 {
 			t.Errorf("%d ca.promoted events, want 1", n)
 		}
