@@ -168,3 +168,40 @@ func countOf(list []string, v string) int {
 	}
 	return n
 }
+
+// The same for a device first enrolled at an approval profile: its
+// one-time challenge was used up when its request was held, and the
+// certificate issued on approval is what it was used for, so renewing too
+// early with it (certmonger) counts no failure either.
+func TestRenewalFirstAtAnApprovalProfileCountsNoUsedUpChallenge(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name, p.ChallengeMode, p.RequireApproval = "approval", enroll.ChallengeOneTime, true
+	f := newFixtureWith(t, enroll.Config{FailedAttemptsPerAddress: 5,
+		Profiles: map[string]pki.Profile{"approval": p, "default": pki.DefaultProfile()}, DefaultProfile: "default"})
+	ctx := context.Background()
+	secret, _, err := f.admin.NewChallenge(ctx, time.Hour, "approval", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := named(t, secret, "device-9", "device-9.example")
+	first.Profile, first.RemoteAddr = "approval", attackerAddr
+	held, err := f.svc.Enroll(ctx, first)
+	if err != nil || held.Pending == nil {
+		t.Fatalf("first enrollment: %+v, %v; want held", held, err)
+	}
+	issued, err := f.svc.Approve(ctx, held.Pending.ID, "cli:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		r := namedWithKey(t, newKey(t), secret, "device-9", "device-9.example")
+		r.Profile, r.RemoteAddr, r.TransactionID = "approval", attackerAddr, fmt.Sprintf("tx-%d", i)
+		r.Evidence.SignerCert, r.RenewalFirst = issued.Certificate, true
+		if _, err := f.svc.Enroll(ctx, r); pki.ErrorCode(err) != pki.EBadTime {
+			t.Fatalf("try %d: %v, want badTime (outside the renewal window)", i, err)
+		}
+	}
+	if lockedOut(t, f) {
+		t.Error("the address is locked out for the used-up challenge of an approved request")
+	}
+}

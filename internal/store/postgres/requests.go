@@ -145,6 +145,15 @@ func completeRequest(ctx context.Context, tx pgx.Tx, in *store.Issuance) error {
 	if err := decidedOne(ctx, tx, tag, in.CompleteRequestID); err != nil {
 		return fmt.Errorf("complete request %s: %w", in.CompleteRequestID, err)
 	}
+	// The one-time challenge the request used up when it was held now
+	// names the certificate it was used for, as one used at issuance does
+	// (ChallengeIssued).
+	if _, err := tx.Exec(ctx, `UPDATE challenges SET consumed_by = $1
+		WHERE consumed_by = '' AND consumed_at IS NOT NULL
+		AND hash = (SELECT challenge_hash FROM enrollment_requests WHERE id = $2)`,
+		certRef(c), in.CompleteRequestID); err != nil {
+		return fmt.Errorf("complete request %s: the challenge it used: %w", in.CompleteRequestID, err)
+	}
 	return nil
 }
 

@@ -133,6 +133,15 @@ func completeRequest(ctx context.Context, tx *wtx, in *store.Issuance) error {
 	if err := decidedOne(ctx, tx, res, in.CompleteRequestID); err != nil {
 		return fmt.Errorf("complete request %s: %w", in.CompleteRequestID, err)
 	}
+	// The one-time challenge the request used up when it was held now
+	// names the certificate it was used for, as one used at issuance does
+	// (ChallengeIssued).
+	if _, err := tx.ExecContext(ctx, `UPDATE challenges SET consumed_by = ?
+		WHERE consumed_by = '' AND consumed_at IS NOT NULL
+		AND hash = (SELECT challenge_hash FROM enrollment_requests WHERE id = ?)`,
+		c.IssuerID+":"+c.SerialHex, in.CompleteRequestID); err != nil {
+		return fmt.Errorf("complete request %s: the challenge it used: %w", in.CompleteRequestID, err)
+	}
 	return nil
 }
 

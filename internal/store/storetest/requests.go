@@ -817,3 +817,31 @@ func testCreateRequestConsumesChallenge(t *testing.T, s store.Store) {
 		t.Errorf("a request was stored with an expired challenge: %v", err)
 	}
 }
+
+// testApprovedRequestNamesItsChallenge: a one-time challenge used up when
+// its request was held names the certificate issued on approval, as one
+// used up at issuance does, so that ChallengeIssued tells a used-up
+// challenge from a guess for approval profiles too.
+func testApprovedRequestNamesItsChallenge(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	ch := pki.Challenge{ID: "held-ch", Hash: []byte("sha256-of-held-ch"), Profile: "default",
+		CreatedAt: t0.Add(-time.Hour), ExpiresAt: t0.Add(time.Hour), CreatedBy: "cli:root"}
+	if err := s.CreateChallenge(ctx, ch, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
+		t.Fatal(err)
+	}
+	r := newRequest("p-held-ch", "default", "tx-held-ch")
+	r.ChallengeHash = ch.Hash
+	if err := s.CreateRequest(ctx, r, ch.Hash, pendingEvent(r)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ChallengeIssued(ctx, ch.Hash); err != nil || got != "" {
+		t.Fatalf("ChallengeIssued while held = %q, %v; want nothing yet", got, err)
+	}
+	c := newCert(issuerA, "4e1d", t0.Add(day))
+	in := issuance(c, issuedEvent(c))
+	in.CompleteRequestID, in.ApprovedBy = r.ID, "cli:alice"
+	mustRecord(t, s, in)
+	if got, err := s.ChallengeIssued(ctx, ch.Hash); err != nil || got != issuerA+":4e1d" {
+		t.Errorf("ChallengeIssued after approval = %q, %v; want %s:4e1d", got, err, issuerA)
+	}
+}

@@ -89,6 +89,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListRequestsLimits", testListRequestsLimits},
 		{"RejectRequest", testRejectRequest},
 		{"CompleteRequest", testCompleteRequest},
+		{"ApprovedRequestNamesItsChallenge", testApprovedRequestNamesItsChallenge},
 		{"ConcurrentApproval", testConcurrentApproval},
 		{"Supersede", testSupersede},
 		{"Renews", testRenews},
