@@ -44,10 +44,17 @@ const (
 // subjectAltName extension is an error.
 func UnissuedSANs(req *x509.CertificateRequest) ([]string, error) {
 	var out []string
+	seen := false
 	for _, ext := range req.Extensions {
 		if !ext.Id.Equal(oidSubjectAltName) {
 			continue
 		}
+		if seen {
+			// crypto/x509 keeps the last one: the names of the others
+			// would be dropped without a word.
+			return nil, errors.New("csr: more than one subjectAltName extension")
+		}
+		seen = true
 		names, err := unissuedSANs(ext.Value)
 		if err != nil {
 			return nil, err
@@ -72,7 +79,14 @@ func unissuedSANs(der []byte) ([]string, error) {
 		if !seq.ReadAnyASN1(&value, &tag) || tag&0xc0 != 0x80 { // context-specific only
 			return nil, malformed
 		}
-		switch number := tag & 0x1f; number {
+		number := tag & 0x1f
+		// Each type has one form: crypto/x509 skips a string type sent
+		// constructed (as openssl reads it), which would drop the name.
+		constructed := tag&0x20 != 0
+		if want := number == sanOtherName || number == sanX400Address || number == sanDirectoryName || number == sanEDIPartyName; number <= sanRegisteredID && constructed != want {
+			return nil, malformed
+		}
+		switch number {
 		case sanRFC822Name, sanDNSName, sanURI, sanIPAddress:
 		case sanOtherName:
 			var oid asn1.ObjectIdentifier

@@ -67,6 +67,11 @@ func TestUnissuedSANs(t *testing.T) {
 		{"x400Address and ediPartyName", mustMarshal(t, []asn1.RawValue{x400, edi}), []string{"x400Address", "ediPartyName"}, false},
 		{"a universal tag among the names", mustMarshal(t, []asn1.RawValue{dns, {Tag: asn1.TagUTF8String, Bytes: []byte("x")}}), nil, true},
 		{"an otherName without a type", mustMarshal(t, []asn1.RawValue{generalName(0, true, nil)}), nil, true},
+		// crypto/x509 skips a string type sent constructed, which openssl
+		// reads as the name: refused, not dropped.
+		{"a DNS name sent constructed", mustMarshal(t, []asn1.RawValue{generalName(2, true, mustMarshal(t, asn1.RawValue{Tag: asn1.TagIA5String, Bytes: []byte("only.example")}))}), nil, true},
+		{"an IP address sent constructed", mustMarshal(t, []asn1.RawValue{dns, generalName(7, true, mustMarshal(t, asn1.RawValue{Tag: asn1.TagOctetString, Bytes: []byte{192, 0, 2, 1}}))}), nil, true},
+		{"an otherName sent primitive", mustMarshal(t, []asn1.RawValue{generalName(0, false, privateOID)}), nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tmpl := Template{Subject: pkix.Name{CommonName: "dev"}}
@@ -87,4 +92,13 @@ func TestUnissuedSANs(t *testing.T) {
 			}
 		})
 	}
+	// Two subjectAltName extensions: crypto/x509 keeps the last one's names.
+	t.Run("two subjectAltName extensions", func(t *testing.T) {
+		one := mustMarshal(t, []asn1.RawValue{dns})
+		two := mustMarshal(t, []asn1.RawValue{email})
+		req := &x509.CertificateRequest{Extensions: []pkix.Extension{{Id: oidSubjectAltName, Value: one}, {Id: oidSubjectAltName, Value: two}}}
+		if got, err := UnissuedSANs(req); err == nil {
+			t.Errorf("UnissuedSANs = %q, nil; want an error", got)
+		}
+	})
 }
