@@ -341,24 +341,7 @@ func checkOutputFile(flagName, path string) error {
 		return nil
 	}
 	return usageError{fmt.Sprintf("%s %s is %s, not a regular file: scepter writes a new file and renames it into place, which would replace it; name a regular file",
-		flagName, path, fileKind(fi.Mode()))}
-}
-
-// fileKind names what a file that is no regular file is.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	}
-	return "a special file"
+		flagName, path, keys.NonRegularKind(fi.Mode()))}
 }
 
 // stagedFile is an output written beside its place, under a temporary

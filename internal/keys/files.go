@@ -61,13 +61,14 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("keys: %w", err)
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("keys: %s is %s, not a regular file: it is written as a new file renamed into place, which would replace it; name a regular file",
-			path, nonRegularKind(fi.Mode()))
+			path, NonRegularKind(fi.Mode()))
 	}
 	return writeAtomic(path, data, perm)
 }
 
-// nonRegularKind names what a file that is no regular file is.
-func nonRegularKind(m fs.FileMode) string {
+// NonRegularKind names what a file that is no regular file is ("a named
+// pipe"), for messages that refuse to write over it.
+func NonRegularKind(m fs.FileMode) string {
 	switch {
 	case m&fs.ModeSymlink != 0:
 		return "a symbolic link"
