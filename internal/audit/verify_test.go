@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -99,6 +100,7 @@ func TestVerify(t *testing.T) {
 			`UPDATE audit_events SET id = -3 WHERE id = 3`, `UPDATE audit_events SET id = 3 WHERE id = 4`, `UPDATE audit_events SET id = 4 WHERE id = -3`}, 3, "edited"},
 		{"inserted with id 0", []string{`INSERT INTO audit_events (id, time, type, actor, prev_hash, hash) SELECT 0, time, 'certificate.revoked', 'console:mallory', prev_hash, hash FROM audit_events WHERE id = 1`}, 0, "outside scepter"},
 		{"inserted with a negative id", []string{`INSERT INTO audit_events (id, time, type, actor, prev_hash, hash) SELECT -5, time, 'certificate.revoked', 'console:mallory', prev_hash, hash FROM audit_events WHERE id = 12`}, -5, "outside scepter"},
+		{"inserted with the lowest id there is", []string{`INSERT INTO audit_events (id, time, type, actor) VALUES (-9223372036854775808, 1764000000000000000, 'certificate.revoked', 'console:mallory')`}, math.MinInt64, "outside scepter"},
 		{"inserted with a negative id, no hash", []string{`INSERT INTO audit_events (id, time, type) VALUES (-1, 0, 'certificate.revoked')`}, -1, "outside scepter"},
 		{"head's hash replaced", []string{`UPDATE audit_head SET last_hash = X'00'`}, 12, "certificate.issued at 2030-01-02T03:16:05Z): the newest record is not"},
 		{"renumbered", []string{`UPDATE audit_events SET id = id + 100 WHERE id >= 10`}, 0, ""},

@@ -305,7 +305,9 @@ type Store interface {
 	ListAudit(ctx context.Context, f AuditFilter) ([]pki.AuditEvent, error)
 	// AuditChain returns up to limit records (default 1000, at most 10000)
 	// with an ID above afterID, in ID order, with their stored PrevHash and
-	// Hash: the trail as `audit verify` walks it. Every append chains its
+	// Hash: the trail as `audit verify` walks it. afterID math.MinInt64
+	// starts at the very first record, whatever its ID (one inserted with
+	// that ID behind scepter's back included). Every append chains its
 	// records (see pki.AuditChainHash) in the transaction that writes them.
 	AuditChain(ctx context.Context, afterID int64, limit int) ([]pki.AuditEvent, error)
 	// AuditHead returns the newest record of the chain as the store last

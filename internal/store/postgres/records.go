@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -290,7 +291,7 @@ func (s *Store) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki
 	}
 	limit = min(limit, 10000)
 	rows, err := s.pool.Query(ctx, `SELECT `+sqlstore.AuditColumns+`, prev_hash, hash FROM audit_events
-		WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
+		WHERE id > $1 OR ($3 AND id = $1) ORDER BY id LIMIT $2`, afterID, limit, afterID == math.MinInt64)
 	if err != nil {
 		return nil, pgError("postgres: audit chain: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
@@ -250,7 +251,7 @@ func (s *Store) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki
 	}
 	limit = min(limit, 10000)
 	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstore.AuditColumns+`, prev_hash, hash FROM audit_events
-		WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+		WHERE id > ? OR (? AND id = ?) ORDER BY id LIMIT ?`, afterID, afterID == math.MinInt64, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: audit chain: %w", err)
 	}
