@@ -328,9 +328,11 @@ func editDistance(a, b string) int {
 // client file is written beside its place and renamed over it, which
 // would replace the device itself with a regular file, and the paths
 // derived from it (chain.pem beside --out) would land in its directory.
-// A symbolic link is judged by what it leads to.
+// A symbolic link is refused too, whatever it leads to.
 func checkOutputFile(flagName, path string) error {
-	fi, err := os.Stat(path)
+	// Lstat: a symbolic link, even to a regular file, would be replaced
+	// by the rename, not written through.
+	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

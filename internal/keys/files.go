@@ -54,15 +54,6 @@ func WriteCertFile(path string, certs ...*x509.Certificate) error {
 // a regular file): the new file is renamed into place, which would replace
 // the device or the link itself rather than write to it.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	fi, err := os.Lstat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("keys: %w", err)
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("keys: %s is %s, not a regular file: it is written as a new file renamed into place, which would replace it; name a regular file",
-			path, NonRegularKind(fi.Mode()))
-	}
 	return writeAtomic(path, data, perm)
 }
 
@@ -87,8 +78,19 @@ func NonRegularKind(m fs.FileMode) string {
 }
 
 // writeAtomic writes data to a temporary file beside path, syncs it, sets
-// perm and renames it over path, then syncs the directory.
+// perm and renames it over path, then syncs the directory. It refuses a
+// path that is there and is no regular file.
 func writeAtomic(path string, data []byte, perm os.FileMode) (err error) {
+	// Never over something that is no regular file (see WriteFileAtomic):
+	// every writer of this package, certificates and keys included.
+	switch fi, err := os.Lstat(path); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("keys: %w", err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("keys: %s is %s, not a regular file: it is written as a new file renamed into place, which would replace it; name a regular file",
+			path, NonRegularKind(fi.Mode()))
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("keys: %w", err)

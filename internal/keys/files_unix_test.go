@@ -3,6 +3,9 @@
 package keys
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +72,30 @@ func TestWriteFileAtomicRefusesNonRegularFiles(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Certificates and keys are written the same way, and refuse the same
+// places: a symbolic link would be replaced by the rename, not written
+// through.
+func TestWriteCertAndKeyFilesRefuseSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target.pem")
+	if err := os.WriteFile(target, []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.pem")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKeyFile(link, k); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("WriteKeyFile over a symlink: %v, want a refusal", err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v", err)
 	}
 }
