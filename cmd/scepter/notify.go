@@ -66,7 +66,7 @@ func (n *notifyFlags) mailer(e env) (*notify.SMTP, error) {
 	if n.smtpPasswordFile != "" {
 		b, err := os.ReadFile(n.smtpPasswordFile)
 		if err != nil {
-			return nil, fmt.Errorf("SMTP password: %w", err)
+			return nil, fmt.Errorf("--smtp-password-file: %w", err)
 		}
 		if password = strings.TrimSpace(string(b)); password == "" {
 			return nil, fmt.Errorf("SMTP password file %s is empty", n.smtpPasswordFile)
@@ -107,12 +107,16 @@ func (n *notifyFlags) channels(e env, profiles map[string]pki.Profile, log *slog
 		}
 		chans = append(chans, m)
 	}
+	if n.webhookURL == "" && n.webhookSecretFile != "" {
+		// The operator believes something is signed: nothing is sent.
+		return nil, usageError{"--notify-webhook-secret-file needs --notify-webhook-url"}
+	}
 	if n.webhookURL != "" {
 		var secret []byte
 		if n.webhookSecretFile != "" {
 			b, err := os.ReadFile(n.webhookSecretFile)
 			if err != nil {
-				return nil, fmt.Errorf("notification webhook secret: %w", err)
+				return nil, fmt.Errorf("--notify-webhook-secret-file: %w", err)
 			}
 			// An empty key would send the requests unsigned: refuse it,
 			// as a mistake (the wrong file, one not written yet).

@@ -227,6 +227,19 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// And the request limits and the PKCS#11 settings.
+	clock := pki.SystemClock{}
+	guard, err := f.guard(clock, log)
+	if err != nil {
+		return err
+	}
+	// A malformed PKCS#11 setting is a usage error before anything is
+	// opened or created.
+	if f.pkcs11.given() {
+		if _, err := f.pkcs11.config(); err != nil {
+			return err
+		}
+	}
 	ignoreHangUp(ctx, log)
 	if f.allowInsecureDES {
 		log.Warn("--allow-insecure-des is set: single-DES request envelopes are accepted; RFC 8894 forbids this, use it only for legacy clients")
@@ -244,18 +257,6 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	defer unlockDataDir()
 	if err := refuseLostSQLite(f.store.url, f.dataDir); err != nil {
 		return err
-	}
-	clock := pki.SystemClock{}
-	guard, err := f.guard(clock, log)
-	if err != nil {
-		return err
-	}
-	// A malformed PKCS#11 setting is a usage error before anything is
-	// opened or created.
-	if f.pkcs11.given() {
-		if _, err := f.pkcs11.config(); err != nil {
-			return err
-		}
 	}
 	db, err := openStore(ctx, f.store.url, f.dataDir, false)
 	if err != nil {
@@ -789,7 +790,7 @@ func (f *serveFlags) readInputs(e env, profiles map[string]pki.Profile, log *slo
 	}
 	if len(f.weakKeysFiles.names) > 0 {
 		if in.weakKeys, err = ca.LoadWeakKeyFile(f.weakKeysFiles.names...); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--weak-keys-file: %w", err)
 		}
 		log.Info("weak-key blocklist loaded", "entries", in.weakKeys.Len())
 	}
@@ -813,7 +814,7 @@ func (f *serveFlags) readInputs(e env, profiles map[string]pki.Profile, log *slo
 		return nil, usageError{"--tls-cert and --tls-key go together"}
 	case f.tlsCert != "":
 		if in.tlsCert, err = server.StaticCertificate(f.tlsCert, f.tlsKey); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
 	case len(f.estServerNames.names) == 0:
 		return nil, usageError{"--est-server-name needs at least one name"}
@@ -852,13 +853,17 @@ func certNames(c *x509.Certificate) []string {
 // configuration that exposes the challenges it sends.
 func (f *serveFlags) webhook(log *slog.Logger) (enroll.ChallengeVerifier, error) {
 	if f.webhookURL == "" {
+		if f.webhookSecretFile != "" {
+			// The operator believes something is signed: nothing is sent.
+			return nil, usageError{"--webhook-secret-file needs --webhook-url"}
+		}
 		return nil, nil
 	}
 	var secret []byte
 	if f.webhookSecretFile != "" {
 		b, err := os.ReadFile(f.webhookSecretFile)
 		if err != nil {
-			return nil, fmt.Errorf("webhook secret: %w", err)
+			return nil, fmt.Errorf("--webhook-secret-file: %w", err)
 		}
 		secret = []byte(strings.TrimSpace(string(b)))
 		if len(secret) == 0 {
@@ -916,7 +921,7 @@ func (f *serveFlags) ndesSecret() (string, error) {
 	if f.ndesPasswordFile != "" {
 		b, err := os.ReadFile(f.ndesPasswordFile)
 		if err != nil {
-			return "", fmt.Errorf("NDES password: %w", err)
+			return "", fmt.Errorf("--ndes-password-file: %w", err)
 		}
 		password = strings.TrimSpace(string(b))
 	}
@@ -1023,11 +1028,11 @@ func (f *serveFlags) givenChallenge() (string, error) {
 	}
 	b, err := os.ReadFile(f.challengeFile)
 	if err != nil {
-		return "", fmt.Errorf("challenge file: %w", err)
+		return "", fmt.Errorf("--challenge-file: %w", err)
 	}
 	c := strings.TrimSpace(string(b))
 	if c == "" {
-		return "", fmt.Errorf("challenge file %s is empty", f.challengeFile)
+		return "", fmt.Errorf("--challenge-file %s is empty", f.challengeFile)
 	}
 	return c, nil
 }
