@@ -238,13 +238,20 @@ func rsaSizeFor(k pki.KeyPolicy) int {
 
 // enroll answers simpleenroll, simplereenroll and serverkeygen.
 func (h *Handler) enroll(c *call) {
+	// Credentials first: a client without any is told so (401 with the
+	// challenge) whatever its body, as a client that probes with an empty
+	// body before it authenticates expects, and nothing it sent is parsed.
+	ev, err := h.credentials(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	req, status, err := readCSR(c.w, c.r)
 	if err != nil {
 		h.fail(c, &statusError{status, err.Error()})
 		return
 	}
-	ev, err := h.evidence(c, req)
-	if err != nil {
+	if err := h.channelBinding(c, req, &ev); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -339,13 +346,13 @@ func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, 
 	return req, 0, nil
 }
 
-// evidence gathers what the request presents: the TLS client certificate
-// (its possession proven by the handshake), HTTP Basic credentials, and the
-// channel binding of the TLS session with the value the CSR claims. A
-// request with no credential at all gets 401 before the service is asked;
-// one with two Authorization headers gets 400, since a proxy in front may
-// have checked the other one than net/http reads.
-func (h *Handler) evidence(c *call, req *x509.CertificateRequest) (enroll.Evidence, error) {
+// credentials gathers what the request presents before its body is read:
+// the TLS client certificate (its possession proven by the handshake) and
+// HTTP Basic credentials. A request with no credential at all gets 401
+// before the service is asked; one with two Authorization headers gets
+// 400, since a proxy in front may have checked the other one than
+// net/http reads.
+func (h *Handler) credentials(c *call) (enroll.Evidence, error) {
 	var ev enroll.Evidence
 	if n := len(c.r.Header.Values("Authorization")); n > 1 {
 		return ev, &statusError{http.StatusBadRequest, fmt.Sprintf("the request carries more than one Authorization header (%d); send one", n)}
@@ -363,15 +370,21 @@ func (h *Handler) evidence(c *call, req *x509.CertificateRequest) (enroll.Eviden
 	if ev.TLSClientCert == nil && !hasBasic {
 		return ev, pki.Errorf(pki.EUnauthorized, "authentication required: HTTP Basic or a TLS client certificate")
 	}
+	return ev, nil
+}
+
+// channelBinding adds to ev the channel binding of the TLS session with the
+// value the CSR claims.
+func (h *Handler) channelBinding(c *call, req *x509.CertificateRequest, ev *enroll.Evidence) error {
 	session, err := est.ChannelBinding(*c.r.TLS)
 	if err != nil {
-		return ev, err
+		return err
 	}
 	ev.Channel = &enroll.ChannelBinding{Session: session}
 	claim, err := csr.ChallengePassword(req)
 	if err != nil {
 		// A malformed body is 400, not a policy refusal (403).
-		return ev, &statusError{http.StatusBadRequest, "malformed challengePassword attribute"}
+		return &statusError{http.StatusBadRequest, "malformed challengePassword attribute"}
 	}
 	if claim != "" {
 		// RFC 7030 §3.5: the binding travels base64-encoded; anything else
@@ -382,7 +395,7 @@ func (h *Handler) evidence(c *call, req *x509.CertificateRequest) (enroll.Eviden
 			ev.Channel.Claim = []byte(claim)
 		}
 	}
-	return ev, nil
+	return nil
 }
 
 // transactionID names an EST request for the approval queue: the same CSR

@@ -700,6 +700,35 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// A request without credentials is told to authenticate (401 with the
+// Basic challenge) whatever its body: a client that probes with an empty
+// body first (curl --digest, --anyauth) must get the challenge, not a
+// complaint about the body, and nothing unauthenticated is parsed.
+func TestCredentialsBeforeBody(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	c := f.httpClient(nil, 0)
+	for name, tc := range map[string]struct {
+		path   string
+		body   []byte
+		status int
+		reason string
+	}{
+		"empty body":                  {path: "simpleenroll", body: nil, status: 401, reason: "authentication required"},
+		"not base64":                  {path: "simpleenroll", body: []byte("this is not base64!"), status: 401, reason: "authentication required"},
+		"PEM":                         {path: "serverkeygen", body: []byte("-----BEGIN CERTIFICATE REQUEST-----\n"), status: 401, reason: "authentication required"},
+		"too big":                     {path: "simpleenroll", body: bytes.Repeat([]byte("A"), est.MaxBodyBytes+1), status: 401, reason: "authentication required"},
+		"reenroll without a TLS cert": {path: "simplereenroll", body: nil, status: 403, reason: "TLS client certificate"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := f.post(c, tc.path, "", "", tc.body, nil)
+			wantStatus(t, r, tc.status, tc.reason)
+			if got := r.header.Get("WWW-Authenticate"); (tc.status == 401) != (got != "") {
+				t.Errorf("WWW-Authenticate %q with HTTP %d", got, tc.status)
+			}
+		})
+	}
+}
+
 // EST is refused over plain HTTP: the handler insists on TLS.
 func TestPlainHTTPRefused(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
