@@ -160,14 +160,14 @@ func Parse(der []byte) (*PKIMessage, error) {
 	}
 	m := &PKIMessage{Raw: der, SignedData: sd, Signer: &sd.Signers[0]}
 	if m.TransactionID, err = printableAttr(m.Signer, oidTransactionID, maxTransactionIDLen); err != nil || m.TransactionID == "" {
-		return nil, fmt.Errorf("%w: transactionID: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: transactionID: %v", ErrMalformed, orEmpty(err))
 	}
 	if m.SenderNonce, err = octetAttr(m.Signer, oidSenderNonce, maxNonceLen); err != nil || len(m.SenderNonce) == 0 {
-		return nil, fmt.Errorf("%w: senderNonce: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: senderNonce: %v", ErrMalformed, orEmpty(err))
 	}
 	mt, err := printableAttr(m.Signer, oidMessageType, 8)
 	if err != nil || mt == "" {
-		return nil, fmt.Errorf("%w: messageType: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: messageType: %v", ErrMalformed, orEmpty(err))
 	}
 	m.MessageType = MessageType(mt)
 	if v, ok := m.Signer.Attr(cms.OIDSigningTime); ok {
@@ -222,6 +222,15 @@ func verifySigned(sd *cms.SignedData, si *cms.SignerInfo, cert *x509.Certificate
 		return pki.Wrap(pki.EBadMessageCheck, err, "signature verification failed")
 	}
 	return nil
+}
+
+// orEmpty names why an attribute that parsed is still unusable: it is
+// empty (an error of nil would read "<nil>" in the client's answer).
+func orEmpty(err error) error {
+	if err == nil {
+		return errors.New("empty")
+	}
+	return err
 }
 
 // singleAttr is the one value of a SCEP attribute: each is single-valued

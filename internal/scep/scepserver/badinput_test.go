@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"io"
 	"net/http"
@@ -374,4 +375,51 @@ func (ts *testServer) selfSignedFor(t *testing.T, key crypto.Signer) *x509.Certi
 		t.Fatal(err)
 	}
 	return c
+}
+
+// A pkiMessage too broken to answer with a CertRep (no transactionID or
+// senderNonce to echo) gets 400 naming what is wrong: that answer is all
+// the client learns, and "malformed pkiMessage" alone left it guessing.
+func TestMalformedMessageSaysWhy(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	key := testKey(t, 0)
+	signer := ts.selfSignedFor(t, key)
+	attr := func(oid asn1.ObjectIdentifier, v asn1.RawValue) cms.Attribute {
+		return cms.Attribute{Type: oid, Values: []asn1.RawValue{v}}
+	}
+	str := func(tag int, s string) asn1.RawValue {
+		v, _ := asn1.Marshal(asn1.RawValue{Tag: tag, Bytes: []byte(s)})
+		var rv asn1.RawValue
+		asn1.Unmarshal(v, &rv)
+		return rv
+	}
+	var (
+		oidMessageType   = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 2}
+		oidSenderNonce   = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 5}
+		oidTransactionID = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 7}
+		txID             = attr(oidTransactionID, str(asn1.TagPrintableString, "tx-1"))
+		nonce            = attr(oidSenderNonce, str(asn1.TagOctetString, "0123456789abcdef"))
+		pkcsReq          = attr(oidMessageType, str(asn1.TagPrintableString, "19"))
+	)
+	for name, tc := range map[string]struct {
+		attrs []cms.Attribute
+		want  string
+	}{
+		"no transactionID":    {[]cms.Attribute{nonce, pkcsReq}, "transactionID: missing"},
+		"empty transactionID": {[]cms.Attribute{attr(oidTransactionID, str(asn1.TagPrintableString, "")), nonce, pkcsReq}, "transactionID: empty"},
+		"no senderNonce":      {[]cms.Attribute{txID, pkcsReq}, "senderNonce: missing"},
+		"empty senderNonce":   {[]cms.Attribute{txID, attr(oidSenderNonce, str(asn1.TagOctetString, "")), pkcsReq}, "senderNonce: empty"},
+		"no messageType":      {[]cms.Attribute{txID, nonce}, "messageType: missing"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			der, err := cms.Sign([]byte("envelope"), signer, key, tc.attrs, cms.SignOptions{SigningTime: ts.Clock.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, body := ts.post(t, der)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "malformed pkiMessage: "+tc.want) {
+				t.Errorf("HTTP %d %q, want 400 naming %q", resp.StatusCode, body, tc.want)
+			}
+		})
+	}
 }

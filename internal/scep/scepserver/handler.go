@@ -311,8 +311,11 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request, profile s
 	}
 	msg, err := scep.Parse(der)
 	if err != nil {
-		h.refuse(r.Context(), r.RemoteAddr, profile, "", pki.Wrap(pki.EBadRequest, err, "malformed pkiMessage"))
-		httpError(w, http.StatusBadRequest, "malformed pkiMessage")
+		// Say what is wrong: the client cannot get a CertRep (there is no
+		// transactionID or senderNonce to echo), so this is all it learns.
+		reason := "malformed pkiMessage: " + pki.Clip(strings.TrimPrefix(err.Error(), scep.ErrMalformed.Error()+": "), 200)
+		h.refuse(r.Context(), r.RemoteAddr, profile, "", pki.Wrap(pki.EBadRequest, err, reason))
+		httpError(w, http.StatusBadRequest, reason)
 		return
 	}
 	reply, err := h.handle(r.Context(), &request{msg: msg, remote: r.RemoteAddr, profile: profile})
