@@ -482,12 +482,10 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 		}
 	}
 	for _, step := range s.steps {
-		if st.IssuedAlready != nil && st.Renews != nil {
-			// Nothing more to decide: it was decided when it was issued.
-			// (A request answered from its used-up challenge goes on, so
-			// that its names are decided and compared below.)
-			break
-		}
+		// A request answered with a certificate issued earlier for its key
+		// (a renewal, or a first enrollment with its used-up challenge)
+		// goes on too, so that its names are decided and compared below:
+		// the same key asking for other names is not the lost answer.
 		if err := step(ctx, st); err != nil {
 			if held && st.Held == nil && pki.ErrorCode(err) == pki.EUnauthorized {
 				// A copy of this request, sent at once, may have been
@@ -501,6 +499,10 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 		}
 	}
 	if again := st.IssuedAlready; again != nil {
+		if st.Renews != nil && !asIssued(st, again) {
+			return nil, pki.Errorf(pki.EBadRequest, "this key's renewal of %s was issued already, as %s, with other names; ask with its names, or with a new key",
+				st.Renews.SerialHex, again.SerialHex)
+		}
 		if st.Renews == nil && !asIssued(st, again) {
 			// The used-up challenge is refused after all: a failure of
 			// its secret, as the client is told.

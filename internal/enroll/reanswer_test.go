@@ -2,6 +2,7 @@ package enroll_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,40 @@ func TestRenewalAnsweredAgainIsAudited(t *testing.T) {
 	}
 	if want := "issued,renewed,reanswered"; strings.Join(results, ",") != want {
 		t.Errorf("outcomes %v, want %s", results, want)
+	}
+}
+
+// A renewal asked again with the same key but other names is not the lost
+// answer: it is refused, never answered with the certificate issued for
+// the old names, whether or not the profile lets a renewal change names.
+func TestRenewalAgainWithOtherNamesIsRefused(t *testing.T) {
+	for _, allowChange := range []bool{false, true} {
+		t.Run(fmt.Sprintf("names may change: %v", allowChange), func(t *testing.T) {
+			p := pki.DefaultProfile()
+			p.Name, p.RenewalWindow, p.AllowNameChange = "default", 1, allowChange
+			f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"default": p}, DefaultProfile: "default"})
+			ctx := context.Background()
+			first, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "re-1", "re-1.example"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			k2 := newKey(t)
+			renew := namedWithKey(t, k2, "", "re-1", "re-1.example")
+			renew.Renewal, renew.Evidence.SignerCert = true, first.Certificate
+			renewed, err := f.svc.Enroll(ctx, renew)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other := namedWithKey(t, k2, "", "re-other", "re-other.example")
+			other.Renewal, other.Evidence.SignerCert, other.TransactionID = true, first.Certificate, "tx-other"
+			res, err := f.svc.Enroll(ctx, other)
+			if pki.ErrorCode(err) != pki.EBadRequest {
+				serial := ""
+				if res != nil && res.Record.SerialHex != "" {
+					serial = res.Record.SerialHex
+				}
+				t.Fatalf("the same key with other names: %v (answered %s, the earlier renewal is %s), want badRequest", err, serial, renewed.Record.SerialHex)
+			}
+		})
 	}
 }
