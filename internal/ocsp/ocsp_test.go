@@ -904,3 +904,30 @@ func TestAnswerEndsWithItsSigner(t *testing.T) {
 		t.Error("cached past half of its shortened life")
 	}
 }
+
+// A clock set back (an NTP correction of a clock that ran ahead) must not
+// leave the cache serving answers whose thisUpdate is still ahead of it:
+// relying parties with a right clock reject them as not yet valid, and
+// they would be served for as long as the clock went back.
+func TestCacheAfterClockSetBack(t *testing.T) {
+	ctx := context.Background()
+	for _, back := range []time.Duration{30 * time.Second, 2 * time.Minute, 30 * time.Hour} {
+		t.Run(back.String(), func(t *testing.T) {
+			f := newResponder(t, "")
+			cert, _ := f.Issue(t, "dev")
+			issuer := f.Issuer().Cert
+			req := request(t, cert, issuer, crypto.SHA256)
+			f.Clock.Advance(back)
+			ahead := f.r.Respond(ctx, req)
+			f.Clock.Advance(-back)
+			a := f.r.Respond(ctx, req)
+			if a.ThisUpdate.After(f.Clock.Now()) {
+				t.Fatalf("after the clock went back %v: thisUpdate %v is after now %v", back, a.ThisUpdate, f.Clock.Now())
+			}
+			// Within the backdate (a minute) the cached answer is still valid.
+			if resigned := !a.ThisUpdate.Equal(ahead.ThisUpdate); resigned != (back > time.Minute) {
+				t.Errorf("clock back %v: re-signed = %v", back, resigned)
+			}
+		})
+	}
+}

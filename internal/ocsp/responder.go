@@ -173,7 +173,12 @@ func (r *Responder) Respond(ctx context.Context, der []byte) Answer {
 	now := r.clock.Now()
 	seq := r.seqOf(issuer.ID)
 	r.cacheMu.Lock()
-	if c, ok := r.cache[key]; ok && c.seq == seq && now.Before(c.refreshAt) && bytes.Equal(c.answer.certIDRaw(), id.Raw) {
+	// An answer made before the clock was set back (its thisUpdate is
+	// still ahead) is not served again: relying parties with a right
+	// clock reject it as not yet valid, and its refreshAt lies as far
+	// ahead as the clock went back.
+	if c, ok := r.cache[key]; ok && c.seq == seq && now.Before(c.refreshAt) && !now.Before(c.answer.ThisUpdate) &&
+		bytes.Equal(c.answer.certIDRaw(), id.Raw) {
 		r.cacheMu.Unlock()
 		return c.answer
 	}
