@@ -931,3 +931,43 @@ func TestCacheAfterClockSetBack(t *testing.T) {
 		})
 	}
 }
+
+// An issuing CA outside its validity signs no answer, as it signs no CRL:
+// an answer signed by an expired CA (its delegate, clamped to the CA's
+// notAfter, expired with it) cannot be verified and would promise a
+// nextUpdate beyond its signer. Cached answers and nonce requests alike.
+func TestNoAnswerOutsideTheIssuersValidity(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		at   func(ca *x509.Certificate) time.Time
+		want []byte
+	}{
+		{"a second before it expires", func(ca *x509.Certificate) time.Time { return ca.NotAfter.Add(-time.Second) }, nil},
+		{"when it expires", func(ca *x509.Certificate) time.Time { return ca.NotAfter }, ocsp.UnauthorizedResponse},
+		{"a day after", func(ca *x509.Certificate) time.Time { return ca.NotAfter.Add(24 * time.Hour) }, ocsp.UnauthorizedResponse},
+		{"the clock set back before it", func(ca *x509.Certificate) time.Time { return ca.NotBefore.Add(-time.Hour) }, ocsp.TryLaterResponse},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newResponder(t, "")
+			cert, _ := f.Issue(t, "dev")
+			issuer := f.Issuer().Cert
+			f.r.Respond(ctx, request(t, cert, issuer, crypto.SHA256)) // cached while valid
+			f.Clock.Set(c.at(issuer))
+			for _, req := range [][]byte{request(t, cert, issuer, crypto.SHA256), addNonce(t, request(t, cert, issuer, crypto.SHA256), []byte("0123456789abcdef"))} {
+				a := f.r.Respond(ctx, req)
+				if c.want != nil {
+					if !bytes.Equal(a.DER, c.want) || a.Err == nil || a.Cacheable {
+						t.Errorf("answer of %d bytes (err %v), want %x", len(a.DER), a.Err, c.want)
+					}
+					continue
+				}
+				resp := parse(t, a.DER, cert, issuer)
+				if resp.NextUpdate.After(issuer.NotAfter) {
+					t.Errorf("nextUpdate %v after the CA's notAfter %v", resp.NextUpdate, issuer.NotAfter)
+				}
+			}
+		})
+	}
+}

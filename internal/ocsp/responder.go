@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -233,6 +234,18 @@ func (r *Responder) seqOf(issuerID string) int64 { return (*r.state.Load())[issu
 // under that counter is dropped by any revocation committed after.
 func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) Answer {
 	now := r.clock.Now().UTC().Truncate(time.Second)
+	// An issuing CA outside its validity signs nothing, as for its CRL:
+	// an answer signed after it expired (or, the clock set back, before
+	// it began) could not be verified by any relying party, and would
+	// claim a nextUpdate no valid signer stands behind.
+	switch ca := issuer.Cert; {
+	case !now.Before(ca.NotAfter):
+		return Answer{DER: UnauthorizedResponse, Err: fmt.Errorf("ocsp: the issuing CA %q expired at %s and signs no more answers",
+			ca.Subject, ca.NotAfter.UTC().Format(time.RFC3339))}
+	case now.Before(ca.NotBefore):
+		return Answer{DER: TryLaterResponse, Err: fmt.Errorf("ocsp: the issuing CA %q is not valid before %s (is the clock right?)",
+			ca.Subject, ca.NotBefore.UTC().Format(time.RFC3339))}
+	}
 	s, ok := r.signer(issuer.ID)
 	if ok && r.delegateRevoked(ctx, issuer, s.Cert) {
 		ok = false
