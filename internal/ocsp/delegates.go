@@ -136,7 +136,17 @@ func (d *Delegates) Signer(issuerID string) (Signer, bool) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	s, ok := d.signers[issuerID]
-	if !ok || !d.clock.Now().Before(s.Cert.NotAfter) {
+	if !ok {
+		return Signer{}, false
+	}
+	now := d.clock.Now()
+	if now.Before(s.Cert.NotBefore) {
+		// Made before the clock was set back: its answers would not be
+		// valid yet for anyone. The CA signs until Refresh replaces it.
+		d.Kick()
+		return Signer{}, false
+	}
+	if !now.Before(s.Cert.NotAfter) {
 		return Signer{}, false
 	}
 	return s, true

@@ -971,3 +971,41 @@ func TestNoAnswerOutsideTheIssuersValidity(t *testing.T) {
 		})
 	}
 }
+
+// A delegate made while the clock ran ahead is not used once the clock is
+// set back before its notBefore: the CA signs meanwhile, and Refresh is
+// asked for at once (it makes a delegate valid now).
+func TestDelegateNotYetValidAfterClockSetBack(t *testing.T) {
+	ctx := context.Background()
+	f := newResponder(t, "")
+	cert, _ := f.Issue(t, "dev")
+	issuer := f.Issuer().Cert
+	first, _ := f.delegates.Signer(f.Issuer().ID)
+	f.Clock.Advance(3 * 24 * time.Hour) // past two thirds of the 4 days: a new delegate
+	if err := f.delegates.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ahead, _ := f.delegates.Signer(f.Issuer().ID)
+	if ahead.Cert.Equal(first.Cert) {
+		t.Fatal("no new delegate after three days")
+	}
+	f.Clock.Advance(-2 * 24 * time.Hour)
+	if _, ok := f.delegates.Signer(f.Issuer().ID); ok {
+		t.Error("a delegate not valid yet is offered")
+	}
+	select {
+	case <-f.delegates.Kicked():
+	default:
+		t.Error("no Refresh asked for")
+	}
+	resp := parse(t, f.r.Respond(ctx, addNonce(t, request(t, cert, issuer, crypto.SHA256), []byte("0123456789abcdef"))).DER, cert, issuer)
+	if resp.Certificate != nil && resp.Certificate.NotBefore.After(f.Clock.Now()) {
+		t.Errorf("signed by a responder certificate valid only from %v, now %v", resp.Certificate.NotBefore, f.Clock.Now())
+	}
+	if err := f.delegates.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := f.delegates.Signer(f.Issuer().ID); !ok || s.Cert.NotBefore.After(f.Clock.Now()) {
+		t.Error("Refresh made no delegate valid now")
+	}
+}
