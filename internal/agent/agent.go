@@ -428,6 +428,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		now := a.now()
 		for i := range certs {
 			s := &st[i]
+			if now.Before(s.checked) {
+				// The clock was set back (a device clock corrected by
+				// NTP): the next check and a retry's backoff, counted
+				// from the old time, lie as far ahead as it went back,
+				// and the agent would sleep that long. Look again now,
+				// and retry no later than retry_max from now.
+				a.log().Warn("the clock went back; checking again", "cert", certs[i].Name,
+					"by", s.checked.Sub(now).Round(time.Second))
+				s.checked = time.Time{}
+				s.hold = minTime(s.hold, now.Add(a.Config.RetryMax))
+			}
 			if !a.shouldCheck(s, now) {
 				continue
 			}

@@ -883,3 +883,51 @@ func TestDamagedStateFileIsNamedInAWarning(t *testing.T) {
 		})
 	}
 }
+
+// A clock set back while the agent sleeps (a device clock corrected by
+// NTP) does not make it sleep as long as the clock went back: its next
+// check and a failed renewal's retry were counted from the old time.
+func TestRunAfterTheClockWentBack(t *testing.T) {
+	const back = 2 * 24 * time.Hour
+	cases := []struct {
+		name    string
+		failFor int
+		start   func(f *fixture) time.Time
+	}{
+		{"not due", 0, func(f *fixture) time.Time { return epoch }},
+		{"due, the server down", 1000, func(f *fixture) time.Time { return f.first.NotAfter.Add(-time.Hour) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			f.renewer.failFor = c.failFor
+			f.clock.Set(c.start(f))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sleep := f.agent.Sleep
+			f.agent.Sleep = func(ctx context.Context, d time.Duration) error {
+				err := sleep(ctx, d)
+				switch len(f.sleeps) {
+				case 1:
+					f.clock.Advance(-back)
+				case 3:
+					cancel()
+					return context.Canceled
+				}
+				return err
+			}
+			if err := f.agent.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for i, d := range f.sleeps {
+				if d > f.cfg.CheckInterval {
+					t.Errorf("sleep %d of %v: %v, more than check_interval (%v)", i+1, f.sleeps, d, f.cfg.CheckInterval)
+				}
+			}
+			// The retry after the jump comes within retry_max (5m).
+			if c.failFor > 0 && (f.renewer.count() != 2 || f.sleeps[1] > f.cfg.RetryMax) {
+				t.Errorf("%d attempts over %v of sleep, want 2, the second within %v", f.renewer.count(), f.sleeps, f.cfg.RetryMax)
+			}
+		})
+	}
+}
