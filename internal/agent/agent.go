@@ -281,7 +281,19 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		}
 		return nil, err
 	}
-	chain, err := client.VerifyIssued(res.Cert, key.Public(), res.CACerts, c.CAFingerprint, a.now(),
+	verifyAt := a.now()
+	if behind := res.Cert.NotBefore.Sub(verifyAt); behind > 0 {
+		// This machine's clock is behind the server's. The certificate
+		// is issued (the one in place perhaps revoked as superseded), so
+		// refusing it would leave the service on the old one, revoked,
+		// at every attempt, while peers with a right clock accept the
+		// new one: it is checked (our key, chaining to the pinned CA) as
+		// of its NotBefore, and installed with a warning.
+		log.Warn("this machine's clock is behind the server's: the renewed certificate is valid only from its not_before; installing it anyway (set the clock right, with NTP say)",
+			"not_before", res.Cert.NotBefore.UTC(), "behind", behind.Round(time.Second))
+		verifyAt = res.Cert.NotBefore
+	}
+	chain, err := client.VerifyIssued(res.Cert, key.Public(), res.CACerts, c.CAFingerprint, verifyAt,
 		func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) })
 	if err != nil {
 		return nil, err

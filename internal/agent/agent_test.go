@@ -931,3 +931,38 @@ func TestRunAfterTheClockWentBack(t *testing.T) {
 		})
 	}
 }
+
+// A device whose clock is behind the server's gets a certificate that
+// starts after its own now. The server has issued it, and may have
+// revoked the one in place as superseded: the agent installs it (checked
+// as of its NotBefore) with a warning, rather than refuse it at every
+// attempt and leave the service on a revoked certificate. A certificate
+// that fails any other check is still refused.
+func TestRenewalWhenTheLocalClockIsBehind(t *testing.T) {
+	cases := []struct {
+		name   string
+		behind time.Duration
+		wrong  string
+		ok     bool
+	}{
+		{"a few seconds", 10 * time.Second, "", true},
+		{"an hour", time.Hour, "", true},
+		{"a week", 7 * 24 * time.Hour, "", true},
+		{"an hour, another CA", time.Hour, "ca", false},
+		{"an hour, another key", time.Hour, "key", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			f.renewer.serverAhead, f.renewer.wrong = c.behind, c.wrong
+			f.clock.Set(RenewalPoint(f.first, 0))
+			err := f.agent.RunOnce(context.Background())
+			if installed := f.pair().cert.Equal(f.renewer.issued[0]); err == nil != c.ok || installed != c.ok {
+				t.Fatalf("RunOnce = %v, installed %v; want installed %v", err, installed, c.ok)
+			}
+			if c.ok && !strings.Contains(f.logs.String(), "clock is behind") {
+				t.Error("no warning that the clock is behind")
+			}
+		})
+	}
+}

@@ -110,6 +110,9 @@ type fakeRenewer struct {
 	// wrong, when set, makes the answer: "key" a certificate for another
 	// key, "ca" one from another CA, "name" one for another subject.
 	wrong string
+	// serverAhead is how far the server's clock is ahead of the agent's:
+	// the certificates it issues start that much after the agent's now.
+	serverAhead time.Duration
 }
 
 func (f *fakeRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, error) {
@@ -133,7 +136,7 @@ func (f *fakeRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, 
 	case "ca":
 		ca = newTestCA(f.t, f.clock.Now(), false)
 	}
-	c := ca.issue(f.t, pub, subject, r.Old.DNSNames, f.clock.Now(), f.life)
+	c := ca.issue(f.t, pub, subject, r.Old.DNSNames, f.clock.Now().Add(f.serverAhead), f.life)
 	f.issued = append(f.issued, c)
 	return &RenewResult{Cert: c, CACerts: f.ca.certs()}, nil
 }
