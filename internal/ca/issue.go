@@ -445,9 +445,12 @@ func (i *Issuer) template(req *Request, now time.Time) (*x509.Certificate, error
 	notBefore := now.Add(-max(prof.Backdate, 0))
 	notAfter := now.Add(prof.Validity)
 	if now.Before(i.Cert.NotBefore) || !now.Before(i.Cert.NotAfter) {
-		return nil, pki.Wrap(pki.EInternal, fmt.Errorf("ca: issuing CA %q is not valid at %s (valid %s to %s)",
+		// Not the request's fault, and not final: the operator rolls the
+		// CA over (or sets the clock right), and the device asks again.
+		return nil, pki.Wrap(pki.EUnavailable, fmt.Errorf("ca: issuing CA %q is not valid at %s (valid %s to %s)",
 			i.Cert.Subject, now.Format(time.RFC3339), i.Cert.NotBefore.Format(time.RFC3339), i.Cert.NotAfter.Format(time.RFC3339)),
-			"issuing CA not valid now")
+			fmt.Sprintf("the issuing CA is not valid now (valid from %s to %s); try again once the server's operator has renewed it",
+				i.Cert.NotBefore.UTC().Format(time.RFC3339), i.Cert.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	if notBefore.Before(i.Cert.NotBefore) {
 		notBefore = i.Cert.NotBefore

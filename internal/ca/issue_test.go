@@ -245,16 +245,19 @@ func TestIssueValidity(t *testing.T) {
 	if c.NotBefore.Nanosecond() != 0 || !c.NotBefore.Equal(now.Add(time.Second-sub2.Backdate)) {
 		t.Errorf("NotBefore %v, want whole seconds", c.NotBefore)
 	}
+	// An issuer outside its validity is the operator's to fix, and not
+	// final for the device: unavailable (503), saying why, never a 500.
 	for name, tc := range map[string]struct {
 		prof pki.Profile
 		at   time.Time
+		want pki.Code
 	}{
-		"issuer expired":   {pki.DefaultProfile(), a.Issuer.Cert.NotAfter.Add(time.Second)},
-		"issuer not valid": {pki.DefaultProfile(), a.Issuer.Cert.NotBefore.Add(-time.Second)},
-		"no validity":      {pki.Profile{KeyUsage: x509.KeyUsageDigitalSignature, Keys: pki.DefaultKeyPolicy}, now},
+		"issuer expired":   {pki.DefaultProfile(), a.Issuer.Cert.NotAfter.Add(time.Second), pki.EUnavailable},
+		"issuer not valid": {pki.DefaultProfile(), a.Issuer.Cert.NotBefore.Add(-time.Second), pki.EUnavailable},
+		"no validity":      {pki.Profile{KeyUsage: x509.KeyUsageDigitalSignature, Keys: pki.DefaultKeyPolicy}, now, pki.EInternal},
 	} {
-		if _, err := issue(tc.prof, tc.at); codeOf(err) != pki.EInternal {
-			t.Errorf("%s: err = %v, want internal", name, err)
+		if _, err := issue(tc.prof, tc.at); codeOf(err) != tc.want {
+			t.Errorf("%s: err = %v, want %s", name, err, tc.want)
 		}
 	}
 }

@@ -35,9 +35,13 @@ type Keys interface {
 // IssuerKey is the check that the issuing CA active now can sign.
 func IssuerKey(k Keys, clock pki.Clock) Check {
 	return Check{Name: "issuing CA key", Run: func(context.Context) error {
-		issuer, _ := k.Active(clock.Now())
+		now := clock.Now()
+		issuer, _ := k.Active(now)
 		if issuer == nil {
 			return errors.New("no active issuing CA")
+		}
+		if err := validAt(issuer.Cert, now); err != nil {
+			return fmt.Errorf("issuing CA %w", err)
 		}
 		return CanSign(issuer.Signer, issuer.Cert)
 	}}
@@ -47,12 +51,28 @@ func IssuerKey(k Keys, clock pki.Clock) Check {
 // ca, the issuing CA's key again).
 func RAKey(k Keys, clock pki.Clock) Check {
 	return Check{Name: "RA key", Run: func(context.Context) error {
-		_, ra := k.Active(clock.Now())
+		now := clock.Now()
+		_, ra := k.Active(now)
 		if ra == nil {
 			return errors.New("no active RA")
 		}
+		if err := validAt(ra.Cert, now); err != nil {
+			return fmt.Errorf("RA certificate %w", err)
+		}
 		return CanSign(ra.Key, ra.Cert)
 	}}
+}
+
+// validAt: cert is within its validity at now. A key that signs under a
+// certificate that has expired issues nothing a relying party accepts.
+func validAt(cert *x509.Certificate, now time.Time) error {
+	switch {
+	case now.Before(cert.NotBefore):
+		return fmt.Errorf("not valid before %s", cert.NotBefore.UTC().Format(time.RFC3339))
+	case !now.Before(cert.NotAfter):
+		return fmt.Errorf("expired on %s", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // probe is the message every readiness signature is over.

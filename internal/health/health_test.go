@@ -238,3 +238,29 @@ func TestReadyzCheckThatPanics(t *testing.T) {
 		t.Errorf("status %+v: want the panicking check failed", st)
 	}
 }
+
+// /readyz fails, naming which, once the issuing CA's or the RA's
+// certificate has expired: its key still signs, but nothing it issues or
+// signs is accepted any more (enrollments get 503 meanwhile).
+func TestReadyzFailsWhenACertificateHasExpired(t *testing.T) {
+	p := fixture.New(t, fixture.Options{})
+	issuer, ra := p.Authority.Active(p.Clock.Now())
+	for _, c := range []struct {
+		name   string
+		at     time.Time
+		failed string
+	}{
+		{"the RA's certificate expired", ra.Cert.NotAfter, "RA key"},
+		{"the issuing CA's certificate expired", issuer.Cert.NotAfter, "issuing CA key"},
+	} {
+		p.Clock.Set(c.at)
+		mux, err := server.TLSMux(server.Handlers{Health: checker(p, p.Store, p.Authority)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := get(t, mux, "/readyz")
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, c.failed+": failed") {
+			t.Errorf("%s: /readyz %d %q, want 503 naming %q", c.name, code, body, c.failed)
+		}
+	}
+}
