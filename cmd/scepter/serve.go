@@ -541,6 +541,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 	}()
 	rev.run(ctx, log)
+	// The CA's own certificates, a while before they expire: at start and
+	// once a day.
+	warnCAExpiry(authority, f.dataDir, clock.Now(), log)
+	go every(ctx, 24*time.Hour, func() { warnCAExpiry(authority, f.dataDir, clock.Now(), log) })
 	if tlsCert != nil {
 		// Every minute: a revoked certificate (its key leaked) is replaced
 		// within one; otherwise the look is one store read.

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pkitest"
+)
+
+// The server warns about the CA's own certificates within 90 days of
+// their end, saying what to do, and not before; a scheduled rollover
+// silences the issuing CA's warning.
+func TestCAExpiryWarnings(t *testing.T) {
+	dir := t.TempDir()
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	a, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, ra := a.Active(clock.Now())
+	if w := caExpiryWarnings(a, dir, clock.Now()); len(w) != 0 {
+		t.Errorf("a new CA: %q, want no warning", w)
+	}
+	raSoon := ra.Cert.NotAfter.Add(-30 * 24 * time.Hour)
+	w := caExpiryWarnings(a, dir, raSoon)
+	if len(w) != 1 || !strings.Contains(w[0], "SCEP RA certificate expires on") || !strings.Contains(w[0], "in 30 days") || !strings.Contains(w[0], ca.RAKeyFile) {
+		t.Errorf("30 days before the RA's end: %q", w)
+	}
+	if w := caExpiryWarnings(a, dir, ra.Cert.NotAfter.Add(-91*24*time.Hour)); len(w) != 0 {
+		t.Errorf("91 days before the RA's end: %q, want none", w)
+	}
+	issuerSoon := issuer.Cert.NotAfter.Add(-10 * 24 * time.Hour)
+	w = caExpiryWarnings(a, dir, issuerSoon)
+	if !strings.Contains(strings.Join(w, "\n"), "issuing CA certificate expires on") || !strings.Contains(strings.Join(w, "\n"), "scepter ca rollover") {
+		t.Errorf("10 days before the issuing CA's end: %q", w)
+	}
+	// The issuing CA acting as RA (no RA certificate of its own to expire
+	// first), with a rollover scheduled: no issuing CA warning.
+	dir2 := t.TempDir()
+	c, _, err := ca.LoadOrCreate(dir2, ca.InitOptions{RAMode: ca.RAModeCA, KeyType: "rsa2048"}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer2, _ := c.Active(clock.Now())
+	soon2 := issuer2.Cert.NotAfter.Add(-10 * 24 * time.Hour)
+	if w := caExpiryWarnings(c, dir2, soon2); len(w) != 1 || !strings.Contains(w[0], "issuing CA certificate") {
+		t.Errorf("10 days before its end, no rollover: %q", w)
+	}
+	if _, _, err := ca.Rollover(dir2, ca.RolloverOptions{SwitchAt: soon2.Add(24 * time.Hour)}, pkitest.NewClock(soon2)); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := ca.LoadOrCreate(dir2, ca.InitOptions{RAMode: ca.RAModeCA, KeyType: "rsa2048"}, pkitest.NewClock(soon2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := caExpiryWarnings(b, dir2, soon2); len(w) != 0 {
+		t.Errorf("with a rollover scheduled: %q, want none", w)
+	}
+}
