@@ -224,8 +224,14 @@ func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CR
 		entries = append(entries, ca.CRLEntry{Serial: serial, RevokedAt: r.RevokedAt, Reason: r.Reason})
 	}
 	published := now.UTC().Truncate(time.Second)
+	// No later than the issuer's end, after which it signs no CRL: a
+	// nextUpdate past it would promise one that never comes.
+	next := published.Add(p.cfg.Validity)
+	if end := issuer.Cert.NotAfter.UTC().Truncate(time.Second); end.Before(next) && end.After(published) {
+		next = end
+	}
 	c := ca.CRL{Number: n, ThisUpdate: thisUpdate(published, prev, issuer.Cert.NotBefore),
-		NextUpdate: published.Add(p.cfg.Validity), Entries: entries}
+		NextUpdate: next, Entries: entries}
 	der, err := issuer.SignCRL(c)
 	if err != nil {
 		return nil, err

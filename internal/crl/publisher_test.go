@@ -420,3 +420,20 @@ func TestThisUpdateBackdated(t *testing.T) {
 		prev = list
 	}
 }
+
+// The last CRLs before the issuing CA's end promise no CRL after it: an
+// issuer outside its validity signs none.
+func TestNextUpdateNotPastTheIssuersEnd(t *testing.T) {
+	ctx := context.Background()
+	f := fixture.New(t, fixture.Options{})
+	issuer := f.Issuer()
+	f.Clock.Set(issuer.Cert.NotAfter.Add(-6 * time.Hour))
+	p := crl.New(f.Store, f.Authority, f.Clock, f.Log, crl.Config{Validity: 24 * time.Hour})
+	if err := p.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	list := parseCRL(t, mustCRL(t, p, issuer.ID), issuer.Cert)
+	if !list.NextUpdate.Equal(issuer.Cert.NotAfter.UTC().Truncate(time.Second)) {
+		t.Errorf("nextUpdate %v, want the issuer's end %v", list.NextUpdate, issuer.Cert.NotAfter)
+	}
+}
