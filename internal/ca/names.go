@@ -260,7 +260,11 @@ func checkNames(p pki.Profile, req *Request, subj subjectInfo) error {
 // letters, digits, hyphens and underscores, not starting or ending with a
 // hyphen, at most 253 characters, and a wildcard only as the whole leftmost
 // label. Underscores are outside RFC 1034's preferred syntax but common in
-// internal host names, so they are allowed.
+// internal host names, so they are allowed. A name whose last label is a
+// number ("10.9.9.9", "0x7f.1") is refused: it is no host name (RFC 1123
+// 2.1, RFC 3696 2) but an address, and TLS stacks that match an address
+// against dNSNames (OpenSSL's X509_check_host, say) would accept it for
+// that address, around a profile's ip_ranges.
 func CheckDNSName(d string) error {
 	if len(d) > maxNameLen {
 		return pki.Errorf(pki.EBadRequest, "DNS name of %d bytes is longer than %d", len(d), maxNameLen)
@@ -275,6 +279,9 @@ func CheckDNSName(d string) error {
 		return bad("longer than 253 characters")
 	}
 	labels := strings.Split(d, ".")
+	if endsInANumber(labels[len(labels)-1]) {
+		return bad("an IP address, or a name ending in a number, is not a DNS name: put an address in an IP address SAN")
+	}
 	for i, l := range labels {
 		if l == "" {
 			return bad("empty label")
@@ -299,6 +306,30 @@ func CheckDNSName(d string) error {
 		}
 	}
 	return nil
+}
+
+// endsInANumber reports whether a name's last label reads as a number, as
+// the URL standard's host parser takes it (decimal, or hexadecimal after
+// 0x): such a name is parsed as an IPv4 address by browsers and inet_aton.
+func endsInANumber(last string) bool {
+	digits := last
+	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
+	if len(last) >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') {
+		digits = last[2:]
+		isDigit = func(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+		if digits == "" {
+			return true // "0x" alone is the number zero
+		}
+	}
+	if digits == "" {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		if !isDigit(digits[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func checkEmail(e string) error {
