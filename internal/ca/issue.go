@@ -355,11 +355,20 @@ func (p *prepared) lintTBS(tbs []byte) error {
 // RSA size and each listed curve. A profile that no request could pass, such
 // as keyEncipherment beside clientAuth for RSA keys, or keyCertSign, is
 // reported at startup with the lint's name instead of failing every
-// enrollment. now must fall within the issuer's validity.
+// enrollment. A profile with the ocspSigning extended key usage is refused
+// too. now must fall within the issuer's validity.
 func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 	p, err := i.prepared()
 	if err != nil {
 		return err
+	}
+	// id-kp-OCSPSigning on a certificate from this CA makes its holder a
+	// delegated OCSP responder for the CA (RFC 6960 4.2.2.2): every device
+	// enrolled at such a profile could answer "good" for a revoked
+	// certificate. Only the server's own responder certificates (the
+	// built-in profile with id-pkix-ocsp-nocheck) carry it.
+	if !prof.OCSPNoCheck && slices.Contains(prof.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+		return fmt.Errorf("ca: profile %q: the ocspSigning extended key usage would make every certificate it issues a delegated OCSP responder for this CA, able to vouch for revoked certificates; the server's own responder certificates are issued apart", prof.Name)
 	}
 	type sample struct {
 		name string

@@ -703,6 +703,13 @@ func TestCheckProfile(t *testing.T) {
 		{"no keys", func() pki.Profile { p := pki.DefaultProfile(); p.Keys = pki.KeyPolicy{}; return p }(), "accepts no key type"},
 		{"unknown curve", func() pki.Profile { p := pki.DefaultProfile(); p.Keys.ECCurves = []string{"brainpoolP256r1"}; return p }(), "unsupported curve"},
 		{"no validity", func() pki.Profile { p := pki.DefaultProfile(); p.Validity = 0; return p }(), "no validity"},
+		{"ocspSigning", withKU(x509.KeyUsageDigitalSignature, x509.ExtKeyUsageOCSPSigning), "delegated OCSP responder"},
+		{"ocspSigning beside clientAuth", withKU(x509.KeyUsageDigitalSignature, x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageOCSPSigning), "delegated OCSP responder"},
+		{"the built-in responder profile", func() pki.Profile {
+			p := withKU(x509.KeyUsageDigitalSignature, x509.ExtKeyUsageOCSPSigning)
+			p.OCSPNoCheck, p.MaxSANs = true, 0
+			return p
+		}(), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
