@@ -38,7 +38,13 @@ var (
 		{asn1.ObjectIdentifier{2, 5, 4, 7}, "localityName", 128},
 		{asn1.ObjectIdentifier{2, 5, 4, 8}, "stateOrProvinceName", 128},
 		{asn1.ObjectIdentifier{2, 5, 4, 5}, "serialNumber", 64},
+		// Bounds no lint checks: the issuer is the only guard.
+		{asn1.ObjectIdentifier{2, 5, 4, 12}, "title", 64},
+		{asn1.ObjectIdentifier{2, 5, 4, 65}, "pseudonym", 128},
 	}
+	// oidCountryName is X520countryName, PrintableString (SIZE (2)): an
+	// ISO 3166 two-letter code, never "USA" (RFC 5280 Appendix A).
+	oidCountryName = asn1.ObjectIdentifier{2, 5, 4, 6}
 )
 
 // subjectInfo is what Issue needs to know about a verbatim subject.
@@ -85,6 +91,9 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 				return pki.Errorf(pki.EBadRequest, "the subject %s is longer than %d characters", b.name, b.max)
 			}
 		}
+		if oid.Equal(oidCountryName) && utf8.RuneCountInString(s) != 2 {
+			return pki.Errorf(pki.EBadRequest, "the subject countryName %q is not a two-letter country code", s)
+		}
 		return nil
 	}, nil)
 	if errors.Is(err, csr.ErrNotAName) {
@@ -126,6 +135,9 @@ func canonicalName(raw []byte) string {
 func attributeName(oid asn1.ObjectIdentifier) string {
 	if oid.Equal(oidEmailAddress) {
 		return "emailAddress"
+	}
+	if oid.Equal(oidCountryName) {
+		return "countryName"
 	}
 	for _, b := range subjectBounds {
 		if oid.Equal(b.oid) {
