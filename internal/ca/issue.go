@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/url"
@@ -29,6 +30,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/ca/lint"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -355,7 +357,8 @@ func (p *prepared) lintTBS(tbs []byte) error {
 // RSA size and each listed curve. A profile that no request could pass, such
 // as keyEncipherment beside clientAuth for RSA keys, or keyCertSign, is
 // reported at startup with the lint's name instead of failing every
-// enrollment. A profile with the ocspSigning extended key usage is refused
+// enrollment; so is a subject_fixed value the issuer would refuse in every
+// subject. A profile with the ocspSigning extended key usage is refused
 // too. now must fall within the issuer's validity.
 func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 	p, err := i.prepared()
@@ -411,13 +414,28 @@ func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 	if len(samples) == 0 {
 		return fmt.Errorf("ca: profile %q accepts no key type", prof.Name)
 	}
-	req := Request{RawSubject: []byte{0x30, 0x00}, Profile: prof}
+	req := Request{Profile: prof}
+	var rdns pkix.RDNSequence
 	if prof.MaxSANs > 0 {
 		req.DNSNames = []string{"profile-check.example"}
 	} else {
-		// CN=profile check
-		req.RawSubject = []byte{0x30, 0x18, 0x31, 0x16, 0x30, 0x14, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x0d,
-			'p', 'r', 'o', 'f', 'i', 'l', 'e', ' ', 'c', 'h', 'e', 'c', 'k'}
+		rdns = append(rdns, pkix.RelativeDistinguishedNameSET{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "profile check"}})
+	}
+	// The fixed attributes go into every subject this profile issues: one
+	// the issuer refuses (too long, a control character) would refuse
+	// every request, blaming the request.
+	for _, name := range slices.Sorted(maps.Keys(prof.SubjectFixed)) {
+		oid, ok := csr.AttributeOID(name)
+		if !ok {
+			return fmt.Errorf("ca: profile %q: subject_fixed: unknown attribute %q", prof.Name, name)
+		}
+		rdns = append(rdns, pkix.RelativeDistinguishedNameSET{{Type: oid, Value: prof.SubjectFixed[name]}})
+	}
+	if req.RawSubject, err = asn1.Marshal(rdns); err != nil {
+		return fmt.Errorf("ca: profile %q: subject_fixed: %w", prof.Name, err)
+	}
+	if _, err := parseSubject(req.RawSubject); err != nil {
+		return fmt.Errorf("ca: profile %q: subject_fixed: %s", prof.Name, pki.ErrorMessage(err))
 	}
 	for _, s := range samples {
 		req.PublicKey = s.pub

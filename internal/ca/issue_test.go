@@ -690,6 +690,11 @@ func TestCheckProfile(t *testing.T) {
 		p.KeyUsage, p.ExtKeyUsage = ku, eku
 		return p
 	}
+	withFixed := func(fixed map[string]string) pki.Profile {
+		p := pki.DefaultProfile()
+		p.SubjectFixed = fixed
+		return p
+	}
 	tests := []struct {
 		name string
 		prof pki.Profile
@@ -709,6 +714,11 @@ func TestCheckProfile(t *testing.T) {
 		{"no keys", func() pki.Profile { p := pki.DefaultProfile(); p.Keys = pki.KeyPolicy{}; return p }(), "accepts no key type"},
 		{"unknown curve", func() pki.Profile { p := pki.DefaultProfile(); p.Keys.ECCurves = []string{"brainpoolP256r1"}; return p }(), "unsupported curve"},
 		{"no validity", func() pki.Profile { p := pki.DefaultProfile(); p.Validity = 0; return p }(), "no validity"},
+		{"fixed subject attributes", withFixed(map[string]string{"O": "Acme", "OU": "Devices", "C": "DE"}), ""},
+		{"fixed organization too long", withFixed(map[string]string{"O": strings.Repeat("o", 65)}), "organizationName is longer than 64"},
+		{"fixed value with a control character", withFixed(map[string]string{"OU": "a\u202eb"}), "U+202E"},
+		{"fixed country of three letters", withFixed(map[string]string{"C": "USA"}), "two-letter country code"},
+		{"fixed attributes without SANs", func() pki.Profile { p := withFixed(map[string]string{"O": "Acme"}); p.MaxSANs = 0; return p }(), ""},
 		{"ocspSigning", withKU(x509.KeyUsageDigitalSignature, x509.ExtKeyUsageOCSPSigning), "delegated OCSP responder"},
 		{"ocspSigning beside clientAuth", withKU(x509.KeyUsageDigitalSignature, x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageOCSPSigning), "delegated OCSP responder"},
 		{"the built-in responder profile", func() pki.Profile {
