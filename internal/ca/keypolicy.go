@@ -118,8 +118,14 @@ func CheckSignatureAlgorithm(alg x509.SignatureAlgorithm, allowLegacy bool) erro
 // CheckKeySize refuses an RSA key above the policy's maximum (8192 bits
 // when it sets none). It is cheap, and comes before any signature by the
 // key is checked: verifying with a key of a million bits, which fits in a
-// SCEP message, costs half a minute of CPU.
+// SCEP message, costs half a minute of CPU. It also refuses a key that
+// crypto/x509 could not read (nil): an RSASSA-PSS key (id-RSASSA-PSS in
+// the SubjectPublicKeyInfo) is one, whose request would otherwise be
+// refused as badly signed when its signature is fine.
 func CheckKeySize(p pki.KeyPolicy, pub crypto.PublicKey) error {
+	if pub == nil {
+		return pki.Errorf(pki.EBadRequest, "the request's public key is of a type this CA does not accept (an RSASSA-PSS key, say): use an RSA key (rsaEncryption) or an EC key")
+	}
 	k, ok := pub.(*rsa.PublicKey)
 	if !ok || k == nil || k.N == nil {
 		return nil

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -9,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"math/big"
 	"os"
@@ -374,4 +376,47 @@ func TestCheckKeySize(t *testing.T) {
 	if err := CheckKeySize(pki.KeyPolicy{}, &rsa.PublicKey{N: big.NewInt(0).Lsh(big.NewInt(1), 2047), E: 65537}); err != nil {
 		t.Errorf("a 2048-bit key: %v", err)
 	}
+}
+
+// An RSASSA-PSS key (openssl req -newkey rsa-pss) is no key crypto/x509
+// reads: the request is refused for its key type, not as badly signed.
+func TestCheckKeySizeUnreadableKey(t *testing.T) {
+	der := rsaPSSKeyRequest(t)
+	req, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.PublicKey != nil {
+		t.Fatalf("crypto/x509 read the RSASSA-PSS key as %T", req.PublicKey)
+	}
+	err = CheckKeySize(pki.DefaultKeyPolicy, req.PublicKey)
+	if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(pki.ErrorMessage(err), "RSASSA-PSS") {
+		t.Errorf("CheckKeySize = %v, want a bad request naming RSASSA-PSS keys", err)
+	}
+}
+
+// rsaPSSKeyRequest is a certificate request whose SubjectPublicKeyInfo
+// says id-RSASSA-PSS, as OpenSSL writes for an rsa-pss key (the signature
+// is not checked here).
+func rsaPSSKeyRequest(t *testing.T) []byte {
+	t.Helper()
+	k := genKey(t, "rsa2048")
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "pss"}}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaEncryption := []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01}
+	rsaPSS := []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a}
+	i := bytes.Index(der, req.RawSubjectPublicKeyInfo)
+	j := bytes.Index(der[i:], rsaEncryption)
+	if i < 0 || j < 0 {
+		t.Fatal("no rsaEncryption in the request's key")
+	}
+	out := bytes.Clone(der)
+	copy(out[i+j:], rsaPSS)
+	return out
 }
