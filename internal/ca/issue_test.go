@@ -27,8 +27,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -393,6 +395,66 @@ func TestIssueRefusesRequests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A multi-valued RDN whose attributes the request lists out of DER order
+// ("O=aaaaaaaa+CN=b": the longer encoding first) is issued in DER order,
+// as the same name; one in order is kept byte for byte.
+func TestIssueSortsMultiValuedRDNs(t *testing.T) {
+	a := testCA(t, "p256")
+	o := atvDER(asn1.ObjectIdentifier{2, 5, 4, 10}, "aaaaaaaa")
+	cn := atvDER(asn1.ObjectIdentifier{2, 5, 4, 3}, "b")
+	ou := atvDER(asn1.ObjectIdentifier{2, 5, 4, 11}, "unit")
+	tests := []struct {
+		name      string
+		subject   []byte
+		wantBytes []byte
+	}{
+		{"out of order", nameDER([][]byte{o, cn}, [][]byte{ou}), nameDER([][]byte{cn, o}, [][]byte{ou})},
+		{"out of order in a later RDN", nameDER([][]byte{ou}, [][]byte{o, cn}), nameDER([][]byte{ou}, [][]byte{cn, o})},
+		{"in order", nameDER([][]byte{cn, o}, [][]byte{ou}), nameDER([][]byte{cn, o}, [][]byte{ou})},
+		{"single-valued RDNs", nameDER([][]byte{o}, [][]byte{cn}), nameDER([][]byte{o}, [][]byte{cn})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &reserver{}
+			c, err := a.Issuer.Issue(context.Background(), Request{RawSubject: tt.subject, PublicKey: genKey(t, "p256").Public(), Profile: pki.DefaultProfile()}, now, r.reserve)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(c.RawSubject, tt.wantBytes) {
+				t.Errorf("subject %x, want %x", c.RawSubject, tt.wantBytes)
+			}
+			if !csr.SameName(c.RawSubject, tt.subject) {
+				t.Errorf("the issued subject is another name than the requested one")
+			}
+		})
+	}
+}
+
+func atvDER(oid asn1.ObjectIdentifier, v string) []byte {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(oid)
+		b.AddASN1(cbasn1.UTF8String, func(b *cryptobyte.Builder) { b.AddBytes([]byte(v)) })
+	})
+	return b.BytesOrPanic()
+}
+
+// nameDER is a Name of the given RDNs, each the listed attributes in the
+// order given (DER or not).
+func nameDER(rdns ...[][]byte) []byte {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, atvs := range rdns {
+			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+				for _, atv := range atvs {
+					b.AddBytes(atv)
+				}
+			})
+		}
+	})
+	return b.BytesOrPanic()
 }
 
 func TestIssueEmptySubjectMarksSANCritical(t *testing.T) {

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/csr"
@@ -101,6 +103,58 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 	}
 	info.empty = empty
 	return info, err
+}
+
+// derSortedRDNs returns raw with the attributes of each multi-valued RDN
+// in DER order (X.690 11.6: a SET OF in ascending order of the encodings),
+// raw itself when they already are. The issuer keeps a request's subject
+// verbatim, and a client that lists "O=x+CN=y" in another order would
+// otherwise get a certificate that is not DER (RFC 5280 4.1), which a
+// verifier that re-encodes names reads with a broken signature. raw must
+// have passed parseSubject.
+func derSortedRDNs(raw []byte) ([]byte, error) {
+	in := cryptobyte.String(raw)
+	var rdns cryptobyte.String
+	if !in.ReadASN1(&rdns, cbasn1.SEQUENCE) {
+		return nil, pki.Errorf(pki.EBadRequest, "the subject is not a valid distinguished name")
+	}
+	var sets [][][]byte
+	sorted := true
+	for !rdns.Empty() {
+		var set cryptobyte.String
+		if !rdns.ReadASN1(&set, cbasn1.SET) {
+			return nil, pki.Errorf(pki.EBadRequest, "the subject is not a valid distinguished name")
+		}
+		var atvs [][]byte
+		for !set.Empty() {
+			var atv cryptobyte.String
+			if !set.ReadASN1Element(&atv, cbasn1.SEQUENCE) {
+				return nil, pki.Errorf(pki.EBadRequest, "the subject is not a valid distinguished name")
+			}
+			atvs = append(atvs, atv)
+		}
+		sorted = sorted && slices.IsSortedFunc(atvs, bytes.Compare)
+		sets = append(sets, atvs)
+	}
+	if sorted {
+		return raw, nil
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, atvs := range sets {
+			slices.SortFunc(atvs, bytes.Compare)
+			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+				for _, atv := range atvs {
+					b.AddBytes(atv)
+				}
+			})
+		}
+	})
+	out, err := b.Bytes()
+	if err != nil {
+		return nil, pki.Wrap(pki.EInternal, err, "encoding the subject")
+	}
+	return out, nil
 }
 
 // canonicalName is raw in a form in which two names that RFC 5280's name
