@@ -365,8 +365,9 @@ func (p *prepared) lintTBS(tbs []byte) error {
 // as keyEncipherment beside clientAuth for RSA keys, or keyCertSign, is
 // reported at startup with the lint's name instead of failing every
 // enrollment; so is a subject_fixed value the issuer would refuse in every
-// subject. A profile with the ocspSigning extended key usage is refused
-// too. now must fall within the issuer's validity.
+// subject, or a CRL, OCSP or caIssuers URL that is not an absolute URL. A
+// profile with the ocspSigning extended key usage is refused too. now must
+// fall within the issuer's validity.
 func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 	p, err := i.prepared()
 	if err != nil {
@@ -379,6 +380,16 @@ func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 	// built-in profile with id-pkix-ocsp-nocheck) carry it.
 	if !prof.OCSPNoCheck && slices.Contains(prof.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
 		return fmt.Errorf("ca: profile %q: the ocspSigning extended key usage would make every certificate it issues a delegated OCSP responder for this CA, able to vouch for revoked certificates; the server's own responder certificates are issued apart", prof.Name)
+	}
+	for _, u := range []struct {
+		key  string
+		urls []string
+	}{{"crl_urls", prof.CRLURLs}, {"ocsp_urls", prof.OCSPURLs}, {"issuer_urls", prof.IssuerURLs}} {
+		for _, v := range u.urls {
+			if err := checkLocationURL(v); err != nil {
+				return fmt.Errorf("ca: profile %q: %s %q: %w", prof.Name, u.key, v, err)
+			}
+		}
 	}
 	type sample struct {
 		name string
@@ -465,6 +476,32 @@ func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 			}
 			return fmt.Errorf("ca: profile %q with a %s key: %w", prof.Name, s.name, err)
 		}
+	}
+	return nil
+}
+
+// checkLocationURL accepts a URL that goes into every certificate of a
+// profile as a CRL distribution point or an AIA location: an absolute URI
+// (RFC 5280 4.2.1.13, 4.2.2.1), printable ASCII as an IA5String must be,
+// with a host when it is http or https. Nothing else checks these: crypto/x509
+// writes any string, and the linter lets an empty or a relative one through,
+// which no relying party can fetch.
+func checkLocationURL(v string) error {
+	if v == "" {
+		return errors.New("empty")
+	}
+	if !isPrintableASCII(v) {
+		return errors.New("a URL is printable ASCII without spaces (percent-encode the rest)")
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return err
+	}
+	if u.Scheme == "" {
+		return errors.New("not an absolute URL (want http://HOST/PATH, say)")
+	}
+	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
+		return errors.New("no host")
 	}
 	return nil
 }

@@ -752,6 +752,11 @@ func TestCheckProfile(t *testing.T) {
 		p.KeyUsage, p.ExtKeyUsage = ku, eku
 		return p
 	}
+	withURLs := func(crl, ocsp, issuer []string) pki.Profile {
+		p := pki.DefaultProfile()
+		p.CRLURLs, p.OCSPURLs, p.IssuerURLs = crl, ocsp, issuer
+		return p
+	}
 	withFixed := func(fixed map[string]string) pki.Profile {
 		p := pki.DefaultProfile()
 		p.SubjectFixed = fixed
@@ -781,6 +786,13 @@ func TestCheckProfile(t *testing.T) {
 		{"fixed value with a control character", withFixed(map[string]string{"OU": "a\u202eb"}), "U+202E"},
 		{"fixed country of three letters", withFixed(map[string]string{"C": "USA"}), "two-letter country code"},
 		{"fixed attributes without SANs", func() pki.Profile { p := withFixed(map[string]string{"O": "Acme"}); p.MaxSANs = 0; return p }(), ""},
+		{"location URLs", withURLs([]string{"http://crl.corp/a.crl", "ldap:///CN=CA,CN=cdp?certificateRevocationList"}, []string{"http://ocsp.corp"}, []string{"https://ca.corp:8443/ca.crt"}), ""},
+		{"CRL URL with a space", withURLs([]string{"not a url"}, nil, nil), "crl_urls"},
+		{"relative CRL URL", withURLs([]string{"crl/a.crl"}, nil, nil), "not an absolute URL"},
+		{"empty OCSP URL", withURLs(nil, []string{""}, nil), "ocsp_urls \"\": empty"},
+		{"OCSP URL without a host", withURLs(nil, []string{"http:///ocsp"}, nil), "no host"},
+		{"control character in an issuer URL", withURLs(nil, nil, []string{"http://ca.corp/\x01.crt"}), "issuer_urls"},
+		{"non-ASCII issuer URL", withURLs(nil, nil, []string{"http://ca.corp/é.crt"}), "printable ASCII"},
 		{"ocspSigning", withKU(x509.KeyUsageDigitalSignature, x509.ExtKeyUsageOCSPSigning), "delegated OCSP responder"},
 		{"ocspSigning beside clientAuth", withKU(x509.KeyUsageDigitalSignature, x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageOCSPSigning), "delegated OCSP responder"},
 		{"the built-in responder profile", func() pki.Profile {
