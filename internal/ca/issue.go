@@ -365,7 +365,8 @@ func (p *prepared) lintTBS(tbs []byte) error {
 // as keyEncipherment beside clientAuth for RSA keys, or keyCertSign, is
 // reported at startup with the lint's name instead of failing every
 // enrollment; so is a subject_fixed value the issuer would refuse in every
-// subject, or a CRL, OCSP or caIssuers URL that is not an absolute URL. A
+// subject, a san_fixed name it would refuse (or more of them than
+// max_sans), or a CRL, OCSP or caIssuers URL that is not an absolute URL. A
 // profile with the ocspSigning extended key usage is refused too. now must
 // fall within the issuer's validity.
 func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
@@ -433,10 +434,18 @@ func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 		return fmt.Errorf("ca: profile %q accepts no key type", prof.Name)
 	}
 	req := Request{Profile: prof}
+	// The fixed SANs go into every certificate: one the issuer refuses, or
+	// more than max_sans, would refuse every request, blaming the request.
+	if err := addFixedSANs(&req, prof.SANFixed); err != nil {
+		return fmt.Errorf("ca: profile %q: %w", prof.Name, err)
+	}
+	fixedSANs := len(req.DNSNames)+len(req.EmailAddresses)+len(req.IPAddresses)+len(req.URIs) > 0
 	var rdns pkix.RDNSequence
-	if prof.MaxSANs > 0 {
+	switch {
+	case fixedSANs: // the sample's names are the fixed ones
+	case prof.MaxSANs > 0:
 		req.DNSNames = []string{"profile-check.example"}
-	} else {
+	default:
 		rdns = append(rdns, pkix.RelativeDistinguishedNameSET{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "profile check"}})
 	}
 	// The fixed attributes go into every subject this profile issues: one
@@ -452,8 +461,14 @@ func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 	if req.RawSubject, err = asn1.Marshal(rdns); err != nil {
 		return fmt.Errorf("ca: profile %q: subject_fixed: %w", prof.Name, err)
 	}
-	if _, err := parseSubject(req.RawSubject); err != nil {
+	subj, err := parseSubject(req.RawSubject)
+	if err != nil {
 		return fmt.Errorf("ca: profile %q: subject_fixed: %s", prof.Name, pki.ErrorMessage(err))
+	}
+	if fixedSANs {
+		if err := checkNames(prof, &req, subj); err != nil {
+			return fmt.Errorf("ca: profile %q: san_fixed: %s", prof.Name, pki.ErrorMessage(err))
+		}
 	}
 	for _, s := range samples {
 		req.PublicKey = s.pub
@@ -475,6 +490,35 @@ func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 				return fmt.Errorf("ca: profile %q with a %s key: %s: %w", prof.Name, s.name, pe.Message, pe.Err)
 			}
 			return fmt.Errorf("ca: profile %q with a %s key: %w", prof.Name, s.name, err)
+		}
+	}
+	return nil
+}
+
+// addFixedSANs adds a profile's san_fixed values ("dns:…", "email:…",
+// "ip:…", "uri:…") to req, read as the enrollment service reads them.
+func addFixedSANs(req *Request, fixed []string) error {
+	for _, v := range fixed {
+		typ, val, _ := strings.Cut(v, ":")
+		switch typ {
+		case "dns":
+			req.DNSNames = append(req.DNSNames, val)
+		case "email":
+			req.EmailAddresses = append(req.EmailAddresses, val)
+		case "ip":
+			ip := net.ParseIP(val)
+			if ip == nil {
+				return fmt.Errorf("san_fixed %q: not an IP address", v)
+			}
+			req.IPAddresses = append(req.IPAddresses, ip)
+		case "uri":
+			u, err := url.Parse(val)
+			if err != nil {
+				return fmt.Errorf("san_fixed %q: %w", v, err)
+			}
+			req.URIs = append(req.URIs, u)
+		default:
+			return fmt.Errorf("san_fixed %q: unknown type", v)
 		}
 	}
 	return nil

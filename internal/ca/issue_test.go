@@ -757,6 +757,11 @@ func TestCheckProfile(t *testing.T) {
 		p.CRLURLs, p.OCSPURLs, p.IssuerURLs = crl, ocsp, issuer
 		return p
 	}
+	withSANs := func(maxSANs int, fixed ...string) pki.Profile {
+		p := pki.DefaultProfile()
+		p.MaxSANs, p.SANFixed = maxSANs, fixed
+		return p
+	}
 	withFixed := func(fixed map[string]string) pki.Profile {
 		p := pki.DefaultProfile()
 		p.SubjectFixed = fixed
@@ -793,6 +798,18 @@ func TestCheckProfile(t *testing.T) {
 		{"OCSP URL without a host", withURLs(nil, []string{"http:///ocsp"}, nil), "no host"},
 		{"control character in an issuer URL", withURLs(nil, nil, []string{"http://ca.corp/\x01.crt"}), "issuer_urls"},
 		{"non-ASCII issuer URL", withURLs(nil, nil, []string{"http://ca.corp/é.crt"}), "printable ASCII"},
+		{"fixed SANs", withSANs(4, "dns:vpn.corp", "ip:10.8.0.1", "email:pki@corp.example", "uri:spiffe://corp.example/x"), ""},
+		{"fixed SANs and fixed subject", func() pki.Profile {
+			p := withSANs(1, "dns:vpn.corp")
+			p.SubjectFixed = map[string]string{"O": "Acme"}
+			return p
+		}(), ""},
+		{"fixed DNS name with a space", withSANs(4, "dns:bad name.corp"), "san_fixed: invalid DNS name"},
+		{"fixed address as a DNS name", withSANs(4, "dns:10.8.0.1"), "san_fixed: invalid DNS name"},
+		{"fixed relative URI", withSANs(4, "uri:relative/path"), "san_fixed: invalid URI"},
+		{"fixed email that is none", withSANs(4, "email:not-an-email"), "san_fixed: invalid email"},
+		{"fixed IP that is none", withSANs(4, "ip:10.8.0"), "not an IP address"},
+		{"more fixed SANs than max_sans", withSANs(1, "dns:a.corp", "dns:b.corp"), "san_fixed: 2 subject alternative names"},
 		{"ocspSigning", withKU(x509.KeyUsageDigitalSignature, x509.ExtKeyUsageOCSPSigning), "delegated OCSP responder"},
 		{"ocspSigning beside clientAuth", withKU(x509.KeyUsageDigitalSignature, x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageOCSPSigning), "delegated OCSP responder"},
 		{"the built-in responder profile", func() pki.Profile {
