@@ -165,7 +165,8 @@ const serialTries = 5
 // fields only, lints it, reserves its serial, and signs it.
 //
 // The certificate: the request's subject verbatim but for the order of the
-// attributes of a multi-valued RDN, which is made DER's (a syntactically valid
+// attributes of a multi-valued RDN, which is made DER's, and the string
+// type of emailAddress, domainComponent and dnQualifier (a syntactically valid
 // Name, attribute lengths within RFC 5280's bounds, never a CA's own name,
 // and not empty unless there are SANs), its SANs (at most
 // Profile.MaxSANs, each at most 255 bytes), never CA:TRUE, key usage and
@@ -266,7 +267,8 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 // checkRequest is what Issue checks of the request itself before it builds
 // anything: the key policy, the subject, the names, and that the subject is
 // no CA's name. It puts the attributes of a multi-valued RDN of the
-// subject in DER order.
+// subject in DER order, and emailAddress, domainComponent and dnQualifier
+// in their string types (derSubject).
 func (p *prepared) checkRequest(req *Request) error {
 	if err := CheckKey(req.Profile.Keys, req.PublicKey); err != nil {
 		return err
@@ -276,7 +278,7 @@ func (p *prepared) checkRequest(req *Request) error {
 		return err
 	}
 	if !subj.empty {
-		if req.RawSubject, err = derSortedRDNs(req.RawSubject); err != nil {
+		if req.RawSubject, err = derSubject(req.RawSubject); err != nil {
 			return err
 		}
 	}

@@ -432,11 +432,65 @@ func TestIssueSortsMultiValuedRDNs(t *testing.T) {
 	}
 }
 
+// Attributes whose syntax fixes a string type are issued in it, whatever
+// the request used (crypto/x509 writes an emailAddress as a UTF8String);
+// one whose text cannot be that type is refused.
+func TestIssueRetypesSubjectAttributes(t *testing.T) {
+	a := testCA(t, "p256")
+	oidEmail := asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+	oidDC := asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}
+	oidDNQ := asn1.ObjectIdentifier{2, 5, 4, 46}
+	cn := atvDER(asn1.ObjectIdentifier{2, 5, 4, 3}, "dev")
+	tests := []struct {
+		name      string
+		subject   []byte
+		emails    []string
+		wantBytes []byte // nil: refused
+		wantErr   string
+	}{
+		{"UTF8String emailAddress", nameDER([][]byte{cn}, [][]byte{atvDER(oidEmail, "d@corp.example")}), []string{"d@corp.example"},
+			nameDER([][]byte{cn}, [][]byte{atvTagged(oidEmail, cbasn1.IA5String, "d@corp.example")}), ""},
+		{"IA5String emailAddress kept", nameDER([][]byte{cn}, [][]byte{atvTagged(oidEmail, cbasn1.IA5String, "d@corp.example")}), []string{"d@corp.example"},
+			nameDER([][]byte{cn}, [][]byte{atvTagged(oidEmail, cbasn1.IA5String, "d@corp.example")}), ""},
+		{"PrintableString domainComponent", nameDER([][]byte{atvTagged(oidDC, cbasn1.PrintableString, "corp")}, [][]byte{cn}), nil,
+			nameDER([][]byte{atvTagged(oidDC, cbasn1.IA5String, "corp")}, [][]byte{cn}), ""},
+		{"UTF8String dnQualifier", nameDER([][]byte{cn}, [][]byte{atvDER(oidDNQ, "q1")}), nil,
+			nameDER([][]byte{cn}, [][]byte{atvTagged(oidDNQ, cbasn1.PrintableString, "q1")}), ""},
+		{"non-ASCII domainComponent", nameDER([][]byte{atvDER(oidDC, "café")}, [][]byte{cn}), nil, nil, "domainComponent must be an IA5String"},
+		{"dnQualifier with an @", nameDER([][]byte{cn}, [][]byte{atvDER(oidDNQ, "q@1")}), nil, nil, "dnQualifier must be a PrintableString"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &reserver{}
+			c, err := a.Issuer.Issue(context.Background(), Request{RawSubject: tt.subject, EmailAddresses: tt.emails, PublicKey: genKey(t, "p256").Public(), Profile: pki.DefaultProfile()}, now, r.reserve)
+			if tt.wantErr != "" {
+				if codeOf(err) != pki.EBadRequest || !strings.Contains(pki.ErrorMessage(err), tt.wantErr) {
+					t.Fatalf("err = %v, want a bad request containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(c.RawSubject, tt.wantBytes) {
+				t.Errorf("subject %x, want %x", c.RawSubject, tt.wantBytes)
+			}
+			if !csr.SameName(c.RawSubject, tt.subject) {
+				t.Errorf("the issued subject is another name than the requested one")
+			}
+		})
+	}
+}
+
 func atvDER(oid asn1.ObjectIdentifier, v string) []byte {
+	return atvTagged(oid, cbasn1.UTF8String, v)
+}
+
+func atvTagged(oid asn1.ObjectIdentifier, tag cbasn1.Tag, v string) []byte {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1ObjectIdentifier(oid)
-		b.AddASN1(cbasn1.UTF8String, func(b *cryptobyte.Builder) { b.AddBytes([]byte(v)) })
+		b.AddASN1(tag, func(b *cryptobyte.Builder) { b.AddBytes([]byte(v)) })
 	})
 	return b.BytesOrPanic()
 }

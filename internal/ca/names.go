@@ -105,44 +105,63 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 	return info, err
 }
 
-// derSortedRDNs returns raw with the attributes of each multi-valued RDN
-// in DER order (X.690 11.6: a SET OF in ascending order of the encodings),
-// raw itself when they already are. The issuer keeps a request's subject
-// verbatim, and a client that lists "O=x+CN=y" in another order would
-// otherwise get a certificate that is not DER (RFC 5280 4.1), which a
-// verifier that re-encodes names reads with a broken signature. raw must
-// have passed parseSubject.
-func derSortedRDNs(raw []byte) ([]byte, error) {
+// derSubject returns raw with the attributes of each multi-valued RDN in
+// DER order (X.690 11.6: a SET OF in ascending order of the encodings), and
+// the attributes whose syntax fixes a string type in it: emailAddress and
+// domainComponent as IA5String, dnQualifier as PrintableString (RFC 5280
+// Appendix A, RFC 4519); raw itself when nothing changes. The issuer keeps
+// a request's subject verbatim otherwise: a client that lists "O=x+CN=y"
+// in another order would get a certificate that is not DER (RFC 5280 4.1),
+// which a verifier that re-encodes names reads with a broken signature, and
+// one that writes an emailAddress as a UTF8String (crypto/x509 does) one
+// that breaks RFC 5280's ASN.1. The text stays the same, so the name is the
+// same name (SameName). raw must have passed parseSubject.
+func derSubject(raw []byte) ([]byte, error) {
+	notAName := pki.Errorf(pki.EBadRequest, "the subject is not a valid distinguished name")
 	in := cryptobyte.String(raw)
 	var rdns cryptobyte.String
 	if !in.ReadASN1(&rdns, cbasn1.SEQUENCE) {
-		return nil, pki.Errorf(pki.EBadRequest, "the subject is not a valid distinguished name")
+		return nil, notAName
 	}
 	var sets [][][]byte
-	sorted := true
+	changed := false
 	for !rdns.Empty() {
 		var set cryptobyte.String
 		if !rdns.ReadASN1(&set, cbasn1.SET) {
-			return nil, pki.Errorf(pki.EBadRequest, "the subject is not a valid distinguished name")
+			return nil, notAName
 		}
 		var atvs [][]byte
 		for !set.Empty() {
-			var atv cryptobyte.String
+			var atv, body, value cryptobyte.String
+			var oid asn1.ObjectIdentifier
+			var tag cbasn1.Tag
 			if !set.ReadASN1Element(&atv, cbasn1.SEQUENCE) {
-				return nil, pki.Errorf(pki.EBadRequest, "the subject is not a valid distinguished name")
+				return nil, notAName
+			}
+			if elem := atv; !elem.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1ObjectIdentifier(&oid) || !body.ReadAnyASN1(&value, &tag) {
+				return nil, notAName
+			}
+			retyped, err := retypedAttribute(oid, tag, value)
+			if err != nil {
+				return nil, err
+			}
+			if retyped != nil {
+				atv, changed = retyped, true
 			}
 			atvs = append(atvs, atv)
 		}
-		sorted = sorted && slices.IsSortedFunc(atvs, bytes.Compare)
+		if !slices.IsSortedFunc(atvs, bytes.Compare) {
+			slices.SortFunc(atvs, bytes.Compare)
+			changed = true
+		}
 		sets = append(sets, atvs)
 	}
-	if sorted {
+	if !changed {
 		return raw, nil
 	}
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		for _, atvs := range sets {
-			slices.SortFunc(atvs, bytes.Compare)
 			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 				for _, atv := range atvs {
 					b.AddBytes(atv)
@@ -155,6 +174,51 @@ func derSortedRDNs(raw []byte) ([]byte, error) {
 		return nil, pki.Wrap(pki.EInternal, err, "encoding the subject")
 	}
 	return out, nil
+}
+
+var (
+	oidDomainComponent = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}
+	oidDNQualifier     = asn1.ObjectIdentifier{2, 5, 4, 46}
+)
+
+// retypedAttribute returns the attribute re-encoded in the string type its
+// syntax requires, nil when it already has it or has no fixed type.
+func retypedAttribute(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) ([]byte, error) {
+	var want cbasn1.Tag
+	var fits func(byte) bool
+	switch {
+	case oid.Equal(oidEmailAddress), oid.Equal(oidDomainComponent):
+		want, fits = cbasn1.IA5String, func(c byte) bool { return c <= unicode.MaxASCII }
+	case oid.Equal(oidDNQualifier):
+		want, fits = cbasn1.PrintableString, printable
+	default:
+		return nil, nil
+	}
+	if tag == want {
+		return nil, nil
+	}
+	text, err := directoryString(tag, value)
+	if err != nil {
+		return nil, pki.Errorf(pki.EBadRequest, "the subject attribute %s: %v", attributeName(oid), err)
+	}
+	for i := 0; i < len(text); i++ {
+		if !fits(text[i]) {
+			return nil, pki.Errorf(pki.EBadRequest, "the subject attribute %s must be %s, and %q is not", attributeName(oid), stringTypeName(want), text)
+		}
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(oid)
+		b.AddASN1(want, func(b *cryptobyte.Builder) { b.AddBytes([]byte(text)) })
+	})
+	return b.Bytes()
+}
+
+func stringTypeName(tag cbasn1.Tag) string {
+	if tag == cbasn1.IA5String {
+		return "an IA5String (ASCII)"
+	}
+	return "a PrintableString"
 }
 
 // canonicalName is raw in a form in which two names that RFC 5280's name
@@ -192,6 +256,12 @@ func attributeName(oid asn1.ObjectIdentifier) string {
 	}
 	if oid.Equal(oidCountryName) {
 		return "countryName"
+	}
+	if oid.Equal(oidDomainComponent) {
+		return "domainComponent"
+	}
+	if oid.Equal(oidDNQualifier) {
+		return "dnQualifier"
 	}
 	for _, b := range subjectBounds {
 		if oid.Equal(b.oid) {
