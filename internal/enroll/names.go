@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -254,24 +255,37 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 			}
 		}
 	}
+	// The profile's fixed names are its own, not the device's: a renewal
+	// asks for them again (RFC 7030 §4.2.2 wants the same names), and they
+	// need not match the patterns that bound what a device may ask for.
 	for _, d := range req.DNSNames {
-		if !allowedBy(np.dns, d) {
+		if !allowedBy(np.dns, d) && !slices.ContainsFunc(np.sans.DNSNames, func(f string) bool { return dnsNameKey(f) == dnsNameKey(d) }) {
 			return pki.Errorf(pki.EBadRequest, "DNS name %q is not allowed by the profile", d)
 		}
 	}
 	for _, e := range req.EmailAddresses {
-		if !np.otherAllowed(np.email, e) {
+		if !np.otherAllowed(np.email, e) && !slices.ContainsFunc(np.sans.EmailAddresses, func(f string) bool { return emailKey(f) == emailKey(e) }) {
 			return pki.Errorf(pki.EBadRequest, "email address %q is not allowed by the profile", e)
 		}
 	}
 	for _, u := range req.URIs {
-		if !np.otherAllowed(np.uri, u.String()) {
+		if !np.otherAllowed(np.uri, u.String()) && !slices.ContainsFunc(np.sans.URIs, func(f *url.URL) bool { return uriKey(f) == uriKey(u) }) {
 			return pki.Errorf(pki.EBadRequest, "URI %q is not allowed by the profile", u.String())
 		}
 	}
 	for _, ip := range req.IPAddresses {
-		if !np.ipAllowed(ip) {
+		if !np.ipAllowed(ip) && !slices.ContainsFunc(np.sans.IPAddresses, func(f net.IP) bool { return f.Equal(ip) }) {
 			return pki.Errorf(pki.EBadRequest, "IP address %s is not allowed by the profile", ip)
+		}
+	}
+	// A CN that reads as a host name is one to relying parties that fall
+	// back to it without a DNS SAN (OpenSSL's hostname check does): with
+	// DNS patterns, it must match them too, or the patterns are bypassed.
+	if len(np.dns) > 0 {
+		for _, cn := range values["CN"] {
+			if looksLikeHostName(cn) && !allowedBy(np.dns, cn) {
+				return pki.Errorf(pki.EBadRequest, "subject CN %q reads as a host name the profile's DNS patterns do not allow", cn)
+			}
 		}
 	}
 	if np.needSAN && len(req.DNSNames)+len(req.EmailAddresses)+len(req.IPAddresses)+len(req.URIs) == 0 {
@@ -287,6 +301,31 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		st.RawSubject = raw
 	}
 	return nil
+}
+
+// looksLikeHostName: v could be taken for a DNS name, two or more labels
+// of letters, digits and hyphens, the last not all digits (a trailing dot
+// or a leading "*." too), as a relying party matching a host name against
+// the CN would.
+func looksLikeHostName(v string) bool {
+	v = strings.TrimSuffix(strings.TrimPrefix(v, "*."), ".")
+	labels := strings.Split(v, ".")
+	if len(labels) < 2 || strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		// One label, or an IPv4 address: hosts are not matched against
+		// those through the CN.
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+		for _, r := range l {
+			if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // otherAllowed applies email or URI patterns: with none, any value,

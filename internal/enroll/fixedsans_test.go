@@ -1,0 +1,62 @@
+package enroll_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// A profile with fixed SANs and DNS patterns (examples/scepter.toml's vpn
+// profile): a renewal asks for every name of the certificate, the fixed
+// ones included (RFC 7030 §4.2.2), and is issued; a device still cannot ask
+// for a name outside the patterns that is not one of the fixed ones.
+func TestRenewalKeepsFixedSANsOutsideThePatterns(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name, p.RenewalWindow = "vpn", 1
+	p.SANFixed = []string{"dns:vpn.acme.example"}
+	p.DNSPatterns = []string{`^[a-z0-9-]+\.devices\.acme\.example$`}
+	f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"vpn": p}, DefaultProfile: "vpn"})
+	ctx := context.Background()
+	first, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "gw-1", "gw-1.devices.acme.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renew := namedWithKey(t, newKey(t), "", "gw-1", first.Certificate.DNSNames...)
+	renew.Renewal, renew.Evidence.SignerCert = true, first.Certificate
+	if _, err := f.svc.Enroll(ctx, renew); err != nil {
+		t.Fatalf("renewal with the certificate's names %v: %v", first.Certificate.DNSNames, err)
+	}
+	other := namedWithKey(t, newKey(t), static, "gw-2", "gw-2.devices.acme.example", "www.bank.example")
+	if _, err := f.svc.Enroll(ctx, other); pki.ErrorCode(err) != pki.EBadRequest {
+		t.Errorf("a name outside the patterns: %v, want badRequest", err)
+	}
+}
+
+// With DNS patterns, a CN that reads as a host name must match them: a
+// relying party without a DNS SAN to look at falls back to the CN
+// (OpenSSL's hostname check), which would bypass the patterns.
+func TestHostNameCNMustMatchTheDNSPatterns(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name = "corp"
+	p.DNSPatterns = []string{`^[a-z0-9-]+\.corp\.example$`}
+	f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"corp": p}, DefaultProfile: "corp"})
+	ctx := context.Background()
+	for _, c := range []struct {
+		cn   string
+		want pki.Code
+	}{
+		{"www.bank.example", pki.EBadRequest},
+		{"*.bank.example", pki.EBadRequest},
+		{"host-1.corp.example", ""},
+		{"device 9", ""},
+		{"device-9", ""},
+		{"10.0.0.1", ""},
+	} {
+		_, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, c.cn))
+		if pki.ErrorCode(err) != c.want && !(c.want == "" && err == nil) {
+			t.Errorf("CN %q: %v, want %q", c.cn, err, c.want)
+		}
+	}
+}
