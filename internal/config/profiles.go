@@ -110,10 +110,19 @@ var profileName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 // ValidProfileName: profile names appear in URLs (/scep/NAME).
 func ValidProfileName(name string) bool { return profileName.MatchString(name) }
 
+// ReservedProfileNames are the profiles the server lists its own
+// certificates under in the inventory (the SCEP RA, the OCSP responders,
+// the HTTPS certificate): a configured profile of that name would mix
+// device certificates with them, and is never served.
+var ReservedProfileNames = []string{"scep-ra", "ocsp-responder", "tls-server"}
+
 // Profile turns the table into a profile on top of the defaults.
 func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 	if !ValidProfileName(name) {
 		return pki.Profile{}, fmt.Errorf("profile name %q: use lower-case letters, digits, - and _", name)
+	}
+	if slices.Contains(ReservedProfileNames, name) {
+		return pki.Profile{}, fmt.Errorf("profile name %q is the server's own: its %s certificates are listed under it; choose another name", name, name)
 	}
 	p := pki.DefaultProfile()
 	p.Name = name
