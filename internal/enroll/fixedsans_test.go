@@ -34,9 +34,9 @@ func TestRenewalKeepsFixedSANsOutsideThePatterns(t *testing.T) {
 	}
 }
 
-// With DNS patterns, a CN that reads as a host name must match them: a
-// relying party without a DNS SAN to look at falls back to the CN
-// (OpenSSL's hostname check), which would bypass the patterns.
+// With DNS patterns and no DNS SAN, a CN that reads as a host name must
+// match them: a relying party without a DNS SAN to look at falls back to
+// the CN (OpenSSL's hostname check), which would bypass the patterns.
 func TestHostNameCNMustMatchTheDNSPatterns(t *testing.T) {
 	p := pki.DefaultProfile()
 	p.Name = "corp"
@@ -58,5 +58,10 @@ func TestHostNameCNMustMatchTheDNSPatterns(t *testing.T) {
 		if pki.ErrorCode(err) != c.want && !(c.want == "" && err == nil) {
 			t.Errorf("CN %q: %v, want %q", c.cn, err, c.want)
 		}
+	}
+	// Beside a DNS SAN the CN is not matched as a host name (RFC 6125
+	// §6.4.4), so it is not held to the patterns either.
+	if _, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "laptop-42.corp.local", "laptop-42.corp.example")); err != nil {
+		t.Errorf("a host-name CN beside an allowed DNS SAN: %v", err)
 	}
 }

@@ -279,9 +279,10 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		}
 	}
 	// A CN that reads as a host name is one to relying parties that fall
-	// back to it without a DNS SAN (OpenSSL's hostname check does): with
+	// back to it when the certificate has no DNS SAN (OpenSSL's hostname
+	// check does; with one, RFC 6125 §6.4.4 has them ignore the CN): with
 	// DNS patterns, it must match them too, or the patterns are bypassed.
-	if len(np.dns) > 0 {
+	if len(np.dns) > 0 && len(req.DNSNames) == 0 && len(np.sans.DNSNames) == 0 {
 		for _, cn := range values["CN"] {
 			if looksLikeHostName(cn) && !allowedBy(np.dns, cn) {
 				return pki.Errorf(pki.EBadRequest, "subject CN %q reads as a host name the profile's DNS patterns do not allow", cn)
