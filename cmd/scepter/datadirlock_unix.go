@@ -15,6 +15,10 @@ import (
 // serveLockFile is held by the one `scepter serve` of a data directory.
 const serveLockFile = "serve.lock"
 
+// errNoLocks: the data directory's file system takes no locks; the server
+// runs, but nothing keeps a second one off the directory.
+var errNoLocks = errors.New("the data directory's file system takes no file locks: nothing keeps a second 'scepter serve' off it; run one only")
+
 // lockDataDir takes the data directory for this server: two servers on one
 // data directory would both rotate its TLS and OCSP files and overwrite its
 // public URL. The lock is the kernel's (flock), so a server killed by any
@@ -35,6 +39,11 @@ func lockDataDir(dataDir string) (unlock func(), err error) {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("another 'scepter serve'%s is running on the data directory %s: stop it first, or give this one its own --data-dir (nodes share a --store, not a data directory)", holder, dataDir)
+		}
+		if errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) {
+			// A file system without locks (some network mounts): the
+			// server runs as before, unguarded against a second one.
+			return func() {}, errNoLocks
 		}
 		return nil, fmt.Errorf("data dir lock %s: %w", path, err)
 	}

@@ -251,7 +251,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	unlockDataDir, err := lockDataDir(f.dataDir)
-	if err != nil {
+	if errors.Is(err, errNoLocks) {
+		log.Warn(err.Error(), "data_dir", f.dataDir)
+	} else if err != nil {
 		return err
 	}
 	defer unlockDataDir()
