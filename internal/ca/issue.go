@@ -438,9 +438,11 @@ func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 	req := Request{Profile: prof}
 	// The fixed SANs go into every certificate: one the issuer refuses, or
 	// more than max_sans, would refuse every request, blaming the request.
-	if err := addFixedSANs(&req, prof.SANFixed); err != nil {
+	fixed, err := pki.ParseFixedSANs(prof.SANFixed)
+	if err != nil {
 		return fmt.Errorf("ca: profile %q: %w", prof.Name, err)
 	}
+	req.DNSNames, req.EmailAddresses, req.IPAddresses, req.URIs = fixed.DNSNames, fixed.EmailAddresses, fixed.IPAddresses, fixed.URIs
 	fixedSANs := len(req.DNSNames)+len(req.EmailAddresses)+len(req.IPAddresses)+len(req.URIs) > 0
 	var rdns pkix.RDNSequence
 	switch {
@@ -492,35 +494,6 @@ func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 				return fmt.Errorf("ca: profile %q with a %s key: %s: %w", prof.Name, s.name, pe.Message, pe.Err)
 			}
 			return fmt.Errorf("ca: profile %q with a %s key: %w", prof.Name, s.name, err)
-		}
-	}
-	return nil
-}
-
-// addFixedSANs adds a profile's san_fixed values ("dns:…", "email:…",
-// "ip:…", "uri:…") to req, read as the enrollment service reads them.
-func addFixedSANs(req *Request, fixed []string) error {
-	for _, v := range fixed {
-		typ, val, _ := strings.Cut(v, ":")
-		switch typ {
-		case "dns":
-			req.DNSNames = append(req.DNSNames, val)
-		case "email":
-			req.EmailAddresses = append(req.EmailAddresses, val)
-		case "ip":
-			ip := net.ParseIP(val)
-			if ip == nil {
-				return fmt.Errorf("san_fixed %q: not an IP address", v)
-			}
-			req.IPAddresses = append(req.IPAddresses, ip)
-		case "uri":
-			u, err := url.Parse(val)
-			if err != nil {
-				return fmt.Errorf("san_fixed %q: %w", v, err)
-			}
-			req.URIs = append(req.URIs, u)
-		default:
-			return fmt.Errorf("san_fixed %q: unknown type", v)
 		}
 	}
 	return nil

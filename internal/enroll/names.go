@@ -113,34 +113,6 @@ func appendNew[T any](dst, src []T, key func(T) string) []T {
 	return dst
 }
 
-func parseFixedSANs(values []string) (SANSet, error) {
-	var set SANSet
-	for _, v := range values {
-		typ, val, _ := strings.Cut(v, ":")
-		switch typ {
-		case "dns":
-			set.DNSNames = append(set.DNSNames, val)
-		case "email":
-			set.EmailAddresses = append(set.EmailAddresses, val)
-		case "ip":
-			ip := net.ParseIP(val)
-			if ip == nil {
-				return set, fmt.Errorf("san_fixed %q: not an IP address", v)
-			}
-			set.IPAddresses = append(set.IPAddresses, ip)
-		case "uri":
-			u, err := url.Parse(val)
-			if err != nil {
-				return set, fmt.Errorf("san_fixed %q: %w", v, err)
-			}
-			set.URIs = append(set.URIs, u)
-		default:
-			return set, fmt.Errorf("san_fixed %q: unknown type", v)
-		}
-	}
-	return set, nil
-}
-
 type fixedAttr struct {
 	name  string
 	oid   asn1.ObjectIdentifier
@@ -169,9 +141,11 @@ func compileNames(p pki.Profile) (*namePolicy, error) {
 		np.patterns[strings.ToUpper(n)] = c
 	}
 	var err error
-	if np.sans, err = parseFixedSANs(p.SANFixed); err != nil {
+	fixed, err := pki.ParseFixedSANs(p.SANFixed)
+	if err != nil {
 		return nil, err
 	}
+	np.sans = SANSet(fixed)
 	if np.dns, err = compileAll(p.DNSPatterns); err != nil {
 		return nil, fmt.Errorf("dns_patterns: %w", err)
 	}

@@ -2,7 +2,11 @@ package pki
 
 import (
 	"crypto/x509"
+	"fmt"
 	"math/big"
+	"net"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -153,4 +157,43 @@ func DefaultProfile() Profile {
 
 		NotifyBefore: []time.Duration{30 * 24 * time.Hour, 7 * 24 * time.Hour, 24 * time.Hour},
 	}
+}
+
+// FixedSANs are a profile's SANFixed values, by type.
+type FixedSANs struct {
+	DNSNames       []string
+	EmailAddresses []string
+	IPAddresses    []net.IP
+	URIs           []*url.URL
+}
+
+// ParseFixedSANs reads SANFixed values ("dns:…", "email:…", "ip:…",
+// "uri:…"): the one reading that the issuer's profile check and the
+// enrollment service's name policy share.
+func ParseFixedSANs(values []string) (FixedSANs, error) {
+	var set FixedSANs
+	for _, v := range values {
+		typ, val, _ := strings.Cut(v, ":")
+		switch typ {
+		case "dns":
+			set.DNSNames = append(set.DNSNames, val)
+		case "email":
+			set.EmailAddresses = append(set.EmailAddresses, val)
+		case "ip":
+			ip := net.ParseIP(val)
+			if ip == nil {
+				return set, fmt.Errorf("san_fixed %q: not an IP address", v)
+			}
+			set.IPAddresses = append(set.IPAddresses, ip)
+		case "uri":
+			u, err := url.Parse(val)
+			if err != nil {
+				return set, fmt.Errorf("san_fixed %q: %w", v, err)
+			}
+			set.URIs = append(set.URIs, u)
+		default:
+			return set, fmt.Errorf("san_fixed %q: unknown type", v)
+		}
+	}
+	return set, nil
 }
