@@ -52,7 +52,18 @@ func TestHostNameCNMustMatchTheDNSPatterns(t *testing.T) {
 		{"host-1.corp.example", ""},
 		{"device 9", ""},
 		{"device-9", ""},
-		{"10.0.0.1", ""},
+		{"alice@bank.example", ""},
+		// OpenSSL's hostname check matches these through the CN too: a
+		// wildcard inside a label, an underscore, an IP literal given as
+		// the host (in any of its spellings).
+		{"w*.bank.example", pki.EBadRequest},
+		{"db_1.bank.example", pki.EBadRequest},
+		{"www.bank.example.", pki.EBadRequest},
+		{"0x0a.1", pki.EBadRequest},
+		{"10.0.0.1", pki.EBadRequest},
+		{"10.9.9.9.", pki.EBadRequest},
+		{"::ffff:10.9.9.9", pki.EBadRequest},
+		{"[::1]", pki.EBadRequest},
 	} {
 		_, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, c.cn))
 		if pki.ErrorCode(err) != c.want && !(c.want == "" && err == nil) {
@@ -63,5 +74,33 @@ func TestHostNameCNMustMatchTheDNSPatterns(t *testing.T) {
 	// §6.4.4), so it is not held to the patterns either.
 	if _, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "laptop-42.corp.local", "laptop-42.corp.example")); err != nil {
 		t.Errorf("a host-name CN beside an allowed DNS SAN: %v", err)
+	}
+}
+
+// TestIPAddressCNMustBeInTheIPRanges: a CN that reads as an IP address is
+// matched as the host by OpenSSL's hostname check when the certificate has
+// no DNS SAN, so a profile's ip_ranges hold it as they hold an IP SAN.
+func TestIPAddressCNMustBeInTheIPRanges(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name = "lan"
+	p.IPRanges = []string{"10.8.0.0/16"}
+	f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"lan": p}, DefaultProfile: "lan"})
+	ctx := context.Background()
+	for _, c := range []struct {
+		cn   string
+		want pki.Code
+	}{
+		{"10.8.1.1", ""},
+		{"::ffff:10.8.1.1", ""},
+		{"10.9.9.9", pki.EBadRequest},
+		{"[10.9.9.9]", pki.EBadRequest},
+		// No DNS patterns: host names are the device's to choose.
+		{"www.bank.example", ""},
+		{"device-9", ""},
+	} {
+		_, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, c.cn))
+		if pki.ErrorCode(err) != c.want && !(c.want == "" && err == nil) {
+			t.Errorf("CN %q: %v, want %q", c.cn, err, c.want)
+		}
 	}
 }

@@ -252,14 +252,17 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 			return pki.Errorf(pki.EBadRequest, "IP address %s is not allowed by the profile", ip)
 		}
 	}
-	// A CN that reads as a host name is one to relying parties that fall
-	// back to it when the certificate has no DNS SAN (OpenSSL's hostname
-	// check does; with one, RFC 6125 §6.4.4 has them ignore the CN): with
-	// DNS patterns, it must match them too, or the patterns are bypassed.
-	if len(np.dns) > 0 && len(req.DNSNames) == 0 && len(np.sans.DNSNames) == 0 {
+	// A CN that reads as a host name or an IP address is one to relying
+	// parties that fall back to it when the certificate has no DNS SAN:
+	// OpenSSL's hostname check (X509_check_host, as nginx and HAProxy use
+	// it) compares the name it is given, an IP literal included, with the
+	// CN as a string; with a DNS SAN, RFC 6125 §6.4.4 has them ignore the
+	// CN. So with DNS patterns or IP ranges, such a CN must pass them too,
+	// or they are bypassed.
+	if (len(np.dns) > 0 || len(np.ips) > 0) && len(req.DNSNames) == 0 && len(np.sans.DNSNames) == 0 {
 		for _, cn := range values["CN"] {
-			if looksLikeHostName(cn) && !allowedBy(np.dns, cn) {
-				return pki.Errorf(pki.EBadRequest, "subject CN %q reads as a host name the profile's DNS patterns do not allow", cn)
+			if err := np.checkCNAsHost(cn); err != nil {
+				return err
 			}
 		}
 	}
@@ -278,24 +281,49 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 	return nil
 }
 
-// looksLikeHostName: v could be taken for a DNS name, two or more labels
-// of letters, digits and hyphens, the last not all digits (a trailing dot
-// or a leading "*." too), as a relying party matching a host name against
-// the CN would.
+// checkCNAsHost holds a CN to the profile's IP ranges when it reads as an
+// IP address, and to its DNS patterns when it reads as a host name, as a
+// relying party matching a host against the CN would take it.
+func (np *namePolicy) checkCNAsHost(cn string) error {
+	if ip := cnAsIP(cn); ip != nil {
+		if !np.ipAllowed(ip) {
+			return pki.Errorf(pki.EBadRequest, "subject CN %q reads as an IP address the profile does not allow (a relying party may match it as the host's name; list its range in ip_ranges, or put the name in an IP SAN)", cn)
+		}
+		return nil
+	}
+	if len(np.dns) > 0 && looksLikeHostName(cn) && !allowedBy(np.dns, cn) {
+		return pki.Errorf(pki.EBadRequest, "subject CN %q reads as a host name the profile's DNS patterns do not allow", cn)
+	}
+	return nil
+}
+
+// cnAsIP: the IP address v reads as, if any (brackets and a trailing dot
+// aside), as a relying party given that address as the host would read it.
+func cnAsIP(v string) net.IP {
+	v = strings.TrimSuffix(v, ".")
+	if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		v = v[1 : len(v)-1]
+	}
+	return net.ParseIP(v)
+}
+
+// looksLikeHostName: v could be taken for a DNS name: two or more labels
+// of the characters a host name given to a TLS client can hold (letters,
+// digits, hyphens, underscores, and wildcards anywhere, which OpenSSL
+// matches in the CN as in a SAN), with or without a trailing dot. A value
+// with spaces, an @ or non-ASCII letters is no host a client connects to,
+// and one label (a device ID, a GUID) is left alone, as devices use those.
 func looksLikeHostName(v string) bool {
-	v = strings.TrimSuffix(strings.TrimPrefix(v, "*."), ".")
-	labels := strings.Split(v, ".")
-	if len(labels) < 2 || strings.Trim(labels[len(labels)-1], "0123456789") == "" {
-		// One label, or an IPv4 address: hosts are not matched against
-		// those through the CN.
+	v = strings.TrimSuffix(v, ".")
+	if !strings.Contains(v, ".") {
 		return false
 	}
-	for _, l := range labels {
-		if l == "" || len(l) > 63 {
+	for _, l := range strings.Split(v, ".") {
+		if l == "" {
 			return false
 		}
 		for _, r := range l {
-			if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			if !(r == '-' || r == '_' || r == '*' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
 				return false
 			}
 		}
