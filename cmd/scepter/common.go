@@ -452,3 +452,21 @@ func writeEnrollment(certOut, keyOut, chainOut string, cert *x509.Certificate, k
 	}
 	return nil
 }
+
+// secretFromFile reads the secret in the file a flag names, with the white
+// space around it trimmed (the newline an editor or echo leaves). A file
+// that cannot be read or holds nothing is refused as a misconfigured flag
+// (a usage error, exit 2), naming the flag and the file: an empty secret
+// would be taken for none (unsigned webhooks, no password, no challenge)
+// while the operator believes one is set.
+func secretFromFile(flagName, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", usageError{fmt.Sprintf("%s: %v", flagName, err)}
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		return "", usageError{fmt.Sprintf("%s %s is empty: write the secret in it, or leave the flag out", flagName, path)}
+	}
+	return secret, nil
+}

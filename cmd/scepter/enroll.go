@@ -74,11 +74,11 @@ func (f *clientFlags) resolve() error {
 		return usageError{"--cacert is the trust for an https:// server's TLS certificate; --url is not https"}
 	}
 	if f.challengeFile != "" {
-		b, err := os.ReadFile(f.challengeFile)
+		c, err := secretFromFile("--challenge-file", f.challengeFile)
 		if err != nil {
-			return fmt.Errorf("challenge file: %w", err)
+			return err
 		}
-		f.challenge = strings.TrimSpace(string(b))
+		f.challenge = c
 	}
 	if !keys.ValidKeyType(f.keyType) {
 		return usageError{fmt.Sprintf("--key-type %q: want rsa2048, rsa3072, rsa4096, p256 or p384", f.keyType)}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -64,13 +63,11 @@ func (n *notifyFlags) mailer(e env) (*notify.SMTP, error) {
 	}
 	password, _ := e.lookupEnv(smtpPasswordEnv)
 	if n.smtpPasswordFile != "" {
-		b, err := os.ReadFile(n.smtpPasswordFile)
+		p, err := secretFromFile("--smtp-password-file", n.smtpPasswordFile)
 		if err != nil {
-			return nil, fmt.Errorf("--smtp-password-file: %w", err)
+			return nil, err
 		}
-		if password = strings.TrimSpace(string(b)); password == "" {
-			return nil, fmt.Errorf("SMTP password file %s is empty", n.smtpPasswordFile)
-		}
+		password = p
 	}
 	m, err := notify.NewSMTP(notify.SMTPConfig{URL: n.smtpURL, Password: password, From: n.from, RequireTLS: requireTLS})
 	if err != nil {
@@ -114,15 +111,11 @@ func (n *notifyFlags) channels(e env, profiles map[string]pki.Profile, log *slog
 	if n.webhookURL != "" {
 		var secret []byte
 		if n.webhookSecretFile != "" {
-			b, err := os.ReadFile(n.webhookSecretFile)
+			s, err := secretFromFile("--notify-webhook-secret-file", n.webhookSecretFile)
 			if err != nil {
-				return nil, fmt.Errorf("--notify-webhook-secret-file: %w", err)
+				return nil, err
 			}
-			// An empty key would send the requests unsigned: refuse it,
-			// as a mistake (the wrong file, one not written yet).
-			if secret = []byte(strings.TrimSpace(string(b))); len(secret) == 0 {
-				return nil, fmt.Errorf("notification webhook secret file %s is empty", n.webhookSecretFile)
-			}
+			secret = []byte(s)
 		}
 		w, err := notify.NewWebhook(notify.WebhookConfig{URL: n.webhookURL, Secret: secret})
 		if err != nil {

@@ -867,16 +867,11 @@ func (f *serveFlags) webhook(log *slog.Logger) (enroll.ChallengeVerifier, error)
 	}
 	var secret []byte
 	if f.webhookSecretFile != "" {
-		b, err := os.ReadFile(f.webhookSecretFile)
+		s, err := secretFromFile("--webhook-secret-file", f.webhookSecretFile)
 		if err != nil {
-			return nil, fmt.Errorf("--webhook-secret-file: %w", err)
+			return nil, err
 		}
-		secret = []byte(strings.TrimSpace(string(b)))
-		if len(secret) == 0 {
-			// Taken for "no secret", it would send unsigned requests while
-			// the operator believes them signed.
-			return nil, usageError{fmt.Sprintf("--webhook-secret-file %s is empty: put the HMAC key in it, or leave the flag out for unsigned requests", f.webhookSecretFile)}
-		}
+		secret = []byte(s)
 	}
 	v, err := webhook.New(webhook.Config{URL: f.webhookURL, Secret: secret, Timeout: f.webhookTimeout})
 	if err != nil {
@@ -925,11 +920,11 @@ func (f *serveFlags) ndesSecret() (string, error) {
 	}
 	password := f.ndesPassword
 	if f.ndesPasswordFile != "" {
-		b, err := os.ReadFile(f.ndesPasswordFile)
+		p, err := secretFromFile("--ndes-password-file", f.ndesPasswordFile)
 		if err != nil {
-			return "", fmt.Errorf("--ndes-password-file: %w", err)
+			return "", err
 		}
-		password = strings.TrimSpace(string(b))
+		password = p
 	}
 	if password == "" {
 		return "", usageError{"--ndes-user needs --ndes-password-file or SCEPTER_NDES_PASSWORD"}
@@ -1032,15 +1027,7 @@ func (f *serveFlags) givenChallenge() (string, error) {
 	if f.challenge != "" || f.challengeFile == "" {
 		return f.challenge, nil
 	}
-	b, err := os.ReadFile(f.challengeFile)
-	if err != nil {
-		return "", fmt.Errorf("--challenge-file: %w", err)
-	}
-	c := strings.TrimSpace(string(b))
-	if c == "" {
-		return "", fmt.Errorf("--challenge-file %s is empty", f.challengeFile)
-	}
-	return c, nil
+	return secretFromFile("--challenge-file", f.challengeFile)
 }
 
 // resolveChallenge picks the static challenge: the one given (see

@@ -89,7 +89,7 @@ func TestServeRefusesSettingsBeforeCreatingTheCA(t *testing.T) {
 		{"empty --challenge-file", []string{"--est-listen", "off", "--challenge-file", empty}, "is empty"},
 		{"--ndes-user without a password", slices.Concat(plain, []string{"--ndes-user", "ndes"}), "--ndes-user needs --ndes-password-file"},
 		{"missing --ndes-password-file", slices.Concat(plain, []string{"--ndes-user", "ndes", "--ndes-password-file", missing}), "--ndes-password-file:"},
-		{"empty --ndes-password-file", slices.Concat(plain, []string{"--ndes-user", "ndes", "--ndes-password-file", empty}), "--ndes-user needs"},
+		{"empty --ndes-password-file", slices.Concat(plain, []string{"--ndes-user", "ndes", "--ndes-password-file", empty}), "is empty"},
 		{"--ndes-user with a colon", slices.Concat(plain, []string{"--ndes-user", "a:b", "--ndes-password", "pw"}), "must not contain ':'"},
 		{"--ndes-ttl out of range", slices.Concat(plain, []string{"--ndes-user", "ndes", "--ndes-password", "pw", "--ndes-ttl", "1s"}), "--ndes-ttl 1s"},
 		{"--smtp-url without --notify-from", slices.Concat(plain, []string{"--smtp-url", "smtps://mail.example.com"}), "needs --notify-from"},

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Every flag that names a secret file reads it the same way: the secret
+// with the white space around it trimmed, and a file that is missing, no
+// file, empty or blank refused as a misconfigured flag (exit 2) whose
+// message names the flag and the file. They differed: some exited 1, one
+// named no flag, and enroll took an empty file for no challenge.
+func TestSecretFilesAreReadAlike(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"missing":   filepath.Join(dir, "missing"),
+		"directory": filepath.Join(dir, "directory"),
+		"empty":     filepath.Join(dir, "empty"),
+		"blank":     filepath.Join(dir, "blank"),
+	}
+	if err := os.Mkdir(files["directory"], 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, files["empty"], "")
+	writeTestFile(t, files["blank"], " \r\n\t\n")
+
+	plain := []string{"--est-listen", "off", "--challenge", "test"}
+	flags := []struct {
+		flag string
+		args func(file string) []string
+	}{
+		{"--challenge-file", func(file string) []string {
+			return []string{"--est-listen", "off", "--challenge-file", file}
+		}},
+		{"--webhook-secret-file", func(file string) []string {
+			return slices.Concat(plain, []string{"--webhook-url", "https://hooks.example.com", "--webhook-secret-file", file})
+		}},
+		{"--ndes-password-file", func(file string) []string {
+			return slices.Concat(plain, []string{"--ndes-user", "ndes", "--ndes-password-file", file})
+		}},
+		{"--smtp-password-file", func(file string) []string {
+			return slices.Concat(plain, []string{"--smtp-url", "smtps://ca@mail.example.com", "--notify-from", "ca@example.com", "--smtp-password-file", file})
+		}},
+		{"--notify-webhook-secret-file", func(file string) []string {
+			return slices.Concat(plain, []string{"--notify-webhook-url", "https://hooks.example.com", "--notify-webhook-secret-file", file})
+		}},
+	}
+	for _, fl := range flags {
+		for kind, file := range files {
+			t.Run("serve "+fl.flag+" "+kind, func(t *testing.T) {
+				data := filepath.Join(t.TempDir(), "data")
+				_, stderr, err := serveOnceWith(t, nil, append([]string{"--data-dir", data, "--listen", "127.0.0.1:0"}, fl.args(file)...)...)
+				checkSecretFileRefusal(t, err, fl.flag, file, stderr)
+			})
+		}
+	}
+	for kind, file := range files {
+		t.Run("enroll --challenge-file "+kind, func(t *testing.T) {
+			out := t.TempDir()
+			e, _, errb := testEnv(nil)
+			err := run(context.Background(), e, []string{"enroll", "--url", "http://127.0.0.1:1/scep", "--challenge-file", file,
+				"--subject", "CN=device-1", "--out", filepath.Join(out, "cert.pem"), "--key-out", filepath.Join(out, "key.pem")})
+			checkSecretFileRefusal(t, err, "--challenge-file", file, errb.String())
+		})
+	}
+}
+
+func checkSecretFileRefusal(t *testing.T, err error, flag, file, stderr string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted %s %s\n%s", flag, file, stderr)
+	}
+	if !strings.Contains(err.Error(), flag) || !strings.Contains(err.Error(), file) {
+		t.Errorf("err = %q, want it to name %s and %s", err, flag, file)
+	}
+	if code := exitCode(err); code != 2 {
+		t.Errorf("exit status %d for %q, want 2 (a misconfigured flag)", code, err)
+	}
+}
+
+// The secret is the file's content without the white space around it:
+// the newline that echo or an editor leaves is no part of it.
+func TestSecretFromFileTrims(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct{ content, want string }{
+		{"s3cret", "s3cret"},
+		{"s3cret\n", "s3cret"},
+		{"s3cret\r\n", "s3cret"},
+		{"  s3cret \n\n", "s3cret"},
+	}
+	for i, tt := range tests {
+		file := filepath.Join(dir, strings.Repeat("f", i+1))
+		writeTestFile(t, file, tt.content)
+		got, err := secretFromFile("--x-file", file)
+		if err != nil || got != tt.want {
+			t.Errorf("%q: got %q, %v; want %q", tt.content, got, err, tt.want)
+		}
+	}
+}
