@@ -435,9 +435,6 @@ func rootKeyPassphrase(e env, file string) ([]byte, error) {
 		return p, nil
 	}
 	if v, ok := e.lookupEnv(rootKeyPassphraseEnv); ok {
-		if v == "" {
-			return nil, fmt.Errorf("%s is set but empty", rootKeyPassphraseEnv)
-		}
 		return []byte(v), nil
 	}
 	return nil, nil

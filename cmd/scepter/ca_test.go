@@ -326,7 +326,8 @@ func TestCARootExportEncryptedThenRollover(t *testing.T) {
 		{"no passphrase", nil, nil, "--root-key-passphrase-file FILE or the environment variable SCEPTER_ROOT_KEY_PASSPHRASE"},
 		{"wrong passphrase file", nil, []string{"--root-key-passphrase-file", writePassFile(t, "offline passphrasE")}, "wrong passphrase"},
 		{"wrong environment", map[string]string{"SCEPTER_ROOT_KEY_PASSPHRASE": "nope"}, nil, "wrong passphrase"},
-		{"empty environment", map[string]string{"SCEPTER_ROOT_KEY_PASSPHRASE": ""}, nil, "empty"},
+		// An empty variable counts as unset, as every SCEPTER_ variable.
+		{"empty environment", map[string]string{"SCEPTER_ROOT_KEY_PASSPHRASE": ""}, nil, "--root-key-passphrase-file FILE or the environment variable SCEPTER_ROOT_KEY_PASSPHRASE"},
 		{"passphrase file", nil, []string{"--root-key-passphrase-file", pass}, ""},
 		{"environment", map[string]string{"SCEPTER_ROOT_KEY_PASSPHRASE": "offline passphrase"}, nil, ""},
 	}

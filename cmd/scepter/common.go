@@ -274,8 +274,9 @@ func warnUnknownEnv(e env, sets ...*flag.FlagSet) {
 		known[name] = true
 	}
 	for _, kv := range e.environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, config.EnvPrefix) || known[name] || knownPrefix(name) {
+		name, value, _ := strings.Cut(kv, "=")
+		// An empty variable counts as unset (env.emptyVarsUnset).
+		if value == "" || !strings.HasPrefix(name, config.EnvPrefix) || known[name] || knownPrefix(name) {
 			continue
 		}
 		closest, best := "", -1

@@ -17,6 +17,7 @@ func TestUnknownEnvWarned(t *testing.T) {
 		warn    string // "" for none
 	}{
 		{"typo", "serve", []string{"SCEPTER_LISTN=127.0.0.1:0"}, "SCEPTER_LISTN is set in the environment but is no setting of scepter serve (nearest: SCEPTER_LISTEN)"},
+		{"empty, so unset", "serve", []string{"SCEPTER_LISTN="}, ""},
 		{"a setting", "serve", []string{"SCEPTER_LISTEN=127.0.0.1:0", "SCEPTER_DATA_DIR=x"}, ""},
 		{"secrets and the agent's", "serve", []string{"SCEPTER_EST_PASSWORD=x", "SCEPTER_ROOT_KEY_PASSPHRASE=x", "SCEPTER_AGENT_NAME=x", "SCEPTER_TEST_POSTGRES_URL=x"}, ""},
 		{"other prefixes", "serve", []string{"PATH=/bin", "SCEPTERX=1", "HOME=/root"}, ""},

@@ -26,6 +26,23 @@ type env struct {
 	environ func() []string
 }
 
+// emptyVarsUnset makes a variable set to the empty string count as unset,
+// for every variable alike: SCEPTER_LISTEN= (often a template's unfilled
+// line) would otherwise override the config file with an empty address,
+// and SCEPTER_RATE_LIMIT= would fail to parse. An empty value is still
+// given with the flag itself (--flag=) or in the config file.
+func (e env) emptyVarsUnset() env {
+	lookup := e.lookupEnv
+	if lookup == nil {
+		return e
+	}
+	e.lookupEnv = func(name string) (string, bool) {
+		v, ok := lookup(name)
+		return v, ok && v != ""
+	}
+	return e
+}
+
 type command struct {
 	name    string
 	summary string
@@ -110,6 +127,7 @@ func subcommand(e env, args []string, usage string) (string, error) {
 }
 
 func run(ctx context.Context, e env, args []string) error {
+	e = e.emptyVarsUnset()
 	if len(args) == 0 {
 		usage(e.stderr)
 		return usageError{"no command given"}

@@ -653,7 +653,7 @@ func (f *serveFlags) tlsServer(h http.Handler, cert *server.Certificate, minVers
 // connections, requests in flight, requests per client address.
 // checkListenersAndIntervals refuses addresses and intervals that would
 // start a server nobody meant: an empty address listens on a random port
-// of every interface (an empty SCEPTER_LISTEN= line does that); a CA
+// of every interface (--listen= or listen = "" does that); a CA
 // reload interval of 0 spins a core;
 // a clock skew of 0 or less was silently the widest one.
 func (f *serveFlags) checkListenersAndIntervals() error {
