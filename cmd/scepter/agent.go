@@ -108,6 +108,10 @@ func loadAgentConfig(path string) (*agent.Config, error) {
 // [[certificate]] tables), not a file of flag values as for the other
 // commands, so config.Parse does not read it.
 func parseAgentFlags(fs *flag.FlagSet, e env, args []string) error {
+	if e.probeFlags != nil {
+		e.probeFlags(fs)
+		return errProbed
+	}
 	var out bytes.Buffer
 	fs.SetOutput(&out)
 	err := fs.Parse(args)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -69,6 +70,10 @@ func (s *storeFlags) profileSet() (map[string]pki.Profile, error) {
 // parseFlags resolves flags, environment and config file; maxArgs bounds the
 // positional arguments the command takes.
 func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections config.Sections) error {
+	if e.probeFlags != nil {
+		e.probeFlags(fs)
+		return errProbed
+	}
 	if maxArgs > 0 {
 		args = flagsFirst(fs, args)
 	}
@@ -258,10 +263,54 @@ func flagsFirst(fs *flag.FlagSet, args []string) []string {
 var otherEnv = []string{"SCEPTER_EST_PASSWORD", rootKeyPassphraseEnv, keysPassphraseEnv, smtpPasswordEnv,
 	"SCEPTER_AGENT_", "SCEPTER_TEST_", "SCEPTER_E2E_", "SCEPTER_BENCH_ROWS", "SCEPTER_BIN", "SCEPTER_CLOCKOFFSET_BIN", "SCEPTER_KEYS_TOKEN_GONE_CHILD"}
 
+// errProbed ends a command run for its flag set only (env.probeFlags).
+var errProbed = errors.New("flags probed")
+
+// flagCommands are the words that run each command that takes flags:
+// knownEnvNames probes each for its flag set. TestFlagCommandsAreEvery
+// keeps the list whole.
+func flagCommands() [][]string {
+	return [][]string{
+		{"serve"}, {"enroll"}, {"renew"}, {"getcrl"}, {"bench"}, {"agent"}, {"agent", "status"},
+		{"requests", "list"}, {"requests", "approve"}, {"requests", "reject"},
+		{"challenge", "new"}, {"challenge", "list"},
+		{"est", "cacerts"}, {"est", "enroll"}, {"est", "reenroll"}, {"est", "serverkeygen"},
+		{"est", "user", "add"}, {"est", "user", "list"}, {"est", "user", "remove"},
+		{"certs", "list"}, {"certs", "show"}, {"certs", "revoke"}, {"certs", "unhold"},
+		{"audit", "list"}, {"audit", "verify"},
+		{"admin", "token", "new"}, {"admin", "token", "list"}, {"admin", "token", "revoke"},
+		{"admin", "user", "add"}, {"admin", "user", "list"}, {"admin", "user", "remove"},
+		{"ca", "rollover"}, {"ca", "show"}, {"ca", "export-keys"}, {"ca", "import-keys"}, {"ca", "root", "export"},
+		{"notify", "test"},
+	}
+}
+
+// knownEnvNames are the SCEPTER_ variables some command reads: every
+// command's settings (each probed for its flag set, which it builds and
+// hands over without doing anything else), and otherEnv.
+func knownEnvNames() map[string]bool {
+	known := map[string]bool{}
+	probe := env{
+		stdout: io.Discard, stderr: io.Discard,
+		lookupEnv:  func(string) (string, bool) { return "", false },
+		probeFlags: func(fs *flag.FlagSet) { fs.VisitAll(func(f *flag.Flag) { known[config.EnvName(f.Name)] = true }) },
+	}
+	for _, words := range flagCommands() {
+		_ = run(context.Background(), probe, words) // errProbed
+	}
+	for _, name := range otherEnv {
+		known[name] = true
+	}
+	return known
+}
+
 // warnUnknownEnv says on stderr which SCEPTER_ variables of the
-// environment name no setting of this command, nor of serve (one
-// environment often serves both), nor otherEnv, with the closest known
-// name: a typo (SCEPTER_LISTN) would otherwise be ignored in silence.
+// environment no command reads, with the closest known name: a typo
+// (SCEPTER_LISTN) would otherwise be ignored in silence. A variable of
+// another command is no typo: one environment often serves serve, the
+// CLI and the agent. sets are the command's own flag sets, and serve's,
+// which name most variables; every command is probed only for a name
+// they lack.
 func warnUnknownEnv(e env, sets ...*flag.FlagSet) {
 	if e.environ == nil {
 		return
@@ -270,17 +319,21 @@ func warnUnknownEnv(e env, sets ...*flag.FlagSet) {
 	for _, fs := range sets {
 		fs.VisitAll(func(f *flag.Flag) { known[config.EnvName(f.Name)] = true })
 	}
-	for _, name := range otherEnv {
-		known[name] = true
-	}
+	var all map[string]bool
 	for _, kv := range e.environ() {
 		name, value, _ := strings.Cut(kv, "=")
 		// An empty variable counts as unset (env.emptyVarsUnset).
 		if value == "" || !strings.HasPrefix(name, config.EnvPrefix) || known[name] || knownPrefix(name) {
 			continue
 		}
+		if all == nil {
+			all = knownEnvNames()
+		}
+		if all[name] {
+			continue
+		}
 		closest, best := "", -1
-		for k := range known {
+		for k := range all {
 			if strings.HasSuffix(k, "_") {
 				continue
 			}
@@ -288,8 +341,8 @@ func warnUnknownEnv(e env, sets ...*flag.FlagSet) {
 				closest, best = k, d
 			}
 		}
-		fmt.Fprintf(e.stderr, "scepter: warning: %s is set in the environment but is no setting of scepter %s (nearest: %s); it is ignored\n",
-			printableLines(name), sets[0].Name(), closest)
+		fmt.Fprintf(e.stderr, "scepter: warning: %s is set in the environment but is no setting of any scepter command (nearest: %s); it is ignored\n",
+			printableLines(name), closest)
 	}
 }
 

@@ -24,6 +24,10 @@ type env struct {
 	// environ lists the environment as NAME=VALUE (os.Environ), so that a
 	// misspelt SCEPTER_ variable is warned about; nil: not checked.
 	environ func() []string
+	// probeFlags, when set, is handed the flag set of the command run,
+	// which then returns errProbed before parsing or doing anything: how
+	// knownEnvNames learns every command's settings.
+	probeFlags func(*flag.FlagSet)
 }
 
 // emptyVarsUnset makes a variable set to the empty string count as unset,
