@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
 
@@ -61,6 +62,37 @@ func TestAuditListNamesAnUnknownType(t *testing.T) {
 		}
 		if got := strings.Contains(errOut.String(), "no event of type"); got != tc.wantHint {
 			t.Errorf("%v: hint %v, want %v; stdout %q, stderr %q", tc.args, got, tc.wantHint, out.String(), errOut.String())
+		}
+	}
+}
+
+// `audit verify` passes a trail whose clock was stepped back, and says
+// where, on a warning line naming both records and their times.
+func TestAuditVerifyWarnsOfTimeSteppedBack(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := pkitest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	for _, step := range []time.Duration{0, time.Hour, -2 * time.Hour} {
+		clock.Advance(step)
+		if err := st.AppendAudit(ctx, pki.AuditEvent{Time: clock.Now(), Type: pki.EventRevoked, Actor: "cli:root"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	e, out, _ := testEnv(nil)
+	if err := run(ctx, e, []string{"audit", "verify", "--data-dir", dir}); err != nil {
+		t.Fatalf("a clock stepped back fails verify: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"WARNING: record 3 (2030-01-02T02:04:05Z) is older than record 2 before it (2030-01-02T04:04:05Z)",
+		"OK: 3 record(s) checked", "1 step(s) back of the clock",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output does not say %q:\n%s", want, out)
 		}
 	}
 }

@@ -37,6 +37,11 @@ type Report struct {
 	LastID int64
 	// Problem describes the first bad record; nil when the trail is intact.
 	Problem *Problem
+	// TimeSteps are the places, among the records walked, where a record
+	// is older than the one before it. The chain still verifies (a clock
+	// stepped back is not tampering), but an auditor reading times across
+	// such a step must know of it.
+	TimeSteps []TimeStep
 
 	lastHash []byte
 	lastType string
@@ -62,6 +67,20 @@ func (p *Problem) Error() string {
 		return "audit trail: " + p.What
 	}
 	return fmt.Sprintf("audit trail: record %d (%s at %s): %s", p.ID, p.Type, p.Time.UTC().Format(time.RFC3339), p.What)
+}
+
+// TimeStep is a record written at an earlier time than the record before
+// it in the chain: the writer's clock was stepped back between them.
+type TimeStep struct {
+	PrevID   int64
+	PrevTime time.Time
+	ID       int64
+	Time     time.Time
+}
+
+func (s TimeStep) String() string {
+	return fmt.Sprintf("record %d (%s) is older than record %d before it (%s), by %s: the clock was stepped back between them",
+		s.ID, s.Time.UTC().Format(time.RFC3339Nano), s.PrevID, s.PrevTime.UTC().Format(time.RFC3339Nano), s.PrevTime.Sub(s.Time))
 }
 
 // pageSize is how many records one read returns.
@@ -117,6 +136,9 @@ func Verify(ctx context.Context, c Chain) (Report, error) {
 			if p := check(e, prevID, prevHash); p != nil {
 				rep.Problem = p
 				return rep, nil
+			}
+			if rep.Checked > 0 && e.Time.Before(rep.lastTime) {
+				rep.TimeSteps = append(rep.TimeSteps, TimeStep{PrevID: rep.LastID, PrevTime: rep.lastTime, ID: e.ID, Time: e.Time})
 			}
 			rep.Checked++
 			rep.LastID, rep.lastHash, rep.lastType, rep.lastTime = e.ID, e.Hash, e.Type, e.Time

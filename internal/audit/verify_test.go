@@ -12,6 +12,7 @@ import (
 
 	"github.com/scepter/scepter/internal/audit"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
@@ -221,5 +222,53 @@ func TestHeadIntact(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("%s: %v, want ok %v", c.name, err, c.ok)
 		}
+	}
+}
+
+// A clock stepped back between two records is not tampering: the trail
+// verifies, and the report names where the times go backwards.
+func TestVerifyReportsTimeSteppedBack(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	clock := pkitest.NewClock(t0)
+	// The clock moves by each step before its record is written; a
+	// negative step sets it back.
+	steps := []time.Duration{0, time.Minute, time.Minute, -90 * time.Second, time.Minute, -time.Hour, 0}
+	for i, d := range steps {
+		clock.Advance(d)
+		ev := pki.AuditEvent{Time: clock.Now(), Type: pki.EventIssued, Actor: "scep:192.0.2.1", SerialHex: fmt.Sprintf("%x", i+1)}
+		if err := st.AppendAudit(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	rep := verify(t, path)
+	if !rep.OK() || rep.Checked != int64(len(steps)) {
+		t.Fatalf("a clock stepped back fails the trail: %+v, %v", rep, rep.Problem)
+	}
+	want := []audit.TimeStep{
+		{PrevID: 3, PrevTime: t0.Add(2 * time.Minute), ID: 4, Time: t0.Add(30 * time.Second)},
+		{PrevID: 5, PrevTime: t0.Add(90 * time.Second), ID: 6, Time: t0.Add(-58*time.Minute - 30*time.Second)},
+	}
+	if len(rep.TimeSteps) != len(want) {
+		t.Fatalf("time steps %v, want %v", rep.TimeSteps, want)
+	}
+	for i, w := range want {
+		got := rep.TimeSteps[i]
+		if got.PrevID != w.PrevID || got.ID != w.ID || !got.PrevTime.Equal(w.PrevTime) || !got.Time.Equal(w.Time) {
+			t.Errorf("time step %d: %v, want %v", i, got, w)
+		}
+	}
+	if s := rep.TimeSteps[0].String(); !strings.Contains(s, "record 4 (2030-01-02T03:04:35Z)") || !strings.Contains(s, "record 3") {
+		t.Errorf("time step reads %q", s)
+	}
+	// Records 6 and 7 share a time: no step. Nor has an ordered trail.
+	if rep := verify(t, trail(t, 3)); len(rep.TimeSteps) != 0 {
+		t.Errorf("an ordered trail reports steps: %v", rep.TimeSteps)
 	}
 }
