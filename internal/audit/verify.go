@@ -109,6 +109,13 @@ func Verify(ctx context.Context, c Chain) (Report, error) {
 		}
 		for _, e := range page {
 			after = e.ID
+			// Before the checks of the id alone: a record whose id is not
+			// positive or beyond the head may be one scepter wrote, only
+			// renumbered, and the trail is then not cut short.
+			if p := renumbered(e, prevID, prevHash); p != nil {
+				rep.Problem = p
+				return rep, nil
+			}
 			if e.ID <= 0 {
 				rep.Problem = &Problem{ID: e.ID, Time: e.Time, Type: e.Type,
 					What: "its id is not positive, though scepter numbers records from 1: it was inserted outside scepter"}
@@ -165,11 +172,37 @@ func check(e pki.AuditEvent, prevID int64, prevHash []byte) *Problem {
 	case !bytes.Equal(e.PrevHash, prevHash):
 		p.What = fmt.Sprintf("it does not follow record %d: a record between them was removed, inserted or reordered", prevID)
 	case e.ID != prevID+1:
-		p.What = fmt.Sprintf("%s missing, yet the chain links it to record %d: the trail was renumbered", records(prevID+1, e.ID-1), prevID)
+		// Its hash was recomputed for its new id: renumbered and resealed.
+		p.What = fmt.Sprintf("the chain expected record %d after record %d, but found id %d, chained to record %d and hashed for its id: "+
+			"the trail was renumbered and its hashes recomputed", prevID+1, prevID, e.ID, prevID)
 	default:
 		return nil
 	}
 	return p
+}
+
+// renumbered reports a record scepter wrote as the one after prevID whose
+// id was changed since: it is chained to the record before it, and its hash
+// is right for the id it should have (the id is hashed), not for the one it
+// has. Nothing is missing there; the ids are not the ones written, so an id
+// quoted elsewhere (a log, a ticket) no longer names the same record.
+func renumbered(e pki.AuditEvent, prevID int64, prevHash []byte) *Problem {
+	want := prevID + 1
+	if e.ID == want || len(e.Hash) == 0 || !bytes.Equal(e.PrevHash, prevHash) {
+		return nil
+	}
+	written := e
+	written.ID = want
+	if !bytes.Equal(pki.AuditChainHash(e.PrevHash, written), e.Hash) {
+		return nil
+	}
+	where, link := fmt.Sprintf("after record %d", prevID), fmt.Sprintf("record %d", prevID)
+	if prevID == 0 {
+		where, link = "first", "the start of the trail"
+	}
+	return &Problem{ID: e.ID, Time: e.Time, Type: e.Type,
+		What: fmt.Sprintf("the chain expected record %d %s, but found id %d: this is record %d renumbered "+
+			"(it is chained to %s and hashed as record %d); the trail was renumbered, not cut short", want, where, e.ID, want, link, want)}
 }
 
 // records names a range of record ids.

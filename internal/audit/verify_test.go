@@ -104,7 +104,19 @@ func TestVerify(t *testing.T) {
 		{"inserted with the lowest id there is", []string{`INSERT INTO audit_events (id, time, type, actor) VALUES (-9223372036854775808, 1764000000000000000, 'certificate.revoked', 'console:mallory')`}, math.MinInt64, "outside scepter"},
 		{"inserted with a negative id, no hash", []string{`INSERT INTO audit_events (id, time, type) VALUES (-1, 0, 'certificate.revoked')`}, -1, "outside scepter"},
 		{"head's hash replaced", []string{`UPDATE audit_head SET last_hash = X'00'`}, 12, "certificate.issued at 2030-01-02T03:16:05Z): the newest record is not"},
-		{"renumbered", []string{`UPDATE audit_events SET id = id + 100 WHERE id >= 10`}, 0, ""},
+		// Ids changed, hashes untouched: each record still chains to the
+		// one before, and is named as renumbered, not as the trail cut
+		// short or a record edited or inserted.
+		{"renumbered past the head", []string{`UPDATE audit_events SET id = id + 100 WHERE id >= 10`}, 110,
+			"the chain expected record 10 after record 9, but found id 110: this is record 10 renumbered"},
+		{"renumbered within the head", []string{`UPDATE audit_events SET id = -id WHERE id >= 10`, `UPDATE audit_events SET id = 1 - id WHERE id < 0`}, 11,
+			"the chain expected record 10 after record 9, but found id 11"},
+		{"renumbered from the start", []string{`UPDATE audit_events SET id = id + 1000`}, 1001,
+			"the chain expected record 1 first, but found id 1001"},
+		{"renumbered below 1", []string{`UPDATE audit_events SET id = id - 100`}, -99,
+			"the chain expected record 1 first, but found id -99"},
+		{"the newest renumbered", []string{`UPDATE audit_events SET id = id + 100 WHERE id = 12`}, 112,
+			"the chain expected record 12 after record 11, but found id 112"},
 		// Deleting the head once had the next open reseal the whole trail,
 		// the edit with it.
 		{"head deleted", []string{`DELETE FROM audit_head`}, 1, "head is missing"},
@@ -270,5 +282,54 @@ func TestVerifyReportsTimeSteppedBack(t *testing.T) {
 	// Records 6 and 7 share a time: no step. Nor has an ordered trail.
 	if rep := verify(t, trail(t, 3)); len(rep.TimeSteps) != 0 {
 		t.Errorf("an ordered trail reports steps: %v", rep.TimeSteps)
+	}
+}
+
+// chain is a trail in memory, for what SQL alone cannot forge: records
+// whose hashes were recomputed.
+type chain struct {
+	events []pki.AuditEvent
+	head   store.AuditHead
+}
+
+func (c chain) AuditChain(_ context.Context, afterID int64, limit int) ([]pki.AuditEvent, error) {
+	var out []pki.AuditEvent
+	for _, e := range c.events {
+		if (e.ID > afterID || afterID == math.MinInt64) && len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (c chain) AuditHead(context.Context) (store.AuditHead, error) { return c.head, nil }
+
+// sealed chains events with the given ids as scepter would, whatever the ids.
+func sealed(ids ...int64) chain {
+	c := chain{head: store.AuditHead{LastHash: pki.AuditGenesis}}
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i, id := range ids {
+		e := pki.AuditEvent{ID: id, Time: t0.Add(time.Duration(i) * time.Minute), Type: pki.EventIssued, PrevHash: c.head.LastHash}
+		e.Hash = pki.AuditChainHash(e.PrevHash, e)
+		c.events = append(c.events, e)
+		c.head = store.AuditHead{LastID: id, LastHash: e.Hash, Count: c.head.Count + 1}
+	}
+	return c
+}
+
+// A trail renumbered and resealed (every hash recomputed for the new ids)
+// is named as such: the gap in its ids hides no removed record.
+func TestVerifyRenumberedAndResealed(t *testing.T) {
+	rep, err := audit.Verify(context.Background(), sealed(1, 2, 4, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || rep.Problem.ID != 4 ||
+		!strings.Contains(rep.Problem.What, "the chain expected record 3 after record 2, but found id 4") ||
+		!strings.Contains(rep.Problem.What, "renumbered and its hashes recomputed") {
+		t.Errorf("%+v, %v", rep, rep.Problem)
+	}
+	if rep, err := audit.Verify(context.Background(), sealed(1, 2, 3)); err != nil || !rep.OK() {
+		t.Errorf("an intact trail in memory: %+v, %v, %v", rep, rep.Problem, err)
 	}
 }
