@@ -236,19 +236,25 @@ func finishProblem(rep Report, head store.AuditHead) *Problem {
 // head: scepter writes both in one transaction, so the head was deleted,
 // as one would to have an edited trail resealed. A server must not append
 // to it (`audit verify` tells where it breaks).
+//
+// The records are read before the head. Another writer (a CLI command, a
+// node starting beside this one) may append the trail's first record at
+// any moment; read in the other order, an empty head followed by that
+// fresh record would look like a head removed. A record seen first was
+// committed with its head, so the head read after it shows it.
 func HeadIntact(ctx context.Context, c Chain) error {
-	head, err := c.AuditHead(ctx)
-	if err != nil {
-		return fmt.Errorf("audit trail: %w", err)
-	}
-	if head.LastID != 0 {
-		return nil
-	}
 	first, err := c.AuditChain(ctx, 0, 1)
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
-	if len(first) > 0 && len(first[0].Hash) > 0 {
+	if len(first) == 0 || len(first[0].Hash) == 0 {
+		return nil
+	}
+	head, err := c.AuditHead(ctx)
+	if err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	if head.LastID == 0 {
 		return errors.New("the audit trail's head is missing, though its records are chained: it was tampered with; run `scepter audit verify` to see where, and restore the database from a backup")
 	}
 	return nil

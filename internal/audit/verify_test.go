@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -331,5 +332,128 @@ func TestVerifyRenumberedAndResealed(t *testing.T) {
 	}
 	if rep, err := audit.Verify(context.Background(), sealed(1, 2, 3)); err != nil || !rep.OK() {
 		t.Errorf("an intact trail in memory: %+v, %v, %v", rep, rep.Problem, err)
+	}
+}
+
+// interleaved is a store handle whose reads of the trail let another
+// writer in: write runs once, right after read number after returns.
+type interleaved struct {
+	audit.Chain
+	after int
+	write func()
+	reads int
+}
+
+func (c *interleaved) read() {
+	c.reads++
+	if c.reads == c.after {
+		c.write()
+	}
+}
+
+func (c *interleaved) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki.AuditEvent, error) {
+	defer c.read()
+	return c.Chain.AuditChain(ctx, afterID, limit)
+}
+
+func (c *interleaved) AuditHead(ctx context.Context) (store.AuditHead, error) {
+	defer c.read()
+	return c.Chain.AuditHead(ctx)
+}
+
+// A server checking the head at its start while a CLI command, on another
+// handle of the same SQLite file, writes the trail's first record (and
+// its head, in one transaction) between the check's reads: the check must
+// not take the fresh record for a trail whose head was removed, and the
+// record must stay in a trail that verifies.
+func TestHeadIntactWhileTheFirstRecordIsWritten(t *testing.T) {
+	ctx := context.Background()
+	for _, after := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("after read %d", after), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "scepter.db")
+			server, err := sqlite.Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer server.Close()
+			cli, err := sqlite.Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cli.Close()
+			c := &interleaved{Chain: server, after: after, write: func() {
+				ev := pki.AuditEvent{Time: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), Type: pki.EventChallengeCreated, Actor: "cli:root"}
+				if err := cli.AppendAudit(ctx, ev); err != nil {
+					t.Error(err)
+				}
+			}}
+			if err := audit.HeadIntact(ctx, c); err != nil {
+				t.Errorf("false tampering: %v", err)
+			}
+			if c.reads < after { // the check was done before the write
+				c.write()
+			}
+			rep, err := audit.Verify(ctx, server)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK() || rep.Checked != 1 {
+				t.Errorf("after the check: %+v, %v", rep, rep.Problem)
+			}
+		})
+	}
+}
+
+// Two writers on their own handles of one new SQLite file (a server and
+// a CLI command) create the head and append at once, while a third
+// checks the head over and over: no check reports tampering, and every
+// record is in a trail that verifies.
+func TestHeadIntactWithConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	checker, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer checker.Close()
+	const writers, each = 2, 25
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for w := range writers {
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				ev := pki.AuditEvent{Time: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), Type: pki.EventChallengeCreated,
+					Actor: fmt.Sprintf("cli:writer-%d", w), Detail: fmt.Sprint(i)}
+				if err := st.AppendAudit(ctx, ev); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	for checking := true; checking; {
+		select {
+		case <-done:
+			checking = false
+		default:
+		}
+		if err := audit.HeadIntact(ctx, checker); err != nil {
+			t.Fatalf("false tampering: %v", err)
+		}
+	}
+	rep, err := audit.Verify(ctx, checker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Checked != writers*each {
+		t.Errorf("%+v, %v", rep, rep.Problem)
 	}
 }
