@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -285,12 +286,30 @@ func (t *pkcs11Token) openLabel(label string) (crypto.Signer, error) {
 			return fmt.Errorf("keys: no key labelled %q in the %s: %w", label, t.Describe(), ErrKeyNotFound)
 		case 1:
 		default:
-			return fmt.Errorf("keys: %d keys are labelled %q in the %s; remove or relabel the extra ones", len(pairs), label, t.Describe())
+			// Refused rather than one picked: which key the CA would sign
+			// with would be the token's choice, and could change.
+			return fmt.Errorf("keys: %d keys are labelled %q in the %s (CKA_ID %s), so which one to use is ambiguous and none is used: "+
+				"delete the extra key pairs (pkcs11-tool --login --delete-object --type privkey --id ID, then --type pubkey) or give them "+
+				"another label; a PKCS#11 URI cannot choose one with id=, as scepter finds its keys by label",
+				len(pairs), label, t.Describe(), keyIDs(ctx, pairs))
 		}
 		key, err = t.wrap(ctx, gen, pairs[0], label)
 		return err
 	})
 	return key, err
+}
+
+// keyIDs lists the CKA_IDs of pairs in hex, for an operator to tell them
+// apart ("?" where the token does not say).
+func keyIDs(ctx *crypto11.Context, pairs []crypto11.Signer) string {
+	ids := make([]string, len(pairs))
+	for i, p := range pairs {
+		ids[i] = "?"
+		if a, err := ctx.GetAttribute(p, crypto11.CkaId); err == nil && a != nil && len(a.Value) > 0 {
+			ids[i] = hex.EncodeToString(a.Value)
+		}
+	}
+	return strings.Join(ids, ", ")
 }
 
 func (t *pkcs11Token) Create(name, keyType string) (crypto.Signer, error) {

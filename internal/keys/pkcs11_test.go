@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
@@ -493,8 +494,23 @@ func TestPKCS11PrefixAndRemove(t *testing.T) {
 	id, _ := randomID()
 	pub, _ := crypto11.NewAttributeSetWithIDAndLabel(id, []byte("ca2-dup"))
 	tok.(*pkcs11Token).ctx.GenerateECDSAKeyPairWithAttributes(pub, pub.Copy(), elliptic.P256())
-	if _, err := tok.Open("dup"); err == nil || !strings.Contains(err.Error(), "2 keys") {
-		t.Errorf("Open of a duplicated label: %v", err)
+	// The refusal says why and what to do, and names the keys' ids to
+	// delete by, whether the key is opened by name or by its reference.
+	opens := map[string]func() (crypto.Signer, error){
+		"Open":    func() (crypto.Signer, error) { return tok.Open("dup") },
+		"OpenRef": func() (crypto.Signer, error) { return def.OpenRef(tok.Ref("dup")) },
+	}
+	for how, open := range opens {
+		_, err := open()
+		if err == nil {
+			t.Fatalf("%s of a duplicated label opened a key", how)
+		}
+		t.Logf("%s: %v", how, err)
+		for _, want := range []string{`2 keys are labelled "ca2-dup"`, "ambiguous", hex.EncodeToString(id), "delete the extra key pairs", "--id ID", "cannot choose one with id="} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s of a duplicated label: %q does not say %q", how, err, want)
+			}
+		}
 	}
 }
 
