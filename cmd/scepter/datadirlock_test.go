@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +29,32 @@ func TestSecondServerOnOneDataDirIsRefused(t *testing.T) {
 		t.Fatalf("lock after the first let go: %v", err)
 	}
 	unlock2()
+}
+
+// The lock file holds the server's pid: a symbolic link or a named pipe
+// in its place is refused, and what the link points to is left as it was.
+func TestDataDirLockRefusesANonRegularFile(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim.txt")
+	if err := os.WriteFile(victim, []byte("important data\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, serveLockFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockDataDir(dir); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("lock through a symbolic link: %v, want a refusal naming it", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "important data\n" {
+		t.Errorf("the link's target now holds %q", b)
+	}
+	fifoDir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(fifoDir, serveLockFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockDataDir(fifoDir); err == nil || !strings.Contains(err.Error(), "named pipe") {
+		t.Errorf("lock on a named pipe: %v, want a refusal naming it", err)
+	}
 }
 
 // A data directory a server ran on, with a CA and no database, is refused (its inventory is

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/scepter/scepter/internal/keys"
 )
 
 // serveLockFile is held by the one `scepter serve` of a data directory.
@@ -25,9 +27,22 @@ var errNoLocks = errors.New("the data directory's file system takes no file lock
 // signal leaves none behind. CLI commands do not take it.
 func lockDataDir(dataDir string) (unlock func(), err error) {
 	path := filepath.Join(dataDir, serveLockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// O_NOFOLLOW and the check below: the pid is written into the lock
+	// file, so a symbolic link (or a device) put in its place must not
+	// have what it points to truncated, as every other output refuses.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("data dir lock: %s is a symbolic link, not a regular file: remove it", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("data dir lock: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("data dir lock: %w", err)
+		}
+		return nil, fmt.Errorf("data dir lock: %s is %s, not a regular file: remove it", path, keys.NonRegularKind(fi.Mode()))
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder := ""
