@@ -150,11 +150,11 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 	}
 	o.Challenge = f.challenge
 	if f.challengeFile != "" {
-		b, err := os.ReadFile(f.challengeFile)
+		c, err := secretFromFile("--challenge-file", f.challengeFile)
 		if err != nil {
-			return o, fmt.Errorf("--challenge-file: %w", err)
+			return o, err
 		}
-		o.Challenge = strings.TrimSpace(string(b))
+		o.Challenge = c
 	}
 	if f.estPWFile != "" {
 		b, err := os.ReadFile(f.estPWFile)

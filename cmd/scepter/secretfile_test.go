@@ -66,6 +66,11 @@ func TestSecretFilesAreReadAlike(t *testing.T) {
 				"--subject", "CN=device-1", "--out", filepath.Join(out, "cert.pem"), "--key-out", filepath.Join(out, "key.pem")})
 			checkSecretFileRefusal(t, err, "--challenge-file", file, errb.String())
 		})
+		t.Run("bench --challenge-file "+kind, func(t *testing.T) {
+			e, _, errb := testEnv(nil)
+			err := run(context.Background(), e, []string{"bench", "--url", "http://127.0.0.1:1/scep", "--challenge-file", file, "--count", "1"})
+			checkSecretFileRefusal(t, err, "--challenge-file", file, errb.String())
+		})
 	}
 }
 
