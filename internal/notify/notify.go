@@ -91,6 +91,10 @@ type Message struct {
 	Threshold   time.Duration
 	// Time is when it is sent, from the scheduler's clock.
 	Time time.Time
+	// Settled are the recipients that took the notification, or refused
+	// it for good, in an earlier attempt: a channel with recipients
+	// leaves them out, so nobody gets a second copy.
+	Settled []string
 }
 
 // MessageID returns Message.ID for a notification.
@@ -387,7 +391,9 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, d
 	now := s.cfg.Clock.Now()
 	p := s.profile(c.Profile)
 	ch := s.channels[cl.Channel]
-	out := store.NotificationOutcome{NotificationKey: cl.NotificationKey, Owner: s.cfg.Owner, Now: now}
+	// An outcome that sends nothing keeps the recipients settled so far.
+	out := store.NotificationOutcome{NotificationKey: cl.NotificationKey, Owner: s.cfg.Owner, Now: now,
+		Accepted: cl.Accepted, Refused: cl.Refused}
 	pending := func(next time.Time, why string) {
 		out.Status, out.NextAttemptAt, out.Error = store.NotificationPending, next, why
 	}
@@ -424,19 +430,36 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, d
 	return false
 }
 
-// send sends one notification and records the outcome.
+// send sends one notification to whoever is still owed it and records
+// the outcome.
 func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch Channel, p pki.Profile, out *store.NotificationOutcome, down map[string]error) bool {
 	c := &cl.Certificate
-	m := Message{ID: MessageID(cl.NotificationKey), Certificate: *c, Profile: p, Threshold: cl.Threshold, Time: out.Now}
+	settled := slices.Concat(cl.Accepted, cl.Refused)
+	m := Message{ID: MessageID(cl.NotificationKey), Certificate: *c, Profile: p, Threshold: cl.Threshold, Time: out.Now,
+		Settled: settled}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	err := ch.Send(sctx, m)
 	cancel()
-	var refused *RefusedRecipientsError
-	if errors.As(err, &refused) {
-		// Delivered to the others: sent, with the refused named.
+	accepted, refused := slices.Clone(cl.Accepted), slices.Clone(cl.Refused)
+	var partial *RecipientsError
+	if errors.As(err, &partial) {
+		accepted = append(accepted, partial.Accepted...)
+		refused = append(refused, partial.Refused...)
+		err = partial.Err
+	} else if err == nil {
+		accepted = append(accepted, owed(ch, c, &p, settled)...)
+	}
+	if err == nil && len(accepted) == 0 && len(refused) > 0 {
+		// Every recipient refused it: a failure, as for one that was
+		// never reached (a relay refusing everyone is often the cause,
+		// and gets fixed); the next attempt writes to all of them again.
+		err = fmt.Errorf("every recipient refused it for good: %s", strings.Join(refused, ", "))
+		refused = nil
+	}
+	out.Accepted, out.Refused = accepted, refused
+	if len(refused) > len(cl.Refused) {
 		s.log.Warn("expiry notification: the mail server refused some recipients for good", "serial", c.SerialHex,
-			"refused", strings.Join(refused.Refused, ", "))
-		err = nil
+			"refused", strings.Join(refused[len(cl.Refused):], ", "))
 	}
 	if s.cfg.Observer != nil && (err == nil || ctx.Err() == nil) {
 		s.cfg.Observer.Delivered(cl.Channel, err)
@@ -448,8 +471,8 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 	case err == nil:
 		out.Status, out.Attempted = store.NotificationSent, true
 		ev := s.event(pki.EventNotificationSent, cl, ch, p, attempts, "")
-		if refused != nil {
-			ev = withRefused(ev, refused.Refused)
+		if hasRecipients(ch) {
+			ev = withRecipients(ev, accepted, refused)
 		}
 		out.Events = []pki.AuditEvent{ev}
 		s.log.Info("expiry notification sent", "channel", cl.Channel, "serial", c.SerialHex, "subject", c.Subject,
@@ -460,7 +483,11 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 		out.Status, out.NextAttemptAt = store.NotificationPending, now
 		out.Error = cl.LastError
 	default:
-		down[cl.Channel] = err
+		if partial == nil || len(partial.Accepted) == 0 {
+			// One recipient putting it off while others took it says
+			// nothing of the channel's other notifications.
+			down[cl.Channel] = err
+		}
 		out.Attempted = true
 		out.Error = clip(err.Error())
 		if s.cfg.MaxAttempts > 0 && attempts >= s.cfg.MaxAttempts {
@@ -476,6 +503,35 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 	}
 	s.finish(ctx, out)
 	return err == nil
+}
+
+// recipientLister is a channel with recipients of its own (mail).
+type recipientLister interface {
+	Recipients(*pki.Certificate, *pki.Profile) []string
+}
+
+func hasRecipients(ch Channel) bool {
+	_, ok := ch.(recipientLister)
+	return ok
+}
+
+// owed are the recipients of ch for c under p that are not settled.
+func owed(ch Channel, c *pki.Certificate, p *pki.Profile, settled []string) []string {
+	r, ok := ch.(recipientLister)
+	if !ok {
+		return nil
+	}
+	done := map[string]bool{}
+	for _, a := range settled {
+		done[addressKey(a)] = true
+	}
+	var out []string
+	for _, a := range r.Recipients(c, p) {
+		if !done[addressKey(a)] {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // giveUp marks a notification failed for good, with its audit event.
@@ -511,9 +567,7 @@ func (s *Scheduler) event(typ string, cl *store.ClaimedNotification, ch Channel,
 		"not_after": c.NotAfter.UTC().Format(time.RFC3339),
 		"id":        MessageID(cl.NotificationKey),
 	}
-	if r, ok := ch.(interface {
-		Recipients(*pki.Certificate, *pki.Profile) []string
-	}); ok && ch != nil {
+	if r, ok := ch.(recipientLister); ok && ch != nil {
 		detail["recipients"] = r.Recipients(c, &p)
 	}
 	b, _ := json.Marshal(detail)
@@ -525,27 +579,18 @@ func (s *Scheduler) event(typ string, cl *store.ClaimedNotification, ch Channel,
 	return ev
 }
 
-// withRefused moves the refused recipients of a sent notification's event
-// from "recipients" to "refused".
-func withRefused(ev pki.AuditEvent, refused []string) pki.AuditEvent {
+// withRecipients names, in a sent notification's event, the recipients
+// that have it ("recipients") and those that refused it for good
+// ("refused", left out when none did).
+func withRecipients(ev pki.AuditEvent, accepted, refused []string) pki.AuditEvent {
 	var detail map[string]any
 	if json.Unmarshal([]byte(ev.Detail), &detail) != nil {
 		return ev
 	}
-	gone := map[string]bool{}
-	for _, r := range refused {
-		gone[strings.ToLower(r)] = true
+	detail["recipients"] = append([]string{}, accepted...)
+	if len(refused) > 0 {
+		detail["refused"] = refused
 	}
-	if rs, ok := detail["recipients"].([]any); ok {
-		kept := []any{}
-		for _, r := range rs {
-			if s, _ := r.(string); !gone[strings.ToLower(s)] {
-				kept = append(kept, r)
-			}
-		}
-		detail["recipients"] = kept
-	}
-	detail["refused"] = refused
 	b, _ := json.Marshal(detail)
 	ev.Detail = string(b)
 	return ev

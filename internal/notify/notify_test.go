@@ -853,8 +853,8 @@ func TestNodesWithDifferentChannels(t *testing.T) {
 
 // A recipient the mail server refuses for good (a certificate owner's
 // mailbox that is gone) must not keep the others from being told: they get
-// the notification, and it counts as delivered. Only when every recipient
-// is refused is it a failure, to be tried again.
+// the notification, and Send says who has it and who refused it. Every
+// recipient refusing it is an error too.
 func TestRefusedRecipientDoesNotBlockTheOthers(t *testing.T) {
 	ctx := context.Background()
 	profile := pki.DefaultProfile()
@@ -864,14 +864,18 @@ func TestRefusedRecipientDoesNotBlockTheOthers(t *testing.T) {
 		SANs: []string{"email:gone@example.com"}, NotBefore: t0, NotAfter: t0.Add(3 * day)}
 	msg := notify.Message{ID: "x:2201:604800", Certificate: c, Profile: profile, Threshold: 7 * day, Time: t0}
 	for _, tc := range []struct {
-		name    string
-		refuse  []string
-		wantErr bool
-		wantTo  []string
+		name         string
+		refuse       []string
+		settled      []string
+		wantAccepted []string // with wantRefused: a *RecipientsError
+		wantRefused  []string
+		wantTo       []string
 	}{
-		{"owner's mailbox gone", []string{"gone@example.com"}, false, []string{"pki-team@example.com"}},
-		{"every recipient refused", []string{"gone@example.com", "pki-team@example.com"}, true, nil},
-		{"none refused", nil, false, []string{"pki-team@example.com", "gone@example.com"}},
+		{"owner's mailbox gone", []string{"gone@example.com"}, nil, []string{"pki-team@example.com"}, []string{"gone@example.com"}, []string{"pki-team@example.com"}},
+		{"every recipient refused", []string{"gone@example.com", "pki-team@example.com"}, nil, nil, []string{"pki-team@example.com", "gone@example.com"}, nil},
+		{"none refused", nil, nil, nil, nil, []string{"pki-team@example.com", "gone@example.com"}},
+		{"settled ones left out", nil, []string{"Team <PKI-team@example.com>"}, nil, nil, []string{"gone@example.com"}},
+		{"everyone settled", nil, []string{"pki-team@example.com", "gone@example.com"}, nil, nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := notifytest.StartSMTP(t, notifytest.SMTPOptions{RefuseRecipients: tc.refuse})
@@ -879,19 +883,18 @@ func TestRefusedRecipientDoesNotBlockTheOthers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			msg := msg
+			msg.Settled = tc.settled
 			err = m.Send(ctx, msg)
-			var partial *notify.RefusedRecipientsError
-			if errors.As(err, &partial) {
-				// Delivered to the others: the refused are named.
-				if tc.wantErr || !slices.Equal(partial.Refused, tc.refuse) {
-					t.Fatalf("Send: refused %v, want %v (error wanted: %v)", partial.Refused, tc.refuse, tc.wantErr)
-				}
-				err = nil
-			} else if len(tc.refuse) > 0 && !tc.wantErr {
-				t.Fatalf("Send: %v, want the refused named", err)
-			}
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("Send: %v, want error %v", err, tc.wantErr)
+			var partial *notify.RecipientsError
+			switch {
+			case tc.wantRefused == nil && err != nil:
+				t.Fatalf("Send: %v, want delivered to all", err)
+			case tc.wantRefused != nil && !errors.As(err, &partial):
+				t.Fatalf("Send: %v, want a *RecipientsError", err)
+			case partial != nil && (!slices.Equal(partial.Accepted, tc.wantAccepted) || !slices.Equal(partial.Refused, tc.wantRefused) || partial.Err != nil):
+				t.Fatalf("Send: accepted %v, refused %v, error %v; want %v, %v, none", partial.Accepted, partial.Refused, partial.Err,
+					tc.wantAccepted, tc.wantRefused)
 			}
 			var got []string
 			for _, mail := range sink.Mails() {
@@ -904,6 +907,72 @@ func TestRefusedRecipientDoesNotBlockTheOthers(t *testing.T) {
 				t.Errorf("delivered to %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestRetryGoesToThoseStillOwed: of three recipients, the mail server
+// takes the notification for one, refuses it for good to another (550)
+// and puts the third off (451) on the first attempt. The retry goes to the third
+// only: nobody gets a second copy, and the notification is sent once all
+// three are settled, its event naming who has it and who refused it.
+func TestRetryGoesToThoseStillOwed(t *testing.T) {
+	e := newEnv(t)
+	const gone = "gone@example.com"
+	owner := "owner-1301@example.com"
+	// 451 to the first attempt's message to all three and to its message
+	// to the owner alone that follows.
+	sink := notifytest.StartSMTP(t, notifytest.SMTPOptions{RefuseRecipients: []string{gone}, DeferRecipients: map[string]int{owner: 2}})
+	e.smtp, e.smtpURL = sink, "smtp://"+sink.Addr
+	st := e.open()
+	s := e.scheduler(st, "node")
+	// Recipients: the profile's, the owner, and a second address of the
+	// owner's that is gone.
+	cert(t, st, "1301", "default", t0, t0.Add(5*day), func(c *pki.Certificate) { c.SANs = append(c.SANs, "email:"+gone) })
+
+	received := func() map[string]int {
+		got := map[string]int{}
+		for _, m := range sink.Mails() {
+			for _, to := range m.To {
+				got[to]++
+			}
+		}
+		return got
+	}
+	runOnce(t, s)
+	n := statuses(t, st, "1301")["smtp 7d"]
+	if got := received(); len(got) != 1 || got[opsAddr] != 1 {
+		t.Fatalf("first attempt delivered %v, want to %s only", got, opsAddr)
+	}
+	if n.Status != store.NotificationPending || n.Attempts != 1 || !slices.Equal(n.Accepted, []string{opsAddr}) ||
+		!slices.Equal(n.Refused, []string{gone}) || !strings.Contains(n.LastError, "451") {
+		t.Fatalf("after the first attempt: %+v", n)
+	}
+
+	for range 3 {
+		e.clock.Advance(time.Hour)
+		runOnce(t, s)
+	}
+	if got := received(); len(got) != 2 || got[opsAddr] != 1 || got[owner] != 1 {
+		t.Errorf("after the retries, delivered %v; want one copy each to %s and %s", got, opsAddr, owner)
+	}
+	n = statuses(t, st, "1301")["smtp 7d"]
+	if n.Status != store.NotificationSent || n.Attempts != 2 || !slices.Equal(n.Accepted, []string{opsAddr, owner}) ||
+		!slices.Equal(n.Refused, []string{gone}) {
+		t.Errorf("after the retry: %+v", n)
+	}
+	evs, err := st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventNotificationSent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mailEvents []string
+	for _, ev := range evs {
+		if strings.Contains(ev.Detail, `"channel":"smtp"`) {
+			mailEvents = append(mailEvents, ev.Detail)
+		}
+	}
+	if len(mailEvents) != 1 || !strings.Contains(mailEvents[0], `"recipients":["`+opsAddr+`","`+owner+`"]`) ||
+		!strings.Contains(mailEvents[0], `"refused":["`+gone+`"]`) {
+		t.Errorf("notification.sent events of the mail: %q", mailEvents)
 	}
 }
 

@@ -10,14 +10,14 @@ import (
 
 // A notification delivered to some recipients names the refused ones in
 // its audit event, apart from those it reached.
-func TestWithRefused(t *testing.T) {
+func TestWithRecipients(t *testing.T) {
 	ev := pki.AuditEvent{Detail: `{"channel":"email","recipients":["pki@example.com","Gone@example.com"]}`}
 	var detail struct {
 		Channel    string   `json:"channel"`
 		Recipients []string `json:"recipients"`
 		Refused    []string `json:"refused"`
 	}
-	if err := json.Unmarshal([]byte(withRefused(ev, []string{"gone@example.com"}).Detail), &detail); err != nil {
+	if err := json.Unmarshal([]byte(withRecipients(ev, []string{"pki@example.com"}, []string{"gone@example.com"}).Detail), &detail); err != nil {
 		t.Fatal(err)
 	}
 	if detail.Channel != "email" || !slices.Equal(detail.Recipients, []string{"pki@example.com"}) || !slices.Equal(detail.Refused, []string{"gone@example.com"}) {

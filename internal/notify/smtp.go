@@ -159,11 +159,7 @@ func (m *SMTP) Recipients(c *pki.Certificate, p *pki.Profile) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(a string) {
-		key := strings.ToLower(a)
-		if parsed, err := netmail.ParseAddress(a); err == nil {
-			key = strings.ToLower(parsed.Address)
-		}
-		if a != "" && !seen[key] {
+		if key := addressKey(a); a != "" && !seen[key] {
 			seen[key] = true
 			out = append(out, a)
 		}
@@ -183,58 +179,121 @@ func (m *SMTP) Recipients(c *pki.Certificate, p *pki.Profile) []string {
 	return out
 }
 
+// addressKey is what two spellings of one recipient have in common: the
+// address, without a display name, in lower case.
+func addressKey(a string) string {
+	if parsed, err := netmail.ParseAddress(a); err == nil {
+		return strings.ToLower(parsed.Address)
+	}
+	return strings.ToLower(a)
+}
+
 // Wants implements Channel: there is someone to write to.
 func (m *SMTP) Wants(c *pki.Certificate, p *pki.Profile) bool { return len(m.Recipients(c, p)) > 0 }
 
-// RefusedRecipientsError is Send's answer when a notification reached
-// some of its recipients and the mail server refused the others for good:
-// delivered, but the refused addresses are for the audit trail and the
-// log, so that someone learns of a dead mailbox.
-type RefusedRecipientsError struct {
-	Refused []string
+// RecipientsError is Send's answer when not every recipient it wrote to
+// has the notification: who took it (Accepted), who refused it for good
+// (Refused: a 5xx answer to RCPT TO, such as an owner's mailbox that is
+// gone), and why the others do not have it yet (Err; nil when there are
+// none: the rest refused). The scheduler records who is settled, so that
+// a retry goes to the others only and nobody gets a second copy.
+type RecipientsError struct {
+	Accepted []string
+	Refused  []string
+	Err      error
 }
 
-func (e *RefusedRecipientsError) Error() string {
-	return "delivered, but the mail server refused for good: " + strings.Join(e.Refused, ", ")
+func (e *RecipientsError) Error() string {
+	var parts []string
+	if len(e.Accepted) > 0 {
+		parts = append(parts, "delivered to "+strings.Join(e.Accepted, ", "))
+	}
+	if len(e.Refused) > 0 {
+		parts = append(parts, "refused for good by "+strings.Join(e.Refused, ", "))
+	}
+	if e.Err != nil {
+		parts = append(parts, "not delivered to the others: "+e.Err.Error())
+	}
+	return strings.Join(parts, "; ")
 }
 
-// Send implements Channel. When the mail server refuses some recipients
-// for good (a certificate owner's mailbox that is gone), the others are
-// written to one by one, so one dead address does not keep the rest from
-// ever being told; it is delivered when at least one was, and then
-// answers a *RefusedRecipientsError naming the others.
+func (e *RecipientsError) Unwrap() error { return e.Err }
+
+// Send implements Channel: one message to the recipients not in n.Settled.
+// When the mail server refuses or puts off one of them at RCPT TO (it
+// then sends the message to nobody), each is written to on their own, so
+// one dead or busy mailbox does not hold back the others; the answer is
+// then a *RecipientsError saying who has it, who refused it for good and
+// why the rest do not have it yet.
 func (m *SMTP) Send(ctx context.Context, n Message) error {
-	rcpts := m.Recipients(&n.Certificate, &n.Profile)
-	if len(rcpts) == 0 {
+	all := m.Recipients(&n.Certificate, &n.Profile)
+	if len(all) == 0 {
 		return errors.New("no recipients")
 	}
-	err := m.sendTo(ctx, n, rcpts)
-	if len(rcpts) < 2 || !recipientRefused(err) {
-		return err
+	settled := map[string]bool{}
+	for _, r := range n.Settled {
+		settled[addressKey(r)] = true
 	}
-	delivered := 0
-	var refused []string
-	for _, r := range rcpts {
-		switch one := m.sendTo(ctx, n, []string{r}); {
-		case one == nil:
-			delivered++
-		case !recipientRefused(one):
-			return one // a temporary failure: all of it again later
-		default:
-			refused = append(refused, r)
+	var rcpts []string
+	for _, r := range all {
+		if !settled[addressKey(r)] {
+			rcpts = append(rcpts, r)
 		}
 	}
-	if delivered == 0 {
-		return err
+	if len(rcpts) == 0 {
+		return nil // every recipient settled in earlier attempts
 	}
-	return &RefusedRecipientsError{Refused: refused}
+	err := m.sendTo(ctx, n, rcpts)
+	if !recipientFailed(err) {
+		return err // sent to all of them, or to none for a reason of the server's
+	}
+	var out RecipientsError
+	one := func(r string, err error) (next bool) {
+		switch {
+		case err == nil:
+			out.Accepted = append(out.Accepted, r)
+		case recipientRefused(err):
+			out.Refused = append(out.Refused, r)
+		case recipientFailed(err):
+			if out.Err == nil {
+				out.Err = err
+			}
+		default:
+			// The server or the connection, not this recipient: the
+			// rest wait for the retry with it.
+			out.Err = err
+			return false
+		}
+		return true
+	}
+	if len(rcpts) == 1 {
+		one(rcpts[0], err)
+	} else {
+		for _, r := range rcpts {
+			if !one(r, m.sendTo(ctx, n, []string{r})) {
+				break
+			}
+		}
+	}
+	if len(out.Accepted) == len(rcpts) {
+		return nil // put off for a moment only (greylisting)
+	}
+	return &out
+}
+
+// recipientFailed reports whether err is the mail server answering RCPT
+// TO with an error, temporary (4xx) or for good (5xx); it then sent the
+// message to nobody.
+func recipientFailed(err error) bool {
+	var se *mail.SendError
+	return errors.As(err, &se) && se.Reason == mail.ErrSMTPRcptTo
 }
 
 // recipientRefused reports whether err is the mail server refusing a
 // recipient for good (a 5xx answer to RCPT TO).
 func recipientRefused(err error) bool {
 	var se *mail.SendError
-	return errors.As(err, &se) && se.Reason == mail.ErrSMTPRcptTo && !se.IsTemp()
+	return recipientFailed(err) && errors.As(err, &se) && !se.IsTemp()
 }
 
 // sendTo sends notification n to rcpts, in one message.

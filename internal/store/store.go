@@ -507,6 +507,11 @@ type Notification struct {
 	LastError    string
 	CreatedAt    time.Time
 	SentAt       time.Time // zero unless sent
+	// Accepted and Refused are the recipients (of a mail) that have
+	// accepted it, or refused it for good, so far: a retry goes to the
+	// others only, and nobody gets a second copy.
+	Accepted []string
+	Refused  []string
 }
 
 // ExpiryQuery selects the certificates expiry notifications may be due for.
@@ -571,6 +576,11 @@ type NotificationOutcome struct {
 	// Error is the reason of a failed attempt, a skip or a cancellation
 	// ("" clears it).
 	Error string
+	// Accepted and Refused replace the recorded recipients that have
+	// accepted or refused the notification for good (see Notification);
+	// an outcome that sent nothing passes the claimed ones on.
+	Accepted []string
+	Refused  []string
 	// Now is the outcome's time: SentAt of a sent notification, and the
 	// time of events whose Time is zero.
 	Now    time.Time

@@ -56,6 +56,10 @@ type SMTPOptions struct {
 	// RefuseRecipients are refused at RCPT TO for good (550 5.1.1), as a
 	// mailbox that no longer exists is.
 	RefuseRecipients []string
+	// DeferRecipients are answered at RCPT TO with a temporary failure
+	// (451 4.2.0) the first so many times each is named, and accepted
+	// afterwards, as by greylisting or a mailbox briefly over quota.
+	DeferRecipients map[string]int
 }
 
 // SMTPSink is an SMTP server that keeps the messages it accepts.
@@ -67,6 +71,7 @@ type SMTPSink struct {
 	mu       sync.Mutex
 	mails    []Mail
 	reject   error
+	deferred map[string]int // of DeferRecipients, how often each was answered 451
 	authFail int
 	closed   bool
 }
@@ -205,6 +210,20 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	for _, r := range ss.sink.opts.RefuseRecipients {
 		if strings.EqualFold(r, to) {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+	}
+	for r, times := range ss.sink.opts.DeferRecipients {
+		if strings.EqualFold(r, to) {
+			ss.sink.mu.Lock()
+			if ss.sink.deferred == nil {
+				ss.sink.deferred = map[string]int{}
+			}
+			ss.sink.deferred[r]++
+			again := ss.sink.deferred[r] <= times
+			ss.sink.mu.Unlock()
+			if again {
+				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "mailbox busy, try again later"}
+			}
 		}
 	}
 	ss.to = append(ss.to, to)

@@ -12,7 +12,8 @@ import (
 	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
-// Expiry notifications (migrations/0007_notifications.sql). Thresholds are
+// Expiry notifications (migrations/0007_notifications.sql; the recipients
+// settled, 0017). Thresholds are
 // stored, like times, as BIGINT microseconds.
 
 // scanNotifyCert is sqlstore.ScanNotifyCert with the DNs decoded (see
@@ -140,7 +141,7 @@ func claimQuery(q store.ClaimQuery) (string, []any) {
 	WHERE n.issuer_id = due.issuer_id AND n.serial_hex = due.serial_hex AND n.threshold = due.threshold
 		AND n.channel = due.channel AND ` + outer + `
 	RETURNING n.issuer_id, n.serial_hex, n.threshold, n.channel, n.status, n.attempts, n.next_attempt_at,
-		n.claimed_by, n.claimed_until, n.last_error, n.created_at, n.sent_at`
+		n.claimed_by, n.claimed_until, n.last_error, n.created_at, n.sent_at, n.accepted, n.refused`
 	return query, a.Values
 }
 
@@ -205,9 +206,9 @@ func claimDetails(ctx context.Context, tx pgx.Tx, cl *store.ClaimedNotification)
 // row; whichever comes second re-reads it and finds it changed.
 const finishQuery = `UPDATE notifications SET status = $1, attempts = attempts + $2,
 	next_attempt_at = COALESCE($3::bigint, next_attempt_at), claimed_by = '', claimed_until = NULL,
-	last_error = $4, sent_at = COALESCE($5::bigint, sent_at)
-	WHERE issuer_id = $6 AND serial_hex = $7 AND threshold = $8 AND channel = $9
-	AND status = 'pending' AND claimed_by = $10`
+	last_error = $4, sent_at = COALESCE($5::bigint, sent_at), accepted = $6, refused = $7
+	WHERE issuer_id = $8 AND serial_hex = $9 AND threshold = $10 AND channel = $11
+	AND status = 'pending' AND claimed_by = $12`
 
 // FinishNotification implements store.Store.
 func (s *Store) FinishNotification(ctx context.Context, o store.NotificationOutcome) error {
@@ -215,9 +216,12 @@ func (s *Store) FinishNotification(ctx context.Context, o store.NotificationOutc
 		return pgError("postgres: finish notification: %w", err)
 	}
 	next, sent, attempted := sqlstore.OutcomeValues(o)
-
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, finishQuery, string(o.Status), attempted, next, o.Error, sent,
+	accepted, refused, err := sqlstore.OutcomeRecipients(o)
+	if err != nil {
+		return pgError("postgres: finish notification: %w", err)
+	}
+	err = s.withTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, finishQuery, string(o.Status), attempted, next, o.Error, sent, accepted, refused,
 			o.IssuerID, o.SerialHex, sqlstore.DurMicros(o.Threshold), o.Channel, o.Owner)
 		if err != nil {
 			return err

@@ -12,7 +12,8 @@ import (
 	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
-// Expiry notifications (migrations/0007_notifications.sql). Thresholds are
+// Expiry notifications (migrations/0007_notifications.sql; the recipients
+// settled, 0017). Thresholds are
 // stored, like times, as INTEGER microseconds.
 
 // ExpiringCertificates implements store.Store: keyset pages over
@@ -202,7 +203,7 @@ func claimDetails(ctx context.Context, tx *wtx, cl *store.ClaimedNotification) e
 
 const finishQuery = `UPDATE notifications SET status = ?, attempts = attempts + ?,
 	next_attempt_at = COALESCE(?, next_attempt_at), claimed_by = '', claimed_until = NULL,
-	last_error = ?, sent_at = COALESCE(?, sent_at)
+	last_error = ?, sent_at = COALESCE(?, sent_at), accepted = ?, refused = ?
 	WHERE issuer_id = ? AND serial_hex = ? AND threshold = ? AND channel = ?
 	AND status = 'pending' AND claimed_by = ?`
 
@@ -212,9 +213,12 @@ func (s *Store) FinishNotification(ctx context.Context, o store.NotificationOutc
 		return fmt.Errorf("sqlite: finish notification: %w", err)
 	}
 	next, sent, attempted := sqlstore.OutcomeValues(o)
-
-	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
-		res, err := tx.ExecContext(ctx, finishQuery, string(o.Status), attempted, next, o.Error, sent,
+	accepted, refused, err := sqlstore.OutcomeRecipients(o)
+	if err != nil {
+		return fmt.Errorf("sqlite: finish notification: %w", err)
+	}
+	err = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		res, err := tx.ExecContext(ctx, finishQuery, string(o.Status), attempted, next, o.Error, sent, accepted, refused,
 			o.IssuerID, o.SerialHex, sqlstore.DurMicros(o.Threshold), o.Channel, o.Owner)
 		if err != nil {
 			return err

@@ -2,12 +2,18 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/migrate"
 	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
@@ -43,7 +49,7 @@ func TestNotificationQueryPlans(t *testing.T) {
 			"claim smtp": claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp"}}),
 			"claim both": claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp", "webhook"}}),
 			"superseded": {supersededQuery, []any{"i", "s", "smtp", n}},
-			"finish":     {finishQuery, []any{"sent", 1, nil, "", n, "i", "s", n, "smtp", "owner"}},
+			"finish":     {finishQuery, []any{"sent", 1, nil, "", n, "[]", "[]", "i", "s", n, "smtp", "owner"}},
 			"renewed":    {`SELECT ` + sqlstore.NotifyCertColumns + `, ` + sqlstore.RenewedClause + ` FROM certificates c WHERE c.issuer_id = ? AND c.serial_hex = ?`, []any{"i", "s"}},
 		} {
 			plan := queryPlan(t, s, qa.q, qa.args...)
@@ -95,4 +101,62 @@ type queryArgs struct {
 func claimArgs(c store.ClaimQuery) queryArgs {
 	q, args := claimQuery(c)
 	return queryArgs{q, args}
+}
+
+// TestUpgradeKeepsNotificationsOwedToEveryone: a notification recorded
+// before 0017 reads back, after the upgrade, with no recipient settled
+// (its retry goes to everyone, as before), and its outcome records them.
+func TestUpgradeKeepsNotificationsOwedToEveryone(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v16 := fstest.MapFS{}
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() >= "0017" {
+			continue
+		}
+		body, err := migrationFiles.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		v16[e.Name()] = &fstest.MapFile{Data: body}
+	}
+	if _, err := migrate.Up(ctx, db, v16, dialect()); err != nil {
+		t.Fatal(err)
+	}
+	// Recorded and tried once, as version 16 did.
+	if _, err := db.Exec(`INSERT INTO notifications (issuer_id, serial_hex, threshold, channel, status, attempts,
+		next_attempt_at, last_error, created_at) VALUES ('issuer', '01', 1, 'smtp', 'pending', 1, ?, '451 later', ?)`,
+		t0.UnixMicro(), t0.UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open of a version 16 database: %v", err)
+	}
+	defer s.Close()
+	cl, err := s.ClaimNotifications(ctx, store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute})
+	if err != nil || len(cl) != 1 || cl[0].Accepted != nil || cl[0].Refused != nil || cl[0].Attempts != 1 {
+		t.Fatalf("claim after the upgrade: %+v, %v", cl, err)
+	}
+	if err := s.FinishNotification(ctx, store.NotificationOutcome{NotificationKey: cl[0].NotificationKey, Owner: "o",
+		Status: store.NotificationPending, NextAttemptAt: t0.Add(time.Minute), Attempted: true, Now: t0,
+		Accepted: []string{"ops@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := s.Notifications(ctx, "issuer", "01")
+	if err != nil || len(ns) != 1 || !slices.Equal(ns[0].Accepted, []string{"ops@example.com"}) || ns[0].Refused != nil {
+		t.Errorf("after the outcome: %+v, %v", ns, err)
+	}
 }

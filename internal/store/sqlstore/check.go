@@ -149,6 +149,18 @@ func OutcomeValues(o store.NotificationOutcome) (next, sent any, attempted int) 
 	return next, sent, attempted
 }
 
+// OutcomeRecipients are the accepted and refused recipients an outcome
+// records, as stored.
+func OutcomeRecipients(o store.NotificationOutcome) (accepted, refused string, err error) {
+	if accepted, err = EncodeRecipients(o.Accepted); err != nil {
+		return "", "", err
+	}
+	if refused, err = EncodeRecipients(o.Refused); err != nil {
+		return "", "", err
+	}
+	return accepted, refused, nil
+}
+
 // SortClaimed puts claimed notifications in due order, as the contract
 // returns them.
 func SortClaimed(out []store.ClaimedNotification) {

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/scepter/scepter/internal/pki"
@@ -88,19 +89,25 @@ const RenewedClause = `EXISTS (SELECT 1 FROM certificates r WHERE r.renewed_from
 
 // NotificationColumns is the select list ScanNotification reads.
 const NotificationColumns = `issuer_id, serial_hex, threshold, channel, status, attempts, next_attempt_at,
-	claimed_by, claimed_until, last_error, created_at, sent_at`
+	claimed_by, claimed_until, last_error, created_at, sent_at, accepted, refused`
 
 // ScanNotification reads one NotificationColumns row.
 func ScanNotification(sc Scanner) (store.Notification, error) {
 	var (
-		n                        store.Notification
-		threshold, next, created int64
-		claimedUntil, sent       *int64
-		status                   string
+		n                         store.Notification
+		threshold, next, created  int64
+		claimedUntil, sent        *int64
+		status, accepted, refused string
 	)
 	err := sc.Scan(&n.IssuerID, &n.SerialHex, &threshold, &n.Channel, &status, &n.Attempts, &next,
-		&n.ClaimedBy, &claimedUntil, &n.LastError, &created, &sent)
+		&n.ClaimedBy, &claimedUntil, &n.LastError, &created, &sent, &accepted, &refused)
 	if err != nil {
+		return n, err
+	}
+	if n.Accepted, err = decodeRecipients(accepted); err != nil {
+		return n, err
+	}
+	if n.Refused, err = decodeRecipients(refused); err != nil {
 		return n, err
 	}
 	n.Threshold = FromDurMicros(&threshold)
@@ -110,6 +117,31 @@ func ScanNotification(sc Scanner) (store.Notification, error) {
 	n.CreatedAt = FromMicros(created)
 	n.SentAt = FromNullMicros(sent)
 	return n, nil
+}
+
+// EncodeRecipients stores the accepted or refused recipients of a
+// notification as a JSON array ("[]" for none).
+func EncodeRecipients(rs []string) (string, error) {
+	if len(rs) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(rs)
+	if err != nil {
+		return "", fmt.Errorf("encode recipients: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeRecipients reads EncodeRecipients' text; nil for none.
+func decodeRecipients(s string) ([]string, error) {
+	var rs []string
+	if err := json.Unmarshal([]byte(s), &rs); err != nil {
+		return nil, fmt.Errorf("decode recipients: %w", err)
+	}
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	return rs, nil
 }
 
 // ChallengeColumns is the select list ScanChallenge reads.

@@ -35,6 +35,7 @@ func testNotifications(t *testing.T, s store.Store) {
 		{"RecordIsInsertIfAbsent", testRecordNotifications},
 		{"ClaimAndLease", testClaimNotifications},
 		{"Outcomes", testNotificationOutcomes},
+		{"RecipientsSettled", testNotificationRecipients},
 		{"ClaimDetails", testClaimDetails},
 		{"ClaimByChannel", testClaimByChannel},
 		{"ConcurrentClaims", testConcurrentClaims},
@@ -437,6 +438,43 @@ func testNotificationOutcomes(t *testing.T, s store.Store) {
 		if err := s.FinishNotification(ctx, o); err == nil {
 			t.Errorf("bad outcome %d accepted", i)
 		}
+	}
+}
+
+// testNotificationRecipients: the recipients that accepted a mail or
+// refused it for good are recorded with the outcome of the attempt,
+// handed to the next claimer, replaced by the next outcome, and kept with
+// the final one; a notification recorded without them has none.
+func testNotificationRecipients(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustRecord(t, s, issuance(newCert(issuerA, "settled1", t0.Add(5*day))))
+	mustRecordNotifications(t, s, 1, intent(issuerA, "settled1", week, "smtp"))
+	cl := claim(t, s, "n", t0, 10)
+	if len(cl) != 1 || cl[0].Accepted != nil || cl[0].Refused != nil {
+		t.Fatalf("first claim: %+v, want one with no recipient settled", cl)
+	}
+	// A partial attempt: one took it, one is gone, the third is owed.
+	retry := t0.Add(time.Minute)
+	if err := s.FinishNotification(ctx, store.NotificationOutcome{NotificationKey: cl[0].NotificationKey, Owner: "n",
+		Status: store.NotificationPending, NextAttemptAt: retry, Attempted: true, Error: "451 try later", Now: t0,
+		Accepted: []string{"ops@example.com"}, Refused: []string{"Gone <gone@example.com>"}}); err != nil {
+		t.Fatal(err)
+	}
+	again := claim(t, s, "n2", retry, 10)
+	if len(again) != 1 || !slices.Equal(again[0].Accepted, []string{"ops@example.com"}) ||
+		!slices.Equal(again[0].Refused, []string{"Gone <gone@example.com>"}) {
+		t.Fatalf("retry claim: %+v, want the settled recipients", again)
+	}
+	if err := s.FinishNotification(ctx, store.NotificationOutcome{NotificationKey: again[0].NotificationKey, Owner: "n2",
+		Status: store.NotificationSent, Attempted: true, Now: retry,
+		Accepted: []string{"ops@example.com", "owner@example.com"}, Refused: again[0].Refused}); err != nil {
+		t.Fatal(err)
+	}
+	ns := notificationsOf(t, s, issuerA, "settled1")
+	if len(ns) != 1 || ns[0].Status != store.NotificationSent ||
+		!slices.Equal(ns[0].Accepted, []string{"ops@example.com", "owner@example.com"}) ||
+		!slices.Equal(ns[0].Refused, []string{"Gone <gone@example.com>"}) {
+		t.Errorf("after the retry: %+v", ns)
 	}
 }
 
