@@ -367,8 +367,9 @@ func (s *Scheduler) Deliver(ctx context.Context) (int, error) {
 	sent := 0
 	down := map[string]error{}
 	for ctx.Err() == nil {
+		claimedAt := s.cfg.Clock.Now()
 		claimed, err := s.cfg.Store.ClaimNotifications(ctx, store.ClaimQuery{Owner: s.cfg.Owner, Channels: s.names,
-			Now: s.cfg.Clock.Now(), Lease: s.cfg.Lease, Limit: s.cfg.BatchSize})
+			Now: claimedAt, Lease: s.cfg.Lease, MaxDelay: s.cfg.BackoffMax, Limit: s.cfg.BatchSize})
 		if err != nil {
 			return sent, fmt.Errorf("notify: claim: %w", err)
 		}
@@ -376,7 +377,7 @@ func (s *Scheduler) Deliver(ctx context.Context) (int, error) {
 			break
 		}
 		for i := range claimed {
-			if s.handle(ctx, &claimed[i], down) {
+			if s.handle(ctx, &claimed[i], claimedAt, down) {
 				sent++
 			}
 		}
@@ -386,7 +387,7 @@ func (s *Scheduler) Deliver(ctx context.Context) (int, error) {
 
 // handle decides what to do with one claimed notification, sends it when
 // it should go out, and records the outcome. It reports whether it sent it.
-func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, down map[string]error) bool {
+func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, claimedAt time.Time, down map[string]error) bool {
 	c := &cl.Certificate
 	now := s.cfg.Clock.Now()
 	p := s.profile(c.Profile)
@@ -419,6 +420,12 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, d
 		out.Status, out.Error = store.NotificationCancelled, "nobody to tell any more (profile changed)"
 	case down[cl.Channel] != nil:
 		pending(now.Add(s.backoff(cl.Attempts+1)), "not tried: the channel failed just before: "+clip(down[cl.Channel].Error()))
+	case now.Before(claimedAt):
+		// The clock was set back since the claim: the lease, ending by
+		// the clock as it was, may last longer here than it does for
+		// the other nodes, which bring it back to one lease from their
+		// now. Back in the queue at once, for a lease by this clock.
+		pending(now, cl.LastError)
 	case now.Add(s.cfg.SendTimeout).After(cl.ClaimedUntil):
 		// Too little lease left to send safely: a slow batch. Back in the
 		// queue at once; the next claim gives a fresh lease.

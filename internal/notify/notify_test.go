@@ -1120,3 +1120,103 @@ func TestSMTPSendBoundedByItsContext(t *testing.T) {
 		t.Errorf("a send cut short by its context: err = %v", err)
 	}
 }
+
+// TestClockSetBack: a retry time and a lease taken while the clock was a
+// day ahead hold a notification back no longer than the longest backoff
+// or one lease once the clock is set back, not a day more.
+func TestClockSetBack(t *testing.T) {
+	e := newEnv(t)
+	st := e.open()
+	e.clock.Set(t0.Add(day))
+	s := e.scheduler(st, "node")
+	cert(t, st, "1401", "default", t0, t0.Add(5*day))
+	cert(t, st, "1402", "quiet", t0, t0.Add(5*day))
+
+	// 1401's mail fails and is put off by the clock that is ahead.
+	e.smtp.Reject(true)
+	if _, err := s.Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// 1402's webhook is leased by a node that then dies.
+	dead := e.open()
+	claimed, err := dead.ClaimNotifications(context.Background(), store.ClaimQuery{Owner: "dead-node", Now: e.clock.Now(),
+		Lease: notify.DefaultLease, Channels: []string{notify.ChannelWebhook}, Limit: 10})
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("dead node claimed %d: %v", len(claimed), err)
+	}
+	for _, c := range claimed {
+		if c.SerialHex == "1401" { // not this one
+			if err := dead.FinishNotification(context.Background(), store.NotificationOutcome{NotificationKey: c.NotificationKey,
+				Owner: "dead-node", Status: store.NotificationPending, NextAttemptAt: e.clock.Now(), Now: e.clock.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	runOnce(t, s)
+	e.expectSent("with the mail server refusing and 1402 leased", nil, []string{"1401 7d"})
+	if n := statuses(t, st, "1401")["smtp 7d"]; n.Attempts != 1 || !n.NextAttemptAt.After(t0.Add(day)) {
+		t.Fatalf("1401's mail: %+v, want tried once and put off", n)
+	}
+
+	e.smtp.Reject(false)
+	e.clock.Set(t0)
+	runOnce(t, s)
+	e.expectSent("once the clock is set back", []string{"1401 7d"}, []string{"1401 7d"})
+	e.clock.Advance(notify.DefaultLease)
+	runOnce(t, s)
+	e.expectSent("a lease after the clock was set back", []string{"1401 7d"}, []string{"1401 7d", "1402 7d"})
+}
+
+// clockTurner is a channel whose first send sets the clock back a day,
+// and which notes, of every send, how far its lease reaches past now.
+type clockTurner struct {
+	st    store.Store
+	clock *pkitest.Clock
+	turns int
+	ahead []time.Duration
+}
+
+func (c *clockTurner) Name() string                              { return notify.ChannelWebhook }
+func (c *clockTurner) Wants(*pki.Certificate, *pki.Profile) bool { return true }
+func (c *clockTurner) Send(ctx context.Context, m notify.Message) error {
+	ns, err := c.st.Notifications(ctx, m.Certificate.IssuerID, m.Certificate.SerialHex)
+	if err != nil {
+		return err
+	}
+	for _, n := range ns {
+		if n.Channel == c.Name() && n.Threshold == m.Threshold {
+			c.ahead = append(c.ahead, n.ClaimedUntil.Sub(c.clock.Now()))
+		}
+	}
+	if c.turns == 0 {
+		c.clock.Set(c.clock.Now().Add(-day))
+	}
+	c.turns++
+	return nil
+}
+
+// TestClockSetBackMidBatch: once the clock is set back during a batch,
+// the rest of the batch is not sent under leases that end by the clock as
+// it was (other nodes bring those back to one lease from their now), but
+// claimed again.
+func TestClockSetBackMidBatch(t *testing.T) {
+	e := newEnv(t)
+	st := e.open()
+	e.clock.Set(t0.Add(day))
+	ch := &clockTurner{st: st, clock: e.clock}
+	s, err := notify.New(notify.Config{Store: st, Clock: e.clock, Profiles: e.profiles, Channels: []notify.Channel{ch}, Owner: "node"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert(t, st, "1501", "default", t0, t0.Add(5*day))
+	cert(t, st, "1502", "default", t0, t0.Add(5*day))
+	runOnce(t, s)
+	if len(ch.ahead) != 2 {
+		t.Fatalf("%d sends, want 2", len(ch.ahead))
+	}
+	for i, d := range ch.ahead {
+		if d > notify.DefaultLease {
+			t.Errorf("send %d under a lease ending %v from now, more than a lease", i+1, d)
+		}
+	}
+}

@@ -334,7 +334,11 @@ type Store interface {
 	// has run out, to q.Owner until Now+Lease, earliest due first. A
 	// notification is leased to one owner at a time: of claimers racing,
 	// one wins it. A lease that runs out (the owner died mid-send) lets
-	// another claim it.
+	// another claim it. Times further ahead than a claimer could have put
+	// them (taken by a clock that was ahead, and has been set back since)
+	// are brought back first: a NextAttemptAt after Now+q.MaxDelay is due
+	// at Now, a lease ending after Now+q.Lease ends then (every claimer
+	// must use the same Lease).
 	ClaimNotifications(ctx context.Context, q ClaimQuery) ([]ClaimedNotification, error)
 	// FinishNotification records what became of a notification o.Owner
 	// has claimed and releases the lease, appending o.Events in the same
@@ -545,6 +549,9 @@ type ClaimQuery struct {
 	Channels []string
 	Now      time.Time
 	Lease    time.Duration
+	// MaxDelay is the longest a failed notification is put off (the
+	// longest backoff); 0 leaves every NextAttemptAt as it is.
+	MaxDelay time.Duration
 	// Limit bounds the batch (default 100, maximum 1000).
 	Limit int
 }

@@ -145,6 +145,28 @@ func claimQuery(q store.ClaimQuery) (string, []any) {
 	return query, a.Values
 }
 
+// clampQueries bring back the times a clock that was ahead put further
+// ahead than a claimer could (see store.Store.ClaimNotifications), so that
+// a clock set back does not hold notifications back by as much: a range
+// read of notifications_due and of notifications_leased each, which hold
+// no such row but after a clock was set back. Rows another transaction
+// holds are skipped, not waited for (so that two claimers cannot lock
+// them in opposite orders): that one is finishing or bringing them back.
+func clampQueries(q store.ClaimQuery) [][]any {
+	leaseEnd := sqlstore.Micros(q.Now.Add(q.Lease))
+	const key = `n.issuer_id = c.issuer_id AND n.serial_hex = c.serial_hex AND n.threshold = c.threshold AND n.channel = c.channel`
+	out := [][]any{{`WITH c AS (SELECT issuer_id, serial_hex, threshold, channel FROM notifications
+		WHERE claimed_until > $1 FOR UPDATE SKIP LOCKED)
+	UPDATE notifications n SET claimed_until = $1 FROM c WHERE ` + key, leaseEnd}}
+	if q.MaxDelay > 0 {
+		out = append(out, []any{`WITH c AS (SELECT issuer_id, serial_hex, threshold, channel FROM notifications
+		WHERE status = 'pending' AND next_attempt_at > $2 FOR UPDATE SKIP LOCKED)
+	UPDATE notifications n SET next_attempt_at = $1 FROM c WHERE ` + key,
+			sqlstore.Micros(q.Now), sqlstore.Micros(q.Now.Add(q.MaxDelay))})
+	}
+	return out
+}
+
 const supersededQuery = `SELECT MIN(threshold) FROM notifications
 	WHERE issuer_id = $1 AND serial_hex = $2 AND channel = $3 AND threshold < $4 AND status IN ('pending', 'sent')`
 
@@ -156,6 +178,11 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 	query, args := claimQuery(q)
 	var out []store.ClaimedNotification
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		for _, c := range clampQueries(q) {
+			if _, err := tx.Exec(ctx, c[0].(string), c[1:]...); err != nil {
+				return err
+			}
+		}
 		claimed, err := queryAll(ctx, tx, sqlstore.ScanNotification, query, args...)
 		if err != nil {
 			return err

@@ -143,6 +143,27 @@ func claimQuery(q store.ClaimQuery) (string, []any) {
 	return query, args
 }
 
+// queryArgs is a statement and its arguments.
+type queryArgs struct {
+	q    string
+	args []any
+}
+
+// clampQueries bring back the times a clock that was ahead put further
+// ahead than a claimer could (see store.Store.ClaimNotifications), so that
+// a clock set back does not hold notifications back by as much: a range
+// read of notifications_due and of notifications_leased each, which hold
+// no such row but after a clock was set back.
+func clampQueries(q store.ClaimQuery) []queryArgs {
+	leaseEnd := sqlstore.Micros(q.Now.Add(q.Lease))
+	out := []queryArgs{{`UPDATE notifications SET claimed_until = ? WHERE claimed_until > ?`, []any{leaseEnd, leaseEnd}}}
+	if q.MaxDelay > 0 {
+		out = append(out, queryArgs{`UPDATE notifications SET next_attempt_at = ? WHERE status = 'pending' AND next_attempt_at > ?`,
+			[]any{sqlstore.Micros(q.Now), sqlstore.Micros(q.Now.Add(q.MaxDelay))}})
+	}
+	return out
+}
+
 const supersededQuery = `SELECT MIN(threshold) FROM notifications
 	WHERE issuer_id = ? AND serial_hex = ? AND channel = ? AND threshold < ? AND status IN ('pending', 'sent')`
 
@@ -154,6 +175,11 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 	query, args := claimQuery(q)
 	var out []store.ClaimedNotification
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		for _, c := range clampQueries(q) {
+			if _, err := tx.ExecContext(ctx, c.q, c.args...); err != nil {
+				return err
+			}
+		}
 		claimed, err := queryAll(ctx, tx, sqlstore.ScanNotification, query, args...)
 		if err != nil {
 			return err

@@ -45,12 +45,14 @@ func TestNotificationQueryPlans(t *testing.T) {
 		}
 		n := t0.UnixMicro()
 		for name, qa := range map[string]queryArgs{
-			"claim":      claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute}),
-			"claim smtp": claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp"}}),
-			"claim both": claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp", "webhook"}}),
-			"superseded": {supersededQuery, []any{"i", "s", "smtp", n}},
-			"finish":     {finishQuery, []any{"sent", 1, nil, "", n, "[]", "[]", "i", "s", n, "smtp", "owner"}},
-			"renewed":    {`SELECT ` + sqlstore.NotifyCertColumns + `, ` + sqlstore.RenewedClause + ` FROM certificates c WHERE c.issuer_id = ? AND c.serial_hex = ?`, []any{"i", "s"}},
+			"claim":       claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute}),
+			"claim smtp":  claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp"}}),
+			"claim both":  claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp", "webhook"}}),
+			"superseded":  {supersededQuery, []any{"i", "s", "smtp", n}},
+			"clamp lease": clampQueries(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute})[0],
+			"clamp retry": clampQueries(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, MaxDelay: time.Hour})[1],
+			"finish":      {finishQuery, []any{"sent", 1, nil, "", n, "[]", "[]", "i", "s", n, "smtp", "owner"}},
+			"renewed":     {`SELECT ` + sqlstore.NotifyCertColumns + `, ` + sqlstore.RenewedClause + ` FROM certificates c WHERE c.issuer_id = ? AND c.serial_hex = ?`, []any{"i", "s"}},
 		} {
 			plan := queryPlan(t, s, qa.q, qa.args...)
 			if why := badPlan(plan); why != "" {
@@ -59,6 +61,11 @@ func TestNotificationQueryPlans(t *testing.T) {
 			// "Renewed?" searches the partial index of renewals.
 			if name == "renewed" && !strings.Contains(plan, "certificates_renewed_from (renewed_from=?)") {
 				t.Errorf("renewed: plan does not search certificates_renewed_from:\n%s", plan)
+			}
+			// Times a clock set back left behind are found by index.
+			if (name == "clamp lease" && !strings.Contains(plan, "notifications_leased")) ||
+				(name == "clamp retry" && !strings.Contains(plan, "notifications_due")) {
+				t.Errorf("%s: plan does not read its index:\n%s", name, plan)
 			}
 			// The due rows are picked on notifications_due and updated by
 			// key, not by walking every due row.
@@ -91,11 +98,6 @@ func TestNotificationQueryPlans(t *testing.T) {
 		s.r.SetMaxIdleConns(4)
 		run(t)
 	})
-}
-
-type queryArgs struct {
-	q    string
-	args []any
 }
 
 func claimArgs(c store.ClaimQuery) queryArgs {

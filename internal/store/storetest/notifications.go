@@ -36,6 +36,7 @@ func testNotifications(t *testing.T, s store.Store) {
 		{"ClaimAndLease", testClaimNotifications},
 		{"Outcomes", testNotificationOutcomes},
 		{"RecipientsSettled", testNotificationRecipients},
+		{"ClockSetBack", testClaimAfterClockSetBack},
 		{"ClaimDetails", testClaimDetails},
 		{"ClaimByChannel", testClaimByChannel},
 		{"ConcurrentClaims", testConcurrentClaims},
@@ -475,6 +476,65 @@ func testNotificationRecipients(t *testing.T, s store.Store) {
 		!slices.Equal(ns[0].Accepted, []string{"ops@example.com", "owner@example.com"}) ||
 		!slices.Equal(ns[0].Refused, []string{"Gone <gone@example.com>"}) {
 		t.Errorf("after the retry: %+v", ns)
+	}
+}
+
+// testClaimAfterClockSetBack: a retry time and a lease taken while the
+// clock was a day ahead hold the notification back no longer than the
+// longest backoff or one lease once the clock is set back.
+func testClaimAfterClockSetBack(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	ahead := t0.Add(day)
+	mustRecord(t, s, issuance(newCert(issuerA, "back1", t0.Add(5*day))))
+	mustRecord(t, s, issuance(newCert(issuerA, "back2", t0.Add(5*day))))
+	mustRecordNotifications(t, s, 2, intent(issuerA, "back1", week, "smtp"), intent(issuerA, "back2", week, "smtp"))
+	cl := claim(t, s, "ahead", ahead, 10)
+	if len(cl) != 2 {
+		t.Fatalf("claimed %d, want 2", len(cl))
+	}
+	// back1 failed and is put off by the clock that is ahead; back2 stays
+	// leased (its owner died).
+	for _, c := range cl {
+		if c.SerialHex == "back1" {
+			if err := s.FinishNotification(ctx, store.NotificationOutcome{NotificationKey: c.NotificationKey, Owner: "ahead",
+				Status: store.NotificationPending, NextAttemptAt: ahead.Add(time.Minute), Attempted: true, Now: ahead}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const maxDelay = time.Hour
+	claimAt := func(owner string, now time.Time) []string {
+		t.Helper()
+		got, err := s.ClaimNotifications(ctx, store.ClaimQuery{Owner: owner, Now: now, Lease: 5 * time.Minute, MaxDelay: maxDelay, Limit: 10})
+		if err != nil {
+			t.Fatalf("ClaimNotifications(%s): %v", owner, err)
+		}
+		var serials []string
+		for _, c := range got {
+			serials = append(serials, c.SerialHex)
+		}
+		slices.Sort(serials)
+		return serials
+	}
+	// Set back to t0: back1 is due at once, back2's lease ends 5 minutes on.
+	if got := claimAt("back", t0); !slices.Equal(got, []string{"back1"}) {
+		t.Errorf("claimed %v after the clock was set back, want [back1]", got)
+	}
+	if got := claimAt("back", t0.Add(5*time.Minute-time.Microsecond)); got != nil {
+		t.Errorf("claimed %v within a lease of the set-back, want none", got)
+	}
+	// Both leases (back1's from the claim above) have run out.
+	if got := claimAt("back", t0.Add(5*time.Minute)); !slices.Equal(got, []string{"back1", "back2"}) {
+		t.Errorf("claimed %v a lease after the set-back, want [back1 back2]", got)
+	}
+	drainNotifications(t, s)
+	// Without MaxDelay a retry time is left as it is.
+	mustRecord(t, s, issuance(newCert(issuerA, "back3", t0.Add(5*day))))
+	n := intent(issuerA, "back3", week, "smtp")
+	n.NextAttemptAt = ahead
+	mustRecordNotifications(t, s, 1, n)
+	if c := claim(t, s, "plain", t0.Add(time.Hour), 10); len(c) != 0 {
+		t.Errorf("claimed %v without MaxDelay", claimedKeys(c))
 	}
 }
 
