@@ -93,8 +93,8 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 				return pki.Errorf(pki.EBadRequest, "the subject %s is longer than %d characters", b.name, b.max)
 			}
 		}
-		if oid.Equal(oidCountryName) && utf8.RuneCountInString(s) != 2 {
-			return pki.Errorf(pki.EBadRequest, "the subject countryName %q is not a two-letter country code", s)
+		if oid.Equal(oidCountryName) && !isCountryCode(s) {
+			return pki.Errorf(pki.EBadRequest, "the subject countryName %q is not a two-letter country code in capitals (ISO 3166, such as US)", s)
 		}
 		return nil
 	}, nil)
@@ -103,6 +103,13 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 	}
 	info.empty = empty
 	return info, err
+}
+
+// isCountryCode: two capital letters A-Z, as ISO 3166 alpha-2 codes are
+// written (zlint's e_subj_country_not_uppercase refuses "us", and "12" is
+// no country at all).
+func isCountryCode(s string) bool {
+	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
 }
 
 // derSubject returns raw with the attributes of each multi-valued RDN in
