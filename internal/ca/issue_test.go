@@ -434,6 +434,33 @@ func TestIssueSortsMultiValuedRDNs(t *testing.T) {
 	}
 }
 
+// An RDN holds one value of each attribute type (X.501 §9.3): "CN=a+CN=b"
+// is refused, while the same type in two RDNs is a name like any other.
+func TestIssueRefusesOneTypeTwiceInAnRDN(t *testing.T) {
+	a := testCA(t, "p256")
+	oidCN := asn1.ObjectIdentifier{2, 5, 4, 3}
+	for _, tt := range []struct {
+		name    string
+		subject []byte
+		refused bool
+	}{
+		{"the same value twice", nameDER([][]byte{atvDER(oidCN, "dup"), atvDER(oidCN, "dup")}), true},
+		{"two values", nameDER([][]byte{atvDER(oidCN, "a"), atvDER(oidCN, "b")}), true},
+		{"two RDNs", nameDER([][]byte{atvDER(oidCN, "a")}, [][]byte{atvDER(oidCN, "b")}), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &reserver{}
+			_, err := a.Issuer.Issue(context.Background(), Request{RawSubject: tt.subject, PublicKey: genKey(t, "p256").Public(), Profile: pki.DefaultProfile()}, now, r.reserve)
+			if tt.refused && (err == nil || !strings.Contains(err.Error(), "two commonName attributes in one RDN")) {
+				t.Errorf("err = %v, want a refusal naming commonName", err)
+			}
+			if !tt.refused && err != nil {
+				t.Errorf("refused: %v", err)
+			}
+		})
+	}
+}
+
 // Attributes whose syntax fixes a string type are issued in it, whatever
 // the request used (crypto/x509 writes an emailAddress as a UTF8String);
 // one whose text cannot be that type is refused.

@@ -138,6 +138,7 @@ func derSubject(raw []byte) ([]byte, error) {
 			return nil, notAName
 		}
 		var atvs [][]byte
+		var types []asn1.ObjectIdentifier
 		for !set.Empty() {
 			var atv, body, value cryptobyte.String
 			var oid asn1.ObjectIdentifier
@@ -148,6 +149,11 @@ func derSubject(raw []byte) ([]byte, error) {
 			if elem := atv; !elem.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1ObjectIdentifier(&oid) || !body.ReadAnyASN1(&value, &tag) {
 				return nil, notAName
 			}
+			// X.501 §9.3: an RDN holds one value of each attribute type.
+			if slices.ContainsFunc(types, oid.Equal) {
+				return nil, pki.Errorf(pki.EBadRequest, "the subject has two %s attributes in one RDN: give each its own RDN", attributeName(oid))
+			}
+			types = append(types, oid)
 			retyped, err := retypedAttribute(oid, tag, value)
 			if err != nil {
 				return nil, err
