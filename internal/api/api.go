@@ -250,7 +250,7 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	}
 	if pki.ErrorCode(err) == pki.EUnavailable {
 		h.log.Error("api: store unavailable", "err", err)
-		w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfterSeconds))
+		w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfter(err)))
 		writeError(w, http.StatusServiceUnavailable, pki.ErrorMessage(err), nil)
 		return
 	}

@@ -161,6 +161,11 @@ type ReserveFunc func(ctx context.Context, issuerID, serialHex string, tbs []byt
 // random bits a second collision means a broken random source or store.
 const serialTries = 5
 
+// IssuerInvalidRetryAfter is the Retry-After of the refusal an issuing CA
+// out of its validity gets: only the operator mends that (a rollover, the
+// clock), so devices are asked to wait minutes, not seconds.
+const IssuerInvalidRetryAfter = 15 * time.Minute
+
 // Issue builds a certificate from the profile and the listed request
 // fields only, lints it, reserves its serial, and signs it.
 //
@@ -537,10 +542,12 @@ func (i *Issuer) template(req *Request, now time.Time) (*x509.Certificate, error
 	if now.Before(i.Cert.NotBefore) || !now.Before(i.Cert.NotAfter) {
 		// Not the request's fault, and not final: the operator rolls the
 		// CA over (or sets the clock right), and the device asks again.
-		return nil, pki.Wrap(pki.EUnavailable, fmt.Errorf("ca: issuing CA %q is not valid at %s (valid %s to %s)",
+		e := pki.Wrap(pki.EUnavailable, fmt.Errorf("ca: issuing CA %q is not valid at %s (valid %s to %s)",
 			i.Cert.Subject, now.Format(time.RFC3339), i.Cert.NotBefore.Format(time.RFC3339), i.Cert.NotAfter.Format(time.RFC3339)),
 			fmt.Sprintf("the issuing CA is not valid now (valid from %s to %s); try again once the server's operator has renewed it",
 				i.Cert.NotBefore.UTC().Format(time.RFC3339), i.Cert.NotAfter.UTC().Format(time.RFC3339)))
+		e.RetryAfter = IssuerInvalidRetryAfter
+		return nil, e
 	}
 	if notBefore.Before(i.Cert.NotBefore) {
 		notBefore = i.Cert.NotBefore

@@ -258,8 +258,13 @@ func TestIssueValidity(t *testing.T) {
 		"issuer not valid": {pki.DefaultProfile(), a.Issuer.Cert.NotBefore.Add(-time.Second), pki.EUnavailable},
 		"no validity":      {pki.Profile{KeyUsage: x509.KeyUsageDigitalSignature, Keys: pki.DefaultKeyPolicy}, now, pki.EInternal},
 	} {
-		if _, err := issue(tc.prof, tc.at); codeOf(err) != tc.want {
+		_, err := issue(tc.prof, tc.at)
+		if codeOf(err) != tc.want {
 			t.Errorf("%s: err = %v, want %s", name, err, tc.want)
+		}
+		// Only the operator mends it: devices are asked to wait minutes.
+		if tc.want == pki.EUnavailable && pki.RetryAfter(fmt.Errorf("enroll: %w", err)) != 900 {
+			t.Errorf("%s: Retry-After %d s, want 900", name, pki.RetryAfter(err))
 		}
 	}
 }

@@ -275,7 +275,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, rq *req, err erro
 		h.log.Error("console: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if code == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfterSeconds))
+		w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfter(err)))
 	}
 	h.errorPage(w, rq, code, msg)
 }

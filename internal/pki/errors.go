@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is a closed set of failure classes. Each protocol maps a Code to its
@@ -53,6 +54,10 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error
+	// RetryAfter, for EUnavailable, is how long a client should wait
+	// before it asks again, when that is known to be longer than
+	// RetryAfterSeconds (zero: RetryAfterSeconds).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -104,6 +109,19 @@ func ErrorMessage(err error) string {
 // RetryAfterSeconds is the Retry-After the protocol edges send with a 503
 // for EUnavailable: long enough for a database restart or failover.
 const RetryAfterSeconds = 5
+
+// RetryAfter is the Retry-After, in whole seconds, the protocol edges send
+// with a 503 for err: the error's own RetryAfter when it has one (an
+// issuing CA out of its validity, which only the operator mends, so that
+// a fleet does not ask every few seconds until then), else
+// RetryAfterSeconds.
+func RetryAfter(err error) int {
+	var e *Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		return int((e.RetryAfter + time.Second - 1) / time.Second)
+	}
+	return RetryAfterSeconds
+}
 
 // StatusClientGone is the status the protocol edges record (nginx's 499)
 // for a request whose client closed the connection before the answer: no

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // TestUnavailable: an unreachable store is EUnavailable however it was
@@ -33,5 +34,25 @@ func TestUnavailable(t *testing.T) {
 	}
 	if c := ErrorCode(errors.New("boom")); c != EInternal {
 		t.Errorf("a plain error is %s", c)
+	}
+}
+
+// A 503's Retry-After is the error's own, when it has one, through any
+// wrapping; otherwise the default for a passing outage.
+func TestRetryAfter(t *testing.T) {
+	long := Wrap(EUnavailable, errors.New("expired"), "the issuing CA is not valid now")
+	long.RetryAfter = 15*time.Minute - time.Millisecond
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"own, rounded up", fmt.Errorf("enroll: %w", long), 900},
+		{"none", Errorf(EUnavailable, "store down"), RetryAfterSeconds},
+		{"plain", ErrUnavailable, RetryAfterSeconds},
+	} {
+		if got := RetryAfter(tc.err); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
 	}
 }

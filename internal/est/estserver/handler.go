@@ -553,7 +553,7 @@ func (h *Handler) fail(c *call, err error) {
 		c.w.Header().Set("Retry-After", strconv.Itoa(locked.RetryAfterSeconds()))
 	}
 	if status == http.StatusServiceUnavailable && c.w.Header().Get("Retry-After") == "" {
-		c.w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfterSeconds))
+		c.w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfter(err)))
 	}
 	if status == http.StatusUnauthorized {
 		c.w.Header().Set("WWW-Authenticate", `Basic realm="`+h.opts.Realm+`", charset="UTF-8"`)

@@ -329,7 +329,7 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request, profile s
 		if pki.ErrorCode(err) == pki.EUnavailable {
 			// Not a FAILURE, which a device takes as final: it sends the
 			// same request again later, and nothing was issued.
-			w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfterSeconds))
+			w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfter(err)))
 			httpError(w, http.StatusServiceUnavailable, pki.ErrorMessage(err))
 			return
 		}
