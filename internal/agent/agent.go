@@ -9,6 +9,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -171,6 +172,9 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 		// the switch and before it was cleared).
 		l.clearPendingKey()
 	}
+	if pk := l.loadPark(c, p.cert); pk != nil {
+		return a.checkParked(ctx, c, l, p, pk, log)
+	}
 	now := a.now()
 	point := RenewalPoint(p.cert, c.RenewBefore)
 	o = outcome{point: point}
@@ -194,12 +198,22 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 		log.Warn("the certificate has expired; asking for its renewal anyway (a server may allow a grace period)", attrs...)
 	}
 	log.Info("renewing", append(attrs, "protocol", c.Protocol, "url", c.URL, "rekey", c.Rekey)...)
-	cert, err := a.renewBounded(ctx, c, l, p, log)
+	r, err := a.renewBounded(ctx, c, l, p, log)
 	if err != nil {
 		o.err, o.retry = err, true
 		return o
 	}
-	o.renewed, o.point = cert, RenewalPoint(cert, c.RenewBefore)
+	if r.installed == nil {
+		// Parked: the certificate in place stays until the new one
+		// starts (or the old one expires); look again then.
+		return outcome{point: r.wake}
+	}
+	o.renewed, o.point = r.installed, RenewalPoint(r.installed, c.RenewBefore)
+	return a.afterInstall(ctx, c, l, o, log)
+}
+
+// afterInstall runs post_renew after a new certificate was installed.
+func (a *Agent) afterInstall(ctx context.Context, c *Certificate, l *layout, o outcome, log *slog.Logger) outcome {
 	if c.PostRenew != "" {
 		if err := a.postRenew(ctx, c, log); err != nil {
 			// Renewed, and the service still runs with the old
@@ -229,19 +243,28 @@ func (a *Agent) renewTimeout() time.Duration {
 // the connection and never answers would otherwise hold every certificate
 // after this one for as long as the client's own timeouts allow, once per
 // exchange. The deadline runs on the real clock, as the network does.
-func (a *Agent) renewBounded(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*x509.Certificate, error) {
+func (a *Agent) renewBounded(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*renewal, error) {
 	limit := a.renewTimeout()
 	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	cert, err := a.renew(rctx, c, l, p, log)
+	r, err := a.renew(rctx, c, l, p, log)
 	if err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
 		return nil, fmt.Errorf("the renewal attempt timed out after %s (renew_timeout): %w", limit, err)
 	}
-	return cert, err
+	return r, err
 }
 
-// renew asks for the new certificate, checks it and installs it.
-func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*x509.Certificate, error) {
+// renewal is what a successful renewal did: installed the new certificate,
+// or parked it until wake (see parked.go).
+type renewal struct {
+	installed *x509.Certificate
+	wake      time.Time
+}
+
+// renew asks for the new certificate, checks it and installs it, or parks
+// it when it starts well after this clock and the one in place is still
+// good.
+func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*renewal, error) {
 	key := p.key
 	usedPending := false
 	if c.Rekey {
@@ -281,16 +304,13 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		}
 		return nil, err
 	}
+	// Up to maxStartAhead ahead, VerifyIssued takes the start as this
+	// clock's drift (and warns). Further ahead, the certificate is checked
+	// (our key, chaining to the pinned CA) as of its start, and then
+	// installed or parked below.
 	verifyAt := a.now()
-	if behind := res.Cert.NotBefore.Sub(verifyAt); behind > 0 {
-		// This machine's clock is behind the server's. The certificate
-		// is issued (the one in place perhaps revoked as superseded), so
-		// refusing it would leave the service on the old one, revoked,
-		// at every attempt, while peers with a right clock accept the
-		// new one: it is checked (our key, chaining to the pinned CA) as
-		// of its NotBefore, and installed with a warning.
-		log.Warn("this machine's clock is behind the server's: the renewed certificate is valid only from its not_before; installing it anyway (set the clock right, with NTP say)",
-			"not_before", res.Cert.NotBefore.UTC(), "behind", behind.Round(time.Second))
+	ahead := res.Cert.NotBefore.Sub(verifyAt)
+	if ahead > maxStartAhead {
 		verifyAt = res.Cert.NotBefore
 	}
 	chain, err := client.VerifyIssued(res.Cert, key.Public(), res.CACerts, c.CAFingerprint, verifyAt,
@@ -304,14 +324,65 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 	if !csr.SameName(res.Cert.RawSubject, p.cert.RawSubject) {
 		return nil, fmt.Errorf("the renewed certificate is for %s, not %s: not installed", res.Cert.Subject, p.cert.Subject)
 	}
-	log.Info("installing the new key and certificate", "serial", res.Cert.SerialNumber.Text(16), "not_after", res.Cert.NotAfter.UTC())
-	if err := l.install(key, res.Cert, chain, c.PostRenew != ""); err != nil {
-		return nil, fmt.Errorf("installing the renewed certificate: %w", err)
+	if ahead > maxStartAhead {
+		// Either this machine's clock is behind (the new certificate is
+		// good, and the server may have revoked the one in place as
+		// superseded) or the server's is ahead (relying parties refuse the
+		// new one until its start, and the one in place is good). Only
+		// when the one in place is of no use any more is the new one
+		// installed before its start.
+		attrs := []any{"serial", res.Cert.SerialNumber.Text(16), "not_before", res.Cert.NotBefore.UTC(), "ahead", ahead.Round(time.Second)}
+		if why := a.replaceNow(ctx, c, p.cert, chain, p.extra, log); why != "" {
+			log.Warn("the renewed certificate is valid only from its not_before, after this machine's clock, which is behind the server's (set it right, with NTP say); installing it now: "+why, attrs...)
+		} else {
+			if err := l.savePark(key, res.Cert, chain); err != nil {
+				return nil, fmt.Errorf("keeping the renewed certificate until its start: %w", err)
+			}
+			wake := minTime(res.Cert.NotBefore, p.cert.NotAfter)
+			log.Warn("the renewed certificate is valid only from its not_before, after this machine's clock: either this machine's clock is behind (set it right, with NTP say) or the server's is ahead; "+
+				"the certificate in place stays, and the new one is installed at its not_before (or earlier, if the one in place expires or is revoked)",
+				append(attrs, "parked", filepath.Join(l.state, parkedPEM), "install_at", wake.UTC())...)
+			return &renewal{wake: wake}, nil
+		}
+	}
+	if err := a.installNew(c, l, key, res.Cert, chain, log); err != nil {
+		return nil, err
+	}
+	return &renewal{installed: res.Cert}, nil
+}
+
+// installNew installs a checked renewal and forgets the key kept for it.
+func (a *Agent) installNew(c *Certificate, l *layout, key crypto.Signer, cert *x509.Certificate, chain []*x509.Certificate, log *slog.Logger) error {
+	log.Info("installing the new key and certificate", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter.UTC())
+	if err := l.install(key, cert, chain, c.PostRenew != ""); err != nil {
+		return fmt.Errorf("installing the renewed certificate: %w", err)
 	}
 	l.clearPendingKey()
-	log.Info("renewed", "serial", res.Cert.SerialNumber.Text(16), "not_after", res.Cert.NotAfter.UTC(),
-		"renew_at", RenewalPoint(res.Cert, c.RenewBefore).UTC(), "key_path", c.KeyPath, "cert_path", c.CertPath)
-	return res.Cert, nil
+	l.clearPark()
+	log.Info("renewed", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter.UTC(),
+		"renew_at", RenewalPoint(cert, c.RenewBefore).UTC(), "key_path", c.KeyPath, "cert_path", c.CertPath)
+	return nil
+}
+
+// checkParked installs a parked renewal once this clock reaches its start,
+// or before when the certificate in place has expired or is revoked;
+// otherwise the certificate in place stays, and the agent looks again at
+// the parked one's start (or the old one's expiry).
+func (a *Agent) checkParked(ctx context.Context, c *Certificate, l *layout, p *pair, pk *parked, log *slog.Logger) outcome {
+	attrs := []any{"serial", pk.cert.SerialNumber.Text(16), "not_before", pk.cert.NotBefore.UTC(), "in_place_not_after", p.cert.NotAfter.UTC()}
+	why := ""
+	if !a.now().Before(pk.cert.NotBefore) {
+		why = "its start has come"
+	} else if why = a.replaceNow(ctx, c, p.cert, pk.chain, p.extra, log); why == "" {
+		wake := parkedWake(p.cert, pk)
+		log.Info("a renewed certificate waits for its start; the certificate in place stays until then", append(attrs, "install_at", wake.UTC())...)
+		return outcome{point: wake}
+	}
+	log.Info("installing the renewed certificate kept until its start: "+why, attrs...)
+	if err := a.installNew(c, l, pk.key, pk.cert, pk.chain, log); err != nil {
+		return outcome{err: err, retry: true, point: RenewalPoint(p.cert, c.RenewBefore)}
+	}
+	return a.afterInstall(ctx, c, l, outcome{renewed: pk.cert, point: RenewalPoint(pk.cert, c.RenewBefore)}, log)
 }
 
 // maxOutput bounds what is kept (and logged) of a post_renew command's output.

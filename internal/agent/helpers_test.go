@@ -36,6 +36,8 @@ type testCA struct {
 	inter    *x509.Certificate
 	interKey crypto.Signer
 	serial   int64
+	// ocspURL, when set, goes into the AIA of the certificates it issues.
+	ocspURL string
 }
 
 func newTestCA(t testing.TB, now time.Time, withIntermediate bool) *testCA {
@@ -79,6 +81,9 @@ func (ca *testCA) issue(t testing.TB, pub crypto.PublicKey, subject pkix.Name, d
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial), Subject: subject, DNSNames: dns,
 		NotBefore: notBefore, NotAfter: notBefore.Add(life), KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if ca.ocspURL != "" {
+		tmpl.OCSPServer = []string{ca.ocspURL}
+	}
 	parent, key := ca.cert, ca.key
 	if ca.inter != nil {
 		parent, key = ca.inter, ca.interKey

@@ -30,6 +30,7 @@ import (
 //	    current -> gen-000007 the generation in use, switched by one rename
 //	    post-renew-pending    a renewal is in place, its post_renew not yet run
 //	    pending-key.pem       the key of a request the server holds for approval
+//	    parked.pem            a renewal waiting for its start (see parked.go)
 //	key_path   -> .scepter-agent/NAME/current/key.pem
 //	cert_path  -> .scepter-agent/NAME/current/cert.pem
 //	chain_path -> .scepter-agent/NAME/current/chain.pem

@@ -1,0 +1,384 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/est"
+)
+
+// clockServer is an EST server and an OCSP responder on 127.0.0.1 for
+// the fixture's CA, whose clock is the fixture's plus ahead: it issues
+// renewals starting at its own now and, with revokeSuperseded, revokes the
+// certificate a renewal replaces (the client certificate of the TLS
+// connection), as a profile with revoke_superseded does.
+type clockServer struct {
+	f                *fixture
+	ahead            time.Duration
+	revokeSuperseded bool
+
+	mu      sync.Mutex
+	revoked map[string]bool // serials, in hex
+	issued  []*x509.Certificate
+	asked   int // OCSP questions
+}
+
+func (s *clockServer) now() time.Time { return s.f.clock.Now().Add(s.ahead) }
+
+func (s *clockServer) revoke(c *x509.Certificate) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revoked[c.SerialNumber.Text(16)] = true
+}
+
+// newClockServer starts the servers and points the fixture's certificate
+// at them: its certificate is reissued with the responder's URL, and it
+// renews over EST with the real client.
+func newClockServer(t *testing.T, f *fixture, ahead time.Duration, revokeSuperseded bool) *clockServer {
+	t.Helper()
+	s := &clockServer{f: f, ahead: ahead, revokeSuperseded: revokeSuperseded, revoked: map[string]bool{}}
+	responder := httptest.NewServer(http.HandlerFunc(s.serveOCSP))
+	t.Cleanup(responder.Close)
+	f.ca.ocspURL = responder.URL + "/ocsp"
+
+	tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tlsDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: epoch.Add(-time.Hour), NotAfter: epoch.Add(365 * 24 * time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, f.ca.cert, tlsKey.Public(), f.ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(s.serveEST))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{tlsDER}, PrivateKey: tlsKey}}, ClientAuth: tls.RequestClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	// The certificate in place, reissued with the OCSP URL (same key).
+	key := f.pair().key
+	f.first = f.ca.issue(t, key.Public(), f.first.Subject, f.first.DNSNames, epoch, f.first.NotAfter.Sub(f.first.NotBefore))
+	writePEM(t, filepath.Join(f.dir, "cert.pem"), 0o644, nil, f.first)
+	c := f.cert()
+	c.Protocol, c.URL = ProtocolEST, srv.URL
+	f.agent.Renewers = nil
+	return s
+}
+
+func (s *clockServer) serveEST(w http.ResponseWriter, r *http.Request) {
+	reply := func(certs ...*x509.Certificate) {
+		der, _ := cms.DegenerateCertificates(certs)
+		w.Header().Set("Content-Type", est.ContentTypeCertsOnly)
+		w.Write(est.EncodeBase64(der))
+	}
+	switch strings.TrimPrefix(r.URL.Path, est.PathPrefix) {
+	case est.OpCACerts:
+		reply(s.f.ca.certs()...)
+	case est.OpCSRAttrs:
+		w.WriteHeader(http.StatusNoContent)
+	case est.OpSimpleReenroll:
+		b, _ := io.ReadAll(r.Body)
+		der, err := est.DecodeBase64(b)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		req, err := x509.ParseCertificateRequest(der)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		c := s.f.ca.issue(s.f.t, req.PublicKey, req.Subject, req.DNSNames, s.now(), 30*24*time.Hour)
+		s.issued = append(s.issued, c)
+		if s.revokeSuperseded && len(r.TLS.PeerCertificates) > 0 {
+			s.revoked[r.TLS.PeerCertificates[0].SerialNumber.Text(16)] = true
+		}
+		reply(c)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *clockServer) serveOCSP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	req, err := ocsp.ParseRequest(b)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked++
+	now := s.now()
+	tmpl := ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
+	if s.revoked[req.SerialNumber.Text(16)] {
+		tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, now.Add(-time.Second), ocsp.Superseded
+	}
+	der, err := ocsp.CreateResponse(s.f.ca.cert, s.f.ca.cert, tmpl, s.f.ca.key)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/ocsp-response")
+	w.Write(der)
+}
+
+func (s *clockServer) lastIssued() *x509.Certificate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.issued) == 0 {
+		return nil
+	}
+	return s.issued[len(s.issued)-1]
+}
+
+func (f *fixture) parkedPath() string { return filepath.Join(f.dir, stateDirName, "dev", parkedPEM) }
+
+// A renewal that starts after the agent's clock: a few minutes are the
+// drift of servers that stamp their own now, and it is installed at once.
+// Further, whose clock is wrong cannot be told from the certificate: it is
+// installed at once only when the certificate in place is of no use any
+// more (revoked, as a server with revoke_superseded does, or expired);
+// otherwise it is parked, and installed when the agent's clock reaches its
+// start. post_renew runs when the certificate in place changes, never for
+// one parked.
+func TestRenewalThatStartsAfterTheLocalClock(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		ahead            time.Duration
+		revokeSuperseded bool
+		expired          bool // the renewal is asked for after the old one expired
+		noOCSP           bool // the responder is down
+		installed        bool // at once
+		log              string
+	}{
+		{"a few minutes: the drift of a server's now", 2 * time.Minute, false, false, false, true, "the local clock is behind"},
+		{"the server's clock ahead: the good certificate stays", 2*time.Hour + 10*time.Minute, false, false, false, false, "the certificate in place stays"},
+		{"this clock behind, the old one revoked as superseded", time.Hour, true, false, false, true, "installing it now: the certificate in place is revoked"},
+		{"the old one expired", time.Hour, false, true, false, true, "installing it now: the certificate in place has expired"},
+		{"the responder down: not known revoked", time.Hour, true, false, true, false, "could not learn from OCSP"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			s := newClockServer(t, f, tt.ahead, tt.revokeSuperseded)
+			if tt.noOCSP {
+				f.ca.ocspURL = "http://127.0.0.1:1/ocsp"
+				f.first = f.ca.issue(t, f.pair().key.Public(), f.first.Subject, f.first.DNSNames, epoch, 30*24*time.Hour)
+				writePEM(t, filepath.Join(f.dir, "cert.pem"), 0o644, nil, f.first)
+			}
+			at := RenewalPoint(f.first, 0)
+			if tt.expired {
+				at = f.first.NotAfter.Add(time.Hour)
+			}
+			f.clock.Set(at)
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			issued := s.lastIssued()
+			if issued == nil {
+				t.Fatal("nothing was renewed")
+			}
+			if !strings.Contains(f.logs.String(), tt.log) {
+				t.Errorf("the log does not say %q", tt.log)
+			}
+			if tt.installed {
+				if !f.pair().cert.Equal(issued) || f.postRuns() != 1 {
+					t.Fatalf("installed %v, post_renew ran %d times; want the renewal installed and post_renew once", f.pair().cert.Equal(issued), f.postRuns())
+				}
+				if _, err := os.Lstat(f.parkedPath()); !os.IsNotExist(err) {
+					t.Errorf("a renewal installed at once left %s: %v", parkedPEM, err)
+				}
+				return
+			}
+			if !f.pair().cert.Equal(f.first) || f.postRuns() != 0 {
+				t.Fatalf("the certificate in place changed (or post_renew ran %d times) for a renewal that starts %s later", f.postRuns(), tt.ahead)
+			}
+			expectMode(t, f.parkedPath(), 0o600)
+			// Not yet: a second before its start, nothing changes, and
+			// nothing is asked of the server again.
+			f.clock.Set(issued.NotBefore.Add(-time.Second))
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if !f.pair().cert.Equal(f.first) || len(s.issued) != 1 || f.postRuns() != 0 {
+				t.Fatalf("before its start: in place is the new one %v, %d renewals, %d post_renew runs", f.pair().cert.Equal(issued), len(s.issued), f.postRuns())
+			}
+			// At its start it is installed, once, with post_renew.
+			f.clock.Set(issued.NotBefore)
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if !f.pair().cert.Equal(issued) || len(s.issued) != 1 || f.postRuns() != 1 {
+				t.Fatalf("at its start: installed %v, %d renewals, %d post_renew runs; want installed, 1, 1", f.pair().cert.Equal(issued), len(s.issued), f.postRuns())
+			}
+			if _, err := os.Lstat(f.parkedPath()); !os.IsNotExist(err) {
+				t.Errorf("%s is still there after its install: %v", parkedPEM, err)
+			}
+			if err := f.agent.RunOnce(context.Background()); err != nil || f.postRuns() != 1 {
+				t.Errorf("a run after the install: %v, post_renew ran %d times", err, f.postRuns())
+			}
+			expectClean(t, f)
+		})
+	}
+}
+
+// The long-running agent wakes up at the parked certificate's start, and
+// installs it then; a certificate in place that is revoked meanwhile, or
+// that expires first, gives way at once; a parked pair is picked up by an
+// agent started afresh, and one that no longer belongs to the certificate
+// in place is discarded.
+func TestParkedRenewal(t *testing.T) {
+	const ahead = 2*time.Hour + 10*time.Minute
+	park := func(t *testing.T, life time.Duration) (*fixture, *clockServer, *x509.Certificate) {
+		f := newFixture(t, fixtureOpts{life: life})
+		s := newClockServer(t, f, ahead, false)
+		f.clock.Set(RenewalPoint(f.first, 0))
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		issued := s.lastIssued()
+		if issued == nil || !f.pair().cert.Equal(f.first) {
+			t.Fatal("want a renewal parked and the certificate in place kept")
+		}
+		return f, s, issued
+	}
+
+	t.Run("the long-running agent wakes at its start", func(t *testing.T) {
+		f, _, issued := park(t, 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		f.agent.Sleep = func(ctx context.Context, d time.Duration) error {
+			if f.pair().cert.Equal(issued) || len(f.sleeps) > 10 {
+				cancel()
+				return ctx.Err()
+			}
+			f.sleeps = append(f.sleeps, d)
+			f.clock.Advance(d)
+			return nil
+		}
+		start := f.clock.Now()
+		if err := f.agent.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// It wakes at the periodic checks (check_interval) and at the
+		// start, not later.
+		woke, at := false, start
+		for _, d := range f.sleeps {
+			at = at.Add(d)
+			woke = woke || at.Equal(issued.NotBefore)
+		}
+		if !woke || !at.Equal(issued.NotBefore) {
+			t.Errorf("slept %v from %s; want the last wake at its start, %s", f.sleeps, start, issued.NotBefore)
+		}
+		if !f.pair().cert.Equal(issued) || f.postRuns() != 1 {
+			t.Errorf("installed %v, post_renew ran %d times; want installed once", f.pair().cert.Equal(issued), f.postRuns())
+		}
+	})
+
+	t.Run("revoked meanwhile", func(t *testing.T) {
+		f, s, issued := park(t, 0)
+		s.revoke(f.first)
+		f.clock.Advance(time.Hour)
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !f.pair().cert.Equal(issued) || f.postRuns() != 1 {
+			t.Errorf("installed %v, post_renew ran %d times; want the parked one installed", f.pair().cert.Equal(issued), f.postRuns())
+		}
+	})
+
+	t.Run("the old one expires first", func(t *testing.T) {
+		// Renewed an hour before its end (two thirds of three hours), the
+		// old certificate expires before the new one starts.
+		f, _, issued := park(t, 3*time.Hour)
+		f.clock.Set(f.first.NotAfter.Add(-time.Second))
+		if err := f.agent.RunOnce(context.Background()); err != nil || !f.pair().cert.Equal(f.first) {
+			t.Fatalf("a second before the old one's end: %v, the old one replaced: %v", err, !f.pair().cert.Equal(f.first))
+		}
+		f.clock.Set(f.first.NotAfter)
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !f.pair().cert.Equal(issued) {
+			t.Error("the parked certificate was not installed when the old one expired")
+		}
+	})
+
+	t.Run("an agent started afresh picks it up", func(t *testing.T) {
+		f, s, issued := park(t, 0)
+		fresh := &Agent{Config: f.cfg, Clock: f.clock, Log: f.agent.Log}
+		f.clock.Set(issued.NotBefore)
+		if err := fresh.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !f.pair().cert.Equal(issued) || len(s.issued) != 1 || f.postRuns() != 1 {
+			t.Errorf("installed %v, %d renewals, post_renew %d; want the parked one installed without asking again", f.pair().cert.Equal(issued), len(s.issued), f.postRuns())
+		}
+	})
+
+	t.Run("one that no longer matches is discarded", func(t *testing.T) {
+		f, _, issued := park(t, 0)
+		// Renewed since by other means: a certificate starting after the
+		// parked one is in place.
+		key := f.pair().key
+		newer := f.ca.issue(t, key.Public(), f.first.Subject, f.first.DNSNames, issued.NotBefore.Add(time.Minute), 30*24*time.Hour)
+		writePEM(t, filepath.Join(f.dir, "cert.pem"), 0o644, nil, newer)
+		f.clock.Set(issued.NotBefore.Add(time.Hour))
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !f.pair().cert.Equal(newer) || f.postRuns() != 0 {
+			t.Errorf("the parked certificate replaced a newer one (post_renew ran %d times)", f.postRuns())
+		}
+		if _, err := os.Lstat(f.parkedPath()); !os.IsNotExist(err) {
+			t.Errorf("%s was kept: %v", parkedPEM, err)
+		}
+	})
+
+	t.Run("a link in its place is not followed", func(t *testing.T) {
+		f, _, issued := park(t, 0)
+		elsewhere := filepath.Join(t.TempDir(), "parked.pem")
+		b, err := os.ReadFile(f.parkedPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(elsewhere, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(f.parkedPath()); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(elsewhere, f.parkedPath()); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Set(issued.NotBefore)
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if f.pair().cert.Equal(issued) {
+			t.Error("a parked pair reached through a link was installed")
+		}
+		if !strings.Contains(f.logs.String(), "not a regular file") {
+			t.Error("the link was not named in a warning")
+		}
+	})
+}
