@@ -27,10 +27,11 @@ func caExpiryWarnings(a *ca.Authority, dataDir string, now time.Time) []string {
 		if !now.Before(c.NotAfter) {
 			return "expired on " + c.NotAfter.UTC().Format(time.RFC3339), true
 		}
-		return fmt.Sprintf("expires on %s, in %d days", c.NotAfter.UTC().Format(time.RFC3339), int(c.NotAfter.Sub(now).Hours()/24)), true
+		return fmt.Sprintf("expires on %s, %s", c.NotAfter.UTC().Format(time.RFC3339), timeLeft(c.NotAfter.Sub(now))), true
 	}
 	issuer, ra := a.Active(now)
 	_, _, nextScheduled := a.Next(now)
+	switchAt, _ := a.SwitchAt()
 	if when, ok := soon(a.Root); ok {
 		out = append(out, "the root CA certificate "+when+": every certificate of this CA stops verifying then; plan a new CA and move devices to it")
 	}
@@ -40,13 +41,38 @@ func caExpiryWarnings(a *ca.Authority, dataDir string, now time.Time) []string {
 		}
 	}
 	if ra != nil && !ra.IsCA {
-		if when, ok := soon(ra.Cert); ok {
+		when, ok := soon(ra.Cert)
+		switch {
+		case !ok:
+		case nextScheduled && switchAt.Before(ra.Cert.NotAfter):
+			// The next CA, scheduled before the RA's end, has an RA of
+			// its own.
+		case issuer != nil && issuer.Cert.NotAfter.Sub(now) <= expiryWarning:
+			// A new RA certificate would end with the issuing CA: only a
+			// rollover helps.
+			out = append(out, fmt.Sprintf("the SCEP RA certificate %s; SCEP clients cannot encrypt to it after that, and a new one would end with the issuing CA on %s: roll the issuing CA over (scepter ca rollover --switch-at TIME), which makes a new RA with it",
+				when, issuer.Cert.NotAfter.UTC().Format(time.RFC3339)))
+		default:
 			dir := filepath.Join(dataDir, "ca")
 			out = append(out, fmt.Sprintf("the SCEP RA certificate %s; SCEP clients cannot encrypt to it after that: stop the server, remove %s and %s, and start it again to have a new one issued",
 				when, filepath.Join(dir, ca.RACertFile), filepath.Join(dir, ca.RAKeyFile)))
 		}
 	}
 	return out
+}
+
+// timeLeft says how long is left, in days, or in hours or minutes on the
+// last two days (a warning of "in 0 days" says nothing).
+func timeLeft(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("in %d days", int(d.Hours()/24))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("in %d hours", int(d.Hours()))
+	case d >= 2*time.Minute:
+		return fmt.Sprintf("in %d minutes", int(d.Minutes()))
+	}
+	return "in a minute or less"
 }
 
 // warnCAExpiry logs caExpiryWarnings.

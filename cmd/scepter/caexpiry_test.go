@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +33,9 @@ func TestCAExpiryWarnings(t *testing.T) {
 	if w := caExpiryWarnings(a, dir, ra.Cert.NotAfter.Add(-91*24*time.Hour)); len(w) != 0 {
 		t.Errorf("91 days before the RA's end: %q, want none", w)
 	}
+	if w := caExpiryWarnings(a, dir, ra.Cert.NotAfter.Add(-30*time.Minute)); len(w) != 1 || !strings.Contains(w[0], "in 30 minutes") {
+		t.Errorf("30 minutes before the RA's end: %q, want it said in minutes", w)
+	}
 	issuerSoon := issuer.Cert.NotAfter.Add(-10 * 24 * time.Hour)
 	w = caExpiryWarnings(a, dir, issuerSoon)
 	if !strings.Contains(strings.Join(w, "\n"), "issuing CA certificate expires on") || !strings.Contains(strings.Join(w, "\n"), "scepter ca rollover") {
@@ -57,5 +62,49 @@ func TestCAExpiryWarnings(t *testing.T) {
 	}
 	if w := caExpiryWarnings(b, dir2, soon2); len(w) != 0 {
 		t.Errorf("with a rollover scheduled: %q, want none", w)
+	}
+}
+
+// An RA certificate that a new one could not outlast (the issuing CA ends
+// within the warning too) points to a rollover, not to a new RA; an RA
+// whose CA is scheduled to be replaced before the RA's end is not warned
+// about at all: the next CA has an RA of its own.
+func TestRAExpiryWarningWithTheIssuingCAEndingToo(t *testing.T) {
+	dir := t.TempDir()
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock); err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, _ := a.Active(clock.Now())
+	// Eight days before the issuing CA's end, its RA made afresh then
+	// (cut short to the CA's end).
+	late := issuer.Cert.NotAfter.Add(-8 * 24 * time.Hour)
+	lateClock := pkitest.NewClock(late)
+	for _, f := range []string{ca.RACertFile, ca.RAKeyFile} {
+		if err := os.Remove(filepath.Join(dir, "ca", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, lateClock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(caExpiryWarnings(b, dir, late), "\n")
+	if !strings.Contains(w, "SCEP RA certificate") || !strings.Contains(w, "a new one would end with the issuing CA") || strings.Contains(w, "remove ") {
+		t.Errorf("RA and CA ending together: %q, want the RA warning to point to a rollover", w)
+	}
+	if _, _, err := ca.Rollover(dir, ca.RolloverOptions{SwitchAt: late.Add(24 * time.Hour)}, lateClock); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, lateClock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := caExpiryWarnings(c, dir, late); len(w) != 0 {
+		t.Errorf("with a rollover scheduled before both ends: %q, want none", w)
 	}
 }
