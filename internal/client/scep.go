@@ -47,8 +47,8 @@ type SCEP struct {
 	// the first request GetCACert is fetched once, on a connection used
 	// for nothing else, and the server's TLS certificate must chain for
 	// the URL's host to the CA with that fingerprint among what it sent,
-	// or to a system root (a server behind a proxy with a public
-	// certificate); every later connection is held to the same. Without
+	// and to nothing else (a system root does not do: a pin means only
+	// the pinned CA); every later connection is held to the same. Without
 	// Roots or Fingerprint, the system roots. The caller still checks the
 	// GetCACert it fetches against the fingerprint (TrustedCACerts).
 	Fingerprint string
@@ -69,6 +69,8 @@ type SCEP struct {
 	// own is the client made from Roots and Fingerprint, once.
 	ownMu sync.Mutex
 	own   *http.Client
+	// systemRoots stands in for the machine's roots (nil) in tests.
+	systemRoots *x509.CertPool
 }
 
 func (c *SCEP) now() time.Time {
@@ -119,8 +121,8 @@ func (e *PendingError) Error() string {
 	return fmt.Sprintf("request %s is pending manual approval", e.TransactionID)
 }
 
-// httpClient is HTTP, or the client's own: its TLS trusts Roots, else the
-// CA pinned by Fingerprint (bootstrapped here, once), else the system
+// httpClient is HTTP, or the client's own: its TLS trusts Roots, else only
+// the CA pinned by Fingerprint (bootstrapped here, once), else the system
 // roots.
 func (c *SCEP) httpClient(ctx context.Context) (*http.Client, error) {
 	if c.HTTP != nil {
@@ -138,7 +140,11 @@ func (c *SCEP) httpClient(ctx context.Context) (*http.Client, error) {
 	hc := &http.Client{Timeout: scepHTTPTimeout}
 	if strings.EqualFold(u.Scheme, "https") {
 		// TLS validity is checked at the client's clock, as EST does.
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: c.Roots, Time: c.now}
+		roots := c.Roots
+		if roots == nil {
+			roots = c.systemRoots
+		}
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, Time: c.now}
 		if c.Roots == nil && c.Fingerprint != "" {
 			if cfg, err = c.pinnedTLS(ctx, u); err != nil {
 				return nil, err

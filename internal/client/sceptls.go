@@ -14,8 +14,8 @@ import (
 // pinnedTLS bootstraps the trust in an https SCEP server from the pinned
 // CA fingerprint: GetCACert is fetched on a connection that is checked
 // only afterwards, kept for nothing else and carrying no secret, and the
-// server's TLS certificate must chain to the pinned CA among what it sent
-// (or to a system root). It returns the TLS configuration that holds every
+// server's TLS certificate must chain to the pinned CA among what it sent,
+// and to nothing else. It returns the TLS configuration that holds every
 // later connection to the same.
 func (c *SCEP) pinnedTLS(ctx context.Context, u *url.URL) (*tls.Config, error) {
 	boot := http.DefaultTransport.(*http.Transport).Clone()
@@ -56,14 +56,16 @@ func (c *SCEP) pinnedTLS(ctx context.Context, u *url.URL) (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, Time: c.now,
-		// Go's own check knows only one set of roots: VerifyConnection
-		// does it, with the pinned CA and then the system roots.
+		// Go's own check knows only the intermediates the server sends:
+		// VerifyConnection adds GetCACert's, with the pinned CA as the
+		// only anchor.
 		InsecureSkipVerify: true, VerifyConnection: verify}, nil
 }
 
 // verifyPinnedPeer checks a server's TLS certificate, for host at now,
-// against the pinned CA (anchors, with inter to help), else the system
-// roots.
+// against the pinned CA (anchors, with inter to help) and nothing else: a
+// pin means only that CA, as for EST, so a proxy or impostor with a
+// certificate from a public CA is refused.
 func verifyPinnedPeer(cs tls.ConnectionState, anchors, inter *x509.CertPool, host, fingerprint string, now time.Time) error {
 	peers := cs.PeerCertificates
 	if len(peers) == 0 {
@@ -74,13 +76,8 @@ func verifyPinnedPeer(cs tls.ConnectionState, anchors, inter *x509.CertPool, hos
 		pool.AddCert(p)
 	}
 	opts := x509.VerifyOptions{Roots: anchors, Intermediates: pool, DNSName: host, CurrentTime: now}
-	_, err := peers[0].Verify(opts)
-	if err == nil {
-		return nil
+	if _, err := peers[0].Verify(opts); err != nil {
+		return fmt.Errorf("the server's TLS certificate does not chain to the CA with fingerprint %s: %w", fingerprint, err)
 	}
-	opts.Roots = nil // the system roots
-	if _, sysErr := peers[0].Verify(opts); sysErr == nil {
-		return nil
-	}
-	return fmt.Errorf("the server's TLS certificate chains neither to the CA with fingerprint %s nor to a system root: %w", fingerprint, err)
+	return nil
 }

@@ -87,18 +87,25 @@ func TestSCEPOverHTTPSTrustsThePinnedCA(t *testing.T) {
 		tlsBy       *tlsTestCA
 		fingerprint string
 		roots       *x509.CertPool
-		want        string // in the error; "" for success
+		// system stands in for the machine's roots.
+		system *x509.CertPool
+		want   string // in the error; "" for success
 	}{
-		{"fingerprint of our CA", ours, Fingerprint(ours.cert), nil, ""},
-		{"roots", ours, "", pool(ours.cert), ""},
-		{"roots win over the fingerprint", ours, Fingerprint(other.cert), pool(ours.cert), ""},
-		{"system roots only", ours, "", nil, "certificate signed by unknown authority"},
-		{"another CA's fingerprint", ours, Fingerprint(other.cert), nil, "fingerprint"},
-		{"TLS of another CA relaying our GetCACert", other, Fingerprint(ours.cert), nil, "chains neither to the CA with fingerprint"},
-		{"roots of another CA", ours, "", pool(other.cert), "certificate signed by unknown authority"},
+		{"fingerprint of our CA", ours, Fingerprint(ours.cert), nil, nil, ""},
+		{"roots", ours, "", pool(ours.cert), nil, ""},
+		{"roots win over the fingerprint", ours, Fingerprint(other.cert), pool(ours.cert), nil, ""},
+		{"system roots only", ours, "", nil, nil, "certificate signed by unknown authority"},
+		{"another CA's fingerprint", ours, Fingerprint(other.cert), nil, nil, "fingerprint"},
+		{"TLS of another CA relaying our GetCACert", other, Fingerprint(ours.cert), nil, nil, "does not chain to the CA with fingerprint"},
+		{"roots of another CA", ours, "", pool(other.cert), nil, "certificate signed by unknown authority"},
+		{"system roots, no pin", other, "", nil, pool(other.cert), ""},
+		// A pin means the pinned CA only, as for EST: a proxy (or anyone)
+		// with a certificate from a public CA does not pass for our server.
+		{"fingerprint, TLS of a system root's CA", other, Fingerprint(ours.cert), nil, pool(other.cert), "does not chain to the CA with fingerprint"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &SCEP{URL: start(t, tt.tlsBy), Fingerprint: tt.fingerprint, Roots: tt.roots, Now: func() time.Time { return now }}
+			c := &SCEP{URL: start(t, tt.tlsBy), Fingerprint: tt.fingerprint, Roots: tt.roots, Now: func() time.Time { return now },
+				systemRoots: tt.system}
 			caps, err := c.GetCACaps(context.Background())
 			if err == nil {
 				// A second operation, on the client's kept connection or a
