@@ -71,6 +71,11 @@ type SCEP struct {
 	own   *http.Client
 	// systemRoots stands in for the machine's roots (nil) in tests.
 	systemRoots *x509.CertPool
+	// offered is what the last GetCACert returned, before the caller
+	// keeps what it trusts (TrustedCACerts drops an expired RA): only to
+	// say why no certificate is left to encrypt a request to.
+	offeredMu sync.Mutex
+	offered   []*x509.Certificate
 }
 
 func (c *SCEP) now() time.Time {
@@ -268,7 +273,14 @@ func (c *SCEP) GetCACert(ctx context.Context) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseGetCACert(resp, body)
+	certs, err := parseGetCACert(resp, body)
+	if err != nil {
+		return nil, err
+	}
+	c.offeredMu.Lock()
+	c.offered = certs
+	c.offeredMu.Unlock()
+	return certs, nil
 }
 
 // parseGetCACert reads a GetCACert reply: one DER certificate, or a
@@ -338,20 +350,74 @@ func NormalizeFingerprint(s string) (string, bool) {
 func Recipient(certs []*x509.Certificate) (*x509.Certificate, error) {
 	var fallback *x509.Certificate
 	for _, c := range certs {
-		if _, ok := c.PublicKey.(*rsa.PublicKey); !ok {
+		if !canBeRecipient(c) {
 			continue
 		}
-		if !c.IsCA && (c.KeyUsage == 0 || c.KeyUsage&x509.KeyUsageKeyEncipherment != 0) {
+		if !c.IsCA {
 			return c, nil
 		}
-		if fallback == nil && c.IsCA {
+		if fallback == nil {
 			fallback = c
 		}
 	}
 	if fallback == nil {
-		return nil, errors.New("the server offers no RSA certificate to encrypt the request to")
+		return nil, errNoRecipient
 	}
 	return fallback, nil
+}
+
+var errNoRecipient = errors.New("the server offers no RSA certificate to encrypt the request to")
+
+// canBeRecipient: an RSA CA certificate, or an RSA RA certificate meant
+// for encryption.
+func canBeRecipient(c *x509.Certificate) bool {
+	if _, ok := c.PublicKey.(*rsa.PublicKey); !ok {
+		return false
+	}
+	return c.IsCA || c.KeyUsage == 0 || c.KeyUsage&x509.KeyUsageKeyEncipherment != 0
+}
+
+// recipient is Recipient, and when trusted holds none, says whether the
+// last GetCACert offered one that was left out only for being outside its
+// validity at the client's clock (an RA certificate the server let
+// expire), rather than that there is no RSA certificate at all.
+func (c *SCEP) recipient(trusted []*x509.Certificate) (*x509.Certificate, error) {
+	r, err := Recipient(trusted)
+	if err == nil {
+		return r, nil
+	}
+	c.offeredMu.Lock()
+	offered := c.offered
+	c.offeredMu.Unlock()
+	now := c.now()
+	var stale []string
+	for _, cand := range offered {
+		if !canBeRecipient(cand) || !issuedByOneOf(cand, trusted) {
+			continue
+		}
+		switch {
+		case now.After(cand.NotAfter):
+			stale = append(stale, fmt.Sprintf("%s expired at %s", cand.Subject, cand.NotAfter.UTC().Format(time.RFC3339)))
+		case now.Before(cand.NotBefore):
+			stale = append(stale, fmt.Sprintf("%s is not valid before %s", cand.Subject, cand.NotBefore.UTC().Format(time.RFC3339)))
+		}
+	}
+	if len(stale) == 0 {
+		return nil, err
+	}
+	return nil, fmt.Errorf("the server offers no valid RSA certificate to encrypt the request to: %s (this machine's clock says %s)",
+		strings.Join(stale, "; "), now.UTC().Format(time.RFC3339))
+}
+
+// issuedByOneOf: cert is signed by one of trusted, so that a stale
+// certificate is named only when it is the server's own.
+func issuedByOneOf(cert *x509.Certificate, trusted []*x509.Certificate) bool {
+	for _, t := range trusted {
+		if bytes.Equal(cert.RawIssuer, t.RawSubject) && cert.CheckSignatureFrom(t) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Algorithms chooses the strongest cipher and digest the server offers.
@@ -560,7 +626,7 @@ func (c *SCEP) newExchange(r EnrollRequest) (*exchange, error) {
 	if x.cipher, x.digest, err = c.Algorithms(r.Caps); err != nil {
 		return nil, err
 	}
-	if x.recipient, err = Recipient(r.CACerts); err != nil {
+	if x.recipient, err = c.recipient(r.CACerts); err != nil {
 		return nil, err
 	}
 	return x, nil
