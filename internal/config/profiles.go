@@ -252,6 +252,9 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 		}
 	}
 	p.Issuer = pc.Issuer
+	// As decoded: nil when the key is absent (the server's own URLs), an
+	// empty list for crl_urls = [] (none). Nothing here may turn one into
+	// the other.
 	p.CRLURLs, p.OCSPURLs, p.IssuerURLs = pc.CRLURLs, pc.OCSPURLs, pc.IssuerURLs
 	if err := pc.notify(&p); err != nil {
 		return p, err

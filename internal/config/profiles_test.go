@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +137,45 @@ func TestProfilesOfTheWrongType(t *testing.T) {
 	for _, ok := range []string{"[profiles]\n", "profiles = {}\n", "[profiles.vpn]\n", "profiles = { vpn = { validity = \"90d\" } }\n"} {
 		if _, err := parseProfiles(t, ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
+
+// crl_urls, ocsp_urls and issuer_urls: absent, the profile's list is nil
+// (the server puts its own URLs under the public URL); [] reaches the
+// profile as an empty list, which means none; a list is kept as given.
+func TestProfileRevocationURLLists(t *testing.T) {
+	profiles, err := parseProfiles(t, `
+[profiles.unset]
+
+[profiles.none]
+crl_urls = []
+ocsp_urls = []
+issuer_urls = []
+
+[profiles.own]
+crl_urls = ["http://crl.example/a.crl"]
+issuer_urls = []
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		profile           string
+		crl, ocsp, issuer []string // nil: unset
+	}{
+		{"unset", nil, nil, nil},
+		{"none", []string{}, []string{}, []string{}},
+		{"own", []string{"http://crl.example/a.crl"}, nil, []string{}},
+	} {
+		p := profiles[tt.profile]
+		for _, l := range []struct {
+			key       string
+			got, want []string
+		}{{"crl_urls", p.CRLURLs, tt.crl}, {"ocsp_urls", p.OCSPURLs, tt.ocsp}, {"issuer_urls", p.IssuerURLs, tt.issuer}} {
+			if (l.got == nil) != (l.want == nil) || !slices.Equal(l.got, l.want) {
+				t.Errorf("[profiles.%s] %s = %#v, want %#v (nil: unset)", tt.profile, l.key, l.got, l.want)
+			}
 		}
 	}
 }

@@ -47,9 +47,11 @@ type Profile struct {
 	ChallengeMode string
 	MaxSANs       int
 	// CRLURLs and OCSPURLs go into every certificate (CDP and AIA) once set.
+	// Nil leaves them to the server (its URLs under the public URL); an
+	// empty list (crl_urls = []) means none: keep the two apart.
 	CRLURLs  []string
 	OCSPURLs []string
-	// IssuerURLs go into AIA caIssuers.
+	// IssuerURLs go into AIA caIssuers; nil and empty as above.
 	IssuerURLs []string
 
 	// Names: what the certificate's subject and SANs may be.
