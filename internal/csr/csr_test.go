@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -84,11 +86,17 @@ func TestParseDN(t *testing.T) {
 }
 
 // FuzzChallengePassword feeds untrusted requests to every reader of what
-// crypto/x509 leaves unparsed: the challengePassword and the SAN types.
+// crypto/x509 leaves unparsed: the challengePassword, the SAN types and
+// the URI SANs as the request spells them.
 func FuzzChallengePassword(f *testing.F) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := Create(Template{Subject: pkix.Name{CommonName: "x"}, ChallengePassword: "pw"}, key)
 	f.Add(der)
+	for _, uri := range []string{"spiffe://x/a b", "https://h.example/p?q#f", "urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"} {
+		san, _ := asn1.Marshal([]asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(uri)}})
+		der, _ := Create(Template{Subject: pkix.Name{CommonName: "x"}, ExtraExtensions: []pkix.Extension{{Id: oidSubjectAltName, Value: san}}}, key)
+		f.Add(der)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := x509.ParseCertificateRequest(data)
 		if err != nil {
@@ -97,7 +105,37 @@ func FuzzChallengePassword(f *testing.F) {
 			return
 		}
 		ChallengePassword(req)
-		UnissuedSANs(req)
+		unissued, err := UnissuedSANs(req)
+		if err != nil || len(unissued) > 0 {
+			return
+		}
+		// Accepted: every URI is issued as the request has it, so writing
+		// it again and reading it back changes nothing.
+		for _, u := range req.URIs {
+			if p := uriProblem(u.String()); p != "" {
+				t.Errorf("accepted URI %q: %s", u, p)
+			}
+		}
+	})
+}
+
+// FuzzURIProblem: a URI SAN found acceptable is one crypto/x509 writes
+// back as it is (but for the scheme's case).
+func FuzzURIProblem(f *testing.F) {
+	for _, s := range []string{"spiffe://x/a b", "spiffe://x/a%20b", "urn:uuid:1", "HTTPS://h/p?q#f#g", "http://[::1]:8/%zz", "a:%", "//h/p"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if uriProblem(raw) != "" {
+			return
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatalf("accepted %q, which url.Parse refuses: %v", raw, err)
+		}
+		if !strings.EqualFold(u.String(), raw) || u.String()[len(u.Scheme):] != raw[len(u.Scheme):] {
+			t.Errorf("accepted %q, issued as %q", raw, u.String())
+		}
 	})
 }
 

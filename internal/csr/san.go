@@ -5,6 +5,9 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -35,13 +38,16 @@ const (
 )
 
 // UnissuedSANs describes the subject alternative names of a request that
-// are of a type we never issue, one string per name ("otherName
-// 1.3.6.1.4.1.311.20.2.3 (Microsoft UPN)", "registeredID 1.2.3.4",
-// "directoryName CN=x", "x400Address", "ediPartyName"): only DNS names,
-// email addresses, URIs and IP addresses are. crypto/x509 skips the others
-// without a word when it parses a request, so a request whose only name is
-// a UPN would otherwise get a certificate without any. A malformed
-// subjectAltName extension is an error.
+// would not be issued as asked, one string per name: those of a type we
+// never issue ("otherName 1.3.6.1.4.1.311.20.2.3 (Microsoft UPN)",
+// "registeredID 1.2.3.4", "directoryName CN=x", "x400Address",
+// "ediPartyName"; only DNS names, email addresses, URIs and IP addresses
+// are), which crypto/x509 skips without a word when it parses a request,
+// so a request whose only name is a UPN would otherwise get a certificate
+// without any; and a URI that is not RFC 3986 or that crypto/x509 would
+// write back otherwise (`URI "spiffe://x/a b" (…)`: the certificate would
+// name spiffe://x/a%20b, not what was asked). A malformed subjectAltName
+// extension is an error.
 func UnissuedSANs(req *x509.CertificateRequest) ([]string, error) {
 	var out []string
 	seen := false
@@ -87,7 +93,11 @@ func unissuedSANs(der []byte) ([]string, error) {
 			return nil, malformed
 		}
 		switch number {
-		case sanRFC822Name, sanDNSName, sanURI, sanIPAddress:
+		case sanRFC822Name, sanDNSName, sanIPAddress:
+		case sanURI:
+			if problem := uriProblem(string(value)); problem != "" {
+				out = append(out, "URI "+quoteBounded(string(value))+" ("+problem+")")
+			}
 		case sanOtherName:
 			var oid asn1.ObjectIdentifier
 			if !value.ReadASN1ObjectIdentifier(&oid) {
@@ -125,4 +135,62 @@ func unissuedSANs(der []byte) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// uriProblem says why a URI SAN, as the request's IA5String has it, would
+// not be issued as asked, or "" when it would. crypto/x509 keeps a parsed
+// *url.URL and writes url.String() into the certificate, which escapes
+// what the request left raw (a space becomes %20) or normalises it: the
+// certificate would name another resource than the one asked for and
+// checked against uri_patterns. So the URI must use only RFC 3986's
+// characters, percent-encoded correctly, and come back from url.Parse
+// byte for byte; only the scheme's case may change (RFC 3986 §3.1:
+// schemes are case-insensitive, and url.Parse lowers it).
+func uriProblem(raw string) string {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+				return fmt.Sprintf("not RFC 3986: %%-escape at byte %d is not two hex digits", i)
+			}
+		case !uriChar(c):
+			return fmt.Sprintf("not RFC 3986: %s at byte %d must be percent-encoded", strconv.QuoteRuneToASCII(rune(c)), i)
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "not a URI"
+	}
+	issued := u.String()
+	scheme, rest, ok := strings.Cut(raw, ":")
+	if issued != raw && !(ok && issued == strings.ToLower(scheme)+":"+rest) {
+		return "it would be issued as " + quoteBounded(issued)
+	}
+	return ""
+}
+
+// uriChar: RFC 3986 unreserved, gen-delims and sub-delims.
+func uriChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~:/?#[]@!$&'()*+,;=", c) >= 0
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// maxQuoted bounds a name quoted in a refusal.
+const maxQuoted = 200
+
+// quoteBounded quotes s (Go escapes for anything not printable ASCII), cut
+// to maxQuoted bytes.
+func quoteBounded(s string) string {
+	if len(s) > maxQuoted {
+		return strconv.QuoteToASCII(s[:maxQuoted]) + "…"
+	}
+	return strconv.QuoteToASCII(s)
 }

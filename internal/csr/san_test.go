@@ -72,6 +72,27 @@ func TestUnissuedSANs(t *testing.T) {
 		{"a DNS name sent constructed", mustMarshal(t, []asn1.RawValue{generalName(2, true, mustMarshal(t, asn1.RawValue{Tag: asn1.TagIA5String, Bytes: []byte("only.example")}))}), nil, true},
 		{"an IP address sent constructed", mustMarshal(t, []asn1.RawValue{dns, generalName(7, true, mustMarshal(t, asn1.RawValue{Tag: asn1.TagOctetString, Bytes: []byte{192, 0, 2, 1}}))}), nil, true},
 		{"an otherName sent primitive", mustMarshal(t, []asn1.RawValue{generalName(0, false, privateOID)}), nil, true},
+		// crypto/x509 writes url.String() into the certificate: a URI it
+		// would write otherwise is refused, naming it, not issued changed.
+		{"real URIs", mustMarshal(t, []asn1.RawValue{
+			generalName(6, false, []byte("spiffe://trust.example/ns/prod/sa/web")),
+			generalName(6, false, []byte("urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6")),
+			generalName(6, false, []byte("https://host.example/path?q")),
+			generalName(6, false, []byte("https://host.example:8443/a%20b/%7Euser?x=1&y=%2F#frag")),
+			generalName(6, false, []byte("tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-1001")),
+			generalName(6, false, []byte("http://[2001:db8::1]/")),
+			generalName(6, false, []byte("SPIFFE://trust.example/x")), // the scheme's case is no matter (RFC 3986 §3.1)
+		}), nil, false},
+		{"a space in the path", mustMarshal(t, []asn1.RawValue{dns, generalName(6, false, []byte("spiffe://x/a b"))}),
+			[]string{`URI "spiffe://x/a b" (not RFC 3986: ' ' at byte 12 must be percent-encoded)`}, false},
+		{"a space in the query", mustMarshal(t, []asn1.RawValue{generalName(6, false, []byte("https://h.example/p?a b"))}),
+			[]string{`URI "https://h.example/p?a b" (not RFC 3986: ' ' at byte 21 must be percent-encoded)`}, false},
+		{"a brace", mustMarshal(t, []asn1.RawValue{generalName(6, false, []byte("https://h.example/{x}"))}),
+			[]string{`URI "https://h.example/{x}" (not RFC 3986: '{' at byte 18 must be percent-encoded)`}, false},
+		{"a second fragment", mustMarshal(t, []asn1.RawValue{generalName(6, false, []byte("https://h.example/#a#b"))}),
+			[]string{`URI "https://h.example/#a#b" (it would be issued as "https://h.example/#a%23b")`}, false},
+		{"a bad escape", mustMarshal(t, []asn1.RawValue{generalName(6, false, []byte("urn:x:%4"))}),
+			[]string{`URI "urn:x:%4" (not RFC 3986: %-escape at byte 6 is not two hex digits)`}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tmpl := Template{Subject: pkix.Name{CommonName: "dev"}}
