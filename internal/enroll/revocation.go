@@ -40,21 +40,21 @@ func IssuerURL(base, issuerID string) string {
 	return strings.TrimRight(base, "/") + CAPath + issuerID + ".crt"
 }
 
-// withRevocationURLs fills in the CDP and AIA a profile leaves unset from
-// the public URL, for the issuer that signs. A profile's own URLs win, each
-// kind on its own.
+// withRevocationURLs fills in the CDP and AIA a profile leaves unset (nil)
+// from the public URL, for the issuer that signs. A profile's own URLs win,
+// each kind on its own; an empty list (crl_urls = []) means none.
 func (s *Service) withRevocationURLs(p pki.Profile, issuerID string) pki.Profile {
 	base := s.cfg.PublicURL
 	if base == "" || p.OCSPNoCheck {
 		return p
 	}
-	if len(p.CRLURLs) == 0 {
+	if p.CRLURLs == nil {
 		p.CRLURLs = []string{CRLURL(base, issuerID)}
 	}
-	if len(p.OCSPURLs) == 0 {
+	if p.OCSPURLs == nil {
 		p.OCSPURLs = []string{OCSPURL(base)}
 	}
-	if len(p.IssuerURLs) == 0 {
+	if p.IssuerURLs == nil {
 		p.IssuerURLs = []string{IssuerURL(base, issuerID)}
 	}
 	return p

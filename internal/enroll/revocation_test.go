@@ -107,3 +107,36 @@ func TestCheckNotRevoked(t *testing.T) {
 		t.Errorf("another CA's certificate is not this check's business: %v", err)
 	}
 }
+
+// A profile's empty list (crl_urls = [] in the config) means no CDP, no
+// OCSP URL or no caIssuers: the public URL's defaults are for a list left
+// unset, not for one emptied on purpose.
+func TestRevocationURLsEmptiedByTheProfile(t *testing.T) {
+	for _, tt := range []struct {
+		name              string
+		crl, ocsp, issuer []string
+		wantCRL, wantOCSP int
+		wantIssuer        int
+	}{
+		{"unset", nil, nil, nil, 1, 1, 1},
+		{"no CRL", []string{}, nil, nil, 0, 1, 1},
+		{"no OCSP", nil, []string{}, nil, 1, 0, 1},
+		{"no caIssuers", nil, nil, []string{}, 1, 1, 0},
+		{"none", []string{}, []string{}, []string{}, 0, 0, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := pki.DefaultProfile()
+			p.CRLURLs, p.OCSPURLs, p.IssuerURLs = tt.crl, tt.ocsp, tt.issuer
+			f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{p.Name: p}, DefaultProfile: p.Name, PublicURL: "http://ca.example"})
+			res, err := f.svc.Enroll(context.Background(), request(t, static, "dev.example"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := res.Certificate
+			if len(c.CRLDistributionPoints) != tt.wantCRL || len(c.OCSPServer) != tt.wantOCSP || len(c.IssuingCertificateURL) != tt.wantIssuer {
+				t.Errorf("CDP %v, OCSP %v, caIssuers %v; want %d, %d, %d", c.CRLDistributionPoints, c.OCSPServer, c.IssuingCertificateURL,
+					tt.wantCRL, tt.wantOCSP, tt.wantIssuer)
+			}
+		})
+	}
+}
