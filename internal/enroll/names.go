@@ -202,7 +202,7 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		return pki.Wrap(pki.EBadRequest, err, "the request's subjectAltName extension is malformed")
 	}
 	if len(unissued) > 0 {
-		return pki.Errorf(pki.EBadRequest, "the request asks for subject alternative names of a type this CA does not issue: %s (only DNS names, email addresses, URIs and IP addresses are issued)",
+		return pki.Errorf(pki.EBadRequest, "the request asks for subject alternative names this CA does not issue as asked: %s (only DNS names, email addresses, URIs and IP addresses are issued, each as the request spells it)",
 			strings.Join(unissued, ", "))
 	}
 	var rdns pkix.RDNSequence

@@ -14,16 +14,17 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
-// multiValuedSubject is CN=allowed+CN=other,O=Acme: two common names in one
-// RDN, which pkix.Name would print as one.
-const multiValuedSubject = "CN=other+CN=allowed,O=Acme" // DER sorts the SET: the shorter first
+// multiValuedSubject is CN=allowed+OU=other,O=Acme: two attributes in one
+// RDN, which a reader of the CN alone would take for the whole name. (Two
+// of one type in an RDN are refused, X.501 §9.3.)
+const multiValuedSubject = "OU=other+CN=allowed,O=Acme" // DER sorts the SET: the shorter first
 
 func multiValuedRequest(t *testing.T, challenge, txID string) enroll.Request {
 	t.Helper()
 	cn := asn1.ObjectIdentifier{2, 5, 4, 3}
 	raw, err := asn1.Marshal(pkix.RDNSequence{
 		{{Type: asn1.ObjectIdentifier{2, 5, 4, 10}, Value: "Acme"}},
-		{{Type: cn, Value: "allowed"}, {Type: cn, Value: "other"}},
+		{{Type: cn, Value: "allowed"}, {Type: asn1.ObjectIdentifier{2, 5, 4, 11}, Value: "other"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -69,9 +70,9 @@ func TestSubjectReachesWebhookAndRecordWhole(t *testing.T) {
 	if rec.Subject != multiValuedSubject || rec.Issuer != csr.NameString(res.Certificate.RawIssuer) {
 		t.Errorf("recorded subject %q issuer %q, want subject %q", rec.Subject, rec.Issuer, multiValuedSubject)
 	}
-	found, _, err := f.st.ListCertificates(ctx, store.CertFilter{Search: "cn=other"})
+	found, _, err := f.st.ListCertificates(ctx, store.CertFilter{Search: "ou=other"})
 	if err != nil || len(found) != 1 {
-		t.Errorf("a search for the second CN found %d certificates, %v", len(found), err)
+		t.Errorf("a search for the RDN's second attribute found %d certificates, %v", len(found), err)
 	}
 	issued, err := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventIssued})
 	if err != nil || len(issued) != 1 || issued[0].Subject != multiValuedSubject {
