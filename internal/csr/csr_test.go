@@ -78,7 +78,7 @@ func TestParseDN(t *testing.T) {
 	if got, want := name.String(), "CN=device-1,O=Acme\\, Inc.,C=DE"; got != want {
 		t.Errorf("name = %q, want %q", got, want)
 	}
-	for _, bad := range []string{"", "CN", "XX=1", "CN="} {
+	for _, bad := range []string{"", "CN", "XX=1", "CN=", "CN=a+CN=b", "O=x,cn=a+CN=b"} {
 		if _, err := ParseDN(bad); err == nil {
 			t.Errorf("ParseDN(%q) succeeded", bad)
 		}

@@ -55,6 +55,10 @@ func ParseDN(s string) ([]byte, error) {
 			if v == "" {
 				return nil, fmt.Errorf("empty value for %s", k)
 			}
+			// X.501 §9.3, and the CA refuses it.
+			if slices.ContainsFunc(rdn, func(a pkix.AttributeTypeAndValue) bool { return a.Type.Equal(oid) }) {
+				return nil, fmt.Errorf("%s twice in one RDN (%q): give each its own RDN", strings.TrimSpace(k), part)
+			}
 			rdn = append(rdn, pkix.AttributeTypeAndValue{Type: oid, Value: v})
 		}
 		rdns = append(rdns, rdn)
