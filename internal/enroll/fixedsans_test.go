@@ -64,6 +64,14 @@ func TestHostNameCNMustMatchTheDNSPatterns(t *testing.T) {
 		{"10.9.9.9.", pki.EBadRequest},
 		{"::ffff:10.9.9.9", pki.EBadRequest},
 		{"[::1]", pki.EBadRequest},
+		{"fe80::1%eth0", pki.EBadRequest},
+		{"*.9.9.9", pki.EBadRequest},
+		{"1.2.3", pki.EBadRequest},
+		// Device names that only look like numbers or addresses.
+		{"v1.2", ""},
+		{"00:12:4b:00:1c:a1:b2:c3", ""},
+		{"aa:bb:cc:dd:ee:ff", ""},
+		{"123456789", ""},
 	} {
 		_, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, c.cn))
 		if pki.ErrorCode(err) != c.want && !(c.want == "" && err == nil) {
@@ -94,6 +102,11 @@ func TestIPAddressCNMustBeInTheIPRanges(t *testing.T) {
 		{"::ffff:10.8.1.1", ""},
 		{"10.9.9.9", pki.EBadRequest},
 		{"[10.9.9.9]", pki.EBadRequest},
+		{"fe80::1%eth0", pki.EBadRequest},
+		// OpenSSL matches a wildcard CN against an IP literal host.
+		{"*.9.9.9", pki.EBadRequest},
+		{"1*.9.9.9", pki.EBadRequest},
+		{"00:12:4b:00:1c:a1:b2:c3", ""},
 		// No DNS patterns: host names are the device's to choose.
 		{"www.bank.example", ""},
 		{"device-9", ""},

@@ -285,40 +285,94 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 // IP address, and to its DNS patterns when it reads as a host name, as a
 // relying party matching a host against the CN would take it.
 func (np *namePolicy) checkCNAsHost(cn string) error {
-	if ip := cnAsIP(cn); ip != nil {
-		if !np.ipAllowed(ip) {
+	switch {
+	case cnAsIP(cn) != nil:
+		if !np.ipAllowed(cnAsIP(cn)) {
 			return pki.Errorf(pki.EBadRequest, "subject CN %q reads as an IP address the profile does not allow (a relying party may match it as the host's name; list its range in ip_ranges, or put the name in an IP SAN)", cn)
 		}
-		return nil
-	}
-	if len(np.dns) > 0 && looksLikeHostName(cn) && !allowedBy(np.dns, cn) {
+	case couldMatchIPv4(cn):
+		return pki.Errorf(pki.EBadRequest, "subject CN %q reads as IPv4 addresses (a wildcard, or another spelling of an address), which a relying party may match as the host's name; put the address in an IP SAN", cn)
+	case len(np.dns) > 0 && looksLikeHostName(cn) && !allowedBy(np.dns, cn):
 		return pki.Errorf(pki.EBadRequest, "subject CN %q reads as a host name the profile's DNS patterns do not allow", cn)
 	}
 	return nil
 }
 
-// cnAsIP: the IP address v reads as, if any (brackets and a trailing dot
-// aside), as a relying party given that address as the host would read it.
+// cnAsIP: the IP address v reads as, if any (brackets, an IPv6 zone and a
+// trailing dot aside), as a relying party given that address as the host
+// would read it. An EUI-64 written as eight pairs of hex digits
+// (00:12:4b:00:1c:a1:b2:c3, a Zigbee or Thread device's ID) parses as
+// IPv6 too, but is a device's name: no relying party spells an address so.
 func cnAsIP(v string) net.IP {
 	v = strings.TrimSuffix(v, ".")
 	if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
 		v = v[1 : len(v)-1]
 	}
-	return net.ParseIP(v)
+	if isEUI64(v) {
+		return nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return nil
+	}
+	return a.WithZone("").AsSlice()
+}
+
+// isEUI64: eight pairs of hex digits separated by colons.
+func isEUI64(v string) bool {
+	groups := strings.Split(v, ":")
+	if len(groups) != 8 {
+		return false
+	}
+	for _, g := range groups {
+		if len(g) != 2 || strings.Trim(g, "0123456789abcdefABCDEF") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// couldMatchIPv4: two to four labels, each decimal or 0x-hex digits or
+// holding a wildcard: OpenSSL's hostname check matches "*.9.9.9" against
+// the host 10.9.9.9, and inet_aton reads "10.1" and "0x0a.1" as
+// addresses. (One label of digits is left alone: devices use serial
+// numbers as their CN.)
+func couldMatchIPv4(v string) bool {
+	labels := strings.Split(strings.TrimSuffix(v, "."), ".")
+	if len(labels) < 2 || len(labels) > 4 {
+		return false
+	}
+	for _, l := range labels {
+		digits := strings.ReplaceAll(l, "*", "")
+		if h, ok := strings.CutPrefix(strings.ToLower(digits), "0x"); ok {
+			digits = h
+			if strings.Trim(digits, "0123456789abcdef") != "" {
+				return false
+			}
+			continue
+		}
+		if l == "" || strings.Trim(digits, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // looksLikeHostName: v could be taken for a DNS name: two or more labels
 // of the characters a host name given to a TLS client can hold (letters,
 // digits, hyphens, underscores, and wildcards anywhere, which OpenSSL
-// matches in the CN as in a SAN), with or without a trailing dot. A value
-// with spaces, an @ or non-ASCII letters is no host a client connects to,
-// and one label (a device ID, a GUID) is left alone, as devices use those.
+// matches in the CN as in a SAN), with or without a trailing dot, the
+// last not all digits (no top-level domain is; "v1.2" is a version). A
+// value with spaces, an @ or non-ASCII letters is no host a client
+// connects to, and one label (a device ID, a GUID) is left alone, as
+// devices use those.
 func looksLikeHostName(v string) bool {
 	v = strings.TrimSuffix(v, ".")
-	if !strings.Contains(v, ".") {
+	labels := strings.Split(v, ".")
+	if len(labels) < 2 || strings.Trim(labels[len(labels)-1], "0123456789") == "" {
 		return false
 	}
-	for _, l := range strings.Split(v, ".") {
+	for _, l := range labels {
 		if l == "" {
 			return false
 		}
