@@ -474,6 +474,7 @@ func TestIssueRetypesSubjectAttributes(t *testing.T) {
 	oidEmail := asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
 	oidDC := asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}
 	oidDNQ := asn1.ObjectIdentifier{2, 5, 4, 46}
+	oidC := asn1.ObjectIdentifier{2, 5, 4, 6}
 	cn := atvDER(asn1.ObjectIdentifier{2, 5, 4, 3}, "dev")
 	tests := []struct {
 		name      string
@@ -492,6 +493,8 @@ func TestIssueRetypesSubjectAttributes(t *testing.T) {
 			nameDER([][]byte{cn}, [][]byte{atvTagged(oidDNQ, cbasn1.PrintableString, "q1")}), ""},
 		{"non-ASCII domainComponent", nameDER([][]byte{atvDER(oidDC, "café")}, [][]byte{cn}), nil, nil, "domainComponent must be an IA5String"},
 		{"dnQualifier with an @", nameDER([][]byte{cn}, [][]byte{atvDER(oidDNQ, "q@1")}), nil, nil, "dnQualifier must be a PrintableString"},
+		{"UTF8String countryName", nameDER([][]byte{atvDER(oidC, "US")}, [][]byte{cn}), nil,
+			nameDER([][]byte{atvTagged(oidC, cbasn1.PrintableString, "US")}, [][]byte{cn}), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -202,7 +202,9 @@ func retypedAttribute(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) (
 	switch {
 	case oid.Equal(oidEmailAddress), oid.Equal(oidDomainComponent):
 		want, fits = cbasn1.IA5String, func(c byte) bool { return c <= unicode.MaxASCII }
-	case oid.Equal(oidDNQualifier):
+	case oid.Equal(oidDNQualifier), oid.Equal(oidCountryName):
+		// countryName is PrintableString (SIZE (2)) too; some clients
+		// write every attribute as a UTF8String.
 		want, fits = cbasn1.PrintableString, printable
 	default:
 		return nil, nil
