@@ -341,7 +341,9 @@ func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, 
 	}
 	req, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return nil, http.StatusBadRequest, errors.New("the body is not a PKCS#10 certificate request")
+		// Say why: crypto/x509 refuses some well-formed requests (a URI
+		// SAN it cannot parse, such as IntuneDeviceId://{guid}).
+		return nil, http.StatusBadRequest, fmt.Errorf("the body is not a PKCS#10 certificate request this server can read: %s", pki.Clip(err.Error(), 200))
 	}
 	return req, 0, nil
 }

@@ -780,3 +780,17 @@ func asHTTPError(err error, target **client.HTTPError) bool {
 	}
 	return false
 }
+
+// A well-formed request crypto/x509 cannot read (a URI SAN such as
+// Intune's IntuneDeviceId://{guid}) is refused saying why, not only that
+// the body is no PKCS#10 request.
+func TestUnreadableRequestSaysWhy(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	san, err := asn1.Marshal([]asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte("IntuneDeviceId://{6f9619ff-8b86-d011-b42d-00c04fc964ff}")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := newCSR(t, newKey(t), "intune", csr.Template{ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}}})
+	r := f.post(f.httpClient(nil, 0), "simpleenroll", "alice", userPassword, body, nil)
+	wantStatus(t, r, http.StatusBadRequest, "cannot parse URI")
+}
