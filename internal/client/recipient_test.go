@@ -48,6 +48,17 @@ func TestSCEPRecipientOutsideItsValidityIsNamed(t *testing.T) {
 	expired := ra(ca, "Our RA", now.Add(-48*time.Hour), now.Add(-time.Hour))
 	early := ra(ca, "Next RA", now.Add(time.Hour), now.Add(48*time.Hour))
 	foreign := ra(stranger, "Their RA", now.Add(-48*time.Hour), now.Add(-time.Hour))
+	// An issuing CA under the pinned one that has expired, its RA still
+	// valid: the RA does not chain any more, and the CA is what to name.
+	subKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	subDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Our issuing CA"},
+		NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign},
+		ca.cert, subKey.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := x509.ParseCertificate(subDER)
+	raUnderExpired := ra(&tlsTestCA{cert: sub, key: subKey}, "Our RA", now.Add(-48*time.Hour), now.Add(48*time.Hour))
 	for _, tt := range []struct {
 		name    string
 		offered []*x509.Certificate
@@ -58,6 +69,8 @@ func TestSCEPRecipientOutsideItsValidityIsNamed(t *testing.T) {
 			[]string{"no valid RSA certificate", "CN=Our RA expired at " + expired.NotAfter.UTC().Format(time.RFC3339)}, ""},
 		{"RA not yet valid", []*x509.Certificate{early, ca.cert},
 			[]string{"no valid RSA certificate", "CN=Next RA is not valid before " + early.NotBefore.UTC().Format(time.RFC3339)}, ""},
+		{"expired issuing CA", []*x509.Certificate{raUnderExpired, sub, ca.cert},
+			[]string{"no valid RSA certificate", "CN=Our issuing CA expired at " + sub.NotAfter.UTC().Format(time.RFC3339)}, ""},
 		{"no RSA certificate", []*x509.Certificate{ca.cert}, []string{"the server offers no RSA certificate to encrypt the request to"}, "valid"},
 		{"another CA's expired RA", []*x509.Certificate{foreign, ca.cert}, []string{"the server offers no RSA certificate to encrypt the request to"}, "Their RA"},
 	} {

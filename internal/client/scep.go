@@ -392,7 +392,9 @@ func (c *SCEP) recipient(trusted []*x509.Certificate) (*x509.Certificate, error)
 	now := c.now()
 	var stale []string
 	for _, cand := range offered {
-		if !canBeRecipient(cand) || !issuedByOneOf(cand, trusted) {
+		// An RA, or the CA above it: an expired issuing CA leaves its RA
+		// out too, as no longer chaining to the pinned CA.
+		if !(canBeRecipient(cand) || cand.IsCA) || !issuedByOneOf(cand, trusted) {
 			continue
 		}
 		switch {
