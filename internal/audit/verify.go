@@ -38,7 +38,7 @@ type Report struct {
 	// Problem describes the first bad record; nil when the trail is intact.
 	Problem *Problem
 	// TimeSteps are the places, among the records walked, where a record
-	// is older than the one before it. The chain still verifies (a clock
+	// is older than the one before it by more than TimeStepTolerance. The chain still verifies (a clock
 	// stepped back is not tampering), but an auditor reading times across
 	// such a step must know of it.
 	TimeSteps []TimeStep
@@ -69,8 +69,16 @@ func (p *Problem) Error() string {
 	return fmt.Sprintf("audit trail: record %d (%s at %s): %s", p.ID, p.Type, p.Time.UTC().Format(time.RFC3339), p.What)
 }
 
+// TimeStepTolerance is how much older than the record before it a record
+// may be without being a TimeStep: writers take their time before they
+// wait their turn to append, so concurrent writes land out of time order
+// by up to a write's wait (milliseconds; seconds on a slow disk), which is
+// no step of a clock.
+const TimeStepTolerance = time.Minute
+
 // TimeStep is a record written at an earlier time than the record before
-// it in the chain: the writer's clock was stepped back between them.
+// it in the chain, by more than TimeStepTolerance: the writer's clock was
+// stepped back between them.
 type TimeStep struct {
 	PrevID   int64
 	PrevTime time.Time
@@ -144,7 +152,7 @@ func Verify(ctx context.Context, c Chain) (Report, error) {
 				rep.Problem = p
 				return rep, nil
 			}
-			if rep.Checked > 0 && e.Time.Before(rep.lastTime) {
+			if rep.Checked > 0 && rep.lastTime.Sub(e.Time) > TimeStepTolerance {
 				rep.TimeSteps = append(rep.TimeSteps, TimeStep{PrevID: rep.LastID, PrevTime: rep.lastTime, ID: e.ID, Time: e.Time})
 			}
 			rep.Checked++
