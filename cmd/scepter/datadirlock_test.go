@@ -48,6 +48,16 @@ func TestDataDirLockRefusesANonRegularFile(t *testing.T) {
 	if b, _ := os.ReadFile(victim); string(b) != "important data\n" {
 		t.Errorf("the link's target now holds %q", b)
 	}
+	linkDir := t.TempDir()
+	if err := os.Link(victim, filepath.Join(linkDir, serveLockFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockDataDir(linkDir); err == nil || !strings.Contains(err.Error(), "hard link") {
+		t.Errorf("lock on a hard link: %v, want a refusal naming it", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "important data\n" {
+		t.Errorf("the hard link's other name now holds %q", b)
+	}
 	fifoDir := t.TempDir()
 	if err := syscall.Mkfifo(filepath.Join(fifoDir, serveLockFile), 0o600); err != nil {
 		t.Fatal(err)

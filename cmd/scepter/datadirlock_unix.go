@@ -43,6 +43,10 @@ func lockDataDir(dataDir string) (unlock func(), err error) {
 			return nil, fmt.Errorf("data dir lock: %w", err)
 		}
 		return nil, fmt.Errorf("data dir lock: %s is %s, not a regular file: remove it", path, keys.NonRegularKind(fi.Mode()))
+	} else if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		// A hard link to another file: writing the pid would overwrite it.
+		f.Close()
+		return nil, fmt.Errorf("data dir lock: %s has %d names (a hard link to another file): remove it", path, st.Nlink)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder := ""
