@@ -15,19 +15,30 @@ import (
 
 const module = "github.com/scepter/scepter/"
 
+// load reads the non-test imports of a package of this module, given as a
+// module-relative path. It reads the package's directory (ImportDir) rather
+// than resolving the import path (Import): in module mode Import runs
+// `go list` once per call, which made this package take most of a minute.
+// Both read the same files with the same build constraints.
+func load(t *testing.T, pkg string) *build.Package {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bp, err := build.Default.ImportDir(filepath.Join(root, filepath.FromSlash(pkg)), 0)
+	if err != nil {
+		t.Fatalf("%s: %v", pkg, err)
+	}
+	return bp
+}
+
 // imports returns the non-test imports of an internal package, direct or
 // (transitive) all of them, as module-relative paths ("internal/ca").
 func imports(t *testing.T, pkg string, transitive bool) []string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
 	seen := map[string]bool{}
 	var walk func(p string, depth int)
 	walk = func(p string, depth int) {
-		bp, err := build.Default.Import(module+p, root, 0)
-		if err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
+		bp := load(t, p)
 		for _, imp := range bp.Imports {
 			rel, ok := strings.CutPrefix(imp, module)
 			if !ok || seen[rel] {
@@ -86,10 +97,7 @@ func TestDomainCoreImportsNothingOfOurs(t *testing.T) {
 	if got := imports(t, "internal/pki", true); len(got) != 0 {
 		t.Errorf("internal/pki depends on %v", got)
 	}
-	bp, err := build.Default.Import(module+"internal/pki", ".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bp := load(t, "internal/pki")
 	for _, imp := range bp.Imports {
 		if strings.HasPrefix(imp, "net/http") || strings.Contains(imp, "sqlite") {
 			t.Errorf("internal/pki imports %s", imp)
@@ -100,10 +108,7 @@ func TestDomainCoreImportsNothingOfOurs(t *testing.T) {
 // ca and store know nothing about HTTP.
 func TestCAAndStoreKnowNoHTTP(t *testing.T) {
 	for _, pkg := range []string{"internal/ca", "internal/store", "internal/store/sqlite", "internal/enroll"} {
-		bp, err := build.Default.Import(module+pkg, ".", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		bp := load(t, pkg)
 		for _, imp := range bp.Imports {
 			if imp == "net/http" {
 				t.Errorf("%s imports net/http", pkg)
@@ -134,10 +139,7 @@ func TestNotifyUsesOnlyTheStoreInterface(t *testing.T) {
 func TestCoreImportsNoPrometheus(t *testing.T) {
 	for _, pkg := range []string{"internal/enroll", "internal/ca", "internal/store", "internal/store/sqlite"} {
 		for _, p := range append([]string{pkg}, imports(t, pkg, true)...) {
-			bp, err := build.Default.Import(module+p, ".", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			bp := load(t, p)
 			for _, imp := range bp.Imports {
 				if strings.HasPrefix(imp, "github.com/prometheus/") {
 					t.Errorf("%s depends on %s (through %s)", pkg, imp, p)
