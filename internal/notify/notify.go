@@ -456,6 +456,9 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 	} else if err == nil {
 		accepted = append(accepted, owed(ch, c, &p, settled)...)
 	}
+	// The event of this attempt names the refusals it met, even those
+	// the store forgets so that the next attempt writes to everyone.
+	evAccepted, evRefused := accepted, refused
 	if err == nil && len(accepted) == 0 && len(refused) > 0 {
 		// Every recipient refused it: a failure, as for one that was
 		// never reached (a relay refusing everyone is often the cause,
@@ -477,11 +480,7 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 	switch {
 	case err == nil:
 		out.Status, out.Attempted = store.NotificationSent, true
-		ev := s.event(pki.EventNotificationSent, cl, ch, p, attempts, "")
-		if hasRecipients(ch) {
-			ev = withRecipients(ev, accepted, refused)
-		}
-		out.Events = []pki.AuditEvent{ev}
+		out.Events = []pki.AuditEvent{s.event(pki.EventNotificationSent, cl, ch, p, attempts, "", evAccepted, evRefused)}
 		s.log.Info("expiry notification sent", "channel", cl.Channel, "serial", c.SerialHex, "subject", c.Subject,
 			"threshold", FormatThreshold(cl.Threshold), "not_after", c.NotAfter.Format(time.RFC3339))
 	case ctx.Err() != nil:
@@ -500,7 +499,7 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 		if s.cfg.MaxAttempts > 0 && attempts >= s.cfg.MaxAttempts {
 			out.Status = store.NotificationFailed
 			out.Events = []pki.AuditEvent{s.event(pki.EventNotificationFailed, cl, ch, p, attempts,
-				fmt.Sprintf("gave up after %d attempts: %s", attempts, out.Error))}
+				fmt.Sprintf("gave up after %d attempts: %s", attempts, out.Error), evAccepted, evRefused)}
 			s.log.Error("expiry notification given up", "channel", cl.Channel, "serial", c.SerialHex, "attempts", attempts, "err", err)
 		} else {
 			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
@@ -515,11 +514,6 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 // recipientLister is a channel with recipients of its own (mail).
 type recipientLister interface {
 	Recipients(*pki.Certificate, *pki.Profile) []string
-}
-
-func hasRecipients(ch Channel) bool {
-	_, ok := ch.(recipientLister)
-	return ok
 }
 
 // owed are the recipients of ch for c under p that are not settled.
@@ -544,7 +538,8 @@ func owed(ch Channel, c *pki.Certificate, p *pki.Profile, settled []string) []st
 // giveUp marks a notification failed for good, with its audit event.
 func (s *Scheduler) giveUp(out *store.NotificationOutcome, cl *store.ClaimedNotification, c *pki.Certificate, why string) {
 	out.Status, out.Error = store.NotificationFailed, clip(why)
-	out.Events = []pki.AuditEvent{s.event(pki.EventNotificationFailed, cl, s.channels[cl.Channel], s.profile(c.Profile), cl.Attempts, out.Error)}
+	out.Events = []pki.AuditEvent{s.event(pki.EventNotificationFailed, cl, s.channels[cl.Channel], s.profile(c.Profile), cl.Attempts, out.Error,
+		cl.Accepted, cl.Refused)}
 	s.log.Warn("expiry notification given up", "channel", cl.Channel, "serial", c.SerialHex, "reason", why)
 }
 
@@ -564,8 +559,11 @@ func (s *Scheduler) finish(ctx context.Context, out *store.NotificationOutcome) 
 	}
 }
 
-// event is the audit record of a notification sent or given up.
-func (s *Scheduler) event(typ string, cl *store.ClaimedNotification, ch Channel, p pki.Profile, attempts int, reason string) pki.AuditEvent {
+// event is the audit record of a notification sent or given up; accepted
+// and refused are the recipients that have it and those that refused it
+// for good, over all attempts.
+func (s *Scheduler) event(typ string, cl *store.ClaimedNotification, ch Channel, p pki.Profile, attempts int, reason string,
+	accepted, refused []string) pki.AuditEvent {
 	c := &cl.Certificate
 	detail := map[string]any{
 		"channel":   cl.Channel,
@@ -575,7 +573,7 @@ func (s *Scheduler) event(typ string, cl *store.ClaimedNotification, ch Channel,
 		"id":        MessageID(cl.NotificationKey),
 	}
 	if r, ok := ch.(recipientLister); ok && ch != nil {
-		detail["recipients"] = r.Recipients(c, &p)
+		addRecipients(detail, typ, r.Recipients(c, &p), accepted, refused)
 	}
 	b, _ := json.Marshal(detail)
 	ev := pki.AuditEvent{Type: typ, Actor: "system", Profile: c.Profile, SerialHex: cl.SerialHex, IssuerID: cl.IssuerID,
@@ -586,21 +584,31 @@ func (s *Scheduler) event(typ string, cl *store.ClaimedNotification, ch Channel,
 	return ev
 }
 
-// withRecipients names, in a sent notification's event, the recipients
-// that have it ("recipients") and those that refused it for good
-// ("refused", left out when none did).
-func withRecipients(ev pki.AuditEvent, accepted, refused []string) pki.AuditEvent {
-	var detail map[string]any
-	if json.Unmarshal([]byte(ev.Detail), &detail) != nil {
-		return ev
+// addRecipients names, in an event's detail, the recipients of a mail
+// notification by what became of it: "delivered_to" (those that have it),
+// "refused" (refused for good) and "not_delivered" (the rest: put off, or
+// never reached), so a failed notification does not pass for one nobody
+// got. "recipients" keeps its meaning for existing readers: in a sent
+// notification's event those that have it, in a failed one all of them.
+func addRecipients(detail map[string]any, typ string, all, accepted, refused []string) {
+	settled := map[string]bool{}
+	for _, a := range slices.Concat(accepted, refused) {
+		settled[addressKey(a)] = true
 	}
-	detail["recipients"] = append([]string{}, accepted...)
-	if len(refused) > 0 {
-		detail["refused"] = refused
+	notDelivered := []string{}
+	for _, a := range all {
+		if !settled[addressKey(a)] {
+			notDelivered = append(notDelivered, a)
+		}
 	}
-	b, _ := json.Marshal(detail)
-	ev.Detail = string(b)
-	return ev
+	detail["delivered_to"] = append([]string{}, accepted...)
+	detail["refused"] = append([]string{}, refused...)
+	detail["not_delivered"] = notDelivered
+	if typ == pki.EventNotificationSent {
+		detail["recipients"] = append([]string{}, accepted...)
+	} else {
+		detail["recipients"] = append([]string{}, all...)
+	}
 }
 
 // backoff is the delay before the try after n failed ones.

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -973,6 +974,78 @@ func TestRetryGoesToThoseStillOwed(t *testing.T) {
 	if len(mailEvents) != 1 || !strings.Contains(mailEvents[0], `"recipients":["`+opsAddr+`","`+owner+`"]`) ||
 		!strings.Contains(mailEvents[0], `"refused":["`+gone+`"]`) {
 		t.Errorf("notification.sent events of the mail: %q", mailEvents)
+	}
+}
+
+// TestFailedEventNamesWhoHasIt: of three recipients, the mail server
+// takes the notification for one, refuses it for good to another (550)
+// and keeps putting the third off (451) until the notification is given
+// up. Its notification.failed event says so, recipient by recipient, as
+// the store does, rather than listing all three as if nobody had it.
+func TestFailedEventNamesWhoHasIt(t *testing.T) {
+	const gone = "gone@example.com"
+	tests := []struct {
+		name   string
+		mod    func(*notify.Config)
+		giveUp func(e *env, s *notify.Scheduler)
+	}{
+		{"the certificate expired", func(*notify.Config) {}, func(e *env, s *notify.Scheduler) {
+			e.clock.Advance(6 * day)
+			runOnce(t, s)
+		}},
+		{"too many attempts", func(c *notify.Config) { c.MaxAttempts = 2 }, func(e *env, s *notify.Scheduler) {
+			e.clock.Advance(time.Hour)
+			runOnce(t, s)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			owner := "owner-1302@example.com"
+			sink := notifytest.StartSMTP(t, notifytest.SMTPOptions{RefuseRecipients: []string{gone}, DeferRecipients: map[string]int{owner: 1000}})
+			e.smtp, e.smtpURL = sink, "smtp://"+sink.Addr
+			st := e.open()
+			s := e.scheduler(st, "node", tc.mod)
+			cert(t, st, "1302", "default", t0, t0.Add(5*day), func(c *pki.Certificate) { c.SANs = append(c.SANs, "email:"+gone) })
+			runOnce(t, s)
+			tc.giveUp(e, s)
+
+			n := statuses(t, st, "1302")["smtp 7d"]
+			if n.Status != store.NotificationFailed || !slices.Equal(n.Accepted, []string{opsAddr}) || !slices.Equal(n.Refused, []string{gone}) {
+				t.Fatalf("notification: %+v", n)
+			}
+			evs, err := st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventNotificationFailed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var details []map[string][]string
+			for _, ev := range evs {
+				var d struct {
+					Channel      string   `json:"channel"`
+					Recipients   []string `json:"recipients"`
+					DeliveredTo  []string `json:"delivered_to"`
+					Refused      []string `json:"refused"`
+					NotDelivered []string `json:"not_delivered"`
+				}
+				if err := json.Unmarshal([]byte(ev.Detail), &d); err != nil {
+					t.Fatalf("detail %q: %v", ev.Detail, err)
+				}
+				if d.Channel == notify.ChannelSMTP {
+					details = append(details, map[string][]string{"recipients": d.Recipients, "delivered_to": d.DeliveredTo,
+						"refused": d.Refused, "not_delivered": d.NotDelivered})
+				}
+			}
+			want := map[string][]string{"recipients": {opsAddr, owner, gone}, "delivered_to": {opsAddr}, "refused": {gone},
+				"not_delivered": {owner}}
+			if len(details) != 1 {
+				t.Fatalf("notification.failed events of the mail: %v", details)
+			}
+			for k, w := range want {
+				if !slices.Equal(details[0][k], w) {
+					t.Errorf("notification.failed %s = %q, want %q", k, details[0][k], w)
+				}
+			}
+		})
 	}
 }
 
