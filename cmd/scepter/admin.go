@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,6 +59,17 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 	if maxArgs == 1 && fs.NArg() != 1 {
 		return usageError{adminUsage}
 	}
+	var password string
+	if group+" "+sub == "user add" {
+		// A bad --password-file is a usage error, found before the store
+		// is opened.
+		if role == "" || passwordFile == "" {
+			return usageError{"--role and --password-file are required"}
+		}
+		if password, err = firstLinePasswordFromFile("--password-file", passwordFile); err != nil {
+			return err
+		}
+	}
 	st, err := sf.openExistingStore(ctx)
 	if err != nil {
 		return err
@@ -79,7 +89,7 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "revoked token %s (%s)\n", printable(t.ID), printable(t.Name))
 	case "user add":
-		return userAdd(ctx, e, au, me, fs.Arg(0), role, passwordFile)
+		return userAdd(ctx, e, au, me, fs.Arg(0), role, password)
 	case "user list":
 		return userList(ctx, e, au, me)
 	case "user remove":
@@ -161,16 +171,8 @@ func day(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func userAdd(ctx context.Context, e env, au *auth.Service, me auth.Principal, name, role, passwordFile string) error {
-	if role == "" || passwordFile == "" {
-		return usageError{"--role and --password-file are required"}
-	}
-	b, err := os.ReadFile(passwordFile)
-	if err != nil {
-		return fmt.Errorf("--password-file: %w", err)
-	}
-	password, _, _ := strings.Cut(string(b), "\n")
-	u, err := au.AddUser(ctx, name, pki.Role(role), strings.TrimRight(password, "\r"), me)
+func userAdd(ctx context.Context, e env, au *auth.Service, me auth.Principal, name, role, password string) error {
+	u, err := au.AddUser(ctx, name, pki.Role(role), password, me)
 	if err != nil {
 		return cliErr(err)
 	}

@@ -157,11 +157,11 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 		o.Challenge = c
 	}
 	if f.estPWFile != "" {
-		b, err := os.ReadFile(f.estPWFile)
+		p, err := passwordFromFile("--est-password-file", f.estPWFile)
 		if err != nil {
-			return o, fmt.Errorf("--est-password-file: %w", err)
+			return o, err
 		}
-		o.ESTPassword = strings.TrimRight(string(b), "\r\n")
+		o.ESTPassword = p
 	}
 	if o.ESTPassword != "" && o.ESTUser == "" {
 		return o, usageError{"--est-password needs --est-user"}

@@ -100,11 +100,9 @@ func (f *estFlags) client(e env) (*client.EST, error) {
 		}
 	}
 	if f.passwordFile != "" {
-		b, err := os.ReadFile(f.passwordFile)
-		if err != nil {
-			return nil, fmt.Errorf("--password-file: %w", err)
+		if c.Password, err = passwordFromFile("--password-file", f.passwordFile); err != nil {
+			return nil, err
 		}
-		c.Password = strings.TrimRight(string(b), "\r\n")
 	} else if v, ok := e.lookupEnv("SCEPTER_EST_PASSWORD"); ok {
 		c.Password = v
 	}
@@ -486,6 +484,14 @@ func estUser(ctx context.Context, e env, args []string) error {
 	if maxArgs == 1 && fs.NArg() != 1 {
 		return usageError{usage}
 	}
+	var password string
+	if sub == "add" {
+		// A bad --password-file is a usage error, found before the store
+		// is opened.
+		if password, err = readSecret(e, "--password-file", passwordFile, "SCEPTER_EST_PASSWORD"); err != nil {
+			return err
+		}
+	}
 	svc, st, err := sf.adminService(ctx)
 	if err != nil {
 		return err
@@ -493,10 +499,6 @@ func estUser(ctx context.Context, e env, args []string) error {
 	defer st.Close()
 	switch sub {
 	case "add":
-		password, err := readSecret(e, passwordFile, "SCEPTER_EST_PASSWORD")
-		if err != nil {
-			return err
-		}
 		u, err := svc.AddESTUser(ctx, fs.Arg(0), password, profile, cliActor())
 		if err != nil {
 			return err
@@ -545,17 +547,44 @@ func estUser(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-// readSecret reads a secret from a file, or else from the environment.
-func readSecret(e env, file, envName string) (string, error) {
+// readSecret reads a password from the file flagName names, or else from
+// the environment.
+func readSecret(e env, flagName, file, envName string) (string, error) {
 	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
+		return passwordFromFile(flagName, file)
 	}
 	if v, ok := e.lookupEnv(envName); ok && v != "" {
 		return v, nil
 	}
-	return "", usageError{"--password-file (or " + envName + ") is required"}
+	return "", usageError{flagName + " (or " + envName + ") is required"}
+}
+
+// passwordFromFile reads the password in the file a flag names. Unlike
+// secretFromFile it trims only the line end after it (a password may
+// begin or end with a space), but it refuses the same way a file that
+// cannot be read or holds nothing: a usage error (exit 2) naming the flag
+// and the file, for an empty password would be taken for none.
+func passwordFromFile(flagName, path string) (string, error) {
+	return readPasswordFile(flagName, path, func(s string) string { return strings.TrimRight(s, "\r\n") })
+}
+
+// firstLinePasswordFromFile is passwordFromFile for a file of which only
+// the first line is the password.
+func firstLinePasswordFromFile(flagName, path string) (string, error) {
+	return readPasswordFile(flagName, path, func(s string) string {
+		first, _, _ := strings.Cut(s, "\n")
+		return strings.TrimRight(first, "\r")
+	})
+}
+
+func readPasswordFile(flagName, path string, extract func(string) string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", usageError{fmt.Sprintf("%s: %v", flagName, err)}
+	}
+	password := extract(string(b))
+	if password == "" {
+		return "", usageError{fmt.Sprintf("%s %s is empty: write the password in it, or leave the flag out", flagName, path)}
+	}
+	return password, nil
 }

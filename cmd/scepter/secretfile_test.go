@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/scepter/scepter/internal/ca"
 )
 
 // Every flag that names a secret file reads it the same way: the secret
@@ -101,6 +104,88 @@ func TestSecretFromFileTrims(t *testing.T) {
 		file := filepath.Join(dir, strings.Repeat("f", i+1))
 		writeTestFile(t, file, tt.content)
 		got, err := secretFromFile("--x-file", file)
+		if err != nil || got != tt.want {
+			t.Errorf("%q: got %q, %v; want %q", tt.content, got, err, tt.want)
+		}
+	}
+}
+
+// Every flag that names a password file refuses, as the secret files do, a
+// file that is missing, no file, or empty once its line end is trimmed:
+// a usage error (exit 2) naming the flag and the file. They read an empty
+// file as an empty password, named no flag, and exited 1.
+func TestPasswordFilesAreReadAlike(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"missing":   filepath.Join(dir, "missing"),
+		"directory": filepath.Join(dir, "directory"),
+		"empty":     filepath.Join(dir, "empty"),
+		"newline":   filepath.Join(dir, "newline"),
+		"crlf":      filepath.Join(dir, "crlf"),
+	}
+	if err := os.Mkdir(files["directory"], 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, files["empty"], "")
+	writeTestFile(t, files["newline"], "\n")
+	writeTestFile(t, files["crlf"], "\r\n\r\n")
+	// admin user add takes the first line only: an empty one is empty.
+	adminFiles := maps.Clone(files)
+	adminFiles["empty first line"] = filepath.Join(dir, "empty-first-line")
+	writeTestFile(t, adminFiles["empty first line"], "\ncorrect horse battery\n")
+
+	dataDir, _ := caDataDir(t, ca.InitOptions{})
+	out := t.TempDir()
+	commands := []struct {
+		name, flag string
+		files      map[string]string
+		args       func(file string) []string
+	}{
+		{"est enroll", "--password-file", files, func(file string) []string {
+			return []string{"est", "enroll", "--url", "https://127.0.0.1:1", "--user", "u", "--password-file", file,
+				"--subject", "CN=device-1", "--out", filepath.Join(out, "cert.pem"), "--key-out", filepath.Join(out, "key.pem")}
+		}},
+		{"est user add", "--password-file", files, func(file string) []string {
+			return []string{"est", "user", "add", "bob", "--password-file", file, "--data-dir", dataDir}
+		}},
+		{"bench", "--est-password-file", files, func(file string) []string {
+			return []string{"bench", "--url", "https://127.0.0.1:1", "--protocol", "est", "--est-user", "u",
+				"--est-password-file", file, "--count", "1"}
+		}},
+		{"admin user add", "--password-file", adminFiles, func(file string) []string {
+			return []string{"admin", "user", "add", "alice", "--role", "operator", "--password-file", file, "--data-dir", dataDir}
+		}},
+	}
+	for _, c := range commands {
+		for kind, file := range c.files {
+			t.Run(c.name+" "+kind, func(t *testing.T) {
+				e, _, errb := testEnv(nil)
+				err := run(context.Background(), e, c.args(file))
+				checkSecretFileRefusal(t, err, c.flag, file, errb.String())
+			})
+		}
+	}
+}
+
+// A password is the file's content without its line end: spaces are
+// part of it. For admin user add, it is the first line.
+func TestPasswordFromFileTrimsOnlyTheLineEnd(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		read          func(flagName, path string) (string, error)
+		content, want string
+	}{
+		{passwordFromFile, "s3cret", "s3cret"},
+		{passwordFromFile, "s3cret\n", "s3cret"},
+		{passwordFromFile, "s3cret\r\n\r\n", "s3cret"},
+		{passwordFromFile, " s3 cret \n", " s3 cret "},
+		{firstLinePasswordFromFile, " s3 cret \r\nsecond line\n", " s3 cret "},
+		{firstLinePasswordFromFile, "s3cret", "s3cret"},
+	}
+	for i, tt := range tests {
+		file := filepath.Join(dir, strings.Repeat("f", i+1))
+		writeTestFile(t, file, tt.content)
+		got, err := tt.read("--x-file", file)
 		if err != nil || got != tt.want {
 			t.Errorf("%q: got %q, %v; want %q", tt.content, got, err, tt.want)
 		}
