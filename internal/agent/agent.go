@@ -332,15 +332,22 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		// when the one in place is of no use any more is the new one
 		// installed before its start.
 		attrs := []any{"serial", res.Cert.SerialNumber.Text(16), "not_before", res.Cert.NotBefore.UTC(), "ahead", ahead.Round(time.Second)}
-		if why := a.replaceNow(ctx, c, p.cert, chain, p.extra, log); why != "" {
+		why, knowable := a.replaceNow(ctx, c, p.cert, chain, p.extra, log)
+		if why != "" {
 			log.Warn("the renewed certificate is valid only from its not_before, after this machine's clock, which is behind the server's (set it right, with NTP say); installing it now: "+why, attrs...)
 		} else {
 			if err := l.savePark(key, res.Cert, chain); err != nil {
 				return nil, fmt.Errorf("keeping the renewed certificate until its start: %w", err)
 			}
 			wake := minTime(res.Cert.NotBefore, p.cert.NotAfter)
+			// No promise of an earlier install on revocation that the
+			// agent has no way to learn.
+			earlier := "(or earlier, if the one in place expires or is revoked)"
+			if !knowable {
+				earlier = "(or earlier, if the one in place expires; whether it is revoked cannot be learned)"
+			}
 			log.Warn("the renewed certificate is valid only from its not_before, after this machine's clock: either this machine's clock is behind (set it right, with NTP say) or the server's is ahead; "+
-				"the certificate in place stays, and the new one is installed at its not_before (or earlier, if the one in place expires or is revoked)",
+				"the certificate in place stays, and the new one is installed at its not_before "+earlier,
 				append(attrs, "parked", filepath.Join(l.state, parkedPEM), "install_at", wake.UTC())...)
 			return &renewal{wake: wake}, nil
 		}
@@ -373,7 +380,7 @@ func (a *Agent) checkParked(ctx context.Context, c *Certificate, l *layout, p *p
 	why := ""
 	if !a.now().Before(pk.cert.NotBefore) {
 		why = "its start has come"
-	} else if why = a.replaceNow(ctx, c, p.cert, pk.chain, p.extra, log); why == "" {
+	} else if why, _ = a.replaceNow(ctx, c, p.cert, pk.chain, p.extra, log); why == "" {
 		wake := parkedWake(p.cert, pk)
 		log.Info("a renewed certificate waits for its start; the certificate in place stays until then", append(attrs, "install_at", wake.UTC())...)
 		return outcome{point: wake}

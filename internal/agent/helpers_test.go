@@ -36,8 +36,10 @@ type testCA struct {
 	inter    *x509.Certificate
 	interKey crypto.Signer
 	serial   int64
-	// ocspURL, when set, goes into the AIA of the certificates it issues.
-	ocspURL string
+	// ocspURL, when set, goes into the AIA of the certificates it issues;
+	// crlURL into their CRL distribution points, issuerURL into their
+	// caIssuers.
+	ocspURL, crlURL, issuerURL string
 }
 
 func newTestCA(t testing.TB, now time.Time, withIntermediate bool) *testCA {
@@ -83,6 +85,12 @@ func (ca *testCA) issue(t testing.TB, pub crypto.PublicKey, subject pkix.Name, d
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	if ca.ocspURL != "" {
 		tmpl.OCSPServer = []string{ca.ocspURL}
+	}
+	if ca.crlURL != "" {
+		tmpl.CRLDistributionPoints = []string{ca.crlURL}
+	}
+	if ca.issuerURL != "" {
+		tmpl.IssuingCertificateURL = []string{ca.issuerURL}
 	}
 	parent, key := ca.cert, ca.key
 	if ca.inter != nil {

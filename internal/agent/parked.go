@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -33,7 +34,7 @@ import (
 //     servers that stamp NotBefore with their own now);
 //   - further ahead, it is installed at once only when the certificate in
 //     place is no use any more: expired by this clock, or revoked (its
-//     OCSP responder says so);
+//     OCSP responder or, without one, its CRL says so);
 //   - otherwise it is parked beside the outputs (parked.pem) and installed
 //     when this clock reaches its start, or earlier when the one in place
 //     expires or is found revoked.
@@ -43,9 +44,9 @@ import (
 // is suspected: client.VerifyIssued's allowance for a clock behind.
 const maxStartAhead = 5 * time.Minute
 
-// ocspTimeout bounds one question to an OCSP responder: not knowing is an
-// answer ("not known revoked"), and the renewals of the other
-// certificates wait behind it.
+// ocspTimeout bounds one question to an OCSP responder, or one CRL
+// fetch: not knowing is an answer ("not known revoked"), and the
+// renewals of the other certificates wait behind it.
 const ocspTimeout = 10 * time.Second
 
 // maxOCSPResponse bounds what is read of an OCSP responder's answer.
@@ -139,61 +140,148 @@ func readPark(path string, fi fs.FileInfo, fingerprint string) (*parked, error) 
 
 // replaceNow says why the certificate in place should give way at once to
 // a renewal that starts after this clock ("" to keep it): it has expired
-// by this clock, or its OCSP responder says it is revoked. cas are the
-// CA certificates verified to chain to the pinned CA; extra are further
-// certificates (the chain in the certificate file) that may hold its
-// issuer.
-func (a *Agent) replaceNow(ctx context.Context, c *Certificate, old *x509.Certificate, cas, extra []*x509.Certificate, log *slog.Logger) string {
+// by this clock, or its OCSP responder or CRL says it is revoked. cas are
+// the CA certificates verified to chain to the pinned CA; extra are
+// further certificates (the chain in the certificate file) that may hold
+// its issuer. knowable is false when the certificate names no way to
+// learn that it is revoked (no OCSP URL, no CRL distribution point).
+func (a *Agent) replaceNow(ctx context.Context, c *Certificate, old *x509.Certificate, cas, extra []*x509.Certificate, log *slog.Logger) (why string, knowable bool) {
 	now := a.now()
 	if !now.Before(old.NotAfter) {
-		return "the certificate in place has expired by this machine's clock"
+		return "the certificate in place has expired by this machine's clock", true
 	}
-	if revoked, err := a.revoked(ctx, c, old, cas, extra); err != nil {
-		log.Warn("could not learn from OCSP whether the certificate in place is revoked; taking it as not revoked", "err", err)
-	} else if revoked {
-		return "the certificate in place is revoked (OCSP)"
+	revoked, how, err := a.revoked(ctx, c, old, cas, extra)
+	switch {
+	case errors.Is(err, errNoRevocationSource):
+		log.Warn("whether the certificate in place is revoked cannot be learned: it names neither an OCSP responder nor a CRL distribution point; taking it as not revoked",
+			"serial", old.SerialNumber.Text(16))
+		return "", false
+	case err != nil:
+		log.Warn("could not learn from OCSP or the CRL whether the certificate in place is revoked; taking it as not revoked", "err", err)
+	case revoked:
+		return "the certificate in place is revoked (" + how + ")", true
 	}
-	return ""
+	return "", true
 }
 
+// errNoRevocationSource: the certificate names neither an OCSP URL nor a
+// CRL distribution point the agent can fetch.
+var errNoRevocationSource = errors.New("the certificate names no OCSP responder and no http CRL distribution point")
+
 // revoked asks the OCSP responder of cert's AIA whether it is revoked,
-// believing only an answer signed by its issuer, or by a responder that
-// issuer delegated, where the issuer chains to the pinned CA. A
-// certificate without an OCSP URL is not known revoked.
-func (a *Agent) revoked(ctx context.Context, c *Certificate, cert *x509.Certificate, cas, extra []*x509.Certificate) (bool, error) {
-	if len(cert.OCSPServer) == 0 {
-		return false, nil
+// or, without one (a profile may leave it out) or when it does not
+// answer, looks it up in the CRL of its distribution point. Only an
+// answer signed by its issuer (or, for OCSP, by a responder that issuer
+// delegated) is believed, where the issuer chains to the pinned CA. how
+// says which answered.
+func (a *Agent) revoked(ctx context.Context, c *Certificate, cert *x509.Certificate, cas, extra []*x509.Certificate) (revoked bool, how string, err error) {
+	crlURLs := fetchableURLs(cert.CRLDistributionPoints)
+	if len(cert.OCSPServer) == 0 && len(crlURLs) == 0 {
+		return false, "", errNoRevocationSource
 	}
-	issuer := issuerOf(cert, cas)
-	if issuer == nil && len(extra) > 0 {
-		if trusted, err := client.TrustedCACerts(append(slices.Clone(cas), extra...), c.CAFingerprint, a.now()); err == nil {
-			issuer = issuerOf(cert, trusted)
+	issuer, err := a.trustedIssuer(ctx, c, cert, cas, extra)
+	if err != nil {
+		return false, "", err
+	}
+	var problems []string
+	if len(cert.OCSPServer) > 0 {
+		revoked, err := askOCSP(ctx, cert, issuer)
+		if err == nil {
+			return revoked, "OCSP", nil
 		}
+		problems = append(problems, err.Error())
 	}
-	if issuer == nil {
-		return false, fmt.Errorf("the issuer of the certificate in place (%s) is not among the CA certificates that chain to the pinned CA", cert.Issuer)
+	for _, u := range crlURLs {
+		revoked, err := inCRL(ctx, u, cert, issuer)
+		if err == nil {
+			return revoked, "CRL", nil
+		}
+		problems = append(problems, err.Error())
 	}
+	return false, "", errors.New(strings.Join(problems, "; "))
+}
+
+// trustedIssuer finds the certificate of the CA that issued cert among,
+// in turn, cas (already verified), the certificates of the certificate
+// file and of chain_path, and those at cert's caIssuers URLs. After a CA
+// rollover the new chain no longer holds the previous issuing CA, which
+// the installed chain or its caIssuers URL still do. Whatever is not
+// among cas is believed only if it chains, at this clock, to the pinned
+// CA: else a file or a server could name a CA of its own making, and
+// sign a revocation with it.
+func (a *Agent) trustedIssuer(ctx context.Context, c *Certificate, cert *x509.Certificate, cas, extra []*x509.Certificate) (*x509.Certificate, error) {
+	if issuer := issuerOf(cert, cas); issuer != nil {
+		return issuer, nil
+	}
+	pool := append(slices.Clone(cas), extra...)
+	var problems []string
+	if c.ChainPath != "" && c.ChainPath != c.CertPath && c.ChainPath != c.KeyPath {
+		chain, err := readChainFile(c.ChainPath)
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		pool = append(pool, chain...)
+	}
+	if issuer := trustedIssuerAmong(cert, pool, c.CAFingerprint, a.now()); issuer != nil {
+		return issuer, nil
+	}
+	if len(cert.IssuingCertificateURL) > 0 {
+		// Bounded in time and size by the client (caIssuers); only CA
+		// certificates that are not self-signed are kept.
+		fetched := client.WithIssuer(ctx, cert, cas, c.CAFingerprint)[len(cas):]
+		if issuer := trustedIssuerAmong(cert, append(pool, fetched...), c.CAFingerprint, a.now()); issuer != nil {
+			return issuer, nil
+		}
+		problems = append(problems, fmt.Sprintf("its caIssuers URL %s gave none that chains to the pinned CA", cert.IssuingCertificateURL[0]))
+	}
+	msg := fmt.Sprintf("the issuer of the certificate in place (%s) is not among the CA certificates that chain to the pinned CA (the new chain, the certificate file, chain_path, caIssuers)", cert.Issuer)
+	if len(problems) > 0 {
+		msg += ": " + strings.Join(problems, "; ")
+	}
+	return nil, errors.New(msg)
+}
+
+// trustedIssuerAmong is the certificate among certs that issued cert and
+// chains, at now, to the CA with the fingerprint.
+func trustedIssuerAmong(cert *x509.Certificate, certs []*x509.Certificate, fingerprint string, now time.Time) *x509.Certificate {
+	trusted, err := client.TrustedCACerts(certs, fingerprint, now)
+	if err != nil {
+		return nil
+	}
+	return issuerOf(cert, trusted)
+}
+
+// maxChainFile bounds what is read of chain_path: a few CA certificates.
+const maxChainFile = 1 << 20
+
+func readChainFile(path string) ([]*x509.Certificate, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chain_path: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxChainFile))
+	if err != nil {
+		return nil, fmt.Errorf("chain_path %s: %w", path, err)
+	}
+	certs, err := keys.ParseCertsPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("chain_path %s: %w", path, err)
+	}
+	return certs, nil
+}
+
+// askOCSP asks cert's first OCSP responder whether it is revoked.
+func askOCSP(ctx context.Context, cert, issuer *x509.Certificate) (bool, error) {
 	req, err := ocsp.CreateRequest(cert, issuer, &ocsp.RequestOptions{Hash: crypto.SHA256})
 	if err != nil {
 		return false, fmt.Errorf("OCSP request: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, ocspTimeout)
-	defer cancel()
 	url := cert.OCSPServer[0]
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(req))
-	if err != nil {
-		return false, fmt.Errorf("OCSP %s: %w", url, err)
-	}
-	hreq.Header.Set("Content-Type", "application/ocsp-request")
-	resp, err := (&http.Client{Timeout: ocspTimeout}).Do(hreq)
-	if err != nil {
-		return false, fmt.Errorf("OCSP %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("OCSP %s: HTTP %d", url, resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxOCSPResponse))
+	body, err := fetchBounded(ctx, http.MethodPost, url, req, "application/ocsp-request", maxOCSPResponse)
 	if err != nil {
 		return false, fmt.Errorf("OCSP %s: %w", url, err)
 	}
@@ -208,6 +296,77 @@ func (a *Agent) revoked(ctx context.Context, c *Certificate, cert *x509.Certific
 		return false, fmt.Errorf("OCSP %s: the responder's certificate %s is not for OCSP signing", url, r.Certificate.Subject)
 	}
 	return r.Status == ocsp.Revoked, nil
+}
+
+// maxCRL bounds what is read of a CRL: the revoked certificates of one
+// CA that are not expired yet.
+const maxCRL = 16 << 20
+
+// inCRL fetches the CRL at url and says whether cert is on it. As for
+// OCSP, its times are not held against this clock: a stale CRL that
+// lists the certificate still shows a final revocation.
+func inCRL(ctx context.Context, url string, cert, issuer *x509.Certificate) (bool, error) {
+	der, err := fetchBounded(ctx, http.MethodGet, url, nil, "", maxCRL)
+	if err != nil {
+		return false, fmt.Errorf("CRL %s: %w", url, err)
+	}
+	list, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return false, fmt.Errorf("CRL %s: %w", url, err)
+	}
+	if !bytes.Equal(list.RawIssuer, issuer.RawSubject) {
+		return false, fmt.Errorf("CRL %s is issued by %s, not by %s, the issuer of the certificate in place", url, list.Issuer, issuer.Subject)
+	}
+	if err := list.CheckSignatureFrom(issuer); err != nil {
+		return false, fmt.Errorf("CRL %s is not signed by %s: %w", url, issuer.Subject, err)
+	}
+	for _, e := range list.RevokedCertificateEntries {
+		if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// fetchBounded does one HTTP request within ocspTimeout and reads at
+// most limit bytes of its answer (more is an error, not a truncation).
+func fetchBounded(ctx context.Context, method, url string, body []byte, contentType string, limit int64) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, ocspTimeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		hreq.Header.Set("Content-Type", contentType)
+	}
+	resp, err := (&http.Client{Timeout: ocspTimeout}).Do(hreq)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return data, nil
+}
+
+// fetchableURLs are the http and https URLs among urls (not LDAP).
+func fetchableURLs(urls []string) []string {
+	var out []string
+	for _, u := range urls {
+		if strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // issuerOf is the certificate among cas that signed cert.

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -35,11 +37,37 @@ type clockServer struct {
 	f                *fixture
 	ahead            time.Duration
 	revokeSuperseded bool
+	url              string // of the OCSP responder (/ocsp) and the CRL (/crl)
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// signers are the CAs whose OCSP answers and CRLs it signs (the
+	// fixture's, and those of a rollover); the one asked about is found
+	// by its name.
+	signers []signer
 	revoked map[string]bool // serials, in hex
 	issued  []*x509.Certificate
 	asked   int // OCSP questions
+}
+
+type signer struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+func (s *clockServer) addSigner(cert *x509.Certificate, key crypto.Signer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.signers = append(s.signers, signer{cert, key})
+}
+
+// signerOf is the CA that issued cert.
+func (s *clockServer) signerOf(cert *x509.Certificate) *signer {
+	for i := range s.signers {
+		if cert.CheckSignatureFrom(s.signers[i].cert) == nil {
+			return &s.signers[i]
+		}
+	}
+	return nil
 }
 
 func (s *clockServer) now() time.Time { return s.f.clock.Now().Add(s.ahead) }
@@ -56,8 +84,16 @@ func (s *clockServer) revoke(c *x509.Certificate) {
 func newClockServer(t *testing.T, f *fixture, ahead time.Duration, revokeSuperseded bool) *clockServer {
 	t.Helper()
 	s := &clockServer{f: f, ahead: ahead, revokeSuperseded: revokeSuperseded, revoked: map[string]bool{}}
-	responder := httptest.NewServer(http.HandlerFunc(s.serveOCSP))
+	s.addSigner(f.ca.cert, f.ca.key)
+	if f.ca.inter != nil {
+		s.addSigner(f.ca.inter, f.ca.interKey)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ocsp", s.serveOCSP)
+	mux.HandleFunc("/crl", s.serveCRL)
+	responder := httptest.NewServer(mux)
 	t.Cleanup(responder.Close)
+	s.url = responder.URL
 	f.ca.ocspURL = responder.URL + "/ocsp"
 
 	tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -133,12 +169,50 @@ func (s *clockServer) serveOCSP(w http.ResponseWriter, r *http.Request) {
 	if s.revoked[req.SerialNumber.Text(16)] {
 		tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, now.Add(-time.Second), ocsp.Superseded
 	}
-	der, err := ocsp.CreateResponse(s.f.ca.cert, s.f.ca.cert, tmpl, s.f.ca.key)
+	var issuer *signer
+	for i, sg := range s.signers {
+		h := req.HashAlgorithm.New()
+		h.Write(sg.cert.RawSubject)
+		if bytes.Equal(h.Sum(nil), req.IssuerNameHash) {
+			issuer = &s.signers[i]
+		}
+	}
+	if issuer == nil {
+		http.Error(w, "unknown issuer", http.StatusNotFound)
+		return
+	}
+	der, err := ocsp.CreateResponse(issuer.cert, issuer.cert, tmpl, issuer.key)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/ocsp-response")
+	w.Write(der)
+}
+
+// serveCRL serves the CRL of the certificate in place's issuer, listing
+// every serial revoked.
+func (s *clockServer) serveCRL(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked++
+	issuer := s.signerOf(s.f.first)
+	if issuer == nil {
+		http.Error(w, "unknown issuer", http.StatusNotFound)
+		return
+	}
+	now := s.now()
+	tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
+	for serial := range s.revoked {
+		n, _ := new(big.Int).SetString(serial, 16)
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: now.Add(-time.Second)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer.cert, issuer.key)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-crl")
 	w.Write(der)
 }
 
@@ -381,4 +455,119 @@ func TestParkedRenewal(t *testing.T) {
 			t.Error("the link was not named in a warning")
 		}
 	})
+}
+
+// rollover gives the fixture's CA a new issuing CA under the same root,
+// as `scepter ca rollover` does: renewals come from it, and /cacerts no
+// longer carries the previous one, which it returns.
+func rollover(t *testing.T, f *fixture, s *clockServer) (*x509.Certificate, crypto.Signer) {
+	t.Helper()
+	old, oldKey := f.ca.inter, f.ca.interKey
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "Agent Test Issuing CA 2"},
+		NotBefore: epoch.Add(-time.Hour), NotAfter: epoch.Add(10 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, f.ca.cert, key.Public(), f.ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ca.inter, _ = x509.ParseCertificate(der)
+	f.ca.interKey = key
+	s.addSigner(f.ca.inter, key)
+	return old, oldKey
+}
+
+// Whether the certificate in place is revoked decides whether a renewal
+// that starts after this clock is installed at once. Its issuer is found
+// after a CA rollover too (in chain_path, or at its caIssuers URL), but
+// believed only when it chains to the pinned CA; without an OCSP URL the
+// CRL is asked; with neither, the agent says that it cannot know, and
+// promises no install on a revocation.
+func TestRevocationOfTheCertificateInPlace(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		rollover  bool
+		chainFile string // "old": the previous issuing CA; "rogue": one with its name and key under another root
+		caIssuers bool   // the certificate in place names the previous issuing CA's URL
+		noOCSP    bool
+		crl       bool
+		installed bool
+		log       string
+		notLog    string
+	}{
+		{name: "after a rollover, the previous issuer in chain_path", rollover: true, chainFile: "old", installed: true,
+			log: "installing it now: the certificate in place is revoked (OCSP)"},
+		{name: "after a rollover, the previous issuer at its caIssuers URL", rollover: true, caIssuers: true, installed: true,
+			log: "installing it now: the certificate in place is revoked (OCSP)"},
+		{name: "an issuer in chain_path under another root is not believed", rollover: true, chainFile: "rogue",
+			log: "is not among the CA certificates that chain to the pinned CA"},
+		{name: "no OCSP URL: the CRL says revoked", noOCSP: true, crl: true, installed: true,
+			log: "installing it now: the certificate in place is revoked (CRL)"},
+		{name: "after a rollover, no OCSP URL: the CRL, checked by the issuer in chain_path", rollover: true, chainFile: "old", noOCSP: true, crl: true, installed: true,
+			log: "installing it now: the certificate in place is revoked (CRL)"},
+		{name: "neither OCSP nor CRL: said, and nothing promised", noOCSP: true,
+			log: "whether the certificate in place is revoked cannot be learned", notLog: "expires or is revoked"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			extra := ""
+			if tt.chainFile != "" {
+				extra = "chain_path = \"chain.pem\"\n"
+			}
+			f := newFixture(t, fixtureOpts{intermediate: true, extra: extra})
+			s := newClockServer(t, f, time.Hour, true)
+			if tt.noOCSP {
+				f.ca.ocspURL = ""
+			}
+			if tt.crl {
+				f.ca.crlURL = s.url + "/crl"
+			}
+			if tt.caIssuers {
+				inter := f.ca.inter
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(inter.Raw) }))
+				t.Cleanup(srv.Close)
+				f.ca.issuerURL = srv.URL + "/ca.crt"
+			}
+			f.first = f.ca.issue(t, f.pair().key.Public(), f.first.Subject, f.first.DNSNames, epoch, 30*24*time.Hour)
+			writePEM(t, filepath.Join(f.dir, "cert.pem"), 0o644, nil, f.first)
+			f.ca.ocspURL, f.ca.crlURL, f.ca.issuerURL = "", "", ""
+			old := f.ca.inter
+			if tt.rollover {
+				old, _ = rollover(t, f, s)
+			}
+			switch tt.chainFile {
+			case "old":
+				writePEM(t, filepath.Join(f.dir, "chain.pem"), 0o644, nil, old, f.ca.cert)
+			case "rogue":
+				rogue := newTestCA(t, epoch, false)
+				tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: old.Subject, NotBefore: old.NotBefore, NotAfter: old.NotAfter,
+					IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+				der, err := x509.CreateCertificate(rand.Reader, tmpl, rogue.cert, old.PublicKey, rogue.key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				forged, _ := x509.ParseCertificate(der)
+				writePEM(t, filepath.Join(f.dir, "chain.pem"), 0o644, nil, forged, rogue.cert)
+			}
+			f.clock.Set(RenewalPoint(f.first, 0))
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			issued := s.lastIssued()
+			if issued == nil {
+				t.Fatal("nothing was renewed")
+			}
+			if !strings.Contains(f.logs.String(), tt.log) {
+				t.Errorf("the log does not say %q", tt.log)
+			}
+			if tt.notLog != "" && strings.Contains(f.logs.String(), tt.notLog) {
+				t.Errorf("the log says %q", tt.notLog)
+			}
+			if got := f.pair().cert.Equal(issued); got != tt.installed {
+				t.Errorf("the renewal installed at once: %v, want %v", got, tt.installed)
+			}
+			if _, err := os.Lstat(f.parkedPath()); os.IsNotExist(err) == !tt.installed {
+				t.Errorf("parked (%s): %v, want %v", parkedPEM, err == nil, !tt.installed)
+			}
+		})
+	}
 }
