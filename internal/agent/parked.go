@@ -112,6 +112,21 @@ func (l *layout) loadPark(c *Certificate, current *x509.Certificate) *parked {
 	return nil
 }
 
+// peekPark is loadPark for a reader (`scepter agent status`): it removes
+// nothing and warns of nothing.
+func (l *layout) peekPark(c *Certificate, current *x509.Certificate) *parked {
+	path := filepath.Join(l.state, parkedPEM)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil
+	}
+	pk, err := readPark(path, fi, c.CAFingerprint)
+	if err != nil || !csr.SameName(pk.cert.RawSubject, current.RawSubject) || pk.cert.Equal(current) || !pk.cert.NotBefore.After(current.NotBefore) {
+		return nil
+	}
+	return pk
+}
+
 func readPark(path string, fi fs.FileInfo, fingerprint string) (*parked, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("not a regular file (%v): the agent does not follow links to keys", fi.Mode().Type())

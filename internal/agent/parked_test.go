@@ -571,3 +571,29 @@ func TestRevocationOfTheCertificateInPlace(t *testing.T) {
 		})
 	}
 }
+
+// `scepter agent status` says that a parked renewal waits for its start,
+// not that the renewal is due.
+func TestStatusShowsAParkedRenewal(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	s := newClockServer(t, f, 2*time.Hour+10*time.Minute, false)
+	f.clock.Set(RenewalPoint(f.first, 0))
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	issued := s.lastIssued()
+	if issued == nil || f.pair().cert.Equal(issued) {
+		t.Fatal("want a renewal parked")
+	}
+	var out strings.Builder
+	if err := WriteStatus(&out, f.agent.Status(), f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	want := "next renewal:  renewed; the new certificate waits for its start at " + issued.NotBefore.UTC().Format("2006-01-02 15:04:05Z") + " (in 2h10m) (" + f.parkedPath() + ")"
+	if !strings.Contains(out.String(), want) || strings.Contains(out.String(), "due now") {
+		t.Errorf("status:\n%s\nwant %q", out.String(), want)
+	}
+	if _, err := os.Lstat(f.parkedPath()); err != nil {
+		t.Errorf("status changed the parked renewal: %v", err)
+	}
+}

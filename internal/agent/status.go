@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 )
 
@@ -21,6 +22,10 @@ type CertStatus struct {
 	// generations (false: regular files, moved into them at the first
 	// renewal).
 	Linked bool
+	// ParkedStart is the start of a renewal waiting for it (zero when
+	// none), kept in ParkedPath.
+	ParkedStart time.Time
+	ParkedPath  string
 }
 
 // Status reads each certificate's files; it changes nothing and takes no
@@ -37,6 +42,9 @@ func (a *Agent) Status() []CertStatus {
 		} else {
 			s.Cert, s.RenewAt = p.cert, RenewalPoint(p.cert, c.RenewBefore)
 			s.Linked = l.combined() || (l.isOurLink(l.key, "key.pem") && l.isOurLink(l.cert, "cert.pem"))
+			if pk := l.peekPark(c, p.cert); pk != nil {
+				s.ParkedStart, s.ParkedPath = pk.cert.NotBefore, filepath.Join(l.state, parkedPEM)
+			}
 		}
 		out = append(out, s)
 	}
@@ -58,7 +66,14 @@ func WriteStatus(w io.Writer, statuses []CertStatus, now time.Time) error {
 			fmt.Fprintf(w, "  subject:       %s\n", s.Cert.Subject)
 			fmt.Fprintf(w, "  serial:        %s\n", s.Cert.SerialNumber.Text(16))
 			fmt.Fprintf(w, "  expires:       %s (%s)\n", s.Cert.NotAfter.UTC().Format(layout), relative(s.Cert.NotAfter.Sub(now), "expired"))
-			fmt.Fprintf(w, "  next renewal:  %s (%s)\n", s.RenewAt.UTC().Format(layout), relative(s.RenewAt.Sub(now), "due now"))
+			if !s.ParkedStart.IsZero() {
+				// Renewed already: the renewal point of the one in place
+				// has passed, and nothing is due but the install.
+				fmt.Fprintf(w, "  next renewal:  renewed; the new certificate waits for its start at %s (%s) (%s)\n",
+					s.ParkedStart.UTC().Format(layout), relative(s.ParkedStart.Sub(now), "now"), s.ParkedPath)
+			} else {
+				fmt.Fprintf(w, "  next renewal:  %s (%s)\n", s.RenewAt.UTC().Format(layout), relative(s.RenewAt.Sub(now), "due now"))
+			}
 			if !s.RenewAt.After(s.Cert.NotBefore) {
 				fmt.Fprintf(w, "  warning:       renew_before is not shorter than the certificate's lifetime: it is always due\n")
 			}
