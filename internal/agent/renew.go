@@ -124,6 +124,12 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 			return nil, fmt.Errorf("challenge_file: %w", err)
 		}
 		challenge = strings.TrimSpace(string(b))
+		if challenge == "" {
+			// An empty challenge would go out as none: a server that
+			// wants one refuses it, and an EC key's envelope would be
+			// keyed from nothing.
+			return nil, fmt.Errorf("challenge_file %s is empty (or only white space): write the challenge password in it, or remove the setting", r.Config.ChallengeFile)
+		}
 	}
 	if err := (SCEPRenewer{}).Renewable(r.Config, r.OldKey.Public()); err != nil {
 		return nil, err

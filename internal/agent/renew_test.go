@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -297,5 +299,33 @@ func TestSCEPRenewerOverHTTPSTrustsThePinnedCA(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "no RSA certificate to encrypt the request to") {
 		t.Errorf("err = %v, want the request built from what came over the pinned TLS", err)
+	}
+}
+
+// An empty or blank challenge_file is refused, naming the setting and the
+// file, before any server is asked.
+func TestEmptyChallengeFileIsRefused(t *testing.T) {
+	for _, content := range []string{"", "\n", " \t\r\n"} {
+		f := newFixture(t, fixtureOpts{extra: "challenge_file = \"challenge.txt\"\n"})
+		path := filepath.Join(f.dir, "challenge.txt")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		asked := false
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			asked = true
+			http.Error(w, "no", http.StatusServiceUnavailable)
+		}))
+		c := f.cert()
+		c.URL = srv.URL + "/scep"
+		p := f.pair()
+		_, err := SCEPRenewer{}.Renew(context.Background(), RenewRequest{Config: c, Old: p.cert, OldKey: p.key, Key: p.key, Now: f.clock.Now})
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), "challenge_file") || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "empty") {
+			t.Errorf("challenge file %q: %v; want it refused, naming challenge_file and %s", content, err, path)
+		}
+		if asked {
+			t.Errorf("challenge file %q: the server was asked", content)
+		}
 	}
 }
