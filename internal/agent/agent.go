@@ -339,7 +339,7 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 			if err := l.savePark(key, res.Cert, chain); err != nil {
 				return nil, fmt.Errorf("keeping the renewed certificate until its start: %w", err)
 			}
-			wake := minTime(res.Cert.NotBefore, p.cert.NotAfter)
+			wake := parkedWake(a.now(), p.cert, res.Cert, knowable)
 			// No promise of an earlier install on revocation that the
 			// agent has no way to learn.
 			earlier := "(or earlier, if the one in place expires or is revoked)"
@@ -348,7 +348,7 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 			}
 			log.Warn("the renewed certificate is valid only from its not_before, after this machine's clock: either this machine's clock is behind (set it right, with NTP say) or the server's is ahead; "+
 				"the certificate in place stays, and the new one is installed at its not_before "+earlier,
-				append(attrs, "parked", filepath.Join(l.state, parkedPEM), "install_at", wake.UTC())...)
+				append(attrs, "parked", filepath.Join(l.state, parkedPEM), "install_at", minTime(res.Cert.NotBefore, p.cert.NotAfter).UTC(), "look_again_at", wake.UTC())...)
 			return &renewal{wake: wake}, nil
 		}
 	}
@@ -380,10 +380,14 @@ func (a *Agent) checkParked(ctx context.Context, c *Certificate, l *layout, p *p
 	why := ""
 	if !a.now().Before(pk.cert.NotBefore) {
 		why = "its start has come"
-	} else if why, _ = a.replaceNow(ctx, c, p.cert, pk.chain, p.extra, log); why == "" {
-		wake := parkedWake(p.cert, pk)
-		log.Info("a renewed certificate waits for its start; the certificate in place stays until then", append(attrs, "install_at", wake.UTC())...)
-		return outcome{point: wake}
+	} else {
+		var knowable bool
+		if why, knowable = a.replaceNow(ctx, c, p.cert, pk.chain, p.extra, log); why == "" {
+			wake := parkedWake(a.now(), p.cert, pk.cert, knowable)
+			log.Info("a renewed certificate waits for its start; the certificate in place stays until then",
+				append(attrs, "install_at", minTime(pk.cert.NotBefore, p.cert.NotAfter).UTC(), "look_again_at", wake.UTC())...)
+			return outcome{point: wake}
+		}
 	}
 	log.Info("installing the renewed certificate kept until its start: "+why, attrs...)
 	if err := a.installNew(c, l, pk.key, pk.cert, pk.chain, log); err != nil {

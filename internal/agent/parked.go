@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -168,7 +169,7 @@ func (a *Agent) replaceNow(ctx context.Context, c *Certificate, old *x509.Certif
 	revoked, how, err := a.revoked(ctx, c, old, cas, extra)
 	switch {
 	case errors.Is(err, errNoRevocationSource):
-		log.Warn("whether the certificate in place is revoked cannot be learned: it names neither an OCSP responder nor a CRL distribution point; taking it as not revoked",
+		log.Warn("whether the certificate in place is revoked cannot be learned: it names no OCSP responder and no http(s) CRL distribution point (an ldap one is not fetched); taking it as not revoked",
 			"serial", old.SerialNumber.Text(16))
 		return "", false
 	case err != nil:
@@ -198,16 +199,17 @@ func (a *Agent) revoked(ctx context.Context, c *Certificate, cert *x509.Certific
 	if err != nil {
 		return false, "", err
 	}
+	hc := revocationClient(append(slices.Clone(cas), issuer))
 	var problems []string
 	if len(cert.OCSPServer) > 0 {
-		revoked, err := askOCSP(ctx, cert, issuer)
+		revoked, err := askOCSP(ctx, hc, cert, issuer)
 		if err == nil {
 			return revoked, "OCSP", nil
 		}
 		problems = append(problems, err.Error())
 	}
 	for _, u := range crlURLs {
-		revoked, err := inCRL(ctx, u, cert, issuer)
+		revoked, err := inCRL(ctx, hc, u, cert, issuer)
 		if err == nil {
 			return revoked, "CRL", nil
 		}
@@ -290,13 +292,13 @@ func readChainFile(path string) ([]*x509.Certificate, error) {
 }
 
 // askOCSP asks cert's first OCSP responder whether it is revoked.
-func askOCSP(ctx context.Context, cert, issuer *x509.Certificate) (bool, error) {
+func askOCSP(ctx context.Context, hc *http.Client, cert, issuer *x509.Certificate) (bool, error) {
 	req, err := ocsp.CreateRequest(cert, issuer, &ocsp.RequestOptions{Hash: crypto.SHA256})
 	if err != nil {
 		return false, fmt.Errorf("OCSP request: %w", err)
 	}
 	url := cert.OCSPServer[0]
-	body, err := fetchBounded(ctx, http.MethodPost, url, req, "application/ocsp-request", maxOCSPResponse)
+	body, err := fetchBounded(ctx, hc, http.MethodPost, url, req, "application/ocsp-request", maxOCSPResponse)
 	if err != nil {
 		return false, fmt.Errorf("OCSP %s: %w", url, err)
 	}
@@ -320,8 +322,8 @@ const maxCRL = 16 << 20
 // inCRL fetches the CRL at url and says whether cert is on it. As for
 // OCSP, its times are not held against this clock: a stale CRL that
 // lists the certificate still shows a final revocation.
-func inCRL(ctx context.Context, url string, cert, issuer *x509.Certificate) (bool, error) {
-	der, err := fetchBounded(ctx, http.MethodGet, url, nil, "", maxCRL)
+func inCRL(ctx context.Context, hc *http.Client, url string, cert, issuer *x509.Certificate) (bool, error) {
+	der, err := fetchBounded(ctx, hc, http.MethodGet, url, nil, "", maxCRL)
 	if err != nil {
 		return false, fmt.Errorf("CRL %s: %w", url, err)
 	}
@@ -345,7 +347,25 @@ func inCRL(ctx context.Context, url string, cert, issuer *x509.Certificate) (boo
 
 // fetchBounded does one HTTP request within ocspTimeout and reads at
 // most limit bytes of its answer (more is an error, not a truncation).
-func fetchBounded(ctx context.Context, method, url string, body []byte, contentType string, limit int64) ([]byte, error) {
+// revocationClient fetches OCSP answers and CRLs. Over https it trusts the
+// system roots and the CA certificates that chain to the pinned CA: a
+// scepter server serves its CRLs and OCSP under a TLS certificate of its
+// own CA. (The answers are checked against the issuer's signature either
+// way; TLS adds nothing to that, but must not refuse the CA's own server.)
+func revocationClient(cas []*x509.Certificate) *http.Client {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	for _, c := range cas {
+		roots.AddCert(c)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return &http.Client{Timeout: ocspTimeout, Transport: tr}
+}
+
+func fetchBounded(ctx context.Context, hc *http.Client, method, url string, body []byte, contentType string, limit int64) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, ocspTimeout)
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
@@ -355,7 +375,7 @@ func fetchBounded(ctx context.Context, method, url string, body []byte, contentT
 	if contentType != "" {
 		hreq.Header.Set("Content-Type", contentType)
 	}
-	resp, err := (&http.Client{Timeout: ocspTimeout}).Do(hreq)
+	resp, err := hc.Do(hreq)
 	if err != nil {
 		return nil, err
 	}
@@ -394,8 +414,20 @@ func issuerOf(cert *x509.Certificate, cas []*x509.Certificate) *x509.Certificate
 	return nil
 }
 
+// parkedRecheck is how soon the agent asks again whether the certificate
+// in place is revoked while a renewal waits for its start: the server
+// revokes a superseded certificate as it issues the renewal, but publishes
+// the CRL that says so a moment later, so the first answer is often "not
+// yet revoked".
+const parkedRecheck = 2 * time.Minute
+
 // parkedWake is when a parked renewal is to be looked at again: its start,
-// or the expiry of the certificate in place if that comes first.
-func parkedWake(old *x509.Certificate, pk *parked) time.Time {
-	return minTime(pk.cert.NotBefore, old.NotAfter)
+// the expiry of the certificate in place if that comes first, or, when the
+// revocation of the one in place can be learned, parkedRecheck from now.
+func parkedWake(now time.Time, old, parked *x509.Certificate, knowable bool) time.Time {
+	wake := minTime(parked.NotBefore, old.NotAfter)
+	if knowable {
+		wake = minTime(wake, now.Add(parkedRecheck))
+	}
+	return wake
 }

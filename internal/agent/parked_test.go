@@ -341,7 +341,7 @@ func TestParkedRenewal(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		f.agent.Sleep = func(ctx context.Context, d time.Duration) error {
-			if f.pair().cert.Equal(issued) || len(f.sleeps) > 10 {
+			if f.pair().cert.Equal(issued) || len(f.sleeps) > 200 {
 				cancel()
 				return ctx.Err()
 			}
@@ -353,8 +353,9 @@ func TestParkedRenewal(t *testing.T) {
 		if err := f.agent.Run(ctx); err != nil {
 			t.Fatal(err)
 		}
-		// It wakes at the periodic checks (check_interval) and at the
-		// start, not later.
+		// It wakes to ask about revocation again (parkedRecheck), at
+		// the periodic checks (check_interval) and at the start, not
+		// later.
 		woke, at := false, start
 		for _, d := range f.sleeps {
 			at = at.Add(d)
@@ -365,6 +366,34 @@ func TestParkedRenewal(t *testing.T) {
 		}
 		if !f.pair().cert.Equal(issued) || f.postRuns() != 1 {
 			t.Errorf("installed %v, post_renew ran %d times; want installed once", f.pair().cert.Equal(issued), f.postRuns())
+		}
+	})
+
+	// The server revokes the superseded certificate as it issues the
+	// renewal but publishes the CRL (or the OCSP answer) a moment later:
+	// the long-running agent asks again within parkedRecheck, not at the
+	// renewal's start hours later.
+	t.Run("the long-running agent learns a revocation published late", func(t *testing.T) {
+		f, s, issued := park(t, 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		f.agent.Sleep = func(ctx context.Context, d time.Duration) error {
+			if len(f.sleeps) == 0 {
+				s.revoke(f.first) // published while the agent sleeps
+			}
+			if f.pair().cert.Equal(issued) || len(f.sleeps) > 200 {
+				cancel()
+				return ctx.Err()
+			}
+			f.sleeps = append(f.sleeps, d)
+			f.clock.Advance(d)
+			return nil
+		}
+		if err := f.agent.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.sleeps) != 1 || f.sleeps[0] > 5*time.Minute || !f.pair().cert.Equal(issued) {
+			t.Errorf("slept %v, installed %v; want it installed after one sleep of minutes, not at the renewal's start", f.sleeps, f.pair().cert.Equal(issued))
 		}
 	})
 
@@ -595,5 +624,23 @@ func TestStatusShowsAParkedRenewal(t *testing.T) {
 	}
 	if _, err := os.Lstat(f.parkedPath()); err != nil {
 		t.Errorf("status changed the parked renewal: %v", err)
+	}
+}
+
+// A CRL or OCSP URL over https, served under a TLS certificate of the CA
+// itself (as a scepter server with an https public URL does), is fetched:
+// the client trusts the CA certificates that chain to the pinned CA as
+// well as the system roots.
+func TestRevocationClientTrustsTheCA(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("crl"))
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	if b, err := fetchBounded(ctx, revocationClient([]*x509.Certificate{srv.Certificate()}), http.MethodGet, srv.URL, nil, "", 16); err != nil || string(b) != "crl" {
+		t.Errorf("with the CA trusted: %q, %v", b, err)
+	}
+	if _, err := fetchBounded(ctx, revocationClient(nil), http.MethodGet, srv.URL, nil, "", 16); err == nil {
+		t.Error("a server of an unknown CA was trusted")
 	}
 }
