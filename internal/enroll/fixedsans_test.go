@@ -2,6 +2,7 @@ package enroll_test
 
 import (
 	"context"
+	"crypto/x509"
 	"testing"
 
 	"github.com/scepter/scepter/internal/enroll"
@@ -110,6 +111,35 @@ func TestIPAddressCNMustBeInTheIPRanges(t *testing.T) {
 		// No DNS patterns: host names are the device's to choose.
 		{"www.bank.example", ""},
 		{"device-9", ""},
+	} {
+		_, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, c.cn))
+		if pki.ErrorCode(err) != c.want && !(c.want == "" && err == nil) {
+			t.Errorf("CN %q: %v, want %q", c.cn, err, c.want)
+		}
+	}
+}
+
+// At a profile whose certificates serve TLS, a one-label CN such as
+// "localhost" is a host name too: OpenSSL's hostname check matches it when
+// the certificate has no DNS SAN. At a clientAuth profile, one label (a
+// device ID) is left alone, as in TestHostNameCNMustMatchTheDNSPatterns.
+func TestOneLabelCNAtAServerProfile(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name = "web"
+	p.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	p.DNSPatterns = []string{`^[a-z0-9-]+\.corp\.example$`}
+	f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"web": p}, DefaultProfile: "web"})
+	ctx := context.Background()
+	for _, c := range []struct {
+		cn   string
+		want pki.Code
+	}{
+		{"localhost", pki.EBadRequest},
+		{"wpad", pki.EBadRequest},
+		{"intranet.", pki.EBadRequest},
+		{"123456", ""},
+		{"web 1", ""},
+		{"www1.corp.example", ""},
 	} {
 		_, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, c.cn))
 		if pki.ErrorCode(err) != c.want && !(c.want == "" && err == nil) {

@@ -2,6 +2,7 @@ package enroll
 
 import (
 	"context"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
@@ -32,6 +33,10 @@ type namePolicy struct {
 	ips      []netip.Prefix
 	needSAN  bool
 	sans     SANSet // fixed values added to every certificate
+	// serverAuth: the profile's certificates can serve TLS (serverAuth,
+	// anyExtendedKeyUsage, or no EKU at all), so a one-label CN such as
+	// "localhost" is a host name to a relying party too.
+	serverAuth bool
 }
 
 // SANSet is a certificate's subject alternative names by type.
@@ -120,7 +125,10 @@ type fixedAttr struct {
 }
 
 func compileNames(p pki.Profile) (*namePolicy, error) {
-	np := &namePolicy{required: p.SubjectRequired, patterns: map[string]*regexp.Regexp{}, needSAN: p.RequireSAN}
+	np := &namePolicy{required: p.SubjectRequired, patterns: map[string]*regexp.Regexp{}, needSAN: p.RequireSAN,
+		serverAuth: len(p.ExtKeyUsage) == 0 || slices.ContainsFunc(p.ExtKeyUsage, func(u x509.ExtKeyUsage) bool {
+			return u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny
+		})}
 	names := make([]string, 0, len(p.SubjectFixed))
 	for n := range p.SubjectFixed {
 		names = append(names, n)
@@ -292,7 +300,7 @@ func (np *namePolicy) checkCNAsHost(cn string) error {
 		}
 	case couldMatchIPv4(cn):
 		return pki.Errorf(pki.EBadRequest, "subject CN %q reads as IPv4 addresses (a wildcard, or another spelling of an address), which a relying party may match as the host's name; put the address in an IP SAN", cn)
-	case len(np.dns) > 0 && looksLikeHostName(cn) && !allowedBy(np.dns, cn):
+	case len(np.dns) > 0 && (looksLikeHostName(cn) || np.serverAuth && isOneLabelHostName(cn)) && !allowedBy(np.dns, cn):
 		return pki.Errorf(pki.EBadRequest, "subject CN %q reads as a host name the profile's DNS patterns do not allow", cn)
 	}
 	return nil
@@ -380,6 +388,23 @@ func looksLikeHostName(v string) bool {
 			if !(r == '-' || r == '_' || r == '*' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// isOneLabelHostName: one label of letters, digits and hyphens, not all
+// digits ("localhost", "intranet", "wpad"): at a profile whose
+// certificates serve TLS, OpenSSL's hostname check matches such a host
+// against the CN. (A serial number of digits is left alone.)
+func isOneLabelHostName(v string) bool {
+	v = strings.TrimSuffix(v, ".")
+	if v == "" || len(v) > 63 || strings.Trim(v, "0123456789") == "" {
+		return false
+	}
+	for _, r := range v {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
 		}
 	}
 	return true
