@@ -343,7 +343,7 @@ func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, 
 	if err != nil {
 		// Say why: crypto/x509 refuses some well-formed requests (a URI
 		// SAN it cannot parse, such as IntuneDeviceId://{guid}).
-		return nil, http.StatusBadRequest, fmt.Errorf("the body is not a PKCS#10 certificate request this server can read: %s", pki.Clip(err.Error(), 200))
+		return nil, http.StatusBadRequest, fmt.Errorf("the body is not a PKCS#10 certificate request this server can read: %s", parseReason(err))
 	}
 	return req, 0, nil
 }
@@ -566,4 +566,15 @@ func (h *Handler) fail(c *call, err error) {
 	c.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	c.w.WriteHeader(status)
 	io.WriteString(c.w, body)
+}
+
+// parseReason is the first clause of a parser's error, clipped: Go's
+// encoding/asn1 appends its internal structures in parentheses or braces
+// ("tags don't match (16 vs {class:0 …})"), which tell a client nothing.
+func parseReason(err error) string {
+	r := err.Error()
+	if i := strings.IndexAny(r, "({"); i > 0 {
+		r = strings.TrimRight(r[:i], " :")
+	}
+	return pki.Clip(r, 200)
 }

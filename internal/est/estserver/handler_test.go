@@ -794,3 +794,14 @@ func TestUnreadableRequestSaysWhy(t *testing.T) {
 	r := f.post(f.httpClient(nil, 0), "simpleenroll", "alice", userPassword, body, nil)
 	wantStatus(t, r, http.StatusBadRequest, "cannot parse URI")
 }
+
+// A body that is no DER request at all is refused with the parser's first
+// clause, not its dump of internal structures.
+func TestMalformedRequestReasonIsShort(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	r := f.post(f.httpClient(nil, 0), "simpleenroll", "alice", userPassword, est.EncodeBase64([]byte{0x31, 0x03, 0x02, 0x01, 0x00}), nil)
+	wantStatus(t, r, http.StatusBadRequest, "this server can read")
+	if strings.ContainsAny(string(r.body), "{}") {
+		t.Errorf("reason %q shows the parser's internals", r.body)
+	}
+}
