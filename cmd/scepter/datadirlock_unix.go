@@ -37,17 +37,20 @@ func lockDataDir(dataDir string) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("data dir lock: %w", err)
 	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	if err != nil {
 		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("data dir lock: %w", err)
-		}
-		return nil, fmt.Errorf("data dir lock: %s is %s, not a regular file: remove it", path, keys.NonRegularKind(fi.Mode()))
-	} else if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-		// A hard link to another file: writing the pid would overwrite it.
-		f.Close()
-		return nil, fmt.Errorf("data dir lock: %s has %d names (a hard link to another file): remove it", path, st.Nlink)
+		return nil, fmt.Errorf("data dir lock: %w", err)
 	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("data dir lock: %s is %s, not a regular file: remove it", path, keys.NonRegularKind(fi.Mode()))
+	}
+	// A file with another name too (a hard link, or a data directory
+	// copied with cp -al) is locked but not written: the pid would
+	// overwrite the other file, and the pid is only for the message.
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	writePID := !ok || st.Nlink <= 1
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder := ""
 		if b, rerr := os.ReadFile(path); rerr == nil {
@@ -65,6 +68,9 @@ func lockDataDir(dataDir string) (unlock func(), err error) {
 			return func() {}, errNoLocks
 		}
 		return nil, fmt.Errorf("data dir lock %s: %w", path, err)
+	}
+	if !writePID {
+		return func() { f.Close() }, nil
 	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
