@@ -51,6 +51,8 @@ func TestHostNameCNMustMatchTheDNSPatterns(t *testing.T) {
 		{"www.bank.example", pki.EBadRequest},
 		{"*.bank.example", pki.EBadRequest},
 		{"host-1.corp.example", ""},
+		{"DESKTOP-7.CORP.example", ""}, // host names match in any case
+		{"WWW.BANK.example", pki.EBadRequest},
 		{"device 9", ""},
 		{"device-9", ""},
 		{"alice@bank.example", ""},

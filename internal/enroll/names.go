@@ -300,7 +300,11 @@ func (np *namePolicy) checkCNAsHost(cn string) error {
 		}
 	case couldMatchIPv4(cn):
 		return pki.Errorf(pki.EBadRequest, "subject CN %q reads as IPv4 addresses (a wildcard, or another spelling of an address), which a relying party may match as the host's name; put the address in an IP SAN", cn)
-	case len(np.dns) > 0 && (looksLikeHostName(cn) || np.serverAuth && isOneLabelHostName(cn)) && !allowedBy(np.dns, cn):
+	case len(np.dns) > 0 && (looksLikeHostName(cn) || np.serverAuth && isOneLabelHostName(cn)) &&
+		!allowedBy(np.dns, cn) && !allowedBy(np.dns, strings.ToLower(cn)):
+		// Host names match without regard to case (OpenSSL's check as
+		// DNS does): a Windows machine's DESKTOP-7.corp.example is the
+		// host its patterns, written for DNS SANs in lower case, allow.
 		return pki.Errorf(pki.EBadRequest, "subject CN %q reads as a host name the profile's DNS patterns do not allow", cn)
 	}
 	return nil
