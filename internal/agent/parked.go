@@ -227,7 +227,7 @@ func (a *Agent) revoked(ctx context.Context, c *Certificate, cert *x509.Certific
 // CA: else a file or a server could name a CA of its own making, and
 // sign a revocation with it.
 func (a *Agent) trustedIssuer(ctx context.Context, c *Certificate, cert *x509.Certificate, cas, extra []*x509.Certificate) (*x509.Certificate, error) {
-	if issuer := issuerOf(cert, cas); issuer != nil {
+	if issuer := client.IssuerAmong(cert, cas); issuer != nil {
 		return issuer, nil
 	}
 	pool := append(slices.Clone(cas), extra...)
@@ -265,7 +265,7 @@ func trustedIssuerAmong(cert *x509.Certificate, certs []*x509.Certificate, finge
 	if err != nil {
 		return nil
 	}
-	return issuerOf(cert, trusted)
+	return client.IssuerAmong(cert, trusted)
 }
 
 // maxChainFile bounds what is read of chain_path: a few CA certificates.
@@ -345,8 +345,6 @@ func inCRL(ctx context.Context, hc *http.Client, url string, cert, issuer *x509.
 	return false, nil
 }
 
-// fetchBounded does one HTTP request within ocspTimeout and reads at
-// most limit bytes of its answer (more is an error, not a truncation).
 // revocationClient fetches OCSP answers and CRLs. Over https it trusts the
 // system roots and the CA certificates that chain to the pinned CA: a
 // scepter server serves its CRLs and OCSP under a TLS certificate of its
@@ -365,6 +363,8 @@ func revocationClient(cas []*x509.Certificate) *http.Client {
 	return &http.Client{Timeout: ocspTimeout, Transport: tr}
 }
 
+// fetchBounded does one HTTP request within ocspTimeout and reads at
+// most limit bytes of its answer (more is an error, not a truncation).
 func fetchBounded(ctx context.Context, hc *http.Client, method, url string, body []byte, contentType string, limit int64) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, ocspTimeout)
 	defer cancel()
@@ -402,16 +402,6 @@ func fetchableURLs(urls []string) []string {
 		}
 	}
 	return out
-}
-
-// issuerOf is the certificate among cas that signed cert.
-func issuerOf(cert *x509.Certificate, cas []*x509.Certificate) *x509.Certificate {
-	for _, ca := range cas {
-		if ca.IsCA && bytes.Equal(ca.RawSubject, cert.RawIssuer) && cert.CheckSignatureFrom(ca) == nil {
-			return ca
-		}
-	}
-	return nil
 }
 
 // parkedRecheck is how soon the agent asks again whether the certificate

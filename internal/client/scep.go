@@ -393,8 +393,9 @@ func (c *SCEP) recipient(trusted []*x509.Certificate) (*x509.Certificate, error)
 	var stale []string
 	for _, cand := range offered {
 		// An RA, or the CA above it: an expired issuing CA leaves its RA
-		// out too, as no longer chaining to the pinned CA.
-		if !(canBeRecipient(cand) || cand.IsCA) || !issuedByOneOf(cand, trusted) {
+		// out too, as no longer chaining to the pinned CA. Named only when
+		// one of trusted signed it: the server's own.
+		if !(canBeRecipient(cand) || cand.IsCA) || IssuerAmong(cand, trusted) == nil {
 			continue
 		}
 		switch {
@@ -409,17 +410,6 @@ func (c *SCEP) recipient(trusted []*x509.Certificate) (*x509.Certificate, error)
 	}
 	return nil, fmt.Errorf("the server offers no valid RSA certificate to encrypt the request to: %s (this machine's clock says %s)",
 		strings.Join(stale, "; "), now.UTC().Format(time.RFC3339))
-}
-
-// issuedByOneOf: cert is signed by one of trusted, so that a stale
-// certificate is named only when it is the server's own.
-func issuedByOneOf(cert *x509.Certificate, trusted []*x509.Certificate) bool {
-	for _, t := range trusted {
-		if bytes.Equal(cert.RawIssuer, t.RawSubject) && cert.CheckSignatureFrom(t) == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // Algorithms chooses the strongest cipher and digest the server offers.
@@ -904,6 +894,17 @@ func WithIssuer(ctx context.Context, cert *x509.Certificate, caCerts []*x509.Cer
 // issued reports whether ca is a CA certificate whose key signed cert.
 func issued(cert, ca *x509.Certificate) bool {
 	return ca.IsCA && bytes.Equal(ca.RawSubject, cert.RawIssuer) && cert.CheckSignatureFrom(ca) == nil
+}
+
+// IssuerAmong is the first CA certificate among cas whose key signed cert,
+// or nil.
+func IssuerAmong(cert *x509.Certificate, cas []*x509.Certificate) *x509.Certificate {
+	for _, ca := range cas {
+		if issued(cert, ca) {
+			return ca
+		}
+	}
+	return nil
 }
 
 // fetchCAIssuers fetches the certificates at a caIssuers URL (RFC 5280

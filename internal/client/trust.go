@@ -133,10 +133,8 @@ func verifyIssuedAt(cert *x509.Certificate, caCerts []*x509.Certificate, fingerp
 		if at.Before(cert.NotBefore) || at.After(cert.NotAfter) {
 			return nil, fmt.Errorf("the returned certificate is valid from %s to %s, not now", cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
 		}
-		for _, ca := range caCerts {
-			if ca.IsCA && bytes.Equal(ca.RawSubject, cert.RawIssuer) && cert.CheckSignatureFrom(ca) == nil {
-				return []*x509.Certificate{ca}, nil
-			}
+		if ca := IssuerAmong(cert, caCerts); ca != nil {
+			return []*x509.Certificate{ca}, nil
 		}
 		return nil, fmt.Errorf("the returned certificate (issuer %s) is signed by none of the server's CA certificates", cert.Issuer)
 	}
