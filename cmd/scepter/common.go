@@ -514,13 +514,22 @@ func writeEnrollment(certOut, keyOut, chainOut string, cert *x509.Certificate, k
 // would be taken for none (unsigned webhooks, no password, no challenge)
 // while the operator believes one is set.
 func secretFromFile(flagName, path string) (string, error) {
+	return readSecretFile(flagName, path, "secret", strings.TrimSpace)
+}
+
+// readSecretFile reads the file a flag names and keeps what extract takes
+// of it; a file that cannot be read, or of which nothing is kept, is a
+// usage error (exit 2) naming the flag and the file, for an empty secret
+// would be taken for none. what names it in the message ("secret",
+// "password").
+func readSecretFile(flagName, path, what string, extract func(string) string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", usageError{fmt.Sprintf("%s: %v", flagName, err)}
 	}
-	secret := strings.TrimSpace(string(b))
-	if secret == "" {
-		return "", usageError{fmt.Sprintf("%s %s is empty: write the secret in it, or leave the flag out", flagName, path)}
+	v := extract(string(b))
+	if v == "" {
+		return "", usageError{fmt.Sprintf("%s %s is empty: write the %s in it, or leave the flag out", flagName, path, what)}
 	}
-	return secret, nil
+	return v, nil
 }

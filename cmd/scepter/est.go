@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -565,26 +564,14 @@ func readSecret(e env, flagName, file, envName string) (string, error) {
 // cannot be read or holds nothing: a usage error (exit 2) naming the flag
 // and the file, for an empty password would be taken for none.
 func passwordFromFile(flagName, path string) (string, error) {
-	return readPasswordFile(flagName, path, func(s string) string { return strings.TrimRight(s, "\r\n") })
+	return readSecretFile(flagName, path, "password", func(s string) string { return strings.TrimRight(s, "\r\n") })
 }
 
 // firstLinePasswordFromFile is passwordFromFile for a file of which only
 // the first line is the password.
 func firstLinePasswordFromFile(flagName, path string) (string, error) {
-	return readPasswordFile(flagName, path, func(s string) string {
+	return readSecretFile(flagName, path, "password", func(s string) string {
 		first, _, _ := strings.Cut(s, "\n")
 		return strings.TrimRight(first, "\r")
 	})
-}
-
-func readPasswordFile(flagName, path string, extract func(string) string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", usageError{fmt.Sprintf("%s: %v", flagName, err)}
-	}
-	password := extract(string(b))
-	if password == "" {
-		return "", usageError{fmt.Sprintf("%s %s is empty: write the password in it, or leave the flag out", flagName, path)}
-	}
-	return password, nil
 }
