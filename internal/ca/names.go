@@ -430,7 +430,7 @@ func CheckDNSName(d string) error {
 		return bad("longer than 253 characters")
 	}
 	labels := strings.Split(d, ".")
-	if endsInANumber(labels[len(labels)-1]) {
+	if IsNumberLabel(labels[len(labels)-1]) {
 		return bad("an IP address, or a name ending in a number, is not a DNS name: put an address in an IP address SAN")
 	}
 	for i, l := range labels {
@@ -459,10 +459,11 @@ func CheckDNSName(d string) error {
 	return nil
 }
 
-// endsInANumber reports whether a name's last label reads as a number, as
-// the URL standard's host parser takes it (decimal, or hexadecimal after
-// 0x): such a name is parsed as an IPv4 address by browsers and inet_aton.
-func endsInANumber(last string) bool {
+// IsNumberLabel reports whether a label reads as a number, as the URL
+// standard's host parser takes it (decimal, or hexadecimal after
+// 0x): a name ending in one is parsed as an IPv4 address by browsers and
+// inet_aton.
+func IsNumberLabel(last string) bool {
 	digits := last
 	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
 	if len(last) >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -355,15 +356,9 @@ func couldMatchIPv4(v string) bool {
 		return false
 	}
 	for _, l := range labels {
-		digits := strings.ReplaceAll(l, "*", "")
-		if h, ok := strings.CutPrefix(strings.ToLower(digits), "0x"); ok {
-			digits = h
-			if strings.Trim(digits, "0123456789abcdef") != "" {
-				return false
-			}
-			continue
-		}
-		if l == "" || strings.Trim(digits, "0123456789") != "" {
+		// A wildcard matches digits too: what is left must read as a
+		// number, or be nothing ("*").
+		if d := strings.ReplaceAll(l, "*", ""); l == "" || d != "" && !ca.IsNumberLabel(d) {
 			return false
 		}
 	}
