@@ -104,7 +104,7 @@ func (l *layout) loadPark(c *Certificate, current *x509.Certificate) *parked {
 	case !csr.SameName(pk.cert.RawSubject, current.RawSubject):
 		l.warnf("the parked renewal is for another subject than the certificate in place; removing it", "file", path,
 			"parked", pk.cert.Subject, "in_place", current.Subject)
-	case pk.cert.Equal(current) || !pk.cert.NotBefore.After(current.NotBefore):
+	case !pk.renews(current):
 		// Installed (a run stopped before removing it), or superseded.
 	default:
 		return pk
@@ -122,10 +122,16 @@ func (l *layout) peekPark(c *Certificate, current *x509.Certificate) *parked {
 		return nil
 	}
 	pk, err := readPark(path, fi, c.CAFingerprint)
-	if err != nil || !csr.SameName(pk.cert.RawSubject, current.RawSubject) || pk.cert.Equal(current) || !pk.cert.NotBefore.After(current.NotBefore) {
+	if err != nil || !csr.SameName(pk.cert.RawSubject, current.RawSubject) || !pk.renews(current) {
 		return nil
 	}
 	return pk
+}
+
+// renews: the parked certificate is still to replace current, not it (a
+// run stopped before removing the file) nor one it superseded since.
+func (pk *parked) renews(current *x509.Certificate) bool {
+	return !pk.cert.Equal(current) && pk.cert.NotBefore.After(current.NotBefore)
 }
 
 func readPark(path string, fi fs.FileInfo, fingerprint string) (*parked, error) {

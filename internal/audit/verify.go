@@ -38,9 +38,9 @@ type Report struct {
 	// Problem describes the first bad record; nil when the trail is intact.
 	Problem *Problem
 	// TimeSteps are the places, among the records walked, where a record
-	// is older than the one before it by more than TimeStepTolerance. The chain still verifies (a clock
-	// stepped back is not tampering), but an auditor reading times across
-	// such a step must know of it.
+	// is older than the one before it by more than TimeStepTolerance. The
+	// chain still verifies (a clock stepped back is not tampering), but an
+	// auditor reading times across such a step must know of it.
 	TimeSteps []TimeStep
 
 	lastHash []byte
