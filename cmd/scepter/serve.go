@@ -210,6 +210,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			log.Warn("--listen has port 0: a random port, which the CRL and OCSP URLs in every certificate name and the next start changes; give a port, or --public-url", "address", addr)
 		}
 	}
+	tuneGC(e, log)
 	if err := f.revocation.check(); err != nil {
 		return err
 	}
