@@ -123,12 +123,12 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 		if err != nil {
 			return nil, fmt.Errorf("challenge_file: %w", err)
 		}
-		challenge = strings.TrimSpace(string(b))
+		challenge = challengeFromFile(b)
 		if challenge == "" {
 			// An empty challenge would go out as none: a server that
 			// wants one refuses it, and an EC key's envelope would be
 			// keyed from nothing.
-			return nil, fmt.Errorf("challenge_file %s is empty (or only white space): write the challenge password in it, or remove the setting", r.Config.ChallengeFile)
+			return nil, fmt.Errorf("challenge_file %s is empty (or only white space, or a byte order mark): write the challenge password in it, or remove the setting", r.Config.ChallengeFile)
 		}
 	}
 	if err := (SCEPRenewer{}).Renewable(r.Config, r.OldKey.Public()); err != nil {
@@ -155,6 +155,18 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 	// A certificate issued before a rollover (asked for again) by a CA no
 	// longer served.
 	return &RenewResult{Cert: cert, CACerts: client.WithIssuer(ctx, cert, caCerts, r.Config.CAFingerprint)}, nil
+}
+
+// utf8BOM is the byte order mark Windows Notepad writes at the start of a
+// UTF-8 file.
+const utf8BOM = "\uFEFF"
+
+// challengeFromFile is the challenge password in a challenge_file: without
+// a leading byte order mark, which no operator means as part of it (and
+// which strings.TrimSpace keeps: it is not white space), and without the
+// white space around it.
+func challengeFromFile(b []byte) string {
+	return strings.TrimSpace(strings.TrimPrefix(string(b), utf8BOM))
 }
 
 // ESTRenewer renews over EST with simplereenroll, authenticated by the

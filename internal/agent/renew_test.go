@@ -303,9 +303,10 @@ func TestSCEPRenewerOverHTTPSTrustsThePinnedCA(t *testing.T) {
 }
 
 // An empty or blank challenge_file is refused, naming the setting and the
-// file, before any server is asked.
+// file, before any server is asked; so is one that holds only the byte
+// order mark Windows Notepad writes.
 func TestEmptyChallengeFileIsRefused(t *testing.T) {
-	for _, content := range []string{"", "\n", " \t\r\n"} {
+	for _, content := range []string{"", "\n", " \t\r\n", "\uFEFF", "\uFEFF\r\n"} {
 		f := newFixture(t, fixtureOpts{extra: "challenge_file = \"challenge.txt\"\n"})
 		path := filepath.Join(f.dir, "challenge.txt")
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -326,6 +327,23 @@ func TestEmptyChallengeFileIsRefused(t *testing.T) {
 		}
 		if asked {
 			t.Errorf("challenge file %q: the server was asked", content)
+		}
+	}
+}
+
+// A challenge_file written by Windows Notepad starts with a byte order
+// mark: the challenge is what follows it.
+func TestChallengeFromFile(t *testing.T) {
+	for _, tt := range []struct{ content, want string }{
+		{"s3cret\n", "s3cret"},
+		{"\uFEFFs3cret\r\n", "s3cret"},
+		{"\uFEFF  s3cret ", "s3cret"},
+		{"s3\uFEFFcret", "s3\uFEFFcret"}, // only a leading one is a mark
+		{"\uFEFF", ""},
+		{"\uFEFF\r\n", ""},
+	} {
+		if got := challengeFromFile([]byte(tt.content)); got != tt.want {
+			t.Errorf("challengeFromFile(%q) = %q, want %q", tt.content, got, tt.want)
 		}
 	}
 }
