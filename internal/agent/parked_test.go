@@ -45,8 +45,11 @@ type clockServer struct {
 	// by its name.
 	signers []signer
 	revoked map[string]bool // serials, in hex
-	issued  []*x509.Certificate
-	asked   int // OCSP questions
+	// crlSigner, when set, signs the CRL instead of the certificate in
+	// place's issuer (a CA that took its name).
+	crlSigner *signer
+	issued    []*x509.Certificate
+	asked     int // OCSP questions
 }
 
 type signer struct {
@@ -197,6 +200,9 @@ func (s *clockServer) serveCRL(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	s.asked++
 	issuer := s.signerOf(s.f.first)
+	if s.crlSigner != nil {
+		issuer = s.crlSigner
+	}
 	if issuer == nil {
 		http.Error(w, "unknown issuer", http.StatusNotFound)
 		return
@@ -520,6 +526,7 @@ func TestRevocationOfTheCertificateInPlace(t *testing.T) {
 		caIssuers bool   // the certificate in place names the previous issuing CA's URL
 		noOCSP    bool
 		crl       bool
+		rogueCRL  bool // the CRL is signed by another CA of the issuer's name
 		installed bool
 		log       string
 		notLog    string
@@ -534,6 +541,10 @@ func TestRevocationOfTheCertificateInPlace(t *testing.T) {
 			log: "installing it now: the certificate in place is revoked (CRL)"},
 		{name: "after a rollover, no OCSP URL: the CRL, checked by the issuer in chain_path", rollover: true, chainFile: "old", noOCSP: true, crl: true, installed: true,
 			log: "installing it now: the certificate in place is revoked (CRL)"},
+		// Not "revoked", nor "not revoked": a CRL that is not the
+		// issuer's says nothing either way.
+		{name: "no OCSP URL: a CRL in the issuer's name signed by another key is not believed", noOCSP: true, crl: true, rogueCRL: true,
+			log: "could not learn from OCSP or the CRL whether the certificate in place is revoked", notLog: "installing it now"},
 		{name: "neither OCSP nor CRL: said, and nothing promised", noOCSP: true,
 			log: "whether the certificate in place is revoked cannot be learned", notLog: "expires or is revoked"},
 	} {
@@ -549,6 +560,9 @@ func TestRevocationOfTheCertificateInPlace(t *testing.T) {
 			}
 			if tt.crl {
 				f.ca.crlURL = s.url + "/crl"
+			}
+			if tt.rogueCRL {
+				s.crlSigner = rogueIssuer(t, f.ca.inter)
 			}
 			if tt.caIssuers {
 				inter := f.ca.inter
@@ -596,6 +610,56 @@ func TestRevocationOfTheCertificateInPlace(t *testing.T) {
 			}
 			if _, err := os.Lstat(f.parkedPath()); os.IsNotExist(err) == !tt.installed {
 				t.Errorf("parked (%s): %v, want %v", parkedPEM, err == nil, !tt.installed)
+			}
+		})
+	}
+}
+
+// rogueIssuer is a CA with issuer's name and a key of its own, under a
+// root of its own.
+func rogueIssuer(t *testing.T, issuer *x509.Certificate) *signer {
+	t.Helper()
+	rogue := newTestCA(t, epoch, false)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: issuer.Subject, NotBefore: issuer.NotBefore, NotAfter: issuer.NotAfter,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, rogue.cert, key.Public(), rogue.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &signer{cert, key}
+}
+
+// A CRL in the name of the certificate's issuer but signed by another key
+// is refused, whether it lists the certificate or not: the answer is an
+// error ("cannot be learned"), never "revoked" nor "not revoked".
+func TestCRLSignedByAnotherKeyIsRefused(t *testing.T) {
+	ca := newTestCA(t, epoch, true)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert := ca.issue(t, key.Public(), pkix.Name{CommonName: "device"}, nil, epoch, time.Hour)
+	rogue := rogueIssuer(t, ca.inter)
+	for _, tt := range []struct {
+		name   string
+		listed bool
+	}{
+		{"it lists the certificate", true},
+		{"it does not list the certificate", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: epoch, NextUpdate: epoch.Add(time.Hour)}
+			if tt.listed {
+				tmpl.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: cert.SerialNumber, RevocationTime: epoch}}
+			}
+			der, err := x509.CreateRevocationList(rand.Reader, tmpl, rogue.cert, rogue.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(der) }))
+			defer srv.Close()
+			revoked, err := inCRL(context.Background(), srv.Client(), srv.URL, cert, ca.inter)
+			if err == nil || revoked || !strings.Contains(err.Error(), "not signed by") {
+				t.Errorf("revoked %v, err %v; want an error saying the CRL is not signed by the issuer", revoked, err)
 			}
 		})
 	}
