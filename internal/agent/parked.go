@@ -337,11 +337,8 @@ func inCRL(ctx context.Context, hc *http.Client, url string, cert, issuer *x509.
 	if err != nil {
 		return false, fmt.Errorf("CRL %s: %w", url, err)
 	}
-	if !bytes.Equal(list.RawIssuer, issuer.RawSubject) {
-		return false, fmt.Errorf("CRL %s is issued by %s, not by %s, the issuer of the certificate in place", url, list.Issuer, issuer.Subject)
-	}
-	if err := list.CheckSignatureFrom(issuer); err != nil {
-		return false, fmt.Errorf("CRL %s is not signed by %s: %w", url, issuer.Subject, err)
+	if err := client.CheckCRLIssuer(list, issuer); err != nil {
+		return false, fmt.Errorf("CRL %s: %w", url, err)
 	}
 	for _, e := range list.RevokedCertificateEntries {
 		if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {

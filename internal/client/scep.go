@@ -775,11 +775,8 @@ func (c *SCEP) GetCRL(ctx context.Context, r CRLRequest) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(issuer.RawSubject, list.RawIssuer) {
-		return nil, fmt.Errorf("the CRL is issued by %s, not by %s, the issuer of the certificate", Printable(list.Issuer.String()), Printable(issuer.Subject.String()))
-	}
-	if err := list.CheckSignatureFrom(issuer); err != nil {
-		return nil, fmt.Errorf("the CRL is not signed by %s, the issuer of the certificate: %w", Printable(issuer.Subject.String()), err)
+	if err := CheckCRLIssuer(list, issuer); err != nil {
+		return nil, err
 	}
 	return der, nil
 }
