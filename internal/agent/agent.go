@@ -48,6 +48,10 @@ type Agent struct {
 
 	// hook is the installer's test hook (see layout.hook).
 	hook func(step string) error
+	// rechecks are the next questions about revocation while renewals
+	// are parked, by certificate name (see parked.go). An Agent runs
+	// one check at a time.
+	rechecks map[string]*recheck
 }
 
 func (a *Agent) now() time.Time {
@@ -78,12 +82,15 @@ func (a *Agent) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func (a *Agent) backoff(failures int) time.Duration {
-	j := rand.Float64()
+func (a *Agent) jitter() float64 {
 	if a.Jitter != nil {
-		j = a.Jitter()
+		return a.Jitter()
 	}
-	return Backoff(failures, a.Config.RetryInitial, a.Config.RetryMax, j)
+	return rand.Float64()
+}
+
+func (a *Agent) backoff(failures int) time.Duration {
+	return Backoff(failures, a.Config.RetryInitial, a.Config.RetryMax, a.jitter())
 }
 
 func (a *Agent) renewer(protocol string) Renewer {
@@ -332,14 +339,16 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		// when the one in place is of no use any more is the new one
 		// installed before its start.
 		attrs := []any{"serial", res.Cert.SerialNumber.Text(16), "not_before", res.Cert.NotBefore.UTC(), "ahead", ahead.Round(time.Second)}
-		why, knowable := a.replaceNow(ctx, c, p.cert, chain, p.extra, log)
+		// The first recheck comes within minutes whatever this answer's
+		// nextUpdate: it may predate the revocation this renewal made.
+		why, knowable, nextUpdate := a.replaceNow(ctx, c, p.cert, chain, p.extra, log)
 		if why != "" {
 			log.Warn("the renewed certificate is valid only from its not_before, after this machine's clock, which is behind the server's (set it right, with NTP say); installing it now: "+why, attrs...)
 		} else {
 			if err := l.savePark(key, res.Cert, chain); err != nil {
 				return nil, fmt.Errorf("keeping the renewed certificate until its start: %w", err)
 			}
-			wake := parkedWake(a.now(), p.cert, res.Cert, knowable)
+			wake := parkedWake(p.cert, res.Cert, knowable, a.noteAsked(c.Name, res.Cert, a.now(), nextUpdate, knowable, true))
 			// No promise of an earlier install on revocation that the
 			// agent has no way to learn.
 			earlier := "(or earlier, if the one in place expires or is revoked)"
@@ -366,6 +375,7 @@ func (a *Agent) installNew(c *Certificate, l *layout, key crypto.Signer, cert *x
 	}
 	l.clearPendingKey()
 	l.clearPark()
+	a.forgetRecheck(c.Name)
 	log.Info("renewed", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter.UTC(),
 		"renew_at", RenewalPoint(cert, c.RenewBefore).UTC(), "key_path", c.KeyPath, "cert_path", c.CertPath)
 	return nil
@@ -377,13 +387,28 @@ func (a *Agent) installNew(c *Certificate, l *layout, key crypto.Signer, cert *x
 // the parked one's start (or the old one's expiry).
 func (a *Agent) checkParked(ctx context.Context, c *Certificate, l *layout, p *pair, pk *parked, log *slog.Logger) outcome {
 	attrs := []any{"serial", pk.cert.SerialNumber.Text(16), "not_before", pk.cert.NotBefore.UTC(), "in_place_not_after", p.cert.NotAfter.UTC()}
+	now := a.now()
 	why := ""
-	if !a.now().Before(pk.cert.NotBefore) {
+	switch {
+	case !now.Before(pk.cert.NotBefore):
 		why = "its start has come"
-	} else {
-		var knowable bool
-		if why, knowable = a.replaceNow(ctx, c, p.cert, pk.chain, p.extra, log); why == "" {
-			wake := parkedWake(a.now(), p.cert, pk.cert, knowable)
+	case !now.Before(p.cert.NotAfter):
+		why = whyExpired
+	default:
+		// Asked only when a recheck is due: the periodic checks of the
+		// long-running agent come in between.
+		knowable, recheckAt := true, time.Time{}
+		if a.recheckDue(c.Name, pk.cert, now) {
+			var nextUpdate time.Time
+			if why, knowable, nextUpdate = a.replaceNow(ctx, c, p.cert, pk.chain, p.extra, log); why == "" {
+				recheckAt = a.noteAsked(c.Name, pk.cert, now, nextUpdate, knowable, false)
+			}
+		} else {
+			r := a.rechecks[c.Name]
+			knowable, recheckAt = r.knowable, r.next
+		}
+		if why == "" {
+			wake := parkedWake(p.cert, pk.cert, knowable, recheckAt)
 			log.Info("a renewed certificate waits for its start; the certificate in place stays until then",
 				append(attrs, "install_at", minTime(pk.cert.NotBefore, p.cert.NotAfter).UTC(), "look_again_at", wake.UTC())...)
 			return outcome{point: wake}

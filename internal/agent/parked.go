@@ -167,24 +167,27 @@ func readPark(path string, fi fs.FileInfo, fingerprint string) (*parked, error) 
 // further certificates (the chain in the certificate file) that may hold
 // its issuer. knowable is false when the certificate names no way to
 // learn that it is revoked (no OCSP URL, no CRL distribution point).
-func (a *Agent) replaceNow(ctx context.Context, c *Certificate, old *x509.Certificate, cas, extra []*x509.Certificate, log *slog.Logger) (why string, knowable bool) {
-	now := a.now()
-	if !now.Before(old.NotAfter) {
-		return "the certificate in place has expired by this machine's clock", true
+// nextUpdate is when the answer (OCSP or CRL) said a newer one is to be
+// published, zero when it said nothing or there was none.
+func (a *Agent) replaceNow(ctx context.Context, c *Certificate, old *x509.Certificate, cas, extra []*x509.Certificate, log *slog.Logger) (why string, knowable bool, nextUpdate time.Time) {
+	if !a.now().Before(old.NotAfter) {
+		return whyExpired, true, time.Time{}
 	}
-	revoked, how, err := a.revoked(ctx, c, old, cas, extra)
+	revoked, how, nextUpdate, err := a.revoked(ctx, c, old, cas, extra)
 	switch {
 	case errors.Is(err, errNoRevocationSource):
 		log.Warn("whether the certificate in place is revoked cannot be learned: it names no OCSP responder and no http(s) CRL distribution point (an ldap one is not fetched); taking it as not revoked",
 			"serial", old.SerialNumber.Text(16))
-		return "", false
+		return "", false, time.Time{}
 	case err != nil:
 		log.Warn("could not learn from OCSP or the CRL whether the certificate in place is revoked; taking it as not revoked", "err", err)
 	case revoked:
-		return "the certificate in place is revoked (" + how + ")", true
+		return "the certificate in place is revoked (" + how + ")", true, nextUpdate
 	}
-	return "", true
+	return "", true, nextUpdate
 }
+
+const whyExpired = "the certificate in place has expired by this machine's clock"
 
 // errNoRevocationSource: the certificate names neither an OCSP URL nor a
 // CRL distribution point the agent can fetch.
@@ -196,32 +199,32 @@ var errNoRevocationSource = errors.New("the certificate names no OCSP responder 
 // answer signed by its issuer (or, for OCSP, by a responder that issuer
 // delegated) is believed, where the issuer chains to the pinned CA. how
 // says which answered.
-func (a *Agent) revoked(ctx context.Context, c *Certificate, cert *x509.Certificate, cas, extra []*x509.Certificate) (revoked bool, how string, err error) {
+func (a *Agent) revoked(ctx context.Context, c *Certificate, cert *x509.Certificate, cas, extra []*x509.Certificate) (revoked bool, how string, nextUpdate time.Time, err error) {
 	crlURLs := fetchableURLs(cert.CRLDistributionPoints)
 	if len(cert.OCSPServer) == 0 && len(crlURLs) == 0 {
-		return false, "", errNoRevocationSource
+		return false, "", time.Time{}, errNoRevocationSource
 	}
 	issuer, err := a.trustedIssuer(ctx, c, cert, cas, extra)
 	if err != nil {
-		return false, "", err
+		return false, "", time.Time{}, err
 	}
 	hc := revocationClient(append(slices.Clone(cas), issuer))
 	var problems []string
 	if len(cert.OCSPServer) > 0 {
-		revoked, err := askOCSP(ctx, hc, cert, issuer)
+		revoked, next, err := askOCSP(ctx, hc, cert, issuer)
 		if err == nil {
-			return revoked, "OCSP", nil
+			return revoked, "OCSP", next, nil
 		}
 		problems = append(problems, err.Error())
 	}
 	for _, u := range crlURLs {
-		revoked, err := inCRL(ctx, hc, u, cert, issuer)
+		revoked, next, err := inCRL(ctx, hc, u, cert, issuer)
 		if err == nil {
-			return revoked, "CRL", nil
+			return revoked, "CRL", next, nil
 		}
 		problems = append(problems, err.Error())
 	}
-	return false, "", errors.New(strings.Join(problems, "; "))
+	return false, "", time.Time{}, errors.New(strings.Join(problems, "; "))
 }
 
 // trustedIssuer finds the certificate of the CA that issued cert among,
@@ -297,55 +300,57 @@ func readChainFile(path string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// askOCSP asks cert's first OCSP responder whether it is revoked.
-func askOCSP(ctx context.Context, hc *http.Client, cert, issuer *x509.Certificate) (bool, error) {
+// askOCSP asks cert's first OCSP responder whether it is revoked, and
+// returns the answer's nextUpdate (zero when it gives none).
+func askOCSP(ctx context.Context, hc *http.Client, cert, issuer *x509.Certificate) (bool, time.Time, error) {
 	req, err := ocsp.CreateRequest(cert, issuer, &ocsp.RequestOptions{Hash: crypto.SHA256})
 	if err != nil {
-		return false, fmt.Errorf("OCSP request: %w", err)
+		return false, time.Time{}, fmt.Errorf("OCSP request: %w", err)
 	}
 	url := cert.OCSPServer[0]
 	body, err := fetchBounded(ctx, hc, http.MethodPost, url, req, "application/ocsp-request", maxOCSPResponse)
 	if err != nil {
-		return false, fmt.Errorf("OCSP %s: %w", url, err)
+		return false, time.Time{}, fmt.Errorf("OCSP %s: %w", url, err)
 	}
 	// Its times are not held against this clock, which may be the wrong
 	// one: a revocation is final, and an old "good" answer only keeps
 	// the certificate in place until the renewal's start.
 	r, err := ocsp.ParseResponseForCert(body, cert, issuer)
 	if err != nil {
-		return false, fmt.Errorf("OCSP %s: %w", url, err)
+		return false, time.Time{}, fmt.Errorf("OCSP %s: %w", url, err)
 	}
 	if r.Certificate != nil && !r.Certificate.Equal(issuer) && !slices.Contains(r.Certificate.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
-		return false, fmt.Errorf("OCSP %s: the responder's certificate %s is not for OCSP signing", url, r.Certificate.Subject)
+		return false, time.Time{}, fmt.Errorf("OCSP %s: the responder's certificate %s is not for OCSP signing", url, r.Certificate.Subject)
 	}
-	return r.Status == ocsp.Revoked, nil
+	return r.Status == ocsp.Revoked, r.NextUpdate, nil
 }
 
 // maxCRL bounds what is read of a CRL: the revoked certificates of one
 // CA that are not expired yet.
 const maxCRL = 16 << 20
 
-// inCRL fetches the CRL at url and says whether cert is on it. As for
+// inCRL fetches the CRL at url and says whether cert is on it, and when
+// the next CRL is due (its nextUpdate, zero when it gives none). As for
 // OCSP, its times are not held against this clock: a stale CRL that
 // lists the certificate still shows a final revocation.
-func inCRL(ctx context.Context, hc *http.Client, url string, cert, issuer *x509.Certificate) (bool, error) {
+func inCRL(ctx context.Context, hc *http.Client, url string, cert, issuer *x509.Certificate) (bool, time.Time, error) {
 	der, err := fetchBounded(ctx, hc, http.MethodGet, url, nil, "", maxCRL)
 	if err != nil {
-		return false, fmt.Errorf("CRL %s: %w", url, err)
+		return false, time.Time{}, fmt.Errorf("CRL %s: %w", url, err)
 	}
 	list, err := x509.ParseRevocationList(der)
 	if err != nil {
-		return false, fmt.Errorf("CRL %s: %w", url, err)
+		return false, time.Time{}, fmt.Errorf("CRL %s: %w", url, err)
 	}
 	if err := client.CheckCRLIssuer(list, issuer); err != nil {
-		return false, fmt.Errorf("CRL %s: %w", url, err)
+		return false, time.Time{}, fmt.Errorf("CRL %s: %w", url, err)
 	}
 	for _, e := range list.RevokedCertificateEntries {
 		if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-			return true, nil
+			return true, list.NextUpdate, nil
 		}
 	}
-	return false, nil
+	return false, list.NextUpdate, nil
 }
 
 // revocationClient fetches OCSP answers and CRLs. Over https it trusts the
@@ -407,20 +412,105 @@ func fetchableURLs(urls []string) []string {
 	return out
 }
 
-// parkedRecheck is how soon the agent asks again whether the certificate
-// in place is revoked while a renewal waits for its start: the server
-// revokes a superseded certificate as it issues the renewal, but publishes
-// the CRL that says so a moment later, so the first answer is often "not
-// yet revoked".
-const parkedRecheck = 2 * time.Minute
+// While a renewal is parked, the agent asks again whether the certificate
+// in place is revoked. The server revokes a superseded certificate as it
+// issues the renewal but may publish the CRL (or OCSP answer) that says
+// so a moment later, so the answer at the renewal is often "not yet
+// revoked": the first rechecks come within minutes, whatever that
+// answer's nextUpdate says. After them the certificate in place is
+// revoked only as any certificate is, and a renewal may stay parked for
+// hours (a server whose clock is ahead, for every device of a fleet): the
+// rechecks back off, jittered so that devices parked together do not ask
+// together, and none comes before the nextUpdate of the last answer (read
+// on this clock, as the parked start is: both are the server's times) nor
+// after the parked certificate's start, when it is installed anyway.
+const (
+	// parkedRecheckFirst is the wait before the first recheck, doubled
+	// for each one after, up to parkedRecheckMax.
+	parkedRecheckFirst = 2 * time.Minute
+	parkedRecheckMax   = 30 * time.Minute
+	// parkedEarlyRechecks is how many rechecks (after waits of 2, 4 and
+	// 8 minutes, jittered) come whatever the nextUpdate of the answer
+	// before.
+	parkedEarlyRechecks = 3
+)
+
+// recheck is when the agent asks again whether the certificate in place
+// of a parked renewal is revoked.
+type recheck struct {
+	parked string    // fingerprint of the parked certificate
+	done   int       // rechecks made since the renewal was parked
+	asked  time.Time // when the last question was asked
+	next   time.Time // no question before this
+	// knowable: the last question had a source to ask (an OCSP URL, a
+	// CRL distribution point).
+	knowable bool
+}
+
+// recheckDelay is the wait before recheck n (1 for the first):
+// parkedRecheckFirst doubled for each one after, at most
+// parkedRecheckMax, then lengthened by up to half by jitter, a number in
+// [0, 1).
+func recheckDelay(n int, jitter float64) time.Duration {
+	d := parkedRecheckFirst
+	for i := 1; i < n && d < parkedRecheckMax; i++ {
+		d *= 2
+	}
+	d = min(d, parkedRecheckMax)
+	if jitter < 0 || jitter >= 1 {
+		jitter = 0
+	}
+	return d + time.Duration(jitter*float64(d/2))
+}
+
+// recheckDue: the revocation of the certificate in place of the parked
+// renewal is to be asked about now. It is when the agent has not asked
+// about this parked certificate yet (one parked by an earlier run), at
+// the recheck time, and when the clock went back past the last question.
+func (a *Agent) recheckDue(name string, parked *x509.Certificate, now time.Time) bool {
+	r := a.rechecks[name]
+	return r == nil || r.parked != client.Fingerprint(parked) || !now.Before(r.next) || now.Before(r.asked)
+}
+
+// noteAsked records a question about the certificate in place of a parked
+// renewal, asked at now and answered with nextUpdate (knowable: there was
+// somewhere to ask), and returns when to ask again. atPark: asked as the
+// renewal was parked. A renewal parked by an earlier run (a restarted
+// agent, a --once run) is taken as past its first rechecks: when it was
+// parked is not known.
+func (a *Agent) noteAsked(name string, parked *x509.Certificate, now, nextUpdate time.Time, knowable, atPark bool) time.Time {
+	fp := client.Fingerprint(parked)
+	r := a.rechecks[name]
+	switch {
+	case atPark:
+		r = &recheck{parked: fp, done: -1}
+	case r == nil || r.parked != fp:
+		r = &recheck{parked: fp, done: parkedEarlyRechecks - 1}
+	}
+	r.done++
+	r.asked, r.knowable = now, knowable
+	r.next = now.Add(recheckDelay(r.done+1, a.jitter()))
+	if r.done >= parkedEarlyRechecks && nextUpdate.After(r.next) {
+		r.next = nextUpdate
+	}
+	if a.rechecks == nil {
+		a.rechecks = map[string]*recheck{}
+	}
+	a.rechecks[name] = r
+	return r.next
+}
+
+// forgetRecheck drops what noteAsked recorded for a certificate whose
+// parked renewal is installed.
+func (a *Agent) forgetRecheck(name string) { delete(a.rechecks, name) }
 
 // parkedWake is when a parked renewal is to be looked at again: its start,
 // the expiry of the certificate in place if that comes first, or, when the
-// revocation of the one in place can be learned, parkedRecheck from now.
-func parkedWake(now time.Time, old, parked *x509.Certificate, knowable bool) time.Time {
+// revocation of the one in place can be learned, the recheck if earlier.
+func parkedWake(old, parked *x509.Certificate, knowable bool, recheck time.Time) time.Time {
 	wake := minTime(parked.NotBefore, old.NotAfter)
 	if knowable {
-		wake = minTime(wake, now.Add(parkedRecheck))
+		wake = minTime(wake, recheck)
 	}
 	return wake
 }

@@ -49,7 +49,27 @@ type clockServer struct {
 	// place's issuer (a CA that took its name).
 	crlSigner *signer
 	issued    []*x509.Certificate
-	asked     int // OCSP questions
+	asked     int // OCSP questions and CRL fetches
+	// askedAt are their times on the agent's clock.
+	askedAt []time.Time
+	// nextUpdate, when set, is the nextUpdate of the OCSP answers and
+	// CRLs: the agent's clock plus it, or none when negative (an OCSP
+	// answer may leave it out). Unset, it is an hour after the
+	// server's now.
+	nextUpdate time.Duration
+}
+
+// times are the thisUpdate and nextUpdate of an answer signed now.
+func (s *clockServer) times() (this, next time.Time) {
+	now := s.now()
+	switch {
+	case s.nextUpdate < 0:
+		return now.Add(-time.Minute), time.Time{}
+	case s.nextUpdate > 0:
+		at := s.f.clock.Now()
+		return at.Add(-time.Minute), at.Add(s.nextUpdate)
+	}
+	return now.Add(-time.Minute), now.Add(time.Hour)
 }
 
 type signer struct {
@@ -167,8 +187,10 @@ func (s *clockServer) serveOCSP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.asked++
+	s.askedAt = append(s.askedAt, s.f.clock.Now())
 	now := s.now()
-	tmpl := ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
+	this, next := s.times()
+	tmpl := ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber, ThisUpdate: this, NextUpdate: next}
 	if s.revoked[req.SerialNumber.Text(16)] {
 		tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, now.Add(-time.Second), ocsp.Superseded
 	}
@@ -199,6 +221,7 @@ func (s *clockServer) serveCRL(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.asked++
+	s.askedAt = append(s.askedAt, s.f.clock.Now())
 	issuer := s.signerOf(s.f.first)
 	if s.crlSigner != nil {
 		issuer = s.crlSigner
@@ -208,7 +231,8 @@ func (s *clockServer) serveCRL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
+	this, next := s.times()
+	tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: this, NextUpdate: next}
 	for serial := range s.revoked {
 		n, _ := new(big.Int).SetString(serial, 16)
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: now.Add(-time.Second)})
@@ -359,7 +383,7 @@ func TestParkedRenewal(t *testing.T) {
 		if err := f.agent.Run(ctx); err != nil {
 			t.Fatal(err)
 		}
-		// It wakes to ask about revocation again (parkedRecheck), at
+		// It wakes to ask about revocation again (the rechecks), at
 		// the periodic checks (check_interval) and at the start, not
 		// later.
 		woke, at := false, start
@@ -377,7 +401,7 @@ func TestParkedRenewal(t *testing.T) {
 
 	// The server revokes the superseded certificate as it issues the
 	// renewal but publishes the CRL (or the OCSP answer) a moment later:
-	// the long-running agent asks again within parkedRecheck, not at the
+	// the long-running agent asks again within minutes, not at the
 	// renewal's start hours later.
 	t.Run("the long-running agent learns a revocation published late", func(t *testing.T) {
 		f, s, issued := park(t, 0)
@@ -400,6 +424,40 @@ func TestParkedRenewal(t *testing.T) {
 		}
 		if len(f.sleeps) != 1 || f.sleeps[0] > 5*time.Minute || !f.pair().cert.Equal(issued) {
 			t.Errorf("slept %v, installed %v; want it installed after one sleep of minutes, not at the renewal's start", f.sleeps, f.pair().cert.Equal(issued))
+		}
+	})
+
+	// Published later than the first recheck, the revocation is still
+	// learned at the next one, minutes later, not at the nextUpdate an
+	// hour later of the answers before it.
+	t.Run("a revocation published 3 minutes after the renewal", func(t *testing.T) {
+		f, s, issued := park(t, 0)
+		parkedAt := f.clock.Now()
+		published := parkedAt.Add(3 * time.Minute)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		f.agent.Sleep = func(ctx context.Context, d time.Duration) error {
+			if f.pair().cert.Equal(issued) || len(f.sleeps) > 200 {
+				cancel()
+				return ctx.Err()
+			}
+			if at := f.clock.Now(); at.Before(published) && !at.Add(d).Before(published) {
+				s.revoke(f.first)
+			}
+			f.sleeps = append(f.sleeps, d)
+			f.clock.Advance(d)
+			return nil
+		}
+		if err := f.agent.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !f.pair().cert.Equal(issued) {
+			t.Fatal("the parked renewal was not installed")
+		}
+		took := f.clock.Now().Sub(parkedAt)
+		if took > 10*time.Minute || len(s.askedAt) != 3 {
+			t.Errorf("installed %s after the renewal, after %d questions (%v); want at the recheck after the publication, the second, within 10 minutes",
+				took, len(s.askedAt), s.askedAt)
 		}
 	})
 
@@ -490,6 +548,101 @@ func TestParkedRenewal(t *testing.T) {
 			t.Error("the link was not named in a warning")
 		}
 	})
+}
+
+// A renewal parked for six hours (a server whose clock is that far
+// ahead, for every device of a fleet) does not have the long-running
+// agent ask every two minutes whether the certificate in place is
+// revoked: the rechecks back off to parkedRecheckMax, none comes before
+// the nextUpdate of the last answer (after the first few), and none at or
+// after the parked certificate's start, when it is installed. The
+// questions are counted at the responder.
+func TestParkedRechecksAreBounded(t *testing.T) {
+	const ahead = 6*time.Hour + 10*time.Minute
+	for _, tt := range []struct {
+		name       string
+		crl        bool          // a CRL, no OCSP URL
+		nextUpdate time.Duration // see clockServer.nextUpdate
+		max        int           // questions, the one at the renewal included
+		minGap     time.Duration // between questions after the early ones
+	}{
+		{"OCSP answers without nextUpdate: the backoff alone", false, -1, 14, recheckDelay(parkedEarlyRechecks+1, 0)},
+		{"a CRL whose nextUpdate is an hour away", true, time.Hour, 10, time.Hour},
+		{"answers whose nextUpdate is after the start", false, 0, 1 + parkedEarlyRechecks, ahead},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			s := newClockServer(t, f, ahead, false)
+			s.nextUpdate = tt.nextUpdate
+			if tt.crl {
+				f.ca.ocspURL, f.ca.crlURL = "", s.url+"/crl"
+				f.first = f.ca.issue(t, f.pair().key.Public(), f.first.Subject, f.first.DNSNames, epoch, 30*24*time.Hour)
+				writePEM(t, filepath.Join(f.dir, "cert.pem"), 0o644, nil, f.first)
+			}
+			f.clock.Set(RenewalPoint(f.first, 0))
+			parkedAt := f.clock.Now()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			f.agent.Sleep = func(ctx context.Context, d time.Duration) error {
+				if issued := s.lastIssued(); issued != nil && f.pair().cert.Equal(issued) || len(f.sleeps) > 1000 {
+					cancel()
+					return ctx.Err()
+				}
+				f.sleeps = append(f.sleeps, d)
+				f.clock.Advance(d)
+				return nil
+			}
+			if err := f.agent.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			issued := s.lastIssued()
+			if issued == nil || !f.pair().cert.Equal(issued) || !f.clock.Now().Equal(issued.NotBefore) {
+				t.Fatalf("want the renewal parked, then installed at its start %s; now %s", issued.NotBefore, f.clock.Now())
+			}
+			var offsets []time.Duration
+			for _, at := range s.askedAt {
+				offsets = append(offsets, at.Sub(parkedAt))
+				if !at.Before(issued.NotBefore) {
+					t.Errorf("asked at %s, at or after the parked start %s", at, issued.NotBefore)
+				}
+			}
+			if len(s.askedAt) > tt.max || len(s.askedAt) < 1+parkedEarlyRechecks {
+				t.Errorf("asked %d times in %s parked (at %v); want from %d to %d", len(s.askedAt), ahead, offsets, 1+parkedEarlyRechecks, tt.max)
+			}
+			for i := 1 + parkedEarlyRechecks; i < len(offsets); i++ {
+				if gap := offsets[i] - offsets[i-1]; gap < min(tt.minGap, issued.NotBefore.Sub(s.askedAt[i-1])) {
+					t.Errorf("asked %s after the question before (at %v); want at least %s", gap, offsets, tt.minGap)
+				}
+			}
+			if len(offsets) > 1 && offsets[1] > 5*time.Minute {
+				t.Errorf("the first recheck came %s after the renewal (at %v); want it within minutes", offsets[1], offsets)
+			}
+		})
+	}
+}
+
+// The rechecks' waits double from parkedRecheckFirst to parkedRecheckMax,
+// lengthened by up to half by the jitter.
+func TestRecheckDelay(t *testing.T) {
+	for _, tt := range []struct {
+		n      int
+		jitter float64
+		want   time.Duration
+	}{
+		{1, 0, 2 * time.Minute},
+		{2, 0, 4 * time.Minute},
+		{3, 0, 8 * time.Minute},
+		{4, 0, 16 * time.Minute},
+		{5, 0, 30 * time.Minute},
+		{50, 0, 30 * time.Minute},
+		{1, 0.5, 2*time.Minute + 30*time.Second},
+		{5, 0.999, 30*time.Minute + time.Duration(0.999*float64(15*time.Minute))},
+		{1, 1, 2 * time.Minute}, // out of range: none
+	} {
+		if got := recheckDelay(tt.n, tt.jitter); got != tt.want {
+			t.Errorf("recheckDelay(%d, %v) = %s, want %s", tt.n, tt.jitter, got, tt.want)
+		}
+	}
 }
 
 // rollover gives the fixture's CA a new issuing CA under the same root,
@@ -657,7 +810,7 @@ func TestCRLSignedByAnotherKeyIsRefused(t *testing.T) {
 			}
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(der) }))
 			defer srv.Close()
-			revoked, err := inCRL(context.Background(), srv.Client(), srv.URL, cert, ca.inter)
+			revoked, _, err := inCRL(context.Background(), srv.Client(), srv.URL, cert, ca.inter)
 			if err == nil || revoked || !strings.Contains(err.Error(), "not signed by") {
 				t.Errorf("revoked %v, err %v; want an error saying the CRL is not signed by the issuer", revoked, err)
 			}
