@@ -66,7 +66,7 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 		if role == "" || passwordFile == "" {
 			return usageError{"--role and --password-file are required"}
 		}
-		if password, err = firstLinePasswordFromFile("--password-file", passwordFile); err != nil {
+		if password, err = passwordFromFile("--password-file", passwordFile); err != nil {
 			return err
 		}
 	}

@@ -44,7 +44,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.challengeFile, "challenge-file", "", "file holding the challenge password")
 	fs.StringVar(&f.estUser, "est-user", "", "EST: HTTP Basic user")
 	fs.StringVar(&f.estPassword, "est-password", "", "EST: HTTP Basic password (prefer --est-password-file or SCEPTER_EST_PASSWORD)")
-	fs.StringVar(&f.estPWFile, "est-password-file", "", "EST: file holding the HTTP Basic password")
+	fs.StringVar(&f.estPWFile, "est-password-file", "", "EST: file whose first line is the HTTP Basic password")
 	fs.StringVar(&f.profile, "profile", "", "profile: appended to each URL (/scep/PROFILE, /.well-known/est/PROFILE)")
 	fs.StringVar(&f.keyType, "key-type", keys.RSA2048, "client key type: "+strings.Join(keys.KeyTypes, ", "))
 	fs.IntVar(&f.pool, "pool", 0, "client keys made before the clock starts (default: --count, at most 1000; with --duration alone, 1000 EC or 100 RSA keys); fewer keys than enrollments are reused, each with CSRs of their own")

@@ -507,6 +507,10 @@ func writeEnrollment(certOut, keyOut, chainOut string, cert *x509.Certificate, k
 	return nil
 }
 
+// utf8BOM is the byte order mark some editors put at the start of a
+// UTF-8 file.
+const utf8BOM = "\ufeff"
+
 // secretFromFile reads the secret in the file a flag names, with the white
 // space around it trimmed (the newline an editor or echo leaves). A file
 // that cannot be read or holds nothing is refused as a misconfigured flag
@@ -518,16 +522,17 @@ func secretFromFile(flagName, path string) (string, error) {
 }
 
 // readSecretFile reads the file a flag names and keeps what extract takes
-// of it; a file that cannot be read, or of which nothing is kept, is a
-// usage error (exit 2) naming the flag and the file, for an empty secret
-// would be taken for none. what names it in the message ("secret",
-// "password").
+// of it, after a leading UTF-8 byte order mark (which Windows Notepad
+// writes, and no one means as part of a secret); a file that cannot be
+// read, or of which nothing is kept, is a usage error (exit 2) naming the
+// flag and the file, for an empty secret would be taken for none. what
+// names it in the message ("secret", "password").
 func readSecretFile(flagName, path, what string, extract func(string) string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", usageError{fmt.Sprintf("%s: %v", flagName, err)}
 	}
-	v := extract(string(b))
+	v := extract(strings.TrimPrefix(string(b), utf8BOM))
 	if v == "" {
 		return "", usageError{fmt.Sprintf("%s %s is empty: write the %s in it, or leave the flag out", flagName, path, what)}
 	}

@@ -59,7 +59,7 @@ func (f *estFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.cacert, "cacert", "", "PEM file of the CA(s) that the server's TLS certificate chains to")
 	fs.StringVar(&f.fingerprint, "ca-fingerprint", "", "instead of --cacert: trust the CA from /cacerts whose SHA-256 is this (sha256:HEX)")
 	fs.StringVar(&f.user, "user", "", "HTTP Basic user name (an EST user, or anything with a one-time challenge as password)")
-	fs.StringVar(&f.passwordFile, "password-file", "", "file holding the HTTP Basic password (or set SCEPTER_EST_PASSWORD)")
+	fs.StringVar(&f.passwordFile, "password-file", "", "file whose first line is the HTTP Basic password (or set SCEPTER_EST_PASSWORD)")
 	fs.StringVar(&f.certFile, "cert", "", "TLS client certificate (the one to renew, or a manufacturer certificate)")
 	fs.StringVar(&f.keyFile, "key", "", "its private key")
 	fs.StringVar(&f.tlsMin, "tls-min-version", "1.2", "lowest TLS version: 1.2 or 1.3")
@@ -468,7 +468,7 @@ func estUser(ctx context.Context, e env, args []string) error {
 	maxArgs := 1
 	switch sub {
 	case "add":
-		fs.StringVar(&passwordFile, "password-file", "", "file holding the password (or set SCEPTER_EST_PASSWORD)")
+		fs.StringVar(&passwordFile, "password-file", "", "file whose first line is the password (or set SCEPTER_EST_PASSWORD)")
 		fs.StringVar(&profile, "profile", "", "bind the user to one profile (EST label); default: any")
 	case "list":
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
@@ -558,18 +558,16 @@ func readSecret(e env, flagName, file, envName string) (string, error) {
 	return "", usageError{flagName + " (or " + envName + ") is required"}
 }
 
-// passwordFromFile reads the password in the file a flag names. Unlike
-// secretFromFile it trims only the line end after it (a password may
-// begin or end with a space), but it refuses the same way a file that
-// cannot be read or holds nothing: a usage error (exit 2) naming the flag
-// and the file, for an empty password would be taken for none.
+// passwordFromFile reads the password in the file a flag names: its
+// first line, without the line end. Unlike secretFromFile it keeps the
+// spaces (a password may begin or end with one). Every password file is
+// read so, the one that sets a password (est user add, admin user add) as
+// the one that presents it (est enroll, bench), as openssl's -passin
+// file: reads one: a second line is no part of a password a person types.
+// A file that cannot be read, or whose first line is empty, is refused as
+// a misconfigured flag (exit 2) naming the flag and the file, for an empty
+// password would be taken for none.
 func passwordFromFile(flagName, path string) (string, error) {
-	return readSecretFile(flagName, path, "password", func(s string) string { return strings.TrimRight(s, "\r\n") })
-}
-
-// firstLinePasswordFromFile is passwordFromFile for a file of which only
-// the first line is the password.
-func firstLinePasswordFromFile(flagName, path string) (string, error) {
 	return readSecretFile(flagName, path, "password", func(s string) string {
 		first, _, _ := strings.Cut(s, "\n")
 		return strings.TrimRight(first, "\r")

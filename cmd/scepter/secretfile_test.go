@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/store/sqlite"
 )
 
 // Every flag that names a secret file reads it the same way: the secret
@@ -167,27 +169,76 @@ func TestPasswordFilesAreReadAlike(t *testing.T) {
 	}
 }
 
-// A password is the file's content without its line end: spaces are
-// part of it. For admin user add, it is the first line.
+// A password is the first line of its file without its line end: spaces
+// are part of it. est user add kept every line, so a user added from a
+// file admin user add reads as one password got another.
 func TestPasswordFromFileTrimsOnlyTheLineEnd(t *testing.T) {
 	dir := t.TempDir()
-	tests := []struct {
-		read          func(flagName, path string) (string, error)
-		content, want string
-	}{
-		{passwordFromFile, "s3cret", "s3cret"},
-		{passwordFromFile, "s3cret\n", "s3cret"},
-		{passwordFromFile, "s3cret\r\n\r\n", "s3cret"},
-		{passwordFromFile, " s3 cret \n", " s3 cret "},
-		{firstLinePasswordFromFile, " s3 cret \r\nsecond line\n", " s3 cret "},
-		{firstLinePasswordFromFile, "s3cret", "s3cret"},
+	tests := []struct{ content, want string }{
+		{"s3cret", "s3cret"},
+		{"s3cret\n", "s3cret"},
+		{"s3cret\r\n\r\n", "s3cret"},
+		{" s3 cret \n", " s3 cret "},
+		{" s3 cret \r\nsecond line\n", " s3 cret "},
+		{"\ufeffs3cret\r\n", "s3cret"}, // Windows Notepad's byte order mark
 	}
 	for i, tt := range tests {
 		file := filepath.Join(dir, strings.Repeat("f", i+1))
 		writeTestFile(t, file, tt.content)
-		got, err := tt.read("--x-file", file)
+		got, err := passwordFromFile("--x-file", file)
 		if err != nil || got != tt.want {
 			t.Errorf("%q: got %q, %v; want %q", tt.content, got, err, tt.want)
+		}
+	}
+}
+
+// A file that starts with a UTF-8 byte order mark (Windows Notepad writes
+// one) gives the secret after it: the mark made the secret three bytes
+// longer than the one typed.
+func TestSecretFileSkipsByteOrderMark(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "secret")
+	writeTestFile(t, file, "\ufeffs3cret\r\n")
+	if got, err := secretFromFile("--x-file", file); err != nil || got != "s3cret" {
+		t.Errorf("got %q, %v; want %q", got, err, "s3cret")
+	}
+	writeTestFile(t, file, "\ufeff\r\n")
+	_, err := secretFromFile("--x-file", file)
+	checkSecretFileRefusal(t, err, "--x-file", file, "")
+}
+
+// est user add and admin user add read one password file alike: its first
+// line, after a byte order mark. est user add kept every line.
+func TestUserAddTakesFirstLineOfPasswordFile(t *testing.T) {
+	const password = "correct horse battery"
+	file := filepath.Join(t.TempDir(), "pw")
+	writeTestFile(t, file, "\ufeff"+password+"\r\nsecond line\n")
+	dataDir, _ := caDataDir(t, ca.InitOptions{})
+	for _, args := range [][]string{
+		{"est", "user", "add", "bob", "--password-file", file, "--data-dir", dataDir},
+		{"admin", "user", "add", "alice", "--role", "operator", "--password-file", file, "--data-dir", dataDir},
+	} {
+		e, _, errb := testEnv(nil)
+		if err := run(context.Background(), e, args); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args[:3], " "), err, errb)
+		}
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	estUser, err := st.ESTUser(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := st.User(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, hash := range map[string]string{"est user add": estUser.PasswordHash, "admin user add": admin.PasswordHash} {
+		if ok, err := credential.VerifyPassword(hash, password); err != nil || !ok {
+			t.Errorf("%s: the stored password is not the file's first line (%v)", name, err)
 		}
 	}
 }
