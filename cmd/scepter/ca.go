@@ -453,13 +453,18 @@ func rootKeyHint(err error) error {
 	return err
 }
 
-// rootKeyPassphrase reads --root-key-passphrase-file when a CA is created
-// (nil without the flag).
-func (f *serveFlags) rootKeyPassphrase() func() ([]byte, error) {
-	if f.rootKeyPassphraseFile == "" {
-		return nil
+// rootKeyPassphrase reads the passphrase of a new CA's root key when one
+// is created: --root-key-passphrase-file, or else SCEPTER_ROOT_KEY_PASSPHRASE
+// as ca rollover and ca root export read it (nil without either). An
+// operator who set only the variable got an unencrypted root.key.
+func (f *serveFlags) rootKeyPassphrase(e env) func() ([]byte, error) {
+	if f.rootKeyPassphraseFile != "" {
+		return func() ([]byte, error) { return keys.ReadPassphraseFile(f.rootKeyPassphraseFile) }
 	}
-	return func() ([]byte, error) { return keys.ReadPassphraseFile(f.rootKeyPassphraseFile) }
+	if v, ok := e.lookupEnv(rootKeyPassphraseEnv); ok && v != "" {
+		return func() ([]byte, error) { return []byte(v), nil }
+	}
+	return nil
 }
 
 // rootKeyNotice tells where the root key is at a server start: a warning

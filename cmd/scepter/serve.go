@@ -137,7 +137,7 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.challengeFile, "challenge-file", "", "file holding the static challenge password")
 	fs.StringVar(&f.challengeProfile, "challenge-profile", "", "the one profile the static challenge is valid at (default: --default-profile)")
 	fs.StringVar(&f.caKeyType, "ca-key-type", "p256", "key type of a new CA: p256, p384, rsa2048, rsa3072, rsa4096")
-	fs.StringVar(&f.rootKeyPassphraseFile, "root-key-passphrase-file", "", "when a new CA is created, encrypt its root.key with the first line of this file (ignored for an existing CA: serve never uses the root key; ca rollover and ca root export take their own --root-key-passphrase-file)")
+	fs.StringVar(&f.rootKeyPassphraseFile, "root-key-passphrase-file", "", "when a new CA is created, encrypt its root.key with the first line of this file, or else with "+rootKeyPassphraseEnv+" (ignored for an existing CA: serve never uses the root key; ca rollover and ca root export take their own --root-key-passphrase-file)")
 	fs.StringVar(&f.scepRA, "scep-ra", "separate", "SCEP RA: 'separate' (an RSA-2048 RA certificate) or 'ca' (the issuing CA itself; RSA CAs only)")
 	fs.BoolVar(&f.allowInsecureDES, "allow-insecure-des", false, "accept single-DES request envelopes from legacy clients (RFC 8894 forbids it; replies use DES3)")
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", scepserver.DefaultMaxClockSkew, "largest accepted difference between a request's signingTime and the server clock")
@@ -300,7 +300,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		defer token.Close()
 		log.Info("CA keys in a PKCS#11 token", "token", token.Describe())
 	}
-	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(), Token: token, WrapKey: wrapKey}
+	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(e), Token: token, WrapKey: wrapKey}
 	authority, created, err := ca.LoadOrCreate(f.dataDir, initOpts, clock)
 	if err != nil {
 		return err
