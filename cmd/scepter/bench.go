@@ -148,20 +148,12 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 	if f.cacert != "" && f.fingerprint != "" {
 		return o, usageError{"--cacert and --ca-fingerprint exclude each other"}
 	}
-	o.Challenge = f.challenge
-	if f.challengeFile != "" {
-		c, err := secretFromFile("--challenge-file", f.challengeFile)
-		if err != nil {
-			return o, err
-		}
-		o.Challenge = c
+	var err error
+	if o.Challenge, err = secretFlagOrFile("challenge", f.challenge, "challenge-file", f.challengeFile, secretFromFile); err != nil {
+		return o, err
 	}
-	if f.estPWFile != "" {
-		p, err := passwordFromFile("--est-password-file", f.estPWFile)
-		if err != nil {
-			return o, err
-		}
-		o.ESTPassword = p
+	if o.ESTPassword, err = secretFlagOrFile("est-password", f.estPassword, "est-password-file", f.estPWFile, passwordFromFile); err != nil {
+		return o, err
 	}
 	if o.ESTPassword != "" && o.ESTUser == "" {
 		return o, usageError{"--est-password needs --est-user"}

@@ -28,7 +28,7 @@ const caUsage = "usage: scepter ca rollover [--switch-at RFC3339 | --switch-in 7
 const caRootUsage = "usage: scepter ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F] [--data-dir DIR]"
 
 // rootKeyPassphraseEnv holds the passphrase of an encrypted root key, for
-// commands that read it (a file given with --root-key-passphrase-file wins).
+// commands that read it (not with --root-key-passphrase-file too).
 const rootKeyPassphraseEnv = "SCEPTER_ROOT_KEY_PASSPHRASE"
 
 // defaultSwitchIn is how far ahead a rollover switches when no time is
@@ -427,6 +427,9 @@ func within(path, dir string) bool {
 // rootKeyPassphrase is the passphrase of an encrypted root key: the first
 // line of file, or SCEPTER_ROOT_KEY_PASSPHRASE; nil when neither is set.
 func rootKeyPassphrase(e env, file string) ([]byte, error) {
+	if err := refuseEnvAndFile(e, rootKeyPassphraseEnv, "root-key-passphrase-file", file); err != nil {
+		return nil, err
+	}
 	if file != "" {
 		p, err := keys.ReadPassphraseFile(file)
 		if err != nil {
@@ -455,8 +458,9 @@ func rootKeyHint(err error) error {
 
 // rootKeyPassphrase reads the passphrase of a new CA's root key when one
 // is created: --root-key-passphrase-file, or else SCEPTER_ROOT_KEY_PASSPHRASE
-// as ca rollover and ca root export read it (nil without either). An
-// operator who set only the variable got an unencrypted root.key.
+// as ca rollover and ca root export read it (nil without either; both are
+// refused by readInputs). An operator who set only the variable got an
+// unencrypted root.key.
 func (f *serveFlags) rootKeyPassphrase(e env) func() ([]byte, error) {
 	if f.rootKeyPassphraseFile != "" {
 		return func() ([]byte, error) { return keys.ReadPassphraseFile(f.rootKeyPassphraseFile) }

@@ -46,6 +46,9 @@ const caImportKeysUsage = "ca import-keys --in FILE [--passphrase-file F] [--dat
 // keysPassphrase reads the passphrase of a key export: the first line of
 // file, or $SCEPTER_KEYS_PASSPHRASE.
 func keysPassphrase(e env, file string) ([]byte, error) {
+	if err := refuseEnvAndFile(e, keysPassphraseEnv, "passphrase-file", file); err != nil {
+		return nil, err
+	}
 	if file != "" {
 		p, err := keys.ReadPassphraseFile(file)
 		if err != nil {

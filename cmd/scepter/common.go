@@ -507,6 +507,33 @@ func writeEnrollment(certOut, keyOut, chainOut string, cert *x509.Certificate, k
 	return nil
 }
 
+// secretFlagOrFile is a secret a command takes as a flag (or its
+// environment variable) or from a file: value, or what read reads of file.
+// Both given is a usage error (exit 2) naming both: which one won differed
+// between commands (enroll took the file, serve the flag), so the operator
+// could not tell which secret was in use.
+func secretFlagOrFile(flagName, value, fileFlag, file string, read func(flagName, path string) (string, error)) (string, error) {
+	switch {
+	case value != "" && file != "":
+		return "", usageError{fmt.Sprintf("--%s (or %s) and --%s (or %s) both give the secret: give one",
+			flagName, config.EnvName(flagName), fileFlag, config.EnvName(fileFlag))}
+	case file != "":
+		return read("--"+fileFlag, file)
+	}
+	return value, nil
+}
+
+// refuseEnvAndFile refuses a secret given both in the environment variable
+// envName (a secret no flag gives) and in the file fileFlag names, as
+// secretFlagOrFile refuses a flag and a file: one way to give a secret at
+// a time, whatever the command.
+func refuseEnvAndFile(e env, envName, fileFlag, file string) error {
+	if v, ok := e.lookupEnv(envName); ok && v != "" && file != "" {
+		return usageError{fmt.Sprintf("%s and --%s both give the secret: give one", envName, fileFlag)}
+	}
+	return nil
+}
+
 // utf8BOM is the byte order mark some editors put at the start of a
 // UTF-8 file.
 const utf8BOM = "\ufeff"

@@ -73,13 +73,11 @@ func (f *clientFlags) resolve() error {
 	if f.cacert != "" && !strings.HasPrefix(strings.ToLower(f.serverURL), "https://") {
 		return usageError{"--cacert is the trust for an https:// server's TLS certificate; --url is not https"}
 	}
-	if f.challengeFile != "" {
-		c, err := secretFromFile("--challenge-file", f.challengeFile)
-		if err != nil {
-			return err
-		}
-		f.challenge = c
+	c, err := secretFlagOrFile("challenge", f.challenge, "challenge-file", f.challengeFile, secretFromFile)
+	if err != nil {
+		return err
 	}
+	f.challenge = c
 	if !keys.ValidKeyType(f.keyType) {
 		return usageError{fmt.Sprintf("--key-type %q: want rsa2048, rsa3072, rsa4096, p256 or p384", f.keyType)}
 	}

@@ -98,6 +98,9 @@ func (f *estFlags) client(e env) (*client.EST, error) {
 			c.Roots.AddCert(cert)
 		}
 	}
+	if err := refuseEnvAndFile(e, "SCEPTER_EST_PASSWORD", "password-file", f.passwordFile); err != nil {
+		return nil, err
+	}
 	if f.passwordFile != "" {
 		if c.Password, err = passwordFromFile("--password-file", f.passwordFile); err != nil {
 			return nil, err
@@ -549,6 +552,9 @@ func estUser(ctx context.Context, e env, args []string) error {
 // readSecret reads a password from the file flagName names, or else from
 // the environment.
 func readSecret(e env, flagName, file, envName string) (string, error) {
+	if err := refuseEnvAndFile(e, envName, strings.TrimPrefix(flagName, "--"), file); err != nil {
+		return "", err
+	}
 	if file != "" {
 		return passwordFromFile(flagName, file)
 	}

@@ -61,6 +61,9 @@ func (n *notifyFlags) mailer(e env) (*notify.SMTP, error) {
 	default:
 		return nil, usageError{fmt.Sprintf("--smtp-starttls %q: want auto or required", n.smtpStartTLS)}
 	}
+	if err := refuseEnvAndFile(e, smtpPasswordEnv, "smtp-password-file", n.smtpPasswordFile); err != nil {
+		return nil, err
+	}
 	password, _ := e.lookupEnv(smtpPasswordEnv)
 	if n.smtpPasswordFile != "" {
 		p, err := secretFromFile("--smtp-password-file", n.smtpPasswordFile)

@@ -242,3 +242,72 @@ func TestUserAddTakesFirstLineOfPasswordFile(t *testing.T) {
 		}
 	}
 }
+
+// A secret given two ways at once, a flag (or its variable) or a variable
+// of its own beside a file, is refused (exit 2), naming both: enroll took
+// the file and serve the flag, so nobody could tell which one was in use.
+func TestSecretGivenTwoWaysIsRefused(t *testing.T) {
+	file := writePassFile(t, "correct horse battery staple")
+	dataDir, _ := caDataDir(t, ca.InitOptions{})
+	out := t.TempDir()
+	serve := func(args ...string) []string {
+		return append([]string{"serve", "--data-dir", filepath.Join(t.TempDir(), "data"), "--listen", "127.0.0.1:0", "--est-listen", "off"}, args...)
+	}
+	tests := []struct {
+		name  string
+		vars  map[string]string
+		args  []string
+		both1 string // what the message names
+		both2 string
+	}{
+		{"serve challenge", nil, serve("--challenge", "x", "--challenge-file", file), "--challenge", "--challenge-file"},
+		{"serve SCEPTER_CHALLENGE", map[string]string{"SCEPTER_CHALLENGE": "x"}, serve("--challenge-file", file), "SCEPTER_CHALLENGE", "--challenge-file"},
+		{"serve ndes password", nil, serve("--challenge", "x", "--ndes-user", "ndes", "--ndes-password", "x", "--ndes-password-file", file), "--ndes-password", "--ndes-password-file"},
+		{"serve smtp password", map[string]string{"SCEPTER_SMTP_PASSWORD": "x"},
+			serve("--challenge", "x", "--smtp-url", "smtps://ca@mail.example.com", "--notify-from", "ca@example.com", "--smtp-password-file", file),
+			"SCEPTER_SMTP_PASSWORD", "--smtp-password-file"},
+		{"serve root key passphrase", map[string]string{"SCEPTER_ROOT_KEY_PASSPHRASE": "x"}, serve("--challenge", "x", "--root-key-passphrase-file", file),
+			"SCEPTER_ROOT_KEY_PASSPHRASE", "--root-key-passphrase-file"},
+		{"enroll challenge", nil, []string{"enroll", "--url", "http://127.0.0.1:1/scep", "--challenge", "x", "--challenge-file", file,
+			"--subject", "CN=device-1", "--out", filepath.Join(out, "cert.pem"), "--key-out", filepath.Join(out, "key.pem")}, "--challenge", "--challenge-file"},
+		{"bench challenge", nil, []string{"bench", "--url", "http://127.0.0.1:1/scep", "--challenge", "x", "--challenge-file", file, "--count", "1"},
+			"--challenge", "--challenge-file"},
+		{"bench est password", nil, []string{"bench", "--url", "https://127.0.0.1:1", "--protocol", "est", "--est-user", "u",
+			"--est-password", "x", "--est-password-file", file, "--count", "1"}, "--est-password", "--est-password-file"},
+		{"est enroll", map[string]string{"SCEPTER_EST_PASSWORD": "x"}, []string{"est", "enroll", "--url", "https://127.0.0.1:1", "--user", "u",
+			"--password-file", file, "--subject", "CN=device-1", "--out", filepath.Join(out, "cert.pem"), "--key-out", filepath.Join(out, "key.pem")},
+			"SCEPTER_EST_PASSWORD", "--password-file"},
+		{"est user add", map[string]string{"SCEPTER_EST_PASSWORD": "x"}, []string{"est", "user", "add", "bob", "--password-file", file, "--data-dir", dataDir},
+			"SCEPTER_EST_PASSWORD", "--password-file"},
+		{"ca rollover", map[string]string{"SCEPTER_ROOT_KEY_PASSPHRASE": "x"}, []string{"ca", "rollover", "--root-key-passphrase-file", file, "--data-dir", dataDir},
+			"SCEPTER_ROOT_KEY_PASSPHRASE", "--root-key-passphrase-file"},
+		{"ca root export", map[string]string{"SCEPTER_ROOT_KEY_PASSPHRASE": "x"}, []string{"ca", "root", "export", "--out", filepath.Join(out, "root.key"),
+			"--root-key-passphrase-file", file, "--data-dir", dataDir}, "SCEPTER_ROOT_KEY_PASSPHRASE", "--root-key-passphrase-file"},
+		{"ca export-keys", map[string]string{"SCEPTER_KEYS_PASSPHRASE": "x"}, []string{"ca", "export-keys", "--out", filepath.Join(out, "keys"),
+			"--passphrase-file", file, "--data-dir", dataDir}, "SCEPTER_KEYS_PASSPHRASE", "--passphrase-file"},
+		{"ca import-keys", map[string]string{"SCEPTER_KEYS_PASSPHRASE": "x"}, []string{"ca", "import-keys", "--in", filepath.Join(out, "keys"),
+			"--passphrase-file", file, "--data-dir", t.TempDir()}, "SCEPTER_KEYS_PASSPHRASE", "--passphrase-file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			var stderr string
+			if tt.args[0] == "serve" {
+				_, stderr, err = serveOnceWith(t, tt.vars, tt.args[1:]...)
+			} else {
+				e, _, errb := testEnv(tt.vars)
+				err = run(context.Background(), e, tt.args)
+				stderr = errb.String()
+			}
+			if err == nil {
+				t.Fatalf("accepted both %s and %s\n%s", tt.both1, tt.both2, stderr)
+			}
+			if !strings.Contains(err.Error(), tt.both1) || !strings.Contains(err.Error(), tt.both2+" ") {
+				t.Errorf("err = %q, want it to name %s and %s", err, tt.both1, tt.both2)
+			}
+			if code := exitCode(err); code != 2 {
+				t.Errorf("exit status %d for %q, want 2 (a misconfigured flag)", code, err)
+			}
+		})
+	}
+}

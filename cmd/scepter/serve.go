@@ -789,6 +789,9 @@ func (f *serveFlags) readInputs(e env, profiles map[string]pki.Profile, log *slo
 	if in.ndesPassword, err = f.ndesSecret(); err != nil {
 		return nil, err
 	}
+	if err := refuseEnvAndFile(e, rootKeyPassphraseEnv, "root-key-passphrase-file", f.rootKeyPassphraseFile); err != nil {
+		return nil, err
+	}
 	if in.webhook, err = f.webhook(log); err != nil {
 		return nil, err
 	}
@@ -919,13 +922,9 @@ func (f *serveFlags) ndesSecret() (string, error) {
 	if f.ndesTTL != 0 && (f.ndesTTL < ndes.MinTTL || f.ndesTTL > ndes.MaxTTL) { // 0: ndes.DefaultTTL
 		return "", usageError{fmt.Sprintf("--ndes-ttl %s: want from %s to %s", f.ndesTTL, ndes.MinTTL, ndes.MaxTTL)}
 	}
-	password := f.ndesPassword
-	if f.ndesPasswordFile != "" {
-		p, err := secretFromFile("--ndes-password-file", f.ndesPasswordFile)
-		if err != nil {
-			return "", err
-		}
-		password = p
+	password, err := secretFlagOrFile("ndes-password", f.ndesPassword, "ndes-password-file", f.ndesPasswordFile, secretFromFile)
+	if err != nil {
+		return "", err
 	}
 	if password == "" {
 		return "", usageError{"--ndes-user needs --ndes-password-file or SCEPTER_NDES_PASSWORD"}
@@ -1023,12 +1022,10 @@ func challengeBanner(c challengeState) (line, warning string) {
 }
 
 // givenChallenge is the static challenge the operator gave: the flag or
-// environment, or --challenge-file ("" when neither is set).
+// environment, or --challenge-file ("" when neither is set; both is a
+// usage error).
 func (f *serveFlags) givenChallenge() (string, error) {
-	if f.challenge != "" || f.challengeFile == "" {
-		return f.challenge, nil
-	}
-	return secretFromFile("--challenge-file", f.challengeFile)
+	return secretFlagOrFile("challenge", f.challenge, "challenge-file", f.challengeFile, secretFromFile)
 }
 
 // resolveChallenge picks the static challenge: the one given (see

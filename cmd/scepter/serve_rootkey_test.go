@@ -10,9 +10,9 @@ import (
 )
 
 // serve encrypts a new CA's root.key with SCEPTER_ROOT_KEY_PASSPHRASE, as
-// ca rollover and ca root export read the key with it; a
-// --root-key-passphrase-file wins over it, as it does for them. serve read
-// only the file, so an operator who set only the variable got an
+// ca rollover and ca root export read the key with it (both it and
+// --root-key-passphrase-file are refused: TestSecretGivenTwoWaysIsRefused).
+// serve read only the file, so an operator who set only the variable got an
 // unencrypted root.key.
 func TestServeEncryptsRootKeyWithEnvironmentPassphrase(t *testing.T) {
 	fromFile := writePassFile(t, "file passphrase")
@@ -24,7 +24,7 @@ func TestServeEncryptsRootKeyWithEnvironmentPassphrase(t *testing.T) {
 		wantOut string
 	}{
 		{"environment", map[string]string{rootKeyPassphraseEnv: "environment passphrase"}, nil, "environment passphrase", "(encrypted)"},
-		{"file wins", map[string]string{rootKeyPassphraseEnv: "environment passphrase"}, []string{"--root-key-passphrase-file", fromFile}, "file passphrase", "(encrypted)"},
+		{"file", nil, []string{"--root-key-passphrase-file", fromFile}, "file passphrase", "(encrypted)"},
 		{"empty environment", map[string]string{rootKeyPassphraseEnv: ""}, nil, "", "(not encrypted)"},
 	}
 	for _, tt := range tests {
