@@ -23,30 +23,7 @@ import (
 // window, and whose names the new request keeps unless the profile allows
 // changes.
 func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
-	signer := st.Req.Evidence.heldCertificate()
-	if signer == nil {
-		return pki.Errorf(pki.EBadCertID, "a renewal must be authenticated by the certificate it renews")
-	}
-	// Named as the client knows it: SCEP's message signer, EST's TLS
-	// client certificate.
-	held := "signer certificate"
-	if st.Req.Evidence.SignerCert == nil {
-		held = "client certificate"
-	}
-	now := s.clock.Now()
-	issuer, err := s.authority.IssuedByUs(signer, now)
-	switch {
-	case errors.Is(err, ca.ErrExpired):
-		if now.After(signer.NotAfter.Add(st.Profile.RenewalGrace)) {
-			return pki.Wrap(pki.EBadTime, err, "the certificate to renew has expired")
-		}
-	case err != nil:
-		return pki.Wrap(pki.EBadCertID, err, "the "+held+" was not issued by this CA")
-	}
-	old, err := s.store.Certificate(ctx, issuer.ID, signer.SerialNumber.Text(16))
-	if errors.Is(err, store.ErrNotFound) {
-		return pki.Wrap(pki.EBadCertID, err, "the "+held+" is not in this CA's inventory")
-	}
+	old, signer, err := s.renewedCertificate(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -72,7 +49,7 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	if old.Status == pki.StatusRevoked {
 		return pki.Errorf(pki.EBadCertID, "the certificate to renew is revoked")
 	}
-	if opens := st.Profile.RenewalOpens(signer.NotBefore, signer.NotAfter); now.Before(opens) {
+	if opens := st.Profile.RenewalOpens(signer.NotBefore, signer.NotAfter); s.clock.Now().Before(opens) {
 		return pki.Errorf(pki.EBadTime, "renewal of this certificate opens at %s", opens.UTC().Format(time.RFC3339))
 	}
 	if !st.Profile.AllowKeyReuse && !st.Req.ServerKeyGen && bytes.Equal(st.Req.CSR.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
@@ -80,6 +57,42 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	}
 	st.Renews, st.RenewsCert = old, signer
 	return nil
+}
+
+// renewedCertificate is the certificate a renewal is authenticated by, as
+// the client presented it (signer) and as recorded (old): one we issued
+// (verified by signature to our root, never by name), not expired beyond
+// the profile's grace, and in the inventory. It needs no request, so a
+// handler may have it checked before it reads one (CheckCredentials).
+func (s *Service) renewedCertificate(ctx context.Context, st *State) (old *pki.Certificate, signer *x509.Certificate, err error) {
+	signer = st.Req.Evidence.heldCertificate()
+	if signer == nil {
+		return nil, nil, pki.Errorf(pki.EBadCertID, "a renewal must be authenticated by the certificate it renews")
+	}
+	// Named as the client knows it: SCEP's message signer, EST's TLS
+	// client certificate.
+	held := "signer certificate"
+	if st.Req.Evidence.SignerCert == nil {
+		held = "client certificate"
+	}
+	now := s.clock.Now()
+	issuer, err := s.authority.IssuedByUs(signer, now)
+	switch {
+	case errors.Is(err, ca.ErrExpired):
+		if now.After(signer.NotAfter.Add(st.Profile.RenewalGrace)) {
+			return nil, nil, pki.Wrap(pki.EBadTime, err, "the certificate to renew has expired")
+		}
+	case err != nil:
+		return nil, nil, pki.Wrap(pki.EBadCertID, err, "the "+held+" was not issued by this CA")
+	}
+	old, err = s.store.Certificate(ctx, issuer.ID, signer.SerialNumber.Text(16))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, pki.Wrap(pki.EBadCertID, err, "the "+held+" is not in this CA's inventory")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return old, signer, nil
 }
 
 // renewedAlready is the valid renewal of old whose key is spki, if one was

@@ -24,6 +24,16 @@ const acceptedPasswordLifetime = 15 * time.Minute
 // work as the Basic password, whatever the user name). An unknown user
 // costs the same time as a wrong password.
 func (s *Service) authenticateUser(ctx context.Context, st *State) error {
+	return s.checkUser(ctx, st, s.checkChallenge)
+}
+
+// challengeCheck checks a presented challenge for st: checkChallenge, or
+// challengeMayHold before the request is read.
+type challengeCheck func(ctx context.Context, st *State, presented string) error
+
+// checkUser is authenticateUser with the password tried as a challenge by
+// challenge.
+func (s *Service) checkUser(ctx context.Context, st *State, challenge challengeCheck) error {
 	ev := st.Req.Evidence
 	if ev.HTTPPassword == "" {
 		return pki.Errorf(pki.EUnauthorized, "a password is required")
@@ -31,7 +41,7 @@ func (s *Service) authenticateUser(ctx context.Context, st *State) error {
 	u, err := s.store.ESTUser(ctx, ev.HTTPUser)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		err := s.challengeAsPassword(ctx, st)
+		err := s.challengeAsPassword(ctx, st, challenge)
 		if err != nil && pki.ErrorCode(err) == pki.EUnauthorized {
 			// An unknown user costs what a wrong password does.
 			s.passwords.Burn(ctx, ev.HTTPPassword)
@@ -52,7 +62,7 @@ func (s *Service) authenticateUser(ctx context.Context, st *State) error {
 	if !ok {
 		// A one-time challenge works as the password whatever the user
 		// name, an EST user's too.
-		return s.challengeAsPassword(ctx, st)
+		return s.challengeAsPassword(ctx, st, challenge)
 	}
 	if u.Profile != "" && u.Profile != st.Profile.Name {
 		return pki.Errorf(pki.EUnauthorized, "user %q may enroll only at profile %q", u.Name, u.Profile)
@@ -61,8 +71,8 @@ func (s *Service) authenticateUser(ctx context.Context, st *State) error {
 }
 
 // challengeAsPassword tries the Basic password as a challenge.
-func (s *Service) challengeAsPassword(ctx context.Context, st *State) error {
-	err := s.checkChallenge(ctx, st, st.Req.Evidence.HTTPPassword)
+func (s *Service) challengeAsPassword(ctx context.Context, st *State, challenge challengeCheck) error {
+	err := challenge(ctx, st, st.Req.Evidence.HTTPPassword)
 	if err == nil || pki.ErrorCode(err) == pki.EBadRequest || errors.Is(err, pki.ErrUnavailable) {
 		// A one-time challenge presented for a profile or identity it is
 		// not bound to is refused with its reason, as over SCEP: whoever
@@ -78,6 +88,27 @@ func (s *Service) challengeAsPassword(ctx context.Context, st *State) error {
 // where the profile allows it. A certificate of ours is not enough here: it
 // renews (simplereenroll), it does not buy a second identity.
 func (s *Service) authenticateManufacturer(_ context.Context, st *State) error {
+	if err := s.checkManufacturerCert(st); err != nil {
+		return err
+	}
+	cert := st.Req.Evidence.TLSClientCert
+	if st.Profile.ManufacturerSameSubject {
+		if !csr.SameName(cert.RawSubject, st.Req.CSR.RawSubject) {
+			return pki.Errorf(pki.EBadRequest, "this profile enrolls a manufacturer certificate's own subject (%s) only", cert.Subject)
+		}
+		// Bound to the device's own identity, the request buys that
+		// identity and no other name, as a one-time challenge bound to one.
+		if !namesWithin(st.Req.CSR, formatSANs(cert.DNSNames, cert.EmailAddresses, cert.IPAddresses, cert.URIs)) {
+			return pki.Errorf(pki.EBadRequest, "this profile enrolls a manufacturer certificate's own names only: the request carries a subject alternative name the certificate does not")
+		}
+	}
+	return nil
+}
+
+// checkManufacturerCert is authenticateManufacturer without the request:
+// the TLS client certificate is a device's, issued under a manufacturer CA
+// the profile accepts, valid now, for client authentication.
+func (s *Service) checkManufacturerCert(st *State) error {
 	cert := st.Req.Evidence.TLSClientCert
 	now := s.clock.Now()
 	if _, err := s.authority.IssuedByUs(cert, now); err == nil || errors.Is(err, ca.ErrExpired) {
@@ -108,16 +139,6 @@ func (s *Service) authenticateManufacturer(_ context.Context, st *State) error {
 		// RFC 5280 §4.2.1.12: a certificate with an extended key usage
 		// serves the purposes it lists, and no others.
 		return pki.Errorf(pki.EBadRequest, "the client certificate's extended key usage does not allow client authentication (RFC 5280 §4.2.1.12)")
-	}
-	if st.Profile.ManufacturerSameSubject {
-		if !csr.SameName(cert.RawSubject, st.Req.CSR.RawSubject) {
-			return pki.Errorf(pki.EBadRequest, "this profile enrolls a manufacturer certificate's own subject (%s) only", cert.Subject)
-		}
-		// Bound to the device's own identity, the request buys that
-		// identity and no other name, as a one-time challenge bound to one.
-		if !namesWithin(st.Req.CSR, formatSANs(cert.DNSNames, cert.EmailAddresses, cert.IPAddresses, cert.URIs)) {
-			return pki.Errorf(pki.EBadRequest, "this profile enrolls a manufacturer certificate's own names only: the request carries a subject alternative name the certificate does not")
-		}
 	}
 	return nil
 }

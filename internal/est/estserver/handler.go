@@ -42,6 +42,9 @@ type Service interface {
 	// CACerts is what a client of the profile should trust: the issuing
 	// chain, and the next issuing CA during a rollover.
 	CACerts(profile string) ([]*x509.Certificate, error)
+	// CheckCredentials checks what of the credentials needs no request,
+	// before the body is read.
+	CheckCredentials(ctx context.Context, req enroll.Request) error
 	RecordRefusal(ctx context.Context, r enroll.Refusal) error
 	// ActiveRA signs the SignedData around an encrypted server-generated
 	// key: the RA is the server's identity in CMS.
@@ -238,11 +241,18 @@ func rsaSizeFor(k pki.KeyPolicy) int {
 
 // enroll answers simpleenroll, simplereenroll and serverkeygen.
 func (h *Handler) enroll(c *call) {
-	// Credentials first: a client without any is told so (401 with the
-	// challenge) whatever its body, as a client that probes with an empty
-	// body before it authenticates expects, and nothing it sent is parsed.
+	// Credentials first: a client without any, or with wrong ones, is told
+	// so (401 with the challenge) whatever its body, as a client that
+	// probes with an empty body before it authenticates expects; nothing
+	// it sent is parsed, and an unauthenticated caller learns nothing of
+	// how a body is parsed. The service checks them all again with the CSR.
 	ev, err := h.credentials(c)
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := h.svc.CheckCredentials(c.r.Context(), enroll.Request{Evidence: ev, Profile: c.profile, Protocol: pki.ProtocolEST,
+		RemoteAddr: c.r.RemoteAddr, Renewal: c.op == est.OpSimpleReenroll, ServerKeyGen: c.op == est.OpServerKeyGen}); err != nil {
 		h.fail(c, err)
 		return
 	}

@@ -805,3 +805,112 @@ func TestMalformedRequestReasonIsShort(t *testing.T) {
 		t.Errorf("reason %q shows the parser's internals", r.body)
 	}
 }
+
+// Wrong credentials are told so (401 with the Basic challenge) whatever
+// the body, before it is read: a malformed body with a wrong password got
+// 400, which told an unauthenticated caller how bodies are parsed and
+// made the server parse them for it. Right credentials with the same body
+// get the 400 and its reason as before, for each way of authenticating.
+func TestWrongCredentialsBeforeBody(t *testing.T) {
+	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{
+		profile("iot", nil),
+		profile("idevid", func(p *pki.Profile) { p.ManufacturerAuth = true }),
+	}})
+	ctx := context.Background()
+	c := f.httpClient(nil, 0)
+	otp, _, err := f.adm.NewChallenge(ctx, time.Hour, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := newKey(t)
+	ours := f.issued(f.post(c, "simpleenroll", "alice", userPassword, newCSR(t, key, "renew-me", csr.Template{}), nil))
+	oursClient := f.httpClient(tlsPair(ours, key, f.auth.Issuer.Cert), 0)
+	revokedKey := newKey(t)
+	revoked := f.issued(f.post(c, "simpleenroll", "alice", userPassword, newCSR(t, revokedKey, "revoked", csr.Template{}), nil))
+	rec := f.record(revoked)
+	if _, _, err := f.st.RevokeCertificate(ctx, rec.IssuerID, rec.SerialHex, 1, f.clock.Now(), pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+		t.Fatal(err)
+	}
+	revokedClient := f.httpClient(tlsPair(revoked, revokedKey, f.auth.Issuer.Cert), 0)
+	devKey := newKey(t)
+	idevid := f.httpClient(tlsPair(f.manufacturer.issue(t, "device-1", devKey, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(time.Hour)), devKey), 0)
+	strangerCA := newTestCA(t, "Someone Else", f.clock.Now())
+	stranger := f.httpClient(tlsPair(strangerCA.issue(t, "stranger", devKey, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(time.Hour)), devKey), 0)
+
+	pem := []byte("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n")
+	tests := []struct {
+		name       string
+		client     *http.Client
+		path       string
+		user, pass string
+		status     int
+		reason     string
+	}{
+		{"wrong password", c, "simpleenroll", "alice", "wrong-password-1", 401, "not valid"},
+		{"unknown user", c, "simpleenroll", "mallory", userPassword, 401, "not valid"},
+		{"no password", c, "simpleenroll", "alice", "", 401, "password is required"},
+		{"wrong password, serverkeygen", c, "serverkeygen", "alice", "wrong-password-2", 401, "not valid"},
+		{"static challenge at another profile", c, "iot/simpleenroll", "anyone", "static-secret", 401, "not valid"},
+		{"foreign client certificate, reenroll", stranger, "simplereenroll", "", "", 401, "not issued by this CA"},
+		{"revoked client certificate, reenroll", revokedClient, "simplereenroll", "", "", 401, "revoked"},
+		{"manufacturer certificate where none is accepted", idevid, "simpleenroll", "", "", 401, "accepts no client certificate"},
+		{"foreign client certificate, enroll", stranger, "idevid/simpleenroll", "", "", 401, "manufacturer"},
+
+		{"right password", c, "simpleenroll", "alice", userPassword, 400, "the body is PEM"},
+		{"right password, serverkeygen", c, "serverkeygen", "alice", userPassword, 400, "the body is PEM"},
+		{"one-time challenge", c, "simpleenroll", "anyone", otp, 400, "the body is PEM"},
+		{"static challenge", c, "simpleenroll", "anyone", "static-secret", 400, "the body is PEM"},
+		{"our certificate, reenroll", oursClient, "simplereenroll", "", "", 400, "the body is PEM"},
+		{"manufacturer certificate", idevid, "idevid/simpleenroll", "", "", 400, "the body is PEM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.post(tt.client, tt.path, tt.user, tt.pass, pem, nil)
+			wantStatus(t, r, tt.status, tt.reason)
+			if got := r.header.Get("WWW-Authenticate"); (tt.status == 401) != (got != "") {
+				t.Errorf("WWW-Authenticate %q with HTTP %d", got, tt.status)
+			}
+		})
+	}
+}
+
+// Wrong passwords sent with malformed bodies count against the address as
+// any other: after the limit even the right password waits (429).
+func TestWrongCredentialsWithMalformedBodiesAreThrottled(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	c := f.httpClient(nil, 0)
+	for i := range 10 { // the default limit
+		wantStatus(t, f.post(c, "simpleenroll", "alice", fmt.Sprintf("wrong-password-%d", i), []byte("not base64!"), nil), http.StatusUnauthorized, "not valid")
+	}
+	wantStatus(t, f.post(c, "simpleenroll", "alice", userPassword, newCSR(t, newKey(t), "right", csr.Template{}), nil), http.StatusTooManyRequests, "too many failed attempts")
+}
+
+// A one-time challenge used up still authenticates its requester asking
+// again for the same request: held for approval (202 again), or issued
+// with an answer that was lost (the same certificate). Checking the
+// credentials before the body must not refuse them.
+func TestUsedUpChallengeAskedAgain(t *testing.T) {
+	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{
+		profile("approval", func(p *pki.Profile) { p.RequireApproval = true }),
+	}})
+	ctx := context.Background()
+	c := f.httpClient(nil, 0)
+	held, _, err := f.adm.NewChallenge(ctx, time.Hour, "approval", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := newCSR(t, newKey(t), "held", csr.Template{})
+	wantStatus(t, f.post(c, "approval/simpleenroll", "anyone", held, body, nil), http.StatusAccepted, "")
+	wantStatus(t, f.post(c, "approval/simpleenroll", "anyone", held, body, nil), http.StatusAccepted, "")
+
+	issued, _, err := f.adm.NewChallenge(ctx, time.Hour, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = newCSR(t, newKey(t), "lost-answer", csr.Template{})
+	first := f.issued(f.post(c, "simpleenroll", "anyone", issued, body, nil))
+	again := f.issued(f.post(c, "simpleenroll", "anyone", issued, body, nil))
+	if first.SerialNumber.Cmp(again.SerialNumber) != 0 {
+		t.Errorf("asked again, got serial %x, want the one issued, %x", again.SerialNumber, first.SerialNumber)
+	}
+}
