@@ -54,10 +54,13 @@ type Options struct {
 	Concurrency int
 	// Count bounds the number of enrollments, Duration the time the clock
 	// runs; the run stops at whichever comes first. Neither: DefaultCount.
-	// Enrollments in flight when Duration ends get DrainTime (at most
+	// Enrollments in flight when Duration ends get Drain (at most
 	// Timeout) to finish; then they are cancelled and fail as unfinished.
 	Count    int
 	Duration time.Duration
+	// Drain is that time after Duration (default DrainTime); a test of a
+	// hung server sets it short so as not to wait the default out.
+	Drain time.Duration
 	// Challenge is the SCEP challengePassword; for EST without ESTUser and
 	// ESTPassword it is the HTTP Basic password.
 	Challenge string
@@ -138,7 +141,7 @@ type Result struct {
 	Failed    int `json:"failed"`
 	// Failures counts failures by reason: "failInfo:badRequest",
 	// "http:503", "timeout", "connection reset", "verify:chain",
-	// "unfinished" (no reply DrainTime after Duration ended), …
+	// "unfinished" (no reply Drain after Duration ended), …
 	Failures map[string]int `json:"failures"`
 	// FirstErrors are the first failure messages of the first few reasons,
 	// verbatim.
@@ -325,6 +328,9 @@ func (o *Options) normalise() error {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
+	if o.Drain <= 0 {
+		o.Drain = DrainTime
+	}
 	if o.ProgressInterval <= 0 {
 		o.ProgressInterval = time.Second
 	}
@@ -508,7 +514,7 @@ func (r *run) work(ctx context.Context, w *worker, deadline time.Time) {
 		item := r.pool.item(i)
 		rctx, cancel := context.WithTimeout(ctx, o.Timeout)
 		if !deadline.IsZero() {
-			end := deadline.Add(min(DrainTime, o.Timeout))
+			end := deadline.Add(min(o.Drain, o.Timeout))
 			var cancelDrain context.CancelFunc
 			rctx, cancelDrain = context.WithDeadlineCause(rctx, end, errUnfinished)
 			cancelTimeout := cancel
