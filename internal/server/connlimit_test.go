@@ -223,6 +223,9 @@ func TestSlowClientsAreDropped(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// Each case has a server of its own and mostly waits for the
+			// header timeout: they run side by side.
+			t.Parallel()
 			var conf *tls.Config
 			scheme := "http"
 			if tc.tls {
@@ -281,15 +284,20 @@ func selfSigned(t *testing.T) *tls.Config {
 // a request after grace. An idle keep-alive connection makes room at once.
 func TestConnLimitGrace(t *testing.T) {
 	const quiet, grace = time.Second, 1500 * time.Millisecond
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Each case has a listener of its own and runs in parallel with the
+	// others: they spend their time waiting out the limiter's delays.
+	listen := func(t *testing.T) (net.Listener, string) {
+		t.Helper()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return ln, ln.Addr().String()
 	}
-	defer ln.Close()
-	addr := ln.Addr().String()
 	// replaced runs an Accept for a newcomer on l, which is full with old,
 	// and reports how long the newcomer waited; old must be closed then.
-	replaced := func(l *server.ConnLimiter, old net.Conn) time.Duration {
+	replaced := func(t *testing.T, l *server.ConnLimiter, addr string, old net.Conn) time.Duration {
 		t.Helper()
 		dialN(t, addr, 1)
 		start := time.Now()
@@ -304,7 +312,7 @@ func TestConnLimitGrace(t *testing.T) {
 		}
 		return waited
 	}
-	accept := func(l *server.ConnLimiter) net.Conn {
+	accept := func(t *testing.T, l *server.ConnLimiter) net.Conn {
 		t.Helper()
 		c, err := l.Accept()
 		if err != nil {
@@ -314,35 +322,41 @@ func TestConnLimitGrace(t *testing.T) {
 	}
 
 	t.Run("sent nothing", func(t *testing.T) {
+		t.Parallel()
+		ln, addr := listen(t)
 		l := server.NewConnLimiter(ln, 1, grace, nil)
 		dialN(t, addr, 1)
-		if waited := replaced(l, accept(l)); waited < quiet*3/4 {
+		if waited := replaced(t, l, addr, accept(t, l)); waited < quiet*3/4 {
 			t.Errorf("the newcomer was accepted after %v: a new connection is kept for %v", waited, quiet)
 		}
 	})
 	t.Run("sent part of a request", func(t *testing.T) {
+		t.Parallel()
+		ln, addr := listen(t)
 		l := server.NewConnLimiter(ln, 1, grace, nil)
 		client := dialN(t, addr, 1)[0]
 		if _, err := io.WriteString(client, "GET / HTTP/1.1\r\n"); err != nil {
 			t.Fatal(err)
 		}
-		talking := accept(l)
+		talking := accept(t, l)
 		// The server has read what came; the rest is late.
 		if _, err := talking.Read(make([]byte, 64)); err != nil {
 			t.Fatal(err)
 		}
-		if waited := replaced(l, talking); waited < grace*3/4 {
+		if waited := replaced(t, l, addr, talking); waited < grace*3/4 {
 			t.Errorf("the newcomer was accepted after %v: a new connection that talks is kept for %v", waited, grace)
 		}
 	})
 	t.Run("idle keep-alive", func(t *testing.T) {
+		t.Parallel()
+		ln, addr := listen(t)
 		l := server.NewConnLimiter(ln, 1, time.Hour, nil)
 		dialN(t, addr, 1)
-		kept := accept(l)
+		kept := accept(t, l)
 		l.ConnState(kept, http.StateActive)
 		l.ConnState(kept, http.StateIdle)
 		const idleGrace = 250 * time.Millisecond
-		if waited := replaced(l, kept); waited < idleGrace*3/4 || waited > quiet/2 {
+		if waited := replaced(t, l, addr, kept); waited < idleGrace*3/4 || waited > quiet/2 {
 			t.Errorf("the newcomer waited %v for a connection idle between requests, want about %v", waited, idleGrace)
 		}
 	})
@@ -356,9 +370,11 @@ func TestConnLimitGrace(t *testing.T) {
 		idle bool
 	}{{"request sent, unread", false}, {"idle keep-alive with its next request unread", true}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ln, addr := listen(t)
 			l := server.NewConnLimiter(ln, 1, 300*time.Millisecond, nil)
 			client := dialN(t, addr, 1)[0]
-			kept := accept(l)
+			kept := accept(t, l)
 			if tc.idle {
 				l.ConnState(kept, http.StateActive)
 				l.ConnState(kept, http.StateIdle)
