@@ -136,8 +136,9 @@ type Config struct {
 	// (an operator's complete Debian weak-key lists, --weak-keys-file).
 	WeakKeys pki.KeyBlocklist
 	// FailedAttemptsPerAddress is how many failed challenge or password
-	// checks from one address within 10 minutes lock it out (a minute,
-	// doubling up to an hour); zero means 10.
+	// checks of one identity from one address (an IPv6 /64) within 10
+	// minutes lock it out (a minute, doubling up to an hour), ten times as
+	// many of any identities the address itself; zero means 10.
 	FailedAttemptsPerAddress int
 	// PublicURL is the base URL relying parties reach this server at
 	// (http://host:port): every certificate issued gets a CRL distribution

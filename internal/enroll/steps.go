@@ -96,7 +96,7 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 // used-up challenge asked again for other names), and a request accepted
 // only then clears its failures.
 func (s *Service) throttled(st *State, identity string, check func() error) error {
-	host := clientHost(st.Req.RemoteAddr)
+	host := throttleHost(st.Req.RemoteAddr)
 	if until, blocked := s.failures.blocked(host, identity); blocked {
 		return pki.Wrap(pki.EUnauthorized, &LockedOutError{Until: until, Wait: until.Sub(s.clock.Now())},
 			"too many failed attempts from this address; try again after "+until.UTC().Format(time.RFC3339))

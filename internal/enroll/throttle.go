@@ -1,6 +1,8 @@
 package enroll
 
 import (
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -11,7 +13,12 @@ import (
 // challenge or password checks within a window is refused outright for a
 // while, the wait doubling with each new lockout up to a maximum. It lives
 // in this node's memory (a per-node limit is enough to make guessing
-// useless), and it is bounded: when full, the entries idle longest go.
+// useless), and it is bounded: when full, the unlocked entries idle longest
+// go (see evict).
+//
+// An address is an IPv4 address, or an IPv6 /64 (throttleHost): a client
+// is given a whole /64 as readily as one address, and the request rate
+// limit groups it so too.
 //
 // Failures count twice: against the address and the identity it claimed
 // (an EST user, or "a challenge"), limit per window, and against the
@@ -30,6 +37,10 @@ type failureThrottle struct {
 
 	mu      sync.Mutex
 	entries map[string]*failureEntry // by address, and by address and identity
+	// overflow counts the failures that found no room in entries, every
+	// entry being locked (evict); while it is locked, so is every address
+	// and identity without an entry of its own.
+	overflow failureEntry
 }
 
 type failureEntry struct {
@@ -78,7 +89,31 @@ func newFailureThrottle(clock pki.Clock, limit int) *failureThrottle {
 		limit = defaultFailureLimit
 	}
 	return &failureThrottle{clock: clock, limit: limit, window: defaultFailureWindow, base: defaultLockout, max: defaultMaxLockout,
-		maxEntries: defaultThrottleTarget, entries: map[string]*failureEntry{}}
+		maxEntries: defaultThrottleTarget, entries: map[string]*failureEntry{}, overflow: failureEntry{lockout: defaultLockout}}
+}
+
+// throttleHost is the address a client's failures count against, from its
+// address ("192.0.2.1:5000", "[2001:db8::1]:0" or a bare address): an IPv4
+// address as it is (an IPv4-mapped IPv6 address as IPv4), an IPv6 address
+// as its /64, as the request rate limit groups clients (server.clientKey).
+// Per address, a client with a /64 would start a fresh count on each of
+// its 2^64 addresses: unlimited guesses.
+func throttleHost(remote string) string {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return a.String()
 }
 
 // identityKey is the entry of host's attempts as identity.
@@ -92,7 +127,13 @@ func (t *failureThrottle) blocked(host, identity string) (time.Time, bool) {
 	defer t.mu.Unlock()
 	var until time.Time
 	for _, key := range []string{host, identityKey(host, identity)} {
-		if e := t.entries[key]; e != nil && now.Before(e.blockedUntil) && e.blockedUntil.After(until) {
+		e := t.entries[key]
+		if e == nil {
+			// No entry of its own: its failures, if any, went to the
+			// overflow count.
+			e = &t.overflow
+		}
+		if now.Before(e.blockedUntil) && e.blockedUntil.After(until) {
 			until = e.blockedUntil
 		}
 	}
@@ -100,23 +141,43 @@ func (t *failureThrottle) blocked(host, identity string) (time.Time, bool) {
 }
 
 // failed counts a failure of host as identity, and locks either out once
-// over its limit.
+// over its limit. A failure that finds no room for an entry (evict) counts
+// once against the overflow entry, at the address limit.
 func (t *failureThrottle) failed(host, identity string) {
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.count(host, t.limit*addressLimitFactor, now)
-	t.count(identityKey(host, identity), t.limit, now)
+	idKey := identityKey(host, identity)
+	addr := t.entry(host, idKey, now)
+	id := t.entry(idKey, host, now)
+	if addr != nil {
+		t.count(addr, t.limit*addressLimitFactor, now)
+	}
+	if id != nil {
+		t.count(id, t.limit, now)
+	}
+	if addr == nil || id == nil {
+		t.count(&t.overflow, t.limit*addressLimitFactor, now)
+	}
 }
 
-// count is one failure of key's entry (t.mu held).
-func (t *failureThrottle) count(key string, limit int, now time.Time) {
-	e := t.entries[key]
-	if e == nil {
-		t.evict()
-		e = &failureEntry{windowStart: now, lockout: t.base}
-		t.entries[key] = e
+// entry is key's entry, made if there is room; sibling is the other entry
+// the same failure counts against, which making room must not drop (t.mu
+// held).
+func (t *failureThrottle) entry(key, sibling string, now time.Time) *failureEntry {
+	if e := t.entries[key]; e != nil {
+		return e
 	}
+	if !t.evict(sibling, now) {
+		return nil
+	}
+	e := &failureEntry{windowStart: now, lockout: t.base}
+	t.entries[key] = e
+	return e
+}
+
+// count is one failure against e (t.mu held).
+func (t *failureThrottle) count(e *failureEntry, limit int, now time.Time) {
 	e.lastSeen = now
 	if now.Sub(e.windowStart) > t.window {
 		e.fails, e.windowStart = 0, now
@@ -140,18 +201,37 @@ func (t *failureThrottle) succeeded(host, identity string) {
 	}
 }
 
-// evict makes room for one entry, dropping the one idle longest (called
-// with the lock held; a linear scan over a bounded map, only when full).
-func (t *failureThrottle) evict() {
+// evict makes room for one entry, dropping the unlocked one idle longest
+// but never keep, and reports whether there is room (called with the lock
+// held; a linear scan over a bounded map, only when full).
+//
+// An entry locked now is never dropped: an attacker with many addresses
+// could otherwise fill the map with fresh failures and so unlock the
+// address he was guessing from. When every entry is locked, there is no
+// room: the new failure counts against one shared overflow entry instead,
+// which locks, at the address limit, every address and identity that has
+// no entry of its own (blocked). That fails closed, for the addresses the
+// map cannot track: while an attacker holds the whole map locked, his
+// further addresses get the address limit between them, not a fresh
+// count each, and a well-behaved client with no entry may be refused for
+// a while; no address already locked is let go early.
+func (t *failureThrottle) evict(keep string, now time.Time) bool {
 	if len(t.entries) < t.maxEntries {
-		return
+		return true
 	}
 	var oldest string
 	var when time.Time
-	for h, e := range t.entries {
+	for k, e := range t.entries {
+		if k == keep || now.Before(e.blockedUntil) {
+			continue
+		}
 		if oldest == "" || e.lastSeen.Before(when) {
-			oldest, when = h, e.lastSeen
+			oldest, when = k, e.lastSeen
 		}
 	}
+	if oldest == "" {
+		return false
+	}
 	delete(t.entries, oldest)
+	return true
 }

@@ -67,3 +67,58 @@ func TestThrottleByIdentity(t *testing.T) {
 		t.Error("still locked after the first lockout's minute")
 	}
 }
+
+// A full throttle drops the unlocked entry idle longest, never a locked
+// one, however old: an attacker cannot push his own lockout out with
+// failures from fresh addresses. With every entry locked, failures from
+// addresses without an entry share one overflow count at the address
+// limit, which then locks every address without an entry (fails closed),
+// and still lets none of the locked ones go.
+func TestThrottleEvictionKeepsLockouts(t *testing.T) {
+	cases := []struct {
+		name string
+		// unlocked addresses failing once, after the locked one
+		unlocked int
+		// fresh addresses failing once each, after that
+		fresh int
+		// whether a fresh address that never failed is locked out
+		freshLocked bool
+	}{
+		{"room made by dropping unlocked entries", 3, 3, false},
+		{"no unlocked entry: fresh failures share the overflow count", 0, 49, false},
+		{"the overflow count locks", 0, 50, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clock := pkitest.NewClock(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
+			th := newFailureThrottle(clock, 5)
+			// Room for the locked address's two entries and the
+			// unlocked ones' two each.
+			th.maxEntries = 2 + 2*c.unlocked
+			const locked = "198.51.100.66"
+			for range 5 {
+				th.failed(locked, "user bob")
+			}
+			if _, b := th.blocked(locked, "user bob"); !b {
+				t.Fatal("not locked after 5 failures")
+			}
+			for i := range c.unlocked {
+				clock.Advance(time.Second)
+				th.failed(fmt.Sprintf("192.0.2.%d", i), "user bob")
+			}
+			for i := range c.fresh {
+				clock.Advance(time.Second)
+				th.failed(fmt.Sprintf("2001:db8:%x::/64", i), "user bob")
+			}
+			if _, b := th.blocked(locked, "user bob"); !b {
+				t.Error("the locked address was let go to make room")
+			}
+			if len(th.entries) > th.maxEntries {
+				t.Errorf("%d entries, more than %d", len(th.entries), th.maxEntries)
+			}
+			if _, b := th.blocked("203.0.113.1", "user carol"); b != c.freshLocked {
+				t.Errorf("an address without an entry locked out: %v, want %v", b, c.freshLocked)
+			}
+		})
+	}
+}

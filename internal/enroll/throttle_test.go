@@ -205,3 +205,47 @@ func TestRenewalFirstAtAnApprovalProfileCountsNoUsedUpChallenge(t *testing.T) {
 		t.Error("the address is locked out for the used-up challenge of an approved request")
 	}
 }
+
+// Failures count per IPv4 address (an IPv4-mapped IPv6 address as IPv4)
+// and per IPv6 /64, as the request rate limit groups clients: a client
+// given a /64 does not start a fresh count on each of its addresses.
+func TestThrottleGroupsIPv6By64(t *testing.T) {
+	cases := []struct {
+		name    string
+		guesses []string // the addresses of five wrong challenges
+		probe   string   // the address then asking with the right one
+		locked  bool
+	}{
+		{"one IPv4 address", []string{"198.51.100.7:1", "198.51.100.7:2", "198.51.100.7:3", "198.51.100.7:4", "198.51.100.7:5"},
+			"198.51.100.7:6", true},
+		{"five IPv4 addresses", []string{"198.51.100.1:1", "198.51.100.2:1", "198.51.100.3:1", "198.51.100.4:1", "198.51.100.5:1"},
+			"198.51.100.5:2", false},
+		{"five addresses of one IPv6 /64", []string{"[2001:db8:77:1:1::1]:1", "[2001:db8:77:1:2::1]:1", "[2001:db8:77:1:3::1]:1",
+			"[2001:db8:77:1:4::1]:1", "[2001:db8:77:1:ffff:ffff:ffff:ffff]:1"}, "[2001:db8:77:1::99]:1", true},
+		{"another /64 of the same /48", []string{"[2001:db8:77:1:1::1]:1", "[2001:db8:77:1:2::1]:1", "[2001:db8:77:1:3::1]:1",
+			"[2001:db8:77:1:4::1]:1", "[2001:db8:77:1:5::1]:1"}, "[2001:db8:77:2::1]:1", false},
+		{"IPv4-mapped IPv6 as IPv4", []string{"[::ffff:198.51.100.9]:1", "198.51.100.9:1", "[::ffff:198.51.100.9]:2",
+			"198.51.100.9:2", "[::ffff:198.51.100.9]:3"}, "198.51.100.9:3", true},
+		{"a zone is no other address", []string{"[fe80::1%eth0]:1", "[fe80::2%eth1]:1", "[fe80::3]:1", "[fe80::4%eth0]:1",
+			"[fe80::5%eth2]:1"}, "[fe80::6]:1", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixtureWith(t, enroll.Config{FailedAttemptsPerAddress: 5})
+			ctx := context.Background()
+			for i, addr := range c.guesses {
+				r := named(t, fmt.Sprintf("guess-%d", i), "dev", "dev.example")
+				r.RemoteAddr = addr
+				if _, err := f.svc.Enroll(ctx, r); pki.ErrorCode(err) != pki.EUnauthorized {
+					t.Fatalf("guess %d from %s: %v, want unauthorized", i, addr, err)
+				}
+			}
+			r := named(t, static, "probe", "probe.example")
+			r.RemoteAddr = c.probe
+			_, err := f.svc.Enroll(ctx, r)
+			if got := err != nil && strings.Contains(pki.ErrorMessage(err), "too many failed attempts"); got != c.locked {
+				t.Errorf("%s locked out: %v (%v), want %v", c.probe, got, err, c.locked)
+			}
+		})
+	}
+}
