@@ -955,3 +955,54 @@ func TestRejectReasonReachesTheDeviceAsOneLine(t *testing.T) {
 		t.Errorf("polling a request rejected with a reason stored unchecked: %q", msg)
 	}
 }
+
+// An EST user's right password at a profile the user is not bound to is a
+// policy refusal (EForbidden, EST 403), not a wrong password: however
+// often a device pointed at the wrong label asks, it locks nobody out, and
+// the user still enrolls at its own profile from the same address. A wrong
+// password there still counts.
+func TestUserAtAnotherProfileIsForbiddenNotAFailure(t *testing.T) {
+	cases := []struct {
+		name     string
+		password string
+		wantErr  pki.Code
+		locked   bool
+	}{
+		{"the right password", "device-pass", pki.EForbidden, false},
+		{"a wrong password", "guess", pki.EUnauthorized, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			own, other := pki.DefaultProfile(), pki.DefaultProfile()
+			own.Name, other.Name = "own", "other"
+			f := newFixtureWith(t, enroll.Config{FailedAttemptsPerAddress: 3,
+				Profiles: map[string]pki.Profile{"own": own, "other": other}, DefaultProfile: "own"})
+			ctx := context.Background()
+			hash, err := credential.HashPassword("device-pass")
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := f.clock.Now()
+			if err := f.st.CreateESTUser(ctx, pki.ESTUser{Name: "dev", PasswordHash: hash, Profile: "own", CreatedAt: now, CreatedBy: "test"},
+				pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: "test", Outcome: "success"}); err != nil {
+				t.Fatal(err)
+			}
+			enrollAt := func(profile, password string) error {
+				req := request(t, "")
+				req.Evidence = enroll.Evidence{HTTPUser: "dev", HTTPPassword: password}
+				req.Protocol, req.Profile, req.RemoteAddr = pki.ProtocolEST, profile, "192.0.2.10:443"
+				_, err := f.svc.Enroll(ctx, req)
+				return err
+			}
+			for i := range 5 {
+				if err := enrollAt("other", c.password); pki.ErrorCode(err) != c.wantErr {
+					t.Fatalf("try %d at the other profile: %v, want %s", i, err, c.wantErr)
+				}
+			}
+			err = enrollAt("own", "device-pass")
+			if got := err != nil && strings.Contains(pki.ErrorMessage(err), "too many failed attempts"); got != c.locked {
+				t.Errorf("at its own profile: %v; locked out %v, want %v", err, got, c.locked)
+			}
+		})
+	}
+}

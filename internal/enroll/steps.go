@@ -91,7 +91,8 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 // throttled runs a secret-based check of identity unless the client's
 // address has failed too often lately, and notes its outcome in
 // st.Attempt: guessing challenges or passwords from one address gets
-// slower and slower. The throttle is told once the request's outcome is
+// slower and slower. A refusal of a secret found right (EForbidden: an EST
+// user at a profile it is not bound to) is no failed guess. The throttle is told once the request's outcome is
 // known (settle): a secret that passed here may still be refused later (a
 // used-up challenge asked again for other names), and a request accepted
 // only then clears its failures.

@@ -65,7 +65,10 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge challengeC
 		return s.challengeAsPassword(ctx, st, challenge)
 	}
 	if u.Profile != "" && u.Profile != st.Profile.Name {
-		return pki.Errorf(pki.EUnauthorized, "user %q may enroll only at profile %q", u.Name, u.Profile)
+		// The password is right: a policy refusal (EST 403), not a failed
+		// check. Counted as one, a device pointed at the wrong label would
+		// lock its user out for its whole address (behind NAT: the fleet).
+		return pki.Errorf(pki.EForbidden, "user %q may enroll only at profile %q", u.Name, u.Profile)
 	}
 	return nil
 }
