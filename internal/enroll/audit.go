@@ -82,7 +82,9 @@ func (s *Service) auditRefusal(ctx context.Context, remote string, ev pki.AuditE
 	// The client may have hung up; its refusal is recorded all the same.
 	ctx = context.WithoutCancel(ctx)
 	if note != "" {
-		ev.Detail = strings.TrimPrefix(ev.Detail+"; "+note, "; ")
+		// First: the detail may end in text the client chose (the user
+		// name it tried), which must stay last to be told apart.
+		ev.Detail = strings.TrimSuffix(note+"; "+ev.Detail, "; ")
 	}
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
 		s.log.Error("audit write failed", "err", err, "event", ev.Type, "reason", ev.Reason)
@@ -106,6 +108,12 @@ func (s *Service) recordFailure(ctx context.Context, req Request, cause error) e
 	}
 	if req.CSR != nil {
 		ev.Subject = csr.NameString(req.CSR.RawSubject)
+	}
+	if req.Evidence.HTTPUser != "" {
+		// The user name tried, as sent (attacker-chosen text: clipped
+		// here, escaped by every reader): without it a failed login does
+		// not say whose password was guessed.
+		ev.Detail = "attempted_user: " + req.Evidence.HTTPUser
 	}
 	ev = clipped(ev)
 	_ = s.auditRefusal(ctx, req.RemoteAddr, ev)

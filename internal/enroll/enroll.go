@@ -340,6 +340,11 @@ type State struct {
 	// issuance used up (noted for a renewal-first request only, whose
 	// fallback needs it). A guess cannot be one.
 	ChallengeUsedUp bool
+	// AuthorizedBy names what authenticated the request, for the audit
+	// trail: "est-user NAME", "challenge ID" (a one-time challenge's id,
+	// never its secret), "static-challenge", "webhook",
+	// "manufacturer-cert ISSUER SERIAL", "renewal SERIAL".
+	AuthorizedBy string
 	// Events are appended with the issuance (e.g. challenge.used).
 	Events []pki.AuditEvent
 	// Attempt, when set, is where the secret check notes its outcome for
@@ -620,7 +625,7 @@ func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certifica
 	ev := clipped(pki.AuditEvent{
 		Time: s.clock.Now(), Type: pki.EventSentAgain, Actor: actor(st.Req), Profile: st.Profile.Name,
 		SerialHex: again.SerialHex, IssuerID: again.IssuerID, Subject: again.Subject, TransactionID: st.Req.TransactionID,
-		Outcome: "success", Detail: "certificate " + again.SerialHex + " sent again: " + why,
+		Outcome: "success", Detail: withAuthorizedBy("certificate "+again.SerialHex+" sent again: "+why, st),
 	})
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
 		return nil, fmt.Errorf("enroll: record certificate %s sent again: %w", again.SerialHex, err)
@@ -660,6 +665,7 @@ func (s *Service) issuance(st *State, rec pki.Certificate, now time.Time) store.
 	if st.ApprovedBy != "" {
 		who = st.ApprovedBy
 	}
+	detail = withAuthorizedBy(detail, st)
 	events := append([]pki.AuditEvent{{
 		Time: now, Type: evType, Actor: who, Profile: st.Profile.Name,
 		SerialHex: rec.SerialHex, IssuerID: rec.IssuerID, Subject: rec.Subject,
@@ -677,6 +683,21 @@ func (s *Service) issuance(st *State, rec pki.Certificate, now time.Time) store.
 		}
 	}
 	return in
+}
+
+// withAuthorizedBy appends to an event's detail what authorised st's
+// request: last, as it may end in a name the client chose, so that a
+// reader can tell where it starts. An approval names the held request it
+// completes, whose request.pending event says what authenticated it.
+func withAuthorizedBy(detail string, st *State) string {
+	by := st.AuthorizedBy
+	if by == "" && st.CompleteRequest != nil {
+		by = "approval of request " + st.CompleteRequest.ID
+	}
+	if by == "" {
+		return detail
+	}
+	return strings.TrimPrefix(detail+", authorized_by: "+by, ", ")
 }
 
 // record turns an issued certificate into its inventory record.

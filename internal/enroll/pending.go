@@ -50,7 +50,7 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 		}
 	}
 	ev := pki.AuditEvent{Time: now, Type: pki.EventRequestPending, Actor: actor(st.Req), Profile: st.Profile.Name,
-		Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: detail}
+		Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: withAuthorizedBy(detail, st)}
 	err = s.store.CreateRequest(ctx, r, st.ConsumeChallenge, ev)
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeUnusable) {
 		// Another node (or a copy of this request, resent by a device

@@ -77,13 +77,22 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 	ev := st.Req.Evidence
 	switch {
 	case st.Req.Renewal:
-		return s.authenticateRenewal(ctx, st)
+		if err := s.authenticateRenewal(ctx, st); err != nil {
+			return err
+		}
+		st.AuthorizedBy = "renewal " + st.Renews.SerialHex
+		return nil
 	case ev.HTTPUser != "" || ev.HTTPPassword != "":
 		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.authenticateUser(ctx, st) })
 	case ev.Challenge != "":
 		return s.throttled(st, "a challenge", func() error { return s.checkChallenge(ctx, st, ev.Challenge) })
 	case ev.TLSClientCert != nil:
-		return s.authenticateManufacturer(ctx, st)
+		if err := s.authenticateManufacturer(ctx, st); err != nil {
+			return err
+		}
+		cert := ev.TLSClientCert
+		st.AuthorizedBy = "manufacturer-cert " + csr.NameString(cert.RawIssuer) + " " + cert.SerialNumber.Text(16)
+		return nil
 	}
 	return pki.Errorf(pki.EUnauthorized, "a challenge password is required")
 }
@@ -140,6 +149,7 @@ func (s *Service) settle(a secretAttempt, err error) {
 func (s *Service) checkChallenge(ctx context.Context, st *State, presented string) error {
 	hash := credential.HashChallenge(presented)
 	if st.Held != nil && st.Held.ChallengeHash != nil && subtle.ConstantTimeCompare(hash, st.Held.ChallengeHash) == 1 {
+		st.AuthorizedBy = "challenge of held request " + st.Held.ID
 		return nil
 	}
 	mode := st.Profile.ChallengeMode
@@ -147,7 +157,7 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 		if err := s.checkWebhook(ctx, st, presented); err != nil {
 			return err
 		}
-		st.ChallengeHash = hash
+		st.ChallengeHash, st.AuthorizedBy = hash, "webhook"
 		return nil
 	}
 	if mode == "" {
@@ -156,7 +166,7 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 	// The static challenge belongs to one profile: elsewhere it is just a
 	// wrong password.
 	if (mode == ChallengeStatic || mode == ChallengeAny) && st.Profile.Name == s.staticProfile && s.static.Matches(presented) {
-		st.ChallengeHash = hash
+		st.ChallengeHash, st.AuthorizedBy = hash, "static-challenge"
 		return nil
 	}
 	if mode == ChallengeOneTime || mode == ChallengeAny {
@@ -175,7 +185,7 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 				return err
 			}
 			if again != nil {
-				st.IssuedAlready = again
+				st.IssuedAlready, st.AuthorizedBy = again, "the used-up challenge of certificate "+again.SerialHex
 				return nil
 			}
 		case err != nil:
@@ -184,7 +194,7 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 			if err := s.checkBinding(ctx, st, ch); err != nil {
 				return err
 			}
-			st.ConsumeChallenge, st.ChallengeHash = hash, hash
+			st.ConsumeChallenge, st.ChallengeHash, st.AuthorizedBy = hash, hash, "challenge "+ch.ID
 			st.Events = append(st.Events, pki.AuditEvent{
 				Time: s.clock.Now(), Type: pki.EventChallengeUsed, Actor: actor(st.Req), Profile: st.Profile.Name,
 				TransactionID: st.Req.TransactionID, Outcome: "success", Detail: "challenge " + ch.ID,

@@ -70,6 +70,7 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge challengeC
 		// lock its user out for its whole address (behind NAT: the fleet).
 		return pki.Errorf(pki.EForbidden, "user %q may enroll only at profile %q", u.Name, u.Profile)
 	}
+	st.AuthorizedBy = "est-user " + u.Name
 	return nil
 }
 
