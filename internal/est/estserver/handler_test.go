@@ -217,7 +217,7 @@ func TestAuthentication(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.issued(f.post(c, "iot/simpleenroll", "bob", "bob-password-123", body("bob-iot"), nil))
-	wantStatus(t, f.post(c, "simpleenroll", "bob", "bob-password-123", body("bob-default"), nil), http.StatusUnauthorized, "profile")
+	wantStatus(t, f.post(c, "simpleenroll", "bob", "bob-password-123", body("bob-default"), nil), http.StatusForbidden, "profile") // the right password: a policy refusal, not a failure
 
 	// A one-time challenge as the Basic password, whatever the user: once.
 	otp, _, err := f.adm.NewChallenge(ctx, time.Hour, "", "test")
