@@ -6,12 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/printable"
 )
 
 // caPools splits CA certificates from a server into trust anchors and the
@@ -149,23 +147,10 @@ func verifyIssuedAt(cert *x509.Certificate, caCerts []*x509.Certificate, fingerp
 }
 
 // Printable is text from a server (a failInfoText, a refusal's reason) made
-// safe to print: control characters, escape sequences among them, and bytes
-// that are not UTF-8 are shown as Go escapes, so a server cannot clear or
-// recolour the terminal or forge lines of our output.
+// safe to print: control characters, escape sequences among them, format
+// characters and bytes that are not UTF-8 are shown as Go escapes, so a
+// server cannot clear or recolour the terminal or forge lines of our
+// output. The rule is printable.String's, which the console shares.
 func Printable(s string) string {
-	var b strings.Builder
-	for len(s) > 0 {
-		r, size := utf8.DecodeRuneInString(s)
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[0])
-		case !strconv.IsPrint(r):
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		default:
-			b.WriteRune(r)
-		}
-		s = s[size:]
-	}
-	return b.String()
+	return printable.String(s)
 }
