@@ -20,27 +20,35 @@ import (
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/printable"
 )
 
 // funcs are the template functions. None returns template.HTML: every
 // value a template prints is escaped.
 var funcs = template.FuncMap{
-	"when":     fmtTime,
-	"day":      fmtDay,
-	"iso":      isoTime,
-	"clock":    func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
-	"rel":      relTime,
-	"reason":   admin.ReasonName,
-	"join":     strings.Join,
-	"short":    short,
-	"status":   certStatus,
-	"certURL":  certURL,
-	"duration": fmtDuration,
-	"itoa":     itoa,
-	"slug":     func(s string) string { return strings.ReplaceAll(strings.ToLower(s), " ", "-") },
-	"list":     func(s ...string) []string { return s },
-	"addf":     func(a, b float64) float64 { return a + b },
-	"subf":     func(a, b float64) float64 { return a - b },
+	// printable is for every text someone else wrote: a subject or SAN
+	// (a refused request's is stored as the unauthenticated requester
+	// sent it), an audit reason or detail, an actor, an address. HTML
+	// escaping keeps markup out but not a bidi override or a zero-width
+	// space, which make "CN=printer-7 \u202enimda\u202c" read as
+	// "CN=printer-7 admin": those come out as Go escapes, as in the CLI.
+	"printable": printable.String,
+	"when":      fmtTime,
+	"day":       fmtDay,
+	"iso":       isoTime,
+	"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
+	"rel":       relTime,
+	"reason":    admin.ReasonName,
+	"join":      strings.Join,
+	"short":     short,
+	"status":    certStatus,
+	"certURL":   certURL,
+	"duration":  fmtDuration,
+	"itoa":      itoa,
+	"slug":      func(s string) string { return strings.ReplaceAll(strings.ToLower(s), " ", "-") },
+	"list":      func(s ...string) []string { return s },
+	"addf":      func(a, b float64) float64 { return a + b },
+	"subf":      func(a, b float64) float64 { return a - b },
 }
 
 func fmtTime(t time.Time) string {
