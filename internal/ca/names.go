@@ -62,8 +62,9 @@ const maxSubjectLen = 2048
 // parseSubject checks that raw is one DER Name (SEQUENCE OF SET OF
 // AttributeTypeAndValue) and nothing else, that every value is a string
 // that Go's x509 parser reads (as clients will: the CA must never sign a
-// certificate it cannot read back), not empty and without control or
-// bidirectional-override characters, and the attribute bounds.
+// certificate it cannot read back), not empty and without control, format
+// (bidirectional or invisible) or line-separator characters (unreadable),
+// and the attribute bounds.
 func parseSubject(raw []byte) (subjectInfo, error) {
 	var info subjectInfo
 	if len(raw) == 0 {
@@ -287,17 +288,17 @@ func attributeName(oid asn1.ObjectIdentifier) string {
 }
 
 // unreadable reports the characters a name must not hold: controls (a NUL
-// cuts C strings short, line breaks forge log lines) and the bidirectional
-// overrides and isolates, which make a name read as another
-// ("dev\u202egnp.exe").
+// cuts C strings short, line breaks forge log lines), the line and
+// paragraph separators (U+2028, U+2029: line breaks too, to a browser or
+// an editor), and every format character (Unicode category Cf): the
+// bidirectional marks, overrides and isolates, which make a name read as
+// another ("dev\u202egnp.exe"), and the invisible ones, which make two
+// names that differ read the same ("adm\u200bin" as "admin", with U+200B
+// to U+200D, U+2060, U+FEFF, U+00AD, U+180E…). That refuses the joiners
+// some scripts write between letters too: a subject is an identifier, and
+// one that reads as another is the greater harm.
 func unreadable(r rune) bool {
-	switch {
-	case unicode.IsControl(r),
-		r == '\u061c', r == '\u200e', r == '\u200f',
-		'\u202a' <= r && r <= '\u202e', '\u2066' <= r && r <= '\u2069':
-		return true
-	}
-	return false
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.In(r, unicode.Zl, unicode.Zp)
 }
 
 // directoryString decodes an attribute value as Go's x509 parser does
