@@ -147,3 +147,58 @@ func (s *Service) RecordRACertificates(ctx context.Context) error {
 // RAProfileName is the profile under which the inventory lists SCEP RA
 // certificates.
 const RAProfileName = "scep-ra"
+
+// RARevoked reports whether the inventory holds ra's certificate as
+// revoked (for any reason, a hold included): its key decrypts every SCEP
+// request, challenges inside, so a revoked one must stop doing so and be
+// replaced. An RA that is the issuing CA itself (--scep-ra ca) is not a
+// certificate of the inventory, which never says it is revoked.
+func (s *Service) RARevoked(ctx context.Context, ra *pki.RA) (bool, error) {
+	if ra == nil || ra.Cert == nil || ra.IsCA {
+		return false, nil
+	}
+	// An expired RA certificate is still ours (the issuer comes back
+	// with ErrExpired): its revocation still counts.
+	issuer, _ := s.authority.IssuedByUs(ra.Cert, s.clock.Now())
+	if issuer == nil {
+		return false, nil
+	}
+	serial := ra.Cert.SerialNumber.Text(16)
+	rec, err := s.store.Certificate(ctx, issuer.ID, serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("enroll: looking up the RA certificate %s: %w", serial, err)
+	}
+	return rec.Status == pki.StatusRevoked, nil
+}
+
+// RecordRAReplacement puts replacement, the RA certificate issued because
+// revoked's was revoked, into the inventory (so that OCSP knows it and it
+// can be revoked in turn), with an audit event that says what it replaces
+// and which node (actor) replaced it. When RecordRACertificates recorded
+// it first, the event is written alone.
+func (s *Service) RecordRAReplacement(ctx context.Context, revoked, replacement *pki.RA, actor string) error {
+	now := s.clock.Now()
+	issuer, err := s.authority.IssuedByUs(replacement.Cert, now)
+	if err != nil {
+		return fmt.Errorf("enroll: the new RA certificate: %w", err)
+	}
+	serial := replacement.Cert.SerialNumber.Text(16)
+	st := &State{Req: Request{Protocol: pki.ProtocolInternal}, Profile: pki.Profile{Name: RAProfileName}}
+	rec := record(replacement.Cert, issuer.ID, st, now)
+	ev := pki.AuditEvent{Time: now, Type: pki.EventIssued, Actor: actor, Profile: RAProfileName, SerialHex: serial,
+		IssuerID: issuer.ID, Subject: rec.Subject, Outcome: "success",
+		Detail: fmt.Sprintf("SCEP RA certificate with a new key, replacing the revoked RA certificate %s", revoked.Cert.SerialNumber.Text(16))}
+	err = s.store.RecordIssuance(ctx, store.Issuance{Certificate: rec, Now: now, Events: []pki.AuditEvent{ev}})
+	if errors.Is(err, store.ErrConflict) {
+		// In the inventory already: the replacement still goes into the
+		// audit trail.
+		err = s.store.AppendAudit(ctx, ev)
+	}
+	if err != nil {
+		return fmt.Errorf("enroll: recording the RA certificate %s: %w", serial, err)
+	}
+	return nil
+}
