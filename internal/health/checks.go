@@ -47,10 +47,17 @@ func IssuerKey(k Keys, clock pki.Clock) Check {
 	}}
 }
 
+// RAStatus says whether an RA may still be used: nil when it may, else
+// why not (its certificate is revoked and not yet replaced).
+type RAStatus interface {
+	RAUsable(ctx context.Context, ra *pki.RA) error
+}
+
 // RAKey is the check that the SCEP RA active now can sign (with --scep-ra
-// ca, the issuing CA's key again).
-func RAKey(k Keys, clock pki.Clock) Check {
-	return Check{Name: "RA key", Run: func(context.Context) error {
+// ca, the issuing CA's key again) and, with status, that it may still be
+// used: a revoked RA fails the check until it is replaced.
+func RAKey(k Keys, clock pki.Clock, status RAStatus) Check {
+	return Check{Name: "RA key", Run: func(ctx context.Context) error {
 		now := clock.Now()
 		_, ra := k.Active(now)
 		if ra == nil {
@@ -58,6 +65,11 @@ func RAKey(k Keys, clock pki.Clock) Check {
 		}
 		if err := validAt(ra.Cert, now); err != nil {
 			return fmt.Errorf("RA certificate %w", err)
+		}
+		if status != nil {
+			if err := status.RAUsable(ctx, ra); err != nil {
+				return err
+			}
 		}
 		return CanSign(ra.Key, ra.Cert)
 	}}

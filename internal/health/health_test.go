@@ -38,7 +38,7 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 // checker is the server's readiness: the fixture's store, CA and RA.
 func checker(p *fixture.PKI, st health.Pinger, k health.Keys) *health.Checker {
 	return health.New(health.Options{Clock: p.Clock},
-		health.Store(st), health.IssuerKey(k, p.Clock), health.RAKey(k, p.Clock))
+		health.Store(st), health.IssuerKey(k, p.Clock), health.RAKey(k, p.Clock, nil))
 }
 
 // /healthz and /readyz answer on both listeners, unauthenticated.
@@ -261,6 +261,34 @@ func TestReadyzFailsWhenACertificateHasExpired(t *testing.T) {
 		code, body := get(t, mux, "/readyz")
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, c.failed+": failed") {
 			t.Errorf("%s: /readyz %d %q, want 503 naming %q", c.name, code, body, c.failed)
+		}
+	}
+}
+
+// raStatus answers RAUsable with err.
+type raStatus struct{ err error }
+
+func (s raStatus) RAUsable(context.Context, *pki.RA) error { return s.err }
+
+// The RA check fails while the RA's status says it may not be used (its
+// certificate revoked and not yet replaced), naming why.
+func TestRAKeyFollowsTheRAStatus(t *testing.T) {
+	p := fixture.New(t, fixture.Options{})
+	for _, tc := range []struct {
+		name    string
+		status  health.RAStatus
+		wantErr string
+	}{
+		{"no status", nil, ""},
+		{"usable", raStatus{}, ""},
+		{"revoked", raStatus{errors.New("the RA certificate 1f is revoked")}, "the RA certificate 1f is revoked"},
+	} {
+		err := health.RAKey(p.Authority, p.Clock, tc.status).Run(context.Background())
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.wantErr)
 		}
 	}
 }
