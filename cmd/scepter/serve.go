@@ -376,13 +376,15 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := svc.RecordRACertificates(ctx); err != nil {
 		log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
 	}
+	raKeeper := newRAKeeper(svc, authority, f.dataDir, clock, log, host+" "+f.listen)
+	raKeeper.check(ctx) // a revocation made while the server was stopped
 	scepOpts := scepserver.Options{AllowInsecureDES: f.allowInsecureDES, MaxClockSkew: f.maxClockSkew}
 	if f.ndesUser != "" {
 		// NDES's SCEP path serves the profile its page's passwords are
 		// bound to.
 		scepOpts.NDESProfile = f.ndesProfile
 	}
-	scepHandler, err := scepserver.New(svc, clock, log, scepOpts)
+	scepHandler, err := scepserver.New(scepService{svc, raKeeper}, clock, log, scepOpts)
 	if err != nil {
 		return err
 	}
@@ -393,7 +395,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	handlers := server.Handlers{SCEP: scepHandler, CRL: crl.NewHandler(rev.publisher, authority), OCSP: rev.responder, Metrics: m,
-		Health: health.New(health.Options{Clock: clock, Log: log}, health.Store(st), health.IssuerKey(authority, clock), health.RAKey(authority, clock, nil),
+		Health: health.New(health.Options{Clock: clock, Log: log}, health.Store(st), health.IssuerKey(authority, clock), health.RAKey(authority, clock, raKeeper),
 			health.Check{Name: "CA", Run: caSync.Ready})}
 	adm := admin.New(st, clock, log, profiles, f.defaultProfile)
 	if handlers.NDES, err = f.ndes(svc, adm, authority, in.ndesPassword, log); err != nil {
@@ -548,6 +550,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	// once a day.
 	warnCAExpiry(authority, f.dataDir, clock.Now(), log)
 	go every(ctx, 24*time.Hour, func() { warnCAExpiry(authority, f.dataDir, clock.Now(), log) })
+	// Every minute, as the HTTPS certificate: a revoked RA is replaced.
+	go every(ctx, time.Minute, func() { raKeeper.check(ctx) })
 	if tlsCert != nil {
 		// Every minute: a revoked certificate (its key leaked) is replaced
 		// within one; otherwise the look is one store read.

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// raInventory is what the RA keeper asks the inventory; *enroll.Service
+// is one.
+type raInventory interface {
+	RARevoked(ctx context.Context, ra *pki.RA) (bool, error)
+	RecordRAReplacement(ctx context.Context, revoked, replacement *pki.RA, actor string) error
+}
+
+// raKeeper keeps a revoked SCEP RA out of service. Its key decrypts every
+// SCEP request, challenges inside: once the inventory (shared by every
+// node on a store) says its certificate is revoked, the keeper stops
+// decrypting with it, and replaces the active and the next RA with a new
+// key and certificate, issued as at the first start. An RA that is the
+// issuing CA itself (--scep-ra ca) is not replaced: the keeper logs that
+// the CA is revoked and the RA check fails.
+//
+// check runs at start, before the server answers (a revocation made while
+// it was stopped), and every minute after, like the HTTPS certificate's.
+type raKeeper struct {
+	inventory raInventory
+	authority *ca.Authority
+	caDir     string
+	clock     pki.Clock
+	log       *slog.Logger
+	// node names this node in the audit trail.
+	node string
+
+	// revoked holds the DER of every loaded RA certificate the last check
+	// found revoked (true). Never modified once stored: every SCEP
+	// request reads it, without a lock.
+	revoked atomic.Pointer[map[string]bool]
+
+	mu sync.Mutex
+	// refusing is, per revoked RA, a copy whose key no longer decrypts:
+	// served while the RA is active and could not be replaced, one per
+	// RA so that a GetCACert cache keyed by RA does not grow.
+	refusing map[*pki.RA]*pki.RA
+	// problem is why an active RA cannot be used, for /readyz.
+	problem error
+	// logged: the revoked RAs already logged about (by DER).
+	logged map[string]bool
+}
+
+func newRAKeeper(inventory raInventory, authority *ca.Authority, dataDir string, clock pki.Clock, log *slog.Logger, node string) *raKeeper {
+	k := &raKeeper{inventory: inventory, authority: authority, caDir: filepath.Join(dataDir, "ca"), clock: clock, log: log, node: node,
+		refusing: map[*pki.RA]*pki.RA{}, logged: map[string]bool{}}
+	k.revoked.Store(&map[string]bool{})
+	return k
+}
+
+// isRevoked: the last check found ra's certificate revoked.
+func (k *raKeeper) isRevoked(ra *pki.RA) bool {
+	return (*k.revoked.Load())[string(ra.Cert.Raw)]
+}
+
+// check asks the inventory about every loaded RA and replaces a revoked
+// active or next one. A store that cannot be read leaves an RA as the
+// last check found it; the next check asks again.
+func (k *raKeeper) check(ctx context.Context) {
+	revoked := maps.Clone(*k.revoked.Load())
+	var loaded []string
+	for _, ra := range k.authority.RAs() {
+		der := string(ra.Cert.Raw)
+		loaded = append(loaded, der)
+		r, err := k.inventory.RARevoked(ctx, ra)
+		if err != nil {
+			k.log.Warn("checking whether the SCEP RA certificate is revoked", "serial", ra.Cert.SerialNumber.Text(16), "err", err)
+			continue
+		}
+		if r {
+			revoked[der] = true
+		} else {
+			delete(revoked, der)
+		}
+	}
+	// Only what is loaded: a replaced RA is gone for good.
+	for der := range revoked {
+		if !slices.Contains(loaded, der) {
+			delete(revoked, der)
+		}
+	}
+	// Decryption stops before the replacement, which may take a while
+	// (a key made in an HSM) or fail.
+	k.revoked.Store(&revoked)
+
+	activeRA := func() *pki.RA {
+		_, ra := k.authority.Active(k.clock.Now())
+		return ra
+	}
+	nextRA := func() *pki.RA {
+		_, ra, _ := k.authority.Next(k.clock.Now())
+		return ra
+	}
+	active := activeRA()
+	var problems []error
+	for _, role := range []func() *pki.RA{activeRA, nextRA} {
+		ra := role()
+		if ra == nil || !revoked[string(ra.Cert.Raw)] {
+			continue
+		}
+		serial := ra.Cert.SerialNumber.Text(16)
+		if ra.IsCA {
+			err := fmt.Errorf("the issuing CA %s, which is also the SCEP RA (--scep-ra ca), is revoked: "+
+				"it is not replaced automatically; roll over to a new issuing CA (scepter ca rollover)", serial)
+			k.logOnce(ra, func() { k.log.Error(err.Error()) })
+			if ra == active {
+				problems = append(problems, err)
+			}
+			continue
+		}
+		k.logOnce(ra, func() {
+			k.log.Warn("the SCEP RA certificate is revoked; no longer decrypting with its key, issuing a new RA key and certificate", "serial", serial)
+		})
+		replacement, err := k.replace(ctx, ra, role)
+		if err != nil {
+			err = fmt.Errorf("the SCEP RA certificate %s is revoked and could not be replaced: %w", serial, err)
+			k.log.Error(err.Error())
+			if ra == active {
+				problems = append(problems, err)
+			}
+			continue
+		}
+		k.log.Warn("the revoked SCEP RA was replaced with a new key and certificate; clients fetch it with GetCACert",
+			"revoked_serial", serial, "serial", replacement.Cert.SerialNumber.Text(16),
+			"not_after", replacement.Cert.NotAfter.UTC().Format("2006-01-02T15:04:05Z"))
+	}
+	k.mu.Lock()
+	k.problem = errors.Join(problems...)
+	k.mu.Unlock()
+}
+
+func (k *raKeeper) logOnce(ra *pki.RA, log func()) {
+	k.mu.Lock()
+	seen := k.logged[string(ra.Cert.Raw)]
+	k.logged[string(ra.Cert.Raw)] = true
+	k.mu.Unlock()
+	if !seen {
+		log()
+	}
+}
+
+// replace destroys the revoked RA's key and removes its certificate from
+// the CA directory it was loaded from (the current generation's or the
+// next one's), then reloads the CA, which issues a new RA key and
+// certificate there as at the first start, and records the new
+// certificate in the inventory. role is the RA in the revoked one's place
+// (the active or the next). The key goes first: a reload between the two
+// removals that found the certificate without its key refuses to load
+// (and the next reload succeeds); one that found the key without its
+// certificate would certify the revoked key again.
+func (k *raKeeper) replace(ctx context.Context, revoked *pki.RA, role func() *pki.RA) (*pki.RA, error) {
+	dir, err := k.dirOf(revoked.Cert)
+	if err != nil {
+		return nil, err
+	}
+	if dir != "" {
+		kd := &keys.Dir{Path: dir, Token: k.authority.Token()}
+		if err := kd.Destroy(strings.TrimSuffix(ca.RAKeyFile, ".key")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("destroying the revoked RA key in %s: %w", dir, err)
+		}
+		if err := os.Remove(filepath.Join(dir, ca.RACertFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("removing the revoked RA certificate: %w", err)
+		}
+	}
+	if err := k.authority.Reload(k.clock.Now()); err != nil {
+		return nil, fmt.Errorf("issuing a new RA: %w", err)
+	}
+	replacement := role()
+	if replacement == nil || replacement.Cert.Equal(revoked.Cert) || pki.SamePublicKey(replacement.Cert.PublicKey, revoked.Cert.PublicKey) {
+		return nil, errors.New("the reloaded CA still holds the revoked RA")
+	}
+	if err := k.inventory.RecordRAReplacement(ctx, revoked, replacement, "system:"+k.node); err != nil {
+		// The new RA serves already; RecordRACertificates records it at
+		// the next reload.
+		k.log.Warn("recording the new SCEP RA certificate in the inventory", "err", err)
+	}
+	return replacement, nil
+}
+
+// dirOf is the CA directory whose ra.crt is cert: the current generation's
+// or the next one's; "" when neither holds it any more (replaced meanwhile).
+func (k *raKeeper) dirOf(cert *x509.Certificate) (string, error) {
+	for _, dir := range []string{k.caDir, filepath.Join(k.caDir, ca.NextDir)} {
+		onDisk, err := readCert(filepath.Join(dir, ca.RACertFile))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if onDisk.Equal(cert) {
+			return dir, nil
+		}
+	}
+	return "", nil
+}
+
+func readCert(path string) (*x509.Certificate, error) {
+	certs, err := keys.LoadCertFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s holds no certificate", path)
+	}
+	return certs[0], nil
+}
+
+// RAUsable is the RA part of /readyz (health.RAStatus): an RA whose
+// certificate is revoked fails it until it is replaced. It asks the
+// inventory itself, so /readyz fails from the revocation on, not only
+// from the next check.
+func (k *raKeeper) RAUsable(ctx context.Context, ra *pki.RA) error {
+	k.mu.Lock()
+	problem := k.problem
+	k.mu.Unlock()
+	known := k.isRevoked(ra)
+	if problem != nil {
+		return problem
+	}
+	revoked, err := k.inventory.RARevoked(ctx, ra)
+	if err != nil {
+		return err
+	}
+	if revoked || known {
+		return fmt.Errorf("the RA certificate %s is revoked; a new one is issued within a minute", ra.Cert.SerialNumber.Text(16))
+	}
+	return nil
+}
+
+// usable returns ra, or, when its certificate is revoked, a copy whose key
+// refuses to decrypt.
+func (k *raKeeper) usable(ra *pki.RA) *pki.RA {
+	if ra == nil {
+		return nil
+	}
+	if !k.isRevoked(ra) {
+		return ra
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if r, ok := k.refusing[ra]; ok {
+		return r
+	}
+	r := *ra
+	r.Key = revokedRAKey{Signer: ra.Key, serial: ra.Cert.SerialNumber.Text(16)}
+	k.refusing[ra] = &r
+	return &r
+}
+
+// notRevoked are the RAs of ras whose certificates are not revoked.
+func (k *raKeeper) notRevoked(ras []*pki.RA) []*pki.RA {
+	if len(*k.revoked.Load()) == 0 {
+		return ras
+	}
+	out := make([]*pki.RA, 0, len(ras))
+	for _, ra := range ras {
+		if !k.isRevoked(ra) {
+			out = append(out, ra)
+		}
+	}
+	return out
+}
+
+// revokedRAKey is a revoked RA's key: it signs (a FAILURE reply still
+// needs a signature) but no longer decrypts.
+type revokedRAKey struct {
+	crypto.Signer
+	serial string
+}
+
+func (k revokedRAKey) Decrypt(io.Reader, []byte, crypto.DecrypterOpts) ([]byte, error) {
+	return nil, fmt.Errorf("the RA certificate %s is revoked: its key no longer decrypts", k.serial)
+}
+
+// scepService is the enrollment service as the SCEP handler sees it: no
+// RA whose certificate is revoked decrypts a request. An envelope
+// addressed to one is refused (badMessageCheck) like any other that the
+// server cannot open.
+type scepService struct {
+	*enroll.Service
+	ras *raKeeper
+}
+
+func (s scepService) ActiveRA() *pki.RA { return s.ras.usable(s.Service.ActiveRA()) }
+
+func (s scepService) NextRA() (*pki.RA, bool) {
+	ra, ok := s.Service.NextRA()
+	return s.ras.usable(ra), ok
+}
+
+func (s scepService) RAs() []*pki.RA { return s.ras.notRevoked(s.Service.RAs()) }

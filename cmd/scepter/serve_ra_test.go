@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/health"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/scep/scepserver"
+	"github.com/scepter/scepter/internal/server"
+	"github.com/scepter/scepter/internal/store"
+)
+
+const reasonKeyCompromise = 1
+
+// raNode is one server's SCEP side as serve wires it: the RA keeper and
+// the SCEP handler over the real CA and store.
+type raNode struct {
+	keeper    *raKeeper
+	authority *ca.Authority
+	svc       *enroll.Service
+	client    *client.SCEP
+	logs      *bytes.Buffer
+}
+
+func newRANode(t *testing.T, p *fixture.PKI, dataDir string, authority *ca.Authority, svc *enroll.Service, name string) *raNode {
+	t.Helper()
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil))
+	if err := svc.RecordRACertificates(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	k := newRAKeeper(svc, authority, dataDir, p.Clock, log, name)
+	k.check(context.Background())
+	h, err := scepserver.New(scepService{svc, k}, p.Clock, log, scepserver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux, err := server.PlainMux(server.Handlers{SCEP: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &raNode{keeper: k, authority: authority, svc: svc, client: &client.SCEP{URL: srv.URL + "/scep", Now: p.Clock.Now}, logs: logs}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+var (
+	raTestKeyOnce sync.Once
+	raTestKey     *rsa.PrivateKey
+)
+
+// send enrolls cn encrypted to the RA among caCerts and returns the
+// server's reply, parsed but not verified (a reply to an envelope the
+// server cannot open may be signed by an RA the client does not know).
+func (n *raNode) send(t *testing.T, caCerts []*x509.Certificate, cn string) (*scep.PKIMessage, *client.Prepared, []byte) {
+	t.Helper()
+	raTestKeyOnce.Do(func() {
+		var err error
+		if raTestKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+	})
+	ctx := context.Background()
+	caps, err := n.client.GetCACaps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: cn}, ChallengePassword: fixture.Challenge}, raTestKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prep, err := n.client.Prepare(client.EnrollRequest{CSR: der, Key: raTestKey, CACerts: caCerts, Caps: caps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := n.client.SendPrepared(ctx, prep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := scep.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, prep, body
+}
+
+// enroll enrolls cn through a fresh GetCACert, as a client does.
+func (n *raNode) enroll(t *testing.T, cn string) []*x509.Certificate {
+	t.Helper()
+	certs, err := n.client.GetCACert(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, prep, body := n.send(t, certs, cn)
+	if _, err := prep.Certificate(body); err != nil {
+		t.Fatalf("enroll %s: %v", cn, err)
+	}
+	return certs
+}
+
+func (n *raNode) ready(ctx context.Context) error {
+	return health.RAKey(n.authority, n.keeper.clock, n.keeper).Run(ctx)
+}
+
+func holds(certs []*x509.Certificate, c *x509.Certificate) bool {
+	for _, x := range certs {
+		if x.Equal(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// Revoking the SCEP RA certificate takes its key out of service: /readyz
+// fails at once, the next check issues a new RA key and certificate, which
+// GetCACert serves, the inventory records and a restart loads; a request
+// encrypted to the revoked RA is refused with badMessageCheck; the
+// replacement is logged and audited.
+func TestRevokedRAIsReplaced(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	oldCerts := n.enroll(t, "before")
+	old := p.Service.ActiveRA()
+	if !holds(oldCerts, old.Cert) {
+		t.Fatal("GetCACert does not serve the RA")
+	}
+	if err := n.ready(ctx); err != nil {
+		t.Fatalf("RA check before the revocation: %v", err)
+	}
+
+	p.Revoke(t, old.Cert, reasonKeyCompromise)
+	if err := n.ready(ctx); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("RA check after the revocation, before the replacement: %v, want revoked", err)
+	}
+	n.keeper.check(ctx)
+
+	cur := p.Service.ActiveRA()
+	if cur.Cert.Equal(old.Cert) || pki.SamePublicKey(cur.Cert.PublicKey, old.Cert.PublicKey) {
+		t.Fatal("the revoked RA is still active, or its key is")
+	}
+	if cur.IsCA || cur.Cert.CheckSignatureFrom(p.Issuer().Cert) != nil {
+		t.Error("the new RA certificate is not a separate RA issued by the issuing CA")
+	}
+	if err := n.ready(ctx); err != nil {
+		t.Errorf("RA check after the replacement: %v", err)
+	}
+	newCerts, err := n.client.GetCACert(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !holds(newCerts, cur.Cert) || holds(newCerts, old.Cert) {
+		t.Error("GetCACert does not serve the new RA alone")
+	}
+
+	// A client that still encrypts to the revoked RA.
+	rep, _, _ := n.send(t, oldCerts, "stale")
+	if rep.PKIStatus != scep.StatusFailure || rep.FailInfo != scep.BadMessageCheck {
+		t.Errorf("request encrypted to the revoked RA: status %q failInfo %q, want FAILURE badMessageCheck", rep.PKIStatus, rep.FailInfo)
+	}
+	n.enroll(t, "after")
+
+	rec, err := p.Store.Certificate(ctx, p.Issuer().ID, cur.Cert.SerialNumber.Text(16))
+	if err != nil {
+		t.Fatalf("the new RA certificate is not in the inventory: %v", err)
+	}
+	if rec.Profile != enroll.RAProfileName || rec.Status == pki.StatusRevoked {
+		t.Errorf("inventory: profile %q status %q", rec.Profile, rec.Status)
+	}
+	events, err := p.Store.ListAudit(ctx, store.AuditFilter{SerialHex: cur.Cert.SerialNumber.Text(16)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || !strings.Contains(events[0].Detail, "replacing the revoked RA certificate "+old.Cert.SerialNumber.Text(16)) ||
+		events[0].Actor != "system:node-a" {
+		t.Errorf("audit events of the new RA certificate: %+v", events)
+	}
+	logs := n.logs.String()
+	if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "RA certificate is revoked") {
+		t.Errorf("no warning logged:\n%s", logs)
+	}
+
+	// A second check changes nothing.
+	n.keeper.check(ctx)
+	if again := p.Service.ActiveRA(); again != cur {
+		t.Error("a second check replaced the RA again")
+	}
+	// A restart loads the new RA, and the revoked key is gone.
+	restarted, _, err := ca.LoadOrCreate(p.Dir, ca.InitOptions{}, p.Clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ra := restarted.Active(p.Clock.Now())
+	if !ra.Cert.Equal(cur.Cert) || pki.SamePublicKey(ra.Key.Public(), old.Cert.PublicKey) {
+		t.Error("after a restart the CA loads another RA than the replacement, or the revoked key")
+	}
+}
+
+// Nodes sharing one store share the inventory: a node started after the
+// RA was revoked (or restarted) replaces it before it serves, and a node
+// that was running replaces it at its next check. Each records its new
+// RA certificate in the shared inventory.
+func TestRevokedRAIsReplacedOnEveryNode(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	a := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	old := p.Service.ActiveRA()
+
+	// Node B: the same CA (DATA/ca copied, as import-keys does), the
+	// same store.
+	dirB := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dirB, "ca"), os.DirFS(filepath.Join(p.Dir, "ca"))); err != nil {
+		t.Fatal(err)
+	}
+	// CopyFS leaves files readable by others, which the CA refuses for keys.
+	err := filepath.WalkDir(dirB, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		return os.Chmod(path, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Revoke(t, old.Cert, reasonKeyCompromise)
+
+	authB, _, err := ca.LoadOrCreate(dirB, ca.InitOptions{}, p.Clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ra := authB.Active(p.Clock.Now()); !ra.Cert.Equal(old.Cert) {
+		t.Fatal("node B does not start with the shared RA")
+	}
+	svcB, err := enroll.New(p.Store, authB, p.Clock, p.Log, enroll.Config{StaticChallenge: fixture.Challenge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newRANode(t, p, dirB, authB, svcB, "node-b")
+	raB := svcB.ActiveRA()
+	if raB.Cert.Equal(old.Cert) {
+		t.Fatal("node B serves the revoked RA after its start")
+	}
+	b.enroll(t, "on-b")
+
+	a.keeper.check(ctx)
+	raA := p.Service.ActiveRA()
+	if raA.Cert.Equal(old.Cert) {
+		t.Fatal("node A still serves the revoked RA after its check")
+	}
+	a.enroll(t, "on-a")
+	for node, ra := range map[string]*pki.RA{"A": raA, "B": raB} {
+		if _, err := p.Store.Certificate(ctx, p.Issuer().ID, ra.Cert.SerialNumber.Text(16)); err != nil {
+			t.Errorf("node %s's new RA certificate is not in the shared inventory: %v", node, err)
+		}
+	}
+}
+
+// An RA whose replacement fails stops decrypting all the same, and the
+// RA check keeps failing; the client hears badMessageCheck from the RA it
+// encrypted to.
+func TestRevokedRANotReplacedStopsDecrypting(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	certs := n.enroll(t, "before")
+	old := p.Service.ActiveRA()
+	// A CA directory the keeper cannot find the RA in: nothing to replace.
+	n.keeper.caDir = t.TempDir()
+	p.Revoke(t, old.Cert, reasonKeyCompromise)
+	n.keeper.check(ctx)
+	if !p.Service.ActiveRA().Cert.Equal(old.Cert) {
+		t.Fatal("the test expects the replacement to fail")
+	}
+	if err := n.ready(ctx); err == nil || !strings.Contains(err.Error(), "could not be replaced") {
+		t.Errorf("RA check: %v, want the failed replacement", err)
+	}
+	_, prep, body := n.send(t, certs, "after")
+	_, err := prep.Certificate(body)
+	var fail *client.FailureError
+	if !errors.As(err, &fail) || fail.FailInfo != scep.BadMessageCheck {
+		t.Errorf("request encrypted to the revoked RA: %v, want badMessageCheck", err)
+	}
+	if !strings.Contains(n.logs.String(), "level=ERROR") {
+		t.Errorf("the failed replacement is not logged as an error:\n%s", n.logs.String())
+	}
+}
+
+// revokedInventory says every RA is revoked: the issuing CA acting as RA
+// is not a certificate of the inventory, so only a stand-in can say it.
+type revokedInventory struct{}
+
+func (revokedInventory) RARevoked(context.Context, *pki.RA) (bool, error) { return true, nil }
+func (revokedInventory) RecordRAReplacement(context.Context, *pki.RA, *pki.RA, string) error {
+	return errors.New("nothing to record")
+}
+
+// With --scep-ra ca the RA is the issuing CA: a revoked one is not
+// replaced (no CA key is touched), the RA check fails and an error says
+// that the CA is revoked.
+func TestRevokedCAAsRAIsNotReplaced(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p := fixture.New(t, fixture.Options{})
+	authority, _, err := ca.LoadOrCreate(dir, ca.InitOptions{KeyType: "rsa2048", RAMode: ca.RAModeCA}, p.Clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadDir(filepath.Join(dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &bytes.Buffer{}
+	k := newRAKeeper(revokedInventory{}, authority, dir, p.Clock, slog.New(slog.NewTextHandler(logs, nil)), "node-a")
+	k.check(ctx)
+	after, err := os.ReadDir(filepath.Join(dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != len(after) {
+		t.Errorf("the CA directory changed: %d files, then %d", len(before), len(after))
+	}
+	if _, ra := authority.Active(p.Clock.Now()); !ra.IsCA {
+		t.Error("the CA is no longer its own RA")
+	}
+	err = health.RAKey(authority, p.Clock, k).Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "issuing CA") || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("RA check: %v, want the revoked CA", err)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "is revoked") {
+		t.Errorf("no error logged:\n%s", logs.String())
+	}
+}
