@@ -84,6 +84,11 @@ func (s *countingStore) UnholdCertificate(ctx context.Context, issuerID, serialH
 	return v, w, s.count("UnholdCertificate", err)
 }
 
+func (s *countingStore) CompromisedKey(ctx context.Context, keyHash []byte) (*store.CompromisedKey, error) {
+	v, err := s.Store.CompromisedKey(ctx, keyHash)
+	return v, s.count("CompromisedKey", err)
+}
+
 func (s *countingStore) RevocationState(ctx context.Context) (map[string]int64, error) {
 	v, err := s.Store.RevocationState(ctx)
 	return v, s.count("RevocationState", err)

@@ -6,8 +6,15 @@ package store
 
 import (
 	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -35,6 +42,67 @@ var (
 // DetailHoldMadePermanent is the Detail of the event RevokeCertificate
 // appends when it turns a certificateHold into another reason.
 const DetailHoldMadePermanent = "certificateHold made permanent"
+
+// ReasonKeyCompromise is RFC 5280's CRLReason keyCompromise: a revocation
+// for it records the certificate's key as compromised (CompromisedKey).
+const ReasonKeyCompromise = 1
+
+// CompromisedKey is a public key revoked as compromised: no certificate
+// may be issued for it again (CA/B Forum BR §6.1.1.3).
+type CompromisedKey struct {
+	// KeyHash is KeyHash of the key's SubjectPublicKeyInfo.
+	KeyHash []byte
+	// IssuerID and SerialHex name the first certificate of the key
+	// revoked for keyCompromise, and RevokedAt is that revocation's time
+	// (a hold made permanent keeps the hold's).
+	IssuerID  string
+	SerialHex string
+	RevokedAt time.Time
+}
+
+// KeyHash is what a compromised key is recorded and looked up by: the
+// SHA-256 of its SubjectPublicKeyInfo (DER) as Go marshals it, which is
+// how the CA writes it into the certificates it signs; a key that does
+// not parse is hashed as it is spelled.
+func KeyHash(spki []byte) []byte {
+	if pub, err := x509.ParsePKIXPublicKey(spki); err == nil {
+		if h, err := PublicKeyHash(pub); err == nil {
+			return h
+		}
+	}
+	h := sha256.Sum256(spki)
+	return h[:]
+}
+
+// PublicKeyHash is KeyHash of a parsed key (a CSR's), without parsing it
+// again.
+func PublicKeyHash(pub crypto.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("store: key hash: %w", err)
+	}
+	h := sha256.Sum256(der)
+	return h[:], nil
+}
+
+// CertKeyHash is KeyHash of a certificate's key, read from its DER
+// without parsing the rest: a certificate imported from another CA that
+// Go's parser refuses still has its key recorded.
+func CertKeyHash(der []byte) ([]byte, error) {
+	in := cryptobyte.String(der)
+	var cert, tbs, spki cryptobyte.String
+	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !cert.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
+		!tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) || // version
+		!tbs.SkipASN1(cbasn1.INTEGER) || // serialNumber
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || // signature
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || // issuer
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || // validity
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || // subject
+		!tbs.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
+		return nil, fmt.Errorf("store: no subject public key in the certificate's DER")
+	}
+	return KeyHash(spki), nil
+}
 
 // Issuance is everything recorded, in one transaction, when a certificate is
 // issued.
@@ -195,7 +263,9 @@ type Store interface {
 	ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error
 	// RecordIssuance stores the certificate, registers its serial (already
 	// reserved, normally), consumes the challenge if asked, and appends the
-	// events, all in one transaction. ErrConflict if a certificate with the
+	// events, all in one transaction. A certificate recorded revoked for
+	// keyCompromise has its key recorded as compromised, as by
+	// RevokeCertificate. ErrConflict if a certificate with the
 	// same issuer and serial is recorded already.
 	RecordIssuance(ctx context.Context, in Issuance) error
 	// Certificate returns one record by issuer and serial.
@@ -206,7 +276,11 @@ type Store interface {
 	ListCertificates(ctx context.Context, f CertFilter) (certs []pki.Certificate, nextCursor string, err error)
 	// RevokeCertificate marks a certificate revoked with an RFC 5280
 	// reason code at `at` by ev.Actor, bumps its issuer's revocation state
-	// and appends ev, all in one transaction. It returns the record as it
+	// and appends ev, all in one transaction. A revocation for
+	// keyCompromise (a hold made permanent with it included) also records
+	// the certificate's key as compromised (see CompromisedKey) in that
+	// transaction, unless its key was recorded already or its DER holds
+	// none. It returns the record as it
 	// stands afterwards and whether anything changed. Revoking again
 	// changes nothing (no event, changed false), unless the certificate is
 	// on hold (reason 6, certificateHold) and another reason is given: the
@@ -221,6 +295,12 @@ type Store interface {
 	// event); one revoked for another reason is ErrConflict, for good.
 	// ErrNotFound if unknown.
 	UnholdCertificate(ctx context.Context, issuerID, serialHex string, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error)
+	// CompromisedKey returns the record of the key whose KeyHash this is,
+	// revoked as compromised, or ErrNotFound: one indexed read, made
+	// before every issuance. Opening a store whose certificates were
+	// revoked for keyCompromise before these records were kept records
+	// their keys once.
+	CompromisedKey(ctx context.Context, keyHash []byte) (*CompromisedKey, error)
 	// RevocationState returns each issuer's revocation counter, which
 	// every change of a certificate's revocation status bumps (issuers
 	// whose certificates never changed are absent: zero).

@@ -327,6 +327,9 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 		if err := bumpRevocationState(ctx, tx, c.IssuerID); err != nil {
 			return err
 		}
+		if err := recordCompromisedKey(ctx, tx, c); err != nil {
+			return err
+		}
 	}
 	if in.Supersede != nil {
 		if err := supersede(ctx, tx, in); err != nil {

@@ -75,6 +75,9 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 			if err := bumpRevocationState(ctx, tx, c.IssuerID); err != nil {
 				return err
 			}
+			if err := recordCompromisedKey(ctx, tx, c); err != nil {
+				return err
+			}
 		}
 		if in.Supersede != nil {
 			if err := supersede(ctx, tx, &in); err != nil {

@@ -50,8 +50,10 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 			return err
 		}
 		changed = true
-		out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, event)
-		return err
+		if out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, event); err != nil {
+			return err
+		}
+		return recordCompromisedKey(ctx, tx, out)
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlite: revoke %s/%s: %w", issuerID, serialHex, err)

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditChain", testAuditChain},
 		{"Unhold", testUnhold},
 		{"RevokeAfterUnhold", testRevokeAfterUnhold},
+		{"CompromisedKeys", testCompromisedKeys},
 		{"RevocationState", testRevocationState},
 		{"CRLs", testCRLs},
 		{"Users", testUsers},

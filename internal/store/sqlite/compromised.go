@@ -1,0 +1,93 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
+)
+
+// compromisedKeyQuery is CompromisedKey's lookup, by primary key.
+const compromisedKeyQuery = `SELECT key_hash, issuer_id, serial_hex, revoked_at
+	FROM compromised_keys WHERE key_hash = ?`
+
+// CompromisedKey implements store.Store, on the read pool.
+func (s *Store) CompromisedKey(ctx context.Context, keyHash []byte) (*store.CompromisedKey, error) {
+	var k store.CompromisedKey
+	var revokedAt int64
+	err := s.readRow(ctx, compromisedKeyQuery, keyHash).Scan(&k.KeyHash, &k.IssuerID, &k.SerialHex, &revokedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, markUnavailable(fmt.Errorf("sqlite: compromised key %x: %w", keyHash, err))
+	}
+	k.RevokedAt = sqlstore.FromMicros(revokedAt)
+	return &k, nil
+}
+
+// recordCompromisedKey records c's key as compromised inside tx when c is
+// revoked for keyCompromise. A key recorded already keeps its first
+// record; a DER that holds no key (a record scepter did not sign, made by
+// hand) records nothing, rather than keep the revocation from going
+// through.
+func recordCompromisedKey(ctx context.Context, tx *wtx, c *pki.Certificate) error {
+	if c.Status != pki.StatusRevoked || c.RevokeReason != store.ReasonKeyCompromise {
+		return nil
+	}
+	hash, err := store.CertKeyHash(c.DER)
+	if err != nil {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO compromised_keys (key_hash, issuer_id, serial_hex, revoked_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING`,
+		hash, c.IssuerID, c.SerialHex, sqlstore.Micros(c.RevokedAt)); err != nil {
+		return fmt.Errorf("record compromised key: %w", err)
+	}
+	return nil
+}
+
+// backfillCompromisedKeys records, once, the keys of the certificates
+// revoked for keyCompromise before schema version 20 kept them, earliest
+// revocation first. The pending row 0020 left goes in the same
+// transaction; once it is gone, an open costs one read.
+func (s *Store) backfillCompromisedKeys(ctx context.Context) error {
+	var pending bool
+	if err := s.w.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM compromised_keys_backfill)`).Scan(&pending); err != nil {
+		return fmt.Errorf("backfill compromised keys: %w", err)
+	}
+	if !pending {
+		return nil
+	}
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM compromised_keys_backfill`)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err // another process did it meanwhile
+		}
+		certs, err := queryAll(ctx, tx, func(sc sqlstore.Scanner) (pki.Certificate, error) {
+			c, _, err := sqlstore.ScanCert(sc)
+			return c, err
+		}, `SELECT `+sqlstore.CertColumns+` FROM certificates WHERE status = ? AND revoke_reason = ?
+			ORDER BY revoked_at, id`, string(pki.StatusRevoked), store.ReasonKeyCompromise)
+		if err != nil {
+			return err
+		}
+		for i := range certs {
+			if err := recordCompromisedKey(ctx, tx, &certs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("backfill compromised keys: %w", err)
+	}
+	return nil
+}
