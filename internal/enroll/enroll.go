@@ -529,6 +529,9 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 		if err := s.checkIssuable(st); err != nil {
 			return nil, err
 		}
+		if err := s.checkKeyNotCompromised(ctx, st); err != nil {
+			return nil, err
+		}
 		return s.hold(ctx, st)
 	}
 	var key crypto.Signer
@@ -570,6 +573,9 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		if err := s.cfg.IssuerReady(ctx); err != nil {
 			return nil, pki.Wrap(pki.EUnavailable, err, "this node cannot issue now (its CA is not the one in effect); try again later")
 		}
+	}
+	if err := s.checkKeyNotCompromised(ctx, st); err != nil {
+		return nil, err
 	}
 	now := s.clock.Now()
 	issuer, err := s.issuerFor(st.Profile, now)

@@ -33,6 +33,29 @@ func checkProofOfPossession(_ context.Context, st *State) error {
 	return nil
 }
 
+// checkKeyNotCompromised refuses to certify a key revoked as compromised
+// (CA/B Forum BR §6.1.1.3): a certificate of it was revoked for
+// keyCompromise. One indexed read of the store, before anything is
+// reserved or signed. A key the server makes is new, and not looked up.
+func (s *Service) checkKeyNotCompromised(ctx context.Context, st *State) error {
+	if st.Req.ServerKeyGen {
+		return nil
+	}
+	hash, err := store.PublicKeyHash(st.PublicKey)
+	if err != nil {
+		return pki.Wrap(pki.EBadRequest, err, "the request's public key cannot be encoded")
+	}
+	k, err := s.store.CompromisedKey(ctx, hash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("enroll: look up compromised keys: %w", err)
+	}
+	return pki.Errorf(pki.EBadRequest, "this key was revoked as compromised on %s (certificate %s); enroll with a new key",
+		k.RevokedAt.UTC().Format(time.DateOnly), k.SerialHex)
+}
+
 // checkChannelBinding links a request that came over TLS to its session
 // (RFC 7030 §3.5): a binding the request carries must be this session's, so
 // a CSR taken from another session is refused; a profile may demand one.

@@ -1,0 +1,103 @@
+package enroll_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// A key revoked as compromised gets no new certificate: not by the same
+// request sent again, not by a renewal of another certificate of that key,
+// not held for an approval; a new key enrolls as before.
+func TestCompromisedKeyIsRefused(t *testing.T) {
+	held := pki.DefaultProfile()
+	held.Name, held.RequireApproval = "approval", true
+	p := pki.DefaultProfile()
+	p.Name, p.RenewalWindow = "default", 1
+	f := newFixture(t, map[string]pki.Profile{"default": p, "approval": held}, "default")
+	ctx := context.Background()
+	k := newKey(t)
+	first, err := f.svc.Enroll(ctx, namedWithKey(t, k, static, "kcdev", "kcdev.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.svc.Enroll(ctx, namedWithKey(t, k, static, "kcdev", "kcdev.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.admin.Revoke(ctx, first.Record.SerialHex, "", store.ReasonKeyCompromise, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	date := f.clock.Now().UTC().Format("2006-01-02")
+
+	renewal := namedWithKey(t, k, "", "kcdev", "kcdev.example")
+	renewal.Renewal, renewal.Evidence.SignerCert = true, second.Certificate
+	otp, _, err := f.admin.NewChallenge(ctx, time.Hour, "approval", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldReq := namedWithKey(t, k, otp, "kcdev", "kcdev.example")
+	heldReq.Profile, heldReq.TransactionID = "approval", "tx-held"
+	for name, req := range map[string]enroll.Request{
+		"the same request again":                 namedWithKey(t, k, static, "kcdev", "kcdev.example"),
+		"a renewal of another certificate of it": renewal,
+		"a request to be held for approval":      heldReq,
+	} {
+		before, _, err := f.st.ListCertificates(ctx, store.CertFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.svc.Enroll(ctx, req)
+		if pki.ErrorCode(err) != pki.EBadRequest {
+			t.Errorf("%s: issued or held %v, %v; want refused, bad request", name, res != nil, err)
+			continue
+		}
+		if msg := pki.ErrorMessage(err); !strings.Contains(msg, "revoked as compromised on "+date) ||
+			!strings.Contains(msg, first.Record.SerialHex) || !strings.Contains(msg, "new key") {
+			t.Errorf("%s: refused with %q, want the date, the certificate and what to do", name, msg)
+		}
+		after, _, err := f.st.ListCertificates(ctx, store.CertFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(before) {
+			t.Errorf("%s: %d certificates recorded", name, len(after)-len(before))
+		}
+	}
+	if reqs, err := f.st.ListRequests(ctx, store.RequestFilter{}); err != nil || len(reqs) != 0 {
+		t.Errorf("requests held: %d, %v; want none", len(reqs), err)
+	}
+	if _, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "kcdev", "kcdev.example")); err != nil {
+		t.Errorf("a new key: %v", err)
+	}
+
+	// A request held before its key was revoked as compromised is not
+	// issued on approval.
+	k2 := newKey(t)
+	otp2, _, err := f.admin.NewChallenge(ctx, time.Hour, "approval", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := namedWithKey(t, k2, otp2, "kcdev2")
+	waiting.Profile, waiting.TransactionID = "approval", "tx-waiting"
+	pending, err := f.svc.Enroll(ctx, waiting)
+	if err != nil || pending.Pending == nil {
+		t.Fatalf("held: %v", err)
+	}
+	other, err := f.svc.Enroll(ctx, namedWithKey(t, k2, static, "kcdev2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.admin.Revoke(ctx, other.Record.SerialHex, "", store.ReasonKeyCompromise, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.svc.Approve(ctx, pending.Pending.ID, "cli:test"); pki.ErrorCode(err) != pki.EBadRequest ||
+		!strings.Contains(pki.ErrorMessage(err), "revoked as compromised") {
+		t.Errorf("approval of a request for a compromised key: issued %v, %v; want refused", res != nil, err)
+	}
+}
