@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -97,7 +98,8 @@ type Revocation struct {
 // shows it; a 0x prefix, colons and case are ignored), under issuerID when
 // several issuers used the serial. Revoking again is idempotent: the same
 // answer, no second event; a certificateHold may be turned into another
-// reason.
+// reason, and any other reason asked for a revoked certificate is refused
+// with EConflict.
 func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason int, actor string) (Revocation, error) {
 	if _, ok := reasonName(reason); !ok || reason == 8 || reason == reasonAACompromise {
 		return Revocation{}, pki.Errorf(pki.EBadRequest, "revocation reason %d is not one a certificate can be revoked with", reason)
@@ -114,6 +116,14 @@ func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason in
 	got, changed, err := s.store.RevokeCertificate(ctx, c.IssuerID, c.SerialHex, reason, now, ev)
 	if err != nil {
 		return Revocation{}, fmt.Errorf("revoke %s: %w", c.SerialHex, err)
+	}
+	if !changed && got.RevokeReason != reason {
+		// Not applied: an answer of success would let a caller take it
+		// for a revocation with the reason it asked for. got is the row
+		// the store's transaction read, so of concurrent revocations with
+		// different reasons exactly one wins and the others land here.
+		return Revocation{}, pki.Errorf(pki.EConflict, "certificate %s is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason",
+			got.SerialHex, got.RevokedAt.UTC().Format(time.RFC3339), ReasonName(got.RevokeReason))
 	}
 	if changed {
 		s.log.Info("certificate revoked", "serial", got.SerialHex, "issuer", got.IssuerID, "reason", ReasonName(reason), "actor", actor)

@@ -757,3 +757,89 @@ func TestRejectAnswersTheWholeRequest(t *testing.T) {
 		t.Errorf("reject: %d %+v\n%s", r.status, got, r.body)
 	}
 }
+
+// Revoking a revoked certificate again: the same reason is idempotent (200,
+// changed false); another is not applied and says so with 409, except that
+// a certificateHold may become another reason. What the reply names is
+// what the store holds afterwards.
+func TestRevokeAgainWithAnotherReason(t *testing.T) {
+	e := newEnv(t)
+	permanent, _ := e.Issue(t, "permanent")
+	held, _ := e.Issue(t, "held")
+	for _, step := range []struct {
+		name        string
+		serial      string
+		reason      string
+		wantStatus  int
+		wantChanged bool
+		wantReason  string // the certificate's reason after the call
+	}{
+		{"revoke", permanent.SerialNumber.Text(16), "keyCompromise", 200, true, "keyCompromise"},
+		{"same reason again", permanent.SerialNumber.Text(16), "keyCompromise", 200, false, "keyCompromise"},
+		{"same reason as a code", permanent.SerialNumber.Text(16), "1", 200, false, "keyCompromise"},
+		{"another reason", permanent.SerialNumber.Text(16), "cessationOfOperation", 409, false, "keyCompromise"},
+		{"back on hold", permanent.SerialNumber.Text(16), "certificateHold", 409, false, "keyCompromise"},
+		{"a hold", held.SerialNumber.Text(16), "certificateHold", 200, true, "certificateHold"},
+		{"a hold again", held.SerialNumber.Text(16), "6", 200, false, "certificateHold"},
+		{"a hold made permanent", held.SerialNumber.Text(16), "superseded", 200, true, "superseded"},
+	} {
+		r := e.do(t, pki.RoleOperator, "POST", "/api/v1/certificates/"+step.serial+"/revoke", map[string]string{"reason": step.reason})
+		if r.status != step.wantStatus {
+			t.Errorf("%s: %d %s, want %d", step.name, r.status, r.body, step.wantStatus)
+			continue
+		}
+		if r.status == 200 {
+			var res api.RevocationResult
+			r.json(t, &res)
+			if res.Changed != step.wantChanged {
+				t.Errorf("%s: changed=%v, want %v", step.name, res.Changed, step.wantChanged)
+			}
+		} else if !bytes.Contains(r.body, []byte("reason "+step.wantReason+"; the reason stays")) {
+			t.Errorf("%s: %s, want it to name the reason that stays", step.name, r.body)
+		}
+		var detail api.CertificateDetail
+		e.do(t, pki.RoleAuditor, "GET", "/api/v1/certificates/"+step.serial, nil).json(t, &detail)
+		if detail.RevokeReason != step.wantReason {
+			t.Errorf("%s: reason afterwards %q, want %q", step.name, detail.RevokeReason, step.wantReason)
+		}
+	}
+}
+
+// Operators revoking one certificate at once with different reasons: one
+// wins, every other is told 409, none 200 with a reason it did not get.
+func TestConcurrentRevocationsWithDifferentReasons(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.Issue(t, "contested")
+	path := "/api/v1/certificates/" + c.SerialNumber.Text(16) + "/revoke"
+	reasons := []string{"unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation"}
+	statuses := make([]int, len(reasons))
+	var wg sync.WaitGroup
+	for i, reason := range reasons {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = e.do(t, pki.RoleOperator, "POST", path, map[string]string{"reason": reason}).status
+		}()
+	}
+	wg.Wait()
+	var winner string
+	var conflicts int
+	for i, status := range statuses {
+		switch status {
+		case 200:
+			if winner != "" {
+				t.Errorf("both %s and %s answered 200", winner, reasons[i])
+			}
+			winner = reasons[i]
+		case 409:
+			conflicts++
+		default:
+			t.Errorf("%s: %d", reasons[i], status)
+		}
+	}
+	var detail api.CertificateDetail
+	e.do(t, pki.RoleAuditor, "GET", "/api/v1/certificates/"+c.SerialNumber.Text(16), nil).json(t, &detail)
+	if winner == "" || conflicts != len(reasons)-1 || detail.RevokeReason != winner {
+		t.Errorf("statuses %v (winner %q), reason stored %q: want one 200, whose reason is stored, and %d 409", statuses, winner, detail.RevokeReason, len(reasons)-1)
+	}
+}

@@ -76,7 +76,7 @@ func (h *Handler) table() []route {
 			contentType: "application/pkix-cert", fn: h.certDER},
 		{method: "GET", path: "/certificates/{serial}/chain", summary: "The certificate and its CA chain, PEM", role: pki.RoleAuditor, params: []param{pIssuer},
 			contentType: "application/x-pem-file", fn: h.certChain},
-		{method: "POST", path: "/certificates/{serial}/revoke", summary: "Revoke a certificate (idempotent)", role: pki.RoleOperator,
+		{method: "POST", path: "/certificates/{serial}/revoke", summary: "Revoke a certificate (idempotent; another reason for a revoked one, unless on hold, is 409)", role: pki.RoleOperator,
 			body: "RevokeRequest", reply: "RevocationResult", fn: h.revoke},
 		{method: "POST", path: "/certificates/{serial}/unhold", summary: "Lift a certificateHold", role: pki.RoleOperator,
 			body: "UnholdRequest", reply: "RevocationResult", fn: h.unhold},
