@@ -25,7 +25,6 @@ import (
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
-	"github.com/scepter/scepter/internal/ttlcache"
 )
 
 // Defaults.
@@ -77,13 +76,13 @@ type Service struct {
 	clock     pki.Clock
 	log       *slog.Logger
 	passwords *credential.PasswordChecker // bounds the argon2id checks at once
-	// unknownNames counts the failed logins of names that are no user's
-	// (unknownLogin).
-	unknownNames *ttlcache.Cache[string, unknownFailures]
-	unknownMu    sync.Mutex // makes unknownLogin's read and count of a name one step
 	// unknownNameKey keys the tag that stands for an unknown name in the
 	// audit trail (unknownNameTag); random for each run of the server.
 	unknownNameKey []byte
+	// loginNameKey keys the hash under which the store counts an unknown
+	// name's failed logins: the store's one key (LoginNameKey), read once.
+	loginNameKeyMu sync.Mutex
+	loginNameKey   []byte
 }
 
 // New builds the service.
@@ -92,7 +91,6 @@ func New(st store.Store, clock pki.Clock, log *slog.Logger) *Service {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{st: st, clock: clock, log: log, passwords: credential.NewPasswordChecker(0),
-		unknownNames:   ttlcache.New[string, unknownFailures](unknownNames),
 		unknownNameKey: []byte(rand.Text())}
 }
 
@@ -468,28 +466,51 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 // wrong password is answered: after the same work, and locked out after as
 // many failures in a row, for as long. Otherwise the lockout alone would
 // tell anyone which names are users (five wrong passwords, then 429 for a
-// user, 401 for ever for anything else). This node remembers such names'
-// failures in memory, a bounded number of them for a day; a user's are
-// in the store.
+// user, 401 for ever for anything else). Such a name's failures are
+// counted in the store, as a user's are, so that a restart or another node
+// behind the load balancer answers it as it would a user; under a keyed
+// hash of the name, never the name, and forgotten a day after the last.
+// Each attempt writes at most one row, none while locked, and the rate
+// limiter bounds the attempts per address.
 func (s *Service) unknownLogin(ctx context.Context, name, password, remote string, now time.Time) error {
-	// Counted before the work, under a lock, as a user's attempt is
-	// (ClaimLoginAttempt): attempts at once must not all read one count.
-	s.unknownMu.Lock()
-	f, _ := s.unknownNames.Get(name, now)
-	if now.Before(f.lockedUntil) {
-		s.unknownMu.Unlock()
-		return &LockedError{Until: f.lockedUntil}
+	key, err := s.unknownNameKeyOf(ctx, name)
+	if err != nil {
+		return err
 	}
-	f.failures++
-	if d := lockFor(f.failures); d > 0 {
-		f.lockedUntil = now.Add(d)
+	// Counted before the work, as a user's attempt is (ClaimLoginAttempt):
+	// attempts at once must not all read one count.
+	att, err := s.st.ClaimUnknownLoginAttempt(ctx, key, now, now.Add(unknownNameMemory), lockFor)
+	if err != nil {
+		return err
 	}
-	s.unknownNames.Put(name, f, now.Add(unknownNameMemory), now)
-	s.unknownMu.Unlock()
+	if att.Refused {
+		return &LockedError{Until: att.LockedUntil}
+	}
 	s.passwords.Burn(ctx, password)
 	_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote,
 		Outcome: "failure", Reason: "unknown user", Detail: "unknown user " + s.unknownNameTag(name)})
 	return ErrUnauthenticated
+}
+
+// unknownNameKeyOf is the hash under which the store counts an unknown
+// name's failures: HMAC-SHA-256 under the store's key, so that the table
+// holds no name (often a password typed into the wrong field) and every
+// node counts a name under the same hash.
+func (s *Service) unknownNameKeyOf(ctx context.Context, name string) ([]byte, error) {
+	s.loginNameKeyMu.Lock()
+	defer s.loginNameKeyMu.Unlock()
+	if s.loginNameKey == nil {
+		candidate := make([]byte, 32)
+		rand.Read(candidate)
+		key, err := s.st.LoginNameKey(ctx, candidate)
+		if err != nil {
+			return nil, fmt.Errorf("the key of unknown login names: %w", err)
+		}
+		s.loginNameKey = key
+	}
+	m := hmac.New(sha256.New, s.loginNameKey)
+	m.Write([]byte(name))
+	return m.Sum(nil), nil
 }
 
 // unknownNameTag stands for a name that is no user's in the audit trail:
@@ -503,17 +524,9 @@ func (s *Service) unknownNameTag(name string) string {
 	return fmt.Sprintf("(tag %x)", m.Sum(nil)[:4])
 }
 
-// unknownFailures is what unknownLogin remembers of a name.
-type unknownFailures struct {
-	failures    int
-	lockedUntil time.Time
-}
-
-// How many names, and how long, unknownLogin remembers.
-const (
-	unknownNames      = 10000
-	unknownNameMemory = 24 * time.Hour
-)
+// unknownNameMemory is how long after its last counted failure the store
+// keeps an unknown name's count: longer than any lock (LockMax).
+const unknownNameMemory = 24 * time.Hour
 
 // SessionPrincipal returns the principal of a session cookie's secret.
 func (s *Service) SessionPrincipal(ctx context.Context, secret string) (Principal, error) {

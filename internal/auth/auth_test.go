@@ -432,3 +432,39 @@ func TestTokenNameIsNeverAnID(t *testing.T) {
 		}
 	}
 }
+
+// The lockout of a name that is no user's holds, as a user's does, after a
+// restart and on another node behind the load balancer: both count in the
+// one store, so neither tells a user from a made-up name.
+func TestUnknownNameLockHoldsOnEveryNode(t *testing.T) {
+	nodeA, p := newAuth(t)
+	ctx := context.Background()
+	if _, err := nodeA.AddUser(ctx, "carol", pki.RoleOperator, "correct horse battery staple", root); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"carol", "ghost"} {
+		for range auth.LockAfter + 1 {
+			nodeA.Login(ctx, name, "wrong password", "192.0.2.7")
+		}
+	}
+	nodeB := auth.New(p.Store, p.Clock, p.Log) // a restart, or another node
+	p.Clock.Advance(time.Second)
+	for _, node := range []struct {
+		name string
+		svc  *auth.Service
+	}{{"the same node", nodeA}, {"another node", nodeB}} {
+		var answers []string
+		for _, name := range []string{"carol", "ghost"} {
+			_, _, err := node.svc.Login(ctx, name, "wrong password", "192.0.2.7")
+			var locked *auth.LockedError
+			if !errors.As(err, &locked) {
+				t.Errorf("%s, %s: %v, want locked", node.name, name, err)
+				continue
+			}
+			answers = append(answers, locked.Until.String())
+		}
+		if len(answers) == 2 && answers[0] != answers[1] {
+			t.Errorf("%s: the user locked until %s, the made-up name until %s", node.name, answers[0], answers[1])
+		}
+	}
+}

@@ -256,6 +256,16 @@ func (s *countingStore) ClaimLoginAttempt(ctx context.Context, name string, at t
 	return v, s.count("ClaimLoginAttempt", err)
 }
 
+func (s *countingStore) ClaimUnknownLoginAttempt(ctx context.Context, nameKey []byte, at, expires time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
+	v, err := s.Store.ClaimUnknownLoginAttempt(ctx, nameKey, at, expires, lockFor)
+	return v, s.count("ClaimUnknownLoginAttempt", err)
+}
+
+func (s *countingStore) LoginNameKey(ctx context.Context, candidate []byte) ([]byte, error) {
+	v, err := s.Store.LoginNameKey(ctx, candidate)
+	return v, s.count("LoginNameKey", err)
+}
+
 func (s *countingStore) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEvent) error {
 	return s.count("CreateToken", s.Store.CreateToken(ctx, t, ev))
 }

@@ -344,8 +344,8 @@ type Store interface {
 	// write: a crash can forget a nonce only with an issuance that was never
 	// acknowledged.
 	RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error
-	// PurgeExpired removes remembered nonces and enrollment requests whose
-	// retention (ExpiresAt) is over at now.
+	// PurgeExpired removes remembered nonces, enrollment requests, sessions
+	// and unknown names' login failures whose retention is over at now.
 	PurgeExpired(ctx context.Context, now time.Time) error
 
 	// CreateRequest stores a request held for approval, with its audit
@@ -458,6 +458,18 @@ type Store interface {
 	// already. A success then clears both (RecordLogin). ErrNotFound for
 	// an unknown user.
 	ClaimLoginAttempt(ctx context.Context, name string, at time.Time, lockFor func(failures int) time.Duration) (LoginAttempt, error)
+	// ClaimUnknownLoginAttempt is ClaimLoginAttempt for a name that is no
+	// user's, counted under nameKey (a keyed hash of the name, never the
+	// name) so that every node, before and after a restart, locks such a
+	// name out as it would a user. A count not claimed again before its
+	// expiry (expires, set anew by each counted attempt) is forgotten, and
+	// PurgeExpired removes it. A refused attempt writes nothing.
+	ClaimUnknownLoginAttempt(ctx context.Context, nameKey []byte, at, expires time.Time, lockFor func(failures int) time.Duration) (LoginAttempt, error)
+	// LoginNameKey returns the key of ClaimUnknownLoginAttempt's name
+	// hashes, one for the whole store: the stored one, or candidate,
+	// stored, when there is none yet (of callers at once, one candidate
+	// wins and all get it).
+	LoginNameKey(ctx context.Context, candidate []byte) ([]byte, error)
 
 	// CreateToken stores an API token (hash only) with its audit event;
 	// ErrConflict if a live token has the name.

@@ -152,6 +152,55 @@ func (s *Store) ClaimLoginAttempt(ctx context.Context, name string, at time.Time
 	return a, nil
 }
 
+// ClaimUnknownLoginAttempt implements store.Store. The row is made first
+// when missing and then locked (FOR UPDATE) from the read to the update,
+// so attempts on several nodes take turns, the first ones too.
+func (s *Store) ClaimUnknownLoginAttempt(ctx context.Context, nameKey []byte, at, expires time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
+	var a store.LoginAttempt
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO login_failures (name_key, failures, expires_at) VALUES ($1, 0, $2)
+			ON CONFLICT (name_key) DO NOTHING`, nameKey, sqlstore.Micros(expires)); err != nil {
+			return err
+		}
+		var failed int
+		var locked *int64
+		var expiresMicros int64
+		if err := tx.QueryRow(ctx, `SELECT failures, locked_until, expires_at FROM login_failures WHERE name_key = $1 FOR UPDATE`, nameKey).
+			Scan(&failed, &locked, &expiresMicros); err != nil {
+			return err
+		}
+		if sqlstore.Micros(at) >= expiresMicros { // forgotten, as if purged
+			failed, locked = 0, nil
+		}
+		a = sqlstore.NextLoginAttempt(failed, sqlstore.FromNullMicros(locked), at, lockFor)
+		if a.Refused {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `UPDATE login_failures SET failures = $1, locked_until = $2, expires_at = $3 WHERE name_key = $4`,
+			a.Failures, sqlstore.NullMicros(a.LockedUntil), sqlstore.Micros(expires), nameKey)
+		return err
+	})
+	if err != nil {
+		return store.LoginAttempt{}, pgError("postgres: claim a login attempt of an unknown name: %w", err)
+	}
+	return a, nil
+}
+
+// LoginNameKey implements store.Store.
+func (s *Store) LoginNameKey(ctx context.Context, candidate []byte) ([]byte, error) {
+	var key []byte
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO login_name_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, candidate); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT key FROM login_name_key WHERE id = 1`).Scan(&key)
+	})
+	if err != nil {
+		return nil, pgError("postgres: login name key: %w", err)
+	}
+	return key, nil
+}
+
 // CreateToken implements store.Store. A token's name, or one differing
 // from it only in case, is ErrConflict while any token has it, revoked or
 // not, also when both are created at once.

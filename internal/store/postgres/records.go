@@ -144,6 +144,9 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("sessions: %w", err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM login_failures WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
+			return fmt.Errorf("login failures: %w", err)
+		}
 		return nil
 	})
 	if err != nil {

@@ -143,6 +143,56 @@ func (s *Store) ClaimLoginAttempt(ctx context.Context, name string, at time.Time
 	return a, nil
 }
 
+// ClaimUnknownLoginAttempt implements store.Store. As in
+// ClaimLoginAttempt, the writer connection's one transaction at a time
+// makes the read and the write one step.
+func (s *Store) ClaimUnknownLoginAttempt(ctx context.Context, nameKey []byte, at, expires time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
+	var a store.LoginAttempt
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		failed, locked := 0, time.Time{}
+		var lockedMicros *int64
+		var expiresMicros int64
+		err := tx.QueryRowContext(ctx, `SELECT failures, locked_until, expires_at FROM login_failures WHERE name_key = ?`, nameKey).
+			Scan(&failed, &lockedMicros, &expiresMicros)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case sqlstore.Micros(at) < expiresMicros: // else forgotten, as if purged
+			locked = sqlstore.FromNullMicros(lockedMicros)
+		default:
+			failed = 0
+		}
+		a = sqlstore.NextLoginAttempt(failed, locked, at, lockFor)
+		if a.Refused {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO login_failures (name_key, failures, locked_until, expires_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (name_key) DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until, expires_at = excluded.expires_at`,
+			nameKey, a.Failures, sqlstore.NullMicros(a.LockedUntil), sqlstore.Micros(expires))
+		return err
+	})
+	if err != nil {
+		return store.LoginAttempt{}, fmt.Errorf("sqlite: claim a login attempt of an unknown name: %w", err)
+	}
+	return a, nil
+}
+
+// LoginNameKey implements store.Store.
+func (s *Store) LoginNameKey(ctx context.Context, candidate []byte) ([]byte, error) {
+	var key []byte
+	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO login_name_key (id, key) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`, candidate); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT key FROM login_name_key WHERE id = 1`).Scan(&key)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: login name key: %w", err)
+	}
+	return key, nil
+}
+
 // CreateToken implements store.Store.
 func (s *Store) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEvent) error {
 	if err := sqlstore.CheckNewToken(t); err != nil {

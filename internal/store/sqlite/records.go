@@ -151,6 +151,9 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 		if _, err := tx.ExecContext(ctx, purgeSessionsQuery, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("sessions: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, purgeLoginFailuresQuery, sqlstore.Micros(now)); err != nil {
+			return fmt.Errorf("login failures: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -163,6 +166,8 @@ const (
 	purgeNoncesQuery   = `DELETE FROM nonces WHERE expires_at <= ?`
 	purgeRequestsQuery = `DELETE FROM enrollment_requests WHERE expires_at <= ?`
 	purgeSessionsQuery = `DELETE FROM sessions WHERE expires_at <= ?`
+	// An unknown name's failures (ClaimUnknownLoginAttempt).
+	purgeLoginFailuresQuery = `DELETE FROM login_failures WHERE expires_at <= ?`
 )
 
 // AppendAudit implements store.Store. Every event needs its Time: the store

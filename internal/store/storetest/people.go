@@ -458,3 +458,104 @@ func testDashboard(t *testing.T, s store.Store) {
 		t.Errorf("four days later: %v, expiring %v", later.ByStatus, later.Expiring)
 	}
 }
+
+// testUnknownLoginFailures: an unknown name's failed logins are counted,
+// locked and refused as a user's (attempts at once each count), a refused
+// attempt writes nothing, and a count is forgotten at its expiry, and gone
+// once purged.
+func testUnknownLoginFailures(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	lockAt3 := func(n int) time.Duration {
+		if n >= 3 {
+			return time.Minute
+		}
+		return 0
+	}
+	claim := func(key string, at, expires time.Time) store.LoginAttempt {
+		t.Helper()
+		a, err := s.ClaimUnknownLoginAttempt(ctx, []byte(key), at, expires, lockAt3)
+		if err != nil {
+			t.Fatalf("ClaimUnknownLoginAttempt(%s): %v", key, err)
+		}
+		return a
+	}
+
+	const attempts = 12
+	claims := make(chan store.LoginAttempt, attempts)
+	var wg sync.WaitGroup
+	for range attempts {
+		wg.Go(func() {
+			a, err := s.ClaimUnknownLoginAttempt(ctx, []byte("at once"), t0, t0.Add(time.Hour), lockAt3)
+			if err != nil {
+				t.Errorf("ClaimUnknownLoginAttempt: %v", err)
+			}
+			claims <- a
+		})
+	}
+	wg.Wait()
+	close(claims)
+	counted, refused := map[int]bool{}, 0
+	for a := range claims {
+		switch {
+		case a.Refused:
+			refused++
+			if !a.LockedUntil.Equal(t0.Add(time.Minute)) {
+				t.Errorf("a refused attempt names the lock %v", a.LockedUntil)
+			}
+		case counted[a.Failures]:
+			t.Errorf("two attempts counted as failure %d", a.Failures)
+		default:
+			counted[a.Failures] = true
+			if lock := !a.LockedUntil.IsZero(); lock != (a.Failures >= 3) {
+				t.Errorf("attempt %d: locked until %v", a.Failures, a.LockedUntil)
+			}
+		}
+	}
+	if len(counted) != 3 || refused != attempts-3 {
+		t.Errorf("%d attempts counted, %d refused; want 3 and %d", len(counted), refused, attempts-3)
+	}
+	// Refused while locked, with a later expiry that must not be kept.
+	if a := claim("at once", t0.Add(30*time.Second), t0.Add(100*time.Hour)); !a.Refused {
+		t.Errorf("while locked: %+v", a)
+	}
+	if a := claim("at once", t0.Add(time.Minute), t0.Add(time.Hour)); a.Refused || a.Failures != 4 {
+		t.Errorf("after the lock: %+v, want failure 4", a)
+	}
+
+	for _, tc := range []struct {
+		name         string
+		claims       []time.Time // each expiring an hour later
+		purgeAt      time.Time   // zero: no purge
+		at           time.Time
+		wantFailures int
+	}{
+		{"counted on", []time.Time{t0, t0}, time.Time{}, t0.Add(time.Minute), 3},
+		{"forgotten at its expiry", []time.Time{t0, t0}, time.Time{}, t0.Add(time.Hour), 1},
+		{"each claim sets the expiry anew", []time.Time{t0, t0.Add(50 * time.Minute)}, time.Time{}, t0.Add(90 * time.Minute), 3},
+		{"kept by a purge before its expiry", []time.Time{t0, t0}, t0.Add(59 * time.Minute), t0.Add(time.Minute), 3},
+		// Asked again before its expiry (a clock set back): gone all the same.
+		{"removed by a purge at its expiry", []time.Time{t0, t0}, t0.Add(time.Hour), t0.Add(time.Minute), 1},
+	} {
+		key := "key " + tc.name
+		for _, at := range tc.claims {
+			claim(key, at, at.Add(time.Hour))
+		}
+		if !tc.purgeAt.IsZero() {
+			if err := s.PurgeExpired(ctx, tc.purgeAt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a := claim(key, tc.at, tc.at.Add(time.Hour)); a.Refused || a.Failures != tc.wantFailures {
+			t.Errorf("%s: %+v, want failure %d", tc.name, a, tc.wantFailures)
+		}
+	}
+
+	// One key for the whole store, whoever asks first.
+	first, err := s.LoginNameKey(ctx, []byte("first candidate"))
+	if err != nil || string(first) != "first candidate" {
+		t.Fatalf("LoginNameKey: %q, %v", first, err)
+	}
+	if again, err := s.LoginNameKey(ctx, []byte("second candidate")); err != nil || string(again) != "first candidate" {
+		t.Errorf("LoginNameKey again: %q, %v; want the first key", again, err)
+	}
+}

@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevocationState", testRevocationState},
 		{"CRLs", testCRLs},
 		{"Users", testUsers},
+		{"UnknownLoginFailures", testUnknownLoginFailures},
 		{"Tokens", testTokens},
 		{"Sessions", testSessions},
 		{"DeleteChallenge", testDeleteChallenge},
