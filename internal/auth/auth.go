@@ -412,7 +412,7 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 	// The attempt counts as a failure before the password is looked at:
 	// attempts sent at once each take their own turn at the count, so no
 	// more than LockAfter of them reach the password check before the lock.
-	att, err := s.st.ClaimLoginAttempt(ctx, name, now, lockFor)
+	att, err := s.st.ClaimLoginAttempt(ctx, name, now, now.Add(failureMemory), lockFor)
 	switch {
 	case errors.Is(err, store.ErrNotFound): // removed since it was read
 		return "", pki.Session{}, s.unknownLogin(ctx, name, password, remote, now)
@@ -479,7 +479,7 @@ func (s *Service) unknownLogin(ctx context.Context, name, password, remote strin
 	}
 	// Counted before the work, as a user's attempt is (ClaimLoginAttempt):
 	// attempts at once must not all read one count.
-	att, err := s.st.ClaimUnknownLoginAttempt(ctx, key, now, now.Add(unknownNameMemory), lockFor)
+	att, err := s.st.ClaimUnknownLoginAttempt(ctx, key, now, now.Add(failureMemory), lockFor)
 	if err != nil {
 		return err
 	}
@@ -524,9 +524,10 @@ func (s *Service) unknownNameTag(name string) string {
 	return fmt.Sprintf("(tag %x)", m.Sum(nil)[:4])
 }
 
-// unknownNameMemory is how long after its last counted failure the store
-// keeps an unknown name's count: longer than any lock (LockMax).
-const unknownNameMemory = 24 * time.Hour
+// failureMemory is how long after its last counted failure the store keeps
+// a count, a user's as an unknown name's (the same, so that the lockout
+// tells them apart after no pause either): longer than any lock (LockMax).
+const failureMemory = 24 * time.Hour
 
 // SessionPrincipal returns the principal of a session cookie's secret.
 func (s *Service) SessionPrincipal(ctx context.Context, secret string) (Principal, error) {

@@ -468,3 +468,27 @@ func TestUnknownNameLockHoldsOnEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// Failures a day old are forgotten for a user as for a made-up name: were
+// only the made-up name's forgotten, a failure after a quiet day would
+// lock the user alone.
+func TestFailuresForgottenAlikeAfterADay(t *testing.T) {
+	a, p := newAuth(t)
+	ctx := context.Background()
+	if _, err := a.AddUser(ctx, "carol", pki.RoleOperator, "correct horse battery staple", root); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"carol", "ghost"} {
+		for range auth.LockAfter - 1 {
+			a.Login(ctx, name, "wrong password", "192.0.2.7")
+		}
+	}
+	p.Clock.Advance(24 * time.Hour)
+	for _, name := range []string{"carol", "ghost"} {
+		for i := range 2 {
+			if _, _, err := a.Login(ctx, name, "wrong password", "192.0.2.7"); !errors.Is(err, auth.ErrUnauthenticated) || errors.Is(err, auth.ErrLocked) {
+				t.Errorf("%s, failure %d after a day: %v, want a wrong password, not a lock", name, i+1, err)
+			}
+		}
+	}
+}

@@ -251,8 +251,8 @@ func (s *countingStore) RecordLogin(ctx context.Context, name string, ok bool, a
 	return v, s.count("RecordLogin", err)
 }
 
-func (s *countingStore) ClaimLoginAttempt(ctx context.Context, name string, at time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
-	v, err := s.Store.ClaimLoginAttempt(ctx, name, at, lockFor)
+func (s *countingStore) ClaimLoginAttempt(ctx context.Context, name string, at, expires time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
+	v, err := s.Store.ClaimLoginAttempt(ctx, name, at, expires, lockFor)
 	return v, s.count("ClaimLoginAttempt", err)
 }
 

@@ -455,9 +455,11 @@ type Store interface {
 	// is locked at at, it changes nothing and returns the lock (Refused);
 	// otherwise the failure count goes up by one and, when lockFor of the
 	// new count is above zero, the user is locked from at for that long
-	// already. A success then clears both (RecordLogin). ErrNotFound for
-	// an unknown user.
-	ClaimLoginAttempt(ctx context.Context, name string, at time.Time, lockFor func(failures int) time.Duration) (LoginAttempt, error)
+	// already. A count not claimed again before its expiry (expires, set
+	// anew by each counted attempt) is forgotten, as an unknown name's is
+	// (ClaimUnknownLoginAttempt). A success then clears both (RecordLogin).
+	// ErrNotFound for an unknown user.
+	ClaimLoginAttempt(ctx context.Context, name string, at, expires time.Time, lockFor func(failures int) time.Duration) (LoginAttempt, error)
 	// ClaimUnknownLoginAttempt is ClaimLoginAttempt for a name that is no
 	// user's, counted under nameKey (a keyed hash of the name, never the
 	// name) so that every node, before and after a restart, locks such a

@@ -126,24 +126,28 @@ func (s *Store) RecordLogin(ctx context.Context, name string, ok bool, at, lockU
 
 // ClaimLoginAttempt implements store.Store. The row is locked (FOR UPDATE)
 // from the read to the update, so attempts on several nodes take turns.
-func (s *Store) ClaimLoginAttempt(ctx context.Context, name string, at time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
+func (s *Store) ClaimLoginAttempt(ctx context.Context, name string, at, expires time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
 	name = key(name)
 	var a store.LoginAttempt
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		var failed int
-		var locked *int64
-		err := tx.QueryRow(ctx, `SELECT failed_logins, locked_until FROM users WHERE name = $1 FOR UPDATE`, name).Scan(&failed, &locked)
+		var locked, failuresExpire *int64
+		err := tx.QueryRow(ctx, `SELECT failed_logins, locked_until, failures_expire_at FROM users WHERE name = $1 FOR UPDATE`, name).
+			Scan(&failed, &locked, &failuresExpire)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		} else if err != nil {
 			return err
 		}
+		if failuresExpire != nil && sqlstore.Micros(at) >= *failuresExpire {
+			failed, locked = 0, nil
+		}
 		a = sqlstore.NextLoginAttempt(failed, sqlstore.FromNullMicros(locked), at, lockFor)
 		if a.Refused {
 			return nil
 		}
-		_, err = tx.Exec(ctx, `UPDATE users SET failed_logins = $1, locked_until = COALESCE($2::bigint, locked_until) WHERE name = $3`,
-			a.Failures, sqlstore.NullMicros(a.LockedUntil), name)
+		_, err = tx.Exec(ctx, `UPDATE users SET failed_logins = $1, locked_until = COALESCE($2::bigint, locked_until), failures_expire_at = $3
+			WHERE name = $4`, a.Failures, sqlstore.NullMicros(a.LockedUntil), sqlstore.Micros(expires), name)
 		return err
 	})
 	if err != nil {

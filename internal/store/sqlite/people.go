@@ -118,23 +118,27 @@ func (s *Store) RecordLogin(ctx context.Context, name string, ok bool, at, lockU
 // ClaimLoginAttempt implements store.Store. The writer connection runs one
 // transaction at a time, so the read and the update see no other attempt
 // between them.
-func (s *Store) ClaimLoginAttempt(ctx context.Context, name string, at time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
+func (s *Store) ClaimLoginAttempt(ctx context.Context, name string, at, expires time.Time, lockFor func(int) time.Duration) (store.LoginAttempt, error) {
 	var a store.LoginAttempt
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		var failed int
-		var locked *int64
-		err := tx.QueryRowContext(ctx, `SELECT failed_logins, locked_until FROM users WHERE name = ?`, name).Scan(&failed, &locked)
+		var locked, failuresExpire *int64
+		err := tx.QueryRowContext(ctx, `SELECT failed_logins, locked_until, failures_expire_at FROM users WHERE name = ?`, name).
+			Scan(&failed, &locked, &failuresExpire)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		} else if err != nil {
 			return err
 		}
+		if failuresExpire != nil && sqlstore.Micros(at) >= *failuresExpire {
+			failed, locked = 0, nil
+		}
 		a = sqlstore.NextLoginAttempt(failed, sqlstore.FromNullMicros(locked), at, lockFor)
 		if a.Refused {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE users SET failed_logins = ?, locked_until = COALESCE(?, locked_until) WHERE name = ?`,
-			a.Failures, sqlstore.NullMicros(a.LockedUntil), name)
+		_, err = tx.ExecContext(ctx, `UPDATE users SET failed_logins = ?, locked_until = COALESCE(?, locked_until), failures_expire_at = ?
+			WHERE name = ?`, a.Failures, sqlstore.NullMicros(a.LockedUntil), sqlstore.Micros(expires), name)
 		return err
 	})
 	if err != nil {

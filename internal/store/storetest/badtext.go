@@ -67,7 +67,7 @@ func testBadTextLookups(t *testing.T, s store.Store) {
 		noError("ListAudit", len(evs), err)
 		renewals, err := s.RenewalsOf(ctx, bad, bad)
 		noError("RenewalsOf", len(renewals), err)
-		_, err = s.ClaimLoginAttempt(ctx, bad, t0, func(int) time.Duration { return time.Minute })
+		_, err = s.ClaimLoginAttempt(ctx, bad, t0, t0.Add(time.Hour), func(int) time.Duration { return time.Minute })
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("ClaimLoginAttempt: %v, want no store error", err)
 		}

@@ -80,7 +80,7 @@ func testUsers(t *testing.T, s store.Store) {
 	var wg sync.WaitGroup
 	for range attempts {
 		wg.Go(func() {
-			a, err := s.ClaimLoginAttempt(ctx, "alice", t0.Add(2*time.Hour), lockAt3)
+			a, err := s.ClaimLoginAttempt(ctx, "alice", t0.Add(2*time.Hour), t0.Add(26*time.Hour), lockAt3)
 			if err != nil {
 				t.Errorf("ClaimLoginAttempt: %v", err)
 			}
@@ -112,17 +112,22 @@ func testUsers(t *testing.T, s store.Store) {
 	if u, _ := s.User(ctx, "alice"); u.FailedLogins != 3 || !u.LockedUntil.Equal(t0.Add(2*time.Hour+time.Minute)) {
 		t.Errorf("after the claims: %d failures, locked until %v", u.FailedLogins, u.LockedUntil)
 	}
-	a, err := s.ClaimLoginAttempt(ctx, "alice", t0.Add(2*time.Hour+time.Minute), lockAt3) // the lock has ended
+	a, err := s.ClaimLoginAttempt(ctx, "alice", t0.Add(2*time.Hour+time.Minute), t0.Add(26*time.Hour), lockAt3) // the lock has ended
 	if err != nil || a.Refused || a.Failures != 4 || !a.LockedUntil.Equal(t0.Add(2*time.Hour+2*time.Minute)) {
 		t.Errorf("after the lock: %+v, %v", a, err)
 	}
-	if _, err := s.RecordLogin(ctx, "alice", true, t0.Add(3*time.Hour), time.Time{}, pki.AuditEvent{}); err != nil {
+	// Not claimed again before its expiry: forgotten, as an unknown name's.
+	a, err = s.ClaimLoginAttempt(ctx, "alice", t0.Add(26*time.Hour), t0.Add(50*time.Hour), lockAt3)
+	if err != nil || a.Refused || a.Failures != 1 || !a.LockedUntil.IsZero() {
+		t.Errorf("at the count's expiry: %+v, %v; want failure 1", a, err)
+	}
+	if _, err := s.RecordLogin(ctx, "alice", true, t0.Add(27*time.Hour), time.Time{}, pki.AuditEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	if u, _ := s.User(ctx, "alice"); u.FailedLogins != 0 || !u.LockedUntil.IsZero() {
 		t.Errorf("a success after claims: %+v", u)
 	}
-	if _, err := s.ClaimLoginAttempt(ctx, "nobody", t0, lockAt3); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ClaimLoginAttempt(ctx, "nobody", t0, t0.Add(time.Hour), lockAt3); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ClaimLoginAttempt of an unknown user: %v, want ErrNotFound", err)
 	}
 

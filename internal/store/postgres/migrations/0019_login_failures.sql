@@ -24,3 +24,9 @@ CREATE TABLE login_name_key (
     id  INTEGER PRIMARY KEY CHECK (id = 1),
     key BYTEA   NOT NULL
 );
+
+-- A user's failures are forgotten as an unknown name's are: at
+-- failures_expire_at, set anew by each counted failure. Without it, a
+-- user's count lasted until a success while an unknown name's expired, and
+-- a failure after a quiet day told the two apart.
+ALTER TABLE users ADD COLUMN failures_expire_at BIGINT;
