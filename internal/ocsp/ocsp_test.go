@@ -132,13 +132,18 @@ func TestResponderStatuses(t *testing.T) {
 						t.Errorf("%s: answers about %x under %s", tc.cert.Subject, resp.SerialNumber, resp.IssuerHash)
 					}
 					// thisUpdate and producedAt a minute back, for relying
-					// parties whose clock is a little behind; nextUpdate a
-					// validity after the signature.
+					// parties whose clock is a little behind, but not before
+					// a revocation they report (made at this very time);
+					// nextUpdate a validity after the signature.
 					signedAt := f.Clock.Now().Truncate(time.Second)
-					if !resp.ThisUpdate.Equal(signedAt.Add(-time.Minute)) || !resp.ProducedAt.Equal(resp.ThisUpdate) ||
+					wantThis := signedAt.Add(-time.Minute)
+					if tc.revokedSet {
+						wantThis = signedAt
+					}
+					if !resp.ThisUpdate.Equal(wantThis) || !resp.ProducedAt.Equal(resp.ThisUpdate) ||
 						!resp.NextUpdate.Equal(signedAt.Add(ocsp.DefaultValidity)) {
 						t.Errorf("thisUpdate %v producedAt %v nextUpdate %v, want %v, %[2]v and %v", resp.ThisUpdate, resp.ProducedAt, resp.NextUpdate,
-							signedAt.Add(-time.Minute), signedAt.Add(ocsp.DefaultValidity))
+							wantThis, signedAt.Add(ocsp.DefaultValidity))
 					}
 					// A delegated responder: OCSP signing, nocheck, issued
 					// by the CA, and named by key.
@@ -366,6 +371,71 @@ func TestCache(t *testing.T) {
 	a := f.r.Respond(ctx, req)
 	if signed() != n+1 || !a.ThisUpdate.Equal(f.Clock.Now().Truncate(time.Second).Add(-time.Minute)) {
 		t.Error("not re-signed once half the validity passed")
+	}
+}
+
+// An answer never says it was produced, or true, before the revocation it
+// reports (RFC 6960 §4.2.2.1): thisUpdate and producedAt keep their minute
+// of backdate only down to the revocation time, and never go past the
+// signature. Alone and in a request that also asks about a good
+// certificate, whose thisUpdate keeps the full backdate.
+func TestAnswerNotBeforeRevocation(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// revoke is when the certificate is revoked, after the fixture's
+		// start; sign how long after that the answer is signed.
+		revoke, sign time.Duration
+		// wantBehind is how far thisUpdate and producedAt are behind the
+		// signature (whole seconds).
+		wantBehind time.Duration
+	}{
+		{"revoked two hours before: the full backdate", 0, 2 * time.Hour, time.Minute},
+		{"revoked a minute before: the full backdate", 0, time.Minute, time.Minute},
+		{"revoked 20s before: the revocation time", 0, 20 * time.Second, 20 * time.Second},
+		{"revoked 20.7s before, within a second: its second", 300 * time.Millisecond, 20*time.Second + 700*time.Millisecond, 21 * time.Second},
+		{"revoked in the same second", 300 * time.Millisecond, 500 * time.Millisecond, 0},
+		{"revoked at the signature", 0, 0, 0},
+		{"revoked 3s ahead (a node whose clock runs ahead): the signature", 0, -3 * time.Second, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newResponder(t, "")
+			issuer := f.Issuer().Cert
+			good, _ := f.Issue(t, "good")
+			revoked, _ := f.Issue(t, "revoked")
+			f.Clock.Set(fixture.Start.Add(time.Hour + tc.revoke))
+			f.Revoke(t, revoked, 1)
+			f.Clock.Advance(tc.sign)
+			signedAt := f.Clock.Now().Truncate(time.Second)
+			want := signedAt.Add(-tc.wantBehind)
+
+			resp := parse(t, f.r.Respond(ctx, request(t, revoked, issuer, crypto.SHA256)).DER, revoked, issuer)
+			if resp.Status != xocsp.Revoked || !resp.ThisUpdate.Equal(want) || !resp.ProducedAt.Equal(want) {
+				t.Errorf("status %d, revoked at %v: thisUpdate %v, producedAt %v; want revoked, both %v",
+					resp.Status, resp.RevokedAt, resp.ThisUpdate, resp.ProducedAt, want)
+			}
+			if tc.sign >= 0 && resp.ThisUpdate.Before(resp.RevokedAt) {
+				t.Errorf("thisUpdate %v before the revocation at %v", resp.ThisUpdate, resp.RevokedAt)
+			}
+
+			name := sha1.Sum(issuer.RawSubject)
+			key := sha1.Sum(publicKeyBits(t, issuer))
+			both := buildRequest(t, reqSpec{ids: []certID{
+				{oid: oidSHA1, name: name[:], key: key[:], serial: good.SerialNumber},
+				{oid: oidSHA1, name: name[:], key: key[:], serial: revoked.SerialNumber},
+			}})
+			a := f.r.Respond(ctx, both)
+			if a.Err != nil {
+				t.Fatal(a.Err)
+			}
+			g, r := parse(t, a.DER, good, issuer), parse(t, a.DER, revoked, issuer)
+			if g.Status != xocsp.Good || !g.ThisUpdate.Equal(signedAt.Add(-time.Minute)) {
+				t.Errorf("two certificates: the good one's thisUpdate %v, want %v", g.ThisUpdate, signedAt.Add(-time.Minute))
+			}
+			if r.Status != xocsp.Revoked || !r.ThisUpdate.Equal(want) || !r.ProducedAt.Equal(want) {
+				t.Errorf("two certificates: the revoked one's thisUpdate %v, producedAt %v; want both %v", r.ThisUpdate, r.ProducedAt, want)
+			}
+		})
 	}
 }
 

@@ -35,7 +35,8 @@ const backdate = time.Minute
 // Config tunes a Responder.
 type Config struct {
 	// Validity is nextUpdate − signing time of every answer (thisUpdate is
-	// backdated a minute before it), cut short where the signing
+	// backdated a minute before it, or less down to a revocation the
+	// answer reports), cut short where the signing
 	// certificate expires sooner. A cached answer is served until half of
 	// its thisUpdate-to-nextUpdate span has passed (or a revocation), so
 	// clients always get at least half of it.
@@ -262,7 +263,8 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 		next = end
 	}
 	// thisUpdate and producedAt, backdated, but not before the signer's
-	// certificate (a delegate made a moment ago).
+	// certificate (a delegate made a moment ago), nor before a revocation
+	// the answer reports (notBeforeRevocation).
 	this := now.Add(-backdate)
 	if start := s.Cert.NotBefore.UTC(); this.Before(start) && !start.After(now) {
 		this = start
@@ -279,22 +281,48 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 				return Answer{DER: TryLaterResponse, Err: err}
 			case c.Status == pki.StatusRevoked:
 				resp.Status, resp.RevokedAt, resp.Reason = Revoked, c.RevokedAt, c.RevokeReason
+				resp.ThisUpdate = notBeforeRevocation(this, c.RevokedAt, now)
 			default:
 				resp.Status = Good
 			}
 		}
 		responses[n] = resp
 	}
-	der, err := BuildResponse(responses, this, req.Nonce, s)
+	// producedAt is no earlier than any thisUpdate it vouches for.
+	produced := this
+	for _, resp := range responses {
+		if resp.ThisUpdate.After(produced) {
+			produced = resp.ThisUpdate
+		}
+	}
+	der, err := BuildResponse(responses, produced, req.Nonce, s)
 	if err != nil {
 		r.log.Error("ocsp: signing a response", "issuer", issuer.ID, "err", err)
 		return Answer{DER: InternalErrorResponse, Err: err}
 	}
 	r.signed.Add(1)
-	a := Answer{DER: der, ThisUpdate: this, NextUpdate: next, Status: responses[0].Status,
+	a := Answer{DER: der, ThisUpdate: responses[0].ThisUpdate, NextUpdate: next, Status: responses[0].Status,
 		Cacheable: req.Nonce == nil && len(req.CertIDs) == 1}
 	a.certID = req.CertIDs[0].Raw
 	return a
+}
+
+// notBeforeRevocation is the thisUpdate of an answer that a certificate
+// was revoked at revokedAt: the backdated thisUpdate, or the revocation
+// time (whole seconds, as the answer encodes it) when that is later. An
+// answer must not say it was true before the revocation it reports
+// happened (RFC 6960 §4.2.2.1); the backdate gives way to it. A revocation
+// time ahead of now (recorded by a node whose clock runs ahead) gives now:
+// an answer dated in the future is rejected as not yet valid.
+func notBeforeRevocation(backdated, revokedAt, now time.Time) time.Time {
+	revoked := revokedAt.UTC().Truncate(time.Second)
+	switch {
+	case !revoked.After(backdated):
+		return backdated
+	case revoked.After(now):
+		return now
+	}
+	return revoked
 }
 
 // delegateRevoked reports whether a delegated responder certificate has
