@@ -36,8 +36,9 @@ const (
 	// would leave revocations unpublished.
 	maxClockLead = 5 * time.Second
 	// backdate is how much earlier than its publication a CRL's
-	// thisUpdate is: a relying party whose clock is a little behind ours
-	// would otherwise find a fresh CRL not yet valid and reject it.
+	// thisUpdate is (less when it lists a revocation made since): a relying
+	// party whose clock is a little behind ours would otherwise find a
+	// fresh CRL not yet valid and reject it.
 	backdate = time.Minute
 )
 
@@ -184,6 +185,9 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 		next = cur.Number + 1
 	}
 	c, err := p.build(ctx, issuer, cur, next, seq, now)
+	if errors.Is(err, errRevocationAhead) {
+		return nil // the next update, a second on, publishes it
+	}
 	if err != nil {
 		return err
 	}
@@ -216,21 +220,31 @@ func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CR
 		return nil, fmt.Errorf("crl: %s: %w", issuer.ID, err)
 	}
 	entries := make([]ca.CRLEntry, 0, len(revoked))
+	var newest time.Time // the latest revocationDate, as the CRL encodes it
 	for _, r := range revoked {
 		serial, ok := new(big.Int).SetString(r.SerialHex, 16)
 		if !ok {
 			return nil, fmt.Errorf("crl: %s: stored serial %q is not hex", issuer.ID, r.SerialHex)
 		}
 		entries = append(entries, ca.CRLEntry{Serial: serial, RevokedAt: r.RevokedAt, Reason: r.Reason})
+		if at := r.RevokedAt.UTC().Truncate(time.Second); at.After(newest) {
+			newest = at
+		}
 	}
 	published := now.UTC().Truncate(time.Second)
+	// A revocation recorded a moment ahead of this clock (by a node whose
+	// clock runs a little ahead) waits for it, as a predecessor ahead does:
+	// the CRL's thisUpdate may be neither before it nor in the future.
+	if lead := newest.Sub(published); lead > 0 && lead < maxClockLead {
+		return nil, errRevocationAhead
+	}
 	// No later than the issuer's end, after which it signs no CRL: a
 	// nextUpdate past it would promise one that never comes.
 	next := published.Add(p.cfg.Validity)
 	if end := issuer.Cert.NotAfter.UTC().Truncate(time.Second); end.Before(next) && end.After(published) {
 		next = end
 	}
-	c := ca.CRL{Number: n, ThisUpdate: thisUpdate(published, prev, issuer.Cert.NotBefore),
+	c := ca.CRL{Number: n, ThisUpdate: thisUpdate(published, prev, issuer.Cert.NotBefore, newest),
 		NextUpdate: next, Entries: entries}
 	der, err := issuer.SignCRL(c)
 	if err != nil {
@@ -240,16 +254,29 @@ func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CR
 		RevocationSeq: seq, Entries: len(entries), DER: der, CreatedAt: now}, nil
 }
 
+// errRevocationAhead says a CRL waits for the clock to pass the newest
+// revocation it would list.
+var errRevocationAhead = errors.New("crl: the newest revocation is ahead of this clock")
+
 // thisUpdate is the thisUpdate of a CRL published at published (whole
 // seconds): backdated, but later than its predecessor's, since CRL numbers
 // and thisUpdate move forward together (a predecessor less than a backdate
-// old leaves a second after its own), and not before the issuer's
-// certificate. Only a clock set back behind the predecessor gives an
-// earlier one; updateIssuer publishes then regardless.
-func thisUpdate(published time.Time, prev *store.CRL, issuerNotBefore time.Time) time.Time {
+// old leaves a second after its own), not before the newest revocation it
+// lists (newestRevocation, whole seconds: a CRL must not say it was issued
+// before a revocation it reports, RFC 5280 §5.1.2.4), and not before the
+// issuer's certificate. Never after published: only a clock set back
+// behind the predecessor or a revocation gives an earlier one; updateIssuer
+// publishes then regardless.
+func thisUpdate(published time.Time, prev *store.CRL, issuerNotBefore, newestRevocation time.Time) time.Time {
 	this := published.Add(-backdate)
 	if prev != nil && !this.After(prev.ThisUpdate) && published.After(prev.ThisUpdate) {
 		this = prev.ThisUpdate.UTC().Truncate(time.Second).Add(time.Second)
+	}
+	if newestRevocation.After(this) {
+		this = newestRevocation
+		if this.After(published) {
+			this = published
+		}
 	}
 	if this.Before(issuerNotBefore) {
 		this = issuerNotBefore.UTC()

@@ -375,36 +375,86 @@ func TestSameSecondRevocationsNeverAnswered304(t *testing.T) {
 
 // A CRL's thisUpdate is backdated a minute, so a relying party whose clock
 // is a little behind does not find a fresh CRL not yet valid; its
-// nextUpdate still counts from its publication. Each successor's thisUpdate
-// is later than its predecessor's, and never in the future.
+// nextUpdate still counts from its publication. The backdate never takes it
+// before a revocation it lists (RFC 5280 §5.1.2.4), nor before its
+// predecessor's thisUpdate; it is never in the future.
 func TestThisUpdateBackdated(t *testing.T) {
 	ctx := context.Background()
 	f := fixture.New(t, fixture.Options{})
 	issuer := f.Issuer()
 	const validity = 24 * time.Hour
 	p := crl.New(f.Store, f.Authority, f.Clock, f.Log, crl.Config{Validity: validity})
+	revokeAt := func(cert *x509.Certificate, reason int, at time.Time) {
+		t.Helper()
+		if _, _, err := f.Store.RevokeCertificate(ctx, issuer.ID, cert.SerialNumber.Text(16), reason, at,
+			pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revoke := func(reason int) *x509.Certificate {
+		cert, _ := f.Issue(t, "backdate")
+		revokeAt(cert, reason, f.Clock.Now())
+		return cert
+	}
+	var held *x509.Certificate
 	var prev *x509.RevocationList
 	for _, step := range []struct {
-		name    string
+		name string
+		// advance goes before do; delay between do and the update.
 		advance time.Duration
-		revoke  bool
+		do      func()
+		delay   time.Duration
+		// waits, when set, is how long the CRL waits for the clock to pass
+		// a revocation ahead of it, or its predecessor's second: no new
+		// CRL until then.
+		waits time.Duration
 		// wantBehind is how far thisUpdate is behind the publication.
 		wantBehind time.Duration
 	}{
-		{"first CRL", 0, false, time.Minute},
-		{"revocation 10s later: a full minute", 10 * time.Second, true, time.Minute},
-		{"revocation in the same second: the second after its predecessor", 300 * time.Millisecond, true, time.Minute - time.Second},
-		{"another in the same second: the second after that", 300 * time.Millisecond, true, time.Minute - 2*time.Second},
-		{"revocation 5 minutes later: a full minute", 5 * time.Minute, true, time.Minute},
-		{"halfway to nextUpdate: a full minute", validity / 2, false, time.Minute},
+		{name: "first CRL: a full minute", wantBehind: time.Minute},
+		{name: "revoked 10s before the publication: the revocation time", advance: 10 * time.Second, do: func() { revoke(1) },
+			delay: 10 * time.Second, wantBehind: 10 * time.Second},
+		{name: "revoked 2 minutes before: a full minute", advance: 5 * time.Minute, do: func() { revoke(1) },
+			delay: 2 * time.Minute, wantBehind: time.Minute},
+		{name: "held and published at once: the publication", advance: time.Minute,
+			do: func() { held = revoke(6) }, wantBehind: 0}, // 6: certificateHold
+		{name: "revoked 300ms into the second of its predecessor's thisUpdate: waits for the next second",
+			advance: 300 * time.Millisecond, do: func() { revoke(1) }, waits: time.Second, wantBehind: 0},
+		{name: "released 10s later, an entry fewer: the second after its predecessor", advance: 10 * time.Second,
+			do: func() {
+				if _, _, err := f.Store.UnholdCertificate(ctx, issuer.ID, held.SerialNumber.Text(16), f.Clock.Now(),
+					pki.AuditEvent{Type: pki.EventUnheld}); err != nil {
+					t.Fatal(err)
+				}
+			}, wantBehind: 9 * time.Second},
+		{name: "halfway to nextUpdate: a full minute", advance: validity / 2, wantBehind: time.Minute},
+		{name: "revoked 3s ahead (by a node whose clock runs ahead): waits, then the revocation time", advance: time.Minute,
+			do: func() {
+				cert, _ := f.Issue(t, "ahead")
+				revokeAt(cert, 1, f.Clock.Now().Add(3*time.Second))
+			}, waits: 3 * time.Second, wantBehind: 0},
+		{name: "revoked an hour ahead (this clock set back): the publication", advance: time.Minute,
+			do: func() {
+				cert, _ := f.Issue(t, "far-ahead")
+				revokeAt(cert, 1, f.Clock.Now().Add(time.Hour))
+			}, wantBehind: 0},
 	} {
 		f.Clock.Advance(step.advance)
-		if step.revoke {
-			cert, _ := f.Issue(t, "backdate")
-			f.Revoke(t, cert, 1)
+		if step.do != nil {
+			step.do()
 		}
+		f.Clock.Advance(step.delay)
 		if err := p.Update(ctx); err != nil {
 			t.Fatal(err)
+		}
+		if step.waits > 0 {
+			if list := parseCRL(t, mustCRL(t, p, issuer.ID), issuer.Cert); list.Number.Cmp(prev.Number) != 0 {
+				t.Errorf("%s: CRL %v published at once, with thisUpdate %v", step.name, list.Number, list.ThisUpdate)
+			}
+			f.Clock.Advance(step.waits)
+			if err := p.Update(ctx); err != nil {
+				t.Fatal(err)
+			}
 		}
 		list := parseCRL(t, mustCRL(t, p, issuer.ID), issuer.Cert)
 		published := f.Clock.Now().Truncate(time.Second)
@@ -416,6 +466,11 @@ func TestThisUpdateBackdated(t *testing.T) {
 		}
 		if prev != nil && (list.Number.Cmp(prev.Number) <= 0 || !list.ThisUpdate.After(prev.ThisUpdate)) {
 			t.Errorf("%s: CRL %v at %v does not follow CRL %v at %v", step.name, list.Number, list.ThisUpdate, prev.Number, prev.ThisUpdate)
+		}
+		for _, e := range list.RevokedCertificateEntries {
+			if e.RevocationTime.After(list.ThisUpdate) && !e.RevocationTime.After(published) {
+				t.Errorf("%s: thisUpdate %v before the revocation of %x at %v", step.name, list.ThisUpdate, e.SerialNumber, e.RevocationTime)
+			}
 		}
 		prev = list
 	}
