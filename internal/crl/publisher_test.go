@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,9 +209,23 @@ func TestHandler(t *testing.T) {
 	if resp, _ := get("/crl/"+issuer.ID+".crl", nil); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("no CRL yet: %d, want 503 with Retry-After", resp.StatusCode)
 	}
+	// The root publishes no CRL here, now or ever: 404 with the reason,
+	// not a 503 that asks to try again.
+	root := sha256.Sum256(f.Authority.Root.Raw)
+	rootCRL := "/crl/" + hex.EncodeToString(root[:]) + ".crl"
+	checkRootCRL := func(when string) {
+		t.Helper()
+		resp, body := get(rootCRL, nil)
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Retry-After") != "" ||
+			!strings.Contains(string(body), "root CA publishes no CRL") || !strings.Contains(string(body), "strictcrlpolicy=ifuri") {
+			t.Errorf("the root's CRL %s: %d, Retry-After %q, %q; want 404 saying why", when, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
+	}
+	checkRootCRL("before the first CRL")
 	if err := p.Update(ctx); err != nil {
 		t.Fatal(err)
 	}
+	checkRootCRL("after the first CRL")
 	resp, body := get("/crl/"+issuer.ID+".crl", nil)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/pkix-crl" || resp.Header.Get("ETag") == "" ||
 		resp.Header.Get("Last-Modified") == "" || resp.Header.Get("Cache-Control") == "" {
@@ -224,7 +239,6 @@ func TestHandler(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/pkix-cert" || !bytes.Equal(body, issuer.Cert.Raw) {
 		t.Errorf("caIssuers: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	root := sha256.Sum256(f.Authority.Root.Raw)
 	if resp, body := get("/ca/"+hex.EncodeToString(root[:])+".crt", nil); resp.StatusCode != 200 || !bytes.Equal(body, f.Authority.Root.Raw) {
 		t.Errorf("root certificate: %d", resp.StatusCode)
 	}

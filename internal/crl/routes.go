@@ -38,10 +38,15 @@ func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) {
 		notFound(w, "no such CRL: the path is /crl/ISSUER-ID.crl, ISSUER-ID being the hex SHA-256 of the issuing CA certificate")
 		return
 	}
+	cert, known := h.issuerCert(id)
+	if known && !cert.Issuing {
+		notFound(w, rootPublishesNoCRL)
+		return
+	}
 	der, err := h.p.CurrentCRL(r.Context(), id)
 	c, _ := h.p.Current(id)
 	if err != nil || c == nil {
-		if _, known := h.issuerCert(id); known {
+		if known {
 			w.Header().Set("Retry-After", "5")
 			httpError(w, http.StatusServiceUnavailable, "the CRL of this CA is not published yet; try again in a few seconds")
 			return
@@ -80,12 +85,19 @@ func (h *Handler) serveCA(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", cert.NotBefore, bytes.NewReader(cert.Raw))
 }
 
+// rootPublishesNoCRL is why the root's CRL URL answers 404, for good: a
+// 503 asking to try again would be retried forever.
+const rootPublishesNoCRL = "the root CA publishes no CRL here: its key is kept offline, and the issuing CA " +
+	"certificates it signed carry no CRL distribution point. A relying party that demands a CRL for every " +
+	"certificate of the chain must check only where a certificate names one (strongSwan: strictcrlpolicy=ifuri) " +
+	"or be given a root CRL of its own"
+
 // issuerCert finds an issuing CA, or a certificate of its chain (the root),
 // by the hex SHA-256 of its DER.
 func (h *Handler) issuerCert(id string) (certRaw, bool) {
 	for _, i := range h.issuers.Issuers() {
 		if i.ID == id {
-			return certRaw{Raw: i.Cert.Raw, NotBefore: i.Cert.NotBefore}, true
+			return certRaw{Raw: i.Cert.Raw, NotBefore: i.Cert.NotBefore, Issuing: true}, true
 		}
 		for _, c := range i.Chain[1:] {
 			if hexSHA256(c.Raw) == id {
@@ -99,6 +111,7 @@ func (h *Handler) issuerCert(id string) (certRaw, bool) {
 type certRaw struct {
 	Raw       []byte
 	NotBefore time.Time
+	Issuing   bool // an issuing CA (which has a CRL here), not its root
 }
 
 func isIssuerID(s string) bool {
