@@ -491,17 +491,29 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 	}
 	where = sqlstore.CertFilterWhere(where, f, &a, "")
 	if term != "" {
+		var match string
 		if len([]rune(term)) >= 3 {
 			// LIKE on the indexed expression: the trigram index answers it
 			// (and rechecks its candidates), whatever characters the term
 			// holds.
-			where = append(where, searchText+` LIKE `+a.Add("%"+sqlstore.EscapeLike(term)+"%"))
+			match = searchText + ` LIKE ` + a.Add("%"+sqlstore.EscapeLike(term)+"%")
 		} else {
 			// Too short for trigrams: a trigram index would have to read
 			// all of itself. strpos is no index operator, so the planner
 			// walks the order's index and stops at LIMIT instead.
-			where = append(where, `strpos(`+searchText+`, `+a.Add(term)+`) > 0`)
+			match = `strpos(` + searchText + `, ` + a.Add(term) + `) > 0`
 		}
+		// A term written as openssl prints a serial also matches the
+		// stored serial. Every such serial holds the serial's core, so
+		// the trigram index can still find the candidates (the term's or
+		// the core's) before the conditions pick from them.
+		if serial, ok := sqlstore.SerialSearch(term); ok {
+			if core := serial.Core(); len([]rune(term)) >= 3 && len(core) >= 3 {
+				where = append(where, "("+match+` OR `+searchText+` LIKE `+a.Add("%"+core+"%")+")")
+			}
+			match = "(" + strings.Join(append([]string{match}, serial.Conds(&a)...), " OR ") + ")"
+		}
+		where = append(where, match)
 	}
 	orderBy := "id DESC"
 	switch order {

@@ -401,6 +401,9 @@ func TestSearchUsesTrigramIndex(t *testing.T) {
 		{Search: "DEVICE-777,"},
 		{Search: "device-1999", Status: pki.StatusValid},
 		{Search: "device-1234", NotAfterBefore: t0},
+		// A serial as openssl prints it (1234 is 04:d2).
+		{Search: "04d2"},
+		{Search: "04:D2"},
 	} {
 		q, args, _, err := listQuery(f)
 		if err != nil {

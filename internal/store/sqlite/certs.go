@@ -217,13 +217,21 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 	// phrase matches the substring, whatever characters it holds); shorter
 	// terms are a scan, bounded by LIMIT like any filter.
 	phrase := `"` + strings.ReplaceAll(term, `"`, `""`) + `"`
+	// A term written as openssl prints a serial also matches the stored
+	// serial: the index finds the candidates by the serial's core too,
+	// and the serial's conditions (or the term's) pick from them.
+	serial, isSerial := sqlstore.SerialSearch(term)
+	indexed := indexedTerm(term) && (!isSerial || indexedTerm(serial.Core()))
+	if isSerial {
+		phrase += ` OR "` + serial.Core() + `"`
+	}
 	switch {
 	case term == "":
 	case strings.ContainsRune(term, 0) || !utf8.ValidString(term):
 		// No stored text holds it (and FTS5 reads a NUL as the end of
 		// its query).
 		where = append(where, "0")
-	case indexedTerm(term) && order == sqlstore.CursorNewest:
+	case indexed && order == sqlstore.CursorNewest:
 		// Driven by the index in rowid (= id) order: a term that matches
 		// most of the inventory still stops at LIMIT. The id bound
 		// (where[0]) becomes the index's rowid bound.
@@ -231,10 +239,15 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 		where[0] = "certificates_search.rowid" + strings.TrimPrefix(where[0], "id")
 		where = append(where, "certificates_search MATCH "+a.Add(phrase))
 		orderBy = "certificates_search.rowid DESC"
-	case indexedTerm(term):
+	case indexed:
 		where = append(where, `id IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH `+a.Add(phrase)+`)`)
-	default:
-		where = append(where, searchText+` LIKE `+a.Add("%"+sqlstore.EscapeLike(term)+"%")+` ESCAPE '\'`)
+	}
+	if term != "" && (!indexed || isSerial) {
+		conds := []string{searchText + ` LIKE ` + a.Add("%"+sqlstore.EscapeLike(term)+"%") + ` ESCAPE '\'`}
+		if isSerial {
+			conds = append(conds, serial.Conds(&a)...)
+		}
+		where = append(where, "("+strings.Join(conds, " OR ")+")")
 	}
 	q = `SELECT ` + sqlstore.CertColumns + ` FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY ` + orderBy + ` LIMIT ` + a.Add(sqlstore.PageLimit(f.Limit)+1)

@@ -100,6 +100,9 @@ func certFilters() []store.CertFilter {
 		{Search: "device-42"},
 		{Search: "device-42", Cursor: sqlstore.Cursor{Kind: sqlstore.CursorNewest, ID: 500}.String()},
 		{Search: "acme", Status: pki.StatusValid, Profile: "default"},
+		// Serials as openssl prints them: the index finds them too.
+		{Search: "06d566"},
+		{Search: "06:d5:66", Cursor: sqlstore.Cursor{Kind: sqlstore.CursorNewest, ID: 500}.String()},
 	} {
 		out = append(out, f)
 	}

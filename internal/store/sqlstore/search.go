@@ -38,3 +38,73 @@ func SearchText(prefix string) string {
 	}
 	return "lower(" + expr + ")"
 }
+
+// SerialMatch is how a search term written as openssl prints a serial
+// also matches the stored serial_hex, which is hex without colons or
+// leading zeros: openssl pads the first octet ("06D5…" for serial 6d5…)
+// and -text separates octets with colons ("06:d5:66:…"), so the term
+// itself is found in no search text.
+type SerialMatch struct {
+	// Contains: serial_hex holds these digits (the term without its
+	// colons) anywhere; "" when the term has no colons, and the search
+	// text finds them as they are.
+	Contains string
+	// Prefix: serial_hex starts with these digits (the term's without
+	// their leading zeros, which only pad the first octet); "" when the
+	// term starts with no zero.
+	Prefix string
+}
+
+// Core is a substring of every serial_hex the match finds: what an index
+// of the search text narrows the candidates with.
+func (m SerialMatch) Core() string {
+	if m.Prefix != "" {
+		return m.Prefix
+	}
+	return m.Contains
+}
+
+// Conds are m's conditions on serial_hex, to be ORed with the search
+// text's: patterns of hex digits only, nothing to escape for LIKE.
+func (m SerialMatch) Conds(a *Args) []string {
+	var conds []string
+	if m.Contains != "" {
+		conds = append(conds, "serial_hex LIKE "+a.Add("%"+m.Contains+"%"))
+	}
+	if m.Prefix != "" {
+		conds = append(conds, "serial_hex LIKE "+a.Add(m.Prefix+"%"))
+	}
+	return conds
+}
+
+// SerialSearch reads a search term (SearchTerm's) as a serial or a part
+// of one, written as openssl prints it: hex digits, with an optional 0x,
+// or in octets separated by colons (an inner octet of two digits; the
+// first and last may be cut, and a colon may end a line of -text output).
+// ok is false when the term is no such serial, or when the search text
+// finds it as it is (no colon, no leading zero). A term with colons that
+// reads otherwise ("fe80::1", "12:30:00.5") is no serial.
+func SerialSearch(term string) (m SerialMatch, ok bool) {
+	digits := strings.TrimPrefix(term, "0x")
+	if strings.Contains(digits, ":") {
+		groups := strings.Split(strings.Trim(digits, ":"), ":")
+		for i, g := range groups {
+			if len(g) == 0 || len(g) > 2 || (len(g) == 1 && i != 0 && i != len(groups)-1) {
+				return SerialMatch{}, false
+			}
+		}
+		digits = strings.Join(groups, "")
+		m.Contains = digits
+	}
+	if digits == "" || strings.Trim(digits, "0123456789abcdef") != "" {
+		return SerialMatch{}, false
+	}
+	if trimmed := strings.TrimLeft(digits, "0"); trimmed != digits && trimmed != "" {
+		m.Prefix = trimmed
+	}
+	if digits != term && m.Contains == "" && m.Prefix == "" {
+		// 0x and digits without leading zeros: the digits themselves.
+		m.Contains = digits
+	}
+	return m, m.Contains != "" || m.Prefix != ""
+}

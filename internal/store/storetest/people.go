@@ -376,6 +376,67 @@ func testListFilters(t *testing.T, s store.Store) {
 	}
 }
 
+// testSearchSerialAsPrinted: a serial is found written as openssl prints
+// it, its first octet padded with a zero and its octets maybe separated by
+// colons, although the store keeps it without either; the term as it is
+// still matches any text, and the padding only ever matches the start of
+// a serial.
+func testSearchSerialAsPrinted(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i, c := range []struct{ serial, subject string }{
+		{"6d566576d8ceb76106b9cf8761cf18f", "CN=printer"}, // openssl: 06:D5:66:…
+		{"106d566576", "CN=inner"},                        // 06d5… inside it
+		{"d566", "CN=room-6d5"},                           // 6d5 in its subject only
+		{"abc", "CN=ap-00:1a:2b"},                         // colons in a subject
+	} {
+		cert := newCert(issuerA, c.serial, t0.Add(time.Duration(48+i)*time.Hour))
+		cert.Subject, cert.SANs = c.subject, nil
+		mustRecord(t, s, issuance(cert))
+	}
+	const printer, inner, room, ap = "6d566576d8ceb76106b9cf8761cf18f", "106d566576", "d566", "abc"
+	for _, c := range []struct {
+		name string
+		f    store.CertFilter
+		want []string
+	}{
+		{"openssl -serial", store.CertFilter{Search: "06D566576D8CEB76106B9CF8761CF18F"}, []string{printer}},
+		{"openssl -text", store.CertFilter{Search: "06:D5:66:57:6D:8C:EB:76:10:6B:9C:F8:76:1C:F1:8F"}, []string{printer}},
+		{"a line of openssl -text", store.CertFilter{Search: " 06:d5:66:57:6d: "}, []string{printer}},
+		{"0x", store.CertFilter{Search: "0x06d566576d8ceb76106b9cf8761cf18f"}, []string{printer}},
+		{"padded start", store.CertFilter{Search: "06d5"}, []string{inner, printer}},
+		{"padded start with colons", store.CertFilter{Search: "06:d5:66"}, []string{inner, printer}},
+		{"inner octets with colons", store.CertFilter{Search: "66:57:6d:8c"}, []string{printer}},
+		{"stored form", store.CertFilter{Search: "6d5"}, []string{room, inner, printer}},
+		{"padded, short", store.CertFilter{Search: "06"}, []string{inner, printer}},
+		{"padded, short once unpadded", store.CertFilter{Search: "006"}, []string{printer}},
+		{"padded start, by expiry, paged", store.CertFilter{Search: "06d5", NotAfterBefore: t0.Add(72 * time.Hour), Limit: 1},
+			[]string{printer, inner}},
+		{"padded start, other filters", store.CertFilter{Search: "06d5", Protocol: pki.ProtocolSCEP, IssuedAfter: t0.Add(-time.Minute)},
+			[]string{inner, printer}},
+		{"colons that are text", store.CertFilter{Search: "00:1a:2b"}, []string{ap}},
+		{"not hex", store.CertFilter{Search: "06d5x"}, nil},
+	} {
+		var got []string
+		f := c.f
+		for {
+			page, next, err := s.ListCertificates(ctx, f)
+			if err != nil {
+				t.Fatalf("%s: ListCertificates: %v", c.name, err)
+			}
+			for _, cert := range page {
+				got = append(got, cert.SerialHex)
+			}
+			if next == "" {
+				break
+			}
+			f.Cursor = next
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s (%q): %v, want %v", c.name, c.f.Search, got, c.want)
+		}
+	}
+}
+
 func testRenewalsOf(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	first := newCert(issuerA, "r0", t0.Add(time.Hour))

@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"DeleteChallenge", testDeleteChallenge},
 		{"ListFilters", testListFilters},
+		{"SearchSerialAsPrinted", testSearchSerialAsPrinted},
 		{"RenewalsOf", testRenewalsOf},
 		{"Dashboard", testDashboard},
 		{"AuditLimits", testAuditLimits},
