@@ -18,16 +18,14 @@ import (
 const (
 	searchIndexEvery = time.Second
 	// searchIndexBatch bounds the certificates indexed in one transaction,
-	// so that the enrollments whose writes queue behind it never wait long:
-	// the writer runs one transaction at a time. At 1000, a second's
-	// enrollments under load (500 or so) were indexed in one transaction
-	// of 10–20 ms, which every enrollment recorded meanwhile waited for:
-	// on one core at concurrency 8, that was most of the gap between the
-	// median latency and the p99. BenchmarkSearchIndex, best of three: at
-	// 128 the longest transaction takes 4.7 ms against 20.7 ms at 1000, for
-	// the same CPU per certificate (16 µs); smaller transactions cost more
-	// per certificate (FTS5 writes and merges a segment per transaction).
-	searchIndexBatch = 128
+	// so a batch of enrollments never waits long behind the indexer. Under
+	// load, 1000 makes one transaction of a second's enrollments (10–20 ms
+	// for 500). Smaller ones stall the writer for less
+	// (BenchmarkSearchIndex: 4.7 ms at 128) but cost the server more: at
+	// 128, scepter bench at concurrency 8 on one core measured 7% more CPU
+	// per enrollment and a higher p99 in every one of seven interleaved
+	// rounds (FTS5 writes a segment per transaction, and merges them).
+	searchIndexBatch = 1000
 )
 
 // searchText is the text the index holds for a certificate (subject,

@@ -13,7 +13,7 @@ import (
 // transactions of each size: ns/op is per certificate, and max-tx-ms the
 // longest transaction, which the enrollments queued behind it wait for.
 func BenchmarkSearchIndex(b *testing.B) {
-	for _, batch := range []int{32, 128, 1000} {
+	for _, batch := range []int{128, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			s := openTemp(b)
 			s.stopSearchIndexer()
