@@ -14,7 +14,7 @@ import (
 // while, the wait doubling with each new lockout up to a maximum. It lives
 // in this node's memory (a per-node limit is enough to make guessing
 // useless), and it is bounded: when full, the unlocked entries idle longest
-// go (see evict).
+// go first, locked ones only when none is left (see evict).
 //
 // An address is an IPv4 address, or an IPv6 /64 (throttleHost): a client
 // is given a whole /64 as readily as one address, and the request rate
@@ -37,10 +37,6 @@ type failureThrottle struct {
 
 	mu      sync.Mutex
 	entries map[string]*failureEntry // by address, and by address and identity
-	// overflow counts the failures that found no room in entries, every
-	// entry being locked (evict); while it is locked, so is every address
-	// and identity without an entry of its own.
-	overflow failureEntry
 }
 
 type failureEntry struct {
@@ -89,7 +85,7 @@ func newFailureThrottle(clock pki.Clock, limit int) *failureThrottle {
 		limit = defaultFailureLimit
 	}
 	return &failureThrottle{clock: clock, limit: limit, window: defaultFailureWindow, base: defaultLockout, max: defaultMaxLockout,
-		maxEntries: defaultThrottleTarget, entries: map[string]*failureEntry{}, overflow: failureEntry{lockout: defaultLockout}}
+		maxEntries: defaultThrottleTarget, entries: map[string]*failureEntry{}}
 }
 
 // throttleHost is the address a client's failures count against, from its
@@ -128,12 +124,7 @@ func (t *failureThrottle) blocked(host, identity string) (time.Time, bool) {
 	var until time.Time
 	for _, key := range []string{host, identityKey(host, identity)} {
 		e := t.entries[key]
-		if e == nil {
-			// No entry of its own: its failures, if any, went to the
-			// overflow count.
-			e = &t.overflow
-		}
-		if now.Before(e.blockedUntil) && e.blockedUntil.After(until) {
+		if e != nil && now.Before(e.blockedUntil) && e.blockedUntil.After(until) {
 			until = e.blockedUntil
 		}
 	}
@@ -141,36 +132,24 @@ func (t *failureThrottle) blocked(host, identity string) (time.Time, bool) {
 }
 
 // failed counts a failure of host as identity, and locks either out once
-// over its limit. A failure that finds no room for an entry (evict) counts
-// once against the overflow entry, at the address limit.
+// over its limit.
 func (t *failureThrottle) failed(host, identity string) {
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	idKey := identityKey(host, identity)
-	addr := t.entry(host, idKey, now)
-	id := t.entry(idKey, host, now)
-	if addr != nil {
-		t.count(addr, t.limit*addressLimitFactor, now)
-	}
-	if id != nil {
-		t.count(id, t.limit, now)
-	}
-	if addr == nil || id == nil {
-		t.count(&t.overflow, t.limit*addressLimitFactor, now)
-	}
+	t.count(t.entry(host, idKey, now), t.limit*addressLimitFactor, now)
+	t.count(t.entry(idKey, host, now), t.limit, now)
 }
 
-// entry is key's entry, made if there is room; sibling is the other entry
-// the same failure counts against, which making room must not drop (t.mu
-// held).
+// entry is key's entry, made room for if need be; sibling is the other
+// entry the same failure counts against, which making room must not drop
+// (t.mu held).
 func (t *failureThrottle) entry(key, sibling string, now time.Time) *failureEntry {
 	if e := t.entries[key]; e != nil {
 		return e
 	}
-	if !t.evict(sibling, now) {
-		return nil
-	}
+	t.evict(sibling, now)
 	e := &failureEntry{windowStart: now, lockout: t.base}
 	t.entries[key] = e
 	return e
@@ -201,37 +180,38 @@ func (t *failureThrottle) succeeded(host, identity string) {
 	}
 }
 
-// evict makes room for one entry, dropping the unlocked one idle longest
-// but never keep, and reports whether there is room (called with the lock
-// held; a linear scan over a bounded map, only when full).
+// evict makes room for one entry when the map is full (t.mu held; a
+// linear scan over a bounded map, only when full): it drops the unlocked
+// entry idle longest, never keep, and when every entry is locked, the one
+// whose lock ends first.
 //
-// An entry locked now is never dropped: an attacker with many addresses
-// could otherwise fill the map with fresh failures and so unlock the
-// address he was guessing from. When every entry is locked, there is no
-// room: the new failure counts against one shared overflow entry instead,
-// which locks, at the address limit, every address and identity that has
-// no entry of its own (blocked). That fails closed, for the addresses the
-// map cannot track: while an attacker holds the whole map locked, his
-// further addresses get the address limit between them, not a fresh
-// count each, and a well-behaved client with no entry may be refused for
-// a while; no address already locked is let go early.
-func (t *failureThrottle) evict(keep string, now time.Time) bool {
+// Locked entries go last so that an attacker with many addresses cannot
+// unlock the address he guesses from by filling the map with fresh
+// failures: he must first hold every entry locked beyond that address's
+// lock, which has doubled with each lockout, and all that buys him is
+// one more round of the limit's guesses. Refusing new entries instead
+// would leave his further addresses uncounted; counting them in one shared
+// entry would, once it locked, lock out every client the map does not
+// hold: an outage any holder of enough addresses could cause.
+func (t *failureThrottle) evict(keep string, now time.Time) {
 	if len(t.entries) < t.maxEntries {
-		return true
+		return
 	}
-	var oldest string
-	var when time.Time
+	var idle, soonest string
+	var idleSince, endsAt time.Time
 	for k, e := range t.entries {
-		if k == keep || now.Before(e.blockedUntil) {
-			continue
-		}
-		if oldest == "" || e.lastSeen.Before(when) {
-			oldest, when = k, e.lastSeen
+		switch {
+		case k == keep:
+		case now.Before(e.blockedUntil):
+			if soonest == "" || e.blockedUntil.Before(endsAt) {
+				soonest, endsAt = k, e.blockedUntil
+			}
+		case idle == "" || e.lastSeen.Before(idleSince):
+			idle, idleSince = k, e.lastSeen
 		}
 	}
-	if oldest == "" {
-		return false
+	if idle == "" {
+		idle = soonest
 	}
-	delete(t.entries, oldest)
-	return true
+	delete(t.entries, idle)
 }

@@ -2,6 +2,8 @@ package enroll
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,56 +70,115 @@ func TestThrottleByIdentity(t *testing.T) {
 	}
 }
 
+// With every entry locked, a full throttle drops the lock that ends first,
+// never keep.
+func TestThrottleEvictsTheLockEndingFirst(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	th := newFailureThrottle(pkitest.NewClock(now), 5)
+	th.maxEntries = 4
+	for key, ends := range map[string]time.Duration{"guesser": 4 * time.Minute, "a": 2 * time.Minute, "b": time.Minute, "keep": 30 * time.Second} {
+		th.entries[key] = &failureEntry{blockedUntil: now.Add(ends), lastSeen: now.Add(-ends)}
+	}
+	th.evict("keep", now)
+	var left []string
+	for key := range th.entries {
+		left = append(left, key)
+	}
+	slices.Sort(left)
+	if got, want := strings.Join(left, " "), "a guesser keep"; got != want {
+		t.Errorf("entries left %q, want %q (b's lock ends first; keep is kept)", got, want)
+	}
+}
+
+// A throttle full of locks made by many addresses locks out no address
+// that never failed, however many more fail (counted together, they would
+// lock out every client the throttle does not hold), and keeps the lock
+// that ends last.
+func TestFullThrottleLocksOutNoBystander(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	clock := pkitest.NewClock(now)
+	th := newFailureThrottle(clock, 5)
+	th.maxEntries = 20
+	th.entries["guesser"] = &failureEntry{blockedUntil: now.Add(time.Hour), lockout: time.Hour}
+	for i := range th.maxEntries - 1 {
+		th.entries[fmt.Sprintf("filler %d", i)] = &failureEntry{blockedUntil: now.Add(time.Minute), lockout: time.Minute}
+	}
+	for i := range 500 {
+		th.failed(fmt.Sprintf("2001:db8:%x::/64", i), "a challenge")
+	}
+	if _, b := th.blocked("192.0.2.7", "user carol"); b {
+		t.Error("an address that never failed is locked out")
+	}
+	if e := th.entries["guesser"]; e == nil || !clock.Now().Before(e.blockedUntil) {
+		t.Error("the longest lock was let go")
+	}
+	if len(th.entries) > th.maxEntries {
+		t.Errorf("%d entries, more than %d", len(th.entries), th.maxEntries)
+	}
+}
+
 // A full throttle drops the unlocked entry idle longest, never a locked
-// one, however old: an attacker cannot push his own lockout out with
-// failures from fresh addresses. With every entry locked, failures from
-// addresses without an entry share one overflow count at the address
-// limit, which then locks every address without an entry (fails closed),
-// and still lets none of the locked ones go.
+// one while an unlocked one is left: an attacker cannot push his own
+// lockout out with failures from fresh addresses. With every entry locked,
+// it drops the lock that ends first, so an address locked again and again
+// (the guesser's) outlasts addresses locked once; and an address that
+// never failed is never locked out by others' failures.
 func TestThrottleEvictionKeepsLockouts(t *testing.T) {
 	cases := []struct {
 		name string
-		// unlocked addresses failing once, after the locked one
+		// addresses failing once after the guesser, each unlocked
 		unlocked int
+		// addresses locked once after the guesser, each
+		lockedOnce int
 		// fresh addresses failing once each, after that
 		fresh int
-		// whether a fresh address that never failed is locked out
-		freshLocked bool
 	}{
-		{"room made by dropping unlocked entries", 3, 3, false},
-		{"no unlocked entry: fresh failures share the overflow count", 0, 49, false},
-		{"the overflow count locks", 0, 50, true},
+		{"room made by dropping unlocked entries", 3, 0, 3},
+		{"many more fresh addresses than room", 0, 2, 40},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			clock := pkitest.NewClock(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
 			th := newFailureThrottle(clock, 5)
-			// Room for the locked address's two entries and the
-			// unlocked ones' two each.
-			th.maxEntries = 2 + 2*c.unlocked
-			const locked = "198.51.100.66"
-			for range 5 {
-				th.failed(locked, "user bob")
+			// Room for the guesser's two entries and the others' two each.
+			th.maxEntries = 2 + 2*(c.unlocked+c.lockedOnce)
+			const guesser = "198.51.100.66"
+			// Locked twice: the second lock is twice the first, and ends
+			// after every lock made once below.
+			for range 2 {
+				for range 5 {
+					th.failed(guesser, "user bob")
+				}
+				clock.Advance(defaultLockout + time.Second)
 			}
-			if _, b := th.blocked(locked, "user bob"); !b {
-				t.Fatal("not locked after 5 failures")
+			for range 5 {
+				th.failed(guesser, "user bob")
+			}
+			if _, b := th.blocked(guesser, "user bob"); !b {
+				t.Fatal("the guesser is not locked")
 			}
 			for i := range c.unlocked {
 				clock.Advance(time.Second)
 				th.failed(fmt.Sprintf("192.0.2.%d", i), "user bob")
 			}
+			for i := range c.lockedOnce {
+				clock.Advance(time.Second)
+				for range 5 {
+					th.failed(fmt.Sprintf("203.0.113.%d", i), "user bob")
+				}
+			}
 			for i := range c.fresh {
 				clock.Advance(time.Second)
 				th.failed(fmt.Sprintf("2001:db8:%x::/64", i), "user bob")
 			}
-			if _, b := th.blocked(locked, "user bob"); !b {
-				t.Error("the locked address was let go to make room")
+			if _, b := th.blocked(guesser, "user bob"); !b {
+				t.Error("the guesser's lock was let go to make room")
 			}
 			if len(th.entries) > th.maxEntries {
 				t.Errorf("%d entries, more than %d", len(th.entries), th.maxEntries)
 			}
-			if _, b := th.blocked("203.0.113.1", "user carol"); b != c.freshLocked {
-				t.Errorf("an address without an entry locked out: %v, want %v", b, c.freshLocked)
+			if _, b := th.blocked("192.0.2.200", "user carol"); b {
+				t.Error("an address that never failed is locked out")
 			}
 		})
 	}
