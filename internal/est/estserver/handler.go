@@ -323,6 +323,8 @@ func (h *Handler) enroll(c *call) {
 	}
 	c.w.Header().Set("Content-Type", ct)
 	c.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	// The reply holds a private key: no cache on the way may keep it.
+	c.w.Header().Set("Cache-Control", "no-store")
 	c.w.WriteHeader(http.StatusOK)
 	c.w.Write(body)
 }

@@ -532,6 +532,11 @@ func TestServerKeyGen(t *testing.T) {
 	if after := certCount(t, f); after != before {
 		t.Errorf("%d certificates issued for refused serverkeygen requests", after-before)
 	}
+	// The reply holds a private key: no cache may keep it.
+	r := f.post(f.httpClient(nil, 0), "keygen/serverkeygen", "alice", userPassword, newCSR(t, csrKey, "keygen-cache", csr.Template{}), nil)
+	if r.status != http.StatusOK || r.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("serverkeygen: HTTP %d, Cache-Control %q; want 200 and no-store", r.status, r.header.Get("Cache-Control"))
+	}
 	// A profile without it.
 	wantStatus(t, f.post(f.httpClient(nil, 0), "serverkeygen", "alice", userPassword, newCSR(t, csrKey, "nope", csr.Template{}), nil),
 		http.StatusForbidden, "does not allow server-side key generation")
