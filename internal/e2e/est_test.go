@@ -1001,7 +1001,7 @@ func TestESTAuthMatrix(t *testing.T) {
 	t.Run("user-bound-to-another-profile", func(t *testing.T) {
 		c := enrollCall(t, "simpleenroll", "auth-bound", newP256(t))
 		c.user, c.pass = "bound-user", "bound-password-0123"
-		expectStatus(t, "a user bound to renewnow at the default profile", e.call(t, c), http.StatusUnauthorized)
+		expectStatus(t, "a user bound to renewnow at the default profile (the right password: a policy refusal)", e.call(t, c), http.StatusForbidden)
 		c.path = "renewnow/simpleenroll"
 		e.enrollGo(t, "a user bound to renewnow at renewnow", c)
 	})
