@@ -103,13 +103,11 @@ func throttleHost(remote string) string {
 	if err != nil {
 		return host
 	}
-	a = a.Unmap().WithZone("")
-	if a.Is6() {
-		if p, err := a.Prefix(64); err == nil {
-			return p.String()
-		}
+	g := pki.ClientGroup(a)
+	if g.Is6() {
+		return netip.PrefixFrom(g, 64).String() // as it read before: "2001:db8::/64"
 	}
-	return a.String()
+	return g.String()
 }
 
 // identityKey is the entry of host's attempts as identity.

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // Lockout tunes the back-off after failed logins to the page; zero fields
@@ -164,11 +166,5 @@ func clientKey(host string) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	a = a.Unmap().WithZone("")
-	if a.Is6() {
-		if p, err := a.Prefix(64); err == nil {
-			return p.Addr()
-		}
-	}
-	return a
+	return pki.ClientGroup(a)
 }

@@ -483,15 +483,7 @@ func parseHop(s string) (netip.Addr, bool) {
 // clientKey groups addresses the way one client holds them: an IPv4
 // address alone, an IPv6 address by its /64 (a host usually has a whole
 // /64, so per-address buckets would give it 2^64 of them).
-func clientKey(a netip.Addr) netip.Addr {
-	a = a.Unmap().WithZone("")
-	if a.Is6() {
-		if p, err := a.Prefix(64); err == nil {
-			return p.Addr()
-		}
-	}
-	return a
-}
+func clientKey(a netip.Addr) netip.Addr { return pki.ClientGroup(a) }
 
 // ParsePrefixes reads a comma-separated list of CIDR prefixes or single
 // addresses (a /32 or /128).
