@@ -76,11 +76,9 @@ type Service struct {
 	clock     pki.Clock
 	log       *slog.Logger
 	passwords *credential.PasswordChecker // bounds the argon2id checks at once
-	// unknownNameKey keys the tag that stands for an unknown name in the
-	// audit trail (unknownNameTag); random for each run of the server.
-	unknownNameKey []byte
 	// loginNameKey keys the hash under which the store counts an unknown
-	// name's failed logins: the store's one key (LoginNameKey), read once.
+	// name's failed logins, and the tag that stands for such a name in the
+	// audit trail: the store's one key (LoginNameKey), read once.
 	loginNameKeyMu sync.Mutex
 	loginNameKey   []byte
 }
@@ -90,8 +88,7 @@ func New(st store.Store, clock pki.Clock, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: st, clock: clock, log: log, passwords: credential.NewPasswordChecker(0),
-		unknownNameKey: []byte(rand.Text())}
+	return &Service{st: st, clock: clock, log: log, passwords: credential.NewPasswordChecker(0)}
 }
 
 // Errors that map to HTTP statuses at the edge.
@@ -473,10 +470,11 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 // Each attempt writes at most one row, none while locked, and the rate
 // limiter bounds the attempts per address.
 func (s *Service) unknownLogin(ctx context.Context, name, password, remote string, now time.Time) error {
-	key, err := s.unknownNameKeyOf(ctx, name)
+	storeKey, err := s.storeLoginNameKey(ctx)
 	if err != nil {
 		return err
 	}
+	key := keyedHash(storeKey, "", name)
 	// Counted before the work, as a user's attempt is (ClaimLoginAttempt):
 	// attempts at once must not all read one count.
 	att, err := s.st.ClaimUnknownLoginAttempt(ctx, key, now, now.Add(failureMemory), lockFor)
@@ -488,15 +486,14 @@ func (s *Service) unknownLogin(ctx context.Context, name, password, remote strin
 	}
 	s.passwords.Burn(ctx, password)
 	_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote,
-		Outcome: "failure", Reason: "unknown user", Detail: "unknown user " + s.unknownNameTag(name)})
+		Outcome: "failure", Reason: "unknown user", Detail: unknownNameTag(storeKey, name)})
 	return ErrUnauthenticated
 }
 
-// unknownNameKeyOf is the hash under which the store counts an unknown
-// name's failures: HMAC-SHA-256 under the store's key, so that the table
-// holds no name (often a password typed into the wrong field) and every
-// node counts a name under the same hash.
-func (s *Service) unknownNameKeyOf(ctx context.Context, name string) ([]byte, error) {
+// storeLoginNameKey is the store's key of unknown login names
+// (LoginNameKey), made by the first node that needs it and then the same
+// for every node and every run, read once.
+func (s *Service) storeLoginNameKey(ctx context.Context) ([]byte, error) {
 	s.loginNameKeyMu.Lock()
 	defer s.loginNameKeyMu.Unlock()
 	if s.loginNameKey == nil {
@@ -508,20 +505,32 @@ func (s *Service) unknownNameKeyOf(ctx context.Context, name string) ([]byte, er
 		}
 		s.loginNameKey = key
 	}
-	m := hmac.New(sha256.New, s.loginNameKey)
+	return s.loginNameKey, nil
+}
+
+// keyedHash is HMAC-SHA-256 under key of purpose and name, kept apart by
+// a NUL. The store counts an unknown name's failures under the hash of
+// purpose "" (as since migration 0019), so that its table holds no name
+// (often a password typed into the wrong field) and every node counts a
+// name under the same hash.
+func keyedHash(key []byte, purpose, name string) []byte {
+	m := hmac.New(sha256.New, key)
+	if purpose != "" {
+		m.Write([]byte(purpose))
+		m.Write([]byte{0})
+	}
 	m.Write([]byte(name))
-	return m.Sum(nil), nil
+	return m.Sum(nil)
 }
 
 // unknownNameTag stands for a name that is no user's in the audit trail:
 // such a name is often a password typed into the wrong field, which every
-// auditor would read. The tag is a keyed hash, so it cannot be guessed
-// back from a list of passwords, yet the same name gives the same tag for
-// as long as this server runs, so repeated attempts still show.
-func (s *Service) unknownNameTag(name string) string {
-	m := hmac.New(sha256.New, s.unknownNameKey)
-	m.Write([]byte(name))
-	return fmt.Sprintf("(tag %x)", m.Sum(nil)[:4])
+// auditor would read. The tag is a short keyed hash under the store's key
+// (apart from the failure count's), so it cannot be guessed back from a
+// list of passwords without the database, yet the same name gives the same
+// tag on every node and across restarts, so repeated attempts show.
+func unknownNameTag(key []byte, name string) string {
+	return fmt.Sprintf("name (tag %x)", keyedHash(key, "audit tag", name)[:4])
 }
 
 // failureMemory is how long after its last counted failure the store keeps
