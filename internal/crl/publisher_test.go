@@ -209,15 +209,17 @@ func TestHandler(t *testing.T) {
 	if resp, _ := get("/crl/"+issuer.ID+".crl", nil); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("no CRL yet: %d, want 503 with Retry-After", resp.StatusCode)
 	}
-	// The root publishes no CRL here, now or ever: 404 with the reason,
-	// not a 503 that asks to try again.
+	// The root's CRL is signed by hand (scepter ca root crl): until one
+	// is, 404 with the reason and the command, not a 503 that asks to try
+	// again.
 	root := sha256.Sum256(f.Authority.Root.Raw)
 	rootCRL := "/crl/" + hex.EncodeToString(root[:]) + ".crl"
 	checkRootCRL := func(when string) {
 		t.Helper()
 		resp, body := get(rootCRL, nil)
 		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Retry-After") != "" ||
-			!strings.Contains(string(body), "root CA publishes no CRL") || !strings.Contains(string(body), "strictcrlpolicy=ifuri") {
+			!strings.Contains(string(body), "root CA has published no CRL") || !strings.Contains(string(body), "scepter ca root crl") ||
+			!strings.Contains(string(body), "strictcrlpolicy=ifuri") {
 			t.Errorf("the root's CRL %s: %d, Retry-After %q, %q; want 404 saying why", when, resp.StatusCode, resp.Header.Get("Retry-After"), body)
 		}
 	}
@@ -241,6 +243,28 @@ func TestHandler(t *testing.T) {
 	}
 	if resp, body := get("/ca/"+hex.EncodeToString(root[:])+".crt", nil); resp.StatusCode != 200 || !bytes.Equal(body, f.Authority.Root.Raw) {
 		t.Errorf("root certificate: %d", resp.StatusCode)
+	}
+	// Once signed and stored, every node serves it (after at most ten
+	// seconds: it is read from the store again no sooner).
+	rootIssuer, err := ca.RootIssuer(f.Dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, _, err := crl.SignRootCRL(rootIssuer, nil, nil, f.Clock.Now(), crl.DefaultRootValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Store.PutCRL(ctx, *signed, 10); err != nil {
+		t.Fatal(err)
+	}
+	checkRootCRL("signed a moment ago, before this node reads the store again")
+	f.Clock.Advance(11 * time.Second)
+	resp, body = get(rootCRL, nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/pkix-crl" || resp.Header.Get("ETag") == "" {
+		t.Fatalf("the root's CRL once signed: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+	if list := parseCRL(t, body, f.Authority.Root); list.Number.Int64() != 1 || len(list.RevokedCertificateEntries) != 0 {
+		t.Errorf("the root's CRL: number %d, %d entries", list.Number, len(list.RevokedCertificateEntries))
 	}
 	for _, path := range []string{"/crl/" + hex.EncodeToString(root[:16]) + ".crl", "/crl/" + issuer.ID, "/crl/" + issuer.ID[:63] + "G.crl",
 		"/crl/../etc/passwd", "/ca/" + issuer.ID + ".crl", "/crl/" + hex.EncodeToString(make([]byte, 32)) + ".crl"} {

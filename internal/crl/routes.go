@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/scepter/scepter/internal/store"
 )
 
 // maxAge bounds how long HTTP caches keep a CRL, so a revocation reaches
@@ -19,6 +21,7 @@ const maxAge = 5 * time.Minute
 type Handler struct {
 	p       *Publisher
 	issuers Issuers
+	roots   rootCRLs
 }
 
 // NewHandler serves p's CRLs and the certificates of issuers.
@@ -40,10 +43,10 @@ func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) {
 	}
 	cert, known := h.issuerCert(id)
 	if known && !cert.Issuing {
-		notFound(w, rootPublishesNoCRL)
+		h.serveRootCRL(w, r, id)
 		return
 	}
-	der, err := h.p.CurrentCRL(r.Context(), id)
+	_, err := h.p.CurrentCRL(r.Context(), id)
 	c, _ := h.p.Current(id)
 	if err != nil || c == nil {
 		if known {
@@ -54,7 +57,11 @@ func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) {
 		notFound(w, "no CA with this issuer ID")
 		return
 	}
-	now := h.p.clock.Now()
+	writeCRL(w, r, id, c, h.p.clock.Now())
+}
+
+// writeCRL answers with c, DER, and its caching headers.
+func writeCRL(w http.ResponseWriter, r *http.Request, id string, c *store.CRL, now time.Time) {
 	age := min(maxAge, c.NextUpdate.Sub(now))
 	w.Header().Set("Content-Type", "application/pkix-crl")
 	w.Header().Set("ETag", fmt.Sprintf(`"%s-%d"`, id[:16], c.Number))
@@ -65,7 +72,7 @@ func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) {
 	// earlier thisUpdate than the one a cache holds; only the ETag, which
 	// names the CRL's number, tells whether the cache's copy is current.
 	w.Header().Set("Last-Modified", c.ThisUpdate.UTC().Format(http.TimeFormat))
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(der))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(c.DER))
 }
 
 func (h *Handler) serveCA(w http.ResponseWriter, r *http.Request) {
@@ -84,13 +91,6 @@ func (h *Handler) serveCA(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=86400, no-transform")
 	http.ServeContent(w, r, "", cert.NotBefore, bytes.NewReader(cert.Raw))
 }
-
-// rootPublishesNoCRL is why the root's CRL URL answers 404, for good: a
-// 503 asking to try again would be retried forever.
-const rootPublishesNoCRL = "the root CA publishes no CRL here: its key is kept offline, and the issuing CA " +
-	"certificates it signed carry no CRL distribution point. A relying party that demands a CRL for every " +
-	"certificate of the chain must check only where a certificate names one (strongSwan: strictcrlpolicy=ifuri) " +
-	"or be given a root CRL of its own"
 
 // issuerCert finds an issuing CA, or a certificate of its chain (the root),
 // by the hex SHA-256 of its DER.

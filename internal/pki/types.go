@@ -197,8 +197,11 @@ const (
 	// EventCARootKeyExported: the root key was copied off the server
 	// (and perhaps removed from it).
 	EventCARootKeyExported = "ca.root_key_exported"
-	EventESTUserAdded      = "est_user.added"
-	EventESTUserRemoved    = "est_user.removed"
+	// EventCARootCRLSigned: a root CRL was signed with the root key and
+	// stored (scepter ca root crl), perhaps revoking issuing CAs.
+	EventCARootCRLSigned = "ca.root_crl_signed"
+	EventESTUserAdded    = "est_user.added"
+	EventESTUserRemoved  = "est_user.removed"
 	// EventRefused records a request refused before the enrollment
 	// service could look at it (bad signature, missing credentials, a
 	// malformed body): every refusal is in the audit trail.

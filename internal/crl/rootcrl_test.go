@@ -1,0 +1,92 @@
+package crl_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+)
+
+// The root's CRLs follow one another: each keeps its predecessor's
+// entries, numbers grow, and nothing the root did not sign is carried on.
+func TestSignRootCRL(t *testing.T) {
+	f := fixture.New(t, fixture.Options{})
+	root, err := ca.RootIssuer(f.Dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := f.Clock.Now()
+	first, entries, err := crl.SignRootCRL(root, nil, nil, now, crl.DefaultRootValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := parseCRL(t, first.DER, root.Cert)
+	if first.Number != 1 || list.Number.Int64() != 1 || len(entries) != 0 || first.IssuerID != root.ID {
+		t.Errorf("first root CRL: number %d (%d), %d entries, issuer %s", first.Number, list.Number, len(entries), first.IssuerID)
+	}
+	if !list.ThisUpdate.Before(now) || !list.NextUpdate.Equal(now.UTC().Truncate(time.Second).Add(crl.DefaultRootValidity)) {
+		t.Errorf("first root CRL: thisUpdate %s, nextUpdate %s (now %s)", list.ThisUpdate, list.NextUpdate, now)
+	}
+
+	// The issuing CA revoked a day later: listed with its reason, and the
+	// CRL is not dated before the revocation.
+	f.Clock.Advance(24 * time.Hour)
+	now = f.Clock.Now()
+	issuing := f.Issuer().Cert
+	second, entries, err := crl.SignRootCRL(root, first, []crl.RootRevocation{{Cert: issuing, RevokedAt: now, Reason: 2}}, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list = parseCRL(t, second.DER, root.Cert)
+	if second.Number != 2 || len(entries) != 1 || len(list.RevokedCertificateEntries) != 1 ||
+		list.RevokedCertificateEntries[0].SerialNumber.Cmp(issuing.SerialNumber) != 0 || list.RevokedCertificateEntries[0].ReasonCode != 2 {
+		t.Fatalf("second root CRL: number %d, entries %+v", second.Number, list.RevokedCertificateEntries)
+	}
+	if list.ThisUpdate.Before(now.Truncate(time.Second)) || !list.NextUpdate.Equal(now.UTC().Truncate(time.Second).Add(time.Hour)) {
+		t.Errorf("second root CRL: thisUpdate %s, nextUpdate %s (revoked at %s)", list.ThisUpdate, list.NextUpdate, now)
+	}
+
+	// Revoked again later: the first entry stays as it was.
+	f.Clock.Advance(time.Hour)
+	third, entries, err := crl.SignRootCRL(root, second, []crl.RootRevocation{{Cert: issuing, RevokedAt: f.Clock.Now(), Reason: 5}}, f.Clock.Now(), crl.DefaultRootValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list = parseCRL(t, third.DER, root.Cert)
+	if third.Number != 3 || len(entries) != 1 || list.RevokedCertificateEntries[0].ReasonCode != 2 ||
+		!list.RevokedCertificateEntries[0].RevocationTime.Equal(now.UTC().Truncate(time.Second)) {
+		t.Errorf("third root CRL: number %d, entries %+v", third.Number, list.RevokedCertificateEntries)
+	}
+	// Not after the root's end.
+	far, _, err := crl.SignRootCRL(root, third, nil, f.Clock.Now(), 100*365*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !far.NextUpdate.Equal(root.Cert.NotAfter.UTC().Truncate(time.Second)) {
+		t.Errorf("nextUpdate %s, want the root's end %s", far.NextUpdate, root.Cert.NotAfter)
+	}
+
+	// A stored CRL another root signed is not carried on.
+	other := fixture.New(t, fixture.Options{})
+	otherRoot, err := ca.RootIssuer(other.Dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, _, err := crl.SignRootCRL(otherRoot, nil, nil, other.Clock.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := crl.SignRootCRL(root, foreign, nil, f.Clock.Now(), time.Hour); err == nil || !strings.Contains(err.Error(), "not signed by this root") {
+		t.Errorf("a predecessor of another root: %v", err)
+	}
+	// None once the root has expired, none with no validity.
+	if _, _, err := crl.SignRootCRL(root, third, nil, root.Cert.NotAfter.Add(time.Second), time.Hour); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("after the root's end: %v", err)
+	}
+	if _, _, err := crl.SignRootCRL(root, third, nil, f.Clock.Now(), 0); err == nil {
+		t.Error("a validity of 0 was taken")
+	}
+}
