@@ -548,8 +548,15 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	rev.run(ctx, log)
 	// The CA's own certificates, a while before they expire: at start and
 	// once a day.
-	warnCAExpiry(authority, f.dataDir, clock.Now(), log)
-	go every(ctx, 24*time.Hour, func() { warnCAExpiry(authority, f.dataDir, clock.Now(), log) })
+	// The root's CRL too, once one was signed by hand.
+	warnExpiries := func() {
+		warnCAExpiry(authority, f.dataDir, clock.Now(), log)
+		if w := rootCRLWarning(ctx, st, authority, clock.Now()); w != "" {
+			log.Warn(w)
+		}
+	}
+	warnExpiries()
+	go every(ctx, 24*time.Hour, warnExpiries)
 	// Every minute, as the HTTPS certificate: a revoked RA is replaced.
 	go every(ctx, time.Minute, func() { raKeeper.check(ctx) })
 	if tlsCert != nil {

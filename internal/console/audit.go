@@ -50,7 +50,7 @@ var eventTypes = []string{
 	pki.EventNotificationSent, pki.EventNotificationFailed,
 	pki.EventLoginSucceeded, pki.EventLoginFailed, pki.EventLoginLocked, pki.EventLogout, pki.EventUserAdded, pki.EventUserRemoved, pki.EventTokenCreated, pki.EventTokenRevoked,
 	pki.EventESTUserAdded, pki.EventESTUserRemoved,
-	pki.EventCAInitialized, pki.EventCARollover, pki.EventCARootKeyExported, pki.EventServerStarted,
+	pki.EventCAInitialized, pki.EventCARollover, pki.EventCARootKeyExported, pki.EventCARootCRLSigned, pki.EventServerStarted,
 }
 
 var eventTypeRE = regexp.MustCompile(`^[a-z0-9_.]{1,64}$`)

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+const caRootCRLUsage = "usage: scepter ca root crl [--revoke ISSUER-ID --reason REASON]... [--validity 8760h] [--out FILE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]"
+
+// rootCRLsKept is how many older root CRLs the store keeps.
+const rootCRLsKept = 10
+
+// revokeList collects --revoke, which may be given more than once.
+type revokeList []string
+
+func (l *revokeList) String() string { return strings.Join(*l, ",") }
+func (l *revokeList) Set(s string) error {
+	*l = append(*l, strings.ToLower(strings.TrimSpace(s)))
+	return nil
+}
+
+// cmdCARootCRL signs the root's next CRL with the root key, where the root
+// key is (as ca rollover is run), and stores it: every node serves it at
+// /crl/ROOT-ID.crl. It carries the previous root CRL's entries on, and
+// with --revoke adds issuing CA certificates of this root that are no
+// longer in use.
+func cmdCARootCRL(ctx context.Context, e env, args []string) error {
+	var sf storeFlags
+	var rootKeyFile, passFile, reasonS, out string
+	var revoke revokeList
+	validity := crl.DefaultRootValidity
+	fs := newFlagSet(e, "ca root crl", strings.TrimPrefix(caRootCRLUsage, "usage: scepter "))
+	sf.register(fs)
+	fs.StringVar(&rootKeyFile, "root-key", "", "the root CA key, when it is not in DATA_DIR/ca/root.key (taken offline with 'scepter ca root export --remove'); encrypted or not")
+	fs.StringVar(&passFile, "root-key-passphrase-file", "", "file whose first line is the passphrase of an encrypted root key (or "+rootKeyPassphraseEnv+")")
+	fs.Var(&revoke, "revoke", "an issuing CA of this root to list as revoked, by its issuer ID (the hex SHA-256 of its certificate, as in its CRL URL); not the current or a scheduled next one; may be repeated")
+	fs.StringVar(&reasonS, "reason", "", "the revocation reason of --revoke: cACompromise, keyCompromise, superseded, cessationOfOperation, affiliationChanged, unspecified (required with --revoke)")
+	fs.DurationVar(&validity, "validity", validity, "the CRL's nextUpdate after now (cut at the root's end); sign the next one before then")
+	fs.StringVar(&out, "out", "", "also write the CRL (DER) to this file, for relying parties given it by hand")
+	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
+		return err
+	}
+	if validity <= 0 {
+		return usageError{"--validity must be positive"}
+	}
+	if validity > crl.DefaultRootValidity {
+		// CA/B Forum BR §4.9.7: a CRL about CA certificates is due at
+		// least every twelve months.
+		return usageError{fmt.Sprintf("--validity %s: at most %s (a year)", validity, crl.DefaultRootValidity)}
+	}
+	var reason int
+	switch {
+	case len(revoke) == 0 && reasonS != "":
+		return usageError{"--reason goes with --revoke"}
+	case len(revoke) > 0 && reasonS == "":
+		return usageError{"--revoke needs --reason (cACompromise when the issuing CA's key is compromised, cessationOfOperation or superseded otherwise)"}
+	case len(revoke) > 0:
+		var err error
+		if reason, err = admin.ParseReason(reasonS); err != nil {
+			return usageError{err.Error()}
+		}
+		if reason == admin.ReasonCertificateHold {
+			return usageError{"--reason certificateHold: a root CRL lists an issuing CA for good"}
+		}
+	}
+	pass, err := rootKeyPassphrase(e, passFile)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	st, err := sf.openExistingStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	root, err := ca.RootIssuer(sf.dataDir, rootKeyFile, pass)
+	if errors.Is(err, ca.ErrNoCA) {
+		return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, sf.dataDir)
+	}
+	if err != nil {
+		return rootKeyHint(err)
+	}
+	now := pki.SystemClock{}.Now()
+
+	var add []crl.RootRevocation
+	if len(revoke) > 0 {
+		if add, err = rootRevocations(ctx, st, root.Cert, revoke, reason, now); err != nil {
+			return err
+		}
+	}
+	prev, err := st.LatestCRL(ctx, root.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		prev, err = nil, nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the root's newest CRL: %w", err)
+	}
+	signed, entries, err := crl.SignRootCRL(root, prev, add, now, validity)
+	if err != nil {
+		return err
+	}
+	if err := st.PutCRL(ctx, *signed, rootCRLsKept); errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("another root CRL was stored meanwhile; run the command again: %w", err)
+	} else if err != nil {
+		return fmt.Errorf("storing the root CRL: %w", err)
+	}
+	detail := fmt.Sprintf("root CRL %d signed: nextUpdate %s, %d entries", signed.Number, signed.NextUpdate.UTC().Format(time.RFC3339), len(entries))
+	for _, r := range add {
+		detail += fmt.Sprintf("; issuing CA %s (%s) revoked, %s", issuerIDOf(r.Cert), r.Cert.Subject, admin.ReasonName(r.Reason))
+	}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventCARootCRLSigned, Actor: cliActor(), IssuerID: root.ID,
+		Subject: root.Cert.Subject.String(), Outcome: "success", Detail: detail}
+	if len(add) > 0 {
+		ev.Reason = admin.ReasonName(reason)
+	}
+	if err := st.AppendAudit(ctx, ev); err != nil {
+		return fmt.Errorf("the root CRL was stored, but its audit event could not be written: %w", err)
+	}
+	if out != "" {
+		if err := keys.WriteFileAtomic(out, signed.DER, 0o644); err != nil {
+			return fmt.Errorf("the root CRL was stored, but --out: %w", err)
+		}
+	}
+
+	w := e.stdout
+	fmt.Fprintf(w, "Root CRL %d signed by %s and stored:\n", signed.Number, printable(root.Cert.Subject.String()))
+	fmt.Fprintf(w, "  thisUpdate:  %s\n", signed.ThisUpdate.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "  nextUpdate:  %s (sign the next one before then)\n", signed.NextUpdate.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "  entries:     %d\n", len(entries))
+	for _, r := range add {
+		fmt.Fprintf(w, "  revoked:     issuing CA %s (%s), %s\n", issuerIDOf(r.Cert), printable(r.Cert.Subject.String()), admin.ReasonName(r.Reason))
+	}
+	where := "/crl/" + root.ID + ".crl"
+	if base, err := savedPublicURL(sf.dataDir); err == nil && base != "" {
+		where = base + where
+	}
+	fmt.Fprintf(w, "Every node serves it at %s within 10 seconds.\n", where)
+	if out != "" {
+		fmt.Fprintf(w, "Written to %s (DER).\n", out)
+	}
+	return nil
+}
+
+// rootRevocations finds each issuer ID among the issuing CAs the store
+// records (every node's, every generation) and checks that the root
+// signed it and that it is no longer in use: revoking the current or a
+// scheduled next issuing CA would leave the server issuing certificates
+// that no longer verify, so that one must be rolled over (or discarded)
+// first.
+func rootRevocations(ctx context.Context, st store.Store, root *x509.Certificate, ids []string, reason int, now time.Time) ([]crl.RootRevocation, error) {
+	gens, err := st.CAGenerations(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the store's issuing CAs: %w", err)
+	}
+	// The current generation: the newest whose switch time has come.
+	current := -1
+	for i, g := range gens {
+		if !g.SwitchAt.After(now) && (current < 0 || !g.SwitchAt.Before(gens[current].SwitchAt)) {
+			current = i
+		}
+	}
+	var add []crl.RootRevocation
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(ids))) {
+		i := slices.IndexFunc(gens, func(g store.CAGeneration) bool { return g.IssuerID == id })
+		if i < 0 {
+			return nil, usageError{fmt.Sprintf("--revoke %s: no issuing CA with this ID in the store ('scepter ca show' lists them; the ID is the hex SHA-256 of the certificate)", id)}
+		}
+		cert, err := x509.ParseCertificate(gens[i].IssuerDER)
+		if err != nil {
+			return nil, fmt.Errorf("--revoke %s: the stored certificate: %w", id, err)
+		}
+		if err := cert.CheckSignatureFrom(root); err != nil {
+			return nil, usageError{fmt.Sprintf("--revoke %s: %s is not signed by this root (%s)", id, cert.Subject, root.Subject)}
+		}
+		switch {
+		case i == current:
+			return nil, usageError{fmt.Sprintf("--revoke %s: %s is the current issuing CA; roll it over first ('scepter ca rollover --switch-in 1m'), then revoke it once the next one is current", id, cert.Subject)}
+		case gens[i].SwitchAt.After(now):
+			return nil, usageError{fmt.Sprintf("--revoke %s: %s is scheduled to become current at %s; discard it first ('scepter ca rollover --discard')", id, cert.Subject, gens[i].SwitchAt.UTC().Format(time.RFC3339))}
+		}
+		add = append(add, crl.RootRevocation{Cert: cert, RevokedAt: now, Reason: reason})
+	}
+	return add, nil
+}
+
+// issuerIDOf is the issuer ID of a CA certificate: the hex SHA-256 of its
+// DER, as in its CRL and caIssuers URLs.
+func issuerIDOf(c *x509.Certificate) string {
+	return strings.TrimPrefix(ca.Fingerprint(c), "sha256:")
+}
+
+// rootCRLWarning says, once a root CRL has been signed, when the newest
+// one ends within expiryWarning (or has ended), and what to do: a relying
+// party that checks it refuses every certificate of the chain after its
+// nextUpdate. Nothing while none was signed, or when the store cannot
+// be read (the store's own check reports that).
+func rootCRLWarning(ctx context.Context, st interface {
+	LatestCRL(context.Context, string) (*store.CRL, error)
+}, a *ca.Authority, now time.Time) string {
+	c, err := st.LatestCRL(ctx, issuerIDOf(a.Root))
+	if err != nil || c.NextUpdate.Sub(now) > expiryWarning {
+		return ""
+	}
+	when := "ended on " + c.NextUpdate.UTC().Format(time.RFC3339)
+	if now.Before(c.NextUpdate) {
+		when = fmt.Sprintf("ends on %s, %s", c.NextUpdate.UTC().Format(time.RFC3339), timeLeft(c.NextUpdate.Sub(now)))
+	}
+	return fmt.Sprintf("the root CRL %d %s: relying parties that check it refuse every certificate of this CA after that; "+
+		"sign the next one where the root key is: scepter ca root crl --root-key FILE", c.Number, when)
+}

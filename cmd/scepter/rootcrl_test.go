@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// otherIssuingCA is an issuing CA certificate signed by dir's root,
+// standing for an earlier or a later generation.
+func otherIssuingCA(t *testing.T, dir, cn string, serial int64) *x509.Certificate {
+	t.Helper()
+	root, err := ca.RootIssuer(dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+		NotBefore: root.Cert.NotBefore, NotAfter: root.Cert.NotAfter, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.Cert, &key.PublicKey, root.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// scepter ca root crl signs the root's CRLs by hand: each follows the last,
+// revokes only issuing CAs no longer in use, and is audited.
+func TestCARootCRL(t *testing.T) {
+	dir, a := caDataDir(t, ca.InitOptions{})
+	ctx := context.Background()
+	now := pki.SystemClock{}.Now()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// The store's generations: the first CA (now a previous one), a
+	// current one since an hour ago, and one scheduled for tomorrow.
+	previous := a.Issuer.Cert
+	current := otherIssuingCA(t, dir, "current issuing CA", 1001)
+	scheduled := otherIssuingCA(t, dir, "next issuing CA", 1002)
+	for _, g := range []struct {
+		c  *x509.Certificate
+		at time.Time
+	}{{previous, time.Time{}}, {current, now.Add(-time.Hour)}, {scheduled, now.Add(24 * time.Hour)}} {
+		gen := store.CAGeneration{IssuerID: issuerIDOf(g.c), RootFingerprint: a.RootFingerprint(), IssuerDER: g.c.Raw,
+			SwitchAt: g.at, PublishedAt: now, PublishedBy: "test"}
+		if _, err := st.PublishCAGeneration(ctx, gen, pki.AuditEvent{Time: now, Type: pki.EventCAPublished, Actor: "test", Outcome: "success"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The first: no entries.
+	out := filepath.Join(t.TempDir(), "root.crl")
+	stdout, _, err := runCA(t, nil, dir, "root", "crl", "--out", out)
+	if err != nil || !strings.Contains(stdout, "Root CRL 1 signed") || !strings.Contains(stdout, "entries:     0") {
+		t.Fatalf("first root CRL: %v\n%s", err, stdout)
+	}
+	der, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := x509.ParseRevocationList(der)
+	if err != nil || list.CheckSignatureFrom(a.Root) != nil || list.Number.Int64() != 1 {
+		t.Fatalf("--out: %v", err)
+	}
+
+	// Refused, with nothing signed: the current CA, the scheduled one, an
+	// unknown ID, no reason, certificateHold, a validity over a year.
+	for _, args := range [][]string{
+		{"--revoke", issuerIDOf(current), "--reason", "cACompromise"},
+		{"--revoke", issuerIDOf(scheduled), "--reason", "cACompromise"},
+		{"--revoke", strings.Repeat("ab", 32), "--reason", "cACompromise"},
+		{"--revoke", issuerIDOf(previous)},
+		{"--revoke", issuerIDOf(previous), "--reason", "certificateHold"},
+		{"--reason", "superseded"},
+		{"--validity", "9000h"},
+		{"--validity", "0s"},
+	} {
+		_, _, err := runCA(t, nil, dir, append([]string{"root", "crl"}, args...)...)
+		if err == nil || exitCode(err) != 2 {
+			t.Errorf("root crl %q: %v, want a usage error", args, err)
+		}
+	}
+	_, _, err = runCA(t, nil, dir, "root", "crl", "--revoke", issuerIDOf(current), "--reason", "cACompromise")
+	if err == nil || !strings.Contains(err.Error(), "is the current issuing CA; roll it over first") {
+		t.Errorf("revoking the current CA: %v", err)
+	}
+	_, _, err = runCA(t, nil, dir, "root", "crl", "--revoke", issuerIDOf(scheduled), "--reason", "cACompromise")
+	if err == nil || !strings.Contains(err.Error(), "discard it first") {
+		t.Errorf("revoking the scheduled CA: %v", err)
+	}
+
+	// The previous CA revoked: listed, with its reason.
+	stdout, _, err = runCA(t, nil, dir, "root", "crl", "--revoke", strings.ToUpper(issuerIDOf(previous)), "--reason", "superseded", "--validity", "720h")
+	if err != nil || !strings.Contains(stdout, "Root CRL 2 signed") || !strings.Contains(stdout, "revoked:     issuing CA "+issuerIDOf(previous)) {
+		t.Fatalf("revoking the previous CA: %v\n%s", err, stdout)
+	}
+	rootID := issuerIDOf(a.Root)
+	stored, err := st.LatestCRL(ctx, rootID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err = x509.ParseRevocationList(stored.DER)
+	if err != nil || list.CheckSignatureFrom(a.Root) != nil || list.Number.Int64() != 2 || len(list.RevokedCertificateEntries) != 1 ||
+		list.RevokedCertificateEntries[0].SerialNumber.Cmp(previous.SerialNumber) != 0 || list.RevokedCertificateEntries[0].ReasonCode != 4 {
+		t.Fatalf("stored root CRL: %v %+v", err, list)
+	}
+	if d := list.NextUpdate.Sub(list.ThisUpdate); d < 719*time.Hour || d > 721*time.Hour {
+		t.Errorf("--validity 720h gave %s", d)
+	}
+	// The next one keeps it.
+	if stdout, _, err = runCA(t, nil, dir, "root", "crl"); err != nil || !strings.Contains(stdout, "Root CRL 3 signed") || !strings.Contains(stdout, "entries:     1") {
+		t.Errorf("third root CRL: %v\n%s", err, stdout)
+	}
+
+	evs, err := st.ListAudit(ctx, store.AuditFilter{Type: pki.EventCARootCRLSigned})
+	if err != nil || len(evs) != 3 || evs[1].IssuerID != rootID || evs[1].Reason != "superseded" || !strings.Contains(evs[1].Detail, "issuing CA "+issuerIDOf(previous)) {
+		t.Errorf("audit: %v %+v", err, evs)
+	}
+
+	// serve warns from 90 days before the newest one ends.
+	if w := rootCRLWarning(ctx, st, a, now); w != "" {
+		t.Errorf("a fresh root CRL warned: %s", w)
+	}
+	if w := rootCRLWarning(ctx, st, a, now.Add(300*24*time.Hour)); !strings.Contains(w, "the root CRL 3 ends on") || !strings.Contains(w, "scepter ca root crl") {
+		t.Errorf("65 days before its end: %q", w)
+	}
+	if w := rootCRLWarning(ctx, st, a, now.Add(400*24*time.Hour)); !strings.Contains(w, "the root CRL 3 ended on") {
+		t.Errorf("after its end: %q", w)
+	}
+	other, _ := caDataDir(t, ca.InitOptions{})
+	otherStore, err := sqlite.Open(ctx, filepath.Join(other, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otherStore.Close()
+	if w := rootCRLWarning(ctx, otherStore, a, now.Add(400*24*time.Hour)); w != "" {
+		t.Errorf("no root CRL signed, yet: %q", w)
+	}
+
+	// Without the root key it names the flag.
+	if err := os.Rename(filepath.Join(dir, "ca", ca.RootKeyFile), filepath.Join(t.TempDir(), "root.key")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCA(t, nil, dir, "root", "crl"); err == nil || !strings.Contains(err.Error(), "--root-key FILE") {
+		t.Errorf("without the root key: %v", err)
+	}
+}
