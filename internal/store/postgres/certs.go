@@ -331,15 +331,21 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 			return err
 		}
 	}
+	events := in.Events
 	if in.Supersede != nil {
-		if err := supersede(ctx, tx, in); err != nil {
+		ev, err := supersede(ctx, tx, in)
+		if err != nil {
 			return err
+		}
+		if ev != nil {
+			// A copy: the transaction may be retried with in.
+			events = append(slices.Clip(events), *ev)
 		}
 	}
 	if !locked {
-		return insertEvents(ctx, tx, in.Now, in.Events)
+		return insertEvents(ctx, tx, in.Now, events)
 	}
-	return appendEvents(ctx, tx, head, in.Now, in.Events)
+	return appendEvents(ctx, tx, head, in.Now, events)
 }
 
 // sendIssuance sends an issuance's batch inside its transaction and reads

@@ -178,32 +178,31 @@ func decidedOne(ctx context.Context, tx pgx.Tx, tag pgconn.CommandTag, id string
 
 // supersede revokes the certificate a renewal replaces, inside
 // RecordIssuance's transaction: reason 4 (superseded) at in.Now, unless it
-// is revoked already, which is left as it is.
-func supersede(ctx context.Context, tx pgx.Tx, in *store.Issuance) error {
+// is revoked already, which is left as it is. It returns the revocation's
+// audit event, nil when nothing changed.
+func supersede(ctx context.Context, tx pgx.Tx, in *store.Issuance) (*pki.AuditEvent, error) {
 	ref := in.Supersede
-	tag, err := tx.Exec(ctx, `UPDATE certificates
+	var subject, profile string
+	err := tx.QueryRow(ctx, `UPDATE certificates
 		SET status = $1, revoked_at = $2, revoke_reason = $3, revoked_by = $4
-		WHERE issuer_id = $5 AND serial_hex = $6 AND status <> $1`,
-		string(pki.StatusRevoked), sqlstore.Micros(in.Now), reasonSuperseded, supersededBy, ref.IssuerID, ref.SerialHex)
-	if err != nil {
-		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
+		WHERE issuer_id = $5 AND serial_hex = $6 AND status <> $1
+		RETURNING subject_dn, profile`,
+		string(pki.StatusRevoked), sqlstore.Micros(in.Now), sqlstore.ReasonSuperseded, sqlstore.SupersededBy, ref.IssuerID, ref.SerialHex).
+		Scan(&subject, &profile)
+	if err == nil {
+		ev := sqlstore.SupersededEvent(in, subject, profile)
+		return &ev, bumpRevocationState(ctx, tx, ref.IssuerID)
 	}
-	if tag.RowsAffected() == 1 {
-		return bumpRevocationState(ctx, tx, ref.IssuerID)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
 	}
 	var exists bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM certificates
 		WHERE issuer_id = $1 AND serial_hex = $2)`, ref.IssuerID, ref.SerialHex).Scan(&exists); err != nil {
-		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
+		return nil, fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
 	}
 	if !exists {
-		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, store.ErrNotFound)
+		return nil, fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, store.ErrNotFound)
 	}
-	return nil // already revoked
+	return nil, nil // already revoked
 }
-
-// reasonSuperseded is RFC 5280's CRLReason superseded.
-const reasonSuperseded = 4
-
-// supersededBy is the revoked_by of a certificate a renewal superseded.
-const supersededBy = "system:renewal"

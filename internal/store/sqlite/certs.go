@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -79,12 +80,17 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 				return err
 			}
 		}
+		events := in.Events
 		if in.Supersede != nil {
-			if err := supersede(ctx, tx, &in); err != nil {
+			ev, err := supersede(ctx, tx, &in)
+			if err != nil {
 				return err
 			}
+			if ev != nil {
+				events = append(slices.Clip(events), *ev)
+			}
 		}
-		return insertEvents(ctx, tx, in.Now, in.Events)
+		return insertEvents(ctx, tx, in.Now, events)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)

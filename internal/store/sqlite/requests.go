@@ -170,37 +170,31 @@ func decidedOne(ctx context.Context, tx *wtx, res sql.Result, id string) error {
 
 // supersede revokes the certificate a renewal replaces, inside
 // RecordIssuance's transaction: reason 4 (superseded) at in.Now, unless it
-// is revoked already, which is left as it is.
-func supersede(ctx context.Context, tx *wtx, in *store.Issuance) error {
+// is revoked already, which is left as it is. It returns the revocation's
+// audit event, nil when nothing changed.
+func supersede(ctx context.Context, tx *wtx, in *store.Issuance) (*pki.AuditEvent, error) {
 	ref := in.Supersede
-	res, err := tx.ExecContext(ctx, `UPDATE certificates
+	var subject, profile string
+	err := tx.QueryRowContext(ctx, `UPDATE certificates
 		SET status = ?, revoked_at = ?, revoke_reason = ?, revoked_by = ?
-		WHERE issuer_id = ? AND serial_hex = ? AND status <> ?`,
-		string(pki.StatusRevoked), sqlstore.Micros(in.Now), reasonSuperseded, supersededBy, ref.IssuerID, ref.SerialHex,
-		string(pki.StatusRevoked))
-	if err != nil {
-		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
+		WHERE issuer_id = ? AND serial_hex = ? AND status <> ?
+		RETURNING subject_dn, profile`,
+		string(pki.StatusRevoked), sqlstore.Micros(in.Now), sqlstore.ReasonSuperseded, sqlstore.SupersededBy, ref.IssuerID, ref.SerialHex,
+		string(pki.StatusRevoked)).Scan(&subject, &profile)
+	if err == nil {
+		ev := sqlstore.SupersededEvent(in, subject, profile)
+		return &ev, bumpRevocationState(ctx, tx, ref.IssuerID)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
-	}
-	if n == 1 {
-		return bumpRevocationState(ctx, tx, ref.IssuerID)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
 	}
 	var exists bool
 	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM certificates
 		WHERE issuer_id = ? AND serial_hex = ?)`, ref.IssuerID, ref.SerialHex).Scan(&exists); err != nil {
-		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
+		return nil, fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, err)
 	}
 	if !exists {
-		return fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, store.ErrNotFound)
+		return nil, fmt.Errorf("supersede %s/%s: %w", ref.IssuerID, ref.SerialHex, store.ErrNotFound)
 	}
-	return nil // already revoked
+	return nil, nil // already revoked
 }
-
-// reasonSuperseded is RFC 5280's CRLReason superseded.
-const reasonSuperseded = 4
-
-// supersededBy is the revoked_by of a certificate a renewal superseded.
-const supersededBy = "system:renewal"

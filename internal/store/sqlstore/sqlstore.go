@@ -5,7 +5,12 @@
 // in each driver.
 package sqlstore
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
 
 // Scanner is a row to read: *sql.Row, *sql.Rows, pgx.Row, pgx.Rows.
 type Scanner interface{ Scan(dest ...any) error }
@@ -32,4 +37,22 @@ func PageLimit(n int) int {
 // is the backslash (ESCAPE '\' in SQLite, the default in PostgreSQL).
 func EscapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// ReasonSuperseded is RFC 5280's CRLReason superseded, that of a
+// certificate a renewal replaced.
+const ReasonSuperseded = 4
+
+// SupersededBy is the revoked_by of a certificate a renewal superseded,
+// and the actor of its audit event.
+const SupersededBy = "system:renewal"
+
+// SupersededEvent is the audit event of the certificate in.Supersede
+// names, revoked as superseded by in's certificate in the issuance's
+// transaction: every revocation is in the audit trail, this one too.
+func SupersededEvent(in *store.Issuance, subject, profile string) pki.AuditEvent {
+	ref, c := in.Supersede, in.Certificate
+	return pki.AuditEvent{Time: in.Now, Type: pki.EventRevoked, Actor: SupersededBy, Profile: profile, SerialHex: ref.SerialHex,
+		IssuerID: ref.IssuerID, Subject: subject, Outcome: "success", Reason: "superseded",
+		Detail: "superseded by its renewal " + c.IssuerID + ":" + c.SerialHex}
 }

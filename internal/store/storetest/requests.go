@@ -590,8 +590,22 @@ func testSupersede(t *testing.T, s store.Store) {
 				if _, err := s.Certificate(ctx, issuerA, tc.serial); err != nil {
 					t.Errorf("new certificate: %v", err)
 				}
-				if n := countAudit(t, s); n != nEvents+1 {
-					t.Errorf("%d new events, want 1 (the store adds none of its own)", n-nEvents)
+				// A revocation is audited in its transaction: the store
+				// adds the superseded certificate's event, only when it
+				// revoked it.
+				want := 1
+				if tc.oldAfter == superseded {
+					want = 2
+				}
+				if n := countAudit(t, s); n != nEvents+want {
+					t.Errorf("%d new events, want %d", n-nEvents, want)
+				}
+				if want == 2 {
+					evs, err := s.ListAudit(ctx, store.AuditFilter{Type: pki.EventRevoked, SerialHex: old.SerialHex})
+					if err != nil || len(evs) != 1 || evs[0].Actor != "system:renewal" || evs[0].Reason != "superseded" ||
+						evs[0].IssuerID != issuerA || !strings.Contains(evs[0].Detail, issuerA+":"+tc.serial) || evs[0].Subject == "" {
+						t.Errorf("the superseded certificate's audit events: %+v, %v", evs, err)
+					}
 				}
 			} else {
 				if !existed {
