@@ -71,11 +71,12 @@ func clipErr(err error) string {
 	return pki.Clip(err.Error(), 2048)
 }
 
-// auditRefusal appends a refusal event unless the address (or everyone
-// together) has had too many lately. A refusal changes nothing, so a failed
+// auditRefusal appends a refusal event unless the address (an IPv6 /64,
+// grouped as the failure throttle and the rate limit group it: a client
+// holds the whole /64) or everyone together has had too many lately. A refusal changes nothing, so a failed
 // write is logged, returned and otherwise left: the refusal stands.
 func (s *Service) auditRefusal(ctx context.Context, remote string, ev pki.AuditEvent) error {
-	ok, note := s.refusals.take(clientHost(remote))
+	ok, note := s.refusals.take(throttleHost(remote))
 	if !ok {
 		return nil
 	}

@@ -9,8 +9,8 @@ import (
 )
 
 // refusalLimiter bounds how many refusal events reach the audit trail, so a
-// flood of bad requests cannot fill the disk: per client address a token
-// bucket (a burst, then one a second), and one for all addresses together.
+// flood of bad requests cannot fill the disk: per client address (an IPv6
+// /64, throttleHost) a token bucket (a burst, then one a second), and one for all addresses together.
 // What it holds back is counted and said in the next event it lets through
 // for that address. It lives in this node's memory and is bounded.
 type refusalLimiter struct {

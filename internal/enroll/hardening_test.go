@@ -396,3 +396,34 @@ func TestCopiesOfARequestAtOnceGetOneCertificate(t *testing.T) {
 		t.Errorf("%d certificates recorded, want 1", len(certs))
 	}
 }
+
+// The refusal limiter groups addresses as the failure throttle does: the
+// addresses of one IPv6 /64 share one bucket (a client holds all 2^64 of
+// them), an IPv4 address and another /64 have their own.
+func TestRefusalAuditLimitsAnIPv6Slash64AsOne(t *testing.T) {
+	cases := []struct {
+		name    string
+		flood   func(i int) string
+		another string
+	}{
+		{"one IPv6 /64", func(i int) string { return fmt.Sprintf("[2001:db8:1:2::%x]:443", i+1) }, "[2001:db8:1:3::1]:443"},
+		{"one IPv4-mapped address", func(i int) string { return fmt.Sprintf("[::ffff:203.0.113.9]:%d", 1000+i) }, "203.0.113.10:1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil, "")
+			ctx := context.Background()
+			refuse := func(remote string) {
+				f.svc.RecordRefusal(ctx, enroll.Refusal{Protocol: pki.ProtocolEST, RemoteAddr: remote, Err: pki.Errorf(pki.ENotFound, "unknown EST operation")})
+			}
+			for i := range 200 {
+				refuse(c.flood(i))
+			}
+			refuse(c.another)
+			evs, _ := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventRefused, Limit: 1000})
+			if len(evs) != 61 {
+				t.Fatalf("%d refusal events for 200 refusals from one client and 1 from another, want 60 (the burst) + 1", len(evs))
+			}
+		})
+	}
+}
