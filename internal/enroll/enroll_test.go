@@ -902,6 +902,11 @@ func TestCheckRejectReason(t *testing.T) {
 		{"<b>\u202e</b>", false},
 		{"isolate\u2066x\u2069", false},
 		{"mark\u200f", false},
+		{"zero\u200bwidth", false},
+		{"bom\ufeff", false},
+		{"soft\u00adhyphen", false},
+		{"word\u2060joiner", false},
+		{"para\u2029separator", false},
 		{"broken \xff utf-8", false},
 	} {
 		err := enroll.CheckRejectReason(tc.reason)

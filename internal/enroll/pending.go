@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/credential"
@@ -154,10 +154,12 @@ const MaxRejectReasonLen = 500
 
 // CheckRejectReason refuses a rejection reason that the device, which is
 // sent it verbatim (a SCEP failure, an EST 403 body), or the log lines and
-// pages that show it could misread: invalid UTF-8, a control character or
-// line separator (a reason is one line: no CR, LF, tab or NUL, no U+2028),
-// a bidirectional mark, override or isolate (which make text read as other
-// text), or more than MaxRejectReasonLen bytes.
+// pages that show it could misread: invalid UTF-8, more than
+// MaxRejectReasonLen bytes, or a character a subject may not hold either
+// (pki.Unreadable): a control character or line separator (a reason is one
+// line: no CR, LF, tab or NUL, no U+2028), or any format character, the
+// bidirectional marks, overrides and isolates (which make text read as
+// other text) and the invisible ones (U+200B, U+FEFF, U+00AD…) alike.
 func CheckRejectReason(reason string) error {
 	if len(reason) > MaxRejectReasonLen {
 		return pki.Errorf(pki.EBadRequest, "the reason has %d bytes, at most %d are accepted", len(reason), MaxRejectReasonLen)
@@ -165,18 +167,11 @@ func CheckRejectReason(reason string) error {
 	if !utf8.ValidString(reason) {
 		return pki.Errorf(pki.EBadRequest, "the reason is not valid UTF-8")
 	}
-	for _, r := range reason {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || bidiFormat(r) {
-			return pki.Errorf(pki.EBadRequest, "the reason holds the character %U: a reason is one line of plain text", r)
-		}
+	if i := strings.IndexFunc(reason, pki.Unreadable); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(reason[i:])
+		return pki.Errorf(pki.EBadRequest, "the reason holds the character %U: a reason is one line of plain text", r)
 	}
 	return nil
-}
-
-// bidiFormat reports the bidirectional marks, embeddings, overrides and
-// isolates.
-func bidiFormat(r rune) bool {
-	return r == '\u061c' || r == '\u200e' || r == '\u200f' || '\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069'
 }
 
 func (s *Service) issuedResult(ctx context.Context, issuerID, serialHex string) (*Result, error) {
