@@ -1011,3 +1011,60 @@ func TestUserAtAnotherProfileIsForbiddenNotAFailure(t *testing.T) {
 		})
 	}
 }
+
+// A one-time challenge presented at a profile it is not bound to proves
+// its holder knows it: refused (EForbidden, EST 403, SCEP badRequest) with
+// its reason, but no failed guess, so that a device pointed at the wrong
+// profile does not lock its requester out; it still enrolls at its own
+// profile from the same address. A wrong challenge there still counts.
+func TestChallengeAtAnotherProfileIsForbiddenNotAFailure(t *testing.T) {
+	cases := []struct {
+		name    string
+		est     bool
+		right   bool
+		wantErr pki.Code
+	}{
+		{"SCEP, the right challenge", false, true, pki.EForbidden},
+		{"SCEP, a wrong challenge", false, false, pki.EUnauthorized},
+		{"EST Basic, the right challenge", true, true, pki.EForbidden},
+		{"EST Basic, a wrong challenge", true, false, pki.EUnauthorized},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			own, other := pki.DefaultProfile(), pki.DefaultProfile()
+			own.Name, other.Name = "own", "other"
+			f := newFixtureWith(t, enroll.Config{FailedAttemptsPerAddress: 2,
+				Profiles: map[string]pki.Profile{"own": own, "other": other}, DefaultProfile: "own"})
+			ctx := context.Background()
+			secret, _, err := f.admin.NewChallenge(ctx, time.Hour, "own", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			enrollAt := func(profile, challenge string) error {
+				req := request(t, challenge)
+				if c.est {
+					req.Evidence = enroll.Evidence{HTTPUser: "device", HTTPPassword: challenge}
+					req.Protocol = pki.ProtocolEST
+				}
+				req.Profile, req.RemoteAddr = profile, "192.0.2.10:443"
+				_, err := f.svc.Enroll(ctx, req)
+				return err
+			}
+			presented := secret
+			if !c.right {
+				presented = "a-guess"
+			}
+			// Fewer than ChallengeLockAfter, so the challenge stays usable.
+			for i := range enroll.ChallengeLockAfter - 1 {
+				if err := enrollAt("other", presented); pki.ErrorCode(err) != c.wantErr {
+					t.Errorf("try %d at the other profile: %v, want %s", i, err, c.wantErr)
+				}
+			}
+			err = enrollAt("own", secret)
+			locked := err != nil && strings.Contains(pki.ErrorMessage(err), "too many failed attempts")
+			if locked == c.right || (c.right && err != nil) {
+				t.Errorf("at its own profile: %v; locked out %v, want %v", err, locked, !c.right)
+			}
+		})
+	}
+}

@@ -124,7 +124,8 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 // address has failed too often lately, and notes its outcome in
 // st.Attempt: guessing challenges or passwords from one address gets
 // slower and slower. A refusal of a secret found right (EForbidden: an EST
-// user at a profile it is not bound to) is no failed guess. The throttle is told once the request's outcome is
+// user or a one-time challenge at a profile it is not bound to) is no
+// failed guess. The throttle is told once the request's outcome is
 // known (settle): a secret that passed here may still be refused later (a
 // used-up challenge asked again for other names), and a request accepted
 // only then clears its failures.
@@ -283,14 +284,19 @@ func asIssued(st *State, rec *pki.Certificate) bool {
 const ChallengeLockAfter = 3
 
 // checkBinding refuses a one-time challenge presented for a profile or an
-// identity it is not bound to (CERT/CC VU#971035): badRequest, nothing
-// consumed, the misuse counted and, after ChallengeLockAfter of them, the
-// challenge locked.
+// identity it is not bound to (CERT/CC VU#971035): nothing consumed, the
+// misuse counted and, after ChallengeLockAfter of them, the challenge
+// locked. At another profile it is forbidden (EForbidden), as an EST
+// user's right password is there: the secret is right, so the failure
+// throttle does not count it as a guess, or a device pointed at the wrong
+// profile would lock its own requester out. For another identity it is a
+// bad request (badRequest), counted.
 func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge) error {
 	var reason string
+	code := pki.EBadRequest
 	switch {
 	case ch.Profile != "" && ch.Profile != st.Profile.Name:
-		reason = "this challenge password is bound to another profile"
+		reason, code = "this challenge password is bound to another profile", pki.EForbidden
 	case len(ch.BoundSubject) > 0 && !csr.SameName(ch.BoundSubject, st.Req.CSR.RawSubject):
 		reason = "this challenge password is bound to another subject"
 	case (len(ch.BoundSubject) > 0 || len(ch.BoundSANs) > 0) && !namesWithin(st.Req.CSR, ch.BoundSANs):
@@ -309,7 +315,7 @@ func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge
 	if locked {
 		reason += "; it is now locked"
 	}
-	return pki.Errorf(pki.EBadRequest, "%s", reason)
+	return pki.Errorf(code, "%s", reason)
 }
 
 // namesWithin: every name the request carries besides its subject (DNS,

@@ -77,7 +77,7 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge challengeC
 // challengeAsPassword tries the Basic password as a challenge.
 func (s *Service) challengeAsPassword(ctx context.Context, st *State, challenge challengeCheck) error {
 	err := challenge(ctx, st, st.Req.Evidence.HTTPPassword)
-	if err == nil || pki.ErrorCode(err) == pki.EBadRequest || errors.Is(err, pki.ErrUnavailable) {
+	if code := pki.ErrorCode(err); err == nil || code == pki.EBadRequest || code == pki.EForbidden || errors.Is(err, pki.ErrUnavailable) {
 		// A one-time challenge presented for a profile or identity it is
 		// not bound to is refused with its reason, as over SCEP: whoever
 		// sent it holds it, so the reason tells them nothing. A store that
