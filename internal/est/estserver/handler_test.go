@@ -669,7 +669,12 @@ func TestBadRequests(t *testing.T) {
 		"PUT csrattrs":      {method: "PUT", path: "csrattrs", body: nil, status: 405, reason: "GET", allow: "GET, HEAD"},
 		"unknown label":     {method: "GET", path: "nosuchprofile/cacerts", body: nil, status: 404, reason: "unknown EST label"},
 		"unknown operation": {method: "GET", path: "frobnicate", body: nil, status: 404, reason: "unknown EST operation"},
-		"fullcmc":           {method: "POST", path: "fullcmc", body: good, status: 501, reason: "fullcmc"},
+		// One level too deep is no EST path either: a reasoned 404, as
+		// above, not the mux's bare one.
+		"too deep":                {method: "POST", path: "a/b/simpleenroll", body: good, status: 404, reason: "unknown EST path"},
+		"too deep, a known label": {method: "GET", path: "default/x/cacerts", body: nil, status: 404, reason: "unknown EST path"},
+		"no operation":            {method: "GET", path: "", body: nil, status: 404, reason: "unknown EST path"},
+		"fullcmc":                 {method: "POST", path: "fullcmc", body: good, status: 501, reason: "fullcmc"},
 		// A malformed attribute is a malformed body: 400, not a policy
 		// refusal's 403.
 		"challengePassword with two values": {method: "POST", path: "simpleenroll", status: 400, reason: "malformed challengePassword",
@@ -917,5 +922,26 @@ func TestUsedUpChallengeAskedAgain(t *testing.T) {
 	again := f.issued(f.post(c, "simpleenroll", "anyone", issued, body, nil))
 	if first.SerialNumber.Cmp(again.SerialNumber) != 0 {
 		t.Errorf("asked again, got serial %x, want the one issued, %x", again.SerialNumber, first.SerialNumber)
+	}
+}
+
+// A path one level too deep is refused like an unknown label or
+// operation: with its reason, and recorded in the audit trail.
+func TestUnknownPathIsAudited(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	c := f.httpClient(nil, 0)
+	for _, path := range []string{"nosuchprofile/cacerts", "a/b/simpleenroll"} {
+		before, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, f.get(c, path), 404, "unknown EST")
+		after, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(before)+1 || !strings.Contains(after[0].Reason, "unknown EST") {
+			t.Errorf("%s: %d refusal events after, %d before, want one more naming the path", path, len(after), len(before))
+		}
 	}
 }
