@@ -26,6 +26,7 @@ import (
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/store"
@@ -1064,6 +1065,66 @@ func TestChallengeAtAnotherProfileIsForbiddenNotAFailure(t *testing.T) {
 			locked := err != nil && strings.Contains(pki.ErrorMessage(err), "too many failed attempts")
 			if locked == c.right || (c.right && err != nil) {
 				t.Errorf("at its own profile: %v; locked out %v, want %v", err, locked, !c.right)
+			}
+		})
+	}
+}
+
+// A server-side key is of the CSR key's type and size, where the server
+// makes it and the profile accepts it; anything else is refused naming
+// what it makes, never answered with a key of another type.
+func TestServerKeyGenMakesTheCSRKeysType(t *testing.T) {
+	rsaOnly := pki.DefaultProfile()
+	rsaOnly.Name, rsaOnly.ServerKeyGen, rsaOnly.Keys = "rsa-only", true, pki.KeyPolicy{RSAMinBits: 3072}
+	both := pki.DefaultProfile()
+	both.Name, both.ServerKeyGen = "both", true
+	f := newFixture(t, map[string]pki.Profile{"rsa-only": rsaOnly, "both": both}, "both")
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p521, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, profile string
+		key           crypto.Signer
+		want          string // the key type made; "" for a refusal
+		says          string
+	}{
+		{"P-256", "both", key(t), "p256", ""},
+		{"P-384", "both", p384, "p384", ""},
+		{"P-521, not made", "both", p521, "", "the server makes p256, p384, rsa2048, rsa3072, rsa4096 keys"},
+		{"P-256 at an RSA-only profile", "rsa-only", key(t), "", "the server makes rsa3072, rsa4096 keys"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: fmt.Sprintf("keygen-%d", i)}}, c.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := x509.ParseCertificateRequest(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			secret, _, err := f.admin.NewChallenge(context.Background(), time.Hour, c.profile, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := f.svc.Enroll(context.Background(), enroll.Request{CSR: parsed, Evidence: enroll.Evidence{Challenge: secret},
+				Profile: c.profile, Protocol: pki.ProtocolEST, ServerKeyGen: true, TransactionID: fmt.Sprintf("tx-%d", i), RemoteAddr: "192.0.2.10:1"})
+			if c.want == "" {
+				if !errors.Is(err, enroll.ErrServerKeyType) || !strings.Contains(pki.ErrorMessage(err), c.says) {
+					t.Fatalf("got %v, want a refusal saying %q", err, c.says)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := keys.KeyTypeOf(res.PrivateKey); got != c.want || keys.KeyTypeOf(res.Certificate.PublicKey) != c.want {
+				t.Errorf("made a %s key (certified %s), want %s", got, keys.KeyTypeOf(res.Certificate.PublicKey), c.want)
 			}
 		})
 	}

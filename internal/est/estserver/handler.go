@@ -519,6 +519,11 @@ func statusFor(err error) (int, string) {
 	if errors.As(err, &se) {
 		return se.status, se.msg
 	}
+	if errors.Is(err, enroll.ErrServerKeyType) {
+		// A serverkeygen request for a key type not made here cannot be
+		// served as sent, whoever sends it: the message names the types.
+		return http.StatusBadRequest, pki.ErrorMessage(err)
+	}
 	var locked *enroll.LockedOutError
 	if errors.As(err, &locked) {
 		// Not 401: the credentials may be right, and a client told they

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
@@ -536,6 +539,23 @@ func TestServerKeyGen(t *testing.T) {
 	r := f.post(f.httpClient(nil, 0), "keygen/serverkeygen", "alice", userPassword, newCSR(t, csrKey, "keygen-cache", csr.Template{}), nil)
 	if r.status != http.StatusOK || r.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("serverkeygen: HTTP %d, Cache-Control %q; want 200 and no-store", r.status, r.header.Get("Cache-Control"))
+	}
+	// A CSR key of a type the server does not make (RSA of an odd size,
+	// P-521) is refused with 400 naming those it makes, not answered with
+	// a key of another type.
+	odd := map[string]func() (crypto.Signer, error){
+		"RSA-2304": func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2304) },
+		"P-521":    func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P521(), rand.Reader) },
+	}
+	for name, gen := range odd {
+		t.Run(name, func(t *testing.T) {
+			k, err := gen()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := f.post(f.httpClient(nil, 0), "keygen/serverkeygen", "alice", userPassword, newCSR(t, k, "keygen-odd", csr.Template{}), nil)
+			wantStatus(t, r, http.StatusBadRequest, "the server makes p256, p384, rsa2048, rsa3072, rsa4096 keys")
+		})
 	}
 	// A profile without it.
 	wantStatus(t, f.post(f.httpClient(nil, 0), "serverkeygen", "alice", userPassword, newCSR(t, csrKey, "nope", csr.Template{}), nil),
