@@ -1,9 +1,12 @@
 package enroll
 
 import (
+	"bytes"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/pki"
@@ -21,24 +24,82 @@ import (
 // Enroll checks everything again. A wrong secret counts against the
 // client's address as in Enroll, and a refusal is recorded in the audit
 // trail (Audited).
-func (s *Service) CheckCredentials(ctx context.Context, req Request) error {
+//
+// For HTTP Basic credentials it returns what it read (the EST user, the
+// password's verdict, the one-time challenge the password is), for the
+// handler to pass on as Request.Checked: Enroll then decides on those
+// instead of reading them again. Otherwise it returns nil.
+func (s *Service) CheckCredentials(ctx context.Context, req Request) (*CheckedCredentials, error) {
 	var attempt secretAttempt
-	err := s.checkCredentials(ctx, req, &attempt)
+	checked := &CheckedCredentials{svc: s, at: s.clock.Now(), user: req.Evidence.HTTPUser, password: req.Evidence.HTTPPassword,
+		profile: req.Profile, remote: req.RemoteAddr, renewal: req.Renewal, serverKeyGen: req.ServerKeyGen}
+	err := s.checkCredentials(ctx, req, &attempt, checked)
 	if err == nil {
 		// Enroll settles the attempt once it knows the outcome.
-		return nil
+		if !checked.userRead && checked.challenge == nil {
+			return nil, nil
+		}
+		return checked, nil
 	}
 	s.settle(attempt, err)
 	s.observe(req.Protocol, req.Profile, nil, err)
-	return s.recordFailure(ctx, req, err)
+	return nil, s.recordFailure(ctx, req, err)
 }
 
-func (s *Service) checkCredentials(ctx context.Context, req Request, attempt *secretAttempt) error {
+// CheckedCredentialsLifetime is how long Enroll decides on what
+// CheckCredentials read rather than reading it again: the time a handler
+// takes to read and parse a request's body. A user removed or a password
+// changed within it still authenticates that one request, as if the change
+// came just after it; a one-time challenge is consumed at issuance all the
+// same, in the transaction that records the certificate, and only while it
+// is unused, unlocked and unexpired.
+const CheckedCredentialsLifetime = time.Minute
+
+// CheckedCredentials is what CheckCredentials read for one request's HTTP
+// Basic credentials, to be passed on in Request.Checked. It is opaque: only
+// the service makes one, and Enroll uses it only for the request it was
+// made for (the same service, user, password, profile, client address and
+// operation) within CheckedCredentialsLifetime; for any other request it
+// reads and checks everything itself, so passing one can skip no check.
+type CheckedCredentials struct {
+	svc                   *Service
+	at                    time.Time
+	user, password        string
+	profile, remote       string
+	renewal, serverKeyGen bool
+
+	// userRead: the EST user was looked up; estUser is it (nil: there is
+	// none by that name) and passwordOK says whether the password is its.
+	userRead   bool
+	estUser    *pki.ESTUser
+	passwordOK bool
+	// challenge is the usable one-time challenge the password is, and
+	// challengeHash its hash; nil when it is none (or was not looked up).
+	challenge     *pki.Challenge
+	challengeHash []byte
+}
+
+// reusable is req.Checked if it was made by s for req's credentials
+// within CheckedCredentialsLifetime, else nil.
+func (s *Service) reusable(req Request) *CheckedCredentials {
+	c := req.Checked
+	if c == nil || c.svc != s || c.user != req.Evidence.HTTPUser || c.profile != req.Profile || c.remote != req.RemoteAddr ||
+		c.renewal != req.Renewal || c.serverKeyGen != req.ServerKeyGen ||
+		subtle.ConstantTimeCompare([]byte(c.password), []byte(req.Evidence.HTTPPassword)) != 1 {
+		return nil
+	}
+	if age := s.clock.Now().Sub(c.at); age < 0 || age > CheckedCredentialsLifetime {
+		return nil
+	}
+	return c
+}
+
+func (s *Service) checkCredentials(ctx context.Context, req Request, attempt *secretAttempt, checked *CheckedCredentials) error {
 	profile, ok := s.Profile(req.Profile)
 	if !ok {
 		return pki.Errorf(pki.ENotFound, "unknown profile %q", req.Profile)
 	}
-	st := &State{Req: req, Profile: profile, Attempt: attempt}
+	st := &State{Req: req, Profile: profile, Attempt: attempt, reading: checked}
 	ev := req.Evidence
 	switch {
 	case req.Renewal:
@@ -90,7 +151,7 @@ func (s *Service) challengeMayHold(ctx context.Context, st *State, presented str
 	}
 	if mode == ChallengeOneTime || mode == ChallengeAny {
 		hash := credential.HashChallenge(presented)
-		_, err := s.store.LookupChallenge(ctx, hash, s.clock.Now())
+		_, err := s.lookupChallenge(ctx, st, hash)
 		switch {
 		case err == nil:
 			return nil
@@ -108,4 +169,18 @@ func (s *Service) challengeMayHold(ctx context.Context, st *State, presented str
 		}
 	}
 	return pki.Errorf(pki.EUnauthorized, "challenge password is not valid")
+}
+
+// lookupChallenge looks up the usable one-time challenge with this hash:
+// the one CheckCredentials found for this request (st.checked), or the
+// store's, noted for Enroll when st is CheckCredentials' (st.reading).
+func (s *Service) lookupChallenge(ctx context.Context, st *State, hash []byte) (*pki.Challenge, error) {
+	if c := st.checked; c != nil && c.challenge != nil && bytes.Equal(c.challengeHash, hash) {
+		return c.challenge, nil
+	}
+	ch, err := s.store.LookupChallenge(ctx, hash, s.clock.Now())
+	if err == nil && st.reading != nil {
+		st.reading.challenge, st.reading.challengeHash = ch, hash
+	}
+	return ch, err
 }

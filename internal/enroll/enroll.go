@@ -99,6 +99,10 @@ type Request struct {
 	// certificate gets a new key, returned in Result.PrivateKey; the CSR
 	// only supplies the names.
 	ServerKeyGen bool
+	// Checked is what CheckCredentials returned for this request's
+	// credentials, so that Enroll does not read them again; nil: Enroll
+	// reads them. It is used only for the request it was made for.
+	Checked *CheckedCredentials
 }
 
 // Result is a successful enrollment: an issued certificate, or a request
@@ -353,6 +357,11 @@ type State struct {
 	// CompleteRequest is the held request an approval completes.
 	CompleteRequest *pki.EnrollmentRequest
 	ApprovedBy      string
+
+	// checked is what CheckCredentials read for this request (reusable),
+	// decided on instead of reading it again; reading is where
+	// CheckCredentials notes what it reads.
+	checked, reading *CheckedCredentials
 }
 
 // Step is one decision. It returns a *pki.Error to refuse.
@@ -458,7 +467,7 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 	if req.ServerKeyGen && !profile.ServerKeyGen {
 		return nil, pki.Errorf(pki.EBadRequest, "profile %q does not allow server-side key generation", profile.Name)
 	}
-	st := &State{Req: req, Profile: profile, PublicKey: req.CSR.PublicKey, Attempt: attempt}
+	st := &State{Req: req, Profile: profile, PublicKey: req.CSR.PublicKey, Attempt: attempt, checked: s.reusable(req)}
 	heldAnswer := func() (*Result, bool, error) {
 		// A client asking again about a held request (micromdm's
 		// scepclient resends its PKCSReq instead of polling; an EST client

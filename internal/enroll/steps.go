@@ -194,7 +194,7 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 		return nil
 	}
 	if mode == ChallengeOneTime || mode == ChallengeAny {
-		ch, err := s.store.LookupChallenge(ctx, hash, s.clock.Now())
+		ch, err := s.lookupChallenge(ctx, st, hash)
 		switch {
 		case errors.Is(err, store.ErrChallengeUnusable):
 			if st.Req.RenewalFirst {

@@ -38,7 +38,7 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge challengeC
 	if ev.HTTPPassword == "" {
 		return pki.Errorf(pki.EUnauthorized, "a password is required")
 	}
-	u, err := s.store.ESTUser(ctx, ev.HTTPUser)
+	u, ok, err := s.checkPassword(ctx, st)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		err := s.challengeAsPassword(ctx, st, challenge)
@@ -49,15 +49,6 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge challengeC
 		return err
 	case err != nil:
 		return err
-	}
-	ok, err := s.passwords.Verify(ctx, u.PasswordHash, ev.HTTPPassword)
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		// Gave up waiting for a password check (a burst of them): busy,
-		// not wrong; the client may try again.
-		return fmt.Errorf("%w: waiting for a password check: %w", pki.ErrUnavailable, ctxErr)
-	}
-	if err != nil {
-		return pki.Wrap(pki.EInternal, err, "stored password hash")
 	}
 	if !ok {
 		// A one-time challenge works as the password whatever the user
@@ -72,6 +63,44 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge challengeC
 	}
 	st.AuthorizedBy = "est-user " + u.Name
 	return nil
+}
+
+// checkPassword reads the EST user named in st's evidence and checks the
+// password against it: store.ErrNotFound when there is no such user. On a
+// request CheckCredentials checked (st.checked) it decides on what that
+// read instead, without reading again; for CheckCredentials itself
+// (st.reading) it notes what it read.
+func (s *Service) checkPassword(ctx context.Context, st *State) (*pki.ESTUser, bool, error) {
+	if c := st.checked; c != nil && c.userRead {
+		if c.estUser == nil {
+			return nil, false, store.ErrNotFound
+		}
+		return c.estUser, c.passwordOK, nil
+	}
+	ev := st.Req.Evidence
+	u, err := s.store.ESTUser(ctx, ev.HTTPUser)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if st.reading != nil {
+			st.reading.userRead = true
+		}
+		return nil, false, err
+	case err != nil:
+		return nil, false, err
+	}
+	ok, err := s.passwords.Verify(ctx, u.PasswordHash, ev.HTTPPassword)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		// Gave up waiting for a password check (a burst of them): busy,
+		// not wrong; the client may try again.
+		return nil, false, fmt.Errorf("%w: waiting for a password check: %w", pki.ErrUnavailable, ctxErr)
+	}
+	if err != nil {
+		return nil, false, pki.Wrap(pki.EInternal, err, "stored password hash")
+	}
+	if st.reading != nil {
+		st.reading.userRead, st.reading.estUser, st.reading.passwordOK = true, u, ok
+	}
+	return u, ok, nil
 }
 
 // challengeAsPassword tries the Basic password as a challenge.

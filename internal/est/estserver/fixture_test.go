@@ -61,6 +61,8 @@ type fixtureOptions struct {
 	profiles   []pki.Profile // besides "default"
 	minVersion uint16
 	maxVersion uint16
+	// wrapStore, when set, wraps the store the service uses.
+	wrapStore func(store.Store) store.Store
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -87,7 +89,11 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	mfr := newTestCA(t, "Manufacturer Root", clock.Now())
 	pool := x509.NewCertPool()
 	pool.AddCert(mfr.cert)
-	svc, err := enroll.New(st, auth, clock, log, enroll.Config{StaticChallenge: "static-secret", Profiles: profiles,
+	svcStore := store.Store(st)
+	if o.wrapStore != nil {
+		svcStore = o.wrapStore(st)
+	}
+	svc, err := enroll.New(svcStore, auth, clock, log, enroll.Config{StaticChallenge: "static-secret", Profiles: profiles,
 		DefaultProfile: "default", ManufacturerRoots: pool})
 	if err != nil {
 		t.Fatal(err)

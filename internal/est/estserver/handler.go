@@ -43,8 +43,9 @@ type Service interface {
 	// chain, and the next issuing CA during a rollover.
 	CACerts(profile string) ([]*x509.Certificate, error)
 	// CheckCredentials checks what of the credentials needs no request,
-	// before the body is read.
-	CheckCredentials(ctx context.Context, req enroll.Request) error
+	// before the body is read; what it read goes to Enroll with the
+	// request (Request.Checked), which so reads it once.
+	CheckCredentials(ctx context.Context, req enroll.Request) (*enroll.CheckedCredentials, error)
 	RecordRefusal(ctx context.Context, r enroll.Refusal) error
 	// ActiveRA signs the SignedData around an encrypted server-generated
 	// key: the RA is the server's identity in CMS.
@@ -245,14 +246,15 @@ func (h *Handler) enroll(c *call) {
 	// so (401 with the challenge) whatever its body, as a client that
 	// probes with an empty body before it authenticates expects; nothing
 	// it sent is parsed, and an unauthenticated caller learns nothing of
-	// how a body is parsed. The service checks them all again with the CSR.
+	// how a body is parsed. The service decides again with the CSR, on what it read here.
 	ev, err := h.credentials(c)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	if err := h.svc.CheckCredentials(c.r.Context(), enroll.Request{Evidence: ev, Profile: c.profile, Protocol: pki.ProtocolEST,
-		RemoteAddr: c.r.RemoteAddr, Renewal: c.op == est.OpSimpleReenroll, ServerKeyGen: c.op == est.OpServerKeyGen}); err != nil {
+	checked, err := h.svc.CheckCredentials(c.r.Context(), enroll.Request{Evidence: ev, Profile: c.profile, Protocol: pki.ProtocolEST,
+		RemoteAddr: c.r.RemoteAddr, Renewal: c.op == est.OpSimpleReenroll, ServerKeyGen: c.op == est.OpServerKeyGen})
+	if err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -270,6 +272,7 @@ func (h *Handler) enroll(c *call) {
 		RemoteAddr:   c.r.RemoteAddr,
 		Renewal:      c.op == est.OpSimpleReenroll,
 		ServerKeyGen: c.op == est.OpServerKeyGen,
+		Checked:      checked,
 	}
 	er.TransactionID = transactionID(c.op, req, ev.TLSClientCert)
 	var encryptTo *rsa.PublicKey

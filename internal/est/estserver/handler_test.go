@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -963,5 +964,34 @@ func TestUnknownPathIsAudited(t *testing.T) {
 		if len(after) != len(before)+1 || !strings.Contains(after[0].Reason, "unknown EST") {
 			t.Errorf("%s: %d refusal events after, %d before, want one more naming the path", path, len(after), len(before))
 		}
+	}
+}
+
+// userReadCountingStore counts the reads of EST users.
+type userReadCountingStore struct {
+	store.Store
+	reads atomic.Int32
+}
+
+func (c *userReadCountingStore) ESTUser(ctx context.Context, name string) (*pki.ESTUser, error) {
+	c.reads.Add(1)
+	return c.Store.ESTUser(ctx, name)
+}
+
+// An enrollment with HTTP Basic reads its EST user once: the service
+// decides with the CSR on what it read before the body.
+func TestBasicEnrollmentReadsTheUserOnce(t *testing.T) {
+	var counting *userReadCountingStore
+	f := newFixture(t, fixtureOptions{wrapStore: func(st store.Store) store.Store {
+		counting = &userReadCountingStore{Store: st}
+		return counting
+	}})
+	key := newKey(t)
+	r := f.post(f.httpClient(nil, 0), "simpleenroll", "alice", userPassword, newCSR(t, key, "read-once", csr.Template{}), nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("simpleenroll: HTTP %d %s", r.status, r.body)
+	}
+	if n := counting.reads.Load(); n != 1 {
+		t.Errorf("the EST user was read %d times, want once", n)
 	}
 }
