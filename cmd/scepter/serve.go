@@ -298,12 +298,16 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	if token != nil {
 		defer token.Close()
-		log.Info("CA keys in a PKCS#11 token", "token", token.Describe())
+		log.Info("PKCS#11 token opened", "token", token.Describe())
 	}
 	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(e), Token: token, WrapKey: wrapKey}
 	authority, created, err := ca.LoadOrCreate(f.dataDir, initOpts, clock)
 	if err != nil {
 		return err
+	}
+	if token != nil && !authority.KeysInToken() {
+		log.Warn("a PKCS#11 token was given, but the CA's keys are files in the data directory: they stay files (the token holds the next CA's keys only after a rollover made with it)",
+			"token", token.Describe(), "dir", filepath.Join(f.dataDir, "ca"))
 	}
 	for _, msg := range authority.IgnoredOptions(initOpts) {
 		log.Info("existing CA kept: " + msg)
@@ -484,7 +488,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		lines = append(lines, fmt.Sprintf("Created a new CA (%s) in %s", f.caKeyType, filepath.Join(f.dataDir, "ca")))
 	}
 	if token != nil {
-		lines = append(lines, "CA keys:             in "+token.Describe())
+		lines = append(lines, "CA keys:             "+caKeysWhere(token.Describe(), authority.KeysInToken(), filepath.Join(f.dataDir, "ca")))
 	}
 	lines = append(lines, rootKeyLines...)
 	staticProfile := f.challengeProfile
@@ -1209,4 +1213,15 @@ func refuseAbandonedSQLite(ctx context.Context, dataDir string) error {
 			"There is no migration of an SQLite inventory to PostgreSQL yet; to start over with an empty inventory anyway, move %s away first", path, path)
 	}
 	return nil
+}
+
+// caKeysWhere is the banner's line on where the CA's keys are when a
+// PKCS#11 token was given: it may hold them, or the data directory's
+// files may (a node copied from one with key files), which the token
+// does not replace.
+func caKeysWhere(token string, inToken bool, caDir string) string {
+	if inToken {
+		return "in " + token
+	}
+	return "files in " + caDir + " (not in " + token + ", which was given)"
 }
