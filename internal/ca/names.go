@@ -63,7 +63,9 @@ const maxSubjectLen = 2048
 // AttributeTypeAndValue) and nothing else, that every value is a string
 // that Go's x509 parser reads (as clients will: the CA must never sign a
 // certificate it cannot read back), not empty and without control, format
-// (bidirectional or invisible) or line-separator characters (unreadable),
+// (bidirectional or invisible) or line-separator characters (pki.Unreadable:
+// a subject is an identifier, and one that reads as another is a greater
+// harm than refusing the joiners some scripts write between letters),
 // and the attribute bounds.
 func parseSubject(raw []byte) (subjectInfo, error) {
 	var info subjectInfo
@@ -82,7 +84,7 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 		if s == "" {
 			return pki.Errorf(pki.EBadRequest, "the subject attribute %s is empty", attributeName(oid))
 		}
-		if i := strings.IndexFunc(s, unreadable); i >= 0 {
+		if i := strings.IndexFunc(s, pki.Unreadable); i >= 0 {
 			r, _ := utf8.DecodeRuneInString(s[i:])
 			return pki.Errorf(pki.EBadRequest, "the subject attribute %s holds the character %U", attributeName(oid), r)
 		}
@@ -287,19 +289,6 @@ func attributeName(oid asn1.ObjectIdentifier) string {
 	return oid.String()
 }
 
-// unreadable reports the characters a name must not hold: controls (a NUL
-// cuts C strings short, line breaks forge log lines), the line and
-// paragraph separators (U+2028, U+2029: line breaks too, to a browser or
-// an editor), and every format character (Unicode category Cf): the
-// bidirectional marks, overrides and isolates, which make a name read as
-// another ("dev\u202egnp.exe"), and the invisible ones, which make two
-// names that differ read the same ("adm\u200bin" as "admin", with U+200B
-// to U+200D, U+2060, U+FEFF, U+00AD, U+180E…). That refuses the joiners
-// some scripts write between letters too: a subject is an identifier, and
-// one that reads as another is the greater harm.
-func unreadable(r rune) bool {
-	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.In(r, unicode.Zl, unicode.Zp)
-}
 
 // directoryString decodes an attribute value as Go's x509 parser does
 // (crypto/x509 parseASN1String), and refuses what it would refuse: any
