@@ -68,6 +68,9 @@ type issuerSet struct {
 	// previousRAs are the RAs of previous issuers whose keys are kept,
 	// for envelopes encrypted to an old RA certificate (newest first).
 	previousRAs []*pki.RA
+	// retiredRAs are RAs that RenewRA replaced, whose certificates have
+	// not expired: for envelopes encrypted to them, never served.
+	retiredRAs []*pki.RA
 
 	all   []*Issuer // current, next, previous
 	roots *x509.CertPool
@@ -146,7 +149,7 @@ func (a *Authority) SetNext(issuer *Issuer, ra *pki.RA, switchAt time.Time) erro
 			return errors.New("ca: the next issuer is the current one")
 		}
 		s := newIssuerSet(a.Root, old.current, old.currentRA, issuer, ra, switchAt, old.previous, old.previousRAs)
-		s.currentSince = old.currentSince
+		s.currentSince, s.retiredRAs = old.currentSince, old.retiredRAs
 		if a.state.CompareAndSwap(old, s) {
 			return nil
 		}
@@ -214,18 +217,25 @@ func (a *Authority) Issuers() []*Issuer { return slices.Clone(a.state.Load().all
 func (a *Authority) Previous() []*Issuer { return slices.Clone(a.state.Load().previous) }
 
 // RAs returns every RA whose key is loaded: the current RA (as loaded), the
-// next one, then those of previous issuers, newest first. A SCEP server
-// decrypts an envelope with the RA whose certificate it is addressed to,
-// which after a rollover may be an older one (a client polling for a
-// request made before the switch).
+// next one, the current generation's RAs that RenewRA replaced (until
+// their certificates expire), then those of previous issuers, newest
+// first. A SCEP server decrypts an envelope with the RA whose certificate
+// it is addressed to, which after a rollover or an RA renewal may be an
+// older one (a client that cached GetCACert, or polls for a request made
+// before the switch).
 func (a *Authority) RAs() []*pki.RA {
 	s := a.state.Load()
 	out := []*pki.RA{s.currentRA}
 	if s.nextRA != nil {
 		out = append(out, s.nextRA)
 	}
+	out = append(out, s.retiredRAs...)
 	return append(out, s.previousRAs...)
 }
+
+// RetiredRAs returns the RAs that RenewRA replaced and whose certificates
+// had not expired at the last (re)load: they decrypt, they are not served.
+func (a *Authority) RetiredRAs() []*pki.RA { return slices.Clone(a.state.Load().retiredRAs) }
 
 // Errors of IssuedByUs.
 var (

@@ -453,6 +453,9 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 	}
 	if !m.readOnly {
 		cleanup(caDir)
+		if err := finishRARenewal(caDir); err != nil {
+			return nil, err
+		}
 	}
 
 	iss, ra, err := loadGeneration(caDir, root, o, now, m)
@@ -483,6 +486,9 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 	}
 	s := newIssuerSet(root, iss, ra, next, nextRA, switchAt, previous, previousRAs)
 	s.currentSince = since
+	if s.retiredRAs, err = loadRetiredRAs(caDir, root, s.all, []*pki.RA{ra, nextRA}, o, now, m); err != nil {
+		return nil, err
+	}
 	a.state.Store(s)
 	a.caDir, a.opts, a.mode, a.disk = caDir, o, m, disk
 	return a, nil

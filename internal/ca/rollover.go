@@ -690,7 +690,8 @@ func (a *Authority) Reload(now time.Time) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	old := a.state.Load()
-	due := old.next != nil && !now.Before(old.switchAt) && !a.mode.readOnly
+	// A retired RA whose certificate has expired is dropped.
+	due := old.next != nil && !now.Before(old.switchAt) && !a.mode.readOnly || anyExpired(old.retiredRAs, now)
 	disk, err := diskState(a.caDir)
 	if err != nil {
 		return err
@@ -711,7 +712,7 @@ func (a *Authority) Reload(now time.Time) error {
 		issuers[i.ID] = i
 	}
 	ras := map[string]*pki.RA{}
-	for _, r := range append([]*pki.RA{old.currentRA, old.nextRA}, old.previousRAs...) {
+	for _, r := range append(append([]*pki.RA{old.currentRA, old.nextRA}, old.previousRAs...), old.retiredRAs...) {
 		if r != nil {
 			ras[string(r.Cert.Raw)] = r
 		}
@@ -738,6 +739,9 @@ func (a *Authority) Reload(now time.Time) error {
 	}
 	set := newIssuerSet(a.Root, keepI(s.current), keepR(s.currentRA), keepI(s.next), keepR(s.nextRA), s.switchAt, prev, prevRAs)
 	set.currentSince = s.currentSince
+	for _, r := range s.retiredRAs {
+		set.retiredRAs = append(set.retiredRAs, keepR(r))
+	}
 	a.state.Store(set)
 	a.disk = b.disk
 	return nil
@@ -763,10 +767,12 @@ func diskState(caDir string) (string, error) {
 		sum := sha256.Sum256(b)
 		h.Write(sum[:])
 	}
-	entries, _ := os.ReadDir(filepath.Join(caDir, PreviousDir))
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), ".") {
-			h.Write([]byte(e.Name() + "/"))
+	for _, sub := range []string{PreviousDir, RetiredRADir} {
+		entries, _ := os.ReadDir(filepath.Join(caDir, sub))
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), ".") {
+				h.Write([]byte(sub + "/" + e.Name() + "/"))
+			}
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), unreadable

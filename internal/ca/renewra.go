@@ -1,0 +1,307 @@
+package ca
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// SCEP RA renewal layout, inside dir/ca:
+//
+//	ra.crt, ra.key (or ra.pkcs11)          the RA in service: GetCACert
+//	                                       serves it, CertReps are signed
+//	                                       with it
+//	retired-ra/<serial>/ra.crt, ra.key     an RA that RenewRA replaced; its
+//	                                       key still decrypts envelopes
+//	                                       addressed to it (a client that
+//	                                       cached GetCACert) until its
+//	                                       certificate expires
+//	.ra-new-<id>/                          a renewal under way
+//
+// A renewal changes no issuing CA: the new RA certificate is issued by the
+// current issuing CA, like the first one.
+const RetiredRADir = "retired-ra"
+
+// raNewPrefix names the directory in which RenewRA builds the new RA.
+const raNewPrefix = ".ra-new-"
+
+// Errors of RenewRA.
+var (
+	// ErrRAIsCA: the issuing CA is the RA (RA mode ca); there is no RA
+	// certificate of its own to renew.
+	ErrRAIsCA = errors.New("ca: the SCEP RA is the issuing CA itself (RA mode ca): there is no separate RA certificate to renew")
+	// ErrRANotRenewable: a new RA certificate would end no later than
+	// the one in service, cut at the issuing CA's end; only a rollover
+	// helps.
+	ErrRANotRenewable = errors.New("ca: a new RA certificate would not outlive the current one")
+)
+
+// RenewRAOptions choose the new RA.
+type RenewRAOptions struct {
+	// Validity of the new RA certificate, cut at the issuing CA's end;
+	// default 2 years (InitOptions.RAValidity's).
+	Validity time.Duration
+	// Token holds the CA's keys when they are in a PKCS#11 token: the new
+	// RA key is made there, labelled PREFIX-ra-<id>. A CA whose keys are
+	// in a token is refused without it (keys.ErrNoToken).
+	Token keys.Token
+}
+
+// RenewRA gives the current issuing CA of the CA in dir/ca a new SCEP RA:
+// a new RSA-2048 key (in opts.Token when given) and a certificate issued
+// by the current issuing CA, valid for opts.Validity but not past the
+// issuing CA's end. The RA in service is kept in
+// dir/ca/retired-ra/<serial>/, so that a server (which loads it for
+// decryption only, until its certificate expires) still opens the
+// requests of clients that fetched it with GetCACert. It returns the
+// retired RA and the new one.
+//
+// It runs beside a server, as Rollover does: the server's periodic reload
+// (Reload) takes the new RA into service. The new pair is built in a
+// temporary directory and copied into place key first; a renewal that
+// stopped between the two is finished by the next load or RenewRA.
+//
+// ErrNoCA when dir holds no CA, ErrRAIsCA in RA mode ca,
+// ErrRANotRenewable when the issuing CA ends too soon for a new RA to
+// help, and an error wrapping keys.ErrNoToken when the CA's keys are in a
+// token that opts does not give.
+func RenewRA(dir string, opts RenewRAOptions, clock pki.Clock) (retired, renewed *pki.RA, err error) {
+	if clock == nil {
+		clock = pki.SystemClock{}
+	}
+	if opts.Validity < 0 {
+		return nil, nil, errors.New("ca: the RA validity must be positive")
+	}
+	if opts.Validity == 0 {
+		opts.Validity = InitOptions{}.withDefaults().RAValidity
+	}
+	now := clock.Now().UTC().Truncate(time.Second)
+	caDir := filepath.Join(dir, "ca")
+	present, err := inspect(caDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(present) == 0 {
+		return nil, nil, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
+	}
+	if err := finishRARenewal(caDir); err != nil {
+		return nil, nil, err
+	}
+	o := InitOptions{Token: opts.Token}.withDefaults()
+	a, err := load(caDir, o, now, loadMode{detectRA: true, readOnly: true, unopened: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	if opts.Token == nil && a.KeysInToken() {
+		return nil, nil, fmt.Errorf("ca: the CA's keys are in a PKCS#11 token, which signs the new RA certificate and holds its key: %w; give it (--pkcs11-module, --pkcs11-token, --pkcs11-pin-file, or --pkcs11-uri)", keys.ErrNoToken)
+	}
+	s := a.state.Load()
+	if active, _ := a.Active(now); active != s.current {
+		return nil, nil, fmt.Errorf("ca: the next issuing CA in %s is due; start the server to make it current (it has an RA of its own)", filepath.Join(caDir, NextDir))
+	}
+	iss, old := s.current, s.currentRA
+	if old.IsCA {
+		return nil, nil, ErrRAIsCA
+	}
+	if end := minTime(now.Add(opts.Validity), iss.Cert.NotAfter); !end.After(old.Cert.NotAfter) {
+		return nil, nil, fmt.Errorf("%w: it would end on %s (the issuing CA ends on %s), the current one ends on %s; when the issuing CA is what ends first, roll it over (scepter ca rollover), which makes a new RA with it",
+			ErrRANotRenewable, end.Format(time.RFC3339), iss.Cert.NotAfter.UTC().Format(time.RFC3339), old.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+
+	id, err := randomID()
+	if err != nil {
+		return nil, nil, err
+	}
+	tmp := filepath.Join(caDir, raNewPrefix+id)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	// A new key in a token gets a label of its own (PREFIX-ra-<id>).
+	if err := createRA(o.keysIn(tmp, "-"+id, loadMode{}), iss, nil, opts.Validity, now); err != nil {
+		return nil, nil, err
+	}
+	if err := retireRA(caDir, old.Cert); err != nil {
+		return nil, nil, err
+	}
+	// Another renewal (the server's own, say) may have installed its RA
+	// meanwhile: replacing that one would leave it unretired.
+	if inService, err := loadCert(caDir, RACertFile); err != nil || !inService.Equal(old.Cert) {
+		return nil, nil, fmt.Errorf("ca: the RA in service changed during the renewal (another renewal at the same time?); nothing was replaced, run it again if it is still needed (%v)", err)
+	}
+	if err := installRA(tmp, caDir); err != nil {
+		return nil, nil, err
+	}
+	cert, key, err := loadPair(caDir, RACertFile, o.keysIn(caDir, "", loadMode{}), raKeyName)
+	if err != nil {
+		return nil, nil, err
+	}
+	return old, &pki.RA{Cert: cert, Key: key, Chain: []*x509.Certificate{cert, iss.Cert, a.Root}}, nil
+}
+
+// retireRA copies the RA in service (its key or reference file, and
+// cert) to caDir/retired-ra/<serial>/, built aside and renamed in; nothing
+// to do when it is there already.
+func retireRA(caDir string, cert *x509.Certificate) error {
+	root := filepath.Join(caDir, RetiredRADir)
+	dst := filepath.Join(root, cert.SerialNumber.Text(16))
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	tmp, err := os.MkdirTemp(root, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := keys.CopyKey(&keys.Dir{Path: caDir}, &keys.Dir{Path: tmp}, raKeyName); err != nil {
+		return fmt.Errorf("ca: keeping the RA key for decryption: %w", err)
+	}
+	if err := keys.WriteCertFile(filepath.Join(tmp, RACertFile), cert); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("ca: keeping the RA for decryption: %w", err)
+	}
+	syncDir(root)
+	return nil
+}
+
+// installRA copies the RA built in from into caDir: the key first, then
+// ra.crt, each atomically.
+func installRA(from, caDir string) error {
+	if err := keys.CopyKey(&keys.Dir{Path: from}, &keys.Dir{Path: caDir}, raKeyName); err != nil {
+		return fmt.Errorf("ca: installing the new RA key: %w", err)
+	}
+	data, err := os.ReadFile(filepath.Join(from, RACertFile))
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	if err := keys.WriteFileAtomic(filepath.Join(caDir, RACertFile), data, 0o644); err != nil {
+		return fmt.Errorf("ca: installing the new RA certificate: %w", err)
+	}
+	syncDir(caDir)
+	return nil
+}
+
+// finishRARenewal completes a renewal that stopped after the new key was
+// installed but before its certificate (ra.crt still the old one, ra.key
+// the new one), and removes the build directories of renewals that
+// stopped long ago. One under way (another process) is left alone: its
+// key is not installed yet, or it writes the same ra.crt.
+func finishRARenewal(caDir string) error {
+	left, _ := filepath.Glob(filepath.Join(caDir, raNewPrefix+"*"))
+	for _, d := range left {
+		cert, cerr := loadCert(d, RACertFile)
+		key, kerr := (&keys.Dir{Path: caDir, Unopened: true}).Open(raKeyName)
+		inService, ierr := loadCert(caDir, RACertFile)
+		if cerr == nil && kerr == nil && ierr == nil && !inService.Equal(cert) &&
+			pki.SamePublicKey(key.Public(), cert.PublicKey) && !pki.SamePublicKey(key.Public(), inService.PublicKey) {
+			if err := keys.WriteCertFile(filepath.Join(caDir, RACertFile), cert); err != nil {
+				return fmt.Errorf("ca: finishing an interrupted RA renewal: %w", err)
+			}
+			continue
+		}
+		if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > time.Hour {
+			os.RemoveAll(d)
+		}
+	}
+	return nil
+}
+
+// loadRetiredRAs loads caDir/retired-ra/<serial>/ for every RA that a
+// renewal replaced and whose certificate has not expired at now: for
+// decryption only. An expired one is dropped (and, unless m.readOnly, its
+// key destroyed and its directory removed). One that is also loaded as
+// inService (a renewal under way) is skipped. Each must be issued by one
+// of issuers.
+func loadRetiredRAs(caDir string, root *x509.Certificate, issuers []*Issuer, inService []*pki.RA, o InitOptions, now time.Time, m loadMode) ([]*pki.RA, error) {
+	entries, err := os.ReadDir(filepath.Join(caDir, RetiredRADir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	var out []*pki.RA
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		d := filepath.Join(caDir, RetiredRADir, e.Name())
+		cert, err := loadCert(d, RACertFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w (a retired SCEP RA; remove %s once its certificate has expired)", err, d)
+		}
+		if !now.Before(cert.NotAfter) {
+			if !m.readOnly {
+				dropRetiredRA(d, o)
+			}
+			continue
+		}
+		if slicesContainsCert(inService, cert) {
+			continue
+		}
+		var iss *Issuer
+		for _, i := range issuers {
+			if bytes.Equal(cert.RawIssuer, i.Cert.RawSubject) && cert.CheckSignatureFrom(i.Cert) == nil {
+				iss = i
+				break
+			}
+		}
+		if iss == nil {
+			return nil, fmt.Errorf("ca: %s was not issued by one of this CA's issuing CAs; remove %s", filepath.Join(d, RACertFile), d)
+		}
+		kd := o.keysIn(d, "", m)
+		_, key, err := loadPair(d, RACertFile, kd, raKeyName)
+		if err != nil {
+			return nil, err
+		}
+		key = o.wrapKey(key)
+		if err := checkRAKey(kd.Where(raKeyName), key); err != nil {
+			return nil, err
+		}
+		out = append(out, &pki.RA{Cert: cert, Key: key, Chain: []*x509.Certificate{cert, iss.Cert, root}})
+	}
+	return out, nil
+}
+
+// dropRetiredRA destroys an expired retired RA's key (in its token too)
+// and removes its directory. Best effort: what stays is not loaded, and
+// the next load tries again.
+func dropRetiredRA(d string, o InitOptions) {
+	if err := (&keys.Dir{Path: d, Token: o.Token}).Destroy(raKeyName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	os.RemoveAll(d)
+}
+
+func slicesContainsCert(ras []*pki.RA, c *x509.Certificate) bool {
+	for _, r := range ras {
+		if r != nil && r.Cert.Equal(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// anyExpired: one of ras has expired at now.
+func anyExpired(ras []*pki.RA, now time.Time) bool {
+	for _, r := range ras {
+		if !now.Before(r.Cert.NotAfter) {
+			return true
+		}
+	}
+	return false
+}

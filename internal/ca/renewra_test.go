@@ -1,0 +1,211 @@
+package ca
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
+)
+
+// decrypts: ra's key opens what is encrypted to ra's certificate.
+func decrypts(t *testing.T, ra *pki.RA) bool {
+	t.Helper()
+	msg := []byte("challenge")
+	ct, err := rsa.EncryptPKCS1v15(rand.Reader, ra.Cert.PublicKey.(*rsa.PublicKey), msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := ra.Key.(crypto.Decrypter).Decrypt(rand.Reader, ct, nil)
+	return err == nil && string(pt) == string(msg)
+}
+
+func hasRA(ras []*pki.RA, ra *pki.RA) bool {
+	for _, r := range ras {
+		if r.Cert.Equal(ra.Cert) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRenewRA(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, a := newCA(t, InitOptions{}, clock)
+	caDir := filepath.Join(dir, "ca")
+	first := a.RA
+	// 20 days before the RA's end.
+	clock.Set(first.Cert.NotAfter.Add(-20 * day))
+
+	old, renewed, err := RenewRA(dir, RenewRAOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !old.Cert.Equal(first.Cert) {
+		t.Fatalf("retired %s, want the RA in service %s", old.Cert.SerialNumber, first.Cert.SerialNumber)
+	}
+	if pki.SamePublicKey(renewed.Cert.PublicKey, first.Cert.PublicKey) {
+		t.Fatal("the renewed RA has the old key")
+	}
+	if err := renewed.Cert.CheckSignatureFrom(a.Issuer.Cert); err != nil {
+		t.Fatalf("the renewed RA is not issued by the issuing CA: %v", err)
+	}
+	if want := clock.Now().Add(2 * year); renewed.Cert.NotAfter.Sub(want).Abs() > time.Minute {
+		t.Errorf("renewed RA ends %s, want %s", renewed.Cert.NotAfter, want)
+	}
+	if !readCert(t, filepath.Join(caDir, RACertFile)).Equal(renewed.Cert) {
+		t.Error("ra.crt is not the renewed RA")
+	}
+	retiredDir := filepath.Join(caDir, RetiredRADir, first.Cert.SerialNumber.Text(16))
+	if !readCert(t, filepath.Join(retiredDir, RACertFile)).Equal(first.Cert) {
+		t.Error("the old RA is not kept in retired-ra/")
+	}
+	if dots := dotEntries(t, caDir); len(dots) != 0 {
+		t.Errorf("left behind: %v", dots)
+	}
+
+	// The running server's reload: the new RA serves, the old one only
+	// decrypts.
+	if err := a.Reload(clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ra := a.Active(clock.Now()); !ra.Cert.Equal(renewed.Cert) || !decrypts(t, ra) {
+		t.Fatalf("active RA %s after the reload, want the renewed %s", ra.Cert.SerialNumber, renewed.Cert.SerialNumber)
+	}
+	retired := a.RetiredRAs()
+	if len(retired) != 1 || !retired[0].Cert.Equal(first.Cert) || !decrypts(t, retired[0]) || !hasRA(a.RAs(), first) {
+		t.Fatalf("retired RAs %v: want the old RA, decrypting, among RAs()", retired)
+	}
+	// A start loads it too.
+	b, _, err := LoadOrCreate(dir, InitOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.RA.Cert.Equal(renewed.Cert) || !hasRA(b.RetiredRAs(), first) {
+		t.Fatal("a start does not load the renewed RA and the retired one")
+	}
+
+	// Once its certificate has expired, the old RA is dropped, its key
+	// with it.
+	clock.Set(first.Cert.NotAfter.Add(time.Second))
+	if err := a.Reload(clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.RetiredRAs()) != 0 || hasRA(a.RAs(), first) {
+		t.Fatal("the expired retired RA is still loaded")
+	}
+	if _, err := os.Stat(retiredDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the expired retired RA's directory is still there: %v", err)
+	}
+}
+
+func TestRenewRARefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts InitOptions
+		// at is when the renewal is tried, from the CA's creation.
+		at   time.Duration
+		tok  bool
+		want error
+	}{
+		{name: "RA mode ca", opts: InitOptions{KeyType: keys.RSA2048, RAMode: RAModeCA}, want: ErrRAIsCA},
+		{name: "issuing CA ends first", opts: InitOptions{IssuingValidity: year, RAValidity: 2 * year}, at: 300 * day, want: ErrRANotRenewable},
+		{name: "keys in a token not given", opts: InitOptions{KeyType: keys.RSA2048}, tok: true, want: keys.ErrNoToken},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := pkitest.NewClock(t0)
+			if tc.tok {
+				tc.opts.Token, _ = caToken(t)
+			}
+			dir, _ := newCA(t, tc.opts, clock)
+			clock.Advance(tc.at)
+			before := readFileOrEmpty(filepath.Join(dir, "ca", RACertFile))
+			_, _, err := RenewRA(dir, RenewRAOptions{}, clock)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("RenewRA: %v, want %v", err, tc.want)
+			}
+			if after := readFileOrEmpty(filepath.Join(dir, "ca", RACertFile)); after != before {
+				t.Error("a refused renewal changed ra.crt")
+			}
+			if _, err := os.Stat(filepath.Join(dir, "ca", RetiredRADir)); !errors.Is(err, os.ErrNotExist) {
+				t.Error("a refused renewal retired the RA")
+			}
+		})
+	}
+	t.Run("no CA", func(t *testing.T) {
+		if _, _, err := RenewRA(t.TempDir(), RenewRAOptions{}, pkitest.NewClock(t0)); !errors.Is(err, ErrNoCA) {
+			t.Fatalf("RenewRA: %v, want ErrNoCA", err)
+		}
+	})
+}
+
+func readFileOrEmpty(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// A renewal that stopped after the new key was installed, before its
+// certificate, is finished by the next start.
+func TestRenewRAInterruptedIsFinished(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, a := newCA(t, InitOptions{}, clock)
+	caDir := filepath.Join(dir, "ca")
+	clock.Advance(day)
+	_, renewed, err := RenewRA(dir, RenewRAOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As it was between the key and the certificate.
+	building := filepath.Join(caDir, raNewPrefix+"x")
+	if err := os.Mkdir(building, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteCertFile(filepath.Join(building, RACertFile), renewed.Cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteCertFile(filepath.Join(caDir, RACertFile), a.RA.Cert); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := LoadOrCreate(dir, InitOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.RA.Cert.Equal(renewed.Cert) {
+		t.Fatal("the interrupted renewal was not finished")
+	}
+}
+
+func TestHSMRenewRA(t *testing.T) {
+	tok, cfg := caToken(t)
+	clock := pkitest.NewClock(t0)
+	dir, a := newCA(t, InitOptions{Token: tok, KeyType: keys.RSA2048}, clock)
+	caDir := filepath.Join(dir, "ca")
+	clock.Advance(day)
+	old, renewed, err := RenewRA(dir, RenewRAOptions{Token: tok}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noFile(t, filepath.Join(caDir, RAKeyFile))
+	if ref := refOf(t, filepath.Join(caDir, RAKeyRef)); !strings.HasPrefix(ref, "pkcs11:token="+cfg.TokenLabel+";object=scepter-ra-") {
+		t.Errorf("renewed RA key %s, want a label scepter-ra-<id> of its own", ref)
+	}
+	retired := filepath.Join(caDir, RetiredRADir, old.Cert.SerialNumber.Text(16), RAKeyRef)
+	if refOf(t, retired) == refOf(t, filepath.Join(caDir, RAKeyRef)) {
+		t.Error("the retired RA names the new key")
+	}
+	if err := a.Reload(clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, ra := a.Active(clock.Now())
+	if !ra.Cert.Equal(renewed.Cert) || !decrypts(t, ra) || len(a.RetiredRAs()) != 1 || !decrypts(t, a.RetiredRAs()[0]) {
+		t.Fatal("after the reload: want the renewed RA in service and the old one decrypting, both in the token")
+	}
+}
