@@ -20,6 +20,7 @@ import (
 
 const caUsage = "usage: scepter ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
 	"       scepter ca rollover --discard [--pkcs11-…] [--data-dir DIR]\n" +
+	"       scepter ca renew-ra [--validity 17520h] [--pkcs11-…] [--data-dir DIR]\n" +
 	"       scepter ca show [--data-dir DIR]\n" +
 	"       scepter ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
 	"       scepter ca root crl [--revoke ISSUER-ID --reason REASON]... [--validity 8760h] [--out FILE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
@@ -52,6 +53,8 @@ func cmdCA(ctx context.Context, e env, args []string) error {
 		return cmdCAExportKeys(ctx, e, args[1:])
 	case "import-keys":
 		return cmdCAImportKeys(ctx, e, args[1:])
+	case "renew-ra":
+		return cmdCARenewRA(ctx, e, args[1:])
 	case "root":
 		sub, err := subcommand(e, args[1:], caRootUsage)
 		if err != nil {

@@ -22,22 +22,30 @@ func TestCAExpiryWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	issuer, ra := a.Active(clock.Now())
-	if w := caExpiryWarnings(a, dir, clock.Now()); len(w) != 0 {
+	if w := caExpiryWarnings(a, dir, clock.Now(), false); len(w) != 0 {
 		t.Errorf("a new CA: %q, want no warning", w)
 	}
 	raSoon := ra.Cert.NotAfter.Add(-30 * 24 * time.Hour)
-	w := caExpiryWarnings(a, dir, raSoon)
-	if len(w) != 1 || !strings.Contains(w[0], "SCEP RA certificate expires on") || !strings.Contains(w[0], "in 30 days") || !strings.Contains(w[0], ca.RAKeyFile) {
+	w := caExpiryWarnings(a, dir, raSoon, false)
+	if len(w) != 1 || !strings.Contains(w[0], "SCEP RA certificate expires on") || !strings.Contains(w[0], "in 30 days") ||
+		!strings.Contains(w[0], "renews it by itself") || !strings.Contains(w[0], "scepter ca renew-ra") || strings.Contains(w[0], "stop the server") {
 		t.Errorf("30 days before the RA's end: %q", w)
 	}
-	if w := caExpiryWarnings(a, dir, ra.Cert.NotAfter.Add(-91*24*time.Hour)); len(w) != 0 {
+	// Nodes sharing a PostgreSQL store do not renew it by themselves: the
+	// warning says how to, on one node, and how to bring it to the others.
+	w = caExpiryWarnings(a, dir, raSoon, true)
+	if len(w) != 1 || strings.Contains(w[0], "by itself") || !strings.Contains(w[0], "scepter ca renew-ra") ||
+		!strings.Contains(w[0], "export-keys") || !strings.Contains(w[0], "import-keys") {
+		t.Errorf("30 days before the RA's end, on PostgreSQL: %q", w)
+	}
+	if w := caExpiryWarnings(a, dir, ra.Cert.NotAfter.Add(-91*24*time.Hour), false); len(w) != 0 {
 		t.Errorf("91 days before the RA's end: %q, want none", w)
 	}
-	if w := caExpiryWarnings(a, dir, ra.Cert.NotAfter.Add(-30*time.Minute)); len(w) != 1 || !strings.Contains(w[0], "in 30 minutes") {
+	if w := caExpiryWarnings(a, dir, ra.Cert.NotAfter.Add(-30*time.Minute), false); len(w) != 1 || !strings.Contains(w[0], "in 30 minutes") {
 		t.Errorf("30 minutes before the RA's end: %q, want it said in minutes", w)
 	}
 	issuerSoon := issuer.Cert.NotAfter.Add(-10 * 24 * time.Hour)
-	w = caExpiryWarnings(a, dir, issuerSoon)
+	w = caExpiryWarnings(a, dir, issuerSoon, false)
 	if !strings.Contains(strings.Join(w, "\n"), "issuing CA certificate expires on") || !strings.Contains(strings.Join(w, "\n"), "scepter ca rollover") {
 		t.Errorf("10 days before the issuing CA's end: %q", w)
 	}
@@ -50,7 +58,7 @@ func TestCAExpiryWarnings(t *testing.T) {
 	}
 	issuer2, _ := c.Active(clock.Now())
 	soon2 := issuer2.Cert.NotAfter.Add(-10 * 24 * time.Hour)
-	if w := caExpiryWarnings(c, dir2, soon2); len(w) != 1 || !strings.Contains(w[0], "issuing CA certificate") {
+	if w := caExpiryWarnings(c, dir2, soon2, false); len(w) != 1 || !strings.Contains(w[0], "issuing CA certificate") {
 		t.Errorf("10 days before its end, no rollover: %q", w)
 	}
 	if _, _, err := ca.Rollover(dir2, ca.RolloverOptions{SwitchAt: soon2.Add(24 * time.Hour)}, pkitest.NewClock(soon2)); err != nil {
@@ -60,7 +68,7 @@ func TestCAExpiryWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := caExpiryWarnings(b, dir2, soon2); len(w) != 0 {
+	if w := caExpiryWarnings(b, dir2, soon2, false); len(w) != 0 {
 		t.Errorf("with a rollover scheduled: %q, want none", w)
 	}
 }
@@ -93,7 +101,7 @@ func TestRAExpiryWarningWithTheIssuingCAEndingToo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := strings.Join(caExpiryWarnings(b, dir, late), "\n")
+	w := strings.Join(caExpiryWarnings(b, dir, late, false), "\n")
 	if !strings.Contains(w, "SCEP RA certificate") || !strings.Contains(w, "a new one would end with the issuing CA") || strings.Contains(w, "remove ") {
 		t.Errorf("RA and CA ending together: %q, want the RA warning to point to a rollover", w)
 	}
@@ -104,7 +112,7 @@ func TestRAExpiryWarningWithTheIssuingCAEndingToo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := caExpiryWarnings(c, dir, late); len(w) != 0 {
+	if w := caExpiryWarnings(c, dir, late, false); len(w) != 0 {
 		t.Errorf("with a rollover scheduled before both ends: %q, want none", w)
 	}
 }

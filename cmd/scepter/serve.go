@@ -552,15 +552,20 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	rev.run(ctx, log)
 	// The CA's own certificates, a while before they expire: at start and
 	// once a day.
-	// The root's CRL too, once one was signed by hand.
-	warnExpiries := func() {
-		warnCAExpiry(authority, f.dataDir, clock.Now(), log)
+	// The SCEP RA is renewed first, on SQLite, when it is due; the root's
+	// CRL is warned about too, once one was signed by hand.
+	sharedStore := f.store.url != ""
+	maintainCA := func() {
+		if raRenewalDue(authority, clock.Now(), sharedStore) {
+			autoRenewRA(ctx, st, authority, svc, f.dataDir, token, clock, "system:"+host+" "+f.listen, log)
+		}
+		warnCAExpiry(authority, f.dataDir, clock.Now(), sharedStore, log)
 		if w := rootCRLWarning(ctx, st, authority, clock.Now()); w != "" {
 			log.Warn(w)
 		}
 	}
-	warnExpiries()
-	go every(ctx, 24*time.Hour, warnExpiries)
+	maintainCA()
+	go every(ctx, 24*time.Hour, maintainCA)
 	// Every minute, as the HTTPS certificate: a revoked RA is replaced.
 	go every(ctx, time.Minute, func() { raKeeper.check(ctx) })
 	if tlsCert != nil {

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// raAutoRenew is how long before the SCEP RA certificate's end a server
+// on SQLite renews it by itself.
+const raAutoRenew = 30 * 24 * time.Hour
+
+// cmdCARenewRA is `scepter ca renew-ra`: a new SCEP RA key and certificate
+// from the current issuing CA, beside a running server, which takes it
+// into service at its next CA reload; the old RA keeps decrypting the
+// requests encrypted to it until its certificate expires.
+func cmdCARenewRA(ctx context.Context, e env, args []string) error {
+	var sf storeFlags
+	var p11 pkcs11Flags
+	var raValidity time.Duration
+	fs := newFlagSet(e, "ca renew-ra", "ca renew-ra [--validity 17520h] [--pkcs11-…]")
+	sf.register(fs)
+	p11.register(fs)
+	fs.DurationVar(&raValidity, "validity", 0, "validity of the new RA certificate, cut at the issuing CA's end (default 2 years)")
+	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
+		return err
+	}
+	if raValidity < 0 {
+		return usageError{"--validity must be positive"}
+	}
+	// The store first: the renewal is recorded and audited there, and a
+	// data directory without a database is not one a server uses.
+	st, err := sf.openExistingStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	token, err := p11.open()
+	if err != nil {
+		return err
+	}
+	if token != nil {
+		defer token.Close()
+	}
+	host, _ := os.Hostname()
+	clock := pki.SystemClock{}
+	old, renewed, err := renewRA(ctx, st, sf.dataDir, ca.RenewRAOptions{Validity: raValidity, Token: token}, clock, host+" "+cliActor(), nil)
+	switch {
+	case errors.Is(err, ca.ErrNoCA):
+		return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, sf.dataDir)
+	case errors.Is(err, ca.ErrRAIsCA):
+		return fmt.Errorf("%w; nothing to renew (the RA's certificate is the issuing CA's: scepter ca rollover makes a new one)", err)
+	case err != nil:
+		return err
+	}
+	w := e.stdout
+	fmt.Fprintln(w, "SCEP RA renewed (GetCACert serves the new one once the server reloads the CA, within its --ca-reload-interval):")
+	fmt.Fprintf(w, "  subject:     %s\n", printable(renewed.Cert.Subject.String()))
+	fmt.Fprintf(w, "  serial:      %s\n", renewed.Cert.SerialNumber.Text(16))
+	fmt.Fprintf(w, "  fingerprint: %s\n", ca.Fingerprint(renewed.Cert))
+	fmt.Fprintf(w, "  valid:       %s\n", validity(renewed.Cert))
+	if token != nil {
+		fmt.Fprintf(w, "  key:         in %s\n", printable(token.Describe()))
+	}
+	fmt.Fprintf(w, "  replaces:    %s, which still decrypts requests encrypted to it until %s\n",
+		old.Cert.SerialNumber.Text(16), old.Cert.NotAfter.UTC().Format(time.RFC3339))
+	if sf.store.url != "" {
+		fmt.Fprintln(e.stderr, "Other nodes on this store: bring the new RA there with 'scepter ca export-keys' here and 'scepter ca import-keys' there (with keys in a token, copy DATA/ca/ra.crt, ra.pkcs11 and DATA/ca/retired-ra/), or they keep serving the old one.")
+	}
+	return nil
+}
+
+// renewRA renews the SCEP RA in dataDir (ca.RenewRA), records the new
+// certificate in the inventory and audits the renewal, actor naming who
+// renewed it. recorder puts the RA certificates of the CA into the
+// inventory (a server's enroll.Service, which has reloaded the CA); nil
+// makes one over st from the CA as it is now on disk.
+func renewRA(ctx context.Context, st store.Store, dataDir string, opts ca.RenewRAOptions, clock pki.Clock, actor string,
+	recorder func(context.Context) error) (old, renewed *pki.RA, err error) {
+	old, renewed, err = ca.RenewRA(dataDir, opts, clock)
+	if err != nil {
+		return nil, nil, err
+	}
+	if recorder == nil {
+		a, err := ca.LoadWithToken(dataDir, opts.Token, clock)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the RA was renewed, but the CA could not be loaded to record it (the server records it at its next CA reload): %w", err)
+		}
+		svc, err := enroll.New(st, a, clock, nil, enroll.Config{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("the RA was renewed, but could not be recorded (the server records it at its next CA reload): %w", err)
+		}
+		recorder = svc.RecordRACertificates
+	}
+	if err := recorder(ctx); err != nil {
+		return nil, nil, fmt.Errorf("the RA was renewed, but could not be recorded in the inventory (the server records it at its next CA reload): %w", err)
+	}
+	// The store's IssuerID: the hex SHA-256 of the issuing CA's DER.
+	issuerSum := sha256.Sum256(renewed.Chain[1].Raw)
+	ev := pki.AuditEvent{Time: clock.Now(), Type: pki.EventRenewed, Actor: actor, Profile: enroll.RAProfileName,
+		SerialHex: renewed.Cert.SerialNumber.Text(16), IssuerID: hex.EncodeToString(issuerSum[:]), Subject: renewed.Cert.Subject.String(), Outcome: "success",
+		Detail: fmt.Sprintf("SCEP RA certificate renewed with a new key, valid until %s; it replaces the RA certificate %s, whose key decrypts requests encrypted to it until %s",
+			renewed.Cert.NotAfter.UTC().Format(time.RFC3339), old.Cert.SerialNumber.Text(16), old.Cert.NotAfter.UTC().Format(time.RFC3339))}
+	if err := st.AppendAudit(ctx, ev); err != nil {
+		return nil, nil, fmt.Errorf("the RA was renewed, but its audit event could not be written: %w", err)
+	}
+	return old, renewed, nil
+}
+
+// autoRenewRA is serve's renewal of its SCEP RA (raRenewalDue): the
+// running server reloads the CA at once, so that GetCACert serves the new
+// RA, and records it. A failure is logged; the expiry warning that
+// follows says what to do, and the next day's check tries again.
+func autoRenewRA(ctx context.Context, st store.Store, authority *ca.Authority, svc *enroll.Service, dataDir string, token keys.Token, clock pki.Clock, actor string, log *slog.Logger) {
+	_, ra := authority.Active(clock.Now())
+	log.Info("the SCEP RA certificate ends soon; renewing it", "serial", ra.Cert.SerialNumber.Text(16), "not_after", ra.Cert.NotAfter.UTC().Format(time.RFC3339))
+	record := func(ctx context.Context) error {
+		if err := authority.Reload(clock.Now()); err != nil {
+			return fmt.Errorf("reloading the CA: %w", err)
+		}
+		return svc.RecordRACertificates(ctx)
+	}
+	old, renewed, err := renewRA(ctx, st, dataDir, ca.RenewRAOptions{Token: token}, clock, actor, record)
+	if err != nil {
+		log.Error("renewing the SCEP RA certificate", "err", err)
+		return
+	}
+	log.Warn("the SCEP RA was renewed with a new key and certificate; GetCACert serves it, and the old RA decrypts requests encrypted to it until it expires",
+		"serial", renewed.Cert.SerialNumber.Text(16), "not_after", renewed.Cert.NotAfter.UTC().Format(time.RFC3339),
+		"old_serial", old.Cert.SerialNumber.Text(16), "old_not_after", old.Cert.NotAfter.UTC().Format(time.RFC3339))
+}

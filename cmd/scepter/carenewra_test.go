@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+const raTestDay = 24 * time.Hour
+
+func TestCARenewRA(t *testing.T) {
+	ctx := context.Background()
+	dir, before := caDataDir(t, ca.InitOptions{})
+	// Three years: a renewal right after the CA's creation still ends
+	// later than the first RA (the command reads the system clock).
+	out, _, err := runCA(t, nil, dir, "renew-ra", "--validity", "26280h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ca.Load(dir, pki.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.RA.Cert.Equal(before.RA.Cert) || pki.SamePublicKey(a.RA.Cert.PublicKey, before.RA.Cert.PublicKey) {
+		t.Fatal("ca renew-ra left the RA as it was")
+	}
+	if retired := a.RetiredRAs(); len(retired) != 1 || !retired[0].Cert.Equal(before.RA.Cert) {
+		t.Fatalf("retired RAs %v, want the old one, for decryption", retired)
+	}
+	serial := a.RA.Cert.SerialNumber.Text(16)
+	for _, want := range []string{"serial:      " + serial, "replaces:    " + before.RA.Cert.SerialNumber.Text(16)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec, err := st.Certificate(ctx, a.Issuer.ID, serial)
+	if err != nil || rec.Profile != enroll.RAProfileName {
+		t.Fatalf("the new RA certificate in the inventory: %+v, %v", rec, err)
+	}
+	events, err := st.ListAudit(ctx, store.AuditFilter{SerialHex: serial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var renewed bool
+	for _, ev := range events {
+		renewed = renewed || ev.Type == pki.EventRenewed && strings.Contains(ev.Actor, "cli") &&
+			strings.Contains(ev.Detail, before.RA.Cert.SerialNumber.Text(16))
+	}
+	if !renewed {
+		t.Errorf("no renewal audit event: %+v", events)
+	}
+}
+
+func TestCARenewRARefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T) string
+		want  string
+		is    error
+	}{
+		{name: "no CA", setup: func(t *testing.T) string { return t.TempDir() }, want: "scepter serve"},
+		{name: "RA mode ca", is: ca.ErrRAIsCA, setup: func(t *testing.T) string {
+			dir, _ := caDataDir(t, ca.InitOptions{KeyType: keys.RSA2048, RAMode: ca.RAModeCA})
+			return dir
+		}},
+		{name: "keys in a token, no token given", is: keys.ErrNoToken, setup: func(t *testing.T) string {
+			dir, a := caDataDir(t, ca.InitOptions{})
+			// The RA key as a token holds it: a reference file in
+			// place of ra.key.
+			caDir := filepath.Join(dir, "ca")
+			if err := keys.WriteRefFile(filepath.Join(caDir, ca.RAKeyRef), "pkcs11:token=t;object=scepter-ra", a.RA.Cert.PublicKey); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(caDir, ca.RAKeyFile)); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.setup(t)
+			before, _ := os.ReadFile(filepath.Join(dir, "ca", ca.RACertFile))
+			_, _, err := runCA(t, nil, dir, "renew-ra", "--validity", "26280h")
+			if err == nil || tc.is != nil && !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ca renew-ra: %v, want %v %q", err, tc.is, tc.want)
+			}
+			if after, _ := os.ReadFile(filepath.Join(dir, "ca", ca.RACertFile)); string(after) != string(before) {
+				t.Error("a refused renewal changed ra.crt")
+			}
+			if _, err := os.Stat(filepath.Join(dir, "ca", ca.RetiredRADir)); !errors.Is(err, os.ErrNotExist) {
+				t.Error("a refused renewal retired the RA")
+			}
+		})
+	}
+}
+
+// serve renews the RA by itself within 30 days of its end, on SQLite only,
+// and not when the issuing CA ends within the warning window (a new RA
+// would end with it), nor when a rollover's RA takes over first, nor with
+// the issuing CA as RA.
+func TestRARenewalDue(t *testing.T) {
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{IssuingValidity: 2*365*raTestDay + 60*raTestDay}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caRA, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{KeyType: keys.RSA2048, RAMode: ca.RAModeCA}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raEnd := a.RA.Cert.NotAfter
+	for _, tc := range []struct {
+		name   string
+		a      *ca.Authority
+		at     time.Time
+		shared bool
+		want   bool
+	}{
+		{"sqlite, 20 days left", a, raEnd.Add(-20 * raTestDay), false, true},
+		{"sqlite, 30 days left", a, raEnd.Add(-30 * raTestDay), false, true},
+		{"sqlite, 31 days left", a, raEnd.Add(-31 * raTestDay), false, false},
+		{"postgres, 20 days left", a, raEnd.Add(-20 * raTestDay), true, false},
+		{"issuing CA ends within the warning window", short, short.RA.Cert.NotAfter.Add(-20 * raTestDay), false, false},
+		{"RA mode ca", caRA, caRA.Issuer.Cert.NotAfter.Add(-20 * raTestDay), false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := raRenewalDue(tc.a, tc.at, tc.shared); got != tc.want {
+				t.Errorf("raRenewalDue = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// After serve renews the RA, GetCACert serves the new one; a client that
+// cached the old RA still enrolls (its envelope is opened with the old
+// key, and the CertRep is signed by the RA it encrypted to, the only one
+// it knows); a fresh client is answered by the new RA. Once the old RA's
+// certificate has expired and the CA is reloaded, a request encrypted to
+// it is refused with badMessageCheck.
+func TestRenewedRAKeepsDecryptingUntilTheOldExpires(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	oldCerts := n.enroll(t, "before")
+	old := p.Service.ActiveRA()
+
+	p.Clock.Set(old.Cert.NotAfter.Add(-20 * raTestDay))
+	if !raRenewalDue(p.Authority, p.Clock.Now(), false) {
+		t.Fatal("the RA is not due for renewal 20 days before its end")
+	}
+	autoRenewRA(ctx, p.Store, p.Authority, p.Service, p.Dir, nil, p.Clock, "system:node-a", p.Log)
+	cur := p.Service.ActiveRA()
+	if cur.Cert.Equal(old.Cert) || pki.SamePublicKey(cur.Cert.PublicKey, old.Cert.PublicKey) {
+		t.Fatal("the RA was not renewed")
+	}
+	if raRenewalDue(p.Authority, p.Clock.Now(), false) {
+		t.Error("still due after the renewal")
+	}
+	newCerts, err := n.client.GetCACert(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !holds(newCerts, cur.Cert) || holds(newCerts, old.Cert) {
+		t.Error("GetCACert does not serve the renewed RA alone")
+	}
+
+	rep, prep, body := n.send(t, oldCerts, "cached")
+	if _, err := prep.Certificate(body); err != nil {
+		t.Fatalf("a client that cached the old RA: %v", err)
+	}
+	if !rep.SignerCert.Equal(old.Cert) {
+		t.Error("the reply to a request encrypted to the old RA is not signed by it")
+	}
+	rep, prep, body = n.send(t, newCerts, "fresh")
+	if _, err := prep.Certificate(body); err != nil || !rep.SignerCert.Equal(cur.Cert) {
+		t.Fatalf("a client of the renewed RA: %v (signed by the renewed RA: %v)", err, rep.SignerCert.Equal(cur.Cert))
+	}
+
+	if _, err := p.Store.Certificate(ctx, p.Issuer().ID, cur.Cert.SerialNumber.Text(16)); err != nil {
+		t.Errorf("the renewed RA certificate is not in the inventory: %v", err)
+	}
+	events, err := p.Store.ListAudit(ctx, store.AuditFilter{SerialHex: cur.Cert.SerialNumber.Text(16)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audited bool
+	for _, ev := range events {
+		audited = audited || ev.Type == pki.EventRenewed && ev.Actor == "system:node-a"
+	}
+	if !audited {
+		t.Errorf("no renewal audit event: %+v", events)
+	}
+
+	// The old RA's certificate expires; the periodic reload drops it.
+	p.Clock.Set(old.Cert.NotAfter.Add(time.Minute))
+	if err := p.Authority.Reload(p.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rep, _, _ = n.send(t, oldCerts, "too late")
+	if rep.PKIStatus != scep.StatusFailure || rep.FailInfo != scep.BadMessageCheck {
+		t.Errorf("request encrypted to the expired old RA: status %q failInfo %q, want FAILURE badMessageCheck", rep.PKIStatus, rep.FailInfo)
+	}
+	n.enroll(t, "after")
+}
