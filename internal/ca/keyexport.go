@@ -353,8 +353,16 @@ func ImportKeys(dir string, e *KeyExport) (ImportResult, error) {
 		return res, fmt.Errorf("ca: key export: %w", err)
 	}
 	// First every check, then every write.
-	var todo []ExportedFile
+	renewed, err := e.renewsRA(caDir)
+	if err != nil {
+		return res, err
+	}
+	var todo, newRA []ExportedFile
 	for _, f := range e.Files {
+		if renewed && (f.Path == "ca/"+RACertFile || f.Path == "ca/"+RAKeyFile) {
+			newRA = append(newRA, f)
+			continue
+		}
 		same, err := sameAsOnDisk(dir, f)
 		if err != nil {
 			return res, err
@@ -414,7 +422,64 @@ func ImportKeys(dir string, e *KeyExport) (ImportResult, error) {
 			res.Written = append(res.Written, f.Path)
 		}
 	}
+	// Last, once the RA it replaces is in retired-ra/ (it still decrypts
+	// requests encrypted to it), the renewed RA, as RenewRA installs it.
+	if len(newRA) > 0 {
+		if err := importRenewedRA(caDir, newRA); err != nil {
+			return res, err
+		}
+		for _, f := range newRA {
+			res.Written = append(res.Written, f.Path)
+		}
+	}
 	return res, nil
+}
+
+// renewsRA reports whether the export carries a renewal (RenewRA) of the
+// SCEP RA in service in caDir: the export's ca/ra.crt is another
+// certificate, and the one in caDir is among its retired RAs. ImportKeys
+// then replaces ra.crt and ra.key, which it otherwise refuses to
+// overwrite, so that a renewal made on one node reaches the others.
+func (e *KeyExport) renewsRA(caDir string) (bool, error) {
+	have, err := os.ReadFile(filepath.Join(caDir, RACertFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ca: %w", err)
+	}
+	var exported, retired bool
+	for _, f := range e.Files {
+		switch {
+		case f.Path == "ca/"+RACertFile:
+			exported = !bytes.Equal(f.Data, have)
+		case strings.HasPrefix(f.Path, "ca/"+RetiredRADir+"/") && path.Base(f.Path) == RACertFile:
+			retired = retired || bytes.Equal(f.Data, have)
+		}
+	}
+	return exported && retired, nil
+}
+
+// importRenewedRA writes the export's ca/ra.key and ca/ra.crt over the
+// RA in service in caDir: built in a renewal's directory, then installed
+// key first (a load that finds the key without its certificate finishes
+// the job, see finishRARenewal).
+func importRenewedRA(caDir string, files []ExportedFile) error {
+	id, err := randomID()
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(caDir, raNewPrefix+id)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, f := range files {
+		if err := writeImported(tmp, ExportedFile{Path: path.Base(f.Path), Mode: f.Mode, Key: f.Key, Data: f.Data}); err != nil {
+			return err
+		}
+	}
+	return installRA(tmp, caDir)
 }
 
 // newDirOf is the outermost directory of p that does not exist yet in

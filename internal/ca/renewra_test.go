@@ -209,3 +209,57 @@ func TestHSMRenewRA(t *testing.T) {
 		t.Fatal("after the reload: want the renewed RA in service and the old one decrypting, both in the token")
 	}
 }
+
+// An RA renewed on one node reaches another with export-keys and
+// import-keys: the other node's RA in service is among the export's
+// retired RAs, so its ra.crt and ra.key are replaced (another RA is still
+// refused), and the old RA keeps decrypting there too.
+func TestImportKeysCarriesARenewedRA(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dirA, _ := newCA(t, InitOptions{}, clock)
+	dirB := filepath.Join(t.TempDir(), "b")
+	if _, err := ImportKeys(dirB, export(t, dirA, ExportKeysOptions{})); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := LoadOrCreate(dirB, InitOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := b.RA
+
+	// A node whose RA is another one altogether refuses the renewal.
+	dirC := filepath.Join(t.TempDir(), "c")
+	if _, err := ImportKeys(dirC, export(t, dirA, ExportKeysOptions{})); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(day)
+	if _, _, err := RenewRA(dirC, RenewRAOptions{}, clock); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(day)
+	_, renewed, err := RenewRA(dirA, RenewRAOptions{}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := export(t, dirA, ExportKeysOptions{})
+	if _, err := ImportKeys(dirC, x); !errors.Is(err, keys.ErrKeyExists) && (err == nil || !strings.Contains(err.Error(), "other content")) {
+		t.Fatalf("import of A's renewed RA into C, renewed apart: %v, want a refusal", err)
+	}
+
+	if _, err := ImportKeys(dirB, x); err != nil {
+		t.Fatalf("import of the renewed RA: %v", err)
+	}
+	if err := b.Reload(clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ra := b.Active(clock.Now()); !ra.Cert.Equal(renewed.Cert) || !decrypts(t, ra) {
+		t.Fatal("node B does not serve the renewed RA after the import")
+	}
+	if retired := b.RetiredRAs(); len(retired) != 1 || !retired[0].Cert.Equal(old.Cert) || !decrypts(t, retired[0]) {
+		t.Fatal("node B does not keep the old RA for decryption")
+	}
+	// Importing it again changes nothing.
+	if res, err := ImportKeys(dirB, x); err != nil || len(res.Written) != 0 {
+		t.Fatalf("second import: %+v, %v", res, err)
+	}
+}
