@@ -289,7 +289,6 @@ func attributeName(oid asn1.ObjectIdentifier) string {
 	return oid.String()
 }
 
-
 // directoryString decodes an attribute value as Go's x509 parser does
 // (crypto/x509 parseASN1String), and refuses what it would refuse: any
 // other type (a NULL, a SEQUENCE, an OCTET STRING), a PrintableString or
