@@ -388,7 +388,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		// bound to.
 		scepOpts.NDESProfile = f.ndesProfile
 	}
-	scepHandler, err := scepserver.New(scepService{svc, raKeeper}, clock, log, scepOpts)
+	scepHandler, err := scepserver.New(scepService{Service: svc, ras: raKeeper, lackedNext: caSync.LackedNextRA, clock: clock}, clock, log, scepOpts)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/enroll"
@@ -300,15 +301,26 @@ func (k revokedRAKey) Decrypt(io.Reader, []byte, crypto.DecrypterOpts) ([]byte, 
 // RA whose certificate is revoked decrypts a request. An envelope
 // addressed to one is refused (badMessageCheck) like any other that the
 // server cannot open.
+//
+// A next CA that the store schedules but this node lacks (its keys not
+// imported yet) is still announced by GetCACaps and served by
+// GetNextCACert, from the store (lackedNext), so that nodes behind a load
+// balancer do not contradict one another about a rollover.
 type scepService struct {
 	*enroll.Service
-	ras *raKeeper
+	ras        *raKeeper
+	lackedNext func(now time.Time) (*pki.RA, bool)
+	clock      pki.Clock
 }
 
 func (s scepService) ActiveRA() *pki.RA { return s.ras.usable(s.Service.ActiveRA()) }
 
 func (s scepService) NextRA() (*pki.RA, bool) {
 	ra, ok := s.Service.NextRA()
+	if !ok && s.lackedNext != nil {
+		// Certificates only: GetNextCACert is signed by the active RA.
+		return s.lackedNext(s.clock.Now())
+	}
 	return s.ras.usable(ra), ok
 }
 

@@ -50,7 +50,7 @@ func newRANode(t *testing.T, p *fixture.PKI, dataDir string, authority *ca.Autho
 	}
 	k := newRAKeeper(svc, authority, dataDir, p.Clock, log, name)
 	k.check(context.Background())
-	h, err := scepserver.New(scepService{svc, k}, p.Clock, log, scepserver.Options{})
+	h, err := scepserver.New(scepService{Service: svc, ras: k, clock: p.Clock}, p.Clock, log, scepserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

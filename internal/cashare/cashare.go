@@ -24,6 +24,7 @@ package cashare
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -216,6 +217,42 @@ type Syncer struct {
 	problem  error     // why the node may not issue; nil when it may
 	reported string    // the last warning logged, to log each once
 	switchAt time.Time // the store's next switch, zero when none
+	// lacking is the store's next generation when this node lacks it
+	// (its keys not imported yet), as GetNextCACert serves it; nil
+	// otherwise.
+	lacking *pki.RA
+	// lackingUntil is lacking's switch time.
+	lackingUntil time.Time
+}
+
+// LackedNextRA is the next CA the store schedules when this node lacks it
+// (its keys not imported here yet): its RA certificate (the issuing CA's
+// own in RA mode ca) and chain, with no key, for GetNextCACert, so that
+// behind a load balancer every node tells clients of the rollover alike.
+// False when this node has the next CA itself, or none is scheduled.
+func (s *Syncer) LackedNextRA(now time.Time) (*pki.RA, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lacking == nil || !now.Before(s.lackingUntil) {
+		return nil, false
+	}
+	return s.lacking, true
+}
+
+// lackedRA builds LackedNextRA's answer from the store's generation g.
+func (s *Syncer) lackedRA(g *store.CAGeneration) (*pki.RA, error) {
+	iss, err := x509.ParseCertificate(g.IssuerDER)
+	if err != nil {
+		return nil, fmt.Errorf("the store's next issuing CA %s: %w", g.IssuerID, err)
+	}
+	ra := &pki.RA{Cert: iss, Chain: []*x509.Certificate{iss, s.Authority.Root}, IsCA: len(g.RADER) == 0}
+	if !ra.IsCA {
+		if ra.Cert, err = x509.ParseCertificate(g.RADER); err != nil {
+			return nil, fmt.Errorf("the store's next RA certificate (issuing CA %s): %w", g.IssuerID, err)
+		}
+		ra.Chain = append([]*x509.Certificate{ra.Cert}, ra.Chain...)
+	}
+	return ra, nil
 }
 
 // NextCheck is how long to wait before the next Sync: interval, or less
@@ -338,9 +375,16 @@ func (s *Syncer) Sync(ctx context.Context) error {
 func (s *Syncer) warnNext(gens []store.CAGeneration, now time.Time) {
 	p := pending(gens, now)
 	msg := ""
+	var lacking *pki.RA
 	if p != nil {
 		next, _, ok := s.Authority.Next(now)
 		at, _ := s.Authority.SwitchAt()
+		if !ok || next.ID != p.IssuerID {
+			var err error
+			if lacking, err = s.lackedRA(p); err != nil {
+				s.Log.Warn("reading the store's next CA", "err", err)
+			}
+		}
 		switch {
 		case !ok || next.ID != p.IssuerID:
 			msg = fmt.Sprintf("the store schedules issuing CA %s from %s, and this node lacks its keys: get them before then (%s), or this node stops being ready at the switch",
@@ -356,6 +400,10 @@ func (s *Syncer) warnNext(gens []store.CAGeneration, now time.Time) {
 		s.Log.Warn(msg)
 	}
 	s.reported = msg
+	s.lacking = lacking
+	if p != nil {
+		s.lackingUntil = p.SwitchAt
+	}
 }
 
 // howToGetKeys says how this node gets the keys of a generation it lacks:

@@ -210,6 +210,17 @@ func TestNodesShareOneCA(t *testing.T) {
 		if !strings.Contains(b.logs.String(), "lacks its keys") {
 			t.Errorf("node b was not warned:\n%s", b.logs)
 		}
+		// ... and tells SCEP clients of the rollover all the same, with
+		// the certificates the store records (node a has the next CA
+		// itself: nothing lacked).
+		_, nextRA, _ := a.auth.Next(clock.Now())
+		if ra, ok := b.sync.LackedNextRA(clock.Now()); !ok || !ra.Cert.Equal(nextRA.Cert) || ra.Key != nil ||
+			len(ra.Chain) != 3 || !ra.Chain[1].Equal(next.Cert) || !ra.Chain[2].Equal(a.auth.Root) {
+			t.Errorf("node b's lacked next RA: %+v, %v; want the store's next RA and chain", ra, ok)
+		}
+		if _, ok := a.sync.LackedNextRA(clock.Now()); ok {
+			t.Error("node a, which has the next CA, reports it lacked")
+		}
 		// Node b gets the keys; node c does not.
 		copyCA(t, a.dir, bDir)
 		clock.Advance(time.Hour)
@@ -217,6 +228,15 @@ func TestNodesShareOneCA(t *testing.T) {
 			if err := n.tick(t, clock); err != nil {
 				t.Errorf("node %s an hour before the switch: %v", name, err)
 			}
+		}
+		if _, ok := b.sync.LackedNextRA(clock.Now()); ok {
+			t.Error("node b still reports the next CA lacked after getting its keys")
+		}
+		if _, ok := c.sync.LackedNextRA(clock.Now()); !ok {
+			t.Error("node c, without the next keys, does not report the next CA")
+		}
+		if _, ok := c.sync.LackedNextRA(switchAt); ok {
+			t.Error("node c reports the next CA lacked at its switch time")
 		}
 
 		clock.Set(switchAt.Add(time.Second))
