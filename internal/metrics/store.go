@@ -79,6 +79,11 @@ func (s *countingStore) RevokeCertificate(ctx context.Context, issuerID, serialH
 	return v, w, s.count("RevokeCertificate", err)
 }
 
+func (s *countingStore) Revoke(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (store.Revocation, error) {
+	v, err := s.Store.Revoke(ctx, issuerID, serialHex, reason, at, ev)
+	return v, s.count("Revoke", err)
+}
+
 func (s *countingStore) UnholdCertificate(ctx context.Context, issuerID, serialHex string, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error) {
 	v, w, err := s.Store.UnholdCertificate(ctx, issuerID, serialHex, at, ev)
 	return v, w, s.count("UnholdCertificate", err)

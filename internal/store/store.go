@@ -47,6 +47,24 @@ const DetailHoldMadePermanent = "certificateHold made permanent"
 // for it records the certificate's key as compromised (CompromisedKey).
 const ReasonKeyCompromise = 1
 
+// SharesKeyDetail is the Detail of the event Revoke appends for another
+// certificate of a key revoked as compromised: it names the certificate
+// whose revocation took it along.
+func SharesKeyDetail(issuerID, serialHex string) string {
+	return "shares the key of " + issuerID + " " + serialHex
+}
+
+// Revocation is what Revoke changed.
+type Revocation struct {
+	// Certificate is the record as it stands afterwards.
+	Certificate *pki.Certificate
+	// Changed is false when nothing was recorded (no event).
+	Changed bool
+	// AlsoRevoked names the other certificates of the same key that a
+	// revocation for keyCompromise revoked with it, by issuer and serial.
+	AlsoRevoked []CertRef
+}
+
 // CompromisedKey is a public key revoked as compromised: no certificate
 // may be issued for it again (CA/B Forum BR §6.1.1.3).
 type CompromisedKey struct {
@@ -265,7 +283,11 @@ type Store interface {
 	// reserved, normally), consumes the challenge if asked, and appends the
 	// events, all in one transaction. A certificate recorded revoked for
 	// keyCompromise has its key recorded as compromised, as by
-	// RevokeCertificate. ErrConflict if a certificate with the
+	// RevokeCertificate. The certificate's KeyHash (CertKeyHash of its
+	// DER) is kept with it, indexed, for Revoke to find the other
+	// certificates of a compromised key; opening a store whose
+	// certificates were recorded before that hashes theirs once, in
+	// batches of a transaction each. ErrConflict if a certificate with the
 	// same issuer and serial is recorded already.
 	RecordIssuance(ctx context.Context, in Issuance) error
 	// Certificate returns one record by issuer and serial.
@@ -288,7 +310,19 @@ type Store interface {
 	// sets ev.Detail to DetailHoldMadePermanent (only the transaction knows
 	// which case it is: a hold may be lifted between a caller's read and
 	// this call). ErrNotFound if unknown.
+	//
+	// A revocation that changes the certificate to keyCompromise also
+	// revokes, in the same transaction, every other certificate of the
+	// same key (by KeyHash: any issuer, any profile) that is unexpired at
+	// `at` and not revoked: for keyCompromise, at `at`, by ev.Actor, each
+	// with an event like ev naming it and SharesKeyDetail of this one; one
+	// on hold keeps its hold's time, as a hold made permanent does (CA/B
+	// Forum BR §4.9.1.1). Every issuer touched has its revocation state
+	// bumped. RevokeCertificate is Revoke without the list of those.
 	RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error)
+	// Revoke is RevokeCertificate, reporting the other certificates of
+	// the key it revoked as well.
+	Revoke(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (Revocation, error)
 	// UnholdCertificate lifts a certificateHold: the certificate is valid
 	// again, its issuer's revocation state is bumped and ev appended in one
 	// transaction. A valid certificate is left as it is (changed false, no

@@ -131,15 +131,18 @@ func (s *Store) recorded(ctx context.Context, c *pki.Certificate) bool {
 type issuanceRows func(b *pgx.Batch)
 
 func newIssuanceRows(c *pki.Certificate, sans string, reason any, now int64) issuanceRows {
+	// Hashed once, not on every retry of the batch.
+	keyHash := sqlstore.KeyHash(c.DER)
 	return func(b *pgx.Batch) {
 		b.Queue(`INSERT INTO certificates (
 			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
 			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
-			transaction_id, key_type, renewed_from, created_at, der, revoked_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+			transaction_id, key_type, renewed_from, created_at, der, revoked_by, key_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 			c.IssuerID, c.SerialHex, encText(c.Issuer), encText(c.Subject), sans, sqlstore.Micros(c.NotBefore), sqlstore.Micros(c.NotAfter),
 			string(c.Status), sqlstore.NullMicros(c.RevokedAt), reason, c.Profile, string(c.Protocol), string(c.Source),
-			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, sqlstore.Micros(c.CreatedAt), c.DER, c.RevokedBy)
+			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, sqlstore.Micros(c.CreatedAt), c.DER, c.RevokedBy,
+			keyHash)
 		// The serial registry holds every serial ever used, whether or not
 		// it was reserved in a transaction of its own before.
 		b.Queue(`INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ($1, $2, $3)

@@ -152,6 +152,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, pgError("postgres: open %s: %w", name, err)
 	}
+	if err := s.backfillKeyHashes(ctx); err != nil {
+		pool.Close()
+		return nil, pgError("postgres: open %s: %w", name, err)
+	}
 	return s, nil
 }
 

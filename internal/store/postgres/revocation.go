@@ -17,18 +17,25 @@ import (
 // revocation that can be lifted.
 const reasonCertificateHold = 6
 
-// RevokeCertificate implements store.Store. The certificate is read FOR
-// UPDATE: a concurrent revocation waits, then decides on what this one
-// wrote (no change, no second event).
+// RevokeCertificate implements store.Store.
 func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error) {
+	r, err := s.Revoke(ctx, issuerID, serialHex, reason, at, ev)
+	return r.Certificate, r.Changed, err
+}
+
+// Revoke implements store.Store. The certificate is read FOR UPDATE: a
+// concurrent revocation waits, then decides on what this one wrote (no
+// change, no second event). The rows are taken in the order issuances
+// take theirs (certificates and their counts, the revocation states by
+// issuer, then the audit chain's head).
+func (s *Store) Revoke(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (store.Revocation, error) {
 	issuerID, serialHex = key(issuerID), key(serialHex)
 	if at.IsZero() {
-		return nil, false, pgError("postgres: revoke %s/%s: revocation time is zero", issuerID, serialHex)
+		return store.Revocation{}, pgError("postgres: revoke %s/%s: revocation time is zero", issuerID, serialHex)
 	}
-	var out *pki.Certificate
-	var changed bool
+	var out store.Revocation
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		out, changed = nil, false
+		out = store.Revocation{}
 		// A copy: a retried transaction decides the detail afresh.
 		event := ev
 		c, err := lockCert(ctx, tx, issuerID, serialHex)
@@ -48,22 +55,80 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 				WHERE issuer_id = $3 AND serial_hex = $4`, reason, ev.Actor, issuerID, serialHex)
 			event.Detail = store.DetailHoldMadePermanent
 		default:
-			out = c
+			out.Certificate = c
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		changed = true
-		if out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, event); err != nil {
+		out.Changed = true
+		var sibs []sqlstore.KeySibling
+		if reason == store.ReasonKeyCompromise {
+			if sibs, err = revokeKeySiblings(ctx, tx, c, at, ev.Actor); err != nil {
+				return err
+			}
+		}
+		events, refs := sqlstore.KeySiblingEvents(c, event, sibs)
+		for _, id := range sqlstore.RevokedIssuers(issuerID, sibs) {
+			if err := bumpRevocationState(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		if err := insertEvents(ctx, tx, at, append([]pki.AuditEvent{event}, events...)); err != nil {
 			return err
 		}
-		return recordCompromisedKey(ctx, tx, out)
+		if out.Certificate, err = certInTx(ctx, tx, issuerID, serialHex, ""); err != nil {
+			return err
+		}
+		if len(refs) > 0 {
+			out.AlsoRevoked = refs
+		}
+		return recordCompromisedKey(ctx, tx, out.Certificate)
 	})
 	if err != nil {
-		return nil, false, pgError("postgres: revoke %s/%s: %w", issuerID, serialHex, err)
+		return store.Revocation{}, pgError("postgres: revoke %s/%s: %w", issuerID, serialHex, err)
 	}
-	return out, changed, nil
+	return out, nil
+}
+
+// revokeKeySiblings revokes, inside tx, the other certificates of c's key
+// that are unexpired at `at` and not revoked for good: valid ones for
+// keyCompromise at `at`, ones on hold for keyCompromise at their hold's
+// time. Each UPDATE locks its rows and, under READ COMMITTED, checks a
+// row changed by a concurrent transaction again once that commits. A DER
+// that holds no key has no siblings.
+func revokeKeySiblings(ctx context.Context, tx pgx.Tx, c *pki.Certificate, at time.Time, actor string) ([]sqlstore.KeySibling, error) {
+	hash, err := store.CertKeyHash(c.DER)
+	if err != nil {
+		return nil, nil
+	}
+	var sibs []sqlstore.KeySibling
+	for _, held := range []bool{false, true} {
+		q := `UPDATE certificates SET status = $5, revoked_at = $6, revoke_reason = $7, revoked_by = $8
+			WHERE key_hash = $1 AND not_after > $2 AND NOT (issuer_id = $3 AND serial_hex = $4) AND status = $9
+			RETURNING ` + sqlstore.CertColumns
+		args := []any{hash, sqlstore.Micros(at), c.IssuerID, c.SerialHex,
+			string(pki.StatusRevoked), sqlstore.Micros(at), store.ReasonKeyCompromise, actor, string(pki.StatusValid)}
+		if held {
+			q = `UPDATE certificates SET revoke_reason = $5, revoked_by = $6
+				WHERE key_hash = $1 AND not_after > $2 AND NOT (issuer_id = $3 AND serial_hex = $4)
+				AND status = $7 AND revoke_reason = $8
+				RETURNING ` + sqlstore.CertColumns
+			args = []any{hash, sqlstore.Micros(at), c.IssuerID, c.SerialHex,
+				store.ReasonKeyCompromise, actor, string(pki.StatusRevoked), reasonCertificateHold}
+		}
+		certs, err := queryAll(ctx, tx, func(sc sqlstore.Scanner) (pki.Certificate, error) {
+			c, _, err := scanCert(sc)
+			return c, err
+		}, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("revoke the other certificates of the key: %w", err)
+		}
+		for _, sc := range certs {
+			sibs = append(sibs, sqlstore.KeySibling{Cert: sc, WasHeld: held})
+		}
+	}
+	return sibs, nil
 }
 
 // UnholdCertificate implements store.Store, with the certificate read FOR

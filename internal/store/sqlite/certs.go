@@ -44,6 +44,8 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		reason = c.RevokeReason
 	}
 	now := sqlstore.Micros(in.Now)
+	// Hashed before the transaction: the writer is not held for it.
+	keyHash := sqlstore.KeyHash(c.DER)
 	err = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now, c.IssuerID+":"+c.SerialHex); err != nil {
 			return err
@@ -63,7 +65,8 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		_, err := tx.ExecContext(ctx, insertCertificateQuery,
 			c.IssuerID, c.SerialHex, c.Issuer, c.Subject, sans, sqlstore.Micros(c.NotBefore), sqlstore.Micros(c.NotAfter),
 			string(c.Status), sqlstore.NullMicros(c.RevokedAt), reason, c.Profile, string(c.Protocol), string(c.Source),
-			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, sqlstore.Micros(c.CreatedAt), c.DER, c.RevokedBy)
+			c.RequesterAddr, c.TransactionID, c.KeyType, c.RenewedFrom, sqlstore.Micros(c.CreatedAt), c.DER, c.RevokedBy,
+			keyHash)
 		if err != nil {
 			return fmt.Errorf("insert certificate: %w", conflict(err))
 		}
@@ -318,8 +321,8 @@ const (
 	insertCertificateQuery = `INSERT INTO certificates (
 			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
 			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
-			transaction_id, key_type, renewed_from, created_at, der, revoked_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+			transaction_id, key_type, renewed_from, created_at, der, revoked_by, key_hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	recordSerialQuery = `INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES (?, ?, ?)
 			ON CONFLICT DO NOTHING`
 )

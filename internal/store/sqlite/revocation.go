@@ -18,12 +18,18 @@ const reasonCertificateHold = 6
 
 // RevokeCertificate implements store.Store.
 func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error) {
+	r, err := s.Revoke(ctx, issuerID, serialHex, reason, at, ev)
+	return r.Certificate, r.Changed, err
+}
+
+// Revoke implements store.Store.
+func (s *Store) Revoke(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (store.Revocation, error) {
 	if at.IsZero() {
-		return nil, false, fmt.Errorf("sqlite: revoke %s/%s: revocation time is zero", issuerID, serialHex)
+		return store.Revocation{}, fmt.Errorf("sqlite: revoke %s/%s: revocation time is zero", issuerID, serialHex)
 	}
-	var out *pki.Certificate
-	var changed bool
+	var out store.Revocation
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		out = store.Revocation{}
 		// A copy: a retried transaction decides the detail afresh.
 		event := ev
 		c, err := certInTx(ctx, tx, issuerID, serialHex)
@@ -43,22 +49,76 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serialHex strin
 				WHERE issuer_id = ? AND serial_hex = ?`, reason, ev.Actor, issuerID, serialHex)
 			event.Detail = store.DetailHoldMadePermanent
 		default:
-			out = c
+			out.Certificate = c
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		changed = true
-		if out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, event); err != nil {
+		out.Changed = true
+		var sibs []sqlstore.KeySibling
+		if reason == store.ReasonKeyCompromise {
+			if sibs, err = revokeKeySiblings(ctx, tx, c, at, ev.Actor); err != nil {
+				return err
+			}
+		}
+		events, refs := sqlstore.KeySiblingEvents(c, event, sibs)
+		for _, id := range sqlstore.RevokedIssuers(issuerID, sibs) {
+			if err := bumpRevocationState(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		if err := insertEvents(ctx, tx, at, append([]pki.AuditEvent{event}, events...)); err != nil {
 			return err
 		}
-		return recordCompromisedKey(ctx, tx, out)
+		if out.Certificate, err = certInTx(ctx, tx, issuerID, serialHex); err != nil {
+			return err
+		}
+		if len(refs) > 0 {
+			out.AlsoRevoked = refs
+		}
+		return recordCompromisedKey(ctx, tx, out.Certificate)
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("sqlite: revoke %s/%s: %w", issuerID, serialHex, err)
+		return store.Revocation{}, fmt.Errorf("sqlite: revoke %s/%s: %w", issuerID, serialHex, err)
 	}
-	return out, changed, nil
+	return out, nil
+}
+
+// revokeKeySiblings revokes, inside tx, the other certificates of c's key
+// that are unexpired at `at` and not revoked for good: valid ones for
+// keyCompromise at `at`, ones on hold for keyCompromise at their hold's
+// time. A DER that holds no key has no siblings.
+func revokeKeySiblings(ctx context.Context, tx *wtx, c *pki.Certificate, at time.Time, actor string) ([]sqlstore.KeySibling, error) {
+	hash, err := store.CertKeyHash(c.DER)
+	if err != nil {
+		return nil, nil
+	}
+	var sibs []sqlstore.KeySibling
+	for _, held := range []bool{false, true} {
+		set, status := `status = ?, revoked_at = ?, revoke_reason = ?, revoked_by = ?`, `status = ?`
+		args := []any{string(pki.StatusRevoked), sqlstore.Micros(at), store.ReasonKeyCompromise, actor,
+			hash, sqlstore.Micros(at), string(pki.StatusValid)}
+		if held {
+			set, status = `revoke_reason = ?, revoked_by = ?`, `status = ? AND revoke_reason = ?`
+			args = []any{store.ReasonKeyCompromise, actor,
+				hash, sqlstore.Micros(at), string(pki.StatusRevoked), reasonCertificateHold}
+		}
+		args = append(args, c.IssuerID, c.SerialHex)
+		certs, err := queryAll(ctx, tx, func(sc sqlstore.Scanner) (pki.Certificate, error) {
+			c, _, err := sqlstore.ScanCert(sc)
+			return c, err
+		}, `UPDATE certificates SET `+set+`
+			WHERE key_hash = ? AND not_after > ? AND `+status+` AND NOT (issuer_id = ? AND serial_hex = ?)
+			RETURNING `+sqlstore.CertColumns, args...)
+		if err != nil {
+			return nil, fmt.Errorf("revoke the other certificates of the key: %w", err)
+		}
+		for _, sc := range certs {
+			sibs = append(sibs, sqlstore.KeySibling{Cert: sc, WasHeld: held})
+		}
+	}
+	return sibs, nil
 }
 
 // UnholdCertificate implements store.Store.

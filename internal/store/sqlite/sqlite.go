@@ -111,6 +111,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	if err := s.backfillKeyHashes(ctx); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 
 	s.r, err = sql.Open("sqlite", dsn(abs, true))
 	if err != nil {

@@ -64,6 +64,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Unhold", testUnhold},
 		{"RevokeAfterUnhold", testRevokeAfterUnhold},
 		{"CompromisedKeys", testCompromisedKeys},
+		{"CompromisedKeyRevokesItsCertificates", testCompromisedKeyRevokesItsCertificates},
+		{"OtherReasonsLeaveTheKey", testOtherReasonsLeaveTheKey},
 		{"RevocationState", testRevocationState},
 		{"CRLs", testCRLs},
 		{"Users", testUsers},

@@ -1,0 +1,68 @@
+package sqlstore
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// KeyHashBatch is how many certificates one transaction of the key_hash
+// backfill hashes: a few milliseconds of the writer each, so that the
+// backfill of a large inventory never holds it for long at a time.
+const KeyHashBatch = 2000
+
+// KeyHash is a certificate's key_hash column: store.CertKeyHash of its
+// DER, or NULL for a DER that holds no key (a record made by hand), which
+// no other certificate can then share.
+func KeyHash(der []byte) any {
+	h, err := store.CertKeyHash(der)
+	if err != nil {
+		return nil
+	}
+	return h
+}
+
+// KeySibling is another certificate of a compromised key that a
+// revocation took along, as its UPDATE returned it.
+type KeySibling struct {
+	Cert pki.Certificate
+	// WasHeld is true for one that was on hold (certificateHold), whose
+	// hold became the keyCompromise revocation.
+	WasHeld bool
+}
+
+// KeySiblingEvents are the events of the other certificates of a key
+// revoked along with target (ev is target's event), in the order of
+// refs, which it returns as well: by issuer, then serial.
+func KeySiblingEvents(target *pki.Certificate, ev pki.AuditEvent, sibs []KeySibling) ([]pki.AuditEvent, []store.CertRef) {
+	slices.SortFunc(sibs, func(a, b KeySibling) int {
+		return cmp.Or(cmp.Compare(a.Cert.IssuerID, b.Cert.IssuerID), cmp.Compare(a.Cert.SerialHex, b.Cert.SerialHex))
+	})
+	events := make([]pki.AuditEvent, 0, len(sibs))
+	refs := make([]store.CertRef, 0, len(sibs))
+	for _, s := range sibs {
+		detail := store.SharesKeyDetail(target.IssuerID, target.SerialHex)
+		if s.WasHeld {
+			detail = store.DetailHoldMadePermanent + "; " + detail
+		}
+		events = append(events, pki.AuditEvent{Time: ev.Time, Type: pki.EventRevoked, Actor: ev.Actor,
+			Profile: s.Cert.Profile, SerialHex: s.Cert.SerialHex, IssuerID: s.Cert.IssuerID, Subject: s.Cert.Subject,
+			Outcome: ev.Outcome, Reason: ev.Reason, Detail: detail})
+		refs = append(refs, store.CertRef{IssuerID: s.Cert.IssuerID, SerialHex: s.Cert.SerialHex})
+	}
+	return events, refs
+}
+
+// RevokedIssuers is the issuers whose revocation state a revocation of
+// target and sibs bumps, each once, sorted (two revocations bump them in
+// the same order).
+func RevokedIssuers(target string, sibs []KeySibling) []string {
+	ids := []string{target}
+	for _, s := range sibs {
+		ids = append(ids, s.Cert.IssuerID)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
