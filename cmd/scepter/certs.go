@@ -91,6 +91,12 @@ func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
 	case r.Changed:
 		fmt.Fprintf(e.stdout, "revoked %s (%s) at %s, reason %s\n", printable(c.SerialHex), printable(c.Subject),
 			c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
+		// A compromised key's other certificates went with it (BR
+		// §4.9.1.1): each is named, so that nobody is surprised by them.
+		for _, o := range r.AlsoRevoked {
+			fmt.Fprintf(e.stdout, "also revoked %s (issuer %s), reason keyCompromise: it has the same key\n",
+				printable(o.SerialHex), printable(o.IssuerID))
+		}
 	case c.RevokeReason != code:
 		// Not applied: a script must not take this for a revocation with
 		// the reason it asked for.

@@ -92,6 +92,10 @@ type Revocation struct {
 	// Changed is false when the certificate already was in the state asked
 	// for (nothing recorded, no event).
 	Changed bool
+	// AlsoRevoked names the other certificates of the same key that a
+	// revocation for keyCompromise revoked with it (BR §4.9.1.1), by
+	// issuer and serial.
+	AlsoRevoked []store.CertRef
 }
 
 // Revoke revokes the certificate with this serial (hex, as `certs list`
@@ -99,7 +103,9 @@ type Revocation struct {
 // several issuers used the serial. Revoking again is idempotent: the same
 // answer, no second event; a certificateHold may be turned into another
 // reason, and any other reason asked for a revoked certificate is refused
-// with EConflict.
+// with EConflict. A revocation for keyCompromise also revokes every other
+// unexpired certificate of the same key, in the same transaction, and
+// reports them in AlsoRevoked.
 func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason int, actor string) (Revocation, error) {
 	if _, ok := reasonName(reason); !ok || reason == 8 || reason == reasonAACompromise {
 		return Revocation{}, pki.Errorf(pki.EBadRequest, "revocation reason %d is not one a certificate can be revoked with", reason)
@@ -113,10 +119,11 @@ func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason in
 	// stale (a hold lifted meanwhile), the row read in its transaction not.
 	ev := pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: actor, Profile: c.Profile, SerialHex: c.SerialHex,
 		IssuerID: c.IssuerID, Subject: c.Subject, Outcome: "success", Reason: ReasonName(reason)}
-	got, changed, err := s.store.RevokeCertificate(ctx, c.IssuerID, c.SerialHex, reason, now, ev)
+	r, err := s.store.Revoke(ctx, c.IssuerID, c.SerialHex, reason, now, ev)
 	if err != nil {
 		return Revocation{}, fmt.Errorf("revoke %s: %w", c.SerialHex, err)
 	}
+	got, changed := r.Certificate, r.Changed
 	if !changed && got.RevokeReason != reason {
 		// Not applied: an answer of success would let a caller take it
 		// for a revocation with the reason it asked for. got is the row
@@ -128,7 +135,11 @@ func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason in
 	if changed {
 		s.log.Info("certificate revoked", "serial", got.SerialHex, "issuer", got.IssuerID, "reason", ReasonName(reason), "actor", actor)
 	}
-	return Revocation{Certificate: *got, Changed: changed}, nil
+	for _, o := range r.AlsoRevoked {
+		s.log.Info("certificate revoked: it shares the compromised key", "serial", o.SerialHex, "issuer", o.IssuerID,
+			"key_of", got.SerialHex, "actor", actor)
+	}
+	return Revocation{Certificate: *got, Changed: changed, AlsoRevoked: r.AlsoRevoked}, nil
 }
 
 // Unhold lifts a certificateHold; a valid certificate is left as it is, and

@@ -58,9 +58,9 @@ type racingStore struct {
 	before func()
 }
 
-func (r racingStore) RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error) {
+func (r racingStore) Revoke(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (store.Revocation, error) {
 	r.before()
-	return r.Store.RevokeCertificate(ctx, issuerID, serialHex, reason, at, ev)
+	return r.Store.Revoke(ctx, issuerID, serialHex, reason, at, ev)
 }
 
 func (r racingStore) UnholdCertificate(ctx context.Context, issuerID, serialHex string, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error) {

@@ -334,10 +334,28 @@ type UnholdRequest struct {
 	Issuer string `json:"issuer"`
 }
 
-// RevocationResult is the certificate after the call.
+// RevocationResult is the certificate after the call, and the other
+// certificates of its key a revocation for keyCompromise revoked with it
+// (empty otherwise).
 type RevocationResult struct {
 	Certificate Certificate `json:"certificate"`
 	Changed     bool        `json:"changed"`
+	AlsoRevoked []CertRef   `json:"also_revoked"`
+}
+
+// CertRef names one certificate.
+type CertRef struct {
+	IssuerID string `json:"issuer_id"`
+	Serial   string `json:"serial"`
+}
+
+// revocationResult is r as the API answers it.
+func (h *Handler) revocationResult(r admin.Revocation) RevocationResult {
+	also := make([]CertRef, 0, len(r.AlsoRevoked))
+	for _, o := range r.AlsoRevoked {
+		also = append(also, CertRef{IssuerID: o.IssuerID, Serial: o.SerialHex})
+	}
+	return RevocationResult{Certificate: certJSON(&r.Certificate, h.ops.Now()), Changed: r.Changed, AlsoRevoked: also}
 }
 
 func (h *Handler) revoke(c *call) error {
@@ -349,7 +367,7 @@ func (h *Handler) revoke(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusOK, RevocationResult{Certificate: certJSON(&r.Certificate, h.ops.Now()), Changed: r.Changed})
+	writeJSON(c.w, http.StatusOK, h.revocationResult(r))
 	return nil
 }
 
@@ -364,7 +382,7 @@ func (h *Handler) unhold(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusOK, RevocationResult{Certificate: certJSON(&r.Certificate, h.ops.Now()), Changed: r.Changed})
+	writeJSON(c.w, http.StatusOK, h.revocationResult(r))
 	return nil
 }
 

@@ -269,6 +269,9 @@ func (h *Handler) certificate(w http.ResponseWriter, r *http.Request, rq *req) e
 	}
 	v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
 	v.Message = doneMessages[r.URL.Query().Get("done")]
+	if n, err := strconv.Atoi(r.URL.Query().Get("also")); err == nil && n > 0 && r.URL.Query().Get("done") == "revoked" {
+		v.Message = alsoRevokedMessage(n)
+	}
 	h.render(w, http.StatusOK, "cert", v)
 	return nil
 }
@@ -305,6 +308,18 @@ var doneMessages = map[string]string{
 	"deleted":  "The challenge is deleted.",
 }
 
+// alsoRevokedMessage confirms a revocation for keyCompromise that took n
+// other certificates of the same key along (a count the redirect carries:
+// the page says nothing it did not compute).
+func alsoRevokedMessage(n int) string {
+	others := "1 other certificate"
+	if n > 1 {
+		others = strconv.Itoa(n) + " other certificates"
+	}
+	return "The certificate is revoked, and with it " + others +
+		" of the same key, for keyCompromise (see the audit log). The CRL and OCSP answers follow."
+}
+
 // revoke is the revocation form's target. Without confirm=yes it shows the
 // confirmation step; with it, it revokes.
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error {
@@ -338,10 +353,15 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		h.render(w, http.StatusOK, "revoke", h.newView(rq, "Revoke "+pg.Info.SubjectCN+"?", "certificates", pg))
 		return nil
 	}
-	if _, err := h.ops.Revoke(r.Context(), rq.p, pg.D.Record.SerialHex, pg.D.Record.IssuerID, pg.Reason); err != nil {
+	res, err := h.ops.Revoke(r.Context(), rq.p, pg.D.Record.SerialHex, pg.D.Record.IssuerID, pg.Reason)
+	if err != nil {
 		return again(err)
 	}
-	http.Redirect(w, r, pg.URL+"&done=revoked", http.StatusSeeOther)
+	done := pg.URL + "&done=revoked"
+	if n := len(res.AlsoRevoked); n > 0 {
+		done += "&also=" + strconv.Itoa(n)
+	}
+	http.Redirect(w, r, done, http.StatusSeeOther)
 	return nil
 }
 
