@@ -314,7 +314,7 @@ type Store interface {
 	// A revocation that changes the certificate to keyCompromise also
 	// revokes, in the same transaction, every other certificate of the
 	// same key (by KeyHash: any issuer, any profile) that is unexpired at
-	// `at` and not revoked: for keyCompromise, at `at`, by ev.Actor, each
+	// `at` and valid or on hold: for keyCompromise, at `at`, by ev.Actor, each
 	// with an event like ev naming it and SharesKeyDetail of this one; one
 	// on hold keeps its hold's time, as a hold made permanent does (CA/B
 	// Forum BR §4.9.1.1). Every issuer touched has its revocation state
