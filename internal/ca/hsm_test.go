@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -196,24 +197,73 @@ func TestHSMCreateAndLoad(t *testing.T) {
 	}
 }
 
-// An operator may place the keys in the token beforehand (generated there
-// with pkcs11-tool): a first start uses them.
-func TestHSMUsesPlacedKeys(t *testing.T) {
-	tok, _ := caToken(t)
-	iss, err := tok.Create("issuing", keys.P384)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ra, err := tok.Create("ra", keys.RSA3072)
-	if err != nil {
-		t.Fatal(err)
-	}
+// A new CA never takes over keys it finds in the token under the labels
+// it is about to make: they may be another CA's (two data directories on
+// one token with the same prefix), and two CAs would then certify one key.
+// It is refused, naming the label, the token and the remedies, and
+// nothing is created; another prefix makes a CA of its own keys.
+func TestHSMNewCARefusesKeysInTheToken(t *testing.T) {
+	tok, cfg := caToken(t)
 	clock := pkitest.NewClock(t0)
-	_, a := newCA(t, InitOptions{Token: tok}, clock)
-	if !pki.SamePublicKey(a.Issuer.Cert.PublicKey, iss.Public()) || !pki.SamePublicKey(a.RA.Cert.PublicKey, ra.Public()) {
-		t.Fatal("the CA did not use the keys placed in the token")
+	firstDir, first := newCA(t, InitOptions{Token: tok}, clock)
+
+	// withPrefix opens the same token with another label prefix.
+	withPrefix := func(t *testing.T, prefix string) keys.Token {
+		c := cfg
+		c.KeyPrefix = prefix
+		tk, err := keys.OpenPKCS11(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tk.Close() })
+		return tk
 	}
-	checkTokenCA(t, a, clock)
+	tests := []struct {
+		name   string
+		prefix string
+		place  func(t *testing.T) // keys put in the token before the new CA
+		label  string             // the one refused
+	}{
+		{"another CA's keys", "", func(*testing.T) {}, "scepter-issuing"},
+		{"an RA key placed beforehand", "placed", func(t *testing.T) {
+			if _, err := withPrefix(t, "placed").Create("ra", keys.RSA2048); err != nil {
+				t.Fatal(err)
+			}
+		}, "placed-ra"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.place(t)
+			dir := t.TempDir()
+			_, _, err := LoadOrCreate(dir, InitOptions{Token: withPrefix(t, tt.prefix)}, clock)
+			if !errors.Is(err, keys.ErrKeyExists) {
+				t.Fatalf("a new CA on a token holding %q: %v, want ErrKeyExists", tt.label, err)
+			}
+			for _, want := range []string{strconv.Quote(tt.label), strconv.Quote(cfg.TokenLabel), "--pkcs11-key-prefix", "--delete-object"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("the refusal does not say %s: %v", want, err)
+				}
+			}
+			noFile(t, filepath.Join(dir, "ca"))
+		})
+	}
+
+	// The first CA still has its own keys, and loads and signs with them.
+	reloaded, created, err := LoadOrCreate(firstDir, InitOptions{Token: tok}, clock)
+	if err != nil || created {
+		t.Fatalf("the first CA after the refusals: created=%v %v", created, err)
+	}
+	if !reloaded.Issuer.Cert.Equal(first.Issuer.Cert) || !reloaded.RA.Cert.Equal(first.RA.Cert) {
+		t.Error("the first CA changed")
+	}
+	checkTokenCA(t, reloaded, clock)
+
+	// A second CA with a prefix of its own makes keys of its own.
+	_, second := newCA(t, InitOptions{Token: withPrefix(t, "second")}, clock)
+	if pki.SamePublicKey(second.Issuer.Cert.PublicKey, first.Issuer.Cert.PublicKey) || pki.SamePublicKey(second.RA.Cert.PublicKey, first.RA.Cert.PublicKey) {
+		t.Error("the second CA certifies the first one's keys")
+	}
+	checkTokenCA(t, second, clock)
 }
 
 func TestHSMRolloverAndPromotion(t *testing.T) {

@@ -153,11 +153,13 @@ func (o InitOptions) validate() error {
 // directory and renamed into place, so a crash never leaves half a CA.
 //
 // With InitOptions.Token the issuing CA and RA keys of a new CA are made in
-// the token, labelled PREFIX-issuing and PREFIX-ra (keys that already have
-// these labels are used: made by an earlier, interrupted start, or placed
-// there by the operator), and issuing.pkcs11 and ra.pkcs11 take the place
-// of issuing.key and ra.key. All keys go through keys.Dir; none of this
-// package's code reads or writes a key file itself.
+// the token, labelled PREFIX-issuing and PREFIX-ra, and issuing.pkcs11 and
+// ra.pkcs11 take the place of issuing.key and ra.key. A key that already
+// has one of these labels is refused, never used (see keys.Dir.Create): it
+// may be another CA's, sharing the token under the same prefix. Nodes of
+// an existing CA find its keys through the reference files of its CA
+// directory, which record their public keys. All keys go through
+// keys.Dir; none of this package's code reads or writes a key file itself.
 //
 // Loading never reads root.key: only Rollover needs the root key, and it
 // may be kept off the server (scepter ca root export --remove). A key file
@@ -292,7 +294,7 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 		return err
 	}
 	if o.RAMode == RAModeCA && !isRSA(issKey.Public()) {
-		// A key the operator placed in the token, of another type.
+		// A guard: the key is made of o.KeyType, checked above.
 		return fmt.Errorf("ca: RA mode %q needs an RSA CA key, but %s is %s; use RA mode %q", RAModeCA, kd.Where(issuingKeyName), keys.KeyTypeOf(issKey.Public()), RAModeSeparate)
 	}
 

@@ -181,11 +181,11 @@ const RefFileExt = ".pkcs11"
 // Dir is the Source of the keys of one directory of the CA: key files
 // DIR/NAME.key (a FileSource), and keys kept in a PKCS#11 token that a
 // reference file DIR/NAME.pkcs11 names (the key's RFC 7512 URI, then its
-// public key in PEM). New keys are made in Token when it is set (the key
-// made, or an existing one of the same label, see Create), as files
-// otherwise. The reference files move with the directory, exactly as key
-// files do, so a CA built in a temporary directory and renamed into place,
-// or promoted by copying its files, keeps finding its keys.
+// public key in PEM). New keys are made in Token when it is set (never
+// over a key of the same label, see Create), as files otherwise. The
+// reference files move with the directory, exactly as key files do, so a
+// CA built in a temporary directory and renamed into place, or promoted by
+// copying its files, keeps finding its keys.
 //
 // Without a Token, a key that a reference file names cannot be opened:
 // Open fails with ErrNoToken, unless Unopened is set, when it returns a key
@@ -196,10 +196,9 @@ type Dir struct {
 	Token      Token
 	Passphrase []byte // of encrypted key files
 	// Suffix is appended to a name to make the token label of a new key
-	// (after the token's prefix): "" for the CA's first keys, so that a
-	// first start finds keys an operator placed in the token beforehand
-	// under the labels PREFIX-issuing and PREFIX-ra; "-<id>" for keys made
-	// later (a rollover, a renewed RA), so that labels never collide.
+	// (after the token's prefix): "" for the CA's first keys, labelled
+	// PREFIX-issuing and PREFIX-ra; "-<id>" for keys made later (a
+	// rollover, a renewed RA), so that labels never collide.
 	Suffix   string
 	Unopened bool
 	// LabelPrefix goes before the name in the token label of a new key
@@ -264,8 +263,15 @@ func (d *Dir) Open(name string) (crypto.Signer, error) {
 }
 
 // Create makes a new key: in the token (labelled with the token's prefix,
-// name and Suffix; a key that already has that label is used as it is),
-// recorded in DIR/NAME.pkcs11; or, without a token, the file DIR/NAME.key.
+// name and Suffix), recorded in DIR/NAME.pkcs11; or, without a token, the
+// file DIR/NAME.key.
+//
+// A token key that already has the label is refused (ErrKeyExists), never
+// used: nothing tells whose it is, and taking it would have two CAs
+// certify one key (another CA's sharing the token under the same prefix),
+// or this one certify a key that someone else holds a reference to.
+// Existing keys are reached only through reference files (Open), which
+// record the public key they must have.
 func (d *Dir) Create(name, keyType string) (crypto.Signer, error) {
 	if ok, err := d.Has(name); err != nil {
 		return nil, err
@@ -276,7 +282,17 @@ func (d *Dir) Create(name, keyType string) (crypto.Signer, error) {
 		return d.files().Create(name, keyType)
 	}
 	label := d.LabelPrefix + name + d.Suffix
-	key, _, err := OpenOrCreate(d.Token, label, keyType)
+	key, err := d.Token.Create(label, keyType)
+	if errors.Is(err, ErrKeyExists) {
+		full := label
+		if l, ok := d.Token.(interface{ label(string) string }); ok {
+			full = l.label(label)
+		}
+		return nil, fmt.Errorf("%w; it is not taken over, so that no two CAs certify one key: if another CA uses it, give this one "+
+			"a label prefix of its own (--pkcs11-key-prefix NAME, or object=NAME in --pkcs11-uri); if none does (an earlier "+
+			"attempt that stopped halfway), remove that key pair from the token (pkcs11-tool --login --delete-object --type privkey "+
+			"--label %q, then --type pubkey)", err, full)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -104,16 +104,25 @@ func TestDirWithToken(t *testing.T) {
 }
 
 func TestDirSuffixReuseAndDestroy(t *testing.T) {
-	tok, _ := openToken(t)
-	// A key the operator placed in the token under the first label is used.
+	tok, st := openToken(t)
+	// A key already in the token under the label is never taken over (it
+	// may be another CA's): refused, naming it, the token and the remedies.
 	placed, err := tok.Create("ra", RSA2048)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := &Dir{Path: t.TempDir(), Token: tok}
 	k, err := first.Create("ra", RSA2048)
-	if err != nil || !pki.SamePublicKey(k.Public(), placed.Public()) {
-		t.Fatalf("first Create did not use the placed key: %v", err)
+	if !errors.Is(err, ErrKeyExists) || k != nil {
+		t.Fatalf("Create over a key in the token: %v, want ErrKeyExists", err)
+	}
+	for _, want := range []string{`"scepter-ra"`, st.Label, "--pkcs11-key-prefix", "--delete-object"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal does not say %s: %v", want, err)
+		}
+	}
+	if in, _ := first.InToken("ra"); in {
+		t.Error("a refused Create wrote a reference file")
 	}
 	// A later generation gets a label of its own.
 	later := &Dir{Path: t.TempDir(), Token: tok, Suffix: "-abcd", LabelPrefix: "x-"}
