@@ -372,12 +372,29 @@ func (t *pkcs11Token) RemoveRef(ref string) error {
 	if err != nil {
 		return err
 	}
-	return t.removeLabel(label)
+	return t.removeLabel(label, nil)
 }
 
-func (t *pkcs11Token) Remove(name string) error { return t.removeLabel(t.label(name)) }
+func (t *pkcs11Token) RemoveRefKey(ref string, pub crypto.PublicKey) error {
+	if pub == nil {
+		return fmt.Errorf("keys: removing %s: no public key to tell the key by", ref)
+	}
+	label, err := t.cfg.refLabel(ref)
+	if err != nil {
+		return err
+	}
+	return t.removeLabel(label, pub)
+}
 
-func (t *pkcs11Token) removeLabel(label string) error {
+func (t *pkcs11Token) Remove(name string) error { return t.removeLabel(t.label(name), nil) }
+
+// removeLabel destroys the key pair labelled label whose public key is pub
+// or, with pub nil, the only pair of that label. A label tells keys apart
+// only by convention: another CA sharing the token, or the operator, may
+// have a key under it too, and destroying that one would leave its CA
+// unable to sign or decrypt. So the other pairs of the label are left,
+// and with pub nil and several pairs none is destroyed.
+func (t *pkcs11Token) removeLabel(label string, pub crypto.PublicKey) error {
 	return t.use(func(ctx *crypto11.Context, _ uint64) error {
 		pairs, err := t.find(ctx, label)
 		if err != nil {
@@ -386,7 +403,26 @@ func (t *pkcs11Token) removeLabel(label string) error {
 		if len(pairs) == 0 {
 			return fmt.Errorf("keys: no key labelled %q in the %s: %w", label, t.Describe(), ErrKeyNotFound)
 		}
-		for _, p := range pairs {
+		doomed := pairs
+		switch {
+		case pub != nil:
+			doomed = nil
+			for _, p := range pairs {
+				if p.Public() != nil && pki.SamePublicKey(p.Public(), pub) {
+					doomed = append(doomed, p)
+				}
+			}
+			if len(doomed) == 0 {
+				return fmt.Errorf("keys: no key labelled %q in the %s has the public key recorded for it, so none was removed; "+
+					"the %d key pair(s) of that label (CKA_ID %s) are other keys, perhaps another CA's, and were left: %w",
+					label, t.Describe(), len(pairs), keyIDs(ctx, pairs), ErrKeyNotFound)
+			}
+		case len(pairs) > 1:
+			return fmt.Errorf("keys: %d keys are labelled %q in the %s (CKA_ID %s), and nothing tells which one to remove, so none was: "+
+				"remove the one no CA uses with the token's tools (pkcs11-tool --login --delete-object --type privkey --id ID, then --type pubkey)",
+				len(pairs), label, t.Describe(), keyIDs(ctx, pairs))
+		}
+		for _, p := range doomed {
 			if err := p.Delete(); err != nil {
 				return fmt.Errorf("keys: removing %q from the %s: %w", label, t.Describe(), err)
 			}

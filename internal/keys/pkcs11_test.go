@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	tokens = softhsmtest.NewPool(dir, 14)
+	tokens = softhsmtest.NewPool(dir, 16)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

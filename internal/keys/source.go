@@ -167,8 +167,14 @@ type Token interface {
 	Ref(name string) string
 	// OpenRef opens the key a Ref names.
 	OpenRef(ref string) (crypto.Signer, error)
-	// RemoveRef destroys the key a Ref names.
+	// RemoveRef destroys the key a Ref names: the one key pair of its
+	// label; when several have it, none (nothing tells which).
 	RemoveRef(ref string) error
+	// RemoveRefKey destroys the key pair a Ref names whose public key is
+	// pub, and no other of that label (another CA's key may share it). An
+	// error wrapping ErrKeyNotFound, saying whether other keys of the
+	// label were left, when none matches.
+	RemoveRefKey(ref string, pub crypto.PublicKey) error
 	// Describe names the token and its module, for messages and logs.
 	Describe() string
 	// Close ends the token's sessions; its keys stop working.
@@ -314,9 +320,11 @@ func (d *Dir) Remove(name string) error {
 }
 
 // Destroy removes the key called name for good: the key file, or the key
-// in the token and its reference file. Unlike Remove, it is for keys that
-// no other directory names (an OCSP responder's replaced key), never for a
-// generation of the CA, whose reference files are copied to previous/.
+// in the token (the pair with the public key the reference file records,
+// never another of its label) and its reference file. Unlike Remove, it is
+// for keys that no other directory names (an OCSP responder's replaced
+// key), never for a generation of the CA, whose reference files are copied
+// to previous/.
 func (d *Dir) Destroy(name string) error {
 	inToken, err := d.InToken(name)
 	if err != nil {
@@ -328,11 +336,21 @@ func (d *Dir) Destroy(name string) error {
 	if d.Token == nil {
 		return fmt.Errorf("keys: %s: %w", d.RefPath(name), ErrNoToken)
 	}
-	ref, _, err := ReadRefFile(d.RefPath(name))
+	ref, pub, err := ReadRefFile(d.RefPath(name))
 	if err != nil {
 		return err
 	}
-	if err := d.Token.RemoveRef(ref); err != nil && !errors.Is(err, ErrKeyNotFound) {
+	// Only the key the reference recorded: the label alone may name
+	// another CA's key too. A reference without a public key (written by
+	// hand) names the label's only key.
+	if pub != nil {
+		err = d.Token.RemoveRefKey(ref, pub)
+	} else {
+		err = d.Token.RemoveRef(ref)
+	}
+	// A key no longer in the token is destroyed already; other keys of
+	// its label are left.
+	if err != nil && !errors.Is(err, ErrKeyNotFound) {
 		return err
 	}
 	return RemoveFile(d.RefPath(name))

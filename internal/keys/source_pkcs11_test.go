@@ -4,14 +4,18 @@ package keys
 
 import (
 	"crypto"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ThalesGroup/crypto11"
 
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -167,5 +171,100 @@ func TestCopyKeyReference(t *testing.T) {
 	back, err := to.Open("issuing")
 	if err != nil || !pki.SamePublicKey(back.Public(), k.Public()) {
 		t.Fatalf("Open of the copied reference: %v", err)
+	}
+}
+
+// addPair generates in tok, behind scepter's back, a P-256 key pair
+// labelled label (the full label, prefix included), as another CA sharing
+// the token or an operator's tool would, and returns its public key.
+func addPair(t *testing.T, tok Token, label string) crypto.PublicKey {
+	t.Helper()
+	id, err := randomID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	public, err := crypto11.NewAttributeSetWithIDAndLabel(id, []byte(label))
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := public.Copy()
+	for _, a := range []crypto11.AttributeType{crypto11.CkaPrivate, crypto11.CkaSensitive} {
+		if err := private.Set(a, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := private.Set(crypto11.CkaExtractable, false); err != nil {
+		t.Fatal(err)
+	}
+	k, err := tok.(*pkcs11Token).ctx.GenerateECDSAKeyPairWithAttributes(public, private, elliptic.P256())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Public()
+}
+
+// Destroying a key destroys the pair its reference file recorded and no
+// other of its label, which may be another CA's key: deleting that one
+// left the other CA unable to sign or decrypt.
+func TestDestroyLeavesOtherKeysOfTheLabel(t *testing.T) {
+	tok, _ := openToken(t)
+	tests := []struct {
+		name     string
+		goneOurs bool // our key removed from the token beforehand
+	}{
+		{"ours and another", false},
+		{"only another left", true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &Dir{Path: t.TempDir(), Token: tok, Suffix: fmt.Sprintf("-%d", i)}
+			ours, err := d.Create("ra", P256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			label := "scepter-ra" + d.Suffix
+			if tt.goneOurs {
+				if err := tok.Remove("ra" + d.Suffix); err != nil {
+					t.Fatal(err)
+				}
+			}
+			theirs := addPair(t, tok, label)
+			if err := d.Destroy("ra"); err != nil {
+				t.Fatalf("Destroy: %v", err)
+			}
+			if in, _ := d.InToken("ra"); in {
+				t.Error("Destroy left the reference file")
+			}
+			left, err := tok.Open("ra" + d.Suffix)
+			if err != nil {
+				t.Fatalf("the other key of %q is gone: %v", label, err)
+			}
+			if !pki.SamePublicKey(left.Public(), theirs) || pki.SamePublicKey(left.Public(), ours.Public()) {
+				t.Error("Destroy removed the other key and left its own")
+			}
+			// Told apart by the public key, not by the label.
+			ref := tok.Ref("ra" + d.Suffix)
+			if err := tok.RemoveRefKey(ref, ours.Public()); !errors.Is(err, ErrKeyNotFound) || !strings.Contains(err.Error(), "were left") {
+				t.Errorf("RemoveRefKey of a key not in the token: %v, want ErrKeyNotFound saying the others were left", err)
+			}
+			if ok, _ := tok.Has("ra" + d.Suffix); !ok {
+				t.Error("RemoveRefKey removed another key")
+			}
+		})
+	}
+
+	// By reference alone, of two keys of one label, none is destroyed.
+	if _, err := tok.Create("dup", P256); err != nil {
+		t.Fatal(err)
+	}
+	addPair(t, tok, "scepter-dup")
+	if err := tok.RemoveRef(tok.Ref("dup")); err == nil || !strings.Contains(err.Error(), "none was") {
+		t.Errorf("RemoveRef of an ambiguous label: %v", err)
+	}
+	if err := tok.Remove("dup"); err == nil {
+		t.Error("Remove of an ambiguous label succeeded")
+	}
+	if _, err := tok.Open("dup"); err == nil || !strings.Contains(err.Error(), "2 keys") {
+		t.Errorf("after the refused removals: %v, want both keys still there", err)
 	}
 }
