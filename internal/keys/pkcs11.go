@@ -533,7 +533,10 @@ func (s *tokenSigner) handle(ctx *crypto11.Context, gen uint64) (crypto11.Signer
 		s.vanished = true
 		return nil, fmt.Errorf("keys: no key labelled %q with the public key it had in the %s: %w", s.label, s.token.Describe(), errKeyHidden)
 	}
-	return nil, fmt.Errorf("keys: the %s, opened again, holds no key labelled %q with the public key it had: %w", s.token.Describe(), s.label, ErrKeyNotFound)
+	// Unavailable, not internal: the edges then answer 503 with
+	// Retry-After, which a device retries, and the key is found again if
+	// it comes back (a token restored, a key put back from a backup).
+	return nil, fmt.Errorf("keys: the %s, opened again, holds no key labelled %q with the public key it had: %w: %w", s.token.Describe(), s.label, pki.ErrUnavailable, ErrKeyNotFound)
 }
 
 func (s *tokenSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	tokens = softhsmtest.NewPool(dir, 16)
+	tokens = softhsmtest.NewPool(dir, 18)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -660,6 +660,54 @@ func TestPKCS11TokenGoneAndBack(t *testing.T) {
 	}
 	if err := verifySignature(k.Public(), digest[:], sig); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A key that vanished from the token (deleted by hand, or by another CA
+// sharing its label) fails every use as unavailable, so that the edges
+// answer 503 with Retry-After rather than 500, still saying the key is
+// not found; the RA key's PKCS #1 v1.5 decryption then fails too instead
+// of answering a random content key.
+func TestPKCS11KeyVanishedIsUnavailable(t *testing.T) {
+	tok, _ := openToken(t)
+	issuing, err := tok.Create("issuing", P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err := tok.Create("ra", RSA2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	for _, k := range []crypto.Signer{issuing, ra} {
+		if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"issuing", "ra"} {
+		if err := tok.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first use opens the token again (a token that lost its login
+	// hides its keys); the later ones know the key is gone.
+	for round := 0; round < 3; round++ {
+		unavailable := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, pki.ErrUnavailable) || pki.ErrorCode(err) != pki.EUnavailable || round > 0 && !errors.Is(err, ErrKeyNotFound) {
+				t.Errorf("round %d: %s of a vanished key: %v (code %s), want unavailable (and not found)", round, what, err, pki.ErrorCode(err))
+			}
+		}
+		for _, k := range []crypto.Signer{issuing, ra} {
+			_, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
+			unavailable("Sign", err)
+		}
+		ct, err := rsa.EncryptPKCS1v15(rand.Reader, ra.Public().(*rsa.PublicKey), []byte("0123456789abcdef"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ra.(crypto.Decrypter).Decrypt(rand.Reader, ct, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: 16})
+		unavailable("Decrypt", err)
 	}
 }
 
