@@ -962,6 +962,47 @@ func TestRejectReasonReachesTheDeviceAsOneLine(t *testing.T) {
 	}
 }
 
+// PollBy tells a held request's state, the rejection reason included, only
+// to the key that made it: any other key is told what it would be told of
+// a transaction ID nobody holds.
+func TestPollByAnotherKeyIsAnUnknownTransaction(t *testing.T) {
+	approval := pki.DefaultProfile()
+	approval.Name, approval.RequireApproval = "approval", true
+	f := newFixture(t, map[string]pki.Profile{"approval": approval}, "approval")
+	ctx := context.Background()
+	stranger, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strangerKey, err := x509.MarshalPKIXPublicKey(stranger.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, unknown := f.svc.PollBy(ctx, "approval", "tx-nobody", strangerKey)
+	if pki.ErrorCode(unknown) != pki.EBadCertID {
+		t.Fatalf("an unknown transaction ID: %v", unknown)
+	}
+	req := request(t, static)
+	req.TransactionID = "tx-rejected"
+	res, err := f.svc.Enroll(ctx, req)
+	if err != nil || res.Pending == nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	requesterKey := req.CSR.RawSubjectPublicKeyInfo
+	if res, err := f.svc.PollBy(ctx, "approval", "tx-rejected", strangerKey); pki.ErrorCode(err) != pki.EBadCertID || pki.ErrorMessage(err) != pki.ErrorMessage(unknown) {
+		t.Errorf("a pending request polled by another key: %v %+v, want %q", err, res, pki.ErrorMessage(unknown))
+	}
+	if err := f.admin.Reject(ctx, res.Pending.ID, "internal note SEC-4411", "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.PollBy(ctx, "approval", "tx-rejected", strangerKey); pki.ErrorCode(err) != pki.EBadCertID || pki.ErrorMessage(err) != pki.ErrorMessage(unknown) {
+		t.Errorf("a rejected request polled by another key: %v, want %q", err, pki.ErrorMessage(unknown))
+	}
+	if _, err := f.svc.PollBy(ctx, "approval", "tx-rejected", requesterKey); !strings.Contains(pki.ErrorMessage(err), "SEC-4411") {
+		t.Errorf("a rejected request polled by its requester: %v, want the reason", err)
+	}
+}
+
 // An EST user's right password at a profile the user is not bound to is a
 // policy refusal (EForbidden, EST 403), not a wrong password: however
 // often a device pointed at the wrong label asks, it locks nobody out, and

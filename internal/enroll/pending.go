@@ -190,25 +190,57 @@ func (s *Service) issuedResult(ctx context.Context, issuerID, serialHex string) 
 	return res, nil
 }
 
-// Poll answers a client asking after its request (SCEP CertPoll): pending,
-// the certificate, or the rejection. An unknown transaction is badCertId.
-// The caller checks that the poller is the requester (Result.Held).
-func (s *Service) Poll(ctx context.Context, profile, txID string) (res *Result, err error) {
+// Poll answers about a held request by its transaction ID, whoever asks:
+// pending, the certificate, or the rejection. An unknown transaction is
+// badCertId. A protocol answering a client uses PollBy.
+func (s *Service) Poll(ctx context.Context, profile, txID string) (*Result, error) {
+	return s.poll(ctx, profile, txID, nil)
+}
+
+// PollBy answers a client asking after its request (SCEP CertPoll), which
+// proved it holds the key whose SubjectPublicKeyInfo is pollerKey: pending,
+// the certificate, or the rejection. A request made with another key (not
+// its CSR's, nor that of the certificate that authenticated it) is answered
+// as an unknown transaction is, badCertId: transaction IDs are no secret,
+// and only the requester may learn a request's state, the operator's
+// rejection reason, or that it exists.
+func (s *Service) PollBy(ctx context.Context, profile, txID string, pollerKey []byte) (*Result, error) {
+	return s.poll(ctx, profile, txID, pollerKey)
+}
+
+func (s *Service) poll(ctx context.Context, profile, txID string, pollerKey []byte) (res *Result, err error) {
 	var protocol pki.Protocol // the held request's, once found
 	defer func() { s.observe(protocol, profile, res, err) }()
 	p, ok := s.Profile(profile)
 	if !ok {
 		return nil, pki.Errorf(pki.ENotFound, "unknown profile %q", profile)
 	}
+	unknown := pki.Errorf(pki.EBadCertID, "no request with this transaction ID")
 	r, err := s.heldRequest(ctx, p.Name, txID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID")
+		return nil, unknown
 	}
 	if err != nil {
 		return nil, err
 	}
+	if pollerKey != nil && !requestedBy(r, pollerKey) {
+		return nil, unknown
+	}
 	protocol = r.Protocol
 	return s.answer(ctx, r)
+}
+
+// requestedBy: key (a SubjectPublicKeyInfo) is the held request's own, or
+// that of the certificate that authenticated it (a renewal's).
+func requestedBy(r *pki.EnrollmentRequest, key []byte) bool {
+	if c, err := x509.ParseCertificateRequest(r.CSR); err == nil && bytes.Equal(c.RawSubjectPublicKeyInfo, key) {
+		return true
+	}
+	if r.ClientCert == nil {
+		return false
+	}
+	c, err := x509.ParseCertificate(r.ClientCert)
+	return err == nil && bytes.Equal(c.RawSubjectPublicKeyInfo, key)
 }
 
 // Approve issues the certificate of a held request. The policy is applied

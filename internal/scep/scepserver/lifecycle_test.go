@@ -261,9 +261,10 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	wrong.msgType, wrong.content = scep.CertPoll, wrongSubject
 	_, rep = ts.exchange(t, wrong)
 	wantFailure(t, rep, scep.BadCertID)
-	// Someone else's key cannot collect it, nor take over its transaction ID.
+	// Someone else's key cannot collect it (it is told of no such
+	// request), nor take over its transaction ID.
 	_, rep = poll(reqParams{key: testKey(t, 3), path: base.path, txID: base.txID})
-	wantFailure(t, rep, scep.BadRequest)
+	wantFailure(t, rep, scep.BadCertID)
 	_, rep = ts.exchange(t, reqParams{key: testKey(t, 3), path: base.path, txID: base.txID})
 	wantFailure(t, rep, scep.BadRequest)
 
@@ -300,6 +301,75 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	// A poll for a transaction nobody knows.
 	_, rep = poll(reqParams{key: key, signerCert: signer, signerKey: key, path: "/scep/approval", txID: "tx-unknown"})
 	wantFailure(t, rep, scep.BadCertID)
+}
+
+// A CertPoll signed by a key that made no request learns nothing of the
+// request whose transaction ID it names: pending, rejected (with the
+// operator's reason) or issued, it is answered as a transaction ID nobody
+// knows, word for word. Sent again byte for byte it is a replay, as for an
+// unknown transaction ID.
+func TestCertPollByAStrangerLearnsNothing(t *testing.T) {
+	approval := pki.DefaultProfile()
+	approval.Name, approval.RequireApproval = "approval", true
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"approval": approval}, DefaultProfile: "approval"}})
+	ctx := context.Background()
+	stranger := testKey(t, 0)
+	poll := func(key crypto.Signer, txID string) *scep.PKIMessage {
+		t.Helper()
+		content, err := scep.MarshalIssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, ts.selfSignedFor(t, key).RawSubject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rep := ts.exchange(t, reqParams{key: key, path: "/scep/approval", txID: txID, msgType: scep.CertPoll, content: content})
+		return rep
+	}
+	unknown := poll(stranger, "tx-nobody")
+	wantFailure(t, unknown, scep.BadCertID)
+
+	hold := func(keyIndex int, txID string) string {
+		t.Helper()
+		if _, rep := ts.exchange(t, reqParams{key: testKey(t, keyIndex), path: "/scep/approval", txID: txID}); rep.PKIStatus != scep.StatusPending {
+			t.Fatalf("pkiStatus %s (%s), want PENDING", rep.PKIStatus, rep.FailInfoText)
+		}
+		r, err := ts.Store.RequestByTransaction(ctx, "approval", txID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
+	}
+	hold(1, "tx-pending")
+	if err := ts.Admin.Reject(ctx, hold(2, "tx-rejected"), "internal note SEC-4411", "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Service.Approve(ctx, hold(3, "tx-issued"), "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, txID := range []string{"tx-pending", "tx-rejected", "tx-issued"} {
+		rep := poll(stranger, txID)
+		if rep.PKIStatus != unknown.PKIStatus || rep.FailInfo != unknown.FailInfo || rep.FailInfoText != unknown.FailInfoText {
+			t.Errorf("%s polled by a stranger: %s %s %q, want as for an unknown ID: %s %s %q", txID,
+				rep.PKIStatus, rep.FailInfo, rep.FailInfoText, unknown.PKIStatus, unknown.FailInfo, unknown.FailInfoText)
+		}
+	}
+	// The requester is still told.
+	if rep := poll(testKey(t, 2), "tx-rejected"); !strings.Contains(rep.FailInfoText, "SEC-4411") {
+		t.Errorf("the requester's poll of its rejected request: %s %q", rep.PKIStatus, rep.FailInfoText)
+	}
+
+	// A stranger's poll sent twice gets the same answer for a held
+	// transaction ID as for an unknown one.
+	for _, txID := range []string{"tx-nobody-2", "tx-pending"} {
+		content, err := scep.MarshalIssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, ts.selfSignedFor(t, stranger).RawSubject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, msg := ts.build(t, reqParams{key: stranger, path: "/scep/approval", txID: txID, msgType: scep.CertPoll, content: content})
+		ts.postTo(t, "/scep/approval", der)
+		_, body := ts.postTo(t, "/scep/approval", der)
+		if rep := ts.parseReply(t, body, msg); !strings.Contains(rep.FailInfoText, "replayed") {
+			t.Errorf("%s: a stranger's poll sent again: %s %s %q, want a replay", txID, rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+		}
+	}
 }
 
 // micromdm's scepclient answers PENDING by sending the same PKCSReq again,

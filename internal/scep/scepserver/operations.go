@@ -105,7 +105,8 @@ func (h *Handler) result(req *request, res *enroll.Result) ([]byte, error) {
 }
 
 // certPoll answers CertPoll (RFC 8894 §3.3.3) by transaction ID. Only the
-// key that made the request may collect it.
+// key that made the request may learn anything about it: the service
+// answers any other as about an unknown transaction ID.
 func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	plain, err := h.open(req)
 	if err != nil {
@@ -115,14 +116,14 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	if err != nil {
 		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
 	}
-	res, err := h.svc.Poll(ctx, req.profile, req.msg.TransactionID)
+	// The requester signs with the new key or, for a renewal, the old
+	// certificate that signed the request.
+	res, err := h.svc.PollBy(ctx, req.profile, req.msg.TransactionID, req.msg.SignerCert.RawSubjectPublicKeyInfo)
 	if err != nil {
 		return nil, err
 	}
-	// The requester signs with the new key or, for a renewal, the old
-	// certificate that signed the request.
-	if res.Held == nil || !sameRequester(req.msg.SignerCert, res.Held.CSR, res.Held.ClientCert) {
-		return nil, pki.Errorf(pki.EBadRequest, "the poll is not signed by the requester's key")
+	if res.Held == nil {
+		return nil, fmt.Errorf("scep: CertPoll of transaction %q answered without its held request", req.msg.TransactionID)
 	}
 	// A renewal's old certificate revoked since it was held authenticates
 	// nothing more.
@@ -149,22 +150,6 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 		return nil, err
 	}
 	return h.result(req, res)
-}
-
-// sameRequester: the poll's signer holds the key of the held CSR or of the
-// certificate that authenticated it.
-func sameRequester(signer *x509.Certificate, csrDER, clientCertDER []byte) bool {
-	if csrDER != nil {
-		if r, err := x509.ParseCertificateRequest(csrDER); err == nil && bytes.Equal(r.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
-			return true
-		}
-	}
-	if clientCertDER != nil {
-		if c, err := x509.ParseCertificate(clientCertDER); err == nil && bytes.Equal(c.RawSubjectPublicKeyInfo, signer.RawSubjectPublicKeyInfo) {
-			return true
-		}
-	}
-	return false
 }
 
 // heldSubject: CertPoll's IssuerAndSubject names the subject of the held
