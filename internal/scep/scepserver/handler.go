@@ -434,7 +434,9 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 	if t := msg.SigningTime; t.Sub(req.now) > h.opts.MaxClockSkew || req.now.Sub(t) > h.opts.MaxClockSkew {
 		return h.fail(ctx, req, pki.Errorf(pki.EBadTime, "signingTime %s is too far from the server time", t.UTC().Format(time.RFC3339)))
 	}
-	if err := h.svc.RememberNonce(ctx, msg.TransactionID, msg.SenderNonce, h.opts.NonceLifetime); err != nil {
+	attempt, err := h.claimNonce(ctx, msg.TransactionID, msg.SenderNonce)
+	claimed := err == nil
+	if err != nil {
 		if held, herr := h.asksAboutHeldRequest(ctx, req, err); herr != nil {
 			return h.fail(ctx, req, herr)
 		} else if !held {
@@ -443,6 +445,11 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 	}
 	reply, err := op(ctx, req)
 	if err != nil {
+		if claimed && pki.ErrorCode(err) == pki.EUnavailable {
+			// Answered 503: nothing was issued or held, and the client
+			// sends the same message again later (see claimNonce).
+			h.releaseNonce(ctx, msg.TransactionID, msg.SenderNonce, attempt)
+		}
 		return h.fail(ctx, req, err)
 	}
 	return reply, nil
