@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,5 +187,48 @@ func TestFingerprintSpellings(t *testing.T) {
 		if validFingerprint(s) {
 			t.Errorf("validFingerprint(%q) = true", s)
 		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"http://ca.example/scep", "http://ca.example/scep"},
+		{"http://user:s3cret@ca.example:8080/scep", "http://user:xxxxx@ca.example:8080/scep"},
+		{"https://user@ca.example/est", "https://user@ca.example/est"},
+		{"http://u:s3cret@ca.example/p@th", "http://u:xxxxx@ca.example/p@th"},
+		// Does not parse (a bad escape in the password): cut by hand.
+		{"http://u:s3%zzcret@ca.example/scep", "http://xxxxx@ca.example/scep"},
+		{"http://u:s3%zz@cret@ca.example/scep", "http://xxxxx@ca.example/scep"},
+	}
+	for _, tt := range tests {
+		if got := RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// A password in the url is in no status, log line or configuration error.
+func TestURLPasswordIsNeverShown(t *testing.T) {
+	const secret = "s3cret"
+	f := newFixture(t, fixtureOpts{})
+	f.cert().URL = "http://user:" + secret + "@127.0.0.1:1/scep"
+	var out bytes.Buffer
+	if err := WriteStatus(&out, f.agent.Status(), f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), secret) || !strings.Contains(out.String(), "http://user:xxxxx@127.0.0.1:1/scep") {
+		t.Errorf("status:\n%s", out.String())
+	}
+	f.clock.Set(RenewalPoint(f.first, 0))
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if logs := f.logs.String(); strings.Contains(logs, secret) || !strings.Contains(logs, "user:xxxxx@") {
+		t.Errorf("the log shows the password or no url:\n%s", logs)
+	}
+	_, err := ParseConfig([]byte("[[certificate]]\nname = \"w\"\nprotocol = \"est\"\nurl = \"http://user:"+secret+"@ca.example\"\n"+
+		"ca_fingerprint = \""+fp+"\"\nkey_path = \"/k\"\ncert_path = \"/c\"\n"), "/")
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "EST runs over") {
+		t.Errorf("config error: %v", err)
 	}
 }

@@ -59,7 +59,7 @@ func WriteStatus(w io.Writer, statuses []CertStatus, now time.Time) error {
 			fmt.Fprintln(w)
 		}
 		c := s.Config
-		fmt.Fprintf(w, "%s (%s, %s)\n", c.Name, c.Protocol, c.URL)
+		fmt.Fprintf(w, "%s (%s, %s)\n", c.Name, c.Protocol, RedactURL(c.URL))
 		if s.Problem != nil {
 			fmt.Fprintf(w, "  problem:       %v\n", s.Problem)
 		} else {
