@@ -2,6 +2,8 @@ package agent
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -172,13 +174,82 @@ func encodeCerts(certs ...*x509.Certificate) []byte {
 	return out
 }
 
+// keyFormat is how a key file spells its key.
+type keyFormat int
+
+const (
+	// formatPKCS8 is "PRIVATE KEY", what the agent writes by default.
+	formatPKCS8 keyFormat = iota
+	// formatTraditional is OpenSSL's older per-algorithm encoding: PKCS#1
+	// ("RSA PRIVATE KEY") for RSA, SEC1 ("EC PRIVATE KEY") for EC.
+	formatTraditional
+)
+
+// keyFormatOf is the format of the key in the PEM data (a key file or a
+// combined one); PKCS#8 when there is none.
+func keyFormatOf(data []byte) keyFormat {
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return formatPKCS8
+		}
+		switch b.Type {
+		case "RSA PRIVATE KEY", "EC PRIVATE KEY":
+			return formatTraditional
+		case "PRIVATE KEY", "ENCRYPTED PRIVATE KEY":
+			return formatPKCS8
+		}
+	}
+}
+
+// keyFormatOfFile is keyFormatOf the file at path, PKCS#8 when it cannot
+// be read.
+func keyFormatOfFile(path string) keyFormat {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return formatPKCS8
+	}
+	defer clear(b)
+	return keyFormatOf(b)
+}
+
+// encodeKey writes key as PKCS#8.
 func encodeKey(key crypto.Signer) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	return encodeKeyAs(key, formatPKCS8)
+}
+
+// encodeKeyAs writes key in format: a renewal keeps the format of the
+// file it replaces, since some consumers read only one (PKCS#1 for older
+// OpenSSL-based software, SEC1 for some embedded TLS stacks). An Ed25519
+// key has no traditional form and is always PKCS#8; a traditional file
+// whose new key is of another type (key_type) gets that type's
+// traditional form.
+func encodeKeyAs(key crypto.Signer, format keyFormat) ([]byte, error) {
+	var (
+		der       []byte
+		blockType = "PRIVATE KEY"
+		err       error
+	)
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if format == formatTraditional {
+			der, blockType = x509.MarshalPKCS1PrivateKey(k), "RSA PRIVATE KEY"
+		}
+	case *ecdsa.PrivateKey:
+		if format == formatTraditional {
+			der, err = x509.MarshalECPrivateKey(k)
+			blockType = "EC PRIVATE KEY"
+		}
+	}
+	if der == nil && err == nil {
+		blockType = "PRIVATE KEY"
+		der, err = x509.MarshalPKCS8PrivateKey(key)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encoding the key: %w", err)
 	}
 	defer clear(der)
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	return pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}), nil
 }
 
 // stateDir makes the state directory: private like the directory that
@@ -476,7 +547,7 @@ func (l *layout) migrate() error {
 // post_renew command that a crash kept from running is run by the next
 // run.
 func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x509.Certificate, marker bool) error {
-	keyPEM, err := encodeKey(key)
+	keyPEM, err := encodeKeyAs(key, keyFormatOfFile(l.key))
 	if err != nil {
 		return err
 	}
