@@ -124,6 +124,10 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 	log := a.log().With("cert", c.Name)
 	l := newLayout(c, a.hook)
 	l.warn = log.Warn
+	if err := l.checkLinks(); err != nil {
+		// Before the state directory is made: nothing is touched.
+		return outcome{err: err}
+	}
 	err := l.stateDir()
 	var unlock func()
 	if err == nil {

@@ -365,6 +365,39 @@ func (l *layout) isOurLink(path, file string) bool {
 	return err == nil && t == l.linkTarget(path, file)
 }
 
+// checkLinks refuses a key_path, cert_path or chain_path that is a
+// symbolic link the agent did not make (one that leads anywhere but into
+// its own state directory): an install renames its own link over the
+// path, so the operator's link would silently point elsewhere and the
+// file it led to keep the old certificate, revoked as superseded.
+func (l *layout) checkLinks() error {
+	paths := []struct{ setting, path string }{{"key_path", l.key}, {"cert_path", l.cert}}
+	if l.separateChain() {
+		paths = append(paths, struct{ setting, path string }{"chain_path", l.chain})
+	}
+	for _, p := range paths {
+		if p.setting == "cert_path" && l.combined() {
+			continue
+		}
+		target, err := os.Readlink(p.path)
+		if err != nil {
+			continue // a regular file, or missing: readPair says which
+		}
+		resolved := target
+		if !filepath.IsAbs(resolved) {
+			resolved = filepath.Join(filepath.Dir(p.path), resolved)
+		}
+		resolved = filepath.Clean(resolved)
+		if strings.HasPrefix(resolved, l.state+string(filepath.Separator)) {
+			continue
+		}
+		return fmt.Errorf("%s %s is a symbolic link to %s, which the agent did not make: a renewal would replace the link, and %s would keep the old certificate; "+
+			"set %s to %s itself, or replace the link by a copy of the file (cp --remove-destination %s %s)",
+			p.setting, p.path, target, resolved, p.setting, resolved, resolved, p.path)
+	}
+	return nil
+}
+
 // currentGen is the generation `current` names.
 func (l *layout) currentGen() (string, error) {
 	t, err := os.Readlink(filepath.Join(l.state, currentName))
@@ -555,6 +588,9 @@ func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x50
 	certPEM := encodeCerts(cert)
 	if l.chain == l.cert && len(chain) > 0 {
 		certPEM = append(certPEM, encodeCerts(chain...)...)
+	}
+	if err := l.checkLinks(); err != nil {
+		return err
 	}
 	if err := l.stateDir(); err != nil {
 		return err

@@ -37,6 +37,9 @@ func (a *Agent) Status() []CertStatus {
 		l := newLayout(c, nil)
 		s := CertStatus{Config: c}
 		p, err := readPair(l)
+		if lerr := l.checkLinks(); lerr != nil {
+			err = lerr
+		}
 		if err != nil {
 			s.Problem = err
 		} else {
