@@ -131,7 +131,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 	err := l.stateDir()
 	var unlock func()
 	if err == nil {
-		unlock, err = lockFile(filepath.Join(l.state, lockName))
+		unlock, err = l.lock()
 	}
 	if errors.Is(err, errLocked) {
 		return outcome{err: err, retry: true}

@@ -24,6 +24,9 @@ import (
 
 // How the files of one certificate are kept on disk (docs/agent.md):
 //
+//	DIR(key_path)/.scepter-agent/.lock-BASE(key_path)
+//	                          held (flock) while an agent works on key_path,
+//	                          whatever NAME its configuration gives it
 //	DIR(key_path)/.scepter-agent/NAME/
 //	    lock                  held (flock) while an agent works on NAME
 //	    gen-000007/key.pem    one complete generation: key, certificate, chain
@@ -54,6 +57,10 @@ const (
 	markerName    = "post-renew-pending"
 	pendingKeyPEM = "pending-key.pem"
 	lockName      = "lock"
+	// filesLockPrefix names, in DIR(key_path)/.scepter-agent, the lock of
+	// the key file (".lock-key.pem"); a certificate name cannot start
+	// with a dot, so it never collides with a state directory.
+	filesLockPrefix = ".lock-"
 	// tmpInfix marks the temporary files and links the agent makes; what an
 	// interrupted run left is removed by the next one.
 	tmpInfix = ".scepter-agent-tmp-"
@@ -391,11 +398,52 @@ func (l *layout) checkLinks() error {
 		if strings.HasPrefix(resolved, l.state+string(filepath.Separator)) {
 			continue
 		}
+		if other, otherState := otherAgentState(resolved); other != "" {
+			msg := fmt.Sprintf("%s %s is a link into %s, the state directory of the agent's certificate %q: another [[certificate]] (in this configuration or another) manages these files, and two names on the same files would take them from each other; "+
+				"keep one [[certificate]] for them (to rename one, see docs/agent.md)", p.setting, p.path, otherState, other)
+			if gens, err := l.generations(); err == nil && len(gens) > 0 {
+				msg += fmt.Sprintf("; %s holds older files of %q, a private key of a superseded certificate among them: remove it once no configuration names %q", l.state, l.name, l.name)
+			}
+			return errors.New(msg)
+		}
 		return fmt.Errorf("%s %s is a symbolic link to %s, which the agent did not make: a renewal would replace the link, and %s would keep the old certificate; "+
 			"set %s to %s itself, or replace the link by a copy of the file (cp --remove-destination %s %s)",
 			p.setting, p.path, target, resolved, p.setting, resolved, resolved, p.path)
 	}
 	return nil
+}
+
+// otherAgentState is the certificate name and state directory of an
+// agent's state that path lies in (DIR/.scepter-agent/NAME/...), or "".
+func otherAgentState(path string) (name, state string) {
+	sep := string(filepath.Separator)
+	i := strings.LastIndex(path, sep+stateDirName+sep)
+	if i < 0 {
+		return "", ""
+	}
+	rest := path[i+len(sep+stateDirName+sep):]
+	name, _, _ = strings.Cut(rest, sep)
+	if name == "" {
+		return "", ""
+	}
+	return name, path[:i+len(sep+stateDirName+sep)] + name
+}
+
+// lock takes the locks of one certificate: one on its key file, which
+// every agent on these files takes whatever name its configuration gives
+// them, and one on its name, whose state directory it works in. It
+// returns errLocked when another agent holds either.
+func (l *layout) lock() (unlock func(), err error) {
+	unlockFiles, err := lockFile(filepath.Join(filepath.Dir(l.key), stateDirName, filesLockPrefix+filepath.Base(l.key)))
+	if err != nil {
+		return nil, err
+	}
+	unlockName, err := lockFile(filepath.Join(l.state, lockName))
+	if err != nil {
+		unlockFiles()
+		return nil, err
+	}
+	return func() { unlockName(); unlockFiles() }, nil
 }
 
 // currentGen is the generation `current` names.

@@ -3,10 +3,12 @@ package agent
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A key_path, cert_path or chain_path that is a symbolic link the agent
@@ -89,4 +91,113 @@ func TestForeignLinksAreRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// secondAgent is another agent (another configuration) on the fixture's
+// files, whose certificate is called name.
+func (f *fixture) secondAgent(name string) (*Agent, *Certificate, *syncBuffer) {
+	c := *f.cert()
+	c.Name = name
+	cfg := *f.cfg
+	cfg.Certificates = []Certificate{c}
+	logs := &syncBuffer{}
+	a := &Agent{Config: &cfg, Clock: f.agent.Clock, Renewers: f.agent.Renewers, Jitter: f.agent.Jitter, Sleep: f.agent.Sleep,
+		Log: slog.New(slog.NewTextHandler(logs, nil))}
+	return a, &cfg.Certificates[0], logs
+}
+
+// Two configurations that give the same files two names: they lock each
+// other out, and the second never takes over the files of the first.
+func TestTwoNamesOnTheSameFiles(t *testing.T) {
+	ctx := context.Background()
+	t.Run("they lock each other out", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		other, oc, logs := f.secondAgent("dev2")
+		l := newLayout(f.cert(), nil)
+		if err := l.stateDir(); err != nil {
+			t.Fatal(err)
+		}
+		unlock, err := l.lock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := other.RunOnce(ctx); err != nil {
+			t.Errorf("RunOnce = %v; a certificate another agent is renewing is skipped", err)
+		}
+		if n := f.renewer.count(); n != 0 || !strings.Contains(logs.String(), "another scepter agent") {
+			t.Errorf("%q renewed %d times while %q held its lock:\n%s", oc.Name, n, f.cert().Name, logs.String())
+		}
+	})
+	t.Run("the second is refused", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := f.agent.RunOnce(ctx); err != nil || f.renewer.count() != 1 {
+			t.Fatalf("first agent: err %v, %d renewals", err, f.renewer.count())
+		}
+		linked := f.pair()
+		targets := map[string]string{}
+		for _, name := range []string{"key.pem", "cert.pem"} {
+			targets[name], _ = os.Readlink(filepath.Join(f.dir, name))
+		}
+		other, oc, logs := f.secondAgent("dev2")
+		f.clock.Set(linked.cert.NotAfter.Add(-time.Hour))
+		if err := other.RunOnce(ctx); err == nil {
+			t.Fatal("a second name took over the files")
+		}
+		if n := f.renewer.count(); n != 1 {
+			t.Errorf("%d renewals, want the first agent's one", n)
+		}
+		want := "a link into " + filepath.Join(f.dir, stateDirName, "dev") + `, the state directory of the agent's certificate \"dev\"` // quoted by slog
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, logs.String())
+		}
+		for name, target := range targets {
+			if now, _ := os.Readlink(filepath.Join(f.dir, name)); now != target {
+				t.Errorf("%s now links to %q, was %q", name, now, target)
+			}
+		}
+		if _, err := os.Stat(newLayout(oc, nil).state); err == nil {
+			t.Errorf("a state directory for %q was made", oc.Name)
+		}
+		// The first goes on renewing them.
+		if err := f.agent.RunOnce(ctx); err != nil || f.renewer.count() != 2 {
+			t.Errorf("first agent afterwards: err %v, %d renewals", err, f.renewer.count())
+		}
+	})
+	t.Run("a stale key left by a takeover is named", func(t *testing.T) {
+		// What an earlier version left: "dev2" took the links over, and
+		// "dev" kept its generation, with its superseded key.
+		f := newFixture(t, fixtureOpts{})
+		f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+		if err := f.agent.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		root := filepath.Join(f.dir, stateDirName)
+		if err := os.CopyFS(filepath.Join(root, "dev2"), os.DirFS(filepath.Join(root, "dev"))); err != nil {
+			t.Fatal(err)
+		}
+		gen, err := newLayout(f.cert(), nil).currentGen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(root, "dev2", currentName))
+		for _, name := range []string{"key.pem", "cert.pem"} {
+			os.Remove(filepath.Join(f.dir, name))
+			if err := os.Symlink(filepath.Join(stateDirName, "dev2", currentName, name), filepath.Join(f.dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Symlink(gen, filepath.Join(root, "dev2", currentName)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.agent.RunOnce(ctx); err == nil {
+			t.Fatal("no error")
+		}
+		want := filepath.Join(root, "dev") + ` holds older files of \"dev\", a private key of a superseded certificate among them`
+		if !strings.Contains(f.logs.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, f.logs.String())
+		}
+	})
 }
