@@ -124,7 +124,7 @@ func TestNotifyWarnings(t *testing.T) {
 			[]string{clear, "host=mail.example.com"}, []string{noSMTP, noRcpt}},
 		{"smtp starttls required", notifyFlags{smtpURL: "smtp://mail.example.com:587", from: "a@example.com", smtpStartTLS: "required"}, withMail, 1,
 			nil, []string{clear}},
-		{"smtps", notifyFlags{smtpURL: "smtps://u@mail.example.com", from: "a@example.com", smtpStartTLS: "auto"}, withMail, 1, nil, []string{clear}},
+		{"smtps", notifyFlags{smtpURL: "smtps://mail.example.com", from: "a@example.com", smtpStartTLS: "auto"}, withMail, 1, nil, []string{clear}},
 		{"smtp on loopback", notifyFlags{smtpURL: "smtp://127.0.0.1:2525", from: "a@example.com", smtpStartTLS: "auto"}, withMail, 1, nil, []string{clear}},
 		{"smtp without recipients", notifyFlags{smtpURL: "smtps://mail.example.com", from: "a@example.com", smtpStartTLS: "auto"}, plain, 1, []string{noRcpt}, nil},
 		{"webhook plain, unsigned", notifyFlags{webhookURL: "http://hooks.example.com/n?token=s3cr3t"}, plain, 1,

@@ -705,6 +705,7 @@ func TestSMTPConfig(t *testing.T) {
 		{notify.SMTPConfig{URL: "smtp://mail.example.com", From: ""}, "sender"},
 		{notify.SMTPConfig{URL: "smtp://mail.example.com", From: "not an address"}, "sender"},
 		{notify.SMTPConfig{URL: "smtp://mail.example.com", From: "a@example.com", Password: "p"}, "names no user"},
+		{notify.SMTPConfig{URL: "smtp://u@mail.example.com", From: "a@example.com"}, "no password is set"},
 	} {
 		_, err := notify.NewSMTP(tc.cfg)
 		switch {
@@ -717,7 +718,7 @@ func TestSMTPConfig(t *testing.T) {
 			t.Errorf("error carries the password: %v", err)
 		}
 	}
-	m, err := notify.NewSMTP(notify.SMTPConfig{URL: "smtp://u@mail.example.com:587", From: "a@example.com"})
+	m, err := notify.NewSMTP(notify.SMTPConfig{URL: "smtp://u@mail.example.com:587", From: "a@example.com", Password: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}

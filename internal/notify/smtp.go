@@ -87,6 +87,12 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	if m.user == "" && m.pass != "" {
 		return nil, errors.New("an SMTP password is set but the URL names no user (smtp://USER@host)")
 	}
+	if m.user != "" && m.pass == "" {
+		// Authenticating with an empty password only fails later, at
+		// every send, with an error that hides why.
+		return nil, fmt.Errorf("SMTP URL names user %q but no password is set: give it in a file with --smtp-password-file or in SCEPTER_SMTP_PASSWORD "+
+			"(a URL without a user sends without authentication)", m.user)
+	}
 	m.host = u.Hostname()
 	if p := u.Port(); p != "" {
 		if m.port, err = strconv.Atoi(p); err != nil || m.port < 1 || m.port > 65535 {
@@ -407,6 +413,16 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 				"(PLAIN and LOGIN only over TLS: smtps://, or STARTTLS, which the server must offer; SCRAM-SHA-256, SCRAM-SHA-1, NTLM, CRAM-MD5 without)",
 				m.Display(), m.user)
 		}
+		if noAuthOffered(err) {
+			// The library says "dial failed: server does not support
+			// SMTP AUTH", as if the connection had failed.
+			return &sendError{display: m.Display(), err: err, text: fmt.Sprintf("authentication as %q not possible: the server offers no SMTP AUTH "+
+				"on this connection (many offer it only after STARTTLS or on smtps://); remove the user from the URL if this server takes mail without it", m.user)}
+		}
+		if refused, ok := authRefused(err); ok {
+			return &sendError{display: m.Display(), err: err, text: fmt.Sprintf("the server refused authentication as %q (wrong user or password?): %s",
+				m.user, m.scrub(refused))}
+		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			// The connection was closed under the library: say why.
 			return &sendError{display: m.Display(), text: "not finished in time (" + ctxErr.Error() + "): " + m.scrub(err.Error()), err: err}
@@ -433,4 +449,27 @@ func (m *SMTP) scrub(s string) string {
 		s = strings.ReplaceAll(s, m.pass, "[password]")
 	}
 	return s
+}
+
+// noAuthOffered reports whether err is the mail library finding no AUTH
+// extension in the server's EHLO answer. It is a plain error, known by
+// its text only.
+func noAuthOffered(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e.Error() == "server does not support SMTP AUTH" {
+			return true
+		}
+	}
+	return false
+}
+
+// authRefused reports whether err is the server refusing the credentials
+// (the library's "SMTP AUTH failed: ..."), and returns the server's answer.
+func authRefused(err error) (string, bool) {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if answer, ok := strings.CutPrefix(e.Error(), "SMTP AUTH failed: "); ok {
+			return answer, true
+		}
+	}
+	return "", false
 }
