@@ -77,7 +77,7 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	}
 	return &Webhook{
 		url:     cfg.URL,
-		display: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(),
+		display: displayURL(u),
 		secret:  bytes.Clone(cfg.Secret),
 		client:  &client,
 	}, nil
@@ -89,8 +89,20 @@ func (w *Webhook) Name() string { return ChannelWebhook }
 // Wants implements Channel: the receiver hears about every certificate.
 func (w *Webhook) Wants(*pki.Certificate, *pki.Profile) bool { return true }
 
-// Display is the URL without user information, query or fragment.
+// Display is the URL as logs, errors, the store and the audit trail show
+// it: scheme, host and port, the path and query elided.
 func (w *Webhook) Display() string { return w.display }
+
+// displayURL keeps a webhook URL's secret out of what is shown: Slack,
+// Teams and Discord put it in the path, others in the query or the user
+// information. "https://hooks.example.test/…" says there was more.
+func displayURL(u *url.URL) string {
+	s := (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery {
+		return s + "/…"
+	}
+	return s
+}
 
 // WebhookBody is the JSON a notification webhook receives
 // (docs/notifications.md).
