@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os/user"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,14 +35,14 @@ func cmdChallenge(ctx context.Context, e env, args []string) error {
 func challengeNew(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	var spec struct {
-		ttl              durationDays
+		ttl              challengeTTL
 		profile, subject string
 		dns, emails      stringList
 	}
 	fs := newFlagSet(e, "challenge new", "challenge new [--ttl 60m] [--profile NAME] [--subject DN] [--dns NAME] [--email ADDR]")
 	sf.register(fs)
-	spec.ttl = durationDays(60 * time.Minute)
-	fs.Var(&spec.ttl, "ttl", "how long the challenge stays valid (e.g. 60m, 24h, 30d; at most 30d)")
+	spec.ttl = challengeTTL(60 * time.Minute)
+	fs.Var(&spec.ttl, "ttl", "how long the challenge stays valid, "+challengeTTLRange+" (e.g. 60m, 24h, 30d)")
 	fs.StringVar(&spec.profile, "profile", "", "the profile it is valid for (default: the default profile)")
 	fs.StringVar(&spec.subject, "subject", "", "bind it to this subject, e.g. 'CN=device-1,O=Acme'; a request may then carry no subject alternative name but those of --dns and --email")
 	fs.Var(&spec.dns, "dns", "bind it to these DNS names (repeatable): the request may name no others, and no IP address or URI")
@@ -82,6 +83,39 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 		bound = fmt.Sprintf(", bound to %s", strings.Join(append(append([]string{spec.subject}, spec.dns...), spec.emails...), " "))
 	}
 	fmt.Fprintf(e.stderr, "one-time challenge %s for profile %s%s, valid until %s\n", ch.ID, ch.Profile, bound, ch.ExpiresAt.Format(time.RFC3339))
+	return nil
+}
+
+// challengeTTLRange is the lifetime the admin service accepts for a
+// challenge, as help and errors say it.
+var challengeTTLRange = fmt.Sprintf("from %s to %dd", admin.MinChallengeTTL, admin.MaxChallengeTTL/(24*time.Hour))
+
+// challengeTTL is --ttl of challenge new: whole days ("30d") or a Go
+// duration, checked against the service's bounds while the flags are
+// parsed, so every value out of range gets the same usage error.
+type challengeTTL time.Duration
+
+func (d *challengeTTL) String() string { return time.Duration(*d).String() }
+
+func (d *challengeTTL) Set(s string) error {
+	bad := fmt.Errorf("want a lifetime %s, such as 60m, 24h or 30d", challengeTTLRange)
+	var v time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > int(admin.MaxChallengeTTL/(24*time.Hour)) {
+			return bad
+		}
+		v = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if v, err = time.ParseDuration(s); err != nil {
+			return bad
+		}
+	}
+	if v < admin.MinChallengeTTL || v > admin.MaxChallengeTTL {
+		return bad
+	}
+	*d = challengeTTL(v)
 	return nil
 }
 

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// challenge new --ttl has one rule, the service's: from 1s to 30d. Any
+// value outside it is a usage error (exit 2) with the range the help
+// states, before the store is opened.
+func TestChallengeTTLOneRule(t *testing.T) {
+	const want = "from 1s to 30d"
+	dataDir := filepath.Join(t.TempDir(), "none")
+	for _, tc := range []struct {
+		ttl string
+		ok  bool
+	}{
+		{"-1h", false}, {"-1d", false}, {"0", false}, {"0d", false}, {"500ms", false}, {"800h", false}, {"721h", false}, {"31d", false},
+		{"36500d", false}, {"soon", false},
+		{"1s", true}, {"60m", true}, {"720h", true}, {"30d", true},
+	} {
+		t.Run(tc.ttl, func(t *testing.T) {
+			e, _, _ := testEnv(nil)
+			err := run(context.Background(), e, []string{"challenge", "new", "--data-dir", dataDir, "--ttl", tc.ttl})
+			if tc.ok {
+				// Past the flags: it fails only for want of a database.
+				if err == nil || strings.Contains(err.Error(), "ttl") {
+					t.Errorf("err = %v", err)
+				}
+				return
+			}
+			if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), want) {
+				t.Errorf("err = %v (exit %d), want a usage error saying %q", err, exitCode(err), want)
+			}
+		})
+	}
+
+	e, out, _ := testEnv(nil)
+	if err := run(context.Background(), e, []string{"challenge", "new", "--help"}); exitCode(err) != 0 || !strings.Contains(out.String(), want) {
+		t.Errorf("help (err %v):\n%s", err, out.String())
+	}
+}
