@@ -635,18 +635,22 @@ func clip(s string) string {
 	return s[:cut] + "…"
 }
 
-// FormatThreshold writes a threshold as the configuration does: "7d"
-// for whole days, "36h", "90m" otherwise.
+// FormatThreshold writes a threshold as a configuration most likely
+// does, in its largest whole unit: "7d", "36h", "90m", "230s" (Go's
+// "1h30m0s" and "3m50s" match nothing anyone wrote). A threshold that is
+// no whole number of seconds keeps Go's form ("1.5s"). Only the text
+// changes with this: the store keys notifications on the duration.
 func FormatThreshold(d time.Duration) string {
-	if d > 0 && d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	if d <= 0 || d%time.Second != 0 {
+		return d.String()
 	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
+	for _, u := range []struct {
+		size time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}} {
+		if d%u.size == 0 {
+			return fmt.Sprintf("%d%s", d/u.size, u.name)
+		}
 	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return fmt.Sprintf("%ds", d/time.Second)
 }

@@ -779,7 +779,8 @@ func TestNewValidates(t *testing.T) {
 
 func TestFormatThreshold(t *testing.T) {
 	for d, want := range map[time.Duration]string{
-		30 * day: "30d", day: "1d", 36 * time.Hour: "36h", 90 * time.Minute: "1h30m", 2 * time.Minute: "2m", 1500 * time.Millisecond: "1.5s",
+		30 * day: "30d", day: "1d", 36 * time.Hour: "36h", 48 * time.Hour: "2d", 90 * time.Minute: "90m", 2 * time.Minute: "2m",
+		230 * time.Second: "230s", 5400*time.Second + time.Second: "5401s", 1500 * time.Millisecond: "1.5s",
 	} {
 		if got := notify.FormatThreshold(d); got != want {
 			t.Errorf("FormatThreshold(%v) = %q, want %q", d, got, want)
