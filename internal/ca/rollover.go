@@ -414,7 +414,13 @@ func DestroyDiscardedKeys(tok keys.Token, discarded []NextTokenKey) (destroyed [
 		if k.InUse {
 			continue
 		}
-		if err := tok.RemoveRef(k.Ref); err != nil && !errors.Is(err, keys.ErrKeyNotFound) {
+		// By its public key where the reference file records one: only
+		// that pair goes, never another key under the same label.
+		remove := func() error { return tok.RemoveRef(k.Ref) }
+		if k.Public != nil {
+			remove = func() error { return tok.RemoveRefKey(k.Ref, k.Public) }
+		}
+		if err := remove(); err != nil && !errors.Is(err, keys.ErrKeyNotFound) {
 			errs = append(errs, fmt.Errorf("ca: destroying the discarded key %s: %w", k.Ref, err))
 			continue
 		}
