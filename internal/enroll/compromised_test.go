@@ -26,7 +26,11 @@ func TestCompromisedKeyIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := f.svc.Enroll(ctx, namedWithKey(t, k, static, "kcdev", "kcdev.example"))
+	// A second certificate of the key (another transaction: the same one
+	// would be answered with the first).
+	secondReq := namedWithKey(t, k, static, "kcdev", "kcdev.example")
+	secondReq.TransactionID = "tx-kcdev-2"
+	second, err := f.svc.Enroll(ctx, secondReq)
 	if err != nil {
 		t.Fatal(err)
 	}

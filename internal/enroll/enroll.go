@@ -543,6 +543,11 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 		}
 		return s.hold(ctx, st)
 	}
+	if again, err := s.issuedForTransaction(ctx, st); err != nil {
+		return nil, err
+	} else if again != nil {
+		return s.sentAgain(ctx, st, again)
+	}
 	var key crypto.Signer
 	if req.ServerKeyGen {
 		var err error
@@ -630,8 +635,11 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 // sent again (ResultReanswered), not as an issuance.
 func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certificate) (*Result, error) {
 	why := "this one-time challenge was used up by its issuance, and the request asks again for the same key and names (its answer was lost)"
-	if st.Renews != nil {
+	switch {
+	case st.Renews != nil:
 		why = "it renewed " + st.Renews.SerialHex + " for the same key, and the renewal was asked again (its answer was lost)"
+	case st.ConsumeChallenge == nil:
+		why = "it was issued for this SCEP transaction, and the request asks again for the same key and names (its answer was lost)"
 	}
 	res, err := s.issuedResult(ctx, again.IssuerID, again.SerialHex)
 	if err != nil {

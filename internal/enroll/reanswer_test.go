@@ -212,3 +212,60 @@ func TestRenewalAgainWithOtherNamesIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// A SCEP PKCSReq sent again with its transaction ID, key and names at a
+// static-challenge profile (its answer was lost) is answered with the
+// certificate issued for it, audited and counted as reanswered: not a
+// second certificate. Another transaction, other names, a revoked
+// certificate, an EST request or a day later get a new one.
+func TestStaticChallengeResendIsAnsweredAgain(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name = "default"
+	obs := &outcomes{}
+	f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"default": p}, DefaultProfile: "default", Observer: obs})
+	ctx := context.Background()
+	k := newKey(t)
+	req := namedWithKey(t, k, static, "device-7", "device-7.example")
+	first, err := f.svc.Enroll(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.svc.Enroll(ctx, req)
+	if err != nil || !again.SentAgain || again.Record.SerialHex != first.Record.SerialHex {
+		t.Fatalf("the same transaction again: %+v, %v; want %s sent again", again, err, first.Record.SerialHex)
+	}
+	evs, err := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventSentAgain})
+	if err != nil || len(evs) != 1 || evs[0].SerialHex != first.Record.SerialHex || !strings.Contains(evs[0].Detail, "SCEP transaction") {
+		t.Errorf("sent-again events %+v, %v", evs, err)
+	}
+
+	newOne := func(name string, r enroll.Request) {
+		t.Helper()
+		res, err := f.svc.Enroll(ctx, r)
+		if err != nil || res.SentAgain || res.Record.SerialHex == first.Record.SerialHex {
+			t.Errorf("%s: %+v, %v; want a new certificate", name, res, err)
+		}
+	}
+	other := req
+	other.TransactionID = "tx-another"
+	newOne("another transaction ID", other)
+	newOne("other names", namedWithKey(t, k, static, "device-7", "device-7.example", "extra.example"))
+	est := req
+	est.Protocol = pki.ProtocolEST
+	newOne("over EST", est)
+
+	if _, err := f.admin.Revoke(ctx, first.Record.SerialHex, "", 0, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	newOne("its certificate revoked", req)
+	f.clock.Advance(25 * time.Hour)
+	newOne("a day later", namedWithKey(t, k, static, "device-7", "device-7.example", "extra.example"))
+
+	var results []string
+	for _, o := range obs.got {
+		results = append(results, o.Result)
+	}
+	if want := "issued,reanswered,issued,issued,issued,issued,issued"; strings.Join(results, ",") != want {
+		t.Errorf("outcomes %v, want %s", results, want)
+	}
+}

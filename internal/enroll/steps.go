@@ -273,6 +273,43 @@ func (s *Service) issuedForChallenge(ctx context.Context, st *State, hash []byte
 
 // asIssued: the subject and names st would issue are those of rec, the
 // certificate issued earlier for its key.
+// resendWindow is how long after an issuance a SCEP request of the same
+// transaction (its transactionID, key and names) is taken for a resend
+// whose answer was lost, and answered with that certificate: long enough
+// for a device's retries, short enough that a device deriving its
+// transaction ID from its key (as many do) and enrolling that key again
+// near the end of its certificate gets a new one.
+const resendWindow = 24 * time.Hour
+
+// issuedForTransaction finds the certificate issued for st's SCEP
+// transaction at its profile, for its key and names, within resendWindow,
+// still valid: the answer of a PKCSReq sent again with its transaction ID
+// (RFC 8894 §3.2.1.1: one transaction ID per operation), at a profile
+// whose challenge is static or a webhook's (a one-time challenge's and a
+// renewal's resends are found by what they used up). Two copies sent at
+// the same moment may still both issue; one sent after an answer does not.
+func (s *Service) issuedForTransaction(ctx context.Context, st *State) (*pki.Certificate, error) {
+	req := st.Req
+	if req.Protocol != pki.ProtocolSCEP || req.TransactionID == "" || req.ServerKeyGen || st.Renews != nil || st.ConsumeChallenge != nil {
+		return nil, nil
+	}
+	hash, err := store.PublicKeyHash(st.PublicKey)
+	if err != nil {
+		return nil, nil // no key the inventory records a hash of
+	}
+	now := s.clock.Now()
+	certs, err := s.store.CertificatesOfTransaction(ctx, hash, st.Profile.Name, req.TransactionID, now.Add(-resendWindow))
+	if err != nil {
+		return nil, fmt.Errorf("enroll: certificates of transaction %q: %w", req.TransactionID, err)
+	}
+	for i := range certs {
+		if c := &certs[i]; c.Protocol == pki.ProtocolSCEP && now.Before(c.NotAfter) && asIssued(st, c) {
+			return c, nil
+		}
+	}
+	return nil, nil
+}
+
 func asIssued(st *State, rec *pki.Certificate) bool {
 	cert, err := x509.ParseCertificate(rec.DER)
 	return err == nil && csr.SameName(st.RawSubject, cert.RawSubject) && sameSANs(st.SANs, cert)

@@ -64,6 +64,11 @@ func (s *countingStore) Certificate(ctx context.Context, issuerID, serialHex str
 	return v, s.count("Certificate", err)
 }
 
+func (s *countingStore) CertificatesOfTransaction(ctx context.Context, keyHash []byte, profile, transactionID string, issuedAfter time.Time) ([]pki.Certificate, error) {
+	v, err := s.Store.CertificatesOfTransaction(ctx, keyHash, profile, transactionID, issuedAfter)
+	return v, s.count("CertificatesOfTransaction", err)
+}
+
 func (s *countingStore) CertificatesBySerial(ctx context.Context, serialHex string) ([]pki.Certificate, error) {
 	v, err := s.Store.CertificatesBySerial(ctx, serialHex)
 	return v, s.count("CertificatesBySerial", err)

@@ -294,6 +294,11 @@ type Store interface {
 	Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error)
 	// CertificatesBySerial returns every record with this serial (any issuer).
 	CertificatesBySerial(ctx context.Context, serialHex string) ([]pki.Certificate, error)
+	// CertificatesOfTransaction returns the valid (unrevoked) records of
+	// this key (KeyHash), profile and SCEP transaction ID issued after
+	// issuedAfter, oldest first, at most a few: what a resent request of
+	// that transaction was answered with.
+	CertificatesOfTransaction(ctx context.Context, keyHash []byte, profile, transactionID string, issuedAfter time.Time) ([]pki.Certificate, error)
 	// ListCertificates returns one page and the cursor of the next ("" at the end).
 	ListCertificates(ctx context.Context, f CertFilter) (certs []pki.Certificate, nextCursor string, err error)
 	// RevokeCertificate marks a certificate revoked with an RFC 5280

@@ -421,6 +421,16 @@ func (s *Store) CertificatesBySerial(ctx context.Context, serialHex string) ([]p
 	return certs, nil
 }
 
+// CertificatesOfTransaction implements store.Store.
+func (s *Store) CertificatesOfTransaction(ctx context.Context, keyHash []byte, profile, transactionID string, issuedAfter time.Time) ([]pki.Certificate, error) {
+	a := sqlstore.Args{Numbered: true}
+	certs, _, err := s.queryCerts(ctx, sqlstore.CertsOfTransactionQuery(keyHash, profile, transactionID, sqlstore.Micros(issuedAfter), &a), a.Values...)
+	if err != nil {
+		return nil, pgError("postgres: certificates of transaction %q: %w", transactionID, err)
+	}
+	return certs, nil
+}
+
 // ListCertificates implements store.Store with keyset pagination: each page
 // continues strictly after the sort key of the previous page's last row, so
 // pages neither skip nor repeat rows when others are inserted meanwhile, and

@@ -171,6 +171,13 @@ func TestQueryPlans(t *testing.T) {
 			"SEARCH certificates USING INDEX certificates_renewed_from (renewed_from=?)") {
 			t.Errorf("RenewalsOf: no search of certificates_renewed_from:\n%s", plan)
 		}
+		// CertificatesOfTransaction (on every SCEP enrollment at a static
+		// or webhook profile) searches the key hash's index.
+		var ta sqlstore.Args
+		if plan := queryPlan(t, s, sqlstore.CertsOfTransactionQuery([]byte("hash"), "default", "tx-1", 0, &ta), ta.Values...); !strings.HasPrefix(plan,
+			"SEARCH certificates USING INDEX certificates_key_hash (key_hash=?)") || badPlan(plan) != "" {
+			t.Errorf("CertificatesOfTransaction: no search of certificates_key_hash alone:\n%s", plan)
+		}
 		// CertificatesBySerial walks the issuers (a table of one row per
 		// issuer, built by index searches) and sorts its matches, at most
 		// one per issuer. Every read of certificates is an index search:

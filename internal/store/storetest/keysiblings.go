@@ -164,3 +164,46 @@ func testOtherReasonsLeaveTheKey(t *testing.T, s store.Store) {
 		t.Errorf("m0: %+v, %v; want superseded still", c, err)
 	}
 }
+
+// testCertificatesOfTransaction: a resent request finds what its
+// transaction was answered with: valid records of its key, profile and
+// transaction ID issued after the bound, oldest first; nothing of another
+// key, profile or transaction, revoked, or older.
+func testCertificatesOfTransaction(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	derK, hashK := keyCert(t)
+	derL, _ := keyCert(t)
+	cert := func(serial, profile, tx string, der []byte, created time.Time) pki.Certificate {
+		c := newCert(issuerA, serial, t0.Add(24*time.Hour))
+		c.DER, c.Profile, c.TransactionID, c.CreatedAt = der, profile, tx, created
+		return c
+	}
+	for _, c := range []pki.Certificate{
+		cert("t1", "default", "tx-1", derK, t0),
+		cert("t2", "default", "tx-1", derK, t0.Add(time.Second)),  // a copy sent at once
+		cert("t3", "wifi", "tx-1", derK, t0),                      // another profile
+		cert("t4", "default", "tx-2", derK, t0),                   // another transaction
+		cert("t5", "default", "tx-1", derL, t0),                   // another key
+		cert("t6", "default", "tx-1", derK, t0.Add(-2*time.Hour)), // too old
+		cert("t7", "default", "tx-1", derK, t0),                   // revoked below
+	} {
+		mustRecord(t, s, issuance(c))
+	}
+	if _, _, err := s.RevokeCertificate(ctx, issuerA, "t7", 0, t0, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.CertificatesOfTransaction(ctx, hashK, "default", "tx-1", t0.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serials []string
+	for _, c := range got {
+		serials = append(serials, c.SerialHex)
+	}
+	if !reflect.DeepEqual(serials, []string{"t1", "t2"}) {
+		t.Errorf("CertificatesOfTransaction = %v, want [t1 t2]", serials)
+	}
+	if got, err := s.CertificatesOfTransaction(ctx, hashK, "default", "tx-none", t0.Add(-time.Hour)); err != nil || len(got) != 0 {
+		t.Errorf("an unknown transaction: %d records, %v", len(got), err)
+	}
+}

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevokeAfterUnhold", testRevokeAfterUnhold},
 		{"CompromisedKeys", testCompromisedKeys},
 		{"CompromisedKeyRevokesItsCertificates", testCompromisedKeyRevokesItsCertificates},
+		{"CertificatesOfTransaction", testCertificatesOfTransaction},
 		{"OtherReasonsLeaveTheKey", testOtherReasonsLeaveTheKey},
 		{"RevocationState", testRevocationState},
 		{"CRLs", testCRLs},
