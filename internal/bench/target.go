@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -250,14 +251,18 @@ type scepEnroller struct {
 	keks cms.PasswordKEKs
 }
 
-// request builds the PKCSReq of item for target ti.
-func (e *scepEnroller) request(ti int, item *poolItem) (*client.Prepared, error) {
+// request builds the PKCSReq of item for target ti, enrollment i. Each
+// enrollment is a transaction of its own (the key's transaction ID and
+// its number): a pool's CSR sent again under the key's one would be a
+// resend, answered with the certificate issued the first time.
+func (e *scepEnroller) request(ti, i int, item *poolItem) (*client.Prepared, error) {
 	t := e.targets[ti]
 	k := &e.keys[item.key]
 	c := &client.SCEP{URL: t.url, Now: e.o.Now, PasswordKEKs: &e.keks}
 	return c.Prepare(client.EnrollRequest{
 		CSR: item.der, Key: k.key, SignerCert: k.signer, SignerKey: k.key,
 		CACerts: t.caCerts, Caps: t.caps, Challenge: e.o.Challenge,
+		TransactionID: client.TransactionID(item.spki)[:32] + "-" + strconv.Itoa(i),
 	})
 }
 
@@ -272,7 +277,7 @@ func (e *scepEnroller) prepare(ctx context.Context, p *pool) error {
 	}
 	err := parallel(ctx, o.Count, func(i int) error {
 		var err error
-		e.prepared[i], err = e.request(i%len(e.targets), p.item(i))
+		e.prepared[i], err = e.request(i%len(e.targets), i, p.item(i))
 		return err
 	})
 	if err != nil {
@@ -290,7 +295,7 @@ func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti, i int, item *p
 		req = e.prepared[i]
 	} else {
 		var err error
-		if req, err = e.request(ti, item); err != nil {
+		if req, err = e.request(ti, i, item); err != nil {
 			return nil, err
 		}
 	}

@@ -452,6 +452,11 @@ type EnrollRequest struct {
 	// Challenge is the CSR's challenge password: an EC signer receives its
 	// certificate in a password-based envelope keyed from it.
 	Challenge string
+	// TransactionID, when set, is the transaction's ID instead of the one
+	// derived from the key (TransactionID), for a load tool that sends one
+	// CSR again as a new transaction: a server answers a PKCSReq sent
+	// again in the same transaction with the certificate it issued then.
+	TransactionID string
 	// PollInterval and MaxWait make Enroll poll (CertPoll) while the
 	// server answers PENDING, backing off from PollInterval up to ten
 	// times it. Zero MaxWait returns a *PendingError at once.
@@ -548,6 +553,9 @@ func (c *SCEP) Prepare(r EnrollRequest) (*Prepared, error) {
 		return nil, err
 	}
 	x.csr, x.txID = csr, TransactionID(csr.RawSubjectPublicKeyInfo)
+	if r.TransactionID != "" {
+		x.txID = r.TransactionID
+	}
 	if x.signerCert == nil {
 		x.signerKey = r.Key
 		if x.signerCert, err = SelfSigned(csr, r.Key, c.now()); err != nil {
