@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -491,6 +494,8 @@ type generatedCerts struct {
 	subject     string // default 'CN=device-' || i
 	sans        string // default '[]'
 	renewedFrom string // default '' (no renewal)
+	keyHash     string // default NULL
+	txID        string // default ''
 }
 
 // fillAnalyzed inserts 20,000 valid certificates, i = 1…20,000, with serial
@@ -507,14 +512,46 @@ func fillAnalyzed(t *testing.T, s *Store, g generatedCerts) {
 	}
 	ctx := context.Background()
 	if _, err := s.pool.Exec(ctx, `INSERT INTO certificates (issuer_id, serial_hex, subject_dn, sans, not_before,
-		not_after, status, profile, protocol, created_at, der, renewed_from)
+		not_after, status, profile, protocol, created_at, der, renewed_from, key_hash, transaction_id)
 		SELECT `+or(g.issuer, `'issuer'`)+`, to_hex(i), `+or(g.subject, `'CN=device-' || i`)+`, `+or(g.sans, `'[]'`)+`, 0,
-			86400000000 * (i % 400), 'valid', 'default', 'scep', i, '\x30', `+or(g.renewedFrom, `''`)+`
+			86400000000 * (i % 400), 'valid', 'default', 'scep', i, '\x30', `+or(g.renewedFrom, `''`)+`,
+			`+or(g.keyHash, `NULL`)+`, `+or(g.txID, `''`)+`
 		FROM generate_series(1, 20000) AS i`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.pool.Exec(ctx, `VACUUM ANALYZE certificates`); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestKeyHashSearches: the resend lookup searches the index of the key
+// hash and the transaction ID (schema version 22), not every certificate
+// of the key, and the keyCompromise sweep the same index by the key, not
+// the valid certificates by expiry. Here every key has 400 certificates,
+// of 400 transactions.
+func TestKeyHashSearches(t *testing.T) {
+	s, _ := openFresh(t)
+	fillAnalyzed(t, s, generatedCerts{keyHash: `sha256(int8send(i % 50))`, txID: `'tx-' || (i / 50)`})
+	hash := sha256.Sum256(binary.BigEndian.AppendUint64(nil, 7))
+	a := sqlstore.Args{Numbered: true}
+	plan := explain(t, s, sqlstore.CertsOfTransactionQuery(hash[:], "default", "tx-3", 0, &a), a.Values...)
+	if !strings.Contains(plan, "certificates_key_hash") || !regexp.MustCompile(`Index Cond: .*transaction_id = `).MatchString(plan) {
+		t.Errorf("CertificatesOfTransaction: no search of certificates_key_hash by key and transaction:\n%s", plan)
+	}
+	for _, q := range []struct {
+		name string
+		q    string
+		args []any
+	}{
+		{"valid", revokeValidSiblings, []any{hash[:], 0, "i", "s", "revoked", 0, 1, "a", "valid"}},
+		{"held", markHeldSiblings, []any{hash[:], 0, "i", "s", 1, "a", "revoked", 6}},
+	} {
+		// PostgreSQL weighs the indexes by its statistics: with no
+		// certificate on hold, the one of status and expiry finds none
+		// sooner, which is as good.
+		if plan := explain(t, s, q.q, q.args...); (q.name == "valid" && !strings.Contains(plan, "certificates_key_hash")) || strings.Contains(plan, "Seq Scan") {
+			t.Errorf("keyCompromise sweep (%s): no search of certificates_key_hash:\n%s", q.name, plan)
+		}
 	}
 }
 

@@ -91,6 +91,18 @@ func (s *Store) Revoke(ctx context.Context, issuerID, serialHex string, reason i
 	return out, nil
 }
 
+// revokeValidSiblings and markHeldSiblings are revokeKeySiblings'
+// statements, each a search of the key hash's index (postgres_test.go).
+const (
+	revokeValidSiblings = `UPDATE certificates SET status = $5, revoked_at = $6, revoke_reason = $7, revoked_by = $8
+			WHERE key_hash = $1 AND not_after > $2 AND NOT (issuer_id = $3 AND serial_hex = $4) AND status = $9
+			RETURNING ` + sqlstore.CertColumns
+	markHeldSiblings = `UPDATE certificates SET revoke_reason = $5, revoked_by = $6
+				WHERE key_hash = $1 AND not_after > $2 AND NOT (issuer_id = $3 AND serial_hex = $4)
+				AND status = $7 AND revoke_reason = $8
+				RETURNING ` + sqlstore.CertColumns
+)
+
 // revokeKeySiblings revokes, inside tx, the other certificates of c's key
 // that are unexpired at `at` and not revoked for good: valid ones for
 // keyCompromise at `at`, ones on hold for keyCompromise at their hold's
@@ -104,16 +116,11 @@ func revokeKeySiblings(ctx context.Context, tx pgx.Tx, c *pki.Certificate, at ti
 	}
 	var sibs []sqlstore.KeySibling
 	for _, held := range []bool{false, true} {
-		q := `UPDATE certificates SET status = $5, revoked_at = $6, revoke_reason = $7, revoked_by = $8
-			WHERE key_hash = $1 AND not_after > $2 AND NOT (issuer_id = $3 AND serial_hex = $4) AND status = $9
-			RETURNING ` + sqlstore.CertColumns
+		q := revokeValidSiblings
 		args := []any{hash, sqlstore.Micros(at), c.IssuerID, c.SerialHex,
 			string(pki.StatusRevoked), sqlstore.Micros(at), store.ReasonKeyCompromise, actor, string(pki.StatusValid)}
 		if held {
-			q = `UPDATE certificates SET revoke_reason = $5, revoked_by = $6
-				WHERE key_hash = $1 AND not_after > $2 AND NOT (issuer_id = $3 AND serial_hex = $4)
-				AND status = $7 AND revoke_reason = $8
-				RETURNING ` + sqlstore.CertColumns
+			q = markHeldSiblings
 			args = []any{hash, sqlstore.Micros(at), c.IssuerID, c.SerialHex,
 				store.ReasonKeyCompromise, actor, string(pki.StatusRevoked), reasonCertificateHold}
 		}

@@ -172,11 +172,24 @@ func TestQueryPlans(t *testing.T) {
 			t.Errorf("RenewalsOf: no search of certificates_renewed_from:\n%s", plan)
 		}
 		// CertificatesOfTransaction (on every SCEP enrollment at a static
-		// or webhook profile) searches the key hash's index.
+		// or webhook profile) searches the index of the key hash and the
+		// transaction ID: not every certificate of the key.
 		var ta sqlstore.Args
 		if plan := queryPlan(t, s, sqlstore.CertsOfTransactionQuery([]byte("hash"), "default", "tx-1", 0, &ta), ta.Values...); !strings.HasPrefix(plan,
-			"SEARCH certificates USING INDEX certificates_key_hash (key_hash=?)") || badPlan(plan) != "" {
-			t.Errorf("CertificatesOfTransaction: no search of certificates_key_hash alone:\n%s", plan)
+			"SEARCH certificates USING INDEX certificates_key_hash (key_hash=? AND transaction_id=?)") || badPlan(plan) != "" {
+			t.Errorf("CertificatesOfTransaction: no search of certificates_key_hash by key and transaction:\n%s", plan)
+		}
+		// The keyCompromise sweep searches the same index by the key alone.
+		for _, status := range []string{siblingsValid, siblingsHeld} {
+			q := keySiblingsUpdate(`revoked_by = ?`, status)
+			args := make([]any, strings.Count(q, "?"))
+			for i := range args {
+				args[i] = "a"
+			}
+			if plan := queryPlan(t, s, q, args...); !strings.HasPrefix(plan,
+				"SEARCH certificates USING INDEX certificates_key_hash (key_hash=?)") || badPlan(plan) != "" {
+				t.Errorf("keyCompromise sweep (%s): no search of certificates_key_hash by key:\n%s", status, plan)
+			}
 		}
 		// CertificatesBySerial walks the issuers (a table of one row per
 		// issuer, built by index searches) and sorts its matches, at most

@@ -96,11 +96,11 @@ func revokeKeySiblings(ctx context.Context, tx *wtx, c *pki.Certificate, at time
 	}
 	var sibs []sqlstore.KeySibling
 	for _, held := range []bool{false, true} {
-		set, status := `status = ?, revoked_at = ?, revoke_reason = ?, revoked_by = ?`, `status = ?`
+		set, status := `status = ?, revoked_at = ?, revoke_reason = ?, revoked_by = ?`, siblingsValid
 		args := []any{string(pki.StatusRevoked), sqlstore.Micros(at), store.ReasonKeyCompromise, actor,
 			hash, sqlstore.Micros(at), string(pki.StatusValid)}
 		if held {
-			set, status = `revoke_reason = ?, revoked_by = ?`, `status = ? AND revoke_reason = ?`
+			set, status = `revoke_reason = ?, revoked_by = ?`, siblingsHeld
 			args = []any{store.ReasonKeyCompromise, actor,
 				hash, sqlstore.Micros(at), string(pki.StatusRevoked), reasonCertificateHold}
 		}
@@ -108,9 +108,7 @@ func revokeKeySiblings(ctx context.Context, tx *wtx, c *pki.Certificate, at time
 		certs, err := queryAll(ctx, tx, func(sc sqlstore.Scanner) (pki.Certificate, error) {
 			c, _, err := sqlstore.ScanCert(sc)
 			return c, err
-		}, `UPDATE certificates SET `+set+`
-			WHERE key_hash = ? AND not_after > ? AND `+status+` AND NOT (issuer_id = ? AND serial_hex = ?)
-			RETURNING `+sqlstore.CertColumns, args...)
+		}, keySiblingsUpdate(set, status), args...)
 		if err != nil {
 			return nil, fmt.Errorf("revoke the other certificates of the key: %w", err)
 		}
@@ -119,6 +117,24 @@ func revokeKeySiblings(ctx context.Context, tx *wtx, c *pki.Certificate, at time
 		}
 	}
 	return sibs, nil
+}
+
+// siblingsValid and siblingsHeld select the key's valid certificates, and
+// those on hold.
+const (
+	siblingsValid = `+status = ?`
+	siblingsHeld  = `+status = ? AND +revoke_reason = ?`
+)
+
+// keySiblingsUpdate is revokeKeySiblings' statement: set on the key's
+// certificates of status, bar one. It searches the key hash's index by
+// its first column (plan_test.go): "+col" keeps SQLite from reading the
+// index of status and expiry instead, which holds every valid
+// certificate, inside the writer's transaction.
+func keySiblingsUpdate(set, status string) string {
+	return `UPDATE certificates SET ` + set + `
+			WHERE key_hash = ? AND +not_after > ? AND ` + status + ` AND NOT (issuer_id = ? AND serial_hex = ?)
+			RETURNING ` + sqlstore.CertColumns
 }
 
 // UnholdCertificate implements store.Store.

@@ -168,20 +168,20 @@ func CertsBySerialQuery(serialHex string, a *Args) string {
 	ORDER BY id`
 }
 
-// CertsOfTransactionQuery is the CertificatesOfTransaction query: the
-// key hash's index (certificates has none on the transaction ID: schema
-// version 12 dropped it, as one more random index write per issuance),
-// its few rows filtered. A key has a few certificates at most. SQLite
-// would rather read the profile's index (most of the table), or scan in
-// id order for the LIMIT: "+col" keeps it from using any other index
-// (PostgreSQL has no such hint, and needs none).
+// CertsOfTransactionQuery is the CertificatesOfTransaction query: a
+// search of the (key_hash, transaction_id) index (schema version 22;
+// certificates has no index on the transaction ID alone: version 12
+// dropped it, as one more random index write per issuance), its few rows
+// filtered. SQLite would rather read the profile's index (most of the
+// table), or scan in id order for the LIMIT: "+col" keeps it from using
+// any other index (PostgreSQL has no such hint, and needs none).
 func CertsOfTransactionQuery(keyHash []byte, profile, transactionID string, issuedAfter int64, a *Args) string {
 	no := "+"
 	if a.Numbered {
 		no = ""
 	}
 	return `SELECT ` + CertColumns + ` FROM certificates WHERE key_hash = ` + a.Add(keyHash) +
-		` AND ` + no + `transaction_id = ` + a.Add(transactionID) +
+		` AND transaction_id = ` + a.Add(transactionID) +
 		` AND ` + no + `profile = ` + a.Add(profile) + ` AND ` + no + `status = ` + a.Add(string(pki.StatusValid)) +
-		` AND ` + no + `created_at > ` + a.Add(issuedAfter) + ` ORDER BY key_hash, id LIMIT 8`
+		` AND ` + no + `created_at > ` + a.Add(issuedAfter) + ` ORDER BY key_hash, transaction_id, id LIMIT 8`
 }
