@@ -358,10 +358,28 @@ type State struct {
 	CompleteRequest *pki.EnrollmentRequest
 	ApprovedBy      string
 
+	// hashedKey is store.PublicKeyHash of PublicKey once keyHash made it
+	// (nil before, and after PublicKey changes).
+	hashedKey []byte
+
 	// checked is what CheckCredentials read for this request (reusable),
 	// decided on instead of reading it again; reading is where
 	// CheckCredentials notes what it reads.
 	checked, reading *CheckedCredentials
+}
+
+// keyHash is store.PublicKeyHash of st.PublicKey, made once per request:
+// the compromised-key check, the resend lookup and the issuance's record
+// are all keyed by it.
+func (st *State) keyHash() ([]byte, error) {
+	if st.hashedKey == nil {
+		h, err := store.PublicKeyHash(st.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		st.hashedKey = h
+	}
+	return st.hashedKey, nil
 }
 
 // Step is one decision. It returns a *pki.Error to refuse.
@@ -554,6 +572,7 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 		if key, st.PublicKey, err = generateFor(profile, req.CSR.PublicKey); err != nil {
 			return nil, err
 		}
+		st.hashedKey = nil
 	}
 	res, err := s.issue(ctx, st)
 	if err != nil {
@@ -695,6 +714,9 @@ func (s *Service) issuance(st *State, rec pki.Certificate, now time.Time) store.
 		TransactionID: st.Req.TransactionID, Outcome: "success", Detail: detail,
 	}}, st.Events...)
 	in := store.Issuance{Certificate: rec, ConsumeChallengeHash: st.ConsumeChallenge, Now: now, Events: events, ApprovedBy: st.ApprovedBy}
+	if h, err := st.keyHash(); err == nil {
+		in.KeyHash = h
+	}
 	if st.CompleteRequest != nil {
 		in.CompleteRequestID = st.CompleteRequest.ID
 	}

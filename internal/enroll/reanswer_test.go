@@ -2,6 +2,10 @@ package enroll_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"strings"
 	"testing"
@@ -267,5 +271,36 @@ func TestStaticChallengeResendIsAnsweredAgain(t *testing.T) {
 	}
 	if want := "issued,reanswered,issued,issued,issued,issued,issued"; strings.Join(results, ",") != want {
 		t.Errorf("outcomes %v, want %s", results, want)
+	}
+}
+
+// The key hash an issuance records is the one its certificate's DER
+// yields (what a keyCompromise revocation sweeps and the resend lookup
+// searches by), though the service hashes the request's key instead of
+// parsing what it signed: for each key type.
+func TestIssuedKeyHashIsTheCertificates(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name = "default"
+	f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"default": p}, DefaultProfile: "default"})
+	ctx := context.Background()
+	ec384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, _ := legacyKeys(t)
+	for name, k := range map[string]crypto.Signer{"p256": newKey(t), "p384": ec384, "rsa": rsaKey} {
+		req := namedWithKey(t, k, static, "device-"+name, "device-"+name+".example")
+		res, err := f.svc.Enroll(ctx, req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		hash, err := store.CertKeyHash(res.Record.DER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.st.CertificatesOfTransaction(ctx, hash, "default", req.TransactionID, time.Time{})
+		if err != nil || len(got) != 1 || got[0].SerialHex != res.Record.SerialHex {
+			t.Errorf("%s: certificates of its DER's key hash: %v, %v; want %s", name, got, err, res.Record.SerialHex)
+		}
 	}
 }

@@ -41,7 +41,7 @@ func (s *Service) checkKeyNotCompromised(ctx context.Context, st *State) error {
 	if st.Req.ServerKeyGen {
 		return nil
 	}
-	hash, err := store.PublicKeyHash(st.PublicKey)
+	hash, err := st.keyHash()
 	if err != nil {
 		return pki.Wrap(pki.EBadRequest, err, "the request's public key cannot be encoded")
 	}
@@ -293,7 +293,7 @@ func (s *Service) issuedForTransaction(ctx context.Context, st *State) (*pki.Cer
 	if req.Protocol != pki.ProtocolSCEP || req.TransactionID == "" || req.ServerKeyGen || st.Renews != nil || st.ConsumeChallenge != nil {
 		return nil, nil
 	}
-	hash, err := store.PublicKeyHash(st.PublicKey)
+	hash, err := st.keyHash()
 	if err != nil {
 		return nil, nil // no key the inventory records a hash of
 	}

@@ -130,6 +130,10 @@ type Issuance struct {
 	// consumed by this issuance; if it cannot be consumed (already used,
 	// expired) nothing is recorded and ErrChallengeUnusable is returned.
 	ConsumeChallengeHash []byte
+	// KeyHash, when set, is KeyHash of the certificate's key as the
+	// caller made it already (PublicKeyHash of the key it certified);
+	// otherwise the store hashes the key in the certificate's DER.
+	KeyHash []byte
 	// Now is the transaction's time, for the challenge expiry check.
 	Now    time.Time
 	Events []pki.AuditEvent

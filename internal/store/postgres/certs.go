@@ -63,7 +63,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		reason = c.RevokeReason
 	}
 	now := sqlstore.Micros(in.Now)
-	issued := newIssuanceRows(c, sans, reason, now)
+	issued := newIssuanceRows(c, sqlstore.IssuanceKeyHash(&in), sans, reason, now)
 	plain := in.CompleteRequestID == "" && c.Status != pki.StatusRevoked && in.Supersede == nil && in.Renews == nil && len(in.Events) > 0
 	if plain {
 		// Every first enrollment comes this way.
@@ -130,9 +130,7 @@ func (s *Store) recorded(ctx context.Context, c *pki.Certificate) bool {
 // certificate and its serial.
 type issuanceRows func(b *pgx.Batch)
 
-func newIssuanceRows(c *pki.Certificate, sans string, reason any, now int64) issuanceRows {
-	// Hashed once, not on every retry of the batch.
-	keyHash := sqlstore.KeyHash(c.DER)
+func newIssuanceRows(c *pki.Certificate, keyHash any, sans string, reason any, now int64) issuanceRows {
 	return func(b *pgx.Batch) {
 		b.Queue(`INSERT INTO certificates (
 			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,

@@ -877,7 +877,7 @@ func plainIssuance(now time.Time, serial, profile string, days int) (*store.Issu
 		Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, KeyType: "rsa2048", CreatedAt: now, DER: []byte{0x30, 0}}
 	in := &store.Issuance{Certificate: c, Now: now, Events: []pki.AuditEvent{{
 		Type: pki.EventIssued, Actor: "test", SerialHex: serial, IssuerID: c.IssuerID, Outcome: "success"}}}
-	return in, newIssuanceRows(&in.Certificate, "[]", nil, sqlstore.Micros(now)) // sqlstore.EncodeSANs(nil)
+	return in, newIssuanceRows(&in.Certificate, sqlstore.IssuanceKeyHash(in), "[]", nil, sqlstore.Micros(now)) // sqlstore.EncodeSANs(nil)
 }
 
 // TestIssuancesTogether: plain issuances that wait for a turn are recorded

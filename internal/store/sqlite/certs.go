@@ -45,7 +45,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	}
 	now := sqlstore.Micros(in.Now)
 	// Hashed before the transaction: the writer is not held for it.
-	keyHash := sqlstore.KeyHash(c.DER)
+	keyHash := sqlstore.IssuanceKeyHash(&in)
 	err = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now, c.IssuerID+":"+c.SerialHex); err != nil {
 			return err

@@ -24,6 +24,15 @@ func KeyHash(der []byte) any {
 	return h
 }
 
+// IssuanceKeyHash is in's key_hash column: the hash its caller made, or
+// KeyHash of its certificate's DER.
+func IssuanceKeyHash(in *store.Issuance) any {
+	if in.KeyHash != nil {
+		return in.KeyHash
+	}
+	return KeyHash(in.Certificate.DER)
+}
+
 // KeySibling is another certificate of a compromised key that a
 // revocation took along, as its UPDATE returned it.
 type KeySibling struct {
