@@ -129,7 +129,11 @@ func (s *Store) CertificatesBySerial(ctx context.Context, serialHex string) ([]p
 // CertificatesOfTransaction implements store.Store.
 func (s *Store) CertificatesOfTransaction(ctx context.Context, keyHash []byte, profile, transactionID string, issuedAfter time.Time) ([]pki.Certificate, error) {
 	var a sqlstore.Args
-	certs, _, err := s.queryCerts(ctx, sqlstore.CertsOfTransactionQuery(keyHash, profile, transactionID, sqlstore.Micros(issuedAfter), &a), a.Values...)
+	rows, err := s.readRows(ctx, sqlstore.CertsOfTransactionQuery(keyHash, profile, transactionID, sqlstore.Micros(issuedAfter), &a), a.Values...)
+	var certs []pki.Certificate
+	if err == nil {
+		certs, _, err = scanCerts(rows)
+	}
 	if err != nil {
 		return nil, markUnavailable(fmt.Errorf("sqlite: certificates of transaction %q: %w", transactionID, err))
 	}
@@ -284,6 +288,11 @@ func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Ce
 	if err != nil {
 		return nil, nil, err
 	}
+	return scanCerts(rows)
+}
+
+// scanCerts reads rows of sqlstore.CertColumns, and closes them.
+func scanCerts(rows *sql.Rows) ([]pki.Certificate, []int64, error) {
 	defer rows.Close()
 	var (
 		certs []pki.Certificate

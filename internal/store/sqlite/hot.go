@@ -88,16 +88,41 @@ func (s *Store) readRow(ctx context.Context, q string, args ...any) *sql.Row {
 	if ctx.Err() == nil {
 		ctx = context.WithoutCancel(ctx)
 	}
+	st := s.readStmt(ctx, q)
+	if st == nil {
+		return s.r.QueryRowContext(ctx, q, args...) // which reports the error again
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// readRows is readRow for a short search that requests make, returning a
+// few rows (a key's certificates of one transaction, on every SCEP
+// enrollment at a static profile): compiling its long column list was
+// two thirds of it.
+func (s *Store) readRows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if ctx.Err() == nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	st := s.readStmt(ctx, q)
+	if st == nil {
+		return s.r.QueryContext(ctx, q, args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// readStmt is q prepared on the read pool, once; nil if it does not
+// compile.
+func (s *Store) readStmt(ctx context.Context, q string) *sql.Stmt {
 	if st, ok := s.reads.Load(q); ok {
-		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+		return st.(*sql.Stmt)
 	}
 	st, err := s.r.PrepareContext(ctx, q)
 	if err != nil {
-		return s.r.QueryRowContext(ctx, q, args...) // which reports the error again
+		return nil
 	}
 	if prev, loaded := s.reads.LoadOrStore(q, st); loaded {
 		st.Close()
 		st = prev.(*sql.Stmt)
 	}
-	return st.QueryRowContext(ctx, args...)
+	return st
 }
