@@ -11,6 +11,7 @@ import (
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
@@ -164,13 +165,7 @@ func rootRevocations(ctx context.Context, st store.Store, root *x509.Certificate
 	if err != nil {
 		return nil, fmt.Errorf("reading the store's issuing CAs: %w", err)
 	}
-	// The current generation: the newest whose switch time has come.
-	current := -1
-	for i, g := range gens {
-		if !g.SwitchAt.After(now) && (current < 0 || !g.SwitchAt.Before(gens[current].SwitchAt)) {
-			current = i
-		}
-	}
+	current := cashare.Current(gens, now)
 	var add []crl.RootRevocation
 	for _, id := range slices.Compact(slices.Sorted(slices.Values(ids))) {
 		i := slices.IndexFunc(gens, func(g store.CAGeneration) bool { return g.IssuerID == id })
@@ -185,7 +180,7 @@ func rootRevocations(ctx context.Context, st store.Store, root *x509.Certificate
 			return nil, usageError{fmt.Sprintf("--revoke %s: %s is not signed by this root (%s)", id, cert.Subject, root.Subject)}
 		}
 		switch {
-		case i == current:
+		case current != nil && gens[i].IssuerID == current.IssuerID:
 			return nil, usageError{fmt.Sprintf("--revoke %s: %s is the current issuing CA; roll it over first ('scepter ca rollover --switch-in 1m'), then revoke it once the next one is current", id, cert.Subject)}
 		case gens[i].SwitchAt.After(now):
 			return nil, usageError{fmt.Sprintf("--revoke %s: %s is scheduled to become current at %s; discard it first ('scepter ca rollover --discard')", id, cert.Subject, gens[i].SwitchAt.UTC().Format(time.RFC3339))}

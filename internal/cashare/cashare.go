@@ -336,7 +336,7 @@ func (s *Syncer) Sync(ctx context.Context) error {
 		s.switchAt = p.SwitchAt
 	}
 	s.mu.Unlock()
-	cur := current(gens, now)
+	cur := Current(gens, now)
 	if cur == nil {
 		return s.fail(errors.New("the store records no current issuing CA"))
 	}
@@ -440,7 +440,7 @@ func (s *Syncer) publishLate(ctx context.Context, gens []store.CAGeneration, iss
 				iss.ID, at, g.IssuerID, g.SwitchAt.UTC().Format(time.RFC3339), g.PublishedBy, s.howToGetCA())
 		}
 	}
-	if before := current(gens, since.Add(-time.Nanosecond)); before != nil {
+	if before := Current(gens, since.Add(-time.Nanosecond)); before != nil {
 		if _, have := s.Authority.IssuerByID(before.IssuerID); !have {
 			return fmt.Errorf("this node switched to issuing CA %s at %s, which the store does not record, and the store's issuing CA then was %s (recorded by %s), which this node never had: "+
 				"this node's schedule differs; bring the store's CA here (%s)",
@@ -498,7 +498,7 @@ func IssuesCurrent(ctx context.Context, st store.Store, a *ca.Authority, now tim
 	if err != nil {
 		return fmt.Errorf("reading the CA recorded in the store: %w", err)
 	}
-	cur := current(gens, now)
+	cur := Current(gens, now)
 	if cur == nil {
 		return nil
 	}
@@ -509,8 +509,9 @@ func IssuesCurrent(ctx context.Context, st store.Store, a *ca.Authority, now tim
 	return nil
 }
 
-// current is the generation with the latest switch time at or before now.
-func current(gens []store.CAGeneration, now time.Time) *store.CAGeneration {
+// Current is the generation with the latest switch time at or before now:
+// the issuing CA in effect (nil before the first).
+func Current(gens []store.CAGeneration, now time.Time) *store.CAGeneration {
 	var cur *store.CAGeneration
 	for i := range gens {
 		if g := &gens[i]; !g.SwitchAt.After(now) && (cur == nil || g.SwitchAt.After(cur.SwitchAt)) {
