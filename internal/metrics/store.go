@@ -146,6 +146,10 @@ func (s *countingStore) ListChallenges(ctx context.Context, limit int) ([]pki.Ch
 	return v, s.count("ListChallenges", err)
 }
 
+func (s *countingStore) ForgetNonce(ctx context.Context, transactionID string, senderNonce []byte) error {
+	return s.count("ForgetNonce", s.Store.ForgetNonce(ctx, transactionID, senderNonce))
+}
+
 func (s *countingStore) RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error {
 	return s.count("RememberNonce", s.Store.RememberNonce(ctx, transactionID, senderNonce, now, expires))
 }

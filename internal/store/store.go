@@ -387,6 +387,13 @@ type Store interface {
 	// write: a crash can forget a nonce only with an issuance that was never
 	// acknowledged.
 	RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, now, expires time.Time) error
+	// ForgetNonce forgets a remembered pair (nothing to do for one not
+	// remembered): the message's operation changed nothing (it was
+	// answered 503), and the client may send the same message again. Like
+	// RememberNonce, it may become durable only with the next durable
+	// write: a crash may keep the pair, and the retry is then refused as
+	// a replay.
+	ForgetNonce(ctx context.Context, transactionID string, senderNonce []byte) error
 	// PurgeExpired removes remembered nonces, enrollment requests, sessions
 	// and unknown names' login failures whose retention is over at now.
 	PurgeExpired(ctx context.Context, now time.Time) error

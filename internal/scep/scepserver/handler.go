@@ -44,6 +44,9 @@ type Service interface {
 	// RememberNonce refuses a replayed (transactionID, senderNonce) pair,
 	// across restarts and nodes.
 	RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, lifetime time.Duration) error
+	// ForgetNonce forgets a pair RememberNonce remembered: its message's
+	// operation changed nothing, and it may be sent again.
+	ForgetNonce(ctx context.Context, transactionID string, senderNonce []byte) error
 	// RecordRefusal puts a refusal the service did not decide into the
 	// audit trail.
 	RecordRefusal(ctx context.Context, r enroll.Refusal) error
@@ -434,7 +437,7 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 	if t := msg.SigningTime; t.Sub(req.now) > h.opts.MaxClockSkew || req.now.Sub(t) > h.opts.MaxClockSkew {
 		return h.fail(ctx, req, pki.Errorf(pki.EBadTime, "signingTime %s is too far from the server time", t.UTC().Format(time.RFC3339)))
 	}
-	attempt, err := h.claimNonce(ctx, msg.TransactionID, msg.SenderNonce)
+	err := h.claimNonce(ctx, msg.TransactionID, msg.SenderNonce)
 	claimed := err == nil
 	if err != nil {
 		if held, herr := h.asksAboutHeldRequest(ctx, req, err); herr != nil {
@@ -448,7 +451,7 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 		if claimed && pki.ErrorCode(err) == pki.EUnavailable {
 			// Answered 503: nothing was issued or held, and the client
 			// sends the same message again later (see claimNonce).
-			h.releaseNonce(ctx, msg.TransactionID, msg.SenderNonce, attempt)
+			h.releaseNonce(ctx, msg.TransactionID, msg.SenderNonce)
 		}
 		return h.fail(ctx, req, err)
 	}

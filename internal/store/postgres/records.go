@@ -128,6 +128,18 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 	return nil
 }
 
+// ForgetNonce implements store.Store.
+func (s *Store) ForgetNonce(ctx context.Context, transactionID string, senderNonce []byte) error {
+	err := s.withOrderedStatement(ctx, func(db execer) error {
+		_, err := db.Exec(ctx, `DELETE FROM nonces WHERE transaction_id = $1 AND sender_nonce = $2`, transactionID, senderNonce)
+		return err
+	})
+	if err != nil {
+		return pgError("postgres: forget nonce of transaction %q: %w", transactionID, err)
+	}
+	return nil
+}
+
 // PurgeExpired implements store.Store. It removes expired nonces, console
 // sessions and enrollment requests past their retention, whatever their
 // status (the certificate and the audit trail of an issued one stay):

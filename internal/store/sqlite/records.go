@@ -135,6 +135,18 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 	return nil
 }
 
+// ForgetNonce implements store.Store.
+func (s *Store) ForgetNonce(ctx context.Context, transactionID string, senderNonce []byte) error {
+	err := s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM nonces WHERE transaction_id = ? AND sender_nonce = ?`, transactionID, senderNonce)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: forget nonce of transaction %q: %w", transactionID, err)
+	}
+	return nil
+}
+
 // PurgeExpired implements store.Store. It removes expired nonces and
 // enrollment requests past their retention, whatever their status (the
 // certificate and the audit trail of an issued one stay): serial

@@ -575,6 +575,14 @@ func testNonces(t *testing.T, s store.Store) {
 		err := s.RememberNonce(ctx, st.tx, st.nonce, st.now, st.expires)
 		wantErr(t, st.name, err, st.want)
 	}
+	// A pair forgotten is accepted again, and remembered again; forgetting
+	// touches no other pair, and a pair not remembered is nothing to do.
+	wantErr(t, "forget", s.ForgetNonce(ctx, "tx1", n1), nil)
+	wantErr(t, "forget again", s.ForgetNonce(ctx, "tx1", n1), nil)
+	wantErr(t, "forgotten pair", s.RememberNonce(ctx, "tx1", n1, exp, exp.Add(time.Hour)), nil)
+	wantErr(t, "forgotten pair's replay", s.RememberNonce(ctx, "tx1", n1, exp, exp.Add(time.Hour)), store.ErrConflict)
+	wantErr(t, "other nonce kept", s.RememberNonce(ctx, "tx1", n2, t0, exp), store.ErrConflict)
+	wantErr(t, "other transaction kept", s.RememberNonce(ctx, "tx2", n1, t0, exp), store.ErrConflict)
 }
 
 func testPurgeExpired(t *testing.T, s store.Store) {
@@ -728,6 +736,7 @@ func testCanceledContext(t *testing.T, s store.Store) {
 		"ReserveSerial":  s.ReserveSerial(ctx, issuerA, "dd", nil, t0),
 		"RecordIssuance": s.RecordIssuance(ctx, issuance(c)),
 		"RememberNonce":  s.RememberNonce(ctx, "tx", []byte("n"), t0, t0.Add(time.Hour)),
+		"ForgetNonce":    s.ForgetNonce(ctx, "tx", []byte("n")),
 		"AppendAudit":    s.AppendAudit(ctx, pki.AuditEvent{Time: t0, Type: "x"}),
 		"CreateRequest":  s.CreateRequest(ctx, newRequest("dd", "default", "tx-dd"), nil, pki.AuditEvent{Type: "x"}),
 		"RejectRequest":  s.RejectRequest(ctx, "dd", "x", "cli:root", t0, pki.AuditEvent{Type: "x"}),
