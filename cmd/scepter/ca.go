@@ -128,21 +128,12 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	}
 	defer clear(pass)
 
-	// The store first: a rollover is audited, and a data directory without
-	// a database is not one a server uses.
-	st, err := sf.openExistingStore(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 	// With a token, the next CA's keys are made in it.
-	token, err := p11.open()
+	st, token, done, err := sf.openCAStore(ctx, p11)
 	if err != nil {
 		return err
 	}
-	if token != nil {
-		defer token.Close()
-	}
+	defer done()
 	// On a store that several nodes share, another node may have rolled
 	// over already: its next CA is the one to bring here. The new one is
 	// recorded at once, so that a rollover on another node is refused.
@@ -150,7 +141,7 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	iss, ra, err := cashare.Rollover(ctx, st, sf.dataDir, ca.RolloverOptions{KeyType: keyType, SwitchAt: switchAt, RAMode: raMode,
 		RootKeyFile: rootKeyFile, RootKeyPassphrase: pass, Token: token}, clock, host+" "+cliActor())
 	if errors.Is(err, ca.ErrNoCA) {
-		return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, sf.dataDir)
+		return sf.noCA(err)
 	}
 	if err != nil {
 		return rootKeyHint(err)
@@ -195,24 +186,17 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 // PKCS#11 token are destroyed when the token is given (never one that
 // another generation still names); without it, the output names them.
 func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags) error {
-	st, err := sf.openExistingStore(ctx)
+	// The token is opened before anything is discarded: one given but
+	// not reachable stops the command while it can still be run again.
+	st, token, done, err := sf.openCAStore(ctx, p11)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer done()
 	// Read before the discard removes the references to them.
 	tokenKeys, err := ca.NextTokenKeys(sf.dataDir)
 	if err != nil {
 		return err
-	}
-	// Opened before anything is discarded: a token given but not
-	// reachable stops the command while it can still be run again.
-	token, err := p11.open()
-	if err != nil {
-		return err
-	}
-	if token != nil {
-		defer token.Close()
 	}
 	d, err := cashare.Discard(ctx, st, sf.dataDir, pki.SystemClock{}.Now(), cliActor())
 	if err != nil {
@@ -273,7 +257,7 @@ func cmdCAShow(_ context.Context, e env, args []string) error {
 	clock := pki.SystemClock{}
 	a, err := ca.Load(sf.dataDir, clock)
 	if errors.Is(err, ca.ErrNoCA) {
-		return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, sf.dataDir)
+		return sf.noCA(err)
 	}
 	if err != nil {
 		return err
@@ -376,7 +360,7 @@ func cmdCARootExport(ctx context.Context, e env, args []string) error {
 	encrypted, err := ca.ExportRootKey(sf.dataDir, out, ca.ExportRootKeyOptions{Passphrase: pass, NewPassphrase: newPass, Remove: remove})
 	switch {
 	case errors.Is(err, ca.ErrNoCA):
-		return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, sf.dataDir)
+		return sf.noCA(err)
 	case errors.Is(err, ca.ErrRootKeyMissing):
 		return fmt.Errorf("%w: it may have been exported and removed already ('scepter ca show' says where the root key is)", err)
 	case err != nil:

@@ -39,26 +39,17 @@ func cmdCARenewRA(ctx context.Context, e env, args []string) error {
 	if raValidity < 0 {
 		return usageError{"--validity must be positive"}
 	}
-	// The store first: the renewal is recorded and audited there, and a
-	// data directory without a database is not one a server uses.
-	st, err := sf.openExistingStore(ctx)
+	st, token, done, err := sf.openCAStore(ctx, p11)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	token, err := p11.open()
-	if err != nil {
-		return err
-	}
-	if token != nil {
-		defer token.Close()
-	}
+	defer done()
 	host, _ := os.Hostname()
 	clock := pki.SystemClock{}
 	old, renewed, err := renewRA(ctx, st, sf.dataDir, ca.RenewRAOptions{Validity: raValidity, Token: token}, clock, host+" "+cliActor(), nil)
 	switch {
 	case errors.Is(err, ca.ErrNoCA):
-		return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, sf.dataDir)
+		return sf.noCA(err)
 	case errors.Is(err, ca.ErrRAIsCA):
 		return fmt.Errorf("%w; nothing to renew (the RA's certificate is the issuing CA's: scepter ca rollover makes a new one)", err)
 	case err != nil:

@@ -218,6 +218,31 @@ func openStore(ctx context.Context, storeURL, dataDir string, existing bool) (st
 // openExistingStore opens the store of an initialised data directory (or
 // the --store database a server set up); CLI commands never create one by
 // accident.
+// noCA is err (ca.ErrNoCA) with what to do about it.
+func (s *storeFlags) noCA(err error) error {
+	return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, s.dataDir)
+}
+
+// openCAStore opens what the CA commands that change the CA alongside a
+// running server work on: the existing store first (they record and audit
+// there, and a data directory without a database is not one a server
+// uses), then the token the flags name, if any. done closes both.
+func (s *storeFlags) openCAStore(ctx context.Context, p11 pkcs11Flags) (st store.Store, token keys.Token, done func(), err error) {
+	if st, err = s.openExistingStore(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	if token, err = p11.open(); err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return st, token, func() {
+		if token != nil {
+			token.Close()
+		}
+		st.Close()
+	}, nil
+}
+
 func (s *storeFlags) openExistingStore(ctx context.Context) (store.Store, error) {
 	return openStore(ctx, s.store.url, s.dataDir, true)
 }

@@ -88,7 +88,7 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	defer st.Close()
 	root, err := ca.RootIssuer(sf.dataDir, rootKeyFile, pass)
 	if errors.Is(err, ca.ErrNoCA) {
-		return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, sf.dataDir)
+		return sf.noCA(err)
 	}
 	if err != nil {
 		return rootKeyHint(err)
