@@ -112,7 +112,7 @@ const MaxBoundNames = 64
 func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (string, pki.Challenge, error) {
 	ttl, profile, actor := spec.TTL, spec.Profile, spec.Actor
 	if ttl < MinChallengeTTL || ttl > MaxChallengeTTL {
-		return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest, "challenge lifetime must be between %s and %s", MinChallengeTTL, MaxChallengeTTL)
+		return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest, "challenge lifetime must be between %s and %s (30 days)", MinChallengeTTL, strings.TrimSuffix(MaxChallengeTTL.String(), "0m0s"))
 	}
 	if profile == "" {
 		profile = s.defaultProfile

@@ -51,7 +51,7 @@ func TestChallengeLifetimeBounds(t *testing.T) {
 	} {
 		_, c, err := svc.NewChallenge(ctx, tc.ttl, "", "test")
 		if !tc.ok {
-			if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), "between 1s and 720h") {
+			if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), "between 1s and 720h (30 days)") {
 				t.Errorf("ttl %s: %v, want a bad request naming the bounds", tc.ttl, err)
 			}
 			continue
