@@ -258,6 +258,21 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer unlockDataDir()
+	// The sockets open before anything is made: a port taken stops a
+	// first start before it creates a CA and a challenge whose banner it
+	// would never print.
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	var tlsLn net.Listener
+	if f.estListen != "off" {
+		if tlsLn, err = net.Listen("tcp", f.estListen); err != nil {
+			return fmt.Errorf("listen (HTTPS): %w", err)
+		}
+		defer tlsLn.Close()
+	}
 	if err := refuseLostSQLite(f.store.url, f.dataDir); err != nil {
 		return err
 	}
@@ -350,13 +365,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer stopNotify()
-	// The plain listener opens first: the public URL that goes into every
-	// certificate names its port.
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	defer ln.Close()
+	// The public URL that goes into every certificate names the plain
+	// listener's port.
 	publicURL, err := f.revocation.resolvePublicURL(ln.Addr(), log)
 	if err != nil {
 		return err
@@ -420,14 +430,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		handlers.API, handlers.Console = web.api, web.console
 	}
-	// The HTTPS socket is opened before the muxes are built: the plain
-	// listener's refusal of the NDES page names its port.
-	var tlsLn net.Listener
+	// The plain listener's refusal of the NDES page names the HTTPS port.
 	if tlsCert != nil {
-		if tlsLn, err = net.Listen("tcp", f.estListen); err != nil {
-			ln.Close()
-			return fmt.Errorf("listen (HTTPS): %w", err)
-		}
 		_, handlers.HTTPSPort, _ = net.SplitHostPort(tlsLn.Addr().String())
 		handlers.HTTPSNames = f.httpsNames(tlsCert)
 	}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,5 +83,36 @@ func TestGeneratedChallengeOnSharedStore(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "the generated static challenge holds on this node only") {
 		t.Errorf("the log does not say the generated challenge is this node's only:\n%s", stderr)
+	}
+}
+
+// A first start whose port is taken makes nothing: no CA, no database, no
+// generated challenge, so the next start is the first, and its banner
+// shows the challenge it generates. Either listener's port counts.
+func TestBusyPortCreatesNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, args := range [][]string{
+		{"--listen", busy.Addr().String(), "--est-listen", "off"},
+		{"--listen", "127.0.0.1:0", "--est-listen", busy.Addr().String()},
+	} {
+		dir := t.TempDir()
+		e, _, _ := testEnv(nil)
+		err := run(context.Background(), e, append([]string{"serve", "--data-dir", dir}, args...))
+		if err == nil || !strings.Contains(err.Error(), "listen") {
+			t.Fatalf("serve %v: %v, want the listen refused", args, err)
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, de := range entries {
+			if de.Name() != serveLockFile {
+				t.Errorf("serve %v made %s", args, filepath.Join(dir, de.Name()))
+			}
+		}
 	}
 }
