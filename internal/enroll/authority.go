@@ -51,8 +51,6 @@ func (s *Service) CACerts(profile string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// RememberNonce records a message's (transaction ID, sender nonce) pair for
-// lifetime; a pair seen before is a replay, refused with EBadRequest.
 // ForgetNonce forgets a pair RememberNonce remembered, for a message whose
 // operation changed nothing and may be sent again.
 func (s *Service) ForgetNonce(ctx context.Context, transactionID string, nonce []byte) error {
@@ -62,6 +60,8 @@ func (s *Service) ForgetNonce(ctx context.Context, transactionID string, nonce [
 	return nil
 }
 
+// RememberNonce records a message's (transaction ID, sender nonce) pair for
+// lifetime; a pair seen before is a replay, refused with EBadRequest.
 func (s *Service) RememberNonce(ctx context.Context, transactionID string, nonce []byte, lifetime time.Duration) error {
 	now := s.clock.Now()
 	err := s.store.RememberNonce(ctx, transactionID, nonce, now, now.Add(lifetime))
