@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/scepter/scepter/internal/config"
@@ -103,12 +104,38 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 	return nil
 }
 
+// serveLockFile is held by the one `scepter serve` of a data directory.
+const serveLockFile = "serve.lock"
+
+// scepterEntries are names that only a data directory scepter used holds.
+var scepterEntries = []string{serveLockFile, "scepter.db", "ca", "tls", "ocsp", challengeFileName, "public-url"}
+
 // secureDataDir tightens the data directory to 0700 when its group or
 // others may enter it (it holds the CA keys, the database and the
 // generated challenge), saying so in the log, and refuses a key of the
 // HTTPS certificate our CA issued (DATA/tls/server.key), or of an OCSP
 // responder (DATA/ocsp/*.key), that they may read.
 // The CA's own key files are checked when the CA is loaded.
+// foreignEntry names an entry of dir when dir holds none of
+// scepterEntries: "" for a directory that is empty (but for the
+// lost+found of a fresh file system) or scepter's.
+func foreignEntry(dir string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	foreign := ""
+	for _, e := range entries {
+		switch {
+		case slices.Contains(scepterEntries, e.Name()):
+			return "", nil
+		case e.Name() != "lost+found" && foreign == "":
+			foreign = e.Name()
+		}
+	}
+	return foreign, nil
+}
+
 func secureDataDir(dir string, log *slog.Logger) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -122,6 +149,17 @@ func secureDataDir(dir string, log *slog.Logger) error {
 		return nil
 	}
 	if old := fi.Mode().Perm(); old&0o077 != 0 {
+		// Not a directory others share (/tmp, a home or project
+		// directory given by mistake): its mode is not ours to change.
+		if fi.Mode()&os.ModeSticky != 0 {
+			return fmt.Errorf("data dir %s is a shared directory (mode %04o with the sticky bit, as /tmp): give scepter a directory of its own, e.g. %s", dir, old, filepath.Join(dir, "scepter"))
+		}
+		if foreign, err := foreignEntry(dir); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		} else if foreign != "" {
+			return fmt.Errorf("data dir %s has mode %04o, open to group or others, and holds %s, which is not scepter's: scepter will not change the mode of a directory it does not own; give it a directory of its own (e.g. %s), or run chmod 700 %s if this one is meant for it",
+				dir, old, foreign, filepath.Join(dir, "scepter"), dir)
+		}
 		if err := os.Chmod(dir, 0o700); err != nil {
 			return fmt.Errorf("data dir %s has mode %04o, open to group or others, and could not be tightened (%w); run: chmod 700 %s", dir, old, err, dir)
 		}

@@ -14,9 +14,6 @@ import (
 	"github.com/scepter/scepter/internal/keys"
 )
 
-// serveLockFile is held by the one `scepter serve` of a data directory.
-const serveLockFile = "serve.lock"
-
 // errNoLocks: the data directory's file system takes no locks; the server
 // runs, but nothing keeps a second one off the directory.
 var errNoLocks = errors.New("the data directory's file system takes no file locks: nothing keeps a second 'scepter serve' off it; run one only")

@@ -224,3 +224,56 @@ func TestGeneratedSecretsStayOutOfTheJournal(t *testing.T) {
 		t.Errorf("the banner does not say where the secrets are:\n%s", out)
 	}
 }
+
+// A directory open to others that is not scepter's keeps its mode: a
+// shared one (the sticky bit, as /tmp) is refused, as is one holding
+// others' files and none of scepter's; one holding scepter's files, or
+// nothing but lost+found, is tightened.
+func TestSecureDataDirLeavesForeignDirectories(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		mode    os.FileMode
+		entries []string
+		refused string // part of the error; "" for tightened
+	}{
+		{"sticky", 0o777 | os.ModeSticky, nil, "sticky bit"},
+		{"others' files", 0o755, []string{"notes.txt"}, "holds notes.txt, which is not scepter's"},
+		{"scepter's and others'", 0o755, []string{"notes.txt", "scepter.db"}, ""},
+		{"lost+found only", 0o755, []string{"lost+found/"}, ""},
+		{"a used data directory", 0o750, []string{"ca/", serveLockFile}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range tt.entries {
+				p := filepath.Join(dir, e)
+				if strings.HasSuffix(e, "/") {
+					err := os.Mkdir(p, 0o700)
+					if err != nil {
+						t.Fatal(err)
+					}
+				} else if err := os.WriteFile(p, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chmod(dir, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			err := secureDataDir(dir, slog.New(slog.DiscardHandler))
+			fi, serr := os.Stat(dir)
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			switch {
+			case tt.refused == "" && (err != nil || fi.Mode().Perm() != 0o700):
+				t.Errorf("err %v, mode %v; want it tightened to 0700", err, fi.Mode())
+			case tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)):
+				t.Errorf("err %v, want one saying %q", err, tt.refused)
+			case tt.refused != "" && fi.Mode() != tt.mode|os.ModeDir:
+				t.Errorf("mode %v, want it left at %v", fi.Mode(), tt.mode|os.ModeDir)
+			}
+		})
+	}
+}
