@@ -108,7 +108,7 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 const serveLockFile = "serve.lock"
 
 // scepterEntries are names that only a data directory scepter used holds.
-var scepterEntries = []string{serveLockFile, "scepter.db", "ca", "tls", "ocsp", challengeFileName, "public-url"}
+var scepterEntries = []string{serveLockFile, "scepter.db", "ca", "tls", "ocsp", challengeFileName, publicURLFile}
 
 // secureDataDir tightens the data directory to 0700 when its group or
 // others may enter it (it holds the CA keys, the database and the
