@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -316,8 +317,14 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		log.Info("PKCS#11 token opened", "token", token.Describe())
 	}
 	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(e), Token: token, WrapKey: wrapKey}
+	if err := checkIssuerPins(profiles, nil, filepath.Join(f.dataDir, "ca")); err != nil {
+		return err
+	}
 	authority, created, err := ca.LoadOrCreate(f.dataDir, initOpts, clock)
 	if err != nil {
+		return err
+	}
+	if err := checkIssuerPins(profiles, authority.Issuers(), ""); err != nil {
 		return err
 	}
 	if token != nil && !authority.KeysInToken() {
@@ -733,6 +740,29 @@ func (f *serveFlags) guard(clock pki.Clock, log *slog.Logger) (*server.Guard, er
 	}
 	return server.NewGuard(server.Limits{MaxConns: f.maxConns, MaxInflight: f.maxInflight, MaxQueued: f.maxQueued,
 		QueueWait: f.queueWait, MonitoringPaths: append(health.Paths(), metrics.Path), RateLimit: f.rateLimit, RateBurst: f.rateBurst, TrustedProxies: proxies}, clock, log)
+}
+
+// checkIssuerPins refuses a profile whose issuer key names no issuing CA
+// of issuers, or more than one; with caDir set (and no issuers), before
+// the CA is loaded, it refuses any pin when caDir holds no CA yet, rather
+// than create one that the pin cannot name.
+func checkIssuerPins(profiles map[string]pki.Profile, issuers []*ca.Issuer, caDir string) error {
+	for _, name := range slices.Sorted(maps.Keys(profiles)) {
+		p := profiles[name]
+		if p.Issuer == "" {
+			continue
+		}
+		if caDir != "" {
+			if _, err := os.Stat(filepath.Join(caDir, ca.RootCertFile)); errors.Is(err, fs.ErrNotExist) {
+				return usageError{fmt.Sprintf("profile %q pins issuer %q, but %s holds no CA yet: a pin names an issuing CA that exists ('scepter ca show' lists them); start without it first, or import the CA's keys ('scepter ca import-keys')", name, p.Issuer, caDir)}
+			}
+			continue
+		}
+		if _, err := enroll.PinnedIssuer(issuers, p); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	return nil
 }
 
 // checkProfiles returns the configured profiles, refusing a

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // A configuration whose profiles serve cannot honour is refused before
@@ -124,5 +127,46 @@ func TestServeRefusesSettingsBeforeCreatingTheCA(t *testing.T) {
 				t.Errorf("a refused start created the data directory %s (%v)", dir, err)
 			}
 		})
+	}
+}
+
+// A profile's issuer key must name exactly one issuing CA: a pin that
+// names none is refused at start (exit 2), before a first start creates a
+// CA it could not name, and after; one that names the CA is served. An
+// enrollment at a pinned profile once answered 500.
+func TestIssuerPinCheckedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	config := func(pin string) string {
+		p := filepath.Join(t.TempDir(), "scepter.toml")
+		if err := os.WriteFile(p, []byte("[profiles.pinned]\nissuer = \""+pin+"\"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	_, _, err := serveOnce(t, "--data-dir", dir, "--config", config("0123abcd"))
+	if exitCode(err) != 2 || err == nil || !strings.Contains(err.Error(), "holds no CA yet") {
+		t.Fatalf("first start with a pin: %v (exit %d), want exit 2 saying there is no CA yet", err, exitCode(err))
+	}
+	if _, serr := os.Stat(filepath.Join(dir, "ca")); !os.IsNotExist(serr) {
+		t.Errorf("the refused first start made %s (%v)", filepath.Join(dir, "ca"), serr)
+	}
+	if _, _, err := serveOnce(t, "--data-dir", dir); err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	a, err := ca.Load(dir, pki.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Issuers()[0].ID
+	wrong := "00000000"
+	if strings.HasPrefix(id, wrong) {
+		wrong = "11111111"
+	}
+	_, _, err = serveOnce(t, "--data-dir", dir, "--config", config(wrong))
+	if exitCode(err) != 2 || err == nil || !strings.Contains(err.Error(), "names none of this CA's issuing CAs") {
+		t.Errorf("a pin naming no CA: %v (exit %d), want exit 2", err, exitCode(err))
+	}
+	if _, _, err := serveOnce(t, "--data-dir", dir, "--config", config(strings.ToUpper(id[:12]))); err != nil {
+		t.Errorf("a pin naming the CA: %v", err)
 	}
 }

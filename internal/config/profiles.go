@@ -251,6 +251,13 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 			return p, fmt.Errorf("renewal_window %q: want a percentage like 33%% or a duration like 30d", w)
 		}
 	}
+	if pc.Issuer != "" {
+		// A short prefix would name another issuing CA too after a
+		// rollover.
+		if len(pc.Issuer) < 8 || len(pc.Issuer) > 64 || strings.Trim(strings.ToLower(pc.Issuer), "0123456789abcdef") != "" {
+			return p, fmt.Errorf("issuer %q: want an issuing CA's ID, the hex SHA-256 of its certificate ('scepter ca show' lists them), or at least its first 8 digits", pc.Issuer)
+		}
+	}
 	p.Issuer = pc.Issuer
 	// As decoded: nil when the key is absent (the server's own URLs), an
 	// empty list for crl_urls = [] (none). Nothing here may turn one into

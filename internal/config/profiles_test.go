@@ -98,6 +98,8 @@ func TestProfileErrors(t *testing.T) {
 		"bad attribute":      "[profiles.a]\nsubject_fixed = { XX = \"1\" }\n",
 		"bad window":         "[profiles.a]\nrenewal_window = \"150%\"\n",
 		"legacy not a bool":  "[profiles.a]\nallow_legacy_signatures = \"yes\"\n",
+		"issuer too short":   "[profiles.a]\nissuer = \"ab12\"\n",
+		"issuer not hex":     "[profiles.a]\nissuer = \"bogus-issuer\"\n",
 		// Twins that toml would fold into one field, the winner by map order.
 		"a key in another case":     "[profiles.a]\napproval = true\nAPPROVAL = false\n",
 		"only another case":         "[profiles.a]\nApproval = true\n",

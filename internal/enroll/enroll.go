@@ -781,12 +781,13 @@ func (s *Service) issuerFor(p pki.Profile, now time.Time) (*ca.Issuer, error) {
 		issuer, _ := s.authority.Active(now)
 		return issuer, nil
 	}
-	for _, i := range s.authority.Issuers() {
-		if strings.HasPrefix(i.ID, strings.ToLower(p.Issuer)) {
-			return i, nil
-		}
+	issuer, err := PinnedIssuer(s.authority.Issuers(), p)
+	if err != nil {
+		// Checked at start: the CA it pinned is gone since (expired and
+		// unloaded), which the operator, not the client, has to mend.
+		return nil, pki.Wrap(pki.EUnavailable, err, "this profile's issuing CA is not available")
 	}
-	return nil, fmt.Errorf("enroll: profile %q names issuer %q, which is not loaded", p.Name, p.Issuer)
+	return issuer, nil
 }
 
 // SANs lists a certificate's subject alternative names as "type:value".
