@@ -774,6 +774,12 @@ func (f *serveFlags) checkProfiles() (map[string]pki.Profile, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What needs no CA, before a first start makes one.
+	for _, name := range slices.Sorted(maps.Keys(profiles)) {
+		if err := ca.CheckProfileSettings(profiles[name]); err != nil {
+			return nil, usageError{strings.TrimPrefix(err.Error(), "ca: ")}
+		}
+	}
 	if f.challengeProfile != "" {
 		if _, ok := profiles[f.challengeProfile]; !ok {
 			return nil, usageError{fmt.Sprintf("--challenge-profile %q is not a configured profile", f.challengeProfile)}

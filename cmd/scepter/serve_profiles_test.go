@@ -170,3 +170,29 @@ func TestIssuerPinCheckedAtStart(t *testing.T) {
 		t.Errorf("a pin naming the CA: %v", err)
 	}
 }
+
+// A profile the CA would refuse for what it says, not for the CA it is
+// checked against (ocspSigning, a CRL or OCSP URL that is no absolute
+// URL), stops a first start with exit 2 before anything is created.
+func TestProfileSettingsRefusedBeforeTheCA(t *testing.T) {
+	for name, profile := range map[string]string{
+		"ocspSigning":     "ext_key_usage = [\"OCSPSigning\"]\n",
+		"CRL URL no host": "crl_urls = [\"http:///nohost\"]\n",
+		"relative OCSP":   "ocsp_urls = [\"relative/path\"]\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			config := filepath.Join(t.TempDir(), "scepter.toml")
+			if err := os.WriteFile(config, []byte("[profiles.p]\n"+profile), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := serveOnce(t, "--data-dir", dir, "--config", config)
+			if exitCode(err) != 2 || err == nil || !strings.Contains(err.Error(), `profile "p"`) {
+				t.Fatalf("serve: %v (exit %d), want exit 2 naming the profile", err, exitCode(err))
+			}
+			if _, serr := os.Stat(filepath.Join(dir, "ca")); !os.IsNotExist(serr) {
+				t.Errorf("the refused start made %s", filepath.Join(dir, "ca"))
+			}
+		})
+	}
+}

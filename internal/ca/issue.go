@@ -381,6 +381,16 @@ func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	if err := CheckProfileSettings(prof); err != nil {
+		return err
+	}
+	return i.checkSamples(p, prof, now)
+}
+
+// CheckProfileSettings is the part of CheckProfile that needs no issuer:
+// serve runs it before it creates a CA, so that a profile refused here
+// stops a first start before anything is made.
+func CheckProfileSettings(prof pki.Profile) error {
 	// id-kp-OCSPSigning on a certificate from this CA makes its holder a
 	// delegated OCSP responder for the CA (RFC 6960 4.2.2.2): every device
 	// enrolled at such a profile could answer "good" for a revoked
@@ -399,6 +409,12 @@ func (i *Issuer) CheckProfile(prof pki.Profile, now time.Time) error {
 			}
 		}
 	}
+	return nil
+}
+
+// checkSamples lints a sample certificate of prof for each key type it
+// accepts (see CheckProfile).
+func (i *Issuer) checkSamples(p *prepared, prof pki.Profile, now time.Time) error {
 	type sample struct {
 		name string
 		pub  crypto.PublicKey
