@@ -671,7 +671,27 @@ func (f *serveFlags) tlsCertificate(ctx context.Context, static *server.Certific
 	if static != nil {
 		return static, false, nil
 	}
-	return server.ManagedCertificate(ctx, filepath.Join(f.dataDir, "tls"), f.estServerNames.names, svc, clock, log)
+	return server.ManagedCertificate(ctx, filepath.Join(f.dataDir, "tls"), f.serverNames(), svc, clock, log)
+}
+
+// serverNames are the names of the HTTPS certificate our CA issues:
+// --est-server-name's, or by default localhost, 127.0.0.1 and the host
+// --est-listen names when it is neither a wildcard nor one of those (a
+// server listening on [::1] or 192.0.2.7 is reached by that address, and
+// its certificate must say so).
+func (f *serveFlags) serverNames() []string {
+	names := f.estServerNames.names
+	if f.estServerNames.set {
+		return names
+	}
+	host, _, err := net.SplitHostPort(f.estListen)
+	if err != nil || host == "" || slices.Contains(names, host) {
+		return names
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return names
+	}
+	return append(slices.Clone(names), host)
 }
 
 // tlsServer is the HTTPS listener's server, with its TLS configuration.

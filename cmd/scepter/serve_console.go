@@ -112,7 +112,7 @@ const consoleOffLine = "Console and API:     off (they are served on the HTTPS l
 // certificate, in the order --est-server-name gives them for ours; never
 // a wildcard, which is no host to go to.
 func (f *serveFlags) httpsNames(cert *server.Certificate) []string {
-	names := f.estServerNames.names
+	names := f.serverNames()
 	if f.tlsCert != "" {
 		names = certNames(cert.Leaf())
 	}

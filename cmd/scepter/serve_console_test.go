@@ -98,3 +98,32 @@ func TestServeStartsWithoutConsoleUser(t *testing.T) {
 		t.Errorf("a user was made: %v\n%s", err, users)
 	}
 }
+
+// The HTTPS certificate's default names take in the host --est-listen
+// names, unless it is a wildcard or named already; --est-server-name's
+// are taken as given.
+func TestServerNamesTakeTheListenHost(t *testing.T) {
+	for _, tt := range []struct {
+		listen string
+		given  []string
+		want   string
+	}{
+		{"127.0.0.1:8443", nil, "localhost,127.0.0.1"},
+		{"[::1]:8443", nil, "localhost,127.0.0.1,::1"},
+		{"192.0.2.7:8443", nil, "localhost,127.0.0.1,192.0.2.7"},
+		{"est.example:8443", nil, "localhost,127.0.0.1,est.example"},
+		{":8443", nil, "localhost,127.0.0.1"},
+		{"[::]:8443", nil, "localhost,127.0.0.1"},
+		{"0.0.0.0:8443", nil, "localhost,127.0.0.1"},
+		{"[::1]:8443", []string{"est.example"}, "est.example"},
+	} {
+		_, f := newServeFlags(env{})
+		f.estListen = tt.listen
+		for _, n := range tt.given {
+			f.estServerNames.Set(n)
+		}
+		if got := strings.Join(f.serverNames(), ","); got != tt.want {
+			t.Errorf("--est-listen %s, --est-server-name %v: names %s, want %s", tt.listen, tt.given, got, tt.want)
+		}
+	}
+}

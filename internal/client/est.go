@@ -333,8 +333,8 @@ func (c *EST) bootstrap(ctx context.Context) error {
 	for _, p := range peers[1:] {
 		inter.AddCert(p)
 	}
-	if _, err := peers[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: c.host, CurrentTime: c.now()}); err != nil {
-		return fmt.Errorf("the server's TLS certificate does not chain to the CA with fingerprint %s: %w", c.Fingerprint, err)
+	if err := verifyPeer(peers[0], x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: c.host, CurrentTime: c.now()}, c.Fingerprint); err != nil {
+		return err
 	}
 	c.Roots = roots
 	return nil

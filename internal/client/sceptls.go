@@ -75,9 +75,24 @@ func verifyPinnedPeer(cs tls.ConnectionState, anchors, inter *x509.CertPool, hos
 	for _, p := range peers[1:] {
 		pool.AddCert(p)
 	}
-	opts := x509.VerifyOptions{Roots: anchors, Intermediates: pool, DNSName: host, CurrentTime: now}
-	if _, err := peers[0].Verify(opts); err != nil {
-		return fmt.Errorf("the server's TLS certificate does not chain to the CA with fingerprint %s: %w", fingerprint, err)
+	return verifyPeer(peers[0], x509.VerifyOptions{Roots: anchors, Intermediates: pool, DNSName: host, CurrentTime: now}, fingerprint)
+}
+
+// verifyPeer verifies a server's TLS certificate with opts, telling a
+// certificate of the pinned CA for other names (Verify checks the name
+// first) from one that does not chain to that CA.
+func verifyPeer(leaf *x509.Certificate, opts x509.VerifyOptions, fingerprint string) error {
+	_, err := leaf.Verify(opts)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var hostErr x509.HostnameError
+	if errors.As(err, &hostErr) {
+		anyName := opts
+		anyName.DNSName = ""
+		if _, cerr := leaf.Verify(anyName); cerr == nil {
+			return fmt.Errorf("the server's TLS certificate is from the CA with fingerprint %s, but not for %s (connect by a name it has, or give the server that name: scepter serve --est-server-name): %w", fingerprint, opts.DNSName, err)
+		}
+	}
+	return fmt.Errorf("the server's TLS certificate does not chain to the CA with fingerprint %s: %w", fingerprint, err)
 }

@@ -123,3 +123,40 @@ func TestSCEPOverHTTPSTrustsThePinnedCA(t *testing.T) {
 		})
 	}
 }
+
+// A server certificate of the pinned CA for other names is said to be
+// that, not a certificate that does not chain to the CA (Verify checks the
+// name first); one of another CA still does not chain.
+func TestVerifyPeerTellsNameFromChain(t *testing.T) {
+	now := time.Date(2031, 3, 14, 9, 0, 0, 0, time.UTC)
+	ours := newTLSTestCA(t, "Our CA", now)
+	other := newTLSTestCA(t, "Another CA", now)
+	for _, tt := range []struct {
+		name  string
+		by    *tlsTestCA
+		host  string
+		want  string
+		notIn string
+	}{
+		{"ours, its name", ours, "127.0.0.1", "", ""},
+		{"ours, another name", ours, "::1", "is from the CA with fingerprint", "does not chain"},
+		{"another CA's, another name", other, "::1", "does not chain to the CA with fingerprint", ""},
+	} {
+		pair := tt.by.serverPair(t, now)
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(ours.cert)
+		err = verifyPeer(leaf, x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool(), DNSName: tt.host, CurrentTime: now}, Fingerprint(ours.cert))
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: %v, want one saying %q", tt.name, err, tt.want)
+		case tt.notIn != "" && strings.Contains(err.Error(), tt.notIn):
+			t.Errorf("%s: %v says %q", tt.name, err, tt.notIn)
+		}
+	}
+}
