@@ -108,7 +108,7 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("reading the root's newest CRL: %w", err)
 	}
-	signed, entries, err := crl.SignRootCRL(root, prev, add, now, validity)
+	signed, entries, listings, err := crl.SignRootCRL(root, prev, add, now, validity)
 	if err != nil {
 		return err
 	}
@@ -118,8 +118,8 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("storing the root CRL: %w", err)
 	}
 	detail := fmt.Sprintf("root CRL %d signed: nextUpdate %s, %d entries", signed.Number, signed.NextUpdate.UTC().Format(time.RFC3339), len(entries))
-	for _, r := range add {
-		detail += fmt.Sprintf("; issuing CA %s (%s) revoked, %s", issuerIDOf(r.Cert), r.Cert.Subject, admin.ReasonName(r.Reason))
+	for _, l := range listings {
+		detail += fmt.Sprintf("; issuing CA %s (%s) %s", issuerIDOf(l.Cert), l.Cert.Subject, describeListing(l))
 	}
 	ev := pki.AuditEvent{Time: now, Type: pki.EventCARootCRLSigned, Actor: cliActor(), IssuerID: root.ID,
 		Subject: root.Cert.Subject.String(), Outcome: "success", Detail: detail}
@@ -140,8 +140,8 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	fmt.Fprintf(w, "  thisUpdate:  %s\n", signed.ThisUpdate.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "  nextUpdate:  %s (sign the next one before then)\n", signed.NextUpdate.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "  entries:     %d\n", len(entries))
-	for _, r := range add {
-		fmt.Fprintf(w, "  revoked:     issuing CA %s (%s), %s\n", issuerIDOf(r.Cert), printable(r.Cert.Subject.String()), admin.ReasonName(r.Reason))
+	for _, l := range listings {
+		fmt.Fprintf(w, "  revoked:     issuing CA %s (%s) %s\n", issuerIDOf(l.Cert), printable(l.Cert.Subject.String()), describeListing(l))
 	}
 	where := "/crl/" + root.ID + ".crl"
 	if base, err := savedPublicURL(sf.dataDir); err == nil && base != "" {
@@ -188,6 +188,21 @@ func rootRevocations(ctx context.Context, st store.Store, root *x509.Certificate
 		add = append(add, crl.RootRevocation{Cert: cert, RevokedAt: now, Reason: reason})
 	}
 	return add, nil
+}
+
+// describeListing says how the new root CRL lists a --revoke: what it
+// lists (reason and date) and whether that changed, as a CA listed before
+// keeps its revocation date.
+func describeListing(l crl.RootListing) string {
+	reason := admin.ReasonName(l.Entry.Reason)
+	since := l.Entry.RevokedAt.UTC().Format(time.RFC3339)
+	switch {
+	case l.ReasonChanged():
+		return fmt.Sprintf("reason changed from %s to %s, revoked since %s", admin.ReasonName(l.PrevReason), reason, since)
+	case l.Listed:
+		return fmt.Sprintf("listed already: %s, revoked since %s", reason, since)
+	}
+	return fmt.Sprintf("listed: %s, revoked since %s", reason, since)
 }
 
 // issuerIDOf is the issuer ID of a CA certificate: the hex SHA-256 of its

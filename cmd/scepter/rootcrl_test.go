@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +161,39 @@ func TestCARootCRL(t *testing.T) {
 	defer otherStore.Close()
 	if w := rootCRLWarning(ctx, otherStore, a, now.Add(400*24*time.Hour)); w != "" {
 		t.Errorf("no root CRL signed, yet: %q", w)
+	}
+
+	// Revoked again: with the same reason it says so and the entry stays;
+	// with another (a retired CA found compromised) the new CRL lists that
+	// reason, keeping the revocation date, and the output says it changed.
+	revokedAt := list.RevokedCertificateEntries[0].RevocationTime.UTC().Format(time.RFC3339)
+	for _, step := range []struct {
+		reason, want string
+		code         int
+	}{
+		{"superseded", "listed already: superseded, revoked since " + revokedAt, 4},
+		{"cACompromise", "reason changed from superseded to cACompromise, revoked since " + revokedAt, 2},
+		{"cacompromise", "listed already: cACompromise, revoked since " + revokedAt, 2},
+	} {
+		stdout, _, err := runCA(t, nil, dir, "root", "crl", "--revoke", issuerIDOf(previous), "--reason", step.reason)
+		if err != nil || !strings.Contains(stdout, "revoked:     issuing CA "+issuerIDOf(previous)+" (CN="+previous.Subject.CommonName) || !strings.Contains(stdout, step.want) {
+			t.Errorf("--revoke again, --reason %s: %v\n%s", step.reason, err, stdout)
+		}
+		stored, err := st.LatestCRL(ctx, rootID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := x509.ParseRevocationList(stored.DER)
+		if err != nil || len(list.RevokedCertificateEntries) != 1 || list.RevokedCertificateEntries[0].ReasonCode != step.code ||
+			list.RevokedCertificateEntries[0].RevocationTime.UTC().Format(time.RFC3339) != revokedAt {
+			t.Errorf("--revoke again, --reason %s: stored %v %+v", step.reason, err, list.RevokedCertificateEntries)
+		}
+	}
+	evs, err = st.ListAudit(ctx, store.AuditFilter{Type: pki.EventCARootCRLSigned})
+	if err != nil || !slices.ContainsFunc(evs, func(ev pki.AuditEvent) bool {
+		return ev.Reason == "cACompromise" && strings.Contains(ev.Detail, "reason changed from superseded to cACompromise")
+	}) {
+		t.Errorf("audit of the reason's change: %v %+v", err, evs)
 	}
 
 	// Without the root key it names the flag.

@@ -250,7 +250,7 @@ func TestHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, _, err := crl.SignRootCRL(rootIssuer, nil, nil, f.Clock.Now(), crl.DefaultRootValidity)
+	signed, _, _, err := crl.SignRootCRL(rootIssuer, nil, nil, f.Clock.Now(), crl.DefaultRootValidity)
 	if err != nil {
 		t.Fatal(err)
 	}

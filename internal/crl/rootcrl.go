@@ -33,41 +33,67 @@ type RootRevocation struct {
 	Reason    int // RFC 5280 CRLReason
 }
 
+// RootListing is how the root CRL SignRootCRL signed lists one of its
+// add: the command that asked says what it did, which is not always what
+// was asked (a certificate listed already keeps its revocation date).
+type RootListing struct {
+	Cert  *x509.Certificate
+	Entry ca.CRLEntry // as the new CRL lists it
+	// Listed is true when the previous CRL listed it already, with
+	// PrevReason; its entry keeps that revocation date.
+	Listed     bool
+	PrevReason int
+}
+
+// ReasonChanged says the new CRL lists a certificate with another reason
+// than the previous one did.
+func (l RootListing) ReasonChanged() bool { return l.Listed && l.PrevReason != l.Entry.Reason }
+
 // SignRootCRL signs the root's CRL that follows prev (its newest stored
 // CRL; nil for the first): prev's entries, which it checks root signed,
-// with add appended (a certificate prev lists already keeps its entry),
-// the next number, a thisUpdate backdated as an issuing CA's is (not before
-// the newest entry), and a nextUpdate validity later, cut at the root's
-// end. It returns the CRL to store and its entries.
-func SignRootCRL(root *ca.Issuer, prev *store.CRL, add []RootRevocation, now time.Time, validity time.Duration) (*store.CRL, []ca.CRLEntry, error) {
+// with add appended, the next number, a thisUpdate backdated as an issuing
+// CA's is (not before the newest entry), and a nextUpdate validity later,
+// cut at the root's end. A certificate prev lists already keeps its
+// revocation date but takes add's reason: RFC 5280 §5.3.1 lets a reason
+// change, and a CA retired with cessationOfOperation and later found
+// compromised must be listed as cACompromise. It returns the CRL to
+// store, its entries and how it lists each of add.
+func SignRootCRL(root *ca.Issuer, prev *store.CRL, add []RootRevocation, now time.Time, validity time.Duration) (*store.CRL, []ca.CRLEntry, []RootListing, error) {
 	if validity <= 0 {
-		return nil, nil, fmt.Errorf("crl: root CRL validity %s: must be positive", validity)
+		return nil, nil, nil, fmt.Errorf("crl: root CRL validity %s: must be positive", validity)
 	}
 	published := now.UTC().Truncate(time.Second)
 	end := root.Cert.NotAfter.UTC().Truncate(time.Second)
 	if !end.After(published) {
-		return nil, nil, fmt.Errorf("crl: the root CA certificate expired on %s: it signs no more CRLs", end.Format(time.RFC3339))
+		return nil, nil, nil, fmt.Errorf("crl: the root CA certificate expired on %s: it signs no more CRLs", end.Format(time.RFC3339))
 	}
 	var entries []ca.CRLEntry
 	number := int64(1)
 	if prev != nil {
 		rl, err := x509.ParseRevocationList(prev.DER)
 		if err != nil {
-			return nil, nil, fmt.Errorf("crl: the stored root CRL %d: %w", prev.Number, err)
+			return nil, nil, nil, fmt.Errorf("crl: the stored root CRL %d: %w", prev.Number, err)
 		}
 		if err := rl.CheckSignatureFrom(root.Cert); err != nil {
-			return nil, nil, fmt.Errorf("crl: the stored root CRL %d is not signed by this root (%s): %w", prev.Number, root.Cert.Subject, err)
+			return nil, nil, nil, fmt.Errorf("crl: the stored root CRL %d is not signed by this root (%s): %w", prev.Number, root.Cert.Subject, err)
 		}
 		for _, e := range rl.RevokedCertificateEntries {
 			entries = append(entries, ca.CRLEntry{Serial: e.SerialNumber, RevokedAt: e.RevocationTime, Reason: e.ReasonCode})
 		}
 		number = prev.Number + 1
 	}
+	listings := make([]RootListing, 0, len(add))
 	for _, r := range add {
-		if slices.ContainsFunc(entries, func(e ca.CRLEntry) bool { return e.Serial.Cmp(r.Cert.SerialNumber) == 0 }) {
-			continue
+		l := RootListing{Cert: r.Cert}
+		if i := slices.IndexFunc(entries, func(e ca.CRLEntry) bool { return e.Serial.Cmp(r.Cert.SerialNumber) == 0 }); i >= 0 {
+			l.Listed, l.PrevReason = true, entries[i].Reason
+			entries[i].Reason = r.Reason
+			l.Entry = entries[i]
+		} else {
+			l.Entry = ca.CRLEntry{Serial: r.Cert.SerialNumber, RevokedAt: r.RevokedAt, Reason: r.Reason}
+			entries = append(entries, l.Entry)
 		}
-		entries = append(entries, ca.CRLEntry{Serial: r.Cert.SerialNumber, RevokedAt: r.RevokedAt, Reason: r.Reason})
+		listings = append(listings, l)
 	}
 	var newest time.Time
 	for _, e := range entries {
@@ -82,10 +108,10 @@ func SignRootCRL(root *ca.Issuer, prev *store.CRL, add []RootRevocation, now tim
 	c := ca.CRL{Number: number, ThisUpdate: thisUpdate(published, prev, root.Cert.NotBefore, newest), NextUpdate: next, Entries: entries}
 	der, err := root.SignCRL(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	return &store.CRL{IssuerID: root.ID, Number: number, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate,
-		Entries: len(entries), DER: der, CreatedAt: now}, entries, nil
+		Entries: len(entries), DER: der, CreatedAt: now}, entries, listings, nil
 }
 
 // rootCRLRefresh is how long a node serves the root CRL it read before it

@@ -19,7 +19,7 @@ func TestSignRootCRL(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := f.Clock.Now()
-	first, entries, err := crl.SignRootCRL(root, nil, nil, now, crl.DefaultRootValidity)
+	first, entries, _, err := crl.SignRootCRL(root, nil, nil, now, crl.DefaultRootValidity)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestSignRootCRL(t *testing.T) {
 	f.Clock.Advance(24 * time.Hour)
 	now = f.Clock.Now()
 	issuing := f.Issuer().Cert
-	second, entries, err := crl.SignRootCRL(root, first, []crl.RootRevocation{{Cert: issuing, RevokedAt: now, Reason: 2}}, now, time.Hour)
+	second, entries, listed, err := crl.SignRootCRL(root, first, []crl.RootRevocation{{Cert: issuing, RevokedAt: now, Reason: 2}}, now, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,23 +45,40 @@ func TestSignRootCRL(t *testing.T) {
 		list.RevokedCertificateEntries[0].SerialNumber.Cmp(issuing.SerialNumber) != 0 || list.RevokedCertificateEntries[0].ReasonCode != 2 {
 		t.Fatalf("second root CRL: number %d, entries %+v", second.Number, list.RevokedCertificateEntries)
 	}
+	if len(listed) != 1 || listed[0].Listed || listed[0].ReasonChanged() || listed[0].Entry.Reason != 2 || !listed[0].Entry.RevokedAt.Equal(now) {
+		t.Errorf("second root CRL: listings %+v", listed)
+	}
 	if list.ThisUpdate.Before(now.Truncate(time.Second)) || !list.NextUpdate.Equal(now.UTC().Truncate(time.Second).Add(time.Hour)) {
 		t.Errorf("second root CRL: thisUpdate %s, nextUpdate %s (revoked at %s)", list.ThisUpdate, list.NextUpdate, now)
 	}
 
-	// Revoked again later: the first entry stays as it was.
-	f.Clock.Advance(time.Hour)
-	third, entries, err := crl.SignRootCRL(root, second, []crl.RootRevocation{{Cert: issuing, RevokedAt: f.Clock.Now(), Reason: 5}}, f.Clock.Now(), crl.DefaultRootValidity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list = parseCRL(t, third.DER, root.Cert)
-	if third.Number != 3 || len(entries) != 1 || list.RevokedCertificateEntries[0].ReasonCode != 2 ||
-		!list.RevokedCertificateEntries[0].RevocationTime.Equal(now.UTC().Truncate(time.Second)) {
-		t.Errorf("third root CRL: number %d, entries %+v", third.Number, list.RevokedCertificateEntries)
+	// Revoked again later: with the same reason the entry stays as it
+	// was; with another (cessationOfOperation, then found compromised:
+	// cACompromise) it takes that reason and keeps its date.
+	revokedAt := now.UTC().Truncate(time.Second)
+	third := second
+	for _, step := range []struct {
+		reason, prevReason int
+		changed            bool
+	}{{2, 2, false}, {5, 2, true}, {2, 5, true}, {2, 2, false}} {
+		f.Clock.Advance(time.Hour)
+		prev := third
+		third, entries, listed, err = crl.SignRootCRL(root, prev, []crl.RootRevocation{{Cert: issuing, RevokedAt: f.Clock.Now(), Reason: step.reason}}, f.Clock.Now(), crl.DefaultRootValidity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list = parseCRL(t, third.DER, root.Cert)
+		if third.Number != prev.Number+1 || len(entries) != 1 || len(list.RevokedCertificateEntries) != 1 ||
+			list.RevokedCertificateEntries[0].ReasonCode != step.reason || !list.RevokedCertificateEntries[0].RevocationTime.Equal(revokedAt) {
+			t.Errorf("revoked again with reason %d: number %d, entries %+v", step.reason, third.Number, list.RevokedCertificateEntries)
+		}
+		if len(listed) != 1 || !listed[0].Listed || listed[0].PrevReason != step.prevReason || listed[0].ReasonChanged() != step.changed ||
+			listed[0].Entry.Reason != step.reason || !listed[0].Entry.RevokedAt.Equal(revokedAt) {
+			t.Errorf("revoked again with reason %d: listing %+v", step.reason, listed)
+		}
 	}
 	// Not after the root's end.
-	far, _, err := crl.SignRootCRL(root, third, nil, f.Clock.Now(), 100*365*24*time.Hour)
+	far, _, _, err := crl.SignRootCRL(root, third, nil, f.Clock.Now(), 100*365*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,18 +92,18 @@ func TestSignRootCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign, _, err := crl.SignRootCRL(otherRoot, nil, nil, other.Clock.Now(), time.Hour)
+	foreign, _, _, err := crl.SignRootCRL(otherRoot, nil, nil, other.Clock.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := crl.SignRootCRL(root, foreign, nil, f.Clock.Now(), time.Hour); err == nil || !strings.Contains(err.Error(), "not signed by this root") {
+	if _, _, _, err := crl.SignRootCRL(root, foreign, nil, f.Clock.Now(), time.Hour); err == nil || !strings.Contains(err.Error(), "not signed by this root") {
 		t.Errorf("a predecessor of another root: %v", err)
 	}
 	// None once the root has expired, none with no validity.
-	if _, _, err := crl.SignRootCRL(root, third, nil, root.Cert.NotAfter.Add(time.Second), time.Hour); err == nil || !strings.Contains(err.Error(), "expired") {
+	if _, _, _, err := crl.SignRootCRL(root, third, nil, root.Cert.NotAfter.Add(time.Second), time.Hour); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("after the root's end: %v", err)
 	}
-	if _, _, err := crl.SignRootCRL(root, third, nil, f.Clock.Now(), 0); err == nil {
+	if _, _, _, err := crl.SignRootCRL(root, third, nil, f.Clock.Now(), 0); err == nil {
 		t.Error("a validity of 0 was taken")
 	}
 }
