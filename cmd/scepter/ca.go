@@ -38,6 +38,27 @@ const rootKeyPassphraseEnv = "SCEPTER_ROOT_KEY_PASSPHRASE"
 // given: long enough for clients that poll GetNextCACert to fetch it.
 const defaultSwitchIn = 720 * time.Hour
 
+// positiveDuration is a duration flag whose zero stands for "not given":
+// its default is chosen later (ca rollover --switch-in, ca renew-ra
+// --validity). Given as 0 or less, on the command line, in the environment
+// or in the config file, it is refused, not taken silently for that
+// default.
+type positiveDuration time.Duration
+
+func (d *positiveDuration) String() string { return time.Duration(*d).String() }
+
+func (d *positiveDuration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%w; want a duration such as 90s, 15m or 24h (hours are the largest unit: 30 days is 720h)", err)
+	}
+	if v <= 0 {
+		return errors.New("must be positive (leave the flag out for its default)")
+	}
+	*d = positiveDuration(v)
+	return nil
+}
+
 // cmdCA manages the CA: ca rollover, ca show (issue 4).
 func cmdCA(ctx context.Context, e env, args []string) error {
 	sub, err := subcommand(e, args, caUsage)
@@ -74,7 +95,7 @@ func cmdCA(ctx context.Context, e env, args []string) error {
 func cmdCARollover(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	var switchAtS, keyType, raMode, rootKeyFile, passFile string
-	var switchIn time.Duration
+	var switchIn positiveDuration
 	var p11 pkcs11Flags
 	var discard bool
 	fs := newFlagSet(e, "ca rollover", "ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F] [--pkcs11-…] | --discard")
@@ -83,7 +104,7 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&rootKeyFile, "root-key", "", "the root CA key, when it is not in DATA_DIR/ca/root.key (taken offline with 'scepter ca root export --remove'); encrypted or not")
 	fs.StringVar(&passFile, "root-key-passphrase-file", "", "file whose first line is the passphrase of an encrypted root key (or "+rootKeyPassphraseEnv+")")
 	fs.StringVar(&switchAtS, "switch-at", "", "when the next CA becomes current, RFC 3339 (e.g. 2027-01-31T00:00:00Z)")
-	fs.DurationVar(&switchIn, "switch-in", 0, "when the next CA becomes current, from now (default 720h when --switch-at is not given)")
+	fs.Var(&switchIn, "switch-in", "when the next CA becomes current, a `duration` from now (default 720h when --switch-at is not given)")
 	fs.StringVar(&keyType, "key-type", "", "key type of the next issuing CA: p256, p384, rsa2048, rsa3072, rsa4096 (default: that of the current one)")
 	fs.StringVar(&raMode, "scep-ra", "", "RA of the next CA: 'separate' or 'ca' (default: as the current one)")
 	fs.BoolVar(&discard, "discard", false, "undo a rollover before its switch: remove the next CA from the store and DATA_DIR/ca/next (and its keys from the token given with --pkcs11-…)")
@@ -114,10 +135,8 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 			return usageError{fmt.Sprintf("--switch-at %q: want an RFC 3339 time such as 2027-01-31T00:00:00Z", switchAtS)}
 		}
 		switchAt = t
-	case switchIn < 0:
-		return usageError{"--switch-in must be positive"}
-	case switchIn > 0:
-		switchAt = now.Add(switchIn)
+	case switchIn != 0:
+		switchAt = now.Add(time.Duration(switchIn))
 	default:
 		switchAt = now.Add(defaultSwitchIn)
 	}

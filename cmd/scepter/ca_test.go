@@ -149,6 +149,12 @@ func TestCAUsageErrors(t *testing.T) {
 		{[]string{"ca", "rollover", "--switch-at", "2030-01-01T00:00:00Z", "--switch-in", "24h"}, "exclude each other", 2},
 		{[]string{"ca", "rollover", "--switch-at", "tomorrow"}, "RFC 3339", 2},
 		{[]string{"ca", "rollover", "--switch-in", "-1h"}, "positive", 2},
+		// Given as 0 is not "not given": no silent default.
+		{[]string{"ca", "rollover", "--switch-in", "0s"}, "must be positive", 2},
+		{[]string{"ca", "rollover", "--switch-in", "0"}, "must be positive", 2},
+		{[]string{"ca", "renew-ra", "--validity", "0s"}, "must be positive", 2},
+		{[]string{"ca", "renew-ra", "--validity", "-24h"}, "must be positive", 2},
+		{[]string{"ca", "root", "crl", "--validity", "0s"}, "must be positive", 2},
 		{[]string{"ca", "rollover", "--key-type", "dsa"}, "--key-type", 2},
 		{[]string{"ca", "rollover", "--scep-ra", "both"}, "--scep-ra", 2},
 		{[]string{"ca", "show", "extra"}, "unexpected arguments", 2},
@@ -169,6 +175,16 @@ func TestCAUsageErrors(t *testing.T) {
 				t.Errorf("exit code %d, want %d", exitCode(err), tt.code)
 			}
 		})
+	}
+	// A 0 from the environment is refused as well.
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{{"SCEPTER_SWITCH_IN", []string{"rollover"}}, {"SCEPTER_VALIDITY", []string{"renew-ra"}}} {
+		_, _, err := runCA(t, map[string]string{tt.name: "0s"}, dir, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.name) || !strings.Contains(err.Error(), "must be positive") || exitCode(err) != 2 {
+			t.Errorf("%s=0s ca %v: %v", tt.name, tt.args, err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ca", ca.NextDir)); err == nil {
 		t.Error("a refused rollover created next/")

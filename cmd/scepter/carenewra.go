@@ -28,16 +28,13 @@ const raAutoRenew = 30 * 24 * time.Hour
 func cmdCARenewRA(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	var p11 pkcs11Flags
-	var raValidity time.Duration
+	var raValidity positiveDuration
 	fs := newFlagSet(e, "ca renew-ra", "ca renew-ra [--validity 17520h] [--pkcs11-…]")
 	sf.register(fs)
 	p11.register(fs)
-	fs.DurationVar(&raValidity, "validity", 0, "validity of the new RA certificate, cut at the issuing CA's end (default 2 years)")
+	fs.Var(&raValidity, "validity", "validity of the new RA certificate, a `duration`, cut at the issuing CA's end (default 2 years)")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
-	}
-	if raValidity < 0 {
-		return usageError{"--validity must be positive"}
 	}
 	st, token, done, err := sf.openCAStore(ctx, p11)
 	if err != nil {
@@ -46,7 +43,7 @@ func cmdCARenewRA(ctx context.Context, e env, args []string) error {
 	defer done()
 	host, _ := os.Hostname()
 	clock := pki.SystemClock{}
-	old, renewed, err := renewRA(ctx, st, sf.dataDir, ca.RenewRAOptions{Validity: raValidity, Token: token}, clock, host+" "+cliActor(), nil)
+	old, renewed, err := renewRA(ctx, st, sf.dataDir, ca.RenewRAOptions{Validity: time.Duration(raValidity), Token: token}, clock, host+" "+cliActor(), nil)
 	switch {
 	case errors.Is(err, ca.ErrNoCA):
 		return sf.noCA(err)
