@@ -155,6 +155,7 @@ func TestCAUsageErrors(t *testing.T) {
 		{[]string{"ca", "renew-ra", "--validity", "0s"}, "must be positive", 2},
 		{[]string{"ca", "renew-ra", "--validity", "-24h"}, "must be positive", 2},
 		{[]string{"ca", "root", "crl", "--validity", "0s"}, "must be positive", 2},
+		{[]string{"ca", "root", "crl", "--validity", "1s"}, "expired before it reached them", 2},
 		{[]string{"ca", "rollover", "--key-type", "dsa"}, "--key-type", 2},
 		{[]string{"ca", "rollover", "--scep-ra", "both"}, "--scep-ra", 2},
 		{[]string{"ca", "show", "extra"}, "unexpected arguments", 2},

@@ -48,13 +48,16 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&passFile, "root-key-passphrase-file", "", "file whose first line is the passphrase of an encrypted root key (or "+rootKeyPassphraseEnv+")")
 	fs.Var(&revoke, "revoke", "an issuing CA of this root to list as revoked, by its issuer ID (the hex SHA-256 of its certificate, as in its CRL URL); not the current or a scheduled next one; may be repeated")
 	fs.StringVar(&reasonS, "reason", "", "the revocation reason of --revoke: cACompromise, keyCompromise, superseded, cessationOfOperation, affiliationChanged, unspecified (required with --revoke)")
-	fs.DurationVar(&validity, "validity", validity, "the CRL's nextUpdate after now (cut at the root's end); sign the next one before then")
+	fs.DurationVar(&validity, "validity", validity, "the CRL's nextUpdate after now, from 1h to 8760h (cut at the root's end); sign the next one before then")
 	fs.StringVar(&out, "out", "", "also write the CRL (DER) to this file, for relying parties given it by hand")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
 	}
 	if validity <= 0 {
 		return usageError{"--validity must be positive"}
+	}
+	if validity < crl.MinRootValidity {
+		return usageError{fmt.Sprintf("--validity %s: at least %s: relying parties would reject it as expired before it reached them", validity, crl.MinRootValidity)}
 	}
 	if validity > crl.DefaultRootValidity {
 		// CA/B Forum BR §4.9.7: a CRL about CA certificates is due at

@@ -90,7 +90,8 @@ func TestCARootCRL(t *testing.T) {
 	}
 
 	// Refused, with nothing signed: the current CA, the scheduled one, an
-	// unknown ID, no reason, certificateHold, a validity over a year.
+	// unknown ID, no reason, certificateHold, a validity over a year or
+	// under an hour (the CRL would reach relying parties expired).
 	for _, args := range [][]string{
 		{"--revoke", issuerIDOf(current), "--reason", "cACompromise"},
 		{"--revoke", issuerIDOf(scheduled), "--reason", "cACompromise"},
@@ -100,6 +101,9 @@ func TestCARootCRL(t *testing.T) {
 		{"--reason", "superseded"},
 		{"--validity", "9000h"},
 		{"--validity", "0s"},
+		{"--validity", "-1h"},
+		{"--validity", "1s"},
+		{"--validity", "59m59s"},
 	} {
 		_, _, err := runCA(t, nil, dir, append([]string{"root", "crl"}, args...)...)
 		if err == nil || exitCode(err) != 2 {

@@ -26,6 +26,11 @@ import (
 // the longest CA/B Forum's BR allow for a CRL about CA certificates (§4.9.7).
 const DefaultRootValidity = 365 * 24 * time.Hour
 
+// MinRootValidity is the shortest root CRL validity: a root CRL is signed
+// by hand and copied to relying parties, and one shorter than that would
+// reach them expired, so that they refuse every certificate of the chain.
+const MinRootValidity = time.Hour
+
 // RootRevocation is an issuing CA certificate the root revokes.
 type RootRevocation struct {
 	Cert      *x509.Certificate
@@ -59,8 +64,8 @@ func (l RootListing) ReasonChanged() bool { return l.Listed && l.PrevReason != l
 // compromised must be listed as cACompromise. It returns the CRL to
 // store, its entries and how it lists each of add.
 func SignRootCRL(root *ca.Issuer, prev *store.CRL, add []RootRevocation, now time.Time, validity time.Duration) (*store.CRL, []ca.CRLEntry, []RootListing, error) {
-	if validity <= 0 {
-		return nil, nil, nil, fmt.Errorf("crl: root CRL validity %s: must be positive", validity)
+	if validity < MinRootValidity {
+		return nil, nil, nil, fmt.Errorf("crl: root CRL validity %s: at least %s", validity, MinRootValidity)
 	}
 	published := now.UTC().Truncate(time.Second)
 	end := root.Cert.NotAfter.UTC().Truncate(time.Second)

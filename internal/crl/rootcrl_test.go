@@ -99,11 +99,14 @@ func TestSignRootCRL(t *testing.T) {
 	if _, _, _, err := crl.SignRootCRL(root, foreign, nil, f.Clock.Now(), time.Hour); err == nil || !strings.Contains(err.Error(), "not signed by this root") {
 		t.Errorf("a predecessor of another root: %v", err)
 	}
-	// None once the root has expired, none with no validity.
+	// None once the root has expired, none that would reach relying
+	// parties expired.
 	if _, _, _, err := crl.SignRootCRL(root, third, nil, root.Cert.NotAfter.Add(time.Second), time.Hour); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("after the root's end: %v", err)
 	}
-	if _, _, _, err := crl.SignRootCRL(root, third, nil, f.Clock.Now(), 0); err == nil {
-		t.Error("a validity of 0 was taken")
+	for _, v := range []time.Duration{0, -time.Hour, time.Second, crl.MinRootValidity - time.Second} {
+		if _, _, _, err := crl.SignRootCRL(root, third, nil, f.Clock.Now(), v); err == nil {
+			t.Errorf("a validity of %s was taken", v)
+		}
 	}
 }
