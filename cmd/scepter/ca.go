@@ -23,12 +23,12 @@ const caUsage = "usage: scepter ca rollover [--switch-at RFC3339 | --switch-in 7
 	"       scepter ca renew-ra [--validity 17520h] [--pkcs11-…] [--data-dir DIR]\n" +
 	"       scepter ca show [--data-dir DIR]\n" +
 	"       scepter ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
-	"       scepter ca root crl [--revoke ISSUER-ID --reason REASON]... [--validity 8760h] [--out FILE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
+	"       scepter ca root crl [--revoke ISSUER-ID | --revoke-cert FILE]... [--reason REASON] [--validity 8760h] [--out FILE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
 	"       scepter ca export-keys --out FILE [--include-root] [--passphrase-file F] [--data-dir DIR]\n" +
 	"       scepter ca import-keys --in FILE [--passphrase-file F] [--data-dir DIR]"
 
 const caRootUsage = "usage: scepter ca root export --out FILE [--remove] [--passphrase-file F] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
-	"       scepter ca root crl [--revoke ISSUER-ID --reason REASON]... [--validity 8760h] [--out FILE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]"
+	"       scepter ca root crl [--revoke ISSUER-ID | --revoke-cert FILE]... [--reason REASON] [--validity 8760h] [--out FILE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]"
 
 // rootKeyPassphraseEnv holds the passphrase of an encrypted root key, for
 // commands that read it (not with --root-key-passphrase-file too).

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -18,7 +19,7 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
-const caRootCRLUsage = "usage: scepter ca root crl [--revoke ISSUER-ID --reason REASON]... [--validity 8760h] [--out FILE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]"
+const caRootCRLUsage = "usage: scepter ca root crl [--revoke ISSUER-ID | --revoke-cert FILE]... [--reason REASON] [--validity 8760h] [--out FILE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]"
 
 // rootCRLsKept is how many older root CRLs the store keeps.
 const rootCRLsKept = 10
@@ -32,22 +33,33 @@ func (l *revokeList) Set(s string) error {
 	return nil
 }
 
+// fileList collects a file flag that may be given more than once.
+type fileList []string
+
+func (l *fileList) String() string { return strings.Join(*l, ",") }
+func (l *fileList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
 // cmdCARootCRL signs the root's next CRL with the root key, where the root
 // key is (as ca rollover is run), and stores it: every node serves it at
 // /crl/ROOT-ID.crl. It carries the previous root CRL's entries on, and
-// with --revoke adds issuing CA certificates of this root that are no
-// longer in use.
+// with --revoke (or --revoke-cert, for one the store no longer records)
+// adds issuing CA certificates of this root that are no longer in use.
 func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	var rootKeyFile, passFile, reasonS, out string
 	var revoke revokeList
+	var revokeCerts fileList
 	validity := crl.DefaultRootValidity
 	fs := newFlagSet(e, "ca root crl", strings.TrimPrefix(caRootCRLUsage, "usage: scepter "))
 	sf.register(fs)
 	fs.StringVar(&rootKeyFile, "root-key", "", "the root CA key, when it is not in DATA_DIR/ca/root.key (taken offline with 'scepter ca root export --remove'); encrypted or not")
 	fs.StringVar(&passFile, "root-key-passphrase-file", "", "file whose first line is the passphrase of an encrypted root key (or "+rootKeyPassphraseEnv+")")
 	fs.Var(&revoke, "revoke", "an issuing CA of this root to list as revoked, by its issuer ID (the hex SHA-256 of its certificate, as in its CRL URL); not the current or a scheduled next one; may be repeated")
-	fs.StringVar(&reasonS, "reason", "", "the revocation reason of --revoke: cACompromise, keyCompromise, superseded, cessationOfOperation, affiliationChanged, unspecified (required with --revoke)")
+	fs.Var(&revokeCerts, "revoke-cert", "an issuing CA of this root to list as revoked, by its certificate `FILE` (PEM or DER): for one the store no longer records, such as a next CA discarded after GetNextCACert handed it out; not the current or a scheduled next one; may be repeated")
+	fs.StringVar(&reasonS, "reason", "", "the revocation reason of --revoke and --revoke-cert: cACompromise, keyCompromise, superseded, cessationOfOperation, affiliationChanged, unspecified (required with them)")
 	fs.DurationVar(&validity, "validity", validity, "the CRL's nextUpdate after now, from 1h to 8760h (cut at the root's end); sign the next one before then")
 	fs.StringVar(&out, "out", "", "also write the CRL (DER) to this file, for relying parties given it by hand")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
@@ -65,12 +77,13 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 		return usageError{fmt.Sprintf("--validity %s: at most %s (a year)", validity, crl.DefaultRootValidity)}
 	}
 	var reason int
+	revoking := len(revoke) > 0 || len(revokeCerts) > 0
 	switch {
-	case len(revoke) == 0 && reasonS != "":
-		return usageError{"--reason goes with --revoke"}
-	case len(revoke) > 0 && reasonS == "":
-		return usageError{"--revoke needs --reason (cACompromise when the issuing CA's key is compromised, cessationOfOperation or superseded otherwise)"}
-	case len(revoke) > 0:
+	case !revoking && reasonS != "":
+		return usageError{"--reason goes with --revoke or --revoke-cert"}
+	case revoking && reasonS == "":
+		return usageError{"--revoke and --revoke-cert need --reason (cACompromise when the issuing CA's key is compromised, cessationOfOperation or superseded otherwise)"}
+	case revoking:
 		var err error
 		if reason, err = admin.ParseReason(reasonS); err != nil {
 			return usageError{err.Error()}
@@ -99,8 +112,12 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	now := pki.SystemClock{}.Now()
 
 	var add []crl.RootRevocation
-	if len(revoke) > 0 {
-		if add, err = rootRevocations(ctx, st, root.Cert, revoke, reason, now); err != nil {
+	if revoking {
+		certs, err := readRevokeCerts(revokeCerts, root.Cert)
+		if err != nil {
+			return err
+		}
+		if add, err = rootRevocations(ctx, st, sf.dataDir, root.Cert, revoke, certs, reason, now); err != nil {
 			return err
 		}
 	}
@@ -157,40 +174,126 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-// rootRevocations finds each issuer ID among the issuing CAs the store
-// records (every node's, every generation) and checks that the root
-// signed it and that it is no longer in use: revoking the current or a
-// scheduled next issuing CA would leave the server issuing certificates
-// that no longer verify, so that one must be rolled over (or discarded)
-// first.
-func rootRevocations(ctx context.Context, st store.Store, root *x509.Certificate, ids []string, reason int, now time.Time) ([]crl.RootRevocation, error) {
+// revokeCert is a --revoke-cert: the certificate in a file.
+type revokeCert struct {
+	file string
+	cert *x509.Certificate
+}
+
+// readRevokeCerts reads the issuing CA certificate of each --revoke-cert
+// file. A file may hold a chain (the CA with its RA, or with the root):
+// its one CA certificate that root signed, other than root, is taken; a
+// file with none or several such is refused, as it does not say which to
+// list.
+func readRevokeCerts(files []string, root *x509.Certificate) ([]revokeCert, error) {
+	var out []revokeCert
+	for _, f := range files {
+		certs, err := keys.LoadCertFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--revoke-cert %s: %w", f, err)
+		}
+		if len(certs) > 1 {
+			certs = slices.DeleteFunc(certs, func(c *x509.Certificate) bool {
+				return !c.IsCA || c.Equal(root) || c.CheckSignatureFrom(root) != nil
+			})
+			if len(certs) != 1 {
+				return nil, usageError{fmt.Sprintf("--revoke-cert %s: holds %d CA certificates signed by this root besides the root; give a file with the one issuing CA certificate to list", f, len(certs))}
+			}
+		}
+		out = append(out, revokeCert{file: f, cert: certs[0]})
+	}
+	return out, nil
+}
+
+// rootRevocations checks what --revoke and --revoke-cert name and returns
+// it to list, each CA once. A --revoke issuer ID must be among the issuing
+// CAs the store records (every node's, every generation). A --revoke-cert
+// certificate may be one the store no longer records (a discarded next
+// CA): it must be an issuing CA certificate, not the root itself. Both
+// must be signed by the root and no longer in use: revoking the current
+// or a scheduled next issuing CA would leave the server issuing
+// certificates that no longer verify, so that one must be rolled over (or
+// discarded) first.
+func rootRevocations(ctx context.Context, st store.Store, dataDir string, root *x509.Certificate, ids []string, certs []revokeCert,
+	reason int, now time.Time) ([]crl.RootRevocation, error) {
 	gens, err := st.CAGenerations(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the store's issuing CAs: %w", err)
 	}
 	current := cashare.Current(gens, now)
 	var add []crl.RootRevocation
+	listed := map[string]bool{}
 	for _, id := range slices.Compact(slices.Sorted(slices.Values(ids))) {
 		i := slices.IndexFunc(gens, func(g store.CAGeneration) bool { return g.IssuerID == id })
 		if i < 0 {
-			return nil, usageError{fmt.Sprintf("--revoke %s: no issuing CA with this ID in the store ('scepter ca show' lists them; the ID is the hex SHA-256 of the certificate)", id)}
+			return nil, usageError{fmt.Sprintf("--revoke %s: no issuing CA with this ID in the store ('scepter ca show' lists them; the ID is the hex SHA-256 of the certificate; "+
+				"one the store no longer records, such as a discarded next CA, is listed with --revoke-cert FILE)", id)}
 		}
 		cert, err := x509.ParseCertificate(gens[i].IssuerDER)
 		if err != nil {
 			return nil, fmt.Errorf("--revoke %s: the stored certificate: %w", id, err)
 		}
-		if err := cert.CheckSignatureFrom(root); err != nil {
-			return nil, usageError{fmt.Sprintf("--revoke %s: %s is not signed by this root (%s)", id, cert.Subject, root.Subject)}
+		if err := checkRootRevocable("--revoke "+id, cert, root, &gens[i], current, now); err != nil {
+			return nil, err
 		}
-		switch {
-		case current != nil && gens[i].IssuerID == current.IssuerID:
-			return nil, usageError{fmt.Sprintf("--revoke %s: %s is the current issuing CA; roll it over first ('scepter ca rollover --switch-in 1m'), then revoke it once the next one is current", id, cert.Subject)}
-		case gens[i].SwitchAt.After(now):
-			return nil, usageError{fmt.Sprintf("--revoke %s: %s is scheduled to become current at %s; discard it first ('scepter ca rollover --discard')", id, cert.Subject, gens[i].SwitchAt.UTC().Format(time.RFC3339))}
+		listed[id] = true
+		add = append(add, crl.RootRevocation{Cert: cert, RevokedAt: now, Reason: reason})
+	}
+	for _, rc := range certs {
+		what, cert, id := "--revoke-cert "+rc.file, rc.cert, issuerIDOf(rc.cert)
+		if listed[id] {
+			continue
 		}
+		if cert.Equal(root) || pki.SamePublicKey(cert.PublicKey, root.PublicKey) {
+			return nil, usageError{fmt.Sprintf("%s: %s is the root CA itself; its CRL lists only the issuing CAs it signed", what, printable(cert.Subject.String()))}
+		}
+		if !cert.BasicConstraintsValid || !cert.IsCA {
+			return nil, usageError{fmt.Sprintf("%s: %s is not a CA certificate; the root CRL lists issuing CAs (an end-entity certificate is revoked with 'scepter certs revoke')", what, printable(cert.Subject.String()))}
+		}
+		var gen *store.CAGeneration
+		if i := slices.IndexFunc(gens, func(g store.CAGeneration) bool { return g.IssuerID == id }); i >= 0 {
+			gen = &gens[i]
+		}
+		if err := checkRootRevocable(what, cert, root, gen, current, now); err != nil {
+			return nil, err
+		}
+		if gen == nil {
+			// Not recorded: the store cannot say it is unused unless it
+			// records the CA in use, and this node may still hold it as
+			// its next one.
+			if current == nil {
+				return nil, usageError{fmt.Sprintf("%s: the store records no issuing CA, so it cannot tell whether %s is in use; run 'scepter serve' with this store once (it records its CA there), then this again", what, printable(cert.Subject.String()))}
+			}
+			nextID, at, ok, err := ca.NextOnDisk(dataDir)
+			if err != nil {
+				return nil, fmt.Errorf("reading this node's next CA: %w", err)
+			}
+			if ok && nextID == id {
+				return nil, usageError{fmt.Sprintf("%s: %s is this node's next CA in %s, switching at %s; discard it first ('scepter ca rollover --discard')",
+					what, printable(cert.Subject.String()), filepath.Join(dataDir, "ca", ca.NextDir), at.UTC().Format(time.RFC3339))}
+			}
+		}
+		listed[id] = true
 		add = append(add, crl.RootRevocation{Cert: cert, RevokedAt: now, Reason: reason})
 	}
 	return add, nil
+}
+
+// checkRootRevocable refuses to list cert (named by what, for the error)
+// unless root signed it and, when the store records it (gen), it is
+// neither the current issuing CA nor a scheduled next one.
+func checkRootRevocable(what string, cert, root *x509.Certificate, gen, current *store.CAGeneration, now time.Time) error {
+	if err := cert.CheckSignatureFrom(root); err != nil {
+		return usageError{fmt.Sprintf("%s: %s is not signed by this root (%s)", what, printable(cert.Subject.String()), printable(root.Subject.String()))}
+	}
+	switch {
+	case gen == nil:
+	case current != nil && gen.IssuerID == current.IssuerID:
+		return usageError{fmt.Sprintf("%s: %s is the current issuing CA; roll it over first ('scepter ca rollover --switch-in 1m'), then revoke it once the next one is current", what, printable(cert.Subject.String()))}
+	case gen.SwitchAt.After(now):
+		return usageError{fmt.Sprintf("%s: %s is scheduled to become current at %s; discard it first ('scepter ca rollover --discard')", what, printable(cert.Subject.String()), gen.SwitchAt.UTC().Format(time.RFC3339))}
+	}
+	return nil
 }
 
 // describeListing says how the new root CRL lists a --revoke: what it

@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
@@ -206,5 +209,115 @@ func TestCARootCRL(t *testing.T) {
 	}
 	if _, _, err := runCA(t, nil, dir, "root", "crl"); err == nil || !strings.Contains(err.Error(), "--root-key FILE") {
 		t.Errorf("without the root key: %v", err)
+	}
+}
+
+// writeCerts writes certificates to a PEM file, as an operator keeps one.
+func writeCerts(t *testing.T, certs ...*x509.Certificate) string {
+	t.Helper()
+	var b []byte
+	for _, c := range certs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A next CA discarded after GetNextCACert may have handed it out is gone
+// from the store, so --revoke cannot name it: --revoke-cert lists it from
+// its certificate, with the same checks as --revoke.
+func TestCARootCRLRevokeCert(t *testing.T) {
+	dir, a := caDataDir(t, ca.InitOptions{})
+	ctx := context.Background()
+	now := pki.SystemClock{}.Now()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	current := writeCerts(t, a.Issuer.Cert)
+
+	// While the store records no issuing CA it cannot tell what is in use.
+	if _, _, err := runCA(t, nil, dir, "root", "crl", "--revoke-cert", current, "--reason", "superseded"); err == nil ||
+		exitCode(err) != 2 || !strings.Contains(err.Error(), "the store records no issuing CA") {
+		t.Errorf("with no CA recorded: %v", err)
+	}
+	gen := store.CAGeneration{IssuerID: a.Issuer.ID, RootFingerprint: a.RootFingerprint(), IssuerDER: a.Issuer.Cert.Raw, PublishedAt: now, PublishedBy: "test"}
+	if _, err := st.PublishCAGeneration(ctx, gen, pki.AuditEvent{Time: now, Type: pki.EventCAPublished, Actor: "test", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A next CA, kept by the operator (or fetched with GetNextCACert).
+	if _, _, err := runCA(t, nil, dir, "rollover", "--switch-in", "48h"); err != nil {
+		t.Fatal(err)
+	}
+	nextCerts, err := keys.LoadCertFile(filepath.Join(dir, "ca", ca.NextDir, ca.IssuingCertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := nextCerts[0]
+	kept := writeCerts(t, next)
+	otherDir, _ := caDataDir(t, ca.InitOptions{})
+	otherRoot, err := ca.RootIssuer(otherDir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := otherIssuingCA(t, otherDir, "issuing CA of another root", 7)
+	for _, tt := range []struct {
+		name, file, want string
+	}{
+		{"the current CA", current, "is the current issuing CA"},
+		{"the scheduled CA", kept, "is scheduled to become current"},
+		{"the root", writeCerts(t, a.Root), "is the root CA itself"},
+		{"another root's CA", writeCerts(t, foreign), "is not signed by this root"},
+		{"another root", writeCerts(t, otherRoot.Cert), "is not signed by this root"},
+		{"two issuing CAs", writeCerts(t, next, a.Issuer.Cert, a.Root), "holds 2 CA certificates signed by this root"},
+		{"the root and a CA of another", writeCerts(t, a.Root, foreign), "holds 0 CA certificates signed by this root"},
+	} {
+		if _, _, err := runCA(t, nil, dir, "root", "crl", "--revoke-cert", tt.file, "--reason", "cACompromise"); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("--revoke-cert %s: %v, want a usage error saying %q", tt.name, err, tt.want)
+		}
+	}
+	if _, _, err := runCA(t, nil, dir, "root", "crl", "--revoke-cert", kept); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "need --reason") {
+		t.Errorf("--revoke-cert without --reason: %v", err)
+	}
+
+	// Discarded: --revoke no longer finds it, --revoke-cert lists it.
+	if _, _, err := runCA(t, nil, dir, "rollover", "--discard"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCA(t, nil, dir, "root", "crl", "--revoke", issuerIDOf(next), "--reason", "cessationOfOperation"); err == nil || !strings.Contains(err.Error(), "--revoke-cert FILE") {
+		t.Errorf("--revoke of the discarded CA: %v, want it to point to --revoke-cert", err)
+	}
+	if _, err := st.LatestCRL(ctx, issuerIDOf(a.Root)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused command stored a root CRL: %v", err)
+	}
+	stdout, _, err := runCA(t, nil, dir, "root", "crl", "--revoke-cert", kept, "--revoke", issuerIDOf(next), "--reason", "cessationOfOperation")
+	if err == nil {
+		t.Errorf("--revoke of the discarded CA beside --revoke-cert was taken:\n%s", stdout)
+	}
+	// Given twice, once in a chain with its RA and the root: listed once.
+	chain := writeCerts(t, a.RA.Cert, next, a.Root)
+	stdout, _, err = runCA(t, nil, dir, "root", "crl", "--revoke-cert", kept, "--revoke-cert", chain, "--reason", "cessationOfOperation")
+	if err != nil || !strings.Contains(stdout, "Root CRL 1 signed") || !strings.Contains(stdout, "entries:     1") ||
+		!strings.Contains(stdout, "revoked:     issuing CA "+issuerIDOf(next)) || !strings.Contains(stdout, "listed: cessationOfOperation") {
+		t.Fatalf("--revoke-cert of the discarded CA: %v\n%s", err, stdout)
+	}
+	stored, err := st.LatestCRL(ctx, issuerIDOf(a.Root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := x509.ParseRevocationList(stored.DER)
+	if err != nil || list.CheckSignatureFrom(a.Root) != nil || len(list.RevokedCertificateEntries) != 1 ||
+		list.RevokedCertificateEntries[0].SerialNumber.Cmp(next.SerialNumber) != 0 || list.RevokedCertificateEntries[0].ReasonCode != 5 {
+		t.Fatalf("stored root CRL: %v %+v", err, list)
+	}
+	// Found compromised later: its reason changes.
+	stdout, _, err = runCA(t, nil, dir, "root", "crl", "--revoke-cert", kept, "--reason", "cACompromise")
+	if err != nil || !strings.Contains(stdout, "reason changed from cessationOfOperation to cACompromise") {
+		t.Errorf("--revoke-cert again with cACompromise: %v\n%s", err, stdout)
 	}
 }
