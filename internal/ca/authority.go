@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,11 @@ type Authority struct {
 	mode     loadMode
 	reloadMu sync.Mutex
 	disk     string // diskState at the last (re)load
+
+	// revoked holds the IDs of the issuing CAs the root's CRL lists
+	// (SetRevokedIssuers). Kept apart from state, which Reload replaces:
+	// a revocation outlives a reload. Never modified once stored.
+	revoked atomic.Pointer[map[string]bool]
 }
 
 // issuerSet is everything that changes with a rollover. It is never
@@ -219,7 +225,8 @@ func (a *Authority) Previous() []*Issuer { return slices.Clone(a.state.Load().pr
 // RAs returns every RA whose key is loaded: the current RA (as loaded), the
 // next one, the current generation's RAs that RenewRA replaced (until
 // their certificates expire), then those of previous issuers, newest
-// first. A SCEP server decrypts an envelope with the RA whose certificate
+// first, leaving out those of issuing CAs the root revoked
+// (SetRevokedIssuers). A SCEP server decrypts an envelope with the RA whose certificate
 // it is addressed to, which after a rollover or an RA renewal may be an
 // older one (a client that cached GetCACert, or polls for a request made
 // before the switch).
@@ -230,7 +237,57 @@ func (a *Authority) RAs() []*pki.RA {
 		out = append(out, s.nextRA)
 	}
 	out = append(out, s.retiredRAs...)
-	return append(out, s.previousRAs...)
+	out = append(out, s.previousRAs...)
+	// Those of an issuing CA the root revoked no longer decrypt.
+	return slices.DeleteFunc(out, func(ra *pki.RA) bool { return a.isRevoked(s, raIssuerID(ra)) })
+}
+
+// SetRevokedIssuers records the issuing CAs the root's CRL lists, by
+// issuer ID, replacing the set recorded before. From then on a
+// certificate they issued is refused by IssuedByUs (ErrIssuerRevoked) and
+// their RAs are left out of RAs: a revoked CA's key may be in other hands,
+// so nothing it signed authenticates anything, and its RA keys (kept with
+// it) decrypt no more requests. The current and the next issuing CA are
+// never taken as revoked: the root CRL command refuses to list them, and
+// the server must go on issuing.
+func (a *Authority) SetRevokedIssuers(ids []string) {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	a.revoked.Store(&m)
+}
+
+// RevokedIssuers returns the issuer IDs SetRevokedIssuers recorded, sorted.
+func (a *Authority) RevokedIssuers() []string {
+	p := a.revoked.Load()
+	if p == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(*p))
+}
+
+// isRevoked: id is an issuing CA the root revoked, and neither the current
+// nor the next one of s.
+func (a *Authority) isRevoked(s *issuerSet, id string) bool {
+	p := a.revoked.Load()
+	if p == nil || !(*p)[id] || id == s.current.ID {
+		return false
+	}
+	return s.next == nil || id != s.next.ID
+}
+
+// raIssuerID is the ID of the issuing CA whose RA ra is: the issuing CA
+// itself in RA mode ca, otherwise the certificate after the RA's in its
+// chain. Empty when the chain does not say.
+func raIssuerID(ra *pki.RA) string {
+	switch {
+	case ra.IsCA && ra.Cert != nil:
+		return issuerID(ra.Cert)
+	case len(ra.Chain) >= 2:
+		return issuerID(ra.Chain[1])
+	}
+	return ""
 }
 
 // RetiredRAs returns the RAs that RenewRA replaced and whose certificates
@@ -246,6 +303,10 @@ var (
 	// has expired; IssuedByUs returns the issuer with it, so callers can
 	// apply a grace period.
 	ErrExpired = errors.New("ca: the certificate has expired")
+	// ErrIssuerRevoked: the certificate was issued by one of our issuing
+	// CAs that the root's CRL lists as revoked (SetRevokedIssuers); it
+	// authenticates nothing.
+	ErrIssuerRevoked = errors.New("ca: the issuing CA of the certificate is revoked on the root's CRL")
 )
 
 // IssuedByUs checks that cert was issued by one of our issuing CAs
@@ -257,12 +318,23 @@ var (
 // certificate that verified except that it has expired is returned with its
 // issuer and an error wrapping ErrExpired. Anything else, including our own
 // CA certificates and a certificate that is not valid yet, is an error
-// wrapping ErrNotOurs (and a nil issuer). Revocation is not checked here.
+// wrapping ErrNotOurs (and a nil issuer). A certificate of an issuing CA
+// the root revoked (SetRevokedIssuers) is an error wrapping
+// ErrIssuerRevoked, with a nil issuer, expired or not. The certificate's
+// own revocation is not checked here.
 func (a *Authority) IssuedByUs(cert *x509.Certificate, now time.Time) (*Issuer, error) {
+	s := a.state.Load()
+	iss, err := s.issuedByUs(cert, now)
+	if iss != nil && a.isRevoked(s, iss.ID) {
+		return nil, fmt.Errorf("%w: issuing CA %s (%s)", ErrIssuerRevoked, iss.ID, iss.Cert.Subject)
+	}
+	return iss, err
+}
+
+func (s *issuerSet) issuedByUs(cert *x509.Certificate, now time.Time) (*Issuer, error) {
 	if cert == nil {
 		return nil, fmt.Errorf("%w: no certificate", ErrNotOurs)
 	}
-	s := a.state.Load()
 	opts := x509.VerifyOptions{Roots: s.roots, Intermediates: s.inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
 	chains, err := cert.Verify(opts)
 	if err == nil {
