@@ -41,6 +41,7 @@ type fixture struct {
 	st    store.Store
 	clock *pkitest.Clock
 	auth  *ca.Authority
+	dir   string // the data directory: the CA in dir/ca, the store
 }
 
 func newFixture(t *testing.T, profiles map[string]pki.Profile, def string) *fixture {
@@ -68,7 +69,7 @@ func newFixtureWith(t *testing.T, cfg enroll.Config) *fixture {
 		t.Fatal(err)
 	}
 	profiles, def := svc.Profiles()
-	return &fixture{svc: svc, admin: admin.New(st, clock, nil, profiles, def), st: st, clock: clock, auth: auth}
+	return &fixture{svc: svc, admin: admin.New(st, clock, nil, profiles, def), st: st, clock: clock, auth: auth, dir: dir}
 }
 
 var (

@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -13,7 +14,8 @@ import (
 
 // GetCertificate returns a certificate we issued, by issuer name and
 // serial, to a requester who proves it holds a valid certificate of ours
-// (SCEP GetCert).
+// (SCEP GetCert): the one recorded, byte for byte, by an issuing CA the
+// root has not revoked.
 func (s *Service) GetCertificate(ctx context.Context, rawIssuer []byte, serialHex string, requester *x509.Certificate) (*x509.Certificate, error) {
 	now := s.clock.Now()
 	if requester == nil {
@@ -23,12 +25,18 @@ func (s *Service) GetCertificate(ctx context.Context, rawIssuer []byte, serialHe
 	if errors.Is(err, ca.ErrExpired) {
 		return nil, pki.Wrap(pki.EBadTime, err, "the signer certificate has expired")
 	}
+	if errors.Is(err, ca.ErrIssuerRevoked) {
+		return nil, pki.Wrap(pki.EBadRequest, err, "the signer certificate was issued by an issuing CA that the root has revoked (listed on the root CRL)")
+	}
 	if err != nil {
 		return nil, pki.Wrap(pki.EBadRequest, err, "GetCert must be signed by a certificate this CA issued")
 	}
 	rec, err := s.store.Certificate(ctx, issuer.ID, requester.SerialNumber.Text(16))
 	if err != nil || rec.Status == pki.StatusRevoked {
 		return nil, pki.Errorf(pki.EBadRequest, "the signer certificate is unknown or revoked")
+	}
+	if !bytes.Equal(rec.DER, requester.Raw) {
+		return nil, pki.Errorf(pki.EBadRequest, "the signer certificate is not the certificate this CA issued with serial %s", rec.SerialHex)
 	}
 	for _, i := range s.authority.Issuers() {
 		// As GetCRL matches the issuer: a client may re-encode the name.

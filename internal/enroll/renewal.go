@@ -62,7 +62,8 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 // renewedCertificate is the certificate a renewal is authenticated by, as
 // the client presented it (signer) and as recorded (old): one we issued
 // (verified by signature to our root, never by name), not expired beyond
-// the profile's grace, and in the inventory. It needs no request, so a
+// the profile's grace, by an issuing CA the root has not revoked, and in
+// the inventory byte for byte. It needs no request, so a
 // handler may have it checked before it reads one (CheckCredentials).
 func (s *Service) renewedCertificate(ctx context.Context, st *State) (old *pki.Certificate, signer *x509.Certificate, err error) {
 	signer = st.Req.Evidence.heldCertificate()
@@ -82,6 +83,8 @@ func (s *Service) renewedCertificate(ctx context.Context, st *State) (old *pki.C
 		if now.After(signer.NotAfter.Add(st.Profile.RenewalGrace)) {
 			return nil, nil, pki.Wrap(pki.EBadTime, err, "the certificate to renew has expired")
 		}
+	case errors.Is(err, ca.ErrIssuerRevoked):
+		return nil, nil, pki.Wrap(pki.EBadCertID, err, "the "+held+" was issued by an issuing CA that the root has revoked (listed on the root CRL)")
 	case err != nil:
 		return nil, nil, pki.Wrap(pki.EBadCertID, err, "the "+held+" was not issued by this CA")
 	}
@@ -92,7 +95,25 @@ func (s *Service) renewedCertificate(ctx context.Context, st *State) (old *pki.C
 	if err != nil {
 		return nil, nil, err
 	}
+	// The serial finds the record; only the same bytes make it the same
+	// certificate. One signed with a stolen (or revoked) issuing CA key
+	// may carry a serial of ours and other names: its names and key must
+	// not renew as the recorded certificate's. From here on signer is the
+	// recorded certificate, names and all.
+	if err := checkAsIssued(old, signer, held); err != nil {
+		return nil, nil, err
+	}
 	return old, signer, nil
+}
+
+// checkAsIssued refuses a presented certificate (held names it as the
+// client knows it) that is not, byte for byte, the one rec records under
+// its serial, as a certificate this CA did not issue (badCertId).
+func checkAsIssued(rec *pki.Certificate, cert *x509.Certificate, held string) error {
+	if bytes.Equal(rec.DER, cert.Raw) {
+		return nil
+	}
+	return pki.Errorf(pki.EBadCertID, "the %s is not the certificate this CA issued with serial %s", held, rec.SerialHex)
 }
 
 // renewedAlready is the valid renewal of old whose key is spki, if one was

@@ -140,10 +140,11 @@ func (s *Service) CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex st
 	return der, issuer.Cert, nil
 }
 
-// CheckNotRevoked refuses a certificate of ours that is revoked (or not in
-// the inventory): a requester that authenticates with one (a CertPoll's
-// signer, say) gets nothing more. A certificate that is not ours (a
-// self-signed transport certificate) is not this check's business.
+// CheckNotRevoked refuses a certificate of ours that is revoked, not in
+// the inventory as presented, or of an issuing CA the root revoked: a
+// requester that authenticates with one (a CertPoll's signer, say) gets
+// nothing more. A certificate that is not ours (a self-signed transport
+// certificate) is not this check's business.
 func (s *Service) CheckNotRevoked(ctx context.Context, cert *x509.Certificate) error {
 	if cert == nil {
 		return nil
@@ -151,6 +152,9 @@ func (s *Service) CheckNotRevoked(ctx context.Context, cert *x509.Certificate) e
 	issuer, err := s.authority.IssuedByUs(cert, s.clock.Now())
 	if errors.Is(err, ca.ErrNotOurs) {
 		return nil
+	}
+	if errors.Is(err, ca.ErrIssuerRevoked) {
+		return pki.Wrap(pki.EBadCertID, err, "the signer certificate was issued by an issuing CA that the root has revoked (listed on the root CRL)")
 	}
 	if issuer == nil {
 		if err != nil {
@@ -167,5 +171,5 @@ func (s *Service) CheckNotRevoked(ctx context.Context, cert *x509.Certificate) e
 	case rec.Status == pki.StatusRevoked:
 		return pki.Errorf(pki.EBadCertID, "the signer certificate is revoked")
 	}
-	return nil
+	return checkAsIssued(rec, cert, "signer certificate")
 }
