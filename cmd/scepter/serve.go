@@ -153,7 +153,7 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.ndesPasswordFile, "ndes-password-file", "", "file holding the NDES page password")
 	fs.StringVar(&f.ndesProfile, "ndes-profile", "", "profile the NDES page's one-time passwords are bound to (default: the default profile)")
 	fs.DurationVar(&f.ndesTTL, "ndes-ttl", 60*time.Minute, "lifetime of one-time passwords from the NDES page")
-	fs.DurationVar(&f.caReload, "ca-reload-interval", 30*time.Second, "how often to look for a next CA made by 'scepter ca rollover'")
+	fs.DurationVar(&f.caReload, "ca-reload-interval", 30*time.Second, "how often to look for a next CA made by 'scepter ca rollover', and read the issuing CAs the root's CRL revokes")
 	fs.StringVar(&f.estListen, "est-listen", "127.0.0.1:8443", "address of the HTTPS listener (EST, and SCEP over HTTPS); 'off' to disable")
 	f.estServerNames = nameList{names: []string{"localhost", "127.0.0.1"}}
 	fs.Var(&f.estServerNames, "est-server-name", "names (DNS or IP, comma-separated) of the HTTPS certificate our CA issues")
@@ -394,6 +394,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// An issuing CA the root revoked while the server was stopped
+	// authenticates nothing from the first request on.
+	applyRootCRL(ctx, st, authority, log)
 	if err := svc.RecordRACertificates(ctx); err != nil {
 		log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
 	}
@@ -549,6 +552,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			case <-time.After(caSync.NextCheck(clock.Now(), f.caReload)):
 			}
 			reloadCA(authority, clock, log, rev.issuersChanged)
+			applyRootCRL(ctx, st, authority, log)
 			if err := svc.RecordRACertificates(ctx); err != nil {
 				log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
 			}
@@ -1179,6 +1183,21 @@ func reloadCA(authority *ca.Authority, clock pki.Clock, log *slog.Logger, issuer
 		if issuer, _, ok := authority.Next(clock.Now()); ok {
 			log.Info("next issuing CA loaded", "subject", issuer.Cert.Subject.String(), "switch_at", at.Format(time.RFC3339))
 		}
+	}
+}
+
+// applyRootCRL has the authority refuse what the issuing CAs on the
+// root's stored CRL issued, and their RAs (crl.ApplyRootCRL): run at start
+// and with every CA reload, so that `scepter ca root crl --revoke` takes
+// effect on every node within the reload interval.
+func applyRootCRL(ctx context.Context, st store.Store, authority *ca.Authority, log *slog.Logger) {
+	added, err := crl.ApplyRootCRL(ctx, st, authority)
+	if err != nil {
+		log.Warn("reading the issuing CAs the root revoked", "err", err)
+		return
+	}
+	for _, id := range added {
+		log.Warn("the root CRL lists this issuing CA as revoked: its certificates authenticate nothing more and its SCEP RA decrypts no more requests", "issuer_id", id)
 	}
 }
 

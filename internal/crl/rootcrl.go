@@ -1,12 +1,14 @@
 package crl
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -176,4 +178,62 @@ func (h *Handler) serveRootCRL(w http.ResponseWriter, r *http.Request, id string
 	default:
 		writeCRL(w, r, id, c, now)
 	}
+}
+
+// RootRevokedIssuers returns the IDs of those of issuers that the root's
+// CRL der lists, once it has checked that root signed it. An issuing CA
+// is matched by its serial among the certificates root issued: the root
+// gives each its own.
+func RootRevokedIssuers(der []byte, root *x509.Certificate, issuers []*ca.Issuer) ([]string, error) {
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, fmt.Errorf("crl: the root CRL: %w", err)
+	}
+	if err := rl.CheckSignatureFrom(root); err != nil {
+		return nil, fmt.Errorf("crl: the root CRL %v is not signed by this root (%s): %w", rl.Number, root.Subject, err)
+	}
+	var ids []string
+	for _, i := range issuers {
+		if !bytes.Equal(i.Cert.RawIssuer, root.RawSubject) || i.Cert.CheckSignatureFrom(root) != nil {
+			continue
+		}
+		if slices.ContainsFunc(rl.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
+			return e.SerialNumber.Cmp(i.Cert.SerialNumber) == 0
+		}) {
+			ids = append(ids, i.ID)
+		}
+	}
+	return ids, nil
+}
+
+// ApplyRootCRL reads the root's newest CRL from st and records on a the
+// issuing CAs it lists (Authority.SetRevokedIssuers), so that what they
+// issued authenticates nothing and their RAs decrypt no more; with none
+// stored, none is revoked. Each node runs it with its CA reload, which is
+// how a `scepter ca root crl --revoke` reaches every node. On an error
+// (the store cannot be read, the CRL is not the root's) a keeps what it
+// had. It returns the IDs revoked that were not before, for the log.
+func ApplyRootCRL(ctx context.Context, st interface {
+	LatestCRL(ctx context.Context, issuerID string) (*store.CRL, error)
+}, a *ca.Authority) (added []string, err error) {
+	rootID := strings.TrimPrefix(ca.Fingerprint(a.Root), "sha256:")
+	var ids []string
+	c, err := st.LatestCRL(ctx, rootID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("crl: reading the root CRL: %w", err)
+	default:
+		if ids, err = RootRevokedIssuers(c.DER, a.Root, a.Issuers()); err != nil {
+			return nil, err
+		}
+	}
+	before := a.RevokedIssuers()
+	a.SetRevokedIssuers(ids)
+	for _, id := range ids {
+		if !slices.Contains(before, id) {
+			added = append(added, id)
+		}
+	}
+	return added, nil
 }

@@ -1,6 +1,8 @@
 package crl_test
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +110,57 @@ func TestSignRootCRL(t *testing.T) {
 		if _, _, _, err := crl.SignRootCRL(root, third, nil, f.Clock.Now(), v); err == nil {
 			t.Errorf("a validity of %s was taken", v)
 		}
+	}
+}
+
+// ApplyRootCRL gives the authority the issuing CAs the root's stored CRL
+// lists: none while none is stored, the listed one once it is, and no
+// change for a CRL another root signed.
+func TestApplyRootCRL(t *testing.T) {
+	f := fixture.New(t, fixture.Options{})
+	ctx := context.Background()
+	first := f.Issuer()
+	switchAt := f.Clock.Now().Add(time.Hour)
+	if _, _, err := ca.Rollover(f.Dir, ca.RolloverOptions{SwitchAt: switchAt}, f.Clock); err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Set(switchAt.Add(time.Minute))
+	if err := f.Authority.Reload(f.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if added, err := crl.ApplyRootCRL(ctx, f.Store, f.Authority); err != nil || len(added) != 0 || len(f.Authority.RevokedIssuers()) != 0 {
+		t.Fatalf("no root CRL stored: added %v, %v; revoked %v", added, err, f.Authority.RevokedIssuers())
+	}
+
+	root, err := ca.RootIssuer(f.Dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: first.Cert, RevokedAt: f.Clock.Now(), Reason: 2}}, f.Clock.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Store.PutCRL(ctx, *signed, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range [][]string{{first.ID}, nil} { // added once, then nothing new
+		added, err := crl.ApplyRootCRL(ctx, f.Store, f.Authority)
+		if err != nil || !slices.Equal(added, want) || !slices.Equal(f.Authority.RevokedIssuers(), []string{first.ID}) {
+			t.Fatalf("root CRL listing the first CA: added %v (want %v), %v; revoked %v", added, want, err, f.Authority.RevokedIssuers())
+		}
+	}
+
+	// A CRL that is not the root's changes nothing.
+	other := fixture.New(t, fixture.Options{})
+	otherRoot, err := ca.RootIssuer(other.Dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, _, err := crl.SignRootCRL(otherRoot, nil, nil, f.Clock.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := crl.RootRevokedIssuers(foreign.DER, f.Authority.Root, f.Authority.Issuers()); err == nil {
+		t.Error("a CRL another root signed was read as ours")
 	}
 }

@@ -66,7 +66,7 @@ func renewalBy(t *testing.T, signer *x509.Certificate, cn string, dns ...string)
 // CA's key (stolen), carrying a serial we issued but other names and key,
 // was renewed as the recorded certificate, under the forged names. It is
 // not the certificate we issued with that serial: refused, as it is for
-// GetCert and CertPoll.
+// GetCert and CertPoll, with or without the CA on the root CRL.
 func TestForgedCertificateWithOurSerialIsRefused(t *testing.T) {
 	f, certs, prev := rolledOverFixture(t, "victim")
 	victim := certs[0]
@@ -108,5 +108,10 @@ func TestForgedCertificateWithOurSerialIsRefused(t *testing.T) {
 	// The genuine certificate still does what the forgery may not.
 	if err := f.svc.CheckNotRevoked(ctx, victim); err != nil {
 		t.Errorf("the genuine certificate: %v", err)
+	}
+	revokeOnRoot(t, f, prev)
+	check("previous CA on the root CRL", "revoked (listed on the root CRL)")
+	if _, err := f.svc.Enroll(ctx, renewalBy(t, victim, "victim", "victim.example")); pki.ErrorCode(err) != pki.EBadCertID {
+		t.Errorf("renewal by the genuine certificate of a revoked CA: %v, want badCertId", err)
 	}
 }
