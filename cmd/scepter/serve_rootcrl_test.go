@@ -39,7 +39,7 @@ func TestReloadAppliesTheRootCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: first.Cert, RevokedAt: p.Clock.Now(), Reason: 2}}, p.Clock.Now(), time.Hour)
+	signed, _, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: first.Cert, RevokedAt: p.Clock.Now(), Reason: 2}}, p.Clock.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,7 +136,7 @@ func TestApplyRootCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: first.Cert, RevokedAt: f.Clock.Now(), Reason: 2}}, f.Clock.Now(), time.Hour)
+	signed, _, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: first.Cert, RevokedAt: f.Clock.Now(), Reason: 2}}, f.Clock.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestApplyRootCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign, _, err := crl.SignRootCRL(otherRoot, nil, nil, f.Clock.Now(), time.Hour)
+	foreign, _, _, err := crl.SignRootCRL(otherRoot, nil, nil, f.Clock.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

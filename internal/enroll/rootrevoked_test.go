@@ -20,7 +20,7 @@ func revokeOnRoot(t *testing.T, f *fixture, issuer *ca.Issuer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: issuer.Cert, RevokedAt: f.clock.Now(), Reason: 2}}, // cACompromise,
+	signed, _, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: issuer.Cert, RevokedAt: f.clock.Now(), Reason: 2}}, // cACompromise,
 		f.clock.Now(), crl.DefaultRootValidity)
 	if err != nil {
 		t.Fatal(err)

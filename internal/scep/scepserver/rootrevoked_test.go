@@ -38,7 +38,7 @@ func TestRootRevokedGenerationRAIsNotUsed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: oldIssuer.Cert, RevokedAt: ts.Clock.Now(), Reason: 2}}, ts.Clock.Now(), time.Hour)
+	signed, _, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: oldIssuer.Cert, RevokedAt: ts.Clock.Now(), Reason: 2}}, ts.Clock.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
