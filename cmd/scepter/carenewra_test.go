@@ -226,3 +226,57 @@ func TestRenewedRAKeepsDecryptingUntilTheOldExpires(t *testing.T) {
 	}
 	n.enroll(t, "after")
 }
+
+// A retired RA whose certificate is revoked (keyCompromise) stops
+// decrypting at the next check, and its key is destroyed there and then,
+// with a log line: it is gone from DATA/ca/retired-ra and from what
+// export-keys carries, not kept until the certificate's end.
+func TestRevokedRetiredRAKeyIsDestroyed(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	oldCerts := n.enroll(t, "before")
+	old := p.Service.ActiveRA()
+	p.Clock.Set(old.Cert.NotAfter.Add(-20 * raTestDay))
+	autoRenewRA(ctx, p.Store, p.Authority, p.Service, p.Dir, nil, p.Clock, "system:node-a", p.Log)
+	cur := p.Service.ActiveRA()
+	if retired := p.Authority.RetiredRAs(); len(retired) != 1 || !retired[0].Cert.Equal(old.Cert) {
+		t.Fatalf("retired RAs %v, want the old one", retired)
+	}
+	retiredDir := filepath.Join(p.Dir, "ca", ca.RetiredRADir, old.Cert.SerialNumber.Text(16))
+	if _, err := os.Stat(filepath.Join(retiredDir, ca.RAKeyFile)); err != nil {
+		t.Fatalf("the renewal kept no retired RA key: %v", err)
+	}
+
+	p.Revoke(t, old.Cert, reasonKeyCompromise)
+	n.keeper.check(ctx)
+
+	if _, err := os.Stat(retiredDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s is still there (%v)", retiredDir, err)
+	}
+	if retired := p.Authority.RetiredRAs(); len(retired) != 0 {
+		t.Errorf("retired RAs %v after the revocation, want none", retired)
+	}
+	if !strings.Contains(n.logs.String(), "retired SCEP RA certificate is revoked; its key was destroyed") ||
+		!strings.Contains(n.logs.String(), old.Cert.SerialNumber.Text(16)) {
+		t.Errorf("no log line about the destroyed key:\n%s", n.logs.String())
+	}
+	exp, err := ca.ExportKeys(p.Dir, ca.ExportKeysOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exp.Clear()
+	for _, f := range exp.Files {
+		if strings.HasPrefix(f.Path, "ca/"+ca.RetiredRADir+"/") {
+			t.Errorf("the export carries %s", f.Path)
+		}
+	}
+	rep, _, _ := n.send(t, oldCerts, "cached")
+	if rep.PKIStatus != scep.StatusFailure || rep.FailInfo != scep.BadMessageCheck {
+		t.Errorf("request encrypted to the revoked retired RA: status %q failInfo %q, want FAILURE badMessageCheck", rep.PKIStatus, rep.FailInfo)
+	}
+	if !p.Service.ActiveRA().Cert.Equal(cur.Cert) {
+		t.Error("the RA in service changed")
+	}
+	n.enroll(t, "after")
+}

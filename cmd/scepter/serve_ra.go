@@ -77,8 +77,8 @@ func (k *raKeeper) isRevoked(ra *pki.RA) bool {
 	return (*k.revoked.Load())[string(ra.Cert.Raw)]
 }
 
-// check asks the inventory about every loaded RA and replaces a revoked
-// active or next one. A store that cannot be read leaves an RA as the
+// check asks the inventory about every loaded RA, replaces a revoked
+// active or next one and destroys the key of a revoked retired one. A store that cannot be read leaves an RA as the
 // last check found it; the next check asks again.
 func (k *raKeeper) check(ctx context.Context) {
 	revoked := maps.Clone(*k.revoked.Load())
@@ -106,6 +106,7 @@ func (k *raKeeper) check(ctx context.Context) {
 	// Decryption stops before the replacement, which may take a while
 	// (a key made in an HSM) or fail.
 	k.revoked.Store(&revoked)
+	k.dropRevokedRetired(revoked)
 
 	activeRA := func() *pki.RA {
 		_, ra := k.authority.Active(k.clock.Now())
@@ -151,6 +152,28 @@ func (k *raKeeper) check(ctx context.Context) {
 	k.mu.Lock()
 	k.problem = errors.Join(problems...)
 	k.mu.Unlock()
+}
+
+// dropRevokedRetired destroys the keys of retired RAs (kept after a
+// renewal to decrypt for clients that cached them) whose certificates are
+// revoked: they no longer decrypt, and a compromised key must not stay on
+// disk, in a token or in export-keys until the certificate's end. A
+// failure is logged and tried again at the next check.
+func (k *raKeeper) dropRevokedRetired(revoked map[string]bool) {
+	for _, ra := range k.authority.RetiredRAs() {
+		if !revoked[string(ra.Cert.Raw)] {
+			continue
+		}
+		serial := ra.Cert.SerialNumber.Text(16)
+		dropped, err := k.authority.DropRetiredRA(ra.Cert, k.clock.Now())
+		switch {
+		case err != nil:
+			k.log.Error("the retired SCEP RA certificate is revoked, but its key could not be destroyed; it no longer decrypts", "serial", serial, "err", err)
+		case dropped:
+			k.log.Warn("the retired SCEP RA certificate is revoked; its key was destroyed", "serial", serial,
+				"dir", filepath.Join(k.caDir, ca.RetiredRADir, serial))
+		}
+	}
 }
 
 func (k *raKeeper) logOnce(ra *pki.RA, log func()) {

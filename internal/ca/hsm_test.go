@@ -436,3 +436,51 @@ func TestHSMDiscardDestroysTheNextKeys(t *testing.T) {
 		t.Errorf("destroying keys already gone: %v", err)
 	}
 }
+
+// A retired RA whose key is in a token: DropRetiredRA destroys that key
+// (by its public key) and removes its directory; another node sharing the
+// token, which still has the retired RA's reference file, starts without
+// it instead of failing on the missing key.
+func TestHSMDropRetiredRA(t *testing.T) {
+	tok, _ := caToken(t)
+	clock := pkitest.NewClock(t0)
+	dir, _ := newCA(t, InitOptions{Token: tok}, clock)
+	retired, _, err := RenewRA(dir, RenewRAOptions{Token: tok, Validity: 3 * 365 * day}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	copyTree(t, dir, other)
+	a, _, err := LoadOrCreate(dir, InitOptions{Token: tok}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retiredDir := filepath.Join(dir, "ca", RetiredRADir, retired.Cert.SerialNumber.Text(16))
+	ref := refOf(t, filepath.Join(retiredDir, RAKeyRef))
+
+	dropped, err := a.DropRetiredRA(retired.Cert, clock.Now())
+	if err != nil || !dropped {
+		t.Fatalf("DropRetiredRA = %v, %v; want true", dropped, err)
+	}
+	noFile(t, retiredDir)
+	if _, err := tok.OpenRef(ref); !errors.Is(err, keys.ErrKeyNotFound) {
+		t.Errorf("%s after DropRetiredRA: %v, want it gone from the token", ref, err)
+	}
+	if len(a.RetiredRAs()) != 0 {
+		t.Error("the authority still holds the retired RA")
+	}
+	checkTokenCA(t, a, clock)
+
+	b, _, err := LoadOrCreate(other, InitOptions{Token: tok}, clock)
+	if err != nil {
+		t.Fatalf("the other node: %v", err)
+	}
+	if len(b.RetiredRAs()) != 0 {
+		t.Error("the other node loaded the destroyed retired RA")
+	}
+	noFile(t, filepath.Join(other, "ca", RetiredRADir, retired.Cert.SerialNumber.Text(16)))
+	checkTokenCA(t, b, clock)
+	if again, err := a.DropRetiredRA(retired.Cert, clock.Now()); again || err != nil {
+		t.Errorf("a second DropRetiredRA = %v, %v; want false, nil", again, err)
+	}
+}

@@ -265,6 +265,14 @@ func loadRetiredRAs(caDir string, root *x509.Certificate, issuers []*Issuer, inS
 		}
 		kd := o.keysIn(d, "", m)
 		_, key, err := loadPair(d, RACertFile, kd, raKeyName)
+		if errors.Is(err, keys.ErrKeyNotFound) {
+			// Gone from a token that nodes share: another node destroyed
+			// it, its certificate revoked (DropRetiredRA).
+			if !m.readOnly {
+				dropRetiredRA(d, o)
+			}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -281,10 +289,52 @@ func loadRetiredRAs(caDir string, root *x509.Certificate, issuers []*Issuer, inS
 // and removes its directory. Best effort: what stays is not loaded, and
 // the next load tries again.
 func dropRetiredRA(d string, o InitOptions) {
-	if err := (&keys.Dir{Path: d, Token: o.Token}).Destroy(raKeyName); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return
+	_ = destroyRetiredRA(d, o.Token)
+}
+
+// destroyRetiredRA destroys the key of the retired RA in d (a file, or
+// the token key its reference file records, by public key) and then
+// removes d: the key first, so that what is left never holds it.
+func destroyRetiredRA(d string, token keys.Token) error {
+	if err := (&keys.Dir{Path: d, Token: token}).Destroy(raKeyName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("ca: destroying the key of the retired RA in %s: %w", d, err)
 	}
-	os.RemoveAll(d)
+	if err := os.RemoveAll(d); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	syncDir(filepath.Dir(d))
+	return nil
+}
+
+// DropRetiredRA destroys the key of the retired RA whose certificate is
+// cert and removes its directory, caDir/retired-ra/<serial>/, then
+// reloads the CA at now. For a retired RA whose certificate was revoked:
+// it stops decrypting as soon as the revocation is known, and its key must
+// not wait for the certificate's end in the data directory, in a token or
+// in a key export. It reports whether there was such an RA; a directory
+// holding another certificate under that serial is left alone.
+func (a *Authority) DropRetiredRA(cert *x509.Certificate, now time.Time) (bool, error) {
+	if a.caDir == "" || a.mode.readOnly {
+		return false, errors.New("ca: this authority cannot change its CA directory")
+	}
+	d := filepath.Join(a.caDir, RetiredRADir, cert.SerialNumber.Text(16))
+	onDisk, err := loadCert(d, RACertFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !onDisk.Equal(cert) {
+		return false, nil
+	}
+	if err := destroyRetiredRA(d, a.opts.Token); err != nil {
+		return false, err
+	}
+	if err := a.Reload(now); err != nil {
+		return true, fmt.Errorf("ca: reloading without the retired RA: %w", err)
+	}
+	return true, nil
 }
 
 func slicesContainsCert(ras []*pki.RA, c *x509.Certificate) bool {
