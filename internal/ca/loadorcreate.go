@@ -44,6 +44,10 @@ const (
 	RACertFile      = "ra.crt"
 	RAKeyFile       = "ra.key"
 	ChainFile       = "chain.pem" // issuing CA then root, for clients
+	// RAModeFile records a generation's RA mode (RAModeSeparate or
+	// RAModeCA), written when the generation is made: the mode is the
+	// generation's, not that of the flags of whichever server loads it.
+	RAModeFile = "ra-mode"
 	// With the keys in a PKCS#11 token (InitOptions.Token), a reference
 	// file takes the place of each key file: the key's RFC 7512 URI and
 	// its public key (see keys.Dir). The root key is always a file.
@@ -64,13 +68,15 @@ const (
 const caBackdate = time.Hour
 
 // InitOptions choose how a new CA is made. When a CA already exists, only
-// RAMode and Token are honored (see LoadOrCreate); IgnoredOptions lists the
+// Token and WrapKey are honored (see LoadOrCreate); IgnoredOptions lists the
 // rest.
 type InitOptions struct {
 	// KeyType of the root and issuing CA: "p256" (default), "p384",
 	// "rsa2048", "rsa3072", "rsa4096".
 	KeyType string
-	// RAMode is RAModeSeparate (default) or RAModeCA.
+	// RAMode is RAModeSeparate (default) or RAModeCA, for a new CA. An
+	// existing generation keeps the mode recorded in its ra-mode file
+	// (RAModeFile); only a rollover chooses another.
 	RAMode string
 	// Organization is the O= of the CA and RA names (default "scepter").
 	Organization string
@@ -170,13 +176,14 @@ func (o InitOptions) validate() error {
 // certificate, the root is a self-signed CA, the issuing CA chains to it, the
 // RA chains to the issuing CA and has an RSA key, and none is expired or not
 // yet valid. Options that differ from what exists are ignored (see
-// IgnoredOptions), except RAMode: switching to "separate" issues an RA
-// certificate if none exists; switching to "ca" is allowed when the CA key
-// is RSA (an existing ra.crt/ra.key is then left unused).
+// IgnoredOptions), RAMode included: each generation keeps the RA mode
+// recorded in its ra-mode file when it was made (see generationRAMode), and
+// in mode separate an RA certificate that is missing (removed to renew it)
+// is issued again.
 //
 // A rollover's next CA in dir/ca/next is loaded and checked the same way
-// (RAMode applies to it too), and promoted to current first when its switch
-// time has come; previous issuing CAs in dir/ca/previous/<issuerID>/ are
+// (in the RA mode the rollover recorded), and promoted to current first
+// when its switch time has come; previous issuing CAs in dir/ca/previous/<issuerID>/ are
 // loaded without expiry checks (see Rollover for the layout).
 func LoadOrCreate(dir string, opts InitOptions, clock pki.Clock) (a *Authority, created bool, err error) {
 	if clock == nil {
@@ -308,6 +315,9 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 	}
 	if err := keys.WriteCertFile(filepath.Join(tmp, ChainFile), issCert, root); err != nil {
 		return fmt.Errorf("ca: %w", err)
+	}
+	if err := writeRAMode(tmp, o.RAMode); err != nil {
+		return err
 	}
 	if o.RAMode == RAModeSeparate {
 		iss, err := NewIssuer(issCert, issKey, []*x509.Certificate{issCert, root})
@@ -548,9 +558,9 @@ func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.
 	} else if ok {
 		present[RAKeyFile] = true
 	}
-	raMode := o.RAMode
-	if m.detectRA {
-		raMode = detectRAMode(present, issKey)
+	raMode, err := generationRAMode(dir, present, issKey, o, m)
+	if err != nil {
+		return nil, nil, err
 	}
 
 	var ra *pki.RA
@@ -620,6 +630,46 @@ func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.
 		}
 	}
 	return iss, ra, nil
+}
+
+// generationRAMode is the RA mode of the generation in dir: the one its
+// ra-mode file records. A generation made before the file existed gets
+// the mode its files show (detectRAMode); when they cannot tell (an RSA CA
+// key and no RA file: mode ca, or an RA removed to renew it), a next CA is
+// in mode ca (a rollover in mode separate always leaves its RA files) and
+// the current one in o.RAMode, as before the file existed. A server's load
+// (neither m.readOnly nor m.detectRA) then records that mode, so that no
+// later start with other flags changes it.
+func generationRAMode(dir string, present map[string]bool, issKey crypto.Signer, o InitOptions, m loadMode) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, RAModeFile))
+	switch {
+	case err == nil:
+		mode := strings.TrimSpace(string(b))
+		if mode != RAModeSeparate && mode != RAModeCA {
+			return "", fmt.Errorf("ca: %s holds %q, want %q or %q", filepath.Join(dir, RAModeFile), mode, RAModeSeparate, RAModeCA)
+		}
+		return mode, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("ca: %w", err)
+	}
+	mode := detectRAMode(present, issKey)
+	if mode == RAModeCA && !m.detectRA && filepath.Base(dir) != NextDir {
+		mode = o.RAMode
+	}
+	if !m.readOnly && !m.detectRA {
+		if err := writeRAMode(dir, mode); err != nil {
+			return "", err
+		}
+	}
+	return mode, nil
+}
+
+// writeRAMode records mode in dir/ra-mode.
+func writeRAMode(dir, mode string) error {
+	if err := keys.WriteFileAtomic(filepath.Join(dir, RAModeFile), []byte(mode+"\n"), 0o644); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	return nil
 }
 
 // detectRAMode is the RA mode the files of a generation show: separate
@@ -742,9 +792,17 @@ func signCert(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypt
 
 // IgnoredOptions describes the options that differ from the loaded CA and
 // therefore had no effect (zero options mean "default" and never differ).
-// RAMode is never listed: LoadOrCreate honors it.
 func (a *Authority) IgnoredOptions(opts InitOptions) []string {
 	var out []string
+	if opts.RAMode != "" {
+		have := RAModeSeparate
+		if a.RA.IsCA {
+			have = RAModeCA
+		}
+		if have != opts.RAMode {
+			out = append(out, fmt.Sprintf("RA mode %q ignored: the current issuing CA's RA mode is %q; a rollover changes it (scepter ca rollover --scep-ra %s)", opts.RAMode, have, opts.RAMode))
+		}
+	}
 	if opts.KeyType != "" {
 		if have := keys.KeyTypeOf(a.Issuer.Cert.PublicKey); have != opts.KeyType {
 			out = append(out, fmt.Sprintf("key type %q ignored: the existing CA key is %s", opts.KeyType, have))

@@ -202,21 +202,23 @@ func TestRAModeCA(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "ca", RACertFile)); err == nil {
 			t.Error("ra.crt created in mode ca")
 		}
-		// Switching to separate issues the RA; switching back reuses the CA.
+		// The RA mode is the CA's, recorded when it was made: a start
+		// with another one keeps it and says so.
 		b, _, err := LoadOrCreate(dir, InitOptions{RAMode: RAModeSeparate}, fixedClock{t0.Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.RA.IsCA || keys.KeyTypeOf(b.RA.Cert.PublicKey) != "rsa2048" {
-			t.Fatal("no separate RA after switching")
+		if !b.RA.IsCA {
+			t.Fatal("a start with RA mode separate replaced the CA as RA")
 		}
-		c, _, err := LoadOrCreate(dir, InitOptions{RAMode: RAModeCA}, fixedClock{t0.Add(time.Hour)})
-		if err != nil || !c.RA.IsCA {
-			t.Fatalf("switch back to ca: %v", err)
+		if _, err := os.Stat(filepath.Join(dir, "ca", RACertFile)); err == nil {
+			t.Error("ra.crt created by a start with RA mode separate")
 		}
-		d, _, err := LoadOrCreate(dir, InitOptions{}, fixedClock{t0.Add(time.Hour)})
-		if err != nil || !d.RA.Cert.Equal(b.RA.Cert) {
-			t.Fatalf("separate RA not reused: %v", err)
+		if ign := strings.Join(b.IgnoredOptions(InitOptions{RAMode: RAModeSeparate}), "\n"); !strings.Contains(ign, `RA mode "separate" ignored`) || !strings.Contains(ign, "rollover") {
+			t.Errorf("IgnoredOptions = %q, want the RA mode, pointing at a rollover", ign)
+		}
+		if ign := b.IgnoredOptions(InitOptions{RAMode: RAModeCA}); len(ign) != 0 {
+			t.Errorf("IgnoredOptions with the CA's own mode = %q", ign)
 		}
 	})
 	t.Run("p256 refused", func(t *testing.T) {
@@ -228,13 +230,22 @@ func TestRAModeCA(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "ca")); err == nil {
 			t.Error("something was created")
 		}
-		// An existing EC CA cannot switch to mode ca either.
-		if _, _, err := LoadOrCreate(dir, InitOptions{KeyType: "p256"}, fixedClock{t0}); err != nil {
+		// An existing EC CA keeps its separate RA when started in mode ca.
+		a, _, err := LoadOrCreate(dir, InitOptions{KeyType: "p256"}, fixedClock{t0})
+		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, err = LoadOrCreate(dir, InitOptions{RAMode: RAModeCA}, fixedClock{t0})
+		b, _, err := LoadOrCreate(dir, InitOptions{RAMode: RAModeCA}, fixedClock{t0})
+		if err != nil || b.RA.IsCA || !b.RA.Cert.Equal(a.RA.Cert) {
+			t.Fatalf("a p256 CA started in mode ca: %v (RA is CA: %v)", err, err == nil && b.RA.IsCA)
+		}
+		// A hand-edited ra-mode that the key cannot follow is refused.
+		if err := os.WriteFile(filepath.Join(dir, "ca", RAModeFile), []byte("ca\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = LoadOrCreate(dir, InitOptions{}, fixedClock{t0})
 		if err == nil || !strings.Contains(err.Error(), "existing CA key is p256") {
-			t.Fatalf("switch of a p256 CA to mode ca: err = %v", err)
+			t.Fatalf("a p256 CA recorded in mode ca: err = %v", err)
 		}
 	})
 }

@@ -27,6 +27,7 @@ import (
 //	next/issuing.crt, next/issuing.key    the next issuing CA (same root)
 //	next/ra.crt, next/ra.key              its RA (RA mode separate)
 //	next/chain.pem                        next issuing CA then root
+//	next/ra-mode                          its RA mode (separate or ca)
 //	next/switch-at                        when it becomes current (RFC 3339)
 //	switch-at                             when the current generation became
 //	                                      current (absent for the first)
@@ -67,7 +68,7 @@ var generationFiles = []struct {
 	// a current issuing.crt equal to next's means every other file is in
 	// place.
 	{IssuingKeyFile, 0o600, issuingKeyName}, {IssuingKeyRef, 0o600, issuingKeyName}, {RAKeyFile, 0o600, raKeyName}, {RAKeyRef, 0o600, raKeyName},
-	{RACertFile, 0o644, ""}, {ChainFile, 0o644, ""}, {SwitchAtFile, 0o644, ""}, {IssuingCertFile, 0o644, ""},
+	{RACertFile, 0o644, ""}, {ChainFile, 0o644, ""}, {SwitchAtFile, 0o644, ""}, {RAModeFile, 0o644, ""}, {IssuingCertFile, 0o644, ""},
 }
 
 // generationKeys are the keys of one generation, in the promotion's order.
@@ -248,6 +249,9 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.
 	}
 	if err := keys.WriteCertFile(filepath.Join(tmp, ChainFile), issCert, a.Root); err != nil {
 		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	if err := writeRAMode(tmp, raMode); err != nil {
+		return nil, nil, err
 	}
 	if raMode == RAModeSeparate {
 		iss, err := NewIssuer(issCert, issKey, []*x509.Certificate{issCert, a.Root})
@@ -504,9 +508,10 @@ func promoteWith(caDir string, root *x509.Certificate, o InitOptions, m loadMode
 			if err != nil {
 				return fmt.Errorf("ca: promoting the next CA: %w", err)
 			}
-		case errors.Is(err, fs.ErrNotExist) && (f.name == RACertFile || f.name == SwitchAtFile):
+		case errors.Is(err, fs.ErrNotExist) && (f.name == RACertFile || f.name == SwitchAtFile || f.name == RAModeFile):
 			// RA mode ca: the old RA (kept in previous/) must not stay
-			// beside the new issuing CA; nor the old switch time.
+			// beside the new issuing CA; nor the old switch time, nor the
+			// old RA mode (a next CA made before ra-mode existed).
 			if err := os.Remove(filepath.Join(caDir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("ca: promoting the next CA: %w", err)
 			}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
@@ -105,7 +106,7 @@ func TestRolloverCreatesNext(t *testing.T) {
 			if m := perm(t, nextDir); m != 0o700 {
 				t.Errorf("next/ mode %o, want 700", m)
 			}
-			files := map[string]os.FileMode{IssuingKeyFile: 0o600, IssuingCertFile: 0o644, ChainFile: 0o644, SwitchAtFile: 0o644}
+			files := map[string]os.FileMode{IssuingKeyFile: 0o600, IssuingCertFile: 0o644, ChainFile: 0o644, SwitchAtFile: 0o644, RAModeFile: 0o644}
 			if !tt.wantRAIsCA {
 				files[RAKeyFile], files[RACertFile] = 0o600, 0o644
 			}
@@ -957,5 +958,91 @@ func TestDiscardNext(t *testing.T) {
 	}
 	if _, _, err := Rollover(dir, RolloverOptions{SwitchAt: switchAt}, clock); err != nil {
 		t.Errorf("rollover after the discard: %v", err)
+	}
+}
+
+// A rollover to RA mode ca is not undone by a server started in mode
+// separate (serve's default): its reload leaves next/ without an RA of its
+// own, announces the next CA as its own RA, and the switch keeps it so.
+// The RA mode of a generation is the one it was made with; serve's flag
+// only chooses it for a new CA. A next CA made before ra-mode was recorded
+// is read the same way from its files.
+func TestServeKeepsTheRolloverRAMode(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("legacy=%v", legacy), func(t *testing.T) {
+			clock := pkitest.NewClock(t0)
+			serveOpts := InitOptions{KeyType: "rsa2048", RAMode: RAModeSeparate}
+			dir, a := newCA(t, serveOpts, clock)
+			nextDir := filepath.Join(dir, "ca", NextDir)
+			switchAt := t0.Add(10 * day)
+			if _, ra, err := Rollover(dir, RolloverOptions{SwitchAt: switchAt, RAMode: RAModeCA}, clock); err != nil || !ra.IsCA {
+				t.Fatalf("rollover: %v", err)
+			}
+			if legacy {
+				if err := os.Remove(filepath.Join(nextDir, RAModeFile)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clock.Advance(time.Minute)
+			if err := a.Reload(clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			_, nextRA, ok := a.Next(clock.Now())
+			if !ok || !nextRA.IsCA {
+				t.Fatalf("after the server's reload the next RA is separate (%v)", ok)
+			}
+			noFile(t, filepath.Join(nextDir, RACertFile))
+			noFile(t, filepath.Join(nextDir, RAKeyFile))
+			// A restart, as serve starts, in mode separate.
+			if b, _, err := LoadOrCreate(dir, serveOpts, clock); err != nil {
+				t.Fatal(err)
+			} else if _, nextRA, _ := b.Next(clock.Now()); nextRA == nil || !nextRA.IsCA {
+				t.Fatal("after a restart the next RA is separate")
+			}
+
+			clock.Set(switchAt.Add(time.Minute))
+			if err := a.Reload(clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			iss, ra := a.Active(clock.Now())
+			if !ra.IsCA || !ra.Cert.Equal(iss.Cert) {
+				t.Fatal("after the switch the RA is not the issuing CA")
+			}
+			noFile(t, filepath.Join(dir, "ca", RACertFile))
+			b, _, err := LoadOrCreate(dir, serveOpts, clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !b.RA.IsCA {
+				t.Fatal("a restart after the switch made a separate RA")
+			}
+			if got, _ := os.ReadFile(filepath.Join(dir, "ca", RAModeFile)); string(got) != RAModeCA+"\n" {
+				t.Errorf("ca/%s = %q after the switch, want %q", RAModeFile, got, RAModeCA)
+			}
+			// The previous generation keeps its separate RA.
+			if prev := b.Previous(); len(prev) != 1 || !pki.SamePublicKey(prev[0].Cert.PublicKey, a.Issuer.Cert.PublicKey) {
+				t.Fatalf("previous = %v", prev)
+			}
+		})
+	}
+}
+
+// A separate RA removed to be renewed (ra.crt and ra.key) is issued again
+// at the next start, whatever RA mode the server is given: the mode is
+// the generation's.
+func TestRemovedRAIsIssuedAgainInItsMode(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, a := newCA(t, InitOptions{KeyType: "rsa2048"}, clock)
+	for _, f := range []string{RACertFile, RAKeyFile} {
+		if err := os.Remove(filepath.Join(dir, "ca", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _, err := LoadOrCreate(dir, InitOptions{RAMode: RAModeCA}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.RA.IsCA || b.RA.Cert.Equal(a.RA.Cert) {
+		t.Fatal("no new separate RA")
 	}
 }
