@@ -310,6 +310,11 @@ type ImportResult struct {
 //     (ErrDifferentCA), as is any file of e that exists with other
 //     content, or a key that exists and is another key: nothing is written
 //     then.
+//   - An export of a later state of the same CA (a rollover switched on
+//     the node exported from; see advances) brings the CA up to date: the
+//     node's current generation, which the export holds in previous/<id>/,
+//     is replaced as a promotion replaces it. One that would lose a
+//     generation the node holds is refused.
 //   - Importing the same export again changes nothing (idempotent).
 //   - A CA directory that does not exist is built beside it and renamed
 //     into place; so is a next/ or previous/<id>/ directory that is new,
@@ -353,15 +358,24 @@ func ImportKeys(dir string, e *KeyExport) (ImportResult, error) {
 		return res, fmt.Errorf("ca: key export: %w", err)
 	}
 	// First every check, then every write.
-	renewed, err := e.renewsRA(caDir)
+	adv, err := e.advances(caDir)
 	if err != nil {
 		return res, err
+	}
+	renewed := false
+	if adv == nil {
+		if renewed, err = e.renewsRA(caDir); err != nil {
+			return res, err
+		}
 	}
 	var todo, newRA []ExportedFile
 	for _, f := range e.Files {
 		if renewed && (f.Path == "ca/"+RACertFile || f.Path == "ca/"+RAKeyFile) {
 			newRA = append(newRA, f)
 			continue
+		}
+		if adv != nil && isGenerationFile(f.Path) {
+			continue // adv.current, installed last
 		}
 		same, err := sameAsOnDisk(dir, f)
 		if err != nil {
@@ -422,6 +436,16 @@ func ImportKeys(dir string, e *KeyExport) (ImportResult, error) {
 			res.Written = append(res.Written, f.Path)
 		}
 	}
+	// Last, once the generation it replaces is in previous/, the newer
+	// current generation, as a promotion installs it.
+	if adv != nil {
+		if err := adv.install(caDir); err != nil {
+			return res, err
+		}
+		for _, f := range adv.current {
+			res.Written = append(res.Written, f.Path)
+		}
+	}
 	// Last, once the RA it replaces is in retired-ra/ (it still decrypts
 	// requests encrypted to it), the renewed RA, as RenewRA installs it.
 	if len(newRA) > 0 {
@@ -433,6 +457,147 @@ func ImportKeys(dir string, e *KeyExport) (ImportResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// advance is an import that brings a node up to date with a rollover it
+// missed: the export is of the same CA, its current issuing CA is newer,
+// and its previous/<id>/ holds what the node has as current.
+type advance struct {
+	// current are the export's files of its current generation (ca/NAME).
+	current []ExportedFile
+	// staleNext: the node's next/ holds the export's current issuing CA,
+	// which the install makes current.
+	staleNext bool
+}
+
+// isGenerationFile: p is a file of the current generation (ca/issuing.crt,
+// ca/ra.key, …), which a newer generation replaces.
+func isGenerationFile(p string) bool {
+	name, ok := strings.CutPrefix(p, "ca/")
+	if !ok {
+		return false
+	}
+	for _, f := range generationFiles {
+		if f.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// advances reports whether e moves the CA in caDir on to a newer current
+// generation (nil when it does not: the files are then compared one by
+// one). It refuses, with nothing written, an export that would lose what
+// the node holds: a previous issuing CA, the RA in service, or a next CA
+// that the export lacks.
+func (e *KeyExport) advances(caDir string) (*advance, error) {
+	have, err := loadCert(caDir, IssuingCertFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]ExportedFile{}
+	for _, f := range e.Files {
+		files[f.Path] = f
+	}
+	cert := func(p string) *x509.Certificate {
+		f, ok := files[p]
+		if !ok {
+			return nil
+		}
+		cs, err := keys.ParseCertsPEM(f.Data)
+		if err != nil || len(cs) != 1 {
+			return nil
+		}
+		return cs[0]
+	}
+	cur := cert("ca/" + IssuingCertFile)
+	kept := "ca/" + PreviousDir + "/" + issuerID(have) + "/"
+	if cur == nil || cur.Equal(have) {
+		return nil, nil
+	}
+	if prev := cert(kept + IssuingCertFile); prev == nil || !prev.Equal(have) {
+		return nil, nil // not a later state of this node's CA
+	}
+	lose := func(what string) error {
+		return fmt.Errorf("ca: importing: the export moves this CA on to the issuing CA %s, but lacks %s that this node holds (nothing was imported); export from a node that has every generation",
+			cur.Subject.CommonName, what)
+	}
+	entries, err := os.ReadDir(filepath.Join(caDir, PreviousDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	for _, ent := range entries {
+		if ent.IsDir() && !strings.HasPrefix(ent.Name(), ".") && cert("ca/"+PreviousDir+"/"+ent.Name()+"/"+IssuingCertFile) == nil {
+			return nil, lose("the previous issuing CA " + filepath.Join(caDir, PreviousDir, ent.Name()))
+		}
+	}
+	if ra, err := loadCert(caDir, RACertFile); err == nil {
+		found := false
+		for p := range files {
+			if (p == kept+RACertFile || strings.HasPrefix(p, "ca/"+RetiredRADir+"/") && path.Base(p) == RACertFile) && cert(p) != nil && cert(p).Equal(ra) {
+				found = true
+			}
+		}
+		if !found {
+			return nil, lose("the SCEP RA " + filepath.Join(caDir, RACertFile))
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	adv := &advance{}
+	if next, err := loadCert(filepath.Join(caDir, NextDir), IssuingCertFile); err == nil {
+		switch {
+		case next.Equal(cur):
+			adv.staleNext = true
+		case cert("ca/"+NextDir+"/"+IssuingCertFile) == nil:
+			return nil, lose("the next issuing CA " + filepath.Join(caDir, NextDir))
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	for _, f := range e.Files {
+		if isGenerationFile(f.Path) {
+			adv.current = append(adv.current, f)
+		}
+	}
+	return adv, nil
+}
+
+// install writes the export's current generation over caDir's: built in a
+// directory beside it, then copied in as a promotion does (keys first,
+// issuing.crt last); a next/ that held it goes.
+func (adv *advance) install(caDir string) error {
+	tmp, err := os.MkdirTemp(caDir, ".import-current-*") // mode 0700
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, f := range adv.current {
+		if err := writeImported(tmp, ExportedFile{Path: path.Base(f.Path), Mode: f.Mode, Key: f.Key, Data: f.Data}); err != nil {
+			return err
+		}
+	}
+	if err := installGeneration(tmp, caDir); err != nil {
+		return fmt.Errorf("ca: importing the current issuing CA: %w", err)
+	}
+	syncDir(caDir)
+	if adv.staleNext {
+		id, err := randomID()
+		if err != nil {
+			return err
+		}
+		// As a promotion leaves it: the next load's cleanup finishes.
+		done := filepath.Join(caDir, ".next-done-"+id)
+		if err := os.Rename(filepath.Join(caDir, NextDir), done); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("ca: %w", err)
+		}
+		syncDir(caDir)
+		os.RemoveAll(done)
+	}
+	return nil
 }
 
 // renewsRA reports whether the export carries a renewal (RenewRA) of the
@@ -585,6 +750,12 @@ func sameAsOnDisk(dir string, f ExportedFile) (bool, error) {
 		return false, fmt.Errorf("ca: %w", err)
 	}
 	if !bytes.Equal(have, f.Data) {
+		if strings.HasPrefix(f.Path, "ca/") {
+			// Not a later state of this node's CA (see advances): only
+			// the operator can say the node's own is to go.
+			return false, fmt.Errorf("ca: importing %s: %s exists with other content (nothing was imported): the export is not a later state of this node's CA; to replace this node's CA with the export's, stop the server, move %s aside, then import again",
+				f.Path, full, filepath.Join(dir, "ca"))
+		}
 		return false, fmt.Errorf("ca: importing %s: %s exists with other content (nothing was imported); import into an empty data directory, or move it away first", f.Path, full)
 	}
 	return true, nil

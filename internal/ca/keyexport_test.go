@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pkitest"
@@ -270,4 +271,117 @@ func TestExportRefusesACopyOfTheRootKey(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// without returns x less the files under prefix.
+func without(x *KeyExport, prefix string) *KeyExport {
+	out := &KeyExport{Format: x.Format, Root: x.Root}
+	for _, f := range x.Files {
+		if !strings.HasPrefix(f.Path, prefix) {
+			out.Files = append(out.Files, f)
+		}
+	}
+	return out
+}
+
+// A node that missed a rollover's keys (two nodes of one CA; the rollover
+// made and switched on node A only) follows its own recovery message:
+// export-keys on A and import-keys on B brings B up to date, its current
+// generation moving to previous/ as a promotion would. An export that
+// would lose a generation B holds, an older export and one of another CA
+// are still refused, with nothing written.
+func TestImportKeysCatchesUpWithARollover(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dirA, first := newCA(t, InitOptions{}, clock)
+	dirB := filepath.Join(t.TempDir(), "b")
+	if _, err := ImportKeys(dirB, export(t, dirA, ExportKeysOptions{})); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadOrCreate(dirB, InitOptions{}, clock); err != nil {
+		t.Fatal(err)
+	}
+	before := export(t, dirA, ExportKeysOptions{})
+
+	// rollover runs a rollover on A, switched and promoted there.
+	rollover := func() *Authority {
+		t.Helper()
+		at := clock.Now().Add(10 * day)
+		if _, _, err := Rollover(dirA, RolloverOptions{SwitchAt: at}, clock); err != nil {
+			t.Fatal(err)
+		}
+		clock.Set(at.Add(time.Minute))
+		a, _, err := LoadOrCreate(dirA, InitOptions{}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	// same checks that B loads as A does.
+	same := func(a *Authority) {
+		t.Helper()
+		b, _, err := LoadOrCreate(dirB, InitOptions{}, clock)
+		if err != nil {
+			t.Fatalf("node B after the import: %v", err)
+		}
+		ai, ar := a.Active(clock.Now())
+		bi, br := b.Active(clock.Now())
+		if ai.ID != bi.ID || !ar.Cert.Equal(br.Cert) {
+			t.Errorf("node B's current issuing CA %s, A's %s", bi.ID, ai.ID)
+		}
+		var ap, bp []string
+		for _, i := range a.Previous() {
+			ap = append(ap, i.ID)
+		}
+		for _, i := range b.Previous() {
+			bp = append(bp, i.ID)
+		}
+		if !slices.Equal(ap, bp) {
+			t.Errorf("node B's previous issuing CAs %v, A's %v", bp, ap)
+		}
+	}
+
+	second := rollover()
+	res, err := ImportKeys(dirB, export(t, dirA, ExportKeysOptions{}))
+	if err != nil {
+		t.Fatalf("import of the rolled-over CA: %v", err)
+	}
+	if !slices.Contains(res.Written, "ca/"+IssuingKeyFile) || !slices.Contains(res.Written, "ca/"+ChainFile) {
+		t.Errorf("written %v, want the new current generation", res.Written)
+	}
+	same(second)
+	if prev := second.Previous(); len(prev) != 1 || prev[0].ID != first.Issuer.ID {
+		t.Fatalf("A's previous issuing CAs %v, want the first", prev)
+	}
+	if left := dotEntries(t, filepath.Join(dirB, "ca")); len(left) != 0 {
+		t.Errorf("temporary entries left in B's ca/: %v", left)
+	}
+	// Again: nothing to do.
+	if res, err := ImportKeys(dirB, export(t, dirA, ExportKeysOptions{})); err != nil || len(res.Written) != 0 {
+		t.Errorf("a second import: wrote %v, %v; want nothing", res.Written, err)
+	}
+
+	third := rollover()
+	full := export(t, dirA, ExportKeysOptions{})
+	other, _ := newCA(t, InitOptions{}, clock)
+	for _, tc := range []struct {
+		name string
+		x    *KeyExport
+		want string
+	}{
+		{"one that lacks a previous generation of B", without(full, "ca/"+PreviousDir+"/"+first.Issuer.ID+"/"), "lacks the previous issuing CA"},
+		{"an older one", before, "move " + filepath.Join(dirB, "ca") + " aside"},
+		{"another CA's", export(t, other, ExportKeysOptions{}), "different CA"},
+	} {
+		snap := snapshot(t, dirB)
+		if _, err := ImportKeys(dirB, tc.x); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("import of %s: %v, want %q", tc.name, err, tc.want)
+		}
+		if !slices.Equal(snap, snapshot(t, dirB)) {
+			t.Errorf("import of %s changed node B's data directory", tc.name)
+		}
+	}
+	if _, err := ImportKeys(dirB, full); err != nil {
+		t.Fatalf("import after a second rollover: %v", err)
+	}
+	same(third)
 }

@@ -481,45 +481,8 @@ func promoteWith(caDir string, root *x509.Certificate, o InitOptions, m loadMode
 			return err
 		}
 	}
-	// The keys through keys.Dir: a key file is copied, a token key's
-	// reference file too (the key stays in its token).
-	from, to := &keys.Dir{Path: nextDir}, &keys.Dir{Path: caDir}
-	for _, k := range generationKeys {
-		err := keys.CopyKey(from, to, k)
-		if errors.Is(err, fs.ErrNotExist) && k == raKeyName {
-			// RA mode ca: the old RA key (kept in previous/) must not
-			// stay beside the new issuing CA.
-			if err = to.Remove(k); errors.Is(err, fs.ErrNotExist) {
-				err = nil
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("ca: promoting the next CA: %w", err)
-		}
-	}
-	for _, f := range generationFiles {
-		if f.key != "" {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(nextDir, f.name))
-		switch {
-		case err == nil:
-			err = keys.WriteFileAtomic(filepath.Join(caDir, f.name), data, f.perm)
-			if err != nil {
-				return fmt.Errorf("ca: promoting the next CA: %w", err)
-			}
-		case errors.Is(err, fs.ErrNotExist) && (f.name == RACertFile || f.name == SwitchAtFile || f.name == RAModeFile):
-			// RA mode ca: the old RA (kept in previous/) must not stay
-			// beside the new issuing CA; nor the old switch time, nor the
-			// old RA mode (a next CA made before ra-mode existed).
-			if err := os.Remove(filepath.Join(caDir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("ca: promoting the next CA: %w", err)
-			}
-		case errors.Is(err, fs.ErrNotExist):
-			// chain.pem is derived; load rewrites it.
-		default:
-			return fmt.Errorf("ca: promoting the next CA: %w", err)
-		}
+	if err := installGeneration(nextDir, caDir); err != nil {
+		return fmt.Errorf("ca: promoting the next CA: %w", err)
 	}
 	id, err := randomID()
 	if err != nil {
@@ -531,6 +494,56 @@ func promoteWith(caDir string, root *x509.Certificate, o InitOptions, m loadMode
 	}
 	syncDir(caDir)
 	os.RemoveAll(done)
+	return nil
+}
+
+// installGeneration copies the generation in src (next/, or an imported
+// one) over the current generation in caDir, file by file, each
+// atomically: keys first, issuing.crt last, so that a current issuing.crt
+// equal to src's means every other file is in place. A file that src lacks
+// (ra.crt and ra.key in RA mode ca, switch-at, ra-mode) is removed from
+// caDir. Repeating it after an interruption finishes the job.
+func installGeneration(src, caDir string) error {
+	// The keys through keys.Dir: a key file is copied, a token key's
+	// reference file too (the key stays in its token).
+	from, to := &keys.Dir{Path: src}, &keys.Dir{Path: caDir}
+	for _, k := range generationKeys {
+		err := keys.CopyKey(from, to, k)
+		if errors.Is(err, fs.ErrNotExist) && k == raKeyName {
+			// RA mode ca: the old RA key (kept in previous/) must not
+			// stay beside the new issuing CA.
+			if err = to.Remove(k); errors.Is(err, fs.ErrNotExist) {
+				err = nil
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, f := range generationFiles {
+		if f.key != "" {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, f.name))
+		switch {
+		case err == nil:
+			err = keys.WriteFileAtomic(filepath.Join(caDir, f.name), data, f.perm)
+			if err != nil {
+				return err
+			}
+		case errors.Is(err, fs.ErrNotExist) && (f.name == RACertFile || f.name == SwitchAtFile || f.name == RAModeFile):
+			// RA mode ca: the old RA (kept in previous/) must not stay
+			// beside the new issuing CA; nor the old switch time, nor the
+			// old RA mode (a next CA made before ra-mode existed).
+			if err := os.Remove(filepath.Join(caDir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			// chain.pem is derived; load rewrites it.
+		default:
+			return err
+		}
+	}
 	return nil
 }
 
