@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/keys"
@@ -191,6 +192,9 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 	}
 
 	w := e.stdout
+	if len(res.Kept) > 0 {
+		fmt.Fprintf(w, "Kept this node's own OCSP responder files, which differ from the export's (each node makes its own): %s\n", strings.Join(res.Kept, ", "))
+	}
 	if len(res.Written) == 0 {
 		fmt.Fprintf(w, "Nothing to do: %s already holds every file of the export of CA %s.\n", sf.dataDir, printable(x.Root))
 		return nil

@@ -301,6 +301,9 @@ func checkExportPath(p string) error {
 type ImportResult struct {
 	Written   []string // paths written
 	Unchanged []string // paths that already held the same content (or key)
+	// Kept are files outside ca/ (the OCSP responders') that the node
+	// has with other content: its own, left as they are.
+	Kept []string
 }
 
 // ImportKeys writes the files of e into the data directory dir (created
@@ -315,6 +318,10 @@ type ImportResult struct {
 //     node's current generation, which the export holds in previous/<id>/,
 //     is replaced as a promotion replaces it. One that would lose a
 //     generation the node holds is refused.
+//   - A file outside dir/ca (an OCSP responder's key or certificate, which
+//     each node makes and replaces for itself) that the node has with
+//     other content is kept as it is (ImportResult.Kept): the node's
+//     responder signs for the same issuing CA.
 //   - Importing the same export again changes nothing (idempotent).
 //   - A CA directory that does not exist is built beside it and renamed
 //     into place; so is a next/ or previous/<id>/ directory that is new,
@@ -378,6 +385,10 @@ func ImportKeys(dir string, e *KeyExport) (ImportResult, error) {
 			continue // adv.current, installed last
 		}
 		same, err := sameAsOnDisk(dir, f)
+		if err != nil && !strings.HasPrefix(f.Path, "ca/") && exists(filepath.Join(dir, filepath.FromSlash(f.Path))) {
+			res.Kept = append(res.Kept, f.Path)
+			continue
+		}
 		if err != nil {
 			return res, err
 		}
@@ -728,6 +739,11 @@ func writeImported(dir string, f ExportedFile) error {
 		return fmt.Errorf("ca: importing %s: %w", f.Path, err)
 	}
 	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 // sameAsOnDisk reports whether f is already in dir; an error when

@@ -132,12 +132,12 @@ func TestExportImportKeys(t *testing.T) {
 		t.Error("a refused import changed the data directory")
 	}
 
-	// A file of the same CA with other content is refused, nothing written.
+	// A key of the same CA that is another key is refused, nothing written.
 	dirD := filepath.Join(t.TempDir(), "d")
 	if _, err := ImportKeys(dirD, x); err != nil {
 		t.Fatal(err)
 	}
-	if err := keys.WriteKeyFile(filepath.Join(dirD, "ocsp", "resp.key"), genKey(t, "p256")); err != nil {
+	if err := keys.WriteKeyFile(filepath.Join(dirD, "ca", RAKeyFile), genKey(t, "rsa2048")); err != nil {
 		t.Fatal(err)
 	}
 	before = snapshot(t, dirD)
@@ -146,6 +146,23 @@ func TestExportImportKeys(t *testing.T) {
 	}
 	if after := snapshot(t, dirD); !slices.Equal(before, after) {
 		t.Error("a refused import changed the data directory")
+	}
+
+	// The node's own OCSP responder key, another than the export's, is
+	// kept: each node makes and replaces its own.
+	dirE := filepath.Join(t.TempDir(), "e")
+	if _, err := ImportKeys(dirE, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteKeyFile(filepath.Join(dirE, "ocsp", "resp.key"), genKey(t, "p256")); err != nil {
+		t.Fatal(err)
+	}
+	before = snapshot(t, dirE)
+	if res, err := ImportKeys(dirE, x); err != nil || !slices.Equal(res.Kept, []string{"ocsp/resp.key"}) || len(res.Written) != 0 {
+		t.Errorf("import over the node's own responder key: kept %v, wrote %v, %v; want it kept", res.Kept, res.Written, err)
+	}
+	if after := snapshot(t, dirE); !slices.Equal(before, after) {
+		t.Error("the import changed the node's own responder key")
 	}
 }
 
@@ -294,13 +311,24 @@ func TestImportKeysCatchesUpWithARollover(t *testing.T) {
 	clock := pkitest.NewClock(t0)
 	dirA, first := newCA(t, InitOptions{}, clock)
 	dirB := filepath.Join(t.TempDir(), "b")
-	if _, err := ImportKeys(dirB, export(t, dirA, ExportKeysOptions{})); err != nil {
+	withOCSP := ExportKeysOptions{ExtraDirs: []string{"ocsp"}}
+	if _, err := ImportKeys(dirB, export(t, dirA, withOCSP)); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := LoadOrCreate(dirB, InitOptions{}, clock); err != nil {
 		t.Fatal(err)
 	}
 	before := export(t, dirA, ExportKeysOptions{})
+	// Each node makes its own OCSP responder key and certificate.
+	for _, d := range []string{dirA, dirB} {
+		if _, err := keys.Files(filepath.Join(d, "ocsp")).Create("resp", keys.P256); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "ocsp", "resp.crt"), []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ownOCSP := snapshot(t, filepath.Join(dirB, "ocsp"))
 
 	// rollover runs a rollover on A, switched and promoted there.
 	rollover := func() *Authority {
@@ -341,12 +369,15 @@ func TestImportKeysCatchesUpWithARollover(t *testing.T) {
 	}
 
 	second := rollover()
-	res, err := ImportKeys(dirB, export(t, dirA, ExportKeysOptions{}))
+	res, err := ImportKeys(dirB, export(t, dirA, withOCSP))
 	if err != nil {
 		t.Fatalf("import of the rolled-over CA: %v", err)
 	}
 	if !slices.Contains(res.Written, "ca/"+IssuingKeyFile) || !slices.Contains(res.Written, "ca/"+ChainFile) {
 		t.Errorf("written %v, want the new current generation", res.Written)
+	}
+	if !slices.Equal(snapshot(t, filepath.Join(dirB, "ocsp")), ownOCSP) || !slices.Contains(res.Kept, "ocsp/resp.key") || !slices.Contains(res.Kept, "ocsp/resp.crt") {
+		t.Errorf("node B's own OCSP responder files were not kept (kept %v)", res.Kept)
 	}
 	same(second)
 	if prev := second.Previous(); len(prev) != 1 || prev[0].ID != first.Issuer.ID {
@@ -356,12 +387,12 @@ func TestImportKeysCatchesUpWithARollover(t *testing.T) {
 		t.Errorf("temporary entries left in B's ca/: %v", left)
 	}
 	// Again: nothing to do.
-	if res, err := ImportKeys(dirB, export(t, dirA, ExportKeysOptions{})); err != nil || len(res.Written) != 0 {
+	if res, err := ImportKeys(dirB, export(t, dirA, withOCSP)); err != nil || len(res.Written) != 0 {
 		t.Errorf("a second import: wrote %v, %v; want nothing", res.Written, err)
 	}
 
 	third := rollover()
-	full := export(t, dirA, ExportKeysOptions{})
+	full := export(t, dirA, withOCSP)
 	other, _ := newCA(t, InitOptions{}, clock)
 	for _, tc := range []struct {
 		name string
