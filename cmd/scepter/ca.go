@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -229,6 +230,12 @@ func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags)
 		where = "from " + filepath.Join(sf.dataDir, "ca", ca.NextDir) + " (the store had not recorded it)"
 	}
 	fmt.Fprintf(e.stdout, "Next issuing CA %s (switch at %s) discarded %s.\n", d.IssuerID, d.SwitchAt.Format(time.RFC3339), where)
+	if d.Cert != nil {
+		// Clients that fetched it with GetNextCACert hold a CA certificate
+		// of the root: listing it on the root's CRL takes this.
+		fmt.Fprintf(e.stdout, "Its certificate, to list it on the root's CRL (save it, then 'scepter ca root crl --revoke-cert FILE --reason cessationOfOperation'):\n%s",
+			pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d.Cert}))
+	}
 	fmt.Fprintln(e.stderr, "Running servers stop announcing it at their next reload. Any other node that holds it in its DATA/ca/next records it again: run 'scepter ca rollover --discard' there too. A client that fetched it with GetNextCACert may still expect it until it fetches the CA again.")
 	if !d.FromDisk {
 		return nil

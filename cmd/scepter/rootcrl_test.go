@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -285,9 +286,15 @@ func TestCARootCRLRevokeCert(t *testing.T) {
 		t.Errorf("--revoke-cert without --reason: %v", err)
 	}
 
-	// Discarded: --revoke no longer finds it, --revoke-cert lists it.
-	if _, _, err := runCA(t, nil, dir, "rollover", "--discard"); err != nil {
+	// Discarded: --revoke no longer finds it, --revoke-cert lists it. The
+	// discard prints its certificate, for an operator who kept no copy.
+	discardOut, _, err := runCA(t, nil, dir, "rollover", "--discard")
+	if err != nil {
 		t.Fatal(err)
+	}
+	_, printed, _ := strings.Cut(discardOut, "):\n")
+	if block, _ := pem.Decode([]byte(printed)); block == nil || !bytes.Equal(block.Bytes, next.Raw) {
+		t.Errorf("the discard does not print the discarded CA's certificate:\n%s", discardOut)
 	}
 	if _, _, err := runCA(t, nil, dir, "root", "crl", "--revoke", issuerIDOf(next), "--reason", "cessationOfOperation"); err == nil || !strings.Contains(err.Error(), "--revoke-cert FILE") {
 		t.Errorf("--revoke of the discarded CA: %v, want it to point to --revoke-cert", err)

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -104,6 +105,10 @@ type Discarded struct {
 	SwitchAt  time.Time
 	FromStore bool // the store had recorded it
 	FromDisk  bool // DATA/ca/next held it
+	// Cert is its certificate (DER), which clients may have fetched with
+	// GetNextCACert: the one thing left to list it on the root's CRL
+	// with (ca root crl --revoke-cert). Nil if it could not be read.
+	Cert []byte
 }
 
 // Discard undoes a rollover before its switch (`scepter ca rollover
@@ -136,6 +141,13 @@ func Discard(ctx context.Context, st store.Store, dataDir string, now time.Time,
 		return d, ErrNothingToDiscard
 	} else {
 		d.IssuerID, d.SwitchAt = rec.IssuerID, rec.SwitchAt.UTC()
+	}
+	if rec != nil {
+		d.Cert = rec.IssuerDER
+	} else if pemData, err := os.ReadFile(filepath.Join(dataDir, "ca", ca.NextDir, ca.IssuingCertFile)); err == nil {
+		if certs, err := keys.ParseCertsPEM(pemData); err == nil && len(certs) == 1 {
+			d.Cert = certs[0].Raw
+		}
 	}
 	ev := pki.AuditEvent{Time: now, Type: pki.EventCARollover, Actor: actor, IssuerID: d.IssuerID, Outcome: "success",
 		Detail: fmt.Sprintf("next issuing CA %s discarded before its switch at %s", d.IssuerID, d.SwitchAt.Format(time.RFC3339))}
