@@ -354,10 +354,14 @@ type Store interface {
 	RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]RevokedEntry, error)
 	// LatestCRL returns an issuer's newest CRL, or ErrNotFound.
 	LatestCRL(ctx context.Context, issuerID string) (*CRL, error)
-	// PutCRL stores a new CRL generation, whose Number must be the newest
-	// stored plus one (1 for the first): ErrConflict otherwise, when another
-	// node stored that generation first. Generations more than keep behind
-	// the new one are deleted in the same transaction.
+	// PutCRL stores a new CRL generation, whose Number must be above the
+	// newest stored: ErrConflict otherwise, when another node stored that
+	// generation (or a later one) first. It is normally the newest plus one
+	// (1 for the first); it may skip numbers, as it does after a store
+	// restored from an older copy, where a node numbers above the CRLs it
+	// published from the newer one (RFC 5280 §5.2.3 forbids reusing
+	// them). Generations more than keep behind the new one are deleted in
+	// the same transaction.
 	PutCRL(ctx context.Context, crl CRL, keep int) error
 
 	// CreateChallenge stores a one-time challenge (hash only) with its audit event.

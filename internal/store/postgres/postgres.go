@@ -36,8 +36,9 @@
 //     head's plus one, as in SQLite.
 //   - Notification claims pick the due rows with SELECT … FOR UPDATE SKIP
 //     LOCKED inside the claiming UPDATE, which repeats the due conditions.
-//   - CRLs: PutCRL reads the newest number and inserts newest + 1; a
-//     concurrent writer of the same number hits the primary key.
+//   - CRLs: PutCRL takes a transaction-level advisory lock per issuer,
+//     then reads the newest number and inserts one above it, so
+//     concurrent writers of an issuer's CRLs take turns.
 //
 // Deadlocks (40P01) and serialization failures (40001), rare at READ
 // COMMITTED but possible (two transactions moving the dashboard's counters

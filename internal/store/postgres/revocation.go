@@ -272,21 +272,31 @@ func (s *Store) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, err
 	return &c, nil
 }
 
-// PutCRL implements store.Store. The number must follow the newest one
-// stored; two nodes storing the same generation at once both read the same
-// newest number, and the second insert hits the primary key (it waits for
-// the first to commit, then fails): ErrConflict.
+// crlLockKey is the first key of PutCRL's two-key advisory lock (the
+// issuer's hash is the second); two-key locks never meet the one-key locks
+// of migrations and CA setup.
+const crlLockKey = 0x43524c // "CRL"
+
+// PutCRL implements store.Store. The number must be above the newest one
+// stored. Writers of one issuer's CRLs take turns (a transaction-level
+// advisory lock), so the second of two nodes storing at once reads the
+// first's number once it has committed: ErrConflict for the same number
+// or a lower one, which numbers that may skip (store.Store) would
+// otherwise let both commit, the lower after the higher.
 func (s *Store) PutCRL(ctx context.Context, c store.CRL, keep int) error {
 	if err := sqlstore.CheckCRL(c); err != nil {
 		return pgError("postgres: put CRL of %s: %w", c.IssuerID, err)
 	}
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, crlLockKey, c.IssuerID); err != nil {
+			return err
+		}
 		var newest int64
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(number), 0) FROM crls WHERE issuer_id = $1`,
 			c.IssuerID).Scan(&newest); err != nil {
 			return err
 		}
-		if c.Number != newest+1 {
+		if c.Number <= newest {
 			return fmt.Errorf("CRL number %d, but the newest stored is %d: %w", c.Number, newest, store.ErrConflict)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO crls (issuer_id, number, this_update, next_update,

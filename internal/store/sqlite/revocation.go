@@ -270,7 +270,7 @@ func (s *Store) PutCRL(ctx context.Context, c store.CRL, keep int) error {
 			c.IssuerID).Scan(&newest); err != nil {
 			return err
 		}
-		if c.Number != newest+1 {
+		if c.Number <= newest {
 			return fmt.Errorf("CRL number %d, but the newest stored is %d: %w", c.Number, newest, store.ErrConflict)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO crls (issuer_id, number, this_update, next_update,
