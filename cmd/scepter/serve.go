@@ -381,7 +381,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := savePublicURL(f.dataDir, publicURL); err != nil {
 		return err
 	}
-	rev, err := f.revocation.newPublisher(ctx, st, authority, clock, log)
+	rev, err := f.revocation.newPublisher(ctx, f.dataDir, st, authority, clock, log)
 	if err != nil {
 		return err
 	}

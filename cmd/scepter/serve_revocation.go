@@ -145,15 +145,16 @@ type revocation struct {
 	delegates *ocsp.Delegates
 }
 
-// newRevocation builds the CRL publisher (before the enrollment service,
-// which hands its CRLs to SCEP GetCRL) and publishes the first CRLs.
-func (f *revocationFlags) newPublisher(ctx context.Context, st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Logger) (*revocation, error) {
+// newPublisher builds the CRL publisher (before the enrollment service,
+// which hands its CRLs to SCEP GetCRL) and publishes the first CRLs. The
+// highest CRL number published is kept per issuer in DATA/crl-numbers.
+func (f *revocationFlags) newPublisher(ctx context.Context, dataDir string, st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Logger) (*revocation, error) {
 	r := &revocation{}
 	r.publisher = crl.New(st, authority, clock, log, crl.Config{Validity: f.crlValidity, OnState: func(s map[string]int64) {
 		if r.responder != nil {
 			r.responder.SetRevocationState(s)
 		}
-	}})
+	}, Numbers: crl.NewNumbers(filepath.Join(dataDir, crl.NumbersDir))})
 	if err := r.publisher.Update(ctx); err != nil {
 		return nil, err
 	}

@@ -20,7 +20,7 @@ func TestRolloverRefreshesOCSPDelegates(t *testing.T) {
 	p := fixture.New(t, fixture.Options{})
 	log := slog.New(slog.DiscardHandler)
 	f := revocationFlags{crlValidity: time.Hour, ocspValidity: time.Hour, responderValidity: ocsp.DefaultDelegateValidity}
-	rev, err := f.newPublisher(ctx, p.Store, p.Authority, p.Clock, log)
+	rev, err := f.newPublisher(ctx, p.Dir, p.Store, p.Authority, p.Clock, log)
 	if err != nil {
 		t.Fatal(err)
 	}

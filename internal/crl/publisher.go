@@ -6,8 +6,10 @@
 // revocation counters (one small row per issuer); an issuer whose counter
 // moved past the one its newest CRL reflects, or whose CRL is halfway to
 // its nextUpdate, gets a new CRL numbered one above the newest in the
-// store. Two nodes building the same generation race for the number; the
-// loser takes the winner's.
+// store, or above the highest this node published (Numbers) when that is
+// higher: a store restored from an older copy must not make it publish a
+// number again. Two nodes building the same generation race for the
+// number; the loser takes the winner's.
 package crl
 
 import (
@@ -53,6 +55,10 @@ type Config struct {
 	// OnState, when set, receives the counters after every read (the
 	// OCSP responder drops cached answers with them).
 	OnState func(map[string]int64)
+	// Numbers, when set, records the highest CRL number this node has
+	// published, per issuer, before it serves the CRL; new CRLs are
+	// numbered above it.
+	Numbers *Numbers
 }
 
 // Store is what the publisher needs of the store.
@@ -80,6 +86,8 @@ type Publisher struct {
 	mu      sync.RWMutex
 	current map[string]*store.CRL
 	run     sync.Mutex // one Update at a time
+	// marks caches cfg.Numbers, by issuer; guarded by run.
+	marks map[string]int64
 }
 
 // New builds a publisher; Run (or Update) does the work.
@@ -94,7 +102,7 @@ func New(st Store, issuers Issuers, clock pki.Clock, log *slog.Logger, cfg Confi
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Publisher{st: st, issuers: issuers, clock: clock, log: log, cfg: cfg, kick: make(chan struct{}, 1),
-		current: map[string]*store.CRL{}}
+		current: map[string]*store.CRL{}, marks: map[string]int64{}}
 }
 
 // Run updates at once, then every Interval and whenever Kick is called,
@@ -156,15 +164,25 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 			return fmt.Errorf("crl: %s: %w", issuer.ID, err)
 		default:
 			cur = c
-			p.set(c)
+			if err := p.publish(c); err != nil {
+				return err
+			}
 		}
 	}
+	mark, err := p.mark(issuer.ID)
+	if err != nil {
+		return err
+	}
+	// A store whose newest CRL is older than one this node published was
+	// restored from an older copy: a CRL numbered above the mark replaces
+	// it at once, whatever its age.
+	behind := cur == nil && mark > 0 || cur != nil && cur.Number < mark
 	// An issuer outside its validity signs nothing; its last CRL is still
 	// served.
 	if now.Before(issuer.Cert.NotBefore) || !now.Before(issuer.Cert.NotAfter) {
 		return nil
 	}
-	if cur != nil && seq <= cur.RevocationSeq && now.Before(cur.ThisUpdate.Add(p.cfg.Validity/2)) &&
+	if cur != nil && !behind && seq <= cur.RevocationSeq && now.Before(cur.ThisUpdate.Add(p.cfg.Validity/2)) &&
 		now.Before(cur.NextUpdate) && !now.Before(cur.ThisUpdate) {
 		return nil
 	}
@@ -180,9 +198,17 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 		cur.ThisUpdate.Sub(now) < maxClockLead {
 		return nil
 	}
-	next := int64(1)
-	if cur != nil {
+	next := mark + 1
+	if cur != nil && cur.Number >= mark {
 		next = cur.Number + 1
+	}
+	if behind {
+		stored := int64(0)
+		if cur != nil {
+			stored = cur.Number
+		}
+		p.log.Warn("the store's newest CRL is older than one this node published: the next is numbered above it",
+			"issuer", issuer.Cert.Subject.String(), "stored", stored, "published", mark, "number", next)
 	}
 	c, err := p.build(ctx, issuer, cur, next, seq, now)
 	if errors.Is(err, errRevocationAhead) {
@@ -199,13 +225,16 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 		if lerr != nil {
 			return fmt.Errorf("crl: %s: %w", issuer.ID, lerr)
 		}
-		p.set(latest)
-		return nil
+		return p.publish(latest)
 	}
 	if err != nil {
 		return fmt.Errorf("crl: %s: %w", issuer.ID, err)
 	}
-	p.set(c)
+	if err := p.publish(c); err != nil {
+		// Stored, but not served here until its number is recorded: a
+		// later update retries (another node may serve it meanwhile).
+		return err
+	}
 	p.log.Info("CRL published", "issuer", issuer.Cert.Subject.String(), "number", c.Number, "entries", c.Entries,
 		"next_update", c.NextUpdate.UTC().Format(time.RFC3339))
 	return nil
@@ -282,6 +311,81 @@ func thisUpdate(published time.Time, prev *store.CRL, issuerNotBefore, newestRev
 		this = issuerNotBefore.UTC()
 	}
 	return this
+}
+
+// mark is the highest CRL number this node published for an issuer (0
+// without cfg.Numbers). Called with p.run held.
+func (p *Publisher) mark(issuerID string) (int64, error) {
+	if p.cfg.Numbers == nil {
+		return 0, nil
+	}
+	if m, ok := p.marks[issuerID]; ok {
+		return m, nil
+	}
+	m, err := p.cfg.Numbers.Get(issuerID)
+	if err != nil {
+		return 0, err
+	}
+	p.marks[issuerID] = m
+	return m, nil
+}
+
+// publish records c's number as the highest this node published, when it
+// is, and then serves c: a number is recorded before any relying party
+// can have seen it. Called with p.run held.
+func (p *Publisher) publish(c *store.CRL) error {
+	m, err := p.mark(c.IssuerID)
+	if err != nil {
+		return err
+	}
+	if p.cfg.Numbers != nil && c.Number > m {
+		if err := p.cfg.Numbers.Put(c.IssuerID, c.Number); err != nil {
+			return err
+		}
+		p.marks[c.IssuerID] = c.Number
+	}
+	p.set(c)
+	return nil
+}
+
+// StoreBehind is an issuer whose newest stored CRL is older than one this
+// node published.
+type StoreBehind struct {
+	Issuer *ca.Issuer
+	// Stored is the number of the store's newest CRL (0: none);
+	// Published the highest this node published.
+	Stored, Published int64
+}
+
+// StoreBehind lists the issuers whose newest stored CRL is numbered below
+// the highest this node published: the store was restored from an older
+// copy, and the revocations made after that copy are missing from it
+// (the next CRL is numbered above, see Update, but cannot list them).
+func (p *Publisher) StoreBehind(ctx context.Context) ([]StoreBehind, error) {
+	p.run.Lock()
+	defer p.run.Unlock()
+	var out []StoreBehind
+	for _, issuer := range p.issuers.Issuers() {
+		mark, err := p.mark(issuer.ID)
+		if err != nil {
+			return nil, err
+		}
+		if mark == 0 {
+			continue
+		}
+		var stored int64
+		switch c, err := p.st.LatestCRL(ctx, issuer.ID); {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("crl: %s: %w", issuer.ID, err)
+		default:
+			stored = c.Number
+		}
+		if stored < mark {
+			out = append(out, StoreBehind{Issuer: issuer, Stored: stored, Published: mark})
+		}
+	}
+	return out, nil
 }
 
 func (p *Publisher) get(issuerID string) *store.CRL {

@@ -1,0 +1,141 @@
+package crl_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// backupSQLite copies a live SQLite store as docs/deployment.md says
+// (sqlite3's .backup; VACUUM INTO makes the same consistent copy).
+func backupSQLite(t *testing.T, from, to string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+from+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`VACUUM INTO ?`, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A store restored from an older copy holds older CRLs: the node numbers
+// its next CRL above the highest it published (RFC 5280 §5.2.3: a number
+// is never reused), at once rather than serving the older one, and says
+// the store is behind until then.
+func TestRestoredStoreNeverReusesCRLNumbers(t *testing.T) {
+	ctx := context.Background()
+	f := fixture.New(t, fixture.Options{})
+	issuer := f.Issuer()
+	numbers := crl.NewNumbers(filepath.Join(t.TempDir(), crl.NumbersDir))
+	update := func(p *crl.Publisher) *crl.Publisher {
+		t.Helper()
+		f.Clock.Advance(time.Second)
+		if err := p.Update(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var served []int64
+	serve := func(p *crl.Publisher) []string {
+		t.Helper()
+		list := parseCRL(t, mustCRL(t, p, issuer.ID), issuer.Cert)
+		served = append(served, list.Number.Int64())
+		var serials []string
+		for _, e := range list.RevokedCertificateEntries {
+			serials = append(serials, e.SerialNumber.Text(16))
+		}
+		return serials
+	}
+
+	p := update(crl.New(f.Store, f.Authority, f.Clock, f.Log, crl.Config{Numbers: numbers}))
+	serve(p)
+	a, _ := f.Issue(t, "a")
+	backup := filepath.Join(t.TempDir(), "bk.db")
+	backupSQLite(t, filepath.Join(f.Dir, "scepter.db"), backup)
+	f.Revoke(t, a, 1)
+	update(p)
+	if got := serve(p); len(got) != 1 {
+		t.Fatalf("after revoking a: CRL lists %v", got)
+	}
+	if n, err := numbers.Get(issuer.ID); err != nil || n != 2 {
+		t.Fatalf("recorded number %d (%v), want 2", n, err)
+	}
+
+	// Stopped, the store restored from the copy, started again.
+	restored, err := sqlite.Open(ctx, backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	p = crl.New(restored, f.Authority, f.Clock, f.Log, crl.Config{Numbers: numbers})
+	behind, err := p.StoreBehind(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(behind) != 1 || behind[0].Issuer.ID != issuer.ID || behind[0].Stored != 1 || behind[0].Published != 2 {
+		t.Fatalf("StoreBehind of the restored store: %+v, want the issuer at 1 of 2", behind)
+	}
+	update(p)
+	if got := serve(p); len(got) != 0 {
+		t.Errorf("restored store: CRL lists %v, want nothing (the revocation is lost with the copy)", got)
+	}
+	// The lost revocation made again.
+	if _, _, err := restored.RevokeCertificate(ctx, issuer.ID, a.SerialNumber.Text(16), 1, f.Clock.Now(),
+		pki.AuditEvent{Type: pki.EventRevoked, Actor: "test", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	update(p)
+	if got := serve(p); len(got) != 1 || got[0] != a.SerialNumber.Text(16) {
+		t.Errorf("revoked again: CRL lists %v, want a", got)
+	}
+	for i := 1; i < len(served); i++ {
+		if served[i] <= served[i-1] {
+			t.Fatalf("CRL numbers served: %v; want each above the one before", served)
+		}
+	}
+	if behind, err := p.StoreBehind(ctx); err != nil || len(behind) != 0 {
+		t.Errorf("StoreBehind once a CRL is numbered above the mark: %+v, %v", behind, err)
+	}
+}
+
+// The numbers file: written whole, read back, a damaged one named with
+// what to write, an issuer ID that is no hex SHA-256 refused.
+func TestNumbers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), crl.NumbersDir)
+	n := crl.NewNumbers(dir)
+	id := strings.Repeat("ab", 32)
+	if v, err := n.Get(id); err != nil || v != 0 {
+		t.Fatalf("none yet: %d, %v", v, err)
+	}
+	if err := n.Put(id, 41); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := n.Get(id); err != nil || v != 41 {
+		t.Fatalf("after Put(41): %d, %v", v, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, id)); err != nil || string(b) != "41\n" {
+		t.Fatalf("file: %q, %v", b, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, id), []byte("forty"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Get(id); err == nil || !strings.Contains(err.Error(), "decimal") {
+		t.Errorf("damaged file: %v", err)
+	}
+	for _, bad := range []string{"../x", strings.Repeat("AB", 32), "ab", ""} {
+		if err := n.Put(bad, 1); err == nil {
+			t.Errorf("Put(%q) accepted", bad)
+		}
+	}
+}
