@@ -21,7 +21,7 @@ import (
 )
 
 func cmdCerts(ctx context.Context, e env, args []string) error {
-	sub, err := subcommand(e, args, "usage: scepter certs list [--status valid|expired|revoked] [--profile P] [--expiring-within 30d] [--json] | certs show SERIAL | certs revoke SERIAL [--reason R] | certs unhold SERIAL")
+	sub, err := subcommand(e, args, "usage: scepter certs list [--status valid|expired|revoked] [--profile P] [--expiring-within 30d] [--json] | certs show SERIAL | certs revoke SERIAL|--cert FILE [--reason R] | certs unhold SERIAL")
 	if err != nil {
 		return err
 	}
@@ -38,43 +38,62 @@ func cmdCerts(ctx context.Context, e env, args []string) error {
 
 // certsRevoke revokes a certificate, or lifts a certificateHold, beside a
 // running server (which publishes the new CRL and drops cached OCSP
-// answers within a second or two).
+// answers within a second or two). `revoke --cert FILE` takes the
+// certificate itself, and records it first when the inventory lacks it
+// (a store restored from an older copy).
 func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
 	var sf storeFlags
-	var reason, issuer string
+	var reason, issuer, certFile string
 	usage := "certs unhold SERIAL [--issuer ID]"
 	if sub == "revoke" {
-		usage = "certs revoke SERIAL [--reason " + strings.Join(admin.ReasonNames(), "|") + "] [--issuer ID]"
+		usage = "certs revoke SERIAL|--cert FILE [--reason " + strings.Join(admin.ReasonNames(), "|") + "] [--issuer ID]"
 	}
 	fs := newFlagSet(e, "certs "+sub, usage)
 	sf.register(fs)
 	if sub == "revoke" {
 		fs.StringVar(&reason, "reason", "unspecified", "RFC 5280 revocation reason: "+strings.Join(admin.ReasonNames(), ", ")+", or its code")
+		fs.StringVar(&certFile, "cert", "", "the certificate to revoke (PEM or DER) instead of its serial; one this CA issued that the inventory lacks (a store restored from an older backup) is recorded first")
 	}
 	fs.StringVar(&issuer, "issuer", "", "issuer ID (or a prefix of it), when more than one CA used the serial")
 	if err := parseFlags(fs, e, args, 1, sf.sections()); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	switch {
+	case certFile != "" && (fs.NArg() != 0 || issuer != ""):
+		return usageError{"--cert names the certificate: give no SERIAL and no --issuer with it"}
+	case certFile == "" && fs.NArg() != 1:
 		return usageError{"usage: scepter " + usage}
 	}
 	code, err := admin.ParseReason(reason)
 	if err != nil {
 		return usageError{pki.ErrorMessage(err)}
 	}
-	if _, err := admin.NormalizeSerial(fs.Arg(0)); err != nil {
-		return usageError{pki.ErrorMessage(err)}
+	serial := fs.Arg(0)
+	if certFile == "" {
+		if _, err := admin.NormalizeSerial(serial); err != nil {
+			return usageError{pki.ErrorMessage(err)}
+		}
 	}
 	svc, st, err := sf.adminService(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if certFile != "" {
+		var recorded bool
+		issuer, serial, recorded, err = recordForRevocation(ctx, &sf, st, certFile, cliActor())
+		if err != nil {
+			return err
+		}
+		if recorded {
+			fmt.Fprintf(e.stdout, "recorded %s in the inventory (profile %s): this CA issued it, the store lacked it\n", serial, importedProfile)
+		}
+	}
 	var r admin.Revocation
 	if sub == "revoke" {
-		r, err = svc.Revoke(ctx, fs.Arg(0), issuer, code, cliActor())
+		r, err = svc.Revoke(ctx, serial, issuer, code, cliActor())
 	} else {
-		r, err = svc.Unhold(ctx, fs.Arg(0), issuer, cliActor())
+		r, err = svc.Unhold(ctx, serial, issuer, cliActor())
 	}
 	if err != nil {
 		if pki.ErrorCode(err) != pki.EInternal {

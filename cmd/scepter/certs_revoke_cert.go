@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// A certificate `certs revoke --cert FILE` records because the inventory
+// lacks it (issued after the copy a store was restored from) is listed
+// under this profile and source, and its recording audited with this
+// event.
+const (
+	importedProfile              = "imported"
+	sourceImported    pki.Source = "imported"
+	eventCertRecorded            = "certificate.recorded"
+)
+
+// readCertFile reads the one certificate of a PEM (or DER) file.
+func readCertFile(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cert: %w", err)
+	}
+	der := b
+	if block, rest := pem.Decode(b); block != nil {
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("--cert %s: a PEM %s, not a CERTIFICATE", path, block.Type)
+		}
+		if next, _ := pem.Decode(rest); next != nil {
+			return nil, fmt.Errorf("--cert %s: more than one PEM block; give the one certificate to revoke", path)
+		}
+		der = block.Bytes
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("--cert %s: %w", path, err)
+	}
+	return cert, nil
+}
+
+// recordForRevocation makes sure the certificate in path is in the
+// inventory, so that it can be revoked: it must be signed by one of this
+// CA's issuing CAs (checked by signature, up to the root), and is
+// recorded, audited, when the store lacks it (a store restored from a copy
+// older than the certificate). It returns the issuer's ID and the serial.
+func recordForRevocation(ctx context.Context, sf *storeFlags, st store.Store, path, actor string) (issuerID, serial string, recorded bool, err error) {
+	cert, err := readCertFile(path)
+	if err != nil {
+		return "", "", false, err
+	}
+	clock := pki.SystemClock{}
+	authority, err := ca.Load(sf.dataDir, clock)
+	if errors.Is(err, ca.ErrNoCA) {
+		return "", "", false, fmt.Errorf("--cert needs the CA's certificates to check the signature: %w", sf.noCA(err))
+	}
+	if err != nil {
+		return "", "", false, err
+	}
+	now := clock.Now()
+	issuer, err := authority.IssuedByUs(cert, now)
+	switch {
+	case errors.Is(err, ca.ErrExpired):
+		return "", "", false, fmt.Errorf("--cert %s: %w; a CRL lists no expired certificate, so there is nothing to revoke", path, err)
+	case err != nil:
+		return "", "", false, fmt.Errorf("--cert %s (%s) was not issued by this CA's issuing CAs: %w", path, printable(cert.Subject.String()), err)
+	}
+	serial = cert.SerialNumber.Text(16)
+	switch _, err := st.Certificate(ctx, issuer.ID, serial); {
+	case err == nil:
+		return issuer.ID, serial, false, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return "", "", false, err
+	}
+	rec := pki.Certificate{SerialHex: serial, IssuerID: issuer.ID, Issuer: csr.NameString(cert.RawIssuer), Subject: csr.NameString(cert.RawSubject),
+		SANs: enroll.SANs(cert), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Status: pki.StatusValid, Profile: importedProfile,
+		Protocol: pki.ProtocolCLI, Source: sourceImported, KeyType: keys.KeyTypeOf(cert.PublicKey), CreatedAt: now, DER: cert.Raw}
+	ev := pki.AuditEvent{Time: now, Type: eventCertRecorded, Actor: actor, Profile: importedProfile, SerialHex: serial, IssuerID: issuer.ID,
+		Subject: rec.Subject, Outcome: "success",
+		Detail: "issued by this CA but missing from the inventory (a store restored from an older copy?): recorded from a file to be revoked"}
+	err = st.RecordIssuance(ctx, store.Issuance{Certificate: rec, Now: now, Events: []pki.AuditEvent{ev}})
+	if errors.Is(err, store.ErrConflict) {
+		return issuer.ID, serial, false, nil // recorded meanwhile
+	}
+	if err != nil {
+		return "", "", false, fmt.Errorf("recording %s: %w", serial, err)
+	}
+	return issuer.ID, serial, true, nil
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// `certs revoke --cert FILE` revokes a certificate this CA issued that the
+// inventory lacks (a store restored from a copy older than it): it is
+// recorded, audited, and revoked; one signed by another key under our
+// issuer's name, or by another CA, is refused.
+func TestCertsRevokeCertNotInTheInventory(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	path := func(name string) string { return filepath.Join(dir, name) }
+	s := serveInProcess(t, nil, "--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", data)
+	if s.ended {
+		t.Fatalf("serve: %v\n%s", s.err, s.errb.String())
+	}
+	var scepURL string
+	for _, line := range strings.Split(s.out.String(), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "SCEP URL" {
+			scepURL = strings.TrimSpace(v)
+		}
+	}
+	backupSQLiteFile(t, filepath.Join(data, "scepter.db"), path("bk.db"))
+	if out, err := runCLI("enroll", "--url", scepURL, "--challenge", "test", "--subject", "CN=b", "--key-type", "p256",
+		"--out", path("b.pem"), "--key-out", path("b.key")); err != nil {
+		t.Fatalf("enroll: %v\n%s", err, out)
+	}
+	b := parseCertFile(t, path("b.pem"))
+	serial := b.SerialNumber.Text(16)
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	restoreSQLiteFile(t, path("bk.db"), filepath.Join(data, "scepter.db"))
+
+	if out, err := runCLI("certs", "revoke", "--data-dir", data, serial); err == nil || !strings.Contains(err.Error(), "no certificate with serial") {
+		t.Fatalf("certs revoke by serial of a certificate the inventory lacks: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		name string
+		der  []byte
+	}{
+		{"signed by another key under our issuer's name", makeCert(t, pkix.Name{CommonName: "forged"}, b.Issuer, b.AuthorityKeyId)},
+		{"another CA's", makeCert(t, pkix.Name{CommonName: "other"}, pkix.Name{CommonName: "Other CA"}, nil)},
+	} {
+		file := path("refused.pem")
+		writePEM(t, file, c.der)
+		if out, err := runCLI("certs", "revoke", "--data-dir", data, "--cert", file); err == nil || !strings.Contains(err.Error(), "not issued by this CA") {
+			t.Errorf("certs revoke --cert of a certificate %s: %v\n%s", c.name, err, out)
+		}
+	}
+	if out, err := runCLI("certs", "revoke", "--data-dir", data, "--cert", path("b.pem"), serial); err == nil {
+		t.Errorf("certs revoke --cert with a serial too: accepted\n%s", out)
+	}
+
+	out, err := runCLI("certs", "revoke", "--data-dir", data, "--cert", path("b.pem"), "--reason", "keyCompromise")
+	if err != nil || !strings.Contains(out, "recorded "+serial) || !strings.Contains(out, "revoked "+serial) {
+		t.Fatalf("certs revoke --cert: %v\n%s", err, out)
+	}
+	if out, err := runCLI("certs", "show", "--data-dir", data, serial); err != nil || !strings.Contains(out, "revoked") || !strings.Contains(out, "imported") {
+		t.Errorf("certs show after --cert: %v\n%s", err, out)
+	}
+	if out, err := runCLI("audit", "list", "--data-dir", data, "--serial", serial); err != nil ||
+		!strings.Contains(out, "certificate.recorded") || !strings.Contains(out, "certificate.revoked") {
+		t.Errorf("audit list --serial: %v\n%s", err, out)
+	}
+	// Again: already revoked, nothing recorded twice.
+	if out, err := runCLI("certs", "revoke", "--data-dir", data, "--cert", path("b.pem"), "--reason", "keyCompromise"); err != nil ||
+		strings.Contains(out, "recorded") || !strings.Contains(out, "already revoked") {
+		t.Errorf("certs revoke --cert again: %v\n%s", err, out)
+	}
+}
+
+// restoreSQLiteFile puts a backup in place of a stopped server's store.
+func restoreSQLiteFile(t *testing.T, backup, db string) {
+	t.Helper()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(db + suffix); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	copyFile(t, backup, db)
+}
+
+// backupSQLiteFile copies a live store as docs/deployment.md says
+// (sqlite3's .backup; VACUUM INTO makes the same consistent copy).
+func backupSQLiteFile(t *testing.T, from, to string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+from+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`VACUUM INTO ?`, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func parseCertFile(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	cert, err := readCertFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+func readCertSerial(t *testing.T, path string) string {
+	t.Helper()
+	return parseCertFile(t, path).SerialNumber.Text(16)
+}
+
+// makeCert signs a certificate for subject with a new key, naming issuer
+// (and its key identifier) as its issuer: no CA of ours signed it.
+func makeCert(t *testing.T, subject, issuer pkix.Name, authorityKeyID []byte) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := pki.SystemClock{}.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(0x5eed), Subject: subject, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
+	parent := &x509.Certificate{Subject: issuer, SubjectKeyId: authorityKeyID}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func writePEM(t *testing.T, path string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
