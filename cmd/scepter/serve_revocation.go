@@ -35,6 +35,9 @@ type revocationFlags struct {
 	crlValidity       time.Duration
 	ocspValidity      time.Duration
 	responderValidity time.Duration
+	// storeRestored acknowledges a store older than what this node
+	// published (restored from a backup): the start is refused without it.
+	storeRestored bool
 }
 
 func (f *revocationFlags) register(fs *flag.FlagSet) {
@@ -42,6 +45,7 @@ func (f *revocationFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.crlValidity, "crl-validity", crl.DefaultValidity, "a CRL's nextUpdate after its thisUpdate; CRLs are replaced at half of it, and within seconds of a revocation")
 	fs.DurationVar(&f.ocspValidity, "ocsp-validity", ocsp.DefaultValidity, "an OCSP answer's nextUpdate after its thisUpdate (never beyond its responder certificate's notAfter); answers are cached for half of it, or until a revocation")
 	fs.DurationVar(&f.responderValidity, "ocsp-responder-validity", ocsp.DefaultDelegateValidity, "lifetime of the delegated OCSP responder certificates (id-pkix-ocsp-nocheck: keep it short)")
+	fs.BoolVar(&f.storeRestored, "store-restored", false, "start although the store is older than the CRLs this node published (restored from a backup): the revocations made after the backup are missing from CRL and OCSP until made again with 'scepter certs revoke' (docs/deployment.md, Restoring)")
 }
 
 func (f *revocationFlags) check() error {
@@ -147,7 +151,8 @@ type revocation struct {
 
 // newPublisher builds the CRL publisher (before the enrollment service,
 // which hands its CRLs to SCEP GetCRL) and publishes the first CRLs. The
-// highest CRL number published is kept per issuer in DATA/crl-numbers.
+// highest CRL number published is kept per issuer in DATA/crl-numbers; a
+// store behind it is refused without --store-restored.
 func (f *revocationFlags) newPublisher(ctx context.Context, dataDir string, st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Logger) (*revocation, error) {
 	r := &revocation{}
 	r.publisher = crl.New(st, authority, clock, log, crl.Config{Validity: f.crlValidity, OnState: func(s map[string]int64) {
@@ -155,10 +160,62 @@ func (f *revocationFlags) newPublisher(ctx context.Context, dataDir string, st s
 			r.responder.SetRevocationState(s)
 		}
 	}, Numbers: crl.NewNumbers(filepath.Join(dataDir, crl.NumbersDir))})
+	if err := f.checkStoreBehind(ctx, r.publisher, st, clock, log); err != nil {
+		return nil, err
+	}
 	if err := r.publisher.Update(ctx); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// eventStoreBehind is the audit event of a start on a store older than the
+// CRLs this node published.
+const eventStoreBehind = "store.behind"
+
+// checkStoreBehind says it loudly (log at ERROR, an audit event per issuer)
+// when the store's newest CRL is older than one this node published: the
+// store was restored from an older copy, and OCSP would answer good, and
+// the CRL leave out, every certificate revoked after it. It refuses the
+// start unless --store-restored acknowledges it; the first CRL published
+// after is numbered above the mark, so the flag is needed once.
+func (f *revocationFlags) checkStoreBehind(ctx context.Context, p *crl.Publisher, st store.Store, clock pki.Clock, log *slog.Logger) error {
+	behind, err := p.StoreBehind(ctx)
+	if err != nil || len(behind) == 0 {
+		return err
+	}
+	outcome, reason := "success", "acknowledged with --store-restored"
+	if !f.storeRestored {
+		outcome, reason = "failure", "start refused: --store-restored not given"
+	}
+	var events []pki.AuditEvent
+	var msgs []string
+	for _, b := range behind {
+		msg := storeBehindMessage(b)
+		msgs = append(msgs, msg)
+		log.Error(msg, "issuer_id", b.Issuer.ID, "store_crl_number", b.Stored, "published_crl_number", b.Published,
+			"store_restored", f.storeRestored)
+		events = append(events, pki.AuditEvent{Time: clock.Now(), Type: eventStoreBehind, Actor: "system", IssuerID: b.Issuer.ID,
+			Subject: b.Issuer.Cert.Subject.String(), Outcome: outcome, Reason: reason, Detail: msg})
+	}
+	if err := st.AppendAudit(ctx, events...); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if f.storeRestored {
+		return nil
+	}
+	return fmt.Errorf("%s. Refusing to start: certificates revoked after that copy would be served as good without a word. "+
+		"If the store was restored on purpose, start with --store-restored (needed once: the next CRLs are numbered above those published), "+
+		"then make those revocations again (docs/deployment.md, Restoring); otherwise start with the store this node used",
+		strings.Join(msgs, "; "))
+}
+
+// storeBehindMessage says what a store behind this node's CRLs means.
+func storeBehindMessage(b crl.StoreBehind) string {
+	return fmt.Sprintf("the store is older than this data directory: its newest CRL of %s (issuer %s) is number %d, but this node published number %d. "+
+		"The store was restored from an older copy: revocations made after that copy are missing from the CRL and OCSP and must be made again "+
+		"('scepter certs revoke SERIAL --reason R', or '--cert FILE' for a certificate issued after the copy), and certificates issued after it are not in the inventory",
+		b.Issuer.Cert.Subject, b.Issuer.ID[:16], b.Stored, b.Published)
 }
 
 // startResponder issues (or loads) the delegated responder certificates and
