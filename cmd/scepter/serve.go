@@ -1294,7 +1294,7 @@ func refuseAbandonedSQLite(ctx context.Context, dataDir string) error {
 	if len(certs) > 0 {
 		return fmt.Errorf("%s holds the certificates this CA issued, and the PostgreSQL store is empty: starting on it would lose them "+
 			"(revoked certificates would become unknown to OCSP and leave the CRL, whose number would start again). "+
-			"There is no migration of an SQLite inventory to PostgreSQL yet; to start over with an empty inventory anyway, move %s away first", path, path)
+			"There is no migration of an SQLite inventory to PostgreSQL yet; to start over with an empty inventory anyway, move %s away first and start with --store-restored (the CRLs then go on above the numbers published)", path, path)
 	}
 	return nil
 }

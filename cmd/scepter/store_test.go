@@ -191,14 +191,22 @@ func TestSQLiteInventoryIsNotAbandoned(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "holds the certificates this CA issued") {
 		t.Fatalf("start on an empty PostgreSQL beside an SQLite inventory: %v\n%s", err, errOut)
 	}
-	// Moved away, as the message says: the start goes on.
+	if !strings.Contains(err.Error(), "--store-restored") {
+		t.Errorf("the refusal does not name --store-restored: %v", err)
+	}
+	// Moved away, as the message says, the start goes on with
+	// --store-restored: without it, the store is behind the CRLs this
+	// node published.
 	if err := os.Rename(filepath.Join(dir, "scepter.db"), filepath.Join(dir, "scepter.db.old")); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"scepter.db-wal", "scepter.db-shm", "admin-password.txt"} {
 		os.Remove(filepath.Join(dir, f))
 	}
-	if _, errOut, err := serveOnceWith(t, nil, "--data-dir", dir, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--challenge", "test", "--store", url); err != nil {
+	if _, _, err := serveOnceWith(t, nil, "--data-dir", dir, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--challenge", "test", "--store", url); err == nil || !strings.Contains(err.Error(), "--store-restored") {
+		t.Fatalf("start after moving the SQLite file away, without --store-restored: %v", err)
+	}
+	if _, errOut, err := serveOnceWith(t, nil, "--data-dir", dir, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--challenge", "test", "--store", url, "--store-restored"); err != nil {
 		t.Fatalf("start after moving the SQLite file away: %v\n%s", err, errOut)
 	}
 }
