@@ -108,6 +108,9 @@ type Handler struct {
 
 	// The KEKs of EC requesters' replies, by challenge.
 	passwordKeys *passwordKeys
+
+	// Pairs of messages answered 503 that the store could not forget yet.
+	unforgotten unforgotten
 }
 
 type caCertBody struct {

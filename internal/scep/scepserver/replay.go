@@ -1,6 +1,12 @@
 package scepserver
 
-import "context"
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+)
 
 // A message's (transactionID, senderNonce) is remembered before its
 // operation runs, so that two copies of it never both run: the second is a
@@ -10,18 +16,94 @@ import "context"
 // the pair is forgotten again. A copy sent while the first still runs is
 // refused, as the pair is remembered until the 503; all of this is shared
 // by the nodes on one store.
+//
+// Forgetting can fail too (the store that made the run fail is still
+// down). The node then keeps the pair in unforgotten, and a copy that the
+// store refuses as a replay but that this node still has to forget is
+// forgotten first and runs, or is answered 503 again: never a replay
+// refusal, which a device takes as final.
+
+// forgetTimeout bounds one attempt to forget a pair, apart from the
+// request's own deadline, which may be what ended the run.
+const forgetTimeout = 5 * time.Second
+
+// maxUnforgotten bounds the pairs a node keeps to forget (a store down for
+// long under a burst): past it the oldest is dropped, and its retry is
+// refused as a replay, as before this list.
+const maxUnforgotten = 4096
+
+// unforgotten are the pairs of messages answered 503 that the store could
+// not be made to forget yet.
+type unforgotten struct {
+	mu    sync.Mutex
+	pairs map[string]time.Time // txID + "\x00" + nonce → when it was noted
+}
+
+func pairKey(txID string, nonce []byte) string { return txID + "\x00" + string(nonce) }
+
+func (u *unforgotten) add(txID string, nonce []byte, now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.pairs == nil {
+		u.pairs = map[string]time.Time{}
+	}
+	if len(u.pairs) >= maxUnforgotten {
+		var oldest string
+		var at time.Time
+		for k, t := range u.pairs {
+			if oldest == "" || t.Before(at) {
+				oldest, at = k, t
+			}
+		}
+		delete(u.pairs, oldest)
+	}
+	u.pairs[pairKey(txID, nonce)] = now
+}
+
+func (u *unforgotten) has(txID string, nonce []byte) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	_, ok := u.pairs[pairKey(txID, nonce)]
+	return ok
+}
+
+func (u *unforgotten) remove(txID string, nonce []byte) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.pairs, pairKey(txID, nonce))
+}
 
 // claimNonce remembers the message's pair for the run about to start: a
-// pair remembered already is a replay (EBadRequest).
+// pair remembered already is a replay (EBadRequest), unless this node
+// still owes the store forgetting it (see unforgotten).
 func (h *Handler) claimNonce(ctx context.Context, txID string, nonce []byte) error {
+	err := h.svc.RememberNonce(ctx, txID, nonce, h.opts.NonceLifetime)
+	if err == nil || pki.ErrorCode(err) != pki.EBadRequest || !h.unforgotten.has(txID, nonce) {
+		return err
+	}
+	if ferr := h.forget(ctx, txID, nonce); ferr != nil {
+		return pki.Wrap(pki.EUnavailable, ferr, "this message's earlier run was answered 503, and the store cannot be reached yet to let it run again; try again later")
+	}
+	h.unforgotten.remove(txID, nonce)
+	// A copy that reached another node meanwhile may take it first: then
+	// this one is its replay.
 	return h.svc.RememberNonce(ctx, txID, nonce, h.opts.NonceLifetime)
 }
 
 // releaseNonce lets the message's next copy run again: its run ended
 // unavailable, having changed nothing.
 func (h *Handler) releaseNonce(ctx context.Context, txID string, nonce []byte) {
-	if err := h.svc.ForgetNonce(ctx, txID, nonce); err != nil {
-		h.log.Warn("scep: cannot forget the nonce of a message answered 503; its retry will be refused as a replay",
+	if err := h.forget(ctx, txID, nonce); err != nil {
+		h.unforgotten.add(txID, nonce, h.clock.Now())
+		h.log.Warn("scep: cannot forget the nonce of a message answered 503 yet; this node forgets it when the message comes again",
 			"transaction_id", txID, "err", err)
 	}
+}
+
+// forget forgets the pair in the store, within forgetTimeout of now and
+// whatever became of the request's context.
+func (h *Handler) forget(ctx context.Context, txID string, nonce []byte) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
+	defer cancel()
+	return h.svc.ForgetNonce(ctx, txID, nonce)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/scep/scepserver"
 )
 
 // A message answered 503 (here: the issuer not ready) changed nothing, and
@@ -100,5 +101,63 @@ func TestCopiesOfARetryAfterUnavailableRunOnce(t *testing.T) {
 	}
 	if succeeded != 1 || ts.certCount(t) != 1 {
 		t.Errorf("copies answered %v: %d SUCCESS, %d certificates, want 1 and 1", statuses, succeeded, ts.certCount(t))
+	}
+}
+
+// forgetFails is a service whose store cannot forget a nonce the first
+// `fails` times it is asked.
+type forgetFails struct {
+	scepserver.Service
+	mu    sync.Mutex
+	fails int
+}
+
+func (s *forgetFails) ForgetNonce(ctx context.Context, txID string, nonce []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fails > 0 {
+		s.fails--
+		return errors.New("store unreachable")
+	}
+	return s.Service.ForgetNonce(ctx, txID, nonce)
+}
+
+// A message answered 503 whose nonce the store could not forget then (it
+// was down) is not refused as a replay when sent again: the node forgets
+// it first and runs it, or answers 503 again while the store still cannot.
+func TestRetryAfterUnavailableWhenTheStoreCouldNotForget(t *testing.T) {
+	var mu sync.Mutex
+	notReady := true
+	ts := newTestServer(t, serverOptions{
+		enroll: enroll.Config{IssuerReady: func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if notReady {
+				notReady = false
+				return errors.New("this node lacks the current CA's keys")
+			}
+			return nil
+		}},
+		service: func(s scepserver.Service) scepserver.Service { return &forgetFails{Service: s, fails: 2} },
+	})
+	der, msg := ts.build(t, reqParams{key: testKey(t, 1)})
+	for i, want := range []int{http.StatusServiceUnavailable, http.StatusServiceUnavailable} {
+		if resp, body := ts.postTo(t, "/scep", der); resp.StatusCode != want {
+			t.Fatalf("send %d: HTTP %d %s, want %d", i+1, resp.StatusCode, body, want)
+		}
+	}
+	resp, body := ts.postTo(t, "/scep", der)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the retry once the store forgets: HTTP %d %s", resp.StatusCode, body)
+	}
+	if rep := ts.parseReply(t, body, msg); rep.PKIStatus != scep.StatusSuccess {
+		t.Fatalf("the retry: pkiStatus %s failInfo %s (%s), want SUCCESS", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+	}
+	_, body = ts.postTo(t, "/scep", der)
+	if rep := ts.parseReply(t, body, msg); rep.PKIStatus != scep.StatusFailure || !strings.Contains(rep.FailInfoText, "replayed") {
+		t.Errorf("a copy of the answered retry: %s %q, want a replay", rep.PKIStatus, rep.FailInfoText)
+	}
+	if n := ts.certCount(t); n != 1 {
+		t.Errorf("%d certificates recorded, want 1", n)
 	}
 }

@@ -76,6 +76,8 @@ type serverOptions struct {
 	enroll enroll.Config
 	// wrap, when set, wraps the handler the test server serves.
 	wrap func(http.Handler) http.Handler
+	// service, when set, wraps the service the handler is given.
+	service func(scepserver.Service) scepserver.Service
 }
 
 func newTestServer(t testing.TB, o serverOptions) *testServer {
@@ -110,6 +112,9 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	if o.raCert != nil {
 		ra = &pki.RA{Cert: o.raCert, Key: o.raKey, Chain: []*x509.Certificate{o.raCert}}
 		hsvc = captureRA{svc, ra}
+	}
+	if o.service != nil {
+		hsvc = o.service(hsvc)
 	}
 	h, err := scepserver.New(hsvc, clock, log, o.scep)
 	if err != nil {
