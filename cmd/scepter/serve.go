@@ -274,6 +274,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		defer tlsLn.Close()
 	}
+	// Before the store is made: a pin cannot name a CA not made yet.
+	if err := checkIssuerPins(profiles, nil, filepath.Join(f.dataDir, "ca")); err != nil {
+		return err
+	}
 	if err := refuseLostSQLite(f.store.url, f.dataDir); err != nil {
 		return err
 	}
@@ -317,14 +321,11 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		log.Info("PKCS#11 token opened", "token", token.Describe())
 	}
 	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(e), Token: token, WrapKey: wrapKey}
-	if err := checkIssuerPins(profiles, nil, filepath.Join(f.dataDir, "ca")); err != nil {
-		return err
-	}
 	authority, created, err := ca.LoadOrCreate(f.dataDir, initOpts, clock)
 	if err != nil {
 		return err
 	}
-	if err := checkIssuerPins(profiles, authority.Issuers(), ""); err != nil {
+	if err := checkIssuerPins(profiles, enroll.PinnableIssuers(authority, clock.Now()), ""); err != nil {
 		return err
 	}
 	if token != nil && !authority.KeysInToken() {
@@ -397,6 +398,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	// An issuing CA the root revoked while the server was stopped
 	// authenticates nothing from the first request on.
 	applyRootCRL(ctx, st, authority, log)
+	for _, name := range slices.Sorted(maps.Keys(profiles)) {
+		if pin := profiles[name].Issuer; pin != "" {
+			if iss, err := enroll.PinnedIssuer(authority.Issuers(), profiles[name]); err == nil && slices.Contains(authority.RevokedIssuers(), iss.ID) {
+				log.Warn("a profile is pinned to an issuing CA the root's CRL revokes: its enrollments are answered unavailable; pin another, or remove the pin", "profile", name, "issuer_id", iss.ID)
+			}
+		}
+	}
 	if err := svc.RecordRACertificates(ctx); err != nil {
 		log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
 	}

@@ -147,8 +147,10 @@ func TestIssuerPinCheckedAtStart(t *testing.T) {
 	if exitCode(err) != 2 || err == nil || !strings.Contains(err.Error(), "holds no CA yet") {
 		t.Fatalf("first start with a pin: %v (exit %d), want exit 2 saying there is no CA yet", err, exitCode(err))
 	}
-	if _, serr := os.Stat(filepath.Join(dir, "ca")); !os.IsNotExist(serr) {
-		t.Errorf("the refused first start made %s (%v)", filepath.Join(dir, "ca"), serr)
+	for _, made := range []string{"ca", "scepter.db"} {
+		if _, serr := os.Stat(filepath.Join(dir, made)); !os.IsNotExist(serr) {
+			t.Errorf("the refused first start made %s (%v)", filepath.Join(dir, made), serr)
+		}
 	}
 	if _, _, err := serveOnce(t, "--data-dir", dir); err != nil {
 		t.Fatalf("first start: %v", err)

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -781,11 +782,14 @@ func (s *Service) issuerFor(p pki.Profile, now time.Time) (*ca.Issuer, error) {
 		issuer, _ := s.authority.Active(now)
 		return issuer, nil
 	}
-	issuer, err := PinnedIssuer(s.authority.Issuers(), p)
+	issuer, err := PinnedIssuer(PinnableIssuers(s.authority, now), p)
 	if err != nil {
 		// Checked at start: the CA it pinned is gone since (expired and
 		// unloaded), which the operator, not the client, has to mend.
 		return nil, pki.Wrap(pki.EUnavailable, err, "this profile's issuing CA is not available")
+	}
+	if slices.Contains(s.authority.RevokedIssuers(), issuer.ID) {
+		return nil, pki.Errorf(pki.EUnavailable, "profile %q is pinned to issuing CA %s, which the root's CRL lists as revoked: it issues nothing more", p.Name, issuer.ID)
 	}
 	return issuer, nil
 }

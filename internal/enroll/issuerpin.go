@@ -2,11 +2,21 @@ package enroll
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/pki"
 )
+
+// PinnableIssuers are the issuing CAs a profile may pin at now: the one in
+// effect and those before it, never a next one before its switch (which
+// GetCACert does not serve, and a discard may still undo).
+func PinnableIssuers(a *ca.Authority, now time.Time) []*ca.Issuer {
+	next, _, scheduled := a.Next(now)
+	return slices.DeleteFunc(a.Issuers(), func(i *ca.Issuer) bool { return scheduled && i == next })
+}
 
 // PinnedIssuer is the issuing CA among issuers that profile p pins with
 // its issuer key: the one whose ID (the hex SHA-256 of its certificate)

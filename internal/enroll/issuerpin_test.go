@@ -2,8 +2,10 @@ package enroll_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/enroll"
@@ -43,5 +45,57 @@ func TestPinnedIssuerGoneIsUnavailable(t *testing.T) {
 	_, err := f.svc.Enroll(context.Background(), namedWithKey(t, newKey(t), static, "device-1", "device-1.example"))
 	if pki.ErrorCode(err) != pki.EUnavailable || !strings.Contains(err.Error(), "names none of this CA's issuing CAs") {
 		t.Errorf("enroll: %v (code %v), want unavailable naming the pin", err, pki.ErrorCode(err))
+	}
+}
+
+// pinnedService is a service over f's store and CA whose one profile is
+// pinned to issuer.
+func pinnedService(t *testing.T, f *fixture, issuer string) *enroll.Service {
+	t.Helper()
+	p := pki.DefaultProfile()
+	p.Name, p.Issuer = "pinned", issuer
+	svc, err := enroll.New(f.st, f.auth, f.clock, slog.New(slog.DiscardHandler),
+		enroll.Config{StaticChallenge: static, Profiles: map[string]pki.Profile{"pinned": p}, DefaultProfile: "pinned"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// A profile pinned to the previous CA issues from it until the root's CRL
+// lists that CA, and is unavailable after; one pinned to a next CA before
+// its switch issues nothing (GetCACert does not serve it, and a discard
+// may undo it).
+func TestPinnedIssuerRevokedOrNotYetCurrent(t *testing.T) {
+	f, _, prev := rolledOverFixture(t, "a")
+	ctx := context.Background()
+	svc := pinnedService(t, f, prev.ID[:12])
+	res, err := svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "pin-1", "pin-1.example"))
+	if err != nil || res.Record.IssuerID != prev.ID {
+		t.Fatalf("pinned to the previous CA: %+v, %v; want issued by %s", res, err, prev.ID)
+	}
+	revokeOnRoot(t, f, prev)
+	if _, err := svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "pin-2", "pin-2.example")); pki.ErrorCode(err) != pki.EUnavailable || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("pinned to a root-revoked CA: %v, want unavailable saying it is revoked", err)
+	}
+
+	switchAt := f.clock.Now().Add(time.Hour)
+	if _, _, err := ca.Rollover(f.dir, ca.RolloverOptions{SwitchAt: switchAt}, f.clock); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.auth.Reload(f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	next, _, ok := f.auth.Next(f.clock.Now())
+	if !ok {
+		t.Fatal("no next CA scheduled")
+	}
+	svc = pinnedService(t, f, next.ID)
+	if _, err := svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "pin-3", "pin-3.example")); pki.ErrorCode(err) != pki.EUnavailable {
+		t.Errorf("pinned to the next CA before its switch: %v, want unavailable", err)
+	}
+	f.clock.Set(switchAt.Add(time.Minute))
+	if res, err := svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "pin-4", "pin-4.example")); err != nil || res.Record.IssuerID != next.ID {
+		t.Errorf("pinned to that CA once current: %+v, %v", res, err)
 	}
 }
