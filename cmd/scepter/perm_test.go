@@ -277,3 +277,25 @@ func TestSecureDataDirLeavesForeignDirectories(t *testing.T) {
 		})
 	}
 }
+
+// A data directory another user owns is refused, its mode untouched: its
+// owner could replace what scepter keeps in it.
+func TestSecureDataDirRefusesAnotherUsersDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory to another user")
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	err := secureDataDir(dir, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Errorf("secureDataDir on a directory of uid 65534: %v, want it refused", err)
+	}
+	if m := dirMode(t, dir); m != 0o755 {
+		t.Errorf("mode %04o, want 0755 left as it was", m)
+	}
+}
