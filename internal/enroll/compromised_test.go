@@ -2,6 +2,7 @@ package enroll_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +110,69 @@ func TestCompromisedKeyIsRefused(t *testing.T) {
 	if res, err := f.svc.Approve(ctx, pending.Pending.ID, "cli:test"); pki.ErrorCode(err) != pki.EBadRequest ||
 		!strings.Contains(pki.ErrorMessage(err), "revoked as compromised") {
 		t.Errorf("approval of a request for a compromised key: issued %v, %v; want refused", res != nil, err)
+	}
+}
+
+// lateCompromiseStore revokes a certificate of the key for keyCompromise
+// just before the first issuance is recorded, after the service's own
+// check found the key clean: the race the store's check closes.
+type lateCompromiseStore struct {
+	store.Store
+	revoke  func()
+	revoked bool
+}
+
+func (s *lateCompromiseStore) CompromisedKey(ctx context.Context, keyHash []byte) (*store.CompromisedKey, error) {
+	if !s.revoked {
+		return nil, store.ErrNotFound
+	}
+	return s.Store.CompromisedKey(ctx, keyHash)
+}
+
+func (s *lateCompromiseStore) RecordIssuance(ctx context.Context, in store.Issuance) error {
+	if !s.revoked {
+		s.revoke()
+		s.revoked = true
+	}
+	return s.Store.RecordIssuance(ctx, in)
+}
+
+// A key revoked as compromised between the service's check and the
+// issuance's transaction is refused as the check refuses it, audited,
+// and nothing is recorded.
+func TestKeyCompromisedWhileIssuing(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	k := newKey(t)
+	first, err := f.svc.Enroll(ctx, namedWithKey(t, k, static, "kcrace", "kcrace.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := &lateCompromiseStore{Store: f.st, revoke: func() {
+		if _, err := f.admin.Revoke(ctx, first.Record.SerialHex, "", store.ReasonKeyCompromise, "cli:test"); err != nil {
+			t.Fatal(err)
+		}
+	}}
+	svc, err := enroll.New(ls, f.auth, f.clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := namedWithKey(t, k, static, "kcrace", "kcrace.example")
+	req.TransactionID = "tx-kcrace-2"
+	res, err := svc.Enroll(ctx, req)
+	date := f.clock.Now().UTC().Format("2006-01-02")
+	if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(pki.ErrorMessage(err), "revoked as compromised on "+date) ||
+		!strings.Contains(pki.ErrorMessage(err), first.Record.SerialHex) {
+		t.Fatalf("issued %v, %v; want refused, the key revoked as compromised", res != nil, err)
+	}
+	if !enroll.Audited(err) {
+		t.Errorf("refusal not audited: %v", err)
+	}
+	certs, _, err := f.st.ListCertificates(ctx, store.CertFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(certs) != 1 {
+		t.Errorf("%d certificates recorded, want the first only", len(certs))
 	}
 }

@@ -629,6 +629,10 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		// Revoked (or superseded by another renewal) since it was checked:
 		// a revoked certificate authenticates nothing.
 		return nil, pki.Wrap(pki.EBadCertID, err, "the certificate to renew is revoked")
+	case errors.Is(err, store.ErrKeyCompromised):
+		// Revoked as compromised since checkKeyNotCompromised looked: the
+		// certificate never leaves the process.
+		return nil, s.keyCompromisedLate(ctx, st, err)
 	case errors.Is(err, store.ErrChallengeUnusable):
 		// Another request consumed the one-time challenge between our
 		// check and this transaction; the certificate never leaves the
@@ -644,6 +648,20 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	s.log.Info("certificate issued", "serial", rec.SerialHex, "subject", rec.Subject, "profile", rec.Profile,
 		"protocol", rec.Protocol, "transaction_id", rec.TransactionID, "remote", rec.RequesterAddr)
 	return &Result{Certificate: cert, Chain: issuer.Chain, Record: rec}, nil
+}
+
+// keyCompromisedLate is the refusal of an issuance the store refused
+// because its key was revoked as compromised after checkKeyNotCompromised:
+// the same as that check's, with the record's date and certificate when
+// they can be read (a rare path: one more read).
+func (s *Service) keyCompromisedLate(ctx context.Context, st *State, err error) error {
+	if hash, herr := st.keyHash(); herr == nil {
+		if k, kerr := s.store.CompromisedKey(ctx, hash); kerr == nil {
+			return pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("this key was revoked as compromised on %s (certificate %s); enroll with a new key",
+				k.RevokedAt.UTC().Format(time.DateOnly), k.SerialHex))
+		}
+	}
+	return pki.Wrap(pki.EBadRequest, err, "this key was revoked as compromised; enroll with a new key")
 }
 
 // sentAgain answers a request with again, issued earlier for its key: a

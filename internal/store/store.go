@@ -34,6 +34,9 @@ var (
 	// ErrRenewsRevoked: the certificate an issuance renews (Issuance.Renews)
 	// is revoked, so nothing was recorded.
 	ErrRenewsRevoked = errors.New("store: the certificate renewed is revoked")
+	// ErrKeyCompromised: the key of a certificate to record valid was
+	// revoked as compromised (see CompromisedKey), so nothing was recorded.
+	ErrKeyCompromised = errors.New("store: the key was revoked as compromised")
 	// ErrBadCursor: a list cursor that no page of this list and filter
 	// gave.
 	ErrBadCursor = errors.New("store: invalid cursor")
@@ -292,7 +295,10 @@ type Store interface {
 	// certificates of a compromised key; opening a store whose
 	// certificates were recorded before that hashes theirs once, in
 	// batches of a transaction each. ErrConflict if a certificate with the
-	// same issuer and serial is recorded already.
+	// same issuer and serial is recorded already; ErrKeyCompromised if the
+	// certificate is not recorded revoked and its key is recorded as
+	// compromised (checked in the transaction, which takes turns with a
+	// keyCompromise revocation of the key: one of them sees the other).
 	RecordIssuance(ctx context.Context, in Issuance) error
 	// Certificate returns one record by issuer and serial.
 	Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error)

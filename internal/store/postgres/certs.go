@@ -63,7 +63,8 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		reason = c.RevokeReason
 	}
 	now := sqlstore.Micros(in.Now)
-	issued := newIssuanceRows(c, sqlstore.IssuanceKeyHash(&in), sans, reason, now)
+	keyHash := sqlstore.IssuanceKeyHash(&in)
+	issued := newIssuanceRows(c, keyHash, sans, reason, now)
 	plain := in.CompleteRequestID == "" && c.Status != pki.StatusRevoked && in.Supersede == nil && in.Renews == nil && len(in.Events) > 0
 	if plain {
 		// Every first enrollment comes this way.
@@ -113,7 +114,7 @@ func outcomeUnknown(ctx context.Context, err error) bool {
 	switch {
 	case err == nil, ctx.Err() != nil, errors.As(err, &pe), errors.As(err, &ce),
 		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrChallengeUnusable), errors.Is(err, store.ErrNotFound),
-		errors.Is(err, store.ErrRenewsRevoked),
+		errors.Is(err, store.ErrRenewsRevoked), errors.Is(err, store.ErrKeyCompromised),
 		errors.Is(err, errHeadMissing), errors.Is(err, pgx.ErrTxCommitRollback):
 		return false
 	}
@@ -190,8 +191,15 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 				cmp.Compare(expiryDay(a.NotAfter), expiryDay(c.NotAfter)))
 		})
 	}
+	keys := issuanceKeys(items)
 	events := 0
 	queue := func(b *pgx.Batch) {
+		for _, k := range keys {
+			b.Queue(lockKeyQuery, lockKeyArgs(k)...)
+		}
+		for _, k := range keys {
+			b.Queue(keyNotCompromisedQry, k)
+		}
 		for _, r := range challenges {
 			b.Queue(consumeChallengeQuery, r.now, r.in.ConsumeChallengeHash, certRef(&r.in.Certificate))
 		}
@@ -209,6 +217,16 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 		}
 	}
 	return sendTx(ctx, s.pool, queue, func(br pgx.BatchResults) error {
+		for range keys {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("lock key: %w", err)
+			}
+		}
+		for range keys {
+			if err := keyChecked(br.Exec()); err != nil {
+				return err
+			}
+		}
 		for range challenges {
 			if err := consumed(br.Exec()); err != nil {
 				return err
@@ -232,6 +250,19 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 		}
 		return nil
 	})
+}
+
+// issuanceKeys are the keys items are guarded on (issuanceKeyGuard), each
+// once, sorted: every batch takes their locks in one order.
+func issuanceKeys(items []*issueRequest) [][]byte {
+	var keys [][]byte
+	for _, r := range items {
+		if k := issuanceKeyGuard(r.in); k != nil {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	return slices.CompactFunc(keys, bytes.Equal)
 }
 
 // expiryDay is the day certificate_counts files a certificate under
@@ -288,6 +319,11 @@ func recordIssuanceInTx(ctx context.Context, tx pgx.Tx, in *store.Issuance, issu
 		if err := sqlstore.RenewableStatus(in.Renews, status, errors.Is(err, pgx.ErrNoRows), err); err != nil {
 			return err
 		}
+	}
+	// After the renewed certificate's lock, as a revocation takes its
+	// certificate's and then the key's.
+	if err := guardKey(ctx, tx, issuanceKeyGuard(in)); err != nil {
+		return err
 	}
 	if !consumeInBatch {
 		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now, certRef(c)); err != nil {

@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -26,6 +28,59 @@ func (s *Store) CompromisedKey(ctx context.Context, keyHash []byte) (*store.Comp
 	}
 	k.RevokedAt = sqlstore.FromMicros(revokedAt)
 	return &k, nil
+}
+
+// keyLockKey is the first key of the two-key advisory lock a key's
+// issuances and its keyCompromise revocations take turns on (the key
+// hash's hex, hashed, is the second); see crlLockKey.
+const keyLockKey = 0x4b4559 // "KEY"
+
+// The statements that guard an issuance against a key revoked as
+// compromised, each its own statement: under READ COMMITTED the check's
+// snapshot is taken once the lock is held, so it sees a revocation that
+// committed while this one waited. The check fails inside the database
+// (a division by zero, sqlKeyCompromised), so that a batch that also
+// commits stops there.
+const (
+	lockKeyQuery         = `SELECT pg_advisory_xact_lock($1, hashtext($2))`
+	keyNotCompromisedQry = `SELECT 1 / (NOT EXISTS (SELECT 1 FROM compromised_keys WHERE key_hash = $1))::int`
+	sqlKeyCompromised    = "22012" // division_by_zero, raised by keyNotCompromisedQry only
+)
+
+// lockKeyArgs are lockKeyQuery's arguments for a key hash.
+func lockKeyArgs(keyHash []byte) []any { return []any{keyLockKey, hex.EncodeToString(keyHash)} }
+
+// keyChecked is the outcome of keyNotCompromisedQry.
+func keyChecked(_ pgconn.CommandTag, err error) error {
+	if sqlState(err) == sqlKeyCompromised {
+		return store.ErrKeyCompromised
+	}
+	if err != nil {
+		return fmt.Errorf("look up compromised keys: %w", err)
+	}
+	return nil
+}
+
+// guardKey takes keyHash's lock in tx and checks that it is not recorded
+// as compromised (nothing to do for a nil hash: a DER that holds no key).
+func guardKey(ctx context.Context, tx pgx.Tx, keyHash []byte) error {
+	if keyHash == nil {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, lockKeyQuery, lockKeyArgs(keyHash)...); err != nil {
+		return fmt.Errorf("lock key: %w", err)
+	}
+	return keyChecked(tx.Exec(ctx, keyNotCompromisedQry, keyHash))
+}
+
+// issuanceKeyGuard is the key hash an issuance is guarded on (guardKey):
+// its key_hash, unless it is recorded revoked, which may record any key.
+func issuanceKeyGuard(in *store.Issuance) []byte {
+	if in.Certificate.Status == pki.StatusRevoked {
+		return nil
+	}
+	h, _ := sqlstore.IssuanceKeyHash(in).([]byte)
+	return h
 }
 
 // recordCompromisedKey records c's key as compromised inside tx when c is

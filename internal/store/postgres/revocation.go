@@ -42,6 +42,11 @@ func (s *Store) Revoke(ctx context.Context, issuerID, serialHex string, reason i
 		if err != nil {
 			return err
 		}
+		if reason == store.ReasonKeyCompromise {
+			if err := lockKey(ctx, tx, c); err != nil {
+				return err
+			}
+		}
 		switch {
 		case c.Status != pki.StatusRevoked:
 			_, err = tx.Exec(ctx, `UPDATE certificates
@@ -89,6 +94,22 @@ func (s *Store) Revoke(ctx context.Context, issuerID, serialHex string, reason i
 		return store.Revocation{}, pgError("postgres: revoke %s/%s: %w", issuerID, serialHex, err)
 	}
 	return out, nil
+}
+
+// lockKey takes the advisory lock of c's key (keyLockKey) before a
+// keyCompromise revocation reads its siblings or records the key: an
+// issuance of the key that took it first has committed when this
+// transaction's statements read, and one that comes after reads the
+// compromised key this one records. A DER that holds no key has none.
+func lockKey(ctx context.Context, tx pgx.Tx, c *pki.Certificate) error {
+	hash, err := store.CertKeyHash(c.DER)
+	if err != nil {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, lockKeyQuery, lockKeyArgs(hash)...); err != nil {
+		return fmt.Errorf("lock key: %w", err)
+	}
+	return nil
 }
 
 // revokeValidSiblings and markHeldSiblings are revokeKeySiblings'

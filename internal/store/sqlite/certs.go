@@ -47,6 +47,14 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	// Hashed before the transaction: the writer is not held for it.
 	keyHash := sqlstore.IssuanceKeyHash(&in)
 	err = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		if c.Status != pki.StatusRevoked {
+			// The one writer runs one transaction at a time: a
+			// keyCompromise revocation committed before this sees the key
+			// here, and one after it sweeps this certificate too.
+			if err := checkKeyNotCompromised(ctx, tx, keyHash); err != nil {
+				return err
+			}
+		}
 		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now, c.IssuerID+":"+c.SerialHex); err != nil {
 			return err
 		}

@@ -30,6 +30,24 @@ func (s *Store) CompromisedKey(ctx context.Context, keyHash []byte) (*store.Comp
 	return &k, nil
 }
 
+// checkKeyNotCompromised is RecordIssuance's check, inside tx, that the
+// key (a key_hash column: nil for a DER that holds no key) is not recorded
+// as compromised: store.ErrKeyCompromised if it is.
+func checkKeyNotCompromised(ctx context.Context, tx *wtx, keyHash any) error {
+	if keyHash == nil {
+		return nil
+	}
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM compromised_keys WHERE key_hash = ?`, keyHash).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("look up compromised keys: %w", err)
+	}
+	return store.ErrKeyCompromised
+}
+
 // recordCompromisedKey records c's key as compromised inside tx when c is
 // revoked for keyCompromise. A key recorded already keeps its first
 // record; a DER that holds no key (a record scepter did not sign, made by

@@ -65,6 +65,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevokeAfterUnhold", testRevokeAfterUnhold},
 		{"CompromisedKeys", testCompromisedKeys},
 		{"CompromisedKeyRevokesItsCertificates", testCompromisedKeyRevokesItsCertificates},
+		{"IssuanceOfCompromisedKey", testIssuanceOfCompromisedKey},
+		{"IssuanceRacesKeyCompromise", testIssuanceRacesKeyCompromise},
 		{"CertificatesOfTransaction", testCertificatesOfTransaction},
 		{"OtherReasonsLeaveTheKey", testOtherReasonsLeaveTheKey},
 		{"RevocationState", testRevocationState},
