@@ -17,6 +17,25 @@ import (
 // issuer, the highest CRL number this node has published.
 const NumbersDir = "crl-numbers"
 
+// MaxNumber is the highest CRL number taken: far above any real count (a
+// CRL a second for a hundred billion years), yet far enough below the
+// int64 limit that the next number cannot wrap round. A mark above it is
+// a damaged or mistyped file, not a number this node published.
+const MaxNumber int64 = 1 << 62
+
+// nextNumber is the CRL number after the highest of numbers, refused above
+// MaxNumber rather than wrapped round to a negative one.
+func nextNumber(numbers ...int64) (int64, error) {
+	highest := int64(0)
+	for _, n := range numbers {
+		highest = max(highest, n)
+	}
+	if highest >= MaxNumber {
+		return 0, fmt.Errorf("crl: no CRL number follows %d: numbers end at %d", highest, MaxNumber)
+	}
+	return highest + 1, nil
+}
+
 // Numbers keeps, per issuer, the highest CRL number this node has
 // published, outside the store: a store restored from an older copy holds
 // older CRLs, and numbering from them would publish numbers relying
@@ -50,6 +69,10 @@ func (n *Numbers) Get(issuerID string) (int64, error) {
 	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil || v < 0 {
 		return 0, fmt.Errorf("crl: %s holds %q, not a CRL number: write the highest CRL number this CA published there (a decimal number)", path, strings.TrimSpace(string(b)))
+	}
+	if v > MaxNumber {
+		return 0, fmt.Errorf("crl: %s holds %d, above any CRL number this CA can have published (at most %d): "+
+			"write the highest CRL number this CA published there (the number of its newest CRL, as 'openssl crl -noout -crlnumber' prints it, in decimal)", path, v, MaxNumber)
 	}
 	return v, nil
 }

@@ -198,15 +198,15 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 		cur.ThisUpdate.Sub(now) < maxClockLead {
 		return nil
 	}
-	next := mark + 1
-	if cur != nil && cur.Number >= mark {
-		next = cur.Number + 1
+	stored := int64(0)
+	if cur != nil {
+		stored = cur.Number
+	}
+	next, err := nextNumber(mark, stored)
+	if err != nil {
+		return fmt.Errorf("crl: %s: %w", issuer.ID, err)
 	}
 	if behind {
-		stored := int64(0)
-		if cur != nil {
-			stored = cur.Number
-		}
 		p.log.Warn("the store's newest CRL is older than one this node published: the next is numbered above it",
 			"issuer", issuer.Cert.Subject.String(), "stored", stored, "published", mark, "number", next)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +138,51 @@ func TestNumbers(t *testing.T) {
 		if err := n.Put(bad, 1); err == nil {
 			t.Errorf("Put(%q) accepted", bad)
 		}
+	}
+}
+
+// A mark near the int64 limit (a damaged or mistyped file) is refused,
+// naming the file and what to write, rather than wrapping the next
+// number round so that no CRL is ever published again; a mark at the
+// bound leaves no next number, and Update says so instead of wrapping.
+func TestNumbersBound(t *testing.T) {
+	ctx := context.Background()
+	f := fixture.New(t, fixture.Options{})
+	issuer := f.Issuer()
+	dir := filepath.Join(t.TempDir(), crl.NumbersDir)
+	numbers := crl.NewNumbers(dir)
+	for _, tc := range []struct {
+		mark string
+		ok   bool
+	}{
+		{"9223372036854775807", false},
+		{"9223372036854775806", false},
+		{strconv.FormatInt(crl.MaxNumber+1, 10), false},
+		{strconv.FormatInt(crl.MaxNumber, 10), true},
+		{"12", true},
+	} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, issuer.ID), []byte(tc.mark+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := numbers.Get(issuer.ID)
+		if tc.ok && err != nil {
+			t.Errorf("mark %s: %v", tc.mark, err)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), filepath.Join(dir, issuer.ID)) || !strings.Contains(err.Error(), "write the highest CRL number")) {
+			t.Errorf("mark %s: %v, want it refused naming the file and what to write", tc.mark, err)
+		}
+	}
+	if err := numbers.Put(issuer.ID, crl.MaxNumber); err != nil {
+		t.Fatal(err)
+	}
+	p := crl.New(f.Store, f.Authority, f.Clock, f.Log, crl.Config{Numbers: numbers})
+	if err := p.Update(ctx); err == nil || !strings.Contains(err.Error(), "no CRL number follows") {
+		t.Errorf("Update above the last number: %v", err)
+	}
+	if _, err := f.Store.LatestCRL(ctx, issuer.ID); err == nil {
+		t.Error("a CRL was stored above the last number")
 	}
 }
