@@ -129,6 +129,9 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("reading the root's newest CRL: %w", err)
 	}
 	signed, entries, listings, err := crl.SignRootCRL(root, prev, add, now, validity)
+	if errors.Is(err, crl.ErrReasonDowngrade) {
+		return usageError{fmt.Sprintf("--reason %s: %v", reasonS, err)}
+	}
 	if err != nil {
 		return err
 	}

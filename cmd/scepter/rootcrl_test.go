@@ -197,6 +197,22 @@ func TestCARootCRL(t *testing.T) {
 			t.Errorf("--revoke again, --reason %s: stored %v %+v", step.reason, err, list.RevokedCertificateEntries)
 		}
 	}
+	// Listed for cACompromise, it is not changed to a milder reason (one
+	// typo would have relying parties trust what its key signed): a usage
+	// error naming the current reason, and nothing signed.
+	before, err := st.LatestCRL(ctx, rootID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reason := range []string{"superseded", "unspecified", "cessationOfOperation"} {
+		_, _, err := runCA(t, nil, dir, "root", "crl", "--revoke", issuerIDOf(previous), "--reason", reason)
+		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "listed with reason cACompromise") {
+			t.Errorf("--revoke of a cACompromise listing with --reason %s: %v, want a usage error naming cACompromise", reason, err)
+		}
+	}
+	if after, err := st.LatestCRL(ctx, rootID); err != nil || after.Number != before.Number {
+		t.Errorf("a refused downgrade stored root CRL %d (%v), want %d still the newest", after.Number, err, before.Number)
+	}
 	evs, err = st.ListAudit(ctx, store.AuditFilter{Type: pki.EventCARootCRLSigned})
 	if err != nil || !slices.ContainsFunc(evs, func(ev pki.AuditEvent) bool {
 		return ev.Reason == "cACompromise" && strings.Contains(ev.Detail, "reason changed from superseded to cACompromise")

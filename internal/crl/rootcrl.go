@@ -56,6 +56,35 @@ type RootListing struct {
 // than the previous one did.
 func (l RootListing) ReasonChanged() bool { return l.Listed && l.PrevReason != l.Entry.Reason }
 
+// RFC 5280 CRLReason codes that say a key is compromised.
+const (
+	reasonKeyCompromise = 1
+	reasonCACompromise  = 2
+)
+
+// ErrReasonDowngrade is SignRootCRL refusing to change a listing's
+// keyCompromise or cACompromise to a milder reason: relying parties that
+// honour a reason (trusting what was signed before the revocation date
+// when the reason is not a compromise) would trust what the compromised
+// key signed, on one mistyped --reason.
+var ErrReasonDowngrade = errors.New("crl: a compromised CA's listing keeps a compromise reason")
+
+// compromised says reason is keyCompromise or cACompromise.
+func compromised(reason int) bool {
+	return reason == reasonKeyCompromise || reason == reasonCACompromise
+}
+
+// reasonName is a CRLReason's RFC 5280 name, for an error.
+func reasonName(reason int) string {
+	switch reason {
+	case reasonKeyCompromise:
+		return "keyCompromise"
+	case reasonCACompromise:
+		return "cACompromise"
+	}
+	return fmt.Sprintf("reason code %d", reason)
+}
+
 // SignRootCRL signs the root's CRL that follows prev (its newest stored
 // CRL; nil for the first): prev's entries, which it checks root signed,
 // with add appended, the next number, a thisUpdate backdated as an issuing
@@ -63,7 +92,8 @@ func (l RootListing) ReasonChanged() bool { return l.Listed && l.PrevReason != l
 // cut at the root's end. A certificate prev lists already keeps its
 // revocation date but takes add's reason: RFC 5280 §5.3.1 lets a reason
 // change, and a CA retired with cessationOfOperation and later found
-// compromised must be listed as cACompromise. It returns the CRL to
+// compromised must be listed as cACompromise; a compromise reason is
+// never changed to a milder one (ErrReasonDowngrade). It returns the CRL to
 // store, its entries and how it lists each of add.
 func SignRootCRL(root *ca.Issuer, prev *store.CRL, add []RootRevocation, now time.Time, validity time.Duration) (*store.CRL, []ca.CRLEntry, []RootListing, error) {
 	if validity < MinRootValidity {
@@ -93,6 +123,10 @@ func SignRootCRL(root *ca.Issuer, prev *store.CRL, add []RootRevocation, now tim
 	for _, r := range add {
 		l := RootListing{Cert: r.Cert}
 		if i := slices.IndexFunc(entries, func(e ca.CRLEntry) bool { return e.Serial.Cmp(r.Cert.SerialNumber) == 0 }); i >= 0 {
+			if compromised(entries[i].Reason) && !compromised(r.Reason) {
+				return nil, nil, nil, fmt.Errorf("%w: %s (serial %s) is listed with reason %s; it may change only to %s or %s",
+					ErrReasonDowngrade, r.Cert.Subject, r.Cert.SerialNumber.Text(16), reasonName(entries[i].Reason), reasonName(reasonKeyCompromise), reasonName(reasonCACompromise))
+			}
 			l.Listed, l.PrevReason = true, entries[i].Reason
 			entries[i].Reason = r.Reason
 			l.Entry = entries[i]

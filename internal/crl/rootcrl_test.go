@@ -2,6 +2,7 @@ package crl_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -55,14 +56,14 @@ func TestSignRootCRL(t *testing.T) {
 	}
 
 	// Revoked again later: with the same reason the entry stays as it
-	// was; with another (cessationOfOperation, then found compromised:
-	// cACompromise) it takes that reason and keeps its date.
+	// was; with another compromise reason it takes that reason and keeps
+	// its date.
 	revokedAt := now.UTC().Truncate(time.Second)
 	third := second
 	for _, step := range []struct {
 		reason, prevReason int
 		changed            bool
-	}{{2, 2, false}, {5, 2, true}, {2, 5, true}, {2, 2, false}} {
+	}{{2, 2, false}, {1, 2, true}, {2, 1, true}, {2, 2, false}} {
 		f.Clock.Advance(time.Hour)
 		prev := third
 		third, entries, listed, err = crl.SignRootCRL(root, prev, []crl.RootRevocation{{Cert: issuing, RevokedAt: f.Clock.Now(), Reason: step.reason}}, f.Clock.Now(), crl.DefaultRootValidity)
@@ -77,6 +78,14 @@ func TestSignRootCRL(t *testing.T) {
 		if len(listed) != 1 || !listed[0].Listed || listed[0].PrevReason != step.prevReason || listed[0].ReasonChanged() != step.changed ||
 			listed[0].Entry.Reason != step.reason || !listed[0].Entry.RevokedAt.Equal(revokedAt) {
 			t.Errorf("revoked again with reason %d: listing %+v", step.reason, listed)
+		}
+	}
+	// A compromise reason is never changed to a milder one: one mistyped
+	// --reason would have relying parties trust what the key signed.
+	for _, reason := range []int{0, 3, 4, 5} {
+		_, _, _, err := crl.SignRootCRL(root, third, []crl.RootRevocation{{Cert: issuing, RevokedAt: f.Clock.Now(), Reason: reason}}, f.Clock.Now(), time.Hour)
+		if !errors.Is(err, crl.ErrReasonDowngrade) || !strings.Contains(err.Error(), "listed with reason cACompromise") {
+			t.Errorf("cACompromise changed to reason %d: %v", reason, err)
 		}
 	}
 	// Not after the root's end.
