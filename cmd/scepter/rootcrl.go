@@ -19,7 +19,7 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
-const caRootCRLUsage = "usage: scepter ca root crl [--revoke ISSUER-ID | --revoke-cert FILE]... [--reason REASON] [--validity 8760h] [--out FILE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]"
+const caRootCRLUsage = "usage: scepter ca root crl [--revoke ISSUER-ID | --revoke-cert FILE]... [--reason REASON] [--validity 8760h] [--out FILE] [--store-restored] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]"
 
 // rootCRLsKept is how many older root CRLs the store keeps.
 const rootCRLsKept = 10
@@ -50,6 +50,7 @@ func (l *fileList) Set(s string) error {
 func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	var rootKeyFile, passFile, reasonS, out string
+	var storeRestored bool
 	var revoke revokeList
 	var revokeCerts fileList
 	validity := crl.DefaultRootValidity
@@ -62,6 +63,8 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&reasonS, "reason", "", "the revocation reason of --revoke and --revoke-cert: cACompromise, keyCompromise, superseded, cessationOfOperation, affiliationChanged, unspecified (required with them)")
 	fs.DurationVar(&validity, "validity", validity, "the CRL's nextUpdate after now, from 1h to 8760h (cut at the root's end); sign the next one before then")
 	fs.StringVar(&out, "out", "", "also write the CRL (DER) to this file, for relying parties given it by hand")
+	fs.BoolVar(&storeRestored, "store-restored", false, "sign although the store's newest root CRL is older than one signed with this data directory (the store was restored from a backup): "+
+		"the CAs revoked after the backup are missing from it, so list them again in this run with --revoke or --revoke-cert")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
 	}
@@ -128,7 +131,27 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("reading the root's newest CRL: %w", err)
 	}
-	signed, entries, listings, err := crl.SignRootCRL(root, prev, add, now, validity)
+	// The highest root CRL number signed with this data directory is kept
+	// in it, as a node keeps its issuing CAs': a store restored from an
+	// older copy would otherwise have its number given again, and lose
+	// without a word the CAs revoked after the copy.
+	numbers := crl.NewNumbers(filepath.Join(sf.dataDir, crl.NumbersDir))
+	mark, err := numbers.Get(root.ID)
+	if err != nil {
+		return err
+	}
+	stored := int64(0)
+	if prev != nil {
+		stored = prev.Number
+	}
+	if stored < mark && !storeRestored {
+		return fmt.Errorf("the store's newest root CRL is number %d, but root CRL %d was signed with this data directory (%s): "+
+			"the store was restored from an older copy, and the issuing CAs revoked after it are missing from it. "+
+			"Run this again with --store-restored, listing those CAs again with --revoke ISSUER-ID or --revoke-cert FILE and their --reason "+
+			"(the root CRL relying parties last fetched lists them: openssl crl -inform DER -in root.crl -noout -text); the CRL is numbered above %d",
+			stored, mark, numbers.Dir(), mark)
+	}
+	signed, entries, listings, err := crl.SignRootCRLAbove(root, prev, mark, add, now, validity)
 	if errors.Is(err, crl.ErrReasonDowngrade) {
 		return usageError{fmt.Sprintf("--reason %s: %v", reasonS, err)}
 	}
@@ -139,6 +162,10 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("another root CRL was stored meanwhile; run the command again: %w", err)
 	} else if err != nil {
 		return fmt.Errorf("storing the root CRL: %w", err)
+	}
+	if err := numbers.Put(root.ID, signed.Number); err != nil {
+		return fmt.Errorf("root CRL %d was stored, but its number could not be kept; write %d into %s before signing the next: %w",
+			signed.Number, signed.Number, filepath.Join(numbers.Dir(), root.ID), err)
 	}
 	detail := fmt.Sprintf("root CRL %d signed: nextUpdate %s, %d entries", signed.Number, signed.NextUpdate.UTC().Format(time.RFC3339), len(entries))
 	for _, l := range listings {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -342,5 +343,87 @@ func TestCARootCRLRevokeCert(t *testing.T) {
 	stdout, _, err = runCA(t, nil, dir, "root", "crl", "--revoke-cert", kept, "--reason", "cACompromise")
 	if err != nil || !strings.Contains(stdout, "reason changed from cessationOfOperation to cACompromise") {
 		t.Errorf("--revoke-cert again with cACompromise: %v\n%s", err, stdout)
+	}
+}
+
+// Root CRL numbers are kept in the data directory too: with the store
+// restored from a copy older than a root CRL, ca root crl refuses to
+// sign (the CAs revoked after the copy would be dropped without a word)
+// until --store-restored says the restore is deliberate, and then numbers
+// above the last root CRL signed, not above the store's.
+func TestCARootCRLStoreRestored(t *testing.T) {
+	dir, a := caDataDir(t, ca.InitOptions{})
+	ctx := context.Background()
+	db := filepath.Join(dir, "scepter.db")
+	now := pki.SystemClock{}.Now()
+	previous := a.Issuer.Cert
+	current := otherIssuingCA(t, dir, "current issuing CA", 1001)
+	newestRootCRL := func() *x509.RevocationList {
+		t.Helper()
+		st, err := sqlite.Open(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		c, err := st.LatestCRL(ctx, issuerIDOf(a.Root))
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := x509.ParseRevocationList(c.DER)
+		if err != nil || list.Number.Int64() != c.Number {
+			t.Fatalf("stored root CRL %d: %v", c.Number, err)
+		}
+		return list
+	}
+	func() {
+		st, err := sqlite.Open(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		for _, g := range []struct {
+			c  *x509.Certificate
+			at time.Time
+		}{{previous, time.Time{}}, {current, now.Add(-time.Hour)}} {
+			gen := store.CAGeneration{IssuerID: issuerIDOf(g.c), RootFingerprint: a.RootFingerprint(), IssuerDER: g.c.Raw,
+				SwitchAt: g.at, PublishedAt: now, PublishedBy: "test"}
+			if _, err := st.PublishCAGeneration(ctx, gen, pki.AuditEvent{Time: now, Type: pki.EventCAPublished, Actor: "test", Outcome: "success"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
+	if stdout, _, err := runCA(t, nil, dir, "root", "crl"); err != nil || !strings.Contains(stdout, "Root CRL 1 signed") {
+		t.Fatalf("first root CRL: %v\n%s", err, stdout)
+	}
+	backup := filepath.Join(t.TempDir(), "bk.db")
+	backupSQLiteFile(t, db, backup)
+	if stdout, _, err := runCA(t, nil, dir, "root", "crl", "--revoke", issuerIDOf(previous), "--reason", "cACompromise"); err != nil || !strings.Contains(stdout, "Root CRL 2 signed") {
+		t.Fatalf("revoking the previous CA: %v\n%s", err, stdout)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, crl.NumbersDir, issuerIDOf(a.Root))); err != nil || string(b) != "2\n" {
+		t.Fatalf("the root's mark after CRL 2: %q, %v", b, err)
+	}
+
+	restoreSQLiteFile(t, backup, db)
+	_, _, err := runCA(t, nil, dir, "root", "crl")
+	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "--store-restored") ||
+		!strings.Contains(err.Error(), "newest root CRL is number 1, but root CRL 2 was signed") || !strings.Contains(err.Error(), "--revoke") {
+		t.Fatalf("root crl on the restored store: %v, want it refused naming --store-restored", err)
+	}
+	if list := newestRootCRL(); list.Number.Int64() != 1 {
+		t.Fatalf("refused, yet root CRL %d stored", list.Number)
+	}
+	// Acknowledged, with the CA revoked after the copy listed again.
+	stdout, _, err := runCA(t, nil, dir, "root", "crl", "--store-restored", "--revoke", issuerIDOf(previous), "--reason", "cACompromise")
+	if err != nil || !strings.Contains(stdout, "Root CRL 3 signed") {
+		t.Fatalf("root crl --store-restored: %v\n%s", err, stdout)
+	}
+	list := newestRootCRL()
+	if list.Number.Int64() != 3 || len(list.RevokedCertificateEntries) != 1 || list.RevokedCertificateEntries[0].SerialNumber.Cmp(previous.SerialNumber) != 0 {
+		t.Errorf("root CRL after the restore: number %d, entries %+v", list.Number, list.RevokedCertificateEntries)
+	}
+	// The store has caught up: no flag needed any more.
+	if stdout, _, err := runCA(t, nil, dir, "root", "crl"); err != nil || !strings.Contains(stdout, "Root CRL 4 signed") {
+		t.Errorf("root crl once the store caught up: %v\n%s", err, stdout)
 	}
 }

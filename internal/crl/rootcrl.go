@@ -96,6 +96,14 @@ func reasonName(reason int) string {
 // never changed to a milder one (ErrReasonDowngrade). It returns the CRL to
 // store, its entries and how it lists each of add.
 func SignRootCRL(root *ca.Issuer, prev *store.CRL, add []RootRevocation, now time.Time, validity time.Duration) (*store.CRL, []ca.CRLEntry, []RootListing, error) {
+	return SignRootCRLAbove(root, prev, 0, add, now, validity)
+}
+
+// SignRootCRLAbove is SignRootCRL numbering the CRL above both prev and
+// mark, the highest root CRL number recorded outside the store
+// (DATA/crl-numbers/ROOT-ID): a store restored from an older copy holds an
+// older prev, and its number must not be given again (RFC 5280 §5.2.3).
+func SignRootCRLAbove(root *ca.Issuer, prev *store.CRL, mark int64, add []RootRevocation, now time.Time, validity time.Duration) (*store.CRL, []ca.CRLEntry, []RootListing, error) {
 	if validity < MinRootValidity {
 		return nil, nil, nil, fmt.Errorf("crl: root CRL validity %s: at least %s", validity, MinRootValidity)
 	}
@@ -105,7 +113,14 @@ func SignRootCRL(root *ca.Issuer, prev *store.CRL, add []RootRevocation, now tim
 		return nil, nil, nil, fmt.Errorf("crl: the root CA certificate expired on %s: it signs no more CRLs", end.Format(time.RFC3339))
 	}
 	var entries []ca.CRLEntry
-	number := int64(1)
+	stored := int64(0)
+	if prev != nil {
+		stored = prev.Number
+	}
+	number, err := nextNumber(stored, mark)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	if prev != nil {
 		rl, err := x509.ParseRevocationList(prev.DER)
 		if err != nil {
@@ -117,7 +132,6 @@ func SignRootCRL(root *ca.Issuer, prev *store.CRL, add []RootRevocation, now tim
 		for _, e := range rl.RevokedCertificateEntries {
 			entries = append(entries, ca.CRLEntry{Serial: e.SerialNumber, RevokedAt: e.RevocationTime, Reason: e.ReasonCode})
 		}
-		number = prev.Number + 1
 	}
 	listings := make([]RootListing, 0, len(add))
 	for _, r := range add {

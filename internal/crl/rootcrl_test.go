@@ -88,6 +88,20 @@ func TestSignRootCRL(t *testing.T) {
 			t.Errorf("cACompromise changed to reason %d: %v", reason, err)
 		}
 	}
+	// Numbered above a mark kept outside the store (one restored from an
+	// older copy holds an older CRL), and above the store's newest.
+	for _, tc := range []struct{ mark, want int64 }{{third.Number + 40, third.Number + 41}, {1, third.Number + 1}} {
+		above, _, _, err := crl.SignRootCRLAbove(root, third, tc.mark, nil, f.Clock.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if above.Number != tc.want || parseCRL(t, above.DER, root.Cert).Number.Int64() != tc.want {
+			t.Errorf("above mark %d and stored %d: number %d, want %d", tc.mark, third.Number, above.Number, tc.want)
+		}
+	}
+	if _, _, _, err := crl.SignRootCRLAbove(root, third, crl.MaxNumber, nil, f.Clock.Now(), time.Hour); err == nil {
+		t.Error("numbered above the last number")
+	}
 	// Not after the root's end.
 	far, _, _, err := crl.SignRootCRL(root, third, nil, f.Clock.Now(), 100*365*24*time.Hour)
 	if err != nil {
