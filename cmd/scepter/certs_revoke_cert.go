@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -53,7 +54,9 @@ func readCertFile(path string) (*x509.Certificate, error) {
 // inventory, so that it can be revoked: it must be signed by one of this
 // CA's issuing CAs (checked by signature, up to the root), and is
 // recorded, audited, when the store lacks it (a store restored from a copy
-// older than the certificate). It returns the issuer's ID and the serial.
+// older than the certificate). One that differs from the certificate the
+// store records under its serial is refused: an issuing CA's key signed
+// it without this CA recording it. It returns the issuer's ID and the serial.
 func recordForRevocation(ctx context.Context, sf *storeFlags, st store.Store, path, actor string) (issuerID, serial string, recorded bool, err error) {
 	cert, err := readCertFile(path)
 	if err != nil {
@@ -76,7 +79,17 @@ func recordForRevocation(ctx context.Context, sf *storeFlags, st store.Store, pa
 		return "", "", false, fmt.Errorf("--cert %s (%s) was not issued by this CA's issuing CAs: %w", path, printable(cert.Subject.String()), err)
 	}
 	serial = cert.SerialNumber.Text(16)
-	switch _, err := st.Certificate(ctx, issuer.ID, serial); {
+	switch stored, err := st.Certificate(ctx, issuer.ID, serial); {
+	case err == nil && !bytes.Equal(stored.DER, cert.Raw):
+		// Our issuing CA signed it, yet it is not what that CA recorded
+		// under this serial: its key signed a certificate it never
+		// recorded. Revoking the stored one would list the wrong
+		// certificate (and, for keyCompromise, the wrong key) and leave
+		// the issuing key in use.
+		return "", "", false, fmt.Errorf("--cert %s (%s) is not the certificate this CA issued with serial %s (%s), though its issuing CA %s (%s) signed it: "+
+			"that CA's key signed a certificate it never recorded. Nothing was revoked. Treat the issuing CA's key as compromised: "+
+			"roll it over ('scepter ca rollover'), then list it on the root CRL once the next CA is current ('scepter ca root crl --revoke %s --reason cACompromise')",
+			path, printable(cert.Subject.String()), serial, printable(stored.Subject), issuer.ID, printable(issuer.Cert.Subject.String()), issuer.ID)
 	case err == nil:
 		return issuer.ID, serial, false, nil
 	case !errors.Is(err, store.ErrNotFound):

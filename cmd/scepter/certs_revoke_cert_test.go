@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -158,5 +159,66 @@ func writePEM(t *testing.T, path string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A certificate our issuing CA signed that reuses the serial of one the
+// inventory records, but is not that certificate, is refused: the issuing
+// CA's key signed something it never recorded, so it is to be treated as
+// compromised; the stored certificate is not revoked in its place.
+func TestCertsRevokeCertForgedSerial(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	path := func(name string) string { return filepath.Join(dir, name) }
+	s := serveInProcess(t, nil, "--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", data)
+	if s.ended {
+		t.Fatalf("serve: %v\n%s", s.err, s.errb.String())
+	}
+	var scepURL string
+	for _, line := range strings.Split(s.out.String(), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "SCEP URL" {
+			scepURL = strings.TrimSpace(v)
+		}
+	}
+	if out, err := runCLI("enroll", "--url", scepURL, "--challenge", "test", "--subject", "CN=b", "--key-type", "p256",
+		"--out", path("b.pem"), "--key-out", path("b.key")); err != nil {
+		t.Fatalf("enroll: %v\n%s", err, out)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	b := parseCertFile(t, path("b.pem"))
+	serial := b.SerialNumber.Text(16)
+
+	// Forged with the issuing CA's key (as one who stole it would): b's
+	// serial, another subject and key.
+	authority, err := ca.Load(data, pki.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: b.SerialNumber, Subject: pkix.Name{CommonName: "forged"},
+		NotBefore: b.NotBefore, NotAfter: b.NotAfter, KeyUsage: x509.KeyUsageDigitalSignature}
+	forged, err := x509.CreateCertificate(rand.Reader, tmpl, authority.Issuer.Cert, &key.PublicKey, authority.Issuer.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, path("forged.pem"), forged)
+
+	out, err := runCLI("certs", "revoke", "--data-dir", data, "--cert", path("forged.pem"), "--reason", "keyCompromise")
+	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "is not the certificate this CA issued with serial "+serial) ||
+		!strings.Contains(err.Error(), "never recorded") || !strings.Contains(err.Error(), "--revoke "+authority.Issuer.ID+" --reason cACompromise") {
+		t.Fatalf("certs revoke --cert of a forged certificate reusing a stored serial: %v\n%s", err, out)
+	}
+	if out, err := runCLI("certs", "show", "--data-dir", data, serial); err != nil || strings.Contains(out, "revoked") {
+		t.Errorf("the stored certificate after the refusal: %v\n%s", err, out)
+	}
+	// The genuine file still revokes it.
+	if out, err := runCLI("certs", "revoke", "--data-dir", data, "--cert", path("b.pem"), "--reason", "keyCompromise"); err != nil ||
+		!strings.Contains(out, "revoked "+serial) {
+		t.Errorf("certs revoke --cert of the genuine certificate: %v\n%s", err, out)
 	}
 }
