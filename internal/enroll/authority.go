@@ -40,7 +40,7 @@ func (s *Service) CACerts(profile string) ([]*x509.Certificate, error) {
 		return nil, pki.Errorf(pki.ENotFound, "unknown profile %q", profile)
 	}
 	now := s.clock.Now()
-	issuer, err := s.issuerFor(p, now)
+	issuer, err := s.issuerFor(p, now, false)
 	if err != nil {
 		return nil, err
 	}

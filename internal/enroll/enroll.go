@@ -612,7 +612,7 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		return nil, err
 	}
 	now := s.clock.Now()
-	issuer, err := s.issuerFor(st.Profile, now)
+	issuer, err := s.issuerFor(st.Profile, now, st.Req.Protocol == pki.ProtocolInternal)
 	if err != nil {
 		return nil, err
 	}
@@ -794,11 +794,19 @@ func renewedFrom(c *pki.Certificate) string {
 	return c.IssuerID + ":" + c.SerialHex
 }
 
-// issuerFor picks the issuing CA: the one the profile pins, or the active one.
-func (s *Service) issuerFor(p pki.Profile, now time.Time) (*ca.Issuer, error) {
+// issuerFor picks the issuing CA: the one the profile pins, or the active
+// one. A configured profile pins only the CA in effect or an earlier one
+// the root has not revoked; the server's own (internal) issuances, such as
+// a next CA's OCSP responder certificate, any CA it holds.
+func (s *Service) issuerFor(p pki.Profile, now time.Time, internal bool) (*ca.Issuer, error) {
 	if p.Issuer == "" {
 		issuer, _ := s.authority.Active(now)
 		return issuer, nil
+	}
+	if internal {
+		// The server's own certificates under each CA, a next one's
+		// OCSP responder included.
+		return PinnedIssuer(s.authority.Issuers(), p)
 	}
 	issuer, err := PinnedIssuer(PinnableIssuers(s.authority, now), p)
 	if err != nil {

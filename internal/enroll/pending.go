@@ -82,7 +82,7 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 // gives it.
 func (s *Service) checkIssuable(st *State) error {
 	now := s.clock.Now()
-	issuer, err := s.issuerFor(st.Profile, now)
+	issuer, err := s.issuerFor(st.Profile, now, false)
 	if err != nil {
 		return err
 	}
