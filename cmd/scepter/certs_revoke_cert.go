@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/csr"
@@ -27,27 +25,17 @@ const (
 	eventCertRecorded            = "certificate.recorded"
 )
 
-// readCertFile reads the one certificate of a PEM (or DER) file.
+// readCertFile reads the one certificate of a PEM (or DER) file; other PEM
+// blocks, such as a key, are skipped.
 func readCertFile(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
+	certs, err := keys.LoadCertFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("--cert: %w", err)
 	}
-	der := b
-	if block, rest := pem.Decode(b); block != nil {
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("--cert %s: a PEM %s, not a CERTIFICATE", path, block.Type)
-		}
-		if next, _ := pem.Decode(rest); next != nil {
-			return nil, fmt.Errorf("--cert %s: more than one PEM block; give the one certificate to revoke", path)
-		}
-		der = block.Bytes
+	if len(certs) != 1 {
+		return nil, fmt.Errorf("--cert %s: holds %d certificates; give the one certificate to revoke", path, len(certs))
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("--cert %s: %w", path, err)
-	}
-	return cert, nil
+	return certs[0], nil
 }
 
 // recordForRevocation makes sure the certificate in path is in the

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,42 @@ func TestCertsRevokeCertForgedSerial(t *testing.T) {
 	if out, err := runCLI("certs", "revoke", "--data-dir", data, "--cert", path("b.pem"), "--reason", "keyCompromise"); err != nil ||
 		!strings.Contains(out, "revoked "+serial) {
 		t.Errorf("certs revoke --cert of the genuine certificate: %v\n%s", err, out)
+	}
+}
+
+// --cert takes a file with exactly one certificate, PEM or DER; a key
+// beside it in the PEM is skipped, a second certificate refused.
+func TestReadCertFile(t *testing.T) {
+	dir := t.TempDir()
+	der := makeCert(t, pkix.Name{CommonName: "one"}, pkix.Name{CommonName: "ca"}, []byte{1})
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{0x30, 0}})
+	for _, tc := range []struct {
+		name    string
+		content []byte
+		wantErr string
+	}{
+		{"pem", certPEM, ""},
+		{"der", der, ""},
+		{"key and cert", append(slices.Clone(keyPEM), certPEM...), ""},
+		{"two certs", append(slices.Clone(certPEM), certPEM...), "holds 2 certificates"},
+		{"key only", keyPEM, "no certificate found"},
+		{"garbage", []byte("not a certificate"), "no certificate found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			if err := os.WriteFile(p, tc.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cert, err := readCertFile(p)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("readCertFile: %v", err)
+			case tc.wantErr == "" && cert.Subject.CommonName != "one":
+				t.Fatalf("got %v", cert.Subject)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("err = %v, want it to say %q", err, tc.wantErr)
+			}
+		})
 	}
 }
