@@ -332,7 +332,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		log.Warn("a PKCS#11 token was given, but the CA's keys are files in the data directory: they stay files (the token holds the next CA's keys only after a rollover made with it)",
 			"token", token.Describe(), "dir", filepath.Join(f.dataDir, "ca"))
 	}
-	for _, msg := range authority.IgnoredOptions(initOpts) {
+	// A flag left at its default asked for nothing: an RSA CA in RA mode
+	// ca must not be told at every start that p256 and separate were
+	// ignored.
+	asked := initOpts
+	if f.caKeyType == keys.P256 {
+		asked.KeyType = ""
+	}
+	if f.scepRA == ca.RAModeSeparate {
+		asked.RAMode = ""
+	}
+	for _, msg := range authority.IgnoredOptions(asked) {
 		log.Info("existing CA kept: " + msg)
 	}
 	rootKeyLines := f.rootKeyNotice(created, log)

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -358,5 +359,34 @@ func TestRevokedCAAsRAIsNotReplaced(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "is revoked") {
 		t.Errorf("no error logged:\n%s", logs.String())
+	}
+}
+
+// A restart with the flags left at their defaults logs no "ignored"
+// option for a CA made otherwise (RSA, RA mode ca); a flag that asks for
+// something else still does.
+func TestDefaultFlagsAreNotReportedIgnored(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	base := []string{"--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", data}
+	first := serveInProcess(t, nil, append(slices.Clone(base), "--ca-key-type", "rsa2048", "--scep-ra", "ca")...)
+	if first.ended {
+		t.Fatalf("serve: %v\n%s", first.err, first.errb.String())
+	}
+	first.stop()
+	again := serveInProcess(t, nil, base...)
+	if again.ended {
+		t.Fatalf("serve: %v\n%s", again.err, again.errb.String())
+	}
+	again.stop()
+	if log := again.errb.String(); strings.Contains(log, "ignored") {
+		t.Fatalf("defaults reported as ignored:\n%s", log)
+	}
+	asked := serveInProcess(t, nil, append(slices.Clone(base), "--ca-key-type", "p384")...)
+	if asked.ended {
+		t.Fatalf("serve: %v\n%s", asked.err, asked.errb.String())
+	}
+	asked.stop()
+	if log := asked.errb.String(); !strings.Contains(log, `key type \"p384\" ignored`) && !strings.Contains(log, `key type "p384" ignored`) {
+		t.Fatalf("an asked-for key type not reported:\n%s", log)
 	}
 }
