@@ -408,13 +408,12 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	// An issuing CA the root revoked while the server was stopped
 	// authenticates nothing from the first request on.
 	applyRootCRL(ctx, st, authority, log)
-	for _, name := range slices.Sorted(maps.Keys(profiles)) {
-		if pin := profiles[name].Issuer; pin != "" {
-			if iss, err := enroll.PinnedIssuer(authority.Issuers(), profiles[name]); err == nil && slices.Contains(authority.RevokedIssuers(), iss.ID) {
-				log.Warn("a profile is pinned to an issuing CA the root's CRL revokes: its enrollments are answered unavailable; pin another, or remove the pin", "profile", name, "issuer_id", iss.ID)
-			}
+	forEachPin(profiles, func(name string, p pki.Profile) error {
+		if iss, err := enroll.PinnedIssuer(authority.Issuers(), p); err == nil && slices.Contains(authority.RevokedIssuers(), iss.ID) {
+			log.Warn("a profile is pinned to an issuing CA the root's CRL revokes: its enrollments are answered unavailable; pin another, or remove the pin", "profile", name, "issuer_id", iss.ID)
 		}
-	}
+		return nil
+	})
 	if err := svc.RecordRACertificates(ctx); err != nil {
 		log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
 	}
@@ -789,19 +788,28 @@ func (f *serveFlags) guard(clock pki.Clock, log *slog.Logger) (*server.Guard, er
 // the CA is loaded, it refuses any pin when caDir holds no CA yet, rather
 // than create one that the pin cannot name.
 func checkIssuerPins(profiles map[string]pki.Profile, issuers []*ca.Issuer, caDir string) error {
-	for _, name := range slices.Sorted(maps.Keys(profiles)) {
-		p := profiles[name]
-		if p.Issuer == "" {
-			continue
-		}
+	return forEachPin(profiles, func(name string, p pki.Profile) error {
 		if caDir != "" {
 			if _, err := os.Stat(filepath.Join(caDir, ca.RootCertFile)); errors.Is(err, fs.ErrNotExist) {
 				return usageError{fmt.Sprintf("profile %q pins issuer %q, but %s holds no CA yet: a pin names an issuing CA that exists ('scepter ca show' lists them); start without it first, or import the CA's keys ('scepter ca import-keys')", name, p.Issuer, caDir)}
 			}
-			continue
+			return nil
 		}
 		if _, err := enroll.PinnedIssuer(issuers, p); err != nil {
 			return usageError{err.Error()}
+		}
+		return nil
+	})
+}
+
+// forEachPin calls fn for each profile that pins an issuer, in name order,
+// until fn returns an error, which it returns.
+func forEachPin(profiles map[string]pki.Profile, fn func(name string, p pki.Profile) error) error {
+	for _, name := range slices.Sorted(maps.Keys(profiles)) {
+		if p := profiles[name]; p.Issuer != "" {
+			if err := fn(name, p); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
