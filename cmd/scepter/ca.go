@@ -16,6 +16,7 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/ocsp"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -218,7 +219,8 @@ func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags)
 	if err != nil {
 		return err
 	}
-	d, err := cashare.Discard(ctx, st, sf.dataDir, pki.SystemClock{}.Now(), cliActor())
+	now := pki.SystemClock{}.Now()
+	d, err := cashare.Discard(ctx, st, sf.dataDir, now, cliActor())
 	if err != nil {
 		return err
 	}
@@ -236,11 +238,23 @@ func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags)
 		fmt.Fprintf(e.stdout, "Its certificate, to list it on the root's CRL (save it, then 'scepter ca root crl --revoke-cert FILE --reason cessationOfOperation'):\n%s",
 			pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d.Cert}))
 	}
-	fmt.Fprintln(e.stderr, "Running servers stop announcing it at their next reload. Any other node that holds it in its DATA/ca/next records it again: run 'scepter ca rollover --discard' there too. A client that fetched it with GetNextCACert may still expect it until it fetches the CA again.")
-	if !d.FromDisk {
-		return nil
+	// What the discarded CA issued before its switch (its RA and OCSP
+	// responder certificates) must not stay valid in the inventory, and
+	// this node's responder for it must not outlive it.
+	revoked, revokeErr := cashare.RevokeIssuedBy(ctx, st, d.IssuerID, now, cliActor())
+	if revoked > 0 {
+		fmt.Fprintf(e.stdout, "Revoked in the inventory, reason cessationOfOperation, the %d certificate(s) it issued (its RA and OCSP responder certificates).\n", revoked)
 	}
-	return discardTokenKeys(e, token, tokenKeys)
+	removed, responderErr := ocsp.RemoveDelegate(filepath.Join(sf.dataDir, responderDir), token, d.IssuerID)
+	for _, r := range removed {
+		fmt.Fprintf(e.stdout, "Removed its OCSP responder's %s.\n", r)
+	}
+	fmt.Fprintln(e.stderr, "Running servers stop announcing it at their next reload. Any other node that holds it in its DATA/ca/next records it again: run 'scepter ca rollover --discard' there too. A client that fetched it with GetNextCACert may still expect it until it fetches the CA again.")
+	var keysErr error
+	if d.FromDisk {
+		keysErr = discardTokenKeys(e, token, tokenKeys)
+	}
+	return errors.Join(revokeErr, responderErr, keysErr)
 }
 
 // discardTokenKeys destroys the discarded generation's keys in the token

@@ -596,3 +596,43 @@ func Rollover(ctx context.Context, st store.Store, dataDir string, opts ca.Rollo
 	}
 	return iss, ra, nil
 }
+
+// reasonCessationOfOperation is RFC 5280's CRLReason for a certificate no
+// longer needed: one a discarded next CA issued.
+const reasonCessationOfOperation = 5
+
+// RevokeIssuedBy revokes in the inventory, for cessationOfOperation, every
+// certificate the discarded issuing CA issuerID issued that is not revoked
+// yet (its RA and OCSP responder certificates, made before its switch), so
+// that none stays listed as valid under a CA that no longer exists. Each
+// is audited with actor. It returns how many it revoked.
+func RevokeIssuedBy(ctx context.Context, st store.Store, issuerID string, now time.Time, actor string) (int, error) {
+	// Collected first: the pages filter by status, which each revocation
+	// changes.
+	var valid []pki.Certificate
+	for cursor := ""; ; {
+		page, next, err := st.ListCertificates(ctx, store.CertFilter{IssuerID: issuerID, Status: pki.StatusValid, Limit: 1000, Cursor: cursor})
+		if err != nil {
+			return 0, fmt.Errorf("listing the certificates of issuing CA %s: %w", issuerID, err)
+		}
+		valid = append(valid, page...)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	n := 0
+	for _, c := range valid {
+		ev := pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: actor, Profile: c.Profile, SerialHex: c.SerialHex,
+			IssuerID: c.IssuerID, Subject: c.Subject, Outcome: "success", Reason: "cessationOfOperation",
+			Detail: fmt.Sprintf("issued by next issuing CA %s, discarded before its switch", issuerID)}
+		_, changed, err := st.RevokeCertificate(ctx, c.IssuerID, c.SerialHex, reasonCessationOfOperation, now, ev)
+		if err != nil {
+			return n, fmt.Errorf("revoking %s of the discarded issuing CA %s: %w", c.SerialHex, issuerID, err)
+		}
+		if changed {
+			n++
+		}
+	}
+	return n, nil
+}

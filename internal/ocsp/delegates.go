@@ -206,13 +206,51 @@ func (d *Delegates) usable(s Signer, issuer *ca.Issuer, now time.Time) bool {
 // key never replaces the one in use (which may be signing at that moment,
 // and in a token could not be used once destroyed), only the one before
 // it. The first is ID[:32], whose key file is ID[:32].key as before.
-func (d *Delegates) names(issuer *ca.Issuer) [2]string {
-	base := issuer.ID[:32]
+func (d *Delegates) names(issuer *ca.Issuer) [2]string { return delegateKeyNames(issuer.ID) }
+
+func delegateKeyNames(issuerID string) [2]string {
+	base := issuerID[:32]
 	return [2]string{base, base + "-b"}
 }
 
-func (d *Delegates) certPath(issuer *ca.Issuer) string {
-	return filepath.Join(d.dir, issuer.ID[:32]+".crt")
+func (d *Delegates) certPath(issuer *ca.Issuer) string { return delegateCertPath(d.dir, issuer.ID) }
+
+func delegateCertPath(dir, issuerID string) string {
+	return filepath.Join(dir, issuerID[:32]+".crt")
+}
+
+// RemoveDelegate destroys the delegated responder of issuerID kept in dir
+// (see NewDelegates): its certificate and both of its key names, as files
+// or, through a reference file, in token (nil: no token given; a key in
+// one is then left, and the error says where). It is for an issuing CA
+// that is gone (a discarded next CA): no server must answer for it. It
+// returns the paths it removed, and is a no-op where there is none.
+func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed []string, err error) {
+	if len(issuerID) < 32 {
+		return nil, fmt.Errorf("ocsp: issuer ID %q is too short", issuerID)
+	}
+	src := &keys.Dir{Path: dir, Token: token}
+	var errs []error
+	for _, name := range delegateKeyNames(issuerID) {
+		has, err := src.Has(name)
+		if err != nil || !has {
+			errs = append(errs, err)
+			continue
+		}
+		where := src.Where(name)
+		if err := src.Destroy(name); err != nil {
+			errs = append(errs, fmt.Errorf("ocsp: responder key %s: %w", where, err))
+			continue
+		}
+		removed = append(removed, where)
+	}
+	certFile := delegateCertPath(dir, issuerID)
+	if err := os.Remove(certFile); err == nil {
+		removed = append(removed, certFile)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("ocsp: %w", err))
+	}
+	return removed, errors.Join(errs...)
 }
 
 func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time.Time) (Signer, bool, error) {

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// A discarded next CA leaves nothing alive behind: the certificates a
+// server had it issue before its switch (its RA and OCSP responder
+// certificates) are revoked in the inventory, for cessationOfOperation and
+// audited, and this node's OCSP responder for it (certificate and keys)
+// is removed. Before, they stayed valid in the inventory and the
+// responder's key stayed in DATA/ocsp, going into every export-keys.
+func TestCARolloverDiscardRetiresWhatItIssued(t *testing.T) {
+	ctx := context.Background()
+	data := filepath.Join(t.TempDir(), "data")
+	serveArgs := []string{"--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", data}
+	first := serveInProcess(t, nil, serveArgs...)
+	if first.ended {
+		t.Fatalf("serve: %v\n%s", first.err, first.errb.String())
+	}
+	first.stop()
+	if _, _, err := runCA(t, nil, data, "rollover", "--switch-in", "48h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := ca.Load(data, pki.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _, _ := a.Next(pki.SystemClock{}.Now())
+	if next == nil {
+		t.Fatal("no next CA after the rollover")
+	}
+	// A server loads the next CA: it records its RA and makes its responder.
+	second := serveInProcess(t, nil, serveArgs...)
+	if second.ended {
+		t.Fatalf("serve: %v\n%s", second.err, second.errb.String())
+	}
+	second.stop()
+	responderCert := filepath.Join(data, responderDir, next.ID[:32]+".crt")
+	responderKey := filepath.Join(data, responderDir, next.ID[:32]+".key")
+	for _, p := range []string{responderCert, responderKey} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("the server made no responder for the next CA: %v", err)
+		}
+	}
+	issuedBy := func(st store.Store) []pki.Certificate {
+		certs, _, err := st.ListCertificates(ctx, store.CertFilter{IssuerID: next.ID, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return certs
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(data, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := issuedBy(st)
+	st.Close()
+	if len(before) < 2 {
+		t.Fatalf("the next CA issued %d certificates, want its RA's and its responder's", len(before))
+	}
+
+	out, _, err := runCA(t, nil, data, "rollover", "--discard")
+	if err != nil {
+		t.Fatalf("--discard: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "Revoked in the inventory") || !strings.Contains(out, responderKey) {
+		t.Errorf("the discard does not say what it retired:\n%s", out)
+	}
+	for _, p := range []string{responderCert, responderKey} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left: %v", p, err)
+		}
+	}
+	st, err = sqlite.Open(ctx, filepath.Join(data, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	after := issuedBy(st)
+	if len(after) != len(before) {
+		t.Fatalf("%d certificates of the next CA after the discard, %d before: none may be lost", len(after), len(before))
+	}
+	for _, c := range after {
+		if c.Status != pki.StatusRevoked || c.RevokeReason != 5 {
+			t.Errorf("%s (%s): status %s, reason %d; want revoked, cessationOfOperation", c.SerialHex, c.Subject, c.Status, c.RevokeReason)
+		}
+	}
+	evs, err := st.ListAudit(ctx, store.AuditFilter{Type: pki.EventRevoked, Limit: 10})
+	if err != nil || len(evs) != len(before) || !strings.Contains(evs[0].Detail, "discarded") {
+		t.Errorf("audit: %d revocation events (want %d), %v: %+v", len(evs), len(before), err, evs)
+	}
+}
