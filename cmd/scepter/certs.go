@@ -86,7 +86,7 @@ func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
 			return err
 		}
 		if recorded {
-			fmt.Fprintf(e.stdout, "recorded %s in the inventory (profile %s): this CA issued it, the store lacked it\n", serial, importedProfile)
+			fmt.Fprintf(e.stdout, "recorded %s in the inventory (profile %s): this CA issued it, the store lacked it\n", serial, pki.ProfileImported)
 		}
 	}
 	var r admin.Revocation

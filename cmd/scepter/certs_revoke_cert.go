@@ -15,16 +15,6 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
-// A certificate `certs revoke --cert FILE` records because the inventory
-// lacks it (issued after the copy a store was restored from) is listed
-// under this profile and source, and its recording audited with this
-// event.
-const (
-	importedProfile              = "imported"
-	sourceImported    pki.Source = "imported"
-	eventCertRecorded            = "certificate.recorded"
-)
-
 // readCertFile reads the one certificate of a PEM (or DER) file; other PEM
 // blocks, such as a key, are skipped.
 func readCertFile(path string) (*x509.Certificate, error) {
@@ -84,9 +74,9 @@ func recordForRevocation(ctx context.Context, sf *storeFlags, st store.Store, pa
 		return "", "", false, err
 	}
 	rec := pki.Certificate{SerialHex: serial, IssuerID: issuer.ID, Issuer: csr.NameString(cert.RawIssuer), Subject: csr.NameString(cert.RawSubject),
-		SANs: enroll.SANs(cert), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Status: pki.StatusValid, Profile: importedProfile,
-		Protocol: pki.ProtocolCLI, Source: sourceImported, KeyType: keys.KeyTypeOf(cert.PublicKey), CreatedAt: now, DER: cert.Raw}
-	ev := pki.AuditEvent{Time: now, Type: eventCertRecorded, Actor: actor, Profile: importedProfile, SerialHex: serial, IssuerID: issuer.ID,
+		SANs: enroll.SANs(cert), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Status: pki.StatusValid, Profile: pki.ProfileImported,
+		Protocol: pki.ProtocolCLI, Source: pki.SourceImported, KeyType: keys.KeyTypeOf(cert.PublicKey), CreatedAt: now, DER: cert.Raw}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventCertRecorded, Actor: actor, Profile: pki.ProfileImported, SerialHex: serial, IssuerID: issuer.ID,
 		Subject: rec.Subject, Outcome: "success",
 		Detail: "issued by this CA but missing from the inventory (a store restored from an older copy?): recorded from a file to be revoked"}
 	err = st.RecordIssuance(ctx, store.Issuance{Certificate: rec, Now: now, Events: []pki.AuditEvent{ev}})

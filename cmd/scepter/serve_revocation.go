@@ -169,10 +169,6 @@ func (f *revocationFlags) newPublisher(ctx context.Context, dataDir string, st s
 	return r, nil
 }
 
-// eventStoreBehind is the audit event of a start on a store older than the
-// CRLs this node published.
-const eventStoreBehind = "store.behind"
-
 // checkStoreBehind says it loudly (log at ERROR, an audit event per issuer)
 // when the store's newest CRL is older than one this node published: the
 // store was restored from an older copy, and OCSP would answer good, and
@@ -195,7 +191,7 @@ func (f *revocationFlags) checkStoreBehind(ctx context.Context, p *crl.Publisher
 		msgs = append(msgs, msg)
 		log.Error(msg, "issuer_id", b.Issuer.ID, "store_crl_number", b.Stored, "published_crl_number", b.Published,
 			"store_restored", f.storeRestored)
-		events = append(events, pki.AuditEvent{Time: clock.Now(), Type: eventStoreBehind, Actor: "system", IssuerID: b.Issuer.ID,
+		events = append(events, pki.AuditEvent{Time: clock.Now(), Type: pki.EventStoreBehind, Actor: "system", IssuerID: b.Issuer.ID,
 			Subject: b.Issuer.Cert.Subject.String(), Outcome: outcome, Reason: reason, Detail: msg})
 	}
 	if err := st.AppendAudit(ctx, events...); err != nil {

@@ -13,11 +13,21 @@ const (
 	StatusRevoked CertStatus = "revoked"
 )
 
-// Source says where an inventory record came from. Only "issued" exists now;
-// imported and discovered certificates come later and need not be ours.
+// Source says where an inventory record came from: "issued" by this CA
+// as it signed, or "imported", recorded later from a file this CA's
+// issuing CA signed (certs revoke --cert, on a store restored from a copy
+// older than the certificate). Discovered certificates come later and need
+// not be ours.
 type Source string
 
-const SourceIssued Source = "issued"
+const (
+	SourceIssued   Source = "issued"
+	SourceImported Source = "imported"
+)
+
+// ProfileImported is the profile of an inventory record of SourceImported:
+// the profile the certificate was issued under is not known.
+const ProfileImported = "imported"
 
 // Protocol names the channel a certificate was requested over.
 type Protocol string
@@ -206,6 +216,14 @@ const (
 	// service could look at it (bad signature, missing credentials, a
 	// malformed body): every refusal is in the audit trail.
 	EventRefused = "request.refused"
+	// EventCertRecorded: a certificate this CA issued that the inventory
+	// lacked was recorded from a file (SourceImported).
+	EventCertRecorded = "certificate.recorded"
+	// EventStoreBehind: a node started on a store whose newest CRL is
+	// numbered below the one the node published (a store restored from an
+	// older copy); recorded again when the start was acknowledged with
+	// --store-restored.
+	EventStoreBehind = "store.behind"
 )
 
 // Expiry notification audit events: a notification about a certificate
