@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // scepter ca export-keys / import-keys: the CA's key material and
@@ -179,6 +182,15 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 	if headers["Root"] != x.Root {
 		return fmt.Errorf("%s: its header names the root %s, its content %s", in, headers["Root"], x.Root)
 	}
+	st, err := sf.openExistingStore(ctx)
+	if err != nil {
+		st = nil // a node with no store yet: only expiry tells
+	} else {
+		defer st.Close()
+	}
+	for _, d := range dropGoneRetiredRAs(ctx, st, sf.dataDir, x) {
+		fmt.Fprintf(e.stdout, "Left out %s: a retired RA whose certificate is revoked or expired, whose key this node destroyed.\n", d)
+	}
 	res, err := ca.ImportKeys(sf.dataDir, x)
 	if errors.Is(err, ca.ErrDifferentCA) {
 		return fmt.Errorf("%w (nothing was imported)", err)
@@ -218,4 +230,29 @@ func auditCLI(ctx context.Context, e env, sf *storeFlags, ev pki.AuditEvent) {
 	if err := st.AppendAudit(ctx, ev); err != nil {
 		fmt.Fprintf(e.stderr, "not recorded in the audit trail: %v\n", err)
 	}
+}
+
+// dropGoneRetiredRAs leaves out of x the retired RAs the node does not
+// hold whose certificate has expired or, by the node's store st (nil: none
+// yet), is revoked: the node destroyed their keys (a revoked retired RA's
+// at once), and an export made before must not put them back, in the
+// data directory or in the next export-keys. It returns what it left out.
+func dropGoneRetiredRAs(ctx context.Context, st store.Store, dataDir string, x *ca.KeyExport) []string {
+	now := pki.SystemClock{}.Now()
+	return x.DropRetiredRAs(dataDir, func(c *x509.Certificate) bool {
+		return !now.Before(c.NotAfter) || st != nil && revokedInStore(ctx, st, c)
+	})
+}
+
+// revokedInStore: st records c, byte for byte, as revoked. A read error
+// counts as not revoked: the import then brings the key, as before, and a
+// running server destroys it at its next check.
+func revokedInStore(ctx context.Context, st store.Store, c *x509.Certificate) bool {
+	recs, err := st.CertificatesBySerial(ctx, c.SerialNumber.Text(16))
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(recs, func(r pki.Certificate) bool {
+		return r.Status == pki.StatusRevoked && bytes.Equal(r.DER, c.Raw)
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -279,4 +280,52 @@ func TestRevokedRetiredRAKeyIsDestroyed(t *testing.T) {
 		t.Error("the RA in service changed")
 	}
 	n.enroll(t, "after")
+}
+
+// An export made before a retired RA was revoked and its key destroyed
+// does not bring the key back on import-keys: the retired RA is left out
+// (a retired RA the store records revoked, or one expired, that the node
+// does not hold). Imported whole, it would be back in the data directory
+// and in the next export-keys until the server's next check.
+func TestImportLeavesOutDestroyedRetiredRA(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	old := p.Service.ActiveRA()
+	p.Clock.Set(old.Cert.NotAfter.Add(-20 * raTestDay))
+	autoRenewRA(ctx, p.Store, p.Authority, p.Service, p.Dir, nil, p.Clock, "system:node-a", p.Log)
+	retiredRel := "ca/" + ca.RetiredRADir + "/" + old.Cert.SerialNumber.Text(16)
+	retiredDir := filepath.Join(p.Dir, filepath.FromSlash(retiredRel))
+	export := func() *ca.KeyExport {
+		x, err := ca.ExportKeys(p.Dir, ca.ExportKeysOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(x.Clear)
+		return x
+	}
+	before, whole := export(), export()
+
+	p.Revoke(t, old.Cert, reasonKeyCompromise)
+	n.keeper.check(ctx)
+	if _, err := os.Stat(retiredDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the revoked retired RA is still there: %v", err)
+	}
+
+	if left := dropGoneRetiredRAs(ctx, p.Store, p.Dir, before); !slices.Equal(left, []string{retiredRel}) {
+		t.Errorf("left out %v, want [%s]", left, retiredRel)
+	}
+	if _, err := ca.ImportKeys(p.Dir, before); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if _, err := os.Stat(retiredDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the import put back the destroyed retired RA: %v", err)
+	}
+	// What the check prevents: the same export imported whole.
+	if _, err := ca.ImportKeys(p.Dir, whole); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(retiredDir, ca.RAKeyFile)); err != nil {
+		t.Errorf("control: the whole export did not bring the key back (%v), so the test shows nothing", err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -242,6 +243,40 @@ func (e *KeyExport) Keys() []string {
 		}
 	}
 	return out
+}
+
+// DropRetiredRAs leaves out of e each retired RA (ca/retired-ra/SERIAL/)
+// that dir does not hold and for whose certificate gone returns true, its
+// key overwritten in memory: an RA the node destroyed (its certificate
+// revoked, or expired) must not come back from an export made before.
+// One dir holds is left to the import, which never removes a file. It
+// returns the directories left out.
+func (e *KeyExport) DropRetiredRAs(dir string, gone func(*x509.Certificate) bool) []string {
+	prefix := "ca/" + RetiredRADir + "/"
+	drop := map[string]bool{}
+	for _, f := range e.Files {
+		if !strings.HasPrefix(f.Path, prefix) || path.Base(f.Path) != RACertFile {
+			continue
+		}
+		d := path.Dir(f.Path)
+		if exists(filepath.Join(dir, filepath.FromSlash(d))) {
+			continue
+		}
+		if certs, err := keys.ParseCertsPEM(f.Data); err == nil && len(certs) == 1 && gone(certs[0]) {
+			drop[d] = true
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	e.Files = slices.DeleteFunc(e.Files, func(f ExportedFile) bool {
+		if drop[path.Dir(f.Path)] {
+			clear(f.Data)
+			return true
+		}
+		return false
+	})
+	return slices.Sorted(maps.Keys(drop))
 }
 
 // Clear overwrites the key material held in memory.
