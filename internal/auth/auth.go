@@ -433,7 +433,7 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 		return "", pki.Session{}, err
 	}
 	if !ok {
-		ev := pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote, Outcome: "failure",
+		ev := pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: failedLoginActor(remote), Outcome: "failure",
 			Reason: "bad password", Detail: "user " + name}
 		if !att.LockedUntil.IsZero() {
 			ev.Type, ev.Reason = pki.EventLoginLocked, "bad password; locked until "+att.LockedUntil.UTC().Format(time.RFC3339)
@@ -458,6 +458,11 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 	}
 	return secret, ses, nil
 }
+
+// failedLoginActor is the actor of a failed login: the address it came
+// from, as enrollments name theirs ("scep:ADDR"). Not "console:ADDR", the
+// form of a person: a user may be named 192.0.2.1.
+func failedLoginActor(remote string) string { return "login:" + remote }
 
 // unknownLogin answers a login as a name that is no user's as a user's
 // wrong password is answered: after the same work, and locked out after as
@@ -485,7 +490,7 @@ func (s *Service) unknownLogin(ctx context.Context, name, password, remote strin
 		return &LockedError{Until: att.LockedUntil}
 	}
 	s.passwords.Burn(ctx, password)
-	_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: "console:" + remote,
+	_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: failedLoginActor(remote),
 		Outcome: "failure", Reason: "unknown user", Detail: unknownNameTag(storeKey, name)})
 	return ErrUnauthenticated
 }

@@ -164,6 +164,13 @@ func TestLoginLockout(t *testing.T) {
 	if len(evs) != 2 {
 		t.Errorf("%d login.locked events, want 2", len(evs))
 	}
+	// A failure names the address it came from, in a form no person's
+	// actor takes (console:NAME, and a user may be named 192.0.2.1).
+	for _, ev := range evs {
+		if ev.Actor != "login:192.0.2.1" {
+			t.Errorf("a failed login's actor is %q, want login:192.0.2.1", ev.Actor)
+		}
+	}
 	// Sessions expire, and end at logout.
 	if err := a.Logout(ctx, secret); err != nil {
 		t.Fatal(err)
