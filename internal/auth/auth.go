@@ -52,6 +52,8 @@ type Principal struct {
 	Kind string
 	// TokenID is set for tokens.
 	TokenID string
+	// ExpiresAt is when a token principal's token expires (zero: never).
+	ExpiresAt time.Time
 }
 
 // Actor names the principal in the audit trail: "api:NAME" for a token,
@@ -239,6 +241,13 @@ func (s *Service) NewToken(ctx context.Context, name string, role pki.Role, ttl 
 	if ttl > 0 {
 		t.ExpiresAt = now.Add(ttl)
 	}
+	// A token that expires makes none that outlives it: a stolen
+	// short-lived token must not buy a lasting one.
+	if !by.ExpiresAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(by.ExpiresAt)) {
+		return "", pki.APIToken{}, pki.Errorf(pki.EBadRequest,
+			"this token expires at %s, and a token it creates may not outlive it: give a lifetime of at most %s, or create the token with the CLI or in the console",
+			by.ExpiresAt.UTC().Format(time.RFC3339), by.ExpiresAt.Sub(now).Truncate(time.Minute))
+	}
 	ev := pki.AuditEvent{Time: now, Type: pki.EventTokenCreated, Actor: by.Actor(), Outcome: "success",
 		Detail: fmt.Sprintf("token %s (%s), role %s", id, name, role)}
 	err = s.st.CreateToken(ctx, t, ev)
@@ -302,7 +311,7 @@ func (s *Service) AuthenticateToken(ctx context.Context, secret string) (Princip
 			s.log.Warn("recording a token's use", "token", t.ID, "err", err)
 		}
 	}
-	return Principal{Name: t.Name, Role: t.Role, Kind: "token", TokenID: t.ID}, nil
+	return Principal{Name: t.Name, Role: t.Role, Kind: "token", TokenID: t.ID, ExpiresAt: t.ExpiresAt}, nil
 }
 
 // AddUser creates a console user.

@@ -511,3 +511,40 @@ func TestFailuresForgottenAlikeAfterADay(t *testing.T) {
 		}
 	}
 }
+
+// A token that expires creates no token that outlives it (one without an
+// expiry, or a later one): a stolen short-lived admin token buys no
+// lasting one. Within its life it may, and a token without an expiry, a
+// person and the CLI are not bounded.
+func TestTokenCreatesNoneThatOutlivesIt(t *testing.T) {
+	a, _ := newAuth(t)
+	ctx := context.Background()
+	secret, _, err := a.NewToken(ctx, "short", pki.RoleAdmin, time.Hour, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := a.AuthenticateToken(ctx, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ttl := range []time.Duration{0, 2 * time.Hour, time.Hour + time.Minute} {
+		if _, _, err := a.NewToken(ctx, fmt.Sprintf("child-%d", ttl/time.Minute), pki.RoleAdmin, ttl, short); pki.ErrorCode(err) != pki.EBadRequest ||
+			!strings.Contains(err.Error(), "may not outlive it") {
+			t.Errorf("a 1h token made one with ttl %v: %v", ttl, err)
+		}
+	}
+	if _, _, err := a.NewToken(ctx, "within", pki.RoleOperator, 30*time.Minute, short); err != nil {
+		t.Errorf("a token within its creator's life: %v", err)
+	}
+	lasting, _, err := a.NewToken(ctx, "lasting", pki.RoleAdmin, 0, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forever, err := a.AuthenticateToken(ctx, lasting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.NewToken(ctx, "child-of-lasting", pki.RoleAdmin, 0, forever); err != nil {
+		t.Errorf("a token without an expiry: %v", err)
+	}
+}
