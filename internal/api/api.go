@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/auth"
 	"github.com/scepter/scepter/internal/muxpath"
@@ -195,6 +196,12 @@ func (c *call) decode(v any) error {
 		// null would decode into v as nothing at all, and an array or a
 		// string name a Go type in the decoder's error.
 		return badInput{"a JSON object is required"}
+	}
+	if !utf8.Valid(c.body) {
+		// encoding/json would put U+FFFD in place of each bad byte without a
+		// word: a password stored that way is not the one the client sent,
+		// and the checks for UTF-8 after decoding would never see it.
+		return badInput{"the body is not valid UTF-8"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(c.body))
 	dec.DisallowUnknownFields()
