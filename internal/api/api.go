@@ -157,8 +157,13 @@ func (h *Handler) wrap(rt route) http.Handler {
 	})
 }
 
-// authenticate reads the bearer token.
+// authenticate reads the bearer token. A request with two Authorization
+// headers is refused, as EST refuses it: Header.Get reads the first, and a
+// proxy in front may have checked the other one.
 func (h *Handler) authenticate(r *http.Request) (auth.Principal, error) {
+	if n := len(r.Header.Values("Authorization")); n > 1 {
+		return auth.Principal{}, badf("the request carries more than one Authorization header (%d); send one", n)
+	}
 	v := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(v, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {

@@ -590,6 +590,43 @@ func TestPaginationUnderConcurrentInserts(t *testing.T) {
 	}
 }
 
+// A request with more than one Authorization header is refused with 400
+// before any token is read, as EST refuses it: the API must not act as the
+// first token while a proxy in front checked another.
+func TestMoreThanOneAuthorizationHeader(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		name   string
+		tokens []string
+	}{
+		{"two tokens", []string{e.tokens[pki.RoleAdmin], e.tokens[pki.RoleAuditor]}},
+		{"the same token twice", []string{e.tokens[pki.RoleAdmin], e.tokens[pki.RoleAdmin]}},
+		{"a token and a wrong one", []string{e.tokens[pki.RoleAdmin], "scepter_not-a-token"}},
+	} {
+		before := auditCount(t, e)
+		req, err := http.NewRequest("POST", e.srv.URL+"/api/v1/challenges", strings.NewReader(`{"profile":"default"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		for _, tok := range c.tokens {
+			req.Header.Add("Authorization", "Bearer "+tok)
+		}
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "more than one Authorization header") {
+			t.Errorf("%s: %d, want 400 naming the headers\n%s", c.name, resp.StatusCode, b)
+		}
+		if after := auditCount(t, e); after != before {
+			t.Errorf("%s: %d audit events written by a refused call", c.name, after-before)
+		}
+	}
+}
+
 // Strict-Transport-Security is sent over HTTPS only (RFC 6797 section
 // 7.2): on a route's answer, a refusal, the OpenAPI description and the
 // JSON 404.
