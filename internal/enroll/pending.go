@@ -246,10 +246,19 @@ func requestedBy(r *pki.EnrollmentRequest, key []byte) bool {
 // Approve issues the certificate of a held request. The policy is applied
 // again (the profile may have changed since); authentication is not, since
 // it was checked when the request was held.
+//
+// Only the issuance is counted: an approval that fails (a second approver,
+// an unknown ID, a request that can no longer be issued) is the operator's
+// call going wrong, not a device's enrollment refused, and the request
+// stays held as it was; Reject counts nothing either.
 func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result, err error) {
 	var protocol pki.Protocol // the held request's and its profile, once found
 	asked := UnknownProfile
-	defer func() { s.observe(protocol, asked, res, err) }()
+	defer func() {
+		if err == nil {
+			s.observe(protocol, asked, res, err)
+		}
+	}()
 	r, err := s.store.Request(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, pki.Errorf(pki.ENotFound, "no request %s", id)
