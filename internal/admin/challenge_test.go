@@ -61,3 +61,50 @@ func TestChallengeLifetimeBounds(t *testing.T) {
 		}
 	}
 }
+
+// A challenge bound to a subject the issuer refuses in every subject (a
+// control, format or line-separator character in a value) could never be
+// used: it is refused when asked for, naming the character, and nothing is
+// stored. Other non-ASCII text is a subject like any other.
+func TestChallengeSubjectCharacters(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	p := pki.DefaultProfile()
+	svc := New(st, clock, nil, map[string]pki.Profile{p.Name: p}, p.Name)
+	for _, tc := range []struct {
+		subject string
+		refused string // the character named, "" when the subject is fine
+	}{
+		{"CN=x\u200by", "U+200B"},
+		{"CN=dev\u202egnp.exe", "U+202E"},
+		{"CN=device-1,O=Ac\u00adme", "U+00AD"},
+		{"CN=a\u2028b", "U+2028"},
+		{"CN=a\x07b", "U+0007"},
+		{"CN=Zoë,O=Acme", ""},
+		{"CN=device-1", ""},
+	} {
+		before, err := st.ListChallenges(ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = svc.NewChallengeFor(ctx, ChallengeSpec{TTL: time.Hour, Subject: tc.subject, Actor: "test"})
+		after, _ := st.ListChallenges(ctx, 100)
+		if tc.refused == "" {
+			if err != nil || len(after) != len(before)+1 {
+				t.Errorf("subject %q: %v, want a challenge", tc.subject, err)
+			}
+			continue
+		}
+		if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), tc.refused) {
+			t.Errorf("subject %q: %v, want a bad request naming %s", tc.subject, err, tc.refused)
+		}
+		if len(after) != len(before) {
+			t.Errorf("subject %q: a refused challenge was stored", tc.subject)
+		}
+	}
+}

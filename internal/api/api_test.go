@@ -410,6 +410,8 @@ func TestBadInput(t *testing.T) {
 		{"token ttl 0d (a script's ${DAYS}d with DAYS=0)", "POST", "/api/v1/tokens", `{"name":"x","role":"admin","ttl":"0d"}`, 400},
 		{"token ttl garbage", "POST", "/api/v1/tokens", `{"name":"x","role":"admin","ttl":"forever"}`, 400},
 		{"challenge bound to a DNS name no certificate can carry", "POST", "/api/v1/challenges", `{"dns":[".."]}`, 422},
+		{"challenge bound to a subject with an invisible character", "POST", "/api/v1/challenges", `{"subject":"CN=x\u200by"}`, 422},
+		{"challenge bound to a subject with a right-to-left override", "POST", "/api/v1/challenges", `{"subject":"CN=dev\u202egnp.exe"}`, 422},
 		{"challenge bound to a DNS name with a hyphen first", "POST", "/api/v1/challenges", `{"dns":["-a-"]}`, 422},
 		{"token name with a slash", "POST", "/api/v1/tokens", `{"name":"a/b","role":"auditor"}`, 422},
 		{"an EST password that is not UTF-8", "POST", "/api/v1/est-users", "{\"name\":\"e7\",\"password\":\"abcdefghijkl\xff\xfe\"}", 400},
