@@ -343,6 +343,15 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 	if !pg.CanRevoke {
 		return again(pki.Errorf(pki.EConflict, "certificate %s is %s already", pg.D.Record.SerialHex, pg.Status))
 	}
+	if pg.CanUnhold && pg.Reason == "certificateHold" {
+		// Holding a held certificate again changes nothing, and the API
+		// answers it so (200, changed: false); the reason is not unknown,
+		// it is only left out of the form's list, so say what is the case.
+		v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
+		v.Message = "The certificate is already on hold: nothing changed."
+		h.render(w, http.StatusOK, "cert", v)
+		return nil
+	}
 	if pg.Reason == "" {
 		return again(badInputf("choose a reason for the revocation"))
 	}
