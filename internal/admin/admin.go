@@ -8,8 +8,6 @@ package admin
 
 import (
 	"context"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,27 +105,6 @@ func (s *Service) NewChallenge(ctx context.Context, ttl time.Duration, profile, 
 // for the CLI, the API and the console alike.
 const MaxBoundNames = 64
 
-// checkSubjectText refuses a bound subject with a value holding a character
-// the issuer refuses in every subject (pki.Unreadable: controls, format and
-// line-separator characters): like an impossible DNS name, it would make a
-// challenge no enrollment can ever use. der is text as csr.ParseDN wrote it.
-func checkSubjectText(text string, der []byte) error {
-	var rdns pkix.RDNSequence
-	if _, err := asn1.Unmarshal(der, &rdns); err != nil {
-		return fmt.Errorf("admin: subject %q: reading back its DER: %w", text, err)
-	}
-	for _, rdn := range rdns {
-		for _, atv := range rdn {
-			v, _ := atv.Value.(string)
-			if i := strings.IndexFunc(v, pki.Unreadable); i >= 0 {
-				r, _ := utf8.DecodeRuneInString(v[i:])
-				return pki.Errorf(pki.EBadRequest, "subject %q: the value %q holds the character %U, which the CA refuses in every subject: no enrollment could use this challenge", text, v, r)
-			}
-		}
-	}
-	return nil
-}
-
 // NewChallengeFor creates a one-time challenge bound to a profile and,
 // optionally, to an identity, and returns the secret. Only its hash is
 // stored. Presented for another profile or identity it is refused and, after
@@ -152,8 +129,10 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 		if subject, err = csr.ParseDN(spec.Subject); err != nil {
 			return "", pki.Challenge{}, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("subject %q: %v", spec.Subject, err))
 		}
-		if err := checkSubjectText(spec.Subject, subject); err != nil {
-			return "", pki.Challenge{}, err
+		// One the issuer would refuse would make a challenge no
+		// enrollment can ever use.
+		if err := ca.CheckSubject(subject); err != nil {
+			return "", pki.Challenge{}, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("subject %q: %s: no enrollment could use this challenge", spec.Subject, pki.ErrorMessage(err)))
 		}
 	}
 	if n := len(spec.DNSNames) + len(spec.Emails); n > MaxBoundNames {

@@ -78,13 +78,16 @@ func TestChallengeSubjectCharacters(t *testing.T) {
 	svc := New(st, clock, nil, map[string]pki.Profile{p.Name: p}, p.Name)
 	for _, tc := range []struct {
 		subject string
-		refused string // the character named, "" when the subject is fine
+		refused string // what the refusal names, "" when the subject is fine
 	}{
 		{"CN=x\u200by", "U+200B"},
 		{"CN=dev\u202egnp.exe", "U+202E"},
 		{"CN=device-1,O=Ac\u00adme", "U+00AD"},
 		{"CN=a\u2028b", "U+2028"},
 		{"CN=a\x07b", "U+0007"},
+		// What else the issuer refuses in every subject.
+		{"CN=d,C=usa", "countryName"},
+		{"CN=" + strings.Repeat("x", 65), "longer than 64"},
 		{"CN=Zoë,O=Acme", ""},
 		{"CN=device-1", ""},
 	} {

@@ -67,6 +67,16 @@ const maxSubjectLen = 2048
 // a subject is an identifier, and one that reads as another is a greater
 // harm than refusing the joiners some scripts write between letters),
 // and the attribute bounds.
+// CheckSubject refuses, as issuance would, a subject (DER) the issuer
+// never signs: too long, an empty value or one holding a control, format
+// or line-separator character, a value over its upper bound, a countryName
+// that is no country code. For what is checked before anything is asked of
+// the issuer, such as a challenge bound to a subject.
+func CheckSubject(raw []byte) error {
+	_, err := parseSubject(raw)
+	return err
+}
+
 func parseSubject(raw []byte) (subjectInfo, error) {
 	var info subjectInfo
 	if len(raw) == 0 {
