@@ -824,6 +824,9 @@ func TestRevokeAgainWithAnotherReason(t *testing.T) {
 		{"a hold", held.SerialNumber.Text(16), "certificateHold", 200, true, "certificateHold"},
 		{"a hold again", held.SerialNumber.Text(16), "6", 200, false, "certificateHold"},
 		{"a hold made permanent", held.SerialNumber.Text(16), "superseded", 200, true, "superseded"},
+		{"superseded, then another reason", held.SerialNumber.Text(16), "cessationOfOperation", 409, false, "superseded"},
+		{"superseded raised to keyCompromise", held.SerialNumber.Text(16), "keyCompromise", 200, true, "keyCompromise"},
+		{"raised, then another reason", held.SerialNumber.Text(16), "superseded", 409, false, "keyCompromise"},
 	} {
 		r := e.do(t, pki.RoleOperator, "POST", "/api/v1/certificates/"+step.serial+"/revoke", map[string]string{"reason": step.reason})
 		if r.status != step.wantStatus {
@@ -848,7 +851,8 @@ func TestRevokeAgainWithAnotherReason(t *testing.T) {
 }
 
 // Operators revoking one certificate at once with different reasons: one
-// wins, every other is told 409, none 200 with a reason it did not get.
+// wins, keyCompromise raising it if it came later, every other is told
+// 409, none 200 with a reason it did not get.
 func TestConcurrentRevocationsWithDifferentReasons(t *testing.T) {
 	e := newEnv(t)
 	c, _ := e.Issue(t, "contested")
@@ -864,16 +868,21 @@ func TestConcurrentRevocationsWithDifferentReasons(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Of the other reasons one wins at most; keyCompromise always does,
+	// first or raising the winner's reason, and is what is stored.
 	var winner string
 	var conflicts int
 	for i, status := range statuses {
-		switch status {
-		case 200:
+		switch {
+		case reasons[i] == "keyCompromise" && status != 200:
+			t.Errorf("keyCompromise: %d, want 200 (first, or raising the reason)", status)
+		case reasons[i] == "keyCompromise":
+		case status == 200:
 			if winner != "" {
 				t.Errorf("both %s and %s answered 200", winner, reasons[i])
 			}
 			winner = reasons[i]
-		case 409:
+		case status == 409:
 			conflicts++
 		default:
 			t.Errorf("%s: %d", reasons[i], status)
@@ -881,7 +890,11 @@ func TestConcurrentRevocationsWithDifferentReasons(t *testing.T) {
 	}
 	var detail api.CertificateDetail
 	e.do(t, pki.RoleAuditor, "GET", "/api/v1/certificates/"+c.SerialNumber.Text(16), nil).json(t, &detail)
-	if winner == "" || conflicts != len(reasons)-1 || detail.RevokeReason != winner {
-		t.Errorf("statuses %v (winner %q), reason stored %q: want one 200, whose reason is stored, and %d 409", statuses, winner, detail.RevokeReason, len(reasons)-1)
+	want := len(reasons) - 1 // all but keyCompromise
+	if winner != "" {
+		want--
+	}
+	if conflicts != want || detail.RevokeReason != "keyCompromise" {
+		t.Errorf("statuses %v (winner %q), reason stored %q: want keyCompromise stored, and %d 409", statuses, winner, detail.RevokeReason, want)
 	}
 }

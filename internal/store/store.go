@@ -46,6 +46,37 @@ var (
 // appends when it turns a certificateHold into another reason.
 const DetailHoldMadePermanent = "certificateHold made permanent"
 
+// ReasonRaisedDetail is the Detail of the event RevokeCertificate appends
+// when it raises a revocation for reason `from` (neither a hold nor
+// keyCompromise) to keyCompromise.
+func ReasonRaisedDetail(from int) string {
+	return "reason raised from " + reasonName(from) + " to keyCompromise"
+}
+
+// reasonName is an RFC 5280 CRLReason's name for an event's detail, or its
+// code if it is not one a revocation is stored with.
+func reasonName(code int) string {
+	switch code {
+	case 0:
+		return "unspecified"
+	case ReasonKeyCompromise:
+		return "keyCompromise"
+	case 2:
+		return "cACompromise"
+	case 3:
+		return "affiliationChanged"
+	case 4:
+		return "superseded"
+	case 5:
+		return "cessationOfOperation"
+	case 6:
+		return "certificateHold"
+	case 9:
+		return "privilegeWithdrawn"
+	}
+	return fmt.Sprintf("reason %d", code)
+}
+
 // ReasonKeyCompromise is RFC 5280's CRLReason keyCompromise: a revocation
 // for it records the certificate's key as compromised (CompromisedKey).
 const ReasonKeyCompromise = 1
@@ -319,12 +350,16 @@ type Store interface {
 	// transaction, unless its key was recorded already or its DER holds
 	// none. It returns the record as it
 	// stands afterwards and whether anything changed. Revoking again
-	// changes nothing (no event, changed false), unless the certificate is
-	// on hold (reason 6, certificateHold) and another reason is given: the
-	// hold becomes that revocation, at the time of the hold, and the store
-	// sets ev.Detail to DetailHoldMadePermanent (only the transaction knows
-	// which case it is: a hold may be lifted between a caller's read and
-	// this call). ErrNotFound if unknown.
+	// changes nothing (no event, changed false), but for two cases. A
+	// certificate on hold (reason 6, certificateHold) given another reason:
+	// the hold becomes that revocation, at the time of the hold, and the
+	// store sets ev.Detail to DetailHoldMadePermanent. A certificate
+	// revoked for any other reason but keyCompromise given keyCompromise
+	// (its key found compromised later): the reason is raised, the time
+	// stays (the CRL entry's date), the key is recorded and its other
+	// certificates revoked as below, and ev.Detail is ReasonRaisedDetail.
+	// Only the transaction knows which case it is: a hold may be lifted
+	// between a caller's read and this call. ErrNotFound if unknown.
 	//
 	// A revocation that changes the certificate to keyCompromise also
 	// revokes, in the same transaction, every other certificate of the

@@ -48,6 +48,14 @@ func (s *Store) Revoke(ctx context.Context, issuerID, serialHex string, reason i
 			_, err = tx.ExecContext(ctx, `UPDATE certificates SET revoke_reason = ?, revoked_by = ?
 				WHERE issuer_id = ? AND serial_hex = ?`, reason, ev.Actor, issuerID, serialHex)
 			event.Detail = store.DetailHoldMadePermanent
+		case reason == store.ReasonKeyCompromise && c.RevokeReason != store.ReasonKeyCompromise:
+			// A key found compromised after its certificate was revoked
+			// for another reason: the reason is raised, so that the key is
+			// recorded and its other certificates swept below, and the
+			// time stays, the CRL entry's date.
+			_, err = tx.ExecContext(ctx, `UPDATE certificates SET revoke_reason = ?, revoked_by = ?
+				WHERE issuer_id = ? AND serial_hex = ?`, reason, ev.Actor, issuerID, serialHex)
+			event.Detail = store.ReasonRaisedDetail(c.RevokeReason)
 		default:
 			out.Certificate = c
 			return nil

@@ -46,12 +46,28 @@ func testIssuanceOfCompromisedKey(t *testing.T, s store.Store) {
 // Every issuance either lands before the revocation (whose sweep then
 // revokes it) or after it (and is refused): none is left valid.
 func testIssuanceRacesKeyCompromise(t *testing.T, s store.Store) {
+	issuancesRaceKeyCompromise(t, s, false)
+}
+
+// testIssuanceRacesReasonRaised: the same, the certificate revoked
+// superseded first and its reason raised to keyCompromise during the
+// issuances.
+func testIssuanceRacesReasonRaised(t *testing.T, s store.Store) {
+	issuancesRaceKeyCompromise(t, s, true)
+}
+
+func issuancesRaceKeyCompromise(t *testing.T, s store.Store, superseded bool) {
 	ctx := context.Background()
 	der, _ := keyCert(t)
 	const workers, each = 8, 25
 	first := newCert(issuerA, "r-first", t0.Add(time.Hour))
 	first.DER = der
 	mustRecord(t, s, issuance(first))
+	if superseded {
+		if _, _, err := s.RevokeCertificate(ctx, issuerA, "r-first", 4, t0, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	var (
 		mu       sync.Mutex

@@ -685,7 +685,8 @@ func testRenews(t *testing.T, s store.Store) {
 		}
 		var revokedAt time.Time
 		wg.Go(func() {
-			if _, _, err := s.RevokeCertificate(ctx, issuerA, old, 1, now, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+			if _, _, err := s.RevokeCertificate(ctx, issuerA, old, 1, now,
+				pki.AuditEvent{Type: pki.EventRevoked, IssuerID: issuerA, SerialHex: old}); err != nil {
 				t.Errorf("revoke %s: %v", old, err)
 			}
 			revokedAt = now
@@ -708,10 +709,14 @@ func testRenews(t *testing.T, s store.Store) {
 			t.Fatalf("round %d: the old certificate %+v, %v", round, got, err)
 		}
 		// A renewal recorded means it came first: then the old
-		// certificate was superseded (reason 4) and the revocation found
-		// it revoked already; otherwise the revocation's reason stands.
-		if wantReason := map[bool]int{true: 4, false: 1}[won == 1]; got.RevokeReason != wantReason {
-			t.Errorf("round %d: %d renewals recorded and the old certificate revoked with reason %d, want %d", round, won, got.RevokeReason, wantReason)
+		// certificate was superseded (reason 4) and the revocation raised
+		// that to keyCompromise; otherwise the revocation came first.
+		if got.RevokeReason != store.ReasonKeyCompromise {
+			t.Errorf("round %d: %d renewals recorded and the old certificate revoked with reason %d, want 1", round, won, got.RevokeReason)
+		}
+		wantDetail := map[bool]string{true: store.ReasonRaisedDetail(4), false: ""}[won == 1]
+		if evs := listAudit(t, s, store.AuditFilter{Type: pki.EventRevoked, SerialHex: old}); len(evs) == 0 || evs[0].Detail != wantDetail {
+			t.Errorf("round %d: %d renewals recorded and the revocations %+v, want the last to say %q", round, won, evs, wantDetail)
 		}
 	}
 }
