@@ -102,10 +102,12 @@ type Revocation struct {
 // shows it; a 0x prefix, colons and case are ignored), under issuerID when
 // several issuers used the serial. Revoking again is idempotent: the same
 // answer, no second event; a certificateHold may be turned into another
-// reason, and any other reason asked for a revoked certificate is refused
-// with EConflict. A revocation for keyCompromise also revokes every other
-// unexpired certificate of the same key, in the same transaction, and
-// reports them in AlsoRevoked.
+// reason, any other reason may be raised to keyCompromise (its key found
+// compromised later: the revocation keeps its time, the key is recorded
+// and swept), and any other reason asked for a revoked certificate is
+// refused with EConflict. A revocation for keyCompromise also revokes
+// every other unexpired certificate of the same key, in the same
+// transaction, and reports them in AlsoRevoked.
 func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason int, actor string) (Revocation, error) {
 	if _, ok := reasonName(reason); !ok || reason == 8 || reason == reasonAACompromise {
 		return Revocation{}, pki.Errorf(pki.EBadRequest, "revocation reason %d is not one a certificate can be revoked with", reason)
@@ -115,8 +117,9 @@ func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason in
 		return Revocation{}, err
 	}
 	now := s.clock.Now()
-	// The store sets the detail when a hold becomes permanent: c may be
-	// stale (a hold lifted meanwhile), the row read in its transaction not.
+	// The store sets the detail when a hold becomes permanent or a reason
+	// is raised: c may be stale (a hold lifted meanwhile), the row read in
+	// its transaction not.
 	ev := pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: actor, Profile: c.Profile, SerialHex: c.SerialHex,
 		IssuerID: c.IssuerID, Subject: c.Subject, Outcome: "success", Reason: ReasonName(reason)}
 	r, err := s.store.Revoke(ctx, c.IssuerID, c.SerialHex, reason, now, ev)
@@ -128,8 +131,9 @@ func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason in
 		// Not applied: an answer of success would let a caller take it
 		// for a revocation with the reason it asked for. got is the row
 		// the store's transaction read, so of concurrent revocations with
-		// different reasons exactly one wins and the others land here.
-		return Revocation{}, pki.Errorf(pki.EConflict, "certificate %s is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason",
+		// different reasons exactly one wins (a keyCompromise may then
+		// raise its reason) and the others land here.
+		return Revocation{}, pki.Errorf(pki.EConflict, "certificate %s is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason, or a reason raised to keyCompromise",
 			got.SerialHex, got.RevokedAt.UTC().Format(time.RFC3339), ReasonName(got.RevokeReason))
 	}
 	if changed {
