@@ -119,7 +119,7 @@ func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
 	case c.RevokeReason != code:
 		// Not applied: a script must not take this for a revocation with
 		// the reason it asked for.
-		return fmt.Errorf("%s (%s) is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason",
+		return fmt.Errorf("%s (%s) is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason, and any other reason raised to keyCompromise",
 			printable(c.SerialHex), printable(c.Subject), c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
 	default:
 		fmt.Fprintf(e.stdout, "already revoked: %s (%s) at %s, reason %s\n", printable(c.SerialHex), printable(c.Subject),

@@ -33,6 +33,10 @@ const reasonAACompromise = 10
 // ReasonCertificateHold is the one revocation reason that can be lifted.
 const ReasonCertificateHold = 6
 
+// ReasonKeyCompromise is the reason any other can be raised to (but a
+// hold, which becomes any reason), and that none replaces.
+const ReasonKeyCompromise = 1
+
 // ParseReason reads an RFC 5280 reason name (case-insensitive) or its
 // numeric code (0-6 or 9: 7 is unused, removeFromCRL, 8, belongs to delta
 // CRLs only, and aACompromise, 10, to attribute certificates).

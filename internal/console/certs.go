@@ -248,11 +248,15 @@ func (h *Handler) loadCert(r *http.Request, rq *req, issuer string) (*certPage, 
 	for _, c := range d.Chain {
 		pg.Chain = append(pg.Chain, decode(c))
 	}
-	hold := d.Record.Status == pki.StatusRevoked && d.Record.RevokeReason == admin.ReasonCertificateHold
-	pg.CanRevoke = d.Record.Status == pki.StatusValid || hold
+	revoked := d.Record.Status == pki.StatusRevoked
+	hold := revoked && d.Record.RevokeReason == admin.ReasonCertificateHold
+	// A certificate revoked for another reason may still be raised to
+	// keyCompromise, its key found compromised later: that alone.
+	raisable := revoked && !hold && d.Record.RevokeReason != admin.ReasonKeyCompromise
+	pg.CanRevoke = d.Record.Status == pki.StatusValid || hold || raisable
 	pg.CanUnhold = hold
 	for _, n := range admin.ReasonNames() {
-		if hold && n == "certificateHold" {
+		if hold && n == "certificateHold" || raisable && n != "keyCompromise" {
 			continue
 		}
 		pg.Reasons = append(pg.Reasons, n)

@@ -42,3 +42,28 @@ func TestHoldAgain(t *testing.T) {
 		t.Errorf("after keyCompromise: %+v", r)
 	}
 }
+
+// A certificate revoked for another reason offers keyCompromise alone, as
+// the API allows raising to it (its key found compromised later); one
+// revoked for keyCompromise offers nothing.
+func TestRaiseToKeyCompromise(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	c := e.issue("raise-later")
+	rec := e.record(c)
+	b := e.as("operator")
+	path := certPath(c) + "/revoke"
+	res := b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"superseded"}, "confirm": {"yes"}})
+	expectStatus(t, "superseded", res, http.StatusSeeOther)
+	page := b.get(certPath(c) + "?issuer=" + url.QueryEscape(rec.IssuerID))
+	expectBody(t, "a superseded certificate", page, `id="revoke-form"`, `<option value="keyCompromise">`)
+	expectNotBody(t, "a superseded certificate", page, `<option value="superseded">`, `<option value="cessationOfOperation">`)
+	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"cessationOfOperation"}, "confirm": {"yes"}})
+	expectStatus(t, "another milder reason", res, http.StatusBadRequest)
+	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"keyCompromise"}, "confirm": {"yes"}})
+	expectStatus(t, "raised", res, http.StatusSeeOther)
+	if r := e.record(c); r.RevokeReason != 1 || !r.RevokedAt.Equal(e.record(c).RevokedAt) {
+		t.Errorf("after the raise: %+v", r)
+	}
+	page = b.get(certPath(c) + "?issuer=" + url.QueryEscape(rec.IssuerID))
+	expectNotBody(t, "a compromised certificate", page, `id="revoke-form"`)
+}
