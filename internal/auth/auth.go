@@ -537,14 +537,11 @@ func keyedHash(key []byte, purpose, name string) []byte {
 	return m.Sum(nil)
 }
 
-// unknownNameTag stands for a name that is no user's in the audit trail:
-// such a name is often a password typed into the wrong field, which every
-// auditor would read. The tag is a short keyed hash under the store's key
-// (apart from the failure count's), so it cannot be guessed back from a
-// list of passwords without the database, yet the same name gives the same
-// tag on every node and across restarts, so repeated attempts show.
+// unknownNameTag stands for a name that is no user's in the audit trail
+// (credential.NameTag, under the store's key apart from the failure
+// count's): such a name is often a password typed into the wrong field.
 func unknownNameTag(key []byte, name string) string {
-	return fmt.Sprintf("name (tag %x)", keyedHash(key, "audit tag", name)[:4])
+	return "name (tag " + credential.NameTag(key, name) + ")"
 }
 
 // failureMemory is how long after its last counted failure the store keeps

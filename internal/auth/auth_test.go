@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -424,11 +425,15 @@ func TestUnknownLoginHidesTheName(t *testing.T) {
 		t.Errorf("unknown-user details %q: want 3, with a tag for each name, the same after a restart", unknown)
 	}
 	for _, d := range unknown {
-		if !strings.HasPrefix(d, "name (tag ") {
-			t.Errorf("unknown-user detail %q, want \"name (tag …)\" (the reason already says \"unknown user\")", d)
+		if !unknownTagRE.MatchString(d) {
+			t.Errorf("unknown-user detail %q, want \"name (tag …)\" with 16 hex digits (the reason already says \"unknown user\")", d)
 		}
 	}
 }
+
+// unknownTagRE is an unknown name's audit detail: a 64-bit tag, so that
+// among many names typed few read alike.
+var unknownTagRE = regexp.MustCompile(`^name \(tag [0-9a-f]{16}\)$`)
 
 // TestTokenNameIsNeverAnID: revocation takes an ID or a name, the ID
 // first, so a token named like another's ID would make a retried

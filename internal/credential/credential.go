@@ -32,6 +32,21 @@ func HashChallenge(secret string) []byte {
 	return h[:]
 }
 
+// NameTag stands in the audit trail for a name that is no account's (a
+// console login's, an EST user's): such a name is often a password, or a
+// one-time challenge, typed into the wrong field, which every auditor would
+// read. It is a keyed hash under key (the store's LoginNameKey), so it
+// cannot be guessed back from a list of passwords without the database,
+// yet the same name gives the same tag on every node and across restarts,
+// so repeated attempts show. 64 bits, as hex: a shorter tag would make
+// some of many different names read alike.
+func NameTag(key []byte, name string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("audit tag\x00")) // apart from the key's other uses
+	m.Write([]byte(name))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
 // RandomToken returns n random bytes as unpadded upper-case base32: easy to
 // type, no characters that URL or shell quoting would mangle.
 func RandomToken(n int) (string, error) {

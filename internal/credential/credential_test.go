@@ -185,3 +185,23 @@ func (d *doneSpy) Done() <-chan struct{} {
 	d.once.Do(func() { close(d.asked) })
 	return d.Context.Done()
 }
+
+// A name's tag is the same for the same key and name (every node, every
+// run), another for another name or key, and 64 bits long. Its first 32
+// bits are the tag the console wrote before it was lengthened, so an older
+// event's tag is a prefix of a newer one's for the same name.
+func TestNameTag(t *testing.T) {
+	cases := []struct {
+		key, name, want string
+	}{
+		{"store key", "Tr0ub4dor&3", "2e4c99e24d848f17"},
+		{"store key", "Tr0ub4dor&4", "8299ac28e58e863d"},
+		{"other key", "Tr0ub4dor&3", "e0631f71041297db"},
+		{"store key", "", "9729463aa3fea868"},
+	}
+	for _, c := range cases {
+		if got := NameTag([]byte(c.key), c.name); got != c.want {
+			t.Errorf("NameTag(%q, %q) = %q, want %q", c.key, c.name, got, c.want)
+		}
+	}
+}
