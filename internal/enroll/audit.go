@@ -2,11 +2,15 @@ package enroll
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 
+	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // auditedError marks a refusal the service has already written to the
@@ -111,16 +115,59 @@ func (s *Service) recordFailure(ctx context.Context, req Request, cause error) e
 		ev.Subject = csr.NameString(req.CSR.RawSubject)
 	}
 	if req.Evidence.HTTPUser != "" {
-		// The user name tried, as sent (attacker-chosen text: clipped
-		// here, escaped by every reader): without it a failed login does
-		// not say whose password was guessed.
-		ev.Detail = "attempted_user: " + req.Evidence.HTTPUser
+		// Without it a failed login does not say whose password was
+		// guessed.
+		ev.Detail = "attempted_user: " + s.attemptedUser(ctx, req.Evidence.HTTPUser)
 	}
 	ev = clipped(ev)
 	_ = s.auditRefusal(ctx, req.RemoteAddr, ev)
 	s.log.Warn("enrollment refused", "reason", ev.Reason, "subject", ev.Subject, "transaction_id", ev.TransactionID,
 		"remote", req.RemoteAddr, "err", clipErr(cause))
 	return &auditedError{cause}
+}
+
+// attemptedUser names the user name an EST login tried: as sent when it
+// is an EST user's (clipped with the detail, escaped by every reader);
+// otherwise only by its tag (credential.NameTag under the store's
+// LoginNameKey, as the console names an unknown login name). A name that
+// is no user's is often the password, or a live one-time challenge, typed
+// into the user field, and every auditor reads the trail. Should the user
+// table not answer, the name is tagged too: it may be such a secret.
+func (s *Service) attemptedUser(ctx context.Context, name string) string {
+	// The client may have hung up; its refusal is recorded all the same.
+	ctx = context.WithoutCancel(ctx)
+	_, err := s.store.ESTUser(ctx, name)
+	if err == nil {
+		return name
+	}
+	what := "unknown name"
+	if !errors.Is(err, store.ErrNotFound) {
+		what = "name not looked up"
+	}
+	key, err := s.nameKey(ctx)
+	if err != nil {
+		s.log.Warn("an unknown EST user name left untagged", "err", err)
+		return what + " (no tag: the store's key is unreadable)"
+	}
+	return what + " (tag " + credential.NameTag(key, name) + ")"
+}
+
+// nameKey is the store's key of names that are no account's
+// (store.LoginNameKey, the console's too), made by the first node that
+// needs it and then the same for every node and every run, read once.
+func (s *Service) nameKey(ctx context.Context) ([]byte, error) {
+	s.nameKeyMu.Lock()
+	defer s.nameKeyMu.Unlock()
+	if s.nameKeyRead == nil {
+		candidate := make([]byte, 32)
+		rand.Read(candidate)
+		key, err := s.store.LoginNameKey(ctx, candidate)
+		if err != nil {
+			return nil, fmt.Errorf("enroll: the key of unknown names: %w", err)
+		}
+		s.nameKeyRead = key
+	}
+	return s.nameKeyRead, nil
 }
 
 // failureReason is the audit text: the client-safe message, plus the code.

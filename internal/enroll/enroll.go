@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -231,6 +232,10 @@ type Service struct {
 	passwords     *credential.PasswordChecker
 	names         map[string]*namePolicy
 	steps         []Step
+
+	// nameKeyRead is the store's LoginNameKey once nameKey has read it.
+	nameKeyMu   sync.Mutex
+	nameKeyRead []byte
 }
 
 // New builds a service on a loaded CA. Profiles are validated here, once:
