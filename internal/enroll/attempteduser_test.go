@@ -129,3 +129,40 @@ func TestFailedLoginHidesAnUnknownName(t *testing.T) {
 		t.Errorf("the challenge as the password: %v", err)
 	}
 }
+
+// When the user table does not answer (here: the client hung up during
+// the look-up), the store's error quotes the name sent; the refusal's log
+// line carries that error, and must not carry a secret typed as the name.
+func TestFailedLookupHidesTheName(t *testing.T) {
+	f := newFixtureWith(t, enroll.Config{})
+	secret, _, err := f.admin.NewChallenge(context.Background(), time.Hour, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	svc, err := enroll.New(f.st, f.auth, f.clock, slog.New(slog.NewTextHandler(&logs, nil)), enroll.Config{StaticChallenge: static})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ev := enroll.Evidence{HTTPUser: secret, HTTPPassword: "wrong password"}
+	if _, err := svc.CheckCredentials(ctx, enroll.Request{Evidence: ev, Protocol: pki.ProtocolEST, RemoteAddr: "192.0.2.22:443"}); err == nil {
+		t.Fatal("a request whose look-up failed passed")
+	} else if strings.Contains(err.Error(), secret) {
+		t.Errorf("the error %q shows the challenge typed as the user name", err)
+	}
+	if !strings.Contains(logs.String(), "enrollment refused") {
+		t.Fatalf("no refusal logged:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("the log shows the challenge typed as the user name:\n%s", logs.String())
+	}
+	evs, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventEnrollFailed, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || strings.Contains(evs[0].Detail+evs[0].Reason, secret) {
+		t.Errorf("refusals %+v, want one that does not show the challenge", evs)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -86,7 +88,9 @@ func (s *Service) checkPassword(ctx context.Context, st *State) (*pki.ESTUser, b
 		}
 		return nil, false, err
 	case err != nil:
-		return nil, false, err
+		// The store's error quotes the name, which may be a secret
+		// typed into the user field: the refusal's log line carries it.
+		return nil, false, fmt.Errorf("enroll: reading the EST user: %w", withoutName(err, ev.HTTPUser))
 	}
 	ok, err := s.passwords.Verify(ctx, u.PasswordHash, ev.HTTPPassword)
 	if ctxErr := ctx.Err(); ctxErr != nil {
@@ -101,6 +105,33 @@ func (s *Service) checkPassword(ctx context.Context, st *State) (*pki.ESTUser, b
 		st.reading.userRead, st.reading.estUser, st.reading.passwordOK = true, u, ok
 	}
 	return u, ok, nil
+}
+
+// nameWithheldError is an error whose text held a name that may be a
+// secret, told without it; errors.Is and errors.As still see the error.
+type nameWithheldError struct {
+	text string
+	err  error
+}
+
+func (e *nameWithheldError) Error() string { return e.text }
+func (e *nameWithheldError) Unwrap() error { return e.err }
+
+// withoutName is err with name, quoted as the stores quote it (%q), left
+// out of its text; or with no text of its own where the name may still
+// show: it is written there unquoted (or is so short that it is part of
+// other words), or quoting escapes some of it, which the PostgreSQL store
+// then quotes once more.
+func withoutName(err error, name string) error {
+	if name == "" {
+		return err
+	}
+	quoted := strconv.Quote(name)
+	text := strings.ReplaceAll(err.Error(), quoted, "(name withheld)")
+	if quoted != `"`+name+`"` || strings.Contains(text, name) {
+		text = "a store error (its text withheld: it may hold the name sent)"
+	}
+	return &nameWithheldError{text: text, err: err}
 }
 
 // challengeAsPassword tries the Basic password as a challenge.
