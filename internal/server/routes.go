@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path"
 	"strings"
 )
 
@@ -27,6 +28,16 @@ type Router interface {
 // before the mux.
 type PrefixRouter interface {
 	RawPrefixes() map[string]http.Handler
+}
+
+// UncleanPathRouter is a Router that answers, under its prefixes, the
+// requests whose path ServeMux would clean (an empty, "." or ".." segment,
+// as in "//simpleenroll" or "x/../../est/cacerts"): the mux would redirect
+// them to the cleaned path, which may lie elsewhere, unseen by the
+// handler, which could neither refuse them with its reason nor record
+// them. Clean paths under the prefixes go to the mux as usual.
+type UncleanPathRouter interface {
+	UncleanPaths() map[string]http.Handler
 }
 
 // FoldingRouter is a Router some of whose paths are served in any letter
@@ -161,6 +172,7 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 		}
 	}()
 	raw := rawPrefixes{}
+	unclean := rawPrefixes{}
 	folded := map[string]string{} // lower case -> the path as mounted
 	for _, r := range routers {
 		if r == nil {
@@ -182,8 +194,16 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 				raw[prefix] = h
 			}
 		}
+		if ur, ok := r.(UncleanPathRouter); ok {
+			for prefix, h := range ur.UncleanPaths() {
+				if _, dup := unclean[prefix]; dup {
+					return nil, fmt.Errorf("server: unclean-path prefix %s mounted twice", prefix)
+				}
+				unclean[prefix] = h
+			}
+		}
 	}
-	if len(raw) == 0 && len(folded) == 0 {
+	if len(raw) == 0 && len(unclean) == 0 && len(folded) == 0 {
 		return mux, nil
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -202,8 +222,31 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 				return
 			}
 		}
+		if r.Method != http.MethodConnect && !isClean(r.URL.EscapedPath()) {
+			for prefix, h := range unclean {
+				if strings.HasPrefix(r.URL.Path, prefix) {
+					r.Pattern = prefix
+					h.ServeHTTP(w, r)
+					return
+				}
+			}
+		}
 		mux.ServeHTTP(w, r)
 	}), nil
+}
+
+// isClean reports whether ServeMux would take an escaped path as it is
+// rather than redirect to its cleaned form: no empty, "." or ".." segment
+// (a trailing "/" is kept).
+func isClean(escaped string) bool {
+	if escaped == "" || escaped[0] != '/' {
+		return false
+	}
+	clean := path.Clean(escaped)
+	if strings.HasSuffix(escaped, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean == escaped
 }
 
 // rawPrefixes are the PrefixRouter routes, by path prefix.

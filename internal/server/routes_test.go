@@ -93,6 +93,57 @@ func TestRawPrefixSeesUncleanedPaths(t *testing.T) {
 	}
 }
 
+// uncleanRoutes is a router that answers unclean paths under its prefix,
+// like the EST handler.
+type uncleanRoutes struct{ routes }
+
+func (u uncleanRoutes) UncleanPaths() map[string]http.Handler {
+	return map[string]http.Handler{"/.well-known/est/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("unclean " + r.URL.Path + " " + r.Pattern))
+	})}
+}
+
+// An unclean path under an UncleanPathRouter's prefix reaches its handler
+// as sent instead of the mux's redirect to the cleaned path; clean paths
+// under it, and unclean ones anywhere else (the console, the API), are the
+// mux's as before.
+func TestUncleanPathsUnderPrefix(t *testing.T) {
+	h, err := server.TLSMux(server.Handlers{
+		EST:     uncleanRoutes{routes{"/.well-known/est/{op}": named("est")}},
+		Console: routes{"/ui/": named("console")}, API: routes{"/api/": named("api")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path     string
+		want     int
+		body     string // a substring of the answer
+		location string
+	}{
+		{"/.well-known/est//simpleenroll", 200, "unclean /.well-known/est//simpleenroll /.well-known/est/", ""},
+		{"/.well-known/est/x/../../est/cacerts", 200, "unclean /.well-known/est/x/../../est/cacerts", ""},
+		{"/.well-known/est/./cacerts", 200, "unclean", ""},
+		{"/.well-known/est/../scep", 200, "unclean", ""},
+		{"/.well-known/est/cacerts", 200, "est", ""},
+		{"/.well-known/est/%2e%2e", 200, "est", ""}, // clean as sent: the mux's, and the handler's
+		{"/ui//x", 307, "", "/ui/x"},
+		{"/api/../ui/", 307, "", "/ui/"},
+		{"/api/./v1", 307, "", "/api/v1"},
+		{"/ui/x", 200, "console", ""},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "https://x"+tc.path, nil)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.want || !strings.Contains(rec.Body.String(), tc.body) || rec.Header().Get("Location") != tc.location {
+				t.Errorf("%d %q, Location %q; want %d with %q, Location %q", rec.Code, rec.Body.String(), rec.Header().Get("Location"),
+					tc.want, tc.body, tc.location)
+			}
+		})
+	}
+}
+
 // The plain listener sends the console and the API to the HTTPS listener
 // by a name of its certificate, whatever Host the request names (a Host
 // of the client's choosing would make it an open redirect); without an HTTPS

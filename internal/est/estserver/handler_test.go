@@ -967,6 +967,56 @@ func TestUnknownPathIsAudited(t *testing.T) {
 	}
 }
 
+// A path under the prefix that ServeMux would clean ("//", ".", "..") is
+// refused with its reason and recorded, as any unknown path is, rather
+// than redirected to its cleaned form unseen by the handler.
+func TestUncleanPathIsRefusedAndAudited(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	c := f.httpClient(nil, 0)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	body := newCSR(t, newKey(t), "unclean", csr.Template{})
+	certs := func() int {
+		all, _, err := f.st.ListCertificates(context.Background(), store.CertFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(all)
+	}
+	issued := certs()
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodPost, "/simpleenroll"},
+		{http.MethodPost, "x//simpleenroll"},
+		{http.MethodGet, "x/../../est/cacerts"},
+		{http.MethodGet, "./cacerts"},
+		{http.MethodGet, "../scep"},
+		{http.MethodGet, "cacerts/."},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			before, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := http.NewRequest(tc.method, f.url+est.PathPrefix+tc.path, bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.SetBasicAuth("alice", userPassword)
+			r := f.do(c, req)
+			wantStatus(t, r, http.StatusNotFound, "unknown EST path")
+			after, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(after) != len(before)+1 || !strings.Contains(after[0].Reason, "unknown EST path") {
+				t.Errorf("%d refusal events after, %d before, want one more naming the path", len(after), len(before))
+			}
+		})
+	}
+	if n := certs() - issued; n != 0 {
+		t.Errorf("%d certificates issued through unclean paths", n)
+	}
+}
+
 // userReadCountingStore counts the reads of EST users.
 type userReadCountingStore struct {
 	store.Store

@@ -2,6 +2,7 @@ package estserver
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/scepter/scepter/internal/est"
 	"github.com/scepter/scepter/internal/pki"
@@ -19,6 +20,22 @@ func (h *Handler) Routes() map[string]http.Handler {
 		est.PathPrefix + "{label}/{op}": h,
 		est.PathPrefix + "{path...}":    http.HandlerFunc(h.unknownPath),
 	}
+}
+
+// UncleanPaths implements server.UncleanPathRouter: a path under the
+// prefix with an empty, "." or ".." segment ("//simpleenroll",
+// "x/../../est/cacerts") is refused and recorded like any other unknown
+// path, not redirected by the mux to its cleaned form.
+func (h *Handler) UncleanPaths() map[string]http.Handler {
+	return map[string]http.Handler{est.PathPrefix: http.HandlerFunc(h.uncleanPath)}
+}
+
+// uncleanPath answers a path under the EST prefix that is not clean.
+func (h *Handler) uncleanPath(w http.ResponseWriter, r *http.Request) {
+	path := pki.Clip(strings.TrimPrefix(r.URL.Path, est.PathPrefix), 64)
+	h.fail(&call{w: w, r: r, op: path}, pki.Errorf(pki.ENotFound,
+		"unknown EST path %q: a path with an empty, \".\" or \"..\" segment is not served; EST is served at %sOPERATION and %sLABEL/OPERATION",
+		path, est.PathPrefix, est.PathPrefix))
 }
 
 // unknownPath answers a path under the EST prefix that names no label and
