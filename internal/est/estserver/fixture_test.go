@@ -63,6 +63,8 @@ type fixtureOptions struct {
 	maxVersion uint16
 	// wrapStore, when set, wraps the store the service uses.
 	wrapStore func(store.Store) store.Store
+	// logTo, when set, receives the log of the service and the handler.
+	logTo io.Writer
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -81,6 +83,9 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if o.logTo != nil {
+		log = slog.New(slog.NewTextHandler(o.logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	profiles := map[string]pki.Profile{"default": pki.DefaultProfile()}
 	for _, p := range o.profiles {

@@ -391,7 +391,11 @@ func (h *Handler) credentials(c *call) (enroll.Evidence, error) {
 }
 
 // channelBinding adds to ev the channel binding of the TLS session with the
-// value the CSR claims.
+// value the CSR claims. Where the profile does not require a binding, a
+// challengePassword that cannot be one (openssl's "challenge password"
+// prompt, a CSR reused from SCEP with its challenge) is no claim: it is
+// ignored, not refused as a mismatch, and goes nowhere (no log, no audit
+// event; a held CSR is stored without it).
 func (h *Handler) channelBinding(c *call, req *x509.CertificateRequest, ev *enroll.Evidence) error {
 	session, err := est.ChannelBinding(*c.r.TLS)
 	if err != nil {
@@ -403,16 +407,34 @@ func (h *Handler) channelBinding(c *call, req *x509.CertificateRequest, ev *enro
 		// A malformed body is 400, not a policy refusal (403).
 		return &statusError{http.StatusBadRequest, "malformed challengePassword attribute"}
 	}
-	if claim != "" {
-		// RFC 7030 §3.5: the binding travels base64-encoded; anything else
-		// simply fails to match.
-		if b, err := base64.StdEncoding.DecodeString(claim); err == nil {
-			ev.Channel.Claim = b
-		} else {
-			ev.Channel.Claim = []byte(claim)
-		}
+	if claim == "" {
+		return nil
+	}
+	if p, _ := h.svc.Profile(c.profile); !p.RequireChannelBinding && !couldBeBinding(claim) {
+		return nil
+	}
+	// RFC 7030 §3.5: the binding travels base64-encoded; anything else
+	// simply fails to match.
+	if b, err := base64.StdEncoding.DecodeString(claim); err == nil {
+		ev.Channel.Claim = b
+	} else {
+		ev.Channel.Claim = []byte(claim)
 	}
 	return nil
+}
+
+// bindingSizes are the sizes a channel binding may have: tls-unique's
+// 12-byte Finished of TLS 1.2, and 32, 48 or 64 bytes for tls-exporter
+// (RFC 9266: 32) or a Finished-sized value of a client that binds
+// otherwise (the hash sizes of SHA-256, SHA-384 and SHA-512).
+var bindingSizes = map[int]bool{12: true, 32: true, 48: true, 64: true}
+
+// couldBeBinding reports whether a challengePassword could be a channel
+// binding: base64 (padded or not, so that a client's sloppy encoding is
+// still checked, not ignored) of a value of a binding's size.
+func couldBeBinding(claim string) bool {
+	b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(claim, "="))
+	return err == nil && bindingSizes[len(b)]
 }
 
 // transactionID names an EST request for the approval queue: the same CSR

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -561,6 +562,94 @@ func TestServerKeyGen(t *testing.T) {
 	// A profile without it.
 	wantStatus(t, f.post(f.httpClient(nil, 0), "serverkeygen", "alice", userPassword, newCSR(t, csrKey, "nope", csr.Template{}), nil),
 		http.StatusForbidden, "does not allow server-side key generation")
+}
+
+// lockedBuffer is a log sink the server's goroutines write while the test
+// reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A challengePassword that cannot be a channel binding (openssl's prompt,
+// a CSR reused from SCEP with its challenge) is ignored where the profile
+// requires no binding, and goes nowhere: not the log, not an audit event,
+// not a stored CSR. One that could be a binding is still checked, and
+// where the profile requires a binding nothing is ignored.
+func TestChallengePasswordThatIsNoBinding(t *testing.T) {
+	cb := profile("cb", func(p *pki.Profile) { p.RequireChannelBinding = true })
+	held := profile("held", func(p *pki.Profile) { p.RequireApproval = true })
+	var log lockedBuffer
+	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{cb, held}, logTo: &log})
+	ctx := context.Background()
+	c := f.httpClient(nil, 0)
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		rand.Read(b)
+		return b
+	}
+	notBindings := []string{
+		"hello world!",
+		"challenge password",
+		"A1B2C3D4E5F60718293A4B5C6D7E8F90", // a one-time challenge (hex): base64 of 24 bytes
+		base64.StdEncoding.EncodeToString(random(16)),
+		base64.StdEncoding.EncodeToString(random(33)),
+		base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xff}, 32)), // 32 bytes, but base64url: "____…"
+	}
+	for i, pw := range notBindings {
+		body := newCSR(t, newKey(t), fmt.Sprintf("ignored-%d", i), csr.Template{ChallengePassword: pw})
+		f.issued(f.post(c, "simpleenroll", "alice", userPassword, body, nil))
+		wantStatus(t, f.post(c, "cb/simpleenroll", "alice", userPassword, body, nil), http.StatusForbidden, "does not match")
+	}
+	for _, n := range []int{12, 32, 48, 64} {
+		for _, pw := range []string{base64.StdEncoding.EncodeToString(random(n)), base64.RawStdEncoding.EncodeToString(random(n))} {
+			body := newCSR(t, newKey(t), fmt.Sprintf("stale-%d", n), csr.Template{ChallengePassword: pw})
+			wantStatus(t, f.post(c, "simpleenroll", "alice", userPassword, body, nil), http.StatusForbidden, "does not match")
+		}
+	}
+	// Held for approval: the request is stored without it.
+	const scepChallenge = "scep-challenge-not-for-est"
+	wantStatus(t, f.post(c, "held/simpleenroll", "alice", userPassword,
+		newCSR(t, newKey(t), "held", csr.Template{ChallengePassword: scepChallenge}), nil), http.StatusAccepted, "")
+	reqs, err := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	if err != nil || len(reqs) != 1 {
+		t.Fatalf("pending requests %+v, %v", reqs, err)
+	}
+	stored, err := x509.ParseCertificateRequest(reqs[0].CSR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw, err := csr.ChallengePassword(stored); err != nil || pw != "" || bytes.Contains(reqs[0].CSR, []byte(scepChallenge)) {
+		t.Errorf("the held request was stored with its challengePassword %q (%v)", pw, err)
+	}
+	// Refused for another reason: the refusal does not carry it either.
+	wantStatus(t, f.post(c, "simpleenroll", "alice", userPassword,
+		newCSR(t, newKey(t), "", csr.Template{ChallengePassword: scepChallenge, RawSubject: []byte{0x30, 0x00}}), nil), http.StatusForbidden, "neither a subject")
+	events, err := f.st.ListAudit(ctx, store.AuditFilter{Limit: 1000})
+	if err != nil || len(events) == 0 {
+		t.Fatalf("audit events: %d, %v", len(events), err)
+	}
+	trail := fmt.Sprintf("%+v", events)
+	for _, pw := range append(notBindings, scepChallenge) {
+		if strings.Contains(trail, pw) {
+			t.Errorf("the audit trail holds the challengePassword %q", pw)
+		}
+		if strings.Contains(log.String(), pw) {
+			t.Errorf("the log holds the challengePassword %q", pw)
+		}
+	}
 }
 
 func TestApproval(t *testing.T) {
