@@ -82,7 +82,9 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 	if spec.subject != "" || len(spec.dns)+len(spec.emails) > 0 {
 		bound = fmt.Sprintf(", bound to %s", strings.Join(append(append([]string{spec.subject}, spec.dns...), spec.emails...), " "))
 	}
-	fmt.Fprintf(e.stderr, "one-time challenge %s for profile %s%s, valid until %s\n", ch.ID, ch.Profile, bound, ch.ExpiresAt.Format(time.RFC3339))
+	// The ID, which 'challenge list' shows, labelled so that nobody takes
+	// it for the challenge.
+	fmt.Fprintf(e.stderr, "the line above is the one-time challenge (id %s, for 'challenge list') for profile %s%s, valid until %s\n", ch.ID, ch.Profile, bound, ch.ExpiresAt.Format(time.RFC3339))
 	return nil
 }
 
