@@ -30,6 +30,7 @@ import (
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/ocsp"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 	"github.com/scepter/scepter/internal/server"
 )
@@ -474,6 +475,65 @@ func TestStoreDownTryLater(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/ocsp", bytes.NewReader(request(t, cert, f.Issuer().Cert, crypto.SHA256))))
 	if rec.Code != http.StatusServiceUnavailable || !bytes.Equal(rec.Body.Bytes(), ocsp.TryLaterResponse) {
 		t.Errorf("HTTP %d %x, want 503 tryLater", rec.Code, rec.Body.Bytes())
+	}
+}
+
+// failingSigner fails every signature with err while it is set.
+type failingSigner struct {
+	crypto.Signer
+	err *atomic.Pointer[error]
+}
+
+func (s failingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if err := s.err.Load(); err != nil {
+		return nil, *err
+	}
+	return s.Signer.Sign(r, digest, opts)
+}
+
+// A signing key whose token is away (the keys package marks it
+// pki.ErrUnavailable) gets tryLater with 503 and Retry-After, as a store
+// outage does, and good answers once the token is back; any other signing
+// failure stays internalError.
+func TestSigningKeyUnavailableTryLater(t *testing.T) {
+	tokenLost := fmt.Errorf("%w: keys: the PKCS#11 token is lost: %w", pki.ErrUnavailable, errors.New("CKR_TOKEN_NOT_PRESENT"))
+	for _, tc := range []struct {
+		name       string
+		err        error
+		want       []byte
+		wantStatus int
+	}{
+		{"token unavailable", tokenLost, ocsp.TryLaterResponse, http.StatusServiceUnavailable},
+		{"other failure", errors.New("CKR_FUNCTION_FAILED"), ocsp.InternalErrorResponse, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var failure atomic.Pointer[error]
+			f := newWrappedResponder(t, "", func(k crypto.Signer) crypto.Signer {
+				return failingSigner{Signer: k, err: &failure}
+			})
+			cert, _ := f.Issue(t, "dev")
+			issuer := f.Issuer().Cert
+			failure.Store(&tc.err)
+			if a := f.r.Respond(context.Background(), request(t, cert, issuer, crypto.SHA1)); !bytes.Equal(a.DER, tc.want) ||
+				!errors.Is(a.Err, tc.err) {
+				t.Errorf("answer %x (%v), want %x", a.DER, a.Err, tc.want)
+			}
+			rec := httptest.NewRecorder()
+			mount(t, f).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/ocsp",
+				bytes.NewReader(request(t, cert, issuer, crypto.SHA256))))
+			if rec.Code != tc.wantStatus || !bytes.Equal(rec.Body.Bytes(), tc.want) {
+				t.Errorf("HTTP %d %x, want %d %x", rec.Code, rec.Body.Bytes(), tc.wantStatus, tc.want)
+			}
+			if tc.wantStatus == http.StatusServiceUnavailable && rec.Header().Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+
+			failure.Store(nil) // the token is back
+			resp := parse(t, f.r.Respond(context.Background(), request(t, cert, issuer, crypto.SHA1)).DER, cert, issuer)
+			if resp.Status != xocsp.Good {
+				t.Errorf("after the failure: status %d, want good", resp.Status)
+			}
+		})
 	}
 }
 

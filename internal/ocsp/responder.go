@@ -151,7 +151,8 @@ type call struct {
 
 // Respond answers one DER OCSPRequest. It never fails: a request it cannot
 // read is answered malformedRequest, one about an issuer it does not serve
-// unauthorized, and a store it cannot read tryLater.
+// unauthorized, and a store it cannot read, or a signing key whose token
+// is unavailable, tryLater.
 func (r *Responder) Respond(ctx context.Context, der []byte) Answer {
 	r.served.Add(1)
 	req, err := ParseRequest(der)
@@ -296,6 +297,12 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 		}
 	}
 	der, err := BuildResponse(responses, produced, req.Nonce, s)
+	if errors.Is(err, pki.ErrUnavailable) {
+		// The key's token is away (an HSM restarting, its token lost):
+		// like a store outage, it passes, so the client is to try later.
+		r.log.Warn("ocsp: signing key unavailable; answering tryLater", "issuer", issuer.ID, "err", err)
+		return Answer{DER: TryLaterResponse, Err: err}
+	}
 	if err != nil {
 		r.log.Error("ocsp: signing a response", "issuer", issuer.ID, "err", err)
 		return Answer{DER: InternalErrorResponse, Err: err}
