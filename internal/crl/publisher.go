@@ -3,13 +3,14 @@
 // parties. CRLs live in the store, so every node serves the newest one.
 //
 // Every node runs a Publisher. Once a second it reads the store's
-// revocation counters (one small row per issuer); an issuer whose counter
-// moved past the one its newest CRL reflects, or whose CRL is halfway to
-// its nextUpdate, gets a new CRL numbered one above the newest in the
-// store, or above the highest this node published (Numbers) when that is
-// higher: a store restored from an older copy must not make it publish a
-// number again. Two nodes building the same generation race for the
-// number; the loser takes the winner's.
+// revocation counters (one small row per issuer) and each issuer's newest
+// CRL, which it serves when that is numbered above the one it holds. An
+// issuer whose counter moved past the one its newest CRL reflects, or
+// whose CRL is halfway to its nextUpdate, gets a new CRL numbered one
+// above the newest in the store, or above the highest this node published
+// (Numbers) when that is higher: a store restored from an older copy must
+// not make it publish a number again. Two nodes building the same
+// generation race for the number; the loser takes the winner's.
 package crl
 
 import (
@@ -155,18 +156,20 @@ func (p *Publisher) Update(ctx context.Context) error {
 }
 
 func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int64, now time.Time) error {
+	// The store's newest CRL is read at every update, not only when none
+	// is held: another node may have published one numbered above the one
+	// served here without any revocation (its half-validity refresh, or a
+	// number above its own mark after a restore), and a node that kept
+	// its older one would serve numbers going backwards behind a balancer.
 	cur := p.get(issuer.ID)
-	if cur == nil {
-		c, err := p.st.LatestCRL(ctx, issuer.ID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return fmt.Errorf("crl: %s: %w", issuer.ID, err)
-		default:
-			cur = c
-			if err := p.publish(c); err != nil {
-				return err
-			}
+	switch c, err := p.st.LatestCRL(ctx, issuer.ID); {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("crl: %s: %w", issuer.ID, err)
+	case cur == nil || c.Number > cur.Number:
+		cur = c
+		if err := p.publish(c); err != nil {
+			return err
 		}
 	}
 	mark, err := p.mark(issuer.ID)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 	"github.com/scepter/scepter/internal/server"
+	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
 
@@ -177,6 +179,95 @@ func TestTwoNodes(t *testing.T) {
 		if err != nil || stored.Number != numbers[0] {
 			t.Errorf("round %d: store's newest is %v (%v), nodes serve %d", round, stored, err, numbers[0])
 		}
+	}
+}
+
+// countingStore counts the store's newest-CRL reads.
+type countingStore struct {
+	crl.Store
+	latest atomic.Int64
+}
+
+func (s *countingStore) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, error) {
+	s.latest.Add(1)
+	return s.Store.LatestCRL(ctx, issuerID)
+}
+
+// Node B, started after a restore with a mark above the store's newest,
+// publishes a higher CRL number without any revocation: node A, which
+// holds an older CRL and sees no revocation counter move, serves B's after
+// its next update (not at its half-validity refresh), records its number,
+// and numbers its own next CRL above it. It reads the store's newest CRL
+// once per issuer per update, and never to serve one.
+func TestNodeServesHigherNumberPublishedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	f := fixture.New(t, fixture.Options{})
+	issuer := f.Issuer()
+	other, err := sqlite.Open(ctx, filepath.Join(f.Dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	numbersA := crl.NewNumbers(filepath.Join(t.TempDir(), crl.NumbersDir))
+	numbersB := crl.NewNumbers(filepath.Join(t.TempDir(), crl.NumbersDir))
+	stA := &countingStore{Store: f.Store}
+	a := crl.New(stA, f.Authority, f.Clock, f.Log, crl.Config{Numbers: numbersA})
+	b := crl.New(other, f.Authority, f.Clock, f.Log, crl.Config{Numbers: numbersB})
+	update := func(p *crl.Publisher) {
+		t.Helper()
+		f.Clock.Advance(time.Second)
+		if err := p.Update(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	update(a)
+	cert, _ := f.Issue(t, "dev")
+	f.Revoke(t, cert, 1)
+	update(a)
+	if n := current(t, a, issuer.ID).Number.Int64(); n != 2 {
+		t.Fatalf("A serves CRL %d, want 2", n)
+	}
+	before, err := f.Store.RevocationState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := numbersB.Put(issuer.ID, 4); err != nil { // B published #4 before the restore
+		t.Fatal(err)
+	}
+	update(b)
+	if n := current(t, b, issuer.ID).Number.Int64(); n != 5 {
+		t.Fatalf("B serves CRL %d, want 5", n)
+	}
+	if after, err := f.Store.RevocationState(ctx); err != nil || after[issuer.ID] != before[issuer.ID] {
+		t.Fatalf("revocation counter moved: %v to %v (%v)", before, after, err)
+	}
+
+	reads := stA.latest.Load()
+	update(a)
+	if got := stA.latest.Load() - reads; got != int64(len(f.Authority.Issuers())) {
+		t.Errorf("%d newest-CRL reads in one update, want one per issuer (%d)", got, len(f.Authority.Issuers()))
+	}
+	list := parseCRL(t, mustCRL(t, a, issuer.ID), issuer.Cert)
+	if list.Number.Int64() != 5 || len(list.RevokedCertificateEntries) != 1 {
+		t.Fatalf("A's next update: serves CRL %v with %d entries, want B's 5 with 1", list.Number, len(list.RevokedCertificateEntries))
+	}
+	reads = stA.latest.Load()
+	for range 3 {
+		mustCRL(t, a, issuer.ID)
+	}
+	if got := stA.latest.Load() - reads; got != 0 {
+		t.Errorf("serving the CRL read the store %d times", got)
+	}
+	if n, err := numbersA.Get(issuer.ID); err != nil || n != 5 {
+		t.Errorf("A recorded number %d (%v), want 5", n, err)
+	}
+
+	second, _ := f.Issue(t, "dev2")
+	f.Revoke(t, second, 1)
+	update(a)
+	if list := current(t, a, issuer.ID); list.Number.Int64() != 6 || len(list.RevokedCertificateEntries) != 2 {
+		t.Errorf("A's own next CRL: %v with %d entries, want 6 with 2", list.Number, len(list.RevokedCertificateEntries))
 	}
 }
 
