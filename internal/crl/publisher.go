@@ -67,6 +67,7 @@ type Store interface {
 	RevocationState(ctx context.Context) (map[string]int64, error)
 	RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]store.RevokedEntry, error)
 	LatestCRL(ctx context.Context, issuerID string) (*store.CRL, error)
+	LatestCRLNumber(ctx context.Context, issuerID string) (int64, error)
 	PutCRL(ctx context.Context, crl store.CRL, keep int) error
 }
 
@@ -161,15 +162,29 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 	// served here without any revocation (its half-validity refresh, or a
 	// number above its own mark after a restore), and a node that kept
 	// its older one would serve numbers going backwards behind a balancer.
+	// The number alone is read first: the whole CRL (megabytes for a
+	// large one) only when it is newer than the one held.
 	cur := p.get(issuer.ID)
-	switch c, err := p.st.LatestCRL(ctx, issuer.ID); {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("crl: %s: %w", issuer.ID, err)
-	case cur == nil || c.Number > cur.Number:
-		cur = c
-		if err := p.publish(c); err != nil {
-			return err
+	newer := cur == nil
+	if !newer {
+		switch n, err := p.st.LatestCRLNumber(ctx, issuer.ID); {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("crl: %s: %w", issuer.ID, err)
+		default:
+			newer = n > cur.Number
+		}
+	}
+	if newer {
+		switch c, err := p.st.LatestCRL(ctx, issuer.ID); {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("crl: %s: %w", issuer.ID, err)
+		case cur == nil || c.Number > cur.Number:
+			cur = c
+			if err := p.publish(c); err != nil {
+				return err
+			}
 		}
 	}
 	mark, err := p.mark(issuer.ID)

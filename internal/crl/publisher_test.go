@@ -182,10 +182,16 @@ func TestTwoNodes(t *testing.T) {
 	}
 }
 
-// countingStore counts the store's newest-CRL reads.
+// countingStore counts the store's newest-CRL reads, whole and of the
+// number alone.
 type countingStore struct {
 	crl.Store
-	latest atomic.Int64
+	latest, numbers atomic.Int64
+}
+
+func (s *countingStore) LatestCRLNumber(ctx context.Context, issuerID string) (int64, error) {
+	s.numbers.Add(1)
+	return s.Store.LatestCRLNumber(ctx, issuerID)
 }
 
 func (s *countingStore) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, error) {
@@ -198,7 +204,8 @@ func (s *countingStore) LatestCRL(ctx context.Context, issuerID string) (*store.
 // holds an older CRL and sees no revocation counter move, serves B's after
 // its next update (not at its half-validity refresh), records its number,
 // and numbers its own next CRL above it. It reads the store's newest CRL
-// once per issuer per update, and never to serve one.
+// number once per issuer per update, the whole CRL only when it is newer,
+// and never to serve one.
 func TestNodeServesHigherNumberPublishedElsewhere(t *testing.T) {
 	ctx := context.Background()
 	f := fixture.New(t, fixture.Options{})
@@ -243,10 +250,19 @@ func TestNodeServesHigherNumberPublishedElsewhere(t *testing.T) {
 		t.Fatalf("revocation counter moved: %v to %v (%v)", before, after, err)
 	}
 
-	reads := stA.latest.Load()
+	reads, numberReads := stA.latest.Load(), stA.numbers.Load()
 	update(a)
-	if got := stA.latest.Load() - reads; got != int64(len(f.Authority.Issuers())) {
-		t.Errorf("%d newest-CRL reads in one update, want one per issuer (%d)", got, len(f.Authority.Issuers()))
+	if got := stA.numbers.Load() - numberReads; got != int64(len(f.Authority.Issuers())) {
+		t.Errorf("%d newest-CRL-number reads in one update, want one per issuer (%d)", got, len(f.Authority.Issuers()))
+	}
+	if got := stA.latest.Load() - reads; got != 1 {
+		t.Errorf("%d whole-CRL reads in the update after B published, want 1 (B's)", got)
+	}
+	// With nothing new, an update reads numbers only, never a whole CRL.
+	reads = stA.latest.Load()
+	update(a)
+	if got := stA.latest.Load() - reads; got != 0 {
+		t.Errorf("%d whole-CRL reads in an update with nothing new, want 0", got)
 	}
 	list := parseCRL(t, mustCRL(t, a, issuer.ID), issuer.Cert)
 	if list.Number.Int64() != 5 || len(list.RevokedCertificateEntries) != 1 {

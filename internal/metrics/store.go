@@ -109,6 +109,11 @@ func (s *countingStore) RevokedCertificates(ctx context.Context, issuerID string
 	return v, s.count("RevokedCertificates", err)
 }
 
+func (s *countingStore) LatestCRLNumber(ctx context.Context, issuerID string) (int64, error) {
+	v, err := s.Store.LatestCRLNumber(ctx, issuerID)
+	return v, s.count("LatestCRLNumber", err)
+}
+
 func (s *countingStore) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, error) {
 	v, err := s.Store.LatestCRL(ctx, issuerID)
 	return v, s.count("LatestCRL", err)

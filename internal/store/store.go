@@ -395,6 +395,10 @@ type Store interface {
 	RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]RevokedEntry, error)
 	// LatestCRL returns an issuer's newest CRL, or ErrNotFound.
 	LatestCRL(ctx context.Context, issuerID string) (*CRL, error)
+	// LatestCRLNumber returns the number of an issuer's newest CRL, or
+	// ErrNotFound: what a node that polls for CRLs published elsewhere
+	// reads, rather than the whole CRL every time.
+	LatestCRLNumber(ctx context.Context, issuerID string) (int64, error)
 	// PutCRL stores a new CRL generation, whose Number must be above the
 	// newest stored: ErrConflict otherwise, when another node stored that
 	// generation (or a later one) first. It is normally the newest plus one

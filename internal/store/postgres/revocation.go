@@ -301,6 +301,18 @@ func (s *Store) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, err
 	return &c, nil
 }
 
+// LatestCRLNumber implements store.Store.
+func (s *Store) LatestCRLNumber(ctx context.Context, issuerID string) (int64, error) {
+	var n *int64
+	if err := s.pool.QueryRow(ctx, `SELECT MAX(number) FROM crls WHERE issuer_id = $1`, key(issuerID)).Scan(&n); err != nil {
+		return 0, pgError("postgres: latest CRL number of %s: %w", issuerID, err)
+	}
+	if n == nil {
+		return 0, store.ErrNotFound
+	}
+	return *n, nil
+}
+
 // crlLockKey is the first key of PutCRL's two-key advisory lock (the
 // issuer's hash is the second); two-key locks never meet the one-key locks
 // of migrations and CA setup.

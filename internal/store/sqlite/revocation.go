@@ -267,6 +267,18 @@ func (s *Store) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, err
 	return &c, nil
 }
 
+// LatestCRLNumber implements store.Store.
+func (s *Store) LatestCRLNumber(ctx context.Context, issuerID string) (int64, error) {
+	var n sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT MAX(number) FROM crls WHERE issuer_id = ?`, issuerID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: latest CRL number of %s: %w", issuerID, err)
+	}
+	if !n.Valid {
+		return 0, store.ErrNotFound
+	}
+	return n.Int64, nil
+}
+
 // PutCRL implements store.Store.
 func (s *Store) PutCRL(ctx context.Context, c store.CRL, keep int) error {
 	if err := sqlstore.CheckCRL(c); err != nil {

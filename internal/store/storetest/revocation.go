@@ -247,6 +247,9 @@ func testCRLs(t *testing.T, s store.Store) {
 	if _, err := s.LatestCRL(ctx, issuerA); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("LatestCRL of a new store: %v, want ErrNotFound", err)
 	}
+	if _, err := s.LatestCRLNumber(ctx, issuerA); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LatestCRLNumber of a new store: %v, want ErrNotFound", err)
+	}
 	crl := func(issuer string, n int64) store.CRL {
 		return store.CRL{IssuerID: issuer, Number: n, ThisUpdate: t0.Add(time.Duration(n) * time.Minute),
 			NextUpdate: t0.Add(24 * time.Hour), RevocationSeq: n * 10, Entries: int(n), DER: []byte(fmt.Sprintf("crl-%s-%d", issuer[:1], n)),
@@ -282,6 +285,9 @@ func testCRLs(t *testing.T, s store.Store) {
 			!got.NextUpdate.Equal(w.NextUpdate) || got.RevocationSeq != w.RevocationSeq || got.Entries != w.Entries ||
 			!got.CreatedAt.Equal(w.CreatedAt) || got.IssuerID != w.IssuerID {
 			t.Errorf("LatestCRL(%s): %+v, want %+v", w.IssuerID[:4], got, w)
+		}
+		if n, err := s.LatestCRLNumber(ctx, w.IssuerID); err != nil || n != w.Number {
+			t.Errorf("LatestCRLNumber(%s) = %d, %v; want %d", w.IssuerID[:4], n, err, w.Number)
 		}
 	}
 	// Numbers keep growing after old generations are pruned.
