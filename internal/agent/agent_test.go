@@ -427,6 +427,8 @@ func TestRefusesAWrongCertificate(t *testing.T) {
 		{"key", "not for our key"},
 		{"ca", "does not chain to the CA with fingerprint"},
 		{"name", "not installed"},
+		{"sans", "names no alternative names, not [device-1.example]"},
+		{"more sans", "names [device-1.example evil.example]"},
 	} {
 		t.Run(tt.wrong, func(t *testing.T) {
 			f := newFixture(t, fixtureOpts{})

@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -121,7 +122,8 @@ type fakeRenewer struct {
 	failFor int   // the first failFor calls fail
 	err     error // with this error (default: a connection refused)
 	// wrong, when set, makes the answer: "key" a certificate for another
-	// key, "ca" one from another CA, "name" one for another subject.
+	// key, "ca" one from another CA, "name" one for another subject, "sans"
+	// one without the DNS names, "more sans" one with another added.
 	wrong string
 	// serverAhead is how far the server's clock is ahead of the agent's:
 	// the certificates it issues start that much after the agent's now.
@@ -139,17 +141,21 @@ func (f *fakeRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, 
 		}
 		return nil, fmt.Errorf("dial tcp 127.0.0.1:1: connect: connection refused")
 	}
-	pub, ca, subject := r.Key.Public(), f.ca, r.Old.Subject
+	pub, ca, subject, dns := r.Key.Public(), f.ca, r.Old.Subject, r.Old.DNSNames
 	switch f.wrong {
 	case "name":
 		subject.CommonName = "evil.example"
+	case "sans":
+		dns = nil
+	case "more sans":
+		dns = append(slices.Clone(dns), "evil.example")
 	case "key":
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		pub = k.Public()
 	case "ca":
 		ca = newTestCA(f.t, f.clock.Now(), false)
 	}
-	c := ca.issue(f.t, pub, subject, r.Old.DNSNames, f.clock.Now().Add(f.serverAhead), f.life)
+	c := ca.issue(f.t, pub, subject, dns, f.clock.Now().Add(f.serverAhead), f.life)
 	f.issued = append(f.issued, c)
 	return &RenewResult{Cert: c, CACerts: f.ca.certs()}, nil
 }

@@ -65,28 +65,12 @@ func (a SANSet) with(b SANSet) SANSet {
 // (challenge bindings, a manufacturer certificate's own names, renewals,
 // a lost answer asked for again) goes through them.
 
-// dnsNameKey: a DNS name is case-insensitive (RFC 4343; RFC 5280 §7.2).
-func dnsNameKey(name string) string { return strings.ToLower(name) }
-
-// emailKey: an email address's domain is case-insensitive, its local part
-// is not (RFC 5280 §7.5): Alice@example.com and Alice@EXAMPLE.com are one
-// mailbox, alice@example.com may be another.
-func emailKey(addr string) string {
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return addr
-	}
-	return addr[:at+1] + strings.ToLower(addr[at+1:])
-}
-
-// uriKey: a URI's scheme and host are case-insensitive, the rest (its path,
-// a SPIFFE ID's workload, an opaque tag:) is not (RFC 3986 §6.2.2.1; RFC
-// 5280 §7.4).
-func uriKey(u *url.URL) string {
-	c := *u
-	c.Scheme, c.Host = strings.ToLower(c.Scheme), strings.ToLower(c.Host)
-	return c.String()
-}
+// The keys names are compared by (see csr.DNSNameKey, EmailKey, URIKey).
+var (
+	dnsNameKey = csr.DNSNameKey
+	emailKey   = csr.EmailKey
+	uriKey     = csr.URIKey
+)
 
 // sanKey is the key of a name written "type:value" (formatSANs, a
 // challenge's bound names): its type, and its value's key.

@@ -6,8 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
-	"slices"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -154,36 +152,7 @@ func checkRenewalNames(_ context.Context, st *State) error {
 	return nil
 }
 
-// sameSANs: the names to issue are cert's, in any order, each compared by
-// its type's key (dnsNameKey, emailKey, uriKey).
+// sameSANs: the names to issue are cert's, in any order (csr.SameAltNames).
 func sameSANs(sans SANSet, cert *x509.Certificate) bool {
-	return sameStrings(keysOf(sans.DNSNames, dnsNameKey), keysOf(cert.DNSNames, dnsNameKey)) &&
-		sameStrings(keysOf(sans.EmailAddresses, emailKey), keysOf(cert.EmailAddresses, emailKey)) &&
-		sameIPs(sans.IPAddresses, cert.IPAddresses) && sameStrings(keysOf(sans.URIs, uriKey), keysOf(cert.URIs, uriKey))
-}
-
-func keysOf[T any](names []T, key func(T) string) []string {
-	out := make([]string, 0, len(names))
-	for _, n := range names {
-		out = append(out, key(n))
-	}
-	return out
-}
-
-func sameStrings(a, b []string) bool {
-	a, b = slices.Clone(a), slices.Clone(b)
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(a, b)
-}
-
-func sameIPs(a, b []net.IP) bool {
-	var as, bs []string
-	for _, ip := range a {
-		as = append(as, ip.String())
-	}
-	for _, ip := range b {
-		bs = append(bs, ip.String())
-	}
-	return sameStrings(as, bs)
+	return csr.SameAltNames(csr.AltNames(sans), csr.AltNamesOf(cert))
 }
