@@ -329,6 +329,19 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if err != nil {
 		return keptKeyNote(fmt.Errorf("refusing what the server returned: %w", err), kept, false)
 	}
+	// A renewal keeps the subject and SANs (RFC 7030 §4.2.2): a
+	// certificate for other names is no renewal of --cert, and replaces
+	// nothing. The key made (or kept by an earlier run) for it is dropped:
+	// asked again with it, the server would return the same certificate. An enrollment's names may
+	// be the profile's (subject_fixed), so there they are only reported.
+	if change := client.NameChange(res.Certificate, tmpl); change != "" {
+		if op == "reenroll" {
+			forgetHeldKey(held, f.keyOut)
+			return keptKeyNote(fmt.Errorf("refusing what the server returned: it is for other names than the certificate being renewed (%s): %s; %s and %s are unchanged",
+				f.certFile, change, f.out, f.keyOut), kept, true)
+		}
+		fmt.Fprintf(e.stderr, "warning: the server issued other names than the request asked for: %s\n", change)
+	}
 	err = writeEnrollment(f.out, f.keyOut, f.chainOut, res.Certificate, key, chain)
 	var noChain *chainNotWritten
 	if errors.As(err, &noChain) {

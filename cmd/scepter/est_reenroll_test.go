@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -29,7 +30,9 @@ import (
 // reenrollEST is an EST server that answers simplereenroll as scepter's
 // does when a renewal is asked for again: with the certificate already
 // issued for that key. dropFirst loses the first answer after issuing (the
-// connection closes); refuse answers every request with that status.
+// connection closes); refuse answers every request with that status;
+// rename, when set, gives the certificates it issues its subject and DNS
+// names instead of the CSR's (simpleenroll too).
 type reenrollEST struct {
 	t         *testing.T
 	now       time.Time
@@ -37,6 +40,7 @@ type reenrollEST struct {
 	caKey     crypto.Signer
 	dropFirst bool
 	refuse    int
+	rename    *x509.Certificate
 
 	mu      sync.Mutex
 	dropped bool
@@ -53,7 +57,7 @@ func (s *reenrollEST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch strings.TrimPrefix(r.URL.Path, est.PathPrefix) {
 	case est.OpCACerts:
 		reply(s.ca)
-	case est.OpSimpleReenroll:
+	case est.OpSimpleReenroll, est.OpSimpleEnroll:
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.refuse != 0 {
@@ -75,7 +79,11 @@ func (s *reenrollEST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		spki, _ := x509.MarshalPKIXPublicKey(req.PublicKey)
 		cert := s.issued[string(spki)]
 		if cert == nil {
-			cert = s.issue(req.Subject, req.PublicKey, int64(100+len(s.issued)))
+			names := &x509.Certificate{Subject: req.Subject, DNSNames: req.DNSNames}
+			if s.rename != nil {
+				names = s.rename
+			}
+			cert = s.issueNames(names, req.PublicKey, int64(100+len(s.issued)))
 			s.issued[string(spki)] = cert
 		}
 		if s.dropFirst && !s.dropped {
@@ -93,7 +101,12 @@ func (s *reenrollEST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *reenrollEST) issue(subject pkix.Name, pub crypto.PublicKey, serial int64) *x509.Certificate {
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: subject,
+	return s.issueNames(&x509.Certificate{Subject: subject}, pub, serial)
+}
+
+// issueNames issues a certificate with the subject and DNS names of names.
+func (s *reenrollEST) issueNames(names *x509.Certificate, pub crypto.PublicKey, serial int64) *x509.Certificate {
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: names.Subject, DNSNames: names.DNSNames,
 		NotBefore: s.now.Add(-time.Minute), NotAfter: s.now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
 		s.ca, pub, s.caKey)
 	if err != nil {
@@ -203,4 +216,110 @@ func TestESTReenrollRekeyWithLostAnswerAsksAgainWithTheSameKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// `scepter est reenroll` refuses a certificate for other names than the one
+// it renews (RFC 7030 §4.2.2), however well it chains and whatever its
+// key: cert.pem and key.pem stay as they were, and a key made for it
+// (--rekey) is not kept. Names that differ only where RFC 5280 ignores case
+// are the same names.
+func TestESTReenrollRefusesACertificateForOtherNames(t *testing.T) {
+	device := &x509.Certificate{Subject: pkix.Name{CommonName: "device"}, DNSNames: []string{"device.example", "alt.example"}}
+	for _, tt := range []struct {
+		name   string
+		rename *x509.Certificate
+		rekey  bool
+		held   bool   // key.pem.pending holds a key from an earlier run
+		want   string // in the error; "" for a renewal
+	}{
+		{"other subject", &x509.Certificate{Subject: pkix.Name{CommonName: "someone-else"}, DNSNames: device.DNSNames}, false, false, `subject "CN=someone-else", not "CN=device"`},
+		{"other subject, rekey", &x509.Certificate{Subject: pkix.Name{CommonName: "someone-else"}, DNSNames: device.DNSNames}, true, false, `subject "CN=someone-else", not "CN=device"`},
+		{"other subject, rekey with a kept key", &x509.Certificate{Subject: pkix.Name{CommonName: "someone-else"}, DNSNames: device.DNSNames}, true, true, `subject "CN=someone-else"`},
+		{"other DNS name", &x509.Certificate{Subject: device.Subject, DNSNames: []string{"device.example", "evil.example"}}, false, false, "DNS names [device.example evil.example], not [alt.example device.example]"},
+		{"a DNS name fewer, rekey", &x509.Certificate{Subject: device.Subject, DNSNames: []string{"device.example"}}, true, false, "DNS names"},
+		{"same names, other order and case", &x509.Certificate{Subject: device.Subject, DNSNames: []string{"ALT.example", "Device.Example"}}, false, false, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &reenrollEST{t: t}
+			u, caFile := startReenrollEST(t, s)
+			s.rename = tt.rename
+			d := t.TempDir()
+			path := func(name string) string { return filepath.Join(d, name) }
+			oldKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			old := s.issueNames(device, oldKey.Public(), 50)
+			if err := keys.WriteCertFile(path("cert.pem"), old); err != nil {
+				t.Fatal(err)
+			}
+			if err := keys.WriteKeyFile(path("key.pem"), oldKey); err != nil {
+				t.Fatal(err)
+			}
+			if tt.held {
+				heldKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if err := keys.WriteKeyFile(path("key.pem.pending"), heldKey); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := []string{"est", "reenroll", "--url", u, "--cacert", caFile, "--cert", path("cert.pem"), "--key", path("key.pem"),
+				"--out", path("cert.pem"), "--key-out", path("key.pem")}
+			if tt.rekey {
+				args = append(args, "--rekey")
+			}
+			out, err := runCLI(args...)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("reenroll: %v\n%s", err, out)
+				}
+				if got := loadCert(t, path("cert.pem")); got.SerialNumber.Cmp(old.SerialNumber) == 0 {
+					t.Error("cert.pem was not renewed")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "refusing what the server returned") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("reenroll: %v, want a refusal saying %q\n%s", err, tt.want, out)
+			}
+			if got := loadCert(t, path("cert.pem")); !got.Equal(old) {
+				t.Errorf("cert.pem was replaced by serial %s", got.SerialNumber)
+			}
+			if !pki.SamePublicKey(oldKey.Public(), loadKey(t, path("key.pem")).Public()) {
+				t.Error("key.pem was replaced")
+			}
+			if _, err := os.Stat(path("chain.pem")); !os.IsNotExist(err) {
+				t.Errorf("chain.pem written: %v", err)
+			}
+			if _, err := os.Stat(path("key.pem.pending")); !os.IsNotExist(err) {
+				t.Errorf("the key made for the refused certificate is kept: %v", err)
+			}
+		})
+	}
+}
+
+// `scepter est enroll` writes a certificate whose names the server chose
+// (a profile may fix the subject), and says on stderr which names it asked
+// for and which it got.
+func TestESTEnrollWarnsOfOtherNames(t *testing.T) {
+	s := &reenrollEST{t: t}
+	u, caFile := startReenrollEST(t, s)
+	s.rename = &x509.Certificate{Subject: pkix.Name{CommonName: "fixed-by-profile"}}
+	d := t.TempDir()
+	e, stdout, stderr := testEnv(nil)
+	err := run(context.Background(), e, []string{"est", "enroll", "--url", u, "--cacert", caFile, "--subject", "CN=asked",
+		"--out", filepath.Join(d, "cert.pem"), "--key-out", filepath.Join(d, "key.pem")})
+	if err != nil {
+		t.Fatalf("enroll: %v\n%s%s", err, stdout, stderr)
+	}
+	if got := loadCert(t, filepath.Join(d, "cert.pem")); got.Subject.CommonName != "fixed-by-profile" {
+		t.Errorf("cert.pem is for %s", got.Subject)
+	}
+	if want := `warning: the server issued other names than the request asked for: subject "CN=fixed-by-profile", not "CN=asked"`; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q does not say %q", stderr, want)
+	}
+}
+
+func loadCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	certs, err := keys.LoadCertFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certs[0]
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/est"
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -405,6 +407,80 @@ func (c *EST) CheckIssued(ctx context.Context, cert *x509.Certificate, pub crypt
 		}
 	}
 	return caCerts, nil
+}
+
+// NameChange says how cert's names differ from the names asked for (a
+// renewal's: the certificate being renewed; an enrollment's: its CSR), or
+// "" when they are the same. The subject is compared as the server does
+// (csr.SameName); each kind of SAN as a set, in any order, DNS names and an
+// email address's domain and a URI's scheme and host without regard to
+// case (RFC 5280 §7), IP addresses by value.
+func NameChange(cert *x509.Certificate, want csr.Template) string {
+	var diffs []string
+	wantSubject := want.RawSubject
+	if wantSubject == nil {
+		if raw, err := asn1.Marshal(want.Subject.ToRDNSequence()); err == nil {
+			wantSubject = raw
+		}
+	}
+	if !csr.SameName(cert.RawSubject, wantSubject) {
+		diffs = append(diffs, fmt.Sprintf("subject %q, not %q", csr.NameString(cert.RawSubject), csr.NameString(wantSubject)))
+	}
+	ips := func(list []net.IP) []string {
+		out := make([]string, 0, len(list))
+		for _, ip := range list {
+			out = append(out, ip.String())
+		}
+		return out
+	}
+	uris := func(list []*url.URL) []string {
+		out := make([]string, 0, len(list))
+		for _, u := range list {
+			k := *u
+			k.Scheme, k.Host = strings.ToLower(k.Scheme), strings.ToLower(k.Host)
+			out = append(out, k.String())
+		}
+		return out
+	}
+	for _, kind := range []struct {
+		name      string
+		got, want []string
+	}{
+		{"DNS names", mapStrings(cert.DNSNames, strings.ToLower), mapStrings(want.DNSNames, strings.ToLower)},
+		{"email addresses", mapStrings(cert.EmailAddresses, emailKey), mapStrings(want.EmailAddresses, emailKey)},
+		{"IP addresses", ips(cert.IPAddresses), ips(want.IPAddresses)},
+		{"URIs", uris(cert.URIs), uris(want.URIs)},
+	} {
+		if got, wanted := nameSet(kind.got), nameSet(kind.want); !slices.Equal(got, wanted) {
+			diffs = append(diffs, fmt.Sprintf("%s [%s], not [%s]", kind.name, strings.Join(got, " "), strings.Join(wanted, " ")))
+		}
+	}
+	return Printable(strings.Join(diffs, "; "))
+}
+
+func mapStrings(list []string, f func(string) string) []string {
+	out := make([]string, 0, len(list))
+	for _, s := range list {
+		out = append(out, f(s))
+	}
+	return out
+}
+
+// nameSet is list sorted, without repeats.
+func nameSet(list []string) []string {
+	list = slices.Clone(list)
+	slices.Sort(list)
+	return slices.Compact(list)
+}
+
+// emailKey: an address's domain is case-insensitive, its local part is not
+// (RFC 5280 §7.5).
+func emailKey(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return addr
+	}
+	return addr[:at+1] + strings.ToLower(addr[at+1:])
 }
 
 // CSRAttrs fetches what the server wants of a CSR (RFC 7030 §4.5); nil when
