@@ -179,6 +179,11 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 		if err != nil || pid <= 0 {
 			return o, usageError{fmt.Sprintf("--server-pid %q is not a process ID", p)}
 		}
+		// A mistyped PID would measure nothing, and look like a
+		// server that used no CPU.
+		if err := bench.CheckServerPID(pid); err != nil {
+			return o, usageError{fmt.Sprintf("--server-pid %d: %v", pid, err)}
+		}
 		o.ServerPIDs = append(o.ServerPIDs, pid)
 	}
 	if !f.quiet {
@@ -238,9 +243,9 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 				pids = append(pids, strconv.Itoa(p.PID))
 			}
 		}
-		fmt.Fprintf(w, "server CPU:        %.2f ms/enrollment (%.2f s over PID %s)\n", s.CPUMsPerEnroll, s.CPUSeconds, strings.Join(pids, ", "))
-		if s.PeakRSSKB > 0 {
-			fmt.Fprintf(w, "server peak RSS:   %.1f MiB (VmHWM, summed)\n", float64(s.PeakRSSKB)/1024)
+		fmt.Fprintf(w, "server CPU:        %s ms/enrollment (%s s over PID %s)\n", measured(s.CPUMsPerEnroll), measured(s.CPUSeconds), strings.Join(pids, ", "))
+		if s.PeakRSSKB != nil {
+			fmt.Fprintf(w, "server peak RSS:   %.1f MiB (VmHWM, summed)\n", float64(*s.PeakRSSKB)/1024)
 		}
 	}
 	if t := r.LoadTool; t != nil {
@@ -258,4 +263,13 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 			fmt.Fprintf(w, "  %s\n", printable(m))
 		}
 	}
+}
+
+// measured is a figure with two decimals, or "n/a" when it was not
+// measured.
+func measured(v *float64) string {
+	if v == nil {
+		return "n/a"
+	}
+	return strconv.FormatFloat(*v, 'f', 2, 64)
 }

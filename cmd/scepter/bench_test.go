@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,6 +24,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--key-type", "dsa"}, "--key-type"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--concurrency", "0"}, "--concurrency"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--server-pid", "abc"}, "--server-pid"},
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--server-pid", "1073741824"}, "--server-pid 1073741824: reading its CPU time"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--cacert", "a.pem", "--ca-fingerprint", "sha256:00"}, "exclude"},
 		{[]string{"bench", "--url", "x", "--protocol", "est", "--est-password", "p"}, "--est-user"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--server-profile", "http://127.0.0.1:6060"}, "--duration"},
@@ -36,7 +38,8 @@ func TestBenchUsageErrors(t *testing.T) {
 }
 
 func TestBenchOptions(t *testing.T) {
-	f := benchFlags{urls: stringList{"http://a/scep", "http://b/scep"}, pids: stringList{"12", "34"}, protocol: "SCEP",
+	pids := stringList{strconv.Itoa(os.Getpid()), strconv.Itoa(os.Getppid())}
+	f := benchFlags{urls: stringList{"http://a/scep", "http://b/scep"}, pids: pids, protocol: "SCEP",
 		concurrency: 8, count: 500, keyType: "p256", timeout: 1, quiet: true}
 	e, _, _ := testEnv(map[string]string{})
 	f.challenge = "secret"
@@ -44,7 +47,7 @@ func TestBenchOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.URLs) != 2 || o.Protocol != "scep" || len(o.ServerPIDs) != 2 || o.ServerPIDs[1] != 34 || o.Progress != nil || o.Challenge != "secret" {
+	if len(o.URLs) != 2 || o.Protocol != "scep" || len(o.ServerPIDs) != 2 || o.ServerPIDs[1] != os.Getppid() || o.Progress != nil || o.Challenge != "secret" {
 		t.Errorf("options %+v", o)
 	}
 	var l stringList
@@ -60,7 +63,7 @@ func TestBenchSummary(t *testing.T) {
 		OK: 498, Failed: 2, Failures: map[string]int{"timeout": 1, "failInfo:badRequest": 1}, FirstErrors: []string{"u2: timeout: slow"},
 		Rate: 140.2, ElapsedSeconds: 3.55, Latency: bench.Latency{P50: 50, P90: 70, P99: 90, Max: 120, Mean: 55},
 		PerURL:   []bench.URLStats{{URL: "u1", OK: 249, Failed: 1}, {URL: "u2", OK: 249, Failed: 1}},
-		Server:   &bench.ServerUsage{CPUSeconds: 3.2, CPUMsPerEnroll: 6.43, PeakRSSKB: 81920, PerPID: []bench.PIDUsage{{PID: 42}, {PID: 43, Error: "gone"}}},
+		Server:   &bench.ServerUsage{CPUSeconds: ptr(3.2), CPUMsPerEnroll: ptr(6.43), PeakRSSKB: ptr[int64](81920), PerPID: []bench.PIDUsage{{PID: 42}, {PID: 43, Error: "gone"}}},
 		Prepared: true, LoadTool: &bench.LoadToolUsage{CPUSeconds: 0.6, CPUMsPerEnroll: 1.2, Cores: 0.17},
 	}
 	var b bytes.Buffer
@@ -73,6 +76,22 @@ func TestBenchSummary(t *testing.T) {
 		}
 	}
 }
+
+// A server figure that was not measured is printed as n/a, not 0.
+func TestBenchSummaryUnmeasured(t *testing.T) {
+	r := &bench.Result{Protocol: "scep", URLs: []string{"u1"}, OK: 0, Failed: 3,
+		Server: &bench.ServerUsage{PerPID: []bench.PIDUsage{{PID: 42, Error: "gone"}}}}
+	var b bytes.Buffer
+	printBenchSummary(&b, r)
+	if want := "server CPU:        n/a ms/enrollment (n/a s over PID 42 (unreadable: gone))"; !strings.Contains(b.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, b.String())
+	}
+	if strings.Contains(b.String(), "peak RSS") {
+		t.Errorf("summary shows an unmeasured peak RSS:\n%s", b.String())
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // A --server-profile address that serves no profiling endpoints is refused
 // before the run, and leaves no empty profile file behind.

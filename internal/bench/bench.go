@@ -83,7 +83,8 @@ type Options struct {
 	CAFingerprint string
 	Roots         *x509.CertPool
 	// ServerPIDs are the server processes whose CPU time (utime+stime from
-	// /proc/PID/stat) is read before and after the run.
+	// /proc/PID/stat) is read before and after the run; Run refuses one
+	// that cannot be read at the start.
 	ServerPIDs []int
 	// ServerProfile, when set, is the address of a server's profiling
 	// endpoints (its --pprof-listen, as http://HOST:PORT): as the clock
@@ -312,6 +313,11 @@ func (o *Options) normalise() error {
 	}
 	if o.ServerProfile != "" && (o.Duration == 0 || o.ServerProfileOut == nil) {
 		return errors.New("a server profile needs a duration (it covers the run's) and somewhere to write it")
+	}
+	for _, pid := range o.ServerPIDs {
+		if err := CheckServerPID(pid); err != nil {
+			return fmt.Errorf("server PID %d: %w", pid, err)
+		}
 	}
 	if o.Count == 0 && o.Duration == 0 {
 		o.Count = DefaultCount

@@ -113,7 +113,7 @@ func TestRunSCEP(t *testing.T) {
 	if res.Rate <= 0 || res.ElapsedSeconds <= 0 || res.PoolKeys != 50 || res.PoolCSRs != 50 || res.Concurrency != 4 || res.Protocol != "scep" {
 		t.Errorf("result not sane: %+v", res)
 	}
-	if res.Server == nil || len(res.Server.PerPID) != 1 || res.Server.PerPID[0].Error != "" || res.Server.PeakRSSKB <= 0 || res.Server.CPUSeconds < 0 {
+	if res.Server == nil || len(res.Server.PerPID) != 1 || res.Server.PerPID[0].Error != "" || res.Server.PeakRSSKB == nil || *res.Server.PeakRSSKB <= 0 || res.Server.CPUSeconds == nil || *res.Server.CPUSeconds < 0 || res.Server.CPUMsPerEnroll == nil {
 		t.Errorf("server usage not sane: %+v", res.Server)
 	}
 	for _, want := range []string{"building the pool: 50 rsa2048 keys, 50 CSRs", "signing and encrypting 50 requests", "checking 50 replies (after the clock)"} {
@@ -482,5 +482,14 @@ func TestRunDurationHungServer(t *testing.T) {
 	}
 	if res.ExitError(true) == nil {
 		t.Error("a run in which nothing succeeded exits 0")
+	}
+}
+
+// A server PID whose CPU time cannot be read is refused before the run: it
+// would measure nothing.
+func TestRunRefusesAnUnreadableServerPID(t *testing.T) {
+	_, err := bench.Run(context.Background(), bench.Options{URLs: []string{"http://127.0.0.1:1/scep"}, Challenge: "c", ServerPIDs: []int{1 << 30}})
+	if err == nil || !strings.Contains(err.Error(), "server PID 1073741824") {
+		t.Fatalf("Run: %v, want the PID refused", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,13 +44,49 @@ func TestParseHWM(t *testing.T) {
 	}
 }
 
+// A PID that cannot be read leaves the servers' figures unknown (nil, null
+// in JSON), never 0, which would read as a server that used no CPU; so
+// does a run without a successful enrollment for the figure per
+// enrollment.
 func TestServerUsageMissingPID(t *testing.T) {
-	pids := []int{os.Getpid(), 1 << 30}
-	before := readCPU(pids)
-	after := readCPU(pids)
-	u := serverUsage(pids, before, after, 10)
-	if len(u.PerPID) != 2 || u.PerPID[0].Error != "" || u.PerPID[1].Error == "" || u.PeakRSSKB <= 0 {
-		t.Errorf("usage %+v", u)
+	for _, tt := range []struct {
+		name                string
+		pids                []int
+		ok                  int
+		cpu, perEnroll, rss bool // known
+	}{
+		{"readable", []int{os.Getpid()}, 10, true, true, true},
+		{"no enrollment", []int{os.Getpid()}, 0, true, false, true},
+		{"one unreadable", []int{os.Getpid(), 1 << 30}, 10, false, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := readCPU(tt.pids)
+			after := readCPU(tt.pids)
+			u := serverUsage(tt.pids, before, after, tt.ok)
+			if len(u.PerPID) != len(tt.pids) || u.PerPID[0].Error != "" || len(tt.pids) > 1 && u.PerPID[1].Error == "" {
+				t.Errorf("per PID %+v", u.PerPID)
+			}
+			if (u.CPUSeconds != nil) != tt.cpu || (u.CPUMsPerEnroll != nil) != tt.perEnroll || (u.PeakRSSKB != nil) != tt.rss {
+				t.Errorf("known: cpu %v, per enrollment %v, rss %v; want %v, %v, %v",
+					u.CPUSeconds != nil, u.CPUMsPerEnroll != nil, u.PeakRSSKB != nil, tt.cpu, tt.perEnroll, tt.rss)
+			}
+			if u.PeakRSSKB != nil && *u.PeakRSSKB <= 0 {
+				t.Errorf("peak RSS %d", *u.PeakRSSKB)
+			}
+			b, err := json.Marshal(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := `"cpu_ms_per_enrollment":null`; !tt.perEnroll && !strings.Contains(string(b), want) {
+				t.Errorf("JSON %s lacks %s", b, want)
+			}
+		})
+	}
+	if err := CheckServerPID(1 << 30); err == nil {
+		t.Error("CheckServerPID accepts a PID that does not exist")
+	}
+	if err := CheckServerPID(os.Getpid()); err != nil {
+		t.Errorf("CheckServerPID(our own): %v", err)
 	}
 }
 

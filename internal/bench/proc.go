@@ -16,16 +16,18 @@ import (
 // on every Linux architecture Go supports.
 const clockTicks = 100
 
-// ServerUsage is what the server processes used during the run.
+// ServerUsage is what the server processes used during the run. A figure
+// that could not be measured is nil (null in JSON, never 0, which reads as
+// a real figure): every PID's CPU time is needed before and after, and an
+// enrollment that succeeded to divide it by.
 type ServerUsage struct {
-	// CPUSeconds is utime+stime over the run, summed over the PIDs that
-	// could be read before and after.
-	CPUSeconds float64 `json:"cpu_seconds"`
+	// CPUSeconds is utime+stime over the run, summed over the PIDs.
+	CPUSeconds *float64 `json:"cpu_seconds"`
 	// CPUMsPerEnroll is CPUSeconds per successful enrollment, in ms.
-	CPUMsPerEnroll float64 `json:"cpu_ms_per_enrollment"`
+	CPUMsPerEnroll *float64 `json:"cpu_ms_per_enrollment"`
 	// PeakRSSKB is the sum of the processes' VmHWM (their peak resident
 	// set since they started) at the end of the run.
-	PeakRSSKB int64 `json:"peak_rss_kb"`
+	PeakRSSKB *int64 `json:"peak_rss_kb"`
 	// PerPID details each process; a process that could not be read (it
 	// died, or was restarted with another PID) has Error set.
 	PerPID []PIDUsage `json:"per_pid"`
@@ -111,9 +113,20 @@ func parseHWM(r io.Reader) (int64, error) {
 	return 0, errors.New("no VmHWM in /proc status")
 }
 
+// CheckServerPID reports why a server PID's CPU time cannot be read (nil
+// when it can): a mistyped or foreign PID would measure nothing.
+func CheckServerPID(pid int) error {
+	if _, err := procCPU(pid); err != nil {
+		return fmt.Errorf("reading its CPU time: %w", err)
+	}
+	return nil
+}
+
 func serverUsage(pids []int, before, after cpuSample, ok int) *ServerUsage {
 	u := &ServerUsage{}
 	var total time.Duration
+	var rss int64
+	cpuKnown, rssKnown := true, true
 	for _, pid := range pids {
 		p := PIDUsage{PID: pid}
 		b, a := before[pid], after[pid]
@@ -128,14 +141,26 @@ func serverUsage(pids []int, before, after cpuSample, ok int) *ServerUsage {
 			p.CPUSeconds = d.Seconds()
 			if hwm, err := procHWM(pid); err == nil {
 				p.PeakRSSKB = hwm
-				u.PeakRSSKB += hwm
+				rss += hwm
+			} else {
+				rssKnown = false
 			}
+		}
+		if p.Error != "" {
+			cpuKnown, rssKnown = false, false
 		}
 		u.PerPID = append(u.PerPID, p)
 	}
-	u.CPUSeconds = total.Seconds()
-	if ok > 0 {
-		u.CPUMsPerEnroll = float64(total) / float64(time.Millisecond) / float64(ok)
+	if cpuKnown {
+		secs := total.Seconds()
+		u.CPUSeconds = &secs
+		if ok > 0 {
+			ms := float64(total) / float64(time.Millisecond) / float64(ok)
+			u.CPUMsPerEnroll = &ms
+		}
+	}
+	if rssKnown {
+		u.PeakRSSKB = &rss
 	}
 	return u
 }

@@ -84,9 +84,11 @@ type result struct {
 		P50 float64 `json:"p50"`
 		P99 float64 `json:"p99"`
 	} `json:"round_trip_ms"`
+	// Server's figures are null when the load tool could not measure
+	// them (and were 0 from older load tools): unknown, never a figure.
 	Server *struct {
-		CPUMs     float64 `json:"cpu_ms_per_enrollment"`
-		PeakRSSKB int64   `json:"peak_rss_kb"`
+		CPUMs     *float64 `json:"cpu_ms_per_enrollment"`
+		PeakRSSKB *int64   `json:"peak_rss_kb"`
 	} `json:"server"`
 	Prepared bool `json:"prepared"`
 	LoadTool *struct {
@@ -95,16 +97,26 @@ type result struct {
 	round int // from the file's name, not its JSON
 }
 
+// cpuMs is the server's CPU time per enrollment, and whether it was
+// measured: not when null or absent, nor 0, which older load tools wrote
+// for a figure they could not measure.
+func (r result) cpuMs() (float64, bool) {
+	if r.Server == nil || r.Server.CPUMs == nil || *r.Server.CPUMs <= 0 {
+		return 0, false
+	}
+	return *r.Server.CPUMs, true
+}
+
 // cell is one server at one concurrency: the medians of its runs.
 type cell struct {
 	conc                int
 	runs, wanted        int
 	rate, p50, p90, p99 float64
 	rtP50, rtP99        float64         // the wait for the server (round_trip_ms); NaN when unknown
-	cpu                 float64         // NaN when unknown
+	cpu                 float64         // NaN when unknown, in any of the runs
 	cpuByRound          map[int]float64 // each round's run, for the comparisons round by round
 	rateByRound         map[int]float64
-	rssMB               float64
+	rssMB               float64 // NaN when unknown
 	toolCores           float64 // the load tool's busiest run: cores used while the clock ran; NaN when unknown
 	prepared            int     // runs whose requests were built before the clock
 	attempted, failed   int
@@ -254,6 +266,7 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 		x := &cell{conc: c, runs: len(rs), wanted: wanted, reasons: map[string]int{},
 			cpuByRound: map[int]float64{}, rateByRound: map[int]float64{}}
 		var rate, p50, p90, p99, rtP50, rtP99, cpu, rss, toolCores []float64
+		cpuUnknown := false
 		for _, r := range rs {
 			rate = append(rate, r.Rate)
 			x.rateByRound[r.round] = r.Rate
@@ -264,10 +277,14 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 				rtP50 = append(rtP50, r.RoundTrip.P50)
 				rtP99 = append(rtP99, r.RoundTrip.P99)
 			}
-			if r.Server != nil {
-				cpu = append(cpu, r.Server.CPUMs)
-				x.cpuByRound[r.round] = r.Server.CPUMs
-				rss = append(rss, float64(r.Server.PeakRSSKB)/1024)
+			if ms, ok := r.cpuMs(); ok {
+				cpu = append(cpu, ms)
+				x.cpuByRound[r.round] = ms
+			} else {
+				cpuUnknown = true
+			}
+			if r.Server != nil && r.Server.PeakRSSKB != nil && *r.Server.PeakRSSKB > 0 {
+				rss = append(rss, float64(*r.Server.PeakRSSKB)/1024)
 			}
 			if r.LoadTool != nil {
 				toolCores = append(toolCores, r.LoadTool.Cores)
@@ -295,9 +312,14 @@ func readRow(dir string, d rowDef, concs []int, wanted int) (*rowData, error) {
 		if len(toolCores) > 0 {
 			x.toolCores = slicesMax(toolCores)
 		}
-		x.cpu = math.NaN()
-		if len(cpu) > 0 {
+		// A run that did not measure the server's CPU (a wrong
+		// --server-pid, say) leaves the cell's unknown: a median of the
+		// others would pass for all of them.
+		x.cpu, x.rssMB = math.NaN(), math.NaN()
+		if len(cpu) > 0 && !cpuUnknown {
 			x.cpu = median(cpu)
+		}
+		if len(rss) > 0 {
 			x.rssMB = slicesMax(rss)
 		}
 		rd.cells = append(rd.cells, x)

@@ -372,3 +372,41 @@ func TestReportVolatileDataDirectories(t *testing.T) {
 		}
 	}
 }
+
+// TestReportUnmeasuredCPU: a run whose server CPU was not measured (null
+// from a load tool given a wrong --server-pid, absent, or 0 from an older
+// one) makes its cell's CPU unknown: "n/a", and no target passes with it,
+// even when the other runs would.
+func TestReportUnmeasuredCPU(t *testing.T) {
+	const want = "| scepter-rsa: server CPU / crypto floor `rsa-ca` ≤ 1.15× | n/a ms / 2.472 ms = **n/a** | **n/a** |"
+	for _, tc := range []struct {
+		name string
+		set  func(server map[string]any, round int)
+	}{
+		{"null in every run", func(s map[string]any, _ int) { s["cpu_ms_per_enrollment"] = nil }},
+		{"absent in every run", func(s map[string]any, _ int) { delete(s, "cpu_ms_per_enrollment") }},
+		{"0 in every run", func(s map[string]any, _ int) { s["cpu_ms_per_enrollment"] = 0 }},
+		{"null in one run, the others within the target", func(s map[string]any, round int) {
+			s["cpu_ms_per_enrollment"] = 1.0
+			if round == 2 {
+				s["cpu_ms_per_enrollment"] = nil
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := report(t, func(results string) {
+				for i := range 3 {
+					editRun(t, filepath.Join(results, "scepter-rsa", fmt.Sprintf("c8-r%d.json", i+1)), func(j map[string]any) {
+						tc.set(j["server"].(map[string]any), i+1)
+					})
+				}
+			})
+			expectLines(t, got, want)
+			for _, bad := range []string{"NaN", "Inf", "%!"} {
+				if strings.Contains(got, bad) {
+					t.Errorf("report holds %q", bad)
+				}
+			}
+		})
+	}
+}

@@ -192,10 +192,11 @@ type profiled struct {
 // msPerEnroll is a step's CPU per enrollment: its share of the samples
 // times the run's server CPU per enrollment.
 func (p *profiled) msPerEnroll(seconds float64) float64 {
-	if p.total == 0 || p.res.Server == nil {
+	ms, ok := p.res.cpuMs()
+	if p.total == 0 || !ok {
 		return math.NaN()
 	}
-	return seconds / p.total * p.res.Server.CPUMs
+	return seconds / p.total * ms
 }
 
 // readProfiles reads RESULTS/profile/ROW.json and ROW.traces of each
