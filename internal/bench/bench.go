@@ -149,7 +149,8 @@ type Result struct {
 	FirstErrors []string `json:"first_errors"`
 	// BadCerts counts certificates received that failed verification (a
 	// subset of Failed). Duplicates counts certificates whose (issuer,
-	// serial) was seen before in this run (counted in OK too).
+	// serial) was seen before in this run: failed too (as
+	// "verify:duplicate"), not in BadCerts.
 	BadCerts   int `json:"bad_certs"`
 	Duplicates int `json:"duplicate_serials"`
 	// ElapsedSeconds is the clock: from the first request to the end of
@@ -227,8 +228,8 @@ func (r *Result) ExitError(allowFailures bool) error {
 	}
 	if r.OK == 0 {
 		why = append(why, "no enrollment succeeded")
-	} else if r.Failed > r.BadCerts && !allowFailures {
-		why = append(why, fmt.Sprintf("%d enrollments failed", r.Failed-r.BadCerts))
+	} else if other := r.Failed - r.BadCerts - r.Duplicates; other > 0 && !allowFailures {
+		why = append(why, fmt.Sprintf("%d enrollments failed", other))
 	}
 	if len(why) == 0 {
 		return nil
@@ -581,9 +582,24 @@ func (r *run) checkDeferred(ctx context.Context) {
 	r.unchecked = nil
 }
 
-// record counts one enrollment's outcome.
+// record counts one enrollment's outcome. A certificate whose serial was
+// received before fails (verify:duplicate): it is no enrollment a client
+// could use, and counts in neither OK, the rate nor the latencies. It is
+// still listed as received (SerialsOut, Issued).
 func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat, roundTrip time.Duration, err error) {
 	t := r.targets[ti]
+	var serial string
+	if err == nil {
+		serial, err = r.v.record(issuerID, cert)
+		r.mu.Lock()
+		if r.serials != nil && r.writeErr == nil {
+			_, r.writeErr = fmt.Fprintf(r.serials, "%s %s %s\n", serial, issuerID, t.url)
+		}
+		if r.o.KeepIssued {
+			r.issued = append(r.issued, Issued{Serial: serial, IssuerID: issuerID, URL: t.url, Cert: cert})
+		}
+		r.mu.Unlock()
+	}
 	if err != nil {
 		r.fail.Add(1)
 		reason := classify(err)
@@ -591,7 +607,7 @@ func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat, round
 		defer r.mu.Unlock()
 		r.failures[reason]++
 		r.perURL[ti].Failed++
-		if strings.HasPrefix(reason, "verify:") {
+		if strings.HasPrefix(reason, "verify:") && reason != "verify:"+kindDuplicate {
 			r.badCerts++
 		}
 		if len(r.first) < r.o.MaxReasons && !r.firstReasons[reason] {
@@ -601,18 +617,11 @@ func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat, round
 		return
 	}
 	r.done.Add(1)
-	serial := r.v.record(issuerID, cert)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.latencies = append(r.latencies, lat)
 	r.roundTrips = append(r.roundTrips, roundTrip)
 	r.perURL[ti].OK++
-	if r.serials != nil && r.writeErr == nil {
-		_, r.writeErr = fmt.Fprintf(r.serials, "%s %s %s\n", serial, issuerID, t.url)
-	}
-	if r.o.KeepIssued {
-		r.issued = append(r.issued, Issued{Serial: serial, IssuerID: issuerID, URL: t.url, Cert: cert})
-	}
 }
 
 // progress prints a line every interval until the returned func is called.

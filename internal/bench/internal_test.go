@@ -138,6 +138,7 @@ func TestExitError(t *testing.T) {
 		{Result{OK: 5, Failed: 1}, true, false},
 		{Result{OK: 5, Failed: 1, BadCerts: 1}, true, true},
 		{Result{OK: 5, Duplicates: 1}, true, true},
+		{Result{OK: 5, Failed: 1, Duplicates: 1, Failures: map[string]int{"verify:duplicate": 1}}, true, true},
 		{Result{}, true, true},
 	} {
 		if err := tc.r.ExitError(tc.allow); (err != nil) != tc.fail {

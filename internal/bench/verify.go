@@ -26,9 +26,13 @@ const clockSkew = 5 * time.Minute
 
 // verifyError is a certificate (or reply) received that is not good.
 type verifyError struct {
-	kind string // chain, key, ca, expired, not-yet-valid, reply
+	kind string // chain, key, ca, expired, not-yet-valid, reply, duplicate
 	err  error
 }
+
+// kindDuplicate is a certificate whose serial was received before: counted
+// in Result.Duplicates, not in BadCerts.
+const kindDuplicate = "duplicate"
 
 func (e *verifyError) Error() string { return fmt.Sprintf("verification (%s): %v", e.kind, e.err) }
 func (e *verifyError) Unwrap() error { return e.err }
@@ -196,10 +200,13 @@ func (v *verifier) learn(cert *x509.Certificate) bool {
 	return added
 }
 
-// record notes a good certificate's serial and returns it in hex; a serial
-// seen before from the same issuer counts as a duplicate.
-func (v *verifier) record(issuerID string, cert *x509.Certificate) string {
+// record notes a good certificate's serial and returns it in hex. A serial
+// seen before from the same issuer is a duplicate: an error of kind
+// "duplicate", for the enrollment failed (two certificates under one
+// serial cannot both be told apart, revoked or listed in a CRL).
+func (v *verifier) record(issuerID string, cert *x509.Certificate) (string, error) {
 	key := string(cert.SerialNumber.Bytes())
+	serial := cert.SerialNumber.Text(16)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	m := v.seen[issuerID]
@@ -209,9 +216,10 @@ func (v *verifier) record(issuerID string, cert *x509.Certificate) string {
 	}
 	if _, dup := m[key]; dup {
 		v.dups++
+		return serial, &verifyError{kind: kindDuplicate, err: fmt.Errorf("serial %s was received before from the same issuer", serial)}
 	}
 	m[key] = struct{}{}
-	return cert.SerialNumber.Text(16)
+	return serial, nil
 }
 
 func (v *verifier) duplicates() int {

@@ -410,3 +410,20 @@ func TestReportUnmeasuredCPU(t *testing.T) {
 		})
 	}
 }
+
+// TestReportDuplicates: a load tool that counts a repeated serial as failed
+// (verify:duplicate) and in duplicate_serials is read as both, per row and
+// in the target, which it does not meet.
+func TestReportDuplicates(t *testing.T) {
+	got := report(t, func(results string) {
+		editRun(t, filepath.Join(results, "scepter-rsa", "c8-r2.json"), func(j map[string]any) {
+			j["ok"], j["failed"], j["duplicate_serials"] = 996.0, 4.0, 4.0
+			j["failures"] = map[string]any{"verify:duplicate": 4}
+			j["first_errors"] = []any{"u: verify:duplicate: verification (duplicate): serial 7 was received before from the same issuer"}
+		})
+	})
+	expectLines(t, got,
+		"| scepter-rsa: 0 failures and 0 duplicate serials (c = 1, 8, 64) | 4 failures, 4 duplicates in 9000 enrollments | **not met** |",
+		"- **scepter-rsa** at c=8: 4 failed (verify:duplicate 4)",
+	)
+}
