@@ -426,61 +426,20 @@ func NameChange(cert *x509.Certificate, want csr.Template) string {
 	if !csr.SameName(cert.RawSubject, wantSubject) {
 		diffs = append(diffs, fmt.Sprintf("subject %q, not %q", csr.NameString(cert.RawSubject), csr.NameString(wantSubject)))
 	}
-	ips := func(list []net.IP) []string {
-		out := make([]string, 0, len(list))
-		for _, ip := range list {
-			out = append(out, ip.String())
-		}
-		return out
-	}
-	uris := func(list []*url.URL) []string {
-		out := make([]string, 0, len(list))
-		for _, u := range list {
-			k := *u
-			k.Scheme, k.Host = strings.ToLower(k.Scheme), strings.ToLower(k.Host)
-			out = append(out, k.String())
-		}
-		return out
-	}
 	for _, kind := range []struct {
 		name      string
 		got, want []string
 	}{
-		{"DNS names", mapStrings(cert.DNSNames, strings.ToLower), mapStrings(want.DNSNames, strings.ToLower)},
-		{"email addresses", mapStrings(cert.EmailAddresses, emailKey), mapStrings(want.EmailAddresses, emailKey)},
-		{"IP addresses", ips(cert.IPAddresses), ips(want.IPAddresses)},
-		{"URIs", uris(cert.URIs), uris(want.URIs)},
+		{"DNS names", csr.NameKeys(cert.DNSNames, csr.DNSNameKey), csr.NameKeys(want.DNSNames, csr.DNSNameKey)},
+		{"email addresses", csr.NameKeys(cert.EmailAddresses, csr.EmailKey), csr.NameKeys(want.EmailAddresses, csr.EmailKey)},
+		{"IP addresses", csr.NameKeys(cert.IPAddresses, net.IP.String), csr.NameKeys(want.IPAddresses, net.IP.String)},
+		{"URIs", csr.NameKeys(cert.URIs, csr.URIKey), csr.NameKeys(want.URIs, csr.URIKey)},
 	} {
-		if got, wanted := nameSet(kind.got), nameSet(kind.want); !slices.Equal(got, wanted) {
-			diffs = append(diffs, fmt.Sprintf("%s [%s], not [%s]", kind.name, strings.Join(got, " "), strings.Join(wanted, " ")))
+		if !slices.Equal(kind.got, kind.want) {
+			diffs = append(diffs, fmt.Sprintf("%s [%s], not [%s]", kind.name, strings.Join(kind.got, " "), strings.Join(kind.want, " ")))
 		}
 	}
 	return Printable(strings.Join(diffs, "; "))
-}
-
-func mapStrings(list []string, f func(string) string) []string {
-	out := make([]string, 0, len(list))
-	for _, s := range list {
-		out = append(out, f(s))
-	}
-	return out
-}
-
-// nameSet is list sorted, without repeats.
-func nameSet(list []string) []string {
-	list = slices.Clone(list)
-	slices.Sort(list)
-	return slices.Compact(list)
-}
-
-// emailKey: an address's domain is case-insensitive, its local part is not
-// (RFC 5280 §7.5).
-func emailKey(addr string) string {
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return addr
-	}
-	return addr[:at+1] + strings.ToLower(addr[at+1:])
 }
 
 // CSRAttrs fetches what the server wants of a CSR (RFC 7030 §4.5); nil when

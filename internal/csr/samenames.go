@@ -36,15 +36,19 @@ func SameAltNames(a, b AltNames) bool {
 }
 
 func sameKeys[T any](a, b []T, key func(T) string) bool {
-	keys := func(names []T) []string {
-		out := make([]string, 0, len(names))
-		for _, n := range names {
-			out = append(out, key(n))
-		}
-		slices.Sort(out)
-		return out
+	return slices.Equal(NameKeys(a, key), NameKeys(b, key))
+}
+
+// NameKeys are the keys of names (DNSNameKey, EmailKey, URIKey,
+// net.IP.String), sorted, each once: the set two lists of names are
+// compared as.
+func NameKeys[T any](names []T, key func(T) string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, key(n))
 	}
-	return slices.Equal(keys(a), keys(b))
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // DNSNameKey: a DNS name is case-insensitive (RFC 4343; RFC 5280 §7.2).
