@@ -138,14 +138,20 @@ func pendingHint(err error, key crypto.Signer, made bool, keyOut string, held *h
 		}
 		keyAt = at
 	}
+	// Asked to wait and still held: the hint is to run again later, not
+	// to add the flag given.
+	waitHint := "add --max-wait to wait for it"
+	if pe := (*client.PendingError)(nil); errors.As(err, &pe) && pe.Waited > 0 {
+		waitHint = fmt.Sprintf("it was still held after --max-wait %s", pe.Waited)
+	}
 	if keyAt == "" {
-		return fmt.Errorf("%w; to collect the certificate once it is approved, %s (add --max-wait to wait for it)", err, again)
+		return fmt.Errorf("%w; to collect the certificate once it is approved, %s (%s)", err, again, waitHint)
 	}
 	explicit := ""
 	if keyFlag != "" {
 		explicit = fmt.Sprintf(" (or pass %s %s)", keyFlag, keyAt)
 	}
-	return fmt.Errorf("%w; its key is saved in %s: to collect the certificate once it is approved, %s, which takes that key up%s; add --max-wait to wait for it", err, keyAt, again, explicit)
+	return fmt.Errorf("%w; its key is saved in %s: to collect the certificate once it is approved, %s, which takes that key up%s; %s", err, keyAt, again, explicit, waitHint)
 }
 
 // heldKeyNote says, after a failure, that the request used a held key:

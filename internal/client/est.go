@@ -724,16 +724,21 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 	if err := c.bootstrap(ctx); err != nil {
 		return nil, err
 	}
-	start := c.now()
+	// Real time, as the waits below are: c.now may be a test's clock.
+	deadline := time.Now().Add(r.MaxWait)
 	for {
 		res, retry, err := c.enrollOnce(ctx, r)
 		if err != nil || retry == 0 {
 			return res, err
 		}
-		wait := max(retry, r.PollInterval)
-		if r.MaxWait <= 0 || c.now().Add(wait).After(start.Add(r.MaxWait)) {
-			return nil, &PendingError{RetryAfter: retry}
+		// The server's Retry-After, or the poll interval when longer, cut
+		// to the time left: a wait longer than MaxWait still asks once
+		// more, at the deadline.
+		left := time.Until(deadline)
+		if r.MaxWait <= 0 || left <= 0 {
+			return nil, &PendingError{RetryAfter: retry, Waited: max(r.MaxWait, 0)}
 		}
+		wait := min(max(retry, r.PollInterval), left)
 		c.warnf("the request is held for approval; asking again in %s", wait.Round(time.Second))
 		select {
 		case <-ctx.Done():

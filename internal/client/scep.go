@@ -117,6 +117,9 @@ type PendingError struct {
 	TransactionID string
 	// RetryAfter is the wait the server asked for (EST), zero when none.
 	RetryAfter time.Duration
+	// Waited is how long the client kept asking (its MaxWait, spent),
+	// zero when it was not asked to wait.
+	Waited time.Duration
 }
 
 func (e *PendingError) Error() string {
@@ -495,14 +498,18 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 		wait = 10 * time.Second
 	}
 	for rep.PKIStatus == scep.StatusPending {
-		if r.MaxWait <= 0 || time.Now().Add(wait).After(deadline) {
-			return nil, &PendingError{TransactionID: x.txID}
+		// The last wait is cut to the time left, so that the request is
+		// asked about once more at the deadline.
+		left := time.Until(deadline)
+		if r.MaxWait <= 0 || left <= 0 {
+			return nil, &PendingError{TransactionID: x.txID, Waited: max(r.MaxWait, 0)}
 		}
-		c.warnf("request %s is pending approval; polling again in %s", x.txID, wait.Round(time.Second))
+		sleep := min(wait, left)
+		c.warnf("request %s is pending approval; polling again in %s", x.txID, sleep.Round(time.Second))
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(wait):
+		case <-time.After(sleep):
 		}
 		wait = min(wait*3/2, 10*max(r.PollInterval, time.Second))
 		if _, rsaSigner := x.signerKey.Public().(*rsa.PublicKey); !rsaSigner {

@@ -13,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -1132,5 +1133,61 @@ func TestBasicEnrollmentReadsTheUserOnce(t *testing.T) {
 	}
 	if n := counting.reads.Load(); n != 1 {
 		t.Errorf("the EST user was read %d times, want once", n)
+	}
+}
+
+// A --max-wait shorter than the server's Retry-After (7 s here) still
+// waits: the client asks once more at its deadline, and collects a
+// certificate approved meanwhile; one still held comes back as pending
+// with the wait it spent.
+func TestMaxWaitShorterThanRetryAfter(t *testing.T) {
+	ctx := context.Background()
+	approval := profile("approval", func(p *pki.Profile) { p.RequireApproval = true })
+	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{approval}})
+	cl := f.client("approval")
+	cl.User, cl.Password = "alice", userPassword
+	enroll := func(cn string, key crypto.Signer) (*client.ESTResult, error) {
+		return cl.Enroll(ctx, client.ESTRequest{Op: est.OpSimpleEnroll, PollInterval: 10 * time.Millisecond, MaxWait: 400 * time.Millisecond,
+			MakeCSR: func([]byte) ([]byte, error) {
+				return csr.Create(csr.Template{RawSubject: mustDN(t, "CN="+cn)}, key)
+			}})
+	}
+	_, err := enroll("still-held", newKey(t))
+	var pe *client.PendingError
+	if !errors.As(err, &pe) || pe.Waited != 400*time.Millisecond || pe.RetryAfter != 7*time.Second {
+		t.Fatalf("a request still held: %v (%+v), want pending after waiting 400ms", err, pe)
+	}
+	done := make(chan error, 1)
+	go func() {
+		res, err := enroll("approved-meanwhile", newKey(t))
+		if err == nil && res.Certificate.Subject.CommonName != "approved-meanwhile" {
+			err = fmt.Errorf("collected %s", res.Certificate.Subject)
+		}
+		done <- err
+	}()
+	deadline := time.After(30 * time.Second)
+	for approved := false; ; {
+		select {
+		case err := <-done:
+			if err != nil || !approved {
+				t.Fatalf("approved within --max-wait (approved: %v): %v", approved, err)
+			}
+			return
+		case <-deadline:
+			t.Fatal("the client did not come back")
+		case <-time.After(5 * time.Millisecond):
+		}
+		if approved {
+			continue
+		}
+		reqs, _ := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+		for _, r := range reqs {
+			if r.Subject == "CN=approved-meanwhile" {
+				if _, err := f.svc.Approve(ctx, r.ID, "cli:test"); err != nil {
+					t.Fatal(err)
+				}
+				approved = true
+			}
+		}
 	}
 }
