@@ -354,6 +354,11 @@ func (s *countingStore) DiscardCAGeneration(ctx context.Context, issuerID string
 	return s.count("DiscardCAGeneration", s.Store.DiscardCAGeneration(ctx, issuerID, now, ev))
 }
 
+func (s *countingStore) DiscardedCAGenerations(ctx context.Context) ([]store.DiscardedCAGeneration, error) {
+	v, err := s.Store.DiscardedCAGenerations(ctx)
+	return v, s.count("DiscardedCAGenerations", err)
+}
+
 func (s *countingStore) Ping(ctx context.Context) error {
 	return s.count("Ping", s.Store.Ping(ctx))
 }

@@ -616,7 +616,8 @@ type Store interface {
 	// same issuing CA certificate) is left as it is and reported with
 	// inserted false. ErrConflict when the IssuerID is recorded with
 	// another certificate or switch time, or g's RootFingerprint differs
-	// from a recorded generation's: the caller's CA is not this store's.
+	// from a recorded generation's (the caller's CA is not this store's),
+	// or the IssuerID was discarded (DiscardCAGeneration).
 	PublishCAGeneration(ctx context.Context, g CAGeneration, ev pki.AuditEvent) (inserted bool, err error)
 	// PromoteCAGeneration records, once, that the generation issuerID
 	// became current at its switch time: it sets PromotedAt to at and
@@ -625,11 +626,17 @@ type Store interface {
 	// exactly one gets promoted true. ErrNotFound for an unknown ID.
 	PromoteCAGeneration(ctx context.Context, issuerID string, at time.Time, ev pki.AuditEvent) (promoted bool, err error)
 	// DiscardCAGeneration removes the generation issuerID while it is
-	// still to come (its SwitchAt after now, never promoted) and appends
-	// ev in the same transaction: a rollover undone before its switch.
-	// ErrNotFound for an unknown ID, ErrConflict for a generation that is
-	// current or was (the first one included).
+	// still to come (its SwitchAt after now, never promoted), records
+	// that it was discarded (at now, by ev.Actor) and appends ev, in one
+	// transaction: a rollover undone before its switch. From then on
+	// PublishCAGeneration refuses it, so that a node still holding it
+	// cannot schedule it again. ErrNotFound for an unknown ID,
+	// ErrConflict for a generation that is current or was (the first one
+	// included).
 	DiscardCAGeneration(ctx context.Context, issuerID string, now time.Time, ev pki.AuditEvent) error
+	// DiscardedCAGenerations returns the generations DiscardCAGeneration
+	// removed, oldest discard first.
+	DiscardedCAGenerations(ctx context.Context) ([]DiscardedCAGeneration, error)
 
 	// Ping reports whether the store answers, with a cheap read (readiness
 	// probes): nil when it does.
@@ -661,6 +668,15 @@ type CAGeneration struct {
 	// PromotedAt is when a node recorded the switch (zero: not yet, or
 	// the first generation).
 	PromotedAt time.Time
+}
+
+// DiscardedCAGeneration is a generation discarded before its switch
+// (`scepter ca rollover --discard`): its keys may be gone, so no node may
+// record, schedule or switch to it again.
+type DiscardedCAGeneration struct {
+	IssuerID    string
+	DiscardedAt time.Time
+	DiscardedBy string // the discard's actor
 }
 
 // NotificationStatus is the state of one expiry notification.

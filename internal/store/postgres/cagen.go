@@ -42,6 +42,9 @@ func (s *Store) PublishCAGeneration(ctx context.Context, g store.CAGeneration, e
 		case root != g.RootFingerprint:
 			return fmt.Errorf("the store's CA has root %s, not %s: %w", root, g.RootFingerprint, store.ErrConflict)
 		}
+		if err := refuseDiscarded(tx.QueryRow(ctx, `SELECT discarded_at, discarded_by FROM ca_discarded WHERE issuer_id = $1`, g.IssuerID), g.IssuerID); err != nil {
+			return err
+		}
 		var der []byte
 		var switchAt int64
 		switch err := tx.QueryRow(ctx, `SELECT issuer_der, switch_at FROM ca_generations WHERE issuer_id = $1`, g.IssuerID).Scan(&der, &switchAt); {
@@ -99,7 +102,8 @@ func (s *Store) PromoteCAGeneration(ctx context.Context, issuerID string, at tim
 	return promoted, nil
 }
 
-// DiscardCAGeneration implements store.Store. The conditional DELETE
+// DiscardCAGeneration implements store.Store, keeping the discard in
+// ca_discarded. The conditional DELETE
 // decides: a promotion that committed first leaves it nothing to delete.
 func (s *Store) DiscardCAGeneration(ctx context.Context, issuerID string, now time.Time, ev pki.AuditEvent) error {
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
@@ -109,6 +113,10 @@ func (s *Store) DiscardCAGeneration(ctx context.Context, issuerID string, now ti
 			return err
 		}
 		if tag.RowsAffected() == 1 {
+			if _, err := tx.Exec(ctx, `INSERT INTO ca_discarded (issuer_id, discarded_at, discarded_by) VALUES ($1, $2, $3)
+				ON CONFLICT (issuer_id) DO NOTHING`, issuerID, sqlstore.Micros(now), ev.Actor); err != nil {
+				return err
+			}
 			return insertEvents(ctx, tx, now, []pki.AuditEvent{ev})
 		}
 		var one int
@@ -123,4 +131,38 @@ func (s *Store) DiscardCAGeneration(ctx context.Context, issuerID string, now ti
 		return pgError("postgres: discard CA generation: %w", err)
 	}
 	return nil
+}
+
+// DiscardedCAGenerations implements store.Store.
+func (s *Store) DiscardedCAGenerations(ctx context.Context) ([]store.DiscardedCAGeneration, error) {
+	out, err := queryAll(ctx, s.pool, scanDiscarded, `SELECT issuer_id, discarded_at, discarded_by FROM ca_discarded ORDER BY discarded_at, issuer_id`)
+	if err != nil {
+		return nil, pgError("postgres: discarded CA generations: %w", err)
+	}
+	return out, nil
+}
+
+func scanDiscarded(sc sqlstore.Scanner) (store.DiscardedCAGeneration, error) {
+	var d store.DiscardedCAGeneration
+	var at int64
+	err := sc.Scan(&d.IssuerID, &at, &d.DiscardedBy)
+	d.DiscardedAt = sqlstore.FromMicros(at)
+	return d, err
+}
+
+// refuseDiscarded is ErrConflict when row (discarded_at, discarded_by of
+// ca_discarded) found issuerID: a discarded generation is never recorded
+// again. Read under PublishCAGeneration's table lock, which a discard's
+// DELETE waits for (or the other way round).
+func refuseDiscarded(row pgx.Row, issuerID string) error {
+	var at int64
+	var by string
+	switch err := row.Scan(&at, &by); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("issuing CA %s was discarded at %s by %s: %w", issuerID,
+		sqlstore.FromMicros(at).UTC().Format(time.RFC3339), by, store.ErrConflict)
 }

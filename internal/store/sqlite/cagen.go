@@ -36,6 +36,9 @@ func (s *Store) PublishCAGeneration(ctx context.Context, g store.CAGeneration, e
 		case root != g.RootFingerprint:
 			return fmt.Errorf("the store's CA has root %s, not %s: %w", root, g.RootFingerprint, store.ErrConflict)
 		}
+		if err := refuseDiscarded(tx.QueryRowContext(ctx, `SELECT discarded_at, discarded_by FROM ca_discarded WHERE issuer_id = ?`, g.IssuerID), g.IssuerID); err != nil {
+			return err
+		}
 		var der []byte
 		var switchAt int64
 		switch err := tx.QueryRowContext(ctx, `SELECT issuer_der, switch_at FROM ca_generations WHERE issuer_id = ?`, g.IssuerID).Scan(&der, &switchAt); {
@@ -93,7 +96,8 @@ func (s *Store) PromoteCAGeneration(ctx context.Context, issuerID string, at tim
 	return promoted, nil
 }
 
-// DiscardCAGeneration implements store.Store. The conditional DELETE
+// DiscardCAGeneration implements store.Store, keeping the discard in
+// ca_discarded. The conditional DELETE
 // decides, under the write lock, against a promotion racing it.
 func (s *Store) DiscardCAGeneration(ctx context.Context, issuerID string, now time.Time, ev pki.AuditEvent) error {
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
@@ -105,6 +109,10 @@ func (s *Store) DiscardCAGeneration(ctx context.Context, issuerID string, now ti
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 1 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO ca_discarded (issuer_id, discarded_at, discarded_by) VALUES (?, ?, ?)
+				ON CONFLICT (issuer_id) DO NOTHING`, issuerID, sqlstore.Micros(now), ev.Actor); err != nil {
+				return err
+			}
 			return insertEvents(ctx, tx, now, []pki.AuditEvent{ev})
 		}
 		var one int
@@ -119,4 +127,37 @@ func (s *Store) DiscardCAGeneration(ctx context.Context, issuerID string, now ti
 		return fmt.Errorf("sqlite: discard CA generation: %w", err)
 	}
 	return nil
+}
+
+// DiscardedCAGenerations implements store.Store.
+func (s *Store) DiscardedCAGenerations(ctx context.Context) ([]store.DiscardedCAGeneration, error) {
+	out, err := queryAll(ctx, s.r, scanDiscarded, `SELECT issuer_id, discarded_at, discarded_by FROM ca_discarded ORDER BY discarded_at, issuer_id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: discarded CA generations: %w", err)
+	}
+	return out, nil
+}
+
+func scanDiscarded(sc sqlstore.Scanner) (store.DiscardedCAGeneration, error) {
+	var d store.DiscardedCAGeneration
+	var at int64
+	err := sc.Scan(&d.IssuerID, &at, &d.DiscardedBy)
+	d.DiscardedAt = sqlstore.FromMicros(at)
+	return d, err
+}
+
+// refuseDiscarded is ErrConflict when row (discarded_at, discarded_by of
+// ca_discarded) found issuerID: a discarded generation is never recorded
+// again.
+func refuseDiscarded(row *sql.Row, issuerID string) error {
+	var at int64
+	var by string
+	switch err := row.Scan(&at, &by); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("issuing CA %s was discarded at %s by %s: %w", issuerID,
+		sqlstore.FromMicros(at).UTC().Format(time.RFC3339), by, store.ErrConflict)
 }

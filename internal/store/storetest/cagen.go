@@ -119,8 +119,9 @@ func testCAPromotion(t *testing.T, s store.Store) {
 	}
 }
 
-// testCADiscard: a generation still to come is discarded with its event;
-// the first, a current or promoted one, and an unknown one are not.
+// testCADiscard: a generation still to come is discarded with its event
+// and its discard is kept; the first, a current or promoted one, and an
+// unknown one are not discarded; a discarded one is never recorded again.
 func testCADiscard(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	switchAt := t0.Add(time.Hour)
@@ -129,6 +130,9 @@ func testCADiscard(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
+	if ds, err := s.DiscardedCAGenerations(ctx); err != nil || len(ds) != 0 {
+		t.Fatalf("DiscardedCAGenerations before any discard = %v, %v", ds, err)
+	}
 	head, _ := s.AuditHead(ctx)
 	wantErr(t, "the first generation", s.DiscardCAGeneration(ctx, "aa", t0, caEvent(pki.EventCARollover, "aa")), store.ErrConflict)
 	wantErr(t, "at its switch time", s.DiscardCAGeneration(ctx, "bb", switchAt, caEvent(pki.EventCARollover, "bb")), store.ErrConflict)
@@ -136,7 +140,13 @@ func testCADiscard(t *testing.T, s store.Store) {
 	if h, _ := s.AuditHead(ctx); h.Count != head.Count {
 		t.Errorf("a refused discard wrote an event: %d → %d", head.Count, h.Count)
 	}
-	if err := s.DiscardCAGeneration(ctx, "bb", switchAt.Add(-time.Second), caEvent(pki.EventCARollover, "bb")); err != nil {
+	if ds, _ := s.DiscardedCAGenerations(ctx); len(ds) != 0 {
+		t.Errorf("a refused discard was kept: %+v", ds)
+	}
+	discardAt := switchAt.Add(-time.Second)
+	ev := caEvent(pki.EventCARollover, "bb")
+	ev.Actor = "cli:alice"
+	if err := s.DiscardCAGeneration(ctx, "bb", discardAt, ev); err != nil {
 		t.Fatalf("discard before the switch: %v", err)
 	}
 	if h, _ := s.AuditHead(ctx); h.Count != head.Count+1 {
@@ -145,13 +155,38 @@ func testCADiscard(t *testing.T, s store.Store) {
 	if gs, _ := s.CAGenerations(ctx); len(gs) != 1 || gs[0].IssuerID != "aa" {
 		t.Errorf("after the discard: %+v", gs)
 	}
-	// Published again (a node that still had it), then promoted: no
-	// longer discardable, even with a clock behind its switch.
-	if _, err := s.PublishCAGeneration(ctx, caGen("bb", "sha256:r", switchAt), caEvent(pki.EventCAPublished, "bb")); err != nil {
+	ds, err := s.DiscardedCAGenerations(ctx)
+	if err != nil || len(ds) != 1 || ds[0].IssuerID != "bb" || !ds[0].DiscardedAt.Equal(discardAt) || ds[0].DiscardedBy != "cli:alice" {
+		t.Errorf("DiscardedCAGenerations = %+v, %v; want bb at %s by cli:alice", ds, err, discardAt)
+	}
+
+	// A node that still holds it in DATA/ca/next records it again: refused,
+	// with the same certificate and switch time as with any other.
+	head, _ = s.AuditHead(ctx)
+	ins, err := s.PublishCAGeneration(ctx, caGen("bb", "sha256:r", switchAt), caEvent(pki.EventCAPublished, "bb"))
+	wantErr(t, "publishing a discarded generation again", err, store.ErrConflict)
+	if ins {
+		t.Error("a discarded generation was recorded again")
+	}
+	if gs, _ := s.CAGenerations(ctx); len(gs) != 1 {
+		t.Errorf("after publishing the discarded one again: %+v", gs)
+	}
+	if h, _ := s.AuditHead(ctx); h.Count != head.Count {
+		t.Errorf("a refused publication wrote an event: %d → %d", head.Count, h.Count)
+	}
+	_, err = s.PromoteCAGeneration(ctx, "bb", switchAt, caEvent(pki.EventCAPromoted, "bb"))
+	wantErr(t, "promoting a discarded generation", err, store.ErrNotFound)
+
+	// Another next one, promoted: no longer discardable, even with a
+	// clock behind its switch.
+	if _, err := s.PublishCAGeneration(ctx, caGen("cc", "sha256:r", switchAt), caEvent(pki.EventCAPublished, "cc")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PromoteCAGeneration(ctx, "bb", switchAt, caEvent(pki.EventCAPromoted, "bb")); err != nil {
+	if _, err := s.PromoteCAGeneration(ctx, "cc", switchAt, caEvent(pki.EventCAPromoted, "cc")); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "a promoted generation", s.DiscardCAGeneration(ctx, "bb", t0, caEvent(pki.EventCARollover, "bb")), store.ErrConflict)
+	wantErr(t, "a promoted generation", s.DiscardCAGeneration(ctx, "cc", t0, caEvent(pki.EventCARollover, "cc")), store.ErrConflict)
+	if ds, _ := s.DiscardedCAGenerations(ctx); len(ds) != 1 {
+		t.Errorf("a refused discard was kept: %+v", ds)
+	}
 }
