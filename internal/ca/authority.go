@@ -57,6 +57,9 @@ type Authority struct {
 	// (SetRevokedIssuers). Kept apart from state, which Reload replaces:
 	// a revocation outlives a reload. Never modified once stored.
 	revoked atomic.Pointer[map[string]bool]
+	// discarded holds the IDs of next issuing CAs discarded before their
+	// switch (SetDiscardedNext); like revoked, it outlives a reload.
+	discarded atomic.Pointer[map[string]bool]
 }
 
 // issuerSet is everything that changes with a rollover. It is never
@@ -270,6 +273,39 @@ func (a *Authority) RevokedIssuers() []string {
 		return nil
 	}
 	return slices.Sorted(maps.Keys(*p))
+}
+
+// SetDiscardedNext records the issuing CAs that were discarded before
+// their switch (on another node: the store of a CA several nodes share
+// says so), by issuer ID, replacing the set recorded before. A next
+// issuing CA among them is treated as absent, although its files stay in
+// DATA/ca/next until the operator discards it here: Next does not serve
+// it, Active never switches to it, and Reload neither loads nor promotes
+// it (its keys may be destroyed already). It returns whether the next
+// issuing CA loaded until now was one of them, and so dropped.
+func (a *Authority) SetDiscardedNext(ids []string) (dropped bool) {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	a.discarded.Store(&m)
+	for {
+		old := a.state.Load()
+		if old.next == nil || !m[old.next.ID] {
+			return false
+		}
+		s := newIssuerSet(a.Root, old.current, old.currentRA, nil, nil, time.Time{}, old.previous, old.previousRAs)
+		s.currentSince, s.retiredRAs = old.currentSince, old.retiredRAs
+		if a.state.CompareAndSwap(old, s) {
+			return true
+		}
+	}
+}
+
+// isDiscarded: SetDiscardedNext listed id.
+func (a *Authority) isDiscarded(id string) bool {
+	p := a.discarded.Load()
+	return p != nil && (*p)[id]
 }
 
 // isRevoked: id is an issuing CA the root revoked, and neither the current

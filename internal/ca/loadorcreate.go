@@ -413,6 +413,10 @@ type loadMode struct {
 	// unopened stands in for keys in a token when no token was given
 	// (keys.Dir.Unopened): their certificates load, their use fails.
 	unopened bool
+	// discarded says whether a next issuing CA was discarded on another
+	// node (Authority.SetDiscardedNext): load then leaves it aside, as if
+	// DATA/ca/next were absent. Nil: none is.
+	discarded func(id string) bool
 }
 
 // load reads and checks an existing CA: root, current generation, the next
@@ -456,6 +460,11 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 	switchAt, hasNext, err := readSwitchAt(nextDir)
 	if err != nil {
 		return nil, err
+	}
+	if hasNext && m.discarded != nil {
+		if c, err := loadCert(nextDir, IssuingCertFile); err == nil && m.discarded(issuerID(c)) {
+			hasNext = false
+		}
 	}
 	if hasNext && !now.Before(switchAt) && !m.readOnly {
 		if err := promoteWith(caDir, root, o, m); err != nil {

@@ -723,7 +723,9 @@ func (a *Authority) Reload(now time.Time) error {
 	if !due && disk == a.disk {
 		return nil
 	}
-	b, err := load(a.caDir, a.opts, now, a.mode)
+	m := a.mode
+	m.discarded = a.isDiscarded
+	b, err := load(a.caDir, a.opts, now, m)
 	if err != nil {
 		return err
 	}

@@ -1046,3 +1046,53 @@ func TestRemovedRAIsIssuedAgainInItsMode(t *testing.T) {
 		t.Fatal("no new separate RA")
 	}
 }
+
+// TestSetDiscardedNext: a next CA discarded on another node is dropped at
+// once, and later reloads neither load it again nor promote it at its
+// switch time; its files stay for the operator's discard.
+func TestSetDiscardedNext(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, a := newCA(t, InitOptions{}, clock)
+	cur, _ := a.Active(clock.Now())
+	switchAt := t0.Add(day)
+	next, _, err := Rollover(dir, RolloverOptions{SwitchAt: switchAt}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if a.SetDiscardedNext([]string{"another"}) {
+		t.Error("a next CA that was not discarded was dropped")
+	}
+	if _, _, ok := a.Next(clock.Now()); !ok {
+		t.Fatal("the next CA is gone")
+	}
+	if !a.SetDiscardedNext([]string{"another", next.ID}) {
+		t.Error("the discarded next CA was not dropped")
+	}
+	if a.SetDiscardedNext([]string{next.ID}) {
+		t.Error("dropped twice")
+	}
+	for _, at := range []time.Time{t0, switchAt.Add(time.Minute)} {
+		clock.Set(at)
+		if err := a.Reload(clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok := a.Next(clock.Now()); ok {
+			t.Errorf("at %s: the discarded next CA is served", at)
+		}
+		if _, ok := a.SwitchAt(); ok {
+			t.Errorf("at %s: a switch time is kept", at)
+		}
+		if iss, _ := a.Active(clock.Now()); iss.ID != cur.ID {
+			t.Errorf("at %s: Active is %s, want the current %s", at, iss.ID, cur.ID)
+		}
+		if _, ok := a.IssuerByID(next.ID); ok {
+			t.Errorf("at %s: the discarded next CA is among the issuers", at)
+		}
+	}
+	if id, _, ok, err := NextOnDisk(dir); err != nil || !ok || id != next.ID {
+		t.Errorf("DATA/ca/next after the switch time = %s, %v, %v; want its files left", id, ok, err)
+	}
+}

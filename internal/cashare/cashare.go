@@ -15,6 +15,9 @@
 //     the store schedules another one; one whose switch time passed before
 //     any node recorded it (no server ran) is recorded late, with its
 //     switch time, when the store has scheduled nothing since;
+//   - never records, serves or switches to a generation discarded before
+//     its switch (`scepter ca rollover --discard` on any node: the store
+//     keeps the discard), even while its files stay in DATA/ca/next;
 //   - switches at the switch time the store holds, like every other node,
 //     and the first node to see that time come records the switch once
 //     (store.PromoteCAGeneration decides which);
@@ -115,9 +118,10 @@ type Discarded struct {
 // --discard`): the next issuing CA in dataDir/ca/next, or else the one
 // the store schedules, is removed from the store when recorded there
 // (store.DiscardCAGeneration: never once its switch time has come or it
-// was promoted), then from dataDir, with an audit event by actor. Any
-// other node that holds it in its DATA/ca/next records it again until it
-// is discarded there too.
+// was promoted), then from dataDir, with an audit event by actor. The
+// store keeps the discard: another node that holds it in its DATA/ca/next
+// stops serving it at its next Sync, never records or switches to it, and
+// warns until it is discarded there too.
 func Discard(ctx context.Context, st store.Store, dataDir string, now time.Time, actor string) (Discarded, error) {
 	var d Discarded
 	localID, localAt, local, err := ca.NextOnDisk(dataDir)
@@ -171,7 +175,12 @@ func Discard(ctx context.Context, st store.Store, dataDir string, now time.Time,
 	}
 	d.FromDisk = true
 	if !d.FromStore {
-		ev.Detail += " (the store had not recorded it)"
+		note := " (the store had not recorded it)"
+		ds, err := st.DiscardedCAGenerations(ctx)
+		if err == nil && slices.ContainsFunc(ds, func(x store.DiscardedCAGeneration) bool { return x.IssuerID == localID }) {
+			note = " (discarded from the store before, on another node)"
+		}
+		ev.Detail += note
 		if err := st.AppendAudit(ctx, ev); err != nil {
 			return d, fmt.Errorf("the next CA was discarded, but its audit event could not be written: %w", err)
 		}
@@ -303,6 +312,17 @@ func (s *Syncer) Sync(ctx context.Context) error {
 			return s.fail(fmt.Errorf("%w: the store's CA has root %s, this node's %s", ErrNotThisCA, g.RootFingerprint, root))
 		}
 	}
+	discarded, err := s.dropDiscarded(ctx, now)
+	if err != nil {
+		return err
+	}
+	if active, _ := s.Authority.Active(now); discarded[active.ID] != nil {
+		// Switched before this node learnt of the discard (it started
+		// after the switch time): the keys may be gone.
+		d := discarded[active.ID]
+		return s.fail(fmt.Errorf("this node switched to issuing CA %s, which was discarded at %s by %s: it must not issue with it; bring the store's CA here (%s)",
+			active.ID, d.DiscardedAt.UTC().Format(time.RFC3339), d.DiscardedBy, s.howToGetCA()))
+	}
 	if len(gens) == 0 {
 		// The first node on this store records its CA as it is now.
 		iss, ra := s.Authority.Active(now)
@@ -380,6 +400,44 @@ func (s *Syncer) Sync(ctx context.Context) error {
 	s.problem = nil
 	s.mu.Unlock()
 	return nil
+}
+
+// dropDiscarded reads the generations discarded before their switch and
+// has the Authority treat its next CA as absent when it is one of them (its
+// files stay until the operator discards it on this node). It warns once
+// each time it drops one: at the first Sync after the next CA was loaded.
+// It returns the discarded generations by issuer ID.
+func (s *Syncer) dropDiscarded(ctx context.Context, now time.Time) (map[string]*store.DiscardedCAGeneration, error) {
+	list, err := s.Store.DiscardedCAGenerations(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the discarded CA generations in the store: %w", err)
+	}
+	byID := make(map[string]*store.DiscardedCAGeneration, len(list))
+	ids := make([]string, len(list))
+	for i := range list {
+		byID[list[i].IssuerID], ids[i] = &list[i], list[i].IssuerID
+	}
+	// The next CA, also one past its switch time that a reload could
+	// not promote (its keys destroyed in the token): Active serves it.
+	var next *ca.Issuer
+	if at, ok := s.Authority.SwitchAt(); ok && now.Before(at) {
+		next, _, _ = s.Authority.Next(now)
+	} else if ok {
+		next, _ = s.Authority.Active(now)
+	}
+	if d := byID[nextID(next)]; s.Authority.SetDiscardedNext(ids) && d != nil {
+		s.Log.Warn(fmt.Sprintf("this node's next issuing CA %s (%s) was discarded at %s by %s: this node no longer serves it and never switches to it; "+
+			"run 'scepter ca rollover --discard' on this node to remove its files", next.ID, filepath.Join("DATA", "ca", ca.NextDir),
+			d.DiscardedAt.UTC().Format(time.RFC3339), d.DiscardedBy), "issuer", next.ID)
+	}
+	return byID, nil
+}
+
+func nextID(next *ca.Issuer) string {
+	if next == nil {
+		return ""
+	}
+	return next.ID
 }
 
 // warnNext logs, once, a next generation in the store that this node will

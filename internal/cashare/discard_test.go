@@ -1,0 +1,113 @@
+package cashare
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pkitest"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// TestDiscardStaysDiscardedOnEveryNode: a next CA copied to node b and then
+// discarded on node a is neither recorded again by b, nor served, nor
+// switched to; at its switch time both nodes still issue with the current
+// CA, and b stays ready until its operator discards its copy.
+func TestDiscardStaysDiscardedOnEveryNode(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+		ctx := context.Background()
+		clock := pkitest.NewClock(t0)
+		st := open(t)
+		a, err := startNode(t, st, clock, t.TempDir(), "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bDir := t.TempDir()
+		copyCA(t, a.dir, bDir)
+		bStore := open(t)
+		b, err := startNode(t, bStore, clock, bDir, "node-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		current, _ := a.auth.Active(clock.Now())
+
+		switchAt := t0.Add(100 * time.Second)
+		next, _, err := Rollover(ctx, st, a.dir, ca.RolloverOptions{SwitchAt: switchAt}, clock, "node-a cli:test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyCA(t, a.dir, bDir) // DATA/ca/next to node b, as documented
+		for _, n := range []*node{a, b} {
+			if err := n.tick(t, clock); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, _, ok := b.auth.Next(clock.Now()); !ok || got.ID != next.ID {
+			t.Fatalf("node b does not hold the next CA %s", next.ID)
+		}
+
+		d, err := Discard(ctx, st, a.dir, clock.Now(), "cli:alice")
+		if err != nil || !d.FromStore || !d.FromDisk {
+			t.Fatalf("discard on node a = %+v, %v", d, err)
+		}
+		for i := range 2 { // a second Sync neither records it nor warns again
+			if err := b.tick(t, clock); err != nil {
+				t.Fatalf("node b after the discard on a (sync %d): %v", i+1, err)
+			}
+		}
+		if gens, _ := st.CAGenerations(ctx); recorded(gens, next.ID) {
+			t.Fatalf("node b recorded the discarded next CA %s again", next.ID)
+		}
+		if ds, err := st.DiscardedCAGenerations(ctx); err != nil || len(ds) != 1 || ds[0].IssuerID != next.ID || ds[0].DiscardedBy != "cli:alice" {
+			t.Errorf("discarded generations = %+v, %v", ds, err)
+		}
+		if _, _, ok := b.auth.Next(clock.Now()); ok {
+			t.Error("node b still serves the discarded next CA (GetNextCACert)")
+		}
+		if _, ok := b.sync.LackedNextRA(clock.Now()); ok {
+			t.Error("node b serves the discarded next CA as one it lacks")
+		}
+		if err := b.sync.Ready(ctx); err != nil {
+			t.Errorf("node b is not ready: %v", err)
+		}
+		if logs := b.logs.String(); strings.Count(logs, "level=WARN") != 1 || !strings.Contains(logs, "was discarded") ||
+			!strings.Contains(logs, "scepter ca rollover --discard' on this node") {
+			t.Errorf("node b warned:\n%s", logs)
+		}
+		if _, err := os.Stat(filepath.Join(bDir, "ca", ca.NextDir)); err != nil {
+			t.Errorf("node b's copy is left to its operator: %v", err)
+		}
+
+		clock.Set(switchAt.Add(time.Second))
+		for name, n := range map[string]*node{"a": a, "b": b} {
+			if err := n.tick(t, clock); err != nil {
+				t.Errorf("node %s after the switch time: %v", name, err)
+			}
+			if iss, _ := n.auth.Active(clock.Now()); iss.ID != current.ID {
+				t.Errorf("node %s issues with %s after the switch time, want the current CA %s", name, iss.ID, current.ID)
+			}
+			if err := n.sync.Ready(ctx); err != nil {
+				t.Errorf("node %s is not ready after the switch time: %v", name, err)
+			}
+		}
+		gens, _ := st.CAGenerations(ctx)
+		if cur := Current(gens, clock.Now()); cur == nil || cur.IssuerID != current.ID || len(gens) != 1 {
+			t.Errorf("the store has %d generations after the switch time, current %v; want only %s", len(gens), cur, current.ID)
+		}
+
+		// Node b's operator discards its copy; nothing to discard is left.
+		clock.Set(t0.Add(time.Second))
+		d, err = Discard(ctx, bStore, bDir, clock.Now(), "cli:bob")
+		if err != nil || d.IssuerID != next.ID || d.FromStore || !d.FromDisk {
+			t.Errorf("discard on node b = %+v, %v", d, err)
+		}
+		if _, err := Discard(ctx, bStore, bDir, clock.Now(), "cli:bob"); !errors.Is(err, ErrNothingToDiscard) {
+			t.Errorf("discard on node b again: %v", err)
+		}
+	})
+}
