@@ -12,9 +12,10 @@
 //   - on a store that holds a CA, never creates one: it starts only with
 //     that CA's keys (Before refuses a data directory without a CA);
 //   - records a next generation made on it by `scepter ca rollover`, unless
-//     the store schedules another one; one whose switch time passed before
-//     any node recorded it (no server ran) is recorded late, with its
-//     switch time, when the store has scheduled nothing since;
+//     the store schedules another one, or its keys do not sign here; one
+//     whose switch time passed before any node recorded it (no server ran)
+//     is recorded late, with its switch time, when the store has scheduled
+//     nothing since;
 //   - never records, serves or switches to a generation discarded before
 //     its switch (`scepter ca rollover --discard` on any node: the store
 //     keeps the discard), even while its files stay in DATA/ca/next;
@@ -27,6 +28,11 @@ package cashare
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -235,8 +241,11 @@ type Syncer struct {
 	Log  *slog.Logger
 
 	mu       sync.Mutex
-	problem  error     // why the node may not issue; nil when it may
-	reported string    // the last warning logged, to log each once
+	problem  error  // why the node may not issue; nil when it may
+	reported string // the last warning logged, to log each once
+	// unusable is the last warning logged of a next CA whose key does
+	// not sign here, to log it once.
+	unusable string
 	switchAt time.Time // the store's next switch, zero when none
 	// lacking is the store's next generation when this node lacks it
 	// (its keys not imported yet), as GetNextCACert serves it; nil
@@ -355,7 +364,12 @@ func (s *Syncer) Sync(ctx context.Context) error {
 				"discard this node's with 'scepter ca rollover --discard' (it removes %s; the store's stays)",
 				next.ID, at.Format(time.RFC3339), other.IssuerID, other.SwitchAt.Format(time.RFC3339), filepath.Join("DATA", "ca", "next")))
 		}
-		if err := s.publish(ctx, next, ra, at); err != nil {
+		switch err := s.publish(ctx, next, ra, at); {
+		case errors.Is(err, errKeyUnusable):
+			// The current CA still issues: warned, not recorded, so
+			// that no node switches to it.
+			s.warnUnusable(fmt.Sprintf("this node's next issuing CA %s (switch at %s) is not recorded in the store: %v", next.ID, at.UTC().Format(time.RFC3339), err))
+		case err != nil:
 			return s.fail(err)
 		}
 		if gens, err = s.Store.CAGenerations(ctx); err != nil {
@@ -431,6 +445,17 @@ func (s *Syncer) dropDiscarded(ctx context.Context, now time.Time) (map[string]*
 			d.DiscardedAt.UTC().Format(time.RFC3339), d.DiscardedBy), "issuer", next.ID)
 	}
 	return byID, nil
+}
+
+// warnUnusable logs, once, that this node's next CA is not recorded
+// because its key does not sign here.
+func (s *Syncer) warnUnusable(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if msg != s.unusable {
+		s.Log.Warn(msg)
+	}
+	s.unusable = msg
 }
 
 func nextID(next *ca.Issuer) string {
@@ -529,8 +554,20 @@ func (s *Syncer) howToGetCA() string {
 	return "move DATA/ca aside, then 'scepter ca export-keys' on a node that serves the store's CA and 'scepter ca import-keys' here"
 }
 
-// publish records one generation of this node's CA.
+// errKeyUnusable: a generation's issuing CA key does not sign on this node.
+var errKeyUnusable = errors.New("its issuing CA key does not sign here")
+
+// publish records one generation of this node's CA. A generation after
+// the first is recorded only once its key has made a signature here that
+// its certificate verifies: recorded, it becomes every node's CA at its
+// switch time, and one whose key is gone (a token's keys destroyed by a
+// discard elsewhere) would leave no node able to issue.
 func (s *Syncer) publish(ctx context.Context, iss *ca.Issuer, ra *pki.RA, switchAt time.Time) error {
+	if !switchAt.IsZero() {
+		if err := probeKey(iss); err != nil {
+			return fmt.Errorf("%w (%v): check that its key is in %s, or discard it with 'scepter ca rollover --discard'", errKeyUnusable, err, filepath.Join("DATA", "ca", ca.NextDir))
+		}
+	}
 	now := s.Clock.Now()
 	g := store.CAGeneration{IssuerID: iss.ID, RootFingerprint: s.Authority.RootFingerprint(), IssuerDER: iss.Cert.Raw,
 		SwitchAt: switchAt, PublishedAt: now, PublishedBy: s.Node}
@@ -551,6 +588,31 @@ func (s *Syncer) publish(ctx context.Context, iss *ca.Issuer, ra *pki.RA, switch
 	}
 	if ins {
 		s.Log.Info("CA recorded in the store", "issuer", iss.ID, "switch_at", switchAt)
+	}
+	return nil
+}
+
+// probeKey signs a fixed message with iss's key and verifies the
+// signature with its certificate: the key is there and is the
+// certificate's.
+func probeKey(iss *ca.Issuer) error {
+	msg := []byte("scepter: probe of the issuing CA key " + iss.ID)
+	digest := sha256.Sum256(msg)
+	var alg x509.SignatureAlgorithm
+	switch iss.Cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		alg = x509.SHA256WithRSA
+	case *ecdsa.PublicKey:
+		alg = x509.ECDSAWithSHA256
+	default:
+		return fmt.Errorf("unsupported key type %T", iss.Cert.PublicKey)
+	}
+	sig, err := iss.Signer.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		return err
+	}
+	if err := iss.Cert.CheckSignature(alg, msg, sig); err != nil {
+		return fmt.Errorf("its signature does not verify: %w", err)
 	}
 	return nil
 }

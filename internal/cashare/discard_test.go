@@ -2,6 +2,9 @@ package cashare
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -108,6 +111,40 @@ func TestDiscardStaysDiscardedOnEveryNode(t *testing.T) {
 		}
 		if _, err := Discard(ctx, bStore, bDir, clock.Now(), "cli:bob"); !errors.Is(err, ErrNothingToDiscard) {
 			t.Errorf("discard on node b again: %v", err)
+		}
+	})
+}
+
+// TestNextCAWithoutItsKeyIsNotRecorded: a next CA whose key does not sign
+// here (a token's key destroyed, a key that is not the certificate's) is
+// not recorded, so that no node switches to it.
+func TestNextCAWithoutItsKeyIsNotRecorded(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+		ctx := context.Background()
+		clock := pkitest.NewClock(t0)
+		st := open(t)
+		a, err := startNode(t, st, clock, t.TempDir(), "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: t0.Add(time.Hour)}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		broken := &ca.Issuer{Cert: next.Cert, Signer: other, ID: next.ID, Chain: next.Chain}
+		err = a.sync.publish(ctx, broken, nil, t0.Add(time.Hour))
+		if !errors.Is(err, errKeyUnusable) {
+			t.Errorf("publishing a next CA with another key: %v, want errKeyUnusable", err)
+		}
+		if gens, _ := st.CAGenerations(ctx); recorded(gens, next.ID) {
+			t.Errorf("the next CA %s was recorded", next.ID)
+		}
+		if err := a.sync.publish(ctx, next, nil, t0.Add(time.Hour)); err != nil {
+			t.Errorf("publishing it with its key: %v", err)
 		}
 	})
 }
