@@ -3,6 +3,8 @@ package cashare
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rand"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -96,5 +98,82 @@ func TestNodeWithTokenKeysIsToldToCopyTheCADirectory(t *testing.T) {
 	err = b.tick(t, clock)
 	if err == nil || !strings.Contains(err.Error(), "copy DATA/ca") || strings.Contains(err.Error(), "export-keys") {
 		t.Errorf("node b after the switch: %v", err)
+	}
+}
+
+// The reviewer's case: two nodes share a token; the next CA, copied to
+// node b, is discarded on node a, which destroys its keys in the token.
+// Node b neither records it again nor switches to it, and both nodes go
+// on issuing with the current CA past its switch time.
+func TestDiscardedNextWithTokenKeysStaysDiscarded(t *testing.T) {
+	tok := openToken(t)
+	ctx := context.Background()
+	clock := pkitest.NewClock(t0)
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	start := func(dir, name string) *node {
+		t.Helper()
+		a, _, err := ca.LoadOrCreate(dir, ca.InitOptions{Token: tok}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &node{dir: dir, auth: a, logs: &bytes.Buffer{}}
+		n.sync = &Syncer{Store: st, Authority: a, Clock: clock, Node: name, Log: slog.New(slog.NewTextHandler(n.logs, nil))}
+		if err := n.sync.Sync(ctx); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return n
+	}
+	a := start(t.TempDir(), "node-a")
+	bDir := t.TempDir()
+	copyCA(t, a.dir, bDir)
+	b := start(bDir, "node-b")
+	current, _ := a.auth.Active(clock.Now())
+
+	switchAt := t0.Add(100 * time.Second)
+	next, _, err := Rollover(ctx, st, a.dir, ca.RolloverOptions{SwitchAt: switchAt, Token: tok}, clock, "node-a cli:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyCA(t, a.dir, bDir)
+	for _, n := range []*node{a, b} {
+		if err := n.tick(t, clock); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What `scepter ca rollover --discard` does on node a.
+	tokenKeys, err := ca.NextTokenKeys(a.dir)
+	if err != nil || len(tokenKeys) == 0 {
+		t.Fatalf("the next CA's keys in the token: %v, %v", tokenKeys, err)
+	}
+	if _, err := Discard(ctx, st, a.dir, clock.Now(), "cli:alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.DestroyDiscardedKeys(tok, tokenKeys); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, at := range []time.Time{t0.Add(time.Second), switchAt.Add(time.Second)} {
+		clock.Set(at)
+		for name, n := range map[string]*node{"a": a, "b": b} {
+			if err := n.tick(t, clock); err != nil {
+				t.Errorf("node %s at %s: %v", name, at, err)
+			}
+			if iss, _ := n.auth.Active(clock.Now()); iss.ID != current.ID {
+				t.Errorf("node %s at %s issues with %s, want the current CA %s", name, at, iss.ID, current.ID)
+			}
+			if _, _, ok := n.auth.Next(clock.Now()); ok {
+				t.Errorf("node %s at %s serves the discarded next CA", name, at)
+			}
+		}
+		if gens, _ := st.CAGenerations(ctx); recorded(gens, next.ID) || len(gens) != 1 {
+			t.Fatalf("at %s the store holds %d generations (the discarded one recorded again: %v)", at, len(gens), recorded(gens, next.ID))
+		}
+	}
+	if _, err := current.Signer.Sign(rand.Reader, make([]byte, 32), crypto.SHA256); err != nil {
+		t.Errorf("the current CA's key does not sign: %v", err)
 	}
 }
