@@ -228,6 +228,8 @@ func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags)
 	switch {
 	case !d.FromDisk:
 		where = "from the store (this node did not hold it)"
+	case d.Before:
+		where = "from " + filepath.Join(sf.dataDir, "ca", ca.NextDir) + " (discarded from the store before, on another node)"
 	case !d.FromStore:
 		where = "from " + filepath.Join(sf.dataDir, "ca", ca.NextDir) + " (the store had not recorded it)"
 	}
@@ -249,7 +251,7 @@ func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags)
 	for _, r := range removed {
 		fmt.Fprintf(e.stdout, "Removed its OCSP responder's %s.\n", r)
 	}
-	fmt.Fprintln(e.stderr, "Running servers stop announcing it at their next reload. Any other node that holds it in its DATA/ca/next records it again: run 'scepter ca rollover --discard' there too. A client that fetched it with GetNextCACert may still expect it until it fetches the CA again.")
+	fmt.Fprintln(e.stderr, "Running servers stop announcing it at their next reload, also those that hold it in their DATA/ca/next: the store keeps the discard, so none records it again or switches to it; they warn until 'scepter ca rollover --discard' is run there too, which removes their copies. A client that fetched it with GetNextCACert may still expect it until it fetches the CA again.")
 	var keysErr error
 	if d.FromDisk {
 		keysErr = discardTokenKeys(e, token, tokenKeys)

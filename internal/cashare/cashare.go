@@ -114,6 +114,9 @@ type Discarded struct {
 	SwitchAt  time.Time
 	FromStore bool // the store had recorded it
 	FromDisk  bool // DATA/ca/next held it
+	// Before: the store had discarded it already (on another node), so
+	// only DATA/ca/next held it.
+	Before bool
 	// Cert is its certificate (DER), which clients may have fetched with
 	// GetNextCACert: the one thing left to list it on the root's CRL
 	// with (ca root crl --revoke-cert). Nil if it could not be read.
@@ -183,7 +186,7 @@ func Discard(ctx context.Context, st store.Store, dataDir string, now time.Time,
 	if !d.FromStore {
 		note := " (the store had not recorded it)"
 		ds, err := st.DiscardedCAGenerations(ctx)
-		if err == nil && slices.ContainsFunc(ds, func(x store.DiscardedCAGeneration) bool { return x.IssuerID == localID }) {
+		if d.Before = err == nil && slices.ContainsFunc(ds, func(x store.DiscardedCAGeneration) bool { return x.IssuerID == localID }); d.Before {
 			note = " (discarded from the store before, on another node)"
 		}
 		ev.Detail += note

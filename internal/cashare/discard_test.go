@@ -106,7 +106,7 @@ func TestDiscardStaysDiscardedOnEveryNode(t *testing.T) {
 		// Node b's operator discards its copy; nothing to discard is left.
 		clock.Set(t0.Add(time.Second))
 		d, err = Discard(ctx, bStore, bDir, clock.Now(), "cli:bob")
-		if err != nil || d.IssuerID != next.ID || d.FromStore || !d.FromDisk {
+		if err != nil || d.IssuerID != next.ID || d.FromStore || !d.FromDisk || !d.Before {
 			t.Errorf("discard on node b = %+v, %v", d, err)
 		}
 		if _, err := Discard(ctx, bStore, bDir, clock.Now(), "cli:bob"); !errors.Is(err, ErrNothingToDiscard) {
