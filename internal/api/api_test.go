@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -896,5 +897,38 @@ func TestConcurrentRevocationsWithDifferentReasons(t *testing.T) {
 	}
 	if conflicts != want || detail.RevokeReason != "keyCompromise" {
 		t.Errorf("statuses %v (winner %q), reason stored %q: want keyCompromise stored, and %d 409", statuses, winner, detail.RevokeReason, want)
+	}
+}
+
+// A token that expires makes no credential that does not: no console user
+// and no EST user (403, nothing stored); tokens without an expiry still
+// do.
+func TestShortLivedTokenMakesNoLastingCredential(t *testing.T) {
+	e := newEnv(t)
+	secret, _, err := auth.New(e.Store, e.Clock, nil).NewToken(context.Background(), "short", pki.RoleAdmin, time.Hour, auth.CLI("cli:test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tokens["short"] = secret
+	for _, c := range []struct {
+		path string
+		body map[string]string
+	}{
+		{"/api/v1/users", map[string]string{"name": "mallory", "password": "a long enough password 123", "role": "admin"}},
+		{"/api/v1/est-users", map[string]string{"name": "ghost", "password": "a long enough password 123"}},
+	} {
+		r := e.do(t, "short", "POST", c.path, c.body)
+		if r.status != http.StatusForbidden || !strings.Contains(string(r.body), "does not expire") {
+			t.Errorf("POST %s with a 1h token: %d %s, want 403", c.path, r.status, r.body)
+		}
+	}
+	if users, _ := e.Store.ListUsers(context.Background()); slices.ContainsFunc(users, func(u pki.User) bool { return u.Name == "mallory" }) {
+		t.Error("the console user was stored")
+	}
+	if _, err := e.Store.ESTUser(context.Background(), "ghost"); err == nil {
+		t.Error("the EST user was stored")
+	}
+	if r := e.do(t, pki.RoleAdmin, "POST", "/api/v1/est-users", map[string]string{"name": "router-9", "password": "a long enough password 123"}); r.status != http.StatusCreated {
+		t.Errorf("a token without an expiry adding an EST user: %d %s", r.status, r.body)
 	}
 }

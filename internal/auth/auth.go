@@ -139,6 +139,18 @@ func Require(p Principal, need pki.Role) error {
 	return nil
 }
 
+// RequireLasting refuses a principal whose own credential expires (a
+// token with an expiry) creating a credential that does not (a console
+// user, an EST user): a stolen short-lived token must not buy a lasting
+// way in. what names the credential.
+func RequireLasting(p Principal, what string) error {
+	if p.ExpiresAt.IsZero() {
+		return nil
+	}
+	return pki.Errorf(pki.EForbidden, "this token expires at %s and cannot create %s, which does not expire: use the CLI, or a token that does not expire",
+		p.ExpiresAt.UTC().Format(time.RFC3339), what)
+}
+
 func hashSecret(secret string) []byte {
 	sum := sha256.Sum256([]byte(secret))
 	return sum[:]
@@ -245,7 +257,7 @@ func (s *Service) NewToken(ctx context.Context, name string, role pki.Role, ttl 
 	// short-lived token must not buy a lasting one.
 	if !by.ExpiresAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(by.ExpiresAt)) {
 		return "", pki.APIToken{}, pki.Errorf(pki.EBadRequest,
-			"this token expires at %s, and a token it creates may not outlive it: give a lifetime of at most %s, or create the token with the CLI or in the console",
+			"this token expires at %s, and a token it creates may not outlive it: give a lifetime of at most %s, or create the token with the CLI",
 			by.ExpiresAt.UTC().Format(time.RFC3339), by.ExpiresAt.Sub(now).Truncate(time.Minute))
 	}
 	ev := pki.AuditEvent{Time: now, Type: pki.EventTokenCreated, Actor: by.Actor(), Outcome: "success",
@@ -317,6 +329,9 @@ func (s *Service) AuthenticateToken(ctx context.Context, secret string) (Princip
 // AddUser creates a console user.
 func (s *Service) AddUser(ctx context.Context, name string, role pki.Role, password string, by Principal) (pki.User, error) {
 	if err := Require(by, pki.RoleAdmin); err != nil {
+		return pki.User{}, err
+	}
+	if err := RequireLasting(by, "a console user"); err != nil {
 		return pki.User{}, err
 	}
 	if err := checkName("user", name); err != nil {

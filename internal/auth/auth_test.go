@@ -518,8 +518,8 @@ func TestFailuresForgottenAlikeAfterADay(t *testing.T) {
 }
 
 // A token that expires creates no token that outlives it (one without an
-// expiry, or a later one): a stolen short-lived admin token buys no
-// lasting one. Within its life it may, and a token without an expiry, a
+// expiry, or a later one), and no console user: a stolen short-lived admin
+// token buys no lasting way in. Within its life it may, and a token without an expiry, a
 // person and the CLI are not bounded.
 func TestTokenCreatesNoneThatOutlivesIt(t *testing.T) {
 	a, _ := newAuth(t)
@@ -541,6 +541,14 @@ func TestTokenCreatesNoneThatOutlivesIt(t *testing.T) {
 	if _, _, err := a.NewToken(ctx, "within", pki.RoleOperator, 30*time.Minute, short); err != nil {
 		t.Errorf("a token within its creator's life: %v", err)
 	}
+	// Nor a console user, who does not expire.
+	if _, err := a.AddUser(ctx, "mallory", pki.RoleAdmin, "a long mallory password 123", short); pki.ErrorCode(err) != pki.EForbidden ||
+		!strings.Contains(err.Error(), "cannot create a console user") {
+		t.Errorf("a 1h token added a console user: %v", err)
+	}
+	if err := auth.RequireLasting(short, "an EST user"); pki.ErrorCode(err) != pki.EForbidden {
+		t.Errorf("RequireLasting of a 1h token: %v", err)
+	}
 	lasting, _, err := a.NewToken(ctx, "lasting", pki.RoleAdmin, 0, root)
 	if err != nil {
 		t.Fatal(err)
@@ -551,5 +559,8 @@ func TestTokenCreatesNoneThatOutlivesIt(t *testing.T) {
 	}
 	if _, _, err := a.NewToken(ctx, "child-of-lasting", pki.RoleAdmin, 0, forever); err != nil {
 		t.Errorf("a token without an expiry: %v", err)
+	}
+	if _, err := a.AddUser(ctx, "alice2", pki.RoleAuditor, "a long alice password 123", forever); err != nil {
+		t.Errorf("a token without an expiry adding a user: %v", err)
 	}
 }

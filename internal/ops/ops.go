@@ -437,6 +437,9 @@ func (o *Ops) AddESTUser(ctx context.Context, p auth.Principal, name, password, 
 	if err := auth.Require(p, pki.RoleAdmin); err != nil {
 		return pki.ESTUser{}, err
 	}
+	if err := auth.RequireLasting(p, "an EST user"); err != nil {
+		return pki.ESTUser{}, err
+	}
 	return o.admin.AddESTUser(ctx, name, password, profile, p.Actor())
 }
 
