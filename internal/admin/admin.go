@@ -124,6 +124,7 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 		return "", pki.Challenge{}, err
 	}
 	var subject []byte
+	var subjectEmails []string
 	if spec.Subject != "" {
 		var err error
 		if subject, err = csr.ParseDN(spec.Subject); err != nil {
@@ -131,7 +132,7 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 		}
 		// One the issuer would refuse would make a challenge no
 		// enrollment can ever use.
-		if err := ca.CheckSubject(subject); err != nil {
+		if subjectEmails, err = ca.CheckSubject(subject); err != nil {
 			return "", pki.Challenge{}, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("subject %q: %s: no enrollment could use this challenge", spec.Subject, pki.ErrorMessage(err)))
 		}
 	}
@@ -148,10 +149,18 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 		sans = append(sans, "dns:"+strings.ToLower(d))
 	}
 	for _, e := range spec.Emails {
-		if !strings.Contains(e, "@") {
-			return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest, "email %q is not an address", e)
+		if err := ca.CheckEmail(e); err != nil {
+			return "", pki.Challenge{}, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("email %q: %s: no enrollment could use this challenge", e, pki.ErrorMessage(err)))
 		}
 		sans = append(sans, "email:"+e)
+	}
+	// A subject's emailAddress must also be a SAN, and the names a
+	// challenge binds are all an enrollment with it may carry.
+	for _, e := range subjectEmails {
+		if !slices.ContainsFunc(spec.Emails, func(b string) bool { return csr.EmailKey(b) == csr.EmailKey(e) }) {
+			return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest,
+				"the subject's emailAddress %q must also be bound as an email (the CA puts it in the subject alternative names too): no enrollment could use this challenge", e)
+		}
 	}
 	secret, err := credential.RandomHex(16)
 	if err != nil {

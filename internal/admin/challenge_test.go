@@ -88,6 +88,8 @@ func TestChallengeSubjectCharacters(t *testing.T) {
 		// What else the issuer refuses in every subject.
 		{"CN=d,C=usa", "countryName"},
 		{"CN=" + strings.Repeat("x", 65), "longer than 64"},
+		// A subject emailAddress must be bound as an email too.
+		{"CN=d,emailAddress=d@corp.example", "must also be bound as an email"},
 		{"CN=Zoë,O=Acme", ""},
 		{"CN=device-1", ""},
 	} {
@@ -108,6 +110,42 @@ func TestChallengeSubjectCharacters(t *testing.T) {
 		}
 		if len(after) != len(before) {
 			t.Errorf("subject %q: a refused challenge was stored", tc.subject)
+		}
+	}
+}
+
+// A bound email the issuer would refuse, or a subject emailAddress not
+// bound as an email too, makes no challenge: no enrollment could use it.
+func TestChallengeBoundEmails(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	p := pki.DefaultProfile()
+	svc := New(st, clock, nil, map[string]pki.Profile{p.Name: p}, p.Name)
+	for _, tc := range []struct {
+		subject string
+		emails  []string
+		refused string
+	}{
+		{"", []string{"a@x@y"}, "invalid email address"},
+		{"", []string{"a b@x.example"}, "invalid email address"},
+		{"", []string{"a@-bad-"}, "invalid email address"},
+		{"", []string{"é@x.example"}, "invalid email address"},
+		{"CN=ok,emailAddress=a@x.example", nil, "must also be bound as an email"},
+		{"CN=ok,emailAddress=a@x.example", []string{"b@x.example"}, "must also be bound as an email"},
+		{"CN=ok,emailAddress=a@x.example", []string{"a@X.example"}, ""},
+		{"CN=ok", []string{"dev@corp.example"}, ""},
+	} {
+		_, _, err := svc.NewChallengeFor(ctx, ChallengeSpec{TTL: time.Hour, Subject: tc.subject, Emails: tc.emails, Actor: "test"})
+		switch {
+		case tc.refused == "" && err != nil:
+			t.Errorf("subject %q, emails %q: %v, want a challenge", tc.subject, tc.emails, err)
+		case tc.refused != "" && (pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), tc.refused)):
+			t.Errorf("subject %q, emails %q: %v, want a bad request saying %q", tc.subject, tc.emails, err, tc.refused)
 		}
 	}
 }

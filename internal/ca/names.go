@@ -70,12 +70,17 @@ const maxSubjectLen = 2048
 // CheckSubject refuses, as issuance would, a subject (DER) the issuer
 // never signs: too long, an empty value or one holding a control, format
 // or line-separator character, a value over its upper bound, a countryName
-// that is no country code. For what is checked before anything is asked of
-// the issuer, such as a challenge bound to a subject.
-func CheckSubject(raw []byte) error {
-	_, err := parseSubject(raw)
-	return err
+// that is no country code. It returns the subject's emailAddress values,
+// which a certificate must also carry as SANs. For what is checked before
+// anything is asked of the issuer, such as a challenge bound to a subject.
+func CheckSubject(raw []byte) (emails []string, err error) {
+	info, err := parseSubject(raw)
+	return info.emails, err
 }
+
+// CheckEmail refuses, as issuance would, an email address the issuer
+// never puts in a certificate.
+func CheckEmail(e string) error { return checkEmail(e) }
 
 func parseSubject(raw []byte) (subjectInfo, error) {
 	var info subjectInfo
