@@ -316,6 +316,18 @@ func NextOnDisk(dir string) (id string, switchAt time.Time, ok bool, err error) 
 // PKCS#11 token stay in the token; only their references go (see
 // NextTokenKeys and DestroyDiscardedKeys for the keys).
 func DiscardNext(dir, id string, now time.Time) error {
+	return discardNext(dir, id, now, false)
+}
+
+// DiscardDiscardedNext is DiscardNext for a next issuing CA that the
+// store records as discarded (on another node), whatever its switch time:
+// no node switches to such a CA (SetDiscardedNext), so the time having
+// passed does not make it current, and its copy here is left to remove.
+func DiscardDiscardedNext(dir, id string) error {
+	return discardNext(dir, id, time.Time{}, true)
+}
+
+func discardNext(dir, id string, now time.Time, discarded bool) error {
 	caDir := filepath.Join(dir, "ca")
 	got, at, ok, err := NextOnDisk(dir)
 	switch {
@@ -325,7 +337,7 @@ func DiscardNext(dir, id string, now time.Time) error {
 		return fmt.Errorf("ca: no next issuing CA in %s", filepath.Join(caDir, NextDir))
 	case got != id:
 		return fmt.Errorf("ca: %s holds issuing CA %s, not %s", filepath.Join(caDir, NextDir), got, id)
-	case !now.Before(at):
+	case !discarded && !now.Before(at):
 		return fmt.Errorf("%w (since %s)", ErrSwitched, at.UTC().Format(time.RFC3339))
 	}
 	rnd, err := randomID()

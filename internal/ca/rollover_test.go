@@ -961,6 +961,30 @@ func TestDiscardNext(t *testing.T) {
 	}
 }
 
+// TestDiscardDiscardedNext: a next CA the store records as discarded is
+// removed after its switch time too, which never made it current.
+func TestDiscardDiscardedNext(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, _ := newCA(t, InitOptions{}, clock)
+	switchAt := t0.Add(day)
+	next, _, err := Rollover(dir, RolloverOptions{SwitchAt: switchAt}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := DiscardDiscardedNext(dir, "other"); err == nil {
+		t.Error("discarded a next CA by another ID")
+	}
+	if err := DiscardDiscardedNext(dir, next.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, err := NextOnDisk(dir); ok || err != nil {
+		t.Errorf("after the discard: %v, %v", ok, err)
+	}
+	if left := dotEntries(t, filepath.Join(dir, "ca")); len(left) != 0 {
+		t.Errorf("left in ca/: %v", left)
+	}
+}
+
 // A rollover to RA mode ca is not undone by a server started in mode
 // separate (serve's default): its reload leaves next/ without an RA of its
 // own, announces the next CA as its own RA, and the switch keeps it so.

@@ -137,8 +137,19 @@ func Discard(ctx context.Context, st store.Store, dataDir string, now time.Time,
 	if err != nil {
 		return d, err
 	}
+	// A copy of a next CA that the store records as discarded never
+	// became current, on any node: its switch time having passed does not
+	// keep it here.
+	discardedBefore := false
 	if local && !now.Before(localAt) {
-		return d, fmt.Errorf("%w: issuing CA %s is current since %s; it can no longer be discarded", ca.ErrSwitched, localID, localAt.Format(time.RFC3339))
+		ds, err := st.DiscardedCAGenerations(ctx)
+		if err != nil {
+			return d, fmt.Errorf("reading the discarded CAs recorded in the store: %w", err)
+		}
+		discardedBefore = slices.ContainsFunc(ds, func(x store.DiscardedCAGeneration) bool { return x.IssuerID == localID })
+		if !discardedBefore {
+			return d, fmt.Errorf("%w: issuing CA %s is current since %s; it can no longer be discarded", ca.ErrSwitched, localID, localAt.Format(time.RFC3339))
+		}
 	}
 	gens, err := st.CAGenerations(ctx)
 	if err != nil {
@@ -179,7 +190,11 @@ func Discard(ctx context.Context, st store.Store, dataDir string, now time.Time,
 	if !local {
 		return d, nil
 	}
-	if err := ca.DiscardNext(dataDir, localID, now); err != nil {
+	discardNext := func() error { return ca.DiscardNext(dataDir, localID, now) }
+	if discardedBefore {
+		discardNext = func() error { return ca.DiscardDiscardedNext(dataDir, localID) }
+	}
+	if err := discardNext(); err != nil {
 		return d, err
 	}
 	d.FromDisk = true

@@ -103,11 +103,14 @@ func TestDiscardStaysDiscardedOnEveryNode(t *testing.T) {
 			t.Errorf("the store has %d generations after the switch time, current %v; want only %s", len(gens), cur, current.ID)
 		}
 
-		// Node b's operator discards its copy; nothing to discard is left.
-		clock.Set(t0.Add(time.Second))
+		// Node b's operator discards its copy after its switch time, which
+		// never made it current; nothing to discard is left.
 		d, err = Discard(ctx, bStore, bDir, clock.Now(), "cli:bob")
 		if err != nil || d.IssuerID != next.ID || d.FromStore || !d.FromDisk || !d.Before {
 			t.Errorf("discard on node b = %+v, %v", d, err)
+		}
+		if _, err := os.Stat(filepath.Join(bDir, "ca", ca.NextDir)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("node b's copy stays after its discard: %v", err)
 		}
 		if _, err := Discard(ctx, bStore, bDir, clock.Now(), "cli:bob"); !errors.Is(err, ErrNothingToDiscard) {
 			t.Errorf("discard on node b again: %v", err)
