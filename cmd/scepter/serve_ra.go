@@ -21,6 +21,7 @@ import (
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // raInventory is what the RA keeper asks the inventory; *enroll.Service
@@ -28,6 +29,12 @@ import (
 type raInventory interface {
 	RARevoked(ctx context.Context, ra *pki.RA) (bool, error)
 	RecordRAReplacement(ctx context.Context, revoked, replacement *pki.RA, actor string) error
+}
+
+// discardLister says which next issuing CAs were discarded before their
+// switch; store.Store is one.
+type discardLister interface {
+	DiscardedCAGenerations(ctx context.Context) ([]store.DiscardedCAGeneration, error)
 }
 
 // raKeeper keeps a revoked SCEP RA out of service. Its key decrypts every
@@ -38,10 +45,16 @@ type raInventory interface {
 // issuing CA itself (--scep-ra ca) is not replaced: the keeper logs that
 // the CA is revoked and the RA check fails.
 //
+// The RA of a next CA that was discarded ('scepter ca rollover --discard'
+// revokes it) is not replaced: it goes with its CA.
+//
 // check runs at start, before the server answers (a revocation made while
 // it was stopped), and every minute after, like the HTTPS certificate's.
 type raKeeper struct {
 	inventory raInventory
+	// discards, when set, says which next CAs the store records as
+	// discarded, which this node may still hold until its next Sync.
+	discards  discardLister
 	authority *ca.Authority
 	caDir     string
 	clock     pki.Clock
@@ -118,12 +131,28 @@ func (k *raKeeper) check(ctx context.Context) {
 	}
 	active := activeRA()
 	var problems []error
-	for _, role := range []func() *pki.RA{activeRA, nextRA} {
+	for i, role := range []func() *pki.RA{activeRA, nextRA} {
 		ra := role()
 		if ra == nil || !revoked[string(ra.Cert.Raw)] {
 			continue
 		}
 		serial := ra.Cert.SerialNumber.Text(16)
+		// nextID is the next issuing CA whose RA ra is; "" for the active RA.
+		nextID := ""
+		if i == 1 {
+			nextID = k.nextIssuerID()
+			if done, err := k.nextDiscarded(ctx, nextID); err != nil {
+				// Asked again at the next check; the RA no longer decrypts.
+				k.log.Warn("the next CA's SCEP RA certificate is revoked; not replaced before the store says whether that CA was discarded",
+					"serial", serial, "issuer_id", nextID, "err", err)
+				continue
+			} else if done {
+				k.logOnce(ra, func() {
+					k.log.Info("the next CA's SCEP RA certificate is revoked with its CA, which was discarded: not replaced", "serial", serial, "issuer_id", nextID)
+				})
+				continue
+			}
+		}
 		if ra.IsCA {
 			err := fmt.Errorf("the issuing CA %s, which is also the SCEP RA (--scep-ra ca), is revoked: "+
 				"it is not replaced automatically; roll over to a new issuing CA (scepter ca rollover)", serial)
@@ -136,7 +165,11 @@ func (k *raKeeper) check(ctx context.Context) {
 		k.logOnce(ra, func() {
 			k.log.Warn("the SCEP RA certificate is revoked; no longer decrypting with its key, issuing a new RA key and certificate", "serial", serial)
 		})
-		replacement, err := k.replace(ctx, ra, role)
+		replacement, err := k.replace(ctx, ra, role, nextID)
+		if errors.Is(err, errNextGone) {
+			k.log.Info("the next CA whose SCEP RA certificate was revoked is gone after the reload (discarded): nothing to replace", "serial", serial, "issuer_id", nextID)
+			continue
+		}
 		if err != nil {
 			err = fmt.Errorf("the SCEP RA certificate %s is revoked and could not be replaced: %w", serial, err)
 			k.log.Error(err.Error())
@@ -153,6 +186,31 @@ func (k *raKeeper) check(ctx context.Context) {
 	k.problem = errors.Join(problems...)
 	k.mu.Unlock()
 }
+
+// nextIssuerID is the ID of the next issuing CA loaded; "" for none.
+func (k *raKeeper) nextIssuerID() string {
+	if iss, _, ok := k.authority.Next(k.clock.Now()); ok {
+		return iss.ID
+	}
+	return ""
+}
+
+// nextDiscarded says whether the store records the next issuing CA id as
+// discarded; false when the keeper has no store to ask.
+func (k *raKeeper) nextDiscarded(ctx context.Context, id string) (bool, error) {
+	if k.discards == nil || id == "" {
+		return false, nil
+	}
+	ds, err := k.discards.DiscardedCAGenerations(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading the discarded CAs recorded in the store: %w", err)
+	}
+	return slices.ContainsFunc(ds, func(d store.DiscardedCAGeneration) bool { return d.IssuerID == id }), nil
+}
+
+// errNextGone: the next CA whose RA was to be replaced is no longer loaded
+// after the reload (discarded), so neither is its RA.
+var errNextGone = errors.New("the next CA is gone")
 
 // dropRevokedRetired destroys the keys of retired RAs (kept after a
 // renewal to decrypt for clients that cached them) whose certificates are
@@ -191,11 +249,13 @@ func (k *raKeeper) logOnce(ra *pki.RA, log func()) {
 // next one's), then reloads the CA, which issues a new RA key and
 // certificate there as at the first start, and records the new
 // certificate in the inventory. role is the RA in the revoked one's place
-// (the active or the next). The key goes first: a reload between the two
+// (the active or the next); nextID is the next CA whose RA it is ("" for
+// the active), and errNextGone says that the reload no longer holds that
+// CA as the next one. The key goes first: a reload between the two
 // removals that found the certificate without its key refuses to load
 // (and the next reload succeeds); one that found the key without its
 // certificate would certify the revoked key again.
-func (k *raKeeper) replace(ctx context.Context, revoked *pki.RA, role func() *pki.RA) (*pki.RA, error) {
+func (k *raKeeper) replace(ctx context.Context, revoked *pki.RA, role func() *pki.RA, nextID string) (*pki.RA, error) {
 	dir, err := k.dirOf(revoked.Cert)
 	if err != nil {
 		return nil, err
@@ -211,6 +271,9 @@ func (k *raKeeper) replace(ctx context.Context, revoked *pki.RA, role func() *pk
 	}
 	if err := k.authority.Reload(k.clock.Now()); err != nil {
 		return nil, fmt.Errorf("issuing a new RA: %w", err)
+	}
+	if nextID != "" && k.nextIssuerID() != nextID {
+		return nil, errNextGone
 	}
 	replacement := role()
 	if replacement == nil || replacement.Cert.Equal(revoked.Cert) || pki.SamePublicKey(replacement.Cert.PublicKey, revoked.Cert.PublicKey) {

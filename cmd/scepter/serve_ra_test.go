@@ -16,8 +16,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
@@ -388,5 +390,78 @@ func TestDefaultFlagsAreNotReportedIgnored(t *testing.T) {
 	asked.stop()
 	if log := asked.errb.String(); !strings.Contains(log, `key type \"p384\" ignored`) && !strings.Contains(log, `key type "p384" ignored`) {
 		t.Fatalf("an asked-for key type not reported:\n%s", log)
+	}
+}
+
+// 'scepter ca rollover --discard' revokes the discarded next CA's RA
+// (cessationOfOperation) while servers may still hold that CA: its RA goes
+// with it, so the keeper neither replaces it nor logs an error, and the RA
+// check passes. Whether the store says the CA was discarded (a node that
+// holds a copy, before its next Sync: the copy is left as it is) or only
+// the reload finds it gone (the node the discard ran on). The revoked RA
+// of a next CA that stays is replaced.
+func TestDiscardedNextCAsRevokedRAIsNotReplaced(t *testing.T) {
+	for _, tc := range []string{"discarded elsewhere", "discarded here", "kept"} {
+		t.Run(tc, func(t *testing.T) {
+			ctx := context.Background()
+			p := fixture.New(t, fixture.Options{})
+			syncer := &cashare.Syncer{Store: p.Store, Authority: p.Authority, Clock: p.Clock, Node: "node-a", Log: p.Log}
+			if err := syncer.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			next, nextRA, err := cashare.Rollover(ctx, p.Store, p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(time.Hour)}, p.Clock, "node-a cli:test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Authority.Reload(p.Clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if _, ra, ok := p.Authority.Next(p.Clock.Now()); !ok || ra.IsCA || !ra.Cert.Equal(nextRA.Cert) {
+				t.Fatal("the server does not hold the next CA with a separate RA")
+			}
+			n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+			n.keeper.discards = p.Store
+			nextRAFile := filepath.Join(p.Dir, "ca", ca.NextDir, ca.RACertFile)
+			switch tc {
+			case "discarded elsewhere":
+				// The store records the discard; this node's copy stays
+				// until its operator discards it.
+				ev := pki.AuditEvent{Time: p.Clock.Now(), Type: pki.EventCARollover, Actor: "cli:test", IssuerID: next.ID, Outcome: "success"}
+				if err := p.Store.DiscardCAGeneration(ctx, next.ID, p.Clock.Now(), ev); err != nil {
+					t.Fatal(err)
+				}
+			case "discarded here":
+				// Only the files go: the keeper learns it from the reload.
+				if err := ca.DiscardNext(p.Dir, next.ID, p.Clock.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if revoked, err := cashare.RevokeIssuedBy(ctx, p.Store, next.ID, p.Clock.Now(), "cli:test"); err != nil || revoked != 1 {
+				t.Fatalf("revoking the next CA's RA: %d, %v", revoked, err)
+			}
+
+			n.keeper.check(ctx)
+			if logs := n.logs.String(); strings.Contains(logs, "level=ERROR") {
+				t.Errorf("the keeper logged an error:\n%s", logs)
+			}
+			if err := n.ready(ctx); err != nil {
+				t.Errorf("RA check: %v", err)
+			}
+			_, ra, loaded := p.Authority.Next(p.Clock.Now())
+			switch tc {
+			case "discarded elsewhere":
+				if onDisk, err := readCert(nextRAFile); err != nil || !onDisk.Equal(nextRA.Cert) {
+					t.Errorf("the discarded CA's RA in DATA/ca/next was replaced or removed: %v", err)
+				}
+			case "discarded here":
+				if loaded {
+					t.Error("the discarded next CA is still loaded")
+				}
+			case "kept":
+				if !loaded || ra.Cert.Equal(nextRA.Cert) || ra.Cert.CheckSignatureFrom(next.Cert) != nil {
+					t.Error("the revoked RA of the next CA was not replaced by one it issued")
+				}
+			}
+		})
 	}
 }
