@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/cashare"
@@ -18,8 +20,17 @@ import (
 // TestCARolloverDiscardOfACopy: a node that still holds a copy of a next
 // CA discarded elsewhere (here, the same data directory given its copy
 // back) removes it with --discard, told that the store had discarded it
-// already; the store keeps the one discard and records nothing.
+// already; the store keeps the one discard and records nothing. Also once
+// the copy's switch time has passed: no node switched to a discarded CA.
 func TestCARolloverDiscardOfACopy(t *testing.T) {
+	for _, afterSwitch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("after_its_switch_time=%v", afterSwitch), func(t *testing.T) {
+			testCARolloverDiscardOfACopy(t, afterSwitch)
+		})
+	}
+}
+
+func testCARolloverDiscardOfACopy(t *testing.T, afterSwitch bool) {
 	ctx := context.Background()
 	dir, a := caDataDir(t, ca.InitOptions{})
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
@@ -45,6 +56,12 @@ func TestCARolloverDiscardOfACopy(t *testing.T) {
 	}
 	if o, err := exec.Command("cp", "-a", copyOf, nextDir).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v: %s", err, o)
+	}
+	if afterSwitch {
+		past := pki.SystemClock{}.Now().Add(-time.Minute).UTC().Format(time.RFC3339) + "\n"
+		if err := os.WriteFile(filepath.Join(nextDir, ca.SwitchAtFile), []byte(past), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out, errOut, err := runCA(t, nil, dir, "rollover", "--discard")
 	if err != nil || !strings.Contains(out, "discarded from the store before, on another node") || !strings.Contains(errOut, "the store keeps the discard") {
