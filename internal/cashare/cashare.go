@@ -130,7 +130,9 @@ type Discarded struct {
 // was promoted), then from dataDir, with an audit event by actor. The
 // store keeps the discard: another node that holds it in its DATA/ca/next
 // stops serving it at its next Sync, never records or switches to it, and
-// warns until it is discarded there too.
+// warns until it is discarded there too, which its switch time having
+// passed does not prevent (a copy that the store does not record as
+// discarded is refused then, with ca.ErrSwitched).
 func Discard(ctx context.Context, st store.Store, dataDir string, now time.Time, actor string) (Discarded, error) {
 	var d Discarded
 	localID, localAt, local, err := ca.NextOnDisk(dataDir)
