@@ -321,6 +321,16 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		log.Info("PKCS#11 token opened", "token", token.Describe())
 	}
 	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(e), Token: token, WrapKey: wrapKey}
+	// A next CA discarded on another node is not promoted by this first
+	// load either, though its switch time passed while this node was
+	// stopped (its keys may be destroyed).
+	discarded, err := db.DiscardedCAGenerations(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the discarded CA generations in the store: %w", err)
+	}
+	for _, d := range discarded {
+		initOpts.DiscardedNext = append(initOpts.DiscardedNext, d.IssuerID)
+	}
 	authority, created, err := ca.LoadOrCreate(f.dataDir, initOpts, clock)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,7 +69,7 @@ const (
 const caBackdate = time.Hour
 
 // InitOptions choose how a new CA is made. When a CA already exists, only
-// Token and WrapKey are honored (see LoadOrCreate); IgnoredOptions lists the
+// Token, WrapKey and DiscardedNext are honored (see LoadOrCreate); IgnoredOptions lists the
 // rest.
 type InitOptions struct {
 	// KeyType of the root and issuing CA: "p256" (default), "p384",
@@ -98,6 +99,11 @@ type InitOptions struct {
 	// serve passes one that makes RSA operations through OpenSSL (see
 	// keys/opensslrsa); it must return a key of the same public key.
 	WrapKey func(crypto.Signer) crypto.Signer
+	// DiscardedNext are the issuer IDs of next issuing CAs discarded
+	// before their switch (the shared store's list): one of them in
+	// DATA/ca/next is neither loaded nor promoted, even past its switch
+	// time, at this load and every reload (see Authority.SetDiscardedNext).
+	DiscardedNext []string
 }
 
 // wrapKey applies WrapKey, and keeps key when the wrapped one does not
@@ -209,8 +215,17 @@ func LoadOrCreate(dir string, opts InitOptions, clock pki.Clock) (a *Authority, 
 			return nil, false, err
 		}
 	}
-	a, err = load(caDir, o, clock.Now(), loadMode{})
-	return a, false, err
+	m := loadMode{}
+	if len(o.DiscardedNext) > 0 {
+		m.discarded = func(id string) bool { return slices.Contains(o.DiscardedNext, id) }
+	}
+	if a, err = load(caDir, o, clock.Now(), m); err != nil {
+		return nil, false, err
+	}
+	if len(o.DiscardedNext) > 0 {
+		a.SetDiscardedNext(o.DiscardedNext)
+	}
+	return a, false, nil
 }
 
 // inspect lists which CA files exist in caDir. A missing caDir is empty; a

@@ -1120,3 +1120,43 @@ func TestSetDiscardedNext(t *testing.T) {
 		t.Errorf("DATA/ca/next after the switch time = %s, %v, %v; want its files left", id, ok, err)
 	}
 }
+
+// A node started after the switch time of a next CA discarded on another
+// node (LoadOrCreate given the store's list) neither promotes nor serves
+// it at its first load, nor at a reload: its files stay in DATA/ca/next.
+func TestLoadOrCreateLeavesDiscardedNext(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, a := newCA(t, InitOptions{}, clock)
+	cur, _ := a.Active(clock.Now())
+	switchAt := t0.Add(day)
+	next, _, err := Rollover(dir, RolloverOptions{SwitchAt: switchAt}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(switchAt.Add(time.Hour))
+	b, _, err := LoadOrCreate(dir, InitOptions{DiscardedNext: []string{next.ID}}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []string{"first load", "reload"} {
+		if iss, _ := b.Active(clock.Now()); iss.ID != cur.ID {
+			t.Errorf("%s: Active is %s, want the current %s", step, iss.ID, cur.ID)
+		}
+		if _, _, ok := b.Next(clock.Now()); ok {
+			t.Errorf("%s: the discarded next CA is served", step)
+		}
+		if id, _, ok, err := NextOnDisk(dir); err != nil || !ok || id != next.ID {
+			t.Errorf("%s: DATA/ca/next = %s, %v, %v; want its files left, not promoted", step, id, ok, err)
+		}
+		clock.Advance(time.Minute)
+		if err := b.Reload(clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Without the list, the same load promotes it (what the list prevents).
+	if c, _, err := LoadOrCreate(dir, InitOptions{}, clock); err != nil {
+		t.Fatal(err)
+	} else if iss, _ := c.Active(clock.Now()); iss.ID != next.ID {
+		t.Errorf("control: without the list, Active is %s, want the next %s", iss.ID, next.ID)
+	}
+}
