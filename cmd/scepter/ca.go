@@ -247,9 +247,13 @@ func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags)
 	if revoked > 0 {
 		fmt.Fprintf(e.stdout, "Revoked in the inventory, reason cessationOfOperation, the %d certificate(s) it issued (its RA and OCSP responder certificates).\n", revoked)
 	}
-	removed, responderErr := ocsp.RemoveDelegate(filepath.Join(sf.dataDir, responderDir), token, d.IssuerID)
+	removed, responderLeft, responderErr := ocsp.RemoveDelegate(filepath.Join(sf.dataDir, responderDir), token, d.IssuerID)
 	for _, r := range removed {
 		fmt.Fprintf(e.stdout, "Removed its OCSP responder's %s.\n", r)
+	}
+	if len(responderLeft) > 0 {
+		fmt.Fprintf(e.stdout, "Its OCSP responder's keys are still in the PKCS#11 token (no token was given, so they were not removed); remove them with the token's own tools:\n  %s\n",
+			printableLines(strings.Join(responderLeft, "\n  ")))
 	}
 	fmt.Fprintln(e.stderr, "Running servers stop announcing it at their next reload, also those that hold it in their DATA/ca/next: the store keeps the discard, so none records it again or switches to it; they warn until 'scepter ca rollover --discard' is run there too, which removes their copies. A client that fetched it with GetNextCACert may still expect it until it fetches the CA again.")
 	var keysErr error

@@ -221,13 +221,15 @@ func delegateCertPath(dir, issuerID string) string {
 
 // RemoveDelegate destroys the delegated responder of issuerID kept in dir
 // (see NewDelegates): its certificate and both of its key names, as files
-// or, through a reference file, in token (nil: no token given; a key in
-// one is then left, and the error says where). It is for an issuing CA
-// that is gone (a discarded next CA): no server must answer for it. It
-// returns the paths it removed, and is a no-op where there is none.
-func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed []string, err error) {
+// or, through a reference file, in token. It is for an issuing CA that is
+// gone (a discarded next CA): no server must answer for it. It returns the
+// paths it removed, and is a no-op where there is none. A key in a token
+// that was not given (token nil) stays in the token, as a discarded CA's
+// own keys do: its reference file goes, and left names the key for the
+// operator to remove with the token's tools.
+func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed, left []string, err error) {
 	if len(issuerID) < 32 {
-		return nil, fmt.Errorf("ocsp: issuer ID %q is too short", issuerID)
+		return nil, nil, fmt.Errorf("ocsp: issuer ID %q is too short", issuerID)
 	}
 	src := &keys.Dir{Path: dir, Token: token}
 	var errs []error
@@ -238,7 +240,21 @@ func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed []st
 			continue
 		}
 		where := src.Where(name)
-		if err := src.Destroy(name); err != nil {
+		err = src.Destroy(name)
+		if errors.Is(err, keys.ErrNoToken) {
+			ref, _, rerr := keys.ReadRefFile(src.RefPath(name))
+			if rerr == nil {
+				rerr = os.Remove(src.RefPath(name))
+			}
+			if rerr != nil {
+				errs = append(errs, fmt.Errorf("ocsp: responder key %s: %w", where, rerr))
+				continue
+			}
+			left = append(left, ref)
+			removed = append(removed, src.RefPath(name))
+			continue
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("ocsp: responder key %s: %w", where, err))
 			continue
 		}
@@ -250,7 +266,7 @@ func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed []st
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("ocsp: %w", err))
 	}
-	return removed, errors.Join(errs...)
+	return removed, left, errors.Join(errs...)
 }
 
 func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time.Time) (Signer, bool, error) {
