@@ -14,28 +14,32 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
-// RFC 5280 CRLReason codes, by the names `certs revoke --reason` takes.
-var reasonCodes = map[string]int{
-	"unspecified":          0,
-	"keyCompromise":        1,
-	"cACompromise":         2,
-	"affiliationChanged":   3,
-	"superseded":           4,
-	"cessationOfOperation": 5,
-	"certificateHold":      6,
-	"privilegeWithdrawn":   9,
+// RFC 5280 CRLReason codes, by the names `certs revoke --reason` takes
+// (not removeFromCRL, for delta CRLs, nor aACompromise, for attribute
+// certificates).
+var reasonCodes = reasonCodesByName(pki.ReasonUnspecified, pki.ReasonKeyCompromise, pki.ReasonCACompromise,
+	pki.ReasonAffiliationChanged, pki.ReasonSuperseded, pki.ReasonCessationOfOperation,
+	pki.ReasonCertificateHold, pki.ReasonPrivilegeWithdrawn)
+
+func reasonCodesByName(codes ...int) map[string]int {
+	m := make(map[string]int, len(codes))
+	for _, c := range codes {
+		name, _ := pki.ReasonName(c)
+		m[name] = c
+	}
+	return m
 }
 
 // reasonAACompromise is RFC 5280's aACompromise, for attribute
 // certificates (§5.3.1), of which scepter issues none.
-const reasonAACompromise = 10
+const reasonAACompromise = pki.ReasonAACompromise
 
 // ReasonCertificateHold is the one revocation reason that can be lifted.
-const ReasonCertificateHold = 6
+const ReasonCertificateHold = pki.ReasonCertificateHold
 
 // ReasonKeyCompromise is the reason any other can be raised to (but a
 // hold, which becomes any reason), and that none replaces.
-const ReasonKeyCompromise = 1
+const ReasonKeyCompromise = pki.ReasonKeyCompromise
 
 // ParseReason reads an RFC 5280 reason name (case-insensitive) or its
 // numeric code (0-6 or 9: 7 is unused, removeFromCRL, 8, belongs to delta
@@ -179,17 +183,13 @@ func (s *Service) Unhold(ctx context.Context, serial, issuerID, actor string) (R
 	return Revocation{Certificate: *got, Changed: changed}, nil
 }
 
+// reasonName names a reason a record may carry: one --reason takes, or
+// aACompromise, not taken but perhaps stored from before.
 func reasonName(code int) (string, bool) {
-	if code == reasonAACompromise {
-		// Not taken, but a record may carry it from before.
-		return "aACompromise", true
+	if code == pki.ReasonRemoveFromCRL {
+		return "", false
 	}
-	for name, c := range reasonCodes {
-		if c == code {
-			return name, true
-		}
-	}
-	return "", false
+	return pki.ReasonName(code)
 }
 
 // NormalizeSerial turns a serial as people write it (hex with or without

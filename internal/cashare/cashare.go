@@ -737,10 +737,6 @@ func Rollover(ctx context.Context, st store.Store, dataDir string, opts ca.Rollo
 	return iss, ra, nil
 }
 
-// reasonCessationOfOperation is RFC 5280's CRLReason for a certificate no
-// longer needed: one a discarded next CA issued.
-const reasonCessationOfOperation = 5
-
 // RevokeIssuedBy revokes in the inventory, for cessationOfOperation, every
 // certificate the discarded issuing CA issuerID issued that is not revoked
 // yet (its RA and OCSP responder certificates, made before its switch), so
@@ -761,12 +757,13 @@ func RevokeIssuedBy(ctx context.Context, st store.Store, issuerID string, now ti
 		}
 		cursor = next
 	}
+	cessationOfOperation, _ := pki.ReasonName(pki.ReasonCessationOfOperation)
 	n := 0
 	for _, c := range valid {
 		ev := pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: actor, Profile: c.Profile, SerialHex: c.SerialHex,
-			IssuerID: c.IssuerID, Subject: c.Subject, Outcome: "success", Reason: "cessationOfOperation",
+			IssuerID: c.IssuerID, Subject: c.Subject, Outcome: "success", Reason: cessationOfOperation,
 			Detail: fmt.Sprintf("issued by next issuing CA %s, discarded before its switch", issuerID)}
-		_, changed, err := st.RevokeCertificate(ctx, c.IssuerID, c.SerialHex, reasonCessationOfOperation, now, ev)
+		_, changed, err := st.RevokeCertificate(ctx, c.IssuerID, c.SerialHex, pki.ReasonCessationOfOperation, now, ev)
 		if err != nil {
 			return n, fmt.Errorf("revoking %s of the discarded issuing CA %s: %w", c.SerialHex, issuerID, err)
 		}

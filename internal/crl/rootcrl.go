@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
 
@@ -58,8 +59,8 @@ func (l RootListing) ReasonChanged() bool { return l.Listed && l.PrevReason != l
 
 // RFC 5280 CRLReason codes that say a key is compromised.
 const (
-	reasonKeyCompromise = 1
-	reasonCACompromise  = 2
+	reasonKeyCompromise = pki.ReasonKeyCompromise
+	reasonCACompromise  = pki.ReasonCACompromise
 )
 
 // ErrReasonDowngrade is SignRootCRL refusing to change a listing's
@@ -76,11 +77,8 @@ func compromised(reason int) bool {
 
 // reasonName is a CRLReason's RFC 5280 name, for an error.
 func reasonName(reason int) string {
-	switch reason {
-	case reasonKeyCompromise:
-		return "keyCompromise"
-	case reasonCACompromise:
-		return "cACompromise"
+	if name, ok := pki.ReasonName(reason); ok {
+		return name
 	}
 	return fmt.Sprintf("reason code %d", reason)
 }

@@ -54,32 +54,17 @@ func ReasonRaisedDetail(from int) string {
 }
 
 // reasonName is an RFC 5280 CRLReason's name for an event's detail, or its
-// code if it is not one a revocation is stored with.
+// code if it is not one.
 func reasonName(code int) string {
-	switch code {
-	case 0:
-		return "unspecified"
-	case ReasonKeyCompromise:
-		return "keyCompromise"
-	case 2:
-		return "cACompromise"
-	case 3:
-		return "affiliationChanged"
-	case 4:
-		return "superseded"
-	case 5:
-		return "cessationOfOperation"
-	case 6:
-		return "certificateHold"
-	case 9:
-		return "privilegeWithdrawn"
+	if name, ok := pki.ReasonName(code); ok {
+		return name
 	}
 	return fmt.Sprintf("reason %d", code)
 }
 
 // ReasonKeyCompromise is RFC 5280's CRLReason keyCompromise: a revocation
 // for it records the certificate's key as compromised (CompromisedKey).
-const ReasonKeyCompromise = 1
+const ReasonKeyCompromise = pki.ReasonKeyCompromise
 
 // SharesKeyDetail is the Detail of the event Revoke appends for another
 // certificate of a key revoked as compromised: it names the certificate

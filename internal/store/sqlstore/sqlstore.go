@@ -41,7 +41,7 @@ func EscapeLike(s string) string {
 
 // ReasonSuperseded is RFC 5280's CRLReason superseded, that of a
 // certificate a renewal replaced.
-const ReasonSuperseded = 4
+const ReasonSuperseded = pki.ReasonSuperseded
 
 // SupersededBy is the revoked_by of a certificate a renewal superseded,
 // and the actor of its audit event.
