@@ -331,15 +331,13 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 	}
 	// A renewal keeps the subject (RFC 7030 §4.2.2; our server refuses
 	// one that does not): a certificate for another name is not this
-	// certificate's renewal, whoever signed it.
-	if !csr.SameName(res.Cert.RawSubject, p.cert.RawSubject) {
-		return nil, fmt.Errorf("the renewed certificate is for %s, not %s: not installed", res.Cert.Subject, p.cert.Subject)
-	}
-	// And its alternative names: a TLS service reloaded with one that lost
-	// its DNS name fails every client's host name check.
-	if !csr.SameAltNames(csr.AltNamesOf(res.Cert), csr.AltNamesOf(p.cert)) {
-		return nil, fmt.Errorf("the renewed certificate names %s, not %s as the one in place: not installed",
-			altNamesText(res.Cert), altNamesText(p.cert))
+	// certificate's renewal, whoever signed it. So do its alternative
+	// names: a TLS service reloaded with one that lost its DNS name fails
+	// every client's host name check.
+	inPlace := csr.Template{RawSubject: p.cert.RawSubject, DNSNames: p.cert.DNSNames,
+		EmailAddresses: p.cert.EmailAddresses, IPAddresses: p.cert.IPAddresses, URIs: p.cert.URIs}
+	if change := client.NameChange(res.Cert, inPlace); change != "" {
+		return nil, fmt.Errorf("the renewed certificate names other than the one in place (%s): not installed", change)
 	}
 	if ahead > maxStartAhead {
 		// Either this machine's clock is behind (the new certificate is
@@ -658,21 +656,4 @@ func finalRefusal(err error) bool {
 	var fe *client.FailureError
 	var he *client.HTTPError
 	return errors.As(err, &fe) || errors.As(err, &he) && he.Status >= 400 && he.Status < 500 && he.Status != 429
-}
-
-// altNamesText lists a certificate's alternative names for a message.
-func altNamesText(c *x509.Certificate) string {
-	var names []string
-	names = append(names, c.DNSNames...)
-	names = append(names, c.EmailAddresses...)
-	for _, ip := range c.IPAddresses {
-		names = append(names, ip.String())
-	}
-	for _, u := range c.URIs {
-		names = append(names, u.String())
-	}
-	if len(names) == 0 {
-		return "no alternative names"
-	}
-	return "[" + strings.Join(names, " ") + "]"
 }

@@ -426,9 +426,9 @@ func TestRefusesAWrongCertificate(t *testing.T) {
 	for _, tt := range []struct{ wrong, want string }{
 		{"key", "not for our key"},
 		{"ca", "does not chain to the CA with fingerprint"},
-		{"name", "not installed"},
-		{"sans", "names no alternative names, not [device-1.example]"},
-		{"more sans", "names [device-1.example evil.example]"},
+		{"name", "names other than the one in place (subject"},
+		{"sans", "DNS names [], not [device-1.example]"},
+		{"more sans", "DNS names [device-1.example evil.example], not [device-1.example]"},
 	} {
 		t.Run(tt.wrong, func(t *testing.T) {
 			f := newFixture(t, fixtureOpts{})
