@@ -615,6 +615,11 @@ func (h *Handler) fail(c *call, err error) {
 // ("tags don't match (16 vs {class:0 …})"), which tell a client nothing.
 func parseReason(err error) string {
 	r := err.Error()
+	if strings.Contains(r, "invalid uncompressed public key") {
+		// crypto/x509 reads no compressed EC point, which RFC 5480 §2.2
+		// lets a CA refuse; the library's words suggest a broken key.
+		return "its EC public key is a compressed point; send the uncompressed form (RFC 5480 §2.2)"
+	}
 	if i := strings.IndexAny(r, "({"); i > 0 {
 		r = strings.TrimRight(r[:i], " :")
 	}
