@@ -58,6 +58,11 @@ func TestFoldedPathsServedInAnyCase(t *testing.T) {
 			if rec.Code != tc.want || (tc.body != "" && string(body) != tc.body) {
 				t.Errorf("%s %s: %d %q, want %d %q", name, tc.path, rec.Code, body, tc.want, tc.body)
 			}
+			// Metrics label a request by the pattern recorded on the
+			// request they passed in, folded or not.
+			if tc.want == http.StatusOK && req.Pattern == "" {
+				t.Errorf("%s %s: no pattern recorded on the request", name, tc.path)
+			}
 		}
 	}
 	// The plain listener's loopback guard holds for the page in any case.

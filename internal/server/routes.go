@@ -210,8 +210,12 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 		if p, ok := folded[strings.ToLower(r.URL.Path)]; ok && p != r.URL.Path {
 			u := *r.URL
 			u.Path, u.RawPath = p, ""
+			asked := r
 			r = r.WithContext(r.Context())
 			r.URL = &u
+			// The mux records its pattern on the copy; metrics read it
+			// on the request they passed in.
+			defer func() { asked.Pattern = r.Pattern }()
 		}
 		for prefix, h := range raw {
 			if strings.HasPrefix(r.URL.Path, prefix) {
