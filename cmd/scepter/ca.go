@@ -231,7 +231,7 @@ func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags)
 	case d.Before:
 		where = "from " + filepath.Join(sf.dataDir, "ca", ca.NextDir) + " (discarded from the store before, on another node)"
 	case !d.FromStore:
-		where = "from " + filepath.Join(sf.dataDir, "ca", ca.NextDir) + " (the store had not recorded it)"
+		where = "from " + filepath.Join(sf.dataDir, "ca", ca.NextDir) + " (the store had not recorded it; it keeps the discard, so that no node records it later)"
 	}
 	fmt.Fprintf(e.stdout, "Next issuing CA %s (switch at %s) discarded %s.\n", d.IssuerID, d.SwitchAt.Format(time.RFC3339), where)
 	if d.Cert != nil {

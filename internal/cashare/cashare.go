@@ -114,6 +114,9 @@ type Discarded struct {
 	SwitchAt  time.Time
 	FromStore bool // the store had recorded it
 	FromDisk  bool // DATA/ca/next held it
+	// Kept: this discard is the one the store keeps (whether or not it
+	// had recorded the CA), with its audit event.
+	Kept bool
 	// Before: the store had discarded it already (on another node), so
 	// only DATA/ca/next held it.
 	Before bool
@@ -177,16 +180,22 @@ func Discard(ctx context.Context, st store.Store, dataDir string, now time.Time,
 	}
 	ev := pki.AuditEvent{Time: now, Type: pki.EventCARollover, Actor: actor, IssuerID: d.IssuerID, Outcome: "success",
 		Detail: fmt.Sprintf("next issuing CA %s discarded before its switch at %s", d.IssuerID, d.SwitchAt.Format(time.RFC3339))}
-	if rec != nil {
+	if rec != nil || !discardedBefore {
+		// One the store never recorded has its discard recorded all the
+		// same, so that no node holding a copy records it later.
+		if rec == nil {
+			ev.Detail += " (the store had not recorded it)"
+		}
 		err := st.DiscardCAGeneration(ctx, d.IssuerID, now, ev)
 		switch {
 		case errors.Is(err, store.ErrConflict):
-			return d, fmt.Errorf("%w: the store switched to issuing CA %s at %s; it can no longer be discarded", ca.ErrSwitched, d.IssuerID, rec.SwitchAt.UTC().Format(time.RFC3339))
+			return d, fmt.Errorf("%w: the store switched to issuing CA %s; it can no longer be discarded", ca.ErrSwitched, d.IssuerID)
 		case errors.Is(err, store.ErrNotFound): // discarded meanwhile, from another node
 		case err != nil:
 			return d, fmt.Errorf("discarding issuing CA %s from the store: %w", d.IssuerID, err)
 		default:
-			d.FromStore = true
+			d.FromStore = rec != nil
+			d.Kept = true
 		}
 	}
 	if !local {
@@ -200,13 +209,11 @@ func Discard(ctx context.Context, st store.Store, dataDir string, now time.Time,
 		return d, err
 	}
 	d.FromDisk = true
-	if !d.FromStore {
-		note := " (the store had not recorded it)"
-		ds, err := st.DiscardedCAGenerations(ctx)
-		if d.Before = err == nil && slices.ContainsFunc(ds, func(x store.DiscardedCAGeneration) bool { return x.IssuerID == localID }); d.Before {
-			note = " (discarded from the store before, on another node)"
-		}
-		ev.Detail += note
+	if !d.Kept {
+		// Discarded from the store before, on another node: its event is
+		// there; this one is this node's copy going.
+		d.Before = true
+		ev.Detail += " (discarded from the store before, on another node)"
 		if err := st.AppendAudit(ctx, ev); err != nil {
 			return d, fmt.Errorf("the next CA was discarded, but its audit event could not be written: %w", err)
 		}

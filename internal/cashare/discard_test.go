@@ -118,6 +118,61 @@ func TestDiscardStaysDiscardedOnEveryNode(t *testing.T) {
 	})
 }
 
+// TestDiscardNeverRecordedStaysDiscarded: a next CA discarded before any
+// server recorded it (the rollover made, its copy sent to node b, then
+// undone) has its discard kept all the same, so node b's copy is never
+// recorded, announced or switched to.
+func TestDiscardNeverRecordedStaysDiscarded(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+		ctx := context.Background()
+		clock := pkitest.NewClock(t0)
+		st := open(t)
+		a, err := startNode(t, st, clock, t.TempDir(), "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bDir := t.TempDir()
+		copyCA(t, a.dir, bDir)
+		b, err := startNode(t, open(t), clock, bDir, "node-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		current, _ := a.auth.Active(clock.Now())
+		switchAt := t0.Add(100 * time.Second)
+		next, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: switchAt}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyCA(t, a.dir, bDir) // before any node recorded it
+		head, _ := st.AuditHead(ctx)
+		d, err := Discard(ctx, st, a.dir, clock.Now(), "cli:alice")
+		if err != nil || d.IssuerID != next.ID || d.FromStore || !d.FromDisk || !d.Kept || d.Before {
+			t.Fatalf("discard on node a = %+v, %v", d, err)
+		}
+		if h, _ := st.AuditHead(ctx); h.Count != head.Count+1 {
+			t.Errorf("the discard wrote %d events, want 1", h.Count-head.Count)
+		}
+		if ds, err := st.DiscardedCAGenerations(ctx); err != nil || len(ds) != 1 || ds[0].IssuerID != next.ID {
+			t.Fatalf("discarded generations = %+v, %v; want %s", ds, err, next.ID)
+		}
+		for _, at := range []time.Time{clock.Now(), switchAt.Add(time.Second)} {
+			clock.Set(at)
+			if err := b.tick(t, clock); err != nil {
+				t.Fatalf("node b at %s: %v", at, err)
+			}
+			if gens, _ := st.CAGenerations(ctx); recorded(gens, next.ID) {
+				t.Fatalf("node b recorded the discarded next CA %s", next.ID)
+			}
+			if _, _, ok := b.auth.Next(clock.Now()); ok {
+				t.Error("node b serves the discarded next CA (GetNextCACert)")
+			}
+			if iss, _ := b.auth.Active(clock.Now()); iss.ID != current.ID {
+				t.Errorf("node b issues with %s, want the current CA %s", iss.ID, current.ID)
+			}
+		}
+	})
+}
+
 // TestNextCAWithoutItsKeyIsNotRecorded: a next CA whose key does not sign
 // here (a token's key destroyed, a key that is not the certificate's) is
 // not recorded, so that no node switches to it.

@@ -615,9 +615,11 @@ type Store interface {
 	// that it was discarded (at now, by ev.Actor) and appends ev, in one
 	// transaction: a rollover undone before its switch. From then on
 	// PublishCAGeneration refuses it, so that a node still holding it
-	// cannot schedule it again. ErrNotFound for an unknown ID,
-	// ErrConflict for a generation that is current or was (the first one
-	// included).
+	// cannot schedule it again. An ID never recorded is recorded as
+	// discarded, with ev, all the same (a rollover no server recorded
+	// yet, whose copies must not be recorded later). ErrNotFound for an ID
+	// discarded before, ErrConflict for a generation that is current or
+	// was (the first one included).
 	DiscardCAGeneration(ctx context.Context, issuerID string, now time.Time, ev pki.AuditEvent) error
 	// DiscardedCAGenerations returns the generations DiscardCAGeneration
 	// removed, oldest discard first.

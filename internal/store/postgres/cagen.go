@@ -120,12 +120,22 @@ func (s *Store) DiscardCAGeneration(ctx context.Context, issuerID string, now ti
 			return insertEvents(ctx, tx, now, []pki.AuditEvent{ev})
 		}
 		var one int
-		if err := tx.QueryRow(ctx, `SELECT 1 FROM ca_generations WHERE issuer_id = $1`, issuerID).Scan(&one); errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("issuing CA %s: %w", issuerID, store.ErrNotFound)
-		} else if err != nil {
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM ca_generations WHERE issuer_id = $1`, issuerID).Scan(&one); err == nil {
+			return fmt.Errorf("issuing CA %s is current or was: %w", issuerID, store.ErrConflict)
+		} else if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		return fmt.Errorf("issuing CA %s is current or was: %w", issuerID, store.ErrConflict)
+		// Never recorded: the discard is, so that no node holding a copy
+		// records it later. One discarded before is ErrNotFound.
+		tag, err = tx.Exec(ctx, `INSERT INTO ca_discarded (issuer_id, discarded_at, discarded_by) VALUES ($1, $2, $3)
+			ON CONFLICT (issuer_id) DO NOTHING`, issuerID, sqlstore.Micros(now), ev.Actor)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("issuing CA %s: discarded before: %w", issuerID, store.ErrNotFound)
+		}
+		return insertEvents(ctx, tx, now, []pki.AuditEvent{ev})
 	})
 	if err != nil {
 		return pgError("postgres: discard CA generation: %w", err)

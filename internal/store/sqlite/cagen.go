@@ -116,12 +116,24 @@ func (s *Store) DiscardCAGeneration(ctx context.Context, issuerID string, now ti
 			return insertEvents(ctx, tx, now, []pki.AuditEvent{ev})
 		}
 		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM ca_generations WHERE issuer_id = ?`, issuerID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("issuing CA %s: %w", issuerID, store.ErrNotFound)
-		} else if err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM ca_generations WHERE issuer_id = ?`, issuerID).Scan(&one); err == nil {
+			return fmt.Errorf("issuing CA %s is current or was: %w", issuerID, store.ErrConflict)
+		} else if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		return fmt.Errorf("issuing CA %s is current or was: %w", issuerID, store.ErrConflict)
+		// Never recorded: the discard is, so that no node holding a copy
+		// records it later. One discarded before is ErrNotFound.
+		res, err = tx.ExecContext(ctx, `INSERT INTO ca_discarded (issuer_id, discarded_at, discarded_by) VALUES (?, ?, ?)
+			ON CONFLICT (issuer_id) DO NOTHING`, issuerID, sqlstore.Micros(now), ev.Actor)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("issuing CA %s: discarded before: %w", issuerID, store.ErrNotFound)
+		}
+		return insertEvents(ctx, tx, now, []pki.AuditEvent{ev})
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: discard CA generation: %w", err)

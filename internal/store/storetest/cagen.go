@@ -120,8 +120,9 @@ func testCAPromotion(t *testing.T, s store.Store) {
 }
 
 // testCADiscard: a generation still to come is discarded with its event
-// and its discard is kept; the first, a current or promoted one, and an
-// unknown one are not discarded; a discarded one is never recorded again.
+// and its discard is kept; the first, a current or promoted one are not
+// discarded; one never recorded has its discard recorded; a discarded one
+// is never recorded again.
 func testCADiscard(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	switchAt := t0.Add(time.Hour)
@@ -136,7 +137,6 @@ func testCADiscard(t *testing.T, s store.Store) {
 	head, _ := s.AuditHead(ctx)
 	wantErr(t, "the first generation", s.DiscardCAGeneration(ctx, "aa", t0, caEvent(pki.EventCARollover, "aa")), store.ErrConflict)
 	wantErr(t, "at its switch time", s.DiscardCAGeneration(ctx, "bb", switchAt, caEvent(pki.EventCARollover, "bb")), store.ErrConflict)
-	wantErr(t, "unknown generation", s.DiscardCAGeneration(ctx, "zz", t0, caEvent(pki.EventCARollover, "zz")), store.ErrNotFound)
 	if h, _ := s.AuditHead(ctx); h.Count != head.Count {
 		t.Errorf("a refused discard wrote an event: %d → %d", head.Count, h.Count)
 	}
@@ -176,6 +176,26 @@ func testCADiscard(t *testing.T, s store.Store) {
 	}
 	_, err = s.PromoteCAGeneration(ctx, "bb", switchAt, caEvent(pki.EventCAPromoted, "bb"))
 	wantErr(t, "promoting a discarded generation", err, store.ErrNotFound)
+	wantErr(t, "discarding it again", s.DiscardCAGeneration(ctx, "bb", discardAt, caEvent(pki.EventCARollover, "bb")), store.ErrNotFound)
+	if h, _ := s.AuditHead(ctx); h.Count != head.Count {
+		t.Errorf("discarding again wrote an event: %d → %d", head.Count, h.Count)
+	}
+
+	// One the store never recorded (a rollover made before any server
+	// recorded it) is recorded as discarded, with its event, so that a
+	// node holding a copy cannot record it later.
+	if err := s.DiscardCAGeneration(ctx, "zz", discardAt, caEvent(pki.EventCARollover, "zz")); err != nil {
+		t.Fatalf("discard of a generation never recorded: %v", err)
+	}
+	if h, _ := s.AuditHead(ctx); h.Count != head.Count+1 {
+		t.Errorf("discard of one never recorded: %d events, want 1", h.Count-head.Count)
+	}
+	if gs, _ := s.CAGenerations(ctx); len(gs) != 1 {
+		t.Errorf("after discarding one never recorded: %+v", gs)
+	}
+	_, err = s.PublishCAGeneration(ctx, caGen("zz", "sha256:r", switchAt), caEvent(pki.EventCAPublished, "zz"))
+	wantErr(t, "publishing one discarded before it was recorded", err, store.ErrConflict)
+	wantErr(t, "discarding it again", s.DiscardCAGeneration(ctx, "zz", discardAt, caEvent(pki.EventCARollover, "zz")), store.ErrNotFound)
 
 	// Another next one, promoted: no longer discardable, even with a
 	// clock behind its switch.
@@ -186,7 +206,7 @@ func testCADiscard(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	wantErr(t, "a promoted generation", s.DiscardCAGeneration(ctx, "cc", t0, caEvent(pki.EventCARollover, "cc")), store.ErrConflict)
-	if ds, _ := s.DiscardedCAGenerations(ctx); len(ds) != 1 {
+	if ds, _ := s.DiscardedCAGenerations(ctx); len(ds) != 2 {
 		t.Errorf("a refused discard was kept: %+v", ds)
 	}
 }
