@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,10 +72,43 @@ func (f *revocationFlags) check() error {
 // path, nothing else.
 func parsePublicURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+	// An empty query or fragment ("…?", "…#") parses as none, yet the
+	// "?" would turn every path appended to the URL into a query.
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.ForceQuery ||
+		u.Fragment != "" || strings.Contains(s, "#") || u.User != nil {
 		return nil, usageError{fmt.Sprintf("--public-url %q: want http://HOST[:PORT][/PATH] (https works for OCSP but RFC 5280 relying parties fetch CRLs over http)", s)}
 	}
+	if err := checkPublicHost(u); err != nil {
+		return nil, usageError{fmt.Sprintf("--public-url %q: %v", s, err)}
+	}
 	return u, nil
+}
+
+// checkPublicHost checks the host and port that go into every certificate's
+// CRL and OCSP URLs: a port from 1 to 65535 when one is written, and a
+// host name in ASCII letters, digits, hyphens, underscores and dots, or an IP address.
+func checkPublicHost(u *url.URL) error {
+	if strings.HasSuffix(u.Host, ":") {
+		return errors.New("the port is empty")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %s: want 1 to 65535", p)
+		}
+	}
+	host := u.Hostname()
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	if host == "" || strings.HasPrefix(host, ".") || strings.Contains(host, "..") {
+		return fmt.Errorf("host %q is not a host name", host)
+	}
+	for _, r := range host {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_') {
+			return fmt.Errorf("host %q: a host name is ASCII letters, digits, hyphens, underscores and dots (write an internationalised name in its xn-- form)", host)
+		}
+	}
+	return nil
 }
 
 // publicURLFile keeps the public URL the server runs with in the data

@@ -107,9 +107,13 @@ func TestConfigDigestLeavesSecretsOut(t *testing.T) {
 }
 
 // A --public-url refused is refused before anything is made: no data
-// directory, no CA.
+// directory, no CA. Nothing goes into certificates that would not work
+// there: an empty query or fragment, a port out of range or empty, a host
+// that is not an ASCII host name.
 func TestBadPublicURLCreatesNothing(t *testing.T) {
-	for _, bad := range []string{"ftp://x", "http://ca.example/?q=1", "http://u@ca.example", "ca.example"} {
+	for _, bad := range []string{"ftp://x", "http://ca.example/?q=1", "http://u@ca.example", "ca.example",
+		"http://ca.example/p?", "http://ca.example/p#", "http://ca.example:99999", "http://ca.example:", "http://ca.example:0",
+		"http://ünicode.example", "http://.example", "http://ca..example"} {
 		dir := filepath.Join(t.TempDir(), "data")
 		e, _, _ := testEnv(nil)
 		err := run(context.Background(), e, []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0",
