@@ -139,7 +139,14 @@ func tokenNew(ctx context.Context, e env, au *auth.Service, me auth.Principal, n
 		expires = t.ExpiresAt.UTC().Format(time.RFC3339)
 	}
 	fmt.Fprintf(e.stderr, "token %s (%s), role %s, expires %s; the secret is shown this once:\n", t.ID, t.Name, t.Role, expires)
-	fmt.Fprintln(e.stdout, secret)
+	// Nobody else ever sees it: if it cannot be written, the token is
+	// revoked.
+	if _, werr := fmt.Fprintln(e.stdout, secret); werr != nil {
+		if _, err := au.RevokeToken(ctx, t.ID, me); err != nil {
+			return fmt.Errorf("the token's secret could not be written to stdout (%v), and revoking it failed: %w; revoke it with 'scepter admin token revoke %s'", werr, err, t.ID)
+		}
+		return fmt.Errorf("the token's secret could not be written to stdout (%v); token %s was revoked", werr, t.ID)
+	}
 	return nil
 }
 

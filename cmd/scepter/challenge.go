@@ -76,8 +76,14 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The secret alone on stdout, so scripts can capture it.
-	fmt.Fprintln(e.stdout, secret)
+	// The secret alone on stdout, so scripts can capture it. Nobody else
+	// ever sees it: if it cannot be written, the challenge is deleted.
+	if _, werr := fmt.Fprintln(e.stdout, secret); werr != nil {
+		if err := svc.DeleteChallenge(ctx, ch.ID, cliActor()); err != nil {
+			return fmt.Errorf("the challenge could not be written to stdout (%v), and deleting it failed: %w; delete it in the console or with the API (DELETE /api/v1/challenges/%s)", werr, err, ch.ID)
+		}
+		return fmt.Errorf("the challenge could not be written to stdout (%v); it was deleted", werr)
+	}
 	bound := ""
 	if spec.subject != "" || len(spec.dns)+len(spec.emails) > 0 {
 		bound = fmt.Sprintf(", bound to %s", strings.Join(append(append([]string{spec.subject}, spec.dns...), spec.emails...), " "))
