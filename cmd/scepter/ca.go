@@ -283,9 +283,12 @@ func discardTokenKeys(e env, token keys.Token, tokenKeys []ca.NextTokenKey) erro
 		}
 		return nil
 	}
-	destroyed, err := ca.DestroyDiscardedKeys(token, tokenKeys)
+	destroyed, gone, err := ca.DestroyDiscardedKeys(token, tokenKeys)
 	for _, k := range destroyed {
 		fmt.Fprintf(e.stdout, "Key %s removed from %s.\n", printable(k.Ref), printable(token.Describe()))
+	}
+	for _, k := range gone {
+		fmt.Fprintf(e.stdout, "Key %s was no longer in %s (destroyed already, by a discard on another node sharing it).\n", printable(k.Ref), printable(token.Describe()))
 	}
 	if err != nil {
 		return fmt.Errorf("the next CA was discarded, but not all of its keys could be removed from the token; remove the rest with the token's own tools: %w", err)

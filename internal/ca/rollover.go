@@ -421,10 +421,11 @@ func NextTokenKeys(dir string) ([]NextTokenKey, error) {
 }
 
 // DestroyDiscardedKeys destroys in tok the keys NextTokenKeys listed, once
-// DiscardNext has removed the next CA, except those InUse. A key already
-// gone from the token counts as destroyed. It returns the keys it
-// destroyed; on an error, the others are left in the token.
-func DestroyDiscardedKeys(tok keys.Token, discarded []NextTokenKey) (destroyed []NextTokenKey, err error) {
+// DiscardNext has removed the next CA, except those InUse. It returns the
+// keys it destroyed, and apart from them those already gone from the token
+// (destroyed by a discard on another node sharing it); on an error, the
+// others are left in the token.
+func DestroyDiscardedKeys(tok keys.Token, discarded []NextTokenKey) (destroyed, gone []NextTokenKey, err error) {
 	var errs []error
 	for _, k := range discarded {
 		if k.InUse {
@@ -436,13 +437,16 @@ func DestroyDiscardedKeys(tok keys.Token, discarded []NextTokenKey) (destroyed [
 		if k.Public != nil {
 			remove = func() error { return tok.RemoveRefKey(k.Ref, k.Public) }
 		}
-		if err := remove(); err != nil && !errors.Is(err, keys.ErrKeyNotFound) {
+		switch err := remove(); {
+		case errors.Is(err, keys.ErrKeyNotFound):
+			gone = append(gone, k)
+		case err != nil:
 			errs = append(errs, fmt.Errorf("ca: destroying the discarded key %s: %w", k.Ref, err))
-			continue
+		default:
+			destroyed = append(destroyed, k)
 		}
-		destroyed = append(destroyed, k)
 	}
-	return destroyed, errors.Join(errs...)
+	return destroyed, gone, errors.Join(errs...)
 }
 
 // readSwitchAt reads nextDir/switch-at; ok is false when nextDir does not

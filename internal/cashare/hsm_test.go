@@ -152,7 +152,7 @@ func TestDiscardedNextWithTokenKeysStaysDiscarded(t *testing.T) {
 	if _, err := Discard(ctx, st, a.dir, clock.Now(), "cli:alice"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ca.DestroyDiscardedKeys(tok, tokenKeys); err != nil {
+	if _, _, err := ca.DestroyDiscardedKeys(tok, tokenKeys); err != nil {
 		t.Fatal(err)
 	}
 
