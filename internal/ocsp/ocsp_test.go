@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
@@ -180,7 +181,15 @@ func TestResponderRefusals(t *testing.T) {
 		{"trailing data", append(request(t, cert, f.Issuer().Cert, crypto.SHA1), 0), ocsp.MalformedRequestResponse},
 		{"another CA's certificate", request(t, foreign, other.Issuer().Cert, crypto.SHA256), ocsp.UnauthorizedResponse},
 		{"our serial named under another CA", request(t, cert, other.Issuer().Cert, crypto.SHA256), ocsp.UnauthorizedResponse},
-		{"unknown hash algorithm", buildRequest(t, reqSpec{ids: []certID{{oid: asn1.ObjectIdentifier{1, 2, 3}, name: make([]byte, 20), key: make([]byte, 20), serial: cert.SerialNumber}}}), ocsp.UnauthorizedResponse},
+		// A hash the responder does not compute is a request it cannot
+		// process (RFC 6960 §2.3), not a CA it does not serve, even when
+		// the hashes are right: unauthorized would send the client away.
+		{"unknown hash algorithm", buildRequest(t, reqSpec{ids: []certID{{oid: asn1.ObjectIdentifier{1, 2, 3}, name: make([]byte, 20), key: make([]byte, 20), serial: cert.SerialNumber}}}), ocsp.MalformedRequestResponse},
+		{"our CA named under SHA-224", buildRequest(t, reqSpec{ids: []certID{{oid: oidSHA224,
+			name: sum224(f.Issuer().Cert.RawSubject), key: sum224(publicKeyBits(t, f.Issuer().Cert)), serial: cert.SerialNumber}}}), ocsp.MalformedRequestResponse},
+		{"SHA-224 after a good CertID", buildRequest(t, reqSpec{ids: []certID{
+			{oid: oidSHA1, name: sum1(f.Issuer().Cert.RawSubject), key: sum1(publicKeyBits(t, f.Issuer().Cert)), serial: cert.SerialNumber},
+			{oid: oidSHA224, name: sum224(f.Issuer().Cert.RawSubject), key: sum224(publicKeyBits(t, f.Issuer().Cert)), serial: cert.SerialNumber}}}), ocsp.MalformedRequestResponse},
 	}
 	for _, c := range cases {
 		a := f.r.Respond(context.Background(), c.der)
@@ -769,9 +778,13 @@ func publicKeyBits(t testing.TB, c *x509.Certificate) []byte {
 // --- building requests by hand ---------------------------------------------
 
 var (
-	oidSHA1  = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
-	oidNonce = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
+	oidSHA1   = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidSHA224 = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 4}
+	oidNonce  = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
 )
+
+func sum1(b []byte) []byte   { h := sha1.Sum(b); return h[:] }
+func sum224(b []byte) []byte { h := sha256.Sum224(b); return h[:] }
 
 type certID struct {
 	oid       asn1.ObjectIdentifier

@@ -49,8 +49,8 @@ type CertID struct {
 	// Raw is the CertID as the client encoded it: the response echoes it
 	// byte for byte, so the client matches it whatever it encoded.
 	Raw []byte
-	// Hash is the algorithm of NameHash and KeyHash (SHA-1, SHA-256,
-	// SHA-384 or SHA-512); zero when the client used another one.
+	// Hash is the algorithm of NameHash and KeyHash: SHA-1, SHA-256,
+	// SHA-384 or SHA-512 (a CertID under another is malformed).
 	Hash     crypto.Hash
 	NameHash []byte
 	KeyHash  []byte
@@ -212,14 +212,19 @@ func parseCertID(s *cryptobyte.String) (CertID, error) {
 			return CertID{}, malformed("hashAlgorithm parameters must be absent or NULL")
 		}
 	}
-	id.Hash = hashOf(oid)
+	// A hash we do not compute is a request we cannot process as sent
+	// (RFC 6960 §2.3: malformedRequest), not a CA we do not serve:
+	// unauthorized would tell the client to look elsewhere.
+	if id.Hash = hashOf(oid); id.Hash == 0 {
+		return CertID{}, malformed("CertID hash algorithm %s is not SHA-1, SHA-256, SHA-384 or SHA-512", oid)
+	}
 	var nameHash, keyHash cryptobyte.String
 	id.Serial = new(big.Int)
 	if !body.ReadASN1(&nameHash, cbasn1.OCTET_STRING) || !body.ReadASN1(&keyHash, cbasn1.OCTET_STRING) ||
 		!body.ReadASN1Integer(id.Serial) || !body.Empty() {
 		return CertID{}, malformed("bad CertID")
 	}
-	if id.Hash != 0 && (len(nameHash) != id.Hash.Size() || len(keyHash) != id.Hash.Size()) {
+	if len(nameHash) != id.Hash.Size() || len(keyHash) != id.Hash.Size() {
 		return CertID{}, malformed("CertID hashes are not %s-sized", id.Hash)
 	}
 	id.NameHash, id.KeyHash = append([]byte(nil), nameHash...), append([]byte(nil), keyHash...)

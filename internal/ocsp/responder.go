@@ -150,7 +150,8 @@ type call struct {
 }
 
 // Respond answers one DER OCSPRequest. It never fails: a request it cannot
-// read is answered malformedRequest, one about an issuer it does not serve
+// read (a CertID hashed with an algorithm it does not take included) is
+// answered malformedRequest, one about an issuer it does not serve
 // unauthorized, and a store it cannot read, or a signing key whose token
 // is unavailable, tryLater.
 func (r *Responder) Respond(ctx context.Context, der []byte) Answer {
@@ -364,9 +365,6 @@ var certIDHashes = []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, cryp
 // issuerOf finds the issuer a CertID names by its name and key hashes;
 // nil when it is none of ours.
 func (r *Responder) issuerOf(id CertID) *ca.Issuer {
-	if id.Hash == 0 {
-		return nil
-	}
 	for _, i := range r.issuers.Issuers() {
 		h := r.hashesOf(i)
 		if h != nil && bytes.Equal(h.name[id.Hash], id.NameHash) && bytes.Equal(h.key[id.Hash], id.KeyHash) {
