@@ -648,6 +648,44 @@ func TestHTTP(t *testing.T) {
 	}
 }
 
+// An HTTP cache in front of the responder keeps an answer no longer than a
+// CRL (5 minutes), whatever --ocsp-validity: it does not see a revocation,
+// and would serve "good" for half the validity after it. Close to the
+// answer's refresh time, max-age is what is left of it.
+func TestHTTPCacheKeepsAnswersMinutes(t *testing.T) {
+	f := newResponder(t, "")
+	cert, _ := f.Issue(t, "dev")
+	srv := httptest.NewServer(mount(t, f))
+	defer srv.Close()
+	path := srv.URL + "/ocsp/" + base64.RawURLEncoding.EncodeToString(request(t, cert, f.Issuer().Cert, crypto.SHA256))
+	get := func() (maxAge time.Duration, answer *xocsp.Response) {
+		t.Helper()
+		resp, err := http.Get(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var s int
+		if _, err := fmt.Sscanf(resp.Header.Get("Cache-Control"), "public, max-age=%d,", &s); err != nil {
+			t.Fatalf("Cache-Control %q: %v", resp.Header.Get("Cache-Control"), err)
+		}
+		return time.Duration(s) * time.Second, parse(t, body, cert, f.Issuer().Cert)
+	}
+	got, answer := get()
+	if got != 5*time.Minute {
+		t.Errorf("max-age %v with a %v validity, want 5m0s", got, ocsp.DefaultValidity)
+	}
+	// Two minutes before the cached answer is to be refreshed (halfway
+	// to its nextUpdate), max-age is those two minutes.
+	refresh := answer.ThisUpdate.Add(answer.NextUpdate.Sub(answer.ThisUpdate) / 2)
+	f.Clock.Advance(refresh.Add(-2 * time.Minute).Sub(f.Clock.Now()))
+	if got, again := get(); got != 2*time.Minute || !again.ThisUpdate.Equal(answer.ThisUpdate) {
+		t.Errorf("max-age %v two minutes before the cached answer's refresh, want 2m0s (thisUpdate %v, was %v)",
+			got, again.ThisUpdate, answer.ThisUpdate)
+	}
+}
+
 // A delegate is kept on disk and reused by the next start, and replaced
 // after two thirds of its life; a new one is signed by the CA.
 func TestDelegatesLifecycle(t *testing.T) {

@@ -10,7 +10,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
+
+// maxAge bounds how long HTTP caches keep an answer, as it bounds a CRL's
+// (internal/crl): the cache here drops an answer at a revocation, a proxy
+// or CDN in front would keep it to its max-age, so a revoked certificate
+// reads good behind a cache for minutes at most, whatever --ocsp-validity.
+const maxAge = 5 * time.Minute
 
 // Path is where the responder answers: POST to Path, GET to Path + "/" +
 // the base64 request (RFC 6960 appendix A.1).
@@ -60,9 +67,10 @@ func (r *Responder) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case a.Cacheable && req.Method != http.MethodPost:
 		// RFC 5019 §6.2: caches may keep the answer until it is to be
-		// refreshed here, never beyond its nextUpdate.
+		// refreshed here, never beyond its nextUpdate, and no longer than
+		// maxAge.
 		now := r.clock.Now()
-		age := max(0, int(a.refreshAt().Sub(now).Seconds()))
+		age := max(0, int(min(maxAge, a.refreshAt().Sub(now)).Seconds()))
 		sum := sha256.Sum256(a.DER)
 		h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, no-transform, must-revalidate", age))
 		h.Set("Last-Modified", a.ThisUpdate.UTC().Format(http.TimeFormat))
