@@ -66,6 +66,7 @@ type Config struct {
 type Store interface {
 	RevocationState(ctx context.Context) (map[string]int64, error)
 	RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]store.RevokedEntry, error)
+	LastUnhold(ctx context.Context, issuerID string) (time.Time, error)
 	LatestCRL(ctx context.Context, issuerID string) (*store.CRL, error)
 	LatestCRLNumber(ctx context.Context, issuerID string) (int64, error)
 	PutCRL(ctx context.Context, crl store.CRL, keep int) error
@@ -266,8 +267,19 @@ func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CR
 	if err != nil {
 		return nil, fmt.Errorf("crl: %s: %w", issuer.ID, err)
 	}
+	// A hold lifted drops its entry: a CRL without it must not be dated
+	// before the unhold either, when it would say the certificate was not
+	// revoked while it was held (and, older than the CRL that listed the
+	// hold, be kept over it by a cache keeping the newest).
+	unheld, err := p.st.LastUnhold(ctx, issuer.ID)
+	if err != nil {
+		return nil, fmt.Errorf("crl: %s: %w", issuer.ID, err)
+	}
 	entries := make([]ca.CRLEntry, 0, len(revoked))
-	var newest time.Time // the latest revocationDate, as the CRL encodes it
+	// newest is the issuer's latest change of revocation status, in whole
+	// seconds: a revocationDate as the CRL encodes it, or the second after
+	// the last unhold (rounded up: not dated before it).
+	newest := ceilSecond(unheld)
 	for _, r := range revoked {
 		serial, ok := new(big.Int).SetString(r.SerialHex, 16)
 		if !ok {
@@ -279,9 +291,10 @@ func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CR
 		}
 	}
 	published := now.UTC().Truncate(time.Second)
-	// A revocation recorded a moment ahead of this clock (by a node whose
-	// clock runs a little ahead) waits for it, as a predecessor ahead does:
-	// the CRL's thisUpdate may be neither before it nor in the future.
+	// A revocation or unhold recorded a moment ahead of this clock (by a
+	// node whose clock runs a little ahead, or an unhold within this
+	// second) waits for it, as a predecessor ahead does: the CRL's
+	// thisUpdate may be neither before it nor in the future.
 	if lead := newest.Sub(published); lead > 0 && lead < maxClockLead {
 		return nil, errRevocationAhead
 	}
@@ -302,15 +315,27 @@ func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CR
 }
 
 // errRevocationAhead says a CRL waits for the clock to pass the newest
-// revocation it would list.
-var errRevocationAhead = errors.New("crl: the newest revocation is ahead of this clock")
+// revocation it would list, or unhold it would reflect.
+var errRevocationAhead = errors.New("crl: the newest revocation or unhold is ahead of this clock")
+
+// ceilSecond is t rounded up to a whole second (the zero time stays zero).
+func ceilSecond(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	if s := t.UTC().Truncate(time.Second); s.Before(t) {
+		return s.Add(time.Second)
+	}
+	return t.UTC()
+}
 
 // thisUpdate is the thisUpdate of a CRL published at published (whole
 // seconds): backdated, but later than its predecessor's, since CRL numbers
 // and thisUpdate move forward together (a predecessor less than a backdate
 // old leaves a second after its own), not before the newest revocation it
-// lists (newestRevocation, whole seconds: a CRL must not say it was issued
-// before a revocation it reports, RFC 5280 §5.1.2.4), and not before the
+// lists or unhold it reflects (newestRevocation, whole seconds: a CRL must
+// not say it was issued before a change it reports, RFC 5280 §5.1.2.4),
+// and not before the
 // issuer's certificate. Never after published: only a clock set back
 // behind the predecessor or a revocation gives an earlier one; updateIssuer
 // publishes then regardless.

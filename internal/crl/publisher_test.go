@@ -521,8 +521,10 @@ func TestSameSecondRevocationsNeverAnswered304(t *testing.T) {
 // A CRL's thisUpdate is backdated a minute, so a relying party whose clock
 // is a little behind does not find a fresh CRL not yet valid; its
 // nextUpdate still counts from its publication. The backdate never takes it
-// before a revocation it lists (RFC 5280 §5.1.2.4), nor before its
-// predecessor's thisUpdate; it is never in the future.
+// before a revocation it lists (RFC 5280 §5.1.2.4), nor before a hold was
+// lifted (a CRL without the entry, dated before the unhold, would say the
+// certificate was not held while it was), nor before its predecessor's
+// thisUpdate; it is never in the future.
 func TestThisUpdateBackdated(t *testing.T) {
 	ctx := context.Background()
 	f := fixture.New(t, fixture.Options{})
@@ -541,7 +543,16 @@ func TestThisUpdateBackdated(t *testing.T) {
 		revokeAt(cert, reason, f.Clock.Now())
 		return cert
 	}
-	var held *x509.Certificate
+	var held, heldLong *x509.Certificate
+	var unheldAt time.Time // the last unhold
+	unhold := func(cert *x509.Certificate) {
+		t.Helper()
+		unheldAt = f.Clock.Now()
+		if _, _, err := f.Store.UnholdCertificate(ctx, issuer.ID, cert.SerialNumber.Text(16), unheldAt,
+			pki.AuditEvent{Type: pki.EventUnheld}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var prev *x509.RevocationList
 	for _, step := range []struct {
 		name string
@@ -562,16 +573,13 @@ func TestThisUpdateBackdated(t *testing.T) {
 		{name: "revoked 2 minutes before: a full minute", advance: 5 * time.Minute, do: func() { revoke(1) },
 			delay: 2 * time.Minute, wantBehind: time.Minute},
 		{name: "held and published at once: the publication", advance: time.Minute,
-			do: func() { held = revoke(6) }, wantBehind: 0}, // 6: certificateHold
+			do: func() { held, heldLong = revoke(6), revoke(6) }, wantBehind: 0}, // 6: certificateHold
 		{name: "revoked 300ms into the second of its predecessor's thisUpdate: waits for the next second",
 			advance: 300 * time.Millisecond, do: func() { revoke(1) }, waits: time.Second, wantBehind: 0},
-		{name: "released 10s later, an entry fewer: the second after its predecessor", advance: 10 * time.Second,
-			do: func() {
-				if _, _, err := f.Store.UnholdCertificate(ctx, issuer.ID, held.SerialNumber.Text(16), f.Clock.Now(),
-					pki.AuditEvent{Type: pki.EventUnheld}); err != nil {
-					t.Fatal(err)
-				}
-			}, wantBehind: 9 * time.Second},
+		{name: "released 10s later (.3s into a second), an entry fewer: waits for the second after the unhold",
+			advance: 10 * time.Second, do: func() { unhold(held) }, waits: time.Second, wantBehind: 0},
+		{name: "released, published 20s later: the second after the unhold", advance: 10 * time.Second,
+			do: func() { unhold(heldLong) }, delay: 20 * time.Second, wantBehind: 19 * time.Second},
 		{name: "halfway to nextUpdate: a full minute", advance: validity / 2, wantBehind: time.Minute},
 		{name: "revoked 3s ahead (by a node whose clock runs ahead): waits, then the revocation time", advance: time.Minute,
 			do: func() {
@@ -611,6 +619,9 @@ func TestThisUpdateBackdated(t *testing.T) {
 		}
 		if prev != nil && (list.Number.Cmp(prev.Number) <= 0 || !list.ThisUpdate.After(prev.ThisUpdate)) {
 			t.Errorf("%s: CRL %v at %v does not follow CRL %v at %v", step.name, list.Number, list.ThisUpdate, prev.Number, prev.ThisUpdate)
+		}
+		if !unheldAt.After(published) && list.ThisUpdate.Before(unheldAt) {
+			t.Errorf("%s: thisUpdate %v before the unhold at %v", step.name, list.ThisUpdate, unheldAt)
 		}
 		for _, e := range list.RevokedCertificateEntries {
 			if e.RevocationTime.After(list.ThisUpdate) && !e.RevocationTime.After(published) {

@@ -104,6 +104,11 @@ func (s *countingStore) RevocationState(ctx context.Context) (map[string]int64, 
 	return v, s.count("RevocationState", err)
 }
 
+func (s *countingStore) LastUnhold(ctx context.Context, issuerID string) (time.Time, error) {
+	v, err := s.Store.LastUnhold(ctx, issuerID)
+	return v, s.count("LastUnhold", err)
+}
+
 func (s *countingStore) RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]store.RevokedEntry, error) {
 	v, err := s.Store.RevokedCertificates(ctx, issuerID, notAfterAfter)
 	return v, s.count("RevokedCertificates", err)

@@ -384,6 +384,68 @@ func TestCache(t *testing.T) {
 	}
 }
 
+// After a hold is lifted, a "good" answer is not dated before the unhold
+// (RFC 6960 §4.2.2.1): it would say the certificate was good while it was
+// held, and be older than the "revoked" answer it replaces, which a cache
+// keeping the newest thisUpdate would keep. thisUpdate and producedAt keep
+// their minute of backdate only down to the unhold (rounded up to its
+// second), and never go past the signature.
+func TestAnswerNotBeforeUnhold(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// unhold is how long after the hold the hold is lifted; sign how
+		// long after that the answer is signed.
+		unhold, sign time.Duration
+		// wantBehind is how far thisUpdate and producedAt are behind the
+		// signature (whole seconds).
+		wantBehind time.Duration
+	}{
+		{"lifted 22s after the hold, signed 1s on: the unhold's second", 22 * time.Second, time.Second, time.Second},
+		{"lifted at .4s, signed 20.3s on: the second after the unhold", 22*time.Second + 400*time.Millisecond, 20*time.Second + 300*time.Millisecond, 19 * time.Second},
+		{"lifted in the second of the signature: the signature", 22*time.Second + 400*time.Millisecond, 300 * time.Millisecond, 0},
+		{"lifted two hours before: the full backdate", 22 * time.Second, 2 * time.Hour, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newResponder(t, "")
+			issuer := f.Issuer().Cert
+			cert, _ := f.Issue(t, "held")
+			req := request(t, cert, issuer, crypto.SHA256)
+			f.Clock.Set(fixture.Start.Add(time.Hour))
+			f.Revoke(t, cert, 6)
+			f.refreshState(t)
+			held := parse(t, f.r.Respond(ctx, req).DER, cert, issuer)
+			if held.Status != xocsp.Revoked {
+				t.Fatalf("on hold: status %d", held.Status)
+			}
+
+			f.Clock.Advance(tc.unhold)
+			unheldAt := f.Clock.Now()
+			if _, _, err := f.Store.UnholdCertificate(ctx, f.Issuer().ID, cert.SerialNumber.Text(16), unheldAt,
+				pki.AuditEvent{Type: pki.EventUnheld, Actor: "test", Outcome: "success"}); err != nil {
+				t.Fatal(err)
+			}
+			f.refreshState(t)
+			f.Clock.Advance(tc.sign)
+			signedAt := f.Clock.Now().Truncate(time.Second)
+			want := signedAt.Add(-tc.wantBehind)
+
+			a := f.r.Respond(ctx, req)
+			resp := parse(t, a.DER, cert, issuer)
+			if resp.Status != xocsp.Good || !resp.ThisUpdate.Equal(want) || !resp.ProducedAt.Equal(want) || !a.ThisUpdate.Equal(want) {
+				t.Errorf("status %d: thisUpdate %v, producedAt %v, Last-Modified %v; want good, all %v",
+					resp.Status, resp.ThisUpdate, resp.ProducedAt, a.ThisUpdate, want)
+			}
+			if signedAt.After(unheldAt) && resp.ThisUpdate.Before(unheldAt) {
+				t.Errorf("thisUpdate %v before the unhold at %v", resp.ThisUpdate, unheldAt)
+			}
+			if !resp.ThisUpdate.After(held.ThisUpdate) {
+				t.Errorf("thisUpdate %v not after the held answer's %v", resp.ThisUpdate, held.ThisUpdate)
+			}
+		})
+	}
+}
+
 // An answer never says it was produced, or true, before the revocation it
 // reports (RFC 6960 §4.2.2.1): thisUpdate and producedAt keep their minute
 // of backdate only down to the revocation time, and never go past the

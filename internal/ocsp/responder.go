@@ -36,7 +36,7 @@ const backdate = time.Minute
 type Config struct {
 	// Validity is nextUpdate − signing time of every answer (thisUpdate is
 	// backdated a minute before it, or less down to a revocation the
-	// answer reports), cut short where the signing
+	// answer reports or a hold lifted), cut short where the signing
 	// certificate expires sooner. A cached answer is served until half of
 	// its thisUpdate-to-nextUpdate span has passed (or a revocation), so
 	// clients always get at least half of it.
@@ -265,8 +265,9 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 		next = end
 	}
 	// thisUpdate and producedAt, backdated, but not before the signer's
-	// certificate (a delegate made a moment ago), nor before a revocation
-	// the answer reports (notBeforeRevocation).
+	// certificate (a delegate made a moment ago), nor before the status
+	// the answer reports began: a revocation, or a hold lifted
+	// (notBeforeChange).
 	this := now.Add(-backdate)
 	if start := s.Cert.NotBefore.UTC(); this.Before(start) && !start.After(now) {
 		this = start
@@ -283,9 +284,10 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 				return Answer{DER: TryLaterResponse, Err: err}
 			case c.Status == pki.StatusRevoked:
 				resp.Status, resp.RevokedAt, resp.Reason = Revoked, c.RevokedAt, c.RevokeReason
-				resp.ThisUpdate = notBeforeRevocation(this, c.RevokedAt, now)
+				resp.ThisUpdate = notBeforeChange(this, statusSince(c), now)
 			default:
 				resp.Status = Good
+				resp.ThisUpdate = notBeforeChange(this, statusSince(c), now)
 			}
 		}
 		responses[n] = resp
@@ -315,22 +317,47 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 	return a
 }
 
-// notBeforeRevocation is the thisUpdate of an answer that a certificate
-// was revoked at revokedAt: the backdated thisUpdate, or the revocation
-// time (whole seconds, as the answer encodes it) when that is later. An
-// answer must not say it was true before the revocation it reports
-// happened (RFC 6960 §4.2.2.1); the backdate gives way to it. A revocation
-// time ahead of now (recorded by a node whose clock runs ahead) gives now:
-// an answer dated in the future is rejected as not yet valid.
-func notBeforeRevocation(backdated, revokedAt, now time.Time) time.Time {
-	revoked := revokedAt.UTC().Truncate(time.Second)
+// statusSince is when a certificate's current status began, in whole
+// seconds (zero: at issuance): its revocation time as the answer encodes
+// it, or the second after a hold on it was lifted (rounded up: the answer
+// must not be dated before the unhold), whichever is later.
+func statusSince(c *pki.Certificate) time.Time {
+	var since time.Time
+	if c.Status == pki.StatusRevoked {
+		since = c.RevokedAt.UTC().Truncate(time.Second)
+	}
+	if unheld := ceilSecond(c.UnheldAt); unheld.After(since) {
+		since = unheld
+	}
+	return since
+}
+
+// ceilSecond is t rounded up to a whole second.
+func ceilSecond(t time.Time) time.Time {
+	if s := t.UTC().Truncate(time.Second); s.Before(t) {
+		return s.Add(time.Second)
+	}
+	return t.UTC()
+}
+
+// notBeforeChange is the thisUpdate of an answer whose status began at
+// changed (statusSince): the backdated thisUpdate, or changed when that is
+// later. An answer must not say it was true before the status it reports
+// began (RFC 6960 §4.2.2.1): a revocation, or an unhold, after which a
+// "good" answer dated before it would claim the certificate good while it
+// was held, and be older than the "revoked" answer it replaces (a cache
+// that keeps the newest thisUpdate would keep that). The backdate gives
+// way to it. A time ahead of now (recorded by a node whose clock runs
+// ahead, or an unhold within this second) gives now: an answer dated in
+// the future is rejected as not yet valid.
+func notBeforeChange(backdated, changed, now time.Time) time.Time {
 	switch {
-	case !revoked.After(backdated):
+	case !changed.After(backdated):
 		return backdated
-	case revoked.After(now):
+	case changed.After(now):
 		return now
 	}
-	return revoked
+	return changed
 }
 
 // delegateRevoked reports whether a delegated responder certificate has

@@ -68,6 +68,10 @@ type Certificate struct {
 	RenewedFrom string
 	CreatedAt   time.Time
 	DER         []byte
+
+	// UnheldAt is when a hold on it was last lifted (zero: never): no
+	// OCSP answer about it is dated before then.
+	UnheldAt time.Time
 }
 
 // Expired reports whether the certificate is past its NotAfter at now.

@@ -374,6 +374,11 @@ type Store interface {
 	// every change of a certificate's revocation status bumps (issuers
 	// whose certificates never changed are absent: zero).
 	RevocationState(ctx context.Context) (map[string]int64, error)
+	// LastUnhold returns when a hold on one of an issuer's certificates
+	// was last lifted (zero: never), which its next CRL is not dated
+	// before: the unhold drops an entry, and a CRL without it must not
+	// say it was current while the certificate was still held.
+	LastUnhold(ctx context.Context, issuerID string) (time.Time, error)
 	// RevokedCertificates returns an issuer's revoked certificates whose
 	// NotAfter is after notAfterAfter (a CRL leaves expired ones out), by
 	// serial.

@@ -190,9 +190,16 @@ func (s *Store) UnholdCertificate(ctx context.Context, issuerID, serialHex strin
 			return fmt.Errorf("revoked for good (reason %d), not on hold: %w", c.RevokeReason, store.ErrConflict)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE certificates
-			SET status = $1, revoked_at = NULL, revoke_reason = NULL, revoked_by = ''
-			WHERE issuer_id = $2 AND serial_hex = $3`, string(pki.StatusValid), issuerID, serialHex); err != nil {
+			SET status = $1, revoked_at = NULL, revoke_reason = NULL, revoked_by = '', unheld_at = $2
+			WHERE issuer_id = $3 AND serial_hex = $4`, string(pki.StatusValid), sqlstore.Micros(at), issuerID, serialHex); err != nil {
 			return err
+		}
+		// The issuer's newest unhold, which its next CRL is not dated
+		// before (the row exists: the hold bumped its counter).
+		if _, err := tx.Exec(ctx, `INSERT INTO revocation_state (issuer_id, seq, unheld_at) VALUES ($1, 0, $2)
+			ON CONFLICT (issuer_id) DO UPDATE SET unheld_at = GREATEST(revocation_state.unheld_at, excluded.unheld_at)`,
+			issuerID, sqlstore.Micros(at)); err != nil {
+			return fmt.Errorf("revocation state: %w", err)
 		}
 		changed = true
 		out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, ev)
@@ -268,6 +275,22 @@ func (s *Store) RevocationState(ctx context.Context) (map[string]int64, error) {
 		return nil, pgError("postgres: revocation state: %w", err)
 	}
 	return out, nil
+}
+
+// LastUnhold implements store.Store.
+func (s *Store) LastUnhold(ctx context.Context, issuerID string) (time.Time, error) {
+	issuerID = key(issuerID)
+	var at int64
+	err := s.pool.QueryRow(ctx, `SELECT unheld_at FROM revocation_state WHERE issuer_id = $1`, issuerID).Scan(&at)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, pgError("postgres: last unhold of %s: %w", issuerID, err)
+	case at == 0:
+		return time.Time{}, nil
+	}
+	return sqlstore.FromMicros(at), nil
 }
 
 // RevokedCertificates implements store.Store: an index range read on

@@ -165,9 +165,16 @@ func (s *Store) UnholdCertificate(ctx context.Context, issuerID, serialHex strin
 			return fmt.Errorf("revoked for good (reason %d), not on hold: %w", c.RevokeReason, store.ErrConflict)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE certificates
-			SET status = ?, revoked_at = NULL, revoke_reason = NULL, revoked_by = ''
-			WHERE issuer_id = ? AND serial_hex = ?`, string(pki.StatusValid), issuerID, serialHex); err != nil {
+			SET status = ?, revoked_at = NULL, revoke_reason = NULL, revoked_by = '', unheld_at = ?
+			WHERE issuer_id = ? AND serial_hex = ?`, string(pki.StatusValid), sqlstore.Micros(at), issuerID, serialHex); err != nil {
 			return err
+		}
+		// The issuer's newest unhold, which its next CRL is not dated
+		// before (the row exists: the hold bumped its counter).
+		if _, err := tx.ExecContext(ctx, `INSERT INTO revocation_state (issuer_id, seq, unheld_at) VALUES (?, 0, ?)
+			ON CONFLICT (issuer_id) DO UPDATE SET unheld_at = MAX(unheld_at, excluded.unheld_at)`,
+			issuerID, sqlstore.Micros(at)); err != nil {
+			return fmt.Errorf("revocation state: %w", err)
 		}
 		changed = true
 		out, err = revocationChanged(ctx, tx, issuerID, serialHex, at, ev)
@@ -237,6 +244,21 @@ func (s *Store) RevocationState(ctx context.Context) (map[string]int64, error) {
 		return nil, fmt.Errorf("sqlite: revocation state: %w", err)
 	}
 	return out, nil
+}
+
+// LastUnhold implements store.Store.
+func (s *Store) LastUnhold(ctx context.Context, issuerID string) (time.Time, error) {
+	var at int64
+	err := s.r.QueryRowContext(ctx, `SELECT unheld_at FROM revocation_state WHERE issuer_id = ?`, issuerID).Scan(&at)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, fmt.Errorf("sqlite: last unhold of %s: %w", issuerID, err)
+	case at == 0:
+		return time.Time{}, nil
+	}
+	return sqlstore.FromMicros(at), nil
 }
 
 // RevokedCertificates implements store.Store.

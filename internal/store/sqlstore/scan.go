@@ -16,7 +16,7 @@ import (
 // CertColumns is the select list ScanCert reads.
 const CertColumns = `id, issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
 	status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,
-	transaction_id, key_type, renewed_from, created_at, der, revoked_by`
+	transaction_id, key_type, renewed_from, created_at, der, revoked_by, unheld_at`
 
 // ScanCert reads one CertColumns row; id is returned for cursors.
 func ScanCert(sc Scanner) (pki.Certificate, int64, error) {
@@ -25,11 +25,11 @@ func ScanCert(sc Scanner) (pki.Certificate, int64, error) {
 		id                          int64
 		sans, status, protocol, src string
 		notBefore, notAfter, crt    int64
-		revokedAt, reason           *int64
+		revokedAt, reason, unheldAt *int64
 	)
 	err := sc.Scan(&id, &c.IssuerID, &c.SerialHex, &c.Issuer, &c.Subject, &sans, &notBefore, &notAfter,
 		&status, &revokedAt, &reason, &c.Profile, &protocol, &src, &c.RequesterAddr,
-		&c.TransactionID, &c.KeyType, &c.RenewedFrom, &crt, &c.DER, &c.RevokedBy)
+		&c.TransactionID, &c.KeyType, &c.RenewedFrom, &crt, &c.DER, &c.RevokedBy, &unheldAt)
 	if err != nil {
 		return c, 0, err
 	}
@@ -41,6 +41,7 @@ func ScanCert(sc Scanner) (pki.Certificate, int64, error) {
 	c.Status = pki.CertStatus(status)
 	c.RevokedAt = FromNullMicros(revokedAt)
 	c.RevokeReason = NullInt(reason)
+	c.UnheldAt = FromNullMicros(unheldAt)
 	c.Protocol = pki.Protocol(protocol)
 	c.Source = pki.Source(src)
 	c.CreatedAt = FromMicros(crt)

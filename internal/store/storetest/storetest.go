@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditChain", testAuditChain},
 		{"Unhold", testUnhold},
 		{"RevokeAfterUnhold", testRevokeAfterUnhold},
+		{"UnholdTimes", testUnholdTimes},
 		{"CompromisedKeys", testCompromisedKeys},
 		{"CompromisedKeyRevokesItsCertificates", testCompromisedKeyRevokesItsCertificates},
 		{"IssuanceOfCompromisedKey", testIssuanceOfCompromisedKey},
