@@ -6,6 +6,7 @@ package scep
 import (
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
@@ -217,6 +218,12 @@ func (m *PKIMessage) VerifyWith(cert *x509.Certificate) error {
 func verifySigned(sd *cms.SignedData, si *cms.SignerInfo, cert *x509.Certificate) error {
 	if err := sd.Verify(si, cert); err != nil {
 		if errors.Is(err, cms.ErrUnsupportedAlgorithm) {
+			if k, ok := cert.PublicKey.(*rsa.PublicKey); ok && k.N != nil && k.N.BitLen() > cms.MaxRSABits {
+				// Our bound (cms.MaxRSABits), not the algorithm, refused
+				// it: a client told its algorithm is unsupported would
+				// look for the wrong fix.
+				return pki.Wrap(pki.EBadAlg, err, fmt.Sprintf("the signer's RSA key of %d bits exceeds the %d-bit maximum", k.N.BitLen(), cms.MaxRSABits))
+			}
 			return pki.Wrap(pki.EBadAlg, err, "unsupported signature or digest algorithm")
 		}
 		return pki.Wrap(pki.EBadMessageCheck, err, "signature verification failed")
