@@ -1,10 +1,10 @@
 package enroll
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/csr"
@@ -25,18 +25,28 @@ func (s *Service) GetCertificate(ctx context.Context, rawIssuer []byte, serialHe
 	if errors.Is(err, ca.ErrExpired) {
 		return nil, pki.Wrap(pki.EBadTime, err, "the signer certificate has expired")
 	}
+	// A signer of ours that is revoked, unknown or not as issued is
+	// answered badCertId, as GetCRL and CertPoll answer it
+	// (CheckNotRevoked); a store that cannot tell is unavailable (503,
+	// ask again), never a final FAILURE.
 	if errors.Is(err, ca.ErrIssuerRevoked) {
-		return nil, pki.Wrap(pki.EBadRequest, err, "the signer certificate was issued by an issuing CA that the root has revoked (listed on the root CRL)")
+		return nil, pki.Wrap(pki.EBadCertID, err, "the signer certificate was issued by an issuing CA that the root has revoked (listed on the root CRL)")
 	}
 	if err != nil {
 		return nil, pki.Wrap(pki.EBadRequest, err, "GetCert must be signed by a certificate this CA issued")
 	}
-	rec, err := s.store.Certificate(ctx, issuer.ID, requester.SerialNumber.Text(16))
-	if err != nil || rec.Status == pki.StatusRevoked {
-		return nil, pki.Errorf(pki.EBadRequest, "the signer certificate is unknown or revoked")
+	serial := requester.SerialNumber.Text(16)
+	rec, err := s.store.Certificate(ctx, issuer.ID, serial)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, pki.Errorf(pki.EBadCertID, "the signer certificate is not in this CA's inventory")
+	case err != nil:
+		return nil, fmt.Errorf("enroll: GetCert signer %s: %w", serial, err)
+	case rec.Status == pki.StatusRevoked:
+		return nil, pki.Errorf(pki.EBadCertID, "the signer certificate is revoked")
 	}
-	if !bytes.Equal(rec.DER, requester.Raw) {
-		return nil, pki.Errorf(pki.EBadRequest, "the signer certificate is not the certificate this CA issued with serial %s", rec.SerialHex)
+	if err := checkAsIssued(rec, requester, "signer certificate"); err != nil {
+		return nil, err
 	}
 	for _, i := range s.authority.Issuers() {
 		// As GetCRL matches the issuer: a client may re-encode the name.

@@ -78,6 +78,9 @@ type serverOptions struct {
 	wrap func(http.Handler) http.Handler
 	// service, when set, wraps the service the handler is given.
 	service func(scepserver.Service) scepserver.Service
+	// store, when set, wraps the store the service is given (one that
+	// fails); testServer.Store stays the store itself.
+	store func(store.Store) store.Store
 }
 
 func newTestServer(t testing.TB, o serverOptions) *testServer {
@@ -103,7 +106,11 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	if cfg.CRLs == nil {
 		cfg.CRLs = publisher
 	}
-	svc, err := enroll.New(st, authority, clock, log, cfg)
+	var svcStore store.Store = st
+	if o.store != nil {
+		svcStore = o.store(st)
+	}
+	svc, err := enroll.New(svcStore, authority, clock, log, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
