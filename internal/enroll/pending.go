@@ -92,7 +92,10 @@ func (s *Service) checkIssuable(st *State) error {
 // heldSameKey returns the request held under this request's transaction
 // ID, or nil when none is. Transaction IDs are often derived from public
 // keys, so they are not secrets: a request for another key with the same ID
-// is refused rather than taking over or blocking the held one.
+// is refused rather than taking over or blocking the held one. So is one
+// for the same key that asks for something else (other names, other
+// extensions): answered from the held request, it would wait for, and
+// then collect, a certificate it no longer asks for.
 func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRequest, error) {
 	r, err := s.heldRequest(ctx, st.Profile.Name, st.Req.TransactionID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -105,7 +108,32 @@ func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRe
 	if err != nil || !bytes.Equal(held.RawSubjectPublicKeyInfo, st.Req.CSR.RawSubjectPublicKeyInfo) {
 		return nil, pki.Errorf(pki.EBadRequest, "this transaction ID belongs to another request")
 	}
+	same, err := asksAsHeld(held, st.Req.CSR)
+	if err != nil {
+		return nil, pki.Wrap(pki.EBadRequest, err, "malformed certificate request")
+	}
+	if !same {
+		return nil, pki.Errorf(pki.EBadRequest, "this transaction ID holds another request of this key (for %s), with other names or extensions; a new request needs a new transaction ID, and so a new key where the client derives the ID from its key", r.Subject)
+	}
 	return r, nil
+}
+
+// asksAsHeld: req asks for what the held request (stored without its
+// challengePassword) asks for. Everything the requester signed counts but
+// the challengePassword, which is not kept and may change between sends
+// (a new one-time challenge; EST's channel binding, new with each TLS
+// connection), and the signature, which an ECDSA key makes anew at each
+// signing of the same request.
+func asksAsHeld(held, req *x509.CertificateRequest) (bool, error) {
+	stripped, err := csr.WithoutChallengePassword(req.Raw)
+	if err != nil {
+		return false, err
+	}
+	asked, err := x509.ParseCertificateRequest(stripped)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(asked.RawTBSCertificateRequest, held.RawTBSCertificateRequest), nil
 }
 
 // heldRequest returns the request kept for (profile, txID). One whose
