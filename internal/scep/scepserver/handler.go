@@ -303,6 +303,12 @@ func (h *Handler) getNextCACert(w http.ResponseWriter, now time.Time) {
 	}
 	if err != nil {
 		h.log.Error("scep: GetNextCACert", "err", err)
+		if pki.ErrorCode(err) == pki.EUnavailable {
+			// The RA key in a token that is away: the client asks again.
+			w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfter(err)))
+			httpError(w, http.StatusServiceUnavailable, pki.ErrorMessage(err))
+			return
+		}
 		httpError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
@@ -521,7 +527,7 @@ var errUndecryptable = pki.Errorf(pki.EBadMessageCheck, "could not decrypt the m
 
 // open decrypts the pkcsPKIEnvelope with the RA key the client encrypted to
 // (the active RA, or the next or a previous one around a rollover).
-func (h *Handler) open(req *request) ([]byte, error) {
+func (h *Handler) open(ctx context.Context, req *request) ([]byte, error) {
 	env, err := cms.ParseEnvelopedData(req.msg.SignedData.Content)
 	if err != nil {
 		if errors.Is(err, cms.ErrUnsupportedAlgorithm) {
@@ -557,7 +563,9 @@ func (h *Handler) open(req *request) ([]byte, error) {
 	}
 	if errors.Is(err, pki.ErrUnavailable) {
 		// The RA key could not be used (its token lost): try again later,
-		// not a FAILURE the device takes as final.
+		// not a FAILURE the device takes as final. Recorded here, before
+		// the service that records the outages it meets, as EST's are.
+		h.refuse(ctx, req.remote, req.profile, req.msg.TransactionID, err)
 		return nil, err
 	}
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 // challenge (how Apple devices, Cisco routers and certmonger renew), asks to
 // renew it.
 func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
-	plain, err := h.open(req)
+	plain, err := h.open(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (h *Handler) result(req *request, res *enroll.Result) ([]byte, error) {
 // key that made the request may learn anything about it: the service
 // answers any other as about an unknown transaction ID.
 func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
-	plain, err := h.open(req)
+	plain, err := h.open(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func heldSubject(subject []byte, held *pki.EnrollmentRequest) bool {
 // getCert answers GetCert (RFC 8894 §3.3.4): a certificate by issuer and
 // serial, to a requester authenticated by a certificate we issued.
 func (h *Handler) getCert(ctx context.Context, req *request) ([]byte, error) {
-	ias, err := h.openIssuerAndSerial(req)
+	ias, err := h.openIssuerAndSerial(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func (h *Handler) getCert(ctx context.Context, req *request) ([]byte, error) {
 // enveloped to the requester like any CertRep. A CRL is public, so any
 // signer may ask, except with a certificate of ours that is revoked.
 func (h *Handler) getCRL(ctx context.Context, req *request) ([]byte, error) {
-	ias, err := h.openIssuerAndSerial(req)
+	ias, err := h.openIssuerAndSerial(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -206,8 +206,8 @@ func (h *Handler) getCRL(ctx context.Context, req *request) ([]byte, error) {
 // openIssuerAndSerial decrypts GetCert's and GetCRL's content, an
 // IssuerAndSerialNumber, and checks the reply can be encrypted to the
 // requester.
-func (h *Handler) openIssuerAndSerial(req *request) (*scep.IssuerAndSerial, error) {
-	plain, err := h.open(req)
+func (h *Handler) openIssuerAndSerial(ctx context.Context, req *request) (*scep.IssuerAndSerial, error) {
+	plain, err := h.open(ctx, req)
 	if err != nil {
 		return nil, err
 	}
