@@ -123,7 +123,12 @@ func (s *Service) checkCredentials(ctx context.Context, req Request, attempt *se
 		}
 		return pki.Errorf(pki.EBadCertID, "the certificate to renew is revoked")
 	case ev.HTTPUser != "" || ev.HTTPPassword != "":
-		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.checkUser(ctx, st, s.challengeMayHold) })
+		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.checkUser(ctx, st, s.challengeMayHold) },
+			func() error {
+				// Its binding is for Enroll to check, given the request.
+				_, _, err := s.usableOneTime(ctx, st, ev.HTTPPassword)
+				return err
+			})
 	case ev.Challenge != "":
 		return nil // a SCEP challenge travels inside the request
 	case ev.TLSClientCert != nil:

@@ -106,9 +106,11 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 		st.AuthorizedBy = "renewal " + st.Renews.SerialHex
 		return nil
 	case ev.HTTPUser != "" || ev.HTTPPassword != "":
-		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.authenticateUser(ctx, st) })
+		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.authenticateUser(ctx, st) },
+			func() error { return s.checkOneTimeOnly(ctx, st, ev.HTTPPassword) })
 	case ev.Challenge != "":
-		return s.throttled(st, "a challenge", func() error { return s.checkChallenge(ctx, st, ev.Challenge) })
+		return s.throttled(st, "a challenge", func() error { return s.checkChallenge(ctx, st, ev.Challenge) },
+			func() error { return s.checkOneTimeOnly(ctx, st, ev.Challenge) })
 	case ev.TLSClientCert != nil:
 		if err := s.authenticateManufacturer(ctx, st); err != nil {
 			return err
@@ -129,9 +131,24 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 // known (settle): a secret that passed here may still be refused later (a
 // used-up challenge asked again for other names), and a request accepted
 // only then clears its failures.
-func (s *Service) throttled(st *State, identity string, check func() error) error {
+//
+// While the address is locked out, oneTime alone runs (nil: nothing
+// does): a usable one-time challenge, 128 random bits, cannot be guessed,
+// so locking it out would protect nothing and would turn away every
+// device behind the address (an MDM connector, an office NAT) for a few
+// wrong ones. It returns errNotOneTime for anything else, which is then
+// refused as locked out, unchecked. What passes or is refused so is noted
+// nowhere: it clears no failures of identity (a one-time challenge is not
+// the secret they guessed at), and counts none (a misused one-time
+// challenge has its own lock in the store).
+func (s *Service) throttled(st *State, identity string, check, oneTime func() error) error {
 	host := throttleHost(st.Req.RemoteAddr)
 	if until, blocked := s.failures.blocked(host, identity); blocked {
+		if oneTime != nil {
+			if err := oneTime(); !errors.Is(err, errNotOneTime) {
+				return err
+			}
+		}
 		return pki.Wrap(pki.EUnauthorized, &LockedOutError{Until: until, Wait: until.Sub(s.clock.Now())},
 			"too many failed attempts from this address; try again after "+until.UTC().Format(time.RFC3339))
 	}
@@ -141,6 +158,38 @@ func (s *Service) throttled(st *State, identity string, check func() error) erro
 		*st.Attempt = secretAttempt{host: host, identity: identity, refused: code == pki.EUnauthorized || code == pki.EBadRequest, usedUp: st.ChallengeUsedUp}
 	}
 	return err
+}
+
+// errNotOneTime: a secret presented while its address is locked out is no
+// usable one-time challenge of the profile, and the lockout stands.
+var errNotOneTime = errors.New("enroll: not a usable one-time challenge")
+
+// usableOneTime looks presented up as a usable one-time challenge, where
+// st's profile takes them, and nothing else: one read of the store by its
+// hash, neither the static challenge nor the webhook asked, so while an
+// address is locked out this tells nothing about them. errNotOneTime when
+// it is none.
+func (s *Service) usableOneTime(ctx context.Context, st *State, presented string) ([]byte, *pki.Challenge, error) {
+	if presented == "" || !TakesOneTimeChallenges(st.Profile.ChallengeMode) {
+		return nil, nil, errNotOneTime
+	}
+	hash := credential.HashChallenge(presented)
+	ch, err := s.lookupChallenge(ctx, st, hash)
+	if errors.Is(err, store.ErrChallengeUnusable) {
+		return nil, nil, errNotOneTime
+	}
+	return hash, ch, err
+}
+
+// checkOneTimeOnly accepts presented only as a usable one-time challenge
+// bound as st's request requires (checkBinding): the check made while the
+// client's address is locked out.
+func (s *Service) checkOneTimeOnly(ctx context.Context, st *State, presented string) error {
+	hash, ch, err := s.usableOneTime(ctx, st, presented)
+	if err != nil {
+		return err
+	}
+	return s.acceptOneTime(ctx, st, hash, ch)
 }
 
 // secretAttempt is what one enroll call owes the failure throttle: the
@@ -215,18 +264,25 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 		case err != nil:
 			return err
 		default:
-			if err := s.checkBinding(ctx, st, ch); err != nil {
-				return err
-			}
-			st.ConsumeChallenge, st.ChallengeHash, st.AuthorizedBy = hash, hash, "challenge "+ch.ID
-			st.Events = append(st.Events, pki.AuditEvent{
-				Time: s.clock.Now(), Type: pki.EventChallengeUsed, Actor: actor(st.Req), Profile: st.Profile.Name,
-				TransactionID: st.Req.TransactionID, Outcome: "success", Detail: "challenge " + ch.ID,
-			})
-			return nil
+			return s.acceptOneTime(ctx, st, hash, ch)
 		}
 	}
 	return pki.Errorf(pki.EUnauthorized, "challenge password is not valid")
+}
+
+// acceptOneTime authenticates st by the usable one-time challenge ch (of
+// this hash) if it is bound as st's request requires, to be consumed by
+// the issuance or the held request.
+func (s *Service) acceptOneTime(ctx context.Context, st *State, hash []byte, ch *pki.Challenge) error {
+	if err := s.checkBinding(ctx, st, ch); err != nil {
+		return err
+	}
+	st.ConsumeChallenge, st.ChallengeHash, st.AuthorizedBy = hash, hash, "challenge "+ch.ID
+	st.Events = append(st.Events, pki.AuditEvent{
+		Time: s.clock.Now(), Type: pki.EventChallengeUsed, Actor: actor(st.Req), Profile: st.Profile.Name,
+		TransactionID: st.Req.TransactionID, Outcome: "success", Detail: "challenge " + ch.ID,
+	})
+	return nil
 }
 
 // issuedForChallenge is the certificate whose issuance used up the one-time
