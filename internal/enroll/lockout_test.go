@@ -150,3 +150,48 @@ func TestLockoutPassesOneTimeChallengesOverEST(t *testing.T) {
 		})
 	}
 }
+
+// Wrong challenges lock out the challenges of their own profile only: the
+// static challenge's profile locked, another profile's webhook still
+// enrolls from that address. Webhook profiles share one count, since one
+// webhook judges them all and may take one secret at each.
+func TestChallengeFailuresLockOutTheirProfileOnly(t *testing.T) {
+	def, mdm, mdm2 := pki.DefaultProfile(), pki.DefaultProfile(), pki.DefaultProfile()
+	mdm.Name, mdm.ChallengeMode = "mdm", enroll.ChallengeWebhook
+	mdm2.Name, mdm2.ChallengeMode = "mdm2", enroll.ChallengeWebhook
+	hook := &fakeHook{allow: true}
+	f := newFixtureWith(t, enroll.Config{DefaultProfile: def.Name, Webhook: hook,
+		Profiles: map[string]pki.Profile{def.Name: def, mdm.Name: mdm, mdm2.Name: mdm2}})
+	ctx := context.Background()
+	n := 0
+	enrollAt := func(profile, challenge string) error {
+		n++
+		r := namedWithKey(t, newKey(t), challenge, fmt.Sprintf("dev-%d", n))
+		r.Profile, r.RemoteAddr = profile, attackerAddr
+		_, err := f.svc.Enroll(ctx, r)
+		return err
+	}
+	wrong := func(profile string) {
+		t.Helper()
+		for i := range 10 {
+			if err := enrollAt(profile, fmt.Sprintf("wrong-%d", i)); pki.ErrorCode(err) != pki.EUnauthorized || isLockedOut(err) {
+				t.Fatalf("wrong challenge %d at %s: %v", i, profile, err)
+			}
+		}
+	}
+	wrong(def.Name)
+	if err := enrollAt(def.Name, static); !isLockedOut(err) {
+		t.Errorf("the static challenge after ten wrong ones: %v, want locked out", err)
+	}
+	if err := enrollAt(mdm.Name, "webhook-secret"); err != nil {
+		t.Errorf("the webhook's challenge at another profile: %v, want issued", err)
+	}
+	hook.allow = false
+	wrong(mdm.Name)
+	hook.allow = true
+	for _, p := range []string{mdm.Name, mdm2.Name} {
+		if err := enrollAt(p, "webhook-secret"); !isLockedOut(err) {
+			t.Errorf("the webhook's challenge at %s after ten wrong ones at %s: %v, want locked out", p, mdm.Name, err)
+		}
+	}
+}

@@ -109,7 +109,7 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.authenticateUser(ctx, st) },
 			func() error { return s.checkOneTimeOnly(ctx, st, ev.HTTPPassword) })
 	case ev.Challenge != "":
-		return s.throttled(st, "a challenge", func() error { return s.checkChallenge(ctx, st, ev.Challenge) },
+		return s.throttled(st, challengeIdentity(st.Profile), func() error { return s.checkChallenge(ctx, st, ev.Challenge) },
 			func() error { return s.checkOneTimeOnly(ctx, st, ev.Challenge) })
 	case ev.TLSClientCert != nil:
 		if err := s.authenticateManufacturer(ctx, st); err != nil {
@@ -158,6 +158,20 @@ func (s *Service) throttled(st *State, identity string, check, oneTime func() er
 		*st.Attempt = secretAttempt{host: host, identity: identity, refused: code == pki.EUnauthorized || code == pki.EBadRequest, usedUp: st.ChallengeUsedUp}
 	}
 	return err
+}
+
+// challengeIdentity is what failed challenges at profile p count against:
+// one identity per profile, so that wrong challenges at one profile lock
+// out no other profile's devices (each profile's challenges are its own:
+// the static challenge is one profile's, a one-time challenge is bound to
+// one). Webhook profiles share one: a single webhook judges them all, and
+// may accept one secret at each, which per profile would get as many
+// rounds of guesses as there are such profiles.
+func challengeIdentity(p pki.Profile) string {
+	if p.ChallengeMode == ChallengeWebhook {
+		return "a webhook's challenge"
+	}
+	return "a challenge at profile " + p.Name
 }
 
 // errNotOneTime: a secret presented while its address is locked out is no

@@ -21,10 +21,10 @@ import (
 // limit groups it so too.
 //
 // Failures count twice: against the address and the identity it claimed
-// (an EST user, or "a challenge"), limit per window, and against the
-// address alone, addressLimitFactor times as many. A lockout refuses the
-// guessable secrets alone: a usable one-time challenge still passes
-// (Service.throttled). A success clears its
+// (an EST user, or a challenge at one profile: challengeIdentity), limit
+// per window, and against the address alone, addressLimitFactor times as
+// many. A lockout refuses the guessable secrets alone: a usable one-time
+// challenge still passes (Service.throttled). A success clears its
 // own identity's count, so that devices behind one NAT address, most of
 // them configured well, keep working beside one that is not; but one
 // valid credential buys no guesses at another user's password, and the
