@@ -100,6 +100,14 @@ func cmdCAExportKeys(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer x.Clear()
+	left, err := leaveOutRevokedResponders(ctx, &sf, x)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "warning: cannot tell from the store whether an OCSP responder is revoked (%v): the export carries every responder key in %s\n",
+			err, filepath.Join(sf.dataDir, responderDir))
+	}
+	for _, p := range left {
+		fmt.Fprintf(e.stdout, "Left out %s: an OCSP responder whose certificate is revoked (the server destroys its key once it has replaced it).\n", printable(p))
+	}
 	plain, err := x.Marshal()
 	if err != nil {
 		return err
@@ -191,6 +199,9 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 	for _, d := range dropGoneRetiredRAs(ctx, st, sf.dataDir, x) {
 		fmt.Fprintf(e.stdout, "Left out %s: a retired RA whose certificate is revoked or expired, whose key this node destroyed.\n", d)
 	}
+	for _, p := range dropRevokedResponders(ctx, st, x) {
+		fmt.Fprintf(e.stdout, "Left out %s: an OCSP responder whose certificate is revoked.\n", printable(p))
+	}
 	res, err := ca.ImportKeys(sf.dataDir, x)
 	if errors.Is(err, ca.ErrDifferentCA) {
 		return fmt.Errorf("%w (nothing was imported)", err)
@@ -242,6 +253,33 @@ func dropGoneRetiredRAs(ctx context.Context, st store.Store, dataDir string, x *
 	return x.DropRetiredRAs(dataDir, func(c *x509.Certificate) bool {
 		return !now.Before(c.NotAfter) || st != nil && revokedInStore(ctx, st, c)
 	})
+}
+
+// dropRevokedResponders leaves out of x the OCSP responders whose
+// certificate the node's store st (nil: none yet) records as revoked, with
+// their keys: a server destroys such a key once it has replaced the
+// responder, and an export must not carry it to other nodes meanwhile,
+// nor an older one bring it back. It returns what it left out.
+func dropRevokedResponders(ctx context.Context, st store.Store, x *ca.KeyExport) []string {
+	if st == nil {
+		return nil
+	}
+	return x.DropRevokedResponders(responderDir, func(c *x509.Certificate) bool { return revokedInStore(ctx, st, c) })
+}
+
+// leaveOutRevokedResponders is dropRevokedResponders for export-keys,
+// with the store of sf; an error when x holds responder files and the
+// store cannot be opened to check them.
+func leaveOutRevokedResponders(ctx context.Context, sf *storeFlags, x *ca.KeyExport) ([]string, error) {
+	if !slices.ContainsFunc(x.Files, func(f ca.ExportedFile) bool { return strings.HasPrefix(f.Path, responderDir+"/") }) {
+		return nil, nil
+	}
+	st, err := sf.openExistingStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return dropRevokedResponders(ctx, st, x), nil
 }
 
 // revokedInStore: st records c, byte for byte, as revoked. A read error

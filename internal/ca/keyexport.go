@@ -2,6 +2,7 @@ package ca
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -271,6 +272,51 @@ func (e *KeyExport) DropRetiredRAs(dir string, gone func(*x509.Certificate) bool
 	}
 	e.Files = slices.DeleteFunc(e.Files, func(f ExportedFile) bool {
 		if drop[path.Dir(f.Path)] {
+			clear(f.Data)
+			return true
+		}
+		return false
+	})
+	return slices.Sorted(maps.Keys(drop))
+}
+
+// DropRevokedResponders leaves out of e, in its directory rel of OCSP
+// responders (ExportKeysOptions.ExtraDirs), each responder certificate
+// for which revoked returns true and every key of rel that is its key,
+// overwritten in memory: a node destroys a revoked responder's key once
+// it has replaced it (ocsp.Delegates), and neither an export made before
+// that nor one made before the server's next refresh must spread the key
+// to other nodes. The import never removes a file: one the node holds
+// stays. It returns the paths left out.
+func (e *KeyExport) DropRevokedResponders(rel string, revoked func(*x509.Certificate) bool) []string {
+	var pubs []crypto.PublicKey
+	drop := map[string]bool{}
+	for _, f := range e.Files {
+		if f.Key || path.Dir(f.Path) != rel || path.Ext(f.Path) != ".crt" {
+			continue
+		}
+		if certs, err := keys.ParseCertsPEM(f.Data); err == nil && len(certs) > 0 && revoked(certs[0]) {
+			drop[f.Path] = true
+			pubs = append(pubs, certs[0].PublicKey)
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	for _, f := range e.Files {
+		if !f.Key || path.Dir(f.Path) != rel {
+			continue
+		}
+		key, err := keys.ParseKeyPEM(f.Data)
+		if err != nil {
+			continue
+		}
+		if slices.ContainsFunc(pubs, func(p crypto.PublicKey) bool { return pki.SamePublicKey(key.Public(), p) }) {
+			drop[f.Path] = true
+		}
+	}
+	e.Files = slices.DeleteFunc(e.Files, func(f ExportedFile) bool {
+		if drop[f.Path] {
 			clear(f.Data)
 			return true
 		}

@@ -269,10 +269,23 @@ func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed, lef
 	return removed, left, errors.Join(errs...)
 }
 
+// destroy removes the key under name: in a token, only the key pair its
+// reference file records; otherwise the key file.
+func (d *Delegates) destroy(name string) error {
+	if x, ok := d.keys.(interface{ Destroy(string) error }); ok {
+		return x.Destroy(name)
+	}
+	return d.keys.Remove(name)
+}
+
 func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time.Time) (Signer, bool, error) {
 	certFile := d.certPath(issuer)
 	names := d.names(issuer)
 	inUse := -1
+	// revoked is the name whose key is a revoked responder's: destroyed
+	// once its replacement is issued, as a revoked RA's key is, rather
+	// than kept (and exported) until the name comes round again.
+	revoked := ""
 	if certs, err := keys.LoadCertFile(certFile); err == nil && len(certs) > 0 {
 		for i, n := range names {
 			key, err := d.keys.Open(n)
@@ -284,8 +297,12 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 			}
 			if pki.SamePublicKey(key.Public(), certs[0].PublicKey) {
 				s := Signer{Cert: certs[0], Key: key, IncludeCert: true}
-				if d.usable(s, issuer, now) && !d.revoked(ctx, issuer, s.Cert) {
+				isRevoked := d.revoked(ctx, issuer, s.Cert)
+				if d.usable(s, issuer, now) && !isRevoked {
 					return d.wrapped(s), false, nil
+				}
+				if isRevoked {
+					revoked = n
 				}
 				inUse = i
 				break
@@ -300,6 +317,9 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 		for i, n := range names {
 			if k, err := d.keys.Open(n); err == nil && pki.SamePublicKey(k.Public(), cur.Key.Public()) {
 				inUse = i
+				if d.revoked(ctx, issuer, cur.Cert) {
+					revoked = n
+				}
 			}
 		}
 	}
@@ -310,13 +330,7 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 	if has, err := d.keys.Has(name); err != nil {
 		return Signer{}, false, fmt.Errorf("ocsp: responder key: %w", err)
 	} else if has {
-		var err error
-		if x, ok := d.keys.(interface{ Destroy(string) error }); ok {
-			err = x.Destroy(name)
-		} else {
-			err = d.keys.Remove(name)
-		}
-		if err != nil {
+		if err := d.destroy(name); err != nil {
 			return Signer{}, false, fmt.Errorf("ocsp: replacing the responder key: %w", err)
 		}
 	}
@@ -332,6 +346,18 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 	cert, err := d.certs.IssueResponderCertificate(ctx, issuer.ID, key.Public(), d.validity)
 	if err != nil {
 		return Signer{}, false, fmt.Errorf("ocsp: responder certificate for %q: %w", issuer.Cert.Subject, err)
+	}
+	// The revoked key goes before the certificate that replaces its own
+	// is written: a stop in between leaves a certificate without its key,
+	// which the next start replaces, and no revoked key. The responder
+	// no longer signs with a revoked delegate (see delegateRevoked). One
+	// that cannot be destroyed now goes when its name is used again.
+	if revoked != "" && revoked != name {
+		if err := d.destroy(revoked); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.log.Warn("ocsp: the revoked responder key cannot be destroyed", "key", d.keys.Where(revoked), "err", err)
+		} else if err == nil {
+			d.log.Info("OCSP responder key destroyed: its certificate is revoked", "key", d.keys.Where(revoked), "issuer", issuer.ID)
+		}
 	}
 	if err := keys.WriteCertFile(certFile, cert); err != nil {
 		return Signer{}, false, err
