@@ -14,6 +14,7 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -58,7 +59,7 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	sf.register(fs)
 	fs.StringVar(&rootKeyFile, "root-key", "", "the root CA key, when it is not in DATA_DIR/ca/root.key (taken offline with 'scepter ca root export --remove'); encrypted or not")
 	fs.StringVar(&passFile, "root-key-passphrase-file", "", "file whose first line is the passphrase of an encrypted root key (or "+rootKeyPassphraseEnv+")")
-	fs.Var(&revoke, "revoke", "an issuing CA of this root to list as revoked, by its issuer ID (the hex SHA-256 of its certificate, as in its CRL URL); not the current or a scheduled next one; may be repeated")
+	fs.Var(&revoke, "revoke", "an issuing CA of this root to list as revoked, by its issuer ID (the hex SHA-256 of its certificate, as in its CRL URL) or a prefix of it naming one CA; not the current or a scheduled next one; may be repeated")
 	fs.Var(&revokeCerts, "revoke-cert", "an issuing CA of this root to list as revoked, by its certificate `FILE` (PEM or DER): for one the store no longer records, such as a next CA discarded after GetNextCACert handed it out; not the current or a scheduled next one; may be repeated")
 	fs.StringVar(&reasonS, "reason", "", "the revocation reason of --revoke and --revoke-cert: cACompromise, keyCompromise, superseded, cessationOfOperation, affiliationChanged, unspecified (required with them)")
 	fs.DurationVar(&validity, "validity", validity, "the CRL's nextUpdate after now, from 1h to 8760h (cut at the root's end); sign the next one before then")
@@ -251,14 +252,28 @@ func rootRevocations(ctx context.Context, st store.Store, dataDir string, root *
 		return nil, fmt.Errorf("reading the store's issuing CAs: %w", err)
 	}
 	current := cashare.Current(gens, now)
+	// An ID or a unique prefix of one, as certs revoke --issuer and the
+	// API take it: resolved to the whole ID, which the listing prints.
+	known := make([]string, len(gens))
+	for i, g := range gens {
+		known[i] = g.IssuerID
+	}
+	var full []string
+	for _, id := range ids {
+		match, err := enroll.MatchIssuerID(known, id)
+		if errors.Is(err, enroll.ErrNoSuchIssuer) {
+			return nil, usageError{fmt.Sprintf("--revoke %s: no issuing CA with this ID in the store ('scepter ca show' lists them; the ID is the hex SHA-256 of the certificate; "+
+				"one the store no longer records, such as a discarded next CA, is listed with --revoke-cert FILE)", printable(id))}
+		}
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("--revoke %s: %s", printable(id), printable(err.Error()))}
+		}
+		full = append(full, match)
+	}
 	var add []crl.RootRevocation
 	listed := map[string]bool{}
-	for _, id := range slices.Compact(slices.Sorted(slices.Values(ids))) {
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(full))) {
 		i := slices.IndexFunc(gens, func(g store.CAGeneration) bool { return g.IssuerID == id })
-		if i < 0 {
-			return nil, usageError{fmt.Sprintf("--revoke %s: no issuing CA with this ID in the store ('scepter ca show' lists them; the ID is the hex SHA-256 of the certificate; "+
-				"one the store no longer records, such as a discarded next CA, is listed with --revoke-cert FILE)", id)}
-		}
 		cert, err := x509.ParseCertificate(gens[i].IssuerDER)
 		if err != nil {
 			return nil, fmt.Errorf("--revoke %s: the stored certificate: %w", id, err)

@@ -36,6 +36,26 @@ func TestPinnedIssuer(t *testing.T) {
 	}
 }
 
+// MatchIssuerID resolves an ID or a unique prefix in any case; a shared
+// prefix names both IDs, and an empty or unknown one names none.
+func TestMatchIssuerID(t *testing.T) {
+	a, b := "abcd1234"+strings.Repeat("0", 56), "abcd5678"+strings.Repeat("1", 56)
+	for _, tt := range []struct {
+		id, want, err string
+	}{
+		{"ABCD1234", a, ""},
+		{b, b, ""},
+		{"abcd", "", a + " and " + b},
+		{"", "", enroll.ErrNoSuchIssuer.Error()},
+		{"ffffffff", "", enroll.ErrNoSuchIssuer.Error()},
+	} {
+		got, err := enroll.MatchIssuerID([]string{a, b}, tt.id)
+		if got != tt.want || (tt.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%q: %q, %v; want %q, %q", tt.id, got, err, tt.want, tt.err)
+		}
+	}
+}
+
 // An enrollment at a profile whose pinned CA is not loaded (gone since the
 // start checked it) is unavailable, not an internal error.
 func TestPinnedIssuerGoneIsUnavailable(t *testing.T) {
