@@ -614,7 +614,7 @@ func canReceive(req *request) error {
 		return canWrapKey(pub, req)
 	case *ecdsa.PublicKey:
 		if req.challenge == "" {
-			return pki.Errorf(pki.EBadAlg, "an EC requester receives its certificate in a password-based envelope keyed from the challenge, and this request has none")
+			return pki.Errorf(pki.EBadAlg, "an EC requester receives its certificate in a password-based envelope keyed from the challenge, and this request has none; a renewal may carry any challengePassword, which then only keys the envelope")
 		}
 		return nil
 	}
