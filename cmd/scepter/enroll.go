@@ -345,7 +345,9 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 		return keptKeyNote(err, kept, false)
 	}
 	// The renewed certificate keeps every name of the old one (shared with
-	// `scepter agent`).
+	// `scepter agent`). An EC key given no challenge gets a random one for
+	// its reply's envelope; f.challenge stays empty, so that a held
+	// renewal's hint asks for none.
 	cert, err := agent.SCEPRenew(ctx, c, agent.SCEPRenewal{Old: old, OldKey: oldKey, Key: key, Caps: caps, CACerts: caCerts,
 		Challenge: f.challenge, PKCSReq: pkcsReq, PollInterval: f.pollInterval, MaxWait: f.maxWait})
 	if err = pendingHint(err, key, rekey, f.keyOut, held, f.again(), ""); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
@@ -705,16 +706,6 @@ func TestMissingFiles(t *testing.T) {
 	}
 }
 
-// SCEP with an EC key and no challenge is refused before a server is asked.
-func TestSCEPWithECKeyNeedsAChallenge(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
-	p := f.pair()
-	_, err := SCEPRenewer{}.Renew(context.Background(), RenewRequest{Config: f.cert(), Old: p.cert, OldKey: p.key, Key: p.key, Now: f.clock.Now})
-	if err == nil || !strings.Contains(err.Error(), "challenge_file") {
-		t.Errorf("err = %v", err)
-	}
-}
-
 // Where the state directory cannot be made, a certificate that is not due
 // is still looked at; one that is due fails, naming the directory.
 func TestStateDirectoryUnavailable(t *testing.T) {
@@ -770,27 +761,30 @@ func TestRenewedKeyKeepsGroupRead(t *testing.T) {
 	}
 }
 
-// A SCEP certificate with an EC key and no challenge_file can never be
-// renewed (the reply to an EC signer is keyed from the password): every
-// check says so, long before the renewal point, and nothing is sent.
-func TestSCEPWithECKeyNeedsChallengeFileBeforeDue(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
-	f.agent.Renewers = nil // the real SCEP renewer; its URL answers nothing
-	err := f.agent.RunOnce(context.Background())
-	if err == nil || !strings.Contains(f.logs.String(), "set challenge_file") {
-		t.Fatalf("RunOnce long before the renewal point: %v; want a failure naming challenge_file", err)
+// A SCEP certificate with an RSA or EC key is renewable with or without a
+// challenge_file (an EC key's reply is keyed from a challenge the renewer
+// makes up when none is set): a check long before the renewal point finds
+// nothing wrong and sends nothing. A key the server can encrypt no reply
+// to is refused at once, naming its type.
+func TestSCEPRenewableBeforeDue(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		keyType, extra string
+	}{
+		{"EC key", keys.P256, ""},
+		{"RSA key", keys.RSA2048, ""},
+		{"EC key with a challenge_file", keys.P256, "challenge_file = \"challenge.txt\"\n"},
+	} {
+		f := newFixture(t, fixtureOpts{keyType: tt.keyType, extra: tt.extra})
+		f.agent.Renewers = nil // the real SCEP renewer; its URL answers nothing
+		if err := f.agent.RunOnce(context.Background()); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
 	}
-
-	f = newFixture(t, fixtureOpts{keyType: keys.RSA2048})
-	f.agent.Renewers = nil
-	if err := f.agent.RunOnce(context.Background()); err != nil {
-		t.Errorf("an RSA key needs no challenge_file: %v", err)
-	}
-
-	f = newFixture(t, fixtureOpts{extra: "challenge_file = \"challenge.txt\"\n"})
-	f.agent.Renewers = nil
-	if err := f.agent.RunOnce(context.Background()); err != nil {
-		t.Errorf("with a challenge_file: %v", err)
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	err := SCEPRenewer{}.Renewable(&Certificate{Protocol: ProtocolSCEP}, edKey.Public())
+	if err == nil || !strings.Contains(err.Error(), "only to an RSA or EC key") {
+		t.Errorf("an Ed25519 key: %v, want it refused", err)
 	}
 }
 

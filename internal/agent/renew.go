@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
@@ -66,8 +68,9 @@ type SCEPRenewal struct {
 	// latter checked against the pinned fingerprint).
 	Caps    client.Caps
 	CACerts []*x509.Certificate
-	// Challenge goes into the CSR when set (an EC signer receives its
-	// certificate in an envelope keyed from it).
+	// Challenge goes into the CSR when set. An EC signer receives its
+	// certificate in an envelope keyed from the challenge; without one,
+	// SCEPRenew makes a random one for that (see envelopeChallenge).
 	Challenge string
 	// PKCSReq sends a PKCSReq signed by the certificate even when the
 	// server offers RenewalReq (as Apple devices and certmonger do).
@@ -80,8 +83,12 @@ type SCEPRenewal struct {
 // key, for a CSR with the old certificate's names, and returns the new
 // certificate. `scepter renew` and the agent share it.
 func SCEPRenew(ctx context.Context, c *client.SCEP, r SCEPRenewal) (*x509.Certificate, error) {
+	challenge := r.Challenge
+	if _, isRSA := r.Old.PublicKey.(*rsa.PublicKey); !isRSA && challenge == "" {
+		challenge = envelopeChallenge()
+	}
 	t := RenewalTemplate(r.Old)
-	t.ChallengePassword = r.Challenge
+	t.ChallengePassword = challenge
 	der, err := csr.Create(t, r.Key)
 	if err != nil {
 		return nil, err
@@ -91,7 +98,18 @@ func SCEPRenew(ctx context.Context, c *client.SCEP, r SCEPRenewal) (*x509.Certif
 		typ = scep.PKCSReq
 	}
 	return c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: r.Key, SignerCert: r.Old, SignerKey: r.OldKey, CACerts: r.CACerts, Caps: r.Caps,
-		Type: typ, Challenge: r.Challenge, PollInterval: r.PollInterval, MaxWait: r.MaxWait})
+		Type: typ, Challenge: challenge, PollInterval: r.PollInterval, MaxWait: r.MaxWait})
+}
+
+// envelopeChallenge is a challenge password for a renewal signed by an EC
+// key that was given none. The server answers an EC signer only in an
+// envelope keyed from the request's challenge (RFC 8894's pwri); for a
+// renewal the certificate authenticates the request and the challenge
+// keys that envelope only. It travels inside the CSR, encrypted to the
+// RA, and is used once: 128 random bits, in characters a PrintableString
+// takes. It is never printed or logged.
+func envelopeChallenge() string {
+	return rand.Text()
 }
 
 // renewableChecker is a Renewer that can tell, before a certificate is due,
@@ -100,16 +118,16 @@ type renewableChecker interface {
 	Renewable(c *Certificate, old crypto.PublicKey) error
 }
 
-// Renewable implements renewableChecker: a SCEP renewal signed by an EC key
-// can only be answered in an envelope keyed from the challenge password.
+// Renewable implements renewableChecker: the CertRep is encrypted to the
+// signer, an RSA key by key transport and an EC key with a password
+// (challenge_file, or one SCEPRenew makes); another key could open no
+// answer, so nothing is asked for.
 func (SCEPRenewer) Renewable(c *Certificate, old crypto.PublicKey) error {
-	if _, isRSA := old.(*rsa.PublicKey); !isRSA && c.ChallengeFile == "" {
-		// The CertRep is encrypted to the signer: to an EC key only with a
-		// password (RFC 8894's pwri); ask for nothing that could not be
-		// opened.
-		return errors.New("SCEP with an EC key: the server encrypts the certificate with the challenge password; set challenge_file")
+	switch old.(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey:
+		return nil
 	}
-	return nil
+	return fmt.Errorf("SCEP with a %s key: the server can encrypt the certificate only to an RSA or EC key; renew over EST", keys.KeyTypeOf(old))
 }
 
 // SCEPRenewer renews over SCEP with RenewalReq.

@@ -146,7 +146,7 @@ func TestSCEPRenewerGetCACapsErrorNamesItOnce(t *testing.T) {
 	}))
 	defer srv.Close()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	// An RSA current key: an EC one would need a challenge_file.
+	// The current key (an EC one would do as well).
 	rsaKey, err := keys.Generate(keys.RSA2048)
 	if err != nil {
 		t.Fatal(err)
