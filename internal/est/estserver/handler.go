@@ -50,6 +50,9 @@ type Service interface {
 	// ActiveRA signs the SignedData around an encrypted server-generated
 	// key: the RA is the server's identity in CMS.
 	ActiveRA() *pki.RA
+	// RevokeUndelivered revokes a certificate issued by serverkeygen
+	// whose key could not be sent.
+	RevokeUndelivered(ctx context.Context, rec pki.Certificate, why string) error
 }
 
 // Options tune the handler.
@@ -277,12 +280,23 @@ func (h *Handler) enroll(c *call) {
 	er.TransactionID = transactionID(c.op, req, ev.TLSClientCert)
 	var encryptTo *rsa.PublicKey
 	var keyID []byte
+	var ra *pki.RA
 	if er.ServerKeyGen {
 		// Where the key goes is settled before anything is issued: a
 		// certificate must never be recorded whose key cannot be delivered.
 		if encryptTo, keyID, err = keyEncryptionTarget(req, ev.TLSClientCert); err != nil {
 			h.fail(c, err)
 			return
+		}
+		if encryptTo != nil {
+			// So is whether the RA can sign the key package: a token
+			// that is away or lost the key fails here, with nothing
+			// issued, rather than after issuance.
+			ra = h.svc.ActiveRA()
+			if err := raCanSign(ra); err != nil {
+				h.fail(c, fmt.Errorf("estserver: serverkeygen: the RA cannot sign the key package: %w", err))
+				return
+			}
 		}
 	}
 	res, err := h.svc.Enroll(c.r.Context(), er)
@@ -310,7 +324,7 @@ func (h *Handler) enroll(c *call) {
 	reply := est.ServerKeyGenReply{CertsOnly: certsOnly}
 	if reply.Key, err = x509.MarshalPKCS8PrivateKey(res.PrivateKey); err == nil && encryptTo != nil {
 		reply.Encrypted = true
-		reply.Key, err = h.encryptKey(reply.Key, encryptTo, keyID)
+		reply.Key, err = encryptKey(reply.Key, ra, encryptTo, keyID)
 	}
 	var body []byte
 	var ct string
@@ -318,9 +332,7 @@ func (h *Handler) enroll(c *call) {
 		body, ct, err = est.MarshalServerKeyGenReply(reply)
 	}
 	if err != nil {
-		// The certificate is recorded; the key is lost with this reply.
-		// The client may ask again; say so in the log.
-		h.log.Error("estserver: serverkeygen reply", "serial", res.Record.SerialHex, "err", err)
+		h.revokeUndelivered(c, res.Record, err)
 		h.fail(c, fmt.Errorf("estserver: serverkeygen reply: %w", err))
 		return
 	}
@@ -501,17 +513,47 @@ func keyEncryptionTarget(req *x509.CertificateRequest, clientCert *x509.Certific
 	return nil, nil, pki.Errorf(pki.EBadRequest, "AsymmetricDecryptKeyIdentifier names no key this server knows: use the key identifier (RFC 5280 method 1) of the CSR's key or of the TLS client certificate")
 }
 
+// revokeUndelivered revokes rec, issued with a key the server made that
+// the reply could not carry (cause): the key is lost, and a certificate
+// nobody holds the key of must not stay valid. The revocation outlives a
+// client that went away: it is what makes the retry safe.
+func (h *Handler) revokeUndelivered(c *call, rec pki.Certificate, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.r.Context()), undeliveredRevokeTimeout)
+	defer cancel()
+	if err := h.svc.RevokeUndelivered(ctx, rec, cause.Error()); err != nil {
+		h.log.Error("estserver: serverkeygen: the reply could not be built and its certificate could not be revoked; revoke it by hand",
+			"serial", rec.SerialHex, "issuer", rec.IssuerID, "cause", cause, "err", err)
+		return
+	}
+	h.log.Warn("estserver: serverkeygen: the reply could not be built; its certificate is revoked (cessationOfOperation)",
+		"serial", rec.SerialHex, "issuer", rec.IssuerID, "cause", cause)
+}
+
+// undeliveredRevokeTimeout bounds the revocation of a certificate whose
+// key could not be sent.
+const undeliveredRevokeTimeout = 10 * time.Second
+
+// raCanSign proves, with a throwaway signature, that ra can sign the key
+// package: its key is the same signer encryptKey uses, so a token that is
+// away or has lost the key fails here.
+func raCanSign(ra *pki.RA) error {
+	if ra == nil {
+		return errors.New("no RA")
+	}
+	_, err := cms.Sign([]byte("serverkeygen probe"), ra.Cert, ra.Key, nil, cms.SignOptions{ContentType: est.OIDKeyPackage})
+	return err
+}
+
 // encryptKey wraps a PKCS#8 key the way RFC 7030 §4.4.2 asks: an
-// AsymmetricKeyPackage, in a SignedData signed by the server (its RA), in
-// an EnvelopedData to the client's key.
-func (h *Handler) encryptKey(pkcs8 []byte, to *rsa.PublicKey, keyID []byte) ([]byte, error) {
+// AsymmetricKeyPackage, in a SignedData signed by the server (its RA ra),
+// in an EnvelopedData to the client's key.
+func encryptKey(pkcs8 []byte, ra *pki.RA, to *rsa.PublicKey, keyID []byte) ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(pkcs8) }) // AsymmetricKeyPackage ::= SEQUENCE OF OneAsymmetricKey
 	pkg, err := b.Bytes()
 	if err != nil {
 		return nil, err
 	}
-	ra := h.svc.ActiveRA()
 	signed, err := cms.Sign(pkg, ra.Cert, ra.Key, nil, cms.SignOptions{ContentType: est.OIDKeyPackage, ExtraCertificates: ra.Chain})
 	if err != nil {
 		return nil, err
