@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -356,10 +357,16 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 	// step its own timeout: a server that answers slowly (a tarpit)
 	// could hold a send several times longer than ctx allows, beyond the
 	// scheduler's lease. The connection is closed when ctx ends instead.
+	// Every connection is closed when the send returns too: one whose
+	// QUIT went unanswered is left open by the library.
 	var unwatch []func() bool
+	var conns []net.Conn
 	defer func() {
 		for _, stop := range unwatch {
 			stop()
+		}
+		for _, conn := range conns {
+			_ = conn.Close()
 		}
 	}()
 	dial := func(dctx context.Context, network, addr string) (net.Conn, error) {
@@ -368,6 +375,7 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 		if err != nil {
 			return nil, err
 		}
+		conns = append(conns, conn)
 		unwatch = append(unwatch, context.AfterFunc(ctx, func() { _ = conn.Close() }))
 		if !m.implicitTLS {
 			return conn, nil
@@ -379,8 +387,10 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 		}
 		return tc, nil
 	}
+	// No RSET after the message: QUIT follows at once, and a server
+	// that hangs on RSET would hold a delivered message as QUIT would.
 	opts := []mail.Option{mail.WithPort(m.port), mail.WithTimeout(m.timeout), mail.WithTLSConfig(m.tlsConfig),
-		mail.WithDialContextFunc(dial)}
+		mail.WithDialContextFunc(dial), mail.WithoutRset()}
 	switch {
 	case m.implicitTLS:
 		// TLS from the first byte, made by dial: the library, which does
@@ -398,13 +408,7 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 	if err != nil {
 		return fmt.Errorf("SMTP %s: %w", m.Display(), err)
 	}
-	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
-		if msg.IsDelivered() {
-			// The server took the message (250 to the end of DATA); only
-			// the RSET or QUIT after it failed. Calling that a failure
-			// would send it again at every retry.
-			return nil
-		}
+	if err := m.dialAndSend(ctx, client, msg); err != nil {
 		if errors.Is(err, mail.ErrNoSupportedAuthDiscovered) {
 			// The library says "dial failed" and no more, though the
 			// usual cause is a server that offers only PLAIN or LOGIN on
@@ -430,6 +434,41 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 		return &sendError{display: m.Display(), text: m.scrub(err.Error()), err: err}
 	}
 	return nil
+}
+
+// quitTimeout bounds the wait for the answer to QUIT: the outcome of the
+// message is known by then.
+const quitTimeout = time.Second
+
+// dialAndSend is the library's DialAndSendWithContext, but for QUIT: once
+// the server has taken the message (250 to the end of DATA) the send is
+// done, whatever happens to QUIT. A server that hangs on it would
+// otherwise hold the notification, leased, for the whole timeout, and a
+// node that died meanwhile leave it to another to send again.
+func (m *SMTP) dialAndSend(ctx context.Context, client *mail.Client, msg *mail.Msg) error {
+	sc, err := client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("dial failed: %w", err)
+	}
+	if err := client.SendWithSMTPClient(sc, msg); err != nil && !msg.IsDelivered() {
+		err = fmt.Errorf("send failed: %w", err)
+		if qerr := quit(client, sc); qerr != nil {
+			err = errors.Join(err, fmt.Errorf("failed to close connection: %w", qerr))
+		}
+		return err
+	}
+	_ = quit(client, sc)
+	return nil
+}
+
+// quit says QUIT and waits quitTimeout at most for the answer.
+func quit(client *mail.Client, sc *smtp.Client) error {
+	if sc.HasConnection() {
+		if err := sc.UpdateDeadline(quitTimeout); err != nil {
+			return err
+		}
+	}
+	return client.CloseWithSMTPClient(sc)
 }
 
 // sendError is a failed send: its text names the server and never the
