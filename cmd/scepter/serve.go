@@ -951,6 +951,17 @@ func (f *serveFlags) readInputs(e env, profiles map[string]pki.Profile, log *slo
 	case len(f.estServerNames.names) == 0:
 		return nil, usageError{"--est-server-name needs at least one name"}
 	}
+	if f.tlsCert == "" {
+		// Checked before any CA is made: the HTTPS certificate is issued
+		// for these names once the CA exists.
+		for _, n := range f.estServerNames.names {
+			if net.ParseIP(n) == nil {
+				if err := ca.CheckDNSName(n); err != nil {
+					return nil, usageError{fmt.Sprintf("--est-server-name %q: %s", n, pki.ErrorMessage(err))}
+				}
+			}
+		}
+	}
 	return in, nil
 }
 

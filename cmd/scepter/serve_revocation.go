@@ -85,8 +85,9 @@ func parsePublicURL(s string) (*url.URL, error) {
 }
 
 // checkPublicHost checks the host and port that go into every certificate's
-// CRL and OCSP URLs: a port from 1 to 65535 when one is written, and a
-// host name in ASCII letters, digits, hyphens, underscores and dots, or an IP address.
+// CRL and OCSP URLs: a port from 1 to 65535 when one is written, and an IP
+// address or a host name as a certificate's DNS name must be (ASCII, an
+// internationalised name in its xn-- form), without a wildcard.
 func checkPublicHost(u *url.URL) error {
 	if strings.HasSuffix(u.Host, ":") {
 		return errors.New("the port is empty")
@@ -100,13 +101,11 @@ func checkPublicHost(u *url.URL) error {
 	if net.ParseIP(host) != nil {
 		return nil
 	}
-	if host == "" || strings.HasPrefix(host, ".") || strings.Contains(host, "..") {
-		return fmt.Errorf("host %q is not a host name", host)
+	if strings.Contains(host, "*") {
+		return fmt.Errorf("host %q: a URL names one host, no wildcard", host)
 	}
-	for _, r := range host {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_') {
-			return fmt.Errorf("host %q: a host name is ASCII letters, digits, hyphens, underscores and dots (write an internationalised name in its xn-- form)", host)
-		}
+	if err := ca.CheckDNSName(host); err != nil {
+		return fmt.Errorf("host: %s (write an internationalised name in its xn-- form)", pki.ErrorMessage(err))
 	}
 	return nil
 }

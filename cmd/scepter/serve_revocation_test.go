@@ -127,6 +127,24 @@ func TestBadPublicURLCreatesNothing(t *testing.T) {
 	}
 }
 
+// A bad --est-server-name is refused as a usage error naming the flag
+// before anything is made; it was found only when the HTTPS certificate was
+// issued, after a whole CA had been created.
+func TestBadESTServerNameCreatesNothing(t *testing.T) {
+	for _, bad := range []string{"bad_name!", "-x.example", "a..example", "10.9.9.300"} {
+		dir := filepath.Join(t.TempDir(), "data")
+		e, _, _ := testEnv(nil)
+		err := run(context.Background(), e, []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0",
+			"--est-listen", "127.0.0.1:0", "--challenge", "test", "--est-server-name", bad})
+		if err == nil || !strings.Contains(err.Error(), "--est-server-name") || exitCode(err) != 2 {
+			t.Errorf("--est-server-name %q: %v (exit %d), want a usage error", bad, err, exitCode(err))
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("--est-server-name %q: the data directory was made (%v)", bad, err)
+		}
+	}
+}
+
 // The banner said a generated static challenge was "valid at profile
 // default only" when that profile took one-time challenges only and so
 // refused it: it now says that it is accepted nowhere, and a static
