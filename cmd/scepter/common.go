@@ -95,6 +95,9 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 		return usageError{err.Error()}
 	}
 	warnUnknownEnv(e, fs, serveSet)
+	if err := checkFileModes(e, fs); err != nil {
+		return err
+	}
 	if fs.NArg() > maxArgs {
 		if maxArgs == 0 {
 			return usageError{fmt.Sprintf("unexpected arguments: %s (this command takes none; flags go before them)", strings.Join(fs.Args(), " "))}
