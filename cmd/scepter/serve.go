@@ -1002,6 +1002,11 @@ func (f *serveFlags) webhook(log *slog.Logger) (enroll.ChallengeVerifier, error)
 		}
 		return nil, nil
 	}
+	if f.webhookTimeout <= 0 {
+		// The flag defaults to 5s (webhook.DefaultTimeout): a 0 is the
+		// operator's, and no wait at all is nothing to run with.
+		return nil, usageError{fmt.Sprintf("--webhook-timeout %s: want a duration above 0s (default %s)", f.webhookTimeout, webhook.DefaultTimeout)}
+	}
 	var secret []byte
 	if f.webhookSecretFile != "" {
 		s, err := secretFromFile("--webhook-secret-file", f.webhookSecretFile)
@@ -1052,7 +1057,9 @@ func (f *serveFlags) ndesSecret() (string, error) {
 	if strings.Contains(f.ndesUser, ":") {
 		return "", usageError{"--ndes-user must not contain ':' (HTTP Basic cannot carry it)"}
 	}
-	if f.ndesTTL != 0 && (f.ndesTTL < ndes.MinTTL || f.ndesTTL > ndes.MaxTTL) { // 0: ndes.DefaultTTL
+	// The flag defaults to 60m (ndes.DefaultTTL), so a 0 is the
+	// operator's: out of range like any other.
+	if f.ndesTTL < ndes.MinTTL || f.ndesTTL > ndes.MaxTTL {
 		return "", usageError{fmt.Sprintf("--ndes-ttl %s: want from %s to %s", f.ndesTTL, ndes.MinTTL, ndes.MaxTTL)}
 	}
 	password, err := secretFlagOrFile("ndes-password", f.ndesPassword, "ndes-password-file", f.ndesPasswordFile, secretFromFile)
