@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -96,10 +95,7 @@ func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
 		r, err = svc.Unhold(ctx, serial, issuer, cliActor())
 	}
 	if err != nil {
-		if pki.ErrorCode(err) != pki.EInternal {
-			return errors.New(pki.ErrorMessage(err))
-		}
-		return err
+		return serviceError(err)
 	}
 	c := r.Certificate
 	switch {

@@ -634,3 +634,32 @@ func readSecretFile(flagName, path, what string, extract func(string) string) (s
 	}
 	return v, nil
 }
+
+// serviceError is what a command shows of an error from a service: a
+// refusal's client-safe message; a store out of reach with its cause
+// ("temporarily unavailable (database or disk is full), try again later"),
+// for at the command line the operator is the one who must mend it, and the
+// stores keep secrets out of their errors (a PostgreSQL URL's password is
+// redacted); an internal error as it is. It wraps err.
+func serviceError(err error) error {
+	switch pki.ErrorCode(err) {
+	case pki.EInternal:
+		return err
+	case pki.EUnavailable:
+		s := err.Error()
+		prefix := pki.ErrUnavailable.Error() + ": "
+		if i := strings.LastIndex(s, prefix); i >= 0 && errors.Is(err, pki.ErrUnavailable) {
+			return shownError{fmt.Sprintf("%s (%s), try again later", pki.ErrUnavailable, s[i+len(prefix):]), err}
+		}
+	}
+	return shownError{pki.ErrorMessage(err), err}
+}
+
+// shownError shows msg in place of err, which it wraps.
+type shownError struct {
+	msg string
+	err error
+}
+
+func (e shownError) Error() string { return e.msg }
+func (e shownError) Unwrap() error { return e.err }
