@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/postgres"
+	"github.com/scepter/scepter/internal/store/postgres/pgtest"
 )
 
 // A command shows a store out of reach with its cause: `certs revoke` on
@@ -65,5 +69,56 @@ func TestServiceErrorKeepsTheStoreCause(t *testing.T) {
 				t.Errorf("serviceError(%v) = %v: want it wrapping the error, exit 1", tt.err, got)
 			}
 		})
+	}
+}
+
+// `certs revoke` on a PostgreSQL store whose write fails as out of reach
+// (a trigger raises a connection-class error, as a server losing its disk
+// or its connection does) names the cause, and not the URL's password.
+func TestCertsRevokeShowsWhyPostgresIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(pgtest.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test server trusts 127.0.0.1: any password is accepted.
+	u.User = url.UserPassword(u.User.Username(), "s3cret")
+	dbURL := u.String()
+	st, err := postgres.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := pki.SystemClock{}.Now().UTC()
+	if err := st.RecordIssuance(ctx, store.Issuance{Now: now, Certificate: pki.Certificate{
+		SerialHex: "a1", IssuerID: strings.Repeat("1", 64), Issuer: "CN=Test CA", Subject: "CN=device-a1",
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid,
+		Profile: "default", Protocol: pki.ProtocolCLI, Source: pki.SourceIssued, KeyType: "p256",
+		CreatedAt: now, DER: []byte{0x30, 0x03, 'd', 'e', 'r'},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE FUNCTION no_space() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '08006'; END $$;
+		CREATE TRIGGER no_space BEFORE UPDATE ON certificates FOR EACH ROW EXECUTE FUNCTION no_space()`); err != nil {
+		t.Fatal(err)
+	}
+
+	e, _, errb := testEnv(nil)
+	err = run(ctx, e, []string{"certs", "revoke", "a1", "--store", dbURL, "--data-dir", t.TempDir()})
+	if exitCode(err) != 1 || !errors.Is(err, pki.ErrUnavailable) {
+		t.Fatalf("certs revoke: %v (exit %d), want an unavailable store\n%s", err, exitCode(err), errb)
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "temporarily unavailable (") || !strings.Contains(msg, "No space left on device") || !strings.HasSuffix(msg, "), try again later") {
+		t.Errorf("certs revoke says %q: want the cause inside", msg)
+	}
+	if strings.Contains(msg+errb.String(), "s3cret") {
+		t.Errorf("certs revoke shows the password: %q\n%s", msg, errb)
 	}
 }
