@@ -34,7 +34,7 @@ func cmdAgent(ctx context.Context, e env, args []string) error {
 	if err := parseAgentFlags(fs, e, args); err != nil {
 		return err
 	}
-	cfg, err := loadAgentConfig(configFile)
+	cfg, err := loadAgentConfig(e, configFile)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func agentStatus(e env, args []string) error {
 	if err := parseAgentFlags(fs, e, args); err != nil {
 		return err
 	}
-	cfg, err := loadAgentConfig(configFile)
+	cfg, err := loadAgentConfig(e, configFile)
 	if err != nil {
 		return err
 	}
@@ -92,13 +92,28 @@ func agentStatus(e env, args []string) error {
 	return nil
 }
 
-func loadAgentConfig(path string) (*agent.Config, error) {
+// loadAgentConfig reads the agent's config file, refusing it, or a
+// challenge_file it names, when group or others may write it (its
+// post_renew commands run as the agent's user), as the other commands
+// refuse theirs (checkFileModes).
+func loadAgentConfig(e env, path string) (*agent.Config, error) {
 	if path == "" {
 		return nil, usageError{"--config is required: the agent's TOML file with [[certificate]] tables (see examples/agent.toml)"}
+	}
+	noSecret := func() string { return "" }
+	if err := checkFileMode(e, "--config", path, "it, and with it the commands it runs (post_renew) and where keys go", noSecret); err != nil {
+		return nil, err
 	}
 	cfg, err := agent.LoadConfig(path)
 	if err != nil {
 		return nil, usageError{err.Error()}
+	}
+	for _, c := range cfg.Certificates {
+		if c.ChallengeFile != "" {
+			if err := checkSecretFileMode(e, "challenge_file", c.ChallengeFile); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return cfg, nil
 }

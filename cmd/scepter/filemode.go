@@ -43,44 +43,57 @@ var urlSettings = []string{"store", "smtp-url", "webhook-url", "notify-webhook-u
 // whoever can change a secret file sets the secret. It warns on stderr
 // when others may read a secret file, or a config file that holds a
 // secret, but lets it pass: a read-only secret mount (Kubernetes' 0644)
-// is common and was never refused. Files are stat'ed, so a symbolic link
-// is judged by the file it names; what is not a regular file (missing, a
-// directory, a pipe) is left to the command that reads it. On Windows the
-// mode bits say nothing about access and nothing is checked, as for the
-// PKCS#11 PIN file.
+// is common and was never refused.
 func checkFileModes(e env, fs *flag.FlagSet) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
 	if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
 		path := f.Value.String()
-		if perm, ok := regularFilePerm(path); ok {
-			if perm&0o022 != 0 {
-				return usageError{fmt.Sprintf("--config %s has mode %04o: group or others may change it, and with it which clients are trusted and where secrets go; run: chmod go-w %s", path, perm, path)}
+		held := func() string {
+			if keys := configSecrets(path); len(keys) > 0 {
+				return "the secrets it holds (" + strings.Join(keys, ", ") + ")"
 			}
-			if perm&0o004 != 0 {
-				if held := configSecrets(path); len(held) > 0 {
-					fmt.Fprintf(e.stderr, "scepter: warning: --config %s has mode %04o: others may read the secret it holds (%s); run: chmod o-r %s, or move the secret to a file only scepter reads\n",
-						path, perm, strings.Join(held, ", "), path)
-				}
-			}
+			return ""
+		}
+		if err := checkFileMode(e, "--config", path, "it, and with it which clients are trusted and where secrets go", held); err != nil {
+			return err
 		}
 	}
 	for _, name := range secretFileFlags {
-		f := fs.Lookup(name)
-		if f == nil || f.Value.String() == "" {
-			continue
+		if f := fs.Lookup(name); f != nil && f.Value.String() != "" {
+			if err := checkSecretFileMode(e, "--"+name, f.Value.String()); err != nil {
+				return err
+			}
 		}
-		path := f.Value.String()
-		perm, ok := regularFilePerm(path)
-		if !ok {
-			continue
-		}
-		if perm&0o022 != 0 {
-			return usageError{fmt.Sprintf("--%s %s has mode %04o: group or others may change the secret; run: chmod 600 %s", name, path, perm, path)}
-		}
-		if perm&0o004 != 0 {
-			fmt.Fprintf(e.stderr, "scepter: warning: --%s %s has mode %04o: others may read the secret; run: chmod 600 %s\n", name, path, perm, path)
+	}
+	return nil
+}
+
+// checkSecretFileMode is checkFileMode for a file that holds a secret;
+// setting names it in the messages ("--challenge-file").
+func checkSecretFileMode(e env, setting, path string) error {
+	return checkFileMode(e, setting, path, "the secret", func() string { return "the secret" })
+}
+
+// checkFileMode refuses the file setting names when group or others may
+// write it (changes says what they could change), and warns when others
+// may read it and secret says what secret it holds ("" for none). The file
+// is stat'ed, so a symbolic link is judged by the file it names; what is
+// not a regular file (missing, a directory, a pipe) is left to whoever
+// reads it. On Windows the mode bits say nothing about access and nothing
+// is checked, as for the PKCS#11 PIN file.
+func checkFileMode(e env, setting, path, changes string, secret func() string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	perm, ok := regularFilePerm(path)
+	if !ok {
+		return nil
+	}
+	if perm&0o022 != 0 {
+		return usageError{fmt.Sprintf("%s %s has mode %04o: group or others may change %s; run: chmod go-w %s", setting, path, perm, changes, path)}
+	}
+	if perm&0o004 != 0 {
+		if held := secret(); held != "" {
+			fmt.Fprintf(e.stderr, "scepter: warning: %s %s has mode %04o: others may read %s; run: chmod o-r %s\n", setting, path, perm, held, path)
 		}
 	}
 	return nil

@@ -21,7 +21,7 @@ func TestConfigAndSecretFileModes(t *testing.T) {
 		return func(t *testing.T, file string) (string, error) {
 			e, _, errb := testEnv(nil)
 			fs, f := newServeFlags(e)
-			args := append([]string{"--" + flag, file}, extra...)
+			args := append([]string{flag, file}, extra...)
 			err := parseFlags(fs, e, args, 0, f.sections())
 			return errb.String(), err
 		}
@@ -35,19 +35,48 @@ func TestConfigAndSecretFileModes(t *testing.T) {
 		}
 		return errb.String(), err
 	}
+	// The agent's config, with challenge_file naming file when it is
+	// the challenge; `agent status` exits 1 for the certificate it
+	// cannot find, after reading its config.
+	agentConfig := func(challenge string) string {
+		text := "[[certificate]]\nname = \"a\"\nprotocol = \"scep\"\nurl = \"http://127.0.0.1:1/scep\"\n" +
+			"ca_fingerprint = \"sha256:" + strings.Repeat("ab", 32) + "\"\nkey_path = \"key.pem\"\ncert_path = \"cert.pem\"\n"
+		if challenge != "" {
+			text += "challenge_file = \"" + challenge + "\"\n"
+		}
+		return text
+	}
+	agentStatus := func(config func(file string) string) check {
+		return func(t *testing.T, file string) (string, error) {
+			e, _, errb := testEnv(nil)
+			err := run(context.Background(), e, []string{"agent", "status", "--config", config(file)})
+			if exitCode(err) == 1 {
+				err = nil
+			}
+			return errb.String(), err
+		}
+	}
+	agentWithChallenge := agentStatus(func(file string) string {
+		p := filepath.Join(t.TempDir(), "agent.toml")
+		writeTestFile(t, p, agentConfig(file))
+		return p
+	})
+	agentItself := agentStatus(func(file string) string { return file })
 	kinds := []struct {
 		name, flag, content string
 		run                 check
 		// warns: a file others may read draws a warning.
 		warns bool
 	}{
-		{"config with a challenge", "config", "challenge = \"s3cret\"\n", serve("config"), true},
-		{"config with a store password", "config", "store = \"postgres://ca:s3cret@127.0.0.1:1/ca\"\n", serve("config"), true},
-		{"config without a secret", "config", "est_client_ca_file = \"/etc/scepter/clients.pem\"\n", serve("config"), false},
-		{"challenge file", "challenge-file", "s3cret\n", serve("challenge-file"), true},
-		{"webhook secret file", "webhook-secret-file", "s3cret\n", serve("webhook-secret-file", "--webhook-url", "https://hooks.example.com"), true},
-		{"ndes password file", "ndes-password-file", "s3cret\n", serve("ndes-password-file", "--ndes-user", "ndes"), true},
-		{"export passphrase file", "passphrase-file", "a long enough passphrase\n", exportKeys, true},
+		{"config with a challenge", "--config", "challenge = \"s3cret\"\n", serve("--config"), true},
+		{"config with a store password", "--config", "store = \"postgres://ca:s3cret@127.0.0.1:1/ca\"\n", serve("--config"), true},
+		{"config without a secret", "--config", "est_client_ca_file = \"/etc/scepter/clients.pem\"\n", serve("--config"), false},
+		{"challenge file", "--challenge-file", "s3cret\n", serve("--challenge-file"), true},
+		{"webhook secret file", "--webhook-secret-file", "s3cret\n", serve("--webhook-secret-file", "--webhook-url", "https://hooks.example.com"), true},
+		{"ndes password file", "--ndes-password-file", "s3cret\n", serve("--ndes-password-file", "--ndes-user", "ndes"), true},
+		{"export passphrase file", "--passphrase-file", "a long enough passphrase\n", exportKeys, true},
+		{"agent config", "--config", agentConfig(""), agentItself, false},
+		{"agent challenge file", "challenge_file", "s3cret\n", agentWithChallenge, true},
 	}
 	modes := []struct {
 		name     string
@@ -84,7 +113,7 @@ func TestConfigAndSecretFileModes(t *testing.T) {
 					if exitCode(err) != 2 {
 						t.Fatalf("err = %v (exit %d), want a usage error", err, exitCode(err))
 					}
-					for _, want := range []string{"--" + k.flag + " " + named, "chmod", "may change"} {
+					for _, want := range []string{k.flag + " " + named, "chmod", "may change"} {
 						if !strings.Contains(err.Error(), want) {
 							t.Errorf("error %q does not say %q", err, want)
 						}
@@ -94,7 +123,7 @@ func TestConfigAndSecretFileModes(t *testing.T) {
 				if err != nil {
 					t.Fatalf("err = %v", err)
 				}
-				warned := strings.Contains(stderr, "warning: --"+k.flag+" "+named)
+				warned := strings.Contains(stderr, "warning: "+k.flag+" "+named)
 				if want := m.readable && k.warns; warned != want {
 					t.Errorf("warned = %v, want %v; stderr:\n%s", warned, want, stderr)
 				}
