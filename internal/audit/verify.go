@@ -14,7 +14,6 @@ package audit
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -240,30 +239,58 @@ func finishProblem(rep Report, head store.AuditHead) *Problem {
 	return nil
 }
 
-// HeadIntact refuses a trail whose records carry hashes but which has no
-// head: scepter writes both in one transaction, so the head was deleted,
-// as one would to have an edited trail resealed. A server must not append
-// to it (`audit verify` tells where it breaks).
+// HeadIntact refuses a trail that no record can be chained to: one whose
+// records carry hashes but which has no head (scepter writes both in one
+// transaction, so the head was deleted, as one would to have an edited
+// trail resealed), or one with a record after its head (inserted outside
+// scepter: the next append would take its id). Every append would be
+// refused with store.ErrAuditTampered, so a server must not start on it;
+// the error wraps that one and says the same (`audit verify` tells where
+// the trail breaks).
 //
 // The records are read before the head. Another writer (a CLI command, a
-// node starting beside this one) may append the trail's first record at
-// any moment; read in the other order, an empty head followed by that
-// fresh record would look like a head removed. A record seen first was
-// committed with its head, so the head read after it shows it.
+// node starting beside this one) may append at any moment; read in the
+// other order, an empty head followed by the trail's fresh first record
+// would look like a head removed. A record seen first was committed with
+// its head, so the head read after it shows it; a record seen after the
+// head was read is judged by the head read again.
 func HeadIntact(ctx context.Context, c Chain) error {
 	first, err := c.AuditChain(ctx, 0, 1)
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
-	if len(first) == 0 || len(first[0].Hash) == 0 {
+	if len(first) == 0 {
 		return nil
 	}
 	head, err := c.AuditHead(ctx)
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
-	if head.LastID == 0 {
-		return errors.New("the audit trail's head is missing, though its records are chained: it was tampered with; run `scepter audit verify` to see where, and restore the database from a backup")
+	if head.LastID == 0 && len(first[0].Hash) > 0 {
+		return tamperedError{found: "its head is missing, though its records are chained"}
+	}
+	after, err := c.AuditChain(ctx, head.LastID, 1)
+	if err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	if len(after) == 0 {
+		return nil
+	}
+	if head, err = c.AuditHead(ctx); err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	if after[0].ID > head.LastID {
+		return tamperedError{found: fmt.Sprintf("record %d comes after its head, record %d", after[0].ID, head.LastID)}
 	}
 	return nil
 }
+
+// tamperedError is HeadIntact's refusal: what it found, then the message
+// the protocol edges give for store.ErrAuditTampered, which it wraps.
+type tamperedError struct{ found string }
+
+func (e tamperedError) Error() string {
+	return "audit trail: " + e.found + ": " + store.AuditTamperedMessage
+}
+
+func (e tamperedError) Unwrap() error { return store.ErrAuditTampered }

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -223,6 +224,8 @@ func TestHeadIntact(t *testing.T) {
 		{"intact", 5, nil, true},
 		{"empty", 0, nil, true},
 		{"head deleted", 5, []string{`DELETE FROM audit_head`}, false},
+		{"record after the head", 5, []string{`INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`}, false},
+		{"record after an empty trail's head", 0, []string{`INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`}, false},
 	} {
 		path := trail(t, c.n)
 		tamper(t, path, c.sql...)
@@ -234,6 +237,10 @@ func TestHeadIntact(t *testing.T) {
 		st.Close()
 		if (err == nil) != c.ok {
 			t.Errorf("%s: %v, want ok %v", c.name, err, c.ok)
+		}
+		// Refused as every append would be, in the words the edges use.
+		if err != nil && (!errors.Is(err, store.ErrAuditTampered) || !strings.HasSuffix(err.Error(), store.AuditTamperedMessage)) {
+			t.Errorf("%s: %v, want ErrAuditTampered ending in its message", c.name, err)
 		}
 	}
 }

@@ -40,7 +40,23 @@ var (
 	// ErrBadCursor: a list cursor that no page of this list and filter
 	// gave.
 	ErrBadCursor = errors.New("store: invalid cursor")
+	// ErrAuditTampered: the audit trail was changed outside scepter (a
+	// record written after its head, or its head removed), so no event can
+	// be chained to it, and a change whose event cannot be written does not
+	// happen. It is a pki.Error of code EUnavailable: the protocol edges
+	// answer 503 with its message rather than 500, as the operator must
+	// mend the trail and the same request then succeeds.
+	ErrAuditTampered error = &pki.Error{Code: pki.EUnavailable, Message: AuditTamperedMessage, RetryAfter: AuditTamperedRetryAfter}
 )
+
+// AuditTamperedMessage is the message of ErrAuditTampered, which clients
+// see too: it names nothing they could not learn by failing.
+const AuditTamperedMessage = "the audit trail was changed outside scepter (a record after its head, or its head removed): run 'scepter audit verify'"
+
+// AuditTamperedRetryAfter is the Retry-After sent with ErrAuditTampered:
+// only the operator mends the trail, so a fleet need not ask every few
+// seconds until then.
+const AuditTamperedRetryAfter = 15 * time.Minute
 
 // DetailHoldMadePermanent is the Detail of the event RevokeCertificate
 // appends when it turns a certificateHold into another reason.

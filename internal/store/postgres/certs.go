@@ -115,7 +115,7 @@ func outcomeUnknown(ctx context.Context, err error) bool {
 	case err == nil, ctx.Err() != nil, errors.As(err, &pe), errors.As(err, &ce),
 		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrChallengeUnusable), errors.Is(err, store.ErrNotFound),
 		errors.Is(err, store.ErrRenewsRevoked), errors.Is(err, store.ErrKeyCompromised),
-		errors.Is(err, errHeadMissing), errors.Is(err, pgx.ErrTxCommitRollback):
+		errors.Is(err, errHeadMissing), errors.Is(err, store.ErrAuditTampered), errors.Is(err, pgx.ErrTxCommitRollback):
 		return false
 	}
 	return true
@@ -245,7 +245,7 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 				if sqlState(err) == sqlHeadMissing {
 					return errHeadMissing
 				}
-				return fmt.Errorf("insert audit event: %w", err)
+				return fmt.Errorf("insert audit event: %w", afterHead(err))
 			}
 		}
 		return nil
@@ -273,7 +273,8 @@ func expiryDay(t time.Time) int64 { return sqlstore.Micros(t) / 86400000000 }
 const auditAppendQuery = `SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
 // errHeadMissing: tryIssuances found no audit chain head, and recorded
-// nothing; withTx's way starts the chain again.
+// nothing; withTx's way (lockAuditHead) refuses a trail that has records,
+// or starts a wiped one again.
 var errHeadMissing = errors.New("audit chain head missing")
 
 // committed is the outcome of a COMMIT sent in a batch: a transaction that
@@ -417,7 +418,7 @@ func sendIssuance(ctx context.Context, tx pgx.Tx, b *pgx.Batch, consume bool, re
 
 // scanHead reads the locking read of the chain's head (lockHeadQuery).
 // locked is false when the row is gone: insertEvents (lockAuditHead) then
-// starts the chain again.
+// refuses a trail that has records, or starts an empty one again.
 func scanHead(row pgx.Row) (head store.AuditHead, locked bool, err error) {
 	err = row.Scan(&head.LastID, &head.LastHash, &head.Count)
 	if errors.Is(err, pgx.ErrNoRows) {

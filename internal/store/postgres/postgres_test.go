@@ -676,8 +676,9 @@ func TestTextPostgresCannotHold(t *testing.T) {
 // serial, the event (audit_append) and COMMIT in one round trip. A
 // duplicate serial is still a conflict that records nothing and leaves no
 // transaction open on the connection it used, issuances append to the
-// chain in order, and with the head's row gone the trail starts again from
-// the genesis hash (lockAuditHead's way, after audit_append refused).
+// chain in order, with the head's row gone under records an issuance is
+// refused (lockAuditHead's way), and on a trail wiped whole it starts
+// again from the genesis hash.
 func TestIssuanceBatch(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openFresh(t)
@@ -723,11 +724,17 @@ func TestIssuanceBatch(t *testing.T) {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM audit_head`); err != nil {
 		t.Fatal(err)
 	}
+	if err := issue("03"); !errors.Is(err, store.ErrAuditTampered) {
+		t.Fatalf("issue without a head row: %v, want ErrAuditTampered", err)
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM audit_events`); err != nil {
+		t.Fatal(err)
+	}
 	if err := issue("03"); err != nil {
-		t.Fatalf("issue without a head row: %v", err)
+		t.Fatalf("issue on a wiped trail: %v", err)
 	}
 	if !bytes.Equal(lastPrev(), pki.AuditGenesis) {
-		t.Error("without a head row, the trail did not start again from the genesis hash")
+		t.Error("on a wiped trail, the chain did not start again from the genesis hash")
 	}
 	if head, err := s.AuditHead(ctx); err != nil || head.Count != 1 {
 		t.Errorf("head after the restart: %+v, %v; want a count of 1", head, err)
@@ -1125,4 +1132,16 @@ func TestIssuanceBatchPanics(t *testing.T) {
 	if err := s.issuePlain(ctx, in, rows, sqlstore.Micros(now)); err != nil {
 		t.Fatalf("an issuance after the panic: %v", err)
 	}
+}
+
+func TestAuditTampering(t *testing.T) {
+	storetest.RunAuditTampering(t, func(t *testing.T) (store.Store, storetest.Exec) {
+		s, _ := openFresh(t)
+		return s, func(t *testing.T, query string) {
+			t.Helper()
+			if _, err := s.pool.Exec(context.Background(), query); err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+		}
+	})
 }

@@ -226,13 +226,25 @@ func appendEvents(ctx context.Context, tx pgx.Tx, head store.AuditHead, now time
 	defer br.Close()
 	for range b.Len() {
 		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("insert audit event: %w", err)
+			return fmt.Errorf("insert audit event: %w", afterHead(err))
 		}
 	}
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
 	}
 	return nil
+}
+
+// afterHead is the error of an audit event's insert: a uniqueness violation
+// there (the only rule an append can break) means a record was written
+// after the head outside scepter, store.ErrAuditTampered. The server's
+// error is kept as text only, so that a caller's conflict() does not take
+// it for a rule of its own change.
+func afterHead(err error) error {
+	if isUnique(err) {
+		return fmt.Errorf("a record exists after the head: %w (%v)", store.ErrAuditTampered, err)
+	}
+	return err
 }
 
 // chainEvent is e as it is stored and hashed: at now when it has no time of
@@ -251,9 +263,9 @@ const lockHeadQuery = `SELECT last_id, last_hash, count FROM audit_head WHERE on
 
 // lockAuditHead reads the chain's head FOR UPDATE. Open makes sure the row
 // exists; should it have been deleted behind the store's back, the table is
-// locked against every other appender before the trail starts again from
-// the genesis hash (ids still follow the newest record: a row that is there
-// is never overwritten).
+// locked against every other appender, and then a trail that has records
+// is refused (store.ErrAuditTampered: chaining on would bless the removal),
+// and an empty one (wiped) starts again from the genesis hash.
 func lockAuditHead(ctx context.Context, tx pgx.Tx) (store.AuditHead, error) {
 	var h store.AuditHead
 	err := tx.QueryRow(ctx, lockHeadQuery).Scan(&h.LastID, &h.LastHash, &h.Count)
@@ -274,10 +286,14 @@ func lockAuditHead(ctx context.Context, tx pgx.Tx) (store.AuditHead, error) {
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return h, fmt.Errorf("audit chain head: %w", err)
 	}
-	h = store.AuditHead{LastHash: pki.AuditGenesis}
-	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM audit_events`).Scan(&h.LastID); err != nil {
+	var any bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events)`).Scan(&any); err != nil {
 		return h, fmt.Errorf("audit chain head: %w", err)
 	}
+	if any {
+		return h, fmt.Errorf("audit chain head: the trail has records but no head: %w", store.ErrAuditTampered)
+	}
+	h = store.AuditHead{LastHash: pki.AuditGenesis}
 	if _, err := tx.Exec(ctx, `INSERT INTO audit_head (one, last_id, last_hash, count) VALUES (1, $1, $2, 0)`,
 		h.LastID, h.LastHash); err != nil {
 		return h, fmt.Errorf("audit chain head: %w", err)

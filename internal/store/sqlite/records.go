@@ -210,6 +210,18 @@ func insertEvents(ctx context.Context, tx *wtx, now time.Time, events []pki.Audi
 	if err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
 	}
+	if head.LastID == 0 {
+		// Only on an empty trail's first append, so off the hot path: open
+		// writes the head of every trail, so records without one had it
+		// removed.
+		var any bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events)`).Scan(&any); err != nil {
+			return fmt.Errorf("insert audit event: %w", err)
+		}
+		if any {
+			return fmt.Errorf("insert audit event: the trail has records but no head: %w", store.ErrAuditTampered)
+		}
+	}
 	stmt, err := tx.PrepareContext(ctx, insertAuditEventQuery)
 	if err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
@@ -224,6 +236,12 @@ func insertEvents(ctx context.Context, tx *wtx, now time.Time, events []pki.Audi
 		e.Hash = pki.AuditChainHash(head.LastHash, e)
 		if _, err := stmt.ExecContext(ctx, e.ID, sqlstore.Micros(e.Time), e.Type, e.Actor, e.Profile, e.SerialHex,
 			e.IssuerID, e.Subject, e.TransactionID, e.Outcome, e.Reason, e.Detail, head.LastHash, e.Hash); err != nil {
+			if isUnique(err) {
+				// The driver's error is kept as text only: a caller's
+				// conflict() must not take it for a uniqueness rule of its
+				// own change.
+				return fmt.Errorf("insert audit event %s: record %d exists after the head: %w (%v)", e.Type, e.ID, store.ErrAuditTampered, err)
+			}
 			return fmt.Errorf("insert audit event %s: %w", e.Type, err)
 		}
 		head = store.AuditHead{LastID: e.ID, LastHash: e.Hash, Count: head.Count + 1}

@@ -490,3 +490,15 @@ func TestReadRowPreparesOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestAuditTampering(t *testing.T) {
+	storetest.RunAuditTampering(t, func(t *testing.T) (store.Store, storetest.Exec) {
+		s := openTemp(t)
+		return s, func(t *testing.T, query string) {
+			t.Helper()
+			if _, err := s.w.ExecContext(context.Background(), query); err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+		}
+	})
+}

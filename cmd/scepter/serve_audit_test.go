@@ -1,0 +1,119 @@
+package main
+
+import (
+	"crypto/tls"
+	"database/sql"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/store"
+)
+
+// tamperSQLite runs SQL on a stopped server's store, as someone with the
+// file would.
+func tamperSQLite(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+// The reviewer's trail, changed so that no record can be chained to it: a
+// server does not start, and says so in the words every refused change
+// gives, not with the database's error.
+func TestServeRefusesATrailNothingCanBeChainedTo(t *testing.T) {
+	for _, c := range []struct{ name, sql string }{
+		{"record after the head", `INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`},
+		{"head removed", `DELETE FROM audit_head`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			args := []string{"--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", data}
+			if err := serveInProcess(t, nil, args...).stop(); err != nil {
+				t.Fatalf("first start: %v", err)
+			}
+			tamperSQLite(t, filepath.Join(data, "scepter.db"), c.sql)
+			s := serveInProcess(t, nil, args...)
+			if !s.ended {
+				s.stop()
+				t.Fatal("serve started on a trail it cannot append to")
+			}
+			if s.err == nil || !strings.HasSuffix(s.err.Error(), store.AuditTamperedMessage) || strings.Contains(s.err.Error(), "constraint") {
+				t.Errorf("serve: %v; want the message that says the trail was changed outside scepter, without the database's error", s.err)
+			}
+			// A revocation is refused the same way (the RA's certificate
+			// is one the store holds).
+			var serial string
+			db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "scepter.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.QueryRow(`SELECT serial_hex FROM certificates LIMIT 1`).Scan(&serial); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := runCLI("certs", "revoke", "--data-dir", data, serial); err == nil ||
+				!strings.Contains(err.Error(), store.AuditTamperedMessage) || strings.Contains(err.Error()+out, "constraint") {
+				t.Errorf("certs revoke: %v\n%s\nwant the message that says the trail was changed outside scepter", err, out)
+			}
+		})
+	}
+}
+
+// A trail changed under a running server: a revocation through the API
+// and an EST enrollment are refused with 503 and the reason, as for a
+// store outage, not 500 "internal error".
+func TestTrailChangedUnderARunningServerIs503(t *testing.T) {
+	s := startServe(t, "")
+	secret, err := runCLI("admin", "token", "new", "--name", "ci", "--role", "operator", "--ttl", "1d", "--data-dir", s.dataDir)
+	if err != nil {
+		t.Fatalf("admin token new: %v\n%s", err, secret)
+	}
+	secret = strings.TrimSpace(strings.SplitN(secret, "\n", 2)[0])
+	db := filepath.Join(s.dataDir, "scepter.db")
+	var serial string
+	conn, err := sql.Open("sqlite", "file:"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.QueryRow(`SELECT serial_hex FROM certificates LIMIT 1`).Scan(&serial); err != nil {
+		t.Fatal(err)
+	}
+	tamperSQLite(t, db, `INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`)
+
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, err := http.NewRequest(http.MethodPost, s.estURL+"/api/v1/certificates/"+serial+"/revoke", strings.NewReader(`{"reason":"superseded"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "changed outside scepter") {
+		t.Errorf("API revoke: %d %s; want 503 with the reason", resp.StatusCode, body)
+	}
+
+	dir := t.TempDir()
+	out, err := runCLI("est", "enroll", "--url", s.estURL, "--ca-fingerprint", s.fingerprint, "--subject", "CN=after-tamper",
+		"--out", filepath.Join(dir, "c.pem"), "--key-out", filepath.Join(dir, "k.pem"))
+	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "changed outside scepter") {
+		t.Errorf("est enroll: %v\n%s; want 503 with the reason", err, out)
+	}
+}

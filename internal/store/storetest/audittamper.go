@@ -1,0 +1,95 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// Exec runs SQL on a store's database behind its back, as someone with the
+// database would.
+type Exec func(t *testing.T, query string)
+
+// RunAuditTampering checks what a store does with a trail changed outside
+// it so that no event can be chained on: a record written after the head,
+// or the head removed under records. Every change that appends an event
+// (an append, a revocation, an issuance) is refused with
+// store.ErrAuditTampered, not a driver error that the edges answer with
+// 500, and nothing of it is written. open returns a new, empty store and
+// the way to run SQL on its database; the SQL is written for both drivers.
+func RunAuditTampering(t *testing.T, open func(t *testing.T) (store.Store, Exec)) {
+	for _, c := range []struct {
+		name string
+		sql  string
+	}{
+		{"record after the head", `INSERT INTO audit_events (id, time, type, actor, outcome, reason)
+			SELECT MAX(id) + 1, 0, 'certificate.revoked', 'mallory', 'success', 'x' FROM audit_events`},
+		{"head removed", `DELETE FROM audit_head`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s, exec := open(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			testAuditTampered(t, s, func(t *testing.T) { exec(t, c.sql) })
+		})
+	}
+}
+
+func testAuditTampered(t *testing.T, s store.Store, tamper func(t *testing.T)) {
+	ctx := context.Background()
+	first := newCert(issuerA, "c0", t0.Add(time.Hour))
+	mustRecord(t, s, issuance(first, issuedEvent(first)))
+	tamper(t)
+	before, err := s.AuditHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		t.Helper()
+		events, err := s.AuditChain(ctx, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(events)
+	}
+	records := count()
+	refused := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, store.ErrAuditTampered) {
+			t.Errorf("%s: %v, want ErrAuditTampered", what, err)
+		}
+		if pki.ErrorCode(err) != pki.EUnavailable || pki.ErrorMessage(err) != store.AuditTamperedMessage {
+			t.Errorf("%s: code %s, message %q; want %s and the message that says to run audit verify",
+				what, pki.ErrorCode(err), pki.ErrorMessage(err), pki.EUnavailable)
+		}
+	}
+
+	refused("AppendAudit", s.AppendAudit(ctx, pki.AuditEvent{Time: t0, Type: "test", Actor: "test", Outcome: "success"}))
+	_, _, err = s.RevokeCertificate(ctx, issuerA, "c0", 1, t0, pki.AuditEvent{Type: pki.EventRevoked, SerialHex: "c0", IssuerID: issuerA})
+	refused("RevokeCertificate", err)
+	if got, err := s.Certificate(ctx, issuerA, "c0"); err != nil || got.Status != pki.StatusValid {
+		t.Errorf("after the refused revocation: %+v, %v; want it valid still", got, err)
+	}
+	next := newCert(issuerA, "c1", t0.Add(time.Hour))
+	refused("RecordIssuance", s.RecordIssuance(ctx, issuance(next, issuedEvent(next))))
+	if _, err := s.Certificate(ctx, issuerA, "c1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after the refused issuance: %v, want ErrNotFound", err)
+	}
+
+	if n := count(); n != records {
+		t.Errorf("%d records after the refused changes, want the %d there were", n, records)
+	}
+	if after, err := s.AuditHead(ctx); err != nil || after.LastID != before.LastID || after.Count != before.Count ||
+		!bytes.Equal(after.LastHash, before.LastHash) {
+		t.Errorf("head %+v after the refused changes (%v), want it as it was: %+v", after, err, before)
+	}
+}
