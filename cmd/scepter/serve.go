@@ -303,6 +303,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := audit.HeadIntact(ctx, db); err != nil {
 		return err
 	}
+	// An edited record is said at once, not months later at an audit; the
+	// server still starts (a fleet would stop issuing over one old record).
+	if p, err := audit.CheckTail(ctx, db, audit.TailChecked); err != nil {
+		return err
+	} else if p != nil {
+		log.Error("the audit trail's newest records do not verify: run 'scepter audit verify'", "record", p.ID, "problem", p.Error())
+	}
 	if f.store.url != "" && !caRecorded {
 		if err := refuseAbandonedSQLite(ctx, f.dataDir); err != nil {
 			return err

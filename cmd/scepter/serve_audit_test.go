@@ -117,3 +117,47 @@ func TestTrailChangedUnderARunningServerIs503(t *testing.T) {
 		t.Errorf("est enroll: %v\n%s; want 503 with the reason", err, out)
 	}
 }
+
+// A record edited near the end of the trail is said at ERROR when serve
+// starts, naming it and the command to run; the server still starts. An
+// intact trail says nothing.
+func TestServeLogsAnEditedTail(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	args := []string{"--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", data}
+	restart := func() string {
+		t.Helper()
+		s := serveInProcess(t, nil, args...)
+		if s.ended {
+			t.Fatalf("serve: %v\n%s", s.err, s.errb.String())
+		}
+		if err := s.stop(); err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+		return s.errb.String()
+	}
+	restart()
+	if logs := restart(); strings.Contains(logs, "audit trail") {
+		t.Errorf("an intact trail is reported at start:\n%s", logs)
+	}
+	tamperSQLite(t, filepath.Join(data, "scepter.db"), `UPDATE audit_events SET reason = 'x' WHERE id = (SELECT MAX(id) - 1 FROM audit_events)`)
+	var edited string
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT CAST(id AS TEXT) FROM audit_events WHERE reason = 'x'`).Scan(&edited); err != nil {
+		t.Fatal(err)
+	}
+	logs := restart()
+	var said []string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "audit trail") {
+			said = append(said, line)
+		}
+	}
+	if len(said) != 1 || !strings.Contains(said[0], "level=ERROR") || !strings.Contains(said[0], "run 'scepter audit verify'") ||
+		!strings.Contains(said[0], "record="+edited+" ") {
+		t.Errorf("the start says of the trail %q; want one ERROR naming record %s and 'scepter audit verify'", said, edited)
+	}
+}

@@ -294,3 +294,59 @@ func (e tamperedError) Error() string {
 }
 
 func (e tamperedError) Unwrap() error { return store.ErrAuditTampered }
+
+// TailChecked is how many of the newest records a server checks at start
+// (CheckTail): enough to catch an edit of recent records at once, few
+// enough to cost a start nothing on a trail of millions.
+const TailChecked = 1000
+
+// CheckTail checks the newest n records of the trail the way Verify does,
+// and that the newest of them is the head (its id and hash), without
+// walking the rest: a server runs it at every start. The first of them is
+// checked against its own hash, not the record before it, and the head's
+// count is not checked (that takes the whole walk). It returns the first
+// problem found, nil when there is none or the trail is empty; a missing
+// head or a record after it is HeadIntact's to refuse.
+func CheckTail(ctx context.Context, c Chain, n int) (*Problem, error) {
+	head, err := c.AuditHead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit tail: %w", err)
+	}
+	if head.LastID <= 0 {
+		return nil, nil
+	}
+	from := max(head.LastID-int64(n), 0)
+	page, err := c.AuditChain(ctx, from, n)
+	if err != nil {
+		return nil, fmt.Errorf("audit tail: %w", err)
+	}
+	var last *pki.AuditEvent
+	for i := range page {
+		e := &page[i]
+		if e.ID > head.LastID {
+			break // appended since the head was read
+		}
+		// The first record read is taken as linked to whatever it names.
+		prevID, prevHash := e.ID-1, e.PrevHash
+		if last != nil {
+			prevID, prevHash = last.ID, last.Hash
+			if p := renumbered(*e, prevID, prevHash); p != nil {
+				return p, nil
+			}
+		}
+		if p := check(*e, prevID, prevHash); p != nil {
+			return p, nil
+		}
+		last = e
+	}
+	switch {
+	case last == nil:
+		return &Problem{What: fmt.Sprintf("no record after %d is there, but record %d was written: the newest records were removed", from, head.LastID)}, nil
+	case last.ID < head.LastID:
+		return &Problem{What: fmt.Sprintf("the trail ends at record %d, but record %d was written: the newest records were removed", last.ID, head.LastID)}, nil
+	case !bytes.Equal(last.Hash, head.LastHash):
+		return &Problem{ID: last.ID, Time: last.Time, Type: last.Type,
+			What: "the newest record is not the one scepter wrote last: it was replaced"}, nil
+	}
+	return nil, nil
+}

@@ -466,3 +466,57 @@ func TestHeadIntactWithConcurrentWriters(t *testing.T) {
 		t.Errorf("%+v, %v", rep, rep.Problem)
 	}
 }
+
+// CheckTail finds what Verify finds among the newest records, and that the
+// newest is the head, without walking the rest.
+func TestCheckTail(t *testing.T) {
+	ctx := context.Background()
+	const n, tail = 12, 5
+	for _, c := range []struct {
+		name   string
+		sql    []string
+		wantID int64 // -1: no problem
+		want   string
+	}{
+		{"intact", nil, -1, ""},
+		{"newest record edited", []string{`UPDATE audit_events SET reason = 'x' WHERE id = 12`}, 12, "edited"},
+		{"record near the tail edited", []string{`UPDATE audit_events SET reason = 'x' WHERE id = 10`}, 10, "edited"},
+		{"oldest record of the tail edited", []string{`UPDATE audit_events SET reason = 'x' WHERE id = 8`}, 8, "edited"},
+		{"record before the tail edited: left to audit verify", []string{`UPDATE audit_events SET reason = 'x' WHERE id = 3`}, -1, ""},
+		{"record in the tail removed", []string{`DELETE FROM audit_events WHERE id = 10`}, 11, "missing before it"},
+		{"newest record removed", []string{`DELETE FROM audit_events WHERE id = 12`}, 0, "newest records were removed"},
+		{"the whole tail removed", []string{`DELETE FROM audit_events WHERE id > 6`}, 0, "newest records were removed"},
+		{"head's hash replaced", []string{`UPDATE audit_head SET last_hash = X'00'`}, 12, "replaced"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := trail(t, n)
+			tamper(t, path, c.sql...)
+			st, err := sqlite.Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			p, err := audit.CheckTail(ctx, st, tail)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c.wantID < 0 && p != nil:
+				t.Errorf("problem %v, want none", p)
+			case c.wantID >= 0 && p == nil:
+				t.Error("no problem found")
+			case p != nil && (p.ID != c.wantID || !strings.Contains(p.Error(), c.want)):
+				t.Errorf("problem %v, want record %d and %q", p, c.wantID, c.want)
+			}
+		})
+	}
+	// An empty trail has nothing to check.
+	st, err := sqlite.Open(ctx, trail(t, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if p, err := audit.CheckTail(ctx, st, tail); p != nil || err != nil {
+		t.Errorf("empty trail: %v, %v", p, err)
+	}
+}
