@@ -192,6 +192,11 @@ func auditVerify(ctx context.Context, e env, args []string) error {
 	for _, step := range rep.TimeSteps {
 		fmt.Fprintf(e.stdout, "WARNING: %s\n", step)
 	}
+	if rep.OK() {
+		if rep.Problem, err = audit.CheckStart(ctx, st, rep); err != nil {
+			return err
+		}
+	}
 	if !rep.OK() {
 		fmt.Fprintf(e.stdout, "FAILED after %d good record(s): %s\n", rep.Checked, printable(rep.Problem.Error()))
 		return errAuditBroken

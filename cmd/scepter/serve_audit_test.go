@@ -161,3 +161,48 @@ func TestServeLogsAnEditedTail(t *testing.T) {
 		t.Errorf("the start says of the trail %q; want one ERROR naming record %s and 'scepter audit verify'", said, edited)
 	}
 }
+
+// `audit verify` fails a trail wiped with two SQL statements, and one
+// wiped and written on by the next start, which the chain alone passes;
+// records cut from the end with the head set back still pass: the
+// documented limit.
+func TestAuditVerifyFailsAWipedTrail(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		sql     []string
+		restart bool
+		want    string // "": verifies
+	}{
+		{"intact", nil, false, ""},
+		{"wiped", []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, false, "the trail is empty, but the store holds certificates"},
+		// The certificates dated an hour back: the start after the wipe
+		// comes later than they were recorded by more than a clock's step.
+		{"wiped and started on", []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`,
+			`UPDATE certificates SET created_at = created_at - 3600000000`}, true, "the trail started again"},
+		{"tail cut, head set back", []string{`DELETE FROM audit_events WHERE id = (SELECT MAX(id) FROM audit_events)`,
+			`UPDATE audit_head SET last_id = last_id - 1, count = count - 1, last_hash = (SELECT hash FROM audit_events WHERE id = audit_head.last_id - 1)`}, false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			args := []string{"--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", data}
+			serve := func() {
+				t.Helper()
+				if err := serveInProcess(t, nil, args...).stop(); err != nil {
+					t.Fatalf("serve: %v", err)
+				}
+			}
+			serve()
+			tamperSQLite(t, filepath.Join(data, "scepter.db"), c.sql...)
+			if c.restart {
+				serve()
+			}
+			out, err := runCLI("audit", "verify", "--data-dir", data)
+			switch {
+			case c.want == "" && (err != nil || !strings.Contains(out, "OK:")):
+				t.Errorf("audit verify: %v\n%s; want OK", err, out)
+			case c.want != "" && (err == nil || !strings.Contains(out, "FAILED") || !strings.Contains(out, c.want)):
+				t.Errorf("audit verify: %v\n%s; want FAILED saying %q", err, out, c.want)
+			}
+		})
+	}
+}

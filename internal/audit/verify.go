@@ -8,7 +8,10 @@
 // every hash after a change, the head included, is not caught by it alone.
 // It catches every edit that does not rewrite the whole rest of the trail,
 // and a signed, published checkpoint of the head (a later feature) closes
-// that gap.
+// that gap. In particular, records removed from the end with the head set
+// back to the last one kept take no hash and are not detected by the chain
+// alone; a trail wiped whole, or cut at its start and chained again, is
+// (CheckStart).
 package audit
 
 import (
@@ -16,6 +19,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
@@ -45,6 +50,8 @@ type Report struct {
 	lastHash []byte
 	lastType string
 	lastTime time.Time
+	// The first record walked, for CheckStart.
+	first pki.AuditEvent
 }
 
 // OK reports whether the trail is intact.
@@ -154,6 +161,9 @@ func Verify(ctx context.Context, c Chain) (Report, error) {
 			if rep.Checked > 0 && rep.lastTime.Sub(e.Time) > TimeStepTolerance {
 				rep.TimeSteps = append(rep.TimeSteps, TimeStep{PrevID: rep.LastID, PrevTime: rep.lastTime, ID: e.ID, Time: e.Time})
 			}
+			if rep.Checked == 0 {
+				rep.first = e
+			}
 			rep.Checked++
 			rep.LastID, rep.lastHash, rep.lastType, rep.lastTime = e.ID, e.Hash, e.Type, e.Time
 			prevID, prevHash = e.ID, e.Hash
@@ -162,6 +172,56 @@ func Verify(ctx context.Context, c Chain) (Report, error) {
 			return finish(rep, head)
 		}
 	}
+}
+
+// FirstEvents are the events a store's trail starts with: the creation of
+// its CA (ca.initialized), or, for a store first set up by a server whose
+// CA already existed, the recording of that CA in it (ca.published).
+var FirstEvents = []string{pki.EventCAInitialized, pki.EventCAPublished}
+
+// Inventory is what CheckStart reads of the store's certificates.
+type Inventory interface {
+	ListCertificates(ctx context.Context, f store.CertFilter) ([]pki.Certificate, string, error)
+}
+
+// CheckStart judges what the chain alone cannot about a trail that
+// verified (rep): that it starts where a store's trail starts. Removing
+// every record, or cutting the trail at a point and chaining on from the
+// start again, takes no hash (Verify already wants the first record to be
+// record 1, chained to the genesis hash). So the trail must not be empty
+// while the store holds certificates (each is recorded with its event),
+// and its first record is one of FirstEvents or, where a server set the
+// store up but stopped before it recorded its CA and CLI commands wrote
+// first, later than no certificate of the store (by TimeStepTolerance).
+// Records removed from the end with the head set back are not caught (see
+// the package comment).
+func CheckStart(ctx context.Context, inv Inventory, rep Report) (*Problem, error) {
+	holds := func(f store.CertFilter) (bool, error) {
+		f.Limit = 1
+		certs, _, err := inv.ListCertificates(ctx, f)
+		if err != nil {
+			return false, fmt.Errorf("audit verify: %w", err)
+		}
+		return len(certs) > 0, nil
+	}
+	if rep.Checked == 0 {
+		held, err := holds(store.CertFilter{})
+		if err != nil || !held {
+			return nil, err
+		}
+		return &Problem{What: "the trail is empty, but the store holds certificates, each recorded with its event: the records were removed"}, nil
+	}
+	e := rep.first
+	if slices.Contains(FirstEvents, e.Type) {
+		return nil, nil
+	}
+	older, err := holds(store.CertFilter{IssuedBefore: e.Time.Add(-TimeStepTolerance)})
+	if err != nil || !older {
+		return nil, err
+	}
+	return &Problem{ID: e.ID, Time: e.Time, Type: e.Type,
+		What: fmt.Sprintf("it is the first record, but the store holds certificates recorded before it, each with its event, "+
+			"and a store's trail starts with %s: the records before it were removed and the trail started again", strings.Join(FirstEvents, " or "))}, nil
 }
 
 // check judges one record against the one before it.

@@ -520,3 +520,79 @@ func TestCheckTail(t *testing.T) {
 		t.Errorf("empty trail: %v, %v", p, err)
 	}
 }
+
+// CheckStart finds a trail wiped, or cut and chained again from the start,
+// which the chain alone passes: it takes no hash.
+func TestCheckStart(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	later := pki.AuditEvent{Time: t0.Add(24 * time.Hour), Type: pki.EventServerStarted, Actor: "system", Outcome: "success"}
+	for _, c := range []struct {
+		name string
+		// first is the type of the first record written; certs, whether
+		// a certificate is recorded after it.
+		first  string
+		certs  bool
+		sql    []string
+		append bool // append `later` through the store after the SQL
+		wantID int64
+		want   string // "": no problem
+	}{
+		{"a store's trail", pki.EventCAInitialized, true, nil, false, 0, ""},
+		{"a store first set up under an existing CA", pki.EventCAPublished, true, nil, false, 0, ""},
+		{"CLI records before any certificate", pki.EventChallengeCreated, true, nil, false, 0, ""},
+		{"empty, no certificates", "", false, nil, false, 0, ""},
+		{"wiped", pki.EventCAInitialized, true, []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, false, 0, "the trail is empty, but the store holds certificates"},
+		{"wiped, no certificates", pki.EventCAInitialized, false, []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, false, 0, ""},
+		{"wiped and written on", pki.EventCAInitialized, true, []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, true, 1, "started again"},
+		{"tail cut with the head set back: the known limit", pki.EventCAInitialized, true, []string{`DELETE FROM audit_events WHERE id = 2`,
+			`UPDATE audit_head SET last_id = 1, count = 1, last_hash = (SELECT hash FROM audit_events WHERE id = 1)`}, false, 0, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "scepter.db")
+			st, err := sqlite.Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.first != "" {
+				if err := st.AppendAudit(ctx, pki.AuditEvent{Time: t0, Type: c.first, Actor: "system", Outcome: "success"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.certs {
+				cert := pki.Certificate{SerialHex: "01", IssuerID: "issuer", Subject: "CN=dev", NotBefore: t0, NotAfter: t0.Add(time.Hour),
+					Status: pki.StatusValid, Profile: "default", Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, CreatedAt: t0.Add(time.Second), DER: []byte{0x30, 0}}
+				if err := st.RecordIssuance(ctx, store.Issuance{Certificate: cert, Now: cert.CreatedAt, Events: []pki.AuditEvent{{Type: pki.EventIssued, SerialHex: "01"}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st.Close()
+			tamper(t, path, c.sql...)
+			if st, err = sqlite.Open(ctx, path); err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if c.append {
+				if err := st.AppendAudit(ctx, later); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := audit.Verify(ctx, st)
+			if err != nil || !rep.OK() {
+				t.Fatalf("the chain alone: %+v, %v; want it to pass", rep.Problem, err)
+			}
+			p, err := audit.CheckStart(ctx, st, rep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c.want == "" && p != nil:
+				t.Errorf("problem %v, want none", p)
+			case c.want != "" && p == nil:
+				t.Errorf("no problem, want %q", c.want)
+			case p != nil && (p.ID != c.wantID || !strings.Contains(p.Error(), c.want)):
+				t.Errorf("problem %v, want record %d and %q", p, c.wantID, c.want)
+			}
+		})
+	}
+}
