@@ -184,6 +184,26 @@ type Inventory interface {
 	ListCertificates(ctx context.Context, f store.CertFilter) ([]pki.Certificate, string, error)
 }
 
+// Trail is a store's audit chain with its inventory, which VerifyTrail
+// reads.
+type Trail interface {
+	Chain
+	Inventory
+}
+
+// VerifyTrail is Verify, then, on a chain that holds, CheckStart: what
+// `scepter audit verify`, the console and the API report.
+func VerifyTrail(ctx context.Context, t Trail) (Report, error) {
+	rep, err := Verify(ctx, t)
+	if err != nil || !rep.OK() {
+		return rep, err
+	}
+	if rep.Problem, err = CheckStart(ctx, t, rep); err != nil {
+		return Report{}, err
+	}
+	return rep, nil
+}
+
 // CheckStart judges what the chain alone cannot about a trail that
 // verified (rep): that it starts where a store's trail starts. Removing
 // every record, or cutting the trail at a point and chaining on from the

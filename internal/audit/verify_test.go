@@ -593,6 +593,11 @@ func TestCheckStart(t *testing.T) {
 			case p != nil && (p.ID != c.wantID || !strings.Contains(p.Error(), c.want)):
 				t.Errorf("problem %v, want record %d and %q", p, c.wantID, c.want)
 			}
+			// VerifyTrail (the CLI's, the console's and the API's) says the same.
+			trail, err := audit.VerifyTrail(ctx, st)
+			if err != nil || (trail.Problem == nil) != (p == nil) || p != nil && trail.Problem.Error() != p.Error() {
+				t.Errorf("VerifyTrail = %+v, %v; want the problem %v", trail.Problem, err, p)
+			}
 		})
 	}
 }
