@@ -85,7 +85,7 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 	case "token revoke":
 		t, err := au.RevokeToken(ctx, fs.Arg(0), me)
 		if err != nil {
-			return cliErr(err)
+			return serviceError(err)
 		}
 		fmt.Fprintf(e.stdout, "revoked token %s (%s)\n", printable(t.ID), printable(t.Name))
 	case "user add":
@@ -97,19 +97,11 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 		// alice, and the audit event names alice.
 		o := ops.New(ops.Config{Store: st, Auth: au, Clock: pki.SystemClock{}})
 		if err := o.RemoveUser(ctx, me, fs.Arg(0)); err != nil {
-			return cliErr(err)
+			return serviceError(err)
 		}
 		fmt.Fprintf(e.stdout, "removed user %s and ended their sessions\n", fs.Arg(0))
 	}
 	return nil
-}
-
-// cliErr shows a refusal's message, and an internal error as it is.
-func cliErr(err error) error {
-	if pki.ErrorCode(err) != pki.EInternal {
-		return errors.New(pki.ErrorMessage(err))
-	}
-	return err
 }
 
 // tokenTTL is the --ttl of "admin token new", read as the API reads it
@@ -132,7 +124,7 @@ func tokenNew(ctx context.Context, e env, au *auth.Service, me auth.Principal, n
 	}
 	secret, t, err := au.NewToken(ctx, name, pki.Role(role), ttl, me)
 	if err != nil {
-		return cliErr(err)
+		return serviceError(err)
 	}
 	expires := "never"
 	if !t.ExpiresAt.IsZero() {
@@ -153,7 +145,7 @@ func tokenNew(ctx context.Context, e env, au *auth.Service, me auth.Principal, n
 func tokenList(ctx context.Context, e env, au *auth.Service, me auth.Principal) error {
 	list, err := au.Tokens(ctx, me)
 	if err != nil {
-		return cliErr(err)
+		return serviceError(err)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tROLE\tSTATE\tCREATED\tEXPIRES\tLAST USED")
@@ -181,7 +173,7 @@ func day(t time.Time) string {
 func userAdd(ctx context.Context, e env, au *auth.Service, me auth.Principal, name, role, password string) error {
 	u, err := au.AddUser(ctx, name, pki.Role(role), password, me)
 	if err != nil {
-		return cliErr(err)
+		return serviceError(err)
 	}
 	fmt.Fprintf(e.stdout, "added user %s, role %s\n", u.Name, u.Role)
 	return nil
@@ -190,7 +182,7 @@ func userAdd(ctx context.Context, e env, au *auth.Service, me auth.Principal, na
 func userList(ctx context.Context, e env, au *auth.Service, me auth.Principal) error {
 	list, err := au.Users(ctx, me)
 	if err != nil {
-		return cliErr(err)
+		return serviceError(err)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tLAST LOGIN\tLOCKED UNTIL")
