@@ -255,14 +255,18 @@ func (t *pkcs11Token) Has(name string) (bool, error) {
 	return n > 0, err
 }
 
-func (t *pkcs11Token) Open(name string) (crypto.Signer, error) { return t.openLabel(t.label(name)) }
+func (t *pkcs11Token) Open(name string) (crypto.Signer, error) {
+	return t.openLabel(t.label(name), nil)
+}
 
-func (t *pkcs11Token) OpenRef(ref string) (crypto.Signer, error) {
+func (t *pkcs11Token) OpenRef(ref string) (crypto.Signer, error) { return t.OpenRefKey(ref, nil) }
+
+func (t *pkcs11Token) OpenRefKey(ref string, pub crypto.PublicKey) (crypto.Signer, error) {
 	label, err := t.cfg.refLabel(ref)
 	if err != nil {
 		return nil, err
 	}
-	return t.openLabel(label)
+	return t.openLabel(label, pub)
 }
 
 // find returns the key pairs whose private key has label.
@@ -274,26 +278,50 @@ func (t *pkcs11Token) find(ctx *crypto11.Context, label string) ([]crypto11.Sign
 	return pairs, nil
 }
 
-func (t *pkcs11Token) openLabel(label string) (crypto.Signer, error) {
+// openLabel opens the key pair labelled label whose public key is pub or,
+// with pub nil, the only pair of that label. Several pairs under one label
+// are refused rather than one picked, unless pub tells exactly one apart:
+// otherwise which key the CA signs with would be the token's choice, and
+// could change.
+func (t *pkcs11Token) openLabel(label string, pub crypto.PublicKey) (crypto.Signer, error) {
 	var key crypto.Signer
 	err := t.use(func(ctx *crypto11.Context, gen uint64) error {
 		pairs, err := t.find(ctx, label)
 		if err != nil {
 			return err
 		}
-		switch len(pairs) {
-		case 0:
+		if len(pairs) == 0 {
 			return fmt.Errorf("keys: no key labelled %q in the %s: %w", label, t.Describe(), ErrKeyNotFound)
+		}
+		if pub == nil {
+			if len(pairs) > 1 {
+				return fmt.Errorf("keys: %d keys are labelled %q in the %s (CKA_ID %s), so which one to use is ambiguous and none is used: "+
+					"delete the extra key pairs (pkcs11-tool --login --delete-object --type privkey --id ID, then --type pubkey) or give them "+
+					"another label; a PKCS#11 URI cannot choose one with id=, as scepter finds its keys by label",
+					len(pairs), label, t.Describe(), keyIDs(ctx, pairs))
+			}
+			key, err = t.wrap(ctx, gen, pairs[0], label)
+			return err
+		}
+		var matching []crypto11.Signer
+		for _, p := range pairs {
+			if p.Public() != nil && pki.SamePublicKey(p.Public(), pub) {
+				matching = append(matching, p)
+			}
+		}
+		switch len(matching) {
+		case 0:
+			// Not ErrKeyNotFound: a key of the label is there, only not
+			// the recorded one, which an operator has to look into.
+			return fmt.Errorf("keys: the key labelled %q in the %s is not the one recorded: none of the %d key pair(s) of that label "+
+				"(CKA_ID %s) has its public key; was it replaced in the token?", label, t.Describe(), len(pairs), keyIDs(ctx, pairs))
 		case 1:
 		default:
-			// Refused rather than one picked: which key the CA would sign
-			// with would be the token's choice, and could change.
-			return fmt.Errorf("keys: %d keys are labelled %q in the %s (CKA_ID %s), so which one to use is ambiguous and none is used: "+
-				"delete the extra key pairs (pkcs11-tool --login --delete-object --type privkey --id ID, then --type pubkey) or give them "+
-				"another label; a PKCS#11 URI cannot choose one with id=, as scepter finds its keys by label",
-				len(pairs), label, t.Describe(), keyIDs(ctx, pairs))
+			return fmt.Errorf("keys: %d key pairs labelled %q in the %s (CKA_ID %s) have the public key recorded for it, so which one "+
+				"to use is ambiguous and none is used: delete the copies (pkcs11-tool --login --delete-object --type privkey --id ID, "+
+				"then --type pubkey)", len(matching), label, t.Describe(), keyIDs(ctx, matching))
 		}
-		key, err = t.wrap(ctx, gen, pairs[0], label)
+		key, err = t.wrap(ctx, gen, matching[0], label)
 		return err
 	})
 	return key, err

@@ -165,8 +165,13 @@ type Token interface {
 	Source
 	// Ref is the reference of the key under name.
 	Ref(name string) string
-	// OpenRef opens the key a Ref names.
+	// OpenRef opens the key a Ref names: the one key pair of its label;
+	// when several have it, none (nothing tells which).
 	OpenRef(ref string) (crypto.Signer, error)
+	// OpenRefKey opens the key pair a Ref names whose public key is pub,
+	// whatever other pairs share its label (another CA's, a test key); an
+	// error when none or several have pub. With pub nil it is OpenRef.
+	OpenRefKey(ref string, pub crypto.PublicKey) (crypto.Signer, error)
 	// RemoveRef destroys the key a Ref names: the one key pair of its
 	// label; when several have it, none (nothing tells which).
 	RemoveRef(ref string) error
@@ -258,7 +263,9 @@ func (d *Dir) Open(name string) (crypto.Signer, error) {
 		}
 		return nil, fmt.Errorf("keys: %s names %s: %w; give the token (--pkcs11-module, --pkcs11-token, --pkcs11-pin-file, or --pkcs11-uri)", d.RefPath(name), ref, ErrNoToken)
 	}
-	key, err := d.Token.OpenRef(ref)
+	// By the recorded public key when there is one, so that another key
+	// pair given the same label later does not stop the CA.
+	key, err := d.Token.OpenRefKey(ref, pub)
 	if err != nil {
 		return nil, fmt.Errorf("keys: %s: %w", d.RefPath(name), err)
 	}
