@@ -168,7 +168,9 @@ func (o InitOptions) validate() error {
 // the token, labelled PREFIX-issuing and PREFIX-ra, and issuing.pkcs11 and
 // ra.pkcs11 take the place of issuing.key and ra.key. A key that already
 // has one of these labels is refused, never used (see keys.Dir.Create): it
-// may be another CA's, sharing the token under the same prefix. Nodes of
+// may be another CA's, sharing the token under the same prefix. A creation
+// that fails destroys the token keys it made (see discardNewTokenKeys), so
+// that they do not refuse the next start. Nodes of
 // an existing CA find its keys through the reference files of its CA
 // directory, which record their public keys. All keys go through
 // keys.Dir; none of this package's code reads or writes a key file itself.
@@ -253,7 +255,7 @@ func inspect(caDir string) (map[string]bool, error) {
 
 // create makes a new CA in a temporary directory beside caDir and renames
 // it into place.
-func create(dir, caDir string, o InitOptions, now time.Time) error {
+func create(dir, caDir string, o InitOptions, now time.Time) (err error) {
 	if o.RAMode == RAModeCA && !strings.HasPrefix(o.KeyType, "rsa") {
 		return fmt.Errorf("ca: RA mode %q needs an RSA CA key, but the key type is %q: SCEP clients encrypt to the RA with RSA; use RA mode %q or an RSA key type", RAModeCA, o.KeyType, RAModeSeparate)
 	}
@@ -306,6 +308,13 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 	}
 
 	kd := o.keysIn(tmp, "", loadMode{})
+	// Runs before tmp is removed, whose reference files name the token
+	// keys made so far.
+	defer func() {
+		if err != nil {
+			err = discardNewTokenKeys(kd, err)
+		}
+	}()
 	issKey, err := kd.Create(issuingKeyName, o.KeyType)
 	if err != nil {
 		return fmt.Errorf("ca: generating the issuing CA key: %w", err)
@@ -352,6 +361,48 @@ func create(dir, caDir string, o InitOptions, now time.Time) error {
 	}
 	syncDir(dir)
 	return nil
+}
+
+// discardNewTokenKeys destroys the token keys that a failed create made,
+// which the reference files of its temporary directory kd name: nothing
+// else refers to them, and their labels would refuse every later start
+// (keys.ErrKeyExists). Each is destroyed by the public key recorded when
+// it was made, so that another pair under its label is left. The error
+// returned is cause, saying what was destroyed and what could not be.
+func discardNewTokenKeys(kd *keys.Dir, cause error) error {
+	if kd.Token == nil {
+		return cause // key files go with the temporary directory
+	}
+	var destroyed, left []string
+	for _, name := range []string{issuingKeyName, raKeyName} {
+		label := kd.Token.Where(kd.LabelPrefix + name + kd.Suffix)
+		in, err := kd.InToken(name)
+		if err == nil && !in {
+			continue
+		}
+		var ref string
+		var pub crypto.PublicKey
+		if err == nil {
+			ref, pub, err = keys.ReadRefFile(kd.RefPath(name))
+		}
+		if err == nil {
+			err = kd.Token.RemoveRefKey(ref, pub)
+		}
+		if err != nil {
+			left = append(left, fmt.Sprintf("%s (%v)", label, err))
+			continue
+		}
+		destroyed = append(destroyed, label)
+	}
+	if len(destroyed) > 0 {
+		cause = fmt.Errorf("%w; the new keys made in the token were destroyed: %s", cause, strings.Join(destroyed, "; "))
+	}
+	if len(left) > 0 {
+		cause = fmt.Errorf("%w; new keys made in the token could not be destroyed and will refuse the next start: %s; "+
+			"remove them from the token (pkcs11-tool --login --delete-object --type privkey --label LABEL, then --type pubkey)",
+			cause, strings.Join(left, "; "))
+	}
+	return cause
 }
 
 // issuingCert has the root sign an issuing CA certificate (path length 0,

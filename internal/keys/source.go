@@ -303,14 +303,21 @@ func (d *Dir) Create(name, keyType string) (crypto.Signer, error) {
 		}
 		return nil, fmt.Errorf("%w; it is not taken over, so that no two CAs certify one key: if another CA uses it, give this one "+
 			"a label prefix of its own (--pkcs11-key-prefix NAME, or object=NAME in --pkcs11-uri); if none does (an earlier "+
-			"attempt that stopped halfway), remove that key pair from the token (pkcs11-tool --login --delete-object --type privkey "+
+			"attempt that was killed halfway), remove that key pair from the token (pkcs11-tool --login --delete-object --type privkey "+
 			"--label %q, then --type pubkey)", err, full)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := WriteRefFile(d.RefPath(name), d.Token.Ref(label), key.Public()); err != nil {
-		return nil, err
+	ref := d.Token.Ref(label)
+	if err := WriteRefFile(d.RefPath(name), ref, key.Public()); err != nil {
+		// Nothing would name the new key, and its label would refuse
+		// every later Create: destroy it (that pair only, by its public
+		// key).
+		if rerr := d.Token.RemoveRefKey(ref, key.Public()); rerr != nil {
+			return nil, fmt.Errorf("%w; the key just made in the token, %s, could not be destroyed and is left there: %v", err, ref, rerr)
+		}
+		return nil, fmt.Errorf("%w (the key just made in the token, %s, was destroyed)", err, ref)
 	}
 	return key, nil
 }
