@@ -122,6 +122,9 @@ func tokenNew(ctx context.Context, e env, au *auth.Service, me auth.Principal, n
 	if name == "" || role == "" {
 		return usageError{"--name and --role are required"}
 	}
+	if err := checkSecretOut(e); err != nil {
+		return err
+	}
 	secret, t, err := au.NewToken(ctx, name, pki.Role(role), ttl, me)
 	if err != nil {
 		return serviceError(err)
@@ -133,7 +136,7 @@ func tokenNew(ctx context.Context, e env, au *auth.Service, me auth.Principal, n
 	fmt.Fprintf(e.stderr, "token %s (%s), role %s, expires %s; the secret is shown this once:\n", t.ID, t.Name, t.Role, expires)
 	// Nobody else ever sees it: if it cannot be written, the token is
 	// revoked.
-	if _, werr := fmt.Fprintln(e.stdout, secret); werr != nil {
+	if werr := writeSecret(e, secret); werr != nil {
 		if _, err := au.RevokeToken(ctx, t.ID, me); err != nil {
 			return fmt.Errorf("the token's secret could not be written to stdout (%v), and revoking it failed: %w; revoke it with 'scepter admin token revoke %s'", werr, err, t.ID)
 		}

@@ -66,6 +66,9 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 			return usageError{"--subject: " + err.Error()}
 		}
 	}
+	if err := checkSecretOut(e); err != nil {
+		return err
+	}
 	svc, st, err := sf.adminService(ctx)
 	if err != nil {
 		return err
@@ -78,7 +81,7 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 	}
 	// The secret alone on stdout, so scripts can capture it. Nobody else
 	// ever sees it: if it cannot be written, the challenge is deleted.
-	if _, werr := fmt.Fprintln(e.stdout, secret); werr != nil {
+	if werr := writeSecret(e, secret); werr != nil {
 		if err := svc.DeleteChallenge(ctx, ch.ID, cliActor()); err != nil {
 			return fmt.Errorf("the challenge could not be written to stdout (%v), and deleting it failed: %w; delete it in the console or with the API (DELETE /api/v1/challenges/%s)", werr, err, ch.ID)
 		}
