@@ -59,7 +59,7 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	sf.register(fs)
 	fs.StringVar(&rootKeyFile, "root-key", "", "the root CA key, when it is not in DATA_DIR/ca/root.key (taken offline with 'scepter ca root export --remove'); encrypted or not")
 	fs.StringVar(&passFile, "root-key-passphrase-file", "", "file whose first line is the passphrase of an encrypted root key (or "+rootKeyPassphraseEnv+")")
-	fs.Var(&revoke, "revoke", "an issuing CA of this root to list as revoked, by its issuer ID (the hex SHA-256 of its certificate, as in its CRL URL) or a prefix of it naming one CA; not the current or a scheduled next one; may be repeated")
+	fs.Var(&revoke, "revoke", "an issuing CA of this root to list as revoked, by its issuer ID (the hex SHA-256 of its certificate, as in its CRL URL) or a prefix of it of at least 8 digits naming one CA; not the current or a scheduled next one; may be repeated")
 	fs.Var(&revokeCerts, "revoke-cert", "an issuing CA of this root to list as revoked, by its certificate `FILE` (PEM or DER): for one the store no longer records, such as a next CA discarded after GetNextCACert handed it out; not the current or a scheduled next one; may be repeated")
 	fs.StringVar(&reasonS, "reason", "", "the revocation reason of --revoke and --revoke-cert: cACompromise, keyCompromise, superseded, cessationOfOperation, affiliationChanged, unspecified (required with them)")
 	fs.DurationVar(&validity, "validity", validity, "the CRL's nextUpdate after now, from 1h to 8760h (cut at the root's end); sign the next one before then")
@@ -260,6 +260,11 @@ func rootRevocations(ctx context.Context, st store.Store, dataDir string, root *
 	}
 	var full []string
 	for _, id := range ids {
+		// At least 8 digits, as a profile's issuer pin: listing a CA on
+		// the root CRL is not undone, and "1" is one keystroke from "2".
+		if len(id) < 8 {
+			return nil, usageError{fmt.Sprintf("--revoke %s: give at least 8 hex digits of the issuing CA's ID ('scepter ca show' prints it)", printable(id))}
+		}
 		match, err := enroll.MatchIssuerID(known, id)
 		if errors.Is(err, enroll.ErrNoSuchIssuer) {
 			return nil, usageError{fmt.Sprintf("--revoke %s: no issuing CA with this ID in the store ('scepter ca show' lists them; the ID is the hex SHA-256 of the certificate; "+
