@@ -93,11 +93,21 @@ func checkPublicHost(u *url.URL) error {
 		return errors.New("the port is empty")
 	}
 	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("port %s: want 1 to 65535", p)
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || p[0] == '0' {
+			return fmt.Errorf("port %s: want 1 to 65535, without leading zeros", p)
+		}
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" {
+		for _, seg := range strings.Split(p, "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				return fmt.Errorf("path %q: no empty, . or .. segments (clients resolve them differently)", u.Path)
+			}
 		}
 	}
 	host := u.Hostname()
+	if strings.Contains(host, "%") {
+		return fmt.Errorf("host %q: an IPv6 zone names an interface of this machine, which relying parties do not share", host)
+	}
 	if net.ParseIP(host) != nil {
 		return nil
 	}

@@ -113,7 +113,8 @@ func TestConfigDigestLeavesSecretsOut(t *testing.T) {
 func TestBadPublicURLCreatesNothing(t *testing.T) {
 	for _, bad := range []string{"ftp://x", "http://ca.example/?q=1", "http://u@ca.example", "ca.example",
 		"http://ca.example/p?", "http://ca.example/p#", "http://ca.example:99999", "http://ca.example:", "http://ca.example:0",
-		"http://ünicode.example", "http://.example", "http://ca..example"} {
+		"http://ünicode.example", "http://.example", "http://ca..example", "http://-bad-.example", "http://1.2.3",
+		"http://ca.example:080", "http://ca.example/a/../b", "http://ca.example/a//b", "http://[fe80::1%25eth0]"} {
 		dir := filepath.Join(t.TempDir(), "data")
 		e, _, _ := testEnv(nil)
 		err := run(context.Background(), e, []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0",
