@@ -228,6 +228,10 @@ const (
 	// older copy); recorded again when the start was acknowledged with
 	// --store-restored.
 	EventStoreBehind = "store.behind"
+	// EventKeyDestroyed: scepter destroyed the private key of an issuing
+	// CA, a SCEP RA or an OCSP responder, a file or in a PKCS#11 token
+	// (Outcome failure: it tried and could not). See KeyDestruction.
+	EventKeyDestroyed = "key.destroyed"
 )
 
 // Expiry notification audit events: a notification about a certificate
