@@ -263,8 +263,10 @@ func (r *revocation) startResponder(ctx context.Context, f *revocationFlags, dat
 	svc *enroll.Service, clock pki.Clock, log *slog.Logger) error {
 	// The responder keys are in the CA's token when it has one.
 	ocspDir := filepath.Join(dataDir, "ocsp")
+	host, _ := os.Hostname() // names this node in the audit trail, as server.started does
 	r.delegates = ocsp.NewDelegates(ocspDir, authority, svc, clock, log, f.responderValidity).
-		WithKeys(authority.ResponderKeys(ocspDir)).WithWrapKey(authority.WrapKey).WithInventory(st)
+		WithKeys(authority.ResponderKeys(ocspDir)).WithWrapKey(authority.WrapKey).WithInventory(st).
+		WithAudit(st, "system:"+host)
 	if err := r.delegates.Refresh(ctx); err != nil {
 		// Answers are signed by the CA itself meanwhile; retried every
 		// ten minutes (see run).

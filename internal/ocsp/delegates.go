@@ -59,6 +59,23 @@ type Delegates struct {
 	inv Inventory
 	// kick asks the loop of whoever runs Refresh for an early one (Kick).
 	kick chan struct{}
+	// audit, when set, records the responder keys destroyed, as actor
+	// (see WithAudit).
+	audit      Auditor
+	auditActor string
+}
+
+// Auditor is the audit trail; store.Store is one.
+type Auditor interface {
+	AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
+}
+
+// WithAudit has every responder key the delegates destroy (a revoked
+// one replaced, a name used again) recorded in a, by actor
+// ("system:<node>"). Call it before the first Refresh.
+func (d *Delegates) WithAudit(a Auditor, actor string) *Delegates {
+	d.audit, d.auditActor = a, actor
+	return d
 }
 
 // WithInventory has Refresh replace a delegate revoked in inv, as one
@@ -270,12 +287,47 @@ func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed, lef
 }
 
 // destroy removes the key under name: in a token, only the key pair its
-// reference file records; otherwise the key file.
-func (d *Delegates) destroy(name string) error {
-	if x, ok := d.keys.(interface{ Destroy(string) error }); ok {
-		return x.Destroy(name)
+// reference file records; otherwise the key file. The destruction, or
+// the failure to destroy a key that is there, goes to the audit trail
+// (WithAudit) as issuer's responder key; a key gone already is
+// fs.ErrNotExist and not recorded.
+func (d *Delegates) destroy(ctx context.Context, issuer *ca.Issuer, name string) error {
+	where := d.keys.Where(name)
+	var pub crypto.PublicKey
+	key, err := d.keys.Open(name)
+	switch {
+	case errors.Is(err, keys.ErrKeyNotFound) || errors.Is(err, fs.ErrNotExist):
+		// Its reference may still be there: Destroy removes it.
+		if x, ok := d.keys.(interface{ Destroy(string) error }); ok {
+			if err := x.Destroy(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		return fs.ErrNotExist
+	case err == nil:
+		pub = key.Public()
 	}
-	return d.keys.Remove(name)
+	if x, ok := d.keys.(interface{ Destroy(string) error }); ok {
+		err = x.Destroy(name)
+	} else {
+		err = d.keys.Remove(name)
+	}
+	d.record(ctx, pki.KeyDestruction{Role: pki.KeyRoleResponder, IssuerID: issuer.ID, Where: where, Public: pub, Err: err})
+	return err
+}
+
+// record writes k to the audit trail, if there is one. A write that fails
+// undoes nothing: it is logged.
+func (d *Delegates) record(ctx context.Context, k pki.KeyDestruction) {
+	if d.audit == nil {
+		return
+	}
+	// Recorded even when the server is stopping: the key is gone.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := d.audit.AppendAudit(ctx, k.Event(d.clock.Now(), d.auditActor)); err != nil {
+		d.log.Error("ocsp: a responder key destruction could not be written to the audit trail", "key", k.Where, "issuer", k.IssuerID, "err", err)
+	}
 }
 
 func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time.Time) (Signer, bool, error) {
@@ -330,7 +382,7 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 	if has, err := d.keys.Has(name); err != nil {
 		return Signer{}, false, fmt.Errorf("ocsp: responder key: %w", err)
 	} else if has {
-		if err := d.destroy(name); err != nil {
+		if err := d.destroy(ctx, issuer, name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return Signer{}, false, fmt.Errorf("ocsp: replacing the responder key: %w", err)
 		}
 	}
@@ -353,7 +405,7 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 	// no longer signs with a revoked delegate (see delegateRevoked). One
 	// that cannot be destroyed now goes when its name is used again.
 	if revoked != "" && revoked != name {
-		if err := d.destroy(revoked); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := d.destroy(ctx, issuer, revoked); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			d.log.Warn("ocsp: the revoked responder key cannot be destroyed", "key", d.keys.Where(revoked), "err", err)
 		} else if err == nil {
 			d.log.Info("OCSP responder key destroyed: its certificate is revoked", "key", d.keys.Where(revoked), "issuer", issuer.ID)

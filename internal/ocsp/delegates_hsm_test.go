@@ -66,7 +66,7 @@ func TestRevokedDelegateTokenKeyDestroyed(t *testing.T) {
 		t.Fatal(err)
 	}
 	ocspDir := filepath.Join(dir, "ocsp")
-	d := ocsp.NewDelegates(ocspDir, authority, svc, clock, log, 0).WithKeys(authority.ResponderKeys(ocspDir)).WithInventory(store)
+	d := ocsp.NewDelegates(ocspDir, authority, svc, clock, log, 0).WithKeys(authority.ResponderKeys(ocspDir)).WithInventory(store).WithAudit(store, "system:node-a")
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -97,4 +97,5 @@ func TestRevokedDelegateTokenKeyDestroyed(t *testing.T) {
 	if _, err := tok.OpenRef(ref); !errors.Is(err, keys.ErrKeyNotFound) {
 		t.Errorf("the revoked delegate's key is still in the token (%s): %v", ref, err)
 	}
+	checkKeyDestroyedEvents(t, store, "system:node-a", wantDestroyed{issuer.ID, ref, first.Cert.PublicKey})
 }
