@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/ocsp"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 )
 
 const caUsage = "usage: scepter ca rollover [--switch-at RFC3339 | --switch-in 720h] [--key-type TYPE] [--scep-ra MODE] [--root-key FILE] [--root-key-passphrase-file F] [--data-dir DIR]\n" +
@@ -247,7 +249,8 @@ func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags)
 	if revoked > 0 {
 		fmt.Fprintf(e.stdout, "Revoked in the inventory, reason cessationOfOperation, the %d certificate(s) it issued (its RA and OCSP responder certificates).\n", revoked)
 	}
-	removed, responderLeft, responderErr := ocsp.RemoveDelegate(filepath.Join(sf.dataDir, responderDir), token, d.IssuerID)
+	removed, responderLeft, responderKeys, responderErr := ocsp.RemoveDelegate(filepath.Join(sf.dataDir, responderDir), token, d.IssuerID)
+	auditErr := recordKeyDestructions(ctx, st, responderKeys)
 	for _, r := range removed {
 		fmt.Fprintf(e.stdout, "Removed its OCSP responder's %s.\n", r)
 	}
@@ -258,16 +261,32 @@ func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags)
 	fmt.Fprintln(e.stderr, "Running servers stop announcing it at their next reload, also those that hold it in their DATA/ca/next: the store keeps the discard, so none records it again or switches to it; they warn until 'scepter ca rollover --discard' is run there too, which removes their copies. A client that fetched it with GetNextCACert may still expect it until it fetches the CA again.")
 	var keysErr error
 	if d.FromDisk {
-		keysErr = discardTokenKeys(e, token, tokenKeys)
+		var destroyed []pki.KeyDestruction
+		destroyed, keysErr = discardTokenKeys(e, token, d.IssuerID, tokenKeys)
+		auditErr = errors.Join(auditErr, recordKeyDestructions(ctx, st, destroyed))
 	}
-	return errors.Join(revokeErr, responderErr, keysErr)
+	return errors.Join(revokeErr, responderErr, keysErr, auditErr)
+}
+
+// recordKeyDestructions writes a key.destroyed event for each of ds,
+// actor this command. A write that fails undoes no destruction: it is
+// returned, so that the command fails and says which is missing.
+func recordKeyDestructions(ctx context.Context, st store.Store, ds []pki.KeyDestruction) error {
+	var errs []error
+	for _, k := range ds {
+		if err := st.AppendAudit(ctx, k.Event(pki.SystemClock{}.Now(), cliActor())); err != nil {
+			errs = append(errs, fmt.Errorf("the %s key at %s was destroyed, but its %s audit event could not be written: %w", k.Role, k.Where, pki.EventKeyDestroyed, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // discardTokenKeys destroys the discarded generation's keys in the token
 // (nil: none was given) and says what became of each: destroyed, kept
 // because another generation names it, or left for the operator to
-// remove.
-func discardTokenKeys(e env, token keys.Token, tokenKeys []ca.NextTokenKey) error {
+// remove. It returns, for the audit trail, each key of issuing CA
+// issuerID it destroyed or failed to (not those gone already).
+func discardTokenKeys(e env, token keys.Token, issuerID string, tokenKeys []ca.NextTokenKey) ([]pki.KeyDestruction, error) {
 	var left []string
 	for _, k := range tokenKeys {
 		if k.InUse {
@@ -281,9 +300,20 @@ func discardTokenKeys(e env, token keys.Token, tokenKeys []ca.NextTokenKey) erro
 			fmt.Fprintf(e.stdout, "The discarded CA's keys are still in the PKCS#11 token (no token was given, so they were not removed); remove them with the token's own tools (a --discard given the token, --pkcs11-…, removes them itself):\n  %s\n",
 				printableLines(strings.Join(left, "\n  ")))
 		}
-		return nil
+		return nil, nil
+	}
+	// The public key identifies each key in the audit trail; a reference
+	// file that records none has it read from the token first.
+	tokenKeys = slices.Clone(tokenKeys)
+	for i, k := range tokenKeys {
+		if k.Public == nil && !k.InUse {
+			if key, err := token.OpenRef(k.Ref); err == nil {
+				tokenKeys[i].Public = key.Public()
+			}
+		}
 	}
 	destroyed, gone, err := ca.DestroyDiscardedKeys(token, tokenKeys)
+	records := discardedKeyRecords(issuerID, tokenKeys, destroyed, gone, err)
 	for _, k := range destroyed {
 		fmt.Fprintf(e.stdout, "Key %s removed from %s.\n", printable(k.Ref), printable(token.Describe()))
 	}
@@ -291,9 +321,46 @@ func discardTokenKeys(e env, token keys.Token, tokenKeys []ca.NextTokenKey) erro
 		fmt.Fprintf(e.stdout, "Key %s was no longer in %s (destroyed already, by a discard on another node sharing it).\n", printable(k.Ref), printable(token.Describe()))
 	}
 	if err != nil {
-		return fmt.Errorf("the next CA was discarded, but not all of its keys could be removed from the token; remove the rest with the token's own tools: %w", err)
+		return records, fmt.Errorf("the next CA was discarded, but not all of its keys could be removed from the token; remove the rest with the token's own tools: %w", err)
 	}
-	return nil
+	return records, nil
+}
+
+// discardedKeyRecords is what DestroyDiscardedKeys did to tokenKeys, for
+// the audit trail: each key destroyed, and each that it could not destroy
+// with its error (err, joined, names each by its URI). Keys in use or gone
+// already were not destroyed here.
+func discardedKeyRecords(issuerID string, tokenKeys, destroyed, gone []ca.NextTokenKey, err error) []pki.KeyDestruction {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else if err != nil {
+		errs = []error{err}
+	}
+	has := func(ks []ca.NextTokenKey, k ca.NextTokenKey) bool {
+		return slices.ContainsFunc(ks, func(x ca.NextTokenKey) bool { return x.RefFile == k.RefFile && x.Ref == k.Ref })
+	}
+	var out []pki.KeyDestruction
+	for _, k := range tokenKeys {
+		if k.InUse || has(gone, k) {
+			continue
+		}
+		role := pki.KeyRoleIssuingCA
+		if strings.HasPrefix(filepath.Base(k.RefFile), "ra.") {
+			role = pki.KeyRoleSCEPRA
+		}
+		r := pki.KeyDestruction{Role: role, IssuerID: issuerID, Where: fmt.Sprintf("%s (%s)", k.RefFile, k.Ref), Public: k.Public}
+		if !has(destroyed, k) {
+			r.Err = errors.New("not destroyed")
+			for _, e := range errs {
+				if strings.Contains(e.Error(), k.Ref) {
+					r.Err = e
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func cmdCAShow(_ context.Context, e env, args []string) error {

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
@@ -69,6 +74,10 @@ func TestCARolloverDiscardRetiresWhatItIssued(t *testing.T) {
 		t.Fatalf("the next CA issued %d certificates, want its RA's and its responder's", len(before))
 	}
 
+	responderPub, err := keys.LoadKeyFile(responderKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, _, err := runCA(t, nil, data, "rollover", "--discard")
 	if err != nil {
 		t.Fatalf("--discard: %v\n%s", err, out)
@@ -99,4 +108,26 @@ func TestCARolloverDiscardRetiresWhatItIssued(t *testing.T) {
 	if err != nil || len(evs) != len(before) || !strings.Contains(evs[0].Detail, "discarded") {
 		t.Errorf("audit: %d revocation events (want %d), %v: %+v", len(evs), len(before), err, evs)
 	}
+	// The responder's key destroyed is in the trail, by its file and key.
+	evs, err = st.ListAudit(ctx, store.AuditFilter{Type: pki.EventKeyDestroyed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSPKI := spkiSHA256Hex(t, responderPub.Public())
+	if len(evs) != 1 || evs[0].IssuerID != next.ID || evs[0].Actor != cliActor() || evs[0].Outcome != "success" ||
+		!strings.Contains(evs[0].Detail, pki.KeyRoleResponder) || !strings.Contains(evs[0].Detail, responderKey) || !strings.Contains(evs[0].Detail, wantSPKI) {
+		t.Errorf("audit: key.destroyed events %+v, want one by %s for the responder key %s of %s (SPKI SHA-256 %s)", evs, cliActor(), responderKey, next.ID, wantSPKI)
+	}
+}
+
+// spkiSHA256Hex is the hex SHA-256 of pub's SubjectPublicKeyInfo, as a
+// key.destroyed event names the key.
+func spkiSHA256Hex(t *testing.T, pub crypto.PublicKey) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(der)
+	return hex.EncodeToString(h[:])
 }

@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -684,6 +686,10 @@ func (t *removingToken) RemoveRef(ref string) error {
 
 func (t *removingToken) Describe() string { return "PKCS#11 token ca" }
 
+func (t *removingToken) OpenRef(ref string) (crypto.Signer, error) {
+	return nil, fmt.Errorf("%s: %w", ref, keys.ErrKeyNotFound)
+}
+
 // After a discard, the next CA's keys in a token are destroyed when the
 // token is given, never one another generation uses; without the token,
 // or when the token refuses, the output names the keys left to remove.
@@ -693,7 +699,12 @@ func TestDiscardTokenKeys(t *testing.T) {
 		ra     = "pkcs11:token=ca;object=scepter-ra-1a2b"
 		shared = "pkcs11:token=ca;object=scepter-issuing"
 	)
-	discarded := []ca.NextTokenKey{{Ref: iss}, {Ref: ra}, {Ref: shared, InUse: true}}
+	discarded := []ca.NextTokenKey{{Ref: iss, RefFile: "next/issuing.pkcs11"}, {Ref: ra, RefFile: "next/ra.pkcs11"}, {Ref: shared, RefFile: "next/x.pkcs11", InUse: true}}
+	// For the audit trail: role, URI, destroyed.
+	type record struct {
+		role, ref string
+		ok        bool
+	}
 	tests := []struct {
 		name        string
 		token       *removingToken // nil: none given
@@ -701,15 +712,18 @@ func TestDiscardTokenKeys(t *testing.T) {
 		wantOut     []string
 		notInOut    []string
 		wantErr     string
+		wantRecords []record
 	}{
 		{"token given", &removingToken{}, []string{iss, ra},
 			[]string{"Key " + iss + " removed from PKCS#11 token ca", "Key " + ra + " removed", "Key " + shared + " kept in the token: another generation"},
-			[]string{"still in the PKCS#11 token"}, ""},
+			[]string{"still in the PKCS#11 token"}, "",
+			[]record{{pki.KeyRoleIssuingCA, iss, true}, {pki.KeyRoleSCEPRA, ra, true}}},
 		{"no token", nil, nil,
 			[]string{"still in the PKCS#11 token", "  " + iss + "\n  " + ra + "\n", "Key " + shared + " kept"},
-			[]string{"removed from"}, ""},
+			[]string{"removed from"}, "", nil},
 		{"token refuses one", &removingToken{fail: map[string]bool{ra: true}}, []string{iss},
-			[]string{"Key " + iss + " removed"}, []string{"Key " + ra + " removed"}, ra},
+			[]string{"Key " + iss + " removed"}, []string{"Key " + ra + " removed"}, ra,
+			[]record{{pki.KeyRoleIssuingCA, iss, true}, {pki.KeyRoleSCEPRA, ra, false}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -718,12 +732,29 @@ func TestDiscardTokenKeys(t *testing.T) {
 			if tt.token != nil {
 				token = tt.token
 			}
-			err := discardTokenKeys(e, token, discarded)
+			records, err := discardTokenKeys(e, token, "1a2b", discarded)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Errorf("err = %v, want one naming %q", err, tt.wantErr)
 			}
 			if tt.token != nil && strings.Join(tt.token.removed, " ") != strings.Join(tt.wantRemoved, " ") {
 				t.Errorf("destroyed %v, want %v", tt.token.removed, tt.wantRemoved)
+			}
+			var got []record
+			for _, r := range records {
+				if r.IssuerID != "1a2b" {
+					t.Errorf("record %+v is not for issuer 1a2b", r)
+				}
+				ref := iss
+				if strings.Contains(r.Where, ra) {
+					ref = ra
+				}
+				if r.Err != nil && !strings.Contains(r.Err.Error(), "CKR_DEVICE_ERROR") {
+					t.Errorf("record %+v does not say why the key was not destroyed", r)
+				}
+				got = append(got, record{r.Role, ref, r.Err == nil})
+			}
+			if !slices.Equal(got, tt.wantRecords) {
+				t.Errorf("records for the audit trail %+v, want %+v", got, tt.wantRecords)
 			}
 			for _, w := range tt.wantOut {
 				if !strings.Contains(out.String(), w) {

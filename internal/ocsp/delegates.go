@@ -243,10 +243,11 @@ func delegateCertPath(dir, issuerID string) string {
 // paths it removed, and is a no-op where there is none. A key in a token
 // that was not given (token nil) stays in the token, as a discarded CA's
 // own keys do: its reference file goes, and left names the key for the
-// operator to remove with the token's tools.
-func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed, left []string, err error) {
+// operator to remove with the token's tools. destroyed lists each key it
+// destroyed or failed to, for the audit trail.
+func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed, left []string, destroyed []pki.KeyDestruction, err error) {
 	if len(issuerID) < 32 {
-		return nil, nil, fmt.Errorf("ocsp: issuer ID %q is too short", issuerID)
+		return nil, nil, nil, fmt.Errorf("ocsp: issuer ID %q is too short", issuerID)
 	}
 	src := &keys.Dir{Path: dir, Token: token}
 	var errs []error
@@ -257,6 +258,14 @@ func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed, lef
 			continue
 		}
 		where := src.Where(name)
+		// Opened first for its public key, and to tell a key gone from
+		// the token already (no destruction to record) from one there.
+		var pub crypto.PublicKey
+		key, openErr := src.Open(name)
+		if openErr == nil {
+			pub = key.Public()
+		}
+		gone := errors.Is(openErr, keys.ErrKeyNotFound) || errors.Is(openErr, fs.ErrNotExist)
 		err = src.Destroy(name)
 		if errors.Is(err, keys.ErrNoToken) {
 			ref, _, rerr := keys.ReadRefFile(src.RefPath(name))
@@ -272,10 +281,15 @@ func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed, lef
 			continue
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("ocsp: responder key %s: %w", where, err))
+			err = fmt.Errorf("ocsp: responder key %s: %w", where, err)
+			errs = append(errs, err)
+			destroyed = append(destroyed, pki.KeyDestruction{Role: pki.KeyRoleResponder, IssuerID: issuerID, Where: where, Public: pub, Err: err})
 			continue
 		}
 		removed = append(removed, where)
+		if !gone {
+			destroyed = append(destroyed, pki.KeyDestruction{Role: pki.KeyRoleResponder, IssuerID: issuerID, Where: where, Public: pub})
+		}
 	}
 	certFile := delegateCertPath(dir, issuerID)
 	if err := os.Remove(certFile); err == nil {
@@ -283,7 +297,7 @@ func RemoveDelegate(dir string, token keys.Token, issuerID string) (removed, lef
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("ocsp: %w", err))
 	}
-	return removed, left, errors.Join(errs...)
+	return removed, left, destroyed, errors.Join(errs...)
 }
 
 // destroy removes the key under name: in a token, only the key pair its

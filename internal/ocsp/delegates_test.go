@@ -36,7 +36,7 @@ func TestRemoveDelegateLeavesTokenKeyWithoutToken(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	removed, left, err := ocsp.RemoveDelegate(dir, nil, issuerID)
+	removed, left, _, err := ocsp.RemoveDelegate(dir, nil, issuerID)
 	if err != nil {
 		t.Fatalf("RemoveDelegate without the token: %v", err)
 	}
@@ -53,7 +53,7 @@ func TestRemoveDelegateLeavesTokenKeyWithoutToken(t *testing.T) {
 	}
 
 	// Run again: nothing left to do, and nothing reported.
-	removed, left, err = ocsp.RemoveDelegate(dir, nil, issuerID)
+	removed, left, _, err = ocsp.RemoveDelegate(dir, nil, issuerID)
 	if err != nil || len(removed) != 0 || len(left) != 0 {
 		t.Errorf("second run: removed %q, left %q, err %v; want nothing", removed, left, err)
 	}
