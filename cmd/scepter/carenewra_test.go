@@ -250,10 +250,28 @@ func TestRevokedRetiredRAKeyIsDestroyed(t *testing.T) {
 	}
 
 	p.Revoke(t, old.Cert, reasonKeyCompromise)
+	n.keeper.discards = p.Store
 	n.keeper.check(ctx)
 
 	if _, err := os.Stat(retiredDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s is still there (%v)", retiredDir, err)
+	}
+	// The destruction is in the audit trail: the key's file, its public
+	// key, the CA that issued its certificate, and this node.
+	evs, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventKeyDestroyed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(retiredDir, ca.RAKeyFile)
+	spki := spkiSHA256Hex(t, old.Cert.PublicKey)
+	if len(evs) != 1 || evs[0].Actor != "system:node-a" || evs[0].IssuerID != issuerIDOf(old.Chain[1]) || evs[0].Outcome != "success" ||
+		!strings.Contains(evs[0].Detail, pki.KeyRoleSCEPRA) || !strings.Contains(evs[0].Detail, keyFile) || !strings.Contains(evs[0].Detail, spki) {
+		t.Errorf("key.destroyed events %+v, want one by system:node-a for the SCEP RA key %s (SPKI SHA-256 %s)", evs, keyFile, spki)
+	}
+	// A later check, with the RA gone, records nothing more.
+	n.keeper.check(ctx)
+	if again, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventKeyDestroyed}); err != nil || len(again) != len(evs) {
+		t.Errorf("%d key.destroyed events after another check (%v), want %d", len(again), err, len(evs))
 	}
 	if retired := p.Authority.RetiredRAs(); len(retired) != 0 {
 		t.Errorf("retired RAs %v after the revocation, want none", retired)

@@ -31,10 +31,12 @@ type raInventory interface {
 	RecordRAReplacement(ctx context.Context, revoked, replacement *pki.RA, actor string) error
 }
 
-// discardLister says which next issuing CAs were discarded before their
-// switch; store.Store is one.
-type discardLister interface {
+// raStore is what the RA keeper asks of the store, which store.Store
+// does: which next issuing CAs were discarded before their switch, and
+// the audit trail that records the RA keys it destroys.
+type raStore interface {
 	DiscardedCAGenerations(ctx context.Context) ([]store.DiscardedCAGeneration, error)
+	AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
 }
 
 // raKeeper keeps a revoked SCEP RA out of service. Its key decrypts every
@@ -52,9 +54,10 @@ type discardLister interface {
 // it was stopped), and every minute after, like the HTTPS certificate's.
 type raKeeper struct {
 	inventory raInventory
-	// discards, when set, says which next CAs the store records as
-	// discarded, which this node may still hold until its next Sync.
-	discards  discardLister
+	// discards, when set, is the store: which next CAs it records as
+	// discarded (this node may still hold them until its next Sync), and
+	// the audit trail of the retired RA keys destroyed.
+	discards  raStore
 	authority *ca.Authority
 	caDir     string
 	clock     pki.Clock
@@ -76,11 +79,14 @@ type raKeeper struct {
 	problem error
 	// logged: the revoked RAs already logged about (by DER).
 	logged map[string]bool
+	// failedDestroy: the retired RAs (by serial) whose key could not be
+	// destroyed, already recorded in the audit trail.
+	failedDestroy map[string]bool
 }
 
 func newRAKeeper(inventory raInventory, authority *ca.Authority, dataDir string, clock pki.Clock, log *slog.Logger, node string) *raKeeper {
 	k := &raKeeper{inventory: inventory, authority: authority, caDir: filepath.Join(dataDir, "ca"), clock: clock, log: log, node: node,
-		refusing: map[*pki.RA]*pki.RA{}, logged: map[string]bool{}}
+		refusing: map[*pki.RA]*pki.RA{}, logged: map[string]bool{}, failedDestroy: map[string]bool{}}
 	k.revoked.Store(&map[string]bool{})
 	return k
 }
@@ -223,7 +229,14 @@ func (k *raKeeper) dropRevokedRetired(revoked map[string]bool) {
 			continue
 		}
 		serial := ra.Cert.SerialNumber.Text(16)
-		dropped, err := k.authority.DropRetiredRA(ra.Cert, k.clock.Now())
+		dropped, key, err := k.authority.DropRetiredRA(ra.Cert, k.clock.Now())
+		if key != "" {
+			d := pki.KeyDestruction{Role: pki.KeyRoleSCEPRA, IssuerID: raIssuerID(ra), Where: key, Public: ra.Cert.PublicKey}
+			if !dropped {
+				d.Err = err
+			}
+			k.recordDestruction(d, serial)
+		}
 		switch {
 		case err != nil:
 			k.log.Error("the retired SCEP RA certificate is revoked, but its key could not be destroyed; it no longer decrypts", "serial", serial, "err", err)
@@ -232,6 +245,41 @@ func (k *raKeeper) dropRevokedRetired(revoked map[string]bool) {
 				"dir", filepath.Join(k.caDir, ca.RetiredRADir, serial))
 		}
 	}
+}
+
+// recordDestruction writes d, a retired RA key destroyed (or not), to the
+// audit trail. A failure to destroy one is recorded once per RA (the
+// check tries again every minute), and a write that fails undoes nothing:
+// it is logged.
+func (k *raKeeper) recordDestruction(d pki.KeyDestruction, serial string) {
+	if k.discards == nil {
+		return
+	}
+	if d.Err != nil {
+		k.mu.Lock()
+		seen := k.failedDestroy[serial]
+		k.failedDestroy[serial] = true
+		k.mu.Unlock()
+		if seen {
+			return
+		}
+	}
+	// Not the check's context: a key destroyed is recorded even if the
+	// server is stopping.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := k.discards.AppendAudit(ctx, d.Event(k.clock.Now(), "system:"+k.node)); err != nil {
+		k.log.Error("the retired SCEP RA key's destruction could not be written to the audit trail", "serial", serial, "key", d.Where, "err", err)
+	}
+}
+
+// raIssuerID is the ID of the issuing CA that issued ra's certificate
+// (the chain's second certificate), "" when the chain lacks it.
+func raIssuerID(ra *pki.RA) string {
+	if len(ra.Chain) < 2 {
+		return ""
+	}
+	return issuerIDOf(ra.Chain[1])
 }
 
 func (k *raKeeper) logOnce(ra *pki.RA, log func()) {

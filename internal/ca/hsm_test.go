@@ -461,9 +461,9 @@ func TestHSMDropRetiredRA(t *testing.T) {
 	retiredDir := filepath.Join(dir, "ca", RetiredRADir, retired.Cert.SerialNumber.Text(16))
 	ref := refOf(t, filepath.Join(retiredDir, RAKeyRef))
 
-	dropped, err := a.DropRetiredRA(retired.Cert, clock.Now())
-	if err != nil || !dropped {
-		t.Fatalf("DropRetiredRA = %v, %v; want true", dropped, err)
+	dropped, key, err := a.DropRetiredRA(retired.Cert, clock.Now())
+	if err != nil || !dropped || !strings.Contains(key, ref) {
+		t.Fatalf("DropRetiredRA = %v, %q, %v; want true and the key's place, naming %s", dropped, key, err, ref)
 	}
 	noFile(t, retiredDir)
 	if _, err := tok.OpenRef(ref); !errors.Is(err, keys.ErrKeyNotFound) {
@@ -483,7 +483,7 @@ func TestHSMDropRetiredRA(t *testing.T) {
 	}
 	noFile(t, filepath.Join(other, "ca", RetiredRADir, retired.Cert.SerialNumber.Text(16)))
 	checkTokenCA(t, b, clock)
-	if again, err := a.DropRetiredRA(retired.Cert, clock.Now()); again || err != nil {
-		t.Errorf("a second DropRetiredRA = %v, %v; want false, nil", again, err)
+	if again, key, err := a.DropRetiredRA(retired.Cert, clock.Now()); again || key != "" || err != nil {
+		t.Errorf("a second DropRetiredRA = %v, %q, %v; want false, \"\", nil", again, key, err)
 	}
 }

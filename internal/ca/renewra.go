@@ -311,30 +311,40 @@ func destroyRetiredRA(d string, token keys.Token) error {
 // reloads the CA at now. For a retired RA whose certificate was revoked:
 // it stops decrypting as soon as the revocation is known, and its key must
 // not wait for the certificate's end in the data directory, in a token or
-// in a key export. It reports whether there was such an RA; a directory
-// holding another certificate under that serial is left alone.
-func (a *Authority) DropRetiredRA(cert *x509.Certificate, now time.Time) (bool, error) {
+// in a key export. It reports whether there was such an RA (dropped; a
+// directory holding another certificate under that serial is left
+// alone), and where its key was (a file, or a reference file and the
+// token key's URI) when there was one to destroy, for the audit trail:
+// key is "" when the key was gone already (destroyed by another node
+// sharing the token). A key that could not be destroyed is an error with
+// dropped false and key set; dropped with an error is a reload that
+// failed after the key was destroyed.
+func (a *Authority) DropRetiredRA(cert *x509.Certificate, now time.Time) (dropped bool, key string, err error) {
 	if a.caDir == "" || a.mode.readOnly {
-		return false, errors.New("ca: this authority cannot change its CA directory")
+		return false, "", errors.New("ca: this authority cannot change its CA directory")
 	}
 	d := filepath.Join(a.caDir, RetiredRADir, cert.SerialNumber.Text(16))
 	onDisk, err := loadCert(d, RACertFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return false, "", nil
 	}
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	if !onDisk.Equal(cert) {
-		return false, nil
+		return false, "", nil
+	}
+	kd := &keys.Dir{Path: d, Token: a.opts.Token}
+	if _, err := kd.Open(raKeyName); !errors.Is(err, fs.ErrNotExist) {
+		key = kd.Where(raKeyName)
 	}
 	if err := destroyRetiredRA(d, a.opts.Token); err != nil {
-		return false, err
+		return false, key, err
 	}
 	if err := a.Reload(now); err != nil {
-		return true, fmt.Errorf("ca: reloading without the retired RA: %w", err)
+		return true, key, fmt.Errorf("ca: reloading without the retired RA: %w", err)
 	}
-	return true, nil
+	return true, key, nil
 }
 
 func slicesContainsCert(ras []*pki.RA, c *x509.Certificate) bool {
