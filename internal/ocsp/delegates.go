@@ -419,10 +419,13 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 	// no longer signs with a revoked delegate (see delegateRevoked). One
 	// that cannot be destroyed now goes when its name is used again.
 	if revoked != "" && revoked != name {
+		// Named before it goes: a token key's reference file goes with
+		// it, and Where would then name a key file that never was.
+		where := d.keys.Where(revoked)
 		if err := d.destroy(ctx, issuer, revoked); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			d.log.Warn("ocsp: the revoked responder key cannot be destroyed", "key", d.keys.Where(revoked), "err", err)
+			d.log.Warn("ocsp: the revoked responder key cannot be destroyed", "key", where, "err", err)
 		} else if err == nil {
-			d.log.Info("OCSP responder key destroyed: its certificate is revoked", "key", d.keys.Where(revoked), "issuer", issuer.ID)
+			d.log.Info("OCSP responder key destroyed: its certificate is revoked", "key", where, "issuer", issuer.ID)
 		}
 	}
 	if err := keys.WriteCertFile(certFile, cert); err != nil {
