@@ -21,10 +21,12 @@ import (
 // limit groups it so too.
 //
 // Failures count twice: against the address and the identity it claimed
-// (an EST user, or a challenge at one profile: challengeIdentity), limit
-// per window, and against the address alone, addressLimitFactor times as
-// many. A lockout refuses the guessable secrets alone: a usable one-time
-// challenge still passes (Service.throttled). A success clears its
+// (an EST user, or a challenge at one profile: challengeIdentity; an EST
+// password that is not its user's is tried as a challenge, and a failure
+// of it counts against both), limit per window, and against the address
+// alone, addressLimitFactor times as many. A lockout refuses the
+// guessable secrets alone: a usable one-time challenge still passes
+// (Service.throttled). A success clears its
 // own identity's count, so that devices behind one NAT address, most of
 // them configured well, keep working beside one that is not; but one
 // valid credential buys no guesses at another user's password, and the
@@ -131,15 +133,20 @@ func (t *failureThrottle) blocked(host, identity string) (time.Time, bool) {
 	return until, !until.IsZero()
 }
 
-// failed counts a failure of host as identity, and locks either out once
-// over its limit.
-func (t *failureThrottle) failed(host, identity string) {
+// failed counts one failure of host as each of identities (an EST
+// password also tried as a challenge is a guess at both) and once against
+// host itself, and locks out whichever is over its limit.
+func (t *failureThrottle) failed(host string, identities ...string) {
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	idKey := identityKey(host, identity)
-	t.count(t.entry(host, idKey, now), t.limit*addressLimitFactor, now)
-	t.count(t.entry(idKey, host, now), t.limit, now)
+	for i, identity := range identities {
+		idKey := identityKey(host, identity)
+		if i == 0 {
+			t.count(t.entry(host, idKey, now), t.limit*addressLimitFactor, now)
+		}
+		t.count(t.entry(idKey, host, now), t.limit, now)
+	}
 }
 
 // entry is key's entry, made room for if need be; sibling is the other

@@ -183,3 +183,32 @@ func TestThrottleEvictionKeepsLockouts(t *testing.T) {
 		})
 	}
 }
+
+// A failure of several identities at once (an EST password also tried as
+// a challenge) counts once against each, and once against the address:
+// the address's budget is of requests, not of identities.
+func TestThrottleFailureOfSeveralIdentities(t *testing.T) {
+	clock := pkitest.NewClock(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
+	th := newFailureThrottle(clock, 5)
+	const host = "198.51.100.66"
+	const challenges = "a challenge at profile default"
+	for i := range 4 {
+		th.failed(host, fmt.Sprintf("user u%d", i), challenges)
+	}
+	if _, b := th.blocked(host, challenges); b {
+		t.Fatal("the challenges locked after 4 failures of 5")
+	}
+	th.failed(host, "user u4", challenges)
+	if _, b := th.blocked(host, challenges); !b {
+		t.Error("5 failures, each of a new user and the challenges: the challenges not locked")
+	}
+	if _, b := th.blocked(host, "user u0"); b {
+		t.Error("user u0 locked after one failure")
+	}
+	for i := 5; i < 49; i++ {
+		th.failed(host, fmt.Sprintf("user u%d", i), fmt.Sprintf("a challenge at profile p%d", i))
+	}
+	if _, b := th.blocked(host, "user alice"); b {
+		t.Error("the address locked after 49 failed requests of 50, each of two identities")
+	}
+}
