@@ -123,12 +123,8 @@ func (s *Service) checkCredentials(ctx context.Context, req Request, attempt *se
 		}
 		return pki.Errorf(pki.EBadCertID, "the certificate to renew is revoked")
 	case ev.HTTPUser != "" || ev.HTTPPassword != "":
-		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.checkUser(ctx, st, s.challengeMayHold) },
-			func() error {
-				// Its binding is for Enroll to check, given the request.
-				_, _, err := s.usableOneTime(ctx, st, ev.HTTPPassword)
-				return err
-			})
+		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.checkUser(ctx, st, s.challengeMayHold, s.oneTimeMayHold) },
+			func() error { return s.oneTimeMayHold(ctx, st, ev.HTTPPassword) })
 	case ev.Challenge != "":
 		return nil // a SCEP challenge travels inside the request
 	case ev.TLSClientCert != nil:
@@ -174,6 +170,14 @@ func (s *Service) challengeMayHold(ctx context.Context, st *State, presented str
 		}
 	}
 	return pki.Errorf(pki.EUnauthorized, "challenge password is not valid")
+}
+
+// oneTimeMayHold is checkOneTimeOnly without the request: presented is a
+// usable one-time challenge of st's profile (errNotOneTime if not); its
+// binding is for Enroll to check, given the request.
+func (s *Service) oneTimeMayHold(ctx context.Context, st *State, presented string) error {
+	_, _, err := s.usableOneTime(ctx, st, presented)
+	return err
 }
 
 // lookupChallenge looks up the usable one-time challenge with this hash:

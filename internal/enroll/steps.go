@@ -130,7 +130,9 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 // failed guess. The throttle is told once the request's outcome is
 // known (settle): a secret that passed here may still be refused later (a
 // used-up challenge asked again for other names), and a request accepted
-// only then clears its failures.
+// only then clears its failures. An EST password that is not its user's
+// is tried as a challenge too (challengeAsPassword), throttled as the
+// profile's challenges, and noted so (secretAttempt.asChallenge).
 //
 // While the address is locked out, oneTime alone runs (nil: nothing
 // does): a usable one-time challenge, 128 random bits, cannot be guessed,
@@ -143,21 +145,35 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 // challenge has its own lock in the store).
 func (s *Service) throttled(st *State, identity string, check, oneTime func() error) error {
 	host := throttleHost(st.Req.RemoteAddr)
-	if until, blocked := s.failures.blocked(host, identity); blocked {
-		if oneTime != nil {
-			if err := oneTime(); !errors.Is(err, errNotOneTime) {
-				return err
-			}
-		}
-		return pki.Wrap(pki.EUnauthorized, &LockedOutError{Until: until, Wait: until.Sub(s.clock.Now())},
-			"too many failed attempts from this address; try again after "+until.UTC().Format(time.RFC3339))
+	if locked, err := s.lockedOut(host, identity, oneTime); locked {
+		return err
+	}
+	if st.Attempt != nil {
+		st.Attempt.asChallenge = "" // check notes it if it tries the secret as one
 	}
 	err := check()
-	if st.Attempt != nil {
+	if a := st.Attempt; a != nil {
 		code := pki.ErrorCode(err)
-		*st.Attempt = secretAttempt{host: host, identity: identity, refused: code == pki.EUnauthorized || code == pki.EBadRequest, usedUp: st.ChallengeUsedUp}
+		a.host, a.identity, a.refused, a.usedUp = host, identity, code == pki.EUnauthorized || code == pki.EBadRequest, st.ChallengeUsedUp
 	}
 	return err
+}
+
+// lockedOut reports whether host is locked out for identity, and if so
+// the answer: what oneTime, which alone runs then (nil: nothing does),
+// returns, or, for errNotOneTime, the lockout's refusal.
+func (s *Service) lockedOut(host, identity string, oneTime func() error) (bool, error) {
+	until, blocked := s.failures.blocked(host, identity)
+	if !blocked {
+		return false, nil
+	}
+	if oneTime != nil {
+		if err := oneTime(); !errors.Is(err, errNotOneTime) {
+			return true, err
+		}
+	}
+	return true, pki.Wrap(pki.EUnauthorized, &LockedOutError{Until: until, Wait: until.Sub(s.clock.Now())},
+		"too many failed attempts from this address; try again after "+until.UTC().Format(time.RFC3339))
 }
 
 // challengeIdentity is what failed challenges at profile p count against:
@@ -209,21 +225,30 @@ func (s *Service) checkOneTimeOnly(ctx context.Context, st *State, presented str
 // secretAttempt is what one enroll call owes the failure throttle: the
 // secret check it ran last (none when identity is ""), and whether that
 // refused the secret, and whether the secret was a one-time challenge an
-// issuance used up (State.ChallengeUsedUp).
+// issuance used up (State.ChallengeUsedUp). asChallenge is the challenge
+// identity (challengeIdentity) an EST password not the user's was tried
+// as (challengeAsPassword): the secret is then a challenge too.
 type secretAttempt struct {
 	host, identity  string
+	asChallenge     string
 	refused, usedUp bool
 }
 
 // settle tells the throttle the outcome of a request whose secret check
-// was a: accepted (issued, held or answered), it forgets that identity's
-// failures; refused for its secret, it counts one. Any other refusal
-// (a name the profile does not allow) counts nothing.
+// was a: accepted (issued, held or answered), it forgets the failures of
+// the identity whose secret it was (a password accepted as a challenge is
+// the challenge's, not the user's); refused for its secret, it counts one
+// against each identity it was tried as. Any other refusal (a name the
+// profile does not allow) counts nothing.
 func (s *Service) settle(a secretAttempt, err error) {
 	switch {
 	case a.identity == "":
+	case err == nil && a.asChallenge != "":
+		s.failures.succeeded(a.host, a.asChallenge)
 	case err == nil:
 		s.failures.succeeded(a.host, a.identity)
+	case a.refused && a.asChallenge != "":
+		s.failures.failed(a.host, a.identity, a.asChallenge)
 	case a.refused:
 		s.failures.failed(a.host, a.identity)
 	}

@@ -26,16 +26,18 @@ const acceptedPasswordLifetime = 15 * time.Minute
 // work as the Basic password, whatever the user name). An unknown user
 // costs the same time as a wrong password.
 func (s *Service) authenticateUser(ctx context.Context, st *State) error {
-	return s.checkUser(ctx, st, s.checkChallenge)
+	return s.checkUser(ctx, st, s.checkChallenge, s.checkOneTimeOnly)
 }
 
 // challengeCheck checks a presented challenge for st: checkChallenge, or
-// challengeMayHold before the request is read.
+// challengeMayHold before the request is read; and, while st's address is
+// locked out for the profile's challenges, checkOneTimeOnly, or
+// oneTimeMayHold before the request is read.
 type challengeCheck func(ctx context.Context, st *State, presented string) error
 
 // checkUser is authenticateUser with the password tried as a challenge by
-// challenge.
-func (s *Service) checkUser(ctx context.Context, st *State, challenge challengeCheck) error {
+// challenge, or by whileLocked during a lockout (challengeAsPassword).
+func (s *Service) checkUser(ctx context.Context, st *State, challenge, whileLocked challengeCheck) error {
 	ev := st.Req.Evidence
 	if ev.HTTPPassword == "" {
 		return pki.Errorf(pki.EUnauthorized, "a password is required")
@@ -43,7 +45,7 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge challengeC
 	u, ok, err := s.checkPassword(ctx, st)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		err := s.challengeAsPassword(ctx, st, challenge)
+		err := s.challengeAsPassword(ctx, st, challenge, whileLocked)
 		if err != nil && pki.ErrorCode(err) == pki.EUnauthorized {
 			// An unknown user costs what a wrong password does.
 			s.passwords.Burn(ctx, ev.HTTPPassword)
@@ -55,7 +57,7 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge challengeC
 	if !ok {
 		// A one-time challenge works as the password whatever the user
 		// name, an EST user's too.
-		return s.challengeAsPassword(ctx, st, challenge)
+		return s.challengeAsPassword(ctx, st, challenge, whileLocked)
 	}
 	if u.Profile != "" && u.Profile != st.Profile.Name {
 		// The password is right: a policy refusal (EST 403), not a failed
@@ -134,9 +136,32 @@ func withoutName(err error, name string) error {
 	return &nameWithheldError{text: text, err: err}
 }
 
-// challengeAsPassword tries the Basic password as a challenge.
-func (s *Service) challengeAsPassword(ctx context.Context, st *State, challenge challengeCheck) error {
-	err := challenge(ctx, st, st.Req.Evidence.HTTPPassword)
+// challengeAsPassword tries the Basic password as a challenge: a challenge
+// attempt like one over SCEP, throttled as the profile's challenges
+// (challengeIdentity) are, whatever the user name. While the address is
+// locked out for them only a usable one-time challenge is looked up (by
+// whileLocked), anything else refused unchecked, the static challenge and
+// the webhook not asked; otherwise a refusal counts against the challenges
+// as well as the user (settle), so new user names buy no more guesses.
+func (s *Service) challengeAsPassword(ctx context.Context, st *State, challenge, whileLocked challengeCheck) error {
+	presented := st.Req.Evidence.HTTPPassword
+	identity := challengeIdentity(st.Profile)
+	locked, err := s.lockedOut(throttleHost(st.Req.RemoteAddr), identity, func() error { return whileLocked(ctx, st, presented) })
+	if locked {
+		// Refused unchecked, it counts against the user alone (whose
+		// password it was not), as throttled counts nothing during a
+		// lockout. Accepted as a one-time challenge, it is that
+		// challenge's: it clears no failures of the user, nor of the
+		// challenges while their lock holds.
+		if err == nil && st.Attempt != nil {
+			st.Attempt.asChallenge = identity
+		}
+		return err
+	}
+	if st.Attempt != nil {
+		st.Attempt.asChallenge = identity
+	}
+	err = challenge(ctx, st, presented)
 	if code := pki.ErrorCode(err); err == nil || code == pki.EBadRequest || code == pki.EForbidden || errors.Is(err, pki.ErrUnavailable) {
 		// A one-time challenge presented for a profile or identity it is
 		// not bound to is refused with its reason, as over SCEP: whoever
