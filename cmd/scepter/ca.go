@@ -169,7 +169,7 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return rootKeyHint(err)
 	}
-	a, err := ca.Load(sf.dataDir, clock)
+	a, _, err := loadCLICA(ctx, st, sf.dataDir, nil, clock)
 	if err != nil {
 		return err
 	}
@@ -363,7 +363,7 @@ func discardedKeyRecords(issuerID string, tokenKeys, destroyed, gone []ca.NextTo
 	return out
 }
 
-func cmdCAShow(_ context.Context, e env, args []string) error {
+func cmdCAShow(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	fs := newFlagSet(e, "ca show", "ca show [--data-dir DIR]")
 	sf.register(fs)
@@ -371,7 +371,16 @@ func cmdCAShow(_ context.Context, e env, args []string) error {
 		return err
 	}
 	clock := pki.SystemClock{}
-	a, err := ca.Load(sf.dataDir, clock)
+	st, err := sf.openShowStore(ctx, e)
+	if err != nil {
+		return err
+	}
+	var discards discardLister // nil without a store (a nil store.Store converts to nil)
+	if st != nil {
+		defer st.Close()
+		discards = st
+	}
+	a, discarded, err := loadCLICA(ctx, discards, sf.dataDir, nil, clock)
 	if errors.Is(err, ca.ErrNoCA) {
 		return sf.noCA(err)
 	}
@@ -398,6 +407,11 @@ func cmdCAShow(_ context.Context, e env, args []string) error {
 		showCert(w, next.Cert, true)
 		showRA(w, nextRA)
 		shown[next.ID] = true
+	} else if discarded != nil {
+		fmt.Fprintf(w, " (discarded in the store at %s by %s; run 'scepter ca rollover --discard' here: its files stay in %s, it never becomes current)\n",
+			discarded.discard.DiscardedAt.UTC().Format(time.RFC3339), printable(discarded.discard.DiscardedBy), filepath.Join(sf.dataDir, "ca", ca.NextDir))
+		showCert(w, discarded.issuer.Cert, true)
+		shown[discarded.issuer.ID] = true
 	} else {
 		fmt.Fprintln(w, "\n  none (scepter ca rollover creates one)")
 	}

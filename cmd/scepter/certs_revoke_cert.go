@@ -41,7 +41,7 @@ func recordForRevocation(ctx context.Context, sf *storeFlags, st store.Store, pa
 		return "", "", false, err
 	}
 	clock := pki.SystemClock{}
-	authority, err := ca.Load(sf.dataDir, clock)
+	authority, _, err := loadCLICA(ctx, st, sf.dataDir, nil, clock)
 	if errors.Is(err, ca.ErrNoCA) {
 		return "", "", false, fmt.Errorf("--cert needs the CA's certificates to check the signature: %w", sf.noCA(err))
 	}

@@ -157,18 +157,19 @@ func (s *storeFlags) storeAndProfiles(ctx context.Context) (store.Store, map[str
 // there; without it a CA whose keys are in a token loads, but cannot sign.
 // publicURL, when set, replaces the public URL the server saved.
 func (s *storeFlags) enrollService(ctx context.Context, token keys.Token, publicURL string) (*enroll.Service, store.Store, error) {
-	authority, err := ca.Load(s.dataDir, pki.SystemClock{})
-	if token != nil {
-		authority, err = ca.LoadWithToken(s.dataDir, token, pki.SystemClock{})
-	}
-	if errors.Is(err, ca.ErrNoCA) {
-		return nil, nil, fmt.Errorf("no CA in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", s.dataDir, s.dataDir)
-	}
+	st, profiles, err := s.storeAndProfiles(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, profiles, err := s.storeAndProfiles(ctx)
+	// A next CA the store records as discarded is set aside, as a server
+	// does, so its copy here is not taken for the current CA.
+	authority, _, err := loadCLICA(ctx, st, s.dataDir, token, pki.SystemClock{})
+	if errors.Is(err, ca.ErrNoCA) {
+		st.Close()
+		return nil, nil, fmt.Errorf("no CA in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", s.dataDir, s.dataDir)
+	}
 	if err != nil {
+		st.Close()
 		return nil, nil, err
 	}
 	// Approving re-applies the profile's policy; the request's
