@@ -18,8 +18,8 @@ import (
 // A node holding a copy of a next CA that another node discarded, past
 // the copy's switch time: the CLI sets the copy aside as serve does.
 // 'ca show' names the real current CA as current and the copy as
-// discarded, and 'requests approve' issues from the real one (it used to
-// ask for the discarded CA's keys).
+// discarded, 'requests approve' issues from the real one (it used to
+// ask for the discarded CA's keys), and serve warns at its start.
 func TestCLISetsAsideANextCADiscardedElsewhere(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	cfg := filepath.Join(t.TempDir(), "scepter.toml")
@@ -78,6 +78,14 @@ func TestCLISetsAsideANextCADiscardedElsewhere(t *testing.T) {
 	}
 	if out, err := runCLI("requests", "approve", reqs[0].ID, "--data-dir", dir); err != nil {
 		t.Fatalf("requests approve: %v\n%s", err, out)
+	}
+
+	_, stderr, err := serveOnce(t, "--data-dir", dir, "--config", cfg)
+	if err != nil {
+		t.Fatalf("serve: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "level=WARN") || strings.Count(stderr, "was discarded at") != 1 || !strings.Contains(stderr, "run 'scepter ca rollover --discard' on this node") {
+		t.Errorf("serve does not warn once of the discarded copy:\n%s", stderr)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -62,6 +63,33 @@ func loadCLICA(ctx context.Context, st discardLister, dataDir string, token keys
 	}
 	a.SetDiscardedNext(ids)
 	return a, d, nil
+}
+
+// discardedNextOnDisk returns the store's record of the next issuing CA
+// in DATA/ca/next when the store lists it among discards; ok is false
+// when DATA/ca/next holds none, or one not discarded.
+func discardedNextOnDisk(dataDir string, discards []store.DiscardedCAGeneration) (d store.DiscardedCAGeneration, ok bool, err error) {
+	if len(discards) == 0 {
+		return d, false, nil
+	}
+	id, _, present, err := ca.NextOnDisk(dataDir)
+	if err != nil || !present {
+		return d, false, err
+	}
+	for _, g := range discards {
+		if g.IssuerID == id {
+			return g, true, nil
+		}
+	}
+	return d, false, nil
+}
+
+// discardedNextWarning is what a server logs while DATA/ca/next holds a
+// next issuing CA discarded on another node.
+func discardedNextWarning(d store.DiscardedCAGeneration) string {
+	return fmt.Sprintf("this node's next issuing CA %s (%s) was discarded at %s by %s: this node does not serve it and never switches to it; "+
+		"run 'scepter ca rollover --discard' on this node to remove its files", d.IssuerID, filepath.Join("DATA", "ca", ca.NextDir),
+		d.DiscardedAt.UTC().Format(time.RFC3339), d.DiscardedBy)
 }
 
 // openShowStore opens the store for a command that only shows the CA:

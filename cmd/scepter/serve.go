@@ -338,6 +338,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	for _, d := range discarded {
 		initOpts.DiscardedNext = append(initOpts.DiscardedNext, d.IssuerID)
 	}
+	// That load leaves such a copy aside without the Syncer noticing: the
+	// warning the discard promised is given here, at every start.
+	if d, ok, err := discardedNextOnDisk(f.dataDir, discarded); err != nil {
+		log.Warn("reading this node's next issuing CA", "dir", filepath.Join(f.dataDir, "ca", ca.NextDir), "error", err)
+	} else if ok {
+		log.Warn(discardedNextWarning(d), "issuer", d.IssuerID)
+	}
 	authority, created, err := ca.LoadOrCreate(f.dataDir, initOpts, clock)
 	if err != nil {
 		return err
