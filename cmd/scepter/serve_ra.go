@@ -31,11 +31,17 @@ type raInventory interface {
 	RecordRAReplacement(ctx context.Context, revoked, replacement *pki.RA, actor string) error
 }
 
-// raStore is what the RA keeper asks of the store, which store.Store
-// does: which next issuing CAs were discarded before their switch, and
-// the audit trail that records the RA keys it destroys.
-type raStore interface {
+// discardLister says which next issuing CAs were discarded before their
+// switch (store.Store does).
+type discardLister interface {
 	DiscardedCAGenerations(ctx context.Context) ([]store.DiscardedCAGeneration, error)
+}
+
+// raStore is what the RA keeper asks of the store, which store.Store
+// does: the discarded next CAs, and the audit trail that records the RA
+// keys it destroys.
+type raStore interface {
+	discardLister
 	AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
 }
 
