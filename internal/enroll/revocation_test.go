@@ -76,7 +76,13 @@ func TestIssueResponderCertificate(t *testing.T) {
 	if _, err := f.st.Certificate(context.Background(), issuer.ID, c.SerialNumber.Text(16)); err != nil {
 		t.Errorf("not in the inventory: %v", err)
 	}
-	if _, err := f.svc.IssueResponderCertificate(context.Background(), "00"+issuer.ID[2:], key.Public(), time.Hour); err == nil {
+	// Another ID: its first digit changed (an ID that begins "00" made
+	// "00"+ID[2:] the same ID, one run in 256).
+	other := "1" + issuer.ID[1:]
+	if issuer.ID[0] == '1' {
+		other = "2" + issuer.ID[1:]
+	}
+	if _, err := f.svc.IssueResponderCertificate(context.Background(), other, key.Public(), time.Hour); err == nil {
 		t.Error("a responder certificate from an unknown issuer")
 	}
 }
