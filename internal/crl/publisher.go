@@ -279,7 +279,7 @@ func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CR
 	// newest is the issuer's latest change of revocation status, in whole
 	// seconds: a revocationDate as the CRL encodes it, or the second after
 	// the last unhold (rounded up: not dated before it).
-	newest := ceilSecond(unheld)
+	newest := pki.CeilSecond(unheld)
 	for _, r := range revoked {
 		serial, ok := new(big.Int).SetString(r.SerialHex, 16)
 		if !ok {
@@ -317,17 +317,6 @@ func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CR
 // errRevocationAhead says a CRL waits for the clock to pass the newest
 // revocation it would list, or unhold it would reflect.
 var errRevocationAhead = errors.New("crl: the newest revocation or unhold is ahead of this clock")
-
-// ceilSecond is t rounded up to a whole second (the zero time stays zero).
-func ceilSecond(t time.Time) time.Time {
-	if t.IsZero() {
-		return t
-	}
-	if s := t.UTC().Truncate(time.Second); s.Before(t) {
-		return s.Add(time.Second)
-	}
-	return t.UTC()
-}
 
 // thisUpdate is the thisUpdate of a CRL published at published (whole
 // seconds): backdated, but later than its predecessor's, since CRL numbers

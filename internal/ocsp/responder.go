@@ -326,18 +326,10 @@ func statusSince(c *pki.Certificate) time.Time {
 	if c.Status == pki.StatusRevoked {
 		since = c.RevokedAt.UTC().Truncate(time.Second)
 	}
-	if unheld := ceilSecond(c.UnheldAt); unheld.After(since) {
+	if unheld := pki.CeilSecond(c.UnheldAt); unheld.After(since) {
 		since = unheld
 	}
 	return since
-}
-
-// ceilSecond is t rounded up to a whole second.
-func ceilSecond(t time.Time) time.Time {
-	if s := t.UTC().Truncate(time.Second); s.Before(t) {
-		return s.Add(time.Second)
-	}
-	return t.UTC()
 }
 
 // notBeforeChange is the thisUpdate of an answer whose status began at

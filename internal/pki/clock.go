@@ -16,3 +16,16 @@ type SystemClock struct{}
 
 // Now returns the current time in UTC.
 func (SystemClock) Now() time.Time { return time.Now().Add(clockOffset).UTC() }
+
+// CeilSecond is t rounded up to a whole second, in UTC (the zero time
+// stays zero): a moment as a whole-second encoding (an OCSP answer's or a
+// CRL's thisUpdate) may state it without dating anything before it.
+func CeilSecond(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	if s := t.UTC().Truncate(time.Second); s.Before(t) {
+		return s.Add(time.Second)
+	}
+	return t.UTC()
+}
