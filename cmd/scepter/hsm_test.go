@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,20 +18,10 @@ import (
 )
 
 // hsmPool holds the SoftHSM2 tokens of this test binary, made before the
-// module is first initialized (see softhsmtest.Pool); its directory goes
-// with TestMain's.
+// module is first initialized (see softhsmtest.Pool).
 var hsmPool *softhsmtest.Pool
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "scepter-cmd-test-")
-	if err != nil {
-		panic(err)
-	}
-	hsmPool = softhsmtest.NewPool(filepath.Join(dir, "softhsm"), 2)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { softhsmtest.Main(m, &hsmPool, 2) }
 
 // ca rollover --discard given the token destroys the next CA's issuing CA
 // and RA keys in it, and writes a key.destroyed event for each to the

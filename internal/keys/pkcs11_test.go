@@ -35,16 +35,7 @@ import (
 // tokens are this test binary's SoftHSM2 tokens (see softhsmtest.Pool).
 var tokens *softhsmtest.Pool
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "scepter-keys-softhsm-")
-	if err != nil {
-		panic(err)
-	}
-	tokens = softhsmtest.NewPool(dir, 18)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { softhsmtest.Main(m, &tokens, 18) }
 
 // openToken takes a fresh token of the pool and opens it.
 func openToken(t *testing.T) (Token, *softhsmtest.Token) {

@@ -23,20 +23,10 @@ import (
 )
 
 // hsmPool holds the SoftHSM2 tokens of this test binary, made before the
-// module is first initialized (see softhsmtest.Pool); its directory goes
-// with TestMain's.
+// module is first initialized (see softhsmtest.Pool).
 var hsmPool *softhsmtest.Pool
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "scepter-ocsp-test-")
-	if err != nil {
-		panic(err)
-	}
-	hsmPool = softhsmtest.NewPool(filepath.Join(dir, "softhsm"), 2)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { softhsmtest.Main(m, &hsmPool, 2) }
 
 // A revoked responder whose key is in the CA's token: once replaced, the
 // key pair its reference file records is destroyed in the token and the

@@ -189,6 +189,21 @@ type Pool struct {
 // NewPool prepares a pool of size tokens in dir (made on first use).
 func NewPool(dir string, size int) *Pool { return &Pool{dir: dir, size: size} }
 
+// Main is the TestMain of a test binary whose tests share one Pool: it
+// sets *pool to a Pool of size tokens in a temporary directory, runs the
+// tests, removes the directory and exits with the tests' status.
+func Main(m *testing.M, pool **Pool, size int) {
+	dir, err := os.MkdirTemp("", "scepter-softhsm-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "softhsmtest:", err)
+		os.Exit(1)
+	}
+	*pool = NewPool(dir, size)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // Take returns a token no other test of this process has had, ending the
 // test (see Need) when SoftHSM2 is not installed.
 func (p *Pool) Take(t testing.TB) *Token {
