@@ -253,7 +253,7 @@ func (k *raKeeper) dropRevokedRetired(revoked map[string]bool) {
 	}
 }
 
-// recordDestruction writes d, a retired RA key destroyed (or not), to the
+// recordDestruction writes d, an RA key destroyed (or not), to the
 // audit trail. A failure to destroy one is recorded once per RA (the
 // check tries again every minute), and a write that fails undoes nothing:
 // it is logged.
@@ -298,17 +298,17 @@ func (k *raKeeper) logOnce(ra *pki.RA, log func()) {
 	}
 }
 
-// replace destroys the revoked RA's key and removes its certificate from
-// the CA directory it was loaded from (the current generation's or the
-// next one's), then reloads the CA, which issues a new RA key and
-// certificate there as at the first start, and records the new
-// certificate in the inventory. role is the RA in the revoked one's place
-// (the active or the next); nextID is the next CA whose RA it is ("" for
-// the active), and errNextGone says that the reload no longer holds that
-// CA as the next one. The key goes first: a reload between the two
-// removals that found the certificate without its key refuses to load
-// (and the next reload succeeds); one that found the key without its
-// certificate would certify the revoked key again.
+// replace destroys the revoked RA's key (recorded as a key.destroyed
+// event) and removes its certificate from the CA directory it was loaded
+// from (the current generation's or the next one's), then reloads the CA,
+// which issues a new RA key and certificate there as at the first start,
+// and records the new certificate in the inventory. role is the RA in the
+// revoked one's place (the active or the next); nextID is the next CA
+// whose RA it is ("" for the active), and errNextGone says that the
+// reload no longer holds that CA as the next one. The key goes first: a
+// reload between the two removals that found the certificate without its
+// key refuses to load (and the next reload succeeds); one that found the
+// key without its certificate would certify the revoked key again.
 func (k *raKeeper) replace(ctx context.Context, revoked *pki.RA, role func() *pki.RA, nextID string) (*pki.RA, error) {
 	dir, err := k.dirOf(revoked.Cert)
 	if err != nil {
@@ -316,8 +316,24 @@ func (k *raKeeper) replace(ctx context.Context, revoked *pki.RA, role func() *pk
 	}
 	if dir != "" {
 		kd := &keys.Dir{Path: dir, Token: k.authority.Token()}
-		if err := kd.Destroy(strings.TrimSuffix(ca.RAKeyFile, ".key")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		name := strings.TrimSuffix(ca.RAKeyFile, ".key")
+		// Where the key is, read before it goes, for the audit trail; ""
+		// when it is gone already (another node sharing the token).
+		where := ""
+		if _, err := kd.Open(name); !errors.Is(err, os.ErrNotExist) {
+			where = kd.Where(name)
+		}
+		err := kd.Destroy(name)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			if where != "" {
+				k.recordDestruction(pki.KeyDestruction{Role: pki.KeyRoleSCEPRA, IssuerID: raIssuerID(revoked), Where: where, Public: revoked.Cert.PublicKey, Err: err},
+					revoked.Cert.SerialNumber.Text(16))
+			}
 			return nil, fmt.Errorf("destroying the revoked RA key in %s: %w", dir, err)
+		}
+		if err == nil && where != "" {
+			k.recordDestruction(pki.KeyDestruction{Role: pki.KeyRoleSCEPRA, IssuerID: raIssuerID(revoked), Where: where, Public: revoked.Cert.PublicKey},
+				revoked.Cert.SerialNumber.Text(16))
 		}
 		if err := os.Remove(filepath.Join(dir, ca.RACertFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("removing the revoked RA certificate: %w", err)

@@ -166,7 +166,19 @@ func TestRevokedRAIsReplaced(t *testing.T) {
 	if err := n.ready(ctx); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Errorf("RA check after the revocation, before the replacement: %v, want revoked", err)
 	}
+	n.keeper.discards = p.Store // as serve sets it: the audit trail of destroyed keys
 	n.keeper.check(ctx)
+	destroyed, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventKeyDestroyed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSPKI := pki.KeyDestruction{Public: old.Cert.PublicKey}.Event(p.Clock.Now(), "").Detail
+	oldSPKI = oldSPKI[strings.LastIndex(oldSPKI, " ")+1:]
+	if len(destroyed) != 1 || destroyed[0].Outcome != "success" || destroyed[0].Actor != "system:node-a" ||
+		destroyed[0].IssuerID != p.Issuer().ID || !strings.Contains(destroyed[0].Detail, "SCEP RA key at "+filepath.Join(p.Dir, "ca", ca.RAKeyFile)) ||
+		!strings.Contains(destroyed[0].Detail, oldSPKI) {
+		t.Errorf("key.destroyed events after the replacement: %+v, want one for the revoked RA key (SPKI %s)", destroyed, oldSPKI)
+	}
 
 	cur := p.Service.ActiveRA()
 	if cur.Cert.Equal(old.Cert) || pki.SamePublicKey(cur.Cert.PublicKey, old.Cert.PublicKey) {
