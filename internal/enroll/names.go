@@ -183,6 +183,11 @@ func allowedBy(patterns []*regexp.Regexp, v string) bool {
 	return false
 }
 
+// ErrMalformedRequest is wrapped in the refusal of a certificate request
+// whose names are not valid DER: malformed input, not a policy refusal
+// (EST answers 400, as for a CSR that does not parse).
+var ErrMalformedRequest = errors.New("enroll: the certificate request is malformed")
+
 // checkNames applies the profile's subject and SAN rules and sets the
 // subject to issue (with fixed values in place of what the CSR said).
 func (s *Service) checkNames(_ context.Context, st *State) error {
@@ -192,7 +197,7 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 	// issued a certificate with fewer names than asked.
 	unissued, err := csr.UnissuedSANs(req)
 	if err != nil {
-		return pki.Wrap(pki.EBadRequest, err, "the request's subjectAltName extension is malformed")
+		return pki.Wrap(pki.EBadRequest, fmt.Errorf("%w: %w", ErrMalformedRequest, err), "the request's subjectAltName extension is malformed")
 	}
 	if len(unissued) > 0 {
 		return pki.Errorf(pki.EBadRequest, "the request asks for subject alternative names this CA does not issue as asked: %s (only DNS names, email addresses, URIs and IP addresses are issued, each as the request spells it)",
@@ -200,7 +205,7 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 	}
 	var rdns pkix.RDNSequence
 	if rest, err := asn1.Unmarshal(req.RawSubject, &rdns); err != nil || len(rest) > 0 {
-		return pki.Errorf(pki.EBadRequest, "the request's subject is not a valid name")
+		return pki.Wrap(pki.EBadRequest, ErrMalformedRequest, "the request's subject is not a valid name")
 	}
 	values := map[string][]string{}
 	for _, rdn := range rdns {

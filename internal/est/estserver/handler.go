@@ -586,9 +586,10 @@ func statusFor(err error) (int, string) {
 	if errors.As(err, &se) {
 		return se.status, se.msg
 	}
-	if errors.Is(err, enroll.ErrServerKeyType) {
-		// A serverkeygen request for a key type not made here cannot be
-		// served as sent, whoever sends it: the message names the types.
+	if errors.Is(err, enroll.ErrServerKeyType) || errors.Is(err, enroll.ErrMalformedRequest) {
+		// A serverkeygen request for a key type not made here, or a CSR
+		// whose names are not valid DER, cannot be served as sent,
+		// whoever sends it: the message says why.
 		return http.StatusBadRequest, pki.ErrorMessage(err)
 	}
 	var locked *enroll.LockedOutError

@@ -916,6 +916,24 @@ func TestUnreadableRequestSaysWhy(t *testing.T) {
 	wantStatus(t, r, http.StatusBadRequest, "cannot parse URI")
 }
 
+// A subjectAltName extension crypto/x509 leaves unread but that is not
+// valid DER (deeply nested) is malformed input: 400, as a body that does
+// not parse, not the 403 of a policy refusal.
+func TestMalformedSANIsBadRequest(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	deep := []byte{}
+	for i := 0; i < 200; i++ {
+		deep = append([]byte{0x30, byte(len(deep))}, deep...)
+		if len(deep) > 120 {
+			break
+		}
+	}
+	san := append([]byte{0x30, byte(len(deep) + 2), 0xa0, byte(len(deep))}, deep...)
+	body := newCSR(t, newKey(t), "deep-san", csr.Template{ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}}})
+	r := f.post(f.httpClient(nil, 0), "simpleenroll", "alice", userPassword, body, nil)
+	wantStatus(t, r, http.StatusBadRequest, "subjectAltName extension is malformed")
+}
+
 // A request whose EC key is a compressed point, which crypto/x509 cannot
 // read, is told so, not that its key is invalid.
 func TestCompressedPointRequestSaysSo(t *testing.T) {
