@@ -351,6 +351,7 @@ func flagCommands() [][]string {
 		{"admin", "user", "add"}, {"admin", "user", "list"}, {"admin", "user", "remove"},
 		{"ca", "rollover"}, {"ca", "show"}, {"ca", "export-keys"}, {"ca", "import-keys"}, {"ca", "root", "export"},
 		{"notify", "test"},
+		{"store", "backup"}, {"store", "restore"},
 	}
 }
 

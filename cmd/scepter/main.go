@@ -68,6 +68,7 @@ func commands() []command {
 		{"admin", "manage API tokens and console users (admin token new|list|revoke, admin user add|list|remove)", cmdAdmin},
 		{"ca", "manage the CA (ca rollover | ca show | ca root export | ca export-keys | ca import-keys)", cmdCA},
 		{"notify", "check the notification setup (notify test --to ADDRESS)", cmdNotify},
+		{"store", "back up and restore the SQLite store (store backup --out FILE | store restore --in FILE)", cmdStore},
 		{"bench", "load-test SCEP or EST servers and verify what they issue (bench --url URL …)", cmdBench},
 		{"version", "print the version", cmdVersion},
 	}

@@ -1,0 +1,496 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
+	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// `scepter store backup` and `scepter store restore`: the SQLite store's
+// backup and restore, done by SQLite. A copy of scepter.db made with cp
+// misses the commits still only in scepter.db-wal, and a copy put back
+// beside the replaced database's -wal has that log replayed onto it
+// without a word (OCSP good for what the CRL lists as revoked).
+
+const storeUsage = "usage: scepter store backup --out FILE [--force] [--data-dir DIR] | scepter store restore --in FILE [--data-dir DIR]"
+
+func cmdStore(ctx context.Context, e env, args []string) error {
+	sub, err := subcommand(e, args, storeUsage)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "backup":
+		return storeBackup(ctx, e, args[1:])
+	case "restore":
+		return storeRestore(ctx, e, args[1:])
+	}
+	return usageError{fmt.Sprintf("unknown store command %q: want backup or restore", sub)}
+}
+
+// sqliteOnly refuses a PostgreSQL store, which its own tools back up, and
+// a --store that is no URL (not quoted: it may hold a password).
+func (s *storeFlags) sqliteOnly(cmd string) error {
+	switch {
+	case s.store.url == "":
+		return nil
+	case isPostgresURL(s.store.url):
+		return usageError{fmt.Sprintf("scepter store %s is for the SQLite store in the data directory; back up a PostgreSQL store with pg_dump --format=custom and restore it with pg_restore (docs/deployment.md, Backups)", cmd)}
+	}
+	return usageError{"--store: want a postgres:// URL (postgres://USER@HOST:PORT/DATABASE), or nothing for SQLite in the data directory"}
+}
+
+func storeBackup(ctx context.Context, e env, args []string) error {
+	var sf storeFlags
+	var out string
+	var force bool
+	flags := newFlagSet(e, "store backup", "store backup --out FILE [--force] [--data-dir DIR]")
+	sf.register(flags)
+	flags.StringVar(&out, "out", "", "the backup `FILE` to write (mode 0600): a consistent copy of DATA/scepter.db, its write-ahead log included, while 'scepter serve' runs or not")
+	flags.BoolVar(&force, "force", false, "replace --out when it exists")
+	if err := parseFlags(flags, e, args, 0, sf.sections()); err != nil {
+		return err
+	}
+	if err := sf.sqliteOnly("backup"); err != nil {
+		return err
+	}
+	if out == "" {
+		return usageError{"--out FILE is required: where to write the backup"}
+	}
+	db := sf.dbPath()
+	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no scepter database in %s: pass the --data-dir the server uses", sf.dataDir)
+	} else if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if err := refuseDatabaseFiles("--out", out, db); err != nil {
+		return err
+	}
+	exists := func() error {
+		if fi, err := os.Lstat(out); err == nil && fi.Mode().IsRegular() && !force {
+			return usageError{fmt.Sprintf("--out %s exists: name another file, or pass --force to replace it", out)}
+		}
+		return nil
+	}
+	if err := exists(); err != nil {
+		return err
+	}
+	var facts sqlite.FileFacts
+	staged, err := stageFile("--out", out, func(tmp string) error {
+		if err := sqlite.Backup(ctx, db, tmp); err != nil {
+			return err
+		}
+		if err := syncFile(tmp); err != nil {
+			return err
+		}
+		var err error
+		facts, err = sqlite.Inspect(ctx, tmp)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer staged.discard()
+	// Made meanwhile (another backup to the same name)?
+	if err := exists(); err != nil {
+		return err
+	}
+	if err := staged.commit(); err != nil {
+		return err
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Backed up %s to %s: %d bytes, schema version %d, %d certificate(s)\n",
+		db, out, fi.Size(), facts.SchemaVersion, facts.Certificates)
+	return nil
+}
+
+// refuseDatabaseFiles refuses a path that names the live database or its
+// -wal or -shm file.
+func refuseDatabaseFiles(flagName, path, db string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", flagName, path, err)
+	}
+	fi, statErr := os.Stat(path)
+	for _, f := range []string{db, db + "-wal", db + "-shm"} {
+		dbAbs, err := filepath.Abs(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		same := abs == dbAbs
+		if other, err := os.Stat(f); err == nil && statErr == nil && os.SameFile(fi, other) {
+			same = true
+		}
+		if same {
+			return usageError{fmt.Sprintf("%s %s is the store's own %s: name a file outside it", flagName, path, filepath.Base(f))}
+		}
+	}
+	return nil
+}
+
+func storeRestore(ctx context.Context, e env, args []string) error {
+	var sf storeFlags
+	var in string
+	flags := newFlagSet(e, "store restore", "store restore --in FILE [--data-dir DIR]")
+	sf.register(flags)
+	flags.StringVar(&in, "in", "", "the backup `FILE` ('scepter store backup' wrote it) to put in place of DATA/scepter.db, which is kept as scepter.db.before-restore-TIME")
+	if err := parseFlags(flags, e, args, 0, sf.sections()); err != nil {
+		return err
+	}
+	if err := sf.sqliteOnly("restore"); err != nil {
+		return err
+	}
+	if in == "" {
+		return usageError{"--in FILE is required: the backup to restore"}
+	}
+	if fi, err := os.Stat(sf.dataDir); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("data dir %s is not a directory", sf.dataDir)
+	}
+	db := sf.dbPath()
+	if err := refuseDatabaseFiles("--in", in, db); err != nil {
+		return err
+	}
+	// The lock serve takes, for the whole restore: a server would go on
+	// writing to the replaced file, and its commits would be lost.
+	unlock, err := lockDataDir(sf.dataDir)
+	switch {
+	case errors.Is(err, errNoLocks):
+		fmt.Fprintf(e.stderr, "scepter: warning: %v; make sure no 'scepter serve' runs on %s\n", err, sf.dataDir)
+	case err != nil && strings.Contains(err.Error(), "another 'scepter serve'"):
+		// lockDataDir's advice is for a second server.
+		return fmt.Errorf("a 'scepter serve'%s is running on %s: stop scepter serve first; a restore replaces the database under it", lockHolder(sf.dataDir), sf.dataDir)
+	case err != nil:
+		return err
+	}
+	defer unlock()
+	// The file alone is restored: a log beside it holds commits it lacks.
+	if fi, err := os.Stat(in + "-wal"); err == nil && fi.Size() > 0 {
+		return fmt.Errorf("%s has a write-ahead log beside it (%s-wal) holding commits the file lacks: take the backup with 'scepter store backup' (or sqlite3's .backup); %s is unchanged", in, in, db)
+	}
+
+	tmp, err := copyBeside(in, db, ".scepter.db.restore-*")
+	if err != nil {
+		return fmt.Errorf("--in %s: %w", in, err)
+	}
+	defer func() {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+	}()
+	facts, err := sqlite.Inspect(ctx, tmp)
+	if err != nil {
+		return fmt.Errorf("--in %s cannot be restored: %w; %s is unchanged", in, err, db)
+	}
+	root, err := checkBackupCA(sf.dataDir, in, facts)
+	if err != nil {
+		return fmt.Errorf("%w; %s is unchanged", err, db)
+	}
+	behind, err := storeBehindMarks(sf.dataDir, facts)
+	if err != nil {
+		return fmt.Errorf("%w; %s is unchanged", err, db)
+	}
+
+	kept := ""
+	if _, err := os.Stat(db); err == nil {
+		if kept, err = keepDatabase(ctx, e, db, pki.SystemClock{}.Now()); err != nil {
+			return fmt.Errorf("keeping the current database: %w; %s is unchanged", err, db)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("database: %w", err)
+	}
+	// The replaced database's log and index go before the new file comes:
+	// SQLite would replay that log onto it. Its commits are in the kept
+	// copy. A crash until the rename leaves the old database in place,
+	// whole; after it, the new one.
+	for _, f := range []string{db + "-wal", db + "-shm"} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing the replaced database's %s: %w (the database is unchanged, and kept in %s)", filepath.Base(f), err, kept)
+		}
+	}
+	if err := os.Rename(tmp, db); err != nil {
+		return fmt.Errorf("putting the backup in place: %w (the database is unchanged, and kept in %s)", err, kept)
+	}
+	tmp = ""
+	if err := syncDir(filepath.Dir(db)); err != nil {
+		return fmt.Errorf("the backup is in place, but its directory could not be synced: %w", err)
+	}
+
+	fmt.Fprintf(e.stdout, "Restored %s to %s: schema version %d, %d certificate(s).\n", in, db, facts.SchemaVersion, facts.Certificates)
+	if kept != "" {
+		fmt.Fprintf(e.stdout, "The database it replaced, with every commit, is kept in %s: scepter never removes it, and it holds what was recorded after the backup too.\n", kept)
+	}
+	if root == "" && len(facts.CARoots) > 0 {
+		fmt.Fprintf(e.stdout, "%s holds no CA, and the restored store records one: 'scepter serve' starts on it only with that CA's keys (scepter ca import-keys --data-dir %s --in FILE).\n",
+			filepath.Join(sf.dataDir, "ca"), sf.dataDir)
+	}
+	if len(behind) == 0 {
+		fmt.Fprintf(e.stdout, "Next: start scepter serve --data-dir %s.\n", sf.dataDir)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "The restored store is older than the CRLs this data directory published (%s): %s.\n",
+		filepath.Join(sf.dataDir, crl.NumbersDir), strings.Join(behind.lines(), "; "))
+	fmt.Fprintf(e.stdout, "Next: start scepter serve --data-dir %s --store-restored, once: without it serve refuses this store, for OCSP would answer good, and the CRL leave out, every certificate revoked after the backup; its next CRLs are numbered above those published.\n", sf.dataDir)
+	fmt.Fprintln(e.stdout, "Then make again what the backup lacks (docs/deployment.md, Restoring): the revocations made after it (scepter certs revoke SERIAL --reason R), and those of certificates issued after it (scepter certs revoke --cert FILE --reason R).")
+	if kept != "" {
+		fmt.Fprintf(e.stdout, "The kept copy lists them: copy it as scepter.db into an empty directory D and run scepter audit list --data-dir D --type certificate.revoked (and --type certificate.issued).\n")
+	}
+	// The root's issuer ID is its fingerprint's hex.
+	if root != "" && behind.has(strings.TrimPrefix(root, "sha256:")) {
+		fmt.Fprintln(e.stdout, "The root's CRL is behind too: sign the next with scepter ca root crl --store-restored, listing again the issuing CAs the root revoked after the backup.")
+	}
+	return nil
+}
+
+// lockHolder names the process in the data directory's lock file, as
+// " (pid N)", or "".
+func lockHolder(dataDir string) string {
+	b, err := os.ReadFile(filepath.Join(dataDir, serveLockFile))
+	if pid := strings.TrimSpace(string(b)); err == nil && pid != "" {
+		return " (pid " + pid + ")"
+	}
+	return ""
+}
+
+// checkBackupCA refuses a backup that records another CA than the data
+// directory holds, as a server compares its CA with the store's
+// (cashare.Syncer.Sync: every generation recorded has this root). It
+// returns the fingerprint of the data directory's root, "" when it holds
+// none.
+func checkBackupCA(dataDir, in string, facts sqlite.FileFacts) (string, error) {
+	path := filepath.Join(dataDir, "ca", ca.RootCertFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("the data directory's CA: %w", err)
+	}
+	certs, err := keys.ParseCertsPEM(data)
+	if err != nil || len(certs) == 0 {
+		return "", fmt.Errorf("the data directory's CA: %s holds no certificate: %v", path, err)
+	}
+	have := ca.Fingerprint(certs[0])
+	for _, r := range facts.CARoots {
+		if r != have {
+			return "", fmt.Errorf("%w: --in %s is a backup of the CA with root %s, and %s holds root %s: restore a backup of this CA, or restore it into that CA's data directory",
+				cashare.ErrNotThisCA, in, r, path, have)
+		}
+	}
+	return have, nil
+}
+
+// behindMarks are the issuers whose newest CRL in a restored store is
+// numbered below the highest this data directory published.
+type behindMarks []behindMark
+
+type behindMark struct {
+	issuerID          string
+	stored, published int64
+}
+
+func (b behindMarks) lines() []string {
+	var out []string
+	for _, m := range b {
+		stored := fmt.Sprintf("the store's newest CRL is number %d", m.stored)
+		if m.stored == 0 {
+			stored = "the store has no CRL"
+		}
+		out = append(out, fmt.Sprintf("issuer %s: %s, this data directory published number %d", m.issuerID[:16], stored, m.published))
+	}
+	return out
+}
+
+func (b behindMarks) has(id string) bool {
+	for _, m := range b {
+		if m.issuerID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// storeBehindMarks compares DATA/crl-numbers with the restored store's
+// newest CRLs, as serve's check (crl.Publisher.StoreBehind) will.
+func storeBehindMarks(dataDir string, facts sqlite.FileFacts) (behindMarks, error) {
+	dir := filepath.Join(dataDir, crl.NumbersDir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the CRL numbers published: %w", err)
+	}
+	numbers := crl.NewNumbers(dir)
+	var out behindMarks
+	for _, ent := range entries {
+		if !ent.Type().IsRegular() || strings.HasPrefix(ent.Name(), ".") {
+			continue
+		}
+		mark, err := numbers.Get(ent.Name())
+		if err != nil {
+			return nil, err
+		}
+		if stored := facts.NewestCRLs[ent.Name()]; mark > stored {
+			out = append(out, behindMark{issuerID: ent.Name(), stored: stored, published: mark})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].issuerID < out[j].issuerID })
+	return out, nil
+}
+
+// keepDatabase keeps the database under a name of its own beside it,
+// scepter.db.before-restore-TIME, which it returns, with every commit:
+// the database and its write-ahead log are given the kept names first
+// (second links to the same files; copies where links are not to be
+// had), and then the log is folded into the database. The database stays
+// in place until the restored one is renamed over it. A log that cannot
+// be folded (a database too damaged to open) stays beside the kept copy,
+// under the name SQLite looks for, so that opening the copy replays it.
+func keepDatabase(ctx context.Context, e env, db string, now time.Time) (kept string, err error) {
+	base := db + ".before-restore-" + now.UTC().Format("20060102T150405Z")
+	for i := 1; kept == ""; i++ {
+		name := base
+		if i > 1 {
+			name = fmt.Sprintf("%s.%d", base, i)
+		}
+		if _, err := os.Lstat(name + "-wal"); err == nil {
+			continue
+		}
+		switch err := linkOrCopy(db, name); {
+		case err == nil:
+			kept = name
+		case errors.Is(err, fs.ErrExist) && i < 100:
+		default:
+			return "", err
+		}
+	}
+	keptLog := kept + "-wal"
+	defer func() {
+		if err != nil {
+			os.Remove(keptLog)
+			os.Remove(kept)
+		}
+	}()
+	if _, err := os.Stat(db + "-wal"); err == nil {
+		if err := linkOrCopy(db+"-wal", keptLog); err != nil {
+			return "", fmt.Errorf("keeping its write-ahead log: %w", err)
+		}
+	}
+	if foldErr := sqlite.FoldWAL(ctx, db); foldErr != nil {
+		if _, err := os.Stat(keptLog); err == nil {
+			fmt.Fprintf(e.stderr, "scepter: warning: the replaced database's write-ahead log could not be folded into it (%v): it is kept beside the copy, as %s\n",
+				foldErr, keptLog)
+		}
+	} else if fi, err := os.Stat(keptLog); err == nil && fi.Size() == 0 {
+		// A second link to the log the checkpoint emptied: the kept
+		// copy, a link to the database, holds it all now. (A copied log
+		// stays, for the copied database lacks what it holds.)
+		os.Remove(keptLog)
+	}
+	if err := syncDir(filepath.Dir(db)); err != nil {
+		return "", err
+	}
+	return kept, nil
+}
+
+// linkOrCopy gives src the name dst, which must not exist (fs.ErrExist):
+// a hard link, or a synced copy where the file system makes none.
+func linkOrCopy(src, dst string) error {
+	err := os.Link(src, dst)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	from, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer from.Close()
+	to, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(to, from); err != nil {
+		to.Close()
+		os.Remove(dst)
+		return err
+	}
+	if err := to.Sync(); err != nil {
+		to.Close()
+		os.Remove(dst)
+		return err
+	}
+	return to.Close()
+}
+
+// copyBeside copies src to a new file (mode 0600, synced) beside path,
+// named after pattern (os.CreateTemp), and returns its name.
+func copyBeside(src, path, pattern string) (string, error) {
+	from, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer from.Close()
+	if fi, err := from.Stat(); err != nil {
+		return "", err
+	} else if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is %s, not a regular file", src, keys.NonRegularKind(fi.Mode()))
+	}
+	to, err := os.CreateTemp(filepath.Dir(path), pattern)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(to, from)
+	if err == nil {
+		err = to.Sync()
+	}
+	if cerr := to.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(to.Name())
+		return "", err
+	}
+	return to.Name(), nil
+}
+
+// syncFile flushes a file's contents to disk.
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir makes the names in dir (a rename, a new link) survive a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

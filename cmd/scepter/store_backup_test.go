@@ -1,0 +1,529 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
+	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// storeTestDir is a data directory with a CA, recorded in its SQLite
+// store as a server records it, and certificates of that CA with the
+// given serials.
+func storeTestDir(t *testing.T, serials ...string) (dir, issuerID string) {
+	t.Helper()
+	ctx := context.Background()
+	dir, a := caDataDir(t, ca.InitOptions{})
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	syncer := &cashare.Syncer{Store: st, Authority: a, Clock: pki.SystemClock{}, Node: "test", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := syncer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range serials {
+		if err := recordTestCert(st, a.Issuer.ID, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, a.Issuer.ID
+}
+
+// recordTestCert records a certificate as issued now, with its event.
+func recordTestCert(st store.Store, issuerID, serial string) error {
+	now := pki.SystemClock{}.Now()
+	keyHash := make([]byte, 32)
+	rand.Read(keyHash)
+	c := pki.Certificate{SerialHex: serial, IssuerID: issuerID, Issuer: "CN=Test CA", Subject: "CN=device-" + serial,
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid,
+		Profile: "default", Protocol: pki.ProtocolCLI, Source: pki.SourceIssued, KeyType: "p256",
+		CreatedAt: now, DER: []byte{0x30, 0x03, 'd', 'e', 'r'}}
+	return st.RecordIssuance(context.Background(), store.Issuance{Now: now, Certificate: c, KeyHash: keyHash,
+		Events: []pki.AuditEvent{{Time: now, Type: pki.EventIssued, Actor: "test", SerialHex: serial, IssuerID: issuerID, Outcome: "success"}}})
+}
+
+// certStatuses lists a store's certificates as "SERIAL STATUS".
+func certStatuses(t *testing.T, dataDir string) []string {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dataDir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	certs, _, err := st.ListCertificates(context.Background(), store.CertFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range certs {
+		out = append(out, c.SerialHex+" "+string(c.Status))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// asDataDir puts a copy of db in a directory of its own as scepter.db,
+// for the CLI to open there without changing db.
+func asDataDir(t *testing.T, db string) string {
+	t.Helper()
+	dir := t.TempDir()
+	copyFile(t, db, filepath.Join(dir, "scepter.db"))
+	return dir
+}
+
+// A backup taken while certificates are being recorded is a database of
+// its own, mode 0600, whose audit trail verifies; the command says what
+// it wrote.
+func TestStoreBackupWhileWritten(t *testing.T) {
+	ctx := context.Background()
+	dir, issuer := storeTestDir(t, "a0")
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var writeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := recordTestCert(st, issuer, fmt.Sprintf("b%05x", i)); err != nil {
+				writeErr = err
+				return
+			}
+		}
+	}()
+	outDir := t.TempDir()
+	var outs []string
+	for i := range 3 {
+		out := filepath.Join(outDir, fmt.Sprintf("backup-%d.db", i))
+		e, stdout, stderr := testEnv(nil)
+		if err := run(ctx, e, []string{"store", "backup", "--data-dir", dir, "--out", out}); err != nil {
+			t.Fatalf("store backup: %v\n%s", err, stderr)
+		}
+		for _, want := range []string{out, "bytes", "schema version", "certificate(s)"} {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("store backup says %q, want %q in it", stdout, want)
+			}
+		}
+		outs = append(outs, out)
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if writeErr != nil {
+		t.Fatal(writeErr)
+	}
+	if entries, _ := os.ReadDir(outDir); len(entries) != len(outs) {
+		t.Errorf("%s holds %d entries, want the %d backups alone", outDir, len(entries), len(outs))
+	}
+	for _, out := range outs {
+		if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want mode 0600", out, fi.Mode(), err)
+		}
+		e, stdout, _ := testEnv(nil)
+		if err := run(ctx, e, []string{"audit", "verify", "--data-dir", asDataDir(t, out)}); err != nil || !strings.Contains(stdout.String(), "OK") {
+			t.Errorf("audit verify of %s: %v\n%s", out, err, stdout)
+		}
+	}
+}
+
+// The reviewer's scenario: a backup, then a revocation and an issuance
+// that are only in scepter.db-wal (the server was killed before a
+// checkpoint), then a restore. The restored store holds exactly the
+// backup's rows (the certificate is valid again, as the backup has it:
+// the replaced database's log is not replayed onto it), and the kept
+// copy holds the newer rows, the log's included, in the file itself. The
+// restore says that serve needs --store-restored once, since this data
+// directory published a CRL numbered above the backup's.
+func TestStoreRestoreLeavesNoMix(t *testing.T) {
+	ctx := context.Background()
+	dir, issuer := storeTestDir(t, "a1", "a2")
+	db := filepath.Join(dir, "scepter.db")
+	bk := filepath.Join(t.TempDir(), "bk.db")
+	if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", bk); err != nil {
+		t.Fatalf("store backup: %v\n%s", err, out)
+	}
+	backupRows := certStatuses(t, asDataDir(t, bk))
+
+	// A server on a copy of the database, whose last commits a reader's
+	// snapshot keeps from being checkpointed; its files copied back then
+	// are what a kill leaves.
+	live := t.TempDir()
+	copyFile(t, db, filepath.Join(live, "scepter.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(live, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	reader, err := sql.Open("sqlite", "file:"+filepath.Join(live, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	snapshot, err := reader.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snapshot.Rollback()
+	var n int
+	if err := snapshot.QueryRow(`SELECT count(*) FROM certificates`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	now := pki.SystemClock{}.Now()
+	if _, err := st.Revoke(ctx, issuer, "a1", 1, now, pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: "test", SerialHex: "a1", IssuerID: issuer, Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := recordTestCert(st, issuer, "b1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		copyFile(t, filepath.Join(live, "scepter.db"+suffix), db+suffix)
+	}
+	os.Remove(db + "-shm")
+	if f, err := sqlite.Inspect(ctx, db); err != nil || f.Certificates != 2 {
+		t.Fatalf("before the restore, the database file alone: %+v, %v; want b1 in its log only", f, err)
+	}
+	newerRows := certStatuses(t, asDataDirWithLog(t, db))
+	if !slices.Contains(newerRows, "a1 revoked") || !slices.Contains(newerRows, "b1 valid") {
+		t.Fatalf("the database with its log: %v", newerRows)
+	}
+	// This data directory published CRL 5 of the issuing CA.
+	if err := crl.NewNumbers(filepath.Join(dir, crl.NumbersDir)).Put(issuer, 5); err != nil {
+		t.Fatal(err)
+	}
+
+	e, stdout, stderr := testEnv(nil)
+	if err := run(ctx, e, []string{"store", "restore", "--data-dir", dir, "--in", bk}); err != nil {
+		t.Fatalf("store restore: %v\n%s%s", err, stdout, stderr)
+	}
+	said := stdout.String()
+	for _, want := range []string{"Restored " + bk, "before-restore-", "--store-restored", "published number 5", "scepter serve --data-dir " + dir, "certs revoke"} {
+		if !strings.Contains(said, want) {
+			t.Errorf("store restore does not say %q:\n%s", want, said)
+		}
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if fi, err := os.Stat(db + suffix); err == nil {
+			t.Errorf("%s%s is there after the restore (%d bytes)", db, suffix, fi.Size())
+		}
+	}
+	if got := certStatuses(t, dir); !slices.Equal(got, backupRows) {
+		t.Errorf("restored store: %v, want the backup's rows %v", got, backupRows)
+	}
+	e, out, _ := testEnv(nil)
+	if err := run(ctx, e, []string{"audit", "verify", "--data-dir", dir}); err != nil {
+		t.Errorf("audit verify of the restored store: %v\n%s", err, out)
+	}
+
+	kept, _ := filepath.Glob(db + ".before-restore-*")
+	if len(kept) != 1 {
+		t.Fatalf("kept copies: %v, want one", kept)
+	}
+	if _, err := os.Stat(kept[0] + "-wal"); err == nil {
+		t.Errorf("%s-wal is there: the log was not folded into the kept copy", kept[0])
+	}
+	if f, err := sqlite.Inspect(ctx, kept[0]); err != nil || f.Certificates != 3 {
+		t.Errorf("the kept copy's file alone: %+v, %v; want the 3 certificates, b1 included", f, err)
+	}
+	if got := certStatuses(t, asDataDir(t, kept[0])); !slices.Equal(got, newerRows) {
+		t.Errorf("the kept copy: %v, want the newer rows %v", got, newerRows)
+	}
+}
+
+// asDataDirWithLog is asDataDir for a database and its write-ahead log.
+func asDataDirWithLog(t *testing.T, db string) string {
+	t.Helper()
+	dir := asDataDir(t, db)
+	copyFile(t, db+"-wal", filepath.Join(dir, "scepter.db-wal"))
+	return dir
+}
+
+// dirState is what a data directory holds: each name with its contents.
+func dirState(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[e.Name()] = b
+		} else {
+			out[e.Name()] = nil
+		}
+	}
+	return out
+}
+
+func sameDirState(t *testing.T, before, after map[string][]byte) {
+	t.Helper()
+	for name, b := range before {
+		if a, ok := after[name]; !ok || !bytes.Equal(a, b) {
+			t.Errorf("%s changed (there: %v)", name, ok)
+		}
+	}
+	for name := range after {
+		if _, ok := before[name]; !ok && name != serveLockFile {
+			t.Errorf("%s appeared", name)
+		}
+	}
+}
+
+// Beside a running server: a backup is taken, and a restore is refused
+// (the server holds the data directory's lock), changing nothing; once
+// the server stops, the restore is made, and the server starts on it.
+func TestStoreRestoreRefusedWhileServeRuns(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	args := []string{"--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", dir}
+	s := serveInProcess(t, nil, args...)
+	if s.ended {
+		t.Fatalf("serve: %v\n%s", s.err, s.errb.String())
+	}
+	bk := filepath.Join(t.TempDir(), "bk.db")
+	if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", bk); err != nil {
+		t.Fatalf("store backup beside serve: %v\n%s", err, out)
+	}
+	// The server may write meanwhile: the file must be the one it has
+	// open, and nothing be added beside it.
+	before := dirState(t, dir)
+	dbBefore, err := os.Stat(filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk)
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "stop scepter serve first") || !strings.Contains(err.Error(), "(pid ") {
+		t.Fatalf("restore beside serve: %v (exit %d), want exit 1 naming the server and saying to stop scepter serve first\n%s", err, exitCode(err), out)
+	}
+	if dbAfter, err := os.Stat(filepath.Join(dir, "scepter.db")); err != nil || !os.SameFile(dbBefore, dbAfter) {
+		t.Errorf("scepter.db was replaced: %v", err)
+	}
+	for name := range dirState(t, dir) {
+		if _, ok := before[name]; !ok {
+			t.Errorf("%s appeared", name)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk); err != nil {
+		t.Fatalf("restore once serve stopped: %v\n%s", err, out)
+	}
+	if s := serveInProcess(t, nil, args...); s.ended {
+		t.Fatalf("serve on the restored store: %v\n%s", s.err, s.errb.String())
+	}
+}
+
+// A file that is no backup of this CA's store is refused, naming what is
+// wrong, and the data directory is left as it was: a text file, another
+// SQLite database, a damaged one, one of a newer schema, one of another
+// CA, and a file with a write-ahead log beside it.
+func TestStoreRestoreRefusals(t *testing.T) {
+	dir, _ := storeTestDir(t, "a1")
+	files := t.TempDir()
+	path := func(name string) string { return filepath.Join(files, name) }
+	good := path("good.db")
+	if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", good); err != nil {
+		t.Fatalf("store backup: %v\n%s", err, out)
+	}
+	goodBytes, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(db, q string) {
+		t.Helper()
+		h, err := sql.Open("sqlite", "file:"+db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		if _, err := h.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path("text"), []byte("not a database\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exec(path("other.db"), `CREATE TABLE t (x)`)
+	damaged := append([]byte{}, goodBytes...)
+	for i := 4096; i < len(damaged); i++ {
+		damaged[i] ^= 0x5a
+	}
+	if err := os.WriteFile(path("damaged.db"), damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, good, path("newer.db"))
+	exec(path("newer.db"), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (99999, 'from_the_future', '')`)
+	otherCA, _ := storeTestDir(t, "c1")
+	if out, err := runCLI("store", "backup", "--data-dir", otherCA, "--out", path("other-ca.db")); err != nil {
+		t.Fatalf("store backup: %v\n%s", err, out)
+	}
+	copyFile(t, good, path("with-log.db"))
+	if err := os.WriteFile(path("with-log.db-wal"), []byte("frames"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		file, want string
+	}{
+		{"text", "not an SQLite database"},
+		{"other.db", "without scepter's tables"},
+		{"damaged.db", "damaged"},
+		{"newer.db", "newer than this binary"},
+		{"other-ca.db", "backup of the CA with root"},
+		{"with-log.db", "write-ahead log beside it"},
+		{"missing.db", "no such file"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			before := dirState(t, dir)
+			out, err := runCLI("store", "restore", "--data-dir", dir, "--in", path(tc.file))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("restore of %s: %v, want a refusal saying %q\n%s", tc.file, err, tc.want, out)
+			}
+			sameDirState(t, before, dirState(t, dir))
+		})
+	}
+}
+
+// An existing --out is refused (exit 2) unless --force; so are the store's
+// own files, and a PostgreSQL store, which pg_dump backs up.
+func TestStoreBackupRefusals(t *testing.T) {
+	dir, _ := storeTestDir(t, "a1")
+	out := filepath.Join(t.TempDir(), "bk.db")
+	if err := os.WriteFile(out, []byte("an older backup"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(t.TempDir(), "scepter.toml")
+	if err := os.WriteFile(config, []byte(`store = "postgres://scepter@db.example/scepter"`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"existing file", []string{"--out", out}, "--force"},
+		{"the database", []string{"--out", filepath.Join(dir, "scepter.db"), "--force"}, "store's own scepter.db"},
+		{"its log", []string{"--out", filepath.Join(dir, "scepter.db-wal"), "--force"}, "store's own scepter.db-wal"},
+		{"postgres", []string{"--out", out, "--store", "postgres://scepter@db.example/scepter"}, "pg_dump --format=custom"},
+		{"postgres in the config", []string{"--out", out, "--config", config}, "pg_dump --format=custom"},
+		{"no --out", nil, "--out FILE is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := dirState(t, dir)
+			res, err := runCLI(append([]string{"store", "backup", "--data-dir", dir}, tc.args...)...)
+			if exitCode(err) != 2 || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v (exit %d), want exit 2 saying %q\n%s", err, exitCode(err), tc.want, res)
+			}
+			if b, _ := os.ReadFile(out); string(b) != "an older backup" {
+				t.Error("--out was changed")
+			}
+			sameDirState(t, db, dirState(t, dir))
+		})
+	}
+	if res, err := runCLI("store", "backup", "--data-dir", dir, "--out", out, "--force"); err != nil {
+		t.Fatalf("--force: %v\n%s", err, res)
+	}
+	if f, err := sqlite.Inspect(context.Background(), out); err != nil || f.Certificates != 1 {
+		t.Errorf("the backup written with --force: %+v, %v", f, err)
+	}
+	if res, err := runCLI("store", "restore", "--data-dir", dir, "--in", out, "--store", "postgres://scepter@db.example/scepter"); exitCode(err) != 2 || !strings.Contains(err.Error(), "pg_restore") {
+		t.Errorf("restore with a PostgreSQL store: %v\n%s", err, res)
+	}
+}
+
+// A restore into a data directory without a database (a new machine,
+// the CA's files put back) puts the backup in place and keeps nothing.
+func TestStoreRestoreIntoNewDataDir(t *testing.T) {
+	dir, _ := storeTestDir(t, "a1", "a2")
+	bk := filepath.Join(t.TempDir(), "bk.db")
+	if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", bk); err != nil {
+		t.Fatalf("store backup: %v\n%s", err, out)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(filepath.Join(dir, "scepter.db"+suffix)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk)
+	if err != nil {
+		t.Fatalf("store restore: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "kept") || !strings.Contains(out, "Next: start scepter serve --data-dir "+dir+".") {
+		t.Errorf("store restore says:\n%s", out)
+	}
+	if got := certStatuses(t, dir); !slices.Equal(got, []string{"a1 valid", "a2 valid"}) {
+		t.Errorf("restored store: %v", got)
+	}
+	if kept, _ := filepath.Glob(filepath.Join(dir, "scepter.db.before-restore-*")); len(kept) != 0 {
+		t.Errorf("kept copies of no database: %v", kept)
+	}
+}
+
+// A database too damaged to open has its log kept beside the kept copy,
+// under the name SQLite looks for, and the restore is made, with a
+// warning.
+func TestStoreRestoreOverAnUnreadableDatabase(t *testing.T) {
+	dir, _ := storeTestDir(t, "a1")
+	bk := filepath.Join(t.TempDir(), "bk.db")
+	if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", bk); err != nil {
+		t.Fatalf("store backup: %v\n%s", err, out)
+	}
+	db := filepath.Join(dir, "scepter.db")
+	for suffix, data := range map[string]string{"": "overwritten by accident", "-wal": "the log's frames"} {
+		if err := os.WriteFile(db+suffix, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Remove(db + "-shm")
+	out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk)
+	if err != nil {
+		t.Fatalf("store restore: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "could not be folded") {
+		t.Errorf("no warning about the log:\n%s", out)
+	}
+	kept, _ := filepath.Glob(db + ".before-restore-*[0-9TZ]")
+	if len(kept) != 1 {
+		t.Fatalf("kept copies: %v, want one", kept)
+	}
+	for suffix, want := range map[string]string{"": "overwritten by accident", "-wal": "the log's frames"} {
+		if b, err := os.ReadFile(kept[0] + suffix); err != nil || string(b) != want {
+			t.Errorf("kept %s: %q, %v; want %q", suffix, b, err, want)
+		}
+	}
+	if got := certStatuses(t, dir); !slices.Equal(got, []string{"a1 valid"}) {
+		t.Errorf("restored store: %v", got)
+	}
+}
