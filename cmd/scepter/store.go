@@ -242,12 +242,18 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "%s holds no CA, and the restored store records one: 'scepter serve' starts on it only with that CA's keys (scepter ca import-keys --data-dir %s --in FILE).\n",
 			filepath.Join(sf.dataDir, "ca"), sf.dataDir)
 	}
+	numbersDir := filepath.Join(sf.dataDir, crl.NumbersDir)
+	if _, err := os.Stat(numbersDir); errors.Is(err, fs.ErrNotExist) && len(facts.NewestCRLs) > 0 {
+		// A new data directory: nothing tells serve that the store is
+		// behind what relying parties have seen.
+		fmt.Fprintf(e.stdout, "%s is missing: before serve starts, copy it from the old data directory, or write the highest CRL numbers relying parties may have seen into it (docs/deployment.md, Restoring); without it a store older than the CRLs published is not noticed, and their numbers are given again.\n", numbersDir)
+	}
 	if len(behind) == 0 {
 		fmt.Fprintf(e.stdout, "Next: start scepter serve --data-dir %s.\n", sf.dataDir)
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "The restored store is older than the CRLs this data directory published (%s): %s.\n",
-		filepath.Join(sf.dataDir, crl.NumbersDir), strings.Join(behind.lines(), "; "))
+		numbersDir, strings.Join(behind.lines(), "; "))
 	fmt.Fprintf(e.stdout, "Next: start scepter serve --data-dir %s --store-restored, once: without it serve refuses this store, for OCSP would answer good, and the CRL leave out, every certificate revoked after the backup; its next CRLs are numbered above those published.\n", sf.dataDir)
 	fmt.Fprintln(e.stdout, "Then make again what the backup lacks (docs/deployment.md, Restoring): the revocations made after it (scepter certs revoke SERIAL --reason R), and those of certificates issued after it (scepter certs revoke --cert FILE --reason R).")
 	if kept != "" {

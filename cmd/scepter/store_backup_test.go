@@ -464,9 +464,20 @@ func TestStoreBackupRefusals(t *testing.T) {
 }
 
 // A restore into a data directory without a database (a new machine,
-// the CA's files put back) puts the backup in place and keeps nothing.
+// the CA's files put back) puts the backup in place and keeps nothing;
+// it says that DATA/crl-numbers is missing, for the store holds CRLs.
 func TestStoreRestoreIntoNewDataDir(t *testing.T) {
-	dir, _ := storeTestDir(t, "a1", "a2")
+	dir, issuer := storeTestDir(t, "a1", "a2")
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := pki.SystemClock{}.Now()
+	err = st.PutCRL(context.Background(), store.CRL{IssuerID: issuer, Number: 3, ThisUpdate: now, NextUpdate: now.Add(time.Hour), DER: []byte{0x30, 0}, CreatedAt: now}, 10)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	bk := filepath.Join(t.TempDir(), "bk.db")
 	if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", bk); err != nil {
 		t.Fatalf("store backup: %v\n%s", err, out)
@@ -480,7 +491,8 @@ func TestStoreRestoreIntoNewDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatalf("store restore: %v\n%s", err, out)
 	}
-	if strings.Contains(out, "kept") || !strings.Contains(out, "Next: start scepter serve --data-dir "+dir+".") {
+	if strings.Contains(out, "kept") || !strings.Contains(out, "Next: start scepter serve --data-dir "+dir+".") ||
+		!strings.Contains(out, filepath.Join(dir, crl.NumbersDir)+" is missing") {
 		t.Errorf("store restore says:\n%s", out)
 	}
 	if got := certStatuses(t, dir); !slices.Equal(got, []string{"a1 valid", "a2 valid"}) {
