@@ -653,18 +653,41 @@ func (h *Handler) fail(c *call, err error) {
 	io.WriteString(c.w, body)
 }
 
-// parseReason is the first clause of a parser's error, clipped: Go's
-// encoding/asn1 appends its internal structures in parentheses or braces
-// ("tags don't match (16 vs {class:0 …})"), which tell a client nothing.
+// parseReasons say, in our words, why crypto/x509 could not read a
+// request, by a piece of its error's text; the library's own words (and
+// encoding/asn1's) are not shown to clients, who are told what to change.
+var parseReasons = []struct{ match, reason string }{
+	// crypto/x509 reads no compressed EC point, which RFC 5480 §2.2 lets
+	// a CA refuse; the library's words suggest a broken key.
+	{"invalid uncompressed public key", "its EC public key is a compressed point; send the uncompressed form (RFC 5480 §2.2)"},
+	{"unsupported elliptic curve", "its EC public key is on a curve this server does not read (P-256 or P-384 are)"},
+	// crypto/x509 refuses some well-formed requests: a URI SAN it cannot
+	// parse, such as Intune's IntuneDeviceId://{guid}.
+	{"cannot parse URI", "a URI in its subjectAltName cannot be parsed as a URI (RFC 3986)"},
+	{"uniformResourceIdentifier", "a URI in its subjectAltName is malformed"},
+	{"cannot parse IP", "an IP address in its subjectAltName is neither 4 nor 16 bytes"},
+	{"dNSName", "a DNS name in its subjectAltName is malformed"},
+	{"rfc822Name", "an email address in its subjectAltName is malformed"},
+	{"subject alternative name", "its subjectAltName extension is malformed"},
+	{"duplicate", "it carries an extension twice"},
+	{"RDNSequence", "its subject is not a valid distinguished name"},
+	{"RSA", "its RSA public key is malformed"},
+	{"ECDSA", "its EC public key is malformed"},
+	{"Ed25519", "its Ed25519 public key is malformed"},
+	{"public key", "its public key is malformed or of a type this server does not read"},
+	{"Attributes", "its attributes are malformed"},
+	{"extension", "one of its extensions is malformed"},
+}
+
+// parseReason says why crypto/x509 could not read a request, without the
+// library's text (SECURITY.md: no Go error text in answers): a reason of
+// parseReasons, or that it is not a DER PKCS#10 request.
 func parseReason(err error) string {
-	r := err.Error()
-	if strings.Contains(r, "invalid uncompressed public key") {
-		// crypto/x509 reads no compressed EC point, which RFC 5480 §2.2
-		// lets a CA refuse; the library's words suggest a broken key.
-		return "its EC public key is a compressed point; send the uncompressed form (RFC 5480 §2.2)"
+	msg := err.Error()
+	for _, r := range parseReasons {
+		if strings.Contains(msg, r.match) {
+			return r.reason
+		}
 	}
-	if i := strings.IndexAny(r, "({"); i > 0 {
-		r = strings.TrimRight(r[:i], " :")
-	}
-	return pki.Clip(r, 200)
+	return "it is not a DER-encoded PKCS#10 request (RFC 2986)"
 }
