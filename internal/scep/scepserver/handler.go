@@ -613,10 +613,14 @@ func canReceive(req *request) error {
 	case *rsa.PublicKey:
 		return canWrapKey(pub, req)
 	case *ecdsa.PublicKey:
-		if req.challenge == "" {
-			return pki.Errorf(pki.EBadAlg, "an EC requester receives its certificate in a password-based envelope keyed from the challenge, and this request has none; a renewal may carry any challengePassword, which then only keys the envelope")
+		if req.challenge != "" {
+			return nil
 		}
-		return nil
+		if t := req.msg.MessageType; t != scep.PKCSReq && t != scep.RenewalReq {
+			// No CSR, so no challengePassword to key the envelope from.
+			return pki.Errorf(pki.EBadAlg, "an EC requester receives replies in a password-based envelope keyed from the challenge of its certificate request, and a %s carries none: sign it with a certificate whose key is RSA", t)
+		}
+		return pki.Errorf(pki.EBadAlg, "an EC requester receives its certificate in a password-based envelope keyed from the challenge, and this request has none; a renewal may carry any challengePassword, which then only keys the envelope")
 	}
 	return pki.Errorf(pki.EBadAlg, "the signer certificate's key can receive no encrypted reply")
 }

@@ -459,6 +459,27 @@ func TestGetCert(t *testing.T) {
 	unknown.SerialNumber = new(big.Int).Add(other.SerialNumber, big.NewInt(1))
 	wantFailure(t, getCert(mine, key, &unknown), scep.BadCertID)
 	wantFailure(t, getCert(ts.selfSignedFor(t, key), key, other), scep.BadRequest)
+
+	// An EC certificate's holder receives replies keyed from its request's
+	// challenge; GetCert and GetCRL carry no request, so they are told to
+	// sign with an RSA certificate, not to add a challengePassword.
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rep := ts.exchange(t, reqParams{key: ecKey, subject: "CN=getcert-ec,O=Acme"})
+	ecCert, _ := ts.issuedByPassword(t, rep, testChallenge)
+	for _, op := range []scep.MessageType{scep.GetCert, scep.GetCRL} {
+		content, err := scep.MarshalIssuerAndSerial(other.RawIssuer, other.SerialNumber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rep := ts.exchange(t, reqParams{key: ecKey, signerCert: ecCert, signerKey: ecKey, msgType: op, content: content})
+		wantFailure(t, rep, scep.BadAlg)
+		if !strings.Contains(rep.FailInfoText, "a "+op.String()+" carries none: sign it with a certificate whose key is RSA") {
+			t.Errorf("%s signed by an EC certificate: %q", op, rep.FailInfoText)
+		}
+	}
 }
 
 // GetCRL returns the current CRL of the CA IssuerAndSerialNumber names, in
