@@ -80,7 +80,7 @@ func connectSCEP(ctx context.Context, o *Options, raw string) (*target, error) {
 		InsecureSkipVerify: o.Roots == nil && o.CAFingerprint != ""} //nolint:gosec // see above
 	tr := newTransport(cfg, o.Timeout)
 	defer tr.CloseIdleConnections()
-	c := &client.SCEP{URL: u.String(), HTTP: &http.Client{Transport: tr}, Now: o.Now}
+	c := &client.SCEP{URL: u.String(), HTTP: newHTTPClient(tr), Now: o.Now}
 	caps, err := c.GetCACaps(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("GetCACaps: %w", err)
@@ -101,7 +101,7 @@ func connectSCEP(ctx context.Context, o *Options, raw string) (*target, error) {
 	fetchCA := func(ctx context.Context) ([]*x509.Certificate, error) {
 		tr := newTransport(cfg, o.Timeout)
 		defer tr.CloseIdleConnections()
-		c := &client.SCEP{URL: u.String(), HTTP: &http.Client{Transport: tr}, Now: o.Now}
+		c := &client.SCEP{URL: u.String(), HTTP: newHTTPClient(tr), Now: o.Now}
 		certs, err := c.GetCACert(ctx)
 		if err != nil {
 			return nil, err
@@ -199,7 +199,31 @@ func newTransport(cfg *tls.Config, timeout time.Duration) *http.Transport {
 func newWorker(o *Options) *worker {
 	cfg := &tls.Config{RootCAs: o.Roots, Time: o.Now, MinVersion: tls.VersionTLS12}
 	tr := newTransport(cfg, o.Timeout)
-	return &worker{http: &http.Client{Transport: statusRecorder{tr}}, transport: tr}
+	return &worker{http: newHTTPClient(statusRecorder{tr}), transport: tr}
+}
+
+// newHTTPClient is an HTTP client that follows no redirect: a 3xx reply
+// is a *statusError naming where it pointed. Followed, it could take the
+// requests, with the EST password, to a plain-http URL or to a server
+// nobody named, past the https and trust checks made on the URL given.
+// CheckRedirect holds even should a 3xx get past the transport.
+func newHTTPClient(rt http.RoundTripper) *http.Client {
+	return &http.Client{Transport: refuseRedirects{rt},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// refuseRedirects turns a 3xx reply into an error.
+type refuseRedirects struct{ http.RoundTripper }
+
+func (r refuseRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.RoundTripper.RoundTrip(req)
+	if err != nil || resp.StatusCode < 300 || resp.StatusCode > 399 {
+		return resp, err
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	loc = client.Printable(loc[:min(len(loc), 200)])
+	return nil, &statusError{status: resp.StatusCode, err: fmt.Errorf("HTTP %d: a redirect to %q, not followed", resp.StatusCode, loc)}
 }
 
 // statusRecorder notes, in the *exchange the request's context carries,
