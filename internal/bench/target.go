@@ -111,10 +111,10 @@ func connectSCEP(ctx context.Context, o *Options, raw string) (*target, error) {
 	return &target{url: u.String(), caCerts: certs, caps: caps, fetchCA: fetchCA}, nil
 }
 
-// trustCACerts checks GetCACert's certificates against the fingerprint or
-// the trust anchors, when given, and returns those to use: only those that
-// chain to the pinned CA or to the anchors (a server may not slip in an RA
-// or a CA of its own beside them).
+// trustCACerts checks the CA certificates a server sent (GetCACert,
+// /cacerts) against the fingerprint or the trust anchors, when given, and
+// returns those to use: only those that chain to the pinned CA or to the
+// anchors (a server may not slip in an RA or a CA of its own beside them).
 func trustCACerts(o *Options, certs []*x509.Certificate) ([]*x509.Certificate, error) {
 	if o.CAFingerprint != "" {
 		return client.TrustedCACerts(certs, o.CAFingerprint, o.Now())
@@ -134,7 +134,7 @@ func trustCACerts(o *Options, certs []*x509.Certificate) ([]*x509.Certificate, e
 		}
 	}
 	if len(kept) == 0 {
-		return nil, errors.New("no certificate from GetCACert chains to the given CA certificates")
+		return nil, errors.New("none of the CA certificates the server sent chains to the given CA certificates")
 	}
 	return kept, nil
 }
@@ -173,11 +173,21 @@ func connectEST(ctx context.Context, o *Options, raw string) (*target, error) {
 		c.URL += "/" + label
 		path += label + "/"
 	}
-	certs, err := c.CACerts(ctx)
+	// The client filters /cacerts by the fingerprint only: with trust
+	// anchors, a CA the server slipped in beside them would otherwise be
+	// taken as an issuer (and, self-signed, as a root) too.
+	fetchCA := func(ctx context.Context) ([]*x509.Certificate, error) {
+		certs, err := c.CACerts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return trustCACerts(o, certs)
+	}
+	certs, err := fetchCA(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &target{url: server + path + est.OpSimpleEnroll, caCerts: certs, fetchCA: c.CACerts}, nil
+	return &target{url: server + path + est.OpSimpleEnroll, caCerts: certs, fetchCA: fetchCA}, nil
 }
 
 // newTransport is an HTTP/1.1 transport that keeps its connections alive
