@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/bench"
+	"github.com/scepter/scepter/internal/config"
 	"github.com/scepter/scepter/internal/keys"
 )
 
@@ -23,6 +25,7 @@ type benchFlags struct {
 	protocol, profile, keyType      string
 	concurrency, count, pool        int
 	duration, timeout               time.Duration
+	countGiven, durationGiven       bool // an explicit 0 is not the default
 	challenge, challengeFile        string
 	estUser, estPassword, estPWFile string
 	fingerprint, cacert             string
@@ -38,7 +41,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 	fs.Var(&f.urls, "url", "server URL (repeatable, or comma-separated; enrollments go round-robin): SCEP http://HOST:8080/scep, EST https://HOST:8443")
 	fs.StringVar(&f.protocol, "protocol", "scep", "scep (PKCSReq) or est (simpleenroll)")
 	fs.IntVar(&f.concurrency, "concurrency", 1, "concurrent clients, each with its own kept-alive connections")
-	fs.IntVar(&f.count, "count", 0, fmt.Sprintf("enrollments to make (default %d when --duration is not given either)", bench.DefaultCount))
+	fs.IntVar(&f.count, "count", 0, fmt.Sprintf("enrollments to make (default %d when --duration is not given either; 0 beside a --duration: as many as it allows)", bench.DefaultCount))
 	fs.DurationVar(&f.duration, "duration", 0, fmt.Sprintf("stop after this long (with --count: at whichever comes first); enrollments still in flight then get %v more (at most --timeout), then fail as unfinished", bench.DrainTime))
 	fs.StringVar(&f.challenge, "challenge", "", "challenge password (SCEP; for EST the HTTP Basic password when no --est-user)")
 	fs.StringVar(&f.challengeFile, "challenge-file", "", "file holding the challenge password")
@@ -62,6 +65,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(fs, e, args, 0, nil); err != nil {
 		return err
 	}
+	f.countGiven, f.durationGiven = givenExplicitly(fs, e, "count"), givenExplicitly(fs, e, "duration")
 	o, err := f.options(e)
 	if err != nil {
 		return err
@@ -139,6 +143,10 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 	if f.concurrency < 1 || f.count < 0 || f.duration < 0 || f.pool < 0 || f.timeout <= 0 {
 		return o, usageError{"--concurrency and --timeout must be positive, --count, --duration and --pool not negative"}
 	}
+	if f.count == 0 && f.duration == 0 && (f.countGiven || f.durationGiven) {
+		// Read as "not given", it would make the default 100.
+		return o, usageError{"--count 0 and --duration 0 bound nothing: give a positive --count or --duration (or neither, for " + strconv.Itoa(bench.DefaultCount) + " enrollments)"}
+	}
 	if !keys.ValidKeyType(f.keyType) {
 		return o, usageError{fmt.Sprintf("--key-type %q: want one of %s", f.keyType, strings.Join(keys.KeyTypes, ", "))}
 	}
@@ -191,6 +199,18 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 	}
 	o.OnClock = f.onClock
 	return o, nil
+}
+
+// givenExplicitly reports whether the flag was given, on the command line
+// or in its environment variable (bench reads no config file), even with
+// its default value, which flagGiven cannot tell.
+func givenExplicitly(fs *flag.FlagSet, e env, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	if _, ok := e.lookupEnv(config.EnvName(name)); ok {
+		given = true
+	}
+	return given
 }
 
 // printBenchSummary writes the human-readable summary of a run.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,11 +29,39 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--cacert", "a.pem", "--ca-fingerprint", "sha256:00"}, "exclude"},
 		{[]string{"bench", "--url", "x", "--protocol", "est", "--est-password", "p"}, "--est-user"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--server-profile", "http://127.0.0.1:6060"}, "--duration"},
+		// An explicit 0 bounds nothing; read as "not given" it made 100.
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--count", "0"}, "--count 0 and --duration 0 bound nothing"},
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--count", "0", "--duration", "0"}, "bound nothing"},
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--duration", "0s"}, "bound nothing"},
 	} {
 		e, _, _ := testEnv(nil)
 		err := run(context.Background(), e, tc.args)
 		if exitCode(err) != 2 || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v (exit %d), want a usage error naming %q", tc.args, err, exitCode(err), tc.want)
+		}
+	}
+}
+
+// A 0 from the environment is as explicit as one on the command line; a
+// 0 beside a bound of the other kind is no bound of its kind (the run
+// gets as far as the server, which is not there: exit 1).
+func TestBenchExplicitZero(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		vars     map[string]string
+		wantExit int
+	}{
+		{nil, map[string]string{"SCEPTER_COUNT": "0"}, 2},
+		{nil, map[string]string{"SCEPTER_DURATION": "0s"}, 2},
+		{[]string{"--count", "0", "--duration", "1s"}, nil, 1},
+		{[]string{"--count", "1", "--duration", "0"}, nil, 1},
+		{nil, map[string]string{"SCEPTER_COUNT": ""}, 1}, // an empty variable is unset
+	} {
+		e, _, _ := testEnv(tc.vars)
+		args := append([]string{"bench", "--url", "http://127.0.0.1:1/scep", "--challenge", "c", "--quiet"}, tc.args...)
+		err := run(context.Background(), e, args)
+		if exitCode(err) != tc.wantExit || (tc.wantExit == 2) != strings.Contains(fmt.Sprint(err), "bound nothing") {
+			t.Errorf("%v %v: %v (exit %d), want exit %d", tc.args, tc.vars, err, exitCode(err), tc.wantExit)
 		}
 	}
 }
