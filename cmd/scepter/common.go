@@ -110,6 +110,14 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 // serveLockFile is held by the one `scepter serve` of a data directory.
 const serveLockFile = "serve.lock"
 
+// serveRunningError: another process, a 'scepter serve', holds the data
+// directory's lock (lockDataDir); holder is " (pid N)" when known.
+type serveRunningError struct{ holder, dataDir string }
+
+func (e *serveRunningError) Error() string {
+	return fmt.Sprintf("another 'scepter serve'%s is running on the data directory %s: stop it first, or give this one its own --data-dir (nodes share a --store, not a data directory)", e.holder, e.dataDir)
+}
+
 // scepterEntries are names that only a data directory scepter used holds.
 var scepterEntries = []string{serveLockFile, "scepter.db", "ca", "tls", "ocsp", challengeFileName, publicURLFile}
 

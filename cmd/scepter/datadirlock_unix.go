@@ -57,7 +57,7 @@ func lockDataDir(dataDir string) (unlock func(), err error) {
 		}
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("another 'scepter serve'%s is running on the data directory %s: stop it first, or give this one its own --data-dir (nodes share a --store, not a data directory)", holder, dataDir)
+			return nil, &serveRunningError{holder: holder, dataDir: dataDir}
 		}
 		if errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) {
 			// A file system without locks (some network mounts): the

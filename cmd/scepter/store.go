@@ -172,12 +172,13 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	// The lock serve takes, for the whole restore: a server would go on
 	// writing to the replaced file, and its commits would be lost.
 	unlock, err := lockDataDir(sf.dataDir)
+	var running *serveRunningError
 	switch {
 	case errors.Is(err, errNoLocks):
 		fmt.Fprintf(e.stderr, "scepter: warning: %v; make sure no 'scepter serve' runs on %s\n", err, sf.dataDir)
-	case err != nil && strings.Contains(err.Error(), "another 'scepter serve'"):
+	case errors.As(err, &running):
 		// lockDataDir's advice is for a second server.
-		return fmt.Errorf("a 'scepter serve'%s is running on %s: stop scepter serve first; a restore replaces the database under it", lockHolder(sf.dataDir), sf.dataDir)
+		return fmt.Errorf("a 'scepter serve'%s is running on %s: stop scepter serve first; a restore replaces the database under it", running.holder, sf.dataDir)
 	case err != nil:
 		return err
 	}
@@ -264,16 +265,6 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(e.stdout, "The root's CRL is behind too: sign the next with scepter ca root crl --store-restored, listing again the issuing CAs the root revoked after the backup.")
 	}
 	return nil
-}
-
-// lockHolder names the process in the data directory's lock file, as
-// " (pid N)", or "".
-func lockHolder(dataDir string) string {
-	b, err := os.ReadFile(filepath.Join(dataDir, serveLockFile))
-	if pid := strings.TrimSpace(string(b)); err == nil && pid != "" {
-		return " (pid " + pid + ")"
-	}
-	return ""
 }
 
 // checkBackupCA refuses a backup that records another CA than the data
