@@ -112,7 +112,7 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 			}
 		}
 		if oid.Equal(oidCountryName) && !isCountryCode(s) {
-			return pki.Errorf(pki.EBadRequest, "the subject countryName %q is not a two-letter country code in capitals (ISO 3166, such as US)", s)
+			return pki.Errorf(pki.EBadRequest, "the subject countryName %q is not an ISO 3166-1 alpha-2 country code (two capital letters, such as US or DE; XX where no country applies)%s", s, countryHint(s))
 		}
 		return nil
 	}, nil)
@@ -123,11 +123,21 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 	return info, err
 }
 
-// isCountryCode: two capital letters A-Z, as ISO 3166 alpha-2 codes are
-// written (zlint's e_subj_country_not_uppercase refuses "us", and "12" is
-// no country at all).
+// isCountryCode reports whether s is an officially assigned ISO 3166-1
+// alpha-2 code, in capitals as the standard writes them, or XX: what the
+// CA/B Forum Baseline Requirements (7.1.4.2.2) and zlint's
+// e_subject_country_not_iso accept. "UK" or "EU" has the right shape but
+// names no country a relying party can look up.
 func isCountryCode(s string) bool {
-	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
+	return s == "XX" || isISO3166Alpha2(s)
+}
+
+// countryHint adds to a refusal the code meant by a common wrong one.
+func countryHint(s string) string {
+	if strings.EqualFold(s, "UK") {
+		return "; the United Kingdom's code is GB"
+	}
+	return ""
 }
 
 // derSubject returns raw with the attributes of each multi-valued RDN in
