@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/scepter/scepter/internal/pki"
@@ -25,8 +26,9 @@ const maxRSABits = 8192
 // refused. RSA keys are also refused when they are known weak: Debian's
 // predictable keys of CVE-2008-0166 (the openssl-blacklist fingerprints,
 // weakkeys/README.md) and Infineon RSALib keys (ROCA, CVE-2017-15361, by
-// their fingerprint). A refusal is a *pki.Error with code pki.EBadRequest
-// whose message says why.
+// their fingerprint); and when p.Blocklist lists them (an operator's
+// --weak-keys-file), with a refusal that names the list. A refusal is a
+// *pki.Error with code pki.EBadRequest whose message says why.
 func CheckKey(p pki.KeyPolicy, pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
@@ -59,8 +61,13 @@ func CheckKey(p pki.KeyPolicy, pub crypto.PublicKey) error {
 		if err != nil {
 			return pki.Wrap(pki.EInternal, err, "internal error")
 		}
-		if weak || (p.Blocklist != nil && p.Blocklist.Blocked(k.N)) {
+		if weak {
 			return pki.Errorf(pki.EBadRequest, "RSA key is weak: it is one of the predictable keys of Debian's broken OpenSSL (CVE-2008-0166), whose private keys are public; generate a new key with a fixed OpenSSL")
+		}
+		if p.Blocklist != nil && p.Blocklist.Blocked(k.N) {
+			// The operator's list may hold keys compromised in any way:
+			// name it rather than guess why the key is on it.
+			return pki.Errorf(pki.EBadRequest, "RSA key is weak: it is on the blocklist %s (--weak-keys-file) of keys known to be compromised; generate a new key", blocklistName(p.Blocklist, k.N))
 		}
 		return nil
 	case *ecdsa.PublicKey:
@@ -138,6 +145,22 @@ func CheckKeySize(p pki.KeyPolicy, pub crypto.PublicKey) error {
 		return pki.Errorf(pki.EBadRequest, "RSA key of %d bits is above the profile maximum of %d", bits, maxBits)
 	}
 	return nil
+}
+
+// namedBlocklist is a pki.KeyBlocklist that can tell which of its lists
+// holds a modulus (WeakKeyFile: the file's base name).
+type namedBlocklist interface {
+	ListOf(n *big.Int) string
+}
+
+// blocklistName names, for a refusal, the list of b that holds n.
+func blocklistName(b pki.KeyBlocklist, n *big.Int) string {
+	if nb, ok := b.(namedBlocklist); ok {
+		if name := nb.ListOf(n); name != "" {
+			return strconv.Quote(name)
+		}
+	}
+	return "the operator loaded"
 }
 
 func allowedCurves(p pki.KeyPolicy) string {

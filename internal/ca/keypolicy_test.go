@@ -319,35 +319,65 @@ func BenchmarkDebianWeakLoad(b *testing.B) {
 
 // An operator's blocklist (openssl-blacklist lines or boulder's JSON) adds
 // to the built-in one.
+// A key on an operator's --weak-keys-file list is refused in either of its
+// formats, and the refusal names that list (its base name, not the path),
+// not Debian: such a list may hold keys compromised in any way. A key on
+// the built-in Debian list keeps the Debian reason, whatever else lists it.
 func TestWeakKeyFile(t *testing.T) {
 	key := testRSAKey(t)
-	fp := debianFingerprint(key.N)
-	suffix := hex.EncodeToString(fp[sha1.Size-dwkSuffixLen:])
-	dir := t.TempDir()
-	text := filepath.Join(dir, "blacklist.RSA-2048")
-	if err := os.WriteFile(text, []byte("# comment\n0123456789abcdef0123\n"+suffix+"\n"), 0o600); err != nil {
+	suffixOf := func(n *big.Int) string {
+		fp := debianFingerprint(n)
+		return hex.EncodeToString(fp[sha1.Size-dwkSuffixLen:])
+	}
+	suffix := suffixOf(key.N)
+	dir := filepath.Join(t.TempDir(), "secret-dir")
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	js := filepath.Join(dir, "weak.json")
-	if err := os.WriteFile(js, []byte(`["`+suffix+`"]`), 0o600); err != nil {
-		t.Fatal(err)
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
-	for _, path := range []string{text, js} {
-		w, err := LoadWeakKeyFile(path)
+	text := write("blacklist.RSA-2048", "# comment\n0123456789abcdef0123\n"+suffix+"\n")
+	js := write("weak.json", `["`+suffix+`"]`)
+	other := write("other.txt", "0123456789abcdef0123\n")
+	debian := write("debian-too.txt", suffixOf(debianWeak2048)+"\n")
+	for _, tc := range []struct {
+		name  string
+		files []string
+		pub   *rsa.PublicKey
+		fresh bool   // a key of no Debian list, which CheckKey takes without the files
+		want  string // in the refusal
+	}{
+		{"openssl-blacklist lines", []string{text}, &key.PublicKey, true, `on the blocklist "blacklist.RSA-2048" (--weak-keys-file)`},
+		{"boulder's JSON", []string{js}, &key.PublicKey, true, `on the blocklist "weak.json" (--weak-keys-file)`},
+		{"the second of two files", []string{other, js}, &key.PublicKey, true, `on the blocklist "weak.json"`},
+		{"a Debian key on an operator's list too", []string{debian}, &rsa.PublicKey{N: debianWeak2048, E: 65537}, false, "Debian's broken OpenSSL (CVE-2008-0166)"},
+	} {
+		w, err := LoadWeakKeyFile(tc.files...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		policy := pki.DefaultKeyPolicy
-		if err := CheckKey(policy, &key.PublicKey); err != nil {
-			t.Fatalf("without the file: %v", err)
+		if tc.fresh {
+			if err := CheckKey(policy, tc.pub); err != nil {
+				t.Fatalf("%s: without the file: %v", tc.name, err)
+			}
 		}
 		policy.Blocklist = w
-		if err := CheckKey(policy, &key.PublicKey); pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), "CVE-2008-0166") {
-			t.Errorf("%s: %v", filepath.Base(path), err)
+		err = CheckKey(policy, tc.pub)
+		msg := pki.ErrorMessage(err)
+		if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+		if tc.fresh && (strings.Contains(msg, "Debian") || strings.Contains(msg, "CVE-2008-0166") || strings.Contains(msg, "secret-dir")) {
+			t.Errorf("%s: %q calls an operator's entry a Debian key, or shows the file's directory", tc.name, msg)
 		}
 	}
-	bad := filepath.Join(dir, "bad")
-	os.WriteFile(bad, []byte("not hex\n"), 0o600)
+	bad := write("bad", "not hex\n")
 	if _, err := LoadWeakKeyFile(bad); err == nil {
 		t.Error("a malformed file loaded")
 	}

@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"math/bits"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -185,14 +186,17 @@ func modSmall(n *big.Int, p uint64) uint64 {
 // line, '#' comments; what Debian's openssl-blacklist package and the
 // complete lists published since ship) or boulder's (a JSON array of those
 // strings). It adds to the built-in list: the complete Debian lists are too
-// large to ship inside the binary.
+// large to ship inside the binary. Each entry keeps the base name of the
+// file that listed it first, so that a refusal names the list that holds
+// the key rather than calling every one a Debian key: boulder's lists, or
+// an operator's own, hold keys compromised in other ways.
 type WeakKeyFile struct {
-	suffixes map[[dwkSuffixLen]byte]struct{}
+	suffixes map[[dwkSuffixLen]byte]string
 }
 
 // LoadWeakKeyFile reads one or more such files.
 func LoadWeakKeyFile(paths ...string) (*WeakKeyFile, error) {
-	w := &WeakKeyFile{suffixes: map[[dwkSuffixLen]byte]struct{}{}}
+	w := &WeakKeyFile{suffixes: map[[dwkSuffixLen]byte]string{}}
 	for _, path := range paths {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -206,6 +210,9 @@ func LoadWeakKeyFile(paths ...string) (*WeakKeyFile, error) {
 		} else {
 			lines = strings.Split(string(data), "\n")
 		}
+		// The base name only: a refusal goes to the client, which needs
+		// no more of the server's file system than which list it is.
+		name := filepath.Base(path)
 		for i, line := range lines {
 			line = strings.TrimSpace(line)
 			if line == "" || strings.HasPrefix(line, "#") {
@@ -215,7 +222,9 @@ func LoadWeakKeyFile(paths ...string) (*WeakKeyFile, error) {
 			if err != nil || len(b) != dwkSuffixLen {
 				return nil, fmt.Errorf("ca: weak-key file %s: entry %d: want %d hex digits", path, i+1, 2*dwkSuffixLen)
 			}
-			w.suffixes[[dwkSuffixLen]byte(b)] = struct{}{}
+			if _, listed := w.suffixes[[dwkSuffixLen]byte(b)]; !listed {
+				w.suffixes[[dwkSuffixLen]byte(b)] = name
+			}
 		}
 	}
 	return w, nil
@@ -226,7 +235,11 @@ func (w *WeakKeyFile) Len() int { return len(w.suffixes) }
 
 // Blocked implements pki.KeyBlocklist.
 func (w *WeakKeyFile) Blocked(n *big.Int) bool {
+	return w.ListOf(n) != ""
+}
+
+// ListOf returns the base name of the file that lists n, "" when none does.
+func (w *WeakKeyFile) ListOf(n *big.Int) string {
 	fp := debianFingerprint(n)
-	_, found := w.suffixes[[dwkSuffixLen]byte(fp[sha1.Size-dwkSuffixLen:])]
-	return found
+	return w.suffixes[[dwkSuffixLen]byte(fp[sha1.Size-dwkSuffixLen:])]
 }
