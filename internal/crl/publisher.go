@@ -19,10 +19,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/health"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -88,7 +90,11 @@ type Publisher struct {
 
 	mu      sync.RWMutex
 	current map[string]*store.CRL
-	run     sync.Mutex // one Update at a time
+	// heldBack are, by issuer, CRLs newer than the one held that this
+	// node may not serve: their number could not be recorded in
+	// cfg.Numbers (a full disk). Written with run held too.
+	heldBack map[string]heldBackCRL
+	run      sync.Mutex // one Update at a time
 	// marks caches cfg.Numbers, by issuer; guarded by run.
 	marks map[string]int64
 }
@@ -105,7 +111,13 @@ func New(st Store, issuers Issuers, clock pki.Clock, log *slog.Logger, cfg Confi
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Publisher{st: st, issuers: issuers, clock: clock, log: log, cfg: cfg, kick: make(chan struct{}, 1),
-		current: map[string]*store.CRL{}, marks: map[string]int64{}}
+		current: map[string]*store.CRL{}, heldBack: map[string]heldBackCRL{}, marks: map[string]int64{}}
+}
+
+// heldBackCRL is a CRL this node may not serve yet, and why.
+type heldBackCRL struct {
+	number int64
+	err    error
 }
 
 // Run updates at once, then every Interval and whenever Kick is called,
@@ -114,7 +126,9 @@ func (p *Publisher) Run(ctx context.Context) {
 	t := time.NewTicker(p.cfg.Interval)
 	defer t.Stop()
 	for {
-		if err := p.Update(ctx); err != nil && ctx.Err() == nil {
+		// A CRL held back was logged at ERROR when that began (see
+		// holdBack): not again every second.
+		if err := withoutLogged(p.Update(ctx)); err != nil && ctx.Err() == nil {
 			p.log.Warn("CRL update", "err", err)
 		}
 		select {
@@ -148,8 +162,10 @@ func (p *Publisher) Update(ctx context.Context) error {
 		p.cfg.OnState(state)
 	}
 	now := p.clock.Now()
+	issuers := p.issuers.Issuers()
+	p.forgetHeldBack(issuers)
 	var errs []error
-	for _, issuer := range p.issuers.Issuers() {
+	for _, issuer := range issuers {
 		if err := p.updateIssuer(ctx, issuer, state[issuer.ID], now); err != nil {
 			errs = append(errs, err)
 		}
@@ -364,8 +380,19 @@ func (p *Publisher) mark(issuerID string) (int64, error) {
 
 // publish records c's number as the highest this node published, when it
 // is, and then serves c: a number is recorded before any relying party
-// can have seen it. Called with p.run held.
+// can have seen it. A CRL whose number cannot be recorded is held back,
+// and so is the older one held: see holdBack. Called with p.run held.
 func (p *Publisher) publish(c *store.CRL) error {
+	if err := p.record(c); err != nil {
+		return p.holdBack(c, err)
+	}
+	p.set(c)
+	p.released(c)
+	return nil
+}
+
+// record records c's number when it is the highest published here.
+func (p *Publisher) record(c *store.CRL) error {
 	m, err := p.mark(c.IssuerID)
 	if err != nil {
 		return err
@@ -376,8 +403,129 @@ func (p *Publisher) publish(c *store.CRL) error {
 		}
 		p.marks[c.IssuerID] = c.Number
 	}
-	p.set(c)
 	return nil
+}
+
+// holdBack notes that c, which could not be recorded (err), is newer than
+// the CRL held: that one lacks what c lists (a revocation made on another
+// node, say), so it is not served either until c can be (the handler
+// answers 503, ReadinessCheck fails). Serving c unrecorded is no answer:
+// a store restored later would have this node publish its number again.
+// Logged at ERROR when it begins or another CRL is held back, not at
+// every update; the error returned is marked so that Run does not log it
+// again.
+func (p *Publisher) holdBack(c *store.CRL, err error) error {
+	p.mu.Lock()
+	held := p.current[c.IssuerID]
+	if held != nil && held.Number >= c.Number {
+		p.mu.Unlock()
+		return err // nothing newer is kept from relying parties
+	}
+	was, had := p.heldBack[c.IssuerID]
+	p.heldBack[c.IssuerID] = heldBackCRL{number: c.Number, err: err}
+	p.mu.Unlock()
+	// By number: the error's text may differ at each try (a full disk
+	// names the temporary file each write made).
+	if !had || was.number != c.Number {
+		serving := int64(0)
+		if held != nil {
+			serving = held.Number
+		}
+		p.log.Error("this node cannot record the number of the store's newest CRL, so it serves no CRL of this CA (its own is older "+
+			"and may lack revocations): the CRL URL and GetCRL answer 503 and /readyz fails until it can; make room in the data directory",
+			"issuer_id", c.IssuerID, "number", c.Number, "held", serving, "dir", p.numbersDir(), "err", err)
+	}
+	return loggedError{err}
+}
+
+// released ends what holdBack began once c, at least as new as the CRL
+// held back, is served.
+func (p *Publisher) released(c *store.CRL) {
+	p.mu.Lock()
+	was, had := p.heldBack[c.IssuerID]
+	if had && c.Number >= was.number {
+		delete(p.heldBack, c.IssuerID)
+	}
+	p.mu.Unlock()
+	if had && c.Number >= was.number {
+		p.log.Info("CRL numbers are recorded again: this node serves the newest CRL of this CA", "issuer_id", c.IssuerID, "number", c.Number)
+	}
+}
+
+// forgetHeldBack drops what is held back for issuers no longer listed (a
+// previous CA gone): nobody asks for their CRL here any more. Called with
+// p.run held.
+func (p *Publisher) forgetHeldBack(issuers []*ca.Issuer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id := range p.heldBack {
+		if !slices.ContainsFunc(issuers, func(i *ca.Issuer) bool { return i.ID == id }) {
+			delete(p.heldBack, id)
+		}
+	}
+}
+
+func (p *Publisher) numbersDir() string {
+	if p.cfg.Numbers == nil {
+		return ""
+	}
+	return p.cfg.Numbers.Dir()
+}
+
+// heldBackError is what a relying party asking for an issuer's CRL is
+// told while one is held back: come back later (or ask another node).
+func heldBackError(h heldBackCRL) error {
+	return &pki.Error{Code: pki.EUnavailable, Err: h.err,
+		Message: "this node cannot serve the newest CRL of this CA now (it cannot record its number); try again later"}
+}
+
+// ReadinessCheck is the /readyz check "CRL numbers": it fails while a CRL
+// is held back because its number cannot be recorded (see holdBack).
+func (p *Publisher) ReadinessCheck() health.Check {
+	return health.Check{Name: "CRL numbers", Run: func(context.Context) error { return p.NumbersRecorded() }}
+}
+
+// NumbersRecorded says, for each issuer whose newest CRL this node holds
+// back, why: nil when there is none.
+func (p *Publisher) NumbersRecorded() error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	ids := make([]string, 0, len(p.heldBack))
+	for id := range p.heldBack {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var errs []error
+	for _, id := range ids {
+		h := p.heldBack[id]
+		errs = append(errs, fmt.Errorf("CRL numbers cannot be recorded in %s: CRL %d of issuer %s is not served here, nor any older one: %w",
+			p.numbersDir(), h.number, id, h.err))
+	}
+	return errors.Join(errs...)
+}
+
+// loggedError is an error logged already when it arose.
+type loggedError struct{ err error }
+
+func (e loggedError) Error() string { return e.err.Error() }
+func (e loggedError) Unwrap() error { return e.err }
+
+// withoutLogged is err without the loggedErrors joined in it (nil when
+// none is left).
+func withoutLogged(err error) error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var rest []error
+		for _, e := range joined.Unwrap() {
+			if e = withoutLogged(e); e != nil {
+				rest = append(rest, e)
+			}
+		}
+		return errors.Join(rest...)
+	}
+	if errors.As(err, new(loggedError)) {
+		return nil
+	}
+	return err
 }
 
 // StoreBehind is an issuer whose newest stored CRL is older than one this
@@ -442,15 +590,33 @@ func (p *Publisher) Current(issuerID string) (*store.CRL, bool) {
 	return c, c != nil
 }
 
-// CurrentCRL implements enroll.CRLSource.
-func (p *Publisher) CurrentCRL(ctx context.Context, issuerID string) ([]byte, error) {
-	if c, ok := p.Current(issuerID); ok {
-		return c.DER, nil
+// serving is the CRL relying parties are given for an issuer: the one
+// held, else the store's newest; an EUnavailable error while a newer one
+// is held back.
+func (p *Publisher) serving(ctx context.Context, issuerID string) (*store.CRL, error) {
+	p.mu.RLock()
+	c := p.current[issuerID]
+	h, held := p.heldBack[issuerID]
+	p.mu.RUnlock()
+	if held {
+		return nil, heldBackError(h)
+	}
+	if c != nil {
+		return c, nil
 	}
 	c, err := p.st.LatestCRL(ctx, issuerID)
 	if err != nil {
 		return nil, err
 	}
 	p.set(c)
+	return c, nil
+}
+
+// CurrentCRL implements enroll.CRLSource.
+func (p *Publisher) CurrentCRL(ctx context.Context, issuerID string) ([]byte, error) {
+	c, err := p.serving(ctx, issuerID)
+	if err != nil {
+		return nil, err
+	}
 	return c.DER, nil
 }

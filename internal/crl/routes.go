@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
 
@@ -46,9 +48,14 @@ func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) {
 		h.serveRootCRL(w, r, id)
 		return
 	}
-	_, err := h.p.CurrentCRL(r.Context(), id)
-	c, _ := h.p.Current(id)
-	if err != nil || c == nil {
+	c, err := h.p.serving(r.Context(), id)
+	if known && pki.ErrorCode(err) == pki.EUnavailable {
+		// A CRL held back (or the store unreachable): not an older CRL.
+		w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfter(err)))
+		httpError(w, http.StatusServiceUnavailable, pki.ErrorMessage(err))
+		return
+	}
+	if err != nil {
 		if known {
 			w.Header().Set("Retry-After", "5")
 			httpError(w, http.StatusServiceUnavailable, "the CRL of this CA is not published yet; try again in a few seconds")
