@@ -502,7 +502,7 @@ type generatedCerts struct {
 // to_hex(i) and not_after spread over 400 days, then runs VACUUM ANALYZE:
 // VACUUM moves the new rows' trigram entries from the GIN pending list into
 // the index (autovacuum would), and ANALYZE gives the planner statistics.
-func fillAnalyzed(t *testing.T, s *Store, g generatedCerts) {
+func fillAnalyzed(t testing.TB, s *Store, g generatedCerts) {
 	t.Helper()
 	or := func(expr, def string) string {
 		if expr == "" {
