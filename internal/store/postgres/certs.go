@@ -26,6 +26,9 @@ import (
 // the planner matches them to the index.
 var searchText = sqlstore.SearchText("")
 
+// subjectText is a certificate's subject as a search matches it.
+var subjectText = sqlstore.SubjectText()
+
 // scanCert is sqlstore.ScanCert with the DNs decoded (see encText).
 func scanCert(sc sqlstore.Scanner) (pki.Certificate, int64, error) {
 	c, id, err := sqlstore.ScanCert(sc)
@@ -561,13 +564,17 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 		// stored serial. Every such serial holds the serial's core, so
 		// the trigram index can still find the candidates (the term's or
 		// the core's) before the conditions pick from them.
-		if serial, ok := sqlstore.SerialSearch(term); ok {
+		serial, ok := sqlstore.SerialSearch(term)
+		if ok {
 			if core := serial.Core(); len([]rune(term)) >= 3 && len(core) >= 3 {
 				where = append(where, "("+match+` OR `+searchText+` LIKE `+a.Add("%"+core+"%")+")")
 			}
 			match = "(" + strings.Join(append([]string{match}, serial.Conds(&a)...), " OR ") + ")"
 		}
-		where = append(where, match)
+		// The search text only narrows the candidates (it holds the SANs'
+		// JSON punctuation, and text across values); valueMatch, which
+		// the planner tests after the cheaper conditions, picks from them.
+		where = append(where, match, valueMatch(term, serial, &a))
 	}
 	orderBy := "id DESC"
 	switch order {
@@ -580,6 +587,24 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 		` ORDER BY ` + orderBy + ` LIMIT ` + a.Add(sqlstore.PageLimit(f.Limit)+1)
 	return q, a.Values, order, nil
 
+}
+
+// valueMatch is the condition that a search term (sqlstore.SearchTerm's)
+// is a substring of the serial, of the subject as a search reads it
+// (sqlstore.SubjectText), or of one SAN, lower case; or that it is the
+// serial as openssl prints it (serial: sqlstore.SerialSearch's, the zero
+// SerialMatch for a term that is none). A SAN with a NUL, stored as the
+// JSON escape \u0000, reads with U+FFFD in its place: PostgreSQL's text
+// cannot hold a NUL, and would fail the whole search.
+func valueMatch(term string, serial sqlstore.SerialMatch, a *sqlstore.Args) string {
+	t := a.Add(term)
+	conds := append([]string{
+		`strpos(lower(serial_hex), ` + t + `) > 0`,
+		`strpos(` + subjectText + `, ` + t + `) > 0`,
+		`EXISTS (SELECT FROM json_array_elements_text(replace(sans, '\u0000', '\ufffd')::json) AS san(value)
+			WHERE strpos(lower(san.value), ` + t + `) > 0)`,
+	}, serial.Conds(a)...)
+	return "(" + strings.Join(conds, " OR ") + ")"
 }
 
 func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Certificate, []int64, error) {

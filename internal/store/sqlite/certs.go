@@ -256,12 +256,16 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 	if isSerial {
 		phrase += ` OR "` + serial.Core() + `"`
 	}
+	// The index, or for a short term the search text, only narrows the
+	// candidates (it holds the SANs' JSON punctuation, and text across
+	// values); valueMatch picks the certificates from them.
 	switch {
 	case term == "":
 	case strings.ContainsRune(term, 0) || !utf8.ValidString(term):
 		// No stored text holds it (and FTS5 reads a NUL as the end of
 		// its query).
 		where = append(where, "0")
+		term = "" // and nothing for valueMatch to pick from
 	case indexed && order == sqlstore.CursorNewest:
 		// Driven by the index in rowid (= id) order: a term that matches
 		// most of the inventory still stops at LIMIT. The id bound
@@ -273,16 +277,32 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 	case indexed:
 		where = append(where, `id IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH `+a.Add(phrase)+`)`)
 	}
-	if term != "" && (!indexed || isSerial) {
-		conds := []string{searchText + ` LIKE ` + a.Add("%"+sqlstore.EscapeLike(term)+"%") + ` ESCAPE '\'`}
-		if isSerial {
-			conds = append(conds, serial.Conds(&a)...)
+	if term != "" {
+		if !indexed {
+			// No index: a LIKE on the search text, cheaper than valueMatch,
+			// which SQLite tests last (it has a correlated subquery).
+			conds := []string{searchText + ` LIKE ` + a.Add("%"+sqlstore.EscapeLike(term)+"%") + ` ESCAPE '\'`}
+			where = append(where, "("+strings.Join(append(conds, serial.Conds(&a)...), " OR ")+")")
 		}
-		where = append(where, "("+strings.Join(conds, " OR ")+")")
+		where = append(where, valueMatch(term, serial, &a))
 	}
 	q = `SELECT ` + sqlstore.CertColumns + ` FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY ` + orderBy + ` LIMIT ` + a.Add(sqlstore.PageLimit(f.Limit)+1)
 	return q, a.Values, order, nil
+}
+
+// valueMatch is the condition that a search term (sqlstore.SearchTerm's)
+// is a substring of the serial, of the subject as a search reads it
+// (sqlstore.SubjectText), or of one SAN, lower case; or that it is the
+// serial as openssl prints it (serial: sqlstore.SerialSearch's, the zero
+// SerialMatch for a term that is none). The cheaper tests come first.
+func valueMatch(term string, serial sqlstore.SerialMatch, a *sqlstore.Args) string {
+	conds := append([]string{
+		`instr(lower(serial_hex), ` + a.Add(term) + `) > 0`,
+		`instr(` + subjectText + `, ` + a.Add(term) + `) > 0`,
+		`EXISTS (SELECT 1 FROM json_each(sans) WHERE instr(lower(value), ` + a.Add(term) + `) > 0)`,
+	}, serial.Conds(a)...)
+	return "(" + strings.Join(conds, " OR ") + ")"
 }
 
 // indexedTerm reports whether a search for term reads the trigram index,

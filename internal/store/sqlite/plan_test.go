@@ -39,17 +39,23 @@ func queryPlan(t testing.TB, s *Store, q string, args ...any) string {
 	return strings.Join(lines, "\n")
 }
 
-// badPlan names what makes a plan slow at a million rows: reading a whole
-// table or index (SCAN), or sorting the matches, which reads all of them
-// before LIMIT can stop anything.
 // fullTextLookup is the plan line of a MATCH on the search index.
 var fullTextLookup = regexp.MustCompile(`^SCAN certificates_search VIRTUAL TABLE INDEX \d+:M`)
 
+// ownSANs is the plan line of a search's walk of one certificate's SAN
+// list (json_each(sans)).
+var ownSANs = regexp.MustCompile(`^SCAN json_each VIRTUAL TABLE INDEX \d+:$`)
+
+// badPlan names what makes a plan slow at a million rows: reading a whole
+// table or index (SCAN), or sorting the matches, which reads all of them
+// before LIMIT can stop anything.
 func badPlan(plan string) string {
 	for _, line := range strings.Split(plan, "\n") {
 		switch {
 		case fullTextLookup.MatchString(line):
 			// An FTS5 index query (M: MATCH), in rowid order: not a scan.
+		case ownSANs.MatchString(line):
+			// The few values of one certificate's SANs: not a table.
 		case strings.HasPrefix(line, "SCAN "):
 			return "full scan: " + line
 		case strings.Contains(line, "TEMP B-TREE"):

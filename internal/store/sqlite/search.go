@@ -33,6 +33,9 @@ const (
 // of migrations/0016_search_unescaped.sql write it.
 var searchText = sqlstore.SearchText("")
 
+// subjectText is a certificate's subject as a search matches it.
+var subjectText = sqlstore.SubjectText()
+
 type searchIndexer struct {
 	kick    chan struct{} // buffered 1: certificates recorded since the last run
 	stop    context.CancelFunc

@@ -13,6 +13,14 @@ import "strings"
 // the index, strings.ReplaceAll on the term), the escaped backslash last,
 // so they agree on any text. The stores' migrations (0016) spell
 // SearchText's expression out; a test keeps them equal.
+//
+// The index holds subject, SANs and serial as one text, the SANs as they
+// are stored, a JSON array: it also holds brackets, quotes and commas no
+// certificate has ("[]", `localhost"`, `","`), and text that runs from one
+// value into the next. So the index only narrows the candidates: a search
+// also requires the term to be a substring of the subject (SubjectText),
+// of one SAN (lower case) or of the serial, and a term that runs from one
+// into another (the subject into a SAN, say) matches nothing.
 
 // searchUnescapes are the RFC 4514 escapes the search text drops, in the
 // order they are replaced.
@@ -32,7 +40,19 @@ func SearchTerm(s string) string {
 // columns named with prefix ("" or "new." or "old."): subject, SANs and
 // serial, lower case, RFC 4514 escapes removed as SearchTerm removes them.
 func SearchText(prefix string) string {
-	expr := prefix + "subject_dn || ' ' || " + prefix + "sans || ' ' || " + prefix + "serial_hex"
+	return searchLower(prefix + "subject_dn || ' ' || " + prefix + "sans || ' ' || " + prefix + "serial_hex")
+}
+
+// SubjectText is the SQL expression of a certificate's subject as a search
+// term is matched with it: lower case, RFC 4514 escapes removed, as in
+// SearchText.
+func SubjectText() string {
+	return searchLower("subject_dn")
+}
+
+// searchLower is the SQL expression of text expr as a search sees it:
+// lower case, without the RFC 4514 escapes SearchTerm removes.
+func searchLower(expr string) string {
 	for _, esc := range searchUnescapes {
 		expr = "replace(" + expr + ", '" + strings.ReplaceAll(esc, "'", "''") + "', '" + esc[1:] + "')"
 	}

@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteChallenge", testDeleteChallenge},
 		{"ListFilters", testListFilters},
 		{"SearchSerialAsPrinted", testSearchSerialAsPrinted},
+		{"SearchMatchesValues", testSearchMatchesValues},
 		{"RenewalsOf", testRenewalsOf},
 		{"Dashboard", testDashboard},
 		{"AuditLimits", testAuditLimits},
