@@ -382,8 +382,12 @@ func TestDeadlockIsRetried(t *testing.T) {
 			t.Errorf("withTx: %v", err)
 		}
 	}
-	if r := runs.Load(); r != 3 {
-		t.Errorf("%d runs, want 3 (one retried)", r)
+	// At least one retry; a loaded machine may make PostgreSQL abort a
+	// retry too (its deadlock check runs after deadlock_timeout in each
+	// waiting backend), which the counters below still show as committed
+	// once each.
+	if r := runs.Load(); r < 3 {
+		t.Errorf("%d runs, want 3 or more (a deadlock victim retried)", r)
 	}
 	var x, y int64
 	if err := s.pool.QueryRow(ctx, `SELECT (SELECT seq FROM revocation_state WHERE issuer_id = 'x'),
