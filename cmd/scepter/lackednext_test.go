@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/est/estserver"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 	"github.com/scepter/scepter/internal/scep/scepserver"
@@ -62,5 +69,78 @@ func TestLackedNextCAIsServed(t *testing.T) {
 	code, ctype, body := get("GetNextCACert")
 	if code != 200 || ctype != "application/x-x509-next-ca-cert" || !bytes.Contains(body, stored.Cert.Raw) {
 		t.Errorf("GetNextCACert while the store schedules a next CA this node lacks: %d %s, holds the RA: %v", code, ctype, bytes.Contains(body, stored.Cert.Raw))
+	}
+}
+
+// Two nodes on one store, a rollover made on A whose next CA B lacks: B's
+// EST /cacerts carries the next issuing CA from the store, and both nodes
+// answer the same, as their GetNextCACert does.
+func TestLackedNextCAIsInESTCACerts(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	syncA := &cashare.Syncer{Store: p.Store, Authority: p.Authority, Clock: p.Clock, Node: "node-a", Log: p.Log}
+	if err := syncA.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dirB := copyCADir(t, p.Dir)
+	authB, _, err := ca.LoadOrCreate(dirB, ca.InitOptions{}, p.Clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcB, err := enroll.New(p.Store, authB, p.Clock, p.Log, enroll.Config{StaticChallenge: fixture.Challenge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncB := &cashare.Syncer{Store: p.Store, Authority: authB, Clock: p.Clock, Node: "node-b", Log: p.Log}
+	if err := syncB.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cacerts := func(svc *enroll.Service, sync *cashare.Syncer) []byte {
+		t.Helper()
+		h := estserver.New(estService{Service: svc, lackedNext: sync.LackedNextCA, clock: p.Clock}, p.Log, estserver.Options{})
+		mux := http.NewServeMux()
+		for pattern, route := range h.Routes() {
+			mux.Handle(pattern, route)
+		}
+		srv := httptest.NewTLSServer(mux)
+		defer srv.Close()
+		resp, err := srv.Client().Get(srv.URL + est.PathPrefix + est.OpCACerts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/cacerts: %d %s", resp.StatusCode, body)
+		}
+		der, err := base64.StdEncoding.DecodeString(string(bytes.ReplaceAll(body, []byte("\r\n"), nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	before := cacerts(p.Service, syncA)
+
+	next, _, err := cashare.Rollover(ctx, p.Store, p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(100 * time.Second)}, p.Clock, "node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Authority.Reload(p.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*cashare.Syncer{syncA, syncB} {
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := syncB.LackedNextRA(p.Clock.Now()); !ok {
+		t.Fatal("the test expects node B to lack the next CA")
+	}
+	onA, onB := cacerts(p.Service, syncA), cacerts(svcB, syncB)
+	if !bytes.Contains(onA, next.Cert.Raw) || bytes.Equal(onA, before) {
+		t.Fatal("node A's /cacerts lacks the next CA it holds")
+	}
+	if !bytes.Equal(onA, onB) {
+		t.Errorf("during the rollover node B's /cacerts differs from node A's; holds the next CA: %v", bytes.Contains(onB, next.Cert.Raw))
 	}
 }

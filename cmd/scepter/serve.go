@@ -471,7 +471,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	var tlsCert *server.Certificate
 	var tlsCertIssued bool
 	if f.estListen != "off" {
-		handlers.EST = estserver.New(svc, log, estserver.Options{RetryAfter: f.estRetryAfter})
+		handlers.EST = estserver.New(estService{Service: svc, lackedNext: caSync.LackedNextCA, clock: clock}, log, estserver.Options{RetryAfter: f.estRetryAfter})
 		if tlsCert, tlsCertIssued, err = f.tlsCertificate(ctx, in.tlsCert, svc, clock, log); err != nil {
 			return err
 		}

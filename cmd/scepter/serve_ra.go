@@ -481,3 +481,30 @@ func (s scepService) NextRA() (*pki.RA, bool) {
 }
 
 func (s scepService) RAs() []*pki.RA { return s.ras.notRevoked(s.Service.RAs()) }
+
+// estService is the enrollment service as the EST handler sees it: while
+// the store schedules a next CA that this node lacks (its keys not
+// imported yet), /cacerts carries that next issuing CA all the same, from
+// the store (lackedNext), as GetNextCACert does (scepService), so that
+// behind a load balancer every node hands EST clients one trust set.
+type estService struct {
+	*enroll.Service
+	lackedNext func(now time.Time) (*x509.Certificate, bool)
+	clock      pki.Clock
+}
+
+func (s estService) CACerts(profile string) ([]*x509.Certificate, error) {
+	certs, err := s.Service.CACerts(profile)
+	if err != nil || s.lackedNext == nil {
+		return certs, err
+	}
+	// A profile pinned to one issuing CA does not follow a rollover.
+	if p, _ := s.Profile(profile); p.Issuer != "" {
+		return certs, nil
+	}
+	next, ok := s.lackedNext(s.clock.Now())
+	if !ok || slices.ContainsFunc(certs, next.Equal) {
+		return certs, nil
+	}
+	return append(certs, next), nil
+}

@@ -135,6 +135,28 @@ func (n *raNode) ready(ctx context.Context) error {
 	return health.RAKey(n.authority, n.keeper.clock, n.keeper).Run(ctx)
 }
 
+// copyCADir copies dataDir's DATA/ca into a new data directory, as a
+// second node gets it (import-keys, or a copy with the keys in a token),
+// and returns that directory.
+func copyCADir(t *testing.T, dataDir string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "ca"), os.DirFS(filepath.Join(dataDir, "ca"))); err != nil {
+		t.Fatal(err)
+	}
+	// CopyFS leaves files readable by others, which the CA refuses for keys.
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		return os.Chmod(path, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func holds(certs []*x509.Certificate, c *x509.Certificate) bool {
 	for _, x := range certs {
 		if x.Equal(c) {
@@ -253,20 +275,7 @@ func TestRevokedRAIsReplacedOnEveryNode(t *testing.T) {
 
 	// Node B: the same CA (DATA/ca copied, as import-keys does), the
 	// same store.
-	dirB := t.TempDir()
-	if err := os.CopyFS(filepath.Join(dirB, "ca"), os.DirFS(filepath.Join(p.Dir, "ca"))); err != nil {
-		t.Fatal(err)
-	}
-	// CopyFS leaves files readable by others, which the CA refuses for keys.
-	err := filepath.WalkDir(dirB, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		return os.Chmod(path, 0o600)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dirB := copyCADir(t, p.Dir)
 	p.Revoke(t, old.Cert, reasonKeyCompromise)
 
 	authB, _, err := ca.LoadOrCreate(dirB, ca.InitOptions{}, p.Clock)

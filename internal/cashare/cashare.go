@@ -296,6 +296,18 @@ func (s *Syncer) LackedNextRA(now time.Time) (*pki.RA, bool) {
 	return s.lacking, true
 }
 
+// LackedNextCA is the issuing CA certificate of LackedNextRA's answer, for
+// EST /cacerts: a node lacking the next CA still hands it out, like the
+// nodes that hold it.
+func (s *Syncer) LackedNextCA(now time.Time) (*x509.Certificate, bool) {
+	ra, ok := s.LackedNextRA(now)
+	if !ok {
+		return nil, false
+	}
+	// lackedRA's chain ends with the issuing CA and the root.
+	return ra.Chain[len(ra.Chain)-2], true
+}
+
 // lackedRA builds LackedNextRA's answer from the store's generation g.
 func (s *Syncer) lackedRA(g *store.CAGeneration) (*pki.RA, error) {
 	iss, err := x509.ParseCertificate(g.IssuerDER)
