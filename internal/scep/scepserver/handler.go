@@ -59,6 +59,15 @@ type Service interface {
 	RAs() []*pki.RA
 }
 
+// RALacker is a Service that knows RA certificates of this CA whose keys
+// this node lacks: renewed on another node sharing the store, and not
+// copied here yet. A request encrypted to one is answered 503, not a
+// FAILURE: the client tries again, and another node (or this one, once it
+// has the key) opens it.
+type RALacker interface {
+	LackedRAs() []*x509.Certificate
+}
+
 // Options tune the handler.
 type Options struct {
 	// AllowInsecureDES lets single-DES request envelopes in (legacy clients
@@ -547,6 +556,10 @@ func (h *Handler) open(ctx context.Context, req *request) ([]byte, error) {
 			}
 		}
 	}
+	if err := h.lacked(env, ra); err != nil {
+		h.refuse(ctx, req.remote, req.profile, req.msg.TransactionID, err)
+		return nil, err
+	}
 	if r := addressedTo(env, ra.Cert); r != nil {
 		// The reply is signed by the RA the client encrypted to: a client
 		// that cached GetCACert before a switch knows only that one.
@@ -572,6 +585,23 @@ func (h *Handler) open(ctx context.Context, req *request) ([]byte, error) {
 		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
 	}
 	return plain, nil
+}
+
+// lacked is the 503 for an envelope that no loaded RA (ra, the last one
+// tried) opens and that is addressed to an RA this node lacks (RALacker);
+// nil otherwise.
+func (h *Handler) lacked(env *cms.EnvelopedData, ra *pki.RA) error {
+	l, ok := h.svc.(RALacker)
+	if !ok || addressedTo(env, ra.Cert) != nil {
+		return nil
+	}
+	for _, cert := range l.LackedRAs() {
+		if addressedTo(env, cert) != nil {
+			return pki.Errorf(pki.EUnavailable, "this node lacks the key of the SCEP RA certificate %s that the request is encrypted to (renewed on another node): "+
+				"try again later; the operator copies DATA/ca from the node that renewed it", cert.SerialNumber.Text(16))
+		}
+	}
+	return nil
 }
 
 // addressedTo returns the envelope's recipient for cert, or nil.
