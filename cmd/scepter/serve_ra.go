@@ -38,11 +38,14 @@ type discardLister interface {
 }
 
 // raStore is what the RA keeper asks of the store, which store.Store
-// does: the discarded next CAs, and the audit trail that records the RA
-// keys it destroys.
+// does: the discarded next CAs, the audit trail that records the RA keys
+// it destroys, and the RA certificates recorded in the inventory with
+// their renewals (an RA renewed on another node).
 type raStore interface {
 	discardLister
 	AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
+	ListCertificates(ctx context.Context, f store.CertFilter) ([]pki.Certificate, string, error)
+	ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.AuditEvent, error)
 }
 
 // raKeeper keeps a revoked SCEP RA out of service. Its key decrypts every
@@ -55,6 +58,12 @@ type raStore interface {
 //
 // The RA of a next CA that was discarded ('scepter ca rollover --discard'
 // revokes it) is not replaced: it goes with its CA.
+//
+// The keeper also looks in the store for an RA that `scepter ca renew-ra`
+// made on another node and this node lacks (its DATA/ca not copied here
+// yet): such a node cannot open requests encrypted to it. The SCEP handler
+// answers those 503 (lackedRAs), and the node warns once and is not ready
+// until it has the new RA, as for a next CA it lacks at the switch.
 //
 // check runs at start, before the server answers (a revocation made while
 // it was stopped), and every minute after, like the HTTPS certificate's.
@@ -75,6 +84,10 @@ type raKeeper struct {
 	// found revoked (true). Never modified once stored: every SCEP
 	// request reads it, without a lock.
 	revoked atomic.Pointer[map[string]bool]
+	// lacked are the RAs renewed on another node that the last check
+	// found this node lacks, newest first; read by every SCEP request
+	// that no loaded RA opens, without a lock. Never modified once stored.
+	lacked atomic.Pointer[[]lackedRA]
 
 	mu sync.Mutex
 	// refusing is, per revoked RA, a copy whose key no longer decrypts:
@@ -197,6 +210,114 @@ func (k *raKeeper) check(ctx context.Context) {
 	k.mu.Lock()
 	k.problem = errors.Join(problems...)
 	k.mu.Unlock()
+	k.findLacked(ctx)
+}
+
+// lackedRA is an RA certificate that `scepter ca renew-ra` made on another
+// node for this node's issuing CA, which this node lacks.
+type lackedRA struct {
+	cert *x509.Certificate
+	// by and at: the renewal's audit event (its actor names the node).
+	by string
+	at time.Time
+	// onDisk: its certificate is in this node's DATA/ca already, which
+	// the next CA reload loads (this node renewed it a moment ago).
+	onDisk bool
+}
+
+// findLacked looks in the store for the RA certificates renewed (`ca
+// renew-ra`, audited as certificate.renewed) for the active issuing CA
+// after this node's active RA, unrevoked and unexpired, that this node
+// does not hold, and logs the newest once. An RA another node made for
+// itself to replace a revoked one is not renewed: nodes make their own.
+// A store that cannot be read leaves what the last check found.
+func (k *raKeeper) findLacked(ctx context.Context) {
+	if k.discards == nil {
+		return
+	}
+	now := k.clock.Now()
+	_, active := k.authority.Active(now)
+	if active == nil || active.IsCA {
+		k.lacked.Store(nil)
+		return
+	}
+	issuerID := raIssuerID(active)
+	recs, _, err := k.discards.ListCertificates(ctx, store.CertFilter{IssuerID: issuerID, Profile: enroll.RAProfileName,
+		Status: pki.StatusValid, NotAfterAfter: now, Limit: 100})
+	if err != nil {
+		k.log.Warn("reading the SCEP RA certificates recorded in the store", "err", err)
+		return
+	}
+	var found []lackedRA
+	for _, rec := range recs {
+		cert, err := x509.ParseCertificate(rec.DER)
+		if err != nil || !cert.NotBefore.After(active.Cert.NotBefore) || k.holds(cert) {
+			continue
+		}
+		events, err := k.discards.ListAudit(ctx, store.AuditFilter{Type: pki.EventRenewed, SerialHex: rec.SerialHex, Limit: 10})
+		if err != nil {
+			k.log.Warn("reading the SCEP RA renewals recorded in the store", "err", err)
+			return
+		}
+		i := slices.IndexFunc(events, func(ev pki.AuditEvent) bool {
+			return ev.Profile == enroll.RAProfileName && ev.IssuerID == issuerID
+		})
+		if i < 0 {
+			continue
+		}
+		dir, err := k.dirOf(cert)
+		found = append(found, lackedRA{cert: cert, by: events[i].Actor, at: events[i].Time, onDisk: err == nil && dir != ""})
+	}
+	slices.SortFunc(found, func(a, b lackedRA) int { return b.cert.NotBefore.Compare(a.cert.NotBefore) })
+	k.lacked.Store(&found)
+	if len(found) > 0 && !found[0].onDisk {
+		k.logOnce(&pki.RA{Cert: found[0].cert}, func() { k.log.Warn(k.lackedProblem(found[0]).Error()) })
+	}
+}
+
+// holds: cert is one of the RAs this node has loaded (retired ones too).
+func (k *raKeeper) holds(cert *x509.Certificate) bool {
+	has := func(ra *pki.RA) bool { return ra != nil && ra.Cert.Equal(cert) }
+	return slices.ContainsFunc(k.authority.RAs(), has) || slices.ContainsFunc(k.authority.RetiredRAs(), has)
+}
+
+// lackedProblem says that this node lacks l and what to copy.
+func (k *raKeeper) lackedProblem(l lackedRA) error {
+	how := "run 'scepter ca export-keys' there and 'scepter ca import-keys' here"
+	if k.authority.Token() != nil || k.authority.KeysInToken() {
+		how = "copy DATA/ca/ra.pkcs11, then ra.crt, and DATA/ca/retired-ra/ from there (the key is in the token)"
+	}
+	return fmt.Errorf("the store records SCEP RA certificate %s, renewed at %s by %s, and this node lacks its key: "+
+		"requests encrypted to it are answered 503 here until you bring it from the node that renewed it: %s",
+		l.cert.SerialNumber.Text(16), l.at.UTC().Format(time.RFC3339), l.by, how)
+}
+
+// lackedRAs are the RA certificates renewed on another node whose keys
+// this node lacks, as the last check found them (the SCEP handler answers
+// a request encrypted to one 503, not a FAILURE).
+func (k *raKeeper) lackedRAs() []*x509.Certificate {
+	p := k.lacked.Load()
+	if p == nil {
+		return nil
+	}
+	out := make([]*x509.Certificate, 0, len(*p))
+	for _, l := range *p {
+		if !k.holds(l.cert) {
+			out = append(out, l.cert)
+		}
+	}
+	return out
+}
+
+// lackedNow is why this node is not ready for lack of the newest RA
+// renewed on another node; nil when it lacks none, or has loaded it since
+// the last check.
+func (k *raKeeper) lackedNow() error {
+	p := k.lacked.Load()
+	if p == nil || len(*p) == 0 || (*p)[0].onDisk || k.holds((*p)[0].cert) {
+		return nil
+	}
+	return k.lackedProblem((*p)[0])
 }
 
 // nextIssuerID is the ID of the next issuing CA loaded; "" for none.
@@ -398,6 +519,9 @@ func (k *raKeeper) RAUsable(ctx context.Context, ra *pki.RA) error {
 	if problem != nil {
 		return problem
 	}
+	if err := k.lackedNow(); err != nil {
+		return err
+	}
 	revoked, err := k.inventory.RARevoked(ctx, ra)
 	if err != nil {
 		return err
@@ -481,6 +605,9 @@ func (s scepService) NextRA() (*pki.RA, bool) {
 }
 
 func (s scepService) RAs() []*pki.RA { return s.ras.notRevoked(s.Service.RAs()) }
+
+// LackedRAs implements scepserver.RALacker.
+func (s scepService) LackedRAs() []*x509.Certificate { return s.ras.lackedRAs() }
 
 // estService is the enrollment service as the EST handler sees it: while
 // the store schedules a next CA that this node lacks (its keys not

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -296,12 +297,19 @@ func TestRevokedRAIsReplacedOnEveryNode(t *testing.T) {
 	}
 	b.enroll(t, "on-b")
 
+	a.keeper.discards, b.keeper.discards = p.Store, p.Store
+	p.Clock.Advance(time.Minute)
 	a.keeper.check(ctx)
 	raA := p.Service.ActiveRA()
 	if raA.Cert.Equal(old.Cert) {
 		t.Fatal("node A still serves the revoked RA after its check")
 	}
 	a.enroll(t, "on-a")
+	// A's newer RA is its own replacement, not a renewal B should copy.
+	b.keeper.check(ctx)
+	if err := b.ready(ctx); err != nil {
+		t.Errorf("node B after node A replaced its own RA: %v", err)
+	}
 	for node, ra := range map[string]*pki.RA{"A": raA, "B": raB} {
 		if _, err := p.Store.Certificate(ctx, p.Issuer().ID, ra.Cert.SerialNumber.Text(16)); err != nil {
 			t.Errorf("node %s's new RA certificate is not in the shared inventory: %v", node, err)
@@ -484,5 +492,128 @@ func TestDiscardedNextCAsRevokedRAIsNotReplaced(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// retryAfterRecorder keeps the status and Retry-After of the last reply.
+type retryAfterRecorder struct {
+	status     int
+	retryAfter string
+}
+
+func (r *retryAfterRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil {
+		r.status, r.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	return resp, err
+}
+
+// After `ca renew-ra` on node A, node B (its DATA/ca not copied yet)
+// answers a request encrypted to the new RA with 503 and Retry-After, not
+// a final FAILURE, audits the refusal, warns once and is not ready, naming
+// what to copy; once it has the new RA it is ready and enrolls.
+func TestRenewedRALackedOnAnotherNode(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	a := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	a.keeper.discards = p.Store
+	dirB := copyCADir(t, p.Dir)
+	authB, _, err := ca.LoadOrCreate(dirB, ca.InitOptions{}, p.Clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcB, err := enroll.New(p.Store, authB, p.Clock, p.Log, enroll.Config{StaticChallenge: fixture.Challenge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newRANode(t, p, dirB, authB, svcB, "node-b")
+	b.keeper.discards = p.Store
+	rec := &retryAfterRecorder{}
+	b.client.HTTP = &http.Client{Transport: rec}
+
+	p.Clock.Advance(time.Hour)
+	old, renewed, err := renewRA(ctx, p.Store, p.Dir, ca.RenewRAOptions{}, p.Clock, "host-a tester", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Authority.Reload(p.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	a.keeper.check(ctx)
+	if err := a.ready(ctx); err != nil {
+		t.Errorf("node A, which renewed the RA: %v", err)
+	}
+	certsA := a.enroll(t, "on-a")
+	if !holds(certsA, renewed.Cert) {
+		t.Fatal("node A does not serve the renewed RA")
+	}
+
+	b.keeper.check(ctx)
+	b.keeper.check(ctx)
+	serial := renewed.Cert.SerialNumber.Text(16)
+	if err := b.ready(ctx); err == nil || !strings.Contains(err.Error(), serial) || !strings.Contains(err.Error(), "export-keys") {
+		t.Errorf("node B lacking the renewed RA: ready says %v, want not ready naming %s and what to copy", err, serial)
+	}
+	if n := strings.Count(b.logs.String(), "lacks its key"); n != 1 || !strings.Contains(b.logs.String(), "level=WARN") {
+		t.Errorf("node B warned %d times, want once:\n%s", n, b.logs.String())
+	}
+	// A client that fetched GetCACert from node A, sent to node B.
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: "cross-ra"}, ChallengePassword: fixture.Challenge}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps, err := b.client.GetCACaps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crossPrep, err := b.client.Prepare(client.EnrollRequest{CSR: der, Key: key, CACerts: certsA, Caps: caps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.client.SendPrepared(ctx, crossPrep)
+	if err == nil || rec.status != http.StatusServiceUnavailable || rec.retryAfter == "" || !strings.Contains(err.Error(), "lacks the key of the SCEP RA certificate "+serial) {
+		t.Errorf("request encrypted to the RA node B lacks: %v (HTTP %d, Retry-After %q), want 503 with Retry-After and the reason", err, rec.status, rec.retryAfter)
+	}
+	refused, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventRefused})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refused) == 0 || !strings.Contains(refused[0].Reason, "lacks the key") {
+		t.Errorf("the 503 is not in the audit trail: %+v", refused)
+	}
+
+	// The operator copies the renewed RA to node B (export-keys and
+	// import-keys do as much); B's next reload picks it up.
+	for _, name := range []string{ca.RACertFile, ca.RAKeyFile} {
+		data, err := os.ReadFile(filepath.Join(p.Dir, "ca", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dirB, "ca", name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := authB.Reload(p.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ready(ctx); err != nil {
+		t.Errorf("node B with the renewed RA, before its next check: %v", err)
+	}
+	b.keeper.check(ctx)
+	if err := b.ready(ctx); err != nil {
+		t.Errorf("node B with the renewed RA: %v", err)
+	}
+	b.client.HTTP = nil
+	_, prep, body := b.send(t, certsA, "cross-ra-after")
+	if _, err := prep.Certificate(body); err != nil {
+		t.Errorf("node B with the renewed RA: %v", err)
+	}
+	if !b.svc.ActiveRA().Cert.Equal(renewed.Cert) || old.Cert.Equal(renewed.Cert) {
+		t.Error("node B does not serve the renewed RA after its reload")
 	}
 }
