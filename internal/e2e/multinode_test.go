@@ -552,7 +552,15 @@ func TestRolloverWithTwoNodes(t *testing.T) {
 		if r := enroll(t, dir, c.url(i), c.challenge(), fmt.Sprintf("CN=still-old-%d", i), "--key-type", "p256"); r.err != nil {
 			t.Fatalf("enroll on node %d before the switch:\n%s", i+1, r)
 		}
-		if got := readCert(t, filepath.Join(dir, "cert.pem")); !bytes.Equal(got.RawIssuer, oldIssuer.RawSubject) || time.Now().After(switchAt) {
+		got := readCert(t, filepath.Join(dir, "cert.pem"))
+		if time.Now().After(switchAt) {
+			// A machine so loaded that the key copy and this enrollment
+			// outlasted the switch (CI saw 13 s for export-keys): the
+			// answer may rightly come from either CA.
+			t.Logf("node %d: the enrollment before the switch ended after it; its issuer (%s) is not checked", i+1, got.Issuer)
+			continue
+		}
+		if !bytes.Equal(got.RawIssuer, oldIssuer.RawSubject) {
 			t.Errorf("node %d before the switch: issued by %s", i+1, got.Issuer)
 		}
 	}
