@@ -932,3 +932,44 @@ func TestShortLivedTokenMakesNoLastingCredential(t *testing.T) {
 		t.Errorf("a token without an expiry adding an EST user: %d %s", r.status, r.body)
 	}
 }
+
+// A token that expires mints no one-time challenge that outlives it, for
+// any profile (422, nothing stored), as it makes no token that would; one
+// within its lifetime, and any from a token without an expiry, is made.
+func TestShortLivedTokenMakesNoLongerChallenge(t *testing.T) {
+	e := newEnv(t)
+	secret, _, err := auth.New(e.Store, e.Clock, nil).NewToken(context.Background(), "short", pki.RoleOperator, time.Hour, auth.CLI("cli:test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tokens["short"] = secret
+	for _, c := range []struct {
+		role pki.Role
+		body map[string]string
+		want int
+	}{
+		{"short", map[string]string{"ttl": "700h"}, http.StatusUnprocessableEntity},
+		{"short", map[string]string{"ttl": "700h", "profile": "approval"}, http.StatusUnprocessableEntity},
+		{"short", map[string]string{"ttl": "61m"}, http.StatusUnprocessableEntity},
+		{"short", map[string]string{}, http.StatusUnprocessableEntity}, // the default, 24h
+		{"short", map[string]string{"ttl": "59m"}, http.StatusCreated},
+		{"short", map[string]string{"ttl": "1h"}, http.StatusCreated},
+		{pki.RoleOperator, map[string]string{"ttl": "700h"}, http.StatusCreated},
+	} {
+		before, err := e.Store.ListChallenges(context.Background(), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := e.do(t, c.role, "POST", "/api/v1/challenges", c.body)
+		if r.status != c.want {
+			t.Errorf("%s token, %v: %d %s, want %d", c.role, c.body, r.status, r.body, c.want)
+		}
+		if c.want == http.StatusUnprocessableEntity && !strings.Contains(string(r.body), "may not outlive it") {
+			t.Errorf("%s token, %v: %s, want it to say why", c.role, c.body, r.body)
+		}
+		after, _ := e.Store.ListChallenges(context.Background(), 100)
+		if stored := len(after) - len(before); c.want != http.StatusCreated && stored != 0 {
+			t.Errorf("%s token, %v: %d challenges stored by a refused call", c.role, c.body, stored)
+		}
+	}
+}

@@ -151,6 +151,20 @@ func RequireLasting(p Principal, what string) error {
 		p.ExpiresAt.UTC().Format(time.RFC3339), what)
 }
 
+// RequireWithin refuses a principal whose credential expires (a token
+// with an expiry) creating a thing that expires later, or never (expires
+// zero): a stolen short-lived token must not buy a lasting way in, be it a
+// token or a one-time challenge. what names the thing ("token",
+// "challenge").
+func RequireWithin(p Principal, now, expires time.Time, what string) error {
+	if p.ExpiresAt.IsZero() || !expires.IsZero() && !expires.After(p.ExpiresAt) {
+		return nil
+	}
+	return pki.Errorf(pki.EBadRequest,
+		"this token expires at %s, and a %s it creates may not outlive it: give a lifetime of at most %s, or create the %s with the CLI",
+		p.ExpiresAt.UTC().Format(time.RFC3339), what, p.ExpiresAt.Sub(now).Truncate(time.Minute), what)
+}
+
 func hashSecret(secret string) []byte {
 	sum := sha256.Sum256([]byte(secret))
 	return sum[:]
@@ -253,12 +267,8 @@ func (s *Service) NewToken(ctx context.Context, name string, role pki.Role, ttl 
 	if ttl > 0 {
 		t.ExpiresAt = now.Add(ttl)
 	}
-	// A token that expires makes none that outlives it: a stolen
-	// short-lived token must not buy a lasting one.
-	if !by.ExpiresAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(by.ExpiresAt)) {
-		return "", pki.APIToken{}, pki.Errorf(pki.EBadRequest,
-			"this token expires at %s, and a token it creates may not outlive it: give a lifetime of at most %s, or create the token with the CLI",
-			by.ExpiresAt.UTC().Format(time.RFC3339), by.ExpiresAt.Sub(now).Truncate(time.Minute))
+	if err := RequireWithin(by, now, t.ExpiresAt, "token"); err != nil {
+		return "", pki.APIToken{}, err
 	}
 	ev := pki.AuditEvent{Time: now, Type: pki.EventTokenCreated, Actor: by.Actor(), Outcome: "success",
 		Detail: fmt.Sprintf("token %s (%s), role %s", id, name, role)}

@@ -795,3 +795,18 @@ func TestMethodNotAllowedNamesTheMethods(t *testing.T) {
 		}
 	}
 }
+
+// TestChallengeFormLongLifetime: a console user's credential does not
+// expire (only API tokens do), so the bound on a challenge's lifetime by
+// the caller's (which the form shares with the API, through ops) leaves
+// the form the whole range.
+func TestChallengeFormLongLifetime(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	res := e.as("operator").post("/ui/challenges", url.Values{"ttl": {"720h"}, "profile": {"default"}})
+	expectStatus(t, "a challenge for 30 days", res, http.StatusOK)
+	expectBody(t, "a challenge for 30 days", res, "Copy its secret now")
+	chs, err := e.ops.Challenges(context.Background(), auth.CLI("test"), 10)
+	if err != nil || len(chs) != 1 || chs[0].ExpiresAt.Sub(e.pki.Clock.Now()) != 720*time.Hour {
+		t.Errorf("challenges: %+v, %v; want one for 720h", chs, err)
+	}
+}

@@ -320,9 +320,14 @@ func (o *Ops) Challenges(ctx context.Context, p auth.Principal, limit int) ([]pk
 }
 
 // NewChallenge mints a one-time challenge and returns its secret, shown
-// once.
+// once. A caller whose credential expires (a token with an expiry) mints
+// none that outlives it: a challenge is a way in too.
 func (o *Ops) NewChallenge(ctx context.Context, p auth.Principal, spec admin.ChallengeSpec) (string, pki.Challenge, error) {
 	if err := auth.Require(p, pki.RoleOperator); err != nil {
+		return "", pki.Challenge{}, err
+	}
+	now := o.clock.Now()
+	if err := auth.RequireWithin(p, now, now.Add(spec.TTL), "challenge"); err != nil {
 		return "", pki.Challenge{}, err
 	}
 	spec.Actor = p.Actor()
