@@ -83,6 +83,9 @@ type Service struct {
 	// audit trail: the store's one key (LoginNameKey), read once.
 	loginNameKeyMu sync.Mutex
 	loginNameKey   []byte
+	// refused rate-limits the record of logins refused unchecked during a
+	// lockout.
+	refused *refusalLog
 }
 
 // New builds the service.
@@ -90,7 +93,8 @@ func New(st store.Store, clock pki.Clock, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: st, clock: clock, log: log, passwords: credential.NewPasswordChecker(0)}
+	return &Service{st: st, clock: clock, log: log, passwords: credential.NewPasswordChecker(0),
+		refused: newRefusalLog()}
 }
 
 // Errors that map to HTTP statuses at the edge.
@@ -438,7 +442,7 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 		return "", pki.Session{}, err
 	}
 	if now.Before(u.LockedUntil) { // known locked: no transaction for it
-		return "", pki.Session{}, &LockedError{Until: u.LockedUntil}
+		return "", pki.Session{}, s.refuseLocked(ctx, "user "+u.Name, remote, u.LockedUntil, now)
 	}
 	// The attempt counts as a failure before the password is looked at:
 	// attempts sent at once each take their own turn at the count, so no
@@ -450,7 +454,7 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 	case err != nil:
 		return "", pki.Session{}, err
 	case att.Refused:
-		return "", pki.Session{}, &LockedError{Until: att.LockedUntil}
+		return "", pki.Session{}, s.refuseLocked(ctx, "user "+u.Name, remote, att.LockedUntil, now)
 	}
 	ok := false
 	if len(password) > credential.MaxPasswordLen {
@@ -521,12 +525,90 @@ func (s *Service) unknownLogin(ctx context.Context, name, password, remote strin
 		return err
 	}
 	if att.Refused {
-		return &LockedError{Until: att.LockedUntil}
+		return s.refuseLocked(ctx, unknownNameTag(storeKey, name), remote, att.LockedUntil, now)
 	}
 	s.passwords.Burn(ctx, password)
 	_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: failedLoginActor(remote),
 		Outcome: "failure", Reason: "unknown user", Detail: unknownNameTag(storeKey, name)})
 	return ErrUnauthenticated
+}
+
+// refuseLocked answers a login refused during a lockout, its password not
+// looked at, and records it: in the log and the audit trail (login.failed,
+// by the address, as a wrong password is), at most once a minute for one
+// user (who, as an audit detail names them) and address, each record
+// counting the attempts refused since the last one. A flood of attempts at
+// a locked user so writes a row a minute, not one each; those refused
+// after a pair's last record are counted by its next, if any.
+func (s *Service) refuseLocked(ctx context.Context, who, remote string, until, now time.Time) error {
+	if n, ok := s.refused.note(who+"\x00"+remote, now); ok {
+		end := until.UTC().Format(time.RFC3339)
+		s.log.Warn("console login refused unchecked: locked out", "who", who, "remote", remote, "until", end, "attempts", n)
+		ev := pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: failedLoginActor(remote), Outcome: "failure",
+			Reason: fmt.Sprintf("locked out until %s, not checked: %s from this address since the last such record", end, plural(n, "attempt")),
+			Detail: who}
+		if err := s.st.AppendAudit(ctx, ev); err != nil {
+			// The lock holds either way; the answer must not wait on it.
+			s.log.Error("auditing a login refused during a lockout", "who", who, "remote", remote, "err", err)
+		}
+	}
+	return &LockedError{Until: until}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// refusalLog counts logins refused during a lockout by user and address,
+// so that they are recorded at most once per refusalEvery each.
+type refusalLog struct {
+	mu   sync.Mutex
+	seen map[string]refusals
+}
+
+type refusals struct {
+	recorded time.Time // the last record
+	since    int       // refused since then, unrecorded
+}
+
+const (
+	// refusalEvery is how often a user and address's refused logins are
+	// recorded at most.
+	refusalEvery = time.Minute
+	// maxRefusalKeys bounds the pairs remembered; beyond it, pairs share
+	// one record a minute (the rate limiter bounds the addresses anyway).
+	maxRefusalKeys = 4096
+)
+
+func newRefusalLog() *refusalLog { return &refusalLog{seen: map[string]refusals{}} }
+
+// note counts a refused attempt under key and says whether to record it
+// now, with how many attempts the record covers (this one included).
+func (l *refusalLog) note(key string, now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.seen[key]
+	if !ok && len(l.seen) >= maxRefusalKeys {
+		for k, old := range l.seen {
+			if now.Sub(old.recorded) >= refusalEvery && old.since == 0 {
+				delete(l.seen, k)
+			}
+		}
+		if len(l.seen) >= maxRefusalKeys {
+			key = "" // the overflow's shared pair
+			r, ok = l.seen[key]
+		}
+	}
+	if ok && now.Sub(r.recorded) < refusalEvery {
+		r.since++
+		l.seen[key] = r
+		return 0, false
+	}
+	l.seen[key] = refusals{recorded: now}
+	return r.since + 1, true
 }
 
 // storeLoginNameKey is the store's key of unknown login names

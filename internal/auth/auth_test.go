@@ -1,9 +1,11 @@
 package auth_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -562,5 +564,90 @@ func TestTokenCreatesNoneThatOutlivesIt(t *testing.T) {
 	}
 	if _, err := a.AddUser(ctx, "alice2", pki.RoleAuditor, "a long alice password 123", forever); err != nil {
 		t.Errorf("a token without an expiry adding a user: %v", err)
+	}
+}
+
+// TestRefusedWhileLockedIsRecorded: a login refused unchecked during a
+// lockout, the right password included, is logged and audited
+// (login.failed, "not checked"), at most once a minute for one user and
+// address, each record counting the attempts since the last; a name that
+// is no user's alike, by its tag.
+func TestRefusedWhileLockedIsRecorded(t *testing.T) {
+	p := fixture.New(t, fixture.Options{})
+	var logged bytes.Buffer
+	a := auth.New(p.Store, p.Clock, slog.New(slog.NewTextHandler(&logged, nil)))
+	ctx := context.Background()
+	if _, err := a.AddUser(ctx, "alice", pki.RoleOperator, "correct horse battery staple", root); err != nil {
+		t.Fatal(err)
+	}
+	refusedRecords := func() []pki.AuditEvent {
+		t.Helper()
+		evs, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventLoginFailed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []pki.AuditEvent
+		for _, ev := range evs {
+			if strings.Contains(ev.Reason, "not checked") {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	for _, name := range []string{"alice", "ghost"} {
+		for range auth.LockAfter {
+			a.Login(ctx, name, "wrong", "192.0.2.1")
+		}
+	}
+	if got := refusedRecords(); len(got) != 0 {
+		t.Fatalf("records of refusals before any: %+v", got)
+	}
+	// The lock lasts LockBase (a minute): ten refusals in its first half
+	// minute, the right password among them, then one more after it from
+	// the same address, and one from another.
+	step := auth.LockBase / 2 / 10
+	for i := range 10 {
+		pw := "wrong"
+		if i == 3 {
+			pw = "correct horse battery staple"
+		}
+		for _, name := range []string{"alice", "ghost"} {
+			if _, _, err := a.Login(ctx, name, pw, "192.0.2.1"); !errors.Is(err, auth.ErrLocked) {
+				t.Fatalf("%s during the lock: %v", name, err)
+			}
+		}
+		p.Clock.Advance(step)
+	}
+	want := []struct{ detail, reason string }{
+		{"user alice", "1 attempt from"},
+		{"name (tag ", "1 attempt from"},
+	}
+	got := refusedRecords()
+	if len(got) != len(want) {
+		t.Fatalf("%d records of 10 refusals each for two names in half a minute, want 2: %+v", len(got), got)
+	}
+	slices.Reverse(got) // oldest first
+	for i, w := range want {
+		if !strings.HasPrefix(got[i].Detail, w.detail) || !strings.Contains(got[i].Reason, w.reason) || got[i].Actor != "login:192.0.2.1" {
+			t.Errorf("record %d: %+v, want detail %q…, reason with %q, actor login:192.0.2.1", i, got[i], w.detail, w.reason)
+		}
+	}
+	// A minute after the first record, the next refusal is recorded with
+	// the nine held back; another address has a record of its own at once.
+	p.Clock.Advance(auth.LockBase / 2)
+	// The lock has ended: lock again (one more failure, two minutes).
+	a.Login(ctx, "alice", "wrong", "192.0.2.1")
+	a.Login(ctx, "alice", "wrong", "192.0.2.1")
+	a.Login(ctx, "alice", "wrong", "192.0.2.9")
+	got = refusedRecords()
+	if len(got) != 4 || !strings.Contains(got[1].Reason, "10 attempts from") || got[0].Actor != "login:192.0.2.9" ||
+		!strings.Contains(got[0].Reason, "1 attempt from") {
+		t.Errorf("records after a minute: %+v; want one counting 10, then one from 192.0.2.9", got)
+	}
+	if n := strings.Count(logged.String(), "login refused unchecked"); n != 4 {
+		t.Errorf("%d log lines of refusals, want 4 (as many as records):\n%s", n, logged.String())
+	}
+	if strings.Contains(logged.String(), "ghost") {
+		t.Errorf("the log names a name that is no user's:\n%s", logged.String())
 	}
 }
