@@ -260,8 +260,17 @@ func (s *Service) AddESTUser(ctx context.Context, name, password, profile, actor
 	ev := pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: actor, Profile: profile, Outcome: "success", Detail: "user " + name}
 	err = s.store.CreateESTUser(ctx, u, ev)
 	if errors.Is(err, store.ErrConflict) {
-		return pki.ESTUser{}, pki.Errorf(pki.EConflict,
-			"EST user %q exists, or one whose name differs from it only in case; remove it first to change its password", name)
+		// Named as stored, so that removing it by the name given here
+		// removes the one in the way.
+		stored, lerr := s.storedESTUserName(ctx, name)
+		if lerr != nil {
+			return pki.ESTUser{}, lerr
+		}
+		if stored != name {
+			return pki.ESTUser{}, pki.Errorf(pki.EConflict,
+				"EST user %q exists, whose name differs from %q only in case; remove it first to add this one", stored, name)
+		}
+		return pki.ESTUser{}, pki.Errorf(pki.EConflict, "EST user %q exists; remove it first to change its password", name)
 	}
 	if err != nil {
 		return pki.ESTUser{}, err
@@ -275,15 +284,40 @@ func (s *Service) ESTUsers(ctx context.Context) ([]pki.ESTUser, error) {
 	return s.store.ListESTUsers(ctx)
 }
 
-// RemoveESTUser deletes an EST user.
+// RemoveESTUser deletes an EST user, named in any case: names that differ
+// only in case cannot both exist, so it is the one the store's conflict
+// named. The audit trail names it as stored.
 func (s *Service) RemoveESTUser(ctx context.Context, name, actor string) error {
+	name, err := s.storedESTUserName(ctx, name)
+	if err != nil {
+		return err
+	}
 	now := s.clock.Now()
 	ev := pki.AuditEvent{Time: now, Type: pki.EventESTUserRemoved, Actor: actor, Outcome: "success", Detail: "user " + name}
-	err := s.store.DeleteESTUser(ctx, name, now, ev)
+	err = s.store.DeleteESTUser(ctx, name, now, ev)
 	if errors.Is(err, store.ErrNotFound) {
 		return pki.Errorf(pki.ENotFound, "no EST user %q", name)
 	}
 	return err
+}
+
+// storedESTUserName is the name of the EST user called name in any case,
+// as stored: name itself when that user exists, or none does.
+func (s *Service) storedESTUserName(ctx context.Context, name string) (string, error) {
+	users, err := s.store.ListESTUsers(ctx)
+	if err != nil {
+		return "", fmt.Errorf("admin: looking up EST user %q: %w", name, err)
+	}
+	stored := name
+	for _, u := range users {
+		if u.Name == name {
+			return name, nil
+		}
+		if strings.EqualFold(u.Name, name) {
+			stored = u.Name
+		}
+	}
+	return stored, nil
 }
 
 // DeleteChallenge removes a one-time challenge (used or not) by ID.

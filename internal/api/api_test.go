@@ -973,3 +973,26 @@ func TestShortLivedTokenMakesNoLongerChallenge(t *testing.T) {
 		}
 	}
 }
+
+// TestESTUserRemovedInAnyCase: the 409 for a name that differs only in
+// case from an EST user's names that user as stored, and DELETE takes the
+// name in any case, as for tokens and console users.
+func TestESTUserRemovedInAnyCase(t *testing.T) {
+	e := newEnv(t)
+	if r := e.do(t, pki.RoleAdmin, "POST", "/api/v1/est-users", map[string]string{"name": "fleet", "password": "a long enough password 123"}); r.status != http.StatusCreated {
+		t.Fatalf("adding fleet: %d %s", r.status, r.body)
+	}
+	r := e.do(t, pki.RoleAdmin, "POST", "/api/v1/est-users", map[string]string{"name": "FLEET", "password": "a long enough password 123"})
+	if r.status != http.StatusConflict || !strings.Contains(string(r.body), `EST user \"fleet\" exists`) {
+		t.Errorf("adding FLEET: %d %s, want 409 naming fleet", r.status, r.body)
+	}
+	if r := e.do(t, pki.RoleAdmin, "DELETE", "/api/v1/est-users/FLEET", nil); r.status != http.StatusNoContent {
+		t.Errorf("removing FLEET: %d %s, want 204", r.status, r.body)
+	}
+	if _, err := e.Store.ESTUser(context.Background(), "fleet"); err == nil {
+		t.Error("fleet is still there")
+	}
+	if r := e.do(t, pki.RoleAdmin, "DELETE", "/api/v1/est-users/Fleet", nil); r.status != http.StatusNotFound {
+		t.Errorf("removing it again: %d %s, want 404", r.status, r.body)
+	}
+}
