@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -825,6 +826,11 @@ func (h *Handler) newToken(c *call) error {
 		return err
 	}
 	ttl, err := auth.ParseTokenTTL(req.TTL)
+	if errors.Is(err, auth.ErrTokenTTLRange) {
+		// 422, as NewToken answers a lifetime out of range ("1s", "-1h"):
+		// a value read, and refused.
+		return pki.Errorf(pki.EBadRequest, "ttl: %s", pki.ErrorMessage(err))
+	}
 	if err != nil {
 		return badf("ttl: %s", pki.ErrorMessage(err))
 	}

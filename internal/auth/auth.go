@@ -220,8 +220,15 @@ const (
 	maxTokenTTL = 10 * 366 * 24 * time.Hour
 )
 
+// ErrTokenTTLRange is in the error of a token lifetime out of range,
+// whether ParseTokenTTL or NewToken finds it, so that a caller answers
+// every such lifetime alike (the API: 422, as a well-formed value it
+// refuses).
+var ErrTokenTTLRange = errors.New("auth: token lifetime out of range")
+
 func tokenTTLRangeError(lifetime string) error {
-	return pki.Errorf(pki.EBadRequest, "token lifetime %q is out of range: want from 1m up to 10 years (3660d), or 0 for a token that never expires", lifetime)
+	return pki.Wrap(pki.EBadRequest, ErrTokenTTLRange, fmt.Sprintf(
+		"token lifetime %q is out of range: want from 1m up to 10 years (3660d), or 0 for a token that never expires", lifetime))
 }
 
 // durationOverflows tells a Go duration too long for time.Duration (more
