@@ -438,6 +438,8 @@ func TestBadInput(t *testing.T) {
 		{"issuer that is no CA ID", "GET", "/api/v1/certificates?issuer=zz", nil, 400},
 		{"issuer ID cut short", "GET", "/api/v1/certificates?issuer=" + e.Issuer().ID[:16], nil, 400},
 		{"audit since after until", "GET", "/api/v1/audit?since=2031-12-01T00:00:00Z&until=2031-01-01T00:00:00Z", nil, 400},
+		{"audit before_id 0 (below every ID)", "GET", "/api/v1/audit?before_id=0", nil, 400},
+		{"audit before_id negative", "GET", "/api/v1/audit?before_id=-1", nil, 400},
 		{"audit since equal to until", "GET", "/api/v1/audit?since=2031-01-01T00:00:00Z&until=2031-01-01T00:00:00Z", nil, 400},
 	}
 	for _, c := range cases {

@@ -95,7 +95,7 @@ func (h *Handler) table() []route {
 		{method: "DELETE", path: "/challenges/{id}", summary: "Delete a challenge", role: pki.RoleOperator, status: http.StatusNoContent, fn: h.deleteChallenge},
 		{method: "GET", path: "/audit", summary: "Audit events, newest first", role: pki.RoleAuditor,
 			params: []param{{"type", "string", "event type"}, {"serial", "string", "certificate serial"}, {"since", "string", "RFC 3339 time"},
-				{"until", "string", "RFC 3339 time"}, {"before_id", "integer", "page on: events with an ID below this"}, pLimit},
+				{"until", "string", "RFC 3339 time"}, {"before_id", "integer", "page on: events with an ID below this (from 1: 0 or less is refused with 400, not read as no bound)"}, pLimit},
 			reply: "AuditList", fn: h.listAudit},
 		{method: "GET", path: "/audit/verify", summary: "Verify the audit trail's hash chain", role: pki.RoleAuditor, reply: "AuditVerification", fn: h.verifyAudit},
 		{method: "GET", path: "/cas", summary: "Issuing CAs (current, next, previous) and the rollover schedule", role: pki.RoleAuditor, reply: "CAList", fn: h.listCAs},
@@ -560,7 +560,9 @@ func (h *Handler) deleteChallenge(c *call) error {
 func (h *Handler) listAudit(c *call) error {
 	q := c.q
 	f := store.AuditFilter{Type: q.str("type"), SerialHex: q.str("serial"), Since: q.time("since"), Until: q.time("until"),
-		BeforeID: int64(q.int("before_id", 0, 0, 1<<62)), Limit: q.int("limit", 100, 1, ops.MaxPage)}
+		// From 1: the store reads 0 as no bound, so before_id=0 (below
+		// every ID) would answer the newest page instead of none.
+		BeforeID: int64(q.int("before_id", 0, 1, 1<<62)), Limit: q.int("limit", 100, 1, ops.MaxPage)}
 	if err := q.err(); err != nil {
 		return err
 	}
