@@ -1004,3 +1004,40 @@ func TestESTUserRemovedInAnyCase(t *testing.T) {
 		t.Errorf("removing it again: %d %s, want 404", r.status, r.body)
 	}
 }
+
+// TestAuditUnknownType: a type that is no known one and no event's in the
+// trail (a misspelling) is refused naming the known types, rather than
+// answered with an empty list that reads as a quiet trail; a known type
+// without events, or one only the trail knows, is an empty or a full list.
+func TestAuditUnknownType(t *testing.T) {
+	e := newEnv(t)
+	if err := e.Store.AppendAudit(context.Background(), pki.AuditEvent{Time: e.Clock.Now(), Type: "custom.thing", Actor: "cli:test", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		typ   string
+		want  int
+		items int
+	}{
+		{"certificate.revoke", http.StatusUnprocessableEntity, 0},
+		{"certificate.unheld", http.StatusOK, 0},
+		{"custom.thing", http.StatusOK, 1},
+	} {
+		r := e.do(t, pki.RoleAuditor, "GET", "/api/v1/audit?type="+c.typ, nil)
+		if r.status != c.want {
+			t.Errorf("type=%s: %d %s, want %d", c.typ, r.status, r.body, c.want)
+			continue
+		}
+		if c.want != http.StatusOK {
+			if !strings.Contains(string(r.body), pki.EventRevoked) {
+				t.Errorf("type=%s: %s, want it to name the known types", c.typ, r.body)
+			}
+			continue
+		}
+		var list struct{ Items []api.AuditEvent }
+		r.json(t, &list)
+		if len(list.Items) != c.items {
+			t.Errorf("type=%s: %d events, want %d", c.typ, len(list.Items), c.items)
+		}
+	}
+}

@@ -43,15 +43,7 @@ type verifyReport struct {
 }
 
 // eventTypes are the audit event types, for the type filter's suggestions.
-var eventTypes = []string{
-	pki.EventIssued, pki.EventRenewed, pki.EventSentAgain, pki.EventRevoked, pki.EventUnheld, pki.EventEnrollFailed, pki.EventRefused,
-	pki.EventRequestPending, pki.EventRequestApproved, pki.EventRequestRejected,
-	pki.EventChallengeCreated, pki.EventChallengeUsed, pki.EventChallengeMisused, pki.EventChallengeDeleted,
-	pki.EventNotificationSent, pki.EventNotificationFailed,
-	pki.EventLoginSucceeded, pki.EventLoginFailed, pki.EventLoginLocked, pki.EventLogout, pki.EventUserAdded, pki.EventUserRemoved, pki.EventTokenCreated, pki.EventTokenRevoked,
-	pki.EventESTUserAdded, pki.EventESTUserRemoved,
-	pki.EventCAInitialized, pki.EventCARollover, pki.EventCARootKeyExported, pki.EventCARootCRLSigned, pki.EventServerStarted,
-}
+var eventTypes = ops.EventTypes
 
 var eventTypeRE = regexp.MustCompile(`^[a-z0-9_.]{1,64}$`)
 
