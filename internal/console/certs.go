@@ -347,21 +347,27 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 	if !pg.CanRevoke {
 		return again(pki.Errorf(pki.EConflict, "certificate %s is %s already", pg.D.Record.SerialHex, pg.Status))
 	}
-	if pg.CanUnhold && pg.Reason == "certificateHold" {
+	if pg.Reason == "" {
+		return again(badInputf("choose a reason for the revocation"))
+	}
+	// Read as the API and the CLI read it (a name in any case, or its
+	// code: 1 for keyCompromise), then known by its name.
+	code, err := admin.ParseReason(pg.Reason)
+	name, _ := pki.ReasonName(code)
+	if err == nil && pg.CanUnhold && name == "certificateHold" {
 		// Holding a held certificate again changes nothing, and the API
 		// answers it so (200, changed: false); the reason is not unknown,
 		// it is only left out of the form's list, so say what is the case.
+		pg.Reason = name
 		v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
 		v.Message = "The certificate is already on hold: nothing changed."
 		h.render(w, http.StatusOK, "cert", v)
 		return nil
 	}
-	if pg.Reason == "" {
-		return again(badInputf("choose a reason for the revocation"))
+	if err != nil || !contains(pg.Reasons, name) {
+		return again(badInputf("reason %q: want one of %s, or its code", clip(pg.Reason), strings.Join(pg.Reasons, ", ")))
 	}
-	if _, err := admin.ParseReason(pg.Reason); err != nil || !contains(pg.Reasons, pg.Reason) {
-		return again(badInputf("reason %q: want one of %s", clip(pg.Reason), strings.Join(pg.Reasons, ", ")))
-	}
+	pg.Reason = name
 	if r.PostForm.Get("confirm") != "yes" {
 		h.render(w, http.StatusOK, "revoke", h.newView(rq, "Revoke "+pg.Info.SubjectCN+"?", "certificates", pg))
 		return nil

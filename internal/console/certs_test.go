@@ -67,3 +67,41 @@ func TestRaiseToKeyCompromise(t *testing.T) {
 	page = b.get(certPath(c) + "?issuer=" + url.QueryEscape(rec.IssuerID))
 	expectNotBody(t, "a compromised certificate", page, `id="revoke-form"`)
 }
+
+// TestRevokeFormTakesReasonCodes: the form reads a reason as the API and
+// the CLI do, a name in any case or its code (1 for keyCompromise), and
+// still refuses one it does not offer, or no reason at all.
+func TestRevokeFormTakesReasonCodes(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	b := e.as("operator")
+	for _, tc := range []struct {
+		reason string
+		want   int
+		code   int // the reason recorded, when revoked
+	}{
+		{"1", http.StatusSeeOther, pki.ReasonKeyCompromise},
+		{"4", http.StatusSeeOther, pki.ReasonSuperseded},
+		{"keycompromise", http.StatusSeeOther, pki.ReasonKeyCompromise},
+		{"6", http.StatusSeeOther, pki.ReasonCertificateHold},
+		{"8", http.StatusBadRequest, 0},  // removeFromCRL: no reason to revoke
+		{"10", http.StatusBadRequest, 0}, // aACompromise
+		{"+1", http.StatusBadRequest, 0},
+		{"7", http.StatusBadRequest, 0}, // no such code
+	} {
+		c := e.issue("reason-" + tc.reason)
+		res := b.post(certPath(c)+"/revoke", url.Values{"issuer": {e.record(c).IssuerID}, "reason": {tc.reason}, "confirm": {"yes"}})
+		expectStatus(t, "reason "+tc.reason, res, tc.want)
+		r := e.record(c)
+		if tc.want == http.StatusSeeOther && (r.Status != pki.StatusRevoked || r.RevokeReason != tc.code) {
+			t.Errorf("reason %s: %s, reason %d; want revoked for %d", tc.reason, r.Status, r.RevokeReason, tc.code)
+		}
+		if tc.want != http.StatusSeeOther && r.Status != pki.StatusValid {
+			t.Errorf("reason %s: revoked", tc.reason)
+		}
+	}
+	// Without confirm, the confirmation step names the reason.
+	c := e.issue("reason-confirm")
+	res := b.post(certPath(c)+"/revoke", url.Values{"issuer": {e.record(c).IssuerID}, "reason": {"1"}})
+	expectStatus(t, "reason 1 unconfirmed", res, http.StatusOK)
+	expectBody(t, "reason 1 unconfirmed", res, `id="revoke-confirm"`, "keyCompromise")
+}
