@@ -68,12 +68,26 @@ func RAKey(k Keys, clock pki.Clock, status RAStatus) Check {
 		}
 		if status != nil {
 			if err := status.RAUsable(ctx, ra); err != nil {
-				return err
+				// The key is fine: say what is not, in words fixed here
+				// (the error, for the log, names the serial and why).
+				return &Shown{Name: "RA certificate", State: "revoked, not yet replaced (the log says why)", Err: err}
 			}
 		}
 		return CanSign(ra.Key, ra.Cert)
 	}}
 }
+
+// Shown is a check's error that a /readyz answer names as Name (in place
+// of the check's) and State (in place of "failed"): fixed words that say
+// more than "failed" and name no file or device. Err goes to the log.
+type Shown struct {
+	Name, State string
+	Err         error
+}
+
+func (e *Shown) Error() string { return e.Name + " " + e.State + ": " + e.Err.Error() }
+
+func (e *Shown) Unwrap() error { return e.Err }
 
 // validAt: cert is within its validity at now. A key that signs under a
 // certificate that has expired issues nothing a relying party accepts.

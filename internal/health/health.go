@@ -85,6 +85,20 @@ func (s Status) Failed() []string {
 	return out
 }
 
+// label is what a /readyz answer calls the check and its state.
+func (r Result) label() (name, state string) {
+	var shown *Shown
+	switch {
+	case r.Err == nil:
+		return r.Name, "ok"
+	case errors.Is(r.Err, ErrTimedOut):
+		return r.Name, "timed out"
+	case errors.As(r.Err, &shown):
+		return shown.Name, shown.State
+	}
+	return r.Name, "failed"
+}
+
 // ErrTimedOut is the error of a check that did not answer within
 // Options.Timeout.
 var ErrTimedOut = errors.New("health: no answer in time")
@@ -183,20 +197,20 @@ func (c *Checker) logChange(st Status) {
 // check's state. No error text: it may name files or devices.
 func (s Status) text() string {
 	var b strings.Builder
-	if failed := s.Failed(); len(failed) > 0 {
+	var failed []string
+	for _, r := range s.Checks {
+		if name, _ := r.label(); r.Err != nil {
+			failed = append(failed, name)
+		}
+	}
+	if len(failed) > 0 {
 		b.WriteString("not ready: " + strings.Join(failed, ", ") + "\n")
 	} else {
 		b.WriteString("ready\n")
 	}
 	for _, r := range s.Checks {
-		state := "ok"
-		switch {
-		case errors.Is(r.Err, ErrTimedOut):
-			state = "timed out"
-		case r.Err != nil:
-			state = "failed"
-		}
-		b.WriteString(r.Name + ": " + state + "\n")
+		name, state := r.label()
+		b.WriteString(name + ": " + state + "\n")
 	}
 	return b.String()
 }

@@ -292,3 +292,21 @@ func TestRAKeyFollowsTheRAStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyzSaysTheRACertificateIsRevoked: a revoked RA fails /readyz as
+// its certificate, in fixed words, not as "RA key: failed" (the key signs
+// still); the reason, with the serial, goes to the log only.
+func TestReadyzSaysTheRACertificateIsRevoked(t *testing.T) {
+	p := fixture.New(t, fixture.Options{})
+	c := health.New(health.Options{Clock: p.Clock}, health.Store(p.Store), health.IssuerKey(p.Authority, p.Clock),
+		health.RAKey(p.Authority, p.Clock, raStatus{errors.New("the RA certificate 1f is revoked; a new one is issued within a minute")}))
+	mux, err := server.TLSMux(server.Handlers{Health: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := get(t, mux, "/readyz")
+	want := "not ready: RA certificate\nstore: ok\nissuing CA key: ok\nRA certificate: revoked, not yet replaced (the log says why)\n"
+	if code != http.StatusServiceUnavailable || body != want {
+		t.Errorf("/readyz: %d %q, want 503 %q", code, body, want)
+	}
+}
