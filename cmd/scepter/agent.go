@@ -93,7 +93,7 @@ func agentStatus(e env, args []string) error {
 }
 
 // loadAgentConfig reads the agent's config file, refusing it, or a
-// challenge_file it names, when group or others may write it (its
+// challenge_file it names, when another user may change it (its
 // post_renew commands run as the agent's user), as the other commands
 // refuse theirs (checkFileModes).
 func loadAgentConfig(e env, path string) (*agent.Config, error) {

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/user"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -38,12 +41,12 @@ var secretSettings = []string{"challenge", "ndes-password", "est-password"}
 var urlSettings = []string{"store", "smtp-url", "webhook-url", "notify-webhook-url"}
 
 // checkFileModes refuses, as a usage error (exit 2), a config file or a
-// secret file that group or others may write: whoever can change the
-// config file decides which clients are trusted and where secrets go, and
-// whoever can change a secret file sets the secret. It warns on stderr
-// when others may read a secret file, or a config file that holds a
-// secret, but lets it pass: a read-only secret mount (Kubernetes' 0644)
-// is common and was never refused.
+// secret file that another user may change (checkFileMode): whoever can
+// change the config file decides which clients are trusted and where
+// secrets go, and whoever can change a secret file sets the secret. It
+// warns on stderr when others may read a secret file, or a config file
+// that holds a secret, but lets it pass: a read-only secret mount
+// (Kubernetes' 0644) is common and was never refused.
 func checkFileModes(e env, fs *flag.FlagSet) error {
 	if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
 		path := f.Value.String()
@@ -73,23 +76,38 @@ func checkSecretFileMode(e env, setting, path string) error {
 	return checkFileMode(e, setting, path, "the secret", func() string { return "the secret" })
 }
 
-// checkFileMode refuses the file setting names when group or others may
-// write it (changes says what they could change), and warns when others
-// may read it and secret says what secret it holds ("" for none). The file
-// is stat'ed, so a symbolic link is judged by the file it names; what is
-// not a regular file (missing, a directory, a pipe) is left to whoever
-// reads it. On Windows the mode bits say nothing about access and nothing
-// is checked, as for the PKCS#11 PIN file.
+// checkFileMode refuses the file setting names when another user than
+// us or root may change it (changes says what they could change): when
+// group or others may write it, when another user owns it, or when group
+// or others may write the directory that holds it, or that holds the
+// symbolic link path is, without the sticky bit (they may replace the
+// file, or the link). It warns when others may read it and secret says
+// what secret it holds ("" for none). What is not a regular file
+// (missing, a directory, a pipe) is left to whoever reads it. On Windows
+// the mode bits say nothing about access and nothing is checked, as for
+// the PKCS#11 PIN file.
 func checkFileMode(e env, setting, path, changes string, secret func() string) error {
 	if runtime.GOOS == "windows" {
 		return nil
 	}
-	perm, ok := regularFilePerm(path)
-	if !ok {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
 		return nil
 	}
+	perm := fi.Mode().Perm()
 	if perm&0o022 != 0 {
 		return usageError{fmt.Sprintf("%s %s has mode %04o: group or others may change %s; run: chmod go-w %s", setting, path, perm, changes, path)}
+	}
+	if uid, ok := fileOwner(fi); ok && uid != 0 && uid != os.Geteuid() {
+		me := userName(os.Geteuid())
+		return usageError{fmt.Sprintf("%s %s belongs to user %s (uid %d), not to %s or root: that user may change %s; run: chown %s %s",
+			setting, path, userName(uid), uid, me, changes, me, path)}
+	}
+	for _, dir := range replaceableFrom(path) {
+		if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+			return usageError{fmt.Sprintf("%s %s is in directory %s, which has mode %04o: group or others may change %s by replacing the file; move the file, or run: chmod go-w %s",
+				setting, path, dir, di.Mode().Perm(), changes, dir)}
+		}
 	}
 	if perm&0o004 != 0 {
 		if held := secret(); held != "" {
@@ -99,14 +117,23 @@ func checkFileMode(e env, setting, path, changes string, secret func() string) e
 	return nil
 }
 
-// regularFilePerm is the permission bits of the regular file path names
-// (following symbolic links); ok is false for anything else.
-func regularFilePerm(path string) (perm os.FileMode, ok bool) {
-	fi, err := os.Stat(path)
-	if err != nil || !fi.Mode().IsRegular() {
-		return 0, false
+// replaceableFrom is the directories whose writers may replace what path
+// names: the one that holds path, and, when path leads through symbolic
+// links, the one that holds the file they lead to.
+func replaceableFrom(path string) []string {
+	dirs := []string{filepath.Dir(path)}
+	if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(real) != filepath.Dir(path) {
+		dirs = append(dirs, filepath.Dir(real))
 	}
-	return fi.Mode().Perm(), true
+	return dirs
+}
+
+// userName is the name of a user id, or the id when it has no name.
+func userName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(uid)
 }
 
 // configSecrets lists the keys of the config file at path that hold a
