@@ -128,6 +128,9 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 		// Before the state directory is made: nothing is touched.
 		return outcome{err: err}
 	}
+	if err := l.checkDirs(); err != nil {
+		return outcome{err: err}
+	}
 	err := l.stateDir()
 	var unlock func()
 	if err == nil {

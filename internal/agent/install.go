@@ -413,6 +413,33 @@ func (l *layout) checkLinks() error {
 	return nil
 }
 
+// checkDirs refuses a key_path, cert_path or chain_path whose directory
+// group or others may write without the sticky bit: whoever may write it
+// may rename a key and certificate of their own over the agent's links,
+// and the service would load them. On Windows the mode bits say nothing
+// about access, and nothing is checked.
+func (l *layout) checkDirs() error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	settings := []struct{ setting, path string }{{"key_path", l.key}, {"cert_path", l.cert}, {"chain_path", l.chain}}
+	for _, s := range settings {
+		if s.path == "" {
+			continue
+		}
+		dir := filepath.Dir(s.path)
+		fi, err := os.Stat(dir)
+		if err != nil {
+			continue // readPair, or the install, says what is wrong
+		}
+		if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+			return fmt.Errorf("the directory of %s %s, %s, has mode %04o: group or others may replace the key and certificate in it with their own, which the service would load; the agent keeps nothing there: run chmod go-w %s, or move the files",
+				s.setting, s.path, dir, fi.Mode().Perm(), dir)
+		}
+	}
+	return nil
+}
+
 // otherAgentState is the certificate name and state directory of an
 // agent's state that path lies in (DIR/.scepter-agent/NAME/...), or "".
 func otherAgentState(path string) (name, state string) {
@@ -638,6 +665,9 @@ func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x50
 		certPEM = append(certPEM, encodeCerts(chain...)...)
 	}
 	if err := l.checkLinks(); err != nil {
+		return err
+	}
+	if err := l.checkDirs(); err != nil {
 		return err
 	}
 	if err := l.stateDir(); err != nil {

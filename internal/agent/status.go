@@ -13,8 +13,8 @@ type CertStatus struct {
 	Config *Certificate
 	// Cert is the certificate in place; nil with Problem.
 	Cert *x509.Certificate
-	// Problem: a file is missing or unreadable, or the key and the
-	// certificate do not match.
+	// Problem: a file is missing or unreadable, the key and the
+	// certificate do not match, or others may write their directory.
 	Problem error
 	// RenewAt is the certificate's renewal point.
 	RenewAt time.Time
@@ -39,6 +39,8 @@ func (a *Agent) Status() []CertStatus {
 		p, err := readPair(l)
 		if lerr := l.checkLinks(); lerr != nil {
 			err = lerr
+		} else if derr := l.checkDirs(); derr != nil {
+			err = derr
 		}
 		if err != nil {
 			s.Problem = err

@@ -1,0 +1,90 @@
+//go:build unix
+
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A key_path, cert_path or chain_path in a directory that group or others
+// may write (without the sticky bit) fails its certificate, naming the
+// directory and the chmod, before anything is written or asked: whoever
+// may write there may rename their own key and certificate over the
+// agent's. A sticky directory (/tmp's 01777) lets no one replace another's
+// files, and is used. Before, the agent kept keys in a 0777 directory and
+// said nothing.
+func TestRefusesKeysInADirectoryOthersMayWrite(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		mode    os.FileMode // of the directory of key_path and cert_path
+		chain   os.FileMode // of the directory of chain_path; 0: none
+		refused string      // the directory named in the refusal; "" when none
+	}{
+		{name: "0777", mode: 0o777, refused: "files"},
+		{name: "0775", mode: 0o775, refused: "files"},
+		{name: "0757", mode: 0o757, refused: "files"},
+		{name: "01777 (sticky)", mode: 0o777 | os.ModeSticky},
+		{name: "0755", mode: 0o755},
+		{name: "chain_path in a 0777 directory", mode: 0o755, chain: 0o777, refused: "chain"},
+		{name: "chain_path in a 01777 directory", mode: 0o755, chain: 0o777 | os.ModeSticky},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			if err := os.Chmod(f.dir, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(f.dir, 0o700) })
+			chainDir := filepath.Join(t.TempDir(), "chain")
+			if tt.chain != 0 {
+				if err := os.Mkdir(chainDir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(chainDir, tt.chain); err != nil {
+					t.Fatal(err)
+				}
+				f.cert().ChainPath = filepath.Join(chainDir, "chain.pem")
+			}
+			dirs := map[string]string{"files": f.dir, "chain": chainDir}
+			f.cfg.OnceAttempts = 1
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			err := f.agent.RunOnce(context.Background())
+			status := f.agent.Status()[0].Problem
+			if tt.refused == "" {
+				if err != nil || status != nil {
+					t.Fatalf("RunOnce: %v; status problem: %v", err, status)
+				}
+				if f.renewer.count() != 1 {
+					t.Errorf("%d renewals, want 1", f.renewer.count())
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("RunOnce: no error")
+			}
+			dir := dirs[tt.refused]
+			for _, want := range []string{"the directory of", dir + ", has mode", "chmod go-w " + dir} {
+				if !strings.Contains(f.logs.String(), want) {
+					t.Errorf("the log does not say %q", want)
+				}
+				if status == nil || !strings.Contains(status.Error(), want) {
+					t.Errorf("status problem %v does not say %q", status, want)
+				}
+			}
+			if f.renewer.count() != 0 {
+				t.Errorf("%d renewals asked for, want none", f.renewer.count())
+			}
+			if _, err := os.Lstat(filepath.Join(f.dir, stateDirName)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the state directory was made: %v", err)
+			}
+			if !f.pair().cert.Equal(f.first) {
+				t.Error("the certificate in place changed")
+			}
+		})
+	}
+}
