@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -52,6 +53,10 @@ type Agent struct {
 	// are parked, by certificate name (see parked.go). An Agent runs
 	// one check at a time.
 	rechecks map[string]*recheck
+	// verifiedInPlace is, by certificate name, the SHA-256 of the
+	// certificate in place last found to chain to the pinned CA
+	// (checkInPlace).
+	verifiedInPlace map[string][sha256.Size]byte
 }
 
 func (a *Agent) now() time.Time {
@@ -147,6 +152,8 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 		o = outcome{err: fmt.Errorf("state directory %s: %w", l.state, err)}
 		if p, perr := readPair(l); perr != nil {
 			o.err = perr
+		} else if perr := a.checkInPlace(ctx, c, l, p, log); perr != nil {
+			o.err = perr
 		} else if o.point = RenewalPoint(p.cert, c.RenewBefore); a.now().Before(o.point) {
 			log.Info("not due for renewal", "serial", p.cert.SerialNumber.Text(16), "not_after", p.cert.NotAfter.UTC(), "renew_at", o.point.UTC())
 			return outcome{point: o.point}
@@ -179,6 +186,9 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 	}
 	p, err := readPair(l)
 	if err != nil {
+		return outcome{err: err}
+	}
+	if err := a.checkInPlace(ctx, c, l, p, log); err != nil {
 		return outcome{err: err}
 	}
 	if k := l.pendingKey(); k != nil && pki.SamePublicKey(k.Public(), p.cert.PublicKey) {

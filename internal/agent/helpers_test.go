@@ -128,6 +128,9 @@ type fakeRenewer struct {
 	// serverAhead is how far the server's clock is ahead of the agent's:
 	// the certificates it issues start that much after the agent's now.
 	serverAhead time.Duration
+	// caErr, when set, is what fetching its CA certificates fails with.
+	caErr   error
+	caCalls int
 }
 
 func (f *fakeRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, error) {
@@ -158,6 +161,17 @@ func (f *fakeRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, 
 	c := ca.issue(f.t, pub, subject, dns, f.clock.Now().Add(f.serverAhead), f.life)
 	f.issued = append(f.issued, c)
 	return &RenewResult{Cert: c, CACerts: f.ca.certs()}, nil
+}
+
+// CACerts is the server's GetCACert: its CA's certificates.
+func (f *fakeRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) ([]*x509.Certificate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.caCalls++
+	if f.caErr != nil {
+		return nil, f.caErr
+	}
+	return f.ca.certs(), nil
 }
 
 func (f *fakeRenewer) count() int {

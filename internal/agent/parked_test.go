@@ -725,6 +725,19 @@ func TestRevocationOfTheCertificateInPlace(t *testing.T) {
 			}
 			f.first = f.ca.issue(t, f.pair().key.Public(), f.first.Subject, f.first.DNSNames, epoch, 30*24*time.Hour)
 			writePEM(t, filepath.Join(f.dir, "cert.pem"), 0o644, nil, f.first)
+			if tt.chainFile == "rogue" {
+				// The agent's own pair (moved into its generations when
+				// it came from the CA), so that the forged chain_path
+				// meets the revocation check, not the check of a pair it
+				// does not know.
+				l := newLayout(f.cert(), nil)
+				if err := l.stateDir(); err != nil {
+					t.Fatal(err)
+				}
+				if err := l.migrate(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			f.ca.ocspURL, f.ca.crlURL, f.ca.issuerURL = "", "", ""
 			old := f.ca.inter
 			if tt.rollover {

@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+
+	"github.com/scepter/scepter/internal/client"
+)
+
+// caCertsFetcher is a Renewer that can fetch the CA certificates its server
+// presents, without asking for anything: what the certificate in place is
+// checked against when no file on this machine holds its issuer.
+type caCertsFetcher interface {
+	CACerts(ctx context.Context, c *Certificate, r RenewRequest) ([]*x509.Certificate, error)
+}
+
+// CACerts implements caCertsFetcher with GetCACert.
+func (SCEPRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) ([]*x509.Certificate, error) {
+	return (&client.SCEP{URL: c.URL, Fingerprint: c.CAFingerprint, Now: r.Now, Warnf: r.Warnf}).GetCACert(ctx)
+}
+
+// CACerts implements caCertsFetcher with /cacerts.
+func (ESTRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) ([]*x509.Certificate, error) {
+	return (&client.EST{URL: c.URL, Fingerprint: c.CAFingerprint, Now: r.Now, Warnf: r.Warnf}).CACerts(ctx)
+}
+
+// errNotOurs: the certificate in place was not issued under the pinned CA.
+var errNotOurs = errors.New("does not chain to the pinned CA (ca_fingerprint)")
+
+// checkInPlace makes sure that the certificate in place was issued under
+// the pinned CA before anything is decided about it: key_path and
+// cert_path are files that someone else may have replaced with a key and
+// certificate of their own (readPair has checked that they match), which
+// the agent must neither report as "not due" nor renew with. Its issuer is
+// looked for among the CA certificates on this machine (the certificate
+// file, chain_path, the chain the agent installed last) and then, when
+// none of them is it, among those the server presents and at the
+// certificate's caIssuers URL. A server that cannot be reached, or that
+// presents no pinned CA, leaves the question open: a warning, and the
+// check goes on. Links through the agent's own generations, and a
+// certificate found good before, are not looked at again.
+func (a *Agent) checkInPlace(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) error {
+	if !l.combined() && l.isOurLink(l.key, "key.pem") && l.isOurLink(l.cert, "cert.pem") {
+		// The agent's own: it checked the certificate when it installed
+		// it (or moved it in), and its state directory is its own.
+		return nil
+	}
+	sum := sha256.Sum256(p.cert.Raw)
+	if a.verifiedInPlace[c.Name] == sum {
+		return nil
+	}
+	local := slices.Clone(p.extra)
+	if l.separateChain() {
+		chain, _ := readChainFile(l.chain)
+		local = append(local, chain...)
+	}
+	if chain, err := readChainFile(filepath.Join(l.state, currentName, "chain.pem")); err == nil {
+		local = append(local, chain...)
+	}
+	found := trustedIssuerAmong(p.cert, local, c.CAFingerprint, a.now()) != nil
+	if !found {
+		f, ok := a.renewer(c.Protocol).(caCertsFetcher)
+		if !ok {
+			return nil
+		}
+		fctx, cancel := context.WithTimeout(ctx, a.renewTimeout())
+		defer cancel()
+		warnf := func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
+		cas, err := f.CACerts(fctx, c, RenewRequest{Config: c, Now: a.now, Warnf: warnf})
+		if err != nil {
+			log.Warn("could not fetch the CA certificates to check that the certificate in place chains to the pinned CA; going on without", "err", err)
+			return nil
+		}
+		all := append(local, client.WithIssuer(fctx, p.cert, cas, c.CAFingerprint)...)
+		if err := client.CheckFingerprint(all, c.CAFingerprint); err != nil {
+			// The server's trouble (or the pin's), which its renewal
+			// reports; it says nothing of the certificate in place.
+			log.Warn("cannot check that the certificate in place chains to the pinned CA", "err", err)
+			return nil
+		}
+		found = trustedIssuerAmong(p.cert, all, c.CAFingerprint, a.now()) != nil
+	}
+	if !found {
+		return fmt.Errorf("the certificate in place, %s (subject %s, issuer %s), %w, %s: it is not the one the agent manages (replaced by someone who may write its directory?), and nothing is renewed with it; "+
+			"put back a certificate of that CA and its key (or enroll again), and if its issuing CA is no longer served, set chain_path to a file holding its chain",
+			l.cert, p.cert.Subject, p.cert.Issuer, errNotOurs, c.CAFingerprint)
+	}
+	if a.verifiedInPlace == nil {
+		a.verifiedInPlace = map[string][sha256.Size]byte{}
+	}
+	a.verifiedInPlace[c.Name] = sum
+	return nil
+}
