@@ -130,3 +130,30 @@ func selfSigned(t *testing.T, key crypto.Signer, now time.Time) *x509.Certificat
 	}
 	return c
 }
+
+// Over EST, the CA certificates the certificate in place is checked
+// against come from the server's /cacerts: the pinned CA's certificate
+// passes, not due; a self-signed one in its place fails.
+func TestCertificateInPlaceCheckedAgainstCACerts(t *testing.T) {
+	for _, swap := range []bool{false, true} {
+		f := newFixture(t, fixtureOpts{intermediate: true})
+		newClockServer(t, f, 0, false)
+		f.cfg.OnceAttempts = 1
+		if swap {
+			key, err := keys.Generate(keys.P256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writePEM(t, filepath.Join(f.dir, "key.pem"), 0o600, key)
+			writePEM(t, filepath.Join(f.dir, "cert.pem"), 0o644, nil, selfSigned(t, key, f.clock.Now()))
+		}
+		err := f.agent.RunOnce(context.Background())
+		log := f.logs.String()
+		switch {
+		case !swap && (err != nil || !strings.Contains(log, "not due for renewal")):
+			t.Errorf("the pinned CA's certificate: err = %v\n%s", err, log)
+		case swap && (err == nil || !strings.Contains(log, "does not chain to the pinned CA") || strings.Contains(log, "not due")):
+			t.Errorf("a self-signed certificate: err = %v\n%s", err, log)
+		}
+	}
+}
