@@ -99,13 +99,16 @@ func checkFileMode(e env, setting, path, changes string, secret func() string) e
 		return usageError{fmt.Sprintf("%s %s has mode %04o: group or others may change %s; run: chmod go-w %s", setting, path, perm, changes, path)}
 	}
 	if uid, ok := fileOwner(fi); ok && uid != 0 && uid != os.Geteuid() {
-		me := userName(os.Geteuid())
-		return usageError{fmt.Sprintf("%s %s belongs to user %s (uid %d), not to %s or root: that user may change %s; run: chown %s %s",
-			setting, path, userName(uid), uid, me, changes, me, path)}
+		me, trusted := userName(os.Geteuid()), "root"
+		if os.Geteuid() != 0 {
+			trusted = me + " or root"
+		}
+		return usageError{fmt.Sprintf("%s %s belongs to user %s (uid %d), not to %s: that user may change %s; run: chown %s %s",
+			setting, path, userName(uid), uid, trusted, changes, me, path)}
 	}
 	for _, dir := range replaceableFrom(path) {
 		if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
-			return usageError{fmt.Sprintf("%s %s is in directory %s, which has mode %04o: group or others may change %s by replacing the file; move the file, or run: chmod go-w %s",
+			return usageError{fmt.Sprintf("%s %s is in directory %s, which has mode %04o: group or others may replace the file, and so change %s; move the file, or run: chmod go-w %s",
 				setting, path, dir, di.Mode().Perm(), changes, dir)}
 		}
 	}
