@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/scepter/scepter/internal/client"
 )
@@ -46,23 +48,14 @@ var errNotOurs = errors.New("does not chain to the pinned CA (ca_fingerprint)")
 // check goes on. Links through the agent's own generations, and a
 // certificate found good before, are not looked at again.
 func (a *Agent) checkInPlace(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) error {
-	if !l.combined() && l.isOurLink(l.key, "key.pem") && l.isOurLink(l.cert, "cert.pem") {
-		// The agent's own: it checked the certificate when it installed
-		// it (or moved it in), and its state directory is its own.
+	if l.ownLinks() {
 		return nil
 	}
 	sum := sha256.Sum256(p.cert.Raw)
 	if a.verifiedInPlace[c.Name] == sum {
 		return nil
 	}
-	local := slices.Clone(p.extra)
-	if l.separateChain() {
-		chain, _ := readChainFile(l.chain)
-		local = append(local, chain...)
-	}
-	if chain, err := readChainFile(filepath.Join(l.state, currentName, "chain.pem")); err == nil {
-		local = append(local, chain...)
-	}
+	local := localCACerts(l, p)
 	found := trustedIssuerAmong(p.cert, local, c.CAFingerprint, a.now()) != nil
 	if !found {
 		f, ok := a.renewer(c.Protocol).(caCertsFetcher)
@@ -87,13 +80,56 @@ func (a *Agent) checkInPlace(ctx context.Context, c *Certificate, l *layout, p *
 		found = trustedIssuerAmong(p.cert, all, c.CAFingerprint, a.now()) != nil
 	}
 	if !found {
-		return fmt.Errorf("the certificate in place, %s (subject %s, issuer %s), %w, %s: it is not the one the agent manages (replaced by someone who may write its directory?), and nothing is renewed with it; "+
-			"put back a certificate of that CA and its key (or enroll again), and if its issuing CA is no longer served, set chain_path to a file holding its chain",
-			l.cert, p.cert.Subject, p.cert.Issuer, errNotOurs, c.CAFingerprint)
+		return notOurs(l, p, c)
 	}
 	if a.verifiedInPlace == nil {
 		a.verifiedInPlace = map[string][sha256.Size]byte{}
 	}
 	a.verifiedInPlace[c.Name] = sum
+	return nil
+}
+
+// notOurs is the failure of a certificate in place that does not chain to
+// the pinned CA.
+func notOurs(l *layout, p *pair, c *Certificate) error {
+	return fmt.Errorf("the certificate in place, %s (subject %s, issuer %s), %w, %s: it is not the one the agent manages (replaced by someone who may write its directory?), and nothing is renewed with it; "+
+		"put back a certificate of that CA and its key (or enroll again), and if its issuing CA is no longer served, set chain_path to a file holding its chain",
+		l.cert, p.cert.Subject, p.cert.Issuer, errNotOurs, c.CAFingerprint)
+}
+
+// ownLinks: key_path and cert_path are the agent's links into its
+// generations. It checked the certificate there when it installed it (or
+// moved it in), and its state directory is its own.
+func (l *layout) ownLinks() bool {
+	return !l.combined() && l.isOurLink(l.key, "key.pem") && l.isOurLink(l.cert, "cert.pem")
+}
+
+// localCACerts are the CA certificates on this machine that may hold the
+// issuer of the certificate in place: those of the certificate file, of
+// chain_path, and of the chain the agent installed last.
+func localCACerts(l *layout, p *pair) []*x509.Certificate {
+	local := slices.Clone(p.extra)
+	if l.separateChain() {
+		chain, _ := readChainFile(l.chain)
+		local = append(local, chain...)
+	}
+	if chain, err := readChainFile(filepath.Join(l.state, currentName, "chain.pem")); err == nil {
+		local = append(local, chain...)
+	}
+	return local
+}
+
+// statusInPlace is checkInPlace for `agent status`, which asks no server:
+// a certificate in place whose issuer is not among the CA certificates on
+// this machine is a problem only when it is self-signed, which no
+// certificate of the pinned CA's is; any other may have an issuer only
+// the server knows.
+func statusInPlace(l *layout, p *pair, c *Certificate, now time.Time) error {
+	if l.ownLinks() || trustedIssuerAmong(p.cert, localCACerts(l, p), c.CAFingerprint, now) != nil {
+		return nil
+	}
+	if bytes.Equal(p.cert.RawIssuer, p.cert.RawSubject) && p.cert.CheckSignature(p.cert.SignatureAlgorithm, p.cert.RawTBSCertificate, p.cert.Signature) == nil {
+		return notOurs(l, p, c)
+	}
 	return nil
 }

@@ -83,6 +83,13 @@ func TestCertificateInPlaceMustChainToThePinnedCA(t *testing.T) {
 			if tt.due {
 				f.clock.Set(cert.NotAfter.Add(-time.Hour))
 			}
+			// `agent status` asks no server: a self-signed certificate is
+			// its problem; another CA's may have an issuer only the
+			// server knows.
+			problem := f.agent.Status()[0].Problem
+			if wantProblem := tt.swap == "self-signed" || tt.swap == "cert only"; (problem != nil) != wantProblem {
+				t.Errorf("status problem: %v, want one: %v", problem, wantProblem)
+			}
 			logged := len(f.logs.String())
 			err = f.agent.RunOnce(context.Background())
 			log := f.logs.String()[logged:]

@@ -14,7 +14,8 @@ type CertStatus struct {
 	// Cert is the certificate in place; nil with Problem.
 	Cert *x509.Certificate
 	// Problem: a file is missing or unreadable, the key and the
-	// certificate do not match, or others may write their directory.
+	// certificate do not match, others may write their directory, or the
+	// certificate is self-signed (not the pinned CA's).
 	Problem error
 	// RenewAt is the certificate's renewal point.
 	RenewAt time.Time
@@ -41,6 +42,8 @@ func (a *Agent) Status() []CertStatus {
 			err = lerr
 		} else if derr := l.checkDirs(); derr != nil {
 			err = derr
+		} else if err == nil {
+			err = statusInPlace(l, p, c, a.now())
 		}
 		if err != nil {
 			s.Problem = err
