@@ -33,7 +33,7 @@ func (ESTRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) (
 }
 
 // errNotOurs: the certificate in place was not issued under the pinned CA.
-var errNotOurs = errors.New("does not chain to the pinned CA (ca_fingerprint)")
+var errNotOurs = errors.New("does not chain to the pinned CA")
 
 // checkInPlace makes sure that the certificate in place was issued under
 // the pinned CA before anything is decided about it: key_path and
@@ -67,7 +67,7 @@ func (a *Agent) checkInPlace(ctx context.Context, c *Certificate, l *layout, p *
 		warnf := func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
 		cas, err := f.CACerts(fctx, c, RenewRequest{Config: c, Now: a.now, Warnf: warnf})
 		if err != nil {
-			log.Warn("could not fetch the CA certificates to check that the certificate in place chains to the pinned CA; going on without", "err", err)
+			log.Warn("could not fetch the CA certificates to check that the certificate in place chains to the pinned CA; going on without that check", "err", err)
 			return nil
 		}
 		all := append(local, client.WithIssuer(fctx, p.cert, cas, c.CAFingerprint)...)
@@ -92,7 +92,7 @@ func (a *Agent) checkInPlace(ctx context.Context, c *Certificate, l *layout, p *
 // notOurs is the failure of a certificate in place that does not chain to
 // the pinned CA.
 func notOurs(l *layout, p *pair, c *Certificate) error {
-	return fmt.Errorf("the certificate in place, %s (subject %s, issuer %s), %w, %s: it is not the one the agent manages (replaced by someone who may write its directory?), and nothing is renewed with it; "+
+	return fmt.Errorf("the certificate in place, %s (subject %s, issuer %s), %w (ca_fingerprint %s): it is not the one the agent manages (replaced by someone who may write its directory?), and nothing is renewed with it; "+
 		"put back a certificate of that CA and its key (or enroll again), and if its issuing CA is no longer served, set chain_path to a file holding its chain",
 		l.cert, p.cert.Subject, p.cert.Issuer, errNotOurs, c.CAFingerprint)
 }
