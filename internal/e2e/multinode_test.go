@@ -140,10 +140,11 @@ func (c *cluster) challenge(extra ...string) string {
 }
 
 // challengesAPI makes n one-time challenges through node 1's admin API,
-// quicker than n runs of `challenge new`.
+// quicker than n runs of `challenge new`. Its token outlives them (a
+// token cannot make a challenge that outlives it: 24 h by default).
 func (c *cluster) challengesAPI(n int) []string {
 	c.t.Helper()
-	token := strings.TrimSpace(c.cli("admin", "token", "new", "--name", "load", "--role", "operator", "--ttl", "1d").stdout)
+	token := strings.TrimSpace(c.cli("admin", "token", "new", "--name", "load", "--role", "operator", "--ttl", "2d").stdout)
 	m := estURLLine.FindStringSubmatch(c.nodes[0].Output())
 	if m == nil {
 		c.t.Fatalf("node 1 printed no HTTPS URL:\n%s", c.nodes[0].Output())
