@@ -42,7 +42,7 @@ type countingStore struct {
 // count counts err against op when it is a failure, and returns it.
 func (s *countingStore) count(op string, err error) error {
 	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) ||
-		errors.Is(err, store.ErrChallengeUnusable) || errors.Is(err, context.Canceled) {
+		errors.Is(err, store.ErrChallengeUnusable) || errors.Is(err, store.ErrTransactionClaimed) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	if c, ok := s.errs[op]; ok {
@@ -53,6 +53,14 @@ func (s *countingStore) count(op string, err error) error {
 
 func (s *countingStore) ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error {
 	return s.count("ReserveSerial", s.Store.ReserveSerial(ctx, issuerID, serialHex, tbs, at))
+}
+
+func (s *countingStore) ReserveSerialClaiming(ctx context.Context, c store.TransactionClaim, issuerID, serialHex string, tbs []byte) error {
+	return s.count("ReserveSerialClaiming", s.Store.ReserveSerialClaiming(ctx, c, issuerID, serialHex, tbs))
+}
+
+func (s *countingStore) ReleaseTransactionClaim(ctx context.Context, c store.TransactionClaim) error {
+	return s.count("ReleaseTransactionClaim", s.Store.ReleaseTransactionClaim(ctx, c))
 }
 
 func (s *countingStore) RecordIssuance(ctx context.Context, in store.Issuance) error {

@@ -31,6 +31,9 @@ var (
 	// ErrChallengeUnusable: the one-time challenge is unknown, expired or
 	// already consumed, so the transaction that wanted it was rolled back.
 	ErrChallengeUnusable = errors.New("store: challenge unknown, expired or already used")
+	// ErrTransactionClaimed: another issuance holds the claim on the SCEP
+	// transaction (ReserveSerialClaiming), so nothing was reserved.
+	ErrTransactionClaimed = errors.New("store: another issuance claimed the transaction")
 	// ErrRenewsRevoked: the certificate an issuance renews (Issuance.Renews)
 	// is revoked, so nothing was recorded.
 	ErrRenewsRevoked = errors.New("store: the certificate renewed is revoked")
@@ -157,6 +160,22 @@ func CertKeyHash(der []byte) ([]byte, error) {
 	return KeyHash(spki), nil
 }
 
+// TransactionClaim is an issuance's claim on one SCEP transaction: its key
+// (KeyHash), profile and transaction ID. Of copies of one request sent at
+// once, to one node or several, only the one whose claim holds signs; the
+// others answer with its certificate.
+type TransactionClaim struct {
+	KeyHash       []byte
+	Profile       string
+	TransactionID string
+	// Claimant is the issuance's own random ID: a claim made again by the
+	// same claimant holds (a retry of its own write), and only it releases.
+	Claimant []byte
+	// At is when it is claimed. The claim lapses at Expires, released or
+	// not, so that an issuance that died holding it blocks nobody for long.
+	At, Expires time.Time
+}
+
 // Issuance is everything recorded, in one transaction, when a certificate is
 // issued.
 type Issuance struct {
@@ -193,6 +212,12 @@ type Issuance struct {
 	// returned; unknown, ErrNotFound. So a revocation and a renewal, or
 	// two renewals that supersede, racing each other cannot both win.
 	Renews *CertRef
+	// Claim, when set, is the claim on its SCEP transaction the issuance
+	// made (ReserveSerialClaiming). Recording the certificate ends it, in
+	// the same transaction, if its claimant still holds it: the
+	// transaction is free to claim again at once, by a request that
+	// looks for that certificate first.
+	Claim *TransactionClaim
 }
 
 // CertRef names one certificate.
@@ -318,6 +343,23 @@ type Store interface {
 	// can then lose it only together with a certificate never recorded,
 	// hence never sent.
 	ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error
+	// ReserveSerialClaiming is ReserveSerial at c.At that also claims c's
+	// transaction, in the same transaction (no write of its own):
+	// ErrTransactionClaimed, and nothing reserved, while another
+	// claimant's unexpired claim holds it (of claimants at once, on any
+	// node, one wins); an expired claim is taken over. ErrConflict for a
+	// taken serial, and nothing claimed. Like the reservation, the claim
+	// may become durable only with the next durable write: a crash can
+	// lose it only with a certificate never recorded.
+	ReserveSerialClaiming(ctx context.Context, c TransactionClaim, issuerID, serialHex string, tbs []byte) error
+	// An issuance that records its certificate ends its claim
+	// (Issuance.Claim): whoever claims the transaction next must look for
+	// that certificate before signing.
+	//
+	// ReleaseTransactionClaim drops c's claim if c.Claimant still holds
+	// it (an issuance that failed with nothing recorded), so that the
+	// transaction can be asked again at once; nothing to do otherwise.
+	ReleaseTransactionClaim(ctx context.Context, c TransactionClaim) error
 	// RecordIssuance stores the certificate, registers its serial (already
 	// reserved, normally), consumes the challenge if asked, and appends the
 	// events, all in one transaction. A certificate recorded revoked for
@@ -449,8 +491,9 @@ type Store interface {
 	// write: a crash may keep the pair, and the retry is then refused as
 	// a replay.
 	ForgetNonce(ctx context.Context, transactionID string, senderNonce []byte) error
-	// PurgeExpired removes remembered nonces, enrollment requests, sessions
-	// and unknown names' login failures whose retention is over at now.
+	// PurgeExpired removes remembered nonces, transaction claims,
+	// enrollment requests, sessions and unknown names' login failures
+	// whose retention is over at now.
 	PurgeExpired(ctx context.Context, now time.Time) error
 
 	// CreateRequest stores a request held for approval, with its audit

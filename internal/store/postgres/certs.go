@@ -51,6 +51,53 @@ func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, t
 	return nil
 }
 
+// ReserveSerialClaiming implements store.Store in one statement, an
+// ordered (not flushed) transaction as ReserveSerial's: the claim, then the
+// reservation only if the claim holds. A concurrent claim of the same
+// transaction waits for this one's outcome, and then finds it live; a
+// taken serial rolls the claim back with it.
+func (s *Store) ReserveSerialClaiming(ctx context.Context, c store.TransactionClaim, issuerID, serialHex string, tbs []byte) error {
+	at := sqlstore.Micros(c.At)
+	err := s.withOrderedStatement(ctx, func(db execer) error {
+		tag, err := db.Exec(ctx, `WITH claim AS (
+				INSERT INTO transaction_claims (key_hash, profile, transaction_id, claimant, claimed_at, expires_at)
+				VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (key_hash, profile, transaction_id) DO UPDATE
+				SET claimant = excluded.claimant, claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
+				WHERE transaction_claims.expires_at <= $5 OR transaction_claims.claimant = excluded.claimant
+				RETURNING 1)
+			INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs)
+			SELECT $7::text, $8::text, $5::bigint, $9::bytea WHERE EXISTS (SELECT 1 FROM claim)`,
+			c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant, at, sqlstore.Micros(c.Expires),
+			issuerID, serialHex, sqlstore.NullBytes(tbs))
+		if err != nil {
+			return conflict(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrTransactionClaimed
+		}
+		return nil
+	})
+	if err != nil {
+		return pgError("postgres: reserve serial %s/%s for transaction %q: %w", issuerID, serialHex, c.TransactionID, err)
+	}
+	return nil
+}
+
+// ReleaseTransactionClaim implements store.Store.
+func (s *Store) ReleaseTransactionClaim(ctx context.Context, c store.TransactionClaim) error {
+	err := s.withOrderedStatement(ctx, func(db execer) error {
+		_, err := db.Exec(ctx, `DELETE FROM transaction_claims
+			WHERE key_hash = $1 AND profile = $2 AND transaction_id = $3 AND claimant = $4`,
+			c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant)
+		return err
+	})
+	if err != nil {
+		return pgError("postgres: release claim on transaction %q: %w", c.TransactionID, err)
+	}
+	return nil
+}
+
 // RecordIssuance implements store.Store.
 func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	c := &in.Certificate
@@ -67,7 +114,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	}
 	now := sqlstore.Micros(in.Now)
 	keyHash := sqlstore.IssuanceKeyHash(&in)
-	issued := newIssuanceRows(c, keyHash, sans, reason, now)
+	issued := newClaimedIssuanceRows(c, keyHash, sans, reason, now, in.Claim)
 	plain := in.CompleteRequestID == "" && c.Status != pki.StatusRevoked && in.Supersede == nil && in.Renews == nil && len(in.Events) > 0
 	if plain {
 		// Every first enrollment comes this way.
@@ -135,6 +182,14 @@ func (s *Store) recorded(ctx context.Context, c *pki.Certificate) bool {
 type issuanceRows func(b *pgx.Batch)
 
 func newIssuanceRows(c *pki.Certificate, keyHash any, sans string, reason any, now int64) issuanceRows {
+	return newClaimedIssuanceRows(c, keyHash, sans, reason, now, nil)
+}
+
+// newClaimedIssuanceRows is newIssuanceRows for an issuance that ends its
+// claim on a SCEP transaction (store.Issuance.Claim, when set): the claim
+// lapses with the serial's insert, in one statement, so that readers of
+// the batch's results count two statements still.
+func newClaimedIssuanceRows(c *pki.Certificate, keyHash any, sans string, reason any, now int64, claim *store.TransactionClaim) issuanceRows {
 	return func(b *pgx.Batch) {
 		b.Queue(`INSERT INTO certificates (
 			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
@@ -147,8 +202,16 @@ func newIssuanceRows(c *pki.Certificate, keyHash any, sans string, reason any, n
 			keyHash)
 		// The serial registry holds every serial ever used, whether or not
 		// it was reserved in a transaction of its own before.
-		b.Queue(`INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ($1, $2, $3)
+		if claim == nil {
+			b.Queue(`INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ($1, $2, $3)
 			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now)
+			return
+		}
+		b.Queue(`WITH ended AS (UPDATE transaction_claims SET expires_at = claimed_at
+				WHERE key_hash = $4 AND profile = $5 AND transaction_id = $6 AND claimant = $7)
+			INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ($1, $2, $3)
+			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now,
+			claim.KeyHash, []byte(claim.Profile), []byte(claim.TransactionID), claim.Claimant)
 	}
 }
 

@@ -150,6 +150,9 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM nonces WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("nonces: %w", err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM transaction_claims WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
+			return fmt.Errorf("transaction claims: %w", err)
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM enrollment_requests WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("requests: %w", err)
 		}

@@ -29,6 +29,47 @@ func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, t
 	return nil
 }
 
+// ReserveSerialClaiming implements store.Store: the claim and the
+// reservation are one savepoint of the ordered (not flushed) write.
+func (s *Store) ReserveSerialClaiming(ctx context.Context, c store.TransactionClaim, issuerID, serialHex string, tbs []byte) error {
+	at := sqlstore.Micros(c.At)
+	err := s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
+		// One statement decides: a new claim, an expired one taken over,
+		// or the claimant's own again; a live claim of another matches
+		// neither and changes no row.
+		res, err := tx.ExecContext(ctx, claimTransactionQuery,
+			c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant, at, sqlstore.Micros(c.Expires), at)
+		if err != nil {
+			return fmt.Errorf("claim: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrTransactionClaimed
+		}
+		_, err = tx.ExecContext(ctx, reserveSerialQuery, issuerID, serialHex, at, sqlstore.NullBytes(tbs))
+		return conflict(err)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: reserve serial %s/%s for transaction %q: %w", issuerID, serialHex, c.TransactionID, err)
+	}
+	return nil
+}
+
+// ReleaseTransactionClaim implements store.Store.
+func (s *Store) ReleaseTransactionClaim(ctx context.Context, c store.TransactionClaim) error {
+	err := s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM transaction_claims
+			WHERE key_hash = ? AND profile = ? AND transaction_id = ? AND claimant = ?`,
+			c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: release claim on transaction %q: %w", c.TransactionID, err)
+	}
+	return nil
+}
+
 // RecordIssuance implements store.Store.
 func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	c := &in.Certificate
@@ -68,6 +109,12 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 			// revoke it between this read and the commit.
 			if err := checkRenewable(ctx, tx, in.Renews); err != nil {
 				return err
+			}
+		}
+		if c := in.Claim; c != nil {
+			if _, err := tx.ExecContext(ctx, endClaimQuery,
+				c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant); err != nil {
+				return fmt.Errorf("end claim on transaction: %w", err)
 			}
 		}
 		_, err := tx.ExecContext(ctx, insertCertificateQuery,
@@ -364,7 +411,15 @@ func consumeChallenge(ctx context.Context, tx *wtx, hash []byte, now int64, by s
 
 // The statements of ReserveSerial and RecordIssuance (hot: see hot.go).
 const (
-	reserveSerialQuery     = `INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES (?, ?, ?, ?)`
+	reserveSerialQuery = `INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES (?, ?, ?, ?)`
+	// endClaimQuery ends a claim when its issuance is recorded: it lapses.
+	endClaimQuery = `UPDATE transaction_claims SET expires_at = claimed_at
+			WHERE key_hash = ? AND profile = ? AND transaction_id = ? AND claimant = ?`
+	claimTransactionQuery = `INSERT INTO transaction_claims
+			(key_hash, profile, transaction_id, claimant, claimed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (key_hash, profile, transaction_id) DO UPDATE
+			SET claimant = excluded.claimant, claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
+			WHERE transaction_claims.expires_at <= ? OR transaction_claims.claimant = excluded.claimant`
 	insertCertificateQuery = `INSERT INTO certificates (
 			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
 			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,

@@ -13,6 +13,7 @@ import (
 var hotQueries = []string{
 	insertNonceQuery,
 	reserveSerialQuery,
+	claimTransactionQuery,
 	insertCertificateQuery,
 	recordSerialQuery,
 	auditHeadQuery,

@@ -157,6 +157,9 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 		if _, err := tx.ExecContext(ctx, purgeNoncesQuery, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("nonces: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, purgeClaimsQuery, sqlstore.Micros(now)); err != nil {
+			return fmt.Errorf("transaction claims: %w", err)
+		}
 		if _, err := tx.ExecContext(ctx, purgeRequestsQuery, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("requests: %w", err)
 		}
@@ -177,6 +180,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 const (
 	purgeNoncesQuery   = `DELETE FROM nonces WHERE expires_at <= ?`
 	purgeRequestsQuery = `DELETE FROM enrollment_requests WHERE expires_at <= ?`
+	purgeClaimsQuery   = `DELETE FROM transaction_claims WHERE expires_at <= ?`
 	purgeSessionsQuery = `DELETE FROM sessions WHERE expires_at <= ?`
 	// An unknown name's failures (ClaimUnknownLoginAttempt).
 	purgeLoginFailuresQuery = `DELETE FROM login_failures WHERE expires_at <= ?`

@@ -91,6 +91,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListCertificatesBadCursor", testListBadCursor},
 		{"ConcurrentIssuance", testConcurrentIssuance},
 		{"ConcurrentReserveSameSerial", testConcurrentReserveSameSerial},
+		{"TransactionClaims", testTransactionClaims},
+		{"ConcurrentTransactionClaims", testConcurrentTransactionClaims},
 		{"ConcurrentChallengeConsumption", testConcurrentChallengeConsumption},
 		{"CreateRequest", testCreateRequest},
 		{"PendingUniqueness", testPendingUniqueness},
