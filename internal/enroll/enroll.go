@@ -232,6 +232,9 @@ type Service struct {
 	passwords     *credential.PasswordChecker
 	names         map[string]*namePolicy
 	steps         []Step
+	// claimWait bounds a copy's wait for the certificate of the issuance
+	// that claimed its transaction (defaultClaimWait).
+	claimWait time.Duration
 
 	// nameKeyRead is the store's LoginNameKey once nameKey has read it.
 	nameKeyMu   sync.Mutex
@@ -282,7 +285,7 @@ func New(st store.Store, authority *ca.Authority, clock pki.Clock, log *slog.Log
 	s := &Service{store: st, authority: authority, clock: clock, log: log, cfg: cfg, static: credential.NewStatic(cfg.StaticChallenge),
 		staticProfile: staticProfile, failures: newFailureThrottle(clock, cfg.FailedAttemptsPerAddress), refusals: newRefusalLimiter(clock),
 		passwords: cfg.Passwords,
-		names:     map[string]*namePolicy{}}
+		names:     map[string]*namePolicy{}, claimWait: defaultClaimWait}
 	for name, p := range cfg.Profiles {
 		np, err := compileNames(p)
 		if err != nil {
@@ -621,12 +624,31 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := issuer.Issue(ctx, s.caRequest(st, issuer), now, s.reserveSerial(now))
-	if err != nil {
+	hold := &transactionHold{claim: transactionClaim(st, now)}
+	cert, err := issuer.Issue(ctx, s.caRequest(st, issuer), now, s.reserveSerial(now, st, hold))
+	switch {
+	case errors.Is(err, store.ErrTransactionClaimed):
+		// A copy of this request, sent at once, signs: its certificate
+		// is the answer.
+		return s.awaitTransaction(ctx, st)
+	case errors.Is(err, errIssuedMeanwhile):
+		s.releaseClaim(ctx, hold.claim)
+		return s.sentAgain(ctx, st, hold.issued)
+	case err != nil:
+		if hold.held {
+			s.releaseClaim(ctx, hold.claim) // nothing was signed that leaves the process
+		}
 		return nil, err
 	}
 	rec := record(cert, issuer.ID, st, now)
-	err = s.store.RecordIssuance(ctx, s.issuance(st, rec, now))
+	in := s.issuance(st, rec, now)
+	if hold.held {
+		in.Claim = hold.claim
+	}
+	err = s.store.RecordIssuance(ctx, in)
+	if hold.held && refusedIssuance(err) {
+		s.releaseClaim(ctx, hold.claim)
+	}
 	switch {
 	case errors.Is(err, store.ErrConflict) && st.CompleteRequest != nil:
 		return nil, pki.Wrap(pki.EConflict, err, "the request was decided by someone else")
@@ -653,6 +675,14 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	s.log.Info("certificate issued", "serial", rec.SerialHex, "subject", rec.Subject, "profile", rec.Profile,
 		"protocol", rec.Protocol, "transaction_id", rec.TransactionID, "remote", rec.RequesterAddr)
 	return &Result{Certificate: cert, Chain: issuer.Chain, Record: rec}, nil
+}
+
+// refusedIssuance: RecordIssuance refused the issuance, with nothing
+// recorded. Any other failure (the store unreachable) may have recorded
+// it after all: its claim is left to lapse.
+func refusedIssuance(err error) bool {
+	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrRenewsRevoked) ||
+		errors.Is(err, store.ErrKeyCompromised) || errors.Is(err, store.ErrChallengeUnusable)
 }
 
 // keyCompromisedLate is the refusal of an issuance the store refused
@@ -682,7 +712,7 @@ func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certifica
 	case st.Renews != nil:
 		why = "it renewed " + st.Renews.SerialHex + " for the same key, and the renewal was asked again (its answer was lost)"
 	case st.ConsumeChallenge == nil:
-		why = "it was issued for this SCEP transaction, and the request asks again for the same key and names (its answer was lost)"
+		why = "it was issued for this SCEP transaction, and the request asks again for the same key and names (its answer was lost, or a copy sent at once got there first)"
 	}
 	res, err := s.issuedResult(ctx, again.IssuerID, again.SerialHex)
 	if err != nil {
@@ -704,16 +734,40 @@ func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certifica
 
 // reserveSerial is the issuer's reservation step: the serial and the linted
 // TBS go into the store's serial registry in a transaction of its own,
-// before the CA key signs. A taken serial makes the issuer draw another.
-func (s *Service) reserveSerial(now time.Time) ca.ReserveFunc {
+// before the CA key signs, with hold's claim, when there is one, on st's
+// SCEP transaction. A taken serial makes the issuer draw another. A claim
+// another holds signs nothing (store.ErrTransactionClaimed), nor does one
+// whose transaction a copy of st's request got a certificate for since
+// issuedForTransaction looked (errIssuedMeanwhile, hold.issued).
+func (s *Service) reserveSerial(now time.Time, st *State, hold *transactionHold) ca.ReserveFunc {
 	return func(ctx context.Context, issuerID, serialHex string, tbs []byte) (bool, error) {
-		err := s.store.ReserveSerial(ctx, issuerID, serialHex, tbs, now)
-		if errors.Is(err, store.ErrConflict) {
-			s.log.Warn("serial already taken; drawing another", "serial", serialHex, "issuer", issuerID)
-			return true, nil
+		if hold.claim == nil {
+			return s.reserved(s.store.ReserveSerial(ctx, issuerID, serialHex, tbs, now), issuerID, serialHex)
 		}
-		return false, err
+		err := s.store.ReserveSerialClaiming(ctx, *hold.claim, issuerID, serialHex, tbs)
+		if err != nil {
+			return s.reserved(err, issuerID, serialHex)
+		}
+		hold.held = true
+		again, err := s.issuedForTransaction(ctx, st)
+		if err != nil {
+			return false, err
+		}
+		if again != nil {
+			hold.issued = again
+			return false, errIssuedMeanwhile
+		}
+		return false, nil
 	}
+}
+
+// reserved is what the issuer is told of a reservation's outcome err.
+func (s *Service) reserved(err error, issuerID, serialHex string) (taken bool, _ error) {
+	if errors.Is(err, store.ErrConflict) {
+		s.log.Warn("serial already taken; drawing another", "serial", serialHex, "issuer", issuerID)
+		return true, nil
+	}
+	return false, err
 }
 
 // issuance is what RecordIssuance writes for rec: the certificate, its

@@ -616,6 +616,19 @@ func (c *collidingStore) ReserveSerial(ctx context.Context, issuerID, serialHex 
 	return c.Store.ReserveSerial(ctx, issuerID, serialHex, tbs, at)
 }
 
+// ReserveSerialClaiming is ReserveSerial for a SCEP transaction's
+// issuance: the same answers, the claim made with the serial.
+func (c *collidingStore) ReserveSerialClaiming(ctx context.Context, claim store.TransactionClaim, issuerID, serialHex string, tbs []byte) error {
+	c.reserved = append(c.reserved, serialHex)
+	if len(tbs) == 0 {
+		return errors.New("a serial was reserved without the TBS it will sign")
+	}
+	if len(c.reserved) == 1 {
+		return fmt.Errorf("serial taken: %w", store.ErrConflict)
+	}
+	return c.Store.ReserveSerialClaiming(ctx, claim, issuerID, serialHex, tbs)
+}
+
 func (c *collidingStore) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	c.recorded = append(c.recorded, in.Certificate.SerialHex)
 	return c.Store.RecordIssuance(ctx, in)

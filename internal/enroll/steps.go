@@ -376,22 +376,39 @@ func (s *Service) issuedForChallenge(ctx context.Context, st *State, hash []byte
 // near the end of its certificate gets a new one.
 const resendWindow = 24 * time.Hour
 
+// transactionKey is the key hash st's SCEP transaction is found again
+// (issuedForTransaction) and claimed (issue) by, with its profile and
+// transaction ID; nil for a request whose resends are not answered by
+// their transaction: another protocol, a one-time challenge's or a
+// renewal's (found by what they used up), an approval's (decided by the
+// held request), a server-made key's.
+func transactionKey(st *State) []byte {
+	req := st.Req
+	if req.Protocol != pki.ProtocolSCEP || req.TransactionID == "" || req.ServerKeyGen || st.Renews != nil ||
+		st.ConsumeChallenge != nil || st.CompleteRequest != nil {
+		return nil
+	}
+	hash, err := st.keyHash()
+	if err != nil {
+		return nil // no key the inventory records a hash of
+	}
+	return hash
+}
+
 // issuedForTransaction finds the certificate issued for st's SCEP
 // transaction at its profile, for its key and names, within resendWindow,
 // still valid: the answer of a PKCSReq sent again with its transaction ID
 // (RFC 8894 §3.2.1.1: one transaction ID per operation), at a profile
-// whose challenge is static or a webhook's (a one-time challenge's and a
-// renewal's resends are found by what they used up). Two copies sent at
-// the same moment may still both issue; one sent after an answer does not.
+// whose challenge is static or a webhook's (see transactionKey). One sent
+// after an answer finds it here; copies sent at the same moment find none,
+// and issue lets one of them sign (its claim on the transaction) while the
+// others wait here for its certificate (awaitTransaction).
 func (s *Service) issuedForTransaction(ctx context.Context, st *State) (*pki.Certificate, error) {
-	req := st.Req
-	if req.Protocol != pki.ProtocolSCEP || req.TransactionID == "" || req.ServerKeyGen || st.Renews != nil || st.ConsumeChallenge != nil {
+	hash := transactionKey(st)
+	if hash == nil {
 		return nil, nil
 	}
-	hash, err := st.keyHash()
-	if err != nil {
-		return nil, nil // no key the inventory records a hash of
-	}
+	req := st.Req
 	now := s.clock.Now()
 	certs, err := s.store.CertificatesOfTransaction(ctx, hash, st.Profile.Name, req.TransactionID, now.Add(-resendWindow))
 	if err != nil {

@@ -1,0 +1,93 @@
+package enroll
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// claimLifetime is how long an issuance's claim on its SCEP transaction
+// holds if it is neither ended (its certificate recorded) nor released (a
+// failure): an issuance signs and records within seconds, so a claim this
+// old belongs to one that died (a crash between the reservation and the
+// record, or a store that failed while recording), and the transaction
+// may be asked again. Copies arriving meanwhile are told to retry (503).
+const claimLifetime = 5 * time.Minute
+
+// defaultClaimWait bounds how long a copy of a request that lost the claim
+// on its transaction waits for the winner's certificate before it is told
+// to retry: longer than an issuance takes, shorter than a client's timeout.
+const defaultClaimWait = 5 * time.Second
+
+// claimPoll is how often a waiting copy looks for the winner's certificate.
+const claimPoll = 50 * time.Millisecond
+
+// transactionHold is an issuance's claim on its SCEP transaction.
+type transactionHold struct {
+	claim *store.TransactionClaim // nil: the request makes none
+	held  bool                    // the claim holds (until recorded or released)
+	// issued is the certificate a copy of the request got, recorded since
+	// the request looked for one: the answer (errIssuedMeanwhile).
+	issued *pki.Certificate
+}
+
+// errIssuedMeanwhile: a copy of the request got its certificate, and ended
+// its claim, between this request's look for one and its claim.
+var errIssuedMeanwhile = errors.New("enroll: a copy of the request was issued meanwhile")
+
+// transactionClaim is the claim st's issuance makes on its SCEP
+// transaction before the CA key signs (nil when its resends are not
+// answered by their transaction, see transactionKey): of copies of one
+// request sent at once, to one node or several, only the one whose claim
+// holds signs.
+func transactionClaim(st *State, now time.Time) *store.TransactionClaim {
+	hash := transactionKey(st)
+	if hash == nil {
+		return nil
+	}
+	return &store.TransactionClaim{KeyHash: hash, Profile: st.Profile.Name, TransactionID: st.Req.TransactionID,
+		Claimant: []byte(rand.Text()), At: now, Expires: now.Add(claimLifetime)}
+}
+
+// releaseClaim gives up claim after an issuance that recorded nothing, so
+// that the client's next try need not wait for the claim to lapse. It is
+// a courtesy: a claim not released lapses all the same.
+func (s *Service) releaseClaim(ctx context.Context, claim *store.TransactionClaim) {
+	if err := s.store.ReleaseTransactionClaim(context.WithoutCancel(ctx), *claim); err != nil {
+		s.log.Warn("could not release the claim on a SCEP transaction; it lapses by itself",
+			"transaction_id", claim.TransactionID, "err", err)
+	}
+}
+
+// awaitTransaction answers a copy of a request whose transaction another
+// issuance claimed with that issuance's certificate, as a resend is
+// answered (sentAgain), once it is recorded. If none is within
+// s.claimWait (the winner failed, or is slow), the copy is told to retry:
+// it is never issued a second certificate.
+func (s *Service) awaitTransaction(ctx context.Context, st *State) (*Result, error) {
+	deadline := time.NewTimer(s.claimWait)
+	defer deadline.Stop()
+	poll := time.NewTicker(claimPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, pki.Wrap(pki.EUnavailable, ctx.Err(), "a copy of this request is being answered; ask again")
+		case <-deadline.C:
+			return nil, pki.Wrap(pki.EUnavailable, errors.New("enroll: the transaction's claimant recorded no certificate in time"),
+				"a copy of this request (the same key and transaction ID) is being answered, or failed; ask again")
+		case <-poll.C:
+		}
+		again, err := s.issuedForTransaction(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		if again != nil {
+			return s.sentAgain(ctx, st, again)
+		}
+	}
+}

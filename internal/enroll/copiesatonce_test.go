@@ -1,0 +1,225 @@
+package enroll_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/postgres"
+	"github.com/scepter/scepter/internal/store/postgres/pgtest"
+)
+
+// sendCopies sends copies of req at once, each to the next of services,
+// and returns what each was answered.
+func sendCopies(services []*enroll.Service, copies int, req enroll.Request) ([]*enroll.Result, []error) {
+	results, errs := make([]*enroll.Result, copies), make([]error, copies)
+	gate := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range copies {
+		wg.Go(func() {
+			<-gate
+			results[i], errs[i] = services[i%len(services)].Enroll(context.Background(), req)
+		})
+	}
+	close(gate)
+	wg.Wait()
+	return results, errs
+}
+
+// checkOneCertificate: every copy of round's request was answered with
+// the one certificate the store holds for its transaction.
+func checkOneCertificate(t *testing.T, st store.Store, round string, req enroll.Request, results []*enroll.Result, errs []error) {
+	t.Helper()
+	hash, err := store.PublicKeyHash(req.CSR.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := st.CertificatesOfTransaction(context.Background(), hash, "default", req.TransactionID, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(certs) != 1 {
+		t.Fatalf("%s: %d certificates issued for one transaction, want 1", round, len(certs))
+	}
+	issued := 0
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Errorf("%s: copy %d: %v", round, i, errs[i])
+			continue
+		}
+		if res.Record.SerialHex != certs[0].SerialHex {
+			t.Errorf("%s: copy %d answered with %s, want %s", round, i, res.Record.SerialHex, certs[0].SerialHex)
+		}
+		if !res.SentAgain {
+			issued++
+		}
+	}
+	if issued != 1 {
+		t.Errorf("%s: %d copies were answered as the issuance, want 1 (the others sent again)", round, issued)
+	}
+}
+
+// Copies of one SCEP PKCSReq (the same key, CSR and transaction ID, a
+// static challenge) sent at once to one node get one certificate, every
+// copy that one.
+func TestCopiesAtOnceGetOneCertificate(t *testing.T) {
+	f := newFixture(t, nil, "")
+	for round := range 5 {
+		req := request(t, static, "dev.example")
+		req.TransactionID = fmt.Sprintf("tx-copies-%d", round)
+		results, errs := sendCopies([]*enroll.Service{f.svc}, 8, req)
+		checkOneCertificate(t, f.st, req.TransactionID, req, results, errs)
+	}
+}
+
+// The same with copies sent to two nodes on one PostgreSQL database.
+func TestCopiesAtOnceToTwoNodesGetOneCertificate(t *testing.T) {
+	url := pgtest.Database(t)
+	dir := t.TempDir()
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*enroll.Service
+	var st store.Store
+	for range 2 {
+		auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pg, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pg.Close() })
+		svc, err := enroll.New(pg, auth, clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes, st = append(nodes, svc), pg
+	}
+	for round := range 5 {
+		req := request(t, static, "dev.example")
+		req.TransactionID = fmt.Sprintf("tx-nodes-%d", round)
+		results, errs := sendCopies(nodes, 8, req)
+		checkOneCertificate(t, st, req.TransactionID, req, results, errs)
+	}
+}
+
+// failingRecord fails every RecordIssuance with err, as long as it is set.
+type failingRecord struct {
+	store.Store
+	err   atomic.Pointer[error]
+	tries atomic.Int32
+}
+
+func (s *failingRecord) RecordIssuance(ctx context.Context, in store.Issuance) error {
+	if err := s.err.Load(); err != nil {
+		s.tries.Add(1)
+		return *err
+	}
+	return s.Store.RecordIssuance(ctx, in)
+}
+
+// When the copy that signs fails to record its certificate, the others are
+// told to retry (503) and never issued one of their own. A refusal
+// releases the transaction at once; a store that failed (it may have
+// recorded it) keeps it claimed until the claim lapses.
+func TestCopiesAtOnceWhenTheIssuanceFails(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		// lapse is how long the next try must wait for the claim: none
+		// when it was released, and copies that had not claimed it yet
+		// try (and fail) in turn.
+		lapse time.Duration
+	}{
+		{"refused", store.ErrKeyCompromised, 0},
+		{"store unavailable", fmt.Errorf("record: %w", store.ErrUnavailable), 5 * time.Minute},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil, "")
+			st := &failingRecord{Store: f.st}
+			st.err.Store(&c.err)
+			svc, err := enroll.New(st, f.auth, f.clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static})
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc.SetClaimWait(300 * time.Millisecond)
+			req := request(t, static, "dev.example")
+			_, errs := sendCopies([]*enroll.Service{svc}, 4, req)
+			if n := st.tries.Load(); c.lapse > 0 && n != 1 {
+				t.Errorf("%d copies signed and tried to record, want 1", n)
+			}
+			for i, err := range errs {
+				if err == nil {
+					t.Errorf("copy %d succeeded", i)
+				} else if !errors.Is(err, c.err) && pki.ErrorCode(err) != pki.EUnavailable {
+					t.Errorf("copy %d: %v, want the failure or a retry (503)", i, err)
+				}
+			}
+			st.err.Store(nil)
+			if c.lapse > 0 {
+				if _, err := svc.Enroll(context.Background(), req); pki.ErrorCode(err) != pki.EUnavailable {
+					t.Errorf("the next try while the claim holds: %v, want a retry (503)", err)
+				}
+				f.clock.Advance(c.lapse)
+			}
+			res, err := svc.Enroll(context.Background(), req)
+			if err != nil || res.SentAgain {
+				t.Fatalf("the next try: %+v, %v; want a certificate", res, err)
+			}
+		})
+	}
+}
+
+// blindLookup finds no certificate of a transaction the first time it is
+// asked: the look a request makes before a copy of it records one.
+type blindLookup struct {
+	store.Store
+	looked atomic.Bool
+}
+
+func (s *blindLookup) CertificatesOfTransaction(ctx context.Context, keyHash []byte, profile, transactionID string, after time.Time) ([]pki.Certificate, error) {
+	if !s.looked.Swap(true) {
+		return nil, nil
+	}
+	return s.Store.CertificatesOfTransaction(ctx, keyHash, profile, transactionID, after)
+}
+
+// A copy whose look for a certificate came before another copy recorded
+// one, and whose claim comes after that copy ended its own, looks again
+// once it holds the claim, and is answered with that certificate.
+func TestCopyIssuedBetweenLookAndClaim(t *testing.T) {
+	f := newFixture(t, nil, "")
+	req := request(t, static, "dev.example")
+	first, err := f.svc.Enroll(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &blindLookup{Store: f.st}
+	svc, err := enroll.New(st, f.auth, f.clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := svc.Enroll(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.SentAgain || again.Record.SerialHex != first.Record.SerialHex {
+		t.Fatalf("the copy was answered with %s (sent again: %v), want %s sent again", again.Record.SerialHex, again.SentAgain, first.Record.SerialHex)
+	}
+	results := []*enroll.Result{first, again}
+	checkOneCertificate(t, f.st, "copy", req, results, make([]error, 2))
+}
