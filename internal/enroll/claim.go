@@ -63,31 +63,24 @@ func (s *Service) releaseClaim(ctx context.Context, claim *store.TransactionClai
 	}
 }
 
-// awaitTransaction answers a copy of a request whose transaction another
-// issuance claimed with that issuance's certificate, as a resend is
-// answered (sentAgain), once it is recorded. If none is within
-// s.claimWait (the winner failed, or is slow), the copy is told to retry:
-// it is never issued a second certificate.
-func (s *Service) awaitTransaction(ctx context.Context, st *State) (*Result, error) {
-	deadline := time.NewTimer(s.claimWait)
-	defer deadline.Stop()
-	poll := time.NewTicker(claimPoll)
-	defer poll.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, pki.Wrap(pki.EUnavailable, ctx.Err(), "a copy of this request is being answered; ask again")
-		case <-deadline.C:
-			return nil, pki.Wrap(pki.EUnavailable, errors.New("enroll: the transaction's claimant recorded no certificate in time"),
-				"a copy of this request (the same key and transaction ID) is being answered, or failed; ask again")
-		case <-poll.C:
-		}
-		again, err := s.issuedForTransaction(ctx, st)
-		if err != nil {
-			return nil, err
-		}
-		if again != nil {
-			return s.sentAgain(ctx, st, again)
-		}
+// awaitTransaction waits a moment for the issuance that holds the claim on
+// st's transaction, and returns its certificate once recorded when it is
+// the answer to st (a copy of the same request: sentAgain), or nil when
+// the claim should be tried again (it may be ended or released by now).
+// Past waitUntil (the winner failed, or is slow) the request is told to
+// retry (503): it is never issued a second certificate.
+func (s *Service) awaitTransaction(ctx context.Context, st *State, waitUntil time.Time) (*pki.Certificate, error) {
+	wait := time.Until(waitUntil)
+	if wait <= 0 {
+		return nil, pki.Wrap(pki.EUnavailable, errors.New("enroll: the transaction's claimant recorded no certificate in time"),
+			"a copy of this request (the same key and transaction ID) is being answered, or failed; ask again")
 	}
+	t := time.NewTimer(min(wait, claimPoll))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil, pki.Wrap(pki.EUnavailable, ctx.Err(), "a copy of this request is being answered; ask again")
+	case <-t.C:
+	}
+	return s.issuedForTransaction(ctx, st)
 }

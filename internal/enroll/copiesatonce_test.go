@@ -223,3 +223,30 @@ func TestCopyIssuedBetweenLookAndClaim(t *testing.T) {
 	results := []*enroll.Result{first, again}
 	checkOneCertificate(t, f.st, "copy", req, results, make([]error, 2))
 }
+
+// Requests of one transaction and key with other names, sent at once (a
+// client that derives its transaction ID from its key), are not copies:
+// each gets a certificate of its own, one after the other.
+func TestOtherNamesOfOneTransactionAtOnce(t *testing.T) {
+	f := newFixture(t, nil, "")
+	results, errs := make([]*enroll.Result, 4), make([]error, 4)
+	var wg sync.WaitGroup
+	for i := range results {
+		req := request(t, static, fmt.Sprintf("dev%d.example", i))
+		wg.Go(func() { results[i], errs[i] = f.svc.Enroll(context.Background(), req) })
+	}
+	wg.Wait()
+	serials := map[string]bool{}
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		if res.SentAgain {
+			t.Errorf("request %d was answered with another's certificate", i)
+		}
+		serials[res.Record.SerialHex] = true
+	}
+	if len(serials) != len(results) {
+		t.Errorf("%d certificates for %d requests with other names", len(serials), len(results))
+	}
+}

@@ -624,13 +624,32 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	hold := &transactionHold{claim: transactionClaim(st, now)}
-	cert, err := issuer.Issue(ctx, s.caRequest(st, issuer), now, s.reserveSerial(now, st, hold))
+	var (
+		hold      *transactionHold
+		cert      *x509.Certificate
+		waitUntil time.Time
+	)
+	for {
+		hold = &transactionHold{claim: transactionClaim(st, s.clock.Now())}
+		cert, err = issuer.Issue(ctx, s.caRequest(st, issuer), now, s.reserveSerial(now, st, hold))
+		if !errors.Is(err, store.ErrTransactionClaimed) {
+			break
+		}
+		// Another request of this transaction signs: a copy of this one,
+		// sent at once, whose certificate is the answer; or one with other
+		// names, after which this one goes on.
+		if waitUntil.IsZero() {
+			waitUntil = time.Now().Add(s.claimWait)
+		}
+		again, werr := s.awaitTransaction(ctx, st, waitUntil)
+		if werr != nil {
+			return nil, werr
+		}
+		if again != nil {
+			return s.sentAgain(ctx, st, again)
+		}
+	}
 	switch {
-	case errors.Is(err, store.ErrTransactionClaimed):
-		// A copy of this request, sent at once, signs: its certificate
-		// is the answer.
-		return s.awaitTransaction(ctx, st)
 	case errors.Is(err, errIssuedMeanwhile):
 		s.releaseClaim(ctx, hold.claim)
 		return s.sentAgain(ctx, st, hold.issued)

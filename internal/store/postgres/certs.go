@@ -207,7 +207,7 @@ func newClaimedIssuanceRows(c *pki.Certificate, keyHash any, sans string, reason
 			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now)
 			return
 		}
-		b.Queue(`WITH ended AS (UPDATE transaction_claims SET expires_at = claimed_at
+		b.Queue(`WITH ended AS (UPDATE transaction_claims SET expires_at = 0
 				WHERE key_hash = $4 AND profile = $5 AND transaction_id = $6 AND claimant = $7)
 			INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ($1, $2, $3)
 			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now,

@@ -412,8 +412,9 @@ func consumeChallenge(ctx context.Context, tx *wtx, hash []byte, now int64, by s
 // The statements of ReserveSerial and RecordIssuance (hot: see hot.go).
 const (
 	reserveSerialQuery = `INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES (?, ?, ?, ?)`
-	// endClaimQuery ends a claim when its issuance is recorded: it lapses.
-	endClaimQuery = `UPDATE transaction_claims SET expires_at = claimed_at
+	// endClaimQuery ends a claim when its issuance is recorded: it lapses,
+	// for claims made at any time (another node's clock may lag).
+	endClaimQuery = `UPDATE transaction_claims SET expires_at = 0
 			WHERE key_hash = ? AND profile = ? AND transaction_id = ? AND claimant = ?`
 	claimTransactionQuery = `INSERT INTO transaction_claims
 			(key_hash, profile, transaction_id, claimant, claimed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
