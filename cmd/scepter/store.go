@@ -183,9 +183,11 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer unlock()
-	// The file alone is restored: a log beside it holds commits it lacks.
-	if fi, err := os.Stat(in + "-wal"); err == nil && fi.Size() > 0 {
-		return fmt.Errorf("%s has a write-ahead log beside it (%s-wal) holding commits the file lacks: take the backup with 'scepter store backup' (or sqlite3's .backup); %s is unchanged", in, in, db)
+	// The file alone is restored: a log beside it holds commits it lacks
+	// (or, a rollback journal, the undo of one cut short). SQLite looks
+	// for it beside the file a symbolic link names.
+	if log := logBeside(in); log != "" {
+		return fmt.Errorf("%s has a log beside it (%s) holding commits the file lacks, or undoing one cut short: take the backup with 'scepter store backup' (or sqlite3's .backup); %s is unchanged", in, log, db)
 	}
 
 	tmp, err := copyBeside(in, db, ".scepter.db.restore-*")
@@ -265,6 +267,24 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(e.stdout, "The root's CRL is behind too: sign the next with scepter ca root crl --store-restored, listing again the issuing CAs the root revoked after the backup.")
 	}
 	return nil
+}
+
+// logBeside names a non-empty write-ahead log or rollback journal beside
+// the database file path names, or beside the file it links to; "" when
+// there is none.
+func logBeside(path string) string {
+	names := []string{path}
+	if real, err := filepath.EvalSymlinks(path); err == nil && real != path {
+		names = append(names, real)
+	}
+	for _, name := range names {
+		for _, suffix := range []string{"-wal", "-journal"} {
+			if fi, err := os.Stat(name + suffix); err == nil && fi.Size() > 0 {
+				return name + suffix
+			}
+		}
+	}
+	return ""
 }
 
 // checkBackupCA refuses a backup that records another CA than the data

@@ -348,7 +348,8 @@ func TestStoreRestoreRefusedWhileServeRuns(t *testing.T) {
 // A file that is no backup of this CA's store is refused, naming what is
 // wrong, and the data directory is left as it was: a text file, another
 // SQLite database, a damaged one, one of a newer schema, one of another
-// CA, and a file with a write-ahead log beside it.
+// CA, and a file with a write-ahead log or rollback journal beside it (or beside
+// the file a symbolic link to it names).
 func TestStoreRestoreRefusals(t *testing.T) {
 	dir, _ := storeTestDir(t, "a1")
 	files := t.TempDir()
@@ -393,6 +394,14 @@ func TestStoreRestoreRefusals(t *testing.T) {
 	if err := os.WriteFile(path("with-log.db-wal"), []byte("frames"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A symbolic link to it: SQLite looks for the log beside the target.
+	if err := os.Symlink(path("with-log.db"), path("link-to-with-log.db")); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, good, path("with-journal.db"))
+	if err := os.WriteFile(path("with-journal.db-journal"), []byte("undo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		file, want string
@@ -402,7 +411,9 @@ func TestStoreRestoreRefusals(t *testing.T) {
 		{"damaged.db", "damaged"},
 		{"newer.db", "newer than this binary"},
 		{"other-ca.db", "backup of the CA with root"},
-		{"with-log.db", "write-ahead log beside it"},
+		{"with-log.db", "with-log.db-wal"},
+		{"link-to-with-log.db", "with-log.db-wal"},
+		{"with-journal.db", "with-journal.db-journal"},
 		{"missing.db", "no such file"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
