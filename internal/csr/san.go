@@ -47,7 +47,8 @@ const (
 // without any; and a URI that is not RFC 3986 or that crypto/x509 would
 // write back otherwise (`URI "spiffe://x/a b" (…)`: the certificate would
 // name spiffe://x/a%20b, not what was asked). A malformed subjectAltName
-// extension is an error.
+// extension is an error, as is one whose otherName value or directoryName
+// is not DER.
 func UnissuedSANs(req *x509.CertificateRequest) ([]string, error) {
 	var out []string
 	seen := false
@@ -99,8 +100,14 @@ func unissuedSANs(der []byte) ([]string, error) {
 				out = append(out, "URI "+quoteBounded(string(value))+" ("+problem+")")
 			}
 		case sanOtherName:
+			// type-id OBJECT IDENTIFIER, value [0] EXPLICIT ANY: one
+			// element each, nothing after. Left unread, a value that is
+			// not DER would be refused as a name type we do not issue.
 			var oid asn1.ObjectIdentifier
-			if !value.ReadASN1ObjectIdentifier(&oid) {
+			var explicit, element cryptobyte.String
+			if !value.ReadASN1ObjectIdentifier(&oid) ||
+				!value.ReadASN1(&explicit, cbasn1.Tag(0).Constructed().ContextSpecific()) || !value.Empty() ||
+				!explicit.ReadAnyASN1Element(&element, nil) || !explicit.Empty() {
 				return nil, malformed
 			}
 			name := "otherName " + oid.String()
@@ -120,7 +127,11 @@ func unissuedSANs(der []byte) ([]string, error) {
 			}
 			out = append(out, "registeredID "+oid.String())
 		case sanDirectoryName:
-			// [4] EXPLICIT Name.
+			// [4] EXPLICIT Name, which must be one (RFC 5280: an RDN
+			// holds at least one attribute).
+			if _, err := WalkName(value, func(asn1.ObjectIdentifier, cbasn1.Tag, []byte) error { return nil }, nil); err != nil {
+				return nil, malformed
+			}
 			name := "directoryName"
 			if s := NameString(value); s != "" {
 				name += " " + s

@@ -72,6 +72,18 @@ func TestUnissuedSANs(t *testing.T) {
 		{"a DNS name sent constructed", mustMarshal(t, []asn1.RawValue{generalName(2, true, mustMarshal(t, asn1.RawValue{Tag: asn1.TagIA5String, Bytes: []byte("only.example")}))}), nil, true},
 		{"an IP address sent constructed", mustMarshal(t, []asn1.RawValue{dns, generalName(7, true, mustMarshal(t, asn1.RawValue{Tag: asn1.TagOctetString, Bytes: []byte{192, 0, 2, 1}}))}), nil, true},
 		{"an otherName sent primitive", mustMarshal(t, []asn1.RawValue{generalName(0, false, privateOID)}), nil, true},
+		// The value of an otherName, and the Name of a directoryName, are
+		// DER too: one that is not is malformed, not a name type we do
+		// not issue (which would be a policy refusal).
+		{"an otherName whose value is truncated", mustMarshal(t, []asn1.RawValue{generalName(0, true, append(append([]byte{}, upnOID...), 0xa0, 0x05, 0x0c, 0x09, 'a', 'b', 'c'))}), nil, true},
+		{"an otherName without its value", mustMarshal(t, []asn1.RawValue{generalName(0, true, upnOID)}), nil, true},
+		{"an otherName with bytes after its value", mustMarshal(t, []asn1.RawValue{generalName(0, true, append(append(append([]byte{}, upnOID...), upnValue...), 0x05, 0x00))}), nil, true},
+		{"an otherName whose value holds two elements", mustMarshal(t, []asn1.RawValue{generalName(0, true, append(append([]byte{}, upnOID...), 0xa0, 0x04, 0x0c, 0x00, 0x0c, 0x00))}), nil, true},
+		{"an otherName whose value is [1]", mustMarshal(t, []asn1.RawValue{generalName(0, true, append(append([]byte{}, upnOID...), 0xa1, 0x02, 0x0c, 0x00))}), nil, true},
+		{"a directoryName that is truncated", mustMarshal(t, []asn1.RawValue{generalName(4, true, []byte{0x30, 0x03, 0x31, 0x05})}), nil, true},
+		{"a directoryName with an empty RDN", mustMarshal(t, []asn1.RawValue{generalName(4, true, []byte{0x30, 0x02, 0x31, 0x00})}), nil, true},
+		{"a directoryName with bytes after its Name", mustMarshal(t, []asn1.RawValue{generalName(4, true, append(append([]byte{}, dirName...), 0x05, 0x00))}), nil, true},
+		{"an empty directoryName", mustMarshal(t, []asn1.RawValue{generalName(4, true, []byte{0x30, 0x00})}), []string{"directoryName"}, false},
 		// crypto/x509 writes url.String() into the certificate: a URI it
 		// would write otherwise is refused, naming it, not issued changed.
 		{"real URIs", mustMarshal(t, []asn1.RawValue{

@@ -203,7 +203,12 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		return pki.Errorf(pki.EBadRequest, "the request asks for subject alternative names this CA does not issue as asked: %s (only DNS names, email addresses, URIs and IP addresses are issued, each as the request spells it)",
 			strings.Join(unissued, ", "))
 	}
+	// csr.WalkName as the issuer reads the subject: encoding/asn1 takes
+	// an RDN with no attribute (SET {}), which RFC 5280 does not.
 	var rdns pkix.RDNSequence
+	if _, err := csr.WalkName(req.RawSubject, func(asn1.ObjectIdentifier, cbasn1.Tag, []byte) error { return nil }, nil); err != nil {
+		return pki.Wrap(pki.EBadRequest, ErrMalformedRequest, "the request's subject is not a valid name")
+	}
 	if rest, err := asn1.Unmarshal(req.RawSubject, &rdns); err != nil || len(rest) > 0 {
 		return pki.Wrap(pki.EBadRequest, ErrMalformedRequest, "the request's subject is not a valid name")
 	}

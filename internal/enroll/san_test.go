@@ -70,3 +70,48 @@ func TestUnissuedSANTypesRefused(t *testing.T) {
 		})
 	}
 }
+
+// Names that are not DER inside the request (an otherName's value, a
+// directoryName's Name, an RDN with no attribute in the subject) are a
+// malformed request, which EST answers 400, not a policy refusal (403);
+// the code stays EBadRequest, SCEP's badRequest. Well-formed names of a
+// type we do not issue stay a policy refusal.
+func TestMalformedNamesAreMalformedRequests(t *testing.T) {
+	f := newFixture(t, nil, "")
+	upnOID := []byte{0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x14, 0x02, 0x03}
+	generalName := func(tag byte, contents ...byte) []byte {
+		return append([]byte{0xa0 | tag, byte(len(contents))}, contents...)
+	}
+	san := func(names ...byte) []pkix.Extension {
+		return []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: append([]byte{0x30, byte(len(names))}, names...)}}
+	}
+	cn := []byte{0x30, 0x0e, 0x31, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x03, 'd', 'e', 'v'} // CN=dev
+	for _, tc := range []struct {
+		name          string
+		tmpl          csr.Template
+		wantMalformed bool
+	}{
+		{"a truncated directoryName", csr.Template{RawSubject: cn, ExtraExtensions: san(generalName(4, 0x30, 0x03, 0x31, 0x05)...)}, true},
+		{"a UPN whose value is truncated", csr.Template{RawSubject: cn, ExtraExtensions: san(generalName(0, append(append([]byte{}, upnOID...), 0xa0, 0x05, 0x0c, 0x09, 'a', 'b', 'c')...)...)}, true},
+		{"a subject with an empty RDN", csr.Template{RawSubject: []byte{0x30, 0x02, 0x31, 0x00}, DNSNames: []string{"dev.example"}}, true},
+		{"a well-formed directoryName", csr.Template{RawSubject: cn, ExtraExtensions: san(generalName(4, cn...)...)}, false},
+		{"a well-formed UPN", csr.Template{RawSubject: cn, ExtraExtensions: san(generalName(0, append(append([]byte{}, upnOID...), 0xa0, 0x05, 0x0c, 0x03, 'a', 'b', 'c')...)...)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			der, err := csr.Create(tc.tmpl, key(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := x509.ParseCertificateRequest(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.svc.Enroll(context.Background(), enroll.Request{CSR: req, Evidence: enroll.Evidence{Challenge: static},
+				Protocol: pki.ProtocolSCEP, TransactionID: "tx-" + tc.name, RemoteAddr: "127.0.0.1:1234"})
+			if pki.ErrorCode(err) != pki.EBadRequest || errors.Is(err, enroll.ErrMalformedRequest) != tc.wantMalformed {
+				t.Errorf("refusal %v (code %v, malformed %v), want a bad request, malformed %v",
+					err, pki.ErrorCode(err), errors.Is(err, enroll.ErrMalformedRequest), tc.wantMalformed)
+			}
+		})
+	}
+}

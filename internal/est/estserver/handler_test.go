@@ -935,6 +935,37 @@ func TestMalformedSANIsBadRequest(t *testing.T) {
 	wantStatus(t, r, http.StatusBadRequest, "subjectAltName extension is malformed")
 }
 
+// Names that are not DER inside an otherName, a directoryName or the
+// subject (an RDN with no attribute) get 400 like any malformed request;
+// they got 403 as names this CA does not issue. A well-formed directoryName
+// keeps its policy refusal.
+func TestMalformedNameContentsAreBadRequest(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	san := func(name ...byte) []pkix.Extension {
+		return []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: append([]byte{0x30, byte(len(name))}, name...)}}
+	}
+	upn := []byte{0xa0, 0x13, 0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x14, 0x02, 0x03, // otherName, Microsoft UPN
+		0xa0, 0x05, 0x0c, 0x09, 'a', 'b', 'c'} // [0] { UTF8String of 9 bytes, 3 present }
+	cn := []byte{0x30, 0x0e, 0x31, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x03, 'd', 'i', 'r'} // CN=dir
+	for _, tc := range []struct {
+		name   string
+		tmpl   csr.Template
+		status int
+		reason string
+	}{
+		{"directoryName truncated", csr.Template{ExtraExtensions: san(0xa4, 0x04, 0x30, 0x03, 0x31, 0x05)}, http.StatusBadRequest, "subjectAltName extension is malformed"},
+		{"UPN value truncated", csr.Template{ExtraExtensions: san(upn...)}, http.StatusBadRequest, "subjectAltName extension is malformed"},
+		{"subject with an empty RDN", csr.Template{RawSubject: []byte{0x30, 0x02, 0x31, 0x00}, DNSNames: []string{"dev.example"}}, http.StatusBadRequest, "subject is not a valid name"},
+		{"directoryName well-formed", csr.Template{ExtraExtensions: san(append([]byte{0xa4, byte(len(cn))}, cn...)...)}, http.StatusForbidden, "does not issue as asked: directoryName CN=dir"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := newCSR(t, newKey(t), "names", tc.tmpl)
+			r := f.post(f.httpClient(nil, 0), "simpleenroll", "alice", userPassword, body, nil)
+			wantStatus(t, r, tc.status, tc.reason)
+		})
+	}
+}
+
 // A request whose EC key is a compressed point, which crypto/x509 cannot
 // read, is told so, not that its key is invalid.
 func TestCompressedPointRequestSaysSo(t *testing.T) {
