@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"slices"
 	"strings"
 	"testing"
@@ -81,4 +82,31 @@ func refusedWith(err error, want string) bool {
 		return err == nil
 	}
 	return pki.ErrorCode(err) == pki.EBadRequest && strings.Contains(pki.ErrorMessage(err), want)
+}
+
+// jurisdictionCountryName (EV) is a country code as countryName is: "UK"
+// was issued while C=UK was refused.
+func TestJurisdictionCountryName(t *testing.T) {
+	const notISO = "jurisdictionCountryName \"UK\" is not an ISO 3166-1 alpha-2 country code"
+	a := testCA(t, "p256")
+	pub := genKey(t, "p256").Public()
+	for _, tc := range []struct {
+		code string
+		want string // "" accepted, else in the refusal
+	}{
+		{"GB", ""},
+		{"XX", ""},
+		{"UK", notISO},
+		{"UK", "the United Kingdom's code is GB"},
+	} {
+		name := pkix.Name{Country: []string{"GB"}, CommonName: "x", ExtraNames: []pkix.AttributeTypeAndValue{
+			{Type: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 3}, Value: tc.code}}}
+		req := Request{RawSubject: rawName(t, name), PublicKey: pub, Profile: pki.DefaultProfile()}
+		if _, err := CheckSubject(req.RawSubject); !refusedWith(err, tc.want) {
+			t.Errorf("CheckSubject(jurisdictionC=%q): %v, want %q", tc.code, err, tc.want)
+		}
+		if _, err := a.Issuer.Issue(context.Background(), req, now, okReserve); !refusedWith(err, tc.want) {
+			t.Errorf("Issue(jurisdictionC=%q): %v, want %q", tc.code, err, tc.want)
+		}
+	}
 }

@@ -47,6 +47,9 @@ var (
 	// oidCountryName is X520countryName, PrintableString (SIZE (2)): an
 	// ISO 3166 two-letter code, never "USA" (RFC 5280 Appendix A).
 	oidCountryName = asn1.ObjectIdentifier{2, 5, 4, 6}
+	// oidJurisdictionCountryName is the EV jurisdiction's country, an ISO
+	// 3166-1 alpha-2 code as countryName is (CA/B EV Guidelines 9.2.4).
+	oidJurisdictionCountryName = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 3}
 )
 
 // subjectInfo is what Issue needs to know about a verbatim subject.
@@ -70,7 +73,7 @@ const maxSubjectLen = 2048
 // CheckSubject refuses, as issuance would, a subject (DER) the issuer
 // never signs: too long, an empty value or one holding a control, format
 // or line-separator character, a value over its upper bound, a countryName
-// that is no country code. It returns the subject's emailAddress values,
+// or jurisdictionCountryName that is no country code. It returns the subject's emailAddress values,
 // which a certificate must also carry as SANs. For what is checked before
 // anything is asked of the issuer, such as a challenge bound to a subject.
 func CheckSubject(raw []byte) (emails []string, err error) {
@@ -111,8 +114,8 @@ func parseSubject(raw []byte) (subjectInfo, error) {
 				return pki.Errorf(pki.EBadRequest, "the subject %s is longer than %d characters", b.name, b.max)
 			}
 		}
-		if oid.Equal(oidCountryName) && !isCountryCode(s) {
-			return pki.Errorf(pki.EBadRequest, "the subject countryName %q is not an ISO 3166-1 alpha-2 country code (two capital letters, such as US or DE; XX where no country applies)%s", s, countryHint(s))
+		if (oid.Equal(oidCountryName) || oid.Equal(oidJurisdictionCountryName)) && !isCountryCode(s) {
+			return pki.Errorf(pki.EBadRequest, "the subject %s %q is not an ISO 3166-1 alpha-2 country code (two capital letters, such as US or DE; XX where no country applies)%s", attributeName(oid), s, countryHint(s))
 		}
 		return nil
 	}, nil)
@@ -299,6 +302,9 @@ func attributeName(oid asn1.ObjectIdentifier) string {
 	}
 	if oid.Equal(oidCountryName) {
 		return "countryName"
+	}
+	if oid.Equal(oidJurisdictionCountryName) {
+		return "jurisdictionCountryName"
 	}
 	if oid.Equal(oidDomainComponent) {
 		return "domainComponent"
