@@ -77,7 +77,9 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 	secret, ch, err := svc.NewChallengeFor(ctx, admin.ChallengeSpec{TTL: time.Duration(spec.ttl), Profile: spec.profile, Subject: spec.subject,
 		DNSNames: spec.dns, Emails: spec.emails, Actor: cliActor()})
 	if err != nil {
-		return err
+		// The refusal's message already holds its cause: the chain would
+		// say it twice.
+		return serviceError(err)
 	}
 	// The secret alone on stdout, so scripts can capture it. Nobody else
 	// ever sees it: if it cannot be written, the challenge is deleted.

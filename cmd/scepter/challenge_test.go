@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scepter/scepter/internal/ca"
 )
 
 // challenge new --ttl has one rule, the service's: from 1s to 30d. Any
@@ -40,5 +42,25 @@ func TestChallengeTTLOneRule(t *testing.T) {
 	e, out, _ := testEnv(nil)
 	if err := run(context.Background(), e, []string{"challenge", "new", "--help"}); exitCode(err) != 0 || !strings.Contains(out.String(), want) {
 		t.Errorf("help (err %v):\n%s", err, out.String())
+	}
+}
+
+// A binding the CA would refuse is told once, as the API's 422 gives it:
+// the CLI showed the wrapped chain, "bad_request: subject …: <reason>: no
+// enrollment could use this challenge: bad_request: <reason>".
+func TestChallengeRefusalSaysItOnce(t *testing.T) {
+	dir, _ := caDataDir(t, ca.InitOptions{})
+	e, out, _ := testEnv(nil)
+	err := run(context.Background(), e, []string{"challenge", "new", "--data-dir", dir, "--subject", "C=UK,CN=ch1"})
+	const reason = "the United Kingdom's code is GB"
+	if err == nil || exitCode(err) != 1 {
+		t.Fatalf("err = %v (exit %d), want a refusal, exit 1", err, exitCode(err))
+	}
+	msg := err.Error()
+	if strings.Count(msg, reason) != 1 || strings.Contains(msg, "bad_request") || !strings.HasSuffix(msg, "no enrollment could use this challenge") {
+		t.Errorf("refusal %q: want the reason once, ending in its consequence, without the error code", msg)
+	}
+	if out.Len() != 0 {
+		t.Errorf("a refused challenge printed %q", out)
 	}
 }
