@@ -68,6 +68,15 @@ type RALacker interface {
 	LackedRAs() []*x509.Certificate
 }
 
+// RALackRechecker is an RALacker whose list may be stale: an RA renewed on
+// another node a moment ago is not in it yet. RecheckLackedRAs reads again
+// which RAs this node lacks, at once, and returns them; it may answer from
+// the last read when asked too often (one store read per few seconds).
+type RALackRechecker interface {
+	RALacker
+	RecheckLackedRAs(ctx context.Context) []*x509.Certificate
+}
+
 // Options tune the handler.
 type Options struct {
 	// AllowInsecureDES lets single-DES request envelopes in (legacy clients
@@ -556,7 +565,7 @@ func (h *Handler) open(ctx context.Context, req *request) ([]byte, error) {
 			}
 		}
 	}
-	if err := h.lacked(env, ra); err != nil {
+	if err := h.lacked(ctx, env, ra); err != nil {
 		h.refuse(ctx, req.remote, req.profile, req.msg.TransactionID, err)
 		return nil, err
 	}
@@ -589,16 +598,30 @@ func (h *Handler) open(ctx context.Context, req *request) ([]byte, error) {
 
 // lacked is the 503 for an envelope that no loaded RA (ra, the last one
 // tried) opens and that is addressed to an RA this node lacks (RALacker);
-// nil otherwise.
-func (h *Handler) lacked(env *cms.EnvelopedData, ra *pki.RA) error {
+// nil otherwise. When the list the node has does not name the recipient,
+// it is read again (RALackRechecker) before the FAILURE a device takes as
+// final: the RA may have been renewed on another node a moment ago.
+func (h *Handler) lacked(ctx context.Context, env *cms.EnvelopedData, ra *pki.RA) error {
 	l, ok := h.svc.(RALacker)
 	if !ok || addressedTo(env, ra.Cert) != nil {
 		return nil
 	}
-	for _, cert := range l.LackedRAs() {
+	cert := lackedRecipient(env, l.LackedRAs())
+	if r, ok := l.(RALackRechecker); ok && cert == nil {
+		cert = lackedRecipient(env, r.RecheckLackedRAs(ctx))
+	}
+	if cert == nil {
+		return nil
+	}
+	return pki.Errorf(pki.EUnavailable, "this node lacks the key of the SCEP RA certificate %s that the request is encrypted to (renewed on another node): "+
+		"try again later; the operator copies DATA/ca from the node that renewed it", cert.SerialNumber.Text(16))
+}
+
+// lackedRecipient is the certificate of lacked that env is addressed to, or nil.
+func lackedRecipient(env *cms.EnvelopedData, lacked []*x509.Certificate) *x509.Certificate {
+	for _, cert := range lacked {
 		if addressedTo(env, cert) != nil {
-			return pki.Errorf(pki.EUnavailable, "this node lacks the key of the SCEP RA certificate %s that the request is encrypted to (renewed on another node): "+
-				"try again later; the operator copies DATA/ca from the node that renewed it", cert.SerialNumber.Text(16))
+			return cert
 		}
 	}
 	return nil

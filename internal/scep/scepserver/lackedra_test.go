@@ -1,6 +1,7 @@
 package scepserver_test
 
 import (
+	"context"
 	"crypto/x509"
 	"net/http"
 	"strings"
@@ -63,4 +64,48 @@ func TestLackedRAIsAnswered503(t *testing.T) {
 
 	ts.RA = active
 	ts.enrollCert(t, testKey(t, 3), "CN=to-active-ra,O=Acme")
+}
+
+// rechecking is a service whose list of lacked RAs is stale (empty) until
+// it reads again: the RA was renewed on another node a moment ago.
+type rechecking struct {
+	scepserver.Service
+	lacked   *x509.Certificate
+	rechecks *int
+}
+
+func (r rechecking) LackedRAs() []*x509.Certificate { return nil }
+
+func (r rechecking) RecheckLackedRAs(context.Context) []*x509.Certificate {
+	*r.rechecks++
+	return []*x509.Certificate{r.lacked}
+}
+
+// A request encrypted to an RA that the node's list does not name yet is
+// answered 503 when reading the list again finds it; a request the loaded
+// RA opens reads nothing.
+func TestLackedRAIsRechecked(t *testing.T) {
+	a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{}, pkitest.NewClock(captureTime))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lacked := a.Active(captureTime)
+	rechecks := 0
+	ts := newTestServer(t, serverOptions{service: func(s scepserver.Service) scepserver.Service {
+		return rechecking{Service: s, lacked: lacked.Cert, rechecks: &rechecks}
+	}})
+	ts.enrollCert(t, testKey(t, 1), "CN=to-active-ra,O=Acme")
+	if rechecks != 0 {
+		t.Errorf("a request the loaded RA opens read the lacked RAs %d times", rechecks)
+	}
+
+	ts.RA = lacked
+	der, _ := ts.build(t, reqParams{key: testKey(t, 2), subject: "CN=to-renewed-ra,O=Acme"})
+	resp, body := ts.post(t, der)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "lacks the key of the SCEP RA certificate "+lacked.Cert.SerialNumber.Text(16)) {
+		t.Errorf("request encrypted to the RA found by the recheck: HTTP %d: %.200q", resp.StatusCode, body)
+	}
+	if rechecks != 1 {
+		t.Errorf("the lacked RAs were read again %d times, want 1", rechecks)
+	}
 }
