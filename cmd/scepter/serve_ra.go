@@ -88,6 +88,9 @@ type raKeeper struct {
 	// found this node lacks, newest first; read by every SCEP request
 	// that no loaded RA opens, without a lock. Never modified once stored.
 	lacked atomic.Pointer[[]lackedRA]
+	// recheck: the reads of lacked RAs made between checks, for a request
+	// to an RA no loaded one is (recheckLacked).
+	recheck lackRecheck
 
 	mu sync.Mutex
 	// refusing is, per revoked RA, a copy whose key no longer decrypts:
@@ -307,6 +310,60 @@ func (k *raKeeper) lackedRAs() []*x509.Certificate {
 		}
 	}
 	return out
+}
+
+// lackedRecheckEvery is the least time between two reads of the lacked
+// RAs made for requests (recheckLacked): a flood of requests to an unknown
+// RA does not become a flood of store reads.
+const lackedRecheckEvery = 5 * time.Second
+
+// lackedRecheckTimeout bounds one such read, which requests share.
+const lackedRecheckTimeout = 10 * time.Second
+
+// lackRecheck rate-limits recheckLacked.
+type lackRecheck struct {
+	mu sync.Mutex
+	// last is when the last read started (the keeper's clock).
+	last time.Time
+	// running, while a read runs, is closed when it ends.
+	running chan struct{}
+}
+
+// recheckLacked reads the store again for RAs renewed on another node
+// that this node lacks, without waiting for the next check (up to a
+// minute), and returns them as lackedRAs does. A request encrypted to an
+// RA renewed a moment ago then gets 503, not a FAILURE the device takes as
+// final. At most one read per lackedRecheckEvery: callers meanwhile get
+// what the last one found, and callers during a read wait for it.
+func (k *raKeeper) recheckLacked(ctx context.Context) []*x509.Certificate {
+	r := &k.recheck
+	r.mu.Lock()
+	if running := r.running; running != nil {
+		r.mu.Unlock()
+		select {
+		case <-running:
+		case <-ctx.Done():
+		}
+		return k.lackedRAs()
+	}
+	now := k.clock.Now()
+	if !r.last.IsZero() && now.Sub(r.last) < lackedRecheckEvery && !now.Before(r.last) {
+		r.mu.Unlock()
+		return k.lackedRAs()
+	}
+	running := make(chan struct{})
+	r.last, r.running = now, running
+	r.mu.Unlock()
+
+	// Shared by the callers waiting: not cut short by the first one leaving.
+	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lackedRecheckTimeout)
+	k.findLacked(readCtx)
+	cancel()
+	r.mu.Lock()
+	r.running = nil
+	r.mu.Unlock()
+	close(running)
+	return k.lackedRAs()
 }
 
 // lackedNow is why this node is not ready for lack of the newest RA
@@ -608,6 +665,11 @@ func (s scepService) RAs() []*pki.RA { return s.ras.notRevoked(s.Service.RAs()) 
 
 // LackedRAs implements scepserver.RALacker.
 func (s scepService) LackedRAs() []*x509.Certificate { return s.ras.lackedRAs() }
+
+// RecheckLackedRAs implements scepserver.RALackRechecker.
+func (s scepService) RecheckLackedRAs(ctx context.Context) []*x509.Certificate {
+	return s.ras.recheckLacked(ctx)
+}
 
 // estService is the enrollment service as the EST handler sees it: while
 // the store schedules a next CA that this node lacks (its keys not

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,12 +89,7 @@ var (
 // server cannot open may be signed by an RA the client does not know).
 func (n *raNode) send(t *testing.T, caCerts []*x509.Certificate, cn string) (*scep.PKIMessage, *client.Prepared, []byte) {
 	t.Helper()
-	raTestKeyOnce.Do(func() {
-		var err error
-		if raTestKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			panic(err)
-		}
-	})
+	raTestKeyFor(t)
 	ctx := context.Background()
 	caps, err := n.client.GetCACaps(ctx)
 	if err != nil {
@@ -616,4 +612,167 @@ func TestRenewedRALackedOnAnotherNode(t *testing.T) {
 	if !b.svc.ActiveRA().Cert.Equal(renewed.Cert) || old.Cert.Equal(renewed.Cert) {
 		t.Error("node B does not serve the renewed RA after its reload")
 	}
+}
+
+// countingRAStore counts the reads of RA certificates the keeper makes to
+// find the RAs it lacks; while gate is set, each read waits for it.
+type countingRAStore struct {
+	raStore
+	reads   atomic.Int32
+	reading chan struct{} // each read sends here first, when set
+	gate    chan struct{}
+}
+
+func (s *countingRAStore) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki.Certificate, string, error) {
+	s.reads.Add(1)
+	if s.reading != nil {
+		s.reading <- struct{}{}
+	}
+	if s.gate != nil {
+		<-s.gate
+	}
+	return s.raStore.ListCertificates(ctx, f)
+}
+
+// After `ca renew-ra` on node A, node B answers a request encrypted to the
+// new RA 503 at once, before its next check: it reads the store again
+// instead of answering a FAILURE the device takes as final. Those reads
+// are rate-limited per node: requests to an RA nobody knows, still
+// FAILURE badMessageCheck, make one read per lackedRecheckEvery, and
+// requests meanwhile share the read under way.
+func TestRenewedRALackedIsRecheckedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	a := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	a.keeper.discards = p.Store
+	dirB := copyCADir(t, p.Dir)
+	authB, _, err := ca.LoadOrCreate(dirB, ca.InitOptions{}, p.Clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcB, err := enroll.New(p.Store, authB, p.Clock, p.Log, enroll.Config{StaticChallenge: fixture.Challenge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newRANode(t, p, dirB, authB, svcB, "node-b")
+	counting := &countingRAStore{raStore: p.Store}
+	b.keeper.discards = counting
+	b.keeper.check(ctx) // B's start: it lacks nothing yet
+	if got := counting.reads.Load(); got != 1 {
+		t.Fatalf("node B's check read the RA certificates %d times, want 1", got)
+	}
+	rec := &retryAfterRecorder{}
+	b.client.HTTP = &http.Client{Transport: rec}
+
+	p.Clock.Advance(time.Hour)
+	_, renewed, err := renewRA(ctx, p.Store, p.Dir, ca.RenewRAOptions{}, p.Clock, "host-a tester", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Authority.Reload(p.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	certsA, err := a.client.GetCACert(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !holds(certsA, renewed.Cert) {
+		t.Fatal("node A does not serve the renewed RA")
+	}
+	serial := renewed.Cert.SerialNumber.Text(16)
+
+	// sendTo sends a request encrypted to the RA among certs to node B
+	// and returns the reply, or the error the client met (a 503).
+	sendTo := func(certs []*x509.Certificate, cn string) (*scep.PKIMessage, error) {
+		t.Helper()
+		der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: cn}, ChallengePassword: fixture.Challenge}, raTestKeyFor(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		caps, err := b.client.GetCACaps(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prep, err := b.client.Prepare(client.EnrollRequest{CSR: der, Key: raTestKeyFor(t), CACerts: certs, Caps: caps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := b.client.SendPrepared(ctx, prep)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := scep.Parse(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep, nil
+	}
+	reads := counting.reads.Load()
+	for i := range 3 {
+		_, err := sendTo(certsA, "cross-ra")
+		if err == nil || rec.status != http.StatusServiceUnavailable || rec.retryAfter == "" || !strings.Contains(err.Error(), "lacks the key of the SCEP RA certificate "+serial) {
+			t.Fatalf("request %d encrypted to the RA just renewed on node A, sent to node B: %v (HTTP %d, Retry-After %q), want 503 with Retry-After and the reason",
+				i, err, rec.status, rec.retryAfter)
+		}
+	}
+	if got := counting.reads.Load() - reads; got != 1 {
+		t.Errorf("three requests to the RA node B lacks read the store %d times, want 1 (then the list it found)", got)
+	}
+
+	// An RA nobody knows: still FAILURE badMessageCheck, one read per window.
+	other := fixture.New(t, fixture.Options{})
+	unknown := other.Service.ActiveRA().Chain
+	p.Clock.Advance(lackedRecheckEvery)
+	reads = counting.reads.Load()
+	for i := range 5 {
+		rep, err := sendTo(unknown, "unknown-ra")
+		if err != nil || rep.PKIStatus != scep.StatusFailure || rep.FailInfo != scep.BadMessageCheck {
+			t.Fatalf("request %d encrypted to an unknown RA: %v %+v, want FAILURE badMessageCheck", i, err, rep)
+		}
+	}
+	if got := counting.reads.Load() - reads; got != 1 {
+		t.Errorf("five requests to an unknown RA within %s read the store %d times, want 1", lackedRecheckEvery, got)
+	}
+	p.Clock.Advance(lackedRecheckEvery)
+	if _, err := sendTo(unknown, "unknown-ra-later"); err != nil {
+		t.Fatal(err)
+	}
+	if got := counting.reads.Load() - reads; got != 2 {
+		t.Errorf("a request to an unknown RA after %s: %d reads in all, want 2", lackedRecheckEvery, got)
+	}
+
+	// Requests during a read wait for it and get what it finds: a keeper
+	// of node B's that has not read the store since the renewal.
+	gated := &countingRAStore{raStore: p.Store, reading: make(chan struct{}, 16), gate: make(chan struct{})}
+	k := newRAKeeper(svcB, authB, dirB, p.Clock, b.keeper.log, "node-b")
+	k.discards = gated
+	results := make(chan []*x509.Certificate, 8)
+	recheck := func() { results <- k.recheckLacked(ctx) }
+	go recheck()
+	<-gated.reading
+	for range cap(results) - 1 {
+		go recheck()
+	}
+	time.Sleep(50 * time.Millisecond) // let them reach the read under way
+	close(gated.gate)
+	for range cap(results) {
+		if got := <-results; len(got) != 1 || !got[0].Equal(renewed.Cert) {
+			t.Errorf("a recheck during the read returned %d RAs, want the renewed one", len(got))
+		}
+	}
+	if got := gated.reads.Load(); got != 1 {
+		t.Errorf("%d concurrent rechecks read the store %d times, want 1", cap(results), got)
+	}
+}
+
+// raTestKeyFor is the RSA key the tests' requests are made with.
+func raTestKeyFor(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	raTestKeyOnce.Do(func() {
+		var err error
+		if raTestKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+	})
+	return raTestKey
 }
