@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/credential"
+	"github.com/scepter/scepter/internal/loglimit"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -570,15 +571,11 @@ func plural(n int, what string) string {
 }
 
 // refusalLog counts logins refused during a lockout by user and address,
-// so that they are recorded at most once per refusalEvery each.
+// so that they are recorded at most once per refusalEvery each: a
+// loglimit.Window per pair, admitting one line a period.
 type refusalLog struct {
 	mu   sync.Mutex
-	seen map[string]refusals
-}
-
-type refusals struct {
-	recorded time.Time // the last record
-	since    int       // refused since then, unrecorded
+	seen map[string]*loglimit.Window
 }
 
 const (
@@ -590,32 +587,34 @@ const (
 	maxRefusalKeys = 4096
 )
 
-func newRefusalLog() *refusalLog { return &refusalLog{seen: map[string]refusals{}} }
+func newRefusalLog() *refusalLog { return &refusalLog{seen: map[string]*loglimit.Window{}} }
 
 // note counts a refused attempt under key and says whether to record it
 // now, with how many attempts the record covers (this one included).
 func (l *refusalLog) note(key string, now time.Time) (int, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, ok := l.seen[key]
+	w, ok := l.seen[key]
 	if !ok && len(l.seen) >= maxRefusalKeys {
 		for k, old := range l.seen {
-			if now.Sub(old.recorded) >= refusalEvery && old.since == 0 {
+			if old.Over(now, refusalEvery) {
 				delete(l.seen, k)
 			}
 		}
 		if len(l.seen) >= maxRefusalKeys {
 			key = "" // the overflow's shared pair
-			r, ok = l.seen[key]
+			w, ok = l.seen[key]
 		}
 	}
-	if ok && now.Sub(r.recorded) < refusalEvery {
-		r.since++
-		l.seen[key] = r
+	if !ok {
+		w = &loglimit.Window{}
+		l.seen[key] = w
+	}
+	pass, dropped, _ := w.Admit(now, 1, refusalEvery)
+	if !pass {
 		return 0, false
 	}
-	l.seen[key] = refusals{recorded: now}
-	return r.since + 1, true
+	return dropped + 1, true
 }
 
 // storeLoginNameKey is the store's key of unknown login names

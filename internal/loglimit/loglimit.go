@@ -80,6 +80,13 @@ func (w *Window) Admit(t time.Time, limit int, every time.Duration) (pass bool, 
 	return false, 0, time.Time{}
 }
 
+// Over says that at t, with periods of every, w's period has ended and
+// left no line out: the next line starts afresh and learns of none, so an
+// owner may forget w without losing a count.
+func (w *Window) Over(t time.Time, every time.Duration) bool {
+	return t.Sub(w.start) >= every && w.dropped == 0
+}
+
 // New wraps next. limit and every of zero or less mean DefaultLimit and
 // DefaultWindow.
 func New(next slog.Handler, limit int, every time.Duration) *Handler {
@@ -138,7 +145,7 @@ func (h *Handler) admit(k key, t time.Time) (pass bool, dropped int, since time.
 	w := st.seen[k]
 	if w == nil {
 		if len(st.seen) >= maxKeys {
-			st.forgetBefore(t.Add(-h.every))
+			st.forget(t, h.every)
 			if len(st.seen) >= maxKeys {
 				return true, 0, time.Time{}
 			}
@@ -149,11 +156,11 @@ func (h *Handler) admit(k key, t time.Time) (pass bool, dropped int, since time.
 	return w.Admit(t, h.limit, h.every)
 }
 
-// forgetBefore drops windows that began before cutoff and left nothing
-// out: they would start afresh on their next record anyway.
-func (st *state) forgetBefore(cutoff time.Time) {
+// forget drops the windows that are Over at t: they would start afresh
+// on their next record anyway.
+func (st *state) forget(t time.Time, every time.Duration) {
 	for k, w := range st.seen {
-		if w.start.Before(cutoff) && w.dropped == 0 {
+		if w.Over(t, every) {
 			delete(st.seen, k)
 		}
 	}
