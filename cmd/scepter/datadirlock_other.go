@@ -2,16 +2,10 @@
 
 package main
 
-import (
-	"errors"
-	"os"
-)
+import "errors"
 
 // errNoLocks: see datadirlock_unix.go.
 var errNoLocks = errors.New("file locks are not available here: nothing keeps a second 'scepter serve' off the data directory; run one only")
 
 // lockDataDir takes no lock where flock is not available.
 func lockDataDir(string) (func(), error) { return func() {}, errNoLocks }
-
-// notOurs: ownership is not checked where mode bits say nothing.
-func notOurs(os.FileInfo) string { return "" }

@@ -74,14 +74,3 @@ func lockDataDir(dataDir string) (unlock func(), err error) {
 	}
 	return func() { f.Close() }, nil
 }
-
-// notOurs names the owner of fi when it is not this process's effective
-// user ("" when it is): whoever owns the data directory can rename and
-// replace what is in it, the CA's keys included.
-func notOurs(fi os.FileInfo) string {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || int(st.Uid) == os.Geteuid() {
-		return ""
-	}
-	return fmt.Sprintf("uid %d, not this process's uid %d", st.Uid, os.Geteuid())
-}

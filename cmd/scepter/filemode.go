@@ -131,6 +131,17 @@ func replaceableFrom(path string) []string {
 	return dirs
 }
 
+// notOurs names the owner of fi when it is not this process's effective
+// user ("" when it is, or where owners are unknown): whoever owns the data
+// directory can rename and replace what is in it, the CA's keys included.
+func notOurs(fi os.FileInfo) string {
+	uid, ok := fileOwner(fi)
+	if !ok || uid == os.Geteuid() {
+		return ""
+	}
+	return fmt.Sprintf("uid %d, not this process's uid %d", uid, os.Geteuid())
+}
+
 // userName is the name of a user id, or the id when it has no name.
 func userName(uid int) string {
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
