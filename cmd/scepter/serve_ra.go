@@ -22,6 +22,7 @@ import (
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/ttlcache"
 )
 
 // raInventory is what the RA keeper asks the inventory; *enroll.Service
@@ -89,8 +90,9 @@ type raKeeper struct {
 	// that no loaded RA opens, without a lock. Never modified once stored.
 	lacked atomic.Pointer[[]lackedRA]
 	// recheck: the reads of lacked RAs made between checks, for a request
-	// to an RA no loaded one is (recheckLacked).
-	recheck lackRecheck
+	// to an RA no loaded one is (recheckLacked): one entry, kept for
+	// lackedRecheckEvery, whose load the callers during it share.
+	recheck *ttlcache.Cache[struct{}, struct{}]
 
 	mu sync.Mutex
 	// refusing is, per revoked RA, a copy whose key no longer decrypts:
@@ -108,7 +110,8 @@ type raKeeper struct {
 
 func newRAKeeper(inventory raInventory, authority *ca.Authority, dataDir string, clock pki.Clock, log *slog.Logger, node string) *raKeeper {
 	k := &raKeeper{inventory: inventory, authority: authority, caDir: filepath.Join(dataDir, "ca"), clock: clock, log: log, node: node,
-		refusing: map[*pki.RA]*pki.RA{}, logged: map[string]bool{}, failedDestroy: map[string]bool{}}
+		refusing: map[*pki.RA]*pki.RA{}, logged: map[string]bool{}, failedDestroy: map[string]bool{},
+		recheck: ttlcache.New[struct{}, struct{}](1)}
 	k.revoked.Store(&map[string]bool{})
 	return k
 }
@@ -320,49 +323,23 @@ const lackedRecheckEvery = 5 * time.Second
 // lackedRecheckTimeout bounds one such read, which requests share.
 const lackedRecheckTimeout = 10 * time.Second
 
-// lackRecheck rate-limits recheckLacked.
-type lackRecheck struct {
-	mu sync.Mutex
-	// last is when the last read started (the keeper's clock).
-	last time.Time
-	// running, while a read runs, is closed when it ends.
-	running chan struct{}
-}
-
 // recheckLacked reads the store again for RAs renewed on another node
 // that this node lacks, without waiting for the next check (up to a
 // minute), and returns them as lackedRAs does. A request encrypted to an
 // RA renewed a moment ago then gets 503, not a FAILURE the device takes as
-// final. At most one read per lackedRecheckEvery: callers meanwhile get
-// what the last one found, and callers during a read wait for it.
+// final. At most one read per lackedRecheckEvery (the recheck cache's one
+// entry): callers meanwhile get what the last one found, and callers
+// during a read wait for it.
 func (k *raKeeper) recheckLacked(ctx context.Context) []*x509.Certificate {
-	r := &k.recheck
-	r.mu.Lock()
-	if running := r.running; running != nil {
-		r.mu.Unlock()
-		select {
-		case <-running:
-		case <-ctx.Done():
-		}
-		return k.lackedRAs()
-	}
 	now := k.clock.Now()
-	if !r.last.IsZero() && now.Sub(r.last) < lackedRecheckEvery && !now.Before(r.last) {
-		r.mu.Unlock()
-		return k.lackedRAs()
-	}
-	running := make(chan struct{})
-	r.last, r.running = now, running
-	r.mu.Unlock()
-
-	// Shared by the callers waiting: not cut short by the first one leaving.
-	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lackedRecheckTimeout)
-	k.findLacked(readCtx)
-	cancel()
-	r.mu.Lock()
-	r.running = nil
-	r.mu.Unlock()
-	close(running)
+	_, _ = k.recheck.Load(struct{}{}, now, func() (struct{}, time.Time, error) {
+		// Shared by the callers waiting: not cut short by the first one
+		// leaving.
+		readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lackedRecheckTimeout)
+		defer cancel()
+		k.findLacked(readCtx)
+		return struct{}{}, now.Add(lackedRecheckEvery), nil
+	})
 	return k.lackedRAs()
 }
 
