@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -170,4 +172,20 @@ func reencoded(t testing.TB, raw []byte, change func(string) string) []byte {
 		}
 	}
 	return rawSubject(atvs...)
+}
+
+func refOf(t *testing.T, path string) string {
+	t.Helper()
+	ref, _, err := keys.ReadRefFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func noFile(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s exists (%v)", path, err)
+	}
 }

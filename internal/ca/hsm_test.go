@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,22 +44,6 @@ func caToken(t *testing.T) (keys.Token, keys.PKCS11Config) {
 	}
 	t.Cleanup(func() { tok.Close() })
 	return tok, cfg
-}
-
-func refOf(t *testing.T, path string) string {
-	t.Helper()
-	ref, _, err := keys.ReadRefFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ref
-}
-
-func noFile(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("%s exists (%v)", path, err)
-	}
 }
 
 // The RA key decrypts through the token, PKCS #1 v1.5 without an oracle
