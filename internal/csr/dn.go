@@ -217,6 +217,12 @@ func attributeValue(tag cbasn1.Tag, v []byte) string {
 	return fmt.Sprintf("der:%d:%x", tag, v)
 }
 
+// AttributeText is a Name attribute's value as text, whatever string
+// type spells it; ok is false for a value that is no text.
+func AttributeText(tag cbasn1.Tag, value []byte) (text string, ok bool) {
+	return strings.CutPrefix(attributeValue(tag, value), "text:")
+}
+
 // NameString renders a DER Name as RFC 4514 text ("" when it does not
 // parse): every attribute, in the name's own order (the most significant
 // RDN last), the attributes of a multi-valued RDN joined with "+". It does
@@ -258,7 +264,7 @@ var shortNames = map[string]string{
 // attributeString is one "TYPE=value" of RFC 4514.
 func attributeString(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) string {
 	name, known := shortNames[oid.String()]
-	text, isText := strings.CutPrefix(attributeValue(tag, value), "text:")
+	text, isText := AttributeText(tag, value)
 	if !known || !isText {
 		if !known {
 			name = oid.String()

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -203,22 +204,21 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		return pki.Errorf(pki.EBadRequest, "the request asks for subject alternative names this CA does not issue as asked: %s (only DNS names, email addresses, URIs and IP addresses are issued, each as the request spells it)",
 			strings.Join(unissued, ", "))
 	}
-	// csr.WalkName as the issuer reads the subject: encoding/asn1 takes
-	// an RDN with no attribute (SET {}), which RFC 5280 does not.
-	var rdns pkix.RDNSequence
-	if _, err := csr.WalkName(req.RawSubject, func(asn1.ObjectIdentifier, cbasn1.Tag, []byte) error { return nil }, nil); err != nil {
-		return pki.Wrap(pki.EBadRequest, ErrMalformedRequest, "the request's subject is not a valid name")
-	}
-	if rest, err := asn1.Unmarshal(req.RawSubject, &rdns); err != nil || len(rest) > 0 {
-		return pki.Wrap(pki.EBadRequest, ErrMalformedRequest, "the request's subject is not a valid name")
-	}
+	// The subject read as the issuer reads it (csr.WalkName): encoding/asn1
+	// would take an RDN with no attribute (SET {}), which RFC 5280 does not.
+	// A value that is no text matches a pattern as "#" and its hex.
 	values := map[string][]string{}
-	for _, rdn := range rdns {
-		for _, atv := range rdn {
-			if name := attributeName(atv.Type); name != "" {
-				values[name] = append(values[name], fmt.Sprint(atv.Value))
+	if _, err := csr.WalkName(req.RawSubject, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+		if name := attributeName(oid); name != "" {
+			text, ok := csr.AttributeText(tag, value)
+			if !ok {
+				text = "#" + hex.EncodeToString(value)
 			}
+			values[name] = append(values[name], text)
 		}
+		return nil
+	}, nil); err != nil {
+		return pki.Wrap(pki.EBadRequest, ErrMalformedRequest, "the request's subject is not a valid name")
 	}
 	for _, a := range np.required {
 		if _, fixed := np.fixedValue(a); !fixed && len(values[a]) == 0 {
