@@ -82,15 +82,7 @@ func TestLackedNextCAIsInESTCACerts(t *testing.T) {
 	if err := syncA.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	dirB := copyCADir(t, p.Dir)
-	authB, _, err := ca.LoadOrCreate(dirB, ca.InitOptions{}, p.Clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svcB, err := enroll.New(p.Store, authB, p.Clock, p.Log, enroll.Config{StaticChallenge: fixture.Challenge})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, authB, svcB := secondNode(t, p)
 	syncB := &cashare.Syncer{Store: p.Store, Authority: authB, Clock: p.Clock, Node: "node-b", Log: p.Log}
 	if err := syncB.Sync(ctx); err != nil {
 		t.Fatal(err)

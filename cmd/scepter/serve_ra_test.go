@@ -154,6 +154,23 @@ func copyCADir(t *testing.T, dataDir string) string {
 	return dir
 }
 
+// secondNode is a second node on p's store: p's DATA/ca copied into a new
+// data directory (copyCADir), its CA loaded from there, and an enrollment
+// service of its own.
+func secondNode(t *testing.T, p *fixture.PKI) (dir string, auth *ca.Authority, svc *enroll.Service) {
+	t.Helper()
+	dir = copyCADir(t, p.Dir)
+	auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, p.Clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err = enroll.New(p.Store, auth, p.Clock, p.Log, enroll.Config{StaticChallenge: fixture.Challenge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, auth, svc
+}
+
 func holds(certs []*x509.Certificate, c *x509.Certificate) bool {
 	for _, x := range certs {
 		if x.Equal(c) {
@@ -272,19 +289,10 @@ func TestRevokedRAIsReplacedOnEveryNode(t *testing.T) {
 
 	// Node B: the same CA (DATA/ca copied, as import-keys does), the
 	// same store.
-	dirB := copyCADir(t, p.Dir)
+	dirB, authB, svcB := secondNode(t, p)
 	p.Revoke(t, old.Cert, reasonKeyCompromise)
-
-	authB, _, err := ca.LoadOrCreate(dirB, ca.InitOptions{}, p.Clock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, ra := authB.Active(p.Clock.Now()); !ra.Cert.Equal(old.Cert) {
 		t.Fatal("node B does not start with the shared RA")
-	}
-	svcB, err := enroll.New(p.Store, authB, p.Clock, p.Log, enroll.Config{StaticChallenge: fixture.Challenge})
-	if err != nil {
-		t.Fatal(err)
 	}
 	b := newRANode(t, p, dirB, authB, svcB, "node-b")
 	raB := svcB.ActiveRA()
@@ -514,15 +522,7 @@ func TestRenewedRALackedOnAnotherNode(t *testing.T) {
 	p := fixture.New(t, fixture.Options{})
 	a := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
 	a.keeper.discards = p.Store
-	dirB := copyCADir(t, p.Dir)
-	authB, _, err := ca.LoadOrCreate(dirB, ca.InitOptions{}, p.Clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svcB, err := enroll.New(p.Store, authB, p.Clock, p.Log, enroll.Config{StaticChallenge: fixture.Challenge})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dirB, authB, svcB := secondNode(t, p)
 	b := newRANode(t, p, dirB, authB, svcB, "node-b")
 	b.keeper.discards = p.Store
 	rec := &retryAfterRecorder{}
@@ -645,15 +645,7 @@ func TestRenewedRALackedIsRecheckedAtOnce(t *testing.T) {
 	p := fixture.New(t, fixture.Options{})
 	a := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
 	a.keeper.discards = p.Store
-	dirB := copyCADir(t, p.Dir)
-	authB, _, err := ca.LoadOrCreate(dirB, ca.InitOptions{}, p.Clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svcB, err := enroll.New(p.Store, authB, p.Clock, p.Log, enroll.Config{StaticChallenge: fixture.Challenge})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dirB, authB, svcB := secondNode(t, p)
 	b := newRANode(t, p, dirB, authB, svcB, "node-b")
 	counting := &countingRAStore{raStore: p.Store}
 	b.keeper.discards = counting
