@@ -190,7 +190,8 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("%s has a log beside it (%s) holding commits the file lacks, or undoing one cut short: take the backup with 'scepter store backup' (or sqlite3's .backup); %s is unchanged", in, log, db)
 	}
 
-	tmp, err := copyBeside(in, db, ".scepter.db.restore-*")
+	removeRestoreLeftovers(e, filepath.Dir(db))
+	tmp, err := copyBeside(in, db, restoreTempPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("--in %s: %w", in, err)
 	}
@@ -487,6 +488,32 @@ func copyBeside(src, path, pattern string) (string, error) {
 		return "", err
 	}
 	return to.Name(), nil
+}
+
+// restoreTempPrefix names the copy a restore checks before renaming it
+// into place.
+const restoreTempPrefix = ".scepter.db.restore-"
+
+// removeRestoreLeftovers removes the copies (and any SQLite files beside
+// them) that a restore killed before its rename left in dir: under serve's
+// lock no other restore is using them, and each may be as big as the
+// database.
+func removeRestoreLeftovers(e env, dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, ent := range entries {
+		if !strings.HasPrefix(ent.Name(), restoreTempPrefix) || !ent.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(dir, ent.Name())
+		if err := os.Remove(path); err != nil {
+			fmt.Fprintf(e.stderr, "scepter: warning: a copy an earlier restore left, %s, could not be removed: %v\n", path, err)
+			continue
+		}
+		fmt.Fprintf(e.stderr, "scepter: removed %s, a copy an earlier restore left when it was stopped\n", path)
+	}
 }
 
 // syncFile flushes a file's contents to disk.

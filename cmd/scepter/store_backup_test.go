@@ -498,9 +498,17 @@ func TestStoreRestoreIntoNewDataDir(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A restore killed before its rename left its copy.
+	leftover := filepath.Join(dir, restoreTempPrefix+"123456")
+	if err := os.WriteFile(leftover, []byte("an earlier restore's copy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk)
 	if err != nil {
 		t.Fatalf("store restore: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) || !strings.Contains(out, "removed "+leftover) {
+		t.Errorf("the copy an earlier restore left: %v\n%s", err, out)
 	}
 	if strings.Contains(out, "kept") || !strings.Contains(out, "Next: start scepter serve --data-dir "+dir+".") ||
 		!strings.Contains(out, filepath.Join(dir, crl.NumbersDir)+" is missing") {
