@@ -416,6 +416,8 @@ func TestRunServerProfile(t *testing.T) {
 		case r.URL.Path == "/debug/pprof/profile":
 			asked.Store(r.URL.String())
 			io.WriteString(w, "a profile")
+		case strings.HasPrefix(r.URL.Path, "/moved/"):
+			http.Redirect(w, r, strings.TrimPrefix(r.URL.Path, "/moved"), http.StatusFound)
 		default:
 			http.NotFound(w, r)
 		}
@@ -437,8 +439,9 @@ func TestRunServerProfile(t *testing.T) {
 		t.Fatalf("a failed profile: result %v, error %v", res != nil, err)
 	}
 
-	// Not profiling endpoints: refused before the run.
-	for _, base := range []string{s.url, prof.URL + "/nothing-here", "127.0.0.1:6060"} {
+	// Not profiling endpoints: refused before the run. A redirect is not
+	// followed, as the enrollments' are not.
+	for _, base := range []string{s.url, prof.URL + "/nothing-here", "127.0.0.1:6060", prof.URL + "/moved"} {
 		o.ServerProfile = base
 		if res, err := bench.Run(context.Background(), o); res != nil || err == nil {
 			t.Errorf("profiling endpoints at %s: result %v, error %v; want no run", base, res != nil, err)

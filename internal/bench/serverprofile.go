@@ -77,7 +77,9 @@ func getProfiling(ctx context.Context, u string, out io.Writer, hint string) err
 	if err != nil {
 		return fmt.Errorf("server profile: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// No redirect is followed here either (newHTTPClient): a 3xx names
+	// where it pointed, and the tool talks only to the server it was given.
+	resp, err := newHTTPClient(http.DefaultTransport).Do(req)
 	if err != nil {
 		return fmt.Errorf("server profile: %w%s", err, hint)
 	}
