@@ -524,10 +524,11 @@ func estUser(ctx context.Context, e env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "EST user %s added (%s)\n", u.Name, where)
 	case "remove":
-		if err := svc.RemoveESTUser(ctx, fs.Arg(0), cliActor()); err != nil {
+		removed, err := svc.RemoveESTUser(ctx, fs.Arg(0), cliActor())
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "EST user %s removed\n", fs.Arg(0))
+		fmt.Fprintf(e.stdout, "EST user %s removed\n", removed)
 	case "list":
 		users, err := svc.ESTUsers(ctx)
 		if err != nil {

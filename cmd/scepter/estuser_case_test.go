@@ -31,8 +31,8 @@ func TestESTUserRemoveInAnyCase(t *testing.T) {
 	if err == nil || !strings.Contains(out+err.Error(), `EST user "fleet" exists`) {
 		t.Errorf("est user add FLEET: %v\n%s; want a refusal naming fleet", err, out)
 	}
-	if out, err := cli("est", "user", "remove", "FLEET"); err != nil {
-		t.Fatalf("est user remove FLEET: %v\n%s", err, out)
+	if out, err := cli("est", "user", "remove", "FLEET"); err != nil || !strings.Contains(out, "EST user fleet removed") {
+		t.Fatalf("est user remove FLEET: %v\n%s; want fleet, as stored, removed", err, out)
 	}
 	st, err = sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
 	if err != nil {

@@ -286,19 +286,22 @@ func (s *Service) ESTUsers(ctx context.Context) ([]pki.ESTUser, error) {
 
 // RemoveESTUser deletes an EST user, named in any case: names that differ
 // only in case cannot both exist, so it is the one the store's conflict
-// named. The audit trail names it as stored.
-func (s *Service) RemoveESTUser(ctx context.Context, name, actor string) error {
+// named. The audit trail names it as stored, and so does removed.
+func (s *Service) RemoveESTUser(ctx context.Context, name, actor string) (removed string, _ error) {
 	name, err := s.storedESTUserName(ctx, name)
 	if err != nil {
-		return err
+		return "", err
 	}
 	now := s.clock.Now()
 	ev := pki.AuditEvent{Time: now, Type: pki.EventESTUserRemoved, Actor: actor, Outcome: "success", Detail: "user " + name}
 	err = s.store.DeleteESTUser(ctx, name, now, ev)
 	if errors.Is(err, store.ErrNotFound) {
-		return pki.Errorf(pki.ENotFound, "no EST user %q", name)
+		return "", pki.Errorf(pki.ENotFound, "no EST user %q", name)
 	}
-	return err
+	if err != nil {
+		return "", err
+	}
+	return name, nil
 }
 
 // storedESTUserName is the name of the EST user called name in any case,

@@ -75,10 +75,10 @@ func TestESTUserNamedInAnyCase(t *testing.T) {
 			t.Errorf("adding %q: %v, want a conflict saying %q", tc.name, err, tc.want)
 		}
 	}
-	if err := svc.RemoveESTUser(ctx, "FLEET", "cli:test"); err != nil {
-		t.Fatalf("removing FLEET: %v", err)
+	if removed, err := svc.RemoveESTUser(ctx, "FLEET", "cli:test"); err != nil || removed != "fleet" {
+		t.Fatalf("removing FLEET: %q, %v; want fleet removed", removed, err)
 	}
-	if err := svc.RemoveESTUser(ctx, "Fleet", "cli:test"); pki.ErrorCode(err) != pki.ENotFound {
+	if _, err := svc.RemoveESTUser(ctx, "Fleet", "cli:test"); pki.ErrorCode(err) != pki.ENotFound {
 		t.Errorf("removing it again: %v, want not found", err)
 	}
 	users, err := st.ListESTUsers(ctx)

@@ -483,7 +483,8 @@ func (o *Ops) RemoveESTUser(ctx context.Context, p auth.Principal, name string) 
 	if err := auth.Require(p, pki.RoleAdmin); err != nil {
 		return err
 	}
-	return o.admin.RemoveESTUser(ctx, name, p.Actor())
+	_, err := o.admin.RemoveESTUser(ctx, name, p.Actor())
+	return err
 }
 
 // Tokens, NewToken and RevokeToken manage API tokens (admin only).
