@@ -495,6 +495,8 @@ func TestIssueRetypesSubjectAttributes(t *testing.T) {
 		{"dnQualifier with an @", nameDER([][]byte{cn}, [][]byte{atvDER(oidDNQ, "q@1")}), nil, nil, "dnQualifier must be a PrintableString"},
 		{"UTF8String countryName", nameDER([][]byte{atvDER(oidC, "US")}, [][]byte{cn}), nil,
 			nameDER([][]byte{atvTagged(oidC, cbasn1.PrintableString, "US")}, [][]byte{cn}), ""},
+		{"UTF8String jurisdictionCountryName", nameDER([][]byte{atvDER(oidJurisdictionCountryName, "DE")}, [][]byte{cn}), nil,
+			nameDER([][]byte{atvTagged(oidJurisdictionCountryName, cbasn1.PrintableString, "DE")}, [][]byte{cn}), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

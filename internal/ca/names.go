@@ -146,8 +146,9 @@ func countryHint(s string) string {
 // derSubject returns raw with the attributes of each multi-valued RDN in
 // DER order (X.690 11.6: a SET OF in ascending order of the encodings), and
 // the attributes whose syntax fixes a string type in it: emailAddress and
-// domainComponent as IA5String, dnQualifier as PrintableString (RFC 5280
-// Appendix A, RFC 4519); raw itself when nothing changes. The issuer keeps
+// domainComponent as IA5String, dnQualifier, countryName and
+// jurisdictionCountryName as PrintableString (RFC 5280 Appendix A, RFC 4519,
+// CA/B EV Guidelines); raw itself when nothing changes. The issuer keeps
 // a request's subject verbatim otherwise: a client that lists "O=x+CN=y"
 // in another order would get a certificate that is not DER (RFC 5280 4.1),
 // which a verifier that re-encodes names reads with a broken signature, and
@@ -233,8 +234,9 @@ func retypedAttribute(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) (
 	switch {
 	case oid.Equal(oidEmailAddress), oid.Equal(oidDomainComponent):
 		want, fits = cbasn1.IA5String, func(c byte) bool { return c <= unicode.MaxASCII }
-	case oid.Equal(oidDNQualifier), oid.Equal(oidCountryName):
-		// countryName is PrintableString (SIZE (2)) too; some clients
+	case oid.Equal(oidDNQualifier), oid.Equal(oidCountryName), oid.Equal(oidJurisdictionCountryName):
+		// countryName is PrintableString (SIZE (2)) too, and so is the EV
+		// jurisdictionCountryName (CA/B EV Guidelines 9.2.4); some clients
 		// write every attribute as a UTF8String.
 		want, fits = cbasn1.PrintableString, printable
 	default:
