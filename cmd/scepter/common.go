@@ -110,6 +110,11 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 // serveLockFile is held by the one `scepter serve` of a data directory.
 const serveLockFile = "serve.lock"
 
+// storeLockFile is held shared by every process that has the SQLite
+// database open, and alone by 'scepter store restore' (shareStore,
+// lockStore).
+const storeLockFile = "store.lock"
+
 // serveRunningError: another process, a 'scepter serve', holds the data
 // directory's lock (lockDataDir); holder is " (pid N)" when known.
 type serveRunningError struct{ holder, dataDir string }
@@ -119,7 +124,7 @@ func (e *serveRunningError) Error() string {
 }
 
 // scepterEntries are names that only a data directory scepter used holds.
-var scepterEntries = []string{serveLockFile, "scepter.db", "ca", "tls", "ocsp", challengeFileName, publicURLFile}
+var scepterEntries = []string{serveLockFile, storeLockFile, "scepter.db", "ca", "tls", "ocsp", challengeFileName, publicURLFile}
 
 // secureDataDir tightens the data directory to 0700 when its group or
 // others may enter it (it holds the CA keys, the database and the
@@ -260,11 +265,28 @@ func openStore(ctx context.Context, storeURL, dataDir string, existing bool) (st
 			return nil, fmt.Errorf("no scepter database in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir (or --store) the server uses", dataDir, dataDir)
 		}
 	}
+	unlock, err := shareStore(dataDir)
+	if err != nil {
+		return nil, err
+	}
 	st, err := sqlite.Open(ctx, path)
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	return st, nil
+	return sharedStore{Store: st, unlock: unlock}, nil
+}
+
+// sharedStore is an SQLite store opened under shareStore's lock, which
+// Close lets go.
+type sharedStore struct {
+	store.Store
+	unlock func()
+}
+
+func (s sharedStore) Close() error {
+	defer s.unlock()
+	return s.Store.Close()
 }
 
 // openExistingStore opens the store of an initialised data directory (or

@@ -9,3 +9,9 @@ var errNoLocks = errors.New("file locks are not available here: nothing keeps a 
 
 // lockDataDir takes no lock where flock is not available.
 func lockDataDir(string) (func(), error) { return func() {}, errNoLocks }
+
+// shareStore takes no lock where flock is not available.
+func shareStore(string) (func(), error) { return func() {}, nil }
+
+// lockStore takes no lock where flock is not available.
+func lockStore(string) (func(), error) { return func() {}, errNoLocks }

@@ -24,24 +24,9 @@ var errNoLocks = errors.New("the data directory's file system takes no file lock
 // signal leaves none behind. CLI commands do not take it.
 func lockDataDir(dataDir string) (unlock func(), err error) {
 	path := filepath.Join(dataDir, serveLockFile)
-	// O_NOFOLLOW and the check below: the pid is written into the lock
-	// file, so a symbolic link (or a device) put in its place must not
-	// have what it points to truncated, as every other output refuses.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
-	if errors.Is(err, syscall.ELOOP) {
-		return nil, fmt.Errorf("data dir lock: %s is a symbolic link, not a regular file: remove it", path)
-	}
+	f, fi, err := openLockFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("data dir lock: %w", err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("data dir lock: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("data dir lock: %s is %s, not a regular file: remove it", path, keys.NonRegularKind(fi.Mode()))
 	}
 	// A file with another name too (a hard link, or a data directory
 	// copied with cp -al) is locked but not written: the pid would
@@ -71,6 +56,73 @@ func lockDataDir(dataDir string) (unlock func(), err error) {
 	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return func() { f.Close() }, nil
+}
+
+// openLockFile opens (creating) a lock file of the data directory.
+// O_NOFOLLOW and the mode check: serve's lock file gets its pid written,
+// so a symbolic link (or a device) put in its place must not have what it
+// points to truncated, as every other output refuses.
+func openLockFile(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, nil, fmt.Errorf("%s is a symbolic link, not a regular file: remove it", path)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s is %s, not a regular file: remove it", path, keys.NonRegularKind(fi.Mode()))
+	}
+	return f, fi, nil
+}
+
+// shareStore takes DATA/store.lock shared for a command that opens the
+// SQLite database, so that 'scepter store restore', which takes it alone
+// (lockStore), cannot replace the file under the command: the command's
+// writes would go to the replaced file and be lost. A restore under way
+// refuses the command. Where the lock cannot be had for another reason (a
+// read-only data directory, a file system without locks) the command runs
+// unguarded, as it did before restore existed.
+func shareStore(dataDir string) (unlock func(), err error) {
+	f, _, err := openLockFile(filepath.Join(dataDir, storeLockFile))
+	if err != nil {
+		return func() {}, nil
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("a 'scepter store restore' is replacing the database in %s: run this again once it has finished", dataDir)
+		}
+		return func() {}, nil
+	}
+	return func() { f.Close() }, nil
+}
+
+// lockStore takes DATA/store.lock alone, for 'scepter store restore': no
+// other command has the database open (shareStore) while it is replaced.
+func lockStore(dataDir string) (unlock func(), err error) {
+	path := filepath.Join(dataDir, storeLockFile)
+	f, _, err := openLockFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("store lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another scepter command has the database in %s open (a certs, challenge, audit, ca or admin command): let it finish, then restore", dataDir)
+		}
+		if errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) {
+			return func() {}, errNoLocks
+		}
+		return nil, fmt.Errorf("store lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
 }

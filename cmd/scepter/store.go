@@ -183,6 +183,16 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer unlock()
+	// And no other command may have the database open (certs revoke,
+	// challenge new, ...): its writes would go to the replaced file.
+	unlockStore, err := lockStore(sf.dataDir)
+	switch {
+	case errors.Is(err, errNoLocks):
+		// Said above already, for serve.
+	case err != nil:
+		return fmt.Errorf("%w; %s is unchanged", err, db)
+	}
+	defer unlockStore()
 	// The file alone is restored: a log beside it holds commits it lacks
 	// (or, a rollback journal, the undo of one cut short). SQLite looks
 	// for it beside the file a symbolic link names.

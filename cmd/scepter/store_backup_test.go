@@ -274,6 +274,9 @@ func dirState(t *testing.T, dir string) map[string][]byte {
 	}
 	out := map[string][]byte{}
 	for _, e := range entries {
+		if e.Name() == storeLockFile {
+			continue // empty; any command that opens the database makes it
+		}
 		if e.Type().IsRegular() {
 			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 			if err != nil {
@@ -556,5 +559,43 @@ func TestStoreRestoreOverAnUnreadableDatabase(t *testing.T) {
 	}
 	if got := certStatuses(t, dir); !slices.Equal(got, []string{"a1 valid"}) {
 		t.Errorf("restored store: %v", got)
+	}
+}
+
+// A command that has the SQLite database open (certs revoke, challenge
+// new, ...) keeps a restore off it, for its writes would go to the
+// replaced file; and while a restore runs, such a command is refused.
+func TestStoreRestoreWaitsForOtherCommands(t *testing.T) {
+	ctx := context.Background()
+	dir, _ := storeTestDir(t, "a1")
+	bk := filepath.Join(t.TempDir(), "bk.db")
+	if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", bk); err != nil {
+		t.Fatalf("store backup: %v\n%s", err, out)
+	}
+	st, err := openStore(ctx, "", dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk)
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "another scepter command has the database") {
+		t.Errorf("restore while a command has the store open: %v (exit %d)\n%s", err, exitCode(err), out)
+	}
+	if kept, _ := filepath.Glob(filepath.Join(dir, "scepter.db.before-restore-*")); len(kept) != 0 {
+		t.Errorf("the refused restore kept %v", kept)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk); err != nil {
+		t.Fatalf("restore once the command closed the store: %v\n%s", err, out)
+	}
+
+	unlock, err := lockStore(dir) // as a restore under way holds it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if out, err := runCLI("certs", "list", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "a 'scepter store restore' is replacing the database") {
+		t.Errorf("certs list during a restore: %v\n%s", err, out)
 	}
 }
