@@ -33,12 +33,17 @@ func (s *Store) CompromisedKey(ctx context.Context, keyHash []byte) (*store.Comp
 // checkKeyNotCompromised is RecordIssuance's check, inside tx, that the
 // key (a key_hash column: nil for a DER that holds no key) is not recorded
 // as compromised: store.ErrKeyCompromised if it is.
+
+// keyCompromisedQuery is checkKeyNotCompromised's: every issuance runs it
+// (hotQueries).
+const keyCompromisedQuery = `SELECT 1 FROM compromised_keys WHERE key_hash = ?`
+
 func checkKeyNotCompromised(ctx context.Context, tx *wtx, keyHash any) error {
 	if keyHash == nil {
 		return nil
 	}
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM compromised_keys WHERE key_hash = ?`, keyHash).Scan(&one)
+	err := tx.QueryRowContext(ctx, keyCompromisedQuery, keyHash).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil

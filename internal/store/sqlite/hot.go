@@ -14,6 +14,8 @@ var hotQueries = []string{
 	insertNonceQuery,
 	reserveSerialQuery,
 	claimTransactionQuery,
+	keyCompromisedQuery,
+	endClaimQuery,
 	insertCertificateQuery,
 	recordSerialQuery,
 	auditHeadQuery,
