@@ -475,7 +475,8 @@ func TestIssueRetypesSubjectAttributes(t *testing.T) {
 	oidDC := asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}
 	oidDNQ := asn1.ObjectIdentifier{2, 5, 4, 46}
 	oidC := asn1.ObjectIdentifier{2, 5, 4, 6}
-	cn := atvDER(asn1.ObjectIdentifier{2, 5, 4, 3}, "dev")
+	oidCN := asn1.ObjectIdentifier{2, 5, 4, 3}
+	cn := atvDER(oidCN, "dev")
 	tests := []struct {
 		name      string
 		subject   []byte
@@ -495,6 +496,12 @@ func TestIssueRetypesSubjectAttributes(t *testing.T) {
 		{"dnQualifier with an @", nameDER([][]byte{cn}, [][]byte{atvDER(oidDNQ, "q@1")}), nil, nil, "dnQualifier must be a PrintableString"},
 		{"UTF8String countryName", nameDER([][]byte{atvDER(oidC, "US")}, [][]byte{cn}), nil,
 			nameDER([][]byte{atvTagged(oidC, cbasn1.PrintableString, "US")}, [][]byte{cn}), ""},
+		{"IA5String commonName", nameDER([][]byte{atvTagged(oidCN, cbasn1.IA5String, "ia5name")}), nil,
+			nameDER([][]byte{atvTagged(oidCN, cbasn1.UTF8String, "ia5name")}), ""},
+		{"NumericString organizationalUnitName", nameDER([][]byte{cn}, [][]byte{atvTagged(asn1.ObjectIdentifier{2, 5, 4, 11}, cbasn1.Tag(asn1.TagNumericString), "12345")}), nil,
+			nameDER([][]byte{cn}, [][]byte{atvTagged(asn1.ObjectIdentifier{2, 5, 4, 11}, cbasn1.UTF8String, "12345")}), ""},
+		{"PrintableString commonName kept", nameDER([][]byte{atvTagged(oidCN, cbasn1.PrintableString, "kept")}), nil,
+			nameDER([][]byte{atvTagged(oidCN, cbasn1.PrintableString, "kept")}), ""},
 		{"UTF8String jurisdictionCountryName", nameDER([][]byte{atvDER(oidJurisdictionCountryName, "DE")}, [][]byte{cn}), nil,
 			nameDER([][]byte{atvTagged(oidJurisdictionCountryName, cbasn1.PrintableString, "DE")}, [][]byte{cn}), ""},
 	}

@@ -148,7 +148,8 @@ func countryHint(s string) string {
 // the attributes whose syntax fixes a string type in it: emailAddress and
 // domainComponent as IA5String, dnQualifier, countryName and
 // jurisdictionCountryName as PrintableString (RFC 5280 Appendix A, RFC 4519,
-// CA/B EV Guidelines); raw itself when nothing changes. The issuer keeps
+// CA/B EV Guidelines), a DirectoryString given as an IA5String or
+// NumericString as a UTF8String; raw itself when nothing changes. The issuer keeps
 // a request's subject verbatim otherwise: a client that lists "O=x+CN=y"
 // in another order would get a certificate that is not DER (RFC 5280 4.1),
 // which a verifier that re-encodes names reads with a broken signature, and
@@ -226,6 +227,17 @@ var (
 	oidDNQualifier     = asn1.ObjectIdentifier{2, 5, 4, 46}
 )
 
+// directoryStringAttributes are the X.520 attribute types of DirectoryString
+// syntax (RFC 5280 Appendix A) a device may put in a subject: name,
+// surname, locality, state, street, organization, unit, title, business
+// category, postal code, given name, initials, generation qualifier and
+// pseudonym.
+var directoryStringAttributes = []int{3, 4, 7, 8, 9, 10, 11, 12, 15, 17, 42, 43, 44, 65}
+
+func isDirectoryStringAttribute(oid asn1.ObjectIdentifier) bool {
+	return len(oid) == 4 && oid[0] == 2 && oid[1] == 5 && oid[2] == 4 && slices.Contains(directoryStringAttributes, oid[3])
+}
+
 // retypedAttribute returns the attribute re-encoded in the string type its
 // syntax requires, nil when it already has it or has no fixed type.
 func retypedAttribute(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) ([]byte, error) {
@@ -239,6 +251,11 @@ func retypedAttribute(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) (
 		// jurisdictionCountryName (CA/B EV Guidelines 9.2.4); some clients
 		// write every attribute as a UTF8String.
 		want, fits = cbasn1.PrintableString, printable
+	case isDirectoryStringAttribute(oid) && (tag == cbasn1.IA5String || tag == cbasn1.Tag(asn1.TagNumericString)):
+		// A DirectoryString (X.520: commonName, organizationName, ...) is
+		// one of five string types, neither of these two; the text reads
+		// the same as a UTF8String, which RFC 5280 prefers.
+		want, fits = cbasn1.UTF8String, func(byte) bool { return true }
 	default:
 		return nil, nil
 	}
