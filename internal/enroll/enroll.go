@@ -763,7 +763,7 @@ func (s *Service) reserveSerial(now time.Time, st *State, hold *transactionHold)
 		if hold.claim == nil {
 			return s.reserved(s.store.ReserveSerial(ctx, issuerID, serialHex, tbs, now), issuerID, serialHex)
 		}
-		err := s.store.ReserveSerialClaiming(ctx, *hold.claim, issuerID, serialHex, tbs)
+		_, err := s.store.ReserveSerialClaiming(ctx, *hold.claim, issuerID, serialHex, tbs)
 		if err != nil {
 			return s.reserved(err, issuerID, serialHex)
 		}

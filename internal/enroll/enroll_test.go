@@ -618,13 +618,13 @@ func (c *collidingStore) ReserveSerial(ctx context.Context, issuerID, serialHex 
 
 // ReserveSerialClaiming is ReserveSerial for a SCEP transaction's
 // issuance: the same answers, the claim made with the serial.
-func (c *collidingStore) ReserveSerialClaiming(ctx context.Context, claim store.TransactionClaim, issuerID, serialHex string, tbs []byte) error {
+func (c *collidingStore) ReserveSerialClaiming(ctx context.Context, claim store.TransactionClaim, issuerID, serialHex string, tbs []byte) (bool, error) {
 	c.reserved = append(c.reserved, serialHex)
 	if len(tbs) == 0 {
-		return errors.New("a serial was reserved without the TBS it will sign")
+		return false, errors.New("a serial was reserved without the TBS it will sign")
 	}
 	if len(c.reserved) == 1 {
-		return fmt.Errorf("serial taken: %w", store.ErrConflict)
+		return false, fmt.Errorf("serial taken: %w", store.ErrConflict)
 	}
 	return c.Store.ReserveSerialClaiming(ctx, claim, issuerID, serialHex, tbs)
 }

@@ -55,8 +55,9 @@ func (s *countingStore) ReserveSerial(ctx context.Context, issuerID, serialHex s
 	return s.count("ReserveSerial", s.Store.ReserveSerial(ctx, issuerID, serialHex, tbs, at))
 }
 
-func (s *countingStore) ReserveSerialClaiming(ctx context.Context, c store.TransactionClaim, issuerID, serialHex string, tbs []byte) error {
-	return s.count("ReserveSerialClaiming", s.Store.ReserveSerialClaiming(ctx, c, issuerID, serialHex, tbs))
+func (s *countingStore) ReserveSerialClaiming(ctx context.Context, c store.TransactionClaim, issuerID, serialHex string, tbs []byte) (bool, error) {
+	tookOver, err := s.Store.ReserveSerialClaiming(ctx, c, issuerID, serialHex, tbs)
+	return tookOver, s.count("ReserveSerialClaiming", err)
 }
 
 func (s *countingStore) ReleaseTransactionClaim(ctx context.Context, c store.TransactionClaim) error {

@@ -171,10 +171,22 @@ type TransactionClaim struct {
 	// Claimant is the issuance's own random ID: a claim made again by the
 	// same claimant holds (a retry of its own write), and only it releases.
 	Claimant []byte
-	// At is when it is claimed. The claim lapses at Expires, released or
-	// not, so that an issuance that died holding it blocks nobody for long.
+	// At is when it is claimed (ReleaseTransactionClaim: when it is
+	// released). The claim lapses at Expires, released or not, so that an
+	// issuance that died holding it blocks nobody for long.
 	At, Expires time.Time
 }
+
+// EndedClaimRetention is how long a claim on a SCEP transaction is kept
+// after it ended (its issuance recorded, or released) or lapsed, before
+// PurgeExpired removes it. While it is kept, the next claim of the
+// transaction takes it over (ReserveSerialClaiming says so) and looks for
+// a certificate recorded meanwhile; a claim that finds no row at all
+// proves that no issuance of its transaction was recorded within this
+// while (Issuance.Claim), so a request that looked for one less than this
+// while before need not look again. Nodes' clocks may differ by a good
+// part of it and this still holds.
+const EndedClaimRetention = 10 * time.Minute
 
 // Issuance is everything recorded, in one transaction, when a certificate is
 // issued.
@@ -213,10 +225,15 @@ type Issuance struct {
 	// two renewals that supersede, racing each other cannot both win.
 	Renews *CertRef
 	// Claim, when set, is the claim on its SCEP transaction the issuance
-	// made (ReserveSerialClaiming). Recording the certificate ends it, in
-	// the same transaction, if its claimant still holds it: the
-	// transaction is free to claim again at once, by a request that
-	// looks for that certificate first.
+	// made (ReserveSerialClaiming), or, for an issuance of a SCEP
+	// transaction that made none (a renewal, a one-time challenge's), one
+	// that no claimant held. Recording the certificate ends it at Now, in
+	// the same transaction: the claimant's own claim, or else any claim
+	// of the transaction that is ended or lapsed, or else (no row) a new
+	// ended one; a live claim of another claimant is left to it, as it
+	// ends later. The transaction is free to claim again at once, by a
+	// request that looks for that certificate first: the ended claim,
+	// kept EndedClaimRetention, tells its next claimant to look.
 	Claim *TransactionClaim
 }
 
@@ -347,18 +364,26 @@ type Store interface {
 	// transaction, in the same transaction (no write of its own):
 	// ErrTransactionClaimed, and nothing reserved, while another
 	// claimant's unexpired claim holds it (of claimants at once, on any
-	// node, one wins); an expired claim is taken over. ErrConflict for a
-	// taken serial, and nothing claimed. Like the reservation, the claim
-	// may become durable only with the next durable write: a crash can
-	// lose it only with a certificate never recorded.
-	ReserveSerialClaiming(ctx context.Context, c TransactionClaim, issuerID, serialHex string, tbs []byte) error
+	// node, one wins); an expired or ended claim is taken over.
+	// ErrConflict for a taken serial, and nothing claimed. Like the
+	// reservation, the claim may become durable only with the next
+	// durable write: a crash can lose it only with a certificate never
+	// recorded.
+	//
+	// tookOver says the transaction had a row already (a claim ended,
+	// released or lapsed, or c.Claimant's own): a certificate of it may
+	// have been recorded since the caller last looked. False, the claim is
+	// a new row: none was recorded within EndedClaimRetention.
+	ReserveSerialClaiming(ctx context.Context, c TransactionClaim, issuerID, serialHex string, tbs []byte) (tookOver bool, err error)
 	// An issuance that records its certificate ends its claim
 	// (Issuance.Claim): whoever claims the transaction next must look for
 	// that certificate before signing.
 	//
-	// ReleaseTransactionClaim drops c's claim if c.Claimant still holds
-	// it (an issuance that failed with nothing recorded), so that the
-	// transaction can be asked again at once; nothing to do otherwise.
+	// ReleaseTransactionClaim ends c's claim at c.At if c.Claimant still
+	// holds it (an issuance that failed with nothing recorded), so that
+	// the transaction can be asked again at once; nothing to do
+	// otherwise. The ended claim is kept, as a recorded one is: the claim
+	// may have taken over one that a recorded certificate ended.
 	ReleaseTransactionClaim(ctx context.Context, c TransactionClaim) error
 	// RecordIssuance stores the certificate, registers its serial (already
 	// reserved, normally), consumes the challenge if asked, and appends the
@@ -491,9 +516,10 @@ type Store interface {
 	// write: a crash may keep the pair, and the retry is then refused as
 	// a replay.
 	ForgetNonce(ctx context.Context, transactionID string, senderNonce []byte) error
-	// PurgeExpired removes remembered nonces, transaction claims,
-	// enrollment requests, sessions and unknown names' login failures
-	// whose retention is over at now.
+	// PurgeExpired removes remembered nonces, transaction claims (ended
+	// or lapsed EndedClaimRetention before now), enrollment requests,
+	// sessions and unknown names' login failures whose retention is over
+	// at now.
 	PurgeExpired(ctx context.Context, now time.Time) error
 
 	// CreateRequest stores a request held for approval, with its audit

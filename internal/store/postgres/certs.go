@@ -55,41 +55,50 @@ func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, t
 // ordered (not flushed) transaction as ReserveSerial's: the claim, then the
 // reservation only if the claim holds. A concurrent claim of the same
 // transaction waits for this one's outcome, and then finds it live; a
-// taken serial rolls the claim back with it.
-func (s *Store) ReserveSerialClaiming(ctx context.Context, c store.TransactionClaim, issuerID, serialHex string, tbs []byte) error {
+// taken serial rolls the claim back with it. The claim's row is new when
+// no transaction has touched it yet (xmax 0), and updated when it was
+// taken over, whoever committed it just before.
+func (s *Store) ReserveSerialClaiming(ctx context.Context, c store.TransactionClaim, issuerID, serialHex string, tbs []byte) (tookOver bool, _ error) {
 	at := sqlstore.Micros(c.At)
-	err := s.withOrderedStatement(ctx, func(db execer) error {
-		tag, err := db.Exec(ctx, `WITH claim AS (
+	err := s.retry(ctx, func() error {
+		return sendTx(ctx, s.pool, func(b *pgx.Batch) {
+			b.Queue(`SET LOCAL synchronous_commit TO OFF`)
+			b.Queue(`WITH claim AS (
 				INSERT INTO transaction_claims (key_hash, profile, transaction_id, claimant, claimed_at, expires_at)
 				VALUES ($1, $2, $3, $4, $5, $6)
 				ON CONFLICT (key_hash, profile, transaction_id) DO UPDATE
 				SET claimant = excluded.claimant, claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
 				WHERE transaction_claims.expires_at <= $5 OR transaction_claims.claimant = excluded.claimant
-				RETURNING 1)
+				RETURNING xmax <> 0 AS took_over)
 			INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs)
-			SELECT $7::text, $8::text, $5::bigint, $9::bytea WHERE EXISTS (SELECT 1 FROM claim)`,
-			c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant, at, sqlstore.Micros(c.Expires),
-			issuerID, serialHex, sqlstore.NullBytes(tbs))
-		if err != nil {
+			SELECT $7::text, $8::text, $5::bigint, $9::bytea FROM claim
+			RETURNING (SELECT took_over FROM claim)`,
+				c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant, at, sqlstore.Micros(c.Expires),
+				issuerID, serialHex, sqlstore.NullBytes(tbs))
+		}, func(br pgx.BatchResults) error {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("set synchronous_commit: %w", err)
+			}
+			err := br.QueryRow().Scan(&tookOver)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return store.ErrTransactionClaimed
+			}
 			return conflict(err)
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrTransactionClaimed
-		}
-		return nil
+		})
 	})
 	if err != nil {
-		return pgError("postgres: reserve serial %s/%s for transaction %q: %w", issuerID, serialHex, c.TransactionID, err)
+		return false, pgError("postgres: reserve serial %s/%s for transaction %q: %w", issuerID, serialHex, c.TransactionID, err)
 	}
-	return nil
+	return tookOver, nil
 }
 
-// ReleaseTransactionClaim implements store.Store.
+// ReleaseTransactionClaim implements store.Store: the claim ends at c.At
+// and is kept, as a recorded one is (see endClaimQuery).
 func (s *Store) ReleaseTransactionClaim(ctx context.Context, c store.TransactionClaim) error {
 	err := s.withOrderedStatement(ctx, func(db execer) error {
-		_, err := db.Exec(ctx, `DELETE FROM transaction_claims
-			WHERE key_hash = $1 AND profile = $2 AND transaction_id = $3 AND claimant = $4`,
-			c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant)
+		_, err := db.Exec(ctx, `UPDATE transaction_claims SET claimed_at = $1, expires_at = 0
+			WHERE key_hash = $2 AND profile = $3 AND transaction_id = $4 AND claimant = $5 AND expires_at <> 0`,
+			sqlstore.Micros(c.At), c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant)
 		return err
 	})
 	if err != nil {
@@ -187,8 +196,14 @@ func newIssuanceRows(c *pki.Certificate, keyHash any, sans string, reason any, n
 
 // newClaimedIssuanceRows is newIssuanceRows for an issuance that ends its
 // claim on a SCEP transaction (store.Issuance.Claim, when set): the claim
-// lapses with the serial's insert, in one statement, so that readers of
+// ends with the serial's insert, in one statement, so that readers of
 // the batch's results count two statements still.
+//
+// A claim ended (recorded or released) has expires_at 0, so that it is
+// taken over at any time (another node's clock may lag), and claimed_at
+// its end, from which PurgeExpired keeps it store.EndedClaimRetention.
+// The record ends the claimant's own claim, or any ended or lapsed one, or
+// makes a new ended row; another's live claim ends later by itself.
 func newClaimedIssuanceRows(c *pki.Certificate, keyHash any, sans string, reason any, now int64, claim *store.TransactionClaim) issuanceRows {
 	return func(b *pgx.Batch) {
 		b.Queue(`INSERT INTO certificates (
@@ -207,8 +222,12 @@ func newClaimedIssuanceRows(c *pki.Certificate, keyHash any, sans string, reason
 			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now)
 			return
 		}
-		b.Queue(`WITH ended AS (UPDATE transaction_claims SET expires_at = 0
-				WHERE key_hash = $4 AND profile = $5 AND transaction_id = $6 AND claimant = $7)
+		b.Queue(`WITH ended AS (
+				INSERT INTO transaction_claims (key_hash, profile, transaction_id, claimant, claimed_at, expires_at)
+				VALUES ($4, $5, $6, $7, $3, 0)
+				ON CONFLICT (key_hash, profile, transaction_id) DO UPDATE
+				SET claimant = excluded.claimant, claimed_at = excluded.claimed_at, expires_at = 0
+				WHERE transaction_claims.claimant = excluded.claimant OR transaction_claims.expires_at <= $3)
 			INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ($1, $2, $3)
 			ON CONFLICT DO NOTHING`, c.IssuerID, c.SerialHex, now,
 			claim.KeyHash, []byte(claim.Profile), []byte(claim.TransactionID), claim.Claimant)

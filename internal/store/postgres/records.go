@@ -150,7 +150,10 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM nonces WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("nonces: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM transaction_claims WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
+		// A claim ended (expires_at 0, see newClaimedIssuanceRows) or
+		// lapsed store.EndedClaimRetention ago.
+		if _, err := tx.Exec(ctx, `DELETE FROM transaction_claims WHERE expires_at <= $1 AND (expires_at <> 0 OR claimed_at <= $1)`,
+			sqlstore.Micros(now.Add(-store.EndedClaimRetention))); err != nil {
 			return fmt.Errorf("transaction claims: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM enrollment_requests WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {

@@ -30,38 +30,51 @@ func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, t
 }
 
 // ReserveSerialClaiming implements store.Store: the claim and the
-// reservation are one savepoint of the ordered (not flushed) write.
-func (s *Store) ReserveSerialClaiming(ctx context.Context, c store.TransactionClaim, issuerID, serialHex string, tbs []byte) error {
+// reservation are one savepoint of the ordered (not flushed) write. The
+// one writer runs one transaction at a time, so the claim's two
+// statements decide as one: a new row (the common case, one statement),
+// or else an expired or ended claim taken over, or the claimant's own
+// again; a live claim of another matches neither and changes no row.
+func (s *Store) ReserveSerialClaiming(ctx context.Context, c store.TransactionClaim, issuerID, serialHex string, tbs []byte) (tookOver bool, _ error) {
 	at := sqlstore.Micros(c.At)
 	err := s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
-		// One statement decides: a new claim, an expired one taken over,
-		// or the claimant's own again; a live claim of another matches
-		// neither and changes no row.
+		tookOver = false // set afresh on each run
 		res, err := tx.ExecContext(ctx, claimTransactionQuery,
-			c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant, at, sqlstore.Micros(c.Expires), at)
+			c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant, at, sqlstore.Micros(c.Expires))
 		if err != nil {
 			return fmt.Errorf("claim: %w", err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return store.ErrTransactionClaimed
+			res, err = tx.ExecContext(ctx, takeOverClaimQuery,
+				c.Claimant, at, sqlstore.Micros(c.Expires), c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), at, c.Claimant)
+			if err != nil {
+				return fmt.Errorf("take over claim: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return store.ErrTransactionClaimed
+			}
+			tookOver = true
 		}
 		_, err = tx.ExecContext(ctx, reserveSerialQuery, issuerID, serialHex, at, sqlstore.NullBytes(tbs))
 		return conflict(err)
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: reserve serial %s/%s for transaction %q: %w", issuerID, serialHex, c.TransactionID, err)
+		return false, fmt.Errorf("sqlite: reserve serial %s/%s for transaction %q: %w", issuerID, serialHex, c.TransactionID, err)
 	}
-	return nil
+	return tookOver, nil
 }
 
-// ReleaseTransactionClaim implements store.Store.
+// ReleaseTransactionClaim implements store.Store: the claim ends at c.At
+// and is kept, as a recorded one is.
 func (s *Store) ReleaseTransactionClaim(ctx context.Context, c store.TransactionClaim) error {
 	err := s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM transaction_claims
-			WHERE key_hash = ? AND profile = ? AND transaction_id = ? AND claimant = ?`,
-			c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant)
+		_, err := tx.ExecContext(ctx, `UPDATE transaction_claims SET claimed_at = ?, expires_at = 0
+			WHERE key_hash = ? AND profile = ? AND transaction_id = ? AND claimant = ? AND expires_at <> 0`,
+			sqlstore.Micros(c.At), c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant)
 		return err
 	})
 	if err != nil {
@@ -113,7 +126,7 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 		}
 		if c := in.Claim; c != nil {
 			if _, err := tx.ExecContext(ctx, endClaimQuery,
-				c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant); err != nil {
+				c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant, now, now); err != nil {
 				return fmt.Errorf("end claim on transaction: %w", err)
 			}
 		}
@@ -412,15 +425,26 @@ func consumeChallenge(ctx context.Context, tx *wtx, hash []byte, now int64, by s
 // The statements of ReserveSerial and RecordIssuance (hot: see hot.go).
 const (
 	reserveSerialQuery = `INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES (?, ?, ?, ?)`
-	// endClaimQuery ends a claim when its issuance is recorded: it lapses,
-	// for claims made at any time (another node's clock may lag).
-	endClaimQuery = `UPDATE transaction_claims SET expires_at = 0
-			WHERE key_hash = ? AND profile = ? AND transaction_id = ? AND claimant = ?`
+	// A claim ended (recorded or released) has expires_at 0, so that it
+	// is taken over at any time (another node's clock may lag), and
+	// claimed_at its end, from which PurgeExpired keeps it
+	// store.EndedClaimRetention.
+	//
+	// endClaimQuery ends a claim when its issuance is recorded, at the
+	// record's time: the claimant's own, or any ended or lapsed one, or
+	// none (a new ended row); another's live claim ends later by itself.
+	endClaimQuery = `INSERT INTO transaction_claims
+			(key_hash, profile, transaction_id, claimant, claimed_at, expires_at) VALUES (?, ?, ?, ?, ?, 0)
+			ON CONFLICT (key_hash, profile, transaction_id) DO UPDATE
+			SET claimant = excluded.claimant, claimed_at = excluded.claimed_at, expires_at = 0
+			WHERE transaction_claims.claimant = excluded.claimant OR transaction_claims.expires_at <= ?`
+	// claimTransactionQuery claims a transaction that has no row;
+	// takeOverClaimQuery one whose claim is expired or ended, or its own.
 	claimTransactionQuery = `INSERT INTO transaction_claims
 			(key_hash, profile, transaction_id, claimant, claimed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (key_hash, profile, transaction_id) DO UPDATE
-			SET claimant = excluded.claimant, claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
-			WHERE transaction_claims.expires_at <= ? OR transaction_claims.claimant = excluded.claimant`
+			ON CONFLICT (key_hash, profile, transaction_id) DO NOTHING`
+	takeOverClaimQuery = `UPDATE transaction_claims SET claimant = ?, claimed_at = ?, expires_at = ?
+			WHERE key_hash = ? AND profile = ? AND transaction_id = ? AND (expires_at <= ? OR claimant = ?)`
 	insertCertificateQuery = `INSERT INTO certificates (
 			issuer_id, serial_hex, issuer_dn, subject_dn, sans, not_before, not_after,
 			status, revoked_at, revoke_reason, profile, protocol, source, requester_addr,

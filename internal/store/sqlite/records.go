@@ -157,7 +157,8 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 		if _, err := tx.ExecContext(ctx, purgeNoncesQuery, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("nonces: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, purgeClaimsQuery, sqlstore.Micros(now)); err != nil {
+		kept := sqlstore.Micros(now.Add(-store.EndedClaimRetention))
+		if _, err := tx.ExecContext(ctx, purgeClaimsQuery, kept, kept); err != nil {
 			return fmt.Errorf("transaction claims: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, purgeRequestsQuery, sqlstore.Micros(now)); err != nil {
@@ -180,7 +181,9 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 const (
 	purgeNoncesQuery   = `DELETE FROM nonces WHERE expires_at <= ?`
 	purgeRequestsQuery = `DELETE FROM enrollment_requests WHERE expires_at <= ?`
-	purgeClaimsQuery   = `DELETE FROM transaction_claims WHERE expires_at <= ?`
+	// A claim ended (expires_at 0, see endClaimQuery) or lapsed
+	// store.EndedClaimRetention ago.
+	purgeClaimsQuery   = `DELETE FROM transaction_claims WHERE expires_at <= ? AND (expires_at <> 0 OR claimed_at <= ?)`
 	purgeSessionsQuery = `DELETE FROM sessions WHERE expires_at <= ?`
 	// An unknown name's failures (ClaimUnknownLoginAttempt).
 	purgeLoginFailuresQuery = `DELETE FROM login_failures WHERE expires_at <= ?`

@@ -92,6 +92,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentIssuance", testConcurrentIssuance},
 		{"ConcurrentReserveSameSerial", testConcurrentReserveSameSerial},
 		{"TransactionClaims", testTransactionClaims},
+		{"TransactionClaimsPurge", testTransactionClaimsPurge},
 		{"ConcurrentTransactionClaims", testConcurrentTransactionClaims},
 		{"ConcurrentChallengeConsumption", testConcurrentChallengeConsumption},
 		{"CreateRequest", testCreateRequest},
