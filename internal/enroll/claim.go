@@ -26,6 +26,13 @@ const defaultClaimWait = 5 * time.Second
 // claimPoll is how often a waiting copy looks for the winner's certificate.
 const claimPoll = 50 * time.Millisecond
 
+// freshLook is how recent a request's look for a certificate of its SCEP
+// transaction (issuedForTransaction) must be for a claim that made a new
+// row to spare it the second look (mustLookAgain): well within
+// store.EndedClaimRetention, so that nodes' clocks may differ by minutes.
+// A look and its claim are milliseconds apart but on a stalled node.
+const freshLook = store.EndedClaimRetention / 10
+
 // transactionHold is an issuance's claim on its SCEP transaction.
 type transactionHold struct {
 	claim *store.TransactionClaim // nil: the request makes none
@@ -53,11 +60,52 @@ func transactionClaim(st *State, now time.Time) *store.TransactionClaim {
 		Claimant: []byte(rand.Text()), At: now, Expires: now.Add(claimLifetime)}
 }
 
+// transactionTrace is the claim, held by no one, that rec leaves ended
+// when it is recorded, for an issuance of a SCEP transaction that made no
+// claim (a renewal, a one-time challenge's, an approval's; see
+// transactionKey): issuedForTransaction finds rec as it finds a claimed
+// issuance's certificate, so the next claim of its transaction must take
+// over a row, and look for it (mustLookAgain). nil for a record no look
+// at a transaction finds.
+func transactionTrace(st *State, rec *pki.Certificate) *store.TransactionClaim {
+	if rec.Protocol != pki.ProtocolSCEP || rec.TransactionID == "" {
+		return nil
+	}
+	hash, err := st.keyHash()
+	if err != nil {
+		return nil
+	}
+	return &store.TransactionClaim{KeyHash: hash, Profile: rec.Profile, TransactionID: rec.TransactionID,
+		Claimant: []byte(rand.Text()), At: rec.CreatedAt, Expires: rec.CreatedAt}
+}
+
+// mustLookAgain says whether an issuance whose claim on st's transaction
+// just held must look for a certificate of it once more before signing: a
+// copy of the request may have recorded one since st's look. A claim that
+// made a new row (not tookOver) proves that no certificate of the
+// transaction was recorded within store.EndedClaimRetention, as every
+// issuance that records one leaves its claim ended, or an unheld one
+// (transactionTrace), kept that long; when st looked within freshLook
+// before, nothing was recorded since, and the second read is spared.
+// That is the common path: every SCEP enrollment of a new transaction.
+//
+// It assumes every node runs this version. A node of the previous one
+// records no row for an issuance that claimed nothing, deletes a
+// released claim, and purges ended claims within the hour: while such a
+// node runs beside this one (a rolling upgrade), a copy it records in the
+// milliseconds between this node's look and claim may go unseen, and get
+// a second certificate, as before claims existed.
+func (s *Service) mustLookAgain(st *State, tookOver bool) bool {
+	return tookOver || st.lookedAt.IsZero() || s.clock.Now().Sub(st.lookedAt) >= freshLook
+}
+
 // releaseClaim gives up claim after an issuance that recorded nothing, so
 // that the client's next try need not wait for the claim to lapse. It is
 // a courtesy: a claim not released lapses all the same.
 func (s *Service) releaseClaim(ctx context.Context, claim *store.TransactionClaim) {
-	if err := s.store.ReleaseTransactionClaim(context.WithoutCancel(ctx), *claim); err != nil {
+	released := *claim
+	released.At = s.clock.Now()
+	if err := s.store.ReleaseTransactionClaim(context.WithoutCancel(ctx), released); err != nil {
 		s.log.Warn("could not release the claim on a SCEP transaction; it lapses by itself",
 			"transaction_id", claim.TransactionID, "err", err)
 	}

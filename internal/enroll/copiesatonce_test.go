@@ -185,43 +185,146 @@ func TestCopiesAtOnceWhenTheIssuanceFails(t *testing.T) {
 }
 
 // blindLookup finds no certificate of a transaction the first time it is
-// asked: the look a request makes before a copy of it records one.
+// asked: the look a request makes before a copy of it records one. That
+// first look takes stall on clock, if set (a node stalled between its
+// look and its claim).
 type blindLookup struct {
 	store.Store
 	looked atomic.Bool
+	clock  *pkitest.Clock
+	stall  time.Duration
 }
 
 func (s *blindLookup) CertificatesOfTransaction(ctx context.Context, keyHash []byte, profile, transactionID string, after time.Time) ([]pki.Certificate, error) {
 	if !s.looked.Swap(true) {
+		if s.clock != nil {
+			s.clock.Advance(s.stall)
+		}
 		return nil, nil
 	}
 	return s.Store.CertificatesOfTransaction(ctx, keyHash, profile, transactionID, after)
 }
 
+// lookAgainCases are the ways a request's claim must not be trusted to
+// prove that no copy of it was issued since it looked: each records the
+// copy's certificate (first) and returns the store the request is then
+// sent to, whose first look is blind to that certificate.
+var lookAgainCases = []struct {
+	name  string
+	setup func(t *testing.T, f *fixture, req enroll.Request) (first *enroll.Result, st *blindLookup)
+}{
+	// The copy ended its claim; the request's claim takes it over.
+	{"claim taken over", func(t *testing.T, f *fixture, req enroll.Request) (*enroll.Result, *blindLookup) {
+		first, err := f.svc.Enroll(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return first, &blindLookup{Store: f.st}
+	}},
+	// The copy's ended claim is purged, as it may be once
+	// store.EndedClaimRetention is over, and the request, whose look came
+	// before the copy's record, stalled that long: its claim makes a new
+	// row, which proves nothing about a look that old.
+	{"look older than the retention", func(t *testing.T, f *fixture, req enroll.Request) (*enroll.Result, *blindLookup) {
+		first, err := f.svc.Enroll(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.PurgeExpired(context.Background(), f.clock.Now().Add(store.EndedClaimRetention+time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		return first, &blindLookup{Store: f.st, clock: f.clock, stall: store.EndedClaimRetention + time.Second}
+	}},
+	// The copy claimed nothing (a one-time challenge's, found by its
+	// challenge) but leaves a row all the same, which the request's claim
+	// takes over.
+	{"copy that made no claim", func(t *testing.T, f *fixture, req enroll.Request) (*enroll.Result, *blindLookup) {
+		secret, _, err := f.admin.NewChallenge(context.Background(), time.Hour, "", "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		oneTime := req
+		oneTime.Evidence.Challenge = secret
+		first, err := f.svc.Enroll(context.Background(), oneTime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return first, &blindLookup{Store: f.st}
+	}},
+}
+
 // A copy whose look for a certificate came before another copy recorded
-// one, and whose claim comes after that copy ended its own, looks again
-// once it holds the claim, and is answered with that certificate.
+// one, and whose claim comes after, looks again once it holds the claim,
+// and is answered with that certificate.
 func TestCopyIssuedBetweenLookAndClaim(t *testing.T) {
-	f := newFixture(t, nil, "")
-	req := request(t, static, "dev.example")
-	first, err := f.svc.Enroll(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range lookAgainCases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil, "")
+			req := request(t, static, "dev.example")
+			first, st := c.setup(t, f, req)
+			svc, err := enroll.New(st, f.auth, f.clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static})
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := svc.Enroll(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !again.SentAgain || again.Record.SerialHex != first.Record.SerialHex {
+				t.Fatalf("the copy was answered with %s (sent again: %v), want %s sent again", again.Record.SerialHex, again.SentAgain, first.Record.SerialHex)
+			}
+			results := []*enroll.Result{first, again}
+			checkOneCertificate(t, f.st, "copy", req, results, make([]error, 2))
+		})
 	}
-	st := &blindLookup{Store: f.st}
+}
+
+// countedLookup counts the reads of a transaction's certificates.
+type countedLookup struct {
+	store.Store
+	reads atomic.Int32
+}
+
+func (s *countedLookup) CertificatesOfTransaction(ctx context.Context, keyHash []byte, profile, transactionID string, after time.Time) ([]pki.Certificate, error) {
+	s.reads.Add(1)
+	return s.Store.CertificatesOfTransaction(ctx, keyHash, profile, transactionID, after)
+}
+
+// A SCEP enrollment of a new transaction reads its transaction's
+// certificates once: its claim, a new row, proves that no copy recorded
+// one since. A request of a transaction issued before reads them once
+// too (it is answered from that look), and one whose claim takes over an
+// ended claim (other names, one transaction) twice.
+func TestOneLookPerSCEPEnrollment(t *testing.T) {
+	f := newFixture(t, nil, "")
+	st := &countedLookup{Store: f.st}
 	svc, err := enroll.New(st, f.auth, f.clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := svc.Enroll(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
+	steps := []struct {
+		name      string
+		dns       string
+		sentAgain bool
+		reads     int32
+	}{
+		{"new transaction", "dev.example", false, 1},
+		{"the same request again", "dev.example", true, 1},
+		{"other names, the same transaction", "other.example", false, 2},
 	}
-	if !again.SentAgain || again.Record.SerialHex != first.Record.SerialHex {
-		t.Fatalf("the copy was answered with %s (sent again: %v), want %s sent again", again.Record.SerialHex, again.SentAgain, first.Record.SerialHex)
+	for _, step := range steps {
+		st.reads.Store(0)
+		res, err := svc.Enroll(context.Background(), request(t, static, step.dns))
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if res.SentAgain != step.sentAgain {
+			t.Errorf("%s: sent again %v, want %v", step.name, res.SentAgain, step.sentAgain)
+		}
+		if n := st.reads.Load(); n != step.reads {
+			t.Errorf("%s: %d reads of the transaction's certificates, want %d", step.name, n, step.reads)
+		}
 	}
-	results := []*enroll.Result{first, again}
-	checkOneCertificate(t, f.st, "copy", req, results, make([]error, 2))
 }
 
 // Requests of one transaction and key with other names, sent at once (a

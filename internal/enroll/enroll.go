@@ -370,6 +370,9 @@ type State struct {
 	// hashedKey is store.PublicKeyHash of PublicKey once keyHash made it
 	// (nil before, and after PublicKey changes).
 	hashedKey []byte
+	// lookedAt is when issuedForTransaction last looked for a certificate
+	// of the request's SCEP transaction (zero: it did not).
+	lookedAt time.Time
 
 	// checked is what CheckCredentials read for this request (reusable),
 	// decided on instead of reading it again; reading is where
@@ -663,6 +666,8 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	in := s.issuance(st, rec, now)
 	if hold.held {
 		in.Claim = hold.claim
+	} else {
+		in.Claim = transactionTrace(st, &rec)
 	}
 	err = s.store.RecordIssuance(ctx, in)
 	if hold.held && refusedIssuance(err) {
@@ -757,17 +762,21 @@ func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certifica
 // SCEP transaction. A taken serial makes the issuer draw another. A claim
 // another holds signs nothing (store.ErrTransactionClaimed), nor does one
 // whose transaction a copy of st's request got a certificate for since
-// issuedForTransaction looked (errIssuedMeanwhile, hold.issued).
+// issuedForTransaction looked (errIssuedMeanwhile, hold.issued): looked
+// for again unless the claim proves there is none (mustLookAgain).
 func (s *Service) reserveSerial(now time.Time, st *State, hold *transactionHold) ca.ReserveFunc {
 	return func(ctx context.Context, issuerID, serialHex string, tbs []byte) (bool, error) {
 		if hold.claim == nil {
 			return s.reserved(s.store.ReserveSerial(ctx, issuerID, serialHex, tbs, now), issuerID, serialHex)
 		}
-		_, err := s.store.ReserveSerialClaiming(ctx, *hold.claim, issuerID, serialHex, tbs)
+		tookOver, err := s.store.ReserveSerialClaiming(ctx, *hold.claim, issuerID, serialHex, tbs)
 		if err != nil {
 			return s.reserved(err, issuerID, serialHex)
 		}
 		hold.held = true
+		if !s.mustLookAgain(st, tookOver) {
+			return false, nil
+		}
 		again, err := s.issuedForTransaction(ctx, st)
 		if err != nil {
 			return false, err

@@ -410,6 +410,7 @@ func (s *Service) issuedForTransaction(ctx context.Context, st *State) (*pki.Cer
 	}
 	req := st.Req
 	now := s.clock.Now()
+	st.lookedAt = now // before the read: it sees what was recorded by then
 	certs, err := s.store.CertificatesOfTransaction(ctx, hash, st.Profile.Name, req.TransactionID, now.Add(-resendWindow))
 	if err != nil {
 		return nil, fmt.Errorf("enroll: certificates of transaction %q: %w", req.TransactionID, err)
