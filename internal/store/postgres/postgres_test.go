@@ -500,10 +500,13 @@ type generatedCerts struct {
 	renewedFrom string // default '' (no renewal)
 	keyHash     string // default NULL
 	txID        string // default ''
+	status      string // default 'valid'
+	profile     string // default 'default'
 }
 
-// fillAnalyzed inserts 20,000 valid certificates, i = 1…20,000, with serial
-// to_hex(i) and not_after spread over 400 days, then runs VACUUM ANALYZE:
+// fillAnalyzed inserts 20,000 certificates (valid, of profile default,
+// unless g says otherwise), i = 1…20,000, with serial to_hex(i) and
+// not_after spread over 400 days, then runs VACUUM ANALYZE:
 // VACUUM moves the new rows' trigram entries from the GIN pending list into
 // the index (autovacuum would), and ANALYZE gives the planner statistics.
 func fillAnalyzed(t testing.TB, s *Store, g generatedCerts) {
@@ -518,7 +521,7 @@ func fillAnalyzed(t testing.TB, s *Store, g generatedCerts) {
 	if _, err := s.pool.Exec(ctx, `INSERT INTO certificates (issuer_id, serial_hex, subject_dn, sans, not_before,
 		not_after, status, profile, protocol, created_at, der, renewed_from, key_hash, transaction_id)
 		SELECT `+or(g.issuer, `'issuer'`)+`, to_hex(i), `+or(g.subject, `'CN=device-' || i`)+`, `+or(g.sans, `'[]'`)+`, 0,
-			86400000000 * (i % 400), 'valid', 'default', 'scep', i, '\x30', `+or(g.renewedFrom, `''`)+`,
+			86400000000 * (i % 400), `+or(g.status, `'valid'`)+`, `+or(g.profile, `'default'`)+`, 'scep', i, '\x30', `+or(g.renewedFrom, `''`)+`,
 			`+or(g.keyHash, `NULL`)+`, `+or(g.txID, `''`)+`
 		FROM generate_series(1, 20000) AS i`); err != nil {
 		t.Fatal(err)
