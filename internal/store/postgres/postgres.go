@@ -109,6 +109,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	name string // the redacted URL, for errors
 
+	listMode pgx.QueryExecMode // how ListCertificates runs its query (customPlanMode)
+
 	issues issueQueue // plain issuances waiting for a turn (groupissue.go)
 
 	closeOnce sync.Once
@@ -144,7 +146,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, pgError("postgres: open %s: %w", name, err)
 	}
-	s := &Store{pool: pool, name: name}
+	s := &Store{pool: pool, name: name, listMode: customPlanMode(cfg.ConnConfig)}
 	if err := s.sealAuditTrail(ctx); err != nil {
 		pool.Close()
 		return nil, pgError("postgres: open %s: %w", name, err)
