@@ -670,6 +670,15 @@ func TestHTTP(t *testing.T) {
 			if tc.cacheable && (resp.Header.Get("Expires") == "" || resp.Header.Get("Last-Modified") == "" || resp.Header.Get("ETag") == "") {
 				t.Errorf("cacheable answer without Expires/Last-Modified/ETag: %v", resp.Header)
 			}
+			if tc.cacheable {
+				// Expires says what max-age says, for caches that read only it.
+				var age int
+				fmt.Sscanf(cc[strings.Index(cc, "max-age=")+len("max-age="):], "%d", &age)
+				expires, err := http.ParseTime(resp.Header.Get("Expires"))
+				if want := f.Clock.Now().Add(time.Duration(age) * time.Second); err != nil || age == 0 || expires.Sub(want).Abs() > time.Second {
+					t.Errorf("Expires %q with max-age=%d at %v, want the same moment", resp.Header.Get("Expires"), age, f.Clock.Now())
+				}
+			}
 		})
 	}
 	// A bad percent-escape never reaches the handler: net/http answers 400.

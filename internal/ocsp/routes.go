@@ -68,13 +68,15 @@ func (r *Responder) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	case a.Cacheable && req.Method != http.MethodPost:
 		// RFC 5019 §6.2: caches may keep the answer until it is to be
 		// refreshed here, never beyond its nextUpdate, and no longer than
-		// maxAge.
+		// maxAge. Expires says the same as max-age, not nextUpdate (RFC
+		// 5019's example): an HTTP/1.0 cache, or one that ignores max-age,
+		// would keep a good answer for up to an hour after a revocation.
 		now := r.clock.Now()
 		age := max(0, int(min(maxAge, a.refreshAt().Sub(now)).Seconds()))
 		sum := sha256.Sum256(a.DER)
 		h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, no-transform, must-revalidate", age))
 		h.Set("Last-Modified", a.ThisUpdate.UTC().Format(http.TimeFormat))
-		h.Set("Expires", a.NextUpdate.UTC().Format(http.TimeFormat))
+		h.Set("Expires", now.Add(time.Duration(age)*time.Second).UTC().Format(http.TimeFormat))
 		h.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
 	case a.Err != nil && isTryLater(a.DER):
 		h.Set("Cache-Control", "no-store")
