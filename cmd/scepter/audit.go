@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/audit"
+	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -139,15 +141,17 @@ func auditList(ctx context.Context, e env, args []string) error {
 		f.BeforeID = page[len(page)-1].ID
 	}
 	// A misspelt type (certificate.revoke) matches nothing, which would
-	// look like a quiet trail: say when no event of it was ever written.
-	if len(out) == 0 && typ != "" {
+	// look like a quiet trail: refused, as the API refuses it, unless it
+	// is one scepter writes or one an event of the trail has (another
+	// version wrote it).
+	if len(out) == 0 && typ != "" && !slices.Contains(ops.EventTypes, typ) {
 		ever, err := st.ListAudit(ctx, store.AuditFilter{Type: typ, Limit: 1})
 		if err != nil {
 			return err
 		}
 		if len(ever) == 0 {
-			fmt.Fprintf(e.stderr, "no event of type %q in the whole trail; types read like certificate.issued, certificate.revoked, "+
-				"request.refused, notification.sent\n", printable(typ))
+			return usageError{fmt.Sprintf("--type %.64q: no such event type, and no event of it in the trail; want one of %s",
+				typ, strings.Join(ops.EventTypes, ", "))}
 		}
 	}
 	if asJSON {
