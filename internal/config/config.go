@@ -144,6 +144,9 @@ func readFile(path string, fs *flag.FlagSet, sections Sections, known func(strin
 		if err := md.PrimitiveDecode(prim, &v); err != nil {
 			return nil, fmt.Errorf("config %s: %s: %w", path, key, err)
 		}
+		if want, ok := tomlTypeFits(fs.Lookup(name), v); !ok {
+			return nil, fmt.Errorf("config %s: %s must be %s, not %s", path, key, want, tomlValueName(v))
+		}
 		switch v := v.(type) {
 		case string:
 			out[name] = v
@@ -169,6 +172,51 @@ func readFile(path string, fs *flag.FlagSet, sections Sections, known func(strin
 		return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(unknown, ", "))
 	}
 	return out, nil
+}
+
+// tomlTypeFits reports whether v, a TOML value, is of the type f takes: a
+// boolean for a switch, an integer for a whole-number flag, a number for
+// another number. Anything would otherwise go through as its text, and
+// allow_insecure_des = 1 turn single DES on, store_restored = "t" set it.
+// want says what f takes when v does not fit.
+func tomlTypeFits(f *flag.Flag, v any) (want string, ok bool) {
+	if b, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool && b.IsBoolFlag() {
+		_, ok = v.(bool)
+		return "true or false (no quotes)", ok
+	}
+	g, isGetter := f.Value.(flag.Getter)
+	if !isGetter {
+		return "", true
+	}
+	switch g.Get().(type) {
+	case int, int64, uint, uint64:
+		_, ok = v.(int64)
+		return "a whole number (no quotes)", ok
+	case float64:
+		switch v.(type) {
+		case int64, float64:
+			return "", true
+		}
+		return "a number (no quotes)", false
+	}
+	return "", true
+}
+
+// tomlValueName names the TOML type of a decoded value.
+func tomlValueName(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("the string %.40q", v)
+	case bool:
+		return "a boolean"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case []any:
+		return "a list"
+	}
+	return fmt.Sprintf("a %T", v)
 }
 
 // tomlTypeName names a toml.MetaData.Type as the TOML spec does.

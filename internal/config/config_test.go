@@ -95,7 +95,14 @@ func TestBadValuesSayWhatTheFlagTakes(t *testing.T) {
 		{"duration, environment", nil, map[string]string{"SCEPTER_SKEW": "3600"}, "", `SCEPTER_SKEW="3600": parse error; want a duration`},
 		{"duration, file", nil, nil, "skew = \"7d\"\n", `config key skew="7d": parse error; want a duration`},
 		{"boolean, flag", []string{"--allow-insecure-des=yes"}, nil, "", `invalid boolean value "yes" for -allow-insecure-des: parse error; want true or false`},
-		{"boolean, file", nil, nil, "allow_insecure_des = \"yes\"\n", `parse error; want true or false`},
+		{"boolean, file", nil, nil, "allow_insecure_des = \"yes\"\n", `allow_insecure_des must be true or false (no quotes), not the string "yes"`},
+		// A TOML value of another type than the flag's is refused, not
+		// taken as its text: 1 would turn single DES on.
+		{"boolean as a number, file", nil, nil, "allow_insecure_des = 1\n", `allow_insecure_des must be true or false (no quotes), not an integer`},
+		{"boolean as a string, file", nil, nil, "allow_insecure_des = \"true\"\n", `must be true or false (no quotes), not the string "true"`},
+		{"whole number as a string, file", nil, nil, "conns = \"20\"\n", `conns must be a whole number (no quotes), not the string "20"`},
+		{"whole number as a float, file", nil, nil, "conns = 2.5\n", `conns must be a whole number (no quotes), not a float`},
+		{"number as a boolean, file", nil, nil, "rate = true\n", `rate must be a number (no quotes), not a boolean`},
 		{"whole number, environment", nil, map[string]string{"SCEPTER_CONNS": "lots"}, "", `SCEPTER_CONNS="lots": parse error; want a whole number`},
 		{"number, flag", []string{"--rate", "fast"}, nil, "", `parse error; want a number`},
 	}
