@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -74,8 +75,37 @@ func commands() []command {
 	}
 }
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=...";
+// otherwise it is read from what the Go toolchain stamped (buildVersion).
+var version = buildVersion(debug.ReadBuildInfo)
+
+// buildVersion is the module version `go install …@vX` stamps, else the
+// commit `go build` in a git checkout stamps ("dev+COMMIT", "-dirty" for
+// a tree with changes), else "dev" (go run stamps none): so that two
+// builds made as README says can be told apart, in `scepter version`, the
+// start banner and the server.started event.
+func buildVersion(read func() (*debug.BuildInfo, bool)) string {
+	bi, ok := read()
+	if !ok {
+		return "dev"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	return "dev+" + rev[:min(12, len(rev))] + dirty
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
