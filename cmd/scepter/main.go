@@ -79,11 +79,12 @@ func commands() []command {
 // otherwise it is read from what the Go toolchain stamped (buildVersion).
 var version = buildVersion(debug.ReadBuildInfo)
 
-// buildVersion is the module version `go install …@vX` stamps, else the
-// commit `go build` in a git checkout stamps ("dev+COMMIT", "-dirty" for
-// a tree with changes), else "dev" (go run stamps none): so that two
-// builds made as README says can be told apart, in `scepter version`, the
-// start banner and the server.started event.
+// buildVersion is the module version the toolchain stamps (`go install
+// …@vX`; `go build` in a git checkout stamps a pseudo-version naming the
+// commit, +dirty for a tree with changes), else the commit it stamps
+// ("dev+COMMIT", "-dirty"), else "dev" (go run, -buildvcs=false): so that
+// two builds made as README says can be told apart, in `scepter version`,
+// the start banner and the server.started event.
 func buildVersion(read func() (*debug.BuildInfo, bool)) string {
 	bi, ok := read()
 	if !ok {
