@@ -167,6 +167,9 @@ func secureDataDir(dir string, log *slog.Logger) error {
 	if owner := notOurs(fi); owner != "" {
 		return fmt.Errorf("data dir %s belongs to %s: its owner could replace the CA's keys and database; give scepter a directory it owns (chown it to the user scepter runs as, or run scepter as its owner)", dir, owner)
 	}
+	if err := checkDataDirOwners(dir); err != nil {
+		return err
+	}
 	if old := fi.Mode().Perm(); old&0o077 != 0 {
 		// Not a directory others share (/tmp, a home or project
 		// directory given by mistake): its mode is not ours to change.

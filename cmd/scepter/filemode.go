@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/user"
@@ -15,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/scepter/scepter/internal/config"
+	"github.com/scepter/scepter/internal/crl"
 )
 
 // secretFileFlags name a file that holds a secret: a challenge, a
@@ -98,13 +100,9 @@ func checkFileMode(e env, setting, path, changes string, secret func() string) e
 	if perm&0o022 != 0 {
 		return usageError{fmt.Sprintf("%s %s has mode %04o: group or others may change %s; run: chmod go-w %s", setting, path, perm, changes, path)}
 	}
-	if uid, ok := fileOwner(fi); ok && uid != 0 && uid != os.Geteuid() {
-		me, trusted := userName(os.Geteuid()), "root"
-		if os.Geteuid() != 0 {
-			trusted = me + " or root"
-		}
+	if uid, foreign := foreignOwner(fi); foreign {
 		return usageError{fmt.Sprintf("%s %s belongs to user %s (uid %d), not to %s: that user may change %s; run: chown %s %s",
-			setting, path, userName(uid), uid, trusted, changes, me, path)}
+			setting, path, userName(uid), uid, trustedUsers(), changes, userName(os.Geteuid()), path)}
 	}
 	for _, dir := range replaceableFrom(path) {
 		if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
@@ -118,6 +116,22 @@ func checkFileMode(e env, setting, path, changes string, secret func() string) e
 		}
 	}
 	return nil
+}
+
+// foreignOwner is the owner of fi when it is neither this process's
+// effective user nor root (foreign is false where owners are unknown).
+func foreignOwner(fi os.FileInfo) (uid int, foreign bool) {
+	uid, ok := fileOwner(fi)
+	return uid, ok && uid != 0 && uid != os.Geteuid()
+}
+
+// trustedUsers names who may own what scepter trusts: "root", or
+// "NAME or root".
+func trustedUsers() string {
+	if os.Geteuid() == 0 {
+		return "root"
+	}
+	return userName(os.Geteuid()) + " or root"
 }
 
 // replaceableFrom is the directories whose writers may replace what path
@@ -180,4 +194,69 @@ func configSecrets(path string) []string {
 	}
 	slices.Sort(held)
 	return held
+}
+
+// dataDirTrees are the parts of the data directory that only we (or
+// root) may own, and what another owner could do with them.
+var dataDirTrees = []struct{ name, changes string }{
+	{"ca", "read or replace the CA's keys and certificates"},
+	{"ocsp", "read or replace the OCSP responders' keys"},
+	{"tls", "read or replace the HTTPS key"},
+	{crl.NumbersDir, "lower the CRL numbers kept there, on which the check for a restored store relies"},
+}
+
+// checkDataDirOwners refuses (exit 2), as checkFileMode refuses a config
+// file, what in the data directory dir another user than us or root owns:
+// the CA's directory and all it holds (the keys, whatever their mode, are
+// readable by their owner; a directory's owner may replace what is in
+// it), ocsp/, tls/ and crl-numbers/; and a data directory reached through
+// a symbolic link that sits in a directory group or others may write
+// without the sticky bit (they could point it elsewhere). Entries are
+// checked where symbolic links lead; what cannot be read is left to
+// whoever reads it. dir's own owner is checked by the caller.
+func checkDataDirOwners(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	dir = filepath.Clean(dir)
+	if li, err := os.Lstat(dir); err == nil && li.Mode()&os.ModeSymlink != 0 {
+		link := filepath.Dir(dir)
+		if di, err := os.Stat(link); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+			return usageError{fmt.Sprintf("data dir %s is a symbolic link in directory %s, which has mode %04o: group or others may point it at another directory; give the real path (%s), or run: chmod go-w %s",
+				dir, link, di.Mode().Perm(), realPath(dir), link)}
+		}
+	}
+	for _, tree := range dataDirTrees {
+		root := filepath.Join(dir, tree.name)
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil // missing or unreadable: left to whoever reads it
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				return nil
+			}
+			if uid, foreign := foreignOwner(fi); foreign {
+				chown := "chown "
+				if fi.IsDir() {
+					chown = "chown -R "
+				}
+				return usageError{fmt.Sprintf("%s belongs to user %s (uid %d), not to %s: that user may %s; run: %s%s %s",
+					path, userName(uid), uid, trustedUsers(), tree.changes, chown, userName(os.Geteuid()), path)}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// realPath is where path leads, or path when that cannot be told.
+func realPath(path string) string {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		return real
+	}
+	return path
 }
