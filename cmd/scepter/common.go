@@ -104,7 +104,7 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 		}
 		return usageError{fmt.Sprintf("unexpected arguments: %s (this command takes %d)", strings.Join(fs.Args()[maxArgs:], " "), maxArgs)}
 	}
-	return nil
+	return checkDataDirUser(fs)
 }
 
 // serveLockFile is held by the one `scepter serve` of a data directory.

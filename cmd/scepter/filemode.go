@@ -196,6 +196,82 @@ func configSecrets(path string) []string {
 	return held
 }
 
+// dataDirUse is how a command other than serve uses the data directory.
+type dataDirUse int
+
+const (
+	// usesNoDataDir: it neither opens the store nor writes there.
+	usesNoDataDir dataDirUse = iota
+	// opensStore: it opens the store, which with SQLite in the data
+	// directory may make files there (store.lock, scepter.db-wal,
+	// scepter.db-shm) even to read.
+	opensStore
+	// writesDataDir: it writes files there (keys, certificates, CRL
+	// numbers, the database), whatever the store.
+	writesDataDir
+)
+
+// dataDirUseOf is how the command its flag set names ("ca rollover")
+// uses the data directory; known is false for a command that takes no
+// --data-dir, and for serve, which has rules of its own (secureDataDir).
+func dataDirUseOf(command string) (use dataDirUse, known bool) {
+	switch command {
+	case "ca rollover", "ca import-keys", "ca renew-ra", "ca root crl", "store restore":
+		return writesDataDir, true
+	case "ca show", "ca export-keys", "ca root export",
+		"certs list", "certs show", "certs revoke", "certs unhold",
+		"challenge new", "challenge list",
+		"requests list", "requests approve", "requests reject",
+		"est user add", "est user list", "est user remove",
+		"admin token new", "admin token list", "admin token revoke",
+		"admin user add", "admin user list", "admin user remove",
+		"audit list", "audit verify", "store backup":
+		return opensStore, true
+	case "notify test":
+		return usesNoDataDir, true
+	}
+	return usesNoDataDir, false
+}
+
+// checkDataDirUser refuses (exit 2) a command that would make or change
+// files in the data directory (dataDirUseOf) when another user than the
+// directory's owner runs it, root included: what root makes there
+// (ca/next by ca rollover, scepter.db by store restore, the database's
+// -wal and -shm) belongs to root, and the server, which runs as the
+// owner, cannot read it; it stops issuing at the next CA switch, or
+// cannot start. With a PostgreSQL --store only the commands that write
+// files there are refused. The directory's own contents are then checked
+// as serve checks them (checkDataDirOwners). A data directory that is
+// not there is left to the command, which says what is wrong.
+func checkDataDirUser(fs *flag.FlagSet) error {
+	use, _ := dataDirUseOf(fs.Name())
+	flagValue := func(name string) string {
+		if f := fs.Lookup(name); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	dir := flagValue("data-dir")
+	if use == usesNoDataDir || dir == "" || use == opensStore && flagValue("store") != "" {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return nil
+	}
+	if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
+		owner, me := userName(uid), userName(os.Geteuid())
+		what := "the files it writes there would belong to " + me + ", and the server, which runs as " + owner + ", could not read them"
+		if use == opensStore {
+			what = "opening the database may make files there (scepter.db-wal, scepter.db-shm, store.lock) that would belong to " + me +
+				", and the server, which runs as " + owner + ", could not open the database"
+		}
+		return usageError{fmt.Sprintf("data dir %s belongs to user %s (uid %d), not to %s, who runs 'scepter %s': %s; run it as %s, with the same arguments: sudo -u %s scepter %s … (or runuser -u %s -- scepter %s …)",
+			dir, owner, uid, me, fs.Name(), what, owner, owner, fs.Name(), owner, fs.Name())}
+	}
+	return checkDataDirOwners(dir)
+}
+
 // dataDirTrees are the parts of the data directory that only we (or
 // root) may own, and what another owner could do with them.
 var dataDirTrees = []struct{ name, changes string }{

@@ -3,10 +3,18 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // nobodyUID is the user the tests give files to: one that is not us and
@@ -31,9 +39,155 @@ func servedDataDir(t *testing.T) string {
 	return dir
 }
 
+// chownAll gives path and all it holds to uid.
+func chownAll(t *testing.T, path string, uid int) {
+	t.Helper()
+	err := filepath.WalkDir(path, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// notOwnedBy lists what under dir uid does not own.
+func notOwnedBy(t *testing.T, dir string, uid int) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if fi, err := os.Lstat(p); err == nil {
+			if owner, _ := fileOwner(fi); owner != uid {
+				out = append(out, p)
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// runIn runs a command in this process with a deadline (a PostgreSQL
+// --store that is not there must not hold the test).
+func runIn(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, out, errb := testEnv(nil)
+	err := run(ctx, e, args)
+	return out.String() + errb.String(), err
+}
+
+// Run as root on a data directory another user owns (the service user of
+// examples/scepter.service), a command that would make or change files
+// there is refused, exit 2, naming the owner and how to run it as that
+// user; nothing is left in the directory that the owner does not own.
+// Before, 'sudo scepter ca rollover' made ca/next root's, and the server
+// stopped issuing at the switch; 'sudo scepter store restore' left
+// scepter.db root's, and the server could not start; a read opened the
+// database and left -wal and -shm root's. With a PostgreSQL --store, a
+// command that only opens the store is not refused; one that writes files
+// in the data directory still is.
+func TestCLIRefusedOnAnotherUsersDataDir(t *testing.T) {
+	needRoot(t)
+	dir := servedDataDir(t)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if out, err := runIn("store", "backup", "--data-dir", dir, "--out", backup); err != nil {
+		t.Fatalf("store backup: %v\n%s", err, out)
+	}
+	keysFile := filepath.Join(t.TempDir(), "keys.pem")
+	os.WriteFile(keysFile, []byte("x"), 0o600)
+	chownAll(t, dir, nobodyUID)
+	owner := userName(nobodyUID)
+	pg := "postgres://scepter@127.0.0.1:1/scepter?connect_timeout=2"
+	for _, tt := range []struct {
+		args       []string
+		refusedPG  bool // still refused with a PostgreSQL --store
+		opensStore bool
+	}{
+		{[]string{"ca", "rollover", "--switch-in", "1h"}, true, false},
+		{[]string{"ca", "rollover", "--discard"}, true, false},
+		{[]string{"ca", "renew-ra"}, true, false},
+		{[]string{"ca", "import-keys", "--in", keysFile}, true, false},
+		{[]string{"ca", "root", "crl"}, true, false},
+		{[]string{"store", "restore", "--in", backup}, true, false},
+		{[]string{"store", "backup", "--out", filepath.Join(t.TempDir(), "b.db")}, false, true},
+		{[]string{"certs", "list"}, false, true},
+		{[]string{"certs", "show", "01"}, false, true},
+		{[]string{"certs", "revoke", "01"}, false, true},
+		{[]string{"certs", "unhold", "01"}, false, true},
+		{[]string{"audit", "list"}, false, true},
+		{[]string{"audit", "verify"}, false, true},
+		{[]string{"challenge", "new"}, false, true},
+		{[]string{"challenge", "list"}, false, true},
+		{[]string{"requests", "list"}, false, true},
+		{[]string{"requests", "approve", "1"}, false, true},
+		{[]string{"requests", "reject", "1", "--reason", "no"}, false, true},
+		{[]string{"admin", "token", "new", "--name", "a", "--role", "admin"}, false, true},
+		{[]string{"admin", "token", "list"}, false, true},
+		{[]string{"admin", "user", "list"}, false, true},
+		{[]string{"est", "user", "list"}, false, true},
+		{[]string{"est", "user", "remove", "a"}, false, true},
+		{[]string{"ca", "show"}, false, true},
+		{[]string{"ca", "export-keys", "--out", filepath.Join(t.TempDir(), "k.pem")}, false, true},
+		{[]string{"ca", "root", "export", "--out", filepath.Join(t.TempDir(), "r.pem")}, false, true},
+	} {
+		name := strings.Join(tt.args[:2], " ")
+		if tt.args[0] == "ca" && tt.args[1] == "root" || tt.args[0] == "admin" || tt.args[0] == "est" {
+			name = strings.Join(tt.args[:3], " ")
+		}
+		t.Run(name, func(t *testing.T) {
+			out, err := runIn(append(tt.args, "--data-dir", dir)...)
+			if exitCode(err) != 2 {
+				t.Fatalf("err = %v (exit %d), want a usage error\n%s", err, exitCode(err), out)
+			}
+			for _, w := range []string{"data dir " + dir + " belongs to user " + owner + " (uid 65534), not to root, who runs 'scepter " + name + "'",
+				"run it as " + owner, "sudo -u " + owner + " scepter " + name + " …", "runuser -u " + owner + " -- scepter " + name + " …"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if tt.opensStore && !strings.Contains(err.Error(), "scepter.db-wal") {
+				t.Errorf("error %q does not say which files opening the database makes", err)
+			}
+			if foreign := notOwnedBy(t, dir, nobodyUID); len(foreign) > 0 {
+				t.Errorf("left in the data directory, not owned by uid 65534: %v", foreign)
+			}
+
+			_, err = runIn(append(tt.args, "--data-dir", dir, "--store", pg)...)
+			refused := err != nil && strings.Contains(err.Error(), "belongs to user")
+			if refused != tt.refusedPG {
+				t.Errorf("with a PostgreSQL --store: err = %v, want refused for the data directory's owner: %v", err, tt.refusedPG)
+			}
+		})
+	}
+}
+
+// Every command that takes --data-dir says how it uses it
+// (dataDirUseOf), so that checkDataDirUser knows whether to refuse it.
+func TestDataDirUseOfEveryCommand(t *testing.T) {
+	commands := append(flagCommands(), []string{"ca", "renew-ra"}, []string{"ca", "root", "crl"})
+	for _, words := range commands {
+		var set *flag.FlagSet
+		e := env{stdout: io.Discard, stderr: io.Discard, lookupEnv: func(string) (string, bool) { return "", false },
+			probeFlags: func(fs *flag.FlagSet) { set = fs }}
+		if err := run(context.Background(), e, words); !errors.Is(err, errProbed) {
+			t.Fatalf("%q: %v", words, err)
+		}
+		_, known := dataDirUseOf(set.Name())
+		if takes := set.Lookup("data-dir") != nil && set.Name() != "serve"; takes != known {
+			t.Errorf("%s: takes --data-dir: %v, but dataDirUseOf knows it: %v", set.Name(), takes, known)
+		}
+	}
+}
+
 // In a data directory of ours, what another user owns of the CA's
 // directory, the OCSP and HTTPS keys' and the CRL numbers' is refused by
-// serve (exit 2, naming the path and the chown to run): that user could read the keys (a key file is
+// serve and by a command on the directory (exit 2, naming the path and
+// the chown to run): that user could read the keys (a key file is
 // readable by its owner whatever its mode), replace them, or lower the
 // CRL numbers the check for a restored store relies on. Before, all were
 // accepted.
@@ -76,6 +230,8 @@ func TestDataDirEntriesOwnedByAnotherUser(t *testing.T) {
 			want := []string{path + " belongs to user " + userName(nobodyUID) + " (uid 65534), not to root: that user may " + tt.changes, "run: " + chown + path}
 			_, stderr, err := serveOnce(t, "--data-dir", dir)
 			wantUsageError(t, "serve", err, stderr, want)
+			out, err := runIn("certs", "list", "--data-dir", dir)
+			wantUsageError(t, "certs list", err, out, want)
 		})
 	}
 }
@@ -94,9 +250,9 @@ func wantUsageError(t *testing.T, what string, err error, out string, want []str
 }
 
 // A data directory reached through a symbolic link in a directory group
-// or others may write without the sticky bit is refused by serve (exit 2,
-// naming the link's directory and the chmod): they could point it at
-// another directory. Through a link in a sticky or
+// or others may write without the sticky bit is refused by serve and by a
+// command on it (exit 2, naming the link's directory and the chmod): they
+// could point it at another directory. Through a link in a sticky or
 // private directory it works. Before, all were accepted.
 func TestDataDirThroughSymlink(t *testing.T) {
 	dir := servedDataDir(t)
@@ -116,15 +272,73 @@ func TestDataDirThroughSymlink(t *testing.T) {
 			if err := os.Symlink(dir, link); err != nil {
 				t.Fatal(err)
 			}
-			_, stderr, err := serveOnce(t, "--data-dir", link)
+			_, stderr, serr := serveOnce(t, "--data-dir", link)
+			out, cerr := runIn("certs", "list", "--data-dir", link)
 			if !tt.refused {
-				if err != nil {
-					t.Fatalf("serve: %v\n%s", err, stderr)
+				if serr != nil || cerr != nil {
+					t.Fatalf("serve: %v\n%s\ncerts list: %v\n%s", serr, stderr, cerr, out)
 				}
 				return
 			}
 			want := []string{"data dir " + link + " is a symbolic link in directory " + links, "may point it at another directory", "chmod go-w " + links}
-			wantUsageError(t, "serve", err, stderr, want)
+			wantUsageError(t, "serve", serr, stderr, want)
+			wantUsageError(t, "certs list", cerr, out, want)
 		})
+	}
+}
+
+// The data directory's owner runs the commands root is refused: a read,
+// and a CA rollover whose next CA is then the owner's, as the server
+// needs. The test binary runs the commands as uid 65534 in a child.
+func TestDataDirOwnerRunsCommands(t *testing.T) {
+	if args := os.Getenv("SCEPTER_TEST_AS_OWNER_ARGS"); args != "" {
+		e := env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: func(string) (string, bool) { return "", false }}
+		os.Exit(exitCode(run(context.Background(), e, strings.Split(args, "\n"))))
+	}
+	needRoot(t)
+	base := t.TempDir()
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(base, "data")
+	if _, stderr, err := serveOnce(t, "--data-dir", dir); err != nil {
+		t.Fatalf("serve: %v\n%s", err, stderr)
+	}
+	chownAll(t, dir, nobodyUID)
+	// The test binary, where uid 65534 may run it, and a temporary
+	// directory of its own.
+	bin := filepath.Join(base, "scepter.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(base, "tmp")
+	os.Mkdir(tmp, 0o700)
+	os.Chown(tmp, nobodyUID, nobodyUID)
+	asOwner := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, "-test.run=^TestDataDirOwnerRunsCommands$")
+		cmd.Env = []string{"SCEPTER_TEST_AS_OWNER_ARGS=" + strings.Join(args, "\n"), "TMPDIR=" + tmp, "HOME=" + tmp, "PATH=/usr/bin:/bin",
+			// The clock CI moves ahead (scepter_clockoffset) moves in the child too.
+			"SCEPTER_TEST_CLOCK_OFFSET=" + os.Getenv("SCEPTER_TEST_CLOCK_OFFSET")}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyUID, Gid: nobodyUID}}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := asOwner("certs", "list", "--data-dir", dir); err != nil {
+		t.Fatalf("certs list as the owner: %v\n%s", err, out)
+	}
+	if out, err := asOwner("ca", "rollover", "--switch-in", "1h", "--data-dir", dir); err != nil || !strings.Contains(out, "Next issuing CA created") {
+		t.Fatalf("ca rollover as the owner: %v\n%s", err, out)
+	}
+	if foreign := notOwnedBy(t, dir, nobodyUID); len(foreign) > 0 {
+		t.Errorf("not owned by the data directory's owner: %v", foreign)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", "next", "issuing.key")); err != nil {
+		t.Errorf("no next CA: %v", err)
 	}
 }
