@@ -27,6 +27,22 @@ import (
 // schema it does not understand.
 var ErrDatabaseTooNew = errors.New("database schema is newer than this binary")
 
+// ErrDatabaseTooOld is returned (wrapped, in a *TooOldError) by Check when
+// the database lacks migrations this binary has: code of this binary must
+// not run on a schema it was not written for, and only the caller that
+// owns the upgrade (the server) may migrate it.
+var ErrDatabaseTooOld = errors.New("database schema is older than this binary")
+
+// TooOldError says how far behind the database is: Have is the newest
+// version it records (0 for none), Want the newest this binary has.
+type TooOldError struct{ Have, Want int }
+
+func (e *TooOldError) Error() string {
+	return fmt.Sprintf("%v: database is at version %d, this binary expects %d", ErrDatabaseTooOld, e.Have, e.Want)
+}
+
+func (e *TooOldError) Is(target error) bool { return target == ErrDatabaseTooOld }
+
 // Migration is one numbered SQL file.
 type Migration struct {
 	Version int
@@ -51,6 +67,9 @@ type Dialect struct {
 	Begin func(ctx context.Context, conn *sql.Conn) (*sql.Tx, error)
 	// Now stamps applied_at; nil means time.Now.
 	Now func() time.Time
+	// HasTable reports whether the table exists, for Check and Version,
+	// which read a database without creating schema_migrations in it.
+	HasTable func(ctx context.Context, db *sql.DB, name string) (bool, error)
 }
 
 var fileName = regexp.MustCompile(`^([0-9]+)_([A-Za-z0-9_\-]+)\.sql$`)
@@ -107,11 +126,26 @@ const (
 // Up applies the pending migrations of fsys to db in version order and
 // returns the ones it applied (none when the schema is current). It refuses,
 // with ErrDatabaseTooNew, a database that records a version fsys lacks.
-func Up(ctx context.Context, db *sql.DB, fsys fs.FS, d Dialect) (applied []Migration, err error) {
+func Up(ctx context.Context, db *sql.DB, fsys fs.FS, d Dialect) ([]Migration, error) {
 	ms, err := Load(fsys)
 	if err != nil {
 		return nil, err
 	}
+	return up(ctx, db, ms, d)
+}
+
+// UpTo is Up with only the migrations of fsys up to version: the database
+// as the binary that had no later ones left it, for tests of upgrades.
+func UpTo(ctx context.Context, db *sql.DB, fsys fs.FS, d Dialect, version int) ([]Migration, error) {
+	ms, err := Load(fsys)
+	if err != nil {
+		return nil, err
+	}
+	ms = slices.DeleteFunc(ms, func(m Migration) bool { return m.Version > version })
+	return up(ctx, db, ms, d)
+}
+
+func up(ctx context.Context, db *sql.DB, ms []Migration, d Dialect) (applied []Migration, err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migrate %s: connect: %w", d.Name, err)
@@ -176,13 +210,80 @@ func Up(ctx context.Context, db *sql.DB, fsys fs.FS, d Dialect) (applied []Migra
 	}
 }
 
+// Version returns the newest version db records: 0 for a database no
+// migration has run on.
+func Version(ctx context.Context, db *sql.DB, d Dialect) (int, error) {
+	done, err := readAppliedIfAny(ctx, db, d)
+	if err != nil {
+		return 0, err
+	}
+	v := 0
+	for _, a := range done {
+		v = max(v, a.version)
+	}
+	return v, nil
+}
+
+// Check verifies, writing nothing, that db records every migration of fsys
+// and no other: it refuses a database that lacks some with a *TooOldError
+// (ErrDatabaseTooOld), one that records a version fsys lacks with
+// ErrDatabaseTooNew, and one whose records do not match the files as Up
+// does. It returns the database's version.
+func Check(ctx context.Context, db *sql.DB, fsys fs.FS, d Dialect) (int, error) {
+	ms, err := Load(fsys)
+	if err != nil {
+		return 0, err
+	}
+	done, err := readAppliedIfAny(ctx, db, d)
+	if err != nil {
+		return 0, err
+	}
+	next, err := pending(ms, done)
+	if err != nil {
+		return 0, fmt.Errorf("migrate %s: %w", d.Name, err)
+	}
+	have := 0
+	for _, a := range done {
+		have = max(have, a.version)
+	}
+	if next != nil {
+		return have, &TooOldError{Have: have, Want: ms[len(ms)-1].Version}
+	}
+	return have, nil
+}
+
+// readAppliedIfAny reads schema_migrations, or nothing when it does not
+// exist.
+func readAppliedIfAny(ctx context.Context, db *sql.DB, d Dialect) ([]appliedRow, error) {
+	if d.HasTable == nil {
+		return nil, fmt.Errorf("migrate %s: the dialect cannot tell whether schema_migrations exists", d.Name)
+	}
+	ok, err := d.HasTable(ctx, db, "schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrate %s: look for schema_migrations: %w", d.Name, err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	done, err := readApplied(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("migrate %s: %w", d.Name, err)
+	}
+	return done, nil
+}
+
 type appliedRow struct {
 	version int
 	name    string
 }
 
-func readApplied(ctx context.Context, tx *sql.Tx) ([]appliedRow, error) {
-	rows, err := tx.QueryContext(ctx, selectApplied)
+// querier is a database or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func readApplied(ctx context.Context, q querier) ([]appliedRow, error) {
+	rows, err := q.QueryContext(ctx, selectApplied)
 	if err != nil {
 		return nil, fmt.Errorf("read schema_migrations: %w", err)
 	}

@@ -312,3 +312,95 @@ func TestConcurrentMigrators(t *testing.T) {
 		t.Errorf("%d files applied in all, want %d", total, len(many))
 	}
 }
+
+// checking is the SQLite dialect with the HasTable that Check needs.
+var checking = migrate.Dialect{Name: "sqlite", HasTable: func(ctx context.Context, db *sql.DB, name string) (bool, error) {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n)
+	return n > 0, err
+}}
+
+// TestCheck: Check tells a current database from an older or a newer one,
+// names both versions, and writes nothing (a database it refuses is left
+// as it found it, schema_migrations not even created).
+func TestCheck(t *testing.T) {
+	v1 := map[string]string{"0001_users.sql": base["0001_users.sql"]}
+	cases := []struct {
+		name     string
+		at       map[string]string // the migrations applied before Check; nil for none
+		extra    string            // schema_migrations rows added after them
+		want     int               // the version Check returns
+		wantIs   error
+		wantText string
+	}{
+		{name: "current", at: base, want: 2},
+		{name: "one behind", at: v1, want: 1, wantIs: migrate.ErrDatabaseTooOld, wantText: "at version 1, this binary expects 2"},
+		{name: "never migrated", want: 0, wantIs: migrate.ErrDatabaseTooOld, wantText: "at version 0, this binary expects 2"},
+		{name: "newer", at: base, extra: `(3, 'future', '2031-01-01T00:00:00Z')`, wantIs: migrate.ErrDatabaseTooNew, wantText: "version 3 (future)"},
+		{name: "renamed file", at: v1, extra: `(2, 'old_name', '2031-01-01T00:00:00Z')`, wantText: "old_name"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := openDB(t, filepath.Join(t.TempDir(), "db"))
+			if tc.at != nil {
+				if _, err := migrate.Up(ctx, db, files(tc.at), sqlite); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.extra != "" {
+				if _, err := db.Exec(`INSERT INTO schema_migrations VALUES ` + tc.extra); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var before string
+			if tc.at != nil {
+				before = recorded(t, db)
+			}
+
+			got, err := migrate.Check(ctx, db, files(base), checking)
+			switch {
+			case tc.wantText == "" && err != nil:
+				t.Fatalf("Check: %v", err)
+			case tc.wantText != "" && (err == nil || !strings.Contains(err.Error(), tc.wantText)):
+				t.Fatalf("Check: %v, want an error containing %q", err, tc.wantText)
+			case tc.wantIs != nil && !errors.Is(err, tc.wantIs):
+				t.Errorf("Check: %v is not %v", err, tc.wantIs)
+			}
+			if tc.wantIs == nil || errors.Is(err, migrate.ErrDatabaseTooOld) {
+				if got != tc.want {
+					t.Errorf("Check returned version %d, want %d", got, tc.want)
+				}
+			}
+			if v, err := migrate.Version(ctx, db, checking); tc.wantText == "" && (err != nil || v != tc.want) {
+				t.Errorf("Version = %d, %v; want %d", v, err, tc.want)
+			}
+			if tc.at == nil {
+				var n int
+				if err := db.QueryRow(`SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil || n != 0 {
+					t.Errorf("Check left %d tables (%v) in a database never migrated, want none", n, err)
+				}
+			} else if after := recorded(t, db); after != before {
+				t.Errorf("schema_migrations %s after Check, was %s", after, before)
+			}
+		})
+	}
+}
+
+// TestUpTo: UpTo applies the files up to a version and no further, and Up
+// then applies the rest.
+func TestUpTo(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, filepath.Join(t.TempDir(), "db"))
+	applied, err := migrate.UpTo(ctx, db, files(base), sqlite, 1)
+	if err != nil || versions(applied) != "1_users" {
+		t.Fatalf("UpTo 1 applied %q, %v; want 1_users", versions(applied), err)
+	}
+	if got := recorded(t, db); got != "1_users" {
+		t.Errorf("recorded %q after UpTo 1, want 1_users", got)
+	}
+	applied, err = migrate.Up(ctx, db, files(base), sqlite)
+	if err != nil || versions(applied) != "2_groups" {
+		t.Errorf("Up after UpTo applied %q, %v; want 2_groups", versions(applied), err)
+	}
+}

@@ -16,7 +16,7 @@ var ErrNotInitialized = errors.New("no scepter schema in this database")
 // a database without scepter's schema is refused with an error wrapping
 // ErrNotInitialized, and left as it is. Administrative commands use it, so
 // that a mistyped database name does not quietly get an empty schema.
-func OpenExisting(ctx context.Context, url string) (*Store, error) {
+func OpenExisting(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	name := Redact(url)
 	// pgxpool's parser: it takes the pool_* parameters out of the URL,
 	// which pgx alone would send to the server as settings.
@@ -41,5 +41,5 @@ func OpenExisting(ctx context.Context, url string) (*Store, error) {
 	if !exists {
 		return nil, pgError("postgres: open %s: %w", name, ErrNotInitialized)
 	}
-	return Open(ctx, url)
+	return Open(ctx, url, opts...)
 }

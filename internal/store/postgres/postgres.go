@@ -118,11 +118,51 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// Option changes how Open opens a database.
+type Option func(*openOptions)
+
+type openOptions struct {
+	migrate bool               // apply pending migrations (else refuse them)
+	report  func(from, to int) // told what a migration did
+}
+
+// WithoutMigrating has Open take the schema as it finds it: a database that
+// lacks migrations of this binary is refused with an error wrapping
+// migrate.ErrDatabaseTooOld (a *migrate.TooOldError naming both versions)
+// and left as it is. The CLI commands open so: a newer binary's command
+// run beside older servers must not move the schema under them; the first
+// new server migrates when it starts.
+func WithoutMigrating() Option {
+	return func(o *openOptions) { o.migrate = false }
+}
+
+// OnMigrate has Open call report once it has applied migrations, with the
+// schema version it found (0 for a new database) and the one it left. It
+// is not called when the schema was current.
+func OnMigrate(report func(from, to int)) Option {
+	return func(o *openOptions) { o.report = report }
+}
+
+// Migrations returns the embedded migrations this package applies, for
+// building a database at an older schema (migrate.Up with fewer files).
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // the directory is embedded: only a build error gets here
+	}
+	return sub
+}
+
 // Open connects to the database at url (postgres://…), applies pending
-// migrations under an advisory lock and returns the store. A database
-// written by a newer scepter is refused with an error wrapping
-// migrate.ErrDatabaseTooNew. The password never appears in its errors.
-func Open(ctx context.Context, url string) (*Store, error) {
+// migrations under an advisory lock (unless WithoutMigrating) and returns
+// the store. A database written by a newer scepter is refused with an
+// error wrapping migrate.ErrDatabaseTooNew. The password never appears in
+// its errors.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	o := openOptions{migrate: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	name := Redact(url)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -139,7 +179,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		// CLI command for the operating system's TCP timeout (minutes).
 		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
-	if err := migrateUp(ctx, cfg.ConnConfig, name); err != nil {
+	if err := migrateUp(ctx, cfg.ConnConfig, name, o); err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -163,17 +203,30 @@ func Open(ctx context.Context, url string) (*Store, error) {
 }
 
 // migrateUp runs the migrations on a connection of its own (closed at the
-// end, which drops the advisory lock with it whatever happened).
-func migrateUp(ctx context.Context, cc *pgx.ConnConfig, name string) error {
+// end, which drops the advisory lock with it whatever happened), or with
+// o.migrate false checks that there are none to run.
+func migrateUp(ctx context.Context, cc *pgx.ConnConfig, name string, o openOptions) error {
 	db := stdlib.OpenDB(*cc.Copy())
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	sub, err := fs.Sub(migrationFiles, "migrations")
+	if !o.migrate {
+		if _, err := migrate.Check(ctx, db, Migrations(), dialect()); err != nil {
+			return pgError("postgres: open %s: %w", name, err)
+		}
+		return nil
+	}
+	// Read before Up takes the lock: a node migrating meanwhile makes the
+	// range reported start lower than what this one applied, no worse.
+	from, err := migrate.Version(ctx, db, dialect())
 	if err != nil {
 		return pgError("postgres: open %s: %w", name, err)
 	}
-	if _, err := migrate.Up(ctx, db, sub, dialect()); err != nil {
+	applied, err := migrate.Up(ctx, db, Migrations(), dialect())
+	if err != nil {
 		return pgError("postgres: open %s: %w", name, err)
+	}
+	if len(applied) > 0 && o.report != nil {
+		o.report(from, applied[len(applied)-1].Version)
 	}
 	return nil
 }
@@ -182,7 +235,8 @@ func migrateUp(ctx context.Context, cc *pgx.ConnConfig, name string) error {
 // lock held by the migrating connection for the whole run.
 func dialect() migrate.Dialect {
 	return migrate.Dialect{
-		Name: "postgres",
+		Name:     "postgres",
+		HasTable: hasTable,
 		Lock: func(ctx context.Context, conn *sql.Conn) (func(context.Context) error, error) {
 			if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 				return nil, err
@@ -199,6 +253,14 @@ func dialect() migrate.Dialect {
 			}, nil
 		},
 	}
+}
+
+// hasTable reports whether the table exists in the schemas of the search
+// path, as an unqualified name in a query would find it.
+func hasTable(ctx context.Context, db *sql.DB, name string) (bool, error) {
+	var ok bool
+	err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&ok)
+	return ok, err
 }
 
 // Close closes the connection pool. It may be called more than once.
