@@ -21,6 +21,7 @@ import (
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/migrate"
 	"github.com/scepter/scepter/internal/store/postgres"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
@@ -240,44 +241,84 @@ func (s *storeFlags) storeName() string {
 
 // openStore opens the store every command uses: PostgreSQL when storeURL
 // is set (a postgres:// URL), else SQLite in dataDir (created when
-// missing). existing refuses a store no server has set up (a missing
-// SQLite file, a PostgreSQL database without scepter's schema), so CLI
-// commands never create one by accident. Errors never show a password.
+// missing). existing is how the CLI commands open it: it refuses a store
+// no server has set up (a missing SQLite file, a PostgreSQL database
+// without scepter's schema), so they never create one by accident, and
+// one whose schema is older than this binary's, which it leaves as it is
+// (only serve migrates: see openServerStore). Without existing the store
+// is created and migrated. Errors never show a password.
 func openStore(ctx context.Context, storeURL, dataDir string, existing bool) (store.Store, error) {
+	return openStoreReporting(ctx, storeURL, dataDir, existing, nil)
+}
+
+// openServerStore opens the store as 'scepter serve' does: created when
+// missing and migrated, saying so in the log when it was.
+func openServerStore(ctx context.Context, storeURL, dataDir string, log *slog.Logger) (store.Store, error) {
+	return openStoreReporting(ctx, storeURL, dataDir, false, func(from, to int) {
+		log.Info("store migrated", "from_schema", from, "to_schema", to)
+	})
+}
+
+// openStoreReporting is openStore, calling migrated (when not nil) with the
+// schema versions a migration went from and to.
+func openStoreReporting(ctx context.Context, storeURL, dataDir string, existing bool, migrated func(from, to int)) (store.Store, error) {
 	if storeURL != "" {
 		if !isPostgresURL(storeURL) {
 			// Not quoted: it may hold a password.
 			return nil, usageError{"--store: want a postgres:// URL (postgres://USER@HOST:PORT/DATABASE), or nothing for SQLite in the data directory"}
 		}
+		var opts []postgres.Option
 		open := postgres.Open
 		if existing {
 			open = postgres.OpenExisting
+			opts = append(opts, postgres.WithoutMigrating())
 		}
-		st, err := open(ctx, storeURL)
+		if migrated != nil {
+			opts = append(opts, postgres.OnMigrate(migrated))
+		}
+		st, err := open(ctx, storeURL, opts...)
 		if errors.Is(err, postgres.ErrNotInitialized) {
 			return nil, fmt.Errorf("open store: %w: run 'scepter serve --store URL' on it first, or pass the --store the server uses", err)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("open store: %w", err)
+			return nil, storeOpenError(err)
 		}
 		return st, nil
 	}
 	path := filepath.Join(dataDir, "scepter.db")
+	var opts []sqlite.Option
 	if existing {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no scepter database in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir (or --store) the server uses", dataDir, dataDir)
 		}
+		opts = append(opts, sqlite.WithoutMigrating())
+	}
+	if migrated != nil {
+		opts = append(opts, sqlite.OnMigrate(migrated))
 	}
 	unlock, err := shareStore(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(ctx, path)
+	st, err := sqlite.Open(ctx, path, opts...)
 	if err != nil {
 		unlock()
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, storeOpenError(err)
 	}
 	return sharedStore{Store: st, unlock: unlock}, nil
+}
+
+// storeOpenError is err from opening the store, with what to do when the
+// store's schema is older than this binary's: during an upgrade the new
+// binary is in place before the server restarts, and its commands must
+// wait for the new server to migrate (or be run with the old binary).
+func storeOpenError(err error) error {
+	var old *migrate.TooOldError
+	if errors.As(err, &old) {
+		return shownError{fmt.Sprintf("open store: the store is at schema version %d, this scepter expects %d: start the new 'scepter serve' first (it migrates the store), or use the scepter binary the server runs",
+			old.Have, old.Want), err}
+	}
+	return fmt.Errorf("open store: %w", err)
 }
 
 // sharedStore is an SQLite store opened under shareStore's lock, which

@@ -281,7 +281,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := refuseLostSQLite(f.store.url, f.dataDir); err != nil {
 		return err
 	}
-	db, err := openStore(ctx, f.store.url, f.dataDir, false)
+	db, err := openServerStore(ctx, f.store.url, f.dataDir, log)
 	if err != nil {
 		return err
 	}
