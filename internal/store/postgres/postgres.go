@@ -52,7 +52,8 @@
 // connection of its own that holds a session-level pg_advisory_lock for the
 // whole run, so nodes starting together migrate one after the other; the
 // connection is closed afterwards, which releases the lock even if the
-// unlock failed.
+// unlock failed. Opened WithoutMigrating (the CLI commands), it only reads
+// schema_migrations and refuses a schema older than the binary's.
 //
 // # Connections
 //
