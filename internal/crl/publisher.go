@@ -276,10 +276,13 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 }
 
 // build signs CRL number n of an issuer, the successor of prev (nil for the
-// first): its revoked certificates that have not expired (RFC 5280 lets an
-// entry go once the certificate expires).
+// first): its revoked certificates, less those expired long enough ago (see
+// listedFrom).
 func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CRL, n, seq int64, now time.Time) (*store.CRL, error) {
-	revoked, err := p.st.RevokedCertificates(ctx, issuer.ID, now)
+	published := now.UTC().Truncate(time.Second)
+	// Certificates end on a whole second: one ending at the cut-off itself
+	// stays.
+	revoked, err := p.st.RevokedCertificates(ctx, issuer.ID, listedFrom(published, prev, p.cfg.Validity).Add(-time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("crl: %s: %w", issuer.ID, err)
 	}
@@ -306,7 +309,6 @@ func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CR
 			newest = at
 		}
 	}
-	published := now.UTC().Truncate(time.Second)
 	// A revocation or unhold recorded a moment ahead of this clock (by a
 	// node whose clock runs a little ahead, or an unhold within this
 	// second) waits for it, as a predecessor ahead does: the CRL's
@@ -328,6 +330,27 @@ func (p *Publisher) build(ctx context.Context, issuer *ca.Issuer, prev *store.CR
 	}
 	return &store.CRL{IssuerID: issuer.ID, Number: n, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate,
 		RevocationSeq: seq, Entries: len(entries), DER: der, CreatedAt: now}, nil
+}
+
+// listedFrom is the earliest notAfter of a revoked certificate that the
+// CRL published at published (whole seconds), the successor of prev (nil
+// for the first), lists. RFC 5280 §3.3: an entry leaves a CRL only after
+// it appeared on one issued beyond the certificate's validity period, not
+// when the certificate expires (a CRL whose backdated thisUpdate is before
+// the notAfter would say the certificate was good then). So an entry stays
+// until its predecessor's thisUpdate is past the notAfter (that
+// predecessor, or an earlier one, listed it after the expiry, however long
+// this node was down), and a full validity past it at least: every CRL
+// published within one validity of the expiry still lists it, so relying
+// parties find it in a scheduled one too, a refresh coming at half of that
+// (thisUpdate is never before published − backdate, so the cut-off is at
+// or before thisUpdate − validity).
+func listedFrom(published time.Time, prev *store.CRL, validity time.Duration) time.Time {
+	from := published.Add(-backdate - validity)
+	if prev != nil && prev.ThisUpdate.Before(from) {
+		from = prev.ThisUpdate
+	}
+	return from
 }
 
 // errRevocationAhead says a CRL waits for the clock to pass the newest

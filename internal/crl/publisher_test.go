@@ -109,8 +109,14 @@ func TestPublisher(t *testing.T) {
 		t.Errorf("at half its validity: CRL %v with %d entries, want 3 with 2", list.Number, len(list.RevokedCertificateEntries))
 	}
 
-	// Once a revoked certificate expires it leaves the CRL.
+	// A revoked certificate leaves the CRL once a CRL issued after its
+	// expiry listed it (TestExpiredEntryStaysUntilACRLBeyondItsEnd).
 	f.Clock.Advance(366 * 24 * time.Hour)
+	update()
+	if list := current(t, p, issuer.ID); len(list.RevokedCertificateEntries) != 2 {
+		t.Errorf("the first CRL after the expiry lists %d entries, want 2", len(list.RevokedCertificateEntries))
+	}
+	f.Clock.Advance(12 * time.Hour)
 	update()
 	if list := current(t, p, issuer.ID); len(list.RevokedCertificateEntries) != 0 {
 		t.Errorf("expired certificates still listed: %d entries", len(list.RevokedCertificateEntries))
