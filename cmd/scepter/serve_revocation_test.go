@@ -128,6 +128,43 @@ func TestBadPublicURLCreatesNothing(t *testing.T) {
 	}
 }
 
+// A --crl-validity under the floor is a usage error naming the floor,
+// before anything is made: a CRL is replaced at half of its validity, and
+// with 2m it was replaced every second. The floor itself is taken.
+func TestCRLValidityFloor(t *testing.T) {
+	for _, c := range []struct {
+		value string
+		ok    bool
+	}{
+		{"1m", false}, {"2m", false}, {"9m59s", false}, {"10m", true}, {"24h", true},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		e, _, _ := testEnv(nil)
+		flags, f := newServeFlags(e)
+		if err := flags.Parse([]string{"--crl-validity", c.value}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.revocation.check(); (err == nil) != c.ok {
+			t.Errorf("--crl-validity %s: check says %v, want accepted %v", c.value, err, c.ok)
+		}
+		if c.ok {
+			continue
+		}
+		// A value accepted would start the server: stopped after a while.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := run(ctx, e, []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0",
+			"--est-listen", "127.0.0.1:0", "--challenge", "test", "--crl-validity", c.value})
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "--crl-validity") || !strings.Contains(err.Error(), "at least 10m0s") ||
+			exitCode(err) != 2 {
+			t.Errorf("--crl-validity %s: %v (exit %d), want a usage error naming the floor 10m0s", c.value, err, exitCode(err))
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("--crl-validity %s: the data directory was made (%v)", c.value, err)
+		}
+	}
+}
+
 // A bad --est-server-name is refused as a usage error naming the flag
 // before anything is made; it was found only when the HTTPS certificate was
 // issued, after a whole CA had been created.

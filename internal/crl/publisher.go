@@ -33,6 +33,10 @@ import (
 const (
 	DefaultValidity = 24 * time.Hour
 	DefaultInterval = time.Second
+	// MinValidity is the shortest validity `serve --crl-validity` takes:
+	// a CRL is replaced every half of it, and each replacement is a new
+	// number stored and recorded on every node's disk.
+	MinValidity = 10 * time.Minute
 	// keepGenerations is how many older CRLs the store keeps per issuer.
 	keepGenerations = 10
 	// maxClockLead is how far ahead of this node's clock the newest CRL's
@@ -217,7 +221,7 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 	if now.Before(issuer.Cert.NotBefore) || !now.Before(issuer.Cert.NotAfter) {
 		return nil
 	}
-	if cur != nil && !behind && seq <= cur.RevocationSeq && now.Before(cur.ThisUpdate.Add(p.cfg.Validity/2)) &&
+	if cur != nil && !behind && seq <= cur.RevocationSeq && now.Before(refreshAt(cur, p.cfg.Validity)) &&
 		now.Before(cur.NextUpdate) && !now.Before(cur.ThisUpdate) {
 		return nil
 	}
@@ -273,6 +277,18 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 	p.log.Info("CRL published", "issuer", issuer.Cert.Subject.String(), "number", c.Number, "entries", c.Entries,
 		"next_update", c.NextUpdate.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// refreshAt is when c is halfway to its nextUpdate and is replaced: half
+// the validity after its publication, not after its thisUpdate, which is
+// backdated (by a minute, replacing it a minute early: at once, every
+// update, with a validity of two minutes).
+func refreshAt(c *store.CRL, validity time.Duration) time.Time {
+	published := c.CreatedAt
+	if published.Before(c.ThisUpdate) { // not recorded
+		published = c.ThisUpdate
+	}
+	return published.Add(validity / 2)
 }
 
 // build signs CRL number n of an issuer, the successor of prev (nil for the
