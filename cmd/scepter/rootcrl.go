@@ -64,7 +64,7 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&reasonS, "reason", "", "the revocation reason of --revoke and --revoke-cert: cACompromise, keyCompromise, superseded, cessationOfOperation, affiliationChanged, unspecified (required with them)")
 	fs.DurationVar(&validity, "validity", validity, "the CRL's nextUpdate after now, from 1h to 8760h (cut at the root's end); sign the next one before then")
 	fs.StringVar(&out, "out", "", "also write the CRL (DER) to this file, for relying parties given it by hand")
-	fs.BoolVar(&storeRestored, "store-restored", false, "sign although the store's newest root CRL is older than one signed with this data directory (the store was restored from a backup): "+
+	fs.Var(&onceSwitch{on: &storeRestored, why: storeRestoredOnce}, "store-restored", "sign although the store's newest root CRL is older than one signed with this data directory (the store was restored from a backup): "+
 		"the CAs revoked after the backup are missing from it, so list them again in this run with --revoke or --revoke-cert")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err

@@ -170,9 +170,27 @@ func TestRestoredStoreIsRefusedThenNumberedAbove(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
-	// Once a CRL is numbered above the mark, the next start needs no flag.
-	if s := start(); s.ended {
+	// Once a CRL is numbered above the mark, the next start needs no flag;
+	// given all the same, it is warned about.
+	s = start()
+	if s.ended {
 		t.Fatalf("serve after the acknowledged restore: %v", s.err)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	s = start("--store-restored")
+	if s.ended || !strings.Contains(s.errb.String(), "it had nothing to acknowledge") {
+		t.Errorf("--store-restored on a store not behind: ended %v (%v), log:\n%s", s.ended, s.err, s.errb.String())
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Only on the command line: left in the environment (or the config
+	// file) it would acknowledge a later restore unseen.
+	envStart := serveInProcess(t, map[string]string{"SCEPTER_STORE_RESTORED": "1"}, "--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", data)
+	if !envStart.ended || exitCode(envStart.err) != 2 || !strings.Contains(envStart.err.Error(), "taken only on the command line") {
+		t.Errorf("SCEPTER_STORE_RESTORED=1: ended %v, %v (exit %d); want refused, exit 2", envStart.ended, envStart.err, exitCode(envStart.err))
 	}
 
 	if entries, err := os.ReadDir(filepath.Join(data, crl.NumbersDir)); err != nil || len(entries) == 0 {

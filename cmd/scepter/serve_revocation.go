@@ -46,7 +46,7 @@ func (f *revocationFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.crlValidity, "crl-validity", crl.DefaultValidity, fmt.Sprintf("a CRL's nextUpdate after its publication (at least %s); CRLs are replaced at half of it, and within seconds of a revocation", crl.MinValidity))
 	fs.DurationVar(&f.ocspValidity, "ocsp-validity", ocsp.DefaultValidity, "an OCSP answer's nextUpdate after its thisUpdate (never beyond its responder certificate's notAfter); answers are cached for half of it, or until a revocation")
 	fs.DurationVar(&f.responderValidity, "ocsp-responder-validity", ocsp.DefaultDelegateValidity, "lifetime of the delegated OCSP responder certificates (id-pkix-ocsp-nocheck: keep it short)")
-	fs.BoolVar(&f.storeRestored, "store-restored", false, "start although the store is older than the CRLs this node published (restored from a backup): the revocations made after the backup are missing from CRL and OCSP until made again with 'scepter certs revoke' (docs/deployment.md, Restoring)")
+	fs.Var(&onceSwitch{on: &f.storeRestored, why: storeRestoredOnce}, "store-restored", "start although the store is older than the CRLs this node published (restored from a backup): the revocations made after the backup are missing from CRL and OCSP until made again with 'scepter certs revoke' (docs/deployment.md, Restoring)")
 }
 
 func (f *revocationFlags) check() error {
@@ -193,6 +193,36 @@ type revocation struct {
 	delegates *ocsp.Delegates
 }
 
+// storeRestoredOnce is why --store-restored is taken only on the command
+// line (config.CommandLineOnly).
+const storeRestoredOnce = "it acknowledges one restored store, and left in the environment or the config file it would let a later restore start unnoticed, its missing revocations served as good"
+
+// onceSwitch is a boolean flag taken only on the command line.
+type onceSwitch struct {
+	on  *bool
+	why string
+}
+
+func (o *onceSwitch) Set(v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("parse error")
+	}
+	*o.on = b
+	return nil
+}
+
+func (o *onceSwitch) String() string {
+	if o == nil || o.on == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*o.on)
+}
+
+func (o *onceSwitch) Get() any                { return *o.on }
+func (o *onceSwitch) IsBoolFlag() bool        { return true }
+func (o *onceSwitch) CommandLineOnly() string { return o.why }
+
 // newPublisher builds the CRL publisher (before the enrollment service,
 // which hands its CRLs to SCEP GetCRL) and publishes the first CRLs. The
 // highest CRL number published is kept per issuer in DATA/crl-numbers; a
@@ -221,8 +251,14 @@ func (f *revocationFlags) newPublisher(ctx context.Context, dataDir string, st s
 // after is numbered above the mark, so the flag is needed once.
 func (f *revocationFlags) checkStoreBehind(ctx context.Context, p *crl.Publisher, st store.Store, clock pki.Clock, log *slog.Logger) error {
 	behind, err := p.StoreBehind(ctx)
-	if err != nil || len(behind) == 0 {
+	if err != nil {
 		return err
+	}
+	if len(behind) == 0 {
+		if f.storeRestored {
+			log.Warn("--store-restored was given, but the store is not behind the CRLs this node published: it had nothing to acknowledge; leave it off the next start")
+		}
+		return nil
 	}
 	outcome, reason := "success", "acknowledged with --store-restored"
 	if !f.storeRestored {

@@ -17,6 +17,15 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
+// CommandLineOnly is a flag value taken only from the command line, never
+// from the environment or the config file: one that acknowledges a single
+// event, and left in a unit file or a config would go on acknowledging
+// later ones unseen. CommandLineOnly says why, for the refusal.
+type CommandLineOnly interface {
+	flag.Value
+	CommandLineOnly() string
+}
+
 // EnvPrefix is the prefix of every environment variable we read.
 const EnvPrefix = "SCEPTER_"
 
@@ -85,6 +94,15 @@ func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
 		if set[f.Name] || f.Name == "config" {
+			return
+		}
+		if once, ok := unhinted(f.Value).(CommandLineOnly); ok {
+			if _, inEnv := lookupEnv(EnvName(f.Name)); inEnv {
+				errs = append(errs, fmt.Errorf("%s: --%s is taken only on the command line: %s", EnvName(f.Name), f.Name, once.CommandLineOnly()))
+			}
+			if _, inFile := fileValues[f.Name]; inFile {
+				errs = append(errs, fmt.Errorf("config key %s: --%s is taken only on the command line: %s", KeyName(f.Name), f.Name, once.CommandLineOnly()))
+			}
 			return
 		}
 		if v, ok := lookupEnv(EnvName(f.Name)); ok {
@@ -272,6 +290,17 @@ func (h hinted) Set(s string) error {
 }
 
 func (h hinted) Get() any { return h.Value.(flag.Getter).Get() }
+
+// unhinted is the flag's own value under explainParseErrors' wrapper.
+func unhinted(v flag.Value) flag.Value {
+	switch w := v.(type) {
+	case hinted:
+		return w.Value
+	case boolHint:
+		return w.Value
+	}
+	return v
+}
 
 type boolHint struct{ hinted }
 

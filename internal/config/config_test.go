@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,5 +148,52 @@ func TestBadValuesSayWhatTheFlagTakes(t *testing.T) {
 	skew = fs.Duration("skew", 0, "")
 	if err := Parse(fs, []string{"--allow-insecure-des", "--skew", "90m"}, func(string) (string, bool) { return "", false }, nil, nil); err != nil || !*des || *skew != 90*time.Minute {
 		t.Errorf("Parse: %v, des %v, skew %v", err, *des, *skew)
+	}
+}
+
+// onlyOnCommandLine is a switch that config.CommandLineOnly keeps off the
+// environment and the file.
+type onlyOnCommandLine struct{ on bool }
+
+func (o *onlyOnCommandLine) Set(v string) error      { o.on = v == "true"; return nil }
+func (o *onlyOnCommandLine) String() string          { return fmt.Sprint(o != nil && o.on) }
+func (o *onlyOnCommandLine) Get() any                { return o.on }
+func (o *onlyOnCommandLine) IsBoolFlag() bool        { return true }
+func (o *onlyOnCommandLine) CommandLineOnly() string { return "it acknowledges one event" }
+
+// A command-line-only flag given in the environment or the file is
+// refused, naming where and why; on the command line it is taken.
+func TestCommandLineOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.toml")
+	if err := os.WriteFile(path, []byte("once = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // "" taken
+	}{
+		{"flag", []string{"--once"}, nil, ""},
+		{"flag beside the file", []string{"--once", "--config", path}, nil, ""},
+		{"environment", nil, map[string]string{"SCEPTER_ONCE": "true"}, "SCEPTER_ONCE: --once is taken only on the command line: it acknowledges one event"},
+		{"file", []string{"--config", path}, nil, "config key once: --once is taken only on the command line"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			fs.String("config", "", "")
+			once := &onlyOnCommandLine{}
+			fs.Var(once, "once", "")
+			err := Parse(fs, tc.args, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }, nil, nil)
+			if tc.want == "" {
+				if err != nil || !once.on {
+					t.Errorf("err %v, on %v; want it taken", err, once.on)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || once.on {
+				t.Errorf("err %v, on %v; want %q and not taken", err, once.on, tc.want)
+			}
+		})
 	}
 }
