@@ -6,22 +6,22 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/scepter/scepter/internal/config"
 	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/filetrust"
 )
 
 // secretFileFlags name a file that holds a secret: a challenge, a
 // password, an HMAC key, a passphrase. (--pkcs11-pin-file is stricter,
-// refused when group or others have any access: internal/keys.)
+// refused when group or others have any access, and for its owner and
+// directory as these are: internal/keys.)
 var secretFileFlags = []string{
 	"challenge-file",
 	"est-password-file",
@@ -100,15 +100,8 @@ func checkFileMode(e env, setting, path, changes string, secret func() string) e
 	if perm&0o022 != 0 {
 		return usageError{fmt.Sprintf("%s %s has mode %04o: group or others may change %s; run: chmod go-w %s", setting, path, perm, changes, path)}
 	}
-	if uid, foreign := foreignOwner(fi); foreign {
-		return usageError{fmt.Sprintf("%s %s belongs to user %s (uid %d), not to %s: that user may change %s; run: chown %s %s",
-			setting, path, userName(uid), uid, trustedUsers(), changes, userName(os.Geteuid()), path)}
-	}
-	for _, dir := range replaceableFrom(path) {
-		if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
-			return usageError{fmt.Sprintf("%s %s is in directory %s, which has mode %04o: group or others may replace the file, and so change %s; move the file, or run: chmod go-w %s",
-				setting, path, dir, di.Mode().Perm(), changes, dir)}
-		}
+	if err := filetrust.Check(setting, path, changes); err != nil {
+		return usageError{err.Error()}
 	}
 	if perm&0o004 != 0 {
 		if held := secret(); held != "" {
@@ -121,7 +114,7 @@ func checkFileMode(e env, setting, path, changes string, secret func() string) e
 // foreignOwner is the owner of fi when it is neither this process's
 // effective user nor root (foreign is false where owners are unknown).
 func foreignOwner(fi os.FileInfo) (uid int, foreign bool) {
-	uid, ok := fileOwner(fi)
+	uid, ok := filetrust.Owner(fi)
 	return uid, ok && uid != 0 && uid != os.Geteuid()
 }
 
@@ -131,37 +124,18 @@ func trustedUsers() string {
 	if os.Geteuid() == 0 {
 		return "root"
 	}
-	return userName(os.Geteuid()) + " or root"
-}
-
-// replaceableFrom is the directories whose writers may replace what path
-// names: the one that holds path, and, when path leads through symbolic
-// links, the one that holds the file they lead to.
-func replaceableFrom(path string) []string {
-	dirs := []string{filepath.Dir(path)}
-	if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(real) != filepath.Dir(path) {
-		dirs = append(dirs, filepath.Dir(real))
-	}
-	return dirs
+	return filetrust.UserName(os.Geteuid()) + " or root"
 }
 
 // notOurs names the owner of fi when it is not this process's effective
 // user ("" when it is, or where owners are unknown): whoever owns the data
 // directory can rename and replace what is in it, the CA's keys included.
 func notOurs(fi os.FileInfo) string {
-	uid, ok := fileOwner(fi)
+	uid, ok := filetrust.Owner(fi)
 	if !ok || uid == os.Geteuid() {
 		return ""
 	}
 	return fmt.Sprintf("uid %d, not this process's uid %d", uid, os.Geteuid())
-}
-
-// userName is the name of a user id, or the id when it has no name.
-func userName(uid int) string {
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
-		return u.Username
-	}
-	return strconv.Itoa(uid)
 }
 
 // configSecrets lists the keys of the config file at path that hold a
@@ -259,8 +233,8 @@ func checkDataDirUser(fs *flag.FlagSet) error {
 	if err != nil || !fi.IsDir() {
 		return nil
 	}
-	if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
-		owner, me := userName(uid), userName(os.Geteuid())
+	if uid, ok := filetrust.Owner(fi); ok && uid != os.Geteuid() {
+		owner, me := filetrust.UserName(uid), filetrust.UserName(os.Geteuid())
 		what := "the files it writes there would belong to " + me + ", and the server, which runs as " + owner + ", could not read them"
 		if use == opensStore {
 			what = "opening the database may make files there (scepter.db-wal, scepter.db-shm, store.lock) that would belong to " + me +
@@ -318,7 +292,7 @@ func checkDataDirOwners(dir string) error {
 					chown = "chown -R "
 				}
 				return usageError{fmt.Sprintf("%s belongs to user %s (uid %d), not to %s: that user may %s; run: %s%s %s",
-					path, userName(uid), uid, trustedUsers(), tree.changes, chown, userName(os.Geteuid()), path)}
+					path, filetrust.UserName(uid), uid, trustedUsers(), tree.changes, chown, filetrust.UserName(os.Geteuid()), path)}
 			}
 			return nil
 		})

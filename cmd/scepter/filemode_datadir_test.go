@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scepter/scepter/internal/filetrust"
 )
 
 // nobodyUID is the user the tests give files to: one that is not us and
@@ -62,7 +64,7 @@ func notOwnedBy(t *testing.T, dir string, uid int) []string {
 			return nil
 		}
 		if fi, err := os.Lstat(p); err == nil {
-			if owner, _ := fileOwner(fi); owner != uid {
+			if owner, _ := filetrust.Owner(fi); owner != uid {
 				out = append(out, p)
 			}
 		}
@@ -101,7 +103,7 @@ func TestCLIRefusedOnAnotherUsersDataDir(t *testing.T) {
 	keysFile := filepath.Join(t.TempDir(), "keys.pem")
 	os.WriteFile(keysFile, []byte("x"), 0o600)
 	chownAll(t, dir, nobodyUID)
-	owner := userName(nobodyUID)
+	owner := filetrust.UserName(nobodyUID)
 	pg := "postgres://scepter@127.0.0.1:1/scepter?connect_timeout=2"
 	for _, tt := range []struct {
 		args       []string
@@ -227,7 +229,7 @@ func TestDataDirEntriesOwnedByAnotherUser(t *testing.T) {
 			if tt.dir {
 				chown = "chown -R root "
 			}
-			want := []string{path + " belongs to user " + userName(nobodyUID) + " (uid 65534), not to root: that user may " + tt.changes, "run: " + chown + path}
+			want := []string{path + " belongs to user " + filetrust.UserName(nobodyUID) + " (uid 65534), not to root: that user may " + tt.changes, "run: " + chown + path}
 			_, stderr, err := serveOnce(t, "--data-dir", dir)
 			wantUsageError(t, "serve", err, stderr, want)
 			out, err := runIn("certs", "list", "--data-dir", dir)

@@ -12,6 +12,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/scepter/scepter/internal/filetrust"
 )
 
 // PKCS11Config says which PKCS#11 token holds the CA's keys and how to log
@@ -256,10 +258,16 @@ func (c PKCS11Config) refLabel(ref string) (string, error) {
 
 // readPIN reads the first line of the PIN file. A file that its group or
 // others may read is refused, as a key file is: the PIN opens every key of
-// the token.
+// the token. So is one another user than us or root may change, by owning
+// it or replacing it in a directory they may write, as the command line
+// refuses its secret files: they could read the PIN, and lock it for every
+// node of the token by feeding the server wrong ones.
 func (c PKCS11Config) readPIN() (string, error) {
 	if err := checkSecretFileMode(c.PINFile, "a PKCS#11 PIN"); err != nil {
 		return "", err
+	}
+	if err := filetrust.Check("PKCS#11 PIN file", c.PINFile, "the PIN, which opens every key of the token"); err != nil {
+		return "", fmt.Errorf("keys: %w", err)
 	}
 	data, err := os.ReadFile(c.PINFile)
 	if err != nil {

@@ -1,14 +1,14 @@
 //go:build unix
 
-package main
+package filetrust
 
 import (
 	"os"
 	"syscall"
 )
 
-// fileOwner is the user id that owns the file fi describes.
-func fileOwner(fi os.FileInfo) (uid int, ok bool) {
+// Owner is the user id that owns the file fi describes.
+func Owner(fi os.FileInfo) (uid int, ok bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return 0, false

@@ -1,0 +1,67 @@
+// Package filetrust tells whether a user other than this process's and
+// root may change a file without write access to it: by owning it, or by
+// replacing it in a directory they may write. The command line checks its
+// config and secret files with it, and internal/keys the PKCS#11 PIN file,
+// so both refuse the same files in the same words.
+package filetrust
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+)
+
+// Check refuses the regular file at path when another user than us or
+// root owns it, or when group or others may write the directory that
+// holds it, or that holds the file a symbolic link path is leads to,
+// without the sticky bit. setting names the file in the message
+// ("--challenge-file"), changes says what that user could change ("the
+// secret"). What is not a regular file (missing, a directory, a pipe) is
+// left to whoever reads it; mode bits are the caller's. On Windows the
+// owner and mode say nothing about access and nothing is checked.
+func Check(setting, path, changes string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	if uid, ok := Owner(fi); ok && uid != 0 && uid != os.Geteuid() {
+		me, trusted := UserName(os.Geteuid()), "root"
+		if os.Geteuid() != 0 {
+			trusted = me + " or root"
+		}
+		return fmt.Errorf("%s %s belongs to user %s (uid %d), not to %s: that user may change %s; run: chown %s %s",
+			setting, path, UserName(uid), uid, trusted, changes, me, path)
+	}
+	for _, dir := range replaceableFrom(path) {
+		if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+			return fmt.Errorf("%s %s is in directory %s, which has mode %04o: group or others may replace the file, and so change %s; move the file, or run: chmod go-w %s",
+				setting, path, dir, di.Mode().Perm(), changes, dir)
+		}
+	}
+	return nil
+}
+
+// replaceableFrom is the directories whose writers may replace what path
+// names: the one that holds path, and, when path leads through symbolic
+// links, the one that holds the file they lead to.
+func replaceableFrom(path string) []string {
+	dirs := []string{filepath.Dir(path)}
+	if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(real) != filepath.Dir(path) {
+		dirs = append(dirs, filepath.Dir(real))
+	}
+	return dirs
+}
+
+// UserName is the name of a user id, or the id when it has no name.
+func UserName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(uid)
+}
