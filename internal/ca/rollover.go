@@ -130,7 +130,13 @@ var (
 // and it must match root.crt (ErrRootKeyMissing, ErrRootKeyEncrypted,
 // keys.ErrWrongPassphrase, ErrRootKeyMismatch otherwise). It is read after
 // the options are checked, before anything is made.
-func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.RA, error) {
+//
+// With a token, a rollover that fails after making keys there destroys
+// them (destroyNewTokenKeys): nothing else would ever name them, and the
+// error says which were destroyed and which could not be. The RA key is
+// made before the root signs anything, so that a token too full for it
+// fails before a certificate exists.
+func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (next *Issuer, nextRA *pki.RA, err error) {
 	if clock == nil {
 		clock = pki.SystemClock{}
 	}
@@ -224,9 +230,23 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.
 	}
 	// In a token, the next generation's keys get labels of their own.
 	kd := base.keysIn(tmp, "-"+id, loadMode{})
+	defer func() {
+		if err != nil {
+			err = destroyNewTokenKeys(kd, generationKeys, err)
+		}
+	}()
 	issKey, err := kd.Create(issuingKeyName, keyType)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca: generating the next issuing CA key: %w", err)
+	}
+	var raKey crypto.Signer
+	if raMode == RAModeSeparate {
+		if raKey, err = kd.Create(raKeyName, keys.RSA2048); err != nil {
+			return nil, nil, fmt.Errorf("ca: generating the RA key: %w", err)
+		}
+		if err := checkRAKey(kd.Where(raKeyName), raKey); err != nil {
+			return nil, nil, err
+		}
 	}
 	org := cur.Cert.Subject.Organization
 	if len(org) == 0 {
@@ -258,7 +278,7 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := createRA(kd, iss, nil, raValidity, now); err != nil {
+		if err := createRA(kd, iss, raKey, raValidity, now); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -280,6 +300,41 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (*Issuer, *pki.
 	}
 	syncDir(caDir)
 	return loadGeneration(nextDir, a.Root, InitOptions{RAMode: raMode, Token: opts.Token}.withDefaults(), now, loadMode{unopened: true})
+}
+
+// destroyNewTokenKeys destroys the token keys called names that a failed
+// rollover or RA renewal made in its build directory kd, which goes after
+// it: nothing else names them, and nothing would ever destroy them (their
+// labels carry a random id, so no later run trips over them either). Each
+// is destroyed by the public key its reference file records, so that
+// another pair of its label is left; key files go with the directory. It
+// returns cause, saying which keys were destroyed and which could not be,
+// and how to remove those.
+func destroyNewTokenKeys(kd *keys.Dir, names []string, cause error) error {
+	if kd.Token == nil {
+		return cause
+	}
+	var destroyed, left []string
+	for _, name := range names {
+		if in, err := kd.InToken(name); err == nil && !in {
+			continue
+		}
+		label := kd.Token.Where(kd.LabelPrefix + name + kd.Suffix)
+		if err := kd.Destroy(name); err != nil {
+			left = append(left, fmt.Sprintf("%s (%v)", label, err))
+			continue
+		}
+		destroyed = append(destroyed, label)
+	}
+	if len(destroyed) > 0 {
+		cause = fmt.Errorf("%w; the new keys made in the token were destroyed: %s", cause, strings.Join(destroyed, "; "))
+	}
+	if len(left) > 0 {
+		cause = fmt.Errorf("%w; new keys made in the token could not be destroyed and are left there, named by nothing: %s; "+
+			"remove them from the token (pkcs11-tool --login --delete-object --type privkey --label LABEL, then --type pubkey)",
+			cause, strings.Join(left, "; "))
+	}
+	return cause
 }
 
 func errNextExists(nextDir string, at time.Time) error {
