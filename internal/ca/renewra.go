@@ -70,6 +70,11 @@ type RenewRAOptions struct {
 // temporary directory and copied into place key first; a renewal that
 // stopped between the two is finished by the next load or RenewRA.
 //
+// A renewal that fails after making its key (one that lost a race with
+// another renewal, say) destroys that key, in a token by its public key,
+// and its error says so (destroyNewTokenKeys): nothing else would ever
+// name it. Only a key already installed in dir/ca is kept.
+//
 // ErrNoCA when dir holds no CA, ErrRAIsCA in RA mode ca,
 // ErrRANotRenewable when the issuing CA ends too soon for a new RA to
 // help, and an error wrapping keys.ErrNoToken when the CA's keys are in a
@@ -125,9 +130,18 @@ func RenewRA(dir string, opts RenewRAOptions, clock pki.Clock) (retired, renewed
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
-	defer os.RemoveAll(tmp)
 	// A new key in a token gets a label of its own (PREFIX-ra-<id>).
-	if err := createRA(o.keysIn(tmp, "-"+id, loadMode{}), iss, nil, opts.Validity, now); err != nil {
+	kd := o.keysIn(tmp, "-"+id, loadMode{})
+	installed := false
+	defer func() {
+		if err != nil && !installed {
+			err = destroyNewTokenKeys(kd, []string{raKeyName}, err)
+		}
+		if !installed || err == nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := createRA(kd, iss, nil, opts.Validity, now); err != nil {
 		return nil, nil, err
 	}
 	if err := retireRA(caDir, old.Cert); err != nil {
@@ -135,17 +149,37 @@ func RenewRA(dir string, opts RenewRAOptions, clock pki.Clock) (retired, renewed
 	}
 	// Another renewal (the server's own, say) may have installed its RA
 	// meanwhile: replacing that one would leave it unretired.
-	if inService, err := loadCert(caDir, RACertFile); err != nil || !inService.Equal(old.Cert) {
-		return nil, nil, fmt.Errorf("ca: the RA in service changed during the renewal (another renewal at the same time?); nothing was replaced, run it again if it is still needed (%v)", err)
+	inService, err := loadCert(caDir, RACertFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: reading the RA in service again before replacing it: %w; nothing was replaced", err)
+	}
+	if !inService.Equal(old.Cert) {
+		return nil, nil, errors.New("ca: the RA in service changed during the renewal (another renewal at the same time?); nothing was replaced, run it again if it is still needed")
 	}
 	if err := installRA(tmp, caDir); err != nil {
+		// A key installed without its certificate is the one in
+		// service now: it stays, and so does tmp, from which the next
+		// load or renewal finishes the job (finishRARenewal).
+		installed = sameRAKey(tmp, caDir)
 		return nil, nil, err
 	}
+	installed = true
 	cert, key, err := loadPair(caDir, RACertFile, o.keysIn(caDir, "", loadMode{}), raKeyName)
 	if err != nil {
 		return nil, nil, err
 	}
 	return old, &pki.RA{Cert: cert, Key: key, Chain: []*x509.Certificate{cert, iss.Cert, a.Root}}, nil
+}
+
+// sameRAKey reports whether the RA key of dir b is the one of dir a (the
+// same public key), without opening either.
+func sameRAKey(a, b string) bool {
+	ka, err := (&keys.Dir{Path: a, Unopened: true}).Open(raKeyName)
+	if err != nil {
+		return false
+	}
+	kb, err := (&keys.Dir{Path: b, Unopened: true}).Open(raKeyName)
+	return err == nil && pki.SamePublicKey(ka.Public(), kb.Public())
 }
 
 // retireRA copies the RA in service (its key or reference file, and

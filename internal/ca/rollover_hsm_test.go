@@ -19,10 +19,12 @@ import (
 // recordingToken is a token that records the names of the keys it made,
 // whose Create fails from its failAt-th call on (0: never), as a token
 // filling up, and whose RemoveRefKey fails when failRemove is set.
+// beforeCreate, when set, runs at the start of each Create.
 type recordingToken struct {
 	keys.Token
-	failAt     int
-	failRemove bool
+	failAt       int
+	failRemove   bool
+	beforeCreate func()
 
 	mu    sync.Mutex
 	calls int
@@ -30,6 +32,9 @@ type recordingToken struct {
 }
 
 func (r *recordingToken) Create(name, keyType string) (crypto.Signer, error) {
+	if r.beforeCreate != nil {
+		r.beforeCreate()
+	}
 	r.mu.Lock()
 	r.calls++
 	fail := r.failAt > 0 && r.calls >= r.failAt
