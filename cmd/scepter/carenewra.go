@@ -64,10 +64,17 @@ func cmdCARenewRA(ctx context.Context, e env, args []string) error {
 	fmt.Fprintf(w, "  replaces:    %s, which still decrypts requests encrypted to it until %s\n",
 		old.Cert.SerialNumber.Text(16), old.Cert.NotAfter.UTC().Format(time.RFC3339))
 	if sf.store.url != "" {
-		fmt.Fprintln(e.stderr, "Other nodes on this store: bring the new RA there with 'scepter ca export-keys' here and 'scepter ca import-keys' there (with keys in a token, copy DATA/ca/ra.crt, ra.pkcs11 and DATA/ca/retired-ra/), or they keep serving the old one.")
+		fmt.Fprintln(e.stderr, otherNodesRAHint)
 	}
 	return nil
 }
+
+// otherNodesRAHint tells how the new RA reaches other nodes on a shared
+// store. With keys in a token, ra.pkcs11 goes before ra.crt, as the docs
+// and the server's own warning say: a node never sees a certificate
+// whose key it lacks.
+const otherNodesRAHint = "Other nodes on this store: bring the new RA there with 'scepter ca export-keys' here and 'scepter ca import-keys' there " +
+	"(with keys in a token, copy DATA/ca/ra.pkcs11, then ra.crt, and DATA/ca/retired-ra/), or they keep serving the old one."
 
 // renewRA renews the SCEP RA in dataDir (ca.RenewRA), records the new
 // certificate in the inventory and audits the renewal, actor naming who

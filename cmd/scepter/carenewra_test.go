@@ -347,3 +347,16 @@ func TestImportLeavesOutDestroyedRetiredRA(t *testing.T) {
 		t.Errorf("control: the whole export did not bring the key back (%v), so the test shows nothing", err)
 	}
 }
+
+// The hint for other nodes on a shared store names the token key's
+// reference file before the certificate, as docs/hsm.md and the server's
+// own warning do (key first). Before, it listed ra.crt first.
+func TestCARenewRAHintKeyFirst(t *testing.T) {
+	key, crt := strings.Index(otherNodesRAHint, "ra.pkcs11"), strings.Index(otherNodesRAHint, "ra.crt")
+	if key < 0 || crt < 0 || key > crt {
+		t.Errorf("the hint does not name ra.pkcs11 before ra.crt: %s", otherNodesRAHint)
+	}
+	if !strings.Contains(otherNodesRAHint, "retired-ra/") {
+		t.Errorf("the hint leaves out retired-ra/: %s", otherNodesRAHint)
+	}
+}
