@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +74,8 @@ type raKeeper struct {
 	// the audit trail of the retired RA keys destroyed.
 	discards  raStore
 	authority *ca.Authority
+	// replaceRA is authority.ReplaceRA (a test's stand-in fails).
+	replaceRA func(cert *x509.Certificate, now time.Time) (destroyed bool, key string, err error)
 	caDir     string
 	clock     pki.Clock
 	log       *slog.Logger
@@ -109,7 +110,7 @@ type raKeeper struct {
 }
 
 func newRAKeeper(inventory raInventory, authority *ca.Authority, dataDir string, clock pki.Clock, log *slog.Logger, node string) *raKeeper {
-	k := &raKeeper{inventory: inventory, authority: authority, caDir: filepath.Join(dataDir, "ca"), clock: clock, log: log, node: node,
+	k := &raKeeper{inventory: inventory, authority: authority, replaceRA: authority.ReplaceRA, caDir: filepath.Join(dataDir, "ca"), clock: clock, log: log, node: node,
 		refusing: map[*pki.RA]*pki.RA{}, logged: map[string]bool{}, failedDestroy: map[string]bool{},
 		recheck: ttlcache.New[struct{}, struct{}](1)}
 	k.revoked.Store(&map[string]bool{})
@@ -456,46 +457,25 @@ func (k *raKeeper) logOnce(ra *pki.RA, log func()) {
 // replace destroys the revoked RA's key (recorded as a key.destroyed
 // event) and removes its certificate from the CA directory it was loaded
 // from (the current generation's or the next one's), then reloads the CA,
-// which issues a new RA key and certificate there as at the first start,
-// and records the new certificate in the inventory. role is the RA in the
-// revoked one's place (the active or the next); nextID is the next CA
-// whose RA it is ("" for the active), and errNextGone says that the
-// reload no longer holds that CA as the next one. The key goes first: a
-// reload between the two removals that found the certificate without its
-// key refuses to load (and the next reload succeeds); one that found the
-// key without its certificate would certify the revoked key again.
+// which issues a new RA key and certificate there as at the first start
+// (ca.Authority.ReplaceRA, under the reload lock: the periodic reload
+// never finds the certificate without its key), and records the new
+// certificate in the inventory. role is the RA in the revoked one's place
+// (the active or the next); nextID is the next CA whose RA it is ("" for
+// the active), and errNextGone says that the reload no longer holds that
+// CA as the next one.
 func (k *raKeeper) replace(ctx context.Context, revoked *pki.RA, role func() *pki.RA, nextID string) (*pki.RA, error) {
-	dir, err := k.dirOf(revoked.Cert)
+	destroyed, where, err := k.replaceRA(revoked.Cert, k.clock.Now())
+	// Recorded after the reload lock is let go: the audit trail may be slow.
+	if where != "" {
+		d := pki.KeyDestruction{Role: pki.KeyRoleSCEPRA, IssuerID: raIssuerID(revoked), Where: where, Public: revoked.Cert.PublicKey}
+		if !destroyed {
+			d.Err = err
+		}
+		k.recordDestruction(d, revoked.Cert.SerialNumber.Text(16))
+	}
 	if err != nil {
 		return nil, err
-	}
-	if dir != "" {
-		kd := &keys.Dir{Path: dir, Token: k.authority.Token()}
-		name := strings.TrimSuffix(ca.RAKeyFile, ".key")
-		// Where the key is, read before it goes, for the audit trail; ""
-		// when it is gone already (another node sharing the token).
-		where := ""
-		if _, err := kd.Open(name); !errors.Is(err, os.ErrNotExist) {
-			where = kd.Where(name)
-		}
-		err := kd.Destroy(name)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			if where != "" {
-				k.recordDestruction(pki.KeyDestruction{Role: pki.KeyRoleSCEPRA, IssuerID: raIssuerID(revoked), Where: where, Public: revoked.Cert.PublicKey, Err: err},
-					revoked.Cert.SerialNumber.Text(16))
-			}
-			return nil, fmt.Errorf("destroying the revoked RA key in %s: %w", dir, err)
-		}
-		if err == nil && where != "" {
-			k.recordDestruction(pki.KeyDestruction{Role: pki.KeyRoleSCEPRA, IssuerID: raIssuerID(revoked), Where: where, Public: revoked.Cert.PublicKey},
-				revoked.Cert.SerialNumber.Text(16))
-		}
-		if err := os.Remove(filepath.Join(dir, ca.RACertFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("removing the revoked RA certificate: %w", err)
-		}
-	}
-	if err := k.authority.Reload(k.clock.Now()); err != nil {
-		return nil, fmt.Errorf("issuing a new RA: %w", err)
 	}
 	if nextID != "" && k.nextIssuerID() != nextID {
 		return nil, errNextGone

@@ -330,8 +330,10 @@ func TestRevokedRANotReplacedStopsDecrypting(t *testing.T) {
 	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
 	certs := n.enroll(t, "before")
 	old := p.Service.ActiveRA()
-	// A CA directory the keeper cannot find the RA in: nothing to replace.
-	n.keeper.caDir = t.TempDir()
+	// A CA that cannot make a new RA (its disk full, its token gone).
+	n.keeper.replaceRA = func(*x509.Certificate, time.Time) (bool, string, error) {
+		return false, "", errors.New("no room for a new RA key")
+	}
 	p.Revoke(t, old.Cert, reasonKeyCompromise)
 	n.keeper.check(ctx)
 	if !p.Service.ActiveRA().Cert.Equal(old.Cert) {
@@ -767,4 +769,64 @@ func raTestKeyFor(t *testing.T) *rsa.PrivateKey {
 		}
 	})
 	return raTestKey
+}
+
+// The server's periodic CA reload runs while the RA keeper replaces a
+// revoked RA, round after round: no reload finds the RA's certificate
+// without its key (and logs the wrong advice to remove ra.crt), and every
+// reload leaves an RA whose key is its certificate's.
+func TestRevokedRAReplacedWhileTheCAReloads(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	n.keeper.discards = p.Store // as serve sets it: the destruction is audited
+
+	reloadLogs := &bytes.Buffer{}
+	reloadLog := slog.New(slog.NewTextHandler(&lockedWriter{w: reloadLogs}, nil))
+	stop := make(chan struct{})
+	var reloads atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			reloadCA(p.Authority, p.Clock, reloadLog, func() {})
+			reloads.Add(1)
+			if _, ra := p.Authority.Active(p.Clock.Now()); ra == nil || !pki.SamePublicKey(ra.Key.Public(), ra.Cert.PublicKey) {
+				t.Error("a reload left an RA whose key is not its certificate's")
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	})
+
+	const rounds = 4
+	for round := range rounds {
+		old := p.Service.ActiveRA()
+		p.Revoke(t, old.Cert, reasonKeyCompromise)
+		n.keeper.check(ctx)
+		cur := p.Service.ActiveRA()
+		if cur.Cert.Equal(old.Cert) || pki.SamePublicKey(cur.Cert.PublicKey, old.Cert.PublicKey) {
+			t.Fatalf("round %d: the revoked RA is still active:\n%s", round, n.logs.String())
+		}
+		if !pki.SamePublicKey(cur.Key.Public(), cur.Cert.PublicKey) {
+			t.Fatalf("round %d: the new RA's key is not its certificate's", round)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if logs := reloadLogs.String(); logs != "" {
+		t.Errorf("the reloads during %d replacements logged:\n%s", rounds, logs)
+	}
+	destroyed, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventKeyDestroyed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(destroyed) != rounds {
+		t.Errorf("%d key.destroyed events, want one per replacement (%d)", len(destroyed), rounds)
+	}
+	t.Logf("%d reloads during the replacements", reloads.Load())
 }

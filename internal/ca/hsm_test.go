@@ -470,3 +470,28 @@ func TestHSMDropRetiredRA(t *testing.T) {
 		t.Errorf("a second DropRetiredRA = %v, %q, %v; want false, \"\", nil", again, key, err)
 	}
 }
+
+// ReplaceRA with the RA key in the token destroys that key in the token
+// and makes the new one there, under a label of its own.
+func TestHSMReplaceRA(t *testing.T) {
+	tok, _ := caToken(t)
+	clock := pkitest.NewClock(t0)
+	dir, a := newCA(t, InitOptions{Token: tok}, clock)
+	_, old := a.Active(clock.Now())
+	oldRef := refOf(t, filepath.Join(dir, "ca", RAKeyRef))
+
+	destroyed, key, err := a.ReplaceRA(old.Cert, clock.Now())
+	if err != nil || !destroyed || !strings.Contains(key, oldRef) {
+		t.Fatalf("ReplaceRA = %v, %q, %v; want true and the key's place, naming %s", destroyed, key, err, oldRef)
+	}
+	if _, err := tok.OpenRef(oldRef); !errors.Is(err, keys.ErrKeyNotFound) {
+		t.Errorf("%s after ReplaceRA: %v, want it gone from the token", oldRef, err)
+	}
+	_, cur := a.Active(clock.Now())
+	if newRef := refOf(t, filepath.Join(dir, "ca", RAKeyRef)); newRef == oldRef || cur.Cert.Equal(old.Cert) ||
+		pki.SamePublicKey(cur.Cert.PublicKey, old.Cert.PublicKey) {
+		t.Fatalf("after ReplaceRA the RA is %s (key %s), want a new one in place of %s (key %s)",
+			cur.Cert.SerialNumber.Text(16), newRef, old.Cert.SerialNumber.Text(16), oldRef)
+	}
+	checkTokenCA(t, a, clock)
+}

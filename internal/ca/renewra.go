@@ -381,6 +381,79 @@ func (a *Authority) DropRetiredRA(cert *x509.Certificate, now time.Time) (droppe
 	return true, key, nil
 }
 
+// ReplaceRA takes the SCEP RA whose certificate is cert out of service for
+// good (its certificate was revoked): it destroys its key, in the CA
+// directory that holds cert as its ra.crt (the current generation's or the
+// next one's), removes that ra.crt, and reloads the CA at now, which issues
+// a new RA key and certificate there as at the first start. The key goes
+// before the certificate: a load that found the key without its
+// certificate would certify the revoked key again.
+//
+// All of it holds the reload lock. A Reload in the gap (the server's
+// periodic one) would find ra.crt without its key, refuse to load, and log
+// an instruction to remove ra.crt that is wrong at that moment.
+//
+// It reports, as DropRetiredRA does, where the key was (for the audit
+// trail; "" when it was gone already, destroyed by another node sharing the
+// token, or when no directory holds cert any more) and whether it was
+// destroyed: destroyed false with key set and an error is a key that could
+// not be destroyed (nothing else was changed), destroyed with an error a
+// reload that failed after it.
+func (a *Authority) ReplaceRA(cert *x509.Certificate, now time.Time) (destroyed bool, key string, err error) {
+	if a.caDir == "" || a.mode.readOnly {
+		return false, "", errors.New("ca: this authority cannot change its CA directory")
+	}
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	dir, err := raDirOf(a.caDir, cert)
+	if err != nil {
+		return false, "", err
+	}
+	if dir != "" {
+		kd := &keys.Dir{Path: dir, Token: a.opts.Token}
+		if _, err := kd.Open(raKeyName); !errors.Is(err, fs.ErrNotExist) {
+			key = kd.Where(raKeyName)
+		}
+		err := kd.Destroy(raKeyName)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, key, fmt.Errorf("ca: destroying the revoked RA key in %s: %w", dir, err)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			key = "" // gone meanwhile: destroyed by another node
+		}
+		destroyed = key != ""
+		if err := os.Remove(filepath.Join(dir, RACertFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return destroyed, key, fmt.Errorf("ca: removing the revoked RA certificate: %w", err)
+		}
+		syncDir(dir)
+		// Loaded in full: the disk now looks as it did before the load
+		// that issued this RA, which is the state that load recorded.
+		a.disk = ""
+	}
+	if err := a.reload(now); err != nil {
+		return destroyed, key, fmt.Errorf("ca: issuing a new RA: %w", err)
+	}
+	return destroyed, key, nil
+}
+
+// raDirOf is the CA directory whose ra.crt is cert: caDir or its next
+// generation's; "" when neither holds it (replaced meanwhile).
+func raDirOf(caDir string, cert *x509.Certificate) (string, error) {
+	for _, dir := range []string{caDir, filepath.Join(caDir, NextDir)} {
+		onDisk, err := loadCert(dir, RACertFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if onDisk.Equal(cert) {
+			return dir, nil
+		}
+	}
+	return "", nil
+}
+
 func slicesContainsCert(ras []*pki.RA, c *x509.Certificate) bool {
 	for _, r := range ras {
 		if r != nil && r.Cert.Equal(c) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,5 +262,71 @@ func TestImportKeysCarriesARenewedRA(t *testing.T) {
 	// Importing it again changes nothing.
 	if res, err := ImportKeys(dirB, x); err != nil || len(res.Written) != 0 {
 		t.Fatalf("second import: %+v, %v", res, err)
+	}
+}
+
+// ReplaceRA destroys a revoked RA's key and has a new RA issued in its
+// place, under the reload lock: reloads running meanwhile (a server's
+// periodic one) never find ra.crt without its key, and always leave an RA
+// whose key is its certificate's. A certificate no directory holds any
+// more (replaced already) only reloads.
+func TestReplaceRAWhileReloading(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, a := newCA(t, InitOptions{}, clock)
+	caDir := filepath.Join(dir, "ca")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	stopped := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopped() // before t.TempDir's removal, when the test fails
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := a.Reload(clock.Now()); err != nil {
+				t.Errorf("reload during a replacement: %v", err)
+				return
+			}
+			if _, ra := a.Active(clock.Now()); !pki.SamePublicKey(ra.Key.Public(), ra.Cert.PublicKey) {
+				t.Error("a reload left an RA whose key is not its certificate's")
+				return
+			}
+		}
+	})
+	var replaced []*pki.RA
+	replace := func() {
+		t.Helper()
+		_, old := a.Active(clock.Now())
+		destroyed, key, err := a.ReplaceRA(old.Cert, clock.Now())
+		if err != nil || !destroyed || key != filepath.Join(caDir, RAKeyFile) {
+			t.Fatalf("ReplaceRA: destroyed %v, key %q, %v; want the key in %s destroyed", destroyed, key, err, caDir)
+		}
+		_, cur := a.Active(clock.Now())
+		if cur.Cert.Equal(old.Cert) || pki.SamePublicKey(cur.Cert.PublicKey, old.Cert.PublicKey) {
+			t.Fatalf("replacement %d: the revoked RA is still active", len(replaced)+1)
+		}
+		if !decrypts(t, cur) || cur.Cert.CheckSignatureFrom(a.Issuer.Cert) != nil {
+			t.Fatal("the new RA does not decrypt, or is not issued by the issuing CA")
+		}
+		replaced = append(replaced, old)
+	}
+	for range 3 {
+		replace()
+	}
+	stopped()
+	// Back to back, no reload between them: the disk after the second
+	// removal looks as it did before the first new RA was issued.
+	replace()
+	replace()
+	if hasRA(a.RAs(), replaced[0]) || hasRA(a.RetiredRAs(), replaced[0]) {
+		t.Error("a replaced RA is still loaded")
+	}
+
+	_, cur := a.Active(clock.Now())
+	destroyed, key, err := a.ReplaceRA(replaced[0].Cert, clock.Now())
+	if _, again := a.Active(clock.Now()); err != nil || destroyed || key != "" || again != cur {
+		t.Errorf("ReplaceRA of an RA replaced already: destroyed %v, key %q, %v; want nothing done", destroyed, key, err)
 	}
 }

@@ -784,6 +784,11 @@ func (a *Authority) Reload(now time.Time) error {
 	}
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
+	return a.reload(now)
+}
+
+// reload is Reload with a.reloadMu held.
+func (a *Authority) reload(now time.Time) error {
 	old := a.state.Load()
 	// A retired RA whose certificate has expired is dropped.
 	due := old.next != nil && !now.Before(old.switchAt) && !a.mode.readOnly || anyExpired(old.retiredRAs, now)
