@@ -462,7 +462,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	handlers := server.Handlers{SCEP: scepHandler, CRL: crl.NewHandler(rev.publisher, authority), OCSP: rev.responder, Metrics: m,
-		Health: health.New(health.Options{Clock: clock, Log: log}, health.Store(st), health.IssuerKey(authority, clock), health.RAKey(authority, clock, raKeeper),
+		Health: health.New(health.Options{Clock: clock, Log: log}, health.Store(st), health.AuditTrail(st), health.IssuerKey(authority, clock), health.RAKey(authority, clock, raKeeper),
 			health.Check{Name: "CA", Run: caSync.Ready}, rev.publisher.ReadinessCheck())}
 	adm := admin.New(st, clock, log, profiles, f.defaultProfile)
 	if handlers.NDES, err = f.ndes(svc, adm, authority, in.ndesPassword, log); err != nil {

@@ -73,7 +73,9 @@ func TestServeRefusesATrailNothingCanBeChainedTo(t *testing.T) {
 
 // A trail changed under a running server: a revocation through the API
 // and an EST enrollment are refused with 503 and the reason, as for a
-// store outage, not 500 "internal error".
+// store outage, not 500 "internal error", and /readyz fails naming the
+// audit trail (a load balancer sends clients elsewhere), until the trail
+// is mended.
 func TestTrailChangedUnderARunningServerIs503(t *testing.T) {
 	s := startServe(t, "")
 	secret, err := runCLI("admin", "token", "new", "--name", "ci", "--role", "operator", "--ttl", "1d", "--data-dir", s.dataDir)
@@ -116,6 +118,34 @@ func TestTrailChangedUnderARunningServerIs503(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "changed outside scepter") {
 		t.Errorf("est enroll: %v\n%s; want 503 with the reason", err, out)
 	}
+
+	// /readyz reuses an outcome for 5 s.
+	readyURL := strings.TrimSuffix(s.scepURL, "/scep") + "/readyz"
+	awaitReady := func(what string, ok func(code int, body string) bool) {
+		t.Helper()
+		var code int
+		var body []byte
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			resp, err := http.Get(readyURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if code = resp.StatusCode; ok(code, string(body)) {
+				return
+			}
+		}
+		t.Fatalf("%s: the last answer of /readyz was %d\n%s", what, code, body)
+	}
+	awaitReady("tampered", func(code int, body string) bool {
+		return code == http.StatusServiceUnavailable && strings.HasPrefix(body, "not ready: audit trail\n") &&
+			strings.Contains(body, "audit trail: changed outside scepter, no write accepted (run scepter audit verify)")
+	})
+	tamperSQLite(t, db, `DELETE FROM audit_events WHERE actor = 'x'`)
+	awaitReady("mended", func(code int, body string) bool {
+		return code == http.StatusOK && strings.Contains(body, "audit trail: ok")
+	})
 }
 
 // A record edited near the end of the trail is said at ERROR when serve

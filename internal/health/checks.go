@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/scepter/scepter/internal/audit"
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // Pinger is a store that can say whether it answers; store.Store is one.
@@ -25,6 +27,33 @@ type Pinger interface {
 // Store is the check that the store answers.
 func Store(p Pinger) Check {
 	return Check{Name: "store", Run: p.Ping}
+}
+
+// AuditTrailTimeout bounds one run of the AuditTrail check, well within
+// the checks' own timeout: four indexed reads that take longer say the
+// store is in trouble, and the store check says the rest.
+const AuditTrailTimeout = 2 * time.Second
+
+// AuditTrail is the check that the audit trail can be appended to. A
+// record inserted after its head, or its head deleted, outside scepter
+// (audit.HeadIntact) has every enrollment, renewal and revocation refused
+// with store.ErrAuditTampered: the node can issue nothing until the trail
+// is mended. HeadIntact reads in an order that stays right while other
+// nodes and CLI commands append, so the check never fails for them; a
+// store that cannot be read fails it as it fails the store check.
+func AuditTrail(c audit.Chain) Check {
+	return Check{Name: "audit trail", Run: func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, AuditTrailTimeout)
+		defer cancel()
+		err := audit.HeadIntact(ctx, c)
+		switch {
+		case errors.Is(err, store.ErrAuditTampered):
+			return &Shown{Name: "audit trail", State: "changed outside scepter, no write accepted (run scepter audit verify)", Err: err}
+		case err != nil && ctx.Err() != nil:
+			return fmt.Errorf("%w: %w", ErrTimedOut, err)
+		}
+		return err
+	}}
 }
 
 // Keys are the issuing CAs and RAs; *ca.Authority is one.

@@ -1,6 +1,7 @@
 // Package health answers load balancers and orchestrators: /healthz says
 // the process serves, /readyz that it can do its work (the store answers,
-// the active issuing CA key and RA key sign). Readiness is a list of named
+// the audit trail takes appends, the active issuing CA key and RA key
+// sign). Readiness is a list of named
 // checks; their outcome is reused for a few seconds, so a storm of probes
 // costs one store read and one signature per key per period.
 package health
