@@ -18,6 +18,7 @@ import (
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/health"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -203,7 +204,7 @@ func (k *raKeeper) check(ctx context.Context) {
 			continue
 		}
 		if err != nil {
-			err = fmt.Errorf("the SCEP RA certificate %s is revoked and could not be replaced: %w", serial, err)
+			err = health.RAProblem(health.ErrRARevoked, fmt.Errorf("the SCEP RA certificate %s is revoked and could not be replaced: %w", serial, err))
 			k.log.Error(err.Error())
 			if ra == active {
 				problems = append(problems, err)
@@ -294,9 +295,9 @@ func (k *raKeeper) lackedProblem(l lackedRA) error {
 	if k.authority.Token() != nil || k.authority.KeysInToken() {
 		how = "copy DATA/ca/ra.pkcs11, then ra.crt, and DATA/ca/retired-ra/ from there (the key is in the token)"
 	}
-	return fmt.Errorf("the store records SCEP RA certificate %s, renewed at %s by %s, and this node lacks its key: "+
+	return health.RAProblem(health.ErrRALacked, fmt.Errorf("the store records SCEP RA certificate %s, renewed at %s by %s, and this node lacks its key: "+
 		"requests encrypted to it are answered 503 here until you bring it from the node that renewed it: %s",
-		l.cert.SerialNumber.Text(16), l.at.UTC().Format(time.RFC3339), l.by, how)
+		l.cert.SerialNumber.Text(16), l.at.UTC().Format(time.RFC3339), l.by, how))
 }
 
 // lackedRAs are the RA certificates renewed on another node whose keys
@@ -541,7 +542,7 @@ func (k *raKeeper) RAUsable(ctx context.Context, ra *pki.RA) error {
 		return err
 	}
 	if revoked || known {
-		return fmt.Errorf("the RA certificate %s is revoked; a new one is issued within a minute", ra.Cert.SerialNumber.Text(16))
+		return health.RAProblem(health.ErrRARevoked, fmt.Errorf("the RA certificate %s is revoked; a new one is issued within a minute", ra.Cert.SerialNumber.Text(16)))
 	}
 	return nil
 }

@@ -77,10 +77,29 @@ func IssuerKey(k Keys, clock pki.Clock) Check {
 }
 
 // RAStatus says whether an RA may still be used: nil when it may, else
-// why not (its certificate is revoked and not yet replaced).
+// why not: ErrRARevoked (its certificate is revoked and not yet replaced)
+// or ErrRALacked (another node renewed it, and this one lacks the key)
+// wrapped with the details, or any other failure (the store unreadable).
 type RAStatus interface {
 	RAUsable(ctx context.Context, ra *pki.RA) error
 }
+
+var (
+	// ErrRARevoked: the RA's certificate is revoked, not yet replaced.
+	ErrRARevoked = errors.New("the RA certificate is revoked")
+	// ErrRALacked: the store records an RA renewed on another node whose
+	// key this node lacks.
+	ErrRALacked = errors.New("this node lacks the renewed RA's key")
+)
+
+// RAProblem is err, which says what is wrong with an RA in full, marked as
+// kind (ErrRARevoked, ErrRALacked) without a word added to its text.
+func RAProblem(kind, err error) error { return kindError{err: err, kind: kind} }
+
+type kindError struct{ err, kind error }
+
+func (e kindError) Error() string   { return e.err.Error() }
+func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }
 
 // RAKey is the check that the SCEP RA active now can sign (with --scep-ra
 // ca, the issuing CA's key again) and, with status, that it may still be
@@ -96,10 +115,15 @@ func RAKey(k Keys, clock pki.Clock, status RAStatus) Check {
 			return fmt.Errorf("RA certificate %w", err)
 		}
 		if status != nil {
-			if err := status.RAUsable(ctx, ra); err != nil {
-				// The key is fine: say what is not, in words fixed here
-				// (the error, for the log, names the serial and why).
+			// The key is fine: say what is not, in words fixed here (the
+			// error, for the log, names the serial and why).
+			switch err := status.RAUsable(ctx, ra); {
+			case errors.Is(err, ErrRARevoked):
 				return &Shown{Name: "RA certificate", State: "revoked, not yet replaced (the log says why)", Err: err}
+			case errors.Is(err, ErrRALacked):
+				return &Shown{Name: "RA key", State: "lacking the RA renewed on another node (the log says what to copy)", Err: err}
+			case err != nil:
+				return err
 			}
 		}
 		return CanSign(ra.Key, ra.Cert)

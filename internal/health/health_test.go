@@ -293,20 +293,33 @@ func TestRAKeyFollowsTheRAStatus(t *testing.T) {
 	}
 }
 
-// TestReadyzSaysTheRACertificateIsRevoked: a revoked RA fails /readyz as
-// its certificate, in fixed words, not as "RA key: failed" (the key signs
-// still); the reason, with the serial, goes to the log only.
-func TestReadyzSaysTheRACertificateIsRevoked(t *testing.T) {
+// TestReadyzSaysWhatIsWrongWithTheRA: a revoked RA fails /readyz as its
+// certificate, in fixed words, not as "RA key: failed" (the key signs
+// still); an RA renewed on another node that this one lacks fails as the
+// RA key lacked; any other trouble as the check failed. The reason, with
+// the serial, goes to the log only.
+func TestReadyzSaysWhatIsWrongWithTheRA(t *testing.T) {
 	p := fixture.New(t, fixture.Options{})
-	c := health.New(health.Options{Clock: p.Clock}, health.Store(p.Store), health.IssuerKey(p.Authority, p.Clock),
-		health.RAKey(p.Authority, p.Clock, raStatus{errors.New("the RA certificate 1f is revoked; a new one is issued within a minute")}))
-	mux, err := server.TLSMux(server.Handlers{Health: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, body := get(t, mux, "/readyz")
-	want := "not ready: RA certificate\nstore: ok\nissuing CA key: ok\nRA certificate: revoked, not yet replaced (the log says why)\n"
-	if code != http.StatusServiceUnavailable || body != want {
-		t.Errorf("/readyz: %d %q, want 503 %q", code, body, want)
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"revoked", health.RAProblem(health.ErrRARevoked, errors.New("the RA certificate 1f is revoked; a new one is issued within a minute")),
+			"not ready: RA certificate\nstore: ok\nissuing CA key: ok\nRA certificate: revoked, not yet replaced (the log says why)\n"},
+		{"renewed on another node", health.RAProblem(health.ErrRALacked, errors.New("the store records SCEP RA certificate 2e, renewed by node-a, and this node lacks its key")),
+			"not ready: RA key\nstore: ok\nissuing CA key: ok\nRA key: lacking the RA renewed on another node (the log says what to copy)\n"},
+		{"the store unreadable", errors.New("reading the inventory: database is locked"),
+			"not ready: RA key\nstore: ok\nissuing CA key: ok\nRA key: failed\n"},
+	} {
+		c := health.New(health.Options{Clock: p.Clock}, health.Store(p.Store), health.IssuerKey(p.Authority, p.Clock),
+			health.RAKey(p.Authority, p.Clock, raStatus{tc.err}))
+		mux, err := server.TLSMux(server.Handlers{Health: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, body := get(t, mux, "/readyz"); code != http.StatusServiceUnavailable || body != tc.want {
+			t.Errorf("%s: /readyz: %d %q, want 503 %q", tc.name, code, body, tc.want)
+		}
 	}
 }
