@@ -15,10 +15,10 @@ import (
 )
 
 // enroll answers PKCSReq and RenewalReq. SCEP's own authentication rules
-// are applied here and turned into protocol-neutral evidence: a self-signed
-// signer only transports the request and must carry its key (RFC 8894
-// §2.3); a signer we may have issued is a certificate the client proved it
-// holds; a RenewalReq, or a PKCSReq signed by such a certificate without a
+// are applied here and turned into protocol-neutral evidence: a signer we
+// did not issue (self-signed, or anyone else's) only transports the request
+// and must carry its key (RFC 8894 §2.3); a signer we issued is a
+// certificate the client proved it holds; a RenewalReq, or a PKCSReq signed by such a certificate without a
 // challenge (how Apple devices, Cisco routers and certmonger renew), asks to
 // renew it.
 func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
@@ -39,14 +39,19 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	}
 	signer := req.msg.SignerCert
 	renewalReq := req.msg.MessageType == scep.RenewalReq
+	ours := h.issuedByOurCA(signer)
+	// A PKCSReq signed by any certificate but one of ours must be signed
+	// with the request's key: otherwise whoever holds a device's CSR (and
+	// the challenge inside it) could have it issued and the certificate
+	// encrypted to them. Decided by signature, never by names: a signer
+	// whose issuer name differs from its subject may still be made by
+	// anyone. A RenewalReq signed by a certificate not ours is refused by
+	// the service as one that names no certificate to renew (badCertId).
+	if !renewalReq && !ours && !bytes.Equal(signer.RawSubjectPublicKeyInfo, csrReq.RawSubjectPublicKeyInfo) {
+		return nil, pki.Errorf(pki.EBadRequest, "the signer certificate's key differs from the request's key, and the signer is not a certificate this CA issued")
+	}
 	ev := enroll.Evidence{Challenge: req.challenge}
-	if isSelfSigned(signer) {
-		// A renewal signed by a self-signed certificate is refused by the
-		// service as one that names no certificate to renew (badCertId).
-		if !renewalReq && !bytes.Equal(signer.RawSubjectPublicKeyInfo, csrReq.RawSubjectPublicKeyInfo) {
-			return nil, pki.Errorf(pki.EBadRequest, "the self-signed signer certificate's key differs from the request's key")
-		}
-	} else {
+	if !isSelfSigned(signer) {
 		ev.SignerCert = signer
 	}
 	er := enroll.Request{
@@ -62,7 +67,7 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	// still carries the challenge of the first enrollment, long used up:
 	// the service renews by the certificate first, and falls back to the
 	// challenge only when that certificate cannot renew.
-	er.RenewalFirst = !er.Renewal && ev.SignerCert != nil && csr.SameName(csrReq.RawSubject, signer.RawSubject) && h.issuedByOurCA(signer)
+	er.RenewalFirst = !er.Renewal && ev.SignerCert != nil && csr.SameName(csrReq.RawSubject, signer.RawSubject) && ours
 	res, err := h.svc.Enroll(ctx, er)
 	if err != nil {
 		return nil, err
@@ -71,8 +76,9 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 }
 
 // issuedByOurCA: the certificate is signed by one of our issuing CAs
-// (current, next or previous). A hint only, to route a request to renewal
-// first; the service checks the certificate fully.
+// (current, next or previous). It lets a PKCSReq signed by another key
+// than the request's through to the service, which checks the certificate
+// fully (revocation, inventory, expiry), and routes one to renewal first.
 func (h *Handler) issuedByOurCA(cert *x509.Certificate) bool {
 	for _, ra := range h.svc.RAs() {
 		for _, ca := range ra.Chain {
@@ -84,9 +90,9 @@ func (h *Handler) issuedByOurCA(cert *x509.Certificate) bool {
 	return false
 }
 
-// isSelfSigned goes by the names alone: a signature check would call a
-// SHA-1-signed self-signed certificate (micromdm's scepclient makes them)
-// "not self-signed" and so skip the key check.
+// isSelfSigned goes by the names alone. It only decides whether a signer
+// is offered to the service as evidence; the key check above does not
+// depend on it.
 func isSelfSigned(c *x509.Certificate) bool {
 	return bytes.Equal(c.RawIssuer, c.RawSubject)
 }

@@ -1,0 +1,115 @@
+package scepserver_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/scep"
+)
+
+// otherIssuerName is a certificate for key, made and signed by key itself,
+// whose issuer name is not its subject: self-made, though not
+// "self-signed" by names.
+func otherIssuerName(t *testing.T, key crypto.Signer, now time.Time) *x509.Certificate {
+	t.Helper()
+	parent := &x509.Certificate{Subject: pkix.Name{CommonName: "not-the-subject"}}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "attacker"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A PKCSReq carrying someone else's CSR (a victim's key and, inside it,
+// the valid challenge) signed by a certificate of another key is refused
+// unless that certificate is one this CA issued: whether its issuer name
+// equals its subject decides nothing. The challenge is left for the
+// victim.
+func TestRelayedCSRIsRefused(t *testing.T) {
+	def, ot := pki.DefaultProfile(), pki.DefaultProfile()
+	ot.Name, ot.ChallengeMode = "ot", enroll.ChallengeOneTime
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"default": def, "ot": ot}, DefaultProfile: "default"}})
+	victim, attacker := testKey(t, 0), testKey(t, 1)
+	const subject = "CN=victim-device"
+	now := ts.Clock.Now()
+	signers := []struct {
+		name string
+		cert *x509.Certificate
+	}{
+		{"issuer name differs from subject", otherIssuerName(t, attacker, now)},
+		{"certificate from a foreign CA", foreignCert(t, attacker, now)},
+		{"self-signed", ts.selfSignedFor(t, attacker)},
+	}
+	for _, path := range []string{"/scep", "/scep/ot"} {
+		for _, s := range signers {
+			t.Run(path+" "+s.name, func(t *testing.T) {
+				challenge := testChallenge
+				if path == "/scep/ot" {
+					var err error
+					challenge, _, err = ts.Admin.NewChallengeFor(context.Background(), admin.ChallengeSpec{TTL: time.Hour, Profile: "ot", Subject: subject,
+						DNSNames: []string{"device-1.acme.example"}, Actor: "test"})
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				before := ts.certCount(t)
+				_, rep := ts.exchange(t, reqParams{key: victim, subject: subject, challenge: challenge, signerCert: s.cert, signerKey: attacker, path: path})
+				wantFailure(t, rep, scep.BadRequest)
+				if n := ts.certCount(t); n != before {
+					t.Fatalf("%d certificates issued for a relayed CSR", n-before)
+				}
+				// The victim's own request with the same challenge goes through.
+				msg, rep := ts.exchange(t, reqParams{key: victim, subject: subject, challenge: challenge, path: path})
+				ts.issuedCert(t, rep, msg.SignerCert, victim)
+			})
+		}
+	}
+}
+
+// What real clients send still enrolls: a signer of the request's own key
+// (self-signed, or a foreign CA's certificate for it), and a certificate
+// of ours signing a request for another key (a re-enrollment with a
+// challenge, a renewal without one).
+func TestSignerOfTheRequestOrOurs(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	key, newKey := testKey(t, 0), testKey(t, 1)
+	now := ts.Clock.Now()
+	for _, c := range []struct {
+		name   string
+		signer *x509.Certificate
+	}{
+		{"self-signed, same key", ts.selfSignedFor(t, key)},
+		{"issuer name differs from subject, same key", otherIssuerName(t, key, now)},
+		{"foreign CA, same key", foreignCert(t, key, now)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			msg, rep := ts.exchange(t, reqParams{key: key, subject: "CN=own-key", signerCert: c.signer, signerKey: key})
+			ts.issuedCert(t, rep, msg.SignerCert, key)
+		})
+	}
+	ours := ts.enrollCert(t, key, "CN=device-1,O=Acme")
+	t.Run("ours, another key, with a challenge", func(t *testing.T) {
+		msg, rep := ts.exchange(t, reqParams{key: newKey, subject: "CN=another-device", signerCert: ours, signerKey: key})
+		ts.issuedCert(t, rep, msg.SignerCert, key)
+	})
+	t.Run("ours, another key, renewal without a challenge", func(t *testing.T) {
+		ts.Clock.Advance(300 * day)
+		msg, rep := ts.exchange(t, reqParams{key: newKey, subject: "CN=device-1,O=Acme", challenge: "-", signerCert: ours, signerKey: key})
+		ts.issuedCert(t, rep, msg.SignerCert, key)
+	})
+}
