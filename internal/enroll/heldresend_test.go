@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,10 @@ import (
 // refused, before and after the approval: answered from the held request,
 // it would wait for and then collect a certificate for names it did not
 // ask for in its last message. What the client sent again as it was
-// (byte for byte, signed anew, with another challengePassword) is
-// answered from the held request as before.
+// (byte for byte, signed anew, with another challengePassword, with
+// extensions the CA never copies, such as certmonger's new
+// subjectKeyIdentifier at each resubmit) is answered from the held request
+// as before.
 func TestHeldRequestAskedAgainForOtherNamesIsRefused(t *testing.T) {
 	p := pki.DefaultProfile()
 	p.Name, p.ChallengeMode, p.RequireApproval = "approval", enroll.ChallengeOneTime, true
@@ -38,9 +41,9 @@ func TestHeldRequestAskedAgainForOtherNamesIsRefused(t *testing.T) {
 	}
 	// ask builds a request of k under the held transaction ID; the
 	// challenge goes in the CSR, as SCEP sends it.
-	ask := func(challenge, cn string, dns ...string) enroll.Request {
+	askWith := func(challenge string, exts []pkix.Extension, cn string, dns ...string) enroll.Request {
 		t.Helper()
-		der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: cn}, DNSNames: dns, ChallengePassword: challenge}, k)
+		der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: cn}, DNSNames: dns, ChallengePassword: challenge, ExtraExtensions: exts}, k)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,6 +54,20 @@ func TestHeldRequestAskedAgainForOtherNamesIsRefused(t *testing.T) {
 		return enroll.Request{CSR: req, Evidence: enroll.Evidence{Challenge: challenge}, Protocol: pki.ProtocolSCEP,
 			TransactionID: "tx-h-pc", RemoteAddr: "127.0.0.1:1234"}
 	}
+	ask := func(challenge, cn string, dns ...string) enroll.Request {
+		t.Helper()
+		return askWith(challenge, nil, cn, dns...)
+	}
+	// certmonger puts a subjectKeyIdentifier of its own making in each CSR,
+	// another at each `getcert resubmit`; the CA never copies it.
+	ski := func(id byte) []pkix.Extension {
+		v, err := asn1.Marshal(bytes.Repeat([]byte{id}, 20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 14}, Value: v}}
+	}
+	keyUsage := []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 15}, Critical: true, Value: []byte{0x03, 0x02, 0x05, 0xa0}}}
 	challenge := otp()
 	first := ask(challenge, "h-pc", "h-pc.example")
 	res, err := f.svc.Enroll(ctx, first)
@@ -69,6 +86,9 @@ func TestHeldRequestAskedAgainForOtherNamesIsRefused(t *testing.T) {
 		{"sent again as it was", first},
 		{"signed anew", signedAnew},
 		{"with another challenge", ask(otp(), "h-pc", "h-pc.example")},
+		{"with a subjectKeyIdentifier (certmonger's resubmit)", askWith(challenge, ski(1), "h-pc", "h-pc.example")},
+		{"with another subjectKeyIdentifier", askWith(otp(), ski(2), "h-pc", "h-pc.example")},
+		{"with a keyUsage the CA does not copy", askWith(challenge, keyUsage, "h-pc", "h-pc.example")},
 	}
 	other := []struct {
 		name string
@@ -77,6 +97,7 @@ func TestHeldRequestAskedAgainForOtherNamesIsRefused(t *testing.T) {
 		{"another subject", ask(challenge, "h-pc-evil", "h-pc.example")},
 		{"another DNS name", ask(challenge, "h-pc", "h-pc.example", "evil.example")},
 		{"no DNS name", ask(challenge, "h-pc")},
+		{"another DNS name and a subjectKeyIdentifier", askWith(challenge, ski(3), "h-pc", "evil.example")},
 	}
 	check := func(when string, wantCert bool) {
 		t.Helper()

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,9 +95,9 @@ func (s *Service) checkIssuable(st *State) error {
 // ID, or nil when none is. Transaction IDs are often derived from public
 // keys, so they are not secrets: a request for another key with the same ID
 // is refused rather than taking over or blocking the held one. So is one
-// for the same key that asks for something else (other names, other
-// extensions): answered from the held request, it would wait for, and
-// then collect, a certificate it no longer asks for.
+// for the same key that asks for something else (another subject, other
+// SANs): answered from the held request, it would wait for, and then
+// collect, a certificate it no longer asks for.
 func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRequest, error) {
 	r, err := s.heldRequest(ctx, st.Profile.Name, st.Req.TransactionID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -108,32 +110,40 @@ func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRe
 	if err != nil || !bytes.Equal(held.RawSubjectPublicKeyInfo, st.Req.CSR.RawSubjectPublicKeyInfo) {
 		return nil, pki.Errorf(pki.EBadRequest, "this transaction ID belongs to another request")
 	}
-	same, err := asksAsHeld(held, st.Req.CSR)
-	if err != nil {
-		return nil, pki.Wrap(pki.EBadRequest, err, "malformed certificate request")
-	}
-	if !same {
-		return nil, pki.Errorf(pki.EBadRequest, "this transaction ID holds another request of this key (for %s), with other names or extensions; a new request needs a new transaction ID, and so a new key where the client derives the ID from its key", r.Subject)
+	if !asksAsHeld(held, st.Req.CSR) {
+		return nil, pki.Errorf(pki.EBadRequest, "this transaction ID holds another request of this key (for %s), with other names; a new request needs a new transaction ID, and so a new key where the client derives the ID from its key", r.Subject)
 	}
 	return r, nil
 }
 
-// asksAsHeld: req asks for what the held request (stored without its
-// challengePassword) asks for. Everything the requester signed counts but
-// the challengePassword, which is not kept and may change between sends
-// (a new one-time challenge; EST's channel binding, new with each TLS
-// connection), and the signature, which an ECDSA key makes anew at each
-// signing of the same request.
-func asksAsHeld(held, req *x509.CertificateRequest) (bool, error) {
-	stripped, err := csr.WithoutChallengePassword(req.Raw)
-	if err != nil {
-		return false, err
+// oidSubjectAltName is the subjectAltName extension's.
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// asksAsHeld: req asks for what the held request asks for, as the issuer
+// reads a request (caRequest): the same subject and the same subject
+// alternative names, compared as encoded (so a name of a type the issuer
+// refuses counts too). The key was compared already. The rest of a CSR
+// may change between sends of one request and changes nothing issued:
+// the challengePassword (not kept; a new one-time challenge, EST's channel
+// binding), the signature (ECDSA signs anew each time), and the
+// extensions the issuer never copies: certmonger makes a new
+// subjectKeyIdentifier with each CSR, and was refused its approved
+// certificate when it resubmitted. Should a profile come to honour a
+// requested extension, it must be compared here.
+func asksAsHeld(held, req *x509.CertificateRequest) bool {
+	return bytes.Equal(held.RawSubject, req.RawSubject) && slices.EqualFunc(sanExtensions(held), sanExtensions(req), bytes.Equal)
+}
+
+// sanExtensions are the values of a request's subjectAltName extensions
+// (more than one is refused later, by checkNames), in order.
+func sanExtensions(req *x509.CertificateRequest) [][]byte {
+	var out [][]byte
+	for _, ext := range req.Extensions {
+		if ext.Id.Equal(oidSubjectAltName) {
+			out = append(out, ext.Value)
+		}
 	}
-	asked, err := x509.ParseCertificateRequest(stripped)
-	if err != nil {
-		return false, err
-	}
-	return bytes.Equal(asked.RawTBSCertificateRequest, held.RawTBSCertificateRequest), nil
+	return out
 }
 
 // heldRequest returns the request kept for (profile, txID). One whose
