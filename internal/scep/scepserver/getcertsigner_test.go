@@ -28,11 +28,11 @@ func (s *certificateDown) Certificate(ctx context.Context, issuerID, serialHex s
 	return s.Store.Certificate(ctx, issuerID, serialHex)
 }
 
-// GetCert and GetCRL signed by a revoked certificate of ours are answered
-// alike, badCertId with the same reason; while the store cannot say whether
-// the signer is revoked, both are answered 503 (ask again), not a FAILURE a
-// device takes as final, and the same message sent again once the store is
-// back gets the certificate.
+// GetCert signed by a revoked certificate of ours is answered badCertId;
+// while the store cannot say whether the signer is revoked, 503 (ask
+// again), not a FAILURE a device takes as final, and the same message sent
+// again once the store is back gets the certificate. GetCRL asks no such
+// question: the CRL is public, and a revoked or unknown signer gets it.
 func TestGetCertSignerRevokedOrStoreDown(t *testing.T) {
 	var down *certificateDown
 	ts := newTestServer(t, serverOptions{store: func(st store.Store) store.Store {
@@ -61,24 +61,31 @@ func TestGetCertSignerRevokedOrStoreDown(t *testing.T) {
 		return ts.build(t, reqParams{key: signerKey, signerCert: signer, signerKey: signerKey, msgType: op, content: content})
 	}
 
-	var reasons []string
-	for _, op := range []scep.MessageType{scep.GetCert, scep.GetCRL} {
-		der, msg := build(op, revoked, revokedKey)
+	for _, c := range []struct {
+		op   scep.MessageType
+		want scep.PKIStatus
+	}{{scep.GetCert, scep.StatusFailure}, {scep.GetCRL, scep.StatusSuccess}} {
+		der, msg := build(c.op, revoked, revokedKey)
 		resp, body := ts.postTo(t, "/scep", der)
 		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s signed by a revoked certificate: HTTP %d %s", op, resp.StatusCode, body)
+			t.Fatalf("%s signed by a revoked certificate: HTTP %d %s", c.op, resp.StatusCode, body)
 		}
 		rep := ts.parseReply(t, body, msg)
-		if rep.PKIStatus != scep.StatusFailure || rep.FailInfo != scep.BadCertID {
-			t.Errorf("%s signed by a revoked certificate: %s %s (%s), want FAILURE badCertId", op, rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+		if rep.PKIStatus != c.want || c.want == scep.StatusFailure && rep.FailInfo != scep.BadCertID {
+			t.Errorf("%s signed by a revoked certificate: %s %s (%s), want %s", c.op, rep.PKIStatus, rep.FailInfo, rep.FailInfoText, c.want)
 		}
-		reasons = append(reasons, rep.FailInfoText)
 	}
-	if reasons[0] != reasons[1] {
-		t.Errorf("GetCert is told %q, GetCRL %q: want the same reason", reasons[0], reasons[1])
+	der, msg := build(scep.GetCRL, mine, key)
+	down.down.Store(true)
+	resp, body := ts.postTo(t, "/scep", der)
+	down.down.Store(false)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GetCRL while the store cannot read certificates: HTTP %d %s, want SUCCESS", resp.StatusCode, body)
+	} else if rep := ts.parseReply(t, body, msg); rep.PKIStatus != scep.StatusSuccess {
+		t.Errorf("GetCRL while the store cannot read certificates: %s %s (%s), want SUCCESS", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
 	}
 
-	for _, op := range []scep.MessageType{scep.GetCert, scep.GetCRL} {
+	for _, op := range []scep.MessageType{scep.GetCert} {
 		der, msg := build(op, mine, key)
 		down.down.Store(true)
 		resp, body := ts.postTo(t, "/scep", der)
