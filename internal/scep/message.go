@@ -116,9 +116,13 @@ var (
 )
 
 // Bounds on attribute sizes: transaction IDs seen in the wild are hex or
-// decimal digests (up to ~80 characters); nonces are 16 bytes.
+// decimal digests (up to ~80 characters); nonces are 16 bytes. A
+// senderNonce is 16 random bytes (RFC 8894 §3.2.1.5), as every client we
+// know sends: replay protection is keyed on (transactionID, senderNonce),
+// and a shorter one leaves a sender few values to choose from.
 const (
 	maxTransactionIDLen = 256
+	minSenderNonceLen   = 16
 	maxNonceLen         = 64
 )
 
@@ -171,6 +175,11 @@ func Parse(der []byte) (*PKIMessage, error) {
 		return nil, fmt.Errorf("%w: messageType: %v", ErrMalformed, orEmpty(err))
 	}
 	m.MessageType = MessageType(mt)
+	// A request's nonce keys the server's replay protection. A CertRep's is
+	// left as another server makes it: our client keys nothing on it.
+	if m.MessageType != CertRep && len(m.SenderNonce) < minSenderNonceLen {
+		return nil, fmt.Errorf("%w: senderNonce: %d bytes, want %d random bytes (RFC 8894 §3.2.1.5)", ErrMalformed, len(m.SenderNonce), minSenderNonceLen)
+	}
 	if v, ok := m.Signer.Attr(cms.OIDSigningTime); ok {
 		var t time.Time
 		if _, err := asn1.Unmarshal(v.FullBytes, &t); err == nil {

@@ -119,3 +119,55 @@ func TestTransactionIDThatIsNoUTF8IsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A request's senderNonce is 16 random bytes (RFC 8894 §3.2.1.5), and
+// replay protection is keyed on it: a shorter one is malformed, as an
+// empty or oversized one is. A CertRep's is read as another server made it.
+func TestSenderNonceLength(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dev"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	for _, tt := range []struct {
+		msgType MessageType
+		nonce   int
+		ok      bool
+	}{
+		{PKCSReq, 0, false},
+		{PKCSReq, 1, false},
+		{PKCSReq, 8, false},
+		{PKCSReq, 15, false},
+		{PKCSReq, 16, true},
+		{PKCSReq, 32, true},
+		{PKCSReq, 64, true},
+		{PKCSReq, 65, false},
+		{CertPoll, 1, false},
+		{GetCRL, 15, false},
+		{RenewalReq, 16, true},
+		{CertRep, 8, true},
+	} {
+		attrs := []cms.Attribute{
+			{Type: oidTransactionID, Values: []asn1.RawValue{printable("tx-1")}},
+			{Type: oidSenderNonce, Values: []asn1.RawValue{octets(make([]byte, tt.nonce))}},
+			{Type: oidMessageType, Values: []asn1.RawValue{printable(string(tt.msgType))}},
+		}
+		msg, err := cms.Sign([]byte("envelope"), cert, key, attrs, cms.SignOptions{Digest: crypto.SHA256, SigningTime: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Parse(msg)
+		if tt.ok && err != nil {
+			t.Errorf("messageType %s, %d-byte senderNonce: %v", tt.msgType, tt.nonce, err)
+		}
+		if !tt.ok && !errors.Is(err, ErrMalformed) {
+			t.Errorf("messageType %s, %d-byte senderNonce: %v, want ErrMalformed", tt.msgType, tt.nonce, err)
+		}
+	}
+}

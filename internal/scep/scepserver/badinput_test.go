@@ -409,6 +409,8 @@ func TestMalformedMessageSaysWhy(t *testing.T) {
 		"empty transactionID": {[]cms.Attribute{attr(oidTransactionID, str(asn1.TagPrintableString, "")), nonce, pkcsReq}, "transactionID: empty"},
 		"no senderNonce":      {[]cms.Attribute{txID, pkcsReq}, "senderNonce: missing"},
 		"empty senderNonce":   {[]cms.Attribute{txID, attr(oidSenderNonce, str(asn1.TagOctetString, "")), pkcsReq}, "senderNonce: empty"},
+		"1-byte senderNonce":  {[]cms.Attribute{txID, attr(oidSenderNonce, str(asn1.TagOctetString, "x")), pkcsReq}, "senderNonce: 1 bytes, want 16"},
+		"15-byte senderNonce": {[]cms.Attribute{txID, attr(oidSenderNonce, str(asn1.TagOctetString, "0123456789abcde")), pkcsReq}, "senderNonce: 15 bytes, want 16"},
 		"no messageType":      {[]cms.Attribute{txID, nonce}, "messageType: missing"},
 	} {
 		t.Run(name, func(t *testing.T) {
