@@ -40,6 +40,9 @@ type Service interface {
 	CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex string) ([]byte, *x509.Certificate, error)
 	// CheckNotRevoked refuses a certificate of ours that is revoked.
 	CheckNotRevoked(ctx context.Context, cert *x509.Certificate) error
+	// IssuedHere: cert was issued by one of our issuing CAs and is valid
+	// now.
+	IssuedHere(cert *x509.Certificate) bool
 	Profile(name string) (pki.Profile, bool)
 	// RememberNonce refuses a replayed (transactionID, senderNonce) pair,
 	// across restarts and nodes.

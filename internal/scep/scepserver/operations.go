@@ -39,7 +39,6 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	}
 	signer := req.msg.SignerCert
 	renewalReq := req.msg.MessageType == scep.RenewalReq
-	ours := h.issuedByOurCA(signer)
 	// A PKCSReq signed by any certificate but one of ours must be signed
 	// with the request's key: otherwise whoever holds a device's CSR (and
 	// the challenge inside it) could have it issued and the certificate
@@ -47,7 +46,7 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	// whose issuer name differs from its subject may still be made by
 	// anyone. A RenewalReq signed by a certificate not ours is refused by
 	// the service as one that names no certificate to renew (badCertId).
-	if !renewalReq && !ours && !bytes.Equal(signer.RawSubjectPublicKeyInfo, csrReq.RawSubjectPublicKeyInfo) {
+	if !renewalReq && !bytes.Equal(signer.RawSubjectPublicKeyInfo, csrReq.RawSubjectPublicKeyInfo) && !h.issuedByOurCA(signer) {
 		return nil, pki.Errorf(pki.EBadRequest, "the signer certificate's key differs from the request's key, and the signer is not a certificate this CA issued")
 	}
 	ev := enroll.Evidence{Challenge: req.challenge}
@@ -67,7 +66,7 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	// still carries the challenge of the first enrollment, long used up:
 	// the service renews by the certificate first, and falls back to the
 	// challenge only when that certificate cannot renew.
-	er.RenewalFirst = !er.Renewal && ev.SignerCert != nil && csr.SameName(csrReq.RawSubject, signer.RawSubject) && ours
+	er.RenewalFirst = !er.Renewal && ev.SignerCert != nil && csr.SameName(csrReq.RawSubject, signer.RawSubject) && h.issuedByOurCA(signer)
 	res, err := h.svc.Enroll(ctx, er)
 	if err != nil {
 		return nil, err
@@ -75,9 +74,11 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	return h.result(req, res)
 }
 
-// issuedByOurCA: the certificate is signed by one of our issuing CAs
-// (current, next or previous). It lets a PKCSReq signed by another key
-// than the request's through to the service, which checks the certificate
+// issuedByOurCA: the certificate is signed by one of our issuing CAs:
+// one whose RA we hold (current, next or previous; expired or not), or
+// any the service knows, valid now by its chain to our root (a previous
+// CA whose RA key is gone). It lets a PKCSReq signed by another key than
+// the request's through to the service, which checks the certificate
 // fully (revocation, inventory, expiry), and routes one to renewal first.
 func (h *Handler) issuedByOurCA(cert *x509.Certificate) bool {
 	for _, ra := range h.svc.RAs() {
@@ -87,7 +88,7 @@ func (h *Handler) issuedByOurCA(cert *x509.Certificate) bool {
 			}
 		}
 	}
-	return false
+	return h.svc.IssuedHere(cert)
 }
 
 // isSelfSigned goes by the names alone. It only decides whether a signer

@@ -14,6 +14,7 @@ import (
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/scep/scepserver"
 )
 
 // otherIssuerName is a certificate for key, made and signed by key itself,
@@ -112,4 +113,24 @@ func TestSignerOfTheRequestOrOurs(t *testing.T) {
 		msg, rep := ts.exchange(t, reqParams{key: newKey, subject: "CN=device-1,O=Acme", challenge: "-", signerCert: ours, signerKey: key})
 		ts.issuedCert(t, rep, msg.SignerCert, key)
 	})
+}
+
+// withoutIssuerRAs holds no RA of our issuing CA, as for a previous CA
+// whose RA key is gone: its RAs name no issuing CA.
+type withoutIssuerRAs struct{ scepserver.Service }
+
+func (w withoutIssuerRAs) RAs() []*pki.RA {
+	ra := *w.Service.ActiveRA()
+	ra.Chain = []*x509.Certificate{ra.Cert}
+	return []*pki.RA{&ra}
+}
+
+// A certificate of an issuing CA of ours whose RA the server does not hold
+// is still ours: it signs a re-enrollment for another key.
+func TestSignerOfOurCAWithoutItsRA(t *testing.T) {
+	ts := newTestServer(t, serverOptions{service: func(s scepserver.Service) scepserver.Service { return withoutIssuerRAs{s} }})
+	key, newKey := testKey(t, 0), testKey(t, 1)
+	ours := ts.enrollCert(t, key, "CN=device-1,O=Acme")
+	msg, rep := ts.exchange(t, reqParams{key: newKey, subject: "CN=another-device", signerCert: ours, signerKey: key})
+	ts.issuedCert(t, rep, msg.SignerCert, key)
 }
