@@ -57,7 +57,7 @@ func caExpiryWarnings(a *ca.Authority, dataDir string, now time.Time, sharedStor
 			// Keys never go into the store: the nodes cannot agree on a
 			// new RA key by themselves.
 			out = append(out, fmt.Sprintf("the SCEP RA certificate %s; SCEP clients cannot encrypt to it after that: renew it on one node with 'scepter ca renew-ra --data-dir %s --store URL' (with the --pkcs11-… flags when the CA's keys are in a token), "+
-				"then bring the new RA to every other node with 'scepter ca export-keys' there and 'scepter ca import-keys' on each (keys in a token: copy ca/ra.crt, ca/ra.pkcs11 and ca/retired-ra/); "+
+				"then bring the new RA to every other node with 'scepter ca export-keys' there and 'scepter ca import-keys' on each (keys in a token: copy ca/ra.pkcs11, then ca/ra.crt, and ca/retired-ra/); "+
 				"the nodes keep decrypting with the old RA until it expires, so clients that cached it still enroll",
 				when, dataDir))
 		default:

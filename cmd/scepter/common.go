@@ -424,6 +424,7 @@ func flagCommands() [][]string {
 		{"admin", "token", "new"}, {"admin", "token", "list"}, {"admin", "token", "revoke"},
 		{"admin", "user", "add"}, {"admin", "user", "list"}, {"admin", "user", "remove"},
 		{"ca", "rollover"}, {"ca", "show"}, {"ca", "export-keys"}, {"ca", "import-keys"}, {"ca", "root", "export"},
+		{"ca", "renew-ra"}, {"ca", "root", "crl"},
 		{"notify", "test"},
 		{"store", "backup"}, {"store", "restore"},
 	}

@@ -463,8 +463,9 @@ type Store interface {
 	// say it was current while the certificate was still held.
 	LastUnhold(ctx context.Context, issuerID string) (time.Time, error)
 	// RevokedCertificates returns an issuer's revoked certificates whose
-	// NotAfter is after notAfterAfter (a CRL leaves expired ones out), by
-	// serial.
+	// NotAfter is after notAfterAfter, by serial: a CRL's cut-off, well
+	// before its thisUpdate, so that an entry stays until a CRL issued
+	// beyond the certificate's end has carried it (RFC 5280 §3.3).
 	RevokedCertificates(ctx context.Context, issuerID string, notAfterAfter time.Time) ([]RevokedEntry, error)
 	// LatestCRL returns an issuer's newest CRL, or ErrNotFound.
 	LatestCRL(ctx context.Context, issuerID string) (*CRL, error)
