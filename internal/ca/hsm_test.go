@@ -35,7 +35,7 @@ var (
 // returns its configuration too, for opening it again.
 func caToken(t *testing.T) (keys.Token, keys.PKCS11Config) {
 	t.Helper()
-	hsmOnce.Do(func() { hsmPool = softhsmtest.NewPool(filepath.Join(tempRoot, "softhsm"), 11) })
+	hsmOnce.Do(func() { hsmPool = softhsmtest.NewPool(filepath.Join(tempRoot, "softhsm"), 14) })
 	st := hsmPool.Take(t)
 	cfg := keys.PKCS11Config{Module: st.Env.Module, TokenLabel: st.Label, PINFile: st.PINFile}
 	tok, err := keys.OpenPKCS11(cfg)
