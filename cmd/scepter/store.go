@@ -231,6 +231,11 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("database: %w", err)
 	}
+	now := pki.SystemClock{}.Now()
+	carried, carryErr := carryForward(ctx, tmp, kept, now)
+	if carryErr != nil {
+		return fmt.Errorf("%w; %s is unchanged (and kept in %s)", carryErr, db, kept)
+	}
 	// The replaced database's log and index go before the new file comes:
 	// SQLite would replay that log onto it. Its commits are in the kept
 	// copy. A crash until the rename leaves the old database in place,
@@ -252,6 +257,7 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	if kept != "" {
 		fmt.Fprintf(e.stdout, "The database it replaced, with every commit, is kept in %s: scepter never removes it, and it holds what was recorded after the backup too.\n", kept)
 	}
+	carried.report(e)
 	if root == "" && len(facts.CARoots) > 0 {
 		fmt.Fprintf(e.stdout, "%s holds no CA, and the restored store records one: 'scepter serve' starts on it only with that CA's keys (scepter ca import-keys --data-dir %s --in FILE).\n",
 			filepath.Join(sf.dataDir, "ca"), sf.dataDir)
@@ -278,6 +284,81 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(e.stdout, "The root's CRL is behind too: sign the next with scepter ca root crl --store-restored, listing again the issuing CAs the root revoked after the backup.")
 	}
 	return nil
+}
+
+// carryOutcome is what a restore did about what may only move forward
+// (sqlite.CarryForward): carried from the replaced database, or, with
+// none to read, what the backup may bring back.
+type carryOutcome struct {
+	carried    sqlite.Carried
+	done       bool
+	unreadable error
+	exposed    sqlite.Resurrectable
+}
+
+// carryForward carries into the restored copy tmp, before it is put in
+// place, what the kept database revoked, used up or removed since the
+// backup; with no kept database, or one that cannot be read, it counts
+// what the backup may bring back instead.
+func carryForward(ctx context.Context, tmp, kept string, now time.Time) (carryOutcome, error) {
+	var o carryOutcome
+	if kept != "" {
+		c, err := sqlite.CarryForward(ctx, tmp, kept, now, cliActor())
+		switch {
+		case err == nil:
+			return carryOutcome{carried: c, done: true}, nil
+		case errors.Is(err, sqlite.ErrKeptUnreadable):
+			o.unreadable = err
+		default:
+			return o, err
+		}
+	}
+	exposed, err := sqlite.CountResurrectable(ctx, tmp, now)
+	if err != nil {
+		return o, err
+	}
+	o.exposed = exposed
+	return o, nil
+}
+
+// report says what was carried forward, or warns of what the backup
+// brings back.
+func (o carryOutcome) report(e env) {
+	if o.done {
+		c := o.carried
+		var parts []string
+		add := func(n int, what string) {
+			if n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, what))
+			}
+		}
+		add(c.TokensRevoked, "API token(s) revoked")
+		add(c.ChallengesUsedUp, "one-time challenge(s) used up or locked")
+		add(c.ChallengesRemoved, "one-time challenge(s) removed")
+		add(c.ESTUsersRemoved, "EST user(s) removed")
+		add(c.ESTPasswords, "EST password(s) changed")
+		add(c.UsersRemoved, "console user(s) removed")
+		add(c.UsersUpdated, "console user(s) given their newer role, password or lockout")
+		add(c.Nonces, "SCEP nonce(s) remembered")
+		add(c.SessionsDropped, "console session(s) dropped")
+		if len(parts) == 0 {
+			parts = []string{"nothing had changed"}
+		}
+		fmt.Fprintf(e.stdout, "Carried forward from the replaced database what only moves forward (audit event %s): %s.\n",
+			sqlite.EventRestoreCarriedForward, strings.Join(parts, ", "))
+		return
+	}
+	x := o.exposed
+	if x == (sqlite.Resurrectable{}) {
+		return
+	}
+	why := "there is no database it replaces to take them from"
+	if o.unreadable != nil {
+		why = fmt.Sprintf("the database it replaces could not be read (%v)", o.unreadable)
+	}
+	fmt.Fprintf(e.stderr, "scepter: warning: the backup brings back, as they were when it was taken, %d API token(s) not revoked, %d one-time challenge(s) not used, %d EST user(s) and %d console user(s) with their passwords, and %s: "+
+		"revoke every token revoked since (scepter admin token revoke ID), delete the challenges handed out before the backup (console, or DELETE /api/v1/challenges/ID), remove the users removed since (scepter admin user remove, scepter est user remove) and set again the passwords changed since, before the server is reachable\n",
+		x.Tokens, x.Challenges, x.ESTUsers, x.Users, why)
 }
 
 // logBeside names a non-empty write-ahead log or rollback journal beside
