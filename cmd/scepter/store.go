@@ -80,6 +80,9 @@ func storeBackup(ctx context.Context, e env, args []string) error {
 	if err := refuseDatabaseFiles("--out", out, db); err != nil {
 		return err
 	}
+	if err := checkBackupOut(out, sf.dataDir); err != nil {
+		return err
+	}
 	exists := func() error {
 		if fi, err := os.Lstat(out); err == nil && fi.Mode().IsRegular() && !force {
 			return usageError{fmt.Sprintf("--out %s exists: name another file, or pass --force to replace it", out)}
@@ -118,6 +121,46 @@ func storeBackup(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "Backed up %s to %s: %d bytes, schema version %d, %d certificate(s)\n",
 		db, out, fi.Size(), facts.SchemaVersion, facts.Certificates)
+	return nil
+}
+
+// checkBackupOut refuses a backup's --out whose directory does not exist
+// (a backup disk not mounted: the backup would go to the disk beneath),
+// and one inside the data directory, symbolic links followed: there it
+// could replace the CA's keys or its CRL numbers, and it would be lost
+// with the directory it is to survive.
+func checkBackupOut(out, dataDir string) error {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	parent := filepath.Dir(abs)
+	switch fi, err := os.Stat(parent); {
+	case errors.Is(err, fs.ErrNotExist):
+		return usageError{fmt.Sprintf("--out %s: directory %s does not exist: create it, or mount the backup disk that holds it", out, parent)}
+	case err != nil:
+		return fmt.Errorf("--out %s: %w", out, err)
+	case !fi.IsDir():
+		return usageError{fmt.Sprintf("--out %s: %s is not a directory", out, parent)}
+	}
+	real, err := filepath.EvalSymlinks(parent)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	real = filepath.Join(real, filepath.Base(abs))
+	if target, err := filepath.EvalSymlinks(real); err == nil {
+		real = target
+	}
+	data, err := filepath.Abs(dataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if r, err := filepath.EvalSymlinks(data); err == nil {
+		data = r
+	}
+	if rel, err := filepath.Rel(data, real); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return usageError{fmt.Sprintf("--out %s is inside the data directory %s (as %s): name a file outside it, on another disk, where it cannot replace the CA's files and survives the loss of the data directory", out, dataDir, real)}
+	}
 	return nil
 }
 

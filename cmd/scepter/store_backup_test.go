@@ -433,7 +433,10 @@ func TestStoreRestoreRefusals(t *testing.T) {
 // An existing --out is refused (exit 2) unless --force; so are the store's
 // own files, and a PostgreSQL store, which pg_dump backs up.
 func TestStoreBackupRefusals(t *testing.T) {
-	dir, _ := storeTestDir(t, "a1")
+	dir, issuer := storeTestDir(t, "a1")
+	if err := crl.NewNumbers(filepath.Join(dir, crl.NumbersDir)).Put(issuer, 3); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(t.TempDir(), "bk.db")
 	if err := os.WriteFile(out, []byte("an older backup"), 0o600); err != nil {
 		t.Fatal(err)
@@ -442,12 +445,26 @@ func TestStoreBackupRefusals(t *testing.T) {
 	if err := os.WriteFile(config, []byte(`store = "postgres://scepter@db.example/scepter"`+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A link elsewhere to the data directory's CA files.
+	link := filepath.Join(t.TempDir(), "ca-link")
+	if err := os.Symlink(filepath.Join(dir, "ca"), link); err != nil {
+		t.Fatal(err)
+	}
+	caFiles, _ := filepath.Glob(filepath.Join(dir, "ca", "*"))
+	if len(caFiles) == 0 {
+		t.Fatal("no CA files in the data directory")
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
 		{"existing file", []string{"--out", out}, "--force"},
+		{"a CA file", []string{"--out", caFiles[0], "--force"}, "inside the data directory"},
+		{"a CA file through a link", []string{"--out", filepath.Join(link, filepath.Base(caFiles[0])), "--force"}, "inside the data directory"},
+		{"a CRL numbers file", []string{"--out", filepath.Join(dir, crl.NumbersDir, issuer), "--force"}, "inside the data directory"},
+		{"a new file in the data directory", []string{"--out", filepath.Join(dir, "bk.db")}, "inside the data directory"},
+		{"no such directory", []string{"--out", filepath.Join(t.TempDir(), "unmounted", "bk.db")}, "does not exist: create it, or mount"},
 		{"the database", []string{"--out", filepath.Join(dir, "scepter.db"), "--force"}, "store's own scepter.db"},
 		{"its log", []string{"--out", filepath.Join(dir, "scepter.db-wal"), "--force"}, "store's own scepter.db-wal"},
 		{"postgres", []string{"--out", out, "--store", "postgres://scepter@db.example/scepter"}, "pg_dump --format=custom"},
