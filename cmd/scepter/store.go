@@ -212,6 +212,16 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	if err := refuseDatabaseFiles("--in", in, db); err != nil {
 		return err
 	}
+	// The rename would replace the link, not the database it names, and
+	// the kept copy would be the link alone.
+	if fi, err := os.Lstat(db); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		target, err := filepath.EvalSymlinks(db)
+		if err != nil {
+			target, _ = os.Readlink(db)
+		}
+		return fmt.Errorf("%s is a symbolic link to %s: restore into the directory that holds the database (--data-dir %s, when it is named scepter.db there), or put the database in place of the link first; %s is unchanged",
+			db, target, filepath.Dir(target), db)
+	}
 	// The lock serve takes, for the whole restore: a server would go on
 	// writing to the replaced file, and its commits would be lost.
 	unlock, err := lockDataDir(sf.dataDir)

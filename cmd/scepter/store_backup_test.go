@@ -616,3 +616,36 @@ func TestStoreRestoreWaitsForOtherCommands(t *testing.T) {
 		t.Errorf("certs list during a restore: %v\n%s", err, out)
 	}
 }
+
+// A scepter.db that is a symbolic link is refused, naming its target:
+// the rename would replace the link, and keep only the link.
+func TestStoreRestoreRefusesALinkedDatabase(t *testing.T) {
+	dir, _ := storeTestDir(t, "a1")
+	db := filepath.Join(dir, "scepter.db")
+	bk := filepath.Join(t.TempDir(), "bk.db")
+	if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", bk); err != nil {
+		t.Fatalf("store backup: %v\n%s", err, out)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "scepter.db")
+	if err := os.Rename(db, elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		os.Rename(db+suffix, elsewhere+suffix)
+	}
+	if err := os.Symlink(elsewhere, db); err != nil {
+		t.Fatal(err)
+	}
+	before := dirState(t, filepath.Dir(elsewhere))
+	out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link to "+elsewhere) {
+		t.Fatalf("restore over a linked scepter.db: %v, want it refused naming %s\n%s", err, elsewhere, out)
+	}
+	if fi, err := os.Lstat(db); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("%s is no longer the link: %v", db, err)
+	}
+	sameDirState(t, before, dirState(t, filepath.Dir(elsewhere)))
+	if kept, _ := filepath.Glob(db + ".before-restore-*"); len(kept) != 0 {
+		t.Errorf("kept copies: %v", kept)
+	}
+}
