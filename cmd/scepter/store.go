@@ -289,6 +289,7 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	if carryErr != nil {
 		return fmt.Errorf("%w; %s is unchanged (and kept in %s)", carryErr, db, kept)
 	}
+	lacks := compareWithKept(ctx, tmp, kept)
 	// The replaced database's log and index go before the new file comes:
 	// SQLite would replay that log onto it. Its commits are in the kept
 	// copy. A crash until the rename leaves the old database in place,
@@ -311,6 +312,7 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "The database it replaced, with every commit, is kept in %s: scepter never removes it, and it holds what was recorded after the backup too.\n", kept)
 	}
 	carried.report(e)
+	lacks.report(e, kept)
 	if root == "" && len(facts.CARoots) > 0 {
 		fmt.Fprintf(e.stdout, "%s holds no CA, and the restored store records one: 'scepter serve' starts on it only with that CA's keys (scepter ca import-keys --data-dir %s --in FILE).\n",
 			filepath.Join(sf.dataDir, "ca"), sf.dataDir)
@@ -329,14 +331,63 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		numbersDir, strings.Join(behind.lines(), "; "))
 	fmt.Fprintf(e.stdout, "Next: start scepter serve --data-dir %s --store-restored, once: without it serve refuses this store, for OCSP would answer good, and the CRL leave out, every certificate revoked after the backup; its next CRLs are numbered above those published.\n", sf.dataDir)
 	fmt.Fprintln(e.stdout, "Then make again what the backup lacks (docs/deployment.md, Restoring): the revocations made after it (scepter certs revoke SERIAL --reason R), and those of certificates issued after it (scepter certs revoke --cert FILE --reason R).")
-	if kept != "" {
-		fmt.Fprintf(e.stdout, "The kept copy lists them: copy it as scepter.db into an empty directory D and run scepter audit list --data-dir D --type certificate.revoked (and --type certificate.issued).\n")
+	if kept != "" && !lacks.any() {
+		fmt.Fprintf(e.stdout, "The kept copy lists them: %s.\n", keptListing)
 	}
 	// The root's issuer ID is its fingerprint's hex.
 	if root != "" && behind.has(strings.TrimPrefix(root, "sha256:")) {
 		fmt.Fprintln(e.stdout, "The root's CRL is behind too: sign the next with scepter ca root crl --store-restored, listing again the issuing CAs the root revoked after the backup.")
 	}
 	return nil
+}
+
+// keptListing says how to list what the kept copy recorded after the
+// backup.
+const keptListing = "copy it as scepter.db into an empty directory D and run scepter audit list --data-dir D --type certificate.revoked (and --type certificate.issued)"
+
+// storeLacks compares the restored store with the database it replaced.
+type storeLacks struct {
+	kept, restored sqlite.Summary
+}
+
+// compareWithKept reads both summaries; with no kept database, or one
+// that cannot be read, there is nothing to compare (the zero storeLacks).
+func compareWithKept(ctx context.Context, restored, kept string) storeLacks {
+	if kept == "" {
+		return storeLacks{}
+	}
+	k, err := sqlite.Summarize(ctx, kept)
+	if err != nil {
+		return storeLacks{}
+	}
+	r, err := sqlite.Summarize(ctx, restored)
+	if err != nil {
+		return storeLacks{}
+	}
+	return storeLacks{kept: k, restored: r}
+}
+
+func (l storeLacks) any() bool {
+	return l.kept.Certificates > l.restored.Certificates || l.kept.Revoked > l.restored.Revoked ||
+		l.kept.NewestIssued.After(l.restored.NewestIssued)
+}
+
+// report says what the restored store lacks that the replaced one holds,
+// and what to do about it.
+func (l storeLacks) report(e env, kept string) {
+	if !l.any() {
+		return
+	}
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return "none"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(e.stdout, "The restored store lacks what was recorded after the backup: the database it replaced holds %d certificate(s), %d of them revoked, the newest issued %s; the restored store %d, %d revoked, the newest issued %s.\n",
+		l.kept.Certificates, l.kept.Revoked, when(l.kept.NewestIssued), l.restored.Certificates, l.restored.Revoked, when(l.restored.NewestIssued))
+	fmt.Fprintln(e.stdout, "OCSP answers unknown for the certificates issued after the backup, and good for those revoked after it: revoke those again (scepter certs revoke SERIAL --reason R), revoke the ones issued after it that are in the field and must not stay valid (scepter certs revoke --cert FILE --reason R), and make again the API tokens and challenges handed out after it.")
+	fmt.Fprintf(e.stdout, "The kept copy lists them: %s.\n", keptListing)
 }
 
 // carryOutcome is what a restore did about what may only move forward

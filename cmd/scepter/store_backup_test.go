@@ -224,7 +224,8 @@ func TestStoreRestoreLeavesNoMix(t *testing.T) {
 		t.Fatalf("store restore: %v\n%s%s", err, stdout, stderr)
 	}
 	said := stdout.String()
-	for _, want := range []string{"Restored " + bk, "before-restore-", "--store-restored", "published number 5", "scepter serve --data-dir " + dir, "certs revoke"} {
+	for _, want := range []string{"Restored " + bk, "before-restore-", "--store-restored", "published number 5", "scepter serve --data-dir " + dir, "certs revoke",
+		"the database it replaced holds 3 certificate(s), 1 of them revoked", "the restored store 2, 0 revoked", "certs revoke --cert FILE"} {
 		if !strings.Contains(said, want) {
 			t.Errorf("store restore does not say %q:\n%s", want, said)
 		}

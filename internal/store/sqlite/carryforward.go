@@ -486,3 +486,41 @@ func eachRowTx(ctx context.Context, tx *wtx, q string, fn func(a, b string) erro
 	}
 	return nil
 }
+
+// Summary is what a restore compares between the database it replaces
+// and the one it puts in place.
+type Summary struct {
+	Certificates, Revoked int64
+	// NewestIssued is the newest certificate's recording time; zero when
+	// there is none.
+	NewestIssued time.Time
+}
+
+// Summarize reads the Summary of the database file at path, the file
+// alone, unchanged.
+func Summarize(ctx context.Context, path string) (Summary, error) {
+	var s Summary
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return s, err
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "mode=ro&immutable=1"}
+	if !strings.HasPrefix(u.Path, "/") {
+		u.Path = "/" + u.Path
+	}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return s, fmt.Errorf("sqlite: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	var newest *int64
+	if err := db.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE status = 'revoked'), max(created_at) FROM certificates`).
+		Scan(&s.Certificates, &s.Revoked, &newest); err != nil {
+		return s, fmt.Errorf("sqlite: summarize %s: %w", path, err)
+	}
+	if newest != nil {
+		s.NewestIssued = sqlstore.FromMicros(*newest)
+	}
+	return s, nil
+}
