@@ -313,9 +313,12 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	}
 	carried.report(e)
 	lacks.report(e, kept)
+	// What must come before serve starts, in the Next line.
+	first := ""
 	if root == "" && len(facts.CARoots) > 0 {
-		fmt.Fprintf(e.stdout, "%s holds no CA, and the restored store records one: 'scepter serve' starts on it only with that CA's keys (scepter ca import-keys --data-dir %s --in FILE).\n",
-			filepath.Join(sf.dataDir, "ca"), sf.dataDir)
+		fmt.Fprintf(e.stdout, "%s holds no CA, and the restored store records one: 'scepter serve' starts on it only with that CA's keys.\n",
+			filepath.Join(sf.dataDir, "ca"))
+		first = fmt.Sprintf("put the CA's keys back (scepter ca import-keys --data-dir %s --in FILE, the export of that CA), then ", sf.dataDir)
 	}
 	numbersDir := filepath.Join(sf.dataDir, crl.NumbersDir)
 	if _, err := os.Stat(numbersDir); errors.Is(err, fs.ErrNotExist) && len(facts.NewestCRLs) > 0 {
@@ -324,12 +327,12 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "%s is missing: before serve starts, copy it from the old data directory, or write the highest CRL numbers relying parties may have seen into it (docs/deployment.md, Restoring); without it a store older than the CRLs published is not noticed, and their numbers are given again.\n", numbersDir)
 	}
 	if len(behind) == 0 {
-		fmt.Fprintf(e.stdout, "Next: start scepter serve --data-dir %s.\n", sf.dataDir)
+		fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s.\n", first, sf.dataDir)
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "The restored store is older than the CRLs this data directory published (%s): %s.\n",
 		numbersDir, strings.Join(behind.lines(), "; "))
-	fmt.Fprintf(e.stdout, "Next: start scepter serve --data-dir %s --store-restored, once: without it serve refuses this store, for OCSP would answer good, and the CRL leave out, every certificate revoked after the backup; its next CRLs are numbered above those published.\n", sf.dataDir)
+	fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s --store-restored, once: without it serve refuses this store, for OCSP would answer good, and the CRL leave out, every certificate revoked after the backup; its next CRLs are numbered above those published.\n", first, sf.dataDir)
 	fmt.Fprintln(e.stdout, "Then make again what the backup lacks (docs/deployment.md, Restoring): the revocations made after it (scepter certs revoke SERIAL --reason R), and those of certificates issued after it (scepter certs revoke --cert FILE --reason R).")
 	if kept != "" && !lacks.any() {
 		fmt.Fprintf(e.stdout, "The kept copy lists them: %s.\n", keptListing)
@@ -343,7 +346,7 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 
 // keptListing says how to list what the kept copy recorded after the
 // backup.
-const keptListing = "copy it as scepter.db into an empty directory D and run scepter audit list --data-dir D --type certificate.revoked (and --type certificate.issued)"
+const keptListing = "copy it as scepter.db into an empty directory D and run scepter audit list --data-dir D --type certificate.revoked (and --type certificate.issued, --type certificate.unheld)"
 
 // storeLacks compares the restored store with the database it replaced.
 type storeLacks struct {
@@ -386,7 +389,7 @@ func (l storeLacks) report(e env, kept string) {
 	}
 	fmt.Fprintf(e.stdout, "The restored store lacks what was recorded after the backup: the database it replaced holds %d certificate(s), %d of them revoked, the newest issued %s; the restored store %d, %d revoked, the newest issued %s.\n",
 		l.kept.Certificates, l.kept.Revoked, when(l.kept.NewestIssued), l.restored.Certificates, l.restored.Revoked, when(l.restored.NewestIssued))
-	fmt.Fprintln(e.stdout, "OCSP answers unknown for the certificates issued after the backup, and good for those revoked after it: revoke those again (scepter certs revoke SERIAL --reason R), revoke the ones issued after it that are in the field and must not stay valid (scepter certs revoke --cert FILE --reason R), and make again the API tokens and challenges handed out after it.")
+	fmt.Fprintln(e.stdout, "OCSP answers unknown for the certificates issued after the backup, and good for those revoked after it: revoke those again (scepter certs revoke SERIAL --reason R), revoke the ones issued after it that are in the field and must not stay valid (scepter certs revoke --cert FILE --reason R), lift again the holds lifted after it (scepter certs unhold SERIAL), and make again the API tokens and challenges handed out after it.")
 	fmt.Fprintf(e.stdout, "The kept copy lists them: %s.\n", keptListing)
 }
 

@@ -172,6 +172,10 @@ func TestStoreRestoreWarnsOfWhatTheBackupBringsBack(t *testing.T) {
 	if err := run(ctx, e, []string{"store", "restore", "--data-dir", fresh, "--in", bk}); err != nil {
 		t.Fatalf("store restore: %v\n%s%s", err, stdout, stderr)
 	}
+	// The new machine holds no CA yet: its keys come first.
+	if said := stdout.String(); !strings.Contains(said, "Next: put the CA's keys back (scepter ca import-keys --data-dir "+fresh) {
+		t.Errorf("store restore into a directory without the CA's keys says:\n%s", said)
+	}
 	warned := stderr.String()
 	for _, want := range []string{"2 API token(s) not revoked", "3 one-time challenge(s) not used", "1 EST user(s) and 1 console user(s)", "admin token revoke", "no database it replaces"} {
 		if !strings.Contains(warned, want) {
