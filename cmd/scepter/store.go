@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -92,6 +93,7 @@ func storeBackup(ctx context.Context, e env, args []string) error {
 	if err := exists(); err != nil {
 		return err
 	}
+	removeBackupLeftovers(e, out, time.Now())
 	var facts sqlite.FileFacts
 	staged, err := stageFile("--out", out, func(tmp string) error {
 		if err := sqlite.Backup(ctx, db, tmp); err != nil {
@@ -162,6 +164,42 @@ func checkBackupOut(out, dataDir string) error {
 		return usageError{fmt.Sprintf("--out %s is inside the data directory %s (as %s): name a file outside it, on another disk, where it cannot replace the CA's files and survives the loss of the data directory", out, dataDir, real)}
 	}
 	return nil
+}
+
+// backupLeftoverQuiet is how long a staged backup beside --out must have
+// been left unwritten before a later backup takes it for one a killed
+// backup left: a backup running meanwhile writes its copy all along.
+const backupLeftoverQuiet = time.Minute
+
+// removeBackupLeftovers removes the copies a backup to out that was
+// killed left beside it (stageFile's .NAME.new-DIGITS, and the rollback
+// journal SQLite wrote beside it), each as big as the database; only
+// files of that exact name, unwritten for backupLeftoverQuiet before now
+// (the file system's clock, which stamps them).
+func removeBackupLeftovers(e env, out string, now time.Time) {
+	dir, base := filepath.Split(out)
+	if dir == "" {
+		dir = "."
+	}
+	leftover := regexp.MustCompile(`^\.` + regexp.QuoteMeta(base) + `\.new-[0-9]+(-journal)?$`)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, ent := range entries {
+		if !leftover.MatchString(ent.Name()) || !ent.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(dir, ent.Name())
+		if fi, err := ent.Info(); err != nil || now.Sub(fi.ModTime()) < backupLeftoverQuiet {
+			continue
+		}
+		if err := os.Remove(path); err != nil {
+			fmt.Fprintf(e.stderr, "scepter: warning: a copy an earlier backup left, %s, could not be removed: %v\n", path, err)
+			continue
+		}
+		fmt.Fprintf(e.stderr, "scepter: removed %s, a copy an earlier backup to %s left when it was stopped\n", path, out)
+	}
 }
 
 // refuseDatabaseFiles refuses a path that names the live database or its

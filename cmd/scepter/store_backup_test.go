@@ -650,3 +650,50 @@ func TestStoreRestoreRefusesALinkedDatabase(t *testing.T) {
 		t.Errorf("kept copies: %v", kept)
 	}
 }
+
+// A backup removes the copies a killed backup to the same --out left
+// beside it, saying so; files of other names, and a copy still being
+// written (another backup running), stay.
+func TestStoreBackupRemovesKilledBackupsCopies(t *testing.T) {
+	dir, _ := storeTestDir(t, "a1")
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "bk.db")
+	stale := time.Now().Add(-time.Hour) // file times are the file system's clock
+	files := map[string]bool{           // name: removed
+		".bk.db.new-123456":         true,
+		".bk.db.new-123456-journal": true,
+		".bk.db.new-777":            false, // written just now
+		".bk.db.new-abc":            false,
+		".other.db.new-123456":      false,
+		"x.bk.db.new-123456":        false,
+		".bk.db.new-123456-wal.txt": false,
+	}
+	for name := range files {
+		path := filepath.Join(outDir, name)
+		if err := os.WriteFile(path, []byte("a copy"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if name != ".bk.db.new-777" {
+			if err := os.Chtimes(path, stale, stale); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	said, err := runCLI("store", "backup", "--data-dir", dir, "--out", out)
+	if err != nil {
+		t.Fatalf("store backup: %v\n%s", err, said)
+	}
+	for name, removed := range files {
+		path := filepath.Join(outDir, name)
+		_, err := os.Stat(path)
+		if gone := os.IsNotExist(err); gone != removed {
+			t.Errorf("%s: removed %v, want %v", name, gone, removed)
+		}
+		if removed && !strings.Contains(said, "removed "+path) {
+			t.Errorf("the backup does not say it removed %s:\n%s", path, said)
+		}
+	}
+	if f, err := sqlite.Inspect(context.Background(), out); err != nil || f.Certificates != 1 {
+		t.Errorf("the backup: %+v, %v", f, err)
+	}
+}
