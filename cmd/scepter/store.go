@@ -97,7 +97,7 @@ func storeBackup(ctx context.Context, e env, args []string) error {
 	var facts sqlite.FileFacts
 	staged, err := stageFile("--out", out, func(tmp string) error {
 		if err := sqlite.Backup(ctx, db, tmp); err != nil {
-			return err
+			return explainUnwritableDataDir(err, filepath.Dir(db))
 		}
 		if err := syncFile(tmp); err != nil {
 			return err
@@ -200,6 +200,22 @@ func removeBackupLeftovers(e env, out string, now time.Time) {
 		}
 		fmt.Fprintf(e.stderr, "scepter: removed %s, a copy an earlier backup to %s left when it was stopped\n", path, out)
 	}
+}
+
+// explainUnwritableDataDir adds why a backup of a database in a directory
+// it cannot write to fails, and what to do, to err (SQLite says only
+// "unable to open database file"): to read a database in WAL mode SQLite
+// writes its shared index, scepter.db-shm, beside it. Any other err is
+// returned as it is.
+func explainUnwritableDataDir(err error, dir string) error {
+	probe, perr := os.CreateTemp(dir, ".scepter-write-probe-*")
+	if perr == nil {
+		probe.Close()
+		os.Remove(probe.Name())
+		return err
+	}
+	return fmt.Errorf("%w: %s cannot be written to (%v), and SQLite writes scepter.db-shm beside the database to read it (it is in WAL mode): copy scepter.db together with scepter.db-wal to a writable directory and back up from there (--data-dir), or mount the data directory read-write",
+		err, dir, perr)
 }
 
 // refuseDatabaseFiles refuses a path that names the live database or its

@@ -697,3 +697,22 @@ func TestStoreBackupRemovesKilledBackupsCopies(t *testing.T) {
 		t.Errorf("the backup: %+v, %v", f, err)
 	}
 }
+
+// A backup of a data directory it cannot write to says why it fails (SQLite
+// writes scepter.db-shm to read the database) and what to do.
+func TestStoreBackupOfAnUnwritableDataDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root writes to a directory of mode 0500")
+	}
+	dir, _ := storeTestDir(t, "a1")
+	db := filepath.Join(dir, "scepter.db")
+	os.Remove(db + "-shm")
+	if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(dir, 0o700)
+	out, err := runCLI("store", "backup", "--data-dir", dir, "--out", filepath.Join(t.TempDir(), "bk.db"))
+	if err == nil || !strings.Contains(err.Error(), "scepter.db-shm") || !strings.Contains(err.Error(), "mount the data directory read-write") {
+		t.Errorf("backup of a read-only data directory: %v, want it to say why and what to do\n%s", err, out)
+	}
+}
