@@ -354,7 +354,8 @@ func (k *keptState) apply(ctx context.Context, tx *wtx, now time.Time, c *Carrie
 	}
 	for _, n := range k.nonces {
 		res, err := tx.ExecContext(ctx, `INSERT INTO nonces (transaction_id, sender_nonce, expires_at) VALUES (?, ?, ?)
-			ON CONFLICT (transaction_id, sender_nonce) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`,
+			ON CONFLICT (transaction_id, sender_nonce) DO UPDATE SET expires_at = excluded.expires_at
+			WHERE excluded.expires_at > nonces.expires_at`,
 			n.transactionID, n.senderNonce, n.expiresAt)
 		if err != nil {
 			return fmt.Errorf("nonces: %w", err)

@@ -1,0 +1,104 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// A restored copy gets the replaced database's newer passwords, roles and
+// lockouts; accounts unchanged since the backup are left alone, and the
+// carry forward is the trail's newest event.
+func TestCarryForwardTakesNewerPasswordsAndLockouts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	kept, restored := filepath.Join(dir, "kept.db"), filepath.Join(dir, "restored.db")
+	ev := pki.AuditEvent{Time: t0, Type: "test", Actor: "test", Outcome: "success"}
+	s := openAt(t, kept)
+	for _, name := range []string{"alice", "bob"} {
+		if err := s.CreateUser(ctx, pki.User{Name: name, Role: pki.Role("admin"), PasswordHash: "old", CreatedAt: t0}, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateESTUser(ctx, pki.ESTUser{Name: "device", PasswordHash: "old", CreatedAt: t0}, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := Backup(ctx, kept, restored); err != nil {
+		t.Fatal(err)
+	}
+	lockedUntil := t0.Add(time.Hour)
+	if _, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = 'new', role = 'auditor', failed_logins = 5, locked_until = ? WHERE name = 'alice'`, lockedUntil.UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE est_users SET password_hash = 'new' WHERE name = 'device'`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := FoldWAL(ctx, kept); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := CarryForward(ctx, restored, kept, t0, "cli:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Carried{UsersUpdated: 1, ESTPasswords: 1}); c != want {
+		t.Errorf("carried %+v, want %+v", c, want)
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(restored + suffix); err == nil {
+			t.Errorf("%s is left beside the restored copy", restored+suffix)
+		}
+	}
+	r := openAt(t, restored)
+	defer r.Close()
+	if u, err := r.User(ctx, "alice"); err != nil || u.PasswordHash != "new" || u.Role != "auditor" || u.FailedLogins != 5 || !u.LockedUntil.Equal(lockedUntil) {
+		t.Errorf("alice in the restored copy: %+v, %v", u, err)
+	}
+	if u, err := r.User(ctx, "bob"); err != nil || u.PasswordHash != "old" {
+		t.Errorf("bob in the restored copy: %+v, %v", u, err)
+	}
+	if u, err := r.ESTUser(ctx, "device"); err != nil || u.PasswordHash != "new" {
+		t.Errorf("the EST user in the restored copy: %+v, %v", u, err)
+	}
+	head, err := r.AuditHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := r.AuditChain(ctx, head.LastID-1, 1)
+	if err != nil || len(events) != 1 || events[0].Type != EventRestoreCarriedForward || events[0].Actor != "cli:test" {
+		t.Errorf("the restored trail's newest event: %+v, %v", events, err)
+	}
+}
+
+// A kept database whose log could not be folded into it is not read (the
+// file alone lacks the log's commits), and the restored copy is left as
+// it was.
+func TestCarryForwardRefusesAKeptCopyWithALog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	kept, restored := filepath.Join(dir, "kept.db"), filepath.Join(dir, "restored.db")
+	openAt(t, kept).Close()
+	if err := Backup(ctx, kept, restored); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kept+"-wal", []byte("frames"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CarryForward(ctx, restored, kept, t0, "cli:test"); !errors.Is(err, ErrKeptUnreadable) {
+		t.Errorf("carry forward from a kept copy with a log: %v, want ErrKeptUnreadable", err)
+	}
+	if after, _ := os.ReadFile(restored); !bytes.Equal(before, after) {
+		t.Error("the restored copy was changed")
+	}
+}
