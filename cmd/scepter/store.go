@@ -340,8 +340,10 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	}
 	now := pki.SystemClock{}.Now()
 	carried, carryErr := carryForward(ctx, tmp, kept, now)
-	if carryErr != nil {
+	if carryErr != nil && kept != "" {
 		return fmt.Errorf("%w; %s is unchanged (and kept in %s)", carryErr, db, kept)
+	} else if carryErr != nil {
+		return fmt.Errorf("--in %s: %w; nothing was restored", in, carryErr)
 	}
 	lacks := compareWithKept(ctx, tmp, kept)
 	// The replaced database's log and index go before the new file comes:
@@ -366,7 +368,7 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "The database it replaced, with every commit, is kept in %s: scepter never removes it, and it holds what was recorded after the backup too.\n", kept)
 	}
 	carried.report(e)
-	lacks.report(e, kept)
+	lacks.report(e)
 	// What must come before serve starts, in the Next line.
 	first := ""
 	if root == "" && len(facts.CARoots) > 0 {
@@ -431,7 +433,7 @@ func (l storeLacks) any() bool {
 
 // report says what the restored store lacks that the replaced one holds,
 // and what to do about it.
-func (l storeLacks) report(e env, kept string) {
+func (l storeLacks) report(e env) {
 	if !l.any() {
 		return
 	}
@@ -513,13 +515,13 @@ func (o carryOutcome) report(e env) {
 	if x == (sqlite.Resurrectable{}) {
 		return
 	}
-	why := "there is no database it replaces to take them from"
+	why := "there is no database it replaces to carry them forward from"
 	if o.unreadable != nil {
 		why = fmt.Sprintf("the database it replaces could not be read (%v)", o.unreadable)
 	}
-	fmt.Fprintf(e.stderr, "scepter: warning: the backup brings back, as they were when it was taken, %d API token(s) not revoked, %d one-time challenge(s) not used, %d EST user(s) and %d console user(s) with their passwords, and %s: "+
-		"revoke every token revoked since (scepter admin token revoke ID), delete the challenges handed out before the backup (console, or DELETE /api/v1/challenges/ID), remove the users removed since (scepter admin user remove, scepter est user remove) and set again the passwords changed since, before the server is reachable\n",
-		x.Tokens, x.Challenges, x.ESTUsers, x.Users, why)
+	fmt.Fprintf(e.stderr, "scepter: warning: %s, so the backup brings back, as they were when it was taken, %d API token(s) not revoked, %d one-time challenge(s) not used, %d EST user(s) and %d console user(s) with their passwords: "+
+		"before the server is reachable, revoke every token revoked since (scepter admin token revoke ID), delete the challenges handed out before the backup (console, or DELETE /api/v1/challenges/ID), remove the users removed since (scepter admin user remove, scepter est user remove) and set again the passwords changed since\n",
+		why, x.Tokens, x.Challenges, x.ESTUsers, x.Users)
 }
 
 // logBeside names a non-empty write-ahead log or rollback journal beside
