@@ -115,6 +115,9 @@ func TestStoreRestoreCarriesForward(t *testing.T) {
 		}
 	}
 
+	if left, _ := filepath.Glob(filepath.Join(dir, restoreTempPrefix+"*")); len(left) != 0 {
+		t.Errorf("the restore left %v", left)
+	}
 	withStore(t, dir, func(st *sqlite.Store) {
 		if tok, err := st.TokenByHash(ctx, f.revokedToken); err == nil && tok.RevokedAt.IsZero() {
 			t.Error("the token revoked after the backup is live again")
