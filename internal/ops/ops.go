@@ -356,7 +356,7 @@ var EventTypes = []string{
 	pki.EventTokenCreated, pki.EventTokenRevoked, pki.EventESTUserAdded, pki.EventESTUserRemoved,
 	pki.EventCAInitialized, pki.EventCARollover, pki.EventCAPublished, pki.EventCAPromoted, pki.EventCARootKeyExported,
 	pki.EventCARootCRLSigned, "ca.keys_exported", "ca.keys_imported", // the last two: cmd/scepter's key transfer
-	pki.EventKeyDestroyed, pki.EventStoreBehind, pki.EventServerStarted,
+	pki.EventKeyDestroyed, pki.EventStoreBehind, pki.EventRestoreCarriedForward, pki.EventServerStarted,
 }
 
 // Audit lists events, newest first. A type that is none of EventTypes and

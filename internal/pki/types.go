@@ -228,6 +228,10 @@ const (
 	// older copy); recorded again when the start was acknowledged with
 	// --store-restored.
 	EventStoreBehind = "store.behind"
+	// EventRestoreCarriedForward: `scepter store restore` took into the
+	// restored store what may only move forward (revoked tokens, used
+	// challenges, removed users, nonces) from the database it replaced.
+	EventRestoreCarriedForward = "store.restore_carried_forward"
 	// EventKeyDestroyed: scepter destroyed the private key of an issuing
 	// CA, a SCEP RA or an OCSP responder, a file or in a PKCS#11 token
 	// (Outcome failure: it tried and could not). See KeyDestruction.

@@ -26,7 +26,7 @@ import (
 
 // EventRestoreCarriedForward records in the restored trail what a restore
 // took from the database it replaced.
-const EventRestoreCarriedForward = "store.restore_carried_forward"
+const EventRestoreCarriedForward = pki.EventRestoreCarriedForward
 
 // ErrKeptUnreadable: CarryForward could not read the kept database (too
 // damaged to open, or its log not folded into it), and changed nothing.
