@@ -267,14 +267,14 @@ func openStoreReporting(ctx context.Context, storeURL, dataDir string, existing 
 			// Not quoted: it may hold a password.
 			return nil, usageError{"--store: want a postgres:// URL (postgres://USER@HOST:PORT/DATABASE), or nothing for SQLite in the data directory"}
 		}
-		var opts []postgres.Option
+		var opts []migrate.Option
 		open := postgres.Open
 		if existing {
 			open = postgres.OpenExisting
-			opts = append(opts, postgres.WithoutMigrating())
+			opts = append(opts, migrate.WithoutMigrating())
 		}
 		if migrated != nil {
-			opts = append(opts, postgres.OnMigrate(migrated))
+			opts = append(opts, migrate.OnMigrate(migrated))
 		}
 		st, err := open(ctx, storeURL, opts...)
 		if errors.Is(err, postgres.ErrNotInitialized) {
@@ -286,15 +286,15 @@ func openStoreReporting(ctx context.Context, storeURL, dataDir string, existing 
 		return st, nil
 	}
 	path := filepath.Join(dataDir, "scepter.db")
-	var opts []sqlite.Option
+	var opts []migrate.Option
 	if existing {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no scepter database in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir (or --store) the server uses", dataDir, dataDir)
 		}
-		opts = append(opts, sqlite.WithoutMigrating())
+		opts = append(opts, migrate.WithoutMigrating())
 	}
 	if migrated != nil {
-		opts = append(opts, sqlite.OnMigrate(migrated))
+		opts = append(opts, migrate.OnMigrate(migrated))
 	}
 	unlock, err := shareStore(dataDir)
 	if err != nil {

@@ -370,3 +370,58 @@ func inTx(ctx context.Context, conn *sql.Conn, d Dialect, fn func(*sql.Tx) error
 	}
 	return nil
 }
+
+// Option changes how a store's Open treats its schema (Apply).
+type Option func(*options)
+
+type options struct {
+	check  bool               // refuse pending migrations rather than apply them
+	report func(from, to int) // told what a migration did
+}
+
+// WithoutMigrating has a store's Open take the schema as it finds it: a
+// database that lacks migrations of this binary is refused with an error
+// wrapping ErrDatabaseTooOld (a *TooOldError naming both versions) and
+// left as it is. The CLI commands open so: a newer binary's command run
+// beside an older server must not move the schema under it (the server's
+// code would go on writing rows the new schema's invariants do not
+// expect); the new server migrates when it starts.
+func WithoutMigrating() Option {
+	return func(o *options) { o.check = true }
+}
+
+// OnMigrate has a store's Open call report once it has applied
+// migrations, with the schema version it found (0 for a new database) and
+// the one it left. It is not called when the schema was current.
+func OnMigrate(report func(from, to int)) Option {
+	return func(o *options) { o.report = report }
+}
+
+// Apply brings db's schema to fsys's as opts say: it applies the pending
+// migrations (Up) and reports them (OnMigrate), or, WithoutMigrating,
+// checks that there are none (Check).
+func Apply(ctx context.Context, db *sql.DB, fsys fs.FS, d Dialect, opts ...Option) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.check {
+		_, err := Check(ctx, db, fsys, d)
+		return err
+	}
+	// Read before Up takes its lock: another process migrating meanwhile
+	// makes the range reported start lower than what this one applied,
+	// no worse.
+	from, err := Version(ctx, db, d)
+	if err != nil {
+		return err
+	}
+	applied, err := Up(ctx, db, fsys, d)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 && o.report != nil {
+		o.report(from, applied[len(applied)-1].Version)
+	}
+	return nil
+}

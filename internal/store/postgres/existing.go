@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/scepter/scepter/internal/store/migrate"
 )
 
 // ErrNotInitialized is returned by OpenExisting for a database that no
@@ -16,7 +18,7 @@ var ErrNotInitialized = errors.New("no scepter schema in this database")
 // a database without scepter's schema is refused with an error wrapping
 // ErrNotInitialized, and left as it is. Administrative commands use it, so
 // that a mistyped database name does not quietly get an empty schema.
-func OpenExisting(ctx context.Context, url string, opts ...Option) (*Store, error) {
+func OpenExisting(ctx context.Context, url string, opts ...migrate.Option) (*Store, error) {
 	name := Redact(url)
 	// pgxpool's parser: it takes the pool_* parameters out of the URL,
 	// which pgx alone would send to the server as settings.

@@ -75,7 +75,7 @@ func TestOpenWithoutMigrating(t *testing.T) {
 	have, want := olderDatabase(t, dbURL)
 	before := versionsIn(t, dbURL)
 
-	_, err := OpenExisting(ctx, dbURL, WithoutMigrating())
+	_, err := OpenExisting(ctx, dbURL, migrate.WithoutMigrating())
 	var old *migrate.TooOldError
 	if !errors.Is(err, migrate.ErrDatabaseTooOld) || !errors.As(err, &old) {
 		t.Fatalf("OpenExisting WithoutMigrating of an older database: %v, want ErrDatabaseTooOld", err)
@@ -88,7 +88,7 @@ func TestOpenWithoutMigrating(t *testing.T) {
 	}
 
 	var reports [][2]int
-	report := OnMigrate(func(from, to int) { reports = append(reports, [2]int{from, to}) })
+	report := migrate.OnMigrate(func(from, to int) { reports = append(reports, [2]int{from, to}) })
 	s, err := Open(ctx, dbURL, report)
 	if err != nil {
 		t.Fatalf("Open that migrates: %v", err)
@@ -103,7 +103,7 @@ func TestOpenWithoutMigrating(t *testing.T) {
 
 	reports = nil
 	for _, open := range []func() (*Store, error){
-		func() (*Store, error) { return OpenExisting(ctx, dbURL, WithoutMigrating(), report) },
+		func() (*Store, error) { return OpenExisting(ctx, dbURL, migrate.WithoutMigrating(), report) },
 		func() (*Store, error) { return Open(ctx, dbURL, report) },
 	} {
 		s, err := open()
@@ -122,7 +122,7 @@ func TestOpenWithoutMigrating(t *testing.T) {
 func TestOpenWithoutMigratingEmpty(t *testing.T) {
 	ctx := context.Background()
 	dbURL := pgtest.Database(t)
-	_, err := Open(ctx, dbURL, WithoutMigrating())
+	_, err := Open(ctx, dbURL, migrate.WithoutMigrating())
 	if err == nil || !strings.Contains(err.Error(), "at version 0,") {
 		t.Fatalf("Open WithoutMigrating of an empty database: %v, want a refusal at version 0", err)
 	}

@@ -119,31 +119,6 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Option changes how Open opens a database.
-type Option func(*openOptions)
-
-type openOptions struct {
-	migrate bool               // apply pending migrations (else refuse them)
-	report  func(from, to int) // told what a migration did
-}
-
-// WithoutMigrating has Open take the schema as it finds it: a database that
-// lacks migrations of this binary is refused with an error wrapping
-// migrate.ErrDatabaseTooOld (a *migrate.TooOldError naming both versions)
-// and left as it is. The CLI commands open so: a newer binary's command
-// run beside older servers must not move the schema under them; the first
-// new server migrates when it starts.
-func WithoutMigrating() Option {
-	return func(o *openOptions) { o.migrate = false }
-}
-
-// OnMigrate has Open call report once it has applied migrations, with the
-// schema version it found (0 for a new database) and the one it left. It
-// is not called when the schema was current.
-func OnMigrate(report func(from, to int)) Option {
-	return func(o *openOptions) { o.report = report }
-}
-
 // Migrations returns the embedded migrations this package applies, for
 // building a database at an older schema (migrate.Up with fewer files).
 func Migrations() fs.FS {
@@ -155,15 +130,11 @@ func Migrations() fs.FS {
 }
 
 // Open connects to the database at url (postgres://…), applies pending
-// migrations under an advisory lock (unless WithoutMigrating) and returns
+// migrations under an advisory lock (unless migrate.WithoutMigrating) and returns
 // the store. A database written by a newer scepter is refused with an
 // error wrapping migrate.ErrDatabaseTooNew. The password never appears in
 // its errors.
-func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	o := openOptions{migrate: true}
-	for _, opt := range opts {
-		opt(&o)
-	}
+func Open(ctx context.Context, url string, opts ...migrate.Option) (*Store, error) {
 	name := Redact(url)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -180,7 +151,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		// CLI command for the operating system's TCP timeout (minutes).
 		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
-	if err := migrateUp(ctx, cfg.ConnConfig, name, o); err != nil {
+	if err := migrateUp(ctx, cfg.ConnConfig, name, opts); err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -203,31 +174,15 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// migrateUp runs the migrations on a connection of its own (closed at the
-// end, which drops the advisory lock with it whatever happened), or with
-// o.migrate false checks that there are none to run.
-func migrateUp(ctx context.Context, cc *pgx.ConnConfig, name string, o openOptions) error {
+// migrateUp brings the schema up to date as opts say (migrate.Apply) on
+// a connection of its own (closed at the end, which drops the advisory
+// lock with it whatever happened).
+func migrateUp(ctx context.Context, cc *pgx.ConnConfig, name string, opts []migrate.Option) error {
 	db := stdlib.OpenDB(*cc.Copy())
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if !o.migrate {
-		if _, err := migrate.Check(ctx, db, Migrations(), dialect()); err != nil {
-			return pgError("postgres: open %s: %w", name, err)
-		}
-		return nil
-	}
-	// Read before Up takes the lock: a node migrating meanwhile makes the
-	// range reported start lower than what this one applied, no worse.
-	from, err := migrate.Version(ctx, db, dialect())
-	if err != nil {
+	if err := migrate.Apply(ctx, db, Migrations(), dialect(), opts...); err != nil {
 		return pgError("postgres: open %s: %w", name, err)
-	}
-	applied, err := migrate.Up(ctx, db, Migrations(), dialect())
-	if err != nil {
-		return pgError("postgres: open %s: %w", name, err)
-	}
-	if len(applied) > 0 && o.report != nil {
-		o.report(from, applied[len(applied)-1].Version)
 	}
 	return nil
 }

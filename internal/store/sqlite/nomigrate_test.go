@@ -44,7 +44,7 @@ func TestOpenWithoutMigrating(t *testing.T) {
 	have, want := olderDatabase(t, path)
 	before := versionsAt(t, path)
 
-	_, err := Open(ctx, path, WithoutMigrating())
+	_, err := Open(ctx, path, migrate.WithoutMigrating())
 	var old *migrate.TooOldError
 	if !errors.Is(err, migrate.ErrDatabaseTooOld) || !errors.As(err, &old) {
 		t.Fatalf("Open WithoutMigrating of an older database: %v, want ErrDatabaseTooOld", err)
@@ -57,7 +57,7 @@ func TestOpenWithoutMigrating(t *testing.T) {
 	}
 
 	var reports [][2]int
-	s, err := Open(ctx, path, OnMigrate(func(from, to int) { reports = append(reports, [2]int{from, to}) }))
+	s, err := Open(ctx, path, migrate.OnMigrate(func(from, to int) { reports = append(reports, [2]int{from, to}) }))
 	if err != nil {
 		t.Fatalf("Open that migrates: %v", err)
 	}
@@ -70,12 +70,12 @@ func TestOpenWithoutMigrating(t *testing.T) {
 	}
 
 	reports = nil
-	s, err = Open(ctx, path, WithoutMigrating(), OnMigrate(func(from, to int) { reports = append(reports, [2]int{from, to}) }))
+	s, err = Open(ctx, path, migrate.WithoutMigrating(), migrate.OnMigrate(func(from, to int) { reports = append(reports, [2]int{from, to}) }))
 	if err != nil {
 		t.Fatalf("Open WithoutMigrating of a current database: %v", err)
 	}
 	s.Close()
-	s, err = Open(ctx, path, OnMigrate(func(from, to int) { reports = append(reports, [2]int{from, to}) }))
+	s, err = Open(ctx, path, migrate.OnMigrate(func(from, to int) { reports = append(reports, [2]int{from, to}) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestOpenWithoutMigrating(t *testing.T) {
 func TestOpenWithoutMigratingNewFile(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "scepter.db")
-	_, err := Open(ctx, path, WithoutMigrating())
+	_, err := Open(ctx, path, migrate.WithoutMigrating())
 	if err == nil || !strings.Contains(err.Error(), "at version 0,") {
 		t.Fatalf("Open WithoutMigrating of a new file: %v, want a refusal at version 0", err)
 	}

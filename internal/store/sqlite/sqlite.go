@@ -59,41 +59,12 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Option changes how Open opens a database.
-type Option func(*openOptions)
-
-type openOptions struct {
-	migrate bool               // apply pending migrations (else refuse them)
-	report  func(from, to int) // told what a migration did
-}
-
-// WithoutMigrating has Open take the schema as it finds it: a database that
-// lacks migrations of this binary is refused with an error wrapping
-// migrate.ErrDatabaseTooOld (a *migrate.TooOldError naming both versions)
-// and left as it is. The CLI commands open so: a newer binary's command
-// run beside an older server must not move the schema under it (the
-// server's code would go on writing rows the new schema's invariants do
-// not expect); the new server migrates when it starts.
-func WithoutMigrating() Option {
-	return func(o *openOptions) { o.migrate = false }
-}
-
-// OnMigrate has Open call report once it has applied migrations, with the
-// schema version it found (0 for a new database) and the one it left. It
-// is not called when the schema was current.
-func OnMigrate(report func(from, to int)) Option {
-	return func(o *openOptions) { o.report = report }
-}
-
 // Open opens (creating if needed) the database at path, restricts the file
-// to mode 0600 and applies pending migrations (unless WithoutMigrating). A
+// to mode 0600 and applies pending migrations (unless
+// migrate.WithoutMigrating). A
 // database written by a newer scepter is refused with an error wrapping
 // migrate.ErrDatabaseTooNew.
-func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	o := openOptions{migrate: true}
-	for _, opt := range opts {
-		opt(&o)
-	}
+func Open(ctx context.Context, path string, opts ...migrate.Option) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -125,7 +96,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, explainReadOnly(err, abs))
 	}
-	if err := s.migrate(ctx, o); err != nil {
+	if err := migrate.Apply(ctx, s.w, Migrations(), dialect(), opts...); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -175,30 +146,6 @@ func Migrations() fs.FS {
 		panic(err) // the directory is embedded: only a build error gets here
 	}
 	return sub
-}
-
-// migrate applies the pending migrations, or with o.migrate false checks
-// that there are none.
-func (s *Store) migrate(ctx context.Context, o openOptions) error {
-	sub := Migrations()
-	if !o.migrate {
-		_, err := migrate.Check(ctx, s.w, sub, dialect())
-		return err
-	}
-	from, err := migrate.Version(ctx, s.w, dialect())
-	if err != nil {
-		return err
-	}
-	applied, err := migrate.Up(ctx, s.w, sub, dialect())
-	if err != nil {
-		return err
-	}
-	if len(applied) > 0 && o.report != nil {
-		// from was read before Up took the lock; only another migrating
-		// process could have moved it since, and the CLI does not migrate.
-		o.report(from, applied[len(applied)-1].Version)
-	}
-	return nil
 }
 
 // dialect is the migrate.Dialect for databases opened by this package. It
