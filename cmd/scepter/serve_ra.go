@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/health"
-	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/ttlcache"
@@ -273,7 +271,7 @@ func (k *raKeeper) findLacked(ctx context.Context) {
 		if i < 0 {
 			continue
 		}
-		dir, err := k.dirOf(cert)
+		dir, err := ca.RADirOf(k.caDir, cert)
 		found = append(found, lackedRA{cert: cert, by: events[i].Actor, at: events[i].Time, onDisk: err == nil && dir != ""})
 	}
 	slices.SortFunc(found, func(a, b lackedRA) int { return b.cert.NotBefore.Compare(a.cert.NotBefore) })
@@ -491,35 +489,6 @@ func (k *raKeeper) replace(ctx context.Context, revoked *pki.RA, role func() *pk
 		k.log.Warn("recording the new SCEP RA certificate in the inventory", "err", err)
 	}
 	return replacement, nil
-}
-
-// dirOf is the CA directory whose ra.crt is cert: the current generation's
-// or the next one's; "" when neither holds it any more (replaced meanwhile).
-func (k *raKeeper) dirOf(cert *x509.Certificate) (string, error) {
-	for _, dir := range []string{k.caDir, filepath.Join(k.caDir, ca.NextDir)} {
-		onDisk, err := readCert(filepath.Join(dir, ca.RACertFile))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		if onDisk.Equal(cert) {
-			return dir, nil
-		}
-	}
-	return "", nil
-}
-
-func readCert(path string) (*x509.Certificate, error) {
-	certs, err := keys.LoadCertFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%s holds no certificate", path)
-	}
-	return certs[0], nil
 }
 
 // RAUsable is the RA part of /readyz (health.RAStatus): an RA whose

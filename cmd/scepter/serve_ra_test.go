@@ -26,6 +26,7 @@ import (
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/health"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 	"github.com/scepter/scepter/internal/scep"
@@ -829,4 +830,16 @@ func TestRevokedRAReplacedWhileTheCAReloads(t *testing.T) {
 		t.Errorf("%d key.destroyed events, want one per replacement (%d)", len(destroyed), rounds)
 	}
 	t.Logf("%d reloads during the replacements", reloads.Load())
+}
+
+// readCert reads the first certificate of a PEM file.
+func readCert(path string) (*x509.Certificate, error) {
+	certs, err := keys.LoadCertFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(certs) == 0 {
+		return nil, errors.New(path + " holds no certificate")
+	}
+	return certs[0], nil
 }

@@ -394,15 +394,7 @@ func discardNewTokenKeys(kd *keys.Dir, cause error) error {
 		}
 		destroyed = append(destroyed, label)
 	}
-	if len(destroyed) > 0 {
-		cause = fmt.Errorf("%w; the new keys made in the token were destroyed: %s", cause, strings.Join(destroyed, "; "))
-	}
-	if len(left) > 0 {
-		cause = fmt.Errorf("%w; new keys made in the token could not be destroyed and will refuse the next start: %s; "+
-			"remove them from the token (pkcs11-tool --login --delete-object --type privkey --label LABEL, then --type pubkey)",
-			cause, strings.Join(left, "; "))
-	}
-	return cause
+	return withTokenCleanup(cause, destroyed, left, "will refuse the next start")
 }
 
 // issuingCert has the root sign an issuing CA certificate (path length 0,

@@ -405,7 +405,7 @@ func (a *Authority) ReplaceRA(cert *x509.Certificate, now time.Time) (destroyed 
 	}
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	dir, err := raDirOf(a.caDir, cert)
+	dir, err := RADirOf(a.caDir, cert)
 	if err != nil {
 		return false, "", err
 	}
@@ -436,9 +436,9 @@ func (a *Authority) ReplaceRA(cert *x509.Certificate, now time.Time) (destroyed 
 	return destroyed, key, nil
 }
 
-// raDirOf is the CA directory whose ra.crt is cert: caDir or its next
+// RADirOf is the CA directory whose ra.crt is cert: caDir or its next
 // generation's; "" when neither holds it (replaced meanwhile).
-func raDirOf(caDir string, cert *x509.Certificate) (string, error) {
+func RADirOf(caDir string, cert *x509.Certificate) (string, error) {
 	for _, dir := range []string{caDir, filepath.Join(caDir, NextDir)} {
 		onDisk, err := loadCert(dir, RACertFile)
 		if errors.Is(err, fs.ErrNotExist) {

@@ -326,13 +326,20 @@ func destroyNewTokenKeys(kd *keys.Dir, names []string, cause error) error {
 		}
 		destroyed = append(destroyed, label)
 	}
+	return withTokenCleanup(cause, destroyed, left, "are left there, named by nothing")
+}
+
+// withTokenCleanup is cause, saying which new token keys a failed command
+// destroyed, and which it could not (they leftWhat) with how to remove
+// them by hand.
+func withTokenCleanup(cause error, destroyed, left []string, leftWhat string) error {
 	if len(destroyed) > 0 {
 		cause = fmt.Errorf("%w; the new keys made in the token were destroyed: %s", cause, strings.Join(destroyed, "; "))
 	}
 	if len(left) > 0 {
-		cause = fmt.Errorf("%w; new keys made in the token could not be destroyed and are left there, named by nothing: %s; "+
+		cause = fmt.Errorf("%w; new keys made in the token could not be destroyed and %s: %s; "+
 			"remove them from the token (pkcs11-tool --login --delete-object --type privkey --label LABEL, then --type pubkey)",
-			cause, strings.Join(left, "; "))
+			cause, leftWhat, strings.Join(left, "; "))
 	}
 	return cause
 }
