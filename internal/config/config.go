@@ -194,30 +194,33 @@ func readFile(path string, fs *flag.FlagSet, sections Sections, known func(strin
 
 // tomlTypeFits reports whether v, a TOML value, is of the type f takes: a
 // boolean for a switch, an integer for a whole-number flag, a number for
-// another number. Anything would otherwise go through as its text, and
-// allow_insecure_des = 1 turn single DES on, store_restored = "t" set it.
-// want says what f takes when v does not fit.
+// another number, a string (or, for a list, an array) for the rest,
+// durations included. Anything would otherwise go through as its text:
+// allow_insecure_des = 1 turned single DES on, challenge_file = true named
+// a file "true". want says what f takes when v does not fit.
 func tomlTypeFits(f *flag.Flag, v any) (want string, ok bool) {
 	if b, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool && b.IsBoolFlag() {
 		_, ok = v.(bool)
 		return "true or false (no quotes)", ok
 	}
-	g, isGetter := f.Value.(flag.Getter)
-	if !isGetter {
+	if g, isGetter := f.Value.(flag.Getter); isGetter {
+		switch g.Get().(type) {
+		case int, int64, uint, uint64:
+			_, ok = v.(int64)
+			return "a whole number (no quotes)", ok
+		case float64:
+			switch v.(type) {
+			case int64, float64:
+				return "", true
+			}
+			return "a number (no quotes)", false
+		}
+	}
+	switch v.(type) {
+	case string, []any:
 		return "", true
 	}
-	switch g.Get().(type) {
-	case int, int64, uint, uint64:
-		_, ok = v.(int64)
-		return "a whole number (no quotes)", ok
-	case float64:
-		switch v.(type) {
-		case int64, float64:
-			return "", true
-		}
-		return "a number (no quotes)", false
-	}
-	return "", true
+	return "a string, in quotes", false
 }
 
 // tomlValueName names the TOML type of a decoded value.

@@ -104,6 +104,9 @@ func TestBadValuesSayWhatTheFlagTakes(t *testing.T) {
 		{"whole number as a string, file", nil, nil, "conns = \"20\"\n", `conns must be a whole number (no quotes), not the string "20"`},
 		{"whole number as a float, file", nil, nil, "conns = 2.5\n", `conns must be a whole number (no quotes), not a float`},
 		{"number as a boolean, file", nil, nil, "rate = true\n", `rate must be a number (no quotes), not a boolean`},
+		{"duration as a number, file", nil, nil, "skew = 30\n", `skew must be a string, in quotes, not an integer`},
+		{"text as a boolean, file", nil, nil, "listen = true\n", `listen must be a string, in quotes, not a boolean`},
+		{"text as a number, file", nil, nil, "listen = 29571\n", `listen must be a string, in quotes, not an integer`},
 		{"whole number, environment", nil, map[string]string{"SCEPTER_CONNS": "lots"}, "", `SCEPTER_CONNS="lots": parse error; want a whole number`},
 		{"number, flag", []string{"--rate", "fast"}, nil, "", `parse error; want a number`},
 	}
