@@ -463,6 +463,16 @@ func cmdCARootExport(ctx context.Context, e env, args []string) error {
 	if out == "" {
 		return usageError{"--out is required: " + caRootUsage}
 	}
+	if remove {
+		// The point of --remove is that the root key leaves the server;
+		// a copy in its data directory would stay on it, unencrypted
+		// maybe, while ca show says the key is gone.
+		if abs, err := filepath.Abs(out); err == nil {
+			if real, inside, err := insideDataDir(abs, sf.dataDir); err == nil && inside {
+				return usageError{fmt.Sprintf("--out %s is inside the data directory %s (as %s): with --remove the root key must leave this server; write it to offline media", out, sf.dataDir, real)}
+			}
+		}
+	}
 	pass, err := rootKeyPassphrase(e, passFile)
 	if err != nil {
 		return err

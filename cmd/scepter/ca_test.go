@@ -431,7 +431,21 @@ func TestCARootExportRefusesExistingFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--passphrase-file") {
 		t.Fatalf("missing passphrase file: %v", err)
 	}
-	// A copy inside the data directory is allowed, with a warning.
+	// With --remove, a copy inside the data directory is refused: the key
+	// would not leave the server.
+	inside := filepath.Join(dir, "root-offline.pem")
+	_, _, err = runCA(t, nil, dir, "root", "export", "--out", inside, "--remove")
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "must leave this server") {
+		t.Errorf("--remove into the data dir: %v (exit %d), want exit 2", err, exitCode(err))
+	}
+	if _, serr := os.Stat(inside); serr == nil {
+		t.Error("the refused export wrote its copy")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", ca.RootKeyFile)); err != nil {
+		t.Error("root.key removed by the refused export")
+	}
+	// Without --remove, a copy inside the data directory is allowed, with
+	// a warning.
 	_, stderr, err := runCA(t, nil, dir, "root", "export", "--out", filepath.Join(dir, "root-copy.key"))
 	if err != nil || !strings.Contains(stderr, "inside the data directory") {
 		t.Errorf("copy inside the data dir: %v\n%s", err, stderr)

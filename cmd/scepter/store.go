@@ -145,9 +145,23 @@ func checkBackupOut(out, dataDir string) error {
 	case !fi.IsDir():
 		return usageError{fmt.Sprintf("--out %s: %s is not a directory", out, parent)}
 	}
-	real, err := filepath.EvalSymlinks(parent)
+	real, inside, err := insideDataDir(abs, dataDir)
 	if err != nil {
 		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	if inside {
+		return usageError{fmt.Sprintf("--out %s is inside the data directory %s (as %s): name a file outside it, on another disk, where it cannot replace the CA's files and survives the loss of the data directory", out, dataDir, real)}
+	}
+	return nil
+}
+
+// insideDataDir says whether the file at abs, an absolute path whose
+// directory exists, is in dataDir once every symbolic link on the way (and
+// the file's own, if it is one) is followed; real is where it is.
+func insideDataDir(abs, dataDir string) (real string, inside bool, err error) {
+	real, err = filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return "", false, err
 	}
 	real = filepath.Join(real, filepath.Base(abs))
 	if target, err := filepath.EvalSymlinks(real); err == nil {
@@ -155,15 +169,13 @@ func checkBackupOut(out, dataDir string) error {
 	}
 	data, err := filepath.Abs(dataDir)
 	if err != nil {
-		return fmt.Errorf("data dir: %w", err)
+		return "", false, fmt.Errorf("data dir: %w", err)
 	}
 	if r, err := filepath.EvalSymlinks(data); err == nil {
 		data = r
 	}
-	if rel, err := filepath.Rel(data, real); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return usageError{fmt.Sprintf("--out %s is inside the data directory %s (as %s): name a file outside it, on another disk, where it cannot replace the CA's files and survives the loss of the data directory", out, dataDir, real)}
-	}
-	return nil
+	rel, err := filepath.Rel(data, real)
+	return real, err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)), nil
 }
 
 // backupLeftoverQuiet is how long a staged backup beside --out must have
