@@ -227,14 +227,24 @@ var (
 	oidDNQualifier     = asn1.ObjectIdentifier{2, 5, 4, 46}
 )
 
-// directoryStringAttributes are the X.520 attribute types of DirectoryString
-// syntax (RFC 5280 Appendix A) a device may put in a subject: name,
-// surname, locality, state, street, organization, unit, title, business
-// category, postal code, given name, initials, generation qualifier and
-// pseudonym.
-var directoryStringAttributes = []int{3, 4, 7, 8, 9, 10, 11, 12, 15, 17, 42, 43, 44, 65}
+// directoryStringAttributes are the X.520 attribute types (2.5.4.N) of
+// DirectoryString syntax (RFC 5280 Appendix A, X.520) a device may put in a
+// subject: name, surname, locality, state, street, organization, unit,
+// title, description, business category, postal code, given name,
+// initials, generation qualifier, pseudonym and organizationIdentifier.
+var directoryStringAttributes = []int{3, 4, 7, 8, 9, 10, 11, 12, 13, 15, 17, 42, 43, 44, 65, 97}
+
+// The EV jurisdiction's locality and state (CA/B EV Guidelines 9.2.4):
+// DirectoryString as X.520's localityName and stateOrProvinceName.
+var (
+	oidJurisdictionLocality = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 1}
+	oidJurisdictionState    = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 2}
+)
 
 func isDirectoryStringAttribute(oid asn1.ObjectIdentifier) bool {
+	if oid.Equal(oidJurisdictionLocality) || oid.Equal(oidJurisdictionState) {
+		return true
+	}
 	return len(oid) == 4 && oid[0] == 2 && oid[1] == 5 && oid[2] == 4 && slices.Contains(directoryStringAttributes, oid[3])
 }
 
