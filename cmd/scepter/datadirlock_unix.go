@@ -5,12 +5,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/scepter/scepter/internal/filetrust"
 	"github.com/scepter/scepter/internal/keys"
 )
 
@@ -90,9 +92,23 @@ func openLockFile(path string) (*os.File, os.FileInfo, error) {
 // writes would go to the replaced file and be lost. A restore under way
 // refuses the command. Where the lock cannot be had for another reason (a
 // read-only data directory, a file system without locks) the command runs
-// unguarded, as it did before restore existed.
+// unguarded, as it did before restore existed; but a lock file it may not
+// open (root's, left by a command run as root) is refused (exit 2) with
+// the chown that gives it back: unguarded, a restore could replace the
+// database under the command.
 func shareStore(dataDir string) (unlock func(), err error) {
-	f, _, err := openLockFile(filepath.Join(dataDir, storeLockFile))
+	path := filepath.Join(dataDir, storeLockFile)
+	f, _, err := openLockFile(path)
+	if errors.Is(err, fs.ErrPermission) {
+		// A file there that we may not open; none there is a data
+		// directory we may not write, which runs unguarded (above).
+		if fi, serr := os.Stat(path); serr == nil {
+			if uid, ok := filetrust.Owner(fi); ok && uid == 0 && os.Geteuid() != 0 {
+				return nil, usageError{rootLeftoverMessage(path, false, "read and write")}
+			}
+			return nil, usageError{fmt.Sprintf("store lock %s: %v: give it to the user scepter runs as (chown), or remove it", path, err)}
+		}
+	}
 	if err != nil {
 		return func() {}, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -255,25 +256,40 @@ var dataDirTrees = []struct{ name, changes string }{
 	{crl.NumbersDir, "lower the CRL numbers kept there, on which the check for a restored store relies"},
 }
 
+// dataDirFiles are the files at the top of the data directory that
+// scepter opens to read and write.
+var dataDirFiles = []string{"scepter.db", "scepter.db-wal", "scepter.db-shm", storeLockFile, serveLockFile}
+
 // checkDataDirOwners refuses (exit 2), as checkFileMode refuses a config
 // file, what in the data directory dir another user than us or root owns:
 // the CA's directory and all it holds (the keys, whatever their mode, are
 // readable by their owner; a directory's owner may replace what is in
-// it), ocsp/, tls/ and crl-numbers/; and a data directory reached through
-// a symbolic link that sits in a directory group or others may write
-// without the sticky bit (they could point it elsewhere). Entries are
-// checked where symbolic links lead; what cannot be read is left to
-// whoever reads it. dir's own owner is checked by the caller.
+// it), ocsp/, tls/ and crl-numbers/; what there, or in dataDirFiles, root
+// owns and we (not root) cannot use (rootLeftover); and a data directory
+// reached through a symbolic link, as its last component or earlier in
+// its path, that sits in a directory group or others may write without
+// the sticky bit (they could point it elsewhere). Entries are checked
+// where symbolic links lead; what cannot be read is left to whoever reads
+// it. dir's own owner is checked by the caller.
 func checkDataDirOwners(dir string) error {
 	if runtime.GOOS == "windows" {
 		return nil
 	}
 	dir = filepath.Clean(dir)
-	if li, err := os.Lstat(dir); err == nil && li.Mode()&os.ModeSymlink != 0 {
-		link := filepath.Dir(dir)
-		if di, err := os.Stat(link); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+	if link, linkDir, perm, ok := unsafeLink(dir); ok {
+		if abs, err := filepath.Abs(dir); err == nil && abs == link {
 			return usageError{fmt.Sprintf("data dir %s is a symbolic link in directory %s, which has mode %04o: group or others may point it at another directory; give the real path (%s), or run: chmod go-w %s",
-				dir, link, di.Mode().Perm(), realPath(dir), link)}
+				dir, linkDir, perm, realPath(dir), linkDir)}
+		}
+		return usageError{fmt.Sprintf("data dir %s leads through symbolic link %s in directory %s, which has mode %04o: group or others may point it at another directory; give the real path (%s), or run: chmod go-w %s",
+			dir, link, linkDir, perm, realPath(dir), linkDir)}
+	}
+	for _, name := range dataDirFiles {
+		path := filepath.Join(dir, name)
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+			if err := rootLeftover(path, fi, true); err != nil {
+				return err
+			}
 		}
 	}
 	for _, tree := range dataDirTrees {
@@ -294,13 +310,129 @@ func checkDataDirOwners(dir string) error {
 				return usageError{fmt.Sprintf("%s belongs to user %s (uid %d), not to %s: that user may %s; run: %s%s %s",
 					path, filetrust.UserName(uid), uid, trustedUsers(), tree.changes, chown, filetrust.UserName(os.Geteuid()), path)}
 			}
-			return nil
+			// Files there are replaced (written beside, then renamed),
+			// so a file needs reading, its directory writing.
+			return rootLeftover(path, fi, false)
 		})
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// rootLeftover refuses (exit 2) what in the data directory root owns and
+// this process, not root, cannot use: read, and write too for a
+// directory or where write is set. A command run as root (sudo scepter
+// ca rollover, store restore) leaves such files behind; the service user
+// then fails on a bare "permission denied", so the message names the
+// chown that gives the entry back.
+func rootLeftover(path string, fi os.FileInfo, write bool) error {
+	uid, ok := filetrust.Owner(fi)
+	if !ok || uid != 0 || os.Geteuid() == 0 {
+		return nil
+	}
+	need := fs.FileMode(0o4) // read
+	what := "read"
+	if fi.IsDir() {
+		need, what = 0o7, "read and write"
+	} else if write {
+		need, what = 0o6, "read and write"
+	}
+	if mayUse(fi)&need == need {
+		return nil
+	}
+	return usageError{rootLeftoverMessage(path, fi.IsDir(), what)}
+}
+
+// rootLeftoverMessage says that root owns path, which this process
+// cannot what ("read"), and the chown to run.
+func rootLeftoverMessage(path string, dir bool, what string) string {
+	me := filetrust.UserName(os.Geteuid())
+	chown := "chown "
+	if dir {
+		chown = "chown -R "
+	}
+	return fmt.Sprintf("%s belongs to root, and %s (uid %d), who runs scepter, cannot %s it: a scepter command run as root likely left it; run as root: %s%s %s",
+		path, me, os.Geteuid(), what, chown, me, path)
+}
+
+// mayUse is what of read (4), write (2) and search (1) this process may
+// do to fi, which another user owns, by its mode: the group's bits when
+// the file's group is one of ours, others' otherwise. (filemode.go builds
+// for Windows too, where there is no syscall.Stat_t: hence reflection
+// for the group.)
+func mayUse(fi os.FileInfo) fs.FileMode {
+	perm := fi.Mode().Perm()
+	if gid, ok := groupOf(fi); ok {
+		groups, _ := os.Getgroups()
+		if gid == os.Getegid() || slices.Contains(groups, gid) {
+			return perm >> 3 & 0o7
+		}
+	}
+	return perm & 0o7
+}
+
+// groupOf is the group id of the file fi describes, where told.
+func groupOf(fi os.FileInfo) (gid int, ok bool) {
+	v := reflect.ValueOf(fi.Sys())
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return 0, false
+	}
+	f := v.Elem().FieldByName("Gid")
+	if !f.IsValid() || !f.CanUint() {
+		return 0, false
+	}
+	return int(f.Uint()), true
+}
+
+// unsafeLink finds a symbolic link on the absolute form of path, as its
+// last component or earlier, or on the path a link leads to, whose
+// directory (perm) group or others may write without the sticky bit: they
+// could point the link elsewhere. What cannot be looked at ends the
+// search (the command then says what is wrong).
+func unsafeLink(path string) (link, linkDir string, perm fs.FileMode, found bool) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", "", 0, false
+	}
+	cur := "/" // resolved so far: no links in it
+	rest := strings.Split(abs, "/")
+	for hops := 0; len(rest) > 0; {
+		name := rest[0]
+		rest = rest[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, name)
+		li, err := os.Lstat(next)
+		if err != nil {
+			return "", "", 0, false
+		}
+		if li.Mode()&os.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", "", 0, false // a loop: the command says so
+		}
+		if di, err := os.Stat(cur); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+			return next, cur, di.Mode().Perm(), true
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", "", 0, false
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return "", "", 0, false
 }
 
 // realPath is where path leads, or path when that cannot be told.

@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/filetrust"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // nobodyUID is the user the tests give files to: one that is not us and
@@ -253,28 +255,38 @@ func wantUsageError(t *testing.T, what string, err error, out string, want []str
 // A data directory reached through a symbolic link in a directory group
 // or others may write without the sticky bit is refused by serve and by a
 // command on it (exit 2, naming the link's directory and the chmod): they
-// could point it at another directory. Through a link in a sticky or
-// private directory it works. Before, all were accepted.
+// could point it at another directory. That holds for a link as the last
+// component (links/data) and for one earlier in the path (links/x/data).
+// Through a link in a sticky or private directory it works. Before, all
+// were accepted, and a link earlier in the path was never looked at.
 func TestDataDirThroughSymlink(t *testing.T) {
 	dir := servedDataDir(t)
 	for _, tt := range []struct {
 		name    string
 		perm    os.FileMode
+		middle  bool // the link is the data directory's parent
 		refused bool
 	}{
-		{"0777", 0o777, true},
-		{"0775", 0o775, true},
-		{"01777", 0o1777, false},
-		{"0700", 0o700, false},
+		{"0777", 0o777, false, true},
+		{"0775", 0o775, false, true},
+		{"01777", 0o1777, false, false},
+		{"0700", 0o700, false, false},
+		{"middle 0777", 0o777, true, true},
+		{"middle 0775", 0o775, true, true},
+		{"middle 01777", 0o1777, true, false},
+		{"middle 0755", 0o755, true, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			links := mkdirMode(t, t.TempDir(), "links", tt.perm)
-			link := filepath.Join(links, "data")
-			if err := os.Symlink(dir, link); err != nil {
+			link, target, dataDir := filepath.Join(links, "data"), dir, filepath.Join(links, "data")
+			if tt.middle {
+				link, target, dataDir = filepath.Join(links, "x"), filepath.Dir(dir), filepath.Join(links, "x", filepath.Base(dir))
+			}
+			if err := os.Symlink(target, link); err != nil {
 				t.Fatal(err)
 			}
-			_, stderr, serr := serveOnce(t, "--data-dir", link)
-			out, cerr := runIn("certs", "list", "--data-dir", link)
+			_, stderr, serr := serveOnce(t, "--data-dir", dataDir)
+			out, cerr := runIn("certs", "list", "--data-dir", dataDir)
 			if !tt.refused {
 				if serr != nil || cerr != nil {
 					t.Fatalf("serve: %v\n%s\ncerts list: %v\n%s", serr, stderr, cerr, out)
@@ -282,6 +294,9 @@ func TestDataDirThroughSymlink(t *testing.T) {
 				return
 			}
 			want := []string{"data dir " + link + " is a symbolic link in directory " + links, "may point it at another directory", "chmod go-w " + links}
+			if tt.middle {
+				want[0] = "data dir " + dataDir + " leads through symbolic link " + link + " in directory " + links
+			}
 			wantUsageError(t, "serve", serr, stderr, want)
 			wantUsageError(t, "certs list", cerr, out, want)
 		})
@@ -293,17 +308,58 @@ func TestDataDirThroughSymlink(t *testing.T) {
 // needs. The test binary runs the commands as uid 65534 in a child.
 func TestDataDirOwnerRunsCommands(t *testing.T) {
 	if args := os.Getenv("SCEPTER_TEST_AS_OWNER_ARGS"); args != "" {
-		e := env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: func(string) (string, bool) { return "", false }}
-		os.Exit(exitCode(run(context.Background(), e, strings.Split(args, "\n"))))
+		runAsOwnerChild(strings.Split(args, "\n"))
 	}
 	needRoot(t)
+	dir, asOwner := ownersDataDir(t)
+	if out, err := asOwner("certs", "list", "--data-dir", dir); err != nil {
+		t.Fatalf("certs list as the owner: %v\n%s", err, out)
+	}
+	if out, err := asOwner("ca", "rollover", "--switch-in", "1h", "--data-dir", dir); err != nil || !strings.Contains(out, "Next issuing CA created") {
+		t.Fatalf("ca rollover as the owner: %v\n%s", err, out)
+	}
+	if foreign := notOwnedBy(t, dir, nobodyUID); len(foreign) > 0 {
+		t.Errorf("not owned by the data directory's owner: %v", foreign)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", "next", "issuing.key")); err != nil {
+		t.Errorf("no next CA: %v", err)
+	}
+}
+
+// runAsOwnerChild is the child ownersDataDir's commands run in, as uid
+// 65534: it runs args as scepter does and exits with its exit code;
+// "shareStore DIR" takes DIR's store lock shared instead, "loadCA DIR"
+// loads DIR's CA (past the checks of the data directory).
+func runAsOwnerChild(args []string) {
+	var err error
+	switch args[0] {
+	case "shareStore":
+		_, err = shareStore(args[1])
+	case "loadCA":
+		_, _, err = ca.LoadOrCreate(args[1], ca.InitOptions{}, pki.SystemClock{})
+	default:
+		e := env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: func(string) (string, bool) { return "", false }}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = run(ctx, e, args)
+	}
+	if err != nil {
+		os.Stderr.WriteString("scepter: " + err.Error() + "\n")
+	}
+	os.Exit(exitCode(err))
+}
+
+// ownersDataDir is a data directory a serve set up, given to uid 65534,
+// and a function that runs a command (runAsOwnerChild) as that user.
+func ownersDataDir(t *testing.T) (dir string, asOwner func(args ...string) (string, error)) {
+	t.Helper()
 	base := t.TempDir()
 	for _, d := range []string{filepath.Dir(base), base} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	dir := filepath.Join(base, "data")
+	dir = filepath.Join(base, "data")
 	if _, stderr, err := serveOnce(t, "--data-dir", dir); err != nil {
 		t.Fatalf("serve: %v\n%s", err, stderr)
 	}
@@ -321,7 +377,7 @@ func TestDataDirOwnerRunsCommands(t *testing.T) {
 	tmp := filepath.Join(base, "tmp")
 	os.Mkdir(tmp, 0o700)
 	os.Chown(tmp, nobodyUID, nobodyUID)
-	asOwner := func(args ...string) (string, error) {
+	return dir, func(args ...string) (string, error) {
 		cmd := exec.Command(bin, "-test.run=^TestDataDirOwnerRunsCommands$")
 		cmd.Env = []string{"SCEPTER_TEST_AS_OWNER_ARGS=" + strings.Join(args, "\n"), "TMPDIR=" + tmp, "HOME=" + tmp, "PATH=/usr/bin:/bin",
 			// The clock CI moves ahead (scepter_clockoffset) moves in the child too.
@@ -330,16 +386,153 @@ func TestDataDirOwnerRunsCommands(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	if out, err := asOwner("certs", "list", "--data-dir", dir); err != nil {
-		t.Fatalf("certs list as the owner: %v\n%s", err, out)
+}
+
+// What a command run as root left in the service user's data directory,
+// and the service user cannot use, is refused when that user runs serve
+// or a command (exit 2), naming the path, the chown to run and that a
+// command run as root likely left it; what root owns and the user may
+// read (a root.crt of mode 0644) is accepted. Before, a root-owned
+// ca/next gave "permission denied (… remove ca/next to discard it)",
+// which does not undo the rollover the store recorded, tls/ or
+// scepter.db a bare "permission denied", and a root-owned store.lock let
+// the owner's commands run without the lock that keeps a store restore
+// off the database.
+func TestDataDirRootLeftovers(t *testing.T) {
+	needRoot(t)
+	for _, tt := range []struct {
+		path    string // under the data directory, given to root with mode
+		mode    os.FileMode
+		refused bool
+	}{
+		{"ca/next", 0o700, true},
+		{"ca/next/issuing.key", 0o600, true},
+		{"ca/issuing.key", 0o600, true},
+		{"ca/root.crt", 0o644, false},
+		{"tls", 0o755, true}, // readable, but scepter writes there
+		{"tls", 0o700, true},
+		{"crl-numbers/*", 0o600, true},
+		{"scepter.db", 0o600, true},
+		{"scepter.db", 0o644, true},
+		{"store.lock", 0o644, true},
+		{"serve.lock", 0o600, true},
+	} {
+		t.Run(strings.ReplaceAll(tt.path, "/", "_")+"_"+tt.mode.String(), func(t *testing.T) {
+			dir, asOwner := ownersDataDir(t)
+			if tt.path == "ca/next" || tt.path == "ca/next/issuing.key" {
+				if out, err := asOwner("ca", "rollover", "--switch-in", "1h", "--data-dir", dir); err != nil {
+					t.Fatalf("ca rollover as the owner: %v\n%s", err, out)
+				}
+			}
+			for _, name := range []string{storeLockFile, serveLockFile} {
+				if f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+					f.Close()
+					os.Chown(f.Name(), nobodyUID, nobodyUID)
+				}
+			}
+			path := filepath.Join(dir, tt.path)
+			if matches, _ := filepath.Glob(path); len(matches) > 0 {
+				path = matches[0]
+			} else if err := os.Mkdir(path, 0o700); err != nil { // tls/, which a serve without HTTPS does not make
+				t.Fatal(err)
+			}
+			if err := os.Chown(path, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			fi, _ := os.Stat(path)
+			chown := "run as root: chown " + filetrust.UserName(nobodyUID) + " " + path
+			if fi.IsDir() {
+				chown = "run as root: chown -R " + filetrust.UserName(nobodyUID) + " " + path
+			}
+			want := []string{path + " belongs to root, and " + filetrust.UserName(nobodyUID) + " (uid 65534), who runs scepter, cannot ", "a scepter command run as root likely left it", chown}
+			for _, args := range [][]string{
+				{"certs", "list", "--data-dir", dir},
+				{"serve", "--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", dir},
+			} {
+				if !tt.refused && args[0] == "serve" {
+					continue // it would run: certs list shows it is accepted
+				}
+				out, err := asOwner(args...)
+				code := -1
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					code = ee.ExitCode()
+				} else if err == nil {
+					code = 0
+				}
+				if !tt.refused {
+					if code != 0 {
+						t.Errorf("%s as the owner: %v\n%s", args[0], err, out)
+					}
+					continue
+				}
+				if code != 2 {
+					t.Errorf("%s as the owner: %v (exit %d), want exit 2\n%s", args[0], err, code, out)
+				}
+				for _, w := range want {
+					if !strings.Contains(out, w) {
+						t.Errorf("%s as the owner: output does not say %q\n%s", args[0], w, out)
+					}
+				}
+				if strings.Contains(out, "to discard it") {
+					t.Errorf("%s as the owner: advises removing ca/next\n%s", args[0], out)
+				}
+			}
+		})
 	}
-	if out, err := asOwner("ca", "rollover", "--switch-in", "1h", "--data-dir", dir); err != nil || !strings.Contains(out, "Next issuing CA created") {
+}
+
+// A store.lock root left, which the owner may not open, refuses the
+// owner's command that would share it (exit 2, with the chown), instead
+// of letting it run unguarded against a store restore; a data directory
+// the owner may not write, with no store.lock, still runs unguarded.
+func TestShareStoreRootsLockFile(t *testing.T) {
+	needRoot(t)
+	dir, asOwner := ownersDataDir(t)
+	lock := filepath.Join(dir, storeLockFile)
+	os.Remove(lock)
+	os.Chmod(dir, 0o500)
+	if out, err := asOwner("shareStore", dir); err != nil {
+		t.Fatalf("no store.lock, data dir not writable: %v\n%s", err, out)
+	}
+	os.Chmod(dir, 0o700)
+	if err := os.WriteFile(lock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := asOwner("shareStore", dir)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("root's store.lock: %v, want exit 2\n%s", err, out)
+	}
+	for _, w := range []string{lock + " belongs to root", "a scepter command run as root likely left it", "chown " + filetrust.UserName(nobodyUID) + " " + lock} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output does not say %q\n%s", w, out)
+		}
+	}
+}
+
+// A next CA the server may not read (root's, left by a 'ca rollover' run
+// as root) is not met with advice to remove ca/next, which would not undo
+// the rollover the store recorded, but with the chown that gives it back.
+func TestNextCAPermissionAdvice(t *testing.T) {
+	needRoot(t)
+	dir, asOwner := ownersDataDir(t)
+	if out, err := asOwner("ca", "rollover", "--switch-in", "1h", "--data-dir", dir); err != nil {
 		t.Fatalf("ca rollover as the owner: %v\n%s", err, out)
 	}
-	if foreign := notOwnedBy(t, dir, nobodyUID); len(foreign) > 0 {
-		t.Errorf("not owned by the data directory's owner: %v", foreign)
+	next := filepath.Join(dir, "ca", "next")
+	key := filepath.Join(next, "issuing.key")
+	if err := os.Chown(key, 0, 0); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "ca", "next", "issuing.key")); err != nil {
-		t.Errorf("no next CA: %v", err)
+	out, err := asOwner("loadCA", dir)
+	if err == nil {
+		t.Fatalf("loading a next CA the owner may not read: no error\n%s", out)
+	}
+	if !strings.Contains(out, "permission denied") || !strings.Contains(out, "chown -R USER "+next) || strings.Contains(out, "to discard it") {
+		t.Errorf("want the chown of %s and no advice to remove it:\n%s", next, out)
 	}
 }

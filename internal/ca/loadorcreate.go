@@ -549,6 +549,11 @@ func load(caDir string, o InitOptions, now time.Time, m loadMode) (*Authority, e
 	var nextRA *pki.RA
 	if hasNext {
 		if next, nextRA, err = loadGeneration(nextDir, root, o, now, m); err != nil {
+			if errors.Is(err, fs.ErrPermission) {
+				// Removing it would not undo the rollover the store
+				// recorded: the files are there, only not ours.
+				return nil, fmt.Errorf("%w (the next CA of a rollover; a command run as root likely left it: give it to the user scepter runs as, as root: chown -R USER %s)", err, nextDir)
+			}
 			return nil, fmt.Errorf("%w (the next CA of a rollover; remove %s to discard it)", err, nextDir)
 		}
 		if next.ID == iss.ID {
