@@ -512,6 +512,7 @@ func (o carryOutcome) report(e env) {
 		add(c.ChallengesRemoved, "one-time challenge(s) removed")
 		add(c.ESTUsersRemoved, "EST user(s) removed")
 		add(c.ESTPasswords, "EST password(s) changed")
+		add(c.ESTProfiles, "EST user(s) given their newer profile binding")
 		add(c.UsersRemoved, "console user(s) removed")
 		add(c.UsersUpdated, "console user(s) given their newer role, password or lockout")
 		add(c.Nonces, "SCEP nonce(s) remembered")

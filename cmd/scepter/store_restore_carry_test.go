@@ -186,3 +186,41 @@ func TestStoreRestoreWarnsOfWhatTheBackupBringsBack(t *testing.T) {
 		}
 	}
 }
+
+// An EST user removed after the backup and added again, bound to one
+// profile with a new password, keeps that binding through a restore: the
+// backup's "any profile" would let today's password enroll at profiles it
+// was taken off.
+func TestStoreRestoreCarriesTheESTProfileBinding(t *testing.T) {
+	ctx := context.Background()
+	dir, _ := storeTestDir(t, "a1")
+	now := pki.SystemClock{}.Now()
+	var f carryFixture
+	withStore(t, dir, func(st *sqlite.Store) { f = fillCarryFixture(t, st, now) })
+	bk := filepath.Join(t.TempDir(), "bk.db")
+	if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", bk); err != nil {
+		t.Fatalf("store backup: %v\n%s", err, out)
+	}
+	ev := func(typ string) pki.AuditEvent {
+		return pki.AuditEvent{Time: now, Type: typ, Actor: "test", Outcome: "success"}
+	}
+	withStore(t, dir, func(st *sqlite.Store) {
+		must(t, st.DeleteESTUser(ctx, f.estUser, now, ev("est_user.removed")))
+		must(t, st.CreateESTUser(ctx, pki.ESTUser{Name: f.estUser, PasswordHash: "$argon2id$new", Profile: "vpn", CreatedAt: now}, ev("est_user.added")))
+	})
+
+	e, stdout, stderr := testEnv(nil)
+	if err := run(ctx, e, []string{"store", "restore", "--data-dir", dir, "--in", bk}); err != nil {
+		t.Fatalf("store restore: %v\n%s%s", err, stdout, stderr)
+	}
+	for _, want := range []string{"1 EST password(s) changed", "1 EST user(s) given their newer profile binding"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("store restore does not say %q:\n%s", want, stdout)
+		}
+	}
+	withStore(t, dir, func(st *sqlite.Store) {
+		if u, err := st.ESTUser(ctx, f.estUser); err != nil || u.PasswordHash != "$argon2id$new" || u.Profile != "vpn" {
+			t.Errorf("the EST user after the restore: %+v, %v; want the new password bound to vpn", u, err)
+		}
+	})
+}

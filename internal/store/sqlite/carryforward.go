@@ -39,6 +39,7 @@ type Carried struct {
 	ChallengesRemoved int `json:"challenges_removed"` // usable in the backup, removed since
 	ESTUsersRemoved   int `json:"est_users_removed"`  // removed since the backup
 	ESTPasswords      int `json:"est_passwords"`      // EST users whose password changed since
+	ESTProfiles       int `json:"est_profiles"`       // EST users whose profile binding changed since
 	UsersRemoved      int `json:"users_removed"`      // console users removed since
 	UsersUpdated      int `json:"users_updated"`      // console users whose role, password or lockout changed since
 	Nonces            int `json:"nonces"`             // SCEP nonces remembered since, still in their window
@@ -53,14 +54,14 @@ func (c Carried) Any() bool { return c != Carried{} }
 // log folded into it): API tokens revoked or absent there are revoked,
 // one-time challenges used up or locked there are so here too and those
 // absent there are removed, EST users and console users absent there are
-// removed and the others get its password hashes (console users its role
-// and lockout too), its SCEP nonces still within their window are added,
-// and every console session is dropped. It records what it did as one
-// audit event, appended to the restored trail as every event is, and
-// returns it. restored is opened as a store (and so migrated to this
-// binary's schema), and closed with its log folded into the file. kept is
-// only read; a log beside it (one that could not be folded) is an error,
-// for the file alone would be read.
+// removed and the others get its password hashes (EST users their
+// profile binding too, console users their role and lockout), its SCEP
+// nonces still within their window are added, and every console session
+// is dropped. It records what it did as one audit event, appended to the
+// restored trail as every event is, and returns it. restored is opened as
+// a store (and so migrated to this binary's schema), and closed with its
+// log folded into the file. kept is only read; a log beside it (one that
+// could not be folded) is an error, for the file alone would be read.
 func CarryForward(ctx context.Context, restored, kept string, now time.Time, actor string) (Carried, error) {
 	var c Carried
 	k, err := readKept(ctx, kept, now)
@@ -107,7 +108,7 @@ func CarryForward(ctx context.Context, restored, kept string, now time.Time, act
 type keptState struct {
 	tokens     map[string]*int64 // id → revoked_at
 	challenges map[string]keptChallenge
-	estUsers   map[string]string // name → password_hash
+	estUsers   map[string]keptESTUser
 	users      map[string]keptUser
 	nonces     []keptNonce
 }
@@ -116,6 +117,14 @@ type keptChallenge struct {
 	consumedAt, lockedAt *int64
 	consumedBy           string
 	failedUses           int64
+}
+
+// keptESTUser is an EST user's row: the profile binding goes with the
+// password, or a restore would pair today's password with the backup's
+// (perhaps wider) binding, a credential that never existed.
+type keptESTUser struct {
+	passwordHash, profile, createdBy string
+	createdAt                        int64
 }
 
 type keptUser struct {
@@ -205,13 +214,14 @@ func readKept(ctx context.Context, path string, now time.Time) (*keptState, erro
 	if ok, err := hasTable(ctx, db, "est_users"); err != nil {
 		return nil, err
 	} else if ok {
-		k.estUsers = map[string]string{}
-		err := eachRow(ctx, db, `SELECT name, password_hash FROM est_users`, func(rows *sql.Rows) error {
-			var name, hash string
-			if err := rows.Scan(&name, &hash); err != nil {
+		k.estUsers = map[string]keptESTUser{}
+		err := eachRow(ctx, db, `SELECT name, password_hash, profile, created_at, created_by FROM est_users`, func(rows *sql.Rows) error {
+			var name string
+			var u keptESTUser
+			if err := rows.Scan(&name, &u.passwordHash, &u.profile, &u.createdAt, &u.createdBy); err != nil {
 				return err
 			}
-			k.estUsers[name] = hash
+			k.estUsers[name] = u
 			return nil
 		})
 		if err != nil {
@@ -308,18 +318,28 @@ func (k *keptState) apply(ctx context.Context, tx *wtx, now time.Time, c *Carrie
 	}
 	if k.estUsers != nil {
 		err := eachRowTx(ctx, tx, `SELECT name, password_hash FROM est_users`, func(name, hash string) error {
-			kept, ok := k.estUsers[name]
-			switch {
-			case !ok:
+			u, ok := k.estUsers[name]
+			if !ok {
 				if _, err := tx.ExecContext(ctx, `DELETE FROM est_users WHERE name = ?`, name); err != nil {
 					return err
 				}
 				c.ESTUsersRemoved++
-			case kept != hash:
-				if _, err := tx.ExecContext(ctx, `UPDATE est_users SET password_hash = ? WHERE name = ?`, kept, name); err != nil {
-					return err
-				}
+				return nil
+			}
+			var profile string
+			if err := tx.QueryRowContext(ctx, `SELECT profile FROM est_users WHERE name = ?`, name).Scan(&profile); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE est_users SET password_hash = ?1, profile = ?2, created_at = ?3, created_by = ?4
+				WHERE name = ?5 AND (password_hash IS NOT ?1 OR profile IS NOT ?2 OR created_at IS NOT ?3 OR created_by IS NOT ?4)`,
+				u.passwordHash, u.profile, u.createdAt, u.createdBy, name); err != nil {
+				return err
+			}
+			if u.passwordHash != hash {
 				c.ESTPasswords++
+			}
+			if u.profile != profile {
+				c.ESTProfiles++
 			}
 			return nil
 		})

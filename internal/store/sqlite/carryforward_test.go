@@ -12,8 +12,10 @@ import (
 	"github.com/scepter/scepter/internal/pki"
 )
 
-// A restored copy gets the replaced database's newer passwords, roles and
-// lockouts; accounts unchanged since the backup are left alone, and the
+// A restored copy gets the replaced database's newer passwords, roles,
+// profile bindings and lockouts; an EST user's binding goes with its
+// password (today's password with the backup's wider binding would be a
+// credential that never existed); accounts unchanged since the backup are left alone, and the
 // carry forward is the trail's newest event.
 func TestCarryForwardTakesNewerPasswordsAndLockouts(t *testing.T) {
 	ctx := context.Background()
@@ -26,8 +28,10 @@ func TestCarryForwardTakesNewerPasswordsAndLockouts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateESTUser(ctx, pki.ESTUser{Name: "device", PasswordHash: "old", CreatedAt: t0}, ev); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"device", "sensor", "printer"} {
+		if err := s.CreateESTUser(ctx, pki.ESTUser{Name: name, PasswordHash: "old", CreatedAt: t0}, ev); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := Backup(ctx, kept, restored); err != nil {
 		t.Fatal(err)
@@ -36,8 +40,15 @@ func TestCarryForwardTakesNewerPasswordsAndLockouts(t *testing.T) {
 	if _, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = 'new', role = 'auditor', failed_logins = 5, locked_until = ? WHERE name = 'alice'`, lockedUntil.UnixMicro()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.w.ExecContext(ctx, `UPDATE est_users SET password_hash = 'new' WHERE name = 'device'`); err != nil {
-		t.Fatal(err)
+	// device: removed and added again, bound to vpn, with a new password;
+	// sensor: only its binding narrowed.
+	for _, q := range []string{
+		`UPDATE est_users SET password_hash = 'new', profile = 'vpn', created_at = 7, created_by = 'cli:root' WHERE name = 'device'`,
+		`UPDATE est_users SET profile = 'lab' WHERE name = 'sensor'`,
+	} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.Close()
 	if err := FoldWAL(ctx, kept); err != nil {
@@ -48,7 +59,7 @@ func TestCarryForwardTakesNewerPasswordsAndLockouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Carried{UsersUpdated: 1, ESTPasswords: 1}); c != want {
+	if want := (Carried{UsersUpdated: 1, ESTPasswords: 1, ESTProfiles: 2}); c != want {
 		t.Errorf("carried %+v, want %+v", c, want)
 	}
 	for _, suffix := range []string{"-wal", "-shm"} {
@@ -64,8 +75,15 @@ func TestCarryForwardTakesNewerPasswordsAndLockouts(t *testing.T) {
 	if u, err := r.User(ctx, "bob"); err != nil || u.PasswordHash != "old" {
 		t.Errorf("bob in the restored copy: %+v, %v", u, err)
 	}
-	if u, err := r.ESTUser(ctx, "device"); err != nil || u.PasswordHash != "new" {
-		t.Errorf("the EST user in the restored copy: %+v, %v", u, err)
+	for _, want := range []pki.ESTUser{
+		{Name: "device", PasswordHash: "new", Profile: "vpn", CreatedAt: time.UnixMicro(7).UTC(), CreatedBy: "cli:root"},
+		{Name: "sensor", PasswordHash: "old", Profile: "lab", CreatedAt: t0},
+		{Name: "printer", PasswordHash: "old", CreatedAt: t0},
+	} {
+		u, err := r.ESTUser(ctx, want.Name)
+		if err != nil || u.PasswordHash != want.PasswordHash || u.Profile != want.Profile || !u.CreatedAt.Equal(want.CreatedAt) || u.CreatedBy != want.CreatedBy {
+			t.Errorf("EST user %s in the restored copy: %+v, %v; want %+v", want.Name, u, err, want)
+		}
 	}
 	head, err := r.AuditHead(ctx)
 	if err != nil {
