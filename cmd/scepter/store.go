@@ -18,6 +18,7 @@ import (
 	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store/migrate"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
 
@@ -376,6 +377,10 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	}
 
 	fmt.Fprintf(e.stdout, "Restored %s to %s: schema version %d, %d certificate(s).\n", in, db, facts.SchemaVersion, facts.Certificates)
+	if want := latestSchema(); facts.SchemaVersion < want {
+		fmt.Fprintf(e.stdout, "The restored file is at schema version %d, as the backup was, not migrated to this scepter's %d: an older scepter at version %d serves it as it is (the way back from an upgrade), and 'scepter serve' of this version migrates it when it starts; this version's other commands refuse it until then (run those named below with the scepter that serves it).\n",
+			facts.SchemaVersion, want, facts.SchemaVersion)
+	}
 	if kept != "" {
 		fmt.Fprintf(e.stdout, "The database it replaced, with every commit, is kept in %s: scepter never removes it, and it holds what was recorded after the backup too.\n", kept)
 	}
@@ -410,6 +415,17 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(e.stdout, "The root's CRL is behind too: sign the next with scepter ca root crl --store-restored, listing again the issuing CAs the root revoked after the backup.")
 	}
 	return nil
+}
+
+// latestSchema is the newest schema version of this binary's SQLite store;
+// 0 when its migrations cannot be read (a build error), which names none
+// older.
+func latestSchema() int {
+	ms, err := migrate.Load(sqlite.Migrations())
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].Version
 }
 
 // keptListing says how to list what the kept copy recorded after the
@@ -468,13 +484,17 @@ type carryOutcome struct {
 	carried    sqlite.Carried
 	done       bool
 	unreadable error
-	exposed    sqlite.Resurrectable
+	// older: the backup is at an older schema, restored as it is (a
+	// carry forward would migrate it, and the older binary refuses that).
+	older   *migrate.TooOldError
+	exposed sqlite.Resurrectable
 }
 
 // carryForward carries into the restored copy tmp, before it is put in
 // place, what the kept database revoked, used up or removed since the
-// backup; with no kept database, or one that cannot be read, it counts
-// what the backup may bring back instead.
+// backup; with no kept database, one that cannot be read, or a backup at
+// an older schema than this binary's, it counts what the backup may bring
+// back instead.
 func carryForward(ctx context.Context, tmp, kept string, now time.Time) (carryOutcome, error) {
 	var o carryOutcome
 	if kept != "" {
@@ -484,6 +504,7 @@ func carryForward(ctx context.Context, tmp, kept string, now time.Time) (carryOu
 			return carryOutcome{carried: c, done: true}, nil
 		case errors.Is(err, sqlite.ErrKeptUnreadable):
 			o.unreadable = err
+		case errors.As(err, &o.older):
 		default:
 			return o, err
 		}
@@ -529,7 +550,11 @@ func (o carryOutcome) report(e env) {
 		return
 	}
 	why := "there is no database it replaces to carry them forward from"
-	if o.unreadable != nil {
+	switch {
+	case o.older != nil:
+		why = fmt.Sprintf("the backup is at schema version %d, older than this scepter's %d, and is restored as it is: nothing was carried forward from the database it replaces (that would migrate it)",
+			o.older.Have, o.older.Want)
+	case o.unreadable != nil:
 		why = fmt.Sprintf("the database it replaces could not be read (%v)", o.unreadable)
 	}
 	fmt.Fprintf(e.stderr, "scepter: warning: %s, so the backup brings back, as they were when it was taken, %d API token(s) not revoked, %d one-time challenge(s) not used, %d EST user(s) and %d console user(s) with their passwords: "+

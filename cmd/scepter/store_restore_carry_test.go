@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -223,4 +225,65 @@ func TestStoreRestoreCarriesTheESTProfileBinding(t *testing.T) {
 			t.Errorf("the EST user after the restore: %+v, %v; want the new password bound to vpn", u, err)
 		}
 	})
+}
+
+// A backup taken before an upgrade, restored with the new binary to undo
+// it, is put in place at its own schema: migrated, the older binary would
+// refuse it. Nothing is carried forward into it (that would migrate it);
+// the restore says which schema the file is at and who serves it, and
+// warns of what the backup brings back, as on a new machine.
+func TestStoreRestoreLeavesAnOlderBackupsSchema(t *testing.T) {
+	ctx := context.Background()
+	dir, _ := storeTestDir(t, "a1")
+	bk := filepath.Join(t.TempDir(), "bk.db")
+	db, err := sql.Open("sqlite", "file:"+bk+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, want := upToPrevious(t, db, sqlite.Migrations(), "sqlite")
+	if _, err := db.Exec(`INSERT INTO est_users (name, password_hash, created_at) VALUES ('est-old', '$argon2id$old', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	must(t, db.Close())
+
+	e, stdout, stderr := testEnv(nil)
+	if err := run(ctx, e, []string{"store", "restore", "--data-dir", dir, "--in", bk}); err != nil {
+		t.Fatalf("store restore: %v\n%s%s", err, stdout, stderr)
+	}
+	facts, err := sqlite.Inspect(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil || facts.SchemaVersion != have {
+		t.Fatalf("the restored store: schema version %d, %v; want %d, the backup's", facts.SchemaVersion, err, have)
+	}
+	said := stdout.String()
+	for _, want := range []string{
+		fmt.Sprintf("schema version %d, as the backup was, not migrated to this scepter's %d", have, want),
+		"an older scepter at version", "'scepter serve' of this version migrates it when it starts",
+	} {
+		if !strings.Contains(said, want) {
+			t.Errorf("store restore does not say %q:\n%s", want, said)
+		}
+	}
+	if strings.Contains(said, "Carried forward") {
+		t.Errorf("store restore says it carried forward into an older backup:\n%s", said)
+	}
+	warned := stderr.String()
+	for _, want := range []string{fmt.Sprintf("the backup is at schema version %d, older than this scepter's %d", have, want),
+		"1 EST user(s)", "scepter est user remove"} {
+		if !strings.Contains(warned, want) {
+			t.Errorf("store restore does not warn %q:\n%s", want, warned)
+		}
+	}
+
+	// On a new machine (nothing to carry from) it says the same of the file.
+	fresh := t.TempDir()
+	e, stdout, stderr = testEnv(nil)
+	if err := run(ctx, e, []string{"store", "restore", "--data-dir", fresh, "--in", bk}); err != nil {
+		t.Fatalf("store restore into a new data directory: %v\n%s%s", err, stdout, stderr)
+	}
+	if facts, err := sqlite.Inspect(ctx, filepath.Join(fresh, "scepter.db")); err != nil || facts.SchemaVersion != have {
+		t.Errorf("the store restored into a new data directory: schema version %d, %v; want %d", facts.SchemaVersion, err, have)
+	}
+	if !strings.Contains(stdout.String(), "not migrated to this scepter's") {
+		t.Errorf("store restore into a new data directory does not say the file is not migrated:\n%s", stdout)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store/migrate"
 	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
@@ -59,16 +60,25 @@ func (c Carried) Any() bool { return c != Carried{} }
 // nonces still within their window are added, and every console session
 // is dropped. It records what it did as one audit event, appended to the
 // restored trail as every event is, and returns it. restored is opened as
-// a store (and so migrated to this binary's schema), and closed with its
-// log folded into the file. kept is only read; a log beside it (one that
-// could not be folded) is an error, for the file alone would be read.
+// a store, never migrated: one at an older schema than this binary's is
+// refused with a *migrate.TooOldError (ErrDatabaseTooOld) and left as it
+// is, for a restore of a backup taken before an upgrade is how the
+// upgrade is undone, and the older binary refuses a migrated file. It is
+// closed with its log folded into the file. kept is only read; a log
+// beside it (one that could not be folded) is an error, for the file
+// alone would be read.
 func CarryForward(ctx context.Context, restored, kept string, now time.Time, actor string) (Carried, error) {
 	var c Carried
+	// Read on the file alone, before Open, which sets up its log and
+	// index beside it before it compares schemas.
+	if err := refuseOlderSchema(ctx, restored); err != nil {
+		return c, fmt.Errorf("sqlite: carry forward into %s: %w", restored, err)
+	}
 	k, err := readKept(ctx, kept, now)
 	if err != nil {
 		return c, fmt.Errorf("sqlite: carry forward from %s: %w: %w", kept, ErrKeptUnreadable, err)
 	}
-	s, err := Open(ctx, restored)
+	s, err := Open(ctx, restored, migrate.WithoutMigrating())
 	if err != nil {
 		return c, fmt.Errorf("sqlite: carry forward: %w", err)
 	}
@@ -100,6 +110,38 @@ func CarryForward(ctx context.Context, restored, kept string, now time.Time, act
 		}
 	}
 	return c, nil
+}
+
+// refuseOlderSchema returns a *migrate.TooOldError when the database file
+// at path, read alone and unchanged, records fewer migrations than this
+// binary has.
+func refuseOlderSchema(ctx context.Context, path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "mode=ro&immutable=1"}
+	if !strings.HasPrefix(u.Path, "/") {
+		u.Path = "/" + u.Path
+	}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	have, err := schemaVersion(ctx, db)
+	if err != nil {
+		return err
+	}
+	ms, err := migrate.Load(Migrations())
+	if err != nil {
+		return err
+	}
+	if want := ms[len(ms)-1].Version; have < want {
+		return &migrate.TooOldError{Have: have, Want: want}
+	}
+	return nil
 }
 
 // keptState is what CarryForward reads of the kept database. A nil map:

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store/migrate"
 )
 
 // A restored copy gets the replaced database's newer passwords, roles,
@@ -118,5 +120,51 @@ func TestCarryForwardRefusesAKeptCopyWithALog(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(restored); !bytes.Equal(before, after) {
 		t.Error("the restored copy was changed")
+	}
+}
+
+// A restored copy at an older schema than this binary's (a backup taken
+// before an upgrade, restored to undo it) is not migrated: the older
+// binary would refuse it. CarryForward refuses it, naming both versions,
+// and leaves the file as it was, with no log or index beside it.
+func TestCarryForwardLeavesAnOlderSchemaAlone(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	kept, restored := filepath.Join(dir, "kept.db"), filepath.Join(dir, "restored.db")
+	openAt(t, kept).Close()
+	ms, err := migrate.Load(Migrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, want := ms[len(ms)-2].Version, ms[len(ms)-1].Version
+	db, err := sql.Open("sqlite", "file:"+restored+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrate.UpTo(ctx, db, Migrations(), dialect(), have); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before, err := os.ReadFile(restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = CarryForward(ctx, restored, kept, t0, "cli:test")
+	var old *migrate.TooOldError
+	if !errors.As(err, &old) || old.Have != have || old.Want != want {
+		t.Fatalf("carry forward into a copy at schema %d: %v, want a TooOldError %d < %d", have, err, have, want)
+	}
+	if after, _ := os.ReadFile(restored); !bytes.Equal(before, after) {
+		t.Error("the restored copy was changed")
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(restored + suffix); err == nil {
+			t.Errorf("%s is left beside the restored copy", restored+suffix)
+		}
+	}
+	facts, err := Inspect(ctx, restored)
+	if err != nil || facts.SchemaVersion != have {
+		t.Errorf("the restored copy after the carry forward: schema %d, %v; want %d", facts.SchemaVersion, err, have)
 	}
 }
