@@ -39,15 +39,18 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	}
 	signer := req.msg.SignerCert
 	renewalReq := req.msg.MessageType == scep.RenewalReq
-	// A PKCSReq signed by any certificate but one of ours must be signed
-	// with the request's key: otherwise whoever holds a device's CSR (and
-	// the challenge inside it) could have it issued and the certificate
-	// encrypted to them. Decided by signature, never by names: a signer
-	// whose issuer name differs from its subject may still be made by
-	// anyone. A RenewalReq signed by a certificate not ours is refused by
-	// the service as one that names no certificate to renew (badCertId).
-	if !renewalReq && !bytes.Equal(signer.RawSubjectPublicKeyInfo, csrReq.RawSubjectPublicKeyInfo) && !h.issuedByOurCA(signer) {
-		return nil, pki.Errorf(pki.EBadRequest, "the signer certificate's key differs from the request's key, and the signer is not a certificate this CA issued")
+	// A PKCSReq signed by another key than the request's is let through
+	// only for a certificate of ours, usable now, re-keying its own
+	// subject: otherwise whoever holds a device's CSR (and the challenge
+	// inside it) could have it issued and the certificate encrypted to
+	// them. Checked before the challenge is looked at, so a refused relay
+	// leaves a one-time challenge to its device. A RenewalReq signed by a
+	// certificate not ours is refused by the service as one that names no
+	// certificate to renew (badCertId).
+	if !renewalReq && !bytes.Equal(signer.RawSubjectPublicKeyInfo, csrReq.RawSubjectPublicKeyInfo) {
+		if err := h.checkRekeySigner(ctx, signer, csrReq); err != nil {
+			return nil, err
+		}
 	}
 	ev := enroll.Evidence{Challenge: req.challenge}
 	if !isSelfSigned(signer) {
@@ -74,12 +77,35 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	return h.result(req, res)
 }
 
+// checkRekeySigner decides a PKCSReq signed by another key than its
+// CSR's. Decided by signature, never by names: a signer whose issuer name
+// differs from its subject may still be made by anyone. A certificate of
+// ours authenticates only itself, so the CSR must ask for its subject (a
+// re-key or renewal of the same device); and only while it is valid, in
+// the inventory as issued and not revoked (on hold included), as a
+// renewal's or GetCert's signer. Expired and revoked signers get the
+// failInfo a renewal by them gets (badTime, badCertId).
+func (h *Handler) checkRekeySigner(ctx context.Context, signer *x509.Certificate, csrReq *x509.CertificateRequest) error {
+	if !h.issuedByOurCA(signer) {
+		return pki.Errorf(pki.EBadRequest, "the signer certificate's key differs from the request's key, and the signer is not a certificate this CA issued")
+	}
+	if !csr.SameName(csrReq.RawSubject, signer.RawSubject) {
+		return pki.Errorf(pki.EBadRequest, "the signer certificate's key differs from the request's key, and its subject differs from the request's: a certificate of ours signs only a request for its own subject")
+	}
+	if !h.clock.Now().Before(signer.NotAfter) {
+		return pki.Errorf(pki.EBadTime, "the signer certificate has expired; a request for another key must be signed by that key or by a valid certificate")
+	}
+	if !h.svc.IssuedHere(signer) {
+		return pki.Errorf(pki.EBadCertID, "the signer certificate is not valid now")
+	}
+	return h.svc.CheckNotRevoked(ctx, signer)
+}
+
 // issuedByOurCA: the certificate is signed by one of our issuing CAs:
 // one whose RA we hold (current, next or previous; expired or not), or
 // any the service knows, valid now by its chain to our root (a previous
-// CA whose RA key is gone). It lets a PKCSReq signed by another key than
-// the request's through to the service, which checks the certificate
-// fully (revocation, inventory, expiry), and routes one to renewal first.
+// CA whose RA key is gone). checkRekeySigner then checks it fully; it
+// also routes a PKCSReq to renewal first.
 func (h *Handler) issuedByOurCA(cert *x509.Certificate) bool {
 	for _, ra := range h.svc.RAs() {
 		for _, ca := range ra.Chain {

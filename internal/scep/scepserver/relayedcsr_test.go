@@ -84,8 +84,8 @@ func TestRelayedCSRIsRefused(t *testing.T) {
 
 // What real clients send still enrolls: a signer of the request's own key
 // (self-signed, or a foreign CA's certificate for it), and a certificate
-// of ours signing a request for another key (a re-enrollment with a
-// challenge, a renewal without one).
+// of ours signing a request of its subject for another key (a re-key with
+// a challenge, a renewal without one).
 func TestSignerOfTheRequestOrOurs(t *testing.T) {
 	ts := newTestServer(t, serverOptions{})
 	key, newKey := testKey(t, 0), testKey(t, 1)
@@ -104,8 +104,8 @@ func TestSignerOfTheRequestOrOurs(t *testing.T) {
 		})
 	}
 	ours := ts.enrollCert(t, key, "CN=device-1,O=Acme")
-	t.Run("ours, another key, with a challenge", func(t *testing.T) {
-		msg, rep := ts.exchange(t, reqParams{key: newKey, subject: "CN=another-device", signerCert: ours, signerKey: key})
+	t.Run("ours, another key, same subject, with a challenge", func(t *testing.T) {
+		msg, rep := ts.exchange(t, reqParams{key: newKey, subject: "CN=device-1,O=Acme", signerCert: ours, signerKey: key})
 		ts.issuedCert(t, rep, msg.SignerCert, key)
 	})
 	t.Run("ours, another key, renewal without a challenge", func(t *testing.T) {
@@ -131,6 +131,77 @@ func TestSignerOfOurCAWithoutItsRA(t *testing.T) {
 	ts := newTestServer(t, serverOptions{service: func(s scepserver.Service) scepserver.Service { return withoutIssuerRAs{s} }})
 	key, newKey := testKey(t, 0), testKey(t, 1)
 	ours := ts.enrollCert(t, key, "CN=device-1,O=Acme")
-	msg, rep := ts.exchange(t, reqParams{key: newKey, subject: "CN=another-device", signerCert: ours, signerKey: key})
+	msg, rep := ts.exchange(t, reqParams{key: newKey, subject: "CN=device-1,O=Acme", signerCert: ours, signerKey: key})
 	ts.issuedCert(t, rep, msg.SignerCert, key)
+}
+
+// A certificate of ours signing a PKCSReq for another key authenticates
+// only itself, and only while it is usable: one revoked, on hold or
+// expired, or one with another subject than the request's, is refused
+// before the challenge is looked at, and the device's one-time challenge
+// is left to it. A valid one re-keying its own subject enrolls.
+func TestRekeySignerOfOursMustBeUsable(t *testing.T) {
+	ot := pki.DefaultProfile()
+	ot.Name, ot.ChallengeMode = "ot", enroll.ChallengeOneTime
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"default": pki.DefaultProfile(), "ot": ot}, DefaultProfile: "default"}})
+	ctx := context.Background()
+	const subject = "CN=victim-device"
+	victim, signerKey := testKey(t, 0), testKey(t, 1)
+	revoke := func(c *x509.Certificate, reason int) {
+		t.Helper()
+		if _, _, err := ts.Store.RevokeCertificate(ctx, ts.Authority.Issuer.ID, c.SerialNumber.Text(16), reason, ts.Clock.Now(),
+			pki.AuditEvent{Time: ts.Clock.Now(), Type: pki.EventRevoked, Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	challenge := func() string {
+		t.Helper()
+		c, _, err := ts.Admin.NewChallengeFor(ctx, admin.ChallengeSpec{TTL: time.Hour, Profile: "ot", Subject: subject,
+			DNSNames: []string{"device-1.acme.example"}, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, c := range []struct {
+		name   string
+		signer func() *x509.Certificate
+		want   scep.FailInfo
+	}{
+		{"revoked, same subject", func() *x509.Certificate {
+			c := ts.enrollCert(t, signerKey, subject)
+			revoke(c, pki.ReasonSuperseded)
+			return c
+		}, scep.BadCertID},
+		{"on hold, same subject", func() *x509.Certificate {
+			c := ts.enrollCert(t, signerKey, subject)
+			revoke(c, pki.ReasonCertificateHold)
+			return c
+		}, scep.BadCertID},
+		{"valid, another subject", func() *x509.Certificate { return ts.enrollCert(t, signerKey, "CN=dev2") }, scep.BadRequest},
+		// Last: it moves the clock past the signer's notAfter.
+		{"expired, same subject", func() *x509.Certificate {
+			c := ts.enrollCert(t, signerKey, subject)
+			ts.Clock.Set(c.NotAfter.Add(time.Minute))
+			return c
+		}, scep.BadTime},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			signer := c.signer()
+			ch := challenge()
+			before := ts.certCount(t)
+			_, rep := ts.exchange(t, reqParams{key: victim, subject: subject, challenge: ch, signerCert: signer, signerKey: signerKey, path: "/scep/ot"})
+			wantFailure(t, rep, c.want)
+			if n := ts.certCount(t); n != before {
+				t.Fatalf("%d certificates issued for a request its signer cannot authenticate", n-before)
+			}
+			msg, rep := ts.exchange(t, reqParams{key: victim, subject: subject, challenge: ch, path: "/scep/ot"})
+			ts.issuedCert(t, rep, msg.SignerCert, victim)
+		})
+	}
+	t.Run("valid, same subject", func(t *testing.T) {
+		signer := ts.enrollCert(t, signerKey, subject)
+		msg, rep := ts.exchange(t, reqParams{key: victim, subject: subject, challenge: challenge(), signerCert: signer, signerKey: signerKey, path: "/scep/ot"})
+		ts.issuedCert(t, rep, msg.SignerCert, signerKey)
+	})
 }
