@@ -297,8 +297,11 @@ func octetAttr(si *cms.SignerInfo, oid asn1.ObjectIdentifier, maxLen int) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagOctetString || len(v.Bytes) > maxLen {
+	if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagOctetString {
 		return nil, errors.New("bad octet string attribute")
+	}
+	if len(v.Bytes) > maxLen {
+		return nil, fmt.Errorf("%d bytes, at most %d", len(v.Bytes), maxLen)
 	}
 	return append([]byte(nil), v.Bytes...), nil
 }

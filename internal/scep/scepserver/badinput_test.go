@@ -411,6 +411,7 @@ func TestMalformedMessageSaysWhy(t *testing.T) {
 		"empty senderNonce":   {[]cms.Attribute{txID, attr(oidSenderNonce, str(asn1.TagOctetString, "")), pkcsReq}, "senderNonce: empty"},
 		"1-byte senderNonce":  {[]cms.Attribute{txID, attr(oidSenderNonce, str(asn1.TagOctetString, "x")), pkcsReq}, "senderNonce: 1 bytes, want 16"},
 		"15-byte senderNonce": {[]cms.Attribute{txID, attr(oidSenderNonce, str(asn1.TagOctetString, "0123456789abcde")), pkcsReq}, "senderNonce: 15 bytes, want 16"},
+		"65-byte senderNonce": {[]cms.Attribute{txID, attr(oidSenderNonce, str(asn1.TagOctetString, strings.Repeat("n", 65))), pkcsReq}, "senderNonce: 65 bytes, at most 64"},
 		"no messageType":      {[]cms.Attribute{txID, nonce}, "messageType: missing"},
 	} {
 		t.Run(name, func(t *testing.T) {
