@@ -353,3 +353,89 @@ func TestOtherNamesOfOneTransactionAtOnce(t *testing.T) {
 		t.Errorf("%d certificates for %d requests with other names", len(serials), len(results))
 	}
 }
+
+// Copies of one SCEP renewal (the same new key, CSR and transaction ID,
+// signed by the certificate it renews) sent at once get one certificate,
+// every copy that one: also when the renewal revokes the certificate it
+// renews, which must not turn the copies that lost into badCertId.
+func TestRenewalCopiesAtOnceGetOneCertificate(t *testing.T) {
+	for _, revoke := range []bool{false, true} {
+		t.Run(fmt.Sprintf("revoke superseded: %v", revoke), func(t *testing.T) {
+			p := pki.DefaultProfile()
+			p.Name, p.RenewalWindow, p.RevokeSuperseded = "default", 1, revoke
+			f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"default": p}, DefaultProfile: "default"})
+			for round := range 3 {
+				name := fmt.Sprintf("renew-%d", round)
+				first, err := f.svc.Enroll(context.Background(), namedWithKey(t, newKey(t), static, name, name+".example"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				renew := namedWithKey(t, newKey(t), "", name, name+".example")
+				renew.Renewal, renew.Evidence.SignerCert = true, first.Certificate
+				renew.TransactionID = "tx-renew-" + name
+				results, errs := sendCopies([]*enroll.Service{f.svc}, 6, renew)
+				checkOneCertificate(t, f.st, renew.TransactionID, renew, results, errs)
+			}
+		})
+	}
+}
+
+// claimlessRecordsCopy stands for a copy the claim did not hold back (a
+// node of the version before claims, during a rolling upgrade): it
+// reserves serials without claiming, and the first time it records, a
+// copy of the request is issued by copyFirst just before.
+type claimlessRecordsCopy struct {
+	store.Store
+	copyFirst func()
+	copied    atomic.Bool
+}
+
+func (s *claimlessRecordsCopy) ReserveSerialClaiming(ctx context.Context, claim store.TransactionClaim, issuerID, serialHex string, tbs []byte) (bool, error) {
+	return false, s.ReserveSerial(ctx, issuerID, serialHex, tbs, claim.At)
+}
+
+func (s *claimlessRecordsCopy) RecordIssuance(ctx context.Context, in store.Issuance) error {
+	if !s.copied.Swap(true) {
+		s.copyFirst()
+	}
+	return s.Store.RecordIssuance(ctx, in)
+}
+
+// A renewal whose certificate to renew was superseded, between its checks
+// and its record, by a copy of itself (the same transaction, key and
+// names) is answered with that copy's certificate, not badCertId: the
+// device is left with the new certificate, not a revoked one alone.
+func TestRenewalSupersededByItsCopyIsAnsweredWithIt(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name, p.RenewalWindow, p.RevokeSuperseded = "default", 1, true
+	cfg := enroll.Config{Profiles: map[string]pki.Profile{"default": p}, DefaultProfile: "default"}
+	f := newFixtureWith(t, cfg)
+	ctx := context.Background()
+	first, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "sup-1", "sup-1.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renew := namedWithKey(t, newKey(t), "", "sup-1", "sup-1.example")
+	renew.Renewal, renew.Evidence.SignerCert, renew.TransactionID = true, first.Certificate, "tx-superseded"
+	var copyRes *enroll.Result
+	st := &claimlessRecordsCopy{Store: f.st, copyFirst: func() {
+		var cerr error
+		if copyRes, cerr = f.svc.Enroll(ctx, renew); cerr != nil {
+			t.Errorf("the copy: %v", cerr)
+		}
+	}}
+	svc, err := enroll.New(st, f.auth, f.clock, slog.New(slog.DiscardHandler), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Enroll(ctx, renew)
+	if err != nil {
+		t.Fatalf("the renewal whose copy got there first: %v", err)
+	}
+	if copyRes == nil || copyRes.SentAgain {
+		t.Fatalf("the copy was not issued first: %+v", copyRes)
+	}
+	if !res.SentAgain || res.Record.SerialHex != copyRes.Record.SerialHex {
+		t.Fatalf("answered with %s (sent again: %v), want %s sent again", res.Record.SerialHex, res.SentAgain, copyRes.Record.SerialHex)
+	}
+}

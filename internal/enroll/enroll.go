@@ -678,7 +678,11 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		return nil, pki.Wrap(pki.EConflict, err, "the request was decided by someone else")
 	case errors.Is(err, store.ErrRenewsRevoked):
 		// Revoked (or superseded by another renewal) since it was checked:
-		// a revoked certificate authenticates nothing.
+		// a revoked certificate authenticates nothing. Unless a copy of
+		// this renewal superseded it: its certificate is the answer.
+		if again, aerr := s.issuedForTransaction(ctx, st); aerr == nil && again != nil {
+			return s.sentAgain(ctx, st, again)
+		}
 		return nil, pki.Wrap(pki.EBadCertID, err, "the certificate to renew is revoked")
 	case errors.Is(err, store.ErrKeyCompromised):
 		// Revoked as compromised since checkKeyNotCompromised looked: the

@@ -379,12 +379,19 @@ const resendWindow = 24 * time.Hour
 // transactionKey is the key hash st's SCEP transaction is found again
 // (issuedForTransaction) and claimed (issue) by, with its profile and
 // transaction ID; nil for a request whose resends are not answered by
-// their transaction: another protocol, a one-time challenge's or a
-// renewal's (found by what they used up), an approval's (decided by the
-// held request), a server-made key's.
+// their transaction: another protocol, a one-time challenge's (found by
+// what it used up), an approval's (decided by the held request), a
+// server-made key's. A renewal claims its transaction like a first
+// enrollment: of its copies sent at once only one signs, and the others
+// are answered with its certificate (a resend after the answer is found
+// by the certificate it renewed, renewedAlready, first). The renewed
+// serial is not part of the claim: the claim only orders requests of one
+// key and transaction ID, and which certificate answers a renewal is
+// decided by issuedForTransaction, which takes only one that renewed the
+// same certificate.
 func transactionKey(st *State) []byte {
 	req := st.Req
-	if req.Protocol != pki.ProtocolSCEP || req.TransactionID == "" || req.ServerKeyGen || st.Renews != nil ||
+	if req.Protocol != pki.ProtocolSCEP || req.TransactionID == "" || req.ServerKeyGen ||
 		st.ConsumeChallenge != nil || st.CompleteRequest != nil {
 		return nil
 	}
@@ -415,8 +422,15 @@ func (s *Service) issuedForTransaction(ctx context.Context, st *State) (*pki.Cer
 	if err != nil {
 		return nil, fmt.Errorf("enroll: certificates of transaction %q: %w", req.TransactionID, err)
 	}
+	// A renewal is answered only with a certificate that renewed the same
+	// one: its copies' winner's, never one that renewed another.
+	renews := renewedFrom(st.Renews)
 	for i := range certs {
-		if c := &certs[i]; c.Protocol == pki.ProtocolSCEP && now.Before(c.NotAfter) && asIssued(st, c) {
+		c := &certs[i]
+		if st.Renews != nil && c.RenewedFrom != renews {
+			continue
+		}
+		if c.Protocol == pki.ProtocolSCEP && now.Before(c.NotAfter) && asIssued(st, c) {
 			return c, nil
 		}
 	}
