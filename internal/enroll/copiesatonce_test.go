@@ -439,3 +439,46 @@ func TestRenewalSupersededByItsCopyIsAnsweredWithIt(t *testing.T) {
 		t.Fatalf("answered with %s (sent again: %v), want %s sent again", res.Record.SerialHex, res.SentAgain, copyRes.Record.SerialHex)
 	}
 }
+
+// The same for copies of a renewal sent to two nodes on one PostgreSQL
+// database, the renewal revoking the certificate it renews.
+func TestRenewalCopiesAtOnceToTwoNodesGetOneCertificate(t *testing.T) {
+	url := pgtest.Database(t)
+	dir := t.TempDir()
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock); err != nil {
+		t.Fatal(err)
+	}
+	p := pki.DefaultProfile()
+	p.Name, p.RenewalWindow, p.RevokeSuperseded = "default", 1, true
+	cfg := enroll.Config{StaticChallenge: static, Profiles: map[string]pki.Profile{"default": p}, DefaultProfile: "default"}
+	var nodes []*enroll.Service
+	var st store.Store
+	for range 2 {
+		auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pg, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pg.Close() })
+		svc, err := enroll.New(pg, auth, clock, slog.New(slog.DiscardHandler), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes, st = append(nodes, svc), pg
+	}
+	for round := range 3 {
+		name := fmt.Sprintf("renew-nodes-%d", round)
+		first, err := nodes[0].Enroll(context.Background(), namedWithKey(t, newKey(t), static, name, name+".example"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		renew := namedWithKey(t, newKey(t), "", name, name+".example")
+		renew.Renewal, renew.Evidence.SignerCert, renew.TransactionID = true, first.Certificate, "tx-"+name
+		results, errs := sendCopies(nodes, 6, renew)
+		checkOneCertificate(t, st, renew.TransactionID, renew, results, errs)
+	}
+}
