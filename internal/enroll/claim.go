@@ -62,7 +62,7 @@ func transactionClaim(st *State, now time.Time) *store.TransactionClaim {
 
 // transactionTrace is the claim, held by no one, that rec leaves ended
 // when it is recorded, for an issuance of a SCEP transaction that made no
-// claim (a renewal, a one-time challenge's, an approval's; see
+// claim (a one-time challenge's, an approval's; see
 // transactionKey): issuedForTransaction finds rec as it finds a claimed
 // issuance's certificate, so the next claim of its transaction must take
 // over a row, and look for it (mustLookAgain). nil for a record no look

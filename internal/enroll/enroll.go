@@ -738,7 +738,7 @@ func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certifica
 	why := "this one-time challenge was used up by its issuance, and the request asks again for the same key and names (its answer was lost)"
 	switch {
 	case st.Renews != nil:
-		why = "it renewed " + st.Renews.SerialHex + " for the same key, and the renewal was asked again (its answer was lost)"
+		why = "it renewed " + st.Renews.SerialHex + " for the same key, and the renewal was asked again (its answer was lost, or a copy sent at once got there first)"
 	case st.ConsumeChallenge == nil:
 		why = "it was issued for this SCEP transaction, and the request asks again for the same key and names (its answer was lost, or a copy sent at once got there first)"
 	}
