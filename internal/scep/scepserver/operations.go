@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/x509"
 	"fmt"
+	"time"
 
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/csr"
@@ -48,7 +49,7 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	// certificate not ours is refused by the service as one that names no
 	// certificate to renew (badCertId).
 	if !renewalReq && !bytes.Equal(signer.RawSubjectPublicKeyInfo, csrReq.RawSubjectPublicKeyInfo) {
-		if err := h.checkRekeySigner(ctx, signer, csrReq); err != nil {
+		if err := h.checkRekeySigner(ctx, signer, csrReq, req.profile); err != nil {
 			return nil, err
 		}
 	}
@@ -83,19 +84,26 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 // ours authenticates only itself, so the CSR must ask for its subject (a
 // re-key or renewal of the same device); and only while it is valid, in
 // the inventory as issued and not revoked (on hold included), as a
-// renewal's or GetCert's signer. Expired and revoked signers get the
-// failInfo a renewal by them gets (badTime, badCertId).
-func (h *Handler) checkRekeySigner(ctx context.Context, signer *x509.Certificate, csrReq *x509.CertificateRequest) error {
+// renewal's or GetCert's signer; an expired one within the profile's
+// renewal grace still renews (the service then judges it as a renewal).
+// Expired and revoked signers get the failInfo a renewal by them gets
+// (badTime, badCertId).
+func (h *Handler) checkRekeySigner(ctx context.Context, signer *x509.Certificate, csrReq *x509.CertificateRequest, profile string) error {
 	if !h.issuedByOurCA(signer) {
 		return pki.Errorf(pki.EBadRequest, "the signer certificate's key differs from the request's key, and the signer is not a certificate this CA issued")
 	}
 	if !csr.SameName(csrReq.RawSubject, signer.RawSubject) {
 		return pki.Errorf(pki.EBadRequest, "the signer certificate's key differs from the request's key, and its subject differs from the request's: a certificate of ours signs only a request for its own subject")
 	}
-	if !h.clock.Now().Before(signer.NotAfter) {
-		return pki.Errorf(pki.EBadTime, "the signer certificate has expired; a request for another key must be signed by that key or by a valid certificate")
+	var grace time.Duration
+	if p, ok := h.svc.Profile(profile); ok {
+		grace = p.RenewalGrace
 	}
-	if !h.svc.IssuedHere(signer) {
+	now := h.clock.Now()
+	switch {
+	case now.After(signer.NotAfter.Add(grace)):
+		return pki.Errorf(pki.EBadTime, "the signer certificate has expired; a request for another key must be signed by that key or by a valid certificate")
+	case now.Before(signer.NotAfter) && !h.svc.IssuedHere(signer):
 		return pki.Errorf(pki.EBadCertID, "the signer certificate is not valid now")
 	}
 	return h.svc.CheckNotRevoked(ctx, signer)

@@ -205,3 +205,24 @@ func TestRekeySignerOfOursMustBeUsable(t *testing.T) {
 		ts.issuedCert(t, rep, msg.SignerCert, signerKey)
 	})
 }
+
+// A PKCSReq renewal with a new key (no challenge, signed by the certificate
+// it renews) by a certificate expired within the profile's renewal grace
+// is a renewal, as a RenewalReq is: it is issued; beyond the grace it is
+// badTime.
+func TestRekeyRenewalWithinGrace(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.RenewalGrace = 24 * time.Hour
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"default": p}, DefaultProfile: "default"}})
+	oldKey, newKey := testKey(t, 0), testKey(t, 1)
+	const subject = "CN=late-device"
+	old := ts.enrollCert(t, oldKey, subject)
+
+	ts.Clock.Set(old.NotAfter.Add(time.Hour))
+	msg, rep := ts.exchange(t, reqParams{key: newKey, subject: subject, challenge: "-", signerCert: old, signerKey: oldKey})
+	ts.issuedCert(t, rep, msg.SignerCert, oldKey)
+
+	ts.Clock.Set(old.NotAfter.Add(25 * time.Hour))
+	_, rep = ts.exchange(t, reqParams{key: testKey(t, 2), subject: subject, challenge: "-", signerCert: old, signerKey: oldKey})
+	wantFailure(t, rep, scep.BadTime)
+}
