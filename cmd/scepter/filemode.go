@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -359,31 +358,16 @@ func rootLeftoverMessage(path string, dir bool, what string) string {
 
 // mayUse is what of read (4), write (2) and search (1) this process may
 // do to fi, which another user owns, by its mode: the group's bits when
-// the file's group is one of ours, others' otherwise. (filemode.go builds
-// for Windows too, where there is no syscall.Stat_t: hence reflection
-// for the group.)
+// the file's group is one of ours, others' otherwise.
 func mayUse(fi os.FileInfo) fs.FileMode {
 	perm := fi.Mode().Perm()
-	if gid, ok := groupOf(fi); ok {
+	if gid, ok := filetrust.Group(fi); ok {
 		groups, _ := os.Getgroups()
 		if gid == os.Getegid() || slices.Contains(groups, gid) {
 			return perm >> 3 & 0o7
 		}
 	}
 	return perm & 0o7
-}
-
-// groupOf is the group id of the file fi describes, where told.
-func groupOf(fi os.FileInfo) (gid int, ok bool) {
-	v := reflect.ValueOf(fi.Sys())
-	if v.Kind() != reflect.Pointer || v.IsNil() {
-		return 0, false
-	}
-	f := v.Elem().FieldByName("Gid")
-	if !f.IsValid() || !f.CanUint() {
-		return 0, false
-	}
-	return int(f.Uint()), true
 }
 
 // unsafeLink finds a symbolic link on the absolute form of path, as its

@@ -15,3 +15,12 @@ func Owner(fi os.FileInfo) (uid int, ok bool) {
 	}
 	return int(st.Uid), true
 }
+
+// Group is the group id that owns the file fi describes.
+func Group(fi os.FileInfo) (gid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Gid), true
+}
