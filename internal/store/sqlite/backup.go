@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/store/migrate"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // Backups of the database file, for `scepter store backup` and `scepter
@@ -159,7 +160,7 @@ func Inspect(ctx context.Context, path string) (FileFacts, error) {
 	if ok, err := hasTable(ctx, db, "ca_generations"); err != nil {
 		return facts, wrap(err)
 	} else if ok {
-		if facts.CARoots, err = strings1(ctx, db, `SELECT DISTINCT root_fingerprint FROM ca_generations ORDER BY root_fingerprint`); err != nil {
+		if facts.CARoots, err = queryAll(ctx, db, scanText, `SELECT DISTINCT root_fingerprint FROM ca_generations ORDER BY root_fingerprint`); err != nil {
 			return facts, wrap(err)
 		}
 	}
@@ -215,7 +216,7 @@ func checkHeader(path string) error {
 // integrityCheck runs PRAGMA integrity_check; what it finds (its first
 // lines) is ErrDamaged, and so is SQLite failing to read the file.
 func integrityCheck(ctx context.Context, db *sql.DB) error {
-	lines, err := strings1(ctx, db, `PRAGMA integrity_check(10)`)
+	lines, err := queryAll(ctx, db, scanText, `PRAGMA integrity_check(10)`)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDamaged, err)
 	}
@@ -291,20 +292,8 @@ func hasTable(ctx context.Context, db *sql.DB, name string) (bool, error) {
 	return n > 0, err
 }
 
-// strings1 runs a query of one text column and returns its values.
-func strings1(ctx context.Context, db *sql.DB, q string) ([]string, error) {
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+// scanText scans a row of one text column (queryAll).
+func scanText(sc sqlstore.Scanner) (string, error) {
+	var s string
+	return s, sc.Scan(&s)
 }

@@ -314,7 +314,7 @@ func readKept(ctx context.Context, path string, now time.Time) (*keptState, erro
 func (k *keptState) apply(ctx context.Context, tx *wtx, now time.Time, c *Carried) error {
 	at := sqlstore.Micros(now)
 	if k.tokens != nil {
-		live, err := ids(ctx, tx, `SELECT id FROM api_tokens WHERE revoked_at IS NULL`)
+		live, err := queryAll(ctx, tx, scanText, `SELECT id FROM api_tokens WHERE revoked_at IS NULL`)
 		if err != nil {
 			return fmt.Errorf("api tokens: %w", err)
 		}
@@ -333,7 +333,7 @@ func (k *keptState) apply(ctx context.Context, tx *wtx, now time.Time, c *Carrie
 			c.TokensRevoked++
 		}
 	}
-	usable, err := ids(ctx, tx, `SELECT id FROM challenges WHERE consumed_at IS NULL AND locked_at IS NULL`)
+	usable, err := queryAll(ctx, tx, scanText, `SELECT id FROM challenges WHERE consumed_at IS NULL AND locked_at IS NULL`)
 	if err != nil {
 		return fmt.Errorf("challenges: %w", err)
 	}
@@ -502,24 +502,6 @@ func eachRow(ctx context.Context, db *sql.DB, q string, fn func(*sql.Rows) error
 		}
 	}
 	return rows.Err()
-}
-
-// ids reads one text column inside tx.
-func ids(ctx context.Context, tx *wtx, q string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
 }
 
 // eachRowTx calls fn for each row of two text columns, read in full
