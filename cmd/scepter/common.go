@@ -305,7 +305,7 @@ func openStoreReporting(ctx context.Context, storeURL, dataDir string, existing 
 		unlock()
 		return nil, storeOpenError(err)
 	}
-	return sharedStore{Store: st, unlock: unlock}, nil
+	return lockedSQLite{Store: st, unlock: unlock}, nil
 }
 
 // storeOpenError is err from opening the store, with what to do when the
@@ -321,14 +321,14 @@ func storeOpenError(err error) error {
 	return fmt.Errorf("open store: %w", err)
 }
 
-// sharedStore is an SQLite store opened under shareStore's lock, which
+// lockedSQLite is an SQLite store opened under shareStore's lock, which
 // Close lets go.
-type sharedStore struct {
+type lockedSQLite struct {
 	store.Store
 	unlock func()
 }
 
-func (s sharedStore) Close() error {
+func (s lockedSQLite) Close() error {
 	defer s.unlock()
 	return s.Store.Close()
 }
