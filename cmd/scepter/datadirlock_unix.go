@@ -46,7 +46,7 @@ func lockDataDir(dataDir string) (unlock func(), err error) {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, &serveRunningError{holder: holder, dataDir: dataDir}
 		}
-		if errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) {
+		if noFileLocks(err) {
 			// A file system without locks (some network mounts): the
 			// server runs as before, unguarded against a second one.
 			return func() {}, errNoLocks
@@ -135,10 +135,16 @@ func lockStore(dataDir string) (unlock func(), err error) {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("another scepter command has the database in %s open (a certs, challenge, audit, ca or admin command): let it finish, then restore", dataDir)
 		}
-		if errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) {
+		if noFileLocks(err) {
 			return func() {}, errNoLocks
 		}
 		return nil, fmt.Errorf("store lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// noFileLocks: flock failed because the file system takes no locks (some
+// network mounts), not because another process holds the lock.
+func noFileLocks(err error) bool {
+	return errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP)
 }

@@ -111,22 +111,6 @@ func checkFileMode(e env, setting, path, changes string, secret func() string) e
 	return nil
 }
 
-// foreignOwner is the owner of fi when it is neither this process's
-// effective user nor root (foreign is false where owners are unknown).
-func foreignOwner(fi os.FileInfo) (uid int, foreign bool) {
-	uid, ok := filetrust.Owner(fi)
-	return uid, ok && uid != 0 && uid != os.Geteuid()
-}
-
-// trustedUsers names who may own what scepter trusts: "root", or
-// "NAME or root".
-func trustedUsers() string {
-	if os.Geteuid() == 0 {
-		return "root"
-	}
-	return filetrust.UserName(os.Geteuid()) + " or root"
-}
-
 // notOurs names the owner of fi when it is not this process's effective
 // user ("" when it is, or where owners are unknown): whoever owns the data
 // directory can rename and replace what is in it, the CA's keys included.
@@ -301,13 +285,13 @@ func checkDataDirOwners(dir string) error {
 			if err != nil {
 				return nil
 			}
-			if uid, foreign := foreignOwner(fi); foreign {
+			if uid, foreign := filetrust.ForeignOwner(fi); foreign {
 				chown := "chown "
 				if fi.IsDir() {
 					chown = "chown -R "
 				}
 				return usageError{fmt.Sprintf("%s belongs to user %s (uid %d), not to %s: that user may %s; run: %s%s %s",
-					path, filetrust.UserName(uid), uid, trustedUsers(), tree.changes, chown, filetrust.UserName(os.Geteuid()), path)}
+					path, filetrust.UserName(uid), uid, filetrust.TrustedUsers(), tree.changes, chown, filetrust.UserName(os.Geteuid()), path)}
 			}
 			// Files there are replaced (written beside, then renamed),
 			// so a file needs reading, its directory writing.

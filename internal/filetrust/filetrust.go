@@ -30,13 +30,9 @@ func Check(setting, path, changes string) error {
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil
 	}
-	if uid, ok := Owner(fi); ok && uid != 0 && uid != os.Geteuid() {
-		me, trusted := UserName(os.Geteuid()), "root"
-		if os.Geteuid() != 0 {
-			trusted = me + " or root"
-		}
+	if uid, foreign := ForeignOwner(fi); foreign {
 		return fmt.Errorf("%s %s belongs to user %s (uid %d), not to %s: that user may change %s; run: chown %s %s",
-			setting, path, UserName(uid), uid, trusted, changes, me, path)
+			setting, path, UserName(uid), uid, TrustedUsers(), changes, UserName(os.Geteuid()), path)
 	}
 	for _, dir := range replaceableFrom(path) {
 		if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
@@ -45,6 +41,22 @@ func Check(setting, path, changes string) error {
 		}
 	}
 	return nil
+}
+
+// ForeignOwner is the owner of fi when it is neither this process's
+// effective user nor root (foreign is false where owners are unknown).
+func ForeignOwner(fi os.FileInfo) (uid int, foreign bool) {
+	uid, ok := Owner(fi)
+	return uid, ok && uid != 0 && uid != os.Geteuid()
+}
+
+// TrustedUsers names who may own what scepter trusts: "root", or
+// "NAME or root".
+func TrustedUsers() string {
+	if os.Geteuid() == 0 {
+		return "root"
+	}
+	return UserName(os.Geteuid()) + " or root"
 }
 
 // replaceableFrom is the directories whose writers may replace what path
