@@ -360,3 +360,69 @@ func TestCARenewRAHintKeyFirst(t *testing.T) {
 		t.Errorf("the hint leaves out retired-ra/: %s", otherNodesRAHint)
 	}
 }
+
+// The RA of a previous issuing CA (kept after a rollover, for envelopes
+// still addressed to it) whose certificate is revoked is dropped the same
+// way: its key destroyed at the next check and audited, its ra.crt
+// replaced with ra-revoked.crt, so that no load takes the generation for
+// one without an RA of its own.
+func TestRevokedPreviousRAKeyIsDestroyed(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	old := p.Service.ActiveRA()
+	if err := p.Service.RecordRACertificates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oldIssuerID := issuerIDOf(old.Chain[1])
+	switchAt := p.Clock.Now().Add(raTestDay)
+	if _, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: switchAt}, p.Clock); err != nil {
+		t.Fatal(err)
+	}
+	p.Clock.Set(switchAt.Add(time.Hour))
+	if err := p.Authority.Reload(p.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if prev := p.Authority.PreviousRAs(); len(prev) != 1 || !prev[0].Cert.Equal(old.Cert) {
+		t.Fatalf("previous RAs %v, want the old RA", prev)
+	}
+	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	n.keeper.discards = p.Store
+	prevDir := filepath.Join(p.Dir, "ca", ca.PreviousDir, oldIssuerID)
+
+	if _, _, err := p.Store.RevokeCertificate(ctx, oldIssuerID, old.Cert.SerialNumber.Text(16), reasonKeyCompromise, p.Clock.Now(),
+		pki.AuditEvent{Type: pki.EventRevoked, Actor: "test", Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	n.keeper.check(ctx)
+
+	keyFile := filepath.Join(prevDir, ca.RAKeyFile)
+	for _, f := range []string{keyFile, filepath.Join(prevDir, ca.RACertFile)} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(prevDir, ca.RevokedRAFile)); err != nil {
+		t.Errorf("no %s: %v", ca.RevokedRAFile, err)
+	}
+	evs, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventKeyDestroyed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].IssuerID != oldIssuerID || evs[0].Outcome != "success" || !strings.Contains(evs[0].Detail, keyFile) {
+		t.Errorf("key.destroyed events %+v, want one for %s", evs, keyFile)
+	}
+	if prev := p.Authority.PreviousRAs(); len(prev) != 0 {
+		t.Errorf("previous RAs %v after the revocation, want none", prev)
+	}
+	if len(p.Authority.Previous()) != 1 {
+		t.Error("the previous issuing CA is gone")
+	}
+	if !strings.Contains(n.logs.String(), "SCEP RA of the previous issuing CA certificate is revoked; its key was destroyed") {
+		t.Errorf("no log line about the destroyed key:\n%s", n.logs.String())
+	}
+	n.keeper.check(ctx)
+	if again, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventKeyDestroyed}); err != nil || len(again) != 1 {
+		t.Errorf("%d key.destroyed events after another check (%v), want 1", len(again), err)
+	}
+	n.enroll(t, "after")
+}

@@ -380,17 +380,35 @@ func (k *raKeeper) nextDiscarded(ctx context.Context, id string) (bool, error) {
 var errNextGone = errors.New("the next CA is gone")
 
 // dropRevokedRetired destroys the keys of retired RAs (kept after a
-// renewal to decrypt for clients that cached them) whose certificates are
-// revoked: they no longer decrypt, and a compromised key must not stay on
-// disk, in a token or in export-keys until the certificate's end. A
-// failure is logged and tried again at the next check.
+// renewal to decrypt for clients that cached them) and of previous issuing
+// CAs' RAs (kept after a rollover) whose certificates are revoked: they no
+// longer decrypt, and a compromised key must not stay on disk, in a token
+// or in export-keys until the certificate's end. A failure is logged and
+// tried again at the next check.
 func (k *raKeeper) dropRevokedRetired(revoked map[string]bool) {
+	type kept struct {
+		ra        *pki.RA
+		what, dir string
+		drop      func(*x509.Certificate, time.Time) (bool, string, error)
+	}
+	var all []kept
 	for _, ra := range k.authority.RetiredRAs() {
+		all = append(all, kept{ra, "retired SCEP RA", filepath.Join(k.caDir, ca.RetiredRADir, ra.Cert.SerialNumber.Text(16)), k.authority.DropRetiredRA})
+	}
+	for _, ra := range k.authority.PreviousRAs() {
+		// An issuing CA that is its own RA keeps its key: it signs
+		// the CRLs of what it issued.
+		if !ra.IsCA {
+			all = append(all, kept{ra, "SCEP RA of the previous issuing CA", filepath.Join(k.caDir, ca.PreviousDir, raIssuerID(ra)), k.authority.DropPreviousRA})
+		}
+	}
+	for _, c := range all {
+		ra := c.ra
 		if !revoked[string(ra.Cert.Raw)] {
 			continue
 		}
 		serial := ra.Cert.SerialNumber.Text(16)
-		dropped, key, err := k.authority.DropRetiredRA(ra.Cert, k.clock.Now())
+		dropped, key, err := c.drop(ra.Cert, k.clock.Now())
 		if key != "" {
 			d := pki.KeyDestruction{Role: pki.KeyRoleSCEPRA, IssuerID: raIssuerID(ra), Where: key, Public: ra.Cert.PublicKey}
 			if !dropped {
@@ -400,10 +418,9 @@ func (k *raKeeper) dropRevokedRetired(revoked map[string]bool) {
 		}
 		switch {
 		case err != nil:
-			k.log.Error("the retired SCEP RA certificate is revoked, but its key could not be destroyed; it no longer decrypts", "serial", serial, "err", err)
+			k.log.Error("the "+c.what+" certificate is revoked, but its key could not be destroyed; it no longer decrypts", "serial", serial, "err", err)
 		case dropped:
-			k.log.Warn("the retired SCEP RA certificate is revoked; its key was destroyed", "serial", serial,
-				"dir", filepath.Join(k.caDir, ca.RetiredRADir, serial))
+			k.log.Warn("the "+c.what+" certificate is revoked; its key was destroyed", "serial", serial, "dir", c.dir)
 		}
 	}
 }

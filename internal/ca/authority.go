@@ -331,6 +331,11 @@ func raIssuerID(ra *pki.RA) string {
 	return ""
 }
 
+// PreviousRAs returns the RAs of previous issuing CAs whose keys are
+// loaded, newest first: separate RAs, and issuing CAs that are their own
+// RA (IsCA), whose keys are never dropped.
+func (a *Authority) PreviousRAs() []*pki.RA { return slices.Clone(a.state.Load().previousRAs) }
+
 // RetiredRAs returns the RAs that RenewRA replaced and whose certificates
 // had not expired at the last (re)load: they decrypt, they are not served.
 func (a *Authority) RetiredRAs() []*pki.RA { return slices.Clone(a.state.Load().retiredRAs) }

@@ -495,3 +495,55 @@ func TestHSMReplaceRA(t *testing.T) {
 	}
 	checkTokenCA(t, a, clock)
 }
+
+// A previous issuing CA's RA whose key is in a token: DropPreviousRA
+// destroys that key and leaves ra-revoked.crt; another node sharing the
+// token, which still has the reference file, starts without that RA
+// (rather than failing on the missing key, or taking an RSA issuing key
+// as the RA) and finishes the drop in its own directory.
+func TestHSMDropPreviousRA(t *testing.T) {
+	tok, _ := caToken(t)
+	clock := pkitest.NewClock(t0)
+	init := InitOptions{Token: tok, KeyType: "rsa2048"}
+	dir, old := newCA(t, init, clock)
+	switchAt := t0.Add(30 * day)
+	if _, _, err := Rollover(dir, RolloverOptions{SwitchAt: switchAt, Token: tok}, clock); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(switchAt.Add(day))
+	a, _, err := LoadOrCreate(dir, init, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	copyTree(t, dir, other)
+	prevDir := filepath.Join(dir, "ca", PreviousDir, old.Issuer.ID)
+	ref := refOf(t, filepath.Join(prevDir, RAKeyRef))
+
+	dropped, key, err := a.DropPreviousRA(old.RA.Cert, clock.Now())
+	if err != nil || !dropped || !strings.Contains(key, ref) {
+		t.Fatalf("DropPreviousRA = %v, %q, %v; want true and the key's place, naming %s", dropped, key, err, ref)
+	}
+	if _, err := tok.OpenRef(ref); !errors.Is(err, keys.ErrKeyNotFound) {
+		t.Errorf("%s after DropPreviousRA: %v, want it gone from the token", ref, err)
+	}
+	if len(a.PreviousRAs()) != 0 {
+		t.Error("the authority still holds the previous CA's RA")
+	}
+	checkTokenCA(t, a, clock)
+
+	b, _, err := LoadOrCreate(other, init, clock)
+	if err != nil {
+		t.Fatalf("the other node: %v", err)
+	}
+	if len(b.PreviousRAs()) != 0 {
+		t.Errorf("the other node loaded previous RAs %v", b.PreviousRAs())
+	}
+	otherPrev := filepath.Join(other, "ca", PreviousDir, old.Issuer.ID)
+	noFile(t, filepath.Join(otherPrev, RAKeyRef))
+	noFile(t, filepath.Join(otherPrev, RACertFile))
+	if _, err := os.Stat(filepath.Join(otherPrev, RevokedRAFile)); err != nil {
+		t.Errorf("the other node has no %s: %v", RevokedRAFile, err)
+	}
+	checkTokenCA(t, b, clock)
+}

@@ -716,12 +716,28 @@ func loadPrevious(caDir string, root *x509.Certificate, currentID string, o Init
 			return nil, nil, err
 		}
 		issuers = append(issuers, iss)
-		// Its RA, for envelopes still addressed to it.
+		// Its RA, for envelopes still addressed to it, unless it was
+		// revoked (DropPreviousRA): then none, and not its issuing key
+		// either for want of ra.crt. A drop cut short is finished here.
 		_, crtErr := os.Stat(filepath.Join(d, RACertFile))
 		hasKey, keyErr := kd.Has(raKeyName)
+		if exists(filepath.Join(d, RevokedRAFile)) {
+			if !m.readOnly && (crtErr == nil || hasKey) {
+				_ = dropPreviousRAFiles(d, kd)
+			}
+			continue
+		}
 		switch {
 		case crtErr == nil && keyErr == nil && hasKey:
 			raCert, raKey, err := loadPair(d, RACertFile, kd, raKeyName)
+			if errors.Is(err, keys.ErrKeyNotFound) {
+				// Gone from a token that nodes share: another node
+				// destroyed it, its certificate revoked.
+				if !m.readOnly {
+					_ = dropPreviousRAFiles(d, kd)
+				}
+				continue
+			}
 			if err != nil {
 				return nil, nil, err
 			}
@@ -746,6 +762,87 @@ func loadPrevious(caDir string, root *x509.Certificate, currentID string, o Init
 		}
 	}
 	return issuers, raList, nil
+}
+
+// RevokedRAFile, in a previous issuing CA's directory, is the certificate
+// of its SCEP RA once that was revoked and its key destroyed
+// (DropPreviousRA). Its presence says the generation has no RA any more:
+// without it, a generation lacking ra.crt and ra.key is one in RA mode ca,
+// whose RSA issuing key decrypts.
+const RevokedRAFile = "ra-revoked.crt"
+
+// DropPreviousRA destroys the key of the SCEP RA of a previous issuing CA
+// whose certificate is cert (revoked: it no longer decrypts, and a
+// compromised key must not stay on disk, in a token or in a key export
+// until the certificate's end), leaving RevokedRAFile in its place, then
+// reloads the CA at now. It reports what DropRetiredRA reports: whether
+// there was such an RA (a previous/<id>/ra.crt equal to cert), and where
+// its key was ("" when another node sharing the token destroyed it
+// already).
+func (a *Authority) DropPreviousRA(cert *x509.Certificate, now time.Time) (dropped bool, key string, err error) {
+	if a.caDir == "" || a.mode.readOnly {
+		return false, "", errors.New("ca: this authority cannot change its CA directory")
+	}
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	// Never a key another loaded RA uses.
+	s := a.state.Load()
+	for _, r := range append([]*pki.RA{s.currentRA, s.nextRA}, s.retiredRAs...) {
+		if r != nil && pki.SamePublicKey(r.Cert.PublicKey, cert.PublicKey) {
+			return false, "", fmt.Errorf("ca: the revoked RA certificate %s has the key of the RA in service %s", cert.SerialNumber.Text(16), r.Cert.SerialNumber.Text(16))
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(a.caDir, PreviousDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, "", fmt.Errorf("ca: %w", err)
+	}
+	for _, e := range entries {
+		d := filepath.Join(a.caDir, PreviousDir, e.Name())
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		onDisk, err := loadCert(d, RACertFile)
+		if err != nil || !onDisk.Equal(cert) {
+			continue
+		}
+		kd := &keys.Dir{Path: d, Token: a.opts.Token}
+		if _, err := kd.Open(raKeyName); !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, keys.ErrKeyNotFound) {
+			key = kd.Where(raKeyName)
+		}
+		if err := dropPreviousRAFiles(d, kd); err != nil {
+			return false, key, err
+		}
+		a.disk = ""
+		if err := a.reload(now); err != nil {
+			return true, key, fmt.Errorf("ca: reloading without the previous CA's RA: %w", err)
+		}
+		return true, key, nil
+	}
+	return false, "", nil
+}
+
+// dropPreviousRAFiles puts RevokedRAFile in place of d's ra.crt and
+// destroys d's RA key, in that order: a load between two steps finds the
+// generation without an RA (never its issuing key taken as one), and
+// finishes the job. Repeating it is harmless.
+func dropPreviousRAFiles(d string, kd *keys.Dir) error {
+	data, err := os.ReadFile(filepath.Join(d, RACertFile))
+	switch {
+	case err == nil:
+		if err := keys.WriteFileAtomic(filepath.Join(d, RevokedRAFile), data, 0o644); err != nil {
+			return fmt.Errorf("ca: %w", err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("ca: %w", err)
+	}
+	if err := kd.Destroy(raKeyName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("ca: destroying the key of the revoked RA in %s: %w", d, err)
+	}
+	if err := os.Remove(filepath.Join(d, RACertFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("ca: %w", err)
+	}
+	syncDir(d)
+	return nil
 }
 
 // Load loads the existing CA in dir/ca without changing anything on disk:

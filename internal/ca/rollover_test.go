@@ -1160,3 +1160,100 @@ func TestLoadOrCreateLeavesDiscardedNext(t *testing.T) {
 		t.Errorf("control: without the list, Active is %s, want the next %s", iss.ID, next.ID)
 	}
 }
+
+// A previous issuing CA's revoked RA is dropped: its key destroyed,
+// ra-revoked.crt in place of ra.crt. With an RSA issuing key, a previous
+// generation lacking ra.crt and ra.key would otherwise be taken for one
+// in RA mode ca, whose issuing key decrypts. A drop cut short after the
+// marker is finished by the next load.
+func TestDropPreviousRA(t *testing.T) {
+	init := InitOptions{KeyType: "rsa2048"}
+	clock := pkitest.NewClock(t0)
+	dir, old := newCA(t, init, clock)
+	oldRA := old.RA
+	switchAt := t0.Add(30 * day)
+	if _, _, err := Rollover(dir, RolloverOptions{SwitchAt: switchAt}, clock); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(switchAt.Add(time.Hour))
+	a, _, err := LoadOrCreate(dir, init, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prevDir := filepath.Join(dir, "ca", PreviousDir, old.Issuer.ID)
+	if prev := a.PreviousRAs(); len(prev) != 1 || !prev[0].Cert.Equal(oldRA.Cert) || prev[0].IsCA {
+		t.Fatalf("previous RAs %v, want the old separate RA", prev)
+	}
+
+	keyPEM, err := os.ReadFile(filepath.Join(prevDir, RAKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Never the key of an RA in service.
+	if dropped, _, err := a.DropPreviousRA(a.RA.Cert, clock.Now()); dropped || err == nil {
+		t.Errorf("DropPreviousRA of the RA in service: dropped=%v err=%v, want an error", dropped, err)
+	}
+	dropped, key, err := a.DropPreviousRA(oldRA.Cert, clock.Now())
+	if err != nil || !dropped || key != filepath.Join(prevDir, RAKeyFile) {
+		t.Fatalf("DropPreviousRA: dropped=%v key=%q err=%v", dropped, key, err)
+	}
+	for _, f := range []string{RAKeyFile, RACertFile} {
+		if _, err := os.Stat(filepath.Join(prevDir, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still in %s (%v)", f, prevDir, err)
+		}
+	}
+	if !readCert(t, filepath.Join(prevDir, RevokedRAFile)).Equal(oldRA.Cert) {
+		t.Errorf("%s is not the revoked RA's certificate", RevokedRAFile)
+	}
+	noOldRA := func(a *Authority, when string) {
+		t.Helper()
+		for _, r := range a.RAs() {
+			if r.Cert.Equal(oldRA.Cert) || r.Cert.Equal(old.Issuer.Cert) {
+				t.Errorf("%s: %s still decrypts", when, r.Cert.Subject.CommonName)
+			}
+		}
+		if prev := a.PreviousRAs(); len(prev) != 0 {
+			t.Errorf("%s: previous RAs %v, want none", when, prev)
+		}
+		if len(a.Previous()) != 1 {
+			t.Errorf("%s: %d previous issuers, want the old one kept", when, len(a.Previous()))
+		}
+	}
+	noOldRA(a, "after the drop")
+	if again, key, err := a.DropPreviousRA(oldRA.Cert, clock.Now()); again || key != "" || err != nil {
+		t.Errorf("a second drop: dropped=%v key=%q err=%v", again, key, err)
+	}
+	b, _, err := LoadOrCreate(dir, init, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noOldRA(b, "after a restart")
+
+	// Cut short: the marker written, the key and ra.crt still there (as a
+	// key export made before the drop would bring them back). A read-only
+	// load leaves them; a start destroys them.
+	if err := os.WriteFile(filepath.Join(prevDir, RAKeyFile), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(prevDir, RACertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: oldRA.Cert.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Load(dir, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noOldRA(ro, "read-only load")
+	if _, err := os.Stat(filepath.Join(prevDir, RAKeyFile)); err != nil {
+		t.Errorf("a read-only load changed %s: %v", prevDir, err)
+	}
+	c, _, err := LoadOrCreate(dir, init, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noOldRA(c, "start after a drop cut short")
+	for _, f := range []string{RAKeyFile, RACertFile} {
+		if _, err := os.Stat(filepath.Join(prevDir, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the start left %s in %s (%v)", f, prevDir, err)
+		}
+	}
+}
