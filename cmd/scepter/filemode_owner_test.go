@@ -15,7 +15,8 @@ import (
 // naming the file and the chown or chmod to run): one another user owns,
 // one in a directory anyone may write (they may replace it), and one
 // reached through a symbolic link in such a directory. A sticky directory
-// (/tmp's 01777) lets no one replace another's file, and passes. Before,
+// (/tmp's 01777) lets no one replace another's file, and passes. So is
+// one in a directory another user owns (its owner may chmod it). Before,
 // a root agent ran the post_renew of a config owned by nobody.
 func TestConfigAndSecretFileOwnerAndDirectory(t *testing.T) {
 	type check func(t *testing.T, file string) error
@@ -58,6 +59,13 @@ func TestConfigAndSecretFileOwnerAndDirectory(t *testing.T) {
 				t.Fatal(err)
 			}
 			return file, []string{"belongs to user", "uid 65534", "not to root:", "may change", "chown root " + file}
+		}},
+		{"owned by us, in a directory another user owns", true, func(t *testing.T, base, content string) (string, []string) {
+			dir := mkdirMode(t, base, "theirs", 0o755)
+			if err := os.Chown(dir, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			return writeIn(t, dir, "file", content, 0o600), []string{"directory " + dir, "belongs to user", "uid 65534", "may replace the file, and so change", "move the file"}
 		}},
 		{"owned by us, in a private directory", false, func(t *testing.T, base, content string) (string, []string) {
 			return writeIn(t, base, "file", content, 0o644), nil

@@ -15,9 +15,9 @@ import (
 )
 
 // Check refuses the regular file at path when another user than us or
-// root owns it, or when group or others may write the directory that
-// holds it, or that holds the file a symbolic link path is leads to,
-// without the sticky bit. setting names the file in the message
+// root owns it, or owns the directory that holds it, or when group or
+// others may write that directory without the sticky bit; the same for
+// the directory that holds the file a symbolic link path is leads to. setting names the file in the message
 // ("--challenge-file"), changes says what that user could change ("the
 // secret"). What is not a regular file (missing, a directory, a pipe) is
 // left to whoever reads it; mode bits are the caller's. On Windows the
@@ -35,9 +35,18 @@ func Check(setting, path, changes string) error {
 			setting, path, UserName(uid), uid, TrustedUsers(), changes, UserName(os.Geteuid()), path)
 	}
 	for _, dir := range replaceableFrom(path) {
-		if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+		di, err := os.Stat(dir)
+		if err != nil {
+			continue
+		}
+		if di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
 			return fmt.Errorf("%s %s is in directory %s, which has mode %04o: group or others may replace the file, and so change %s; move the file, or run: chmod go-w %s",
 				setting, path, dir, di.Mode().Perm(), changes, dir)
+		}
+		// Its owner may give itself write access, whatever the mode.
+		if uid, foreign := ForeignOwner(di); foreign {
+			return fmt.Errorf("%s %s is in directory %s, which belongs to user %s (uid %d), not to %s: that user may replace the file, and so change %s; move the file to a directory %s owns",
+				setting, path, dir, UserName(uid), uid, TrustedUsers(), changes, TrustedUsers())
 		}
 	}
 	return nil
