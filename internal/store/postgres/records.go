@@ -416,7 +416,9 @@ func (s *Store) sealAuditTrail(ctx context.Context) error {
 // most 1000; page on with BeforeID set to the last ID returned.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.AuditEvent, error) {
 	a := sqlstore.Args{Numbered: true}
-	rows, err := s.pool.Query(ctx, sqlstore.AuditQuery(f, &a, encText), a.Values...)
+	// Planned for its values, as ListCertificates (customPlanMode): its
+	// filters' best plans differ as much.
+	rows, err := s.pool.Query(ctx, sqlstore.AuditQuery(f, &a, encText), append([]any{s.listMode}, a.Values...)...)
 	if err != nil {
 		return nil, pgError("postgres: list audit: %w", err)
 	}

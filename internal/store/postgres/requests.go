@@ -95,7 +95,8 @@ func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest,
 func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
 	f.Profile = key(f.Profile)
 	a := sqlstore.Args{Numbered: true}
-	out, err := queryAll(ctx, s.pool, scanRequest, sqlstore.RequestsQuery(f, &a), a.Values...)
+	// Planned for its values, as ListCertificates (customPlanMode).
+	out, err := queryAll(ctx, s.pool, scanRequest, sqlstore.RequestsQuery(f, &a), append([]any{s.listMode}, a.Values...)...)
 	if err != nil {
 		return nil, pgError("postgres: list requests: %w", err)
 	}
