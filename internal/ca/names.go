@@ -261,10 +261,19 @@ func retypedAttribute(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) (
 		// jurisdictionCountryName (CA/B EV Guidelines 9.2.4); some clients
 		// write every attribute as a UTF8String.
 		want, fits = cbasn1.PrintableString, printable
-	case isDirectoryStringAttribute(oid) && (tag == cbasn1.IA5String || tag == cbasn1.Tag(asn1.TagNumericString)):
+	case isDirectoryStringAttribute(oid) && (tag == cbasn1.IA5String || tag == cbasn1.Tag(asn1.TagNumericString) || tag == cbasn1.T61String):
 		// A DirectoryString (X.520: commonName, organizationName, ...) is
-		// one of five string types, neither of these two; the text reads
-		// the same as a UTF8String, which RFC 5280 prefers.
+		// one of five string types, not the first two; the text reads the
+		// same as a UTF8String, which RFC 5280 §4.1.2.6 requires of new
+		// names (PrintableString or UTF8String). So for a TeletexString
+		// of ASCII; beyond ASCII its text is ambiguous (T.61 proper,
+		// Latin-1 as OpenSSL shows it, or UTF-8 bytes as Go and many
+		// devices write it), and it is refused rather than guessed. A
+		// BMPString is kept (Windows and devices match their certificate
+		// by it).
+		if tag == cbasn1.T61String && slices.ContainsFunc(value, func(c byte) bool { return c > unicode.MaxASCII }) {
+			return nil, pki.Errorf(pki.EBadRequest, "the subject attribute %s is a TeletexString with characters beyond ASCII, which readers take in different encodings: send it as a UTF8String", attributeName(oid))
+		}
 		want, fits = cbasn1.UTF8String, func(byte) bool { return true }
 	default:
 		return nil, nil
