@@ -238,10 +238,8 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "enrollments/s:     %.1f (%d ok in %.2fs)\n", r.Rate, r.OK, r.ElapsedSeconds)
-	l := r.Latency
-	fmt.Fprintf(w, "latency (ms):      p50 %.1f  p90 %.1f  p99 %.1f  max %.1f  mean %.1f\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
-	rt := r.RoundTrip
-	fmt.Fprintf(w, "  of it the server (ms, request sent to reply's headers): p50 %.1f  p90 %.1f  p99 %.1f  max %.1f  mean %.1f\n", rt.P50, rt.P90, rt.P99, rt.Max, rt.Mean)
+	fmt.Fprintf(w, "latency (ms):      %s\n", latencyText(r.Latency))
+	fmt.Fprintf(w, "  of it the server (ms, request sent to reply's headers): %s\n", latencyText(r.RoundTrip))
 	if r.Prepared {
 		fmt.Fprintln(w, "  (requests built before the clock started, replies checked after it stopped: --on-clock to time them too)")
 	}
@@ -266,6 +264,8 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 		fmt.Fprintf(w, "server CPU:        %s ms/enrollment (%s s over PID %s)\n", measured(s.CPUMsPerEnroll), measured(s.CPUSeconds), strings.Join(pids, ", "))
 		if s.PeakRSSKB != nil {
 			fmt.Fprintf(w, "server peak RSS:   %.1f MiB (VmHWM, summed)\n", float64(*s.PeakRSSKB)/1024)
+		} else {
+			fmt.Fprintln(w, "server peak RSS:   n/a")
 		}
 	}
 	if t := r.LoadTool; t != nil {
@@ -283,6 +283,14 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 			fmt.Fprintf(w, "  %s\n", printable(m))
 		}
 	}
+}
+
+// latencyText is l's figures, or "n/a" when none succeeded.
+func latencyText(l *bench.Latency) string {
+	if l == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("p50 %.1f  p90 %.1f  p99 %.1f  max %.1f  mean %.1f", l.P50, l.P90, l.P99, l.Max, l.Mean)
 }
 
 // measured is a figure with two decimals, or "n/a" when it was not

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -90,7 +91,7 @@ func TestBenchOptions(t *testing.T) {
 func TestBenchSummary(t *testing.T) {
 	r := &bench.Result{Protocol: "scep", URLs: []string{"u1", "u2"}, Concurrency: 8, KeyType: "rsa2048", PoolKeys: 500, PoolCSRs: 500,
 		OK: 498, Failed: 2, Failures: map[string]int{"timeout": 1, "failInfo:badRequest": 1}, FirstErrors: []string{"u2: timeout: slow"},
-		Rate: 140.2, ElapsedSeconds: 3.55, Latency: bench.Latency{P50: 50, P90: 70, P99: 90, Max: 120, Mean: 55},
+		Rate: 140.2, ElapsedSeconds: 3.55, Latency: &bench.Latency{P50: 50, P90: 70, P99: 90, Max: 120, Mean: 55},
 		PerURL:   []bench.URLStats{{URL: "u1", OK: 249, Failed: 1}, {URL: "u2", OK: 249, Failed: 1}},
 		Server:   &bench.ServerUsage{CPUSeconds: ptr(3.2), CPUMsPerEnroll: ptr(6.43), PeakRSSKB: ptr[int64](81920), PerPID: []bench.PIDUsage{{PID: 42}, {PID: 43, Error: "gone"}}},
 		Prepared: true, LoadTool: &bench.LoadToolUsage{CPUSeconds: 0.6, CPUMsPerEnroll: 1.2, Cores: 0.17},
@@ -106,7 +107,7 @@ func TestBenchSummary(t *testing.T) {
 	}
 }
 
-// A server figure that was not measured is printed as n/a, not 0.
+// A figure that was not measured is printed as n/a, not 0 or nothing.
 func TestBenchSummaryUnmeasured(t *testing.T) {
 	r := &bench.Result{Protocol: "scep", URLs: []string{"u1"}, OK: 0, Failed: 3,
 		Server: &bench.ServerUsage{PerPID: []bench.PIDUsage{{PID: 42, Error: "gone"}}}}
@@ -115,8 +116,21 @@ func TestBenchSummaryUnmeasured(t *testing.T) {
 	if want := "server CPU:        n/a ms/enrollment (n/a s over PID 42 (unreadable: gone))"; !strings.Contains(b.String(), want) {
 		t.Errorf("summary lacks %q:\n%s", want, b.String())
 	}
-	if strings.Contains(b.String(), "peak RSS") {
-		t.Errorf("summary shows an unmeasured peak RSS:\n%s", b.String())
+	// Nor latencies when nothing succeeded, nor the peak RSS of a server
+	// that died (README: "n/a in the text, never 0"; null in --json).
+	for _, want := range []string{"latency (ms):      n/a", "reply's headers): n/a", "server peak RSS:   n/a"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	js, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"latency_ms":null`, `"round_trip_ms":null`, `"peak_rss_kb":null`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("--json lacks %s: %s", want, js)
+		}
 	}
 }
 

@@ -159,13 +159,14 @@ type Result struct {
 	Rate           float64 `json:"enrollments_per_second"`
 	// Latency of successful enrollments, in milliseconds: all of the
 	// enrollment's time on the clock, which includes the load tool's own
-	// signing, encryption and decryption unless Prepared.
-	Latency Latency `json:"latency_ms"`
+	// signing, encryption and decryption unless Prepared. Nil (null) when
+	// none succeeded: not measured, not 0.
+	Latency *Latency `json:"latency_ms"`
 	// RoundTrip is the part of each successful enrollment's Latency spent
 	// waiting for the server: from sending the HTTP request to the reply's
 	// headers. The rest is the load tool's work (and its waits for its own
-	// CPU, shared by the workers).
-	RoundTrip Latency `json:"round_trip_ms"`
+	// CPU, shared by the workers). Nil as Latency is.
+	RoundTrip *Latency `json:"round_trip_ms"`
 	// PerURL counts outcomes per URL, in the order of Options.URLs.
 	PerURL []URLStats `json:"per_url"`
 	// Prepared tells whether requests were built before the clock and
@@ -689,10 +690,11 @@ func (r *run) result(elapsed time.Duration) *Result {
 	return res
 }
 
-// summarise sorts the latencies and returns their summary (nearest rank).
-func summarise(l []time.Duration) Latency {
+// summarise sorts the latencies and returns their summary (nearest rank);
+// nil for none.
+func summarise(l []time.Duration) *Latency {
 	if len(l) == 0 {
-		return Latency{}
+		return nil
 	}
 	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -704,5 +706,5 @@ func summarise(l []time.Duration) Latency {
 	for _, d := range l {
 		sum += d
 	}
-	return Latency{Mean: ms(sum) / float64(len(l)), P50: rank(0.50), P90: rank(0.90), P99: rank(0.99), Max: ms(l[len(l)-1])}
+	return &Latency{Mean: ms(sum) / float64(len(l)), P50: rank(0.50), P90: rank(0.90), P99: rank(0.99), Max: ms(l[len(l)-1])}
 }
