@@ -157,7 +157,10 @@ func auditList(ctx context.Context, e env, args []string) error {
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+		return cutNote(ctx, e, st, f, out, limit)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTIME\tTYPE\tACTOR\tOUTCOME\tSERIAL\tSUBJECT\tREASON / DETAIL")
@@ -169,6 +172,24 @@ func auditList(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "%d event(s)\n", len(out))
+	return cutNote(ctx, e, st, f, out, limit)
+}
+
+// cutNote says on stderr when --limit cut the listing, so that the
+// newest 100 are not taken for all (the restore's steps list what to redo
+// with it); it prints nothing when nothing more matches.
+func cutNote(ctx context.Context, e env, st store.Store, f store.AuditFilter, out []auditEventJSON, limit int) error {
+	if limit == 0 || len(out) < limit {
+		return nil
+	}
+	f.BeforeID, f.Limit = out[len(out)-1].ID, 1
+	more, err := st.ListAudit(ctx, f)
+	if err != nil {
+		return err
+	}
+	if len(more) > 0 {
+		fmt.Fprintf(e.stderr, "more events match: only the newest %d are listed (--limit); --limit 0 lists them all\n", limit)
+	}
 	return nil
 }
 

@@ -106,3 +106,40 @@ func TestAuditVerifyWarnsOfTimeSteppedBack(t *testing.T) {
 		}
 	}
 }
+
+// A listing that --limit cut says so on stderr, and how to see the rest
+// (the restore's steps find what to redo with it: the newest 100 alone
+// were taken for all); one that holds everything says nothing more.
+func TestAuditListSaysWhenTheLimitCutIt(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 5 {
+		if err := st.AppendAudit(ctx, pki.AuditEvent{Time: at.Add(time.Duration(i) * time.Second), Type: pki.EventRevoked, Actor: "cli:root", Outcome: "success"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	for _, tc := range []struct {
+		args []string
+		cut  bool
+	}{
+		{[]string{"--limit", "3"}, true},
+		{[]string{"--limit", "5"}, false},
+		{[]string{"--limit", "0"}, false},
+		{[]string{"--limit", "4", "--json"}, true},
+		{[]string{"--limit", "2", "--since", "2030-01-02T03:04:08Z"}, false},
+	} {
+		e, _, errOut := testEnv(nil)
+		if err := run(ctx, e, append([]string{"audit", "list", "--data-dir", dir, "--type", pki.EventRevoked}, tc.args...)); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if got := strings.Contains(errOut.String(), "--limit 0 lists them all"); got != tc.cut {
+			t.Errorf("%v: stderr %q, want the cut said: %v", tc.args, errOut.String(), tc.cut)
+		}
+	}
+}

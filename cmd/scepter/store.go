@@ -430,7 +430,7 @@ func latestSchema() int {
 
 // keptListing says how to list what the kept copy recorded after the
 // backup.
-const keptListing = "copy it as scepter.db into an empty directory D and run scepter audit list --data-dir D --type certificate.revoked (and --type certificate.issued, --type certificate.unheld)"
+const keptListing = "copy it as scepter.db into an empty directory D and run scepter audit list --data-dir D --limit 0 --type certificate.revoked (and --type certificate.issued, --type certificate.unheld)"
 
 // storeLacks compares the restored store with the database it replaced.
 type storeLacks struct {
