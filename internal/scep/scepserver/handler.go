@@ -45,7 +45,8 @@ type Service interface {
 	IssuedHere(cert *x509.Certificate) bool
 	Profile(name string) (pki.Profile, bool)
 	// RememberNonce refuses a replayed (transactionID, senderNonce) pair,
-	// across restarts and nodes.
+	// across restarts and nodes. The handler passes the senderNonce with
+	// its signer's key appended (signedNonce).
 	RememberNonce(ctx context.Context, transactionID string, senderNonce []byte, lifetime time.Duration) error
 	// ForgetNonce forgets a pair RememberNonce remembered: its message's
 	// operation changed nothing, and it may be sent again.
@@ -467,7 +468,10 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 	if t := msg.SigningTime; t.Sub(req.now) > h.opts.MaxClockSkew || req.now.Sub(t) > h.opts.MaxClockSkew {
 		return h.fail(ctx, req, pki.Errorf(pki.EBadTime, "signingTime %s is too far from the server time", t.UTC().Format(time.RFC3339)))
 	}
-	err := h.claimNonce(ctx, msg.TransactionID, msg.SenderNonce)
+	// Remembered with the signer's key: another signer's message with
+	// this pair does not use it up (see signedNonce).
+	nonce := signedNonce(msg)
+	err := h.claimNonce(ctx, msg.TransactionID, nonce)
 	claimed := err == nil
 	if err != nil {
 		if held, herr := h.asksAboutHeldRequest(ctx, req, err); herr != nil {
@@ -481,7 +485,7 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 		if claimed && pki.ErrorCode(err) == pki.EUnavailable {
 			// Answered 503: nothing was issued or held, and the client
 			// sends the same message again later (see claimNonce).
-			h.releaseNonce(ctx, msg.TransactionID, msg.SenderNonce)
+			h.releaseNonce(ctx, msg.TransactionID, nonce)
 		}
 		return h.fail(ctx, req, err)
 	}

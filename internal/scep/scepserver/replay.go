@@ -2,10 +2,12 @@ package scepserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"sync"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/scep"
 )
 
 // A message's (transactionID, senderNonce) is remembered before its
@@ -22,6 +24,37 @@ import (
 // store refuses as a replay but that this node still has to forget is
 // forgotten first and runs, or is answered 503 again: never a replay
 // refusal, which a device takes as final.
+
+// What the store remembers of a message is its transactionID and
+// signedNonce(msg): the senderNonce followed by the SHA-256 of the
+// signer's SubjectPublicKeyInfo. A pair alone belongs to nobody: anyone
+// who saw a device's message (plain HTTP) could sign one of their own with
+// its transactionID and senderNonce and, though refused, use the pair up,
+// so that the device's own message, or its retry after a 503, was refused
+// as a replay. A replay of a message carries its signer's key, as only
+// that key's holder can sign under it, so replays are still refused; a
+// message by another key is not one.
+//
+// The key, not a digest of the message's bytes: those change without the
+// signer's key (the certificates and unsigned attributes are outside the
+// signature, BER has several encodings, an ECDSA signature has a twin), so
+// a replayer could give a captured message a digest of its own. The key,
+// not the whole signer certificate, for the same reason: the certificate
+// around it is the sender's to change. The suffix has a fixed length, so
+// no two (senderNonce, key) give the same value.
+//
+// Pairs remembered before this form (the senderNonce alone) never match
+// it: for the rest of their window (NonceLifetime) after an upgrade, a
+// replay of a message first seen before it runs as its signer's resend
+// with a new senderNonce would (mostly the certificate issued already for
+// that transaction and key, encrypted to that key), and they lapse unused.
+
+// signedNonce is the value remembered for msg's senderNonce: see above.
+func signedNonce(msg *scep.PKIMessage) []byte {
+	signer := sha256.Sum256(msg.SignerCert.RawSubjectPublicKeyInfo)
+	v := make([]byte, 0, len(msg.SenderNonce)+len(signer))
+	return append(append(v, msg.SenderNonce...), signer[:]...)
+}
 
 // forgetTimeout bounds one attempt to forget a pair, apart from the
 // request's own deadline, which may be what ended the run.

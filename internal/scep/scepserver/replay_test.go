@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
 	"github.com/scepter/scepter/internal/scep/scepserver"
 )
@@ -159,5 +160,88 @@ func TestRetryAfterUnavailableWhenTheStoreCouldNotForget(t *testing.T) {
 	}
 	if n := ts.certCount(t); n != 1 {
 		t.Errorf("%d certificates recorded, want 1", n)
+	}
+}
+
+// A message signed by another key, carrying a device's transactionID and
+// senderNonce (seen on plain HTTP), is not a replay of the device's
+// message and does not use its pair up: the device's message, or its
+// byte-identical retry after a 503, is still served, whichever profile the
+// other message went to and however it was refused. A copy of the device's
+// message, and another message of the device's key with the same pair, are
+// still replays.
+func TestAnotherSignerCannotUseUpAPair(t *testing.T) {
+	tests := []struct {
+		name      string
+		otherPath string // where the other signer's message goes
+		after503  bool   // the device's first send is answered 503 first
+	}{
+		{name: "before the device's message", otherPath: "/scep"},
+		{name: "before it, at another profile", otherPath: "/scep/other"},
+		{name: "between a 503 and its retry", otherPath: "/scep", after503: true},
+		{name: "between a 503 and its retry, at another profile", otherPath: "/scep/other", after503: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			unavailable := tc.after503
+			other := pki.DefaultProfile()
+			other.Name, other.ChallengeMode = "other", "onetime"
+			ts := newTestServer(t, serverOptions{enroll: enroll.Config{
+				Profiles:       map[string]pki.Profile{"default": pki.DefaultProfile(), "other": other},
+				DefaultProfile: "default",
+				IssuerReady: func(context.Context) error {
+					mu.Lock()
+					defer mu.Unlock()
+					if unavailable {
+						unavailable = false
+						return errors.New("this node lacks the current CA's keys")
+					}
+					return nil
+				}}})
+			device := testKey(t, 1)
+			der, msg := ts.build(t, reqParams{key: device})
+			if tc.after503 {
+				if resp, body := ts.postTo(t, "/scep", der); resp.StatusCode != http.StatusServiceUnavailable {
+					t.Fatalf("the device's first send: HTTP %d %s, want 503", resp.StatusCode, body)
+				}
+			}
+
+			// Another key, self-signed, with the device's pair and no
+			// challenge: refused, after its signature was checked.
+			otherDER, otherMsg := ts.build(t, reqParams{key: testKey(t, 2), challenge: "-", path: tc.otherPath,
+				txID: msg.TransactionID, nonce: msg.SenderNonce})
+			_, body := ts.postTo(t, tc.otherPath, otherDER)
+			rep := ts.parseReply(t, body, otherMsg)
+			wantFailure(t, rep, scep.BadRequest)
+			if !strings.Contains(rep.FailInfoText, "challenge") {
+				t.Fatalf("the other signer's message: %q, want a refusal for its missing challenge", rep.FailInfoText)
+			}
+
+			resp, body := ts.postTo(t, "/scep", der)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("the device's message: HTTP %d %s", resp.StatusCode, body)
+			}
+			ts.issuedCert(t, ts.parseReply(t, body, msg), msg.SignerCert, device)
+
+			_, body = ts.postTo(t, "/scep", der)
+			wantReplay(t, "a copy of the device's message", ts.parseReply(t, body, msg))
+			resigned, resignedMsg := ts.build(t, reqParams{key: device, txID: msg.TransactionID, nonce: msg.SenderNonce})
+			if bytes.Equal(resigned, der) {
+				t.Fatal("the device's second message is the same bytes")
+			}
+			_, body = ts.postTo(t, "/scep", resigned)
+			wantReplay(t, "another message of the device's key with its pair", ts.parseReply(t, body, resignedMsg))
+			if n := ts.certCount(t); n != 1 {
+				t.Errorf("%d certificates recorded, want 1", n)
+			}
+		})
+	}
+}
+
+func wantReplay(t *testing.T, what string, rep *scep.PKIMessage) {
+	t.Helper()
+	if rep.PKIStatus != scep.StatusFailure || rep.FailInfo != scep.BadRequest || !strings.Contains(rep.FailInfoText, "replayed") {
+		t.Errorf("%s: pkiStatus %s failInfo %s (%s), want a replay", what, rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
 	}
 }
