@@ -143,3 +143,31 @@ func TestAuditListSaysWhenTheLimitCutIt(t *testing.T) {
 		}
 	}
 }
+
+// A flag that keeps one value, given twice, is refused (exit 2, naming
+// it): `audit list --type A --type B` listed B's events alone. Flags that
+// collect every use (--dns, --revoke) may repeat.
+func TestRepeatedFlagRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		refused string
+	}{
+		{[]string{"audit", "list", "--type", pki.EventRevoked, "--type", "login.failed"}, "--type is given twice"},
+		{[]string{"audit", "list", "--type=" + pki.EventRevoked, "-type", "login.failed"}, "--type is given twice"},
+		{[]string{"certs", "list", "--profile", "a", "--profile=b"}, "--profile is given twice"},
+		{[]string{"audit", "list", "--json", "--json"}, "--json is given twice"},
+		{[]string{"challenge", "new", "--dns", "a.example", "--dns", "b.example", "--profile", "none-such"}, ""},
+	} {
+		e, _, _ := testEnv(nil)
+		err := run(context.Background(), e, append(tc.args, "--data-dir", t.TempDir()))
+		if tc.refused == "" {
+			if err != nil && strings.Contains(err.Error(), "given twice") {
+				t.Errorf("%v: %v, want the repeated list flag taken", tc.args, err)
+			}
+			continue
+		}
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), tc.refused) {
+			t.Errorf("%v: %v (exit %d), want exit 2 with %q", tc.args, err, exitCode(err), tc.refused)
+		}
+	}
+}

@@ -79,6 +79,9 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 	if maxArgs > 0 {
 		args = flagsFirst(fs, args)
 	}
+	if err := refuseRepeatedFlags(fs, args); err != nil {
+		return err
+	}
 	// One config file serves every command: keys of serve's settings are
 	// not errors for the others.
 	serveSet, _ := newServeFlags(e)
@@ -398,6 +401,46 @@ func flagsFirst(fs *flag.FlagSet, args []string) []string {
 		}
 	}
 	return append(append(flags, "--"), positional...)
+}
+
+// repeatable marks the flag values that collect every use (--dns a --dns
+// b); any other keeps only its last.
+type repeatable interface{ repeatable() }
+
+func (*stringList) repeatable() {}
+func (*nameList) repeatable()   {}
+func (*revokeList) repeatable() {}
+func (*fileList) repeatable()   {}
+
+// refuseRepeatedFlags refuses a flag given twice on the command line that
+// keeps only its last value: `audit list --type A --type B` listed B alone
+// and `certs list --profile A --profile B` B's, without a word. It reads
+// args as the flag package does, up to the first argument that is no flag
+// (flagsFirst has moved positional ones behind "--").
+func refuseRepeatedFlags(fs *flag.FlagSet, args []string) error {
+	seen := map[string]bool{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			return nil
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			return nil // the flag package reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			i++ // its value
+		}
+		if _, ok := f.Value.(repeatable); ok {
+			continue
+		}
+		if seen[name] {
+			return usageError{fmt.Sprintf("--%s is given twice: it takes one value, and only the last would count", name)}
+		}
+		seen[name] = true
+	}
+	return nil
 }
 
 // otherEnv are the SCEPTER_ variables read that are no flag's: secrets
