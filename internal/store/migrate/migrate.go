@@ -43,6 +43,18 @@ func (e *TooOldError) Error() string {
 
 func (e *TooOldError) Is(target error) bool { return target == ErrDatabaseTooOld }
 
+// TooNewError says that a database a running node uses was migrated past
+// this binary while the node ran (a rolling upgrade's first new node):
+// Have is the newest version the database records, Known the newest this
+// binary has. It is ErrDatabaseTooNew.
+type TooNewError struct{ Have, Known int }
+
+func (e *TooNewError) Error() string {
+	return fmt.Sprintf("%v: database is at version %d, this binary knows up to %d", ErrDatabaseTooNew, e.Have, e.Known)
+}
+
+func (e *TooNewError) Is(target error) bool { return target == ErrDatabaseTooNew }
+
 // Migration is one numbered SQL file.
 type Migration struct {
 	Version int
@@ -132,6 +144,16 @@ func Up(ctx context.Context, db *sql.DB, fsys fs.FS, d Dialect) ([]Migration, er
 		return nil, err
 	}
 	return up(ctx, db, ms, d)
+}
+
+// Latest returns the newest version of the migrations in fsys (0 for
+// none).
+func Latest(fsys fs.FS) (int, error) {
+	ms, err := Load(fsys)
+	if err != nil || len(ms) == 0 {
+		return 0, err
+	}
+	return ms[len(ms)-1].Version, nil
 }
 
 // UpTo is Up with only the migrations of fsys up to version: the database

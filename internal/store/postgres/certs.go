@@ -110,6 +110,9 @@ func (s *Store) ReleaseTransactionClaim(ctx context.Context, c store.Transaction
 // RecordIssuance implements store.Store.
 func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	c := &in.Certificate
+	if err := s.schema.err(); err != nil {
+		return fmt.Errorf("postgres: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
+	}
 	if err := sqlstore.CheckIssuance(&in); err != nil {
 		return pgError("postgres: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
 	}
@@ -131,10 +134,17 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	}
 	if !plain || errors.Is(err, errHeadMissing) {
 		err = s.settle(ctx, c, false, func() error {
-			return s.withTx(ctx, func(tx pgx.Tx) error { return recordIssuanceInTx(ctx, tx, &in, issued, now) })
+			return s.withTx(ctx, func(tx pgx.Tx) error {
+				if err := recordIssuanceInTx(ctx, tx, &in, issued, now); err != nil {
+					return err
+				}
+				// After the writes: see schema.go.
+				return s.checkSchemaInTx(ctx, tx)
+			})
 		})
 	}
 	if err != nil {
+		err = s.schemaAhead(ctx, err)
 		return pgError("postgres: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
 	}
 	return nil
@@ -174,7 +184,8 @@ func outcomeUnknown(ctx context.Context, err error) bool {
 	case err == nil, ctx.Err() != nil, errors.As(err, &pe), errors.As(err, &ce),
 		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrChallengeUnusable), errors.Is(err, store.ErrNotFound),
 		errors.Is(err, store.ErrRenewsRevoked), errors.Is(err, store.ErrKeyCompromised),
-		errors.Is(err, errHeadMissing), errors.Is(err, store.ErrAuditTampered), errors.Is(err, pgx.ErrTxCommitRollback):
+		errors.Is(err, errHeadMissing), errors.Is(err, store.ErrAuditTampered), errors.Is(err, pgx.ErrTxCommitRollback),
+		errors.Is(err, errSchemaAhead):
 		return false
 	}
 	return true
@@ -300,6 +311,8 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 				events++
 			}
 		}
+		// Last, after every write: see schema.go.
+		b.Queue(schemaCheckQuery, knownVersion())
 	}
 	return sendTx(ctx, s.pool, queue, func(br pgx.BatchResults) error {
 		for range keys {
@@ -333,7 +346,7 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 				return fmt.Errorf("insert audit event: %w", afterHead(err))
 			}
 		}
-		return nil
+		return schemaChecked(br.Exec())
 	})
 }
 

@@ -53,7 +53,9 @@
 // whole run, so nodes starting together migrate one after the other; the
 // connection is closed afterwards, which releases the lock even if the
 // unlock failed. Opened WithoutMigrating (the CLI commands), it only reads
-// schema_migrations and refuses a schema older than the binary's.
+// schema_migrations and refuses a schema older than the binary's. A store
+// whose schema another node migrates past this binary while it is open
+// refuses issuances from then on (schema.go).
 //
 // # Connections
 //
@@ -113,6 +115,8 @@ type Store struct {
 	listMode pgx.QueryExecMode // how ListCertificates runs its query (customPlanMode)
 
 	issues issueQueue // plain issuances waiting for a turn (groupissue.go)
+
+	schema schemaState // a schema newer than this binary's, once seen (schema.go)
 
 	closeOnce sync.Once
 }
