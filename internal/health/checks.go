@@ -17,6 +17,7 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/migrate"
 )
 
 // Pinger is a store that can say whether it answers; store.Store is one.
@@ -27,6 +28,32 @@ type Pinger interface {
 // Store is the check that the store answers.
 func Store(p Pinger) Check {
 	return Check{Name: "store", Run: p.Ping}
+}
+
+// SchemaState says whether the store's schema went past this binary's
+// while the node runs; *postgres.Store is one.
+type SchemaState interface {
+	// SchemaAhead returns an error wrapping a *migrate.TooNewError once
+	// the store is known to be newer, else nil; it reads nothing.
+	SchemaAhead() error
+}
+
+// StoreSchema is the check that the store's schema is not newer than this
+// node's scepter. A rolling upgrade's first new node migrates it while
+// older nodes still run; those then record no issuance (the store refuses
+// them), so a load balancer should send clients to the upgraded nodes. It
+// reports what the store last learnt (its periodic check, or an issuance
+// refused), so a probe costs no read.
+func StoreSchema(s SchemaState) Check {
+	return Check{Name: "store schema", Run: func(context.Context) error {
+		err := s.SchemaAhead()
+		var tooNew *migrate.TooNewError
+		if errors.As(err, &tooNew) {
+			return &Shown{Name: "store schema", Err: err,
+				State: fmt.Sprintf("at version %d, newer than this node's %d: upgrade this node", tooNew.Have, tooNew.Known)}
+		}
+		return err
+	}}
 }
 
 // AuditTrailTimeout bounds one run of the AuditTrail check, well within
