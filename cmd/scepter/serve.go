@@ -461,9 +461,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := m.OCSP(rev.responder); err != nil {
 		return err
 	}
+	checks := append([]health.Check{health.Store(st), health.AuditTrail(st), health.IssuerKey(authority, clock), health.RAKey(authority, clock, raKeeper),
+		health.Check{Name: "CA", Run: caSync.Ready}, rev.publisher.ReadinessCheck()}, startSchemaWatch(ctx, db, log)...)
 	handlers := server.Handlers{SCEP: scepHandler, CRL: crl.NewHandler(rev.publisher, authority), OCSP: rev.responder, Metrics: m,
-		Health: health.New(health.Options{Clock: clock, Log: log}, health.Store(st), health.AuditTrail(st), health.IssuerKey(authority, clock), health.RAKey(authority, clock, raKeeper),
-			health.Check{Name: "CA", Run: caSync.Ready}, rev.publisher.ReadinessCheck())}
+		Health: health.New(health.Options{Clock: clock, Log: log}, checks...)}
 	adm := admin.New(st, clock, log, profiles, f.defaultProfile)
 	if handlers.NDES, err = f.ndes(svc, adm, authority, in.ndesPassword, log); err != nil {
 		return err

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/scepter/scepter/internal/health"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/migrate"
+)
+
+// schemaCheckInterval is how often a server on a shared store reads the
+// store's schema version. In a rolling upgrade the first node of the new
+// version migrates the schema while older nodes run; an older node then
+// records no issuance (the store refuses it, inside the issuance's
+// transaction too), and this check makes /readyz say so within this
+// interval even when no issuance came, so that a load balancer sends
+// clients to the upgraded nodes. One indexed read every 10 s.
+const schemaCheckInterval = 10 * time.Second
+
+// schemaChecker is a store that can tell its schema went past this
+// binary's while the server runs: the PostgreSQL store. A SQLite store is
+// used by one server only, and other commands never migrate it.
+type schemaChecker interface {
+	CheckSchema(ctx context.Context) error
+	health.SchemaState
+}
+
+// schemaWatch reads the store's schema version for a running server and
+// logs, once, when it is newer than this binary's.
+type schemaWatch struct {
+	store  schemaChecker
+	log    *slog.Logger
+	logged bool // the newer schema was logged; only ever by check's goroutine
+}
+
+// startSchemaWatch starts watching db's schema, every schemaCheckInterval
+// until ctx ends, and returns the readiness checks that report it: none
+// for a store that cannot tell (SQLite).
+func startSchemaWatch(ctx context.Context, db store.Store, log *slog.Logger) []health.Check {
+	sc, ok := db.(schemaChecker)
+	if !ok {
+		return nil
+	}
+	w := &schemaWatch{store: sc, log: log}
+	go every(ctx, schemaCheckInterval, func() { w.check(ctx) })
+	return []health.Check{health.StoreSchema(sc)}
+}
+
+// check reads the schema version once. A store that cannot be read is the
+// store check's business (and every request's): it is not logged here.
+func (w *schemaWatch) check(ctx context.Context) {
+	err := w.store.CheckSchema(ctx)
+	var tooNew *migrate.TooNewError
+	if w.logged || !errors.As(err, &tooNew) {
+		return
+	}
+	w.logged = true
+	w.log.Error("the store's schema is newer than this scepter: another node was upgraded and migrated it; "+
+		"this node records no issuance and is not ready until it is upgraded",
+		"store_schema", tooNew.Have, "node_schema", tooNew.Known)
+}
