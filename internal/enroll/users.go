@@ -21,7 +21,8 @@ import (
 const acceptedPasswordLifetime = 15 * time.Minute
 
 // authenticateUser checks HTTP Basic credentials: an EST user and its
-// password, bound to a profile or not; a password whose user is unknown is
+// password, bound to this profile, or to none where the profile takes a
+// shared secret (admitsUnboundUsers); a password whose user is unknown is
 // tried as a challenge (the one-time challenges of `scepter challenge new`
 // work as the Basic password, whatever the user name). An unknown user
 // costs the same time as a wrong password.
@@ -65,8 +66,35 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge, whileLock
 		// lock its user out for its whole address (behind NAT: the fleet).
 		return pki.Errorf(pki.EForbidden, "user %q may enroll only at profile %q", u.Name, u.Profile)
 	}
+	if u.Profile == "" && !admitsUnboundUsers(st.Profile.ChallengeMode) {
+		// A profile that takes one-time challenges only, or asks its
+		// webhook, is not opened by a shared password the operator never
+		// tied to it. The password is right: a policy refusal, as above.
+		return pki.Errorf(pki.EForbidden, "user %q is bound to no profile, and profile %q takes %s only (challenge = %q); "+
+			"to let the user enroll here, bind it to this profile: scepter est user remove %s, then scepter est user add %s --password-file F --profile %s",
+			u.Name, st.Profile.Name, challengeModeTakes(st.Profile.ChallengeMode), st.Profile.ChallengeMode, u.Name, u.Name, st.Profile.Name)
+	}
 	st.AuthorizedBy = "est-user " + u.Name
 	return nil
+}
+
+// admitsUnboundUsers reports whether a profile of challenge mode mode lets
+// an EST user bound to no profile enroll: one that takes a shared secret
+// (static, or any, which is also what an unset mode means) does; one that
+// takes one-time challenges only, or whatever its webhook allows, does
+// not, since a password for any profile would bypass what it asks of
+// each request.
+func admitsUnboundUsers(mode string) bool {
+	return mode == "" || mode == ChallengeStatic || mode == ChallengeAny
+}
+
+// challengeModeTakes says in words what a profile of challenge mode mode
+// authenticates enrollments by, for a refusal.
+func challengeModeTakes(mode string) string {
+	if mode == ChallengeWebhook {
+		return "the challenges its webhook allows"
+	}
+	return "one-time challenges"
 }
 
 // checkPassword reads the EST user named in st's evidence and checks the
