@@ -485,7 +485,7 @@ func estUser(ctx context.Context, e env, args []string) error {
 	switch sub {
 	case "add":
 		fs.StringVar(&passwordFile, "password-file", "", "file whose first line is the password (or set SCEPTER_EST_PASSWORD)")
-		fs.StringVar(&profile, "profile", "", "bind the user to one profile (EST label); default: any")
+		fs.StringVar(&profile, "profile", "", "bind the user to one profile (EST label), where it enrolls whatever the profile's challenge mode; default: none, and it enrolls at the profiles whose challenge is static or any")
 	case "list":
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 		maxArgs = 0
@@ -518,7 +518,7 @@ func estUser(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
-		where := "any profile"
+		where := "profiles whose challenge is static or any"
 		if u.Profile != "" {
 			where = "profile " + u.Profile
 		}
