@@ -80,6 +80,13 @@ func (f *serveFlags) newWebAdmin(ctx context.Context, st store.Store, adm *admin
 	}
 	if _, err := au.AddUser(ctx, "admin", pki.RoleAdmin, password, auth.CLI("system")); err != nil {
 		os.Remove(w.passwordFile)
+		if pki.ErrorCode(err) == pki.EConflict {
+			// Nodes started together on a new store: another one made
+			// it between our look and our insert. Its password is in its
+			// data directory; this node starts as one that found a user.
+			log.Info("another node made the console's admin user at the same time; its password is in that node's data directory")
+			return w, nil
+		}
 		return nil, fmt.Errorf("create the admin user: %w", err)
 	}
 	w.password = password
