@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SearchMatchesValues", testSearchMatchesValues},
 		{"RenewalsOf", testRenewalsOf},
 		{"Dashboard", testDashboard},
+		{"DashboardCountsCertificates", testDashboardCountsCertificates},
 		{"AuditLimits", testAuditLimits},
 		{"ListCertificatesPagination", testListPagination},
 		{"ListCertificatesStableUnderInserts", testListStableUnderInserts},
