@@ -67,6 +67,11 @@ func TestConfigAndSecretFileOwnerAndDirectory(t *testing.T) {
 			}
 			return writeIn(t, dir, "file", content, 0o600), []string{"directory " + dir, "belongs to user", "uid 65534", "may replace the file, and so change", "move the file"}
 		}},
+		{"in a 0755 directory under a 0777 one", false, func(t *testing.T, base, content string) (string, []string) {
+			open := mkdirMode(t, base, "open", 0o777)
+			dir := mkdirMode(t, open, "ours", 0o755)
+			return writeIn(t, dir, "file", content, 0o600), []string{"is under directory " + open, "0777", "may replace the file, and so change", "chmod go-w " + open}
+		}},
 		{"owned by us, in a private directory", false, func(t *testing.T, base, content string) (string, []string) {
 			return writeIn(t, base, "file", content, 0o644), nil
 		}},

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/scepter/scepter/internal/filetrust"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -413,28 +414,32 @@ func (l *layout) checkLinks() error {
 	return nil
 }
 
-// checkDirs refuses a key_path, cert_path or chain_path whose directory
-// group or others may write without the sticky bit: whoever may write it
-// may rename a key and certificate of their own over the agent's links,
-// and the service would load them. On Windows the mode bits say nothing
-// about access, and nothing is checked.
+// checkDirs refuses a key_path, cert_path or chain_path whose directory,
+// or one above it, group or others may write without the sticky bit, or
+// another user than the agent's and root owns (filetrust.UnsafeDir):
+// whoever may write it may rename a key and certificate of their own over
+// the agent's links (or the directory that holds them), and the service
+// would load them. On Windows the mode bits say nothing about access, and
+// nothing is checked.
 func (l *layout) checkDirs() error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
 	settings := []struct{ setting, path string }{{"key_path", l.key}, {"cert_path", l.cert}, {"chain_path", l.chain}}
 	for _, s := range settings {
 		if s.path == "" {
 			continue
 		}
 		dir := filepath.Dir(s.path)
-		fi, err := os.Stat(dir)
-		if err != nil {
+		if _, err := os.Stat(dir); err != nil {
 			continue // readPair, or the install, says what is wrong
 		}
-		if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
-			return fmt.Errorf("the directory of %s %s, %s, has mode %04o: group or others may replace the key and certificate in it with their own, which the service would load; the agent keeps nothing there: run chmod go-w %s, or move the files",
-				s.setting, s.path, dir, fi.Mode().Perm(), dir)
+		p := filetrust.UnsafeDir(dir)
+		switch {
+		case p == nil:
+		case p.Foreign:
+			return fmt.Errorf("the directory of %s %s, or one above it, %s, belongs to user %s (uid %d), not to %s: that user may replace the key and certificate with their own, which the service would load; move the files to a directory %s owns",
+				s.setting, s.path, p.Dir, filetrust.UserName(p.Owner), p.Owner, filetrust.TrustedUsers(), filetrust.TrustedUsers())
+		default:
+			return fmt.Errorf("the directory of %s %s, or one above it, %s, has mode %04o: group or others may replace the key and certificate in it with their own, which the service would load; the agent keeps nothing there: run chmod go-w %s, or move the files",
+				s.setting, s.path, p.Dir, p.Mode.Perm(), p.Dir)
 		}
 	}
 	return nil

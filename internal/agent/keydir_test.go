@@ -24,6 +24,7 @@ func TestRefusesKeysInADirectoryOthersMayWrite(t *testing.T) {
 		name    string
 		mode    os.FileMode // of the directory of key_path and cert_path
 		chain   os.FileMode // of the directory of chain_path; 0: none
+		parent  os.FileMode // of the directory above key_path's; 0: left
 		refused string      // the directory named in the refusal; "" when none
 	}{
 		{name: "0777", mode: 0o777, refused: "files"},
@@ -33,6 +34,8 @@ func TestRefusesKeysInADirectoryOthersMayWrite(t *testing.T) {
 		{name: "0755", mode: 0o755},
 		{name: "chain_path in a 0777 directory", mode: 0o755, chain: 0o777, refused: "chain"},
 		{name: "chain_path in a 01777 directory", mode: 0o755, chain: 0o777 | os.ModeSticky},
+		{name: "0755 under a 0777 directory", mode: 0o755, parent: 0o777, refused: "parent"},
+		{name: "0755 under a 01777 directory", mode: 0o755, parent: 0o777 | os.ModeSticky},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, fixtureOpts{})
@@ -40,6 +43,13 @@ func TestRefusesKeysInADirectoryOthersMayWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { os.Chmod(f.dir, 0o700) })
+			if tt.parent != 0 {
+				// Whoever may write it may rename the key's directory.
+				if err := os.Chmod(filepath.Dir(f.dir), tt.parent); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.Chmod(filepath.Dir(f.dir), 0o700) })
+			}
 			chainDir := filepath.Join(t.TempDir(), "chain")
 			if tt.chain != 0 {
 				if err := os.Mkdir(chainDir, 0o700); err != nil {
@@ -50,7 +60,7 @@ func TestRefusesKeysInADirectoryOthersMayWrite(t *testing.T) {
 				}
 				f.cert().ChainPath = filepath.Join(chainDir, "chain.pem")
 			}
-			dirs := map[string]string{"files": f.dir, "chain": chainDir}
+			dirs := map[string]string{"files": f.dir, "chain": chainDir, "parent": filepath.Dir(f.dir)}
 			f.cfg.OnceAttempts = 1
 			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
 			err := f.agent.RunOnce(context.Background())

@@ -15,9 +15,10 @@ import (
 )
 
 // Check refuses the regular file at path when another user than us or
-// root owns it, or owns the directory that holds it, or when group or
-// others may write that directory without the sticky bit; the same for
-// the directory that holds the file a symbolic link path is leads to. setting names the file in the message
+// root owns it, or owns the directory that holds it or one above that, or
+// when group or others may write one of those without the sticky bit
+// (UnsafeDir); the same for the directories above the file a symbolic
+// link path is leads to. setting names the file in the message
 // ("--challenge-file"), changes says what that user could change ("the
 // secret"). What is not a regular file (missing, a directory, a pipe) is
 // left to whoever reads it; mode bits are the caller's. On Windows the
@@ -35,21 +36,60 @@ func Check(setting, path, changes string) error {
 			setting, path, UserName(uid), uid, TrustedUsers(), changes, UserName(os.Geteuid()), path)
 	}
 	for _, dir := range replaceableFrom(path) {
-		di, err := os.Stat(dir)
-		if err != nil {
+		p := UnsafeDir(dir)
+		if p == nil {
 			continue
 		}
-		if di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
-			return fmt.Errorf("%s %s is in directory %s, which has mode %04o: group or others may replace the file, and so change %s; move the file, or run: chmod go-w %s",
-				setting, path, dir, di.Mode().Perm(), changes, dir)
+		where := "in"
+		if abs, _ := filepath.Abs(dir); p.Dir != abs {
+			where = "under"
 		}
-		// Its owner may give itself write access, whatever the mode.
-		if uid, foreign := ForeignOwner(di); foreign {
-			return fmt.Errorf("%s %s is in directory %s, which belongs to user %s (uid %d), not to %s: that user may replace the file, and so change %s; move the file to a directory %s owns",
-				setting, path, dir, UserName(uid), uid, TrustedUsers(), changes, TrustedUsers())
+		if p.Foreign {
+			return fmt.Errorf("%s %s is %s directory %s, which belongs to user %s (uid %d), not to %s: that user may replace the file, and so change %s; move the file to a directory %s owns",
+				setting, path, where, p.Dir, UserName(p.Owner), p.Owner, TrustedUsers(), changes, TrustedUsers())
 		}
+		return fmt.Errorf("%s %s is %s directory %s, which has mode %04o: group or others may replace the file, and so change %s; move the file, or run: chmod go-w %s",
+			setting, path, where, p.Dir, p.Mode.Perm(), changes, p.Dir)
 	}
 	return nil
+}
+
+// DirProblem is a directory through which a user other than us and root
+// may replace what lies under it.
+type DirProblem struct {
+	Dir     string
+	Mode    os.FileMode
+	Owner   int  // its owner's uid, when Foreign
+	Foreign bool // another user owns it; otherwise group or others may write it
+}
+
+// UnsafeDir walks from dir up to the root and returns the first directory
+// that group or others may write without the sticky bit, or that another
+// user than us and root owns: whoever may write it may rename what it
+// holds (dir itself, or a directory on the way to it) and put their own
+// in its place. Nil when there is none, or where that cannot be told (a
+// directory that cannot be read; Windows). dir is made absolute first.
+func UnsafeDir(dir string) *DirProblem {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil {
+			if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
+				return &DirProblem{Dir: d, Mode: fi.Mode()}
+			}
+			if uid, foreign := ForeignOwner(fi); foreign {
+				return &DirProblem{Dir: d, Mode: fi.Mode(), Owner: uid, Foreign: true}
+			}
+		}
+		if filepath.Dir(d) == d {
+			return nil
+		}
+	}
 }
 
 // ForeignOwner is the owner of fi when it is neither this process's
