@@ -47,16 +47,16 @@ type transactionHold struct {
 var errIssuedMeanwhile = errors.New("enroll: a copy of the request was issued meanwhile")
 
 // transactionClaim is the claim st's issuance makes on its SCEP
-// transaction before the CA key signs (nil when its resends are not
-// answered by their transaction, see transactionKey): of copies of one
-// request sent at once, to one node or several, only the one whose claim
-// holds signs.
+// transaction, or an EST renewal on the renewal (renewalTransaction),
+// before the CA key signs (nil when its resends are not answered by their
+// transaction, see transactionKey): of copies of one request sent at
+// once, to one node or several, only the one whose claim holds signs.
 func transactionClaim(st *State, now time.Time) *store.TransactionClaim {
 	hash := transactionKey(st)
 	if hash == nil {
 		return nil
 	}
-	return &store.TransactionClaim{KeyHash: hash, Profile: st.Profile.Name, TransactionID: st.Req.TransactionID,
+	return &store.TransactionClaim{KeyHash: hash, Profile: st.Profile.Name, TransactionID: claimedTransaction(st),
 		Claimant: []byte(rand.Text()), At: now, Expires: now.Add(claimLifetime)}
 }
 
@@ -106,7 +106,7 @@ func (s *Service) releaseClaim(ctx context.Context, claim *store.TransactionClai
 	released := *claim
 	released.At = s.clock.Now()
 	if err := s.store.ReleaseTransactionClaim(context.WithoutCancel(ctx), released); err != nil {
-		s.log.Warn("could not release the claim on a SCEP transaction; it lapses by itself",
+		s.log.Warn("could not release the claim on a transaction; it lapses by itself",
 			"transaction_id", claim.TransactionID, "err", err)
 	}
 }
@@ -121,7 +121,7 @@ func (s *Service) awaitTransaction(ctx context.Context, st *State, waitUntil tim
 	wait := time.Until(waitUntil)
 	if wait <= 0 {
 		return nil, pki.Wrap(pki.EUnavailable, errors.New("enroll: the transaction's claimant recorded no certificate in time"),
-			"a copy of this request (the same key and transaction ID) is being answered, or failed; ask again")
+			"a copy of this request (the same key and transaction ID, or renewal of the same certificate) is being answered, or failed; ask again")
 	}
 	t := time.NewTimer(min(wait, claimPoll))
 	defer t.Stop()

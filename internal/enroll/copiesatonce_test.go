@@ -440,8 +440,9 @@ func TestRenewalSupersededByItsCopyIsAnsweredWithIt(t *testing.T) {
 	}
 }
 
-// The same for copies of a renewal sent to two nodes on one PostgreSQL
-// database, the renewal revoking the certificate it renews.
+// The same for copies of a renewal, SCEP's and then EST's, sent to two
+// nodes on one PostgreSQL database, the renewal revoking the certificate
+// it renews.
 func TestRenewalCopiesAtOnceToTwoNodesGetOneCertificate(t *testing.T) {
 	url := pgtest.Database(t)
 	dir := t.TempDir()
@@ -480,5 +481,75 @@ func TestRenewalCopiesAtOnceToTwoNodesGetOneCertificate(t *testing.T) {
 		renew.Renewal, renew.Evidence.SignerCert, renew.TransactionID = true, first.Certificate, "tx-"+name
 		results, errs := sendCopies(nodes, 6, renew)
 		checkOneCertificate(t, st, renew.TransactionID, renew, results, errs)
+	}
+	for round := range 3 {
+		name := fmt.Sprintf("est-renew-nodes-%d", round)
+		first, err := nodes[0].Enroll(context.Background(), namedWithKey(t, newKey(t), static, name, name+".example"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		results, errs := sendCopies(nodes, 6, estRenewal(t, first, name))
+		checkOneRenewal(t, st, name, first, results, errs)
+	}
+}
+
+// estRenewal is an EST simplereenroll of first (the TLS client
+// certificate) for a new key with its names: EST has no transaction ID.
+func estRenewal(t *testing.T, first *enroll.Result, name string) enroll.Request {
+	renew := namedWithKey(t, newKey(t), "", name, name+".example")
+	renew.Protocol, renew.TransactionID, renew.Renewal = pki.ProtocolEST, "", true
+	renew.Evidence = enroll.Evidence{TLSClientCert: first.Certificate}
+	return renew
+}
+
+// checkOneRenewal: every copy of round's renewal of first was answered
+// with the one renewal of it the store holds.
+func checkOneRenewal(t *testing.T, st store.Store, round string, first *enroll.Result, results []*enroll.Result, errs []error) {
+	t.Helper()
+	renewals, err := st.RenewalsOf(context.Background(), first.Record.IssuerID, first.Record.SerialHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(renewals) != 1 {
+		t.Fatalf("%s: %d renewals issued for one request, want 1", round, len(renewals))
+	}
+	issued := 0
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Errorf("%s: copy %d: %v", round, i, errs[i])
+			continue
+		}
+		if res.Record.SerialHex != renewals[0].SerialHex {
+			t.Errorf("%s: copy %d answered with %s, want %s", round, i, res.Record.SerialHex, renewals[0].SerialHex)
+		}
+		if !res.SentAgain {
+			issued++
+		}
+	}
+	if issued != 1 {
+		t.Errorf("%s: %d copies were answered as the issuance, want 1 (the others sent again)", round, issued)
+	}
+}
+
+// Copies of one EST simplereenroll (the same client certificate, new key
+// and CSR) sent at once get one certificate, every copy that one: none a
+// second certificate for the key, none a refusal because the winner
+// superseded the certificate they renew.
+func TestESTRenewalCopiesAtOnceGetOneCertificate(t *testing.T) {
+	for _, revoke := range []bool{false, true} {
+		t.Run(fmt.Sprintf("revoke superseded: %v", revoke), func(t *testing.T) {
+			p := pki.DefaultProfile()
+			p.Name, p.RenewalWindow, p.RevokeSuperseded = "default", 1, revoke
+			f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"default": p}, DefaultProfile: "default"})
+			for round := range 3 {
+				name := fmt.Sprintf("est-renew-%d", round)
+				first, err := f.svc.Enroll(context.Background(), namedWithKey(t, newKey(t), static, name, name+".example"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				results, errs := sendCopies([]*enroll.Service{f.svc}, 8, estRenewal(t, first, name))
+				checkOneRenewal(t, f.st, name, first, results, errs)
+			}
+		})
 	}
 }

@@ -545,8 +545,7 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 	}
 	if again := st.IssuedAlready; again != nil {
 		if st.Renews != nil && !asIssued(st, again) {
-			return nil, pki.Errorf(pki.EBadRequest, "this key's renewal of %s was issued already, as %s, with other names; ask with its names, or with a new key",
-				st.Renews.SerialHex, again.SerialHex)
+			return nil, renewedWithOtherNames(st, again)
 		}
 		if st.Renews == nil && !asIssued(st, again) {
 			// The used-up challenge is refused after all: a failure of

@@ -376,23 +376,24 @@ func (s *Service) issuedForChallenge(ctx context.Context, st *State, hash []byte
 // near the end of its certificate gets a new one.
 const resendWindow = 24 * time.Hour
 
-// transactionKey is the key hash st's SCEP transaction is found again
+// transactionKey is the key hash st's transaction is found again
 // (issuedForTransaction) and claimed (issue) by, with its profile and
-// transaction ID; nil for a request whose resends are not answered by
-// their transaction: another protocol, a one-time challenge's (found by
-// what it used up), an approval's (decided by the held request), a
-// server-made key's. A renewal claims its transaction like a first
-// enrollment: of its copies sent at once only one signs, and the others
-// are answered with its certificate (a resend after the answer is found
-// by the certificate it renewed, renewedAlready, first). The renewed
-// serial is not part of the claim: the claim only orders requests of one
-// key and transaction ID, and which certificate answers a renewal is
-// decided by issuedForTransaction, which takes only one that renewed the
-// same certificate.
+// transaction ID (claimedTransaction); nil for a request whose resends are
+// not answered by their transaction: one without one (an EST first
+// enrollment), a one-time challenge's (found by what it used up), an
+// approval's (decided by the held request), a server-made key's. A SCEP
+// renewal claims its transaction like a first enrollment: of its copies
+// sent at once only one signs, and the others are answered with its
+// certificate (a resend after the answer is found by the certificate it
+// renewed, renewedAlready, first). The renewed serial is not part of a
+// SCEP claim: the claim only orders requests of one key and transaction
+// ID, and which certificate answers a renewal is decided by
+// issuedForTransaction, which takes only one that renewed the same
+// certificate. An EST renewal, which has no transaction ID, claims the
+// renewal itself (renewalTransaction).
 func transactionKey(st *State) []byte {
 	req := st.Req
-	if req.Protocol != pki.ProtocolSCEP || req.TransactionID == "" || req.ServerKeyGen ||
-		st.ConsumeChallenge != nil || st.CompleteRequest != nil {
+	if claimedTransaction(st) == "" || req.ServerKeyGen || st.ConsumeChallenge != nil || st.CompleteRequest != nil {
 		return nil
 	}
 	hash, err := st.keyHash()
@@ -402,6 +403,29 @@ func transactionKey(st *State) []byte {
 	return hash
 }
 
+// claimedTransaction is the transaction ID st's claim holds: a SCEP
+// request's own, an EST renewal's renewalTransaction, "" for none.
+func claimedTransaction(st *State) string {
+	switch {
+	case st.Req.Protocol == pki.ProtocolSCEP:
+		return st.Req.TransactionID
+	case st.Renews != nil:
+		return renewalTransaction(st.Renews)
+	}
+	return ""
+}
+
+// renewalTransaction is the transaction ID an EST renewal of old claims.
+// What makes two EST requests copies of one renewal is the certificate
+// they renew (the TLS client certificate: its issuer and serial), the new
+// key (the claim's key hash) and the profile (the claim's): so the claim
+// row needs no column of its own, and no schema change. The '#' is no
+// PrintableString character, which a SCEP transaction ID must be made of
+// (RFC 8894 §3.2.1.1), so no SCEP transaction shares the row.
+func renewalTransaction(old *pki.Certificate) string {
+	return "renewal#" + renewedFrom(old)
+}
+
 // issuedForTransaction finds the certificate issued for st's SCEP
 // transaction at its profile, for its key and names, within resendWindow,
 // still valid: the answer of a PKCSReq sent again with its transaction ID
@@ -409,13 +433,18 @@ func transactionKey(st *State) []byte {
 // whose challenge is static or a webhook's (see transactionKey). One sent
 // after an answer finds it here; copies sent at the same moment find none,
 // and issue lets one of them sign (its claim on the transaction) while the
-// others wait here for its certificate (awaitTransaction).
+// others wait here for its certificate (awaitTransaction). For an EST
+// renewal it is the renewal of the same certificate for the same key
+// (issuedForRenewal).
 func (s *Service) issuedForTransaction(ctx context.Context, st *State) (*pki.Certificate, error) {
 	hash := transactionKey(st)
 	if hash == nil {
 		return nil, nil
 	}
 	req := st.Req
+	if req.Protocol != pki.ProtocolSCEP {
+		return s.issuedForRenewal(ctx, st)
+	}
 	now := s.clock.Now()
 	st.lookedAt = now // before the read: it sees what was recorded by then
 	certs, err := s.store.CertificatesOfTransaction(ctx, hash, st.Profile.Name, req.TransactionID, now.Add(-resendWindow))
@@ -435,6 +464,32 @@ func (s *Service) issuedForTransaction(ctx context.Context, st *State) (*pki.Cer
 		}
 	}
 	return nil, nil
+}
+
+// issuedForRenewal is the valid renewal of st.Renews for st's key, looked
+// for as authenticateRenewal does (renewedAlready), for a renewal that
+// claims no SCEP transaction: a copy of it, sent at once, recorded it
+// meanwhile. It does not set st.lookedAt, so the claim never spares the
+// second look (mustLookAgain): a SCEP renewal of the same certificate for
+// the same key ends another claim row (its transaction's), so a new row
+// here proves nothing; the look is one indexed read, and renewals are few.
+// A renewal of the key with other names refuses st as enroll does.
+func (s *Service) issuedForRenewal(ctx context.Context, st *State) (*pki.Certificate, error) {
+	again, err := s.renewedAlready(ctx, st.Renews, st.Req.CSR.RawSubjectPublicKeyInfo)
+	if err != nil || again == nil {
+		return nil, err
+	}
+	if !asIssued(st, again) {
+		return nil, renewedWithOtherNames(st, again)
+	}
+	return again, nil
+}
+
+// renewedWithOtherNames refuses a renewal whose key renewed st.Renews
+// already, as again, with names other than st's.
+func renewedWithOtherNames(st *State, again *pki.Certificate) error {
+	return pki.Errorf(pki.EBadRequest, "this key's renewal of %s was issued already, as %s, with other names; ask with its names, or with a new key",
+		st.Renews.SerialHex, again.SerialHex)
 }
 
 func asIssued(st *State, rec *pki.Certificate) bool {
