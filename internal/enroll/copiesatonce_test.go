@@ -553,3 +553,47 @@ func TestESTRenewalCopiesAtOnceGetOneCertificate(t *testing.T) {
 		})
 	}
 }
+
+// When the EST renewal copy that signs fails to record its certificate
+// (the store unavailable: it may have recorded it), the other copies are
+// told to retry (503) and never sign one of their own; once the claim
+// lapses the renewal goes through.
+func TestESTRenewalCopiesAtOnceWhenTheIssuanceFails(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name, p.RenewalWindow = "default", 1
+	cfg := enroll.Config{StaticChallenge: static, Profiles: map[string]pki.Profile{"default": p}, DefaultProfile: "default"}
+	f := newFixtureWith(t, cfg)
+	st := &failingRecord{Store: f.st}
+	svc, err := enroll.New(st, f.auth, f.clock, slog.New(slog.DiscardHandler), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.SetClaimWait(300 * time.Millisecond)
+	first, err := svc.Enroll(context.Background(), namedWithKey(t, newKey(t), static, "est-fails", "est-fails.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unavailable := fmt.Errorf("record: %w", store.ErrUnavailable)
+	st.err.Store(&unavailable)
+	renew := estRenewal(t, first, "est-fails")
+	_, errs := sendCopies([]*enroll.Service{svc}, 4, renew)
+	if n := st.tries.Load(); n != 1 {
+		t.Errorf("%d copies signed and tried to record, want 1", n)
+	}
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("copy %d succeeded", i)
+		} else if !errors.Is(err, store.ErrUnavailable) && pki.ErrorCode(err) != pki.EUnavailable {
+			t.Errorf("copy %d: %v, want the failure or a retry (503)", i, err)
+		}
+	}
+	st.err.Store(nil)
+	if _, err := svc.Enroll(context.Background(), renew); pki.ErrorCode(err) != pki.EUnavailable {
+		t.Errorf("the next try while the claim holds: %v, want a retry (503)", err)
+	}
+	f.clock.Advance(5 * time.Minute)
+	res, err := svc.Enroll(context.Background(), renew)
+	if err != nil || res.SentAgain {
+		t.Fatalf("the next try: %+v, %v; want a certificate", res, err)
+	}
+}
