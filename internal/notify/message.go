@@ -26,9 +26,19 @@ func timeLeft(now, t time.Time) string {
 	return "less than a minute"
 }
 
+// subjectInHeader is the most of a certificate's subject a mail's Subject
+// header carries (in characters): a DN may run to thousands, and an ASCII
+// header line is not folded, while RFC 5322 §2.1.1 bounds lines at 998.
+// The body holds the whole subject.
+const subjectInHeader = 200
+
 // mailSubject is the Subject of an expiry mail.
 func mailSubject(m Message) string {
-	return fmt.Sprintf("[scepter] Certificate %s expires in %s", oneLine(m.Certificate.Subject), timeLeft(m.Time, m.Certificate.NotAfter))
+	subject := []rune(oneLine(m.Certificate.Subject))
+	if len(subject) > subjectInHeader {
+		subject = append(subject[:subjectInHeader-1], '…')
+	}
+	return fmt.Sprintf("[scepter] Certificate %s expires in %s", string(subject), timeLeft(m.Time, m.Certificate.NotAfter))
 }
 
 // mailBody is the plain-text body of an expiry mail.

@@ -1295,3 +1295,38 @@ func TestClockSetBackMidBatch(t *testing.T) {
 		}
 	}
 }
+
+// A certificate whose subject runs to 1,300 characters (twenty OUs a
+// profile accepted) gets a mail whose every line keeps RFC 5322's 998
+// limit: the Subject header carries the subject's first 200 characters
+// and an ellipsis, the body all of it (r43: a 1,346-character header line).
+func TestLongSubjectKeepsMailLinesShort(t *testing.T) {
+	e := newEnv(t)
+	st := e.open()
+	s := e.scheduler(st, "node-a")
+	long := "CN=device-0c01"
+	for i := range 20 {
+		long += fmt.Sprintf(",OU=%02d-%s", i, strings.Repeat("unit", 15))
+	}
+	notAfter := t0.Add(10 * day)
+	cert(t, st, "0c01", "default", t0, notAfter, func(c *pki.Certificate) { c.Subject = long })
+	e.clock.Set(notAfter.Add(-5 * day))
+	runAtOnce(t, s)
+	mails := e.smtp.WaitMails(1, 10*time.Second)
+	if len(mails) != 1 {
+		t.Fatalf("%d mails, want 1", len(mails))
+	}
+	m := mails[0]
+	for i, line := range strings.Split(string(m.Data), "\n") {
+		if len(strings.TrimSuffix(line, "\r")) > 998 {
+			t.Errorf("line %d of the mail is %d bytes long: %.80q…", i, len(line), line)
+		}
+	}
+	subject := m.Header.Get("Subject")
+	if !strings.Contains(subject, long[:150]) || !strings.Contains(subject, "…") || strings.Contains(subject, long) {
+		t.Errorf("Subject %q, want the DN's start cut with an ellipsis", subject)
+	}
+	if !strings.Contains(strings.ReplaceAll(m.Body, "\n", ""), long) && !strings.Contains(m.Body, long) {
+		t.Errorf("the body lacks the whole subject")
+	}
+}
