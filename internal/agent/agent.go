@@ -117,15 +117,55 @@ type outcome struct {
 	due bool
 	// renewed is the new certificate, when one was installed.
 	renewed *x509.Certificate
-	err     error
+	// err is what went wrong apart from the post_renew command: the
+	// renewal, the files.
+	err error
 	// retry: err is the renewal's (the server, the network), worth
 	// another attempt soon.
 	retry bool
+	// postRan: the post_renew command ran (a pending one, or this
+	// renewal's), and postErr is its failure. Kept apart from err: the
+	// command's retries back off on their own, and a command that keeps
+	// failing must not hold back the renewals.
+	postRan bool
+	postErr error
 }
 
+// failure is the check's error for a report: err, or else the post_renew
+// command's.
+func (o outcome) failure() error {
+	if o.err != nil {
+		return o.err
+	}
+	return o.postFailure()
+}
+
+// postFailure is the post_renew command's failure, said of the renewal
+// when this check made one.
+func (o outcome) postFailure() error {
+	if o.postErr != nil && o.renewed != nil {
+		return fmt.Errorf("renewed, but %w", o.postErr)
+	}
+	return o.postErr
+}
+
+// checkOpts is what one check may do besides looking.
+type checkOpts struct {
+	// renew: renew the certificate if it is due (the renewal's backoff
+	// has passed).
+	renew bool
+	// rerunPost: run a pending post_renew command (its own backoff has
+	// passed). A renewal's own command runs whatever this says.
+	rerunPost bool
+}
+
+// doAll lets a check do everything (--once).
+var doAll = checkOpts{renew: true, rerunPost: true}
+
 // check looks at one certificate: it finishes what an interrupted run
-// left, reads the pair, and renews it when it is due and mayRenew.
-func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o outcome) {
+// left (its pending post_renew command when opts.rerunPost), reads the
+// pair, and renews it when it is due and opts.renew.
+func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o outcome) {
 	log := a.log().With("cert", c.Name)
 	l := newLayout(c, a.hook)
 	l.warn = log.Warn
@@ -167,22 +207,24 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 	if err != nil {
 		return outcome{err: fmt.Errorf("cleaning up after an interrupted run: %w", err)}
 	}
-	if pending {
+	if pending && opts.rerunPost {
 		log.Warn("a renewal was installed and its post_renew command has not run, or failed; running it now")
-		if err := a.postRenew(ctx, c, log); err != nil {
-			// The marker stays: the next check runs it again. But a
-			// command that keeps failing (a service stopped, a reload
-			// removed) must not keep the certificate from being renewed
-			// until it expires: the check goes on, and the failure is
-			// reported unless a renewal's own command succeeds.
-			defer func() {
-				if o.err == nil && o.renewed == nil {
-					o.err = err
-				}
-			}()
-		} else if err := l.clearMarker(); err != nil {
-			log.Error("could not remove the post_renew marker", "err", err)
+		err := a.postRenew(ctx, c, log)
+		if err == nil {
+			if cerr := l.clearMarker(); cerr != nil {
+				log.Error("could not remove the post_renew marker", "err", cerr)
+			}
 		}
+		// On failure the marker stays, and the command runs again after
+		// its backoff. But a command that keeps failing (a service
+		// stopped, a reload removed) must not keep the certificate from
+		// being renewed until it expires: the check goes on, and the
+		// failure is reported unless a renewal's own command succeeds.
+		defer func() {
+			if !o.postRan {
+				o.postRan, o.postErr = true, err
+			}
+		}()
 	}
 	p, err := readPair(l)
 	if err != nil {
@@ -215,7 +257,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 		return o
 	}
 	o.due = true
-	if !mayRenew {
+	if !opts.renew {
 		return o
 	}
 	if now.After(p.cert.NotAfter) {
@@ -239,11 +281,11 @@ func (a *Agent) check(ctx context.Context, c *Certificate, mayRenew bool) (o out
 // afterInstall runs post_renew after a new certificate was installed.
 func (a *Agent) afterInstall(ctx context.Context, c *Certificate, l *layout, o outcome, log *slog.Logger) outcome {
 	if c.PostRenew != "" {
-		if err := a.postRenew(ctx, c, log); err != nil {
+		o.postRan = true
+		if o.postErr = a.postRenew(ctx, c, log); o.postErr != nil {
 			// Renewed, and the service still runs with the old
 			// certificate: a failure to report (--once exits 1), and the
-			// marker stays so that the next check runs the command again.
-			o.err = fmt.Errorf("renewed, but %w", err)
+			// marker stays so that the command runs again.
 			return o
 		}
 		if err := l.clearMarker(); err != nil {
@@ -477,7 +519,7 @@ func (a *Agent) postRenew(ctx context.Context, c *Certificate, log *slog.Logger)
 		return nil
 	}
 	if err != nil {
-		log.Error("post_renew command failed; the renewed certificate stays in place, and the command runs again at the next check", append(attrs, "err", err)...)
+		log.Error("post_renew command failed; the renewed certificate stays in place, and the command runs again later", append(attrs, "err", err)...)
 		return fmt.Errorf("post_renew: %w", err)
 	}
 	log.Info("post_renew command ran", attrs...)
@@ -522,21 +564,22 @@ func (a *Agent) RunOnce(ctx context.Context) error {
 		c := &a.Config.Certificates[i]
 		log := a.log().With("cert", c.Name)
 		for attempt := 1; ; attempt++ {
-			o := a.check(ctx, c, true)
-			if o.err == nil {
+			o := a.check(ctx, c, doAll)
+			err := o.failure()
+			if err == nil {
 				break
 			}
-			if errors.Is(o.err, errLocked) {
-				log.Warn("skipped: " + o.err.Error())
+			if errors.Is(err, errLocked) {
+				log.Warn("skipped: " + err.Error())
 				break
 			}
-			if !o.retry || attempt >= a.Config.OnceAttempts || ctx.Err() != nil {
-				log.Error("failed", "err", o.err, "attempts", attempt)
+			if o.err == nil || !o.retry || attempt >= a.Config.OnceAttempts || ctx.Err() != nil {
+				log.Error("failed", "err", err, "attempts", attempt)
 				failed = append(failed, c.Name)
 				break
 			}
 			wait := a.backoff(attempt)
-			log.Warn("renewal failed; trying again", "err", o.err, "attempt", attempt, "of", a.Config.OnceAttempts, "retry_in", wait.Round(time.Second))
+			log.Warn("renewal failed; trying again", "err", err, "attempt", attempt, "of", a.Config.OnceAttempts, "retry_in", wait.Round(time.Second))
 			if err := a.sleep(ctx, wait); err != nil {
 				failed = append(failed, c.Name)
 				break
@@ -554,7 +597,11 @@ type certState struct {
 	point    time.Time // renewal point of the certificate in place
 	hold     time.Time // no renewal attempt before this (backoff)
 	checked  time.Time // last look at the files
-	failures int       // consecutive failures
+	failures int       // consecutive failures, not counting post_renew's
+	// The pending post_renew command's own backoff: it is not run again
+	// before postHold, and a failure of it leaves hold alone.
+	postHold     time.Time
+	postFailures int // consecutive failures of the command
 }
 
 // Run keeps the certificates renewed until ctx ends (SIGTERM, SIGINT),
@@ -578,11 +625,12 @@ func (a *Agent) Run(ctx context.Context) error {
 					"by", s.checked.Sub(now).Round(time.Second))
 				s.checked = time.Time{}
 				s.hold = minTime(s.hold, now.Add(a.Config.RetryMax))
+				s.postHold = minTime(s.postHold, now.Add(a.Config.RetryMax))
 			}
 			if !a.shouldCheck(s, now) {
 				continue
 			}
-			o := a.check(ctx, &certs[i], !now.Before(s.hold))
+			o := a.check(ctx, &certs[i], checkOpts{renew: !now.Before(s.hold), rerunPost: !now.Before(s.postHold)})
 			if ctx.Err() != nil {
 				a.log().Info("agent stopping")
 				return nil
@@ -602,15 +650,34 @@ func (a *Agent) shouldCheck(s *certState, now time.Time) bool {
 	switch {
 	case s.checked.IsZero() || now.Sub(s.checked) >= a.Config.CheckInterval:
 		return true
+	case postRetryDue(s, now):
+		return true
 	case now.Before(s.hold):
 		return false
 	}
 	return s.point.IsZero() || !now.Before(s.point)
 }
 
+// postRetryDue: the post_renew command's retry time came after the last
+// check (and so it has not been rerun since). A postHold left from a
+// command that no longer is pending is past at the next check and so
+// wakes no one again.
+func postRetryDue(s *certState, now time.Time) bool {
+	return s.postHold.After(s.checked) && !now.Before(s.postHold)
+}
+
 func (a *Agent) update(c *Certificate, s *certState, o outcome, now time.Time) {
 	log := a.log().With("cert", c.Name)
 	s.checked, s.point = now, o.point
+	switch {
+	case o.postErr != nil:
+		s.postFailures++
+		wait := a.backoff(s.postFailures)
+		s.postHold = now.Add(wait)
+		log.Error("failed", "err", o.postFailure(), "failures", s.postFailures, "retry_in", wait.Round(time.Second))
+	case o.postRan:
+		s.postFailures, s.postHold = 0, time.Time{}
+	}
 	switch {
 	case o.err != nil:
 		s.failures++
@@ -644,6 +711,9 @@ func (a *Agent) nextWake(st []certState, now time.Time) time.Time {
 			t = minTime(t, s.point)
 		} else if !s.hold.IsZero() {
 			t = minTime(t, s.hold)
+		}
+		if s.postHold.After(s.checked) {
+			t = minTime(t, s.postHold)
 		}
 		if wake.IsZero() || t.Before(wake) {
 			wake = t
