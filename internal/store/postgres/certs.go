@@ -167,6 +167,9 @@ func (s *Store) settle(ctx context.Context, c *pki.Certificate, unknown bool, re
 		unknown = true
 		err = record()
 	}
+	// The run after an unknown outcome may fail on the first run's
+	// record: c's serial taken (a conflict), its challenge used up, the
+	// certificate it renews revoked.
 	if err != nil && unknown && s.recorded(ctx, c) {
 		return nil
 	}
@@ -176,12 +179,18 @@ func (s *Store) settle(ctx context.Context, c *pki.Certificate, unknown bool, re
 // outcomeUnknown reports whether err may have come after a transaction
 // was sent, with no answer from the server: not a refusal (every store
 // error of a known outcome comes from one), not a failure to connect, and
-// not the caller giving up.
+// not the caller giving up. The server ending a connection it had accepted
+// (connectionLost) is no refusal: it may come at any point of the
+// transaction, after its commit included.
 func outcomeUnknown(ctx context.Context, err error) bool {
 	var pe *pgconn.PgError
 	var ce *pgconn.ConnectError
 	switch {
-	case err == nil, ctx.Err() != nil, errors.As(err, &pe), errors.As(err, &ce),
+	case err == nil, ctx.Err() != nil, errors.As(err, &ce):
+		return false
+	case connectionLost(err):
+		return true
+	case errors.As(err, &pe),
 		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrChallengeUnusable), errors.Is(err, store.ErrNotFound),
 		errors.Is(err, store.ErrRenewsRevoked), errors.Is(err, store.ErrKeyCompromised),
 		errors.Is(err, errHeadMissing), errors.Is(err, store.ErrAuditTampered), errors.Is(err, pgx.ErrTxCommitRollback),
@@ -189,6 +198,21 @@ func outcomeUnknown(ctx context.Context, err error) bool {
 		return false
 	}
 	return true
+}
+
+// connectionLost reports whether err is the server ending the session
+// rather than refusing a statement: a FATAL or PANIC (an administrator's
+// pg_terminate_backend, 57P01, or a shutdown, 57P02/57P03) or a connection
+// class error (08xxx). A connection the server ended while it sat in the
+// pool reports it too, before anything was sent: running the transaction
+// again is then right as well.
+func connectionLost(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	severity := cmp.Or(pe.SeverityUnlocalized, pe.Severity)
+	return severity == "FATAL" || severity == "PANIC" || strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P0")
 }
 
 // recorded reports whether c is in the store as it is, byte for byte.

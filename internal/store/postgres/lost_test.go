@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/url"
@@ -23,11 +24,14 @@ import (
 // reaches the server (the transaction is rolled back) or after the server
 // has committed, instead of passing its answer on. Either way the client
 // loses the connection with its transaction sent, and cannot tell which
-// happened.
+// happened. The fatal modes end the connection as the server does when
+// an administrator terminates its backend (pg_terminate_backend): the
+// client is told FATAL 57P01, at one of the points where the server can
+// tell it so.
 type cutter struct {
 	ln net.Listener
 	to string
-	// armed is cutQuery or cutAnswer, or "" (pass everything).
+	// armed is one of the modes below, or "" (pass everything).
 	armed atomic.Value
 	cuts  atomic.Int64
 	wg    sync.WaitGroup
@@ -36,7 +40,29 @@ type cutter struct {
 const (
 	cutQuery  = "query"
 	cutAnswer = "answer"
+	// fatalQuery passes the COMMIT on to no one and tells the client
+	// FATAL: as a backend terminated while its connection sat in the
+	// pool, before it read the transaction (nothing is committed).
+	fatalQuery = "fatal instead of the query"
+	// fatalAnswer tells the client FATAL in place of the COMMIT's
+	// answer: the server committed.
+	fatalAnswer = "fatal instead of the answer"
+	// fatalAfterAnswer passes the COMMIT's answer on and tells the
+	// client FATAL before the server's ReadyForQuery: the server
+	// committed, and the client read that it did.
+	fatalAfterAnswer = "fatal after the answer"
 )
+
+// adminShutdown is the ErrorResponse a backend sends when
+// pg_terminate_backend ends it.
+var adminShutdown = func() []byte {
+	var fields []byte
+	for _, f := range []string{"SFATAL", "VFATAL", "C57P01", "Mterminating connection due to administrator command"} {
+		fields = append(append(fields, f...), 0)
+	}
+	fields = append(fields, 0)
+	return append(binary.BigEndian.AppendUint32([]byte{'E'}, uint32(4+len(fields))), fields...)
+}()
 
 // newCutter starts a cutter for the database dbURL and returns it with
 // the URL through it.
@@ -64,14 +90,16 @@ func newCutter(t *testing.T, dbURL string) (*cutter, string) {
 
 func (c *cutter) arm(mode string) { c.armed.Store(mode) }
 
-// fire reports whether the armed mode is mode and, if so, disarms it: one
-// cut per arming.
-func (c *cutter) fire(mode string) bool {
-	if c.armed.CompareAndSwap(mode, "") {
-		c.cuts.Add(1)
-		return true
+// fire reports whether the armed mode is one of modes and, if so, disarms
+// it: one cut per arming.
+func (c *cutter) fire(modes ...string) (string, bool) {
+	for _, mode := range modes {
+		if c.armed.CompareAndSwap(mode, "") {
+			c.cuts.Add(1)
+			return mode, true
+		}
 	}
-	return false
+	return "", false
 }
 
 func (c *cutter) serve() {
@@ -92,27 +120,45 @@ func (c *cutter) serve() {
 		// are both NUL-terminated ("READ COMMITTED" does not match).
 		go func() {
 			defer c.wg.Done()
-			c.pipe(client, server, cutQuery, []byte("COMMIT\x00"), closeBoth)
+			c.pipe(client, server, client, []string{cutQuery, fatalQuery}, closeBoth)
 		}()
 		go func() {
 			defer c.wg.Done()
-			c.pipe(server, client, cutAnswer, []byte("COMMIT\x00"), closeBoth)
+			c.pipe(server, client, client, []string{cutAnswer, fatalAnswer, fatalAfterAnswer}, closeBoth)
 		}()
 	}
 }
 
-// pipe copies from src to dst, unless mode is armed when what it reads
-// holds marker: then it closes both connections instead.
-func (c *cutter) pipe(src, dst net.Conn, mode string, marker []byte, closeBoth func()) {
+// pipe copies from src to dst, unless one of modes is armed when what it
+// reads holds a COMMIT: then it does what the mode says to the client and
+// closes both connections.
+func (c *cutter) pipe(src, dst, client net.Conn, modes []string, closeBoth func()) {
 	defer closeBoth()
+	marker := []byte("COMMIT\x00")
 	buf := make([]byte, 64<<10)
 	var tail []byte // the end of the last read, for a marker split in two
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			seen := append(tail, buf[:n]...)
-			if bytes.Contains(bytes.ToUpper(seen), marker) && c.fire(mode) {
-				return
+			if i := bytes.Index(bytes.ToUpper(seen), marker); i >= 0 {
+				if mode, ok := c.fire(modes...); ok {
+					// i in buf: what of seen came before buf was
+					// passed on already.
+					i -= len(tail)
+					switch mode {
+					case fatalQuery:
+						_, _ = client.Write(adminShutdown)
+					case fatalAnswer:
+						// CommandComplete: 'C', its length, the tag.
+						_, _ = dst.Write(buf[:max(0, i-5)])
+						_, _ = dst.Write(adminShutdown)
+					case fatalAfterAnswer:
+						_, _ = dst.Write(buf[:i+len(marker)])
+						_, _ = dst.Write(adminShutdown)
+					}
+					return
+				}
 			}
 			tail = append([]byte(nil), seen[max(0, len(seen)-len(marker)):]...)
 			if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -155,7 +201,8 @@ func TestLostConnectionAtCommit(t *testing.T) {
 		return ch.Hash
 	}
 	var renewed string
-	for _, mode := range []string{cutAnswer, cutQuery} {
+	modes := []string{cutAnswer, cutQuery, fatalQuery, fatalAnswer, fatalAfterAnswer}
+	for _, mode := range modes {
 		t.Run("a single issuance, cut at the "+mode, func(t *testing.T) {
 			in, _ := next()
 			in.ConsumeChallengeHash = challenge("single-" + mode)
@@ -207,8 +254,8 @@ func TestLostConnectionAtCommit(t *testing.T) {
 			}
 		})
 	}
-	if n := cut.cuts.Load(); n != 6 {
-		t.Errorf("%d connections cut, want 6", n)
+	if n, want := cut.cuts.Load(), int64(3*len(modes)); n != want {
+		t.Errorf("%d connections cut, want %d", n, want)
 	}
 
 	// Every certificate once, every challenge used once, and the chain
@@ -217,11 +264,12 @@ func TestLostConnectionAtCommit(t *testing.T) {
 	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM audit_events)`).Scan(&certs, &events); err != nil {
 		t.Fatal(err)
 	}
-	// With the 4 challenges' events and the 2 superseded certificates'
-	// revocations: once each, though the transactions were retried.
-	wantEvents := serial + 4 + 2
+	// With the challenges' events (2 per mode) and the superseded
+	// certificates' revocations (1 per mode): once each, though the
+	// transactions were retried.
+	wantEvents := serial + 3*len(modes)
 	if certs != serial || events != wantEvents {
-		t.Errorf("%d certificates and %d events, want %d and %d (with the 4 challenges' and the 2 revocations by renewal)", certs, events, serial, wantEvents)
+		t.Errorf("%d certificates and %d events, want %d and %d (with the challenges' and the revocations by renewal)", certs, events, serial, wantEvents)
 	}
 	rep, err := audit.Verify(ctx, s)
 	if err != nil || !rep.OK() || rep.Checked != int64(wantEvents) {
