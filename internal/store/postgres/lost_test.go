@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -34,7 +35,13 @@ type cutter struct {
 	// armed is one of the modes below, or "" (pass everything).
 	armed atomic.Value
 	cuts  atomic.Int64
-	wg    sync.WaitGroup
+	// downAfter takes the database out of reach with the next cut: every
+	// connection is closed and new ones are closed at once, until up.
+	downAfter atomic.Bool
+	down      atomic.Bool
+	mu        sync.Mutex
+	conns     map[net.Conn]bool
+	wg        sync.WaitGroup
 }
 
 const (
@@ -76,12 +83,13 @@ func newCutter(t *testing.T, dbURL string) (*cutter, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cutter{ln: ln, to: u.Host}
+	c := &cutter{ln: ln, to: u.Host, conns: map[net.Conn]bool{}}
 	c.armed.Store("")
 	c.wg.Add(1)
 	go c.serve()
 	t.Cleanup(func() {
 		ln.Close()
+		c.closeAll()
 		c.wg.Wait()
 	})
 	u.Host = ln.Addr().String()
@@ -89,6 +97,12 @@ func newCutter(t *testing.T, dbURL string) (*cutter, string) {
 }
 
 func (c *cutter) arm(mode string) { c.armed.Store(mode) }
+
+// up lets connections through again after downAfter.
+func (c *cutter) up() {
+	c.downAfter.Store(false)
+	c.down.Store(false)
+}
 
 // fire reports whether the armed mode is one of modes and, if so, disarms
 // it: one cut per arming.
@@ -102,6 +116,41 @@ func (c *cutter) fire(modes ...string) (string, bool) {
 	return "", false
 }
 
+// track adds conn to the connections closeAll closes, or reports false
+// when the database is out of reach.
+func (c *cutter) track(conns ...net.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down.Load() {
+		return false
+	}
+	for _, conn := range conns {
+		c.conns[conn] = true
+	}
+	return true
+}
+
+func (c *cutter) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for conn := range c.conns {
+		conn.Close()
+		delete(c.conns, conn)
+	}
+}
+
+// cut ends the connection after a cut, and every other one as well when
+// the database goes out of reach with it.
+func (c *cutter) cut(closeBoth func()) {
+	closeBoth()
+	if c.downAfter.Load() {
+		c.mu.Lock()
+		c.down.Store(true)
+		c.mu.Unlock()
+		c.closeAll()
+	}
+}
+
 func (c *cutter) serve() {
 	defer c.wg.Done()
 	for {
@@ -109,9 +158,18 @@ func (c *cutter) serve() {
 		if err != nil {
 			return
 		}
+		if c.down.Load() {
+			client.Close()
+			continue
+		}
 		server, err := net.Dial("tcp", c.to)
 		if err != nil {
 			client.Close()
+			continue
+		}
+		if !c.track(client, server) {
+			client.Close()
+			server.Close()
 			continue
 		}
 		closeBoth := func() { client.Close(); server.Close() }
@@ -157,6 +215,7 @@ func (c *cutter) pipe(src, dst, client net.Conn, modes []string, closeBoth func(
 						_, _ = dst.Write(buf[:i+len(marker)])
 						_, _ = dst.Write(adminShutdown)
 					}
+					c.cut(closeBoth)
 					return
 				}
 			}
@@ -274,5 +333,58 @@ func TestLostConnectionAtCommit(t *testing.T) {
 	rep, err := audit.Verify(ctx, s)
 	if err != nil || !rep.OK() || rep.Checked != int64(wantEvents) {
 		t.Errorf("audit verify: %+v (%v), want %d records and no problem", rep, err, wantEvents)
+	}
+}
+
+// TestLostConnectionDatabaseDown: an issuance whose connection the server
+// ended with its transaction sent, the database out of reach afterwards,
+// is reported unavailable (503 at the protocol edges, so the client comes
+// back), never as recorded, whether it was committed or not; what was
+// committed stays. Only one whose COMMIT's answer came back before the end
+// is reported recorded.
+func TestLostConnectionDatabaseDown(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", testPoolSize)
+	cut, through := newCutter(t, dbURL)
+	s, err := Open(ctx, through)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	serial := 0
+	for _, tc := range []struct {
+		mode                string
+		committed, answered bool
+	}{
+		{mode: fatalQuery},
+		{mode: cutQuery},
+		{mode: cutAnswer, committed: true},
+		{mode: fatalAnswer, committed: true},
+		{mode: fatalAfterAnswer, committed: true, answered: true},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			serial++
+			in, _ := plainIssuance(now, fmt.Sprintf("2057%02x", serial), "default", 365)
+			in.Certificate.DER = []byte{0x30, 2, byte(serial)}
+			cut.downAfter.Store(true)
+			cut.arm(tc.mode)
+			err := s.RecordIssuance(ctx, *in)
+			if cut.armed.Load() != "" {
+				t.Fatal("the connection was not cut")
+			}
+			cut.up()
+			switch {
+			case tc.answered && err != nil:
+				t.Errorf("RecordIssuance: %v, want recorded", err)
+			case !tc.answered && !errors.Is(err, store.ErrUnavailable):
+				t.Errorf("RecordIssuance: %v, want store.ErrUnavailable", err)
+			}
+			c := in.Certificate
+			_, gerr := s.Certificate(ctx, c.IssuerID, c.SerialHex)
+			if recorded := gerr == nil; recorded != tc.committed {
+				t.Errorf("recorded: %v (%v), want %v", recorded, gerr, tc.committed)
+			}
+		})
 	}
 }

@@ -356,7 +356,12 @@ func (o orderedExecer) Exec(ctx context.Context, sql string, args ...any) (tag p
 // server then skips the rest of the batch, COMMIT included: nothing of it
 // is recorded, and the connection goes back to the pool outside a
 // transaction (endTx).
-func sendTx(ctx context.Context, pool *pgxpool.Pool, queue func(*pgx.Batch), read func(pgx.BatchResults) error) (err error) {
+//
+// read reads every result queue queued, so once COMMIT's answer is read
+// the outcome is known: what closing the batch meets after it (the
+// connection ended by the server, FATAL 57P01, before its ReadyForQuery)
+// does not undo the commit, and is not reported as the outcome.
+func sendTx(ctx context.Context, pool *pgxpool.Pool, queue func(*pgx.Batch), read func(pgx.BatchResults) error) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
@@ -367,11 +372,8 @@ func sendTx(ctx context.Context, pool *pgxpool.Pool, queue func(*pgx.Batch), rea
 	queue(&b)
 	b.Queue(`COMMIT`)
 	br := conn.SendBatch(ctx, &b)
-	defer func() {
-		if cerr := br.Close(); err == nil && cerr != nil {
-			err = conflict(cerr)
-		}
-	}()
+	// Closed before endTx looks at the connection's transaction status.
+	defer func() { _ = br.Close() }()
 	if _, err := br.Exec(); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
