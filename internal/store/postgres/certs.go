@@ -6,9 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -154,8 +157,9 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 // retries), and settles what a lost connection leaves unknown. A
 // transaction sent on a connection that fails before the server's answer
 // comes back may have committed or not. Should record's run end so, it
-// runs once more: that records c, or meets the first run's record (c's
-// serial taken, its one-time challenge used up). Once an outcome was
+// runs once more (again while that meets connections the server ended):
+// that records c, or meets the first run's record (c's serial taken, its
+// one-time challenge used up). Once an outcome was
 // unknown (here, or as the caller says, a batch's), a failure is checked
 // against the store: if c is recorded, byte for byte, it was this
 // issuance's, and the caller hears so. Told of a failure instead, its
@@ -166,6 +170,14 @@ func (s *Store) settle(ctx context.Context, c *pki.Certificate, unknown bool, re
 	if err != nil && outcomeUnknown(ctx, err) {
 		unknown = true
 		err = record()
+		// Ended with the first run's, the pool's idle connections may
+		// all be: run once more on each until one reaches the server.
+		for range s.deadConnRetries() {
+			if !connEnded(ctx, err) {
+				break
+			}
+			err = record()
+		}
 	}
 	// The run after an unknown outcome may fail on the first run's
 	// record: c's serial taken (a conflict), its challenge used up, the
@@ -215,10 +227,35 @@ func connectionLost(err error) bool {
 	return severity == "FATAL" || severity == "PANIC" || strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P0")
 }
 
+// connEnded reports whether err is a connection the server ended, or
+// closed, when it was used: not one that could not be made, and not the
+// caller giving up. The next connection from the pool may be fine.
+func connEnded(ctx context.Context, err error) bool {
+	var ce *pgconn.ConnectError
+	if err == nil || ctx.Err() != nil || errors.As(err, &ce) {
+		return false
+	}
+	return connectionLost(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+// deadConnRetries is how many more times settle and recorded run after a
+// connection the server ended (connEnded). The server may have ended every
+// idle connection of the pool with it (pg_terminate_backend on all of a
+// role's backends, a restart), and the pool checks only those idle for a
+// second before it hands them out: one more than the pool's size reaches
+// a connection made afresh.
+func (s *Store) deadConnRetries() int { return int(s.pool.Config().MaxConns) + 1 }
+
 // recorded reports whether c is in the store as it is, byte for byte.
 func (s *Store) recorded(ctx context.Context, c *pki.Certificate) bool {
-	got, err := s.Certificate(ctx, c.IssuerID, c.SerialHex)
-	return err == nil && bytes.Equal(got.DER, c.DER)
+	for range s.deadConnRetries() + 1 {
+		got, err := s.Certificate(ctx, c.IssuerID, c.SerialHex)
+		if !connEnded(ctx, err) {
+			return err == nil && bytes.Equal(got.DER, c.DER)
+		}
+	}
+	return false
 }
 
 // issuanceRows queues the two inserts every issuance makes: the

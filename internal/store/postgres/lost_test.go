@@ -39,9 +39,13 @@ type cutter struct {
 	// connection is closed and new ones are closed at once, until up.
 	downAfter atomic.Bool
 	down      atomic.Bool
-	mu        sync.Mutex
-	conns     map[net.Conn]bool
-	wg        sync.WaitGroup
+	// endAllAfter ends every other connection with the next cut, as
+	// pg_terminate_backend on all of a role's backends does: each client
+	// is told FATAL 57P01. New connections are let through.
+	endAllAfter atomic.Bool
+	mu          sync.Mutex
+	conns       map[net.Conn]net.Conn // client to server
+	wg          sync.WaitGroup
 }
 
 const (
@@ -83,13 +87,13 @@ func newCutter(t *testing.T, dbURL string) (*cutter, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cutter{ln: ln, to: u.Host, conns: map[net.Conn]bool{}}
+	c := &cutter{ln: ln, to: u.Host, conns: map[net.Conn]net.Conn{}}
 	c.armed.Store("")
 	c.wg.Add(1)
 	go c.serve()
 	t.Cleanup(func() {
 		ln.Close()
-		c.closeAll()
+		c.closeAll(nil)
 		c.wg.Wait()
 	})
 	u.Host = ln.Addr().String()
@@ -98,10 +102,12 @@ func newCutter(t *testing.T, dbURL string) (*cutter, string) {
 
 func (c *cutter) arm(mode string) { c.armed.Store(mode) }
 
-// up lets connections through again after downAfter.
+// up lets connections through again after downAfter, and ends
+// endAllAfter.
 func (c *cutter) up() {
 	c.downAfter.Store(false)
 	c.down.Store(false)
+	c.endAllAfter.Store(false)
 }
 
 // fire reports whether the armed mode is one of modes and, if so, disarms
@@ -116,26 +122,29 @@ func (c *cutter) fire(modes ...string) (string, bool) {
 	return "", false
 }
 
-// track adds conn to the connections closeAll closes, or reports false
+// track adds a connection to those closeAll closes, or reports false
 // when the database is out of reach.
-func (c *cutter) track(conns ...net.Conn) bool {
+func (c *cutter) track(client, server net.Conn) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.down.Load() {
 		return false
 	}
-	for _, conn := range conns {
-		c.conns[conn] = true
-	}
+	c.conns[client] = server
 	return true
 }
 
-func (c *cutter) closeAll() {
+// closeAll closes every connection, each client told last (when not nil).
+func (c *cutter) closeAll(last []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for conn := range c.conns {
-		conn.Close()
-		delete(c.conns, conn)
+	for client, server := range c.conns {
+		if last != nil {
+			_, _ = client.Write(last)
+		}
+		client.Close()
+		server.Close()
+		delete(c.conns, client)
 	}
 }
 
@@ -143,11 +152,14 @@ func (c *cutter) closeAll() {
 // the database goes out of reach with it.
 func (c *cutter) cut(closeBoth func()) {
 	closeBoth()
-	if c.downAfter.Load() {
+	switch {
+	case c.downAfter.Load():
 		c.mu.Lock()
 		c.down.Store(true)
 		c.mu.Unlock()
-		c.closeAll()
+		c.closeAll(nil)
+	case c.endAllAfter.Load():
+		c.closeAll(adminShutdown)
 	}
 }
 
@@ -386,5 +398,80 @@ func TestLostConnectionDatabaseDown(t *testing.T) {
 				t.Errorf("recorded: %v (%v), want %v", recorded, gerr, tc.committed)
 			}
 		})
+	}
+}
+
+// TestLostConnectionEveryConnection: an issuance whose connection the
+// server ended at its COMMIT, along with every other connection of the
+// pool (pg_terminate_backend on all of the role's backends), is recorded
+// once and reported recorded, the database being reachable: the pool hands
+// out the ended idle connections (it checks only those idle for a second)
+// to the run after the unknown outcome and to the look for the
+// certificate, and neither gives up on the first of them.
+func TestLostConnectionEveryConnection(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", testPoolSize)
+	cut, through := newCutter(t, dbURL)
+	s, err := Open(ctx, through)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Every connection of the pool open and idle.
+	fill := func() {
+		t.Helper()
+		var conns []interface{ Release() }
+		for range s.pool.Config().MaxConns {
+			c, err := s.pool.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		for _, c := range conns {
+			c.Release()
+		}
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	serial := 0
+	for _, mode := range []string{fatalQuery, fatalAnswer, cutAnswer, fatalAfterAnswer} {
+		for _, n := range []int{1, 3} {
+			t.Run(fmt.Sprintf("%d issuances, %s", n, mode), func(t *testing.T) {
+				var batch []*issueRequest
+				for range n {
+					serial++
+					in, rows := plainIssuance(now, fmt.Sprintf("3057%02x", serial), "default", 365)
+					in.Certificate.DER = []byte{0x30, 3, byte(serial)}
+					batch = append(batch, &issueRequest{ctx: ctx, in: in, issued: rows, now: sqlstore.Micros(in.Now), done: make(chan error, 1)})
+				}
+				fill()
+				cut.endAllAfter.Store(true)
+				cut.arm(mode)
+				s.runIssues(batch)
+				if cut.armed.Load() != "" {
+					t.Fatal("the connection was not cut")
+				}
+				cut.up()
+				// The test's own reads on connections that were not
+				// ended.
+				s.pool.Reset()
+				for i, r := range batch {
+					if err := <-r.done; err != nil {
+						t.Errorf("issuance %d: %v", i, err)
+					}
+					c := r.in.Certificate
+					if _, err := s.Certificate(ctx, c.IssuerID, c.SerialHex); err != nil {
+						t.Errorf("issuance %d not recorded: %v", i, err)
+					}
+				}
+			})
+		}
+	}
+	var certs int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM certificates`).Scan(&certs); err != nil {
+		t.Fatal(err)
+	}
+	if certs != serial {
+		t.Errorf("%d certificates, want %d", certs, serial)
 	}
 }
