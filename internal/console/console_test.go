@@ -639,6 +639,22 @@ func TestLockout(t *testing.T) {
 	expectStatus(t, "after the lock", b.get("/ui/"), http.StatusOK)
 }
 
+// A user name longer than any user's is a wrong name, not a missing one:
+// 401, counted towards the lockout as any unknown name is.
+func TestLoginLongUserName(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	b := e.browser()
+	long := strings.Repeat("a", 200)
+	for i := 0; i < auth.LockAfter; i++ {
+		res := b.tryLogin(long, "wrong-password-123")
+		expectStatus(t, "a long name", res, http.StatusUnauthorized)
+		expectBody(t, "a long name", res, "Wrong user name or password.")
+		expectNotBody(t, "a long name", res, long)
+	}
+	res := b.tryLogin(long, "wrong-password-123")
+	expectStatus(t, "a long name, as often as a user", res, http.StatusTooManyRequests)
+}
+
 // The session cookie: HttpOnly, Secure, SameSite=Strict, Path=/ui/,
 // expiring with the session; the login form's pre-session cookie alike.
 // The login form needs its pre-session token (no login CSRF).

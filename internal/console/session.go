@@ -227,8 +227,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, err)
 		return
 	}
-	lp := loginPage{User: r.PostForm.Get("username"), Next: r.PostForm.Get("next")}
+	name := r.PostForm.Get("username")
+	lp := loginPage{User: name, Next: r.PostForm.Get("next")}
 	if len(lp.User) > 128 {
+		// Not shown again in the form, but still tried: it is an unknown
+		// name like any other, answered and counted towards a lockout alike.
 		lp.User = ""
 	}
 	if err := sameOrigin(r); err != nil {
@@ -242,11 +245,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	password := r.PostForm.Get("password")
-	if lp.User == "" || password == "" {
+	if name == "" || password == "" {
 		h.showLogin(w, r, http.StatusBadRequest, lp, "", "Enter your user name and password.")
 		return
 	}
-	secret, ses, err := h.auth.Login(r.Context(), lp.User, password, remoteHost(r))
+	secret, ses, err := h.auth.Login(r.Context(), name, password, remoteHost(r))
 	var locked *auth.LockedError
 	switch {
 	case errors.As(err, &locked):
