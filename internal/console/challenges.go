@@ -104,7 +104,8 @@ func (h *Handler) newChallenge(w http.ResponseWriter, r *http.Request, rq *req) 
 		return again(err)
 	}
 	if f.Profile != "" && !contains(pg.Profiles, f.Profile) {
-		return again(badInputf("profile %q: want one of %s", clip(f.Profile), strings.Join(pg.Profiles, ", ")))
+		// A refusal, not a form the console cannot read: 422, as the API.
+		return again(pki.Errorf(pki.EBadRequest, "profile %q: want one of %s", clip(f.Profile), strings.Join(pg.Profiles, ", ")))
 	}
 	if len(f.Subject) > 1024 || len(f.DNS) > 8192 || len(f.Email) > 8192 {
 		return again(badInputf("the subject or the names are too long"))

@@ -246,7 +246,9 @@ func status(err error) (int, string) {
 	case pki.EForbidden:
 		return http.StatusForbidden, pki.ErrorMessage(err)
 	case pki.EBadRequest, pki.EBadCertID, pki.EBadTime, pki.EBadAlg, pki.EBadMessageCheck:
-		return http.StatusBadRequest, pki.ErrorMessage(err)
+		// Read, but refused by the rules (ops said no): 422, as the API
+		// answers the same refusal.
+		return http.StatusUnprocessableEntity, pki.ErrorMessage(err)
 	case pki.EConflict:
 		return http.StatusConflict, pki.ErrorMessage(err)
 	case pki.EUnauthorized:

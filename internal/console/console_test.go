@@ -377,7 +377,7 @@ func TestApprovals(t *testing.T) {
 
 	rid := e.hold("reject-me")
 	res = a.post("/ui/requests/"+rid+"/reject", url.Values{"reason": {"  "}})
-	expectStatus(t, "reject without a reason", res, http.StatusBadRequest)
+	expectStatus(t, "reject without a reason", res, http.StatusUnprocessableEntity)
 	expectBody(t, "reject without a reason", res, "a reason is required", "CN=reject-me")
 	res = a.post("/ui/requests/"+rid+"/reject", url.Values{"reason": {"unknown <device>"}})
 	expectStatus(t, "reject", res, http.StatusSeeOther)
@@ -414,18 +414,26 @@ func TestChallenges(t *testing.T) {
 	}
 	expectBody(t, "after use", b.get("/ui/challenges"), "badge-used")
 
-	for _, bad := range []url.Values{
-		{"ttl": {"forever"}, "profile": {"default"}},
-		{"ttl": {"-5m"}, "profile": {"default"}},
-		{"ttl": {"9999h"}, "profile": {"default"}},
-		{"ttl": {"1h"}, "profile": {"nope"}},
-		{"ttl": {"1h"}, "profile": {"default"}, "subject": {"not a DN"}},
-		{"ttl": {"1h"}, "profile": {"default"}, "email": {"no-at-sign"}},
+	// A form the console cannot read is 400; one ops refuses is 422, as
+	// the API answers it.
+	for _, tc := range []struct {
+		form url.Values
+		want int
+	}{
+		{url.Values{"ttl": {"forever"}, "profile": {"default"}}, http.StatusBadRequest},
+		{url.Values{"ttl": {"-5m"}, "profile": {"default"}}, http.StatusBadRequest},
+		{url.Values{"ttl": {"9999h"}, "profile": {"default"}}, http.StatusUnprocessableEntity},
+		{url.Values{"ttl": {"1h"}, "profile": {"nope"}}, http.StatusUnprocessableEntity},
+		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "subject": {"not a DN"}}, http.StatusUnprocessableEntity},
+		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "subject": {"CN=x,C=UK"}}, http.StatusUnprocessableEntity},
+		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "dns": {"a..b"}}, http.StatusUnprocessableEntity},
+		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "email": {"no-at-sign"}}, http.StatusUnprocessableEntity},
 	} {
-		res := b.post("/ui/challenges", bad)
-		expectStatus(t, "create with "+bad.Encode(), res, http.StatusBadRequest)
-		expectBody(t, "create with "+bad.Encode(), res, `id="error"`, `id="new-challenge"`)
-		expectNotBody(t, "create with "+bad.Encode(), res, "challenge-secret")
+		what := "create with " + tc.form.Encode()
+		res := b.post("/ui/challenges", tc.form)
+		expectStatus(t, what, res, tc.want)
+		expectBody(t, what, res, `id="error"`, `id="new-challenge"`)
+		expectNotBody(t, what, res, "challenge-secret")
 	}
 
 	chs, _ := e.ops.Challenges(context.Background(), auth.CLI("test"), 10)
@@ -452,19 +460,19 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/certificates?limit=0", 400}, {"/ui/certificates?limit=1000000", 400}, {"/ui/certificates?limit=abc", 400},
 		{"/ui/certificates?expiring=-1", 400}, {"/ui/certificates?expiring=x", 400}, {"/ui/certificates?expiring=99999", 400},
 		{"/ui/certificates?issued_from=yesterday", 400}, {"/ui/certificates?issued_to=2031-13-45", 400},
-		{"/ui/certificates?issued_from=2031-05-01&issued_to=2031-04-01", 400},
-		{"/ui/certificates?cursor=%21%21not-a-cursor", 400}, {"/ui/certificates?cursor=ZTox", 400},
+		{"/ui/certificates?issued_from=2031-05-01&issued_to=2031-04-01", 422},
+		{"/ui/certificates?cursor=%21%21not-a-cursor", 422}, {"/ui/certificates?cursor=ZTox", 422},
 		{"/ui/certificates?cursor=" + strings.Repeat("A", 600), 400},
 		{"/ui/certificates?sort=upwards", 400}, {"/ui/certificates?sort=expiring&status=expired", 400},
-		{"/ui/certificates?expiring=30&status=expired", 400},
+		{"/ui/certificates?expiring=30&status=expired", 422},
 		{"/ui/certificates?protocol=ftp", 400}, {"/ui/certificates?issuer=xyz", 400},
 		{"/ui/certificates?q=" + strings.Repeat("a", 300), 400},
-		{"/ui/certificates/zz-not-hex", 400}, {"/ui/certificates/abcdef0123", 404},
+		{"/ui/certificates/zz-not-hex", 422}, {"/ui/certificates/abcdef0123", 404},
 		{certPath(c) + "?issuer=not-hex", 400}, {certPath(c) + "?issuer=00ff", 404},
 		{"/ui/certificates/" + strings.Repeat("a", 200), 400},
-		{"/ui/requests?status=bogus", 400},
+		{"/ui/requests?status=bogus", 422}, {"/ui/audit?type=bogus", 422},
 		{"/ui/audit?since=garbage", 400}, {"/ui/audit?until=2031-02-30", 400}, {"/ui/audit?before=abc", 400},
-		{"/ui/audit?before=-4", 400}, {"/ui/audit?serial=xyz!", 400}, {"/ui/audit?type=%3Cb%3E", 400},
+		{"/ui/audit?before=-4", 400}, {"/ui/audit?serial=xyz!", 422}, {"/ui/audit?type=%3Cb%3E", 400},
 		{"/ui/audit?limit=501", 400}, {"/ui/audit?since=2031-05-01&until=2031-04-01", 400},
 		{"/ui/nope", 404}, {"/ui/certificates/x/y/z", 404},
 	} {
@@ -486,7 +494,7 @@ func TestBadInputIs4xx(t *testing.T) {
 	}
 	u, _ := url.Parse(next)
 	res = b.get("/ui/certificates?limit=1&cursor=" + url.QueryEscape(u.Query().Get("cursor")))
-	expectStatus(t, "a cursor of another order", res, http.StatusBadRequest)
+	expectStatus(t, "a cursor of another order", res, http.StatusUnprocessableEntity)
 
 	// Bodies are bounded; a body that is not a form fails the CSRF check.
 	big := url.Values{"csrf": {b.csrf()}, "reason": {strings.Repeat("x", console.MaxFormBytes)}}
