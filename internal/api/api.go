@@ -370,8 +370,14 @@ func (q *query) time(k string) time.Time {
 		return time.Time{}
 	}
 	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
+	switch {
+	case err != nil:
 		q.errs = append(q.errs, fmt.Sprintf("%s=%q: want an RFC 3339 time such as 2026-11-30T12:00:00Z", k, s))
+	case t.Before(time.Unix(0, 0)):
+		// 0001-01-01T00:00:00Z is the zero time.Time, which the store reads
+		// as no bound: until=year 1 would answer everything, not nothing.
+		// Nothing here is older than 1970, so refuse what is.
+		q.errs = append(q.errs, fmt.Sprintf("%s=%q: want a time from 1970 on", k, s))
 	}
 	return t
 }

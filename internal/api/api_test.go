@@ -441,6 +441,14 @@ func TestBadInput(t *testing.T) {
 		{"audit before_id 0 (below every ID)", "GET", "/api/v1/audit?before_id=0", nil, 400},
 		{"audit before_id negative", "GET", "/api/v1/audit?before_id=-1", nil, 400},
 		{"audit since equal to until", "GET", "/api/v1/audit?since=2031-01-01T00:00:00Z&until=2031-01-01T00:00:00Z", nil, 400},
+		// The zero time.Time is the store's "no bound": refused, never read as
+		// no filter (nor any other time before 1970).
+		{"audit until year 1", "GET", "/api/v1/audit?until=0001-01-01T00:00:00Z", nil, 400},
+		{"audit since year 1", "GET", "/api/v1/audit?since=0001-01-01T00:00:00Z", nil, 400},
+		{"audit until 1969", "GET", "/api/v1/audit?until=1969-12-31T23:59:59Z", nil, 400},
+		{"issued_before year 1", "GET", "/api/v1/certificates?issued_before=0001-01-01T00:00:00Z", nil, 400},
+		{"issued_after year 1", "GET", "/api/v1/certificates?issued_after=0001-01-01T00:00:00Z", nil, 400},
+		{"issued_before year 1 in another zone", "GET", "/api/v1/certificates?issued_before=0001-01-01T01:00:00%2B01:00", nil, 400},
 	}
 	for _, c := range cases {
 		before := auditCount(t, e)
