@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -1046,6 +1047,45 @@ func TestAuditUnknownType(t *testing.T) {
 		r.json(t, &list)
 		if len(list.Items) != c.items {
 			t.Errorf("type=%s: %d events, want %d", c.typ, len(list.Items), c.items)
+		}
+	}
+}
+
+// TestCursorBoundToItsFilter: a next_cursor continues only the list and
+// filter it came from; sent with another filter it is refused, not read as
+// a starting point in a list it does not belong to.
+func TestCursorBoundToItsFilter(t *testing.T) {
+	e := newEnv(t)
+	for i := range 4 {
+		e.Issue(t, fmt.Sprintf("dev-%d", i))
+	}
+	next := func(path string) string {
+		t.Helper()
+		var page api.CertificatePage
+		r := e.do(t, pki.RoleAuditor, "GET", path, nil)
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", path, r.status, r.body)
+		}
+		r.json(t, &page)
+		if page.NextCursor == "" {
+			t.Fatalf("%s: no next_cursor", path)
+		}
+		return url.QueryEscape(page.NextCursor)
+	}
+	plain, dev := next("/api/v1/certificates?limit=2"), next("/api/v1/certificates?limit=2&q=dev")
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/api/v1/certificates?limit=2&cursor=" + plain, 200},
+		{"/api/v1/certificates?limit=3&cursor=" + plain, 200}, // another page size is the same list
+		{"/api/v1/certificates?limit=2&q=dev&cursor=" + dev, 200},
+		{"/api/v1/certificates?limit=2&q=dev&cursor=" + plain, 422},
+		{"/api/v1/certificates?limit=2&status=valid&cursor=" + plain, 422},
+		{"/api/v1/certificates?limit=2&cursor=" + dev, 422},
+	} {
+		if r := e.do(t, pki.RoleAuditor, "GET", tc.path, nil); r.status != tc.want {
+			t.Errorf("%s: %d, want %d\n%s", tc.path, r.status, tc.want, r.body)
 		}
 	}
 }

@@ -105,9 +105,17 @@ func (o *Ops) Certificates(ctx context.Context, p auth.Principal, q CertQuery) (
 		// a NUL would cut the store's search short.
 		return nil, "", pki.Errorf(pki.EBadRequest, "the search text holds a control character")
 	}
+	// What the caller asked for, not what it became at now: the next page
+	// of "valid" is asked for later.
+	filter := []string{"certificates", q.Status, q.Profile, strings.ToLower(q.IssuerID), q.Protocol, q.Search,
+		q.ExpiringWithin.String(), filterTime(q.IssuedAfter), filterTime(q.IssuedBefore)}
+	cursor, err := unbindCursor(filter, q.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
 	now := o.clock.Now()
 	f := store.CertFilter{Profile: q.Profile, IssuerID: strings.ToLower(q.IssuerID), Protocol: pki.Protocol(q.Protocol),
-		Search: q.Search, IssuedAfter: q.IssuedAfter, IssuedBefore: q.IssuedBefore, Limit: q.Limit, Cursor: q.Cursor}
+		Search: q.Search, IssuedAfter: q.IssuedAfter, IssuedBefore: q.IssuedBefore, Limit: q.Limit, Cursor: cursor}
 	switch q.Status {
 	case "":
 	case "valid":
@@ -133,9 +141,9 @@ func (o *Ops) Certificates(ctx context.Context, p auth.Principal, q CertQuery) (
 	}
 	certs, next, err := o.st.ListCertificates(ctx, f)
 	if errors.Is(err, store.ErrBadCursor) {
-		return nil, "", pki.Errorf(pki.EBadRequest, "the cursor is not one this list gave, or belongs to another filter")
+		return nil, "", badCursor()
 	}
-	return certs, next, err
+	return certs, bindCursor(filter, next), err
 }
 
 // CertificateDetail is one certificate with what surrounds it.
