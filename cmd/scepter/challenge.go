@@ -146,7 +146,7 @@ func challengeList(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer st.Close()
-	list, err := svc.Challenges(ctx, 1000)
+	list, err := svc.AllChallenges(ctx)
 	if err != nil {
 		return err
 	}

@@ -90,11 +90,11 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 		default:
 			return usageError{fmt.Sprintf("--status %q: want pending, issued, rejected or all", status)}
 		}
-		f := store.RequestFilter{Status: pki.RequestStatus(status), Limit: 1000}
+		f := store.RequestFilter{Status: pki.RequestStatus(status)}
 		if status == "all" {
 			f.Status = ""
 		}
-		reqs, err := svc.Requests(ctx, f)
+		reqs, err := svc.AllRequests(ctx, f)
 		if err != nil {
 			return err
 		}

@@ -184,15 +184,51 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 	return secret, ch, nil
 }
 
-// Challenges lists one-time challenges, newest first (never a secret: only
-// hashes are stored).
-func (s *Service) Challenges(ctx context.Context, limit int) ([]pki.Challenge, error) {
-	return s.store.ListChallenges(ctx, limit)
+// Challenges lists one-time challenges, newest first, a page at a time
+// (never a secret: only hashes are stored).
+func (s *Service) Challenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, error) {
+	return s.store.ListChallenges(ctx, f)
 }
 
-// Requests lists held requests.
+// Requests lists held requests, newest first, a page at a time.
 func (s *Service) Requests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
 	return s.store.ListRequests(ctx, f)
+}
+
+// wholePage is the page size of the listings of everything.
+const wholePage = 1000
+
+// AllChallenges lists every one-time challenge, newest first, reading the
+// store a page at a time.
+func (s *Service) AllChallenges(ctx context.Context) ([]pki.Challenge, error) {
+	f := store.ChallengeFilter{Limit: wholePage}
+	return readAll(func() ([]pki.Challenge, error) { return s.store.ListChallenges(ctx, f) },
+		func(last pki.Challenge) { f.After = last.ID })
+}
+
+// AllRequests lists every held request f selects (its Limit and After
+// aside), newest first, reading the store a page at a time.
+func (s *Service) AllRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
+	f.Limit, f.After = wholePage, ""
+	return readAll(func() ([]pki.EnrollmentRequest, error) { return s.store.ListRequests(ctx, f) },
+		func(last pki.EnrollmentRequest) { f.After = last.ID })
+}
+
+// readAll calls page until one comes back short, after telling next the
+// last item of each full one.
+func readAll[T any](page func() ([]T, error), next func(last T)) ([]T, error) {
+	var all []T
+	for {
+		p, err := page()
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p...)
+		if len(p) < wholePage {
+			return all, nil
+		}
+		next(p[len(p)-1])
+	}
 }
 
 // Reject refuses a held request with a reason the client will see. Of two

@@ -973,7 +973,7 @@ func TestShortLivedTokenMakesNoLongerChallenge(t *testing.T) {
 		{"short", map[string]string{"ttl": "1h"}, http.StatusCreated},
 		{pki.RoleOperator, map[string]string{"ttl": "700h"}, http.StatusCreated},
 	} {
-		before, err := e.Store.ListChallenges(context.Background(), 100)
+		before, err := e.Store.ListChallenges(context.Background(), store.ChallengeFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -984,7 +984,7 @@ func TestShortLivedTokenMakesNoLongerChallenge(t *testing.T) {
 		if c.want == http.StatusUnprocessableEntity && !strings.Contains(string(r.body), "may not outlive it") {
 			t.Errorf("%s token, %v: %s, want it to say why", c.role, c.body, r.body)
 		}
-		after, _ := e.Store.ListChallenges(context.Background(), 100)
+		after, _ := e.Store.ListChallenges(context.Background(), store.ChallengeFilter{})
 		if stored := len(after) - len(before); c.want != http.StatusCreated && stored != 0 {
 			t.Errorf("%s token, %v: %d challenges stored by a refused call", c.role, c.body, stored)
 		}
@@ -1087,5 +1087,90 @@ func TestCursorBoundToItsFilter(t *testing.T) {
 		if r := e.do(t, pki.RoleAuditor, "GET", tc.path, nil); r.status != tc.want {
 			t.Errorf("%s: %d, want %d\n%s", tc.path, r.status, tc.want, r.body)
 		}
+	}
+}
+
+// TestRequestsAndChallengesPage: /requests and /challenges page with
+// next_cursor as /certificates does, so the oldest (a held request about to
+// expire, an unused challenge to delete) can be reached; a cursor goes only
+// with its own list and filter.
+func TestRequestsAndChallengesPage(t *testing.T) {
+	e := newEnv(t)
+	var reqIDs, chIDs []string // oldest first
+	for i := range 5 {
+		reqIDs = append(reqIDs, e.heldRequest(t, fmt.Sprintf("held-%d", i)))
+	}
+	// heldRequest's challenges are used; these 7 are not.
+	for range 7 {
+		r := e.do(t, pki.RoleOperator, "POST", "/api/v1/challenges", `{"ttl":"1h"}`)
+		var nc api.NewChallenge
+		r.json(t, &nc)
+		chIDs = append(chIDs, nc.Challenge.ID)
+	}
+	walk := func(path string) (ids []string, cursors []string) {
+		t.Helper()
+		cursor := ""
+		for range 20 {
+			r := e.do(t, pki.RoleAuditor, "GET", path+"&cursor="+url.QueryEscape(cursor), nil)
+			if r.status != 200 {
+				t.Fatalf("%s: %d %s", path, r.status, r.body)
+			}
+			var page struct {
+				Items []struct {
+					ID string `json:"id"`
+				} `json:"items"`
+				NextCursor string `json:"next_cursor"`
+			}
+			r.json(t, &page)
+			for _, it := range page.Items {
+				ids = append(ids, it.ID)
+			}
+			if page.NextCursor == "" {
+				return ids, cursors
+			}
+			cursor = page.NextCursor
+			cursors = append(cursors, cursor)
+		}
+		t.Fatalf("%s: no end", path)
+		return nil, nil
+	}
+	newestFirst := func(ids []string) []string {
+		r := slices.Clone(ids)
+		slices.Reverse(r)
+		return r
+	}
+	gotReqs, reqCursors := walk("/api/v1/requests?limit=2")
+	if !slices.Equal(gotReqs, newestFirst(reqIDs)) || len(reqCursors) != 2 {
+		t.Errorf("requests by pages of 2: %v (%d cursors), want %v", gotReqs, len(reqCursors), newestFirst(reqIDs))
+	}
+	gotChs, chCursors := walk("/api/v1/challenges?limit=3")
+	if len(gotChs) != 12 || !slices.Equal(gotChs[:7], newestFirst(chIDs)) || len(chCursors) != 3 {
+		t.Errorf("challenges by pages of 3: %v (%d cursors), want 12, %v first", gotChs, len(chCursors), newestFirst(chIDs))
+	}
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/api/v1/requests?limit=2&cursor=" + url.QueryEscape(reqCursors[0]), 200},
+		{"/api/v1/requests?limit=2&status=all&cursor=" + url.QueryEscape(reqCursors[0]), 422},
+		{"/api/v1/requests?limit=2&profile=approval&cursor=" + url.QueryEscape(reqCursors[0]), 422},
+		{"/api/v1/requests?limit=2&cursor=" + url.QueryEscape(chCursors[0]), 422},
+		{"/api/v1/challenges?limit=2&cursor=" + url.QueryEscape(reqCursors[0]), 422},
+		{"/api/v1/certificates?limit=2&cursor=" + url.QueryEscape(chCursors[0]), 422},
+		{"/api/v1/challenges?limit=2&cursor=bm9wZQ", 422},
+	} {
+		if r := e.do(t, pki.RoleAuditor, "GET", tc.path, nil); r.status != tc.want {
+			t.Errorf("%s: %d, want %d\n%s", tc.path, r.status, tc.want, r.body)
+		}
+	}
+	// A page's last challenge deleted: its cursor is refused, not read as
+	// the end of the list.
+	last := gotChs[2]
+	if r := e.do(t, pki.RoleOperator, "DELETE", "/api/v1/challenges/"+last, nil); r.status != 204 {
+		t.Fatalf("delete %s: %d %s", last, r.status, r.body)
+	}
+	if r := e.do(t, pki.RoleAuditor, "GET", "/api/v1/challenges?limit=3&cursor="+url.QueryEscape(chCursors[0]), nil); r.status != 422 ||
+		!strings.Contains(string(r.body), "start again from the first page") {
+		t.Errorf("the cursor after a deleted challenge: %d, want 422 saying to start again\n%s", r.status, r.body)
 	}
 }

@@ -19,17 +19,13 @@ var schemas = map[string]any{
 	"UnholdRequest":     UnholdRequest{},
 	"RevocationResult":  RevocationResult{},
 	"Request":           Request{},
-	"RequestList": struct {
-		Items []Request `json:"items"`
-	}{},
-	"RejectRequest": RejectRequest{},
-	"Challenge":     Challenge{},
-	"ChallengeList": struct {
-		Items []Challenge `json:"items"`
-	}{},
-	"ChallengeRequest": ChallengeRequest{},
-	"NewChallenge":     NewChallenge{},
-	"AuditEvent":       AuditEvent{},
+	"RequestList":       RequestPage{},
+	"RejectRequest":     RejectRequest{},
+	"Challenge":         Challenge{},
+	"ChallengeList":     ChallengePage{},
+	"ChallengeRequest":  ChallengeRequest{},
+	"NewChallenge":      NewChallenge{},
+	"AuditEvent":        AuditEvent{},
 	"AuditList": struct {
 		Items []AuditEvent `json:"items"`
 	}{},

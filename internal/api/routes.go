@@ -82,13 +82,13 @@ func (h *Handler) table() []route {
 		{method: "POST", path: "/certificates/{serial}/unhold", summary: "Lift a certificateHold", role: pki.RoleOperator,
 			body: "UnholdRequest", reply: "RevocationResult", fn: h.unhold},
 		{method: "GET", path: "/requests", summary: "Requests held for approval", role: pki.RoleAuditor,
-			params: []param{{"status", "string", "pending (default), issued, rejected or all"}, {"profile", "string", "profile name"}, pLimit},
+			params: []param{{"status", "string", "pending (default), issued, rejected or all"}, {"profile", "string", "profile name"}, pLimit, pCursor},
 			reply:  "RequestList", fn: h.listRequests},
 		{method: "POST", path: "/requests/{id}/approve", summary: "Approve a held request: its certificate is issued (one approver wins)", role: pki.RoleOperator,
 			reply: "Certificate", fn: h.approve},
 		{method: "POST", path: "/requests/{id}/reject", summary: "Reject a held request", role: pki.RoleOperator, body: "RejectRequest",
 			reply: "Request", fn: h.reject},
-		{method: "GET", path: "/challenges", summary: "One-time challenges (never a secret)", role: pki.RoleAuditor, params: []param{pLimit},
+		{method: "GET", path: "/challenges", summary: "One-time challenges (never a secret)", role: pki.RoleAuditor, params: []param{pLimit, pCursor},
 			reply: "ChallengeList", fn: h.listChallenges},
 		{method: "POST", path: "/challenges", summary: "Mint a one-time challenge; the secret is in this answer only", role: pki.RoleOperator,
 			body: "ChallengeRequest", reply: "NewChallenge", status: http.StatusCreated, fn: h.newChallenge},
@@ -411,19 +411,26 @@ func requestJSON(r pki.EnrollmentRequest) Request {
 		RenewedFrom: r.RenewedFrom, DecidedBy: r.DecidedBy, Reason: r.Reason, Serial: r.CertSerialHex}
 }
 
+// RequestPage is one page of held requests.
+type RequestPage struct {
+	Items      []Request `json:"items"`
+	NextCursor string    `json:"next_cursor"`
+}
+
 func (h *Handler) listRequests(c *call) error {
 	q := c.q
 	limit := q.int("limit", 100, 1, ops.MaxPage)
+	status, profile, cursor := q.str("status"), q.str("profile"), q.str("cursor")
 	if err := q.err(); err != nil {
 		return err
 	}
-	reqs, err := h.ops.Requests(c.ctx, c.p, q.str("status"), q.str("profile"), limit)
+	reqs, next, err := h.ops.Requests(c.ctx, c.p, status, profile, limit, cursor)
 	if err != nil {
 		return err
 	}
-	out := map[string][]Request{"items": {}}
+	out := RequestPage{Items: []Request{}, NextCursor: next}
 	for _, r := range reqs {
-		out["items"] = append(out["items"], requestJSON(r))
+		out.Items = append(out.Items, requestJSON(r))
 	}
 	writeJSON(c.w, http.StatusOK, out)
 	return nil
@@ -493,20 +500,26 @@ func challengeJSON(ch pki.Challenge, now time.Time) Challenge {
 	return out
 }
 
+// ChallengePage is one page of one-time challenges.
+type ChallengePage struct {
+	Items      []Challenge `json:"items"`
+	NextCursor string      `json:"next_cursor"`
+}
+
 func (h *Handler) listChallenges(c *call) error {
 	q := c.q
-	limit := q.int("limit", 100, 1, ops.MaxPage)
+	limit, cursor := q.int("limit", 100, 1, ops.MaxPage), q.str("cursor")
 	if err := q.err(); err != nil {
 		return err
 	}
-	list, err := h.ops.Challenges(c.ctx, c.p, limit)
+	list, next, err := h.ops.Challenges(c.ctx, c.p, limit, cursor)
 	if err != nil {
 		return err
 	}
 	now := h.ops.Now()
-	out := map[string][]Challenge{"items": {}}
+	out := ChallengePage{Items: []Challenge{}, NextCursor: next}
 	for _, ch := range list {
-		out["items"] = append(out["items"], challengeJSON(ch, now))
+		out.Items = append(out.Items, challengeJSON(ch, now))
 	}
 	writeJSON(c.w, http.StatusOK, out)
 	return nil

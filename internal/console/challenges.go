@@ -22,6 +22,9 @@ type challengesPage struct {
 	Created    *challengeRow
 	// MaxTTL is the longest lifetime allowed.
 	MaxTTL string
+	// Next is the next page's link ("" on the last), First the first
+	// page's when this is a later one.
+	Next, First string
 }
 
 type challengeForm struct{ TTL, Profile, Subject, DNS, Email string }
@@ -32,10 +35,14 @@ type challengeRow struct {
 	Subject string
 }
 
+// challengesLimit is a page of challenges; the rest are on the next pages.
 const challengesLimit = 200
 
-func (h *Handler) loadChallenges(r *http.Request, rq *req) (*challengesPage, error) {
-	list, err := h.ops.Challenges(r.Context(), rq.p, challengesLimit)
+func (h *Handler) loadChallenges(r *http.Request, rq *req, cursor string) (*challengesPage, error) {
+	if len(cursor) > 512 {
+		return nil, badInputf("the cursor is longer than any this list gives")
+	}
+	list, next, err := h.ops.Challenges(r.Context(), rq.p, challengesLimit, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +58,7 @@ func (h *Handler) loadChallenges(r *http.Request, rq *req) (*challengesPage, err
 	for _, c := range list {
 		pg.Challenges = append(pg.Challenges, challengeRow{Challenge: c, State: challengeState(c, now), Subject: dnString(c.BoundSubject)})
 	}
+	pg.Next, pg.First = pageLinks("challenges", nil, cursor, next)
 	return pg, nil
 }
 
@@ -68,7 +76,7 @@ func challengeState(c pki.Challenge, now time.Time) string {
 
 // challenges lists the challenges.
 func (h *Handler) challenges(w http.ResponseWriter, r *http.Request, rq *req) error {
-	pg, err := h.loadChallenges(r, rq)
+	pg, err := h.loadChallenges(r, rq, r.URL.Query().Get("cursor"))
 	if err != nil {
 		return err
 	}
@@ -83,7 +91,7 @@ func (h *Handler) newChallenge(w http.ResponseWriter, r *http.Request, rq *req) 
 	if err := auth.Require(rq.p, pki.RoleOperator); err != nil {
 		return err
 	}
-	pg, err := h.loadChallenges(r, rq)
+	pg, err := h.loadChallenges(r, rq, "")
 	if err != nil {
 		return err
 	}
@@ -116,7 +124,7 @@ func (h *Handler) newChallenge(w http.ResponseWriter, r *http.Request, rq *req) 
 		return again(err)
 	}
 	// Shown again (not redirected to): the secret is in this answer only.
-	fresh, err := h.loadChallenges(r, rq)
+	fresh, err := h.loadChallenges(r, rq, "")
 	if err != nil {
 		return err
 	}
@@ -141,7 +149,7 @@ func (h *Handler) deleteChallenge(w http.ResponseWriter, r *http.Request, rq *re
 		if !formError(err) {
 			return err
 		}
-		pg, lerr := h.loadChallenges(r, rq)
+		pg, lerr := h.loadChallenges(r, rq, "")
 		if lerr != nil {
 			return lerr
 		}

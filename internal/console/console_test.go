@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -172,11 +173,11 @@ func TestAuditorIsForbiddenChanges(t *testing.T) {
 	if r := e.record(c); r.Status != pki.StatusValid {
 		t.Errorf("the auditor revoked the certificate: %+v", r)
 	}
-	reqs, err := e.ops.Requests(context.Background(), auth.CLI("test"), "", "", 10)
+	reqs, _, err := e.ops.Requests(context.Background(), auth.CLI("test"), "", "", 10, "")
 	if err != nil || len(reqs) != 1 || reqs[0].ID != id {
 		t.Errorf("the held request changed: %+v, %v", reqs, err)
 	}
-	chs, _ := e.ops.Challenges(context.Background(), auth.CLI("test"), 10)
+	chs, _, _ := e.ops.Challenges(context.Background(), auth.CLI("test"), 10, "")
 	if len(chs) != 2 { // the one above and the one hold made
 		t.Errorf("challenges after the auditor's attempts: %d, want 2", len(chs))
 	}
@@ -238,11 +239,11 @@ func TestCSRFIsEnforcedOnEveryPost(t *testing.T) {
 	if r := e.record(c); r.Status != pki.StatusValid {
 		t.Errorf("revoked without a valid token: %+v", r)
 	}
-	reqs, _ := e.ops.Requests(context.Background(), auth.CLI("test"), "", "", 10)
+	reqs, _, _ := e.ops.Requests(context.Background(), auth.CLI("test"), "", "", 10, "")
 	if len(reqs) != 1 {
 		t.Errorf("pending requests: %+v", reqs)
 	}
-	chs, _ := e.ops.Challenges(context.Background(), auth.CLI("test"), 10)
+	chs, _, _ := e.ops.Challenges(context.Background(), auth.CLI("test"), 10, "")
 	if len(chs) != 2 {
 		t.Errorf("challenges: %d, want 2", len(chs))
 	}
@@ -436,7 +437,7 @@ func TestChallenges(t *testing.T) {
 		expectNotBody(t, what, res, "challenge-secret")
 	}
 
-	chs, _ := e.ops.Challenges(context.Background(), auth.CLI("test"), 10)
+	chs, _, _ := e.ops.Challenges(context.Background(), auth.CLI("test"), 10, "")
 	if len(chs) != 1 {
 		t.Fatalf("challenges: %+v", chs)
 	}
@@ -829,8 +830,58 @@ func TestChallengeFormLongLifetime(t *testing.T) {
 	res := e.as("operator").post("/ui/challenges", url.Values{"ttl": {"720h"}, "profile": {"default"}})
 	expectStatus(t, "a challenge for 30 days", res, http.StatusOK)
 	expectBody(t, "a challenge for 30 days", res, "Copy its secret now")
-	chs, err := e.ops.Challenges(context.Background(), auth.CLI("test"), 10)
+	chs, _, err := e.ops.Challenges(context.Background(), auth.CLI("test"), 10, "")
 	if err != nil || len(chs) != 1 || chs[0].ExpiresAt.Sub(e.pki.Clock.Now()) != 720*time.Hour {
 		t.Errorf("challenges: %+v, %v; want one for 720h", chs, err)
 	}
+}
+
+// TestListsPageOn: the pending approvals and the challenges show a page
+// at a time, with a link to the next; the oldest (a request about to
+// expire, a challenge to delete) is reached through them.
+func TestListsPageOn(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	ctx := context.Background()
+	now := e.pki.Clock.Now()
+	const n = 205 // more than a page (200)
+	for i := range n {
+		r := pki.EnrollmentRequest{ID: fmt.Sprintf("req-%03d", i), TransactionID: fmt.Sprintf("tx-%d", i), Profile: "held",
+			Protocol: pki.ProtocolSCEP, Status: pki.RequestPending, Subject: fmt.Sprintf("CN=bulk-%03d", i), CSR: []byte{0x30},
+			CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := e.pki.Store.CreateRequest(ctx, r, nil, pki.AuditEvent{Type: pki.EventRequestPending, Time: now}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.ops.NewChallenge(ctx, auth.CLI("test"), admin.ChallengeSpec{TTL: time.Hour, Subject: fmt.Sprintf("CN=ch-%03d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.as("operator")
+	for _, tc := range []struct {
+		page, newest, oldest, more string
+	}{
+		{"/ui/requests", "CN=bulk-204", "CN=bulk-000", "No more requests."},
+		{"/ui/requests?profile=held", "CN=bulk-204", "CN=bulk-000", "No more requests."},
+		{"/ui/challenges", "CN=ch-204", "CN=ch-000", "No more challenges."},
+	} {
+		first := b.get(tc.page)
+		expectStatus(t, tc.page, first, http.StatusOK)
+		expectBody(t, tc.page, first, tc.newest, "older ones on the next pages")
+		expectNotBody(t, tc.page, first, tc.oldest+"<", "First page")
+		next := href(t, first.body, "next-page")
+		if next == "" {
+			t.Fatalf("%s: no link to the next page", tc.page)
+		}
+		second := b.get(next)
+		expectStatus(t, tc.page+", page 2", second, http.StatusOK)
+		expectBody(t, tc.page+", page 2", second, tc.oldest+"<", "First page", "(a later page)")
+		expectNotBody(t, tc.page+", page 2", second, tc.newest+"<")
+		if href(t, second.body, "next-page") != "" {
+			t.Errorf("%s, page 2: a next page after the oldest", tc.page)
+		}
+	}
+	// The cursor of one list is refused by another, and with another filter.
+	u, _ := url.Parse(href(t, b.get("/ui/requests").body, "next-page"))
+	cursor := url.QueryEscape(u.Query().Get("cursor"))
+	expectStatus(t, "a requests cursor for challenges", b.get("/ui/challenges?cursor="+cursor), http.StatusUnprocessableEntity)
+	expectStatus(t, "a requests cursor with another status", b.get("/ui/requests?status=all&cursor="+cursor), http.StatusUnprocessableEntity)
 }

@@ -16,6 +16,9 @@ type requestsPage struct {
 	Requests        []requestRow
 	// RejectID and RejectReason are a rejection form shown again.
 	RejectID, RejectReason string
+	// Next is the next page's link ("" on the last), First the first
+	// page's when this is a later one.
+	Next, First string
 }
 
 type requestRow struct {
@@ -24,17 +27,28 @@ type requestRow struct {
 	CertURL string
 }
 
+// requestsLimit is a page of requests; the rest are on the next pages.
 const requestsLimit = 200
 
-func (h *Handler) loadRequests(r *http.Request, rq *req, status, profile string) (*requestsPage, error) {
+func (h *Handler) loadRequests(r *http.Request, rq *req, status, profile, cursor string) (*requestsPage, error) {
 	if len(profile) > 128 {
 		return nil, badInputf("the profile name is longer than 128 characters")
 	}
-	list, err := h.ops.Requests(r.Context(), rq.p, status, profile, requestsLimit)
+	if len(cursor) > 512 {
+		return nil, badInputf("the cursor is longer than any this list gives")
+	}
+	list, next, err := h.ops.Requests(r.Context(), rq.p, status, profile, requestsLimit, cursor)
 	if err != nil {
 		return nil, err
 	}
 	pg := &requestsPage{Status: status, Profile: profile, Statuses: []string{"pending", "issued", "rejected", "all"}}
+	filter := url.Values{}
+	for k, v := range map[string]string{"status": status, "profile": profile} {
+		if v != "" {
+			filter.Set(k, v)
+		}
+	}
+	pg.Next, pg.First = pageLinks("requests", filter, cursor, next)
 	if pg.Status == "" {
 		pg.Status = "pending"
 	}
@@ -59,7 +73,7 @@ func (h *Handler) loadRequests(r *http.Request, rq *req, status, profile string)
 // ?profile=).
 func (h *Handler) requests(w http.ResponseWriter, r *http.Request, rq *req) error {
 	q := r.URL.Query()
-	pg, err := h.loadRequests(r, rq, q.Get("status"), q.Get("profile"))
+	pg, err := h.loadRequests(r, rq, q.Get("status"), q.Get("profile"), q.Get("cursor"))
 	if err != nil {
 		return err
 	}
@@ -75,7 +89,7 @@ func (h *Handler) requestAgain(w http.ResponseWriter, r *http.Request, rq *req, 
 	if !formError(err) {
 		return err
 	}
-	pg, lerr := h.loadRequests(r, rq, "", "")
+	pg, lerr := h.loadRequests(r, rq, "", "", "")
 	if lerr != nil {
 		return lerr
 	}
@@ -125,4 +139,24 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rq *req) error 
 	}
 	http.Redirect(w, r, Prefix+"requests?done=rejected", http.StatusSeeOther)
 	return nil
+}
+
+// pageLinks are the links to the next page of a console list (after next,
+// "" when there is none) and, on a later page (cursor given), to its first.
+func pageLinks(page string, filter url.Values, cursor, next string) (nextURL, firstURL string) {
+	if next != "" {
+		v := url.Values{}
+		for k, vs := range filter {
+			v[k] = vs
+		}
+		v.Set("cursor", next)
+		nextURL = Prefix + page + "?" + v.Encode()
+	}
+	if cursor != "" {
+		firstURL = Prefix + page
+		if len(filter) > 0 {
+			firstURL += "?" + filter.Encode()
+		}
+	}
+	return nextURL, firstURL
 }

@@ -160,8 +160,8 @@ func (s *countingStore) RecordChallengeMisuse(ctx context.Context, hash []byte, 
 	return v, s.count("RecordChallengeMisuse", err)
 }
 
-func (s *countingStore) ListChallenges(ctx context.Context, limit int) ([]pki.Challenge, error) {
-	v, err := s.Store.ListChallenges(ctx, limit)
+func (s *countingStore) ListChallenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, error) {
+	v, err := s.Store.ListChallenges(ctx, f)
 	return v, s.count("ListChallenges", err)
 }
 

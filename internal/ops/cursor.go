@@ -42,6 +42,12 @@ func badCursor() error {
 	return pki.Errorf(pki.EBadRequest, "the cursor is not one this list gave, or belongs to another filter")
 }
 
+// goneCursor answers a cursor of this list whose last item seen (a
+// request or challenge) is gone since, deleted or purged.
+func goneCursor(what string) error {
+	return pki.Errorf(pki.EBadRequest, "the %s this page continued from is gone (deleted or purged): start again from the first page", what)
+}
+
 // filterTag hashes the filter's fields, each length-prefixed so that no
 // two filters share an encoding.
 func filterTag(filter []string) string {
@@ -58,4 +64,23 @@ func filterTime(t time.Time) string {
 		return ""
 	}
 	return strconv.FormatInt(t.UnixMicro(), 10)
+}
+
+// nextAfter is the cursor of a list the store pages by the last ID seen.
+func nextAfter(filter []string, lastID string) string {
+	return bindCursor(filter, base64.RawURLEncoding.EncodeToString([]byte(lastID)))
+}
+
+// afterID is the last ID seen of a cursor nextAfter gave ("" for the
+// first page).
+func afterID(filter []string, cursor string) (string, error) {
+	inner, err := unbindCursor(filter, cursor)
+	if err != nil || inner == "" {
+		return "", err
+	}
+	id, err := base64.RawURLEncoding.DecodeString(inner)
+	if err != nil || len(id) == 0 {
+		return "", badCursor()
+	}
+	return string(id), nil
 }

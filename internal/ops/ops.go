@@ -259,12 +259,13 @@ func (o *Ops) Unhold(ctx context.Context, p auth.Principal, serial, issuerID str
 
 // --- requests held for approval ------------------------------------------------
 
-// Requests lists held requests (status "" for pending, "all" for any).
-func (o *Ops) Requests(ctx context.Context, p auth.Principal, status, profile string, limit int) ([]pki.EnrollmentRequest, error) {
+// Requests lists held requests (status "" for pending, "all" for any), one
+// page of limit, and the next page's cursor ("" at the end).
+func (o *Ops) Requests(ctx context.Context, p auth.Principal, status, profile string, limit int, cursor string) ([]pki.EnrollmentRequest, string, error) {
 	if err := auth.Require(p, pki.RoleAuditor); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	f := store.RequestFilter{Status: pki.RequestPending, Profile: profile, Limit: limit}
+	f := store.RequestFilter{Status: pki.RequestPending, Profile: profile}
 	switch status {
 	case "", "pending":
 	case "all":
@@ -272,12 +273,27 @@ func (o *Ops) Requests(ctx context.Context, p auth.Principal, status, profile st
 	case "issued", "rejected":
 		f.Status = pki.RequestStatus(status)
 	default:
-		return nil, pki.Errorf(pki.EBadRequest, "status %q: want pending, issued, rejected or all", status)
+		return nil, "", pki.Errorf(pki.EBadRequest, "status %q: want pending, issued, rejected or all", status)
 	}
-	if limit < 0 || limit > MaxPage {
-		return nil, pki.Errorf(pki.EBadRequest, "limit %d: want 1 to %d", limit, MaxPage)
+	if limit < 1 || limit > MaxPage {
+		return nil, "", pki.Errorf(pki.EBadRequest, "limit %d: want 1 to %d", limit, MaxPage)
 	}
-	return o.admin.Requests(ctx, f)
+	filter := []string{"requests", string(f.Status), profile}
+	var err error
+	if f.After, err = afterID(filter, cursor); err != nil {
+		return nil, "", err
+	}
+	// One more than the page, to know whether there is a next one.
+	f.Limit = limit + 1
+	list, err := o.admin.Requests(ctx, f)
+	if errors.Is(err, store.ErrBadCursor) {
+		return nil, "", goneCursor("request")
+	}
+	if err != nil || len(list) <= limit {
+		return list, "", err
+	}
+	list = list[:limit]
+	return list, nextAfter(filter, list[limit-1].ID), nil
 }
 
 // Request is one request held for approval, by its ID, whatever its status.
@@ -317,15 +333,29 @@ func (o *Ops) Reject(ctx context.Context, p auth.Principal, id, reason string) e
 
 // --- challenges ----------------------------------------------------------------
 
-// Challenges lists one-time challenges (never a secret).
-func (o *Ops) Challenges(ctx context.Context, p auth.Principal, limit int) ([]pki.Challenge, error) {
+// Challenges lists one-time challenges (never a secret), newest first, one
+// page of limit, and the next page's cursor ("" at the end).
+func (o *Ops) Challenges(ctx context.Context, p auth.Principal, limit int, cursor string) ([]pki.Challenge, string, error) {
 	if err := auth.Require(p, pki.RoleAuditor); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if limit < 0 || limit > MaxPage {
-		return nil, pki.Errorf(pki.EBadRequest, "limit %d: want 1 to %d", limit, MaxPage)
+	if limit < 1 || limit > MaxPage {
+		return nil, "", pki.Errorf(pki.EBadRequest, "limit %d: want 1 to %d", limit, MaxPage)
 	}
-	return o.admin.Challenges(ctx, limit)
+	filter := []string{"challenges"}
+	after, err := afterID(filter, cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	list, err := o.admin.Challenges(ctx, store.ChallengeFilter{Limit: limit + 1, After: after})
+	if errors.Is(err, store.ErrBadCursor) {
+		return nil, "", goneCursor("challenge")
+	}
+	if err != nil || len(list) <= limit {
+		return list, "", err
+	}
+	list = list[:limit]
+	return list, nextAfter(filter, list[limit-1].ID), nil
 }
 
 // NewChallenge mints a one-time challenge and returns its secret, shown

@@ -248,6 +248,18 @@ type RequestFilter struct {
 	Status  pki.RequestStatus // "" for any
 	Profile string
 	Limit   int // default 100, max 1000
+	// After is the ID of the last request of the previous page: only
+	// requests listed after it (older) are returned. ErrBadCursor when no
+	// request has that ID (it was purged since).
+	After string
+}
+
+// ChallengeFilter selects one-time challenges, newest first.
+type ChallengeFilter struct {
+	Limit int // default 100, max 1000
+	// After is the ID of the last challenge of the previous page, as
+	// RequestFilter.After.
+	After string
 }
 
 // CertFilter selects inventory records. Zero fields do not filter.
@@ -500,9 +512,9 @@ type Store interface {
 	// ErrChallengeUnusable when the challenge is unknown, used, expired or
 	// already locked.
 	RecordChallengeMisuse(ctx context.Context, hash []byte, now time.Time, lockAfter int, ev pki.AuditEvent) (locked bool, err error)
-	// ListChallenges returns challenges newest first (at most limit, default
-	// 100), consumed and expired ones too; secrets are never stored.
-	ListChallenges(ctx context.Context, limit int) ([]pki.Challenge, error)
+	// ListChallenges returns challenges newest first (at most f.Limit),
+	// consumed and expired ones too; secrets are never stored.
+	ListChallenges(ctx context.Context, f ChallengeFilter) ([]pki.Challenge, error)
 
 	// RememberNonce records a (transactionID, senderNonce) pair until expires.
 	// ErrConflict if the pair is already remembered: the message is a replay.

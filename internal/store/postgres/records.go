@@ -89,13 +89,22 @@ func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time
 
 // ListChallenges implements store.Store: newest first, insertion order
 // breaking ties.
-func (s *Store) ListChallenges(ctx context.Context, limit int) ([]pki.Challenge, error) {
-	if limit <= 0 {
-		limit = sqlstore.DefaultLimit
+func (s *Store) ListChallenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, error) {
+	limit := sqlstore.PageLimit(f.Limit)
+	// Keyset: after the previous page's last challenge in this order.
+	created, seq := int64(math.MaxInt64), int64(math.MaxInt64)
+	if f.After != "" {
+		err := s.pool.QueryRow(ctx, `SELECT created_at, seq FROM challenges WHERE id = $1`, key(f.After)).Scan(&created, &seq)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("postgres: list challenges after %s: %w", f.After, store.ErrBadCursor)
+		}
+		if err != nil {
+			return nil, pgError("postgres: list challenges: %w", err)
+		}
 	}
-	limit = min(limit, sqlstore.MaxLimit)
-	out, err := queryAll(ctx, s.pool, sqlstore.ScanChallenge,
-		`SELECT `+sqlstore.ChallengeColumns+` FROM challenges ORDER BY created_at DESC, seq DESC LIMIT $1`, limit)
+	out, err := queryAll(ctx, s.pool, sqlstore.ScanChallenge, `SELECT `+sqlstore.ChallengeColumns+` FROM challenges
+		WHERE created_at < $1 OR (created_at = $1 AND seq < $2)
+		ORDER BY created_at DESC, seq DESC LIMIT $3`, created, seq, limit)
 	if err != nil {
 		return nil, pgError("postgres: list challenges: %w", err)
 	}

@@ -94,9 +94,19 @@ func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest,
 // reversed), Limit default 100, at most 1000.
 func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
 	f.Profile = key(f.Profile)
+	var before int64
+	if f.After != "" {
+		err := s.pool.QueryRow(ctx, `SELECT seq FROM enrollment_requests WHERE id = $1`, key(f.After)).Scan(&before)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("postgres: list requests after %s: %w", f.After, store.ErrBadCursor)
+		}
+		if err != nil {
+			return nil, pgError("postgres: list requests: %w", err)
+		}
+	}
 	a := sqlstore.Args{Numbered: true}
 	// Planned for its values, as ListCertificates (customPlanMode).
-	out, err := queryAll(ctx, s.pool, scanRequest, sqlstore.RequestsQuery(f, &a), append([]any{s.listMode}, a.Values...)...)
+	out, err := queryAll(ctx, s.pool, scanRequest, sqlstore.RequestsQuery(f, before, &a), append([]any{s.listMode}, a.Values...)...)
 	if err != nil {
 		return nil, pgError("postgres: list requests: %w", err)
 	}

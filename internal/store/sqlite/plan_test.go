@@ -143,7 +143,7 @@ func TestQueryPlans(t *testing.T) {
 		}
 		for _, f := range requestFilters() {
 			var a sqlstore.Args
-			q := sqlstore.RequestsQuery(f, &a)
+			q := sqlstore.RequestsQuery(f, 0, &a)
 			check(t, s, fmt.Sprintf("ListRequests %+v", f), q, a.Values)
 
 		}

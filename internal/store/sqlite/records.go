@@ -85,12 +85,22 @@ func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time
 }
 
 // ListChallenges implements store.Store.
-func (s *Store) ListChallenges(ctx context.Context, limit int) ([]pki.Challenge, error) {
-	if limit <= 0 {
-		limit = sqlstore.DefaultLimit
+func (s *Store) ListChallenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, error) {
+	limit := sqlstore.PageLimit(f.Limit)
+	// Keyset: after the previous page's last challenge in this order.
+	created, rowid := int64(math.MaxInt64), int64(math.MaxInt64)
+	if f.After != "" {
+		err := s.readRow(ctx, `SELECT created_at, rowid FROM challenges WHERE id = ?`, f.After).Scan(&created, &rowid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("sqlite: list challenges after %s: %w", f.After, store.ErrBadCursor)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list challenges: %w", err)
+		}
 	}
-	limit = min(limit, sqlstore.MaxLimit)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstore.ChallengeColumns+` FROM challenges ORDER BY created_at DESC, rowid DESC LIMIT ?`, limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstore.ChallengeColumns+` FROM challenges
+		WHERE created_at < ? OR (created_at = ? AND rowid < ?)
+		ORDER BY created_at DESC, rowid DESC LIMIT ?`, created, created, rowid, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list challenges: %w", err)
 	}

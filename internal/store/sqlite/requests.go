@@ -84,8 +84,18 @@ func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest,
 // ListRequests implements store.Store: newest first (insertion order
 // reversed), Limit default 100, at most 1000.
 func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
+	var before int64
+	if f.After != "" {
+		err := s.readRow(ctx, `SELECT seq FROM enrollment_requests WHERE id = ?`, f.After).Scan(&before)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("sqlite: list requests after %s: %w", f.After, store.ErrBadCursor)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list requests: %w", err)
+		}
+	}
 	var a sqlstore.Args
-	out, err := queryAll(ctx, s.r, sqlstore.ScanRequest, sqlstore.RequestsQuery(f, &a), a.Values...)
+	out, err := queryAll(ctx, s.r, sqlstore.ScanRequest, sqlstore.RequestsQuery(f, before, &a), a.Values...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list requests: %w", err)
 	}

@@ -29,8 +29,12 @@ func (a *Args) Add(v any) string {
 // range read in output order that stops at LIMIT. The seq bound is always
 // there (as in the certificate listing) so that an unfiltered listing is a
 // range read too.
-func RequestsQuery(f store.RequestFilter, a *Args) string {
-	where := []string{"seq < " + a.Add(int64(math.MaxInt64))}
+// beforeSeq, when not 0, is the seq of f.After's request.
+func RequestsQuery(f store.RequestFilter, beforeSeq int64, a *Args) string {
+	if beforeSeq == 0 {
+		beforeSeq = math.MaxInt64
+	}
+	where := []string{"seq < " + a.Add(beforeSeq)}
 	if f.Status != "" {
 		where = append(where, "status = "+a.Add(string(f.Status)))
 	}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -57,11 +58,50 @@ func testChallengeBindingAndLock(t *testing.T, s store.Store) {
 	if n := len(listAudit(t, s, store.AuditFilter{Type: pki.EventChallengeMisused})); n != 3 {
 		t.Errorf("%d challenge.misused events, want 3 (failed calls append none)", n)
 	}
-	list, err := s.ListChallenges(ctx, 10)
+	list, err := s.ListChallenges(ctx, store.ChallengeFilter{Limit: 10})
 	if err != nil || len(list) != 2 || list[0].ID != "b-2" || list[1].ID != "b-1" || list[1].FailedUses != 3 || !list[1].LockedAt.Equal(t0.Add(3*time.Minute)) {
 		t.Fatalf("ListChallenges = %+v, %v", list, err)
 	}
-	if one, _ := s.ListChallenges(ctx, 1); len(one) != 1 {
+	if one, _ := s.ListChallenges(ctx, store.ChallengeFilter{Limit: 1}); len(one) != 1 {
 		t.Errorf("ListChallenges(1) returned %d", len(one))
+	}
+}
+
+// ListChallenges pages by the last ID seen (After): every challenge once,
+// newest first, ties in creation time in insertion order reversed; an
+// unknown After is ErrBadCursor.
+func testListChallengesPages(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var ids []string // newest first
+	for i := range 11 {
+		// Pairs created in the same microsecond, to page across ties.
+		ch := pki.Challenge{ID: fmt.Sprintf("p-%02d", i), Hash: []byte(fmt.Sprintf("hash-p%02d", i)), CreatedAt: t0.Add(time.Duration(i/2) * time.Second),
+			ExpiresAt: t0.Add(time.Hour)}
+		if err := s.CreateChallenge(ctx, ch, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append([]string{ch.ID}, ids...)
+	}
+	for _, size := range []int{1, 2, 3, 11, 20} {
+		var got []string
+		for f := (store.ChallengeFilter{Limit: size}); ; {
+			page, err := s.ListChallenges(ctx, f)
+			if err != nil {
+				t.Fatalf("ListChallenges(%+v): %v", f, err)
+			}
+			for _, ch := range page {
+				got = append(got, ch.ID)
+			}
+			if len(page) < size || len(got) > len(ids) {
+				break
+			}
+			f.After = page[len(page)-1].ID
+		}
+		if !reflect.DeepEqual(got, ids) {
+			t.Errorf("ListChallenges by pages of %d: %v, want %v", size, got, ids)
+		}
+	}
+	if _, err := s.ListChallenges(ctx, store.ChallengeFilter{After: "no-such-challenge"}); !errors.Is(err, store.ErrBadCursor) {
+		t.Errorf("ListChallenges after an unknown ID: %v, want ErrBadCursor", err)
 	}
 }

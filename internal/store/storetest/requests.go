@@ -341,6 +341,32 @@ func testListRequests(t *testing.T, s store.Store) {
 		for i := range got {
 			sameRequest(t, fmt.Sprintf("ListRequests(%+v) #%d", f, i), got[i], want[i])
 		}
+		// Page by page (After: the last ID seen), the same list.
+		if f.Limit > 0 {
+			continue
+		}
+		var paged []pki.EnrollmentRequest
+		for pf := (store.RequestFilter{Status: f.Status, Profile: f.Profile, Limit: 4}); ; {
+			page, err := s.ListRequests(ctx, pf)
+			if err != nil {
+				t.Fatalf("ListRequests(%+v): %v", pf, err)
+			}
+			paged = append(paged, page...)
+			if len(page) < pf.Limit || len(paged) > len(all) {
+				break
+			}
+			pf.After = page[len(page)-1].ID
+		}
+		if len(paged) != len(want) {
+			t.Errorf("ListRequests(%+v) by pages of 4: %d requests, want %d", f, len(paged), len(want))
+			continue
+		}
+		for i := range paged {
+			sameRequest(t, fmt.Sprintf("ListRequests(%+v) by pages, #%d", f, i), paged[i], want[i])
+		}
+	}
+	if _, err := s.ListRequests(ctx, store.RequestFilter{After: "no-such-request"}); !errors.Is(err, store.ErrBadCursor) {
+		t.Errorf("ListRequests after an unknown ID: %v, want ErrBadCursor", err)
 	}
 }
 

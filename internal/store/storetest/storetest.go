@@ -103,6 +103,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RequestLookups", testRequestLookups},
 		{"ListRequests", testListRequests},
 		{"ListRequestsLimits", testListRequestsLimits},
+		{"ListChallengesPages", testListChallengesPages},
 		{"RejectRequest", testRejectRequest},
 		{"CompleteRequest", testCompleteRequest},
 		{"ApprovedRequestNamesItsChallenge", testApprovedRequestNamesItsChallenge},

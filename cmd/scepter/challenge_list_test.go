@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// "requests list" and "challenge list" list every one, past the store's
+// largest page (1000): the oldest, first to expire, are not left out.
+func TestListsShowEverything(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := pki.SystemClock{}.Now()
+	const n = 1001
+	for i := range n {
+		r := pki.EnrollmentRequest{ID: fmt.Sprintf("r-%04d", i), TransactionID: fmt.Sprintf("tx-%d", i), Profile: "default",
+			Protocol: pki.ProtocolSCEP, Status: pki.RequestPending, Subject: "CN=d", CSR: []byte{0x30}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := st.CreateRequest(ctx, r, nil, pki.AuditEvent{Type: pki.EventRequestPending, Time: now}); err != nil {
+			t.Fatal(err)
+		}
+		ch := pki.Challenge{ID: fmt.Sprintf("c-%04d", i), Hash: []byte(fmt.Sprintf("h-%04d", i)), Profile: "default",
+			CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := st.CreateChallenge(ctx, ch, pki.AuditEvent{Type: pki.EventChallengeCreated, Time: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	for _, tc := range []struct {
+		args   []string
+		oldest string
+	}{
+		{[]string{"requests", "list", "--json"}, "r-0000"},
+		{[]string{"requests", "list", "--json", "--status", "all"}, "r-0000"},
+		{[]string{"challenge", "list", "--json"}, "c-0000"},
+	} {
+		e, out, errb := testEnv(nil)
+		if err := run(ctx, e, append(tc.args, "--data-dir", dir)); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(tc.args, " "), err, errb)
+		}
+		var list []struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &list); err != nil {
+			t.Fatalf("%s: %v", strings.Join(tc.args, " "), err)
+		}
+		if len(list) != n || list[n-1].ID != tc.oldest {
+			t.Errorf("%s: %d listed, the last %+v; want %d, the last %s", strings.Join(tc.args, " "), len(list), list[len(list)-1], n, tc.oldest)
+		}
+	}
+}
