@@ -543,6 +543,18 @@ func (o carryOutcome) report(e env) {
 		}
 		fmt.Fprintf(e.stdout, "Carried forward from the replaced database what only moves forward (audit event %s): %s.\n",
 			sqlite.EventRestoreCarriedForward, strings.Join(parts, ", "))
+		var lost []string
+		name := func(names []string, what, again string) {
+			if len(names) > 0 {
+				lost = append(lost, fmt.Sprintf("%s %s (%s)", what, strings.Join(printableAll(names), ", "), again))
+			}
+		}
+		name(c.TokensLost, "API token(s)", "scepter admin token new")
+		name(c.UsersLost, "console user(s)", "scepter admin user add")
+		name(c.ESTUsersLost, "EST user(s)", "scepter est user add")
+		if len(lost) > 0 {
+			fmt.Fprintf(e.stdout, "Made after the backup and not in the restored store, make them again if they are still wanted: %s.\n", strings.Join(lost, "; "))
+		}
 		return
 	}
 	x := o.exposed
@@ -829,4 +841,13 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// printableAll is printable of each of names.
+func printableAll(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = printable(n)
+	}
+	return out
 }

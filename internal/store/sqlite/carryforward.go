@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,10 +47,20 @@ type Carried struct {
 	UsersUpdated      int `json:"users_updated"`      // console users whose role, password or lockout changed since
 	Nonces            int `json:"nonces"`             // SCEP nonces remembered since, still in their window
 	SessionsDropped   int `json:"sessions_dropped"`   // console sessions of the backup's day
+	// Made after the backup, in the replaced database and not in the
+	// restored one: not carried (a restore is no way to grant access),
+	// named so that they can be made again. API tokens by name, live ones
+	// only.
+	TokensLost   []string `json:"tokens_lost,omitempty"`
+	ESTUsersLost []string `json:"est_users_lost,omitempty"`
+	UsersLost    []string `json:"users_lost,omitempty"`
 }
 
-// Any says whether anything was carried forward.
-func (c Carried) Any() bool { return c != Carried{} }
+// Any says whether anything was carried forward or found lost.
+func (c Carried) Any() bool {
+	return c.TokensRevoked+c.ChallengesUsedUp+c.ChallengesRemoved+c.ESTUsersRemoved+c.ESTPasswords+c.ESTProfiles+
+		c.UsersRemoved+c.UsersUpdated+c.Nonces+c.SessionsDropped > 0 || len(c.TokensLost)+len(c.ESTUsersLost)+len(c.UsersLost) > 0
+}
 
 // CarryForward takes into the database file at restored what may only move
 // forward from the database file at kept (the one a restore replaces, its
@@ -149,6 +161,7 @@ func refuseOlderSchema(ctx context.Context, path string) error {
 // it is carried.
 type keptState struct {
 	tokens     map[string]*int64 // id → revoked_at
+	tokenNames map[string]string // id → name, of the live ones
 	challenges map[string]keptChallenge
 	estUsers   map[string]keptESTUser
 	users      map[string]keptUser
@@ -210,14 +223,17 @@ func readKept(ctx context.Context, path string, now time.Time) (*keptState, erro
 	if ok, err := hasTable(ctx, db, "api_tokens"); err != nil {
 		return nil, err
 	} else if ok {
-		k.tokens = map[string]*int64{}
-		err := eachRow(ctx, db, `SELECT id, revoked_at FROM api_tokens`, func(rows *sql.Rows) error {
-			var id string
-			var revoked *int64
-			if err := rows.Scan(&id, &revoked); err != nil {
+		k.tokens, k.tokenNames = map[string]*int64{}, map[string]string{}
+		err := eachRow(ctx, db, `SELECT id, name, revoked_at, expires_at FROM api_tokens`, func(rows *sql.Rows) error {
+			var id, name string
+			var revoked, expires *int64
+			if err := rows.Scan(&id, &name, &revoked, &expires); err != nil {
 				return err
 			}
 			k.tokens[id] = revoked
+			if revoked == nil && (expires == nil || *expires > sqlstore.Micros(now)) {
+				k.tokenNames[id] = name
+			}
 			return nil
 		})
 		if err != nil {
@@ -432,6 +448,48 @@ func (k *keptState) apply(ctx context.Context, tx *wtx, now time.Time, c *Carrie
 	}
 	n, _ := res.RowsAffected()
 	c.SessionsDropped = int(n)
+	return k.findLost(ctx, tx, c)
+}
+
+// findLost names in c what the kept database holds and the restored one
+// lacks: API tokens (live ones), EST users and console users made after
+// the backup.
+func (k *keptState) findLost(ctx context.Context, tx *wtx, c *Carried) error {
+	lost := func(table, column string, kept []string) ([]string, error) {
+		have, err := queryAll(ctx, tx, scanText, `SELECT `+column+` FROM `+table)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", table, err)
+		}
+		var out []string
+		for _, v := range kept {
+			if !slices.Contains(have, v) {
+				out = append(out, v)
+			}
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+	var err error
+	if k.tokenNames != nil {
+		ids, err := lost("api_tokens", "id", slices.Collect(maps.Keys(k.tokenNames)))
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			c.TokensLost = append(c.TokensLost, k.tokenNames[id])
+		}
+		slices.Sort(c.TokensLost)
+	}
+	if k.estUsers != nil {
+		if c.ESTUsersLost, err = lost("est_users", "name", slices.Collect(maps.Keys(k.estUsers))); err != nil {
+			return err
+		}
+	}
+	if k.users != nil {
+		if c.UsersLost, err = lost("users", "name", slices.Collect(maps.Keys(k.users))); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
