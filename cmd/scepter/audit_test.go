@@ -171,3 +171,17 @@ func TestRepeatedFlagRefused(t *testing.T) {
 		}
 	}
 }
+
+// serve, agent and bench keep the flag package's rule, the later use
+// overriding the earlier: wrappers compose their command lines from
+// defaults and a site's own flags.
+func TestRepeatedFlagOverridesInServe(t *testing.T) {
+	e, _, _ := testEnv(nil)
+	fs, f := newServeFlags(e)
+	if err := parseFlags(fs, e, []string{"--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2"}, 0, f.sections()); err != nil {
+		t.Fatalf("serve --listen twice: %v", err)
+	}
+	if f.listen != "127.0.0.1:2" {
+		t.Errorf("--listen %q, want the later one", f.listen)
+	}
+}

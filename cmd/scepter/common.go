@@ -79,8 +79,10 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 	if maxArgs > 0 {
 		args = flagsFirst(fs, args)
 	}
-	if err := refuseRepeatedFlags(fs, args); err != nil {
-		return err
+	if !overridable[fs.Name()] {
+		if err := refuseRepeatedFlags(fs, args); err != nil {
+			return err
+		}
 	}
 	// One config file serves every command: keys of serve's settings are
 	// not errors for the others.
@@ -403,6 +405,13 @@ func flagsFirst(fs *flag.FlagSet, args []string) []string {
 	return append(append(flags, "--"), positional...)
 }
 
+// overridable are the commands whose flags a later use overrides, as the
+// flag package has it: long-running ones, whose command lines wrappers
+// compose from defaults and a site's own flags (a unit's, a script's).
+// Elsewhere a flag given twice is more likely two values meant at once
+// (two --type filters, two --reason), and is refused.
+var overridable = map[string]bool{"serve": true, "agent": true, "bench": true}
+
 // repeatable marks the flag values that collect every use (--dns a --dns
 // b); any other keeps only its last.
 type repeatable interface{ repeatable() }
@@ -413,7 +422,7 @@ func (*revokeList) repeatable() {}
 func (*fileList) repeatable()   {}
 
 // refuseRepeatedFlags refuses a flag given twice on the command line that
-// keeps only its last value: `audit list --type A --type B` listed B alone
+// keeps only its last value (but for the overridable commands): `audit list --type A --type B` listed B alone
 // and `certs list --profile A --profile B` B's, without a word. It reads
 // args as the flag package does, up to the first argument that is no flag
 // (flagsFirst has moved positional ones behind "--").
