@@ -508,6 +508,8 @@ func TestIssueRetypesSubjectAttributes(t *testing.T) {
 		{"T61String commonName", nameDER([][]byte{atvTagged(oidCN, cbasn1.T61String, "t61ok")}), nil,
 			nameDER([][]byte{atvTagged(oidCN, cbasn1.UTF8String, "t61ok")}), ""},
 		{"T61String commonName beyond ASCII", nameDER([][]byte{atvTagged(oidCN, cbasn1.T61String, "caf\xe9")}), nil, nil, "TeletexString with characters beyond ASCII"},
+		{"T61String houseIdentifier beyond ASCII (r46: no DirectoryString of the list)", nameDER([][]byte{cn}, [][]byte{atvTagged(asn1.ObjectIdentifier{2, 5, 4, 51}, cbasn1.T61String, "caf\xe9")}), nil, nil, "TeletexString with characters beyond ASCII"},
+		{"T61String of an unknown type beyond ASCII", nameDER([][]byte{cn}, [][]byte{atvTagged(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}, cbasn1.T61String, "j\xfcrgen")}), nil, nil, "TeletexString with characters beyond ASCII"},
 		{"PrintableString commonName kept", nameDER([][]byte{atvTagged(oidCN, cbasn1.PrintableString, "kept")}), nil,
 			nameDER([][]byte{atvTagged(oidCN, cbasn1.PrintableString, "kept")}), ""},
 		{"UTF8String jurisdictionCountryName", nameDER([][]byte{atvDER(oidJurisdictionCountryName, "DE")}, [][]byte{cn}), nil,

@@ -251,6 +251,12 @@ func isDirectoryStringAttribute(oid asn1.ObjectIdentifier) bool {
 // retypedAttribute returns the attribute re-encoded in the string type its
 // syntax requires, nil when it already has it or has no fixed type.
 func retypedAttribute(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) ([]byte, error) {
+	// A TeletexString beyond ASCII, of any attribute type, is ambiguous
+	// (T.61 proper, Latin-1 as OpenSSL shows it, or UTF-8 bytes as Go and
+	// many devices write it): refused rather than guessed.
+	if tag == cbasn1.T61String && slices.ContainsFunc(value, func(c byte) bool { return c > unicode.MaxASCII }) {
+		return nil, pki.Errorf(pki.EBadRequest, "the subject attribute %s is a TeletexString with characters beyond ASCII, which readers take in different encodings: send it as a UTF8String", attributeName(oid))
+	}
 	var want cbasn1.Tag
 	var fits func(byte) bool
 	switch {
@@ -266,14 +272,8 @@ func retypedAttribute(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) (
 		// one of five string types, not the first two; the text reads the
 		// same as a UTF8String, which RFC 5280 §4.1.2.6 requires of new
 		// names (PrintableString or UTF8String). So for a TeletexString
-		// of ASCII; beyond ASCII its text is ambiguous (T.61 proper,
-		// Latin-1 as OpenSSL shows it, or UTF-8 bytes as Go and many
-		// devices write it), and it is refused rather than guessed. A
-		// BMPString is kept (Windows and devices match their certificate
-		// by it).
-		if tag == cbasn1.T61String && slices.ContainsFunc(value, func(c byte) bool { return c > unicode.MaxASCII }) {
-			return nil, pki.Errorf(pki.EBadRequest, "the subject attribute %s is a TeletexString with characters beyond ASCII, which readers take in different encodings: send it as a UTF8String", attributeName(oid))
-		}
+		// of ASCII (one beyond ASCII is refused above). A BMPString is
+		// kept (Windows and devices match their certificate by it).
 		want, fits = cbasn1.UTF8String, func(byte) bool { return true }
 	default:
 		return nil, nil
