@@ -69,6 +69,24 @@ func checkFileModes(e env, fs *flag.FlagSet) error {
 			}
 		}
 	}
+	// The trust anchors of manufacturer certificates: whoever can change
+	// them makes certificates that enroll (r46).
+	if f := fs.Lookup("est-client-ca-file"); f != nil && f.Value.String() != "" {
+		if err := checkFileMode(e, "--est-client-ca-file", f.Value.String(), "which manufacturer certificates may enroll", func() string { return "" }); err != nil {
+			return err
+		}
+	}
+	// A given HTTPS key as the generated one (tls/server.key), but that a
+	// group may read it (Debian's ssl-cert group reads /etc/ssl/private).
+	if f := fs.Lookup("tls-key"); f != nil && f.Value.String() != "" {
+		path := f.Value.String()
+		if err := checkFileMode(e, "--tls-key", path, "the server's HTTPS key", func() string { return "" }); err != nil {
+			return err
+		}
+		if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o004 != 0 {
+			return usageError{fmt.Sprintf("--tls-key %s has mode %04o: any user may read the server's HTTPS key; run: chmod o-rwx %s", path, fi.Mode().Perm(), path)}
+		}
+	}
 	return nil
 }
 

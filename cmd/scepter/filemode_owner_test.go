@@ -43,6 +43,7 @@ func TestConfigAndSecretFileOwnerAndDirectory(t *testing.T) {
 	}{
 		{"serve config", "--config", "est_client_ca_file = \"/etc/scepter/clients.pem\"\n", serve("--config")},
 		{"challenge file", "--challenge-file", "s3cret\n", serve("--challenge-file")},
+		{"manufacturer CA file", "--est-client-ca-file", "-----BEGIN CERTIFICATE-----\n", serve("--est-client-ca-file")},
 		{"agent config", "--config", "[[certificate]]\nname = \"a\"\nprotocol = \"scep\"\nurl = \"http://127.0.0.1:1/scep\"\n" +
 			"ca_fingerprint = \"sha256:" + strings.Repeat("ab", 32) + "\"\nkey_path = \"/nonexistent/key.pem\"\ncert_path = \"/nonexistent/cert.pem\"\n", agentStatus},
 	}
@@ -169,4 +170,41 @@ func mkdirMode(t *testing.T, dir, name string, perm os.FileMode) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// A given --tls-key is refused as the generated one is when it may be
+// changed or replaced by another user, or read by any user; a group may
+// read it (Debian's ssl-cert group). r46: 0666 in a 0775 directory served.
+func TestGivenTLSKeyModes(t *testing.T) {
+	parse := func(file string) error {
+		e, _, _ := testEnv(nil)
+		fs, f := newServeFlags(e)
+		return parseFlags(fs, e, []string{"--tls-key", file}, 0, f.sections())
+	}
+	for _, tc := range []struct {
+		name     string
+		dir, key os.FileMode
+		want     string
+	}{
+		{"0600", 0o700, 0o600, ""},
+		{"0640 (a group reads it)", 0o750, 0o640, ""},
+		{"0644", 0o700, 0o644, "any user may read the server's HTTPS key"},
+		{"0666", 0o700, 0o666, "group or others may change the server's HTTPS key"},
+		{"0600 in a 0775 directory", 0o775, 0o600, "may replace the file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := mkdirMode(t, t.TempDir(), "tls", tc.dir)
+			file := writeIn(t, dir, "server.key", "-----BEGIN PRIVATE KEY-----\n", tc.key)
+			err := parse(file)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if exitCode(err) != 2 || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v (exit %d), want exit 2 with %q", err, exitCode(err), tc.want)
+			}
+		})
+	}
 }
