@@ -124,6 +124,14 @@ func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason in
 	if err != nil {
 		return Revocation{}, err
 	}
+	if reason == pki.ReasonCertificateHold && c.Protocol == pki.ProtocolInternal && c.Status != pki.StatusRevoked {
+		// A hold is meant to be lifted, but the server treats its own
+		// certificates (SCEP RA, OCSP responder, HTTPS) revoked for any
+		// reason as gone: it destroys the key and replaces them, and an
+		// unhold would then call valid a certificate whose key is no more.
+		return Revocation{}, pki.Errorf(pki.EBadRequest, "certificate %s is one of the server's own (profile %s): it cannot be put on hold, for the server destroys the key of one revoked and replaces it; revoke it with another reason (superseded, keyCompromise, …)",
+			c.SerialHex, c.Profile)
+	}
 	now := s.clock.Now()
 	// The store sets the detail when a hold becomes permanent or a reason
 	// is raised: c may be stale (a hold lifted meanwhile), the row read in

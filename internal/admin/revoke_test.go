@@ -153,3 +153,45 @@ func TestRevocationRaces(t *testing.T) {
 		})
 	}
 }
+
+// The server's own certificates (protocol internal: SCEP RA, OCSP
+// responder, HTTPS) cannot be put on hold: the server destroys the key of
+// one revoked for any reason and replaces it, and an unhold would call
+// valid a certificate without a key (r46). Another reason revokes them.
+func TestNoHoldOnTheServersOwnCertificates(t *testing.T) {
+	ctx := context.Background()
+	const issuer = "1111111111111111111111111111111111111111111111111111111111111111"
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	now := clock.Now()
+	for serial, c := range map[string]struct {
+		profile  string
+		protocol pki.Protocol
+	}{"a1": {"scep-ra", pki.ProtocolInternal}, "a2": {"default", pki.ProtocolSCEP}} {
+		if err := st.RecordIssuance(ctx, store.Issuance{Now: now, Certificate: pki.Certificate{
+			SerialHex: serial, IssuerID: issuer, Issuer: "CN=Test CA", Subject: "CN=" + serial,
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid,
+			Profile: c.profile, Protocol: c.protocol, Source: pki.SourceIssued, KeyType: "p256",
+			CreatedAt: now, DER: []byte{0x30, 0x03, 'd', 'e', serial[1]},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := New(st, clock, nil, nil, "")
+	if _, err := svc.Revoke(ctx, "a1", "", ReasonCertificateHold, "cli:root"); pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), "cannot be put on hold") {
+		t.Errorf("hold of the SCEP RA: %v, want a bad request", err)
+	}
+	if c, err := st.Certificate(ctx, issuer, "a1"); err != nil || c.Status != pki.StatusValid {
+		t.Errorf("the RA after the refused hold: %+v, %v", c, err)
+	}
+	if _, err := svc.Revoke(ctx, "a1", "", 4, "cli:root"); err != nil {
+		t.Errorf("the RA revoked as superseded: %v", err)
+	}
+	if _, err := svc.Revoke(ctx, "a2", "", ReasonCertificateHold, "cli:root"); err != nil {
+		t.Errorf("hold of a device's certificate: %v", err)
+	}
+}
