@@ -127,6 +127,11 @@ func parseAgentFlags(fs *flag.FlagSet, e env, args []string) error {
 		e.probeFlags(fs)
 		return errProbed
 	}
+	if !overridable[fs.Name()] {
+		if err := refuseRepeatedFlags(fs, args); err != nil {
+			return err
+		}
+	}
 	var out bytes.Buffer
 	fs.SetOutput(&out)
 	err := fs.Parse(args)

@@ -156,6 +156,7 @@ func TestRepeatedFlagRefused(t *testing.T) {
 		{[]string{"audit", "list", "--type=" + pki.EventRevoked, "-type", "login.failed"}, "--type is given twice"},
 		{[]string{"certs", "list", "--profile", "a", "--profile=b"}, "--profile is given twice"},
 		{[]string{"audit", "list", "--json", "--json"}, "--json is given twice"},
+		{[]string{"agent", "status", "--config", "a.toml", "--config", "b.toml"}, "--config is given twice"},
 		{[]string{"challenge", "new", "--dns", "a.example", "--dns", "b.example", "--profile", "none-such"}, ""},
 	} {
 		e, _, _ := testEnv(nil)

@@ -269,7 +269,7 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 		}
 	}
 	if t := r.LoadTool; t != nil {
-		fmt.Fprintf(w, "load tool CPU:     %.2f ms/enrollment, %.0f%% of one core while the clock ran\n", t.CPUMsPerEnroll, 100*t.Cores)
+		fmt.Fprintf(w, "load tool CPU:     %s ms/enrollment, %.0f%% of one core while the clock ran\n", measured(t.CPUMsPerEnroll), 100*t.Cores)
 		if t.Cores > 0.7*float64(runtime.GOMAXPROCS(0)) {
 			fmt.Fprintln(w, "note:              the load tool kept its cores busy: its own waits for it are part of the latencies")
 		}

@@ -94,7 +94,7 @@ func TestBenchSummary(t *testing.T) {
 		Rate: 140.2, ElapsedSeconds: 3.55, Latency: &bench.Latency{P50: 50, P90: 70, P99: 90, Max: 120, Mean: 55},
 		PerURL:   []bench.URLStats{{URL: "u1", OK: 249, Failed: 1}, {URL: "u2", OK: 249, Failed: 1}},
 		Server:   &bench.ServerUsage{CPUSeconds: ptr(3.2), CPUMsPerEnroll: ptr(6.43), PeakRSSKB: ptr[int64](81920), PerPID: []bench.PIDUsage{{PID: 42}, {PID: 43, Error: "gone"}}},
-		Prepared: true, LoadTool: &bench.LoadToolUsage{CPUSeconds: 0.6, CPUMsPerEnroll: 1.2, Cores: 0.17},
+		Prepared: true, LoadTool: &bench.LoadToolUsage{CPUSeconds: 0.6, CPUMsPerEnroll: ptr(1.2), Cores: 0.17},
 	}
 	var b bytes.Buffer
 	printBenchSummary(&b, r)
@@ -110,7 +110,8 @@ func TestBenchSummary(t *testing.T) {
 // A figure that was not measured is printed as n/a, not 0 or nothing.
 func TestBenchSummaryUnmeasured(t *testing.T) {
 	r := &bench.Result{Protocol: "scep", URLs: []string{"u1"}, OK: 0, Failed: 3,
-		Server: &bench.ServerUsage{PerPID: []bench.PIDUsage{{PID: 42, Error: "gone"}}}}
+		Server:   &bench.ServerUsage{PerPID: []bench.PIDUsage{{PID: 42, Error: "gone"}}},
+		LoadTool: &bench.LoadToolUsage{CPUSeconds: 0.01, Cores: 0.1}}
 	var b bytes.Buffer
 	printBenchSummary(&b, r)
 	if want := "server CPU:        n/a ms/enrollment (n/a s over PID 42 (unreadable: gone))"; !strings.Contains(b.String(), want) {
@@ -118,7 +119,7 @@ func TestBenchSummaryUnmeasured(t *testing.T) {
 	}
 	// Nor latencies when nothing succeeded, nor the peak RSS of a server
 	// that died (README: "n/a in the text, never 0"; null in --json).
-	for _, want := range []string{"latency (ms):      n/a", "reply's headers): n/a", "server peak RSS:   n/a"} {
+	for _, want := range []string{"latency (ms):      n/a", "reply's headers): n/a", "server peak RSS:   n/a", "load tool CPU:     n/a ms/enrollment"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}
@@ -127,7 +128,7 @@ func TestBenchSummaryUnmeasured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"latency_ms":null`, `"round_trip_ms":null`, `"peak_rss_kb":null`} {
+	for _, want := range []string{`"latency_ms":null`, `"round_trip_ms":null`, `"peak_rss_kb":null`, `"cpu_ms_per_enrollment":null`} {
 		if !strings.Contains(string(js), want) {
 			t.Errorf("--json lacks %s: %s", want, js)
 		}

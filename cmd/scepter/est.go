@@ -554,7 +554,7 @@ func estUser(ctx context.Context, e env, args []string) error {
 		for _, u := range users {
 			p := u.Profile
 			if p == "" {
-				p = "(any)"
+				p = "(static or any)" // the profiles whose challenge is static or any
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(u.Name), printable(p), u.CreatedAt.UTC().Format(time.RFC3339), printable(u.CreatedBy))
 		}

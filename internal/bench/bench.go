@@ -183,8 +183,8 @@ type Result struct {
 
 // LoadToolUsage is the load tool's CPU use while the clock ran.
 type LoadToolUsage struct {
-	CPUSeconds     float64 `json:"cpu_seconds"`
-	CPUMsPerEnroll float64 `json:"cpu_ms_per_enrollment"`
+	CPUSeconds     float64  `json:"cpu_seconds"`
+	CPUMsPerEnroll *float64 `json:"cpu_ms_per_enrollment"` // per successful enrollment; nil (null) for none
 	// Cores is CPUSeconds over the clock's seconds: 1 is one core kept
 	// busy the whole time.
 	Cores float64 `json:"cores"`
@@ -473,7 +473,7 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 	if len(o.ServerPIDs) > 0 {
 		res.Server = serverUsage(o.ServerPIDs, cpuBefore, cpuAfter, res.OK)
 	}
-	res.LoadTool = loadToolUsage(self, toolBefore, toolAfter, res.Attempted, elapsed)
+	res.LoadTool = loadToolUsage(self, toolBefore, toolAfter, res.OK, elapsed)
 	if r.serials != nil {
 		if err := r.serials.Flush(); err != nil && r.writeErr == nil {
 			r.writeErr = err

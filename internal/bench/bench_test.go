@@ -126,7 +126,7 @@ func TestRunSCEP(t *testing.T) {
 	if !res.Prepared {
 		t.Error("Prepared = false, want true with a count")
 	}
-	if lt := res.LoadTool; lt == nil || lt.CPUSeconds < 0 || lt.Cores < 0 || lt.CPUMsPerEnroll < 0 {
+	if lt := res.LoadTool; lt == nil || lt.CPUSeconds < 0 || lt.Cores < 0 || lt.CPUMsPerEnroll == nil || *lt.CPUMsPerEnroll < 0 {
 		t.Errorf("load tool usage not sane: %+v", lt)
 	}
 

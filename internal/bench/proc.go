@@ -165,16 +165,18 @@ func serverUsage(pids []int, before, after cpuSample, ok int) *ServerUsage {
 	return u
 }
 
-// loadToolUsage is process pid's CPU between two samples of it.
-func loadToolUsage(pid int, before, after cpuSample, attempted int, elapsed time.Duration) *LoadToolUsage {
+// loadToolUsage is process pid's CPU between two samples of it, per
+// successful enrollment (ok) as the server's is: with none, not measured.
+func loadToolUsage(pid int, before, after cpuSample, ok int, elapsed time.Duration) *LoadToolUsage {
 	b, a := before[pid], after[pid]
 	if b.err != nil || a.err != nil || elapsed <= 0 {
 		return nil
 	}
 	d := a.cpu - b.cpu
 	u := &LoadToolUsage{CPUSeconds: d.Seconds(), Cores: d.Seconds() / elapsed.Seconds()}
-	if attempted > 0 {
-		u.CPUMsPerEnroll = float64(d) / float64(time.Millisecond) / float64(attempted)
+	if ok > 0 {
+		ms := float64(d) / float64(time.Millisecond) / float64(ok)
+		u.CPUMsPerEnroll = &ms
 	}
 	return u
 }
