@@ -31,6 +31,7 @@ import (
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/migrate"
 )
 
 // Evidence is what a client presents to authenticate an enrollment, in a
@@ -705,11 +706,15 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 }
 
 // refusedIssuance: RecordIssuance refused the issuance, with nothing
-// recorded. Any other failure (the store unreachable) may have recorded
-// it after all: its claim is left to lapse.
+// recorded: a conflict, or a store whose schema another node migrated past
+// this binary's (the refusal is decided before, or rolls back, the
+// writes), whose client should be served at once by an upgraded node.
+// Any other failure (the store unreachable) may have recorded it after
+// all: its claim is left to lapse.
 func refusedIssuance(err error) bool {
 	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrRenewsRevoked) ||
-		errors.Is(err, store.ErrKeyCompromised) || errors.Is(err, store.ErrChallengeUnusable)
+		errors.Is(err, store.ErrKeyCompromised) || errors.Is(err, store.ErrChallengeUnusable) ||
+		errors.Is(err, migrate.ErrDatabaseTooNew)
 }
 
 // keyCompromisedLate is the refusal of an issuance the store refused

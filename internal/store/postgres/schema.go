@@ -136,8 +136,10 @@ func schemaChecked(_ pgconn.CommandTag, err error) error {
 
 // errSchemaAhead: an issuance's transaction found the schema newer than
 // this binary's and recorded nothing. RecordIssuance turns it into the
-// schemaState's error once it has read the version (schemaAhead).
-var errSchemaAhead = errors.New("the store's schema is newer than this binary's")
+// schemaState's error once it has read the version (schemaAhead). It is
+// migrate.ErrDatabaseTooNew, as that error is, so that a caller tells the
+// refusal (nothing recorded) apart from a failure however it is reported.
+var errSchemaAhead = fmt.Errorf("%w (read in the issuance's transaction)", migrate.ErrDatabaseTooNew)
 
 // checkSchemaInTx runs schemaCheckQuery in tx.
 func (s *Store) checkSchemaInTx(ctx context.Context, tx pgx.Tx) error {
