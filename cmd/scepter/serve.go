@@ -421,7 +421,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg := enroll.Config{StaticChallenge: challenge, StaticChallengeProfile: f.challengeProfile, Profiles: profiles, DefaultProfile: f.defaultProfile,
-		PublicURL: publicURL, CRLs: rev.publisher, Observer: m, IssuerReady: caSync.Ready, Webhook: in.webhook, ManufacturerRoots: in.manufacturerRoots}
+		PublicURL: publicURL, CRLs: rev.publisher, Observer: m, IssuerReady: caSync.Ready, Webhook: in.webhook, ManufacturerRoots: in.manufacturerRoots,
+		IssuanceGate: issuanceGate(db)}
 	if in.weakKeys != nil {
 		cfg.WeakKeys = in.weakKeys
 	}

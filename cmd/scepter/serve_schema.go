@@ -49,6 +49,18 @@ func startSchemaWatch(ctx context.Context, db store.Store, log *slog.Logger) []h
 	return []health.Check{health.StoreSchema(sc)}
 }
 
+// issuanceGate is the enrollment service's IssuanceGate for db: what the
+// store last learnt of its schema, so that a node that knows the schema is
+// newer refuses enrollments (503) before it claims, reserves, signs or
+// holds anything, rather than signing a certificate its store then
+// refuses to record. nil for a store that cannot tell (SQLite).
+func issuanceGate(db store.Store) func() error {
+	if sc, ok := db.(schemaChecker); ok {
+		return sc.SchemaAhead
+	}
+	return nil
+}
+
 // check reads the schema version once. A store that cannot be read is the
 // store check's business (and every request's): it is not logged here.
 func (w *schemaWatch) check(ctx context.Context) {

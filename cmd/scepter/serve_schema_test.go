@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -53,9 +54,13 @@ func TestSchemaWatch(t *testing.T) {
 		return rec.Code, rec.Body.String()
 	}
 
+	gate := issuanceGate(st)
 	w.check(ctx)
 	if code, body := readyz(); code != http.StatusOK || logged.Len() != 0 {
 		t.Fatalf("at the store's own schema: /readyz %d %q, log %q; want 200 and nothing logged", code, body, logged.String())
+	}
+	if gate == nil || gate() != nil {
+		t.Fatalf("at the store's own schema the enrollment service's gate is nil or closed")
 	}
 	if _, err := other.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'from_the_future', '2031-01-01T00:00:00Z')`, known+2); err != nil {
 		t.Fatal(err)
@@ -71,6 +76,10 @@ func TestSchemaWatch(t *testing.T) {
 		!strings.Contains(logged.String(), "node_schema="+strconv.Itoa(known)) {
 		t.Errorf("log %q: want one ERROR naming both versions", logged.String())
 	}
+	// The enrollment service refuses before it claims, reserves or signs.
+	if err := gate(); !errors.Is(err, migrate.ErrDatabaseTooNew) || pki.ErrorCode(err) != pki.EUnavailable {
+		t.Errorf("the enrollment service's gate after the migration: %v, want unavailable for a newer schema", err)
+	}
 }
 
 // A SQLite store needs no watch: one server per data directory, and other
@@ -83,5 +92,8 @@ func TestSchemaWatchNotOnSQLite(t *testing.T) {
 	defer st.Close()
 	if checks := startSchemaWatch(t.Context(), st, slog.New(slog.DiscardHandler)); checks != nil {
 		t.Errorf("SQLite store: %d schema checks, want none", len(checks))
+	}
+	if issuanceGate(st) != nil {
+		t.Error("SQLite store: an issuance gate, want none")
 	}
 }

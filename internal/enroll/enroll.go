@@ -167,6 +167,13 @@ type Config struct {
 	// on one store whose CA is not the store's current one (it lacks the
 	// next CA's keys at the switch) must not go on issuing from its own.
 	IssuerReady func(context.Context) error
+	// IssuanceGate, when set, is asked before a request is held for
+	// approval or issued, before anything is claimed, reserved or signed:
+	// an error refuses it as unavailable (503, try again later; see
+	// Gated). serve sets it to the PostgreSQL store's SchemaAhead: a node
+	// whose store another node migrated past its binary must record
+	// nothing in the old shape, and need not sign what it cannot record.
+	IssuanceGate func() error
 }
 
 // Observer is told the outcome of each Enroll, Poll and Approve call. It
@@ -563,6 +570,9 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 			// The key would have to wait in the store for the approval.
 			return nil, pki.Errorf(pki.EBadRequest, "profile %q holds requests for approval; server-side key generation cannot wait for one", profile.Name)
 		}
+		if err := s.gate(); err != nil {
+			return nil, err
+		}
 		// An administrator should not be asked to approve a request the
 		// issuer would refuse: its key, subject or names.
 		if err := s.checkIssuable(st); err != nil {
@@ -614,6 +624,9 @@ func (s *Service) caRequest(st *State, issuer *ca.Issuer) ca.Request {
 // challenge it consumes are recorded in one durable transaction before the
 // answer leaves.
 func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	if s.cfg.IssuerReady != nil {
 		if err := s.cfg.IssuerReady(ctx); err != nil {
 			return nil, pki.Wrap(pki.EUnavailable, err, "this node cannot issue now (its CA is not the one in effect); try again later")
@@ -715,6 +728,37 @@ func refusedIssuance(err error) bool {
 	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrRenewsRevoked) ||
 		errors.Is(err, store.ErrKeyCompromised) || errors.Is(err, store.ErrChallengeUnusable) ||
 		errors.Is(err, migrate.ErrDatabaseTooNew)
+}
+
+// gatedError is a request refused by Config.IssuanceGate.
+type gatedError struct{ err error }
+
+func (e *gatedError) Error() string { return e.err.Error() }
+func (e *gatedError) Unwrap() error { return e.err }
+
+// gate refuses, as unavailable, a request this node must not hold or
+// issue now (Config.IssuanceGate).
+func (s *Service) gate() error {
+	if s.cfg.IssuanceGate == nil {
+		return nil
+	}
+	err := s.cfg.IssuanceGate()
+	if err == nil {
+		return nil
+	}
+	if pki.ErrorCode(err) != pki.EUnavailable {
+		err = pki.Wrap(pki.EUnavailable, err, "this server issues nothing now: try again later")
+	}
+	return &gatedError{err}
+}
+
+// Gated reports whether err refuses a request because this node issues
+// nothing now (Config.IssuanceGate): a state that lasts, which the node
+// reports once (and /readyz while it lasts), and every refusal at WARN
+// ("enrollment refused"), so a handler should not log each at ERROR.
+func Gated(err error) bool {
+	var g *gatedError
+	return errors.As(err, &g)
 }
 
 // keyCompromisedLate is the refusal of an issuance the store refused
