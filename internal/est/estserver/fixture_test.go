@@ -65,6 +65,8 @@ type fixtureOptions struct {
 	wrapStore func(store.Store) store.Store
 	// logTo, when set, receives the log of the service and the handler.
 	logTo io.Writer
+	// issuanceGate is the service's IssuanceGate.
+	issuanceGate func() error
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -99,7 +101,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 		svcStore = o.wrapStore(st)
 	}
 	svc, err := enroll.New(svcStore, auth, clock, log, enroll.Config{StaticChallenge: "static-secret", Profiles: profiles,
-		DefaultProfile: "default", ManufacturerRoots: pool})
+		DefaultProfile: "default", ManufacturerRoots: pool, IssuanceGate: o.issuanceGate})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -625,7 +625,8 @@ func (h *Handler) fail(c *call, err error) {
 		return
 	}
 	status, msg := statusFor(err)
-	if status >= 500 && status != http.StatusNotImplemented {
+	// A gated refusal is a state that lasts: the service logs each at WARN.
+	if status >= 500 && status != http.StatusNotImplemented && !enroll.Gated(err) {
 		h.log.Error("estserver: cannot answer", "op", c.op, "remote", c.r.RemoteAddr, "err", err)
 	} else if !enroll.Audited(err) {
 		code := pki.ErrorCode(err)

@@ -361,7 +361,9 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request, profile s
 		return
 	}
 	if err != nil {
-		h.log.Error("scep: cannot answer", "remote", r.RemoteAddr, "transaction_id", msg.TransactionID, "err", err)
+		if !enroll.Gated(err) { // a state that lasts: the service logs each at WARN
+			h.log.Error("scep: cannot answer", "remote", r.RemoteAddr, "transaction_id", msg.TransactionID, "err", err)
+		}
 		if pki.ErrorCode(err) == pki.EUnavailable {
 			// Not a FAILURE, which a device takes as final: it sends the
 			// same request again later, and nothing was issued.

@@ -81,6 +81,8 @@ type serverOptions struct {
 	// store, when set, wraps the store the service is given (one that
 	// fails); testServer.Store stays the store itself.
 	store func(store.Store) store.Store
+	// log, when set, is the service's and the handler's logger.
+	log *slog.Logger
 }
 
 func newTestServer(t testing.TB, o serverOptions) *testServer {
@@ -99,6 +101,9 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if o.log != nil {
+		log = o.log
 	}
 	cfg := o.enroll
 	cfg.StaticChallenge = testChallenge
