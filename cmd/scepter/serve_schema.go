@@ -71,6 +71,6 @@ func (w *schemaWatch) check(ctx context.Context) {
 	}
 	w.logged = true
 	w.log.Error("the store's schema is newer than this scepter: another node was upgraded and migrated it; "+
-		"this node records no issuance and is not ready until it is upgraded",
+		"this node records no issuance and is not ready until it is upgraded (or restarted, if the store is restored to its version)",
 		"store_schema", tooNew.Have, "node_schema", tooNew.Known)
 }

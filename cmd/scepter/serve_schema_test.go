@@ -68,7 +68,8 @@ func TestSchemaWatch(t *testing.T) {
 	w.check(ctx)
 	w.check(ctx)
 	code, body := readyz()
-	want := "at version " + strconv.Itoa(known+2) + ", newer than this node's " + strconv.Itoa(known) + ": upgrade this node"
+	want := "seen at version " + strconv.Itoa(known+2) + ", newer than this node's " + strconv.Itoa(known) +
+		": upgrade this node, or restart it if the store was restored to its version"
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "store schema: "+want) {
 		t.Errorf("after the migration: /readyz %d %q, want 503 with %q", code, body, want)
 	}

@@ -43,14 +43,17 @@ type SchemaState interface {
 // older nodes still run; those then record no issuance (the store refuses
 // them), so a load balancer should send clients to the upgraded nodes. It
 // reports what the store last learnt (its periodic check, or an issuance
-// refused), so a probe costs no read.
+// refused), so a probe costs no read. The store keeps that state after
+// its schema goes back (a restore), so the state says to restart the node
+// then, and names the version it saw.
 func StoreSchema(s SchemaState) Check {
 	return Check{Name: "store schema", Run: func(context.Context) error {
 		err := s.SchemaAhead()
 		var tooNew *migrate.TooNewError
 		if errors.As(err, &tooNew) {
 			return &Shown{Name: "store schema", Err: err,
-				State: fmt.Sprintf("at version %d, newer than this node's %d: upgrade this node", tooNew.Have, tooNew.Known)}
+				State: fmt.Sprintf("seen at version %d, newer than this node's %d: upgrade this node, or restart it if the store was restored to its version",
+					tooNew.Have, tooNew.Known)}
 		}
 		return err
 	}}

@@ -39,7 +39,7 @@ func TestStoreSchemaCheck(t *testing.T) {
 	}{
 		{"matching schema", nil, http.StatusOK, "store schema: ok\n"},
 		{"newer schema", fmt.Errorf("unavailable: %w", &migrate.TooNewError{Have: 27, Known: 25}), http.StatusServiceUnavailable,
-			"store schema: at version 27, newer than this node's 25: upgrade this node\n"},
+			"store schema: seen at version 27, newer than this node's 25: upgrade this node, or restart it if the store was restored to its version\n"},
 		{"other error", fmt.Errorf("secret detail"), http.StatusServiceUnavailable, "store schema: failed\n"},
 	}
 	for _, tt := range tests {
