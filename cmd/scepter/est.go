@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/scepter/scepter/internal/agent"
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/est"
 	"github.com/scepter/scepter/internal/keys"
 )
@@ -521,6 +523,21 @@ func estUser(ctx context.Context, e env, args []string) error {
 		where := "profiles whose challenge is static or any"
 		if u.Profile != "" {
 			where = "profile " + u.Profile
+		} else if profiles, err := sf.profileSet(); err == nil {
+			// Name them, and say so when there is none (r46: every
+			// profile of examples/scepter.toml is onetime or webhook).
+			var open []string
+			for name, p := range profiles {
+				if enroll.AdmitsUnboundUsers(p.ChallengeMode) {
+					open = append(open, name)
+				}
+			}
+			slices.Sort(open)
+			if len(open) == 0 {
+				fmt.Fprintf(e.stderr, "scepter: warning: no configured profile takes a user bound to none (each takes one-time or webhook challenges): %s enrolls nowhere until it is bound to one (remove it and add it again with --profile P)\n", printable(u.Name))
+			} else {
+				where += ": " + strings.Join(open, ", ")
+			}
 		}
 		fmt.Fprintf(e.stdout, "EST user %s added (%s)\n", u.Name, where)
 	case "remove":

@@ -43,3 +43,42 @@ func TestESTUserRemoveInAnyCase(t *testing.T) {
 		t.Errorf("EST users left: %v (%v)", users, err)
 	}
 }
+
+// `est user add` without --profile names the profiles where the user
+// enrolls (those whose challenge is static or any), and warns when there
+// is none: every profile of examples/scepter.toml takes one-time or
+// webhook challenges, where an unbound user is refused (r46).
+func TestESTUserAddSaysWhereItEnrolls(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, config, wantOut, wantErr string
+	}{
+		{"built-in default", "", "(profiles whose challenge is static or any: default)", ""},
+		{"every profile one-time", "[profiles.default]\nchallenge = \"onetime\"\n[profiles.vpn]\nchallenge = \"webhook\"\n",
+			"EST user fleet added", "enrolls nowhere until it is bound"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			args := []string{"est", "user", "add", "fleet", "--data-dir", dir}
+			if tc.config != "" {
+				cfg := writeIn(t, t.TempDir(), "scepter.toml", tc.config, 0o600)
+				args = append(args, "--config", cfg)
+			}
+			e, out, errb := testEnv(map[string]string{"SCEPTER_EST_PASSWORD": "a long device password"})
+			if err := run(ctx, e, args); err != nil {
+				t.Fatalf("est user add: %v\n%s%s", err, out, errb)
+			}
+			if !strings.Contains(out.String(), tc.wantOut) {
+				t.Errorf("stdout %q, want %q", out.String(), tc.wantOut)
+			}
+			if got := errb.String(); tc.wantErr == "" && strings.Contains(got, "warning") || tc.wantErr != "" && !strings.Contains(got, tc.wantErr) {
+				t.Errorf("stderr %q, want %q", got, tc.wantErr)
+			}
+		})
+	}
+}

@@ -22,7 +22,7 @@ const acceptedPasswordLifetime = 15 * time.Minute
 
 // authenticateUser checks HTTP Basic credentials: an EST user and its
 // password, bound to this profile, or to none where the profile takes a
-// shared secret (admitsUnboundUsers); a password whose user is unknown is
+// shared secret (AdmitsUnboundUsers); a password whose user is unknown is
 // tried as a challenge (the one-time challenges of `scepter challenge new`
 // work as the Basic password, whatever the user name). An unknown user
 // costs the same time as a wrong password.
@@ -66,7 +66,7 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge, whileLock
 		// lock its user out for its whole address (behind NAT: the fleet).
 		return pki.Errorf(pki.EForbidden, "user %q may enroll only at profile %q", u.Name, u.Profile)
 	}
-	if u.Profile == "" && !admitsUnboundUsers(st.Profile.ChallengeMode) {
+	if u.Profile == "" && !AdmitsUnboundUsers(st.Profile.ChallengeMode) {
 		// A profile that takes one-time challenges only, or asks its
 		// webhook, is not opened by a shared password the operator never
 		// tied to it. The password is right: a policy refusal, as above.
@@ -78,13 +78,13 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge, whileLock
 	return nil
 }
 
-// admitsUnboundUsers reports whether a profile of challenge mode mode lets
+// AdmitsUnboundUsers reports whether a profile of challenge mode mode lets
 // an EST user bound to no profile enroll: one that takes a shared secret
 // (static, or any, which is also what an unset mode means) does; one that
 // takes one-time challenges only, or whatever its webhook allows, does
 // not, since a password for any profile would bypass what it asks of
 // each request.
-func admitsUnboundUsers(mode string) bool {
+func AdmitsUnboundUsers(mode string) bool {
 	return mode == "" || mode == ChallengeStatic || mode == ChallengeAny
 }
 
