@@ -422,10 +422,11 @@ func (*revokeList) repeatable() {}
 func (*fileList) repeatable()   {}
 
 // refuseRepeatedFlags refuses a flag given twice on the command line that
-// keeps only its last value (but for the overridable commands): `audit list --type A --type B` listed B alone
-// and `certs list --profile A --profile B` B's, without a word. It reads
-// args as the flag package does, up to the first argument that is no flag
-// (flagsFirst has moved positional ones behind "--").
+// keeps only its last value (the overridable commands aside): `audit list
+// --type A --type B` listed B alone, and `certs list --profile A --profile
+// B` B's, without a word. It reads args as the flag package does, up to
+// the first argument that is no flag (flagsFirst has moved positional
+// ones behind "--").
 func refuseRepeatedFlags(fs *flag.FlagSet, args []string) error {
 	seen := map[string]bool{}
 	for i := 0; i < len(args); i++ {
