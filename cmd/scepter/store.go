@@ -421,11 +421,8 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 // 0 when its migrations cannot be read (a build error), which names none
 // older.
 func latestSchema() int {
-	ms, err := migrate.Load(sqlite.Migrations())
-	if err != nil || len(ms) == 0 {
-		return 0
-	}
-	return ms[len(ms)-1].Version
+	v, _ := migrate.Latest(sqlite.Migrations())
+	return v
 }
 
 // keptListing says how to list what the kept copy recorded after the

@@ -146,11 +146,11 @@ func refuseOlderSchema(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	ms, err := migrate.Load(Migrations())
+	want, err := migrate.Latest(Migrations())
 	if err != nil {
 		return err
 	}
-	if want := ms[len(ms)-1].Version; have < want {
+	if have < want {
 		return &migrate.TooOldError{Have: have, Want: want}
 	}
 	return nil
