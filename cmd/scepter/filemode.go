@@ -406,7 +406,7 @@ func unsafeLink(path string) (link, linkDir string, perm fs.FileMode, found bool
 		if hops++; hops > 40 {
 			return "", "", 0, false // a loop: the command says so
 		}
-		if di, err := os.Stat(cur); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+		if di, err := os.Stat(cur); err == nil && filetrust.OthersMayReplace(di) {
 			return next, cur, di.Mode().Perm(), true
 		}
 		target, err := os.Readlink(next)

@@ -79,7 +79,7 @@ func UnsafeDir(dir string) *DirProblem {
 	}
 	for d := abs; ; d = filepath.Dir(d) {
 		if fi, err := os.Stat(d); err == nil {
-			if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
+			if OthersMayReplace(fi) {
 				return &DirProblem{Dir: d, Mode: fi.Mode()}
 			}
 			if uid, foreign := ForeignOwner(fi); foreign {
@@ -90,6 +90,13 @@ func UnsafeDir(dir string) *DirProblem {
 			return nil
 		}
 	}
+}
+
+// OthersMayReplace reports whether group or others may rename or remove
+// what the directory fi holds: they may write it, and it has no sticky bit
+// (which lets only an entry's owner do so, as in /tmp).
+func OthersMayReplace(fi os.FileInfo) bool {
+	return fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0
 }
 
 // ForeignOwner is the owner of fi when it is neither this process's
