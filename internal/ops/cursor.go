@@ -3,11 +3,13 @@ package ops
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // A list's cursor is "TAG.INNER": INNER where the next page starts (the
@@ -69,6 +71,22 @@ func filterTime(t time.Time) string {
 // nextAfter is the cursor of a list the store pages by the last ID seen.
 func nextAfter(filter []string, lastID string) string {
 	return bindCursor(filter, base64.RawURLEncoding.EncodeToString([]byte(lastID)))
+}
+
+// onePage is the page of a list read with a limit of limit+1 after the
+// cursor's last ID (what for its items, "request"): at most limit of
+// them, and the next page's cursor, "" at the end. A read that failed
+// passes its error, one refused for its cursor (its last item gone since)
+// as goneCursor.
+func onePage[T any](filter []string, limit int, list []T, err error, what string, id func(T) string) ([]T, string, error) {
+	if errors.Is(err, store.ErrBadCursor) {
+		return nil, "", goneCursor(what)
+	}
+	if err != nil || len(list) <= limit {
+		return list, "", err
+	}
+	list = list[:limit]
+	return list, nextAfter(filter, id(list[limit-1])), nil
 }
 
 // afterID is the last ID seen of a cursor nextAfter gave ("" for the

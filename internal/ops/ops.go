@@ -286,14 +286,7 @@ func (o *Ops) Requests(ctx context.Context, p auth.Principal, status, profile st
 	// One more than the page, to know whether there is a next one.
 	f.Limit = limit + 1
 	list, err := o.admin.Requests(ctx, f)
-	if errors.Is(err, store.ErrBadCursor) {
-		return nil, "", goneCursor("request")
-	}
-	if err != nil || len(list) <= limit {
-		return list, "", err
-	}
-	list = list[:limit]
-	return list, nextAfter(filter, list[limit-1].ID), nil
+	return onePage(filter, limit, list, err, "request", func(r pki.EnrollmentRequest) string { return r.ID })
 }
 
 // Request is one request held for approval, by its ID, whatever its status.
@@ -348,14 +341,7 @@ func (o *Ops) Challenges(ctx context.Context, p auth.Principal, limit int, curso
 		return nil, "", err
 	}
 	list, err := o.admin.Challenges(ctx, store.ChallengeFilter{Limit: limit + 1, After: after})
-	if errors.Is(err, store.ErrBadCursor) {
-		return nil, "", goneCursor("challenge")
-	}
-	if err != nil || len(list) <= limit {
-		return list, "", err
-	}
-	list = list[:limit]
-	return list, nextAfter(filter, list[limit-1].ID), nil
+	return onePage(filter, limit, list, err, "challenge", func(c pki.Challenge) string { return c.ID })
 }
 
 // NewChallenge mints a one-time challenge and returns its secret, shown
