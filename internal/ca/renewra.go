@@ -368,10 +368,7 @@ func (a *Authority) DropRetiredRA(cert *x509.Certificate, now time.Time) (droppe
 	if !onDisk.Equal(cert) {
 		return false, "", nil
 	}
-	kd := &keys.Dir{Path: d, Token: a.opts.Token}
-	if _, err := kd.Open(raKeyName); !errors.Is(err, fs.ErrNotExist) {
-		key = kd.Where(raKeyName)
-	}
+	key = raKeyPlace(&keys.Dir{Path: d, Token: a.opts.Token})
 	if err := destroyRetiredRA(d, a.opts.Token); err != nil {
 		return false, key, err
 	}
@@ -411,9 +408,7 @@ func (a *Authority) ReplaceRA(cert *x509.Certificate, now time.Time) (destroyed 
 	}
 	if dir != "" {
 		kd := &keys.Dir{Path: dir, Token: a.opts.Token}
-		if _, err := kd.Open(raKeyName); !errors.Is(err, fs.ErrNotExist) {
-			key = kd.Where(raKeyName)
-		}
+		key = raKeyPlace(kd)
 		err := kd.Destroy(raKeyName)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, key, fmt.Errorf("ca: destroying the revoked RA key in %s: %w", dir, err)
@@ -434,6 +429,16 @@ func (a *Authority) ReplaceRA(cert *x509.Certificate, now time.Time) (destroyed 
 		return destroyed, key, fmt.Errorf("ca: issuing a new RA: %w", err)
 	}
 	return destroyed, key, nil
+}
+
+// raKeyPlace is where kd's RA key is (a file, or a reference file and the
+// token key's URI), for the audit record of its destruction: "" when it is
+// gone (destroyed by another node sharing the token).
+func raKeyPlace(kd *keys.Dir) string {
+	if _, err := kd.Open(raKeyName); errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	return kd.Where(raKeyName)
 }
 
 // RADirOf is the CA directory whose ra.crt is cert: caDir or its next

@@ -806,9 +806,7 @@ func (a *Authority) DropPreviousRA(cert *x509.Certificate, now time.Time) (dropp
 			continue
 		}
 		kd := &keys.Dir{Path: d, Token: a.opts.Token}
-		if _, err := kd.Open(raKeyName); !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, keys.ErrKeyNotFound) {
-			key = kd.Where(raKeyName)
-		}
+		key = raKeyPlace(kd)
 		if err := dropPreviousRAFiles(d, kd); err != nil {
 			return false, key, err
 		}
