@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,7 +67,10 @@ func TestESTUserAddSaysWhereItEnrolls(t *testing.T) {
 			st.Close()
 			args := []string{"est", "user", "add", "fleet", "--data-dir", dir}
 			if tc.config != "" {
-				cfg := writeIn(t, t.TempDir(), "scepter.toml", tc.config, 0o600)
+				cfg := filepath.Join(t.TempDir(), "scepter.toml")
+				if err := os.WriteFile(cfg, []byte(tc.config), 0o600); err != nil {
+					t.Fatal(err)
+				}
 				args = append(args, "--config", cfg)
 			}
 			e, out, errb := testEnv(map[string]string{"SCEPTER_EST_PASSWORD": "a long device password"})
