@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -407,6 +408,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer stopNotify()
+	// The loops that run beside the listeners (CRLs, responder
+	// certificates, the schema watch, the CA's upkeep) end before the
+	// store, the token and the notifier close, and before serve returns:
+	// none writes in the data directory after that.
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	defer func() { stopBackground(); background.Wait() }()
 	// The public URL that goes into every certificate names the plain
 	// listener's port.
 	publicURL, err := f.revocation.resolvePublicURL(ln.Addr(), log)
@@ -463,7 +471,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	checks := append([]health.Check{health.Store(st), health.AuditTrail(st), health.IssuerKey(authority, clock), health.RAKey(authority, clock, raKeeper),
-		health.Check{Name: "CA", Run: caSync.Ready}, rev.publisher.ReadinessCheck()}, startSchemaWatch(ctx, db, log)...)
+		health.Check{Name: "CA", Run: caSync.Ready}, rev.publisher.ReadinessCheck()}, startSchemaWatch(bgCtx, &background, db, log)...)
 	handlers := server.Handlers{SCEP: scepHandler, CRL: crl.NewHandler(rev.publisher, authority), OCSP: rev.responder, Metrics: m,
 		Health: health.New(health.Options{Clock: clock, Log: log}, checks...)}
 	adm := admin.New(st, clock, log, profiles, f.defaultProfile)
@@ -581,35 +589,37 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	// Certificate names and a token's label are not ours to trust.
 	fmt.Fprint(e.stdout, printableLines(joinLines(lines...)))
 
-	go every(ctx, time.Hour, func() {
-		if err := st.PurgeExpired(ctx, clock.Now()); err != nil {
-			log.Warn("purge expired nonces and requests", "err", err)
-		}
+	background.Go(func() {
+		every(bgCtx, time.Hour, func() {
+			if err := st.PurgeExpired(bgCtx, clock.Now()); err != nil {
+				log.Warn("purge expired nonces and requests", "err", err)
+			}
+		})
 	})
-	go func() {
+	background.Go(func() {
 		for {
 			// Also just after a switch the store schedules: a node that
 			// lacks the next CA's keys stops being ready then, not up
 			// to an interval later.
 			select {
-			case <-ctx.Done():
+			case <-bgCtx.Done():
 				return
 			case <-time.After(caSync.NextCheck(clock.Now(), f.caReload)):
 			}
 			reloadCA(authority, clock, log, rev.issuersChanged)
-			applyRootCRL(ctx, st, authority, log)
-			if err := svc.RecordRACertificates(ctx); err != nil {
+			applyRootCRL(bgCtx, st, authority, log)
+			if err := svc.RecordRACertificates(bgCtx); err != nil {
 				log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
 			}
 			// Sync logs what stops this node from serving as the
 			// store's CA and keeps it for /readyz; a store error is only
 			// logged.
-			if err := caSync.Sync(ctx); err != nil && caSync.Ready(ctx) == nil {
+			if err := caSync.Sync(bgCtx); err != nil && caSync.Ready(bgCtx) == nil {
 				log.Warn("comparing the CA with the store", "err", err)
 			}
 		}
-	}()
-	rev.run(ctx, log)
+	})
+	rev.run(bgCtx, &background, log)
 	// The CA's own certificates, a while before they expire: at start and
 	// once a day.
 	// The SCEP RA is renewed first, on SQLite, when it is due; the root's
@@ -617,24 +627,26 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	sharedStore := f.store.url != ""
 	maintainCA := func() {
 		if raRenewalDue(authority, clock.Now(), sharedStore) {
-			autoRenewRA(ctx, st, authority, svc, f.dataDir, token, clock, "system:"+host+" "+f.listen, log)
+			autoRenewRA(bgCtx, st, authority, svc, f.dataDir, token, clock, "system:"+host+" "+f.listen, log)
 		}
 		warnCAExpiry(authority, f.dataDir, clock.Now(), sharedStore, log)
-		if w := rootCRLWarning(ctx, st, authority, clock.Now()); w != "" {
+		if w := rootCRLWarning(bgCtx, st, authority, clock.Now()); w != "" {
 			log.Warn(w)
 		}
 	}
 	maintainCA()
-	go every(ctx, 24*time.Hour, maintainCA)
+	background.Go(func() { every(bgCtx, 24*time.Hour, maintainCA) })
 	// Every minute, as the HTTPS certificate: a revoked RA is replaced.
-	go every(ctx, time.Minute, func() { raKeeper.check(ctx) })
+	background.Go(func() { every(bgCtx, time.Minute, func() { raKeeper.check(bgCtx) }) })
 	if tlsCert != nil {
 		// Every minute: a revoked certificate (its key leaked) is replaced
 		// within one; otherwise the look is one store read.
-		go every(ctx, time.Minute, func() {
-			if err := tlsCert.RenewIfDue(ctx); err != nil {
-				log.Error("renewing the HTTPS certificate", "err", err)
-			}
+		background.Go(func() {
+			every(bgCtx, time.Minute, func() {
+				if err := tlsCert.RenewIfDue(bgCtx); err != nil {
+					log.Error("renewing the HTTPS certificate", "err", err)
+				}
+			})
 		})
 	}
 	errc := make(chan error, len(servers))

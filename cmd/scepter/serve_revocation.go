@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -314,15 +315,18 @@ func (r *revocation) startResponder(ctx context.Context, f *revocationFlags, dat
 	return r.publisher.Update(ctx) // hands the responder the revocation state
 }
 
-// run keeps CRLs and responder certificates fresh until ctx ends.
-func (r *revocation) run(ctx context.Context, log *slog.Logger) {
-	go r.publisher.Run(ctx)
+// run keeps CRLs and responder certificates fresh until ctx ends, in
+// goroutines of background.
+func (r *revocation) run(ctx context.Context, background *sync.WaitGroup, log *slog.Logger) {
+	background.Go(func() { r.publisher.Run(ctx) })
 	// Every ten minutes, and at once when the responder finds a delegate
 	// revoked.
-	go everyOrWhen(ctx, 10*time.Minute, r.delegates.Kicked(), func() {
-		if err := r.delegates.Refresh(ctx); err != nil {
-			log.Error("OCSP responder certificates", "err", err)
-		}
+	background.Go(func() {
+		everyOrWhen(ctx, 10*time.Minute, r.delegates.Kicked(), func() {
+			if err := r.delegates.Refresh(ctx); err != nil {
+				log.Error("OCSP responder certificates", "err", err)
+			}
+		})
 	})
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 // which its answers would be signed by the CA itself).
 func TestRolloverRefreshesOCSPDelegates(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
+	var background sync.WaitGroup // ended before the fixture's store closes
+	defer background.Wait()
 	defer cancel()
 	p := fixture.New(t, fixture.Options{})
 	log := slog.New(slog.DiscardHandler)
@@ -27,7 +30,7 @@ func TestRolloverRefreshesOCSPDelegates(t *testing.T) {
 	if err := rev.startResponder(ctx, &f, p.Dir, p.Store, p.Authority, p.Service, p.Clock, log); err != nil {
 		t.Fatal(err)
 	}
-	rev.run(ctx, log)
+	rev.run(ctx, &background, log)
 
 	changed := 0
 	reloadCA(p.Authority, p.Clock, log, func() { changed++ })

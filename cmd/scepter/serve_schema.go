@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/scepter/scepter/internal/health"
@@ -37,15 +38,15 @@ type schemaWatch struct {
 }
 
 // startSchemaWatch starts watching db's schema, every schemaCheckInterval
-// until ctx ends, and returns the readiness checks that report it: none
+// until ctx ends, in a goroutine of background, and returns the readiness checks that report it: none
 // for a store that cannot tell (SQLite).
-func startSchemaWatch(ctx context.Context, db store.Store, log *slog.Logger) []health.Check {
+func startSchemaWatch(ctx context.Context, background *sync.WaitGroup, db store.Store, log *slog.Logger) []health.Check {
 	sc, ok := db.(schemaChecker)
 	if !ok {
 		return nil
 	}
 	w := &schemaWatch{store: sc, log: log}
-	go every(ctx, schemaCheckInterval, func() { w.check(ctx) })
+	background.Go(func() { every(ctx, schemaCheckInterval, func() { w.check(ctx) }) })
 	return []health.Check{health.StoreSchema(sc)}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -91,7 +92,7 @@ func TestSchemaWatchNotOnSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if checks := startSchemaWatch(t.Context(), st, slog.New(slog.DiscardHandler)); checks != nil {
+	if checks := startSchemaWatch(t.Context(), new(sync.WaitGroup), st, slog.New(slog.DiscardHandler)); checks != nil {
 		t.Errorf("SQLite store: %d schema checks, want none", len(checks))
 	}
 	if issuanceGate(st) != nil {
