@@ -411,10 +411,11 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	// The loops that run beside the listeners (CRLs, responder
 	// certificates, the schema watch, the CA's upkeep) end before the
 	// store, the token and the notifier close, and before serve returns:
-	// none writes in the data directory after that.
+	// none writes in the data directory after that. A loop stuck past
+	// backgroundGrace (a token that stopped answering) is logged and left.
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	var background sync.WaitGroup
-	defer func() { stopBackground(); background.Wait() }()
+	defer func() { stopBackground(); waitBackground(&background, backgroundGrace, log) }()
 	// The public URL that goes into every certificate names the plain
 	// listener's port.
 	publicURL, err := f.revocation.resolvePublicURL(ln.Addr(), log)
@@ -1223,6 +1224,21 @@ func (f *serveFlags) resolveChallenge(given string, joined bool) (challenge, gen
 		return "", "", false, fmt.Errorf("save generated challenge: %w", err)
 	}
 	return c, path, true, nil
+}
+
+// backgroundGrace bounds how long serve waits, once stopping, for its
+// background loops to end.
+const backgroundGrace = 10 * time.Second
+
+// waitBackground waits for background's goroutines, at most grace.
+func waitBackground(background *sync.WaitGroup, grace time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() { background.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		log.Warn("stopping with background work (CRLs, responder certificates, the CA's upkeep) still running", "waited", grace)
+	}
 }
 
 // every runs fn every interval until ctx ends.

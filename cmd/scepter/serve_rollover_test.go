@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,5 +64,26 @@ func TestRolloverRefreshesOCSPDelegates(t *testing.T) {
 	reloadCA(p.Authority, p.Clock, log, func() { changed++ })
 	if changed != 0 {
 		t.Errorf("a second reload reported %d changes", changed)
+	}
+}
+
+// A background loop that does not end in time does not keep serve from
+// returning: it is logged and left.
+func TestWaitBackgroundIsBounded(t *testing.T) {
+	var background sync.WaitGroup
+	release := make(chan struct{})
+	background.Go(func() { <-release })
+	defer close(release)
+	var logb bytes.Buffer
+	waitBackground(&background, 10*time.Millisecond, slog.New(slog.NewTextHandler(&logb, nil)))
+	if !strings.Contains(logb.String(), "still running") {
+		t.Errorf("a loop left running was not logged:\n%s", logb.String())
+	}
+	logb.Reset()
+	var ended sync.WaitGroup
+	ended.Go(func() {})
+	waitBackground(&ended, time.Minute, slog.New(slog.NewTextHandler(&logb, nil)))
+	if logb.Len() != 0 {
+		t.Errorf("loops that ended were logged:\n%s", logb.String())
 	}
 }
