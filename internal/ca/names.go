@@ -229,10 +229,24 @@ var (
 
 // directoryStringAttributes are the X.520 attribute types (2.5.4.N) of
 // DirectoryString syntax (RFC 5280 Appendix A, X.520) a device may put in a
-// subject: name, surname, locality, state, street, organization, unit,
-// title, description, business category, postal code, given name,
-// initials, generation qualifier, pseudonym and organizationIdentifier.
-var directoryStringAttributes = []int{3, 4, 7, 8, 9, 10, 11, 12, 13, 15, 17, 42, 43, 44, 65, 97}
+// subject: common name, surname, locality, state, street, organization,
+// unit, title, description, business category, postal code, post office
+// box, physical delivery office name, name, given name, initials,
+// generation qualifier, house identifier, DMD name, pseudonym, role and
+// organizationIdentifier.
+var directoryStringAttributes = []int{3, 4, 7, 8, 9, 10, 11, 12, 13, 15, 17, 18, 19, 41, 42, 43, 44, 51, 54, 65, 72, 97}
+
+// oidUserID is uid (RFC 4519, COSINE's userid): DirectoryString syntax
+// too.
+var oidUserID = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}
+
+// otherAttributeNames name, in refusals, attributes that have no bound.
+var otherAttributeNames = map[string]string{
+	"2.5.4.4": "surname", "2.5.4.9": "streetAddress", "2.5.4.13": "description", "2.5.4.15": "businessCategory",
+	"2.5.4.17": "postalCode", "2.5.4.18": "postOfficeBox", "2.5.4.19": "physicalDeliveryOfficeName", "2.5.4.41": "name",
+	"2.5.4.42": "givenName", "2.5.4.43": "initials", "2.5.4.44": "generationQualifier", "2.5.4.51": "houseIdentifier",
+	"2.5.4.54": "dmdName", "2.5.4.72": "role", "2.5.4.97": "organizationIdentifier", "0.9.2342.19200300.100.1.1": "uid",
+}
 
 // The EV jurisdiction's locality and state (CA/B EV Guidelines 9.2.4):
 // DirectoryString as X.520's localityName and stateOrProvinceName.
@@ -242,7 +256,7 @@ var (
 )
 
 func isDirectoryStringAttribute(oid asn1.ObjectIdentifier) bool {
-	if oid.Equal(oidJurisdictionLocality) || oid.Equal(oidJurisdictionState) {
+	if oid.Equal(oidJurisdictionLocality) || oid.Equal(oidJurisdictionState) || oid.Equal(oidUserID) {
 		return true
 	}
 	return len(oid) == 4 && oid[0] == 2 && oid[1] == 5 && oid[2] == 4 && slices.Contains(directoryStringAttributes, oid[3])
@@ -354,6 +368,9 @@ func attributeName(oid asn1.ObjectIdentifier) string {
 		if oid.Equal(b.oid) {
 			return b.name
 		}
+	}
+	if name, ok := otherAttributeNames[oid.String()]; ok {
+		return name
 	}
 	return oid.String()
 }
