@@ -64,20 +64,31 @@ func (f *timeFlag) String() string {
 }
 
 func (f *timeFlag) Set(s string) error {
+	t, err := f.parse(s)
+	if err != nil {
+		return err
+	}
+	// The store reads the zero time as no bound, and the trail holds
+	// nothing before 1970: such a bound would list everything, or nothing.
+	if t.Before(time.Unix(0, 0)) {
+		return fmt.Errorf("want a time from 1970 on")
+	}
+	f.t = t
+	return nil
+}
+
+func (f *timeFlag) parse(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		f.t = t
-		return nil
+		return t, nil
 	}
 	if t, err := time.Parse("2006-01-02", s); err == nil {
-		f.t = t
-		return nil
+		return t, nil
 	}
 	var d durationDays
 	if err := d.Set(s); err != nil || d < 0 {
-		return fmt.Errorf("want an RFC 3339 time (2026-11-30T12:00:00Z), a date (2026-11-30) or a duration back from now (24h, 7d)")
+		return time.Time{}, fmt.Errorf("want an RFC 3339 time (2026-11-30T12:00:00Z), a date (2026-11-30) or a duration back from now (24h, 7d)")
 	}
-	f.t = f.now().Add(-time.Duration(d))
-	return nil
+	return f.now().Add(-time.Duration(d)), nil
 }
 
 func auditList(ctx context.Context, e env, args []string) error {

@@ -32,6 +32,22 @@ func TestAuditListRefusesAnEmptyWindow(t *testing.T) {
 	}
 }
 
+// A bound before 1970 is refused (r52): the zero time meant no bound, so
+// --until 0001-01-01 listed the whole trail.
+func TestAuditListRefusesTimesBefore1970(t *testing.T) {
+	for _, args := range [][]string{
+		{"--until", "0001-01-01"}, {"--until", "0001-01-01T00:00:00Z"}, {"--since", "1969-12-31"},
+		{"--until", "1969-12-31T23:59:59Z"}, {"--since", "30000d"},
+	} {
+		e, _, _ := testEnv(nil)
+		err := run(context.Background(), e, append([]string{"audit", "list", "--data-dir", t.TempDir()}, args...))
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "from 1970 on") {
+			t.Errorf("%v: %v, want a usage error asking for a time from 1970 on", args, err)
+		}
+	}
+}
+
 // A type no event of the trail has and scepter does not write (a
 // misspelt one) is refused, exit 2, naming the types, as the API refuses
 // it: an empty list alone would read as a quiet trail. A known type
