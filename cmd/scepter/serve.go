@@ -489,7 +489,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	var web *webAdmin
 	if tlsCert != nil {
-		if web, err = f.newWebAdmin(ctx, st, adm, svc, authority, rev.publisher, clock, log); err != nil {
+		if web, err = f.newWebAdmin(ctx, st, adm, svc, authority, rev, clock, log); err != nil {
 			return err
 		}
 		handlers.API, handlers.Console = web.api, web.console

@@ -319,10 +319,12 @@ func (r *revocation) startResponder(ctx context.Context, f *revocationFlags, dat
 // goroutines of background.
 func (r *revocation) run(ctx context.Context, background *sync.WaitGroup, log *slog.Logger) {
 	background.Go(func() { r.publisher.Run(ctx) })
-	// Every ten minutes, and at once when the responder finds a delegate
-	// revoked.
+	// Every minute, as the RA and HTTPS certificates (a delegate revoked
+	// by the CLI or another node is replaced within one; otherwise the
+	// look is one store read per issuer), and at once when the responder
+	// finds a delegate revoked or this node revokes a certificate.
 	background.Go(func() {
-		everyOrWhen(ctx, 10*time.Minute, r.delegates.Kicked(), func() {
+		everyOrWhen(ctx, time.Minute, r.delegates.Kicked(), func() {
 			if err := r.delegates.Refresh(ctx); err != nil {
 				log.Error("OCSP responder certificates", "err", err)
 			}
@@ -334,7 +336,12 @@ func (r *revocation) run(ctx context.Context, background *sync.WaitGroup, log *s
 // loaded, an old one gone): a new issuer gets its delegated responder and
 // its first CRL now, not at the next periodic refresh, until which its
 // OCSP answers would be signed by the CA itself.
-func (r *revocation) issuersChanged() {
+func (r *revocation) issuersChanged() { r.Kick() }
+
+// Kick asks for new CRLs and a look at the responder certificates now: a
+// revocation made on this node (the API, the console) may have revoked a
+// delegated responder, which is then replaced at once.
+func (r *revocation) Kick() {
 	r.delegates.Kick()
 	r.publisher.Kick()
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/ocsp"
+	"github.com/scepter/scepter/internal/ops"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 )
 
@@ -85,5 +87,48 @@ func TestWaitBackgroundIsBounded(t *testing.T) {
 	waitBackground(&ended, time.Minute, slog.New(slog.NewTextHandler(&logb, nil)))
 	if logb.Len() != 0 {
 		t.Errorf("loops that ended were logged:\n%s", logb.String())
+	}
+}
+
+// A delegated responder revoked on this node (the API and the console
+// kick the revocation loops) is replaced at once, not at the next
+// periodic look (r52: ten minutes in which the CA itself signed answers).
+func TestKickReplacesARevokedResponder(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var background sync.WaitGroup // ended before the fixture's store closes
+	defer background.Wait()
+	defer cancel()
+	p := fixture.New(t, fixture.Options{})
+	log := slog.New(slog.DiscardHandler)
+	f := revocationFlags{crlValidity: time.Hour, ocspValidity: time.Hour, responderValidity: ocsp.DefaultDelegateValidity}
+	rev, err := f.newPublisher(ctx, p.Dir, p.Store, p.Authority, p.Clock, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rev.startResponder(ctx, &f, p.Dir, p.Store, p.Authority, p.Service, p.Clock, log); err != nil {
+		t.Fatal(err)
+	}
+	rev.run(ctx, &background, log)
+	issuer, _ := p.Authority.Active(p.Clock.Now())
+	old, ok := rev.delegates.Signer(issuer.ID)
+	if !ok {
+		t.Fatal("no delegated responder at start")
+	}
+	serial := old.Cert.SerialNumber.Text(16)
+	if _, err := p.Store.Revoke(ctx, issuer.ID, serial, 4, p.Clock.Now(), pki.AuditEvent{Time: p.Clock.Now(),
+		Type: pki.EventRevoked, Actor: "test", IssuerID: issuer.ID, SerialHex: serial, Outcome: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	var kicker ops.Kicker = rev // what serve gives the API and the console
+	kicker.Kick()
+	deadline := time.Now().Add(10 * time.Second) // real time: the refresh runs in a goroutine
+	for {
+		if s, ok := rev.delegates.Signer(issuer.ID); ok && s.Cert.SerialNumber.Cmp(old.Cert.SerialNumber) != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revoked responder certificate was not replaced 10 s after the kick")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
