@@ -567,6 +567,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if challenge != "" && generated == "" && strings.Contains(staticScope, "nowhere") {
 		log.Warn("the static challenge (--challenge, --challenge-file or SCEPTER_CHALLENGE) is " + staticScope)
 	}
+	if w := staticOnlyElsewhere(profiles, staticProfile); w != "" {
+		log.Warn(w)
+	}
 	_, toJournal := e.lookupEnv("JOURNAL_STREAM")
 	line, warning := challengeBanner(challengeState{challenge: challenge, generated: generated, created: challengeCreated,
 		scope: staticScope, toJournal: toJournal, sharedStore: f.store.url != ""})
@@ -1144,6 +1147,22 @@ func staticChallengeScope(profiles map[string]pki.Profile, name string) string {
 		return fmt.Sprintf("static, but accepted nowhere: profile %s takes %s challenges only (challenge = %q); give --challenge-profile a profile with challenge = \"static\" or \"any\", or mint one-time challenges", name, p.ChallengeMode, p.ChallengeMode)
 	}
 	return "static, valid at profile " + name + " only"
+}
+
+// staticOnlyElsewhere warns of profiles that take the static challenge
+// only (challenge = "static") while it is valid at another profile: no
+// SCEP device can enroll there (they take no one-time challenges either),
+// only EST users bound to no profile. "" when there is none.
+func staticOnlyElsewhere(profiles map[string]pki.Profile, staticProfile string) string {
+	names := profilesWhere(profiles, func(p pki.Profile) bool {
+		return p.ChallengeMode == enroll.ChallengeStatic && p.Name != staticProfile
+	})
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("profiles %v take the static challenge only (challenge = \"static\"), but it is valid at profile %s only "+
+		"(--challenge-profile): no SCEP device can enroll at them, only EST users bound to no profile; "+
+		"give --challenge-profile one of them, or set challenge = \"onetime\" or \"any\" there", names, staticProfile)
 }
 
 // challengeState is what the start-up banner says about the static

@@ -227,3 +227,36 @@ func TestStaticChallengeScopeInTheBanner(t *testing.T) {
 		})
 	}
 }
+
+// A profile that takes the static challenge only, while the static
+// challenge is valid at another profile, can never enroll a SCEP device
+// (r48): the start warns, naming it and what to change.
+func TestStaticOnlyProfileElsewhereWarned(t *testing.T) {
+	tests := []struct {
+		name, config string
+		args         []string
+		warned       bool
+	}{
+		{"static profile beside the default", "[profiles.st]\nchallenge = \"static\"\n", nil, true},
+		{"the static profile is the challenge profile", "[profiles.st]\nchallenge = \"static\"\n", []string{"--challenge-profile", "st"}, false},
+		{"any beside the default", "[profiles.st]\nchallenge = \"any\"\n", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "scepter.toml")
+			if err := os.WriteFile(cfg, []byte(tc.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			srv := serveInProcess(t, nil, append([]string{"--listen", "127.0.0.1:0", "--est-listen", "off",
+				"--data-dir", filepath.Join(dir, "data"), "--config", cfg}, tc.args...)...)
+			if srv.ended {
+				t.Fatalf("serve stopped: %v\n%s", srv.err, srv.errb.String())
+			}
+			logs := srv.errb.String()
+			if got := strings.Contains(logs, "profiles [st] take the static challenge only"); got != tc.warned {
+				t.Errorf("warned %v, want %v:\n%s", got, tc.warned, logs)
+			}
+		})
+	}
+}
