@@ -188,7 +188,7 @@ func usage(w io.Writer) {
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'scepter COMMAND -h' for a command's flags. Every flag can also be set as SCEPTER_<FLAG> in the environment or in a TOML file given with --config.")
+	fmt.Fprintln(w, "\nRun 'scepter COMMAND -h' for a command's flags. Every flag can also be set as SCEPTER_<FLAG> in the environment, and, but for the client commands (enroll, renew, getcrl, est enroll|reenroll|cacerts|serverkeygen, bench), in a TOML file given with --config.")
 }
 
 func cmdVersion(_ context.Context, e env, args []string) error {
