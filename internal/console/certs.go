@@ -63,28 +63,22 @@ func (f inventoryForm) values() url.Values {
 
 // query turns the form into an ops query, or says what is wrong with it.
 func (f inventoryForm) query() (ops.CertQuery, error) {
+	// The search text's length and the status are ops's to check, so the
+	// console refuses them with the API's reason.
 	q := ops.CertQuery{Search: strings.TrimSpace(f.Q), Status: f.Status, Profile: f.Profile, Protocol: f.Protocol, IssuerID: f.Issuer}
-	if len(q.Search) > 256 {
-		return q, badInputf("the search text is longer than 256 characters")
-	}
-	switch f.Status {
-	case "", "valid", "revoked", "expired":
-	default:
-		return q, badInputf("status %q: want valid, revoked or expired", clip(f.Status))
-	}
 	if f.Protocol != "" && !contains(protocols, f.Protocol) {
-		return q, badInputf("protocol %q: want one of %s", clip(f.Protocol), strings.Join(protocols, ", "))
+		return q, refusef("protocol %q: want one of %s", clip(f.Protocol), strings.Join(protocols, ", "))
 	}
 	if len(f.Profile) > 128 {
-		return q, badInputf("the profile name is longer than 128 characters")
+		return q, refusef("the profile name is longer than 128 characters")
 	}
 	if f.Issuer != "" && (len(f.Issuer) != 64 || !hexRE.MatchString(f.Issuer)) {
-		return q, badInputf("issuer %q: want a CA's ID (64 hex digits), as the CAs page lists them", clip(f.Issuer))
+		return q, refusef("issuer %q: want a CA's ID (64 hex digits), as the CAs page lists them", clip(f.Issuer))
 	}
 	if f.Expiring != "" {
 		n, err := strconv.Atoi(f.Expiring)
 		if err != nil || n < 1 || n > 3650 {
-			return q, badInputf("expiring within %q: want a number of days from 1 to 3650", clip(f.Expiring))
+			return q, refusef("expiring within %q: want a number of days from 1 to 3650", clip(f.Expiring))
 		}
 		q.ExpiringWithin = time.Duration(n) * 24 * time.Hour
 	}
@@ -93,12 +87,12 @@ func (f inventoryForm) query() (ops.CertQuery, error) {
 	case "expiring":
 		if q.ExpiringWithin == 0 {
 			if f.Status == "expired" {
-				return q, badInputf("expiring first lists unexpired certificates: it cannot show expired ones")
+				return q, refusef("expiring first lists unexpired certificates: it cannot show expired ones")
 			}
 			q.ExpiringWithin = sortExpiry
 		}
 	default:
-		return q, badInputf("sort %q: want newest or expiring", clip(f.Sort))
+		return q, refusef("sort %q: want newest or expiring", clip(f.Sort))
 	}
 	var err error
 	if q.IssuedAfter, err = parseDay("issued from", f.IssuedFrom); err != nil {
@@ -142,7 +136,7 @@ func (h *Handler) inventory(w http.ResponseWriter, r *http.Request, rq *req) err
 	}
 	q, err := f.query()
 	if err == nil && len(cursor) > 512 {
-		err = badInputf("the cursor is longer than any this list gives")
+		err = refusef("the cursor is longer than any this list gives")
 	}
 	if err == nil {
 		q.Cursor = cursor
@@ -214,28 +208,18 @@ type certPage struct {
 	Reason string
 }
 
-// serialParam checks the {serial} of a path.
-func serialParam(r *http.Request) (string, error) {
-	s := r.PathValue("serial")
-	if len(s) > 128 {
-		return "", badInputf("the serial is longer than any certificate's")
-	}
-	return s, nil
-}
-
 func issuerParam(s string) (string, error) {
 	if s != "" && !hexRE.MatchString(s) {
-		return "", badInputf("issuer %q: want (a prefix of) a CA's ID in hex", clip(s))
+		return "", refusef("issuer %q: want (a prefix of) a CA's ID in hex", clip(s))
 	}
 	return strings.ToLower(s), nil
 }
 
 func (h *Handler) loadCert(r *http.Request, rq *req, issuer string) (*certPage, error) {
-	serial, err := serialParam(r)
+	// The serial is ops's to check (its length too), as for the API.
+	serial := r.PathValue("serial")
+	issuer, err := issuerParam(issuer)
 	if err != nil {
-		return nil, err
-	}
-	if issuer, err = issuerParam(issuer); err != nil {
 		return nil, err
 	}
 	d, err := h.ops.Certificate(r.Context(), rq.p, serial, issuer)
@@ -348,7 +332,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		return again(pki.Errorf(pki.EConflict, "certificate %s is %s already", pg.D.Record.SerialHex, pg.Status))
 	}
 	if pg.Reason == "" {
-		return again(badInputf("choose a reason for the revocation"))
+		return again(refusef("choose a reason for the revocation"))
 	}
 	// Read as the API and the CLI read it (a name in any case, or its
 	// code: 1 for keyCompromise), then known by its name.
@@ -364,8 +348,13 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		h.render(w, http.StatusOK, "cert", v)
 		return nil
 	}
-	if err != nil || !contains(pg.Reasons, name) {
-		return again(badInputf("reason %q: want one of %s, or its code", clip(pg.Reason), strings.Join(pg.Reasons, ", ")))
+	if err != nil {
+		// The API's reason (aACompromise, say, is for attribute
+		// certificates).
+		return again(err)
+	}
+	if !contains(pg.Reasons, name) {
+		return again(refusef("reason %q: want one of %s, or its code", clip(pg.Reason), strings.Join(pg.Reasons, ", ")))
 	}
 	pg.Reason = name
 	if r.PostForm.Get("confirm") != "yes" {

@@ -58,7 +58,7 @@ func TestRaiseToKeyCompromise(t *testing.T) {
 	expectBody(t, "a superseded certificate", page, `id="revoke-form"`, `<option value="keyCompromise">`)
 	expectNotBody(t, "a superseded certificate", page, `<option value="superseded">`, `<option value="cessationOfOperation">`)
 	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"cessationOfOperation"}, "confirm": {"yes"}})
-	expectStatus(t, "another milder reason", res, http.StatusBadRequest)
+	expectStatus(t, "another milder reason", res, http.StatusUnprocessableEntity)
 	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"keyCompromise"}, "confirm": {"yes"}})
 	expectStatus(t, "raised", res, http.StatusSeeOther)
 	if r := e.record(c); r.RevokeReason != 1 || !r.RevokedAt.Equal(e.record(c).RevokedAt) {
@@ -83,10 +83,10 @@ func TestRevokeFormTakesReasonCodes(t *testing.T) {
 		{"4", http.StatusSeeOther, pki.ReasonSuperseded},
 		{"keycompromise", http.StatusSeeOther, pki.ReasonKeyCompromise},
 		{"6", http.StatusSeeOther, pki.ReasonCertificateHold},
-		{"8", http.StatusBadRequest, 0},  // removeFromCRL: no reason to revoke
-		{"10", http.StatusBadRequest, 0}, // aACompromise
-		{"+1", http.StatusBadRequest, 0},
-		{"7", http.StatusBadRequest, 0}, // no such code
+		{"8", http.StatusUnprocessableEntity, 0},  // removeFromCRL: no reason to revoke
+		{"10", http.StatusUnprocessableEntity, 0}, // aACompromise
+		{"+1", http.StatusUnprocessableEntity, 0},
+		{"7", http.StatusUnprocessableEntity, 0}, // no such code
 	} {
 		c := e.issue("reason-" + tc.reason)
 		res := b.post(certPath(c)+"/revoke", url.Values{"issuer": {e.record(c).IssuerID}, "reason": {tc.reason}, "confirm": {"yes"}})
@@ -99,9 +99,14 @@ func TestRevokeFormTakesReasonCodes(t *testing.T) {
 			t.Errorf("reason %s: revoked", tc.reason)
 		}
 	}
+	// A code never used to revoke is refused with the API's reason.
+	aa := e.issue("reason-aa")
+	res := b.post(certPath(aa)+"/revoke", url.Values{"issuer": {e.record(aa).IssuerID}, "reason": {"10"}, "confirm": {"yes"}})
+	expectStatus(t, "reason 10", res, http.StatusUnprocessableEntity)
+	expectBody(t, "reason 10", res, "aACompromise is for attribute certificates")
 	// Without confirm, the confirmation step names the reason.
 	c := e.issue("reason-confirm")
-	res := b.post(certPath(c)+"/revoke", url.Values{"issuer": {e.record(c).IssuerID}, "reason": {"1"}})
+	res = b.post(certPath(c)+"/revoke", url.Values{"issuer": {e.record(c).IssuerID}, "reason": {"1"}})
 	expectStatus(t, "reason 1 unconfirmed", res, http.StatusOK)
 	expectBody(t, "reason 1 unconfirmed", res, `id="revoke-confirm"`, "keyCompromise")
 }

@@ -40,7 +40,7 @@ const challengesLimit = 200
 
 func (h *Handler) loadChallenges(r *http.Request, rq *req, cursor string) (*challengesPage, error) {
 	if len(cursor) > 512 {
-		return nil, badInputf("the cursor is longer than any this list gives")
+		return nil, refusef("the cursor is longer than any this list gives")
 	}
 	list, next, err := h.ops.Challenges(r.Context(), rq.p, challengesLimit, cursor)
 	if err != nil {
@@ -116,7 +116,7 @@ func (h *Handler) newChallenge(w http.ResponseWriter, r *http.Request, rq *req) 
 		return again(pki.Errorf(pki.EBadRequest, "profile %q: want one of %s", clip(f.Profile), strings.Join(pg.Profiles, ", ")))
 	}
 	if len(f.Subject) > 1024 || len(f.DNS) > 8192 || len(f.Email) > 8192 {
-		return again(badInputf("the subject or the names are too long"))
+		return again(refusef("the subject or the names are too long"))
 	}
 	spec := admin.ChallengeSpec{TTL: ttl, Profile: f.Profile, Subject: f.Subject, DNSNames: fields(f.DNS), Emails: fields(f.Email)}
 	secret, ch, err := h.ops.NewChallenge(r.Context(), rq.p, spec)
@@ -143,7 +143,8 @@ func (h *Handler) deleteChallenge(w http.ResponseWriter, r *http.Request, rq *re
 	}
 	id := r.PathValue("id")
 	if id == "" || len(id) > 128 {
-		return badInputf("the challenge ID is not one this server gives")
+		// No ID this server gives: none it has, so 404, as the API.
+		return pki.Errorf(pki.ENotFound, "no challenge %s", clip(id))
 	}
 	if err := h.ops.DeleteChallenge(r.Context(), rq.p, id); err != nil {
 		if !formError(err) {

@@ -216,13 +216,20 @@ type errorPage struct {
 	Back, BackText string
 }
 
-// badInput is a request the console cannot read (a query parameter or form
-// field of the wrong shape): 400 with the reason.
+// badInput is a request the console cannot read at all (a form body that
+// does not parse): 400 with the reason. A value it reads and refuses is a
+// refusal (refusef), not bad input.
 type badInput struct{ msg string }
 
 func (e badInput) Error() string { return e.msg }
 
 func badInputf(format string, args ...any) error { return badInput{fmt.Sprintf(format, args...)} }
+
+// refusef is a value the console read and refuses (a filter, a date, a
+// lifetime, a reason): EBadRequest, so 422 with the reason, as the API
+// answers what ops refuses. Where ops checks a value itself, the console
+// leaves the check to it, so both give the same reason.
+func refusef(format string, args ...any) error { return pki.Errorf(pki.EBadRequest, format, args...) }
 
 // status maps an error to its HTTP status and the text a person may see.
 // Plain Go errors are internal: logged, never shown.

@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -268,10 +269,10 @@ func TestRevokeWithConfirmation(t *testing.T) {
 	path := certPath(c) + "/revoke"
 
 	res := b.post(path, url.Values{"issuer": {rec.IssuerID}})
-	expectStatus(t, "revoke without a reason", res, http.StatusBadRequest)
+	expectStatus(t, "revoke without a reason", res, http.StatusUnprocessableEntity)
 	expectBody(t, "revoke without a reason", res, "choose a reason", `id="revoke-form"`)
 	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"bogus"}})
-	expectStatus(t, "revoke with a bad reason", res, http.StatusBadRequest)
+	expectStatus(t, "revoke with a bad reason", res, http.StatusUnprocessableEntity)
 	expectBody(t, "revoke with a bad reason", res, "keyCompromise")
 
 	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"keyCompromise"}})
@@ -415,25 +416,33 @@ func TestChallenges(t *testing.T) {
 	}
 	expectBody(t, "after use", b.get("/ui/challenges"), "badge-used")
 
-	// A form the console cannot read is 400; one ops refuses is 422, as
-	// the API answers it.
+	// Every value the console reads and refuses is 422, with the API's
+	// reason where ops checks it (the lifetime's range).
+	const lifetime = "challenge lifetime must be between 1s and 720h"
 	for _, tc := range []struct {
-		form url.Values
-		want int
+		form   url.Values
+		reason string
 	}{
-		{url.Values{"ttl": {"forever"}, "profile": {"default"}}, http.StatusBadRequest},
-		{url.Values{"ttl": {"-5m"}, "profile": {"default"}}, http.StatusBadRequest},
-		{url.Values{"ttl": {"9999h"}, "profile": {"default"}}, http.StatusUnprocessableEntity},
-		{url.Values{"ttl": {"1h"}, "profile": {"nope"}}, http.StatusUnprocessableEntity},
-		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "subject": {"not a DN"}}, http.StatusUnprocessableEntity},
-		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "subject": {"CN=x,C=UK"}}, http.StatusUnprocessableEntity},
-		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "dns": {"a..b"}}, http.StatusUnprocessableEntity},
-		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "email": {"no-at-sign"}}, http.StatusUnprocessableEntity},
+		{url.Values{"ttl": {"forever"}, "profile": {"default"}}, "want a duration like 60m, 24h or 7d"},
+		{url.Values{"ttl": {"-1d"}, "profile": {"default"}}, "want a number of days"},
+		{url.Values{"ttl": {""}, "profile": {"default"}}, "enter a lifetime"},
+		{url.Values{"ttl": {"-5m"}, "profile": {"default"}}, lifetime},
+		{url.Values{"ttl": {"0"}, "profile": {"default"}}, lifetime},
+		{url.Values{"ttl": {"0d"}, "profile": {"default"}}, lifetime},
+		{url.Values{"ttl": {"500ms"}, "profile": {"default"}}, lifetime},
+		{url.Values{"ttl": {"9999h"}, "profile": {"default"}}, lifetime},
+		{url.Values{"ttl": {"3651d"}, "profile": {"default"}}, lifetime},
+		{url.Values{"ttl": {"1h"}, "profile": {"nope"}}, "want one of default"},
+		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "subject": {strings.Repeat("a", 1025)}}, "the subject or the names are too long"},
+		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "subject": {"not a DN"}}, ""},
+		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "subject": {"CN=x,C=UK"}}, ""},
+		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "dns": {"a..b"}}, ""},
+		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "email": {"no-at-sign"}}, ""},
 	} {
 		what := "create with " + tc.form.Encode()
 		res := b.post("/ui/challenges", tc.form)
-		expectStatus(t, what, res, tc.want)
-		expectBody(t, what, res, `id="error"`, `id="new-challenge"`)
+		expectStatus(t, what, res, http.StatusUnprocessableEntity)
+		expectBody(t, what, res, `id="error"`, `id="new-challenge"`, tc.reason)
 		expectNotBody(t, what, res, "challenge-secret")
 	}
 
@@ -447,42 +456,74 @@ func TestChallenges(t *testing.T) {
 	expectStatus(t, "delete again", res, http.StatusNotFound)
 }
 
-// Bad input is 4xx with the reason, never 5xx.
+// Bad input is 4xx with the reason, never 5xx: 400 only for a query the
+// console cannot read, 422 for every value it reads and refuses, with the
+// API's reason where ops checks the value (the API answers those 422 too).
 func TestBadInputIs4xx(t *testing.T) {
 	e := newEnv(t, console.Options{})
 	c := e.issue("bad-input")
 	b := e.as("admin")
+	const (
+		days      = "want a number from 1 to 366"
+		limit     = "want a number from 1 to 500"
+		expiring  = "want a number of days from 1 to 3650"
+		format    = "want a date (2006-01-02) or a time"
+		cursorLen = "the cursor is longer than any this list gives"
+		malformed = "malformed query string"
+	)
+	long := strings.Repeat("a", 300)
 	for _, tc := range []struct {
-		path string
-		want int
+		path   string
+		want   int
+		reason string
 	}{
-		{"/ui/?days=0", 400}, {"/ui/?days=367", 400}, {"/ui/?days=abc", 400},
-		{"/ui/certificates?status=bogus", 400}, {"/ui/certificates?status=revoked;", 400}, {"/ui/requests?profile=%zz", 400},
-		{"/ui/certificates?limit=0", 400}, {"/ui/certificates?limit=1000000", 400}, {"/ui/certificates?limit=abc", 400},
-		{"/ui/certificates?expiring=-1", 400}, {"/ui/certificates?expiring=x", 400}, {"/ui/certificates?expiring=99999", 400},
-		{"/ui/certificates?issued_from=yesterday", 400}, {"/ui/certificates?issued_to=2031-13-45", 400},
-		{"/ui/certificates?issued_from=2031-05-01&issued_to=2031-04-01", 422},
-		{"/ui/certificates?cursor=%21%21not-a-cursor", 422}, {"/ui/certificates?cursor=ZTox", 422},
-		{"/ui/certificates?cursor=" + strings.Repeat("A", 600), 400},
-		{"/ui/certificates?sort=upwards", 400}, {"/ui/certificates?sort=expiring&status=expired", 400},
-		{"/ui/certificates?expiring=30&status=expired", 422},
-		{"/ui/certificates?protocol=ftp", 400}, {"/ui/certificates?issuer=xyz", 400},
-		{"/ui/certificates?q=" + strings.Repeat("a", 300), 400},
-		{"/ui/certificates/zz-not-hex", 422}, {"/ui/certificates/abcdef0123", 404},
-		{certPath(c) + "?issuer=not-hex", 400}, {certPath(c) + "?issuer=00ff", 404},
-		{"/ui/certificates/" + strings.Repeat("a", 200), 400},
-		{"/ui/requests?status=bogus", 422}, {"/ui/audit?type=bogus", 422},
-		{"/ui/audit?since=garbage", 400}, {"/ui/audit?until=2031-02-30", 400}, {"/ui/audit?before=abc", 400},
-		{"/ui/audit?before=-4", 400}, {"/ui/audit?serial=xyz!", 422}, {"/ui/audit?type=%3Cb%3E", 400},
-		{"/ui/audit?limit=501", 400}, {"/ui/audit?since=2031-05-01&until=2031-04-01", 400},
-		{"/ui/nope", 404}, {"/ui/certificates/x/y/z", 404},
+		{"/ui/?days=0", 422, days}, {"/ui/?days=367", 422, days}, {"/ui/?days=abc", 422, days},
+		{"/ui/certificates?status=revoked;", 400, malformed}, {"/ui/requests?profile=%zz", 400, malformed},
+		{"/ui/certificates?status=bogus", 422, "want valid, revoked or expired"},
+		{"/ui/certificates?q=" + long, 422, "the search text is longer than 256 characters"},
+		{"/ui/certificates?q=a%01b", 422, "the search text holds a control character"},
+		{"/ui/certificates?limit=0", 422, limit}, {"/ui/certificates?limit=1000000", 422, limit}, {"/ui/certificates?limit=abc", 422, limit},
+		{"/ui/certificates?expiring=-1", 422, expiring}, {"/ui/certificates?expiring=x", 422, expiring},
+		{"/ui/certificates?expiring=99999", 422, expiring},
+		{"/ui/certificates?issued_from=yesterday", 422, format}, {"/ui/certificates?issued_to=2031-13-45", 422, format},
+		{"/ui/certificates?issued_from=2031-05-01&issued_to=2031-04-01", 422, "issued_after must be before issued_before"},
+		{"/ui/certificates?cursor=%21%21not-a-cursor", 422, "cursor"}, {"/ui/certificates?cursor=ZTox", 422, "cursor"},
+		{"/ui/certificates?cursor=" + strings.Repeat("A", 600), 422, cursorLen},
+		{"/ui/certificates?sort=upwards", 422, "want newest or expiring"},
+		{"/ui/certificates?sort=expiring&status=expired", 422, "it cannot show expired ones"},
+		{"/ui/certificates?expiring=30&status=expired", 422, "exclude each other"},
+		{"/ui/certificates?protocol=ftp", 422, "want one of scep"},
+		{"/ui/certificates?profile=" + long, 422, "the profile name is longer than 128 characters"},
+		{"/ui/certificates?issuer=xyz", 422, "want a CA"},
+		{"/ui/certificates/zz-not-hex", 422, "is not a positive hexadecimal number"},
+		{"/ui/certificates/abcdef0123", 404, "no certificate with serial abcdef0123"},
+		{certPath(c) + "?issuer=not-hex", 422, "want (a prefix of) a CA"}, {certPath(c) + "?issuer=00ff", 404, "no certificate with serial"},
+		{"/ui/certificates/" + strings.Repeat("a", 200), 422, "a serial has at most 64 hexadecimal digits"},
+		{"/ui/requests?status=bogus", 422, "want pending, issued, rejected or all"},
+		{"/ui/requests?profile=" + long, 422, "the profile name is longer than 128 characters"},
+		{"/ui/requests?cursor=" + strings.Repeat("A", 600), 422, cursorLen},
+		{"/ui/challenges?cursor=" + strings.Repeat("A", 600), 422, cursorLen},
+		{"/ui/audit?type=bogus", 422, "no such type"}, {"/ui/audit?type=%3Cb%3E", 422, "no such type"},
+		{"/ui/audit?since=garbage", 422, format}, {"/ui/audit?until=2031-02-30", 422, format},
+		{"/ui/audit?before=abc", 422, "want an event number"}, {"/ui/audit?before=-4", 422, "want an event number"},
+		{"/ui/audit?serial=xyz!", 422, "is not a positive hexadecimal number"},
+		{"/ui/audit?serial=" + strings.Repeat("a", 200), 422, "a serial has at most 64 hexadecimal digits"},
+		{"/ui/audit?limit=501", 422, limit}, {"/ui/audit?since=2031-05-01&until=2031-04-01", 422, "since must be before until"},
+		{"/ui/nope", 404, "there is no page"}, {"/ui/certificates/x/y/z", 404, "there is no page"},
 	} {
 		res := b.get(tc.path)
 		if res.StatusCode != tc.want {
-			t.Errorf("GET %s: %d, want %d\n%.600s", tc.path, res.StatusCode, tc.want, res.body)
+			t.Errorf("GET %.120s: %d, want %d\n%.600s", tc.path, res.StatusCode, tc.want, res.body)
 			continue
 		}
-		expectBody(t, tc.path, res, `role="alert"`)
+		expectBody(t, tc.path, res, `role="alert"`, html.EscapeString(tc.reason))
+	}
+	// An ID longer than any this server gives names nothing: 404, as the
+	// API answers an unknown one.
+	for _, path := range []string{"/ui/requests/" + long + "/approve", "/ui/requests/" + long + "/reject", "/ui/challenges/" + long + "/delete"} {
+		res := b.post(path, url.Values{"reason": {"no"}})
+		expectStatus(t, "POST "+path, res, http.StatusNotFound)
+		expectBody(t, "POST "+path, res, `role="alert"`)
 	}
 	// A cursor from the expiry order given to the newest-first list.
 	for i := 0; i < 3; i++ {

@@ -48,7 +48,7 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, rq *req) err
 	if s := r.URL.Query().Get("days"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 366 {
-			return badInputf("days %q: want a number from 1 to 366", clip(s))
+			return refusef("days %q: want a number from 1 to 366", clip(s))
 		}
 		days = n
 	}

@@ -12,30 +12,37 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
+// parseTTL reads the lifetime's form only; its range is ops's to refuse,
+// with the API's reason.
 func TestParseTTL(t *testing.T) {
 	for _, tc := range []struct {
-		in   string
-		want time.Duration // 0: refused
+		in      string
+		want    time.Duration
+		refused bool
 	}{
-		{"60m", time.Hour},
-		{" 24h ", 24 * time.Hour},
-		{"7d", 7 * 24 * time.Hour},
-		{"1s", time.Second},
-		{"", 0},
-		{"0", 0},
-		{"0d", 0},
-		{"-5h", 0},
-		{"1ns", 0},
-		{"500ms", 0},
-		{"999ms", 0},
-		{"soon", 0},
+		{in: "60m", want: time.Hour},
+		{in: " 24h ", want: 24 * time.Hour},
+		{in: "7d", want: 7 * 24 * time.Hour},
+		{in: "1s", want: time.Second},
+		{in: "0", want: 0},
+		{in: "0d", want: 0},
+		{in: "-5h", want: -5 * time.Hour},
+		{in: "500ms", want: 500 * time.Millisecond},
+		{in: "36500d", want: 36500 * 24 * time.Hour},
+		{in: "", refused: true},
+		{in: "soon", refused: true},
+		{in: "-1d", refused: true},
+		{in: "36501d", refused: true},
+		{in: "99999999999999d", refused: true},
 	} {
 		got, err := parseTTL(tc.in)
-		if tc.want == 0 {
-			if _, ok := err.(badInput); !ok {
-				t.Errorf("parseTTL(%q) = %s, %v; want a bad-input refusal", tc.in, got, err)
+		if tc.refused {
+			if pki.ErrorCode(err) != pki.EBadRequest {
+				t.Errorf("parseTTL(%q) = %s, %v; want a refusal (EBadRequest)", tc.in, got, err)
 			}
 			continue
 		}

@@ -32,10 +32,10 @@ const requestsLimit = 200
 
 func (h *Handler) loadRequests(r *http.Request, rq *req, status, profile, cursor string) (*requestsPage, error) {
 	if len(profile) > 128 {
-		return nil, badInputf("the profile name is longer than 128 characters")
+		return nil, refusef("the profile name is longer than 128 characters")
 	}
 	if len(cursor) > 512 {
-		return nil, badInputf("the cursor is longer than any this list gives")
+		return nil, refusef("the cursor is longer than any this list gives")
 	}
 	list, next, err := h.ops.Requests(r.Context(), rq.p, status, profile, requestsLimit, cursor)
 	if err != nil {
@@ -103,7 +103,8 @@ func (h *Handler) requestAgain(w http.ResponseWriter, r *http.Request, rq *req, 
 func requestID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
 	if id == "" || len(id) > 128 {
-		return "", badInputf("the request ID is not one this server gives")
+		// No ID this server gives: none it has, so 404, as the API.
+		return "", pki.Errorf(pki.ENotFound, "no request %s", clip(id))
 	}
 	return id, nil
 }
