@@ -468,6 +468,7 @@ func TestBadInputIs4xx(t *testing.T) {
 		limit     = "want a number from 1 to 500"
 		expiring  = "want a number of days from 1 to 3650"
 		format    = "want a date (2006-01-02) or a time"
+		yearRange = "want a date from 1970 to 9999"
 		cursorLen = "the cursor is longer than any this list gives"
 		malformed = "malformed query string"
 	)
@@ -486,6 +487,9 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/certificates?expiring=-1", 422, expiring}, {"/ui/certificates?expiring=x", 422, expiring},
 		{"/ui/certificates?expiring=99999", 422, expiring},
 		{"/ui/certificates?issued_from=yesterday", 422, format}, {"/ui/certificates?issued_to=2031-13-45", 422, format},
+		{"/ui/certificates?issued_from=1969-12-31", 422, yearRange}, {"/ui/certificates?issued_to=0001-01-01", 422, yearRange},
+		{"/ui/certificates?issued_to=10000-01-01", 422, yearRange},
+		{"/ui/certificates?issued_from=1970-01-01T00:00:00%2B01:00", 422, yearRange},
 		{"/ui/certificates?issued_from=2031-05-01&issued_to=2031-04-01", 422, "issued_after must be before issued_before"},
 		{"/ui/certificates?cursor=%21%21not-a-cursor", 422, "cursor"}, {"/ui/certificates?cursor=ZTox", 422, "cursor"},
 		{"/ui/certificates?cursor=" + strings.Repeat("A", 600), 422, cursorLen},
@@ -505,6 +509,8 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/challenges?cursor=" + strings.Repeat("A", 600), 422, cursorLen},
 		{"/ui/audit?type=bogus", 422, "no such type"}, {"/ui/audit?type=%3Cb%3E", 422, "no such type"},
 		{"/ui/audit?since=garbage", 422, format}, {"/ui/audit?until=2031-02-30", 422, format},
+		{"/ui/audit?since=1969-12-31", 422, yearRange}, {"/ui/audit?until=0001-01-01", 422, yearRange},
+		{"/ui/audit?until=1969-12-31T23:59:59Z", 422, yearRange}, {"/ui/audit?since=10000-01-01", 422, yearRange},
 		{"/ui/audit?before=abc", 422, "want an event number"}, {"/ui/audit?before=-4", 422, "want an event number"},
 		{"/ui/audit?serial=xyz!", 422, "is not a positive hexadecimal number"},
 		{"/ui/audit?serial=" + strings.Repeat("a", 200), 422, "a serial has at most 64 hexadecimal digits"},

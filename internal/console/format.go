@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -305,22 +306,33 @@ func dnString(der []byte) string {
 }
 
 // parseDay reads a date (2006-01-02) or a time (RFC 3339, or
-// 2006-01-02T15:04 as a datetime-local field sends it, in UTC).
+// 2006-01-02T15:04 as a datetime-local field sends it, in UTC), from 1970
+// to 9999: the store reads year 1 (the zero time) as no bound.
 func parseDay(field, s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return time.Time{}, nil
 	}
 	for _, layout := range []string{"2006-01-02", time.RFC3339, "2006-01-02T15:04", "2006-01-02T15:04:05"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			if t.Year() < 1970 || t.Year() > 9999 {
-				break
-			}
-			return t.UTC(), nil
+		t, err := time.Parse(layout, s)
+		if err != nil {
+			continue
 		}
+		if t = t.UTC(); t.Year() < 1970 || t.Year() > 9999 {
+			return time.Time{}, refusef("%s %q: want a date from 1970 to 9999", field, clip(s))
+		}
+		return t, nil
+	}
+	if fiveDigitYearRE.MatchString(s) {
+		// Well formed but for the year's width (10000-01-01): the year is
+		// what is wrong, not the format.
+		return time.Time{}, refusef("%s %q: want a date from 1970 to 9999", field, clip(s))
 	}
 	return time.Time{}, refusef("%s %q: want a date (2006-01-02) or a time (2006-01-02T15:04, UTC)", field, clip(s))
 }
+
+// fiveDigitYearRE is a date whose year has more than four digits.
+var fiveDigitYearRE = regexp.MustCompile(`^[0-9]{5,}-[0-9]{2}-[0-9]{2}([T ]|$)`)
 
 // isDateOnly reports whether s is a date without a time.
 func isDateOnly(s string) bool {

@@ -52,6 +52,38 @@ func TestParseTTL(t *testing.T) {
 	}
 }
 
+// parseDay refuses a well-formed date out of 1970 to 9999 saying so, not
+// that its format is wrong.
+func TestParseDay(t *testing.T) {
+	for _, tc := range []struct {
+		in, want, reason string
+	}{
+		{in: "2031-05-01", want: "2031-05-01T00:00:00Z"},
+		{in: "2031-05-01T10:30", want: "2031-05-01T10:30:00Z"},
+		{in: "2031-05-01T10:30:00+02:00", want: "2031-05-01T08:30:00Z"},
+		{in: "1970-01-01", want: "1970-01-01T00:00:00Z"},
+		{in: "9999-12-31", want: "9999-12-31T00:00:00Z"},
+		{in: "1969-12-31", reason: "want a date from 1970 to 9999"},
+		{in: "0001-01-01", reason: "want a date from 1970 to 9999"},
+		{in: "1970-01-01T00:00:00+01:00", reason: "want a date from 1970 to 9999"},
+		{in: "9999-12-31T23:00:00-02:00", reason: "want a date from 1970 to 9999"},
+		{in: "10000-01-01", reason: "want a date from 1970 to 9999"},
+		{in: "yesterday", reason: "want a date (2006-01-02) or a time"},
+		{in: "2031-13-45", reason: "want a date (2006-01-02) or a time"},
+	} {
+		got, err := parseDay("since", tc.in)
+		if tc.reason != "" {
+			if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(pki.ErrorMessage(err), tc.reason) {
+				t.Errorf("parseDay(%q) = %v, %v; want a refusal saying %q", tc.in, got, err, tc.reason)
+			}
+			continue
+		}
+		if err != nil || got.Format(time.RFC3339) != tc.want {
+			t.Errorf("parseDay(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
 func TestDNStringKeepsEveryAttribute(t *testing.T) {
 	cn := func(v string) pkix.AttributeTypeAndValue {
 		return pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: v}
