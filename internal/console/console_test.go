@@ -381,6 +381,16 @@ func TestApprovals(t *testing.T) {
 	res = a.post("/ui/requests/"+rid+"/reject", url.Values{"reason": {"  "}})
 	expectStatus(t, "reject without a reason", res, http.StatusUnprocessableEntity)
 	expectBody(t, "reject without a reason", res, "a reason is required", "CN=reject-me")
+	// The reason's input allows what the server accepts, 500 bytes (the
+	// server still counts them: a character may take several).
+	expectBody(t, "the reason's maxlength", a.get("/ui/requests"), `name="reason" type="text" maxlength="500" required`)
+	expectNotBody(t, "the reason's maxlength", a.get("/ui/requests"), `maxlength="1024"`)
+	res = a.post("/ui/requests/"+rid+"/reject", url.Values{"reason": {strings.Repeat("x", 501)}})
+	expectStatus(t, "reject with 501 bytes", res, http.StatusUnprocessableEntity)
+	expectBody(t, "reject with 501 bytes", res, "at most 500 are accepted")
+	big := e.hold("reject-at-the-limit")
+	res = a.post("/ui/requests/"+big+"/reject", url.Values{"reason": {strings.Repeat("x", 500)}})
+	expectStatus(t, "reject with 500 bytes", res, http.StatusSeeOther)
 	res = a.post("/ui/requests/"+rid+"/reject", url.Values{"reason": {"unknown <device>"}})
 	expectStatus(t, "reject", res, http.StatusSeeOther)
 	res = a.get("/ui/requests?status=rejected")
