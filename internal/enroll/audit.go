@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
@@ -98,6 +99,46 @@ func (s *Service) auditRefusal(ctx context.Context, remote string, ev pki.AuditE
 	return nil
 }
 
+// certificateRefusal is a refusal about one certificate of ours (a key
+// revoked as compromised: the certificate revoked so), which its audit
+// event names, so that `audit list --serial` finds every attempt to use it.
+type certificateRefusal struct {
+	issuerID, serialHex string
+	err                 error
+}
+
+func (e *certificateRefusal) Error() string { return e.err.Error() }
+func (e *certificateRefusal) Unwrap() error { return e.err }
+
+// nameRefusedCertificate puts in ev the certificate of ours a refused
+// request was about: the one a refusal names, or else the one that signed
+// it (a SCEP renewal) or authenticated its TLS connection (an EST
+// re-enrollment), when we issued it (revoked or expired included); and its
+// subject when the request had no CSR to take one from. So an attempt to
+// use a revoked certificate is found by the certificate's serial.
+func (s *Service) nameRefusedCertificate(ev *pki.AuditEvent, req Request, cause error) {
+	var named *certificateRefusal
+	if errors.As(cause, &named) {
+		ev.IssuerID, ev.SerialHex = named.issuerID, named.serialHex
+		return
+	}
+	cert := req.Evidence.SignerCert
+	if cert == nil {
+		cert = req.Evidence.TLSClientCert
+	}
+	if cert == nil {
+		return
+	}
+	issuer, err := s.authority.IssuedByUs(cert, s.clock.Now())
+	if issuer == nil || (err != nil && !errors.Is(err, ca.ErrExpired)) {
+		return
+	}
+	ev.IssuerID, ev.SerialHex = issuer.ID, cert.SerialNumber.Text(16)
+	if ev.Subject == "" {
+		ev.Subject = csr.NameString(cert.RawSubject)
+	}
+}
+
 // recordFailure writes a refused enrollment to the audit trail and returns
 // cause marked as recorded.
 func (s *Service) recordFailure(ctx context.Context, req Request, cause error) error {
@@ -114,6 +155,7 @@ func (s *Service) recordFailure(ctx context.Context, req Request, cause error) e
 	if req.CSR != nil {
 		ev.Subject = csr.NameString(req.CSR.RawSubject)
 	}
+	s.nameRefusedCertificate(&ev, req, cause)
 	if req.Evidence.HTTPUser != "" {
 		// Without it a failed login does not say whose password was
 		// guessed.

@@ -52,8 +52,9 @@ func (s *Service) checkKeyNotCompromised(ctx context.Context, st *State) error {
 	case err != nil:
 		return fmt.Errorf("enroll: look up compromised keys: %w", err)
 	}
-	return pki.Errorf(pki.EBadRequest, "this key was revoked as compromised on %s (certificate %s); enroll with a new key",
-		k.RevokedAt.UTC().Format(time.DateOnly), k.SerialHex)
+	return &certificateRefusal{issuerID: k.IssuerID, serialHex: k.SerialHex,
+		err: pki.Errorf(pki.EBadRequest, "this key was revoked as compromised on %s (certificate %s); enroll with a new key",
+			k.RevokedAt.UTC().Format(time.DateOnly), k.SerialHex)}
 }
 
 // checkChannelBinding links a request that came over TLS to its session
