@@ -329,6 +329,11 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		return nil
 	}
 	if !pg.CanRevoke {
+		if rec := pg.D.Record; rec.Status == pki.StatusRevoked {
+			// As the API says it: which reason stays, and why.
+			return again(pki.Errorf(pki.EConflict, "certificate %s is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason, or a reason raised to keyCompromise",
+				rec.SerialHex, rec.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(rec.RevokeReason)))
+		}
 		return again(pki.Errorf(pki.EConflict, "certificate %s is %s already", pg.D.Record.SerialHex, pg.Status))
 	}
 	if pg.Reason == "" {

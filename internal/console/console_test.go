@@ -300,7 +300,7 @@ func TestRevokeWithConfirmation(t *testing.T) {
 	expectNotBody(t, "the certificate after revoking", page, `id="revoke-form"`)
 	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"keyCompromise"}, "confirm": {"yes"}})
 	expectStatus(t, "revoking again", res, http.StatusConflict)
-	expectBody(t, "revoking again", res, "revoked already")
+	expectBody(t, "revoking again", res, "is already revoked at", "reason keyCompromise; the reason stays") // as the API says it (r49)
 
 	// Hold, then lift it.
 	h := e.issue("hold-me")
