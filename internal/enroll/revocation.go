@@ -3,7 +3,9 @@ package enroll
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -116,7 +118,7 @@ func (s *Service) CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex st
 	issuer := (*ca.Issuer)(nil)
 	switch len(named) {
 	case 0:
-		return nil, nil, pki.Errorf(pki.EBadCertID, "no issuing CA of this server has that name")
+		return s.rootCRL(ctx, rawIssuer)
 	case 1:
 		issuer = named[0]
 	default:
@@ -138,6 +140,29 @@ func (s *Service) CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex st
 		return nil, nil, fmt.Errorf("enroll: CRL of %s: %w", issuer.ID, err)
 	}
 	return der, issuer.Cert, nil
+}
+
+// rootCRL answers GetCRL for an issuing CA certificate, whose issuer is
+// our root: the newest root CRL `scepter ca root crl` signed and stored,
+// as /crl/ROOT-ID.crl serves it.
+func (s *Service) rootCRL(ctx context.Context, rawIssuer []byte) ([]byte, *x509.Certificate, error) {
+	for _, i := range s.authority.Issuers() {
+		for _, c := range i.Chain[1:] {
+			if !csr.SameName(c.RawSubject, rawIssuer) {
+				continue
+			}
+			sum := sha256.Sum256(c.Raw)
+			latest, err := s.store.LatestCRL(ctx, hex.EncodeToString(sum[:]))
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, nil, pki.Wrap(pki.EBadCertID, err, "the root CA has published no CRL: its key is kept offline; sign one with 'scepter ca root crl'")
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("enroll: the root's CRL: %w", err)
+			}
+			return latest.DER, c, nil
+		}
+	}
+	return nil, nil, pki.Errorf(pki.EBadCertID, "no CA of this server has that name")
 }
 
 // CheckNotRevoked refuses a certificate of ours that is revoked, not in
