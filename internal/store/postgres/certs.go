@@ -40,15 +40,34 @@ func scanCert(sc sqlstore.Scanner) (pki.Certificate, int64, error) {
 }
 
 // ReserveSerial implements store.Store. A second reservation of the same
-// serial, concurrent or not, hits the primary key: ErrConflict.
+// serial, concurrent or not, hits the primary key: ErrConflict. Its
+// transaction ends, as an issuance's does, with schemaCheckQuery (same
+// round trip): a store another node migrated past this binary refuses the
+// reservation, before anything is signed, as RecordIssuance would refuse
+// the issuance, and keeps no serial.
 func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error {
-	err := s.withOrderedStatement(ctx, func(db execer) error {
-		_, err := db.Exec(ctx,
-			`INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES ($1, $2, $3, $4)`,
-			issuerID, serialHex, sqlstore.Micros(at), sqlstore.NullBytes(tbs))
-		return conflict(err)
+	if err := s.schema.err(); err != nil {
+		return fmt.Errorf("postgres: reserve serial %s/%s: %w", issuerID, serialHex, err)
+	}
+	err := s.retry(ctx, func() error {
+		return sendTx(ctx, s.pool, func(b *pgx.Batch) {
+			b.Queue(`SET LOCAL synchronous_commit TO OFF`)
+			b.Queue(`INSERT INTO serials (issuer_id, serial_hex, reserved_at, tbs) VALUES ($1, $2, $3, $4)`,
+				issuerID, serialHex, sqlstore.Micros(at), sqlstore.NullBytes(tbs))
+			// After the write: see schema.go.
+			b.Queue(schemaCheckQuery, knownVersion())
+		}, func(br pgx.BatchResults) error {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("set synchronous_commit: %w", err)
+			}
+			if _, err := br.Exec(); err != nil {
+				return conflict(err)
+			}
+			return schemaChecked(br.Exec())
+		})
 	})
 	if err != nil {
+		err = s.schemaAhead(ctx, err)
 		return pgError("postgres: reserve serial %s/%s: %w", issuerID, serialHex, err)
 	}
 	return nil
@@ -60,8 +79,13 @@ func (s *Store) ReserveSerial(ctx context.Context, issuerID, serialHex string, t
 // transaction waits for this one's outcome, and then finds it live; a
 // taken serial rolls the claim back with it. The claim's row is new when
 // no transaction has touched it yet (xmax 0), and updated when it was
-// taken over, whoever committed it just before.
+// taken over, whoever committed it just before. As ReserveSerial's, the
+// transaction ends with schemaCheckQuery: a schema newer than this
+// binary's rolls back the claim with the reservation.
 func (s *Store) ReserveSerialClaiming(ctx context.Context, c store.TransactionClaim, issuerID, serialHex string, tbs []byte) (tookOver bool, _ error) {
+	if err := s.schema.err(); err != nil {
+		return false, fmt.Errorf("postgres: reserve serial %s/%s for transaction %q: %w", issuerID, serialHex, c.TransactionID, err)
+	}
 	at := sqlstore.Micros(c.At)
 	err := s.retry(ctx, func() error {
 		return sendTx(ctx, s.pool, func(b *pgx.Batch) {
@@ -78,18 +102,29 @@ func (s *Store) ReserveSerialClaiming(ctx context.Context, c store.TransactionCl
 			RETURNING (SELECT took_over FROM claim)`,
 				c.KeyHash, []byte(c.Profile), []byte(c.TransactionID), c.Claimant, at, sqlstore.Micros(c.Expires),
 				issuerID, serialHex, sqlstore.NullBytes(tbs))
+			// After the writes: see schema.go.
+			b.Queue(schemaCheckQuery, knownVersion())
 		}, func(br pgx.BatchResults) error {
 			if _, err := br.Exec(); err != nil {
 				return fmt.Errorf("set synchronous_commit: %w", err)
 			}
 			err := br.QueryRow().Scan(&tookOver)
-			if errors.Is(err, pgx.ErrNoRows) {
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return conflict(err)
+			}
+			// Read even when the claim is another's: a node that may not
+			// issue should say so rather than wait for that claim.
+			if err := schemaChecked(br.Exec()); err != nil {
+				return err
+			}
+			if err != nil {
 				return store.ErrTransactionClaimed
 			}
-			return conflict(err)
+			return nil
 		})
 	})
 	if err != nil {
+		err = s.schemaAhead(ctx, err)
 		return false, pgError("postgres: reserve serial %s/%s for transaction %q: %w", issuerID, serialHex, c.TransactionID, err)
 	}
 	return tookOver, nil

@@ -26,7 +26,12 @@ import (
 // schema is newer than its own, a node records no issuance: it learns so
 // from CheckSchema, which the server calls every few seconds, and from
 // every issuance, which reads the newest version inside its transaction,
-// after its writes, and fails (nothing recorded) when it is newer.
+// after its writes, and fails (nothing recorded) when it is newer. The
+// serial reservation that comes before the CA signs reads it the same way
+// (ReserveSerial, ReserveSerialClaiming), so that the first issuance after
+// a migration, before the periodic check, is refused unsigned, its claim
+// rolled back with it; RecordIssuance's read still covers a migration
+// between the reservation and the record.
 //
 // The read inside the transaction closes the window the periodic check
 // leaves for a migration that takes a lock the issuance's writes wait for:
@@ -134,8 +139,8 @@ func schemaChecked(_ pgconn.CommandTag, err error) error {
 	return nil
 }
 
-// errSchemaAhead: an issuance's transaction found the schema newer than
-// this binary's and recorded nothing. RecordIssuance turns it into the
+// errSchemaAhead: an issuance's (or a serial reservation's) transaction
+// found the schema newer than this binary's and recorded nothing. RecordIssuance turns it into the
 // schemaState's error once it has read the version (schemaAhead). It is
 // migrate.ErrDatabaseTooNew, as that error is, so that a caller tells the
 // refusal (nothing recorded) apart from a failure however it is reported.

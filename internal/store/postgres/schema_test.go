@@ -205,3 +205,56 @@ func TestCheckSchema(t *testing.T) {
 	}
 	wantSchemaAhead(t, "CheckSchema after the version was removed", s.CheckSchema(ctx))
 }
+
+// TestReservationRefusedOnNewerSchema: the serial reservation, which
+// comes before the CA signs, reads the schema version in its own
+// transaction. Once a newer binary's version is recorded, a reservation
+// (with or without a claim on a transaction, and one whose transaction
+// another holds) fails as unavailable though nothing told the store
+// beforehand, and leaves no serial and no claim: the first issuance after
+// a migration is refused before it is signed. The store remembers the
+// version, as RecordIssuance's refusal makes it.
+func TestReservationRefusedOnNewerSchema(t *testing.T) {
+	claimOf := func(tx, claimant string) store.TransactionClaim {
+		return store.TransactionClaim{KeyHash: []byte("key-" + tx), Profile: "default", TransactionID: tx,
+			Claimant: []byte(claimant), At: t0, Expires: t0.Add(5 * time.Minute)}
+	}
+	for _, way := range []string{"plain", "claiming", "claimed by another"} {
+		t.Run(way, func(t *testing.T) {
+			ctx := context.Background()
+			s, dbURL := openFresh(t)
+			if _, err := s.ReserveSerialClaiming(ctx, claimOf("tx-other", "other-node"), "issuer-a", "a0", []byte("tbs")); err != nil {
+				t.Fatalf("reservation at the store's own schema: %v", err)
+			}
+			other, err := Open(ctx, dbURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			recordNewerVersion(t, other.pool)
+
+			reserve := func(serial string) error {
+				switch way {
+				case "plain":
+					return s.ReserveSerial(ctx, "issuer-a", serial, []byte("tbs"), t0)
+				case "claiming":
+					_, err := s.ReserveSerialClaiming(ctx, claimOf("tx-"+serial, "this-node"), "issuer-a", serial, []byte("tbs"))
+					return err
+				default:
+					_, err := s.ReserveSerialClaiming(ctx, claimOf("tx-other", "this-node"), "issuer-a", serial, []byte("tbs"))
+					return err
+				}
+			}
+			wantSchemaAhead(t, "the first reservation after the migration", reserve("b1"))
+			wantSchemaAhead(t, "SchemaAhead", s.SchemaAhead())
+			wantSchemaAhead(t, "the next reservation", reserve("b2"))
+			var serials, claims int
+			if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM serials), (SELECT count(*) FROM transaction_claims)`).Scan(&serials, &claims); err != nil {
+				t.Fatal(err)
+			}
+			if serials != 1 || claims != 1 {
+				t.Errorf("after the refused reservations: %d serials and %d claims, want the 1 and 1 from before", serials, claims)
+			}
+		})
+	}
+}
