@@ -22,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/muxpath"
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
@@ -261,7 +262,13 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		return
 	}
 	if pki.ErrorCode(err) == pki.EUnavailable {
-		h.log.Error("api: store unavailable", "err", err)
+		if enroll.Gated(err) {
+			// A state that lasts until this node is upgraded, which the
+			// schema watch logs once at ERROR.
+			h.log.Warn("api: refused: this node issues nothing now", "err", err)
+		} else {
+			h.log.Error("api: store unavailable", "err", err)
+		}
 		w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfter(err)))
 		writeError(w, http.StatusServiceUnavailable, pki.ErrorMessage(err), nil)
 		return

@@ -753,12 +753,16 @@ func (s *Service) gate() error {
 }
 
 // Gated reports whether err refuses a request because this node issues
-// nothing now (Config.IssuanceGate): a state that lasts, which the node
-// reports once (and /readyz while it lasts), and every refusal at WARN
-// ("enrollment refused"), so a handler should not log each at ERROR.
+// nothing now (Config.IssuanceGate), or because the store refused it for a
+// schema newer than this binary's (migrate.ErrDatabaseTooNew: the first
+// request after another node migrated, which the gate did not know of
+// yet, refused at the serial reservation or the record): a state that
+// lasts, which the node reports once (and /readyz while it lasts), and
+// every refusal at WARN ("enrollment refused"), so a handler should not
+// log each at ERROR.
 func Gated(err error) bool {
 	var g *gatedError
-	return errors.As(err, &g)
+	return errors.As(err, &g) || errors.Is(err, migrate.ErrDatabaseTooNew)
 }
 
 // keyCompromisedLate is the refusal of an issuance the store refused

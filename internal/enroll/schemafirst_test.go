@@ -35,9 +35,9 @@ func (s signCounter) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([
 // The first enrollment at a node after another node migrated the store's
 // schema past this binary's, before the node's periodic check (and so its
 // IssuanceGate) knows, is refused at the serial reservation: 503 with the
-// upgrade message, nothing signed, and no serial or claim left in the
-// store. With a claim on its SCEP transaction and without one (an EST
-// enrollment) alike.
+// upgrade message, a refusal the handlers log at WARN (Gated), nothing
+// signed, and no serial or claim left in the store. With a claim on its
+// SCEP transaction and without one (an EST enrollment) alike.
 func TestFirstIssuanceAfterMigrationIsNotSigned(t *testing.T) {
 	for _, c := range []struct {
 		name     string
@@ -110,8 +110,8 @@ func TestFirstIssuanceAfterMigrationIsNotSigned(t *testing.T) {
 			req := request(t, static, "dev.example")
 			req.Protocol, req.TransactionID = c.protocol, c.tx
 			_, err = svc.Enroll(ctx, req)
-			if pki.ErrorCode(err) != pki.EUnavailable || pki.ErrorMessage(err) != postgres.SchemaAheadMessage {
-				t.Fatalf("the first enrollment after the migration: %v, want 503 %q", err, postgres.SchemaAheadMessage)
+			if pki.ErrorCode(err) != pki.EUnavailable || pki.ErrorMessage(err) != postgres.SchemaAheadMessage || !enroll.Gated(err) {
+				t.Fatalf("the first enrollment after the migration: %v (gated %t), want 503 %q", err, enroll.Gated(err), postgres.SchemaAheadMessage)
 			}
 			if n := signed.Load(); n != 0 {
 				t.Errorf("the CA key made %d signatures for the refused enrollment, want none", n)

@@ -67,6 +67,9 @@ type fixtureOptions struct {
 	logTo io.Writer
 	// issuanceGate is the service's IssuanceGate.
 	issuanceGate func() error
+	// db, when set, is the store instead of a new SQLite one (a
+	// PostgreSQL store its opener closes).
+	db store.Store
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -77,11 +80,15 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "scepter.db"))
-	if err != nil {
-		t.Fatal(err)
+	st := o.db
+	if st == nil {
+		db, err := sqlite.Open(context.Background(), filepath.Join(dir, "scepter.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		st = db
 	}
-	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))

@@ -83,6 +83,9 @@ type serverOptions struct {
 	store func(store.Store) store.Store
 	// log, when set, is the service's and the handler's logger.
 	log *slog.Logger
+	// db, when set, is the store instead of a new SQLite one (a
+	// PostgreSQL store its opener closes).
+	db store.Store
 }
 
 func newTestServer(t testing.TB, o serverOptions) *testServer {
@@ -93,11 +96,15 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "scepter.db"))
-	if err != nil {
-		t.Fatal(err)
+	st := o.db
+	if st == nil {
+		db, err := sqlite.Open(context.Background(), filepath.Join(dir, "scepter.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		st = db
 	}
-	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
