@@ -16,7 +16,9 @@ import (
 // noIssuingCRLs is a CRL source that has published nothing yet.
 type noIssuingCRLs struct{}
 
-func (noIssuingCRLs) CurrentCRL(context.Context, string) ([]byte, error) { return nil, store.ErrNotFound }
+func (noIssuingCRLs) CurrentCRL(context.Context, string) ([]byte, error) {
+	return nil, store.ErrNotFound
+}
 
 // SCEP GetCRL naming the root (asked for an issuing CA certificate) is
 // answered with the newest root CRL stored (r49: badCertId "no issuing CA

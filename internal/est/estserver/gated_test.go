@@ -2,11 +2,14 @@ package estserver_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/est"
@@ -56,5 +59,50 @@ func TestGatedEnrollmentIsNotLoggedAtError(t *testing.T) {
 	}
 	if strings.Contains(log.String(), "level=ERROR") {
 		t.Errorf("gated enrollments logged at ERROR:\n%s", log.String())
+	}
+}
+
+// reserveDown is a store whose serial reservations fail as an unreachable
+// database does while down is set.
+type reserveDown struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (s *reserveDown) ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error {
+	if s.down.Load() {
+		return fmt.Errorf("%w: dial tcp 127.0.0.1:5432: connection refused", store.ErrUnavailable)
+	}
+	return s.Store.ReserveSerial(ctx, issuerID, serialHex, tbs, at)
+}
+
+// A 503 for a state that lasts (the store down, a token away, a CA this
+// node lacks) is logged as a WARN per request, not an ERROR: /readyz fails
+// on the state and logs it once at ERROR (r51).
+func TestUnavailableIsNotLoggedAtError(t *testing.T) {
+	var log lockedBuffer
+	var down *reserveDown
+	f := newFixture(t, fixtureOptions{logTo: &log, wrapStore: func(st store.Store) store.Store {
+		down = &reserveDown{Store: st}
+		return down
+	}})
+	down.down.Store(true) // after the fixture's own TLS certificate
+	req, err := http.NewRequest(http.MethodPost, f.url+est.PathPrefix+"simpleenroll", bytes.NewReader(newCSR(t, newKey(t), "down", csr.Template{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", est.ContentTypePKCS10)
+	req.SetBasicAuth("alice", userPassword)
+	resp, err := f.httpClient(nil, 0).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("the store down: HTTP %d %q, want 503", resp.StatusCode, body)
+	}
+	if logs := log.String(); strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, `msg="estserver: unavailable"`) {
+		t.Errorf("want a WARN and no ERROR in the log:\n%s", logs)
 	}
 }

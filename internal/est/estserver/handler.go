@@ -626,9 +626,16 @@ func (h *Handler) fail(c *call, err error) {
 	}
 	status, msg := statusFor(err)
 	// A gated refusal is a state that lasts: the service logs each at WARN.
-	if status >= 500 && status != http.StatusNotImplemented && !enroll.Gated(err) {
+	serverSide := status >= 500 && status != http.StatusNotImplemented && !enroll.Gated(err)
+	switch {
+	case serverSide && status == http.StatusServiceUnavailable:
+		// A state that lasts too (a token away, a CA or RA this node
+		// lacks, the store down), which /readyz fails on and logs once
+		// at ERROR: each request is a WARN.
+		h.log.Warn("estserver: unavailable", "op", c.op, "remote", c.r.RemoteAddr, "err", err)
+	case serverSide:
 		h.log.Error("estserver: cannot answer", "op", c.op, "remote", c.r.RemoteAddr, "err", err)
-	} else if !enroll.Audited(err) {
+	case !enroll.Audited(err):
 		code := pki.ErrorCode(err)
 		if code == pki.EInternal {
 			code = pki.EBadRequest

@@ -5,7 +5,9 @@ import (
 	"crypto"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -35,10 +37,11 @@ func (s *certificateDown) Certificate(ctx context.Context, issuerID, serialHex s
 // question: the CRL is public, and a revoked or unknown signer gets it.
 func TestGetCertSignerRevokedOrStoreDown(t *testing.T) {
 	var down *certificateDown
+	var logged syncBuffer
 	ts := newTestServer(t, serverOptions{store: func(st store.Store) store.Store {
 		down = &certificateDown{Store: st}
 		return down
-	}})
+	}, log: slog.New(slog.NewTextHandler(&logged, nil))})
 	ctx := context.Background()
 	key := testKey(t, 0)
 	mine := ts.enrollCert(t, key, "CN=getcert-signer-1,O=Acme")
@@ -98,6 +101,11 @@ func TestGetCertSignerRevokedOrStoreDown(t *testing.T) {
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("%s while the store is down: HTTP %d (Retry-After %q) %s, want 503 with Retry-After", op, resp.StatusCode, resp.Header.Get("Retry-After"), body)
 			continue
+		}
+		// A state that lasts, which /readyz reports: a WARN per request,
+		// not an ERROR (r51).
+		if logs := logged.String(); strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, `msg="scep: unavailable"`) {
+			t.Errorf("%s while the store is down: want a WARN and no ERROR in the log:\n%s", op, logs)
 		}
 		resp, body = ts.postTo(t, "/scep", der)
 		if resp.StatusCode != http.StatusOK {

@@ -361,7 +361,14 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request, profile s
 		return
 	}
 	if err != nil {
-		if !enroll.Gated(err) { // a state that lasts: the service logs each at WARN
+		switch {
+		case enroll.Gated(err): // a state that lasts: the service logs each at WARN
+		case pki.ErrorCode(err) == pki.EUnavailable:
+			// A state that lasts too (a token away, a CA or RA this node
+			// lacks, the store down), which /readyz fails on and logs once
+			// at ERROR: each request is a WARN.
+			h.log.Warn("scep: unavailable", "remote", r.RemoteAddr, "transaction_id", msg.TransactionID, "err", err)
+		default:
 			h.log.Error("scep: cannot answer", "remote", r.RemoteAddr, "transaction_id", msg.TransactionID, "err", err)
 		}
 		if pki.ErrorCode(err) == pki.EUnavailable {
