@@ -454,6 +454,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	raKeeper := newRAKeeper(svc, authority, f.dataDir, clock, log, host+" "+f.listen)
 	// The revoked RA of a next CA discarded on any node is not replaced.
 	raKeeper.discards = st
+	// A node refused issuance signs no new RA either.
+	raKeeper.gate = cfg.IssuanceGate
 	raKeeper.check(ctx) // a revocation made while the server was stopped
 	scepOpts := scepserver.Options{AllowInsecureDES: f.allowInsecureDES, MaxClockSkew: f.maxClockSkew}
 	if f.ndesUser != "" {

@@ -80,6 +80,12 @@ type raKeeper struct {
 	log       *slog.Logger
 	// node names this node in the audit trail.
 	node string
+	// gate, when set, is the enrollment service's IssuanceGate (serve's
+	// issuanceGate): while it refuses, a revoked RA is left as it is, not
+	// replaced, since its replacement would be signed by the CA and then
+	// refused by the store (a certificate served, recorded nowhere, that
+	// cannot be revoked). Asked again at every check.
+	gate func() error
 
 	// revoked holds the DER of every loaded RA certificate the last check
 	// found revoked (true). Never modified once stored: every SCEP
@@ -188,6 +194,15 @@ func (k *raKeeper) check(ctx context.Context) {
 			err := fmt.Errorf("the issuing CA %s, which is also the SCEP RA (--scep-ra ca), is revoked: "+
 				"it is not replaced automatically; roll over to a new issuing CA (scepter ca rollover)", serial)
 			k.logOnce(ra, func() { k.log.Error(err.Error()) })
+			if ra == active {
+				problems = append(problems, err)
+			}
+			continue
+		}
+		if err := k.gated(); err != nil {
+			err = health.RAProblem(health.ErrRARevoked, fmt.Errorf("the SCEP RA certificate %s is revoked; no longer decrypting with its key, "+
+				"and not replaced while this node issues nothing (%w): it is replaced at the first check after that ends (this node restarted on a newer scepter)", serial, err))
+			k.logOnceFor("gated "+string(ra.Cert.Raw), func() { k.log.Warn(err.Error()) })
 			if ra == active {
 				problems = append(problems, err)
 			}
@@ -460,10 +475,21 @@ func raIssuerID(ra *pki.RA) string {
 	return issuerIDOf(ra.Chain[1])
 }
 
-func (k *raKeeper) logOnce(ra *pki.RA, log func()) {
+// gated is why this node issues nothing now (gate), nil when it may.
+func (k *raKeeper) gated() error {
+	if k.gate == nil {
+		return nil
+	}
+	return k.gate()
+}
+
+func (k *raKeeper) logOnce(ra *pki.RA, log func()) { k.logOnceFor(string(ra.Cert.Raw), log) }
+
+// logOnceFor calls log the first time it is called with key.
+func (k *raKeeper) logOnceFor(key string, log func()) {
 	k.mu.Lock()
-	seen := k.logged[string(ra.Cert.Raw)]
-	k.logged[string(ra.Cert.Raw)] = true
+	seen := k.logged[key]
+	k.logged[key] = true
 	k.mu.Unlock()
 	if !seen {
 		log()

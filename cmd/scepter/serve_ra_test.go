@@ -354,6 +354,94 @@ func TestRevokedRANotReplacedStopsDecrypting(t *testing.T) {
 	}
 }
 
+// A node refused issuance (its store's schema is newer than its binary:
+// the enrollment service's IssuanceGate) does not replace a revoked RA:
+// the new certificate would be signed by the CA and then refused by the
+// store, served but recorded nowhere and beyond revocation. The revoked
+// RA stays (its key kept, no longer decrypting), the RA check fails
+// naming it, one WARN says why, and the first check once the gate opens
+// replaces it.
+func TestRevokedRAIsNotReplacedWhileIssuanceIsGated(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	n.keeper.discards = p.Store
+	certs := n.enroll(t, "before")
+	old := p.Service.ActiveRA()
+	var gateErr atomic.Pointer[error]
+	refused := errors.New("the store's schema is at version 27, newer than this node's 26")
+	gateErr.Store(&refused)
+	n.keeper.gate = func() error { return *gateErr.Load() }
+	keyFile := filepath.Join(p.Dir, "ca", ca.RAKeyFile)
+	raCerts := func() []pki.Certificate {
+		t.Helper()
+		recs, _, err := p.Store.ListCertificates(ctx, store.CertFilter{Profile: enroll.RAProfileName, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return recs
+	}
+	before := raCerts()
+
+	p.Revoke(t, old.Cert, reasonKeyCompromise)
+	for range 2 {
+		n.keeper.check(ctx)
+		p.Clock.Advance(time.Minute)
+	}
+	if ra := p.Service.ActiveRA(); !ra.Cert.Equal(old.Cert) {
+		t.Fatalf("a gated node replaced the revoked RA with %s", ra.Cert.SerialNumber.Text(16))
+	}
+	if _, err := os.Stat(keyFile); err != nil {
+		t.Errorf("a gated node destroyed the revoked RA's key: %v", err)
+	}
+	if onDisk, err := readCert(filepath.Join(p.Dir, "ca", ca.RACertFile)); err != nil || !onDisk.Equal(old.Cert) {
+		t.Errorf("ra.crt after the gated checks: %v, want the revoked RA's certificate", err)
+	}
+	if after := raCerts(); len(after) != len(before) {
+		t.Errorf("the inventory holds %d RA certificates after the gated checks, %d before", len(after), len(before))
+	}
+	destroyed, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventKeyDestroyed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(destroyed) != 0 {
+		t.Errorf("key.destroyed events while gated: %+v", destroyed)
+	}
+	err = n.ready(ctx)
+	if !errors.Is(err, health.ErrRARevoked) || !strings.Contains(err.Error(), old.Cert.SerialNumber.Text(16)) ||
+		!strings.Contains(err.Error(), "schema is at version 27") {
+		t.Errorf("RA check while gated: %v, want the revoked RA and why it is not replaced", err)
+	}
+	_, prep, body := n.send(t, certs, "gated")
+	var fail *client.FailureError
+	if _, err := prep.Certificate(body); !errors.As(err, &fail) || fail.FailInfo != scep.BadMessageCheck {
+		t.Errorf("request encrypted to the revoked RA while gated: %v, want badMessageCheck", err)
+	}
+	if got := strings.Count(n.logs.String(), "not replaced while this node issues nothing"); got != 1 ||
+		!strings.Contains(n.logs.String(), "level=WARN") {
+		t.Errorf("%d lines say why the RA is not replaced, want one WARN:\n%s", got, n.logs.String())
+	}
+
+	// The gate opens (the node runs a newer scepter): the next check
+	// replaces the RA and records it.
+	gateErr.Store(new(error))
+	n.keeper.check(ctx)
+	cur := p.Service.ActiveRA()
+	if cur.Cert.Equal(old.Cert) || pki.SamePublicKey(cur.Cert.PublicKey, old.Cert.PublicKey) {
+		t.Fatal("the revoked RA is not replaced once the gate opens")
+	}
+	if pki.SamePublicKey(cur.Key.Public(), old.Cert.PublicKey) {
+		t.Error("the revoked RA's key is still loaded")
+	}
+	if _, err := p.Store.Certificate(ctx, p.Issuer().ID, cur.Cert.SerialNumber.Text(16)); err != nil {
+		t.Errorf("the replacement is not in the inventory: %v", err)
+	}
+	if err := n.ready(ctx); err != nil {
+		t.Errorf("RA check after the replacement: %v", err)
+	}
+	n.enroll(t, "after")
+}
+
 // revokedInventory says every RA is revoked: the issuing CA acting as RA
 // is not a certificate of the inventory, so only a stand-in can say it.
 type revokedInventory struct{}
