@@ -456,6 +456,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	raKeeper.discards = st
 	// A node refused issuance signs no new RA either.
 	raKeeper.gate = cfg.IssuanceGate
+	// Its serial reserved before the CA signs it, as every issuance's.
+	authority.SetRAReserve(raSerialReserve(st, clock))
 	raKeeper.check(ctx) // a revocation made while the server was stopped
 	scepOpts := scepserver.Options{AllowInsecureDES: f.allowInsecureDES, MaxClockSkew: f.maxClockSkew}
 	if f.ndesUser != "" {

@@ -527,11 +527,38 @@ func (k *raKeeper) replace(ctx context.Context, revoked *pki.RA, role func() *pk
 		return nil, errors.New("the reloaded CA still holds the revoked RA")
 	}
 	if err := k.inventory.RecordRAReplacement(ctx, revoked, replacement, "system:"+k.node); err != nil {
-		// The new RA serves already; RecordRACertificates records it at
-		// the next reload.
+		// The new RA serves already, its serial reserved (serve's
+		// raSerialReserve); RecordRACertificates records it at the next
+		// reload.
 		k.log.Warn("recording the new SCEP RA certificate in the inventory", "err", err)
 	}
 	return replacement, nil
+}
+
+// serialReserver is the store's serial registry; store.Store is one.
+type serialReserver interface {
+	ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error
+}
+
+// raSerialReserve is the CA's reservation for the RA certificates its
+// reloads issue (ca.Authority.SetRAReserve): a revoked RA's replacement has
+// its serial reserved in st before the CA key signs it, as an enrollment's
+// has, so that one whose record then fails (RecordRAReplacement) is still
+// known to the store, and a store that cannot reserve it leaves it
+// unsigned. A taken serial is drawn again.
+func raSerialReserve(st serialReserver, clock pki.Clock) ca.ReserveFunc {
+	return func(ctx context.Context, issuerID, serialHex string, tbs []byte) (bool, error) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		err := st.ReserveSerial(ctx, issuerID, serialHex, tbs, clock.Now())
+		if errors.Is(err, store.ErrConflict) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("reserving the new SCEP RA certificate's serial %s in the store: %w", serialHex, err)
+		}
+		return false, nil
+	}
 }
 
 // RAUsable is the RA part of /readyz (health.RAStatus): an RA whose

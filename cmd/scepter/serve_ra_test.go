@@ -442,6 +442,51 @@ func TestRevokedRAIsNotReplacedWhileIssuanceIsGated(t *testing.T) {
 	n.enroll(t, "after")
 }
 
+// unrecordingInventory is the enrollment service whose record of a
+// replacement RA fails (the store refused the write).
+type unrecordingInventory struct{ *enroll.Service }
+
+func (unrecordingInventory) RecordRAReplacement(context.Context, *pki.RA, *pki.RA, string) error {
+	return errors.New("the store refused the write")
+}
+
+// A revoked RA's replacement has its serial reserved in the store before
+// the CA signs it (as serve sets the CA up): when its record then fails,
+// the store still knows the serial (reserved, so never drawn again, and
+// OCSP says unknown rather than good), the new RA serves all the same, and
+// the next RecordRACertificates (every CA reload) records it.
+func TestRevokedRAReplacementIsReservedBeforeItIsSigned(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
+	n.keeper.discards = p.Store
+	n.keeper.inventory = unrecordingInventory{p.Service}
+	p.Authority.SetRAReserve(raSerialReserve(p.Store, p.Clock))
+	old := p.Service.ActiveRA()
+
+	p.Revoke(t, old.Cert, reasonKeyCompromise)
+	n.keeper.check(ctx)
+	cur := p.Service.ActiveRA()
+	if cur.Cert.Equal(old.Cert) {
+		t.Fatal("the revoked RA was not replaced")
+	}
+	serial := cur.Cert.SerialNumber.Text(16)
+	if _, err := p.Store.Certificate(ctx, p.Issuer().ID, serial); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the replacement's record was to fail: %v", err)
+	}
+	if err := p.Store.ReserveSerial(ctx, p.Issuer().ID, serial, nil, p.Clock.Now()); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("reserving the replacement's serial again: %v, want a conflict (reserved before signing)", err)
+	}
+	n.enroll(t, "served")
+
+	if err := p.Service.RecordRACertificates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := p.Store.Certificate(ctx, p.Issuer().ID, serial); err != nil || rec.Profile != enroll.RAProfileName {
+		t.Errorf("the replacement after RecordRACertificates: %+v, %v; want it recorded", rec, err)
+	}
+}
+
 // revokedInventory says every RA is revoked: the issuing CA acting as RA
 // is not a certificate of the inventory, so only a stand-in can say it.
 type revokedInventory struct{}

@@ -60,6 +60,9 @@ type Authority struct {
 	// discarded holds the IDs of next issuing CAs discarded before their
 	// switch (SetDiscardedNext); like revoked, it outlives a reload.
 	discarded atomic.Pointer[map[string]bool]
+	// raReserve reserves the serial of an RA certificate a reload issues
+	// (SetRAReserve); nil: none is reserved.
+	raReserve atomic.Pointer[ReserveFunc]
 }
 
 // issuerSet is everything that changes with a rollover. It is never
@@ -300,6 +303,17 @@ func (a *Authority) SetDiscardedNext(ids []string) (dropped bool) {
 			return true
 		}
 	}
+}
+
+// SetRAReserve has every SCEP RA certificate that Reload or ReplaceRA
+// issues from now on (a revoked RA's replacement, an ra.crt removed by
+// hand) reserve its serial with reserve (store.ReserveSerial) before the
+// CA key signs, as every other issuance does: a reserve error leaves it
+// unsigned (the reload fails and the next one tries again), and one
+// signed whose record then fails is still known to the store. Without it
+// (the CLI, a CA with no store) no serial is reserved.
+func (a *Authority) SetRAReserve(reserve ReserveFunc) {
+	a.raReserve.Store(&reserve)
 }
 
 // isDiscarded: SetDiscardedNext listed id.

@@ -348,7 +348,7 @@ func create(dir, caDir string, o InitOptions, now time.Time) (err error) {
 		if err != nil {
 			return err
 		}
-		if err := createRA(kd, iss, nil, o.RAValidity, now); err != nil {
+		if err := createRA(kd, iss, nil, o.RAValidity, now, nil); err != nil {
 			return err
 		}
 	}
@@ -417,8 +417,9 @@ func issuingCert(name pkix.Name, pub crypto.PublicKey, notBefore, notAfter time.
 // createRA issues a separate RA certificate with the issuing CA and makes
 // the RA key in kd (ra.key, or a token key and ra.pkcs11; unless key is an
 // existing RA key), then writes ra.crt beside it. The RA certificate goes
-// through the same lint-before-sign pipeline as any other.
-func createRA(kd *keys.Dir, iss *Issuer, key crypto.Signer, validity time.Duration, now time.Time) error {
+// through the same lint-before-sign pipeline as any other, its serial
+// reserved with reserve before the CA key signs (nil: not reserved).
+func createRA(kd *keys.Dir, iss *Issuer, key crypto.Signer, validity time.Duration, now time.Time, reserve ReserveFunc) error {
 	caDir := kd.Path
 	if key == nil {
 		var err error
@@ -447,8 +448,10 @@ func createRA(kd *keys.Dir, iss *Issuer, key crypto.Signer, validity time.Durati
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		Keys:     pki.KeyPolicy{RSAMinBits: 2048, RSAMaxBits: max(bits, 2048)},
 	}
-	noReserve := func(context.Context, string, string, []byte) (bool, error) { return false, nil }
-	cert, err := iss.Issue(context.Background(), Request{RawSubject: raw, PublicKey: key.Public(), Profile: prof}, now, noReserve)
+	if reserve == nil {
+		reserve = func(context.Context, string, string, []byte) (bool, error) { return false, nil }
+	}
+	cert, err := iss.Issue(context.Background(), Request{RawSubject: raw, PublicKey: key.Public(), Profile: prof}, now, reserve)
 	if err != nil {
 		return fmt.Errorf("ca: issuing the RA certificate: %w", err)
 	}
@@ -475,6 +478,9 @@ type loadMode struct {
 	// node (Authority.SetDiscardedNext): load then leaves it aside, as if
 	// DATA/ca/next were absent. Nil: none is.
 	discarded func(id string) bool
+	// reserveRA reserves the serial of an RA certificate load issues
+	// before the CA key signs it (Authority.SetRAReserve); nil: none is.
+	reserveRA ReserveFunc
 }
 
 // load reads and checks an existing CA: root, current generation, the next
@@ -665,7 +671,7 @@ func loadGeneration(dir string, root *x509.Certificate, o InitOptions, now time.
 				return nil, nil, err
 			}
 			// A new RA key in a token gets a label of its own.
-			if err := createRA(o.keysIn(dir, "-"+id, m), iss, key, o.RAValidity, now); err != nil {
+			if err := createRA(o.keysIn(dir, "-"+id, m), iss, key, o.RAValidity, now, m.reserveRA); err != nil {
 				return nil, nil, err
 			}
 		}

@@ -141,7 +141,7 @@ func RenewRA(dir string, opts RenewRAOptions, clock pki.Clock) (retired, renewed
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := createRA(kd, iss, nil, opts.Validity, now); err != nil {
+	if err := createRA(kd, iss, nil, opts.Validity, now, nil); err != nil {
 		return nil, nil, err
 	}
 	if err := retireRA(caDir, old.Cert); err != nil {
@@ -382,7 +382,8 @@ func (a *Authority) DropRetiredRA(cert *x509.Certificate, now time.Time) (droppe
 // good (its certificate was revoked): it destroys its key, in the CA
 // directory that holds cert as its ra.crt (the current generation's or the
 // next one's), removes that ra.crt, and reloads the CA at now, which issues
-// a new RA key and certificate there as at the first start. The key goes
+// a new RA key and certificate there as at the first start, its serial
+// reserved in the store first (SetRAReserve). The key goes
 // before the certificate: a load that found the key without its
 // certificate would certify the revoked key again.
 //

@@ -1,10 +1,13 @@
 package ca
 
 import (
+	"bytes"
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -262,6 +265,51 @@ func TestImportKeysCarriesARenewedRA(t *testing.T) {
 	// Importing it again changes nothing.
 	if res, err := ImportKeys(dirB, x); err != nil || len(res.Written) != 0 {
 		t.Fatalf("second import: %+v, %v", res, err)
+	}
+}
+
+// With SetRAReserve, the RA certificate that replaces a revoked one has
+// its serial reserved, with the TBS the CA key signs, before it is signed:
+// a reservation that fails leaves no new certificate (ReplaceRA fails and
+// the next call tries again), and one that succeeds names the issuing CA,
+// the new serial and the signed TBS. A taken serial is drawn again.
+func TestReplaceRAReservesItsSerial(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, a := newCA(t, InitOptions{}, clock)
+	_, old := a.Active(clock.Now())
+
+	a.SetRAReserve(func(context.Context, string, string, []byte) (bool, error) {
+		return false, errors.New("the store is away")
+	})
+	if _, _, err := a.ReplaceRA(old.Cert, clock.Now()); err == nil || !strings.Contains(err.Error(), "the store is away") {
+		t.Fatalf("ReplaceRA with a failing reservation: %v, want its error", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", RACertFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ra.crt after a failed reservation: %v, want none (nothing signed)", err)
+	}
+
+	type reservation struct {
+		issuerID, serial string
+		tbs              []byte
+	}
+	var got []reservation
+	a.SetRAReserve(func(_ context.Context, issuerID, serial string, tbs []byte) (bool, error) {
+		got = append(got, reservation{issuerID, serial, tbs})
+		return len(got) == 1, nil // the first serial drawn is taken
+	})
+	if _, _, err := a.ReplaceRA(old.Cert, clock.Now()); err != nil {
+		t.Fatalf("ReplaceRA once the store answers: %v", err)
+	}
+	_, cur := a.Active(clock.Now())
+	if cur.Cert.Equal(old.Cert) {
+		t.Fatal("the revoked RA is still active")
+	}
+	if len(got) != 2 || got[0].serial == got[1].serial {
+		t.Fatalf("reservations: %+v, want a taken one and another serial", got)
+	}
+	r := got[1]
+	if r.issuerID != a.Issuer.ID || r.serial != cur.Cert.SerialNumber.Text(16) || !bytes.Equal(r.tbs, cur.Cert.RawTBSCertificate) {
+		t.Errorf("reservation %s/%s, want %s/%s with the new RA's TBS", r.issuerID, r.serial, a.Issuer.ID, cur.Cert.SerialNumber.Text(16))
 	}
 }
 

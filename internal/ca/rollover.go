@@ -278,7 +278,7 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (next *Issuer, 
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := createRA(kd, iss, raKey, raValidity, now); err != nil {
+		if err := createRA(kd, iss, raKey, raValidity, now, nil); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -903,6 +903,9 @@ func (a *Authority) reload(now time.Time) error {
 	}
 	m := a.mode
 	m.discarded = a.isDiscarded
+	if r := a.raReserve.Load(); r != nil {
+		m.reserveRA = *r
+	}
 	b, err := load(a.caDir, a.opts, now, m)
 	if err != nil {
 		return err
