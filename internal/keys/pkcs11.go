@@ -77,6 +77,28 @@ var errTokenGone = errors.New("the token is not open")
 // lost its login (private objects are then invisible).
 var errKeyHidden = errors.New("the key is not visible: the token may have lost its login")
 
+// keyHiddenError is errKeyHidden for one key: the token is opened again
+// (use), and a key that the token, opened again, does not hold either is
+// gone (gone).
+type keyHiddenError struct {
+	label string
+	token string // its Describe
+}
+
+func (e *keyHiddenError) Error() string {
+	return fmt.Sprintf("keys: no key labelled %q with the public key it had in the %s: %v", e.label, e.token, errKeyHidden)
+}
+
+func (e *keyHiddenError) Unwrap() error { return errKeyHidden }
+
+// gone is the error of a key that the token, open and logged in, does not
+// hold: unavailable (the edges answer 503 with Retry-After, and the key is
+// found again if it comes back: a token restored, a key put back from a
+// backup) and ErrKeyNotFound, which tells it from a token that is away.
+func (e *keyHiddenError) gone() error {
+	return fmt.Errorf("keys: the %s, opened again, holds no key labelled %q with the public key it had: %w: %w", e.token, e.label, pki.ErrUnavailable, ErrKeyNotFound)
+}
+
 // OpenPKCS11 loads the module, finds the token and logs in with the PIN of
 // cfg.PINFile. Keys it makes are generated inside the token, sensitive and
 // not extractable (CKA_SENSITIVE, CKA_EXTRACTABLE false, CKA_PRIVATE); keys
@@ -166,6 +188,13 @@ func (t *pkcs11Token) use(f func(ctx *crypto11.Context, gen uint64) error) error
 		t.mu.RUnlock()
 		if err == nil || closed || !lostToken(err) {
 			return err
+		}
+		var hidden *keyHiddenError
+		if attempt > 0 && errors.As(err, &hidden) {
+			// Not found in a token just opened again and logged in: the
+			// key is gone, not hidden, and opening the token once more
+			// would only log in again for nothing.
+			return hidden.gone()
 		}
 		if rerr := t.reopen(gen); rerr != nil {
 			return fmt.Errorf("%w: %w; %w", pki.ErrUnavailable, err, rerr)
@@ -559,12 +588,11 @@ func (s *tokenSigner) handle(ctx *crypto11.Context, gen uint64) (crypto11.Signer
 		// A token that lost its login hides its private keys: open it
 		// again, once, before taking the key as gone.
 		s.vanished = true
-		return nil, fmt.Errorf("keys: no key labelled %q with the public key it had in the %s: %w", s.label, s.token.Describe(), errKeyHidden)
+		return nil, &keyHiddenError{label: s.label, token: s.token.Describe()}
 	}
-	// Unavailable, not internal: the edges then answer 503 with
-	// Retry-After, which a device retries, and the key is found again if
-	// it comes back (a token restored, a key put back from a backup).
-	return nil, fmt.Errorf("keys: the %s, opened again, holds no key labelled %q with the public key it had: %w: %w", s.token.Describe(), s.label, pki.ErrUnavailable, ErrKeyNotFound)
+	// Not opened again at every use: a token that holds no such key after
+	// a reopen is open and answering.
+	return nil, (&keyHiddenError{label: s.label, token: s.token.Describe()}).gone()
 }
 
 func (s *tokenSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {

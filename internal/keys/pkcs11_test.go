@@ -702,6 +702,61 @@ func TestPKCS11KeyVanishedIsUnavailable(t *testing.T) {
 	}
 }
 
+// A key destroyed in the token by someone else (another node discarding a
+// CA generation, an operator with pkcs11-tool) while the token stays open
+// is gone: its uses say so, as unavailable and not found, from the first
+// one on, and do not open the token and log in again at each use (a node
+// signs a CRL with it every second until its next CA reload). The token
+// is opened again once, in case it had only lost its login.
+func TestPKCS11KeyDestroyedElsewhereIsNotReopenedFor(t *testing.T) {
+	tok, st := openToken(t)
+	pt := tok.(*pkcs11Token)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	pt.now = func() time.Time { return now }
+	logins := 0
+	pt.login = func(cfg PKCS11Config, pin string) (*crypto11.Context, error) {
+		logins++
+		return configureWithPIN(cfg, pin)
+	}
+	k, err := tok.Create("issuing-d5d055fd", P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("CRL"))
+	if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	other, err := OpenPKCS11(configOf(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Remove("issuing-d5d055fd"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		now = now.Add(reopenEvery)
+		_, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
+		if !errors.Is(err, pki.ErrUnavailable) || !errors.Is(err, ErrKeyNotFound) {
+			t.Fatalf("Sign %d with the key destroyed: %v, want unavailable and ErrKeyNotFound", i, err)
+		}
+	}
+	if logins != 1 {
+		t.Errorf("%d logins for 5 uses of a key destroyed in the open token, want 1", logins)
+	}
+	// The token itself is fine: its other keys work without a login more.
+	k2, err := tok.Create("issuing-2", P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k2.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	if logins != 1 {
+		t.Errorf("%d logins, want 1", logins)
+	}
+}
+
 // goneChildEnv marks the process that runs TestPKCS11TokenGoneAndBack.
 const goneChildEnv = "SCEPTER_KEYS_TOKEN_GONE_CHILD"
 
