@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -46,6 +47,9 @@ type Delegates struct {
 
 	mu      sync.RWMutex
 	signers map[string]Signer
+	// gone are, by issuer, delegates whose key their token no longer
+	// holds (see keyGone): not used, and replaced at the next Refresh.
+	gone    map[string]*x509.Certificate
 	refresh sync.Mutex // one Refresh at a time
 
 	// keys holds the responder keys (see WithKeys); key files in dir by
@@ -130,10 +134,55 @@ func (d *Delegates) WithWrapKey(wrap func(crypto.Signer) crypto.Signer) *Delegat
 	return d
 }
 
-// wrapped is s with its key given to wrap, once s is to be used.
-func (d *Delegates) wrapped(s Signer) Signer {
-	s.Key = keys.Wrapped(s.Key, d.wrap)
+// wrapped is issuer's delegate s with its key given to wrap, once s is to
+// be used, and watched: a signature that fails because the key is gone
+// from its token marks s gone (keyGone).
+func (d *Delegates) wrapped(issuer *ca.Issuer, s Signer) Signer {
+	cert := s.Cert
+	s.Key = &watchedKey{Signer: keys.Wrapped(s.Key, d.wrap), gone: func() { d.keyGone(issuer.ID, cert) }}
 	return s
+}
+
+// watchedKey is a responder key that calls gone when its token answers
+// that it does not hold it (keys.ErrKeyNotFound). A token that is away
+// fails otherwise, and its keys work again when it is back.
+type watchedKey struct {
+	crypto.Signer
+	gone func()
+}
+
+func (k *watchedKey) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	sig, err := k.Signer.Sign(r, digest, opts)
+	if errors.Is(err, keys.ErrKeyNotFound) {
+		k.gone()
+	}
+	return sig, err
+}
+
+// keyGone marks issuer's delegate cert gone, when it is still the one in
+// use, and asks for a Refresh to replace it. A key deleted from its token
+// cannot be put back (it never left the token), so waiting would leave
+// the issuer without a delegate until the certificate is due, days on;
+// meanwhile the CA signs (Signer answers none).
+func (d *Delegates) keyGone(issuerID string, cert *x509.Certificate) {
+	d.mu.Lock()
+	cur, ok := d.signers[issuerID]
+	marked := ok && cur.Cert.Equal(cert) && d.gone[issuerID] == nil
+	if marked {
+		d.gone[issuerID] = cert
+	}
+	d.mu.Unlock()
+	if marked {
+		d.log.Info("ocsp: the delegated responder's key is gone from its token: a new responder key "+
+			"and certificate are made", "issuer", issuerID, "serial", cert.SerialNumber.Text(16))
+		d.Kick()
+	}
+}
+
+// isGone: keyGone marked c, issuer's delegate. Called with mu held.
+func (d *Delegates) isGone(issuerID string, c *x509.Certificate) bool {
+	g := d.gone[issuerID]
+	return g != nil && g.Equal(c)
 }
 
 // NewDelegates loads nothing yet: call Refresh at start and periodically.
@@ -145,7 +194,7 @@ func NewDelegates(dir string, issuers Issuers, certs CertIssuer, clock pki.Clock
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Delegates{dir: dir, issuers: issuers, certs: certs, clock: clock, log: log, validity: validity, signers: map[string]Signer{},
-		keys: keys.Files(dir), kick: make(chan struct{}, 1)}
+		gone: map[string]*x509.Certificate{}, keys: keys.Files(dir), kick: make(chan struct{}, 1)}
 }
 
 // Signer returns an issuer's delegated responder (SignerFor).
@@ -153,7 +202,7 @@ func (d *Delegates) Signer(issuerID string) (Signer, bool) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	s, ok := d.signers[issuerID]
-	if !ok {
+	if !ok || d.isGone(issuerID, s.Cert) {
 		return Signer{}, false
 	}
 	now := d.clock.Now()
@@ -187,8 +236,9 @@ func (d *Delegates) Refresh(ctx context.Context) error {
 		}
 		d.mu.RLock()
 		cur, ok := d.signers[issuer.ID]
+		gone := ok && d.isGone(issuer.ID, cur.Cert)
 		d.mu.RUnlock()
-		if ok && d.usable(cur, issuer, now) && !d.revoked(ctx, issuer, cur.Cert) {
+		if ok && !gone && d.usable(cur, issuer, now) && !d.revoked(ctx, issuer, cur.Cert) {
 			continue
 		}
 		s, issued, err := d.loadOrIssue(ctx, issuer, now)
@@ -198,6 +248,7 @@ func (d *Delegates) Refresh(ctx context.Context) error {
 		}
 		d.mu.Lock()
 		d.signers[issuer.ID] = s
+		delete(d.gone, issuer.ID)
 		d.mu.Unlock()
 		if issued {
 			d.log.Info("OCSP responder certificate issued", "issuer", issuer.Cert.Subject.String(),
@@ -365,7 +416,7 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 				s := Signer{Cert: certs[0], Key: key, IncludeCert: true}
 				isRevoked := d.revoked(ctx, issuer, s.Cert)
 				if d.usable(s, issuer, now) && !isRevoked {
-					return d.wrapped(s), false, nil
+					return d.wrapped(issuer, s), false, nil
 				}
 				if isRevoked {
 					revoked = n
@@ -431,5 +482,5 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 	if err := keys.WriteCertFile(certFile, cert); err != nil {
 		return Signer{}, false, err
 	}
-	return d.wrapped(Signer{Cert: cert, Key: key, IncludeCert: true}), true, nil
+	return d.wrapped(issuer, Signer{Cert: cert, Key: key, IncludeCert: true}), true, nil
 }

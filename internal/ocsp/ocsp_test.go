@@ -30,6 +30,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/ocsp"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
@@ -605,6 +606,36 @@ func TestSigningKeyUnavailableTryLater(t *testing.T) {
 				t.Errorf("after the failure: status %d, want good", resp.Status)
 			}
 		})
+	}
+}
+
+// A delegate whose token answers that it no longer holds the key
+// (keys.ErrKeyNotFound, unlike a token that is away) is not waited for:
+// the CA signs the answer, the delegate is no longer offered, and a
+// Refresh is asked for to replace it.
+func TestDelegateKeyGoneCASigns(t *testing.T) {
+	gone := fmt.Errorf("keys: the PKCS#11 token, opened again, holds no key labelled %q: %w: %w", "scepter-ocsp-x", pki.ErrUnavailable, keys.ErrKeyNotFound)
+	var failure atomic.Pointer[error]
+	f := newWrappedResponder(t, "", func(k crypto.Signer) crypto.Signer {
+		return failingSigner{Signer: k, err: &failure}
+	})
+	cert, _ := f.Issue(t, "dev")
+	issuer := f.Issuer()
+	failure.Store(&gone)
+	a := f.r.Respond(context.Background(), request(t, cert, issuer.Cert, crypto.SHA1))
+	if a.Err != nil {
+		t.Fatalf("answer %x: %v, want one signed by the CA", a.DER, a.Err)
+	}
+	if resp := parse(t, a.DER, cert, issuer.Cert); resp.Status != xocsp.Good || resp.Certificate != nil {
+		t.Errorf("status %d, signed by %v; want good, signed by the CA itself", resp.Status, resp.Certificate)
+	}
+	if _, ok := f.delegates.Signer(issuer.ID); ok {
+		t.Error("the delegate whose key is gone is still offered")
+	}
+	select {
+	case <-f.delegates.Kicked():
+	default:
+		t.Error("no Refresh was asked for")
 	}
 }
 

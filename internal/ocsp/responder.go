@@ -17,6 +17,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -44,8 +45,9 @@ type Config struct {
 	// MaxCache bounds the cached answers; the cache is emptied when full.
 	MaxCache int
 	// DelegateRevoked, when set, is told the issuer whose delegated
-	// responder certificate was found revoked (Delegates.Kick: replace
-	// it). Meanwhile the CA itself signs that issuer's answers.
+	// responder certificate was found revoked, or whose key its token no
+	// longer holds (Delegates.Kick: replace it). Meanwhile the CA itself
+	// signs that issuer's answers.
 	DelegateRevoked func(issuerID string)
 }
 
@@ -254,8 +256,33 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 		ok = false
 	}
 	if !ok {
-		s = Signer{Cert: issuer.Cert, Key: issuer.Signer}
+		return r.signWith(ctx, issuer, req, r.caSigner(issuer), now)
 	}
+	a := r.signWith(ctx, issuer, req, s, now)
+	if errors.Is(a.Err, keys.ErrKeyNotFound) {
+		// The token is open and answers, but no longer holds the
+		// delegate's key (deleted from it): unlike a token that is away,
+		// that does not pass, and the key cannot be put back (it never
+		// left the token). The CA signs, as for a revoked delegate, until
+		// the delegate is replaced (Delegates does so at its next
+		// Refresh, which it asks for).
+		r.log.Warn("ocsp: the delegated responder's key is gone from its token; the CA signs meanwhile", "issuer", issuer.ID,
+			"serial", s.Cert.SerialNumber.Text(16), "err", a.Err)
+		if r.cfg.DelegateRevoked != nil {
+			r.cfg.DelegateRevoked(issuer.ID)
+		}
+		return r.signWith(ctx, issuer, req, r.caSigner(issuer), now)
+	}
+	return a
+}
+
+// caSigner is the issuing CA itself as the signer of its answers.
+func (r *Responder) caSigner(issuer *ca.Issuer) Signer {
+	return Signer{Cert: issuer.Cert, Key: issuer.Signer}
+}
+
+// signWith signs the answer to req with s, at now.
+func (r *Responder) signWith(ctx context.Context, issuer *ca.Issuer, req *Request, s Signer, now time.Time) Answer {
 	// An answer must not outlive the certificate that signs it: a relying
 	// party (or an RFC 5019 cache) keeping it until its nextUpdate could
 	// not verify it any more, and a delegate's short life is what bounds
@@ -303,7 +330,11 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 	if errors.Is(err, pki.ErrUnavailable) {
 		// The key's token is away (an HSM restarting, its token lost):
 		// like a store outage, it passes, so the client is to try later.
-		r.log.Warn("ocsp: signing key unavailable; answering tryLater", "issuer", issuer.ID, "err", err)
+		// (A delegate's key gone from a token that answers is not
+		// answered so: see sign.)
+		if !errors.Is(err, keys.ErrKeyNotFound) || s.Cert == issuer.Cert {
+			r.log.Warn("ocsp: signing key unavailable; answering tryLater", "issuer", issuer.ID, "err", err)
+		}
 		return Answer{DER: TryLaterResponse, Err: err}
 	}
 	if err != nil {
