@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	"slices"
 	"sync"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/health"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -76,6 +78,9 @@ type Store interface {
 	LatestCRL(ctx context.Context, issuerID string) (*store.CRL, error)
 	LatestCRLNumber(ctx context.Context, issuerID string) (int64, error)
 	PutCRL(ctx context.Context, crl store.CRL, keep int) error
+	// DiscardedCAGenerations is read only when an issuer's key is gone
+	// from its token (see discarded).
+	DiscardedCAGenerations(ctx context.Context) ([]store.DiscardedCAGeneration, error)
 }
 
 // Issuers lists the issuing CAs; *ca.Authority is one.
@@ -101,6 +106,10 @@ type Publisher struct {
 	run      sync.Mutex // one Update at a time
 	// marks caches cfg.Numbers, by issuer; guarded by run.
 	marks map[string]int64
+	// discarded are the issuers whose generation the store records as
+	// discarded and whose key is gone (see discarded): no CRL is signed
+	// for them any more. Guarded by run.
+	discarded map[string]bool
 }
 
 // New builds a publisher; Run (or Update) does the work.
@@ -115,7 +124,7 @@ func New(st Store, issuers Issuers, clock pki.Clock, log *slog.Logger, cfg Confi
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Publisher{st: st, issuers: issuers, clock: clock, log: log, cfg: cfg, kick: make(chan struct{}, 1),
-		current: map[string]*store.CRL{}, heldBack: map[string]heldBackCRL{}, marks: map[string]int64{}}
+		current: map[string]*store.CRL{}, heldBack: map[string]heldBackCRL{}, marks: map[string]int64{}, discarded: map[string]bool{}}
 }
 
 // heldBackCRL is a CRL this node may not serve yet, and why.
@@ -168,13 +177,45 @@ func (p *Publisher) Update(ctx context.Context) error {
 	now := p.clock.Now()
 	issuers := p.issuers.Issuers()
 	p.forgetHeldBack(issuers)
+	maps.DeleteFunc(p.discarded, func(id string, _ bool) bool {
+		return !slices.ContainsFunc(issuers, func(i *ca.Issuer) bool { return i.ID == id })
+	})
 	var errs []error
 	for _, issuer := range issuers {
-		if err := p.updateIssuer(ctx, issuer, state[issuer.ID], now); err != nil {
+		if p.discarded[issuer.ID] {
+			continue // until the CA reload drops it
+		}
+		err := p.updateIssuer(ctx, issuer, state[issuer.ID], now)
+		if err != nil && p.isDiscarded(ctx, issuer, err) {
+			err = nil
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// isDiscarded reports whether issuer, whose CRL could not be signed (err),
+// is a generation that the store records as discarded and whose key its
+// token no longer holds: `scepter ca rollover --discard` on one node
+// destroys the next CA's keys in the token every node shares, and the
+// others hold that CA until their next CA reload (up to
+// --ca-reload-interval), meanwhile failing to sign its CRL at every
+// update. It is then left aside, with one line said. The discards are read
+// only after such a failure.
+func (p *Publisher) isDiscarded(ctx context.Context, issuer *ca.Issuer, err error) bool {
+	if !errors.Is(err, keys.ErrKeyNotFound) {
+		return false
+	}
+	list, lerr := p.st.DiscardedCAGenerations(ctx)
+	if lerr != nil || !slices.ContainsFunc(list, func(g store.DiscardedCAGeneration) bool { return g.IssuerID == issuer.ID }) {
+		return false
+	}
+	p.discarded[issuer.ID] = true
+	p.log.Info("no CRL is published for a discarded issuing CA, whose key is gone from the token; this node stops serving it at its next CA reload",
+		"issuer", issuer.Cert.Subject.String(), "issuer_id", issuer.ID)
+	return true
 }
 
 func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int64, now time.Time) error {
