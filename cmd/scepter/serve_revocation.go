@@ -322,7 +322,8 @@ func (r *revocation) run(ctx context.Context, background *sync.WaitGroup, log *s
 	// Every minute, as the RA and HTTPS certificates (a delegate revoked
 	// by the CLI or another node is replaced within one; otherwise the
 	// look is one store read per issuer), and at once when the responder
-	// finds a delegate revoked or this node revokes a certificate.
+	// finds a delegate revoked or its key gone from the token, or this
+	// node revokes a certificate.
 	background.Go(func() {
 		everyOrWhen(ctx, time.Minute, r.delegates.Kicked(), func() {
 			if err := r.delegates.Refresh(ctx); err != nil {
