@@ -588,7 +588,7 @@ func TestHeldRequestRetention(t *testing.T) {
 	if _, err := f.svc.Approve(ctx, res.Pending.ID, "cli:test"); pki.ErrorCode(err) != pki.EConflict && pki.ErrorCode(err) != pki.ENotFound {
 		t.Errorf("approving an expired request: %v", err)
 	}
-	if _, err := f.svc.Poll(ctx, "approval", "tx-retained"); pki.ErrorCode(err) != pki.EBadCertID {
+	if _, err := f.svc.Poll(ctx, pki.ProtocolSCEP, "approval", "tx-retained"); pki.ErrorCode(err) != pki.EBadCertID {
 		t.Errorf("polling an expired request: %v", err)
 	}
 	again, err := f.svc.Enroll(ctx, req)
@@ -954,13 +954,13 @@ func TestRejectReasonReachesTheDeviceAsOneLine(t *testing.T) {
 	if err := f.admin.Reject(ctx, held.ID, evil, "cli:test"); pki.ErrorCode(err) != pki.EBadRequest {
 		t.Fatalf("rejecting with %q: %v, want a bad request", evil, err)
 	}
-	if res, err := f.svc.Poll(ctx, "approval", "tx-reject"); err != nil || res.Pending == nil {
+	if res, err := f.svc.Poll(ctx, pki.ProtocolSCEP, "approval", "tx-reject"); err != nil || res.Pending == nil {
 		t.Fatalf("after a refused rejection: %v %+v, want still pending", err, res)
 	}
 	if err := f.admin.Reject(ctx, held.ID, "unknown device", "cli:test"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Poll(ctx, "approval", "tx-reject"); pki.ErrorMessage(err) != "the request was rejected: unknown device" {
+	if _, err := f.svc.Poll(ctx, pki.ProtocolSCEP, "approval", "tx-reject"); pki.ErrorMessage(err) != "the request was rejected: unknown device" {
 		t.Errorf("polling: %q", pki.ErrorMessage(err))
 	}
 
@@ -970,7 +970,7 @@ func TestRejectReasonReachesTheDeviceAsOneLine(t *testing.T) {
 		pki.AuditEvent{Time: now, Type: pki.EventRequestRejected, Actor: "cli:test", Outcome: "success"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := f.svc.Poll(ctx, "approval", "tx-old-reason")
+	_, err := f.svc.Poll(ctx, pki.ProtocolSCEP, "approval", "tx-old-reason")
 	if msg := pki.ErrorMessage(err); strings.ContainsAny(msg, "\r\n\x00\u202e") || !strings.Contains(msg, `X-Evil`) {
 		t.Errorf("polling a request rejected with a reason stored unchecked: %q", msg)
 	}
@@ -992,7 +992,7 @@ func TestPollByAnotherKeyIsAnUnknownTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, unknown := f.svc.PollBy(ctx, "approval", "tx-nobody", strangerKey)
+	_, unknown := f.svc.PollBy(ctx, pki.ProtocolSCEP, "approval", "tx-nobody", strangerKey)
 	if pki.ErrorCode(unknown) != pki.EBadCertID {
 		t.Fatalf("an unknown transaction ID: %v", unknown)
 	}
@@ -1003,16 +1003,16 @@ func TestPollByAnotherKeyIsAnUnknownTransaction(t *testing.T) {
 		t.Fatalf("%v %+v", err, res)
 	}
 	requesterKey := req.CSR.RawSubjectPublicKeyInfo
-	if res, err := f.svc.PollBy(ctx, "approval", "tx-rejected", strangerKey); pki.ErrorCode(err) != pki.EBadCertID || pki.ErrorMessage(err) != pki.ErrorMessage(unknown) {
+	if res, err := f.svc.PollBy(ctx, pki.ProtocolSCEP, "approval", "tx-rejected", strangerKey); pki.ErrorCode(err) != pki.EBadCertID || pki.ErrorMessage(err) != pki.ErrorMessage(unknown) {
 		t.Errorf("a pending request polled by another key: %v %+v, want %q", err, res, pki.ErrorMessage(unknown))
 	}
 	if err := f.admin.Reject(ctx, res.Pending.ID, "internal note SEC-4411", "cli:test"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.PollBy(ctx, "approval", "tx-rejected", strangerKey); pki.ErrorCode(err) != pki.EBadCertID || pki.ErrorMessage(err) != pki.ErrorMessage(unknown) {
+	if _, err := f.svc.PollBy(ctx, pki.ProtocolSCEP, "approval", "tx-rejected", strangerKey); pki.ErrorCode(err) != pki.EBadCertID || pki.ErrorMessage(err) != pki.ErrorMessage(unknown) {
 		t.Errorf("a rejected request polled by another key: %v, want %q", err, pki.ErrorMessage(unknown))
 	}
-	if _, err := f.svc.PollBy(ctx, "approval", "tx-rejected", requesterKey); !strings.Contains(pki.ErrorMessage(err), "SEC-4411") {
+	if _, err := f.svc.PollBy(ctx, pki.ProtocolSCEP, "approval", "tx-rejected", requesterKey); !strings.Contains(pki.ErrorMessage(err), "SEC-4411") {
 		t.Errorf("a rejected request polled by its requester: %v, want the reason", err)
 	}
 }

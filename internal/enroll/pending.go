@@ -230,9 +230,10 @@ func (s *Service) issuedResult(ctx context.Context, issuerID, serialHex string) 
 
 // Poll answers about a held request by its transaction ID, whoever asks:
 // pending, the certificate, or the rejection. An unknown transaction is
-// badCertId. A protocol answering a client uses PollBy.
-func (s *Service) Poll(ctx context.Context, profile, txID string) (*Result, error) {
-	return s.poll(ctx, profile, txID, nil)
+// badCertId. protocol is the caller's, which the outcome is counted under.
+// A protocol answering a client uses PollBy.
+func (s *Service) Poll(ctx context.Context, protocol pki.Protocol, profile, txID string) (*Result, error) {
+	return s.poll(ctx, protocol, profile, txID, nil)
 }
 
 // PollBy answers a client asking after its request (SCEP CertPoll), which
@@ -241,13 +242,15 @@ func (s *Service) Poll(ctx context.Context, profile, txID string) (*Result, erro
 // its CSR's, nor that of the certificate that authenticated it) is answered
 // as an unknown transaction is, badCertId: transaction IDs are no secret,
 // and only the requester may learn a request's state, the operator's
-// rejection reason, or that it exists.
-func (s *Service) PollBy(ctx context.Context, profile, txID string, pollerKey []byte) (*Result, error) {
-	return s.poll(ctx, profile, txID, pollerKey)
+// rejection reason, or that it exists. protocol is the caller's, which
+// the outcome is counted under.
+func (s *Service) PollBy(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte) (*Result, error) {
+	return s.poll(ctx, protocol, profile, txID, pollerKey)
 }
 
-func (s *Service) poll(ctx context.Context, profile, txID string, pollerKey []byte) (res *Result, err error) {
-	var protocol pki.Protocol // the held request's, once found
+// poll counts its outcome under the caller's protocol: a poll that finds
+// no request is the caller's refusal too, not an "unknown" protocol's.
+func (s *Service) poll(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte) (res *Result, err error) {
 	defer func() { s.observe(protocol, profile, res, err) }()
 	p, ok := s.Profile(profile)
 	if !ok {
@@ -264,7 +267,6 @@ func (s *Service) poll(ctx context.Context, profile, txID string, pollerKey []by
 	if pollerKey != nil && !requestedBy(r, pollerKey) {
 		return nil, unknown
 	}
-	protocol = r.Protocol
 	return s.answer(ctx, r)
 }
 

@@ -2,6 +2,7 @@ package enroll_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -57,5 +58,36 @@ func TestApproveCountsOnlyTheIssuance(t *testing.T) {
 	want := enroll.Outcome{Protocol: string(pki.ProtocolSCEP), Profile: "approval", Result: enroll.ResultIssued}
 	if len(obs.got) != 1 || obs.got[0] != want {
 		t.Errorf("outcomes %+v, want only the issuance %+v", obs.got, want)
+	}
+}
+
+// A poll is counted under the protocol of the caller that asks, found or
+// not: a SCEP CertPoll of a transaction nobody holds is a SCEP refusal,
+// not one of an "unknown" protocol.
+func TestPollIsCountedUnderTheCallersProtocol(t *testing.T) {
+	p := pki.DefaultProfile()
+	p.Name, p.RequireApproval = "approval", true
+	obs := &outcomes{}
+	f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"approval": p}, DefaultProfile: "approval", Observer: obs})
+	ctx := context.Background()
+	r := request(t, static)
+	r.Protocol, r.TransactionID = pki.ProtocolEST, "tx-est"
+	if res, err := f.svc.Enroll(ctx, r); err != nil || res.Pending == nil {
+		t.Fatalf("%+v, %v; want held", res, err)
+	}
+	obs.got = nil // the hold
+
+	if _, err := f.svc.PollBy(ctx, pki.ProtocolSCEP, "approval", "tx-nobody", r.CSR.RawSubjectPublicKeyInfo); pki.ErrorCode(err) != pki.EBadCertID {
+		t.Fatalf("a poll of an unknown transaction: %v, want bad_cert_id", err)
+	}
+	if _, err := f.svc.Poll(ctx, pki.ProtocolSCEP, "approval", "tx-est"); err != nil {
+		t.Fatalf("a poll of a held request: %v", err)
+	}
+	want := []enroll.Outcome{
+		{Protocol: string(pki.ProtocolSCEP), Profile: "approval", Result: enroll.ResultRefused, Code: pki.EBadCertID},
+		{Protocol: string(pki.ProtocolSCEP), Profile: "approval", Result: enroll.ResultPolled},
+	}
+	if !slices.Equal(obs.got, want) {
+		t.Errorf("outcomes %+v, want %+v", obs.got, want)
 	}
 }

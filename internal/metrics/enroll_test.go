@@ -44,16 +44,16 @@ func TestEnrollmentOutcomesAreCounted(t *testing.T) {
 	if err != nil || res.Pending == nil {
 		t.Fatalf("held enroll: %+v, %v; want pending", res, err)
 	}
-	if res, err := e.held.Poll(ctx, "", "tx-held"); err != nil || res.Pending == nil {
+	if res, err := e.held.Poll(ctx, pki.ProtocolSCEP, "", "tx-held"); err != nil || res.Pending == nil {
 		t.Fatalf("poll: %+v, %v; want pending", res, err)
 	}
-	if _, err := e.held.Poll(ctx, "", "tx-nobody-knows"); pki.ErrorCode(err) != pki.EBadCertID {
+	if _, err := e.held.Poll(ctx, pki.ProtocolSCEP, "", "tx-nobody-knows"); pki.ErrorCode(err) != pki.EBadCertID {
 		t.Fatalf("poll of an unknown transaction: %v, want bad_cert_id", err)
 	}
 	if _, err := e.held.Approve(ctx, res.Pending.ID, "cli:test"); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
-	if res, err := e.held.Poll(ctx, "", "tx-held"); err != nil || res.Certificate == nil {
+	if res, err := e.held.Poll(ctx, pki.ProtocolSCEP, "", "tx-held"); err != nil || res.Certificate == nil {
 		t.Fatalf("poll after approval: %+v, %v; want the certificate", res, err)
 	}
 	if _, err := e.held.Approve(ctx, "no-such-request", "cli:test"); pki.ErrorCode(err) != pki.ENotFound {
@@ -85,14 +85,14 @@ func TestEnrollmentOutcomesAreCounted(t *testing.T) {
 		{"est", "unknown", "refused", 1},
 		{"scep", "held", "pending", 1},
 		{"scep", "held", "polled", 2},
-		{"scep", "held", "issued", 1}, // the approval
-		{"unknown", "held", "refused", 1},
+		{"scep", "held", "issued", 1},  // the approval
+		{"scep", "held", "refused", 1}, // the poll of an unknown transaction
 	} {
 		expect(t, fams, enrollments, map[string]string{"protocol": c.protocol, "profile": c.profile, "result": c.result}, c.want)
 	}
 	expect(t, fams, refusals, map[string]string{"protocol": "scep", "profile": "default", "code": "unauthorized"}, 1)
 	expect(t, fams, refusals, map[string]string{"protocol": "est", "profile": "unknown", "code": "not_found"}, 1)
-	expect(t, fams, refusals, map[string]string{"protocol": "unknown", "profile": "held", "code": "bad_cert_id"}, 1)
+	expect(t, fams, refusals, map[string]string{"protocol": "scep", "profile": "held", "code": "bad_cert_id"}, 1)
 	for _, p := range labelValues(fams, enrollments, "profile") {
 		if p != "default" && p != "held" && p != "unknown" {
 			t.Errorf("profile label %q: only configured profiles and \"unknown\" may appear", p)

@@ -159,7 +159,7 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	}
 	// The requester signs with the new key or, for a renewal, the old
 	// certificate that signed the request.
-	res, err := h.svc.PollBy(ctx, req.profile, req.msg.TransactionID, req.msg.SignerCert.RawSubjectPublicKeyInfo)
+	res, err := h.svc.PollBy(ctx, pki.ProtocolSCEP, req.profile, req.msg.TransactionID, req.msg.SignerCert.RawSubjectPublicKeyInfo)
 	if err != nil {
 		return nil, err
 	}
