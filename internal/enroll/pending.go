@@ -21,8 +21,8 @@ import (
 
 // hold stores a request the profile wants approved and answers PENDING,
 // consuming the one-time challenge that authenticated it in the same
-// transaction. (A request with a held transaction ID never gets here: it
-// is answered from its stored state.)
+// transaction. (A request whose transaction ID and key are held never gets
+// here: it is answered from its stored state.)
 func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	now := s.clock.Now()
 	id, err := credential.RandomToken(10)
@@ -92,14 +92,16 @@ func (s *Service) checkIssuable(st *State) error {
 }
 
 // heldSameKey returns the request held under this request's transaction
-// ID, or nil when none is. Transaction IDs are often derived from public
-// keys, so they are not secrets: a request for another key with the same ID
-// is refused rather than taking over or blocking the held one. So is one
-// for the same key that asks for something else (another subject, other
-// SANs): answered from the held request, it would wait for, and then
-// collect, a certificate it no longer asks for.
+// ID for this request's key, or nil when none is. Transaction IDs are often
+// derived from public keys, so they are not secrets: a transaction is the
+// pair of its ID and the key, and another key's request under the same ID
+// (pending, decided, a squatter's) is another transaction, which neither
+// blocks this one nor is revealed to it. A request for the same key that
+// asks for something else (another subject, other SANs) is refused:
+// answered from the held request, it would wait for, and then collect, a
+// certificate it no longer asks for.
 func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRequest, error) {
-	r, err := s.heldRequest(ctx, st.Profile.Name, st.Req.TransactionID)
+	r, err := s.heldRequest(ctx, st.Profile.Name, st.Req.TransactionID, store.RequestKeys{CSR: st.Req.CSR.RawSubjectPublicKeyInfo})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -107,8 +109,8 @@ func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRe
 		return nil, err
 	}
 	held, err := x509.ParseCertificateRequest(r.CSR)
-	if err != nil || !bytes.Equal(held.RawSubjectPublicKeyInfo, st.Req.CSR.RawSubjectPublicKeyInfo) {
-		return nil, pki.Errorf(pki.EBadRequest, "this transaction ID belongs to another request")
+	if err != nil {
+		return nil, fmt.Errorf("enroll: stored request %s: %w", r.ID, err)
 	}
 	if !asksAsHeld(held, st.Req.CSR) {
 		return nil, pki.Errorf(pki.EBadRequest, "this transaction ID holds another request of this key (for %s), with other names; a new request needs a new transaction ID, and so a new key where the client derives the ID from its key", r.Subject)
@@ -146,11 +148,12 @@ func sanExtensions(req *x509.CertificateRequest) [][]byte {
 	return out
 }
 
-// heldRequest returns the request kept for (profile, txID). One whose
-// retention is over is purged on the spot rather than waiting for the
-// hourly purge, so it is neither answered nor blocks a new request.
-func (s *Service) heldRequest(ctx context.Context, profile, txID string) (*pki.EnrollmentRequest, error) {
-	r, err := s.store.RequestByTransaction(ctx, profile, txID)
+// heldRequest returns the request kept for (profile, txID) made with one of
+// keys. One whose retention is over is purged on the spot rather than
+// waiting for the hourly purge, so it is neither answered nor blocks a new
+// request.
+func (s *Service) heldRequest(ctx context.Context, profile, txID string, keys store.RequestKeys) (*pki.EnrollmentRequest, error) {
+	r, err := s.store.RequestByTransaction(ctx, profile, txID, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -256,31 +259,21 @@ func (s *Service) poll(ctx context.Context, protocol pki.Protocol, profile, txID
 	if !ok {
 		return nil, pki.Errorf(pki.ENotFound, "unknown profile %q", profile)
 	}
-	unknown := pki.Errorf(pki.EBadCertID, "no request with this transaction ID")
-	r, err := s.heldRequest(ctx, p.Name, txID)
+	var keys store.RequestKeys // any request, for Poll
+	if pollerKey != nil {
+		// The request's own key, or that of the certificate that
+		// authenticated it (a renewal's): another key's request under
+		// this ID is another transaction, which the poller does not see.
+		keys = store.RequestKeys{CSR: pollerKey, Client: pollerKey}
+	}
+	r, err := s.heldRequest(ctx, p.Name, txID, keys)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, unknown
+		return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID")
 	}
 	if err != nil {
 		return nil, err
 	}
-	if pollerKey != nil && !requestedBy(r, pollerKey) {
-		return nil, unknown
-	}
 	return s.answer(ctx, r)
-}
-
-// requestedBy: key (a SubjectPublicKeyInfo) is the held request's own, or
-// that of the certificate that authenticated it (a renewal's).
-func requestedBy(r *pki.EnrollmentRequest, key []byte) bool {
-	if c, err := x509.ParseCertificateRequest(r.CSR); err == nil && bytes.Equal(c.RawSubjectPublicKeyInfo, key) {
-		return true
-	}
-	if r.ClientCert == nil {
-		return false
-	}
-	c, err := x509.ParseCertificate(r.ClientCert)
-	return err == nil && bytes.Equal(c.RawSubjectPublicKeyInfo, key)
 }
 
 // Approve issues the certificate of a held request. The policy is applied

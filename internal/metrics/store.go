@@ -181,8 +181,8 @@ func (s *countingStore) CreateRequest(ctx context.Context, r pki.EnrollmentReque
 	return s.count("CreateRequest", s.Store.CreateRequest(ctx, r, consumeChallengeHash, ev))
 }
 
-func (s *countingStore) RequestByTransaction(ctx context.Context, profile, transactionID string) (*pki.EnrollmentRequest, error) {
-	v, err := s.Store.RequestByTransaction(ctx, profile, transactionID)
+func (s *countingStore) RequestByTransaction(ctx context.Context, profile, transactionID string, keys store.RequestKeys) (*pki.EnrollmentRequest, error) {
+	v, err := s.Store.RequestByTransaction(ctx, profile, transactionID, keys)
 	return v, s.count("RequestByTransaction", err)
 }
 

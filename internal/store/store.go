@@ -537,15 +537,18 @@ type Store interface {
 
 	// CreateRequest stores a request held for approval, with its audit
 	// event. ErrConflict if a request with the same (profile, transaction
-	// ID) is still pending: the caller answers PENDING instead. When
+	// ID, key of its CSR: RequestKeyHash) is still pending: the caller
+	// answers PENDING instead; another key's pending request under the
+	// same ID is another transaction, and blocks nothing. When
 	// consumeChallengeHash is set, the one-time challenge that
 	// authenticated the request is consumed in the same transaction
 	// (at r.CreatedAt); ErrChallengeUnusable and nothing stored if it
 	// cannot be.
 	CreateRequest(ctx context.Context, r pki.EnrollmentRequest, consumeChallengeHash []byte, ev pki.AuditEvent) error
 	// RequestByTransaction returns the newest request with this profile and
-	// transaction ID that has not been purged, or ErrNotFound.
-	RequestByTransaction(ctx context.Context, profile, transactionID string) (*pki.EnrollmentRequest, error)
+	// transaction ID, made with one of keys (RequestKeys.Match), that has
+	// not been purged, or ErrNotFound.
+	RequestByTransaction(ctx context.Context, profile, transactionID string, keys RequestKeys) (*pki.EnrollmentRequest, error)
 	// Request returns a request by ID, or ErrNotFound.
 	Request(ctx context.Context, id string) (*pki.EnrollmentRequest, error)
 	// ListRequests returns requests matching f, newest first.

@@ -263,11 +263,21 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	_, rep = ts.exchange(t, wrong)
 	wantFailure(t, rep, scep.BadCertID)
 	// Someone else's key cannot collect it (it is told of no such
-	// request), nor take over its transaction ID.
+	// request), nor take over or block its transaction ID: its request
+	// under the same ID is another transaction, held on its own.
 	_, rep = poll(reqParams{key: testKey(t, 3), path: base.path, txID: base.txID})
 	wantFailure(t, rep, scep.BadCertID)
 	_, rep = ts.exchange(t, reqParams{key: testKey(t, 3), path: base.path, txID: base.txID})
-	wantFailure(t, rep, scep.BadRequest)
+	if rep.PKIStatus != scep.StatusPending {
+		t.Fatalf("another key's request under the same ID: pkiStatus %s (%s), want PENDING", rep.PKIStatus, rep.FailInfoText)
+	}
+	held, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	if err != nil || len(held) != 2 || held[0].ID == reqs[0].ID {
+		t.Fatalf("pending requests %+v, %v; want the other key's beside the first", held, err)
+	}
+	if err := ts.Admin.Reject(ctx, held[0].ID, "squatter", "cli:test"); err != nil {
+		t.Fatal(err)
+	}
 
 	if _, err := ts.Service.Approve(ctx, reqs[0].ID, "cli:test"); err != nil {
 		t.Fatal(err)
@@ -332,7 +342,7 @@ func TestCertPollByAStrangerLearnsNothing(t *testing.T) {
 		if _, rep := ts.exchange(t, reqParams{key: testKey(t, keyIndex), path: "/scep/approval", txID: txID}); rep.PKIStatus != scep.StatusPending {
 			t.Fatalf("pkiStatus %s (%s), want PENDING", rep.PKIStatus, rep.FailInfoText)
 		}
-		r, err := ts.Store.RequestByTransaction(ctx, "approval", txID)
+		r, err := ts.Store.RequestByTransaction(ctx, "approval", txID, store.RequestKeys{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1152,3 +1152,15 @@ func TestAuditTampering(t *testing.T) {
 		}
 	})
 }
+
+func TestLegacyRequests(t *testing.T) {
+	storetest.RunLegacyRequests(t, func(t *testing.T) (store.Store, storetest.Exec) {
+		s, _ := openFresh(t)
+		return s, func(t *testing.T, query string) {
+			t.Helper()
+			if _, err := s.pool.Exec(context.Background(), query); err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+		}
+	})
+}

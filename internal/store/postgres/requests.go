@@ -44,14 +44,15 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO enrollment_requests (
 			id, transaction_id, profile, protocol, status, subject_dn, sans, csr, signer_cert,
-			requester_addr, created_at, expires_at, renewed_from, challenge_hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			requester_addr, created_at, expires_at, renewed_from, challenge_hash, key_hash, client_key_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			r.ID, r.TransactionID, r.Profile, string(r.Protocol), string(pki.RequestPending), encText(r.Subject),
 			sans, r.CSR, sqlstore.NullBytes(r.ClientCert), r.RequesterAddr, sqlstore.Micros(r.CreatedAt), sqlstore.Micros(r.ExpiresAt),
-			r.RenewedFrom, sqlstore.NullBytes(r.ChallengeHash))
+			r.RenewedFrom, sqlstore.NullBytes(r.ChallengeHash),
+			store.RequestKeyHash(r.CSR), sqlstore.NullBytes(store.RequestClientKeyHash(r.ClientCert)))
 		if err != nil {
 			// The ID is taken, or the partial unique index found a pending
-			// request with this profile and transaction ID.
+			// request with this profile, transaction ID and key.
 			return conflict(err)
 		}
 		return insertEvents(ctx, tx, r.CreatedAt, []pki.AuditEvent{ev})
@@ -64,17 +65,38 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 
 // RequestByTransaction implements store.Store. Retention is enforced by
 // PurgeExpired alone: a request past its ExpiresAt is returned until purged.
-func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID string) (*pki.EnrollmentRequest, error) {
+// A request held before schema version 27 has no key hashes; it is
+// read and matched by its CSR and client certificate.
+func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID string, keys store.RequestKeys) (*pki.EnrollmentRequest, error) {
 	profile, transactionID = key(profile), key(transactionID)
-	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests
-		WHERE profile = $1 AND transaction_id = $2 ORDER BY seq DESC LIMIT 1`, profile, transactionID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, pgError("postgres: request of profile %q transaction %q: %w", profile, transactionID, store.ErrNotFound)
+	fail := func(err error) error {
+		return pgError("postgres: request of profile %q transaction %q: %w", profile, transactionID, err)
 	}
+	if keys.Any() {
+		r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests
+			WHERE profile = $1 AND transaction_id = $2 ORDER BY seq DESC LIMIT 1`, profile, transactionID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fail(store.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fail(err)
+		}
+		return &r, nil
+	}
+	csrHash, clientHash := sqlstore.RequestKeysHashes(keys)
+	rows, err := queryAll(ctx, s.pool, scanRequest, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests
+		WHERE profile = $1 AND transaction_id = $2
+		AND (key_hash = $3 OR client_key_hash = $4 OR key_hash IS NULL) ORDER BY seq DESC`,
+		profile, transactionID, csrHash, clientHash)
 	if err != nil {
-		return nil, pgError("postgres: request of profile %q transaction %q: %w", profile, transactionID, err)
+		return nil, fail(err)
 	}
-	return &r, nil
+	for i := range rows {
+		if keys.Match(&rows[i]) {
+			return &rows[i], nil
+		}
+	}
+	return nil, fail(store.ErrNotFound)
 }
 
 // Request implements store.Store.

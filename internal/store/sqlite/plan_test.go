@@ -153,6 +153,7 @@ func TestQueryPlans(t *testing.T) {
 			{"PurgeExpired nonces", purgeNoncesQuery},
 			{"PurgeExpired requests", purgeRequestsQuery},
 			{"RequestByTransaction", requestByTransactionQuery},
+			{"RequestByTransaction by key", requestByTransactionKeyQuery},
 			{"Request", requestByIDQuery},
 			// The existence checks behind ErrNotFound and ErrConflict, and
 			// the updates of RejectRequest, CompleteRequestID and Supersede.

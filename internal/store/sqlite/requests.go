@@ -32,14 +32,15 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_requests (
 			id, transaction_id, profile, protocol, status, subject_dn, sans, csr, signer_cert,
-			requester_addr, created_at, expires_at, renewed_from, challenge_hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			requester_addr, created_at, expires_at, renewed_from, challenge_hash, key_hash, client_key_hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.TransactionID, r.Profile, string(r.Protocol), string(pki.RequestPending), r.Subject,
 			sans, r.CSR, sqlstore.NullBytes(r.ClientCert), r.RequesterAddr, sqlstore.Micros(r.CreatedAt), sqlstore.Micros(r.ExpiresAt),
-			r.RenewedFrom, sqlstore.NullBytes(r.ChallengeHash))
+			r.RenewedFrom, sqlstore.NullBytes(r.ChallengeHash),
+			store.RequestKeyHash(r.CSR), sqlstore.NullBytes(store.RequestClientKeyHash(r.ClientCert)))
 		if err != nil {
 			// The ID is taken, or the partial unique index found a pending
-			// request with this profile and transaction ID.
+			// request with this profile, transaction ID and key.
 			return conflict(err)
 		}
 		return insertEvents(ctx, tx, r.CreatedAt, []pki.AuditEvent{ev})
@@ -52,20 +53,41 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 
 // RequestByTransaction implements store.Store. Retention is enforced by
 // PurgeExpired alone: a request past its ExpiresAt is returned until purged.
-func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID string) (*pki.EnrollmentRequest, error) {
-	r, err := sqlstore.ScanRequest(s.readRow(ctx, requestByTransactionQuery, profile, transactionID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: request of profile %q transaction %q: %w", profile, transactionID, store.ErrNotFound)
+// A request held before schema version 27 has no key hashes; it is
+// read and matched by its CSR and client certificate.
+func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID string, keys store.RequestKeys) (*pki.EnrollmentRequest, error) {
+	fail := func(err error) error {
+		return fmt.Errorf("sqlite: request of profile %q transaction %q: %w", profile, transactionID, err)
 	}
+	if keys.Any() {
+		r, err := sqlstore.ScanRequest(s.readRow(ctx, requestByTransactionQuery, profile, transactionID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fail(store.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fail(err)
+		}
+		return &r, nil
+	}
+	csrHash, clientHash := sqlstore.RequestKeysHashes(keys)
+	rows, err := queryAll(ctx, s.r, sqlstore.ScanRequest, requestByTransactionKeyQuery, profile, transactionID, csrHash, clientHash)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: request of profile %q transaction %q: %w", profile, transactionID, err)
+		return nil, fail(err)
 	}
-	return &r, nil
+	for i := range rows {
+		if keys.Match(&rows[i]) {
+			return &rows[i], nil
+		}
+	}
+	return nil, fail(store.ErrNotFound)
 }
 
 const (
 	requestByTransactionQuery = `SELECT ` + sqlstore.RequestColumns + ` FROM enrollment_requests
 		WHERE profile = ? AND transaction_id = ? ORDER BY seq DESC LIMIT 1`
+	requestByTransactionKeyQuery = `SELECT ` + sqlstore.RequestColumns + ` FROM enrollment_requests
+		WHERE profile = ? AND transaction_id = ?
+		AND (key_hash = ? OR client_key_hash = ? OR key_hash IS NULL) ORDER BY seq DESC`
 	requestByIDQuery = `SELECT ` + sqlstore.RequestColumns + ` FROM enrollment_requests WHERE id = ?`
 )
 

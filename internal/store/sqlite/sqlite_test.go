@@ -502,3 +502,15 @@ func TestAuditTampering(t *testing.T) {
 		}
 	})
 }
+
+func TestLegacyRequests(t *testing.T) {
+	storetest.RunLegacyRequests(t, func(t *testing.T) (store.Store, storetest.Exec) {
+		s := openTemp(t)
+		return s, func(t *testing.T, query string) {
+			t.Helper()
+			if _, err := s.w.ExecContext(context.Background(), query); err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+		}
+	})
+}

@@ -75,3 +75,16 @@ func RevokedIssuers(target string, sibs []KeySibling) []string {
 	slices.Sort(ids)
 	return slices.Compact(ids)
 }
+
+// RequestKeysHashes are the values RequestByTransaction compares the
+// key_hash and client_key_hash columns of enrollment_requests with: NULL
+// (matching nothing) for a key keys does not give.
+func RequestKeysHashes(keys store.RequestKeys) (csr, client any) {
+	if keys.CSR != nil {
+		csr = store.KeyHash(keys.CSR)
+	}
+	if keys.Client != nil {
+		client = store.KeyHash(keys.Client)
+	}
+	return csr, client
+}

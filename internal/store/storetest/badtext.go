@@ -42,7 +42,7 @@ func testBadTextLookups(t *testing.T, s store.Store) {
 		notFound("DeleteChallenge", s.DeleteChallenge(ctx, bad, ev))
 		_, err = s.Request(ctx, bad)
 		notFound("Request", err)
-		_, err = s.RequestByTransaction(ctx, bad, bad)
+		_, err = s.RequestByTransaction(ctx, bad, bad, store.RequestKeys{})
 		notFound("RequestByTransaction", err)
 		notFound("RejectRequest", s.RejectRequest(ctx, bad, "no", "op", t0, ev))
 		_, err = s.Certificate(ctx, bad, bad)

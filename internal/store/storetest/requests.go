@@ -196,7 +196,7 @@ func testPendingUniqueness(t *testing.T, s store.Store) {
 	}
 
 	// The newest request of the transaction is the one answered.
-	got, err := s.RequestByTransaction(ctx, "default", "tx")
+	got, err := s.RequestByTransaction(ctx, "default", "tx", store.RequestKeys{})
 	if err != nil {
 		t.Fatalf("RequestByTransaction: %v", err)
 	}
@@ -269,7 +269,7 @@ func testRequestLookups(t *testing.T, s store.Store) {
 		{"transaction of another profile", "wifi", "tx-a", nil},
 	}
 	for _, l := range byTx {
-		got, err := s.RequestByTransaction(ctx, l.profile, l.tx)
+		got, err := s.RequestByTransaction(ctx, l.profile, l.tx, store.RequestKeys{})
 		if l.want == nil {
 			wantErr(t, "RequestByTransaction "+l.name, err, store.ErrNotFound)
 			continue
@@ -791,7 +791,7 @@ func testPurgeRequests(t *testing.T, s store.Store) {
 	}
 	for i, r := range reqs {
 		_, err := s.Request(ctx, r.id)
-		_, terr := s.RequestByTransaction(ctx, "default", "tx-"+r.id)
+		_, terr := s.RequestByTransaction(ctx, "default", "tx-"+r.id, store.RequestKeys{})
 		if r.purged {
 			wantErr(t, "Request "+r.id, err, store.ErrNotFound)
 			wantErr(t, "RequestByTransaction "+r.id, terr, store.ErrNotFound)

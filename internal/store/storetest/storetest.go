@@ -101,6 +101,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentCreateRequest", testConcurrentCreateRequest},
 		{"CreateRequestConsumesChallenge", testCreateRequestConsumesChallenge},
 		{"RequestLookups", testRequestLookups},
+		{"RequestsKeyedByKey", testRequestsKeyedByKey},
 		{"ListRequests", testListRequests},
 		{"ListRequestsLimits", testListRequestsLimits},
 		{"ListChallengesPages", testListChallengesPages},
