@@ -534,7 +534,7 @@ func cmdCARootExport(ctx context.Context, e env, args []string) error {
 		if encrypted {
 			passHint = " --root-key-passphrase-file F (or " + rootKeyPassphraseEnv + ")"
 		}
-		fmt.Fprintf(w, "a rollover needs the copy: scepter ca rollover --data-dir %s --root-key %s%s\n", sf.dataDir, out, passHint)
+		fmt.Fprintf(w, "a rollover needs the copy: scepter ca rollover --data-dir %s --root-key %s%s\n", shellQuote(sf.dataDir), shellQuote(out), passHint)
 	}
 	if !encrypted {
 		fmt.Fprintf(e.stderr, "%s is not encrypted: keep it on offline media, or export again with --passphrase-file.\n", out)
@@ -626,7 +626,7 @@ func (f *serveFlags) rootKeyNotice(created bool, log *slog.Logger) []string {
 	if info.Encrypted {
 		how = "encrypted"
 	}
-	return []string{fmt.Sprintf("Root CA key:         %s (%s); take it offline: scepter ca root export --data-dir %s --out FILE --remove", info.Path, how, f.dataDir)}
+	return []string{fmt.Sprintf("Root CA key:         %s (%s); take it offline: scepter ca root export --data-dir %s --out FILE --remove", info.Path, how, shellQuote(f.dataDir))}
 }
 
 func showCert(w io.Writer, c *x509.Certificate, withID bool) {

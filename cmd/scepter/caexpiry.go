@@ -59,11 +59,11 @@ func caExpiryWarnings(a *ca.Authority, dataDir string, now time.Time, sharedStor
 			out = append(out, fmt.Sprintf("the SCEP RA certificate %s; SCEP clients cannot encrypt to it after that: renew it on one node with 'scepter ca renew-ra --data-dir %s --store URL' (with the --pkcs11-… flags when the CA's keys are in a token), "+
 				"then bring the new RA to every other node with 'scepter ca export-keys' there and 'scepter ca import-keys' on each (keys in a token: copy ca/ra.pkcs11, then ca/ra.crt, and ca/retired-ra/); "+
 				"the nodes keep decrypting with the old RA until it expires, so clients that cached it still enroll",
-				when, dataDir))
+				when, shellQuote(dataDir)))
 		default:
 			out = append(out, fmt.Sprintf("the SCEP RA certificate %s; SCEP clients cannot encrypt to it after that: the server renews it by itself from %d days before its end, or now with 'scepter ca renew-ra --data-dir %s'; "+
 				"the old RA keeps decrypting until it expires, so clients that cached it still enroll",
-				when, int(raAutoRenew.Hours()/24), dataDir))
+				when, int(raAutoRenew.Hours()/24), shellQuote(dataDir)))
 		}
 	}
 	return out

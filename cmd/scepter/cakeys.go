@@ -145,7 +145,7 @@ func cmdCAExportKeys(ctx context.Context, e env, args []string) error {
 		// export --remove): say so rather than let it seem included.
 		fmt.Fprintf(e.stderr, "warning: --include-root, but this node has no root key (%s): the export holds none\n", filepath.Join(sf.dataDir, "ca", ca.RootKeyFile))
 	}
-	fmt.Fprintf(w, "On the other node: scepter ca import-keys --data-dir DIR --in %s\n", filepath.Base(out))
+	fmt.Fprintf(w, "On the other node: scepter ca import-keys --data-dir DIR --in %s\n", shellQuote(filepath.Base(out)))
 	if within(out, sf.dataDir) {
 		fmt.Fprintf(e.stderr, "%s is inside the data directory %s: move it off this server once copied.\n", out, sf.dataDir)
 	}
@@ -223,7 +223,7 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(w, "Imported the CA %s into %s: %d files written, %d already there.\n", printable(x.Root), sf.dataDir, len(res.Written), len(res.Unchanged))
-	fmt.Fprintf(w, "A server running on %s picks the CA's next generation up on its next reload (--ca-reload-interval); otherwise start it: scepter serve --data-dir %s\n", sf.dataDir, sf.dataDir)
+	fmt.Fprintf(w, "A server running on %s picks the CA's next generation up on its next reload (--ca-reload-interval); otherwise start it: scepter serve --data-dir %s\n", sf.dataDir, shellQuote(sf.dataDir))
 	return nil
 }
 

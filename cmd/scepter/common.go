@@ -294,7 +294,7 @@ func openStoreReporting(ctx context.Context, storeURL, dataDir string, existing 
 	var opts []migrate.Option
 	if existing {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no scepter database in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir (or --store) the server uses", dataDir, dataDir)
+			return nil, fmt.Errorf("no scepter database in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir (or --store) the server uses", dataDir, shellQuote(dataDir))
 		}
 		opts = append(opts, migrate.WithoutMigrating())
 	}
@@ -343,7 +343,7 @@ func (s lockedSQLite) Close() error {
 // accident.
 // noCA is err (ca.ErrNoCA) with what to do about it.
 func (s *storeFlags) noCA(err error) error {
-	return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, s.dataDir)
+	return fmt.Errorf("%w: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", err, shellQuote(s.dataDir))
 }
 
 // openCAStore opens what the CA commands that change the CA alongside a

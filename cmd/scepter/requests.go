@@ -166,7 +166,7 @@ func (s *storeFlags) enrollService(ctx context.Context, token keys.Token, public
 	authority, _, err := loadCLICA(ctx, st, s.dataDir, token, pki.SystemClock{})
 	if errors.Is(err, ca.ErrNoCA) {
 		st.Close()
-		return nil, nil, fmt.Errorf("no CA in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", s.dataDir, s.dataDir)
+		return nil, nil, fmt.Errorf("no CA in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir the server uses", s.dataDir, shellQuote(s.dataDir))
 	}
 	if err != nil {
 		st.Close()

@@ -1393,7 +1393,7 @@ func refuseLostSQLite(storeURL, dataDir string) error {
 		return nil
 	}
 	return fmt.Errorf("%s holds a CA a server ran with, but no database (%s): the inventory of what it issued is missing, and starting on an empty one would make its revoked certificates unknown to OCSP and start its CRL numbers again. "+
-		"If this node's store is PostgreSQL, pass its --store; otherwise restore scepter.db from a backup (docs/deployment.md), or, to start over with an empty inventory anyway, create an empty file there first (touch %s)", dataDir, path, path)
+		"If this node's store is PostgreSQL, pass its --store; otherwise restore scepter.db from a backup (docs/deployment.md), or, to start over with an empty inventory anyway, create an empty file there first (touch %s)", dataDir, path, shellQuote(path))
 }
 
 // refuseAbandonedSQLite refuses to start a data directory on an empty

@@ -287,7 +287,7 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 			target, _ = os.Readlink(db)
 		}
 		return fmt.Errorf("%s is a symbolic link to %s: restore into the directory that holds the database (--data-dir %s, when it is named scepter.db there), or put the database in place of the link first; %s is unchanged",
-			db, target, filepath.Dir(target), db)
+			db, target, shellQuote(filepath.Dir(target)), db)
 	}
 	// The lock serve takes, for the whole restore: a server would go on
 	// writing to the replaced file, and its commits would be lost.
@@ -391,7 +391,7 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	if root == "" && len(facts.CARoots) > 0 {
 		fmt.Fprintf(e.stdout, "%s holds no CA, and the restored store records one: 'scepter serve' starts on it only with that CA's keys.\n",
 			filepath.Join(sf.dataDir, "ca"))
-		first = fmt.Sprintf("put the CA's keys back (scepter ca import-keys --data-dir %s --in FILE, the export of that CA), then ", sf.dataDir)
+		first = fmt.Sprintf("put the CA's keys back (scepter ca import-keys --data-dir %s --in FILE, the export of that CA), then ", shellQuote(sf.dataDir))
 	}
 	numbersDir := filepath.Join(sf.dataDir, crl.NumbersDir)
 	if _, err := os.Stat(numbersDir); errors.Is(err, fs.ErrNotExist) && len(facts.NewestCRLs) > 0 {
@@ -400,12 +400,12 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "%s is missing: before serve starts, copy it from the old data directory, or write the highest CRL numbers relying parties may have seen into it (docs/deployment.md, Restoring); without it a store older than the CRLs published is not noticed, and their numbers are given again.\n", numbersDir)
 	}
 	if len(behind) == 0 {
-		fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s.\n", first, sf.dataDir)
+		fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s.\n", first, shellQuote(sf.dataDir))
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "The restored store is older than the CRLs this data directory published (%s): %s.\n",
 		numbersDir, strings.Join(behind.lines(), "; "))
-	fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s --store-restored, once: without it serve refuses this store, for OCSP would answer good, and the CRL leave out, every certificate revoked after the backup; its next CRLs are numbered above those published.\n", first, sf.dataDir)
+	fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s --store-restored, once: without it serve refuses this store, for OCSP would answer good, and the CRL leave out, every certificate revoked after the backup; its next CRLs are numbered above those published.\n", first, shellQuote(sf.dataDir))
 	fmt.Fprintln(e.stdout, "Then make again what the backup lacks (docs/deployment.md, Restoring): the revocations made after it (scepter certs revoke SERIAL --reason R), and those of certificates issued after it (scepter certs revoke --cert FILE --reason R).")
 	if kept != "" && !lacks.any() {
 		fmt.Fprintf(e.stdout, "The kept copy lists them: %s.\n", keptListing)
