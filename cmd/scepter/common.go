@@ -186,10 +186,10 @@ func secureDataDir(dir string, log *slog.Logger) error {
 			return fmt.Errorf("data dir: %w", err)
 		} else if foreign != "" {
 			return fmt.Errorf("data dir %s has mode %04o, open to group or others, and holds %s, which is not scepter's: scepter will not change the mode of a directory it does not own; give it a directory of its own (e.g. %s), or run chmod 700 %s if this one is meant for it",
-				dir, old, foreign, filepath.Join(dir, "scepter"), dir)
+				dir, old, foreign, filepath.Join(dir, "scepter"), shellQuote(dir))
 		}
 		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("data dir %s has mode %04o, open to group or others, and could not be tightened (%w); run: chmod 700 %s", dir, old, err, dir)
+			return fmt.Errorf("data dir %s has mode %04o, open to group or others, and could not be tightened (%w); run: chmod 700 %s", dir, old, err, shellQuote(dir))
 		}
 		log.Warn("data directory was open to group or others; tightened it", "dir", dir, "old_mode", fmt.Sprintf("%04o", old), "new_mode", "0700")
 	}

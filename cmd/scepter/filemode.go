@@ -84,7 +84,7 @@ func checkFileModes(e env, fs *flag.FlagSet) error {
 			return err
 		}
 		if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o004 != 0 {
-			return usageError{fmt.Sprintf("--tls-key %s has mode %04o: any user may read the server's HTTPS key; run: chmod o-rwx %s", path, fi.Mode().Perm(), path)}
+			return usageError{fmt.Sprintf("--tls-key %s has mode %04o: any user may read the server's HTTPS key; run: chmod o-rwx %s", path, fi.Mode().Perm(), shellQuote(path))}
 		}
 	}
 	return nil
@@ -116,14 +116,14 @@ func checkFileMode(e env, setting, path, changes string, secret func() string) e
 	}
 	perm := fi.Mode().Perm()
 	if perm&0o022 != 0 {
-		return usageError{fmt.Sprintf("%s %s has mode %04o: group or others may change %s; run: chmod go-w %s", setting, path, perm, changes, path)}
+		return usageError{fmt.Sprintf("%s %s has mode %04o: group or others may change %s; run: chmod go-w %s", setting, path, perm, changes, shellQuote(path))}
 	}
 	if err := filetrust.Check(setting, path, changes); err != nil {
 		return usageError{err.Error()}
 	}
 	if perm&0o004 != 0 {
 		if held := secret(); held != "" {
-			fmt.Fprintf(e.stderr, "scepter: warning: %s %s has mode %04o: others may read %s; run: chmod o-r %s\n", setting, path, perm, held, path)
+			fmt.Fprintf(e.stderr, "scepter: warning: %s %s has mode %04o: others may read %s; run: chmod o-r %s\n", setting, path, perm, held, shellQuote(path))
 		}
 	}
 	return nil
@@ -280,10 +280,10 @@ func checkDataDirOwners(dir string) error {
 	if link, linkDir, perm, ok := unsafeLink(dir); ok {
 		if abs, err := filepath.Abs(dir); err == nil && abs == link {
 			return usageError{fmt.Sprintf("data dir %s is a symbolic link in directory %s, which has mode %04o: group or others may point it at another directory; give the real path (%s), or run: chmod go-w %s",
-				dir, linkDir, perm, realPath(dir), linkDir)}
+				dir, linkDir, perm, realPath(dir), shellQuote(linkDir))}
 		}
 		return usageError{fmt.Sprintf("data dir %s leads through symbolic link %s in directory %s, which has mode %04o: group or others may point it at another directory; give the real path (%s), or run: chmod go-w %s",
-			dir, link, linkDir, perm, realPath(dir), linkDir)}
+			dir, link, linkDir, perm, realPath(dir), shellQuote(linkDir))}
 	}
 	for _, name := range dataDirFiles {
 		path := filepath.Join(dir, name)
@@ -309,7 +309,7 @@ func checkDataDirOwners(dir string) error {
 					chown = "chown -R "
 				}
 				return usageError{fmt.Sprintf("%s belongs to user %s (uid %d), not to %s: that user may %s; run: %s%s %s",
-					path, filetrust.UserName(uid), uid, filetrust.TrustedUsers(), tree.changes, chown, filetrust.UserName(os.Geteuid()), path)}
+					path, filetrust.UserName(uid), uid, filetrust.TrustedUsers(), tree.changes, chown, shellQuote(filetrust.UserName(os.Geteuid())), shellQuote(path))}
 			}
 			// Files there are replaced (written beside, then renamed),
 			// so a file needs reading, its directory writing.
@@ -355,7 +355,7 @@ func rootLeftoverMessage(path string, dir bool, what string) string {
 		chown = "chown -R "
 	}
 	return fmt.Sprintf("%s belongs to root, and %s (uid %d), who runs scepter, cannot %s it: a scepter command run as root likely left it; run as root: %s%s %s",
-		path, me, os.Geteuid(), what, chown, me, path)
+		path, me, os.Geteuid(), what, chown, shellQuote(me), shellQuote(path))
 }
 
 // mayUse is what of read (4), write (2) and search (1) this process may

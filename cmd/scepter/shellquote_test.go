@@ -1,8 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -54,5 +58,33 @@ func TestServeQuotesTheDataDirItSuggests(t *testing.T) {
 	want := "scepter ca root export --data-dir '" + data + "' --out FILE --remove"
 	if !strings.Contains(s.out.String(), want) {
 		t.Errorf("serve's start-up lines do not suggest %q:\n%s", want, s.out.String())
+	}
+}
+
+// The chmod a file mode check asks for names the file as one word.
+func TestFileModeAdviceQuotesThePath(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no mode bits")
+	}
+	file := filepath.Join(t.TempDir(), "sp ace", "challenge")
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, file, "s3cret\n")
+	for _, tc := range []struct {
+		mode fs.FileMode
+		want string
+	}{
+		{0o666, "run: chmod go-w '" + file + "'"},
+		{0o644, "run: chmod o-r '" + file + "'"},
+	} {
+		if err := os.Chmod(file, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		e, _, errb := testEnv(nil)
+		err := checkSecretFileMode(e, "--challenge-file", file)
+		if said := errb.String() + fmt.Sprint(err); !strings.Contains(said, tc.want) {
+			t.Errorf("mode %04o: %s, want it to say %q", tc.mode, said, tc.want)
+		}
 	}
 }
