@@ -294,7 +294,7 @@ func openStoreReporting(ctx context.Context, storeURL, dataDir string, existing 
 	var opts []migrate.Option
 	if existing {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no scepter database in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir (or --store) the server uses", dataDir, shellQuote(dataDir))
+			return nil, noDatabase(dataDir)
 		}
 		opts = append(opts, migrate.WithoutMigrating())
 	}

@@ -1384,10 +1384,8 @@ func refuseLostSQLite(storeURL, dataDir string) error {
 		return nil
 	}
 	path := filepath.Join(dataDir, "scepter.db")
-	for _, served := range []string{filepath.Join(dataDir, "ca", ca.RootCertFile), filepath.Join(dataDir, publicURLFile)} {
-		if _, err := os.Stat(served); err != nil {
-			return nil
-		}
+	if !caServedFrom(dataDir) {
+		return nil
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		return nil

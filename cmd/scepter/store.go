@@ -44,6 +44,33 @@ func cmdStore(ctx context.Context, e env, args []string) error {
 	return usageError{fmt.Sprintf("unknown store command %q: want backup or restore", sub)}
 }
 
+// noDatabase is why a command finds no scepter.db in dataDir, with what
+// to do: 'scepter serve' makes one only where no server ran with the CA
+// (refuseLostSQLite), so a CA a server ran with needs its database back.
+func noDatabase(dataDir string) error {
+	d := shellQuote(dataDir)
+	switch _, err := os.Stat(filepath.Join(dataDir, "ca")); {
+	case err != nil:
+		return fmt.Errorf("no scepter database in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir (or --store) the server uses", dataDir, d)
+	case caServedFrom(dataDir):
+		return fmt.Errorf("no scepter database in %s, which holds a CA a server ran with: restore its database from a backup (scepter store restore --data-dir %s --in BACKUP), "+
+			"or pass the --store the server uses when its store is PostgreSQL; 'scepter serve' refuses this data directory until then", dataDir, d)
+	}
+	return fmt.Errorf("no scepter database in %s, which holds a CA no server ran with here yet: restore its database from a backup (scepter store restore --data-dir %s --in BACKUP), "+
+		"pass the --store the servers use when their store is PostgreSQL, or run 'scepter serve --data-dir %s' first", dataDir, d, d)
+}
+
+// caServedFrom: dataDir holds a CA a server ran with (it wrote the public
+// URL), not only keys imported.
+func caServedFrom(dataDir string) bool {
+	for _, f := range []string{filepath.Join(dataDir, "ca", ca.RootCertFile), filepath.Join(dataDir, publicURLFile)} {
+		if _, err := os.Stat(f); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // sqliteOnly refuses a PostgreSQL store, which its own tools back up, and
 // a --store that is no URL (not quoted: it may hold a password).
 func (s *storeFlags) sqliteOnly(cmd string) error {

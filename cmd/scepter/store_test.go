@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store/postgres/pgtest"
 )
 
@@ -208,5 +210,57 @@ func TestSQLiteInventoryIsNotAbandoned(t *testing.T) {
 	}
 	if _, errOut, err := serveOnceWith(t, nil, "--data-dir", dir, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--challenge", "test", "--store", url, "--store-restored"); err != nil {
 		t.Fatalf("start after moving the SQLite file away: %v\n%s", err, errOut)
+	}
+}
+
+// A data directory without scepter.db: the CLI's advice follows what serve
+// would do there. Nothing in it: run serve first. A CA a server ran with:
+// serve refuses the directory, so restore the database (or pass --store).
+// Keys imported, no server yet: either. The path is quoted, as it has a
+// space.
+func TestNoDatabaseAdvice(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		ca, publicURL bool
+		want, not     []string
+	}{
+		{"empty", false, false, []string{"run 'scepter serve --data-dir '"}, []string{"store restore"}},
+		{"keys imported", true, false, []string{"no server ran with here yet", "scepter store restore --data-dir '", "--store", "run 'scepter serve --data-dir '"}, nil},
+		{"a server ran", true, true, []string{"holds a CA a server ran with", "scepter store restore --data-dir '", "--in BACKUP", "--store", "'scepter serve' refuses"}, []string{"run 'scepter serve"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "sp ace")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if tc.ca {
+				if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, pki.SystemClock{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.publicURL {
+				if err := savePublicURL(dir, "http://127.0.0.1:1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, err := runCLI("certs", "list", "--data-dir", dir)
+			if err == nil || exitCode(err) != 1 {
+				t.Fatalf("certs list: %v (exit %d), want exit 1\n%s", err, exitCode(err), out)
+			}
+			for _, w := range append(tc.want, "no scepter database in "+dir, shellQuote(dir)) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(err.Error(), n) {
+					t.Errorf("%q says %q", err, n)
+				}
+			}
+			// What serve does there agrees.
+			if lost := refuseLostSQLite("", dir); (lost != nil) != tc.publicURL {
+				t.Errorf("serve's check: %v", lost)
+			}
+		})
 	}
 }
