@@ -3,6 +3,10 @@ package crl_test
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/server"
+	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
 
@@ -184,5 +191,103 @@ func TestNumbersBound(t *testing.T) {
 	}
 	if _, err := f.Store.LatestCRL(ctx, issuer.ID); err == nil {
 		t.Error("a CRL was stored above the last number")
+	}
+}
+
+// The root's CRL is signed by hand (scepter ca root crl), which keeps its
+// highest number in Numbers too. On a store restored from a copy older
+// than root CRL 2, RootsBehind names the root, and the handler serves no
+// root CRL (CRL 1 would unlist what 2 revoked) until one numbered above 2
+// is stored.
+func TestRestoredRootCRLIsNotServed(t *testing.T) {
+	ctx := context.Background()
+	f := fixture.New(t, fixture.Options{})
+	numbers := crl.NewNumbers(filepath.Join(t.TempDir(), crl.NumbersDir))
+	root, err := ca.RootIssuer(f.Dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(st interface {
+		LatestCRL(context.Context, string) (*store.CRL, error)
+		PutCRL(context.Context, store.CRL, int) error
+	}) int64 {
+		t.Helper()
+		prev, err := st.LatestCRL(ctx, root.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			prev, err = nil, nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		mark, err := numbers.Get(root.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Clock.Advance(time.Second)
+		signed, _, _, err := crl.SignRootCRLAbove(root, prev, mark, nil, f.Clock.Now(), crl.DefaultRootValidity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutCRL(ctx, *signed, 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := numbers.Put(root.ID, signed.Number); err != nil {
+			t.Fatal(err)
+		}
+		return signed.Number
+	}
+	sign(f.Store)
+	backup := filepath.Join(t.TempDir(), "bk.db")
+	backupSQLite(t, filepath.Join(f.Dir, "scepter.db"), backup)
+	sign(f.Store)
+
+	restored, err := sqlite.Open(ctx, backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	p := crl.New(restored, f.Authority, f.Clock, f.Log, crl.Config{Numbers: numbers})
+	behind, err := p.RootsBehind(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(behind) != 1 || behind[0].ID != root.ID || behind[0].Stored != 1 || behind[0].Signed != 2 || !behind[0].Root.Equal(root.Cert) {
+		t.Fatalf("RootsBehind of the restored store: %+v, want the root at 1 of 2", behind)
+	}
+	h, err := server.PlainMux(server.Handlers{CRL: crl.NewHandler(p, f.Authority)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	get := func() (*http.Response, []byte) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/crl/" + root.ID + ".crl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	if resp, body := get(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), "scepter ca root crl --store-restored") {
+		t.Errorf("the root CRL of the restored store: %d, Retry-After %q, %q; want 503 naming the command", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+
+	// Signed again, above the mark: served once the store is read again.
+	if n := sign(restored); n != 3 {
+		t.Fatalf("root CRL %d signed on the restored store, want 3", n)
+	}
+	f.Clock.Advance(11 * time.Second)
+	resp, body := get()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the root CRL signed above the mark: %d %q", resp.StatusCode, body)
+	}
+	if list := parseCRL(t, body, f.Authority.Root); list.Number.Int64() != 3 {
+		t.Errorf("the root CRL served: number %d, want 3", list.Number)
+	}
+	if behind, err := p.RootsBehind(ctx); err != nil || len(behind) != 0 {
+		t.Errorf("RootsBehind once root CRL 3 is stored: %+v, %v", behind, err)
 	}
 }

@@ -179,29 +179,99 @@ type rootCRLs struct {
 
 type rootCRLRead struct {
 	crl    *store.CRL // nil: none stored
+	mark   int64      // the highest root CRL number signed with this data directory
 	readAt time.Time
 }
 
-// rootCRL returns the root's newest stored CRL (nil when there is none),
-// read again once rootCRLRefresh has passed.
-func (h *Handler) rootCRL(ctx context.Context, id string, now time.Time) (*store.CRL, error) {
+// rootCRL returns the root's newest stored CRL (nil when there is none)
+// and its mark (rootMark), read again once rootCRLRefresh has passed.
+func (h *Handler) rootCRL(ctx context.Context, id string, now time.Time) (*store.CRL, int64, error) {
 	h.roots.mu.Lock()
 	defer h.roots.mu.Unlock()
 	if r, ok := h.roots.byID[id]; ok && now.Sub(r.readAt) < rootCRLRefresh && !now.Before(r.readAt) {
-		return r.crl, nil
+		return r.crl, r.mark, nil
 	}
 	c, err := h.p.st.LatestCRL(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		c, err = nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	// Read after the CRL: 'scepter ca root crl' stores the CRL before it
+	// raises the mark, so a CRL signed meanwhile is at worst held back
+	// until the next read.
+	mark, err := h.p.rootMark(id)
+	if err != nil {
+		return nil, 0, err
 	}
 	if h.roots.byID == nil {
 		h.roots.byID = map[string]rootCRLRead{}
 	}
-	h.roots.byID[id] = rootCRLRead{crl: c, readAt: now}
-	return c, nil
+	h.roots.byID[id] = rootCRLRead{crl: c, mark: mark, readAt: now}
+	return c, mark, nil
+}
+
+// rootMark is the highest root CRL number 'scepter ca root crl' signed
+// with this data directory (Config.Numbers); 0 when none. Read from the
+// file each time, not cached with the issuers' marks: the CLI raises it
+// while the server runs.
+func (p *Publisher) rootMark(rootID string) (int64, error) {
+	if p.cfg.Numbers == nil {
+		return 0, nil
+	}
+	return p.cfg.Numbers.Get(rootID)
+}
+
+// RootBehind is a root whose newest stored CRL is numbered below the
+// highest root CRL signed with this data directory: the store was
+// restored from an older copy, and its root CRL leaves out the issuing
+// CAs the root revoked after it. Relying parties holding the newer one
+// must not be given it (RFC 5280 §5.2.3); no server signs a root CRL, so
+// only 'scepter ca root crl --store-restored' puts a newer one in the
+// store.
+type RootBehind struct {
+	Root           *x509.Certificate
+	ID             string
+	Stored, Signed int64 // Stored 0: the store has no CRL of the root
+}
+
+// RootsBehind lists the roots of the issuers whose stored CRL is behind
+// their mark. Until a newer one is stored, the Handler serves none of
+// theirs.
+func (p *Publisher) RootsBehind(ctx context.Context) ([]RootBehind, error) {
+	var out []RootBehind
+	seen := map[string]bool{}
+	for _, issuer := range p.issuers.Issuers() {
+		if len(issuer.Chain) < 2 {
+			continue
+		}
+		root := issuer.Chain[len(issuer.Chain)-1]
+		id := hexSHA256(root.Raw)
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		mark, err := p.rootMark(id)
+		if err != nil {
+			return nil, err
+		}
+		if mark == 0 {
+			continue
+		}
+		var stored int64
+		switch c, err := p.st.LatestCRL(ctx, id); {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("crl: the root CRL: %w", err)
+		default:
+			stored = c.Number
+		}
+		if stored < mark {
+			out = append(out, RootBehind{Root: root, ID: id, Stored: stored, Signed: mark})
+		}
+	}
+	return out, nil
 }
 
 // rootPublishesNoCRL is why the root's CRL URL answers 404 while no root
@@ -212,13 +282,22 @@ const rootPublishesNoCRL = "the root CA has published no CRL: its key is kept of
 	"certificate of the chain (strongSwan: strictcrlpolicy=yes) must be given this URL, or check only where a " +
 	"certificate names one (strictcrlpolicy=ifuri)"
 
+// rootCRLBehind is why the root's CRL URL answers 503 while the store's
+// root CRL is older than one signed with this data directory.
+const rootCRLBehind = "the store's root CRL is older than one signed before (the store was restored from an older copy): " +
+	"it is not served, for it would leave out the issuing CAs the root revoked since. " +
+	"Sign the root's next CRL where the root key is with 'scepter ca root crl --store-restored'; every node then serves it here"
+
 func (h *Handler) serveRootCRL(w http.ResponseWriter, r *http.Request, id string) {
 	now := h.p.clock.Now()
-	c, err := h.rootCRL(r.Context(), id, now)
+	c, mark, err := h.rootCRL(r.Context(), id, now)
 	switch {
 	case err != nil:
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, "the store cannot be read; try again in a few seconds")
+	case (c == nil && mark > 0) || (c != nil && c.Number < mark):
+		w.Header().Set("Retry-After", "60")
+		httpError(w, http.StatusServiceUnavailable, rootCRLBehind)
 	case c == nil:
 		notFound(w, rootPublishesNoCRL)
 	default:
