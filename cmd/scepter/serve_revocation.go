@@ -235,7 +235,7 @@ func (f *revocationFlags) newPublisher(ctx context.Context, dataDir string, st s
 			r.responder.SetRevocationState(s)
 		}
 	}, Numbers: crl.NewNumbers(filepath.Join(dataDir, crl.NumbersDir))})
-	if err := f.checkStoreBehind(ctx, r.publisher, st, clock, log); err != nil {
+	if err := f.checkStoreBehind(ctx, dataDir, r.publisher, st, clock, log); err != nil {
 		return nil, err
 	}
 	if err := r.publisher.Update(ctx); err != nil {
@@ -249,13 +249,20 @@ func (f *revocationFlags) newPublisher(ctx context.Context, dataDir string, st s
 // store was restored from an older copy, and OCSP would answer good, and
 // the CRL leave out, every certificate revoked after it. It refuses the
 // start unless --store-restored acknowledges it; the first CRL published
-// after is numbered above the mark, so the flag is needed once.
-func (f *revocationFlags) checkStoreBehind(ctx context.Context, p *crl.Publisher, st store.Store, clock pki.Clock, log *slog.Logger) error {
+// after is numbered above the mark, so the flag is needed once. The
+// root's CRL, which no server signs, is held to the same rule: behind the
+// mark 'scepter ca root crl' keeps, the start is refused, and acknowledged
+// none is served until that command signs one above it.
+func (f *revocationFlags) checkStoreBehind(ctx context.Context, dataDir string, p *crl.Publisher, st store.Store, clock pki.Clock, log *slog.Logger) error {
 	behind, err := p.StoreBehind(ctx)
 	if err != nil {
 		return err
 	}
-	if len(behind) == 0 {
+	roots, err := p.RootsBehind(ctx)
+	if err != nil {
+		return err
+	}
+	if len(behind) == 0 && len(roots) == 0 {
 		if f.storeRestored {
 			log.Warn("--store-restored was given, but the store is not behind the CRLs this node published: it had nothing to acknowledge; leave it off the next start")
 		}
@@ -275,16 +282,42 @@ func (f *revocationFlags) checkStoreBehind(ctx context.Context, p *crl.Publisher
 		events = append(events, pki.AuditEvent{Time: clock.Now(), Type: pki.EventStoreBehind, Actor: "system", IssuerID: b.Issuer.ID,
 			Subject: b.Issuer.Cert.Subject.String(), Outcome: outcome, Reason: reason, Detail: msg})
 	}
+	for _, r := range roots {
+		msg := rootBehindMessage(r, dataDir)
+		msgs = append(msgs, msg)
+		log.Error(msg, "issuer_id", r.ID, "store_crl_number", r.Stored, "signed_crl_number", r.Signed, "store_restored", f.storeRestored)
+		events = append(events, pki.AuditEvent{Time: clock.Now(), Type: pki.EventStoreBehind, Actor: "system", IssuerID: r.ID,
+			Subject: r.Root.Subject.String(), Outcome: outcome, Reason: reason, Detail: msg})
+	}
 	if err := st.AppendAudit(ctx, events...); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	if f.storeRestored {
 		return nil
 	}
+	if len(behind) == 0 {
+		return fmt.Errorf("%s. Refusing to start: relying parties would be given a root CRL older than one they may hold. "+
+			"Sign the root's next CRL first, and start again; or, to start before that, start with --store-restored, "+
+			"and no root CRL is served until it is signed", strings.Join(msgs, "; "))
+	}
 	return fmt.Errorf("%s. Refusing to start: certificates revoked after that copy would be served as good without a word. "+
 		"If the store was restored on purpose, start with --store-restored (needed once: the next CRLs are numbered above those published), "+
 		"then make those revocations again (docs/deployment.md, Restoring); otherwise start with the store this node used",
 		strings.Join(msgs, "; "))
+}
+
+// rootBehindMessage says what a store behind the root CRLs signed with
+// dataDir means, and what to run.
+func rootBehindMessage(r crl.RootBehind, dataDir string) string {
+	stored := fmt.Sprintf("its newest CRL of the root %s (issuer %s) is number %d", r.Root.Subject, r.ID[:16], r.Stored)
+	if r.Stored == 0 {
+		stored = fmt.Sprintf("it holds no CRL of the root %s (issuer %s)", r.Root.Subject, r.ID[:16])
+	}
+	return fmt.Sprintf("the store is older than this data directory: %s, but root CRL %d was signed with it. "+
+		"The store was restored from an older copy: the issuing CAs the root revoked after that copy are missing from its root CRL, which is not served. "+
+		"Sign the root's next CRL where the root key is: scepter ca root crl --data-dir %s --store-restored, listing them again with --revoke ISSUER-ID or --revoke-cert FILE and their --reason "+
+		"(the root CRL relying parties last fetched lists them), and --root-key FILE when the root key is offline",
+		stored, r.Signed, shellQuote(dataDir))
 }
 
 // storeBehindMessage says what a store behind this node's CRLs means.

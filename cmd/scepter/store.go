@@ -426,20 +426,40 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		// behind what relying parties have seen.
 		fmt.Fprintf(e.stdout, "%s is missing: before serve starts, copy it from the old data directory, or write the highest CRL numbers relying parties may have seen into it (docs/deployment.md, Restoring); without it a store older than the CRLs published is not noticed, and their numbers are given again.\n", numbersDir)
 	}
+	d := shellQuote(sf.dataDir)
 	if len(behind) == 0 {
-		fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s.\n", first, shellQuote(sf.dataDir))
+		fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s.\n", first, d)
 		return nil
 	}
+	// The root's issuer ID is its fingerprint's hex. Its CRL is signed by
+	// hand, never by serve, so --store-restored alone does not bring it
+	// above its mark: serve refuses without the flag, and with it serves
+	// no root CRL, until 'ca root crl --store-restored' signs one.
+	rootID := strings.TrimPrefix(root, "sha256:")
+	rootBehind := root != "" && behind.has(rootID)
 	fmt.Fprintf(e.stdout, "The restored store is older than the CRLs this data directory published (%s): %s.\n",
-		numbersDir, strings.Join(behind.lines(), "; "))
-	fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s --store-restored, once: without it serve refuses this store, for OCSP would answer good, and the CRL leave out, every certificate revoked after the backup; its next CRLs are numbered above those published.\n", first, shellQuote(sf.dataDir))
+		numbersDir, strings.Join(behind.lines(rootID), "; "))
+	signRoot := fmt.Sprintf("sign the root's next CRL where the root key is: scepter ca root crl --data-dir %s --store-restored, listing again the issuing CAs the root revoked after the backup "+
+		"with --revoke ISSUER-ID --reason R (the root CRL relying parties last fetched lists them: openssl crl -inform DER -in ROOT.crl -noout -text), and --root-key FILE when the root key is offline", d)
+	if rootBehind && len(behind) == 1 {
+		if facts.SchemaVersion < latestSchema() {
+			// This version's ca root crl refuses the store until serve
+			// has migrated it.
+			fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s --store-restored, which migrates the store (without the flag serve refuses it: its root CRL is older than one signed before; with it, serve serves no root CRL until the next is signed); then %s.\n",
+				first, d, signRoot)
+			return nil
+		}
+		fmt.Fprintf(e.stdout, "Next: %s%s; then start scepter serve --data-dir %s. Until that CRL is signed, serve refuses this store without --store-restored, and with it serves no root CRL: the store's is older than one relying parties may hold.\n",
+			first, signRoot, d)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s --store-restored, once: without it serve refuses this store, for OCSP would answer good, and the CRL leave out, every certificate revoked after the backup; its next CRLs are numbered above those published.\n", first, d)
 	fmt.Fprintln(e.stdout, "Then make again what the backup lacks (docs/deployment.md, Restoring): the revocations made after it (scepter certs revoke SERIAL --reason R), and those of certificates issued after it (scepter certs revoke --cert FILE --reason R).")
 	if kept != "" && !lacks.any() {
 		fmt.Fprintf(e.stdout, "The kept copy lists them: %s.\n", keptListing)
 	}
-	// The root's issuer ID is its fingerprint's hex.
-	if root != "" && behind.has(strings.TrimPrefix(root, "sha256:")) {
-		fmt.Fprintln(e.stdout, "The root's CRL is behind too: sign the next with scepter ca root crl --store-restored, listing again the issuing CAs the root revoked after the backup.")
+	if rootBehind {
+		fmt.Fprintf(e.stdout, "The root's CRL is behind too, and serve serves none until its next is signed (and starts only with --store-restored): %s.\n", signRoot)
 	}
 	return nil
 }
@@ -653,14 +673,20 @@ type behindMark struct {
 	stored, published int64
 }
 
-func (b behindMarks) lines() []string {
+// lines says, per issuer, how far the store is behind; rootID (may be "")
+// is named as the root, whose CRLs 'scepter ca root crl' signed.
+func (b behindMarks) lines(rootID string) []string {
 	var out []string
 	for _, m := range b {
 		stored := fmt.Sprintf("the store's newest CRL is number %d", m.stored)
 		if m.stored == 0 {
 			stored = "the store has no CRL"
 		}
-		out = append(out, fmt.Sprintf("issuer %s: %s, this data directory published number %d", m.issuerID[:16], stored, m.published))
+		what := "issuer " + m.issuerID[:16]
+		if m.issuerID == rootID {
+			what = "the root (issuer " + m.issuerID[:16] + ")"
+		}
+		out = append(out, fmt.Sprintf("%s: %s, this data directory published number %d", what, stored, m.published))
 	}
 	return out
 }
