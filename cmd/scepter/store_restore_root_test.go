@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,7 +14,9 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/store/sqlite"
 )
 
 // The reviewer's restore with only the root CRL behind: root CRL 1, the
@@ -162,4 +166,54 @@ func fetchRootCRL(t *testing.T, url string) (int, int64) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, list.Number.Int64()
+}
+
+// The root alone behind, and a backup at an older schema: this version's
+// ca root crl refuses the store until serve has migrated it, so the Next
+// line starts serve with --store-restored first, then signs the root CRL.
+// With issuing CAs behind too, serve's --store-restored comes first as
+// ever, and the root's CRL is named as a step of its own.
+func TestStoreRestoreRootBehindNextSteps(t *testing.T) {
+	ctx := context.Background()
+	dir, issuerID := storeTestDir(t, "a1")
+	certs, err := keys.LoadCertFile(filepath.Join(dir, "ca", ca.RootCertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	numbers := crl.NewNumbers(filepath.Join(dir, crl.NumbersDir))
+	must(t, numbers.Put(issuerIDOf(certs[0]), 2))
+	restore := func(bk string) string {
+		t.Helper()
+		e, stdout, stderr := testEnv(nil)
+		if err := run(ctx, e, []string{"store", "restore", "--data-dir", dir, "--in", bk}); err != nil {
+			t.Fatalf("store restore: %v\n%s%s", err, stdout, stderr)
+		}
+		return stdout.String()
+	}
+
+	older := filepath.Join(t.TempDir(), "older.db")
+	db, err := sql.Open("sqlite", "file:"+older+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upToPrevious(t, db, sqlite.Migrations(), "sqlite")
+	must(t, db.Close())
+	said := restore(older)
+	for _, want := range []string{"Next: start scepter serve --data-dir " + dir + " --store-restored, which migrates the store",
+		"then sign the root's next CRL where the root key is: scepter ca root crl --data-dir " + dir + " --store-restored"} {
+		if !strings.Contains(said, want) {
+			t.Errorf("store restore of an older schema, the root behind, does not say %q:\n%s", want, said)
+		}
+	}
+
+	current := filepath.Join(t.TempDir(), "current.db")
+	backupSQLiteFile(t, filepath.Join(dir, "scepter.db"), current)
+	must(t, numbers.Put(issuerID, 5))
+	said = restore(current)
+	for _, want := range []string{"Next: start scepter serve --data-dir " + dir + " --store-restored, once",
+		"The root's CRL is behind too", "scepter ca root crl --data-dir " + dir + " --store-restored"} {
+		if !strings.Contains(said, want) {
+			t.Errorf("store restore, the root and the issuing CA behind, does not say %q:\n%s", want, said)
+		}
+	}
 }
