@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/filetrust"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -170,7 +171,7 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer clear(pass)
-	sealed, err := os.ReadFile(in)
+	sealed, err := filetrust.ReadRegular(in)
 	if err != nil {
 		return fmt.Errorf("--in: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/scepter/scepter/internal/config"
+	"github.com/scepter/scepter/internal/filetrust"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -753,7 +754,7 @@ func secretFromFile(flagName, path string) (string, error) {
 // flag and the file, for an empty secret would be taken for none. what
 // names it in the message ("secret", "password").
 func readSecretFile(flagName, path, what string, extract func(string) string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := filetrust.ReadRegular(path)
 	if err != nil {
 		return "", usageError{fmt.Sprintf("%s: %v", flagName, err)}
 	}

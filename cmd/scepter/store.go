@@ -16,6 +16,7 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/filetrust"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store/migrate"
@@ -816,16 +817,13 @@ func linkOrCopy(src, dst string) error {
 // copyBeside copies src to a new file (mode 0600, synced) beside path,
 // named after pattern (os.CreateTemp), and returns its name.
 func copyBeside(src, path, pattern string) (string, error) {
-	from, err := os.Open(src)
+	// Opened without blocking and checked open: a FIFO would wait for a
+	// writer, with both data directory locks held.
+	from, err := filetrust.OpenRegular(src)
 	if err != nil {
 		return "", err
 	}
 	defer from.Close()
-	if fi, err := from.Stat(); err != nil {
-		return "", err
-	} else if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is %s, not a regular file", src, keys.NonRegularKind(fi.Mode()))
-	}
 	to, err := os.CreateTemp(filepath.Dir(path), pattern)
 	if err != nil {
 		return "", err

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/config"
+	"github.com/scepter/scepter/internal/filetrust"
 	"github.com/scepter/scepter/internal/keys"
 )
 
@@ -133,7 +133,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // LoadConfig reads and checks an agent.toml file. Relative paths in it are
 // relative to the file's directory.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := filetrust.ReadRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("agent config: %w", err)
 	}

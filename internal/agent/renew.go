@@ -10,13 +10,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/filetrust"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/scep"
 )
@@ -137,7 +137,7 @@ type SCEPRenewer struct{}
 func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, error) {
 	var challenge string
 	if r.Config.ChallengeFile != "" {
-		b, err := os.ReadFile(r.Config.ChallengeFile)
+		b, err := filetrust.ReadRegular(r.Config.ChallengeFile)
 		if err != nil {
 			return nil, fmt.Errorf("challenge_file: %w", err)
 		}

@@ -9,12 +9,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/scepter/scepter/internal/filetrust"
 )
 
 // CommandLineOnly is a flag value taken only from the command line, never
@@ -121,7 +122,7 @@ func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool
 }
 
 func readFile(path string, fs *flag.FlagSet, sections Sections, known func(string) bool) (map[string]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := filetrust.ReadRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/scepter/scepter/internal/filetrust"
 )
 
 // WriteKeyFile writes key as a PKCS#8 PEM file with mode 0600. The write is
@@ -59,23 +61,7 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 
 // NonRegularKind names what a file that is no regular file is ("a named
 // pipe"), for messages that refuse to write over it.
-func NonRegularKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	}
-	return "a special file"
-}
+func NonRegularKind(m fs.FileMode) string { return filetrust.NonRegularKind(m) }
 
 // writeAtomic writes data to a temporary file beside path, syncs it, sets
 // perm and renames it over path, then syncs the directory. It refuses a
@@ -203,7 +189,7 @@ func syncDir(dir string) {
 // LoadKeyFileWithPassphrase). It does not check the file's permissions
 // (see CheckKeyFileMode).
 func LoadKeyFile(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := filetrust.ReadRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
@@ -279,7 +265,7 @@ func parseKeyPEM(data, passphrase []byte) (crypto.Signer, error) {
 // block types are skipped. A file holding a single DER certificate is
 // accepted too. At least one certificate is required.
 func LoadCertFile(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := filetrust.ReadRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 
@@ -269,7 +268,7 @@ func (c PKCS11Config) readPIN() (string, error) {
 	if err := filetrust.Check("PKCS#11 PIN file", c.PINFile, "the PIN, which opens every key of the token"); err != nil {
 		return "", fmt.Errorf("keys: %w", err)
 	}
-	data, err := os.ReadFile(c.PINFile)
+	data, err := filetrust.ReadRegular(c.PINFile)
 	if err != nil {
 		return "", fmt.Errorf("keys: PKCS#11 PIN: %w", err)
 	}

@@ -19,10 +19,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepter/scepter/internal/filetrust"
 )
 
 // Encrypted PKCS#8 (RFC 5958 EncryptedPrivateKeyInfo) with PBES2 (RFC 8018):
@@ -389,7 +390,7 @@ func ParseKeyPEMWithPassphrase(data, passphrase []byte) (crypto.Signer, error) {
 // LoadKeyFileWithPassphrase is LoadKeyFile that also reads an encrypted
 // PKCS#8 key with passphrase (see ParseKeyPEMWithPassphrase).
 func LoadKeyFileWithPassphrase(path string, passphrase []byte) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := filetrust.ReadRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
@@ -431,7 +432,7 @@ func IsEncryptedKeyPEM(data []byte) (bool, error) {
 // KeyFileEncrypted reports whether the key file at path is encrypted (see
 // IsEncryptedKeyPEM), reading no more of it than the framing needs.
 func KeyFileEncrypted(path string) (bool, error) {
-	f, err := os.Open(path)
+	f, err := filetrust.OpenRegular(path)
 	if err != nil {
 		return false, fmt.Errorf("keys: %w", err)
 	}
@@ -455,7 +456,7 @@ func KeyFileEncrypted(path string) (bool, error) {
 // does: the first line of the file, without its "\n". An empty one is
 // refused.
 func ReadPassphraseFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := filetrust.ReadRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("keys: passphrase: %w", err)
 	}
