@@ -109,7 +109,7 @@ func buildVersion(read func() (*debug.BuildInfo, bool)) string {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	e := env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv, environ: os.Environ}
 	if err := run(ctx, e, os.Args[1:]); err != nil {
@@ -118,6 +118,32 @@ func main() {
 			fmt.Fprintf(os.Stderr, "scepter: %s\n", printableLines(err.Error()))
 		}
 		os.Exit(exitCode(err))
+	}
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM: serve shuts
+// down gracefully, a command stops at its next call that heeds ctx. Then
+// both signals take their default action again, so that a second one ends
+// the process at once (exit status 130 for SIGINT, 143 for SIGTERM, as a
+// shell shows it) even when the command waits where no context reaches:
+// otherwise only SIGKILL could end it.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-sigs:
+		case <-ctx.Done():
+		}
+		// Before the cancel, so that whoever sees ctx done may count
+		// on a second signal ending the process.
+		signal.Stop(sigs)
+		cancel()
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		cancel()
 	}
 }
 
