@@ -122,12 +122,20 @@ const serveLockFile = "serve.lock"
 // lockStore).
 const storeLockFile = "store.lock"
 
-// serveRunningError: another process, a 'scepter serve', holds the data
-// directory's lock (lockDataDir); holder is " (pid N)" when known.
-type serveRunningError struct{ holder, dataDir string }
+// serveRunningError: another process holds the data directory's lock
+// (lockDataDir): a 'scepter serve', or a 'scepter store restore'. holder
+// is " (pid N)" when known, command what the lock file names ("serve",
+// "store restore"; "" when it names none).
+type serveRunningError struct{ holder, command, dataDir string }
 
 func (e *serveRunningError) Error() string {
-	return fmt.Sprintf("another 'scepter serve'%s is running on the data directory %s: stop it first, or give this one its own --data-dir (nodes share a --store, not a data directory)", e.holder, e.dataDir)
+	switch e.command {
+	case "serve":
+		return fmt.Sprintf("another 'scepter serve'%s is running on the data directory %s: stop it first, or give this one its own --data-dir (nodes share a --store, not a data directory)", e.holder, e.dataDir)
+	case "":
+		return fmt.Sprintf("another scepter command%s holds the data directory %s (%s): stop it first, or give this one its own --data-dir (nodes share a --store, not a data directory)", e.holder, e.dataDir, serveLockFile)
+	}
+	return fmt.Sprintf("a 'scepter %s'%s holds the data directory %s: let it finish, or stop it, first", e.command, e.holder, e.dataDir)
 }
 
 // scepterEntries are names that only a data directory scepter used holds.

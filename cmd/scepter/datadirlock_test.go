@@ -22,7 +22,7 @@ func TestSecondServerOnOneDataDirIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lockDataDir(dir); err == nil || !strings.Contains(err.Error(), "another 'scepter serve'") || !strings.Contains(err.Error(), "pid ") {
+	if _, err := lockDataDir(dir); err == nil || !strings.Contains(err.Error(), "another scepter command (pid ") {
 		t.Fatalf("second lock: %v, want a refusal naming the first server", err)
 	}
 	unlock()
@@ -104,5 +104,60 @@ func TestCAWithoutDatabaseIsRefused(t *testing.T) {
 	}
 	if err := refuseLostSQLite("", dir); err != nil {
 		t.Errorf("with an empty scepter.db made on purpose: %v", err)
+	}
+}
+
+// The refusal names what holds the data directory as its lock file says:
+// a serve, a restore (which takes the same lock), or, when the file names
+// no command (an older scepter's, a test binary's), another scepter
+// command. A restore was taken for a serve.
+func TestDataDirLockNamesItsHolder(t *testing.T) {
+	tests := []struct{ content, want string }{
+		{"123 serve\n", "another 'scepter serve' (pid 123) is running on the data directory"},
+		{"123 store restore\n", "a 'scepter store restore' (pid 123) holds the data directory"},
+		{"123\n", "another scepter command (pid 123) holds the data directory"},
+		{"123 $(rm -rf) x\n", "another scepter command (pid 123) holds the data directory"},
+		{"", "another scepter command holds the data directory"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.TrimSpace(tt.content), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, serveLockFile)
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			held, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer held.Close()
+			if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lockDataDir(dir); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("lock held by %q: %v, want %q", tt.content, err, tt.want)
+			}
+		})
+	}
+}
+
+// The lock file names the command by its leading words, never by a flag
+// or what follows one.
+func TestCommandOf(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--data-dir", "d"}, "serve"},
+		{[]string{"store", "restore", "--in", "x"}, "store restore"},
+		{[]string{"store", "restore", "extra"}, "store restore"},
+		{[]string{"-test.run=X"}, ""},
+		{nil, ""},
+		{[]string{"Serve;"}, ""},
+	}
+	for _, tt := range tests {
+		if got := commandOf(tt.args); got != tt.want {
+			t.Errorf("commandOf(%q) = %q, want %q", tt.args, got, tt.want)
+		}
 	}
 }

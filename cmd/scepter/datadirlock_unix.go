@@ -5,9 +5,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,15 +38,19 @@ func lockDataDir(dataDir string) (unlock func(), err error) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	writePID := !ok || st.Nlink <= 1
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder := ""
-		if b, rerr := os.ReadFile(path); rerr == nil {
-			if pid := strings.TrimSpace(string(b)); pid != "" {
+		holder, command := "", ""
+		if b, rerr := io.ReadAll(io.LimitReader(f, 256)); rerr == nil {
+			pid, cmd, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+			if pid != "" {
 				holder = " (pid " + pid + ")"
+			}
+			if commandOf(strings.Fields(cmd)) == cmd { // no junk in the message
+				command = cmd
 			}
 		}
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, &serveRunningError{holder: holder, dataDir: dataDir}
+			return nil, &serveRunningError{holder: holder, command: command, dataDir: dataDir}
 		}
 		if noFileLocks(err) {
 			// A file system without locks (some network mounts): the
@@ -56,10 +62,34 @@ func lockDataDir(dataDir string) (unlock func(), err error) {
 	if !writePID {
 		return func() { f.Close() }, nil
 	}
+	// The pid and the command ("1234 store restore"), for the message
+	// of whoever finds the lock taken: serve takes it, and so does a
+	// restore.
+	line := strconv.Itoa(os.Getpid())
+	if cmd := commandOf(os.Args[1:]); cmd != "" {
+		line += " " + cmd
+	}
 	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		_, _ = f.WriteAt([]byte(line+"\n"), 0)
 	}
 	return func() { f.Close() }, nil
+}
+
+// commandWord is a word of a command's name, such as "serve" or "store".
+var commandWord = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+
+// commandOf names the scepter command args run: its leading words, up to
+// two ("serve", "store restore"), "" when they name none (no words, or a
+// flag first, as in a test binary's arguments).
+func commandOf(args []string) string {
+	var words []string
+	for _, a := range args {
+		if len(words) == 2 || !commandWord.MatchString(a) {
+			break
+		}
+		words = append(words, a)
+	}
+	return strings.Join(words, " ")
 }
 
 // openLockFile opens (creating) a lock file of the data directory.
