@@ -161,3 +161,31 @@ func TestCommandOf(t *testing.T) {
 		}
 	}
 }
+
+// A restore refused because another restore holds the data directory
+// says so, not that a server runs there (f102 left the restore's own
+// message naming serve whatever held the lock).
+func TestRestoreNamesAnotherRestore(t *testing.T) {
+	for _, tt := range []struct{ content, want string }{
+		{"123 store restore\n", "a 'scepter store restore' (pid 123) holds the data directory"},
+		{"123 serve\n", "stop scepter serve first"},
+	} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, serveLockFile)
+		if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		held, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			t.Fatal(err)
+		}
+		_, err = runCLI("store", "restore", "--data-dir", dir, "--in", filepath.Join(t.TempDir(), "bk.db"))
+		held.Close()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("lock held by %q: %v, want %q", tt.content, err, tt.want)
+		}
+	}
+}

@@ -324,8 +324,11 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	switch {
 	case errors.Is(err, errNoLocks):
 		fmt.Fprintf(e.stderr, "scepter: warning: %v; make sure no 'scepter serve' runs on %s\n", err, sf.dataDir)
+	case errors.As(err, &running) && running.command != "serve" && running.command != "":
+		return err // another restore: lockDataDir names it
 	case errors.As(err, &running):
-		// lockDataDir's advice is for a second server.
+		// lockDataDir's advice is for a second server (and a lock file
+		// that names no command is most likely an older server's).
 		return fmt.Errorf("a 'scepter serve'%s is running on %s: stop scepter serve first; a restore replaces the database under it", running.holder, sf.dataDir)
 	case err != nil:
 		return err
