@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -366,7 +367,19 @@ func TestCARenewRAHintKeyFirst(t *testing.T) {
 // way: its key destroyed at the next check and audited, its ra.crt
 // replaced with ra-revoked.crt, so that no load takes the generation for
 // one without an RA of its own.
+//
+// So is one whose issuing CA the root CRL lists: Authority.RAs leaves such
+// an RA out (it decrypts nothing), and the keeper, which once asked only
+// about those, never saw its certificate revoked and kept its key.
 func TestRevokedPreviousRAKeyIsDestroyed(t *testing.T) {
+	for _, rootRevoked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("root_revoked=%t", rootRevoked), func(t *testing.T) {
+			testRevokedPreviousRAKeyIsDestroyed(t, rootRevoked)
+		})
+	}
+}
+
+func testRevokedPreviousRAKeyIsDestroyed(t *testing.T, rootRevoked bool) {
 	ctx := context.Background()
 	p := fixture.New(t, fixture.Options{})
 	old := p.Service.ActiveRA()
@@ -387,6 +400,9 @@ func TestRevokedPreviousRAKeyIsDestroyed(t *testing.T) {
 	}
 	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
 	n.keeper.discards = p.Store
+	if rootRevoked {
+		p.Authority.SetRevokedIssuers([]string{oldIssuerID})
+	}
 	prevDir := filepath.Join(p.Dir, "ca", ca.PreviousDir, oldIssuerID)
 
 	if _, _, err := p.Store.RevokeCertificate(ctx, oldIssuerID, old.Cert.SerialNumber.Text(16), reasonKeyCompromise, p.Clock.Now(),

@@ -133,7 +133,7 @@ func (k *raKeeper) isRevoked(ra *pki.RA) bool {
 func (k *raKeeper) check(ctx context.Context) {
 	revoked := maps.Clone(*k.revoked.Load())
 	var loaded []string
-	for _, ra := range k.authority.RAs() {
+	for _, ra := range k.keptRAs() {
 		der := string(ra.Cert.Raw)
 		loaded = append(loaded, der)
 		r, err := k.inventory.RARevoked(ctx, ra)
@@ -232,6 +232,21 @@ func (k *raKeeper) check(ctx context.Context) {
 	k.problem = errors.Join(problems...)
 	k.mu.Unlock()
 	k.findLacked(ctx)
+}
+
+// keptRAs are the RAs whose keys this node keeps: those that decrypt
+// (RAs) and, besides, the previous and retired ones RAs leaves out because
+// the root CRL lists their issuing CA. Those decrypt nothing, but their
+// keys are on disk all the same, and must be destroyed once their
+// certificates are revoked (dropRevokedRetired).
+func (k *raKeeper) keptRAs() []*pki.RA {
+	out := k.authority.RAs()
+	for _, ra := range slices.Concat(k.authority.RetiredRAs(), k.authority.PreviousRAs()) {
+		if !slices.ContainsFunc(out, func(r *pki.RA) bool { return r.Cert.Equal(ra.Cert) }) {
+			out = append(out, ra)
+		}
+	}
+	return out
 }
 
 // lackedRA is an RA certificate that `scepter ca renew-ra` made on another

@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -159,7 +161,12 @@ func (s *Service) RARevoked(ctx context.Context, ra *pki.RA) (bool, error) {
 	}
 	// An expired RA certificate is still ours (the issuer comes back
 	// with ErrExpired): its revocation still counts.
-	issuer, _ := s.authority.IssuedByUs(ra.Cert, s.clock.Now())
+	issuer, err := s.authority.IssuedByUs(ra.Cert, s.clock.Now())
+	if errors.Is(err, ca.ErrIssuerRevoked) {
+		// Its CA is on the root CRL, so the RA decrypts nothing; but its
+		// key is still kept, and its revocation is what has it destroyed.
+		issuer = raSigner(s.authority.Issuers(), ra.Cert)
+	}
 	if issuer == nil {
 		return false, nil
 	}
@@ -172,6 +179,17 @@ func (s *Service) RARevoked(ctx context.Context, ra *pki.RA) (bool, error) {
 		return false, fmt.Errorf("enroll: looking up the RA certificate %s: %w", serial, err)
 	}
 	return rec.Status == pki.StatusRevoked, nil
+}
+
+// raSigner is the one of issuers that signed cert, an RA certificate this
+// node loaded from its own CA directory; nil for none.
+func raSigner(issuers []*ca.Issuer, cert *x509.Certificate) *ca.Issuer {
+	for _, i := range issuers {
+		if bytes.Equal(i.Cert.RawSubject, cert.RawIssuer) && cert.CheckSignatureFrom(i.Cert) == nil {
+			return i
+		}
+	}
+	return nil
 }
 
 // RecordRAReplacement puts replacement, the RA certificate issued because
