@@ -82,6 +82,10 @@ type Responder struct {
 	hashesMu sync.Mutex
 	hashes   map[string]*issuerHashes // by issuer ID
 
+	// rootRevs: the issuing CAs found on the root CRL, with their
+	// revocation dates.
+	rootRevs rootRevokedSet
+
 	cacheMu  sync.Mutex
 	cache    map[cacheKey]*cached
 	inflight map[cacheKey]*call
@@ -144,6 +148,9 @@ type cached struct {
 	answer    Answer
 	seq       int64
 	refreshAt time.Time
+	// rootRevoked: the root CRL listed the issuer when the answer was
+	// made; one made before it lists it is not served after.
+	rootRevoked bool
 }
 
 type call struct {
@@ -178,12 +185,13 @@ func (r *Responder) Respond(ctx context.Context, der []byte) Answer {
 	key := cacheKey{issuerID: issuer.ID, hash: id.Hash, serial: id.Serial.Text(16)}
 	now := r.clock.Now()
 	seq := r.seqOf(issuer.ID)
+	rootRevoked := r.rootRevoked(issuer.ID)
 	r.cacheMu.Lock()
 	// An answer made before the clock was set back (its thisUpdate is
 	// still ahead) is not served again: relying parties with a right
 	// clock reject it as not yet valid, and its refreshAt lies as far
 	// ahead as the clock went back.
-	if c, ok := r.cache[key]; ok && c.seq == seq && now.Before(c.refreshAt) && !now.Before(c.answer.ThisUpdate) &&
+	if c, ok := r.cache[key]; ok && c.seq == seq && c.rootRevoked == rootRevoked && now.Before(c.refreshAt) && !now.Before(c.answer.ThisUpdate) &&
 		bytes.Equal(c.answer.certIDRaw(), id.Raw) {
 		r.cacheMu.Unlock()
 		return c.answer
@@ -212,7 +220,7 @@ func (r *Responder) Respond(ctx context.Context, der []byte) Answer {
 		if len(r.cache) >= r.cfg.MaxCache {
 			r.cache = map[cacheKey]*cached{}
 		}
-		r.cache[key] = &cached{answer: a, seq: seq, refreshAt: a.refreshAt()}
+		r.cache[key] = &cached{answer: a, seq: seq, refreshAt: a.refreshAt(), rootRevoked: rootRevoked}
 	}
 	r.cacheMu.Unlock()
 	cl.answer = a
@@ -250,6 +258,12 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 	case now.Before(ca.NotBefore):
 		return Answer{DER: TryLaterResponse, Err: fmt.Errorf("ocsp: the issuing CA %q is not valid before %s (is the clock right?)",
 			ca.Subject, ca.NotBefore.UTC().Format(time.RFC3339))}
+	}
+	// An issuing CA the root revoked vouches for none of its
+	// certificates (underRevokedCA).
+	var caRevokedAt time.Time
+	if r.rootRevoked(issuer.ID) {
+		caRevokedAt = r.rootRevokedAt(ctx, issuer, now)
 	}
 	s, ok := r.signer(issuer.ID)
 	if ok && r.delegateRevoked(ctx, issuer, s.Cert) {
@@ -315,6 +329,10 @@ func (r *Responder) signWith(ctx context.Context, issuer *ca.Issuer, req *Reques
 			default:
 				resp.Status = Good
 				resp.ThisUpdate = notBeforeChange(this, statusSince(c), now)
+			}
+			if c != nil && err == nil && !caRevokedAt.IsZero() {
+				resp = underRevokedCA(resp, c, caRevokedAt)
+				resp.ThisUpdate = notBeforeChange(this, latest(statusSince(c), resp.RevokedAt.UTC().Truncate(time.Second)), now)
 			}
 		}
 		responses[n] = resp
