@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -196,7 +197,7 @@ func raSigner(issuers []*ca.Issuer, cert *x509.Certificate) *ca.Issuer {
 // revoked's was revoked, into the inventory (so that OCSP knows it and it
 // can be revoked in turn), with an audit event that says what it replaces
 // and which node (actor) replaced it. When RecordRACertificates recorded
-// it first, the event is written alone.
+// it first, the event is written alone, as a note (noteRAReplacement).
 func (s *Service) RecordRAReplacement(ctx context.Context, revoked, replacement *pki.RA, actor string) error {
 	now := s.clock.Now()
 	issuer, err := s.authority.IssuedByUs(replacement.Cert, now)
@@ -211,12 +212,29 @@ func (s *Service) RecordRAReplacement(ctx context.Context, revoked, replacement 
 		Detail: fmt.Sprintf("SCEP RA certificate with a new key, replacing the revoked RA certificate %s", revoked.Cert.SerialNumber.Text(16))}
 	err = s.store.RecordIssuance(ctx, store.Issuance{Certificate: rec, Now: now, Events: []pki.AuditEvent{ev}})
 	if errors.Is(err, store.ErrConflict) {
-		// In the inventory already: the replacement still goes into the
-		// audit trail.
-		err = s.store.AppendAudit(ctx, ev)
+		err = s.noteRAReplacement(ctx, ev)
 	}
 	if err != nil {
 		return fmt.Errorf("enroll: recording the RA certificate %s: %w", serial, err)
 	}
 	return nil
+}
+
+// noteRAReplacement writes ev, the issuance of a replacement RA that the
+// inventory holds already, to the audit trail as a certificate.recorded
+// note: the issuance was audited when it was recorded (a CA reload's
+// RecordRACertificates may come first), and one issuance is one
+// certificate.issued, but what the certificate replaces must still be in
+// the trail. Nothing is written when the trail says so already (this
+// replacement recorded before).
+func (s *Service) noteRAReplacement(ctx context.Context, ev pki.AuditEvent) error {
+	seen, err := s.store.ListAudit(ctx, store.AuditFilter{SerialHex: ev.SerialHex, Limit: 100})
+	if err != nil {
+		return fmt.Errorf("reading its audit events: %w", err)
+	}
+	if slices.ContainsFunc(seen, func(e pki.AuditEvent) bool { return e.IssuerID == ev.IssuerID && e.Detail == ev.Detail }) {
+		return nil
+	}
+	ev.Type = pki.EventCertRecorded
+	return s.store.AppendAudit(ctx, ev)
 }

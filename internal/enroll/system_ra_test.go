@@ -2,6 +2,8 @@ package enroll_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -54,35 +56,64 @@ func TestRARevokedCAAsRA(t *testing.T) {
 	}
 }
 
-// A replacement RA certificate goes into the inventory with an event
-// naming the revoked one; recorded already, the event is written alone.
+// A replacement RA certificate goes into the inventory with one
+// certificate.issued event naming the revoked one. When a CA reload's
+// RecordRACertificates recorded it first (with its own certificate.issued),
+// what it replaces is noted as certificate.recorded: one issuance, one
+// certificate.issued event. Before, the replacement appended a second
+// certificate.issued. Recording the replacement again writes nothing.
 func TestRecordRAReplacement(t *testing.T) {
-	ctx := context.Background()
-	p := pkifixture.New(t, pkifixture.Options{})
-	old := p.Service.ActiveRA()
-	other, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{}, p.Clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, foreign := other.Active(p.Clock.Now())
-	if err := p.Service.RecordRAReplacement(ctx, old, foreign, "system:n"); err == nil {
-		t.Error("an RA certificate of another CA was recorded")
-	}
-	// The fixture's own RA stands in for a replacement, twice.
-	for i := range 2 {
-		if err := p.Service.RecordRAReplacement(ctx, &pki.RA{Cert: foreign.Cert}, old, "system:n"); err != nil {
-			t.Fatalf("recording %d: %v", i, err)
-		}
-	}
-	serial := old.Cert.SerialNumber.Text(16)
-	if _, err := p.Store.Certificate(ctx, p.Issuer().ID, serial); err != nil {
-		t.Fatalf("not in the inventory: %v", err)
-	}
-	events, err := p.Store.ListAudit(ctx, store.AuditFilter{SerialHex: serial})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(events) != 2 || events[0].Actor != "system:n" || events[0].Type != pki.EventIssued {
-		t.Errorf("events: %+v", events)
+	for _, reloadFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reload_first=%t", reloadFirst), func(t *testing.T) {
+			ctx := context.Background()
+			p := pkifixture.New(t, pkifixture.Options{})
+			old := p.Service.ActiveRA()
+			other, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{}, p.Clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, foreign := other.Active(p.Clock.Now())
+			if err := p.Service.RecordRAReplacement(ctx, old, foreign, "system:n"); err == nil {
+				t.Error("an RA certificate of another CA was recorded")
+			}
+			if reloadFirst {
+				if err := p.Service.RecordRACertificates(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The fixture's own RA stands in for a replacement, twice.
+			for i := range 2 {
+				if err := p.Service.RecordRAReplacement(ctx, &pki.RA{Cert: foreign.Cert}, old, "system:n"); err != nil {
+					t.Fatalf("recording %d: %v", i, err)
+				}
+			}
+			serial := old.Cert.SerialNumber.Text(16)
+			if _, err := p.Store.Certificate(ctx, p.Issuer().ID, serial); err != nil {
+				t.Fatalf("not in the inventory: %v", err)
+			}
+			events, err := p.Store.ListAudit(ctx, store.AuditFilter{SerialHex: serial})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var issued, replacing int
+			for _, ev := range events {
+				if ev.Type == pki.EventIssued {
+					issued++
+				}
+				if strings.Contains(ev.Detail, "replacing the revoked RA certificate "+foreign.Cert.SerialNumber.Text(16)) {
+					replacing++
+					want := pki.EventIssued
+					if reloadFirst {
+						want = pki.EventCertRecorded
+					}
+					if ev.Type != want || ev.Actor != "system:n" {
+						t.Errorf("the replacement's event: type %s actor %s, want %s by system:n", ev.Type, ev.Actor, want)
+					}
+				}
+			}
+			if issued != 1 || replacing != 1 {
+				t.Errorf("%d certificate.issued events and %d naming the revoked RA, want 1 and 1: %+v", issued, replacing, events)
+			}
+		})
 	}
 }

@@ -221,7 +221,8 @@ const (
 	// malformed body): every refusal is in the audit trail.
 	EventRefused = "request.refused"
 	// EventCertRecorded: a certificate this CA issued that the inventory
-	// lacked was recorded from a file (SourceImported).
+	// lacked was recorded from a file (SourceImported); or what a SCEP RA
+	// certificate replaces, noted after its issuance was audited.
 	EventCertRecorded = "certificate.recorded"
 	// EventStoreBehind: a node started on a store whose newest CRL is
 	// numbered below the one the node published (a store restored from an
