@@ -368,18 +368,26 @@ func TestCARenewRAHintKeyFirst(t *testing.T) {
 // replaced with ra-revoked.crt, so that no load takes the generation for
 // one without an RA of its own.
 //
-// So is one whose issuing CA the root CRL lists: Authority.RAs leaves such
-// an RA out (it decrypts nothing), and the keeper, which once asked only
-// about those, never saw its certificate revoked and kept its key.
+// So is one whose issuing CA the root CRL lists, revoked or not: it
+// decrypts nothing more, and the root lists a CA for good. Before, the
+// keeper asked only about Authority.RAs, which leaves such an RA out, so
+// its key stayed even once its certificate was revoked.
 func TestRevokedPreviousRAKeyIsDestroyed(t *testing.T) {
-	for _, rootRevoked := range []bool{false, true} {
-		t.Run(fmt.Sprintf("root_revoked=%t", rootRevoked), func(t *testing.T) {
-			testRevokedPreviousRAKeyIsDestroyed(t, rootRevoked)
+	for _, tc := range []struct {
+		rootRevoked, raRevoked bool
+		logged                 string
+	}{
+		{false, true, "SCEP RA of the previous issuing CA certificate is revoked; its key was destroyed"},
+		{true, true, "SCEP RA of the previous issuing CA certificate is revoked; its key was destroyed"},
+		{true, false, "SCEP RA of the previous issuing CA is kept no more: the root CRL lists that CA; its key was destroyed"},
+	} {
+		t.Run(fmt.Sprintf("root_revoked=%t,ra_revoked=%t", tc.rootRevoked, tc.raRevoked), func(t *testing.T) {
+			testRevokedPreviousRAKeyIsDestroyed(t, tc.rootRevoked, tc.raRevoked, tc.logged)
 		})
 	}
 }
 
-func testRevokedPreviousRAKeyIsDestroyed(t *testing.T, rootRevoked bool) {
+func testRevokedPreviousRAKeyIsDestroyed(t *testing.T, rootRevoked, raRevoked bool, logged string) {
 	ctx := context.Background()
 	p := fixture.New(t, fixture.Options{})
 	old := p.Service.ActiveRA()
@@ -405,9 +413,11 @@ func testRevokedPreviousRAKeyIsDestroyed(t *testing.T, rootRevoked bool) {
 	}
 	prevDir := filepath.Join(p.Dir, "ca", ca.PreviousDir, oldIssuerID)
 
-	if _, _, err := p.Store.RevokeCertificate(ctx, oldIssuerID, old.Cert.SerialNumber.Text(16), reasonKeyCompromise, p.Clock.Now(),
-		pki.AuditEvent{Type: pki.EventRevoked, Actor: "test", Outcome: "success"}); err != nil {
-		t.Fatal(err)
+	if raRevoked {
+		if _, _, err := p.Store.RevokeCertificate(ctx, oldIssuerID, old.Cert.SerialNumber.Text(16), reasonKeyCompromise, p.Clock.Now(),
+			pki.AuditEvent{Type: pki.EventRevoked, Actor: "test", Outcome: "success"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	n.keeper.check(ctx)
 
@@ -433,7 +443,7 @@ func testRevokedPreviousRAKeyIsDestroyed(t *testing.T, rootRevoked bool) {
 	if len(p.Authority.Previous()) != 1 {
 		t.Error("the previous issuing CA is gone")
 	}
-	if !strings.Contains(n.logs.String(), "SCEP RA of the previous issuing CA certificate is revoked; its key was destroyed") {
+	if !strings.Contains(n.logs.String(), logged) {
 		t.Errorf("no log line about the destroyed key:\n%s", n.logs.String())
 	}
 	n.keeper.check(ctx)

@@ -411,8 +411,8 @@ var errNextGone = errors.New("the next CA is gone")
 
 // dropRevokedRetired destroys the keys of retired RAs (kept after a
 // renewal to decrypt for clients that cached them) and of previous issuing
-// CAs' RAs (kept after a rollover) whose certificates are revoked: they no
-// longer decrypt, and a compromised key must not stay on disk, in a token
+// CAs' RAs (kept after a rollover) whose certificates are revoked, or
+// whose issuing CA the root CRL lists: they no longer decrypt, and a compromised key must not stay on disk, in a token
 // or in export-keys until the certificate's end. A failure is logged and
 // tried again at the next check.
 func (k *raKeeper) dropRevokedRetired(revoked map[string]bool) {
@@ -420,21 +420,34 @@ func (k *raKeeper) dropRevokedRetired(revoked map[string]bool) {
 		ra        *pki.RA
 		what, dir string
 		drop      func(*x509.Certificate, time.Time) (bool, string, error)
+		// caRevoked: the root CRL lists the RA's issuing CA.
+		caRevoked bool
 	}
+	rootRevoked := k.authority.RevokedIssuers()
 	var all []kept
 	for _, ra := range k.authority.RetiredRAs() {
-		all = append(all, kept{ra, "retired SCEP RA", filepath.Join(k.caDir, ca.RetiredRADir, ra.Cert.SerialNumber.Text(16)), k.authority.DropRetiredRA})
+		all = append(all, kept{ra, "retired SCEP RA", filepath.Join(k.caDir, ca.RetiredRADir, ra.Cert.SerialNumber.Text(16)), k.authority.DropRetiredRA, false})
 	}
 	for _, ra := range k.authority.PreviousRAs() {
 		// An issuing CA that is its own RA keeps its key: it signs
 		// the CRLs of what it issued.
+		// Nor is an RA whose CA the root CRL lists kept: it decrypts
+		// nothing more, and a root CRL lists a CA for good ('ca root
+		// crl' carries every entry on and takes no certificateHold).
 		if !ra.IsCA {
-			all = append(all, kept{ra, "SCEP RA of the previous issuing CA", filepath.Join(k.caDir, ca.PreviousDir, raIssuerID(ra)), k.authority.DropPreviousRA})
+			id := raIssuerID(ra)
+			all = append(all, kept{ra, "SCEP RA of the previous issuing CA", filepath.Join(k.caDir, ca.PreviousDir, id), k.authority.DropPreviousRA,
+				slices.Contains(rootRevoked, id)})
 		}
 	}
 	for _, c := range all {
 		ra := c.ra
-		if !revoked[string(ra.Cert.Raw)] {
+		why := "certificate is revoked"
+		switch {
+		case revoked[string(ra.Cert.Raw)]:
+		case c.caRevoked:
+			why = "is kept no more: the root CRL lists that CA"
+		default:
 			continue
 		}
 		serial := ra.Cert.SerialNumber.Text(16)
@@ -448,9 +461,9 @@ func (k *raKeeper) dropRevokedRetired(revoked map[string]bool) {
 		}
 		switch {
 		case err != nil:
-			k.log.Error("the "+c.what+" certificate is revoked, but its key could not be destroyed; it no longer decrypts", "serial", serial, "err", err)
+			k.log.Error("the "+c.what+" "+why+", but its key could not be destroyed; it no longer decrypts", "serial", serial, "err", err)
 		case dropped:
-			k.log.Warn("the "+c.what+" certificate is revoked; its key was destroyed", "serial", serial, "dir", c.dir)
+			k.log.Warn("the "+c.what+" "+why+"; its key was destroyed", "serial", serial, "dir", c.dir)
 		}
 	}
 }
