@@ -270,9 +270,9 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 		ok = false
 	}
 	if !ok {
-		return r.signWith(ctx, issuer, req, r.caSigner(issuer), now)
+		return r.signWith(ctx, issuer, req, r.caSigner(issuer), now, caRevokedAt)
 	}
-	a := r.signWith(ctx, issuer, req, s, now)
+	a := r.signWith(ctx, issuer, req, s, now, caRevokedAt)
 	if errors.Is(a.Err, keys.ErrKeyNotFound) {
 		// The token is open and answers, but no longer holds the
 		// delegate's key (deleted from it): unlike a token that is away,
@@ -285,7 +285,7 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 		if r.cfg.DelegateRevoked != nil {
 			r.cfg.DelegateRevoked(issuer.ID)
 		}
-		return r.signWith(ctx, issuer, req, r.caSigner(issuer), now)
+		return r.signWith(ctx, issuer, req, r.caSigner(issuer), now, caRevokedAt)
 	}
 	return a
 }
@@ -295,8 +295,9 @@ func (r *Responder) caSigner(issuer *ca.Issuer) Signer {
 	return Signer{Cert: issuer.Cert, Key: issuer.Signer}
 }
 
-// signWith signs the answer to req with s, at now.
-func (r *Responder) signWith(ctx context.Context, issuer *ca.Issuer, req *Request, s Signer, now time.Time) Answer {
+// signWith signs the answer to req with s, at now. caRevokedAt is when
+// the root revoked issuer (zero: it did not).
+func (r *Responder) signWith(ctx context.Context, issuer *ca.Issuer, req *Request, s Signer, now, caRevokedAt time.Time) Answer {
 	// An answer must not outlive the certificate that signs it: a relying
 	// party (or an RFC 5019 cache) keeping it until its nextUpdate could
 	// not verify it any more, and a delegate's short life is what bounds
