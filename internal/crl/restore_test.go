@@ -275,6 +275,11 @@ func TestRestoredRootCRLIsNotServed(t *testing.T) {
 		t.Errorf("the root CRL of the restored store: %d, Retry-After %q, %q; want 503 naming the command", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 
+	// SCEP GetCRL for the root serves none either (r54).
+	if _, err := p.RootCRL(ctx, root.ID); pki.ErrorCode(err) != pki.EUnavailable || !strings.Contains(pki.ErrorMessage(err), "scepter ca root crl --store-restored") {
+		t.Errorf("RootCRL of the restored store: %v, want unavailable naming the command", err)
+	}
+
 	// Signed again, above the mark: served once the store is read again.
 	if n := sign(restored); n != 3 {
 		t.Fatalf("root CRL %d signed on the restored store, want 3", n)
@@ -289,5 +294,8 @@ func TestRestoredRootCRLIsNotServed(t *testing.T) {
 	}
 	if behind, err := p.RootsBehind(ctx); err != nil || len(behind) != 0 {
 		t.Errorf("RootsBehind once root CRL 3 is stored: %+v, %v", behind, err)
+	}
+	if der, err := p.RootCRL(ctx, root.ID); err != nil || parseCRL(t, der, f.Authority.Root).Number.Int64() != 3 {
+		t.Errorf("RootCRL once root CRL 3 is stored: %v", err)
 	}
 }

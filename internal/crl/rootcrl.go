@@ -305,6 +305,29 @@ func (h *Handler) serveRootCRL(w http.ResponseWriter, r *http.Request, id string
 	}
 }
 
+// RootCRL returns the root's newest stored CRL for SCEP GetCRL
+// (enroll.RootCRLSource), as /crl/ROOT-ID.crl serves it: none below the
+// highest root CRL number signed with this data directory (a store
+// restored from an older copy: unavailable, naming what to run), and
+// store.ErrNotFound while none was signed.
+func (p *Publisher) RootCRL(ctx context.Context, rootID string) ([]byte, error) {
+	c, err := p.st.LatestCRL(ctx, rootID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	mark, merr := p.rootMark(rootID) // after the CRL, as Handler.rootCRL reads them
+	if merr != nil {
+		return nil, merr
+	}
+	if (c == nil && mark > 0) || (c != nil && c.Number < mark) {
+		return nil, &pki.Error{Code: pki.EUnavailable, Message: rootCRLBehind, RetryAfter: time.Minute}
+	}
+	if c == nil {
+		return nil, err
+	}
+	return c.DER, nil
+}
+
 // RootRevokedIssuers returns the IDs of those of issuers that the root's
 // CRL der lists, once it has checked that root signed it. An issuing CA
 // is matched by its serial among the certificates root issued: the root

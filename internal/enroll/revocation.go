@@ -152,17 +152,37 @@ func (s *Service) rootCRL(ctx context.Context, rawIssuer []byte) ([]byte, *x509.
 				continue
 			}
 			sum := sha256.Sum256(c.Raw)
-			latest, err := s.store.LatestCRL(ctx, hex.EncodeToString(sum[:]))
+			der, err := s.storedRootCRL(ctx, hex.EncodeToString(sum[:]))
 			if errors.Is(err, store.ErrNotFound) {
 				return nil, nil, pki.Wrap(pki.EBadCertID, err, "the root CA has published no CRL: its key is kept offline; sign one with 'scepter ca root crl'")
 			}
 			if err != nil {
 				return nil, nil, fmt.Errorf("enroll: the root's CRL: %w", err)
 			}
-			return latest.DER, c, nil
+			return der, c, nil
 		}
 	}
 	return nil, nil, pki.Errorf(pki.EBadCertID, "no CA of this server has that name")
+}
+
+// RootCRLSource is a CRLSource that also serves the root's CRL as the
+// CRL URL does (crl.Publisher): none below the highest number signed with
+// this node's data directory (a store restored from an older copy).
+type RootCRLSource interface {
+	RootCRL(ctx context.Context, rootID string) ([]byte, error)
+}
+
+// storedRootCRL is the root's newest CRL: through Config.CRLs when it is a
+// RootCRLSource, else as the store holds it.
+func (s *Service) storedRootCRL(ctx context.Context, rootID string) ([]byte, error) {
+	if src, ok := s.cfg.CRLs.(RootCRLSource); ok {
+		return src.RootCRL(ctx, rootID)
+	}
+	c, err := s.store.LatestCRL(ctx, rootID)
+	if err != nil {
+		return nil, err
+	}
+	return c.DER, nil
 }
 
 // CheckNotRevoked refuses a certificate of ours that is revoked, not in

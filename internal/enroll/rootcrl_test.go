@@ -51,3 +51,30 @@ func TestCurrentCRLOfTheRoot(t *testing.T) {
 		t.Errorf("a name no CA has: %v, want badCertId", err)
 	}
 }
+
+// behindRootCRLs serves no root CRL, as crl.Publisher does while the
+// store's is below the number signed with the node's data directory.
+type behindRootCRLs struct{ noIssuingCRLs }
+
+func (behindRootCRLs) RootCRL(context.Context, string) ([]byte, error) {
+	return nil, pki.Errorf(pki.EUnavailable, "the root CRL is behind")
+}
+
+// GetCRL of the root asks the CRL source when it can tell (r54: a store
+// restored from an older copy had GetCRL serve the older root CRL, which
+// the CRL URL refused).
+func TestCurrentCRLOfTheRootAsksTheSource(t *testing.T) {
+	f := newFixtureWith(t, enroll.Config{CRLs: behindRootCRLs{}})
+	ctx := context.Background()
+	issuer, _ := f.auth.Active(f.clock.Now())
+	root := issuer.Chain[1]
+	sum := sha256.Sum256(root.Raw)
+	now := f.clock.Now()
+	if err := f.st.PutCRL(ctx, store.CRL{IssuerID: hex.EncodeToString(sum[:]), Number: 1, ThisUpdate: now, NextUpdate: now.Add(time.Hour),
+		DER: []byte("an older root CRL"), CreatedAt: now}, 5); err != nil {
+		t.Fatal(err)
+	}
+	if der, _, err := f.svc.CurrentCRL(ctx, root.RawSubject, "1"); pki.ErrorCode(err) != pki.EUnavailable {
+		t.Errorf("GetCRL of a root CRL behind: %q, %v; want unavailable", der, err)
+	}
+}
