@@ -449,7 +449,7 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		if facts.SchemaVersion < latestSchema() {
 			// This version's ca root crl refuses the store until serve
 			// has migrated it.
-			fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s --store-restored, which migrates the store (without the flag serve refuses it: its root CRL is older than one signed before; with it, serve serves no root CRL until the next is signed); then %s.\n",
+			fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s --store-restored, which migrates the store (without the flag serve refuses it: its root CRL is older than one signed before; with it, serve serves no root CRL until the next is signed); then %s. Until then the issuing CAs the root revoked after the backup count as valid (their certificates authenticate, OCSP answers good for them): keep the server from clients meanwhile.\n",
 				first, d, signRoot)
 			return nil
 		}
@@ -457,13 +457,20 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 			first, signRoot, d)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s --store-restored, once: without it serve refuses this store, for OCSP would answer good, and the CRL leave out, every certificate revoked after the backup; its next CRLs are numbered above those published.\n", first, d)
+	serveStep := fmt.Sprintf("start scepter serve --data-dir %s --store-restored, once: without it serve refuses this store, for OCSP would answer good, and the CRL leave out, every certificate revoked after the backup; its next CRLs are numbered above those published", d)
+	if rootBehind && facts.SchemaVersion >= latestSchema() {
+		// The root's first: until it is signed, the issuing CAs the root
+		// revoked after the backup would count as valid once serve runs.
+		fmt.Fprintf(e.stdout, "Next: %s%s; then %s.\n", first, signRoot, serveStep)
+	} else {
+		fmt.Fprintf(e.stdout, "Next: %s%s.\n", first, serveStep)
+	}
 	fmt.Fprintln(e.stdout, "Then make again what the backup lacks (docs/deployment.md, Restoring): the revocations made after it (scepter certs revoke SERIAL --reason R), and those of certificates issued after it (scepter certs revoke --cert FILE --reason R).")
 	if kept != "" && !lacks.any() {
 		fmt.Fprintf(e.stdout, "The kept copy lists them: %s.\n", keptListing)
 	}
-	if rootBehind {
-		fmt.Fprintf(e.stdout, "The root's CRL is behind too, and serve serves none until its next is signed (and starts only with --store-restored): %s.\n", signRoot)
+	if rootBehind && facts.SchemaVersion < latestSchema() {
+		fmt.Fprintf(e.stdout, "The root's CRL is behind too, and serve serves none until its next is signed (and starts only with --store-restored): %s. Until then the issuing CAs the root revoked after the backup count as valid: keep the server from clients meanwhile.\n", signRoot)
 	}
 	return nil
 }
