@@ -192,6 +192,9 @@ type revocation struct {
 	publisher *crl.Publisher
 	responder *ocsp.Responder
 	delegates *ocsp.Delegates
+	// gate, when set, is the node's issuance gate (issuanceGate): the
+	// responder certificates wait while it is closed.
+	gate func() error
 }
 
 // storeRestoredOnce is why --store-restored is taken only on the command
@@ -357,8 +360,12 @@ func (r *revocation) run(ctx context.Context, background *sync.WaitGroup, log *s
 	// look is one store read per issuer), and at once when the responder
 	// finds a delegate revoked or its key gone from the token, or this
 	// node revokes a certificate.
+	gated := &gateWatch{gate: r.gate, log: log, what: "renewing the OCSP responder certificates"}
 	background.Go(func() {
 		everyOrWhen(ctx, time.Minute, r.delegates.Kicked(), func() {
+			if gated.closed() {
+				return // the CA signs answers meanwhile
+			}
 			if err := r.delegates.Refresh(ctx); err != nil {
 				log.Error("OCSP responder certificates", "err", err)
 			}

@@ -75,3 +75,33 @@ func (w *schemaWatch) check(ctx context.Context) {
 		"this node records no issuance and is not ready until it is upgraded (or restarted, if the store is restored to its version)",
 		"store_schema", tooNew.Have, "node_schema", tooNew.Known)
 }
+
+// gateWatch keeps a background job that issues certificates (the OCSP
+// responders', the HTTPS certificate) from running while the node is gated
+// (issuanceGate): it would make a key, have its issuance refused, destroy
+// the key and log an ERROR, every time it runs, for as long as the node
+// is. It says so once at WARN; the job runs again once the gate opens.
+// Used by one goroutine.
+type gateWatch struct {
+	gate func() error // nil: never gated (SQLite)
+	log  *slog.Logger
+	what string
+	said bool
+}
+
+// closed reports whether the job must wait.
+func (g *gateWatch) closed() bool {
+	if g.gate == nil {
+		return false
+	}
+	err := g.gate()
+	if err == nil {
+		g.said = false
+		return false
+	}
+	if !g.said {
+		g.log.Warn(g.what+" waits: this node issues nothing now", "err", err)
+		g.said = true
+	}
+	return true
+}

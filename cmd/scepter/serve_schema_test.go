@@ -99,3 +99,31 @@ func TestSchemaWatchNotOnSQLite(t *testing.T) {
 		t.Error("SQLite store: an issuance gate, want none")
 	}
 }
+
+// A job that issues waits while the node is gated, saying so once (r55:
+// the responder and HTTPS renewals made a key, had it refused, destroyed
+// it and logged an ERROR every minute), and runs once the gate opens.
+func TestGateWatch(t *testing.T) {
+	var logb bytes.Buffer
+	var shut error
+	g := &gateWatch{gate: func() error { return shut }, log: slog.New(slog.NewTextHandler(&logb, nil)), what: "renewing the HTTPS certificate"}
+	if g.closed() {
+		t.Fatal("closed with the gate open")
+	}
+	shut = errors.New("the store's schema is newer")
+	for range 3 {
+		if !g.closed() {
+			t.Fatal("open with the gate closed")
+		}
+	}
+	if n := strings.Count(logb.String(), "level=WARN"); n != 1 || strings.Contains(logb.String(), "level=ERROR") {
+		t.Errorf("%d WARN lines while gated, want 1 and no ERROR:\n%s", n, logb.String())
+	}
+	shut = nil
+	if g.closed() {
+		t.Error("closed once the gate opened")
+	}
+	if (&gateWatch{}).closed() {
+		t.Error("a job without a gate (SQLite) waited")
+	}
+}
