@@ -439,7 +439,7 @@ func (l *layout) checkDirs() error {
 				s.setting, s.path, p.Dir, filetrust.UserName(p.Owner), p.Owner, filetrust.TrustedUsers(), filetrust.TrustedUsers())
 		default:
 			return fmt.Errorf("the directory of %s %s, or one above it, %s, has mode %04o: group or others may replace the key and certificate in it with their own, which the service would load; the agent keeps nothing there: run chmod go-w %s, or move the files",
-				s.setting, s.path, p.Dir, p.Mode.Perm(), p.Dir)
+				s.setting, s.path, p.Dir, p.Mode.Perm(), filetrust.ShellQuote(p.Dir))
 		}
 	}
 	return nil

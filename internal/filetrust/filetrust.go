@@ -33,7 +33,7 @@ func Check(setting, path, changes string) error {
 	}
 	if uid, foreign := ForeignOwner(fi); foreign {
 		return fmt.Errorf("%s %s belongs to user %s (uid %d), not to %s: that user may change %s; run: chown %s %s",
-			setting, path, UserName(uid), uid, TrustedUsers(), changes, UserName(os.Geteuid()), path)
+			setting, path, UserName(uid), uid, TrustedUsers(), changes, UserName(os.Geteuid()), ShellQuote(path))
 	}
 	for _, dir := range replaceableFrom(path) {
 		p := UnsafeDir(dir)
@@ -49,7 +49,7 @@ func Check(setting, path, changes string) error {
 				setting, path, where, p.Dir, UserName(p.Owner), p.Owner, TrustedUsers(), changes, TrustedUsers())
 		}
 		return fmt.Errorf("%s %s is %s directory %s, which has mode %04o: group or others may replace the file, and so change %s; move the file, or run: chmod go-w %s",
-			setting, path, where, p.Dir, p.Mode.Perm(), changes, p.Dir)
+			setting, path, where, p.Dir, p.Mode.Perm(), changes, ShellQuote(p.Dir))
 	}
 	return nil
 }

@@ -169,7 +169,7 @@ func checkSecretFileMode(path, what string) error {
 		return nil
 	}
 	if m := fi.Mode().Perm(); m&0o077 != 0 {
-		return fmt.Errorf("keys: %s has mode %04o: group and others must have no access to %s; run: chmod 600 %s", path, m, what, path)
+		return fmt.Errorf("keys: %s has mode %04o: group and others must have no access to %s; run: chmod 600 %s", path, m, what, filetrust.ShellQuote(path))
 	}
 	return nil
 }
