@@ -627,7 +627,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			}
 		}
 	})
-	rev.gate = issuanceGate(db)
+	rev.gate = cfg.IssuanceGate // as the RA keeper's
 	rev.run(bgCtx, &background, log)
 	// The CA's own certificates, a while before they expire: at start and
 	// once a day.
@@ -650,7 +650,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if tlsCert != nil {
 		// Every minute: a revoked certificate (its key leaked) is replaced
 		// within one; otherwise the look is one store read.
-		gated := &gateWatch{gate: issuanceGate(db), log: log, what: "renewing the HTTPS certificate"}
+		gated := &gateWatch{gate: cfg.IssuanceGate, log: log, what: "renewing the HTTPS certificate"}
 		background.Go(func() {
 			every(bgCtx, time.Minute, func() {
 				if gated.closed() {
