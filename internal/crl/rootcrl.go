@@ -295,7 +295,7 @@ func (h *Handler) serveRootCRL(w http.ResponseWriter, r *http.Request, id string
 	case err != nil:
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, "the store cannot be read; try again in a few seconds")
-	case (c == nil && mark > 0) || (c != nil && c.Number < mark):
+	case belowMark(c, mark):
 		w.Header().Set("Retry-After", "60")
 		httpError(w, http.StatusServiceUnavailable, rootCRLBehind)
 	case c == nil:
@@ -303,6 +303,12 @@ func (h *Handler) serveRootCRL(w http.ResponseWriter, r *http.Request, id string
 	default:
 		writeCRL(w, r, id, c, now)
 	}
+}
+
+// belowMark: the root's stored CRL c (nil: none) is older than the
+// newest signed with this data directory (mark), so it is not served.
+func belowMark(c *store.CRL, mark int64) bool {
+	return (c == nil && mark > 0) || (c != nil && c.Number < mark)
 }
 
 // RootCRL returns the root's newest stored CRL for SCEP GetCRL
@@ -319,7 +325,7 @@ func (p *Publisher) RootCRL(ctx context.Context, rootID string) ([]byte, error) 
 	if merr != nil {
 		return nil, merr
 	}
-	if (c == nil && mark > 0) || (c != nil && c.Number < mark) {
+	if belowMark(c, mark) {
 		return nil, &pki.Error{Code: pki.EUnavailable, Message: rootCRLBehind, RetryAfter: time.Minute}
 	}
 	if c == nil {
