@@ -16,15 +16,14 @@ import (
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 )
 
-// A next CA loaded while the server runs gets its delegated OCSP
-// responder at once, not at the next periodic refresh (ten minutes in
-// which its answers would be signed by the CA itself).
-func TestRolloverRefreshesOCSPDelegates(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var background sync.WaitGroup // ended before the fixture's store closes
-	defer background.Wait()
-	defer cancel()
+// runRevocation starts serve's CRL and responder loops on a new fixture,
+// as serve does; they end before the fixture's store closes.
+func runRevocation(t *testing.T) (*fixture.PKI, *revocation, context.Context, *slog.Logger) {
+	t.Helper()
 	p := fixture.New(t, fixture.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	t.Cleanup(func() { cancel(); background.Wait() }) // before the fixture's own
 	log := slog.New(slog.DiscardHandler)
 	f := revocationFlags{crlValidity: time.Hour, ocspValidity: time.Hour, responderValidity: ocsp.DefaultDelegateValidity}
 	rev, err := f.newPublisher(ctx, p.Dir, p.Store, p.Authority, p.Clock, log)
@@ -35,6 +34,14 @@ func TestRolloverRefreshesOCSPDelegates(t *testing.T) {
 		t.Fatal(err)
 	}
 	rev.run(ctx, &background, log)
+	return p, rev, ctx, log
+}
+
+// A next CA loaded while the server runs gets its delegated OCSP
+// responder at once, not at the next periodic refresh (ten minutes in
+// which its answers would be signed by the CA itself).
+func TestRolloverRefreshesOCSPDelegates(t *testing.T) {
+	p, rev, _, log := runRevocation(t)
 
 	changed := 0
 	reloadCA(p.Authority, p.Clock, log, func() { changed++ })
@@ -94,21 +101,7 @@ func TestWaitBackgroundIsBounded(t *testing.T) {
 // kick the revocation loops) is replaced at once, not at the next
 // periodic look (r52: ten minutes in which the CA itself signed answers).
 func TestKickReplacesARevokedResponder(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var background sync.WaitGroup // ended before the fixture's store closes
-	defer background.Wait()
-	defer cancel()
-	p := fixture.New(t, fixture.Options{})
-	log := slog.New(slog.DiscardHandler)
-	f := revocationFlags{crlValidity: time.Hour, ocspValidity: time.Hour, responderValidity: ocsp.DefaultDelegateValidity}
-	rev, err := f.newPublisher(ctx, p.Dir, p.Store, p.Authority, p.Clock, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rev.startResponder(ctx, &f, p.Dir, p.Store, p.Authority, p.Service, p.Clock, log); err != nil {
-		t.Fatal(err)
-	}
-	rev.run(ctx, &background, log)
+	p, rev, ctx, _ := runRevocation(t)
 	issuer, _ := p.Authority.Active(p.Clock.Now())
 	old, ok := rev.delegates.Signer(issuer.ID)
 	if !ok {
