@@ -180,6 +180,13 @@ func (e badInput) Error() string { return e.msg }
 
 func badf(format string, args ...any) error { return badInput{fmt.Sprintf(format, args...)} }
 
+// refusedf is a value the API read and refuses (a filter, time, limit or
+// lifetime out of bounds): 422 with the reason, as the console answers
+// it. 400 stays for a request it cannot read.
+func refusedf(format string, args ...any) error {
+	return pki.Errorf(pki.EBadRequest, "%s", fmt.Sprintf(format, args...))
+}
+
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return nil, badInput{"the body must be application/json"}
@@ -404,7 +411,7 @@ func (q *query) duration(k string) time.Duration {
 
 func (q *query) err() error {
 	if len(q.errs) > 0 {
-		return badInput{strings.Join(q.errs, "; ")}
+		return refusedf("%s", strings.Join(q.errs, "; "))
 	}
 	return nil
 }

@@ -233,10 +233,10 @@ func (h *Handler) listCertificates(c *call) error {
 	switch pki.Protocol(cq.Protocol) {
 	case "", pki.ProtocolSCEP, pki.ProtocolEST, pki.ProtocolCLI, pki.ProtocolInternal:
 	default:
-		return badf("protocol %q: want scep, est, cli or internal", cq.Protocol)
+		return refusedf("protocol %q: want scep, est, cli or internal", cq.Protocol)
 	}
 	if cq.IssuerID != "" && !issuerIDRE.MatchString(cq.IssuerID) {
-		return badf("issuer %q: want a CA's ID, 64 hex digits, as /api/v1/cas lists them", cq.IssuerID)
+		return refusedf("issuer %q: want a CA's ID, 64 hex digits, as /api/v1/cas lists them", cq.IssuerID)
 	}
 	certs, next, err := h.ops.Certificates(c.ctx, c.p, cq)
 	if err != nil {
@@ -549,7 +549,7 @@ func (h *Handler) newChallenge(c *call) error {
 	if req.TTL != "" {
 		d, err := parseDuration(req.TTL)
 		if err != nil {
-			return badf("ttl %q: want a duration such as 24h or 7d", req.TTL)
+			return refusedf("ttl %q: want a duration such as 24h or 7d", req.TTL)
 		}
 		ttl = d
 	}
@@ -582,7 +582,7 @@ func (h *Handler) listAudit(c *call) error {
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 		// An empty list would read as "nothing happened then", as the
 		// certificate filters and the console refuse it.
-		return badf("since must be before until")
+		return refusedf("since must be before until")
 	}
 	evs, err := h.ops.Audit(c.ctx, c.p, f)
 	if err != nil {
@@ -847,7 +847,7 @@ func (h *Handler) newToken(c *call) error {
 		return pki.Errorf(pki.EBadRequest, "ttl: %s", pki.ErrorMessage(err))
 	}
 	if err != nil {
-		return badf("ttl: %s", pki.ErrorMessage(err))
+		return refusedf("ttl: %s", pki.ErrorMessage(err))
 	}
 	secret, t, err := h.ops.NewToken(c.ctx, c.p, req.Name, pki.Role(req.Role), ttl)
 	if err != nil {
