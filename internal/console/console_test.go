@@ -721,6 +721,27 @@ func TestLoginLongUserName(t *testing.T) {
 	expectStatus(t, "a long name, as often as a user", res, http.StatusTooManyRequests)
 }
 
+// A login without a name or a password is a value read and refused: 422
+// with the form again and what to fill in, counted as no failed login (the
+// user is not locked by it).
+func TestLoginEmptyFields(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	b := e.browser()
+	for _, c := range []struct{ name, user, password string }{
+		{"no name", "", "wrong-password-123"},
+		{"no password", "operator", ""},
+		{"neither", "", ""},
+	} {
+		for i := 0; i < auth.LockAfter; i++ {
+			res := b.tryLogin(c.user, c.password)
+			expectStatus(t, c.name, res, http.StatusUnprocessableEntity)
+			expectBody(t, c.name, res, "Enter your user name and password.", `name="username"`)
+		}
+	}
+	b.login("operator")
+	expectStatus(t, "after empty logins", b.get("/ui/"), http.StatusOK)
+}
+
 // The session cookie: HttpOnly, Secure, SameSite=Strict, Path=/ui/,
 // expiring with the session; the login form's pre-session cookie alike.
 // The login form needs its pre-session token (no login CSRF).

@@ -246,7 +246,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	password := r.PostForm.Get("password")
 	if name == "" || password == "" {
-		h.showLogin(w, r, http.StatusBadRequest, lp, "", "Enter your user name and password.")
+		h.showLogin(w, r, http.StatusUnprocessableEntity, lp, "", "Enter your user name and password.")
 		return
 	}
 	secret, ses, err := h.auth.Login(r.Context(), name, password, remoteHost(r))
