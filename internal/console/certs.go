@@ -328,13 +328,17 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		h.render(w, statusFor(err), "cert", v)
 		return nil
 	}
+	rec := pg.D.Record
+	// As the API says it: which reason stays, and why.
+	reasonStays := func() error {
+		return again(pki.Errorf(pki.EConflict, "certificate %s is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason, or a reason raised to keyCompromise",
+			rec.SerialHex, rec.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(rec.RevokeReason)))
+	}
 	if !pg.CanRevoke {
-		if rec := pg.D.Record; rec.Status == pki.StatusRevoked {
-			// As the API says it: which reason stays, and why.
-			return again(pki.Errorf(pki.EConflict, "certificate %s is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason, or a reason raised to keyCompromise",
-				rec.SerialHex, rec.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(rec.RevokeReason)))
+		if rec.Status == pki.StatusRevoked {
+			return reasonStays()
 		}
-		return again(pki.Errorf(pki.EConflict, "certificate %s is %s already", pg.D.Record.SerialHex, pg.Status))
+		return again(pki.Errorf(pki.EConflict, "certificate %s is %s already", rec.SerialHex, pg.Status))
 	}
 	if pg.Reason == "" {
 		return again(refusef("choose a reason for the revocation"))
@@ -357,6 +361,20 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		// The API's reason (aACompromise, say, is for attribute
 		// certificates).
 		return again(err)
+	}
+	if !contains(pg.Reasons, name) && rec.Status == pki.StatusRevoked && code == rec.RevokeReason {
+		// The reason it has (a page loaded before another operator's
+		// revocation, say): nothing changes, as the API answers it.
+		pg.Reason = name
+		v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
+		v.Message = "The certificate is already revoked with that reason: nothing changed."
+		h.render(w, http.StatusOK, "cert", v)
+		return nil
+	}
+	if !contains(pg.Reasons, name) && rec.Status == pki.StatusRevoked {
+		// Another reason than keyCompromise for a certificate revoked
+		// already: the reason stays, 409 as in the API.
+		return reasonStays()
 	}
 	if !contains(pg.Reasons, name) {
 		return again(refusef("reason %q: want one of %s, or its code", clip(pg.Reason), strings.Join(pg.Reasons, ", ")))

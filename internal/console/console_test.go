@@ -259,6 +259,38 @@ func TestCSRFIsEnforcedOnEveryPost(t *testing.T) {
 
 func ptr(s string) *string { return &s }
 
+// A certificate revoked for a reason that may still be raised to
+// keyCompromise (superseded, say): the same reason again changes nothing
+// (200, as the API's changed: false), another one is 409 naming the reason
+// that stays, as the API answers it, not "want one of keyCompromise" (r56:
+// a page loaded before another operator's revocation offers every reason).
+func TestRevokeAgainAfterARaisableReason(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	c := e.issue("superseded-me")
+	rec := e.record(c)
+	b := e.as("operator")
+	path := certPath(c) + "/revoke"
+	res := b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"superseded"}, "confirm": {"yes"}})
+	expectStatus(t, "revoke superseded", res, http.StatusSeeOther)
+
+	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"superseded"}, "confirm": {"yes"}})
+	expectStatus(t, "the same reason again", res, http.StatusOK)
+	expectBody(t, "the same reason again", res, "already revoked with that reason: nothing changed")
+	for _, reason := range []string{"affiliationChanged", "unspecified", "5"} {
+		res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {reason}, "confirm": {"yes"}})
+		expectStatus(t, "another reason: "+reason, res, http.StatusConflict)
+		expectBody(t, "another reason: "+reason, res, "is already revoked at", "reason superseded; the reason stays")
+	}
+	if r := e.record(c); r.RevokeReason != 4 {
+		t.Fatalf("the reason changed: %+v", r)
+	}
+	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"keyCompromise"}, "confirm": {"yes"}})
+	expectStatus(t, "raised to keyCompromise", res, http.StatusSeeOther)
+	if r := e.record(c); r.RevokeReason != 1 {
+		t.Fatalf("not raised to keyCompromise: %+v", r)
+	}
+}
+
 // Revocation takes a reason and a confirmation; the page then says
 // revoked. A hold can be lifted.
 func TestRevokeWithConfirmation(t *testing.T) {
