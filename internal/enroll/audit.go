@@ -32,10 +32,13 @@ func Audited(err error) bool {
 // own decisions: an unverifiable signature, missing credentials, a
 // malformed body.
 type Refusal struct {
-	Protocol      pki.Protocol
-	Operation     string // e.g. "PKIOperation", "simpleenroll"
-	RemoteAddr    string
-	Profile       string
+	Protocol   pki.Protocol
+	Operation  string // e.g. "PKIOperation", "simpleenroll"
+	RemoteAddr string
+	Profile    string // as asked; "" for the default profile's URL
+	// NoProfile: the request named no profile at all (a path that is no
+	// EST label and operation), so Profile "" is not the default one.
+	NoProfile     bool
 	TransactionID string
 	Subject       string
 	Err           error // its code and client-safe message are recorded
@@ -46,12 +49,32 @@ type Refusal struct {
 func (s *Service) RecordRefusal(ctx context.Context, r Refusal) error {
 	ev := clipped(pki.AuditEvent{
 		Time: s.clock.Now(), Type: pki.EventRefused, Actor: string(r.Protocol) + ":" + clientHost(r.RemoteAddr),
-		Profile: r.Profile, TransactionID: r.TransactionID, Subject: r.Subject, Outcome: "failure",
+		Profile: r.profile(s), TransactionID: r.TransactionID, Subject: r.Subject, Outcome: "failure",
 		Reason: failureReason(r.Err), Detail: r.Operation,
 	})
 	s.log.Info("request refused", "protocol", r.Protocol, "operation", ev.Detail, "reason", ev.Reason,
 		"remote", r.RemoteAddr, "transaction_id", ev.TransactionID, "err", clipErr(r.Err))
 	return s.auditRefusal(ctx, r.RemoteAddr, ev)
+}
+
+// profileAsked is the profile a refused request asked for, as its record
+// names it: the default profile's name for a request at the default URL
+// (""), as the metrics and an issuance there name it; any other name as
+// it was asked, known or not.
+// profile is the profile a refusal is recorded with: none for a request
+// that named none.
+func (r Refusal) profile(s *Service) string {
+	if r.NoProfile {
+		return ""
+	}
+	return s.profileAsked(r.Profile)
+}
+
+func (s *Service) profileAsked(name string) string {
+	if name == "" {
+		return s.cfg.DefaultProfile
+	}
+	return name
 }
 
 // clipped bounds the fields of a refusal that a client chose, directly or
@@ -146,7 +169,7 @@ func (s *Service) recordFailure(ctx context.Context, req Request, cause error) e
 		return cause
 	}
 	ev := pki.AuditEvent{
-		Time: s.clock.Now(), Type: pki.EventEnrollFailed, Actor: actor(req), Profile: req.Profile,
+		Time: s.clock.Now(), Type: pki.EventEnrollFailed, Actor: actor(req), Profile: s.profileAsked(req.Profile),
 		TransactionID: req.TransactionID, Outcome: "failure", Reason: failureReason(cause),
 	}
 	if pki.ClientGone(ctx, cause) {

@@ -94,6 +94,9 @@ type call struct {
 	r       *http.Request
 	op      string
 	profile string // the label; "" for the default profile
+	// noProfile: a path under the prefix that names no label and
+	// operation, refused as such and recorded with no profile.
+	noProfile bool
 }
 
 // ServeHTTP dispatches on the operation (RFC 7030 §3.2.2).
@@ -641,7 +644,7 @@ func (h *Handler) fail(c *call, err error) {
 			code = pki.EBadRequest
 		}
 		_ = h.svc.RecordRefusal(c.r.Context(), enroll.Refusal{Protocol: pki.ProtocolEST, Operation: c.op, RemoteAddr: c.r.RemoteAddr,
-			Profile: c.profile, Err: &pki.Error{Code: code, Message: msg}})
+			Profile: c.profile, NoProfile: c.noProfile, Err: &pki.Error{Code: code, Message: msg}})
 	}
 	var locked *enroll.LockedOutError
 	if errors.As(err, &locked) {

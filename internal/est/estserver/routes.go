@@ -33,7 +33,7 @@ func (h *Handler) UncleanPaths() map[string]http.Handler {
 // uncleanPath answers a path under the EST prefix that is not clean.
 func (h *Handler) uncleanPath(w http.ResponseWriter, r *http.Request) {
 	path := pki.Clip(strings.TrimPrefix(r.URL.Path, est.PathPrefix), 64)
-	h.fail(&call{w: w, r: r, op: path}, pki.Errorf(pki.ENotFound,
+	h.fail(&call{w: w, r: r, op: path, noProfile: true}, pki.Errorf(pki.ENotFound,
 		"unknown EST path %q: a path with an empty, \".\" or \"..\" segment is not served; EST is served at %sOPERATION and %sLABEL/OPERATION",
 		path, est.PathPrefix, est.PathPrefix))
 }
@@ -42,6 +42,6 @@ func (h *Handler) uncleanPath(w http.ResponseWriter, r *http.Request) {
 // operation.
 func (h *Handler) unknownPath(w http.ResponseWriter, r *http.Request) {
 	path := pki.Clip(r.PathValue("path"), 64)
-	h.fail(&call{w: w, r: r, op: path}, pki.Errorf(pki.ENotFound,
+	h.fail(&call{w: w, r: r, op: path, noProfile: true}, pki.Errorf(pki.ENotFound,
 		"unknown EST path %q: EST is served at %sOPERATION and %sLABEL/OPERATION", path, est.PathPrefix, est.PathPrefix))
 }
