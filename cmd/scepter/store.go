@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -365,7 +366,7 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--in %s cannot be restored: %w; %s is unchanged", in, err, db)
 	}
-	root, err := checkBackupCA(sf.dataDir, in, facts)
+	rootCert, err := checkBackupCA(sf.dataDir, in, facts)
 	if err != nil {
 		return fmt.Errorf("%w; %s is unchanged", err, db)
 	}
@@ -383,7 +384,7 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	now := pki.SystemClock{}.Now()
-	carried, carryErr := carryForward(ctx, tmp, kept, now)
+	carried, carryErr := carryForward(ctx, tmp, kept, rootCert, now)
 	if carryErr != nil && kept != "" {
 		return fmt.Errorf("%w; %s is unchanged (and kept in %s)", carryErr, db, kept)
 	} else if carryErr != nil {
@@ -417,6 +418,13 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	}
 	carried.report(e)
 	lacks.report(e)
+	// The root's CRLs carried forward close its gap when they reach the
+	// number this data directory published.
+	root, rootID := "", ""
+	if rootCert != nil {
+		root, rootID = ca.Fingerprint(rootCert), issuerIDOf(rootCert)
+		behind = behind.withCarried(rootID, carried.carried.NewestRootCRL())
+	}
 	// What must come before serve starts, in the Next line.
 	first := ""
 	if root == "" && len(facts.CARoots) > 0 {
@@ -438,8 +446,8 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	// The root's issuer ID is its fingerprint's hex. Its CRL is signed by
 	// hand, never by serve, so --store-restored alone does not bring it
 	// above its mark: serve refuses without the flag, and with it serves
-	// no root CRL, until 'ca root crl --store-restored' signs one.
-	rootID := strings.TrimPrefix(root, "sha256:")
+	// no root CRL, until 'ca root crl --store-restored' signs one. (Only
+	// when the carry forward could not bring the newer ones.)
 	rootBehind := root != "" && behind.has(rootID)
 	fmt.Fprintf(e.stdout, "The restored store is older than the CRLs this data directory published (%s): %s.\n",
 		numbersDir, strings.Join(behind.lines(rootID), "; "))
@@ -547,13 +555,14 @@ type carryOutcome struct {
 
 // carryForward carries into the restored copy tmp, before it is put in
 // place, what the kept database revoked, used up or removed since the
-// backup; with no kept database, one that cannot be read, or a backup at
-// an older schema than this binary's, it counts what the backup may bring
-// back instead.
-func carryForward(ctx context.Context, tmp, kept string, now time.Time) (carryOutcome, error) {
+// backup, and the root CRLs signed since (root, the data directory's root
+// certificate, checks them; nil: none is carried); with no kept database,
+// one that cannot be read, or a backup at an older schema than this
+// binary's, it counts what the backup may bring back instead.
+func carryForward(ctx context.Context, tmp, kept string, root *x509.Certificate, now time.Time) (carryOutcome, error) {
 	var o carryOutcome
 	if kept != "" {
-		c, err := sqlite.CarryForward(ctx, tmp, kept, now, cliActor())
+		c, err := sqlite.CarryForward(ctx, tmp, kept, root, now, cliActor())
 		switch {
 		case err == nil:
 			return carryOutcome{carried: c, done: true}, nil
@@ -593,6 +602,10 @@ func (o carryOutcome) report(e env) {
 		add(c.UsersUpdated, "console user(s) given their newer role, password or lockout")
 		add(c.Nonces, "SCEP nonce(s) remembered")
 		add(c.SessionsDropped, "console session(s) dropped")
+		if len(c.RootCRLs) > 0 {
+			parts = append(parts, fmt.Sprintf("the root CRL(s) signed after the backup, number %s (each checked against the root certificate), with the issuing CAs they list as revoked",
+				joinNumbers(c.RootCRLs)))
+		}
 		if len(parts) == 0 {
 			parts = []string{"nothing had changed"}
 		}
@@ -609,6 +622,9 @@ func (o carryOutcome) report(e env) {
 		name(c.ESTUsersLost, "EST user(s)", "scepter est user add")
 		if len(lost) > 0 {
 			fmt.Fprintf(e.stdout, "Made after the backup and not in the restored store, make them again if they are still wanted: %s.\n", strings.Join(lost, "; "))
+		}
+		for _, r := range c.RootCRLsRefused {
+			fmt.Fprintf(e.stderr, "scepter: warning: the replaced database's root CRL %d was not carried forward: %s\n", r.Number, printable(r.Why))
 		}
 		return
 	}
@@ -650,29 +666,28 @@ func logBeside(path string) string {
 // checkBackupCA refuses a backup that records another CA than the data
 // directory holds, as a server compares its CA with the store's
 // (cashare.Syncer.Sync: every generation recorded has this root). It
-// returns the fingerprint of the data directory's root, "" when it holds
-// none.
-func checkBackupCA(dataDir, in string, facts sqlite.FileFacts) (string, error) {
+// returns the data directory's root certificate, nil when it holds none.
+func checkBackupCA(dataDir, in string, facts sqlite.FileFacts) (*x509.Certificate, error) {
 	path := filepath.Join(dataDir, "ca", ca.RootCertFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
+		return nil, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("the data directory's CA: %w", err)
+		return nil, fmt.Errorf("the data directory's CA: %w", err)
 	}
 	certs, err := keys.ParseCertsPEM(data)
 	if err != nil || len(certs) == 0 {
-		return "", fmt.Errorf("the data directory's CA: %s holds no certificate: %v", path, err)
+		return nil, fmt.Errorf("the data directory's CA: %s holds no certificate: %v", path, err)
 	}
 	have := ca.Fingerprint(certs[0])
 	for _, r := range facts.CARoots {
 		if r != have {
-			return "", fmt.Errorf("%w: --in %s is a backup of the CA with root %s, and %s holds root %s: restore a backup of this CA, or restore it into that CA's data directory",
+			return nil, fmt.Errorf("%w: --in %s is a backup of the CA with root %s, and %s holds root %s: restore a backup of this CA, or restore it into that CA's data directory",
 				cashare.ErrNotThisCA, in, r, path, have)
 		}
 	}
-	return have, nil
+	return certs[0], nil
 }
 
 // behindMarks are the issuers whose newest CRL in a restored store is
@@ -700,6 +715,32 @@ func (b behindMarks) lines(rootID string) []string {
 		out = append(out, fmt.Sprintf("%s: %s, this data directory published number %d", what, stored, m.published))
 	}
 	return out
+}
+
+// withCarried is b once the root CRLs carried forward, the newest
+// numbered newest, are in the store: the root (rootID) is behind no more
+// when they reach its mark, and otherwise less far.
+func (b behindMarks) withCarried(rootID string, newest int64) behindMarks {
+	var out behindMarks
+	for _, m := range b {
+		if m.issuerID == rootID && newest > m.stored {
+			if newest >= m.published {
+				continue
+			}
+			m.stored = newest
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// joinNumbers is numbers in decimal, comma-separated.
+func joinNumbers(numbers []int64) string {
+	s := make([]string, len(numbers))
+	for i, n := range numbers {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 func (b behindMarks) has(id string) bool {

@@ -1,8 +1,12 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,12 +58,38 @@ type Carried struct {
 	TokensLost   []string `json:"tokens_lost,omitempty"`
 	ESTUsersLost []string `json:"est_users_lost,omitempty"`
 	UsersLost    []string `json:"users_lost,omitempty"`
+	// RootCRLs are the numbers of the root's CRLs (signed by hand, with
+	// 'scepter ca root crl') that the replaced database holds above the
+	// restored one's newest, carried: without them the restored store
+	// serves an older root CRL, and the issuing CAs the root revoked
+	// since count as valid until the next one is signed.
+	RootCRLs []int64 `json:"root_crls,omitempty"`
+	// RootCRLsRefused are such CRLs not carried, for they are not what
+	// the root signed (a damaged database).
+	RootCRLsRefused []RefusedCRL `json:"root_crls_refused,omitempty"`
+}
+
+// RefusedCRL is a root CRL of the replaced database that was not carried,
+// and why.
+type RefusedCRL struct {
+	Number int64  `json:"number"`
+	Why    string `json:"why"`
 }
 
 // Any says whether anything was carried forward or found lost.
 func (c Carried) Any() bool {
 	return c.TokensRevoked+c.ChallengesUsedUp+c.ChallengesRemoved+c.ESTUsersRemoved+c.ESTPasswords+c.ESTProfiles+
-		c.UsersRemoved+c.UsersUpdated+c.Nonces+c.SessionsDropped > 0 || len(c.TokensLost)+len(c.ESTUsersLost)+len(c.UsersLost) > 0
+		c.UsersRemoved+c.UsersUpdated+c.Nonces+c.SessionsDropped > 0 ||
+		len(c.TokensLost)+len(c.ESTUsersLost)+len(c.UsersLost)+len(c.RootCRLs)+len(c.RootCRLsRefused) > 0
+}
+
+// NewestRootCRL is the highest number of RootCRLs; 0 when none was
+// carried.
+func (c Carried) NewestRootCRL() int64 {
+	if len(c.RootCRLs) == 0 {
+		return 0
+	}
+	return slices.Max(c.RootCRLs)
 }
 
 // CarryForward takes into the database file at restored what may only move
@@ -69,8 +99,11 @@ func (c Carried) Any() bool {
 // absent there are removed, EST users and console users absent there are
 // removed and the others get its password hashes (EST users their
 // profile binding too, console users their role and lockout), its SCEP
-// nonces still within their window are added, and every console session
-// is dropped. It records what it did as one audit event, appended to the
+// nonces still within their window are added, every console session
+// is dropped, and, when root is given (the CA's root certificate), the
+// root's CRLs numbered above the restored database's newest are added,
+// each only once its signature verifies with root (issuing CAs' CRLs are
+// not: a node numbers its next one above its mark). It records what it did as one audit event, appended to the
 // restored trail as every event is, and returns it. restored is opened as
 // a store, never migrated: one at an older schema than this binary's is
 // refused with a *migrate.TooOldError (ErrDatabaseTooOld) and left as it
@@ -79,14 +112,14 @@ func (c Carried) Any() bool {
 // closed with its log folded into the file. kept is only read; a log
 // beside it (one that could not be folded) is an error, for the file
 // alone would be read.
-func CarryForward(ctx context.Context, restored, kept string, now time.Time, actor string) (Carried, error) {
+func CarryForward(ctx context.Context, restored, kept string, root *x509.Certificate, now time.Time, actor string) (Carried, error) {
 	var c Carried
 	// Read on the file alone, before Open, which sets up its log and
 	// index beside it before it compares schemas.
 	if err := refuseOlderSchema(ctx, restored); err != nil {
 		return c, fmt.Errorf("sqlite: carry forward into %s: %w", restored, err)
 	}
-	k, err := readKept(ctx, kept, now)
+	k, err := readKept(ctx, kept, root, now)
 	if err != nil {
 		return c, fmt.Errorf("sqlite: carry forward from %s: %w: %w", kept, ErrKeptUnreadable, err)
 	}
@@ -166,6 +199,17 @@ type keptState struct {
 	estUsers   map[string]keptESTUser
 	users      map[string]keptUser
 	nonces     []keptNonce
+	// root and its CRLs, in number order; nil without a root.
+	root     *x509.Certificate
+	rootCRLs []keptCRL
+}
+
+// keptCRL is a row of the crls table, as it is.
+type keptCRL struct {
+	issuerID                                        string
+	number, thisUpdate, nextUpdate, revSeq, entries int64
+	der                                             []byte
+	createdAt                                       int64
 }
 
 type keptChallenge struct {
@@ -194,8 +238,9 @@ type keptNonce struct {
 	expiresAt     int64
 }
 
-// readKept reads the kept database's file alone, unchanged.
-func readKept(ctx context.Context, path string, now time.Time) (*keptState, error) {
+// readKept reads the kept database's file alone, unchanged; the CRLs of
+// root, when it is given.
+func readKept(ctx context.Context, path string, root *x509.Certificate, now time.Time) (*keptState, error) {
 	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
 		return nil, fmt.Errorf("its write-ahead log %s could not be folded into it", path+"-wal")
 	}
@@ -322,7 +367,52 @@ func readKept(ctx context.Context, path string, now time.Time) (*keptState, erro
 	if err != nil {
 		return nil, fmt.Errorf("nonces: %w", err)
 	}
+	if root == nil {
+		return k, nil
+	}
+	k.root = root
+	if ok, err := hasTable(ctx, db, "crls"); err != nil || !ok {
+		return k, err
+	}
+	err = eachRow(ctx, db, `SELECT issuer_id, number, this_update, next_update, revocation_seq, entries, der, created_at
+		FROM crls WHERE issuer_id = ? ORDER BY number`, func(rows *sql.Rows) error {
+		var c keptCRL
+		if err := rows.Scan(&c.issuerID, &c.number, &c.thisUpdate, &c.nextUpdate, &c.revSeq, &c.entries, &c.der, &c.createdAt); err != nil {
+			return err
+		}
+		k.rootCRLs = append(k.rootCRLs, c)
+		return nil
+	}, rootIssuerID(root))
+	if err != nil {
+		return nil, fmt.Errorf("root CRLs: %w", err)
+	}
 	return k, nil
+}
+
+// rootIssuerID is the root's issuer ID, under which its CRLs are stored:
+// the hex SHA-256 of its certificate.
+func rootIssuerID(root *x509.Certificate) string {
+	sum := sha256.Sum256(root.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// checkRootCRL says why c is not a CRL that root signed under the number
+// it is stored with; nil when it is.
+func checkRootCRL(c keptCRL, root *x509.Certificate) error {
+	rl, err := x509.ParseRevocationList(c.der)
+	if err != nil {
+		return fmt.Errorf("it cannot be read as a CRL: %w", err)
+	}
+	if !bytes.Equal(rl.RawIssuer, root.RawSubject) {
+		return fmt.Errorf("it names %s as its issuer, not the root %s", rl.Issuer, root.Subject)
+	}
+	if err := rl.CheckSignatureFrom(root); err != nil {
+		return fmt.Errorf("its signature does not verify with the root certificate: %w", err)
+	}
+	if rl.Number == nil || !rl.Number.IsInt64() || rl.Number.Int64() != c.number {
+		return fmt.Errorf("it is stored as number %d, but is CRL number %v", c.number, rl.Number)
+	}
+	return nil
 }
 
 // apply makes the changes in the restored database, inside tx, and counts
@@ -448,7 +538,41 @@ func (k *keptState) apply(ctx context.Context, tx *wtx, now time.Time, c *Carrie
 	}
 	n, _ := res.RowsAffected()
 	c.SessionsDropped = int(n)
+	if err := k.carryRootCRLs(ctx, tx, c); err != nil {
+		return err
+	}
 	return k.findLost(ctx, tx, c)
+}
+
+// carryRootCRLs adds the kept root CRLs numbered above the restored
+// database's newest, those whose signature verifies with the root; the
+// others are named in c.RootCRLsRefused. The next 'scepter ca root crl'
+// builds on the newest, carrying its entries on, and prunes the older.
+func (k *keptState) carryRootCRLs(ctx context.Context, tx *wtx, c *Carried) error {
+	if k.root == nil || len(k.rootCRLs) == 0 {
+		return nil
+	}
+	var newest int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(number), 0) FROM crls WHERE issuer_id = ?`,
+		rootIssuerID(k.root)).Scan(&newest); err != nil {
+		return fmt.Errorf("root CRLs: %w", err)
+	}
+	for _, r := range k.rootCRLs {
+		if r.number <= newest {
+			continue
+		}
+		if err := checkRootCRL(r, k.root); err != nil {
+			c.RootCRLsRefused = append(c.RootCRLsRefused, RefusedCRL{Number: r.number, Why: err.Error()})
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO crls (issuer_id, number, this_update, next_update,
+			revocation_seq, entries, der, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.issuerID, r.number, r.thisUpdate, r.nextUpdate, r.revSeq, r.entries, r.der, r.createdAt); err != nil {
+			return fmt.Errorf("root CRL %d: %w", r.number, err)
+		}
+		c.RootCRLs = append(c.RootCRLs, r.number)
+	}
+	return nil
 }
 
 // findLost names in c what the kept database holds and the restored one

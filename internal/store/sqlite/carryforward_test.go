@@ -3,15 +3,25 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/migrate"
 )
 
@@ -58,7 +68,7 @@ func TestCarryForwardTakesNewerPasswordsAndLockouts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := CarryForward(ctx, restored, kept, t0, "cli:test")
+	c, err := CarryForward(ctx, restored, kept, nil, t0, "cli:test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +126,7 @@ func TestCarryForwardRefusesAKeptCopyWithALog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := CarryForward(ctx, restored, kept, t0, "cli:test"); !errors.Is(err, ErrKeptUnreadable) {
+	if _, err := CarryForward(ctx, restored, kept, nil, t0, "cli:test"); !errors.Is(err, ErrKeptUnreadable) {
 		t.Errorf("carry forward from a kept copy with a log: %v, want ErrKeptUnreadable", err)
 	}
 	if after, _ := os.ReadFile(restored); !bytes.Equal(before, after) {
@@ -151,7 +161,7 @@ func TestCarryForwardLeavesAnOlderSchemaAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err = CarryForward(ctx, restored, kept, t0, "cli:test")
+	_, err = CarryForward(ctx, restored, kept, nil, t0, "cli:test")
 	var old *migrate.TooOldError
 	if !errors.As(err, &old) || old.Have != have || old.Want != want {
 		t.Fatalf("carry forward into a copy at schema %d: %v, want a TooOldError %d < %d", have, err, have, want)
@@ -209,11 +219,152 @@ func TestCarryForwardNamesWhatWasMadeAfterTheBackup(t *testing.T) {
 	if err := FoldWAL(ctx, kept); err != nil {
 		t.Fatal(err)
 	}
-	c, err := CarryForward(ctx, restored, kept, t0, "cli:test")
+	c, err := CarryForward(ctx, restored, kept, nil, t0, "cli:test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(c.TokensLost, []string{"ci-deploy"}) || !reflect.DeepEqual(c.UsersLost, []string{"bob"}) || !reflect.DeepEqual(c.ESTUsersLost, []string{"fleet"}) || !c.Any() {
 		t.Errorf("carried %+v, want ci-deploy, bob and fleet named as lost", c)
+	}
+}
+
+// testRoot makes a self-signed root CA certificate and its key.
+func testRoot(t *testing.T, cn string) (*x509.Certificate, crypto.Signer) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// rootCRLRow is root CRL number n, signed by key as issuer (listing
+// serial when it is not 0), stored as number stored under issuerID.
+func rootCRLRow(t *testing.T, issuerID string, issuer *x509.Certificate, key crypto.Signer, n, stored, serial int64) store.CRL {
+	t.Helper()
+	tmpl := &x509.RevocationList{Number: big.NewInt(n), ThisUpdate: t0, NextUpdate: t0.Add(time.Hour)}
+	if serial != 0 {
+		tmpl.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: big.NewInt(serial), RevocationTime: t0, ReasonCode: 2}}
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.CRL{IssuerID: issuerID, Number: stored, ThisUpdate: t0, NextUpdate: t0.Add(time.Hour), Entries: len(tmpl.RevokedCertificateEntries),
+		DER: der, CreatedAt: t0}
+}
+
+// The root's CRLs signed after the backup (by hand: no node signs the
+// next one above its mark) are carried into the restored copy, each only
+// once its signature verifies with the root and its number is the one it
+// is stored under: a damaged replaced database brings no CRL the root
+// never signed. Issuing CAs' CRLs stay as the backup had them (a node
+// numbers its next one above its mark), and without the root nothing is
+// carried.
+func TestCarryForwardTakesTheNewerRootCRLs(t *testing.T) {
+	ctx := context.Background()
+	root, rootKey := testRoot(t, "root")
+	impostor, impostorKey := testRoot(t, "root") // same name, another key
+	rootID, issuingID := rootIssuerID(root), "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
+	issuingCRL := func(n int64) store.CRL {
+		return store.CRL{IssuerID: issuingID, Number: n, ThisUpdate: t0, NextUpdate: t0.Add(time.Hour), DER: []byte{0x30, byte(n)}, CreatedAt: t0}
+	}
+	for _, tt := range []struct {
+		name        string
+		root        *x509.Certificate
+		wantCarried []int64
+		wantRefused []int64
+		wantNewest  int64 // the restored copy's newest root CRL
+		wantListed  bool  // the newest lists the issuing CA revoked after the backup
+	}{
+		{"with the root", root, []int64{2, 3}, []int64{4, 5}, 3, true},
+		{"without the root", nil, nil, nil, 1, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			kept, restored := filepath.Join(dir, "kept.db"), filepath.Join(dir, "restored.db")
+			s := openAt(t, kept)
+			put := func(c store.CRL) {
+				t.Helper()
+				if err := s.PutCRL(ctx, c, 10); err != nil {
+					t.Fatal(err)
+				}
+			}
+			put(rootCRLRow(t, rootID, root, rootKey, 1, 1, 0))
+			put(issuingCRL(1))
+			put(issuingCRL(2))
+			if err := Backup(ctx, kept, restored); err != nil {
+				t.Fatal(err)
+			}
+			put(rootCRLRow(t, rootID, root, rootKey, 2, 2, 0))
+			put(rootCRLRow(t, rootID, root, rootKey, 3, 3, 77)) // an issuing CA revoked
+			put(rootCRLRow(t, rootID, impostor, impostorKey, 4, 4, 0))
+			put(rootCRLRow(t, rootID, root, rootKey, 3, 5, 77)) // CRL 3 stored as 5
+			put(issuingCRL(3))
+			s.Close()
+			if err := FoldWAL(ctx, kept); err != nil {
+				t.Fatal(err)
+			}
+
+			c, err := CarryForward(ctx, restored, kept, tt.root, t0, "cli:test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var refused []int64
+			for _, r := range c.RootCRLsRefused {
+				refused = append(refused, r.Number)
+				if r.Why == "" {
+					t.Errorf("root CRL %d refused without a reason", r.Number)
+				}
+			}
+			if !slices.Equal(c.RootCRLs, tt.wantCarried) || !slices.Equal(refused, tt.wantRefused) {
+				t.Errorf("carried root CRLs %v, refused %+v; want %v carried, %v refused", c.RootCRLs, c.RootCRLsRefused, tt.wantCarried, tt.wantRefused)
+			}
+			wantNewestCarried := int64(0)
+			if len(tt.wantCarried) > 0 {
+				wantNewestCarried = slices.Max(tt.wantCarried)
+			}
+			if c.NewestRootCRL() != wantNewestCarried {
+				t.Errorf("the newest root CRL carried: %d, want %d", c.NewestRootCRL(), wantNewestCarried)
+			}
+			r := openAt(t, restored)
+			defer r.Close()
+			newest, err := r.LatestCRL(ctx, rootID)
+			if err != nil || newest.Number != tt.wantNewest {
+				t.Fatalf("the restored copy's newest root CRL: %+v, %v; want number %d", newest, err, tt.wantNewest)
+			}
+			rl, err := x509.ParseRevocationList(newest.DER)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if listed := len(rl.RevokedCertificateEntries) == 1 && rl.RevokedCertificateEntries[0].SerialNumber.Int64() == 77; listed != tt.wantListed {
+				t.Errorf("the restored copy's newest root CRL lists the issuing CA revoked after the backup: %v, want %v", listed, tt.wantListed)
+			}
+			if n, err := r.LatestCRLNumber(ctx, issuingID); err != nil || n != 2 {
+				t.Errorf("the restored copy's newest issuing CA CRL: %d, %v; want the backup's 2", n, err)
+			}
+			head, err := r.AuditHead(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			events, err := r.AuditChain(ctx, head.LastID-1, 1)
+			if err != nil || len(events) != 1 {
+				t.Fatalf("the restored trail's newest event: %+v, %v", events, err)
+			}
+			if mentions := strings.Contains(events[0].Detail, `"root_crls":[2,3]`); mentions != (tt.root != nil) {
+				t.Errorf("the carry forward's audit event: %s", events[0].Detail)
+			}
+		})
 	}
 }
