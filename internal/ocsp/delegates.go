@@ -49,7 +49,7 @@ type Delegates struct {
 	signers map[string]Signer
 	// gone are, by issuer, delegates whose key their token no longer
 	// holds (see keyGone): not used, and replaced at the next Refresh.
-	gone    map[string]*x509.Certificate
+	gone    map[string]lostKey
 	refresh sync.Mutex // one Refresh at a time
 
 	// keys holds the responder keys (see WithKeys); key files in dir by
@@ -58,8 +58,8 @@ type Delegates struct {
 	// wrap is given each responder key as it is loaded or made, and the
 	// responder signs with the key it returns (see WithWrapKey).
 	wrap func(crypto.Signer) crypto.Signer
-	// inv, when set, says which delegates have been revoked (see
-	// WithInventory).
+	// inv, when set, says which delegates have been revoked, and
+	// revokes one whose key is gone (see WithInventory).
 	inv Inventory
 	// kick asks the loop of whoever runs Refresh for an early one (Kick).
 	kick chan struct{}
@@ -83,7 +83,9 @@ func (d *Delegates) WithAudit(a Auditor, actor string) *Delegates {
 }
 
 // WithInventory has Refresh replace a delegate revoked in inv, as one
-// that is due. Call it before the first Refresh.
+// that is due. When inv is also a Revoker (store.Store is), a delegate
+// whose key is gone from its token is revoked in it (superseded) once
+// replaced (see retireLost). Call it before the first Refresh.
 func (d *Delegates) WithInventory(inv Inventory) *Delegates {
 	d.inv = inv
 	return d
@@ -100,6 +102,11 @@ func (d *Delegates) Kick() {
 
 // Kicked is readable after a Kick.
 func (d *Delegates) Kicked() <-chan struct{} { return d.kick }
+
+// Revoker revokes a certificate in the inventory; store.Store is one.
+type Revoker interface {
+	RevokeCertificate(ctx context.Context, issuerID, serialHex string, reason int, at time.Time, ev pki.AuditEvent) (*pki.Certificate, bool, error)
+}
 
 // revoked: the inventory holds c as revoked. A store error counts as not
 // revoked (the next Refresh looks again).
@@ -134,13 +141,22 @@ func (d *Delegates) WithWrapKey(wrap func(crypto.Signer) crypto.Signer) *Delegat
 	return d
 }
 
-// wrapped is issuer's delegate s with its key given to wrap, once s is to
-// be used, and watched: a signature that fails because the key is gone
-// from its token marks s gone (keyGone).
-func (d *Delegates) wrapped(issuer *ca.Issuer, s Signer) Signer {
-	cert := s.Cert
-	s.Key = &watchedKey{Signer: keys.Wrapped(s.Key, d.wrap), gone: func() { d.keyGone(issuer.ID, cert) }}
+// wrapped is issuer's delegate s, whose key is under name, with its key
+// given to wrap, once s is to be used, and watched: a signature that
+// fails because the key is gone from its token marks s gone (keyGone).
+func (d *Delegates) wrapped(issuer *ca.Issuer, s Signer, name string) Signer {
+	// Named now: once the key is gone, its reference file may go too.
+	lost := lostKey{cert: s.Cert, where: d.keys.Where(name)}
+	s.Key = &watchedKey{Signer: keys.Wrapped(s.Key, d.wrap), gone: func() { d.keyGone(issuer.ID, lost) }}
 	return s
+}
+
+// lostKey is a delegate whose key its token no longer holds: its
+// certificate, and where the key was (its reference and token URI, or
+// its file).
+type lostKey struct {
+	cert  *x509.Certificate
+	where string
 }
 
 // watchedKey is a responder key that calls gone when its token answers
@@ -164,25 +180,26 @@ func (k *watchedKey) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([
 // cannot be put back (it never left the token), so waiting would leave
 // the issuer without a delegate until the certificate is due, days on;
 // meanwhile the CA signs (Signer answers none).
-func (d *Delegates) keyGone(issuerID string, cert *x509.Certificate) {
+func (d *Delegates) keyGone(issuerID string, lost lostKey) {
 	d.mu.Lock()
 	cur, ok := d.signers[issuerID]
-	marked := ok && cur.Cert.Equal(cert) && d.gone[issuerID] == nil
+	_, already := d.gone[issuerID]
+	marked := ok && cur.Cert.Equal(lost.cert) && !already
 	if marked {
-		d.gone[issuerID] = cert
+		d.gone[issuerID] = lost
 	}
 	d.mu.Unlock()
 	if marked {
 		d.log.Info("ocsp: the delegated responder's key is gone from its token: a new responder key "+
-			"and certificate are made", "issuer", issuerID, "serial", cert.SerialNumber.Text(16))
+			"and certificate are made", "issuer", issuerID, "serial", lost.cert.SerialNumber.Text(16), "key", lost.where)
 		d.Kick()
 	}
 }
 
 // isGone: keyGone marked c, issuer's delegate. Called with mu held.
 func (d *Delegates) isGone(issuerID string, c *x509.Certificate) bool {
-	g := d.gone[issuerID]
-	return g != nil && g.Equal(c)
+	g, ok := d.gone[issuerID]
+	return ok && g.cert.Equal(c)
 }
 
 // NewDelegates loads nothing yet: call Refresh at start and periodically.
@@ -194,7 +211,7 @@ func NewDelegates(dir string, issuers Issuers, certs CertIssuer, clock pki.Clock
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Delegates{dir: dir, issuers: issuers, certs: certs, clock: clock, log: log, validity: validity, signers: map[string]Signer{},
-		gone: map[string]*x509.Certificate{}, keys: keys.Files(dir), kick: make(chan struct{}, 1)}
+		gone: map[string]lostKey{}, keys: keys.Files(dir), kick: make(chan struct{}, 1)}
 }
 
 // Signer returns an issuer's delegated responder (SignerFor).
@@ -237,6 +254,7 @@ func (d *Delegates) Refresh(ctx context.Context) error {
 		d.mu.RLock()
 		cur, ok := d.signers[issuer.ID]
 		gone := ok && d.isGone(issuer.ID, cur.Cert)
+		lost := d.gone[issuer.ID]
 		d.mu.RUnlock()
 		if ok && !gone && d.usable(cur, issuer, now) && !d.revoked(ctx, issuer, cur.Cert) {
 			continue
@@ -254,8 +272,73 @@ func (d *Delegates) Refresh(ctx context.Context) error {
 			d.log.Info("OCSP responder certificate issued", "issuer", issuer.Cert.Subject.String(),
 				"serial", s.Cert.SerialNumber.Text(16), "not_after", s.Cert.NotAfter.UTC().Format(time.RFC3339))
 		}
+		if gone && !s.Cert.Equal(lost.cert) {
+			d.retireLost(ctx, issuer, lost, s.Cert)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// retireLost records that issuer's delegate lost, whose key is gone from
+// its token, was replaced by next: its certificate is revoked in the
+// inventory (superseded), with a certificate.revoked event that names the
+// missing key and its replacement, so that neither the inventory nor the
+// CRL lists as valid a responder that can no longer sign. One the
+// inventory holds revoked already, or does not hold, or that cannot be
+// revoked, gets a certificate.recorded note on next saying the same. The
+// replacement stands whatever fails here: that is logged.
+func (d *Delegates) retireLost(ctx context.Context, issuer *ca.Issuer, lost lostKey, next *x509.Certificate) {
+	// Recorded even when the server is stopping: the key is gone.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	serial, nextSerial := lost.cert.SerialNumber.Text(16), next.SerialNumber.Text(16)
+	missing := fmt.Sprintf("OCSP responder key %s found missing from its token", lost.where)
+	now := d.clock.Now()
+	profile := "" // the inventory's, when it has the certificate
+	if rv, ok := d.inv.(Revoker); ok {
+		rec, err := d.inv.Certificate(ctx, issuer.ID, serial)
+		if err == nil {
+			profile = rec.Profile
+		}
+		switch {
+		case err == nil && rec.Status == pki.StatusValid:
+			superseded, _ := pki.ReasonName(pki.ReasonSuperseded)
+			ev := pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: d.actor(), Profile: rec.Profile, SerialHex: serial,
+				IssuerID: issuer.ID, Subject: rec.Subject, Outcome: "success", Reason: superseded,
+				Detail: fmt.Sprintf("%s; replaced by the OCSP responder certificate %s, with a new key", missing, nextSerial)}
+			_, changed, err := rv.RevokeCertificate(ctx, issuer.ID, serial, pki.ReasonSuperseded, now, ev)
+			if err == nil && changed {
+				d.log.Warn("ocsp: the responder certificate whose key is gone from its token is revoked (superseded)",
+					"issuer", issuer.ID, "serial", serial, "replaced_by", nextSerial, "key", lost.where)
+				return
+			}
+			if err != nil {
+				d.log.Error("ocsp: the responder certificate whose key is gone from its token could not be revoked: revoke it with "+
+					"'scepter certs revoke "+serial+" --reason superseded'", "issuer", issuer.ID, "serial", serial, "err", err)
+			}
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			d.log.Error("ocsp: the responder certificate whose key is gone from its token could not be read, nor revoked: revoke it with "+
+				"'scepter certs revoke "+serial+" --reason superseded'", "issuer", issuer.ID, "serial", serial, "err", err)
+		}
+	}
+	if d.audit == nil {
+		return
+	}
+	note := pki.AuditEvent{Time: now, Type: pki.EventCertRecorded, Actor: d.actor(), Profile: profile, SerialHex: nextSerial, IssuerID: issuer.ID,
+		Subject: next.Subject.String(), Outcome: "success",
+		Detail: fmt.Sprintf("OCSP responder certificate with a new key, replacing the responder certificate %s: %s", serial, missing)}
+	if err := d.audit.AppendAudit(ctx, note); err != nil {
+		d.log.Error("ocsp: the replacement of a responder whose key is gone from its token could not be written to the audit trail",
+			"issuer", issuer.ID, "serial", serial, "replaced_by", nextSerial, "err", err)
+	}
+}
+
+// actor is who the audit events of the delegates name (WithAudit).
+func (d *Delegates) actor() string {
+	if d.auditActor == "" {
+		return "system"
+	}
+	return d.auditActor
 }
 
 // renewAt is when a delegate is replaced: after two thirds of its life.
@@ -416,7 +499,7 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 				s := Signer{Cert: certs[0], Key: key, IncludeCert: true}
 				isRevoked := d.revoked(ctx, issuer, s.Cert)
 				if d.usable(s, issuer, now) && !isRevoked {
-					return d.wrapped(issuer, s), false, nil
+					return d.wrapped(issuer, s, n), false, nil
 				}
 				if isRevoked {
 					revoked = n
@@ -482,5 +565,5 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 	if err := keys.WriteCertFile(certFile, cert); err != nil {
 		return Signer{}, false, err
 	}
-	return d.wrapped(issuer, Signer{Cert: cert, Key: key, IncludeCert: true}), true, nil
+	return d.wrapped(issuer, Signer{Cert: cert, Key: key, IncludeCert: true}, name), true, nil
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	xocsp "golang.org/x/crypto/ocsp"
@@ -23,6 +24,7 @@ import (
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
+	storepkg "github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
 
@@ -125,7 +127,8 @@ func TestDelegateTokenKeyDeletedIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	ocspDir := filepath.Join(dir, "ocsp")
-	d := ocsp.NewDelegates(ocspDir, authority, svc, clock, log, 0).WithKeys(authority.ResponderKeys(ocspDir)).WithInventory(store)
+	d := ocsp.NewDelegates(ocspDir, authority, svc, clock, log, 0).WithKeys(authority.ResponderKeys(ocspDir)).WithInventory(store).
+		WithAudit(store, "system:node-a")
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -196,5 +199,25 @@ func TestDelegateTokenKeyDeletedIsReplaced(t *testing.T) {
 	}
 	if got := signerOf(next.Cert, crypto.SHA1); got == nil || !got.Equal(next.Cert) {
 		t.Error("the answers after Refresh are not signed by the new delegate")
+	}
+
+	// The inventory and the CRL no longer list the first delegate valid,
+	// and the trail says why: its key, by its token reference, went
+	// missing, and which responder replaced it.
+	serial := first.Cert.SerialNumber.Text(16)
+	rec, err := store.Certificate(ctx, issuer.ID, serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != pki.StatusRevoked || rec.RevokeReason != reasonSuperseded {
+		t.Errorf("the delegate whose key is gone is %s (reason %d) in the inventory, want revoked, superseded", rec.Status, rec.RevokeReason)
+	}
+	evs, err := store.ListAudit(ctx, storepkg.AuditFilter{Type: pki.EventRevoked, SerialHex: serial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Actor != "system:node-a" || evs[0].Reason != "superseded" || !strings.Contains(evs[0].Detail, ref) ||
+		!strings.Contains(evs[0].Detail, "missing from its token") || !strings.Contains(evs[0].Detail, next.Cert.SerialNumber.Text(16)) {
+		t.Errorf("certificate.revoked events of %s: %+v, want one, superseded, naming the key %s and the new responder", serial, evs, ref)
 	}
 }

@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -24,7 +27,10 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
-const reasonKeyCompromise = 1
+const (
+	reasonKeyCompromise = 1
+	reasonSuperseded    = 4
+)
 
 // A responder revoked for keyCompromise is replaced under the other key
 // name, and its key is destroyed then, not kept beside the new one until
@@ -187,5 +193,105 @@ func TestRevokedDelegateKeyDestroyedAuditFails(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "database is locked") || !strings.Contains(logs.String(), oldKey) {
 		t.Errorf("no ERROR log line about the unwritten event:\n%s", logs.String())
+	}
+}
+
+// A delegate whose key is gone from its token is replaced, and the
+// replacement is in the audit trail with the key that went missing: its
+// certificate, valid in the inventory, is revoked (superseded) with a
+// certificate.revoked event naming the key and the new responder, so that
+// the inventory and the CRL no longer list it valid. One revoked already
+// keeps its reason, and a certificate.recorded note on the new responder
+// says it instead.
+func TestDelegateKeyGoneIsRevokedSuperseded(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		revokedFor int // 0: valid when its key goes
+		wantReason int
+	}{
+		{"valid", 0, reasonSuperseded},
+		{"revoked already", reasonKeyCompromise, reasonKeyCompromise},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := fixture.New(t, fixture.Options{})
+			ctx := context.Background()
+			dir := filepath.Join(p.Dir, "ocsp")
+			// The key answers as one deleted from its token does, once gone.
+			var failure atomic.Pointer[error]
+			d := ocsp.NewDelegates(dir, p.Authority, p.Service, p.Clock, p.Log, 0).WithInventory(p.Store).
+				WithAudit(p.Store, "system:node-a").WithWrapKey(func(k crypto.Signer) crypto.Signer {
+				return failingSigner{Signer: k, err: &failure}
+			})
+			if err := d.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			issuer := p.Issuer()
+			first, ok := d.Signer(issuer.ID)
+			if !ok {
+				t.Fatal("no delegate after Refresh")
+			}
+			if tc.revokedFor != 0 {
+				p.Revoke(t, first.Cert, tc.revokedFor)
+			}
+			keyFile := filepath.Join(dir, issuer.ID[:32]+keys.KeyFileExt)
+			if err := os.Remove(keyFile); err != nil {
+				t.Fatal(err)
+			}
+			gone := fmt.Errorf("keys: no key labelled %q: %w", "scepter-ocsp-x", keys.ErrKeyNotFound)
+			failure.Store(&gone)
+			if _, err := first.Key.Sign(rand.Reader, make([]byte, 32), crypto.SHA256); !errors.Is(err, keys.ErrKeyNotFound) {
+				t.Fatalf("signing with the gone key: %v", err)
+			}
+			failure.Store(nil)
+			if err := d.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			next, ok := d.Signer(issuer.ID)
+			if !ok || next.Cert.Equal(first.Cert) {
+				t.Fatal("the delegate whose key is gone was not replaced")
+			}
+
+			serial, nextSerial := first.Cert.SerialNumber.Text(16), next.Cert.SerialNumber.Text(16)
+			rec, err := p.Store.Certificate(ctx, issuer.ID, serial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Status != pki.StatusRevoked || rec.RevokeReason != tc.wantReason {
+				t.Errorf("the replaced delegate %s is %s (reason %d) in the inventory, want revoked (reason %d)", serial, rec.Status, rec.RevokeReason, tc.wantReason)
+			}
+			revokedEvents, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventRevoked})
+			if err != nil {
+				t.Fatal(err)
+			}
+			notes, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventCertRecorded, SerialHex: nextSerial})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// says: ev, recorded on the certificate on, tells that the key
+			// at keyFile went missing and which responder certificate
+			// replaced which.
+			says := func(ev pki.AuditEvent, on string) bool {
+				return ev.Actor == "system:node-a" && ev.IssuerID == issuer.ID && ev.Outcome == "success" && ev.SerialHex == on &&
+					ev.Profile == "ocsp-responder" && strings.Contains(ev.Detail, keyFile) && strings.Contains(ev.Detail, "missing from its token") &&
+					strings.Contains(ev.SerialHex+" "+ev.Detail, serial) && strings.Contains(ev.SerialHex+" "+ev.Detail, nextSerial)
+			}
+			if tc.revokedFor == 0 {
+				if len(revokedEvents) != 1 || !says(revokedEvents[0], serial) || revokedEvents[0].Reason != "superseded" {
+					t.Errorf("certificate.revoked events of %s: %+v, want one, superseded, naming the missing key %s and the new responder %s",
+						serial, revokedEvents, keyFile, nextSerial)
+				}
+				if len(notes) != 0 {
+					t.Errorf("certificate.recorded notes %+v beside the revocation", notes)
+				}
+				return
+			}
+			if len(revokedEvents) != 1 || revokedEvents[0].Actor != "test" {
+				t.Errorf("certificate.revoked events: %+v, want only the test's", revokedEvents)
+			}
+			if len(notes) != 1 || !says(notes[0], nextSerial) {
+				t.Errorf("certificate.recorded notes on %s: %+v, want one naming the missing key %s and the responder %s it replaces",
+					nextSerial, notes, keyFile, serial)
+			}
+		})
 	}
 }
