@@ -137,7 +137,7 @@ func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }
 func RAKey(k Keys, clock pki.Clock, status RAStatus) Check {
 	return Check{Name: "RA key", Run: func(ctx context.Context) error {
 		now := clock.Now()
-		_, ra := k.Active(now)
+		issuer, ra := k.Active(now)
 		if ra == nil {
 			return errors.New("no active RA")
 		}
@@ -145,11 +145,11 @@ func RAKey(k Keys, clock pki.Clock, status RAStatus) Check {
 			return fmt.Errorf("RA certificate %w", err)
 		}
 		if status != nil {
-			// The key is fine: say what is not, in words fixed here (the
-			// error, for the log, names the serial and why).
+			// The key is fine: say what is not, in words fixed here, and
+			// which certificate (the error, for the log, says why).
 			switch err := status.RAUsable(ctx, ra); {
 			case errors.Is(err, ErrRARevoked):
-				return &Shown{Name: "RA certificate", State: "revoked, not yet replaced (the log says why)", Err: err}
+				return &Shown{Name: "RA certificate", State: raNamed(issuer, ra) + " revoked, not yet replaced (the log says why)", Err: err}
 			case errors.Is(err, ErrRALacked):
 				return &Shown{Name: "RA key", State: "lacking the RA renewed on another node (the log says what to copy)", Err: err}
 			case err != nil:
@@ -158,6 +158,17 @@ func RAKey(k Keys, clock pki.Clock, status RAStatus) Check {
 		}
 		return CanSign(ra.Key, ra.Cert)
 	}}
+}
+
+// raNamed names ra for /readyz: its serial and the issuing CA that
+// certified it (its subject and the start of its issuer ID, as the log
+// names it). Both are in every GetCACert answer: nothing secret.
+func raNamed(issuer *ca.Issuer, ra *pki.RA) string {
+	s := "serial " + ra.Cert.SerialNumber.Text(16)
+	if issuer != nil && len(issuer.ID) >= 16 {
+		s += fmt.Sprintf(" of issuing CA %q (%s)", issuer.Cert.Subject.String(), issuer.ID[:16])
+	}
+	return s
 }
 
 // Shown is a check's error that a /readyz answer names as Name (in place

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -294,19 +295,22 @@ func TestRAKeyFollowsTheRAStatus(t *testing.T) {
 }
 
 // TestReadyzSaysWhatIsWrongWithTheRA: a revoked RA fails /readyz as its
-// certificate, in fixed words, not as "RA key: failed" (the key signs
-// still); an RA renewed on another node that this one lacks fails as the
-// RA key lacked; any other trouble as the check failed. The reason, with
-// the serial, goes to the log only.
+// certificate, named by its serial and issuing CA, in fixed words, not as
+// "RA key: failed" (the key signs still); an RA renewed on another node
+// that this one lacks fails as the RA key lacked; any other trouble as the
+// check failed. The reason goes to the log only.
 func TestReadyzSaysWhatIsWrongWithTheRA(t *testing.T) {
 	p := fixture.New(t, fixture.Options{})
+	issuer, ra := p.Authority.Active(p.Clock.Now())
+	// The revoked RA is named by its serial and its issuing CA.
+	named := fmt.Sprintf("serial %s of issuing CA %q (%s)", ra.Cert.SerialNumber.Text(16), issuer.Cert.Subject.String(), issuer.ID[:16])
 	for _, tc := range []struct {
 		name string
 		err  error
 		want string
 	}{
 		{"revoked", health.RAProblem(health.ErrRARevoked, errors.New("the RA certificate 1f is revoked; a new one is issued within a minute")),
-			"not ready: RA certificate\nstore: ok\nissuing CA key: ok\nRA certificate: revoked, not yet replaced (the log says why)\n"},
+			"not ready: RA certificate\nstore: ok\nissuing CA key: ok\nRA certificate: " + named + " revoked, not yet replaced (the log says why)\n"},
 		{"renewed on another node", health.RAProblem(health.ErrRALacked, errors.New("the store records SCEP RA certificate 2e, renewed by node-a, and this node lacks its key")),
 			"not ready: RA key\nstore: ok\nissuing CA key: ok\nRA key: lacking the RA renewed on another node (the log says what to copy)\n"},
 		{"the store unreadable", errors.New("reading the inventory: database is locked"),
