@@ -147,6 +147,13 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 		// Read as "not given", it would make the default 100.
 		return o, usageError{"--count 0 and --duration 0 bound nothing: give a positive --count or --duration (or neither, for " + strconv.Itoa(bench.DefaultCount) + " enrollments)"}
 	}
+	for _, u := range f.urls {
+		if o.Protocol == bench.EST {
+			if err := bench.CheckESTURL(u, o.Profile); err != nil {
+				return o, usageError{fmt.Sprintf("--url %q: %v", u, err)}
+			}
+		}
+	}
 	if !keys.ValidKeyType(f.keyType) {
 		return o, usageError{fmt.Sprintf("--key-type %q: want one of %s", f.keyType, strings.Join(keys.KeyTypes, ", "))}
 	}
@@ -171,6 +178,10 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 		return o, usageError{"--challenge (or --challenge-file, SCEPTER_CHALLENGE) is required for SCEP"}
 	case o.Protocol == bench.EST && o.Challenge == "" && o.ESTUser == "":
 		return o, usageError{"EST needs --est-user and --est-password(-file), or --challenge"}
+	case o.ESTUser != "" && o.ESTPassword == "":
+		// Each request would send an empty password, and each count as a
+		// failed check towards the user's lockout on the server.
+		return o, usageError{"--est-user needs --est-password or --est-password-file (or SCEPTER_EST_PASSWORD)"}
 	}
 	if f.cacert != "" {
 		certs, err := keys.LoadCertFile(f.cacert)

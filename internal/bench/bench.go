@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/scepter/scepter/internal/keys"
@@ -510,7 +511,11 @@ func (e *unfinishedError) Unwrap() error { return e.err }
 // DrainTime after the deadline, whichever comes first.
 func (r *run) work(ctx context.Context, w *worker, deadline time.Time) {
 	o := r.o
+	var pause time.Duration // after a refused connection
 	for ctx.Err() == nil {
+		if pause > 0 && !sleepUntil(ctx, deadline, pause) {
+			return
+		}
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return
 		}
@@ -551,6 +556,35 @@ func (r *run) work(ctx context.Context, w *worker, deadline time.Time) {
 		lat := time.Since(t0)
 		cancel()
 		r.check(ti, item, cert, lat, ex.roundTrip, err)
+		pause = nextPause(pause, err)
+	}
+}
+
+// nextPause is how long a worker waits before its next enrollment: after a
+// refused connection (a server that died or restarts) 10 ms, doubling up to
+// a second while the refusals go on, so that the load tool does not turn
+// into a connect flood counting thousands of failures a second; nothing
+// after any other outcome.
+func nextPause(pause time.Duration, err error) time.Duration {
+	if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+		return 0
+	}
+	return min(max(2*pause, 10*time.Millisecond), time.Second)
+}
+
+// sleepUntil waits d, or until ctx ends or the deadline (if any) passes;
+// false when the run is over.
+func sleepUntil(ctx context.Context, deadline time.Time, d time.Duration) bool {
+	if !deadline.IsZero() {
+		d = min(d, time.Until(deadline))
+	}
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

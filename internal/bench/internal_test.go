@@ -80,6 +80,13 @@ func TestServerUsageMissingPID(t *testing.T) {
 			if want := `"cpu_ms_per_enrollment":null`; !tt.perEnroll && !strings.Contains(string(b), want) {
 				t.Errorf("JSON %s lacks %s", b, want)
 			}
+			// The unreadable PID's own figures are unknown too (r57).
+			if want := `"cpu_seconds":null,"peak_rss_kb":null,"error"`; len(tt.pids) > 1 && !strings.Contains(string(b), want) {
+				t.Errorf("JSON %s lacks %s", b, want)
+			}
+			if p := u.PerPID[0]; p.CPUSeconds == nil || p.PeakRSSKB == nil || *p.PeakRSSKB <= 0 {
+				t.Errorf("the readable PID's figures: %+v", p)
+			}
 		})
 	}
 	if err := CheckServerPID(1 << 30); err == nil {
@@ -242,5 +249,39 @@ func TestESTReplyTooLarge(t *testing.T) {
 	}
 	if err == nil || classify(err) != "verify:reply" || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("err = %v (%s), want a verify:reply saying the reply is too large", err, classify(err))
+	}
+}
+
+// After a refused connection a worker pauses, 10 ms doubling up to a
+// second while refusals go on, and not at all after anything else: a server
+// that died must not turn the load tool into a connect flood counting
+// thousands of failures a second (r57).
+func TestNextPause(t *testing.T) {
+	refused := fmt.Errorf("dial: %w", syscall.ECONNREFUSED)
+	var got []time.Duration
+	p := time.Duration(0)
+	for i := 0; i < 9; i++ {
+		p = nextPause(p, refused)
+		got = append(got, p)
+	}
+	want := []time.Duration{10, 20, 40, 80, 160, 320, 640, 1000, 1000}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("pauses %v, want %v ms", got, want)
+		}
+	}
+	if p := nextPause(time.Second, nil); p != 0 {
+		t.Errorf("after a success: %v", p)
+	}
+	if p := nextPause(time.Second, errors.New("HTTP 500")); p != 0 {
+		t.Errorf("after another failure: %v", p)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if sleepUntil(ctx, time.Time{}, time.Hour) {
+		t.Error("sleepUntil went on after the run was cancelled")
+	}
+	if !sleepUntil(context.Background(), time.Time{}, 0) {
+		t.Error("sleepUntil(0) ended the run")
 	}
 }

@@ -33,12 +33,13 @@ type ServerUsage struct {
 	PerPID []PIDUsage `json:"per_pid"`
 }
 
-// PIDUsage is one server process's use.
+// PIDUsage is one server process's use; a figure not measured is nil, as
+// in ServerUsage.
 type PIDUsage struct {
-	PID        int     `json:"pid"`
-	CPUSeconds float64 `json:"cpu_seconds"`
-	PeakRSSKB  int64   `json:"peak_rss_kb"`
-	Error      string  `json:"error,omitempty"`
+	PID        int      `json:"pid"`
+	CPUSeconds *float64 `json:"cpu_seconds"`
+	PeakRSSKB  *int64   `json:"peak_rss_kb"`
+	Error      string   `json:"error,omitempty"`
 }
 
 // cpuSample is each PID's utime+stime, or the error reading it.
@@ -138,9 +139,10 @@ func serverUsage(pids []int, before, after cpuSample, ok int) *ServerUsage {
 		default:
 			d := a.cpu - b.cpu
 			total += d
-			p.CPUSeconds = d.Seconds()
+			secs := d.Seconds()
+			p.CPUSeconds = &secs
 			if hwm, err := procHWM(pid); err == nil {
-				p.PeakRSSKB = hwm
+				p.PeakRSSKB = &hwm
 				rss += hwm
 			} else {
 				rssKnown = false

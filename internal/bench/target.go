@@ -83,7 +83,7 @@ func connectSCEP(ctx context.Context, o *Options, raw string) (*target, error) {
 	c := &client.SCEP{URL: u.String(), HTTP: newHTTPClient(tr), Now: o.Now}
 	caps, err := c.GetCACaps(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("GetCACaps: %w", err)
+		return nil, err // the client's error names GetCACaps
 	}
 	certs, err := c.GetCACert(ctx)
 	if err != nil {
@@ -160,6 +160,13 @@ func estBase(raw, profile string) (server, label string, err error) {
 		return "", "", errors.New("an EST label is one path segment")
 	}
 	return "https://" + u.Host, label, nil
+}
+
+// CheckESTURL says what is wrong with an EST URL (nil when nothing is),
+// before anything is sent.
+func CheckESTURL(raw, profile string) error {
+	_, _, err := estBase(raw, profile)
+	return err
 }
 
 func connectEST(ctx context.Context, o *Options, raw string) (*target, error) {
@@ -396,6 +403,9 @@ func (e *estEnroller) enroll(ctx context.Context, w *worker, ti, _ int, item *po
 		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/") {
 			reason = ""
 		}
+		// A plain-text refusal may start with its status ("429 too many
+		// requests…"), which the error says already.
+		reason = strings.TrimPrefix(reason, strconv.Itoa(resp.StatusCode)+" ")
 		return nil, &statusError{status: resp.StatusCode, err: fmt.Errorf("HTTP %d %s", resp.StatusCode, reason)}
 	}
 	return func() (*x509.Certificate, error) { return estCertificate(body, item.spki) }, nil
