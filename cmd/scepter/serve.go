@@ -574,6 +574,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if w := staticOnlyElsewhere(profiles, staticProfile); w != "" {
 		log.Warn(w)
 	}
+	if w := keygenHeldForApproval(profiles); w != "" {
+		log.Warn(w)
+	}
 	_, toJournal := e.lookupEnv("JOURNAL_STREAM")
 	line, warning := challengeBanner(challengeState{challenge: challenge, generated: generated, created: challengeCreated,
 		scope: staticScope, toJournal: toJournal, sharedStore: f.store.url != ""})
@@ -1172,6 +1175,19 @@ func staticOnlyElsewhere(profiles map[string]pki.Profile, staticProfile string) 
 	return fmt.Sprintf("profiles %v take the static challenge only (challenge = \"static\"), but it is valid at profile %s only "+
 		"(--challenge-profile): no SCEP device can enroll at them, only EST users bound to no profile; "+
 		"give --challenge-profile one of them, or set challenge = \"onetime\" or \"any\" there", names, staticProfile)
+}
+
+// keygenHeldForApproval warns of profiles that allow EST serverkeygen and
+// hold requests for approval: every serverkeygen there is refused (a key
+// the server made cannot wait for an operator), which the operator should
+// learn at start, not from devices. "" when there is none.
+func keygenHeldForApproval(profiles map[string]pki.Profile) string {
+	names := profilesWhere(profiles, func(p pki.Profile) bool { return p.ServerKeyGen && p.RequireApproval })
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("profiles %v allow EST serverkeygen (est_server_keygen = true) but hold requests for approval (approval = true): "+
+		"every serverkeygen there is refused, as a key the server made cannot wait for an operator; drop one of the two", names)
 }
 
 // challengeState is what the start-up banner says about the static

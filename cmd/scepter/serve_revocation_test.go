@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 func TestResolvePublicURL(t *testing.T) {
@@ -258,5 +260,26 @@ func TestStaticOnlyProfileElsewhereWarned(t *testing.T) {
 				t.Errorf("warned %v, want %v:\n%s", got, tc.warned, logs)
 			}
 		})
+	}
+}
+
+// A profile allowing EST serverkeygen and holding requests for approval
+// refuses every serverkeygen: serve says so at start (r57).
+func TestKeygenHeldForApprovalWarned(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		keygen, approve bool
+		warned          bool
+	}{
+		{"both", true, true, true},
+		{"keygen only", true, false, false},
+		{"approval only", false, true, false},
+	} {
+		p := pki.DefaultProfile()
+		p.Name, p.ServerKeyGen, p.RequireApproval = "kg", tc.keygen, tc.approve
+		w := keygenHeldForApproval(map[string]pki.Profile{"kg": p, "default": pki.DefaultProfile()})
+		if got := strings.Contains(w, "profiles [kg] allow EST serverkeygen"); got != tc.warned {
+			t.Errorf("%s: warning %q", tc.name, w)
+		}
 	}
 }

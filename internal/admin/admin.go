@@ -271,7 +271,7 @@ const MinPasswordLen = 12
 // profile. The password is stored as an argon2id hash only.
 func (s *Service) AddESTUser(ctx context.Context, name, password, profile, actor string) (pki.ESTUser, error) {
 	if !userName.MatchString(name) {
-		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "user name %q: use 1 to 128 letters, digits and . _ @ -", name)
+		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "user name %q: use 1 to 128 ASCII letters (a-z, A-Z), digits and . _ @ -", name)
 	}
 	if len(password) < MinPasswordLen || len(password) > credential.MaxPasswordLen {
 		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "the password must have %d to %d characters", MinPasswordLen, credential.MaxPasswordLen)
