@@ -2,6 +2,7 @@ package enroll_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -156,5 +157,36 @@ func TestChallengeAsESTPasswordClearsNotTheUsersFailures(t *testing.T) {
 	}
 	if err := c.basic("check first", def, "alice", "alice-pass"); !isLockedOut(err) {
 		t.Errorf("alice's right password after two wrong ones, a challenge between them: %v, want locked out", err)
+	}
+}
+
+// downHook is a challenge webhook that cannot be reached (a 5xx, a
+// timeout, a redirect: the Webhook's error).
+type downHook struct{ calls atomic.Int32 }
+
+func (h *downHook) Verify(context.Context, enroll.ChallengeCheck) (bool, string, error) {
+	h.calls.Add(1)
+	return false, "", errors.New("webhook: HTTP 500")
+}
+
+// A webhook that cannot answer makes an EST password at a webhook profile
+// unavailable (503, come back later), as over SCEP and as docs/webhook.md
+// says: not "user name or password is not valid" (401, which clients take
+// as final), and not a failed check of the address, so a webhook outage
+// locks no device out once it is over (r58).
+func TestWebhookOutageIsNoWrongESTPassword(t *testing.T) {
+	mdm := pki.DefaultProfile()
+	mdm.Name, mdm.ChallengeMode = "mdm", enroll.ChallengeWebhook
+	down := &downHook{}
+	f := newFixtureWith(t, enroll.Config{DefaultProfile: mdm.Name, Webhook: down, Profiles: map[string]pki.Profile{mdm.Name: mdm}})
+	c := &estClient{t: t, f: f, addr: attackerAddr}
+	for i := range 15 {
+		err := c.basic("check first", mdm.Name, fmt.Sprintf("user-%d", i), "the-right-secret")
+		if pki.ErrorCode(err) != pki.EUnavailable || isLockedOut(err) {
+			t.Fatalf("EST password %d while the webhook is down: %v, want unavailable, not locked out", i, err)
+		}
+	}
+	if n := down.calls.Load(); n != 15 {
+		t.Errorf("the webhook was asked %d times, want 15 (no lockout)", n)
 	}
 }

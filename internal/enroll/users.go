@@ -190,11 +190,12 @@ func (s *Service) challengeAsPassword(ctx context.Context, st *State, challenge,
 		st.Attempt.asChallenge = identity
 	}
 	err = challenge(ctx, st, presented)
-	if code := pki.ErrorCode(err); err == nil || code == pki.EBadRequest || code == pki.EForbidden || errors.Is(err, pki.ErrUnavailable) {
+	if code := pki.ErrorCode(err); err == nil || code == pki.EBadRequest || code == pki.EForbidden || code == pki.EUnavailable || errors.Is(err, pki.ErrUnavailable) {
 		// A one-time challenge presented for a profile or identity it is
 		// not bound to is refused with its reason, as over SCEP: whoever
-		// sent it holds it, so the reason tells them nothing. A store that
-		// cannot be reached is busy (503), not a wrong password.
+		// sent it holds it, so the reason tells them nothing. A store or
+		// challenge webhook that cannot be reached is busy (503), not a
+		// wrong password, and no failed check of the address.
 		return err
 	}
 	return pki.Errorf(pki.EUnauthorized, "user name or password is not valid")
