@@ -538,6 +538,10 @@ func (l *layout) newGeneration() (string, error) {
 	if err := os.Mkdir(filepath.Join(l.state, gen), fi.Mode().Perm()); err != nil {
 		return "", err
 	}
+	// Past the umask (UMask=0077 in the example units): a service that
+	// reads the key as another user, or through its group, reads it
+	// through this directory too.
+	_ = os.Chmod(filepath.Join(l.state, gen), fi.Mode().Perm())
 	copyOwner(filepath.Join(l.state, gen), l.state)
 	syncDir(l.state)
 	return gen, l.step("generation " + gen + ": created")
