@@ -69,7 +69,7 @@ const (
 const caBackdate = time.Hour
 
 // InitOptions choose how a new CA is made. When a CA already exists, only
-// Token, WrapKey and DiscardedNext are honored (see LoadOrCreate); IgnoredOptions lists the
+// Token, WrapKey, DiscardedNext and ReserveRA are honored (see LoadOrCreate); IgnoredOptions lists the
 // rest.
 type InitOptions struct {
 	// KeyType of the root and issuing CA: "p256" (default), "p384",
@@ -104,6 +104,13 @@ type InitOptions struct {
 	// DATA/ca/next is neither loaded nor promoted, even past its switch
 	// time, at this load and every reload (see Authority.SetDiscardedNext).
 	DiscardedNext []string
+	// ReserveRA, when set, reserves the serial of every SCEP RA
+	// certificate LoadOrCreate issues (a new CA's, and one issued again
+	// for an ra.crt removed by hand) before the CA key signs it, as every
+	// issuance does (store.ReserveSerial): a reservation that fails leaves
+	// it unsigned and LoadOrCreate fails. serve passes its store's; nil
+	// (a CA with no store) reserves nothing.
+	ReserveRA ReserveFunc
 }
 
 // wrapKey applies WrapKey, and keeps key when the wrapped one does not
@@ -209,7 +216,7 @@ func LoadOrCreate(dir string, opts InitOptions, clock pki.Clock) (a *Authority, 
 	if len(present) == 0 {
 		err := create(dir, caDir, o, clock.Now())
 		if err == nil {
-			a, err := load(caDir, o, clock.Now(), loadMode{})
+			a, err := load(caDir, o, clock.Now(), loadMode{reserveRA: o.ReserveRA})
 			return a, err == nil, err
 		}
 		// Another process may have created the CA at the same moment.
@@ -217,7 +224,7 @@ func LoadOrCreate(dir string, opts InitOptions, clock pki.Clock) (a *Authority, 
 			return nil, false, err
 		}
 	}
-	m := loadMode{}
+	m := loadMode{reserveRA: o.ReserveRA}
 	if len(o.DiscardedNext) > 0 {
 		m.discarded = func(id string) bool { return slices.Contains(o.DiscardedNext, id) }
 	}
@@ -348,7 +355,7 @@ func create(dir, caDir string, o InitOptions, now time.Time) (err error) {
 		if err != nil {
 			return err
 		}
-		if err := createRA(kd, iss, nil, o.RAValidity, now, nil); err != nil {
+		if err := createRA(kd, iss, nil, o.RAValidity, now, o.ReserveRA); err != nil {
 			return err
 		}
 	}

@@ -54,6 +54,11 @@ type RenewRAOptions struct {
 	// RA key is made there, labelled PREFIX-ra-<id>. A CA whose keys are
 	// in a token is refused without it (keys.ErrNoToken).
 	Token keys.Token
+	// ReserveRA, when set, reserves the new RA certificate's serial before
+	// the issuing CA's key signs it, as every issuance does
+	// (store.ReserveSerial): a reservation that fails leaves it unsigned
+	// and the RA in service untouched. nil reserves nothing.
+	ReserveRA ReserveFunc
 }
 
 // RenewRA gives the current issuing CA of the CA in dir/ca a new SCEP RA:
@@ -141,7 +146,7 @@ func RenewRA(dir string, opts RenewRAOptions, clock pki.Clock) (retired, renewed
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := createRA(kd, iss, nil, opts.Validity, now, nil); err != nil {
+	if err := createRA(kd, iss, nil, opts.Validity, now, opts.ReserveRA); err != nil {
 		return nil, nil, err
 	}
 	if err := retireRA(caDir, old.Cert); err != nil {

@@ -99,6 +99,12 @@ type RolloverOptions struct {
 	// PREFIX-ra-<id>). Without it they are files; a CA whose current keys
 	// are in a token refuses to roll over without it.
 	Token keys.Token
+	// ReserveRA, when set, reserves the next RA certificate's serial (RA
+	// mode separate) before the next issuing CA's key signs it, as every
+	// issuance does (store.ReserveSerial): a reservation that fails
+	// leaves it unsigned and the rollover fails, having made nothing.
+	// nil reserves nothing.
+	ReserveRA ReserveFunc
 }
 
 // Errors about the root key, which only a rollover (and an export) reads.
@@ -278,7 +284,7 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (next *Issuer, 
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := createRA(kd, iss, raKey, raValidity, now, nil); err != nil {
+		if err := createRA(kd, iss, raKey, raValidity, now, opts.ReserveRA); err != nil {
 			return nil, nil, err
 		}
 	}
