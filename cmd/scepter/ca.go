@@ -161,8 +161,10 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	// over already: its next CA is the one to bring here. The new one is
 	// recorded at once, so that a rollover on another node is refused.
 	host, _ := os.Hostname()
+	// The next RA certificate's serial is reserved in the store before it
+	// is signed, as every issuance's, and it is recorded below.
 	iss, ra, err := cashare.Rollover(ctx, st, sf.dataDir, ca.RolloverOptions{KeyType: keyType, SwitchAt: switchAt, RAMode: raMode,
-		RootKeyFile: rootKeyFile, RootKeyPassphrase: pass, Token: token}, clock, host+" "+cliActor())
+		RootKeyFile: rootKeyFile, RootKeyPassphrase: pass, Token: token, ReserveRA: raSerialReserve(st, clock)}, clock, host+" "+cliActor())
 	if errors.Is(err, ca.ErrNoCA) {
 		return sf.noCA(err)
 	}
@@ -175,6 +177,12 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	}
 	cur, _ := a.Active(now)
 	at, _ := a.SwitchAt()
+	// The next RA certificate goes into the inventory now, as the first
+	// start's does, not only at the servers' next CA reload: until then
+	// OCSP would not know it, and a discard would not revoke it.
+	if err := recordRAs(ctx, st, a, clock); err != nil {
+		fmt.Fprintf(e.stderr, "warning: the next CA's SCEP RA certificate could not be recorded in the inventory (its serial is reserved; servers record it at their next CA reload): %v\n", err)
+	}
 
 	raDesc := "the issuing CA itself (RA mode ca)"
 	if !ra.IsCA {

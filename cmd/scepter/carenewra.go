@@ -76,13 +76,18 @@ func cmdCARenewRA(ctx context.Context, e env, args []string) error {
 const otherNodesRAHint = "Other nodes on this store: bring the new RA there with 'scepter ca export-keys' here and 'scepter ca import-keys' there " +
 	"(with keys in a token, copy DATA/ca/ra.pkcs11, then ra.crt, and DATA/ca/retired-ra/), or they keep serving the old one."
 
-// renewRA renews the SCEP RA in dataDir (ca.RenewRA), records the new
-// certificate in the inventory and audits the renewal, actor naming who
-// renewed it. recorder puts the RA certificates of the CA into the
-// inventory (a server's enroll.Service, which has reloaded the CA); nil
-// makes one over st from the CA as it is now on disk.
+// renewRA renews the SCEP RA in dataDir (ca.RenewRA), its serial reserved
+// in st before the issuing CA signs it (unless opts reserves it
+// otherwise), records the new certificate in the inventory and audits the
+// renewal, actor naming who renewed it. recorder puts the RA certificates
+// of the CA into the inventory (a server's enroll.Service, which has
+// reloaded the CA); nil makes one over st from the CA as it is now on
+// disk.
 func renewRA(ctx context.Context, st store.Store, dataDir string, opts ca.RenewRAOptions, clock pki.Clock, actor string,
 	recorder func(context.Context) error) (old, renewed *pki.RA, err error) {
+	if opts.ReserveRA == nil {
+		opts.ReserveRA = raSerialReserve(st, clock)
+	}
 	old, renewed, err = ca.RenewRA(dataDir, opts, clock)
 	if err != nil {
 		return nil, nil, err
@@ -92,11 +97,7 @@ func renewRA(ctx context.Context, st store.Store, dataDir string, opts ca.RenewR
 		if err != nil {
 			return nil, nil, fmt.Errorf("the RA was renewed, but the CA could not be loaded to record it (the server records it at its next CA reload): %w", err)
 		}
-		svc, err := enroll.New(st, a, clock, nil, enroll.Config{})
-		if err != nil {
-			return nil, nil, fmt.Errorf("the RA was renewed, but could not be recorded (the server records it at its next CA reload): %w", err)
-		}
-		recorder = svc.RecordRACertificates
+		recorder = func(ctx context.Context) error { return recordRAs(ctx, st, a, clock) }
 	}
 	if err := recorder(ctx); err != nil {
 		return nil, nil, fmt.Errorf("the RA was renewed, but could not be recorded in the inventory (the server records it at its next CA reload): %w", err)
@@ -134,4 +135,16 @@ func autoRenewRA(ctx context.Context, st store.Store, authority *ca.Authority, s
 	log.Warn("the SCEP RA was renewed with a new key and certificate; GetCACert serves it, and the old RA decrypts requests encrypted to it until it expires",
 		"serial", renewed.Cert.SerialNumber.Text(16), "not_after", renewed.Cert.NotAfter.UTC().Format(time.RFC3339),
 		"old_serial", old.Cert.SerialNumber.Text(16), "old_not_after", old.Cert.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// recordRAs puts the SCEP RA certificates of a, a CA a command loaded,
+// into the inventory of st that are not there yet
+// (enroll.Service.RecordRACertificates, as a server's start and reloads
+// do).
+func recordRAs(ctx context.Context, st store.Store, a *ca.Authority, clock pki.Clock) error {
+	svc, err := enroll.New(st, a, clock, nil, enroll.Config{})
+	if err != nil {
+		return err
+	}
+	return svc.RecordRACertificates(ctx)
 }

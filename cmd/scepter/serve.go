@@ -328,7 +328,11 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		defer token.Close()
 		log.Info("PKCS#11 token opened", "token", token.Describe())
 	}
-	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(e), Token: token, WrapKey: wrapKey}
+	// A new CA's RA certificate has its serial reserved in the store
+	// before it is signed, as every issuance's; RecordRACertificates
+	// records it below.
+	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(e), Token: token, WrapKey: wrapKey,
+		ReserveRA: raSerialReserve(db, clock)}
 	// A next CA discarded on another node is not promoted by this first
 	// load either, though its switch time passed while this node was
 	// stopped (its keys may be destroyed).

@@ -568,12 +568,14 @@ type serialReserver interface {
 	ReserveSerial(ctx context.Context, issuerID, serialHex string, tbs []byte, at time.Time) error
 }
 
-// raSerialReserve is the CA's reservation for the RA certificates its
-// reloads issue (ca.Authority.SetRAReserve): a revoked RA's replacement has
-// its serial reserved in st before the CA key signs it, as an enrollment's
-// has, so that one whose record then fails (RecordRAReplacement) is still
-// known to the store, and a store that cannot reserve it leaves it
-// unsigned. A taken serial is drawn again.
+// raSerialReserve is the CA's reservation for the RA certificates it
+// issues: a new CA's at the first start (ca.InitOptions.ReserveRA), a
+// rollover's next RA, a renewed RA, and a revoked RA's replacement at a
+// reload (ca.Authority.SetRAReserve). Each has its serial reserved in st,
+// with its TBS, before the CA key signs it, as an enrollment's has, so
+// that one whose record then fails (RecordRACertificates,
+// RecordRAReplacement) is still known to the store, and a store that
+// cannot reserve it leaves it unsigned. A taken serial is drawn again.
 func raSerialReserve(st serialReserver, clock pki.Clock) ca.ReserveFunc {
 	return func(ctx context.Context, issuerID, serialHex string, tbs []byte) (bool, error) {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
