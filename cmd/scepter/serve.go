@@ -452,9 +452,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		return nil
 	})
-	if err := svc.RecordRACertificates(ctx); err != nil {
-		log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
-	}
+	raRecords := newRARecorder(svc.RecordRACertificates, log)
+	raRecords.run(ctx)
 	raKeeper := newRAKeeper(svc, authority, f.dataDir, clock, log, host+" "+f.listen)
 	// The revoked RA of a next CA discarded on any node is not replaced.
 	raKeeper.discards = st
@@ -623,9 +622,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			}
 			reloadCA(authority, clock, log, rev.issuersChanged)
 			applyRootCRL(bgCtx, st, authority, log)
-			if err := svc.RecordRACertificates(bgCtx); err != nil {
-				log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
-			}
+			raRecords.run(bgCtx) // a gated node's refusal said once per RA
 			// Sync logs what stops this node from serving as the
 			// store's CA and keeps it for /readyz; a store error is only
 			// logged.

@@ -20,6 +20,7 @@ import (
 	"github.com/scepter/scepter/internal/health"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/migrate"
 	"github.com/scepter/scepter/internal/ttlcache"
 )
 
@@ -588,6 +589,45 @@ func raSerialReserve(st serialReserver, clock pki.Clock) ca.ReserveFunc {
 			return false, fmt.Errorf("reserving the new SCEP RA certificate's serial %s in the store: %w", serialHex, err)
 		}
 		return false, nil
+	}
+}
+
+// raRecorder is serve's RecordRACertificates, at start and at every CA
+// reload. While this node's issuance is gated (the store's schema is newer
+// than this binary's: migrate.ErrDatabaseTooNew), an RA certificate it
+// has not recorded yet (one from before, on this node's disk) cannot be
+// until the node is upgraded, and every reload would say so again: that
+// refusal is logged once per RA, by its message, which names the RA's
+// serial (and the schema versions, so a newer schema is said again). Any
+// other failure is logged each time, as each reload tries again. Used by
+// one goroutine at a time (the start, then the reload loop).
+type raRecorder struct {
+	record func(context.Context) error // enroll.Service.RecordRACertificates
+	log    *slog.Logger
+	// gatedLogged: the gated refusals logged, by message.
+	gatedLogged map[string]bool
+}
+
+func newRARecorder(record func(context.Context) error, log *slog.Logger) *raRecorder {
+	return &raRecorder{record: record, log: log, gatedLogged: map[string]bool{}}
+}
+
+// run records the RA certificates not recorded yet, and logs a failure.
+func (r *raRecorder) run(ctx context.Context) {
+	err := r.record(ctx)
+	switch {
+	case err == nil:
+		// All recorded: a refusal after a later gating is said again.
+		clear(r.gatedLogged)
+	case errors.Is(err, migrate.ErrDatabaseTooNew):
+		if r.gatedLogged[err.Error()] {
+			return
+		}
+		r.gatedLogged[err.Error()] = true
+		r.log.Warn("recording the SCEP RA certificates in the inventory: refused while the store's schema is newer than this scepter; "+
+			"recorded once this node is upgraded (logged once per RA)", "err", err)
+	default:
+		r.log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
 	}
 }
 
