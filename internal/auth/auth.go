@@ -536,8 +536,14 @@ func (s *Service) unknownLogin(ctx context.Context, name, password, remote strin
 		return s.refuseLocked(ctx, unknownNameTag(storeKey, name), remote, att.LockedUntil, now)
 	}
 	s.passwords.Burn(ctx, password)
-	_ = s.st.AppendAudit(ctx, pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: failedLoginActor(remote),
-		Outcome: "failure", Reason: "unknown user", Detail: unknownNameTag(storeKey, name)})
+	ev := pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: failedLoginActor(remote),
+		Outcome: "failure", Reason: "unknown user", Detail: unknownNameTag(storeKey, name)}
+	if !att.LockedUntil.IsZero() {
+		// The failure that locks is login.locked, as a user's is: an
+		// auditor searching for lockouts finds both.
+		ev.Type, ev.Reason = pki.EventLoginLocked, "unknown user; locked until "+att.LockedUntil.UTC().Format(time.RFC3339)
+	}
+	_ = s.st.AppendAudit(ctx, ev)
 	return ErrUnauthenticated
 }
 

@@ -284,6 +284,25 @@ func TestUnknownNameLocksLikeAUser(t *testing.T) {
 	if !slices.Equal(user, ghost) {
 		t.Errorf("a user's wrong passwords: %q\na name that is no user's: %q", user, ghost)
 	}
+	// And audited alike: the failure that locks is login.locked for both,
+	// so a search for lockouts finds a name that is no user's too.
+	evs, err := p.Store.ListAudit(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var userTypes, ghostTypes []string
+	for _, ev := range slices.Backward(evs) {
+		switch {
+		case ev.Type != pki.EventLoginFailed && ev.Type != pki.EventLoginLocked:
+		case ev.Detail == "user carol":
+			userTypes = append(userTypes, ev.Type)
+		default:
+			ghostTypes = append(ghostTypes, ev.Type)
+		}
+	}
+	if !slices.Equal(userTypes, ghostTypes) || !slices.Contains(ghostTypes, pki.EventLoginLocked) {
+		t.Errorf("a user's failures audited as %q\na name that is no user's as %q; want the same, with %s", userTypes, ghostTypes, pki.EventLoginLocked)
+	}
 	if want := "locked for " + auth.LockBase.String(); user[len(user)-1] != want {
 		t.Errorf("the last answer %q, want %q", user[len(user)-1], want)
 	}
