@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -720,6 +721,9 @@ func TestLockout(t *testing.T) {
 	res := b.tryLogin("operator", e.passwords["operator"])
 	expectStatus(t, "the right password while locked", res, http.StatusTooManyRequests)
 	expectBody(t, "locked", res, "locked until "+until, `role="alert"`)
+	if got, want := res.Header.Get("Retry-After"), strconv.Itoa(int(auth.LockBase/time.Second)); got != want {
+		t.Errorf("locked: Retry-After %q, want %q (the seconds until the lock ends)", got, want)
+	}
 	if b.cookies[console.SessionCookie] != nil {
 		t.Fatal("a session while locked")
 	}
@@ -732,7 +736,13 @@ func TestLockout(t *testing.T) {
 	res = b.tryLogin("nobody-here", "wrong-password-123")
 	expectStatus(t, "unknown user, as often as the user", res, http.StatusTooManyRequests)
 	expectBody(t, "unknown user, as often as the user", res, "locked until "+until, `role="alert"`)
-	e.pki.Clock.Advance(auth.LockBase + time.Second)
+	// Later in the lock, less to wait (a part of a second counts whole).
+	e.pki.Clock.Advance(auth.LockBase/2 + time.Second/2)
+	res = b.tryLogin("operator", e.passwords["operator"])
+	if got, want := res.Header.Get("Retry-After"), strconv.Itoa(int(auth.LockBase/2/time.Second)); got != want {
+		t.Errorf("half-way through the lock: Retry-After %q, want %q", got, want)
+	}
+	e.pki.Clock.Advance(auth.LockBase/2 + time.Second/2)
 	b.login("operator")
 	expectStatus(t, "after the lock", b.get("/ui/"), http.StatusOK)
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -254,6 +255,9 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &locked):
 		lp.LockedUntil = locked.Until
+		// As the API's and EST's 429s: when to come back, for a client
+		// that reads the header rather than the page.
+		w.Header().Set("Retry-After", strconv.Itoa(secondsUntil(locked.Until, h.ops.Now())))
 		h.showLogin(w, r, http.StatusTooManyRequests, lp, "", "Too many failed logins: logging in is locked until "+
 			locked.Until.UTC().Format("2006-01-02 15:04:05 UTC")+". Try again after that.")
 		return
@@ -272,6 +276,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	h.clearCookie(w, LoginCookie)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, safeNext(lp.Next), http.StatusSeeOther)
+}
+
+// secondsUntil is a Retry-After: whole seconds until t, rounded up, at
+// least 1.
+func secondsUntil(t, now time.Time) int {
+	return max(int((t.Sub(now)+time.Second-1)/time.Second), 1)
 }
 
 // logoutRoute is logout behind the CSRF check; a browser whose session has
