@@ -1,10 +1,13 @@
 package console_test
 
 import (
+	"context"
+	"html"
 	"net/http"
 	"net/url"
 	"testing"
 
+	"github.com/scepter/scepter/internal/auth"
 	"github.com/scepter/scepter/internal/console"
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -109,4 +112,70 @@ func TestRevokeFormTakesReasonCodes(t *testing.T) {
 	res = b.post(certPath(c)+"/revoke", url.Values{"issuer": {e.record(c).IssuerID}, "reason": {"1"}})
 	expectStatus(t, "reason 1 unconfirmed", res, http.StatusOK)
 	expectBody(t, "reason 1 unconfirmed", res, `id="revoke-confirm"`, "keyCompromise")
+}
+
+// A field sent twice cannot be read one way: every form that changes
+// something refuses it (400, naming the field), as the API refuses a
+// repeated JSON key, instead of taking the first value and dropping the
+// other (reason=superseded&reason=keyCompromise revoked as superseded, the
+// compromised key unrecorded); and a page refuses a repeated query
+// parameter, as the API does.
+func TestRepeatedFieldsAreRefused(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	b := e.as("admin")
+	c := e.issue("repeated-fields")
+	rec := e.record(c)
+	held := e.issue("repeated-held")
+	if res := b.post(certPath(held)+"/revoke", url.Values{"issuer": {e.record(held).IssuerID}, "reason": {"certificateHold"}, "confirm": {"yes"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("hold: %s", res)
+	}
+	pending := e.hold("repeated-request")
+	for _, tc := range []struct {
+		name, path, field string
+		form              url.Values
+	}{
+		{"revoke, two reasons", certPath(c) + "/revoke", "reason",
+			url.Values{"issuer": {rec.IssuerID}, "reason": {"superseded", "keyCompromise"}, "confirm": {"yes"}}},
+		{"revoke, the same reason twice", certPath(c) + "/revoke", "reason",
+			url.Values{"issuer": {rec.IssuerID}, "reason": {"keyCompromise", "keyCompromise"}, "confirm": {"yes"}}},
+		{"revoke, two confirms", certPath(c) + "/revoke", "confirm",
+			url.Values{"issuer": {rec.IssuerID}, "reason": {"superseded"}, "confirm": {"no", "yes"}}},
+		{"unhold, two issuers", certPath(held) + "/unhold", "issuer",
+			url.Values{"issuer": {e.record(held).IssuerID, "00"}}},
+		{"reject, two reasons", "/ui/requests/" + pending + "/reject", "reason",
+			url.Values{"reason": {"one", "two"}}},
+		{"approve, two tokens", "/ui/requests/" + pending + "/approve", "csrf",
+			url.Values{"csrf": {b.csrf(), b.csrf()}}},
+		{"new challenge, two lifetimes", "/ui/challenges", "ttl",
+			url.Values{"ttl": {"1h", "30d"}}},
+	} {
+		res := b.post(tc.path, tc.form)
+		expectStatus(t, tc.name, res, http.StatusBadRequest)
+		expectBody(t, tc.name, res, `role="alert"`, html.EscapeString(`the form field "`+tc.field+`" is given 2 times`), "send it once")
+	}
+	if r := e.record(c); r.Status != pki.StatusValid {
+		t.Errorf("revoked by a form with a repeated field: %+v", r)
+	}
+	if r := e.record(held); r.Status != pki.StatusRevoked {
+		t.Errorf("hold lifted by a form with a repeated field: %+v", r)
+	}
+	if reqs, _, err := e.ops.Requests(context.Background(), auth.CLI("test"), "pending", "", 10, ""); err != nil || len(reqs) != 1 {
+		t.Errorf("pending requests after repeated fields: %d, %v; want the one still pending", len(reqs), err)
+	}
+	// The login form too: which name would it be?
+	res := e.browser().do(http.MethodGet, "/ui/login", nil, nil)
+	token := hiddenValue(t, res.body, "csrf")
+	lb := e.browser()
+	lb.cookies[console.LoginCookie] = &http.Cookie{Name: console.LoginCookie, Value: token}
+	res = lb.do(http.MethodPost, "/ui/login", url.Values{"csrf": {token}, "username": {"auditor", "admin"}, "password": {e.passwords["admin"]}}, nil)
+	expectStatus(t, "login, two names", res, http.StatusBadRequest)
+	expectBody(t, "login, two names", res, html.EscapeString(`the form field "username" is given 2 times`))
+	if lb.cookies[console.SessionCookie] != nil {
+		t.Error("a session from a login form with two names")
+	}
+	for _, path := range []string{"/ui/certificates?status=valid&status=revoked", "/ui/?days=7&days=30", "/ui/audit?type=a&type=b"} {
+		res := b.get(path)
+		expectStatus(t, path, res, http.StatusBadRequest)
+		expectBody(t, path, res, `role="alert"`, "is given 2 times")
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,10 +68,17 @@ func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
 // it sends the browser to the login page, which comes back here after.
 func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request, rq *req) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		qs, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
 			// The pages read r.URL.Query(), which drops such a pair
 			// silently: a filter would vanish from what is shown.
 			h.errorPage(w, nil, http.StatusBadRequest, "malformed query string: separate parameters with '&', escape ';' as %3B")
+			return
+		}
+		if err := repeated("query parameter", qs); err != nil {
+			// Query().Get takes the first: status=valid&status=revoked
+			// would list valid ones alone, as the API refuses it.
+			h.errorPage(w, nil, http.StatusBadRequest, message(err))
 			return
 		}
 		rq, err := h.session(r)
@@ -146,7 +154,26 @@ func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) error {
 		}
 		return badInputf("the form cannot be read: %v", err)
 	}
-	return nil
+	// A field sent twice (reason=superseded&reason=keyCompromise) cannot
+	// be read one way: refused, as the API refuses a repeated JSON key,
+	// rather than one of the values taken and the other dropped.
+	return repeated("form field", r.PostForm)
+}
+
+// repeated refuses values with a key given more than once (the first such
+// key in order, so the answer is the same every time).
+func repeated(what string, v url.Values) error {
+	keys := make([]string, 0, len(v))
+	for k, vs := range v {
+		if len(vs) > 1 {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.Sort(keys)
+	return badInputf("the %s %q is given %d times: it is refused rather than one of its values taken; send it once", what, clip(keys[0]), len(v[keys[0]]))
 }
 
 // sameOrigin refuses a request that says it comes from another site. A
