@@ -396,15 +396,21 @@ func (q *query) time(k string) time.Time {
 	return t
 }
 
+// maxQueryDuration bounds a duration in a query: 100 years, beyond every
+// certificate's end.
+const maxQueryDuration = 100 * 365 * 24 * time.Hour
+
 func (q *query) duration(k string) time.Duration {
 	s := q.str(k)
 	if s == "" {
 		return 0
 	}
 	d, err := parseDuration(s)
-	if err != nil || d <= 0 || d > 100*365*24*time.Hour {
-		// Zero too: it would read as no filter at all.
-		q.errs = append(q.errs, fmt.Sprintf("%s=%q: want a positive duration such as 30d or 12h", k, s))
+	if err != nil || d <= 0 || d > maxQueryDuration {
+		// Zero too: it would read as no filter at all. The bound is named,
+		// as "positive" alone would not explain why 100000d is refused.
+		q.errs = append(q.errs, fmt.Sprintf("%s=%q: want a positive duration of at most %dd (100 years), such as 30d or 12h",
+			k, s, maxQueryDuration/(24*time.Hour)))
 	}
 	return d
 }

@@ -61,7 +61,7 @@ func (h *Handler) table() []route {
 		{"issuer", "string", "issuer ID (hex SHA-256 of the issuing CA certificate)"},
 		{"protocol", "string", "scep, est, cli or internal"},
 		{"q", "string", "subject, SAN or serial substring (3 characters or more use the index); RFC 4514 escapes are optional: `Doe, John` and `Doe\\, John` both find CN=Doe\\, John"},
-		{"expiring_within", "string", "only unexpired certificates expiring within this time (30d, 12h), by expiry"},
+		{"expiring_within", "string", "only unexpired certificates expiring within this time (30d, 12h; at most 36500d), by expiry"},
 		{"issued_after", "string", "RFC 3339 time"}, {"issued_before", "string", "RFC 3339 time"},
 		pLimit, pCursor,
 	}
@@ -251,8 +251,25 @@ func (h *Handler) listCertificates(c *call) error {
 	return nil
 }
 
+// issuerPrefixRE is what picks an issuer among the CAs that used a serial:
+// its ID or a prefix of it.
+var issuerPrefixRE = regexp.MustCompile(`^[0-9a-fA-F]{1,64}$`)
+
+// checkIssuer refuses an issuer that could name no CA: otherwise the
+// certificate is "not found", which reads as if the serial were wrong.
+func checkIssuer(issuer string) error {
+	if issuer != "" && !issuerPrefixRE.MatchString(issuer) {
+		return refusedf("issuer %q: want (a prefix of) a CA's ID in hex, as /api/v1/cas lists them", issuer)
+	}
+	return nil
+}
+
 func (h *Handler) detail(c *call) (*ops.CertificateDetail, error) {
-	return h.ops.Certificate(c.ctx, c.p, c.r.PathValue("serial"), c.q.str("issuer"))
+	issuer := c.q.str("issuer")
+	if err := checkIssuer(issuer); err != nil {
+		return nil, err
+	}
+	return h.ops.Certificate(c.ctx, c.p, c.r.PathValue("serial"), issuer)
 }
 
 func pemOf(der []byte) string {
@@ -364,6 +381,9 @@ func (h *Handler) revoke(c *call) error {
 	if err := c.decode(&req); err != nil {
 		return err
 	}
+	if err := checkIssuer(req.Issuer); err != nil {
+		return err
+	}
 	r, err := h.ops.Revoke(c.ctx, c.p, c.r.PathValue("serial"), req.Issuer, req.Reason)
 	if err != nil {
 		return err
@@ -378,6 +398,9 @@ func (h *Handler) unhold(c *call) error {
 		if err := c.decode(&req); err != nil {
 			return err
 		}
+	}
+	if err := checkIssuer(req.Issuer); err != nil {
+		return err
 	}
 	r, err := h.ops.Unhold(c.ctx, c.p, c.r.PathValue("serial"), req.Issuer)
 	if err != nil {
