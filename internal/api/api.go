@@ -54,8 +54,8 @@ func New(o *ops.Ops, log *slog.Logger) *Handler {
 // of /api/.
 func (h *Handler) Routes() map[string]http.Handler {
 	m := map[string]http.Handler{
-		"GET " + Prefix + "/openapi.json": http.HandlerFunc(h.serveOpenAPI),
-		"/api/":                           http.HandlerFunc(h.noRoute),
+		"GET " + openAPIPath: http.HandlerFunc(h.serveOpenAPI),
+		"/api/":              http.HandlerFunc(h.noRoute),
 	}
 	// One mux pattern per path: ServeMux answers 405 with Allow for the
 	// other methods of a path it knows.
@@ -89,6 +89,10 @@ func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 			allow = append(allow, rt.method)
 		}
 	}
+	if r.URL.Path == openAPIPath {
+		// Not in the table (it is no operation of the API), but a route.
+		allow = append(allow, http.MethodGet)
+	}
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here; allowed: "+strings.Join(allow, ", "), nil)
@@ -99,6 +103,9 @@ func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 
 // Prefix is where the API lives.
 const Prefix = "/api/v1"
+
+// openAPIPath is where the API's OpenAPI description is served.
+const openAPIPath = Prefix + "/openapi.json"
 
 // call is one request as a handler sees it.
 type call struct {

@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"encoding/json"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -82,5 +85,111 @@ func TestExpiringWithinNamesItsBound(t *testing.T) {
 		if tc.want == 422 && !strings.Contains(errorOf(t, r), "at most 36500d (100 years)") {
 			t.Errorf("expiring_within=%s: error %q does not name the bound", tc.value, errorOf(t, r))
 		}
+	}
+}
+
+// The OpenAPI description is a route like the others: another method is
+// 405 with Allow, not "no such API route".
+func TestOpenAPIOtherMethods(t *testing.T) {
+	e := newEnv(t)
+	for _, method := range []string{"PUT", "POST", "DELETE", "PATCH", "OPTIONS"} {
+		r := e.do(t, "", method, "/api/v1/openapi.json", nil)
+		if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET" {
+			t.Errorf("%s /api/v1/openapi.json: %d, Allow %q; want 405, Allow GET\n%s", method, r.status, r.header.Get("Allow"), r.body)
+		}
+	}
+	if r := e.do(t, "", "GET", "/api/v1/openapi.json", nil); r.status != http.StatusOK {
+		t.Errorf("GET /api/v1/openapi.json: %d", r.status)
+	}
+}
+
+// What the OpenAPI description marks required, defaulted or optional is
+// what the server does when it is left out: each case checks the marking
+// and sends the request without the field (or the body).
+func TestOpenAPIMarksWhatTheServerEnforces(t *testing.T) {
+	e := newEnv(t)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			RequestBody *struct {
+				Required bool `json:"required"`
+			} `json:"requestBody"`
+		} `json:"paths"`
+		Components struct {
+			Schemas map[string]struct {
+				Required   []string `json:"required"`
+				Properties map[string]struct {
+					Default *string `json:"default"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(e.do(t, "", "GET", "/api/v1/openapi.json", nil).body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	revokeMe, _ := e.Issue(t, "openapi-revoke")
+	held, _ := e.Issue(t, "openapi-unhold")
+	if r := e.do(t, pki.RoleOperator, "POST", "/api/v1/certificates/"+held.SerialNumber.Text(16)+"/revoke", `{"reason":"certificateHold"}`); r.status != 200 {
+		t.Fatalf("hold: %d %s", r.status, r.body)
+	}
+	for _, tc := range []struct {
+		name             string
+		schema, field    string
+		required         bool
+		def              string // the documented default, "" for none
+		method, path     string
+		body             string // without the field
+		want             int
+		replyHas, errHas string
+	}{
+		{"revoke without a reason", "RevokeRequest", "reason", false, "unspecified",
+			"POST", "/api/v1/certificates/" + revokeMe.SerialNumber.Text(16) + "/revoke", `{"reason":""}`, 200, `"unspecified"`, ""},
+		{"reject without a reason", "RejectRequest", "reason", true, "",
+			"POST", "/api/v1/requests/" + e.heldRequest(t, "openapi-reject") + "/reject", `{}`, 422, "", "reason"},
+		{"challenge without a lifetime", "ChallengeRequest", "ttl", false, "24h", "POST", "/api/v1/challenges", `{}`, 201, "", ""},
+		{"token without a name", "TokenRequest", "name", true, "", "POST", "/api/v1/tokens", `{"role":"auditor"}`, 422, "", ""},
+		{"token without a role", "TokenRequest", "role", true, "", "POST", "/api/v1/tokens", `{"name":"openapi-t"}`, 422, "", ""},
+		{"token without a lifetime", "TokenRequest", "ttl", false, "", "POST", "/api/v1/tokens", `{"name":"openapi-t2","role":"auditor"}`, 201, "", ""},
+		{"user without a password", "UserRequest", "password", true, "", "POST", "/api/v1/users", `{"name":"openapi-u","role":"auditor"}`, 422, "", ""},
+		{"user without a role", "UserRequest", "role", true, "", "POST", "/api/v1/users", `{"name":"openapi-u","password":"abcdefghijklmnop"}`, 422, "", ""},
+		{"user without a name", "UserRequest", "name", true, "", "POST", "/api/v1/users", `{"role":"auditor","password":"abcdefghijklmnop"}`, 422, "", ""},
+		{"EST user without a password", "ESTUserRequest", "password", true, "", "POST", "/api/v1/est-users", `{"name":"openapi-e"}`, 422, "", ""},
+		{"EST user without a name", "ESTUserRequest", "name", true, "", "POST", "/api/v1/est-users", `{"password":"abcdefghijklmnop"}`, 422, "", ""},
+		{"EST user without a profile", "ESTUserRequest", "profile", false, "", "POST", "/api/v1/est-users", `{"name":"openapi-e2","password":"abcdefghijklmnop"}`, 201, "", ""},
+	} {
+		s, ok := doc.Components.Schemas[tc.schema]
+		if !ok {
+			t.Fatalf("%s: no schema %s", tc.name, tc.schema)
+		}
+		if got := slices.Contains(s.Required, tc.field); got != tc.required {
+			t.Errorf("%s: %s.%s marked required %v, want %v (the server's rule)", tc.name, tc.schema, tc.field, got, tc.required)
+		}
+		var def string
+		if p := s.Properties[tc.field].Default; p != nil {
+			def = *p
+		}
+		if def != tc.def {
+			t.Errorf("%s: %s.%s default %q, want %q", tc.name, tc.schema, tc.field, def, tc.def)
+		}
+		r := e.do(t, pki.RoleAdmin, tc.method, tc.path, tc.body)
+		if r.status != tc.want || !strings.Contains(string(r.body), tc.replyHas) {
+			t.Errorf("%s: %d, want %d with %s\n%s", tc.name, r.status, tc.want, tc.replyHas, r.body)
+		}
+		if tc.errHas != "" && !strings.Contains(errorOf(t, r), tc.errHas) {
+			t.Errorf("%s: error %q, want it to say %q", tc.name, errorOf(t, r), tc.errHas)
+		}
+	}
+	// unhold takes no body at all (the issuer is needed only when several
+	// CAs used the serial): its body is optional; revoke's is required.
+	if rb := doc.Paths["/api/v1/certificates/{serial}/unhold"]["post"].RequestBody; rb == nil || rb.Required {
+		t.Errorf("unhold's requestBody %+v: want one, not required", rb)
+	}
+	if rb := doc.Paths["/api/v1/certificates/{serial}/revoke"]["post"].RequestBody; rb == nil || !rb.Required {
+		t.Errorf("revoke's requestBody %+v: want one, required", rb)
+	}
+	if r := e.do(t, pki.RoleOperator, "POST", "/api/v1/certificates/"+held.SerialNumber.Text(16)+"/unhold", nil); r.status != 200 {
+		t.Errorf("unhold without a body: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, pki.RoleOperator, "POST", "/api/v1/certificates/"+revokeMe.SerialNumber.Text(16)+"/revoke", nil); r.status != 400 {
+		t.Errorf("revoke without a body: %d %s, want 400", r.status, r.body)
 	}
 }

@@ -83,7 +83,7 @@ func (h *Handler) OpenAPI() map[string]any {
 			op["parameters"] = params
 		}
 		if rt.body != "" {
-			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+			op["requestBody"] = map[string]any{"required": !rt.bodyOptional, "content": map[string]any{
 				"application/json": map[string]any{"schema": ref(rt.body)}}}
 		}
 		status := rt.status
@@ -160,8 +160,11 @@ func schemaOf(t reflect.Type) map[string]any {
 		s = map[string]any{"type": "object", "additionalProperties": schemaOf(t.Elem())}
 	case t.Kind() == reflect.Struct:
 		props := map[string]any{}
-		addFields(t, props)
+		required := addFields(t, props)
 		s = map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+		if len(required) > 0 {
+			s["required"] = required
+		}
 	case t.Kind() == reflect.Interface:
 		s = map[string]any{}
 	default:
@@ -173,11 +176,15 @@ func schemaOf(t reflect.Type) map[string]any {
 	return s
 }
 
-func addFields(t reflect.Type, props map[string]any) {
+// addFields describes t's fields into props and returns the names of those
+// a request must carry. A field's `openapi` tag says what the handler
+// enforces of it: "required" (refused when absent or empty), or
+// "default=V" (absent or empty reads as V).
+func addFields(t reflect.Type, props map[string]any) (required []string) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			addFields(f.Type, props)
+			required = append(required, addFields(f.Type, props)...)
 			continue
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -187,8 +194,18 @@ func addFields(t reflect.Type, props map[string]any) {
 		if name == "" {
 			name = f.Name
 		}
-		props[name] = schemaOf(f.Type)
+		s := schemaOf(f.Type)
+		for _, opt := range strings.Split(f.Tag.Get("openapi"), ",") {
+			switch k, v, _ := strings.Cut(opt, "="); k {
+			case "required":
+				required = append(required, name)
+			case "default":
+				s["default"] = v
+			}
+		}
+		props[name] = s
 	}
+	return required
 }
 
 func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request) {

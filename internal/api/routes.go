@@ -24,6 +24,7 @@ type route struct {
 	role         pki.Role
 	params       []param // query parameters
 	body         string  // request schema name ("" for none)
+	bodyOptional bool    // the body may be left out (no JSON at all)
 	reply        string  // response schema name
 	status       int     // success status
 	contentType  string  // non-JSON success body
@@ -80,7 +81,7 @@ func (h *Handler) table() []route {
 		{method: "POST", path: "/certificates/{serial}/revoke", summary: "Revoke a certificate (idempotent; another reason for a revoked one, unless on hold, is 409)", role: pki.RoleOperator,
 			body: "RevokeRequest", reply: "RevocationResult", fn: h.revoke},
 		{method: "POST", path: "/certificates/{serial}/unhold", summary: "Lift a certificateHold", role: pki.RoleOperator,
-			body: "UnholdRequest", reply: "RevocationResult", fn: h.unhold},
+			body: "UnholdRequest", bodyOptional: true, reply: "RevocationResult", fn: h.unhold},
 		{method: "GET", path: "/requests", summary: "Requests held for approval", role: pki.RoleAuditor,
 			params: []param{{"status", "string", "pending (default), issued, rejected or all"}, {"profile", "string", "profile name"}, pLimit, pCursor},
 			reply:  "RequestList", fn: h.listRequests},
@@ -343,7 +344,7 @@ func (h *Handler) certChain(c *call) error {
 
 // RevokeRequest asks for a revocation.
 type RevokeRequest struct {
-	Reason string `json:"reason"`
+	Reason string `json:"reason" openapi:"default=unspecified"`
 	Issuer string `json:"issuer"`
 }
 
@@ -470,7 +471,7 @@ func (h *Handler) approve(c *call) error {
 
 // RejectRequest gives the reason.
 type RejectRequest struct {
-	Reason string `json:"reason"`
+	Reason string `json:"reason" openapi:"required"`
 }
 
 func (h *Handler) reject(c *call) error {
@@ -550,7 +551,7 @@ func (h *Handler) listChallenges(c *call) error {
 
 // ChallengeRequest asks for a one-time challenge.
 type ChallengeRequest struct {
-	TTL     string   `json:"ttl"` // default 24h
+	TTL     string   `json:"ttl" openapi:"default=24h"`
 	Profile string   `json:"profile"`
 	Subject string   `json:"subject"`
 	DNS     []string `json:"dns"`
@@ -768,8 +769,8 @@ type ESTUser struct {
 
 // ESTUserRequest creates one.
 type ESTUserRequest struct {
-	Name     string `json:"name"`
-	Password string `json:"password"`
+	Name     string `json:"name" openapi:"required"`
+	Password string `json:"password" openapi:"required"`
 	Profile  string `json:"profile"`
 }
 
@@ -834,8 +835,8 @@ func tokenJSON(t pki.APIToken) Token {
 
 // TokenRequest creates a token.
 type TokenRequest struct {
-	Name string `json:"name"`
-	Role string `json:"role"`
+	Name string `json:"name" openapi:"required"`
+	Role string `json:"role" openapi:"required"`
 	TTL  string `json:"ttl"` // "" or "0": no expiry
 }
 
@@ -900,9 +901,9 @@ type User struct {
 
 // UserRequest creates a user.
 type UserRequest struct {
-	Name     string `json:"name"`
-	Role     string `json:"role"`
-	Password string `json:"password"`
+	Name     string `json:"name" openapi:"required"`
+	Role     string `json:"role" openapi:"required"`
+	Password string `json:"password" openapi:"required"`
 }
 
 func userJSON(u pki.User) User {
