@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/scepter/scepter/internal/ops"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
 
@@ -26,6 +28,10 @@ type dashboardPage struct {
 	Pending   int
 	// PendingMore says the pending count is a lower bound.
 	PendingMore bool
+	// OwnLeftOut says a count leaves out some of the server's own
+	// certificates that its list holds; OwnLink lists them all.
+	OwnLeftOut bool
+	OwnLink    string
 }
 
 // bar is one row of a count table, with its bar's width (0-100).
@@ -34,12 +40,24 @@ type bar struct {
 	Count int64
 	Width float64
 	Link  string
+	own
 }
 
 type expiring struct {
 	Days  int
 	Count int64
 	Link  string
+	own
+}
+
+// own counts the server's own certificates (SCEP RA, OCSP responder,
+// HTTPS) in the list a count links to: the store's counters leave them out
+// (as the metrics do), the list does not, so the page says how many more
+// the list holds and marks them there.
+type own struct {
+	Own int
+	// OwnMore says Own is a lower bound (a full page of them).
+	OwnMore bool
 }
 
 // dashboard shows ops.Dashboard for ?days= (default 30).
@@ -65,7 +83,13 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, rq *req) err
 		pg.Totals["refused"] += dc.Refused
 	}
 	for _, s := range []string{"valid", "expired", "revoked"} {
-		pg.ByStatus = append(pg.ByStatus, bar{Label: s, Count: d.ByStatus[s], Link: inventoryLink(url.Values{"status": {s}})})
+		q := url.Values{"status": {s}}
+		o, err := h.ownIn(r, rq, q)
+		if err != nil {
+			return err
+		}
+		pg.ByStatus = append(pg.ByStatus, bar{Label: s, Count: d.ByStatus[s], Link: inventoryLink(q), own: o})
+		pg.OwnLeftOut = pg.OwnLeftOut || o.Own > 0
 	}
 	for name, n := range d.ByProfile {
 		pg.ByProfile = append(pg.ByProfile, bar{Label: name, Count: n, Link: inventoryLink(url.Values{"status": {"valid"}, "profile": {name}})})
@@ -77,14 +101,36 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, rq *req) err
 	scaleBars(pg.ByStatus)
 	scaleBars(pg.ByProfile)
 	for _, n := range []int{7, 30, 90} {
-		pg.Expiring = append(pg.Expiring, expiring{Days: n, Count: d.Expiring[n],
-			Link: inventoryLink(url.Values{"status": {"valid"}, "expiring": {strconv.Itoa(n)}})})
+		q := url.Values{"status": {"valid"}, "expiring": {strconv.Itoa(n)}}
+		o, err := h.ownIn(r, rq, q)
+		if err != nil {
+			return err
+		}
+		pg.Expiring = append(pg.Expiring, expiring{Days: n, Count: d.Expiring[n], Link: inventoryLink(q), own: o})
+		pg.OwnLeftOut = pg.OwnLeftOut || o.Own > 0
 	}
+	pg.OwnLink = inventoryLink(url.Values{"protocol": {string(pki.ProtocolInternal)}})
 	h.render(w, http.StatusOK, "dashboard", h.newView(rq, "Dashboard", "dashboard", pg))
 	return nil
 }
 
 func inventoryLink(q url.Values) string { return Prefix + "certificates?" + q.Encode() }
+
+// ownIn counts the server's own certificates in the inventory list that
+// the filter q opens: few (a handful per node), found by the protocol's
+// index, one page at most.
+func (h *Handler) ownIn(r *http.Request, rq *req, q url.Values) (own, error) {
+	f := inventoryForm{Status: q.Get("status"), Expiring: q.Get("expiring"), Protocol: string(pki.ProtocolInternal), Limit: strconv.Itoa(ops.MaxPage)}
+	cq, err := f.query()
+	if err != nil {
+		return own{}, fmt.Errorf("console: counting the server's own certificates: %w", err)
+	}
+	certs, next, err := h.ops.Certificates(r.Context(), rq.p, cq)
+	if err != nil {
+		return own{}, err
+	}
+	return own{Own: len(certs), OwnMore: next != ""}, nil
+}
 
 func scaleBars(bars []bar) {
 	var top int64
