@@ -61,7 +61,8 @@ func TestRaiseToKeyCompromise(t *testing.T) {
 	expectBody(t, "a superseded certificate", page, `id="revoke-form"`, `<option value="keyCompromise">`)
 	expectNotBody(t, "a superseded certificate", page, `<option value="superseded">`, `<option value="cessationOfOperation">`)
 	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"cessationOfOperation"}, "confirm": {"yes"}})
-	expectStatus(t, "another milder reason", res, http.StatusUnprocessableEntity)
+	expectStatus(t, "another milder reason", res, http.StatusConflict)
+	expectBody(t, "another milder reason", res, "the reason stays")
 	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"keyCompromise"}, "confirm": {"yes"}})
 	expectStatus(t, "raised", res, http.StatusSeeOther)
 	if r := e.record(c); r.RevokeReason != 1 || !r.RevokedAt.Equal(e.record(c).RevokedAt) {
