@@ -106,9 +106,11 @@ func TestLockoutPassesOneTimeChallengesOverEST(t *testing.T) {
 				t.Fatal(err)
 			}
 			now := f.clock.Now()
-			if err := f.st.CreateESTUser(ctx, pki.ESTUser{Name: "user-0", PasswordHash: hash, CreatedAt: now, CreatedBy: "test"},
-				pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: "test", Outcome: "success"}); err != nil {
-				t.Fatal(err)
+			for u := range c.users {
+				if err := f.st.CreateESTUser(ctx, pki.ESTUser{Name: fmt.Sprintf("user-%d", u), PasswordHash: hash, CreatedAt: now, CreatedBy: "test"},
+					pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: "test", Outcome: "success"}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			n := 0
 			basic := func(user, password string) error {
@@ -126,8 +128,8 @@ func TestLockoutPassesOneTimeChallengesOverEST(t *testing.T) {
 			}
 			// Each wrong password is a wrong challenge guess too: past
 			// the limit the profile's challenges are locked out, and the
-			// rest are refused so, unchecked, still counted for their
-			// users and the address.
+			// rest are refused so, each still a failed check of its
+			// user's password, counted for the user and the address.
 			wrong := 0
 			for u := range c.users {
 				for i := range c.perUser {

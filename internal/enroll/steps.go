@@ -150,7 +150,9 @@ func (s *Service) throttled(st *State, identity string, check, oneTime func() er
 		return err
 	}
 	if st.Attempt != nil {
-		st.Attempt.asChallenge = "" // check notes it if it tries the secret as one
+		// check notes them if it tries the secret as a challenge, or
+		// refuses it unchecked.
+		st.Attempt.asChallenge, st.Attempt.unchecked = "", false
 	}
 	err := check()
 	if a := st.Attempt; a != nil {
@@ -228,11 +230,15 @@ func (s *Service) checkOneTimeOnly(ctx context.Context, st *State, presented str
 // refused the secret, and whether the secret was a one-time challenge an
 // issuance used up (State.ChallengeUsedUp). asChallenge is the challenge
 // identity (challengeIdentity) an EST password not the user's was tried
-// as (challengeAsPassword): the secret is then a challenge too.
+// as (challengeAsPassword): the secret is then a challenge too. unchecked:
+// the secret was refused during a lockout without being checked as
+// anything (an unknown user's password, the challenges locked), which is
+// no failed check and counts nowhere.
 type secretAttempt struct {
 	host, identity  string
 	asChallenge     string
 	refused, usedUp bool
+	unchecked       bool
 }
 
 // settle tells the throttle the outcome of a request whose secret check
@@ -240,10 +246,11 @@ type secretAttempt struct {
 // the identity whose secret it was (a password accepted as a challenge is
 // the challenge's, not the user's); refused for its secret, it counts one
 // against each identity it was tried as. Any other refusal (a name the
-// profile does not allow) counts nothing.
+// profile does not allow, a secret refused unchecked during a lockout)
+// counts nothing.
 func (s *Service) settle(a secretAttempt, err error) {
 	switch {
-	case a.identity == "":
+	case a.identity == "", a.unchecked:
 	case err == nil && a.asChallenge != "":
 		s.failures.succeeded(a.host, a.asChallenge)
 	case err == nil:

@@ -51,6 +51,14 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge, whileLock
 			// An unknown user costs what a wrong password does.
 			s.passwords.Burn(ctx, ev.HTTPPassword)
 		}
+		var locked *LockedOutError
+		if errors.As(err, &locked) && st.Attempt != nil {
+			// No user to check the password against, and the challenges
+			// locked: nothing was checked, so nothing failed. Counted,
+			// a client retrying without heeding Retry-After would lock
+			// its address out for every identity.
+			st.Attempt.unchecked = true
+		}
 		return err
 	case err != nil:
 		return err
@@ -177,8 +185,9 @@ func (s *Service) challengeAsPassword(ctx context.Context, st *State, challenge,
 	locked, err := s.lockedOut(throttleHost(st.Req.RemoteAddr), identity, func() error { return whileLocked(ctx, st, presented) })
 	if locked {
 		// Refused unchecked, it counts against the user alone (whose
-		// password it was not), as throttled counts nothing during a
-		// lockout. Accepted as a one-time challenge, it is that
+		// password was checked, and was not this), and the address, as
+		// throttled counts nothing during a lockout; an unknown user's
+		// counts nothing (checkUser). Accepted as a one-time challenge, it is that
 		// challenge's: it clears no failures of the user, nor of the
 		// challenges while their lock holds.
 		if err == nil && st.Attempt != nil {
