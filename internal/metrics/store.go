@@ -186,6 +186,11 @@ func (s *countingStore) RequestByTransaction(ctx context.Context, profile, trans
 	return v, s.count("RequestByTransaction", err)
 }
 
+func (s *countingStore) RequestsByKey(ctx context.Context, profile string, spki []byte) ([]pki.EnrollmentRequest, error) {
+	v, err := s.Store.RequestsByKey(ctx, profile, spki)
+	return v, s.count("RequestsByKey", err)
+}
+
 func (s *countingStore) Request(ctx context.Context, id string) (*pki.EnrollmentRequest, error) {
 	v, err := s.Store.Request(ctx, id)
 	return v, s.count("Request", err)

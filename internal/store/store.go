@@ -549,6 +549,13 @@ type Store interface {
 	// transaction ID, made with one of keys (RequestKeys.Match), that has
 	// not been purged, or ErrNotFound.
 	RequestByTransaction(ctx context.Context, profile, transactionID string, keys RequestKeys) (*pki.EnrollmentRequest, error)
+	// RequestsByKey returns the requests of profile whose CSR holds the
+	// key of this SubjectPublicKeyInfo (RequestKeyHash), under any
+	// transaction ID, that have not been purged, newest first: for a
+	// protocol whose transaction IDs the server derives from the request
+	// (EST), to find a held request sent again with its subject encoded
+	// otherwise. None found is an empty list, not ErrNotFound.
+	RequestsByKey(ctx context.Context, profile string, spki []byte) ([]pki.EnrollmentRequest, error)
 	// Request returns a request by ID, or ErrNotFound.
 	Request(ctx context.Context, id string) (*pki.EnrollmentRequest, error)
 	// ListRequests returns requests matching f, newest first.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -97,6 +98,23 @@ func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID
 		}
 	}
 	return nil, fail(store.ErrNotFound)
+}
+
+// RequestsByKey implements store.Store. Requests held before schema
+// version 27 have no key hash; they are read with the others of the
+// profile and matched by their CSR. The profile's (profile, seq) index
+// serves: a profile holds requests for a person to approve, kept for
+// their retention, so they are few.
+func (s *Store) RequestsByKey(ctx context.Context, profile string, spki []byte) ([]pki.EnrollmentRequest, error) {
+	profile = key(profile)
+	keys := store.RequestKeys{CSR: spki}
+	csrHash, _ := sqlstore.RequestKeysHashes(keys)
+	rows, err := queryAll(ctx, s.pool, scanRequest, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests
+		WHERE profile = $1 AND (key_hash = $2 OR key_hash IS NULL) ORDER BY seq DESC`, profile, csrHash)
+	if err != nil {
+		return nil, pgError("postgres: requests of profile %q by key: %w", profile, err)
+	}
+	return slices.DeleteFunc(rows, func(r pki.EnrollmentRequest) bool { return !keys.Match(&r) }), nil
 }
 
 // Request implements store.Store.

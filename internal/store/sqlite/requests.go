@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/scepter/scepter/internal/pki"
@@ -82,7 +83,25 @@ func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID
 	return nil, fail(store.ErrNotFound)
 }
 
+// RequestsByKey implements store.Store. Requests held before schema
+// version 27 have no key hash; they are read with the others of the
+// profile and matched by their CSR.
+func (s *Store) RequestsByKey(ctx context.Context, profile string, spki []byte) ([]pki.EnrollmentRequest, error) {
+	keys := store.RequestKeys{CSR: spki}
+	csrHash, _ := sqlstore.RequestKeysHashes(keys)
+	rows, err := queryAll(ctx, s.r, sqlstore.ScanRequest, requestsByKeyQuery, profile, csrHash)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: requests of profile %q by key: %w", profile, err)
+	}
+	return slices.DeleteFunc(rows, func(r pki.EnrollmentRequest) bool { return !keys.Match(&r) }), nil
+}
+
 const (
+	// requestsByKeyQuery reads the profile's requests by its (profile,
+	// seq) index: a profile holds requests for a person to approve, kept
+	// for their retention, so they are few.
+	requestsByKeyQuery = `SELECT ` + sqlstore.RequestColumns + ` FROM enrollment_requests
+		WHERE profile = ? AND (key_hash = ? OR key_hash IS NULL) ORDER BY seq DESC`
 	requestByTransactionQuery = `SELECT ` + sqlstore.RequestColumns + ` FROM enrollment_requests
 		WHERE profile = ? AND transaction_id = ? ORDER BY seq DESC LIMIT 1`
 	requestByTransactionKeyQuery = `SELECT ` + sqlstore.RequestColumns + ` FROM enrollment_requests

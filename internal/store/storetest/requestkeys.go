@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"slices"
 	"testing"
 
 	"github.com/scepter/scepter/internal/pki"
@@ -73,6 +74,30 @@ func testRequestsKeyedByKey(t *testing.T, s store.Store) {
 	find("a renewal by its old certificate's key", "tx-r", store.RequestKeys{Client: spki(old)}, "k-renewal")
 	find("a renewal, the old certificate's key as a CSR's", "tx-r", store.RequestKeys{CSR: spki(old)}, "")
 	find("a renewal, its new key as a certificate's", "tx-r", store.RequestKeys{Client: spki(renewed)}, "")
+
+	// By key alone, under any transaction ID, newest first: EST derives
+	// its IDs from the request, so a CSR sent again with its subject
+	// encoded otherwise has another.
+	create("the victim's request under another ID", held("k-victim-4", "tx-other", victim), nil)
+	other := newRequest("k-other-profile", "other", "tx-k")
+	other.CSR, other.ClientCert = csrOf(t, victim), nil
+	create("the victim's request at another profile", other, nil)
+	byKey := func(what, profile string, k *ecdsa.PrivateKey, wantIDs ...string) {
+		t.Helper()
+		got, err := s.RequestsByKey(ctx, profile, spki(k))
+		var ids []string
+		for _, r := range got {
+			ids = append(ids, r.ID)
+		}
+		if err != nil || !slices.Equal(ids, wantIDs) {
+			t.Errorf("%s: %v, %v; want %v", what, ids, err, wantIDs)
+		}
+	}
+	byKey("the victim's by key", "default", victim, "k-victim-4", "k-victim-3", "k-victim")
+	byKey("the victim's at the other profile", "other", victim, "k-other-profile")
+	byKey("the squatter's by key", "default", squatter, "k-squat")
+	byKey("a renewal's, by its old certificate's key", "default", old)
+	byKey("at a profile with none", "nowhere", victim)
 }
 
 func newKey(t *testing.T) *ecdsa.PrivateKey {
@@ -142,6 +167,21 @@ func RunLegacyRequests(t *testing.T, open func(t *testing.T) (store.Store, Exec)
 		}
 		if err != nil || got.ID != c.wantID {
 			t.Errorf("%s: %+v, %v; want request %s", c.name, got, err, c.wantID)
+		}
+	}
+	// By key alone, matched by their CSRs.
+	for _, c := range []struct {
+		name   string
+		k      *ecdsa.PrivateKey
+		wantID string
+	}{
+		{"by key, the first one's", first, "old-a"},
+		{"by key, the renewal's new key", renewed, "old-b"},
+		{"by key, the renewal's old certificate's key", old, ""},
+	} {
+		got, err := s.RequestsByKey(ctx, "default", spki(c.k))
+		if err != nil || (c.wantID == "") != (len(got) == 0) || (c.wantID != "" && (len(got) != 1 || got[0].ID != c.wantID)) {
+			t.Errorf("%s: %+v, %v; want request %q alone", c.name, got, err, c.wantID)
 		}
 	}
 }
