@@ -100,8 +100,17 @@ func (s *Service) checkIssuable(st *State) error {
 // asks for something else (another subject, other SANs) is refused:
 // answered from the held request, it would wait for, and then collect, a
 // certificate it no longer asks for.
+//
+// Over EST, whose transaction IDs the server derives from the request's
+// bytes (the subject's among them), a request found under none is looked
+// for by its key (heldForKey): the same key and names with the subject
+// encoded otherwise (a UTF8String from openssl, a PrintableString from
+// Go) are the same request, not a second one to approve for one key.
 func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRequest, error) {
 	r, err := s.heldRequest(ctx, st.Profile.Name, st.Req.TransactionID, store.RequestKeys{CSR: st.Req.CSR.RawSubjectPublicKeyInfo})
+	if errors.Is(err, store.ErrNotFound) && derivesTransactionIDs(st.Req.Protocol) {
+		r, err = s.heldForKey(ctx, st)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -113,27 +122,84 @@ func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRe
 		return nil, fmt.Errorf("enroll: stored request %s: %w", r.ID, err)
 	}
 	if !asksAsHeld(held, st.Req.CSR) {
-		return nil, pki.Errorf(pki.EBadRequest, "this transaction ID holds another request of this key (for %s), with other names; a new request needs a new transaction ID, and so a new key where the client derives the ID from its key", r.Subject)
+		return nil, askedForOtherNames(st, r)
 	}
 	return r, nil
+}
+
+// derivesTransactionIDs: the protocol has no transaction ID of the
+// client's; the server makes one from the request (EST: estserver hashes
+// the operation, the key, the subject's bytes and the client
+// certificate), so one request sent with its subject encoded otherwise
+// gets another ID.
+func derivesTransactionIDs(p pki.Protocol) bool { return p == pki.ProtocolEST }
+
+// heldForKey returns the newest request of st's profile made with st's
+// key, under any transaction ID, by the same protocol, operation (a
+// renewal or not) and client certificate as st's (what an EST transaction
+// ID is made of besides the subject), whose retention is not over; or
+// store.ErrNotFound. Its names are compared by heldSameKey: one key holds
+// one request at a profile, whatever its names.
+func (s *Service) heldForKey(ctx context.Context, st *State) (*pki.EnrollmentRequest, error) {
+	reqs, err := s.store.RequestsByKey(ctx, st.Profile.Name, st.Req.CSR.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: requests of this key: %w", err)
+	}
+	var clientCert []byte
+	if c := st.Req.Evidence.heldCertificate(); c != nil {
+		clientCert = c.Raw
+	}
+	now := s.clock.Now()
+	for i := range reqs {
+		r := &reqs[i]
+		if r.Protocol == st.Req.Protocol && (r.RenewedFrom != "") == st.Req.Renewal &&
+			bytes.Equal(r.ClientCert, clientCert) && now.Before(r.ExpiresAt) {
+			return r, nil
+		}
+	}
+	return nil, store.ErrNotFound
+}
+
+// askedForOtherNames refuses a request of the key of held request r that
+// asks for other names, in the words of st's protocol.
+func askedForOtherNames(st *State, r *pki.EnrollmentRequest) error {
+	if derivesTransactionIDs(st.Req.Protocol) {
+		names := append([]string{r.Subject}, r.SANs...)
+		return pki.Errorf(pki.EBadRequest, "this key was sent before with other names (%s; request %s, %s); a request is answered for the names it was first sent with, so a new request needs a new key",
+			strings.Join(names, ", "), r.ID, r.Status)
+	}
+	return pki.Errorf(pki.EBadRequest, "this transaction ID holds another request of this key (for %s), with other names; a new request needs a new transaction ID, and so a new key where the client derives the ID from its key", r.Subject)
 }
 
 // oidSubjectAltName is the subjectAltName extension's.
 var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
 // asksAsHeld: req asks for what the held request asks for, as the issuer
-// reads a request (caRequest): the same subject and the same subject
-// alternative names, compared as encoded (so a name of a type the issuer
-// refuses counts too). The key was compared already. The rest of a CSR
-// may change between sends of one request and changes nothing issued:
-// the challengePassword (not kept; a new one-time challenge, EST's channel
-// binding), the signature (ECDSA signs anew each time), and the
-// extensions the issuer never copies: certmonger makes a new
-// subjectKeyIdentifier with each CSR, and was refused its approved
-// certificate when it resubmitted. Should a profile come to honour a
-// requested extension, it must be compared here.
+// reads a request (caRequest): the same subject compared as a name
+// (csr.SameName: each attribute's text, whatever its string type, as the
+// issuer compares names for renewals and challenges), and the same
+// subject alternative names as a set (csr.SameAltNames); names of a type
+// the issuer does not issue as asked (csr.UnissuedSANs), or a malformed
+// extension, are compared as encoded instead, so that they count too. The
+// key was compared already. The rest of a CSR may change between sends of
+// one request and changes nothing issued: the challengePassword (not kept;
+// a new one-time challenge, EST's channel binding), the signature (ECDSA
+// signs anew each time), and the extensions the issuer never copies:
+// certmonger makes a new subjectKeyIdentifier with each CSR, and was
+// refused its approved certificate when it resubmitted. Should a profile
+// come to honour a requested extension, it must be compared here.
 func asksAsHeld(held, req *x509.CertificateRequest) bool {
-	return bytes.Equal(held.RawSubject, req.RawSubject) && slices.EqualFunc(sanExtensions(held), sanExtensions(req), bytes.Equal)
+	return csr.SameName(held.RawSubject, req.RawSubject) && sameRequestedSANs(held, req)
+}
+
+// sameRequestedSANs: a and b ask for the same subject alternative names.
+func sameRequestedSANs(a, b *x509.CertificateRequest) bool {
+	unissuedA, errA := csr.UnissuedSANs(a)
+	unissuedB, errB := csr.UnissuedSANs(b)
+	if errA != nil || errB != nil || len(unissuedA) > 0 || len(unissuedB) > 0 {
+		return slices.EqualFunc(sanExtensions(a), sanExtensions(b), bytes.Equal)
+	}
+	return csr.SameAltNames(csr.AltNamesOfRequest(a), csr.AltNamesOfRequest(b))
 }
 
 // sanExtensions are the values of a request's subjectAltName extensions
