@@ -25,9 +25,37 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Store is the check that the store answers.
+// WriteProber is a store that can say whether it can write now;
+// store.Store is one.
+type WriteProber interface {
+	CanWrite(ctx context.Context) error
+}
+
+// Store is the check that the store answers and, when p is a WriteProber,
+// that it can write: a store that reads but refuses every write (a full
+// disk, a database locked by another process, a read-only one) takes no
+// enrollment, revocation or login, and appends nothing to the audit trail.
+// A /readyz answer names the cause when the store knows it.
 func Store(p Pinger) Check {
-	return Check{Name: "store", Run: p.Ping}
+	return Check{Name: "store", Run: func(ctx context.Context) error {
+		if err := p.Ping(ctx); err != nil {
+			return err
+		}
+		w, ok := p.(WriteProber)
+		if !ok {
+			return nil
+		}
+		err := w.CanWrite(ctx)
+		switch cause := store.CannotWriteCause(err); {
+		case err == nil:
+			return nil
+		case cause != nil:
+			return &Shown{Name: "store", State: "cannot write: " + cause.Error(), Err: err}
+		case ctx.Err() != nil:
+			return fmt.Errorf("%w: %w", ErrTimedOut, err)
+		}
+		return &Shown{Name: "store", State: "cannot write (the log says why)", Err: err}
+	}}
 }
 
 // SchemaState says whether the store's schema went past this binary's

@@ -52,6 +52,34 @@ var (
 	ErrAuditTampered error = &pki.Error{Code: pki.EUnavailable, Message: AuditTamperedMessage, RetryAfter: AuditTamperedRetryAfter}
 )
 
+// Why a store cannot write for now, when a driver can tell: each is
+// wrapped together with ErrUnavailable (so the protocol edges answer 503),
+// and /readyz and the console name it. They describe the database, never
+// the request, and all end when the operator mends the cause.
+var (
+	// ErrDiskFull: the disk the database is on has no room left (SQLite's
+	// SQLITE_FULL, PostgreSQL's disk_full).
+	ErrDiskFull = errors.New("the disk is full")
+	// ErrLocked: another process holds the database's write lock longer
+	// than a write waits for it (an sqlite3 shell in a transaction, a
+	// long lock on PostgreSQL).
+	ErrLocked = errors.New("the database is locked by another process")
+	// ErrReadOnly: the database takes no writes (a file system remounted
+	// read-only, a PostgreSQL standby or default_transaction_read_only).
+	ErrReadOnly = errors.New("the database is read-only")
+)
+
+// CannotWriteCause returns which of ErrDiskFull, ErrLocked and ErrReadOnly
+// err wraps, or nil.
+func CannotWriteCause(err error) error {
+	for _, cause := range []error{ErrDiskFull, ErrLocked, ErrReadOnly} {
+		if errors.Is(err, cause) {
+			return cause
+		}
+	}
+	return nil
+}
+
 // AuditTamperedMessage is the message of ErrAuditTampered, which clients
 // see too: it names nothing they could not learn by failing.
 const AuditTamperedMessage = "the audit trail was changed outside scepter (a record after its head, or its head removed): run 'scepter audit verify'"
@@ -741,6 +769,15 @@ type Store interface {
 	// Ping reports whether the store answers, with a cheap read (readiness
 	// probes): nil when it does.
 	Ping(ctx context.Context) error
+	// CanWrite reports whether a write would be committed now (readiness
+	// probes, at most every few seconds): nil when it would, else an
+	// error wrapping ErrUnavailable and, when known, the cause
+	// (CannotWriteCause). A store that reads but cannot write (a full
+	// disk, a database locked by another process, a read-only one) fails
+	// it while Ping passes. It commits nothing lasting and appends no
+	// audit event; it may answer from the outcome of the writes since
+	// its previous call instead of trying one.
+	CanWrite(ctx context.Context) error
 	Close() error
 }
 

@@ -18,10 +18,35 @@ import (
 // reach, so that the protocol edges answer 503 and clients come back.
 func pgError(format string, args ...any) error {
 	err := fmt.Errorf(format, args...)
+	if cause := cannotWriteCause(err); cause != nil {
+		return fmt.Errorf("%w: %w: %w", store.ErrUnavailable, cause, err)
+	}
 	if unavailable(err) {
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err
+}
+
+// cannotWriteCause is the store's name for why the server refused a write,
+// when its SQLSTATE says it is the database's state rather than the
+// request's: disk_full (53100), read_only_sql_transaction (25006: a
+// standby, or default_transaction_read_only), lock_not_available (55P03).
+// Each lasts until the operator mends it, and nothing of the write was
+// kept, so the protocol edges answer 503 as for a server out of reach.
+func cannotWriteCause(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return nil
+	}
+	switch pe.Code {
+	case "53100":
+		return store.ErrDiskFull
+	case "25006":
+		return store.ErrReadOnly
+	case "55P03":
+		return store.ErrLocked
+	}
+	return nil
 }
 
 // unavailable reports whether err means the server cannot be reached for

@@ -141,7 +141,9 @@ func (s *Store) withOrderedTx(ctx context.Context, fn txFunc) error {
 }
 
 func (s *Store) write(ctx context.Context, fn txFunc, durable bool) error {
-	return markUnavailable(s.queueWrite(ctx, fn, durable))
+	err := markUnavailable(s.queueWrite(ctx, fn, durable))
+	s.writes.note(err)
+	return err
 }
 
 // queueWrite runs fn in the next batch, or leads it.

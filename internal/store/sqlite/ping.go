@@ -2,7 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"sync"
+	"time"
+
+	"github.com/scepter/scepter/internal/store"
 )
 
 // Ping implements store.Store: one read of a real table on the reader
@@ -19,4 +24,127 @@ func (s *Store) Ping(ctx context.Context) error {
 		return markUnavailable(fmt.Errorf("sqlite: ping: %w", err))
 	}
 	return nil
+}
+
+// CanWrite implements store.Store. Ping only reads, and a store whose
+// reads go on can still refuse every write: a full disk, a lock another
+// process holds, a read-only file system. So readiness asks this too, and
+// answers from what is cheapest and says most:
+//
+//   - the writes since the previous call: when one of them failed for a
+//     cause that outlasts the request (store.CannotWriteCause), the store
+//     cannot write; else when one committed, it can (no probe under
+//     load);
+//   - else (no write since, or one that failed for its own reasons), a
+//     probe: a transaction on a connection of its own that takes the write
+//     lock, inserts and deletes one row, and commits, fsync'd. It commits
+//     nothing lasting, but writes to the log and syncs it as every write
+//     does, so a disk with no room for the log to grow fails it, and it
+//     waits for the lock only probeWait, so a database another process
+//     holds is told within the check's time.
+//
+// A probe writes a page or two, a certificate a few dozen: on a disk with
+// room for one but not the other, the probe passes, and the next write
+// that fails makes the following call fail again. Callers (health.Checker)
+// call it at most every few seconds.
+func (s *Store) CanWrite(ctx context.Context) error {
+	if err := s.checkFile(); err != nil {
+		return err
+	}
+	if seen, err := s.writes.take(); seen {
+		return err
+	}
+	return s.probeWrite(ctx)
+}
+
+// defaultProbeWait is how long the write probe waits for the write lock:
+// far longer than any batch of this process holds it, well within the
+// readiness checks' time.
+const defaultProbeWait = time.Second
+
+// probeTransactionID names the probe's row in nonces, whose sender nonce
+// is empty: a real one never is, so the probe never meets a real row.
+const probeTransactionID = "scepter write probe"
+
+// openProbe opens the write probe's connection.
+func (s *Store) openProbe(ctx context.Context) error {
+	db, err := sql.Open("sqlite", dsn(s.path, false))
+	if err != nil {
+		return err
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return err
+	}
+	s.probe, s.probeWait = db, defaultProbeWait
+	return nil
+}
+
+// probeWrite runs the write probe (see CanWrite).
+func (s *Store) probeWrite(ctx context.Context) error {
+	conn, err := s.probe.Conn(ctx)
+	if err != nil {
+		return markUnavailable(fmt.Errorf("sqlite: write probe: %w", err))
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, s.probeWait.Milliseconds())); err != nil {
+		return markUnavailable(fmt.Errorf("sqlite: write probe: %w", err))
+	}
+	tx, err := conn.BeginTx(ctx, nil) // BEGIN IMMEDIATE: takes the write lock
+	if err != nil {
+		return markUnavailable(fmt.Errorf("sqlite: write probe: begin: %w", err))
+	}
+	for _, q := range []string{
+		`INSERT INTO nonces (transaction_id, sender_nonce, expires_at) VALUES (?, x'', 0)`,
+		`DELETE FROM nonces WHERE transaction_id = ? AND sender_nonce = x''`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, probeTransactionID); err != nil {
+			_ = tx.Rollback()
+			return markUnavailable(fmt.Errorf("sqlite: write probe: %w", err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return markUnavailable(fmt.Errorf("sqlite: write probe: commit: %w", err))
+	}
+	s.kickCheckpointer()
+	return nil
+}
+
+// writeOutcome is what the writes since CanWrite last took it say: one
+// failed because the store cannot write, or one committed.
+type writeOutcome struct {
+	mu        sync.Mutex
+	failed    error // the latest failure that names a cause, since the last take
+	committed bool  // a write committed since the last take
+}
+
+// note records a write's outcome. A failure of the request's own (a
+// conflict, a challenge used) says nothing about the store, so only a
+// commit or a failure of store.CannotWriteCause counts.
+func (o *writeOutcome) note(err error) {
+	if err != nil && store.CannotWriteCause(err) == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err != nil {
+		o.failed = err
+	} else {
+		o.committed = true
+	}
+}
+
+// take returns what the writes since the previous take say, and whether
+// they said anything. A failure outweighs commits beside it: a disk with
+// room for a small write but not a certificate fails the enrollments.
+func (o *writeOutcome) take() (seen bool, failed error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	seen, failed = o.failed != nil || o.committed, o.failed
+	o.failed, o.committed = nil, false
+	return seen, failed
 }

@@ -53,6 +53,10 @@ type Store struct {
 	ck     *checkpointer        // copies the WAL back in the background (see checkpoint.go)
 	search *searchIndexer       // fills the search index in the background (see search.go)
 
+	probe     *sql.DB       // one connection for CanWrite's write probe (see ping.go)
+	probeWait time.Duration // how long the probe waits for the write lock
+	writes    writeOutcome  // the outcome of the writes since CanWrite's last call
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -133,6 +137,10 @@ func Open(ctx context.Context, path string, opts ...migrate.Option) (*Store, err
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: checkpointer: %w", path, err)
 	}
+	if err := s.openProbe(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: write probe: %w", path, err)
+	}
 	s.startCommitter()
 	s.startSearchIndexer()
 	return s, nil
@@ -169,6 +177,9 @@ func (s *Store) Close() error {
 		})
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
+		}
+		if s.probe != nil {
+			errs = append(errs, s.probe.Close())
 		}
 		errs = append(errs, s.w.Close())
 		if err := errors.Join(errs...); err != nil {
@@ -355,9 +366,27 @@ func unavailable(err error) bool {
 // so, for the protocol edges to answer 503 with Retry-After.
 func markUnavailable(err error) error {
 	if err != nil && unavailable(err) && !errors.Is(err, store.ErrUnavailable) {
+		if cause := cannotWriteCause(err); cause != nil {
+			return fmt.Errorf("%w: %w: %w", store.ErrUnavailable, cause, err)
+		}
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err
+}
+
+// cannotWriteCause is the store's name for why SQLite could not write, when
+// its result code says: a full disk (SQLite reports ENOSPC as SQLITE_FULL
+// too), a lock held past the busy timeout, a read-only file or file system.
+func cannotWriteCause(err error) error {
+	switch resultCode(err) & 0xff {
+	case sqlite3.SQLITE_FULL:
+		return store.ErrDiskFull
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return store.ErrLocked
+	case sqlite3.SQLITE_READONLY:
+		return store.ErrReadOnly
+	}
+	return nil
 }
 
 // isUnique reports whether err is a UNIQUE or PRIMARY KEY violation, the

@@ -8,8 +8,9 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
-// testPing: Ping answers nil on an open store, empty or not, and an error
-// when it cannot read: a canceled context, a closed store. (Run closes the
+// testPing: Ping and CanWrite answer nil on an open store, empty or not,
+// and an error when it cannot read: a canceled context, a closed store.
+// CanWrite appends no audit event. (Run closes the
 // store again when the test ends: Close must allow a second call.)
 func testPing(t *testing.T, s store.Store) {
 	ctx := context.Background()
@@ -22,6 +23,14 @@ func testPing(t *testing.T, s store.Store) {
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping after a write: %v", err)
 	}
+	for i, when := range []string{"after a write", "with no write since"} {
+		if err := s.CanWrite(ctx); err != nil {
+			t.Fatalf("CanWrite %s (call %d): %v", when, i+1, err)
+		}
+	}
+	if evs, err := s.ListAudit(ctx, store.AuditFilter{}); err != nil || len(evs) != 1 {
+		t.Fatalf("audit trail after CanWrite: %d events (%v), want the one appended", len(evs), err)
+	}
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
 	if err := s.Ping(canceled); err == nil {
@@ -32,5 +41,8 @@ func testPing(t *testing.T, s store.Store) {
 	}
 	if err := s.Ping(ctx); err == nil {
 		t.Error("Ping on a closed store: no error")
+	}
+	if err := s.CanWrite(ctx); err == nil {
+		t.Error("CanWrite on a closed store: no error")
 	}
 }

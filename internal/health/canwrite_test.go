@@ -1,0 +1,86 @@
+package health_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/scepter/scepter/internal/health"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/server"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// unwritable is a store that reads, and writes or not as the test says.
+type unwritable struct {
+	mu  sync.Mutex
+	err error // CanWrite's answer
+}
+
+func (u *unwritable) Ping(context.Context) error { return nil }
+
+func (u *unwritable) CanWrite(context.Context) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
+}
+
+func (u *unwritable) set(err error) {
+	u.mu.Lock()
+	u.err = err
+	u.mu.Unlock()
+}
+
+// /readyz fails, naming the cause, while the store reads but cannot
+// write, and is ready again once it can; the failure is logged once at
+// ERROR however many probes see it.
+func TestReadyzFailsWhileTheStoreCannotWrite(t *testing.T) {
+	tests := []struct {
+		name  string
+		err   error
+		state string
+	}{
+		{"disk full", fmt.Errorf("%w: %w: commit: database or disk is full (13)", store.ErrUnavailable, store.ErrDiskFull), "store: cannot write: the disk is full\n"},
+		{"locked", fmt.Errorf("%w: %w: begin: database is locked (5)", store.ErrUnavailable, store.ErrLocked), "store: cannot write: the database is locked by another process\n"},
+		{"read-only", fmt.Errorf("%w: %w: attempt to write a readonly database (8)", store.ErrUnavailable, store.ErrReadOnly), "store: cannot write: the database is read-only\n"},
+		{"other", fmt.Errorf("%w: disk I/O error (10)", store.ErrUnavailable), "store: cannot write (the log says why)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := fixture.New(t, fixture.Options{})
+			var logs bytes.Buffer
+			st := &unwritable{}
+			c := health.New(health.Options{Clock: p.Clock, Log: slog.New(slog.NewTextHandler(&logs, nil))}, health.Store(st))
+			mux, err := server.PlainMux(server.Handlers{Health: c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code, body := get(t, mux, "/readyz"); code != http.StatusOK || body != "ready\nstore: ok\n" {
+				t.Fatalf("/readyz with the store writing: %d %q", code, body)
+			}
+
+			st.set(tt.err)
+			for i := range 3 {
+				p.Clock.Advance(health.DefaultCacheFor)
+				code, body := get(t, mux, "/readyz")
+				if want := "not ready: store\n" + tt.state; code != http.StatusServiceUnavailable || body != want {
+					t.Fatalf("/readyz %d while the store cannot write: %d %q, want 503 %q", i+1, code, body, want)
+				}
+			}
+			if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
+				t.Errorf("%d ERROR lines for one failure, want 1:\n%s", n, logs.String())
+			}
+
+			st.set(nil)
+			p.Clock.Advance(health.DefaultCacheFor)
+			if code, body := get(t, mux, "/readyz"); code != http.StatusOK {
+				t.Errorf("/readyz once the store writes again: %d %q, want 200", code, body)
+			}
+		})
+	}
+}
