@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -230,11 +229,13 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return usageError{"--subject: " + err.Error()}
 	}
+	tmpl := csr.Template{RawSubject: name, DNSNames: dnsNames, ChallengePassword: f.challenge}
+	req := enrollmentRequest("scep enroll", f.serverURL, tmpl)
 	var key crypto.Signer
 	var held *heldKey
 	if keyFile != "" {
 		key, err = keys.LoadKeyFile(keyFile)
-	} else if held, err = findHeldKey(f.keyOut, f.out, nil); held != nil {
+	} else if held, err = findHeldKey(f.keyOut, f.out, nil, req); held != nil {
 		key = held.key
 		announceHeldKey(e, held)
 	} else if err == nil {
@@ -253,19 +254,22 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	der, err := csr.Create(csr.Template{RawSubject: name, DNSNames: dnsNames, ChallengePassword: f.challenge}, key)
+	der, err := csr.Create(tmpl, key)
 	if err != nil {
 		return err
 	}
 	cert, err := c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: key, CACerts: caCerts, Caps: caps, Challenge: f.challenge,
 		PollInterval: f.pollInterval, MaxWait: f.maxWait})
-	if err = pendingHint(err, key, keyFile == "", f.keyOut, held, f.again(), "--key"); err != nil {
+	if err = pendingHint(err, key, keyFile == "", f.keyOut, held, req, f.again(), "--key"); err != nil {
 		return heldKeyNote(f.finish(e, key, cert, caCerts, err), held)
 	}
 	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
 		return err
 	}
-	forgetHeldKey(held, f.keyOut)
+	forgetHeldKey(f.keyOut, held)
+	if keyFile != "" {
+		forgetHeldKey(keyFile) // the key --key named is an issued one now
+	}
 	return nil
 }
 
@@ -313,9 +317,10 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	key := oldKey
+	req := renewalRequest("scep renew", old)
 	var held, kept *heldKey
 	if rekey {
-		if held, err = findHeldKey(f.keyOut, f.out, old.PublicKey); err != nil {
+		if held, err = findHeldKey(f.keyOut, f.out, old.PublicKey, req); err != nil {
 			return err
 		}
 		if held != nil {
@@ -334,7 +339,7 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 		// key and is given the certificate already issued for it, even
 		// when that renewal revoked the old one (revoke_superseded).
 		// A new key each time would leave only a revoked certificate.
-		at, err := saveHeldKey(f.keyOut, key)
+		at, err := saveHeldKey(f.keyOut, key, req)
 		if err != nil {
 			return fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
 		}
@@ -350,7 +355,7 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	// renewal's hint asks for none.
 	cert, err := agent.SCEPRenew(ctx, c, agent.SCEPRenewal{Old: old, OldKey: oldKey, Key: key, Caps: caps, CACerts: caCerts,
 		Challenge: f.challenge, PKCSReq: pkcsReq, PollInterval: f.pollInterval, MaxWait: f.maxWait})
-	if err = pendingHint(err, key, rekey, f.keyOut, held, f.again(), ""); err != nil {
+	if err = pendingHint(err, key, rekey, f.keyOut, held, req, f.again(), ""); err != nil {
 		var fe *client.FailureError
 		refused := errors.As(err, &fe)
 		return keptKeyNote(heldKeyNote(f.finish(e, key, cert, caCerts, err), held), kept, refused)
@@ -364,8 +369,7 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
 		return keptKeyNote(err, kept, false)
 	}
-	forgetHeldKey(held, f.keyOut)
-	forgetHeldKey(kept, f.keyOut)
+	forgetHeldKey(f.keyOut, held, kept)
 	return nil
 }
 
@@ -379,7 +383,7 @@ func keptKeyNote(err error, kept *heldKey, refused bool) error {
 		return err // pendingHint said where the key is
 	}
 	if refused {
-		os.Remove(kept.path)
+		dropKeptKey(kept)
 		return err
 	}
 	return fmt.Errorf("%w; the new key is kept in %s: run the same command again to ask with it (the server answers a renewal it has issued already with the same certificate)", err, kept.path)

@@ -236,6 +236,10 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		}
 	}
 	key := plan.key
+	request := enrollmentRequest("est "+op, f.url, tmpl)
+	if plan.renewed != nil {
+		request = renewalRequest("est "+op, plan.renewed)
+	}
 	var held *heldKey
 	// The server's key types count for the key of the certificate; a
 	// serverkeygen request's key only receives the server's key.
@@ -249,7 +253,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 			return err
 		}
 	case key == nil:
-		if held, err = findHeldKey(f.keyOut, f.out, plan.current); err != nil {
+		if held, err = findHeldKey(f.keyOut, f.out, plan.current, request); err != nil {
 			return err
 		}
 		if held != nil {
@@ -305,7 +309,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		// certificate already issued for it, even when that renewal
 		// revoked the old one (revoke_superseded). A new key each time
 		// would leave only a revoked certificate.
-		at, err := saveHeldKey(f.keyOut, key)
+		at, err := saveHeldKey(f.keyOut, key, request)
 		if err != nil {
 			return fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
 		}
@@ -320,7 +324,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		}
 		var pe *client.PendingError
 		if errors.As(err, &pe) {
-			return pendingHint(err, key, plan.key == nil && csrKeyFile == "", f.keyOut, saved, "run the same command again", keyFlag)
+			return pendingHint(err, key, plan.key == nil && csrKeyFile == "", f.keyOut, saved, request, "run the same command again", keyFlag)
 		}
 		return keptKeyNote(heldKeyNote(fmt.Errorf("%s failed: %w", op, err), held), kept, estRefused(err))
 	}
@@ -338,7 +342,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	// be the profile's (subject_fixed), so there they are only reported.
 	if change := client.NameChange(res.Certificate, tmpl); change != "" {
 		if op == "reenroll" {
-			forgetHeldKey(held, f.keyOut)
+			forgetHeldKey(f.keyOut, held)
 			return keptKeyNote(fmt.Errorf("refusing what the server returned: it is for other names than the certificate being renewed (%s): %s; %s and %s are unchanged",
 				f.certFile, change, f.out, f.keyOut), kept, true)
 		}
@@ -351,8 +355,10 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	} else if err != nil {
 		return keptKeyNote(err, kept, false)
 	}
-	forgetHeldKey(held, f.keyOut)
-	forgetHeldKey(kept, f.keyOut)
+	forgetHeldKey(f.keyOut, saved)
+	if csrKeyFile != "" {
+		forgetHeldKey(csrKeyFile) // the key --csr-key named is an issued one now
+	}
 	cert := res.Certificate
 	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
 		printable(cert.Subject.String()), cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, f.keyOut)
@@ -391,6 +397,9 @@ type keyPlan struct {
 	// current is the key being renewed (reenroll --rekey): never the new
 	// one, even when --key-out holds it.
 	current crypto.PublicKey
+	// renewed is the certificate being renewed (reenroll --rekey), which
+	// names the request a kept key is for.
+	renewed *x509.Certificate
 }
 
 // estRequestTemplate decides the CSR's names and key: from the flags, or
@@ -415,7 +424,7 @@ func estRequestTemplate(op string, f *estFlags, subject, keyType string, keyType
 		if !rekey {
 			return t, keyPlan{key: key}, nil
 		}
-		plan := keyPlan{keyType: keyType, keyTypeGiven: keyTypeSet, current: old.PublicKey}
+		plan := keyPlan{keyType: keyType, keyTypeGiven: keyTypeSet, current: old.PublicKey, renewed: old}
 		if !keyTypeSet {
 			plan.keyType = keys.KeyTypeOf(old.PublicKey)
 		}

@@ -258,6 +258,9 @@ func TestESTReenrollRefusesACertificateForOtherNames(t *testing.T) {
 				if err := keys.WriteKeyFile(path("key.pem.pending"), heldKey); err != nil {
 					t.Fatal(err)
 				}
+				if err := writeHeldMarker(path("key.pem.pending"), heldKey.Public(), renewalRequest("est reenroll", old)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			args := []string{"est", "reenroll", "--url", u, "--cacert", caFile, "--cert", path("cert.pem"), "--key", path("key.pem"),
 				"--out", path("cert.pem"), "--key-out", path("key.pem")}

@@ -246,7 +246,7 @@ func TestSaveHeldKeyReplacesNothing(t *testing.T) {
 				}
 				contents[path], _ = os.ReadFile(path)
 			}
-			at, err := saveHeldKey(keyOut, key)
+			at, err := saveHeldKey(keyOut, key, newHeldRequest([]byte("test")))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("saveHeldKey: %q, %v", at, err)
 			}

@@ -3,13 +3,20 @@ package main
 import (
 	"bytes"
 	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -20,11 +27,70 @@ import (
 // request is saved at once, and the next run of the same command takes it
 // up again instead of making a new key, which would be a second request
 // and leave the approved one for a key that no longer exists.
+//
+// Only a key saved so is taken up, and only by the same request: beside
+// it a marker (KEY.request) names the key and the request (its command,
+// URL and names, or the certificate it renews). Any other key at
+// --key-out, an issued enrollment's above all, is no held key: taking it
+// up would certify one private key for two devices.
 
 // heldKeySuffix marks where a held request's key goes when --key-out holds
 // another key (the one being renewed, say), which stays until a
 // certificate is issued.
 const heldKeySuffix = ".pending"
+
+// heldMarkerSuffix marks the file beside a held key that names the key
+// and the request it was made for.
+const heldMarkerSuffix = ".request"
+
+// heldRequest identifies the request a held key is for: a SHA-256 of
+// what makes it the same request.
+type heldRequest string
+
+// newHeldRequest hashes fields, each length-prefixed so that no two lists
+// of fields hash alike.
+func newHeldRequest(fields ...[]byte) heldRequest {
+	h := sha256.New()
+	for _, f := range fields {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
+		h.Write(n[:])
+		h.Write(f)
+	}
+	return heldRequest(hex.EncodeToString(h.Sum(nil)))
+}
+
+// enrollmentRequest is an enrollment's identity: the command (op), the
+// server's URL (its profile with it), the subject and the SANs, in any
+// order.
+func enrollmentRequest(op, serverURL string, t csr.Template) heldRequest {
+	var sans []string
+	for _, n := range t.DNSNames {
+		sans = append(sans, "dns:"+n)
+	}
+	for _, n := range t.EmailAddresses {
+		sans = append(sans, "email:"+n)
+	}
+	for _, n := range t.IPAddresses {
+		sans = append(sans, "ip:"+n.String())
+	}
+	for _, n := range t.URIs {
+		sans = append(sans, "uri:"+n.String())
+	}
+	slices.Sort(sans)
+	fields := [][]byte{[]byte(op), []byte(strings.TrimRight(serverURL, "/")), t.RawSubject}
+	for _, n := range sans {
+		fields = append(fields, []byte(n))
+	}
+	return newHeldRequest(fields...)
+}
+
+// renewalRequest is a re-key's identity: the command and the certificate
+// it renews. Not the URL: the certificate makes it the same renewal, and
+// after a lost answer it is asked for again wherever the server is.
+func renewalRequest(op string, renewed *x509.Certificate) heldRequest {
+	return newHeldRequest([]byte(op), renewed.Raw)
+}
 
 // heldKey is the key of a request held for approval.
 type heldKey struct {
@@ -32,11 +98,13 @@ type heldKey struct {
 	path string // where it is saved
 }
 
-// findHeldKey returns the key an earlier run saved for a held request:
-// keyOut+".pending", else keyOut, unless that is the key being renewed
-// (current) or the key of the certificate in certOut; those are what an
-// earlier run left after it was issued. It returns nil when there is none.
-func findHeldKey(keyOut, certOut string, current crypto.PublicKey) (*heldKey, error) {
+// findHeldKey returns the key an earlier run saved for this request (req)
+// when it was held or its answer lost: keyOut+".pending", else keyOut,
+// when its marker names that key and req, unless that is the key being
+// renewed (current) or the key of the certificate in certOut; those are
+// what an earlier run left after it was issued. It returns nil when there
+// is none.
+func findHeldKey(keyOut, certOut string, current crypto.PublicKey, req heldRequest) (*heldKey, error) {
 	if keyOut == "" {
 		return nil, nil
 	}
@@ -48,6 +116,10 @@ func findHeldKey(keyOut, certOut string, current crypto.PublicKey) (*heldKey, er
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		markedKey, markedReq := readHeldMarker(path)
+		if markedReq == "" || markedReq != req {
+			continue // no held key, or another request's
+		}
 		key, err := keys.LoadKeyFile(path)
 		if err != nil {
 			if path == keyOut {
@@ -55,7 +127,7 @@ func findHeldKey(keyOut, certOut string, current crypto.PublicKey) (*heldKey, er
 			}
 			return nil, fmt.Errorf("%w (it should hold the key of a request held for approval: remove it to make a new key and a new request)", err)
 		}
-		if pki.SamePublicKey(key.Public(), current) || pki.SamePublicKey(key.Public(), issued) {
+		if markedKey != spkiHash(key.Public()) || pki.SamePublicKey(key.Public(), current) || pki.SamePublicKey(key.Public(), issued) {
 			continue
 		}
 		return &heldKey{key: key, path: path}, nil
@@ -63,20 +135,26 @@ func findHeldKey(keyOut, certOut string, current crypto.PublicKey) (*heldKey, er
 	return nil, nil
 }
 
-// saveHeldKey saves the key of a request held for approval in keyOut, or,
-// when keyOut holds another file, in keyOut+".pending"; it never replaces
-// a file holding anything else. It returns where the key is.
-func saveHeldKey(keyOut string, key crypto.Signer) (string, error) {
+// saveHeldKey saves the key of a request (req) held for approval, or
+// about to be asked for, in keyOut, or, when keyOut holds another file, in
+// keyOut+".pending"; it never replaces a file holding anything else. Its
+// marker beside it says which request it is for. It returns where the key
+// is.
+func saveHeldKey(keyOut string, key crypto.Signer, req heldRequest) (string, error) {
 	for _, path := range []string{keyOut, keyOut + heldKeySuffix} {
 		ok, err := writeKeyIfAbsent(path, key)
 		if err != nil {
 			return "", err
 		}
 		if ok {
+			if err := writeHeldMarker(path, key.Public(), req); err != nil {
+				return "", err
+			}
 			return path, nil
 		}
 	}
-	return "", fmt.Errorf("%s and %s hold other files", keyOut, keyOut+heldKeySuffix)
+	return "", fmt.Errorf("%s and %s hold other files (%s holds no key kept for this request: %s does not name it); move %s away to make a new key",
+		keyOut, keyOut+heldKeySuffix, keyOut+heldKeySuffix, keyOut+heldKeySuffix+heldMarkerSuffix, keyOut+heldKeySuffix)
 }
 
 // writeKeyIfAbsent writes key (mode 0600, atomically) to path when no file
@@ -117,12 +195,67 @@ func writeKeyIfAbsent(path string, key crypto.Signer) (bool, error) {
 	return true, nil
 }
 
+// spkiHash is the SHA-256 of a public key's SubjectPublicKeyInfo, in hex.
+func spkiHash(pub crypto.PublicKey) string {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+// writeHeldMarker writes, atomically, the marker beside the held key in
+// keyPath: which key it is and which request it is for.
+func writeHeldMarker(keyPath string, pub crypto.PublicKey, req heldRequest) error {
+	path := keyPath + heldMarkerSuffix
+	text := fmt.Sprintf("# scepter: the key in %s was made for a request an earlier run could not complete (held for approval, or its answer lost);\n"+
+		"# the same command takes it up again. Remove both files to make a new key and a new request.\nkey sha256:%s\nrequest sha256:%s\n",
+		filepath.Base(keyPath), spkiHash(pub), req)
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("saving which request the key is for: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(text)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("saving which request the key is for in %s: %w", path, err)
+	}
+	return nil
+}
+
+// readHeldMarker returns the key hash and the request that the marker
+// beside keyPath names; "" when there is none.
+func readHeldMarker(keyPath string) (keyHash string, req heldRequest) {
+	data, err := os.ReadFile(keyPath + heldMarkerSuffix)
+	if err != nil {
+		return "", ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "key sha256:"); ok {
+			keyHash = strings.TrimSpace(v)
+		} else if v, ok := strings.CutPrefix(line, "request sha256:"); ok {
+			req = heldRequest(strings.TrimSpace(v))
+		}
+	}
+	if keyHash == "" {
+		return "", ""
+	}
+	return keyHash, req
+}
+
 // pendingHint turns the error of a request held for approval into what to
 // do: a key made for it (made) is saved, and the message says where, and
 // that running the same command again (again) collects the certificate;
 // keyFlag, when set, is the flag that names the key explicitly. Other
 // errors are returned as they are.
-func pendingHint(err error, key crypto.Signer, made bool, keyOut string, held *heldKey, again, keyFlag string) error {
+func pendingHint(err error, key crypto.Signer, made bool, keyOut string, held *heldKey, req heldRequest, again, keyFlag string) error {
 	var pe *client.PendingError
 	if !errors.As(err, &pe) {
 		return err
@@ -132,7 +265,7 @@ func pendingHint(err error, key crypto.Signer, made bool, keyOut string, held *h
 	case held != nil:
 		keyAt = held.path
 	case made && keyOut != "":
-		at, serr := saveHeldKey(keyOut, key)
+		at, serr := saveHeldKey(keyOut, key, req)
 		if serr != nil {
 			return fmt.Errorf("%w, and its key could not be saved (%v): have the request rejected, and start again", err, serr)
 		}
@@ -165,17 +298,35 @@ func heldKeyNote(err error, held *heldKey) error {
 }
 
 // forgetHeldKey removes the ".pending" copy of a held key once its
-// certificate is issued and the key written to --key-out.
-func forgetHeldKey(held *heldKey, keyOut string) {
-	if held != nil && held.path == keyOut+heldKeySuffix {
-		os.Remove(held.path)
+// certificate is issued and the key written to --key-out, and the markers
+// that made it a held key: the key at --key-out is now an issued one,
+// which no later request takes up.
+func forgetHeldKey(keyOut string, held ...*heldKey) {
+	for _, h := range held {
+		if h == nil {
+			continue
+		}
+		if h.path == keyOut+heldKeySuffix {
+			os.Remove(h.path)
+		}
+		os.Remove(h.path + heldMarkerSuffix)
 	}
+	if keyOut != "" {
+		os.Remove(keyOut + heldMarkerSuffix)
+	}
+}
+
+// dropKeptKey removes a kept key and its marker: the request it was for
+// was refused, and the next run makes a new key.
+func dropKeptKey(kept *heldKey) {
+	os.Remove(kept.path)
+	os.Remove(kept.path + heldMarkerSuffix)
 }
 
 // announceHeldKey tells the user the key of an earlier held request is
 // taken up.
 func announceHeldKey(e env, held *heldKey) {
-	fmt.Fprintf(e.stderr, "using the key in %s, saved by an earlier run for a request held for approval or whose answer was lost (remove it to make a new key and a new request)\n", held.path)
+	fmt.Fprintf(e.stderr, "using the key in %s, saved by an earlier run of this request, which was held for approval or whose answer was lost (remove it and %s to make a new key and a new request)\n", held.path, held.path+heldMarkerSuffix)
 }
 
 // checkKeyOut refuses a --key-out that holds another private key than
@@ -206,6 +357,9 @@ func checkKeyOut(keyOut string, force bool, key, renewed crypto.PublicKey) error
 	}
 	if pki.SamePublicKey(existing.Public(), key) || renewed != nil && pki.SamePublicKey(existing.Public(), renewed) {
 		return nil
+	}
+	if keyHash, req := readHeldMarker(keyOut); req != "" && keyHash == spkiHash(existing.Public()) {
+		return fmt.Errorf("--key-out %s already holds the key of another request (other names, URL or command) that an earlier run could not complete, as %s says; writing the new key would replace it; %s", keyOut, keyOut+heldMarkerSuffix, advice)
 	}
 	return fmt.Errorf("--key-out %s already holds another private key (an earlier enrollment's?), which writing the new key would replace, leaving its certificate without a key; %s", keyOut, advice)
 }

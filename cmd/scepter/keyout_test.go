@@ -93,3 +93,81 @@ func TestEnrollDoesNotReplaceAnotherKey(t *testing.T) {
 		t.Error("est enroll --force did not replace the pair")
 	}
 }
+
+// Two devices enrolled in one directory, each with its own --out and the
+// default key.pem: the second is refused (README: a --key-out that holds
+// another private key is refused unless --force) instead of taking up the
+// first one's issued key, which certified one private key for two devices
+// (r57 D5). A key kept for a request held for approval is taken up only by
+// the same request: the same names at the same URL.
+func TestEnrollNeverTakesUpAnotherDevicesKey(t *testing.T) {
+	s := startServe(t, "")
+	held := startServe(t, "[profiles.default]\napproval = true\n") // holds every request for approval
+	for _, tt := range []struct {
+		name                                       string
+		url, heldURL, fingerprint, heldFingerprint string
+		args                                       []string
+	}{
+		{"enroll", s.scepURL, held.scepURL, s.fingerprint, held.fingerprint, []string{"enroll", "--challenge", "test", "--key-type", "p256"}},
+		{"est enroll", s.estURL, held.estURL, s.fingerprint, held.fingerprint, []string{"est", "enroll"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := t.TempDir()
+			path := func(name string) string { return filepath.Join(d, name) }
+			enroll := func(url, fingerprint, cn string) []string {
+				return append(append([]string{}, tt.args...), "--url", url, "--ca-fingerprint", fingerprint, "--subject", "CN="+cn,
+					"--out", path(cn+".pem"), "--key-out", path("key.pem"))
+			}
+			refused := func(what string, args []string, want string) {
+				t.Helper()
+				out, err := runCLI(args...)
+				if err == nil || !strings.Contains(err.Error(), "--key-out "+path("key.pem")+" already holds "+want) || !strings.Contains(err.Error(), "--force") {
+					t.Fatalf("%s: %v, want a refusal saying key.pem holds %s, naming --force\n%s", what, err, want, out)
+				}
+				if strings.Contains(out, "using the key in") {
+					t.Errorf("%s took up key.pem:\n%s", what, out)
+				}
+			}
+
+			if out, err := runCLI(enroll(tt.url, tt.fingerprint, "device-1")...); err != nil {
+				t.Fatalf("device-1: %v\n%s", err, out)
+			}
+			first := loadKey(t, path("key.pem")).Public()
+			refused("device-2", enroll(tt.url, tt.fingerprint, "device-2"), "another private key")
+			if _, err := os.Stat(path("device-2.pem")); !os.IsNotExist(err) {
+				t.Errorf("device-2.pem written: %v", err)
+			}
+			if !pki.SamePublicKey(first, loadKey(t, path("key.pem")).Public()) || !pki.SamePublicKey(first, certKey(t, path("device-1.pem"))) {
+				t.Fatal("device-1's key.pem or certificate changed")
+			}
+
+			// A held request's key, in another directory.
+			d = t.TempDir()
+			heldArgs := enroll(tt.heldURL, tt.heldFingerprint, "held-1")
+			held.expectHeld(t, "held-1", heldArgs, "its key is saved in "+path("key.pem"))
+			heldKey := loadKey(t, path("key.pem")).Public()
+			if _, err := os.Stat(path("key.pem.request")); err != nil {
+				t.Fatalf("no marker beside the held key: %v", err)
+			}
+			refused("other names", enroll(tt.heldURL, tt.heldFingerprint, "held-2"), "the key of another request")
+			refused("another URL", enroll(tt.url, tt.fingerprint, "held-1"), "the key of another request")
+			held.expectHeld(t, "held-1 again", heldArgs)
+			if !pki.SamePublicKey(heldKey, loadKey(t, path("key.pem")).Public()) {
+				t.Fatal("the held request's key changed")
+			}
+			ids := held.pending(t)
+			held.approve(t, ids[0])
+			if out, err := runCLI(heldArgs...); err != nil || !strings.Contains(out, "using the key in "+path("key.pem")) {
+				t.Fatalf("collecting held-1: %v\n%s", err, out)
+			}
+			if !pki.SamePublicKey(heldKey, certKey(t, path("held-1.pem"))) {
+				t.Error("held-1's certificate is not for the key made for it")
+			}
+			if _, err := os.Stat(path("key.pem.request")); !os.IsNotExist(err) {
+				t.Errorf("key.pem.request left after the certificate was issued: %v", err)
+			}
+			// Issued now: no other request takes it up either.
+			refused("after the issuance", enroll(tt.heldURL, tt.heldFingerprint, "held-3"), "another private key")
+		})
+	}
+}
