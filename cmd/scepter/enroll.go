@@ -326,6 +326,8 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 		if held != nil {
 			key = held.key
 			announceHeldKey(e, held)
+			// Kept as a new key is: a refusal removes it.
+			kept = held
 		} else if key, err = keys.Generate(f.keyType); err != nil {
 			return err
 		}
@@ -358,7 +360,7 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	if err = pendingHint(err, key, rekey, f.keyOut, held, req, f.again(), ""); err != nil {
 		var fe *client.FailureError
 		refused := errors.As(err, &fe)
-		return keptKeyNote(heldKeyNote(f.finish(e, key, cert, caCerts, err), held), kept, refused)
+		return keptKeyNote(f.finish(e, key, cert, caCerts, err), kept, refused)
 	}
 	// A renewal asked for again after a CA rollover (its answer was lost
 	// before the switch) is answered with the certificate the previous
@@ -369,14 +371,15 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
 		return keptKeyNote(err, kept, false)
 	}
-	forgetHeldKey(f.keyOut, held, kept)
+	forgetHeldKey(f.keyOut, kept)
 	return nil
 }
 
-// keptKeyNote completes the error of a renewal whose new key was kept
-// before the server was asked: a refusal makes it useless, so it is
-// removed and the next run makes a new one; after any other failure (an
-// answer lost, a server down) the next run asks again with it.
+// keptKeyNote completes the error of a renewal whose new key was kept,
+// before the server was asked or by an earlier run: a refusal makes it
+// useless, so it is removed and the next run makes a new one; after any
+// other failure (an answer lost, a server down) the next run asks again
+// with it.
 func keptKeyNote(err error, kept *heldKey, refused bool) error {
 	var pe *client.PendingError
 	if err == nil || kept == nil || errors.As(err, &pe) {
@@ -384,7 +387,7 @@ func keptKeyNote(err error, kept *heldKey, refused bool) error {
 	}
 	if refused {
 		dropKeptKey(kept)
-		return err
+		return fmt.Errorf("%w; the new key kept for it in %s is removed: the next run makes a new one", err, kept.path)
 	}
 	return fmt.Errorf("%w; the new key is kept in %s: run the same command again to ask with it (the server answers a renewal it has issued already with the same certificate)", err, kept.path)
 }

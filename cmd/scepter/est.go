@@ -302,18 +302,22 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	}
 	saved := held
 	var kept *heldKey
-	if op == "reenroll" && plan.current != nil && held == nil {
+	if op == "reenroll" && plan.current != nil {
 		// A new key (--rekey) is kept before the server is asked, as
 		// `scepter renew --rekey` and the agent do: if the answer is lost,
 		// the same command asks again with it and is given the
 		// certificate already issued for it, even when that renewal
 		// revoked the old one (revoke_superseded). A new key each time
-		// would leave only a revoked certificate.
-		at, err := saveHeldKey(f.keyOut, key, request)
-		if err != nil {
-			return fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
+		// would leave only a revoked certificate. One an earlier run kept
+		// is kept alike: a refusal removes it.
+		kept = held
+		if held == nil {
+			at, err := saveHeldKey(f.keyOut, key, request)
+			if err != nil {
+				return fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
+			}
+			kept = &heldKey{key: key, path: at}
 		}
-		kept = &heldKey{key: key, path: at}
 		saved = kept
 	}
 	res, err := c.Enroll(ctx, req)
@@ -326,7 +330,11 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		if errors.As(err, &pe) {
 			return pendingHint(err, key, plan.key == nil && csrKeyFile == "", f.keyOut, saved, request, "run the same command again", keyFlag)
 		}
-		return keptKeyNote(heldKeyNote(fmt.Errorf("%s failed: %w", op, err), held), kept, estRefused(err))
+		err = fmt.Errorf("%s failed: %w", op, err)
+		if kept != nil {
+			return keptKeyNote(err, kept, estRefused(err))
+		}
+		return heldKeyNote(err, held)
 	}
 	if res.Key != nil {
 		key = res.Key
@@ -342,7 +350,6 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	// be the profile's (subject_fixed), so there they are only reported.
 	if change := client.NameChange(res.Certificate, tmpl); change != "" {
 		if op == "reenroll" {
-			forgetHeldKey(f.keyOut, held)
 			return keptKeyNote(fmt.Errorf("refusing what the server returned: it is for other names than the certificate being renewed (%s): %s; %s and %s are unchanged",
 				f.certFile, change, f.out, f.keyOut), kept, true)
 		}

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -325,4 +326,73 @@ func loadCert(t *testing.T, path string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return certs[0]
+}
+
+// A new key kept by a `est reenroll --rekey` whose answer was lost is
+// taken up by the next run; when that run is refused (a 4xx other than
+// 408 and 429), the key is useless and removed with its marker, as README
+// says, and the run after makes a new one; after a failure that may pass
+// it stays (r57 D6).
+func TestESTReenrollRefusalRemovesAKeyKeptByAnEarlierRun(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		kept   bool // key.pem.pending after the refused run
+	}{
+		{http.StatusUnauthorized, false},
+		{http.StatusForbidden, false},
+		{http.StatusTooManyRequests, true},
+		{http.StatusRequestTimeout, true},
+		{http.StatusServiceUnavailable, true},
+	} {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			s := &reenrollEST{t: t, dropFirst: true}
+			u, caFile := startReenrollEST(t, s)
+			d := t.TempDir()
+			path := func(name string) string { return filepath.Join(d, name) }
+			oldKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err := keys.WriteCertFile(path("cert.pem"), s.issue(pkix.Name{CommonName: "device"}, oldKey.Public(), 50)); err != nil {
+				t.Fatal(err)
+			}
+			if err := keys.WriteKeyFile(path("key.pem"), oldKey); err != nil {
+				t.Fatal(err)
+			}
+			reenroll := func() (string, error) {
+				return runCLI("est", "reenroll", "--url", u, "--cacert", caFile, "--cert", path("cert.pem"), "--key", path("key.pem"), "--rekey",
+					"--out", path("cert.pem"), "--key-out", path("key.pem"))
+			}
+			if out, err := reenroll(); err == nil || !strings.Contains(err.Error(), "the new key is kept in "+path("key.pem.pending")) {
+				t.Fatalf("first reenroll, its answer lost: %v\n%s", err, out)
+			}
+			kept := loadKey(t, path("key.pem.pending")).Public()
+
+			s.mu.Lock()
+			s.refuse = tt.status
+			s.mu.Unlock()
+			out, err := reenroll()
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d", tt.status)) || !strings.Contains(out, "using the key in "+path("key.pem.pending")) {
+				t.Fatalf("second reenroll: %v, want HTTP %d with the kept key\n%s", err, tt.status, out)
+			}
+			_, keyErr := os.Stat(path("key.pem.pending"))
+			_, markerErr := os.Stat(path("key.pem.pending.request"))
+			if kept := keyErr == nil; kept != tt.kept || (markerErr == nil) != tt.kept {
+				t.Fatalf("key.pem.pending kept: %v (its marker: %v), want %v; %v", kept, markerErr == nil, tt.kept, err)
+			}
+			if !tt.kept && !strings.Contains(err.Error(), path("key.pem.pending")+" is removed") {
+				t.Errorf("the refusal does not say the kept key is removed: %v", err)
+			}
+			if !pki.SamePublicKey(oldKey.Public(), loadKey(t, path("key.pem")).Public()) {
+				t.Fatal("the refused reenroll changed key.pem")
+			}
+
+			s.mu.Lock()
+			s.refuse = 0
+			s.mu.Unlock()
+			if out, err := reenroll(); err != nil {
+				t.Fatalf("third reenroll: %v\n%s", err, out)
+			}
+			if got := certKey(t, path("cert.pem")); pki.SamePublicKey(kept, got) == !tt.kept {
+				t.Errorf("renewed for the kept key: %v, want %v", pki.SamePublicKey(kept, got), tt.kept)
+			}
+		})
+	}
 }

@@ -429,3 +429,43 @@ func certSerial(t *testing.T, path string) string {
 	}
 	return certs[0].SerialNumber.Text(16)
 }
+
+// A new key that `scepter renew --rekey` kept in a run that failed before
+// the server answered is taken up by the next run; when the server
+// refuses that run, the key is removed with its marker, as README says,
+// instead of being taken up by every later run (r57 D6).
+func TestRenewRekeyRefusalRemovesAKeyKeptByAnEarlierRun(t *testing.T) {
+	s := startServe(t, "[profiles.default]\nrenewal_window = \"100%\"\n")
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL + "/scep"
+	down.Close() // nothing answers there now
+
+	d := t.TempDir()
+	path := func(name string) string { return filepath.Join(d, name) }
+	if out, err := runCLI("enroll", "--url", s.scepURL, "--challenge", "test", "--subject", "CN=kept-refused", "--ca-fingerprint", s.fingerprint,
+		"--out", path("cert.pem"), "--key-out", path("key.pem")); err != nil {
+		t.Fatalf("enroll: %v\n%s", err, out)
+	}
+	renew := func(u string) (string, error) {
+		return runCLI("renew", "--url", u, "--ca-fingerprint", s.fingerprint, "--cert", path("cert.pem"), "--key", path("key.pem"), "--rekey",
+			"--out", path("cert.pem"), "--key-out", path("key.pem"))
+	}
+	if out, err := renew(downURL); err == nil || !strings.Contains(err.Error(), "the new key is kept in "+path("key.pem.pending")) {
+		t.Fatalf("renew with the server down: %v, want the new key kept\n%s", err, out)
+	}
+	if out, err := runCLI("certs", "revoke", certSerial(t, path("cert.pem")), "--data-dir", s.dataDir); err != nil {
+		t.Fatalf("revoke: %v\n%s", err, out)
+	}
+	out, err := renew(s.scepURL)
+	if err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(out, "using the key in "+path("key.pem.pending")) {
+		t.Fatalf("renew of the revoked certificate with the kept key: %v, want a refusal\n%s", err, out)
+	}
+	if !strings.Contains(err.Error(), path("key.pem.pending")+" is removed") {
+		t.Errorf("the refusal does not say the kept key is removed: %v", err)
+	}
+	for _, name := range []string{"key.pem.pending", "key.pem.pending.request"} {
+		if _, err := os.Stat(path(name)); !os.IsNotExist(err) {
+			t.Errorf("%s kept after a refusal: %v", name, err)
+		}
+	}
+}
