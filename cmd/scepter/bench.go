@@ -178,10 +178,10 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 		return o, usageError{"--challenge (or --challenge-file, SCEPTER_CHALLENGE) is required for SCEP"}
 	case o.Protocol == bench.EST && o.Challenge == "" && o.ESTUser == "":
 		return o, usageError{"EST needs --est-user and --est-password(-file), or --challenge"}
-	case o.ESTUser != "" && o.ESTPassword == "":
-		// Each request would send an empty password, and each count as a
-		// failed check towards the user's lockout on the server.
-		return o, usageError{"--est-user needs --est-password or --est-password-file (or SCEPTER_EST_PASSWORD)"}
+	case o.Protocol == bench.EST && o.ESTUser != "" && o.ESTPassword == "":
+		// Each request would send an empty password, a failed check
+		// toward that user's lockout on the server.
+		return o, usageError{"--est-user " + printable(o.ESTUser) + " has no password: give it with --est-password-file FILE (its first line) or SCEPTER_EST_PASSWORD"}
 	}
 	if f.cacert != "" {
 		certs, err := keys.LoadCertFile(f.cacert)

@@ -29,11 +29,12 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--server-pid", "1073741824"}, "--server-pid 1073741824: reading its CPU time"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--cacert", "a.pem", "--ca-fingerprint", "sha256:00"}, "exclude"},
 		{[]string{"bench", "--url", "https://127.0.0.1:1", "--protocol", "est", "--est-password", "p"}, "--est-user"},
-		// r57: an http URL for EST is a misconfigured flag like any other;
-		// a user without a password would send empty passwords, each a
-		// failed check towards the user's lockout.
+		// r57: an http URL for EST is a misconfigured flag like any other.
 		{[]string{"bench", "--url", "http://127.0.0.1:1", "--protocol", "est", "--challenge", "c"}, "want https://"},
-		{[]string{"bench", "--url", "https://127.0.0.1:1", "--protocol", "est", "--est-user", "fleet"}, "--est-user needs --est-password"},
+		// A user without a password would send an empty password with every
+		// request, each a failed check toward the user's lockout.
+		{[]string{"bench", "--url", "https://127.0.0.1:1", "--protocol", "est", "--est-user", "fleet"}, "--est-user fleet has no password: give it with --est-password-file"},
+		{[]string{"bench", "--url", "https://127.0.0.1:1", "--protocol", "est", "--est-user", "fleet", "--challenge", "c"}, "--est-user fleet has no password"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--server-profile", "http://127.0.0.1:6060"}, "--duration"},
 		// An explicit 0 bounds nothing; read as "not given" it made 100.
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--count", "0"}, "--count 0 and --duration 0 bound nothing"},

@@ -214,6 +214,11 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if err != nil {
 		return err
 	}
+	if c.User != "" && c.Password == "" {
+		// An empty password is only refused, and each refusal counts
+		// toward that user's lockout on the server.
+		return usageError{fmt.Sprintf("--user %s has no password: give it with --password-file FILE (its first line) or SCEPTER_EST_PASSWORD", printable(c.User))}
+	}
 	if err := f.distinct(); err != nil {
 		return err
 	}

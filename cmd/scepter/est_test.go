@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -187,6 +189,41 @@ func TestESTEncryptKeyType(t *testing.T) {
 				t.Fatal(err)
 			case plan.keyType != tc.want:
 				t.Errorf("request key %s, want %s", plan.keyType, tc.want)
+			}
+		})
+	}
+}
+
+// `est enroll --user NAME` without a password is refused before anything
+// is sent (exit 2), naming where the password goes: the server would only
+// refuse the empty password, and count each refusal toward that user's
+// lockout (r57 D7).
+func TestESTUserWithoutPasswordIsRefusedBeforeAsking(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the server was asked %s", r.URL.Path)
+	}))
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := keys.WriteCertFile(caFile, srv.Certificate()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		op   string
+		vars map[string]string
+	}{
+		{"enroll, no password", "enroll", nil},
+		{"enroll, SCEPTER_EST_PASSWORD empty", "enroll", map[string]string{"SCEPTER_EST_PASSWORD": ""}},
+		{"serverkeygen, no password", "serverkeygen", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := t.TempDir()
+			e, _, _ := testEnv(tt.vars)
+			err := run(context.Background(), e, []string{"est", tt.op, "--url", srv.URL, "--cacert", caFile, "--user", "fleet", "--subject", "CN=device",
+				"--out", filepath.Join(d, "cert.pem"), "--key-out", filepath.Join(d, "key.pem")})
+			if exitCode(err) != 2 || !strings.Contains(fmt.Sprint(err), "--user fleet has no password") ||
+				!strings.Contains(err.Error(), "--password-file") || !strings.Contains(err.Error(), "SCEPTER_EST_PASSWORD") {
+				t.Fatalf("%v (exit %d), want a usage error naming --password-file and SCEPTER_EST_PASSWORD", err, exitCode(err))
 			}
 		})
 	}
