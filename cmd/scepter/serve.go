@@ -439,6 +439,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if in.weakKeys != nil {
 		cfg.WeakKeys = in.weakKeys
 	}
+	// The responder and HTTPS certificates are made below, by svc; no
+	// enrollment is served before they are.
+	var tlsCert *server.Certificate
+	cfg.ServerKeys = func() []enroll.ServerKey { return serverRoleKeys(authority, rev.delegates, tlsCert) }
 	svc, err := enroll.New(st, authority, clock, log, cfg)
 	if err != nil {
 		return err
@@ -486,7 +490,6 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if handlers.NDES, err = f.ndes(svc, adm, authority, in.ndesPassword, log); err != nil {
 		return err
 	}
-	var tlsCert *server.Certificate
 	var tlsCertIssued bool
 	if f.estListen != "off" {
 		handlers.EST = estserver.New(estService{Service: svc, lackedNext: caSync.LackedNextCA, clock: clock}, log, estserver.Options{RetryAfter: f.estRetryAfter})

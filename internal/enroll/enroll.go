@@ -174,6 +174,19 @@ type Config struct {
 	// whose store another node migrated past its binary must record
 	// nothing in the old shape, and need not sign what it cannot record.
 	IssuanceGate func() error
+	// ServerKeys, when set, lists the keys of the server's roles besides
+	// the CA's own (the OCSP responders', the HTTPS certificate's), which
+	// no enrollment may have certified (checkNotOwnKey). It is called per
+	// request: it must be quick (read what is loaded) and safe for
+	// concurrent use.
+	ServerKeys func() []ServerKey
+}
+
+// ServerKey is the key of one of the server's roles (Config.ServerKeys).
+type ServerKey struct {
+	// Role names it in a refusal: "the OCSP responder's key".
+	Role string
+	Key  crypto.PublicKey
 }
 
 // Observer is told the outcome of each Enroll, Poll and Approve call. It
@@ -578,6 +591,9 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 		if err := s.checkIssuable(st); err != nil {
 			return nil, err
 		}
+		if err := s.checkNotOwnKey(st); err != nil {
+			return nil, err
+		}
 		if err := s.checkKeyNotCompromised(ctx, st); err != nil {
 			return nil, err
 		}
@@ -631,6 +647,9 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		if err := s.cfg.IssuerReady(ctx); err != nil {
 			return nil, pki.Wrap(pki.EUnavailable, err, "this node cannot issue now (its CA is not the one in effect); try again later")
 		}
+	}
+	if err := s.checkNotOwnKey(st); err != nil {
+		return nil, err
 	}
 	if err := s.checkKeyNotCompromised(ctx, st); err != nil {
 		return nil, err

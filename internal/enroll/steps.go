@@ -3,6 +3,7 @@ package enroll
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/subtle"
 	"crypto/x509"
 	"errors"
@@ -55,6 +56,33 @@ func (s *Service) checkKeyNotCompromised(ctx context.Context, st *State) error {
 	return &certificateRefusal{issuerID: k.IssuerID, serialHex: k.SerialHex,
 		err: pki.Errorf(pki.EBadRequest, "this key was revoked as compromised on %s (certificate %s); enroll with a new key",
 			k.RevokedAt.UTC().Format(time.DateOnly), k.SerialHex)}
+}
+
+// checkNotOwnKey refuses to certify a key of the server's own: a CA's or
+// an RA's (ca.Authority.OwnKeyRole), an OCSP responder's or the HTTPS
+// certificate's (Config.ServerKeys). A client certificate for one would
+// make what the server signs with it a signature relying parties may take
+// as that client's. Before anything is reserved or signed, and with no
+// store read. The server's own certificates (protocol internal) certify
+// its keys by design, and a key the server makes is new.
+func (s *Service) checkNotOwnKey(st *State) error {
+	if st.Req.ServerKeyGen || st.Req.Protocol == pki.ProtocolInternal {
+		return nil
+	}
+	role, ok := s.authority.OwnKeyRole(st.PublicKey)
+	pub, comparable := st.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok && comparable && s.cfg.ServerKeys != nil {
+		for _, k := range s.cfg.ServerKeys() {
+			if k.Key != nil && pub.Equal(k.Key) {
+				role, ok = k.Role, true
+				break
+			}
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return pki.Errorf(pki.EBadRequest, "the request's public key is %s: this server never certifies its own keys; enroll with a key of the device's own", role)
 }
 
 // checkChannelBinding links a request that came over TLS to its session
