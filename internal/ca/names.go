@@ -347,6 +347,10 @@ func canonicalName(raw []byte) string {
 	return b.String()
 }
 
+// AttributeName names a subject attribute in a refusal: "title",
+// "domainComponent", or its OID when it has no name here.
+func AttributeName(oid asn1.ObjectIdentifier) string { return attributeName(oid) }
+
 // attributeName names a subject attribute in a refusal.
 func attributeName(oid asn1.ObjectIdentifier) string {
 	if oid.Equal(oidEmailAddress) {

@@ -32,6 +32,7 @@ type ProfileConfig struct {
 	SubjectRequired  []string          `toml:"subject_required"`
 	SubjectFixed     map[string]string `toml:"subject_fixed"`
 	SubjectPatterns  map[string]string `toml:"subject_patterns"`
+	SubjectAllowed   []string          `toml:"subject_allowed"`
 	DNSPatterns      []string          `toml:"dns_patterns"`
 	EmailPatterns    []string          `toml:"email_patterns"`
 	URIPatterns      []string          `toml:"uri_patterns"`
@@ -208,6 +209,12 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 			}
 			p.SubjectPatterns[strings.ToUpper(a)] = re
 		}
+	}
+	for _, a := range pc.SubjectAllowed {
+		if !knownAttribute(a) {
+			return p, fmt.Errorf("subject_allowed: unknown attribute %q", a)
+		}
+		p.SubjectAllowed = append(p.SubjectAllowed, strings.ToUpper(a))
 	}
 	for key, list := range map[string][]string{"dns_patterns": pc.DNSPatterns, "email_patterns": pc.EmailPatterns, "uri_patterns": pc.URIPatterns} {
 		for _, re := range list {

@@ -35,6 +35,7 @@ ext_key_usage = ["serverAuth", "clientAuth"]
 key_types = ["rsa3072", "p384"]
 challenge = "onetime"
 subject_fixed = { o = "Acme" }
+subject_allowed = ["ou", "DC"]
 renewal_window = "25%"
 approval = true
 include_ca_cert = true
@@ -56,7 +57,7 @@ allow_legacy_signatures = true
 	vpn := profiles["vpn"]
 	if vpn.Validity != 90*24*time.Hour || vpn.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment ||
 		len(vpn.ExtKeyUsage) != 2 || vpn.Keys.RSAMinBits != 3072 || len(vpn.Keys.ECCurves) != 1 || vpn.ChallengeMode != "onetime" ||
-		vpn.SubjectFixed["O"] != "Acme" || vpn.RenewalWindow != 0.25 || !vpn.RequireApproval || !vpn.IncludeCACert {
+		vpn.SubjectFixed["O"] != "Acme" || !slices.Equal(vpn.SubjectAllowed, []string{"OU", "DC"}) || vpn.RenewalWindow != 0.25 || !vpn.RequireApproval || !vpn.IncludeCACert {
 		t.Errorf("vpn profile: %+v", vpn)
 	}
 	if !vpn.AllowKeyReuse || vpn.MaxSANs != pki.DefaultProfile().MaxSANs {
@@ -96,6 +97,7 @@ func TestProfileErrors(t *testing.T) {
 		"bad IP range":       "[profiles.a]\nip_ranges = [\"10.0.0.0/33\"]\n",
 		"IP, not a range":    "[profiles.a]\nip_ranges = [\"10.0.0.1\"]\n",
 		"bad attribute":      "[profiles.a]\nsubject_fixed = { XX = \"1\" }\n",
+		"bad allowed":        "[profiles.a]\nsubject_allowed = [\"title\"]\n",
 		"bad window":         "[profiles.a]\nrenewal_window = \"150%\"\n",
 		"legacy not a bool":  "[profiles.a]\nallow_legacy_signatures = \"yes\"\n",
 		"issuer too short":   "[profiles.a]\nissuer = \"ab12\"\n",

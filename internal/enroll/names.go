@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -27,6 +28,11 @@ import (
 // namePolicy is a profile's subject and SAN rules, compiled once.
 type namePolicy struct {
 	required []string
+	// allowed are the subject attribute types a profile with subject rules
+	// (fixed values, patterns or allowed types) accepts: required, fixed,
+	// patterned or allowed; true for those that may repeat (subject_allowed).
+	// nil: the profile has no such rules, and any attribute goes.
+	allowed  map[string]bool
 	fixed    []fixedAttr
 	patterns map[string]*regexp.Regexp
 	dns      []*regexp.Regexp
@@ -134,6 +140,17 @@ func compileNames(p pki.Profile) (*namePolicy, error) {
 		}
 		np.patterns[strings.ToUpper(n)] = c
 	}
+	if len(p.SubjectFixed) > 0 || len(p.SubjectPatterns) > 0 || len(p.SubjectAllowed) > 0 {
+		np.allowed = map[string]bool{}
+		for _, list := range [][]string{p.SubjectRequired, slices.Collect(maps.Keys(p.SubjectFixed)), slices.Collect(maps.Keys(p.SubjectPatterns))} {
+			for _, a := range list {
+				np.allowed[strings.ToUpper(a)] = false
+			}
+		}
+		for _, a := range p.SubjectAllowed {
+			np.allowed[strings.ToUpper(a)] = true
+		}
+	}
 	var err error
 	fixed, err := pki.ParseFixedSANs(p.SANFixed)
 	if err != nil {
@@ -208,17 +225,28 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 	// would take an RDN with no attribute (SET {}), which RFC 5280 does not.
 	// A value that is no text matches a pattern as "#" and its hex.
 	values := map[string][]string{}
+	var types []string // every attribute type, in order, once
+	count := map[string]int{}
 	if _, err := csr.WalkName(req.RawSubject, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
-		if name := attributeName(oid); name != "" {
+		name := attributeName(oid)
+		if name != "" {
 			text, ok := csr.AttributeText(tag, value)
 			if !ok {
 				text = "#" + hex.EncodeToString(value)
 			}
 			values[name] = append(values[name], text)
+		} else {
+			name = ca.AttributeName(oid)
+		}
+		if count[name]++; count[name] == 1 {
+			types = append(types, name)
 		}
 		return nil
 	}, nil); err != nil {
 		return pki.Wrap(pki.EBadRequest, ErrMalformedRequest, "the request's subject is not a valid name")
+	}
+	if err := np.checkSubjectTypes(st, types, count); err != nil {
+		return err
 	}
 	for _, a := range np.required {
 		if _, fixed := np.fixedValue(a); !fixed && len(values[a]) == 0 {
@@ -282,6 +310,56 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		st.RawSubject = raw
 	}
 	return nil
+}
+
+// checkSubjectTypes holds the subject's attribute types (types, each
+// once, in order; count, how many values each has) to a profile with
+// subject rules: every type must be required, fixed, patterned or allowed
+// (subject_allowed), and only an allowed one may come more than once. A
+// fixed one is replaced by the profile's value, however often it comes.
+// Two CNs would be read as the first by some relying parties and as the
+// last by others (Go's pkix.Name), and an OU, DC or UID the operator never
+// allowed may be what a VPN gateway or a directory authorizes by. A
+// renewal is refused as a first enrollment is: the certificate it renews
+// was issued before the profile refused the attribute.
+func (np *namePolicy) checkSubjectTypes(st *State, types []string, count map[string]int) error {
+	if np.allowed == nil {
+		return nil
+	}
+	var unlisted, repeated []string
+	for _, t := range types {
+		repeatable, listed := np.allowed[t]
+		_, fixed := np.fixedValue(t)
+		switch {
+		case fixed:
+		case !listed:
+			unlisted = append(unlisted, t)
+		case count[t] > 1 && !repeatable:
+			repeated = append(repeated, fmt.Sprintf("%d %s", count[t], t))
+		}
+	}
+	var reasons []string
+	if len(unlisted) > 0 {
+		reasons = append(reasons, fmt.Sprintf("the subject attribute %s is not allowed by profile %q, whose subject may hold %s only (subject_required, subject_fixed, subject_patterns, subject_allowed)",
+			strings.Join(unlisted, ", "), st.Profile.Name, strings.Join(np.allowedTypes(), ", ")))
+	}
+	if len(repeated) > 0 {
+		reasons = append(reasons, fmt.Sprintf("the subject has %s attributes: profile %q takes one of each (a type listed in subject_allowed may repeat)",
+			strings.Join(repeated, ", "), st.Profile.Name))
+	}
+	if len(reasons) == 0 {
+		return nil
+	}
+	msg := strings.Join(reasons, "; ")
+	if st.Req.Renewal {
+		msg += "; the certificate to renew has it, issued before the profile refused it: enroll anew with a subject the profile allows"
+	}
+	return pki.Errorf(pki.EBadRequest, "%s", msg)
+}
+
+// allowedTypes lists the subject attribute types np takes, sorted.
+func (np *namePolicy) allowedTypes() []string {
+	return slices.Sorted(maps.Keys(np.allowed))
 }
 
 // checkCNAsHost holds a CN to the profile's IP ranges when it reads as an

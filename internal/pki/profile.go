@@ -58,9 +58,14 @@ type Profile struct {
 	SubjectRequired []string          // attribute types that must be present ("CN", "O", …)
 	SubjectFixed    map[string]string // attribute type -> value set by us, whatever the CSR says
 	SubjectPatterns map[string]string // attribute type -> regexp the CSR's value must match
-	DNSPatterns     []string          // regexps every DNS SAN must match (none: any valid name)
-	EmailPatterns   []string          // regexps every email SAN must match
-	URIPatterns     []string          // regexps every URI SAN must match (e.g. Intune's tag:microsoft.com,2022-09-14:sid:…)
+	// SubjectAllowed are attribute types the subject may carry with any
+	// value, and more than once. A profile with SubjectFixed,
+	// SubjectPatterns or SubjectAllowed refuses every attribute type none
+	// of the four lists, and a second value of one not in SubjectAllowed.
+	SubjectAllowed []string
+	DNSPatterns    []string // regexps every DNS SAN must match (none: any valid name)
+	EmailPatterns  []string // regexps every email SAN must match
+	URIPatterns    []string // regexps every URI SAN must match (e.g. Intune's tag:microsoft.com,2022-09-14:sid:…)
 	// IPRanges are CIDR prefixes every IP SAN must fall in. None: any
 	// address, unless DNSPatterns restrict host names, which then leave
 	// no address (a profile that names its hosts must name its addresses).
