@@ -44,6 +44,11 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 			return nil
 		}
 	}
+	if old.Status == pki.StatusRevoked && old.RevokeReason == pki.ReasonCertificateHold {
+		// A hold may be lifted: the device may come back, and its
+		// administrator should know so.
+		return pki.Errorf(pki.EBadCertID, "the certificate to renew is on hold (certificateHold); ask the operator to lift the hold, then renew")
+	}
 	if old.Status == pki.StatusRevoked {
 		return pki.Errorf(pki.EBadCertID, "the certificate to renew is revoked")
 	}

@@ -6,9 +6,15 @@ import (
 	"crypto"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
@@ -554,8 +560,19 @@ func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge
 		reason, code = "this challenge password is bound to another profile", pki.EForbidden
 	case len(ch.BoundSubject) > 0 && !csr.SameName(ch.BoundSubject, st.Req.CSR.RawSubject):
 		reason = "this challenge password is bound to another subject"
+		if sameRDNs(ch.BoundSubject, st.Req.CSR.RawSubject) {
+			// The RFC 4514 string the challenge was made with lists the
+			// most significant RDN last; a device's tool may list it first.
+			reason = fmt.Sprintf("this challenge password is bound to a subject with the attributes of the request's (%s) in another order; send them in the challenge's order",
+				csr.NameString(st.Req.CSR.RawSubject))
+		}
 	case (len(ch.BoundSubject) > 0 || len(ch.BoundSANs) > 0) && !namesWithin(st.Req.CSR, ch.BoundSANs):
-		reason = "this challenge password is bound to other names"
+		unbound := namesNotWithin(st.Req.CSR, ch.BoundSANs)
+		verb := "is"
+		if len(unbound) > 1 {
+			verb = "are"
+		}
+		reason = fmt.Sprintf("this challenge password is bound to other names: %s %s not bound to it", strings.Join(unbound, ", "), verb)
 	default:
 		return nil
 	}
@@ -571,6 +588,49 @@ func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge
 		reason += "; it is now locked"
 	}
 	return pki.Errorf(code, "%s", reason)
+}
+
+// namesNotWithin are the names the request carries besides its subject
+// that are not among bound ("dns:x.example"), for a refusal.
+func namesNotWithin(req *x509.CertificateRequest, bound []string) []string {
+	allowed := map[string]bool{}
+	for _, b := range bound {
+		allowed[sanKey(b)] = true
+	}
+	var out []string
+	for _, n := range formatSANs(req.DNSNames, req.EmailAddresses, req.IPAddresses, req.URIs) {
+		if !allowed[sanKey(n)] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// sameRDNs: names a and b hold the same RDNs, each of the same attributes
+// and text, in any order.
+func sameRDNs(a, b []byte) bool {
+	ra, okA := rdnTexts(a)
+	rb, okB := rdnTexts(b)
+	return okA && okB && slices.Equal(ra, rb)
+}
+
+// rdnTexts are raw's RDNs as text (each attribute's type and value,
+// sorted within the RDN), sorted.
+func rdnTexts(raw []byte) ([]string, bool) {
+	var rdns, rdn []string
+	_, err := csr.WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+		text, ok := csr.AttributeText(tag, value)
+		if !ok {
+			text = "#" + hex.EncodeToString(value)
+		}
+		rdn = append(rdn, oid.String()+"="+text)
+		return nil
+	}, func() {
+		slices.Sort(rdn)
+		rdns, rdn = append(rdns, strings.Join(rdn, "+")), nil
+	})
+	slices.Sort(rdns)
+	return rdns, err == nil
 }
 
 // namesWithin: every name the request carries besides its subject (DNS,

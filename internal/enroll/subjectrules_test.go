@@ -25,6 +25,12 @@ var subjectOIDs = map[string]asn1.ObjectIdentifier{
 // its own RDN, most significant first as in DER).
 func subjectRequest(t *testing.T, challenge string, attrs ...string) enroll.Request {
 	t.Helper()
+	return subjectRequestWith(t, challenge, csr.Template{}, attrs...)
+}
+
+// subjectRequestWith is subjectRequest with the SANs of tmpl.
+func subjectRequestWith(t *testing.T, challenge string, tmpl csr.Template, attrs ...string) enroll.Request {
+	t.Helper()
 	var rdns pkix.RDNSequence
 	for _, a := range attrs {
 		typ, v, _ := strings.Cut(a, "=")
@@ -38,7 +44,8 @@ func subjectRequest(t *testing.T, challenge string, attrs ...string) enroll.Requ
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := csr.Create(csr.Template{RawSubject: raw}, newKey(t))
+	tmpl.RawSubject = raw
+	der, err := csr.Create(tmpl, newKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
