@@ -1,9 +1,11 @@
 package notify
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // timeLeft says how long until t, coarsely: "6 days", "20 hours", "45 minutes".
@@ -39,6 +41,35 @@ func mailSubject(m Message) string {
 		subject = append(subject[:subjectInHeader-1], '…')
 	}
 	return fmt.Sprintf("[scepter] Certificate %s expires in %s", string(subject), timeLeft(m.Time, m.Certificate.NotAfter))
+}
+
+// literalHeader returns a header value that mail readers show as s,
+// character for character. The mail library encodes text that is not
+// ASCII, but passes ASCII through as it is, and readers decode any RFC 2047
+// encoded-word ("=?UTF-8?Q?...?=") in it: a device could put one in its
+// certificate's subject and have the reader show characters the CA refuses
+// in subjects (a bidirectional override, a line break) and any wording it
+// likes. Text holding "=?" is therefore encoded whole (RFC 2047 §5), as
+// encoded-words that decode to it exactly.
+func literalHeader(s string) string {
+	if !strings.Contains(s, "=?") {
+		return s
+	}
+	// An encoded-word is at most 75 characters (RFC 2047 §2): the 12 of
+	// "=?UTF-8?B?" and "?=" and 60 of base64, which carry 45 bytes.
+	const chunk = 45
+	var words []string
+	for len(s) > 0 {
+		n := min(chunk, len(s))
+		for n < len(s) && !utf8.RuneStart(s[n]) {
+			n-- // a character is not split between two words
+		}
+		words = append(words, "=?UTF-8?B?"+base64.StdEncoding.EncodeToString([]byte(s[:n]))+"?=")
+		s = s[n:]
+	}
+	// The white space between adjacent encoded-words is no part of the
+	// text (RFC 2047 §6.2); the library folds the header there.
+	return strings.Join(words, " ")
 }
 
 // mailBody is the plain-text body of an expiry mail.

@@ -177,8 +177,10 @@ func (m *SMTP) Recipients(c *pki.Certificate, p *pki.Profile) []string {
 	if p.NotifyOwner {
 		for _, san := range c.SANs {
 			if a, ok := strings.CutPrefix(san, "email:"); ok {
-				if _, err := netmail.ParseAddress(a); err == nil && !strings.ContainsAny(a, "\r\n") {
-					add(a)
+				// The address alone: a display name in a SAN is the
+				// device's text, not the owner's name.
+				if parsed, err := netmail.ParseAddress(a); err == nil && !strings.ContainsAny(a, "\r\n") {
+					add(parsed.Address)
 				}
 			}
 		}
@@ -309,7 +311,7 @@ func (m *SMTP) sendTo(ctx context.Context, n Message, rcpts []string) error {
 	if err := m.headers(msg, rcpts, n.Time); err != nil {
 		return err
 	}
-	msg.Subject(mailSubject(n))
+	msg.Subject(literalHeader(mailSubject(n)))
 	sum := sha256.Sum256([]byte(n.ID))
 	// The same notification sent twice (the crash window) has the same
 	// Message-ID, which mail systems use to drop the copy.
@@ -339,8 +341,27 @@ func (m *SMTP) headers(msg *mail.Msg, rcpts []string, now time.Time) error {
 	if err := msg.From(m.from); err != nil {
 		return fmt.Errorf("sender %q: %w", m.from, err)
 	}
-	if err := msg.To(rcpts...); err != nil {
-		return fmt.Errorf("recipients: %w", err)
+	// An address holding "=?" would be shown decoded in the To header
+	// (readers decode encoded-words even in addresses, where RFC 2047
+	// forbids them), and an address cannot be encoded: such a recipient
+	// gets the message as a blind copy, named in the envelope only.
+	var to, bcc []string
+	for _, r := range rcpts {
+		if strings.Contains(r, "=?") {
+			bcc = append(bcc, r)
+		} else {
+			to = append(to, r)
+		}
+	}
+	if len(to) > 0 {
+		if err := msg.To(to...); err != nil {
+			return fmt.Errorf("recipients: %w", err)
+		}
+	}
+	if len(bcc) > 0 {
+		if err := msg.Bcc(bcc...); err != nil {
+			return fmt.Errorf("recipients: %w", err)
+		}
 	}
 	msg.SetDateWithValue(now)
 	msg.SetUserAgent("scepter")
