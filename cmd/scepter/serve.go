@@ -583,6 +583,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if w := keygenHeldForApproval(profiles); w != "" {
 		log.Warn(w)
 	}
+	if w := thresholdsNotUnderValidity(profiles); w != "" && len(in.notifyChannels) > 0 {
+		log.Warn(w)
+	}
 	_, toJournal := e.lookupEnv("JOURNAL_STREAM")
 	line, warning := challengeBanner(challengeState{challenge: challenge, generated: generated, created: challengeCreated,
 		scope: staticScope, toJournal: toJournal, sharedStore: f.store.url != ""})
@@ -1192,6 +1195,32 @@ func keygenHeldForApproval(profiles map[string]pki.Profile) string {
 	}
 	return fmt.Sprintf("profiles %v allow EST serverkeygen (est_server_keygen = true) but hold requests for approval (approval = true): "+
 		"every serverkeygen there is refused, as a key the server made cannot wait for an operator; drop one of the two", names)
+}
+
+// thresholdsNotUnderValidity warns of profiles whose validity is not
+// longer than some of their notify_before thresholds: those are crossed
+// at issuance, so they are never sent for certificates issued there
+// (docs/notifications.md), which the operator should learn at start. ""
+// when there is none.
+func thresholdsNotUnderValidity(profiles map[string]pki.Profile) string {
+	var parts []string
+	for _, name := range profilesWhere(profiles, func(pki.Profile) bool { return true }) {
+		p := profiles[name]
+		var over []string
+		for _, t := range p.NotifyBefore {
+			if t >= p.Validity {
+				over = append(over, notify.FormatThreshold(t))
+			}
+		}
+		if len(over) > 0 {
+			parts = append(parts, fmt.Sprintf("profile %s (validity %s): %s", name, notify.FormatThreshold(p.Validity), strings.Join(over, ", ")))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "expiry notification thresholds not shorter than their profile's validity are never sent (a certificate would be expiring " +
+		"from its issuance): " + strings.Join(parts, "; ") + "; give notify_before thresholds shorter than validity"
 }
 
 // challengeState is what the start-up banner says about the static

@@ -9,22 +9,23 @@ import (
 	"github.com/scepter/scepter/internal/notify/notifytest"
 )
 
-// notifyConfig: certificates valid for an hour at profile "short", whose
-// thresholds are both beyond that, so the first scan finds both crossed
-// and sends the more urgent one only; mail to a fixed address and to the
-// owner's email SAN.
+// notifyConfig: certificates valid for an hour at profile "short", two of
+// whose thresholds are beyond that (never sent: serve warns of them) and
+// one, 59m58s, crossed two seconds after issuance; mail to a fixed address
+// and to the owner's email SAN.
 const notifyConfig = `
 [profiles.short]
 validity = "1h"
-notify_before = ["30d", "2h"]
+notify_before = ["30d", "2h", "3598s"]
 notify_to = ["pki-ops@example.com"]
 notify_owner = true
 san_fixed = ["email:owner@example.com"]
 `
 
 // TestNotifyExpiry: through the real binary, a certificate enrolled with
-// `scepter enroll` at a profile whose notify_before exceeds its lifetime
-// brings exactly one mail (to notify_to and the owner) and one signed
+// `scepter enroll` at a profile whose notify_before thresholds all come
+// within its first seconds brings exactly one mail, for the one shorter
+// than its lifetime, (to notify_to and the owner) and one signed
 // webhook call, however many scans run; and `scepter notify test --to`
 // reaches the same mail server.
 func TestNotifyExpiry(t *testing.T) {
@@ -66,18 +67,19 @@ func TestNotifyExpiry(t *testing.T) {
 		t.Errorf("mail to %s, want notify_to and the owner's email SAN", got)
 	}
 	if !strings.Contains(m.Header.Get("Subject"), "CN=expiring-1,O=Acme") || !strings.Contains(m.Body, serial) ||
-		!strings.Contains(m.Body, "Threshold:   2h") {
+		!strings.Contains(m.Body, "Threshold:   3598s") {
 		t.Errorf("mail:\nSubject: %s\n%s", m.Header.Get("Subject"), m.Body)
 	}
 	r := reqs[0]
 	if !r.SignatureOK {
 		t.Errorf("webhook HMAC does not verify: %v", r.Header)
 	}
-	if r.JSON["serial"] != serial || r.JSON["threshold"] != "2h" || r.JSON["profile"] != "short" || r.JSON["version"] != float64(1) ||
+	if r.JSON["serial"] != serial || r.JSON["threshold"] != "3598s" || r.JSON["profile"] != "short" || r.JSON["version"] != float64(1) ||
 		r.JSON["not_after"] != c.NotAfter.UTC().Format(time.RFC3339) {
 		t.Errorf("webhook body: %s", r.Body)
 	}
-	expectContains(t, "server log", s.Output(), "expiry notifications on", "expiry notification sent")
+	expectContains(t, "server log", s.Output(), "expiry notifications on", "expiry notification sent",
+		"never sent", "profile short (validity 1h): 30d, 2h")
 
 	res := s.MustRun("notify", "test", "--to", "someone@example.com", "--smtp-url", smtpURL, "--notify-from", "scepter@ca.example.com")
 	expectContains(t, "notify test", res.stdout, "test message sent to someone@example.com")

@@ -326,9 +326,13 @@ func (s *Scheduler) intents(now time.Time, ch Channel, cand *store.ExpiringCerti
 	}
 	p := s.profile(c.Profile)
 	left := c.NotAfter.Sub(now)
+	lifetime := issuedFor(c)
 	var crossed []time.Duration
 	for _, t := range p.NotifyBefore {
-		if t > 0 && left <= t && !slices.Contains(crossed, t) {
+		// A threshold not shorter than the certificate's lifetime is
+		// crossed the moment it is issued: an "expires in 30 days" for
+		// a new 30-day certificate only teaches people to ignore them.
+		if t > 0 && left <= t && t < lifetime && !slices.Contains(crossed, t) {
 			crossed = append(crossed, t)
 		}
 	}
@@ -357,6 +361,21 @@ func (s *Scheduler) intents(now time.Time, ch Channel, cand *store.ExpiringCerti
 		out = append(out, n)
 	}
 	return out
+}
+
+// issuedFor is how long c was valid for when it was issued: from its
+// NotBefore, or for a certificate this CA issued from when it was
+// recorded, if later: NotBefore is set back (a profile's backdate, 5
+// minutes by default) for devices with slow clocks, which a 30-day
+// certificate's 30-day threshold must not count as lifetime. An imported
+// certificate counts from its NotBefore: it was issued elsewhere, and its
+// thresholds crossed before the import are still news.
+func issuedFor(c *pki.Certificate) time.Duration {
+	start := c.NotBefore
+	if c.Source != pki.SourceImported && c.CreatedAt.After(start) {
+		start = c.CreatedAt
+	}
+	return c.NotAfter.Sub(start)
 }
 
 // Deliver sends the notifications that are due, batch by batch, until none

@@ -136,19 +136,23 @@ func runAtOnce(t *testing.T, ss ...*notify.Scheduler) {
 	}
 }
 
-// cert records a certificate issued at notBefore, valid until notAfter.
-func cert(t *testing.T, st store.Store, serial, profile string, notBefore, notAfter time.Time, mod ...func(*pki.Certificate)) pki.Certificate {
+// cert records, at recordedAt, a certificate valid until notAfter and
+// issued a year before it, so that every threshold applies to it (a
+// threshold not shorter than a certificate's lifetime is never sent: see
+// lifetime_test.go); mod may change that.
+func cert(t *testing.T, st store.Store, serial, profile string, recordedAt, notAfter time.Time, mod ...func(*pki.Certificate)) pki.Certificate {
 	t.Helper()
+	issued := notAfter.Add(-365 * day)
 	c := pki.Certificate{
 		SerialHex: serial, IssuerID: issuer, Issuer: "CN=Test Issuing CA", Subject: "CN=device-" + serial + ",O=Acme",
 		SANs:      []string{"dns:device-" + serial + ".example.com", "email:owner-" + serial + "@example.com"},
-		NotBefore: notBefore, NotAfter: notAfter, Status: pki.StatusValid, Profile: profile,
-		Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, CreatedAt: notBefore, DER: []byte{0x30, 0x00},
+		NotBefore: issued, NotAfter: notAfter, Status: pki.StatusValid, Profile: profile,
+		Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, CreatedAt: issued, DER: []byte{0x30, 0x00},
 	}
 	for _, m := range mod {
 		m(&c)
 	}
-	if err := st.RecordIssuance(context.Background(), store.Issuance{Certificate: c, Now: notBefore,
+	if err := st.RecordIssuance(context.Background(), store.Issuance{Certificate: c, Now: recordedAt,
 		Events: []pki.AuditEvent{{Type: pki.EventIssued, SerialHex: serial, IssuerID: issuer}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -301,8 +305,8 @@ func TestOneMessagePerThreshold(t *testing.T) {
 	}
 }
 
-// TestMostUrgentOnly: thresholds crossed together (a certificate issued
-// with a short lifetime, a server that was down for weeks) bring one
+// TestMostUrgentOnly: thresholds crossed together (a certificate recorded
+// late, a server that was down for weeks) bring one
 // message, for the most urgent, the others recorded as skipped.
 func TestMostUrgentOnly(t *testing.T) {
 	e := newEnv(t)
