@@ -12,9 +12,11 @@
 //     wins; a node claims only for the channels it has), sends it, and records the outcome with its audit event in one
 //     transaction (store.FinishNotification), which only the lease holder
 //     may do. A node that dies mid-send leaves the lease to run out; another
-//     node then sends it. That is the one window where a message can go out
+//     node then sends it. That is one window where a message can go out
 //     twice: the receiver accepted it, and the sender died before it could
-//     record so. Messages carry a stable ID for receivers to deduplicate;
+//     record so; the other is a mail server that never answers the end of
+//     a message it took (ErrOutcomeUnknown). Messages carry a stable ID for
+//     receivers to deduplicate;
 //   - a failed send is tried again later with exponential backoff and
 //     jitter, per channel: a mail outage does not resend the webhook;
 //   - when several thresholds are crossed at once (a short-lived
@@ -53,8 +55,12 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultInterval    = 10 * time.Minute
-	DefaultLease       = 5 * time.Minute
+	DefaultInterval = 10 * time.Minute
+	// DefaultLease covers the longest mail send (SMTP.SendBound: with
+	// the defaults 2 minutes to the end of the message and the 10 that
+	// RFC 5321 gives the answer to it), so that no other node sends a
+	// notification again while its sender still waits for that answer.
+	DefaultLease       = 15 * time.Minute
 	DefaultSendTimeout = 30 * time.Second
 	DefaultBackoffBase = time.Minute
 	DefaultBackoffMax  = time.Hour
@@ -122,9 +128,10 @@ type Config struct {
 	// (default: Interval, at most 30 s).
 	RetryPoll time.Duration
 	// Lease is how long a claimed notification is reserved for its sender
-	// (DefaultLease); SendTimeout bounds one send (DefaultSendTimeout) and
-	// must be shorter. A notification is sent only while its lease has at
-	// least SendTimeout to run.
+	// (DefaultLease); SendTimeout bounds one send (DefaultSendTimeout), or
+	// a channel's SendBound when that is longer (mail), and must be
+	// shorter. A notification is sent only while its lease has at least
+	// that to run.
 	Lease       time.Duration
 	SendTimeout time.Duration
 	// BackoffBase and BackoffMax shape the delay before try n+1 after n
@@ -211,6 +218,10 @@ func New(cfg Config) (*Scheduler, error) {
 		if _, dup := s.channels[ch.Name()]; dup {
 			return nil, fmt.Errorf("notify: channel %s configured twice", ch.Name())
 		}
+		if d := s.sendTimeout(ch); d >= cfg.Lease {
+			return nil, fmt.Errorf("notify: a send on the %s channel may take %v, which the lease (%v) must be longer than: "+
+				"another node would send the notification again while this one waits for the answer", ch.Name(), d, cfg.Lease)
+		}
 		s.channels[ch.Name()] = ch
 		s.order = append(s.order, ch)
 		s.names = append(s.names, ch.Name())
@@ -222,6 +233,20 @@ func New(cfg Config) (*Scheduler, error) {
 		}
 	}
 	return s, nil
+}
+
+// sendBounder is a channel one send of which may take longer than
+// Config.SendTimeout, and should be given that long (mail).
+type sendBounder interface {
+	SendBound() time.Duration
+}
+
+// sendTimeout bounds one send on ch.
+func (s *Scheduler) sendTimeout(ch Channel) time.Duration {
+	if b, ok := ch.(sendBounder); ok {
+		return max(s.cfg.SendTimeout, b.SendBound())
+	}
+	return s.cfg.SendTimeout
 }
 
 func defaultOwner() string {
@@ -428,6 +453,9 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, c
 		s.giveUp(&out, cl, c, "certificate expired before the notification was delivered")
 	case cl.SupersededBy != 0 && cl.Attempts == 0:
 		out.Status, out.Error = store.NotificationSkipped, fmt.Sprintf("replaced by the %s notification", FormatThreshold(cl.SupersededBy))
+	case cl.SupersededBy != 0 && outcomeUnknown(cl.LastError):
+		s.giveUp(&out, cl, c, fmt.Sprintf("replaced by the %s notification after %d attempts, the last of which may have delivered it (%s)",
+			FormatThreshold(cl.SupersededBy), cl.Attempts, cl.LastError))
 	case cl.SupersededBy != 0:
 		s.giveUp(&out, cl, c, fmt.Sprintf("replaced by the %s notification after %d failed attempts (last: %s)",
 			FormatThreshold(cl.SupersededBy), cl.Attempts, cl.LastError))
@@ -445,7 +473,7 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, c
 		// the other nodes, which bring it back to one lease from their
 		// now. Back in the queue at once, for a lease by this clock.
 		pending(now, cl.LastError)
-	case now.Add(s.cfg.SendTimeout).After(cl.ClaimedUntil):
+	case now.Add(s.sendTimeout(ch)).After(cl.ClaimedUntil):
 		// Too little lease left to send safely: a slow batch. Back in the
 		// queue at once; the next claim gives a fresh lease.
 		pending(now, cl.LastError)
@@ -463,7 +491,7 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 	settled := slices.Concat(cl.Accepted, cl.Refused)
 	m := Message{ID: MessageID(cl.NotificationKey), Certificate: *c, Profile: p, Threshold: cl.Threshold, Time: out.Now,
 		Settled: settled}
-	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+	sctx, cancel := context.WithTimeout(ctx, s.sendTimeout(ch))
 	err := ch.Send(sctx, m)
 	cancel()
 	accepted, refused := slices.Clone(cl.Accepted), slices.Clone(cl.Refused)
@@ -515,12 +543,27 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 		}
 		out.Attempted = true
 		out.Error = clip(err.Error())
-		if s.cfg.MaxAttempts > 0 && attempts >= s.cfg.MaxAttempts {
+		unknown := errors.Is(err, ErrOutcomeUnknown)
+		switch {
+		case s.cfg.MaxAttempts > 0 && attempts >= s.cfg.MaxAttempts:
 			out.Status = store.NotificationFailed
-			out.Events = []pki.AuditEvent{s.event(pki.EventNotificationFailed, cl, ch, p, attempts,
-				fmt.Sprintf("gave up after %d attempts: %s", attempts, out.Error), evAccepted, evRefused)}
+			why := fmt.Sprintf("gave up after %d attempts: %s", attempts, out.Error)
+			if unknown {
+				why = fmt.Sprintf("stopped after %d attempts, the last of which may have delivered it: %s", attempts, out.Error)
+			}
+			ev := s.event(pki.EventNotificationFailed, cl, ch, p, attempts, why, evAccepted, evRefused)
+			if unknown {
+				ev.Outcome = outcomeUnknownAudit
+			}
+			out.Events = []pki.AuditEvent{ev}
 			s.log.Error("expiry notification given up", "channel", cl.Channel, "serial", c.SerialHex, "attempts", attempts, "err", err)
-		} else {
+		case unknown:
+			// RFC 5321 §6.1: a message whose answer never came is sent
+			// again; a second copy (same Message-ID) beats a lost one.
+			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
+			s.log.Warn("expiry notification: the mail server did not answer the end of the message and may have it; will send it again",
+				"channel", cl.Channel, "serial", c.SerialHex, "attempts", attempts, "next_attempt", out.NextAttemptAt.Format(time.RFC3339), "err", err)
+		default:
 			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
 			s.log.Warn("expiry notification not sent; will retry", "channel", cl.Channel, "serial", c.SerialHex,
 				"attempts", attempts, "next_attempt", out.NextAttemptAt.Format(time.RFC3339), "err", err)
@@ -554,11 +597,29 @@ func owed(ch Channel, c *pki.Certificate, p *pki.Profile, settled []string) []st
 	return out
 }
 
-// giveUp marks a notification failed for good, with its audit event.
+// outcomeUnknownAudit is the Outcome of a notification.failed event whose
+// last attempt may have delivered it: not a failure, and not a success.
+const outcomeUnknownAudit = "unknown"
+
+// outcomeUnknown reports whether a notification's last error says its
+// last attempt may have delivered it.
+func outcomeUnknown(lastError string) bool {
+	return strings.Contains(lastError, ErrOutcomeUnknown.Error())
+}
+
+// giveUp marks a notification failed for good, with its audit event; one
+// whose last attempt may have delivered it has the outcome "unknown".
 func (s *Scheduler) giveUp(out *store.NotificationOutcome, cl *store.ClaimedNotification, c *pki.Certificate, why string) {
+	if outcomeUnknown(cl.LastError) && !strings.Contains(why, cl.LastError) {
+		why += "; the last attempt may have delivered it (" + cl.LastError + ")"
+	}
 	out.Status, out.Error = store.NotificationFailed, clip(why)
-	out.Events = []pki.AuditEvent{s.event(pki.EventNotificationFailed, cl, s.channels[cl.Channel], s.profile(c.Profile), cl.Attempts, out.Error,
-		cl.Accepted, cl.Refused)}
+	ev := s.event(pki.EventNotificationFailed, cl, s.channels[cl.Channel], s.profile(c.Profile), cl.Attempts, out.Error,
+		cl.Accepted, cl.Refused)
+	if outcomeUnknown(cl.LastError) {
+		ev.Outcome = outcomeUnknownAudit
+	}
+	out.Events = []pki.AuditEvent{ev}
 	s.log.Warn("expiry notification given up", "channel", cl.Channel, "serial", c.SerialHex, "reason", why)
 }
 

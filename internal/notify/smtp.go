@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	netmail "net/mail"
 	"net/url"
@@ -37,9 +38,23 @@ type SMTPConfig struct {
 	// TLSConfig, when set, is used for TLS (its ServerName defaults to
 	// the URL's host); nil verifies the server against the system roots.
 	TLSConfig *tls.Config
-	// Timeout bounds connecting and each command (default 30 s).
+	// Timeout bounds connecting and each command (default 30 s) but the
+	// end of the message.
 	Timeout time.Duration
+	// DataTimeout bounds the wait for the answer to the end of the
+	// message (DefaultDataTimeout).
+	DataTimeout time.Duration
 }
+
+// DefaultDataTimeout is how long the mail server may take to answer the
+// end of a message: RFC 5321 §4.5.3.2.6 gives it 10 minutes, since
+// servers scan the message (antivirus, DLP) before they answer. A client
+// that gives up sooner sends a message the server took again.
+const DefaultDataTimeout = 10 * time.Minute
+
+// ErrOutcomeUnknown is in a send's error when the whole message went to
+// the mail server and no answer came back: it may have taken the message.
+var ErrOutcomeUnknown = errors.New("outcome unknown: the mail server did not answer the end of the message, and may have taken it")
 
 // SMTP is the mail channel: one message per notification to the
 // profile's notify_to and, with notify_owner, the certificate's email SANs.
@@ -53,6 +68,7 @@ type SMTP struct {
 	fromDomain  string
 	tlsConfig   *tls.Config
 	timeout     time.Duration
+	dataTimeout time.Duration
 }
 
 var _ Channel = (*SMTP)(nil)
@@ -64,7 +80,7 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	if err != nil {
 		return nil, errors.New("SMTP URL does not parse; want smtp://[user@]host[:port] or smtps://…")
 	}
-	m := &SMTP{requireTLS: cfg.RequireTLS, pass: cfg.Password, timeout: cfg.Timeout}
+	m := &SMTP{requireTLS: cfg.RequireTLS, pass: cfg.Password, timeout: cfg.Timeout, dataTimeout: cfg.DataTimeout}
 	switch strings.ToLower(u.Scheme) {
 	case "smtp":
 		m.port = 25
@@ -116,6 +132,9 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	if m.timeout <= 0 {
 		m.timeout = DefaultSendTimeout
 	}
+	if m.dataTimeout <= 0 {
+		m.dataTimeout = DefaultDataTimeout
+	}
 	if cfg.TLSConfig != nil {
 		m.tlsConfig = cfg.TLSConfig.Clone()
 	} else {
@@ -144,6 +163,14 @@ func (m *SMTP) dialHost() string {
 	}
 	return m.host
 }
+
+// SendBound is the longest one message may take: the library gives
+// dialling, the greeting, the commands up to the session's start (EHLO,
+// STARTTLS, AUTH) and those of the message up to its end a timeout each,
+// the answer to the end of the message its own, and QUIT a second. The
+// scheduler leases a notification for longer than this, so no other node
+// sends it while this one still waits for the answer.
+func (m *SMTP) SendBound() time.Duration { return 4*m.timeout + m.dataTimeout + quitTimeout }
 
 // Display is the server as logs and errors show it: no user, no password.
 func (m *SMTP) Display() string {
@@ -279,6 +306,14 @@ func (m *SMTP) Send(ctx context.Context, n Message) error {
 		one(rcpts[0], err)
 	} else {
 		for _, r := range rcpts {
+			if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < m.timeout+m.dataTimeout {
+				// Its answer could come after ctx ends, with the outcome
+				// unknown: the rest wait for the next attempt.
+				if out.Err == nil {
+					out.Err = errors.New("not tried in this attempt: too little time left to wait for the mail server's answer")
+				}
+				break
+			}
 			if !one(r, m.sendTo(ctx, n, []string{r})) {
 				break
 			}
@@ -317,8 +352,7 @@ func (m *SMTP) sendTo(ctx context.Context, n Message, rcpts []string) error {
 	// Message-ID, which mail systems use to drop the copy.
 	msg.SetMessageIDWithValue("expiry-" + hex.EncodeToString(sum[:16]) + "@" + m.fromDomain)
 	msg.SetGenHeader(mail.Header("X-Scepter-Notification"), n.ID)
-	msg.SetBodyString(mail.TypeTextPlain, mailBody(n))
-	return m.send(ctx, msg)
+	return m.send(ctx, msg, mailBody(n))
 }
 
 // SendTest sends a test message to one address, for `scepter notify test`.
@@ -332,9 +366,8 @@ func (m *SMTP) SendTest(ctx context.Context, to string, now time.Time) error {
 	}
 	msg.Subject("[scepter] Test message")
 	msg.SetMessageID()
-	msg.SetBodyString(mail.TypeTextPlain, "This is a test message from `scepter notify test`, sent through "+m.Display()+
+	return m.send(ctx, msg, "This is a test message from `scepter notify test`, sent through "+m.Display()+
 		" at "+now.UTC().Format(time.RFC3339)+".\nExpiry notifications will reach their recipients the same way.\n")
-	return m.send(ctx, msg)
 }
 
 func (m *SMTP) headers(msg *mail.Msg, rcpts []string, now time.Time) error {
@@ -370,10 +403,11 @@ func (m *SMTP) headers(msg *mail.Msg, rcpts []string, now time.Time) error {
 	return nil
 }
 
-// send dials, authenticates when a user is set, sends and hangs up. A
-// new connection per message: notifications are few, and a connection
-// kept open would have to be watched.
-func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
+// send dials, authenticates when a user is set, sends msg with the
+// plain-text body and hangs up. A new connection per message:
+// notifications are few, and a connection kept open would have to be
+// watched.
+func (m *SMTP) send(ctx context.Context, msg *mail.Msg, body string) error {
 	// The library heeds ctx while it dials only, and then gives each
 	// step its own timeout: a server that answers slowly (a tarpit)
 	// could hold a send several times longer than ctx allows, beyond the
@@ -429,7 +463,7 @@ func (m *SMTP) send(ctx context.Context, msg *mail.Msg) error {
 	if err != nil {
 		return fmt.Errorf("SMTP %s: %w", m.Display(), err)
 	}
-	if err := m.dialAndSend(ctx, client, msg); err != nil {
+	if err := m.dialAndSend(ctx, client, msg, body); err != nil {
 		if errors.Is(err, mail.ErrNoSupportedAuthDiscovered) {
 			// The library says "dial failed" and no more, though the
 			// usual cause is a server that offers only PLAIN or LOGIN on
@@ -466,13 +500,31 @@ const quitTimeout = time.Second
 // done, whatever happens to QUIT. A server that hangs on it would
 // otherwise hold the notification, leased, for the whole timeout, and a
 // node that died meanwhile leave it to another to send again.
-func (m *SMTP) dialAndSend(ctx context.Context, client *mail.Client, msg *mail.Msg) error {
+//
+// The answer to the end of the message is waited for dataTimeout: the
+// library sets one deadline for the whole message, before MAIL FROM, and
+// offers no hook at its end but the body writer, which it calls last,
+// before the body's few kilobytes and the final dot go out.
+func (m *SMTP) dialAndSend(ctx context.Context, client *mail.Client, msg *mail.Msg, body string) error {
 	sc, err := client.DialToSMTPClientWithContext(ctx)
 	if err != nil {
 		return fmt.Errorf("dial failed: %w", err)
 	}
+	handedOver := false
+	msg.SetBodyWriter(mail.TypeTextPlain, func(w io.Writer) (int64, error) {
+		n, err := io.WriteString(w, body)
+		if err == nil {
+			if err = sc.UpdateDeadline(m.dataTimeout); err == nil {
+				handedOver = true
+			}
+		}
+		return int64(n), err
+	})
 	if err := client.SendWithSMTPClient(sc, msg); err != nil && !msg.IsDelivered() {
 		err = fmt.Errorf("send failed: %w", err)
+		if handedOver && noAnswerToEnd(err) {
+			err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
 		if qerr := quit(client, sc); qerr != nil {
 			err = errors.Join(err, fmt.Errorf("failed to close connection: %w", qerr))
 		}
@@ -480,6 +532,14 @@ func (m *SMTP) dialAndSend(ctx context.Context, client *mail.Client, msg *mail.M
 	}
 	_ = quit(client, sc)
 	return nil
+}
+
+// noAnswerToEnd reports whether err is the end of a message going without
+// an answer from the mail server (a timeout, a connection closed), as
+// opposed to one refusing it with a reply code.
+func noAnswerToEnd(err error) bool {
+	var se *mail.SendError
+	return errors.As(err, &se) && se.Reason == mail.ErrSMTPDataClose && se.ErrorCode() == 0
 }
 
 // quit says QUIT and waits quitTimeout at most for the answer.
