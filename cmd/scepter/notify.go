@@ -210,7 +210,9 @@ func notifyTest(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*notify.DefaultSendTimeout)
+	// As long as the server waits for one send: RFC 5321 gives the
+	// answer to the end of DATA ten minutes.
+	ctx, cancel := context.WithTimeout(ctx, m.SendBound())
 	defer cancel()
 	if err := m.SendTest(ctx, to, pki.SystemClock{}.Now()); err != nil {
 		return fmt.Errorf("test message to %s not sent: %w", to, err)
