@@ -66,7 +66,7 @@ func (s *Service) RememberNonce(ctx context.Context, transactionID string, nonce
 	now := s.clock.Now()
 	err := s.store.RememberNonce(ctx, transactionID, nonce, now, now.Add(lifetime))
 	if errors.Is(err, store.ErrConflict) {
-		return pki.Errorf(pki.EBadRequest, "replayed message: transactionID and senderNonce were seen before")
+		return errReplayed()
 	}
 	if err != nil {
 		return fmt.Errorf("enroll: remember nonce: %w", err)

@@ -102,6 +102,11 @@ type Request struct {
 	// certificate gets a new key, returned in Result.PrivateKey; the CSR
 	// only supplies the names.
 	ServerKeyGen bool
+	// Replayed says the message was received before (SCEP: its
+	// transactionID and senderNonce, signed by the same key): it is
+	// answered as its first copy's resend, and never issued for unless
+	// that copy's issuance died holding its claim (see checkReplay).
+	Replayed bool
 	// Checked is what CheckCredentials returned for this request's
 	// credentials, so that Enroll does not read them again; nil: Enroll
 	// reads them. It is used only for the request it was made for.
@@ -465,6 +470,11 @@ func (s *Service) observe(protocol pki.Protocol, profile string, res *Result, er
 // enrollRenewalFirst is enroll, tried as a renewal first when
 // req.RenewalFirst says so.
 func (s *Service) enrollRenewalFirst(ctx context.Context, req Request) (*Result, error) {
+	if req.Replayed {
+		if err := s.checkReplay(ctx, req); err != nil {
+			return nil, err
+		}
+	}
 	if !req.RenewalFirst || req.Renewal || req.Evidence.SignerCert == nil {
 		var a secretAttempt
 		res, err := s.enroll(ctx, req, &a)
@@ -583,6 +593,9 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 			// The key would have to wait in the store for the approval.
 			return nil, pki.Errorf(pki.EBadRequest, "profile %q holds requests for approval; server-side key generation cannot wait for one", profile.Name)
 		}
+		if req.Replayed {
+			return nil, errReplayed() // nothing held for it (asked first)
+		}
 		if err := s.gate(); err != nil {
 			return nil, err
 		}
@@ -603,6 +616,13 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 		return nil, err
 	} else if again != nil {
 		return s.sentAgain(ctx, st, again)
+	}
+	if req.Replayed {
+		if again, err := s.answerReplay(ctx, st); err != nil {
+			return nil, err
+		} else if again != nil {
+			return s.sentAgain(ctx, st, again)
+		}
 	}
 	var key crypto.Signer
 	if req.ServerKeyGen {

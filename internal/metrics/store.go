@@ -64,6 +64,11 @@ func (s *countingStore) ReleaseTransactionClaim(ctx context.Context, c store.Tra
 	return s.count("ReleaseTransactionClaim", s.Store.ReleaseTransactionClaim(ctx, c))
 }
 
+func (s *countingStore) TransactionClaimOf(ctx context.Context, keyHash []byte, profile, transactionID string) (*store.TransactionClaim, error) {
+	v, err := s.Store.TransactionClaimOf(ctx, keyHash, profile, transactionID)
+	return v, s.count("TransactionClaimOf", err)
+}
+
 func (s *countingStore) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	return s.count("RecordIssuance", s.Store.RecordIssuance(ctx, in))
 }

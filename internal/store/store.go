@@ -425,6 +425,13 @@ type Store interface {
 	// otherwise. The ended claim is kept, as a recorded one is: the claim
 	// may have taken over one that a recorded certificate ended.
 	ReleaseTransactionClaim(ctx context.Context, c TransactionClaim) error
+	// TransactionClaimOf returns the claim row of this key (KeyHash),
+	// profile and SCEP transaction ID as it stands: live (Expires after
+	// now), ended (Expires zero: recorded or released) or lapsed (an
+	// issuance that died holding it); ErrNotFound when there is none
+	// (never claimed, or purged). A replayed message reads it to tell a
+	// transaction still in flight from one done with.
+	TransactionClaimOf(ctx context.Context, keyHash []byte, profile, transactionID string) (*TransactionClaim, error)
 	// RecordIssuance stores the certificate, registers its serial (already
 	// reserved, normally), consumes the challenge if asked, and appends the
 	// events, all in one transaction. A certificate recorded revoked for

@@ -439,6 +439,8 @@ type request struct {
 	// challenge is the CSR's challengePassword, kept to encrypt the reply
 	// to EC requesters (password recipient, RFC 8894 §3.2.2).
 	challenge string
+	// replayed: the message's pair was seen before (see resentAsIs).
+	replayed bool
 	// cipher and the key transport (with its OAEP and MGF1 hashes) of the
 	// request's envelope: the reply answers in kind.
 	cipher       cms.ContentCipher
@@ -483,22 +485,40 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 	err := h.claimNonce(ctx, msg.TransactionID, nonce)
 	claimed := err == nil
 	if err != nil {
-		if held, herr := h.asksAboutHeldRequest(ctx, req, err); herr != nil {
+		held, herr := h.asksAboutHeldRequest(ctx, req, err)
+		switch {
+		case herr != nil:
 			return h.fail(ctx, req, herr)
-		} else if !held {
+		case held:
+		case resentAsIs(req.msg.MessageType, err):
+			// A copy of a request received before (its answer lost: a
+			// node that died, a balancer that retried): answered as its
+			// resend is, never issued for anew (see enroll.Request).
+			req.replayed = true
+		default:
 			return h.fail(ctx, req, err)
 		}
 	}
 	reply, err := op(ctx, req)
 	if err != nil {
 		if claimed && pki.ErrorCode(err) == pki.EUnavailable {
-			// Answered 503: nothing was issued or held, and the client
-			// sends the same message again later (see claimNonce).
+			// Answered 503: the client sends the same message again
+			// later (see claimNonce). Nothing was held, nor issued but
+			// when only the reply's signature failed: the resend is then
+			// answered with that certificate, as a resend always is.
 			h.releaseNonce(ctx, msg.TransactionID, nonce)
 		}
 		return h.fail(ctx, req, err)
 	}
 	return reply, nil
+}
+
+// resentAsIs says whether a message refused as a replay (nonceErr) is one
+// the service answers as a resend: a PKCSReq or RenewalReq, whose
+// certificate, once issued for its transaction and key, goes out again
+// encrypted to that key.
+func resentAsIs(t scep.MessageType, nonceErr error) bool {
+	return (t == scep.PKCSReq || t == scep.RenewalReq) && pki.ErrorCode(nonceErr) == pki.EBadRequest
 }
 
 // asksAboutHeldRequest tells whether a message refused as a replay (nonceErr)

@@ -87,8 +87,9 @@ func TestEveryRefusalIsAudited(t *testing.T) {
 		func() []byte { d, _ := ts.build(t, reqParams{signingTime: captureTime.Add(-72 * time.Hour)}); return d }()} {
 		ts.post(t, body)
 	}
-	ts.post(t, der)
-	ts.post(t, der) // a replay
+	refused, _ := ts.build(t, reqParams{challenge: "wrong"})
+	ts.post(t, refused)
+	ts.post(t, refused) // a replay, of a request nothing was issued for
 	ts.post(t, []byte("not a pkiMessage"))
 	evs, err := ts.Store.ListAudit(context.Background(), store.AuditFilter{Limit: 100})
 	if err != nil {

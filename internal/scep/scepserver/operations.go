@@ -65,6 +65,7 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 		TransactionID: req.msg.TransactionID,
 		RemoteAddr:    req.remote,
 		Renewal:       renewalReq || (req.challenge == "" && ev.SignerCert != nil),
+		Replayed:      req.replayed,
 	}
 	// certmonger renews with a PKCSReq signed by its certificate that
 	// still carries the challenge of the first enrollment, long used up:

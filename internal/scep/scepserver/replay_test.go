@@ -3,6 +3,8 @@ package scepserver_test
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
@@ -19,7 +21,8 @@ import (
 // A message answered 503 (here: the issuer not ready) changed nothing, and
 // the device sends the same bytes again: the retry runs and is answered,
 // after one 503 or several. A copy of the message whose retry was answered
-// is still a replay, and one certificate is issued in all.
+// is answered again with its certificate, and one certificate is issued in
+// all.
 func TestRetryAfterUnavailableIsNoReplay(t *testing.T) {
 	for _, unavailable := range []int{1, 2, 5} {
 		var mu sync.Mutex
@@ -44,15 +47,9 @@ func TestRetryAfterUnavailableIsNoReplay(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%d unavailable, the retry: HTTP %d %s", unavailable, resp.StatusCode, body)
 		}
-		if rep := ts.parseReply(t, body, msg); rep.PKIStatus != scep.StatusSuccess {
-			t.Fatalf("%d unavailable, the retry: pkiStatus %s failInfo %s (%s), want SUCCESS", unavailable, rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
-		}
+		first, _ := ts.issuedCert(t, ts.parseReply(t, body, msg), msg.SignerCert, key)
 		_, body = ts.postTo(t, "/scep", der)
-		rep := ts.parseReply(t, body, msg)
-		wantFailure(t, rep, scep.BadRequest)
-		if !strings.Contains(rep.FailInfoText, "replayed") {
-			t.Errorf("%d unavailable, a copy of the answered retry: %q, want a replay", unavailable, rep.FailInfoText)
-		}
+		wantSentAgain(t, ts, "a copy of the answered retry", ts.parseReply(t, body, msg), msg.SignerCert, key, first)
 		if n := ts.certCount(t); n != 1 {
 			t.Errorf("%d unavailable: %d certificates recorded, want 1", unavailable, n)
 		}
@@ -60,8 +57,9 @@ func TestRetryAfterUnavailableIsNoReplay(t *testing.T) {
 }
 
 // Copies of a message answered 503, sent again at once, run one at a time:
-// one of them is answered, the others are replays, and one certificate is
-// issued.
+// one of them issues, the others are answered with its certificate or
+// refused as replays (before its issuance claimed the transaction), and
+// one certificate is issued.
 func TestCopiesOfARetryAfterUnavailableRunOnce(t *testing.T) {
 	var mu sync.Mutex
 	failed := false
@@ -74,7 +72,8 @@ func TestCopiesOfARetryAfterUnavailableRunOnce(t *testing.T) {
 		}
 		return nil
 	}}})
-	der, msg := ts.build(t, reqParams{key: testKey(t, 1)})
+	key := testKey(t, 1)
+	der, msg := ts.build(t, reqParams{key: key})
 	if resp, body := ts.postTo(t, "/scep", der); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("HTTP %d %s, want 503", resp.StatusCode, body)
 	}
@@ -92,16 +91,20 @@ func TestCopiesOfARetryAfterUnavailableRunOnce(t *testing.T) {
 	}
 	wg.Wait()
 	var statuses []scep.PKIStatus
-	succeeded := 0
+	serials := map[string]bool{}
 	for _, body := range bodies {
-		s := ts.parseReply(t, body, msg).PKIStatus
-		statuses = append(statuses, s)
-		if s == scep.StatusSuccess {
-			succeeded++
+		rep := ts.parseReply(t, body, msg)
+		statuses = append(statuses, rep.PKIStatus)
+		switch rep.PKIStatus {
+		case scep.StatusSuccess:
+			cert, _ := ts.issuedCert(t, rep, msg.SignerCert, key)
+			serials[cert.SerialNumber.String()] = true
+		default:
+			wantReplay(t, "a copy that found nothing of the first", rep)
 		}
 	}
-	if succeeded != 1 || ts.certCount(t) != 1 {
-		t.Errorf("copies answered %v: %d SUCCESS, %d certificates, want 1 and 1", statuses, succeeded, ts.certCount(t))
+	if len(serials) != 1 || ts.certCount(t) != 1 {
+		t.Errorf("copies answered %v: %d certificates sent, %d recorded, want 1 and 1", statuses, len(serials), ts.certCount(t))
 	}
 }
 
@@ -151,13 +154,9 @@ func TestRetryAfterUnavailableWhenTheStoreCouldNotForget(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("the retry once the store forgets: HTTP %d %s", resp.StatusCode, body)
 	}
-	if rep := ts.parseReply(t, body, msg); rep.PKIStatus != scep.StatusSuccess {
-		t.Fatalf("the retry: pkiStatus %s failInfo %s (%s), want SUCCESS", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
-	}
+	first, _ := ts.issuedCert(t, ts.parseReply(t, body, msg), msg.SignerCert, testKey(t, 1))
 	_, body = ts.postTo(t, "/scep", der)
-	if rep := ts.parseReply(t, body, msg); rep.PKIStatus != scep.StatusFailure || !strings.Contains(rep.FailInfoText, "replayed") {
-		t.Errorf("a copy of the answered retry: %s %q, want a replay", rep.PKIStatus, rep.FailInfoText)
-	}
+	wantSentAgain(t, ts, "a copy of the answered retry", ts.parseReply(t, body, msg), msg.SignerCert, testKey(t, 1), first)
 	if n := ts.certCount(t); n != 1 {
 		t.Errorf("%d certificates recorded, want 1", n)
 	}
@@ -169,7 +168,7 @@ func TestRetryAfterUnavailableWhenTheStoreCouldNotForget(t *testing.T) {
 // byte-identical retry after a 503, is still served, whichever profile the
 // other message went to and however it was refused. A copy of the device's
 // message, and another message of the device's key with the same pair, are
-// still replays.
+// replays, answered again with the device's certificate.
 func TestAnotherSignerCannotUseUpAPair(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -222,16 +221,16 @@ func TestAnotherSignerCannotUseUpAPair(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("the device's message: HTTP %d %s", resp.StatusCode, body)
 			}
-			ts.issuedCert(t, ts.parseReply(t, body, msg), msg.SignerCert, device)
+			first, _ := ts.issuedCert(t, ts.parseReply(t, body, msg), msg.SignerCert, device)
 
 			_, body = ts.postTo(t, "/scep", der)
-			wantReplay(t, "a copy of the device's message", ts.parseReply(t, body, msg))
+			wantSentAgain(t, ts, "a copy of the device's message", ts.parseReply(t, body, msg), msg.SignerCert, device, first)
 			resigned, resignedMsg := ts.build(t, reqParams{key: device, txID: msg.TransactionID, nonce: msg.SenderNonce})
 			if bytes.Equal(resigned, der) {
 				t.Fatal("the device's second message is the same bytes")
 			}
 			_, body = ts.postTo(t, "/scep", resigned)
-			wantReplay(t, "another message of the device's key with its pair", ts.parseReply(t, body, resignedMsg))
+			wantSentAgain(t, ts, "another message of the device's key with its pair", ts.parseReply(t, body, resignedMsg), resignedMsg.SignerCert, device, first)
 			if n := ts.certCount(t); n != 1 {
 				t.Errorf("%d certificates recorded, want 1", n)
 			}
@@ -243,5 +242,18 @@ func wantReplay(t *testing.T, what string, rep *scep.PKIMessage) {
 	t.Helper()
 	if rep.PKIStatus != scep.StatusFailure || rep.FailInfo != scep.BadRequest || !strings.Contains(rep.FailInfoText, "replayed") {
 		t.Errorf("%s: pkiStatus %s failInfo %s (%s), want a replay", what, rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+	}
+}
+
+// wantSentAgain checks rep is SUCCESS with first, the certificate issued
+// before, encrypted to recipient's key.
+func wantSentAgain(t *testing.T, ts *testServer, what string, rep *scep.PKIMessage, recipient *x509.Certificate, key crypto.Decrypter, first *x509.Certificate) {
+	t.Helper()
+	if rep.PKIStatus != scep.StatusSuccess {
+		t.Errorf("%s: pkiStatus %s failInfo %s (%s), want SUCCESS with the certificate issued before", what, rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
+		return
+	}
+	if got, _ := ts.issuedCert(t, rep, recipient, key); !got.Equal(first) {
+		t.Errorf("%s: answered with serial %x, want %x, issued before", what, got.SerialNumber, first.SerialNumber)
 	}
 }

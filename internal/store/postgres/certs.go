@@ -145,6 +145,23 @@ func (s *Store) ReleaseTransactionClaim(ctx context.Context, c store.Transaction
 	return nil
 }
 
+// TransactionClaimOf implements store.Store: one primary-key read.
+func (s *Store) TransactionClaimOf(ctx context.Context, keyHash []byte, profile, transactionID string) (*store.TransactionClaim, error) {
+	c := store.TransactionClaim{KeyHash: keyHash, Profile: profile, TransactionID: transactionID}
+	var at, expires int64
+	err := s.pool.QueryRow(ctx, `SELECT claimant, claimed_at, expires_at FROM transaction_claims
+		WHERE key_hash = $1 AND profile = $2 AND transaction_id = $3`,
+		keyHash, []byte(profile), []byte(transactionID)).Scan(&c.Claimant, &at, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, pgError("postgres: claim on transaction %q: %w", transactionID, err)
+	}
+	c.At, c.Expires = sqlstore.FromMicros(at), sqlstore.FromZeroMicros(expires)
+	return &c, nil
+}
+
 // RecordIssuance implements store.Store.
 func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	c := &in.Certificate

@@ -83,6 +83,25 @@ func (s *Store) ReleaseTransactionClaim(ctx context.Context, c store.Transaction
 	return nil
 }
 
+// TransactionClaimOf implements store.Store: one primary-key read.
+func (s *Store) TransactionClaimOf(ctx context.Context, keyHash []byte, profile, transactionID string) (*store.TransactionClaim, error) {
+	c := store.TransactionClaim{KeyHash: keyHash, Profile: profile, TransactionID: transactionID}
+	var at, expires int64
+	err := s.readRow(ctx, claimOfQuery, keyHash, []byte(profile), []byte(transactionID)).Scan(&c.Claimant, &at, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, markUnavailable(fmt.Errorf("sqlite: claim on transaction %q: %w", transactionID, err))
+	}
+	c.At, c.Expires = sqlstore.FromMicros(at), sqlstore.FromZeroMicros(expires)
+	return &c, nil
+}
+
+// claimOfQuery is TransactionClaimOf's.
+const claimOfQuery = `SELECT claimant, claimed_at, expires_at FROM transaction_claims
+	WHERE key_hash = ? AND profile = ? AND transaction_id = ?`
+
 // RecordIssuance implements store.Store.
 func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 	c := &in.Certificate

@@ -107,6 +107,52 @@ func testTransactionClaims(t *testing.T, s store.Store) {
 	claimSteps(t, s, []claimStep{{"claim after its release", claimOf("n", "tx-live", t0.Add(3*time.Second)), "g6", nil, true}})
 }
 
+// TransactionClaimOf reads a claim as it stands: live, ended by its
+// record or its release, or lapsed; none for a transaction never claimed,
+// or claimed under another key or profile.
+func testTransactionClaimOf(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	live, recorded, released := claimOf("a", "tx-of-live", t0), claimOf("b", "tx-of-recorded", t0), claimOf("c", "tx-of-released", t0)
+	claimSteps(t, s, []claimStep{
+		{"live claim", live, "o1", nil, false},
+		{"claim to record", recorded, "o2", nil, false},
+		{"claim to release", released, "o3", nil, false},
+	})
+	recordClaimed(t, s, "o2", t0.Add(time.Second), recorded)
+	wantErr(t, "release", s.ReleaseTransactionClaim(ctx, claimOf("c", "tx-of-released", t0.Add(2*time.Second))), nil)
+	for _, tt := range []struct {
+		name, tx, claimant string
+		at, expires        time.Time
+	}{
+		{"live", "tx-of-live", "a", t0, t0.Add(time.Minute)},
+		{"ended by its record", "tx-of-recorded", "b", t0.Add(time.Second), time.Time{}},
+		{"ended by its release", "tx-of-released", "c", t0.Add(2 * time.Second), time.Time{}},
+	} {
+		c, err := s.TransactionClaimOf(ctx, live.KeyHash, "p", tt.tx)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if string(c.Claimant) != tt.claimant || !c.At.Equal(tt.at) || !c.Expires.Equal(tt.expires) {
+			t.Errorf("%s: claimant %q at %v expires %v, want %q at %v expires %v", tt.name, c.Claimant, c.At, c.Expires, tt.claimant, tt.at, tt.expires)
+		}
+	}
+	for name, look := range map[string]func() (*store.TransactionClaim, error){
+		"never claimed": func() (*store.TransactionClaim, error) {
+			return s.TransactionClaimOf(ctx, live.KeyHash, "p", "tx-of-none")
+		},
+		"another key": func() (*store.TransactionClaim, error) {
+			return s.TransactionClaimOf(ctx, []byte("another-key-hash"), "p", "tx-of-live")
+		},
+		"another profile": func() (*store.TransactionClaim, error) {
+			return s.TransactionClaimOf(ctx, live.KeyHash, "q", "tx-of-live")
+		},
+	} {
+		_, err := look()
+		wantErr(t, name, err, store.ErrNotFound)
+	}
+}
+
 // PurgeExpired keeps a claim that ended (recorded or released) or lapsed
 // for store.EndedClaimRetention, so that the next claim takes it over and
 // looks for a certificate recorded meanwhile, and removes it then; a live

@@ -94,6 +94,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentReserveSameSerial", testConcurrentReserveSameSerial},
 		{"TransactionClaims", testTransactionClaims},
 		{"TransactionClaimsPurge", testTransactionClaimsPurge},
+		{"TransactionClaimOf", testTransactionClaimOf},
 		{"ConcurrentTransactionClaims", testConcurrentTransactionClaims},
 		{"ConcurrentChallengeConsumption", testConcurrentChallengeConsumption},
 		{"CreateRequest", testCreateRequest},

@@ -1,0 +1,113 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// errReplayed is the refusal of a message received before (RememberNonce)
+// that nothing answers again: no certificate of its transaction and key,
+// and no issuance of it in flight.
+func errReplayed() error {
+	return pki.Errorf(pki.EBadRequest, "replayed message: transactionID and senderNonce were seen before")
+}
+
+// A replayed message (Request.Replayed) is a copy of one received before,
+// signed by the same key: a device's request in flight on a node that
+// died, sent again byte for byte (a load balancer retrying the POST does
+// exactly that). It is answered as that request's resend with a new
+// senderNonce would be, but never starts an issuance of its own while the
+// first copy may: with the certificate issued for its transaction and key
+// (SUCCESS, encrypted to the requester's key, so a replayer learns
+// nothing), 503 while an issuance of its transaction holds the claim, and
+// refused as a replay when neither holds. An issuance that died holding
+// the claim (lapsed: store.TransactionClaim.Expires passed) signed
+// nothing that was sent: the replay then runs as its resend would, and
+// the claim lets one copy sign.
+
+// checkReplay decides, before anything else is done for a replayed
+// request (no challenge checked, nothing counted), whether it may be
+// answered at all: a certificate of its transaction and key, or a claim on
+// its transaction that is live or lapsed. Otherwise it is refused as a
+// replay, as every replay was before.
+func (s *Service) checkReplay(ctx context.Context, req Request) error {
+	profile, ok := s.Profile(req.Profile)
+	if !ok || req.CSR == nil || req.Protocol != pki.ProtocolSCEP || req.TransactionID == "" {
+		return errReplayed()
+	}
+	hash, err := store.PublicKeyHash(req.CSR.PublicKey)
+	if err != nil {
+		return errReplayed()
+	}
+	now := s.clock.Now()
+	certs, err := s.store.CertificatesOfTransaction(ctx, hash, profile.Name, req.TransactionID, now.Add(-resendWindow))
+	if err != nil {
+		return fmt.Errorf("enroll: certificates of replayed transaction %q: %w", req.TransactionID, err)
+	}
+	if len(certs) > 0 {
+		return nil // decided as its resend is, names and all
+	}
+	claim, err := s.store.TransactionClaimOf(ctx, hash, profile.Name, req.TransactionID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errReplayed()
+	case err != nil:
+		return fmt.Errorf("enroll: claim on replayed transaction %q: %w", req.TransactionID, err)
+	case claim.Expires.IsZero():
+		return errReplayed() // ended: recorded (for other names, or revoked) or released
+	}
+	return nil
+}
+
+// answerReplay answers a replayed request whose resend would now be
+// issued (nothing was found for it, see issuedForTransaction): with the
+// certificate its first copy's issuance records meanwhile, 503 while that
+// issuance holds the claim, nil (issue) when the claim lapsed, refused as
+// a replay otherwise. A claim older than an issuance takes (claimWait) is
+// not waited for: its claimant died or stalls.
+func (s *Service) answerReplay(ctx context.Context, st *State) (*pki.Certificate, error) {
+	hash := transactionKey(st)
+	if hash == nil || st.Req.Protocol != pki.ProtocolSCEP {
+		return nil, errReplayed() // its resend is not found by its transaction
+	}
+	claim, err := s.store.TransactionClaimOf(ctx, hash, st.Profile.Name, st.Req.TransactionID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errReplayed()
+	case err != nil:
+		return nil, fmt.Errorf("enroll: claim on replayed transaction %q: %w", st.Req.TransactionID, err)
+	case claim.Expires.IsZero():
+		return nil, errReplayed()
+	}
+	now := s.clock.Now()
+	if !now.Before(claim.Expires) {
+		s.log.Info("replayed request runs: the issuance that claimed its transaction stopped before recording a certificate",
+			"transaction_id", st.Req.TransactionID, "claimed_at", claim.At, "lapsed_at", claim.Expires, "remote", st.Req.RemoteAddr)
+		return nil, nil
+	}
+	inFlight := func(err error) error {
+		return pki.Wrap(pki.EUnavailable, err, fmt.Sprintf(
+			"this message was received before and its certificate is being issued (or the node issuing it stopped: its claim lapses at %s); send it again later",
+			claim.Expires.UTC().Format(time.RFC3339)))
+	}
+	if now.Sub(claim.At) >= s.claimWait {
+		return nil, inFlight(errors.New("enroll: the replayed transaction is claimed by an issuance that has not recorded a certificate"))
+	}
+	waitUntil := time.Now().Add(s.claimWait)
+	for {
+		again, err := s.awaitTransaction(ctx, st, waitUntil)
+		switch {
+		case err != nil && pki.ErrorCode(err) == pki.EUnavailable:
+			return nil, inFlight(err)
+		case err != nil:
+			return nil, err
+		case again != nil:
+			return again, nil
+		}
+	}
+}
