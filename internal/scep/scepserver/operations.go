@@ -143,7 +143,15 @@ func (h *Handler) result(req *request, res *enroll.Result) ([]byte, error) {
 	if p, ok := h.svc.Profile(req.profile); ok && p.IncludeCACert {
 		certs = append(certs, res.Chain...)
 	}
-	return h.success(req, certs)
+	reply, err := h.success(req, certs)
+	if err != nil {
+		// The RA key failed after the CA signed (its token away a
+		// moment): the certificate is issued and recorded, the device is
+		// told 503, and the operator must be able to tell from the log.
+		return nil, fmt.Errorf("scep: certificate %s is issued and recorded, but its CertRep could not be made; the same message sent again is answered with it: %w",
+			res.Record.SerialHex, err)
+	}
+	return reply, nil
 }
 
 // certPoll answers CertPoll (RFC 8894 §3.3.3) by transaction ID. Only the

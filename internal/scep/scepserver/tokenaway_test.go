@@ -5,8 +5,10 @@ import (
 	"crypto"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -86,5 +88,83 @@ func TestRATokenAway(t *testing.T) {
 	}
 	if len(evs) != 1 || !strings.Contains(evs[0].Reason, "unavailable") {
 		t.Errorf("refusals recorded: %+v; want the one PKIOperation, unavailable", evs)
+	}
+}
+
+// signAwayOnce is an RA key that decrypts, and whose first signature
+// fails as a token taken away for a moment does.
+type signAwayOnce struct {
+	crypto.Signer
+	mu     *sync.Mutex
+	failed *bool
+}
+
+func (k signAwayOnce) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	k.mu.Lock()
+	fail := !*k.failed
+	*k.failed = true
+	k.mu.Unlock()
+	if fail {
+		return nil, fmt.Errorf("keys: signing with the RA key in the PKCS#11 token: %w", pki.ErrUnavailable)
+	}
+	return k.Signer.Sign(r, digest, opts)
+}
+
+func (k signAwayOnce) Decrypt(r io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	return k.Signer.(crypto.Decrypter).Decrypt(r, msg, opts)
+}
+
+// raSignAwayOnce serves the active RA with a key whose first signature
+// fails.
+type raSignAwayOnce struct {
+	scepserver.Service
+	key signAwayOnce
+}
+
+func (s raSignAwayOnce) ActiveRA() *pki.RA {
+	c := *s.Service.ActiveRA()
+	c.Key = s.key
+	return &c
+}
+
+func (s raSignAwayOnce) RAs() []*pki.RA { return []*pki.RA{s.ActiveRA()} }
+
+// The RA key failing between the CA's signature and the CertRep's (its
+// token away a moment): the certificate is issued and recorded, the device
+// is told 503, the log line says which certificate was issued, and the
+// same bytes sent again are answered with that certificate, not a second.
+func TestRAKeyFailsAfterIssuance(t *testing.T) {
+	var logged syncBuffer
+	var mu sync.Mutex
+	failed := false
+	ts := newTestServer(t, serverOptions{
+		log: slog.New(slog.NewTextHandler(&logged, nil)),
+		service: func(s scepserver.Service) scepserver.Service {
+			return raSignAwayOnce{Service: s, key: signAwayOnce{Signer: s.ActiveRA().Key, mu: &mu, failed: &failed}}
+		},
+	})
+	key := testKey(t, 1)
+	der, msg := ts.build(t, reqParams{key: key})
+	resp, body := ts.post(t, der)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("the CertRep's signature failed: HTTP %d, Retry-After %q, %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	certs, _, err := ts.Store.ListCertificates(context.Background(), store.CertFilter{Limit: 10})
+	if err != nil || len(certs) != 1 {
+		t.Fatalf("%d certificates recorded (%v), want the one issued", len(certs), err)
+	}
+	var line string
+	for l := range strings.Lines(logged.String()) {
+		if strings.Contains(l, "scep: unavailable") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, certs[0].SerialHex) || !strings.Contains(line, "issued") {
+		t.Errorf("the 503's log line does not say certificate %s was issued: %q", certs[0].SerialHex, line)
+	}
+	_, body = ts.post(t, der)
+	got, _ := ts.issuedCert(t, ts.parseReply(t, body, msg), msg.SignerCert, key)
+	if got.SerialNumber.Text(16) != strings.TrimLeft(certs[0].SerialHex, "0") || ts.certCount(t) != 1 {
+		t.Errorf("the same bytes again: serial %x, %d certificates; want %s and 1", got.SerialNumber, ts.certCount(t), certs[0].SerialHex)
 	}
 }
