@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/scepter/scepter/internal/config"
 	"github.com/scepter/scepter/internal/filetrust"
@@ -270,12 +271,18 @@ func openStore(ctx context.Context, storeURL, dataDir string, existing bool) (st
 func openServerStore(ctx context.Context, storeURL, dataDir string, log *slog.Logger) (store.Store, error) {
 	return openStoreReporting(ctx, storeURL, dataDir, false, func(from, to int) {
 		log.Info("store migrated", "from_schema", from, "to_schema", to)
-	})
+	}, migrate.OnLockWait(func(holder string, waited time.Duration) {
+		if holder == "" {
+			holder = "another session (not readable by this role)"
+		}
+		log.Warn("waiting for the PostgreSQL migration lock before migrating the schema; if no other node is migrating, end the session holding it",
+			"holder", holder, "waited", waited)
+	}))
 }
 
 // openStoreReporting is openStore, calling migrated (when not nil) with the
-// schema versions a migration went from and to.
-func openStoreReporting(ctx context.Context, storeURL, dataDir string, existing bool, migrated func(from, to int)) (store.Store, error) {
+// schema versions a migration went from and to; extra are more options.
+func openStoreReporting(ctx context.Context, storeURL, dataDir string, existing bool, migrated func(from, to int), extra ...migrate.Option) (store.Store, error) {
 	if storeURL != "" {
 		if !isPostgresURL(storeURL) {
 			// Not quoted: it may hold a password.
@@ -290,6 +297,7 @@ func openStoreReporting(ctx context.Context, storeURL, dataDir string, existing 
 		if migrated != nil {
 			opts = append(opts, migrate.OnMigrate(migrated))
 		}
+		opts = append(opts, extra...)
 		st, err := open(ctx, storeURL, opts...)
 		if errors.Is(err, postgres.ErrNotInitialized) {
 			return nil, fmt.Errorf("open store: %w: run 'scepter serve --store URL' on it first, or pass the --store the server uses", err)

@@ -397,8 +397,9 @@ func inTx(ctx context.Context, conn *sql.Conn, d Dialect, fn func(*sql.Tx) error
 type Option func(*options)
 
 type options struct {
-	check  bool               // refuse pending migrations rather than apply them
-	report func(from, to int) // told what a migration did
+	check    bool                                      // refuse pending migrations rather than apply them
+	report   func(from, to int)                        // told what a migration did
+	lockWait func(holder string, waited time.Duration) // told it waits for another migrator's lock
 }
 
 // WithoutMigrating has a store's Open take the schema as it finds it: a
@@ -417,6 +418,24 @@ func WithoutMigrating() Option {
 // the one it left. It is not called when the schema was current.
 func OnMigrate(report func(from, to int)) Option {
 	return func(o *options) { o.report = report }
+}
+
+// OnLockWait has a store's Open that waits for another session's
+// migration lock (PostgreSQL) call report when it starts to wait and about
+// every ten seconds after, with who holds the lock ("" when it cannot be
+// read) and how long it has waited, so that the wait is never silent.
+func OnLockWait(report func(holder string, waited time.Duration)) Option {
+	return func(o *options) { o.lockWait = report }
+}
+
+// LockWaitReport is the OnLockWait report among opts, or nil: for the
+// store whose Dialect.Lock waits.
+func LockWaitReport(opts []Option) func(holder string, waited time.Duration) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o.lockWait
 }
 
 // Apply brings db's schema to fsys's as opts say: it applies the pending

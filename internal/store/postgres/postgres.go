@@ -185,20 +185,38 @@ func migrateUp(ctx context.Context, cc *pgx.ConnConfig, name string, opts []migr
 	db := stdlib.OpenDB(*cc.Copy())
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if err := migrate.Apply(ctx, db, Migrations(), dialect(), opts...); err != nil {
+	// A schema that is current needs no lock: a node starts at once even
+	// while another session holds it. Otherwise Apply takes the lock and
+	// reads the schema again under it.
+	if _, err := migrate.Check(ctx, db, Migrations(), dialect()); err == nil {
+		return nil
+	}
+	if err := migrate.Apply(ctx, db, Migrations(), dialectReporting(migrate.LockWaitReport(opts), lockPoll), opts...); err != nil {
 		return pgError("postgres: open %s: %w", name, err)
 	}
 	return nil
 }
 
+// lockPoll is how often a migrator tries the migration lock while another
+// session holds it; lockWaitReport how often it says it still waits.
+const (
+	lockPoll       = time.Second
+	lockWaitReport = 10 * time.Second
+)
+
 // dialect is the migrate.Dialect of this package: a session-level advisory
 // lock held by the migrating connection for the whole run.
-func dialect() migrate.Dialect {
+func dialect() migrate.Dialect { return dialectReporting(nil, lockPoll) }
+
+// dialectReporting is dialect, telling report (when set) that it waits
+// for the lock another session holds, and who that is, at first and every
+// lockWaitReport; it tries the lock every poll.
+func dialectReporting(report func(holder string, waited time.Duration), poll time.Duration) migrate.Dialect {
 	return migrate.Dialect{
 		Name:     "postgres",
 		HasTable: hasTable,
 		Lock: func(ctx context.Context, conn *sql.Conn) (func(context.Context) error, error) {
-			if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+			if err := waitMigrationLock(ctx, conn, report, poll); err != nil {
 				return nil, err
 			}
 			return func(ctx context.Context) error {
@@ -213,6 +231,58 @@ func dialect() migrate.Dialect {
 			}, nil
 		},
 	}
+}
+
+// waitMigrationLock takes the migration lock on conn, trying every poll
+// while another session holds it, and saying so to report.
+func waitMigrationLock(ctx context.Context, conn *sql.Conn, report func(holder string, waited time.Duration), poll time.Duration) error {
+	start := time.Now()
+	var reported time.Time
+	for {
+		var got bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, migrationLockKey).Scan(&got); err != nil {
+			return err
+		}
+		if got {
+			return nil
+		}
+		if report != nil && (reported.IsZero() || time.Since(reported) >= lockWaitReport) {
+			reported = time.Now()
+			report(migrationLockHolder(ctx, conn), time.Since(start).Round(time.Second))
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for the migration lock another session holds: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// migrationLockHolder names the session holding the migration lock (its
+// pid, application_name and client address, as far as this role may read
+// pg_stat_activity), or "" when it cannot be read.
+func migrationLockHolder(ctx context.Context, conn *sql.Conn) string {
+	var pid int64
+	var app, addr string
+	err := conn.QueryRowContext(ctx, `SELECT l.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), '')
+		FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+		AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND l.classid::bigint = $1 AND l.objid::bigint = $2
+		LIMIT 1`, migrationLockKey>>32, migrationLockKey&0xffff_ffff).Scan(&pid, &app, &addr)
+	if err != nil {
+		return ""
+	}
+	holder := fmt.Sprintf("pid %d", pid)
+	if app != "" {
+		holder += fmt.Sprintf(", application_name %q", app)
+	}
+	if addr != "" {
+		holder += ", from " + addr
+	}
+	return holder
 }
 
 // hasTable reports whether the table exists in the schemas of the search

@@ -215,6 +215,73 @@ func TestMigrationLockWaits(t *testing.T) {
 	}
 }
 
+// A node that must migrate while another session holds the migration
+// lock says so (OnLockWait) at once, naming the holder, and migrates once
+// it is released; one whose schema is current does not take the lock, and
+// starts at once while another session holds it.
+func TestMigrationLockWaitIsReported(t *testing.T) {
+	ctx := context.Background()
+	currentURL := pgtest.Database(t)
+	current, err := Open(ctx, currentURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current.Close()
+	for _, tc := range []struct {
+		name string
+		url  string
+		wait bool // it must migrate, so it waits for the lock
+	}{
+		{"a database to migrate", pgtest.Database(t), true},
+		{"a current schema", currentURL, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			holder, err := pgx.Connect(ctx, pgtest.WithParam(t, tc.url, "application_name", "operator-psql"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer holder.Close(ctx)
+			if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+				t.Fatal(err)
+			}
+			reports := make(chan string, 100)
+			done := make(chan error, 1)
+			bounded, cancel := context.WithTimeout(ctx, time.Minute) // a hang fails, not blocks
+			defer cancel()
+			go func() {
+				s, err := Open(bounded, tc.url, migrate.OnLockWait(func(holder string, waited time.Duration) { reports <- holder }))
+				if err == nil {
+					s.Close()
+				}
+				done <- err
+			}()
+			if !tc.wait {
+				if err := <-done; err != nil {
+					t.Fatalf("Open of a current schema while another session holds the migration lock: %v", err)
+				}
+				if len(reports) != 0 {
+					t.Errorf("Open of a current schema waited for the migration lock (held by %s)", <-reports)
+				}
+				return
+			}
+			select {
+			case holder := <-reports:
+				if !strings.Contains(holder, "pid ") || !strings.Contains(holder, "operator-psql") {
+					t.Errorf("the wait names the holder %q, want its pid and application_name", holder)
+				}
+			case err := <-done:
+				t.Fatalf("Open returned while the lock was held, without saying it waited: %v", err)
+			}
+			if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Errorf("Open after the lock was released: %v", err)
+			}
+		})
+	}
+}
+
 func TestReopenKeepsData(t *testing.T) {
 	ctx := context.Background()
 	s, dbURL := openFresh(t)

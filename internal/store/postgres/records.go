@@ -375,8 +375,16 @@ func scanAudit(rows pgx.Rows, withHashes bool) ([]pki.AuditEvent, error) {
 // the head is the genesis. It runs under a transaction-level advisory lock
 // on the migration key, so nodes starting together seal once. Afterwards
 // it does nothing: a record added later without its hash is not blessed
-// here but shown by `audit verify`.
+// here but shown by `audit verify`. A trail with its head is not locked
+// for at all: a node starts while another session holds the lock.
 func (s *Store) sealAuditTrail(ctx context.Context) error {
+	var sealed bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_head)`).Scan(&sealed); err != nil {
+		return fmt.Errorf("seal audit trail: %w", err)
+	}
+	if sealed {
+		return nil
+	}
 	return s.withTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {
 			return fmt.Errorf("seal audit trail: %w", err)
