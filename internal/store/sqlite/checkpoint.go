@@ -35,6 +35,25 @@ type checkpointer struct {
 	runs    atomic.Int64 // checkpoints run
 }
 
+// openOwnConn opens a pool of one connection to the database at path that
+// is kept open, for a task that must not wait behind the store's own pools
+// (the checkpointer, the write probe).
+func openOwnConn(ctx context.Context, path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 // startCheckpointer opens the checkpointer's connection and starts it.
 func (s *Store) startCheckpointer(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, checkpointBackstop)); err != nil {
@@ -43,16 +62,8 @@ func (s *Store) startCheckpointer(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA journal_size_limit = %d`, walSizeLimit)); err != nil {
 		return fmt.Errorf("journal_size_limit: %w", err)
 	}
-	db, err := sql.Open("sqlite", dsn(s.path, false))
+	db, err := openOwnConn(ctx, s.path)
 	if err != nil {
-		return err
-	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
 		return err
 	}
 	s.ck = &checkpointer{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sync"
 	"time"
@@ -68,16 +67,8 @@ const probeTransactionID = "scepter write probe"
 
 // openProbe opens the write probe's connection.
 func (s *Store) openProbe(ctx context.Context) error {
-	db, err := sql.Open("sqlite", dsn(s.path, false))
+	db, err := openOwnConn(ctx, s.path)
 	if err != nil {
-		return err
-	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
 		return err
 	}
 	s.probe, s.probeWait = db, defaultProbeWait
