@@ -163,3 +163,43 @@ func countRows(t *testing.T, s *Store, table string) int {
 	}
 	return n
 }
+
+// After a write failed for a full disk, a disk with room for the small
+// probe alone (a page or two) is still full for an issuance: CanWrite
+// stays failed until the probe finds room for fullDiskProbeBytes, so a node
+// a load balancer took out does not flap back in (r61).
+func TestCanWriteAfterAFullDiskWantsRoomForAnIssuance(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	s.probeWait = 20 * time.Millisecond
+	unblock := fillDatabase(t, s)
+	if err := s.CanWrite(ctx); !errors.Is(err, store.ErrDiskFull) {
+		t.Fatalf("CanWrite on the full disk: %v, want store.ErrDiskFull", err)
+	}
+	var pages int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	// Room for a few pages: the small probe would pass.
+	for _, db := range []*sql.DB{s.w, s.probe} {
+		if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages+4)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if err := s.CanWrite(ctx); !errors.Is(err, store.ErrDiskFull) {
+			t.Fatalf("CanWrite %d with room for a few pages only: %v, want store.ErrDiskFull", i, err)
+		}
+	}
+	unblock()
+	if err := s.CanWrite(ctx); err != nil {
+		t.Fatalf("CanWrite with room again: %v", err)
+	}
+	if n := countRows(t, s, "nonces WHERE transaction_id = '"+probeTransactionID+"'"); n != 0 {
+		t.Errorf("the probes left %d rows", n)
+	}
+	// Unlatched: the small probe answers again.
+	if s.diskWasFull.Load() {
+		t.Error("still taken for a full disk after the probe found room")
+	}
+}

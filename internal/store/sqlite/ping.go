@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -43,17 +44,64 @@ func (s *Store) Ping(ctx context.Context) error {
 //     holds is told within the check's time.
 //
 // A probe writes a page or two, a certificate a few dozen: on a disk with
-// room for one but not the other, the probe passes, and the next write
-// that fails makes the following call fail again. Callers (health.Checker)
-// call it at most every few seconds.
+// room for one but not the other, the small probe would pass while every
+// enrollment failed, and a node that a load balancer took out (and so gets
+// no writes) would flap back in. So once a write failed for a full disk,
+// the probe writes fullDiskProbeBytes more, committed apart, until it or a
+// real write commits again. Callers (health.Checker) call it at most every
+// few seconds.
 func (s *Store) CanWrite(ctx context.Context) error {
 	if err := s.checkFile(); err != nil {
 		return err
 	}
-	if seen, err := s.writes.take(); seen {
+	seen, err := s.writes.take()
+	switch {
+	case seen && err == nil:
+		s.diskWasFull.Store(false)
+		return nil
+	case seen:
+		if errors.Is(err, store.ErrDiskFull) {
+			s.diskWasFull.Store(true)
+		}
 		return err
 	}
+	if s.diskWasFull.Load() {
+		if err := s.probeRoom(ctx); err != nil {
+			return err
+		}
+		s.diskWasFull.Store(false)
+	}
 	return s.probeWrite(ctx)
+}
+
+// fullDiskProbeBytes is how much the probe writes after a full disk: more
+// than an issuance's log frames (a few dozen pages), so that a disk with
+// room for the small probe alone does not pass for one that can issue.
+const fullDiskProbeBytes = 256 << 10
+
+// probeRoom writes fullDiskProbeBytes in one committed transaction and
+// removes them in another, so the log must really grow by as much; a full
+// disk fails it with store.ErrDiskFull.
+func (s *Store) probeRoom(ctx context.Context) error {
+	conn, err := s.probe.Conn(ctx)
+	if err != nil {
+		return markUnavailable(fmt.Errorf("sqlite: write probe: %w", err))
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, s.probeWait.Milliseconds())); err != nil {
+		return markUnavailable(fmt.Errorf("sqlite: write probe: %w", err))
+	}
+	// expires_at -1: no real row has it (they expire in the future), so
+	// the delete never meets one whatever its transaction ID.
+	_, err = conn.ExecContext(ctx, `INSERT INTO nonces (transaction_id, sender_nonce, expires_at) VALUES (?, zeroblob(?), -1)`,
+		probeTransactionID, fullDiskProbeBytes)
+	if _, derr := conn.ExecContext(ctx, `DELETE FROM nonces WHERE transaction_id = ? AND expires_at = -1`, probeTransactionID); err == nil {
+		err = derr
+	}
+	if err != nil {
+		return markUnavailable(fmt.Errorf("sqlite: write probe (%d KiB after a full disk): %w", fullDiskProbeBytes>>10, err))
+	}
+	return nil
 }
 
 // defaultProbeWait is how long the write probe waits for the write lock:

@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -56,6 +57,9 @@ type Store struct {
 	probe     *sql.DB       // one connection for CanWrite's write probe (see ping.go)
 	probeWait time.Duration // how long the probe waits for the write lock
 	writes    writeOutcome  // the outcome of the writes since CanWrite's last call
+	// diskWasFull: a write failed for a full disk and nothing has committed
+	// since, so CanWrite's probe must find room for more than a page.
+	diskWasFull atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
