@@ -387,6 +387,10 @@ func (s *countingStore) Ping(ctx context.Context) error {
 	return s.count("Ping", s.Store.Ping(ctx))
 }
 
+func (s *countingStore) CanWrite(ctx context.Context) error {
+	return s.count("CanWrite", s.Store.CanWrite(ctx))
+}
+
 func (s *countingStore) Close() error {
 	return s.count("Close", s.Store.Close())
 }
