@@ -185,13 +185,14 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 }
 
 // Challenges lists one-time challenges, newest first, a page at a time
-// (never a secret: only hashes are stored).
-func (s *Service) Challenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, error) {
+// (never a secret: only hashes are stored), and the next page's cursor.
+func (s *Service) Challenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, string, error) {
 	return s.store.ListChallenges(ctx, f)
 }
 
-// Requests lists held requests, newest first, a page at a time.
-func (s *Service) Requests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
+// Requests lists held requests, newest first, a page at a time, and the
+// next page's cursor.
+func (s *Service) Requests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, string, error) {
 	return s.store.ListRequests(ctx, f)
 }
 
@@ -202,32 +203,32 @@ const wholePage = 1000
 // store a page at a time.
 func (s *Service) AllChallenges(ctx context.Context) ([]pki.Challenge, error) {
 	f := store.ChallengeFilter{Limit: wholePage}
-	return readAll(func() ([]pki.Challenge, error) { return s.store.ListChallenges(ctx, f) },
-		func(last pki.Challenge) { f.After = last.ID })
+	return readAll(func() ([]pki.Challenge, string, error) { return s.store.ListChallenges(ctx, f) },
+		func(next string) { f.Cursor = next })
 }
 
-// AllRequests lists every held request f selects (its Limit and After
+// AllRequests lists every held request f selects (its Limit and Cursor
 // aside), newest first, reading the store a page at a time.
 func (s *Service) AllRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
-	f.Limit, f.After = wholePage, ""
-	return readAll(func() ([]pki.EnrollmentRequest, error) { return s.store.ListRequests(ctx, f) },
-		func(last pki.EnrollmentRequest) { f.After = last.ID })
+	f.Limit, f.Cursor = wholePage, ""
+	return readAll(func() ([]pki.EnrollmentRequest, string, error) { return s.store.ListRequests(ctx, f) },
+		func(next string) { f.Cursor = next })
 }
 
-// readAll calls page until one comes back short, after telling next the
-// last item of each full one.
-func readAll[T any](page func() ([]T, error), next func(last T)) ([]T, error) {
+// readAll calls page until it gives no next cursor, after telling next
+// the cursor of each page before.
+func readAll[T any](page func() ([]T, string, error), next func(cursor string)) ([]T, error) {
 	var all []T
 	for {
-		p, err := page()
+		p, cursor, err := page()
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, p...)
-		if len(p) < wholePage {
+		if cursor == "" {
 			return all, nil
 		}
-		next(p[len(p)-1])
+		next(cursor)
 	}
 }
 

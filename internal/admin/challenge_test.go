@@ -94,12 +94,12 @@ func TestChallengeSubjectCharacters(t *testing.T) {
 		{"CN=Zoë,O=Acme", ""},
 		{"CN=device-1", ""},
 	} {
-		before, err := st.ListChallenges(ctx, store.ChallengeFilter{})
+		before, _, err := st.ListChallenges(ctx, store.ChallengeFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, _, err = svc.NewChallengeFor(ctx, ChallengeSpec{TTL: time.Hour, Subject: tc.subject, Actor: "test"})
-		after, _ := st.ListChallenges(ctx, store.ChallengeFilter{})
+		after, _, _ := st.ListChallenges(ctx, store.ChallengeFilter{})
 		if tc.refused == "" {
 			if err != nil || len(after) != len(before)+1 {
 				t.Errorf("subject %q: %v, want a challenge", tc.subject, err)

@@ -80,7 +80,7 @@ func TestCompromisedKeyIsRefused(t *testing.T) {
 			t.Errorf("%s: %d certificates recorded", name, len(after)-len(before))
 		}
 	}
-	if reqs, err := f.st.ListRequests(ctx, store.RequestFilter{}); err != nil || len(reqs) != 0 {
+	if reqs, _, err := f.st.ListRequests(ctx, store.RequestFilter{}); err != nil || len(reqs) != 0 {
 		t.Errorf("requests held: %d, %v; want none", len(reqs), err)
 	}
 	if _, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), static, "kcdev", "kcdev.example")); err != nil {

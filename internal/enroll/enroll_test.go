@@ -518,7 +518,7 @@ func TestHeldRequestConsumesOneTimeChallenge(t *testing.T) {
 	if _, err := f.svc.Enroll(ctx, second); pki.ErrorCode(err) != pki.EUnauthorized {
 		t.Fatalf("a second request with a used one-time challenge: %v", err)
 	}
-	reqs, _ := f.st.ListRequests(ctx, store.RequestFilter{})
+	reqs, _, _ := f.st.ListRequests(ctx, store.RequestFilter{})
 	if len(reqs) != 1 {
 		t.Errorf("%d requests held", len(reqs))
 	}
@@ -806,7 +806,7 @@ func TestRefusedKeyWritesNothing(t *testing.T) {
 	if len(cs.reserved) != 0 || len(cs.recorded) != 0 {
 		t.Errorf("reserved %v, recorded %v for refused keys", cs.reserved, cs.recorded)
 	}
-	if reqs, _ := f.st.ListRequests(ctx, store.RequestFilter{}); len(reqs) != 0 {
+	if reqs, _, _ := f.st.ListRequests(ctx, store.RequestFilter{}); len(reqs) != 0 {
 		t.Errorf("%d requests held with a refused key", len(reqs))
 	}
 }
@@ -862,7 +862,7 @@ func TestApprovalRefusesWhatTheIssuerWould(t *testing.T) {
 			}
 		})
 	}
-	reqs, err := f.st.ListRequests(ctx, store.RequestFilter{})
+	reqs, _, err := f.st.ListRequests(ctx, store.RequestFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ func TestChallengeBoundToIdentity(t *testing.T) {
 	if _, err := f.svc.Enroll(ctx, named(t, secret2, "device-9")); err == nil {
 		t.Fatal("a locked challenge still issued")
 	}
-	list, err := f.admin.Challenges(ctx, store.ChallengeFilter{Limit: 10})
+	list, _, err := f.admin.Challenges(ctx, store.ChallengeFilter{Limit: 10})
 	if err != nil || len(list) != 10 || list[0].LockedAt.IsZero() || list[0].FailedUses != enroll.ChallengeLockAfter {
 		t.Fatalf("challenges %+v, %v", list, err)
 	}

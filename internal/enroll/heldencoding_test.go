@@ -130,7 +130,7 @@ func TestHeldRequestMatchesItsNamesHoweverTheSubjectIsEncoded(t *testing.T) {
 				t.Errorf("%s, %s: %s, %v; want badRequest saying the key asked for other names, in EST's words", when, c.name, answered(res), err)
 			}
 		}
-		reqs, err := f.st.ListRequests(ctx, store.RequestFilter{})
+		reqs, _, err := f.st.ListRequests(ctx, store.RequestFilter{})
 		if err != nil || len(reqs) != 1 || reqs[0].ID != heldID {
 			var held []string
 			for _, r := range reqs {

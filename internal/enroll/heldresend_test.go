@@ -118,7 +118,7 @@ func TestHeldRequestAskedAgainForOtherNamesIsRefused(t *testing.T) {
 				t.Errorf("%s, %s: %s, %v; want badRequest saying the transaction holds another request", when, c.name, answered(res), err)
 			}
 		}
-		reqs, err := f.st.ListRequests(ctx, store.RequestFilter{})
+		reqs, _, err := f.st.ListRequests(ctx, store.RequestFilter{})
 		if err != nil || len(reqs) != 1 || reqs[0].ID != heldID {
 			t.Errorf("%s: requests %+v (%v), want only %s", when, reqs, err, heldID)
 		}

@@ -159,7 +159,7 @@ func TestLegacySignaturesWithApproval(t *testing.T) {
 	if _, err := f.svc.Enroll(ctx, legacyRequest(t, sha1RSA, "tx-strict")); pki.ErrorCode(err) != pki.EBadAlg {
 		t.Errorf("SHA-1 at a strict approval profile: %v", err)
 	}
-	if reqs, _ := f.st.ListRequests(ctx, store.RequestFilter{}); len(reqs) != 0 {
+	if reqs, _, _ := f.st.ListRequests(ctx, store.RequestFilter{}); len(reqs) != 0 {
 		t.Errorf("%d requests held, want none", len(reqs))
 	}
 

@@ -165,9 +165,9 @@ func (s *countingStore) RecordChallengeMisuse(ctx context.Context, hash []byte, 
 	return v, s.count("RecordChallengeMisuse", err)
 }
 
-func (s *countingStore) ListChallenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, error) {
-	v, err := s.Store.ListChallenges(ctx, f)
-	return v, s.count("ListChallenges", err)
+func (s *countingStore) ListChallenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, string, error) {
+	v, next, err := s.Store.ListChallenges(ctx, f)
+	return v, next, s.count("ListChallenges", err)
 }
 
 func (s *countingStore) ForgetNonce(ctx context.Context, transactionID string, senderNonce []byte) error {
@@ -201,9 +201,9 @@ func (s *countingStore) Request(ctx context.Context, id string) (*pki.Enrollment
 	return v, s.count("Request", err)
 }
 
-func (s *countingStore) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
-	v, err := s.Store.ListRequests(ctx, f)
-	return v, s.count("ListRequests", err)
+func (s *countingStore) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, string, error) {
+	v, next, err := s.Store.ListRequests(ctx, f)
+	return v, next, s.count("ListRequests", err)
 }
 
 func (s *countingStore) RejectRequest(ctx context.Context, id, reason, by string, at time.Time, ev pki.AuditEvent) error {

@@ -140,10 +140,7 @@ func (o *Ops) Certificates(ctx context.Context, p auth.Principal, q CertQuery) (
 		return nil, "", pki.Errorf(pki.EBadRequest, "issued_after must be before issued_before")
 	}
 	certs, next, err := o.st.ListCertificates(ctx, f)
-	if errors.Is(err, store.ErrBadCursor) {
-		return nil, "", badCursor()
-	}
-	return certs, bindCursor(filter, next), err
+	return certs, bindCursor(filter, next), storeCursorError(err)
 }
 
 // CertificateDetail is one certificate with what surrounds it.
@@ -280,13 +277,12 @@ func (o *Ops) Requests(ctx context.Context, p auth.Principal, status, profile st
 	}
 	filter := []string{"requests", string(f.Status), profile}
 	var err error
-	if f.After, err = afterID(filter, cursor); err != nil {
+	if f.Cursor, err = unbindCursor(filter, cursor); err != nil {
 		return nil, "", err
 	}
-	// One more than the page, to know whether there is a next one.
-	f.Limit = limit + 1
-	list, err := o.admin.Requests(ctx, f)
-	return onePage(filter, limit, list, err, "request", func(r pki.EnrollmentRequest) string { return r.ID })
+	f.Limit = limit
+	list, next, err := o.admin.Requests(ctx, f)
+	return list, bindCursor(filter, next), storeCursorError(err)
 }
 
 // Request is one request held for approval, by its ID, whatever its status.
@@ -336,12 +332,12 @@ func (o *Ops) Challenges(ctx context.Context, p auth.Principal, limit int, curso
 		return nil, "", pki.Errorf(pki.EBadRequest, "limit %d: want 1 to %d", limit, MaxPage)
 	}
 	filter := []string{"challenges"}
-	after, err := afterID(filter, cursor)
+	inner, err := unbindCursor(filter, cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	list, err := o.admin.Challenges(ctx, store.ChallengeFilter{Limit: limit + 1, After: after})
-	return onePage(filter, limit, list, err, "challenge", func(c pki.Challenge) string { return c.ID })
+	list, next, err := o.admin.Challenges(ctx, store.ChallengeFilter{Limit: limit, Cursor: inner})
+	return list, bindCursor(filter, next), storeCursorError(err)
 }
 
 // NewChallenge mints a one-time challenge and returns its secret, shown

@@ -276,18 +276,19 @@ type RequestFilter struct {
 	Status  pki.RequestStatus // "" for any
 	Profile string
 	Limit   int // default 100, max 1000
-	// After is the ID of the last request of the previous page: only
-	// requests listed after it (older) are returned. ErrBadCursor when no
-	// request has that ID (it was purged since).
-	After string
+	// Cursor is the nextCursor of the previous page ("" for the first):
+	// only requests listed after that page's last one (older) are
+	// returned, whether or not it still exists. ErrBadCursor for one no
+	// page of requests gave.
+	Cursor string
 }
 
 // ChallengeFilter selects one-time challenges, newest first.
 type ChallengeFilter struct {
 	Limit int // default 100, max 1000
-	// After is the ID of the last challenge of the previous page, as
-	// RequestFilter.After.
-	After string
+	// Cursor is the nextCursor of the previous page, as
+	// RequestFilter.Cursor.
+	Cursor string
 }
 
 // CertFilter selects inventory records. Zero fields do not filter.
@@ -548,8 +549,9 @@ type Store interface {
 	// already locked.
 	RecordChallengeMisuse(ctx context.Context, hash []byte, now time.Time, lockAfter int, ev pki.AuditEvent) (locked bool, err error)
 	// ListChallenges returns challenges newest first (at most f.Limit),
-	// consumed and expired ones too; secrets are never stored.
-	ListChallenges(ctx context.Context, f ChallengeFilter) ([]pki.Challenge, error)
+	// consumed and expired ones too (secrets are never stored), and the
+	// cursor of the next page ("" at the end).
+	ListChallenges(ctx context.Context, f ChallengeFilter) (challenges []pki.Challenge, nextCursor string, err error)
 
 	// RememberNonce records a (transactionID, senderNonce) pair until expires.
 	// ErrConflict if the pair is already remembered: the message is a replay.
@@ -593,8 +595,9 @@ type Store interface {
 	RequestsByKey(ctx context.Context, profile string, spki []byte) ([]pki.EnrollmentRequest, error)
 	// Request returns a request by ID, or ErrNotFound.
 	Request(ctx context.Context, id string) (*pki.EnrollmentRequest, error)
-	// ListRequests returns requests matching f, newest first.
-	ListRequests(ctx context.Context, f RequestFilter) ([]pki.EnrollmentRequest, error)
+	// ListRequests returns requests matching f, newest first, and the
+	// cursor of the next page ("" at the end).
+	ListRequests(ctx context.Context, f RequestFilter) (requests []pki.EnrollmentRequest, nextCursor string, err error)
 	// RejectRequest marks a pending request rejected with a reason and
 	// appends ev in the same transaction. ErrNotFound if unknown,
 	// ErrConflict if it is not pending any more.

@@ -54,7 +54,7 @@ func TestGatedEnrollmentIsNotLoggedAtError(t *testing.T) {
 			t.Errorf("%s: HTTP %d %q (Retry-After %q), want 503 %q with Retry-After", op, resp.StatusCode, body, resp.Header.Get("Retry-After"), message)
 		}
 	}
-	if reqs, err := f.adm.Requests(t.Context(), store.RequestFilter{}); err != nil || len(reqs) != 0 {
+	if reqs, _, err := f.adm.Requests(t.Context(), store.RequestFilter{}); err != nil || len(reqs) != 0 {
 		t.Errorf("held requests %+v, %v; want none", reqs, err)
 	}
 	if strings.Contains(log.String(), "level=ERROR") {

@@ -625,7 +625,7 @@ func TestChallengePasswordThatIsNoBinding(t *testing.T) {
 	const scepChallenge = "scep-challenge-not-for-est"
 	wantStatus(t, f.post(c, "held/simpleenroll", "alice", userPassword,
 		newCSR(t, newKey(t), "held", csr.Template{ChallengePassword: scepChallenge}), nil), http.StatusAccepted, "")
-	reqs, err := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	reqs, _, err := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
 	if err != nil || len(reqs) != 1 {
 		t.Fatalf("pending requests %+v, %v", reqs, err)
 	}
@@ -685,7 +685,7 @@ func TestApproval(t *testing.T) {
 		wantStatus(t, f.post(c, "approval/simpleenroll", "x", otp, otpBody, nil), http.StatusAccepted, "")
 	}
 	wantStatus(t, f.post(c, "approval/simpleenroll", "x", otp, newCSR(t, newKey(t), "other", csr.Template{}), nil), http.StatusUnauthorized, "")
-	reqs, err := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	reqs, _, err := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
 	if err != nil || len(reqs) != 2 || reqs[1].Protocol != pki.ProtocolEST || reqs[1].Subject != "CN=held" {
 		t.Fatalf("pending requests %+v, %v; want two EST requests", reqs, err)
 	}
@@ -701,7 +701,7 @@ func TestApproval(t *testing.T) {
 	// Rejected: the reason comes back.
 	body2 := newCSR(t, newKey(t), "rejected", csr.Template{})
 	wantStatus(t, f.post(c, "approval/simpleenroll", "alice", userPassword, body2, nil), http.StatusAccepted, "")
-	reqs, _ = f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	reqs, _, _ = f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
 	if len(reqs) != 2 || reqs[0].Subject != "CN=rejected" {
 		t.Fatalf("pending %+v", reqs)
 	}
@@ -726,7 +726,7 @@ func TestApproval(t *testing.T) {
 		done <- err
 	}()
 	for {
-		reqs, _ := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+		reqs, _, _ := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
 		if len(reqs) == 2 {
 			if _, err := f.svc.Approve(ctx, reqs[0].ID, "cli:test"); err != nil {
 				t.Fatal(err)
@@ -1272,7 +1272,7 @@ func TestMaxWaitShorterThanRetryAfter(t *testing.T) {
 		if approved {
 			continue
 		}
-		reqs, _ := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
+		reqs, _, _ := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
 		for _, r := range reqs {
 			if r.Subject == "CN=approved-meanwhile" {
 				if _, err := f.svc.Approve(ctx, r.ID, "cli:test"); err != nil {

@@ -43,7 +43,7 @@ func TestHeldRequestFoundWhateverTheSubjectEncoding(t *testing.T) {
 	}
 	pending := func(want int) []pki.EnrollmentRequest {
 		t.Helper()
-		reqs, err := f.adm.Requests(ctx, store.RequestFilter{})
+		reqs, _, err := f.adm.Requests(ctx, store.RequestFilter{})
 		if err != nil || len(reqs) != want {
 			var ids []string
 			for _, r := range reqs {

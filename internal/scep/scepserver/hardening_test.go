@@ -125,7 +125,7 @@ func TestHeldRequestKeepsNoChallenge(t *testing.T) {
 	if rep.PKIStatus != scep.StatusPending {
 		t.Fatalf("pkiStatus %s (%s)", rep.PKIStatus, rep.FailInfoText)
 	}
-	reqs, err := ts.Store.ListRequests(context.Background(), store.RequestFilter{})
+	reqs, _, err := ts.Store.ListRequests(context.Background(), store.RequestFilter{})
 	if err != nil || len(reqs) != 1 {
 		t.Fatalf("%d requests, %v", len(reqs), err)
 	}

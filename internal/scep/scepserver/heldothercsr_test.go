@@ -53,7 +53,7 @@ func TestHeldTransactionAskedForAnotherCSR(t *testing.T) {
 	if _, rep := ts.exchange(t, base); rep.PKIStatus != scep.StatusPending {
 		t.Errorf("the same CSR in a new message: %s %s (%s), want PENDING", rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
 	}
-	reqs, err := ts.Store.ListRequests(ctx, store.RequestFilter{})
+	reqs, _, err := ts.Store.ListRequests(ctx, store.RequestFilter{})
 	if err != nil || len(reqs) != 1 || !strings.Contains(reqs[0].Subject, "CN=h-pc,") {
 		t.Fatalf("requests %+v (%v), want the one for CN=h-pc", reqs, err)
 	}

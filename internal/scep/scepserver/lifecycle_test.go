@@ -251,7 +251,7 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	if rep.PKIStatus != scep.StatusPending {
 		t.Fatalf("poll: pkiStatus %s", rep.PKIStatus)
 	}
-	reqs, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	reqs, _, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
 	if err != nil || len(reqs) != 1 {
 		t.Fatalf("%d pending requests, %v", len(reqs), err)
 	}
@@ -271,7 +271,7 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	if rep.PKIStatus != scep.StatusPending {
 		t.Fatalf("another key's request under the same ID: pkiStatus %s (%s), want PENDING", rep.PKIStatus, rep.FailInfoText)
 	}
-	held, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	held, _, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
 	if err != nil || len(held) != 2 || held[0].ID == reqs[0].ID {
 		t.Fatalf("pending requests %+v, %v; want the other key's beside the first", held, err)
 	}
@@ -297,7 +297,7 @@ func TestPendingApprovalAndCertPoll(t *testing.T) {
 	// Rejection: the poll answers FAILURE with the operator's reason.
 	rej := reqParams{key: key, signerCert: signer, signerKey: key, path: "/scep/approval", txID: "tx-pending-2"}
 	ts.exchange(t, rej)
-	reqs, _ = ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	reqs, _, _ = ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
 	if len(reqs) != 1 {
 		t.Fatalf("%d pending requests", len(reqs))
 	}
@@ -409,7 +409,7 @@ func TestByteIdenticalResendOfHeldRequest(t *testing.T) {
 			t.Fatalf("send %d: pkiStatus %s failInfo %s (%s), want PENDING", i+1, rep.PKIStatus, rep.FailInfo, rep.FailInfoText)
 		}
 	}
-	reqs, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	reqs, _, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
 	if err != nil || len(reqs) != 1 {
 		t.Fatalf("%d pending requests, %v", len(reqs), err)
 	}
@@ -667,7 +667,7 @@ func TestHeldRenewalPolledWithOldCertificate(t *testing.T) {
 	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"approval": approval}, DefaultProfile: "approval"}})
 	ctx := context.Background()
 	approveAll := func() {
-		reqs, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+		reqs, _, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
 		if err != nil || len(reqs) != 1 {
 			t.Fatalf("%d pending requests, %v", len(reqs), err)
 		}
@@ -710,7 +710,7 @@ func TestHeldRenewalOfARevokedCertificate(t *testing.T) {
 	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"approval": approval}, DefaultProfile: "approval"}})
 	ctx := context.Background()
 	pending := func() *pki.EnrollmentRequest {
-		reqs, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+		reqs, _, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
 		if err != nil || len(reqs) != 1 {
 			t.Fatalf("%d pending requests, %v", len(reqs), err)
 		}
@@ -827,7 +827,7 @@ func TestECCertPollAfterApprovalStaysPending(t *testing.T) {
 	poll.msgType, poll.content = scep.CertPoll, content
 	for _, approved := range []bool{false, true} {
 		if approved {
-			reqs, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+			reqs, _, err := ts.Store.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
 			if err != nil || len(reqs) != 1 {
 				t.Fatalf("%d pending requests, %v", len(reqs), err)
 			}

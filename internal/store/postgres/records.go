@@ -89,26 +89,31 @@ func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time
 
 // ListChallenges implements store.Store: newest first, insertion order
 // breaking ties.
-func (s *Store) ListChallenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, error) {
+func (s *Store) ListChallenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, string, error) {
 	limit := sqlstore.PageLimit(f.Limit)
+	cur, err := sqlstore.ParseListCursor(f.Cursor, sqlstore.CursorChallenge)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list challenges: %w", err)
+	}
 	// Keyset: after the previous page's last challenge in this order.
 	created, seq := int64(math.MaxInt64), int64(math.MaxInt64)
-	if f.After != "" {
-		err := s.pool.QueryRow(ctx, `SELECT created_at, seq FROM challenges WHERE id = $1`, key(f.After)).Scan(&created, &seq)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("postgres: list challenges after %s: %w", f.After, store.ErrBadCursor)
-		}
-		if err != nil {
-			return nil, pgError("postgres: list challenges: %w", err)
-		}
+	if cur.Kind == sqlstore.CursorChallenge {
+		created, seq = cur.Time, cur.ID
 	}
-	out, err := queryAll(ctx, s.pool, sqlstore.ScanChallenge, `SELECT `+sqlstore.ChallengeColumns+` FROM challenges
+	var pos []sqlstore.Cursor
+	out, err := queryAll(ctx, s.pool, func(sc sqlstore.Scanner) (pki.Challenge, error) {
+		p := sqlstore.Cursor{Kind: sqlstore.CursorChallenge}
+		ch, err := sqlstore.ScanChallenge(sqlstore.Prefixed(sc, &p.Time, &p.ID))
+		pos = append(pos, p)
+		return ch, err
+	}, `SELECT created_at, seq, `+sqlstore.ChallengeColumns+` FROM challenges
 		WHERE created_at < $1 OR (created_at = $1 AND seq < $2)
-		ORDER BY created_at DESC, seq DESC LIMIT $3`, created, seq, limit)
+		ORDER BY created_at DESC, seq DESC LIMIT $3`, created, seq, limit+1)
 	if err != nil {
-		return nil, pgError("postgres: list challenges: %w", err)
+		return nil, "", pgError("postgres: list challenges: %w", err)
 	}
-	return out, nil
+	out, next := sqlstore.ListPage(out, pos, limit)
+	return out, next, nil
 }
 
 // RememberNonce implements store.Store. A pair whose expiry has passed is

@@ -132,25 +132,26 @@ func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest,
 
 // ListRequests implements store.Store: newest first (insertion order
 // reversed), Limit default 100, at most 1000.
-func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
+func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, string, error) {
 	f.Profile = key(f.Profile)
-	var before int64
-	if f.After != "" {
-		err := s.pool.QueryRow(ctx, `SELECT seq FROM enrollment_requests WHERE id = $1`, key(f.After)).Scan(&before)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("postgres: list requests after %s: %w", f.After, store.ErrBadCursor)
-		}
-		if err != nil {
-			return nil, pgError("postgres: list requests: %w", err)
-		}
+	cur, err := sqlstore.ParseListCursor(f.Cursor, sqlstore.CursorRequest)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list requests: %w", err)
 	}
+	var pos []sqlstore.Cursor
 	a := sqlstore.Args{Numbered: true}
 	// Planned for its values, as ListCertificates (customPlanMode).
-	out, err := queryAll(ctx, s.pool, scanRequest, sqlstore.RequestsQuery(f, before, &a), append([]any{s.listMode}, a.Values...)...)
+	out, err := queryAll(ctx, s.pool, func(sc sqlstore.Scanner) (pki.EnrollmentRequest, error) {
+		p := sqlstore.Cursor{Kind: sqlstore.CursorRequest}
+		r, err := scanRequest(sqlstore.Prefixed(sc, &p.ID))
+		pos = append(pos, p)
+		return r, err
+	}, sqlstore.RequestsQuery(f, cur.ID, &a), append([]any{s.listMode}, a.Values...)...)
 	if err != nil {
-		return nil, pgError("postgres: list requests: %w", err)
+		return nil, "", pgError("postgres: list requests: %w", err)
 	}
-	return out, nil
+	out, next := sqlstore.ListPage(out, pos, sqlstore.PageLimit(f.Limit))
+	return out, next, nil
 }
 
 // RejectRequest implements store.Store. A zero ev.Time becomes at.

@@ -85,38 +85,31 @@ func (s *Store) RecordChallengeMisuse(ctx context.Context, hash []byte, now time
 }
 
 // ListChallenges implements store.Store.
-func (s *Store) ListChallenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, error) {
+func (s *Store) ListChallenges(ctx context.Context, f store.ChallengeFilter) ([]pki.Challenge, string, error) {
 	limit := sqlstore.PageLimit(f.Limit)
+	cur, err := sqlstore.ParseListCursor(f.Cursor, sqlstore.CursorChallenge)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list challenges: %w", err)
+	}
 	// Keyset: after the previous page's last challenge in this order.
 	created, rowid := int64(math.MaxInt64), int64(math.MaxInt64)
-	if f.After != "" {
-		err := s.readRow(ctx, `SELECT created_at, rowid FROM challenges WHERE id = ?`, f.After).Scan(&created, &rowid)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("sqlite: list challenges after %s: %w", f.After, store.ErrBadCursor)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list challenges: %w", err)
-		}
+	if cur.Kind == sqlstore.CursorChallenge {
+		created, rowid = cur.Time, cur.ID
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstore.ChallengeColumns+` FROM challenges
+	var pos []sqlstore.Cursor
+	out, err := queryAll(ctx, s.r, func(sc sqlstore.Scanner) (pki.Challenge, error) {
+		p := sqlstore.Cursor{Kind: sqlstore.CursorChallenge}
+		ch, err := sqlstore.ScanChallenge(sqlstore.Prefixed(sc, &p.Time, &p.ID))
+		pos = append(pos, p)
+		return ch, err
+	}, `SELECT created_at, rowid, `+sqlstore.ChallengeColumns+` FROM challenges
 		WHERE created_at < ? OR (created_at = ? AND rowid < ?)
-		ORDER BY created_at DESC, rowid DESC LIMIT ?`, created, created, rowid, limit)
+		ORDER BY created_at DESC, rowid DESC LIMIT ?`, created, created, rowid, limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list challenges: %w", err)
+		return nil, "", fmt.Errorf("sqlite: list challenges: %w", err)
 	}
-	defer rows.Close()
-	var out []pki.Challenge
-	for rows.Next() {
-		ch, err := sqlstore.ScanChallenge(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list challenges: %w", err)
-		}
-		out = append(out, ch)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list challenges: %w", err)
-	}
-	return out, nil
+	out, next := sqlstore.ListPage(out, pos, limit)
+	return out, next, nil
 }
 
 // RememberNonce implements store.Store. A pair whose expiry has passed is

@@ -124,23 +124,26 @@ func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest,
 
 // ListRequests implements store.Store: newest first (insertion order
 // reversed), Limit default 100, at most 1000.
-func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
-	var before int64
-	if f.After != "" {
-		err := s.readRow(ctx, `SELECT seq FROM enrollment_requests WHERE id = ?`, f.After).Scan(&before)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("sqlite: list requests after %s: %w", f.After, store.ErrBadCursor)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list requests: %w", err)
-		}
-	}
-	var a sqlstore.Args
-	out, err := queryAll(ctx, s.r, sqlstore.ScanRequest, sqlstore.RequestsQuery(f, before, &a), a.Values...)
+func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, string, error) {
+	cur, err := sqlstore.ParseListCursor(f.Cursor, sqlstore.CursorRequest)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list requests: %w", err)
+		return nil, "", fmt.Errorf("sqlite: list requests: %w", err)
 	}
-	return out, nil
+	var (
+		a   sqlstore.Args
+		pos []sqlstore.Cursor
+	)
+	out, err := queryAll(ctx, s.r, func(sc sqlstore.Scanner) (pki.EnrollmentRequest, error) {
+		p := sqlstore.Cursor{Kind: sqlstore.CursorRequest}
+		r, err := sqlstore.ScanRequest(sqlstore.Prefixed(sc, &p.ID))
+		pos = append(pos, p)
+		return r, err
+	}, sqlstore.RequestsQuery(f, cur.ID, &a), a.Values...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list requests: %w", err)
+	}
+	out, next := sqlstore.ListPage(out, pos, sqlstore.PageLimit(f.Limit))
+	return out, next, nil
 }
 
 // RejectRequest implements store.Store. A zero ev.Time becomes at.

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -18,38 +19,76 @@ const (
 	CursorNewest                   // id DESC order: last id seen
 	CursorExpiry                   // (not_after, id) order: last pair seen
 	CursorIssued                   // (created_at, id) DESC order: last pair seen
+	// Held requests, seq DESC: the last seq seen.
+	CursorRequest
+	// Challenges, (created_at, seq) DESC (SQLite: rowid for seq): the last
+	// pair seen.
+	CursorChallenge
 )
 
 // Cursor is the sort key of the last row of a page. On the wire it is
 // base64url (no padding) of "n:<id>", "e:<not_after µs>:<id>" or
-// "i:<created_at µs>:<id>": it carries no filter, so callers must send the
+// "i:<created_at µs>:<id>" (certificates), "r:<seq>" (held requests) or
+// "c:<created_at µs>:<seq>" (challenges). Being the position itself, not
+// the row's ID, it stays a starting point after that row is deleted or
+// purged. It carries no filter, so callers must send the
 // same filter with it, and no secret, so it need not be signed (a forged
 // cursor only selects another starting point the caller could have asked
 // for anyway).
 type Cursor struct {
 	Kind CursorKind
-	Time int64 // not_after (CursorExpiry) or created_at (CursorIssued), µs
-	ID   int64
+	Time int64 // not_after (CursorExpiry) or created_at (CursorIssued, CursorChallenge), µs
+	ID   int64 // the row's id, or seq (CursorRequest, CursorChallenge)
+}
+
+// cursorPrefix is each kind's tag on the wire.
+var cursorPrefix = map[CursorKind]string{
+	CursorNewest: "n", CursorExpiry: "e", CursorIssued: "i", CursorRequest: "r", CursorChallenge: "c",
 }
 
 func (c Cursor) String() string {
 	var s string
 	switch c.Kind {
-	case CursorNewest:
-		s = "n:" + strconv.FormatInt(c.ID, 10)
-	case CursorExpiry:
-		s = "e:" + strconv.FormatInt(c.Time, 10) + ":" + strconv.FormatInt(c.ID, 10)
-	case CursorIssued:
-		s = "i:" + strconv.FormatInt(c.Time, 10) + ":" + strconv.FormatInt(c.ID, 10)
+	case CursorNewest, CursorRequest:
+		s = cursorPrefix[c.Kind] + ":" + strconv.FormatInt(c.ID, 10)
+	case CursorExpiry, CursorIssued, CursorChallenge:
+		s = cursorPrefix[c.Kind] + ":" + strconv.FormatInt(c.Time, 10) + ":" + strconv.FormatInt(c.ID, 10)
 	default:
 		return ""
 	}
 	return base64.RawURLEncoding.EncodeToString([]byte(s))
 }
 
-// ParseCursor reads a cursor String gave; "" is the first page. Anything
-// else wraps store.ErrBadCursor.
+// ParseCursor reads a certificate listing's cursor String gave; "" is the
+// first page. Anything else wraps store.ErrBadCursor.
 func ParseCursor(s string) (Cursor, error) {
+	c, err := parseCursor(s)
+	if err != nil {
+		return Cursor{}, err
+	}
+	if c.Kind == CursorRequest || c.Kind == CursorChallenge {
+		return Cursor{}, fmt.Errorf("%w: a cursor of another list", store.ErrBadCursor)
+	}
+	return c, nil
+}
+
+// ParseListCursor reads a cursor of kind (CursorRequest or
+// CursorChallenge) String gave; "" is the first page (CursorNone).
+// Anything else, a cursor of another kind included, wraps
+// store.ErrBadCursor.
+func ParseListCursor(s string, kind CursorKind) (Cursor, error) {
+	c, err := parseCursor(s)
+	if err != nil {
+		return Cursor{}, err
+	}
+	if c.Kind != CursorNone && c.Kind != kind {
+		return Cursor{}, fmt.Errorf("%w: a cursor of another list", store.ErrBadCursor)
+	}
+	return c, nil
+}
+
+// parseCursor reads a cursor of any kind.
+func parseCursor(s string) (Cursor, error) {
 	if s == "" {
 		return Cursor{}, nil
 	}
@@ -59,26 +98,38 @@ func ParseCursor(s string) (Cursor, error) {
 	}
 	parts := strings.Split(string(b), ":")
 	bad := fmt.Errorf("%w: %q", store.ErrBadCursor, s)
-	switch {
-	case len(parts) == 2 && parts[0] == "n":
-		id, err := strconv.ParseInt(parts[1], 10, 64)
+	for kind, prefix := range cursorPrefix {
+		if parts[0] != prefix {
+			continue
+		}
+		c := Cursor{Kind: kind}
+		switch {
+		case len(parts) == 2 && (kind == CursorNewest || kind == CursorRequest):
+			c.ID, err = strconv.ParseInt(parts[1], 10, 64)
+		case len(parts) == 3 && kind != CursorNewest && kind != CursorRequest:
+			var err2 error
+			c.Time, err = strconv.ParseInt(parts[1], 10, 64)
+			c.ID, err2 = strconv.ParseInt(parts[2], 10, 64)
+			err = errors.Join(err, err2)
+		default:
+			return Cursor{}, bad
+		}
 		if err != nil {
 			return Cursor{}, bad
 		}
-		return Cursor{Kind: CursorNewest, ID: id}, nil
-	case len(parts) == 3 && (parts[0] == "e" || parts[0] == "i"):
-		t, err1 := strconv.ParseInt(parts[1], 10, 64)
-		id, err2 := strconv.ParseInt(parts[2], 10, 64)
-		if err1 != nil || err2 != nil {
-			return Cursor{}, bad
-		}
-		kind := CursorExpiry
-		if parts[0] == "i" {
-			kind = CursorIssued
-		}
-		return Cursor{Kind: kind, Time: t, ID: id}, nil
+		return c, nil
 	}
 	return Cursor{}, bad
+}
+
+// ListPage cuts rows, read with one row more than limit, to the page, and
+// returns the cursor after its last row: "" when the extra row was not
+// there. pos holds each row's position in the list's order.
+func ListPage[T any](rows []T, pos []Cursor, limit int) ([]T, string) {
+	if len(rows) <= limit {
+		return rows, ""
+	}
+	return rows[:limit], pos[limit-1].String()
 }
 
 // NextPage cuts rows, read with one row more than limit, to the page, and

@@ -26,10 +26,12 @@ func (a *Args) Add(v any) string {
 }
 
 // RequestsQuery is the ListRequests query for f: newest first, an index
-// range read in output order that stops at LIMIT. The seq bound is always
+// range read in output order that stops at LIMIT (one row more than the
+// page, to know whether there is a next one). The seq bound is always
 // there (as in the certificate listing) so that an unfiltered listing is a
-// range read too.
-// beforeSeq, when not 0, is the seq of f.After's request.
+// range read too. Each row is seq, then RequestColumns.
+// beforeSeq, when not 0, is the seq of the previous page's last request
+// (f.Cursor's).
 func RequestsQuery(f store.RequestFilter, beforeSeq int64, a *Args) string {
 	if beforeSeq == 0 {
 		beforeSeq = math.MaxInt64
@@ -41,8 +43,8 @@ func RequestsQuery(f store.RequestFilter, beforeSeq int64, a *Args) string {
 	if f.Profile != "" {
 		where = append(where, "profile = "+a.Add(f.Profile))
 	}
-	return `SELECT ` + RequestColumns + ` FROM enrollment_requests WHERE ` +
-		strings.Join(where, " AND ") + ` ORDER BY seq DESC LIMIT ` + a.Add(PageLimit(f.Limit))
+	return `SELECT seq, ` + RequestColumns + ` FROM enrollment_requests WHERE ` +
+		strings.Join(where, " AND ") + ` ORDER BY seq DESC LIMIT ` + a.Add(PageLimit(f.Limit)+1)
 }
 
 // AuditQuery is the ListAudit query for f, newest first. text, when not

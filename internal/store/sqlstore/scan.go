@@ -302,3 +302,19 @@ func ScanRevokedEntry(sc Scanner) (store.RevokedEntry, error) {
 	e.RevokedAt, e.Reason = FromNullMicros(at), NullInt(reason)
 	return e, nil
 }
+
+// Prefixed is sc reading the row's first columns into dest, then the rest
+// into what its Scan is given: a position selected before a row's usual
+// columns.
+func Prefixed(sc Scanner, dest ...any) Scanner {
+	return prefixed{sc, dest}
+}
+
+type prefixed struct {
+	sc   Scanner
+	dest []any
+}
+
+func (p prefixed) Scan(dest ...any) error {
+	return p.sc.Scan(append(p.dest[:len(p.dest):len(p.dest)], dest...)...)
+}

@@ -63,7 +63,7 @@ func testBadTextLookups(t *testing.T, s store.Store) {
 		noError("ListCertificates by issuer", len(certs), err)
 		certs, _, err = s.ListCertificates(ctx, store.CertFilter{Search: bad})
 		noError("ListCertificates by search", len(certs), err)
-		reqs, err = s.ListRequests(ctx, store.RequestFilter{Profile: bad})
+		reqs, _, err = s.ListRequests(ctx, store.RequestFilter{Profile: bad})
 		noError("ListRequests by profile", len(reqs), err)
 		evs, err := s.ListAudit(ctx, store.AuditFilter{Type: bad, SerialHex: bad})
 		noError("ListAudit", len(evs), err)

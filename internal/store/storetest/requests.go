@@ -221,7 +221,7 @@ func testConcurrentCreateRequest(t *testing.T, s store.Store) {
 		return s.CreateRequest(ctx, r, nil, pendingEvent(r))
 	})
 	exactlyOneWins(t, errs, store.ErrConflict, "pending requests created for one transaction")
-	if got, err := s.ListRequests(ctx, store.RequestFilter{}); err != nil || len(got) != 1 {
+	if got, _, err := s.ListRequests(ctx, store.RequestFilter{}); err != nil || len(got) != 1 {
 		t.Errorf("ListRequests: %d requests, %v; want 1", len(got), err)
 	}
 	if got := listAudit(t, s, store.AuditFilter{Type: pki.EventRequestPending}); len(got) != 1 {
@@ -330,7 +330,7 @@ func testListRequests(t *testing.T, s store.Store) {
 		if f.Limit > 0 && len(want) > f.Limit {
 			want = want[:f.Limit]
 		}
-		got, err := s.ListRequests(ctx, f)
+		got, _, err := s.ListRequests(ctx, f)
 		if err != nil {
 			t.Fatalf("ListRequests(%+v): %v", f, err)
 		}
@@ -341,21 +341,24 @@ func testListRequests(t *testing.T, s store.Store) {
 		for i := range got {
 			sameRequest(t, fmt.Sprintf("ListRequests(%+v) #%d", f, i), got[i], want[i])
 		}
-		// Page by page (After: the last ID seen), the same list.
+		// Page by page (Cursor: where the last page ended), the same list.
 		if f.Limit > 0 {
 			continue
 		}
 		var paged []pki.EnrollmentRequest
 		for pf := (store.RequestFilter{Status: f.Status, Profile: f.Profile, Limit: 4}); ; {
-			page, err := s.ListRequests(ctx, pf)
+			page, next, err := s.ListRequests(ctx, pf)
 			if err != nil {
 				t.Fatalf("ListRequests(%+v): %v", pf, err)
 			}
 			paged = append(paged, page...)
-			if len(page) < pf.Limit || len(paged) > len(all) {
+			if next == "" || len(paged) > len(all) {
 				break
 			}
-			pf.After = page[len(page)-1].ID
+			if len(page) != pf.Limit {
+				t.Errorf("ListRequests(%+v): %d requests and a next page, want %d", pf, len(page), pf.Limit)
+			}
+			pf.Cursor = next
 		}
 		if len(paged) != len(want) {
 			t.Errorf("ListRequests(%+v) by pages of 4: %d requests, want %d", f, len(paged), len(want))
@@ -365,8 +368,21 @@ func testListRequests(t *testing.T, s store.Store) {
 			sameRequest(t, fmt.Sprintf("ListRequests(%+v) by pages, #%d", f, i), paged[i], want[i])
 		}
 	}
-	if _, err := s.ListRequests(ctx, store.RequestFilter{After: "no-such-request"}); !errors.Is(err, store.ErrBadCursor) {
-		t.Errorf("ListRequests after an unknown ID: %v, want ErrBadCursor", err)
+	ch := pki.Challenge{ID: "list-1", Hash: []byte("hash-list-1"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	for range 2 {
+		if err := s.CreateChallenge(ctx, ch, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
+			t.Fatal(err)
+		}
+		ch.ID, ch.Hash = "list-2", []byte("hash-list-2")
+	}
+	_, chCursor, err := s.ListChallenges(ctx, store.ChallengeFilter{Limit: 1})
+	if err != nil || chCursor == "" {
+		t.Fatalf("ListChallenges(Limit 1): next %q, %v; want a next page", chCursor, err)
+	}
+	for _, c := range badListCursors(chCursor) {
+		if _, _, err := s.ListRequests(ctx, store.RequestFilter{Cursor: c}); !errors.Is(err, store.ErrBadCursor) {
+			t.Errorf("ListRequests after cursor %q: %v, want ErrBadCursor", c, err)
+		}
 	}
 }
 
@@ -378,7 +394,7 @@ func testListRequestsLimits(t *testing.T, s store.Store) {
 		mustCreateRequest(t, s, r)
 	}
 	for _, lc := range []struct{ limit, want int }{{0, 100}, {-2, 100}, {1, 1}, {1000, 1000}, {1001, 1000}, {5000, 1000}} {
-		got, err := s.ListRequests(ctx, store.RequestFilter{Limit: lc.limit})
+		got, _, err := s.ListRequests(ctx, store.RequestFilter{Limit: lc.limit})
 		if err != nil {
 			t.Fatalf("ListRequests(Limit %d): %v", lc.limit, err)
 		}
@@ -808,7 +824,7 @@ func testPurgeRequests(t *testing.T, s store.Store) {
 	if n := countAudit(t, s); n != nEvents {
 		t.Errorf("PurgeExpired changed the audit trail: %d events, had %d", n, nEvents)
 	}
-	got, err := s.ListRequests(ctx, store.RequestFilter{})
+	got, _, err := s.ListRequests(ctx, store.RequestFilter{})
 	if err != nil || len(got) != 3 {
 		t.Errorf("ListRequests after purge: %d requests, %v; want 3", len(got), err)
 	}
@@ -834,7 +850,7 @@ func testCreateRequestConsumesChallenge(t *testing.T, s store.Store) {
 		return s.CreateRequest(ctx, r, ch.Hash, pendingEvent(r))
 	})
 	exactlyOneWins(t, errs, store.ErrChallengeUnusable, "requests stored with one one-time challenge")
-	reqs, err := s.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
+	reqs, _, err := s.ListRequests(ctx, store.RequestFilter{Status: pki.RequestPending})
 	if err != nil {
 		t.Fatal(err)
 	}

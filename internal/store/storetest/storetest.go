@@ -106,6 +106,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListRequests", testListRequests},
 		{"ListRequestsLimits", testListRequestsLimits},
 		{"ListChallengesPages", testListChallengesPages},
+		{"APageContinuesAfterItsLastItemWasDeleted", testPageAfterDeletedItem},
 		{"RejectRequest", testRejectRequest},
 		{"CompleteRequest", testCompleteRequest},
 		{"ApprovedRequestNamesItsChallenge", testApprovedRequestNamesItsChallenge},
@@ -754,7 +755,7 @@ func testCanceledContext(t *testing.T, s store.Store) {
 		"CreateRequest":  s.CreateRequest(ctx, newRequest("dd", "default", "tx-dd"), nil, pki.AuditEvent{Type: "x"}),
 		"RejectRequest":  s.RejectRequest(ctx, "dd", "x", "cli:root", t0, pki.AuditEvent{Type: "x"}),
 	}
-	_, calls["ListRequests"] = s.ListRequests(ctx, store.RequestFilter{})
+	_, _, calls["ListRequests"] = s.ListRequests(ctx, store.RequestFilter{})
 	_, calls["Request"] = s.Request(ctx, "dd")
 	_, calls["ListCertificates"] = func() ([]pki.Certificate, error) {
 		certs, _, err := s.ListCertificates(ctx, store.CertFilter{})
