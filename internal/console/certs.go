@@ -334,8 +334,20 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		return again(pki.Errorf(pki.EConflict, "certificate %s is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason, or a reason raised to keyCompromise",
 			rec.SerialHex, rec.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(rec.RevokeReason)))
 	}
+	alreadyWith := func(name string) error {
+		// The reason it has (a page loaded before another operator's
+		// revocation, say): nothing changes, as the API answers it.
+		pg.Reason = name
+		v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
+		v.Message = "The certificate is already revoked with that reason: nothing changed."
+		h.render(w, http.StatusOK, "cert", v)
+		return nil
+	}
 	if !pg.CanRevoke {
 		if rec.Status == pki.StatusRevoked {
+			if code, err := admin.ParseReason(pg.Reason); err == nil && pg.Reason != "" && code == rec.RevokeReason {
+				return alreadyWith(admin.ReasonName(code))
+			}
 			return reasonStays()
 		}
 		return again(pki.Errorf(pki.EConflict, "certificate %s is %s already", rec.SerialHex, pg.Status))
@@ -363,13 +375,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		return again(err)
 	}
 	if !contains(pg.Reasons, name) && rec.Status == pki.StatusRevoked && code == rec.RevokeReason {
-		// The reason it has (a page loaded before another operator's
-		// revocation, say): nothing changes, as the API answers it.
-		pg.Reason = name
-		v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
-		v.Message = "The certificate is already revoked with that reason: nothing changed."
-		h.render(w, http.StatusOK, "cert", v)
-		return nil
+		return alreadyWith(name)
 	}
 	if !contains(pg.Reasons, name) && rec.Status == pki.StatusRevoked {
 		// Another reason than keyCompromise for a certificate revoked

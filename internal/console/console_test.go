@@ -290,6 +290,15 @@ func TestRevokeAgainAfterARaisableReason(t *testing.T) {
 	if r := e.record(c); r.RevokeReason != 1 {
 		t.Fatalf("not raised to keyCompromise: %+v", r)
 	}
+	// keyCompromise again (r61): nothing changed, as the API's 200; another
+	// reason still 409.
+	for _, reason := range []string{"keyCompromise", "1"} {
+		res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {reason}, "confirm": {"yes"}})
+		expectStatus(t, "keyCompromise again: "+reason, res, http.StatusOK)
+		expectBody(t, "keyCompromise again: "+reason, res, "already revoked with that reason: nothing changed")
+	}
+	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"superseded"}, "confirm": {"yes"}})
+	expectStatus(t, "another reason after keyCompromise", res, http.StatusConflict)
 }
 
 // Revocation takes a reason and a confirmation; the page then says
@@ -331,7 +340,7 @@ func TestRevokeWithConfirmation(t *testing.T) {
 	page := b.get(loc)
 	expectBody(t, "the certificate after revoking", page, `id="cert-status" class="badge badge-revoked">revoked<`, "The certificate is revoked", "keyCompromise", "console:operator", "certificate.revoked")
 	expectNotBody(t, "the certificate after revoking", page, `id="revoke-form"`)
-	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"keyCompromise"}, "confirm": {"yes"}})
+	res = b.post(path, url.Values{"issuer": {rec.IssuerID}, "reason": {"superseded"}, "confirm": {"yes"}})
 	expectStatus(t, "revoking again", res, http.StatusConflict)
 	expectBody(t, "revoking again", res, "is already revoked at", "reason keyCompromise; the reason stays") // as the API says it (r49)
 
