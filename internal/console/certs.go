@@ -334,14 +334,17 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		return again(pki.Errorf(pki.EConflict, "certificate %s is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason, or a reason raised to keyCompromise",
 			rec.SerialHex, rec.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(rec.RevokeReason)))
 	}
-	alreadyWith := func(name string) error {
-		// The reason it has (a page loaded before another operator's
-		// revocation, say): nothing changes, as the API answers it.
+	// The reason it has (a page loaded before another operator's
+	// revocation, say): nothing changes, 200 as the API's changed: false.
+	nothingChanged := func(name, message string) error {
 		pg.Reason = name
 		v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
-		v.Message = "The certificate is already revoked with that reason: nothing changed."
+		v.Message = message
 		h.render(w, http.StatusOK, "cert", v)
 		return nil
+	}
+	alreadyWith := func(name string) error {
+		return nothingChanged(name, "The certificate is already revoked with that reason: nothing changed.")
 	}
 	if !pg.CanRevoke {
 		if rec.Status == pki.StatusRevoked {
@@ -363,11 +366,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		// Holding a held certificate again changes nothing, and the API
 		// answers it so (200, changed: false); the reason is not unknown,
 		// it is only left out of the form's list, so say what is the case.
-		pg.Reason = name
-		v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
-		v.Message = "The certificate is already on hold: nothing changed."
-		h.render(w, http.StatusOK, "cert", v)
-		return nil
+		return nothingChanged(name, "The certificate is already on hold: nothing changed.")
 	}
 	if err != nil {
 		// The API's reason (aACompromise, say, is for attribute
