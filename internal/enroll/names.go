@@ -340,8 +340,12 @@ func (np *namePolicy) checkSubjectTypes(st *State, types []string, count map[str
 	}
 	var reasons []string
 	if len(unlisted) > 0 {
-		reasons = append(reasons, fmt.Sprintf("the subject attribute %s is not allowed by profile %q, whose subject may hold %s only (subject_required, subject_fixed, subject_patterns, subject_allowed)",
-			strings.Join(unlisted, ", "), st.Profile.Name, strings.Join(np.allowedTypes(), ", ")))
+		what := "attribute " + unlisted[0] + " is"
+		if len(unlisted) > 1 {
+			what = "attributes " + strings.Join(unlisted, ", ") + " are"
+		}
+		reasons = append(reasons, fmt.Sprintf("the subject %s not allowed by profile %q, whose subject may hold %s only (subject_required, subject_fixed, subject_patterns, subject_allowed)",
+			what, st.Profile.Name, strings.Join(np.allowedTypes(), ", ")))
 	}
 	if len(repeated) > 0 {
 		reasons = append(reasons, fmt.Sprintf("the subject has %s attributes: profile %q takes one of each (a type listed in subject_allowed may repeat)",

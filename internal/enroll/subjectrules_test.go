@@ -94,7 +94,7 @@ func TestSubjectRulesCoverEveryAttribute(t *testing.T) {
 		{"vpn", []string{"CN=gw-4", "DC=corp"}, []string{"DC"}, ""},
 		{"vpn", []string{"CN=gw-5", "UID=root"}, []string{"UID"}, ""},
 		{"vpn", []string{"CN=gw-6", "title=CEO"}, []string{"title"}, ""},
-		{"vpn", []string{"CN=gw-7", "OU=admins", "DC=corp", "UID=root", "title=CEO"}, []string{"OU, DC, UID, title"}, ""},
+		{"vpn", []string{"CN=gw-7", "OU=admins", "DC=corp", "UID=root", "title=CEO"}, []string{"subject attributes OU, DC, UID, title are not allowed"}, ""},
 		{"vpn", []string{"CN=gw-20", "CN=admin"}, []string{"2 CN attributes", "subject_allowed"}, ""},
 		{"dir", []string{"DC=example", "DC=corp", "OU=a", "OU=b", "CN=gw-8"}, nil, ""},
 		{"dir", []string{"CN=gw-9", "UID=root"}, []string{"UID"}, ""},
