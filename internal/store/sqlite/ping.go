@@ -46,32 +46,42 @@ func (s *Store) Ping(ctx context.Context) error {
 // A probe writes a page or two, a certificate a few dozen: on a disk with
 // room for one but not the other, the small probe would pass while every
 // enrollment failed, and a node that a load balancer took out (and so gets
-// no writes) would flap back in. So once a write failed for a full disk,
-// the probe writes fullDiskProbeBytes more, committed apart, until it or a
-// real write commits again. Callers (health.Checker) call it at most every
-// few seconds.
+// no writes) would flap back in. So once a write or the probe failed for a
+// full disk, the probe writes fullDiskProbeBytes more, committed apart,
+// until that commits; a commit meanwhile does not end it (the search
+// indexer's small writes fit where a certificate does not). Callers
+// (health.Checker) call it at most every few seconds.
 func (s *Store) CanWrite(ctx context.Context) error {
 	if err := s.checkFile(); err != nil {
 		return err
 	}
 	seen, err := s.writes.take()
-	switch {
-	case seen && err == nil:
-		s.diskWasFull.Store(false)
-		return nil
-	case seen:
-		if errors.Is(err, store.ErrDiskFull) {
-			s.diskWasFull.Store(true)
-		}
+	if seen && err != nil {
+		s.latchDiskFull(err)
 		return err
 	}
+	// After a full disk a commit since says little: the search indexer's
+	// small background writes fit where a certificate does not.
 	if s.diskWasFull.Load() {
 		if err := s.probeRoom(ctx); err != nil {
 			return err
 		}
 		s.diskWasFull.Store(false)
 	}
-	return s.probeWrite(ctx)
+	if seen {
+		return nil
+	}
+	err = s.probeWrite(ctx)
+	s.latchDiskFull(err)
+	return err
+}
+
+// latchDiskFull remembers a write that failed for a full disk, so that
+// CanWrite wants room for an issuance before it passes again.
+func (s *Store) latchDiskFull(err error) {
+	if errors.Is(err, store.ErrDiskFull) {
+		s.diskWasFull.Store(true)
+	}
 }
 
 // fullDiskProbeBytes is how much the probe writes after a full disk: more
