@@ -40,6 +40,11 @@ var (
 	// ErrKeyCompromised: the key of a certificate to record valid was
 	// revoked as compromised (see CompromisedKey), so nothing was recorded.
 	ErrKeyCompromised = errors.New("store: the key was revoked as compromised")
+	// ErrOwnKey: the key of a certificate to record valid, issued to a
+	// client, is the key of one of the server's own certificates in the
+	// inventory (protocol internal: an RA's, an OCSP responder's, an HTTPS
+	// listener's), so nothing was recorded. It comes as an *OwnKeyError.
+	ErrOwnKey = errors.New("store: the key is one of the server's own")
 	// ErrBadCursor: a list cursor that no page of this list and filter
 	// gave.
 	ErrBadCursor = errors.New("store: invalid cursor")
@@ -129,6 +134,32 @@ type Revocation struct {
 	// AlsoRevoked names the other certificates of the same key that a
 	// revocation for keyCompromise revoked with it, by issuer and serial.
 	AlsoRevoked []CertRef
+}
+
+// OwnKeyError is ErrOwnKey with the server's certificate whose key it is:
+// its profile (scep-ra, ocsp-responder, tls-server) and subject, empty when
+// they could not be read.
+type OwnKeyError struct {
+	Profile string
+	Subject string
+}
+
+func (e *OwnKeyError) Error() string {
+	if e.Profile == "" {
+		return ErrOwnKey.Error()
+	}
+	return fmt.Sprintf("%v (certificate of profile %s, %s)", ErrOwnKey, e.Profile, e.Subject)
+}
+
+func (e *OwnKeyError) Is(target error) bool { return target == ErrOwnKey }
+
+// OwnKeyChecked reports whether RecordIssuance checks c's key against the
+// server's own certificates (ErrOwnKey): a certificate this CA issued to a
+// client, recorded valid. The server's own (protocol internal) certify its
+// keys by design, a record made revoked may hold any key, and an imported
+// certificate was signed by someone else.
+func OwnKeyChecked(c *pki.Certificate) bool {
+	return c.Protocol != pki.ProtocolInternal && c.Source == pki.SourceIssued && c.Status != pki.StatusRevoked
 }
 
 // CompromisedKey is a public key revoked as compromised: no certificate
@@ -445,7 +476,10 @@ type Store interface {
 	// same issuer and serial is recorded already; ErrKeyCompromised if the
 	// certificate is not recorded revoked and its key is recorded as
 	// compromised (checked in the transaction, which takes turns with a
-	// keyCompromise revocation of the key: one of them sees the other).
+	// keyCompromise revocation of the key: one of them sees the other);
+	// ErrOwnKey (an *OwnKeyError) if OwnKeyChecked and the key is that of
+	// a certificate of protocol internal: a new RA that 'ca renew-ra' or
+	// 'ca rollover' recorded is refused before any server reloads its CA.
 	RecordIssuance(ctx context.Context, in Issuance) error
 	// Certificate returns one record by issuer and serial.
 	Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error)

@@ -198,6 +198,9 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 			})
 		})
 	}
+	if errors.Is(err, store.ErrOwnKey) {
+		err = s.ownKeyError(ctx, keyHash)
+	}
 	if err != nil {
 		err = s.schemaAhead(ctx, err)
 		return pgError("postgres: record issuance of %s/%s: %w", c.IssuerID, c.SerialHex, err)
@@ -256,7 +259,7 @@ func outcomeUnknown(ctx context.Context, err error) bool {
 		return true
 	case errors.As(err, &pe),
 		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrChallengeUnusable), errors.Is(err, store.ErrNotFound),
-		errors.Is(err, store.ErrRenewsRevoked), errors.Is(err, store.ErrKeyCompromised),
+		errors.Is(err, store.ErrRenewsRevoked), errors.Is(err, store.ErrKeyCompromised), errors.Is(err, store.ErrOwnKey),
 		errors.Is(err, errHeadMissing), errors.Is(err, store.ErrAuditTampered), errors.Is(err, pgx.ErrTxCommitRollback),
 		errors.Is(err, errSchemaAhead):
 		return false
@@ -404,10 +407,10 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 	events := 0
 	queue := func(b *pgx.Batch) {
 		for _, k := range keys {
-			b.Queue(lockKeyQuery, lockKeyArgs(k)...)
+			b.Queue(lockKeyQuery, lockKeyArgs(k.hash)...)
 		}
 		for _, k := range keys {
-			b.Queue(keyNotCompromisedQry, k)
+			b.Queue(k.query(), k.hash)
 		}
 		for _, r := range challenges {
 			b.Queue(consumeChallengeQuery, r.now, r.in.ConsumeChallengeHash, certRef(&r.in.Certificate))
@@ -464,16 +467,25 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 }
 
 // issuanceKeys are the keys items are guarded on (issuanceKeyGuard), each
-// once, sorted: every batch takes their locks in one order.
-func issuanceKeys(items []*issueRequest) [][]byte {
-	var keys [][]byte
+// once, sorted: every batch takes their locks in one order. A key is
+// checked against the server's own if any of its issuances asks.
+func issuanceKeys(items []*issueRequest) []keyGuard {
+	var keys []keyGuard
 	for _, r := range items {
-		if k := issuanceKeyGuard(r.in); k != nil {
+		if k := issuanceKeyGuard(r.in); k.hash != nil {
 			keys = append(keys, k)
 		}
 	}
-	slices.SortFunc(keys, bytes.Compare)
-	return slices.CompactFunc(keys, bytes.Equal)
+	slices.SortFunc(keys, func(x, y keyGuard) int { return bytes.Compare(x.hash, y.hash) })
+	out := keys[:0]
+	for _, k := range keys {
+		if n := len(out); n > 0 && bytes.Equal(out[n-1].hash, k.hash) {
+			out[n-1].own = out[n-1].own || k.own
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
 }
 
 // expiryDay is the day certificate_counts files a certificate under

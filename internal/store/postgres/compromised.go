@@ -45,15 +45,33 @@ const (
 	lockKeyQuery         = `SELECT pg_advisory_xact_lock($1, hashtext($2))`
 	keyNotCompromisedQry = `SELECT 1 / (NOT EXISTS (SELECT 1 FROM compromised_keys WHERE key_hash = $1))::int`
 	sqlKeyCompromised    = "22012" // division_by_zero, raised by keyNotCompromisedQry only
+	// keyNotCompromisedNorOwnQry is keyNotCompromisedQry for an issuance
+	// to a client (store.OwnKeyChecked), which also fails when the key is
+	// that of one of the server's own certificates (protocol internal),
+	// with a logarithm of zero (sqlOwnKey). The CA's in-memory look
+	// (ca.Authority.OwnKeyRole) knows an RA only once the node reloads its
+	// CA; 'ca renew-ra' and 'ca rollover' record theirs at once, so this
+	// closes that window in the statement every issuance runs already: no
+	// round trip more. The literal protocol lets it search the small
+	// partial index certificates_own_keys (schema version 28).
+	keyNotCompromisedNorOwnQry = `SELECT 1 / (NOT EXISTS (SELECT 1 FROM compromised_keys WHERE key_hash = $1))::int,
+		ln(1 - (EXISTS (SELECT 1 FROM certificates WHERE key_hash = $1 AND protocol = 'internal'))::int)`
+	sqlOwnKey = "2201E" // invalid_argument_for_logarithm, raised by keyNotCompromisedNorOwnQry only
 )
 
 // lockKeyArgs are lockKeyQuery's arguments for a key hash.
 func lockKeyArgs(keyHash []byte) []any { return []any{keyLockKey, hex.EncodeToString(keyHash)} }
 
-// keyChecked is the outcome of keyNotCompromisedQry.
+// keyChecked is the outcome of keyNotCompromisedQry or
+// keyNotCompromisedNorOwnQry. An own key comes as an *store.OwnKeyError
+// without its certificate, which RecordIssuance reads (ownKeyError): the
+// check fails inside the database, which returns nothing else.
 func keyChecked(_ pgconn.CommandTag, err error) error {
-	if sqlState(err) == sqlKeyCompromised {
+	switch sqlState(err) {
+	case sqlKeyCompromised:
 		return store.ErrKeyCompromised
+	case sqlOwnKey:
+		return &store.OwnKeyError{}
 	}
 	if err != nil {
 		return fmt.Errorf("look up compromised keys: %w", err)
@@ -61,26 +79,59 @@ func keyChecked(_ pgconn.CommandTag, err error) error {
 	return nil
 }
 
-// guardKey takes keyHash's lock in tx and checks that it is not recorded
-// as compromised (nothing to do for a nil hash: a DER that holds no key).
-func guardKey(ctx context.Context, tx pgx.Tx, keyHash []byte) error {
-	if keyHash == nil {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, lockKeyQuery, lockKeyArgs(keyHash)...); err != nil {
-		return fmt.Errorf("lock key: %w", err)
-	}
-	return keyChecked(tx.Exec(ctx, keyNotCompromisedQry, keyHash))
+// keyGuard is a key an issuance is guarded on (guardKey): its hash, and
+// whether it must not be one of the server's own keys either.
+type keyGuard struct {
+	hash []byte
+	own  bool
 }
 
-// issuanceKeyGuard is the key hash an issuance is guarded on (guardKey):
-// its key_hash, unless it is recorded revoked, which may record any key.
-func issuanceKeyGuard(in *store.Issuance) []byte {
-	if in.Certificate.Status == pki.StatusRevoked {
+// query is the statement that checks g's key.
+func (g keyGuard) query() string {
+	if g.own {
+		return keyNotCompromisedNorOwnQry
+	}
+	return keyNotCompromisedQry
+}
+
+// guardKey takes g's key's lock in tx and checks that it is not recorded
+// as compromised, nor, if asked, the server's own (nothing to do for a
+// nil hash: a DER that holds no key).
+func guardKey(ctx context.Context, tx pgx.Tx, g keyGuard) error {
+	if g.hash == nil {
 		return nil
 	}
+	if _, err := tx.Exec(ctx, lockKeyQuery, lockKeyArgs(g.hash)...); err != nil {
+		return fmt.Errorf("lock key: %w", err)
+	}
+	return keyChecked(tx.Exec(ctx, g.query(), g.hash))
+}
+
+// issuanceKeyGuard is what an issuance is guarded on (guardKey): its
+// key_hash, unless it is recorded revoked, which may record any key; an
+// issuance to a client is checked against the server's own keys too.
+func issuanceKeyGuard(in *store.Issuance) keyGuard {
+	if in.Certificate.Status == pki.StatusRevoked {
+		return keyGuard{}
+	}
 	h, _ := sqlstore.IssuanceKeyHash(in).([]byte)
-	return h
+	return keyGuard{hash: h, own: store.OwnKeyChecked(&in.Certificate)}
+}
+
+// ownKeyError is the *store.OwnKeyError of an issuance refused for
+// keyHash, with the server's certificate of that key read outside the
+// failed transaction: a refusal's path, not every issuance's. Should the
+// read fail, the refusal stands without it.
+func (s *Store) ownKeyError(ctx context.Context, keyHash any) error {
+	var own store.OwnKeyError
+	var subject string
+	err := s.pool.QueryRow(ctx, `SELECT profile, subject_dn FROM certificates
+		WHERE key_hash = $1 AND protocol = 'internal' LIMIT 1`, keyHash).Scan(&own.Profile, &subject)
+	if err != nil {
+		return &store.OwnKeyError{}
+	}
+	own.Subject = decText(subject)
+	return &own
 }
 
 // recordCompromisedKey records c's key as compromised inside tx when c is

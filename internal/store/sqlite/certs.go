@@ -128,6 +128,13 @@ func (s *Store) RecordIssuance(ctx context.Context, in store.Issuance) error {
 				return err
 			}
 		}
+		if store.OwnKeyChecked(c) {
+			// The one writer runs one transaction at a time: an RA that
+			// 'ca renew-ra' recorded before this is found here.
+			if err := checkKeyNotOwn(ctx, tx, keyHash); err != nil {
+				return err
+			}
+		}
 		if err := consumeChallenge(ctx, tx, in.ConsumeChallengeHash, now, c.IssuerID+":"+c.SerialHex); err != nil {
 			return err
 		}

@@ -53,6 +53,33 @@ func checkKeyNotCompromised(ctx context.Context, tx *wtx, keyHash any) error {
 	return store.ErrKeyCompromised
 }
 
+// ownKeyQuery is checkKeyNotOwn's: every issuance to a client runs it
+// (hotQueries), a search of the small partial index certificates_own_keys
+// (schema version 28), which the literal protocol lets it use.
+const ownKeyQuery = `SELECT profile, subject_dn FROM certificates
+	WHERE key_hash = ? AND protocol = 'internal' LIMIT 1`
+
+// checkKeyNotOwn is RecordIssuance's check, inside tx, that the key of an
+// issuance to a client (store.OwnKeyChecked) is not the key of one of the
+// server's own certificates: an *store.OwnKeyError if it is. The CA's
+// in-memory look (ca.Authority.OwnKeyRole) knows an RA only once the
+// server reloads its CA; 'ca renew-ra' and 'ca rollover' record theirs
+// here at once, so this closes that window without another round trip.
+func checkKeyNotOwn(ctx context.Context, tx *wtx, keyHash any) error {
+	if keyHash == nil {
+		return nil
+	}
+	var own store.OwnKeyError
+	err := tx.QueryRowContext(ctx, ownKeyQuery, keyHash).Scan(&own.Profile, &own.Subject)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("look up the server's own keys: %w", err)
+	}
+	return &own
+}
+
 // recordCompromisedKey records c's key as compromised inside tx when c is
 // revoked for keyCompromise. A key recorded already keeps its first
 // record; a DER that holds no key (a record scepter did not sign, made by

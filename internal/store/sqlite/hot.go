@@ -15,6 +15,7 @@ var hotQueries = []string{
 	reserveSerialQuery,
 	claimTransactionQuery,
 	keyCompromisedQuery,
+	ownKeyQuery,
 	endClaimQuery,
 	insertCertificateQuery,
 	recordSerialQuery,

@@ -198,6 +198,13 @@ func TestQueryPlans(t *testing.T) {
 				t.Errorf("keyCompromise sweep (%s): no search of certificates_key_hash by key:\n%s", status, plan)
 			}
 		}
+		// Every issuance to a client looks its key up among the server's
+		// own certificates: in their partial index, not every certificate
+		// of a key enrolled over and over.
+		if plan := queryPlan(t, s, ownKeyQuery, []byte("hash")); !strings.HasPrefix(plan,
+			"SEARCH certificates USING INDEX certificates_own_keys (key_hash=?)") || badPlan(plan) != "" {
+			t.Errorf("own-key check: no search of certificates_own_keys by key:\n%s", plan)
+		}
 		// CertificatesBySerial walks the issuers (a table of one row per
 		// issuer, built by index searches) and sorts its matches, at most
 		// one per issuer. Every read of certificates is an index search:

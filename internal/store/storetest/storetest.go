@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IssuanceOfCompromisedKey", testIssuanceOfCompromisedKey},
 		{"IssuanceRacesKeyCompromise", testIssuanceRacesKeyCompromise},
 		{"IssuanceRacesReasonRaised", testIssuanceRacesReasonRaised},
+		{"IssuanceOfOwnKey", testIssuanceOfOwnKey},
 		{"CertificatesOfTransaction", testCertificatesOfTransaction},
 		{"OtherReasonsLeaveTheKey", testOtherReasonsLeaveTheKey},
 		{"ReasonRaisedToKeyCompromise", testReasonRaisedToKeyCompromise},
