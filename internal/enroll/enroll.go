@@ -740,6 +740,11 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		// Revoked as compromised since checkKeyNotCompromised looked: the
 		// certificate never leaves the process.
 		return nil, s.keyCompromisedLate(ctx, st, err)
+	case errors.Is(err, store.ErrOwnKey):
+		// The key of a certificate of the server's own recorded since
+		// this node loaded its CA (a new RA): the certificate never
+		// leaves the process.
+		return nil, ownKeyLate(err)
 	case errors.Is(err, store.ErrChallengeUnusable):
 		// Another request consumed the one-time challenge between our
 		// check and this transaction; the certificate never leaves the
@@ -765,7 +770,7 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 // all: its claim is left to lapse.
 func refusedIssuance(err error) bool {
 	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrRenewsRevoked) ||
-		errors.Is(err, store.ErrKeyCompromised) || errors.Is(err, store.ErrChallengeUnusable) ||
+		errors.Is(err, store.ErrKeyCompromised) || errors.Is(err, store.ErrOwnKey) || errors.Is(err, store.ErrChallengeUnusable) ||
 		errors.Is(err, migrate.ErrDatabaseTooNew)
 }
 

@@ -88,7 +88,36 @@ func (s *Service) checkNotOwnKey(st *State) error {
 	if !ok {
 		return nil
 	}
-	return pki.Errorf(pki.EBadRequest, "the request's public key is %s: this server never certifies its own keys; enroll with a key of the device's own", role)
+	return ownKeyRefusal(role, nil)
+}
+
+// ownKeyRefusal is the refusal of a key of the server's own, role naming
+// it ("the SCEP RA's key (CN=…)"); cause is the store's, if it found it.
+func ownKeyRefusal(role string, cause error) error {
+	return pki.Wrap(pki.EBadRequest, cause, "the request's public key is "+role+": this server never certifies its own keys; enroll with a key of the device's own")
+}
+
+// ownKeyLate is the refusal of an issuance the store refused because its
+// key is that of one of the server's own certificates in the inventory
+// (store.ErrOwnKey): one recorded since this node last loaded its CA, such
+// as a new RA of 'ca renew-ra' or 'ca rollover' (checkNotOwnKey, in
+// memory, knows it only after the reload). It reads as checkNotOwnKey's.
+func ownKeyLate(err error) error {
+	role := "the key of one of this server's own certificates"
+	var own *store.OwnKeyError
+	if errors.As(err, &own) && own.Profile != "" {
+		switch own.Profile {
+		case RAProfileName:
+			role = "the SCEP RA's key (" + own.Subject + ")"
+		case "ocsp-responder": // responderProfile
+			role = "the key of an OCSP responder (" + own.Subject + ")"
+		case "tls-server": // serverProfile
+			role = "the key of a server's HTTPS certificate (" + own.Subject + ")"
+		default:
+			role = "the key of the server's own certificate " + own.Subject + " (profile " + own.Profile + ")"
+		}
+	}
+	return ownKeyRefusal(role, err)
 }
 
 // checkChannelBinding links a request that came over TLS to its session

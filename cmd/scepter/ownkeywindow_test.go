@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// An RA that 'ca renew-ra' or 'ca rollover' makes beside a running server
+// is in the inventory at once, but in the server's memory only once it
+// reloads its CA (every --ca-reload-interval). A request for the new RA's
+// key in that window, by anyone who could read the data directory, is
+// refused as the in-memory check refuses it (badRequest naming the SCEP
+// RA's key), over each protocol, and nothing is recorded for it.
+func TestNewRAKeyIsRefusedBeforeTheServerReloads(t *testing.T) {
+	tests := []struct {
+		name string
+		// makeRA runs the command's code against the running server's
+		// data directory and store, and returns the RA it made.
+		makeRA func(t *testing.T, p *fixture.PKI) *pki.RA
+	}{
+		{"ca renew-ra", func(t *testing.T, p *fixture.PKI) *pki.RA {
+			// Three years: later than the first RA's end.
+			_, renewed, err := renewRA(context.Background(), p.Store, p.Dir, ca.RenewRAOptions{Validity: 3 * 365 * raTestDay}, p.Clock, "host-a tester", nil)
+			if err != nil {
+				t.Fatalf("renewRA: %v", err)
+			}
+			return renewed
+		}},
+		{"ca rollover", func(t *testing.T, p *fixture.PKI) *pki.RA {
+			ctx := context.Background()
+			_, ra, err := cashare.Rollover(ctx, p.Store, p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(72 * time.Hour),
+				ReserveRA: raSerialReserve(p.Store, p.Clock)}, p.Clock, "host-a tester")
+			if err != nil {
+				t.Fatalf("rollover: %v", err)
+			}
+			a, _, err := loadCLICA(ctx, p.Store, p.Dir, nil, p.Clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := recordRAs(ctx, p.Store, a, p.Clock); err != nil {
+				t.Fatalf("recording the next RA: %v", err)
+			}
+			return ra
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			p := fixture.New(t, fixture.Options{})
+			ra := tc.makeRA(t, p)
+			if ra == nil || ra.IsCA {
+				t.Fatalf("no separate RA made: %+v", ra)
+			}
+			if recs, err := p.Store.CertificatesBySerial(ctx, ra.Cert.SerialNumber.Text(16)); err != nil || len(recs) != 1 || recs[0].Profile != enroll.RAProfileName {
+				t.Fatalf("the new RA in the inventory: %+v, %v; want it recorded under %s", recs, err, enroll.RAProfileName)
+			}
+			if _, known := p.Authority.OwnKeyRole(ra.Cert.PublicKey); known {
+				t.Fatal("the running server knows the new RA already: no window to test")
+			}
+			for _, protocol := range []pki.Protocol{pki.ProtocolSCEP, pki.ProtocolEST, pki.ProtocolCLI} {
+				req := p.Request(t, "new-ra-key")
+				der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "new-ra-key"}}, ra.Key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if req.CSR, err = x509.ParseCertificateRequest(der); err != nil {
+					t.Fatal(err)
+				}
+				req.Protocol, req.TransactionID = protocol, "new-ra-key-"+string(protocol)
+				_, err = p.Service.Enroll(ctx, req.Request)
+				if msg := pki.ErrorMessage(err); pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(msg, "the SCEP RA's key ("+ra.Cert.Subject.String()+")") ||
+					!strings.Contains(msg, "never certifies its own keys") {
+					t.Errorf("%s: enrolling the new RA's key: %v; want badRequest naming the SCEP RA's key", protocol, err)
+				}
+			}
+			certs, _, err := p.Store.ListCertificates(ctx, store.CertFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range certs {
+				if c.Subject == "CN=new-ra-key" {
+					t.Errorf("certificate %s (%s) issued for the new RA's key", c.SerialHex, c.Protocol)
+				}
+			}
+			// A key of the device's own is issued as before.
+			p.Issue(t, "device")
+		})
+	}
+}
