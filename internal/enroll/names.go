@@ -221,13 +221,83 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		return pki.Errorf(pki.EBadRequest, "the request asks for subject alternative names this CA does not issue as asked: %s (only DNS names, email addresses, URIs and IP addresses are issued, each as the request spells it)",
 			strings.Join(unissued, ", "))
 	}
+	cns, err := np.checkSubject(st.Profile.Name, st.Req.Renewal, req.RawSubject)
+	if err != nil {
+		return err
+	}
+	asked := SANSet{DNSNames: req.DNSNames, EmailAddresses: req.EmailAddresses, IPAddresses: req.IPAddresses, URIs: req.URIs}
+	if err := np.checkSANs(asked, cns); err != nil {
+		return err
+	}
+	st.SANs = asked.with(np.sans)
+	st.RawSubject = req.RawSubject
+	if len(np.fixed) > 0 {
+		raw, err := np.applyFixed(req.RawSubject)
+		if err != nil {
+			return pki.Errorf(pki.EBadRequest, "the subject cannot take the profile's fixed attributes: %v", err)
+		}
+		st.RawSubject = raw
+	}
+	return nil
+}
+
+// CheckBoundNames holds the identity a one-time challenge is to be bound
+// to (rawSubject, DER, nil for none; names, "dns:…" and "email:…") to
+// profile p's subject and SAN rules, as an enrollment carrying exactly
+// that subject and those names is held to them, so that a challenge no
+// enrollment could use is refused when it is made, not minted. Without a
+// subject the subject rules wait for the enrollment, whose subject the
+// challenge leaves open.
+func CheckBoundNames(p pki.Profile, rawSubject []byte, names []string) error {
+	np, err := compileNames(p)
+	if err != nil {
+		return fmt.Errorf("enroll: profile %q: %w", p.Name, err)
+	}
+	var cns []string
+	if rawSubject != nil {
+		if cns, err = np.checkSubject(p.Name, false, rawSubject); err != nil {
+			return err
+		}
+	}
+	var bound SANSet
+	for _, n := range names {
+		switch typ, v, _ := strings.Cut(n, ":"); typ {
+		case "dns":
+			bound.DNSNames = append(bound.DNSNames, v)
+		case "email":
+			bound.EmailAddresses = append(bound.EmailAddresses, v)
+		default:
+			return fmt.Errorf("enroll: bound name %q: want dns:NAME or email:ADDRESS", n)
+		}
+	}
+	if err := np.checkSANs(bound, cns); err != nil {
+		return err
+	}
+	// The issuer bounds the names it signs, the profile's fixed ones
+	// with the request's, by max_sans: one that carries every bound name
+	// must fit.
+	if n := len(bound.with(np.sans).all()); n > max(p.MaxSANs, 0) {
+		return pki.Errorf(pki.EBadRequest, "%d subject alternative names with the profile's fixed ones (san_fixed), the profile allows at most %d (max_sans)", n, max(p.MaxSANs, 0))
+	}
+	return nil
+}
+
+// all lists every name in a, whatever its type.
+func (a SANSet) all() []string {
+	return formatSANs(a.DNSNames, a.EmailAddresses, a.IPAddresses, a.URIs)
+}
+
+// checkSubject holds a subject (DER) to the profile's subject rules
+// (subject_required, subject_fixed, subject_patterns, subject_allowed)
+// and returns its CNs. renewal says a renewal asks for it.
+func (np *namePolicy) checkSubject(profile string, renewal bool, rawSubject []byte) ([]string, error) {
 	// The subject read as the issuer reads it (csr.WalkName): encoding/asn1
 	// would take an RDN with no attribute (SET {}), which RFC 5280 does not.
 	// A value that is no text matches a pattern as "#" and its hex.
 	values := map[string][]string{}
 	var types []string // every attribute type, in order, once
 	count := map[string]int{}
-	if _, err := csr.WalkName(req.RawSubject, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+	if _, err := csr.WalkName(rawSubject, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
 		name := attributeName(oid)
 		if name != "" {
 			text, ok := csr.AttributeText(tag, value)
@@ -243,44 +313,51 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 		}
 		return nil
 	}, nil); err != nil {
-		return pki.Wrap(pki.EBadRequest, ErrMalformedRequest, "the request's subject is not a valid name")
+		return nil, pki.Wrap(pki.EBadRequest, ErrMalformedRequest, "the request's subject is not a valid name")
 	}
-	if err := np.checkSubjectTypes(st, types, count); err != nil {
-		return err
+	if err := np.checkSubjectTypes(profile, renewal, types, count); err != nil {
+		return nil, err
 	}
 	for _, a := range np.required {
 		if _, fixed := np.fixedValue(a); !fixed && len(values[a]) == 0 {
-			return pki.Errorf(pki.EBadRequest, "the subject must contain %s", a)
+			return nil, pki.Errorf(pki.EBadRequest, "the subject must contain %s (subject_required)", a)
 		}
 	}
 	for a, re := range np.patterns {
 		for _, v := range values[a] {
 			if !re.MatchString(v) {
-				return pki.Errorf(pki.EBadRequest, "subject %s %q is not allowed by the profile", a, v)
+				return nil, pki.Errorf(pki.EBadRequest, "subject %s %q is not allowed by the profile (subject_patterns.%s)", a, v, a)
 			}
 		}
 	}
+	return values["CN"], nil
+}
+
+// checkSANs holds the names a request asks for (sans, without the
+// profile's fixed ones) and its subject's CNs (cns) to the profile's SAN
+// rules.
+func (np *namePolicy) checkSANs(sans SANSet, cns []string) error {
 	// The profile's fixed names are its own, not the device's: a renewal
 	// asks for them again (RFC 7030 §4.2.2 wants the same names), and they
 	// need not match the patterns that bound what a device may ask for.
-	for _, d := range req.DNSNames {
+	for _, d := range sans.DNSNames {
 		if !allowedBy(np.dns, d) && !slices.ContainsFunc(np.sans.DNSNames, func(f string) bool { return dnsNameKey(f) == dnsNameKey(d) }) {
-			return pki.Errorf(pki.EBadRequest, "DNS name %q is not allowed by the profile", d)
+			return pki.Errorf(pki.EBadRequest, "DNS name %q is not allowed by the profile (dns_patterns)", d)
 		}
 	}
-	for _, e := range req.EmailAddresses {
+	for _, e := range sans.EmailAddresses {
 		if !np.otherAllowed(np.email, e) && !slices.ContainsFunc(np.sans.EmailAddresses, func(f string) bool { return emailKey(f) == emailKey(e) }) {
-			return pki.Errorf(pki.EBadRequest, "email address %q is not allowed by the profile", e)
+			return pki.Errorf(pki.EBadRequest, "email address %q is not allowed by the profile (%s)", e, np.otherRule("email_patterns", "email address", len(np.email) > 0))
 		}
 	}
-	for _, u := range req.URIs {
+	for _, u := range sans.URIs {
 		if !np.otherAllowed(np.uri, u.String()) && !slices.ContainsFunc(np.sans.URIs, func(f *url.URL) bool { return uriKey(f) == uriKey(u) }) {
-			return pki.Errorf(pki.EBadRequest, "URI %q is not allowed by the profile", u.String())
+			return pki.Errorf(pki.EBadRequest, "URI %q is not allowed by the profile (%s)", u.String(), np.otherRule("uri_patterns", "URI", len(np.uri) > 0))
 		}
 	}
-	for _, ip := range req.IPAddresses {
+	for _, ip := range sans.IPAddresses {
 		if !np.ipAllowed(ip) && !slices.ContainsFunc(np.sans.IPAddresses, func(f net.IP) bool { return f.Equal(ip) }) {
-			return pki.Errorf(pki.EBadRequest, "IP address %s is not allowed by the profile", ip)
+			return pki.Errorf(pki.EBadRequest, "IP address %s is not allowed by the profile (%s)", ip, np.otherRule("ip_ranges", "IP address", len(np.ips) > 0))
 		}
 	}
 	// A CN that reads as a host name or an IP address is one to relying
@@ -290,26 +367,27 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 	// CN as a string; with a DNS SAN, RFC 6125 §6.4.4 has them ignore the
 	// CN. So with DNS patterns or IP ranges, such a CN must pass them too,
 	// or they are bypassed.
-	if (len(np.dns) > 0 || len(np.ips) > 0) && len(req.DNSNames) == 0 && len(np.sans.DNSNames) == 0 {
-		for _, cn := range values["CN"] {
+	if (len(np.dns) > 0 || len(np.ips) > 0) && len(sans.DNSNames) == 0 && len(np.sans.DNSNames) == 0 {
+		for _, cn := range cns {
 			if err := np.checkCNAsHost(cn); err != nil {
 				return err
 			}
 		}
 	}
-	if np.needSAN && len(req.DNSNames)+len(req.EmailAddresses)+len(req.IPAddresses)+len(req.URIs) == 0 {
-		return pki.Errorf(pki.EBadRequest, "the profile requires a subject alternative name")
-	}
-	st.SANs = SANSet{DNSNames: req.DNSNames, EmailAddresses: req.EmailAddresses, IPAddresses: req.IPAddresses, URIs: req.URIs}.with(np.sans)
-	st.RawSubject = req.RawSubject
-	if len(np.fixed) > 0 {
-		raw, err := np.applyFixed(req.RawSubject)
-		if err != nil {
-			return pki.Errorf(pki.EBadRequest, "the subject cannot take the profile's fixed attributes: %v", err)
-		}
-		st.RawSubject = raw
+	if np.needSAN && len(sans.DNSNames)+len(sans.EmailAddresses)+len(sans.IPAddresses)+len(sans.URIs) == 0 {
+		return pki.Errorf(pki.EBadRequest, "the profile requires a subject alternative name (require_san)")
 	}
 	return nil
+}
+
+// otherRule names the rule that refused an email, URI or IP address
+// (what): its own (rule) or, when the profile has none of those (own is
+// false) but DNS patterns, those, which then leave no other name.
+func (np *namePolicy) otherRule(rule, what string, own bool) string {
+	if !own && len(np.dns) > 0 {
+		return fmt.Sprintf("dns_patterns: a profile that names its hosts allows no %s that %s does not", what, rule)
+	}
+	return rule
 }
 
 // checkSubjectTypes holds the subject's attribute types (types, each
@@ -322,7 +400,7 @@ func (s *Service) checkNames(_ context.Context, st *State) error {
 // allowed may be what a VPN gateway or a directory authorizes by. A
 // renewal is refused as a first enrollment is: the certificate it renews
 // was issued before the profile refused the attribute.
-func (np *namePolicy) checkSubjectTypes(st *State, types []string, count map[string]int) error {
+func (np *namePolicy) checkSubjectTypes(profile string, renewal bool, types []string, count map[string]int) error {
 	if np.allowed == nil {
 		return nil
 	}
@@ -345,17 +423,17 @@ func (np *namePolicy) checkSubjectTypes(st *State, types []string, count map[str
 			what = "attributes " + strings.Join(unlisted, ", ") + " are"
 		}
 		reasons = append(reasons, fmt.Sprintf("the subject %s not allowed by profile %q, whose subject may hold %s only (subject_required, subject_fixed, subject_patterns, subject_allowed)",
-			what, st.Profile.Name, strings.Join(np.allowedTypes(), ", ")))
+			what, profile, strings.Join(np.allowedTypes(), ", ")))
 	}
 	if len(repeated) > 0 {
 		reasons = append(reasons, fmt.Sprintf("the subject has %s attributes: profile %q takes one of each (a type listed in subject_allowed may repeat)",
-			strings.Join(repeated, ", "), st.Profile.Name))
+			strings.Join(repeated, ", "), profile))
 	}
 	if len(reasons) == 0 {
 		return nil
 	}
 	msg := strings.Join(reasons, "; ")
-	if st.Req.Renewal {
+	if renewal {
 		msg += "; the certificate to renew has it, issued before the profile refused it: enroll anew with a subject the profile allows"
 	}
 	return pki.Errorf(pki.EBadRequest, "%s", msg)
