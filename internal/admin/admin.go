@@ -162,6 +162,16 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 				"the subject's emailAddress %q must also be bound as an email (the CA puts it in the subject alternative names too): no enrollment could use this challenge", e)
 		}
 	}
+	// The profile's subject and name rules, as the enrollment applies
+	// them: a binding they refuse would refuse every enrollment with it.
+	if subject != nil || len(sans) > 0 {
+		if err := enroll.CheckBoundNames(s.profiles[profile], subject, sans); err != nil {
+			if pki.ErrorCode(err) != pki.EBadRequest {
+				return "", pki.Challenge{}, fmt.Errorf("admin: check the binding against profile %q: %w", profile, err)
+			}
+			return "", pki.Challenge{}, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("profile %q refuses this binding: %s: no enrollment could use this challenge", profile, pki.ErrorMessage(err)))
+		}
+	}
 	secret, err := credential.RandomHex(16)
 	if err != nil {
 		return "", pki.Challenge{}, err

@@ -150,3 +150,82 @@ func TestChallengeBoundEmails(t *testing.T) {
 		}
 	}
 }
+
+// A binding the profile's subject or name rules refuse (subject_required,
+// subject_fixed, subject_patterns, subject_allowed, dns_patterns,
+// email_patterns, require_san, max_sans) would refuse every enrollment
+// with it, as those rules refuse the request: it is refused when asked
+// for, naming what and the rule, and nothing is stored. A challenge bound
+// to nothing leaves the names to the enrollment.
+func TestChallengeBindingProfileRules(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	strict := pki.DefaultProfile()
+	strict.Name = "strict"
+	strict.SubjectRequired = []string{"CN"}
+	strict.SubjectFixed = map[string]string{"O": "Acme"}
+	strict.SubjectPatterns = map[string]string{"CN": `^dev-[0-9]+$`}
+	strict.DNSPatterns = []string{`^[a-z0-9-]+\.corp\.example$`}
+	strict.EmailPatterns = []string{`@corp\.example$`}
+	strict.SANFixed = []string{"dns:vpn.corp.example"}
+	strict.MaxSANs = 3
+	needsSAN := pki.DefaultProfile()
+	needsSAN.Name = "needs-san"
+	needsSAN.RequireSAN = true
+	hosts := pki.DefaultProfile()
+	hosts.Name = "hosts"
+	hosts.DNSPatterns = []string{`\.corp\.example$`}
+	profiles := map[string]pki.Profile{"default": pki.DefaultProfile(), strict.Name: strict, needsSAN.Name: needsSAN, hosts.Name: hosts}
+	svc := New(st, clock, nil, profiles, "default")
+	for _, tc := range []struct {
+		name, profile, subject string
+		dns, emails            []string
+		refused                string // what the refusal names, "" when the binding is usable
+	}{
+		{name: "unbound", profile: "strict"},
+		{name: "allowed subject", profile: "strict", subject: "CN=dev-1"},
+		{name: "fixed attribute replaced", profile: "strict", subject: "CN=dev-1,O=Other"},
+		{name: "pattern", profile: "strict", subject: "CN=laptop", refused: `subject CN "laptop" is not allowed by the profile (subject_patterns.CN)`},
+		{name: "required", profile: "strict", subject: "O=Acme", refused: "the subject must contain CN (subject_required)"},
+		{name: "unlisted attribute", profile: "strict", subject: "CN=dev-1,OU=admins", refused: "attribute OU is not allowed by profile \"strict\""},
+		{name: "repeated attribute", profile: "strict", subject: "CN=dev-1,CN=dev-2", refused: "2 CN attributes"},
+		{name: "allowed name", profile: "strict", dns: []string{"a.corp.example"}, emails: []string{"d@corp.example"}},
+		{name: "dns pattern", profile: "strict", subject: "CN=dev-1", dns: []string{"a.other.example"}, refused: `DNS name "a.other.example" is not allowed by the profile (dns_patterns)`},
+		{name: "email pattern", profile: "strict", emails: []string{"d@gmail.example"}, refused: `email address "d@gmail.example" is not allowed by the profile (email_patterns)`},
+		{name: "email left out by dns patterns", profile: "hosts", emails: []string{"d@corp.example"}, refused: "(dns_patterns: a profile that names its hosts allows no email address that email_patterns does not)"},
+		{name: "max sans with fixed", profile: "strict", dns: []string{"a.corp.example", "b.corp.example", "c.corp.example"}, refused: "4 subject alternative names with the profile's fixed ones (san_fixed), the profile allows at most 3 (max_sans)"},
+		{name: "fixed name bound too", profile: "strict", dns: []string{"a.corp.example", "b.corp.example", "VPN.corp.example"}},
+		{name: "subject alone allows no name", profile: "needs-san", subject: "CN=d", refused: "the profile requires a subject alternative name (require_san)"},
+		{name: "subject with a name", profile: "needs-san", subject: "CN=d", dns: []string{"d.example"}},
+		{name: "CN as a host", profile: "hosts", subject: "CN=www.other.example", refused: `subject CN "www.other.example" reads as a host name the profile's DNS patterns do not allow`},
+		{name: "CN as a host beside a DNS name", profile: "hosts", subject: "CN=www.other.example", dns: []string{"www.corp.example"}},
+		{name: "default profile takes any", subject: "CN=laptop,OU=admins,CN=x", dns: []string{"a.other.example"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _, err := st.ListChallenges(ctx, store.ChallengeFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = svc.NewChallengeFor(ctx, ChallengeSpec{TTL: time.Hour, Profile: tc.profile, Subject: tc.subject, DNSNames: tc.dns, Emails: tc.emails, Actor: "test"})
+			after, _, _ := st.ListChallenges(ctx, store.ChallengeFilter{})
+			if tc.refused == "" {
+				if err != nil || len(after) != len(before)+1 {
+					t.Errorf("%v, want a challenge", err)
+				}
+				return
+			}
+			msg := pki.ErrorMessage(err)
+			if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(msg, tc.refused) || !strings.HasSuffix(msg, "no enrollment could use this challenge") {
+				t.Errorf("%v, want a bad request saying %q, and that no enrollment could use it", err, tc.refused)
+			}
+			if len(after) != len(before) {
+				t.Error("a refused challenge was stored")
+			}
+		})
+	}
+}

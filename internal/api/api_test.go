@@ -37,10 +37,19 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvWith(t)
+}
+
+// newEnvWith is newEnv with more profiles beside "default" and "approval".
+func newEnvWith(t testing.TB, more ...pki.Profile) *env {
+	t.Helper()
 	approval := pki.DefaultProfile()
 	approval.Name, approval.RequireApproval = "approval", true
-	p := fixture.New(t, fixture.Options{Config: enroll.Config{DefaultProfile: "default",
-		Profiles: map[string]pki.Profile{"default": pki.DefaultProfile(), "approval": approval}}})
+	configured := map[string]pki.Profile{"default": pki.DefaultProfile(), "approval": approval}
+	for _, m := range more {
+		configured[m.Name] = m
+	}
+	p := fixture.New(t, fixture.Options{Config: enroll.Config{DefaultProfile: "default", Profiles: configured}})
 	profiles, def := p.Service.Profiles()
 	au := auth.New(p.Store, p.Clock, p.Log)
 	o := ops.New(ops.Config{Store: p.Store, Admin: admin.New(p.Store, p.Clock, p.Log, profiles, def), Enroll: p.Service, Auth: au,

@@ -40,12 +40,16 @@ type env struct {
 
 var roles = []pki.Role{pki.RoleAdmin, pki.RoleOperator, pki.RoleAuditor}
 
-func newEnv(t *testing.T, opts console.Options) *env {
+// newEnv builds an env; more are profiles beside "default" and "held".
+func newEnv(t *testing.T, opts console.Options, more ...pki.Profile) *env {
 	t.Helper()
 	def := pki.DefaultProfile()
 	held := pki.DefaultProfile()
 	held.Name, held.RequireApproval = "held", true
 	profiles := map[string]pki.Profile{def.Name: def, held.Name: held}
+	for _, m := range more {
+		profiles[m.Name] = m
+	}
 	p := fixture.New(t, fixture.Options{Config: enroll.Config{Profiles: profiles, DefaultProfile: def.Name}})
 	adm := admin.New(p.Store, p.Clock, p.Log, profiles, def.Name)
 	au := auth.New(p.Store, p.Clock, p.Log)
