@@ -77,8 +77,13 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 	secret, ch, err := svc.NewChallengeFor(ctx, admin.ChallengeSpec{TTL: time.Duration(spec.ttl), Profile: spec.profile, Subject: spec.subject,
 		DNSNames: spec.dns, Emails: spec.emails, Actor: cliActor()})
 	if err != nil {
-		// The refusal's message already holds its cause: the chain would
-		// say it twice.
+		if pki.ErrorCode(err) == pki.EBadRequest {
+			// A profile or binding refused (the API's 422: one no
+			// enrollment could use) is a flag value to change, exit 2 as a
+			// --ttl out of range. The refusal's message already holds its
+			// cause: the chain would say it twice.
+			return usageError{pki.ErrorMessage(err)}
+		}
 		return serviceError(err)
 	}
 	// The secret alone on stdout, so scripts can capture it. Nobody else

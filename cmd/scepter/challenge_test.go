@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,14 +48,15 @@ func TestChallengeTTLOneRule(t *testing.T) {
 
 // A binding the CA would refuse is told once, as the API's 422 gives it:
 // the CLI showed the wrapped chain, "bad_request: subject …: <reason>: no
-// enrollment could use this challenge: bad_request: <reason>".
+// enrollment could use this challenge: bad_request: <reason>". It is a
+// flag value to change: exit 2.
 func TestChallengeRefusalSaysItOnce(t *testing.T) {
 	dir, _ := caDataDir(t, ca.InitOptions{})
 	e, out, _ := testEnv(nil)
 	err := run(context.Background(), e, []string{"challenge", "new", "--data-dir", dir, "--subject", "C=UK,CN=ch1"})
 	const reason = "the United Kingdom's code is GB"
-	if err == nil || exitCode(err) != 1 {
-		t.Fatalf("err = %v (exit %d), want a refusal, exit 1", err, exitCode(err))
+	if err == nil || exitCode(err) != 2 {
+		t.Fatalf("err = %v (exit %d), want a refusal, exit 2", err, exitCode(err))
 	}
 	msg := err.Error()
 	if strings.Count(msg, reason) != 1 || strings.Contains(msg, "bad_request") || !strings.HasSuffix(msg, "no enrollment could use this challenge") {
@@ -62,5 +64,52 @@ func TestChallengeRefusalSaysItOnce(t *testing.T) {
 	}
 	if out.Len() != 0 {
 		t.Errorf("a refused challenge printed %q", out)
+	}
+}
+
+// challenge new with a binding the profile's subject or name rules refuse
+// exits 2 with the reason, naming what and the rule, and mints nothing:
+// every enrollment with it would be refused by those rules.
+func TestChallengeNewBindingProfileRules(t *testing.T) {
+	ctx := context.Background()
+	dir, _ := caDataDir(t, ca.InitOptions{})
+	config := filepath.Join(t.TempDir(), "scepter.toml")
+	const profile = "[profiles.vpn]\nsubject_required = [\"CN\"]\nsubject_patterns = { CN = '^gw-[0-9]+$' }\ndns_patterns = ['\\.vpn\\.example$']\n"
+	if err := os.WriteFile(config, []byte(profile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		refuse string // "" when a challenge is made
+	}{
+		{"subject pattern", []string{"--subject", "CN=laptop"}, `subject CN "laptop" is not allowed by the profile (subject_patterns.CN)`},
+		{"unlisted attribute", []string{"--subject", "CN=gw-7,OU=admins"}, `attribute OU is not allowed by profile "vpn"`},
+		{"dns pattern", []string{"--subject", "CN=gw-7", "--dns", "gw-7.other.example"}, `DNS name "gw-7.other.example" is not allowed by the profile (dns_patterns)`},
+		{"allowed", []string{"--subject", "CN=gw-7", "--dns", "gw-7.vpn.example"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, out, _ := testEnv(nil)
+			err := run(ctx, e, append([]string{"challenge", "new", "--data-dir", dir, "--config", config, "--profile", "vpn"}, tc.args...))
+			if tc.refuse == "" {
+				if err != nil || out.Len() == 0 {
+					t.Fatalf("err = %v, want a challenge on stdout", err)
+				}
+				return
+			}
+			if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), tc.refuse) || !strings.HasSuffix(err.Error(), "no enrollment could use this challenge") {
+				t.Errorf("err = %v (exit %d), want exit 2 saying %q", err, exitCode(err), tc.refuse)
+			}
+			if out.Len() != 0 {
+				t.Errorf("a refused challenge printed %q", out)
+			}
+		})
+	}
+	e, out, _ := testEnv(nil)
+	if err := run(ctx, e, []string{"challenge", "list", "--json", "--data-dir", dir}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), `"id"`); n != 1 {
+		t.Errorf("%d challenges stored, want the one allowed:\n%s", n, out)
 	}
 }
