@@ -255,7 +255,11 @@ var (
 	oidJurisdictionState    = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 2}
 )
 
-func isDirectoryStringAttribute(oid asn1.ObjectIdentifier) bool {
+// IsDirectoryStringAttribute: oid is an attribute type of DirectoryString
+// syntax (directoryStringAttributes, uid, the EV jurisdiction's locality
+// and state), whose values compare without regard to case (X.520's
+// caseIgnoreMatch).
+func IsDirectoryStringAttribute(oid asn1.ObjectIdentifier) bool {
 	if oid.Equal(oidJurisdictionLocality) || oid.Equal(oidJurisdictionState) || oid.Equal(oidUserID) {
 		return true
 	}
@@ -281,7 +285,7 @@ func retypedAttribute(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) (
 		// jurisdictionCountryName (CA/B EV Guidelines 9.2.4); some clients
 		// write every attribute as a UTF8String.
 		want, fits = cbasn1.PrintableString, printable
-	case isDirectoryStringAttribute(oid) && (tag == cbasn1.IA5String || tag == cbasn1.Tag(asn1.TagNumericString) || tag == cbasn1.T61String):
+	case IsDirectoryStringAttribute(oid) && (tag == cbasn1.IA5String || tag == cbasn1.Tag(asn1.TagNumericString) || tag == cbasn1.T61String):
 		// A DirectoryString (X.520: commonName, organizationName, ...) is
 		// one of five string types, not the first two; the text reads the
 		// same as a UTF8String, which RFC 5280 §4.1.2.6 requires of new

@@ -175,12 +175,14 @@ func askedForOtherNames(st *State, r *pki.EnrollmentRequest) error {
 var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
 // asksAsHeld: req asks for what the held request asks for, as the issuer
-// reads a request (caRequest): the same subject compared as a name
-// (csr.SameName: each attribute's text, whatever its string type, as the
-// issuer compares names for renewals and challenges), and the same
-// subject alternative names as a set (csr.SameAltNames); names of a type
-// the issuer does not issue as asked (csr.UnissuedSANs), or a malformed
-// extension, are compared as encoded instead, so that they count too. The
+// reads a request (caRequest): the same subject compared as RFC 5280 §7.1
+// compares names (sameHeldSubject: each attribute's text, whatever its
+// string type, without insignificant spaces, a DirectoryString's in any
+// case), and the same subject alternative names as a set (csr.SameAltNames:
+// DNS names in any case, an email's domain in any case, IP addresses by
+// value); names of a type the issuer does not issue as asked
+// (csr.UnissuedSANs), or a malformed extension, are compared as encoded
+// instead, so that they count too. The
 // key was compared already. The rest of a CSR may change between sends of
 // one request and changes nothing issued: the challengePassword (not kept;
 // a new one-time challenge, EST's channel binding), the signature (ECDSA
@@ -189,7 +191,7 @@ var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 // refused its approved certificate when it resubmitted. Should a profile
 // come to honour a requested extension, it must be compared here.
 func asksAsHeld(held, req *x509.CertificateRequest) bool {
-	return csr.SameName(held.RawSubject, req.RawSubject) && sameRequestedSANs(held, req)
+	return sameHeldSubject(held.RawSubject, req.RawSubject) && sameRequestedSANs(held, req)
 }
 
 // sameRequestedSANs: a and b ask for the same subject alternative names.
