@@ -261,7 +261,7 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	cert, err := c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: key, CACerts: caCerts, Caps: caps, Challenge: f.challenge,
 		PollInterval: f.pollInterval, MaxWait: f.maxWait})
 	if err = pendingHint(err, key, keyFile == "", f.keyOut, held, req, f.again(), "--key"); err != nil {
-		return heldKeyNote(f.finish(e, key, cert, caCerts, err), held)
+		return heldKeyNote(f.finish(e, key, cert, caCerts, err), err, held)
 	}
 	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
 		return err

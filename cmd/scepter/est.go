@@ -339,7 +339,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		if kept != nil {
 			return keptKeyNote(err, kept, estRefused(err))
 		}
-		return heldKeyNote(err, held)
+		return heldKeyNote(err, err, held)
 	}
 	if res.Key != nil {
 		key = res.Key

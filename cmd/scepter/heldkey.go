@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -287,14 +288,74 @@ func pendingHint(err error, key crypto.Signer, made bool, keyOut string, held *h
 	return fmt.Errorf("%w; its key is saved in %s: to collect the certificate once it is approved, %s, which takes that key up%s; %s", err, keyAt, again, explicit, waitHint)
 }
 
-// heldKeyNote says, after a failure, that the request used a held key:
-// if that request was rejected, only removing the key starts anew.
-func heldKeyNote(err error, held *heldKey) error {
+// heldKeyNote says, after a failure of a request that took up a held key,
+// what to do with that key; err is the failure as told, cause the
+// client's error it came from (which err may only quote). The advice
+// depends on what went wrong (heldKeyFailure): only a request refused for
+// good needs a new key; after a refused challenge or password, or a
+// server that did not answer, the key is still the held request's, and
+// its certificate, once approved, is collected only with it.
+func heldKeyNote(err, cause error, held *heldKey) error {
 	var pe *client.PendingError
 	if err == nil || held == nil || errors.As(err, &pe) {
 		return err
 	}
-	return fmt.Errorf("%w (the request used the key in %s, saved for a request held for approval earlier; remove it to make a new key and a new request)", err, held.path)
+	marker := held.path + heldMarkerSuffix
+	switch heldKeyFailure(cause) {
+	case refusedForGood:
+		return fmt.Errorf("%w (the request used the key in %s, saved for a request held for approval earlier, which the server refused for good: remove it and %s to make a new key and a new request)", err, held.path, marker)
+	case challengeRefused:
+		return fmt.Errorf("%w (the challenge was refused, not the key: %s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and run the same command again with the right --challenge)", err, held.path)
+	case credentialsRefused:
+		return fmt.Errorf("%w (the credentials were refused, not the key: %s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate)", err, held.path)
+	case notAnswered:
+		return fmt.Errorf("%w (%s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and run the same command again later, which takes it up)", err, held.path)
+	}
+	return fmt.Errorf("%w (the request used the key in %s, saved for a request held for approval earlier: if the server rejected that request, remove it and %s to make a new key and a new request; otherwise keep it, the only key its certificate is given for)", err, held.path, marker)
+}
+
+// heldFailure is what went wrong with a request that took up a held key.
+type heldFailure int
+
+const (
+	refusedOtherwise   heldFailure = iota // a refusal of another kind, or another server's words
+	refusedForGood                        // the request was rejected, or the key holds another request
+	challengeRefused                      // SCEP: the challenge password
+	credentialsRefused                    // EST: 401, the user and password or the client certificate
+	notAnswered                           // no answer, or one that says to try again later
+)
+
+// heldKeyFailure tells, from the client's error, what went wrong. SCEP
+// gives a rejection and a wrong challenge one failInfo (badRequest), so
+// its reason, in this server's words, tells them apart; another server's
+// words are a refusal of another kind.
+func heldKeyFailure(err error) heldFailure {
+	var fe *client.FailureError
+	var he *client.HTTPError
+	switch {
+	case errors.As(err, &fe):
+		switch text := strings.ToLower(fe.Text); {
+		case strings.Contains(text, "the request was rejected"), strings.Contains(text, "holds another request of this key"):
+			return refusedForGood
+		case strings.Contains(text, "locked out"):
+			return notAnswered
+		case strings.Contains(text, "challenge password"):
+			return challengeRefused
+		}
+		return refusedOtherwise
+	case errors.As(err, &he):
+		reason := strings.ToLower(he.Reason)
+		switch {
+		case he.Status == http.StatusUnauthorized:
+			return credentialsRefused
+		case he.Status == http.StatusRequestTimeout, he.Status == http.StatusTooManyRequests, he.Status >= 500:
+			return notAnswered
+		case strings.Contains(reason, "the request was rejected"), strings.Contains(reason, "sent before with other names"):
+			return refusedForGood
+		}
+		return refusedOtherwise
+	}
+	return notAnswered // no answer: the server down, a lost connection, a timeout
 }
 
 // forgetHeldKey removes the ".pending" copy of a held key once its
