@@ -10,10 +10,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/scepter/scepter/internal/health"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 	"github.com/scepter/scepter/internal/server"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/postgres"
+	"github.com/scepter/scepter/internal/store/postgres/pgtest"
 )
 
 // unwritable is a store that reads, and writes or not as the test says.
@@ -82,5 +86,50 @@ func TestReadyzFailsWhileTheStoreCannotWrite(t *testing.T) {
 				t.Errorf("/readyz once the store writes again: %d %q, want 200", code, body)
 			}
 		})
+	}
+}
+
+// On PostgreSQL, a lock another session holds that the writes of an
+// issuance wait for (LOCK TABLE in psql, a long migration) fails /readyz
+// within the checks' time, naming it, and the node is ready again once it
+// is released.
+func TestReadyzNamesALockOnPostgreSQL(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Database(t)
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p := fixture.New(t, fixture.Options{})
+	c := health.New(health.Options{Clock: p.Clock, Log: slog.New(slog.DiscardHandler)}, health.Store(st))
+	mux, err := server.PlainMux(server.Handlers{Health: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, mux, "/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz with the store writing: %d %q", code, body)
+	}
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	if _, err := conn.Exec(ctx, `BEGIN; LOCK TABLE certificates IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	p.Clock.Advance(health.DefaultCacheFor)
+	want := "not ready: store\nstore: cannot write: the database is locked by another process\n"
+	if code, body := get(t, mux, "/readyz"); code != http.StatusServiceUnavailable || body != want {
+		t.Fatalf("/readyz while another session locks certificates: %d %q, want 503 %q", code, body, want)
+	}
+
+	if _, err := conn.Exec(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	p.Clock.Advance(health.DefaultCacheFor)
+	if code, body := get(t, mux, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz once the lock is released: %d %q, want 200", code, body)
 	}
 }

@@ -3,7 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -42,5 +47,102 @@ func TestCanWriteOnAReadOnlyServer(t *testing.T) {
 	err = ro.AppendAudit(ctx, pki.AuditEvent{Time: t0, Type: "x", Actor: "test", Outcome: "success"})
 	if !errors.Is(err, store.ErrReadOnly) || pki.ErrorCode(err) != pki.EUnavailable {
 		t.Fatalf("a write on a read-only server: %v (code %s), want store.ErrReadOnly, unavailable", err, pki.ErrorCode(err))
+	}
+}
+
+// holdLock begins a transaction on a connection of its own to dbURL, runs
+// lock in it, and returns the session's pid and a release that rolls it
+// back (also run at the test's end).
+func holdLock(t *testing.T, dbURL, lock string) (pid int64, release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `BEGIN`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, lock); err != nil {
+		t.Fatalf("%s: %v", lock, err)
+	}
+	released := false
+	release = func() {
+		if released {
+			return
+		}
+		released = true
+		if _, err := conn.Exec(ctx, `ROLLBACK`); err != nil {
+			t.Errorf("ROLLBACK: %v", err)
+		}
+		conn.Close(ctx)
+	}
+	t.Cleanup(release)
+	return pid, release
+}
+
+// A lock another session holds that the writes of an issuance wait for
+// (LOCK TABLE in psql, a migration, a session idle in a transaction that
+// holds the audit trail's head) fails CanWrite within about a second,
+// naming it, as store.ErrLocked; once it is released CanWrite passes. A
+// lock that writes do not wait for (ACCESS SHARE, ROW SHARE) passes. The
+// store has one connection: naming the holder needs no other.
+func TestCanWriteSeesALockAnotherSessionHolds(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.Database(t)
+	s, err := Open(ctx, pgtest.WithParam(t, dbURL, "pool_max_conns", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	tests := []struct {
+		lock   string
+		blocks bool
+		names  string // what the error says of the holder, after its pid
+	}{
+		{`LOCK TABLE certificates IN ACCESS EXCLUSIVE MODE`, true, "holds AccessExclusiveLock on certificates"},
+		{`LOCK TABLE serials IN SHARE MODE`, true, "holds ShareLock on serials"},
+		{`LOCK TABLE audit_events IN EXCLUSIVE MODE`, true, "holds ExclusiveLock on audit_events"},
+		{`LOCK TABLE nonces IN SHARE ROW EXCLUSIVE MODE`, true, "holds ShareRowExclusiveLock on nonces"},
+		{`LOCK TABLE transaction_claims IN ACCESS EXCLUSIVE MODE`, true, "holds AccessExclusiveLock on transaction_claims"},
+		{`SELECT 1 FROM audit_head FOR UPDATE`, true, ""},
+		{`LOCK TABLE certificates IN ACCESS SHARE MODE`, false, ""},
+		{`SELECT 1 FROM certificates FOR SHARE`, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.lock, func(t *testing.T) {
+			pid, release := holdLock(t, dbURL, tt.lock)
+			// Generous: the probe waits a second for each lock.
+			probeCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			err := s.CanWrite(probeCtx)
+			if !tt.blocks {
+				if err != nil {
+					t.Fatalf("CanWrite while another session holds %q: %v, want nil (writes do not wait for it)", tt.lock, err)
+				}
+				return
+			}
+			if !errors.Is(err, store.ErrLocked) || !errors.Is(err, store.ErrUnavailable) || probeCtx.Err() != nil {
+				t.Fatalf("CanWrite while another session holds %q: %v, want store.ErrLocked and store.ErrUnavailable before the context ends", tt.lock, err)
+			}
+			if !strings.Contains(err.Error(), "a lock held by another session") {
+				t.Errorf("CanWrite: %q does not say a lock held by another session", err)
+			}
+			if tt.names != "" && !strings.Contains(err.Error(), fmt.Sprintf("pid %d %s", pid, tt.names)) {
+				t.Errorf("CanWrite: %q does not name the holder, pid %d %s", err, pid, tt.names)
+			}
+			release()
+			if err := s.CanWrite(ctx); err != nil {
+				t.Fatalf("CanWrite once the lock is released: %v", err)
+			}
+		})
+	}
+	// The probes left nothing behind.
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM nonces) + (SELECT count(*) FROM audit_events)`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("rows after the probes: %d (%v), want none", n, err)
 	}
 }
