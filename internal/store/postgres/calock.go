@@ -16,7 +16,14 @@ func (s *Store) LockCASetup(ctx context.Context) (unlock func(), err error) {
 	if err != nil {
 		return nil, pgError("postgres: %s: taking the CA setup lock: %w", s.name, err)
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, caSetupLockKey); err != nil {
+	// The node holding it may take longer than a write waits for a lock
+	// (DefaultLockTimeout) to create the CA: wait for it as long as ctx
+	// lets. The unlock resets the setting before the pool has it back.
+	_, err = conn.Exec(ctx, `SET lock_timeout = 0`)
+	if err == nil {
+		_, err = conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, caSetupLockKey)
+	}
+	if err != nil {
 		// The connection may be in any state: close it rather than
 		// return it to the pool.
 		conn.Hijack().Close(context.Background())
@@ -31,6 +38,10 @@ func (s *Store) LockCASetup(ctx context.Context) (unlock func(), err error) {
 		var released bool
 		if err := conn.QueryRow(context.Background(), `SELECT pg_advisory_unlock($1)`, caSetupLockKey).Scan(&released); err != nil || !released {
 			// Closing the session drops the lock with it.
+			conn.Hijack().Close(context.Background())
+			return
+		}
+		if _, err := conn.Exec(context.Background(), `RESET lock_timeout`); err != nil {
 			conn.Hijack().Close(context.Background())
 			return
 		}

@@ -146,3 +146,80 @@ func TestCanWriteSeesALockAnotherSessionHolds(t *testing.T) {
 		t.Errorf("rows after the probes: %d (%v), want none", n, err)
 	}
 }
+
+// A write that waits for a lock another session holds fails after the
+// sessions' lock_timeout (DefaultLockTimeout unless the URL sets one) as
+// store.ErrLocked, which the protocol edges answer with 503, rather than
+// waiting until the request's context ends and naming nothing.
+func TestWriteWaitingForALockFailsAsLocked(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.Database(t)
+	for _, tt := range []struct{ url, want string }{
+		{dbURL, "10s"},
+		{pgtest.WithParam(t, dbURL, "lock_timeout", "300ms"), "300ms"},
+	} {
+		s, err := Open(ctx, tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		var got string
+		if err := s.pool.QueryRow(ctx, `SHOW lock_timeout`).Scan(&got); err != nil || got != tt.want {
+			t.Fatalf("lock_timeout of a store opened with %s: %q (%v), want %q", Redact(tt.url), got, err, tt.want)
+		}
+	}
+
+	s, err := Open(ctx, pgtest.WithParam(t, dbURL, "lock_timeout", "300ms"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	holdLock(t, dbURL, `LOCK TABLE certificates IN ACCESS EXCLUSIVE MODE`)
+	writeCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err = s.RecordIssuance(writeCtx, store.Issuance{Certificate: testCert("01"), Now: t0,
+		Events: []pki.AuditEvent{{Time: t0, Type: pki.EventIssued, Actor: "test", Outcome: "success"}}})
+	if !errors.Is(err, store.ErrLocked) || pki.ErrorCode(err) != pki.EUnavailable || writeCtx.Err() != nil {
+		t.Fatalf("an issuance waiting for a table lock: %v (code %s), want store.ErrLocked, unavailable, before the context ends", err, pki.ErrorCode(err))
+	}
+}
+
+// LockCASetup waits for the node that creates the CA as long as its
+// context lets, however short the sessions' lock_timeout, and gives its
+// connection back to the pool with the lock_timeout it had.
+func TestLockCASetupWaitsPastLockTimeout(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.WithParam(t, pgtest.Database(t), "lock_timeout", "50ms")
+	holder, err := Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Close() })
+	s, err := Open(ctx, pgtest.WithParam(t, dbURL, "pool_max_conns", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+
+	unlock, err := holder.LockCASetup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unlock) // before holder.Close, which waits for its connection
+	waitCtx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if _, err := s.LockCASetup(waitCtx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("LockCASetup while another node holds it: %v, want to wait until its context ends", err)
+	}
+	unlock()
+	unlock2, err := s.LockCASetup(ctx)
+	if err != nil {
+		t.Fatalf("LockCASetup once released: %v", err)
+	}
+	t.Cleanup(unlock2)
+	unlock2()
+	var got string
+	if err := s.pool.QueryRow(ctx, `SHOW lock_timeout`).Scan(&got); err != nil || got != "50ms" {
+		t.Errorf("lock_timeout of the pool's connection after LockCASetup: %q (%v), want 50ms", got, err)
+	}
+}

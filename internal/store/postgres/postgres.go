@@ -63,8 +63,9 @@
 // user, database, sslmode, PGPASSWORD and ~/.pgpass, …) with pgxpool's
 // pool settings: pool_max_conns (default max(4, number of CPUs)),
 // pool_min_conns, pool_max_conn_lifetime, pool_max_conn_idle_time and
-// pool_health_check_period. application_name defaults to "scepter", and
-// connect_timeout to DefaultConnectTimeout.
+// pool_health_check_period. application_name defaults to "scepter",
+// connect_timeout to DefaultConnectTimeout, and lock_timeout (a server
+// setting the URL may give, 0 for none) to DefaultLockTimeout.
 package postgres
 
 import (
@@ -105,6 +106,16 @@ const maxAttempts = 8
 // DefaultConnectTimeout bounds one connection attempt when the URL sets no
 // connect_timeout.
 const DefaultConnectTimeout = 15 * time.Second
+
+// DefaultLockTimeout bounds how long a statement of the pool's sessions
+// waits for one lock when the URL sets no lock_timeout. A lock another
+// session holds (LOCK TABLE in psql, a long migration or maintenance)
+// then fails the write with lock_not_available, which is store.ErrLocked:
+// the protocol edges answer 503 naming it, well within the requests'
+// budget (server.DefaultHandlerBudget, which an enrollment's two writes
+// share), and the server ends the wait itself, rather than the request's
+// context ending it and the pool's connection with it.
+const DefaultLockTimeout = 10 * time.Second
 
 // Store is the PostgreSQL implementation of store.Store. It is safe for
 // concurrent use, also by several processes on one database.
@@ -157,6 +168,10 @@ func Open(ctx context.Context, url string, opts ...migrate.Option) (*Store, erro
 	}
 	if err := migrateUp(ctx, cfg.ConnConfig, name, opts); err != nil {
 		return nil, err
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["lock_timeout"]; !ok {
+		// Set after migrating: a migration waits for the writers it must.
+		cfg.ConnConfig.RuntimeParams["lock_timeout"] = fmt.Sprintf("%dms", DefaultLockTimeout.Milliseconds())
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
