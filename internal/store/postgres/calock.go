@@ -41,7 +41,7 @@ func (s *Store) LockCASetup(ctx context.Context) (unlock func(), err error) {
 			conn.Hijack().Close(context.Background())
 			return
 		}
-		if _, err := conn.Exec(context.Background(), `RESET lock_timeout`); err != nil {
+		if _, err := conn.Exec(context.Background(), `SELECT set_config('lock_timeout', $1, false)`, s.lockTimeout); err != nil {
 			conn.Hijack().Close(context.Background())
 			return
 		}

@@ -125,6 +125,8 @@ type Store struct {
 
 	listMode pgx.QueryExecMode // how ListCertificates runs its query (customPlanMode)
 
+	lockTimeout string // the sessions' lock_timeout, for LockCASetup to restore
+
 	issues issueQueue // plain issuances waiting for a turn (groupissue.go)
 
 	schema schemaState // a schema newer than this binary's, once seen (schema.go)
@@ -169,15 +171,23 @@ func Open(ctx context.Context, url string, opts ...migrate.Option) (*Store, erro
 	if err := migrateUp(ctx, cfg.ConnConfig, name, opts); err != nil {
 		return nil, err
 	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["lock_timeout"]; !ok {
-		// Set after migrating: a migration waits for the writers it must.
-		cfg.ConnConfig.RuntimeParams["lock_timeout"] = fmt.Sprintf("%dms", DefaultLockTimeout.Milliseconds())
+	// Set after migrating: a migration waits for the writers it must. A
+	// lock_timeout in the URL goes to the server in the startup packet as
+	// given; ours is SET on each new connection instead, since a pooler
+	// such as pgbouncer refuses startup parameters it does not know.
+	lockTimeout, ok := cfg.ConnConfig.RuntimeParams["lock_timeout"]
+	if !ok {
+		lockTimeout = fmt.Sprintf("%dms", DefaultLockTimeout.Milliseconds())
+		cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+			_, err := c.Exec(ctx, `SELECT set_config('lock_timeout', $1, false)`, lockTimeout)
+			return err
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, pgError("postgres: open %s: %w", name, err)
 	}
-	s := &Store{pool: pool, name: name, listMode: customPlanMode(cfg.ConnConfig)}
+	s := &Store{pool: pool, name: name, listMode: customPlanMode(cfg.ConnConfig), lockTimeout: lockTimeout}
 	if err := s.sealAuditTrail(ctx); err != nil {
 		pool.Close()
 		return nil, pgError("postgres: open %s: %w", name, err)
