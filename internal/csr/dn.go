@@ -112,11 +112,19 @@ func AttributeOID(name string) (asn1.ObjectIdentifier, bool) {
 // same bytes. (Comparing rendered text would not do: pkix.Name keeps one
 // CN, so CN=evil+CN=dev would read as CN=dev.)
 func SameName(a, b []byte) bool {
+	return SameNameBy(a, b, func(_ asn1.ObjectIdentifier, tag cbasn1.Tag, v []byte) string {
+		return attributeValue(tag, v)
+	})
+}
+
+// SameNameBy is SameName with each attribute's value compared as value
+// gives it (a matching rule: equal strings are equal values).
+func SameNameBy(a, b []byte, value func(asn1.ObjectIdentifier, cbasn1.Tag, []byte) string) bool {
 	if string(a) == string(b) {
 		return true
 	}
-	ra, okA := nameRDNs(a)
-	rb, okB := nameRDNs(b)
+	ra, okA := nameRDNs(a, value)
+	rb, okB := nameRDNs(b, value)
 	if !okA || !okB || len(ra) != len(rb) {
 		return false
 	}
@@ -168,13 +176,12 @@ func WalkName(raw []byte, atv func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, va
 }
 
 // nameRDNs reads a DER Name as its RDNs, each the sorted list of its
-// attributes as "OID=value", the value decoded when it is a string type
-// (tagged by its kind of text) and hex with its tag otherwise.
-func nameRDNs(raw []byte) ([][]string, bool) {
+// attributes as "OID=" and what value makes of the attribute's value.
+func nameRDNs(raw []byte, value func(asn1.ObjectIdentifier, cbasn1.Tag, []byte) string) ([][]string, bool) {
 	var rdns [][]string
 	var rdn []string
-	_, err := WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
-		rdn = append(rdn, oid.String()+"="+attributeValue(tag, value))
+	_, err := WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, v []byte) error {
+		rdn = append(rdn, oid.String()+"="+value(oid, tag, v))
 		return nil
 	}, func() {
 		slices.Sort(rdn)
@@ -184,7 +191,8 @@ func nameRDNs(raw []byte) ([][]string, bool) {
 }
 
 // attributeValue is a Name attribute's value for comparison: the text of
-// a string type, whatever its encoding; the tag and bytes of anything else.
+// a string type, whatever its encoding ("text:…"); the tag and bytes of
+// anything else ("der:TAG:HEX").
 func attributeValue(tag cbasn1.Tag, v []byte) string {
 	switch tag {
 	case cbasn1.UTF8String, cbasn1.PrintableString, cbasn1.IA5String, cbasn1.T61String, 18 /* NumericString */, 26 /* VisibleString */ :

@@ -2,7 +2,6 @@ package enroll
 
 import (
 	"encoding/asn1"
-	"slices"
 	"strings"
 
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -45,35 +44,7 @@ var (
 // request's match uses it: issuance, renewals and bound challenges compare
 // names with csr.SameName.
 func sameHeldSubject(a, b []byte) bool {
-	if string(a) == string(b) {
-		return true
-	}
-	ra, okA := preparedRDNs(a)
-	rb, okB := preparedRDNs(b)
-	if !okA || !okB || len(ra) != len(rb) {
-		return false
-	}
-	for i := range ra {
-		if !slices.Equal(ra[i], rb[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// preparedRDNs reads a DER Name as its RDNs, each the sorted list of its
-// attributes as "OID=prepared value" (preparedValue).
-func preparedRDNs(raw []byte) ([][]string, bool) {
-	var rdns [][]string
-	var rdn []string
-	_, err := csr.WalkName(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
-		rdn = append(rdn, oid.String()+"="+preparedValue(oid, tag, value))
-		return nil
-	}, func() {
-		slices.Sort(rdn)
-		rdns, rdn = append(rdns, rdn), nil
-	})
-	return rdns, err == nil
+	return csr.SameNameBy(a, b, preparedValue)
 }
 
 // preparedValue is an attribute's value as sameHeldSubject compares it.
