@@ -588,7 +588,8 @@ type Store interface {
 	ListChallenges(ctx context.Context, f ChallengeFilter) (challenges []pki.Challenge, nextCursor string, err error)
 
 	// RememberNonce records a (transactionID, senderNonce) pair until expires.
-	// ErrConflict if the pair is already remembered: the message is a replay.
+	// ErrConflict if the pair is already remembered: the message is a replay
+	// (a *NonceSeen, which says until when it is remembered).
 	// Like ReserveSerial, it may become durable only with the next durable
 	// write: a crash can forget a nonce only with an issuance that was never
 	// acknowledged.

@@ -132,14 +132,34 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("replayed nonce: %w", store.ErrConflict)
+			return errNonceLive
 		}
 		return nil
 	})
+	if errors.Is(err, errNonceLive) {
+		err = s.nonceSeen(ctx, transactionID, senderNonce)
+	}
 	if err != nil {
 		return pgError("postgres: remember nonce of transaction %q: %w", transactionID, err)
 	}
 	return nil
+}
+
+// errNonceLive: RememberNonce found the pair remembered and live.
+var errNonceLive = errors.New("postgres: nonce live")
+
+// nonceSeen is the conflict of a live pair: a NonceSeen with its expiry,
+// read apart (a replay is rare, so the common path pays nothing for it),
+// or ErrConflict alone when it cannot be read.
+func (s *Store) nonceSeen(ctx context.Context, transactionID string, senderNonce []byte) error {
+	var expires int64
+	err := s.pool.QueryRow(ctx, `SELECT expires_at FROM nonces WHERE transaction_id = $1 AND sender_nonce = $2`,
+		transactionID, senderNonce).Scan(&expires)
+	if err != nil {
+		// The conflict stands; only when it began is unknown.
+		return fmt.Errorf("replayed nonce: %w", store.ErrConflict)
+	}
+	return fmt.Errorf("replayed nonce: %w", &store.NonceSeen{Expires: sqlstore.FromMicros(expires)})
 }
 
 // ForgetNonce implements store.Store.

@@ -128,7 +128,7 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 			return err
 		}
 		if n == 0 {
-			return fmt.Errorf("replayed nonce: %w", store.ErrConflict)
+			return nonceSeen(tx.QueryRowContext(ctx, nonceExpiryQuery, transactionID, senderNonce))
 		}
 		return nil
 	})
@@ -136,6 +136,21 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 		return fmt.Errorf("sqlite: remember nonce of transaction %q: %w", transactionID, err)
 	}
 	return nil
+}
+
+// nonceExpiryQuery reads a live pair's expiry, for its replay's NonceSeen:
+// a replay is rare, so the common path pays nothing for it.
+const nonceExpiryQuery = `SELECT expires_at FROM nonces WHERE transaction_id = ? AND sender_nonce = ?`
+
+// nonceSeen is the conflict of a pair that row (nonceExpiryQuery) holds:
+// a NonceSeen with its expiry, or ErrConflict alone when it cannot be read.
+func nonceSeen(row *sql.Row) error {
+	var expires int64
+	if err := row.Scan(&expires); err != nil {
+		// The conflict stands; only when it began is unknown.
+		return fmt.Errorf("replayed nonce: %w", store.ErrConflict)
+	}
+	return fmt.Errorf("replayed nonce: %w", &store.NonceSeen{Expires: sqlstore.FromMicros(expires)})
 }
 
 // ForgetNonce implements store.Store.

@@ -590,6 +590,13 @@ func testNonces(t *testing.T, s store.Store) {
 		err := s.RememberNonce(ctx, st.tx, st.nonce, st.now, st.expires)
 		wantErr(t, st.name, err, st.want)
 	}
+	// A replay's conflict says until when its pair is remembered (the
+	// first expiry, not the replay's), from which the caller tells when
+	// the pair was first remembered.
+	var seen *store.NonceSeen
+	if err := s.RememberNonce(ctx, "tx2", n1, t0.Add(time.Minute), exp.Add(time.Minute)); !errors.As(err, &seen) || !seen.Expires.Equal(exp) {
+		t.Errorf("replay: error %v, want a NonceSeen until %s", err, exp)
+	}
 	// A pair forgotten is accepted again, and remembered again; forgetting
 	// touches no other pair, and a pair not remembered is nothing to do.
 	wantErr(t, "forget", s.ForgetNonce(ctx, "tx1", n1), nil)

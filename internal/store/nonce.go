@@ -1,0 +1,20 @@
+package store
+
+import "time"
+
+// NonceSeen is RememberNonce's ErrConflict for a pair remembered already
+// and still live. Expires is the expiry the pair was remembered with: a
+// caller that knows the lifetime it remembers pairs for tells from it when
+// the pair was first remembered (a copy of a message still being
+// answered, or a replay of one answered long ago). A store that cannot
+// tell returns ErrConflict alone.
+type NonceSeen struct {
+	Expires time.Time
+}
+
+func (e *NonceSeen) Error() string {
+	return "nonce remembered until " + e.Expires.UTC().Format(time.RFC3339Nano) + ": " + ErrConflict.Error()
+}
+
+// Unwrap makes a NonceSeen an ErrConflict for errors.Is.
+func (e *NonceSeen) Unwrap() error { return ErrConflict }
