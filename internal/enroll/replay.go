@@ -44,6 +44,17 @@ func (s *Service) checkReplay(ctx context.Context, req Request) error {
 	if err != nil {
 		return errReplayed()
 	}
+	claim, err := s.store.TransactionClaimOf(ctx, hash, profile.Name, req.TransactionID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("enroll: claim on replayed transaction %q: %w", req.TransactionID, err)
+	case !claim.Expires.IsZero():
+		return nil // live (503 or its certificate, see answerReplay) or lapsed (it runs)
+	}
+	// Looked for after the claim: an issuance ends its claim in the
+	// transaction that records its certificate, so one seen ended by its
+	// record is found here.
 	now := s.clock.Now()
 	certs, err := s.store.CertificatesOfTransaction(ctx, hash, profile.Name, req.TransactionID, now.Add(-resendWindow))
 	if err != nil {
@@ -52,16 +63,7 @@ func (s *Service) checkReplay(ctx context.Context, req Request) error {
 	if len(certs) > 0 {
 		return nil // decided as its resend is, names and all
 	}
-	claim, err := s.store.TransactionClaimOf(ctx, hash, profile.Name, req.TransactionID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return errReplayed()
-	case err != nil:
-		return fmt.Errorf("enroll: claim on replayed transaction %q: %w", req.TransactionID, err)
-	case claim.Expires.IsZero():
-		return errReplayed() // ended: recorded (for other names, or revoked) or released
-	}
-	return nil
+	return errReplayed() // never claimed, or ended: released, or its certificate revoked
 }
 
 // answerReplay answers a replayed request whose resend would now be
@@ -82,6 +84,13 @@ func (s *Service) answerReplay(ctx context.Context, st *State) (*pki.Certificate
 	case err != nil:
 		return nil, fmt.Errorf("enroll: claim on replayed transaction %q: %w", st.Req.TransactionID, err)
 	case claim.Expires.IsZero():
+		// Ended: released, or by its issuance's record since this
+		// request's look (issuedForTransaction), in the transaction that
+		// ended it: a look now finds that.
+		again, err := s.issuedForTransaction(ctx, st)
+		if err != nil || again != nil {
+			return again, err
+		}
 		return nil, errReplayed()
 	}
 	now := s.clock.Now()
