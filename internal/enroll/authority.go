@@ -61,10 +61,17 @@ func (s *Service) ForgetNonce(ctx context.Context, transactionID string, nonce [
 }
 
 // RememberNonce records a message's (transaction ID, sender nonce) pair for
-// lifetime; a pair seen before is a replay, refused with EBadRequest.
+// lifetime; a pair seen before is a replay, refused with EBadRequest, which
+// says when the pair was first remembered (ReplayFirstSeen: its expiry less
+// lifetime, so every node must remember pairs for the same lifetime, as
+// they check signingTime against the same --max-clock-skew).
 func (s *Service) RememberNonce(ctx context.Context, transactionID string, nonce []byte, lifetime time.Duration) error {
 	now := s.clock.Now()
 	err := s.store.RememberNonce(ctx, transactionID, nonce, now, now.Add(lifetime))
+	var seen *store.NonceSeen
+	if errors.As(err, &seen) {
+		return errReplayedSince(seen.Expires.Add(-lifetime))
+	}
 	if errors.Is(err, store.ErrConflict) {
 		return errReplayed()
 	}

@@ -107,6 +107,9 @@ type Request struct {
 	// answered as its first copy's resend, and never issued for unless
 	// that copy's issuance died holding its claim (see checkReplay).
 	Replayed bool
+	// FirstSeen is when a Replayed message's first copy was received
+	// (ReplayFirstSeen of RememberNonce's refusal); zero when unknown.
+	FirstSeen time.Time
 	// Checked is what CheckCredentials returned for this request's
 	// credentials, so that Enroll does not read them again; nil: Enroll
 	// reads them. It is used only for the request it was made for.

@@ -14,7 +14,55 @@ import (
 // that nothing answers again: no certificate of its transaction and key,
 // and no issuance of it in flight.
 func errReplayed() error {
-	return pki.Errorf(pki.EBadRequest, "replayed message: transactionID and senderNonce were seen before")
+	return pki.Errorf(pki.EBadRequest, replayedMessage)
+}
+
+const replayedMessage = "replayed message: transactionID and senderNonce were seen before"
+
+// errReplayedSince is errReplayed for a pair the store says it first
+// remembered at firstSeen (see ReplayFirstSeen).
+func errReplayedSince(firstSeen time.Time) error {
+	return pki.Wrap(pki.EBadRequest, &pairSeen{firstSeen: firstSeen}, replayedMessage)
+}
+
+// pairSeen carries when a replayed message's pair was first remembered.
+type pairSeen struct{ firstSeen time.Time }
+
+func (p *pairSeen) Error() string {
+	return "enroll: the message's pair was first remembered at " + p.firstSeen.UTC().Format(time.RFC3339Nano)
+}
+
+// ReplayFirstSeen is when the message that RememberNonce refused as a
+// replay (err) was first received, for Request.FirstSeen; zero when the
+// store could not tell.
+func ReplayFirstSeen(err error) time.Time {
+	var p *pairSeen
+	if errors.As(err, &p) {
+		return p.firstSeen
+	}
+	return time.Time{}
+}
+
+// copyInFlightWindow is how long after a message was first received a
+// byte-identical copy of it that finds nothing of it (no certificate, no
+// claim on its transaction since then, nothing held) is told to retry
+// (503) rather than refused as a replay. Copies sent at the same moment (a
+// device's retry, a load balancer retrying the POST) meet while the first
+// is still checking its challenge (a webhook may take seconds), and it
+// claims its transaction only after that. A first copy claims, or is
+// refused, within seconds but on a node that stalls; the window is as long
+// as a claim holds (claimLifetime), so a copy is told to retry no longer
+// than the first copy's claim would make it. A copy that still finds
+// nothing after that is refused as every replay was: its first copy was
+// refused, or died before claiming.
+const copyInFlightWindow = claimLifetime
+
+// errCopyInFlight is the 503 of a replayed request whose first copy, seen
+// at firstSeen, may still be on its way to a claim (copyInFlightWindow).
+func errCopyInFlight(firstSeen time.Time) error {
+	return pki.Wrap(pki.EUnavailable,
+		fmt.Errorf("enroll: replayed message first seen at %s; nothing issued, claimed or held for it yet", firstSeen.UTC().Format(time.RFC3339)),
+		"a copy of this message, received moments ago, is still being processed (its certificate is not issued yet); send it again later")
 }
 
 // A replayed message (Request.Replayed) is a copy of one received before,
@@ -24,17 +72,20 @@ func errReplayed() error {
 // senderNonce would be, but never starts an issuance of its own while the
 // first copy may: with the certificate issued for its transaction and key
 // (SUCCESS, encrypted to the requester's key, so a replayer learns
-// nothing), 503 while an issuance of its transaction holds the claim, and
-// refused as a replay when neither holds. An issuance that died holding
-// the claim (lapsed: store.TransactionClaim.Expires passed) signed
-// nothing that was sent: the replay then runs as its resend would, and
-// the claim lets one copy sign.
+// nothing), 503 while an issuance of its transaction holds the claim or
+// the first copy may still be on its way to one (copyInFlightWindow), and
+// refused as a replay when none of these holds. An issuance that died
+// holding the claim (lapsed: store.TransactionClaim.Expires passed)
+// signed nothing that was sent: the replay then runs as its resend would,
+// and the claim lets one copy sign.
 
 // checkReplay decides, before anything else is done for a replayed
 // request (no challenge checked, nothing counted), whether it may be
 // answered at all: a certificate of its transaction and key, or a claim on
-// its transaction that is live or lapsed. Otherwise it is refused as a
-// replay, as every replay was before.
+// its transaction that is live or lapsed. Otherwise it is told to retry
+// while its first copy may still be on its way to a claim
+// (copyInFlightWindow), and refused as a replay, as every replay was
+// before, after that.
 func (s *Service) checkReplay(ctx context.Context, req Request) error {
 	profile, ok := s.Profile(req.Profile)
 	if !ok || req.CSR == nil || req.Protocol != pki.ProtocolSCEP || req.TransactionID == "" {
@@ -47,6 +98,7 @@ func (s *Service) checkReplay(ctx context.Context, req Request) error {
 	claim, err := s.store.TransactionClaimOf(ctx, hash, profile.Name, req.TransactionID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		claim = nil
 	case err != nil:
 		return fmt.Errorf("enroll: claim on replayed transaction %q: %w", req.TransactionID, err)
 	case !claim.Expires.IsZero():
@@ -63,7 +115,18 @@ func (s *Service) checkReplay(ctx context.Context, req Request) error {
 	if len(certs) > 0 {
 		return nil // decided as its resend is, names and all
 	}
-	return errReplayed() // never claimed, or ended: released, or its certificate revoked
+	if claim != nil && !claim.At.Before(req.FirstSeen) {
+		// Ended since the first copy arrived, with no valid certificate:
+		// released (the first copy failed) or its certificate revoked.
+		return errReplayed()
+	}
+	// No claim since the first copy arrived (none, or one an earlier run
+	// released, as a run answered 503 does): it may still be checking its
+	// challenge.
+	if !req.FirstSeen.IsZero() && now.Sub(req.FirstSeen) < copyInFlightWindow {
+		return errCopyInFlight(req.FirstSeen)
+	}
+	return errReplayed()
 }
 
 // answerReplay answers a replayed request whose resend would now be

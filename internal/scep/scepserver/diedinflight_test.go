@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/scep/scepserver"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/postgres"
 	"github.com/scepter/scepter/internal/store/postgres/pgtest"
@@ -46,6 +47,7 @@ func TestReplayOfARequestInFlightOnANodeThatDied(t *testing.T) {
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					ts := newTestServer(t, serverOptions{db: open(t)})
+					nonceLifetime := 2 * scepserver.DefaultMaxClockSkew // the handler's
 					ctx := context.Background()
 					key := testKey(t, 1)
 					der, msg := ts.build(t, reqParams{key: key})
@@ -66,16 +68,19 @@ func TestReplayOfARequestInFlightOnANodeThatDied(t *testing.T) {
 						_, body := ts.post(t, der)
 						issued = ts.parseReply(t, body, msg)
 					case "claimed":
-						if err := ts.Service.RememberNonce(ctx, msg.TransactionID, pair, time.Hour); err != nil {
+						if err := ts.Service.RememberNonce(ctx, msg.TransactionID, pair, nonceLifetime); err != nil {
 							t.Fatal(err)
 						}
 						if _, err := ts.Store.ReserveSerialClaiming(ctx, claim, ts.Authority.Issuer.ID, "0dead", []byte("tbs")); err != nil {
 							t.Fatal(err)
 						}
 					case "seen":
-						if err := ts.Service.RememberNonce(ctx, msg.TransactionID, pair, time.Hour); err != nil {
+						if err := ts.Service.RememberNonce(ctx, msg.TransactionID, pair, nonceLifetime); err != nil {
 							t.Fatal(err)
 						}
+						// Long ago: a copy sent moments after is told to
+						// retry (TestReplayOfARequestOfWhichNothingIsFound).
+						ts.Clock.Advance(copyInFlightWindow)
 					}
 
 					resp, body := ts.post(t, der)

@@ -439,8 +439,10 @@ type request struct {
 	// challenge is the CSR's challengePassword, kept to encrypt the reply
 	// to EC requesters (password recipient, RFC 8894 §3.2.2).
 	challenge string
-	// replayed: the message's pair was seen before (see resentAsIs).
-	replayed bool
+	// replayed: the message's pair was seen before (see resentAsIs),
+	// first at firstSeen (zero: unknown).
+	replayed  bool
+	firstSeen time.Time
 	// cipher and the key transport (with its OAEP and MGF1 hashes) of the
 	// request's envelope: the reply answers in kind.
 	cipher       cms.ContentCipher
@@ -494,7 +496,7 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 			// A copy of a request received before (its answer lost: a
 			// node that died, a balancer that retried): answered as its
 			// resend is, never issued for anew (see enroll.Request).
-			req.replayed = true
+			req.replayed, req.firstSeen = true, enroll.ReplayFirstSeen(err)
 		default:
 			return h.fail(ctx, req, err)
 		}

@@ -89,7 +89,10 @@ func TestEveryRefusalIsAudited(t *testing.T) {
 	}
 	refused, _ := ts.build(t, reqParams{challenge: "wrong"})
 	ts.post(t, refused)
-	ts.post(t, refused) // a replay, of a request nothing was issued for
+	// A replay, of a request nothing was issued for, sent long after it
+	// (at once, it would be told to retry, as a copy still in flight).
+	ts.Clock.Advance(5 * time.Minute)
+	ts.post(t, refused)
 	ts.post(t, []byte("not a pkiMessage"))
 	evs, err := ts.Store.ListAudit(context.Background(), store.AuditFilter{Limit: 100})
 	if err != nil {
