@@ -281,7 +281,7 @@ func unavailableMessage(err error) string {
 	case store.ErrDiskFull:
 		return "nothing can be recorded now: the disk the database is on is full; free some room there, and scepter goes on by itself (the log names the error)"
 	case store.ErrLocked:
-		return "nothing can be recorded now: the database is locked by another process (an sqlite3 shell or a script in a transaction?); end it, and try again"
+		return "nothing can be recorded now: the database is locked by another process (an sqlite3 shell, a psql session or a script in a transaction?); end it, and try again"
 	case store.ErrReadOnly:
 		return "nothing can be recorded now: the database is read-only (a file system mounted read-only, or a PostgreSQL standby); make it writable, and try again"
 	}
