@@ -453,11 +453,25 @@ func printable(b byte) bool {
 		'\'' <= b && b <= ')' || '+' <= b && b <= '/' || b == ' ' || b == ':' || b == '=' || b == '?' || b == '*' || b == '&'
 }
 
+// CheckSANCount holds n, the names a certificate of profile p would carry
+// (the request's with the profile's fixed ones), to p's max_sans, with a
+// refusal that names what it counted and the rule.
+func CheckSANCount(p pki.Profile, n int) error {
+	limit := max(p.MaxSANs, 0)
+	if n <= limit {
+		return nil
+	}
+	if len(p.SANFixed) > 0 {
+		return pki.Errorf(pki.EBadRequest, "%d subject alternative names with the profile's fixed ones (san_fixed), the profile allows at most %d (max_sans)", n, limit)
+	}
+	return pki.Errorf(pki.EBadRequest, "%d subject alternative names requested, the profile allows at most %d (max_sans)", n, limit)
+}
+
 // checkNames enforces the profile's SAN bound and the syntax of each name.
 func checkNames(p pki.Profile, req *Request, subj subjectInfo) error {
 	n := len(req.DNSNames) + len(req.EmailAddresses) + len(req.IPAddresses) + len(req.URIs)
-	if n > max(p.MaxSANs, 0) {
-		return pki.Errorf(pki.EBadRequest, "%d subject alternative names requested, the profile allows at most %d", n, max(p.MaxSANs, 0))
+	if err := CheckSANCount(p, n); err != nil {
+		return err
 	}
 	if n == 0 && subj.empty {
 		return pki.Errorf(pki.EBadRequest, "the request has neither a subject nor a subject alternative name")

@@ -93,3 +93,31 @@ func TestIssueRefusesInvisibleCharacters(t *testing.T) {
 		}
 	}
 }
+
+// A max_sans refusal says what it counted and names the rule: the
+// profile's fixed names only where the profile has some (r63).
+func TestCheckSANCountNamesTheRule(t *testing.T) {
+	plain := pki.Profile{Name: "req", MaxSANs: 2}
+	fixed := pki.Profile{Name: "vpn", MaxSANs: 4, SANFixed: []string{"dns:vpn.acme.example"}}
+	for _, tc := range []struct {
+		p    pki.Profile
+		n    int
+		want string
+	}{
+		{plain, 2, ""},
+		{plain, 3, "3 subject alternative names requested, the profile allows at most 2 (max_sans)"},
+		{fixed, 4, ""},
+		{fixed, 5, "5 subject alternative names with the profile's fixed ones (san_fixed), the profile allows at most 4 (max_sans)"},
+	} {
+		err := CheckSANCount(tc.p, tc.n)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s, %d names: %v, want nil", tc.p.Name, tc.n, err)
+			}
+			continue
+		}
+		if err == nil || pki.ErrorCode(err) != pki.EBadRequest || pki.ErrorMessage(err) != tc.want {
+			t.Errorf("%s, %d names: %v, want badRequest %q", tc.p.Name, tc.n, err, tc.want)
+		}
+	}
+}

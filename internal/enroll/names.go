@@ -276,10 +276,7 @@ func CheckBoundNames(p pki.Profile, rawSubject []byte, names []string) error {
 	// The issuer bounds the names it signs, the profile's fixed ones
 	// with the request's, by max_sans: one that carries every bound name
 	// must fit.
-	if n := len(bound.with(np.sans).all()); n > max(p.MaxSANs, 0) {
-		return pki.Errorf(pki.EBadRequest, "%d subject alternative names with the profile's fixed ones (san_fixed), the profile allows at most %d (max_sans)", n, max(p.MaxSANs, 0))
-	}
-	return nil
+	return ca.CheckSANCount(p, len(bound.with(np.sans).all()))
 }
 
 // all lists every name in a, whatever its type.
