@@ -62,7 +62,7 @@ const copyInFlightWindow = claimLifetime
 func errCopyInFlight(firstSeen time.Time) error {
 	return pki.Wrap(pki.EUnavailable,
 		fmt.Errorf("enroll: replayed message first seen at %s; nothing issued, claimed or held for it yet", firstSeen.UTC().Format(time.RFC3339)),
-		"a copy of this message, received moments ago, is still being processed (its certificate is not issued yet); send it again later")
+		"a copy of this message was received moments ago and nothing is issued for it yet (it may still be in progress, or it was refused); send it again later")
 }
 
 // A replayed message (Request.Replayed) is a copy of one received before,
