@@ -64,7 +64,7 @@ var testStores = map[string]func(t *testing.T) store.Store{
 // moment (a load balancer retrying the POST). The second arrives while the
 // first checks its challenge at the webhook: the pair is remembered, but
 // nothing is claimed, issued or held yet. It is told to retry (503 with
-// Retry-After, audited as a copy being processed), not refused as a
+// Retry-After, audited as a copy of which nothing is issued yet), not refused as a
 // replay, and the webhook is not asked for it; sent again once the first
 // issued, it gets that certificate, as a resend does. One certificate in
 // all.
@@ -111,10 +111,10 @@ func TestCopyOfARequestCheckingItsChallengeIsToldToRetry(t *testing.T) {
 			audited := false
 			for _, ev := range evs {
 				audited = audited || (ev.TransactionID == msg.TransactionID && strings.Contains(ev.Reason, "a copy of this message") &&
-					strings.Contains(ev.Reason, "being processed"))
+					strings.Contains(ev.Reason, "nothing is issued for it yet"))
 			}
 			if !audited {
-				t.Errorf("no audit event of transaction %s says a copy of it is being processed: %+v", msg.TransactionID, evs)
+				t.Errorf("no audit event of transaction %s says a copy of it came moments ago and nothing is issued yet: %+v", msg.TransactionID, evs)
 			}
 
 			a := <-first
