@@ -503,8 +503,8 @@ func TestIssueRetypesSubjectAttributes(t *testing.T) {
 			nameDER([][]byte{cn}, [][]byte{atvTagged(asn1.ObjectIdentifier{2, 5, 4, 11}, cbasn1.UTF8String, "12345")}), ""},
 		{"IA5String organizationIdentifier", nameDER([][]byte{atvTagged(asn1.ObjectIdentifier{2, 5, 4, 97}, cbasn1.IA5String, "VATDE-123")}, [][]byte{cn}), nil,
 			nameDER([][]byte{atvTagged(asn1.ObjectIdentifier{2, 5, 4, 97}, cbasn1.UTF8String, "VATDE-123")}, [][]byte{cn}), ""},
-		{"IA5String jurisdictionStateOrProvinceName", nameDER([][]byte{atvTagged(oidJurisdictionState, cbasn1.IA5String, "Bavaria")}, [][]byte{cn}), nil,
-			nameDER([][]byte{atvTagged(oidJurisdictionState, cbasn1.UTF8String, "Bavaria")}, [][]byte{cn}), ""},
+		{"IA5String jurisdictionStateOrProvinceName", nameDER([][]byte{atvTagged(oidJurisdictionStateTest, cbasn1.IA5String, "Bavaria")}, [][]byte{cn}), nil,
+			nameDER([][]byte{atvTagged(oidJurisdictionStateTest, cbasn1.UTF8String, "Bavaria")}, [][]byte{cn}), ""},
 		{"T61String commonName", nameDER([][]byte{atvTagged(oidCN, cbasn1.T61String, "t61ok")}), nil,
 			nameDER([][]byte{atvTagged(oidCN, cbasn1.UTF8String, "t61ok")}), ""},
 		{"T61String commonName beyond ASCII", nameDER([][]byte{atvTagged(oidCN, cbasn1.T61String, "caf\xe9")}), nil, nil, "TeletexString with characters beyond ASCII"},
@@ -960,3 +960,6 @@ func TestCheckProfile(t *testing.T) {
 		})
 	}
 }
+
+// oidJurisdictionStateTest is the EV jurisdiction's stateOrProvinceName.
+var oidJurisdictionStateTest = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 2}

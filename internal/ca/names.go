@@ -227,19 +227,6 @@ var (
 	oidDNQualifier     = asn1.ObjectIdentifier{2, 5, 4, 46}
 )
 
-// directoryStringAttributes are the X.520 attribute types (2.5.4.N) of
-// DirectoryString syntax (RFC 5280 Appendix A, X.520) a device may put in a
-// subject: common name, surname, locality, state, street, organization,
-// unit, title, description, business category, postal code, post office
-// box, physical delivery office name, name, given name, initials,
-// generation qualifier, house identifier, DMD name, pseudonym, role and
-// organizationIdentifier.
-var directoryStringAttributes = []int{3, 4, 7, 8, 9, 10, 11, 12, 13, 15, 17, 18, 19, 41, 42, 43, 44, 51, 54, 65, 72, 97}
-
-// oidUserID is uid (RFC 4519, COSINE's userid): DirectoryString syntax
-// too.
-var oidUserID = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}
-
 // otherAttributeNames name, in refusals, attributes that have no bound.
 var otherAttributeNames = map[string]string{
 	"2.5.4.4": "surname", "2.5.4.9": "streetAddress", "2.5.4.13": "description", "2.5.4.15": "businessCategory",
@@ -248,22 +235,11 @@ var otherAttributeNames = map[string]string{
 	"2.5.4.54": "dmdName", "2.5.4.72": "role", "2.5.4.97": "organizationIdentifier", "0.9.2342.19200300.100.1.1": "uid",
 }
 
-// The EV jurisdiction's locality and state (CA/B EV Guidelines 9.2.4):
-// DirectoryString as X.520's localityName and stateOrProvinceName.
-var (
-	oidJurisdictionLocality = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 1}
-	oidJurisdictionState    = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 2}
-)
-
 // IsDirectoryStringAttribute: oid is an attribute type of DirectoryString
-// syntax (directoryStringAttributes, uid, the EV jurisdiction's locality
-// and state), whose values compare without regard to case (X.520's
-// caseIgnoreMatch).
+// syntax, whose values compare without regard to case (csr's list: the held
+// request's name rule needs it where this package cannot be imported).
 func IsDirectoryStringAttribute(oid asn1.ObjectIdentifier) bool {
-	if oid.Equal(oidJurisdictionLocality) || oid.Equal(oidJurisdictionState) || oid.Equal(oidUserID) {
-		return true
-	}
-	return len(oid) == 4 && oid[0] == 2 && oid[1] == 5 && oid[2] == 4 && slices.Contains(directoryStringAttributes, oid[3])
+	return csr.IsDirectoryStringAttribute(oid)
 }
 
 // retypedAttribute returns the attribute re-encoded in the string type its

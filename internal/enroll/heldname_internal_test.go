@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"testing"
 	"unicode/utf16"
+
+	"github.com/scepter/scepter/internal/csr"
 )
 
 // attr is one attribute of a test name: its type, string tag and text.
@@ -24,8 +26,8 @@ var (
 	testO      = asn1.ObjectIdentifier{2, 5, 4, 10}
 	testOU     = asn1.ObjectIdentifier{2, 5, 4, 11}
 	testUID    = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}
-	testDC     = oidNameDomainComponent
-	testEmail  = oidNameEmailAddress
+	testDC     = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}
+	testEmail  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
 	testOther  = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}
 )
 
@@ -110,6 +112,12 @@ func TestHeldSubjectComparesAsRFC5280(t *testing.T) {
 		}
 		if got := asksAsHeld(sent, held); got != c.same {
 			t.Errorf("%s, the other way round: same = %v, want %v", c.name, got, c.same)
+		}
+		// The client's marker of a kept key names the request by this key.
+		keyHeld, okHeld := csr.HeldNameKey(c.held)
+		keySent, okSent := csr.HeldNameKey(c.sent)
+		if okHeld && okSent && (keyHeld == keySent) != c.same {
+			t.Errorf("%s: equal HeldNameKey = %v, want %v", c.name, keyHeld == keySent, c.same)
 		}
 	}
 }

@@ -176,7 +176,7 @@ var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
 // asksAsHeld: req asks for what the held request asks for, as the issuer
 // reads a request (caRequest): the same subject compared as RFC 5280 §7.1
-// compares names (sameHeldSubject: each attribute's text, whatever its
+// compares names (csr.SameHeldName: each attribute's text, whatever its
 // string type, without insignificant spaces, a DirectoryString's in any
 // case), and the same subject alternative names as a set (csr.SameAltNames:
 // DNS names in any case, an email's domain in any case, IP addresses by
@@ -191,7 +191,7 @@ var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 // refused its approved certificate when it resubmitted. Should a profile
 // come to honour a requested extension, it must be compared here.
 func asksAsHeld(held, req *x509.CertificateRequest) bool {
-	return sameHeldSubject(held.RawSubject, req.RawSubject) && sameRequestedSANs(held, req)
+	return csr.SameHeldName(held.RawSubject, req.RawSubject) && sameRequestedSANs(held, req)
 }
 
 // sameRequestedSANs: a and b ask for the same subject alternative names.
