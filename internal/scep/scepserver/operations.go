@@ -181,7 +181,7 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	if err := h.svc.CheckNotRevoked(ctx, req.msg.SignerCert); err != nil {
 		return nil, err
 	}
-	if !heldSubject(ias.Subject.FullBytes, res.Held) && !csr.SameName(ias.Subject.FullBytes, req.msg.SignerCert.RawSubject) {
+	if !heldSubject(ias.Subject.FullBytes, res.Held) && !csr.SameHeldName(req.msg.SignerCert.RawSubject, ias.Subject.FullBytes) {
 		return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID for this subject")
 	}
 	if res.Pending != nil {
@@ -206,12 +206,15 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 // heldSubject: CertPoll's IssuerAndSubject names the subject of the held
 // request or of the certificate that authenticated it (a renewal's). A
 // poll signed by the requester's key may also name the subject of its own
-// (self-signed) signer certificate, as some clients do.
+// (self-signed) signer certificate, as some clients do. Names compare as a
+// held request's retry is matched (csr.SameHeldName: RFC 5280 §7.1, CN=AP-1
+// is CN=ap-1), so that a device whose PKCSReq sent again is answered about
+// its held request is answered about it when it polls as well.
 func heldSubject(subject []byte, held *pki.EnrollmentRequest) bool {
-	if r, err := x509.ParseCertificateRequest(held.CSR); err == nil && csr.SameName(subject, r.RawSubject) {
+	if r, err := x509.ParseCertificateRequest(held.CSR); err == nil && csr.SameHeldName(r.RawSubject, subject) {
 		return true
 	}
-	if c, err := x509.ParseCertificate(held.ClientCert); err == nil && csr.SameName(subject, c.RawSubject) {
+	if c, err := x509.ParseCertificate(held.ClientCert); err == nil && csr.SameHeldName(c.RawSubject, subject) {
 		return true
 	}
 	return false
