@@ -319,10 +319,27 @@ func (s *Service) PollBy(ctx context.Context, protocol pki.Protocol, profile, tx
 	return s.poll(ctx, protocol, profile, txID, pollerKey)
 }
 
+// HeldBy answers as PollBy does but counts nothing: a protocol asks it to
+// decide how to answer a message (SCEP's copy of a PKCSReq or CertPoll
+// sent again while its request is held), whose own operation is then
+// counted once, as what it is.
+func (s *Service) HeldBy(ctx context.Context, profile, txID string, pollerKey []byte) (*Result, error) {
+	if pollerKey == nil { // heldAnswer would find anyone's request
+		return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID")
+	}
+	return s.heldAnswer(ctx, profile, txID, pollerKey)
+}
+
 // poll counts its outcome under the caller's protocol: a poll that finds
 // no request is the caller's refusal too, not an "unknown" protocol's.
 func (s *Service) poll(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte) (res *Result, err error) {
 	defer func() { s.observe(protocol, profile, res, err) }()
+	return s.heldAnswer(ctx, profile, txID, pollerKey)
+}
+
+// heldAnswer is the answer about the request held under txID at profile,
+// made with pollerKey (any request when it is nil).
+func (s *Service) heldAnswer(ctx context.Context, profile, txID string, pollerKey []byte) (*Result, error) {
 	p, ok := s.Profile(profile)
 	if !ok {
 		return nil, pki.Errorf(pki.ENotFound, "unknown profile %q", profile)

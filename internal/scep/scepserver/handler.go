@@ -35,6 +35,10 @@ type Service interface {
 	// PollBy answers about a held request to the key that made it, and to
 	// any other key as about an unknown transaction ID.
 	PollBy(ctx context.Context, protocol pki.Protocol, profile, transactionID string, pollerKey []byte) (*enroll.Result, error)
+	// HeldBy answers as PollBy does, counting nothing in the metrics: the
+	// handler asks it whether a message sent again asks about a held
+	// request, and the operation that then runs is what is counted.
+	HeldBy(ctx context.Context, profile, transactionID string, pollerKey []byte) (*enroll.Result, error)
 	GetCertificate(ctx context.Context, rawIssuer []byte, serialHex string, requester *x509.Certificate) (*x509.Certificate, error)
 	// CurrentCRL is the newest CRL of the issuer GetCRL names.
 	CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex string) ([]byte, *x509.Certificate, error)
@@ -541,8 +545,10 @@ func (h *Handler) asksAboutHeldRequest(ctx context.Context, req *request, nonceE
 	}
 	// Asked as the operation will ask: a message signed by another key than
 	// the requester's learns nothing more from a replay than from a first
-	// send, not even that the transaction ID is held.
-	_, err := h.svc.PollBy(ctx, pki.ProtocolSCEP, req.profile, req.msg.TransactionID, req.msg.SignerCert.RawSubjectPublicKeyInfo)
+	// send, not even that the transaction ID is held. Not counted: the
+	// operation that answers the message is, once (a PKCSReq sent again
+	// while held is one poll, not a poll and a pending enrollment).
+	_, err := h.svc.HeldBy(ctx, req.profile, req.msg.TransactionID, req.msg.SignerCert.RawSubjectPublicKeyInfo)
 	switch code := pki.ErrorCode(err); {
 	case err == nil, code == pki.EBadRequest: // pending, issued or rejected
 		return true, nil
