@@ -353,7 +353,13 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	// nothing. The key made (or kept by an earlier run) for it is dropped:
 	// asked again with it, the server would return the same certificate. An enrollment's names may
 	// be the profile's (subject_fixed), so there they are only reported.
-	if change := client.NameChange(res.Certificate, tmpl); change != "" {
+	nameChange := client.NameChange
+	if op != "reenroll" && (held != nil || csrKeyFile != "") {
+		// Collected for a request held for approval: issued with the held
+		// request's names, which the server took this request's for.
+		nameChange = client.HeldNameChange
+	}
+	if change := nameChange(res.Certificate, tmpl); change != "" {
 		if op == "reenroll" {
 			return keptKeyNote(fmt.Errorf("refusing what the server returned: it is for other names than the certificate being renewed (%s): %s; %s and %s are unchanged",
 				f.certFile, change, f.out, f.keyOut), kept, true)

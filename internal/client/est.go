@@ -412,10 +412,24 @@ func (c *EST) CheckIssued(ctx context.Context, cert *x509.Certificate, pub crypt
 // NameChange says how cert's names differ from the names asked for (a
 // renewal's: the certificate being renewed; an enrollment's: its CSR), or
 // "" when they are the same. The subject is compared as the server does
-// (csr.SameName); each kind of SAN as a set, in any order, DNS names and an
-// email address's domain and a URI's scheme and host without regard to
-// case (RFC 5280 §7), IP addresses by value.
+// for issuance and renewals (csr.SameName); each kind of SAN as a set, in
+// any order, DNS names and an email address's domain and a URI's scheme and
+// host without regard to case (RFC 5280 §7), IP addresses by value.
 func NameChange(cert *x509.Certificate, want csr.Template) string {
+	return nameChange(cert, want, csr.SameName)
+}
+
+// HeldNameChange is NameChange for a certificate collected for a request
+// held for approval: the server issues the held request's names, and takes
+// a retry for it whose subject csr.SameHeldName calls the same (CN=AP-1
+// for a held CN=ap-1), so the subject is compared by that rule, and only a
+// subject the retry could not have asked for is another name.
+func HeldNameChange(cert *x509.Certificate, want csr.Template) string {
+	return nameChange(cert, want, csr.SameHeldName)
+}
+
+// nameChange is NameChange with the subject compared by sameSubject.
+func nameChange(cert *x509.Certificate, want csr.Template, sameSubject func(a, b []byte) bool) string {
 	var diffs []string
 	wantSubject := want.RawSubject
 	if wantSubject == nil {
@@ -423,7 +437,7 @@ func NameChange(cert *x509.Certificate, want csr.Template) string {
 			wantSubject = raw
 		}
 	}
-	if !csr.SameName(cert.RawSubject, wantSubject) {
+	if !sameSubject(cert.RawSubject, wantSubject) {
 		diffs = append(diffs, fmt.Sprintf("subject %q, not %q", csr.NameString(cert.RawSubject), csr.NameString(wantSubject)))
 	}
 	for _, kind := range []struct {

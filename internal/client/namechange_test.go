@@ -59,3 +59,43 @@ func TestNameChange(t *testing.T) {
 		})
 	}
 }
+
+// HeldNameChange compares the subject of a certificate collected for a
+// held request as the server's held match does (csr.SameHeldName): the
+// held CN=ap-1 collected as CN=AP-1 is the same name, which NameChange
+// (csr.SameName) tells apart; names that rule tells apart still count.
+func TestHeldNameChange(t *testing.T) {
+	dn := func(s string) []byte {
+		raw, err := csr.ParseDN(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	for _, tt := range []struct {
+		name       string
+		issued     string // the held request's subject, as issued
+		asked      string // the retry's
+		held, same string // in HeldNameChange's and NameChange's answers; "" for the same names
+	}{
+		{"CN in another case", "CN=ap-1,O=Acme", "CN=AP-1,O=ACME", "", "subject"},
+		{"a doubled space", "CN=ap 1", "CN=ap  1", "", "subject"},
+		{"same bytes", "CN=ap-1", "CN=ap-1", "", ""},
+		{"serialNumber in another case", "CN=ap-1,SERIALNUMBER=ab12", "CN=ap-1,SERIALNUMBER=AB12", "subject", "subject"},
+		{"another CN", "CN=ap-1", "CN=ap-2", `subject "CN=ap-1", not "CN=ap-2"`, "subject"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cert := &x509.Certificate{RawSubject: dn(tt.issued), DNSNames: []string{"ap.example"}}
+			asked := csr.Template{RawSubject: dn(tt.asked), DNSNames: []string{"AP.example"}}
+			for _, c := range []struct {
+				what string
+				got  string
+				want string
+			}{{"HeldNameChange", HeldNameChange(cert, asked), tt.held}, {"NameChange", NameChange(cert, asked), tt.same}} {
+				if c.want == "" && c.got != "" || !strings.Contains(c.got, c.want) {
+					t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
+				}
+			}
+		})
+	}
+}
