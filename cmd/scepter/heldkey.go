@@ -44,13 +44,35 @@ const heldKeySuffix = ".pending"
 // and the request it was made for.
 const heldMarkerSuffix = ".request"
 
-// heldRequest identifies the request a held key is for: a SHA-256 of
-// what makes it the same request.
-type heldRequest string
+// heldRequest identifies the request a held key is for: SHA-256s of what
+// makes it the same request. names hashes an enrollment's names as the
+// server compares a held request's retry (csr.HeldNameKey, csr.NameKeys),
+// so that a retry the server takes for the held request (CN=Ap-2 for a
+// held CN=ap-2) takes its key up. exact hashes them as sent: the only hash
+// older builds wrote and read, still read (their markers) and written
+// (for them, should one run again). A renewal has only exact: the
+// certificate it renews names it.
+type heldRequest struct {
+	exact string
+	names string
+}
 
-// newHeldRequest hashes fields, each length-prefixed so that no two lists
-// of fields hash alike.
+// isZero: no request is named (no marker, or one without a request).
+func (r heldRequest) isZero() bool { return r.exact == "" && r.names == "" }
+
+// matches: the marker's request (r) is req, by either hash.
+func (r heldRequest) matches(req heldRequest) bool {
+	return r.exact != "" && r.exact == req.exact || r.names != "" && r.names == req.names
+}
+
+// newHeldRequest is the request that fields identify exactly.
 func newHeldRequest(fields ...[]byte) heldRequest {
+	return heldRequest{exact: hashFields(fields...)}
+}
+
+// hashFields hashes fields, each length-prefixed so that no two lists of
+// fields hash alike.
+func hashFields(fields ...[]byte) string {
 	h := sha256.New()
 	for _, f := range fields {
 		var n [8]byte
@@ -58,32 +80,49 @@ func newHeldRequest(fields ...[]byte) heldRequest {
 		h.Write(n[:])
 		h.Write(f)
 	}
-	return heldRequest(hex.EncodeToString(h.Sum(nil)))
+	return hex.EncodeToString(h.Sum(nil))
 }
+
+// heldNamesForm tags the names hash, so that it never equals an exact one.
+const heldNamesForm = "names/held-match"
 
 // enrollmentRequest is an enrollment's identity: the command (op), the
 // server's URL (its profile with it), the subject and the SANs, in any
-// order.
+// order; exactly as sent, and as the server's held match compares them
+// (the subject by csr.HeldNameKey, each SAN by its csr key, each once).
 func enrollmentRequest(op, serverURL string, t csr.Template) heldRequest {
-	var sans []string
+	var sans, sanKeys []string
 	for _, n := range t.DNSNames {
-		sans = append(sans, "dns:"+n)
+		sans, sanKeys = append(sans, "dns:"+n), append(sanKeys, "dns:"+csr.DNSNameKey(n))
 	}
 	for _, n := range t.EmailAddresses {
-		sans = append(sans, "email:"+n)
+		sans, sanKeys = append(sans, "email:"+n), append(sanKeys, "email:"+csr.EmailKey(n))
 	}
 	for _, n := range t.IPAddresses {
-		sans = append(sans, "ip:"+n.String())
+		sans, sanKeys = append(sans, "ip:"+n.String()), append(sanKeys, "ip:"+n.String())
 	}
 	for _, n := range t.URIs {
-		sans = append(sans, "uri:"+n.String())
+		sans, sanKeys = append(sans, "uri:"+n.String()), append(sanKeys, "uri:"+csr.URIKey(n))
 	}
 	slices.Sort(sans)
-	fields := [][]byte{[]byte(op), []byte(strings.TrimRight(serverURL, "/")), t.RawSubject}
+	slices.Sort(sanKeys)
+	sanKeys = slices.Compact(sanKeys)
+	url := []byte(strings.TrimRight(serverURL, "/"))
+	exact := [][]byte{[]byte(op), url, t.RawSubject}
 	for _, n := range sans {
-		fields = append(fields, []byte(n))
+		exact = append(exact, []byte(n))
 	}
-	return newHeldRequest(fields...)
+	// A subject that is no well-formed Name (none is: csr.ParseDN made
+	// it) is compared by its bytes, as csr.SameHeldName does.
+	subject := "der:" + hex.EncodeToString(t.RawSubject)
+	if key, ok := csr.HeldNameKey(t.RawSubject); ok {
+		subject = "name:" + key
+	}
+	names := [][]byte{[]byte(heldNamesForm), []byte(op), url, []byte(subject)}
+	for _, n := range sanKeys {
+		names = append(names, []byte(n))
+	}
+	return heldRequest{exact: hashFields(exact...), names: hashFields(names...)}
 }
 
 // renewalRequest is a re-key's identity: the command and the certificate
@@ -118,7 +157,7 @@ func findHeldKey(keyOut, certOut string, current crypto.PublicKey, req heldReque
 			continue
 		}
 		markedKey, markedReq := readHeldMarker(path)
-		if markedReq == "" || markedReq != req {
+		if !markedReq.matches(req) {
 			continue // no held key, or another request's
 		}
 		key, err := keys.LoadKeyFile(path)
@@ -207,12 +246,16 @@ func spkiHash(pub crypto.PublicKey) string {
 }
 
 // writeHeldMarker writes, atomically, the marker beside the held key in
-// keyPath: which key it is and which request it is for.
+// keyPath: which key it is and which request it is for ("request", which
+// every build reads, and "names" where the request has that form).
 func writeHeldMarker(keyPath string, pub crypto.PublicKey, req heldRequest) error {
 	path := keyPath + heldMarkerSuffix
 	text := fmt.Sprintf("# scepter: the key in %s was made for a request an earlier run could not complete (held for approval, or its answer lost);\n"+
 		"# the same command takes it up again. Remove both files to make a new key and a new request.\nkey sha256:%s\nrequest sha256:%s\n",
-		filepath.Base(keyPath), spkiHash(pub), req)
+		filepath.Base(keyPath), spkiHash(pub), req.exact)
+	if req.names != "" {
+		text += fmt.Sprintf("names sha256:%s\n", req.names)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("saving which request the key is for: %w", err)
@@ -232,21 +275,25 @@ func writeHeldMarker(keyPath string, pub crypto.PublicKey, req heldRequest) erro
 }
 
 // readHeldMarker returns the key hash and the request that the marker
-// beside keyPath names; "" when there is none.
+// beside keyPath names; "" and no request when there is none. A marker of
+// an older build has no "names" line: its request matches the same names
+// exactly.
 func readHeldMarker(keyPath string) (keyHash string, req heldRequest) {
 	data, err := os.ReadFile(keyPath + heldMarkerSuffix)
 	if err != nil {
-		return "", ""
+		return "", heldRequest{}
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if v, ok := strings.CutPrefix(line, "key sha256:"); ok {
 			keyHash = strings.TrimSpace(v)
 		} else if v, ok := strings.CutPrefix(line, "request sha256:"); ok {
-			req = heldRequest(strings.TrimSpace(v))
+			req.exact = strings.TrimSpace(v)
+		} else if v, ok := strings.CutPrefix(line, "names sha256:"); ok {
+			req.names = strings.TrimSpace(v)
 		}
 	}
 	if keyHash == "" {
-		return "", ""
+		return "", heldRequest{}
 	}
 	return keyHash, req
 }
@@ -419,7 +466,7 @@ func checkKeyOut(keyOut string, force bool, key, renewed crypto.PublicKey) error
 	if pki.SamePublicKey(existing.Public(), key) || renewed != nil && pki.SamePublicKey(existing.Public(), renewed) {
 		return nil
 	}
-	if keyHash, req := readHeldMarker(keyOut); req != "" && keyHash == spkiHash(existing.Public()) {
+	if keyHash, req := readHeldMarker(keyOut); !req.isZero() && keyHash == spkiHash(existing.Public()) {
 		return fmt.Errorf("--key-out %s already holds the key of another request (other names, URL or command) that an earlier run could not complete, as %s says; writing the new key would replace it; %s", keyOut, keyOut+heldMarkerSuffix, advice)
 	}
 	return fmt.Errorf("--key-out %s already holds another private key (an earlier enrollment's?), which writing the new key would replace, leaving its certificate without a key; %s", keyOut, advice)
