@@ -349,7 +349,7 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	}
 	c, caps, caCerts, err := f.connect(ctx, e)
 	if err != nil {
-		return keptKeyNote(err, kept, false)
+		return keptKeyNote(err, kept, notAnswered)
 	}
 	// The renewed certificate keeps every name of the old one (shared with
 	// `scepter agent`). An EC key given no challenge gets a random one for
@@ -358,9 +358,7 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	cert, err := agent.SCEPRenew(ctx, c, agent.SCEPRenewal{Old: old, OldKey: oldKey, Key: key, Caps: caps, CACerts: caCerts,
 		Challenge: f.challenge, PKCSReq: pkcsReq, PollInterval: f.pollInterval, MaxWait: f.maxWait})
 	if err = pendingHint(err, key, rekey, f.keyOut, held, req, f.again(), ""); err != nil {
-		var fe *client.FailureError
-		refused := errors.As(err, &fe)
-		return keptKeyNote(f.finish(e, key, cert, caCerts, err), kept, refused)
+		return keptKeyNote(f.finish(e, key, cert, caCerts, err), kept, scepKeptKeyFailure(err))
 	}
 	// A renewal asked for again after a CA rollover (its answer was lost
 	// before the switch) is answered with the certificate the previous
@@ -369,27 +367,47 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	// chains to the pinned root (as in the agent).
 	caCerts = client.WithIssuer(ctx, cert, caCerts, f.fingerprint)
 	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
-		return keptKeyNote(err, kept, false)
+		return keptKeyNote(err, kept, notAnswered)
 	}
 	forgetHeldKey(f.keyOut, kept)
 	return nil
 }
 
 // keptKeyNote completes the error of a renewal whose new key was kept,
-// before the server was asked or by an earlier run: a refusal makes it
-// useless, so it is removed and the next run makes a new one; after any
-// other failure (an answer lost, a server down) the next run asks again
-// with it.
-func keptKeyNote(err error, kept *heldKey, refused bool) error {
+// before the server was asked or by an earlier run, by what failed
+// (heldKeyFailure, or notAnswered where the server did not refuse the
+// request). Only a refusal of the request makes the key useless: it is
+// removed, and the next run makes a new one. After a refused challenge or
+// password the key is kept as after any other failure (an answer lost, a
+// server down): an earlier run's re-key may have been approved, or issued
+// with its answer lost, and its certificate is given only for that key.
+func keptKeyNote(err error, kept *heldKey, failure heldFailure) error {
 	var pe *client.PendingError
 	if err == nil || kept == nil || errors.As(err, &pe) {
 		return err // pendingHint said where the key is
 	}
-	if refused {
+	switch failure {
+	case refusedForGood, refusedOtherwise:
 		dropKeptKey(kept)
-		return fmt.Errorf("%w; the new key kept for it in %s is removed: the next run makes a new one", err, kept.path)
+		return fmt.Errorf("%w; a refusal is final, so the new key kept for it in %s is removed: the next run makes a new one", err, kept.path)
+	case challengeRefused:
+		return fmt.Errorf("%w; the challenge was refused, not the key: the new key stays in %s (a re-key approved or issued for it is given only for it); run the same command again with the right --challenge, which asks with it", err, kept.path)
+	case credentialsRefused:
+		return fmt.Errorf("%w; the credentials were refused, not the key: the new key stays in %s (a re-key approved or issued for it is given only for it); run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate, which asks with it", err, kept.path)
 	}
 	return fmt.Errorf("%w; the new key is kept in %s: run the same command again to ask with it (the server answers a renewal it has issued already with the same certificate)", err, kept.path)
+}
+
+// scepKeptKeyFailure is what a SCEP renewal's failure means for its kept
+// key: only the server's answer (a FailureError) refuses the request, as
+// heldKeyFailure reads it; anything else (no answer, an HTTP error from
+// whatever answered) leaves it to be asked again.
+func scepKeptKeyFailure(err error) heldFailure {
+	var fe *client.FailureError
+	if !errors.As(err, &fe) {
+		return notAnswered
+	}
+	return heldKeyFailure(err)
 }
 
 func isRSAKey(k crypto.Signer) bool {

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -337,7 +336,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		}
 		err = fmt.Errorf("%s failed: %w", op, err)
 		if kept != nil {
-			return keptKeyNote(err, kept, estRefused(err))
+			return keptKeyNote(err, kept, estKeptKeyFailure(err))
 		}
 		return heldKeyNote(err, err, held)
 	}
@@ -346,7 +345,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	}
 	chain, err := c.CheckIssued(ctx, res.Certificate, key.Public())
 	if err != nil {
-		return keptKeyNote(fmt.Errorf("refusing what the server returned: %w", err), kept, false)
+		return keptKeyNote(fmt.Errorf("refusing what the server returned: %w", err), kept, notAnswered)
 	}
 	// A renewal keeps the subject and SANs (RFC 7030 §4.2.2): a
 	// certificate for other names is no renewal of --cert, and replaces
@@ -362,7 +361,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if change := nameChange(res.Certificate, tmpl); change != "" {
 		if op == "reenroll" {
 			return keptKeyNote(fmt.Errorf("refusing what the server returned: it is for other names than the certificate being renewed (%s): %s; %s and %s are unchanged",
-				f.certFile, change, f.out, f.keyOut), kept, true)
+				f.certFile, change, f.out, f.keyOut), kept, refusedForGood)
 		}
 		fmt.Fprintf(e.stderr, "warning: the server issued other names than the request asked for: %s\n", change)
 	}
@@ -371,7 +370,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if errors.As(err, &noChain) {
 		fmt.Fprintf(e.stderr, "warning: %v\n", err)
 	} else if err != nil {
-		return keptKeyNote(err, kept, false)
+		return keptKeyNote(err, kept, notAnswered)
 	}
 	forgetHeldKey(f.keyOut, saved)
 	if csrKeyFile != "" {
@@ -393,13 +392,16 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	return nil
 }
 
-// estRefused reports whether the server refused the request (HTTP 4xx),
-// which makes a key kept for it useless; not a timeout or a rate limit
-// (408, 429), after which the same request is asked for again.
-func estRefused(err error) bool {
+// estKeptKeyFailure is what an EST renewal's failure means for its kept
+// key: a refusal (HTTP 4xx) as heldKeyFailure reads it (401, the
+// credentials; 408 and 429, try again later; any other, the request), and
+// anything else (no answer, a 5xx) leaves it to be asked again.
+func estKeptKeyFailure(err error) heldFailure {
 	var he *client.HTTPError
-	return errors.As(err, &he) && he.Status >= 400 && he.Status < 500 &&
-		he.Status != http.StatusRequestTimeout && he.Status != http.StatusTooManyRequests
+	if !errors.As(err, &he) || he.Status < 400 {
+		return notAnswered
+	}
+	return heldKeyFailure(err)
 }
 
 type names struct{ dns, ip, email, uri stringList }

@@ -330,15 +330,17 @@ func loadCert(t *testing.T, path string) *x509.Certificate {
 
 // A new key kept by a `est reenroll --rekey` whose answer was lost is
 // taken up by the next run; when that run is refused (a 4xx other than
-// 408 and 429), the key is useless and removed with its marker, as README
-// says, and the run after makes a new one; after a failure that may pass
-// it stays (r57 D6).
+// 401, 408 and 429), the key is useless and removed with its marker, as
+// README says, and the run after makes a new one; after a failure that may
+// pass it stays (r57 D6), and so it does after a wrong password (401): the
+// request was not refused, and its certificate, issued or approved, is
+// given only for that key (r63 D2).
 func TestESTReenrollRefusalRemovesAKeyKeptByAnEarlierRun(t *testing.T) {
 	for _, tt := range []struct {
 		status int
 		kept   bool // key.pem.pending after the refused run
 	}{
-		{http.StatusUnauthorized, false},
+		{http.StatusUnauthorized, true},
 		{http.StatusForbidden, false},
 		{http.StatusTooManyRequests, true},
 		{http.StatusRequestTimeout, true},
@@ -379,6 +381,9 @@ func TestESTReenrollRefusalRemovesAKeyKeptByAnEarlierRun(t *testing.T) {
 			}
 			if !tt.kept && !strings.Contains(err.Error(), path("key.pem.pending")+" is removed") {
 				t.Errorf("the refusal does not say the kept key is removed: %v", err)
+			}
+			if tt.status == http.StatusUnauthorized && !strings.Contains(err.Error(), "the credentials were refused, not the key: the new key stays in "+path("key.pem.pending")) {
+				t.Errorf("a wrong password: %v; want it to say the key stays", err)
 			}
 			if !pki.SamePublicKey(oldKey.Public(), loadKey(t, path("key.pem")).Public()) {
 				t.Fatal("the refused reenroll changed key.pem")

@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,9 +18,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/scep"
 )
 
 // The reviewer's scenario (r63 D2): a request held for approval as CN=ap-2
@@ -186,5 +190,50 @@ func TestHeldMarkerOfAnOlderBuild(t *testing.T) {
 	}
 	if !strings.Contains(string(data), "\nrequest sha256:"+legacy+"\n") {
 		t.Errorf("the marker does not name the request as older builds do (request sha256:%s):\n%s", legacy, data)
+	}
+}
+
+// A renewal's kept key (--rekey) goes only when the request is refused:
+// after a wrong challenge or password, or no answer, it stays, and the
+// message says which (r63 D2).
+func TestKeptKeyNoteByWhatFailed(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		failure heldFailure
+		removed bool
+		said    string
+	}{
+		{"SCEP: rejected", scepKeptKeyFailure(&client.FailureError{FailInfo: scep.BadRequest, Text: "the request was rejected: not ours"}), true, "is removed"},
+		{"SCEP: revoked", scepKeptKeyFailure(&client.FailureError{FailInfo: scep.BadCertID, Text: "the certificate to renew is revoked"}), true, "is removed"},
+		{"SCEP: a wrong challenge", scepKeptKeyFailure(&client.FailureError{FailInfo: scep.BadRequest, Text: "challenge password is not valid"}), false,
+			"the challenge was refused, not the key: the new key stays in"},
+		{"SCEP: locked out", scepKeptKeyFailure(&client.FailureError{FailInfo: scep.BadRequest, Text: "locked out after too many failed attempts"}), false, "the new key is kept in"},
+		{"SCEP: an HTTP error", scepKeptKeyFailure(&client.HTTPError{Status: http.StatusNotFound}), false, "the new key is kept in"},
+		{"SCEP: no answer", scepKeptKeyFailure(errors.New("connection refused")), false, "the new key is kept in"},
+		{"EST: rejected", estKeptKeyFailure(&client.HTTPError{Status: http.StatusForbidden, Reason: "the request was rejected: not ours"}), true, "is removed"},
+		{"EST: another refusal", estKeptKeyFailure(&client.HTTPError{Status: http.StatusBadRequest, Reason: "no"}), true, "is removed"},
+		{"EST: a wrong password", estKeptKeyFailure(&client.HTTPError{Status: http.StatusUnauthorized, Reason: "user name or password is not valid"}), false,
+			"the credentials were refused, not the key: the new key stays in"},
+		{"EST: 429", estKeptKeyFailure(&client.HTTPError{Status: http.StatusTooManyRequests}), false, "the new key is kept in"},
+		{"EST: 503", estKeptKeyFailure(&client.HTTPError{Status: http.StatusServiceUnavailable}), false, "the new key is kept in"},
+		{"EST: no answer", estKeptKeyFailure(errors.New("connection reset")), false, "the new key is kept in"},
+	} {
+		d := t.TempDir()
+		keyPath := filepath.Join(d, "key.pem.pending")
+		for _, p := range []string{keyPath, keyPath + heldMarkerSuffix} {
+			if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		failed := errors.New("renewal failed")
+		got := keptKeyNote(failed, &heldKey{path: keyPath}, c.failure)
+		if !errors.Is(got, failed) || !strings.Contains(got.Error(), c.said) {
+			t.Errorf("%s: %v; want it to say %q", c.name, got, c.said)
+		}
+		_, keyErr := os.Stat(keyPath)
+		_, markerErr := os.Stat(keyPath + heldMarkerSuffix)
+		if removed := os.IsNotExist(keyErr) && os.IsNotExist(markerErr); removed != c.removed {
+			t.Errorf("%s: the key and its marker removed: %v (%v, %v), want %v", c.name, removed, keyErr, markerErr, c.removed)
+		}
 	}
 }
