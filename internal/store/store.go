@@ -43,7 +43,9 @@ var (
 	// ErrOwnKey: the key of a certificate to record valid, issued to a
 	// client, is the key of one of the server's own certificates in the
 	// inventory (protocol internal: an RA's, an OCSP responder's, an HTTPS
-	// listener's), so nothing was recorded. It comes as an *OwnKeyError.
+	// listener's) or of an issuing CA the store records (CAGeneration:
+	// current, next or older), so nothing was recorded. It comes as an
+	// *OwnKeyError.
 	ErrOwnKey = errors.New("store: the key is one of the server's own")
 	// ErrBadCursor: a list cursor that no page of this list and filter
 	// gave.
@@ -137,15 +139,22 @@ type Revocation struct {
 }
 
 // OwnKeyError is ErrOwnKey with the server's certificate whose key it is:
-// its profile (scep-ra, ocsp-responder, tls-server) and subject, empty when
-// they could not be read.
+// its profile (scep-ra, ocsp-responder, tls-server) and subject, or, for
+// an issuing CA's key, its IssuerID and subject; empty when they could not
+// be read.
 type OwnKeyError struct {
 	Profile string
 	Subject string
+	// IssuerID is set when the key is that of the issuing CA IssuerID
+	// (a CAGeneration), Profile then empty.
+	IssuerID string
 }
 
 func (e *OwnKeyError) Error() string {
-	if e.Profile == "" {
+	switch {
+	case e.IssuerID != "":
+		return fmt.Sprintf("%v (issuing CA %s, %s)", ErrOwnKey, e.IssuerID, e.Subject)
+	case e.Profile == "":
 		return ErrOwnKey.Error()
 	}
 	return fmt.Sprintf("%v (certificate of profile %s, %s)", ErrOwnKey, e.Profile, e.Subject)
@@ -478,8 +487,10 @@ type Store interface {
 	// compromised (checked in the transaction, which takes turns with a
 	// keyCompromise revocation of the key: one of them sees the other);
 	// ErrOwnKey (an *OwnKeyError) if OwnKeyChecked and the key is that of
-	// a certificate of protocol internal: a new RA that 'ca renew-ra' or
-	// 'ca rollover' recorded is refused before any server reloads its CA.
+	// a certificate of protocol internal or of a recorded CAGeneration: a
+	// new RA that 'ca renew-ra' or 'ca rollover' recorded, or the next
+	// issuing CA of 'ca rollover', is refused before any server reloads
+	// its CA.
 	RecordIssuance(ctx context.Context, in Issuance) error
 	// Certificate returns one record by issuer and serial.
 	Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error)
@@ -831,7 +842,9 @@ type Store interface {
 // are in each node's data directory or in a shared HSM).
 type CAGeneration struct {
 	// IssuerID is the issuing CA's ID (ca.Issuer.ID, the SHA-256 of its
-	// public key, hex).
+	// certificate's DER, hex). The store also keeps the KeyHash of the
+	// certificate's key, which RecordIssuance refuses to a client
+	// (ErrOwnKey).
 	IssuerID string
 	// RootFingerprint is "sha256:…" of the root it chains to.
 	RootFingerprint string

@@ -56,10 +56,14 @@ func (s *Store) PublishCAGeneration(ctx context.Context, g store.CAGeneration, e
 		default:
 			return nil
 		}
+		// key_hash: issuances to clients are refused this CA's key from
+		// this commit on (keyNotCompromisedNorOwnQry), before any node
+		// reloads.
 		if _, err := tx.Exec(ctx, `INSERT INTO ca_generations
-			(issuer_id, root_fingerprint, issuer_der, ra_der, switch_at, published_at, published_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			g.IssuerID, g.RootFingerprint, g.IssuerDER, sqlstore.NullBytes(g.RADER), sqlstore.ZeroMicros(g.SwitchAt), sqlstore.Micros(g.PublishedAt), g.PublishedBy); err != nil {
+			(issuer_id, root_fingerprint, issuer_der, ra_der, switch_at, published_at, published_by, key_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			g.IssuerID, g.RootFingerprint, g.IssuerDER, sqlstore.NullBytes(g.RADER), sqlstore.ZeroMicros(g.SwitchAt), sqlstore.Micros(g.PublishedAt), g.PublishedBy,
+			sqlstore.KeyHash(g.IssuerDER)); err != nil {
 			return conflict(err)
 		}
 		inserted = true
@@ -69,6 +73,32 @@ func (s *Store) PublishCAGeneration(ctx context.Context, g store.CAGeneration, e
 		return false, pgError("postgres: publish CA generation: %w", err)
 	}
 	return inserted, nil
+}
+
+// backfillCAGenerationKeys hashes the keys of the generations recorded
+// without key_hash: before schema version 29, or by a node of an older
+// version since (keyNotCompromisedNorOwnQry looks them up by it). A few
+// rows: once done, an open costs one read of them. Nodes opening at once
+// write the same hashes.
+func (s *Store) backfillCAGenerationKeys(ctx context.Context) error {
+	gs, err := queryAll(ctx, s.pool, sqlstore.ScanGenerationKey, `SELECT issuer_id, issuer_der FROM ca_generations WHERE key_hash IS NULL`)
+	if err != nil {
+		return fmt.Errorf("hash the CA generations' keys: %w", err)
+	}
+	gs = sqlstore.HashedGenerations(gs)
+	if len(gs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(gs))
+	hashes := make([][]byte, len(gs))
+	for i, g := range gs {
+		ids[i], hashes[i] = g.IssuerID, g.KeyHash
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE ca_generations SET key_hash = v.h
+		FROM unnest($1::text[], $2::bytea[]) AS v(id, h) WHERE ca_generations.issuer_id = v.id AND ca_generations.key_hash IS NULL`, ids, hashes); err != nil {
+		return fmt.Errorf("hash the CA generations' keys: %w", err)
+	}
+	return nil
 }
 
 // PromoteCAGeneration implements store.Store. The conditional UPDATE

@@ -47,15 +47,18 @@ const (
 	sqlKeyCompromised    = "22012" // division_by_zero, raised by keyNotCompromisedQry only
 	// keyNotCompromisedNorOwnQry is keyNotCompromisedQry for an issuance
 	// to a client (store.OwnKeyChecked), which also fails when the key is
-	// that of one of the server's own certificates (protocol internal),
-	// with a logarithm of zero (sqlOwnKey). The CA's in-memory look
-	// (ca.Authority.OwnKeyRole) knows an RA only once the node reloads its
-	// CA; 'ca renew-ra' and 'ca rollover' record theirs at once, so this
-	// closes that window in the statement every issuance runs already: no
-	// round trip more. The literal protocol lets it search the small
-	// partial index certificates_own_keys (schema version 28).
+	// that of one of the server's own certificates (protocol internal) or
+	// of an issuing CA the store records (ca_generations), with a
+	// logarithm of zero (sqlOwnKey). The CA's in-memory look
+	// (ca.Authority.OwnKeyRole) knows a new RA or a next CA only once the
+	// node reloads its CA; 'ca renew-ra' and 'ca rollover' record theirs
+	// at once, so this closes that window in the statement every issuance
+	// runs already: no round trip more. The literal protocol lets it search
+	// the small partial index certificates_own_keys (schema version 28);
+	// ca_generations holds a few rows, its key_hash indexed (version 29).
 	keyNotCompromisedNorOwnQry = `SELECT 1 / (NOT EXISTS (SELECT 1 FROM compromised_keys WHERE key_hash = $1))::int,
-		ln(1 - (EXISTS (SELECT 1 FROM certificates WHERE key_hash = $1 AND protocol = 'internal'))::int)`
+		ln(1 - (EXISTS (SELECT 1 FROM certificates WHERE key_hash = $1 AND protocol = 'internal')
+			OR EXISTS (SELECT 1 FROM ca_generations WHERE key_hash = $1))::int)`
 	sqlOwnKey = "2201E" // invalid_argument_for_logarithm, raised by keyNotCompromisedNorOwnQry only
 )
 
@@ -119,16 +122,23 @@ func issuanceKeyGuard(in *store.Issuance) keyGuard {
 }
 
 // ownKeyError is the *store.OwnKeyError of an issuance refused for
-// keyHash, with the server's certificate of that key read outside the
-// failed transaction: a refusal's path, not every issuance's. Should the
-// read fail, the refusal stands without it.
+// keyHash, with the server's certificate or issuing CA of that key read
+// outside the failed transaction: a refusal's path, not every issuance's.
+// Should the read fail, the refusal stands without it.
 func (s *Store) ownKeyError(ctx context.Context, keyHash any) error {
 	var own store.OwnKeyError
 	var subject string
-	err := s.pool.QueryRow(ctx, `SELECT profile, subject_dn FROM certificates
-		WHERE key_hash = $1 AND protocol = 'internal' LIMIT 1`, keyHash).Scan(&own.Profile, &subject)
-	if err != nil {
+	var issuerDER []byte
+	err := s.pool.QueryRow(ctx, `SELECT profile, subject_dn, '', NULL::bytea FROM certificates
+		WHERE key_hash = $1 AND protocol = 'internal'
+		UNION ALL
+		SELECT '', '', issuer_id, issuer_der FROM ca_generations WHERE key_hash = $1
+		LIMIT 1`, keyHash).Scan(&own.Profile, &subject, &own.IssuerID, &issuerDER)
+	switch {
+	case err != nil:
 		return &store.OwnKeyError{}
+	case own.IssuerID != "":
+		return sqlstore.GenerationOwnKey(own.IssuerID, issuerDER)
 	}
 	own.Subject = decText(subject)
 	return &own

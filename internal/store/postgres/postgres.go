@@ -200,6 +200,10 @@ func Open(ctx context.Context, url string, opts ...migrate.Option) (*Store, erro
 		pool.Close()
 		return nil, pgError("postgres: open %s: %w", name, err)
 	}
+	if err := s.backfillCAGenerationKeys(ctx); err != nil {
+		pool.Close()
+		return nil, pgError("postgres: open %s: %w", name, err)
+	}
 	return s, nil
 }
 

@@ -50,10 +50,13 @@ func (s *Store) PublishCAGeneration(ctx context.Context, g store.CAGeneration, e
 		default:
 			return nil
 		}
+		// key_hash: issuances to clients are refused this CA's key from
+		// this commit on (checkKeyNotOwn), before any server reloads.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO ca_generations
-			(issuer_id, root_fingerprint, issuer_der, ra_der, switch_at, published_at, published_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			g.IssuerID, g.RootFingerprint, g.IssuerDER, sqlstore.NullBytes(g.RADER), sqlstore.ZeroMicros(g.SwitchAt), sqlstore.Micros(g.PublishedAt), g.PublishedBy); err != nil {
+			(issuer_id, root_fingerprint, issuer_der, ra_der, switch_at, published_at, published_by, key_hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			g.IssuerID, g.RootFingerprint, g.IssuerDER, sqlstore.NullBytes(g.RADER), sqlstore.ZeroMicros(g.SwitchAt), sqlstore.Micros(g.PublishedAt), g.PublishedBy,
+			sqlstore.KeyHash(g.IssuerDER)); err != nil {
 			return conflict(err)
 		}
 		inserted = true
@@ -63,6 +66,39 @@ func (s *Store) PublishCAGeneration(ctx context.Context, g store.CAGeneration, e
 		return false, fmt.Errorf("sqlite: publish CA generation: %w", err)
 	}
 	return inserted, nil
+}
+
+// backfillCAGenerationKeys hashes the keys of the generations recorded
+// before schema version 29 wrote key_hash (checkKeyNotOwn looks them up
+// by it). A few rows: once done, an open costs one read of them.
+func (s *Store) backfillCAGenerationKeys(ctx context.Context) error {
+	hashes, err := unhashedGenerations(ctx, s.w)
+	if err != nil || len(hashes) == 0 {
+		return err
+	}
+	err = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		for _, g := range hashes {
+			if _, err := tx.ExecContext(ctx, `UPDATE ca_generations SET key_hash = ? WHERE issuer_id = ? AND key_hash IS NULL`, g.KeyHash, g.IssuerID); err != nil {
+				return fmt.Errorf("CA generation %s: %w", g.IssuerID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("hash the CA generations' keys: %w", err)
+	}
+	return nil
+}
+
+// unhashedGenerations reads the generations whose key_hash is NULL and
+// hashes their keys; one whose DER holds no key is left out (no key to
+// refuse).
+func unhashedGenerations(ctx context.Context, db *sql.DB) ([]sqlstore.GenerationKey, error) {
+	out, err := queryAll(ctx, db, sqlstore.ScanGenerationKey, `SELECT issuer_id, issuer_der FROM ca_generations WHERE key_hash IS NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("hash the CA generations' keys: %w", err)
+	}
+	return sqlstore.HashedGenerations(out), nil
 }
 
 // PromoteCAGeneration implements store.Store.

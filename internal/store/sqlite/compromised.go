@@ -55,14 +55,21 @@ func checkKeyNotCompromised(ctx context.Context, tx *wtx, keyHash any) error {
 
 // ownKeyQuery is checkKeyNotOwn's: every issuance to a client runs it
 // (hotQueries), a search of the small partial index certificates_own_keys
-// (schema version 28), which the literal protocol lets it use.
-const ownKeyQuery = `SELECT profile, subject_dn FROM certificates
-	WHERE key_hash = ? AND protocol = 'internal' LIMIT 1`
+// (schema version 28), which the literal protocol lets it use, then, when
+// that finds nothing, of ca_generations_key_hash (version 29): the issuing
+// CAs the store records, a next one of 'ca rollover' included. A row of
+// certificates has no issuer_id here, a generation no profile.
+const ownKeyQuery = `SELECT profile, subject_dn, '', NULL FROM certificates
+	WHERE key_hash = ?1 AND protocol = 'internal'
+	UNION ALL
+	SELECT '', '', issuer_id, issuer_der FROM ca_generations WHERE key_hash = ?1
+	LIMIT 1`
 
 // checkKeyNotOwn is RecordIssuance's check, inside tx, that the key of an
 // issuance to a client (store.OwnKeyChecked) is not the key of one of the
-// server's own certificates: an *store.OwnKeyError if it is. The CA's
-// in-memory look (ca.Authority.OwnKeyRole) knows an RA only once the
+// server's own certificates nor of an issuing CA the store records: an
+// *store.OwnKeyError if it is. The CA's in-memory look
+// (ca.Authority.OwnKeyRole) knows a new RA or a next CA only once the
 // server reloads its CA; 'ca renew-ra' and 'ca rollover' record theirs
 // here at once, so this closes that window without another round trip.
 func checkKeyNotOwn(ctx context.Context, tx *wtx, keyHash any) error {
@@ -70,12 +77,15 @@ func checkKeyNotOwn(ctx context.Context, tx *wtx, keyHash any) error {
 		return nil
 	}
 	var own store.OwnKeyError
-	err := tx.QueryRowContext(ctx, ownKeyQuery, keyHash).Scan(&own.Profile, &own.Subject)
+	var issuerDER []byte
+	err := tx.QueryRowContext(ctx, ownKeyQuery, keyHash).Scan(&own.Profile, &own.Subject, &own.IssuerID, &issuerDER)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
 		return fmt.Errorf("look up the server's own keys: %w", err)
+	case own.IssuerID != "":
+		return sqlstore.GenerationOwnKey(own.IssuerID, issuerDER)
 	}
 	return &own
 }

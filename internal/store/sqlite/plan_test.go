@@ -200,10 +200,12 @@ func TestQueryPlans(t *testing.T) {
 		}
 		// Every issuance to a client looks its key up among the server's
 		// own certificates: in their partial index, not every certificate
-		// of a key enrolled over and over.
-		if plan := queryPlan(t, s, ownKeyQuery, []byte("hash")); !strings.HasPrefix(plan,
-			"SEARCH certificates USING INDEX certificates_own_keys (key_hash=?)") || badPlan(plan) != "" {
-			t.Errorf("own-key check: no search of certificates_own_keys by key:\n%s", plan)
+		// of a key enrolled over and over; then among the issuing CAs, by
+		// their key's index.
+		if plan := queryPlan(t, s, ownKeyQuery, []byte("hash")); !strings.Contains(plan,
+			"SEARCH certificates USING INDEX certificates_own_keys (key_hash=?)") || !strings.Contains(plan,
+			"SEARCH ca_generations USING INDEX ca_generations_key_hash (key_hash=?)") || badPlan(plan) != "" {
+			t.Errorf("own-key check: no search of certificates_own_keys and ca_generations_key_hash by key:\n%s", plan)
 		}
 		// CertificatesBySerial walks the issuers (a table of one row per
 		// issuer, built by index searches) and sorts its matches, at most

@@ -120,6 +120,10 @@ func Open(ctx context.Context, path string, opts ...migrate.Option) (*Store, err
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	if err := s.backfillCAGenerationKeys(ctx); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 
 	s.r, err = sql.Open("sqlite", dsn(abs, true))
 	if err != nil {

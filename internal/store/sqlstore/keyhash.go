@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"cmp"
+	"crypto/x509"
 	"slices"
 
 	"github.com/scepter/scepter/internal/pki"
@@ -31,6 +32,45 @@ func IssuanceKeyHash(in *store.Issuance) any {
 		return in.KeyHash
 	}
 	return KeyHash(in.Certificate.DER)
+}
+
+// GenerationOwnKey is the *store.OwnKeyError of a key that is the
+// issuing CA issuerID's, whose certificate is der (a ca_generations row):
+// named by the certificate's subject, or by its ID alone when der does
+// not parse. Read on a refusal only.
+func GenerationOwnKey(issuerID string, der []byte) *store.OwnKeyError {
+	own := &store.OwnKeyError{IssuerID: issuerID}
+	if c, err := x509.ParseCertificate(der); err == nil {
+		own.Subject = c.Subject.String()
+	}
+	return own
+}
+
+// GenerationKey is a ca_generations row to hash (issuer_id, issuer_der)
+// and, once hashed, its key_hash.
+type GenerationKey struct {
+	IssuerID string
+	DER      []byte
+	KeyHash  []byte
+}
+
+// ScanGenerationKey reads issuer_id, issuer_der.
+func ScanGenerationKey(sc Scanner) (GenerationKey, error) {
+	var g GenerationKey
+	err := sc.Scan(&g.IssuerID, &g.DER)
+	return g, err
+}
+
+// HashedGenerations hashes gs's keys, leaving out a DER that holds none.
+func HashedGenerations(gs []GenerationKey) []GenerationKey {
+	out := gs[:0]
+	for _, g := range gs {
+		if h, ok := KeyHash(g.DER).([]byte); ok {
+			g.KeyHash = h
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // KeySibling is another certificate of a compromised key that a

@@ -100,3 +100,120 @@ func testIssuanceOfOwnKey(t *testing.T, s store.Store) {
 		wantErr(t, fmt.Sprintf("issuance %d of a batch", i), err, want)
 	}
 }
+
+// testIssuanceOfIssuingCAKey: the key of every issuing CA the store
+// records (a first one, a current one, a next one that 'ca rollover'
+// published) is refused to a client like an RA's, from the moment it is
+// recorded, with an *store.OwnKeyError naming the CA's ID and subject,
+// and nothing is recorded; the server's own certificates, imports and
+// records made revoked go through, and so do other keys. A generation
+// whose DER holds no key refuses nothing. Issuances sent at once (one
+// batch on PostgreSQL) are refused alone.
+func testIssuanceOfIssuingCAKey(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	type generation struct {
+		g   store.CAGeneration
+		der []byte
+	}
+	var gens []generation
+	for i, switchAt := range []time.Time{{}, t0.Add(-24 * time.Hour), t0.Add(24 * time.Hour)} {
+		der, _ := keyCert(t)
+		g := caGen(fmt.Sprintf("ca%d", i), "sha256:r", switchAt)
+		g.IssuerDER = der
+		if _, err := s.PublishCAGeneration(ctx, g, caEvent(pki.EventCAPublished, g.IssuerID)); err != nil {
+			t.Fatalf("publish %s: %v", g.IssuerID, err)
+		}
+		gens = append(gens, generation{g, der})
+	}
+	// A generation recorded with a DER that holds no key (as other tests
+	// record them) is no key of anyone's.
+	if _, err := s.PublishCAGeneration(ctx, caGen("nokey", "sha256:r", t0.Add(48*time.Hour)), caEvent(pki.EventCAPublished, "nokey")); err != nil {
+		t.Fatal(err)
+	}
+
+	for i, gen := range gens {
+		client := func(serial string) pki.Certificate {
+			c := newCert(issuerA, fmt.Sprintf("g%d%s", i, serial), t0.Add(time.Hour))
+			c.DER = gen.der
+			return c
+		}
+		est := client("est")
+		est.Protocol = pki.ProtocolEST
+		internal := client("internal")
+		internal.Profile, internal.Protocol = "tls-server", pki.ProtocolInternal
+		imported := client("imported")
+		imported.Source, imported.Profile = pki.SourceImported, pki.ProfileImported
+		revoked := client("revoked")
+		revoked.Status, revoked.RevokedAt, revoked.RevokeReason = pki.StatusRevoked, t0, 4
+		cases := []struct {
+			name string
+			in   store.Issuance
+			want error
+		}{
+			{"SCEP, with events", issuance(client("scep"), issuedEvent(client("scep"))), store.ErrOwnKey},
+			{"SCEP, without events", issuance(client("bare")), store.ErrOwnKey},
+			{"EST, with events", issuance(est, issuedEvent(est)), store.ErrOwnKey},
+			{"the server's own", issuance(internal, issuedEvent(internal)), nil},
+			{"imported", issuance(imported), nil},
+			{"recorded revoked", issuance(revoked), nil},
+		}
+		for _, tc := range cases {
+			what := gen.g.IssuerID + ": " + tc.name
+			c := tc.in.Certificate
+			err := s.RecordIssuance(ctx, tc.in)
+			wantErr(t, what, err, tc.want)
+			_, gerr := s.Certificate(ctx, c.IssuerID, c.SerialHex)
+			if tc.want == nil {
+				if gerr != nil {
+					t.Errorf("%s: Certificate = %v, want it recorded", what, gerr)
+				}
+				continue
+			}
+			if !errors.Is(gerr, store.ErrNotFound) {
+				t.Errorf("%s: refused issuance: Certificate = %v, want ErrNotFound", what, gerr)
+			}
+			var own *store.OwnKeyError
+			if !errors.As(err, &own) || own.IssuerID != gen.g.IssuerID || own.Subject != "CN=kcdev" || own.Profile != "" {
+				t.Errorf("%s: error %#v, want an *OwnKeyError naming issuing CA %s (CN=kcdev)", what, own, gen.g.IssuerID)
+			}
+		}
+	}
+
+	// Sent at once: the issuance of the key of a next CA recorded now
+	// (whose key no certificate holds, unlike the above's after "the
+	// server's own") is refused, the others are recorded.
+	derNext, _ := keyCert(t)
+	later := caGen("ca-later", "sha256:r", t0.Add(72*time.Hour))
+	later.IssuerDER = derNext
+	if _, err := s.PublishCAGeneration(ctx, later, caEvent(pki.EventCAPublished, later.IssuerID)); err != nil {
+		t.Fatalf("publish %s: %v", later.IssuerID, err)
+	}
+	const others = 6
+	batch := make([]pki.Certificate, others+1)
+	for i := range batch {
+		batch[i] = newCert(issuerB, fmt.Sprintf("q%d", i), t0.Add(time.Hour))
+		batch[i].DER, _ = keyCert(t)
+	}
+	batch[others].DER = derNext
+	errs := make([]error, len(batch))
+	var wg sync.WaitGroup
+	for i, c := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.RecordIssuance(ctx, issuance(c, issuedEvent(c)))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		want := error(nil)
+		if i == others {
+			want = store.ErrOwnKey
+		}
+		wantErr(t, fmt.Sprintf("issuance %d of a batch", i), err, want)
+	}
+	var own *store.OwnKeyError
+	if !errors.As(errs[others], &own) || own.IssuerID != later.IssuerID {
+		t.Errorf("the batch's refusal: %#v, want an *OwnKeyError naming issuing CA %s", own, later.IssuerID)
+	}
+}

@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IssuanceRacesKeyCompromise", testIssuanceRacesKeyCompromise},
 		{"IssuanceRacesReasonRaised", testIssuanceRacesReasonRaised},
 		{"IssuanceOfOwnKey", testIssuanceOfOwnKey},
+		{"IssuanceOfIssuingCAKey", testIssuanceOfIssuingCAKey},
 		{"CertificatesOfTransaction", testCertificatesOfTransaction},
 		{"OtherReasonsLeaveTheKey", testOtherReasonsLeaveTheKey},
 		{"ReasonRaisedToKeyCompromise", testReasonRaisedToKeyCompromise},
