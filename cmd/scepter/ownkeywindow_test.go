@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,4 +99,69 @@ func TestNewRAKeyIsRefusedBeforeTheServerReloads(t *testing.T) {
 			p.Issue(t, "device")
 		})
 	}
+}
+
+// The next issuing CA that 'ca rollover' makes beside a running server is
+// recorded in the store at once (ca_generations, not the inventory), but
+// in the server's memory only once it reloads its CA. A request for the
+// next CA's key (DATA/ca/next/issuing.key) in that window is refused as
+// the in-memory check refuses it (badRequest naming the issuing CA), over
+// each protocol, and nothing is recorded for it.
+func TestNextCAKeyIsRefusedBeforeTheServerReloads(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	// The running server has recorded its CA in the store, as 'serve'
+	// does at start: 'ca rollover' then records the next one at once.
+	sync := &cashare.Syncer{Store: p.Store, Authority: p.Authority, Clock: p.Clock, Node: "node-a", Log: p.Log}
+	if err := sync.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// What 'ca rollover' runs.
+	next, _, err := cashare.Rollover(ctx, p.Store, p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(72 * time.Hour),
+		ReserveRA: raSerialReserve(p.Store, p.Clock)}, p.Clock, "host-a tester")
+	if err != nil {
+		t.Fatalf("rollover: %v", err)
+	}
+	a, _, err := loadCLICA(ctx, p.Store, p.Dir, nil, p.Clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recordRAs(ctx, p.Store, a, p.Clock); err != nil {
+		t.Fatalf("recording the next RA: %v", err)
+	}
+	gens, err := p.Store.CAGenerations(ctx)
+	if err != nil || !slices.ContainsFunc(gens, func(g store.CAGeneration) bool { return g.IssuerID == next.ID }) {
+		t.Fatalf("the next CA %s in the store: %+v, %v; want it recorded", next.ID, gens, err)
+	}
+	if _, known := p.Authority.OwnKeyRole(next.Cert.PublicKey); known {
+		t.Fatal("the running server knows the next CA already: no window to test")
+	}
+	wantRole := "the key of the issuing CA " + next.Cert.Subject.String()
+	for _, protocol := range []pki.Protocol{pki.ProtocolSCEP, pki.ProtocolEST, pki.ProtocolCLI} {
+		req := p.Request(t, "next-ca-key")
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "next-ca-key"}}, next.Signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.CSR, err = x509.ParseCertificateRequest(der); err != nil {
+			t.Fatal(err)
+		}
+		req.Protocol, req.TransactionID = protocol, "next-ca-key-"+string(protocol)
+		_, err = p.Service.Enroll(ctx, req.Request)
+		if msg := pki.ErrorMessage(err); pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(msg, "the request's public key is "+wantRole+":") ||
+			!strings.Contains(msg, "never certifies its own keys") {
+			t.Errorf("%s: enrolling the next CA's key: %v; want badRequest naming %q", protocol, err, wantRole)
+		}
+	}
+	certs, _, err := p.Store.ListCertificates(ctx, store.CertFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range certs {
+		if c.Subject == "CN=next-ca-key" {
+			t.Errorf("certificate %s (%s) issued for the next CA's key", c.SerialHex, c.Protocol)
+		}
+	}
+	// A key of the device's own is issued as before.
+	p.Issue(t, "device")
 }

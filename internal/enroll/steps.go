@@ -98,14 +98,24 @@ func ownKeyRefusal(role string, cause error) error {
 }
 
 // ownKeyLate is the refusal of an issuance the store refused because its
-// key is that of one of the server's own certificates in the inventory
-// (store.ErrOwnKey): one recorded since this node last loaded its CA, such
-// as a new RA of 'ca renew-ra' or 'ca rollover' (checkNotOwnKey, in
+// key is that of one of the server's own certificates in the inventory or
+// of an issuing CA it records (store.ErrOwnKey): one recorded since this
+// node last loaded its CA, such as a new RA of 'ca renew-ra' or 'ca
+// rollover', or the next issuing CA of 'ca rollover' (checkNotOwnKey, in
 // memory, knows it only after the reload). It reads as checkNotOwnKey's.
 func ownKeyLate(err error) error {
 	role := "the key of one of this server's own certificates"
 	var own *store.OwnKeyError
-	if errors.As(err, &own) && own.Profile != "" {
+	switch {
+	case !errors.As(err, &own):
+	case own.IssuerID != "":
+		// As ca.Authority.OwnKeyRole names an issuing CA's key.
+		name := own.Subject
+		if name == "" {
+			name = own.IssuerID
+		}
+		role = "the key of the issuing CA " + name
+	case own.Profile != "":
 		switch own.Profile {
 		case RAProfileName:
 			role = "the SCEP RA's key (" + own.Subject + ")"
