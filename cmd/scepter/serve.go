@@ -1345,9 +1345,12 @@ func everyOrWhen(ctx context.Context, interval time.Duration, wake <-chan struct
 // reloadCA picks up a next CA that `scepter ca rollover` created while the
 // server runs, and promotes it on disk once its switch time has come, so
 // GetNextCACert and the switch need no restart. issuersChanged runs when
-// the set of issuers is no longer the same.
+// the set of issuers is no longer the same. It logs each change of the next
+// CA: one that goes away before its switch (discarded), and one loaded,
+// also when a discard and a new rollover both came since the last reload,
+// so that the log never names a discarded CA as the next one.
 func reloadCA(authority *ca.Authority, clock pki.Clock, log *slog.Logger, issuersChanged func()) {
-	_, had := authority.SwitchAt()
+	beforeNext, beforeAt, had := scheduledNext(authority, clock.Now())
 	before := issuerIDs(authority)
 	if err := authority.Reload(clock.Now()); err != nil {
 		log.Warn("reload CA", "err", err)
@@ -1356,11 +1359,35 @@ func reloadCA(authority *ca.Authority, clock pki.Clock, log *slog.Logger, issuer
 	if !slices.Equal(before, issuerIDs(authority)) {
 		issuersChanged()
 	}
-	if at, has := authority.SwitchAt(); has && !had {
-		if issuer, _, ok := authority.Next(clock.Now()); ok {
-			log.Info("next issuing CA loaded", "subject", issuer.Cert.Subject.String(), "switch_at", at.Format(time.RFC3339))
-		}
+	now := clock.Now()
+	afterNext, afterAt, has := scheduledNext(authority, now)
+	same := had && has && afterNext.ID == beforeNext.ID && afterAt.Equal(beforeAt)
+	if same {
+		return
 	}
+	// Gone without becoming current: discarded (at its switch, the next
+	// CA goes away by becoming the active one, which cashare logs).
+	if active, _ := authority.Active(now); had && active.ID != beforeNext.ID && (!has || afterNext.ID != beforeNext.ID) {
+		log.Info("next issuing CA discarded: it is no longer served and this node will not switch to it",
+			"subject", beforeNext.Cert.Subject.String(), "switch_at", beforeAt.UTC().Format(time.RFC3339))
+	}
+	if has && now.Before(afterAt) {
+		log.Info("next issuing CA loaded", "subject", afterNext.Cert.Subject.String(), "switch_at", afterAt.UTC().Format(time.RFC3339))
+	}
+}
+
+// scheduledNext is the authority's next issuing CA and its switch time,
+// also once that time has passed but no reload has promoted it yet (Active
+// serves it then); ok is false when there is none.
+func scheduledNext(authority *ca.Authority, now time.Time) (next *ca.Issuer, at time.Time, ok bool) {
+	if at, ok = authority.SwitchAt(); !ok {
+		return nil, time.Time{}, false
+	}
+	if next, _, ok := authority.Next(now); ok {
+		return next, at, true
+	}
+	next, _ = authority.Active(now)
+	return next, at, true
 }
 
 // applyRootCRL has the authority refuse what the issuing CAs on the

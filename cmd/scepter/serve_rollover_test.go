@@ -125,3 +125,85 @@ func TestKickReplacesARevokedResponder(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Every change of the next CA between two reloads is logged, naming the
+// CA and its switch time: one loaded, one discarded, and both when a
+// rollover was discarded and made again before the reload, so that the
+// log never names a discarded CA as the next one. At the switch the next
+// CA goes away by becoming current, which is no discard.
+func TestReloadCALogsEveryChangeOfTheNextCA(t *testing.T) {
+	p := fixture.New(t, fixture.Options{})
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	rollover := func(t *testing.T, in time.Duration) *ca.Issuer {
+		t.Helper()
+		next, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(in)}, p.Clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return next
+	}
+	discard := func(t *testing.T, next *ca.Issuer) {
+		t.Helper()
+		if err := ca.DiscardNext(p.Dir, next.ID, p.Clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loaded := func(next *ca.Issuer, in time.Duration) string {
+		return `msg="next issuing CA loaded" subject="` + next.Cert.Subject.String() + `" switch_at=` +
+			p.Clock.Now().Add(in).UTC().Format(time.RFC3339)
+	}
+	discarded := func(next *ca.Issuer, in time.Duration) string {
+		return `msg="next issuing CA discarded: it is no longer served and this node will not switch to it" subject="` +
+			next.Cert.Subject.String() + `" switch_at=` + p.Clock.Now().Add(in).UTC().Format(time.RFC3339)
+	}
+
+	var first, second, third *ca.Issuer
+	steps := []struct {
+		name string
+		do   func(t *testing.T) (want []string)
+	}{
+		{"rollover", func(t *testing.T) []string {
+			first = rollover(t, 3*time.Hour)
+			return []string{loaded(first, 3*time.Hour)}
+		}},
+		{"nothing new", func(t *testing.T) []string { return nil }},
+		{"discarded and made again", func(t *testing.T) []string {
+			discard(t, first)
+			second = rollover(t, 4*time.Hour)
+			return []string{discarded(first, 3*time.Hour), loaded(second, 4*time.Hour)}
+		}},
+		{"discarded", func(t *testing.T) []string {
+			discard(t, second)
+			return []string{discarded(second, 4*time.Hour)}
+		}},
+		{"rollover again", func(t *testing.T) []string {
+			third = rollover(t, time.Hour)
+			return []string{loaded(third, time.Hour)}
+		}},
+		{"switch", func(t *testing.T) []string {
+			p.Clock.Advance(time.Hour)
+			return nil
+		}},
+	}
+	for _, step := range steps {
+		logs.Reset()
+		want := step.do(t)
+		reloadCA(p.Authority, p.Clock, log, func() {})
+		got := strings.Split(strings.TrimSpace(logs.String()), "\n")
+		if logs.Len() == 0 {
+			got = nil
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: logged %d lines, want %d:\n%s", step.name, len(got), len(want), logs.String())
+		}
+		for i := range want {
+			if !strings.Contains(got[i], want[i]) {
+				t.Errorf("%s: line %d is\n%s\nwant it to contain\n%s", step.name, i, got[i], want[i])
+			}
+		}
+	}
+	if active, _ := p.Authority.Active(p.Clock.Now()); active.ID != third.ID {
+		t.Errorf("after the switch the active CA is %s, want the third next CA %s", active.ID, third.ID)
+	}
+}
