@@ -280,6 +280,10 @@ type Syncer struct {
 	lacking *pki.RA
 	// lackingUntil is lacking's switch time.
 	lackingUntil time.Time
+	// issuing is the issuing CA this node last issued with in step with
+	// the store ("" before the first Sync that found it so), to log
+	// once that it issues with another CA.
+	issuing string
 }
 
 // LackedNextRA is the next CA the store schedules when this node lacks it
@@ -425,6 +429,7 @@ func (s *Syncer) Sync(ctx context.Context) error {
 	if cur == nil {
 		return s.fail(errors.New("the store records no current issuing CA"))
 	}
+	recordedHere := false // this node recorded the switch to cur
 	if cur.PromotedAt.IsZero() && !cur.SwitchAt.IsZero() {
 		ok, err := s.Store.PromoteCAGeneration(ctx, cur.IssuerID, now, pki.AuditEvent{Time: now, Type: pki.EventCAPromoted,
 			Actor: "system:" + s.Node, IssuerID: cur.IssuerID, Outcome: "success",
@@ -432,12 +437,14 @@ func (s *Syncer) Sync(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("recording the switch to issuing CA %s: %w", cur.IssuerID, err)
 		}
-		if ok {
-			s.Log.Info("issuing CA switched; recorded for every node", "issuer", cur.IssuerID, "switch_at", cur.SwitchAt.UTC().Format(time.RFC3339))
-		}
+		recordedHere = ok
 	}
 	active, _ := s.Authority.Active(now)
 	if active.ID != cur.IssuerID {
+		if recordedHere {
+			s.Log.Info("issuing CA switched; recorded for every node (this node cannot issue with it yet)", "issuer", cur.IssuerID,
+				"switch_at", cur.SwitchAt.UTC().Format(time.RFC3339))
+		}
 		if _, have := s.Authority.IssuerByID(cur.IssuerID); have {
 			return s.fail(fmt.Errorf("the store's current issuing CA is %s since %s, this node's is %s: its schedule differs (DATA/ca/next/switch-at)",
 				cur.IssuerID, cur.SwitchAt.UTC().Format(time.RFC3339), active.ID))
@@ -451,7 +458,18 @@ func (s *Syncer) Sync(ctx context.Context) error {
 		s.Log.Info("this node's CA matches the store again", "issuer", cur.IssuerID)
 	}
 	s.problem = nil
+	previous := s.issuing
+	s.issuing = active.ID
 	s.mu.Unlock()
+	// Every node says once that it issues with another CA, not only the
+	// one that recorded the switch.
+	if recordedHere || previous != "" && previous != active.ID {
+		msg := "issuing CA switched: this node issues with it now; another node had recorded the switch"
+		if recordedHere {
+			msg = "issuing CA switched: this node issues with it now and recorded the switch for every node"
+		}
+		s.Log.Info(msg, "subject", active.Cert.Subject.String(), "issuer", active.ID, "switch_at", cur.SwitchAt.UTC().Format(time.RFC3339))
+	}
 	return nil
 }
 

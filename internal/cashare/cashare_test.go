@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -658,6 +659,79 @@ func TestRolloverIsRecordedAtOnce(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(bDir, "ca", "next")); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("the refused rollover left %s: %v", filepath.Join(bDir, "ca", "next"), err)
+		}
+	})
+}
+
+// At a switch every node logs once that it issues with another CA, naming
+// it and whether it recorded the switch or found it recorded: not only the
+// node that recorded it. A node that lacks the keys logs it once it has
+// them and issues with the new CA.
+func TestEveryNodeLogsTheSwitch(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+		clock := pkitest.NewClock(t0)
+		a, err := startNode(t, open(t), clock, t.TempDir(), "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bDir, cDir := t.TempDir(), t.TempDir()
+		copyCA(t, a.dir, bDir)
+		copyCA(t, a.dir, cDir)
+		b, err := startNode(t, open(t), clock, bDir, "node-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := startNode(t, open(t), clock, cDir, "node-c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		switchAt := t0.Add(time.Hour)
+		next, _, err := ca.Rollover(a.dir, ca.RolloverOptions{SwitchAt: switchAt}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.tick(t, clock); err != nil {
+			t.Fatal(err)
+		}
+		copyCA(t, a.dir, bDir) // node c gets the keys only after the switch
+		for _, n := range []*node{a, b, c} {
+			if err := n.tick(t, clock); err != nil {
+				t.Fatal(err)
+			}
+			n.logs.Reset()
+		}
+
+		clock.Set(switchAt.Add(time.Second))
+		for round := range 2 { // the second round finds nothing new
+			for _, n := range []*node{a, b, c} {
+				err := n.tick(t, clock)
+				if n == c && err == nil {
+					t.Errorf("round %d: node c, without the next keys, synced", round)
+				} else if n != c && err != nil {
+					t.Errorf("round %d: node %s: %v", round, n.sync.Node, err)
+				}
+			}
+		}
+		copyCA(t, a.dir, cDir)
+		for range 2 {
+			if err := c.tick(t, clock); err != nil {
+				t.Fatalf("node c with the keys: %v", err)
+			}
+		}
+
+		attrs := fmt.Sprintf(`subject="%s" issuer=%s switch_at=%s`, next.Cert.Subject, next.ID, switchAt.Format(time.RFC3339))
+		for _, tc := range []struct {
+			node *node
+			want string
+		}{
+			{a, `msg="issuing CA switched: this node issues with it now and recorded the switch for every node" ` + attrs},
+			{b, `msg="issuing CA switched: this node issues with it now; another node had recorded the switch" ` + attrs},
+			{c, `msg="issuing CA switched: this node issues with it now; another node had recorded the switch" ` + attrs},
+		} {
+			logs := tc.node.logs.String()
+			if n := strings.Count(logs, "issuing CA switched"); n != 1 || !strings.Contains(logs, tc.want) {
+				t.Errorf("%s logged %d switches:\n%s\nwant one:\n%s", tc.node.sync.Node, n, logs, tc.want)
+			}
 		}
 	})
 }
