@@ -252,7 +252,8 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	}
 	c, caps, caCerts, err := f.connect(ctx, e)
 	if err != nil {
-		return err
+		// Nothing was asked with the held key: it stays for the next run.
+		return heldKeyNoteFor(err, held, notAnswered)
 	}
 	der, err := csr.Create(tmpl, key)
 	if err != nil {
@@ -390,6 +391,10 @@ func keptKeyNote(err error, kept *heldKey, failure heldFailure) error {
 	case refusedForGood, refusedOtherwise:
 		dropKeptKey(kept)
 		return fmt.Errorf("%w; a refusal is final, so the new key kept for it in %s is removed: the next run makes a new one", err, kept.path)
+	case renewedCertRefused:
+		// The marker binds the key to that certificate: no run can use it.
+		dropKeptKey(kept)
+		return fmt.Errorf("%w; the certificate being renewed was refused, not a password, and no run renews it: the new key kept for its renewal in %s is removed (the next run makes a new one)", err, kept.path)
 	case challengeRefused:
 		return fmt.Errorf("%w; the challenge was refused, not the key: the new key stays in %s (a re-key approved or issued for it is given only for it); run the same command again with the right --challenge, which asks with it", err, kept.path)
 	case credentialsRefused:

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -230,21 +231,36 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if csrKeyFile != "" && op != "enroll" {
 		return usageError{"--csr-key is for enroll"}
 	}
+	key := plan.key
+	request := enrollmentRequest("est "+op, f.url, tmpl)
+	if plan.renewed != nil {
+		request = renewalRequest("est "+op, plan.renewed)
+	}
+	// A key kept for this request is found before the server is asked
+	// anything, so that a failure from here on says it is kept.
+	var held *heldKey
+	if key == nil && csrKeyFile == "" {
+		if held, err = findHeldKey(f.keyOut, f.out, plan.current, request); err != nil {
+			return err
+		}
+		if held != nil {
+			key = held.key
+			announceHeldKey(e, held)
+		}
+	}
 	// CSR attributes are advice (RFC 7030 §4.5): a server that refuses
 	// them is warned about, and the request goes without; one that cannot
 	// be reached is not asked again.
 	var attrs []est.CSRAttr
 	if binding == "auto" || op != "serverkeygen" {
 		if attrs, err = c.AdvisoryCSRAttrs(ctx); err != nil {
-			return err
+			// Nothing was asked with the kept key: it stays for the next run.
+			if op == "reenroll" && plan.current != nil {
+				return keptKeyNote(err, held, notAnswered)
+			}
+			return heldKeyNoteFor(err, held, notAnswered)
 		}
 	}
-	key := plan.key
-	request := enrollmentRequest("est "+op, f.url, tmpl)
-	if plan.renewed != nil {
-		request = renewalRequest("est "+op, plan.renewed)
-	}
-	var held *heldKey
 	// The server's key types count for the key of the certificate; a
 	// serverkeygen request's key only receives the server's key.
 	advice := client.KeyAdvice{}
@@ -257,14 +273,6 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 			return err
 		}
 	case key == nil:
-		if held, err = findHeldKey(f.keyOut, f.out, plan.current, request); err != nil {
-			return err
-		}
-		if held != nil {
-			key = held.key
-			announceHeldKey(e, held)
-			break
-		}
 		kt := plan.keyType
 		if chosen := advice.Choose(); !plan.keyTypeGiven && !advice.Accepts(kt) && chosen != "" {
 			fmt.Fprintf(e.stderr, "the server's /csrattrs ask for these key types: %s; making a %s key\n", advice, chosen)
@@ -336,7 +344,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		}
 		err = fmt.Errorf("%s failed: %w", op, err)
 		if kept != nil {
-			return keptKeyNote(err, kept, estKeptKeyFailure(err))
+			return keptKeyNote(err, kept, estKeptKeyFailure(err, c.Password != ""))
 		}
 		return heldKeyNote(err, err, held)
 	}
@@ -393,13 +401,25 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 }
 
 // estKeptKeyFailure is what an EST renewal's failure means for its kept
-// key: a refusal (HTTP 4xx) as heldKeyFailure reads it (401, the
-// credentials; 408 and 429, try again later; any other, the request), and
-// anything else (no answer, a 5xx) leaves it to be asked again.
-func estKeptKeyFailure(err error) heldFailure {
+// key: a refusal (HTTP 4xx) as heldKeyFailure reads it (408 and 429, try
+// again later; any other, the request), and anything else (no answer, a
+// 5xx) leaves it to be asked again. A 401 refuses the credentials: a
+// password (withPassword: one was sent) may be right next time, but the
+// certificate being renewed, which the kept key is bound to, is refused
+// for good (revoked, unknown, expired), unless it is on hold.
+func estKeptKeyFailure(err error, withPassword bool) heldFailure {
 	var he *client.HTTPError
 	if !errors.As(err, &he) || he.Status < 400 {
 		return notAnswered
+	}
+	if he.Status == http.StatusUnauthorized {
+		switch reason := strings.ToLower(he.Reason); {
+		case saysTryLater(reason):
+			return notAnswered
+		case saysCertificateRefused(reason), !withPassword:
+			return renewedCertRefused
+		}
+		return credentialsRefused
 	}
 	return heldKeyFailure(err)
 }

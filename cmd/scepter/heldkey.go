@@ -343,12 +343,19 @@ func pendingHint(err error, key crypto.Signer, made bool, keyOut string, held *h
 // server that did not answer, the key is still the held request's, and
 // its certificate, once approved, is collected only with it.
 func heldKeyNote(err, cause error, held *heldKey) error {
+	return heldKeyNoteFor(err, held, heldKeyFailure(cause))
+}
+
+// heldKeyNoteFor is heldKeyNote for a failure already classified: a run
+// that failed before it sent the request (the server down at /csrattrs or
+// GetCACaps) is notAnswered, whatever the error.
+func heldKeyNoteFor(err error, held *heldKey, failure heldFailure) error {
 	var pe *client.PendingError
 	if err == nil || held == nil || errors.As(err, &pe) {
 		return err
 	}
 	marker := held.path + heldMarkerSuffix
-	switch heldKeyFailure(cause) {
+	switch failure {
 	case refusedForGood:
 		return fmt.Errorf("%w (the request used the key in %s, saved for a request held for approval earlier, which the server refused for good: remove it and %s to make a new key and a new request)", err, held.path, marker)
 	case challengeRefused:
@@ -370,6 +377,7 @@ const (
 	challengeRefused                      // SCEP: the challenge password
 	credentialsRefused                    // EST: 401, the user and password or the client certificate
 	notAnswered                           // no answer, or one that says to try again later
+	renewedCertRefused                    // EST: 401 for the certificate being renewed (revoked, unknown, expired)
 )
 
 // heldKeyFailure tells, from the client's error, what went wrong. SCEP
@@ -384,7 +392,7 @@ func heldKeyFailure(err error) heldFailure {
 		switch text := strings.ToLower(fe.Text); {
 		case strings.Contains(text, "the request was rejected"), strings.Contains(text, "holds another request of this key"):
 			return refusedForGood
-		case strings.Contains(text, "locked out"):
+		case saysTryLater(text):
 			return notAnswered
 		case strings.Contains(text, "challenge password"):
 			return challengeRefused
@@ -403,6 +411,38 @@ func heldKeyFailure(err error) heldFailure {
 		return refusedOtherwise
 	}
 	return notAnswered // no answer: the server down, a lost connection, a timeout
+}
+
+// saysTryLater: a refusal's text (lower case), in this server's words,
+// says it passes: an address locked out after too many wrong challenges or
+// passwords (internal/enroll steps.go lockedOut, which SCEP sends as a
+// badRequest FAILURE, and the LockedOutError it wraps; EST sends the same
+// text with 429), too many requests (internal/server limits.go, 429), a
+// certificate on hold until the operator lifts it, or a plain "try again".
+// The key is kept for those.
+func saysTryLater(text string) bool {
+	for _, s := range []string{"too many failed attempts", "locked out", "too many requests", "lift the hold", "try again"} {
+		if strings.Contains(text, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// saysCertificateRefused: an EST 401's reason (lower case), in this
+// server's words (internal/enroll renewal.go), refuses the client
+// certificate itself: revoked, expired, not this CA's or not in its
+// inventory. Another password cannot change that.
+func saysCertificateRefused(reason string) bool {
+	if !strings.Contains(reason, "certificate") {
+		return false
+	}
+	for _, s := range []string{"revoked", "expired", "not issued by this ca", "not in this ca's inventory", "not the certificate this ca issued", "unknown"} {
+		if strings.Contains(reason, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // forgetHeldKey removes the ".pending" copy of a held key once its

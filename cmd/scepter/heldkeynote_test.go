@@ -40,6 +40,8 @@ func TestHeldKeyNoteAdvice(t *testing.T) {
 			[]string{"keep it", "--challenge"}, []string{"remove"}, false},
 		{"SCEP: locked out", &client.FailureError{FailInfo: scep.BadRequest, Text: "locked out after too many failed attempts until 2030-01-01T00:00:00Z"},
 			[]string{"keep it", "again later"}, []string{"remove"}, false},
+		{"SCEP: the server's lockout", &client.FailureError{FailInfo: scep.BadRequest, Text: "too many failed attempts from this address; try again after 2030-01-01T00:00:00Z"},
+			[]string{"keep it", "again later"}, []string{"remove"}, false},
 		{"SCEP: another refusal", &client.FailureError{FailInfo: scep.BadRequest, Text: "the subject attribute OU is not allowed"},
 			[]string{"if the server rejected that request, remove it", "otherwise keep it"}, nil, false},
 		{"EST: rejected", &client.HTTPError{Status: http.StatusForbidden, Reason: "the request was rejected: not ours"},
