@@ -626,7 +626,9 @@ type Store interface {
 	// consumeChallengeHash is set, the one-time challenge that
 	// authenticated the request is consumed in the same transaction
 	// (at r.CreatedAt); ErrChallengeUnusable and nothing stored if it
-	// cannot be.
+	// cannot be. A request whose key no approval could issue is not
+	// stored: ErrKeyCompromised, or (but for protocol internal) an
+	// *OwnKeyError, as RecordIssuance refuses it, in the same transaction.
 	CreateRequest(ctx context.Context, r pki.EnrollmentRequest, consumeChallengeHash []byte, ev pki.AuditEvent) error
 	// RequestByTransaction returns the newest request with this profile and
 	// transaction ID, made with one of keys (RequestKeys.Match), that has

@@ -27,7 +27,12 @@ func scanRequest(sc sqlstore.Scanner) (pki.EnrollmentRequest, error) {
 // zero Status means pending; any other is refused), and a zero ev.Time
 // becomes r.CreatedAt. Of concurrent creations for one profile and
 // transaction ID, the partial unique index lets one through: the others
-// wait for it to commit and get ErrConflict.
+// wait for it to commit and get ErrConflict. Its key is checked as
+// RecordIssuance checks a client's (keyNotCompromisedNorOwnQry), so that a
+// request no approval could issue is not held; the check, the challenge's
+// consumption and the insert go in one batch, one round trip. It takes no
+// key lock: a keyCompromise revocation that commits meanwhile is caught at
+// the approval, by RecordIssuance.
 func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, consumeChallengeHash []byte, ev pki.AuditEvent) error {
 	fail := func(err error) error {
 		return pgError("postgres: create request %s (transaction %q): %w", r.ID, r.TransactionID, err)
@@ -39,27 +44,56 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 	if err != nil {
 		return fail(err)
 	}
+	guard := keyGuard{hash: store.RequestKeyHash(r.CSR), own: r.Protocol != pki.ProtocolInternal}
 	err = s.withTx(ctx, func(tx pgx.Tx) error {
-		if err := consumeChallenge(ctx, tx, consumeChallengeHash, sqlstore.Micros(r.CreatedAt), ""); err != nil {
-			return err
+		var b pgx.Batch
+		b.Queue(guard.query(), guard.hash)
+		if consumeChallengeHash != nil {
+			b.Queue(consumeChallengeQuery, sqlstore.Micros(r.CreatedAt), consumeChallengeHash, "")
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO enrollment_requests (
+		b.Queue(`INSERT INTO enrollment_requests (
 			id, transaction_id, profile, protocol, status, subject_dn, sans, csr, signer_cert,
 			requester_addr, created_at, expires_at, renewed_from, challenge_hash, key_hash, client_key_hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			r.ID, r.TransactionID, r.Profile, string(r.Protocol), string(pki.RequestPending), encText(r.Subject),
 			sans, r.CSR, sqlstore.NullBytes(r.ClientCert), r.RequesterAddr, sqlstore.Micros(r.CreatedAt), sqlstore.Micros(r.ExpiresAt),
 			r.RenewedFrom, sqlstore.NullBytes(r.ChallengeHash),
-			store.RequestKeyHash(r.CSR), sqlstore.NullBytes(store.RequestClientKeyHash(r.ClientCert)))
-		if err != nil {
-			// The ID is taken, or the partial unique index found a pending
-			// request with this profile, transaction ID and key.
-			return conflict(err)
+			guard.hash, sqlstore.NullBytes(store.RequestClientKeyHash(r.ClientCert)))
+		if err := sendRequest(tx.SendBatch(ctx, &b), consumeChallengeHash != nil); err != nil {
+			return err
 		}
 		return insertEvents(ctx, tx, r.CreatedAt, []pki.AuditEvent{ev})
 	})
+	if errors.Is(err, store.ErrOwnKey) {
+		err = s.ownKeyError(ctx, guard.hash)
+	}
 	if err != nil {
 		return fail(err)
+	}
+	return nil
+}
+
+// sendRequest reads the results of CreateRequest's batch: the key's
+// check, when consume the challenge's consumption, and the insert. The
+// first that fails stops the batch, and the transaction is rolled back.
+func sendRequest(br pgx.BatchResults, consume bool) (err error) {
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = conflict(cerr)
+		}
+	}()
+	if err := keyChecked(br.Exec()); err != nil {
+		return err
+	}
+	if consume {
+		if err := consumed(br.Exec()); err != nil {
+			return err
+		}
+	}
+	if _, err := br.Exec(); err != nil {
+		// The ID is taken, or the partial unique index found a pending
+		// request with this profile, transaction ID and key.
+		return conflict(err)
 	}
 	return nil
 }

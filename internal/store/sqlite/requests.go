@@ -15,7 +15,9 @@ import (
 
 // CreateRequest implements store.Store. The request is stored pending (a
 // zero Status means pending; any other is refused), and a zero ev.Time
-// becomes r.CreatedAt.
+// becomes r.CreatedAt. Its key is checked as RecordIssuance checks a
+// client's (checkKeyNotCompromised, checkKeyNotOwn), in the same
+// transaction: a request no approval could issue is not held.
 func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, consumeChallengeHash []byte, ev pki.AuditEvent) error {
 	fail := func(err error) error {
 		return fmt.Errorf("sqlite: create request %s (transaction %q): %w", r.ID, r.TransactionID, err)
@@ -27,7 +29,16 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 	if err != nil {
 		return fail(err)
 	}
+	keyHash := store.RequestKeyHash(r.CSR)
 	err = s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+		if err := checkKeyNotCompromised(ctx, tx, keyHash); err != nil {
+			return err
+		}
+		if r.Protocol != pki.ProtocolInternal {
+			if err := checkKeyNotOwn(ctx, tx, keyHash); err != nil {
+				return err
+			}
+		}
 		if err := consumeChallenge(ctx, tx, consumeChallengeHash, sqlstore.Micros(r.CreatedAt), ""); err != nil {
 			return err
 		}
@@ -38,7 +49,7 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 			r.ID, r.TransactionID, r.Profile, string(r.Protocol), string(pki.RequestPending), r.Subject,
 			sans, r.CSR, sqlstore.NullBytes(r.ClientCert), r.RequesterAddr, sqlstore.Micros(r.CreatedAt), sqlstore.Micros(r.ExpiresAt),
 			r.RenewedFrom, sqlstore.NullBytes(r.ChallengeHash),
-			store.RequestKeyHash(r.CSR), sqlstore.NullBytes(store.RequestClientKeyHash(r.ClientCert)))
+			keyHash, sqlstore.NullBytes(store.RequestClientKeyHash(r.ClientCert)))
 		if err != nil {
 			// The ID is taken, or the partial unique index found a pending
 			// request with this profile, transaction ID and key.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"sync"
@@ -215,5 +216,79 @@ func testIssuanceOfIssuingCAKey(t *testing.T, s store.Store) {
 	var own *store.OwnKeyError
 	if !errors.As(errs[others], &own) || own.IssuerID != later.IssuerID {
 		t.Errorf("the batch's refusal: %#v, want an *OwnKeyError naming issuing CA %s", own, later.IssuerID)
+	}
+}
+
+// testRequestOfOwnKey: a request to hold for approval whose key is that
+// of one of the server's own certificates (an RA's), of an issuing CA the
+// store records (a next one of 'ca rollover'), or a key revoked as
+// compromised, is refused as RecordIssuance would refuse its approval:
+// an *store.OwnKeyError naming the certificate or CA, or
+// store.ErrKeyCompromised. Nothing is held, and the one-time challenge it
+// came with stays usable. Another key's request is held.
+func testRequestOfOwnKey(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	raKey, caKey, compromisedKey, otherKey := newKey(t), newKey(t), newKey(t), newKey(t)
+	ra := newCert(issuerA, "ra1", t0.Add(24*time.Hour))
+	ra.DER, ra.Profile, ra.Protocol, ra.Subject, ra.TransactionID = certOf(t, raKey), "scep-ra", pki.ProtocolInternal, "CN=scepter SCEP RA", ""
+	mustRecord(t, s, issuance(ra))
+	next := caGen("ca-next", "sha256:r", t0.Add(24*time.Hour))
+	next.IssuerDER = certOf(t, caKey)
+	if _, err := s.PublishCAGeneration(ctx, next, caEvent(pki.EventCAPublished, next.IssuerID)); err != nil {
+		t.Fatalf("publish %s: %v", next.IssuerID, err)
+	}
+	leaked := newCert(issuerA, "leaked", t0.Add(24*time.Hour))
+	leaked.DER = certOf(t, compromisedKey)
+	mustRecord(t, s, issuance(leaked))
+	if _, _, err := s.RevokeCertificate(ctx, issuerA, leaked.SerialHex, store.ReasonKeyCompromise, t0, pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		name     string
+		key      *ecdsa.PrivateKey
+		protocol pki.Protocol
+		want     error
+		// What the *store.OwnKeyError of a refusal names.
+		wantProfile, wantIssuer, wantSubject string
+	}{
+		{"the RA's key over SCEP", raKey, pki.ProtocolSCEP, store.ErrOwnKey, "scep-ra", "", ra.Subject},
+		{"the RA's key over EST", raKey, pki.ProtocolEST, store.ErrOwnKey, "scep-ra", "", ra.Subject},
+		{"the next CA's key over SCEP", caKey, pki.ProtocolSCEP, store.ErrOwnKey, "", next.IssuerID, "CN=device"},
+		{"the next CA's key over EST", caKey, pki.ProtocolEST, store.ErrOwnKey, "", next.IssuerID, "CN=device"},
+		{"a compromised key", compromisedKey, pki.ProtocolSCEP, store.ErrKeyCompromised, "", "", ""},
+		{"another key", otherKey, pki.ProtocolEST, nil, "", "", ""},
+	}
+	for i, tc := range cases {
+		ch := pki.Challenge{ID: fmt.Sprintf("ok-%d", i), Hash: []byte(fmt.Sprintf("hash-ownkey-%d", i)), Profile: "approval",
+			CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		if err := s.CreateChallenge(ctx, ch, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
+			t.Fatal(err)
+		}
+		r := newRequest(fmt.Sprintf("own-%d", i), "approval", fmt.Sprintf("tx-own-%d", i))
+		r.CSR, r.ClientCert, r.Protocol = csrOf(t, tc.key), nil, tc.protocol
+		err := s.CreateRequest(ctx, r, ch.Hash, pendingEvent(r))
+		wantErr(t, tc.name, err, tc.want)
+		_, gerr := s.Request(ctx, r.ID)
+		_, cerr := s.LookupChallenge(ctx, ch.Hash, t0)
+		if tc.want == nil {
+			if gerr != nil {
+				t.Errorf("%s: Request = %v, want it held", tc.name, gerr)
+			}
+			continue
+		}
+		if !errors.Is(gerr, store.ErrNotFound) {
+			t.Errorf("%s: refused request: Request = %v, want ErrNotFound", tc.name, gerr)
+		}
+		if cerr != nil {
+			t.Errorf("%s: refused request: its challenge: %v, want it still usable", tc.name, cerr)
+		}
+		if tc.want != store.ErrOwnKey {
+			continue
+		}
+		var own *store.OwnKeyError
+		if !errors.As(err, &own) || own.Profile != tc.wantProfile || own.IssuerID != tc.wantIssuer || own.Subject != tc.wantSubject {
+			t.Errorf("%s: error %#v, want an *OwnKeyError of profile %q, issuer %q, subject %q", tc.name, own, tc.wantProfile, tc.wantIssuer, tc.wantSubject)
+		}
 	}
 }

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IssuanceRacesReasonRaised", testIssuanceRacesReasonRaised},
 		{"IssuanceOfOwnKey", testIssuanceOfOwnKey},
 		{"IssuanceOfIssuingCAKey", testIssuanceOfIssuingCAKey},
+		{"RequestOfOwnKey", testRequestOfOwnKey},
 		{"CertificatesOfTransaction", testCertificatesOfTransaction},
 		{"OtherReasonsLeaveTheKey", testOtherReasonsLeaveTheKey},
 		{"ReasonRaisedToKeyCompromise", testReasonRaisedToKeyCompromise},
