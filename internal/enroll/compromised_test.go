@@ -130,11 +130,61 @@ func (s *lateCompromiseStore) CompromisedKey(ctx context.Context, keyHash []byte
 }
 
 func (s *lateCompromiseStore) RecordIssuance(ctx context.Context, in store.Issuance) error {
+	s.revokeOnce()
+	return s.Store.RecordIssuance(ctx, in)
+}
+
+// CreateRequest revokes as RecordIssuance does: before a request is held.
+func (s *lateCompromiseStore) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, consume []byte, ev pki.AuditEvent) error {
+	s.revokeOnce()
+	return s.Store.CreateRequest(ctx, r, consume, ev)
+}
+
+func (s *lateCompromiseStore) revokeOnce() {
 	if !s.revoked {
 		s.revoke()
 		s.revoked = true
 	}
-	return s.Store.RecordIssuance(ctx, in)
+}
+
+// A key revoked as compromised between the service's check and the
+// transaction that holds its request for approval is refused as the check
+// refuses it, and nothing is held: no approval could issue it.
+func TestKeyCompromisedWhileHolding(t *testing.T) {
+	held := pki.DefaultProfile()
+	held.Name, held.RequireApproval = "approval", true
+	profiles := map[string]pki.Profile{"default": pki.DefaultProfile(), "approval": held}
+	f := newFixture(t, profiles, "default")
+	ctx := context.Background()
+	k := newKey(t)
+	first, err := f.svc.Enroll(ctx, namedWithKey(t, k, static, "kchold", "kchold.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := &lateCompromiseStore{Store: f.st, revoke: func() {
+		if _, err := f.admin.Revoke(ctx, first.Record.SerialHex, "", store.ReasonKeyCompromise, "cli:test"); err != nil {
+			t.Fatal(err)
+		}
+	}}
+	svc, err := enroll.New(ls, f.auth, f.clock, slog.New(slog.DiscardHandler), enroll.Config{StaticChallenge: static, Profiles: profiles, DefaultProfile: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otp, _, err := f.admin.NewChallenge(ctx, time.Hour, "approval", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := namedWithKey(t, k, otp, "kchold", "kchold.example")
+	req.Profile, req.TransactionID = "approval", "tx-kchold-2"
+	res, err := svc.Enroll(ctx, req)
+	date := f.clock.Now().UTC().Format("2006-01-02")
+	if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(pki.ErrorMessage(err), "revoked as compromised on "+date) ||
+		!strings.Contains(pki.ErrorMessage(err), first.Record.SerialHex) {
+		t.Fatalf("held %v, %v; want refused, the key revoked as compromised", res != nil, err)
+	}
+	if reqs, _, err := f.st.ListRequests(ctx, store.RequestFilter{}); err != nil || len(reqs) != 0 {
+		t.Errorf("requests held: %d, %v; want none", len(reqs), err)
+	}
 }
 
 // A key revoked as compromised between the service's check and the

@@ -68,10 +68,19 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 			return s.answer(ctx, held)
 		}
 	}
-	if errors.Is(err, store.ErrChallengeUnusable) {
+	switch {
+	case errors.Is(err, store.ErrChallengeUnusable):
 		return nil, pki.Wrap(pki.EUnauthorized, err, "challenge password is not valid")
-	}
-	if err != nil {
+	case errors.Is(err, store.ErrOwnKey):
+		// The key of a certificate of the server's own, or of an issuing
+		// CA, recorded since this node loaded its CA (a new RA, a
+		// rollover's next CA): its approval would be refused, so it is
+		// refused now, as an issuance is (and nothing is held).
+		return nil, ownKeyLate(err)
+	case errors.Is(err, store.ErrKeyCompromised):
+		// Revoked as compromised since checkKeyNotCompromised looked.
+		return nil, s.keyCompromisedLate(ctx, st, err)
+	case err != nil:
 		return nil, fmt.Errorf("enroll: hold request: %w", err)
 	}
 	s.log.Info("request held for approval", "request", id, "subject", r.Subject, "profile", r.Profile, "transaction_id", r.TransactionID)
