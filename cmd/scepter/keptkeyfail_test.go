@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -289,5 +290,68 @@ func TestESTKeptKeyRemovedWhenTheRenewedCertificateIsRevoked(t *testing.T) {
 				t.Fatalf("requests reject: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// A held `est reenroll --rekey` whose certificate is then put on hold
+// keeps its key: the server says the certificate is on hold (not
+// revoked: EST's credentials check once answered every revoked
+// certificate so, and the client removed the key), and once the hold is
+// lifted and the request approved, the same command collects the
+// certificate for that key (r65 D1).
+func TestESTKeptKeyKeptWhileTheRenewedCertificateIsOnHold(t *testing.T) {
+	s := startServe(t, "[profiles.default]\napproval = true\nrenewal_window = \"100%\"\n")
+	d := t.TempDir()
+	path := func(name string) string { return filepath.Join(d, name) }
+	enroll := []string{"est", "enroll", "--url", s.estURL, "--ca-fingerprint", s.fingerprint, "--subject", "CN=on-hold",
+		"--out", path("cert.pem"), "--key-out", path("key.pem")}
+	if _, err := runWithPassword("test", enroll...); err == nil || !strings.Contains(err.Error(), "pending manual approval") {
+		t.Fatalf("est enroll: %v, want it held", err)
+	}
+	s.approve(t, s.pending(t)[0])
+	if out, err := runWithPassword("test", enroll...); err != nil {
+		t.Fatalf("est enroll, collecting: %v\n%s", err, out)
+	}
+	reenroll := func() (string, error) {
+		return runWithPassword("", "est", "reenroll", "--url", s.estURL, "--ca-fingerprint", s.fingerprint,
+			"--cert", path("cert.pem"), "--key", path("key.pem"), "--rekey", "--out", path("cert.pem"), "--key-out", path("key.pem"))
+	}
+	if out, err := reenroll(); err == nil || !strings.Contains(err.Error(), "pending manual approval") {
+		t.Fatalf("est reenroll --rekey: %v, want it held\n%s", err, out)
+	}
+	ids := s.pending(t)
+	if len(ids) != 1 {
+		t.Fatalf("held requests %v, want one", ids)
+	}
+	kept, err := os.ReadFile(path("key.pem.pending"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := loadCert(t, path("cert.pem")).SerialNumber.Text(16)
+	if out, err := runCLI("certs", "revoke", "--data-dir", s.dataDir, "--reason", "certificateHold", serial); err != nil {
+		t.Fatalf("certs revoke --reason certificateHold: %v\n%s", err, out)
+	}
+
+	out, err := reenroll()
+	if err == nil {
+		t.Fatalf("renewed a certificate on hold\n%s", out)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "HTTP 401: the certificate to renew is on hold") || strings.Contains(msg, "is removed") {
+		t.Fatalf("%q: want the server's on-hold refusal and the kept key kept", msg)
+	}
+	if got, err := os.ReadFile(path("key.pem.pending")); err != nil || !bytes.Equal(got, kept) {
+		t.Fatalf("the kept key after the on-hold refusal: %v, want it kept as it was", err)
+	}
+
+	if out, err := runCLI("certs", "unhold", "--data-dir", s.dataDir, serial); err != nil {
+		t.Fatalf("certs unhold: %v\n%s", err, out)
+	}
+	s.approve(t, ids[0])
+	if out, err := reenroll(); err != nil {
+		t.Fatalf("est reenroll --rekey after the hold was lifted and the request approved: %v\n%s", err, out)
+	}
+	keyOut, err := os.ReadFile(path("key.pem"))
+	if err != nil || !bytes.Equal(keyOut, kept) {
+		t.Fatalf("key.pem after collecting: %v; want the key kept for the request", err)
 	}
 }

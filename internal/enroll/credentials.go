@@ -121,7 +121,7 @@ func (s *Service) checkCredentials(ctx context.Context, req Request, attempt *se
 				}
 			}
 		}
-		return pki.Errorf(pki.EBadCertID, "the certificate to renew is revoked")
+		return revokedRenewalRefusal(old)
 	case ev.HTTPUser != "" || ev.HTTPPassword != "":
 		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.checkUser(ctx, st, s.challengeMayHold, s.oneTimeMayHold) },
 			func() error { return s.oneTimeMayHold(ctx, st, ev.HTTPPassword) })

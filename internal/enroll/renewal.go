@@ -44,13 +44,8 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 			return nil
 		}
 	}
-	if old.Status == pki.StatusRevoked && old.RevokeReason == pki.ReasonCertificateHold {
-		// A hold may be lifted: the device may come back, and its
-		// administrator should know so.
-		return pki.Errorf(pki.EBadCertID, "the certificate to renew is on hold (certificateHold); ask the operator to lift the hold, then renew")
-	}
 	if old.Status == pki.StatusRevoked {
-		return pki.Errorf(pki.EBadCertID, "the certificate to renew is revoked")
+		return revokedRenewalRefusal(old)
 	}
 	if opens := st.Profile.RenewalOpens(signer.NotBefore, signer.NotAfter); s.clock.Now().Before(opens) {
 		return pki.Errorf(pki.EBadTime, "renewal of this certificate opens at %s", opens.UTC().Format(time.RFC3339))
@@ -60,6 +55,18 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	}
 	st.Renews, st.RenewsCert = old, signer
 	return nil
+}
+
+// revokedRenewalRefusal is the refusal of a renewal of old, revoked: on
+// hold (certificateHold), it says so, since a hold may be lifted and the
+// device may come back (its administrator should know, and a client keeps
+// a new key it made for the renewal); otherwise it is revoked for good.
+// Both protocols, and every check that meets it, say the same.
+func revokedRenewalRefusal(old *pki.Certificate) error {
+	if old.RevokeReason == pki.ReasonCertificateHold {
+		return pki.Errorf(pki.EBadCertID, "the certificate to renew is on hold (certificateHold); ask the operator to lift the hold, then renew")
+	}
+	return pki.Errorf(pki.EBadCertID, "the certificate to renew is revoked")
 }
 
 // renewedCertificate is the certificate a renewal is authenticated by, as
