@@ -171,6 +171,14 @@ func OwnKeyChecked(c *pki.Certificate) bool {
 	return c.Protocol != pki.ProtocolInternal && c.Source == pki.SourceIssued && c.Status != pki.StatusRevoked
 }
 
+// RequestOwnKeyChecked reports whether CreateRequest checks r's key against
+// the server's own certificates (ErrOwnKey), as RecordIssuance would check
+// the certificate an approval of r issues: a request of a client, not of
+// the server's own (protocol internal).
+func RequestOwnKeyChecked(r *pki.EnrollmentRequest) bool {
+	return r.Protocol != pki.ProtocolInternal
+}
+
 // CompromisedKey is a public key revoked as compromised: no certificate
 // may be issued for it again (CA/B Forum BR §6.1.1.3).
 type CompromisedKey struct {

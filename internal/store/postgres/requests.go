@@ -44,7 +44,7 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 	if err != nil {
 		return fail(err)
 	}
-	guard := keyGuard{hash: store.RequestKeyHash(r.CSR), own: r.Protocol != pki.ProtocolInternal}
+	guard := keyGuard{hash: store.RequestKeyHash(r.CSR), own: store.RequestOwnKeyChecked(&r)}
 	err = s.withTx(ctx, func(tx pgx.Tx) error {
 		var b pgx.Batch
 		b.Queue(guard.query(), guard.hash)

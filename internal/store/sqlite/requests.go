@@ -34,7 +34,7 @@ func (s *Store) CreateRequest(ctx context.Context, r pki.EnrollmentRequest, cons
 		if err := checkKeyNotCompromised(ctx, tx, keyHash); err != nil {
 			return err
 		}
-		if r.Protocol != pki.ProtocolInternal {
+		if store.RequestOwnKeyChecked(&r) {
 			if err := checkKeyNotOwn(ctx, tx, keyHash); err != nil {
 				return err
 			}
