@@ -178,6 +178,10 @@ func (s *countingStore) RememberNonce(ctx context.Context, transactionID string,
 	return s.count("RememberNonce", s.Store.RememberNonce(ctx, transactionID, senderNonce, now, expires))
 }
 
+func (s *countingStore) MarkNonceRefused(ctx context.Context, transactionID string, senderNonce []byte) error {
+	return s.count("MarkNonceRefused", s.Store.MarkNonceRefused(ctx, transactionID, senderNonce))
+}
+
 func (s *countingStore) PurgeExpired(ctx context.Context, now time.Time) error {
 	return s.count("PurgeExpired", s.Store.PurgeExpired(ctx, now))
 }

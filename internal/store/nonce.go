@@ -10,6 +10,10 @@ import "time"
 // tell returns ErrConflict alone.
 type NonceSeen struct {
 	Expires time.Time
+	// Refused: the run of the message that remembered the pair ended
+	// refused (MarkNonceRefused); a copy of it is a replay, and no run of
+	// it is still going.
+	Refused bool
 }
 
 func (e *NonceSeen) Error() string {

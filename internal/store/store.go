@@ -620,6 +620,15 @@ type Store interface {
 	// write: a crash may keep the pair, and the retry is then refused as
 	// a replay.
 	ForgetNonce(ctx context.Context, transactionID string, senderNonce []byte) error
+	// MarkNonceRefused records that the run of the message that
+	// remembered the pair ended refused (nothing to do for a pair not
+	// remembered): a replay of it then says so (NonceSeen.Refused), on
+	// every node of the store, and is refused at once rather than told to
+	// wait for a run that is over. The mark holds while the pair is
+	// remembered, not past an expired pair's replacement. Like
+	// RememberNonce, it may become durable only with the next durable
+	// write: a crash may lose the mark, and the pair is then as unmarked.
+	MarkNonceRefused(ctx context.Context, transactionID string, senderNonce []byte) error
 	// PurgeExpired removes remembered nonces, transaction claims (ended
 	// or lapsed EndedClaimRetention before now), enrollment requests,
 	// sessions and unknown names' login failures whose retention is over

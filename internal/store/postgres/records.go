@@ -153,13 +153,33 @@ var errNonceLive = errors.New("postgres: nonce live")
 // or ErrConflict alone when it cannot be read.
 func (s *Store) nonceSeen(ctx context.Context, transactionID string, senderNonce []byte) error {
 	var expires int64
-	err := s.pool.QueryRow(ctx, `SELECT expires_at FROM nonces WHERE transaction_id = $1 AND sender_nonce = $2`,
-		transactionID, senderNonce).Scan(&expires)
+	var refused bool
+	// Refused only when marked for this expiry (see MarkNonceRefused).
+	err := s.pool.QueryRow(ctx, `SELECT expires_at, coalesce(refused_expires_at = expires_at, false)
+		FROM nonces WHERE transaction_id = $1 AND sender_nonce = $2`,
+		transactionID, senderNonce).Scan(&expires, &refused)
 	if err != nil {
 		// The conflict stands; only when it began is unknown.
 		return fmt.Errorf("replayed nonce: %w", store.ErrConflict)
 	}
-	return fmt.Errorf("replayed nonce: %w", &store.NonceSeen{Expires: sqlstore.FromMicros(expires)})
+	return fmt.Errorf("replayed nonce: %w", &store.NonceSeen{Expires: sqlstore.FromMicros(expires), Refused: refused})
+}
+
+// MarkNonceRefused implements store.Store. The mark is the pair's expiry
+// as it is now: a pair taken over once expired has another, so the mark
+// lapses with the remembering it was made for, without RememberNonce's
+// insert clearing it (nor a node of before the mark, which knows nothing
+// of it).
+func (s *Store) MarkNonceRefused(ctx context.Context, transactionID string, senderNonce []byte) error {
+	err := s.withOrderedStatement(ctx, func(db execer) error {
+		_, err := db.Exec(ctx, `UPDATE nonces SET refused_expires_at = expires_at
+			WHERE transaction_id = $1 AND sender_nonce = $2`, transactionID, senderNonce)
+		return err
+	})
+	if err != nil {
+		return pgError("postgres: mark the nonce of transaction %q refused: %w", transactionID, err)
+	}
+	return nil
 }
 
 // ForgetNonce implements store.Store.

@@ -138,19 +138,38 @@ func (s *Store) RememberNonce(ctx context.Context, transactionID string, senderN
 	return nil
 }
 
-// nonceExpiryQuery reads a live pair's expiry, for its replay's NonceSeen:
-// a replay is rare, so the common path pays nothing for it.
-const nonceExpiryQuery = `SELECT expires_at FROM nonces WHERE transaction_id = ? AND sender_nonce = ?`
+// nonceExpiryQuery reads a live pair's expiry, and whether its run ended
+// refused (marked for this expiry: see MarkNonceRefused), for its replay's
+// NonceSeen: a replay is rare, so the common path pays nothing for it.
+const nonceExpiryQuery = `SELECT expires_at, coalesce(refused_expires_at = expires_at, 0)
+	FROM nonces WHERE transaction_id = ? AND sender_nonce = ?`
 
 // nonceSeen is the conflict of a pair that row (nonceExpiryQuery) holds:
 // a NonceSeen with its expiry, or ErrConflict alone when it cannot be read.
 func nonceSeen(row *sql.Row) error {
 	var expires int64
-	if err := row.Scan(&expires); err != nil {
+	var refused bool
+	if err := row.Scan(&expires, &refused); err != nil {
 		// The conflict stands; only when it began is unknown.
 		return fmt.Errorf("replayed nonce: %w", store.ErrConflict)
 	}
-	return fmt.Errorf("replayed nonce: %w", &store.NonceSeen{Expires: sqlstore.FromMicros(expires)})
+	return fmt.Errorf("replayed nonce: %w", &store.NonceSeen{Expires: sqlstore.FromMicros(expires), Refused: refused})
+}
+
+// MarkNonceRefused implements store.Store. The mark is the pair's expiry
+// as it is now: a pair taken over once expired has another, so the mark
+// lapses with the remembering it was made for, without the hot insert
+// (insertNonceQuery) clearing it.
+func (s *Store) MarkNonceRefused(ctx context.Context, transactionID string, senderNonce []byte) error {
+	err := s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE nonces SET refused_expires_at = expires_at
+			WHERE transaction_id = ? AND sender_nonce = ?`, transactionID, senderNonce)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: mark the nonce of transaction %q refused: %w", transactionID, err)
+	}
+	return nil
 }
 
 // ForgetNonce implements store.Store.

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevokeCertificate", testRevokeCertificate},
 		{"Challenges", testChallenges},
 		{"Nonces", testNonces},
+		{"NonceRefused", testNonceRefused},
 		{"PurgeExpired", testPurgeExpired},
 		{"Audit", testAudit},
 		{"AuditTimeFilter", testAuditTimeFilter},
@@ -757,13 +758,14 @@ func testCanceledContext(t *testing.T, s store.Store) {
 	cancel()
 	c := newCert(issuerA, "dd", t0.Add(time.Hour))
 	calls := map[string]error{
-		"ReserveSerial":  s.ReserveSerial(ctx, issuerA, "dd", nil, t0),
-		"RecordIssuance": s.RecordIssuance(ctx, issuance(c)),
-		"RememberNonce":  s.RememberNonce(ctx, "tx", []byte("n"), t0, t0.Add(time.Hour)),
-		"ForgetNonce":    s.ForgetNonce(ctx, "tx", []byte("n")),
-		"AppendAudit":    s.AppendAudit(ctx, pki.AuditEvent{Time: t0, Type: "x"}),
-		"CreateRequest":  s.CreateRequest(ctx, newRequest("dd", "default", "tx-dd"), nil, pki.AuditEvent{Type: "x"}),
-		"RejectRequest":  s.RejectRequest(ctx, "dd", "x", "cli:root", t0, pki.AuditEvent{Type: "x"}),
+		"ReserveSerial":    s.ReserveSerial(ctx, issuerA, "dd", nil, t0),
+		"RecordIssuance":   s.RecordIssuance(ctx, issuance(c)),
+		"RememberNonce":    s.RememberNonce(ctx, "tx", []byte("n"), t0, t0.Add(time.Hour)),
+		"ForgetNonce":      s.ForgetNonce(ctx, "tx", []byte("n")),
+		"MarkNonceRefused": s.MarkNonceRefused(ctx, "tx", []byte("n")),
+		"AppendAudit":      s.AppendAudit(ctx, pki.AuditEvent{Time: t0, Type: "x"}),
+		"CreateRequest":    s.CreateRequest(ctx, newRequest("dd", "default", "tx-dd"), nil, pki.AuditEvent{Type: "x"}),
+		"RejectRequest":    s.RejectRequest(ctx, "dd", "x", "cli:root", t0, pki.AuditEvent{Type: "x"}),
 	}
 	_, _, calls["ListRequests"] = s.ListRequests(ctx, store.RequestFilter{})
 	_, calls["Request"] = s.Request(ctx, "dd")

@@ -1,0 +1,12 @@
+-- scepter schema version 30 (SQLite): a remembered pair whose run ended
+-- refused.
+--
+-- A copy of a SCEP message whose first copy is still running is told to
+-- retry (503); once that run ended refused, a copy is refused as a replay
+-- at once (store.Store.MarkNonceRefused). refused_expires_at is the
+-- expires_at the pair had when its run was refused: the mark holds for
+-- that remembering alone, so a pair taken over once expired (by this
+-- version or an older one, which knows nothing of the column) is not
+-- refused. NULL, as in every row of before this version: not marked, and
+-- such a pair behaves as before.
+ALTER TABLE nonces ADD COLUMN refused_expires_at INTEGER;
