@@ -60,17 +60,28 @@ func (s *Service) ForgetNonce(ctx context.Context, transactionID string, nonce [
 	return nil
 }
 
+// MarkNonceRefused records that the run of the message whose pair
+// RememberNonce remembered ended refused: its replays are refused at once
+// (ReplayOfRefused), on every node of the store.
+func (s *Service) MarkNonceRefused(ctx context.Context, transactionID string, nonce []byte) error {
+	if err := s.store.MarkNonceRefused(ctx, transactionID, nonce); err != nil {
+		return fmt.Errorf("enroll: mark nonce refused: %w", err)
+	}
+	return nil
+}
+
 // RememberNonce records a message's (transaction ID, sender nonce) pair for
 // lifetime; a pair seen before is a replay, refused with EBadRequest, which
 // says when the pair was first remembered (ReplayFirstSeen: its expiry less
 // lifetime, so every node must remember pairs for the same lifetime, as
-// they check signingTime against the same --max-clock-skew).
+// they check signingTime against the same --max-clock-skew), and whether
+// the run it was remembered for ended refused (ReplayOfRefused).
 func (s *Service) RememberNonce(ctx context.Context, transactionID string, nonce []byte, lifetime time.Duration) error {
 	now := s.clock.Now()
 	err := s.store.RememberNonce(ctx, transactionID, nonce, now, now.Add(lifetime))
 	var seen *store.NonceSeen
 	if errors.As(err, &seen) {
-		return errReplayedSince(seen.Expires.Add(-lifetime))
+		return errReplayedSince(seen.Expires.Add(-lifetime), seen.Refused)
 	}
 	if errors.Is(err, store.ErrConflict) {
 		return errReplayed()

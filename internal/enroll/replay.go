@@ -20,16 +20,35 @@ func errReplayed() error {
 const replayedMessage = "replayed message: transactionID and senderNonce were seen before"
 
 // errReplayedSince is errReplayed for a pair the store says it first
-// remembered at firstSeen (see ReplayFirstSeen).
-func errReplayedSince(firstSeen time.Time) error {
-	return pki.Wrap(pki.EBadRequest, &pairSeen{firstSeen: firstSeen}, replayedMessage)
+// remembered at firstSeen (see ReplayFirstSeen), and whether the run it
+// was remembered for ended refused (see ReplayOfRefused).
+func errReplayedSince(firstSeen time.Time, refused bool) error {
+	return pki.Wrap(pki.EBadRequest, &pairSeen{firstSeen: firstSeen, refused: refused}, replayedMessage)
 }
 
-// pairSeen carries when a replayed message's pair was first remembered.
-type pairSeen struct{ firstSeen time.Time }
+// pairSeen carries when a replayed message's pair was first remembered,
+// and whether its run ended refused.
+type pairSeen struct {
+	firstSeen time.Time
+	refused   bool
+}
 
 func (p *pairSeen) Error() string {
-	return "enroll: the message's pair was first remembered at " + p.firstSeen.UTC().Format(time.RFC3339Nano)
+	msg := "enroll: the message's pair was first remembered at " + p.firstSeen.UTC().Format(time.RFC3339Nano)
+	if p.refused {
+		msg += ", and its run was refused"
+	}
+	return msg
+}
+
+// ReplayOfRefused says whether the message that RememberNonce refused as a
+// replay (err) is a copy of one whose run ended refused
+// (MarkNonceRefused): nothing of it is in flight or will be issued, so the
+// copy is refused as a replay at once, never told to retry
+// (copyInFlightWindow).
+func ReplayOfRefused(err error) bool {
+	var p *pairSeen
+	return errors.As(err, &p) && p.refused
 }
 
 // ReplayFirstSeen is when the message that RememberNonce refused as a
@@ -53,8 +72,12 @@ func ReplayFirstSeen(err error) time.Time {
 // refused, within seconds but on a node that stalls; the window is as long
 // as a claim holds (claimLifetime), so a copy is told to retry no longer
 // than the first copy's claim would make it. A copy that still finds
-// nothing after that is refused as every replay was: its first copy was
-// refused, or died before claiming.
+// nothing after that is refused as every replay was: its first copy died
+// before claiming, or was refused without its refusal being recorded. A
+// copy of a message whose run ended refused is not told to retry at all:
+// that run marks its pair (MarkNonceRefused) before its answer goes out,
+// and the SCEP handler refuses the copy as a replay at once
+// (ReplayOfRefused), on every node of the store.
 const copyInFlightWindow = claimLifetime
 
 // errCopyInFlight is the 503 of a replayed request whose first copy, seen

@@ -135,8 +135,9 @@ func TestCopyOfARequestCheckingItsChallengeIsToldToRetry(t *testing.T) {
 // A copy of a request of which nothing is found (no certificate, no claim
 // since it first arrived, nothing held) is told to retry while its first
 // copy may still be on its way to a claim (copyInFlightWindow after it
-// arrived), and refused as a replay after that, as before: its first copy
-// was refused, or its node died before claiming anything. A claim that an
+// arrived), and refused as a replay after that, as before: its node died
+// before claiming anything. A copy of one whose first copy was refused is
+// refused as a replay at once (its run marked its pair). A claim that an
 // earlier run released (a run answered 503 releases its claim, and its
 // retry's copies meet it) is no claim of the first copy's; one it ended
 // since it arrived says it is done. Nothing is issued.
@@ -148,7 +149,7 @@ func TestReplayOfARequestOfWhichNothingIsFound(t *testing.T) {
 				first string // what became of the first copy
 				retry bool   // a copy within copyInFlightWindow is told to retry
 			}{
-				{"its first copy was refused", "refused", true},
+				{"its first copy was refused", "refused", false},
 				{"its first copy's node died before claiming", "died", true},
 				{"an earlier run released the claim", "released before", true},
 				{"the first copy released its claim", "released since", false},
@@ -201,7 +202,7 @@ func TestReplayOfARequestOfWhichNothingIsFound(t *testing.T) {
 					ts.Clock.Advance(copyInFlightWindow - time.Second)
 					resp, body := ts.post(t, der)
 					if !tc.retry {
-						wantReplay(t, "a copy of a request whose claim ended since it arrived", ts.parseReply(t, body, msg))
+						wantReplay(t, "a copy of a request refused, or whose claim ended since it arrived", ts.parseReply(t, body, msg))
 					} else {
 						wantRetry(t, ts, "a copy within copyInFlightWindow of the first", resp, body, msg)
 					}

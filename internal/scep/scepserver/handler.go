@@ -55,6 +55,10 @@ type Service interface {
 	// ForgetNonce forgets a pair RememberNonce remembered: its message's
 	// operation changed nothing, and it may be sent again.
 	ForgetNonce(ctx context.Context, transactionID string, senderNonce []byte) error
+	// MarkNonceRefused records that the run of a pair RememberNonce
+	// remembered ended refused: its copies are refused as replays at
+	// once (enroll.ReplayOfRefused), not told to retry.
+	MarkNonceRefused(ctx context.Context, transactionID string, senderNonce []byte) error
 	// RecordRefusal puts a refusal the service did not decide into the
 	// audit trail.
 	RecordRefusal(ctx context.Context, r enroll.Refusal) error
@@ -496,7 +500,7 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 		case herr != nil:
 			return h.fail(ctx, req, herr)
 		case held:
-		case resentAsIs(req.msg.MessageType, err):
+		case resentAsIs(req.msg.MessageType, err) && !enroll.ReplayOfRefused(err):
 			// A copy of a request received before (its answer lost: a
 			// node that died, a balancer that retried): answered as its
 			// resend is, never issued for anew (see enroll.Request).
@@ -514,7 +518,14 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 			// answered with that certificate, as a resend always is.
 			h.releaseNonce(ctx, msg.TransactionID, nonce)
 		}
-		return h.fail(ctx, req, err)
+		reply, ferr := h.fail(ctx, req, err)
+		if claimed && ferr == nil {
+			// A FAILURE is going out: nothing of this run is in flight
+			// any more, and its copies are refused at once (see
+			// markRefused).
+			h.markRefused(ctx, msg.TransactionID, nonce)
+		}
+		return reply, ferr
 	}
 	return reply, nil
 }

@@ -19,6 +19,15 @@ import (
 // refused, as the pair is remembered until the 503; all of this is shared
 // by the nodes on one store.
 //
+// A copy of a request (PKCSReq, RenewalReq) that arrives while its first
+// copy still runs is told to retry (503), as that run may still issue (see
+// enroll's copyInFlightWindow). A run that ends refused (a FAILURE, as for
+// a wrong challenge) marks its pair in the store before its answer goes
+// out (markRefused), so a copy of it, on any node, is refused as a replay
+// at once: a final answer for a message whose answer is final, not 503s
+// for minutes to whoever replays a refused capture. A copy that asks about
+// a held request, or whose certificate was issued, is answered as before.
+//
 // Forgetting can fail too (the store that made the run fail is still
 // down). The node then keeps the pair in unforgotten, and a copy that the
 // store refuses as a replay but that this node still has to forget is
@@ -56,8 +65,8 @@ func signedNonce(msg *scep.PKIMessage) []byte {
 	return append(append(v, msg.SenderNonce...), signer[:]...)
 }
 
-// forgetTimeout bounds one attempt to forget a pair, apart from the
-// request's own deadline, which may be what ended the run.
+// forgetTimeout bounds one attempt to forget a pair, or to mark it refused,
+// apart from the request's own deadline, which may be what ended the run.
 const forgetTimeout = 5 * time.Second
 
 // maxUnforgotten bounds the pairs a node keeps to forget (a store down for
@@ -129,6 +138,20 @@ func (h *Handler) releaseNonce(ctx context.Context, txID string, nonce []byte) {
 	if err := h.forget(ctx, txID, nonce); err != nil {
 		h.unforgotten.add(txID, nonce, h.clock.Now())
 		h.log.Warn("scep: cannot forget the nonce of a message answered 503 yet; this node forgets it when the message comes again",
+			"transaction_id", txID, "err", err)
+	}
+}
+
+// markRefused records that the run of the message's pair, claimed by this
+// run, ended refused (a FAILURE, not a 503): its copies are then refused
+// as replays at once. Failing to record it changes no answer: the copies
+// are then told to retry for a while, as before the mark, and refused as
+// replays after that.
+func (h *Handler) markRefused(ctx context.Context, txID string, nonce []byte) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
+	defer cancel()
+	if err := h.svc.MarkNonceRefused(ctx, txID, nonce); err != nil {
+		h.log.Warn("scep: cannot record that a message was refused; a copy of it is told to retry for a while before it is refused as a replay",
 			"transaction_id", txID, "err", err)
 	}
 }
