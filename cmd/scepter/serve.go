@@ -487,7 +487,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	handlers := server.Handlers{SCEP: scepHandler, CRL: crl.NewHandler(rev.publisher, authority), OCSP: rev.responder, Metrics: m,
 		Health: health.New(health.Options{Clock: clock, Log: log}, checks...)}
 	adm := admin.New(st, clock, log, profiles, f.defaultProfile)
-	if handlers.NDES, err = f.ndes(svc, adm, authority, in.ndesPassword, log); err != nil {
+	if handlers.NDES, err = f.ndes(svc, adm, st, authority, in.ndesPassword, log); err != nil {
 		return err
 	}
 	var tlsCertIssued bool
@@ -1124,8 +1124,9 @@ func (f *serveFlags) ndesSecret() (string, error) {
 }
 
 // ndes builds the NDES-compatible one-time password page when a user is
-// set (a nil Router otherwise), with the password ndesSecret read.
-func (f *serveFlags) ndes(svc *enroll.Service, adm *admin.Service, authority *ca.Authority, password string, log *slog.Logger) (server.Router, error) {
+// set (a nil Router otherwise), with the password ndesSecret read; its
+// refused logins go to auditLog's trail.
+func (f *serveFlags) ndes(svc *enroll.Service, adm *admin.Service, auditLog ndes.AuditLog, authority *ca.Authority, password string, log *slog.Logger) (server.Router, error) {
 	if f.ndesUser == "" {
 		return nil, nil
 	}
@@ -1151,7 +1152,7 @@ func (f *serveFlags) ndes(svc *enroll.Service, adm *admin.Service, authority *ca
 		return certs[0]
 	}
 	h, err := ndes.New(adm, ndes.Config{Username: f.ndesUser, Password: password, TTL: f.ndesTTL, Profile: f.ndesProfile,
-		CACert: caCert}, log)
+		CACert: caCert, Audit: auditLog}, log)
 	if err != nil {
 		return nil, err
 	}

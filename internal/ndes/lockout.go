@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scepter/scepter/internal/loglimit"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -74,24 +75,41 @@ type record struct {
 	count       int       // wrong logins since the record started
 	lockedUntil time.Time // zero when never locked
 	forgetAt    time.Time // a Window after the last failure or lockout
+	// refused counts the requests refused during a lockout, so that they
+	// are recorded at most once per RefusalRecordEvery, as the console
+	// records logins refused during its lockouts.
+	refused loglimit.Window
 }
+
+// RefusalRecordEvery is how often the requests one address sends while it
+// is locked out are recorded at most (in the log and the audit trail),
+// each record counting those held back since the last: a flood at a
+// locked-out address writes a row a minute, not one each.
+const RefusalRecordEvery = time.Minute
 
 func newFailures(cfg Lockout) *failures {
 	return &failures{cfg: cfg.withDefaults(), records: map[netip.Addr]*list.Element{}}
 }
 
-// locked reports how long addr stays locked out (0: it is not).
-func (f *failures) locked(addr netip.Addr, now time.Time) time.Duration {
+// locked reports how long addr stays locked out (0: it is not). While it
+// is, the request is counted as refused, and toRecord says how many refused
+// requests to record now, this one included (0: none now; a later record
+// counts this one).
+func (f *failures) locked(addr netip.Addr, now time.Time) (wait time.Duration, toRecord int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e, ok := f.records[addr]
 	if !ok {
-		return 0
+		return 0, 0
 	}
-	if until := e.Value.(*record).lockedUntil; now.Before(until) {
-		return until.Sub(now)
+	r := e.Value.(*record)
+	if !now.Before(r.lockedUntil) {
+		return 0, 0
 	}
-	return 0
+	if pass, dropped, _ := r.refused.Admit(now, 1, RefusalRecordEvery); pass {
+		toRecord = dropped + 1
+	}
+	return r.lockedUntil.Sub(now), toRecord
 }
 
 // fail records a wrong login and returns the lockout it starts (0: none).

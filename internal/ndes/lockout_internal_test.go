@@ -21,10 +21,10 @@ func TestFailuresBounded(t *testing.T) {
 		}
 	}
 	// The most recent address is still locked out; the oldest were let go.
-	if f.locked(netip.AddrFrom4([4]byte{10, 0, 39, 15}), now) == 0 {
+	if wait, _ := f.locked(netip.AddrFrom4([4]byte{10, 0, 39, 15}), now); wait == 0 {
 		t.Error("the last address is not locked out")
 	}
-	if f.locked(netip.AddrFrom4([4]byte{10, 0, 0, 0}), now) != 0 {
+	if wait, _ := f.locked(netip.AddrFrom4([4]byte{10, 0, 0, 0}), now); wait != 0 {
 		t.Error("the first address is still tracked")
 	}
 	// Once their time is up, the next failure clears them all.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/ndes"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
 )
 
@@ -131,7 +132,7 @@ func TestLockout(t *testing.T) {
 			var logBuf bytes.Buffer
 			var mu sync.Mutex
 			log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logBuf}, nil))
-			h, err := ndes.New(m, ndes.Config{Username: user, Password: pass, Clock: clock}, log)
+			h, err := ndes.New(m, ndes.Config{Username: user, Password: pass, Clock: clock, Audit: &auditLog{}}, log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,30 +172,52 @@ func TestLockout(t *testing.T) {
 	}
 }
 
-// TestLockoutIsLogged: the failures and the lockout reach the log with the
-// address, and a locked-out address's further requests do not flood it.
+// TestLockoutIsLogged: the failures and the lockout reach the log and the
+// audit trail with the address, and a locked-out address's further
+// requests flood neither: they are recorded once a minute, with a count.
 func TestLockoutIsLogged(t *testing.T) {
 	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	var logBuf bytes.Buffer
 	var mu sync.Mutex
 	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logBuf}, nil))
-	h, err := ndes.New(&minter{}, ndes.Config{Username: user, Password: pass, Clock: clock}, log)
+	audit := &auditLog{}
+	// A lockout longer than a minute, to see a second record of refusals.
+	h, err := ndes.New(&minter{}, ndes.Config{Username: user, Password: pass, Clock: clock, Audit: audit,
+		Lockout: ndes.Lockout{Base: 5 * time.Minute}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 1000 {
+	wrong := func() {
 		req := httptest.NewRequest(http.MethodGet, "/certsrv/mscep_admin/", nil)
 		req.RemoteAddr = addrA
 		req.SetBasicAuth(user, "wrong")
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
+	for range 1000 {
+		wrong()
+	}
 	mu.Lock()
-	defer mu.Unlock()
 	out := logBuf.String()
-	if n := strings.Count(out, "\n"); n != 5 {
-		t.Errorf("%d log lines for 1000 wrong logins, want 5 (four failures, one lockout):\n%s", n, out)
+	mu.Unlock()
+	// Four failures, the lockout, the first refusal during it.
+	if n := strings.Count(out, "\n"); n != 6 {
+		t.Errorf("%d log lines for 1000 wrong logins, want 6 (four failures, one lockout, one refusal during it):\n%s", n, out)
 	}
 	if !strings.Contains(out, "locked out") || !strings.Contains(out, "192.0.2.10") {
 		t.Errorf("the lockout is not logged with the address:\n%s", out)
+	}
+	if n := len(audit.list()); n != 6 {
+		t.Errorf("%d audit events for 1000 wrong logins, want 6: %+v", n, audit.list())
+	}
+	// A minute on, the next refusal's record counts those held back.
+	clock.Advance(time.Minute)
+	wrong()
+	evs := audit.list()
+	if len(evs) != 7 {
+		t.Fatalf("%d audit events, want 7: %+v", len(evs), evs)
+	}
+	if last := evs[6]; last.Type != pki.EventNDESLoginFailed ||
+		!strings.Contains(last.Reason, "not checked: 995 attempts from this address since the last such record") {
+		t.Errorf("record of the refusals held back: %+v", last)
 	}
 }

@@ -85,13 +85,20 @@
 // Five wrong logins from one address within 15 minutes lock that address
 // out: 429 with Retry-After, one minute, doubling with each further wrong
 // login up to 15 minutes, and a right password is refused as well while it
-// lasts (see Lockout). Because the credentials and the passwords the page
+// lasts (see Lockout). Each wrong login is an audit event
+// (ndes.login_failed, by "ndes:ADDR", with the user name tried: as sent
+// when it is the page's, otherwise only as a keyed tag, since it may be the
+// password typed into the wrong field), the one that locks the address out
+// is ndes.login_locked, and the requests refused during a lockout are
+// recorded once a minute with their count (RefusalRecordEvery), as the
+// console records its failed logins. Because the credentials and the passwords the page
 // hands out must not cross the network in clear, the server mounts it on
 // the HTTPS listener, and on plain HTTP only for loopback clients.
 package ndes
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -106,15 +113,27 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf16"
 
+	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/pki"
 )
 
 // Minter creates one-time challenges; the admin service implements it.
 type Minter interface {
 	NewChallenge(ctx context.Context, ttl time.Duration, profile, actor string) (string, pki.Challenge, error)
+}
+
+// AuditLog is the audit trail the page records its refused logins in; the
+// store implements it.
+type AuditLog interface {
+	AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
+	// LoginNameKey is the store's key of names that are no account's
+	// (credential.NameTag), the same on every node; candidate is stored
+	// when there is none yet.
+	LoginNameKey(ctx context.Context, candidate []byte) ([]byte, error)
 }
 
 // Config configures the page.
@@ -140,6 +159,8 @@ type Config struct {
 	Lockout Lockout
 	// Clock times the lockouts; nil means the system clock.
 	Clock pki.Clock
+	// Audit records the refused logins; required.
+	Audit AuditLog
 }
 
 const (
@@ -179,6 +200,10 @@ type Handler struct {
 	failures   *failures
 	clock      pki.Clock
 	log        *slog.Logger
+	audit      AuditLog
+
+	nameKeyMu sync.Mutex
+	nameKey   []byte // the store's LoginNameKey, read once
 }
 
 // New checks cfg and returns the handler. It refuses to build one without
@@ -186,6 +211,9 @@ type Handler struct {
 func New(m Minter, cfg Config, log *slog.Logger) (*Handler, error) {
 	if m == nil {
 		return nil, errors.New("ndes: a challenge minter is required")
+	}
+	if cfg.Audit == nil {
+		return nil, errors.New("ndes: an audit trail is required: refused logins are audit events")
 	}
 	if cfg.Username == "" || cfg.Password == "" {
 		return nil, errors.New("ndes: the password page needs a username and a password")
@@ -223,6 +251,7 @@ func New(m Minter, cfg Config, log *slog.Logger) (*Handler, error) {
 		failures:   newFailures(cfg.Lockout),
 		clock:      clock,
 		log:        log,
+		audit:      cfg.Audit,
 	}, nil
 }
 
@@ -296,9 +325,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	host := remoteHost(r)
 	key := clientKey(host)
+	now := h.clock.Now()
 	// A locked-out address is refused before its credentials are looked
 	// at: a right guess now must look exactly like a wrong one.
-	if wait := h.failures.locked(key, h.clock.Now()); wait > 0 {
+	if wait, n := h.failures.locked(key, now); wait > 0 {
+		if n > 0 {
+			until := now.Add(wait).UTC().Format(time.RFC3339)
+			h.log.Warn("ndes: password page: login refused unchecked: address locked out", "remote", host, "until", until, "attempts", n)
+			h.record(r, pki.AuditEvent{Time: now, Type: pki.EventNDESLoginFailed, Actor: "ndes:" + host, Outcome: "failure",
+				Reason: fmt.Sprintf("locked out until %s, not checked: %s from this address since the last such record", until, plural(n, "attempt")),
+				Detail: h.userTried(r)})
+		}
 		tooManyFailures(w, wait)
 		return
 	}
@@ -308,12 +345,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			unauthorized(w)
 			return
 		}
-		if lock := h.failures.fail(key, h.clock.Now()); lock > 0 {
+		ev := pki.AuditEvent{Time: now, Type: pki.EventNDESLoginFailed, Actor: "ndes:" + host, Outcome: "failure",
+			Reason: "wrong credentials", Detail: h.userTried(r)}
+		if lock := h.failures.fail(key, now); lock > 0 {
 			h.log.Warn("ndes: password page: wrong credentials; address locked out", "remote", host, "for", lock.String())
+			ev.Type, ev.Reason = pki.EventNDESLoginLocked, "wrong credentials; locked out until "+now.Add(lock).UTC().Format(time.RFC3339)
+			h.record(r, ev)
 			tooManyFailures(w, lock)
 			return
 		}
 		h.log.Warn("ndes: password page: wrong credentials", "remote", host)
+		h.record(r, ev)
 		unauthorized(w)
 		return
 	}
@@ -336,6 +378,64 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("ndes: challenge issued", "challenge_id", ch.ID, "profile", h.profile, "expires", ch.ExpiresAt.UTC().Format(time.RFC3339), "remote", host)
 	writePage(w, http.StatusOK, h.passwordPage(secret))
+}
+
+// record appends a refused login to the audit trail. The refusal stands
+// either way: a write that fails is logged, and the answer is the same.
+func (h *Handler) record(r *http.Request, ev pki.AuditEvent) {
+	// The client may have hung up; its refusal is recorded all the same.
+	if err := h.audit.AppendAudit(context.WithoutCancel(r.Context()), ev); err != nil {
+		h.log.Warn("ndes: password page: a refused login is not in the audit trail", "event", ev.Type, "actor", ev.Actor, "reason", ev.Reason, "err", err)
+	}
+}
+
+// userTried names, for the audit trail, the user name a request tried: as
+// sent when it is the page's, otherwise only by its tag (credential.NameTag
+// under the store's LoginNameKey, as the console and EST name unknown
+// names), since another name is often the password typed into the user
+// field, and every auditor reads the trail. Never the password.
+func (h *Handler) userTried(r *http.Request) string {
+	name, _, ok := r.BasicAuth()
+	switch {
+	case !ok:
+		return "no credentials"
+	case name == "":
+		return "no user name"
+	}
+	u := sha256.Sum256([]byte(name))
+	if subtle.ConstantTimeCompare(u[:], h.userHash[:]) == 1 {
+		return "user " + name
+	}
+	key, err := h.loginNameKey(r.Context())
+	if err != nil {
+		h.log.Warn("ndes: password page: an unknown user name left untagged", "err", err)
+		return "unknown name (no tag: the store's key is unreadable)"
+	}
+	return "unknown name (tag " + credential.NameTag(key, name) + ")"
+}
+
+// loginNameKey is the store's LoginNameKey, made by the first node that
+// needs it and then the same for every node and every run, read once.
+func (h *Handler) loginNameKey(ctx context.Context) ([]byte, error) {
+	h.nameKeyMu.Lock()
+	defer h.nameKeyMu.Unlock()
+	if h.nameKey == nil {
+		candidate := make([]byte, 32)
+		rand.Read(candidate)
+		key, err := h.audit.LoginNameKey(context.WithoutCancel(ctx), candidate)
+		if err != nil {
+			return nil, fmt.Errorf("ndes: the key of unknown names: %w", err)
+		}
+		h.nameKey = key
+	}
+	return h.nameKey, nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }
 
 func unauthorized(w http.ResponseWriter) {

@@ -97,8 +97,43 @@ func (m *minter) count() int {
 	return len(m.calls)
 }
 
+// auditLog stands in for the store's audit trail: it keeps what is
+// appended, or refuses it with fail.
+type auditLog struct {
+	mu     sync.Mutex
+	events []pki.AuditEvent
+	fail   error
+	key    []byte
+}
+
+func (a *auditLog) AppendAudit(ctx context.Context, events ...pki.AuditEvent) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fail != nil {
+		return a.fail
+	}
+	a.events = append(a.events, events...)
+	return nil
+}
+
+func (a *auditLog) LoginNameKey(ctx context.Context, candidate []byte) ([]byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.key == nil {
+		a.key = candidate
+	}
+	return a.key, nil
+}
+
+func (a *auditLog) list() []pki.AuditEvent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]pki.AuditEvent(nil), a.events...)
+}
+
 type fixture struct {
 	m      *minter
+	audit  *auditLog
 	srv    *httptest.Server
 	logMu  *sync.Mutex
 	logBuf *bytes.Buffer
@@ -116,6 +151,10 @@ func newFixture(t *testing.T, cfg ndes.Config) *fixture {
 		cfg.Username, cfg.Password = user, pass
 	}
 	m := &minter{}
+	audit := &auditLog{}
+	if cfg.Audit == nil {
+		cfg.Audit = audit
+	}
 	var logBuf bytes.Buffer
 	var mu sync.Mutex
 	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -129,7 +168,7 @@ func newFixture(t *testing.T, cfg ndes.Config) *fixture {
 	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &fixture{m: m, srv: srv, logMu: &mu, logBuf: &logBuf}
+	return &fixture{m: m, audit: audit, srv: srv, logMu: &mu, logBuf: &logBuf}
 }
 
 type lockedWriter struct {
@@ -431,7 +470,7 @@ func TestEveryPath(t *testing.T) {
 }
 
 func TestHandlerRefusesOtherPathsWhenMountedDirectly(t *testing.T) {
-	h, err := ndes.New(&minter{}, ndes.Config{Username: user, Password: pass}, nil)
+	h, err := ndes.New(&minter{}, ndes.Config{Username: user, Password: pass, Audit: &auditLog{}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -589,12 +628,16 @@ func TestNewValidates(t *testing.T) {
 		{Username: user, Password: pass, CAThumbprint: "abcd"},
 	}
 	for _, cfg := range bad {
+		cfg.Audit = &auditLog{}
 		if _, err := ndes.New(m, cfg, nil); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
 		}
 	}
-	if _, err := ndes.New(nil, ndes.Config{Username: user, Password: pass}, nil); err == nil {
+	if _, err := ndes.New(nil, ndes.Config{Username: user, Password: pass, Audit: &auditLog{}}, nil); err == nil {
 		t.Error("New accepted a nil minter")
+	}
+	if _, err := ndes.New(m, ndes.Config{Username: user, Password: pass}, nil); err == nil {
+		t.Error("New accepted no audit trail")
 	}
 	for _, tp := range []string{
 		"",
@@ -602,7 +645,7 @@ func TestNewValidates(t *testing.T) {
 		"a656fa66 ab12b433 a2da5cf7 cc153d9a",
 		strings.Repeat("ab", 32),
 	} {
-		if _, err := ndes.New(m, ndes.Config{Username: user, Password: pass, CAThumbprint: tp}, nil); err != nil {
+		if _, err := ndes.New(m, ndes.Config{Username: user, Password: pass, CAThumbprint: tp, Audit: &auditLog{}}, nil); err != nil {
 			t.Errorf("thumbprint %q: %v", tp, err)
 		}
 	}

@@ -373,6 +373,7 @@ var EventTypes = []string{
 	pki.EventChallengeCreated, pki.EventChallengeUsed, pki.EventChallengeMisused, pki.EventChallengeDeleted,
 	pki.EventNotificationSent, pki.EventNotificationFailed,
 	pki.EventLoginSucceeded, pki.EventLoginFailed, pki.EventLoginLocked, pki.EventLogout, pki.EventUserAdded, pki.EventUserRemoved,
+	pki.EventNDESLoginFailed, pki.EventNDESLoginLocked,
 	pki.EventTokenCreated, pki.EventTokenRevoked, pki.EventESTUserAdded, pki.EventESTUserRemoved,
 	pki.EventCAInitialized, pki.EventCARollover, pki.EventCAPublished, pki.EventCAPromoted, pki.EventCARootKeyExported,
 	pki.EventCARootCRLSigned, "ca.keys_exported", "ca.keys_imported", // the last two: cmd/scepter's key transfer

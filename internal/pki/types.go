@@ -327,3 +327,10 @@ const (
 	EventTokenRevoked     = "token.revoked"
 	EventChallengeDeleted = "challenge.deleted"
 )
+
+// Audit event types of the NDES password page (/certsrv/mscep_admin/): a
+// login refused, and the wrong login that locks its address out.
+const (
+	EventNDESLoginFailed = "ndes.login_failed"
+	EventNDESLoginLocked = "ndes.login_locked"
+)
