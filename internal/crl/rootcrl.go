@@ -17,12 +17,12 @@ import (
 	"github.com/scepter/scepter/internal/store"
 )
 
-// The root's CRL. The root key is kept offline, so no server signs it:
-// `scepter ca root crl`, run where the root key is, signs the next one and
-// stores it like an issuing CA's, under the root's ID, and every node
-// serves the newest at /crl/ROOT-ID.crl. It lists the issuing CA
-// certificates the root revoked, and is what a relying party that demands
-// a CRL for every certificate of the chain (strongSwan's
+// The root's CRL. No server signs it, whether the root key is kept offline
+// or left in the data directory: `scepter ca root crl`, run where the root
+// key is, signs the next one and stores it like an issuing CA's, under the
+// root's ID, and every node serves the newest at /crl/ROOT-ID.crl. It lists
+// the issuing CA certificates the root revoked, and is what a relying party
+// that demands a CRL for every certificate of the chain (strongSwan's
 // strictcrlpolicy=yes) needs for the issuing CA.
 
 // DefaultRootValidity is a root CRL's nextUpdate after its signing: a year,
@@ -276,7 +276,7 @@ func (p *Publisher) RootsBehind(ctx context.Context) ([]RootBehind, error) {
 
 // rootPublishesNoCRL is why the root's CRL URL answers 404 while no root
 // CRL was signed: a 503 asking to try again would be retried forever.
-const rootPublishesNoCRL = "the root CA has published no CRL: its key is kept offline, so no server signs one. " +
+const rootPublishesNoCRL = "the root CA has published no CRL yet: the server never signs one, even with the root key in its data directory. " +
 	"Sign it where the root key is with 'scepter ca root crl'; every node then serves it here. " +
 	"The issuing CA certificates carry no CRL distribution point, so a relying party that demands a CRL for every " +
 	"certificate of the chain (strongSwan: strictcrlpolicy=yes) must be given this URL, or check only where a " +

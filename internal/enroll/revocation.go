@@ -154,7 +154,7 @@ func (s *Service) rootCRL(ctx context.Context, rawIssuer []byte) ([]byte, *x509.
 			sum := sha256.Sum256(c.Raw)
 			der, err := s.storedRootCRL(ctx, hex.EncodeToString(sum[:]))
 			if errors.Is(err, store.ErrNotFound) {
-				return nil, nil, pki.Wrap(pki.EBadCertID, err, "the root CA has published no CRL: its key is kept offline; sign one with 'scepter ca root crl'")
+				return nil, nil, pki.Wrap(pki.EBadCertID, err, "the root CA has published no CRL yet: the server never signs one, even with the root key in its data directory; sign one with 'scepter ca root crl' where the root key is")
 			}
 			if err != nil {
 				return nil, nil, fmt.Errorf("enroll: the root's CRL: %w", err)
