@@ -276,20 +276,70 @@ func printableAttr(si *cms.SignerInfo, oid asn1.ObjectIdentifier, maxLen int) (s
 		return "", err
 	}
 	// PrintableString per RFC 8894; some clients use UTF8String or IA5String.
-	switch v.Tag {
-	case asn1.TagPrintableString, asn1.TagUTF8String, asn1.TagIA5String:
-	default:
-		return "", fmt.Errorf("unexpected string tag %d", v.Tag)
+	// Each refusal says which rule it broke: a vendor told only "bad string"
+	// would look for an encoding problem where the value is merely too long.
+	isString := v.Class == asn1.ClassUniversal &&
+		(v.Tag == asn1.TagPrintableString || v.Tag == asn1.TagUTF8String || v.Tag == asn1.TagIA5String)
+	if !isString {
+		return "", fmt.Errorf("%s, want a PrintableString (RFC 8894 §3.2.1; a UTF8String or IA5String is accepted too)", describeASN1(v))
 	}
-	if v.Class != asn1.ClassUniversal || len(v.Bytes) > maxLen {
-		return "", errors.New("bad string attribute")
+	if len(v.Bytes) > maxLen {
+		return "", fmt.Errorf("%d bytes, at most %d", len(v.Bytes), maxLen)
 	}
 	// A reply echoes it, as a UTF8String when a PrintableString cannot
 	// hold it: bytes that are no UTF-8 could be echoed as neither.
 	if !utf8.Valid(v.Bytes) {
-		return "", errors.New("string attribute is not valid UTF-8")
+		return "", errors.New("not valid UTF-8")
 	}
 	return string(v.Bytes), nil
+}
+
+// describeASN1 names an attribute value's ASN.1 type for an error: the
+// types a client might put in a SCEP attribute by mistake by name, any
+// other by its class and tag.
+func describeASN1(v asn1.RawValue) string {
+	if v.Class == asn1.ClassUniversal {
+		switch v.Tag {
+		case asn1.TagBoolean:
+			return "a BOOLEAN"
+		case asn1.TagInteger:
+			return "an INTEGER"
+		case asn1.TagBitString:
+			return "a BIT STRING"
+		case asn1.TagOctetString:
+			return "an OCTET STRING"
+		case asn1.TagNull:
+			return "a NULL"
+		case asn1.TagOID:
+			return "an OBJECT IDENTIFIER"
+		case asn1.TagEnum:
+			return "an ENUMERATED"
+		case asn1.TagUTF8String:
+			return "a UTF8String"
+		case asn1.TagSequence:
+			return "a SEQUENCE"
+		case asn1.TagSet:
+			return "a SET"
+		case asn1.TagNumericString:
+			return "a NumericString"
+		case asn1.TagPrintableString:
+			return "a PrintableString"
+		case asn1.TagT61String:
+			return "a T61String"
+		case asn1.TagIA5String:
+			return "an IA5String"
+		case asn1.TagUTCTime:
+			return "a UTCTime"
+		case asn1.TagGeneralizedTime:
+			return "a GeneralizedTime"
+		case asn1.TagGeneralString:
+			return "a GeneralString"
+		case asn1.TagBMPString:
+			return "a BMPString"
+		}
+		return fmt.Sprintf("a value of ASN.1 universal tag %d", v.Tag)
+	}
+	return fmt.Sprintf("a value of ASN.1 class %d, tag %d", v.Class, v.Tag)
 }
 
 func octetAttr(si *cms.SignerInfo, oid asn1.ObjectIdentifier, maxLen int) ([]byte, error) {
@@ -298,7 +348,7 @@ func octetAttr(si *cms.SignerInfo, oid asn1.ObjectIdentifier, maxLen int) ([]byt
 		return nil, err
 	}
 	if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagOctetString {
-		return nil, errors.New("bad octet string attribute")
+		return nil, fmt.Errorf("%s, want an OCTET STRING", describeASN1(v))
 	}
 	if len(v.Bytes) > maxLen {
 		return nil, fmt.Errorf("%d bytes, at most %d", len(v.Bytes), maxLen)

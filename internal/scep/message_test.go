@@ -10,6 +10,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,5 +170,77 @@ func TestSenderNonceLength(t *testing.T) {
 		if !tt.ok && !errors.Is(err, ErrMalformed) {
 			t.Errorf("messageType %s, %d-byte senderNonce: %v, want ErrMalformed", tt.msgType, tt.nonce, err)
 		}
+	}
+}
+
+// A transactionID or senderNonce that is refused says which rule it broke
+// (r66 D2: one over 256 characters was "bad string attribute", which reads
+// as an encoding problem), as the senderNonce length check does.
+func TestParseSaysWhyAnAttributeIsRefused(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dev"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	universal := func(tag int, b string) asn1.RawValue {
+		return asn1.RawValue{Class: asn1.ClassUniversal, Tag: tag, Bytes: []byte(b)}
+	}
+	nonce := octets(make([]byte, 16))
+	for _, tt := range []struct {
+		name    string
+		txID    []asn1.RawValue // nil: no transactionID attribute
+		nonce   asn1.RawValue
+		wantErr string // "" when the message parses
+	}{
+		{"256 characters", []asn1.RawValue{printable(strings.Repeat("A", 256))}, nonce, ""},
+		{"UTF8String", []asn1.RawValue{universal(asn1.TagUTF8String, "tx_1@Gerät")}, nonce, ""},
+		{"IA5String", []asn1.RawValue{universal(asn1.TagIA5String, "tx-1")}, nonce, ""},
+		{"257 characters", []asn1.RawValue{printable(strings.Repeat("A", 257))}, nonce,
+			"transactionID: 257 bytes, at most 256"},
+		{"UTCTime", []asn1.RawValue{universal(asn1.TagUTCTime, "300102030405Z")}, nonce,
+			"transactionID: a UTCTime, want a PrintableString (RFC 8894 §3.2.1; a UTF8String or IA5String is accepted too)"},
+		{"BMPString", []asn1.RawValue{universal(asn1.TagBMPString, "\x00t\x00x")}, nonce,
+			"transactionID: a BMPString, want a PrintableString (RFC 8894 §3.2.1; a UTF8String or IA5String is accepted too)"},
+		{"unknown universal tag", []asn1.RawValue{universal(14, "tx")}, nonce,
+			"transactionID: a value of ASN.1 universal tag 14, want a PrintableString (RFC 8894 §3.2.1; a UTF8String or IA5String is accepted too)"},
+		{"context-specific tag 19", []asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: asn1.TagPrintableString, Bytes: []byte("tx-1")}}, nonce,
+			"transactionID: a value of ASN.1 class 2, tag 19, want a PrintableString (RFC 8894 §3.2.1; a UTF8String or IA5String is accepted too)"},
+		{"not UTF-8", []asn1.RawValue{universal(asn1.TagUTF8String, "ab\xff\xfecd")}, nonce,
+			"transactionID: not valid UTF-8"},
+		{"empty", []asn1.RawValue{printable("")}, nonce, "transactionID: empty"},
+		{"missing", nil, nonce, "transactionID: missing"},
+		{"two values", []asn1.RawValue{printable("tx-1"), printable("tx-2")}, nonce, "transactionID: 2 values; want one"},
+		{"senderNonce as a PrintableString", []asn1.RawValue{printable("tx-1")}, printable(strings.Repeat("n", 16)),
+			"senderNonce: a PrintableString, want an OCTET STRING"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			attrs := []cms.Attribute{
+				{Type: oidSenderNonce, Values: []asn1.RawValue{tt.nonce}},
+				{Type: oidMessageType, Values: []asn1.RawValue{printable(string(PKCSReq))}},
+			}
+			if tt.txID != nil {
+				attrs = append(attrs, cms.Attribute{Type: oidTransactionID, Values: tt.txID})
+			}
+			msg, err := cms.Sign([]byte("envelope"), cert, key, attrs, cms.SignOptions{Digest: crypto.SHA256, SigningTime: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Parse(msg)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Errorf("refused: %v", err)
+				}
+				return
+			}
+			if want := ErrMalformed.Error() + ": " + tt.wantErr; !errors.Is(err, ErrMalformed) || err.Error() != want {
+				t.Errorf("got %v\nwant %s", err, want)
+			}
+		})
 	}
 }
