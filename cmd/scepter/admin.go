@@ -46,7 +46,7 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 		maxArgs = 0
 	case "user add":
 		fs.StringVar(&role, "role", "", "admin, operator or auditor")
-		fs.StringVar(&passwordFile, "password-file", "", "file holding the password (its first line; at least 12 characters)")
+		fs.StringVar(&passwordFile, "password-file", "", "file holding the password (its first line; at least 12 characters and at most 1024 bytes in UTF-8)")
 	case "token list", "user list":
 		maxArgs = 0
 	case "token revoke", "user remove":
@@ -176,7 +176,7 @@ func day(t time.Time) string {
 func userAdd(ctx context.Context, e env, au *auth.Service, me auth.Principal, name, role, password string) error {
 	u, err := au.AddUser(ctx, name, pki.Role(role), password, me)
 	if err != nil {
-		return serviceError(err)
+		return argumentError(err)
 	}
 	fmt.Fprintf(e.stdout, "added user %s, role %s\n", u.Name, u.Role)
 	return nil

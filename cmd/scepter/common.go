@@ -801,6 +801,16 @@ func serviceError(err error) error {
 	return shownError{pki.ErrorMessage(err), err}
 }
 
+// argumentError is serviceError for a service that judged an argument the
+// command was given (a name, a password, a profile): a refusal of it
+// (EBadRequest) is a usage error, exit 2, as a flag value out of range is.
+func argumentError(err error) error {
+	if pki.ErrorCode(err) == pki.EBadRequest {
+		return usageError{pki.ErrorMessage(err)}
+	}
+	return serviceError(err)
+}
+
 // shownError shows msg in place of err, which it wraps.
 type shownError struct {
 	msg string

@@ -535,7 +535,7 @@ func estUser(ctx context.Context, e env, args []string) error {
 	maxArgs := 1
 	switch sub {
 	case "add":
-		fs.StringVar(&passwordFile, "password-file", "", "file whose first line is the password (or set SCEPTER_EST_PASSWORD)")
+		fs.StringVar(&passwordFile, "password-file", "", "file whose first line is the password, 12 to 1024 bytes in UTF-8 (or set SCEPTER_EST_PASSWORD)")
 		fs.StringVar(&profile, "profile", "", "bind the user to one profile (EST label), where it enrolls whatever the profile's challenge mode; default: none, and it enrolls at the profiles whose challenge is static or any")
 	case "list":
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
@@ -567,7 +567,7 @@ func estUser(ctx context.Context, e env, args []string) error {
 	case "add":
 		u, err := svc.AddESTUser(ctx, fs.Arg(0), password, profile, cliActor())
 		if err != nil {
-			return err
+			return argumentError(err)
 		}
 		where := "profiles whose challenge is static or any"
 		if u.Profile != "" {
@@ -592,13 +592,13 @@ func estUser(ctx context.Context, e env, args []string) error {
 	case "remove":
 		removed, err := svc.RemoveESTUser(ctx, fs.Arg(0), cliActor())
 		if err != nil {
-			return err
+			return serviceError(err)
 		}
 		fmt.Fprintf(e.stdout, "EST user %s removed\n", removed)
 	case "list":
 		users, err := svc.ESTUsers(ctx)
 		if err != nil {
-			return err
+			return serviceError(err)
 		}
 		if asJSON {
 			type userJSON struct {

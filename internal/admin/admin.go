@@ -285,7 +285,7 @@ func (s *Service) AddESTUser(ctx context.Context, name, password, profile, actor
 		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "user name %q: use 1 to 128 ASCII letters (a-z, A-Z), digits and . _ @ -", name)
 	}
 	if len(password) < MinPasswordLen || len(password) > credential.MaxPasswordLen {
-		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "the password must have %d to %d characters", MinPasswordLen, credential.MaxPasswordLen)
+		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "the password must have at least %d bytes and at most %d bytes (in UTF-8)", MinPasswordLen, credential.MaxPasswordLen)
 	}
 	if !utf8.ValidString(password) || strings.ContainsFunc(password, unicode.IsControl) {
 		// The rule of console passwords. The server asks for UTF-8 Basic

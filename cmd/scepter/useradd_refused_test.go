@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/scepter/scepter/internal/store/sqlite"
+)
+
+// `est user add` and `admin user add` refuse a bad argument as the rest of
+// the CLI does: the reason without the internal code ("bad_request: "),
+// exit 2, and each states the password rule it applies: EST passwords are
+// counted in bytes, console passwords' minimum in characters (r66 D4).
+func TestUserAddRefusalsAreUsageErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	short, long := writePassFile(t, "short"), writePassFile(t, "a long device password")
+	if e, _, errb := testEnv(nil); run(ctx, e, []string{"est", "user", "add", "fleet", "--password-file", long, "--data-dir", dir}) != nil {
+		t.Fatalf("est user add fleet: %s", errb)
+	}
+	for _, tt := range []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"est: short password", []string{"est", "user", "add", "short-user", "--password-file", short}, 2,
+			"the password must have at least 12 bytes and at most 1024 bytes (in UTF-8)"},
+		{"est: bad name", []string{"est", "user", "add", "bad:name", "--password-file", long}, 2,
+			`user name "bad:name": use 1 to 128 ASCII letters (a-z, A-Z), digits and . _ @ -`},
+		{"est: unknown profile", []string{"est", "user", "add", "vpn-user", "--password-file", long, "--profile", "nosuch"}, 2,
+			`unknown profile "nosuch"`},
+		{"est: user exists", []string{"est", "user", "add", "fleet", "--password-file", long}, 1,
+			`EST user "fleet" exists; remove it first to change its password`},
+		{"est: remove nobody", []string{"est", "user", "remove", "nobody"}, 1,
+			`no EST user "nobody"`},
+		{"admin: short password", []string{"admin", "user", "add", "shorty", "--role", "operator", "--password-file", short}, 2,
+			"the password must have at least 12 characters and at most 1024 bytes"},
+		{"admin: bad role", []string{"admin", "user", "add", "alice", "--role", "boss", "--password-file", long}, 2,
+			`role "boss": want admin, operator or auditor`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _, _ := testEnv(nil)
+			err := run(ctx, e, append(tt.args, "--data-dir", dir))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if code := exitCode(err); code != tt.wantCode || !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Errorf("exit %d, %q; want exit %d, %q", code, err, tt.wantCode, tt.wantErr)
+			}
+		})
+	}
+}
