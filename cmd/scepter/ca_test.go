@@ -29,6 +29,9 @@ import (
 func caDataDir(t *testing.T, opts ca.InitOptions) (string, *ca.Authority) {
 	t.Helper()
 	dir := t.TempDir()
+	if opts.GenerateKey == nil {
+		opts.GenerateKey = testKeys.Generate
+	}
 	a, _, err := ca.LoadOrCreate(dir, opts, pki.SystemClock{})
 	if err != nil {
 		t.Fatal(err)

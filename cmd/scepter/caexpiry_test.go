@@ -17,7 +17,7 @@ import (
 func TestCAExpiryWarnings(t *testing.T) {
 	dir := t.TempDir()
 	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	a, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+	a, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestCAExpiryWarnings(t *testing.T) {
 	// The issuing CA acting as RA (no RA certificate of its own to expire
 	// first), with a rollover scheduled: no issuing CA warning.
 	dir2 := t.TempDir()
-	c, _, err := ca.LoadOrCreate(dir2, ca.InitOptions{RAMode: ca.RAModeCA, KeyType: "rsa2048"}, clock)
+	c, _, err := ca.LoadOrCreate(dir2, ca.InitOptions{GenerateKey: testKeys.Generate, RAMode: ca.RAModeCA, KeyType: "rsa2048"}, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestCAExpiryWarnings(t *testing.T) {
 	if _, _, err := ca.Rollover(dir2, ca.RolloverOptions{SwitchAt: soon2.Add(24 * time.Hour)}, pkitest.NewClock(soon2)); err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := ca.LoadOrCreate(dir2, ca.InitOptions{RAMode: ca.RAModeCA, KeyType: "rsa2048"}, pkitest.NewClock(soon2))
+	b, _, err := ca.LoadOrCreate(dir2, ca.InitOptions{GenerateKey: testKeys.Generate, RAMode: ca.RAModeCA, KeyType: "rsa2048"}, pkitest.NewClock(soon2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,10 +80,10 @@ func TestCAExpiryWarnings(t *testing.T) {
 func TestRAExpiryWarningWithTheIssuingCAEndingToo(t *testing.T) {
 	dir := t.TempDir()
 	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock); err != nil {
+	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock); err != nil {
 		t.Fatal(err)
 	}
-	a, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+	a, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestRAExpiryWarningWithTheIssuingCAEndingToo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, lateClock)
+	b, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, lateClock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestRAExpiryWarningWithTheIssuingCAEndingToo(t *testing.T) {
 	if _, _, err := ca.Rollover(dir, ca.RolloverOptions{SwitchAt: late.Add(24 * time.Hour)}, lateClock); err != nil {
 		t.Fatal(err)
 	}
-	c, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, lateClock)
+	c, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, lateClock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,15 +122,15 @@ func TestCARenewRARefuses(t *testing.T) {
 // the issuing CA as RA.
 func TestRARenewalDue(t *testing.T) {
 	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{}, clock)
+	a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{GenerateKey: testKeys.Generate}, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	short, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{IssuingValidity: 2*365*raTestDay + 60*raTestDay}, clock)
+	short, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{GenerateKey: testKeys.Generate, IssuingValidity: 2*365*raTestDay + 60*raTestDay}, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caRA, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{KeyType: keys.RSA2048, RAMode: ca.RAModeCA}, clock)
+	caRA, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{GenerateKey: testKeys.Generate, KeyType: keys.RSA2048, RAMode: ca.RAModeCA}, clock)
 	if err != nil {
 		t.Fatal(err)
 	}

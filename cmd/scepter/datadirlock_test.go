@@ -83,7 +83,7 @@ func TestCAWithoutDatabaseIsRefused(t *testing.T) {
 	if err := refuseLostSQLite("", dir); err != nil {
 		t.Fatalf("fresh data dir: %v", err)
 	}
-	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))); err != nil {
+	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))); err != nil {
 		t.Fatal(err)
 	}
 	if err := refuseLostSQLite("", dir); err != nil {

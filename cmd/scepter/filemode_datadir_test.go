@@ -336,7 +336,7 @@ func runAsOwnerChild(args []string) {
 	case "shareStore":
 		_, err = shareStore(args[1])
 	case "loadCA":
-		_, _, err = ca.LoadOrCreate(args[1], ca.InitOptions{}, pki.SystemClock{})
+		_, _, err = ca.LoadOrCreate(args[1], ca.InitOptions{GenerateKey: testKeys.Generate}, pki.SystemClock{})
 	default:
 		e := env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: func(string) (string, bool) { return "", false }}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,10 @@ type env struct {
 	// which then returns errProbed before parsing or doing anything: how
 	// knownEnvNames learns every command's settings.
 	probeFlags func(*flag.FlagSet)
+	// generateKey makes the key files of a new CA and RA (nil:
+	// keys.Generate): tests hand out keys made beforehand, as RSA key
+	// generation was nearly half of their CPU.
+	generateKey func(keyType string) (crypto.Signer, error)
 }
 
 // emptyVarsUnset makes a variable set to the empty string count as unset,

@@ -10,7 +10,8 @@ import (
 
 func testEnv(vars map[string]string) (env, *bytes.Buffer, *bytes.Buffer) {
 	var out, errb bytes.Buffer
-	return env{stdout: &out, stderr: &errb, lookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}, &out, &errb
+	return env{stdout: &out, stderr: &errb, lookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		generateKey: testKeys.Generate}, &out, &errb
 }
 
 // Every example config in the repository loads without error.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"fmt"
 	"log/slog"
 	"os"
@@ -65,9 +66,16 @@ type inProcessServe struct {
 // variables until it has printed its start-up lines, or ended.
 func serveInProcess(t *testing.T, vars map[string]string, args ...string) *inProcessServe {
 	t.Helper()
+	return serveInProcessKeys(t, testKeys.Generate, vars, args...)
+}
+
+// serveInProcessKeys is serveInProcess with the key generator of a new CA.
+func serveInProcessKeys(t *testing.T, generateKey func(string) (crypto.Signer, error), vars map[string]string, args ...string) *inProcessServe {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &inProcessServe{out: &syncBuffer{}, errb: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	e := env{stdout: s.out, stderr: s.errb, lookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
+	e := env{stdout: s.out, stderr: s.errb, lookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		generateKey: generateKey}
 	go func() { s.done <- run(ctx, e, append([]string{"serve"}, args...)) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(s.out.String(), "Data directory:") {

@@ -45,7 +45,7 @@ func TestPprofServes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errb syncBuffer
-	e := env{stdout: &out, stderr: &errb, lookupEnv: func(string) (string, bool) { return "", false }}
+	e := env{stdout: &out, stderr: &errb, lookupEnv: func(string) (string, bool) { return "", false }, generateKey: testKeys.Generate}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, e, []string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--est-listen", "off",

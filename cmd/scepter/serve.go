@@ -332,7 +332,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	// before it is signed, as every issuance's; RecordRACertificates
 	// records it below.
 	initOpts := ca.InitOptions{KeyType: f.caKeyType, RAMode: f.scepRA, RootKeyPassphrase: f.rootKeyPassphrase(e), Token: token, WrapKey: wrapKey,
-		ReserveRA: raSerialReserve(db, clock)}
+		ReserveRA: raSerialReserve(db, clock), GenerateKey: e.generateKey}
 	// A next CA discarded on another node is not promoted by this first
 	// load either, though its switch time passed while this node was
 	// stopped (its keys may be destroyed).

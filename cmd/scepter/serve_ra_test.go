@@ -161,7 +161,7 @@ func copyCADir(t *testing.T, dataDir string) string {
 func secondNode(t *testing.T, p *fixture.PKI) (dir string, auth *ca.Authority, svc *enroll.Service) {
 	t.Helper()
 	dir = copyCADir(t, p.Dir)
-	auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, p.Clock)
+	auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, p.Clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestRevokedRAIsReplaced(t *testing.T) {
 		t.Error("a second check replaced the RA again")
 	}
 	// A restart loads the new RA, and the revoked key is gone.
-	restarted, _, err := ca.LoadOrCreate(p.Dir, ca.InitOptions{}, p.Clock)
+	restarted, _, err := ca.LoadOrCreate(p.Dir, ca.InitOptions{GenerateKey: testKeys.Generate}, p.Clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +503,7 @@ func TestRevokedCAAsRAIsNotReplaced(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	p := fixture.New(t, fixture.Options{})
-	authority, _, err := ca.LoadOrCreate(dir, ca.InitOptions{KeyType: "rsa2048", RAMode: ca.RAModeCA}, p.Clock)
+	authority, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate, KeyType: "rsa2048", RAMode: ca.RAModeCA}, p.Clock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -234,7 +234,7 @@ func TestNoDatabaseAdvice(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.ca {
-				if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, pki.SystemClock{}); err != nil {
+				if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, pki.SystemClock{}); err != nil {
 					t.Fatal(err)
 				}
 			}

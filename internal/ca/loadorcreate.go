@@ -111,6 +111,9 @@ type InitOptions struct {
 	// it unsigned and LoadOrCreate fails. serve passes its store's; nil
 	// (a CA with no store) reserves nothing.
 	ReserveRA ReserveFunc
+	// GenerateKey makes the key files of a new CA and RA (nil:
+	// keys.Generate); tests hand out keys made beforehand with it.
+	GenerateKey func(keyType string) (crypto.Signer, error)
 }
 
 // wrapKey applies WrapKey, and keeps key when the wrapped one does not
@@ -122,7 +125,7 @@ func (o InitOptions) wrapKey(key crypto.Signer) crypto.Signer {
 // keysIn is the keys.Dir of a CA directory; suffix goes into the token
 // labels of new keys (see keys.Dir.Suffix).
 func (o InitOptions) keysIn(dir, suffix string, m loadMode) *keys.Dir {
-	return &keys.Dir{Path: dir, Token: o.Token, Suffix: suffix, Unopened: m.unopened && o.Token == nil}
+	return &keys.Dir{Path: dir, Token: o.Token, Suffix: suffix, Unopened: m.unopened && o.Token == nil, Generate: o.GenerateKey}
 }
 
 const year = 365 * 24 * time.Hour
@@ -298,7 +301,7 @@ func create(dir, caDir string, o InitOptions, now time.Time) (err error) {
 	// The root key is always a file (encrypted with the passphrase), so
 	// that it can be taken offline; written here into the temporary
 	// directory, read back when encrypted.
-	rootKey, err := (&keys.FileSource{Dir: tmp, Passphrase: passphrase}).Create(rootKeyName, o.KeyType)
+	rootKey, err := (&keys.FileSource{Dir: tmp, Passphrase: passphrase, Generate: o.GenerateKey}).Create(rootKeyName, o.KeyType)
 	if err != nil {
 		return fmt.Errorf("ca: generating the root key: %w", err)
 	}

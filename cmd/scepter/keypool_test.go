@@ -1,0 +1,62 @@
+package main
+
+import (
+	"crypto"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/keys/keytest"
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// testKeys makes the keys of the CAs and RAs the tests create
+// (env.generateKey, ca.InitOptions.GenerateKey): RSA key generation was
+// nearly half of this package's test CPU. Its 16 keys of a type are
+// distinct, so a test that makes fewer data directories than that (none
+// makes more than 11 keys, and none runs in parallel) gives each key its
+// own, as the tests that compare RA keys across them need.
+var testKeys = keytest.NewPool(16)
+
+// serve makes a new CA's root, issuing and RA keys with env.generateKey,
+// the generator the tests above rely on; each key file written is one it
+// made.
+func TestServeMakesNewCAKeysWithItsGenerator(t *testing.T) {
+	var mu sync.Mutex
+	var made []crypto.Signer
+	generate := func(keyType string) (crypto.Signer, error) {
+		k, err := testKeys.Generate(keyType)
+		mu.Lock()
+		defer mu.Unlock()
+		made = append(made, k)
+		return k, err
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	srv := serveInProcessKeys(t, generate, nil, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0",
+		"--challenge", "test", "--data-dir", dataDir, "--ca-key-type", keys.RSA2048)
+	if srv.ended {
+		t.Fatalf("serve stopped: %v\n%s", srv.err, srv.errb.String())
+	}
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(made) != 3 {
+		t.Fatalf("the generator made %d keys, want 3 (root, issuing, RA)", len(made))
+	}
+	for _, name := range []string{"root.key", "issuing.key", "ra.key"} {
+		k, err := keys.LoadKeyFile(filepath.Join(dataDir, "ca", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, m := range made {
+			found = found || pki.SamePublicKey(k.Public(), m.Public())
+		}
+		if !found {
+			t.Errorf("ca/%s is not a key the generator made", name)
+		}
+	}
+}
