@@ -29,6 +29,7 @@ import (
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/est"
 	"github.com/scepter/scepter/internal/est/estserver"
+	"github.com/scepter/scepter/internal/keys/keytest"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/server"
@@ -72,11 +73,17 @@ type fixtureOptions struct {
 	db store.Store
 }
 
+// testKeys makes the RA keys of the fixtures' CAs: RSA key generation was
+// a third of this package's test CPU. Its 4 keys are distinct, so the
+// fixtures of one test (at most 3, and none runs in parallel) never share
+// one.
+var testKeys = keytest.NewPool(4)
+
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	clock := pkitest.NewClock(testTime)
-	auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+	auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
