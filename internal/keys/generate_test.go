@@ -25,7 +25,6 @@ func TestDirCreateUsesItsGenerator(t *testing.T) {
 		err        error
 	}{
 		{name: "plain", key: made},
-		{name: "encrypted", passphrase: []byte("correct horse"), key: made},
 		{name: "generator fails", err: refused},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -149,12 +149,20 @@ type pbes2Params struct {
 // from random. Keys that cannot be exported are refused, as is an empty
 // passphrase.
 func MarshalEncryptedKeyPEM(random io.Reader, key crypto.Signer, passphrase []byte) ([]byte, error) {
+	return marshalEncryptedKeyPEM(random, key, passphrase, PBKDF2Iterations)
+}
+
+// marshalEncryptedKeyPEM is MarshalEncryptedKeyPEM with the iteration
+// count given: this package's tests give MinPBKDF2Iterations where the
+// count is not what they check (600,000 iterations took seconds each
+// under the race detector).
+func marshalEncryptedKeyPEM(random io.Reader, key crypto.Signer, passphrase []byte, iterations int) ([]byte, error) {
 	der, err := marshalPKCS8(key)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(der)
-	enc, err := encryptPKCS8(random, der, passphrase, PBKDF2Iterations)
+	enc, err := encryptPKCS8(random, der, passphrase, iterations)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +172,13 @@ func MarshalEncryptedKeyPEM(random io.Reader, key crypto.Signer, passphrase []by
 // WriteEncryptedKeyFile writes key encrypted with passphrase (see
 // MarshalEncryptedKeyPEM) to path, mode 0600, atomically (see WriteKeyFile).
 func WriteEncryptedKeyFile(path string, key crypto.Signer, passphrase []byte) error {
-	data, err := MarshalEncryptedKeyPEM(rand.Reader, key, passphrase)
+	return writeEncryptedKeyFile(path, key, passphrase, PBKDF2Iterations)
+}
+
+// writeEncryptedKeyFile is WriteEncryptedKeyFile with the iteration count
+// given (see marshalEncryptedKeyPEM).
+func writeEncryptedKeyFile(path string, key crypto.Signer, passphrase []byte, iterations int) error {
+	data, err := marshalEncryptedKeyPEM(rand.Reader, key, passphrase, iterations)
 	if err != nil {
 		return fmt.Errorf("keys: encrypting %s: %w", path, err)
 	}

@@ -37,6 +37,33 @@ func pemDER(t *testing.T, data []byte) []byte {
 	return b.Bytes
 }
 
+// The count scepter writes, as README and SECURITY say (600000), by
+// MarshalEncryptedKeyPEM and, unless a test lowers it, a FileSource: the
+// one place the tests pay for it (the others write MinPBKDF2Iterations).
+func TestEncryptedKeyProductionIterations(t *testing.T) {
+	if PBKDF2Iterations != 600000 {
+		t.Errorf("PBKDF2Iterations = %d, README and SECURITY say 600000", PBKDF2Iterations)
+	}
+	if n := Files(t.TempDir()).pbkdf2Iterations(); n != PBKDF2Iterations {
+		t.Errorf("a FileSource encrypts with %d iterations, want PBKDF2Iterations", n)
+	}
+	k, err := Generate(P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := MarshalEncryptedKeyPEM(rand.Reader, k, []byte("correct horse battery staple"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := parseEncryptedPKCS8(pemDER(t, data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.iterations != PBKDF2Iterations {
+		t.Errorf("MarshalEncryptedKeyPEM wrote %d iterations, want %d", p.iterations, PBKDF2Iterations)
+	}
+}
+
 func TestEncryptedKeyRoundTrip(t *testing.T) {
 	ed := mustEd25519(t)
 	for _, kt := range []string{"p256", "p384", "rsa2048", "ed25519"} {
@@ -50,7 +77,9 @@ func TestEncryptedKeyRoundTrip(t *testing.T) {
 				}
 			}
 			pass := []byte("correct horse battery staple")
-			data, err := MarshalEncryptedKeyPEM(rand.Reader, k, pass)
+			// The format, not the cost: production's count is
+			// TestEncryptedKeyProductionIterations'.
+			data, err := marshalEncryptedKeyPEM(rand.Reader, k, pass, MinPBKDF2Iterations)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,7 +90,7 @@ func TestEncryptedKeyRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.iterations != PBKDF2Iterations || p.prfName != "hmacWithSHA256" || p.cipherName != "aes-256-cbc" ||
+			if p.iterations != MinPBKDF2Iterations || p.prfName != "hmacWithSHA256" || p.cipherName != "aes-256-cbc" ||
 				p.keyLen != 32 || len(p.salt) != 16 || len(p.iv) != 16 || len(ct)%16 != 0 {
 				t.Errorf("parameters %+v", p)
 			}
@@ -78,7 +107,7 @@ func TestEncryptedKeyRoundTrip(t *testing.T) {
 				t.Errorf("wrong passphrase: err = %v, want ErrWrongPassphrase", err)
 			}
 			// Salt and IV are fresh each time.
-			again, _ := MarshalEncryptedKeyPEM(rand.Reader, k, pass)
+			again, _ := marshalEncryptedKeyPEM(rand.Reader, k, pass, MinPBKDF2Iterations)
 			q, _, _ := parseEncryptedPKCS8(pemDER(t, again))
 			if bytes.Equal(p.salt, q.salt) || bytes.Equal(p.iv, q.iv) {
 				t.Error("salt or IV repeated")
@@ -493,7 +522,7 @@ func TestWriteNewFileAndRemoveFile(t *testing.T) {
 
 func FuzzParseEncryptedPKCS8(f *testing.F) {
 	k, _ := Generate("p256")
-	data, err := MarshalEncryptedKeyPEM(rand.Reader, k, []byte("fuzz"))
+	data, err := marshalEncryptedKeyPEM(rand.Reader, k, []byte("fuzz"), MinPBKDF2Iterations)
 	if err != nil {
 		f.Fatal(err)
 	}

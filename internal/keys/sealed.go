@@ -56,6 +56,12 @@ const (
 // breaks; authenticated, not encrypted). The salt and nonce come from
 // random. An empty passphrase is refused.
 func SealPEM(random io.Reader, blockType string, plaintext, passphrase []byte, headers map[string]string) ([]byte, error) {
+	return sealPEM(random, blockType, plaintext, passphrase, headers, sealTime, sealMemory, sealThreads)
+}
+
+// sealPEM is SealPEM with the Argon2id parameters given: this package's
+// tests give small ones where the cost is not what they check.
+func sealPEM(random io.Reader, blockType string, plaintext, passphrase []byte, headers map[string]string, passes, memory uint32, threads uint8) ([]byte, error) {
 	if len(passphrase) == 0 {
 		return nil, errors.New("keys: an empty passphrase protects nothing")
 	}
@@ -80,10 +86,10 @@ func SealPEM(random io.Reader, blockType string, plaintext, passphrase []byte, h
 	}
 	h[hdrCipher] = "AES-256-GCM"
 	h[hdrKDF] = "argon2id"
-	h[hdrParams] = fmt.Sprintf("t=%d,m=%d,p=%d", sealTime, sealMemory, sealThreads)
+	h[hdrParams] = fmt.Sprintf("t=%d,m=%d,p=%d", passes, memory, threads)
 	h[hdrSalt] = hex.EncodeToString(salt)
 	h[hdrNonce] = hex.EncodeToString(nonce)
-	aead, err := sealAEAD(passphrase, salt, sealTime, sealMemory, sealThreads)
+	aead, err := sealAEAD(passphrase, salt, passes, memory, threads)
 	if err != nil {
 		return nil, err
 	}

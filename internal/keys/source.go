@@ -77,6 +77,9 @@ type FileSource struct {
 	Passphrase []byte
 	// Generate makes the keys Create writes (nil: Generate).
 	Generate func(keyType string) (crypto.Signer, error)
+	// iterations is the PBKDF2 count of the keys Create encrypts (0:
+	// PBKDF2Iterations); only this package's tests lower it.
+	iterations int
 }
 
 // Files is the FileSource of dir, without a passphrase.
@@ -110,6 +113,14 @@ func (s *FileSource) Open(name string) (crypto.Signer, error) {
 	return LoadKeyFileWithPassphrase(path, s.Passphrase)
 }
 
+// pbkdf2Iterations is the PBKDF2 count of the keys Create encrypts.
+func (s *FileSource) pbkdf2Iterations() int {
+	if s.iterations == 0 {
+		return PBKDF2Iterations
+	}
+	return s.iterations
+}
+
 func (s *FileSource) Create(name, keyType string) (crypto.Signer, error) {
 	path := s.Path(name)
 	if ok, err := s.Has(name); err != nil {
@@ -134,7 +145,7 @@ func (s *FileSource) Create(name, keyType string) (crypto.Signer, error) {
 	if len(s.Passphrase) == 0 {
 		return nil, errors.New("keys: an empty passphrase protects nothing")
 	}
-	if err := WriteEncryptedKeyFile(path, key, s.Passphrase); err != nil {
+	if err := writeEncryptedKeyFile(path, key, s.Passphrase, s.pbkdf2Iterations()); err != nil {
 		return nil, err
 	}
 	// A key that cannot be decrypted is lost: read it back.

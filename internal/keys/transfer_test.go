@@ -69,7 +69,7 @@ func TestExportImportPEM(t *testing.T) {
 		t.Error("a damaged key was written")
 	}
 	// An encrypted key (a root key) is imported as it is.
-	enc, err := MarshalEncryptedKeyPEM(rand.Reader, k, []byte("pass"))
+	enc, err := marshalEncryptedKeyPEM(rand.Reader, k, []byte("pass"), MinPBKDF2Iterations)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,9 +103,22 @@ func TestCopyKeyFile(t *testing.T) {
 	}
 }
 
+// SealPEM's Argon2id parameters, the one seal the tests pay 64 MiB for.
+func TestSealPEMProductionParams(t *testing.T) {
+	sealed, err := SealPEM(rand.Reader, "SCEPTER TEST", []byte("the CA's keys"), []byte("correct horse"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(sealed, []byte("\nKDF-Params: t=3,m=65536,p=4\n")) {
+		t.Errorf("not sealed with t=3, 64 MiB, 4 lanes:\n%s", sealed)
+	}
+}
+
 func TestSealPEM(t *testing.T) {
 	pt := []byte("the CA's keys")
-	sealed, err := SealPEM(rand.Reader, "SCEPTER TEST", pt, []byte("correct horse"), map[string]string{"Root": "sha256:ab"})
+	// Small Argon2id parameters: the format and its checks are what is
+	// tested here, the cost in TestSealPEMProductionParams.
+	sealed, err := sealPEM(rand.Reader, "SCEPTER TEST", pt, []byte("correct horse"), map[string]string{"Root": "sha256:ab"}, 1, 1024, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +141,7 @@ func TestSealPEM(t *testing.T) {
 		t.Errorf("altered header: %v", err)
 	}
 	// KDF parameters beyond the limits are refused before any work.
-	huge := bytes.Replace(sealed, []byte("m=65536"), []byte("m=99999999"), 1)
+	huge := bytes.Replace(sealed, []byte("m=1024"), []byte("m=99999999"), 1)
 	if _, _, err := OpenPEM(huge, "SCEPTER TEST", []byte("correct horse")); err == nil || !strings.Contains(err.Error(), "out of range") {
 		t.Errorf("huge KDF memory: %v", err)
 	}
