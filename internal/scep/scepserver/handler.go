@@ -16,13 +16,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
@@ -87,6 +90,15 @@ type RALacker interface {
 type RALackRechecker interface {
 	RALacker
 	RecheckLackedRAs(ctx context.Context) []*x509.Certificate
+}
+
+// FormerRAFinder is a Service that can name the SCEP RA certificate of
+// the inventory, not loaded here (revoked and replaced, expired, or
+// another node's), that an envelope is addressed to; *enroll.Service is
+// one. It is asked only
+// about an envelope no loaded RA is addressed to, after it failed to open.
+type FormerRAFinder interface {
+	FormerRA(ctx context.Context, rawIssuer []byte, serial *big.Int, subjectKeyID []byte) (rec pki.Certificate, found bool, err error)
 }
 
 // Options tune the handler.
@@ -457,6 +469,10 @@ type request struct {
 	keyTransport cms.KeyTransport
 	oaepHash     crypto.Hash
 	oaepMGFHash  crypto.Hash
+	// elsewhere is the envelope's recipient when no loaded RA is that
+	// recipient (nil when one is): a failure to open it is answered with
+	// who it is addressed to (undecryptable).
+	elsewhere *cms.Recipient
 }
 
 // handle turns a parsed pkiMessage into a signed CertRep. It returns an
@@ -631,6 +647,9 @@ func (h *Handler) open(ctx context.Context, req *request) ([]byte, error) {
 		if r.KeyTransport == cms.RSAOAEP {
 			req.keyTransport, req.oaepHash, req.oaepMGFHash = cms.RSAOAEP, r.OAEPHash, r.OAEPMGFHash
 		}
+		req.elsewhere = nil
+	} else {
+		req.elsewhere = keyTransportRecipient(env)
 	}
 	plain, err := env.DecryptKeyTransport(ra.Cert, ra.Decrypter())
 	if errors.Is(err, cms.ErrUnsupportedAlgorithm) {
@@ -646,9 +665,90 @@ func (h *Handler) open(ctx context.Context, req *request) ([]byte, error) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
+		return nil, h.undecryptable(ctx, req, err)
 	}
 	return plain, nil
+}
+
+// undecryptable answers an envelope that did not open, or whose content
+// did not parse (err). One addressed to an RA whose key we hold gets
+// errUndecryptable, whatever failed: no oracle for RSA or CBC padding.
+// One addressed to no loaded RA (req.elsewhere; its single key-transport
+// recipient is still tried with the active RA's key, for clients that name
+// it wrongly) gets a reason that names that recipient, which the envelope
+// carries in the clear, and says what to do: a device that cached
+// GetCACert before its RA was revoked and replaced learns why, and so does
+// the operator from the log and the audit trail. Either text depends on
+// the recipient alone, never on which step failed.
+func (h *Handler) undecryptable(ctx context.Context, req *request, err error) error {
+	if req.elsewhere == nil {
+		return pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
+	}
+	reason, lookupErr := h.notOurRA(ctx, req.elsewhere, req.now)
+	return pki.Wrap(pki.EBadMessageCheck, errors.Join(err, lookupErr), reason)
+}
+
+// notOurRA says which certificate r, a recipient no loaded RA is, names:
+// a SCEP RA certificate of the inventory (FormerRAFinder), revoked and
+// replaced, expired, or another node's; or any other certificate. A store
+// that cannot be read makes it the last (lookupErr says why in the log):
+// a former RA is not this server's RA either.
+func (h *Handler) notOurRA(ctx context.Context, r *cms.Recipient, now time.Time) (reason string, lookupErr error) {
+	var rawIssuer []byte
+	var serial *big.Int
+	if r.IssuerAndSerial != nil {
+		rawIssuer, serial = r.IssuerAndSerial.RawIssuer, r.IssuerAndSerial.Serial
+	}
+	if f, ok := h.svc.(FormerRAFinder); ok {
+		rec, found, err := f.FormerRA(ctx, rawIssuer, serial, r.SubjectKeyID)
+		switch {
+		case err != nil:
+			lookupErr = err
+		case found && rec.Status == pki.StatusRevoked:
+			return fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was revoked on %s and replaced; fetch GetCACert again",
+				rec.SerialHex, rec.Subject, rec.RevokedAt.UTC().Format(time.DateOnly)), nil
+		case found && rec.Expired(now):
+			return fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which expired on %s; fetch GetCACert again",
+				rec.SerialHex, rec.Subject, rec.NotAfter.UTC().Format(time.DateOnly)), nil
+		case found:
+			// Unexpired, unrevoked and not loaded here: most likely the RA
+			// another node sharing the store made for itself when one was
+			// revoked (docs/deployment.md).
+			return fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which this node does not decrypt with (another node's, say, on a shared store); "+
+				"fetch GetCACert again, from the node that answers PKIOperation", rec.SerialHex, rec.Subject), nil
+		}
+	}
+	if serial != nil {
+		issuer := csr.NameString(rawIssuer)
+		if issuer == "" {
+			issuer = "unreadable"
+		}
+		return fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (issuer %s, serial %s): fetch GetCACert again",
+			truncated(issuer, 200), truncated(serial.Text(16), 80)), lookupErr
+	}
+	return fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (subject key identifier %s): fetch GetCACert again",
+		truncated(fmt.Sprintf("%x", r.SubjectKeyID), 80)), lookupErr
+}
+
+// truncated is s cut to limit runes, "…" marking the cut: the
+// recipient's name comes from the request, and a long one must not swell
+// the log and the audit trail.
+func truncated(s string, limit int) string {
+	if utf8.RuneCountInString(s) <= limit {
+		return s
+	}
+	return string([]rune(s)[:limit]) + "…"
+}
+
+// keyTransportRecipient is the first key-transport recipient of env (the
+// one a SCEP client encrypts to), or nil for none.
+func keyTransportRecipient(env *cms.EnvelopedData) *cms.Recipient {
+	for i := range env.Recipients {
+		if r := &env.Recipients[i]; r.Kind == cms.RecipientKeyTransport && (r.IssuerAndSerial != nil || len(r.SubjectKeyID) > 0) {
+			return r
+		}
+	}
+	return nil
 }
 
 // lacked is the 503 for an envelope that no loaded RA (ra, the last one

@@ -30,7 +30,7 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	csrReq, err := x509.ParseCertificateRequest(plain)
 	if err != nil {
 		// Same answer as a failed decryption: no oracle.
-		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
+		return nil, h.undecryptable(ctx, req, err)
 	}
 	if req.challenge, err = csr.ChallengePassword(csrReq); err != nil {
 		return nil, pki.Wrap(pki.EBadRequest, err, "malformed challengePassword attribute")
@@ -165,7 +165,7 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	}
 	ias, err := scep.ParseIssuerAndSubject(plain)
 	if err != nil {
-		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
+		return nil, h.undecryptable(ctx, req, err)
 	}
 	// The requester signs with the new key or, for a renewal, the old
 	// certificate that signed the request.
@@ -265,7 +265,7 @@ func (h *Handler) openIssuerAndSerial(ctx context.Context, req *request) (*scep.
 	}
 	ias, err := scep.ParseIssuerAndSerial(plain)
 	if err != nil {
-		return nil, pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
+		return nil, h.undecryptable(ctx, req, err)
 	}
 	if err := canReceive(req); err != nil {
 		return nil, err
