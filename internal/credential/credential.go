@@ -109,18 +109,36 @@ const MaxPasswordLen = 1024
 // ErrBadHash: a stored password hash is not one this package wrote.
 var ErrBadHash = errors.New("credential: malformed password hash")
 
+// Cost is the work of one argon2id hash: Time passes over MemoryKiB KiB
+// of memory. HashPassword's is DefaultCost; VerifyPassword takes the cost
+// from the hash, so a hash made at another cost verifies alike.
+type Cost struct{ Time, MemoryKiB uint32 }
+
+// DefaultCost is the cost of HashPassword: RFC 9106's parameters.
+func DefaultCost() Cost { return Cost{Time: argonTime, MemoryKiB: argonMemory} }
+
 // HashPassword returns the PHC-style argon2id encoding of password with a
-// fresh random salt.
+// fresh random salt, at DefaultCost.
 func HashPassword(password string) (string, error) {
+	return HashPasswordWithCost(password, DefaultCost())
+}
+
+// HashPasswordWithCost is HashPassword at cost c. Only tests whose subject
+// is not argon2id's cost choose another: 19 MiB per hash made hundreds of
+// them the most of some packages' test time under the race detector.
+func HashPasswordWithCost(password string, c Cost) (string, error) {
 	if password == "" || len(password) > MaxPasswordLen {
 		return "", fmt.Errorf("credential: a password must have 1 to %d bytes", MaxPasswordLen)
+	}
+	if c.Time < 1 || c.Time > 16 || c.MemoryKiB < 8*argonThreads || c.MemoryKiB > 1<<20 {
+		return "", fmt.Errorf("credential: argon2id cost %+v out of range (time 1 to 16, memory %d to %d KiB)", c, 8*argonThreads, 1<<20)
 	}
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("credential: random: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+	key := argon2.IDKey([]byte(password), salt, c.Time, c.MemoryKiB, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, c.MemoryKiB, c.Time, argonThreads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
 
@@ -183,6 +201,8 @@ type PasswordChecker struct {
 	mac      []byte // keys accepted: it holds no password, nor a plain hash of one
 	now      func() time.Time
 	ttl      time.Duration
+
+	burnHash string // what Burn verifies against; "" is dummyHash (WithBurnHash)
 }
 
 // NewPasswordChecker allows n checks at once; n <= 0 means GOMAXPROCS.
@@ -278,6 +298,15 @@ func (c *PasswordChecker) remembers(pair [sha256.Size]byte) bool {
 	return ok
 }
 
+// WithBurnHash makes Burn verify against encoded instead of a hash at
+// DefaultCost, and returns c. For tests whose users' hashes are made at a
+// cheaper cost (HashPasswordWithCost): an unknown user then costs what a
+// known one does there too.
+func (c *PasswordChecker) WithBurnHash(encoded string) *PasswordChecker {
+	c.burnHash = encoded
+	return c
+}
+
 // Burn is BurnVerify within the bound.
 func (c *PasswordChecker) Burn(ctx context.Context, password string) {
 	release, err := c.Acquire(ctx)
@@ -285,5 +314,9 @@ func (c *PasswordChecker) Burn(ctx context.Context, password string) {
 		return
 	}
 	defer release()
+	if c != nil && c.burnHash != "" {
+		VerifyPassword(c.burnHash, password)
+		return
+	}
 	BurnVerify(password)
 }

@@ -29,6 +29,41 @@ func TestPasswordRoundTrip(t *testing.T) {
 	}
 }
 
+// A hash at another cost says its cost and verifies as one at the
+// default does; a cost VerifyPassword would refuse is refused here first.
+func TestHashPasswordWithCost(t *testing.T) {
+	cases := []struct {
+		cost   Cost
+		prefix string // "" when the cost is refused
+	}{
+		{DefaultCost(), "$argon2id$v=19$m=19456,t=2,p=1$"},
+		{Cost{Time: 1, MemoryKiB: 64}, "$argon2id$v=19$m=64,t=1,p=1$"},
+		{Cost{Time: 16, MemoryKiB: 8}, "$argon2id$v=19$m=8,t=16,p=1$"},
+		{Cost{Time: 0, MemoryKiB: 64}, ""},
+		{Cost{Time: 17, MemoryKiB: 64}, ""},
+		{Cost{Time: 1, MemoryKiB: 7}, ""},
+		{Cost{Time: 1, MemoryKiB: 1<<20 + 1}, ""},
+	}
+	for _, c := range cases {
+		h, err := HashPasswordWithCost("correct horse", c.cost)
+		if c.prefix == "" {
+			if err == nil {
+				t.Errorf("cost %+v: %q, want refused", c.cost, h)
+			}
+			continue
+		}
+		if err != nil || !strings.HasPrefix(h, c.prefix) {
+			t.Errorf("cost %+v: %q, %v; want %s…", c.cost, h, err, c.prefix)
+			continue
+		}
+		for pw, want := range map[string]bool{"correct horse": true, "correct horsE": false} {
+			if ok, err := VerifyPassword(h, pw); err != nil || ok != want {
+				t.Errorf("cost %+v: VerifyPassword(%q) = %v, %v; want %v", c.cost, pw, ok, err, want)
+			}
+		}
+	}
+}
+
 func TestVerifyRefusesMalformedHashes(t *testing.T) {
 	for _, h := range []string{"", "plain", "$argon2i$v=19$m=1,t=1,p=1$AAAA$AAAA", "$argon2id$v=19$m=99999999,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA",
 		"$argon2id$v=19$m=64,t=1,p=1$!!$AAAAAAAAAAAAAAAAAAAAAA"} {
