@@ -145,7 +145,7 @@ func TestCheckedCredentialsSkipNoCheck(t *testing.T) {
 // addBoundESTUser stores an EST user bound to profile.
 func addBoundESTUser(t *testing.T, f *fixture, name, password, profile string) {
 	t.Helper()
-	hash, err := credential.HashPassword(password)
+	hash, err := credential.HashPasswordWithCost(password, testPasswordCost)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ import (
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/store"
-	"github.com/scepter/scepter/internal/store/sqlite"
+	"github.com/scepter/scepter/internal/store/sqlite/sqlitetest"
 )
 
 const static = "static-secret"
@@ -58,12 +58,11 @@ func newFixtureWith(t *testing.T, cfg enroll.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqlitetest.Open(t, filepath.Join(dir, "db"))
 	cfg.StaticChallenge = static
+	if cfg.Passwords == nil { // New's default, burning at the tests' cost
+		cfg.Passwords = credential.NewRememberingPasswordChecker(0, clock.Now, enroll.AcceptedPasswordLifetime).WithBurnHash(testBurnHash())
+	}
 	svc, err := enroll.New(st, auth, clock, slog.New(slog.DiscardHandler), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +70,23 @@ func newFixtureWith(t *testing.T, cfg enroll.Config) *fixture {
 	profiles, def := svc.Profiles()
 	return &fixture{svc: svc, admin: admin.New(st, clock, nil, profiles, def), st: st, clock: clock, auth: auth, dir: dir}
 }
+
+// testPasswordCost is the argon2id cost of the EST users' password hashes
+// the tests make, and of the fixture's unknown-user burn: the tests are
+// about who may enroll, not about argon2id's cost (internal/credential's
+// tests check HashPassword's), and at RFC 9106's 19 MiB the hashes and
+// burns were most of this package's CPU under the race detector.
+var testPasswordCost = credential.Cost{Time: 1, MemoryKiB: 64}
+
+// testBurnHash is what the fixture's password checker verifies an unknown
+// user's password against, at testPasswordCost.
+var testBurnHash = sync.OnceValue(func() string {
+	h, err := credential.HashPasswordWithCost("scepter-dummy-password", testPasswordCost)
+	if err != nil {
+		panic(err)
+	}
+	return h
+})
 
 var (
 	ecOnce sync.Once
@@ -764,7 +780,7 @@ func TestRememberedPasswordStillNeedsTheUser(t *testing.T) {
 // addESTUser stores an EST user with password, as `scepter est user add` does.
 func addESTUser(t *testing.T, f *fixture, name, password string) {
 	t.Helper()
-	hash, err := credential.HashPassword(password)
+	hash, err := credential.HashPasswordWithCost(password, testPasswordCost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1039,7 +1055,7 @@ func TestUserAtAnotherProfileIsForbiddenNotAFailure(t *testing.T) {
 			f := newFixtureWith(t, enroll.Config{FailedAttemptsPerAddress: 3,
 				Profiles: map[string]pki.Profile{"own": own, "other": other}, DefaultProfile: "own"})
 			ctx := context.Background()
-			hash, err := credential.HashPassword("device-pass")
+			hash, err := credential.HashPasswordWithCost("device-pass", testPasswordCost)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -55,7 +55,7 @@ func TestHeldRequestMatchesItsNamesHoweverTheSubjectIsEncoded(t *testing.T) {
 	p.Name, p.RequireApproval = "appr", true
 	f := newFixtureWith(t, enroll.Config{Profiles: map[string]pki.Profile{"appr": p}, DefaultProfile: "appr"})
 	ctx := context.Background()
-	hash, err := credential.HashPassword("fleet-pass")
+	hash, err := credential.HashPasswordWithCost("fleet-pass", testPasswordCost)
 	if err != nil {
 		t.Fatal(err)
 	}

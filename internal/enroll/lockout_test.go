@@ -101,7 +101,7 @@ func TestLockoutPassesOneTimeChallengesOverEST(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixtureWith(t, enroll.Config{FailedAttemptsPerAddress: 2})
 			ctx := context.Background()
-			hash, err := credential.HashPassword("device-pass")
+			hash, err := credential.HashPasswordWithCost("device-pass", testPasswordCost)
 			if err != nil {
 				t.Fatal(err)
 			}

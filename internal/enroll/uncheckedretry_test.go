@@ -27,7 +27,7 @@ func TestRetriesRefusedUncheckedDoNotLockOutTheAddress(t *testing.T) {
 		{"ten failures at each of ten profiles", 10, 0, true},
 		{"ten failures and two retries at each of ten profiles", 10, 2, true},
 	}
-	hash, err := credential.HashPassword("fleet-pass")
+	hash, err := credential.HashPasswordWithCost("fleet-pass", testPasswordCost)
 	if err != nil {
 		t.Fatal(err)
 	}
