@@ -18,6 +18,7 @@ import (
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
+	"github.com/scepter/scepter/internal/store/sqlite/sqlitetest"
 )
 
 // trail writes a trail of n events through the store and returns the path
@@ -25,6 +26,7 @@ import (
 func trail(t *testing.T, n int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "scepter.db")
+	sqlitetest.Create(t, path) // migrated once per binary, not per test
 	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -250,6 +252,7 @@ func TestHeadIntact(t *testing.T) {
 func TestVerifyReportsTimeSteppedBack(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "scepter.db")
+	sqlitetest.Create(t, path)
 	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -380,6 +383,7 @@ func TestHeadIntactWhileTheFirstRecordIsWritten(t *testing.T) {
 	for _, after := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("after read %d", after), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "scepter.db")
+			sqlitetest.Create(t, path)
 			server, err := sqlite.Open(ctx, path)
 			if err != nil {
 				t.Fatal(err)
@@ -420,6 +424,7 @@ func TestHeadIntactWhileTheFirstRecordIsWritten(t *testing.T) {
 func TestHeadIntactWithConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "scepter.db")
+	sqlitetest.Create(t, path)
 	checker, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -550,6 +555,7 @@ func TestCheckStart(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "scepter.db")
+			sqlitetest.Create(t, path)
 			st, err := sqlite.Open(ctx, path)
 			if err != nil {
 				t.Fatal(err)
