@@ -21,6 +21,7 @@ import (
 	"github.com/scepter/scepter/internal/store/postgres"
 	"github.com/scepter/scepter/internal/store/postgres/pgtest"
 	"github.com/scepter/scepter/internal/store/sqlite"
+	"github.com/scepter/scepter/internal/store/sqlite/sqlitetest"
 )
 
 var t0 = time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -31,6 +32,7 @@ var t0 = time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
 func stores(t *testing.T, fn func(t *testing.T, open func(t *testing.T) store.Store)) {
 	t.Run("sqlite", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "scepter.db")
+		sqlitetest.Create(t, path) // migrated once per test binary, not per test
 		fn(t, func(t *testing.T) store.Store {
 			s, err := sqlite.Open(context.Background(), path)
 			if err != nil {
@@ -311,6 +313,7 @@ func TestAnotherScheduleIsRefused(t *testing.T) {
 func TestNextCheckWakesAtTheSwitch(t *testing.T) {
 	clock := pkitest.NewClock(t0)
 	path := filepath.Join(t.TempDir(), "scepter.db")
+	sqlitetest.Create(t, path)
 	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
