@@ -28,7 +28,7 @@ import (
 	"github.com/scepter/scepter/internal/scep/scepserver"
 	"github.com/scepter/scepter/internal/server"
 	"github.com/scepter/scepter/internal/store"
-	"github.com/scepter/scepter/internal/store/sqlite"
+	"github.com/scepter/scepter/internal/store/sqlite/sqlitetest"
 )
 
 // testChallenge is the static challenge of every test server; the captures
@@ -98,12 +98,7 @@ func newTestServer(t testing.TB, o serverOptions) *testServer {
 	}
 	st := o.db
 	if st == nil {
-		db, err := sqlite.Open(context.Background(), filepath.Join(dir, "scepter.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		st = db
+		st = sqlitetest.Open(t, filepath.Join(dir, "scepter.db"))
 	}
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
