@@ -116,7 +116,7 @@ func TestEnvelopeToFormerOrForeignRA(t *testing.T) {
 			fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was revoked on 2026-11-25 and replaced; %s",
 				oldSerial, csr.NameString(old.Cert.RawSubject), fetchAgain)},
 		{"another CA's RA, by issuer and serial", foreign, nil, http.StatusOK,
-			fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (issuer %s, serial %s): %s",
+			fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (issuer %+q, serial %s): %s",
 				csr.NameString(foreign.Cert.RawIssuer), foreign.Cert.SerialNumber.Text(16), fetchAgain)},
 		{"another CA's RA, by subject key identifier", current, toKey(foreign.Cert.PublicKey, foreign.Cert.SubjectKeyId), http.StatusOK, notOurs},
 		// The single recipient is tried with the current RA's key all the
@@ -208,7 +208,7 @@ func TestEnvelopeToUnknownRAStoreAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFailure(t, rep, scep.BadMessageCheck)
-	want := fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (issuer %s, serial %s): fetch GetCACert again",
+	want := fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (issuer %+q, serial %s): fetch GetCACert again",
 		csr.NameString(foreign.Cert.RawIssuer), foreign.Cert.SerialNumber.Text(16))
 	if rep.FailInfoText != want {
 		t.Errorf("failInfoText %q,\nwant %q", rep.FailInfoText, want)

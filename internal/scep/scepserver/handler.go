@@ -719,12 +719,19 @@ func (h *Handler) notOurRA(ctx context.Context, r *cms.Recipient, now time.Time)
 		}
 	}
 	if serial != nil {
-		issuer := csr.NameString(rawIssuer)
-		if issuer == "" {
-			issuer = "unreadable"
+		// Quoted with Go escapes: the name is the requester's, and its
+		// control or bidi characters must not reach a device's screen or
+		// an operator's terminal as they are (the log and the trail
+		// escape them already; the reply's failInfoText does not).
+		issuer := "unreadable"
+		if name := csr.NameString(rawIssuer); name != "" {
+			issuer = strconv.QuoteToASCII(name)
+			if cut := truncated(name, 200); cut != name {
+				issuer = strconv.QuoteToASCII(strings.TrimSuffix(cut, "…")) + "…"
+			}
 		}
 		return fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (issuer %s, serial %s): fetch GetCACert again",
-			truncated(issuer, 200), truncated(serial.Text(16), 80)), lookupErr
+			issuer, truncated(serial.Text(16), 80)), lookupErr
 	}
 	return fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (subject key identifier %s): fetch GetCACert again",
 		truncated(fmt.Sprintf("%x", r.SubjectKeyID), 80)), lookupErr
