@@ -66,6 +66,9 @@ func (l *refusalLimiter) take(host string) (ok bool, note string) {
 	l.all.tokens--
 	if b.suppressed > 0 {
 		note = fmt.Sprintf("%d earlier refusals from this address were not recorded (rate limit)", b.suppressed)
+		if b.suppressed == 1 {
+			note = "1 earlier refusal from this address was not recorded (rate limit)"
+		}
 		l.suppressed -= b.suppressed
 		b.suppressed = 0
 	}

@@ -220,6 +220,25 @@ func TestRefusalAuditIsRateLimited(t *testing.T) {
 	}
 }
 
+// One refusal held back is counted in the singular (r67 N3: "1 earlier
+// refusals").
+func TestRefusalAuditCountsOneHeldBack(t *testing.T) {
+	f := newFixture(t, nil, "")
+	ctx := context.Background()
+	refuse := func() {
+		f.svc.RecordRefusal(ctx, enroll.Refusal{Protocol: pki.ProtocolSCEP, RemoteAddr: "203.0.113.9:1", Err: pki.Errorf(pki.EBadMessageCheck, "bad signature")})
+	}
+	for range 61 { // the burst of 60, then one held back
+		refuse()
+	}
+	f.clock.Advance(time.Second)
+	refuse()
+	evs, _ := f.st.ListAudit(ctx, store.AuditFilter{Type: pki.EventRefused, Limit: 1})
+	if want := "1 earlier refusal from this address was not recorded"; len(evs) != 1 || !strings.Contains(evs[0].Detail, want) {
+		t.Errorf("the next event says %q, want %q", evs[0].Detail, want)
+	}
+}
+
 // Refusals are bounded in size too: a label, transaction ID or subject of
 // 100 KB, quoted in the reason, costs the trail about a kilobyte.
 func TestRefusalAuditIsBoundedInSize(t *testing.T) {
