@@ -97,7 +97,7 @@ func unissuedSANs(der []byte) ([]string, error) {
 		case sanRFC822Name, sanDNSName, sanIPAddress:
 		case sanURI:
 			if problem := uriProblem(string(value)); problem != "" {
-				out = append(out, "URI "+quoteBounded(string(value))+" ("+problem+")")
+				out = append(out, "URI "+QuoteBounded(string(value))+" ("+problem+")")
 			}
 		case sanOtherName:
 			// type-id OBJECT IDENTIFIER, value [0] EXPLICIT ANY: one
@@ -176,7 +176,7 @@ func uriProblem(raw string) string {
 	issued := u.String()
 	scheme, rest, ok := strings.Cut(raw, ":")
 	if issued != raw && !(ok && issued == strings.ToLower(scheme)+":"+rest) {
-		return "it would be issued as " + quoteBounded(issued)
+		return "it would be issued as " + QuoteBounded(issued)
 	}
 	return ""
 }
@@ -197,9 +197,9 @@ func isHex(c byte) bool {
 // maxQuoted bounds a name quoted in a refusal.
 const maxQuoted = 200
 
-// quoteBounded quotes s (Go escapes for anything not printable ASCII), cut
+// QuoteBounded quotes s (Go escapes for anything not printable ASCII), cut
 // to maxQuoted bytes.
-func quoteBounded(s string) string {
+func QuoteBounded(s string) string {
 	if len(s) > maxQuoted {
 		return strconv.QuoteToASCII(s[:maxQuoted]) + "…"
 	}

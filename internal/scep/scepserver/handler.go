@@ -22,7 +22,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/csr"
@@ -725,26 +724,13 @@ func (h *Handler) notOurRA(ctx context.Context, r *cms.Recipient, now time.Time)
 		// escape them already; the reply's failInfoText does not).
 		issuer := "unreadable"
 		if name := csr.NameString(rawIssuer); name != "" {
-			issuer = strconv.QuoteToASCII(name)
-			if cut := truncated(name, 200); cut != name {
-				issuer = strconv.QuoteToASCII(strings.TrimSuffix(cut, "…")) + "…"
-			}
+			issuer = csr.QuoteBounded(name)
 		}
 		return fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (issuer %s, serial %s): fetch GetCACert again",
-			issuer, truncated(serial.Text(16), 80)), lookupErr
+			issuer, pki.Clip(serial.Text(16), 80)), lookupErr
 	}
 	return fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (subject key identifier %s): fetch GetCACert again",
-		truncated(fmt.Sprintf("%x", r.SubjectKeyID), 80)), lookupErr
-}
-
-// truncated is s cut to limit runes, "…" marking the cut: the
-// recipient's name comes from the request, and a long one must not swell
-// the log and the audit trail.
-func truncated(s string, limit int) string {
-	if utf8.RuneCountInString(s) <= limit {
-		return s
-	}
-	return string([]rune(s)[:limit]) + "…"
+		pki.Clip(fmt.Sprintf("%x", r.SubjectKeyID), 80)), lookupErr
 }
 
 // keyTransportRecipient is the first key-transport recipient of env (the
