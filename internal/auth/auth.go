@@ -7,7 +7,6 @@ package auth
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -82,8 +81,7 @@ type Service struct {
 	// loginNameKey keys the hash under which the store counts an unknown
 	// name's failed logins, and the tag that stands for such a name in the
 	// audit trail: the store's one key (LoginNameKey), read once.
-	loginNameKeyMu sync.Mutex
-	loginNameKey   []byte
+	loginNameKey credential.NameKey
 	// refused rate-limits the record of logins refused unchecked during a
 	// lockout.
 	refused *refusalLog
@@ -627,18 +625,11 @@ func (l *refusalLog) note(key string, now time.Time) (int, bool) {
 // (LoginNameKey), made by the first node that needs it and then the same
 // for every node and every run, read once.
 func (s *Service) storeLoginNameKey(ctx context.Context) ([]byte, error) {
-	s.loginNameKeyMu.Lock()
-	defer s.loginNameKeyMu.Unlock()
-	if s.loginNameKey == nil {
-		candidate := make([]byte, 32)
-		rand.Read(candidate)
-		key, err := s.st.LoginNameKey(ctx, candidate)
-		if err != nil {
-			return nil, fmt.Errorf("the key of unknown login names: %w", err)
-		}
-		s.loginNameKey = key
+	key, err := s.loginNameKey.Get(ctx, s.st)
+	if err != nil {
+		return nil, fmt.Errorf("the key of unknown login names: %w", err)
 	}
-	return s.loginNameKey, nil
+	return key, nil
 }
 
 // keyedHash is HMAC-SHA-256 under key of purpose and name, kept apart by

@@ -2,7 +2,6 @@ package enroll
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -221,18 +220,11 @@ func (s *Service) attemptedUser(ctx context.Context, name string) string {
 // (store.LoginNameKey, the console's too), made by the first node that
 // needs it and then the same for every node and every run, read once.
 func (s *Service) nameKey(ctx context.Context) ([]byte, error) {
-	s.nameKeyMu.Lock()
-	defer s.nameKeyMu.Unlock()
-	if s.nameKeyRead == nil {
-		candidate := make([]byte, 32)
-		rand.Read(candidate)
-		key, err := s.store.LoginNameKey(ctx, candidate)
-		if err != nil {
-			return nil, fmt.Errorf("enroll: the key of unknown names: %w", err)
-		}
-		s.nameKeyRead = key
+	key, err := s.nameKeyRead.Get(ctx, s.store)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: the key of unknown names: %w", err)
 	}
-	return s.nameKeyRead, nil
+	return key, nil
 }
 
 // failureReason is the audit text: the client-safe message, plus the code.

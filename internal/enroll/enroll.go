@@ -22,7 +22,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -265,9 +264,8 @@ type Service struct {
 	// that claimed its transaction (defaultClaimWait).
 	claimWait time.Duration
 
-	// nameKeyRead is the store's LoginNameKey once nameKey has read it.
-	nameKeyMu   sync.Mutex
-	nameKeyRead []byte
+	// nameKeyRead is the store's LoginNameKey, read once (nameKey).
+	nameKeyRead credential.NameKey
 }
 
 // New builds a service on a loaded CA. Profiles are validated here, once:

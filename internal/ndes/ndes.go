@@ -98,7 +98,6 @@ package ndes
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -113,7 +112,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf16"
 
@@ -201,9 +199,7 @@ type Handler struct {
 	clock      pki.Clock
 	log        *slog.Logger
 	audit      AuditLog
-
-	nameKeyMu sync.Mutex
-	nameKey   []byte // the store's LoginNameKey, read once
+	nameKey    credential.NameKey // the store's LoginNameKey, read once
 }
 
 // New checks cfg and returns the handler. It refuses to build one without
@@ -417,18 +413,11 @@ func (h *Handler) userTried(r *http.Request) string {
 // loginNameKey is the store's LoginNameKey, made by the first node that
 // needs it and then the same for every node and every run, read once.
 func (h *Handler) loginNameKey(ctx context.Context) ([]byte, error) {
-	h.nameKeyMu.Lock()
-	defer h.nameKeyMu.Unlock()
-	if h.nameKey == nil {
-		candidate := make([]byte, 32)
-		rand.Read(candidate)
-		key, err := h.audit.LoginNameKey(context.WithoutCancel(ctx), candidate)
-		if err != nil {
-			return nil, fmt.Errorf("ndes: the key of unknown names: %w", err)
-		}
-		h.nameKey = key
+	key, err := h.nameKey.Get(context.WithoutCancel(ctx), h.audit)
+	if err != nil {
+		return nil, fmt.Errorf("ndes: the key of unknown names: %w", err)
 	}
-	return h.nameKey, nil
+	return key, nil
 }
 
 func plural(n int, what string) string {
