@@ -557,7 +557,7 @@ func (s *Service) refuseLocked(ctx context.Context, who, remote string, until, n
 		end := until.UTC().Format(time.RFC3339)
 		s.log.Warn("console login refused unchecked: locked out", "who", who, "remote", remote, "until", end, "attempts", n)
 		ev := pki.AuditEvent{Time: now, Type: pki.EventLoginFailed, Actor: failedLoginActor(remote), Outcome: "failure",
-			Reason: fmt.Sprintf("locked out until %s, not checked: %s from this address since the last such record", end, plural(n, "attempt")),
+			Reason: fmt.Sprintf("locked out until %s, not checked: %s from this address since the last such record", end, pki.Plural(n, "attempt")),
 			Detail: who}
 		if err := s.st.AppendAudit(ctx, ev); err != nil {
 			// The lock holds either way; the answer must not wait on it.
@@ -565,13 +565,6 @@ func (s *Service) refuseLocked(ctx context.Context, who, remote string, until, n
 		}
 	}
 	return &LockedError{Until: until}
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return strconv.Itoa(n) + " " + what + "s"
 }
 
 // refusalLog counts logins refused during a lockout by user and address,

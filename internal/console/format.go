@@ -88,25 +88,18 @@ func relTime(t, now time.Time) string {
 	case d < time.Minute:
 		return "now"
 	case d < time.Hour:
-		s = plural(int(d/time.Minute), "minute")
+		s = pki.Plural(int(d/time.Minute), "minute")
 	case d < 48*time.Hour:
-		s = plural(int(d/time.Hour), "hour")
+		s = pki.Plural(int(d/time.Hour), "hour")
 	case d < 730*24*time.Hour:
-		s = plural(int(d/(24*time.Hour)), "day")
+		s = pki.Plural(int(d/(24*time.Hour)), "day")
 	default:
-		s = plural(int(d/(365*24*time.Hour)), "year")
+		s = pki.Plural(int(d/(365*24*time.Hour)), "year")
 	}
 	if future {
 		return "in " + s
 	}
 	return s + " ago"
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return strconv.Itoa(n) + " " + unit + "s"
 }
 
 // fmtDuration writes a duration in days or hours when it is whole ones.
@@ -115,9 +108,9 @@ func fmtDuration(d time.Duration) string {
 	case d == 0:
 		return "—"
 	case d%(24*time.Hour) == 0:
-		return plural(int(d/(24*time.Hour)), "day")
+		return pki.Plural(int(d/(24*time.Hour)), "day")
 	case d%time.Hour == 0:
-		return plural(int(d/time.Hour), "hour")
+		return pki.Plural(int(d/time.Hour), "hour")
 	}
 	return d.String()
 }

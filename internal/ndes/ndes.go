@@ -329,7 +329,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			until := now.Add(wait).UTC().Format(time.RFC3339)
 			h.log.Warn("ndes: password page: login refused unchecked: address locked out", "remote", host, "until", until, "attempts", n)
 			h.record(r, pki.AuditEvent{Time: now, Type: pki.EventNDESLoginFailed, Actor: "ndes:" + host, Outcome: "failure",
-				Reason: fmt.Sprintf("locked out until %s, not checked: %s from this address since the last such record", until, plural(n, "attempt")),
+				Reason: fmt.Sprintf("locked out until %s, not checked: %s from this address since the last such record", until, pki.Plural(n, "attempt")),
 				Detail: h.userTried(r)})
 		}
 		tooManyFailures(w, wait)
@@ -418,13 +418,6 @@ func (h *Handler) loginNameKey(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("ndes: the key of unknown names: %w", err)
 	}
 	return key, nil
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return strconv.Itoa(n) + " " + what + "s"
 }
 
 func unauthorized(w http.ResponseWriter) {

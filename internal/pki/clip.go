@@ -2,6 +2,7 @@ package pki
 
 import (
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -18,4 +19,13 @@ func Clip(s string, max int) string {
 		cut--
 	}
 	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
+}
+
+// Plural is n and what, with an s for any n but 1: "1 attempt", "3
+// attempts".
+func Plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }
