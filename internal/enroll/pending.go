@@ -343,7 +343,55 @@ func (s *Service) HeldBy(ctx context.Context, profile, txID string, pollerKey []
 // no request is the caller's refusal too, not an "unknown" protocol's.
 func (s *Service) poll(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte) (res *Result, err error) {
 	defer func() { s.observe(protocol, profile, res, err) }()
-	return s.heldAnswer(ctx, profile, txID, pollerKey)
+	res, err = s.heldAnswer(ctx, profile, txID, pollerKey)
+	if pki.ErrorCode(err) == pki.EBadCertID && protocol == pki.ProtocolSCEP && pollerKey != nil {
+		again, lookErr := s.issuedToPoller(ctx, profile, txID, pollerKey)
+		if lookErr != nil {
+			return nil, lookErr
+		}
+		if again != nil {
+			return again, nil
+		}
+	}
+	return res, err
+}
+
+// issuedToPoller answers a CertPoll of a SCEP transaction that was issued
+// at once, so that no request was held: a device whose PKCSReq timed out
+// before its answer came (the server slow, the answer lost) and that polls
+// for it, as RFC 8894 §3.3.3 lets it, gets the certificate issued for its
+// transaction rather than "no request with this transaction ID" (RFC 8894
+// §3.2.1.1: the server keeps answering a transaction ID with its
+// outcome). Only a certificate for the poller's own key is found (it
+// signed the poll with that key), at the profile, with the transaction ID,
+// valid, issued within resendWindow: the key gets what was issued for it,
+// as its PKCSReq sent again would. A renewal polled with the old
+// certificate's key finds nothing here unless the key was kept, and is
+// answered as before. Nothing is issued, so nothing is recorded; the
+// answer is counted as sent again.
+func (s *Service) issuedToPoller(ctx context.Context, profile, txID string, pollerKey []byte) (*Result, error) {
+	p, ok := s.Profile(profile)
+	if !ok {
+		return nil, nil
+	}
+	now := s.clock.Now()
+	certs, err := s.store.CertificatesOfTransaction(ctx, store.KeyHash(pollerKey), p.Name, txID, now.Add(-resendWindow))
+	if err != nil {
+		return nil, fmt.Errorf("enroll: certificates of polled transaction %q: %w", txID, err)
+	}
+	for i := range certs {
+		c := &certs[i]
+		if c.Protocol != pki.ProtocolSCEP || !now.Before(c.NotAfter) {
+			continue
+		}
+		res, err := s.issuedResult(ctx, c.IssuerID, c.SerialHex)
+		if err != nil {
+			return nil, err
+		}
+		res.SentAgain = true
+		return res, nil
+	}
+	return nil, nil
 }
 
 // heldAnswer is the answer about the request held under txID at profile,

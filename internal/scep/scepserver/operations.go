@@ -173,7 +173,7 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if res.Held == nil {
+	if res.Held == nil && (!res.SentAgain || res.Certificate == nil) {
 		return nil, fmt.Errorf("scep: CertPoll of transaction %q answered without its held request", req.msg.TransactionID)
 	}
 	// A renewal's old certificate revoked since it was held authenticates
@@ -181,7 +181,7 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	if err := h.svc.CheckNotRevoked(ctx, req.msg.SignerCert); err != nil {
 		return nil, err
 	}
-	if !heldSubject(ias.Subject.FullBytes, res.Held) && !csr.SameHeldName(req.msg.SignerCert.RawSubject, ias.Subject.FullBytes) {
+	if !polledSubject(ias.Subject.FullBytes, res) && !csr.SameHeldName(req.msg.SignerCert.RawSubject, ias.Subject.FullBytes) {
 		return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID for this subject")
 	}
 	if res.Pending != nil {
@@ -201,6 +201,16 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 		return nil, err
 	}
 	return h.result(req, res)
+}
+
+// polledSubject: CertPoll's IssuerAndSubject names the subject of what it
+// polls for: the held request (heldSubject), or the certificate issued at
+// once for its transaction, whose subject is the request's as issued.
+func polledSubject(subject []byte, res *enroll.Result) bool {
+	if res.Held == nil {
+		return csr.SameHeldName(res.Certificate.RawSubject, subject)
+	}
+	return heldSubject(subject, res.Held)
 }
 
 // heldSubject: CertPoll's IssuerAndSubject names the subject of the held

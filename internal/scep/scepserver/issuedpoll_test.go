@@ -1,0 +1,103 @@
+package scepserver_test
+
+import (
+	"context"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/csr"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/scep"
+)
+
+// A device whose PKCSReq was issued at once but whose answer it never got
+// (a timeout) may poll for it (RFC 8894 §3.3.3): the CertPoll, signed with
+// the key the certificate was issued for, is answered with that
+// certificate, as its PKCSReq sent again would be (RFC 8894 §3.2.1.1: the
+// server keeps answering a transaction ID with its outcome), and nothing
+// is issued. Anyone else, another subject, a revoked certificate, or a
+// poll a day later are answered as for a transaction ID nobody knows.
+func TestCertPollOfATransactionIssuedAtOnce(t *testing.T) {
+	counter := &outcomeCounter{}
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Observer: counter}})
+	ctx := context.Background()
+	key := testKey(t, 1)
+	signer := ts.selfSignedFor(t, key)
+	const txID = "tx-issued-at-once"
+	base := reqParams{key: key, signerCert: signer, signerKey: key, txID: txID}
+	msg, rep := ts.exchange(t, base)
+	issued, _ := ts.issuedCert(t, rep, msg.SignerCert, key)
+
+	poll := func(key *reqParams, subject []byte) (*scep.PKIMessage, *scep.PKIMessage) {
+		t.Helper()
+		content, err := scep.MarshalIssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := *key
+		p.msgType, p.content = scep.CertPoll, content
+		return ts.exchange(t, p)
+	}
+	counter.take()
+	unknownMsg := base
+	unknownMsg.txID = "tx-nobody"
+	_, unknown := poll(&unknownMsg, signer.RawSubject)
+	wantFailure(t, unknown, scep.BadCertID)
+
+	for _, tc := range []struct {
+		name    string
+		subject []byte
+	}{
+		{"naming the signer's subject", signer.RawSubject},
+		{"naming the certificate's subject", issued.RawSubject},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg, rep := poll(&base, tc.subject)
+			got, _ := ts.issuedCert(t, rep, msg.SignerCert, key)
+			if got.SerialNumber.Cmp(issued.SerialNumber) != 0 {
+				t.Errorf("CertPoll answered with serial %x, want the one issued, %x", got.SerialNumber, issued.SerialNumber)
+			}
+		})
+	}
+	if n := ts.certCount(t); n != 1 {
+		t.Errorf("%d certificates recorded, want 1: a poll issues nothing", n)
+	}
+	if got, want := counter.take(), map[string]int{enroll.ResultRefused: 1, enroll.ResultReanswered: 2}; !maps.Equal(got, want) {
+		t.Errorf("outcomes counted %v, want %v: a certificate sent again, not issued", got, want)
+	}
+
+	sameAsUnknown := func(what string, rep *scep.PKIMessage) {
+		t.Helper()
+		if rep.PKIStatus != unknown.PKIStatus || rep.FailInfo != unknown.FailInfo || rep.FailInfoText != unknown.FailInfoText {
+			t.Errorf("%s: %s %s %q, want as for an unknown transaction ID: %s %s %q", what,
+				rep.PKIStatus, rep.FailInfo, rep.FailInfoText, unknown.PKIStatus, unknown.FailInfo, unknown.FailInfoText)
+		}
+	}
+	stranger := reqParams{key: testKey(t, 2), txID: txID}
+	_, rep = poll(&stranger, ts.selfSignedFor(t, testKey(t, 2)).RawSubject)
+	sameAsUnknown("polled by another key", rep)
+
+	other, err := csr.ParseDN("CN=someone-else")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rep = poll(&base, other)
+	wantFailure(t, rep, scep.BadCertID)
+
+	// Its certificate revoked, the transaction has no outcome to send.
+	revokedKey := testKey(t, 3)
+	revoked := reqParams{key: revokedKey, signerCert: ts.selfSignedFor(t, revokedKey), signerKey: revokedKey, txID: "tx-revoked"}
+	msg, rep = ts.exchange(t, revoked)
+	cert, _ := ts.issuedCert(t, rep, msg.SignerCert, revokedKey)
+	if _, err := ts.Admin.Revoke(ctx, cert.SerialNumber.Text(16), "", 4, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	_, rep = poll(&revoked, revoked.signerCert.RawSubject)
+	sameAsUnknown("polled after its certificate was revoked", rep)
+
+	// A day later the transaction is over: its ID may be a new one's.
+	ts.Clock.Advance(25 * time.Hour)
+	_, rep = poll(&base, signer.RawSubject)
+	sameAsUnknown("polled after a day", rep)
+}
