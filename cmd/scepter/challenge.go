@@ -106,7 +106,7 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 
 // challengeTTLRange is the lifetime the admin service accepts for a
 // challenge, as help and errors say it.
-var challengeTTLRange = fmt.Sprintf("from %s to %dd", admin.MinChallengeTTL, admin.MaxChallengeTTL/(24*time.Hour))
+var challengeTTLRange = admin.ChallengeTTLRange()
 
 // challengeTTL is --ttl of challenge new: whole days ("30d") or a Go
 // duration, checked against the service's bounds while the flags are

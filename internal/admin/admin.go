@@ -56,6 +56,13 @@ const MaxChallengeTTL = 30 * 24 * time.Hour
 // shorter ("1ns", "500ms") is expired before anyone could use it.
 const MinChallengeTTL = time.Second
 
+// ChallengeTTLRange is the lifetime a challenge may have, as help and
+// refusals say it ("from 1s to 30d"), so that a value out of it is told
+// its bound wherever it is typed.
+func ChallengeTTLRange() string {
+	return fmt.Sprintf("from %s to %dd", MinChallengeTTL, MaxChallengeTTL/(24*time.Hour))
+}
+
 func (s *Service) checkProfile(profile string) error {
 	if profile == "" {
 		return nil

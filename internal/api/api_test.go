@@ -1195,3 +1195,20 @@ func TestRequestsAndChallengesPage(t *testing.T) {
 		t.Errorf("the cursor after a deleted challenge: %d %v, want 200 %v\n%s", r.status, got, gotChs[3:6], r.body)
 	}
 }
+
+// A challenge lifetime the API cannot read, or reads and the service
+// refuses, is told its bound either way: "99999d" is no less a lifetime
+// out of range than "9999d".
+func TestChallengeLifetimeRefusalNamesItsBound(t *testing.T) {
+	e := newEnv(t)
+	for _, ttl := range []string{"99999d", "9999d", "forever", "99999999999h", "1ns"} {
+		r := e.do(t, pki.RoleAdmin, "POST", "/api/v1/challenges", map[string]string{"ttl": ttl})
+		var eb struct {
+			Error string `json:"error"`
+		}
+		r.json(t, &eb)
+		if r.status != 422 || !strings.Contains(eb.Error, "1s") || !strings.Contains(eb.Error, "30 days") && !strings.Contains(eb.Error, "30d") {
+			t.Errorf("ttl %q: %d %q, want 422 naming the range, 1s to 30 days", ttl, r.status, eb.Error)
+		}
+	}
+}

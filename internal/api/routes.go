@@ -573,7 +573,7 @@ func (h *Handler) newChallenge(c *call) error {
 	if req.TTL != "" {
 		d, err := parseDuration(req.TTL)
 		if err != nil {
-			return refusedf("ttl %q: want a duration such as 24h or 7d", req.TTL)
+			return refusedf("ttl %q: want a duration %s, such as 24h or 7d", req.TTL, admin.ChallengeTTLRange())
 		}
 		ttl = d
 	}

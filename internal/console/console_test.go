@@ -475,8 +475,9 @@ func TestChallenges(t *testing.T) {
 		form   url.Values
 		reason string
 	}{
-		{url.Values{"ttl": {"forever"}, "profile": {"default"}}, "want a duration like 60m, 24h or 7d"},
-		{url.Values{"ttl": {"-1d"}, "profile": {"default"}}, "want a number of days"},
+		{url.Values{"ttl": {"forever"}, "profile": {"default"}}, "want a lifetime from 1s to 30d, like 60m, 24h or 7d"},
+		{url.Values{"ttl": {"-1d"}, "profile": {"default"}}, "want a lifetime from 1s to 30d"},
+		{url.Values{"ttl": {"99999d"}, "profile": {"default"}}, "want a lifetime from 1s to 30d"},
 		{url.Values{"ttl": {""}, "profile": {"default"}}, "enter a lifetime"},
 		{url.Values{"ttl": {"-5m"}, "profile": {"default"}}, lifetime},
 		{url.Values{"ttl": {"0"}, "profile": {"default"}}, lifetime},

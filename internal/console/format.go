@@ -357,13 +357,13 @@ func parseTTL(s string) (time.Duration, error) {
 		// Bounded so that the hours cannot overflow; the range is ops's.
 		n, err := strconv.Atoi(days)
 		if err != nil || n < 0 || n > 36500 {
-			return 0, refusef("lifetime %q: want a number of days, like 7d", clip(s))
+			return 0, refusef("lifetime %q: want a lifetime %s, like 60m, 24h or 7d", clip(s), admin.ChallengeTTLRange())
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, refusef("lifetime %q: want a duration like 60m, 24h or 7d", clip(s))
+		return 0, refusef("lifetime %q: want a lifetime %s, like 60m, 24h or 7d", clip(s), admin.ChallengeTTLRange())
 	}
 	return d, nil
 }
