@@ -27,6 +27,30 @@ func Audited(err error) bool {
 	return errors.As(err, &a)
 }
 
+// countedError marks an error of a call the service counted already (a
+// poll, counted by its outcome), so that RecordRefusal does not count it a
+// second time.
+type countedError struct{ err error }
+
+func (e *countedError) Error() string { return e.err.Error() }
+func (e *countedError) Unwrap() error { return e.err }
+
+// AlreadyCounted marks err as the refusal of a call whose outcome the
+// service counted already: a protocol's check after a poll the service
+// answered (the poller's subject, its revoked signer). RecordRefusal then
+// records it without counting it again.
+func AlreadyCounted(err error) error {
+	if err == nil || counted(err) {
+		return err
+	}
+	return &countedError{err}
+}
+
+func counted(err error) bool {
+	var c *countedError
+	return errors.As(err, &c)
+}
+
 // Refusal is a request refused before or outside the enrollment service's
 // own decisions: an unverifiable signature, missing credentials, a
 // malformed body.
@@ -43,9 +67,22 @@ type Refusal struct {
 	Err           error // its code and client-safe message are recorded
 }
 
-// RecordRefusal writes a refusal to the audit trail (and the log). It
-// returns the write's error; the refusal stands either way.
+// RecordRefusal writes a refusal to the audit trail (and the log), and
+// counts it as a refused call unless the service counted it already
+// (AlreadyCounted): what a protocol handler refuses before the service
+// sees the request (a replay, a bad signature, an envelope that does not
+// open, a body that is no request) is a refusal an operator watching the
+// metrics must see as well as one the service made. Every refusal is
+// counted, also those the audit trail's rate limit holds back. It returns
+// the write's error; the refusal stands either way.
 func (s *Service) RecordRefusal(ctx context.Context, r Refusal) error {
+	if !counted(r.Err) {
+		profile := r.Profile
+		if r.NoProfile {
+			profile = UnknownProfile
+		}
+		s.observe(r.Protocol, profile, nil, r.Err)
+	}
 	ev := clipped(pki.AuditEvent{
 		Time: s.clock.Now(), Type: pki.EventRefused, Actor: string(r.Protocol) + ":" + clientHost(r.RemoteAddr),
 		Profile: r.profile(s), TransactionID: r.TransactionID, Subject: r.Subject, Outcome: "failure",

@@ -342,7 +342,10 @@ func (s *Service) HeldBy(ctx context.Context, profile, txID string, pollerKey []
 // poll counts its outcome under the caller's protocol: a poll that finds
 // no request is the caller's refusal too, not an "unknown" protocol's.
 func (s *Service) poll(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte) (res *Result, err error) {
-	defer func() { s.observe(protocol, profile, res, err) }()
+	defer func() {
+		s.observe(protocol, profile, res, err)
+		err = AlreadyCounted(err)
+	}()
 	res, err = s.heldAnswer(ctx, profile, txID, pollerKey)
 	if pki.ErrorCode(err) == pki.EBadCertID && protocol == pki.ProtocolSCEP && pollerKey != nil {
 		again, lookErr := s.issuedToPoller(ctx, profile, txID, pollerKey)

@@ -81,7 +81,7 @@ func New(o Options) *Metrics {
 	m.enrollments = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scepter_enrollments_total",
 		Help: "Outcomes of enrollment calls (SCEP, EST, approvals): issued, renewed, pending (held for approval), " +
-			"polled (a held request asked after again), reanswered (a first enrollment or renewal whose answer was lost sent its certificate again) or refused. profile is a configured profile or \"unknown\".",
+			"polled (a held request asked after again), reanswered (a first enrollment or renewal whose answer was lost sent its certificate again) or refused (by the service, or by the SCEP or EST handler before it: a replay, a bad signature, an envelope that does not open, a malformed body). profile is a configured profile or \"unknown\".",
 	}, []string{"protocol", "profile", "result"})
 	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scepter_enrollment_refusals_total",

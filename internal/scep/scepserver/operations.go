@@ -173,6 +173,15 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The service counted the poll by what it found: a refusal from here
+	// on is recorded, not counted again.
+	reply, err := h.answerPoll(ctx, req, ias, res)
+	return reply, enroll.AlreadyCounted(err)
+}
+
+// answerPoll answers a CertPoll about res, what the service found for its
+// transaction and key.
+func (h *Handler) answerPoll(ctx context.Context, req *request, ias *scep.IssuerAndSubject, res *enroll.Result) ([]byte, error) {
 	if res.Held == nil && (!res.SentAgain || res.Certificate == nil) {
 		return nil, fmt.Errorf("scep: CertPoll of transaction %q answered without its held request", req.msg.TransactionID)
 	}

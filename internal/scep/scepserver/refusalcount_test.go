@@ -1,0 +1,58 @@
+package scepserver_test
+
+import (
+	"maps"
+	"net/http"
+	"testing"
+
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/scep"
+)
+
+// What the handler refuses before the service sees a request is counted
+// as a refusal, as the service's own refusals are: a copy of a refused
+// request (refused at once as a replay), a message whose signingTime is
+// far off, an envelope that does not open. Each is counted once, under
+// its code.
+func TestRefusalsBeforeTheServiceAreCounted(t *testing.T) {
+	counter := &outcomeCounter{}
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Observer: counter}})
+	send := func(der []byte, msg *scep.PKIMessage) *scep.PKIMessage {
+		t.Helper()
+		resp, body := ts.postTo(t, "/scep", der)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
+		}
+		return ts.parseReply(t, body, msg)
+	}
+	wrong := reqParams{key: testKey(t, 1), challenge: "not the challenge", txID: "tx-counted-refusal"}
+	der, msg := ts.build(t, wrong)
+	counter.take()
+	wantFailure(t, send(der, msg), scep.BadRequest)
+	if got, want := counter.take(), map[string]int{enroll.ResultRefused: 1}; !maps.Equal(got, want) {
+		t.Errorf("the refused request counted %v, want %v", got, want)
+	}
+	rep := send(der, msg)
+	wantFailure(t, rep, scep.BadRequest)
+	if got, want := counter.take(), map[string]int{enroll.ResultRefused: 1}; !maps.Equal(got, want) {
+		t.Errorf("its copy, refused as a replay (%q), counted %v, want %v", rep.FailInfoText, got, want)
+	}
+
+	skewed := reqParams{key: testKey(t, 2), txID: "tx-counted-skew", signingTime: ts.Clock.Now().Add(-48 * 3600e9)}
+	_, rep = ts.exchange(t, skewed)
+	wantFailure(t, rep, scep.BadTime)
+	if got, want := counter.take(), map[string]int{enroll.ResultRefused: 1}; !maps.Equal(got, want) {
+		t.Errorf("a signingTime two days off counted %v, want %v", got, want)
+	}
+
+	garbled := reqParams{key: testKey(t, 2), txID: "tx-counted-envelope", envelope: func(b []byte) []byte {
+		b = append([]byte(nil), b...)
+		b[len(b)-1] ^= 0xff // the last byte of the encrypted content
+		return b
+	}}
+	_, rep = ts.exchange(t, garbled)
+	wantFailure(t, rep, scep.BadMessageCheck)
+	if got, want := counter.take(), map[string]int{enroll.ResultRefused: 1}; !maps.Equal(got, want) {
+		t.Errorf("an envelope that does not open counted %v, want %v", got, want)
+	}
+}
