@@ -26,6 +26,7 @@ import (
 	"github.com/scepter/scepter/internal/muxpath"
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/strictjson"
 )
 
@@ -284,7 +285,9 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 			h.log.Error("api: store unavailable", "err", err)
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfter(err)))
-		writeError(w, http.StatusServiceUnavailable, pki.ErrorMessage(err), nil)
+		// An operator's call: say why the store cannot write when it
+		// knows (a full disk, a lock, read-only), as the console does.
+		writeError(w, http.StatusServiceUnavailable, store.UnavailableMessage(err), nil)
 		return
 	}
 	var pe *pki.Error

@@ -262,30 +262,9 @@ func status(err error) (int, string) {
 	case pki.EUnauthorized:
 		return http.StatusUnauthorized, pki.ErrorMessage(err)
 	case pki.EUnavailable:
-		return http.StatusServiceUnavailable, unavailableMessage(err)
+		return http.StatusServiceUnavailable, store.UnavailableMessage(err)
 	}
 	return http.StatusInternalServerError, "internal error: the server could not complete this; the log says why"
-}
-
-// unavailableMessage is what a 503 page says: the API's reason where the
-// error carries one (the audit trail changed outside scepter, a node that
-// issues nothing now), else why the store cannot write when it knows (the
-// database was reached: retrying in seconds helps only once the operator
-// has mended that), else that the database is out of reach.
-func unavailableMessage(err error) string {
-	var pe *pki.Error
-	if errors.As(err, &pe) && pe.Code == pki.EUnavailable && pe.Message != "" {
-		return pe.Message
-	}
-	switch store.CannotWriteCause(err) {
-	case store.ErrDiskFull:
-		return "nothing can be recorded now: the disk the database is on is full; free some room there, and scepter goes on by itself (the log names the error)"
-	case store.ErrLocked:
-		return "nothing can be recorded now: the database is locked by another process (an sqlite3 shell, a psql session or a script in a transaction?); end it, and try again"
-	case store.ErrReadOnly:
-		return "nothing can be recorded now: the database is read-only (a file system mounted read-only, or a PostgreSQL standby); make it writable, and try again"
-	}
-	return "the database cannot be reached just now; try again in a few seconds"
 }
 
 // formError reports whether err is one a form is shown again for (the
