@@ -22,7 +22,7 @@ import (
 // (503, not 500), while the same database opened writable passes.
 func TestCanWriteOnAReadOnlyServer(t *testing.T) {
 	ctx := context.Background()
-	dbURL := pgtest.Database(t)
+	dbURL := migrated.Database(t)
 	rw, err := Open(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func holdLock(t *testing.T, dbURL, lock string) (pid int64, release func()) {
 // store has one connection: naming the holder needs no other.
 func TestCanWriteSeesALockAnotherSessionHolds(t *testing.T) {
 	ctx := context.Background()
-	dbURL := pgtest.Database(t)
+	dbURL := migrated.Database(t)
 	s, err := Open(ctx, pgtest.WithParam(t, dbURL, "pool_max_conns", "1"))
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestCanWriteSeesALockAnotherSessionHolds(t *testing.T) {
 // waiting until the request's context ends and naming nothing.
 func TestWriteWaitingForALockFailsAsLocked(t *testing.T) {
 	ctx := context.Background()
-	dbURL := pgtest.Database(t)
+	dbURL := migrated.Database(t)
 	for _, tt := range []struct{ url, want string }{
 		{dbURL, "10s"},
 		{pgtest.WithParam(t, dbURL, "lock_timeout", "300ms"), "300ms"},
@@ -189,7 +189,7 @@ func TestWriteWaitingForALockFailsAsLocked(t *testing.T) {
 // connection back to the pool with the lock_timeout it had.
 func TestLockCASetupWaitsPastLockTimeout(t *testing.T) {
 	ctx := context.Background()
-	dbURL := pgtest.WithParam(t, pgtest.Database(t), "lock_timeout", "50ms")
+	dbURL := pgtest.WithParam(t, migrated.Database(t), "lock_timeout", "50ms")
 	holder, err := Open(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)

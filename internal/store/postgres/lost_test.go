@@ -249,7 +249,7 @@ func (c *cutter) pipe(src, dst, client net.Conn, modes []string, closeBoth func(
 // renews revoked), nor is the certificate recorded twice.
 func TestLostConnectionAtCommit(t *testing.T) {
 	ctx := context.Background()
-	dbURL := pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", testPoolSize)
+	dbURL := pgtest.WithParam(t, migrated.Database(t), "pool_max_conns", testPoolSize)
 	cut, through := newCutter(t, dbURL)
 	s, err := Open(ctx, through)
 	if err != nil {
@@ -356,7 +356,7 @@ func TestLostConnectionAtCommit(t *testing.T) {
 // is reported recorded.
 func TestLostConnectionDatabaseDown(t *testing.T) {
 	ctx := context.Background()
-	dbURL := pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", testPoolSize)
+	dbURL := pgtest.WithParam(t, migrated.Database(t), "pool_max_conns", testPoolSize)
 	cut, through := newCutter(t, dbURL)
 	s, err := Open(ctx, through)
 	if err != nil {
@@ -410,7 +410,7 @@ func TestLostConnectionDatabaseDown(t *testing.T) {
 // certificate, and neither gives up on the first of them.
 func TestLostConnectionEveryConnection(t *testing.T) {
 	ctx := context.Background()
-	dbURL := pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", testPoolSize)
+	dbURL := pgtest.WithParam(t, migrated.Database(t), "pool_max_conns", testPoolSize)
 	cut, through := newCutter(t, dbURL)
 	s, err := Open(ctx, through)
 	if err != nil {

@@ -37,11 +37,11 @@ import (
 // tests still run on several connections.
 const testPoolSize = "8"
 
-// openFresh opens a store on a database of its own, dropped at the end of
-// the test.
+// openFresh opens a store on a database of its own, a copy of the
+// migrated template, dropped at the end of the test.
 func openFresh(t testing.TB) (*Store, string) {
 	t.Helper()
-	dbURL := pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", testPoolSize)
+	dbURL := pgtest.WithParam(t, migrated.Database(t), "pool_max_conns", testPoolSize)
 	s, err := Open(context.Background(), dbURL)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -888,7 +888,7 @@ func TestOrderedWrites(t *testing.T) {
 	ctx := context.Background()
 	// The test server does not flush at all; the store's sessions say
 	// synchronous_commit on here, as a production server's do.
-	dbURL := pgtest.WithParam(t, pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", testPoolSize), "synchronous_commit", "on")
+	dbURL := pgtest.WithParam(t, pgtest.WithParam(t, migrated.Database(t), "pool_max_conns", testPoolSize), "synchronous_commit", "on")
 	s, err := Open(ctx, dbURL)
 	if err != nil {
 		t.Fatalf("Open: %v", err)

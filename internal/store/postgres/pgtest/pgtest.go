@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -58,19 +59,29 @@ func WithParam(t testing.TB, dbURL, key, value string) string {
 	return u.String()
 }
 
+// timeout bounds one administrative statement on the test server.
+const timeout = time.Minute
+
 // admin runs one statement on the server's own database.
 func admin(t testing.TB, server, stmt string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	if err := adminExec(server, stmt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func adminExec(server, stmt string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, server)
 	if err != nil {
-		t.Fatalf("connect to the test PostgreSQL ($%s): %v", EnvURL, err)
+		return fmt.Errorf("connect to the test PostgreSQL ($%s): %w", EnvURL, err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, stmt); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
+		return fmt.Errorf("%s: %w", stmt, err)
 	}
+	return nil
 }
 
 // createDatabase makes a database with a random name on the server at
@@ -79,19 +90,53 @@ func admin(t testing.TB, server, stmt string) {
 // the test ends, connections still open to it terminated.
 func createDatabase(t testing.TB, serverURL string, drop bool) string {
 	t.Helper()
+	u, err := newDatabase(serverURL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drop {
+		dropAtEnd(t, serverURL, u)
+	}
+	return u
+}
+
+// newDatabase makes a database with a random name on the server at
+// serverURL, a copy of template when it is not "" (else of PostgreSQL's
+// default, template1), and returns its URL.
+func newDatabase(serverURL, template string) (string, error) {
 	u, err := url.Parse(serverURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("$%s must be a postgres:// URL", EnvURL)
+		return "", fmt.Errorf("$%s must be a postgres:// URL", EnvURL)
 	}
 	var b [8]byte
 	rand.Read(b[:])
 	name := pgx.Identifier{"scepter_test_" + hex.EncodeToString(b[:])}
-	admin(t, serverURL, `CREATE DATABASE `+name.Sanitize())
-	if drop {
-		t.Cleanup(func() {
-			admin(t, serverURL, `DROP DATABASE IF EXISTS `+name.Sanitize()+` WITH (FORCE)`)
-		})
+	stmt := `CREATE DATABASE ` + name.Sanitize()
+	if template != "" {
+		stmt += ` TEMPLATE ` + pgx.Identifier{template}.Sanitize()
+	}
+	if err := adminExec(serverURL, stmt); err != nil {
+		return "", err
 	}
 	u.Path = "/" + name[0]
-	return u.String()
+	return u.String(), nil
+}
+
+// dropAtEnd drops the database of dbURL when the test ends, connections
+// still open to it terminated.
+func dropAtEnd(t testing.TB, serverURL, dbURL string) {
+	t.Cleanup(func() {
+		name := pgx.Identifier{databaseName(dbURL)}
+		admin(t, serverURL, `DROP DATABASE IF EXISTS `+name.Sanitize()+` WITH (FORCE)`)
+	})
+}
+
+// databaseName is the database name in the path of a URL newDatabase
+// returned.
+func databaseName(dbURL string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return ""
+	}
+	return u.Path[1:]
 }
