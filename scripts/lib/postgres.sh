@@ -2,7 +2,7 @@
 # scripts/test; bash only.
 #
 #   pg_start  initdb into a new temporary directory, in /dev/shm when it has
-#             4 GiB free, else in /tmp or $TMPDIR (as the postgres OS user
+#             4 GiB free (not with PG_DURABLE=1), else in /tmp or $TMPDIR (as the postgres OS user
 #             when run as root: initdb refuses root), start it with pg_ctl
 #             on a free 127.0.0.1 port, its unix socket in that directory,
 #             and export SCEPTER_TEST_POSTGRES_URL (superuser postgres,
@@ -58,7 +58,9 @@ pg_start() {
 	if [ "$(id -u)" -ne 0 ]; then
 		parent="${TMPDIR:-/tmp}"
 	fi
-	if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')" -ge 4194304 ] 2>/dev/null; then
+	# Never for a benchmark (PG_DURABLE=1): an fsync to memory costs
+	# nothing, and its figures would not be a disk's.
+	if [ "${PG_DURABLE:-0}" != 1 ] && [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')" -ge 4194304 ] 2>/dev/null; then
 		parent=/dev/shm
 	fi
 	# The postgres user must be able to enter the parent (/tmp, /dev/shm).
