@@ -31,6 +31,7 @@ import (
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlite"
+	"github.com/scepter/scepter/internal/store/sqlite/sqlitetest"
 )
 
 // t0 is the tests' clock start: a fixed date, so they pass on any day.
@@ -66,6 +67,10 @@ func newEnv(t *testing.T) *env {
 		hook:  notifytest.StartWebhook(t, []byte(secret)),
 		log:   &lockedBuffer{},
 	}
+	// A copy of a migrated database: these tests are of the scheduler, not
+	// of the migrations, which cost most of this package's CPU when each
+	// test applied them (sqlitetest).
+	sqlitetest.Create(t, e.path)
 	e.smtpURL = "smtp://" + e.smtp.Addr
 	p := pki.DefaultProfile()
 	p.NotifyTo = []string{opsAddr}
@@ -76,7 +81,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// open opens the database as one process would.
+// open opens the database (made by newEnv) as one process would.
 func (e *env) open() *sqlite.Store {
 	e.t.Helper()
 	st, err := sqlite.Open(context.Background(), e.path)
