@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/est"
@@ -34,7 +36,7 @@ import (
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/server"
 	"github.com/scepter/scepter/internal/store"
-	"github.com/scepter/scepter/internal/store/sqlite"
+	"github.com/scepter/scepter/internal/store/sqlite/sqlitetest"
 )
 
 // testTime pins every clock of these tests: nothing depends on today's date.
@@ -89,12 +91,9 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	}
 	st := o.db
 	if st == nil {
-		db, err := sqlite.Open(context.Background(), filepath.Join(dir, "scepter.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		st = db
+		// A copy of a migrated database: applying the migrations per
+		// fixture was a fifth of this package's test CPU.
+		st = sqlitetest.Open(t, filepath.Join(dir, "scepter.db"))
 	}
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
@@ -114,15 +113,16 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if o.wrapStore != nil {
 		svcStore = o.wrapStore(st)
 	}
+	// New's default checker, but burning an unknown user's check at the
+	// cost of the tests' hashes (testPasswordCost).
+	passwords := credential.NewRememberingPasswordChecker(0, clock.Now, acceptedPasswordLifetime).WithBurnHash(testBurnHash())
 	svc, err := enroll.New(svcStore, auth, clock, log, enroll.Config{StaticChallenge: "static-secret", Profiles: profiles,
-		DefaultProfile: "default", ManufacturerRoots: pool, IssuanceGate: o.issuanceGate})
+		DefaultProfile: "default", ManufacturerRoots: pool, IssuanceGate: o.issuanceGate, Passwords: passwords})
 	if err != nil {
 		t.Fatal(err)
 	}
 	adm := admin.New(st, clock, log, profiles, "default")
-	if _, err := adm.AddESTUser(context.Background(), "alice", userPassword, "", "test"); err != nil {
-		t.Fatal(err)
-	}
+	addESTUser(t, st, clock, "alice", userPassword, "")
 	h := estserver.New(svc, log, estserver.Options{RetryAfter: 7 * time.Second})
 	mux, err := server.TLSMux(server.Handlers{EST: h})
 	if err != nil {
@@ -143,6 +143,45 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	roots := x509.NewCertPool()
 	roots.AddCert(auth.Root)
 	return &fixture{t: t, dir: dir, clock: clock, auth: auth, st: st, svc: svc, adm: adm, url: srv.URL, roots: roots, manufacturer: mfr}
+}
+
+// testPasswordCost is the argon2id cost of the EST users' password hashes
+// these tests make, and of the unknown-user burn: they are about who may
+// enroll over EST, not about argon2id's cost (internal/credential's tests
+// check HashPassword's, internal/admin's AddESTUser's), and at RFC 9106's
+// 19 MiB the hash and first check of each fixture's user were 40% of this
+// package's test CPU. VerifyPassword reads the cost from the hash, so a
+// wrong password is refused and a right one accepted alike.
+var testPasswordCost = credential.Cost{Time: 1, MemoryKiB: 64}
+
+// acceptedPasswordLifetime is enroll.New's default checker's: how long an
+// accepted password is accepted again without argon2id.
+const acceptedPasswordLifetime = 15 * time.Minute
+
+// testBurnHash is what the fixtures' password checker verifies an unknown
+// user's password against, at testPasswordCost.
+var testBurnHash = sync.OnceValue(func() string {
+	h, err := credential.HashPasswordWithCost("scepter-dummy-password", testPasswordCost)
+	if err != nil {
+		panic(err)
+	}
+	return h
+})
+
+// addESTUser stores an EST user as admin's AddESTUser does (the hash, the
+// user, its est_user.added event), its password hashed at testPasswordCost.
+func addESTUser(t testing.TB, st store.Store, clock pki.Clock, name, password, profile string) {
+	t.Helper()
+	hash, err := credential.HashPasswordWithCost(password, testPasswordCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	u := pki.ESTUser{Name: name, PasswordHash: hash, Profile: profile, CreatedAt: now, CreatedBy: "test"}
+	ev := pki.AuditEvent{Time: now, Type: pki.EventESTUserAdded, Actor: "test", Profile: profile, Outcome: "success", Detail: "user " + name}
+	if err := st.CreateESTUser(context.Background(), u, ev); err != nil {
+		t.Fatalf("add EST user %s: %v", name, err)
+	}
 }
 
 // client is our EST client for the label, trusting our root.

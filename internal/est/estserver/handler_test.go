@@ -176,7 +176,7 @@ func TestSimpleEnrollBodies(t *testing.T) {
 // served by ours (the capture's user, estuser:estpass, made here).
 func TestCapturedCurlRequests(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
-	hash, err := credential.HashPassword("estpass")
+	hash, err := credential.HashPasswordWithCost("estpass", testPasswordCost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,9 +220,7 @@ func TestAuthentication(t *testing.T) {
 	f.issued(f.post(c, "simpleenroll", "alice", userPassword, body("right"), nil))
 
 	// A user bound to one profile enrolls there only.
-	if _, err := f.adm.AddESTUser(ctx, "bob", "bob-password-123", "iot", "test"); err != nil {
-		t.Fatal(err)
-	}
+	addESTUser(t, f.st, f.clock, "bob", "bob-password-123", "iot")
 	f.issued(f.post(c, "iot/simpleenroll", "bob", "bob-password-123", body("bob-iot"), nil))
 	wantStatus(t, f.post(c, "simpleenroll", "bob", "bob-password-123", body("bob-default"), nil), http.StatusForbidden, "profile") // the right password: a policy refusal, not a failure
 

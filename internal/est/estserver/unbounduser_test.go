@@ -35,9 +35,7 @@ func TestUnboundUserAtOneTimeProfileIsForbidden(t *testing.T) {
 		t.Fatalf("%d certificates at vpn after the refusals, want none", n)
 	}
 
-	if _, err := f.adm.AddESTUser(ctx, "vpn-fleet", "vpn-fleet-password", "vpn", "test"); err != nil {
-		t.Fatal(err)
-	}
+	addESTUser(t, f.st, f.clock, "vpn-fleet", "vpn-fleet-password", "vpn")
 	f.issued(f.post(c, "vpn/simpleenroll", "vpn-fleet", "vpn-fleet-password", body("bound-vpn"), nil))
 	otp, _, err := f.adm.NewChallenge(ctx, time.Hour, "vpn", "test")
 	if err != nil {
