@@ -164,7 +164,8 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	// The next RA certificate's serial is reserved in the store before it
 	// is signed, as every issuance's, and it is recorded below.
 	iss, ra, err := cashare.Rollover(ctx, st, sf.dataDir, ca.RolloverOptions{KeyType: keyType, SwitchAt: switchAt, RAMode: raMode,
-		RootKeyFile: rootKeyFile, RootKeyPassphrase: pass, Token: token, ReserveRA: raSerialReserve(st, clock)}, clock, host+" "+cliActor())
+		RootKeyFile: rootKeyFile, RootKeyPassphrase: pass, Token: token, ReserveRA: raSerialReserve(st, clock),
+		GenerateKey: e.generateKey}, clock, host+" "+cliActor())
 	if errors.Is(err, ca.ErrNoCA) {
 		return sf.noCA(err)
 	}

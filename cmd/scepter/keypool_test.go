@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/keys/keytest"
 	"github.com/scepter/scepter/internal/pki"
@@ -57,6 +60,40 @@ func TestServeMakesNewCAKeysWithItsGenerator(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("ca/%s is not a key the generator made", name)
+		}
+	}
+}
+
+// ca rollover makes the next issuing CA's and RA's keys with
+// env.generateKey too (ca.RolloverOptions.GenerateKey): the tests that roll
+// over draw them from the pool, and each key file written is one it made.
+func TestCARolloverMakesKeysWithItsGenerator(t *testing.T) {
+	dir, _ := caDataDir(t, ca.InitOptions{KeyType: keys.RSA2048})
+	var made []crypto.Signer
+	e, _, errb := testEnv(nil)
+	e.generateKey = func(keyType string) (crypto.Signer, error) {
+		k, err := testKeys.Generate(keyType)
+		made = append(made, k)
+		return k, err
+	}
+	switchAt := pki.SystemClock{}.Now().Add(72 * time.Hour).Truncate(time.Second)
+	if err := run(context.Background(), e, []string{"ca", "rollover", "--switch-at", switchAt.Format(time.RFC3339), "--data-dir", dir}); err != nil {
+		t.Fatalf("ca rollover: %v\n%s", err, errb.String())
+	}
+	if len(made) != 2 {
+		t.Fatalf("the generator made %d keys, want 2 (the next issuing CA's and RA's)", len(made))
+	}
+	for _, name := range []string{"issuing.key", "ra.key"} {
+		k, err := keys.LoadKeyFile(filepath.Join(dir, "ca", ca.NextDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, m := range made {
+			found = found || pki.SamePublicKey(k.Public(), m.Public())
+		}
+		if !found {
+			t.Errorf("ca/%s/%s is not a key the generator made", ca.NextDir, name)
 		}
 	}
 }

@@ -105,6 +105,9 @@ type RolloverOptions struct {
 	// leaves it unsigned and the rollover fails, having made nothing.
 	// nil reserves nothing.
 	ReserveRA ReserveFunc
+	// GenerateKey makes the key files of the next issuing CA and RA (nil:
+	// keys.Generate), as InitOptions.GenerateKey those of a new CA.
+	GenerateKey func(keyType string) (crypto.Signer, error)
 }
 
 // Errors about the root key, which only a rollover (and an export) reads.
@@ -155,7 +158,7 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (next *Issuer, 
 	if !present[RootCertFile] {
 		return nil, nil, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
 	}
-	base := InitOptions{Token: opts.Token}.withDefaults()
+	base := InitOptions{Token: opts.Token, GenerateKey: opts.GenerateKey}.withDefaults()
 	a, err := load(caDir, base, now, loadMode{detectRA: true, unopened: true})
 	if err != nil {
 		return nil, nil, err
