@@ -43,7 +43,7 @@ func (l lackingOne) LackedRAs() []*x509.Certificate { return []*x509.Certificate
 func TestEnvelopeToFormerOrForeignRA(t *testing.T) {
 	ctx := context.Background()
 	otherRA := func() *pki.RA {
-		a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{}, pkitest.NewClock(captureTime))
+		a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{GenerateKey: testKeys.Generate}, pkitest.NewClock(captureTime))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func (serialLookupAway) CertificatesBySerial(context.Context, string) ([]pki.Cer
 // this server's RA (true of a former one too), and the log says why the
 // lookup failed.
 func TestEnvelopeToUnknownRAStoreAway(t *testing.T) {
-	a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{}, pkitest.NewClock(captureTime))
+	a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{GenerateKey: testKeys.Generate}, pkitest.NewClock(captureTime))
 	if err != nil {
 		t.Fatal(err)
 	}

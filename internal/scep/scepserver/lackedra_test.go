@@ -30,7 +30,7 @@ func (l lackingRA) LackedRAs() []*x509.Certificate { return []*x509.Certificate{
 func TestLackedRAIsAnswered503(t *testing.T) {
 	// RAs of other CAs stand for the one renewed elsewhere and an unknown one.
 	other := func() *x509.Certificate {
-		a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{}, pkitest.NewClock(captureTime))
+		a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{GenerateKey: testKeys.Generate}, pkitest.NewClock(captureTime))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +85,7 @@ func (r rechecking) RecheckLackedRAs(context.Context) []*x509.Certificate {
 // answered 503 when reading the list again finds it; a request the loaded
 // RA opens reads nothing.
 func TestLackedRAIsRechecked(t *testing.T) {
-	a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{}, pkitest.NewClock(captureTime))
+	a, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{GenerateKey: testKeys.Generate}, pkitest.NewClock(captureTime))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestGetNextCACertAndRollover(t *testing.T) {
 	}
 
 	switchAt := ts.Clock.Now().Add(30 * day)
-	nextIssuer, nextRA, err := ca.Rollover(ts.Dir, ca.RolloverOptions{SwitchAt: switchAt}, ts.Clock)
+	nextIssuer, nextRA, err := ca.Rollover(ts.Dir, ca.RolloverOptions{SwitchAt: switchAt, GenerateKey: testKeys.Generate}, ts.Clock)
 	if err != nil {
 		t.Fatal(err)
 	}

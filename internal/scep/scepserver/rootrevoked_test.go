@@ -20,7 +20,7 @@ func TestRootRevokedGenerationRAIsNotUsed(t *testing.T) {
 	ctx := context.Background()
 	oldIssuer, oldRA := ts.Authority.Issuer, ts.RA
 	switchAt := ts.Clock.Now().Add(time.Hour)
-	if _, _, err := ca.Rollover(ts.Dir, ca.RolloverOptions{SwitchAt: switchAt}, ts.Clock); err != nil {
+	if _, _, err := ca.Rollover(ts.Dir, ca.RolloverOptions{SwitchAt: switchAt, GenerateKey: testKeys.Generate}, ts.Clock); err != nil {
 		t.Fatal(err)
 	}
 	ts.Clock.Set(switchAt.Add(time.Minute))

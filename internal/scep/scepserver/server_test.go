@@ -22,6 +22,7 @@ import (
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/keys/keytest"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/scep"
@@ -88,10 +89,22 @@ type serverOptions struct {
 	db store.Store
 }
 
+// testKeys makes the RSA keys of the tests' CAs and RAs: the RA key each
+// newTestServer generated was 30% of this package's test CPU. Any 8 keys
+// drawn one after another are distinct, more than any test draws (at most
+// 5: three foreign CAs' RAs, the server's RA and its replacement in
+// TestEnvelopeToFormerOrForeignRA), and none of these tests runs in
+// parallel, so an RA that a test takes for another CA's, or for a
+// replaced one, still has a key of its own.
+var testKeys = keytest.NewPool(8)
+
 func newTestServer(t testing.TB, o serverOptions) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	clock := pkitest.NewClock(captureTime)
+	if o.ca.GenerateKey == nil {
+		o.ca.GenerateKey = testKeys.Generate
+	}
 	authority, _, err := ca.LoadOrCreate(dir, o.ca, clock)
 	if err != nil {
 		t.Fatal(err)

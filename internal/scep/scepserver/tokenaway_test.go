@@ -64,7 +64,7 @@ func (s tokenAway) RAs() []*pki.RA {
 func TestRATokenAway(t *testing.T) {
 	ts := newTestServer(t, serverOptions{service: func(s scepserver.Service) scepserver.Service { return tokenAway{s} }})
 	switchAt := ts.Clock.Now().Add(30 * day)
-	nextIssuer, nextRA, err := ca.Rollover(ts.Dir, ca.RolloverOptions{SwitchAt: switchAt}, ts.Clock)
+	nextIssuer, nextRA, err := ca.Rollover(ts.Dir, ca.RolloverOptions{SwitchAt: switchAt, GenerateKey: testKeys.Generate}, ts.Clock)
 	if err != nil {
 		t.Fatal(err)
 	}
