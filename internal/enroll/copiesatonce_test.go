@@ -87,13 +87,13 @@ func TestCopiesAtOnceToTwoNodesGetOneCertificate(t *testing.T) {
 	url := pgtest.Database(t)
 	dir := t.TempDir()
 	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock); err != nil {
+	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock); err != nil {
 		t.Fatal(err)
 	}
 	var nodes []*enroll.Service
 	var st store.Store
 	for range 2 {
-		auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+		auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -447,7 +447,7 @@ func TestRenewalCopiesAtOnceToTwoNodesGetOneCertificate(t *testing.T) {
 	url := pgtest.Database(t)
 	dir := t.TempDir()
 	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock); err != nil {
+	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock); err != nil {
 		t.Fatal(err)
 	}
 	p := pki.DefaultProfile()
@@ -456,7 +456,7 @@ func TestRenewalCopiesAtOnceToTwoNodesGetOneCertificate(t *testing.T) {
 	var nodes []*enroll.Service
 	var st store.Store
 	for range 2 {
-		auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+		auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock)
 		if err != nil {
 			t.Fatal(err)
 		}

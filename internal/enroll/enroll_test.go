@@ -27,6 +27,7 @@ import (
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/keys/keytest"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/store"
@@ -54,7 +55,7 @@ func newFixtureWith(t *testing.T, cfg enroll.Config) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+	auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +71,13 @@ func newFixtureWith(t *testing.T, cfg enroll.Config) *fixture {
 	profiles, def := svc.Profiles()
 	return &fixture{svc: svc, admin: admin.New(st, clock, nil, profiles, def), st: st, clock: clock, auth: auth, dir: dir}
 }
+
+// testKeys makes the RSA keys of the tests' CAs (their RAs): the RA key
+// each fixture generated was the most of this package's test CPU after the
+// password hashes. Any 8 keys drawn one after another are distinct, more
+// than any test here draws, and none of these tests runs in parallel, so
+// an RA a test takes for another CA's still has a key of its own.
+var testKeys = keytest.NewPool(8)
 
 // testPasswordCost is the argon2id cost of the EST users' password hashes
 // the tests make, and of the fixture's unknown-user burn: the tests are

@@ -35,7 +35,7 @@ func rolledOverFixture(t *testing.T, names ...string) (*fixture, []*x509.Certifi
 	}
 	first := f.auth.Issuer
 	switchAt := f.clock.Now().Add(time.Hour)
-	if _, _, err := ca.Rollover(f.dir, ca.RolloverOptions{SwitchAt: switchAt}, f.clock); err != nil {
+	if _, _, err := ca.Rollover(f.dir, ca.RolloverOptions{SwitchAt: switchAt, GenerateKey: testKeys.Generate}, f.clock); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Set(switchAt.Add(time.Minute))

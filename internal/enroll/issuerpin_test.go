@@ -100,7 +100,7 @@ func TestPinnedIssuerRevokedOrNotYetCurrent(t *testing.T) {
 	}
 
 	switchAt := f.clock.Now().Add(time.Hour)
-	if _, _, err := ca.Rollover(f.dir, ca.RolloverOptions{SwitchAt: switchAt}, f.clock); err != nil {
+	if _, _, err := ca.Rollover(f.dir, ca.RolloverOptions{SwitchAt: switchAt, GenerateKey: testKeys.Generate}, f.clock); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.auth.Reload(f.clock.Now()); err != nil {

@@ -33,7 +33,7 @@ func TestSchemaRefusalReleasesTheClaim(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock); err != nil {
+	if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock); err != nil {
 		t.Fatal(err)
 	}
 	known, err := migrate.Latest(postgres.Migrations())
@@ -54,7 +54,7 @@ func TestSchemaRefusalReleasesTheClaim(t *testing.T) {
 	}
 	var nodes []*enroll.Service
 	for i := range 2 {
-		auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock)
+		auth, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock)
 		if err != nil {
 			t.Fatal(err)
 		}

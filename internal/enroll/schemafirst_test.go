@@ -52,7 +52,7 @@ func TestFirstIssuanceAfterMigrationIsNotSigned(t *testing.T) {
 			ctx := context.Background()
 			dir := t.TempDir()
 			clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-			if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{}, clock); err != nil {
+			if _, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, clock); err != nil {
 				t.Fatal(err)
 			}
 			var signed atomic.Int32

@@ -68,7 +68,7 @@ func TestRecordRAReplacement(t *testing.T) {
 			ctx := context.Background()
 			p := pkifixture.New(t, pkifixture.Options{})
 			old := p.Service.ActiveRA()
-			other, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{}, p.Clock)
+			other, _, err := ca.LoadOrCreate(t.TempDir(), ca.InitOptions{GenerateKey: testKeys.Generate}, p.Clock)
 			if err != nil {
 				t.Fatal(err)
 			}
