@@ -114,6 +114,11 @@ type InitOptions struct {
 	// GenerateKey makes the key files of a new CA and RA (nil:
 	// keys.Generate); tests hand out keys made beforehand with it.
 	GenerateKey func(keyType string) (crypto.Signer, error)
+	// rootKeyIterations is the PBKDF2 count of an encrypted root.key (0:
+	// keys.PBKDF2Iterations). Only this package's tests lower it, where
+	// the cost is not what they check: 600,000 iterations take seconds
+	// under the race detector.
+	rootKeyIterations int
 }
 
 // wrapKey applies WrapKey, and keeps key when the wrapped one does not
@@ -301,7 +306,7 @@ func create(dir, caDir string, o InitOptions, now time.Time) (err error) {
 	// The root key is always a file (encrypted with the passphrase), so
 	// that it can be taken offline; written here into the temporary
 	// directory, read back when encrypted.
-	rootKey, err := (&keys.FileSource{Dir: tmp, Passphrase: passphrase, Generate: o.GenerateKey}).Create(rootKeyName, o.KeyType)
+	rootKey, err := (&keys.FileSource{Dir: tmp, Passphrase: passphrase, Generate: o.GenerateKey, Iterations: o.rootKeyIterations}).Create(rootKeyName, o.KeyType)
 	if err != nil {
 		return fmt.Errorf("ca: generating the root key: %w", err)
 	}

@@ -1068,6 +1068,19 @@ type ExportRootKeyOptions struct {
 	NewPassphrase []byte
 	// Remove deletes dir/ca/root.key once the copy is checked.
 	Remove bool
+	// iterations is the PBKDF2 count of a copy encrypted with
+	// NewPassphrase (0: keys.PBKDF2Iterations); only this package's tests
+	// lower it (see InitOptions.rootKeyIterations).
+	iterations int
+}
+
+// pbkdf2Iterations is the PBKDF2 count of a copy encrypted with
+// NewPassphrase.
+func (o ExportRootKeyOptions) pbkdf2Iterations() int {
+	if o.iterations == 0 {
+		return keys.PBKDF2Iterations
+	}
+	return o.iterations
 }
 
 // ExportRootKey copies the root key of the CA in dir to out, a new file
@@ -1096,7 +1109,7 @@ func ExportRootKey(dir, out string, opts ExportRootKeyOptions) (encrypted bool, 
 	var data []byte
 	readBack := opts.Passphrase
 	if opts.NewPassphrase != nil {
-		if data, err = keys.MarshalEncryptedKeyPEM(rand.Reader, key, opts.NewPassphrase); err != nil {
+		if data, err = keys.MarshalEncryptedKeyPEMIterations(rand.Reader, key, opts.NewPassphrase, opts.pbkdf2Iterations()); err != nil {
 			return false, fmt.Errorf("ca: encrypting the root key: %w", err)
 		}
 		readBack = opts.NewPassphrase

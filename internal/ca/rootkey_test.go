@@ -1,6 +1,8 @@
 package ca
 
 import (
+	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +20,74 @@ const testPassphrase = "root key passphrase"
 
 func passphrase(s string) func() ([]byte, error) {
 	return func() ([]byte, error) { return []byte(s), nil }
+}
+
+// encryptedInit makes a CA whose root.key is encrypted with testPassphrase
+// at the lowest PBKDF2 count that reads back: these tests check what is
+// done with an encrypted key, not its cost (600,000 iterations took
+// seconds each under the race detector); production's count is
+// TestEncryptedRootKeyProductionIterations'.
+func encryptedInit() InitOptions {
+	return InitOptions{RootKeyPassphrase: passphrase(testPassphrase), rootKeyIterations: keys.MinPBKDF2Iterations}
+}
+
+// cheapExport is opts encrypting a copy, if it does, cheaply (see
+// encryptedInit).
+func cheapExport(opts ExportRootKeyOptions) ExportRootKeyOptions {
+	opts.iterations = keys.MinPBKDF2Iterations
+	return opts
+}
+
+// pbkdf2Count is the PBKDF2 iteration count of the encrypted PKCS#8 key
+// file at path.
+func pbkdf2Count(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != keys.EncryptedKeyPEMType {
+		t.Fatalf("%s is not an encrypted PKCS#8 PEM", path)
+	}
+	// EncryptedPrivateKeyInfo: PBES2 { PBKDF2 { salt, iterationCount, ... }, cipher }.
+	var info struct {
+		Algorithm struct {
+			OID    asn1.ObjectIdentifier
+			Params struct {
+				KDF struct {
+					OID    asn1.ObjectIdentifier
+					Params struct {
+						Salt       []byte
+						Iterations int
+					}
+				}
+			}
+		}
+	}
+	if _, err := asn1.Unmarshal(block.Bytes, &info); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return info.Algorithm.Params.KDF.Params.Iterations
+}
+
+// What scepter writes, as README and SECURITY say: a new CA's encrypted
+// root.key and a copy ExportRootKey encrypts are at keys.PBKDF2Iterations
+// (600,000). The one test that pays for it; the others encrypt cheaply.
+func TestEncryptedRootKeyProductionIterations(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	dir, _ := newCA(t, InitOptions{RootKeyPassphrase: passphrase(testPassphrase)}, clock)
+	if n := pbkdf2Count(t, filepath.Join(dir, "ca", RootKeyFile)); n != keys.PBKDF2Iterations {
+		t.Errorf("root.key of a new CA: %d iterations, want %d", n, keys.PBKDF2Iterations)
+	}
+	plainDir, _ := newCA(t, InitOptions{}, clock)
+	out := filepath.Join(t.TempDir(), "copy.key")
+	if _, err := ExportRootKey(plainDir, out, ExportRootKeyOptions{NewPassphrase: []byte("new")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := pbkdf2Count(t, out); n != keys.PBKDF2Iterations {
+		t.Errorf("the encrypted copy: %d iterations, want %d", n, keys.PBKDF2Iterations)
+	}
 }
 
 // noNext checks that a refused rollover left nothing behind.
@@ -51,7 +121,7 @@ func TestLoadNeverReadsRootKey(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"encrypted", InitOptions{RootKeyPassphrase: passphrase(testPassphrase)}, func(*testing.T, string) {}},
+		{"encrypted", encryptedInit(), func(*testing.T, string) {}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,7 +188,7 @@ func TestPromotionAtStartWithoutRootKey(t *testing.T) {
 
 func TestCreateWithEncryptedRootKey(t *testing.T) {
 	dir := t.TempDir()
-	a, created, err := LoadOrCreate(dir, InitOptions{RootKeyPassphrase: passphrase(testPassphrase)}, fixedClock{t0})
+	a, created, err := LoadOrCreate(dir, encryptedInit(), fixedClock{t0})
 	if err != nil || !created {
 		t.Fatalf("created=%v err=%v", created, err)
 	}
@@ -170,7 +240,7 @@ func TestRolloverRootKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	encCopy := filepath.Join(offline, "enc.key")
-	if _, err := ExportRootKey(plainDir, encCopy, ExportRootKeyOptions{NewPassphrase: []byte(testPassphrase)}); err != nil {
+	if _, err := ExportRootKey(plainDir, encCopy, cheapExport(ExportRootKeyOptions{NewPassphrase: []byte(testPassphrase)})); err != nil {
 		t.Fatal(err)
 	}
 	otherDir, _ := newCA(t, InitOptions{}, clock)
@@ -185,9 +255,9 @@ func TestRolloverRootKey(t *testing.T) {
 		wantErr error
 		want    string
 	}{
-		{"on disk, encrypted", InitOptions{RootKeyPassphrase: passphrase(testPassphrase)}, false, "", testPassphrase, nil, ""},
-		{"on disk, encrypted, no passphrase", InitOptions{RootKeyPassphrase: passphrase(testPassphrase)}, false, "", "", ErrRootKeyEncrypted, "root.key"},
-		{"on disk, encrypted, wrong passphrase", InitOptions{RootKeyPassphrase: passphrase(testPassphrase)}, false, "", "wrong", keys.ErrWrongPassphrase, "root.key"},
+		{"on disk, encrypted", encryptedInit(), false, "", testPassphrase, nil, ""},
+		{"on disk, encrypted, no passphrase", encryptedInit(), false, "", "", ErrRootKeyEncrypted, "root.key"},
+		{"on disk, encrypted, wrong passphrase", encryptedInit(), false, "", "wrong", keys.ErrWrongPassphrase, "root.key"},
 		{"on disk, not encrypted, passphrase unused", InitOptions{}, false, "", "unused", nil, ""},
 		{"offline, no file given", InitOptions{}, true, "", "", ErrRootKeyMissing, "root.key does not exist"},
 		{"offline, from a file", InitOptions{}, true, plainCopy, "", nil, ""},
@@ -272,10 +342,10 @@ func TestExportRootKey(t *testing.T) {
 	}{
 		{"plain, copied as is", InitOptions{}, ExportRootKeyOptions{}, "", false},
 		{"plain, encrypted", InitOptions{}, ExportRootKeyOptions{NewPassphrase: []byte("new")}, "new", true},
-		{"encrypted, copied as is", InitOptions{RootKeyPassphrase: passphrase(testPassphrase)}, ExportRootKeyOptions{Passphrase: []byte(testPassphrase)}, testPassphrase, true},
-		{"encrypted, re-encrypted", InitOptions{RootKeyPassphrase: passphrase(testPassphrase)}, ExportRootKeyOptions{Passphrase: []byte(testPassphrase), NewPassphrase: []byte("new")}, "new", true},
+		{"encrypted, copied as is", encryptedInit(), ExportRootKeyOptions{Passphrase: []byte(testPassphrase)}, testPassphrase, true},
+		{"encrypted, re-encrypted", encryptedInit(), ExportRootKeyOptions{Passphrase: []byte(testPassphrase), NewPassphrase: []byte("new")}, "new", true},
 		{"plain, removed", InitOptions{}, ExportRootKeyOptions{Remove: true}, "", false},
-		{"encrypted, removed", InitOptions{RootKeyPassphrase: passphrase(testPassphrase)}, ExportRootKeyOptions{Passphrase: []byte(testPassphrase), Remove: true}, testPassphrase, true},
+		{"encrypted, removed", encryptedInit(), ExportRootKeyOptions{Passphrase: []byte(testPassphrase), Remove: true}, testPassphrase, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,7 +355,7 @@ func TestExportRootKey(t *testing.T) {
 			src := filepath.Join(dir, "ca", RootKeyFile)
 			before, _ := os.ReadFile(src)
 			out := filepath.Join(t.TempDir(), "root-offline.key")
-			enc, err := ExportRootKey(dir, out, tt.opts)
+			enc, err := ExportRootKey(dir, out, cheapExport(tt.opts))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -339,7 +409,7 @@ func TestExportRootKey(t *testing.T) {
 
 func TestExportRootKeyRefuses(t *testing.T) {
 	clock := pkitest.NewClock(t0)
-	encDir, _ := newCA(t, InitOptions{RootKeyPassphrase: passphrase(testPassphrase)}, clock)
+	encDir, _ := newCA(t, encryptedInit(), clock)
 	plainDir, _ := newCA(t, InitOptions{}, clock)
 	gone, _ := newCA(t, InitOptions{}, clock)
 	os.Remove(filepath.Join(gone, "ca", RootKeyFile))
@@ -374,7 +444,7 @@ func TestExportRootKeyRefuses(t *testing.T) {
 				out = filepath.Join(t.TempDir(), "copy.key")
 			}
 			before, _ := os.ReadFile(filepath.Join(tt.dir, "ca", RootKeyFile))
-			_, err := ExportRootKey(tt.dir, out, tt.opts)
+			_, err := ExportRootKey(tt.dir, out, cheapExport(tt.opts))
 			if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %v containing %q", err, tt.wantErr, tt.want)
 			}

@@ -152,6 +152,27 @@ func MarshalEncryptedKeyPEM(random io.Reader, key crypto.Signer, passphrase []by
 	return marshalEncryptedKeyPEM(random, key, passphrase, PBKDF2Iterations)
 }
 
+// MarshalEncryptedKeyPEMIterations is MarshalEncryptedKeyPEM with the
+// PBKDF2 count given, from MinPBKDF2Iterations (the lowest that reads
+// back) to a bound on hostile files. Other packages' tests give
+// MinPBKDF2Iterations where the cost is not what they check; production
+// writes PBKDF2Iterations.
+func MarshalEncryptedKeyPEMIterations(random io.Reader, key crypto.Signer, passphrase []byte, iterations int) ([]byte, error) {
+	if err := checkIterations(iterations); err != nil {
+		return nil, err
+	}
+	return marshalEncryptedKeyPEM(random, key, passphrase, iterations)
+}
+
+// checkIterations refuses a PBKDF2 count that reading would refuse: a key
+// written with it would be lost.
+func checkIterations(n int) error {
+	if n < MinPBKDF2Iterations || n > maxPBKDF2Iterations {
+		return fmt.Errorf("keys: a PBKDF2 count of %d would not read back (%d to %d)", n, MinPBKDF2Iterations, maxPBKDF2Iterations)
+	}
+	return nil
+}
+
 // marshalEncryptedKeyPEM is MarshalEncryptedKeyPEM with the iteration
 // count given: this package's tests give MinPBKDF2Iterations where the
 // count is not what they check (600,000 iterations took seconds each

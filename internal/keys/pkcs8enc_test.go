@@ -64,6 +64,49 @@ func TestEncryptedKeyProductionIterations(t *testing.T) {
 	}
 }
 
+// The count other packages' tests lower is checked: a key written with one
+// that reading refuses would be lost.
+func TestEncryptedKeyIterationsGiven(t *testing.T) {
+	k, err := Generate(P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := []byte("correct horse")
+	for _, tc := range []struct {
+		iterations int
+		ok         bool
+	}{
+		{MinPBKDF2Iterations - 1, false},
+		{MinPBKDF2Iterations, true},
+		{maxPBKDF2Iterations + 1, false},
+		{-1, false},
+	} {
+		t.Run(fmt.Sprint(tc.iterations), func(t *testing.T) {
+			data, err := MarshalEncryptedKeyPEMIterations(rand.Reader, k, pass, tc.iterations)
+			if !tc.ok {
+				if err == nil || !strings.Contains(err.Error(), "would not read back") {
+					t.Errorf("err = %v, want a refusal", err)
+				}
+				dir := t.TempDir()
+				if _, err := (&FileSource{Dir: dir, Passphrase: pass, Iterations: tc.iterations}).Create("root", P256); err == nil {
+					t.Error("FileSource.Create accepted the count")
+				}
+				if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+					t.Errorf("FileSource.Create left %v", entries)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, _, err := parseEncryptedPKCS8(pemDER(t, data))
+			if err != nil || p.iterations != tc.iterations {
+				t.Errorf("iterations %d, %v; want %d", p.iterations, err, tc.iterations)
+			}
+		})
+	}
+}
+
 func TestEncryptedKeyRoundTrip(t *testing.T) {
 	ed := mustEd25519(t)
 	for _, kt := range []string{"p256", "p384", "rsa2048", "ed25519"} {

@@ -77,9 +77,11 @@ type FileSource struct {
 	Passphrase []byte
 	// Generate makes the keys Create writes (nil: Generate).
 	Generate func(keyType string) (crypto.Signer, error)
-	// iterations is the PBKDF2 count of the keys Create encrypts (0:
-	// PBKDF2Iterations); only this package's tests lower it.
-	iterations int
+	// Iterations is the PBKDF2 count of the keys Create encrypts (0:
+	// PBKDF2Iterations, what scepter writes). Only tests set it, to
+	// MinPBKDF2Iterations where the cost is not what they check; a count
+	// below that would not read back, so Create refuses it.
+	Iterations int
 }
 
 // Files is the FileSource of dir, without a passphrase.
@@ -115,10 +117,10 @@ func (s *FileSource) Open(name string) (crypto.Signer, error) {
 
 // pbkdf2Iterations is the PBKDF2 count of the keys Create encrypts.
 func (s *FileSource) pbkdf2Iterations() int {
-	if s.iterations == 0 {
+	if s.Iterations == 0 {
 		return PBKDF2Iterations
 	}
-	return s.iterations
+	return s.Iterations
 }
 
 func (s *FileSource) Create(name, keyType string) (crypto.Signer, error) {
@@ -144,6 +146,9 @@ func (s *FileSource) Create(name, keyType string) (crypto.Signer, error) {
 	}
 	if len(s.Passphrase) == 0 {
 		return nil, errors.New("keys: an empty passphrase protects nothing")
+	}
+	if err := checkIterations(s.pbkdf2Iterations()); err != nil {
+		return nil, err
 	}
 	if err := writeEncryptedKeyFile(path, key, s.Passphrase, s.pbkdf2Iterations()); err != nil {
 		return nil, err

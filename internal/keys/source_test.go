@@ -74,7 +74,7 @@ func TestFileSourcePassphrase(t *testing.T) {
 	dir := t.TempDir()
 	// The cheapest count read: what is checked here is the file
 	// source, not the cost (TestEncryptedKeyProductionIterations).
-	s := &FileSource{Dir: dir, Passphrase: []byte("correct horse"), iterations: MinPBKDF2Iterations}
+	s := &FileSource{Dir: dir, Passphrase: []byte("correct horse"), Iterations: MinPBKDF2Iterations}
 	k, err := s.Create("root", P256)
 	if err != nil {
 		t.Fatal(err)
