@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/keys/keytest"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -59,6 +61,40 @@ func testCA(t testing.TB, keyType string) *Authority {
 	}
 	actual, _ := testCAs.LoadOrStore(keyType, a)
 	return actual.(*Authority)
+}
+
+// testKeys holds the RSA keys of the CAs newCA makes, made once per test
+// binary: an RSA-2048 key for every new CA's RA was, after the encrypted
+// root keys, the biggest CPU cost of these tests (about a third of a
+// second each under the race detector). A CA takes at most three (root,
+// issuing CA and RA); eight leave room for the tests that run in parallel.
+var testKeys = keytest.NewPool(8)
+
+// pooledKeys is the key generator of one new CA: RSA keys from testKeys,
+// never one it has handed out already, so that no CA gets one key twice
+// (its RA key its root key, say) however parallel tests draw; other key
+// types are fresh. Rollovers and RA renewals make fresh keys of their own.
+func pooledKeys() func(keyType string) (crypto.Signer, error) {
+	var mu sync.Mutex
+	var given []crypto.Signer
+	return func(keyType string) (crypto.Signer, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		// Any testKeys.Size consecutive keys of a type are distinct, so
+		// the next is new to this CA unless parallel tests drew in
+		// between; after len(given)+1 tries, a fresh one.
+		for range len(given) + 1 {
+			k, err := testKeys.Generate(keyType)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.ContainsFunc(given, func(g crypto.Signer) bool { return pki.SamePublicKey(g.Public(), k.Public()) }) {
+				given = append(given, k)
+				return k, nil
+			}
+		}
+		return keys.Generate(keyType)
+	}
 }
 
 // countingIssuer wraps a's issuing key so signatures can be counted.

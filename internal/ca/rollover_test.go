@@ -41,10 +41,14 @@ func issueLeaf(t *testing.T, iss *Issuer, cn string, now time.Time, validity tim
 	return c
 }
 
-// newCA creates a CA in a fresh data directory at clock's time.
+// newCA creates a CA in a fresh data directory at clock's time, with RSA
+// keys from testKeys unless opts has a generator (see pooledKeys).
 func newCA(t *testing.T, opts InitOptions, clock pki.Clock) (string, *Authority) {
 	t.Helper()
 	dir := t.TempDir()
+	if opts.GenerateKey == nil {
+		opts.GenerateKey = pooledKeys()
+	}
 	a, created, err := LoadOrCreate(dir, opts, clock)
 	if err != nil || !created {
 		t.Fatalf("created=%v err=%v", created, err)
