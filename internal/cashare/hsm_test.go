@@ -18,6 +18,7 @@ import (
 	"github.com/scepter/scepter/internal/keys/softhsmtest"
 	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/store/sqlite"
+	"github.com/scepter/scepter/internal/store/sqlite/sqlitetest"
 )
 
 var (
@@ -54,7 +55,9 @@ func TestNodeWithTokenKeysIsToldToCopyTheCADirectory(t *testing.T) {
 	tok := openToken(t)
 	ctx := context.Background()
 	clock := pkitest.NewClock(t0)
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "scepter.db"))
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	sqlitetest.Create(t, path) // migrated once per test binary
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +112,9 @@ func TestDiscardedNextWithTokenKeysStaysDiscarded(t *testing.T) {
 	tok := openToken(t)
 	ctx := context.Background()
 	clock := pkitest.NewClock(t0)
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "scepter.db"))
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	sqlitetest.Create(t, path) // migrated once per test binary
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
