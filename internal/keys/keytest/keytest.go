@@ -5,8 +5,10 @@ package keytest
 
 import (
 	"crypto"
+	"slices"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/scepter/scepter/internal/keys"
 )
@@ -26,6 +28,8 @@ type Pool struct {
 	mu   sync.Mutex
 	made map[string][]crypto.Signer
 	next map[string]int
+	// given is what For handed each test, by its top-level name.
+	given map[string][]crypto.Signer
 }
 
 // NewPool returns a pool of size keys of each RSA type.
@@ -38,6 +42,11 @@ func (p *Pool) Generate(keyType string) (crypto.Signer, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.draw(keyType)
+}
+
+// draw is Generate with p.mu held.
+func (p *Pool) draw(keyType string) (crypto.Signer, error) {
 	if p.made == nil {
 		p.made, p.next = map[string][]crypto.Signer{}, map[string]int{}
 	}
@@ -54,4 +63,40 @@ func (p *Pool) Generate(keyType string) (crypto.Signer, error) {
 	i := p.next[keyType]
 	p.next[keyType] = (i + 1) % p.Size
 	return p.made[keyType][i], nil
+}
+
+// For is Generate for the data directories of one test: it never hands a
+// test (its subtests included) an RSA key it handed it before, so the CAs
+// one test makes (a second CA whose certificates must not verify under
+// the first) have distinct keys even while tests running in parallel draw
+// from the pool. When every pooled key of the type was the test's
+// already, it gets a fresh one, which the pool does not keep.
+func (p *Pool) For(t testing.TB) func(keyType string) (crypto.Signer, error) {
+	test, _, _ := strings.Cut(t.Name(), "/")
+	return func(keyType string) (crypto.Signer, error) {
+		if !strings.HasPrefix(keyType, "rsa") || !keys.ValidKeyType(keyType) {
+			return keys.Generate(keyType)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.given == nil {
+			p.given = map[string][]crypto.Signer{}
+		}
+		for range p.Size {
+			key, err := p.draw(keyType)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.Contains(p.given[test], key) {
+				p.given[test] = append(p.given[test], key)
+				return key, nil
+			}
+		}
+		key, err := keys.Generate(keyType)
+		if err != nil {
+			return nil, err
+		}
+		p.given[test] = append(p.given[test], key)
+		return key, nil
+	}
 }

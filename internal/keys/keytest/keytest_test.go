@@ -50,3 +50,43 @@ func TestPoolHandsOutDistinctKeysInTurn(t *testing.T) {
 		t.Error("an unknown key type was accepted")
 	}
 }
+
+// For never hands one test a key twice, whatever other tests draw
+// between: its subtests count as the test, and a test that drew every
+// pooled key gets fresh ones.
+func TestForHandsATestDistinctKeys(t *testing.T) {
+	p := NewPool(2)
+	mine, other := p.For(t), p.For(&named{TB: t, name: "TestOther"})
+	var got []crypto.Signer
+	draw := func(gen func(string) (crypto.Signer, error)) crypto.Signer {
+		t.Helper()
+		k, err := gen(keys.RSA2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	got = append(got, draw(mine))
+	draw(other) // the pool's second key goes to another test
+	got = append(got, draw(mine))
+	t.Run("sub", func(t *testing.T) { got = append(got, draw(p.For(t))) })
+	got = append(got, draw(mine))
+	for i := range got {
+		for j := i + 1; j < len(got); j++ {
+			if pki.SamePublicKey(got[i].Public(), got[j].Public()) {
+				t.Errorf("the test's keys %d and %d are one key", i, j)
+			}
+		}
+	}
+	if k := draw(other); k != p.made[keys.RSA2048][0] && k != p.made[keys.RSA2048][1] {
+		t.Error("another test got a fresh key where pooled ones were its to take")
+	}
+}
+
+// named is a testing.TB under another test's name.
+type named struct {
+	testing.TB
+	name string
+}
+
+func (n *named) Name() string { return n.name }
