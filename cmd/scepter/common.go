@@ -299,6 +299,11 @@ func openStoreReporting(ctx context.Context, storeURL, dataDir string, existing 
 		}
 		opts = append(opts, extra...)
 		st, err := open(ctx, storeURL, opts...)
+		if errors.Is(err, postgres.ErrInvalidURL) {
+			// A configuration error (exit 2), not the store being away:
+			// the message shows no password.
+			return nil, usageError{"--store: " + err.Error()}
+		}
 		if errors.Is(err, postgres.ErrNotInitialized) {
 			return nil, fmt.Errorf("open store: %w: run 'scepter serve --store URL' on it first, or pass the --store the server uses", err)
 		}

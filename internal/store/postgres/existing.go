@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,12 +20,22 @@ var ErrNotInitialized = errors.New("no scepter schema in this database")
 // ErrNotInitialized, and left as it is. Administrative commands use it, so
 // that a mistyped database name does not quietly get an empty schema.
 func OpenExisting(ctx context.Context, url string, opts ...migrate.Option) (*Store, error) {
+	if err := checkUserinfo(url); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s, err := openExisting(ctx, url, opts...)
+	return s, scrubSecrets(err, url)
+}
+
+// openExisting is OpenExisting once the URL's userinfo is known to be read
+// alike by pgx and Redact.
+func openExisting(ctx context.Context, url string, opts ...migrate.Option) (*Store, error) {
 	name := Redact(url)
 	// pgxpool's parser: it takes the pool_* parameters out of the URL,
 	// which pgx alone would send to the server as settings.
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, pgError("postgres: open %s: invalid URL: %w", name, parseError(err))
+		return nil, pgError("postgres: open %s: %w: %w", name, ErrInvalidURL, parseError(err))
 	}
 	cfg := pcfg.ConnConfig
 	if cfg.ConnectTimeout == 0 {
@@ -43,5 +54,5 @@ func OpenExisting(ctx context.Context, url string, opts ...migrate.Option) (*Sto
 	if !exists {
 		return nil, pgError("postgres: open %s: %w", name, ErrNotInitialized)
 	}
-	return Open(ctx, url, opts...)
+	return open(ctx, url, opts...)
 }

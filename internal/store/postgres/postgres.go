@@ -149,13 +149,24 @@ func Migrations() fs.FS {
 // Open connects to the database at url (postgres://…), applies pending
 // migrations under an advisory lock (unless migrate.WithoutMigrating) and returns
 // the store. A database written by a newer scepter is refused with an
-// error wrapping migrate.ErrDatabaseTooNew. The password never appears in
-// its errors.
+// error wrapping migrate.ErrDatabaseTooNew; a URL it cannot use as given
+// (one a password's raw '@' makes ambiguous, one pgx cannot parse) with
+// one wrapping ErrInvalidURL. The password never appears in its errors.
 func Open(ctx context.Context, url string, opts ...migrate.Option) (*Store, error) {
+	if err := checkUserinfo(url); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s, err := open(ctx, url, opts...)
+	return s, scrubSecrets(err, url)
+}
+
+// open is Open once the URL's userinfo is known to be read alike by pgx
+// and Redact.
+func open(ctx context.Context, url string, opts ...migrate.Option) (*Store, error) {
 	name := Redact(url)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, pgError("postgres: open %s: invalid URL: %w", name, parseError(err))
+		return nil, pgError("postgres: open %s: %w: %w", name, ErrInvalidURL, parseError(err))
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = defaultMaxConns()

@@ -1,0 +1,128 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/migrate"
+)
+
+// TestOpenRefusesAmbiguousUserinfo: a URL whose password pgx would split
+// elsewhere than Redact does (a raw '@' in it, or a '@' after a raw '?')
+// is refused before the driver sees it, as a configuration error (not
+// store.ErrUnavailable, which no retry mends), showing no part of the
+// password; one both read alike is tried as before. Nothing listens on
+// 127.0.0.1:1.
+func TestOpenRefusesAmbiguousUserinfo(t *testing.T) {
+	const q = "?sslmode=disable&connect_timeout=2"
+	tests := []struct {
+		name    string
+		url     string
+		secrets []string // no part of the password may show
+		refused bool
+		hint    string // what the refusal tells the operator to write
+	}{
+		{"raw @ in the password", "postgres://r3:Pa@ss-secret@127.0.0.1:1/r3" + q, []string{"Pa@ss-secret", "ss-secret"}, true, "%40"},
+		{"raw @ early in the password", "postgres://r3:P@ssw0rd-secret@127.0.0.1:1/r3" + q, []string{"ssw0rd-secret"}, true, "%40"},
+		{"raw @ and : in the password", "postgres://r3:Pa@ss:secret-tail@127.0.0.1:1/r3" + q, []string{"ss:secret-tail", "secret-tail"}, true, "%40"},
+		{"raw @ in the user name", "postgres://ops@example.org:pw-secret@127.0.0.1:1/r3" + q, []string{"pw-secret"}, true, "%40"},
+		{"postgresql scheme", "postgresql://r3:Pa@ss-secret@127.0.0.1:1/r3" + q, []string{"ss-secret"}, true, "%40"},
+		{"raw @ in a query password before the path", "postgres://127.0.0.1:1?password=sec@ret-tail&sslmode=disable", []string{"ret-tail", "sec@ret"}, true, "%40"},
+		{"password that looks like a port, then a raw ?", "postgres://r3:5432?secret-pw@127.0.0.1:1/r3" + q, []string{"secret-pw"}, true, "%3F"},
+		{"@ percent-encoded", "postgres://r3:Pa%40ss-secret@127.0.0.1:1/r3" + q, []string{"Pa@ss-secret", "ss-secret"}, false, ""},
+		{"raw ? in the password (net/url cannot read it)", "postgres://r3:pa?ss-secret@127.0.0.1:1/r3" + q, []string{"ss-secret"}, false, ""},
+		{"@ in a query value after the path", "postgres://r3@127.0.0.1:1/r3?password=sec@ret-tail&sslmode=disable&connect_timeout=2", []string{"ret-tail"}, false, ""},
+	}
+	opens := []struct {
+		name string
+		open func(context.Context, string, ...migrate.Option) (*Store, error)
+	}{{"Open", Open}, {"OpenExisting", OpenExisting}}
+	for _, tt := range tests {
+		for _, o := range opens {
+			t.Run(tt.name+"/"+o.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				s, err := o.open(ctx, tt.url)
+				if err == nil {
+					s.Close()
+					t.Fatal("no error")
+				}
+				for _, secret := range tt.secrets {
+					if strings.Contains(err.Error(), secret) {
+						t.Errorf("error shows %q of the password: %v", secret, err)
+					}
+				}
+				if got := errors.Is(err, ErrInvalidURL); got != tt.refused {
+					t.Fatalf("errors.Is(ErrInvalidURL) = %v, want %v: %v", got, tt.refused, err)
+				}
+				if !tt.refused {
+					return
+				}
+				if errors.Is(err, store.ErrUnavailable) {
+					t.Errorf("refused URL marked temporarily unavailable: %v", err)
+				}
+				if !strings.Contains(err.Error(), tt.hint) {
+					t.Errorf("error does not say to write %s: %v", tt.hint, err)
+				}
+			})
+		}
+	}
+}
+
+// TestOpenMarksUnparsableURLInvalid: a URL pgx cannot parse is a
+// configuration error too.
+func TestOpenMarksUnparsableURLInvalid(t *testing.T) {
+	_, err := Open(context.Background(), "postgres://r3:pw@127.0.0.1:1/r3?pool_max_conns=lots")
+	if !errors.Is(err, ErrInvalidURL) || errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Open: %v, want ErrInvalidURL and not ErrUnavailable", err)
+	}
+}
+
+// TestScrubSecrets: the second guard masks the password and each part of
+// it between '@' and ':' (of at least minSecretPart bytes) in the driver's
+// text, while errors.Is still sees what the error wraps.
+func TestScrubSecrets(t *testing.T) {
+	tests := []struct {
+		name, url, text string
+		hidden          []string
+		kept            string // a part of the text that must stay readable
+	}{
+		{"tail of the password as a host", "postgres://r3:Pa@ss-secret@h/db",
+			"failed to connect to `user=r3 database=db`: hostname resolving error: lookup ss-secret@h: no such host",
+			[]string{"ss-secret"}, "no such host"},
+		{"parts split at ':'", "postgres://r3:first-part:second-part@h/db",
+			"user=first-part port=second-part", []string{"first-part", "second-part"}, "user="},
+		{"percent-decoded password", "postgres://r3:Pa%40ss-secret@h/db",
+			"lookup Pa@ss-secret", []string{"Pa@ss-secret", "ss-secret"}, "lookup"},
+		{"query password", "postgres://h/db?password=q-secret@tail-part",
+			"user=h?password=q-secret host=tail-part", []string{"q-secret", "tail-part"}, "host="},
+		{"short parts are left", "postgres://r3:ab@cd-secret@h/db",
+			"lookup cd-secret@h: abc", []string{"cd-secret"}, "abc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inner := fmt.Errorf("%w: %s", store.ErrUnavailable, tt.text)
+			err := scrubSecrets(inner, tt.url)
+			for _, h := range tt.hidden {
+				if strings.Contains(err.Error(), h) {
+					t.Errorf("scrubbed text still shows %q: %v", h, err)
+				}
+			}
+			if !strings.Contains(err.Error(), tt.kept) {
+				t.Errorf("scrubbed text lost %q: %v", tt.kept, err)
+			}
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("scrubbed error no longer wraps store.ErrUnavailable: %v", err)
+			}
+		})
+	}
+	plain := errors.New("nothing secret here")
+	if got := scrubSecrets(plain, "postgres://r3:pw-secret@h/db"); got != plain {
+		t.Errorf("an error without a secret was rewrapped: %v", got)
+	}
+}
