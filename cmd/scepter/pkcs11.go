@@ -55,6 +55,11 @@ func (p *pkcs11Flags) config() (keys.PKCS11Config, error) {
 			continue
 		}
 		if *f.dst != "" && *f.dst != f.flag {
+			if f.dst == &c.PINFile {
+				// Not quoted: either may be a PIN given where its file
+				// belongs.
+				return c, usageError{"--pkcs11-pin-file and the pin-source of --pkcs11-uri name different files (not shown, as either may be the PIN itself): give the PIN file one way"}
+			}
 			return c, usageError{fmt.Sprintf("--%s %q and --pkcs11-uri disagree (%q)", f.name, f.flag, *f.dst)}
 		}
 		*f.dst = f.flag

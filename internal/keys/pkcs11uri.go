@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -97,13 +100,15 @@ func ParsePKCS11URI(uri string) (PKCS11Config, error) {
 				if authority, ok := strings.CutPrefix(rest, "//"); ok {
 					host, path, _ := strings.Cut(authority, "/")
 					if host != "" && !strings.EqualFold(host, "localhost") {
-						return c, fmt.Errorf("keys: PKCS#11 URI: pin-source %q names the host %q: only a file of this machine is supported (file:///PATH)", v, host)
+						// Not quoted: a PIN put where the file belongs
+						// would be printed.
+						return c, errors.New("keys: PKCS#11 URI: pin-source names the host of a file: URI (file://HOST/…; " + pinValueNotShown + "): only a file of this machine is supported; give pin-source=file:/path/to/pin-file")
 					}
 					rest = "/" + path
 				}
 				v = rest
 			} else if strings.Contains(v, ":") && !strings.HasPrefix(v, "/") {
-				return c, fmt.Errorf("keys: PKCS#11 URI: pin-source %q: only file: is supported", v)
+				return c, errors.New("keys: PKCS#11 URI: pin-source is neither a file: URI nor a path (" + pinValueNotShown + "): only file: is supported; give pin-source=file:/path/to/pin-file")
 			}
 			c.PINFile = v
 		case "pin-value":
@@ -262,6 +267,9 @@ func (c PKCS11Config) refLabel(ref string) (string, error) {
 // refuses its secret files: they could read the PIN, and lock it for every
 // node of the token by feeding the server wrong ones.
 func (c PKCS11Config) readPIN() (string, error) {
+	if _, err := os.Stat(c.PINFile); err != nil {
+		return "", pinFileError(c.PINFile, err)
+	}
 	if err := checkSecretFileMode(c.PINFile, "a PKCS#11 PIN"); err != nil {
 		return "", err
 	}
@@ -279,6 +287,26 @@ func (c PKCS11Config) readPIN() (string, error) {
 		return "", fmt.Errorf("keys: PKCS#11 PIN file %s: the first line is empty", c.PINFile)
 	}
 	return line, nil
+}
+
+// pinValueNotShown says why a message leaves out the pin-source or PIN file
+// it is about.
+const pinValueNotShown = "its value is not shown, as it may be the PIN itself"
+
+// pinFileError is the error of a PIN file that cannot be found or
+// reached (err, from os.Stat). The name is shown only when it is plainly a
+// path (it holds a '/'): a PIN given where the file's name belongs
+// (pin-source=1234) would otherwise be printed, to the terminal and the
+// journal.
+func pinFileError(name string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // its text repeats the name
+	}
+	if strings.ContainsRune(name, '/') || strings.ContainsRune(name, filepath.Separator) {
+		return fmt.Errorf("keys: PKCS#11 PIN file %s: %w", name, err)
+	}
+	return fmt.Errorf("keys: the PKCS#11 PIN file names no file scepter can read (%w; %s): give the file whose first line is the PIN, pin-source=file:/path/to/pin-file in the URI or --pkcs11-pin-file /path/to/pin-file", err, pinValueNotShown)
 }
 
 // marshalPublic is the SubjectPublicKeyInfo of pub.
