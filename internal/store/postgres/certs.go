@@ -149,7 +149,7 @@ func (s *Store) ReleaseTransactionClaim(ctx context.Context, c store.Transaction
 func (s *Store) TransactionClaimOf(ctx context.Context, keyHash []byte, profile, transactionID string) (*store.TransactionClaim, error) {
 	c := store.TransactionClaim{KeyHash: keyHash, Profile: profile, TransactionID: transactionID}
 	var at, expires int64
-	err := s.pool.QueryRow(ctx, `SELECT claimant, claimed_at, expires_at FROM transaction_claims
+	err := s.queryRow(ctx, `SELECT claimant, claimed_at, expires_at FROM transaction_claims
 		WHERE key_hash = $1 AND profile = $2 AND transaction_id = $3`,
 		keyHash, []byte(profile), []byte(transactionID)).Scan(&c.Claimant, &at, &expires)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -253,7 +253,7 @@ func outcomeUnknown(ctx context.Context, err error) bool {
 	var pe *pgconn.PgError
 	var ce *pgconn.ConnectError
 	switch {
-	case err == nil, ctx.Err() != nil, errors.As(err, &ce):
+	case err == nil, ctx.Err() != nil, errors.As(err, &ce), ranNothing(err):
 		return false
 	case connectionLost(err):
 		return true
@@ -283,7 +283,8 @@ func connectionLost(err error) bool {
 }
 
 // connEnded reports whether err is a connection the server ended, or
-// closed, when it was used: not one that could not be made, and not the
+// closed, when it was used (or one pgx closed already, which it reports
+// before sending anything): not one that could not be made, and not the
 // caller giving up. The next connection from the pool may be fine.
 func connEnded(ctx context.Context, err error) bool {
 	var ce *pgconn.ConnectError
@@ -291,26 +292,23 @@ func connEnded(ctx context.Context, err error) bool {
 		return false
 	}
 	return connectionLost(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err)
 }
 
-// deadConnRetries is how many more times settle and recorded run after a
-// connection the server ended (connEnded). The server may have ended every
-// idle connection of the pool with it (pg_terminate_backend on all of a
-// role's backends, a restart), and the pool checks only those idle for a
-// second before it hands them out: one more than the pool's size reaches
-// a connection made afresh.
+// deadConnRetries is how many more times an operation runs after a
+// connection the server ended (connEnded: settle, retry, queryRow, query).
+// The server may have ended every idle connection of the pool with it
+// (pg_terminate_backend on all of a role's backends, a restart), and the
+// pool checks only those idle for a second before it hands them out: one
+// more than the pool's size reaches a connection made afresh.
 func (s *Store) deadConnRetries() int { return int(s.pool.Config().MaxConns) + 1 }
 
-// recorded reports whether c is in the store as it is, byte for byte.
+// recorded reports whether c is in the store as it is, byte for byte (the
+// read runs again past connections the server ended: queryRow).
 func (s *Store) recorded(ctx context.Context, c *pki.Certificate) bool {
-	for range s.deadConnRetries() + 1 {
-		got, err := s.Certificate(ctx, c.IssuerID, c.SerialHex)
-		if !connEnded(ctx, err) {
-			return err == nil && bytes.Equal(got.DER, c.DER)
-		}
-	}
-	return false
+	got, err := s.Certificate(ctx, c.IssuerID, c.SerialHex)
+	return err == nil && bytes.Equal(got.DER, c.DER)
 }
 
 // issuanceRows queues the two inserts every issuance makes: the
@@ -656,7 +654,7 @@ func scanHead(row pgx.Row) (head store.AuditHead, locked bool, err error) {
 // Certificate implements store.Store.
 func (s *Store) Certificate(ctx context.Context, issuerID, serialHex string) (*pki.Certificate, error) {
 	issuerID, serialHex = key(issuerID), key(serialHex)
-	row := s.pool.QueryRow(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
+	row := s.queryRow(ctx, `SELECT `+sqlstore.CertColumns+` FROM certificates
 		WHERE issuer_id = $1 AND serial_hex = $2`, issuerID, serialHex)
 	c, _, err := scanCert(row)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -861,7 +859,7 @@ func valueMatch(term string, serial sqlstore.SerialMatch, a *sqlstore.Args) stri
 }
 
 func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Certificate, []int64, error) {
-	rows, err := s.pool.Query(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, nil, err
 	}

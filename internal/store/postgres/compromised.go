@@ -18,7 +18,7 @@ import (
 func (s *Store) CompromisedKey(ctx context.Context, keyHash []byte) (*store.CompromisedKey, error) {
 	var k store.CompromisedKey
 	var revokedAt int64
-	err := s.pool.QueryRow(ctx, `SELECT key_hash, issuer_id, serial_hex, revoked_at
+	err := s.queryRow(ctx, `SELECT key_hash, issuer_id, serial_hex, revoked_at
 		FROM compromised_keys WHERE key_hash = $1`, keyHash).Scan(&k.KeyHash, &k.IssuerID, &k.SerialHex, &revokedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -129,7 +129,7 @@ func (s *Store) ownKeyError(ctx context.Context, keyHash any) error {
 	var own store.OwnKeyError
 	var subject string
 	var issuerDER []byte
-	err := s.pool.QueryRow(ctx, `SELECT profile, subject_dn, '', NULL::bytea FROM certificates
+	err := s.queryRow(ctx, `SELECT profile, subject_dn, '', NULL::bytea FROM certificates
 		WHERE key_hash = $1 AND protocol = 'internal'
 		UNION ALL
 		SELECT '', '', issuer_id, issuer_der FROM ca_generations WHERE key_hash = $1
@@ -173,7 +173,7 @@ func recordCompromisedKey(ctx context.Context, tx pgx.Tx, c *pki.Certificate) er
 // read.
 func (s *Store) backfillCompromisedKeys(ctx context.Context) error {
 	var pending bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM compromised_keys_backfill)`).Scan(&pending); err != nil {
+	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM compromised_keys_backfill)`).Scan(&pending); err != nil {
 		return fmt.Errorf("backfill compromised keys: %w", err)
 	}
 	if !pending {

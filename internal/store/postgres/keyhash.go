@@ -18,7 +18,7 @@ import (
 // row. Once done, an open costs one read.
 func (s *Store) backfillKeyHashes(ctx context.Context) error {
 	var pending bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM certificates_key_hash_backfill)`).Scan(&pending); err != nil {
+	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM certificates_key_hash_backfill)`).Scan(&pending); err != nil {
 		return fmt.Errorf("backfill key hashes: %w", err)
 	}
 	for pending {

@@ -31,7 +31,7 @@ func (s *Store) ExpiringCertificates(ctx context.Context, q store.ExpiryQuery) (
 	if err != nil {
 		return nil, "", pgError("postgres: expiring certificates: %w", err)
 	}
-	rows, err := s.pool.Query(ctx, query, args...)
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, "", pgError("postgres: expiring certificates: %w", err)
 	}

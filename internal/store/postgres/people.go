@@ -45,7 +45,7 @@ func (s *Store) CreateUser(ctx context.Context, u pki.User, ev pki.AuditEvent) e
 // User implements store.Store.
 func (s *Store) User(ctx context.Context, name string) (*pki.User, error) {
 	name = key(name)
-	u, err := sqlstore.ScanUser(s.pool.QueryRow(ctx, `SELECT `+sqlstore.UserColumns+` FROM users WHERE name = $1`, name))
+	u, err := sqlstore.ScanUser(s.queryRow(ctx, `SELECT `+sqlstore.UserColumns+` FROM users WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -239,7 +239,7 @@ func (s *Store) CreateToken(ctx context.Context, t pki.APIToken, ev pki.AuditEve
 
 // TokenByHash implements store.Store.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*pki.APIToken, error) {
-	t, err := sqlstore.ScanToken(s.pool.QueryRow(ctx, `SELECT `+sqlstore.TokenColumns+` FROM api_tokens WHERE hash = $1`, hash))
+	t, err := sqlstore.ScanToken(s.queryRow(ctx, `SELECT `+sqlstore.TokenColumns+` FROM api_tokens WHERE hash = $1`, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -325,7 +325,7 @@ func (s *Store) CreateSession(ctx context.Context, ses pki.Session) error {
 func (s *Store) Session(ctx context.Context, hash []byte, now time.Time) (*pki.Session, error) {
 	var ses pki.Session
 	var created, expires int64
-	err := s.pool.QueryRow(ctx, `SELECT hash, user_name, created_at, expires_at, remote_addr FROM sessions
+	err := s.queryRow(ctx, `SELECT hash, user_name, created_at, expires_at, remote_addr FROM sessions
 		WHERE hash = $1 AND expires_at > $2`, hash, sqlstore.Micros(now)).Scan(&ses.Hash, &ses.User, &created, &expires, &ses.RemoteAddr)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -385,7 +385,7 @@ func (s *Store) RenewalsOf(ctx context.Context, issuerID, serialHex string) ([]p
 // Dashboard implements store.Store.
 func (s *Store) Dashboard(ctx context.Context, now time.Time, days int) (store.Dashboard, error) {
 	d := sqlstore.NewDashboard(now, days)
-	rows, err := s.pool.Query(ctx, `SELECT profile, status, expiry_day, n FROM certificate_counts WHERE n <> 0`)
+	rows, err := s.query(ctx, `SELECT profile, status, expiry_day, n FROM certificate_counts WHERE n <> 0`)
 	if err != nil {
 		return d.Dashboard, pgError("postgres: dashboard: %w", err)
 	}
@@ -402,11 +402,11 @@ func (s *Store) Dashboard(ctx context.Context, now time.Time, days int) (store.D
 	if err := rows.Err(); err != nil {
 		return d.Dashboard, pgError("postgres: dashboard: %w", err)
 	}
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM enrollment_requests WHERE status = $1 AND expires_at > $2`,
+	if err := s.queryRow(ctx, `SELECT count(*) FROM enrollment_requests WHERE status = $1 AND expires_at > $2`,
 		string(pki.RequestPending), sqlstore.Micros(now)).Scan(&d.Pending); err != nil {
 		return d.Dashboard, pgError("postgres: dashboard: %w", err)
 	}
-	rows, err = s.pool.Query(ctx, `SELECT day, kind, n FROM daily_counts WHERE day >= $1 AND day <= $2`, d.First, d.Today)
+	rows, err = s.query(ctx, `SELECT day, kind, n FROM daily_counts WHERE day >= $1 AND day <= $2`, d.First, d.Today)
 	if err != nil {
 		return d.Dashboard, pgError("postgres: dashboard: %w", err)
 	}

@@ -18,7 +18,7 @@ import (
 // schema gone).
 func (s *Store) Ping(ctx context.Context) error {
 	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM audit_head`).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, `SELECT count(*) FROM audit_head`).Scan(&n); err != nil {
 		return pgError("postgres: ping: %w", err)
 	}
 	return nil

@@ -407,7 +407,8 @@ func conflict(err error) error {
 // withTx runs fn in a READ COMMITTED transaction and commits it when fn
 // returns nil. A deadlock or serialization failure, in fn or at commit,
 // runs the whole transaction again (fn must set its results afresh on each
-// run), up to maxAttempts times.
+// run), up to maxAttempts times; so does a connection the server had ended
+// that fails it before its COMMIT is sent (deadconn.go).
 func (s *Store) withTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return s.retry(ctx, func() error { return s.tryTx(ctx, fn) })
 }
@@ -418,12 +419,13 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// withStatement is withTx for a write that is one statement: PostgreSQL
-// runs a statement sent on its own as a transaction of its own, so it
-// costs one round trip to the server instead of three (BEGIN, the
-// statement, COMMIT), and commits as durably.
+// withStatement is withTx for a write that is one statement (fn runs
+// one): BEGIN, the statement and COMMIT go in one round trip to the server
+// instead of three (sendTx), and commit as durably. Sent so rather than as
+// a statement on its own, a connection the server had ended fails it at
+// BEGIN, which shows nothing ran, and it runs again (deadconn.go).
 func (s *Store) withStatement(ctx context.Context, fn func(execer) error) error {
-	return s.retry(ctx, func() error { return fn(s.pool) })
+	return s.retry(ctx, func() error { return fn(txExecer{pool: s.pool}) })
 }
 
 // withOrderedStatement is withStatement for a write that needs to be
@@ -438,21 +440,28 @@ func (s *Store) withStatement(ctx context.Context, fn func(execer) error) error 
 // record with it; a crash before that loses both, and a certificate that
 // nobody received.
 func (s *Store) withOrderedStatement(ctx context.Context, fn func(execer) error) error {
-	return s.retry(ctx, func() error { return fn(orderedExecer{s.pool}) })
+	return s.retry(ctx, func() error { return fn(txExecer{pool: s.pool, ordered: true}) })
 }
 
-// orderedExecer runs each statement in a transaction of its own whose
-// commit is not flushed (sendTx: one round trip, as a statement sent on its
-// own).
-type orderedExecer struct{ pool *pgxpool.Pool }
+// txExecer runs each statement in a transaction of its own (sendTx: one
+// round trip, as a statement sent on its own), whose commit is not flushed
+// when ordered.
+type txExecer struct {
+	pool    *pgxpool.Pool
+	ordered bool
+}
 
-func (o orderedExecer) Exec(ctx context.Context, sql string, args ...any) (tag pgconn.CommandTag, err error) {
-	err = sendTx(ctx, o.pool, func(b *pgx.Batch) {
-		b.Queue(`SET LOCAL synchronous_commit TO OFF`)
+func (t txExecer) Exec(ctx context.Context, sql string, args ...any) (tag pgconn.CommandTag, err error) {
+	err = sendTx(ctx, t.pool, func(b *pgx.Batch) {
+		if t.ordered {
+			b.Queue(`SET LOCAL synchronous_commit TO OFF`)
+		}
 		b.Queue(sql, args...)
 	}, func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("set synchronous_commit: %w", err)
+		if t.ordered {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("set synchronous_commit: %w", err)
+			}
 		}
 		tag, err = br.Exec()
 		return err
@@ -471,10 +480,14 @@ func (o orderedExecer) Exec(ctx context.Context, sql string, args ...any) (tag p
 // the outcome is known: what closing the batch meets after it (the
 // connection ended by the server, FATAL 57P01, before its ReadyForQuery)
 // does not undo the commit, and is not reported as the outcome.
+//
+// A failure to acquire a connection, or of BEGIN's result that shows the
+// server ended the session before it ran the batch, is marked as having
+// run nothing (deadconn.go), for retry to run it again.
 func sendTx(ctx context.Context, pool *pgxpool.Pool, queue func(*pgx.Batch), read func(pgx.BatchResults) error) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err)
+		return fmt.Errorf("acquire connection: %w", notRun(ctx, err))
 	}
 	defer endTx(ctx, conn)
 	var b pgx.Batch
@@ -485,7 +498,7 @@ func sendTx(ctx context.Context, pool *pgxpool.Pool, queue func(*pgx.Batch), rea
 	// Closed before endTx looks at the connection's transaction status.
 	defer func() { _ = br.Close() }()
 	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("begin: %w", notRunFirst(ctx, err))
 	}
 	if err := read(br); err != nil {
 		return err
@@ -494,11 +507,21 @@ func sendTx(ctx context.Context, pool *pgxpool.Pool, queue func(*pgx.Batch), rea
 }
 
 // retry runs try again after a deadlock or serialization failure, up to
-// maxAttempts times in all.
+// maxAttempts times in all, and at once after a failure that ran nothing
+// because its connection had ended (ranNothing), up to deadConnRetries
+// more times.
 func (s *Store) retry(ctx context.Context, try func() error) error {
 	var err error
+	deadConns := 0
 	for attempt := 1; ; attempt++ {
 		err = try()
+		if ranNothing(err) && deadConns < s.deadConnRetries() {
+			// The pool has dropped that connection; the next is another,
+			// or made afresh.
+			deadConns++
+			attempt--
+			continue
+		}
 		if err == nil || !retryable(err) || attempt >= maxAttempts {
 			return err
 		}
@@ -517,11 +540,12 @@ func (s *Store) retry(ctx context.Context, try func() error) error {
 func (s *Store) tryTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("begin: %w", notRun(ctx, err))
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return err
+		// COMMIT was not sent: a session ended now rolls back.
+		return notRun(ctx, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)

@@ -40,7 +40,7 @@ func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.Au
 
 // LookupChallenge implements store.Store.
 func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error) {
-	ch, err := sqlstore.ScanChallenge(s.pool.QueryRow(ctx, `SELECT `+sqlstore.ChallengeColumns+`
+	ch, err := sqlstore.ScanChallenge(s.queryRow(ctx, `SELECT `+sqlstore.ChallengeColumns+`
 		FROM challenges WHERE hash = $1 AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > $2`, hash, sqlstore.Micros(now)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, pgError("postgres: look up challenge: %w", store.ErrChallengeUnusable)
@@ -54,7 +54,7 @@ func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time)
 // ChallengeIssued implements store.Store.
 func (s *Store) ChallengeIssued(ctx context.Context, hash []byte) (string, error) {
 	var ref string
-	err := s.pool.QueryRow(ctx, `SELECT consumed_by FROM challenges WHERE hash = $1 AND consumed_at IS NOT NULL`, hash).Scan(&ref)
+	err := s.queryRow(ctx, `SELECT consumed_by FROM challenges WHERE hash = $1 AND consumed_at IS NOT NULL`, hash).Scan(&ref)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return "", pgError("postgres: look up the certificate a challenge was used for: %w", err)
 	}
@@ -155,7 +155,7 @@ func (s *Store) nonceSeen(ctx context.Context, transactionID string, senderNonce
 	var expires int64
 	var refused bool
 	// Refused only when marked for this expiry (see MarkNonceRefused).
-	err := s.pool.QueryRow(ctx, `SELECT expires_at, coalesce(refused_expires_at = expires_at, false)
+	err := s.queryRow(ctx, `SELECT expires_at, coalesce(refused_expires_at = expires_at, false)
 		FROM nonces WHERE transaction_id = $1 AND sender_nonce = $2`,
 		transactionID, senderNonce).Scan(&expires, &refused)
 	if err != nil {
@@ -364,7 +364,7 @@ func lockAuditHead(ctx context.Context, tx pgx.Tx) (store.AuditHead, error) {
 // AuditHead implements store.Store.
 func (s *Store) AuditHead(ctx context.Context) (store.AuditHead, error) {
 	var h store.AuditHead
-	err := s.pool.QueryRow(ctx, `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1`).
+	err := s.queryRow(ctx, `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1`).
 		Scan(&h.LastID, &h.LastHash, &h.Count)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.AuditHead{LastHash: pki.AuditGenesis}, nil
@@ -381,7 +381,7 @@ func (s *Store) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki
 		limit = 1000
 	}
 	limit = min(limit, 10000)
-	rows, err := s.pool.Query(ctx, `SELECT `+sqlstore.AuditColumns+`, prev_hash, hash FROM audit_events
+	rows, err := s.query(ctx, `SELECT `+sqlstore.AuditColumns+`, prev_hash, hash FROM audit_events
 		WHERE id > $1 OR ($3 AND id = $1) ORDER BY id LIMIT $2`, afterID, limit, afterID == math.MinInt64)
 	if err != nil {
 		return nil, pgError("postgres: audit chain: %w", err)
@@ -424,7 +424,7 @@ func scanAudit(rows pgx.Rows, withHashes bool) ([]pki.AuditEvent, error) {
 // for at all: a node starts while another session holds the lock.
 func (s *Store) sealAuditTrail(ctx context.Context) error {
 	var sealed bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_head)`).Scan(&sealed); err != nil {
+	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_head)`).Scan(&sealed); err != nil {
 		return fmt.Errorf("seal audit trail: %w", err)
 	}
 	if sealed {
@@ -480,7 +480,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.Audit
 	a := sqlstore.Args{Numbered: true}
 	// Planned for its values, as ListCertificates (customPlanMode): its
 	// filters' best plans differ as much.
-	rows, err := s.pool.Query(ctx, sqlstore.AuditQuery(f, &a, encText), append([]any{s.listMode}, a.Values...)...)
+	rows, err := s.query(ctx, sqlstore.AuditQuery(f, &a, encText), append([]any{s.listMode}, a.Values...)...)
 	if err != nil {
 		return nil, pgError("postgres: list audit: %w", err)
 	}

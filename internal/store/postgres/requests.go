@@ -108,7 +108,7 @@ func (s *Store) RequestByTransaction(ctx context.Context, profile, transactionID
 		return pgError("postgres: request of profile %q transaction %q: %w", profile, transactionID, err)
 	}
 	if keys.Any() {
-		r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests
+		r, err := scanRequest(s.queryRow(ctx, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests
 			WHERE profile = $1 AND transaction_id = $2 ORDER BY seq DESC LIMIT 1`, profile, transactionID))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, fail(store.ErrNotFound)
@@ -154,7 +154,7 @@ func (s *Store) RequestsByKey(ctx context.Context, profile string, spki []byte) 
 // Request implements store.Store.
 func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest, error) {
 	id = key(id)
-	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests WHERE id = $1`, id))
+	r, err := scanRequest(s.queryRow(ctx, `SELECT `+sqlstore.RequestColumns+` FROM enrollment_requests WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, pgError("postgres: request %s: %w", id, store.ErrNotFound)
 	}

@@ -257,7 +257,7 @@ func bumpRevocationState(ctx context.Context, tx pgx.Tx, issuerID string) error 
 
 // RevocationState implements store.Store.
 func (s *Store) RevocationState(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT issuer_id, seq FROM revocation_state`)
+	rows, err := s.query(ctx, `SELECT issuer_id, seq FROM revocation_state`)
 	if err != nil {
 		return nil, pgError("postgres: revocation state: %w", err)
 	}
@@ -281,7 +281,7 @@ func (s *Store) RevocationState(ctx context.Context) (map[string]int64, error) {
 func (s *Store) LastUnhold(ctx context.Context, issuerID string) (time.Time, error) {
 	issuerID = key(issuerID)
 	var at int64
-	err := s.pool.QueryRow(ctx, `SELECT unheld_at FROM revocation_state WHERE issuer_id = $1`, issuerID).Scan(&at)
+	err := s.queryRow(ctx, `SELECT unheld_at FROM revocation_state WHERE issuer_id = $1`, issuerID).Scan(&at)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return time.Time{}, nil
@@ -311,7 +311,7 @@ func (s *Store) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, err
 	issuerID = key(issuerID)
 	var c store.CRL
 	var this, next, created int64
-	err := s.pool.QueryRow(ctx, `SELECT issuer_id, number, this_update, next_update, revocation_seq,
+	err := s.queryRow(ctx, `SELECT issuer_id, number, this_update, next_update, revocation_seq,
 		entries, der, created_at FROM crls WHERE issuer_id = $1 ORDER BY number DESC LIMIT 1`, issuerID).
 		Scan(&c.IssuerID, &c.Number, &this, &next, &c.RevocationSeq, &c.Entries, &c.DER, &created)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -327,7 +327,7 @@ func (s *Store) LatestCRL(ctx context.Context, issuerID string) (*store.CRL, err
 // LatestCRLNumber implements store.Store.
 func (s *Store) LatestCRLNumber(ctx context.Context, issuerID string) (int64, error) {
 	var n *int64
-	if err := s.pool.QueryRow(ctx, `SELECT MAX(number) FROM crls WHERE issuer_id = $1`, key(issuerID)).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, `SELECT MAX(number) FROM crls WHERE issuer_id = $1`, key(issuerID)).Scan(&n); err != nil {
 		return 0, pgError("postgres: latest CRL number of %s: %w", issuerID, err)
 	}
 	if n == nil {

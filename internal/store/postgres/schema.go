@@ -115,7 +115,7 @@ func (st *schemaState) err() error {
 // error. A store that cannot be read returns its error.
 func (s *Store) CheckSchema(ctx context.Context) error {
 	var have int
-	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+	if err := s.queryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
 		return pgError("postgres: read the schema version: %w", err)
 	}
 	s.schema.note(have)

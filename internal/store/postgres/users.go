@@ -43,7 +43,7 @@ func (s *Store) CreateESTUser(ctx context.Context, u pki.ESTUser, ev pki.AuditEv
 // ESTUser implements store.Store.
 func (s *Store) ESTUser(ctx context.Context, name string) (*pki.ESTUser, error) {
 	name = key(name)
-	u, err := sqlstore.ScanESTUser(s.pool.QueryRow(ctx, `SELECT `+sqlstore.ESTUserColumns+` FROM est_users WHERE name = $1`, name))
+	u, err := sqlstore.ScanESTUser(s.queryRow(ctx, `SELECT `+sqlstore.ESTUserColumns+` FROM est_users WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, pgError("postgres: EST user %q: %w", name, store.ErrNotFound)
 	}
