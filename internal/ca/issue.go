@@ -189,7 +189,8 @@ const IssuerInvalidRetryAfter = 15 * time.Minute
 // the CA key sign those same TBS bytes, and verify that signature.
 //
 // Errors are *pki.Error: EBadRequest for what the request asks (key, names,
-// subject), EInternal for everything else (lint failures name the lints).
+// subject), EUnavailable for a store out of reach when reserving, EInternal
+// for everything else (lint failures name the lints).
 func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve ReserveFunc) (*x509.Certificate, error) {
 	if reserve == nil {
 		return nil, pki.Wrap(pki.EInternal, errors.New("ca: Issue needs a ReserveFunc"), "no serial reservation")
@@ -237,6 +238,11 @@ func (i *Issuer) Issue(ctx context.Context, req Request, now time.Time, reserve 
 			var pe *pki.Error
 			if errors.As(err, &pe) {
 				return nil, err
+			}
+			if errors.Is(err, pki.ErrUnavailable) {
+				// The store out of reach for now: logged as such, not as
+				// our fault, and told to the client as any 503 is.
+				return nil, pki.Wrap(pki.EUnavailable, err, pki.ErrorMessage(err))
 			}
 			return nil, pki.Wrap(pki.EInternal, err, "recording the serial number")
 		}

@@ -662,12 +662,18 @@ func TestIssueReserveErrorAborts(t *testing.T) {
 	}{
 		{errors.New("database is locked"), pki.EInternal},
 		{pki.Errorf(pki.EConflict, "replayed"), pki.EConflict},
+		// Logged as unavailable (the error's own code), not internal.
+		{fmt.Errorf("%w: postgres: reserve serial: begin: FATAL: terminating connection due to administrator command (SQLSTATE 57P01)", pki.ErrUnavailable), pki.EUnavailable},
 	} {
 		iss, cs := countingIssuer(t, a)
 		r := &reserver{err: tt.err}
 		c, err := iss.Issue(context.Background(), req, now, r.reserve)
-		if c != nil || codeOf(err) != tt.code || !errors.Is(err, tt.err) {
+		var pe *pki.Error
+		if c != nil || codeOf(err) != tt.code || !errors.Is(err, tt.err) || !errors.As(err, &pe) || pe.Code != tt.code {
 			t.Errorf("err = %v, want code %s wrapping %v", err, tt.code, tt.err)
+		}
+		if tt.code == pki.EUnavailable && pki.ErrorMessage(err) != pki.ErrorMessage(pki.ErrUnavailable) {
+			t.Errorf("told the client %q, want %q", pki.ErrorMessage(err), pki.ErrorMessage(pki.ErrUnavailable))
 		}
 		if len(r.serials) != 1 || cs.n.Load() != 0 {
 			t.Errorf("%d reservations, %d signatures; want 1 and 0", len(r.serials), cs.n.Load())
