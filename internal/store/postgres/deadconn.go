@@ -3,9 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Connections the server ended while they sat in the pool. When
@@ -30,6 +33,11 @@ import (
 //     point may have come after the server committed (a proxy between
 //     them restarting), so it is not run again; nor is any failure at or
 //     after COMMIT (settle decides those for the issuance).
+//
+// So that such a failure is met once rather than on every connection the
+// pool holds, the pool pings before it hands it out a connection that has
+// sat idle since an operation last met an ended one (pingSinceLost): a
+// round trip that costs nothing while no connection is lost.
 
 // notRunError is a failure that ran nothing of the operation on the server
 // because its connection had ended: the operation may run again on
@@ -74,6 +82,28 @@ func notRunFirst(ctx context.Context, err error) error {
 	return err
 }
 
+// pingSinceLost is the pool's ShouldPing: pgxpool's own rule (a
+// connection idle for more than a second), and a connection idle since
+// *lost (UnixNano, 0 for never), when an operation met one that had been
+// ended: the server may have ended it too.
+func pingSinceLost(lost *atomic.Int64) func(context.Context, pgxpool.ShouldPingParams) bool {
+	return func(_ context.Context, p pgxpool.ShouldPingParams) bool {
+		if p.IdleDuration > time.Second {
+			return true
+		}
+		at := lost.Load()
+		return at != 0 && time.Now().Add(-p.IdleDuration).UnixNano() <= at
+	}
+}
+
+// noteEnded records, for pingSinceLost, that an operation met a connection
+// that had been ended, when err says so.
+func (s *Store) noteEnded(ctx context.Context, err error) {
+	if connEnded(ctx, err) {
+		s.connLost.Store(time.Now().UnixNano())
+	}
+}
+
 // queryRow is s.pool.QueryRow for a statement that changes nothing: run
 // again on another connection when the one it got had been ended.
 func (s *Store) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
@@ -93,6 +123,7 @@ func (r retriedRow) Scan(dest ...any) error {
 		if !connEnded(r.ctx, err) {
 			break
 		}
+		r.s.noteEnded(r.ctx, err)
 		err = r.s.pool.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...)
 	}
 	return err
@@ -104,6 +135,7 @@ func (r retriedRow) Scan(dest ...any) error {
 func (s *Store) query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	for retries := s.deadConnRetries(); ; retries-- {
 		rows, err := s.pool.Query(ctx, sql, args...)
+		s.noteEnded(ctx, err)
 		if err != nil {
 			if retries > 0 && connEnded(ctx, err) {
 				continue
@@ -112,6 +144,9 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) (pgx.Rows, e
 		}
 		// The first round trip's answer: the first row, or the end.
 		has := rows.Next()
+		if !has {
+			s.noteEnded(ctx, rows.Err())
+		}
 		if !has && retries > 0 && connEnded(ctx, rows.Err()) {
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -170,5 +171,49 @@ func TestEndedConnectionNotRunAgain(t *testing.T) {
 	cancel()
 	if ranNothing(notRunFirst(done, adminShutdown)) || ranNothing(notRun(done, adminShutdown)) {
 		t.Error("a failure after the caller gave up is run again")
+	}
+}
+
+// TestClosedPoolConnectionsPinged: after a pooler or proxy in front of
+// PostgreSQL restarted (every connection of the pool closed, no word from
+// the server), once an operation met one of them the pool pings the
+// connections idle since before that, so a write sent with its COMMIT in
+// one round trip, which a closed socket would fail in a way that cannot be
+// run again (the proxy might have passed it on), gets a live one.
+func TestClosedPoolConnectionsPinged(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.WithParam(t, pgtest.Database(t), "pool_max_conns", testPoolSize)
+	cut, through := newCutter(t, dbURL)
+	s, err := Open(ctx, through)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var conns []*pgxpool.Conn
+	for range s.pool.Config().MaxConns {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// All idle but the one an operation meets closed.
+	inUse := conns[len(conns)-1]
+	for _, c := range conns[:len(conns)-1] {
+		c.Release()
+	}
+	cut.closeAll(nil)
+	_, err = inUse.Exec(ctx, `SELECT 1`)
+	if !connEnded(ctx, err) {
+		t.Fatalf("a statement on a closed connection: %v, want it ended", err)
+	}
+	s.noteEnded(ctx, err) // as every operation does with its failures
+	inUse.Release()
+
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for i := range len(conns) {
+		if err := s.ReserveSerial(ctx, "issuer-a", fmt.Sprintf("c105ed%02x", i), []byte{0x30, 0}, now); err != nil {
+			t.Fatalf("ReserveSerial %d after the connections were closed: %v", i, err)
+		}
 	}
 }

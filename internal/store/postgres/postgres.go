@@ -80,6 +80,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -130,6 +131,8 @@ type Store struct {
 	issues issueQueue // plain issuances waiting for a turn (groupissue.go)
 
 	schema schemaState // a schema newer than this binary's, once seen (schema.go)
+
+	connLost *atomic.Int64 // when an operation last met an ended connection, UnixNano (deadconn.go)
 
 	closeOnce sync.Once
 }
@@ -194,11 +197,13 @@ func open(ctx context.Context, url string, opts ...migrate.Option) (*Store, erro
 			return err
 		}
 	}
+	connLost := new(atomic.Int64)
+	cfg.ShouldPing = pingSinceLost(connLost)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, pgError("postgres: open %s: %w", name, err)
 	}
-	s := &Store{pool: pool, name: name, listMode: customPlanMode(cfg.ConnConfig), lockTimeout: lockTimeout}
+	s := &Store{pool: pool, name: name, listMode: customPlanMode(cfg.ConnConfig), lockTimeout: lockTimeout, connLost: connLost}
 	if err := s.sealAuditTrail(ctx); err != nil {
 		pool.Close()
 		return nil, pgError("postgres: open %s: %w", name, err)
@@ -515,6 +520,7 @@ func (s *Store) retry(ctx context.Context, try func() error) error {
 	deadConns := 0
 	for attempt := 1; ; attempt++ {
 		err = try()
+		s.noteEnded(ctx, err)
 		if ranNothing(err) && deadConns < s.deadConnRetries() {
 			// The pool has dropped that connection; the next is another,
 			// or made afresh.
