@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,7 +29,16 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	setupBinary(dir)
+	flag.Parse()
+	if flag.Lookup("test.run").Value.String() == "" {
+		// The whole suite runs, the agent tests with it: build the second
+		// binary now, beside the tests that do not need it, rather than
+		// inside the first agent test while it holds one of the few
+		// parallel slots (CI saw that build take a minute under load).
+		go clockOffsetOnce.Do(buildClockOffset)
+	}
 	code := m.Run()
+	clockOffsetOnce.Do(func() {}) // waits for a build still under way
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -78,7 +88,8 @@ var binDir string
 
 // The second build, with the test-only tag scepter_clockoffset: its
 // pki.SystemClock is moved by $SCEPTER_TEST_CLOCK_OFFSET, so a test can run
-// a command as if at another time. Built on first use (or $SCEPTER_CLOCKOFFSET_BIN).
+// a command as if at another time. Built on first use, or in the background
+// from the start when the whole suite runs (or $SCEPTER_CLOCKOFFSET_BIN).
 var (
 	clockOffsetOnce sync.Once
 	clockOffsetPath string
@@ -89,34 +100,38 @@ var (
 // when it could not be built.
 func clockOffsetBin(t testing.TB) string {
 	t.Helper()
-	clockOffsetOnce.Do(func() {
-		if p := os.Getenv("SCEPTER_CLOCKOFFSET_BIN"); p != "" {
-			clockOffsetPath, clockOffsetErr = filepath.Abs(p)
-			if clockOffsetErr == nil {
-				_, clockOffsetErr = os.Stat(clockOffsetPath)
-			}
-			return
-		}
-		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goTool); err != nil {
-			if p, lerr := exec.LookPath("go"); lerr == nil {
-				goTool = p
-			}
-		}
-		out := filepath.Join(binDir, "scepter-clockoffset")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		b, err := exec.CommandContext(ctx, goTool, "build", "-tags", "scepter_clockoffset", "-o", out, "github.com/scepter/scepter/cmd/scepter").CombinedOutput()
-		if err != nil {
-			clockOffsetErr = fmt.Errorf("go build -tags scepter_clockoffset ./cmd/scepter: %v\n%s", err, b)
-			return
-		}
-		clockOffsetPath = out
-	})
+	clockOffsetOnce.Do(buildClockOffset)
 	if clockOffsetErr != nil {
 		t.Fatal(clockOffsetErr)
 	}
 	return clockOffsetPath
+}
+
+// buildClockOffset sets clockOffsetPath, or clockOffsetErr; run it through
+// clockOffsetOnce.
+func buildClockOffset() {
+	if p := os.Getenv("SCEPTER_CLOCKOFFSET_BIN"); p != "" {
+		clockOffsetPath, clockOffsetErr = filepath.Abs(p)
+		if clockOffsetErr == nil {
+			_, clockOffsetErr = os.Stat(clockOffsetPath)
+		}
+		return
+	}
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goTool); err != nil {
+		if p, lerr := exec.LookPath("go"); lerr == nil {
+			goTool = p
+		}
+	}
+	out := filepath.Join(binDir, "scepter-clockoffset")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b, err := exec.CommandContext(ctx, goTool, "build", "-tags", "scepter_clockoffset", "-o", out, "github.com/scepter/scepter/cmd/scepter").CombinedOutput()
+	if err != nil {
+		clockOffsetErr = fmt.Errorf("go build -tags scepter_clockoffset ./cmd/scepter: %v\n%s", err, b)
+		return
+	}
+	clockOffsetPath = out
 }
 
 // requireAll reports whether missing external clients are failures.
