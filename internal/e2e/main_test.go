@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	setupBinary(dir)
 	flag.Parse()
+	raiseParallel()
 	if flag.Lookup("test.run").Value.String() == "" {
 		// The whole suite runs, the agent tests with it: build the second
 		// binary now, beside the tests that do not need it, rather than
@@ -132,6 +134,27 @@ func buildClockOffset() {
 		return
 	}
 	clockOffsetPath = out
+}
+
+// minParallel is how many parallel tests of this package run at once
+// unless -parallel says otherwise. go test's default, GOMAXPROCS, counts
+// this process's CPUs, but these tests spend their time waiting on child
+// processes (servers, clients, PostgreSQL) and on real time (a rollover's
+// switch 25 s ahead, an outage held for 2 s): with 2 CPUs, two such waits
+// held the whole package. The children still share the machine's CPUs.
+const minParallel = 4
+
+// raiseParallel sets -test.parallel to minParallel when it was not given
+// and GOMAXPROCS is lower. Call it after flag.Parse.
+func raiseParallel() {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given && runtime.GOMAXPROCS(0) < minParallel {
+		if err := flag.Set("test.parallel", strconv.Itoa(minParallel)); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: -test.parallel:", err)
+			os.Exit(2)
+		}
+	}
 }
 
 // requireAll reports whether missing external clients are failures.
