@@ -313,11 +313,13 @@ func waitReadyz(t testing.TB, base string, want int, within time.Duration) {
 	t.Fatalf("/readyz did not answer %d within %v (last: %d)", want, within, last)
 }
 
-// waitOutput waits until a process has written want, or gives up quietly
-// after timeout (the caller's own check then shows the output).
+// waitOutput waits until a process has written want or exited, or gives
+// up quietly after timeout (the caller's own check then shows the output).
 func waitOutput(p *proc, want string, timeout time.Duration) {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(p.out.String(), want) {
+		// Once the process has exited its output is complete (Wait copies
+		// all of it first).
+		if strings.Contains(p.out.String(), want) || p.exited() {
 			return
 		}
 	}
@@ -369,8 +371,15 @@ func startServer(t *testing.T, o serverOpts) *Server {
 			// buffer through a pipe copied by another goroutine: wait for it
 			// so that tests reading Output see all of it.
 			waitOutput(p, "Data directory:", 10*time.Second)
-			t.Cleanup(s.Stop)
-			return s
+			// The 200 may have come from another process that took the port
+			// between freePort and our bind (another test's server, or
+			// another suite's on this machine): it counts only when this
+			// server says it listens there.
+			if !p.exited() && strings.Contains(p.out.String(), " listening on "+addr+"\n") {
+				t.Cleanup(s.Stop)
+				return s
+			}
+			err = fmt.Errorf("%s answered, but not from this server (exited: %v)", s.URL, p.exited())
 		}
 		p.stop(t)
 		lastErr = fmt.Errorf("%v\n--- server output ---\n%s", err, p.out.String())
