@@ -313,7 +313,7 @@ func (s *Service) issuedResult(ctx context.Context, issuerID, serialHex string) 
 // badCertId. protocol is the caller's, which the outcome is counted under.
 // A protocol answering a client uses PollBy.
 func (s *Service) Poll(ctx context.Context, protocol pki.Protocol, profile, txID string) (*Result, error) {
-	return s.poll(ctx, protocol, profile, txID, nil)
+	return s.poll(ctx, protocol, profile, txID, nil, nil)
 }
 
 // PollBy answers a client asking after its request (SCEP CertPoll), which
@@ -325,7 +325,15 @@ func (s *Service) Poll(ctx context.Context, protocol pki.Protocol, profile, txID
 // rejection reason, or that it exists. protocol is the caller's, which
 // the outcome is counted under.
 func (s *Service) PollBy(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte) (*Result, error) {
-	return s.poll(ctx, protocol, profile, txID, pollerKey)
+	return s.poll(ctx, protocol, profile, txID, pollerKey, nil)
+}
+
+// PollChecked is PollBy with a protocol's own checks of what was found
+// (SCEP: the subject the poll names, the signer not revoked since) made
+// before the poll's outcome is counted, so that a poll they refuse counts
+// as refused, not as polled. check's error is returned as it is.
+func (s *Service) PollChecked(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte, check func(*Result) error) (*Result, error) {
+	return s.poll(ctx, protocol, profile, txID, pollerKey, check)
 }
 
 // HeldBy answers as PollBy does but counts nothing: a protocol asks it to
@@ -341,7 +349,7 @@ func (s *Service) HeldBy(ctx context.Context, profile, txID string, pollerKey []
 
 // poll counts its outcome under the caller's protocol: a poll that finds
 // no request is the caller's refusal too, not an "unknown" protocol's.
-func (s *Service) poll(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte) (res *Result, err error) {
+func (s *Service) poll(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte, check func(*Result) error) (res *Result, err error) {
 	defer func() {
 		s.observe(protocol, profile, res, err)
 		err = AlreadyCounted(err)
@@ -353,7 +361,12 @@ func (s *Service) poll(ctx context.Context, protocol pki.Protocol, profile, txID
 			return nil, lookErr
 		}
 		if again != nil {
-			return again, nil
+			res, err = again, nil
+		}
+	}
+	if err == nil && check != nil {
+		if err := check(res); err != nil {
+			return nil, err
 		}
 	}
 	return res, err

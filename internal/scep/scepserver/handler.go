@@ -34,10 +34,11 @@ import (
 // (*enroll.Service implements it).
 type Service interface {
 	Enroll(ctx context.Context, req enroll.Request) (*enroll.Result, error)
-	// PollBy answers about a held request to the key that made it, and to
-	// any other key as about an unknown transaction ID.
-	PollBy(ctx context.Context, protocol pki.Protocol, profile, transactionID string, pollerKey []byte) (*enroll.Result, error)
-	// HeldBy answers as PollBy does, counting nothing in the metrics: the
+	// PollChecked answers about a held request to the key that made it,
+	// and to any other key as about an unknown transaction ID; check
+	// refuses what was found before the poll is counted.
+	PollChecked(ctx context.Context, protocol pki.Protocol, profile, transactionID string, pollerKey []byte, check func(*enroll.Result) error) (*enroll.Result, error)
+	// HeldBy answers as PollChecked does, counting nothing in the metrics: the
 	// handler asks it whether a message sent again asks about a held
 	// request, and the operation that then runs is what is counted.
 	HeldBy(ctx context.Context, profile, transactionID string, pollerKey []byte) (*enroll.Result, error)

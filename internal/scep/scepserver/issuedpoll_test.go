@@ -82,8 +82,14 @@ func TestCertPollOfATransactionIssuedAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	counter.take()
 	_, rep = poll(&base, other)
 	wantFailure(t, rep, scep.BadCertID)
+	// Refused by the handler's check of what the service found: counted
+	// once, as refused, not as a certificate sent again.
+	if got, want := counter.take(), map[string]int{enroll.ResultRefused: 1}; !maps.Equal(got, want) {
+		t.Errorf("a poll naming another subject counted %v, want %v", got, want)
+	}
 
 	// Its certificate revoked, the transaction has no outcome to send.
 	revokedKey := testKey(t, 3)

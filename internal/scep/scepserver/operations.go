@@ -169,30 +169,39 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	}
 	// The requester signs with the new key or, for a renewal, the old
 	// certificate that signed the request.
-	res, err := h.svc.PollBy(ctx, pki.ProtocolSCEP, req.profile, req.msg.TransactionID, req.msg.SignerCert.RawSubjectPublicKeyInfo)
+	// The poll's own checks run before the service counts it, so a poll
+	// they refuse counts as refused.
+	res, err := h.svc.PollChecked(ctx, pki.ProtocolSCEP, req.profile, req.msg.TransactionID, req.msg.SignerCert.RawSubjectPublicKeyInfo,
+		func(res *enroll.Result) error { return h.checkPoll(ctx, req, ias, res) })
 	if err != nil {
 		return nil, err
 	}
 	// The service counted the poll by what it found: a refusal from here
 	// on is recorded, not counted again.
-	reply, err := h.answerPoll(ctx, req, ias, res)
+	reply, err := h.answerPoll(req, res)
 	return reply, enroll.AlreadyCounted(err)
 }
 
-// answerPoll answers a CertPoll about res, what the service found for its
-// transaction and key.
-func (h *Handler) answerPoll(ctx context.Context, req *request, ias *scep.IssuerAndSubject, res *enroll.Result) ([]byte, error) {
+// checkPoll refuses a CertPoll whose signer or subject is not that of
+// res, what the service found for its transaction and key.
+func (h *Handler) checkPoll(ctx context.Context, req *request, ias *scep.IssuerAndSubject, res *enroll.Result) error {
 	if res.Held == nil && (!res.SentAgain || res.Certificate == nil) {
-		return nil, fmt.Errorf("scep: CertPoll of transaction %q answered without its held request", req.msg.TransactionID)
+		return fmt.Errorf("scep: CertPoll of transaction %q answered without its held request", req.msg.TransactionID)
 	}
 	// A renewal's old certificate revoked since it was held authenticates
 	// nothing more.
 	if err := h.svc.CheckNotRevoked(ctx, req.msg.SignerCert); err != nil {
-		return nil, err
+		return err
 	}
 	if !polledSubject(ias.Subject.FullBytes, res) && !csr.SameHeldName(req.msg.SignerCert.RawSubject, ias.Subject.FullBytes) {
-		return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID for this subject")
+		return pki.Errorf(pki.EBadCertID, "no request with this transaction ID for this subject")
 	}
+	return nil
+}
+
+// answerPoll answers a CertPoll about res, what the service found for its
+// transaction and key, once checkPoll let it through.
+func (h *Handler) answerPoll(req *request, res *enroll.Result) ([]byte, error) {
 	if res.Pending != nil {
 		return h.certRep(req, scep.Reply{Status: scep.StatusPending})
 	}
