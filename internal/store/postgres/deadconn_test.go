@@ -52,24 +52,14 @@ func TestEndedPoolConnections(t *testing.T) {
 	endSessions := func(t *testing.T) {
 		t.Helper()
 		s.pool.Reset() // the dead ones a subtest may have left
-		var conns []interface{ Release() }
-		for range s.pool.Config().MaxConns {
-			c, err := s.pool.Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conns = append(conns, c)
-		}
-		for _, c := range conns {
-			c.Release()
-		}
+		opened := fillPool(t, ctx, s)
 		var ended int
 		if err := admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
 			FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&ended); err != nil {
 			t.Fatal(err)
 		}
-		if ended != len(conns) {
-			t.Fatalf("%d sessions ended, want the pool's %d", ended, len(conns))
+		if ended != opened {
+			t.Fatalf("%d sessions ended, want the pool's %d", ended, opened)
 		}
 		// Until each backend is gone, and its FATAL in the client's
 		// socket: soon, and well within the second after which the pool

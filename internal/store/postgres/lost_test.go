@@ -75,6 +75,24 @@ var adminShutdown = func() []byte {
 	return append(binary.BigEndian.AppendUint32([]byte{'E'}, uint32(4+len(fields))), fields...)
 }()
 
+// fillPool opens every connection of s's pool and puts them back idle,
+// and returns how many it holds.
+func fillPool(t *testing.T, ctx context.Context, s *Store) int {
+	t.Helper()
+	var conns []interface{ Release() }
+	for range s.pool.Config().MaxConns {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	return len(conns)
+}
+
 // newCutter starts a cutter for the database dbURL and returns it with
 // the URL through it.
 func newCutter(t *testing.T, dbURL string) (*cutter, string) {
@@ -417,21 +435,7 @@ func TestLostConnectionEveryConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// Every connection of the pool open and idle.
-	fill := func() {
-		t.Helper()
-		var conns []interface{ Release() }
-		for range s.pool.Config().MaxConns {
-			c, err := s.pool.Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conns = append(conns, c)
-		}
-		for _, c := range conns {
-			c.Release()
-		}
-	}
+	fill := func() { fillPool(t, ctx, s) }
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	serial := 0
 	for _, mode := range []string{fatalQuery, fatalAnswer, cutAnswer, fatalAfterAnswer} {
