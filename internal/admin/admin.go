@@ -63,6 +63,17 @@ func ChallengeTTLRange() string {
 	return fmt.Sprintf("from %s to %dd", MinChallengeTTL, MaxChallengeTTL/(24*time.Hour))
 }
 
+// CheckChallengeTTL refuses a challenge lifetime out of
+// [MinChallengeTTL, MaxChallengeTTL], naming the bounds: checked before
+// any other rule that bounds it (a token's own expiry), whose advice would
+// otherwise name a lifetime this refuses.
+func CheckChallengeTTL(ttl time.Duration) error {
+	if ttl < MinChallengeTTL || ttl > MaxChallengeTTL {
+		return pki.Errorf(pki.EBadRequest, "challenge lifetime must be between %s and %s (30 days)", MinChallengeTTL, strings.TrimSuffix(MaxChallengeTTL.String(), "0m0s"))
+	}
+	return nil
+}
+
 func (s *Service) checkProfile(profile string) error {
 	if profile == "" {
 		return nil
@@ -118,8 +129,8 @@ const MaxBoundNames = 64
 // a few such uses, locked.
 func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (string, pki.Challenge, error) {
 	ttl, profile, actor := spec.TTL, spec.Profile, spec.Actor
-	if ttl < MinChallengeTTL || ttl > MaxChallengeTTL {
-		return "", pki.Challenge{}, pki.Errorf(pki.EBadRequest, "challenge lifetime must be between %s and %s (30 days)", MinChallengeTTL, strings.TrimSuffix(MaxChallengeTTL.String(), "0m0s"))
+	if err := CheckChallengeTTL(ttl); err != nil {
+		return "", pki.Challenge{}, err
 	}
 	if profile == "" {
 		profile = s.defaultProfile

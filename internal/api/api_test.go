@@ -1199,16 +1199,27 @@ func TestRequestsAndChallengesPage(t *testing.T) {
 // A challenge lifetime the API cannot read, or reads and the service
 // refuses, is told its bound either way: "99999d" is no less a lifetime
 // out of range than "9999d".
+//
+// A token that expires in 90 days is told the range too, not to stay
+// within its own life (which a lifetime of 60 days does, and the range
+// refuses).
 func TestChallengeLifetimeRefusalNamesItsBound(t *testing.T) {
 	e := newEnv(t)
-	for _, ttl := range []string{"99999d", "9999d", "forever", "99999999999h", "1ns"} {
-		r := e.do(t, pki.RoleAdmin, "POST", "/api/v1/challenges", map[string]string{"ttl": ttl})
-		var eb struct {
-			Error string `json:"error"`
-		}
-		r.json(t, &eb)
-		if r.status != 422 || !strings.Contains(eb.Error, "1s") || !strings.Contains(eb.Error, "30 days") && !strings.Contains(eb.Error, "30d") {
-			t.Errorf("ttl %q: %d %q, want 422 naming the range, 1s to 30 days", ttl, r.status, eb.Error)
+	secret, _, err := auth.New(e.Store, e.Clock, nil).NewToken(context.Background(), "ninety-days", pki.RoleOperator, 90*24*time.Hour, auth.CLI("cli:test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tokens["ninety-days"] = secret
+	for _, token := range []pki.Role{pki.RoleAdmin, "ninety-days"} {
+		for _, ttl := range []string{"99999d", "9999d", "60d", "forever", "99999999999h", "9223372036854775807ns", "1ns"} {
+			r := e.do(t, token, "POST", "/api/v1/challenges", map[string]string{"ttl": ttl})
+			var eb struct {
+				Error string `json:"error"`
+			}
+			r.json(t, &eb)
+			if r.status != 422 || !strings.Contains(eb.Error, "1s") || !strings.Contains(eb.Error, "30 days") && !strings.Contains(eb.Error, "30d") {
+				t.Errorf("%s token, ttl %q: %d %q, want 422 naming the range, 1s to 30 days", token, ttl, r.status, eb.Error)
+			}
 		}
 	}
 }

@@ -347,6 +347,11 @@ func (o *Ops) NewChallenge(ctx context.Context, p auth.Principal, spec admin.Cha
 	if err := auth.Require(p, pki.RoleOperator); err != nil {
 		return "", pki.Challenge{}, err
 	}
+	// The range first: the token's rule below names a lifetime it allows,
+	// which must be one the range allows too.
+	if err := admin.CheckChallengeTTL(spec.TTL); err != nil {
+		return "", pki.Challenge{}, err
+	}
 	now := o.clock.Now()
 	if err := auth.RequireWithin(p, now, now.Add(spec.TTL), "challenge"); err != nil {
 		return "", pki.Challenge{}, err
