@@ -3,6 +3,7 @@ package enroll
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
@@ -313,7 +314,7 @@ func (s *Service) issuedResult(ctx context.Context, issuerID, serialHex string) 
 // badCertId. protocol is the caller's, which the outcome is counted under.
 // A protocol answering a client uses PollBy.
 func (s *Service) Poll(ctx context.Context, protocol pki.Protocol, profile, txID string) (*Result, error) {
-	return s.poll(ctx, protocol, profile, txID, nil, nil)
+	return s.poll(ctx, Poll{Protocol: protocol, Profile: profile, TransactionID: txID})
 }
 
 // PollBy answers a client asking after its request (SCEP CertPoll), which
@@ -325,15 +326,34 @@ func (s *Service) Poll(ctx context.Context, protocol pki.Protocol, profile, txID
 // rejection reason, or that it exists. protocol is the caller's, which
 // the outcome is counted under.
 func (s *Service) PollBy(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte) (*Result, error) {
-	return s.poll(ctx, protocol, profile, txID, pollerKey, nil)
+	return s.poll(ctx, Poll{Protocol: protocol, Profile: profile, TransactionID: txID, PollerKey: pollerKey})
 }
 
-// PollChecked is PollBy with a protocol's own checks of what was found
-// (SCEP: the subject the poll names, the signer not revoked since) made
-// before the poll's outcome is counted, so that a poll they refuse counts
-// as refused, not as polled. check's error is returned as it is.
-func (s *Service) PollChecked(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte, check func(*Result) error) (*Result, error) {
-	return s.poll(ctx, protocol, profile, txID, pollerKey, check)
+// Poll is a client's question after its request (PollChecked).
+type Poll struct {
+	Protocol      pki.Protocol // the outcome is counted under it
+	Profile       string
+	TransactionID string
+	// PollerKey is the SubjectPublicKeyInfo of the key the poll was
+	// signed with (see PollBy).
+	PollerKey  []byte
+	RemoteAddr string // for the audit trail
+	// Check, when set, is the protocol's own check of what was found
+	// (SCEP: the subject the poll names, the signer not revoked since),
+	// made before the outcome is counted, so that a poll it refuses
+	// counts as refused, not as polled. Its error is returned as it is.
+	Check func(*Result) error
+}
+
+// PollChecked is PollBy for a protocol that checks what was found
+// (q.Check) and names the client's address: a certificate issued at once
+// for the transaction and sent again (issuedToPoller) is recorded as sent
+// again, as a resent request's is.
+func (s *Service) PollChecked(ctx context.Context, q Poll) (*Result, error) {
+	if q.PollerKey == nil {
+		return nil, pki.Errorf(pki.EBadCertID, "no request with this transaction ID")
+	}
+	return s.poll(ctx, q)
 }
 
 // HeldBy answers as PollBy does but counts nothing: a protocol asks it to
@@ -349,14 +369,14 @@ func (s *Service) HeldBy(ctx context.Context, profile, txID string, pollerKey []
 
 // poll counts its outcome under the caller's protocol: a poll that finds
 // no request is the caller's refusal too, not an "unknown" protocol's.
-func (s *Service) poll(ctx context.Context, protocol pki.Protocol, profile, txID string, pollerKey []byte, check func(*Result) error) (res *Result, err error) {
+func (s *Service) poll(ctx context.Context, q Poll) (res *Result, err error) {
 	defer func() {
-		s.observe(protocol, profile, res, err)
+		s.observe(q.Protocol, q.Profile, res, err)
 		err = AlreadyCounted(err)
 	}()
-	res, err = s.heldAnswer(ctx, profile, txID, pollerKey)
-	if pki.ErrorCode(err) == pki.EBadCertID && protocol == pki.ProtocolSCEP && pollerKey != nil {
-		again, lookErr := s.issuedToPoller(ctx, profile, txID, pollerKey)
+	res, err = s.heldAnswer(ctx, q.Profile, q.TransactionID, q.PollerKey)
+	if pki.ErrorCode(err) == pki.EBadCertID && q.Protocol == pki.ProtocolSCEP && q.PollerKey != nil {
+		again, lookErr := s.issuedToPoller(ctx, q.Profile, q.TransactionID, q.PollerKey)
 		if lookErr != nil {
 			return nil, lookErr
 		}
@@ -364,12 +384,51 @@ func (s *Service) poll(ctx context.Context, protocol pki.Protocol, profile, txID
 			res, err = again, nil
 		}
 	}
-	if err == nil && check != nil {
-		if err := check(res); err != nil {
+	if err != nil {
+		return nil, err
+	}
+	if q.Check != nil {
+		if err := q.Check(res); err != nil {
 			return nil, err
 		}
 	}
-	return res, err
+	if res.SentAgain {
+		if err := s.recordPolledAgain(ctx, q, res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// recordPolledAgain writes the certificate.sent_again event of a
+// certificate issued at once and sent again to a CertPoll, before the
+// answer leaves, as sentAgain does for a request sent again.
+func (s *Service) recordPolledAgain(ctx context.Context, q Poll, res *Result) error {
+	rec := res.Record
+	ev := clipped(pki.AuditEvent{
+		Time: s.clock.Now(), Type: pki.EventSentAgain, Actor: string(q.Protocol) + ":" + clientHost(q.RemoteAddr), Profile: rec.Profile,
+		SerialHex: rec.SerialHex, IssuerID: rec.IssuerID, Subject: rec.Subject, TransactionID: q.TransactionID, Outcome: "success",
+		Detail: "certificate " + rec.SerialHex + " sent again: it was issued at once for this SCEP transaction, and the requester polled for it (CertPoll: its answer was lost)",
+	})
+	if err := s.store.AppendAudit(ctx, ev); err != nil {
+		return fmt.Errorf("enroll: record certificate %s sent again: %w", rec.SerialHex, err)
+	}
+	s.log.Info("CertPoll answered with the certificate issued at once for its transaction", "serial", rec.SerialHex,
+		"transaction_id", q.TransactionID, "remote", q.RemoteAddr)
+	return nil
+}
+
+// rsaKey reports whether spki is an RSA key: a SCEP reply can be
+// encrypted to it with what a CertPoll carries. An EC requester's reply
+// is keyed from the challenge, which only its PKCSReq carries: it
+// collects a certificate issued at once by sending that again.
+func rsaKey(spki []byte) bool {
+	pub, err := x509.ParsePKIXPublicKey(spki)
+	if err != nil {
+		return false
+	}
+	_, ok := pub.(*rsa.PublicKey)
+	return ok
 }
 
 // issuedToPoller answers a CertPoll of a SCEP transaction that was issued
@@ -387,7 +446,7 @@ func (s *Service) poll(ctx context.Context, protocol pki.Protocol, profile, txID
 // answer is counted as sent again.
 func (s *Service) issuedToPoller(ctx context.Context, profile, txID string, pollerKey []byte) (*Result, error) {
 	p, ok := s.Profile(profile)
-	if !ok {
+	if !ok || !rsaKey(pollerKey) {
 		return nil, nil
 	}
 	now := s.clock.Now()

@@ -37,7 +37,7 @@ type Service interface {
 	// PollChecked answers about a held request to the key that made it,
 	// and to any other key as about an unknown transaction ID; check
 	// refuses what was found before the poll is counted.
-	PollChecked(ctx context.Context, protocol pki.Protocol, profile, transactionID string, pollerKey []byte, check func(*enroll.Result) error) (*enroll.Result, error)
+	PollChecked(ctx context.Context, q enroll.Poll) (*enroll.Result, error)
 	// HeldBy answers as PollChecked does, counting nothing in the metrics: the
 	// handler asks it whether a message sent again asks about a held
 	// request, and the operation that then runs is what is counted.

@@ -2,13 +2,19 @@ package scepserver_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // A device whose PKCSReq was issued at once but whose answer it never got
@@ -66,6 +72,19 @@ func TestCertPollOfATransactionIssuedAtOnce(t *testing.T) {
 	if got, want := counter.take(), map[string]int{enroll.ResultRefused: 1, enroll.ResultReanswered: 2}; !maps.Equal(got, want) {
 		t.Errorf("outcomes counted %v, want %v: a certificate sent again, not issued", got, want)
 	}
+	// Each is in the audit trail as a certificate sent again, by whom.
+	evs, err := ts.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventSentAgain, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 {
+		t.Fatalf("%d certificate.sent_again events, want one per poll answered: %+v", len(evs), evs)
+	}
+	for _, ev := range evs {
+		if ev.SerialHex != issued.SerialNumber.Text(16) || ev.Actor != "scep:127.0.0.1" || ev.TransactionID != txID || !strings.Contains(ev.Detail, "CertPoll") {
+			t.Errorf("sent_again event %+v, want serial %x by scep:127.0.0.1 for %s, saying a CertPoll asked", ev, issued.SerialNumber, txID)
+		}
+	}
 
 	sameAsUnknown := func(what string, rep *scep.PKIMessage) {
 		t.Helper()
@@ -101,6 +120,20 @@ func TestCertPollOfATransactionIssuedAtOnce(t *testing.T) {
 	}
 	_, rep = poll(&revoked, revoked.signerCert.RawSubject)
 	sameAsUnknown("polled after its certificate was revoked", rep)
+
+	// An EC requester's reply is keyed from the challenge, which a
+	// CertPoll does not carry: it collects its certificate by sending its
+	// PKCSReq again, and its poll finds nothing to send.
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := reqParams{key: ecKey, txID: "tx-ec-issued-at-once"}
+	if _, rep := ts.exchange(t, ec); rep.PKIStatus != scep.StatusSuccess {
+		t.Fatalf("EC PKCSReq: pkiStatus %s (%s)", rep.PKIStatus, rep.FailInfoText)
+	}
+	_, rep = poll(&ec, ts.selfSignedFor(t, ecKey).RawSubject)
+	sameAsUnknown("an EC requester's poll", rep)
 
 	// A day later the transaction is over: its ID may be a new one's.
 	ts.Clock.Advance(25 * time.Hour)

@@ -171,8 +171,9 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	// certificate that signed the request.
 	// The poll's own checks run before the service counts it, so a poll
 	// they refuse counts as refused.
-	res, err := h.svc.PollChecked(ctx, pki.ProtocolSCEP, req.profile, req.msg.TransactionID, req.msg.SignerCert.RawSubjectPublicKeyInfo,
-		func(res *enroll.Result) error { return h.checkPoll(ctx, req, ias, res) })
+	res, err := h.svc.PollChecked(ctx, enroll.Poll{Protocol: pki.ProtocolSCEP, Profile: req.profile, TransactionID: req.msg.TransactionID,
+		PollerKey: req.msg.SignerCert.RawSubjectPublicKeyInfo, RemoteAddr: req.remote,
+		Check: func(res *enroll.Result) error { return h.checkPoll(ctx, req, ias, res) }})
 	if err != nil {
 		return nil, err
 	}
