@@ -236,13 +236,19 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, profile string) 
 		httpError(w, http.StatusRequestURITooLong, "query string too long")
 		return
 	}
+	op := scep.Operation(r.URL.RawQuery)
 	if profile != "" {
 		if _, ok := h.svc.Profile(profile); !ok {
+			if op == "PKIOperation" && (r.Method == http.MethodGet || r.Method == http.MethodPost) {
+				// An enrollment call refused before its message is read:
+				// recorded and counted (under "unknown"), as EST's unknown
+				// label is.
+				h.refuse(r.Context(), r.RemoteAddr, profile, "", pki.Errorf(pki.ENotFound, "unknown profile %q", pki.Clip(profile, 64)))
+			}
 			httpError(w, http.StatusNotFound, "unknown profile")
 			return
 		}
 	}
-	op := scep.Operation(r.URL.RawQuery)
 	now := h.clock.Now()
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead:

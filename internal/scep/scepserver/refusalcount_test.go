@@ -1,12 +1,18 @@
 package scepserver_test
 
 import (
+	"context"
 	"maps"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // What the handler refuses before the service sees a request is counted
@@ -55,4 +61,45 @@ func TestRefusalsBeforeTheServiceAreCounted(t *testing.T) {
 	if got, want := counter.take(), map[string]int{enroll.ResultRefused: 1}; !maps.Equal(got, want) {
 		t.Errorf("an envelope that does not open counted %v, want %v", got, want)
 	}
+}
+
+// A PKIOperation at a path naming no profile is refused (404) before its
+// message is read, and recorded and counted under "unknown", as EST's
+// unknown label is; the profile asked is in the audit record, never in a
+// metric label. GetCACaps there is no enrollment call: nothing counted.
+func TestPKIOperationAtAnUnknownProfileIsCounted(t *testing.T) {
+	observed := &outcomeLog{}
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Observer: observed}})
+	der, _ := ts.build(t, reqParams{key: testKey(t, 1), txID: "tx-unknown-profile"})
+	if resp, body := ts.postTo(t, "/scep/no-such-profile-7f3a", der); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("HTTP %d %s, want 404", resp.StatusCode, body)
+	}
+	resp, err := http.Get(ts.URL + "/scep/no-such-profile-7f3a?operation=GetCACaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := []enroll.Outcome{{Protocol: string(pki.ProtocolSCEP), Profile: enroll.UnknownProfile, Result: enroll.ResultRefused, Code: pki.ENotFound}}
+	if !slices.Equal(observed.got, want) {
+		t.Errorf("outcomes %+v, want %+v", observed.got, want)
+	}
+	evs, err := ts.Store.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Profile != "no-such-profile-7f3a" || !strings.Contains(evs[0].Reason, "unknown profile") {
+		t.Errorf("refusal events %+v, want one naming the profile asked", evs)
+	}
+}
+
+// outcomeLog keeps every outcome the service counts, in order.
+type outcomeLog struct {
+	mu  sync.Mutex
+	got []enroll.Outcome
+}
+
+func (l *outcomeLog) Enrolled(o enroll.Outcome) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, o)
 }
