@@ -35,7 +35,7 @@ func TestCarryForwardTakesNewerPasswordsAndLockouts(t *testing.T) {
 	dir := t.TempDir()
 	kept, restored := filepath.Join(dir, "kept.db"), filepath.Join(dir, "restored.db")
 	ev := pki.AuditEvent{Time: t0, Type: "test", Actor: "test", Outcome: "success"}
-	s := openAt(t, kept)
+	s := openCopyAt(t, kept)
 	for _, name := range []string{"alice", "bob"} {
 		if err := s.CreateUser(ctx, pki.User{Name: name, Role: pki.Role("admin"), PasswordHash: "old", CreatedAt: t0}, ev); err != nil {
 			t.Fatal(err)
@@ -115,7 +115,7 @@ func TestCarryForwardRefusesAKeptCopyWithALog(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	kept, restored := filepath.Join(dir, "kept.db"), filepath.Join(dir, "restored.db")
-	openAt(t, kept).Close()
+	openCopyAt(t, kept).Close()
 	if err := Backup(ctx, kept, restored); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestCarryForwardLeavesAnOlderSchemaAlone(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	kept, restored := filepath.Join(dir, "kept.db"), filepath.Join(dir, "restored.db")
-	openAt(t, kept).Close()
+	openCopyAt(t, kept).Close()
 	ms, err := migrate.Load(Migrations())
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestCarryForwardNamesWhatWasMadeAfterTheBackup(t *testing.T) {
 	dir := t.TempDir()
 	kept, restored := filepath.Join(dir, "kept.db"), filepath.Join(dir, "restored.db")
 	ev := pki.AuditEvent{Time: t0, Type: "test", Actor: "test", Outcome: "success"}
-	s := openAt(t, kept)
+	s := openCopyAt(t, kept)
 	if err := s.CreateUser(ctx, pki.User{Name: "alice", Role: pki.Role("admin"), PasswordHash: "h", CreatedAt: t0}, ev); err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestCarryForwardTakesTheNewerRootCRLs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			kept, restored := filepath.Join(dir, "kept.db"), filepath.Join(dir, "restored.db")
-			s := openAt(t, kept)
+			s := openCopyAt(t, kept)
 			put := func(c store.CRL) {
 				t.Helper()
 				if err := s.PutCRL(ctx, c, 10); err != nil {

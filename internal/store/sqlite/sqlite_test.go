@@ -33,11 +33,18 @@ import (
 // exist.
 func openTemp(t testing.TB) *Store {
 	t.Helper()
+	return openCopyAt(t, filepath.Join(t.TempDir(), "scepter.db"))
+}
+
+// openCopyAt is openTemp at path, which must not exist yet: for tests of
+// something else than migrating (backup, carry forward) that name their
+// files.
+func openCopyAt(t testing.TB, path string) *Store {
+	t.Helper()
 	b, err := migratedDB()
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "scepter.db")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
