@@ -35,7 +35,7 @@ func openExisting(ctx context.Context, url string, opts ...migrate.Option) (*Sto
 	// which pgx alone would send to the server as settings.
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, pgError("postgres: open %s: %w: %w", name, ErrInvalidURL, parseError(err))
+		return nil, pgError("%s: %w", openLabel(name), parseFailure(url, err))
 	}
 	cfg := pcfg.ConnConfig
 	if cfg.ConnectTimeout == 0 {

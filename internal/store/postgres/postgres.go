@@ -169,7 +169,7 @@ func open(ctx context.Context, url string, opts ...migrate.Option) (*Store, erro
 	name := Redact(url)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, pgError("postgres: open %s: %w: %w", name, ErrInvalidURL, parseError(err))
+		return nil, pgError("%s: %w", openLabel(name), parseFailure(url, err))
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = defaultMaxConns()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -23,7 +24,7 @@ var ErrInvalidURL = errors.New("invalid URL")
 func checkUserinfo(raw string) error {
 	head, at := driverUserinfo(raw)
 	if at < 0 {
-		return nil
+		return checkNoUserinfo(raw, head)
 	}
 	if strings.Contains(head[at+1:], "@") {
 		return fmt.Errorf("%w: the user name or password holds a raw '@', which the PostgreSQL driver would take for the end of the password (and print the rest as the host name): write '@' as %%40 there (postgres://USER:PASS%%40WORD@HOST/DATABASE)", ErrInvalidURL)
@@ -39,6 +40,103 @@ func checkUserinfo(raw string) error {
 		}
 	}
 	return nil
+}
+
+// reservedHint tells how to write the characters the URL syntax reserves
+// in a user name or password.
+const reservedHint = "percent-encode reserved characters in the user name and password (/ as %2F, : as %3A, @ as %40, ? as %3F, # as %23, % as %25)"
+
+// checkNoUserinfo refuses a URL the driver reads without a user name and
+// password (no '@' before the first '/') although an '@' follows: a raw
+// '/' in the password (postgres://u:Pa/ss@host/db) ends the host part
+// there for the driver, which takes "u:Pa" for the host and port and the
+// rest, password and all, for the database name, and then either fails
+// with a bare "invalid port" or prints that name. Refused when the '@' is
+// in the path (a database name rarely holds one; %40 writes it), or when
+// it is only in the query but what stands as the port is no number (a
+// query value may hold an '@': postgres://h:5432/db?password=Pa@ss). Its
+// message shows no part of the URL.
+func checkNoUserinfo(raw, head string) error {
+	rest, ok := strings.CutPrefix(raw, "postgresql://")
+	if !ok {
+		rest, ok = strings.CutPrefix(raw, "postgres://")
+	}
+	if !ok {
+		return nil
+	}
+	tail := rest[len(head):] // from the first '/' on, if any
+	if !strings.Contains(tail, "@") {
+		return nil
+	}
+	netloc, _, inQuery := strings.Cut(head, "?")
+	path, _, _ := strings.Cut(tail, "?")
+	if inQuery || !strings.Contains(path, "@") {
+		if port, bad := firstBadPort(netloc); !bad || isDigits(port) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: an '@' comes after the first '/', so the PostgreSQL driver would read what stands before that '/' as the host and port, and no user name or password; a raw '/' in a user name or password ends them there: %s, and write '@' in a database name as %%40 (postgres://USER:PASS%%2FWORD@HOST:5432/DATABASE)", ErrInvalidURL, reservedHint)
+}
+
+// parseFailure is why the driver could not parse raw, wrapping
+// ErrInvalidURL, without any part of raw: for a port it names the range
+// (the driver says only "invalid port"), otherwise the driver's reason
+// (parseError).
+func parseFailure(raw string, err error) error {
+	if errors.Unwrap(err) == nil {
+		head, at := driverUserinfo(raw)
+		netloc, _, _ := strings.Cut(head[at+1:], "?")
+		if _, bad := firstBadPort(netloc); bad {
+			msg := "a port in the URL is not a number from 1 to 65535 (postgres://USER:PASSWORD@HOST:5432/DATABASE, or HOST1:5432,HOST2:5433 for several hosts)"
+			if at < 0 {
+				// No '@' before the first '/': the "port" may be
+				// a password cut short by a raw '/'.
+				msg += "; if what stands there is part of a password, " + reservedHint
+			}
+			return fmt.Errorf("%w: %s", ErrInvalidURL, msg)
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidURL, parseError(err))
+}
+
+// firstBadPort is the first port of a driver's host list (host[:port],
+// comma-separated, IPv6 addresses in brackets) that is no number from 1 to
+// 65535, and whether there is one. An empty port is the default, and one
+// percent-encoded is left to the driver.
+func firstBadPort(netloc string) (port string, bad bool) {
+	for _, hostPort := range strings.Split(netloc, ",") {
+		if strings.HasPrefix(hostPort, "[") {
+			end := strings.IndexByte(hostPort, ']')
+			if end < 0 {
+				continue // the driver names this itself
+			}
+			hostPort = hostPort[end+1:]
+		}
+		_, p, ok := strings.Cut(hostPort, ":")
+		p = strings.Trim(p, " ")
+		if !ok || p == "" || strings.Contains(p, "%") {
+			continue
+		}
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// openLabel is how Open's errors name the store: "postgres: open" and the
+// redacted URL, or alone when Redact could show nothing of it (its
+// "postgres" would read "postgres: open postgres").
+func openLabel(name string) string {
+	if name == "postgres" {
+		return "postgres: open"
+	}
+	return "postgres: open " + name
+}
+
+// isDigits reports whether s is a non-empty run of ASCII digits.
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // driverUserinfo is the part of a postgres:// URL before its first '/'

@@ -74,6 +74,74 @@ func TestOpenRefusesAmbiguousUserinfo(t *testing.T) {
 	}
 }
 
+// TestOpenNamesWhatToFixInURL: a URL with a raw '/' in its password (the
+// driver then reads no password, and the part before the '/' as host and
+// port) or a port out of range is refused as a configuration error that
+// says what to write, showing no part of the password, and not naming the
+// store twice ("postgres: open postgres:"). A URL whose '@' the driver
+// reads in a query value is tried as before. Nothing listens on
+// 127.0.0.1:1.
+func TestOpenNamesWhatToFixInURL(t *testing.T) {
+	const q = "?sslmode=disable&connect_timeout=2"
+	tests := []struct {
+		name    string
+		url     string
+		secrets []string // no part of the password may show
+		refused bool
+		hints   []string // what the refusal must say
+	}{
+		{"raw / in the password", "postgres://sl:Sl/Pw1-secret@127.0.0.1:1/sc2" + q, []string{"Pw1-secret", "Sl/Pw1"}, true, []string{"%2F", "%40", "%3F", "%23", "%25", "%3A"}},
+		{"raw / and ? in the password", "postgres://sl:Sl/Pw?1-secret@127.0.0.1:1/sc2" + q, []string{"1-secret"}, true, []string{"%2F"}},
+		{"raw / and a bad % in the password", "postgres://sl:ab/c%zz-secret@127.0.0.1:1/sc2" + q, []string{"zz-secret"}, true, []string{"%2F"}},
+		{"raw / after digits in the password", "postgres://sl:12/34-secret@127.0.0.1:1/sc2" + q, []string{"34-secret"}, true, []string{"%2F"}},
+		{"port above 65535", "postgres://plain:PlainSecret99@127.0.0.1:99999/sc2" + q, []string{"PlainSecret99"}, true, []string{"1 to 65535"}},
+		{"port 0", "postgres://plain:PlainSecret99@127.0.0.1:0/sc2" + q, []string{"PlainSecret99"}, true, []string{"1 to 65535"}},
+		{"port not a number", "postgres://plain:PlainSecret99@127.0.0.1:pg/sc2" + q, []string{"PlainSecret99"}, true, []string{"1 to 65535"}},
+		{"second host's port", "postgres://plain:PlainSecret99@127.0.0.1:1,127.0.0.2:70000/sc2" + q, []string{"PlainSecret99"}, true, []string{"1 to 65535"}},
+		{"no user name, port above 65535", "postgres://127.0.0.1:99999/sc2" + q, nil, true, []string{"1 to 65535", "%2F"}},
+		{"@ in a query password, no user name", "postgres://127.0.0.1:1/sc2" + q + "&password=sec@ret/tail-secret", []string{"ret/tail-secret"}, false, nil},
+	}
+	opens := []struct {
+		name string
+		open func(context.Context, string, ...migrate.Option) (*Store, error)
+	}{{"Open", Open}, {"OpenExisting", OpenExisting}}
+	for _, tt := range tests {
+		for _, o := range opens {
+			t.Run(tt.name+"/"+o.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				s, err := o.open(ctx, tt.url)
+				if err == nil {
+					s.Close()
+					t.Fatal("no error")
+				}
+				for _, secret := range tt.secrets {
+					if strings.Contains(err.Error(), secret) {
+						t.Errorf("error shows %q of the password: %v", secret, err)
+					}
+				}
+				if got := errors.Is(err, ErrInvalidURL); got != tt.refused {
+					t.Fatalf("errors.Is(ErrInvalidURL) = %v, want %v: %v", got, tt.refused, err)
+				}
+				if !tt.refused {
+					return
+				}
+				if errors.Is(err, store.ErrUnavailable) {
+					t.Errorf("refused URL marked temporarily unavailable: %v", err)
+				}
+				for _, h := range tt.hints {
+					if !strings.Contains(err.Error(), h) {
+						t.Errorf("error does not say %q: %v", h, err)
+					}
+				}
+				if strings.Contains(err.Error(), "cannot parse") || strings.Contains(err.Error(), "open postgres: ") {
+					t.Errorf("error says nothing of what to fix, or names the store twice: %v", err)
+				}
+			})
+		}
+	}
+}
+
 // TestOpenMarksUnparsableURLInvalid: a URL pgx cannot parse is a
 // configuration error too.
 func TestOpenMarksUnparsableURLInvalid(t *testing.T) {
