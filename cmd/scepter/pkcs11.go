@@ -86,6 +86,12 @@ func (p *pkcs11Flags) open() (keys.Token, error) {
 	if errors.Is(err, keys.ErrNoPKCS11) {
 		return nil, err
 	}
+	if errors.Is(err, keys.ErrPINFile) {
+		// A PIN file missing or unsafe is a configuration error (exit 2),
+		// as a secret file of the other flags is; a PIN the token refuses,
+		// or a token that is away, stays a failure (exit 1).
+		return nil, usageError{"PKCS#11: " + err.Error()}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("PKCS#11: %w", err)
 	}

@@ -266,28 +266,42 @@ func (c PKCS11Config) refLabel(ref string) (string, error) {
 // it or replacing it in a directory they may write, as the command line
 // refuses its secret files: they could read the PIN, and lock it for every
 // node of the token by feeding the server wrong ones.
+// Its refusals wrap ErrPINFile.
 func (c PKCS11Config) readPIN() (string, error) {
 	if _, err := os.Stat(c.PINFile); err != nil {
-		return "", pinFileError(c.PINFile, err)
+		return "", pinFileRefused{pinFileError(c.PINFile, err)}
 	}
 	if err := checkSecretFileMode(c.PINFile, "a PKCS#11 PIN"); err != nil {
-		return "", err
+		return "", pinFileRefused{err}
 	}
 	if err := filetrust.Check("PKCS#11 PIN file", c.PINFile, "the PIN, which opens every key of the token"); err != nil {
-		return "", fmt.Errorf("keys: %w", err)
+		return "", pinFileRefused{fmt.Errorf("keys: %w", err)}
 	}
 	data, err := filetrust.ReadRegular(c.PINFile)
 	if err != nil {
-		return "", fmt.Errorf("keys: PKCS#11 PIN: %w", err)
+		return "", pinFileRefused{fmt.Errorf("keys: PKCS#11 PIN: %w", err)}
 	}
 	defer clear(data)
 	line, _, _ := strings.Cut(string(data), "\n")
 	line = strings.TrimSuffix(line, "\r")
 	if line == "" {
-		return "", fmt.Errorf("keys: PKCS#11 PIN file %s: the first line is empty", c.PINFile)
+		return "", pinFileRefused{fmt.Errorf("keys: PKCS#11 PIN file %s: the first line is empty", c.PINFile)}
 	}
 	return line, nil
 }
+
+// ErrPINFile marks a PIN file scepter refuses or cannot read before the
+// token is asked (missing, readable by others, in a directory others may
+// write, a symlink, empty): a configuration error the operator mends,
+// unlike a PIN the token refuses (ErrWrongPIN) or a token that is away.
+var ErrPINFile = errors.New("keys: the PKCS#11 PIN file cannot be used")
+
+// pinFileRefused is a readPIN refusal: its text is err's alone (which
+// never shows a PIN), and errors.Is sees both err and ErrPINFile.
+type pinFileRefused struct{ err error }
+
+func (e pinFileRefused) Error() string   { return e.err.Error() }
+func (e pinFileRefused) Unwrap() []error { return []error{e.err, ErrPINFile} }
 
 // pinValueNotShown says why a message leaves out the pin-source or PIN file
 // it is about.

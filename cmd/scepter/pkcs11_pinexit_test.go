@@ -1,0 +1,101 @@
+//go:build cgo
+
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
+)
+
+// A PIN file scepter refuses or cannot find (given through --pkcs11-uri's
+// pin-source or --pkcs11-pin-file, in serve and in the CA commands) is a
+// configuration error, exit 2, as a missing --challenge-file or pin-value=
+// is; its message still shows no PIN. A PIN the token refuses, or a token
+// that is not there, stays a failure (exit 1). Before, all exited 1.
+func TestPKCS11PINFileRefusalsExit2(t *testing.T) {
+	hsm := hsmPool.Take(t)
+	const pin = "Pin98765Zq"
+	pinFile := func(t *testing.T, dir string, mode os.FileMode, content string) string {
+		t.Helper()
+		path := filepath.Join(dir, "pin")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	tests := []struct {
+		name  string
+		token string // the token label given; hsm.Label when empty
+		file  func(t *testing.T, dir string) string
+		exit  int
+		want  string
+	}{
+		{"a PIN where the file belongs", "", func(*testing.T, string) string { return pin }, 2, "names no file scepter can read"},
+		{"a missing file", "", func(_ *testing.T, dir string) string { return filepath.Join(dir, "no-such-pin") }, 2, "no such file"},
+		{"mode 0640", "", func(t *testing.T, dir string) string { return pinFile(t, dir, 0o640, hsm.PIN+"\n") }, 2, "chmod 600"},
+		{"in a directory others may write", "", func(t *testing.T, dir string) string {
+			open := filepath.Join(dir, "open")
+			if err := os.Mkdir(open, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			p := pinFile(t, open, 0o600, hsm.PIN+"\n")
+			if err := os.Chmod(open, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, 2, "chmod go-w"},
+		{"an empty first line", "", func(t *testing.T, dir string) string { return pinFile(t, dir, 0o600, "\n"+pin+"\n") }, 2, "first line is empty"},
+		{"a PIN the token refuses", "", func(t *testing.T, dir string) string { return pinFile(t, dir, 0o600, "99999999\n") }, 1, "wrong PKCS#11 PIN"},
+		{"a token that is not there", "no-such-token", func(t *testing.T, dir string) string { return pinFile(t, dir, 0o600, hsm.PIN+"\n") }, 1, "token not found"},
+	}
+	for _, tt := range tests {
+		label := tt.token
+		if label == "" {
+			label = hsm.Label
+		}
+		for _, how := range []string{"pin-file", "uri"} {
+			t.Run(tt.name+"/"+how, func(t *testing.T) {
+				path := tt.file(t, t.TempDir())
+				flags := pkcs11Flags{module: hsm.Env.Module, token: label, pinFile: path}
+				if how == "uri" {
+					flags = pkcs11Flags{uri: "pkcs11:token=" + label + "?module-path=" + hsm.Env.Module + "&pin-source=" + path}
+				}
+				tok, err := flags.open()
+				if err == nil {
+					tok.Close()
+					t.Fatal("no error")
+				}
+				if got := exitCode(err); got != tt.exit {
+					t.Errorf("exit %d, want %d: %v", got, tt.exit, err)
+				}
+				if !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("error does not say %q: %v", tt.want, err)
+				}
+				if strings.Contains(err.Error(), pin) || strings.Contains(err.Error(), hsm.PIN) {
+					t.Errorf("the PIN shows: %v", err)
+				}
+				if tt.exit == 1 && errors.Is(err, keys.ErrPINFile) {
+					t.Errorf("a runtime failure marked as a PIN file refusal: %v", err)
+				}
+			})
+		}
+	}
+
+	// The commands that take the flags pass the exit status on.
+	bad := pinFile(t, t.TempDir(), 0o640, hsm.PIN+"\n")
+	p11 := []string{"--pkcs11-module", hsm.Env.Module, "--pkcs11-token", hsm.Label, "--pkcs11-pin-file", bad}
+	_, stderr, err := serveOnce(t, append([]string{"--data-dir", t.TempDir()}, p11...)...)
+	wantUsageError(t, "serve", err, stderr, []string{"chmod 600"})
+	dir, _ := caDataDir(t, ca.InitOptions{})
+	_, stderr, err = runCA(t, nil, dir, append([]string{"rollover", "--switch-in", "48h"}, p11...)...)
+	wantUsageError(t, "ca rollover", err, stderr, []string{"chmod 600"})
+}
