@@ -442,8 +442,8 @@ func rsaKey(spki []byte) bool {
 // valid, issued within resendWindow: the key gets what was issued for it,
 // as its PKCSReq sent again would. A renewal polled with the old
 // certificate's key finds nothing here unless the key was kept, and is
-// answered as before. Nothing is issued, so nothing is recorded; the
-// answer is counted as sent again.
+// answered as before. Nothing is issued: poll records the answer as the
+// certificate sent again (recordPolledAgain) and counts it so.
 func (s *Service) issuedToPoller(ctx context.Context, profile, txID string, pollerKey []byte) (*Result, error) {
 	p, ok := s.Profile(profile)
 	if !ok || !rsaKey(pollerKey) {

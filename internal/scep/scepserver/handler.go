@@ -34,9 +34,10 @@ import (
 // (*enroll.Service implements it).
 type Service interface {
 	Enroll(ctx context.Context, req enroll.Request) (*enroll.Result, error)
-	// PollChecked answers about a held request to the key that made it,
-	// and to any other key as about an unknown transaction ID; check
-	// refuses what was found before the poll is counted.
+	// PollChecked answers about a held request (or a certificate issued
+	// at once for the transaction) to the key that made it, and to any
+	// other key as about an unknown transaction ID; q.Check refuses what
+	// was found before the poll is counted.
 	PollChecked(ctx context.Context, q enroll.Poll) (*enroll.Result, error)
 	// HeldBy answers as PollChecked does, counting nothing in the metrics: the
 	// handler asks it whether a message sent again asks about a held
