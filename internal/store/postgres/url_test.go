@@ -20,58 +20,18 @@ import (
 // 127.0.0.1:1.
 func TestOpenRefusesAmbiguousUserinfo(t *testing.T) {
 	const q = "?sslmode=disable&connect_timeout=2"
-	tests := []struct {
-		name    string
-		url     string
-		secrets []string // no part of the password may show
-		refused bool
-		hint    string // what the refusal tells the operator to write
-	}{
-		{"raw @ in the password", "postgres://r3:Pa@ss-secret@127.0.0.1:1/r3" + q, []string{"Pa@ss-secret", "ss-secret"}, true, "%40"},
-		{"raw @ early in the password", "postgres://r3:P@ssw0rd-secret@127.0.0.1:1/r3" + q, []string{"ssw0rd-secret"}, true, "%40"},
-		{"raw @ and : in the password", "postgres://r3:Pa@ss:secret-tail@127.0.0.1:1/r3" + q, []string{"ss:secret-tail", "secret-tail"}, true, "%40"},
-		{"raw @ in the user name", "postgres://ops@example.org:pw-secret@127.0.0.1:1/r3" + q, []string{"pw-secret"}, true, "%40"},
-		{"postgresql scheme", "postgresql://r3:Pa@ss-secret@127.0.0.1:1/r3" + q, []string{"ss-secret"}, true, "%40"},
-		{"raw @ in a query password before the path", "postgres://127.0.0.1:1?password=sec@ret-tail&sslmode=disable", []string{"ret-tail", "sec@ret"}, true, "%40"},
-		{"password that looks like a port, then a raw ?", "postgres://r3:5432?secret-pw@127.0.0.1:1/r3" + q, []string{"secret-pw"}, true, "%3F"},
-		{"@ percent-encoded", "postgres://r3:Pa%40ss-secret@127.0.0.1:1/r3" + q, []string{"Pa@ss-secret", "ss-secret"}, false, ""},
-		{"raw ? in the password (net/url cannot read it)", "postgres://r3:pa?ss-secret@127.0.0.1:1/r3" + q, []string{"ss-secret"}, false, ""},
-		{"@ in a query value after the path", "postgres://r3@127.0.0.1:1/r3?password=sec@ret-tail&sslmode=disable&connect_timeout=2", []string{"ret-tail"}, false, ""},
-	}
-	opens := []struct {
-		name string
-		open func(context.Context, string, ...migrate.Option) (*Store, error)
-	}{{"Open", Open}, {"OpenExisting", OpenExisting}}
-	for _, tt := range tests {
-		for _, o := range opens {
-			t.Run(tt.name+"/"+o.name, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				s, err := o.open(ctx, tt.url)
-				if err == nil {
-					s.Close()
-					t.Fatal("no error")
-				}
-				for _, secret := range tt.secrets {
-					if strings.Contains(err.Error(), secret) {
-						t.Errorf("error shows %q of the password: %v", secret, err)
-					}
-				}
-				if got := errors.Is(err, ErrInvalidURL); got != tt.refused {
-					t.Fatalf("errors.Is(ErrInvalidURL) = %v, want %v: %v", got, tt.refused, err)
-				}
-				if !tt.refused {
-					return
-				}
-				if errors.Is(err, store.ErrUnavailable) {
-					t.Errorf("refused URL marked temporarily unavailable: %v", err)
-				}
-				if !strings.Contains(err.Error(), tt.hint) {
-					t.Errorf("error does not say to write %s: %v", tt.hint, err)
-				}
-			})
-		}
-	}
+	runURLCases(t, []urlCase{
+		{"raw @ in the password", "postgres://r3:Pa@ss-secret@127.0.0.1:1/r3" + q, []string{"Pa@ss-secret", "ss-secret"}, true, []string{"%40"}},
+		{"raw @ early in the password", "postgres://r3:P@ssw0rd-secret@127.0.0.1:1/r3" + q, []string{"ssw0rd-secret"}, true, []string{"%40"}},
+		{"raw @ and : in the password", "postgres://r3:Pa@ss:secret-tail@127.0.0.1:1/r3" + q, []string{"ss:secret-tail", "secret-tail"}, true, []string{"%40"}},
+		{"raw @ in the user name", "postgres://ops@example.org:pw-secret@127.0.0.1:1/r3" + q, []string{"pw-secret"}, true, []string{"%40"}},
+		{"postgresql scheme", "postgresql://r3:Pa@ss-secret@127.0.0.1:1/r3" + q, []string{"ss-secret"}, true, []string{"%40"}},
+		{"raw @ in a query password before the path", "postgres://127.0.0.1:1?password=sec@ret-tail&sslmode=disable", []string{"ret-tail", "sec@ret"}, true, []string{"%40"}},
+		{"password that looks like a port, then a raw ?", "postgres://r3:5432?secret-pw@127.0.0.1:1/r3" + q, []string{"secret-pw"}, true, []string{"%3F"}},
+		{"@ percent-encoded", "postgres://r3:Pa%40ss-secret@127.0.0.1:1/r3" + q, []string{"Pa@ss-secret", "ss-secret"}, false, nil},
+		{"raw ? in the password (net/url cannot read it)", "postgres://r3:pa?ss-secret@127.0.0.1:1/r3" + q, []string{"ss-secret"}, false, nil},
+		{"@ in a query value after the path", "postgres://r3@127.0.0.1:1/r3?password=sec@ret-tail&sslmode=disable&connect_timeout=2", []string{"ret-tail"}, false, nil},
+	}, nil)
 }
 
 // TestOpenNamesWhatToFixInURL: a URL with a raw '/' in its password (the
@@ -83,13 +43,7 @@ func TestOpenRefusesAmbiguousUserinfo(t *testing.T) {
 // 127.0.0.1:1.
 func TestOpenNamesWhatToFixInURL(t *testing.T) {
 	const q = "?sslmode=disable&connect_timeout=2"
-	tests := []struct {
-		name    string
-		url     string
-		secrets []string // no part of the password may show
-		refused bool
-		hints   []string // what the refusal must say
-	}{
+	runURLCases(t, []urlCase{
 		{"raw / in the password", "postgres://sl:Sl/Pw1-secret@127.0.0.1:1/sc2" + q, []string{"Pw1-secret", "Sl/Pw1"}, true, []string{"%2F", "%40", "%3F", "%23", "%25", "%3A"}},
 		{"raw / and ? in the password", "postgres://sl:Sl/Pw?1-secret@127.0.0.1:1/sc2" + q, []string{"1-secret"}, true, []string{"%2F"}},
 		{"raw / and a bad % in the password", "postgres://sl:ab/c%zz-secret@127.0.0.1:1/sc2" + q, []string{"zz-secret"}, true, []string{"%2F"}},
@@ -100,12 +54,33 @@ func TestOpenNamesWhatToFixInURL(t *testing.T) {
 		{"second host's port", "postgres://plain:PlainSecret99@127.0.0.1:1,127.0.0.2:70000/sc2" + q, []string{"PlainSecret99"}, true, []string{"1 to 65535"}},
 		{"no user name, port above 65535", "postgres://127.0.0.1:99999/sc2" + q, nil, true, []string{"1 to 65535", "%2F"}},
 		{"@ in a query password, no user name", "postgres://127.0.0.1:1/sc2" + q + "&password=sec@ret/tail-secret", []string{"ret/tail-secret"}, false, nil},
-	}
+	}, func(t *testing.T, err error) {
+		if strings.Contains(err.Error(), "cannot parse") || strings.Contains(err.Error(), "open postgres: ") {
+			t.Errorf("error says nothing of what to fix, or names the store twice: %v", err)
+		}
+	})
+}
+
+// urlCase is a store URL Open and OpenExisting are given.
+type urlCase struct {
+	name    string
+	url     string
+	secrets []string // no part of the password may show
+	refused bool     // as a configuration error (ErrInvalidURL)
+	hints   []string // what the refusal must say
+}
+
+// runURLCases opens each case's URL with Open and with OpenExisting and
+// checks the error: no secret in it, refused or not as the case says, a
+// refusal not marked store.ErrUnavailable (no retry mends it) and saying
+// its hints; refusedToo checks a refusal further.
+func runURLCases(t *testing.T, cases []urlCase, refusedToo func(*testing.T, error)) {
+	t.Helper()
 	opens := []struct {
 		name string
 		open func(context.Context, string, ...migrate.Option) (*Store, error)
 	}{{"Open", Open}, {"OpenExisting", OpenExisting}}
-	for _, tt := range tests {
+	for _, tt := range cases {
 		for _, o := range opens {
 			t.Run(tt.name+"/"+o.name, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -134,8 +109,8 @@ func TestOpenNamesWhatToFixInURL(t *testing.T) {
 						t.Errorf("error does not say %q: %v", h, err)
 					}
 				}
-				if strings.Contains(err.Error(), "cannot parse") || strings.Contains(err.Error(), "open postgres: ") {
-					t.Errorf("error says nothing of what to fix, or names the store twice: %v", err)
+				if refusedToo != nil {
+					refusedToo(t, err)
 				}
 			})
 		}
