@@ -21,24 +21,8 @@ import (
 // "19" and "17" must not be read as whichever sorts first.
 func TestParseRefusesRepeatedAttributes(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dev"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	build := func(attrs []cms.Attribute) []byte {
-		t.Helper()
-		msg, err := cms.Sign([]byte("envelope"), cert, key, attrs, cms.SignOptions{Digest: crypto.SHA256, SigningTime: now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return msg
-	}
+	cert, key := testSigner(t, now, "dev")
+	build := func(attrs []cms.Attribute) []byte { return signedMessage(t, cert, key, now, attrs) }
 	attr := func(oid asn1.ObjectIdentifier, values ...asn1.RawValue) cms.Attribute {
 		return cms.Attribute{Type: oid, Values: values}
 	}
@@ -62,16 +46,7 @@ func TestParseRefusesRepeatedAttributes(t *testing.T) {
 // a UTF8String, which strict parsers (Go's encoding/asn1) read back.
 func TestCertRepTransactionIDIsValidDER(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ra"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
+	cert, key := testSigner(t, now, "ra")
 	for _, tt := range []struct {
 		txID string
 		tag  int
@@ -100,16 +75,7 @@ func TestCertRepTransactionIDIsValidDER(t *testing.T) {
 // PrintableString nor as a UTF8String: the message is refused.
 func TestTransactionIDThatIsNoUTF8IsRefused(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ra"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
+	cert, key := testSigner(t, now, "ra")
 	for _, txID := range []string{"q\xc3(z", "ab\xff\xfecd"} {
 		rep, err := BuildCertRep(Reply{TransactionID: txID, RecipientNonce: make([]byte, 16), Status: StatusPending, SigningTime: now}, Identity{Cert: cert, Key: key})
 		if err != nil {
@@ -126,16 +92,7 @@ func TestTransactionIDThatIsNoUTF8IsRefused(t *testing.T) {
 // empty or oversized one is. A CertRep's is read as another server made it.
 func TestSenderNonceLength(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dev"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
+	cert, key := testSigner(t, now, "dev")
 	for _, tt := range []struct {
 		msgType MessageType
 		nonce   int
@@ -159,11 +116,7 @@ func TestSenderNonceLength(t *testing.T) {
 			{Type: oidSenderNonce, Values: []asn1.RawValue{octets(make([]byte, tt.nonce))}},
 			{Type: oidMessageType, Values: []asn1.RawValue{printable(string(tt.msgType))}},
 		}
-		msg, err := cms.Sign([]byte("envelope"), cert, key, attrs, cms.SignOptions{Digest: crypto.SHA256, SigningTime: now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = Parse(msg)
+		_, err := Parse(signedMessage(t, cert, key, now, attrs))
 		if tt.ok && err != nil {
 			t.Errorf("messageType %s, %d-byte senderNonce: %v", tt.msgType, tt.nonce, err)
 		}
@@ -178,16 +131,7 @@ func TestSenderNonceLength(t *testing.T) {
 // as an encoding problem), as the senderNonce length check does.
 func TestParseSaysWhyAnAttributeIsRefused(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dev"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
+	cert, key := testSigner(t, now, "dev")
 	universal := func(tag int, b string) asn1.RawValue {
 		return asn1.RawValue{Class: asn1.ClassUniversal, Tag: tag, Bytes: []byte(b)}
 	}
@@ -227,11 +171,7 @@ func TestParseSaysWhyAnAttributeIsRefused(t *testing.T) {
 			if tt.txID != nil {
 				attrs = append(attrs, cms.Attribute{Type: oidTransactionID, Values: tt.txID})
 			}
-			msg, err := cms.Sign([]byte("envelope"), cert, key, attrs, cms.SignOptions{Digest: crypto.SHA256, SigningTime: now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = Parse(msg)
+			_, err := Parse(signedMessage(t, cert, key, now, attrs))
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Errorf("refused: %v", err)
@@ -243,4 +183,35 @@ func TestParseSaysWhyAnAttributeIsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testSigner is a self-signed P-256 signer named CN=cn, valid around now,
+// for the messages and CertReps the tests build.
+func testSigner(t *testing.T, now time.Time, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// signedMessage is a pkiMessage of attrs around a placeholder envelope,
+// signed by cert and key at now: what Parse reads its attributes from.
+func signedMessage(t *testing.T, cert *x509.Certificate, key *ecdsa.PrivateKey, now time.Time, attrs []cms.Attribute) []byte {
+	t.Helper()
+	msg, err := cms.Sign([]byte("envelope"), cert, key, attrs, cms.SignOptions{Digest: crypto.SHA256, SigningTime: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
 }
