@@ -35,6 +35,43 @@ type heldWebhook struct {
 	calls   atomic.Int32
 }
 
+// newHeldWebhookServer is a test server on db (nil: SQLite) whose "mdm"
+// profile checks challenges at a heldWebhook taking "mdm-secret".
+func newHeldWebhookServer(t *testing.T, db store.Store) (*testServer, *heldWebhook) {
+	t.Helper()
+	mdm := pki.DefaultProfile()
+	mdm.Name, mdm.ChallengeMode = "mdm", enroll.ChallengeWebhook
+	hook := &heldWebhook{secret: "mdm-secret", entered: make(chan struct{}, 4), release: make(chan struct{})}
+	ts := newTestServer(t, serverOptions{db: db, enroll: enroll.Config{
+		Profiles:       map[string]pki.Profile{"default": pki.DefaultProfile(), mdm.Name: mdm},
+		DefaultProfile: "default", Webhook: hook}})
+	return ts, hook
+}
+
+// postAnswer is what postInBackground's request got.
+type postAnswer struct {
+	status int
+	body   []byte
+	err    error
+}
+
+// postInBackground posts der as a PKIOperation to path on ts and sends
+// back what it got, for a copy to be sent while it runs.
+func postInBackground(ts *testServer, path string, der []byte) <-chan postAnswer {
+	got := make(chan postAnswer, 1)
+	go func() {
+		resp, err := http.Post(ts.URL+path+"?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(der))
+		if err != nil {
+			got <- postAnswer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		got <- postAnswer{resp.StatusCode, body, err}
+	}()
+	return got
+}
+
 func (w *heldWebhook) Verify(ctx context.Context, c enroll.ChallengeCheck) (bool, string, error) {
 	w.calls.Add(1)
 	w.entered <- struct{}{}
@@ -71,31 +108,11 @@ var testStores = map[string]func(t *testing.T) store.Store{
 func TestCopyOfARequestCheckingItsChallengeIsToldToRetry(t *testing.T) {
 	for name, open := range testStores {
 		t.Run(name, func(t *testing.T) {
-			mdm := pki.DefaultProfile()
-			mdm.Name, mdm.ChallengeMode = "mdm", enroll.ChallengeWebhook
-			hook := &heldWebhook{secret: "mdm-secret", entered: make(chan struct{}, 4), release: make(chan struct{})}
-			ts := newTestServer(t, serverOptions{db: open(t), enroll: enroll.Config{
-				Profiles:       map[string]pki.Profile{"default": pki.DefaultProfile(), mdm.Name: mdm},
-				DefaultProfile: "default", Webhook: hook}})
+			ts, hook := newHeldWebhookServer(t, open(t))
 			key := testKey(t, 1)
 			der, msg := ts.build(t, reqParams{key: key, challenge: hook.secret, path: "/scep/mdm"})
 
-			type answer struct {
-				status int
-				body   []byte
-				err    error
-			}
-			first := make(chan answer, 1)
-			go func() {
-				resp, err := http.Post(ts.URL+"/scep/mdm?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(der))
-				if err != nil {
-					first <- answer{err: err}
-					return
-				}
-				defer resp.Body.Close()
-				body, err := io.ReadAll(resp.Body)
-				first <- answer{resp.StatusCode, body, err}
-			}()
+			first := postInBackground(ts, "/scep/mdm", der)
 			<-hook.entered // the first copy checks its challenge
 
 			resp, body := ts.postTo(t, "/scep/mdm", der)

@@ -5,15 +5,12 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 
-	"github.com/scepter/scepter/internal/enroll"
-	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
 	"github.com/scepter/scepter/internal/scep/scepserver"
 	"github.com/scepter/scepter/internal/server"
@@ -144,30 +141,10 @@ func TestReplayOfARefusedRequestIsRefusedAtOnce(t *testing.T) {
 func TestCopyOfARequestRefusedWhileItWaitedIsRefusedAtOnce(t *testing.T) {
 	for name, open := range testStores {
 		t.Run(name, func(t *testing.T) {
-			mdm := pki.DefaultProfile()
-			mdm.Name, mdm.ChallengeMode = "mdm", enroll.ChallengeWebhook
-			hook := &heldWebhook{secret: "mdm-secret", entered: make(chan struct{}, 4), release: make(chan struct{})}
-			ts := newTestServer(t, serverOptions{db: open(t), enroll: enroll.Config{
-				Profiles:       map[string]pki.Profile{"default": pki.DefaultProfile(), mdm.Name: mdm},
-				DefaultProfile: "default", Webhook: hook}})
+			ts, hook := newHeldWebhookServer(t, open(t))
 			der, msg := ts.build(t, reqParams{key: testKey(t, 1), challenge: "not the secret", path: "/scep/mdm"})
 
-			type answer struct {
-				status int
-				body   []byte
-				err    error
-			}
-			first := make(chan answer, 1)
-			go func() {
-				resp, err := http.Post(ts.URL+"/scep/mdm?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(der))
-				if err != nil {
-					first <- answer{err: err}
-					return
-				}
-				defer resp.Body.Close()
-				body, err := io.ReadAll(resp.Body)
-				first <- answer{resp.StatusCode, body, err}
-			}()
+			first := postInBackground(ts, "/scep/mdm", der)
 			<-hook.entered // the first copy checks its challenge
 
 			resp, body := ts.postTo(t, "/scep/mdm", der)
