@@ -40,28 +40,40 @@ func TestEveryStoreCommandTakesStore(t *testing.T) {
 	for _, args := range storeCommands {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			for _, how := range []string{"flag", "env"} {
-				a := append([]string{}, args...)
-				a = append(a, "--data-dir", t.TempDir())
-				vars := map[string]string{}
-				if how == "flag" {
-					a = append(a, "--store", bad)
-				} else {
-					vars["SCEPTER_STORE"] = bad
-				}
-				e, out, errb := testEnv(vars)
-				err := run(context.Background(), e, a)
+				all, err := runWithStoreURL(t, args, how, bad)
 				if err == nil || !strings.Contains(err.Error(), "--store: want a postgres:// URL") {
 					t.Fatalf("%s: err = %v, want the --store usage error", how, err)
 				}
 				if exitCode(err) != 2 {
 					t.Errorf("%s: exit code %d, want 2", how, exitCode(err))
 				}
-				if all := err.Error() + out.String() + errb.String(); strings.Contains(all, "s3cr3t") {
+				if strings.Contains(all, "s3cr3t") {
 					t.Errorf("%s: the password shows: %s", how, all)
 				}
 			}
 		})
 	}
+}
+
+// runWithStoreURL runs the command args on a new data directory with url
+// given as --store (how "flag") or as SCEPTER_STORE ("env"), and returns
+// everything it printed, the error's text first, and the error.
+func runWithStoreURL(t *testing.T, args []string, how, url string) (string, error) {
+	t.Helper()
+	a := append(append([]string{}, args...), "--data-dir", t.TempDir())
+	vars := map[string]string{}
+	if how == "flag" {
+		a = append(a, "--store", url)
+	} else {
+		vars["SCEPTER_STORE"] = url
+	}
+	e, out, errb := testEnv(vars)
+	err := run(context.Background(), e, a)
+	var all string
+	if err != nil {
+		all = err.Error()
+	}
+	return all + out.String() + errb.String(), err
 }
 
 // A store that cannot be reached is a clear error, exit 1, with no

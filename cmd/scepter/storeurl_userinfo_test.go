@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
 )
@@ -19,22 +18,13 @@ func TestStoreURLRawAtRefused(t *testing.T) {
 	} {
 		for _, how := range []string{"flag", "env"} {
 			t.Run(args[0]+"/"+how, func(t *testing.T) {
-				a := append(append([]string{}, args...), "--data-dir", t.TempDir())
-				vars := map[string]string{}
-				if how == "flag" {
-					a = append(a, "--store", bad)
-				} else {
-					vars["SCEPTER_STORE"] = bad
-				}
-				e, out, errb := testEnv(vars)
-				err := run(context.Background(), e, a)
+				all, err := runWithStoreURL(t, args, how, bad)
 				if err == nil || !strings.Contains(err.Error(), "--store") || !strings.Contains(err.Error(), "%40") {
 					t.Fatalf("err = %v, want a --store error saying to write %%40", err)
 				}
 				if exitCode(err) != 2 {
 					t.Errorf("exit code %d, want 2: %v", exitCode(err), err)
 				}
-				all := err.Error() + out.String() + errb.String()
 				for _, part := range []string{"ss-secret", "Pa@ss"} {
 					if strings.Contains(all, part) {
 						t.Errorf("%q of the password shows: %s", part, all)
