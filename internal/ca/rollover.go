@@ -1074,15 +1074,6 @@ type ExportRootKeyOptions struct {
 	iterations int
 }
 
-// pbkdf2Iterations is the PBKDF2 count of a copy encrypted with
-// NewPassphrase.
-func (o ExportRootKeyOptions) pbkdf2Iterations() int {
-	if o.iterations == 0 {
-		return keys.PBKDF2Iterations
-	}
-	return o.iterations
-}
-
 // ExportRootKey copies the root key of the CA in dir to out, a new file
 // with mode 0600 (an existing out is refused), then reads out back and
 // checks it is the key of root.crt, and only then, with opts.Remove,
@@ -1109,7 +1100,7 @@ func ExportRootKey(dir, out string, opts ExportRootKeyOptions) (encrypted bool, 
 	var data []byte
 	readBack := opts.Passphrase
 	if opts.NewPassphrase != nil {
-		if data, err = keys.MarshalEncryptedKeyPEMIterations(rand.Reader, key, opts.NewPassphrase, opts.pbkdf2Iterations()); err != nil {
+		if data, err = keys.MarshalEncryptedKeyPEMIterations(rand.Reader, key, opts.NewPassphrase, opts.iterations); err != nil {
 			return false, fmt.Errorf("ca: encrypting the root key: %w", err)
 		}
 		readBack = opts.NewPassphrase

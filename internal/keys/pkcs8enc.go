@@ -153,15 +153,24 @@ func MarshalEncryptedKeyPEM(random io.Reader, key crypto.Signer, passphrase []by
 }
 
 // MarshalEncryptedKeyPEMIterations is MarshalEncryptedKeyPEM with the
-// PBKDF2 count given, from MinPBKDF2Iterations (the lowest that reads
-// back) to a bound on hostile files. Other packages' tests give
-// MinPBKDF2Iterations where the cost is not what they check; production
-// writes PBKDF2Iterations.
+// PBKDF2 count given (0: PBKDF2Iterations, as FileSource.Iterations), from
+// MinPBKDF2Iterations (the lowest that reads back) to a bound on hostile
+// files. Other packages' tests give MinPBKDF2Iterations where the cost is
+// not what they check; production writes PBKDF2Iterations.
 func MarshalEncryptedKeyPEMIterations(random io.Reader, key crypto.Signer, passphrase []byte, iterations int) ([]byte, error) {
+	iterations = iterationsOrDefault(iterations)
 	if err := checkIterations(iterations); err != nil {
 		return nil, err
 	}
 	return marshalEncryptedKeyPEM(random, key, passphrase, iterations)
+}
+
+// iterationsOrDefault is n, or PBKDF2Iterations for 0 (a count nobody set).
+func iterationsOrDefault(n int) int {
+	if n == 0 {
+		return PBKDF2Iterations
+	}
+	return n
 }
 
 // checkIterations refuses a PBKDF2 count that reading would refuse: a key

@@ -116,12 +116,7 @@ func (s *FileSource) Open(name string) (crypto.Signer, error) {
 }
 
 // pbkdf2Iterations is the PBKDF2 count of the keys Create encrypts.
-func (s *FileSource) pbkdf2Iterations() int {
-	if s.Iterations == 0 {
-		return PBKDF2Iterations
-	}
-	return s.Iterations
-}
+func (s *FileSource) pbkdf2Iterations() int { return iterationsOrDefault(s.Iterations) }
 
 func (s *FileSource) Create(name, keyType string) (crypto.Signer, error) {
 	path := s.Path(name)
