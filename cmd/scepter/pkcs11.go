@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/scepter/scepter/internal/keys"
 )
@@ -86,14 +87,32 @@ func (p *pkcs11Flags) open() (keys.Token, error) {
 	if errors.Is(err, keys.ErrNoPKCS11) {
 		return nil, err
 	}
-	if errors.Is(err, keys.ErrPINFile) {
-		// A PIN file missing or unsafe is a configuration error (exit 2),
-		// as a secret file of the other flags is; a PIN the token refuses,
-		// or a token that is away, stays a failure (exit 1).
-		return nil, usageError{"PKCS#11: " + err.Error()}
+	if errors.Is(err, keys.ErrPINFile) || errors.Is(err, keys.ErrPKCS11Module) {
+		// A PIN file missing or unsafe, or a module that is not there or
+		// not a PKCS#11 library, is a configuration error (exit 2), as a
+		// secret file of the other flags is; a PIN the token refuses, or a
+		// token that is away, stays a failure (exit 1).
+		return nil, usageError{tokenErrorText(err)}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("PKCS#11: %w", err)
+		return nil, tokenError{err}
 	}
 	return tok, nil
+}
+
+// tokenError shows a token's failure as tokenErrorText words it, and
+// unwraps to it (ErrWrongPIN, ErrTokenNotFound, pki.ErrUnavailable).
+type tokenError struct{ err error }
+
+func (e tokenError) Error() string { return tokenErrorText(e.err) }
+func (e tokenError) Unwrap() error { return e.err }
+
+// tokenErrorText is err's text as the user reads it: without the package
+// prefix, and saying PKCS#11 once.
+func tokenErrorText(err error) string {
+	text := strings.TrimPrefix(err.Error(), "keys: ")
+	if !strings.Contains(text, "PKCS#11") {
+		text = "PKCS#11: " + text
+	}
+	return text
 }

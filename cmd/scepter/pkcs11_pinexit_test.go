@@ -33,16 +33,17 @@ func TestPKCS11PINFileRefusalsExit2(t *testing.T) {
 		return path
 	}
 	tests := []struct {
-		name  string
-		token string // the token label given; hsm.Label when empty
-		file  func(t *testing.T, dir string) string
-		exit  int
-		want  string
+		name   string
+		token  string                                // the token label given; hsm.Label when empty
+		module func(t *testing.T, dir string) string // the module given; SoftHSM's when nil
+		file   func(t *testing.T, dir string) string
+		exit   int
+		want   string
 	}{
-		{"a PIN where the file belongs", "", func(*testing.T, string) string { return pin }, 2, "names no file scepter can read"},
-		{"a missing file", "", func(_ *testing.T, dir string) string { return filepath.Join(dir, "no-such-pin") }, 2, "no such file"},
-		{"mode 0640", "", func(t *testing.T, dir string) string { return pinFile(t, dir, 0o640, hsm.PIN+"\n") }, 2, "chmod 600"},
-		{"in a directory others may write", "", func(t *testing.T, dir string) string {
+		{"a PIN where the file belongs", "", nil, func(*testing.T, string) string { return pin }, 2, "names no file scepter can read"},
+		{"a missing file", "", nil, func(_ *testing.T, dir string) string { return filepath.Join(dir, "no-such-pin") }, 2, "no such file"},
+		{"mode 0640", "", nil, func(t *testing.T, dir string) string { return pinFile(t, dir, 0o640, hsm.PIN+"\n") }, 2, "chmod 600"},
+		{"in a directory others may write", "", nil, func(t *testing.T, dir string) string {
 			open := filepath.Join(dir, "open")
 			if err := os.Mkdir(open, 0o700); err != nil {
 				t.Fatal(err)
@@ -53,9 +54,18 @@ func TestPKCS11PINFileRefusalsExit2(t *testing.T) {
 			}
 			return p
 		}, 2, "chmod go-w"},
-		{"an empty first line", "", func(t *testing.T, dir string) string { return pinFile(t, dir, 0o600, "\n"+pin+"\n") }, 2, "first line is empty"},
-		{"a PIN the token refuses", "", func(t *testing.T, dir string) string { return pinFile(t, dir, 0o600, "99999999\n") }, 1, "wrong PKCS#11 PIN"},
-		{"a token that is not there", "no-such-token", func(t *testing.T, dir string) string { return pinFile(t, dir, 0o600, hsm.PIN+"\n") }, 1, "token not found"},
+		{"an empty first line", "", nil, func(t *testing.T, dir string) string { return pinFile(t, dir, 0o600, "\n"+pin+"\n") }, 2, "first line is empty"},
+		{"a PIN the token refuses", "", nil, func(t *testing.T, dir string) string { return pinFile(t, dir, 0o600, "99999999\n") }, 1, "wrong PKCS#11 PIN"},
+		{"a token that is not there", "no-such-token", nil, func(t *testing.T, dir string) string { return pinFile(t, dir, 0o600, hsm.PIN+"\n") }, 1, "token not found"},
+		{"a module that is not there", "", func(_ *testing.T, dir string) string { return filepath.Join(dir, "no-such-module.so") },
+			func(t *testing.T, dir string) string { return pinFile(t, dir, 0o600, hsm.PIN+"\n") }, 2, "no-such-module.so does not exist"},
+		{"a module that is no PKCS#11 library", "", func(t *testing.T, dir string) string {
+			path := filepath.Join(dir, "not-a-library.so")
+			if err := os.WriteFile(path, []byte("not an ELF file\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return path
+		}, func(t *testing.T, dir string) string { return pinFile(t, dir, 0o600, hsm.PIN+"\n") }, 2, "not-a-library.so is not a PKCS#11 library"},
 	}
 	for _, tt := range tests {
 		label := tt.token
@@ -65,9 +75,13 @@ func TestPKCS11PINFileRefusalsExit2(t *testing.T) {
 		for _, how := range []string{"pin-file", "uri"} {
 			t.Run(tt.name+"/"+how, func(t *testing.T) {
 				path := tt.file(t, t.TempDir())
-				flags := pkcs11Flags{module: hsm.Env.Module, token: label, pinFile: path}
+				module := hsm.Env.Module
+				if tt.module != nil {
+					module = tt.module(t, t.TempDir())
+				}
+				flags := pkcs11Flags{module: module, token: label, pinFile: path}
 				if how == "uri" {
-					flags = pkcs11Flags{uri: "pkcs11:token=" + label + "?module-path=" + hsm.Env.Module + "&pin-source=" + path}
+					flags = pkcs11Flags{uri: "pkcs11:token=" + label + "?module-path=" + module + "&pin-source=" + path}
 				}
 				tok, err := flags.open()
 				if err == nil {
@@ -79,6 +93,9 @@ func TestPKCS11PINFileRefusalsExit2(t *testing.T) {
 				}
 				if !strings.Contains(err.Error(), tt.want) {
 					t.Errorf("error does not say %q: %v", tt.want, err)
+				}
+				if !strings.Contains(err.Error(), "PKCS#11") || strings.HasPrefix(err.Error(), "PKCS#11: PKCS#11") || strings.Contains(err.Error(), "keys: ") {
+					t.Errorf("want the error to name PKCS#11, not to begin with it twice, and no package prefix: %v", err)
 				}
 				if strings.Contains(err.Error(), pin) || strings.Contains(err.Error(), hsm.PIN) {
 					t.Errorf("the PIN shows: %v", err)

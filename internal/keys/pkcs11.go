@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -128,13 +129,19 @@ func configure(cfg PKCS11Config) (*crypto11.Context, error) {
 // configureWithPIN is configure with the PIN already read.
 func configureWithPIN(cfg PKCS11Config, pin string) (*crypto11.Context, error) {
 	if _, err := os.Stat(cfg.Module); err != nil {
-		return nil, fmt.Errorf("keys: PKCS#11 module: %w", err)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("keys: %w: %s does not exist: give the path of the HSM's PKCS#11 library (SoftHSM2's is /usr/lib/softhsm/libsofthsm2.so)", ErrPKCS11Module, cfg.Module)
+		}
+		return nil, fmt.Errorf("keys: %w: %w", ErrPKCS11Module, err)
 	}
 	ctx, err := crypto11.Configure(&crypto11.Config{Path: cfg.Module, TokenLabel: cfg.TokenLabel, TokenSerial: cfg.TokenSerial,
 		SlotNumber: cfg.Slot, Pin: pin})
 	if err != nil {
 		var p11 pkcs11.Error
 		switch {
+		case strings.HasSuffix(err.Error(), "failed to open module"):
+			// crypto11's words when dlopen or C_GetFunctionList fails.
+			return nil, fmt.Errorf("keys: %w: %s is not a PKCS#11 library this process can load (the HSM vendor's module for this architecture; SoftHSM2's is /usr/lib/softhsm/libsofthsm2.so)", ErrPKCS11Module, cfg.Module)
 		case strings.Contains(err.Error(), "could not find PKCS#11 token"):
 			return nil, fmt.Errorf("keys: %w: no %s (softhsm2-util --show-slots or pkcs11-tool --list-slots shows the tokens)", ErrTokenNotFound, cfg.describe())
 		case errors.As(err, &p11) && (p11 == pkcs11.CKR_PIN_INCORRECT || p11 == pkcs11.CKR_PIN_INVALID || p11 == pkcs11.CKR_PIN_LEN_RANGE):

@@ -46,6 +46,10 @@ var ErrNoPKCS11 = errors.New("keys: this scepter was built without PKCS#11 suppo
 var (
 	ErrTokenNotFound = errors.New("PKCS#11 token not found")
 	ErrWrongPIN      = errors.New("wrong PKCS#11 PIN")
+	// ErrPKCS11Module marks a module path that names no file, or a file
+	// that is no PKCS#11 library: a configuration error, as a missing PIN
+	// file is.
+	ErrPKCS11Module = errors.New("PKCS#11 module cannot be loaded")
 )
 
 // ParsePKCS11URI reads a PKCS#11 URI (RFC 7512) naming the token and the
