@@ -43,16 +43,16 @@ func openExisting(ctx context.Context, url string, opts ...migrate.Option) (*Sto
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, pgError("postgres: open %s: %w", name, err)
+		return nil, pgError("%s: %w", openLabel(name), err)
 	}
 	var exists bool
 	err = conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists)
 	conn.Close(ctx)
 	if err != nil {
-		return nil, pgError("postgres: open %s: %w", name, err)
+		return nil, pgError("%s: %w", openLabel(name), err)
 	}
 	if !exists {
-		return nil, pgError("postgres: open %s: %w", name, ErrNotInitialized)
+		return nil, pgError("%s: %w", openLabel(name), ErrNotInitialized)
 	}
 	return open(ctx, url, opts...)
 }

@@ -201,24 +201,24 @@ func open(ctx context.Context, url string, opts ...migrate.Option) (*Store, erro
 	cfg.ShouldPing = pingSinceLost(connLost)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, pgError("postgres: open %s: %w", name, err)
+		return nil, pgError("%s: %w", openLabel(name), err)
 	}
 	s := &Store{pool: pool, name: name, listMode: customPlanMode(cfg.ConnConfig), lockTimeout: lockTimeout, connLost: connLost}
 	if err := s.sealAuditTrail(ctx); err != nil {
 		pool.Close()
-		return nil, pgError("postgres: open %s: %w", name, err)
+		return nil, pgError("%s: %w", openLabel(name), err)
 	}
 	if err := s.backfillCompromisedKeys(ctx); err != nil {
 		pool.Close()
-		return nil, pgError("postgres: open %s: %w", name, err)
+		return nil, pgError("%s: %w", openLabel(name), err)
 	}
 	if err := s.backfillKeyHashes(ctx); err != nil {
 		pool.Close()
-		return nil, pgError("postgres: open %s: %w", name, err)
+		return nil, pgError("%s: %w", openLabel(name), err)
 	}
 	if err := s.backfillCAGenerationKeys(ctx); err != nil {
 		pool.Close()
-		return nil, pgError("postgres: open %s: %w", name, err)
+		return nil, pgError("%s: %w", openLabel(name), err)
 	}
 	return s, nil
 }
@@ -237,7 +237,7 @@ func migrateUp(ctx context.Context, cc *pgx.ConnConfig, name string, opts []migr
 		return nil
 	}
 	if err := migrate.Apply(ctx, db, Migrations(), dialectReporting(migrate.LockWaitReport(opts), lockPoll), opts...); err != nil {
-		return pgError("postgres: open %s: %w", name, err)
+		return pgError("%s: %w", openLabel(name), err)
 	}
 	return nil
 }

@@ -95,6 +95,9 @@ func runURLCases(t *testing.T, cases []urlCase, refusedToo func(*testing.T, erro
 						t.Errorf("error shows %q of the password: %v", secret, err)
 					}
 				}
+				if strings.Contains(err.Error(), "postgres: open postgres: ") {
+					t.Errorf("error names the store twice: %v", err)
+				}
 				if got := errors.Is(err, ErrInvalidURL); got != tt.refused {
 					t.Fatalf("errors.Is(ErrInvalidURL) = %v, want %v: %v", got, tt.refused, err)
 				}
