@@ -19,11 +19,15 @@ func printable(s string) string {
 }
 
 // printableLines is printable for a message of several lines (an error
-// with a hint below it): each line is escaped, the line breaks stay.
+// with a hint below it, or a driver's list of addresses tried, each on a
+// line indented by a tab): each line is escaped, the line breaks and the
+// tabs that indent a line stay (a tab inside a line could still move a
+// value out of its column).
 func printableLines(s string) string {
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
-		lines[i] = printable(l)
+		rest := strings.TrimLeft(l, "\t")
+		lines[i] = l[:len(l)-len(rest)] + printable(rest)
 	}
 	return strings.Join(lines, "\n")
 }

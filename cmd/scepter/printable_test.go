@@ -41,8 +41,8 @@ func TestPrintable(t *testing.T) {
 }
 
 func TestPrintableLinesKeepsLineBreaks(t *testing.T) {
-	got := printableLines("first \x1b[2J\nsecond\u202e")
-	if want := "first \\x1b[2J\nsecond\\u202e"; got != want {
+	got := printableLines("first \x1b[2J\nsecond\u202e\n\t127.0.0.1:1:\trefused\r")
+	if want := "first \\x1b[2J\nsecond\\u202e\n\t127.0.0.1:1:\\trefused\\r"; got != want {
 		t.Errorf("printableLines = %q, want %q", got, want)
 	}
 }
