@@ -77,8 +77,8 @@ func mailBody(m Message) string {
 	c := &m.Certificate
 	var b strings.Builder
 	fmt.Fprintf(&b, "The certificate below expires in %s, at %s.\n", timeLeft(m.Time, c.NotAfter), c.NotAfter.UTC().Format(time.RFC3339))
-	b.WriteString("Renew it before then: a device renews with the certificate it has (SCEP RenewalReq,\n")
-	b.WriteString("EST simplereenroll, `scepter renew`), or enrolls again.\n\n")
+	b.WriteString("Renew it before then: a device renews with the certificate it has\n")
+	b.WriteString("(SCEP RenewalReq, EST simplereenroll, `scepter renew`), or enrolls again.\n\n")
 	row := func(k, v string) { fmt.Fprintf(&b, "%-12s %s\n", k+":", v) }
 	row("Subject", oneLine(c.Subject))
 	if len(c.SANs) > 0 {
