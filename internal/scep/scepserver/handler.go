@@ -556,9 +556,12 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 // resentAsIs says whether a message refused as a replay (nonceErr) is one
 // the service answers as a resend: a PKCSReq or RenewalReq, whose
 // certificate, once issued for its transaction and key, goes out again
-// encrypted to that key.
+// encrypted to that key; or a CertPoll, which issues nothing and is
+// answered from the store as the poll it copies was (a certificate issued
+// at once for the poller's key, or no request: a copy of a poll that was
+// refused is refused as a replay, see ReplayOfRefused).
 func resentAsIs(t scep.MessageType, nonceErr error) bool {
-	return (t == scep.PKCSReq || t == scep.RenewalReq) && pki.ErrorCode(nonceErr) == pki.EBadRequest
+	return (t == scep.PKCSReq || t == scep.RenewalReq || t == scep.CertPoll) && pki.ErrorCode(nonceErr) == pki.EBadRequest
 }
 
 // asksAboutHeldRequest tells whether a message refused as a replay (nonceErr)

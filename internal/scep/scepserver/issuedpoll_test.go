@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"maps"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,30 @@ func TestCertPollOfATransactionIssuedAtOnce(t *testing.T) {
 		if ev.SerialHex != issued.SerialNumber.Text(16) || ev.Actor != "scep:127.0.0.1" || ev.TransactionID != txID || !strings.Contains(ev.Detail, "CertPoll") {
 			t.Errorf("sent_again event %+v, want serial %x by scep:127.0.0.1 for %s, saying a CertPoll asked", ev, issued.SerialNumber, txID)
 		}
+	}
+
+	// A copy of a poll, byte for byte (a client that sent it again after a
+	// timeout, a balancer that retried), is answered as the poll is.
+	content, err := scep.MarshalIssuerAndSubject(ts.Authority.Issuer.Cert.RawSubject, signer.RawSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := base
+	again.msgType, again.content = scep.CertPoll, content
+	der, againMsg := ts.build(t, again)
+	counter.take()
+	for i := range 2 {
+		resp, body := ts.post(t, der)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("copy %d of a poll: HTTP %d: %s", i, resp.StatusCode, body)
+		}
+		got, _ := ts.issuedCert(t, ts.parseReply(t, body, againMsg), againMsg.SignerCert, key)
+		if got.SerialNumber.Cmp(issued.SerialNumber) != 0 {
+			t.Errorf("copy %d of a poll answered with serial %x, want %x", i, got.SerialNumber, issued.SerialNumber)
+		}
+	}
+	if got, want := counter.take(), map[string]int{enroll.ResultReanswered: 2}; !maps.Equal(got, want) {
+		t.Errorf("a poll and its copy counted %v, want %v", got, want)
 	}
 
 	sameAsUnknown := func(what string, rep *scep.PKIMessage) {
