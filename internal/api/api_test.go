@@ -6,10 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -319,23 +323,83 @@ func openAPIOps(t *testing.T, e *env) []string {
 	return out
 }
 
+// openAPIResponses maps "METHOD /path" of every documented operation to
+// its answers: status to the names of the headers documented with it.
+func openAPIResponses(t *testing.T, e *env) map[string]map[string][]string {
+	t.Helper()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]struct {
+				Headers map[string]json.RawMessage `json:"headers"`
+			} `json:"responses"`
+		} `json:"paths"`
+	}
+	e.do(t, "", "GET", "/api/v1/openapi.json", nil).json(t, &doc)
+	out := map[string]map[string][]string{}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			answers := map[string][]string{}
+			for status, r := range op.Responses {
+				answers[status] = slices.Sorted(maps.Keys(r.Headers))
+			}
+			out[strings.ToUpper(method)+" "+path] = answers
+		}
+	}
+	return out
+}
+
+// checkDocumented fails t unless op's description lists r's status, with
+// each of the headers named that r carries.
+func checkDocumented(t *testing.T, responses map[string]map[string][]string, op string, r reply, headers ...string) {
+	t.Helper()
+	documented, ok := responses[op][strconv.Itoa(r.status)]
+	if !ok {
+		t.Errorf("%s answers %d, which its OpenAPI description leaves out\n%s", op, r.status, r.body)
+		return
+	}
+	for _, h := range headers {
+		if r.header.Get(h) == "" {
+			t.Errorf("%s answers %d without %s", op, r.status, h)
+		}
+		if !slices.Contains(documented, h) {
+			t.Errorf("%s: its OpenAPI description of %d leaves out the %s header", op, r.status, h)
+		}
+	}
+}
+
 // The OpenAPI description and the real routes agree: every documented
 // operation is answered by a route (not the 404 catch-all), every route is
-// documented, and every schema reference resolves.
+// documented, every answer the server gives is among the operation's
+// documented responses (another method of its path: 405 with Allow), and
+// every schema reference resolves.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	e := newEnv(t)
+	responses := openAPIResponses(t, e)
 	documented := map[string]bool{}
+	methodsOf := map[string][]string{} // path: its documented methods
 	for _, op := range openAPIOps(t, e) {
 		documented[op] = true
 		method, path, _ := strings.Cut(op, " ")
+		methodsOf[path] = append(methodsOf[path], method)
 		concrete := strings.NewReplacer("{serial}", "ab12", "{id}", "x", "{name}", "x").Replace(path)
 		r := e.do(t, pki.RoleAdmin, method, concrete, nil)
+		checkDocumented(t, responses, op, r)
 		if r.status == http.StatusNotFound || r.status == http.StatusMethodNotAllowed {
 			var eb struct{ Error string }
 			json.Unmarshal(r.body, &eb)
 			if strings.HasPrefix(eb.Error, "no such API route") || r.status == http.StatusMethodNotAllowed {
 				t.Errorf("documented %s is not a route: %d %s", op, r.status, r.body)
 			}
+		}
+	}
+	for path, methods := range methodsOf {
+		concrete := strings.NewReplacer("{serial}", "ab12", "{id}", "x", "{name}", "x").Replace(path)
+		r := e.do(t, pki.RoleAdmin, "PATCH", concrete, nil) // no route takes PATCH
+		if r.status != http.StatusMethodNotAllowed {
+			t.Errorf("PATCH %s: %d, want 405\n%s", path, r.status, r.body)
+		}
+		for _, method := range methods {
+			checkDocumented(t, responses, method+" "+path, r, "Allow")
 		}
 	}
 	for pattern := range e.h.Routes() {
@@ -359,6 +423,26 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		if _, ok := doc.Components.Schemas[name]; !ok {
 			t.Errorf("$ref to undefined schema %s", name)
 		}
+	}
+}
+
+// A store that cannot write is answered 503 with Retry-After, and the
+// description says so of every operation: any of them may find the store
+// out of reach.
+func TestOpenAPIDocumentsUnavailableStore(t *testing.T) {
+	e := newEnv(t)
+	responses := openAPIResponses(t, e)
+	db := filepath.Join(e.Dir, "scepter.db")
+	if err := os.Rename(db, db+".away"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Rename(db+".away", db) })
+	r := e.do(t, pki.RoleOperator, "POST", "/api/v1/challenges", `{"ttl":"1h"}`)
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("a challenge with the database file gone: %d, want 503\n%s", r.status, r.body)
+	}
+	for op := range responses {
+		checkDocumented(t, responses, op, r, "Retry-After")
 	}
 }
 

@@ -98,10 +98,20 @@ func (h *Handler) OpenAPI() map[string]any {
 			success["content"] = map[string]any{"application/json": map[string]any{"schema": ref(rt.reply)}}
 		}
 		responses := map[string]any{itoa(status): success}
-		for _, code := range []int{400, 401, 403, 404, 409, 413, 422, 429} {
-			responses[itoa(code)] = map[string]any{"description": http.StatusText(code),
-				"content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
+		for _, code := range []int{400, 401, 403, 404, 409, 413, 422} {
+			responses[itoa(code)] = errorResponse(http.StatusText(code), nil)
 		}
+		responses["429"] = errorResponse("Too Many Requests: too many from this address",
+			map[string]any{"Retry-After": header("seconds to wait before trying again")})
+		// OpenAPI has no answers per path: the 405 of another method of
+		// this path is listed with each of its operations.
+		responses["405"] = errorResponse("Method Not Allowed: a method this path does not take; Allow names those it does",
+			map[string]any{"Allow": header("the methods this path takes, such as GET, POST")})
+		// Any call can find the store unavailable (out of reach, locked,
+		// read-only, its disk full; the error says which) or the server
+		// busy.
+		responses["503"] = errorResponse("Service Unavailable: the store cannot be read or written now (the error says why), or the server is busy",
+			map[string]any{"Retry-After": header("seconds to wait before trying again")})
 		op["responses"] = responses
 		if paths[Prefix+rt.path] == nil {
 			paths[Prefix+rt.path] = map[string]any{}
@@ -130,6 +140,21 @@ func operationID(rt route) string {
 		id += strings.ToUpper(w[:1]) + w[1:]
 	}
 	return id
+}
+
+// errorResponse describes an error answer, with the headers it carries
+// (nil for none).
+func errorResponse(description string, headers map[string]any) map[string]any {
+	r := map[string]any{"description": description,
+		"content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
+	if headers != nil {
+		r["headers"] = headers
+	}
+	return r
+}
+
+func header(description string) map[string]any {
+	return map[string]any{"description": description, "required": true, "schema": map[string]any{"type": "string"}}
 }
 
 func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
