@@ -75,6 +75,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"admin", "token", "new", "--name", "ci", "--role", "admin", "--ttl", "0d"}, "say 0 for a token that never expires"},
 		{[]string{"admin", "token", "new", "--name", "ci", "--role", "admin", "--ttl", "0s"}, "say 0 for a token that never expires"},
 		{[]string{"admin", "token", "new", "--name", "ci", "--role", "admin", "--ttl", "forever"}, "want a duration such as 90d"},
+		{[]string{"admin", "token", "new", "--name", "ci", "--role", "admin", "--ttl", "3661d"}, `token lifetime "3661d" is out of range`},
 		{[]string{"requests", "reject", "abc", "--reason", "bad\r\nX-Evil: 1"}, "--reason: the reason holds the character U+000D"},
 		{[]string{"requests", "reject", "abc", "--reason", "dev\u202egnp"}, "--reason: the reason holds the character U+202E"},
 		{[]string{"challenge", "new", "--subject", ""}, "--subject is empty"},

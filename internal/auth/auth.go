@@ -177,9 +177,8 @@ func hashSecret(secret string) []byte {
 // or "0" for no expiry, else a Go duration ("720h") or whole days ("90d").
 // Any other zero ("0s", "0d": a script's "${DAYS}d" with DAYS=0) is
 // refused rather than read as no expiry, so that a token that never
-// expires is only ever asked for as such. NewToken checks the range; a
-// lifetime too long to represent, or a negative number of days, is
-// refused here with the same words.
+// expires is only ever asked for as such. A lifetime out of NewToken's
+// range is refused here with NewToken's words, quoting s.
 func ParseTokenTTL(s string) (time.Duration, error) {
 	if s == "" || s == "0" {
 		return 0, nil
@@ -205,6 +204,11 @@ func ParseTokenTTL(s string) (time.Duration, error) {
 	}
 	if d == 0 {
 		return 0, pki.Errorf(pki.EBadRequest, "token lifetime %q is zero: say 0 for a token that never expires, or give a lifetime such as 90d", s)
+	}
+	if d < minTokenTTL || d > maxTokenTTL {
+		// Here, not only in NewToken, so that the error quotes the
+		// lifetime as the caller wrote it ("3661d", not "87864h0m0s").
+		return 0, tokenTTLRangeError(s)
 	}
 	return d, nil
 }

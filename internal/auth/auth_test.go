@@ -379,10 +379,14 @@ func TestParseTokenTTL(t *testing.T) {
 		{"0h0m", 0, zero},
 		{"-0s", 0, zero},
 		{"00d", 0, zero},
-		{"-5h", -5 * time.Hour, ""},          // NewToken refuses the range
-		{"3661d", 3661 * 24 * time.Hour, ""}, // NewToken refuses the range
-		// Well formed but beyond any lifetime: the error names the range,
-		// not the form.
+		// Well formed but out of range: the error names the range, not
+		// the form, and quotes the lifetime as written, not as Go prints
+		// a duration ("87864h0m0s").
+		{"-5h", 0, `"-5h" is out of range`},
+		{"-1h", 0, `"-1h" is out of range`},
+		{"59s", 0, `"59s" is out of range`},
+		{"3661d", 0, `"3661d" is out of range`},
+		{"87841h", 0, `"87841h" is out of range`},
 		{"-1d", 0, badRange},
 		{"99999d", 0, badRange},
 		{"100000d", 0, badRange},
