@@ -26,3 +26,22 @@ func TestTokenLifetimeRefusalQuotesTheInput(t *testing.T) {
 		}
 	}
 }
+
+// A token's or a console user's name takes ASCII letters only, and the
+// refusal says so, as the EST user's does.
+func TestNameRuleSaysASCIILetters(t *testing.T) {
+	e := newEnv(t)
+	const want = "use 1 to 64 ASCII letters (a-z, A-Z), digits and . _ @ -"
+	for _, tc := range []struct {
+		what, path string
+		body       map[string]string
+	}{
+		{"token", "/api/v1/tokens", map[string]string{"name": "ünï", "role": "auditor"}},
+		{"user", "/api/v1/users", map[string]string{"name": "ünï", "role": "auditor", "password": "correct horse battery staple"}},
+	} {
+		r := e.do(t, pki.RoleAdmin, "POST", tc.path, tc.body)
+		if r.status != http.StatusUnprocessableEntity || !strings.Contains(errorOf(t, r), want) {
+			t.Errorf("%s named ünï: %d %q, want 422 saying %q", tc.what, r.status, errorOf(t, r), want)
+		}
+	}
+}
