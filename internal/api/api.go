@@ -224,6 +224,9 @@ func (c *call) decode(v any) error {
 		// and the checks for UTF-8 after decoding would never see it.
 		return badInput{"the body is not valid UTF-8"}
 	}
+	if err := checkJSONText(c.body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(c.body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

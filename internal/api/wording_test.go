@@ -45,3 +45,38 @@ func TestNameRuleSaysASCIILetters(t *testing.T) {
 		}
 	}
 }
+
+// Valid JSON that encoding/json would read otherwise than it was meant is
+// refused for what it is: nested deeper than any request (not "malformed
+// JSON at byte N"), or a string with a lone UTF-16 surrogate escape,
+// which would be read as U+FFFD and bind a challenge to a subject never
+// sent. A pair of escapes, and a backslash followed by "u", are text.
+func TestBodyJSONReadAsSent(t *testing.T) {
+	e := newEnv(t)
+	deep := func(n int) string {
+		return `{"ttl":"1h","dns":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`
+	}
+	const nested = "the JSON nests deeper than 32 levels"
+	for _, tc := range []struct {
+		name, body string
+		want       int
+		reason     string // a part of the error; "" for none
+	}{
+		{"30,000 deep", deep(30000), 400, nested},
+		{"33 deep", deep(32), 400, nested},
+		{"32 deep", deep(31), 400, `field "dns": want`},
+		{"a lone high surrogate", `{"ttl":"1h","subject":"CN=\ud800"}`, 400, `field "subject": the escape \ud800 is half of a UTF-16 surrogate pair`},
+		{"a lone low surrogate", `{"ttl":"1h","subject":"CN=\uDC00x"}`, 400, `field "subject": the escape \uDC00`},
+		{"a high surrogate before a letter", `{"ttl":"1h","subject":"CN=\ud800\u0041"}`, 400, `the escape \ud800`},
+		{"two high surrogates", `{"ttl":"1h","subject":"CN=\ud83d\ud83d\ude00"}`, 400, `the escape \ud83d`},
+		{"in a list", `{"ttl":"1h","dns":["a.example","b\udfff.example"]}`, 400, `field "dns": the escape \udfff`},
+		{"in a field name", `{"ttl":"1h","\ud800":"x"}`, 400, `a field name: the escape \ud800`},
+		{"a pair", `{"ttl":"1h","subject":"CN=\ud83d\ude00"}`, 201, ""},
+		{"an escaped backslash before u", `{"ttl":"1h","dns":["a\\ud800.example"]}`, 422, "a\\\\ud800.example"},
+	} {
+		r := e.do(t, pki.RoleOperator, "POST", "/api/v1/challenges", tc.body)
+		if r.status != tc.want || tc.reason != "" && !strings.Contains(errorOf(t, r), tc.reason) {
+			t.Errorf("%s: %d %q, want %d saying %q", tc.name, r.status, errorOf(t, r), tc.want, tc.reason)
+		}
+	}
+}
