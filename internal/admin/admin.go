@@ -279,10 +279,18 @@ func (s *Service) Reject(ctx context.Context, id, reason, by string) error {
 	if err != nil {
 		return err
 	}
+	if r.Status != pki.RequestPending {
+		// Named as an approval names it: the caller learns what became of it.
+		return pki.Errorf(pki.EConflict, "request %s is %s, not pending", id, r.Status)
+	}
 	ev := pki.AuditEvent{Time: now, Type: pki.EventRequestRejected, Actor: by, Profile: r.Profile, Subject: r.Subject,
 		TransactionID: r.TransactionID, Outcome: "success", Reason: reason, Detail: "request " + id}
 	err = s.store.RejectRequest(ctx, id, reason, by, now, ev)
 	if errors.Is(err, store.ErrConflict) {
+		// Decided since it was read, by another approver or node.
+		if cur, rerr := s.store.Request(ctx, id); rerr == nil && cur.Status != pki.RequestPending {
+			return pki.Errorf(pki.EConflict, "request %s is %s, not pending", id, cur.Status)
+		}
 		return pki.Errorf(pki.EConflict, "request %s is not pending", id)
 	}
 	return err
