@@ -526,6 +526,11 @@ func TestBadInputIs4xx(t *testing.T) {
 		malformed = "malformed query string"
 	)
 	long := strings.Repeat("a", 300)
+	// An issuer prefix that names no CA of the certificate's serial.
+	wrongIssuer := "00ff"
+	if strings.HasPrefix(e.record(c).IssuerID, wrongIssuer) {
+		wrongIssuer = "ff00"
+	}
 	for _, tc := range []struct {
 		path   string
 		want   int
@@ -554,7 +559,7 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/certificates?issuer=xyz", 422, "want a CA"},
 		{"/ui/certificates/zz-not-hex", 422, "is not a positive hexadecimal number"},
 		{"/ui/certificates/abcdef0123", 404, "no certificate with serial abcdef0123"},
-		{certPath(c) + "?issuer=not-hex", 422, "want (a prefix of) a CA"}, {certPath(c) + "?issuer=00ff", 404, "no certificate with serial"},
+		{certPath(c) + "?issuer=not-hex", 422, "want (a prefix of) a CA"}, {certPath(c) + "?issuer=" + wrongIssuer, 404, `from an issuer whose ID starts with "` + wrongIssuer + `"; that serial is known from issuer ` + e.record(c).IssuerID[:16]},
 		{"/ui/certificates/" + strings.Repeat("a", 200), 422, "a serial has at most 64 hexadecimal digits"},
 		{"/ui/requests?status=bogus", 422, "want pending, issued, rejected or all"},
 		{"/ui/requests?profile=" + long, 422, "the profile name is longer than 128 characters"},

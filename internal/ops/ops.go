@@ -219,7 +219,22 @@ func (o *Ops) find(ctx context.Context, serial, issuerID string) (*pki.Certifica
 	}
 	switch len(match) {
 	case 0:
-		return nil, pki.Errorf(pki.ENotFound, "no certificate with serial %s", sn)
+		if len(recs) == 0 {
+			return nil, pki.Errorf(pki.ENotFound, "no certificate with serial %s", sn)
+		}
+		// The serial is known, the issuer is what matched nothing: say
+		// so, or the caller is told the certificate does not exist.
+		var ids []string
+		for _, r := range recs {
+			// 16 hex digits pick an issuer as well as 64, and stay readable.
+			ids = append(ids, r.IssuerID[:min(16, len(r.IssuerID))])
+		}
+		from, give := "issuer "+ids[0], "that ID"
+		if len(ids) > 1 {
+			from, give = "issuers "+strings.Join(ids, ", "), "one of those IDs"
+		}
+		return nil, pki.Errorf(pki.ENotFound, "no certificate with serial %s from an issuer whose ID starts with %q; that serial is known from %s: give %s (or a prefix of it) as issuer, or leave issuer out",
+			sn, strings.ToLower(issuerID), from, give)
 	case 1:
 		return &match[0], nil
 	}
