@@ -105,6 +105,12 @@ func (f inventoryForm) query() (ops.CertQuery, error) {
 		// A date "until" includes that day.
 		q.IssuedBefore = q.IssuedBefore.Add(24 * time.Hour)
 	}
+	if !q.IssuedAfter.IsZero() && !q.IssuedBefore.IsZero() && !q.IssuedAfter.Before(q.IssuedBefore) {
+		// ops would refuse it too, but in the API's parameter names,
+		// which this form does not show.
+		return q, refusef("Issued from (%s) must be before Issued until (%s): give an earlier Issued from or a later Issued until",
+			clip(strings.TrimSpace(f.IssuedFrom)), clip(strings.TrimSpace(f.IssuedTo)))
+	}
 	if q.Limit, err = parseLimit(f.Limit, defaultPage, ops.MaxPage); err != nil {
 		return q, err
 	}

@@ -548,7 +548,9 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/certificates?issued_from=1969-12-31", 422, yearRange}, {"/ui/certificates?issued_to=0001-01-01", 422, yearRange},
 		{"/ui/certificates?issued_to=10000-01-01", 422, yearRange},
 		{"/ui/certificates?issued_from=1970-01-01T00:00:00%2B01:00", 422, yearRange},
-		{"/ui/certificates?issued_from=2031-05-01&issued_to=2031-04-01", 422, "issued_after must be before issued_before"},
+		// In the form's words, not the API's parameters (r71 D4).
+		{"/ui/certificates?issued_from=2031-05-01&issued_to=2031-04-01", 422, "Issued from (2031-05-01) must be before Issued until (2031-04-01)"},
+		{"/ui/certificates?issued_from=2031-04-01T12:00&issued_to=2031-04-01T12:00", 422, "Issued from (2031-04-01T12:00) must be before Issued until (2031-04-01T12:00)"},
 		{"/ui/certificates?cursor=%21%21not-a-cursor", 422, "cursor"}, {"/ui/certificates?cursor=ZTox", 422, "cursor"},
 		{"/ui/certificates?cursor=" + strings.Repeat("A", 600), 422, cursorLen},
 		{"/ui/certificates?sort=upwards", 422, "want newest or expiring"},
