@@ -1,6 +1,7 @@
 package console
 
 import (
+	"crypto/x509"
 	"encoding/pem"
 	"net/http"
 	"net/url"
@@ -212,6 +213,51 @@ type certPage struct {
 	CanRevoke, CanUnhold bool
 	// Reason is the reason chosen (shown again with an error).
 	Reason string
+	// Own says which of the server's own certificates this is ("" for
+	// one of a device): the confirmation says what revoking it does.
+	Own ownRole
+}
+
+// ownRole is one of the server's own certificates.
+type ownRole string
+
+const (
+	ownSCEPRA    ownRole = "scep-ra"
+	ownResponder ownRole = "ocsp-responder"
+	ownHTTPS     ownRole = "https"
+	ownOther     ownRole = "other"
+)
+
+// ownRoleOf says which of the server's own certificates rec is, or "".
+// The inventory marks them with protocol internal, which is what the
+// admin service goes by when it refuses to hold one; which one it is, the
+// certificate's extended key usage says (the RA's has none).
+func ownRoleOf(rec pki.Certificate, c *x509.Certificate) ownRole {
+	if rec.Protocol != pki.ProtocolInternal {
+		return ""
+	}
+	for _, u := range c.ExtKeyUsage {
+		switch u {
+		case x509.ExtKeyUsageOCSPSigning:
+			return ownResponder
+		case x509.ExtKeyUsageServerAuth:
+			return ownHTTPS
+		}
+	}
+	if len(c.ExtKeyUsage) == 0 && c.KeyUsage&x509.KeyUsageKeyEncipherment != 0 {
+		// It decrypts the requests encrypted to it.
+		return ownSCEPRA
+	}
+	return ownOther
+}
+
+// ownHoldRefusal is the admin service's refusal of a hold on one of the
+// server's own certificates (admin.Service.Revoke), given at the first
+// step already rather than after a confirmation; the same text, as
+// TestOwnCertificateHold checks.
+func ownHoldRefusal(rec pki.Certificate) error {
+	return refusef("certificate %s is one of the server's own (profile %s): it cannot be put on hold, for the server destroys the key of one revoked and replaces it; revoke it with another reason (superseded, keyCompromise, …)",
+		rec.SerialHex, rec.Profile)
 }
 
 func issuerParam(s string) (string, error) {
@@ -245,8 +291,13 @@ func (h *Handler) loadCert(r *http.Request, rq *req, issuer string) (*certPage, 
 	raisable := revoked && !hold && d.Record.RevokeReason != admin.ReasonKeyCompromise
 	pg.CanRevoke = d.Record.Status == pki.StatusValid || hold || raisable
 	pg.CanUnhold = hold
+	pg.Own = ownRoleOf(d.Record, d.Cert)
 	for _, n := range admin.ReasonNames() {
 		if hold && n == "certificateHold" || raisable && n != "keyCompromise" {
+			continue
+		}
+		if pg.Own != "" && n == "certificateHold" {
+			// Refused for the server's own (ownHoldRefusal): not offered.
 			continue
 		}
 		pg.Reasons = append(pg.Reasons, n)
@@ -378,6 +429,11 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		// The API's reason (aACompromise, say, is for attribute
 		// certificates).
 		return again(err)
+	}
+	if pg.Own != "" && name == "certificateHold" && rec.Status != pki.StatusRevoked {
+		// Not offered, but a form post can still send it: refused now,
+		// as the API refuses it, not after a confirmation.
+		return again(ownHoldRefusal(rec))
 	}
 	if !contains(pg.Reasons, name) && rec.Status == pki.StatusRevoked && code == rec.RevokeReason {
 		return alreadyWith(name)
