@@ -313,10 +313,7 @@ func (h *Handler) certificate(w http.ResponseWriter, r *http.Request, rq *req) e
 		return err
 	}
 	v := h.newView(rq, "Certificate "+pg.Info.SubjectCN, "certificates", pg)
-	v.Message = doneMessages[r.URL.Query().Get("done")]
-	if n, err := strconv.Atoi(r.URL.Query().Get("also")); err == nil && n > 0 && r.URL.Query().Get("done") == "revoked" {
-		v.Message = alsoRevokedMessage(n)
-	}
+	v.Message = h.takeFlash(w, r, rq)
 	h.render(w, http.StatusOK, "cert", v)
 	return nil
 }
@@ -341,28 +338,6 @@ func (h *Handler) certificatePEM(w http.ResponseWriter, r *http.Request, rq *req
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(b)
 	return nil
-}
-
-// doneMessages are the confirmations a redirect after a change names
-// (?done=), fixed texts: nothing of the request is echoed.
-var doneMessages = map[string]string{
-	"revoked":  "The certificate is revoked. The CRL and OCSP answers follow.",
-	"unheld":   "The hold is lifted: the certificate is valid again.",
-	"approved": "The request is approved and its certificate issued: the device collects it at its next poll.",
-	"rejected": "The request is rejected; the device is told so at its next poll.",
-	"deleted":  "The challenge is deleted.",
-}
-
-// alsoRevokedMessage confirms a revocation for keyCompromise that took n
-// other certificates of the same key along (a count the redirect carries:
-// the page says nothing it did not compute).
-func alsoRevokedMessage(n int) string {
-	others := "1 other certificate"
-	if n > 1 {
-		others = strconv.Itoa(n) + " other certificates"
-	}
-	return "The certificate is revoked, and with it " + others +
-		" of the same key, for keyCompromise (see the audit log). The CRL and OCSP answers follow."
 }
 
 // revoke is the revocation form's target. Without confirm=yes it shows the
@@ -455,11 +430,11 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 	if err != nil {
 		return again(err)
 	}
-	done := pg.URL + "&done=revoked"
-	if n := len(res.AlsoRevoked); n > 0 {
-		done += "&also=" + strconv.Itoa(n)
+	done := "revoked"
+	if name == "certificateHold" {
+		done = "held"
 	}
-	http.Redirect(w, r, done, http.StatusSeeOther)
+	h.redirectWithFlash(w, r, rq, pg.URL, done, len(res.AlsoRevoked))
 	return nil
 }
 
@@ -487,6 +462,6 @@ func (h *Handler) unhold(w http.ResponseWriter, r *http.Request, rq *req) error 
 		h.render(w, statusFor(err), "cert", v)
 		return nil
 	}
-	http.Redirect(w, r, pg.URL+"&done=unheld", http.StatusSeeOther)
+	h.redirectWithFlash(w, r, rq, pg.URL, "unheld", 0)
 	return nil
 }

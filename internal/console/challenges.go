@@ -81,7 +81,7 @@ func (h *Handler) challenges(w http.ResponseWriter, r *http.Request, rq *req) er
 		return err
 	}
 	v := h.newView(rq, "Challenges", "challenges", pg)
-	v.Message = doneMessages[r.URL.Query().Get("done")]
+	v.Message = h.takeFlash(w, r, rq)
 	h.render(w, http.StatusOK, "challenges", v)
 	return nil
 }
@@ -159,6 +159,6 @@ func (h *Handler) deleteChallenge(w http.ResponseWriter, r *http.Request, rq *re
 		h.render(w, statusFor(err), "challenges", v)
 		return nil
 	}
-	http.Redirect(w, r, Prefix+"challenges?done=deleted", http.StatusSeeOther)
+	h.redirectWithFlash(w, r, rq, Prefix+"challenges", "deleted", 0)
 	return nil
 }

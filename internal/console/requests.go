@@ -78,7 +78,7 @@ func (h *Handler) requests(w http.ResponseWriter, r *http.Request, rq *req) erro
 		return err
 	}
 	v := h.newView(rq, "Pending approvals", "requests", pg)
-	v.Message = doneMessages[q.Get("done")]
+	v.Message = h.takeFlash(w, r, rq)
 	h.render(w, http.StatusOK, "requests", v)
 	return nil
 }
@@ -121,7 +121,7 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request, rq *req) error
 	if _, err := h.ops.Approve(r.Context(), rq.p, id); err != nil {
 		return h.requestAgain(w, r, rq, err, "", "")
 	}
-	http.Redirect(w, r, Prefix+"requests?done=approved", http.StatusSeeOther)
+	h.redirectWithFlash(w, r, rq, Prefix+"requests", "approved", 0)
 	return nil
 }
 
@@ -138,7 +138,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rq *req) error 
 	if err := h.ops.Reject(r.Context(), rq.p, id, reason); err != nil {
 		return h.requestAgain(w, r, rq, err, id, reason)
 	}
-	http.Redirect(w, r, Prefix+"requests?done=rejected", http.StatusSeeOther)
+	h.redirectWithFlash(w, r, rq, Prefix+"requests", "rejected", 0)
 	return nil
 }
 

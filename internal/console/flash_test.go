@@ -1,0 +1,112 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/console"
+)
+
+// A success banner is shown only after the action, once, in the session
+// that did it, on the page the action led to: a link's ?done=…&also=…
+// shows none (r71 D2).
+func TestFlashOnlyAfterTheAction(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	ctx := context.Background()
+	b := e.as("operator")
+	c := e.issue("flash-cert")
+	rec := e.record(c)
+	certPage := certPath(c) + "?issuer=" + rec.IssuerID
+
+	// Crafted links: no banner on any page, whatever they say.
+	for _, page := range []string{certPage, "/ui/requests", "/ui/challenges", "/ui/"} {
+		for _, done := range []string{"revoked&also=40", "revoked", "held", "unheld", "approved", "rejected", "deleted"} {
+			link := page + "?done=" + done
+			if page == certPage {
+				link = page + "&done=" + done
+			}
+			res := b.get(link)
+			expectStatus(t, link, res, http.StatusOK)
+			expectNotBody(t, link, res, `id="flash"`)
+		}
+	}
+
+	// Real actions: the banner once, then no more.
+	once := func(what, page string, res response, want string) {
+		t.Helper()
+		expectStatus(t, what, res, http.StatusSeeOther)
+		if loc := res.Header.Get("Location"); loc != page {
+			t.Errorf("%s: Location %q, want %q", what, loc, page)
+		}
+		expectBody(t, what+": the page it leads to", b.get(page), `id="flash"`, want)
+		expectNotBody(t, what+": the page again", b.get(page), `id="flash"`)
+	}
+	h := e.issue("flash-hold")
+	hrec := e.record(h)
+	holdPage := certPath(h) + "?issuer=" + hrec.IssuerID
+	once("hold", holdPage, b.post(certPath(h)+"/revoke", url.Values{"issuer": {hrec.IssuerID}, "reason": {"certificateHold"}, "confirm": {"yes"}}),
+		"The certificate is on hold")
+	once("unhold", holdPage, b.post(certPath(h)+"/unhold", url.Values{"issuer": {hrec.IssuerID}}), "The hold is lifted")
+	once("revoke", certPage, b.post(certPath(c)+"/revoke", url.Values{"issuer": {rec.IssuerID}, "reason": {"superseded"}, "confirm": {"yes"}}),
+		"The certificate is revoked.")
+	id := e.hold("flash-approve")
+	once("approve", "/ui/requests", b.post("/ui/requests/"+id+"/approve", nil), "The request is approved")
+	id = e.hold("flash-reject")
+	once("reject", "/ui/requests", b.post("/ui/requests/"+id+"/reject", url.Values{"reason": {"not ours"}}), "The request is rejected")
+	_, ch, err := e.ops.NewChallenge(ctx, auth.CLI("test"), admin.ChallengeSpec{TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	once("delete a challenge", "/ui/challenges", b.post("/ui/challenges/"+ch.ID+"/delete", nil), "The challenge is deleted")
+
+	// A flash is good for its page, its session and a short while only.
+	n := 0
+	flashOf := func() string {
+		t.Helper()
+		n++
+		d := e.issue("flash-" + strconv.Itoa(n))
+		drec := e.record(d)
+		res := b.post(certPath(d)+"/revoke", url.Values{"issuer": {drec.IssuerID}, "reason": {"superseded"}, "confirm": {"yes"}})
+		expectStatus(t, "revoke", res, http.StatusSeeOther)
+		for _, ck := range res.Cookies() {
+			if ck.MaxAge > 0 && strings.Contains(ck.Name, "flash") {
+				return res.Header.Get("Location")
+			}
+		}
+		t.Fatalf("the revocation set no flash cookie: %v", res.Header)
+		return ""
+	}
+	other := e.as("admin")
+	for _, tc := range []struct {
+		name string
+		show func(loc string) response
+	}{
+		{"another page", func(string) response { return b.get(certPage) }},
+		{"another session", func(loc string) response {
+			for n, ck := range b.cookies {
+				if n != console.SessionCookie {
+					other.cookies[n] = ck
+				}
+			}
+			return other.get(loc)
+		}},
+		{"too late", func(loc string) response {
+			e.pki.Clock.Advance(3 * time.Minute)
+			return b.get(loc)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			loc := flashOf()
+			res := tc.show(loc)
+			expectStatus(t, tc.name, res, http.StatusOK)
+			expectNotBody(t, tc.name, res, `id="flash"`)
+		})
+	}
+}
