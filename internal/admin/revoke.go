@@ -129,8 +129,7 @@ func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason in
 		// certificates (SCEP RA, OCSP responder, HTTPS) revoked for any
 		// reason as gone: it destroys the key and replaces them, and an
 		// unhold would then call valid a certificate whose key is no more.
-		return Revocation{}, pki.Errorf(pki.EBadRequest, "certificate %s is one of the server's own (profile %s): it cannot be put on hold, for the server destroys the key of one revoked and replaces it; revoke it with another reason (superseded, keyCompromise, …)",
-			c.SerialHex, c.Profile)
+		return Revocation{}, OwnHoldRefusal(*c)
 	}
 	now := s.clock.Now()
 	// The store sets the detail when a hold becomes permanent or a reason
@@ -249,4 +248,12 @@ func (s *Service) findCertificate(ctx context.Context, serial, issuerID string) 
 		ids[i] = c.IssuerID[:16]
 	}
 	return nil, pki.Errorf(pki.EConflict, "serial %s was issued by %d CAs (%s); name one with --issuer", sn, len(match), strings.Join(ids, ", "))
+}
+
+// OwnHoldRefusal is the refusal of a hold on c, one of the server's own
+// certificates (SCEP RA, OCSP responder, HTTPS): Revoke's, which the
+// console gives at its first step already.
+func OwnHoldRefusal(c pki.Certificate) error {
+	return pki.Errorf(pki.EBadRequest, "certificate %s is one of the server's own (profile %s): it cannot be put on hold, for the server destroys the key of one revoked and replaces it; revoke it with another reason (superseded, keyCompromise, …)",
+		c.SerialHex, c.Profile)
 }

@@ -251,15 +251,6 @@ func ownRoleOf(rec pki.Certificate, c *x509.Certificate) ownRole {
 	return ownOther
 }
 
-// ownHoldRefusal is the admin service's refusal of a hold on one of the
-// server's own certificates (admin.Service.Revoke), given at the first
-// step already rather than after a confirmation; the same text, as
-// TestOwnCertificateHold checks.
-func ownHoldRefusal(rec pki.Certificate) error {
-	return refusef("certificate %s is one of the server's own (profile %s): it cannot be put on hold, for the server destroys the key of one revoked and replaces it; revoke it with another reason (superseded, keyCompromise, …)",
-		rec.SerialHex, rec.Profile)
-}
-
 func issuerParam(s string) (string, error) {
 	if s != "" && !hexRE.MatchString(s) {
 		return "", refusef("issuer %q: want (a prefix of) a CA's ID in hex", clip(s))
@@ -297,7 +288,7 @@ func (h *Handler) loadCert(r *http.Request, rq *req, issuer string) (*certPage, 
 			continue
 		}
 		if pg.Own != "" && n == "certificateHold" {
-			// Refused for the server's own (ownHoldRefusal): not offered.
+			// Refused for the server's own (admin.OwnHoldRefusal): not offered.
 			continue
 		}
 		pg.Reasons = append(pg.Reasons, n)
@@ -408,7 +399,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 	if pg.Own != "" && name == "certificateHold" && rec.Status != pki.StatusRevoked {
 		// Not offered, but a form post can still send it: refused now,
 		// as the API refuses it, not after a confirmation.
-		return again(ownHoldRefusal(rec))
+		return again(admin.OwnHoldRefusal(rec))
 	}
 	if !contains(pg.Reasons, name) && rec.Status == pki.StatusRevoked && code == rec.RevokeReason {
 		return alreadyWith(name)
