@@ -10,10 +10,10 @@ import (
 )
 
 // backfillKeyHashes hashes the keys of the certificates recorded before
-// schema version 21 wrote key_hash, sqlstore.KeyHashBatch at a time, each
-// batch a transaction of its own that records how far it got: the writer
-// is free between batches, and a backfill cut short goes on from there at
-// the next open. Once done, an open costs one read.
+// schema version 21 wrote key_hash, sqlstore.KeyHashBatch (s.tun) at a
+// time, each batch a transaction of its own that records how far it got:
+// the writer is free between batches, and a backfill cut short goes on
+// from there at the next open. Once done, an open costs one read.
 func (s *Store) backfillKeyHashes(ctx context.Context) error {
 	var pending bool
 	if err := s.w.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM certificates_key_hash_backfill)`).Scan(&pending); err != nil {
@@ -22,7 +22,7 @@ func (s *Store) backfillKeyHashes(ctx context.Context) error {
 	for pending {
 		err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 			var err error
-			pending, err = backfillKeyHashBatch(ctx, tx)
+			pending, err = backfillKeyHashBatch(ctx, tx, s.tun.keyHashBatch)
 			return err
 		})
 		if err != nil {
@@ -32,9 +32,9 @@ func (s *Store) backfillKeyHashes(ctx context.Context) error {
 	return nil
 }
 
-// backfillKeyHashBatch hashes the next batch inside tx and reports
-// whether more remain.
-func backfillKeyHashBatch(ctx context.Context, tx *wtx) (bool, error) {
+// backfillKeyHashBatch hashes the next batch of size certificates inside
+// tx and reports whether more remain.
+func backfillKeyHashBatch(ctx context.Context, tx *wtx, size int) (bool, error) {
 	var after, upto int64
 	err := tx.QueryRowContext(ctx, `SELECT done_upto, upto FROM certificates_key_hash_backfill`).Scan(&after, &upto)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -51,7 +51,7 @@ func backfillKeyHashBatch(ctx context.Context, tx *wtx) (bool, error) {
 		var r row
 		err := sc.Scan(&r.id, &r.der)
 		return r, err
-	}, `SELECT id, der FROM certificates WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`, after, upto, sqlstore.KeyHashBatch)
+	}, `SELECT id, der FROM certificates WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`, after, upto, size)
 	if err != nil {
 		return false, err
 	}
@@ -61,7 +61,7 @@ func backfillKeyHashBatch(ctx context.Context, tx *wtx) (bool, error) {
 			return false, err
 		}
 	}
-	if len(rows) < sqlstore.KeyHashBatch {
+	if len(rows) < size {
 		_, err = tx.ExecContext(ctx, `DELETE FROM certificates_key_hash_backfill`)
 		return false, err
 	}

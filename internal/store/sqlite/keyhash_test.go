@@ -37,6 +37,26 @@ func migrationsBefore(t *testing.T, version string) fstest.MapFS {
 	return old
 }
 
+// testKeyHashBatch is the backfill's batch in the tests: the same code as
+// production's sqlstore.KeyHashBatch (2000) runs over a few dozen rows
+// instead of thousands, each UPDATE some 2 ms of CPU under the race
+// detector. TestKeyHashBatchDefault checks that Open uses the constant.
+const testKeyHashBatch = 10
+
+// openKeyHashBatch opens path as Open does, with batches of
+// testKeyHashBatch certificates.
+func openKeyHashBatch(ctx context.Context, path string) (*Store, error) {
+	tun := defaultTuning()
+	tun.keyHashBatch = testKeyHashBatch
+	return open(ctx, path, tun)
+}
+
+func TestKeyHashBatchDefault(t *testing.T) {
+	if got := defaultTuning().keyHashBatch; got != sqlstore.KeyHashBatch {
+		t.Errorf("Open backfills %d key hashes per transaction, want sqlstore.KeyHashBatch (%d)", got, sqlstore.KeyHashBatch)
+	}
+}
+
 // TestKeyHashBackfill opens a database of schema version 20, whose
 // certificates have no key_hash, more than two batches of them: Open
 // hashes every one (a DER without a key stays NULL), so that a revocation
@@ -53,13 +73,13 @@ func TestKeyHashBackfill(t *testing.T) {
 	}
 	derA, keyA := testKeyCert(t)
 	derB, keyB := testKeyCert(t)
-	n := 2*sqlstore.KeyHashBatch + 3
+	n := 2*testKeyHashBatch + 3
 	insertOld(t, db, n, derA, derB)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	s, err := Open(ctx, path)
+	s, err := openKeyHashBatch(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +121,7 @@ func TestKeyHashBackfillResumes(t *testing.T) {
 	}
 	derA, keyA := testKeyCert(t)
 	derB, keyB := testKeyCert(t)
-	n := sqlstore.KeyHashBatch + 10
+	n := testKeyHashBatch + 10
 	insertOld(t, db, n, derA, derB)
 	if _, err := migrate.Up(ctx, db, migrationsBefore(t, "0022"), dialect()); err != nil {
 		t.Fatal(err)
@@ -118,7 +138,7 @@ func TestKeyHashBackfillResumes(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(ctx, path)
+	s, err := openKeyHashBatch(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}

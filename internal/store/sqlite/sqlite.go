@@ -31,6 +31,7 @@ import (
 
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/migrate"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -53,6 +54,7 @@ type Store struct {
 	reads  sync.Map             // query → *sql.Stmt on r, prepared on first use (see readRow)
 	ck     *checkpointer        // copies the WAL back in the background (see checkpoint.go)
 	search *searchIndexer       // fills the search index in the background (see search.go)
+	tun    tuning               // sizes Open was given (defaultTuning but in tests)
 
 	probe     *sql.DB       // one connection for CanWrite's write probe (see ping.go)
 	probeWait time.Duration // how long the probe waits for the write lock
@@ -73,6 +75,21 @@ var _ store.Store = (*Store)(nil)
 // database written by a newer scepter is refused with an error wrapping
 // migrate.ErrDatabaseTooNew.
 func Open(ctx context.Context, path string, opts ...migrate.Option) (*Store, error) {
+	return open(ctx, path, defaultTuning(), opts...)
+}
+
+// tuning is what Open sizes by a constant. Tests set smaller values to
+// exercise the same code on fewer rows or bytes; Open uses defaultTuning.
+type tuning struct {
+	keyHashBatch int // certificates per transaction of the key_hash backfill
+}
+
+func defaultTuning() tuning {
+	return tuning{keyHashBatch: sqlstore.KeyHashBatch}
+}
+
+// open is Open with tun in place of defaultTuning.
+func open(ctx context.Context, path string, tun tuning, opts ...migrate.Option) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -88,7 +105,7 @@ func Open(ctx context.Context, path string, opts ...migrate.Option) (*Store, err
 	if _, err := registeredWALVFS(); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	s := &Store{path: abs, file: file}
+	s := &Store{path: abs, file: file, tun: tun}
 	s.w, err = sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
