@@ -2,10 +2,14 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,17 +232,7 @@ func TestQueryPlans(t *testing.T) {
 
 	// Statistics change the planner's choices; the plans must stay good
 	// after ANALYZE (which PRAGMA optimize may run) on a skewed inventory.
-	t.Run("analyzed", func(t *testing.T) {
-		fill(t, s, 3000)
-		fillRequests(t, s, 3000)
-		if _, err := s.w.Exec(`ANALYZE`); err != nil {
-			t.Fatal(err)
-		}
-		// The reader connections cache the schema without the new stats.
-		s.r.SetMaxIdleConns(0)
-		s.r.SetMaxIdleConns(4)
-		run(t, s)
-	})
+	t.Run("analyzed", func(t *testing.T) { run(t, openAnalyzed(t)) })
 }
 
 // requestFilters returns every combination of the RequestFilter fields,
@@ -253,20 +247,105 @@ func requestFilters() []store.RequestFilter {
 	return out
 }
 
-// fillRequests inserts n enrollment requests shaped like a real backlog:
-// most decided long ago and kept for their retention, a few pending, most
-// of one profile, some transaction IDs repeated after a rejection.
-func fillRequests(t testing.TB, s *Store, n int) {
+// analyzedInventory is the bytes of a database holding what the plan
+// tests analyse: fill's 3000 certificates, fillRequests' 3000 requests and
+// 3000 notifications (one in ten pending), after ANALYZE. Made once per
+// test binary: building it is some 5 s of CPU under the race detector,
+// and TestQueryPlans and TestNotificationQueryPlans each open a copy of
+// it (openAnalyzed) instead of building their own.
+var analyzedInventory = sync.OnceValues(func() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "sqlite-test-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "scepter.db")
+	b, err := migratedDB()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if err := fillAnalyzed(s, 3000); err != nil {
+		return nil, fmt.Errorf("analyzed inventory: %w", err)
+	}
+	if err := s.Close(); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
+		return nil, fmt.Errorf("%s-wal left with %d bytes after Close", path, fi.Size())
+	}
+	return os.ReadFile(path)
+})
+
+// fillAnalyzed fills s as analyzedInventory describes, n of each.
+func fillAnalyzed(s *Store, n int) error {
+	ctx := context.Background()
+	if err := insertCertificates(ctx, s.w, n); err != nil {
+		return err
+	}
+	if err := insertRequests(ctx, s.w, n); err != nil {
+		return err
+	}
+	var ns []store.Notification
+	for i := range n {
+		ns = append(ns, store.Notification{NotificationKey: store.NotificationKey{IssuerID: "issuer",
+			SerialHex: fmt.Sprintf("%x", i+0x100000), Threshold: 30 * 24 * time.Hour, Channel: "smtp"},
+			Status: store.NotificationPending, CreatedAt: t0, NextAttemptAt: t0})
+	}
+	if _, err := s.RecordNotifications(ctx, ns); err != nil {
+		return err
+	}
+	if _, err := s.w.Exec(`UPDATE notifications SET status = 'sent' WHERE serial_hex NOT LIKE '%0'`); err != nil {
+		return err
+	}
+	_, err := s.w.Exec(`ANALYZE`)
+	return err
+}
+
+// openAnalyzed opens a copy of analyzedInventory, closed when the test
+// ends.
+func openAnalyzed(t testing.TB) *Store {
 	t.Helper()
-	tx, err := s.w.Begin()
+	b, err := analyzedInventory()
 	if err != nil {
 		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "scepter.db")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openAt(t, path)
+	// The copy's readers plan with the statistics ANALYZE gathered: what
+	// the "analyzed" plan tests are about.
+	for _, table := range []string{"certificates", "enrollment_requests", "notifications"} {
+		var rows int
+		if err := s.r.QueryRow(`SELECT max(CAST(stat AS INTEGER)) FROM sqlite_stat1 WHERE tbl = ?`, table).Scan(&rows); err != nil || rows != 3000 {
+			t.Fatalf("sqlite_stat1 of %s: %d rows, %v; want 3000", table, rows, err)
+		}
+	}
+	return s
+}
+
+// insertRequests inserts n enrollment requests shaped like a real backlog:
+// most decided long ago and kept for their retention, a few pending, most
+// of one profile, some transaction IDs repeated after a rejection.
+func insertRequests(ctx context.Context, db *sql.DB, n int) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
 	}
 	defer tx.Rollback()
 	stmt, err := tx.Prepare(`INSERT INTO enrollment_requests (id, transaction_id, profile, protocol, status,
 		subject_dn, csr, created_at, expires_at) VALUES (?, ?, ?, 'scep', ?, ?, x'30', ?, ?)`)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for i := range n {
 		status, profile := "issued", "default"
@@ -282,30 +361,34 @@ func fillRequests(t testing.TB, s *Store, n int) {
 		created := t0.Add(time.Duration(i) * time.Minute)
 		if _, err := stmt.Exec(fmt.Sprintf("req-%d", i), fmt.Sprintf("tx-%d", i/2), profile, status,
 			fmt.Sprintf("CN=device-%d", i), sqlstore.Micros(created), sqlstore.Micros(created.Add(30*24*time.Hour))); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	return tx.Commit()
+}
+
+// fill inserts n certificates in one transaction (insertCertificates).
+func fill(t testing.TB, s *Store, n int) {
+	t.Helper()
+	if err := insertCertificates(context.Background(), s.w, n); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// fill inserts n certificates in one transaction, shaped like a real
-// inventory: one issuer, most of them valid and of one profile, NotAfter
-// spread over two years.
-func fill(t testing.TB, s *Store, n int) {
-	t.Helper()
-	ctx := context.Background()
-	tx, err := s.w.BeginTx(ctx, nil)
+// insertCertificates inserts n certificates in one transaction, shaped
+// like a real inventory: one issuer, most of them valid and of one
+// profile, NotAfter spread over two years.
+func insertCertificates(ctx context.Context, db *sql.DB, n int) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer tx.Rollback()
 	stmt, err := tx.Prepare(`INSERT INTO certificates (issuer_id, serial_hex, issuer_dn, subject_dn, sans,
 		not_before, not_after, status, profile, protocol, source, transaction_id, key_type, created_at, der, renewed_from)
 		VALUES ('issuer', ?, 'CN=CA', ?, '["a.example"]', ?, ?, ?, ?, 'scep', 'issued', ?, 'p256', ?, ?, ?)`)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	der := make([]byte, 700)
 	for i := range n {
@@ -324,12 +407,10 @@ func fill(t testing.TB, s *Store, n int) {
 		}
 		if _, err := stmt.Exec(sn, "CN=device-"+sn, sqlstore.Micros(notAfter.Add(-365*24*time.Hour)), sqlstore.Micros(notAfter),
 			status, profile, "tx-"+sn, sqlstore.Micros(t0), der, renewedFrom); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	return tx.Commit()
 }
 
 // BenchmarkRecordIssuance is storetest's, shared with the PostgreSQL store,
