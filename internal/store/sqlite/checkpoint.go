@@ -59,7 +59,7 @@ func (s *Store) startCheckpointer(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, checkpointBackstop)); err != nil {
 		return fmt.Errorf("wal_autocheckpoint: %w", err)
 	}
-	if _, err := s.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA journal_size_limit = %d`, walSizeLimit)); err != nil {
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA journal_size_limit = %d`, s.tun.walSizeLimit)); err != nil {
 		return fmt.Errorf("journal_size_limit: %w", err)
 	}
 	db, err := openOwnConn(ctx, s.path)

@@ -81,11 +81,12 @@ func Open(ctx context.Context, path string, opts ...migrate.Option) (*Store, err
 // tuning is what Open sizes by a constant. Tests set smaller values to
 // exercise the same code on fewer rows or bytes; Open uses defaultTuning.
 type tuning struct {
-	keyHashBatch int // certificates per transaction of the key_hash backfill
+	keyHashBatch int   // certificates per transaction of the key_hash backfill
+	walSizeLimit int64 // journal_size_limit, bytes
 }
 
 func defaultTuning() tuning {
-	return tuning{keyHashBatch: sqlstore.KeyHashBatch}
+	return tuning{keyHashBatch: sqlstore.KeyHashBatch, walSizeLimit: walSizeLimit}
 }
 
 // open is Open with tun in place of defaultTuning.
