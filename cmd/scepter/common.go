@@ -267,8 +267,17 @@ func openStore(ctx context.Context, storeURL, dataDir string, existing bool) (st
 }
 
 // openServerStore opens the store as 'scepter serve' does: created when
-// missing and migrated, saying so in the log when it was.
-func openServerStore(ctx context.Context, storeURL, dataDir string, log *slog.Logger) (store.Store, error) {
+// missing and migrated, saying so in the log when it was. newSQLite (nil
+// but in tests: env.newSQLite) writes a missing SQLite database first.
+func openServerStore(ctx context.Context, storeURL, dataDir string, log *slog.Logger, newSQLite func(path string) error) (store.Store, error) {
+	if storeURL == "" && newSQLite != nil {
+		path := filepath.Join(dataDir, "scepter.db")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			if err := newSQLite(path); err != nil {
+				return nil, fmt.Errorf("create %s: %w", path, err)
+			}
+		}
+	}
 	return openStoreReporting(ctx, storeURL, dataDir, false, func(from, to int) {
 		log.Info("store migrated", "from_schema", from, "to_schema", to)
 	}, migrate.OnLockWait(func(holder string, waited time.Duration) {

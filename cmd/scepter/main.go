@@ -34,6 +34,11 @@ type env struct {
 	// keys.Generate): tests hand out keys made beforehand, as RSA key
 	// generation was nearly half of their CPU.
 	generateKey func(keyType string) (crypto.Signer, error)
+	// newSQLite, when set, writes a new, migrated SQLite database at path
+	// for serve when the data directory has none (nil: sqlite.Open creates
+	// and migrates it): tests copy one migrated once per test binary, as
+	// migrating a new database on every start was a tenth of their CPU.
+	newSQLite func(path string) error
 }
 
 // emptyVarsUnset makes a variable set to the empty string count as unset,

@@ -12,6 +12,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/scepter/scepter/internal/store/migrate"
+	"github.com/scepter/scepter/internal/store/sqlite"
+	"github.com/scepter/scepter/internal/store/sqlite/sqlitetest"
 )
 
 // syncBuffer is a bytes.Buffer for writers in other goroutines.
@@ -75,7 +79,7 @@ func serveInProcessKeys(t *testing.T, generateKey func(string) (crypto.Signer, e
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &inProcessServe{out: &syncBuffer{}, errb: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	e := env{stdout: s.out, stderr: s.errb, lookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
-		generateKey: generateKey}
+		generateKey: generateKey, newSQLite: migratedSQLite(t)}
 	go func() { s.done <- run(ctx, e, append([]string{"serve"}, args...)) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(s.out.String(), "Data directory:") {
@@ -93,6 +97,70 @@ func serveInProcessKeys(t *testing.T, generateKey func(string) (crypto.Signer, e
 	}
 	t.Cleanup(func() { s.stop() })
 	return s
+}
+
+// migratedSQLite is an env.newSQLite that writes a copy of a database
+// migrated once per test binary (sqlitetest): serve opens it as the one it
+// would have made, the same schema and rows, without applying every
+// migration on each start. TestServeMigratesANewSQLiteDatabase starts
+// serve without it.
+func migratedSQLite(t *testing.T) func(path string) error {
+	t.Helper()
+	template := filepath.Join(t.TempDir(), "migrated.db")
+	sqlitetest.Create(t, template)
+	b, err := os.ReadFile(template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(path string) error {
+		// O_EXCL: serve found no database there, and none is overwritten.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+}
+
+// serve's own first start on SQLite, without env.newSQLite (as in
+// production): it creates the database, applies every migration from
+// version 0 and says so in the log; the database it leaves is the one the
+// other serve tests start on (migratedSQLite), at this binary's version.
+func TestServeMigratesANewSQLiteDatabase(t *testing.T) {
+	want, err := migrate.Latest(sqlite.Migrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	s := &inProcessServe{out: &syncBuffer{}, errb: &syncBuffer{}, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	e := env{stdout: s.out, stderr: s.errb, lookupEnv: func(string) (string, bool) { return "", false }, generateKey: testKeys.Generate}
+	go func() {
+		s.done <- run(ctx, e, []string{"serve", "--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", dataDir})
+	}()
+	for !strings.Contains(s.out.String(), "Data directory:") {
+		select {
+		case err := <-s.done:
+			t.Fatalf("serve stopped: %v\n%s", err, s.errb.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("serve: %v\n%s", err, s.errb.String())
+	}
+	if logLine := fmt.Sprintf("msg=\"store migrated\" from_schema=0 to_schema=%d", want); !strings.Contains(s.errb.String(), logLine) {
+		t.Errorf("serve's log does not say %s:\n%s", logLine, s.errb.String())
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dataDir, "scepter.db"), migrate.WithoutMigrating())
+	if err != nil {
+		t.Fatalf("the database serve made is not at version %d: %v", want, err)
+	}
+	st.Close()
 }
 
 // stop ends a running serve and returns what it returned (once).

@@ -282,7 +282,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := refuseLostSQLite(f.store.url, f.dataDir); err != nil {
 		return err
 	}
-	db, err := openServerStore(ctx, f.store.url, f.dataDir, log)
+	db, err := openServerStore(ctx, f.store.url, f.dataDir, log, e.newSQLite)
 	if err != nil {
 		return err
 	}
