@@ -61,7 +61,7 @@ func TestCAExpiryWarnings(t *testing.T) {
 	if w := caExpiryWarnings(c, dir2, soon2, false); len(w) != 1 || !strings.Contains(w[0], "issuing CA certificate") {
 		t.Errorf("10 days before its end, no rollover: %q", w)
 	}
-	if _, _, err := ca.Rollover(dir2, ca.RolloverOptions{SwitchAt: soon2.Add(24 * time.Hour)}, pkitest.NewClock(soon2)); err != nil {
+	if _, _, err := ca.Rollover(dir2, ca.RolloverOptions{SwitchAt: soon2.Add(24 * time.Hour), GenerateKey: testKeys.Generate}, pkitest.NewClock(soon2)); err != nil {
 		t.Fatal(err)
 	}
 	b, _, err := ca.LoadOrCreate(dir2, ca.InitOptions{GenerateKey: testKeys.Generate, RAMode: ca.RAModeCA, KeyType: "rsa2048"}, pkitest.NewClock(soon2))
@@ -105,7 +105,7 @@ func TestRAExpiryWarningWithTheIssuingCAEndingToo(t *testing.T) {
 	if !strings.Contains(w, "SCEP RA certificate") || !strings.Contains(w, "a new one would end with the issuing CA") || strings.Contains(w, "remove ") {
 		t.Errorf("RA and CA ending together: %q, want the RA warning to point to a rollover", w)
 	}
-	if _, _, err := ca.Rollover(dir, ca.RolloverOptions{SwitchAt: late.Add(24 * time.Hour)}, lateClock); err != nil {
+	if _, _, err := ca.Rollover(dir, ca.RolloverOptions{SwitchAt: late.Add(24 * time.Hour), GenerateKey: testKeys.Generate}, lateClock); err != nil {
 		t.Fatal(err)
 	}
 	c, _, err := ca.LoadOrCreate(dir, ca.InitOptions{GenerateKey: testKeys.Generate}, lateClock)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -43,7 +44,7 @@ func cmdCARenewRA(ctx context.Context, e env, args []string) error {
 	defer done()
 	host, _ := os.Hostname()
 	clock := pki.SystemClock{}
-	old, renewed, err := renewRA(ctx, st, sf.dataDir, ca.RenewRAOptions{Validity: time.Duration(raValidity), Token: token}, clock, host+" "+cliActor(), nil)
+	old, renewed, err := renewRA(ctx, st, sf.dataDir, ca.RenewRAOptions{Validity: time.Duration(raValidity), Token: token, GenerateKey: e.generateKey}, clock, host+" "+cliActor(), nil)
 	switch {
 	case errors.Is(err, ca.ErrNoCA):
 		return sf.noCA(err)
@@ -118,7 +119,8 @@ func renewRA(ctx context.Context, st store.Store, dataDir string, opts ca.RenewR
 // running server reloads the CA at once, so that GetCACert serves the new
 // RA, and records it. A failure is logged; the expiry warning that
 // follows says what to do, and the next day's check tries again.
-func autoRenewRA(ctx context.Context, st store.Store, authority *ca.Authority, svc *enroll.Service, dataDir string, token keys.Token, clock pki.Clock, actor string, log *slog.Logger) {
+// generateKey makes the new RA key (nil: keys.Generate; env.generateKey).
+func autoRenewRA(ctx context.Context, st store.Store, authority *ca.Authority, svc *enroll.Service, dataDir string, token keys.Token, generateKey func(keyType string) (crypto.Signer, error), clock pki.Clock, actor string, log *slog.Logger) {
 	_, ra := authority.Active(clock.Now())
 	log.Info("the SCEP RA certificate ends soon; renewing it", "serial", ra.Cert.SerialNumber.Text(16), "not_after", ra.Cert.NotAfter.UTC().Format(time.RFC3339))
 	record := func(ctx context.Context) error {
@@ -127,7 +129,7 @@ func autoRenewRA(ctx context.Context, st store.Store, authority *ca.Authority, s
 		}
 		return svc.RecordRACertificates(ctx)
 	}
-	old, renewed, err := renewRA(ctx, st, dataDir, ca.RenewRAOptions{Token: token}, clock, actor, record)
+	old, renewed, err := renewRA(ctx, st, dataDir, ca.RenewRAOptions{Token: token, GenerateKey: generateKey}, clock, actor, record)
 	if err != nil {
 		log.Error("renewing the SCEP RA certificate", "err", err)
 		return

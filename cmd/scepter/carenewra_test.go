@@ -174,7 +174,7 @@ func TestRenewedRAKeepsDecryptingUntilTheOldExpires(t *testing.T) {
 	if !raRenewalDue(p.Authority, p.Clock.Now(), false) {
 		t.Fatal("the RA is not due for renewal 20 days before its end")
 	}
-	autoRenewRA(ctx, p.Store, p.Authority, p.Service, p.Dir, nil, p.Clock, "system:node-a", p.Log)
+	autoRenewRA(ctx, p.Store, p.Authority, p.Service, p.Dir, nil, testKeys.Generate, p.Clock, "system:node-a", p.Log)
 	cur := p.Service.ActiveRA()
 	if cur.Cert.Equal(old.Cert) || pki.SamePublicKey(cur.Cert.PublicKey, old.Cert.PublicKey) {
 		t.Fatal("the RA was not renewed")
@@ -240,7 +240,7 @@ func TestRevokedRetiredRAKeyIsDestroyed(t *testing.T) {
 	oldCerts := n.enroll(t, "before")
 	old := p.Service.ActiveRA()
 	p.Clock.Set(old.Cert.NotAfter.Add(-20 * raTestDay))
-	autoRenewRA(ctx, p.Store, p.Authority, p.Service, p.Dir, nil, p.Clock, "system:node-a", p.Log)
+	autoRenewRA(ctx, p.Store, p.Authority, p.Service, p.Dir, nil, testKeys.Generate, p.Clock, "system:node-a", p.Log)
 	cur := p.Service.ActiveRA()
 	if retired := p.Authority.RetiredRAs(); len(retired) != 1 || !retired[0].Cert.Equal(old.Cert) {
 		t.Fatalf("retired RAs %v, want the old one", retired)
@@ -312,7 +312,7 @@ func TestImportLeavesOutDestroyedRetiredRA(t *testing.T) {
 	n := newRANode(t, p, p.Dir, p.Authority, p.Service, "node-a")
 	old := p.Service.ActiveRA()
 	p.Clock.Set(old.Cert.NotAfter.Add(-20 * raTestDay))
-	autoRenewRA(ctx, p.Store, p.Authority, p.Service, p.Dir, nil, p.Clock, "system:node-a", p.Log)
+	autoRenewRA(ctx, p.Store, p.Authority, p.Service, p.Dir, nil, testKeys.Generate, p.Clock, "system:node-a", p.Log)
 	retiredRel := "ca/" + ca.RetiredRADir + "/" + old.Cert.SerialNumber.Text(16)
 	retiredDir := filepath.Join(p.Dir, filepath.FromSlash(retiredRel))
 	export := func() *ca.KeyExport {
@@ -396,7 +396,7 @@ func testRevokedPreviousRAKeyIsDestroyed(t *testing.T, rootRevoked, raRevoked bo
 	}
 	oldIssuerID := issuerIDOf(old.Chain[1])
 	switchAt := p.Clock.Now().Add(raTestDay)
-	if _, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: switchAt}, p.Clock); err != nil {
+	if _, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: switchAt, GenerateKey: testKeys.Generate}, p.Clock); err != nil {
 		t.Fatal(err)
 	}
 	p.Clock.Set(switchAt.Add(time.Hour))

@@ -97,3 +97,31 @@ func TestCARolloverMakesKeysWithItsGenerator(t *testing.T) {
 		}
 	}
 }
+
+// ca renew-ra makes the new RA's key with env.generateKey
+// (ca.RenewRAOptions.GenerateKey), as serve's own renewal does
+// (autoRenewRA): the tests that renew an RA draw its key from the pool, and
+// the key file written is the one it made.
+func TestCARenewRAMakesItsKeyWithItsGenerator(t *testing.T) {
+	dir, _ := caDataDir(t, ca.InitOptions{KeyType: keys.RSA2048})
+	var made []crypto.Signer
+	e, _, errb := testEnv(nil)
+	e.generateKey = func(keyType string) (crypto.Signer, error) {
+		k, err := testKeys.Generate(keyType)
+		made = append(made, k)
+		return k, err
+	}
+	if err := run(context.Background(), e, []string{"ca", "renew-ra", "--validity", "26280h", "--data-dir", dir}); err != nil {
+		t.Fatalf("ca renew-ra: %v\n%s", err, errb.String())
+	}
+	if len(made) != 1 {
+		t.Fatalf("the generator made %d keys, want 1 (the new RA's)", len(made))
+	}
+	k, err := keys.LoadKeyFile(filepath.Join(dir, "ca", "ra.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pki.SamePublicKey(k.Public(), made[0].Public()) {
+		t.Error("ca/ra.key is not the key the generator made")
+	}
+}

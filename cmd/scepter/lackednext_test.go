@@ -113,7 +113,7 @@ func TestLackedNextCAIsInESTCACerts(t *testing.T) {
 	}
 	before := cacerts(p.Service, syncA)
 
-	next, _, err := cashare.Rollover(ctx, p.Store, p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(100 * time.Second)}, p.Clock, "node-a")
+	next, _, err := cashare.Rollover(ctx, p.Store, p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(100 * time.Second), GenerateKey: testKeys.Generate}, p.Clock, "node-a")
 	if err != nil {
 		t.Fatal(err)
 	}

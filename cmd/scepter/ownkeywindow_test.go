@@ -81,7 +81,7 @@ func TestNewRAKeyIsRefusedBeforeTheServerReloads(t *testing.T) {
 	}{
 		{"ca renew-ra", func(t *testing.T, p *fixture.PKI) *pki.RA {
 			// Three years: later than the first RA's end.
-			_, renewed, err := renewRA(context.Background(), p.Store, p.Dir, ca.RenewRAOptions{Validity: 3 * 365 * raTestDay}, p.Clock, "host-a tester", nil)
+			_, renewed, err := renewRA(context.Background(), p.Store, p.Dir, ca.RenewRAOptions{Validity: 3 * 365 * raTestDay, GenerateKey: testKeys.Generate}, p.Clock, "host-a tester", nil)
 			if err != nil {
 				t.Fatalf("renewRA: %v", err)
 			}
@@ -90,7 +90,7 @@ func TestNewRAKeyIsRefusedBeforeTheServerReloads(t *testing.T) {
 		{"ca rollover", func(t *testing.T, p *fixture.PKI) *pki.RA {
 			ctx := context.Background()
 			_, ra, err := cashare.Rollover(ctx, p.Store, p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(72 * time.Hour),
-				ReserveRA: raSerialReserve(p.Store, p.Clock)}, p.Clock, "host-a tester")
+				ReserveRA: raSerialReserve(p.Store, p.Clock), GenerateKey: testKeys.Generate}, p.Clock, "host-a tester")
 			if err != nil {
 				t.Fatalf("rollover: %v", err)
 			}
@@ -171,7 +171,7 @@ func TestNextCAKeyIsRefusedBeforeTheServerReloads(t *testing.T) {
 	}
 	// What 'ca rollover' runs.
 	next, _, err := cashare.Rollover(ctx, p.Store, p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(72 * time.Hour),
-		ReserveRA: raSerialReserve(p.Store, p.Clock)}, p.Clock, "host-a tester")
+		ReserveRA: raSerialReserve(p.Store, p.Clock), GenerateKey: testKeys.Generate}, p.Clock, "host-a tester")
 	if err != nil {
 		t.Fatalf("rollover: %v", err)
 	}

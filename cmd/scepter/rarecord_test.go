@@ -57,7 +57,7 @@ func TestGatedRARecordIsLoggedOncePerRA(t *testing.T) {
 		{"third reload", func(*testing.T) {}, 1},
 		{"an RA renewed", func(t *testing.T) {
 			p.Clock.Set(p.Authority.RA.Cert.NotAfter.Add(-20 * raTestDay))
-			if _, _, err := ca.RenewRA(p.Dir, ca.RenewRAOptions{}, p.Clock); err != nil {
+			if _, _, err := ca.RenewRA(p.Dir, ca.RenewRAOptions{GenerateKey: testKeys.Generate}, p.Clock); err != nil {
 				t.Fatal(err)
 			}
 			if err := p.Authority.Reload(p.Clock.Now()); err != nil {

@@ -130,7 +130,7 @@ func TestRenewRAWithoutAReservationSignsNothing(t *testing.T) {
 	p := fixture.New(t, fixture.Options{})
 	before := p.Service.ActiveRA()
 	p.Clock.Set(before.Cert.NotAfter.Add(-20 * raTestDay))
-	_, _, err := renewRA(ctx, failingReserveStore{p.Store}, p.Dir, ca.RenewRAOptions{}, p.Clock, "host-a tester", nil)
+	_, _, err := renewRA(ctx, failingReserveStore{p.Store}, p.Dir, ca.RenewRAOptions{GenerateKey: testKeys.Generate}, p.Clock, "host-a tester", nil)
 	if err == nil || !strings.Contains(err.Error(), "the store is away") {
 		t.Fatalf("renewRA with a failing reservation: %v, want its error", err)
 	}

@@ -133,12 +133,14 @@ func mustCert(t *testing.T, tmpl, parent *x509.Certificate, pub crypto.PublicKey
 // URL, and accepted only because that CA chains to the pinned root.
 func TestRenewAnsweredByThePreviousIssuingCA(t *testing.T) {
 	now := pki.SystemClock{}.Now() // the command checks with the real clock
+	// From the pool: its consecutive keys are distinct, so the rogue key
+	// is still none of the CAs'.
 	rsaKey := func() *rsa.PrivateKey {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		k, err := testKeys.Generate(keys.RSA2048)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return k
+		return k.(*rsa.PrivateKey)
 	}
 	caTmpl := func(name string, serial int64) *x509.Certificate {
 		return &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name}, NotBefore: now.Add(-time.Hour),

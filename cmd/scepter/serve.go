@@ -646,7 +646,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	sharedStore := f.store.url != ""
 	maintainCA := func() {
 		if raRenewalDue(authority, clock.Now(), sharedStore) {
-			autoRenewRA(bgCtx, st, authority, svc, f.dataDir, token, clock, "system:"+host+" "+f.listen, log)
+			autoRenewRA(bgCtx, st, authority, svc, f.dataDir, token, e.generateKey, clock, "system:"+host+" "+f.listen, log)
 		}
 		warnCAExpiry(authority, f.dataDir, clock.Now(), sharedStore, log)
 		if w := rootCRLWarning(bgCtx, st, authority, clock.Now()); w != "" {

@@ -578,7 +578,7 @@ func TestDiscardedNextCAsRevokedRAIsNotReplaced(t *testing.T) {
 			if err := syncer.Sync(ctx); err != nil {
 				t.Fatal(err)
 			}
-			next, nextRA, err := cashare.Rollover(ctx, p.Store, p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(time.Hour)}, p.Clock, "node-a cli:test")
+			next, nextRA, err := cashare.Rollover(ctx, p.Store, p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(time.Hour), GenerateKey: testKeys.Generate}, p.Clock, "node-a cli:test")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -665,7 +665,7 @@ func TestRenewedRALackedOnAnotherNode(t *testing.T) {
 	b.client.HTTP = &http.Client{Transport: rec}
 
 	p.Clock.Advance(time.Hour)
-	old, renewed, err := renewRA(ctx, p.Store, p.Dir, ca.RenewRAOptions{}, p.Clock, "host-a tester", nil)
+	old, renewed, err := renewRA(ctx, p.Store, p.Dir, ca.RenewRAOptions{GenerateKey: testKeys.Generate}, p.Clock, "host-a tester", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -691,7 +691,7 @@ func TestRenewedRALackedOnAnotherNode(t *testing.T) {
 		t.Errorf("node B warned %d times, want once:\n%s", n, b.logs.String())
 	}
 	// A client that fetched GetCACert from node A, sent to node B.
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, err := testKeys.Generate(keys.RSA2048)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -793,7 +793,7 @@ func TestRenewedRALackedIsRecheckedAtOnce(t *testing.T) {
 	b.client.HTTP = &http.Client{Transport: rec}
 
 	p.Clock.Advance(time.Hour)
-	_, renewed, err := renewRA(ctx, p.Store, p.Dir, ca.RenewRAOptions{}, p.Clock, "host-a tester", nil)
+	_, renewed, err := renewRA(ctx, p.Store, p.Dir, ca.RenewRAOptions{GenerateKey: testKeys.Generate}, p.Clock, "host-a tester", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestRolloverRefreshesOCSPDelegates(t *testing.T) {
 	if changed != 0 {
 		t.Fatalf("a reload that found nothing new reported %d changes", changed)
 	}
-	next, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(24 * time.Hour)}, p.Clock)
+	next, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(24 * time.Hour), GenerateKey: testKeys.Generate}, p.Clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestReloadCALogsEveryChangeOfTheNextCA(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	rollover := func(t *testing.T, in time.Duration) *ca.Issuer {
 		t.Helper()
-		next, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(in)}, p.Clock)
+		next, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(in), GenerateKey: testKeys.Generate}, p.Clock)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,7 +25,7 @@ func TestReloadAppliesTheRootCRL(t *testing.T) {
 	leaf, _ := p.Issue(t, "device")
 	first := p.Issuer()
 	switchAt := p.Clock.Now().Add(time.Hour)
-	if _, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: switchAt}, p.Clock); err != nil {
+	if _, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: switchAt, GenerateKey: testKeys.Generate}, p.Clock); err != nil {
 		t.Fatal(err)
 	}
 	p.Clock.Set(switchAt.Add(time.Minute))

@@ -2,6 +2,7 @@ package ca
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -59,6 +60,9 @@ type RenewRAOptions struct {
 	// (store.ReserveSerial): a reservation that fails leaves it unsigned
 	// and the RA in service untouched. nil reserves nothing.
 	ReserveRA ReserveFunc
+	// GenerateKey makes the new RA's key file (nil: keys.Generate), as
+	// InitOptions.GenerateKey those of a new CA.
+	GenerateKey func(keyType string) (crypto.Signer, error)
 }
 
 // RenewRA gives the current issuing CA of the CA in dir/ca a new SCEP RA:
@@ -106,7 +110,7 @@ func RenewRA(dir string, opts RenewRAOptions, clock pki.Clock) (retired, renewed
 	if err := finishRARenewal(caDir); err != nil {
 		return nil, nil, err
 	}
-	o := InitOptions{Token: opts.Token}.withDefaults()
+	o := InitOptions{Token: opts.Token, GenerateKey: opts.GenerateKey}.withDefaults()
 	a, err := load(caDir, o, now, loadMode{detectRA: true, readOnly: true, unopened: true})
 	if err != nil {
 		return nil, nil, err
