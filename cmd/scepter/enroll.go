@@ -166,6 +166,15 @@ func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.
 	return c, caps, caCerts, nil
 }
 
+// newKey makes a client's new key of keyType with e.generateKey, or
+// keys.Generate when that is nil (as it is outside tests).
+func (e env) newKey(keyType string) (crypto.Signer, error) {
+	if e.generateKey != nil {
+		return e.generateKey(keyType)
+	}
+	return keys.Generate(keyType)
+}
+
 // finish writes the key, certificate and CA chain, and reports.
 func (f *clientFlags) finish(e env, key crypto.Signer, cert *x509.Certificate, caCerts []*x509.Certificate, err error) error {
 	if err != nil {
@@ -239,7 +248,7 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 		key = held.key
 		announceHeldKey(e, held)
 	} else if err == nil {
-		key, err = keys.Generate(f.keyType)
+		key, err = e.newKey(f.keyType)
 	}
 	if err != nil {
 		return err
@@ -329,7 +338,7 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 			announceHeldKey(e, held)
 			// Kept as a new key is: a refusal removes it.
 			kept = held
-		} else if key, err = keys.Generate(f.keyType); err != nil {
+		} else if key, err = e.newKey(f.keyType); err != nil {
 			return err
 		}
 	}

@@ -278,7 +278,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 			fmt.Fprintf(e.stderr, "the server's /csrattrs ask for these key types: %s; making a %s key\n", advice, chosen)
 			kt = chosen
 		}
-		if key, err = keys.Generate(kt); err != nil {
+		if key, err = e.newKey(kt); err != nil {
 			return err
 		}
 	}

@@ -125,3 +125,41 @@ func TestCARenewRAMakesItsKeyWithItsGenerator(t *testing.T) {
 		t.Error("ca/ra.key is not the key the generator made")
 	}
 }
+
+// A client's new key (enroll, renew --rekey, est enroll) is made with
+// env.generateKey too: the tests that enroll draw it from the pool, and the
+// key file written is the one it made. nil in production: keys.Generate.
+func TestClientsMakeTheirKeysWithTheirGenerator(t *testing.T) {
+	s := startServe(t, "[profiles.default]\nrenewal_window = \"100%\"\n")
+	dir := t.TempDir()
+	path := func(name string) string { return filepath.Join(dir, name) }
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		keyOut string
+	}{
+		{"enroll", []string{"enroll", "--url", s.scepURL, "--challenge", "test", "--subject", "CN=pooled", "--key-type", keys.RSA2048,
+			"--out", path("cert.pem"), "--key-out", path("key.pem")}, "key.pem"},
+		{"renew --rekey", []string{"renew", "--url", s.scepURL, "--challenge", "test", "--cert", path("cert.pem"), "--key", path("key.pem"), "--rekey",
+			"--key-type", keys.RSA2048, "--out", path("new.pem"), "--key-out", path("newkey.pem")}, "newkey.pem"},
+		{"est enroll", []string{"est", "enroll", "--url", s.estURL, "--ca-fingerprint", s.fingerprint, "--subject", "CN=pooled-est",
+			"--key-type", keys.RSA2048, "--out", path("est.pem"), "--key-out", path("estkey.pem")}, "estkey.pem"},
+	} {
+		var made []crypto.Signer
+		e, out, errb := testEnv(map[string]string{"SCEPTER_EST_PASSWORD": "test"})
+		e.generateKey = func(keyType string) (crypto.Signer, error) {
+			k, err := testKeys.Generate(keyType)
+			made = append(made, k)
+			return k, err
+		}
+		if err := run(context.Background(), e, tc.args); err != nil {
+			t.Fatalf("%s: %v\n%s%s", tc.name, err, out, errb)
+		}
+		if len(made) != 1 {
+			t.Fatalf("%s: the generator made %d keys, want 1", tc.name, len(made))
+		}
+		if !pki.SamePublicKey(loadKey(t, path(tc.keyOut)).Public(), made[0].Public()) {
+			t.Errorf("%s: %s is not the key the generator made", tc.name, tc.keyOut)
+		}
+	}
+}

@@ -30,9 +30,10 @@ type env struct {
 	// which then returns errProbed before parsing or doing anything: how
 	// knownEnvNames learns every command's settings.
 	probeFlags func(*flag.FlagSet)
-	// generateKey makes the key files of a new CA and RA (nil:
-	// keys.Generate): tests hand out keys made beforehand, as RSA key
-	// generation was nearly half of their CPU.
+	// generateKey makes the key files of a new CA and RA, and the new key
+	// of a client's request (enroll, renew, est) (nil: keys.Generate):
+	// tests hand out keys made beforehand, as RSA key generation was
+	// nearly half of their CPU.
 	generateKey func(keyType string) (crypto.Signer, error)
 	// newSQLite, when set, writes a new, migrated SQLite database at path
 	// for serve when the data directory has none (nil: sqlite.Open creates
