@@ -110,7 +110,7 @@ func TestAgentSCEP(t *testing.T) {
 	t.Parallel()
 	cfg := filepath.Join(t.TempDir(), "scepter.toml")
 	writeFile(t, cfg, agentServerConfig)
-	s := startServer(t, serverOpts{challenge: "agent-secret", args: []string{"--config", cfg, "--challenge-profile", "agent"}})
+	s := startServer(t, serverOpts{prepared: true, challenge: "agent-secret", args: []string{"--config", cfg, "--challenge-profile", "agent"}})
 	url := s.Base + "/scep/agent"
 	fp := s.RootFingerprint()
 	dir := t.TempDir()
@@ -225,7 +225,7 @@ post_renew = "echo renewed >> post-b.log"
 
 func TestAgentEST(t *testing.T) {
 	t.Parallel()
-	e := startEST(t, estOpts{config: agentServerConfig})
+	e := startEST(t, estOpts{prepared: true, config: agentServerConfig})
 	const user, pass = "agent-user", "agent-password-0123"
 	e.addUser(t, user, pass)
 	fp := e.RootFingerprint()
@@ -361,7 +361,7 @@ var renewedLine = regexp.MustCompile(`msg=renewed cert=(\w+)`)
 // files hold a matching key and certificate, and a last run recovers.
 func TestAgentKilledMidRenewal(t *testing.T) {
 	t.Parallel()
-	e := startEST(t, estOpts{config: agentServerConfig})
+	e := startEST(t, estOpts{prepared: true, config: agentServerConfig})
 	const user, pass = "kill-user", "kill-password-0123"
 	e.addUser(t, user, pass)
 	fp := e.RootFingerprint()

@@ -79,12 +79,12 @@ func runBench(t *testing.T, s *Server, count int, args ...string) {
 }
 
 func TestBenchSCEP(t *testing.T) {
-	s := startServer(t, serverOpts{challenge: "bench-challenge-0123456789"})
+	s := startServer(t, serverOpts{prepared: true, challenge: "bench-challenge-0123456789"})
 	runBench(t, s, 40, "--pool", "10", "--url", s.URL, "--challenge", s.Challenge, "--ca-fingerprint", s.RootFingerprint())
 }
 
 func TestBenchEST(t *testing.T) {
-	e := startEST(t, estOpts{challenge: "bench-challenge-0123456789"})
+	e := startEST(t, estOpts{prepared: true, challenge: "bench-challenge-0123456789"})
 	runBench(t, e.Server, 40, "--protocol", "est", "--url", e.HTTPS, "--challenge", e.Challenge,
 		"--key-type", "p256", "--cacert", e.CAFile("root.crt"))
 }
@@ -93,6 +93,6 @@ func TestBenchEST(t *testing.T) {
 // that handles 2 requests at a time is served in full, each request
 // waiting its turn (--max-queued, --queue-wait), not turned away with 503.
 func TestBenchBurstQueued(t *testing.T) {
-	s := startServer(t, serverOpts{challenge: "bench-challenge-0123456789", args: []string{"--max-inflight", "2", "--rate-limit", "0"}})
+	s := startServer(t, serverOpts{prepared: true, challenge: "bench-challenge-0123456789", args: []string{"--max-inflight", "2", "--rate-limit", "0"}})
 	runBench(t, s, 96, "--concurrency", "32", "--pool", "8", "--url", s.URL, "--challenge", s.Challenge, "--ca-fingerprint", s.RootFingerprint())
 }

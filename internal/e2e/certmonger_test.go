@@ -142,7 +142,7 @@ func (cm *certmongerd) waitIssued(t *testing.T, id string, timeout time.Duration
 func TestCertmonger(t *testing.T) {
 	t.Parallel()
 	need(t, certmongerDaemon, "getcert", scepSubmit)
-	s := startServer(t, serverOpts{challenge: "cm-secret"})
+	s := startServer(t, serverOpts{prepared: true, challenge: "cm-secret"})
 
 	t.Run("scep-submit-cacaps", func(t *testing.T) {
 		r := mustRun(t, runOpts{}, scepSubmit, "-u", s.URL, "-c")

@@ -18,7 +18,7 @@ import (
 // the clients take turns through responses that ask them to close, and
 // every enrollment succeeds.
 func TestCrowdBeyondMaxConnsTakesTurns(t *testing.T) {
-	e := startEST(t, estOpts{challenge: "crowd-takes-turns-0123", args: []string{"--rate-limit", "0", "--max-conns", "16"}})
+	e := startEST(t, estOpts{prepared: true, challenge: "crowd-takes-turns-0123", args: []string{"--rate-limit", "0", "--max-conns", "16"}})
 	s := e.Server
 	for _, proto := range []string{"scep", "est"} {
 		args := []string{"--url", s.URL, "--ca-fingerprint", s.RootFingerprint()}

@@ -1,6 +1,8 @@
 // Package e2e holds the end-to-end tests of scepter: they build the real
-// binary, start `scepter serve` on 127.0.0.1 in a temporary data directory and
-// drive it with real SCEP clients (micromdm scepclient, strongSwan pki,
+// binary, start `scepter serve` on 127.0.0.1 in a temporary data directory
+// (empty, or a copy of the one a first start of the run prepared, for tests
+// that check neither a first start nor which CA they have: prepared_test.go)
+// and drive it with real SCEP clients (micromdm scepclient, strongSwan pki,
 // certmonger, scepter enroll), checking every issued certificate with
 // `openssl verify`.
 //

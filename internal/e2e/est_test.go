@@ -57,6 +57,7 @@ type estOpts struct {
 	challenge string   // --challenge
 	args      []string // more serve flags
 	dataDir   string   // the data directory ("" for a fresh one)
+	prepared  bool     // see serverOpts.prepared
 }
 
 var estURLLine = regexp.MustCompile(`(?m)^EST URL:\s+(https://127\.0\.0\.1:(\d+))/\.well-known/est\s*$`)
@@ -73,7 +74,7 @@ func startEST(t *testing.T, o estOpts) *estServer {
 		args = append(args, "--config", cfg)
 	}
 	args = append(args, o.args...)
-	s := startServer(t, serverOpts{challenge: o.challenge, args: args, dataDir: o.dataDir})
+	s := startServer(t, serverOpts{challenge: o.challenge, args: args, dataDir: o.dataDir, prepared: o.prepared})
 	var m []string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if m = estURLLine.FindStringSubmatch(s.Output()); m != nil || time.Now().After(deadline) {
@@ -623,7 +624,7 @@ est_server_keygen = true
 func TestESTCurlOpenSSL(t *testing.T) {
 	t.Parallel()
 	need(t, "curl", "openssl", "base64", "sh")
-	e := startEST(t, estOpts{config: estCurlConfig})
+	e := startEST(t, estOpts{prepared: true, config: estCurlConfig})
 	const user, pass = "curl-user", "curl-password-0123"
 	e.addUser(t, user, pass)
 	root := readCert(t, e.CAFile("root.crt"))
@@ -945,7 +946,7 @@ func TestESTAuthMatrix(t *testing.T) {
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, mfgRoot, mfgRootKey)
 
-	e := startEST(t, estOpts{config: estAuthConfig, challenge: "auth-static-challenge", args: []string{"--est-client-ca-file", mfgRootPath}})
+	e := startEST(t, estOpts{prepared: true, config: estAuthConfig, challenge: "auth-static-challenge", args: []string{"--est-client-ca-file", mfgRootPath}})
 	const user, pass = "auth-user", "auth-password-0123"
 	e.addUser(t, user, pass)
 	e.addUser(t, "bound-user", "bound-password-0123", "--profile", "renewnow")
@@ -1311,7 +1312,7 @@ func TestESTStrongswan(t *testing.T) {
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			e := startEST(t, estOpts{config: estStrongswanConfig, args: v.args})
+			e := startEST(t, estOpts{prepared: true, config: estStrongswanConfig, args: v.args})
 			const user, pass = "ss-user", "ss-password-0123"
 			e.addUser(t, user, pass)
 			dir := t.TempDir()
@@ -1415,7 +1416,7 @@ func TestESTStrongswan(t *testing.T) {
 	// needs approval here.
 	t.Run("pending-approval", func(t *testing.T) {
 		t.Parallel()
-		e := startEST(t, estOpts{config: "[profiles.default]\napproval = true\n", args: []string{"--est-retry-after", "1s"}})
+		e := startEST(t, estOpts{prepared: true, config: "[profiles.default]\napproval = true\n", args: []string{"--est-retry-after", "1s"}})
 		const user, pass = "ss-user", "ss-password-0123"
 		e.addUser(t, user, pass)
 		dir := t.TempDir()
@@ -1485,7 +1486,7 @@ est_require_channel_binding = true
 func TestESTOurClient(t *testing.T) {
 	t.Parallel()
 	need(t, "openssl")
-	e := startEST(t, estOpts{config: estOurClientConfig})
+	e := startEST(t, estOpts{prepared: true, config: estOurClientConfig})
 	const user, pass = "ours", "ours-password-0123"
 	e.addUser(t, user, pass)
 	pwFile := filepath.Join(t.TempDir(), "password")
@@ -1694,7 +1695,7 @@ type estRequest struct {
 func TestESTApproval(t *testing.T) {
 	t.Parallel()
 	need(t, "curl", "openssl", "base64", "sh")
-	e := startEST(t, estOpts{config: estApprovalConfig, args: []string{"--est-retry-after", "1s"}})
+	e := startEST(t, estOpts{prepared: true, config: estApprovalConfig, args: []string{"--est-retry-after", "1s"}})
 	const user, pass = "approval-user", "approval-password-0123"
 	e.addUser(t, user, pass)
 	dir := t.TempDir()
@@ -1949,7 +1950,7 @@ func TestESTApproval(t *testing.T) {
 // server keeps serving.
 func TestESTBadInput(t *testing.T) {
 	t.Parallel()
-	e := startEST(t, estOpts{})
+	e := startEST(t, estOpts{prepared: true})
 	const user, pass = "bad-user", "bad-password-0123"
 	e.addUser(t, user, pass)
 	goodCSR := newCSR(t, newP256(t), "bad-input", "bad-input.example")

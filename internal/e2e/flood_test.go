@@ -60,7 +60,7 @@ func startFloodServer(t *testing.T, args ...string) *floodServer {
 		t.Skip("needs /proc to measure the server's memory and descriptors")
 	}
 	httpsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	s := startServer(t, serverOpts{challenge: "flood-secret", args: append([]string{"--est-listen", httpsAddr}, args...)})
+	s := startServer(t, serverOpts{prepared: true, challenge: "flood-secret", args: append([]string{"--est-listen", httpsAddr}, args...)})
 	roots := x509.NewCertPool()
 	roots.AddCert(readCert(t, s.CAFile("root.crt")))
 	return &floodServer{Server: s, HTTPSAddr: httpsAddr, pid: s.p.cmd.Process.Pid, roots: roots}

@@ -31,7 +31,7 @@ func TestStaticChallengePrintedOnce(t *testing.T) {
 // name without being used up, then good for its own.
 func TestBoundChallengeFromTheCLI(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverOpts{})
+	s := startServer(t, serverOpts{prepared: true})
 	r := s.MustRun("challenge", "new", "--data-dir", s.DataDir, "--subject", "CN=bound-dev", "--dns", "bound-dev.example")
 	secret := strings.TrimSpace(r.stdout)
 	if !strings.Contains(r.stderr, "profile default") || !strings.Contains(r.stderr, "bound to CN=bound-dev bound-dev.example") {

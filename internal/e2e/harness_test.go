@@ -169,6 +169,15 @@ func shellQuote(name string, args []string) string {
 // for a minute, which under a parallel suite failed CI.
 func freePort(t testing.TB) int {
 	t.Helper()
+	port, err := pickPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// pickPort is freePort for code without a test to fail.
+func pickPort() (int, error) {
 	low := ephemeralLow()
 	const floor = 10000
 	for range 200 {
@@ -178,10 +187,9 @@ func freePort(t testing.TB) int {
 			continue
 		}
 		l.Close()
-		return port
+		return port, nil
 	}
-	t.Fatalf("no free port between %d and %d", floor, low)
-	return 0
+	return 0, fmt.Errorf("no free port between %d and %d", floor, low)
 }
 
 // ephemeralLow is the first port of the kernel's range for outgoing
@@ -209,6 +217,16 @@ type proc struct {
 
 func startProc(t testing.TB, dir string, env []string, name string, args ...string) *proc {
 	t.Helper()
+	p, err := launch(dir, env, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("started pid %d: %s", p.cmd.Process.Pid, shellQuote(name, args))
+	return p
+}
+
+// launch is startProc for code without a test to fail or log to.
+func launch(dir string, env []string, name string, args ...string) (*proc, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
@@ -217,15 +235,14 @@ func startProc(t testing.TB, dir string, env []string, name string, args ...stri
 	cmd.WaitDelay = 5 * time.Second
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", shellQuote(name, args), err)
+		return nil, fmt.Errorf("start %s: %v", shellQuote(name, args), err)
 	}
-	t.Logf("started pid %d: %s", cmd.Process.Pid, shellQuote(name, args))
 	p := &proc{name: filepath.Base(name), cmd: cmd, out: out, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	return p
+	return p, nil
 }
 
 func (p *proc) exited() bool {
@@ -240,18 +257,26 @@ func (p *proc) exited() bool {
 // stop sends SIGTERM, waits up to 10 s, then kills.
 func (p *proc) stop(t testing.TB) {
 	t.Helper()
+	if err := p.terminate(); err != nil {
+		t.Error(err)
+	}
+}
+
+// terminate is stop for code without a test to fail: it says when the
+// process had to be killed.
+func (p *proc) terminate() error {
 	if p.exited() {
-		return
+		return nil
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-		return
+		return nil
 	case <-time.After(10 * time.Second):
 	}
-	t.Errorf("%s (pid %d) did not stop within 10 s of SIGTERM; killing it", p.name, p.cmd.Process.Pid)
 	_ = p.cmd.Process.Kill()
 	<-p.done
+	return fmt.Errorf("%s (pid %d) did not stop within 10 s of SIGTERM; killed it", p.name, p.cmd.Process.Pid)
 }
 
 // waitHTTP200 polls url until it answers 200 or the process exits.
@@ -332,6 +357,12 @@ type serverOpts struct {
 	challenge string   // --challenge; "" for none
 	args      []string // extra serve flags
 	dataDir   string   // reuse this data directory ("" for a fresh one)
+	// prepared starts the server on a copy of the data directory one
+	// server of this run left after its first start (prepared_test.go)
+	// rather than on an empty one where it makes a CA: for tests that
+	// check neither a first start nor which CA a server has against
+	// another server's. Ignored with dataDir, and on PostgreSQL.
+	prepared bool
 	// store is the --store URL; "" for the data directory's, which is a
 	// fresh PostgreSQL database when the test runs on PostgreSQL
 	// (postgres_test.go: serverStore).
@@ -349,6 +380,9 @@ func startServer(t *testing.T, o serverOpts) *Server {
 		dataDir = filepath.Join(t.TempDir(), "data")
 	}
 	store := serverStore(t, o, dataDir)
+	if o.prepared && o.dataDir == "" && store == "" && storeArg(o.args) == "" {
+		copyPrepared(t, dataDir, o.args)
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		port := freePort(t)

@@ -206,7 +206,7 @@ func lookPath(name string) (string, error) {
 func TestExportKeys(t *testing.T) {
 	t.Parallel()
 	need(t, "openssl")
-	a := startServer(t, serverOpts{challenge: "export-secret"})
+	a := startServer(t, serverOpts{prepared: true, challenge: "export-secret"})
 	tmp := t.TempDir()
 	pp := filepath.Join(tmp, "pp")
 	writeFile(t, pp, "correct horse battery staple\n")
@@ -280,7 +280,8 @@ func TestExportKeys(t *testing.T) {
 	a.Verify(filepath.Join(dir, "cert.pem"))
 	b.ExpectRecorded(readCert(t, filepath.Join(dir, "cert.pem")))
 
-	// Another CA's data directory is refused.
+	// Another CA's data directory is refused: other makes a CA of its own
+	// (A's is the prepared one).
 	other := startServer(t, serverOpts{challenge: "other"})
 	r = other.Run("ca", "import-keys", "--data-dir", other.DataDir, "--in", out, "--passphrase-file", pp)
 	expectFailed(t, r, "import into another CA")

@@ -37,7 +37,7 @@ func TestRenewalByRealClients(t *testing.T) {
 	t.Parallel()
 	cfg := filepath.Join(t.TempDir(), "scepter.toml")
 	writeFile(t, cfg, lifecycleConfig)
-	s := startServer(t, serverOpts{challenge: "renew-secret", args: []string{"--config", cfg, "--allow-insecure-des"}})
+	s := startServer(t, serverOpts{prepared: true, challenge: "renew-secret", args: []string{"--config", cfg, "--allow-insecure-des"}})
 
 	t.Run("micromdm scepclient RenewalReq", func(t *testing.T) {
 		need(t, "scepclient")
@@ -126,7 +126,7 @@ func TestPendingApproval(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "scepter.toml")
 	writeFile(t, cfg, lifecycleConfig)
 	// The static challenge belongs to one profile: here, the one tested.
-	s := startServer(t, serverOpts{challenge: "pending-secret", args: []string{"--config", cfg, "--challenge-profile", "approval"}})
+	s := startServer(t, serverOpts{prepared: true, challenge: "pending-secret", args: []string{"--config", cfg, "--challenge-profile", "approval"}})
 	url := s.Base + "/scep/approval"
 
 	pendingIDs := func() []string {
@@ -204,7 +204,7 @@ func TestWebhookChallenge(t *testing.T) {
 	defer hook.Close()
 	cfg := filepath.Join(t.TempDir(), "scepter.toml")
 	writeFile(t, cfg, webhookConfig)
-	s := startServer(t, serverOpts{challenge: "static-secret", args: []string{"--config", cfg, "--webhook-url", hook.URL + "/check"}})
+	s := startServer(t, serverOpts{prepared: true, challenge: "static-secret", args: []string{"--config", cfg, "--webhook-url", hook.URL + "/check"}})
 
 	dir := t.TempDir()
 	if r := enroll(t, dir, s.Base+"/scep/hook", "let-me-in", "CN=hooked,O=Acme", "--dns", "hooked.example"); r.err != nil {
@@ -225,7 +225,7 @@ func TestWebhookChallenge(t *testing.T) {
 // device's reply is wrapped under the key the server derived for the first.
 func TestECEnrollment(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverOpts{challenge: "ec-secret"})
+	s := startServer(t, serverOpts{prepared: true, challenge: "ec-secret"})
 	for i, kt := range []string{"p256", "p384", "p256"} {
 		dir := t.TempDir()
 		if r := enroll(t, dir, s.URL, s.Challenge, fmt.Sprintf("CN=ec-%s-%d,O=Acme", kt, i), "--key-type", kt); r.err != nil {
@@ -244,7 +244,7 @@ func TestECEnrollment(t *testing.T) {
 // advertise and serve GetNextCACert without a restart.
 func TestCARollover(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverOpts{challenge: "roll-secret", args: []string{"--ca-reload-interval", "200ms"}})
+	s := startServer(t, serverOpts{prepared: true, challenge: "roll-secret", args: []string{"--ca-reload-interval", "200ms"}})
 	s.MustRun("ca", "rollover", "--switch-in", "720h", "--data-dir", s.DataDir)
 	var caps []byte
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {

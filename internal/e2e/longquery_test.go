@@ -26,7 +26,7 @@ func (p padQuery) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestLongGETQuery(t *testing.T) {
-	s := startServer(t, serverOpts{challenge: "long-query-secret"})
+	s := startServer(t, serverOpts{prepared: true, challenge: "long-query-secret"})
 	ctx := context.Background()
 	c := &client.SCEP{URL: s.URL, HTTP: &http.Client{Transport: padQuery{pad: strings.Repeat("A", 17<<10)}}}
 	caCerts, err := c.GetCACert(ctx)

@@ -38,9 +38,12 @@ func TestMain(m *testing.M) {
 		// inside the first agent test while it holds one of the few
 		// parallel slots (CI saw that build take a minute under load).
 		go clockOffsetOnce.Do(buildClockOffset)
+		// And the prepared data directory, beside the serial tests.
+		go preparedOnce.Do(prepareDataDir)
 	}
 	code := m.Run()
 	clockOffsetOnce.Do(func() {}) // waits for a build still under way
+	preparedOnce.Do(func() {})    // and for a first start
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

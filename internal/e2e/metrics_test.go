@@ -22,7 +22,7 @@ import (
 // route, and /healthz, /readyz and /metrics answer on both listeners.
 func TestMetricsAndHealth(t *testing.T) {
 	t.Parallel()
-	s := startEST(t, estOpts{challenge: "metrics-e2e-challenge-0123"})
+	s := startEST(t, estOpts{prepared: true, challenge: "metrics-e2e-challenge-0123"})
 	for i := range 3 {
 		if r := enroll(t, t.TempDir(), s.URL, s.Challenge, fmt.Sprintf("CN=metrics-device-%d,O=Acme", i), "--key-type", "p256"); r.err != nil {
 			t.Fatalf("enroll %d:\n%s", i, r)

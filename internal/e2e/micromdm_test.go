@@ -49,7 +49,7 @@ func TestMicromdmScepclient(t *testing.T) {
 
 	t.Run("des-allowed", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, serverOpts{challenge: "mm-secret-1", args: []string{"--allow-insecure-des"}})
+		s := startServer(t, serverOpts{prepared: true, challenge: "mm-secret-1", args: []string{"--allow-insecure-des"}})
 		raFP := fingerprintHex(readCert(t, s.CAFile("ra.crt")))
 		desAtStart := desMentions(s.Output())
 		if desAtStart == 0 {
@@ -101,7 +101,7 @@ func TestMicromdmScepclient(t *testing.T) {
 
 	t.Run("des-refused", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, serverOpts{challenge: "mm-secret-2"})
+		s := startServer(t, serverOpts{prepared: true, challenge: "mm-secret-2"})
 		raFP := fingerprintHex(readCert(t, s.CAFile("ra.crt")))
 		dir := t.TempDir()
 		tp := startTap(t, s.Addr)

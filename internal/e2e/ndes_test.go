@@ -27,7 +27,7 @@ func TestNDESPasswordPage(t *testing.T) {
 	t.Parallel()
 	pw := filepath.Join(t.TempDir(), "ndes-password")
 	writeFile(t, pw, "ndes-admin-pass\n")
-	s := startServer(t, serverOpts{challenge: "static-secret", args: []string{"--ndes-user", "mdm", "--ndes-password-file", pw}})
+	s := startServer(t, serverOpts{prepared: true, challenge: "static-secret", args: []string{"--ndes-user", "mdm", "--ndes-password-file", pw}})
 	url := s.Base + "/certsrv/mscep_admin/"
 
 	resp, err := http.Get(url)

@@ -39,7 +39,7 @@ func TestNotifyExpiry(t *testing.T) {
 	secretFile := filepath.Join(dir, "hook-secret")
 	writeFile(t, secretFile, secret+"\n")
 	smtpURL := "smtp://" + sink.Addr
-	s := startServer(t, serverOpts{challenge: "notify-secret", args: []string{"--config", cfg, "--challenge-profile", "short",
+	s := startServer(t, serverOpts{prepared: true, challenge: "notify-secret", args: []string{"--config", cfg, "--challenge-profile", "short",
 		"--notify-interval", "200ms", "--smtp-url", smtpURL, "--notify-from", "scepter@ca.example.com",
 		"--notify-webhook-url", hook.URL, "--notify-webhook-secret-file", secretFile}})
 

@@ -30,7 +30,7 @@ import (
 func TestRevocationEndToEnd(t *testing.T) {
 	t.Parallel()
 	need(t, "openssl", "curl")
-	e := startEST(t, estOpts{challenge: "revoke-secret", config: lifecycleConfig})
+	e := startEST(t, estOpts{prepared: true, challenge: "revoke-secret", config: lifecycleConfig})
 	dir := t.TempDir()
 	certs := map[string]*x509.Certificate{}
 	for _, name := range []string{"a", "b", "c"} {

@@ -18,7 +18,7 @@ import (
 func TestRootCRLForStrictRelyingParties(t *testing.T) {
 	t.Parallel()
 	need(t, "openssl")
-	e := startEST(t, estOpts{challenge: "root-crl-secret", config: lifecycleConfig})
+	e := startEST(t, estOpts{prepared: true, challenge: "root-crl-secret", config: lifecycleConfig})
 	dir := t.TempDir()
 	if r := enroll(t, dir, e.URL, e.Challenge, "CN=root-crl-device,O=Acme"); r.err != nil {
 		t.Fatalf("enroll:\n%s", r)

@@ -64,7 +64,7 @@ func TestServeStart(t *testing.T) {
 // HTTP/1.1 and over HTTP/1.0 without a Host header (Cisco IOS).
 func TestGetCACaps(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverOpts{challenge: "caps-secret"})
+	s := startServer(t, serverOpts{prepared: true, challenge: "caps-secret"})
 	for _, path := range []string{"/scep", "/cgi-bin/pkiclient.exe"} {
 		code, body, err := httpGet(s.Base + path + "?operation=GetCACaps")
 		if err != nil || code != http.StatusOK {
@@ -113,7 +113,7 @@ func TestGetCACaps(t *testing.T) {
 // and a wrong challenge fail clearly and record nothing.
 func TestScepterEnroll(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverOpts{challenge: "enroll-secret"})
+	s := startServer(t, serverOpts{prepared: true, challenge: "enroll-secret"})
 	fp := s.RootFingerprint()
 	issuing := readCert(t, s.CAFile("issuing.crt"))
 
@@ -238,7 +238,7 @@ func TestCAKeyTypes(t *testing.T) {
 // no challenge shows in the server log.
 func TestOneTimeChallenge(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverOpts{challenge: "static-otp-test"})
+	s := startServer(t, serverOpts{prepared: true, challenge: "static-otp-test"})
 
 	newChallenge := func(ttl string) string {
 		t.Helper()
@@ -294,7 +294,7 @@ func TestOneTimeChallenge(t *testing.T) {
 // not_after and status; --expiring-within filters; `certs show` prints PEM.
 func TestInventory(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverOpts{challenge: "inv-secret"})
+	s := startServer(t, serverOpts{prepared: true, challenge: "inv-secret"})
 	var issued []*x509.Certificate
 	for i := 1; i <= 2; i++ {
 		dir := t.TempDir()
@@ -384,7 +384,7 @@ func TestInventory(t *testing.T) {
 // FAILURE (never a 5xx), record nothing, and the server keeps serving.
 func TestBadHTTPInput(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverOpts{challenge: "bad-secret"})
+	s := startServer(t, serverOpts{prepared: true, challenge: "bad-secret"})
 	client := &http.Client{Timeout: 20 * time.Second}
 	post := func(body []byte, ctype string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, s.URL+"?operation=PKIOperation", bytes.NewReader(body))
@@ -510,7 +510,7 @@ func TestGeneratedChallengeAndRestart(t *testing.T) {
 func TestParallelEnrollments(t *testing.T) {
 	t.Parallel()
 	const workers, rounds = 16, 5
-	s := startServer(t, serverOpts{challenge: "parallel-secret"})
+	s := startServer(t, serverOpts{prepared: true, challenge: "parallel-secret"})
 	var mu sync.Mutex
 	var issued []*x509.Certificate
 	var wg sync.WaitGroup

@@ -21,7 +21,7 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 	t.Parallel()
 	const challenge = "sigkill-under-load-0123"
 	args := []string{"--rate-limit", "0"}
-	s := startServer(t, serverOpts{challenge: challenge, args: args})
+	s := startServer(t, serverOpts{prepared: true, challenge: challenge, args: args})
 	dir := t.TempDir()
 	received := map[string]int{}
 	for round := 1; round <= 2; round++ {

@@ -35,7 +35,7 @@ func TestStrongswanPKI(t *testing.T) {
 
 	t.Run("ra-separate", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, serverOpts{challenge: "ss-secret"})
+		s := startServer(t, serverOpts{prepared: true, challenge: "ss-secret"})
 
 		// GetCACert: root -> ca.pem, issuing -> ca-1.pem, RA -> ra.pem.
 		certs := t.TempDir()
