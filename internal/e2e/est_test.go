@@ -58,6 +58,7 @@ type estOpts struct {
 	args      []string // more serve flags
 	dataDir   string   // the data directory ("" for a fresh one)
 	prepared  bool     // see serverOpts.prepared
+	env       []string // see serverOpts.env
 }
 
 var estURLLine = regexp.MustCompile(`(?m)^EST URL:\s+(https://127\.0\.0\.1:(\d+))/\.well-known/est\s*$`)
@@ -74,7 +75,7 @@ func startEST(t *testing.T, o estOpts) *estServer {
 		args = append(args, "--config", cfg)
 	}
 	args = append(args, o.args...)
-	s := startServer(t, serverOpts{challenge: o.challenge, args: args, dataDir: o.dataDir, prepared: o.prepared})
+	s := startServer(t, serverOpts{challenge: o.challenge, args: args, dataDir: o.dataDir, prepared: o.prepared, env: o.env})
 	var m []string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if m = estURLLine.FindStringSubmatch(s.Output()); m != nil || time.Now().After(deadline) {
@@ -112,7 +113,7 @@ func (e *estServer) addUser(t *testing.T, name, password string, extra ...string
 	if e.Config != "" {
 		args = append(args, "--config", e.Config)
 	}
-	r := mustRun(t, runOpts{}, e.Bin, append(args, extra...)...)
+	r := mustRun(t, runOpts{env: e.env}, e.Bin, append(args, extra...)...)
 	expectContains(t, "est user add", r.stdout, name)
 }
 
@@ -124,7 +125,7 @@ func (e *estServer) cli(t *testing.T, args ...string) result {
 	if e.Config != "" {
 		args = append(args, "--config", e.Config)
 	}
-	return run(t, runOpts{}, e.Bin, args...)
+	return run(t, runOpts{env: e.env}, e.Bin, args...)
 }
 
 // verify is Server.Verify for the calling (sub)test: openssl verify against

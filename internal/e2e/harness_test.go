@@ -315,7 +315,10 @@ type Server struct {
 	// Challenge is the static challenge passed with --challenge ("" when none).
 	Challenge string
 	// Store is the --store URL of a server on PostgreSQL ("" on SQLite).
-	Store    string
+	Store string
+	// env is added to the environment of the server and of the commands
+	// run through Run and MustRun.
+	env      []string
 	p        *proc
 	stopOnce sync.Once
 }
@@ -367,6 +370,9 @@ type serverOpts struct {
 	// fresh PostgreSQL database when the test runs on PostgreSQL
 	// (postgres_test.go: serverStore).
 	store string
+	// env is added to the environment of the server and of the scepter
+	// commands run through it (Run, MustRun; cli and addUser on EST).
+	env []string
 }
 
 // startServer starts `scepter serve` on a free 127.0.0.1 port in a fresh data
@@ -397,8 +403,8 @@ func startServer(t *testing.T, o serverOpts) *Server {
 			args = append(args, "--store", store)
 		}
 		args = append(args, o.args...)
-		p := startProc(t, "", nil, b, args...)
-		s := &Server{t: t, Bin: b, DataDir: dataDir, Addr: addr, Base: "http://" + addr, URL: "http://" + addr + "/scep", Challenge: o.challenge, Store: store, p: p}
+		p := startProc(t, "", o.env, b, args...)
+		s := &Server{t: t, Bin: b, DataDir: dataDir, Addr: addr, Base: "http://" + addr, URL: "http://" + addr + "/scep", Challenge: o.challenge, Store: store, env: o.env, p: p}
 		err := waitHTTP200(p, s.URL+"?operation=GetCACaps", readyTimeout)
 		if err == nil {
 			// The banner is written before serving, but it reaches our
@@ -451,13 +457,13 @@ func (s *Server) shutdown() {
 // Run runs a scepter subcommand.
 func (s *Server) Run(args ...string) result {
 	s.t.Helper()
-	return run(s.t, runOpts{}, s.Bin, args...)
+	return run(s.t, runOpts{env: s.env}, s.Bin, args...)
 }
 
 // MustRun runs a scepter subcommand and fails the test if it fails.
 func (s *Server) MustRun(args ...string) result {
 	s.t.Helper()
-	return mustRun(s.t, runOpts{}, s.Bin, args...)
+	return mustRun(s.t, runOpts{env: s.env}, s.Bin, args...)
 }
 
 // RootFingerprint is "sha256:HEX" of DATA/ca/root.crt.

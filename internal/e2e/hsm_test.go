@@ -20,16 +20,16 @@ import (
 // seen by `openssl crl` and `openssl ocsp`, and a rollover made in the
 // token while the server runs.
 //
-// SoftHSM2 finds its tokens through $SOFTHSM2_CONF, which the server and
-// the commands inherit from this test's environment: so this test does
-// not run in parallel (t.Setenv).
+// SoftHSM2 finds its tokens through $SOFTHSM2_CONF, given to the server
+// and to the commands that open the token, not set in this process: so
+// the test runs beside others.
 func TestHSMRealClients(t *testing.T) {
+	t.Parallel()
 	env := softhsmtest.NewEnv(t, t.TempDir())
 	tok := env.InitToken(t, "scepter-e2e")
-	t.Setenv("SOFTHSM2_CONF", env.Conf)
 	need(t, "openssl", "curl", "base64", "sh")
 
-	e := startEST(t, estOpts{challenge: "hsm-secret", args: []string{"--pkcs11-uri", tok.URI(), "--allow-insecure-des", "--ca-reload-interval", "1s"}})
+	e := startEST(t, estOpts{challenge: "hsm-secret", env: env.Environ(), args: []string{"--pkcs11-uri", tok.URI(), "--allow-insecure-des", "--ca-reload-interval", "1s"}})
 	expectContains(t, "serve banner", e.Output(), "CA keys:             in PKCS#11 token \"scepter-e2e\"")
 	for _, f := range []string{"issuing.key", "ra.key"} {
 		if fileExists(e.CAFile(f)) {
@@ -44,7 +44,7 @@ func TestHSMRealClients(t *testing.T) {
 	}
 	// The keys are in the token, not extractable (pkcs11-tool, when there).
 	if _, err := lookPath("pkcs11-tool"); err == nil {
-		r := mustRun(t, runOpts{}, "pkcs11-tool", "--module", env.Module, "--token-label", "scepter-e2e", "--pin", tok.PIN, "--list-objects", "--type", "privkey")
+		r := mustRun(t, runOpts{env: env.Environ()}, "pkcs11-tool", "--module", env.Module, "--token-label", "scepter-e2e", "--pin", tok.PIN, "--list-objects", "--type", "privkey")
 		expectContains(t, "pkcs11-tool --list-objects", r.stdout, "scepter-issuing", "scepter-ra", "scepter-ocsp-")
 	}
 
