@@ -26,6 +26,7 @@ func (p padQuery) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestLongGETQuery(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverOpts{prepared: true, challenge: "long-query-secret"})
 	ctx := context.Background()
 	c := &client.SCEP{URL: s.URL, HTTP: &http.Client{Transport: padQuery{pad: strings.Repeat("A", 17<<10)}}}
