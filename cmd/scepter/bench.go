@@ -285,6 +285,10 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 			fmt.Fprintln(w, "note:              the load tool kept its cores busy: its own waits for it are part of the latencies")
 		}
 	}
+	if r.Failures[bench.ReasonLockedOut] > 0 {
+		// Not the rate limit: --rate-limit 0 does nothing about it.
+		fmt.Fprintln(w, "note:              the server locked this address out after too many wrong challenges or passwords (from this run or an earlier one): fix --challenge or the EST password, then wait until the time the server gives (first failures below)")
+	}
 	if r.Failures["http:429"] > 0 {
 		fmt.Fprintln(w, "note:              HTTP 429 is a server's per-address rate limit; for a benchmark from one address start scepter serve with --rate-limit 0")
 	}

@@ -157,3 +157,26 @@ func TestBenchServerProfileRefused(t *testing.T) {
 		t.Errorf("%s left behind: %v", out, serr)
 	}
 }
+
+// A lockout after wrong challenges or passwords is not blamed on the rate
+// limit, which --rate-limit 0 turns off, and the rate limit's 429 is not
+// called a lockout (r70 D1).
+func TestBenchSummaryLockoutAndRateLimit(t *testing.T) {
+	const lockout, rateLimit = "locked this address out after too many wrong challenges", "--rate-limit 0"
+	for _, tc := range []struct {
+		failures                   map[string]int
+		wantLockout, wantRateLimit bool
+	}{
+		{map[string]int{bench.ReasonLockedOut: 3}, true, false},
+		{map[string]int{"http:429": 3}, false, true},
+		{map[string]int{bench.ReasonLockedOut: 1, "http:429": 2}, true, true},
+		{map[string]int{"failInfo:badRequest": 3}, false, false},
+	} {
+		var b bytes.Buffer
+		printBenchSummary(&b, &bench.Result{Protocol: "est", URLs: []string{"u"}, Failed: 3, Failures: tc.failures})
+		if strings.Contains(b.String(), lockout) != tc.wantLockout || strings.Contains(b.String(), rateLimit) != tc.wantRateLimit {
+			t.Errorf("%v: lockout note %v, rate limit note %v; want %v, %v:\n%s", tc.failures,
+				strings.Contains(b.String(), lockout), strings.Contains(b.String(), rateLimit), tc.wantLockout, tc.wantRateLimit, b.String())
+		}
+	}
+}

@@ -496,3 +496,58 @@ func TestRunRefusesAnUnreadableServerPID(t *testing.T) {
 		t.Fatalf("Run: %v, want the PID refused", err)
 	}
 }
+
+// newESTServer is an in-process EST server over TLS on 127.0.0.1 with the
+// fixture's CA, its clock pinned; the options trust its root by
+// fingerprint.
+func newESTServer(t *testing.T) (*fixture.PKI, bench.Options) {
+	t.Helper()
+	p := fixture.New(t, fixture.Options{})
+	mux, err := server.TLSMux(server.Handlers{EST: estserver.New(p.Service, p.Log, estserver.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _, err := server.ManagedCertificate(context.Background(), filepath.Join(p.Dir, "tls"), []string{"127.0.0.1"}, p.Service, p.Clock, p.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(mux)
+	srv.TLS = server.TLSConfig(cert.GetCertificate, 0, 0)
+	pair, _ := cert.GetCertificate(nil)
+	srv.TLS.Certificates, srv.TLS.GetCertificate = []tls.Certificate{*pair}, nil
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	sum := sha256.Sum256(p.Authority.Root.Raw)
+	return p, bench.Options{Protocol: "est", URLs: []string{srv.URL}, Challenge: fixture.Challenge, KeyType: "p256",
+		CAFingerprint: "sha256:" + hex.EncodeToString(sum[:]), Now: p.Clock.Now, Timeout: 20 * time.Second}
+}
+
+// After too many wrong challenges or passwords the server locks the
+// address out: later refusals, even with the right challenge, are counted
+// as a lockout, over SCEP (a badRequest) and EST (a 429) alike, and not as
+// the status they came with: an EST 429 read as the per-address rate limit
+// sent the reader to --rate-limit 0, which changes nothing (r70 D1).
+func TestRunLockedOut(t *testing.T) {
+	s := newSCEPServer(t)
+	_, est := newESTServer(t)
+	for name, o := range map[string]bench.Options{"scep": s.options(s.url), "est": est} {
+		t.Run(name, func(t *testing.T) {
+			o.KeyType, o.Pool, o.Concurrency = "p256", 2, 1
+			right := o.Challenge
+			// The fixture's limit: 10 wrong ones lock the address out.
+			o.Challenge, o.Count = "not-the-challenge", 10
+			res := run(t, o)
+			if res.OK != 0 || res.Failures[bench.ReasonLockedOut] != 0 {
+				t.Fatalf("wrong challenge: ok %d failures %v, want refusals before any lockout", res.OK, res.Failures)
+			}
+			o.Challenge, o.Count = right, 2
+			res = run(t, o)
+			if res.OK != 0 || res.Failed != 2 || res.Failures[bench.ReasonLockedOut] != 2 {
+				t.Fatalf("right challenge after the lockout: ok %d failures %v, want %q 2: %v", res.OK, res.Failures, bench.ReasonLockedOut, res.FirstErrors)
+			}
+			if len(res.FirstErrors) != 1 || !strings.Contains(res.FirstErrors[0], "try again after") {
+				t.Errorf("first errors %q do not give the lockout's end", res.FirstErrors)
+			}
+		})
+	}
+}

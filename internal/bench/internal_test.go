@@ -118,6 +118,11 @@ func TestClassify(t *testing.T) {
 	}{
 		{&client.FailureError{FailInfo: scep.BadRequest}, "failInfo:badRequest"},
 		{&statusError{status: 503, err: errors.New("busy")}, "http:503"},
+		// The rate limit's 429 and the lockout's, in the server's words
+		// (internal/server limits.go, internal/enroll steps.go).
+		{&statusError{status: 429, err: errors.New("HTTP 429 too many requests from this address")}, "http:429"},
+		{&statusError{status: 429, err: errors.New("HTTP 429 too many failed attempts from this address; try again after 2026-12-06T20:17:38Z")}, ReasonLockedOut},
+		{&client.FailureError{FailInfo: scep.BadRequest, Text: "too many failed attempts from this address; try again after 2026-12-06T20:17:38Z"}, ReasonLockedOut},
 		// EST's pending answer (RFC 7030 §4.2.3), as SCEP's PENDING.
 		{&statusError{status: 202, err: errors.New("HTTP 202")}, "pending"},
 		{&verifyError{kind: "chain", err: errors.New("x")}, "verify:chain"},

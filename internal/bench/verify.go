@@ -228,6 +228,22 @@ func (v *verifier) duplicates() int {
 	return v.dups
 }
 
+// ReasonLockedOut is the reason of an enrollment refused because the
+// server locked the client's address out after too many wrong challenges or
+// passwords: a SCEP badRequest or an EST 429 whose text says so. It is told
+// apart from the failInfo or status it came with, since waiting for the
+// lockout to end, not a server setting such as --rate-limit, is the remedy.
+const ReasonLockedOut = "locked out"
+
+// saysLockedOut: the refusal's text is a lockout after failed attempts, in
+// scepter's words (internal/enroll: "too many failed attempts from this
+// address; try again after …"). The per-address rate limit's 429 says "too
+// many requests" and is not one.
+func saysLockedOut(err error) bool {
+	text := strings.ToLower(err.Error())
+	return strings.Contains(text, "too many failed attempts") || strings.Contains(text, "too many failed logins")
+}
+
 // classify names the reason of a failed enrollment, for counting.
 func classify(err error) string {
 	var fe *client.FailureError
@@ -240,6 +256,8 @@ func classify(err error) string {
 	switch {
 	case errors.As(err, &ue):
 		return "unfinished"
+	case (errors.As(err, &fe) || errors.As(err, &se)) && saysLockedOut(err):
+		return ReasonLockedOut
 	case errors.As(err, &fe):
 		return "failInfo:" + fe.FailInfo.String()
 	case errors.As(err, &pe):
