@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -203,7 +204,11 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 		if err := bench.CheckServerPID(pid); err != nil {
 			return o, usageError{fmt.Sprintf("--server-pid %d: %v", pid, err)}
 		}
-		o.ServerPIDs = append(o.ServerPIDs, pid)
+		// Counted once however often it is given: the figures are sums
+		// over the PIDs.
+		if !slices.Contains(o.ServerPIDs, pid) {
+			o.ServerPIDs = append(o.ServerPIDs, pid)
+		}
 	}
 	if !f.quiet {
 		o.Progress = e.stderr

@@ -180,3 +180,19 @@ func TestBenchSummaryLockoutAndRateLimit(t *testing.T) {
 		}
 	}
 }
+
+// A --server-pid given twice is counted once: the server's figures are
+// sums over the PIDs, and a repeated one doubled them (r70 D3).
+func TestBenchServerPIDCountedOnce(t *testing.T) {
+	self, parent := strconv.Itoa(os.Getpid()), strconv.Itoa(os.Getppid())
+	f := benchFlags{urls: stringList{"http://a/scep"}, pids: stringList{self, parent, self}, protocol: "scep",
+		concurrency: 1, count: 5, keyType: "p256", timeout: 1, quiet: true, challenge: "secret"}
+	e, _, _ := testEnv(map[string]string{})
+	o, err := f.options(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{os.Getpid(), os.Getppid()}; fmt.Sprint(o.ServerPIDs) != fmt.Sprint(want) {
+		t.Errorf("--server-pid %v gave %v, want %v", f.pids, o.ServerPIDs, want)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -317,11 +318,19 @@ func (o *Options) normalise() error {
 	if o.ServerProfile != "" && (o.Duration == 0 || o.ServerProfileOut == nil) {
 		return errors.New("a server profile needs a duration (it covers the run's) and somewhere to write it")
 	}
+	// A PID listed twice (a script that adds the nodes' PIDs and "the"
+	// server's) would be counted twice: the figures are sums.
+	pids := make([]int, 0, len(o.ServerPIDs))
 	for _, pid := range o.ServerPIDs {
+		if slices.Contains(pids, pid) {
+			continue
+		}
 		if err := CheckServerPID(pid); err != nil {
 			return fmt.Errorf("server PID %d: %w", pid, err)
 		}
+		pids = append(pids, pid)
 	}
+	o.ServerPIDs = pids
 	if o.Count == 0 && o.Duration == 0 {
 		o.Count = DefaultCount
 	}

@@ -290,3 +290,20 @@ func TestNextPause(t *testing.T) {
 		t.Error("sleepUntil(0) ended the run")
 	}
 }
+
+// A server PID listed twice is read once: the figures are sums over the
+// PIDs (r70 D3).
+func TestNormaliseServerPIDsOnce(t *testing.T) {
+	self, parent := os.Getpid(), os.Getppid()
+	given := []int{self, parent, self, parent}
+	o := &Options{URLs: []string{"http://127.0.0.1:1/scep"}, Challenge: "x", ServerPIDs: given}
+	if err := o.normalise(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(o.ServerPIDs) != fmt.Sprint([]int{self, parent}) {
+		t.Errorf("server PIDs %v, want %v", o.ServerPIDs, []int{self, parent})
+	}
+	if given[2] != self {
+		t.Errorf("the caller's list was changed: %v", given)
+	}
+}
