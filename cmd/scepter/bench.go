@@ -269,15 +269,22 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 		}
 	}
 	if s := r.Server; s != nil {
-		var pids []string
+		var pids, idle []string
 		for _, p := range s.PerPID {
-			if p.Error != "" {
+			switch {
+			case p.Error != "":
 				pids = append(pids, fmt.Sprintf("%d (unreadable: %s)", p.PID, p.Error))
-			} else {
+			case p.Idle:
+				pids = append(pids, fmt.Sprintf("%d (used no CPU)", p.PID))
+				idle = append(idle, strconv.Itoa(p.PID))
+			default:
 				pids = append(pids, strconv.Itoa(p.PID))
 			}
 		}
 		fmt.Fprintf(w, "server CPU:        %s ms/enrollment (%s s over PID %s)\n", measured(s.CPUMsPerEnroll), measured(s.CPUSeconds), strings.Join(pids, ", "))
+		if len(idle) > 0 {
+			fmt.Fprintf(w, "warning:           --server-pid %s used no CPU time while %d enrollments succeeded: likely not the server at --url (a mistyped PID, another process); the servers' figures are left out: give the PID of the process serving --url\n", strings.Join(idle, ", "), r.OK)
+		}
 		if s.PeakRSSKB != nil {
 			fmt.Fprintf(w, "server peak RSS:   %.1f MiB (VmHWM, summed)\n", float64(*s.PeakRSSKB)/1024)
 		} else {

@@ -196,3 +196,21 @@ func TestBenchServerPIDCountedOnce(t *testing.T) {
 		t.Errorf("--server-pid %v gave %v, want %v", f.pids, o.ServerPIDs, want)
 	}
 }
+
+// A --server-pid that used no CPU while certificates were issued gets a
+// warning and no figure, not "0.00 ms/enrollment" (r70 D4).
+func TestBenchSummaryIdleServerPID(t *testing.T) {
+	r := &bench.Result{Protocol: "scep", URLs: []string{"u"}, OK: 20,
+		Server: &bench.ServerUsage{PerPID: []bench.PIDUsage{{PID: 29975, CPUSeconds: ptr(0.0), PeakRSSKB: ptr[int64](1700), Idle: true}}}}
+	var b bytes.Buffer
+	printBenchSummary(&b, r)
+	for _, want := range []string{"server CPU:        n/a ms/enrollment (n/a s over PID 29975 (used no CPU))",
+		"warning:           --server-pid 29975 used no CPU time while 20 enrollments succeeded: likely not the server at --url"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "0.00 ms/enrollment") {
+		t.Errorf("summary gives a figure:\n%s", b.String())
+	}
+}

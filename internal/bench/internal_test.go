@@ -307,3 +307,52 @@ func TestNormaliseServerPIDsOnce(t *testing.T) {
 		t.Errorf("the caller's list was changed: %v", given)
 	}
 }
+
+// A server PID that used no CPU time at all while many enrollments
+// succeeded is not the server under load: it is marked idle and the summed
+// figures are left out (nil, null in JSON), not reported as 0 ms per
+// enrollment (r70 D4). Over a few enrollments a CPU time of 0 proves
+// nothing, and a PID that did work is never idle.
+func TestServerUsageIdlePID(t *testing.T) {
+	self, parent := os.Getpid(), os.Getppid()
+	for _, tt := range []struct {
+		name     string
+		pids     []int
+		ok       int
+		busy     bool // after is a second of CPU past before
+		wantIdle bool
+	}{
+		{"idle over 20 enrollments", []int{self}, IdleEnrollments, false, true},
+		{"idle over a few", []int{self}, IdleEnrollments - 1, false, false},
+		{"busy", []int{self}, 1000, true, false},
+		{"two PIDs, 20 enrollments each", []int{self, parent}, 2 * IdleEnrollments, false, true},
+		{"two PIDs, fewer", []int{self, parent}, 2*IdleEnrollments - 1, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := readCPU(tt.pids)
+			after := cpuSample{}
+			for pid, r := range before {
+				if tt.busy {
+					r.cpu += time.Second
+				}
+				after[pid] = r
+			}
+			u := serverUsage(tt.pids, before, after, tt.ok)
+			for _, p := range u.PerPID {
+				if p.Idle != tt.wantIdle || p.CPUSeconds == nil {
+					t.Errorf("PID %d: idle %v, CPU %v; want idle %v and its CPU time", p.PID, p.Idle, p.CPUSeconds, tt.wantIdle)
+				}
+			}
+			if known := u.CPUSeconds != nil && u.CPUMsPerEnroll != nil && u.PeakRSSKB != nil; known == tt.wantIdle {
+				t.Errorf("summed figures known %v, want %v: %+v", known, !tt.wantIdle, u)
+			}
+			b, err := json.Marshal(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := `"cpu_ms_per_enrollment":null`; tt.wantIdle && !strings.Contains(string(b), want) {
+				t.Errorf("JSON %s lacks %s", b, want)
+			}
+		})
+	}
+}

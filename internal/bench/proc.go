@@ -40,7 +40,19 @@ type PIDUsage struct {
 	CPUSeconds *float64 `json:"cpu_seconds"`
 	PeakRSSKB  *int64   `json:"peak_rss_kb"`
 	Error      string   `json:"error,omitempty"`
+	// Idle is set when the process used no CPU time at all while many
+	// enrollments succeeded: it is not the server under load (a
+	// mistyped PID, another process); the summed figures are then left
+	// out, as for an unreadable one.
+	Idle bool `json:"idle,omitempty"`
 }
+
+// IdleEnrollments is how many successful enrollments per server PID make
+// a PID that used no CPU time over them suspect: any server spends well over
+// a millisecond of CPU on an enrollment, and /proc counts CPU time in
+// 10 ms units of the scheduler's exact figure, so 20 of them show at least
+// one unit.
+const IdleEnrollments = 20
 
 // cpuSample is each PID's utime+stime, or the error reading it.
 type cpuSample map[int]cpuReading
@@ -139,6 +151,10 @@ func serverUsage(pids []int, before, after cpuSample, ok int) *ServerUsage {
 		default:
 			d := a.cpu - b.cpu
 			total += d
+			if d == 0 && ok >= IdleEnrollments*len(pids) {
+				p.Idle = true
+				cpuKnown, rssKnown = false, false
+			}
 			secs := d.Seconds()
 			p.CPUSeconds = &secs
 			if hwm, err := procHWM(pid); err == nil {
