@@ -148,13 +148,6 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 		// Read as "not given", it would make the default 100.
 		return o, usageError{"--count 0 and --duration 0 bound nothing: give a positive --count or --duration (or neither, for " + strconv.Itoa(bench.DefaultCount) + " enrollments)"}
 	}
-	for _, u := range f.urls {
-		if o.Protocol == bench.EST {
-			if err := bench.CheckESTURL(u, o.Profile); err != nil {
-				return o, usageError{fmt.Sprintf("--url %q: %v", u, err)}
-			}
-		}
-	}
 	if !keys.ValidKeyType(f.keyType) {
 		return o, usageError{fmt.Sprintf("--key-type %q: want one of %s", f.keyType, strings.Join(keys.KeyTypes, ", "))}
 	}
@@ -208,6 +201,18 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 		// over the PIDs.
 		if !slices.Contains(o.ServerPIDs, pid) {
 			o.ServerPIDs = append(o.ServerPIDs, pid)
+		}
+	}
+	for _, u := range f.urls {
+		check := bench.CheckSCEPURL
+		if o.Protocol == bench.EST {
+			check = bench.CheckESTURL
+		}
+		// A malformed URL is a usage error (exit 2), as any flag, not
+		// a failed run (exit 1): a script can tell a typo from a server
+		// that failed.
+		if err := check(u, o.Profile); err != nil {
+			return o, usageError{fmt.Sprintf("--url %q: %v", u, err)}
 		}
 	}
 	if !f.quiet {

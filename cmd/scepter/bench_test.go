@@ -31,6 +31,9 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--url", "https://127.0.0.1:1", "--protocol", "est", "--est-password", "p"}, "--est-user"},
 		// r57: an http URL for EST is a misconfigured flag like any other.
 		{[]string{"bench", "--url", "http://127.0.0.1:1", "--protocol", "est", "--challenge", "c"}, "want https://"},
+		// r70 D6: so is a malformed SCEP URL, as EST's, not a failed run.
+		{[]string{"bench", "--url", "127.0.0.1:1/scep", "--challenge", "c"}, `--url "127.0.0.1:1/scep": want an http:// or https:// SCEP URL`},
+		{[]string{"bench", "--url", "http://127.0.0.1:1/scep,ftp://127.0.0.1:1/scep", "--challenge", "c"}, `--url "ftp://127.0.0.1:1/scep"`},
 		// A user without a password would send an empty password with every
 		// request, each a failed check toward the user's lockout.
 		{[]string{"bench", "--url", "https://127.0.0.1:1", "--protocol", "est", "--est-user", "fleet"}, "--est-user fleet has no password: give it with --est-password-file"},

@@ -551,3 +551,22 @@ func TestRunLockedOut(t *testing.T) {
 		})
 	}
 }
+
+// A SCEP URL that fails at connect is named as requested, with the profile
+// appended: a profile named in the URL too shows doubled (r70 D6).
+func TestRunNamesTheSCEPURLRequested(t *testing.T) {
+	s := newSCEPServer(t)
+	o := s.options(s.url + "/default")
+	o.Profile = "default"
+	_, err := bench.Run(context.Background(), o)
+	want := s.url + `/default/default (profile "default" appended to ` + s.url + "/default): GetCACaps"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Run: %v, want an error naming %q", err, want)
+	}
+	if err := bench.CheckSCEPURL("127.0.0.1:8080/scep", ""); err == nil {
+		t.Error("CheckSCEPURL accepts a URL without a scheme")
+	}
+	if err := bench.CheckSCEPURL(s.url, "default"); err != nil {
+		t.Errorf("CheckSCEPURL(%s): %v", s.url, err)
+	}
+}

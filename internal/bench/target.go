@@ -41,12 +41,22 @@ func connect(ctx context.Context, o *Options) ([]*target, error) {
 		var t *target
 		var err error
 		if o.Protocol == EST {
-			t, err = connectEST(ctx, o, raw)
+			if t, err = connectEST(ctx, o, raw); err != nil {
+				return nil, fmt.Errorf("%s: %w", raw, err)
+			}
 		} else {
-			t, err = connectSCEP(ctx, o, raw)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", raw, err)
+			u, err := scepURL(raw, o.Profile)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", raw, err)
+			}
+			if t, err = connectSCEP(ctx, o, u); err != nil {
+				// Named as requested: a profile the URL names already
+				// shows only doubled (…/scep/P/P).
+				if o.Profile != "" {
+					return nil, fmt.Errorf("%s (profile %q appended to %s): %w", u, o.Profile, raw, err)
+				}
+				return nil, fmt.Errorf("%s: %w", u, err)
+			}
 		}
 		targets = append(targets, t)
 	}
@@ -65,14 +75,29 @@ func connect(ctx context.Context, o *Options) ([]*target, error) {
 	return targets, nil
 }
 
-func connectSCEP(ctx context.Context, o *Options, raw string) (*target, error) {
+// scepURL is the SCEP URL enrolled at: raw with the profile, when given,
+// appended.
+func scepURL(raw, profile string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("want an http:// or https:// SCEP URL")
+		return "", errors.New("want an http:// or https:// SCEP URL, as http://HOST:8080/scep")
 	}
-	if o.Profile != "" {
-		u.Path = strings.TrimSuffix(u.Path, "/") + "/" + url.PathEscape(o.Profile)
+	if profile != "" {
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/" + url.PathEscape(profile)
 	}
+	return u.String(), nil
+}
+
+// CheckSCEPURL says what is wrong with a SCEP URL (nil when nothing is),
+// before anything is sent.
+func CheckSCEPURL(raw, profile string) error {
+	_, err := scepURL(raw, profile)
+	return err
+}
+
+// connectSCEP fetches the capabilities and CA certificates of the SCEP URL
+// u (its profile appended).
+func connectSCEP(ctx context.Context, o *Options, u string) (*target, error) {
 	// Before the CA is known, an https URL pinned by fingerprint is
 	// fetched without checking the TLS certificate: what comes back is
 	// checked against the fingerprint instead, as `scepter enroll` does.
@@ -80,7 +105,7 @@ func connectSCEP(ctx context.Context, o *Options, raw string) (*target, error) {
 		InsecureSkipVerify: o.Roots == nil && o.CAFingerprint != ""} //nolint:gosec // see above
 	tr := newTransport(cfg, o.Timeout)
 	defer tr.CloseIdleConnections()
-	c := &client.SCEP{URL: u.String(), HTTP: newHTTPClient(tr), Now: o.Now}
+	c := &client.SCEP{URL: u, HTTP: newHTTPClient(tr), Now: o.Now}
 	caps, err := c.GetCACaps(ctx)
 	if err != nil {
 		return nil, err // the client's error names GetCACaps
@@ -101,14 +126,14 @@ func connectSCEP(ctx context.Context, o *Options, raw string) (*target, error) {
 	fetchCA := func(ctx context.Context) ([]*x509.Certificate, error) {
 		tr := newTransport(cfg, o.Timeout)
 		defer tr.CloseIdleConnections()
-		c := &client.SCEP{URL: u.String(), HTTP: newHTTPClient(tr), Now: o.Now}
+		c := &client.SCEP{URL: u, HTTP: newHTTPClient(tr), Now: o.Now}
 		certs, err := c.GetCACert(ctx)
 		if err != nil {
 			return nil, err
 		}
 		return trustCACerts(o, certs)
 	}
-	return &target{url: u.String(), caCerts: certs, caps: caps, fetchCA: fetchCA}, nil
+	return &target{url: u, caCerts: certs, caps: caps, fetchCA: fetchCA}, nil
 }
 
 // trustCACerts checks the CA certificates a server sent (GetCACert,
