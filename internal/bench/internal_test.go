@@ -356,3 +356,52 @@ func TestServerUsageIdlePID(t *testing.T) {
 		})
 	}
 }
+
+// A --count beyond what is prepared ahead, beside a --duration, builds the
+// pool of a run bounded by time alone, not a CSR per enrollment it names
+// (r70 D2: 20,000 CSRs, 200 s, for a 2 s run that sent 89); a smaller
+// --count is built in full, its requests before the clock, with a
+// --duration or without.
+func TestPoolSizedForTheRun(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		count, pool      int
+		duration         time.Duration
+		keyType          string
+		wantKeys, wantCS int
+	}{
+		{"huge count with duration", MaxPrepared + 1, 0, time.Second, "p256", 1000, 1000},
+		{"huge count with duration, few keys", MaxPrepared + 1, 10, time.Second, "p256", 10, 100},
+		{"huge count with duration, RSA", MaxPrepared + 1, 0, time.Second, "rsa2048", 100, 1000},
+		{"count with duration, prepared", 50, 0, time.Second, "p256", 50, 50},
+		{"count with duration, fewer keys", 50, 5, time.Second, "p256", 5, 50},
+		{"duration alone", 0, 7, time.Second, "p256", 7, 70},
+		{"count alone", 30, 0, 0, "p256", 30, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &Options{URLs: []string{"http://127.0.0.1:1/scep"}, Challenge: "x", KeyType: tc.keyType,
+				Count: tc.count, Pool: tc.pool, Duration: tc.duration}
+			if err := o.normalise(); err != nil {
+				t.Fatal(err)
+			}
+			if o.Pool != tc.wantKeys {
+				t.Fatalf("pool of %d keys, want %d", o.Pool, tc.wantKeys)
+			}
+			if tc.keyType != "p256" {
+				return // RSA keys take long to make: the size is enough
+			}
+			var progress bytes.Buffer
+			o.Progress = &progress
+			p, err := buildPool(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.keys) != tc.wantKeys || len(p.items) != tc.wantCS {
+				t.Errorf("%d keys and %d CSRs, want %d and %d", len(p.keys), len(p.items), tc.wantKeys, tc.wantCS)
+			}
+			if tc.count > 0 && tc.duration > 0 && !strings.Contains(progress.String(), "with --duration") {
+				t.Errorf("progress does not say what --count with --duration builds:\n%s", progress.String())
+			}
+		})
+	}
+}

@@ -52,13 +52,16 @@ func (p *pool) item(i int) *poolItem { return &p.items[i%len(p.items)] }
 // buildPool makes the keys, the CSRs (each with a subject of its own,
 // CN=bench-RUN-N) and the signer certificates, on every core.
 func buildPool(ctx context.Context, o *Options) (*pool, error) {
-	nItems := o.Count
+	nItems := o.poolCount()
 	if nItems == 0 {
-		// Bounded by time alone: a CSR costs one signature, far less
-		// than an RSA key, so up to ten per key, 1,000 in all.
+		// Bounded by time: a CSR costs one signature, far less than
+		// an RSA key, so up to ten per key, 1,000 in all.
 		nItems = max(o.Pool, min(10*o.Pool, 1000))
 	}
 	nItems = min(nItems, max(o.Pool, MaxPoolCSRs))
+	if o.Count > 0 {
+		nItems = min(nItems, o.Count)
+	}
 	nKeys := min(o.Pool, nItems)
 	p := &pool{keys: make([]poolKey, nKeys), items: make([]poolItem, nItems)}
 	run := make([]byte, 4)
@@ -69,6 +72,12 @@ func buildPool(ctx context.Context, o *Options) (*pool, error) {
 	start := time.Now()
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "bench: building the pool: %d %s keys, %d CSRs (before the clock starts)\n", nKeys, o.KeyType, nItems)
+		switch {
+		case o.Duration > 0 && o.Count > MaxPrepared:
+			fmt.Fprintf(o.Progress, "bench: --count %d with --duration: a pool as for --duration alone, its CSRs reused\n", o.Count)
+		case o.Duration > 0 && o.Count > 0:
+			fmt.Fprintf(o.Progress, "bench: --count %d with --duration: the requests of all %d are built before the clock, whether the run reaches them or not (--duration alone builds fewer)\n", o.Count, o.Count)
+		}
 	}
 	if err := parallel(ctx, nKeys, func(i int) error {
 		k, err := keys.Generate(o.KeyType)
