@@ -217,3 +217,21 @@ func TestBenchSummaryIdleServerPID(t *testing.T) {
 		t.Errorf("summary gives a figure:\n%s", b.String())
 	}
 }
+
+// The rate of a run with unfinished enrollments says that the wait for
+// them is not in its time.
+func TestBenchSummaryUnfinished(t *testing.T) {
+	for _, tc := range []struct {
+		failures map[string]int
+		want     string
+	}{
+		{map[string]int{"unfinished": 4}, "enrollments/s:     97.0 (388 ok in 4.00s; the wait for the 4 unfinished after --duration is not counted)"},
+		{map[string]int{"timeout": 4}, "enrollments/s:     97.0 (388 ok in 4.00s)\n"},
+	} {
+		var b bytes.Buffer
+		printBenchSummary(&b, &bench.Result{Protocol: "scep", URLs: []string{"u"}, OK: 388, Failed: 4, Failures: tc.failures, Rate: 97, ElapsedSeconds: 4})
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("summary lacks %q:\n%s", tc.want, b.String())
+		}
+	}
+}

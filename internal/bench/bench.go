@@ -157,7 +157,11 @@ type Result struct {
 	BadCerts   int `json:"bad_certs"`
 	Duplicates int `json:"duplicate_serials"`
 	// ElapsedSeconds is the clock: from the first request to the end of
-	// the last; Rate is OK per second of it.
+	// the last; Rate is OK per second of it. Enrollments cut off as
+	// unfinished do not stretch it: the drain after Duration in which they
+	// got no reply is left out (the clock then stops at the last reply, or
+	// at Duration if that came earlier), so that a server that stopped
+	// answering shows the rate at which it answered.
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	Rate           float64 `json:"enrollments_per_second"`
 	// Latency of successful enrollments, in milliseconds: all of the
@@ -410,6 +414,10 @@ type run struct {
 	next atomic.Int64 // the next enrollment's index
 	done atomic.Int64
 	fail atomic.Int64
+	// start is when the clock started; lastEnd, since start, when the
+	// last enrollment that was not cut off as unfinished ended.
+	start   time.Time
+	lastEnd atomic.Int64
 
 	mu           sync.Mutex
 	latencies    []time.Duration
@@ -465,6 +473,7 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 	self := os.Getpid()
 	cpuBefore, toolBefore := readCPU(o.ServerPIDs), readCPU([]int{self})
 	start := time.Now()
+	r.start = start
 	var deadline time.Time
 	if o.Duration > 0 {
 		deadline = start.Add(o.Duration)
@@ -486,6 +495,13 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpuAfter, toolAfter := readCPU(o.ServerPIDs), readCPU([]int{self})
+	clock := elapsed
+	if r.cutOff() {
+		// The drain in which the unfinished got no reply is no time
+		// the server answered in: the clock stops at the last reply,
+		// or at Duration if that came earlier.
+		clock = min(elapsed, max(o.Duration, time.Duration(r.lastEnd.Load())))
+	}
 	stopProgress()
 	r.checkDeferred(ctx)
 	var profErr error
@@ -495,7 +511,7 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 		profErr = <-profiled
 	}
 
-	res := r.result(elapsed)
+	res := r.result(clock)
 	if len(o.ServerPIDs) > 0 {
 		res.Server = serverUsage(o.ServerPIDs, cpuBefore, cpuAfter, res.OK)
 	}
@@ -562,11 +578,13 @@ func (r *run) work(ctx context.Context, w *worker, deadline time.Time) {
 		rctx = context.WithValue(rctx, exchangeKey{}, ex)
 		t0 := time.Now()
 		finish, err := r.en.enroll(rctx, w, ti, i, item)
-		if err != nil && errors.Is(context.Cause(rctx), errUnfinished) {
+		unfinished := err != nil && errors.Is(context.Cause(rctx), errUnfinished)
+		if unfinished {
 			err = &unfinishedError{err}
 		}
 		if err == nil && r.deferred {
 			lat := time.Since(t0)
+			r.noteEnd()
 			cancel()
 			r.done.Add(1)
 			r.mu.Lock()
@@ -579,10 +597,32 @@ func (r *run) work(ctx context.Context, w *worker, deadline time.Time) {
 			cert, err = finish()
 		}
 		lat := time.Since(t0)
+		if !unfinished {
+			r.noteEnd()
+		}
 		cancel()
 		r.check(ti, item, cert, lat, ex.roundTrip, err)
 		pause = nextPause(pause, err)
 	}
+}
+
+// noteEnd records that an enrollment ended now, with a reply or a failure
+// other than being cut off as unfinished.
+func (r *run) noteEnd() {
+	end := int64(time.Since(r.start))
+	for {
+		last := r.lastEnd.Load()
+		if end <= last || r.lastEnd.CompareAndSwap(last, end) {
+			return
+		}
+	}
+}
+
+// cutOff reports whether enrollments were cut off as unfinished.
+func (r *run) cutOff() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failures["unfinished"] > 0
 }
 
 // nextPause is how long a worker waits before its next enrollment: after a

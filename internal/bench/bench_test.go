@@ -570,3 +570,42 @@ func TestRunNamesTheSCEPURLRequested(t *testing.T) {
 		t.Errorf("CheckSCEPURL(%s): %v", s.url, err)
 	}
 }
+
+// A server that stops answering during a run bounded by --duration: the
+// drain in which the enrollments then in flight get no reply is not in the
+// rate's time, which ends at the last reply or at the duration (r70: 388
+// ok "in 9.00s" for a server that answered 97/s for 4 s).
+func TestRunDrainNotInTheRate(t *testing.T) {
+	s := newSCEPServer(t)
+	const answered = 1
+	var enrollments atomic.Int64
+	freezes := s.listen(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("operation") != "PKIOperation" || enrollments.Add(1) <= answered {
+			s.handler.ServeHTTP(w, r)
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	})) + "/scep"
+	o := s.options(freezes)
+	o.KeyType, o.Duration, o.Concurrency, o.Pool = "p256", time.Second, 1, 2
+	o.Drain = 3 * time.Second
+	start := time.Now()
+	res := run(t, o)
+	took := time.Since(start)
+	if res.OK != answered || res.Failures["unfinished"] != 1 {
+		t.Fatalf("ok %d failures %v, want %d ok and 1 unfinished", res.OK, res.Failures, answered)
+	}
+	// The run itself waited the drain out: that is the time to leave out.
+	if took < o.Drain {
+		t.Fatalf("the run took %v, less than its drain %v", took, o.Drain)
+	}
+	// The hung enrollment started before the duration ended, after the
+	// last reply: so the clock stops at the duration.
+	if res.ElapsedSeconds != o.Duration.Seconds() {
+		t.Errorf("clock %.3fs for a run of %v with a drain of %v, want the duration, %v", res.ElapsedSeconds, took, o.Drain, o.Duration)
+	}
+	if want := float64(res.OK) / res.ElapsedSeconds; res.Rate != want {
+		t.Errorf("rate %v, want %v", res.Rate, want)
+	}
+}
