@@ -22,21 +22,54 @@ import (
 // own, as the tests that compare RA keys across them need.
 var testKeys = keytest.NewPool(16)
 
+// keyRecorder is a generator that draws keys from testKeys and remembers
+// each, for the tests that check a command made its keys with the
+// generator it was given.
+type keyRecorder struct {
+	mu   sync.Mutex
+	made []crypto.Signer
+}
+
+func (r *keyRecorder) generate(keyType string) (crypto.Signer, error) {
+	k, err := testKeys.Generate(keyType)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.made = append(r.made, k)
+	return k, err
+}
+
+// count is how many keys it made.
+func (r *keyRecorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.made)
+}
+
+// madeKeyFile reports whether the key file at path holds one of the keys
+// it made.
+func (r *keyRecorder) madeKeyFile(t *testing.T, path string) bool {
+	t.Helper()
+	k, err := keys.LoadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.made {
+		if pki.SamePublicKey(k.Public(), m.Public()) {
+			return true
+		}
+	}
+	return false
+}
+
 // serve makes a new CA's root, issuing and RA keys with env.generateKey,
 // the generator the tests above rely on; each key file written is one it
 // made.
 func TestServeMakesNewCAKeysWithItsGenerator(t *testing.T) {
-	var mu sync.Mutex
-	var made []crypto.Signer
-	generate := func(keyType string) (crypto.Signer, error) {
-		k, err := testKeys.Generate(keyType)
-		mu.Lock()
-		defer mu.Unlock()
-		made = append(made, k)
-		return k, err
-	}
+	var rec keyRecorder
 	dataDir := filepath.Join(t.TempDir(), "data")
-	srv := serveInProcessKeys(t, generate, nil, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0",
+	srv := serveInProcessKeys(t, rec.generate, nil, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0",
 		"--challenge", "test", "--data-dir", dataDir, "--ca-key-type", keys.RSA2048)
 	if srv.ended {
 		t.Fatalf("serve stopped: %v\n%s", srv.err, srv.errb.String())
@@ -44,21 +77,11 @@ func TestServeMakesNewCAKeysWithItsGenerator(t *testing.T) {
 	if err := srv.stop(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(made) != 3 {
-		t.Fatalf("the generator made %d keys, want 3 (root, issuing, RA)", len(made))
+	if n := rec.count(); n != 3 {
+		t.Fatalf("the generator made %d keys, want 3 (root, issuing, RA)", n)
 	}
 	for _, name := range []string{"root.key", "issuing.key", "ra.key"} {
-		k, err := keys.LoadKeyFile(filepath.Join(dataDir, "ca", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
-		for _, m := range made {
-			found = found || pki.SamePublicKey(k.Public(), m.Public())
-		}
-		if !found {
+		if !rec.madeKeyFile(t, filepath.Join(dataDir, "ca", name)) {
 			t.Errorf("ca/%s is not a key the generator made", name)
 		}
 	}
@@ -69,30 +92,18 @@ func TestServeMakesNewCAKeysWithItsGenerator(t *testing.T) {
 // over draw them from the pool, and each key file written is one it made.
 func TestCARolloverMakesKeysWithItsGenerator(t *testing.T) {
 	dir, _ := caDataDir(t, ca.InitOptions{KeyType: keys.RSA2048})
-	var made []crypto.Signer
+	var rec keyRecorder
 	e, _, errb := testEnv(nil)
-	e.generateKey = func(keyType string) (crypto.Signer, error) {
-		k, err := testKeys.Generate(keyType)
-		made = append(made, k)
-		return k, err
-	}
+	e.generateKey = rec.generate
 	switchAt := pki.SystemClock{}.Now().Add(72 * time.Hour).Truncate(time.Second)
 	if err := run(context.Background(), e, []string{"ca", "rollover", "--switch-at", switchAt.Format(time.RFC3339), "--data-dir", dir}); err != nil {
 		t.Fatalf("ca rollover: %v\n%s", err, errb.String())
 	}
-	if len(made) != 2 {
-		t.Fatalf("the generator made %d keys, want 2 (the next issuing CA's and RA's)", len(made))
+	if n := rec.count(); n != 2 {
+		t.Fatalf("the generator made %d keys, want 2 (the next issuing CA's and RA's)", n)
 	}
 	for _, name := range []string{"issuing.key", "ra.key"} {
-		k, err := keys.LoadKeyFile(filepath.Join(dir, "ca", ca.NextDir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
-		for _, m := range made {
-			found = found || pki.SamePublicKey(k.Public(), m.Public())
-		}
-		if !found {
+		if !rec.madeKeyFile(t, filepath.Join(dir, "ca", ca.NextDir, name)) {
 			t.Errorf("ca/%s/%s is not a key the generator made", ca.NextDir, name)
 		}
 	}
@@ -104,24 +115,16 @@ func TestCARolloverMakesKeysWithItsGenerator(t *testing.T) {
 // the key file written is the one it made.
 func TestCARenewRAMakesItsKeyWithItsGenerator(t *testing.T) {
 	dir, _ := caDataDir(t, ca.InitOptions{KeyType: keys.RSA2048})
-	var made []crypto.Signer
+	var rec keyRecorder
 	e, _, errb := testEnv(nil)
-	e.generateKey = func(keyType string) (crypto.Signer, error) {
-		k, err := testKeys.Generate(keyType)
-		made = append(made, k)
-		return k, err
-	}
+	e.generateKey = rec.generate
 	if err := run(context.Background(), e, []string{"ca", "renew-ra", "--validity", "26280h", "--data-dir", dir}); err != nil {
 		t.Fatalf("ca renew-ra: %v\n%s", err, errb.String())
 	}
-	if len(made) != 1 {
-		t.Fatalf("the generator made %d keys, want 1 (the new RA's)", len(made))
+	if n := rec.count(); n != 1 {
+		t.Fatalf("the generator made %d keys, want 1 (the new RA's)", n)
 	}
-	k, err := keys.LoadKeyFile(filepath.Join(dir, "ca", "ra.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !pki.SamePublicKey(k.Public(), made[0].Public()) {
+	if !rec.madeKeyFile(t, filepath.Join(dir, "ca", "ra.key")) {
 		t.Error("ca/ra.key is not the key the generator made")
 	}
 }
@@ -145,20 +148,16 @@ func TestClientsMakeTheirKeysWithTheirGenerator(t *testing.T) {
 		{"est enroll", []string{"est", "enroll", "--url", s.estURL, "--ca-fingerprint", s.fingerprint, "--subject", "CN=pooled-est",
 			"--key-type", keys.RSA2048, "--out", path("est.pem"), "--key-out", path("estkey.pem")}, "estkey.pem"},
 	} {
-		var made []crypto.Signer
+		var rec keyRecorder
 		e, out, errb := testEnv(map[string]string{"SCEPTER_EST_PASSWORD": "test"})
-		e.generateKey = func(keyType string) (crypto.Signer, error) {
-			k, err := testKeys.Generate(keyType)
-			made = append(made, k)
-			return k, err
-		}
+		e.generateKey = rec.generate
 		if err := run(context.Background(), e, tc.args); err != nil {
 			t.Fatalf("%s: %v\n%s%s", tc.name, err, out, errb)
 		}
-		if len(made) != 1 {
-			t.Fatalf("%s: the generator made %d keys, want 1", tc.name, len(made))
+		if n := rec.count(); n != 1 {
+			t.Fatalf("%s: the generator made %d keys, want 1", tc.name, n)
 		}
-		if !pki.SamePublicKey(loadKey(t, path(tc.keyOut)).Public(), made[0].Public()) {
+		if !rec.madeKeyFile(t, path(tc.keyOut)) {
 			t.Errorf("%s: %s is not the key the generator made", tc.name, tc.keyOut)
 		}
 	}

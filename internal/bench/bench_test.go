@@ -331,32 +331,16 @@ func TestRunDuration(t *testing.T) {
 }
 
 func TestRunEST(t *testing.T) {
-	p := fixture.New(t, fixture.Options{})
-	mux, err := server.TLSMux(server.Handlers{EST: estserver.New(p.Service, p.Log, estserver.Options{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := server.ManagedCertificate(context.Background(), filepath.Join(p.Dir, "tls"), []string{"127.0.0.1"}, p.Service, p.Clock, p.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(mux)
-	srv.TLS = server.TLSConfig(cert.GetCertificate, 0, 0)
-	pair, _ := cert.GetCertificate(nil)
-	srv.TLS.Certificates, srv.TLS.GetCertificate = []tls.Certificate{*pair}, nil
 	var conns atomic.Int64
-	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			conns.Add(1)
+	_, o := newESTServer(t, func(srv *httptest.Server) {
+		srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				conns.Add(1)
+			}
 		}
-	}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-
-	root := p.Authority.Root
-	sum := sha256.Sum256(root.Raw)
-	o := bench.Options{Protocol: "est", URLs: []string{srv.URL}, Challenge: fixture.Challenge, KeyType: "p256",
-		CAFingerprint: "sha256:" + hex.EncodeToString(sum[:]), Now: p.Clock.Now, Count: 20, Concurrency: 2, Timeout: 20 * time.Second}
+	})
+	srvURL := o.URLs[0]
+	o.Count, o.Concurrency = 20, 2
 	res := run(t, o)
 	if res.OK != 20 || res.Failed != 0 || res.Duplicates != 0 {
 		t.Fatalf("ok %d failed %d dup %d: %v", res.OK, res.Failed, res.Duplicates, res.FirstErrors)
@@ -364,7 +348,7 @@ func TestRunEST(t *testing.T) {
 	if rt, l := res.RoundTrip, res.Latency; !(rt.P50 > 0 && rt.P99 <= l.P99 && rt.Mean <= l.Mean) {
 		t.Errorf("round trip not sane: %+v against latency %+v", rt, l)
 	}
-	if want := srv.URL + "/.well-known/est/simpleenroll"; res.URLs[0] != want {
+	if want := srvURL + "/.well-known/est/simpleenroll"; res.URLs[0] != want {
 		t.Errorf("URL %q, want %q", res.URLs[0], want)
 	}
 	// Two connections to bootstrap trust and fetch /cacerts, then one kept
@@ -499,8 +483,8 @@ func TestRunRefusesAnUnreadableServerPID(t *testing.T) {
 
 // newESTServer is an in-process EST server over TLS on 127.0.0.1 with the
 // fixture's CA, its clock pinned; the options trust its root by
-// fingerprint.
-func newESTServer(t *testing.T) (*fixture.PKI, bench.Options) {
+// fingerprint. configure, when not nil, sees the server before it starts.
+func newESTServer(t *testing.T, configure func(*httptest.Server)) (*fixture.PKI, bench.Options) {
 	t.Helper()
 	p := fixture.New(t, fixture.Options{})
 	mux, err := server.TLSMux(server.Handlers{EST: estserver.New(p.Service, p.Log, estserver.Options{})})
@@ -515,6 +499,9 @@ func newESTServer(t *testing.T) (*fixture.PKI, bench.Options) {
 	srv.TLS = server.TLSConfig(cert.GetCertificate, 0, 0)
 	pair, _ := cert.GetCertificate(nil)
 	srv.TLS.Certificates, srv.TLS.GetCertificate = []tls.Certificate{*pair}, nil
+	if configure != nil {
+		configure(srv)
+	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	sum := sha256.Sum256(p.Authority.Root.Raw)
@@ -529,7 +516,7 @@ func newESTServer(t *testing.T) (*fixture.PKI, bench.Options) {
 // sent the reader to --rate-limit 0, which changes nothing (r70 D1).
 func TestRunLockedOut(t *testing.T) {
 	s := newSCEPServer(t)
-	_, est := newESTServer(t)
+	_, est := newESTServer(t, nil)
 	for name, o := range map[string]bench.Options{"scep": s.options(s.url), "est": est} {
 		t.Run(name, func(t *testing.T) {
 			o.KeyType, o.Pool, o.Concurrency = "p256", 2, 1
