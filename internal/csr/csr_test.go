@@ -85,6 +85,56 @@ func TestParseDN(t *testing.T) {
 	}
 }
 
+// ParseDN reads RFC 4514's escapes (§3: a backslash before a special
+// character or a space, or before two hex digits giving an octet of the
+// UTF-8) and refuses any other backslash, which it dropped before: a
+// challenge bound to "CN=c\qx" was bound to CN=cqx (r72 D7).
+func TestParseDNEscapes(t *testing.T) {
+	cn := func(t *testing.T, dn string) string {
+		t.Helper()
+		der, err := ParseDN(dn)
+		if err != nil {
+			t.Fatalf("ParseDN(%q): %v", dn, err)
+		}
+		var rdns pkix.RDNSequence
+		if _, err := asn1.Unmarshal(der, &rdns); err != nil {
+			t.Fatal(err)
+		}
+		var name pkix.Name
+		name.FillFromRDNSequence(&rdns)
+		return name.CommonName
+	}
+	for dn, want := range map[string]string{
+		`CN=a\,b`:          "a,b",
+		`CN=a\+b\;c\<d\>e`: "a+b;c<d>e",
+		`CN=a\"b\\c\=d`:    `a"b\c=d`,
+		`CN=\#1`:           "#1",
+		`CN=\ lead`:        " lead",
+		`CN=trail\ `:       "trail ",
+		`CN=trail\ ,O=x`:   "trail ",
+		`CN=trail\  `:      "trail ",
+		`CN=caf\C3\A9`:     "café",
+		`CN=a\2Cb`:         "a,b",
+		`CN=  spaced  `:    "spaced",
+	} {
+		if got := cn(t, dn); got != want {
+			t.Errorf("ParseDN(%q): CN %q, want %q", dn, got, want)
+		}
+	}
+	// What Go writes, ParseDN reads back.
+	name := pkix.Name{CommonName: ` a,b+c"d\e<f>g;h#i `}
+	if got := cn(t, name.String()); got != name.CommonName {
+		t.Errorf("ParseDN(%q): CN %q, want %q", name.String(), got, name.CommonName)
+	}
+	for _, bad := range []string{`CN=c\qx`, `CN=c\ud800`, `CN=a\`, `CN=a\\\`, `CN=a\2`, `CN=a\2G`, `CN=a\C3`, `CN=a\x1b`} {
+		if _, err := ParseDN(bad); err == nil {
+			t.Errorf("ParseDN(%q) succeeded", bad)
+		} else if !strings.Contains(err.Error(), "CN") || !strings.Contains(err.Error(), "RFC 4514") && !strings.Contains(err.Error(), "UTF-8") {
+			t.Errorf("ParseDN(%q): %v, want the attribute and what RFC 4514 allows", bad, err)
+		}
+	}
+}
+
 // FuzzChallengePassword feeds untrusted requests to every reader of what
 // crypto/x509 leaves unparsed: the challengePassword, the SAN types and
 // the URI SANs as the request spells them.

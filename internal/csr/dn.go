@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -32,12 +33,13 @@ var dnAttributes = map[string]asn1.ObjectIdentifier{
 }
 
 // ParseDN reads an RFC 4514 style name such as "CN=device-1,O=Acme" (a
-// backslash escapes a comma, plus or backslash) and returns its DER. As in
+// backslash escapes a comma, plus, backslash or another RFC 4514 special,
+// or gives an octet as two hex digits) and returns its DER. As in
 // RFC 4514 the most significant attribute comes last.
 func ParseDN(s string) ([]byte, error) {
 	var rdns pkix.RDNSequence
 	for _, part := range splitUnescaped(s, ',') {
-		part = strings.TrimSpace(part)
+		part = trimUnescaped(part)
 		if part == "" {
 			continue
 		}
@@ -51,7 +53,10 @@ func ParseDN(s string) ([]byte, error) {
 			if !ok {
 				return nil, fmt.Errorf("unknown attribute type %q", strings.TrimSpace(k))
 			}
-			v = unescape(strings.TrimSpace(v))
+			v, err := unescape(trimUnescaped(v))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", strings.TrimSpace(k), err)
+			}
 			if v == "" {
 				return nil, fmt.Errorf("empty value for %s", k)
 			}
@@ -87,15 +92,52 @@ func splitUnescaped(s string, sep byte) []string {
 	return append(out, s[start:])
 }
 
-func unescape(s string) string {
+// trimUnescaped is s without the white space around it, but for a space
+// a backslash escapes ("CN=x\\ " ends in a space, as RFC 4514 writes one).
+func trimUnescaped(s string) string {
+	s = strings.TrimLeftFunc(s, unicode.IsSpace)
+	t := strings.TrimRightFunc(s, unicode.IsSpace)
+	if t != s && (len(t)-len(strings.TrimRight(t, "\\")))%2 == 1 {
+		t = s[:len(t)+1] // the escaped one stays
+	}
+	return t
+}
+
+// dnSpecials are the characters RFC 4514 §3 lets a backslash escape
+// (besides a pair of hex digits).
+const dnSpecials = "\"+,;<>\\ #="
+
+// unescape reads an attribute value's RFC 4514 escapes: a backslash before
+// one of dnSpecials stands for it, a backslash before two hex digits for
+// that octet (the octets making UTF-8). Any other backslash is refused,
+// not dropped: "CN=c\qx" read as "CN=cqx" would bind or ask for a name
+// nobody wrote.
+func unescape(s string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) {
-			i++
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
 		}
-		b.WriteByte(s[i])
+		switch {
+		case i+1 == len(s):
+			return "", errors.New(`the value ends in a backslash, which escapes nothing (RFC 4514: write \\ for a backslash)`)
+		case strings.IndexByte(dnSpecials, s[i+1]) >= 0:
+			b.WriteByte(s[i+1])
+			i++
+		case i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			octet, _ := hex.DecodeString(s[i+1 : i+3])
+			b.Write(octet)
+			i += 2
+		default:
+			r, _ := utf8.DecodeRuneInString(s[i+1:])
+			return "", fmt.Errorf(`the escape \\%c is not one of RFC 4514's: a backslash goes before one of , + " \\ ; < > = # or a space, or before two hex digits (\\2C for a comma); write \\\\ for a backslash`, r)
+		}
 	}
-	return b.String()
+	if !utf8.ValidString(b.String()) {
+		return "", errors.New("its hex escapes (\\XX) do not make UTF-8")
+	}
+	return b.String(), nil
 }
 
 // AttributeOID returns the OID of a DN attribute type name ("CN", "O", …).
