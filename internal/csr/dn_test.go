@@ -5,6 +5,8 @@ import (
 	"encoding/asn1"
 	"testing"
 	"unicode/utf16"
+
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 func TestSameName(t *testing.T) {
@@ -65,14 +67,21 @@ func TestSameName(t *testing.T) {
 	}
 }
 
-// FuzzSameName: never panics, and is symmetric.
+// FuzzSameName: never panics, and is symmetric. ParseDN, fed the same
+// bytes as text, never panics either, and what it accepts is one DER Name.
 func FuzzSameName(f *testing.F) {
 	f.Add([]byte{0x30, 0x00}, []byte{0x30, 0x00})
+	f.Add([]byte(`CN=a\2Cb\ ,O=x\C3\A9+OU=\#y`), []byte(`CN=c\qx`))
 	f.Add([]byte{0x30, 0x0e, 0x31, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x03, 'd', 'e', 'v'},
 		[]byte{0x30, 0x0e, 0x31, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x04, 0x03, 0x13, 0x03, 'd', 'e', 'v'})
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		if SameName(a, b) != SameName(b, a) {
 			t.Fatalf("SameName(%x, %x) is not symmetric", a, b)
+		}
+		if der, err := ParseDN(string(a)); err == nil {
+			if _, err := WalkName(der, func(asn1.ObjectIdentifier, cbasn1.Tag, []byte) error { return nil }, nil); err != nil {
+				t.Fatalf("ParseDN(%q) made no Name: %v", a, err)
+			}
 		}
 	})
 }
