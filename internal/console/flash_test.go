@@ -110,3 +110,72 @@ func TestFlashOnlyAfterTheAction(t *testing.T) {
 		})
 	}
 }
+
+// A flash waits for its page: another page loaded meanwhile (another tab,
+// with the same cookies) neither shows nor clears it, and two tabs that
+// act at once each get their banner on their page, two actions that lead
+// to one page both, once (r72 D1).
+func TestFlashWaitsForItsPage(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	ctx := context.Background()
+	b := e.as("operator")
+	other := e.issue("flash-other")
+	otherPage := certPath(other) + "?issuer=" + e.record(other).IssuerID
+
+	hold := func(name string) (page string, res response) {
+		t.Helper()
+		c := e.issue(name)
+		rec := e.record(c)
+		res = b.post(certPath(c)+"/revoke", url.Values{"issuer": {rec.IssuerID}, "reason": {"certificateHold"}, "confirm": {"yes"}})
+		return certPath(c) + "?issuer=" + rec.IssuerID, res
+	}
+	deleteChallenge := func() response {
+		t.Helper()
+		_, ch, err := e.ops.NewChallenge(ctx, auth.CLI("test"), admin.ChallengeSpec{TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.post("/ui/challenges/"+ch.ID+"/delete", nil)
+	}
+	// shows follows an action's redirect: its page shows want (all of
+	// them), then, loaded again, nothing.
+	shows := func(what string, res response, want ...string) {
+		t.Helper()
+		expectStatus(t, what, res, http.StatusSeeOther)
+		loc := res.Header.Get("Location")
+		expectBody(t, what+": the page it leads to", b.get(loc), append([]string{`id="flash"`}, want...)...)
+		expectNotBody(t, what+": the page again", b.get(loc), `id="flash"`)
+	}
+
+	t.Run("other pages first", func(t *testing.T) {
+		_, res := hold("flash-wait")
+		for _, page := range []string{"/ui/requests", "/ui/challenges", otherPage, "/ui/certificates", "/ui/"} {
+			expectNotBody(t, page+" before the redirect", b.get(page), `id="flash"`)
+		}
+		shows("hold", res, "The certificate is on hold")
+	})
+	t.Run("two tabs, two pages", func(t *testing.T) {
+		_, held := hold("flash-tab-a")
+		deleted := deleteChallenge()
+		shows("hold in tab A", held, "The certificate is on hold")
+		shows("delete in tab B", deleted, "The challenge is deleted")
+	})
+	t.Run("two tabs, one page", func(t *testing.T) {
+		approved := b.post("/ui/requests/"+e.hold("flash-tab-a")+"/approve", nil)
+		rejected := b.post("/ui/requests/"+e.hold("flash-tab-b")+"/reject", url.Values{"reason": {"not ours"}})
+		expectStatus(t, "reject in tab B", rejected, http.StatusSeeOther)
+		shows("approve in tab A", approved, "The request is approved", "The request is rejected")
+	})
+	t.Run("bounded", func(t *testing.T) {
+		for i := range 10 {
+			res := deleteChallenge()
+			expectStatus(t, "delete "+strconv.Itoa(i), res, http.StatusSeeOther)
+			for _, ck := range res.Cookies() {
+				if strings.Contains(ck.Name, "flash") && len(ck.Value) > 400 {
+					t.Fatalf("after %d deletions the flash cookie is %d bytes", i+1, len(ck.Value))
+				}
+			}
+		}
+		shows("ten deletions", deleteChallenge(), "The challenge is deleted")
+	})
+}
