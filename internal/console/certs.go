@@ -118,6 +118,52 @@ func (f inventoryForm) query() (ops.CertQuery, error) {
 	return q, nil
 }
 
+// unknownReason refuses pg.Reason by the reasons the page's form offers
+// and their codes, which are not always all that the service knows.
+func unknownReason(pg *certPage) error {
+	var codes []int
+	for _, n := range pg.Reasons {
+		if code, err := admin.ParseReason(n); err == nil {
+			codes = append(codes, code)
+		}
+	}
+	if len(pg.Reasons) == 1 {
+		return refusef("revocation reason %q: want %s, or its code (%s)", clip(pg.Reason), pg.Reasons[0], codeRanges(codes))
+	}
+	return refusef("revocation reason %q: want one of %s, or its code (%s)", clip(pg.Reason), strings.Join(pg.Reasons, ", "), codeRanges(codes))
+}
+
+// codeRanges writes ascending codes as runs: 0-5, 9.
+func codeRanges(codes []int) string {
+	var b strings.Builder
+	for i := 0; i < len(codes); {
+		j := i
+		for j+1 < len(codes) && codes[j+1] == codes[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(codes[i]))
+		if j > i {
+			b.WriteString("-" + strconv.Itoa(codes[j]))
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// isAACompromise says whether the service reads s as aACompromise (its
+// name in any case, or its code in up to three decimal digits), which it
+// refuses with a reason of its own.
+func isAACompromise(s string) bool {
+	if name, _ := pki.ReasonName(pki.ReasonAACompromise); strings.EqualFold(s, name) {
+		return true
+	}
+	code, err := strconv.Atoi(s)
+	return err == nil && code == pki.ReasonAACompromise && len(s) <= 3 && strings.Trim(s, "0123456789") == ""
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
@@ -392,9 +438,14 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		return nothingChanged(name, "The certificate is already on hold: nothing changed.")
 	}
 	if err != nil {
-		// The API's reason (aACompromise, say, is for attribute
-		// certificates).
-		return again(err)
+		if isAACompromise(pg.Reason) {
+			// The service's reason: aACompromise is for attribute
+			// certificates.
+			return again(err)
+		}
+		// The service's list would offer what this form does not (a
+		// hold, on the server's own certificates).
+		return again(unknownReason(pg))
 	}
 	if pg.Own != "" && name == "certificateHold" && rec.Status != pki.StatusRevoked {
 		// Not offered, but a form post can still send it: refused now,
@@ -410,7 +461,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		return reasonStays()
 	}
 	if !contains(pg.Reasons, name) {
-		return again(refusef("reason %q: want one of %s, or its code", clip(pg.Reason), strings.Join(pg.Reasons, ", ")))
+		return again(unknownReason(pg))
 	}
 	pg.Reason = name
 	if r.PostForm.Get("confirm") != "yes" {

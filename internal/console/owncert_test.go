@@ -6,6 +6,7 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +104,72 @@ func TestOwnCertificateHold(t *testing.T) {
 	res = b.post(certPath(c)+"/revoke", url.Values{"issuer": {rec.IssuerID}, "reason": {"certificateHold"}})
 	expectStatus(t, "a device's hold, step 1", res, http.StatusOK)
 	expectBody(t, "a device's hold, step 1", res, "The certificate is put on hold")
+}
+
+// A reason the service does not know is refused by the reasons and codes
+// the page's form takes: on the server's own certificates neither
+// certificateHold nor 6 (r72 D2); on a certificate revoked already,
+// keyCompromise alone. aACompromise keeps the service's explanation.
+func TestUnknownReasonNamesTheForm(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	ctx := context.Background()
+	if err := e.pki.Service.RecordRACertificates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ra := e.pki.Service.ActiveRA().Cert
+	device := e.issue("a-device")
+	superseded := e.issue("superseded")
+	if _, err := e.ops.Revoke(ctx, auth.CLI("test"), e.record(superseded).SerialHex, "", "superseded"); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		own    = `want one of unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, or its code (0-5, 9)`
+		all    = `want one of unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, or its code (0-6, 9)`
+		raise  = `want keyCompromise, or its code (1)`
+		attrib = "aACompromise is for attribute certificates"
+	)
+	b := e.as("operator")
+	for _, tc := range []struct {
+		name    string
+		cert    *x509.Certificate
+		reasons []string
+		want    string
+		notWant string
+	}{
+		{"the SCEP RA", ra, []string{" 6", "certificate_hold", "hold", "+6", "7", "8", "11"}, own, "certificateHold"},
+		{"the SCEP RA, aACompromise", ra, []string{"aACompromise", "10", "010"}, attrib, "certificateHold"},
+		{"a device's", device, []string{" 6", "hold", "7"}, all, "privilegeWithdrawn, or its code (0-5"},
+		{"a revoked one", superseded, []string{"hold", "7"}, raise, "unspecified"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := e.record(tc.cert)
+			for _, reason := range tc.reasons {
+				for _, confirm := range []string{"", "yes"} {
+					what := "reason " + strconv.Quote(reason) + ", confirm=" + confirm
+					res := b.post(certPath(tc.cert)+"/revoke", url.Values{"issuer": {rec.IssuerID}, "reason": {reason}, "confirm": {confirm}})
+					expectStatus(t, what, res, http.StatusUnprocessableEntity)
+					body := html.UnescapeString(res.body)
+					if !strings.Contains(body, tc.want) {
+						t.Errorf("%s: the refusal does not say %q:\n%s", what, tc.want, res.body)
+					}
+					if alert := alertText(body); alert == "" || strings.Contains(alert, tc.notWant) {
+						t.Errorf("%s: the refusal is empty or says %q: %q", what, tc.notWant, alert)
+					}
+				}
+			}
+			if r := e.record(tc.cert); r.Status != rec.Status || r.RevokeReason != rec.RevokeReason {
+				t.Errorf("changed by a refused reason: %+v", r)
+			}
+		})
+	}
+}
+
+// alertText is the text of a page's role="alert" element, its refusal.
+func alertText(body string) string {
+	_, after, ok := strings.Cut(body, `role="alert"`)
+	if !ok {
+		return ""
+	}
+	text, _, _ := strings.Cut(after, "</")
+	return text
 }
