@@ -235,3 +235,54 @@ func TestBenchSummaryUnfinished(t *testing.T) {
 		}
 	}
 }
+
+// The password of a --url's user info is sent but never shown: not in an
+// error, a progress line, the summary, --json or --serials-out, whether
+// the run fails at connect (SCEP, SCEP with --profile, EST), per
+// enrollment (a wrong challenge), at the URL check (exit 2) or succeeds
+// (r72 D5: "http://user:secretpw@…: GetCACaps: HTTP 404").
+func TestBenchMasksTheURLPassword(t *testing.T) {
+	const secret = "secretpw"
+	s := startServe(t, "")
+	withUser := func(raw string) string { return strings.Replace(raw, "://", "://user:"+secret+"@", 1) }
+	scepBase := strings.TrimSuffix(s.scepURL, "/scep")
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantExit int
+		wantSaid string // with the password masked
+	}{
+		{"scep ok", []string{"--url", withUser(s.scepURL)}, 0, "user:xxxxx@"},
+		{"scep connect", []string{"--url", withUser(scepBase + "/nosuch")}, 1, "user:xxxxx@"},
+		{"scep profile", []string{"--url", withUser(s.scepURL), "--profile", "nosuch"}, 1, "appended to http://user:xxxxx@"},
+		{"scep enrollment", []string{"--url", withUser(s.scepURL), "--challenge", "wrong"}, 1, "user:xxxxx@"},
+		{"est connect", []string{"--protocol", "est", "--url", withUser(s.estURL + "/nosuch")}, 1, "user:xxxxx@"},
+		{"malformed", []string{"--url", withUser("http://127.0.0.1:abc/scep")}, 2, "xxxxx@127.0.0.1:abc"},
+		{"server profile", []string{"--url", withUser(s.scepURL), "--duration", "1s", "--count", "2",
+			"--server-profile", withUser(scepBase), "--server-profile-out", filepath.Join(t.TempDir(), "cpu.pprof")}, 1, "user:xxxxx@"},
+	} {
+		for _, asJSON := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s json=%v", tc.name, asJSON), func(t *testing.T) {
+				serials := filepath.Join(t.TempDir(), "serials.txt")
+				args := append([]string{"bench", "--challenge", "test", "--ca-fingerprint", s.fingerprint, "--count", "2",
+					"--key-type", "p256", "--serials-out", serials}, tc.args...)
+				if asJSON {
+					args = append(args, "--json")
+				}
+				e, out, errb := testEnv(nil)
+				err := run(context.Background(), e, args)
+				written, _ := os.ReadFile(serials)
+				said := fmt.Sprintf("%v\n%s\n%s\n%s", err, out, errb, written)
+				if exitCode(err) != tc.wantExit {
+					t.Fatalf("exit %d, want %d:\n%s", exitCode(err), tc.wantExit, said)
+				}
+				if strings.Contains(said, secret) {
+					t.Errorf("the password is shown:\n%s", said)
+				}
+				if !strings.Contains(said, tc.wantSaid) {
+					t.Errorf("nothing says %q:\n%s", tc.wantSaid, said)
+				}
+			})
+		}
+	}
+}

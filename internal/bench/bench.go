@@ -46,7 +46,8 @@ type Options struct {
 	Protocol string
 	// URLs are the servers: SCEP URLs (http(s)://HOST/scep) or EST bases
 	// (https://HOST:PORT[/.well-known/est][/LABEL]). Enrollment i goes to
-	// URLs[i % len(URLs)].
+	// URLs[i % len(URLs)]. A password in a URL's user info is sent, but
+	// masked (xxxxx) wherever the run names the URL.
 	URLs []string
 	// Profile, when set, is appended to each URL (/scep/PROFILE,
 	// /.well-known/est/PROFILE).
@@ -97,7 +98,7 @@ type Options struct {
 	ServerProfileOut io.Writer
 	// SerialsOut, when set, receives a line per certificate received:
 	// "SERIAL-HEX ISSUER-ID URL" (ISSUER-ID is the hex SHA-256 of the
-	// issuing CA certificate).
+	// issuing CA certificate; URL with its password masked).
 	SerialsOut io.Writer
 	// Progress, when set, receives what the run is doing: pool building,
 	// and a line every ProgressInterval (default 1 s) while the clock runs.
@@ -217,7 +218,7 @@ type URLStats struct {
 type Issued struct {
 	Serial   string // lower-case hex
 	IssuerID string // hex SHA-256 of the issuing CA certificate
-	URL      string
+	URL      string // with its password masked
 	Cert     *x509.Certificate
 }
 
@@ -447,7 +448,7 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 	r.firstReasons = map[string]bool{}
 	r.perURL = make([]URLStats, len(r.targets))
 	for i, t := range r.targets {
-		r.perURL[i].URL = t.url
+		r.perURL[i].URL = t.name
 	}
 	if o.SerialsOut != nil {
 		r.serials = bufio.NewWriter(o.SerialsOut)
@@ -693,10 +694,10 @@ func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat, round
 		serial, err = r.v.record(issuerID, cert)
 		r.mu.Lock()
 		if r.serials != nil && r.writeErr == nil {
-			_, r.writeErr = fmt.Fprintf(r.serials, "%s %s %s\n", serial, issuerID, t.url)
+			_, r.writeErr = fmt.Fprintf(r.serials, "%s %s %s\n", serial, issuerID, t.name)
 		}
 		if r.o.KeepIssued {
-			r.issued = append(r.issued, Issued{Serial: serial, IssuerID: issuerID, URL: t.url, Cert: cert})
+			r.issued = append(r.issued, Issued{Serial: serial, IssuerID: issuerID, URL: t.name, Cert: cert})
 		}
 		r.mu.Unlock()
 	}
@@ -712,7 +713,7 @@ func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat, round
 		}
 		if len(r.first) < r.o.MaxReasons && !r.firstReasons[reason] {
 			r.firstReasons[reason] = true
-			r.first = append(r.first, fmt.Sprintf("%s: %s: %v", t.url, reason, err))
+			r.first = append(r.first, fmt.Sprintf("%s: %s: %v", t.name, reason, err))
 		}
 		return
 	}
@@ -772,7 +773,7 @@ func (r *run) result(elapsed time.Duration) *Result {
 		Prepared: r.deferred,
 	}
 	for _, t := range r.targets {
-		res.URLs = append(res.URLs, t.url)
+		res.URLs = append(res.URLs, t.name)
 	}
 	if res.FirstErrors == nil {
 		res.FirstErrors = []string{}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scepter/scepter/internal/agent"
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/est"
@@ -23,7 +24,10 @@ import (
 // target is one server URL, with what was fetched from it before the clock
 // started.
 type target struct {
-	url     string // as enrolled at: the SCEP URL, or the EST simpleenroll URL
+	url string // as enrolled at: the SCEP URL, or the EST simpleenroll URL
+	// name is url with the password of its user info masked: what bench
+	// prints, writes and returns names the URL so, never with the secret.
+	name    string
 	caCerts []*x509.Certificate
 	caps    client.Caps // SCEP only
 	// fetchCA fetches the CA certificates again (GetCACert, /cacerts), as
@@ -42,20 +46,20 @@ func connect(ctx context.Context, o *Options) ([]*target, error) {
 		var err error
 		if o.Protocol == EST {
 			if t, err = connectEST(ctx, o, raw); err != nil {
-				return nil, fmt.Errorf("%s: %w", raw, err)
+				return nil, fmt.Errorf("%s: %w", agent.RedactURL(raw), err)
 			}
 		} else {
 			u, err := scepURL(raw, o.Profile)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", raw, err)
+				return nil, fmt.Errorf("%s: %w", agent.RedactURL(raw), err)
 			}
 			if t, err = connectSCEP(ctx, o, u); err != nil {
 				// Named as requested: a profile the URL names already
 				// shows only doubled (…/scep/P/P).
 				if o.Profile != "" {
-					return nil, fmt.Errorf("%s (profile %q appended to %s): %w", u, o.Profile, raw, err)
+					return nil, fmt.Errorf("%s (profile %q appended to %s): %w", agent.RedactURL(u), o.Profile, agent.RedactURL(raw), err)
 				}
-				return nil, fmt.Errorf("%s: %w", u, err)
+				return nil, fmt.Errorf("%s: %w", agent.RedactURL(u), err)
 			}
 		}
 		targets = append(targets, t)
@@ -133,7 +137,7 @@ func connectSCEP(ctx context.Context, o *Options, u string) (*target, error) {
 		}
 		return trustCACerts(o, certs)
 	}
-	return &target{url: u, caCerts: certs, caps: caps, fetchCA: fetchCA}, nil
+	return &target{url: u, name: agent.RedactURL(u), caCerts: certs, caps: caps, fetchCA: fetchCA}, nil
 }
 
 // trustCACerts checks the CA certificates a server sent (GetCACert,
@@ -219,7 +223,9 @@ func connectEST(ctx context.Context, o *Options, raw string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &target{url: server + path + est.OpSimpleEnroll, caCerts: certs, fetchCA: fetchCA}, nil
+	// The server part holds no user info (estBase keeps the host alone).
+	u := server + path + est.OpSimpleEnroll
+	return &target{url: u, name: agent.RedactURL(u), caCerts: certs, fetchCA: fetchCA}, nil
 }
 
 // newTransport is an HTTP/1.1 transport that keeps its connections alive
