@@ -43,6 +43,12 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--count", "0"}, "--count 0 and --duration 0 bound nothing"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--count", "0", "--duration", "0"}, "bound nothing"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--duration", "0s"}, "bound nothing"},
+		// r72 D6: a port no connection can be made to is a malformed URL
+		// too, not a failed connect (exit 1).
+		{[]string{"bench", "--url", "http://127.0.0.1:99999/scep", "--challenge", "c"}, `--url "http://127.0.0.1:99999/scep": port 99999: want a port from 1 to 65535`},
+		{[]string{"bench", "--url", "http://127.0.0.1:0/scep", "--challenge", "c"}, "port 0: want a port from 1 to 65535"},
+		{[]string{"bench", "--url", "https://127.0.0.1:65536", "--protocol", "est", "--challenge", "c"}, "port 65536: want a port from 1 to 65535"},
+		{[]string{"bench", "--url", "https://127.0.0.1:0/.well-known/est", "--protocol", "est", "--challenge", "c"}, "port 0: want a port from 1 to 65535"},
 	} {
 		e, _, _ := testEnv(nil)
 		err := run(context.Background(), e, tc.args)
@@ -258,6 +264,7 @@ func TestBenchMasksTheURLPassword(t *testing.T) {
 		{"scep enrollment", []string{"--url", withUser(s.scepURL), "--challenge", "wrong"}, 1, "user:xxxxx@"},
 		{"est connect", []string{"--protocol", "est", "--url", withUser(s.estURL + "/nosuch")}, 1, "user:xxxxx@"},
 		{"malformed", []string{"--url", withUser("http://127.0.0.1:abc/scep")}, 2, "xxxxx@127.0.0.1:abc"},
+		{"port", []string{"--url", withUser("http://127.0.0.1:99999/scep")}, 2, "user:xxxxx@127.0.0.1:99999"},
 		{"server profile", []string{"--url", withUser(s.scepURL), "--duration", "1s", "--count", "2",
 			"--server-profile", withUser(scepBase), "--server-profile-out", filepath.Join(t.TempDir(), "cpu.pprof")}, 1, "user:xxxxx@"},
 	} {

@@ -558,6 +558,37 @@ func TestRunNamesTheSCEPURLRequested(t *testing.T) {
 	}
 }
 
+// A port no connection can be made to is refused by the URL check, as a
+// malformed URL, for SCEP and EST alike; one in range, or none, is not
+// (r72 D6: port 99999 failed at dial, port 0 with "connection refused").
+func TestCheckURLPort(t *testing.T) {
+	for _, tc := range []struct {
+		scep, est string
+		want      string // "" for accepted
+	}{
+		{"http://127.0.0.1:0/scep", "https://127.0.0.1:0", "port 0: want a port from 1 to 65535"},
+		{"http://127.0.0.1:65536/scep", "https://127.0.0.1:65536/.well-known/est", "port 65536: want a port from 1 to 65535"},
+		{"http://127.0.0.1:99999/scep", "https://127.0.0.1:99999/label", "port 99999: want a port from 1 to 65535"},
+		{"http://127.0.0.1:1/scep", "https://127.0.0.1:1", ""},
+		{"https://127.0.0.1:65535/scep", "https://127.0.0.1:65535", ""},
+		{"http://localhost/scep", "https://localhost", ""},
+		{"http://[::1]:8080/scep", "https://[::1]:8443", ""},
+	} {
+		for _, c := range []struct {
+			raw   string
+			check func(string, string) error
+		}{{tc.scep, bench.CheckSCEPURL}, {tc.est, bench.CheckESTURL}} {
+			err := c.check(c.raw, "")
+			if tc.want == "" && err != nil {
+				t.Errorf("%s: %v, want it accepted", c.raw, err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("%s: %v, want %q", c.raw, err, tc.want)
+			}
+		}
+	}
+}
+
 // A server that stops answering during a run bounded by --duration: the
 // drain in which the enrollments then in flight get no reply is not in the
 // rate's time, which ends at the last reply or at the duration (r70: 388

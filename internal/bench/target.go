@@ -86,10 +86,27 @@ func scepURL(raw, profile string) (string, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", errors.New("want an http:// or https:// SCEP URL, as http://HOST:8080/scep")
 	}
+	if err := checkPort(u); err != nil {
+		return "", err
+	}
 	if profile != "" {
 		u.Path = strings.TrimSuffix(u.Path, "/") + "/" + url.PathEscape(profile)
 	}
 	return u.String(), nil
+}
+
+// checkPort refuses a port no connection can be made to (0, or above
+// 65535), which url.Parse takes: found here it is a usage error, not a
+// failed run. No port at all is the scheme's.
+func checkPort(u *url.URL) error {
+	p := u.Port()
+	if p == "" {
+		return nil
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %s: want a port from 1 to 65535", p)
+	}
+	return nil
 }
 
 // CheckSCEPURL says what is wrong with a SCEP URL (nil when nothing is),
@@ -174,6 +191,9 @@ func estBase(raw, profile string) (server, label string, err error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return "", "", errors.New("want https://HOST:PORT[/.well-known/est][/LABEL]")
+	}
+	if err := checkPort(u); err != nil {
+		return "", "", err
 	}
 	label = strings.Trim(u.Path, "/")
 	if rest, ok := strings.CutPrefix(label, strings.Trim(est.PathPrefix, "/")); ok {
