@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scepter/scepter/internal/agent"
 	"github.com/scepter/scepter/internal/bench"
+	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/config"
 	"github.com/scepter/scepter/internal/keys"
 )
@@ -213,7 +213,7 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 		// a failed run (exit 1): a script can tell a typo from a server
 		// that failed.
 		if err := check(u, o.Profile); err != nil {
-			return o, usageError{fmt.Sprintf("--url %q: %v", agent.RedactURL(u), err)}
+			return o, usageError{fmt.Sprintf("--url %q: %v", client.RedactURL(u), err)}
 		}
 	}
 	if !f.quiet {

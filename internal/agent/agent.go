@@ -263,7 +263,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 	if now.After(p.cert.NotAfter) {
 		log.Warn("the certificate has expired; asking for its renewal anyway (a server may allow a grace period)", attrs...)
 	}
-	log.Info("renewing", append(attrs, "protocol", c.Protocol, "url", RedactURL(c.URL), "rekey", c.Rekey)...)
+	log.Info("renewing", append(attrs, "protocol", c.Protocol, "url", client.RedactURL(c.URL), "rekey", c.Rekey)...)
 	r, err := a.renewBounded(ctx, c, l, p, log)
 	if err != nil {
 		o.err, o.retry = err, true

@@ -281,11 +281,11 @@ func parseCert(md toml.MetaData, prim toml.Primitive, baseDir string) (Certifica
 	if c.URL == "" {
 		fail("url is required")
 	} else if u, err := url.Parse(c.URL); err != nil || u.Host == "" {
-		fail("url %q is not an absolute URL", RedactURL(c.URL))
+		fail("url %q is not an absolute URL", client.RedactURL(c.URL))
 	} else if c.Protocol == ProtocolEST && u.Scheme != "https" {
-		fail("url %q: EST runs over https://HOST:PORT[/LABEL]", RedactURL(c.URL))
+		fail("url %q: EST runs over https://HOST:PORT[/LABEL]", client.RedactURL(c.URL))
 	} else if c.Protocol == ProtocolSCEP && u.Scheme != "http" && u.Scheme != "https" {
-		fail("url %q: want http:// or https://", RedactURL(c.URL))
+		fail("url %q: want http:// or https://", client.RedactURL(c.URL))
 	}
 	if c.CAFingerprint == "" {
 		fail("ca_fingerprint is required (sha256:HEX of the CA certificate, as `scepter serve` prints it)")
@@ -354,27 +354,4 @@ func parseCert(md toml.MetaData, prim toml.Primitive, baseDir string) (Certifica
 func validFingerprint(s string) bool {
 	_, ok := client.NormalizeFingerprint(s)
 	return ok
-}
-
-// RedactURL is raw with the password of its userinfo (user:password@)
-// replaced, for whatever the agent prints or logs: a configured url may
-// carry credentials, and a status or a log line must not show them. A URL
-// that does not parse loses everything between "//" and the last "@"
-// before its path.
-func RedactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	i := strings.Index(raw, "//")
-	if i < 0 {
-		return raw
-	}
-	authority := raw[i+2:]
-	if end := strings.IndexAny(authority, "/?#"); end >= 0 {
-		authority = authority[:end]
-	}
-	if at := strings.LastIndex(authority, "@"); at >= 0 {
-		return raw[:i+2] + "xxxxx" + raw[i+2+at:]
-	}
-	return raw
 }

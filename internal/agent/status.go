@@ -6,6 +6,8 @@ import (
 	"io"
 	"path/filepath"
 	"time"
+
+	"github.com/scepter/scepter/internal/client"
 )
 
 // CertStatus is what `scepter agent status` shows of one certificate.
@@ -67,7 +69,7 @@ func WriteStatus(w io.Writer, statuses []CertStatus, now time.Time) error {
 			fmt.Fprintln(w)
 		}
 		c := s.Config
-		fmt.Fprintf(w, "%s (%s, %s)\n", c.Name, c.Protocol, RedactURL(c.URL))
+		fmt.Fprintf(w, "%s (%s, %s)\n", c.Name, c.Protocol, client.RedactURL(c.URL))
 		if s.Problem != nil {
 			fmt.Fprintf(w, "  problem:       %v\n", s.Problem)
 		} else {

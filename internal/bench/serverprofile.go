@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scepter/scepter/internal/agent"
+	"github.com/scepter/scepter/internal/client"
 )
 
 // pprofPath is where Go's net/http/pprof serves its pages; a server's
@@ -37,7 +37,7 @@ func checkProfiling(ctx context.Context, base string) error {
 func pprofURL(base, page string) (*url.URL, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("server profile: %q is not an http:// URL of a server's profiling endpoints", agent.RedactURL(base))
+		return nil, fmt.Errorf("server profile: %q is not an http:// URL of a server's profiling endpoints", client.RedactURL(base))
 	}
 	p, _, _ := strings.Cut(u.Path, pprofPath)
 	u.Path = strings.TrimSuffix(strings.TrimRight(p, "/"), "/debug/pprof") + pprofPath + page
@@ -88,10 +88,10 @@ func getProfiling(ctx context.Context, u string, out io.Writer, hint string) err
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("server profile: %s answered %s: %s%s", agent.RedactURL(u), resp.Status, strings.TrimSpace(string(msg)), hint)
+		return fmt.Errorf("server profile: %s answered %s: %s%s", client.RedactURL(u), resp.Status, strings.TrimSpace(string(msg)), hint)
 	}
 	if _, err := io.Copy(out, resp.Body); err != nil {
-		return fmt.Errorf("server profile: reading %s: %w", agent.RedactURL(u), err)
+		return fmt.Errorf("server profile: reading %s: %w", client.RedactURL(u), err)
 	}
 	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scepter/scepter/internal/agent"
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/est"
@@ -46,20 +45,20 @@ func connect(ctx context.Context, o *Options) ([]*target, error) {
 		var err error
 		if o.Protocol == EST {
 			if t, err = connectEST(ctx, o, raw); err != nil {
-				return nil, fmt.Errorf("%s: %w", agent.RedactURL(raw), err)
+				return nil, fmt.Errorf("%s: %w", client.RedactURL(raw), err)
 			}
 		} else {
 			u, err := scepURL(raw, o.Profile)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", agent.RedactURL(raw), err)
+				return nil, fmt.Errorf("%s: %w", client.RedactURL(raw), err)
 			}
 			if t, err = connectSCEP(ctx, o, u); err != nil {
 				// Named as requested: a profile the URL names already
 				// shows only doubled (…/scep/P/P).
 				if o.Profile != "" {
-					return nil, fmt.Errorf("%s (profile %q appended to %s): %w", agent.RedactURL(u), o.Profile, agent.RedactURL(raw), err)
+					return nil, fmt.Errorf("%s (profile %q appended to %s): %w", client.RedactURL(u), o.Profile, client.RedactURL(raw), err)
 				}
-				return nil, fmt.Errorf("%s: %w", agent.RedactURL(u), err)
+				return nil, fmt.Errorf("%s: %w", client.RedactURL(u), err)
 			}
 		}
 		targets = append(targets, t)
@@ -154,7 +153,7 @@ func connectSCEP(ctx context.Context, o *Options, u string) (*target, error) {
 		}
 		return trustCACerts(o, certs)
 	}
-	return &target{url: u, name: agent.RedactURL(u), caCerts: certs, caps: caps, fetchCA: fetchCA}, nil
+	return &target{url: u, name: client.RedactURL(u), caCerts: certs, caps: caps, fetchCA: fetchCA}, nil
 }
 
 // trustCACerts checks the CA certificates a server sent (GetCACert,
@@ -245,7 +244,7 @@ func connectEST(ctx context.Context, o *Options, raw string) (*target, error) {
 	}
 	// The server part holds no user info (estBase keeps the host alone).
 	u := server + path + est.OpSimpleEnroll
-	return &target{url: u, name: agent.RedactURL(u), caCerts: certs, fetchCA: fetchCA}, nil
+	return &target{url: u, name: client.RedactURL(u), caCerts: certs, fetchCA: fetchCA}, nil
 }
 
 // newTransport is an HTTP/1.1 transport that keeps its connections alive
