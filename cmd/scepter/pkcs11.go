@@ -40,7 +40,9 @@ func (p *pkcs11Flags) config() (keys.PKCS11Config, error) {
 	if p.uri != "" {
 		var err error
 		if c, err = keys.ParsePKCS11URI(p.uri); err != nil {
-			return c, usageError{"--pkcs11-uri: " + err.Error()}
+			// "--pkcs11-uri" says what "keys: PKCS#11 URI" did.
+			text := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "keys: "), "PKCS#11 URI: ")
+			return c, usageError{"--pkcs11-uri: " + text}
 		}
 	}
 	for _, f := range []struct {
@@ -69,7 +71,7 @@ func (p *pkcs11Flags) config() (keys.PKCS11Config, error) {
 		return c, usageError{"--pkcs11-token and the serial= or slot-id= of --pkcs11-uri both select the token: give one"}
 	}
 	if err := c.Validate(); err != nil {
-		return c, usageError{err.Error()}
+		return c, usageError{tokenErrorText(err)}
 	}
 	return c, nil
 }
@@ -84,9 +86,6 @@ func (p *pkcs11Flags) open() (keys.Token, error) {
 		return nil, err
 	}
 	tok, err := keys.OpenPKCS11(c)
-	if errors.Is(err, keys.ErrNoPKCS11) {
-		return nil, err
-	}
 	if errors.Is(err, keys.ErrPINFile) || errors.Is(err, keys.ErrPKCS11Module) {
 		// A PIN file missing or unsafe, or a module that is not there or
 		// not a PKCS#11 library, is a configuration error (exit 2), as a
@@ -95,6 +94,7 @@ func (p *pkcs11Flags) open() (keys.Token, error) {
 		return nil, usageError{tokenErrorText(err)}
 	}
 	if err != nil {
+		// A token that is away, a PIN it refuses, a build without PKCS#11.
 		return nil, tokenError{err}
 	}
 	return tok, nil

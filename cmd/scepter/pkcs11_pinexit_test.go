@@ -100,6 +100,10 @@ func TestPKCS11PINFileRefusalsExit2(t *testing.T) {
 				if strings.Contains(err.Error(), pin) || strings.Contains(err.Error(), hsm.PIN) {
 					t.Errorf("the PIN shows: %v", err)
 				}
+				if ours, driver, ok := strings.Cut(err.Error(), ": failed to log"); ok && strings.Count(ours, "PKCS#11") != 1 {
+					// The driver's "pkcs11: 0xA0: CKR_PIN_INCORRECT" stays, for support.
+					t.Errorf("want our part of a refused login to say PKCS#11 once: %q, then %q", ours, driver)
+				}
 				if tt.exit == 1 && errors.Is(err, keys.ErrPINFile) {
 					t.Errorf("a runtime failure marked as a PIN file refusal: %v", err)
 				}
