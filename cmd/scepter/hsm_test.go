@@ -21,7 +21,7 @@ import (
 // module is first initialized (see softhsmtest.Pool).
 var hsmPool *softhsmtest.Pool
 
-func TestMain(m *testing.M) { softhsmtest.Main(m, &hsmPool, 2) }
+func TestMain(m *testing.M) { softhsmtest.Main(m, &hsmPool, 3) }
 
 // ca rollover --discard given the token destroys the next CA's issuing CA
 // and RA keys in it, and writes a key.destroyed event for each to the

@@ -211,7 +211,7 @@ func run(ctx context.Context, e env, args []string) error {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			return c.run(ctx, e, args[1:])
+			return noTokenGiven(c.run(ctx, e, args[1:]))
 		}
 	}
 	usage(e.stderr)

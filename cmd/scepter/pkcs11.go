@@ -100,6 +100,26 @@ func (p *pkcs11Flags) open() (keys.Token, error) {
 	return tok, nil
 }
 
+// noTokenGiven makes an error wrapping keys.ErrNoToken, a command run
+// without the token flags on a CA whose keys are in a token, a
+// configuration error (exit 2) that names the flags once, in place of the
+// keys and ca packages' words (and "internal:" where the key was to sign a
+// certificate). It still unwraps to err. Other errors pass unchanged.
+func noTokenGiven(err error) error {
+	if err == nil || !errors.Is(err, keys.ErrNoToken) {
+		return err
+	}
+	return tokenNotGivenError{usageError{"the CA's keys are in a PKCS#11 token, and no token was given: give it with --pkcs11-module and --pkcs11-token (or --pkcs11-uri) and --pkcs11-pin-file (docs/hsm.md)"}, err}
+}
+
+// tokenNotGivenError is a usageError that unwraps to its cause too.
+type tokenNotGivenError struct {
+	usageError
+	err error
+}
+
+func (e tokenNotGivenError) Unwrap() []error { return []error{e.usageError, e.err} }
+
 // tokenError shows a token's failure as tokenErrorText words it, and
 // unwraps to it (ErrWrongPIN, ErrTokenNotFound, pki.ErrUnavailable).
 type tokenError struct{ err error }
