@@ -98,7 +98,8 @@ func trimUnescaped(s string) string {
 	s = strings.TrimLeftFunc(s, unicode.IsSpace)
 	t := strings.TrimRightFunc(s, unicode.IsSpace)
 	if t != s && (len(t)-len(strings.TrimRight(t, "\\")))%2 == 1 {
-		t = s[:len(t)+1] // the escaped one stays
+		_, size := utf8.DecodeRuneInString(s[len(t):])
+		t = s[:len(t)+size] // the escaped one stays (unescape judges it)
 	}
 	return t
 }
@@ -110,13 +111,23 @@ const dnSpecials = "\"+,;<>\\ #="
 // unescape reads an attribute value's RFC 4514 escapes: a backslash before
 // one of dnSpecials stands for it, a backslash before two hex digits for
 // that octet (the octets making UTF-8). Any other backslash is refused,
-// not dropped: "CN=c\qx" read as "CN=cqx" would bind or ask for a name
-// nobody wrote.
+// not dropped: "CN=c\\qx" read as "CN=cqx" would bind or ask for a name
+// nobody wrote. So is what RFC 4514 allows only escaped (", ;, <, > and
+// a leading #, which RFC 4514 reads as the hex of a BER value, not
+// supported here), rather than read as text its writer may have meant
+// otherwise (RFC 2253's ; between RDNs).
 func unescape(s string) (string, error) {
+	if strings.HasPrefix(s, "#") {
+		return "", errors.New(`a value that starts with # is, in RFC 4514, the hex of a BER encoding, which is not taken here: write \# for a value that starts with a # sign`)
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' {
-			b.WriteByte(s[i])
+		c := s[i]
+		if c != '\\' {
+			if strings.IndexByte(`";<>`, c) >= 0 {
+				return "", fmt.Errorf(`%c must be escaped in a value (\%c); RDNs are separated by a comma`, c, c)
+			}
+			b.WriteByte(c)
 			continue
 		}
 		switch {
@@ -131,11 +142,11 @@ func unescape(s string) (string, error) {
 			i += 2
 		default:
 			r, _ := utf8.DecodeRuneInString(s[i+1:])
-			return "", fmt.Errorf(`the escape \\%c is not one of RFC 4514's: a backslash goes before one of , + " \\ ; < > = # or a space, or before two hex digits (\\2C for a comma); write \\\\ for a backslash`, r)
+			return "", fmt.Errorf(`the escape \%c (%U) is not one of RFC 4514's: a backslash goes before one of , + " \ ; < > = # or a space, or before two hex digits (\2C for a comma); write \\ for a backslash`, r, r)
 		}
 	}
 	if !utf8.ValidString(b.String()) {
-		return "", errors.New("its hex escapes (\\XX) do not make UTF-8")
+		return "", errors.New(`its hex escapes (\XX) do not make UTF-8`)
 	}
 	return b.String(), nil
 }
