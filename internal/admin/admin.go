@@ -24,6 +24,7 @@ import (
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/printable"
 	"github.com/scepter/scepter/internal/store"
 )
 
@@ -146,12 +147,12 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 	if spec.Subject != "" {
 		var err error
 		if subject, err = csr.ParseDN(spec.Subject); err != nil {
-			return "", pki.Challenge{}, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("subject %q: %v", spec.Subject, err))
+			return "", pki.Challenge{}, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("subject %s: %v", quoteDN(spec.Subject), err))
 		}
 		// One the issuer would refuse would make a challenge no
 		// enrollment can ever use.
 		if subjectEmails, err = ca.CheckSubject(subject); err != nil {
-			return "", pki.Challenge{}, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("subject %q: %s: no enrollment could use this challenge", spec.Subject, pki.ErrorMessage(err)))
+			return "", pki.Challenge{}, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("subject %s: %s: no enrollment could use this challenge", quoteDN(spec.Subject), pki.ErrorMessage(err)))
 		}
 	}
 	if n := len(spec.DNSNames) + len(spec.Emails); n > MaxBoundNames {
@@ -404,4 +405,11 @@ func (s *Service) DeleteChallenge(ctx context.Context, id, actor string) error {
 		return pki.Errorf(pki.ENotFound, "no challenge %s", id)
 	}
 	return err
+}
+
+// quoteDN quotes a subject as it was written: Go's %q would double each
+// backslash of its RFC 4514 escapes, in a refusal that may be about one.
+// Characters that are not printable still come out escaped.
+func quoteDN(s string) string {
+	return `"` + printable.String(s) + `"`
 }

@@ -93,6 +93,10 @@ func TestChallengeSubjectCharacters(t *testing.T) {
 		{"CN=d,emailAddress=d@corp.example", "must also be bound as an email"},
 		{"CN=Zoë,O=Acme", ""},
 		{"CN=device-1", ""},
+		// A subject that is no RFC 4514 name is quoted as it was written
+		// (one backslash where one was typed: Go's %q doubled them).
+		{`CN=x\q`, `subject "CN=x\q": CN: the escape \q`},
+		{`CN=a;O=b`, `subject "CN=a;O=b": CN: ; must be escaped`},
 	} {
 		before, _, err := st.ListChallenges(ctx, store.ChallengeFilter{})
 		if err != nil {
