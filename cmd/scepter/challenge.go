@@ -95,8 +95,14 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("the challenge could not be written to stdout (%v); it was deleted", werr)
 	}
 	bound := ""
-	if spec.subject != "" || len(spec.dns)+len(spec.emails) > 0 {
-		bound = fmt.Sprintf(", bound to %s", strings.Join(append(append([]string{spec.subject}, spec.dns...), spec.emails...), " "))
+	if len(ch.BoundSubject) > 0 || len(spec.dns)+len(spec.emails) > 0 {
+		// The binding as it was read (as 'challenge list' shows it), not
+		// as typed: "CN=x\\ " and "CN=x\\20" are one name.
+		var names []string
+		if len(ch.BoundSubject) > 0 {
+			names = append(names, csr.NameString(ch.BoundSubject))
+		}
+		bound = fmt.Sprintf(", bound to %s", printable(strings.Join(append(append(names, spec.dns...), spec.emails...), " ")))
 	}
 	// The ID, which 'challenge list' shows, labelled so that nobody takes
 	// it for the challenge.

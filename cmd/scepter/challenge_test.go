@@ -113,3 +113,24 @@ func TestChallengeNewBindingProfileRules(t *testing.T) {
 		t.Errorf("%d challenges stored, want the one allowed:\n%s", n, out)
 	}
 }
+
+// challenge new says what the challenge is bound to as it was read, as
+// 'challenge list' shows it, not as it was typed: two spellings of one
+// name read as one, and a reader sees the name an enrollment must carry.
+func TestChallengeNewShowsTheBindingAsRead(t *testing.T) {
+	dir, _ := caDataDir(t, ca.InitOptions{})
+	for typed, shown := range map[string]string{
+		`CN=a\2Cb`:      `bound to CN=a\,b dev.example,`,
+		`CN= x\20y `:    `bound to CN=x y dev.example,`,
+		`CN=trail\ `:    `bound to CN=trail\  dev.example,`,
+		`O=x , CN=dev1`: `bound to O=x,CN=dev1 dev.example,`,
+	} {
+		e, _, errb := testEnv(nil)
+		if err := run(context.Background(), e, []string{"challenge", "new", "--data-dir", dir, "--subject", typed, "--dns", "dev.example"}); err != nil {
+			t.Fatalf("challenge new --subject %q: %v", typed, err)
+		}
+		if !strings.Contains(errb.String(), shown) {
+			t.Errorf("challenge new --subject %q said %q, want %q", typed, errb.String(), shown)
+		}
+	}
+}
