@@ -64,3 +64,28 @@ func TestNewChallengeBindingProfileRules(t *testing.T) {
 		})
 	}
 }
+
+// The form's subject is read as typed: a space escaped at its end
+// ("CN=x\ ", RFC 4514) is bound as the CLI and the API bind it, not cut to
+// a dangling backslash by trimming the field; a field of spaces binds no
+// subject.
+func TestNewChallengeSubjectAsTyped(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	b := e.as("operator")
+	res := b.post("/ui/challenges", url.Values{"ttl": {"2h"}, "subject": {`CN=trail\ `}})
+	expectStatus(t, "an escaped trailing space", res, http.StatusOK)
+	expectBody(t, "an escaped trailing space", res, `id="challenge-secret"`)
+	res = b.post("/ui/challenges", url.Values{"ttl": {"2h"}, "subject": {"   "}, "dns": {"d.example"}})
+	expectStatus(t, "a subject of spaces", res, http.StatusOK)
+	list, _, err := e.ops.Challenges(context.Background(), auth.CLI("test"), 100, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects := map[string]bool{}
+	for _, c := range list {
+		subjects[string(c.BoundSubject)] = true
+	}
+	if len(list) != 2 || !subjects[""] {
+		t.Errorf("challenges %+v: want one bound to CN=trail\\ and one to no subject", list)
+	}
+}

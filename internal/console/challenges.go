@@ -95,7 +95,7 @@ func (h *Handler) newChallenge(w http.ResponseWriter, r *http.Request, rq *req) 
 	if err != nil {
 		return err
 	}
-	f := challengeForm{TTL: r.PostForm.Get("ttl"), Profile: r.PostForm.Get("profile"), Subject: strings.TrimSpace(r.PostForm.Get("subject")),
+	f := challengeForm{TTL: r.PostForm.Get("ttl"), Profile: r.PostForm.Get("profile"), Subject: subjectField(r.PostForm.Get("subject")),
 		DNS: r.PostForm.Get("dns"), Email: r.PostForm.Get("email")}
 	pg.Form = f
 	again := func(err error) error {
@@ -161,4 +161,15 @@ func (h *Handler) deleteChallenge(w http.ResponseWriter, r *http.Request, rq *re
 	}
 	h.redirectWithFlash(w, r, rq, Prefix+"challenges", "deleted", 0)
 	return nil
+}
+
+// subjectField is the form's subject as it was typed, or "" for none: the
+// name's parser trims the white space around it but for a space escaped
+// at its end ("CN=x\\ "), which trimming here would have cut to a
+// dangling backslash.
+func subjectField(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return ""
+	}
+	return s
 }
