@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -103,11 +104,12 @@ func (h *Handler) takeFlash(w http.ResponseWriter, r *http.Request, rq *req) str
 		return ""
 	}
 	h.clearCookie(w, name)
+	// In the order done, each text once, at its last place: after a hold,
+	// an unhold and a hold again the banner ends with the hold, the state
+	// the certificate is in.
 	var shown []string
 	for _, e := range h.readFlash(r, rq, name, r.URL.Path) {
-		if !contains(shown, e.message) {
-			shown = append(shown, e.message)
-		}
+		shown = append(slices.DeleteFunc(shown, func(m string) bool { return m == e.message }), e.message)
 	}
 	return strings.Join(shown, " ")
 }

@@ -166,6 +166,22 @@ func TestFlashWaitsForItsPage(t *testing.T) {
 		expectStatus(t, "reject in tab B", rejected, http.StatusSeeOther)
 		shows("approve in tab A", approved, "The request is approved", "The request is rejected")
 	})
+	t.Run("one certificate, hold, unhold, hold", func(t *testing.T) {
+		// In several tabs, before any redirect is followed: the banner
+		// ends with the state the certificate is in.
+		c := e.issue("flash-again")
+		rec := e.record(c)
+		revoke := url.Values{"issuer": {rec.IssuerID}, "reason": {"certificateHold"}, "confirm": {"yes"}}
+		expectStatus(t, "hold", b.post(certPath(c)+"/revoke", revoke), http.StatusSeeOther)
+		expectStatus(t, "unhold", b.post(certPath(c)+"/unhold", url.Values{"issuer": {rec.IssuerID}}), http.StatusSeeOther)
+		res := b.post(certPath(c)+"/revoke", revoke)
+		expectStatus(t, "hold again", res, http.StatusSeeOther)
+		page := b.get(res.Header.Get("Location"))
+		held, lifted := strings.LastIndex(page.body, "The certificate is on hold"), strings.LastIndex(page.body, "The hold is lifted")
+		if held < 0 || lifted < 0 || held < lifted {
+			t.Errorf("the banner after hold, unhold, hold: want the hold last\n%s", page.body)
+		}
+	})
 	t.Run("bounded", func(t *testing.T) {
 		for i := range 10 {
 			res := deleteChallenge()
