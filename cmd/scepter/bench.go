@@ -155,6 +155,11 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 	if f.serverProfile != "" && f.duration == 0 {
 		return o, usageError{"--server-profile needs --duration: the profile covers the run"}
 	}
+	if f.serverProfile != "" {
+		if err := bench.CheckServerProfileURL(f.serverProfile); err != nil {
+			return o, usageError{"--server-profile: " + strings.TrimPrefix(err.Error(), "server profile: ")}
+		}
+	}
 	if f.cacert != "" && f.fingerprint != "" {
 		return o, usageError{"--cacert and --ca-fingerprint exclude each other"}
 	}

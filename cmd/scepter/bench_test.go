@@ -49,6 +49,11 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--url", "http://127.0.0.1:0/scep", "--challenge", "c"}, "port 0: want a port from 1 to 65535"},
 		{[]string{"bench", "--url", "https://127.0.0.1:65536", "--protocol", "est", "--challenge", "c"}, "port 65536: want a port from 1 to 65535"},
 		{[]string{"bench", "--url", "https://127.0.0.1:0/.well-known/est", "--protocol", "est", "--challenge", "c"}, "port 0: want a port from 1 to 65535"},
+		// r73: so is a malformed --server-profile, its password masked as
+		// everywhere else.
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--duration", "1s", "--server-profile", "ftp://u:pw@127.0.0.1:6060"}, `--server-profile: "ftp://u:xxxxx@127.0.0.1:6060" is not an http:// URL`},
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--duration", "1s", "--server-profile", "http://u:pw%zz@127.0.0.1:6060"}, `--server-profile: "http://xxxxx@127.0.0.1:6060" cannot be read as a URL`},
+		{[]string{"bench", "--url", "x", "--challenge", "c", "--duration", "1s", "--server-profile", "http://u:secretpw@127.0.0.1:0"}, `--server-profile: "http://u:xxxxx@127.0.0.1:0": port 0: want a port from 1 to 65535`},
 	} {
 		e, _, _ := testEnv(nil)
 		err := run(context.Background(), e, tc.args)

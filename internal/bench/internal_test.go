@@ -187,6 +187,18 @@ func TestProfileURL(t *testing.T) {
 	}
 }
 
+// A server profile that cannot be fetched names its URL with the password
+// masked as the tool's other messages mask it (net/http writes ***).
+func TestServerProfileErrorMasksAsElsewhere(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	base := strings.Replace(srv.URL, "http://", "http://u:secretpw@", 1)
+	srv.Close() // nothing listens there now
+	err := checkProfiling(context.Background(), base)
+	if err == nil || strings.Contains(err.Error(), "secretpw") || strings.Contains(err.Error(), "***") || !strings.Contains(err.Error(), "u:xxxxx@") {
+		t.Errorf("checkProfiling: %v, want the URL with u:xxxxx@", err)
+	}
+}
+
 func TestDefaultPool(t *testing.T) {
 	for _, tc := range []struct {
 		count   int

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -31,13 +32,31 @@ func checkProfiling(ctx context.Context, base string) error {
 	return getProfiling(ctx, u.String(), io.Discard, " (not a server's --pprof-listen?)")
 }
 
+// CheckServerProfileURL refuses a --server-profile that is no http:// or
+// https:// URL with a host and a port from 1 to 65535, before anything is
+// sent (a usage error, as a malformed --url is).
+func CheckServerProfileURL(base string) error {
+	_, err := pprofURL(base, "")
+	return err
+}
+
 // pprofURL is the URL of page (its index for "") of the profiling
 // endpoints at base: http://HOST:PORT, with or without /debug/pprof/ or a
 // page's name after it.
 func pprofURL(base, page string) (*url.URL, error) {
 	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which it quotes whole
+		}
+		return nil, fmt.Errorf("server profile: %q cannot be read as a URL: %v", client.RedactURL(base), err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("server profile: %q is not an http:// URL of a server's profiling endpoints", client.RedactURL(base))
+	}
+	if err := checkPort(u); err != nil {
+		return nil, fmt.Errorf("server profile: %q: %w", client.RedactURL(base), err)
 	}
 	p, _, _ := strings.Cut(u.Path, pprofPath)
 	u.Path = strings.TrimSuffix(strings.TrimRight(p, "/"), "/debug/pprof") + pprofPath + page
@@ -83,6 +102,12 @@ func getProfiling(ctx context.Context, u string, out io.Writer, hint string) err
 	// where it pointed, and the tool talks only to the server it was given.
 	resp, err := newHTTPClient(http.DefaultTransport).Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			// net/http masks a password as ***; every other message of
+			// the tool says xxxxx.
+			return fmt.Errorf("server profile: %s %s: %w%s", ue.Op, client.RedactURL(u), ue.Err, hint)
+		}
 		return fmt.Errorf("server profile: %w%s", err, hint)
 	}
 	defer resp.Body.Close()
