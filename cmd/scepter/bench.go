@@ -19,6 +19,7 @@ import (
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/config"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // benchFlags are the flags of `scepter bench`.
@@ -135,7 +136,9 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 func (f *benchFlags) options(e env) (bench.Options, error) {
 	o := bench.Options{URLs: f.urls, Protocol: strings.ToLower(f.protocol), Profile: f.profile, Concurrency: f.concurrency,
 		Count: f.count, Duration: f.duration, KeyType: f.keyType, Pool: f.pool, Timeout: f.timeout,
-		CAFingerprint: f.fingerprint, ESTUser: f.estUser, ESTPassword: f.estPassword}
+		CAFingerprint: f.fingerprint, ESTUser: f.estUser, ESTPassword: f.estPassword,
+		// The clock every other command uses (signingTime, validity).
+		Now: pki.SystemClock{}.Now}
 	if len(f.urls) == 0 {
 		return o, usageError{"--url is required"}
 	}
