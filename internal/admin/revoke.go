@@ -49,7 +49,7 @@ func ParseReason(s string) (int, error) {
 		return 0, nil
 	}
 	code, numeric := decimalCode(s)
-	if strings.EqualFold(s, "aACompromise") || numeric && code == reasonAACompromise {
+	if IsAACompromise(s) {
 		return 0, pki.Errorf(pki.EBadRequest, "revocation reason %q: aACompromise is for attribute certificates (RFC 5280 §5.3.1), and scepter issues none; use keyCompromise or cACompromise", s)
 	}
 	for name, code := range reasonCodes {
@@ -63,6 +63,14 @@ func ParseReason(s string) (int, error) {
 		}
 	}
 	return 0, pki.Errorf(pki.EBadRequest, "revocation reason %q: want one of %s, or its code (0-6, 9)", s, strings.Join(ReasonNames(), ", "))
+}
+
+// IsAACompromise says whether s names aACompromise (its name in any case,
+// or its code in up to three decimal digits), which ParseReason refuses
+// with a reason of its own.
+func IsAACompromise(s string) bool {
+	code, numeric := decimalCode(s)
+	return strings.EqualFold(s, "aACompromise") || numeric && code == reasonAACompromise
 }
 
 // decimalCode reads s as a reason code only when it is written in decimal

@@ -153,17 +153,6 @@ func codeRanges(codes []int) string {
 	return b.String()
 }
 
-// isAACompromise says whether the service reads s as aACompromise (its
-// name in any case, or its code in up to three decimal digits), which it
-// refuses with a reason of its own.
-func isAACompromise(s string) bool {
-	if name, _ := pki.ReasonName(pki.ReasonAACompromise); strings.EqualFold(s, name) {
-		return true
-	}
-	code, err := strconv.Atoi(s)
-	return err == nil && code == pki.ReasonAACompromise && len(s) <= 3 && strings.Trim(s, "0123456789") == ""
-}
-
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
@@ -438,7 +427,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 		return nothingChanged(name, "The certificate is already on hold: nothing changed.")
 	}
 	if err != nil {
-		if isAACompromise(pg.Reason) {
+		if admin.IsAACompromise(pg.Reason) {
 			// The service's reason: aACompromise is for attribute
 			// certificates.
 			return again(err)
