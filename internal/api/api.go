@@ -224,8 +224,10 @@ func (c *call) decode(v any) error {
 		// and the checks for UTF-8 after decoding would never see it.
 		return badInput{"the body is not valid UTF-8"}
 	}
-	if err := checkJSONText(c.body); err != nil {
-		return err
+	if err := strictjson.CheckText(c.body); errors.Is(err, strictjson.ErrTooDeep) {
+		return badf("%v, which no request of this API needs", err)
+	} else if err != nil {
+		return badInput{err.Error()}
 	}
 	dec := json.NewDecoder(bytes.NewReader(c.body))
 	dec.DisallowUnknownFields()

@@ -14,8 +14,11 @@ import (
 	"strings"
 )
 
-// MaxDepth bounds the nesting CheckKeys walks.
+// MaxDepth bounds the nesting CheckKeys and CheckText walk.
 const MaxDepth = 32
+
+// ErrTooDeep is their refusal of a body nested deeper than MaxDepth.
+var ErrTooDeep = fmt.Errorf("the JSON nests deeper than %d levels", MaxDepth)
 
 // CheckKeys refuses body when an object in it, at any depth, holds a key
 // twice, or when a key of its top object is the JSON name of a field of v
@@ -29,7 +32,7 @@ func CheckKeys(body []byte, v any) error {
 	var walk func(depth int, top bool) error
 	walk = func(depth int, top bool) error {
 		if depth > MaxDepth {
-			return fmt.Errorf("the JSON nests deeper than %d levels", MaxDepth)
+			return ErrTooDeep
 		}
 		tok, err := dec.Token()
 		if err != nil {

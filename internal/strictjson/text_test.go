@@ -1,4 +1,4 @@
-package api
+package strictjson
 
 import (
 	"bytes"
@@ -8,11 +8,11 @@ import (
 	"unicode/utf8"
 )
 
-// FuzzCheckJSONText: checkJSONText reads untrusted bodies. It never
+// FuzzCheckText: CheckText reads untrusted bodies. It never
 // panics, and what it lets through decodes as sent: a valid UTF-8 body
 // that it accepts and encoding/json reads holds no U+FFFD that the body
 // did not spell (encoding/json's stand-in for a lone surrogate escape).
-func FuzzCheckJSONText(f *testing.F) {
+func FuzzCheckText(f *testing.F) {
 	for _, seed := range []string{
 		`{"ttl":"1h","subject":"CN=\ud800"}`,
 		`{"subject":"CN=\ud83d\ude00"}`,
@@ -27,7 +27,7 @@ func FuzzCheckJSONText(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		err := checkJSONText(body)
+		err := CheckText(body)
 		if err != nil || !utf8.Valid(body) || !json.Valid(body) {
 			return
 		}

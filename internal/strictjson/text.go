@@ -1,15 +1,13 @@
-package api
+package strictjson
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
-
-	"github.com/scepter/scepter/internal/strictjson"
 )
 
-// checkJSONText refuses, before the body is decoded, the two kinds of
+// CheckText refuses, before the body is decoded, the two kinds of
 // valid JSON that encoding/json reads otherwise than the caller meant:
 // one nested deeper than its scanner takes, which it calls malformed
 // (the caller looks for a syntax error that is not there), and a string
@@ -17,7 +15,7 @@ import (
 // U+FFFD without a word (a challenge would be bound to a subject the
 // caller never sent). A body that is not JSON is left to decode, which
 // says where it breaks.
-func checkJSONText(body []byte) error {
+func CheckText(body []byte) error {
 	type container struct{ object, wantKey bool }
 	var open []container
 	var field string // the top object's key whose value is being read
@@ -35,8 +33,8 @@ func checkJSONText(body []byte) error {
 		}
 		switch tok {
 		case json.Delim('{'), json.Delim('['):
-			if len(open) == strictjson.MaxDepth {
-				return badf("the JSON nests deeper than %d levels, which no request of this API needs", strictjson.MaxDepth)
+			if len(open) == MaxDepth {
+				return ErrTooDeep
 			}
 			open = append(open, container{object: tok == json.Delim('{'), wantKey: true})
 			continue
@@ -58,7 +56,7 @@ func checkJSONText(body []byte) error {
 			if isKey && len(open) == 1 {
 				where = "a field name"
 			}
-			return badf(`%s: the escape %s is half of a UTF-16 surrogate pair, alone, and stands for no character: send the text as UTF-8, or a character beyond U+FFFF as a pair of escapes (\ud83d\ude00)`, where, esc)
+			return fmt.Errorf(`%s: the escape %s is half of a UTF-16 surrogate pair, alone, and stands for no character: send the text as UTF-8, or a character beyond U+FFFF as a pair of escapes (\ud83d\ude00)`, where, esc)
 		}
 	}
 }
