@@ -97,7 +97,7 @@ func challengeNew(ctx context.Context, e env, args []string) error {
 	bound := ""
 	if len(ch.BoundSubject) > 0 || len(spec.dns)+len(spec.emails) > 0 {
 		// The binding as it was read (as 'challenge list' shows it), not
-		// as typed: "CN=x\\ " and "CN=x\\20" are one name.
+		// as typed: "CN=x\ " and "CN=x\20" are one name.
 		var names []string
 		if len(ch.BoundSubject) > 0 {
 			names = append(names, csr.NameString(ch.BoundSubject))

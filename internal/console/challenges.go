@@ -165,7 +165,7 @@ func (h *Handler) deleteChallenge(w http.ResponseWriter, r *http.Request, rq *re
 
 // subjectField is the form's subject as it was typed, or "" for none: the
 // name's parser trims the white space around it but for a space escaped
-// at its end ("CN=x\\ "), which trimming here would have cut to a
+// at its end ("CN=x\ "), which trimming here would have cut to a
 // dangling backslash.
 func subjectField(s string) string {
 	if strings.TrimSpace(s) == "" {

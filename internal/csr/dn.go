@@ -93,7 +93,7 @@ func splitUnescaped(s string, sep byte) []string {
 }
 
 // trimUnescaped is s without the white space around it, but for a space
-// a backslash escapes ("CN=x\\ " ends in a space, as RFC 4514 writes one).
+// a backslash escapes ("CN=x\ " ends in a space, as RFC 4514 writes one).
 func trimUnescaped(s string) string {
 	s = strings.TrimLeftFunc(s, unicode.IsSpace)
 	t := strings.TrimRightFunc(s, unicode.IsSpace)
@@ -111,7 +111,7 @@ const dnSpecials = "\"+,;<>\\ #="
 // unescape reads an attribute value's RFC 4514 escapes: a backslash before
 // one of dnSpecials stands for it, a backslash before two hex digits for
 // that octet (the octets making UTF-8). Any other backslash is refused,
-// not dropped: "CN=c\\qx" read as "CN=cqx" would bind or ask for a name
+// not dropped: "CN=c\qx" read as "CN=cqx" would bind or ask for a name
 // nobody wrote. So is what RFC 4514 allows only escaped (", ;, <, > and
 // a leading #, which RFC 4514 reads as the hex of a BER value, not
 // supported here), rather than read as text its writer may have meant
