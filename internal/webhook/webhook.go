@@ -219,6 +219,12 @@ func (v *Verifier) Verify(ctx context.Context, c enroll.ChallengeCheck) (bool, s
 	if len(raw) > MaxResponseBytes {
 		return false, "", fmt.Errorf("webhook %s: reply larger than %d bytes", v.display, MaxResponseBytes)
 	}
+	// A reason holding a lone surrogate escape would be read as U+FFFD
+	// without a word, and shown to the device and in the trail as a text
+	// the receiver never sent.
+	if err := strictjson.CheckText(raw); err != nil {
+		return false, "", fmt.Errorf("webhook %s: reply cannot be read as sent: %w", v.display, err)
+	}
 	var out responseBody
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&out); err != nil {

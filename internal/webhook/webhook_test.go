@@ -229,6 +229,9 @@ func TestMalformedRepliesAreErrors(t *testing.T) {
 		"allow and ALLOW":         `{"allow": false, "ALLOW": true}`,
 		"Allow only":              `{"Allow": true}`,
 		"a refusal with an aLLoW": `{"allow": false, "reason": "device not enrolled", "aLLoW": true}`,
+		// Read otherwise than sent: the reason would become U+FFFD.
+		"a lone surrogate in the reason": `{"allow": false, "reason": "device \ud800 not enrolled"}`,
+		"nested deeper than 32 levels":   `{"allow": true, "x": ` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`,
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {
