@@ -690,7 +690,7 @@ func TestLogout(t *testing.T) {
 	token := b.csrf()
 	res := b.post("/ui/logout", nil)
 	expectStatus(t, "logout", res, http.StatusSeeOther)
-	if loc := res.Header.Get("Location"); loc != "/ui/login?done=logout" {
+	if loc := res.Header.Get("Location"); loc != "/ui/login" {
 		t.Errorf("logout: Location %q", loc)
 	}
 	var cleared bool
@@ -702,7 +702,11 @@ func TestLogout(t *testing.T) {
 	if !cleared {
 		t.Error("logout does not clear the session cookie")
 	}
-	expectBody(t, "after logout", b.get("/ui/login?done=logout"), "You have logged out")
+	expectBody(t, "after logout", b.get("/ui/login"), "You have logged out")
+	// Said once: the login page takes the cookie that carried it.
+	expectNotBody(t, "the login page loaded again", b.get("/ui/login"), "You have logged out")
+	// Not from a link: the query parameter of older builds says nothing.
+	expectNotBody(t, "a link to /ui/login?done=logout", e.browser().get("/ui/login?done=logout"), "You have logged out")
 
 	// The old cookie, replayed.
 	b.cookies[console.SessionCookie] = &old

@@ -37,6 +37,11 @@ import (
 const (
 	SessionCookie = "scepter_session"
 	LoginCookie   = "scepter_login"
+	// LoggedOutCookie carries "You have logged out." from the logout to
+	// the login page it redirects to: a link another site hands out cannot
+	// set it, as it could a query parameter.
+	LoggedOutCookie = "scepter_logged_out"
+	loggedOutTTL    = 2 * time.Minute
 	// loginTokenTTL bounds how long a login form may stay open.
 	loginTokenTTL = time.Hour
 )
@@ -228,8 +233,9 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var msg string
-	if r.URL.Query().Get("done") == "logout" {
+	if c, err := r.Cookie(LoggedOutCookie); err == nil && c.Value == "1" {
 		msg = "You have logged out."
+		h.clearCookie(w, LoggedOutCookie)
 	}
 	h.showLogin(w, r, http.StatusOK, loginPage{Next: r.URL.Query().Get("next")}, msg, "")
 }
@@ -332,8 +338,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, rq *req) error 
 		return err
 	}
 	h.clearCookie(w, SessionCookie)
+	http.SetCookie(w, h.cookie(LoggedOutCookie, "1", h.ops.Now().Add(loggedOutTTL), int(loggedOutTTL/time.Second)))
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, Prefix+"login?done=logout", http.StatusSeeOther)
+	http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
 	return nil
 }
 
