@@ -577,7 +577,7 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/audit?before=abc", 422, "want an event number"}, {"/ui/audit?before=-4", 422, "want an event number"},
 		{"/ui/audit?serial=xyz!", 422, "is not a positive hexadecimal number"},
 		{"/ui/audit?serial=" + strings.Repeat("a", 200), 422, "a serial has at most 64 hexadecimal digits"},
-		{"/ui/audit?limit=501", 422, limit}, {"/ui/audit?since=2031-05-01&until=2031-04-01", 422, "since must be before until"},
+		{"/ui/audit?limit=501", 422, limit}, {"/ui/audit?since=2031-05-01&until=2031-04-01", 422, "Since (2031-05-01) must be before Until (2031-04-01)"},
 		{"/ui/nope", 404, "there is no page"}, {"/ui/certificates/x/y/z", 404, "there is no page"},
 	} {
 		res := b.get(tc.path)
