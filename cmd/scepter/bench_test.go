@@ -43,6 +43,9 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--count", "0"}, "--count 0 and --duration 0 bound nothing"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--count", "0", "--duration", "0"}, "bound nothing"},
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--duration", "0s"}, "bound nothing"},
+		// User info in an EST URL was dropped without a word; its password
+		// is masked in the refusal as everywhere else.
+		{[]string{"bench", "--url", "https://fleet:secretpw@127.0.0.1:8443", "--protocol", "est", "--challenge", "c"}, `--url "https://fleet:xxxxx@127.0.0.1:8443": an EST URL carries no credentials`},
 		// r72 D6: a port no connection can be made to is a malformed URL
 		// too, not a failed connect (exit 1).
 		{[]string{"bench", "--url", "http://127.0.0.1:99999/scep", "--challenge", "c"}, `--url "http://127.0.0.1:99999/scep": port 99999: want a port from 1 to 65535`},

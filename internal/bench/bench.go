@@ -46,8 +46,9 @@ type Options struct {
 	Protocol string
 	// URLs are the servers: SCEP URLs (http(s)://HOST/scep) or EST bases
 	// (https://HOST:PORT[/.well-known/est][/LABEL]). Enrollment i goes to
-	// URLs[i % len(URLs)]. A password in a URL's user info is sent, but
-	// masked (xxxxx) wherever the run names the URL.
+	// URLs[i % len(URLs)]. A password in a SCEP URL's user info is sent,
+	// but masked (xxxxx) wherever the run names the URL; an EST URL with
+	// user info is refused (its credentials have flags of their own).
 	URLs []string
 	// Profile, when set, is appended to each URL (/scep/PROFILE,
 	// /.well-known/est/PROFILE).

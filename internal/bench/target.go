@@ -194,6 +194,11 @@ func estBase(raw, profile string) (server, label string, err error) {
 	if err := checkPort(u); err != nil {
 		return "", "", err
 	}
+	if u.User != nil {
+		// Neither sent nor shown, it would be dropped without a word, and
+		// the run refused for credentials the user thinks given.
+		return "", "", errors.New("an EST URL carries no credentials: give them with --est-user and --est-password-file, or --challenge")
+	}
 	label = strings.Trim(u.Path, "/")
 	if rest, ok := strings.CutPrefix(label, strings.Trim(est.PathPrefix, "/")); ok {
 		label = strings.Trim(rest, "/")
