@@ -579,6 +579,44 @@ func toolCoresText(data []*rowData) string {
 	return fmt.Sprintf("While the clock ran, the load tool used at most %.0f%% of its core (%s).", 100*busiest, where)
 }
 
+// fewerConcurrenciesText names the rows measured at only some of the
+// concurrencies (the references and variants, to keep the run short), so
+// that a reader does not look for their other rows; "" when every row ran
+// at every one.
+func fewerConcurrenciesText(data []*rowData, all string) string {
+	want := strings.Fields(all)
+	var order []string
+	rows := map[string][]string{}
+	for _, rd := range data {
+		if len(rd.cells) == 0 || len(rd.cells) >= len(want) {
+			continue
+		}
+		ran := map[string]bool{}
+		var cs []string
+		for _, x := range rd.cells {
+			c := strconv.Itoa(x.conc)
+			ran[c] = true
+			cs = append(cs, c)
+		}
+		var not []string
+		for _, c := range want {
+			if !ran[c] {
+				not = append(not, c)
+			}
+		}
+		key := fmt.Sprintf("at concurrency %s only (not %s)", strings.Join(cs, ", "), strings.Join(not, ", "))
+		if rows[key] == nil {
+			order = append(order, key)
+		}
+		rows[key] = append(rows[key], rd.def.label)
+	}
+	var parts []string
+	for _, k := range order {
+		parts = append(parts, "- Measured "+k+", to keep the run short: "+strings.Join(rows[k], "; ")+".")
+	}
+	return strings.Join(parts, "\n")
+}
+
 func find(data []*rowData, id string) *rowData {
 	for _, rd := range data {
 		if rd.def.id == id {
@@ -669,6 +707,9 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	p("## Method\n\n")
 	p("- The servers are measured in %s round(s). In each round every server runs alone, started fresh (new CA, new empty store) on 127.0.0.1 and pinned to CPU %s, and `scepter bench` runs pinned to CPU %s: a warm-up of %s enrollments, then one run of %s enrollments at each concurrency (%s), then the next server. The rounds interleave the servers so that a stretch in which other work slows the machine down falls on one run of each server rather than on every run of one.\n",
 		meta["runs"], meta["server_cpu"], meta["load_cpu"], meta["warmup"], meta["n"], strings.Join(strings.Fields(meta["concurrency"]), ", "))
+	if t := fewerConcurrenciesText(data, meta["concurrency"]); t != "" {
+		p("%s\n", t)
+	}
 	p("- The table shows per cell the **median** of the runs for enroll/s, latency percentiles and server CPU, and the **sum** over the runs of failures and duplicate serials.\n")
 	p("- Before the clock starts, `scepter bench` builds a pool of %s RSA-2048 client keys (keys are reused, but every enrollment has a CSR and a subject of its own) and their self-signed signer certificates, and fetches GetCACaps and GetCACert. %s\n", meta["pool"], preparedText(data))
 	if find(data, "scepter-ec") != nil {
