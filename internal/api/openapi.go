@@ -112,6 +112,11 @@ func (h *Handler) OpenAPI() map[string]any {
 		// busy.
 		responses["503"] = errorResponse("Service Unavailable: the store cannot be read or written now (the error says why), or the server is busy",
 			map[string]any{"Retry-After": header("seconds to wait before trying again")})
+		// Never for what a request holds (that is a 4xx); listed so that a
+		// client written from this description handles it as a failure to
+		// retry later rather than as an unknown answer.
+		responses["500"] = errorResponse("Internal Server Error: a fault of the server itself, never of the request (the server's log says what); the change asked for may or may not have been made",
+			nil)
 		op["responses"] = responses
 		if paths[Prefix+rt.path] == nil {
 			paths[Prefix+rt.path] = map[string]any{}
