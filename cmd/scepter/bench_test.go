@@ -252,8 +252,9 @@ func TestBenchSummaryUnfinished(t *testing.T) {
 
 // The password of a --url's user info is sent but never shown: not in an
 // error, a progress line, the summary, --json or --serials-out, whether
-// the run fails at connect (SCEP, SCEP with --profile, EST), per
-// enrollment (a wrong challenge), at the URL check (exit 2) or succeeds
+// the run fails at connect (SCEP, SCEP with --profile), per
+// enrollment (a wrong challenge), at the URL check (exit 2; an EST URL
+// with user info too) or succeeds
 // (r72 D5: "http://user:secretpw@…: GetCACaps: HTTP 404").
 func TestBenchMasksTheURLPassword(t *testing.T) {
 	const secret = "secretpw"
@@ -270,7 +271,8 @@ func TestBenchMasksTheURLPassword(t *testing.T) {
 		{"scep connect", []string{"--url", withUser(scepBase + "/nosuch")}, 1, "user:xxxxx@"},
 		{"scep profile", []string{"--url", withUser(s.scepURL), "--profile", "nosuch"}, 1, "appended to http://user:xxxxx@"},
 		{"scep enrollment", []string{"--url", withUser(s.scepURL), "--challenge", "wrong"}, 1, "user:xxxxx@"},
-		{"est connect", []string{"--protocol", "est", "--url", withUser(s.estURL + "/nosuch")}, 1, "user:xxxxx@"},
+		// An EST URL takes no credentials: refused before anything is sent.
+		{"est", []string{"--protocol", "est", "--url", withUser(s.estURL + "/nosuch")}, 2, "user:xxxxx@"},
 		{"malformed", []string{"--url", withUser("http://127.0.0.1:abc/scep")}, 2, "xxxxx@127.0.0.1:abc"},
 		{"port", []string{"--url", withUser("http://127.0.0.1:99999/scep")}, 2, "user:xxxxx@127.0.0.1:99999"},
 		{"server profile", []string{"--url", withUser(s.scepURL), "--duration", "1s", "--count", "2",
