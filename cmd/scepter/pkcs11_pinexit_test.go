@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,8 +115,27 @@ func TestPKCS11PINFileRefusalsExit2(t *testing.T) {
 	// The commands that take the flags pass the exit status on.
 	bad := pinFile(t, t.TempDir(), 0o640, hsm.PIN+"\n")
 	p11 := []string{"--pkcs11-module", hsm.Env.Module, "--pkcs11-token", hsm.Label, "--pkcs11-pin-file", bad}
-	_, stderr, err := serveOnce(t, append([]string{"--data-dir", t.TempDir()}, p11...)...)
+	serveDir := filepath.Join(t.TempDir(), "data")
+	_, stderr, err := serveOnce(t, append([]string{"--data-dir", serveDir}, p11...)...)
 	wantUsageError(t, "serve", err, stderr, []string{"chmod 600"})
+	// r72: a refused token leaves no new database behind; neither does
+	// one that refuses the PIN (exit 1).
+	wrong := pinFile(t, t.TempDir(), 0o600, "99999999\n")
+	_, _, err = serveOnce(t, "--data-dir", serveDir, "--pkcs11-module", hsm.Env.Module, "--pkcs11-token", hsm.Label, "--pkcs11-pin-file", wrong)
+	if exitCode(err) != 1 || !strings.Contains(fmt.Sprint(err), "wrong PKCS#11 PIN") {
+		t.Errorf("serve with a wrong PIN: %v (exit %d)", err, exitCode(err))
+	}
+	if names, _ := os.ReadDir(serveDir); len(names) > 0 {
+		var list []string
+		for _, n := range names {
+			if n.Name() != "serve.lock" { // the data directory's lock, empty
+				list = append(list, n.Name())
+			}
+		}
+		if len(list) > 0 {
+			t.Errorf("serve refused by the token left %v in the new data directory", list)
+		}
+	}
 	dir, _ := caDataDir(t, ca.InitOptions{})
 	_, stderr, err = runCA(t, nil, dir, append([]string{"rollover", "--switch-in", "48h"}, p11...)...)
 	wantUsageError(t, "ca rollover", err, stderr, []string{"chmod 600"})

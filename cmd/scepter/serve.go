@@ -275,6 +275,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		defer tlsLn.Close()
 	}
+	// Before the store is made: a token that is away, refuses its PIN or
+	// is no PKCS#11 library stops the start before it leaves a new
+	// database behind (r72).
+	token, err := f.pkcs11.open()
+	if err != nil {
+		return err
+	}
+	if token != nil {
+		defer token.Close()
+		log.Info("PKCS#11 token opened", "token", token.Describe())
+	}
 	// Before the store is made: a pin cannot name a CA not made yet.
 	if err := checkIssuerPins(profiles, nil, filepath.Join(f.dataDir, "ca")); err != nil {
 		return err
@@ -319,14 +330,6 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	wrapKey, err := f.rsa.wrapKey(log)
 	if err != nil {
 		return err
-	}
-	token, err := f.pkcs11.open()
-	if err != nil {
-		return err
-	}
-	if token != nil {
-		defer token.Close()
-		log.Info("PKCS#11 token opened", "token", token.Describe())
 	}
 	// A new CA's RA certificate has its serial reserved in the store
 	// before it is signed, as every issuance's; RecordRACertificates
