@@ -88,10 +88,16 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 // the inventory as issued and not revoked (on hold included), as a
 // renewal's or GetCert's signer; an expired one within the profile's
 // renewal grace still renews (the service then judges it as a renewal).
-// Expired and revoked signers get the failInfo a renewal by them gets
-// (badTime, badCertId).
+// Expired and revoked signers, and foreign ones for their own subject, get
+// the failInfo a renewal by them gets (badTime, badCertId).
 func (h *Handler) checkRekeySigner(ctx context.Context, signer *x509.Certificate, csrReq *x509.CertificateRequest, profile string) error {
 	if !h.issuedByOurCA(signer) {
+		if !isSelfSigned(signer) && csr.SameName(csrReq.RawSubject, signer.RawSubject) {
+			// An Apple-style renewal by a certificate not ours: badCertId,
+			// as a RenewalReq by it gets (it names no certificate to renew).
+			// The failInfo only; the refusal is the same.
+			return pki.Errorf(pki.EBadCertID, "the signer certificate was not issued by this CA, so it cannot renew: a request for another key must be signed by that key (with a challenge) or by a certificate of ours")
+		}
 		return pki.Errorf(pki.EBadRequest, "the signer certificate's key differs from the request's key, and the signer is not a certificate this CA issued")
 	}
 	if !csr.SameName(csrReq.RawSubject, signer.RawSubject) {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"testing"
 	"time"
@@ -225,4 +226,49 @@ func TestRekeyRenewalWithinGrace(t *testing.T) {
 	ts.Clock.Set(old.NotAfter.Add(25 * time.Hour))
 	_, rep = ts.exchange(t, reqParams{key: testKey(t, 2), subject: subject, challenge: "-", signerCert: old, signerKey: oldKey})
 	wantFailure(t, rep, scep.BadTime)
+}
+
+// An Apple-style renewal (a PKCSReq for another key, signed by the
+// certificate of the request's own subject) by a certificate another CA
+// issued gets badCertId, as the same renewal sent as a RenewalReq does
+// (r74): it names no certificate of ours to renew. Nothing is issued, and
+// a one-time challenge inside it is left for its device.
+func TestRenewalByAForeignCertificateIsBadCertID(t *testing.T) {
+	def, ot := pki.DefaultProfile(), pki.DefaultProfile()
+	ot.Name, ot.ChallengeMode = "ot", enroll.ChallengeOneTime
+	ts := newTestServer(t, serverOptions{enroll: enroll.Config{Profiles: map[string]pki.Profile{"default": def, "ot": ot}, DefaultProfile: "default"}})
+	oldKey, newKey := testKey(t, 1), testKey(t, 0)
+	foreign := foreignCert(t, oldKey, ts.Clock.Now()) // CN=device-1
+	const subject = "CN=device-1"
+	for _, tc := range []struct {
+		path, challenge string
+		typ             scep.MessageType
+	}{
+		{"/scep", "-", scep.PKCSReq},
+		{"/scep", "-", scep.RenewalReq},
+		{"/scep", testChallenge, scep.PKCSReq},
+		{"/scep/ot", "one-time", scep.PKCSReq},
+	} {
+		t.Run(fmt.Sprintf("%s %v challenge=%t", tc.path, tc.typ, tc.challenge != "-"), func(t *testing.T) {
+			challenge := tc.challenge
+			if challenge == "one-time" {
+				var err error
+				challenge, _, err = ts.Admin.NewChallengeFor(context.Background(), admin.ChallengeSpec{TTL: time.Hour, Profile: "ot", Actor: "test"})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := ts.certCount(t)
+			_, rep := ts.exchange(t, reqParams{key: newKey, subject: subject, challenge: challenge, signerCert: foreign, signerKey: oldKey, path: tc.path, msgType: tc.typ})
+			wantFailure(t, rep, scep.BadCertID)
+			if n := ts.certCount(t); n != before {
+				t.Fatalf("%d certificates issued", n-before)
+			}
+			if tc.path == "/scep/ot" {
+				// The challenge is still the device's own.
+				msg, rep := ts.exchange(t, reqParams{key: newKey, subject: subject, challenge: challenge, path: tc.path})
+				ts.issuedCert(t, rep, msg.SignerCert, newKey)
+			}
+		})
+	}
 }
