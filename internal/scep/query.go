@@ -49,6 +49,9 @@ func DecodeQueryMessage(rawQuery string) ([]byte, error) {
 	if !found {
 		return nil, errors.New("missing message parameter")
 	}
+	if v == "" {
+		return nil, errors.New("the message parameter is empty: it carries the base64 pkiMessage")
+	}
 	der, err := DecodeBase64(v)
 	if err != nil || len(der) == 0 {
 		return nil, errors.New("message is not valid base64")

@@ -426,3 +426,30 @@ func TestMalformedMessageSaysWhy(t *testing.T) {
 		})
 	}
 }
+
+// A POST body is binary DER; base64 is only taken. A body that is neither
+// is refused for what it is, not as bad base64 (r74), and an empty body or
+// message parameter as empty.
+func TestBodyThatIsNoPKIMessageSaysWhat(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	for name, tc := range map[string]struct {
+		body []byte
+		want string
+	}{
+		"empty":         {nil, "the body is empty: a PKIOperation POST carries the DER pkiMessage"},
+		"random binary": {[]byte{0x8f, 0x01, 0xfe, 0x00, 0x7a, 0x13}, "the body is not a DER pkiMessage (RFC 8894 §4.3), nor base64 of one"},
+		"zeros":         {make([]byte, 1024), "the body is not a DER pkiMessage"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, body := ts.post(t, tc.body)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), tc.want) {
+				t.Errorf("HTTP %d %q, want 400 saying %q", resp.StatusCode, body, tc.want)
+			}
+		})
+	}
+	resp, err := http.Get(ts.URL + "/scep?operation=PKIOperation&message=")
+	resp, body := readResponse(t, resp, err)
+	if want := "the message parameter is empty"; resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), want) {
+		t.Errorf("GET with an empty message: HTTP %d %q, want 400 saying %q", resp.StatusCode, body, want)
+	}
+}

@@ -429,12 +429,16 @@ func (h *Handler) readMessage(w http.ResponseWriter, r *http.Request) ([]byte, i
 	if err != nil {
 		return nil, http.StatusBadRequest, errors.New("could not read body")
 	}
-	if len(body) > 0 && body[0] == 0x30 {
+	if len(body) == 0 {
+		return nil, http.StatusBadRequest, errors.New("the body is empty: a PKIOperation POST carries the DER pkiMessage (RFC 8894 §4.3)")
+	}
+	if body[0] == 0x30 {
 		return body, 0, nil
 	}
 	der, err := scep.DecodeBase64(string(body)) // some clients POST base64; accept it
 	if err != nil || len(der) == 0 {
-		return nil, http.StatusBadRequest, errors.New("message is not valid base64")
+		// Said as the body is meant to be: binary DER, base64 only taken.
+		return nil, http.StatusBadRequest, errors.New("the body is not a DER pkiMessage (RFC 8894 §4.3), nor base64 of one")
 	}
 	return der, 0, nil
 }
