@@ -175,14 +175,21 @@ func auditList(ctx context.Context, e env, args []string) error {
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTIME\tTYPE\tACTOR\tOUTCOME\tSERIAL\tSUBJECT\tREASON / DETAIL")
+	cut := false
 	for _, ev := range out {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Time.Format(time.RFC3339), printable(ev.Type), printable(ev.Actor),
-			printable(ev.Outcome), printable(ev.Serial), printable(ev.Subject), printable(strings.TrimSpace(ev.Reason+" "+ev.Detail)))
+		actor, actorCut := tableCell(ev.Actor)
+		subject, subjectCut := tableCell(ev.Subject)
+		cut = cut || actorCut || subjectCut
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Time.Format(time.RFC3339), printable(ev.Type), actor,
+			printable(ev.Outcome), printable(ev.Serial), subject, printable(strings.TrimSpace(ev.Reason+" "+ev.Detail)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "%d event(s)\n", len(out))
+	if cut {
+		fmt.Fprintf(e.stderr, "actors and subjects longer than %d characters are cut in this table (…); --json shows them whole\n", maxTableCell)
+	}
 	return cutNote(ctx, e, st, f, out, limit)
 }
 

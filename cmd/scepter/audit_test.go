@@ -202,3 +202,47 @@ func TestRepeatedFlagOverridesInServe(t *testing.T) {
 		t.Errorf("--listen %q, want the later one", f.listen)
 	}
 }
+
+// A refusal whose subject a client made long (the trail keeps about 1,000
+// characters) does not pad the table's subject column in every row: the
+// table cuts it and says so; --json keeps it whole (r74).
+func TestAuditListCutsLongSubjects(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	long := "CN=" + strings.Repeat("a", 1000)
+	for i, subject := range []string{"CN=short", long, ""} {
+		ev := pki.AuditEvent{Time: at.Add(time.Duration(i) * time.Second), Type: pki.EventEnrollFailed, Actor: "system", Outcome: "failure",
+			Subject: subject, Reason: "unauthorized: challenge password is not valid"}
+		if err := st.AppendAudit(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	e, out, errOut := testEnv(nil)
+	if err := run(ctx, e, []string{"audit", "list", "--data-dir", dir}); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if n := len([]rune(line)); n > 250 {
+			t.Errorf("a line of %d characters: %.120s…", n, line)
+		}
+	}
+	if !strings.Contains(out.String(), strings.Repeat("a", 60)+"…") {
+		t.Errorf("the long subject is not shown cut:\n%s", out)
+	}
+	if !strings.Contains(errOut.String(), "--json shows them whole") {
+		t.Errorf("stderr does not say the table cut a subject: %q", errOut)
+	}
+	e, out, _ = testEnv(nil)
+	if err := run(ctx, e, []string{"audit", "list", "--data-dir", dir, "--json"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), strings.Repeat("a", 1000)) {
+		t.Error("--json does not hold the subject whole")
+	}
+}

@@ -31,3 +31,19 @@ func printableLines(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// maxTableCell bounds a cell of a table that is not its last column: a
+// subject a client sent (up to 2,048 bytes, of which the trail keeps about
+// 1,000 characters) would otherwise pad that column, in every row, to its
+// width.
+const maxTableCell = 80
+
+// tableCell is printable(s) cut to maxTableCell characters, ending in "…"
+// when cut, and whether it was.
+func tableCell(s string) (string, bool) {
+	p := []rune(printable(s))
+	if len(p) <= maxTableCell {
+		return string(p), false
+	}
+	return string(p[:maxTableCell-1]) + "…", true
+}
