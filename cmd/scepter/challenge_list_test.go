@@ -16,6 +16,9 @@ import (
 // "requests list" and "challenge list" list every one, past the store's
 // largest page (1000): the oldest, first to expire, are not left out.
 func TestListsShowEverything(t *testing.T) {
+	// Mostly waits on real timers and fsyncs: beside the other such tests,
+	// after the package's serial ones.
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))

@@ -77,6 +77,9 @@ func TestServeRefusesATrailNothingCanBeChainedTo(t *testing.T) {
 // audit trail (a load balancer sends clients elsewhere), until the trail
 // is mended.
 func TestTrailChangedUnderARunningServerIs503(t *testing.T) {
+	// Mostly waits on real timers and fsyncs: beside the other such tests,
+	// after the package's serial ones.
+	t.Parallel()
 	s := startServe(t, "")
 	secret, err := runCLI("admin", "token", "new", "--name", "ci", "--role", "operator", "--ttl", "1d", "--data-dir", s.dataDir)
 	if err != nil {

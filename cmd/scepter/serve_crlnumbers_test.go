@@ -21,6 +21,9 @@ import (
 // written again it serves the CRL with the revocation and is ready again,
 // without a restart.
 func TestServeHoldsBackCRLWhileNumbersCannotBeRecorded(t *testing.T) {
+	// Mostly waits on real timers and fsyncs: beside the other such tests,
+	// after the package's serial ones.
+	t.Parallel()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	s := serveInProcess(t, nil, "--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", data)

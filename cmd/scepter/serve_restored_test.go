@@ -24,6 +24,9 @@ import (
 // a.pem is revoked again by serial, b.pem (unknown to the restored
 // inventory) by --cert, and both are on the next CRL.
 func TestRestoredStoreIsRefusedThenNumberedAbove(t *testing.T) {
+	// Mostly waits on real timers and fsyncs: beside the other such tests,
+	// after the package's serial ones.
+	t.Parallel()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	path := func(name string) string { return filepath.Join(dir, name) }

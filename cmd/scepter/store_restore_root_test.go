@@ -32,6 +32,9 @@ import (
 // signed, and then starts without the flag. The data directory's path
 // has a space: the commands printed quote it.
 func TestRestoreWithOnlyTheRootCRLBehind(t *testing.T) {
+	// Mostly waits on real timers and fsyncs: beside the other such tests,
+	// after the package's serial ones.
+	t.Parallel()
 	data := filepath.Join(t.TempDir(), "sp ace", "data")
 	quoted := "'" + data + "'"
 	backup := filepath.Join(t.TempDir(), "bk.db")
