@@ -406,7 +406,8 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 // 5xx) leaves it to be asked again. A 401 refuses the credentials: a
 // password (withPassword: one was sent) may be right next time, but the
 // certificate being renewed, which the kept key is bound to, is refused
-// for good (revoked, unknown, expired), unless it is on hold.
+// for good (revoked, unknown), unless it is on hold; an expired one gets
+// 403, a refusal like any other.
 func estKeptKeyFailure(err error, withPassword bool) heldFailure {
 	var he *client.HTTPError
 	if !errors.As(err, &he) || he.Status < 400 {
