@@ -392,7 +392,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		err := st.AppendAudit(ctx, pki.AuditEvent{Time: clock.Now(), Type: pki.EventCAInitialized, Actor: "system", Outcome: "success",
 			Detail: fmt.Sprintf("root %s, issuing CA %s, RA %s", authority.RootFingerprint(), authority.Issuer.Cert.Subject, authority.RA.Cert.Subject)})
 		if err != nil {
-			return fmt.Errorf("audit: %w", err)
+			// Not left for the next start to take up as a CA the store
+			// never saw made (r78).
+			return ca.DiscardCreated(f.dataDir, initOpts, fmt.Errorf("audit: %w", err))
 		}
 	}
 	host, _ := os.Hostname()

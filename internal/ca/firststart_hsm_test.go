@@ -123,3 +123,32 @@ func TestHSMFailedFirstStartDestroysItsKeys(t *testing.T) {
 		})
 	}
 }
+
+// A CA made in the token whose creation the server cannot record
+// (DiscardCreated, r78) leaves neither its files nor its token keys: the
+// next start makes a new CA under the same labels.
+func TestHSMDiscardCreatedDestroysTheTokenKeys(t *testing.T) {
+	tok, _ := caToken(t)
+	clock := pkitest.NewClock(t0)
+	opts := InitOptions{Token: tok}
+	dir, first := newCA(t, opts, clock)
+	cause := errors.New("audit: the disk is full")
+	err := DiscardCreated(dir, opts, cause)
+	if !errors.Is(err, cause) || !strings.Contains(err.Error(), "were destroyed") || !strings.Contains(err.Error(), "removed, unrecorded") {
+		t.Fatalf("DiscardCreated: %v", err)
+	}
+	noFile(t, filepath.Join(dir, "ca"))
+	for _, name := range []string{issuingKeyName, raKeyName} {
+		if has, err := tok.Has(name); err != nil || has {
+			t.Errorf("%s still in the token: %v %v", name, has, err)
+		}
+	}
+	second, created, err := LoadOrCreate(dir, opts, clock)
+	if err != nil || !created {
+		t.Fatalf("the next start: created=%v %v", created, err)
+	}
+	if second.Root.Equal(first.Root) {
+		t.Error("the next start took up the discarded root")
+	}
+	checkTokenCA(t, second, clock)
+}

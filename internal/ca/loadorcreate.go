@@ -245,6 +245,34 @@ func LoadOrCreate(dir string, opts InitOptions, clock pki.Clock) (a *Authority, 
 	return a, false, nil
 }
 
+// DiscardCreated undoes the CA that LoadOrCreate has just created in dir
+// (created true) when its creation cannot be recorded: a change whose
+// audit event cannot be written does not happen (r78: a first start that
+// found the disk full after making the CA left it for the next start to
+// take up, and the trail never said it was made). Nothing was issued with
+// it but its RA certificate. dir/ca is moved aside and removed, and the
+// keys made in a token are destroyed as a failed create's are, so that the
+// next start makes a new CA and records it. The error returned is cause,
+// saying what was done, or what is left to remove by hand.
+func DiscardCreated(dir string, opts InitOptions, cause error) error {
+	o := opts.withDefaults()
+	caDir := filepath.Join(dir, "ca")
+	rnd, err := randomID()
+	if err != nil {
+		return fmt.Errorf("%w; the CA this start made is left in %s: remove it before the next start (%v)", cause, caDir, err)
+	}
+	gone := filepath.Join(dir, ".ca-unrecorded-"+rnd)
+	if err := os.Rename(caDir, gone); err != nil {
+		return fmt.Errorf("%w; the CA this start made is left in %s: remove it before the next start (%v)", cause, caDir, err)
+	}
+	syncDir(dir)
+	cause = discardNewTokenKeys(o.keysIn(gone, "", loadMode{}), cause)
+	if err := os.RemoveAll(gone); err != nil {
+		return fmt.Errorf("%w; the CA this start made was set aside in %s, which could not be removed (%v): remove it", cause, gone, err)
+	}
+	return fmt.Errorf("%w; the CA this start made was removed, unrecorded: the next start makes a new one", cause)
+}
+
 // inspect lists which CA files exist in caDir. A missing caDir is empty; a
 // caDir holding other files but none of ours is refused.
 func inspect(caDir string) (map[string]bool, error) {

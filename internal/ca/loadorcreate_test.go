@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
 )
 
 func perm(t *testing.T, path string) os.FileMode {
@@ -501,4 +503,30 @@ func TestWrapKey(t *testing.T) {
 			t.Error("a key of another public key was used")
 		}
 	})
+}
+
+// A CA whose creation the server cannot record (its ca.initialized event:
+// a full disk at the first start, r78) is removed, keys and all, so that
+// the next start makes and records a new one rather than taking up a CA
+// the trail never saw made.
+func TestDiscardCreatedRemovesTheCA(t *testing.T) {
+	clock := pkitest.NewClock(t0)
+	opts := InitOptions{GenerateKey: pooledKeys()}
+	dir, first := newCA(t, opts, clock)
+	cause := errors.New("audit: the disk is full")
+	err := DiscardCreated(dir, opts, cause)
+	if !errors.Is(err, cause) || !strings.Contains(err.Error(), "removed, unrecorded") || strings.Contains(err.Error(), "destroyed") {
+		t.Fatalf("DiscardCreated: %v", err)
+	}
+	noFile(t, filepath.Join(dir, "ca"))
+	if left, _ := filepath.Glob(filepath.Join(dir, ".ca-*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	second, created, err := LoadOrCreate(dir, opts, clock)
+	if err != nil || !created {
+		t.Fatalf("the next start: created=%v %v", created, err)
+	}
+	if second.Root.Equal(first.Root) {
+		t.Error("the next start took up the discarded root")
+	}
 }
