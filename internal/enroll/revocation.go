@@ -62,12 +62,19 @@ func (s *Service) withRevocationURLs(p pki.Profile, issuerID string) pki.Profile
 	return p
 }
 
+// The profile and transaction ID of delegated OCSP responder certificates
+// in the inventory.
+const (
+	responderProfileName   = "ocsp-responder"
+	responderTransactionID = "ocsp-responder"
+)
+
 // responderProfile is the built-in profile of delegated OCSP responder
 // certificates: OCSP signing only, id-pkix-ocsp-nocheck, short-lived,
 // signed by the one issuer it answers for.
 func responderProfile(issuerID string, validity time.Duration) pki.Profile {
 	p := pki.DefaultProfile()
-	p.Name = "ocsp-responder"
+	p.Name = responderProfileName
 	p.Validity = validity
 	p.KeyUsage = x509.KeyUsageDigitalSignature
 	p.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}
@@ -90,7 +97,7 @@ func (s *Service) IssueResponderCertificate(ctx context.Context, issuerID string
 		return nil, err
 	}
 	st := &State{
-		Req:        Request{Protocol: pki.ProtocolInternal, TransactionID: "ocsp-responder"},
+		Req:        Request{Protocol: pki.ProtocolInternal, TransactionID: responderTransactionID},
 		Profile:    responderProfile(issuerID, validity),
 		PublicKey:  key,
 		RawSubject: subject,

@@ -21,11 +21,18 @@ import (
 // for its own HTTPS listener (the server replaces it after two thirds).
 const ServerCertValidity = 90 * 24 * time.Hour
 
+// The profile and transaction ID of the HTTPS listener's certificate in
+// the inventory.
+const (
+	serverProfileName   = "tls-server"
+	serverTransactionID = "server-certificate"
+)
+
 // serverProfile is the built-in profile of the HTTPS listener's
 // certificate. It is not served to clients.
 func serverProfile() pki.Profile {
 	p := pki.DefaultProfile()
-	p.Name = "tls-server"
+	p.Name = serverProfileName
 	p.Validity = ServerCertValidity
 	p.KeyUsage = x509.KeyUsageDigitalSignature
 	p.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
@@ -65,7 +72,7 @@ func (s *Service) IssueServerCertificate(ctx context.Context, key crypto.PublicK
 		return nil, nil, pki.Wrap(pki.EBadRequest, err, "server name")
 	}
 	st := &State{
-		Req:        Request{Protocol: pki.ProtocolInternal, TransactionID: "server-certificate"},
+		Req:        Request{Protocol: pki.ProtocolInternal, TransactionID: serverTransactionID},
 		Profile:    serverProfile(),
 		PublicKey:  key,
 		RawSubject: subject,
@@ -120,29 +127,60 @@ func (s *Service) IssuedHere(cert *x509.Certificate) bool {
 // another) is left as it is. An RA that is the issuing CA itself is not a
 // certificate of its own.
 func (s *Service) RecordRACertificates(ctx context.Context) error {
-	now := s.clock.Now()
 	for _, ra := range s.authority.RAs() {
 		if ra == nil || ra.IsCA {
 			continue
 		}
-		issuer, err := s.authority.IssuedByUs(ra.Cert, now)
-		if err != nil {
-			continue // expired, or not ours: nothing to answer for
+		if err := s.recordOwnCertificate(ctx, ra.Cert, RAProfileName, "", "SCEP RA certificate"); err != nil {
+			return err
 		}
-		serial := ra.Cert.SerialNumber.Text(16)
-		if _, err := s.store.Certificate(ctx, issuer.ID, serial); err == nil {
-			continue
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("enroll: looking up the RA certificate %s: %w", serial, err)
-		}
-		st := &State{Req: Request{Protocol: pki.ProtocolInternal}, Profile: pki.Profile{Name: RAProfileName}}
-		rec := record(ra.Cert, issuer.ID, st, now)
-		ev := pki.AuditEvent{Time: now, Type: pki.EventIssued, Actor: "system", Profile: RAProfileName, SerialHex: serial,
-			IssuerID: issuer.ID, Subject: rec.Subject, Outcome: "success", Detail: "SCEP RA certificate, recorded in the inventory"}
-		err = s.store.RecordIssuance(ctx, store.Issuance{Certificate: rec, Now: now, Events: []pki.AuditEvent{ev}})
-		if err != nil && !errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("enroll: recording the RA certificate %s: %w", serial, err)
-		}
+	}
+	return nil
+}
+
+// RecordResponderCertificate puts cert, a delegated OCSP responder
+// certificate this node signs answers with, into the inventory when it is
+// missing there (a store restored from a copy older than the responder):
+// OCSP would answer "unknown" for it, and it could not be revoked by
+// serial. It is recorded as IssueResponderCertificate records one, and
+// its key is then one of the server's own to the store's check. What is
+// recorded already (by this node or another) is left as it is.
+func (s *Service) RecordResponderCertificate(ctx context.Context, cert *x509.Certificate) error {
+	return s.recordOwnCertificate(ctx, cert, responderProfileName, responderTransactionID, "OCSP responder certificate")
+}
+
+// RecordServerCertificate is RecordResponderCertificate for the
+// certificate of the server's HTTPS listener that our CA issued
+// (IssueServerCertificate).
+func (s *Service) RecordServerCertificate(ctx context.Context, cert *x509.Certificate) error {
+	return s.recordOwnCertificate(ctx, cert, serverProfileName, serverTransactionID, "HTTPS certificate")
+}
+
+// recordOwnCertificate records cert, one of the server's own certificates
+// (profile, transactionID as when it was issued), unless the inventory
+// holds it already, with a certificate.issued event whose detail begins
+// with what. One that none of our issuing CAs issued, or expired, is
+// skipped: there is nothing to answer for. A record another node made in
+// between (ErrConflict) counts as recorded.
+func (s *Service) recordOwnCertificate(ctx context.Context, cert *x509.Certificate, profile, transactionID, what string) error {
+	now := s.clock.Now()
+	issuer, err := s.authority.IssuedByUs(cert, now)
+	if err != nil {
+		return nil
+	}
+	serial := cert.SerialNumber.Text(16)
+	if _, err := s.store.Certificate(ctx, issuer.ID, serial); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("enroll: looking up the %s %s: %w", what, serial, err)
+	}
+	st := &State{Req: Request{Protocol: pki.ProtocolInternal, TransactionID: transactionID}, Profile: pki.Profile{Name: profile}}
+	rec := record(cert, issuer.ID, st, now)
+	ev := pki.AuditEvent{Time: now, Type: pki.EventIssued, Actor: "system", Profile: profile, SerialHex: serial,
+		IssuerID: issuer.ID, Subject: rec.Subject, TransactionID: transactionID, Outcome: "success", Detail: what + ", recorded in the inventory"}
+	err = s.store.RecordIssuance(ctx, store.Issuance{Certificate: rec, Now: now, Events: []pki.AuditEvent{ev}})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("enroll: recording the %s %s: %w", what, serial, err)
 	}
 	return nil
 }
