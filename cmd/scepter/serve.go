@@ -502,6 +502,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	}
+	// The responder and HTTPS certificates loaded from the data directory
+	// may be missing from a restored store, as the RAs may: recorded
+	// before the first request, and again at every CA reload.
+	var managedTLS *server.Certificate
+	if in.tlsCert == nil {
+		managedTLS = tlsCert
+	}
+	ownRecords := newOwnCertRecorder(func(ctx context.Context) error {
+		return recordServerCertificates(ctx, svc, authority, rev.delegates, managedTLS)
+	}, log)
+	ownRecords.run(ctx)
 	var web *webAdmin
 	if tlsCert != nil {
 		if web, err = f.newWebAdmin(ctx, st, adm, svc, authority, rev, clock, log); err != nil {
@@ -634,6 +645,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			reloadCA(authority, clock, log, rev.issuersChanged)
 			applyRootCRL(bgCtx, st, authority, log)
 			raRecords.run(bgCtx) // a gated node's refusal said once per RA
+			ownRecords.run(bgCtx)
 			// Sync logs what stops this node from serving as the
 			// store's CA and keeps it for /readyz; a store error is only
 			// logged.

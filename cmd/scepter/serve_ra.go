@@ -593,26 +593,38 @@ func raSerialReserve(st serialReserver, clock pki.Clock) ca.ReserveFunc {
 }
 
 // raRecorder is serve's RecordRACertificates, at start and at every CA
-// reload. While this node's issuance is gated (the store's schema is newer
-// than this binary's: migrate.ErrDatabaseTooNew), an RA certificate it
+// reload (and, made with newOwnCertRecorder, the recording of the OCSP
+// responder and HTTPS certificates in use: recordServerCertificates).
+// While this node's issuance is gated (the store's schema is newer
+// than this binary's: migrate.ErrDatabaseTooNew), a certificate it
 // has not recorded yet (one from before, on this node's disk) cannot be
 // until the node is upgraded, and every reload would say so again: that
-// refusal is logged once per RA, by its message, which names the RA's
+// refusal is logged once per certificate, by its message, which names the
 // serial (and the schema versions, so a newer schema is said again). Any
 // other failure is logged each time, as each reload tries again. Used by
 // one goroutine at a time (the start, then the reload loop).
 type raRecorder struct {
 	record func(context.Context) error // enroll.Service.RecordRACertificates
-	log    *slog.Logger
+	// what is recorded, for the log ("the SCEP RA certificates").
+	what string
+	log  *slog.Logger
 	// gatedLogged: the gated refusals logged, by message.
 	gatedLogged map[string]bool
 }
 
 func newRARecorder(record func(context.Context) error, log *slog.Logger) *raRecorder {
-	return &raRecorder{record: record, log: log, gatedLogged: map[string]bool{}}
+	return &raRecorder{record: record, what: "the SCEP RA certificates", log: log, gatedLogged: map[string]bool{}}
 }
 
-// run records the RA certificates not recorded yet, and logs a failure.
+// newOwnCertRecorder is a raRecorder of the server's other own
+// certificates: the OCSP responders' and the HTTPS certificate in use.
+func newOwnCertRecorder(record func(context.Context) error, log *slog.Logger) *raRecorder {
+	r := newRARecorder(record, log)
+	r.what = "the OCSP responder and HTTPS certificates"
+	return r
+}
+
+// run records the certificates not recorded yet, and logs a failure.
 func (r *raRecorder) run(ctx context.Context) {
 	err := r.record(ctx)
 	switch {
@@ -624,10 +636,10 @@ func (r *raRecorder) run(ctx context.Context) {
 			return
 		}
 		r.gatedLogged[err.Error()] = true
-		r.log.Warn("recording the SCEP RA certificates in the inventory: refused while the store's schema is newer than this scepter; "+
-			"recorded once this node is upgraded (logged once per RA)", "err", err)
+		r.log.Warn("recording "+r.what+" in the inventory: refused while the store's schema is newer than this scepter; "+
+			"recorded once this node is upgraded (logged once per certificate)", "err", err)
 	default:
-		r.log.Warn("recording the SCEP RA certificates in the inventory", "err", err)
+		r.log.Warn("recording "+r.what+" in the inventory", "err", err)
 	}
 }
 
