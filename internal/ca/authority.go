@@ -53,10 +53,11 @@ type Authority struct {
 	reloadMu sync.Mutex
 	disk     string // diskState at the last (re)load
 
-	// revoked holds the IDs of the issuing CAs the root's CRL lists
-	// (SetRevokedIssuers). Kept apart from state, which Reload replaces:
-	// a revocation outlives a reload. Never modified once stored.
-	revoked atomic.Pointer[map[string]bool]
+	// revoked holds the IDs of the issuing CAs the root's CRL lists, each
+	// with the CRLReason of its entry (SetRevokedIssuerReasons). Kept
+	// apart from state, which Reload replaces: a revocation outlives a
+	// reload. Never modified once stored.
+	revoked atomic.Pointer[map[string]int]
 	// discarded holds the IDs of next issuing CAs discarded before their
 	// switch (SetDiscardedNext); like revoked, it outlives a reload.
 	discarded atomic.Pointer[map[string]bool]
@@ -260,22 +261,51 @@ func (a *Authority) RAs() []*pki.RA {
 // so nothing it signed authenticates anything, and its RA keys (kept with
 // it) decrypt no more requests. The current and the next issuing CA are
 // never taken as revoked: the root CRL command refuses to list them, and
-// the server must go on issuing.
+// the server must go on issuing. Each is recorded without a reason
+// (ReasonUnspecified), read as a compromise; SetRevokedIssuerReasons
+// records the root CRL's reasons.
 func (a *Authority) SetRevokedIssuers(ids []string) {
-	m := make(map[string]bool, len(ids))
+	m := make(map[string]int, len(ids))
 	for _, id := range ids {
-		m[id] = true
+		m[id] = pki.ReasonUnspecified
 	}
 	a.revoked.Store(&m)
 }
 
-// RevokedIssuers returns the issuer IDs SetRevokedIssuers recorded, sorted.
+// SetRevokedIssuerReasons is SetRevokedIssuers with the RFC 5280
+// CRLReason the root's CRL gives each issuing CA (ReasonUnspecified for
+// an entry without one), by issuer ID: the OCSP responder answers their
+// certificates with a reason that follows it (RevokedIssuerReason). A
+// reason changed on the root CRL (a retired CA later found compromised)
+// replaces the one recorded before.
+func (a *Authority) SetRevokedIssuerReasons(reasons map[string]int) {
+	m := maps.Clone(reasons)
+	if m == nil {
+		m = map[string]int{}
+	}
+	a.revoked.Store(&m)
+}
+
+// RevokedIssuers returns the issuer IDs SetRevokedIssuers or
+// SetRevokedIssuerReasons recorded, sorted.
 func (a *Authority) RevokedIssuers() []string {
 	p := a.revoked.Load()
 	if p == nil {
 		return nil
 	}
 	return slices.Sorted(maps.Keys(*p))
+}
+
+// RevokedIssuerReason returns the CRLReason the root's CRL lists the
+// issuing CA id with, as last recorded (SetRevokedIssuerReasons), and
+// whether it lists it.
+func (a *Authority) RevokedIssuerReason(id string) (reason int, listed bool) {
+	p := a.revoked.Load()
+	if p == nil {
+		return 0, false
+	}
+	reason, listed = (*p)[id]
+	return reason, listed
 }
 
 // SetDiscardedNext records the issuing CAs that were discarded before
@@ -326,7 +356,10 @@ func (a *Authority) isDiscarded(id string) bool {
 // nor the next one of s.
 func (a *Authority) isRevoked(s *issuerSet, id string) bool {
 	p := a.revoked.Load()
-	if p == nil || !(*p)[id] || id == s.current.ID {
+	if p == nil || id == s.current.ID {
+		return false
+	}
+	if _, listed := (*p)[id]; !listed {
 		return false
 	}
 	return s.next == nil || id != s.next.ID

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -335,10 +336,21 @@ func (p *Publisher) RootCRL(ctx context.Context, rootID string) ([]byte, error) 
 }
 
 // RootRevokedIssuers returns the IDs of those of issuers that the root's
-// CRL der lists, once it has checked that root signed it. An issuing CA
-// is matched by its serial among the certificates root issued: the root
-// gives each its own.
+// CRL der lists, once it has checked that root signed it.
 func RootRevokedIssuers(der []byte, root *x509.Certificate, issuers []*ca.Issuer) ([]string, error) {
+	reasons, err := RootRevokedIssuerReasons(der, root, issuers)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(reasons)), nil
+}
+
+// RootRevokedIssuerReasons returns, by ID, those of issuers that the
+// root's CRL der lists, each with the CRLReason of its entry
+// (pki.ReasonUnspecified for an entry without one), once it has checked
+// that root signed it. An issuing CA is matched by its serial among the
+// certificates root issued: the root gives each its own.
+func RootRevokedIssuerReasons(der []byte, root *x509.Certificate, issuers []*ca.Issuer) (map[string]int, error) {
 	rl, err := x509.ParseRevocationList(der)
 	if err != nil {
 		return nil, fmt.Errorf("crl: the root CRL: %w", err)
@@ -346,24 +358,27 @@ func RootRevokedIssuers(der []byte, root *x509.Certificate, issuers []*ca.Issuer
 	if err := rl.CheckSignatureFrom(root); err != nil {
 		return nil, fmt.Errorf("crl: the root CRL %v is not signed by this root (%s): %w", rl.Number, root.Subject, err)
 	}
-	var ids []string
+	reasons := map[string]int{}
 	for _, i := range issuers {
 		if !bytes.Equal(i.Cert.RawIssuer, root.RawSubject) || i.Cert.CheckSignatureFrom(root) != nil {
 			continue
 		}
-		if slices.ContainsFunc(rl.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
+		if n := slices.IndexFunc(rl.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
 			return e.SerialNumber.Cmp(i.Cert.SerialNumber) == 0
-		}) {
-			ids = append(ids, i.ID)
+		}); n >= 0 {
+			reasons[i.ID] = rl.RevokedCertificateEntries[n].ReasonCode
 		}
 	}
-	return ids, nil
+	return reasons, nil
 }
 
 // ApplyRootCRL reads the root's newest CRL from st and records on a the
-// issuing CAs it lists (Authority.SetRevokedIssuers), so that what they
-// issued authenticates nothing and their RAs decrypt no more; with none
-// stored, none is revoked. Each node runs it with its CA reload, which is
+// issuing CAs it lists, with the reason of each entry
+// (Authority.SetRevokedIssuerReasons), so that what they issued
+// authenticates nothing, their RAs decrypt no more, and OCSP answers
+// their certificates with a reason that follows the CA's (a reason
+// changed on the root CRL reaches it here); with none stored, none is
+// revoked. Each node runs it with its CA reload, which is
 // how a `scepter ca root crl --revoke` reaches every node. On an error
 // (the store cannot be read, the CRL is not the root's) a keeps what it
 // had. It returns the IDs revoked that were not before, for the log.
@@ -371,20 +386,20 @@ func ApplyRootCRL(ctx context.Context, st interface {
 	LatestCRL(ctx context.Context, issuerID string) (*store.CRL, error)
 }, a *ca.Authority) (added []string, err error) {
 	rootID := strings.TrimPrefix(ca.Fingerprint(a.Root), "sha256:")
-	var ids []string
+	var reasons map[string]int
 	c, err := st.LatestCRL(ctx, rootID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return nil, fmt.Errorf("crl: reading the root CRL: %w", err)
 	default:
-		if ids, err = RootRevokedIssuers(c.DER, a.Root, a.Issuers()); err != nil {
+		if reasons, err = RootRevokedIssuerReasons(c.DER, a.Root, a.Issuers()); err != nil {
 			return nil, err
 		}
 	}
 	before := a.RevokedIssuers()
-	a.SetRevokedIssuers(ids)
-	for _, id := range ids {
+	a.SetRevokedIssuerReasons(reasons)
+	for _, id := range slices.Sorted(maps.Keys(reasons)) {
 		if !slices.Contains(before, id) {
 			added = append(added, id)
 		}

@@ -3,6 +3,7 @@ package crl_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // The root's CRLs follow one another: each keeps its predecessor's
@@ -185,5 +188,59 @@ func TestApplyRootCRL(t *testing.T) {
 	}
 	if _, err := crl.RootRevokedIssuers(foreign.DER, f.Authority.Root, f.Authority.Issuers()); err == nil {
 		t.Error("a CRL another root signed was read as ours")
+	}
+}
+
+// ApplyRootCRL records with each listed issuing CA the reason of its
+// entry on the root CRL, and a later CRL that changes the reason (a
+// retired CA found compromised) replaces it at the next reload: the OCSP
+// responder answers the CA's certificates with a reason that follows it.
+// Before, only the IDs were recorded, and every CA read as compromised.
+func TestApplyRootCRLReasons(t *testing.T) {
+	f := fixture.New(t, fixture.Options{})
+	ctx := context.Background()
+	first := f.Issuer()
+	switchAt := f.Clock.Now().Add(time.Hour)
+	if _, _, err := ca.Rollover(f.Dir, ca.RolloverOptions{SwitchAt: switchAt}, f.Clock); err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Set(switchAt.Add(time.Minute))
+	if err := f.Authority.Reload(f.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if reason, listed := f.Authority.RevokedIssuerReason(first.ID); listed {
+		t.Fatalf("no root CRL applied: the first CA is listed with reason %d", reason)
+	}
+	root, err := ca.RootIssuer(f.Dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev *store.CRL
+	// In the order a root CRL may change them: a compromise reason is
+	// never changed to a milder one.
+	for _, reason := range []int{pki.ReasonCessationOfOperation, pki.ReasonSuperseded, pki.ReasonUnspecified, pki.ReasonCACompromise, pki.ReasonKeyCompromise} {
+		name, _ := pki.ReasonName(reason)
+		f.Clock.Advance(time.Minute)
+		signed, _, _, err := crl.SignRootCRL(root, prev, []crl.RootRevocation{{Cert: first.Cert, RevokedAt: f.Clock.Now(), Reason: reason}}, f.Clock.Now(), time.Hour)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := f.Store.PutCRL(ctx, *signed, 10); err != nil {
+			t.Fatal(err)
+		}
+		prev = signed
+		reasons, err := crl.RootRevokedIssuerReasons(signed.DER, f.Authority.Root, f.Authority.Issuers())
+		if err != nil || !maps.Equal(reasons, map[string]int{first.ID: reason}) {
+			t.Errorf("%s: RootRevokedIssuerReasons = %v, %v; want %s: %d", name, reasons, err, first.ID, reason)
+		}
+		if _, err := crl.ApplyRootCRL(ctx, f.Store, f.Authority); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, listed := f.Authority.RevokedIssuerReason(first.ID); !listed || got != reason {
+			t.Errorf("%s: after ApplyRootCRL the first CA is recorded with reason %d (listed %v), want %d", name, got, listed, reason)
+		}
+		if !slices.Equal(f.Authority.RevokedIssuers(), []string{first.ID}) {
+			t.Errorf("%s: revoked %v, want only %s", name, f.Authority.RevokedIssuers(), first.ID)
+		}
 	}
 }
