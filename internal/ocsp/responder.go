@@ -148,9 +148,11 @@ type cached struct {
 	answer    Answer
 	seq       int64
 	refreshAt time.Time
-	// rootRevoked: the root CRL listed the issuer when the answer was
-	// made; one made before it lists it is not served after.
-	rootRevoked bool
+	// root: what the root CRL said of the issuer when the answer was
+	// made (listed, and with which reason); one made under another is
+	// not served, so neither a listing nor a changed reason waits for
+	// the cached answer to expire.
+	root rootListing
 }
 
 type call struct {
@@ -185,13 +187,13 @@ func (r *Responder) Respond(ctx context.Context, der []byte) Answer {
 	key := cacheKey{issuerID: issuer.ID, hash: id.Hash, serial: id.Serial.Text(16)}
 	now := r.clock.Now()
 	seq := r.seqOf(issuer.ID)
-	rootRevoked := r.rootRevoked(issuer.ID)
+	root := r.rootRevoked(issuer.ID)
 	r.cacheMu.Lock()
 	// An answer made before the clock was set back (its thisUpdate is
 	// still ahead) is not served again: relying parties with a right
 	// clock reject it as not yet valid, and its refreshAt lies as far
 	// ahead as the clock went back.
-	if c, ok := r.cache[key]; ok && c.seq == seq && c.rootRevoked == rootRevoked && now.Before(c.refreshAt) && !now.Before(c.answer.ThisUpdate) &&
+	if c, ok := r.cache[key]; ok && c.seq == seq && c.root == root && now.Before(c.refreshAt) && !now.Before(c.answer.ThisUpdate) &&
 		bytes.Equal(c.answer.certIDRaw(), id.Raw) {
 		r.cacheMu.Unlock()
 		return c.answer
@@ -220,7 +222,7 @@ func (r *Responder) Respond(ctx context.Context, der []byte) Answer {
 		if len(r.cache) >= r.cfg.MaxCache {
 			r.cache = map[cacheKey]*cached{}
 		}
-		r.cache[key] = &cached{answer: a, seq: seq, refreshAt: a.refreshAt(), rootRevoked: rootRevoked}
+		r.cache[key] = &cached{answer: a, seq: seq, refreshAt: a.refreshAt(), root: root}
 	}
 	r.cacheMu.Unlock()
 	cl.answer = a
@@ -261,18 +263,18 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 	}
 	// An issuing CA the root revoked vouches for none of its
 	// certificates (underRevokedCA).
-	var caRevokedAt time.Time
-	if r.rootRevoked(issuer.ID) {
-		caRevokedAt = r.rootRevokedAt(ctx, issuer, now)
+	var caRev caRevocation
+	if root := r.rootRevoked(issuer.ID); root.listed {
+		caRev = caRevocation{at: r.rootRevokedAt(ctx, issuer, now), reason: root.reason}
 	}
 	s, ok := r.signer(issuer.ID)
 	if ok && r.delegateRevoked(ctx, issuer, s.Cert) {
 		ok = false
 	}
 	if !ok {
-		return r.signWith(ctx, issuer, req, r.caSigner(issuer), now, caRevokedAt)
+		return r.signWith(ctx, issuer, req, r.caSigner(issuer), now, caRev)
 	}
-	a := r.signWith(ctx, issuer, req, s, now, caRevokedAt)
+	a := r.signWith(ctx, issuer, req, s, now, caRev)
 	if errors.Is(a.Err, keys.ErrKeyNotFound) {
 		// The token is open and answers, but no longer holds the
 		// delegate's key (deleted from it): unlike a token that is away,
@@ -285,7 +287,7 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 		if r.cfg.DelegateRevoked != nil {
 			r.cfg.DelegateRevoked(issuer.ID)
 		}
-		return r.signWith(ctx, issuer, req, r.caSigner(issuer), now, caRevokedAt)
+		return r.signWith(ctx, issuer, req, r.caSigner(issuer), now, caRev)
 	}
 	return a
 }
@@ -295,9 +297,9 @@ func (r *Responder) caSigner(issuer *ca.Issuer) Signer {
 	return Signer{Cert: issuer.Cert, Key: issuer.Signer}
 }
 
-// signWith signs the answer to req with s, at now. caRevokedAt is when
-// the root revoked issuer (zero: it did not).
-func (r *Responder) signWith(ctx context.Context, issuer *ca.Issuer, req *Request, s Signer, now, caRevokedAt time.Time) Answer {
+// signWith signs the answer to req with s, at now. caRev is the root's
+// revocation of issuer (zero: it did not revoke it).
+func (r *Responder) signWith(ctx context.Context, issuer *ca.Issuer, req *Request, s Signer, now time.Time, caRev caRevocation) Answer {
 	// An answer must not outlive the certificate that signs it: a relying
 	// party (or an RFC 5019 cache) keeping it until its nextUpdate could
 	// not verify it any more, and a delegate's short life is what bounds
@@ -331,8 +333,8 @@ func (r *Responder) signWith(ctx context.Context, issuer *ca.Issuer, req *Reques
 				resp.Status = Good
 				resp.ThisUpdate = notBeforeChange(this, statusSince(c), now)
 			}
-			if c != nil && err == nil && !caRevokedAt.IsZero() {
-				resp = underRevokedCA(resp, c, caRevokedAt)
+			if c != nil && err == nil && !caRev.at.IsZero() {
+				resp = underRevokedCA(resp, c, caRev)
 				resp.ThisUpdate = notBeforeChange(this, latest(statusSince(c), resp.RevokedAt.UTC().Truncate(time.Second)), now)
 			}
 		}

@@ -18,12 +18,49 @@ import (
 // reload records them: ca.Authority.SetRevokedIssuers), and the root
 // whose CRL that is. Issuers that are also RootRevocations, as
 // *ca.Authority is, have the responder answer every certificate of a
-// listed CA revoked: that CA's key may be in other hands, so its
-// certificates vouch for nothing, and a "good" answer, signed by a
+// listed CA revoked: a retired CA vouches for nothing any more, one whose
+// key may be in other hands even less, and a "good" answer, signed by a
 // responder that CA certified, would tell relying parties otherwise.
 type RootRevocations interface {
 	RevokedIssuers() []string
 	RootFingerprint() string
+}
+
+// RootRevocationReasons, implemented by Issuers beside RootRevocations (as
+// *ca.Authority does), gives the CRLReason the root CRL lists an issuing
+// CA with, as the CA reload last read it. Without it every listed CA is
+// taken as compromised.
+type RootRevocationReasons interface {
+	RevokedIssuerReason(id string) (reason int, listed bool)
+}
+
+var _ RootRevocationReasons = (*ca.Authority)(nil)
+
+// rootListing is what the root CRL says of an issuing CA, as the
+// responder answers it: listed, and the reason each of its certificates
+// is given (endEntityReason). Comparable: a cached answer records the one
+// it was made under, and is not served under another.
+type rootListing struct {
+	listed bool
+	reason int
+}
+
+// endEntityReason is the reason a certificate of an issuing CA that the
+// root CRL lists with caReason is answered revoked with: cACompromise
+// when the CA's key may be in other hands (keyCompromise, cACompromise,
+// aACompromise, or no reason given: the cautious reading), and
+// cessationOfOperation when the CA was retired without a compromise
+// (cessationOfOperation, superseded, affiliationChanged,
+// privilegeWithdrawn: RFC 5280 §5.3.1, the issuer no longer operates).
+// Telling relying parties of a CA compromise after an ordinary rollover
+// would set off their incident procedures for nothing.
+func endEntityReason(caReason int) int {
+	switch caReason {
+	case pki.ReasonCessationOfOperation, pki.ReasonSuperseded, pki.ReasonAffiliationChanged, pki.ReasonPrivilegeWithdrawn:
+		return pki.ReasonCessationOfOperation
+	default:
+		return pki.ReasonCACompromise
+	}
 }
 
 // rootCRLReader reads the root's newest CRL (store.Store does), for the
@@ -40,10 +77,27 @@ type rootRevokedSet struct {
 	at map[string]time.Time
 }
 
-// rootRevoked reports whether the root CRL lists the issuing CA id.
-func (r *Responder) rootRevoked(id string) bool {
+// rootRevoked reports whether the root CRL lists the issuing CA id, and
+// the reason its certificates are then answered with.
+func (r *Responder) rootRevoked(id string) rootListing {
 	rr, ok := r.issuers.(RootRevocations)
-	return ok && slices.Contains(rr.RevokedIssuers(), id)
+	if !ok || !slices.Contains(rr.RevokedIssuers(), id) {
+		return rootListing{}
+	}
+	l := rootListing{listed: true, reason: pki.ReasonCACompromise}
+	if rs, ok := r.issuers.(RootRevocationReasons); ok {
+		if caReason, listed := rs.RevokedIssuerReason(id); listed {
+			l.reason = endEntityReason(caReason)
+		}
+	}
+	return l
+}
+
+// caRevocation is the revocation of an issuing CA by the root, as its
+// certificates are answered: since at, with reason. Zero: not revoked.
+type caRevocation struct {
+	at     time.Time
+	reason int
 }
 
 // rootRevokedAt is when the root revoked issuer: the date its CRL gives,
@@ -91,18 +145,18 @@ func (r *Responder) rootCRLDate(ctx context.Context, cert *x509.Certificate) (ti
 }
 
 // underRevokedCA is the answer about c, a certificate of an issuing CA
-// the root revoked at caRevokedAt: revoked,
-// reason cACompromise (RFC 5280's for a certificate whose CA is
-// compromised, whatever the root CRL says of the CA), since the CA's
-// revocation, unless c was revoked for good earlier, which stays (a
+// the root revoked (caRev): revoked, since the CA's revocation, with the
+// reason that follows the CA's on the root CRL (endEntityReason:
+// cACompromise, or cessationOfOperation for a CA retired without a
+// compromise), unless c was revoked for good earlier, which stays (a
 // relying party must not learn that it was good until the CA went).
-func underRevokedCA(resp SingleResponse, c *pki.Certificate, caRevokedAt time.Time) SingleResponse {
+func underRevokedCA(resp SingleResponse, c *pki.Certificate, caRev caRevocation) SingleResponse {
 	resp.Status = Revoked
-	if c.Status == pki.StatusRevoked && c.RevokeReason != pki.ReasonCertificateHold && c.RevokedAt.Before(caRevokedAt) {
+	if c.Status == pki.StatusRevoked && c.RevokeReason != pki.ReasonCertificateHold && c.RevokedAt.Before(caRev.at) {
 		resp.RevokedAt, resp.Reason = c.RevokedAt, c.RevokeReason
 		return resp
 	}
-	resp.RevokedAt, resp.Reason = caRevokedAt, pki.ReasonCACompromise
+	resp.RevokedAt, resp.Reason = caRev.at, caRev.reason
 	return resp
 }
 

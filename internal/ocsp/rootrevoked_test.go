@@ -12,6 +12,7 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // Once the root CRL lists an issuing CA, every certificate it issued is
@@ -111,4 +112,130 @@ func TestRootRevokedIssuerAnsweredRevoked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// retiredCAFixture is a responder whose first issuing CA was rolled over:
+// good is one of its certificates, early one it revoked for key
+// compromise at earlyAt, before the root CRL lists the CA.
+type retiredCAFixture struct {
+	*responderFixture
+	old         *ca.Issuer
+	root        *ca.Issuer
+	good, early *x509.Certificate
+	earlyAt     time.Time
+}
+
+func newRetiredCA(t *testing.T) *retiredCAFixture {
+	t.Helper()
+	f := &retiredCAFixture{responderFixture: newResponder(t, "")}
+	f.old = f.Issuer()
+	f.good, _ = f.Issue(t, "good")
+	f.early, _ = f.Issue(t, "early")
+	f.Revoke(t, f.early, pki.ReasonKeyCompromise)
+	f.earlyAt = f.Clock.Now().Truncate(time.Second)
+	if _, _, err := ca.Rollover(f.Dir, ca.RolloverOptions{SwitchAt: f.Clock.Now().Add(time.Hour)}, f.Clock); err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Advance(2 * time.Hour)
+	if err := f.Authority.Reload(f.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.delegates.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.refreshState(t)
+	root, err := ca.RootIssuer(f.Dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.root = root
+	return f
+}
+
+// listOnRootCRL signs the root's CRL after prev (nil: the first) listing
+// the old CA with reason at at, stores it, and applies it as the CA reload
+// does (crl.ApplyRootCRL). It returns the stored CRL.
+func (f *retiredCAFixture) listOnRootCRL(t *testing.T, prev *store.CRL, reason int, at time.Time) *store.CRL {
+	t.Helper()
+	ctx := context.Background()
+	signed, _, _, err := crl.SignRootCRL(f.root, prev, []crl.RootRevocation{{Cert: f.old.Cert, RevokedAt: at, Reason: reason}}, f.Clock.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Store.PutCRL(ctx, *signed, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := crl.ApplyRootCRL(ctx, f.Store, f.Authority); err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+// ask answers cert of the old CA and checks it is revoked with reason at
+// revokedAt.
+func (f *retiredCAFixture) ask(t *testing.T, cert *x509.Certificate, reason int, revokedAt time.Time) {
+	t.Helper()
+	a := f.r.Respond(context.Background(), request(t, cert, f.old.Cert, crypto.SHA256))
+	if a.Err != nil {
+		t.Fatalf("%s: %v", cert.Subject, a.Err)
+	}
+	resp := parse(t, a.DER, cert, f.old.Cert)
+	if resp.Status != xocsp.Revoked || resp.RevocationReason != reason || !resp.RevokedAt.Equal(revokedAt) {
+		t.Errorf("%s: status %d reason %d revoked at %v, want revoked, reason %d at %v", cert.Subject,
+			resp.Status, resp.RevocationReason, resp.RevokedAt, reason, revokedAt)
+	}
+}
+
+// The reason OCSP gives the certificates of an issuing CA the root CRL
+// lists follows the CA's entry: a compromise, or no reason, is answered
+// cACompromise; a CA retired without one (after a rollover, with
+// cessationOfOperation or superseded) cessationOfOperation. Before, every
+// one was answered cACompromise, which after an ordinary rollover tells
+// relying parties the CA's key was compromised. A certificate revoked for
+// good before the CA keeps its own revocation whatever the CA's reason.
+func TestRootRevokedReasonFollowsTheCAs(t *testing.T) {
+	for _, tc := range []struct {
+		caReason, want int
+	}{
+		{pki.ReasonKeyCompromise, pki.ReasonCACompromise},
+		{pki.ReasonCACompromise, pki.ReasonCACompromise},
+		{pki.ReasonAACompromise, pki.ReasonCACompromise},
+		{pki.ReasonUnspecified, pki.ReasonCACompromise}, // the entry carries no reason
+		{pki.ReasonCessationOfOperation, pki.ReasonCessationOfOperation},
+		{pki.ReasonSuperseded, pki.ReasonCessationOfOperation},
+		{pki.ReasonAffiliationChanged, pki.ReasonCessationOfOperation},
+		{pki.ReasonPrivilegeWithdrawn, pki.ReasonCessationOfOperation},
+	} {
+		name, _ := pki.ReasonName(tc.caReason)
+		t.Run(name, func(t *testing.T) {
+			f := newRetiredCA(t)
+			caRevokedAt := f.Clock.Now().Add(-30 * time.Second).Truncate(time.Second)
+			f.listOnRootCRL(t, nil, tc.caReason, caRevokedAt)
+			for range 2 { // signed, then from the cache
+				f.ask(t, f.good, tc.want, caRevokedAt)
+				f.ask(t, f.early, pki.ReasonKeyCompromise, f.earlyAt)
+			}
+		})
+	}
+}
+
+// A retired CA's listing raised to cACompromise on the root CRL (`ca root
+// crl --revoke` given again; it keeps the date) reaches OCSP with the CA
+// reload that reads it: the cessationOfOperation answer cached before is
+// not served again, though it has not reached its refresh time.
+func TestRootRevokedEscalationReplacesCachedAnswer(t *testing.T) {
+	f := newRetiredCA(t)
+	caRevokedAt := f.Clock.Now().Add(-30 * time.Second).Truncate(time.Second)
+	prev := f.listOnRootCRL(t, nil, pki.ReasonCessationOfOperation, caRevokedAt)
+	f.ask(t, f.good, pki.ReasonCessationOfOperation, caRevokedAt)
+	signed, _ := f.r.Stats()
+	f.ask(t, f.good, pki.ReasonCessationOfOperation, caRevokedAt)
+	if again, _ := f.r.Stats(); again != signed {
+		t.Fatalf("the second answer was signed again (%d signatures, then %d): the cache is not exercised", signed, again)
+	}
+
+	f.Clock.Advance(time.Minute)
+	f.listOnRootCRL(t, prev, pki.ReasonCACompromise, f.Clock.Now())
+	f.ask(t, f.good, pki.ReasonCACompromise, caRevokedAt)
+	f.ask(t, f.early, pki.ReasonKeyCompromise, f.earlyAt)
 }
