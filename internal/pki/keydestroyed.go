@@ -14,10 +14,13 @@ const (
 	KeyRoleIssuingCA = "issuing CA"
 	KeyRoleSCEPRA    = "SCEP RA"
 	KeyRoleResponder = "OCSP responder"
+	// The key of the HTTPS certificate our CA issued for the server's
+	// own listener, overwritten when that certificate is replaced.
+	KeyRoleHTTPSServer = "HTTPS server"
 )
 
-// KeyDestruction is a private key of a CA, an RA or an OCSP responder that
-// scepter destroyed, or tried to: what auditors expect to find in the
+// KeyDestruction is a private key of a CA, an RA, an OCSP responder or the
+// HTTPS listener that scepter destroyed, or tried to: what auditors expect to find in the
 // trail (EventKeyDestroyed). A key found gone already is not one.
 type KeyDestruction struct {
 	Role string // a KeyRole*

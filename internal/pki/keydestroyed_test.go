@@ -40,6 +40,8 @@ func TestKeyDestructionEvent(t *testing.T) {
 			"failure", "CKR_DEVICE_ERROR", []string{"SCEP RA key at ra.pkcs11", spki}},
 		{"public key unknown", KeyDestruction{Role: KeyRoleResponder, IssuerID: "ab12", Where: "ocsp/ab12.key"},
 			"success", "", []string{"OCSP responder key at ocsp/ab12.key", "unknown"}},
+		{"HTTPS", KeyDestruction{Role: KeyRoleHTTPSServer, IssuerID: "ab12", Where: "tls/server.key", Public: key.Public()},
+			"success", "", []string{"HTTPS server key at tls/server.key", spki}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
