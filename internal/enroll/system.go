@@ -156,6 +156,82 @@ func (s *Service) RecordServerCertificate(ctx context.Context, cert *x509.Certif
 	return s.recordOwnCertificate(ctx, cert, serverProfileName, serverTransactionID, "HTTPS certificate")
 }
 
+// RetireServerCertificate records that replacement, the HTTPS certificate
+// just issued with a new key (IssueServerCertificate) and served, replaced
+// old, this node's previous one, whose key is no longer kept (its file
+// was overwritten, or was gone): old is
+// revoked in the inventory (superseded), with a certificate.revoked event
+// by actor ("system:<node>") naming replacement, so that neither the
+// inventory nor OCSP and the CRL show as valid a certificate whose key no
+// longer exists; and key, the overwritten key when there was one, is
+// recorded as key.destroyed. An old one the inventory holds revoked
+// already is not revoked again; one it does not hold (issued through a
+// store since restored from an older copy) gets a certificate.recorded
+// note on replacement instead; one that is not ours (nil, or another CA's)
+// or has expired has nothing to revoke. revoked says whether old was
+// revoked here; the errors are joined, after all that could be done was.
+func (s *Service) RetireServerCertificate(ctx context.Context, old, replacement *x509.Certificate, key *pki.KeyDestruction, actor string) (revoked bool, err error) {
+	now := s.clock.Now()
+	var errs []error
+	var issuer *ca.Issuer
+	if old != nil {
+		var ourErr error
+		issuer, ourErr = s.authority.IssuedByUs(old, now)
+		if ourErr == nil {
+			revoked, err = s.supersedeServerCertificate(ctx, issuer.ID, old, replacement, actor, now)
+			errs = append(errs, err)
+		} else {
+			// Expired, its CA revoked on the root CRL, or not ours:
+			// nothing to revoke; the key's CA is still named if ours.
+			issuer = raSigner(s.authority.Issuers(), old)
+		}
+	}
+	if key != nil {
+		d := *key
+		if issuer != nil {
+			d.IssuerID = issuer.ID
+		}
+		if err := s.store.AppendAudit(ctx, d.Event(now, actor)); err != nil {
+			errs = append(errs, fmt.Errorf("enroll: recording the destruction of the HTTPS key %s: %w", d.Where, err))
+		}
+	}
+	return revoked, errors.Join(errs...)
+}
+
+// supersedeServerCertificate revokes old, issued by issuerID, as
+// superseded by replacement (RetireServerCertificate).
+func (s *Service) supersedeServerCertificate(ctx context.Context, issuerID string, old, replacement *x509.Certificate, actor string, now time.Time) (bool, error) {
+	serial, nextSerial := old.SerialNumber.Text(16), replacement.SerialNumber.Text(16)
+	rec, err := s.store.Certificate(ctx, issuerID, serial)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		note := pki.AuditEvent{Time: now, Type: pki.EventCertRecorded, Actor: actor, Profile: serverProfileName, SerialHex: nextSerial,
+			Subject: replacement.Subject.String(), Outcome: "success",
+			Detail: fmt.Sprintf("HTTPS certificate with a new key, replacing the HTTPS certificate %s, which the inventory does not hold "+
+				"(its key is no longer kept)", serial)}
+		if iss, err := s.authority.IssuedByUs(replacement, now); err == nil {
+			note.IssuerID = iss.ID // the note is about the replacement
+		}
+		if err := s.store.AppendAudit(ctx, note); err != nil {
+			return false, fmt.Errorf("enroll: noting that the HTTPS certificate %s replaced %s: %w", nextSerial, serial, err)
+		}
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("enroll: looking up the replaced HTTPS certificate %s: %w", serial, err)
+	case rec.Status != pki.StatusValid:
+		return false, nil // revoked already (say, its key leaked): once is enough
+	}
+	superseded, _ := pki.ReasonName(pki.ReasonSuperseded)
+	ev := pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: actor, Profile: rec.Profile, SerialHex: serial, IssuerID: issuerID,
+		Subject: rec.Subject, Outcome: "success", Reason: superseded,
+		Detail: fmt.Sprintf("HTTPS certificate replaced by the HTTPS certificate %s, with a new key; its own key is no longer kept", nextSerial)}
+	_, changed, err := s.store.RevokeCertificate(ctx, issuerID, serial, pki.ReasonSuperseded, now, ev)
+	if err != nil {
+		return false, fmt.Errorf("enroll: revoking the replaced HTTPS certificate %s: %w", serial, err)
+	}
+	return changed, nil
+}
+
 // recordOwnCertificate records cert, one of the server's own certificates
 // (profile, transactionID as when it was issued), unless the inventory
 // holds it already, with a certificate.issued event whose detail begins
