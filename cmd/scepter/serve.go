@@ -498,7 +498,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	var tlsCertIssued bool
 	if f.estListen != "off" {
 		handlers.EST = estserver.New(estService{Service: svc, lackedNext: caSync.LackedNextCA, clock: clock}, log, estserver.Options{RetryAfter: f.estRetryAfter})
-		if tlsCert, tlsCertIssued, err = f.tlsCertificate(ctx, in.tlsCert, svc, clock, log); err != nil {
+		if tlsCert, tlsCertIssued, err = f.tlsCertificate(ctx, in.tlsCert, svc, "system:"+host, clock, log); err != nil {
 			return err
 		}
 	}
@@ -767,12 +767,13 @@ func newHTTPServer(h http.Handler, readHeaderTimeout time.Duration, log *slog.Lo
 }
 
 // tlsCertificate is the HTTPS listener's certificate: the configured pair
-// (static, read by readInputs), or one our CA issues (DATA/tls) and renews.
-func (f *serveFlags) tlsCertificate(ctx context.Context, static *server.Certificate, svc *enroll.Service, clock pki.Clock, log *slog.Logger) (*server.Certificate, bool, error) {
+// (static, read by readInputs), or one our CA issues (DATA/tls) and renews,
+// revoking the one it replaces as actor (this node).
+func (f *serveFlags) tlsCertificate(ctx context.Context, static *server.Certificate, svc *enroll.Service, actor string, clock pki.Clock, log *slog.Logger) (*server.Certificate, bool, error) {
 	if static != nil {
 		return static, false, nil
 	}
-	return server.ManagedCertificate(ctx, filepath.Join(f.dataDir, "tls"), f.serverNames(), svc, clock, log)
+	return server.ManagedCertificate(ctx, filepath.Join(f.dataDir, "tls"), f.serverNames(), svc, actor, clock, log)
 }
 
 // serverNames are the names of the HTTPS certificate our CA issues:

@@ -73,7 +73,7 @@ func TestRestoredStoreRecordsResponderAndHTTPSCertificates(t *testing.T) {
 	if !ok {
 		t.Fatal("no responder for the new CA")
 	}
-	tlsCert, issued, err := server.ManagedCertificate(ctx, tlsDir, names, p.Service, p.Clock, log)
+	tlsCert, issued, err := server.ManagedCertificate(ctx, tlsDir, names, p.Service, "", p.Clock, log)
 	if err != nil || !issued {
 		t.Fatalf("HTTPS certificate: issued %v, %v", issued, err)
 	}
@@ -101,7 +101,7 @@ func TestRestoredStoreRecordsResponderAndHTTPSCertificates(t *testing.T) {
 	if err := rev2.startResponder(ctx, &f, p.Dir, restored, p.Authority, svc, p.Clock, log); err != nil {
 		t.Fatal(err)
 	}
-	tlsCert2, issued, err := server.ManagedCertificate(ctx, tlsDir, names, svc, p.Clock, log)
+	tlsCert2, issued, err := server.ManagedCertificate(ctx, tlsDir, names, svc, "", p.Clock, log)
 	if err != nil || issued {
 		t.Fatalf("HTTPS certificate after the restore: issued anew %v, %v; want the one on disk", issued, err)
 	}

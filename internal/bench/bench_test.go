@@ -491,7 +491,7 @@ func newESTServer(t *testing.T, configure func(*httptest.Server)) (*fixture.PKI,
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _, err := server.ManagedCertificate(context.Background(), filepath.Join(p.Dir, "tls"), []string{"127.0.0.1"}, p.Service, p.Clock, p.Log)
+	cert, _, err := server.ManagedCertificate(context.Background(), filepath.Join(p.Dir, "tls"), []string{"127.0.0.1"}, p.Service, "", p.Clock, p.Log)
 	if err != nil {
 		t.Fatal(err)
 	}

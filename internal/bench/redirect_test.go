@@ -36,7 +36,7 @@ func TestRunFollowsNoRedirect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _, err := server.ManagedCertificate(context.Background(), filepath.Join(p.Dir, "tls"), []string{"127.0.0.1"}, p.Service, p.Clock, p.Log)
+	cert, _, err := server.ManagedCertificate(context.Background(), filepath.Join(p.Dir, "tls"), []string{"127.0.0.1"}, p.Service, "", p.Clock, p.Log)
 	if err != nil {
 		t.Fatal(err)
 	}

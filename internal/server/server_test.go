@@ -77,7 +77,7 @@ func TestManagedCertificate(t *testing.T) {
 	ctx := context.Background()
 	tlsDir := filepath.Join(dir, "tls")
 	names := []string{"ca.acme.example", "127.0.0.1"}
-	c, issued, err := server.ManagedCertificate(ctx, tlsDir, names, svc, clock, nil)
+	c, issued, err := server.ManagedCertificate(ctx, tlsDir, names, svc, "", clock, nil)
 	if err != nil || !issued {
 		t.Fatalf("first start: issued=%v, %v", issued, err)
 	}
@@ -90,12 +90,12 @@ func TestManagedCertificate(t *testing.T) {
 		t.Errorf("the served chain has %d certificates, want the leaf and the issuing CA", len(pair.Certificate))
 	}
 	// A restart keeps it.
-	c2, issued, err := server.ManagedCertificate(ctx, tlsDir, names, svc, clock, nil)
+	c2, issued, err := server.ManagedCertificate(ctx, tlsDir, names, svc, "", clock, nil)
 	if err != nil || issued || !c2.Leaf().Equal(first) {
 		t.Fatalf("restart: issued=%v, %v", issued, err)
 	}
 	// Other names: a new one.
-	c3, issued, err := server.ManagedCertificate(ctx, tlsDir, []string{"other.example"}, svc, clock, nil)
+	c3, issued, err := server.ManagedCertificate(ctx, tlsDir, []string{"other.example"}, svc, "", clock, nil)
 	if err != nil || !issued || c3.Leaf().DNSNames[0] != "other.example" {
 		t.Fatalf("new names: issued=%v, %v", issued, err)
 	}
@@ -119,7 +119,7 @@ func TestManagedCertificate(t *testing.T) {
 	// A load balancer's name longer than a CN may be, and names given twice
 	// (in two cases): the long name is a SAN only, each name once.
 	long := "internal-scepter-prod-loadbalancer-1234567890.eu-central-1.elb.amazonaws.com"
-	c5, _, err := server.ManagedCertificate(ctx, filepath.Join(dir, "tls-long"), []string{long, "x.example", "X.EXAMPLE", "127.0.0.1", "127.0.0.1"}, svc, clock, nil)
+	c5, _, err := server.ManagedCertificate(ctx, filepath.Join(dir, "tls-long"), []string{long, "x.example", "X.EXAMPLE", "127.0.0.1", "127.0.0.1"}, svc, "", clock, nil)
 	if err != nil {
 		t.Fatalf("a name over 64 characters: %v", err)
 	}
@@ -127,7 +127,7 @@ func TestManagedCertificate(t *testing.T) {
 		t.Errorf("CN %q, DNS %v, IP %v", l.Subject.CommonName, l.DNSNames, l.IPAddresses)
 	}
 	// A restart with the same names keeps it: the names compare as issued.
-	if _, issued, err := server.ManagedCertificate(ctx, filepath.Join(dir, "tls-long"), []string{long, "x.example", "X.EXAMPLE", "127.0.0.1", "127.0.0.1"}, svc, clock, nil); err != nil || issued {
+	if _, issued, err := server.ManagedCertificate(ctx, filepath.Join(dir, "tls-long"), []string{long, "x.example", "X.EXAMPLE", "127.0.0.1", "127.0.0.1"}, svc, "", clock, nil); err != nil || issued {
 		t.Errorf("restart with names in two cases: issued=%v, %v", issued, err)
 	}
 
@@ -142,7 +142,7 @@ func TestManagedCertificate(t *testing.T) {
 		pki.AuditEvent{Time: clock.Now(), Type: pki.EventRevoked, Actor: "test", Outcome: "success"}); err != nil {
 		t.Fatal(err)
 	}
-	c4, issued, err := server.ManagedCertificate(ctx, tlsDir, []string{"other.example"}, svc, clock, nil)
+	c4, issued, err := server.ManagedCertificate(ctx, tlsDir, []string{"other.example"}, svc, "", clock, nil)
 	if err != nil || !issued || c4.Leaf().Equal(revoked) {
 		t.Fatalf("restart with a revoked certificate: issued=%v, %v", issued, err)
 	}

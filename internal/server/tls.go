@@ -71,6 +71,11 @@ type ServerCertIssuer interface {
 	IssueServerCertificate(ctx context.Context, key crypto.PublicKey, names []string) (*x509.Certificate, []*x509.Certificate, error)
 	IssuedHere(cert *x509.Certificate) bool
 	RevokedHere(ctx context.Context, cert *x509.Certificate) bool
+	// RetireServerCertificate revokes old (superseded by replacement)
+	// unless it is revoked already or not in the inventory, and records
+	// key, the overwritten one (nil: there was none), as destroyed, by
+	// actor. revoked says whether old was revoked now.
+	RetireServerCertificate(ctx context.Context, old, replacement *x509.Certificate, key *pki.KeyDestruction, actor string) (revoked bool, err error)
 }
 
 // Files of a certificate our CA issues for the listener, in its directory.
@@ -88,6 +93,7 @@ type Certificate struct {
 	dir    string
 	names  []string
 	issuer ServerCertIssuer
+	actor  string // who the audit events of a replacement name
 	clock  pki.Clock
 	log    *slog.Logger
 }
@@ -106,24 +112,40 @@ func StaticCertificate(certFile, keyFile string) (*Certificate, error) {
 
 // ManagedCertificate loads the listener certificate kept in dir, or issues
 // one from our CA when there is none, it is not ours, it does not name
-// exactly names, or it is due for renewal.
-func ManagedCertificate(ctx context.Context, dir string, names []string, issuer ServerCertIssuer, clock pki.Clock, log *slog.Logger) (*Certificate, bool, error) {
+// exactly names, or it is due for renewal. A certificate it replaces is
+// retired (see retire), with actor ("system:<node>"; "" is "system") as
+// the audit events' actor.
+func ManagedCertificate(ctx context.Context, dir string, names []string, issuer ServerCertIssuer, actor string, clock pki.Clock, log *slog.Logger) (*Certificate, bool, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Certificate{dir: dir, names: serverNames(names), issuer: issuer, clock: clock, log: log}
+	if actor == "" {
+		actor = "system"
+	}
+	c := &Certificate{dir: dir, names: serverNames(names), issuer: issuer, actor: actor, clock: clock, log: log}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("TLS certificate directory: %w", err)
 	}
-	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile))
+	certFile := filepath.Join(dir, ServerCertFile)
+	pair, err := tls.LoadX509KeyPair(certFile, filepath.Join(dir, ServerKeyFile))
+	var old *x509.Certificate // the certificate this replaces, if any
 	switch {
 	case err == nil && c.usable(ctx, pair.Leaf):
 		c.current.Store(&pair)
 		return c, false, nil
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		log.Warn("the HTTPS certificate on disk cannot be used; issuing a new one", "dir", dir, "err", err)
+	case err == nil:
+		old = pair.Leaf
+	default:
+		if !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("the HTTPS certificate on disk cannot be used; issuing a new one", "dir", dir, "err", err)
+		}
+		// Its key missing or not its own: the certificate is replaced
+		// all the same.
+		if certs, err := keys.LoadCertFile(certFile); err == nil && len(certs) > 0 {
+			old = certs[0]
+		}
 	}
-	if err := c.issue(ctx); err != nil {
+	if err := c.issue(ctx, old); err != nil {
 		return nil, false, err
 	}
 	return c, true, nil
@@ -174,8 +196,11 @@ func RenewAt(c *x509.Certificate) time.Time {
 }
 
 // issue makes a new key, has our CA certify it, writes both (key first,
-// each atomically) and starts serving the pair.
-func (c *Certificate) issue(ctx context.Context) error {
+// each atomically) and starts serving the pair; then it retires old, the
+// certificate replaced (nil: none), and the key overwritten.
+func (c *Certificate) issue(ctx context.Context, old *x509.Certificate) error {
+	keyFile := filepath.Join(c.dir, ServerKeyFile)
+	overwritten := c.keyOnDisk(keyFile)
 	key, err := keys.Generate(keys.P256)
 	if err != nil {
 		return err
@@ -192,7 +217,7 @@ func (c *Certificate) issue(ctx context.Context) error {
 			certs = append(certs, ca)
 		}
 	}
-	if err := keys.WriteKeyFile(filepath.Join(c.dir, ServerKeyFile), key); err != nil {
+	if err := keys.WriteKeyFile(keyFile, key); err != nil {
 		return err
 	}
 	if err := keys.WriteCertFile(filepath.Join(c.dir, ServerCertFile), certs...); err != nil {
@@ -205,7 +230,53 @@ func (c *Certificate) issue(ctx context.Context) error {
 	c.current.Store(pair)
 	c.log.Info("HTTPS certificate issued", "serial", leaf.SerialNumber.Text(16), "names", strings.Join(c.names, ","),
 		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+	c.retire(ctx, old, leaf, overwritten)
 	return nil
+}
+
+// keyOnDisk describes the key in keyFile, which issue is about to
+// overwrite, for the audit trail; nil when there is none. One that cannot
+// be read is still a key file destroyed, its public half unknown.
+func (c *Certificate) keyOnDisk(keyFile string) *pki.KeyDestruction {
+	if _, err := os.Lstat(keyFile); err != nil {
+		return nil
+	}
+	d := &pki.KeyDestruction{Role: pki.KeyRoleHTTPSServer, Where: keyFile}
+	if key, err := keys.LoadKeyFile(keyFile); err == nil {
+		d.Public = key.Public()
+	}
+	return d
+}
+
+// retire has the issuer revoke old, the certificate next replaced, as
+// superseded (the key it certified is gone), and record key's destruction,
+// as the OCSP responder's replacement does; so the inventory, OCSP and the
+// CRL never show as valid a certificate whose key no longer exists. Only
+// this node's own certificate is retired: each node has its own. next
+// stands whatever fails here; a failure is logged with what to do.
+func (c *Certificate) retire(ctx context.Context, old, next *x509.Certificate, key *pki.KeyDestruction) {
+	if old == nil && key == nil {
+		return
+	}
+	// Recorded even when the server is stopping: the key is gone.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	revoked, err := c.issuer.RetireServerCertificate(ctx, old, next, key, c.actor)
+	serial := ""
+	if old != nil {
+		serial = old.SerialNumber.Text(16)
+	}
+	if revoked {
+		c.log.Info("the replaced HTTPS certificate is revoked (superseded): its key is gone", "serial", serial,
+			"replaced_by", next.SerialNumber.Text(16))
+	}
+	if err != nil {
+		msg := "the replaced HTTPS certificate could not be retired: its revocation or its key's destruction is not recorded"
+		if serial != "" && !revoked {
+			msg += "; if 'scepter certs show " + serial + "' says valid, revoke it with 'scepter certs revoke " + serial + " --reason superseded'"
+		}
+		c.log.Error(msg, "serial", serial, "replaced_by", next.SerialNumber.Text(16), "err", err)
+	}
 }
 
 // RenewIfDue replaces a managed certificate once it is due or revoked (a
@@ -214,10 +285,11 @@ func (c *Certificate) RenewIfDue(ctx context.Context) error {
 	if c.issuer == nil {
 		return nil
 	}
-	if leaf := c.Leaf(); leaf != nil && c.usable(ctx, leaf) {
+	leaf := c.Leaf()
+	if leaf != nil && c.usable(ctx, leaf) {
 		return nil
 	}
-	return c.issue(ctx)
+	return c.issue(ctx, leaf)
 }
 
 // Leaf is the certificate being served.

@@ -128,7 +128,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _, err := server.ManagedCertificate(context.Background(), filepath.Join(dir, "tls"), []string{"127.0.0.1"}, svc, clock, log)
+	cert, _, err := server.ManagedCertificate(context.Background(), filepath.Join(dir, "tls"), []string{"127.0.0.1"}, svc, "", clock, log)
 	if err != nil {
 		t.Fatal(err)
 	}
