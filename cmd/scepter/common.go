@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/scepter/scepter/internal/config"
@@ -142,12 +143,33 @@ func (e *serveRunningError) Error() string {
 // scepterEntries are names that only a data directory scepter used holds.
 var scepterEntries = []string{serveLockFile, storeLockFile, "scepter.db", "ca", "tls", "ocsp", challengeFileName, publicURLFile}
 
-// secureDataDir tightens the data directory to 0700 when its group or
-// others may enter it (it holds the CA keys, the database and the
-// generated challenge), saying so in the log, and refuses a key of the
-// HTTPS certificate our CA issued (DATA/tls/server.key), or of an OCSP
-// responder (DATA/ocsp/*.key), that they may read.
-// The CA's own key files are checked when the CA is loaded.
+// makeDataDir makes serve's data directory, and the directories above it,
+// when missing. Where the operator must mend --data-dir (a file where the
+// directory or one above it belongs, a place this user may not write, a
+// read-only file system) it is a usage error (exit 2); another failure (a
+// failing disk) stays one at run time (exit 1).
+func makeDataDir(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return notADirectory(dir, "give the directory scepter keeps its CA and store in (made when missing)")
+	}
+	err := os.MkdirAll(dir, 0o700)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOTDIR):
+		return usageError{fmt.Sprintf("--data-dir %s cannot be made (%v): a file stands where a directory on its path belongs; give another path", dir, err)}
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return usageError{fmt.Sprintf("--data-dir %s cannot be made (%v): make it (mode 0700) owned by the user scepter runs as, or give a path that user may create", dir, err)}
+	}
+	return fmt.Errorf("--data-dir %s cannot be made: %w", dir, err)
+}
+
+// notADirectory refuses (exit 2) a --data-dir that is a file; what says
+// what to give instead.
+func notADirectory(dir, what string) error {
+	return usageError{fmt.Sprintf("--data-dir %s is a file, not a directory: %s", dir, what)}
+}
+
 // foreignEntry names an entry of dir when dir holds none of
 // scepterEntries: "" for a directory that is empty (but for the
 // lost+found of a fresh file system) or scepter's.
@@ -168,20 +190,28 @@ func foreignEntry(dir string) (string, error) {
 	return foreign, nil
 }
 
+// secureDataDir tightens the data directory to 0700 when its group or
+// others may enter it (it holds the CA keys, the database and the
+// generated challenge), saying so in the log, and refuses a key of the
+// HTTPS certificate our CA issued (DATA/tls/server.key), or of an OCSP
+// responder (DATA/ocsp/*.key), that they may read.
+// The CA's own key files are checked when the CA is loaded.
 func secureDataDir(dir string, log *slog.Logger) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("data dir: %w", err)
+		return fmt.Errorf("--data-dir: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("data dir %s is not a directory", dir)
+		return notADirectory(dir, "give the directory scepter keeps its CA and store in (made when missing)")
 	}
 	// Windows mode bits say nothing about access.
 	if runtime.GOOS == "windows" {
 		return nil
 	}
+	// What follows is the operator's to mend (exit 2), as a wrong flag is:
+	// the directory given, its owner, its mode, and what it holds.
 	if owner := notOurs(fi); owner != "" {
-		return fmt.Errorf("data dir %s belongs to %s: its owner could replace the CA's keys and database; give scepter a directory it owns (chown it to the user scepter runs as, or run scepter as its owner)", dir, owner)
+		return usageError{fmt.Sprintf("--data-dir %s belongs to %s: its owner could replace the CA's keys and database; give scepter a directory it owns (chown it to the user scepter runs as, or run scepter as its owner)", dir, owner)}
 	}
 	if err := checkDataDirOwners(dir); err != nil {
 		return err
@@ -190,16 +220,16 @@ func secureDataDir(dir string, log *slog.Logger) error {
 		// Not a directory others share (/tmp, a home or project
 		// directory given by mistake): its mode is not ours to change.
 		if fi.Mode()&os.ModeSticky != 0 {
-			return fmt.Errorf("data dir %s is a shared directory (mode %04o with the sticky bit, as /tmp): give scepter a directory of its own, e.g. %s", dir, old, filepath.Join(dir, "scepter"))
+			return usageError{fmt.Sprintf("--data-dir %s is a shared directory (mode %04o with the sticky bit, as /tmp): give scepter a directory of its own, e.g. %s", dir, old, filepath.Join(dir, "scepter"))}
 		}
 		if foreign, err := foreignEntry(dir); err != nil {
-			return fmt.Errorf("data dir: %w", err)
+			return fmt.Errorf("--data-dir: %w", err)
 		} else if foreign != "" {
-			return fmt.Errorf("data dir %s has mode %04o, open to group or others, and holds %s, which is not scepter's: scepter will not change the mode of a directory it does not own; give it a directory of its own (e.g. %s), or run chmod 700 %s if this one is meant for it",
-				dir, old, foreign, filepath.Join(dir, "scepter"), shellQuote(dir))
+			return usageError{fmt.Sprintf("--data-dir %s has mode %04o, open to group or others, and holds %s, which is not scepter's: scepter will not change the mode of a directory it does not own; give it a directory of its own (e.g. %s), or run chmod 700 %s if this one is meant for it",
+				dir, old, foreign, filepath.Join(dir, "scepter"), shellQuote(dir))}
 		}
 		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("data dir %s has mode %04o, open to group or others, and could not be tightened (%w); run: chmod 700 %s", dir, old, err, shellQuote(dir))
+			return fmt.Errorf("--data-dir %s has mode %04o, open to group or others, and could not be tightened (%w); run: chmod 700 %s", dir, old, err, shellQuote(dir))
 		}
 		log.Warn("data directory was open to group or others; tightened it", "dir", dir, "old_mode", fmt.Sprintf("%04o", old), "new_mode", "0700")
 	}

@@ -217,8 +217,9 @@ func dataDirUseOf(command string) (use dataDirUse, known bool) {
 // owner, cannot read it; it stops issuing at the next CA switch, or
 // cannot start. With a PostgreSQL --store only the commands that write
 // files there are refused. The directory's own contents are then checked
-// as serve checks them (checkDataDirOwners). A data directory that is
-// not there is left to the command, which says what is wrong.
+// as serve checks them (checkDataDirOwners). A data directory that is a
+// file is refused too; one that is not there is left to the command,
+// which says what is wrong.
 func checkDataDirUser(fs *flag.FlagSet) error {
 	use, _ := dataDirUseOf(fs.Name())
 	flagValue := func(name string) string {
@@ -232,8 +233,11 @@ func checkDataDirUser(fs *flag.FlagSet) error {
 		return nil
 	}
 	fi, err := os.Stat(dir)
-	if err != nil || !fi.IsDir() {
+	if err != nil {
 		return nil
+	}
+	if !fi.IsDir() {
+		return notADirectory(dir, "pass the --data-dir the server uses")
 	}
 	if uid, ok := filetrust.Owner(fi); ok && uid != os.Geteuid() {
 		owner, me := filetrust.UserName(uid), filetrust.UserName(os.Geteuid())
@@ -242,7 +246,7 @@ func checkDataDirUser(fs *flag.FlagSet) error {
 			what = "opening the database may make files there (scepter.db-wal, scepter.db-shm, store.lock) that would belong to " + me +
 				", and the server, which runs as " + owner + ", could not open the database"
 		}
-		return usageError{fmt.Sprintf("data dir %s belongs to user %s (uid %d), not to %s, who runs 'scepter %s': %s; run it as %s, with the same arguments: sudo -u %s scepter %s … (or runuser -u %s -- scepter %s …)",
+		return usageError{fmt.Sprintf("--data-dir %s belongs to user %s (uid %d), not to %s, who runs 'scepter %s': %s; run it as %s, with the same arguments: sudo -u %s scepter %s … (or runuser -u %s -- scepter %s …)",
 			dir, owner, uid, me, fs.Name(), what, owner, owner, fs.Name(), owner, fs.Name())}
 	}
 	return checkDataDirOwners(dir)
@@ -279,10 +283,10 @@ func checkDataDirOwners(dir string) error {
 	dir = filepath.Clean(dir)
 	if link, linkDir, perm, ok := unsafeLink(dir); ok {
 		if abs, err := filepath.Abs(dir); err == nil && abs == link {
-			return usageError{fmt.Sprintf("data dir %s is a symbolic link in directory %s, which has mode %04o: group or others may point it at another directory; give the real path (%s), or run: chmod go-w %s",
+			return usageError{fmt.Sprintf("--data-dir %s is a symbolic link in directory %s, which has mode %04o: group or others may point it at another directory; give the real path (%s), or run: chmod go-w %s",
 				dir, linkDir, perm, realPath(dir), shellQuote(linkDir))}
 		}
-		return usageError{fmt.Sprintf("data dir %s leads through symbolic link %s in directory %s, which has mode %04o: group or others may point it at another directory; give the real path (%s), or run: chmod go-w %s",
+		return usageError{fmt.Sprintf("--data-dir %s leads through symbolic link %s in directory %s, which has mode %04o: group or others may point it at another directory; give the real path (%s), or run: chmod go-w %s",
 			dir, link, linkDir, perm, realPath(dir), shellQuote(linkDir))}
 	}
 	for _, name := range dataDirFiles {

@@ -148,7 +148,7 @@ func TestCLIRefusedOnAnotherUsersDataDir(t *testing.T) {
 			if exitCode(err) != 2 {
 				t.Fatalf("err = %v (exit %d), want a usage error\n%s", err, exitCode(err), out)
 			}
-			for _, w := range []string{"data dir " + dir + " belongs to user " + owner + " (uid 65534), not to root, who runs 'scepter " + name + "'",
+			for _, w := range []string{"--data-dir " + dir + " belongs to user " + owner + " (uid 65534), not to root, who runs 'scepter " + name + "'",
 				"run it as " + owner, "sudo -u " + owner + " scepter " + name + " …", "runuser -u " + owner + " -- scepter " + name + " …"} {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
@@ -293,9 +293,9 @@ func TestDataDirThroughSymlink(t *testing.T) {
 				}
 				return
 			}
-			want := []string{"data dir " + link + " is a symbolic link in directory " + links, "may point it at another directory", "chmod go-w " + links}
+			want := []string{"--data-dir " + link + " is a symbolic link in directory " + links, "may point it at another directory", "chmod go-w " + links}
 			if tt.middle {
-				want[0] = "data dir " + dataDir + " leads through symbolic link " + link + " in directory " + links
+				want[0] = "--data-dir " + dataDir + " leads through symbolic link " + link + " in directory " + links
 			}
 			wantUsageError(t, "serve", serr, stderr, want)
 			wantUsageError(t, "certs list", cerr, out, want)

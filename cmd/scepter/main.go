@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/scepter/scepter/internal/keys"
 )
 
 // env is what a subcommand may touch of the outside world, so tests can run
@@ -164,13 +166,15 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 // exitCode: 0 for help that was asked for (printed on stdout), 2 for a
-// usage error (on stderr), 1 for anything else.
+// usage error (on stderr) or a key file others may read (found wherever a
+// key is opened, deep in the CA's loading, and mended with the chmod its
+// message names, as a misconfigured flag is), 1 for anything else.
 func exitCode(err error) int {
 	var u usageError
 	switch {
 	case err == nil || errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &u):
+	case errors.As(err, &u), errors.Is(err, keys.ErrSecretFileMode):
 		return 2
 	}
 	return 1

@@ -247,8 +247,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if f.allowInsecureDES {
 		log.Warn("--allow-insecure-des is set: single-DES request envelopes are accepted; RFC 8894 forbids this, use it only for legacy clients")
 	}
-	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	if err := makeDataDir(f.dataDir); err != nil {
+		return err
 	}
 	if err := secureDataDir(f.dataDir, log); err != nil {
 		return err

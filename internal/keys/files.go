@@ -169,10 +169,22 @@ func checkSecretFileMode(path, what string) error {
 		return nil
 	}
 	if m := fi.Mode().Perm(); m&0o077 != 0 {
-		return fmt.Errorf("keys: %s has mode %04o: group and others must have no access to %s; run: chmod 600 %s", path, m, what, filetrust.ShellQuote(path))
+		return modeRefused{fmt.Sprintf("keys: %s has mode %04o: group and others must have no access to %s; run: chmod 600 %s", path, m, what, filetrust.ShellQuote(path))}
 	}
 	return nil
 }
+
+// ErrSecretFileMode marks a private key or PIN file refused because group
+// or others may access it: a setting the operator mends with the chmod
+// the message names, not a failure at run time (the CLI exits 2 for it).
+var ErrSecretFileMode = errors.New("keys: group or others may access a secret file")
+
+// modeRefused is a checkSecretFileMode refusal: its text is its own, and
+// errors.Is sees ErrSecretFileMode.
+type modeRefused struct{ msg string }
+
+func (e modeRefused) Error() string { return e.msg }
+func (e modeRefused) Unwrap() error { return ErrSecretFileMode }
 
 // syncDir makes a rename durable. Errors are ignored: some file systems do
 // not support syncing a directory, and the data itself is already synced.
