@@ -127,7 +127,8 @@ func tokenNew(ctx context.Context, e env, au *auth.Service, me auth.Principal, n
 	}
 	secret, t, err := au.NewToken(ctx, name, pki.Role(role), ttl, me)
 	if err != nil {
-		return serviceError(err)
+		// A bad --name or --role is a usage error, as in 'admin user add'.
+		return argumentError(err)
 	}
 	expires := "never"
 	if !t.ExpiresAt.IsZero() {

@@ -45,6 +45,14 @@ func TestUserAddRefusalsAreUsageErrors(t *testing.T) {
 			"the password must have at least 12 characters and at most 1024 bytes"},
 		{"admin: bad role", []string{"admin", "user", "add", "alice", "--role", "boss", "--password-file", long}, 2,
 			`role "boss": want admin, operator or auditor`},
+		// r78 D4: 'admin token new' refuses a bad --name or --role as
+		// 'admin user add' does (it exited 1).
+		{"admin: token with a bad role", []string{"admin", "token", "new", "--name", "ci", "--role", "superuser"}, 2,
+			`role "superuser": want admin, operator or auditor`},
+		{"admin: token with a bad name", []string{"admin", "token", "new", "--name", "ci\tx", "--role", "operator"}, 2,
+			`token name "ci\tx": use 1 to 64 ASCII letters`},
+		{"admin: token named like an ID", []string{"admin", "token", "new", "--name", "0123456789abcdef", "--role", "operator"}, 2,
+			`token name "0123456789abcdef" looks like a token ID`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _, _ := testEnv(nil)
