@@ -51,6 +51,10 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	if maxArgs == 1 && fs.NArg() != 1 {
 		return usage
 	}
+	id := fs.Arg(0)
+	if maxArgs == 1 && strings.TrimSpace(id) == "" {
+		return usageError{fmt.Sprintf("request ID %q is blank: give one that 'scepter requests list' shows", id)}
+	}
 	if args[0] == "reject" {
 		// The device is sent the reason as it is (admin.Reject checks it
 		// too); a bad one is a usage error, found before the store opens.
@@ -71,11 +75,14 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		defer st.Close()
-		res, err := svc.Approve(ctx, fs.Arg(0), cliActor())
-		if err != nil {
+		if err := requestExists(ctx, st, id); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "approved %s: issued %s serial %s; the client collects it with its next poll\n", fs.Arg(0), printable(res.Record.Subject), res.Record.SerialHex)
+		res, err := svc.Approve(ctx, id, cliActor())
+		if err != nil {
+			return serviceError(err)
+		}
+		fmt.Fprintf(e.stdout, "approved %s: issued %s serial %s; the client collects it with its next poll\n", printable(id), printable(res.Record.Subject), res.Record.SerialHex)
 		return nil
 	}
 	svc, st, err := sf.adminService(ctx)
@@ -115,10 +122,27 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 		if strings.TrimSpace(reason) == "" {
 			return usageError{"--reason is required"}
 		}
-		if err := svc.Reject(ctx, fs.Arg(0), reason, cliActor()); err != nil {
+		if err := requestExists(ctx, st, id); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "rejected %s\n", fs.Arg(0))
+		if err := svc.Reject(ctx, id, reason, cliActor()); err != nil {
+			return serviceError(err)
+		}
+		fmt.Fprintf(e.stdout, "rejected %s\n", printable(id))
+	}
+	return nil
+}
+
+// requestExists refuses an ID the store holds no request under, quoted as
+// the other commands quote what they did not find ("no request \"x\"");
+// the services' own refusal, unquoted, is the API's.
+func requestExists(ctx context.Context, st store.Store, id string) error {
+	_, err := st.Request(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("no request %q: 'scepter requests list --status all' shows the IDs", id)
+	case err != nil:
+		return serviceError(fmt.Errorf("request %q: %w", id, err))
 	}
 	return nil
 }
