@@ -117,7 +117,8 @@ func checkPublicHost(u *url.URL) error {
 		return fmt.Errorf("host %q: a URL names one host, no wildcard", host)
 	}
 	if err := ca.CheckDNSName(host); err != nil {
-		return fmt.Errorf("host: %s (write an internationalised name in its xn-- form)", pki.ErrorMessage(err))
+		// Its refusal of a name that is not ASCII says to use xn-- labels.
+		return fmt.Errorf("host: %s", pki.ErrorMessage(err))
 	}
 	return nil
 }
