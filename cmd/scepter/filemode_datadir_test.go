@@ -239,19 +239,6 @@ func TestDataDirEntriesOwnedByAnotherUser(t *testing.T) {
 	}
 }
 
-// wantUsageError wants err a usage error that says each of want.
-func wantUsageError(t *testing.T, what string, err error, out string, want []string) {
-	t.Helper()
-	if exitCode(err) != 2 {
-		t.Fatalf("%s: err = %v (exit %d), want a usage error\n%s", what, err, exitCode(err), out)
-	}
-	for _, w := range want {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("%s: error %q does not say %q", what, err, w)
-		}
-	}
-}
-
 // A data directory reached through a symbolic link in a directory group
 // or others may write without the sticky bit is refused by serve and by a
 // command on it (exit 2, naming the link's directory and the chmod): they

@@ -179,3 +179,16 @@ func TestHelpNamesEverySubcommand(t *testing.T) {
 		}
 	}
 }
+
+// wantUsageError wants err a usage error that says each of want.
+func wantUsageError(t *testing.T, what string, err error, out string, want []string) {
+	t.Helper()
+	if exitCode(err) != 2 {
+		t.Fatalf("%s: err = %v (exit %d), want a usage error\n%s", what, err, exitCode(err), out)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: error %q does not say %q", what, err, w)
+		}
+	}
+}
