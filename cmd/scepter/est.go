@@ -332,6 +332,27 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		}
 		saved = kept
 	}
+	// A failure after the server answered leaves a kept key for the next
+	// run, which asks with it again.
+	answeredNote := func(err error) error { return keptKeyNote(err, kept, notAnswered) }
+	if op == "enroll" && csrKeyFile == "" && f.keyOut != "" {
+		// Kept before the server is asked, as `est reenroll --rekey` does:
+		// if the answer is lost after the server issued (and, at a
+		// one-time challenge's profile, used the challenge up), the same
+		// command asks again with this key and is given the certificate
+		// issued for it; a new key would be refused for the used
+		// challenge. One an earlier run kept is kept alike.
+		kept = held
+		if held == nil {
+			at, err := saveHeldKey(f.keyOut, key, request)
+			if err != nil {
+				return fmt.Errorf("keeping the key before asking for its certificate: %w", err)
+			}
+			kept = &heldKey{key: key, path: at}
+		}
+		saved = kept
+		answeredNote = func(err error) error { return estEnrollKeyNote(err, kept, held != nil, true) }
+	}
 	res, err := c.Enroll(ctx, req)
 	if err != nil {
 		keyFlag := ""
@@ -343,7 +364,10 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 			return pendingHint(err, key, plan.key == nil && csrKeyFile == "", f.keyOut, saved, request, "run the same command again", keyFlag)
 		}
 		err = fmt.Errorf("%s failed: %w", op, err)
-		if kept != nil {
+		switch {
+		case op == "enroll" && kept != nil:
+			return estEnrollKeyNote(err, kept, held != nil, false)
+		case kept != nil:
 			return keptKeyNote(err, kept, estKeptKeyFailure(err, c.Password != ""))
 		}
 		return heldKeyNote(err, err, held)
@@ -353,7 +377,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	}
 	chain, err := c.CheckIssued(ctx, res.Certificate, key.Public())
 	if err != nil {
-		return keptKeyNote(fmt.Errorf("refusing what the server returned: %w", err), kept, notAnswered)
+		return answeredNote(fmt.Errorf("refusing what the server returned: %w", err))
 	}
 	// A renewal keeps the subject and SANs (RFC 7030 §4.2.2): a
 	// certificate for other names is no renewal of --cert, and replaces
@@ -378,7 +402,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if errors.As(err, &noChain) {
 		fmt.Fprintf(e.stderr, "warning: %v\n", err)
 	} else if err != nil {
-		return keptKeyNote(err, kept, notAnswered)
+		return answeredNote(err)
 	}
 	forgetHeldKey(f.keyOut, saved)
 	if csrKeyFile != "" {
@@ -423,6 +447,41 @@ func estKeptKeyFailure(err error, withPassword bool) heldFailure {
 		return credentialsRefused
 	}
 	return heldKeyFailure(err)
+}
+
+// estEnrollKeyNote completes the error of an `est enroll` whose key was
+// kept before it asked (takenUp: by an earlier run, held for approval or
+// its answer lost); answered says the server's answer came and could not
+// be used. No answer at all (a connection cut after the request went
+// through, a timeout) may hide an issued certificate: the key stays, and
+// the same command asks again with it. A refusal as heldKeyFailure reads
+// it decides the rest: a final one removes a key this run made (a key an
+// earlier run kept may be an approved request's, and heldKeyNote says
+// what to do with it); a refused password or client certificate, or one
+// that may pass (408, 429, 5xx), keeps it.
+func estEnrollKeyNote(err error, kept *heldKey, takenUp, answered bool) error {
+	var pe *client.PendingError
+	if err == nil || kept == nil || errors.As(err, &pe) {
+		return err // pendingHint said where the key is
+	}
+	var he *client.HTTPError
+	switch {
+	case answered:
+		return fmt.Errorf("%w; the key made for this request stays in %s: run the same command again, which asks with it", err, kept.path)
+	case !errors.As(err, &he):
+		return fmt.Errorf("%w; no answer came, so the certificate may have been issued: its key is kept in %s (with %s); keep it, and run the same command again, which asks again with that key",
+			err, kept.path, kept.path+heldMarkerSuffix)
+	case takenUp:
+		return heldKeyNote(err, err, kept)
+	}
+	switch heldKeyFailure(err) {
+	case refusedForGood, refusedOtherwise:
+		dropKeptKey(kept)
+		return fmt.Errorf("%w; a refusal is final, so the key kept for this request in %s is removed: the next run makes a new one", err, kept.path)
+	case credentialsRefused:
+		return fmt.Errorf("%w; the credentials were refused, not the key: the key stays in %s; run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate, which asks with it", err, kept.path)
+	}
+	return fmt.Errorf("%w; the key is kept in %s: run the same command again later, which asks with it", err, kept.path)
 }
 
 type names struct{ dns, ip, email, uri stringList }

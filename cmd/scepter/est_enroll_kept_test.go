@@ -1,0 +1,93 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/scepter/scepter/internal/pki"
+)
+
+// `scepter est enroll` keeps its key (0600, with its marker) before it
+// asks: when the answer is lost after the server issued (at a one-time
+// challenge's profile, the challenge used up with it), the same command
+// asks again with that key and collects the certificate issued for it
+// (r75 D1). A final refusal removes the key; a refused password, or a
+// refusal that may pass, keeps it.
+func TestESTEnrollKeepsItsKeyBeforeAsking(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		dropFirst bool
+		refuse    int
+		want      []string // in the first run's error
+		kept      bool     // key.pem and its marker after the first run
+	}{
+		{"answer lost", true, 0, []string{"the certificate may have been issued", "run the same command again, which asks again with that key"}, true},
+		{"refused", false, http.StatusForbidden, []string{"HTTP 403", "a refusal is final", "is removed"}, false},
+		{"wrong password", false, http.StatusUnauthorized, []string{"HTTP 401", "the credentials were refused, not the key: the key stays in "}, true},
+		{"rate limited", false, http.StatusTooManyRequests, []string{"HTTP 429", "run the same command again later"}, true},
+		{"server error", false, http.StatusServiceUnavailable, []string{"HTTP 503", "run the same command again later"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &reenrollEST{t: t, dropFirst: tt.dropFirst, refuse: tt.refuse}
+			u, caFile := startReenrollEST(t, s)
+			d := t.TempDir()
+			path := func(name string) string { return filepath.Join(d, name) }
+			enroll := func() (string, error) {
+				return runCLI("est", "enroll", "--url", u, "--cacert", caFile, "--subject", "CN=lost-1",
+					"--out", path("cert.pem"), "--key-out", path("key.pem"))
+			}
+			out, err := enroll()
+			if err == nil {
+				t.Fatalf("first enroll succeeded\n%s", out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("first enroll: %v; want it to say %q", err, w)
+				}
+			}
+			if _, err := os.Stat(path("cert.pem")); !os.IsNotExist(err) {
+				t.Errorf("cert.pem after the failed enroll: %v", err)
+			}
+			fi, keyErr := os.Stat(path("key.pem"))
+			_, markerErr := os.Stat(path("key.pem" + heldMarkerSuffix))
+			if kept := keyErr == nil; kept != tt.kept || (markerErr == nil) != tt.kept {
+				t.Fatalf("key.pem kept: %v (its marker: %v), want %v; %v", kept, markerErr == nil, tt.kept, err)
+			}
+			if !tt.kept {
+				return
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("key.pem has mode %v, want 0600", fi.Mode().Perm())
+			}
+			if !strings.Contains(err.Error(), path("key.pem")) {
+				t.Errorf("the error does not say where the key is: %v", err)
+			}
+			kept := loadKey(t, path("key.pem")).Public()
+
+			s.mu.Lock()
+			s.refuse = 0
+			s.mu.Unlock()
+			out, err = enroll()
+			if err != nil {
+				t.Fatalf("enroll again: %v\n%s", err, out)
+			}
+			if !strings.Contains(out, "using the key in "+path("key.pem")) {
+				t.Errorf("the second run does not say it takes the kept key up:\n%s", out)
+			}
+			if !pki.SamePublicKey(kept, certKey(t, path("cert.pem"))) || !pki.SamePublicKey(kept, loadKey(t, path("key.pem")).Public()) {
+				t.Error("the certificate is not for the key kept by the first run")
+			}
+			if _, err := os.Stat(path("key.pem" + heldMarkerSuffix)); !os.IsNotExist(err) {
+				t.Errorf("the marker is left after the certificate was issued: %v", err)
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if len(s.issued) != 1 {
+				t.Errorf("%d certificates issued, want one", len(s.issued))
+			}
+		})
+	}
+}
