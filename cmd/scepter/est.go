@@ -68,7 +68,7 @@ func (f *estFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsMax, "tls-max-version", "1.3", "highest TLS version: 1.2 or 1.3")
 	fs.StringVar(&f.out, "out", "cert.pem", "where to write the certificate (cacerts: the CA certificates)")
 	fs.StringVar(&f.keyOut, "key-out", "key.pem", "where to write the private key (mode 0600)")
-	fs.StringVar(&f.chainOut, "chain-out", "", "where to write the CA chain (default: beside --out as chain.pem)")
+	fs.StringVar(&f.chainOut, "chain-out", "", "where to write the certificate's CA chain, its issuing CA up to the root (default: beside --out as chain.pem)")
 }
 
 // client builds the EST client from the flags.

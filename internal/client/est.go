@@ -387,13 +387,17 @@ func (c *EST) CACerts(ctx context.Context) ([]*x509.Certificate, error) {
 // is written or installed (VerifyIssued): it chains to the trust anchors
 // given (Roots), else to the pinned CA, else to a self-signed CA from
 // /cacerts, which an authenticated TLS connection fetched. It returns the
-// server's CA certificates, for a chain file.
+// certificate's chain, for a chain file: its issuing CA, then up to the
+// anchor, of the certificates the server sent that the check used; not
+// all of /cacerts, which during a CA rollover also holds the next issuing
+// CA, which did not sign it.
 func (c *EST) CheckIssued(ctx context.Context, cert *x509.Certificate, pub crypto.PublicKey) ([]*x509.Certificate, error) {
 	caCerts, err := c.CACerts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fetching the CA certificates to check the certificate against: %w", err)
 	}
-	if _, err := VerifyIssued(cert, pub, caCerts, c.Fingerprint, c.now(), c.Warnf); err != nil {
+	chain, err := VerifyIssued(cert, pub, caCerts, c.Fingerprint, c.now(), c.Warnf)
+	if err != nil {
 		return nil, err
 	}
 	if c.Roots != nil && c.Fingerprint == "" {
@@ -401,12 +405,29 @@ func (c *EST) CheckIssued(ctx context.Context, cert *x509.Certificate, pub crypt
 		for _, ca := range caCerts {
 			inter.AddCert(ca)
 		}
-		if _, err := cert.Verify(x509.VerifyOptions{Roots: c.Roots, Intermediates: inter, CurrentTime: c.now(),
-			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		chains, err := cert.Verify(x509.VerifyOptions{Roots: c.Roots, Intermediates: inter, CurrentTime: c.now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		if err != nil {
 			return nil, fmt.Errorf("the returned certificate does not chain to the given CA certificates: %w", err)
 		}
+		// The given anchors decide the path; the file holds what of it
+		// the server sent.
+		if sent := sentAmong(chains[0][1:], caCerts); len(sent) > 0 {
+			chain = sent
+		}
 	}
-	return caCerts, nil
+	return chain, nil
+}
+
+// sentAmong is path without the certificates that are not in sent.
+func sentAmong(path, sent []*x509.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, p := range path {
+		if slices.ContainsFunc(sent, p.Equal) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // NameChange says how cert's names differ from the names asked for (a
