@@ -70,9 +70,23 @@ type EST struct {
 type HTTPError struct {
 	Status int
 	Reason string
+	// Redirect is where a 3xx points, without user info: never followed,
+	// so that a password and a CSR go only where the URL says.
+	Redirect string
+	// Op is the operation asked for, which a redirect's target may end
+	// with.
+	Op string
 }
 
 func (e *HTTPError) Error() string {
+	if e.Redirect != "" {
+		advice := "give that URL with --url if you trust it"
+		if base, ok := strings.CutSuffix(e.Redirect, "/"+e.Op); ok && e.Op != "" {
+			advice = "give --url " + base + " if you trust it"
+		}
+		return fmt.Sprintf("HTTP %d: the server redirects to %s; scepter does not follow redirects (the password and the CSR must not go elsewhere): %s",
+			e.Status, Printable(e.Redirect), Printable(advice))
+	}
 	if e.Reason != "" {
 		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Reason)
 	}
@@ -225,6 +239,10 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	op     string
+	// location is a redirect's Location, made absolute and without user
+	// info.
+	location string
 }
 
 // do sends one request on cn and reads the whole reply (a Content-Length or
@@ -282,7 +300,12 @@ func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) 
 		// Cut short, it would be read as if it were all of it.
 		return nil, fmt.Errorf("%s %s: the reply's body is larger than %d bytes", method, op, maxReplyBodyBytes)
 	}
-	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+	r := &response{status: resp.StatusCode, header: resp.Header, body: b, op: op}
+	if loc, err := resp.Location(); err == nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		loc.User = nil
+		r.location = loc.String()
+	}
+	return r, nil
 }
 
 // exchange dials, sends one request and closes.
@@ -299,6 +322,9 @@ func (c *EST) exchange(ctx context.Context, method, op string, body []byte) (*re
 }
 
 func refusal(r *response) error {
+	if r.location != "" {
+		return &HTTPError{Status: r.status, Redirect: r.location, Op: r.op}
+	}
 	return &HTTPError{Status: r.status, Reason: replyReason(r.header.Get("Content-Type"), r.body)}
 }
 
