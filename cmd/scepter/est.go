@@ -83,6 +83,9 @@ func (f *estFlags) client(e env) (*client.EST, error) {
 		Warnf: func(format string, args ...any) {
 			fmt.Fprintf(e.stderr, "warning: %s\n", printable(fmt.Sprintf(format, args...)))
 		}}
+	if err := c.CheckURL(); err != nil {
+		return nil, usageError{"--url: " + printable(err.Error())}
+	}
 	var err error
 	if c.MinVersion, err = tlsVersion(f.tlsMin); err != nil {
 		return nil, usageError{"--tls-min-version: " + err.Error()}

@@ -106,6 +106,13 @@ func (c *EST) warnf(format string, args ...any) {
 	}
 }
 
+// CheckURL reports whether URL is one the client can use, before anything
+// is sent.
+func (c *EST) CheckURL() error {
+	_, err := c.parseURL()
+	return err
+}
+
 // parseURL splits URL into the operations' base and the TLS server name.
 func (c *EST) parseURL() (*url.URL, error) {
 	c.once.Do(func() {
@@ -506,9 +513,12 @@ func nameChange(cert *x509.Certificate, want csr.Template, sameSubject func(a, b
 // CSRAttrs fetches what the server wants of a CSR (RFC 7030 §4.5); nil when
 // it wants nothing in particular (204, 404, or 200 with an empty body).
 func (c *EST) CSRAttrs(ctx context.Context) ([]est.CSRAttr, error) {
+	// exchange's errors name what failed (the URL, the connection, the
+	// bootstrap's /cacerts, or GET csrattrs itself): no "csrattrs:" in
+	// front of a failure that was not about /csrattrs.
 	r, err := c.exchange(ctx, http.MethodGet, est.OpCSRAttrs, nil)
 	if err != nil {
-		return nil, fmt.Errorf("csrattrs: %w", err)
+		return nil, err
 	}
 	return csrAttrsOf(r)
 }
@@ -544,9 +554,11 @@ func csrAttrsOf(r *response) ([]est.CSRAttr, error) {
 // handshake, no reply in time) is an error: the enrollment would only wait
 // for the same server again.
 func (c *EST) AdvisoryCSRAttrs(ctx context.Context) ([]est.CSRAttr, error) {
+	// Not prefixed "csrattrs:", which would make the failure of the
+	// bootstrap or the connection read as advice refused (see CSRAttrs).
 	r, err := c.exchange(ctx, http.MethodGet, est.OpCSRAttrs, nil)
 	if err != nil {
-		return nil, fmt.Errorf("csrattrs: %w", err)
+		return nil, err
 	}
 	attrs, err := csrAttrsOf(r)
 	if err != nil {

@@ -233,9 +233,9 @@ func TestESTAdvisoryCSRAttrsUnreachable(t *testing.T) {
 		addr func(*testing.T) string
 		want string
 	}{
-		{"nothing listens", closed, "csrattrs: connecting to "},
-		{"TLS handshake stalls", stalled, "csrattrs: TLS handshake with 127.0.0.1:"},
-		{"no reply", silent, "csrattrs: GET csrattrs timed out after 300ms"},
+		{"nothing listens", closed, "connecting to "},
+		{"TLS handshake stalls", stalled, "TLS handshake with 127.0.0.1:"},
+		{"no reply", silent, "GET csrattrs timed out after 300ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
