@@ -635,6 +635,10 @@ func estUser(ctx context.Context, e env, args []string) error {
 		where := "profiles whose challenge is static or any"
 		if u.Profile != "" {
 			where = "profile " + u.Profile
+		} else if sf.configFile == "" {
+			// The server's profiles come from its config file, which this
+			// run was not given: the built-in default is no list of them.
+			where = "it enrolls at the server's profiles whose challenge is static or any; pass --config to list them"
 		} else if profiles, err := sf.profileSet(); err == nil {
 			// Name them, and say so when there is none (r46: every
 			// profile of examples/scepter.toml is onetime or webhook).

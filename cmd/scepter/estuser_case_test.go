@@ -54,7 +54,11 @@ func TestESTUserAddSaysWhereItEnrolls(t *testing.T) {
 	for _, tc := range []struct {
 		name, config, wantOut, wantErr string
 	}{
-		{"built-in default", "", "(profiles whose challenge is static or any: default)", ""},
+		// Without --config the server's profiles are unknown: the built-in
+		// default is not said to be the only one (r75 D8).
+		{"no --config", "", "EST user fleet added (it enrolls at the server's profiles whose challenge is static or any; pass --config to list them)", ""},
+		{"--config", "[profiles.default]\nchallenge = \"any\"\n[profiles.kg]\nchallenge = \"static\"\n[profiles.ot]\nchallenge = \"onetime\"\n",
+			"EST user fleet added (profiles whose challenge is static or any: default, kg)", ""},
 		{"every profile one-time", "[profiles.default]\nchallenge = \"onetime\"\n[profiles.vpn]\nchallenge = \"webhook\"\n",
 			"EST user fleet added", "enrolls nowhere until it is bound"},
 	} {
