@@ -455,7 +455,7 @@ func estKeptKeyFailure(err error, withPassword bool) heldFailure {
 // estEnrollKeyNote completes the error of an `est enroll` whose key was
 // kept before it asked (takenUp: by an earlier run, held for approval or
 // its answer lost); answered says the server's answer came and could not
-// be used. No answer at all (a connection cut after the request went
+// be used (a *client.ReplyError is such an answer too). No answer at all (a connection cut after the request went
 // through, a timeout) may hide an issued certificate: the key stays, and
 // the same command asks again with it. A refusal as heldKeyFailure reads
 // it decides the rest: a final one removes a key this run made (a key an
@@ -468,8 +468,9 @@ func estEnrollKeyNote(err error, kept *heldKey, takenUp, answered bool) error {
 		return err // pendingHint said where the key is
 	}
 	var he *client.HTTPError
+	var re *client.ReplyError
 	switch {
-	case answered:
+	case answered, errors.As(err, &re):
 		return fmt.Errorf("%w; the key made for this request stays in %s: run the same command again, which asks with it", err, kept.path)
 	case !errors.As(err, &he):
 		return fmt.Errorf("%w; no answer came, so the certificate may have been issued: its key is kept in %s (with %s); keep it, and run the same command again, which asks again with that key",

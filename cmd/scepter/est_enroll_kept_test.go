@@ -20,18 +20,20 @@ func TestESTEnrollKeepsItsKeyBeforeAsking(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		dropFirst bool
+		badFirst  bool
 		refuse    int
 		want      []string // in the first run's error
 		kept      bool     // key.pem and its marker after the first run
 	}{
-		{"answer lost", true, 0, []string{"the certificate may have been issued", "run the same command again, which asks again with that key"}, true},
-		{"refused", false, http.StatusForbidden, []string{"HTTP 403", "a refusal is final", "is removed"}, false},
-		{"wrong password", false, http.StatusUnauthorized, []string{"HTTP 401", "the credentials were refused, not the key: the key stays in "}, true},
-		{"rate limited", false, http.StatusTooManyRequests, []string{"HTTP 429", "run the same command again later"}, true},
-		{"server error", false, http.StatusServiceUnavailable, []string{"HTTP 503", "run the same command again later"}, true},
+		{"answer lost", true, false, 0, []string{"the certificate may have been issued", "run the same command again, which asks again with that key"}, true},
+		{"a bad answer", false, true, 0, []string{"no end-entity certificate for our key", "the key made for this request stays in ", "run the same command again, which asks with it"}, true},
+		{"refused", false, false, http.StatusForbidden, []string{"HTTP 403", "a refusal is final", "is removed"}, false},
+		{"wrong password", false, false, http.StatusUnauthorized, []string{"HTTP 401", "the credentials were refused, not the key: the key stays in "}, true},
+		{"rate limited", false, false, http.StatusTooManyRequests, []string{"HTTP 429", "run the same command again later"}, true},
+		{"server error", false, false, http.StatusServiceUnavailable, []string{"HTTP 503", "run the same command again later"}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &reenrollEST{t: t, dropFirst: tt.dropFirst, refuse: tt.refuse}
+			s := &reenrollEST{t: t, dropFirst: tt.dropFirst, badFirst: tt.badFirst, refuse: tt.refuse}
 			u, caFile := startReenrollEST(t, s)
 			d := t.TempDir()
 			path := func(name string) string { return filepath.Join(d, name) }
@@ -47,6 +49,9 @@ func TestESTEnrollKeepsItsKeyBeforeAsking(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("first enroll: %v; want it to say %q", err, w)
 				}
+			}
+			if tt.badFirst && strings.Contains(err.Error(), "no answer came") {
+				t.Errorf("first enroll: %v; the server answered, wrongly", err)
 			}
 			if _, err := os.Stat(path("cert.pem")); !os.IsNotExist(err) {
 				t.Errorf("cert.pem after the failed enroll: %v", err)

@@ -40,8 +40,11 @@ type reenrollEST struct {
 	ca        *x509.Certificate
 	caKey     crypto.Signer
 	dropFirst bool
-	refuse    int
-	rename    *x509.Certificate
+	// badFirst answers the first request with no certificate for its key
+	// (only the CA's), after issuing.
+	badFirst bool
+	refuse   int
+	rename   *x509.Certificate
 
 	mu      sync.Mutex
 	dropped bool
@@ -86,6 +89,11 @@ func (s *reenrollEST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			cert = s.issueNames(names, req.PublicKey, int64(100+len(s.issued)))
 			s.issued[string(spki)] = cert
+		}
+		if s.badFirst && !s.dropped {
+			s.dropped = true
+			reply(s.ca)
+			return
 		}
 		if s.dropFirst && !s.dropped {
 			s.dropped = true

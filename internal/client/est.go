@@ -821,6 +821,14 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 	}
 }
 
+// ReplyError is an answer (200) to an enrollment that the client cannot
+// use: unlike a connection lost before the answer, the server did answer,
+// and what it sent is wrong.
+type ReplyError struct{ Err error }
+
+func (e *ReplyError) Error() string { return e.Err.Error() }
+func (e *ReplyError) Unwrap() error { return e.Err }
+
 // enrollOnce returns the result, or the wait a 202 asks for.
 func (c *EST) enrollOnce(ctx context.Context, r ESTRequest) (*ESTResult, time.Duration, error) {
 	cn, err := c.dial(ctx)
@@ -852,7 +860,10 @@ func (c *EST) enrollOnce(ctx context.Context, r ESTRequest) (*ESTResult, time.Du
 	}
 	if r.Op == est.OpServerKeyGen {
 		res, err := c.serverKey(resp, r)
-		return res, 0, err
+		if err != nil {
+			return nil, 0, &ReplyError{err}
+		}
+		return res, 0, nil
 	}
 	req, err := x509.ParseCertificateRequest(der)
 	if err != nil {
@@ -860,7 +871,7 @@ func (c *EST) enrollOnce(ctx context.Context, r ESTRequest) (*ESTResult, time.Du
 	}
 	cert, err := certFromCertsOnly(resp.body, true, req.PublicKey)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", r.Op, err)
+		return nil, 0, &ReplyError{fmt.Errorf("%s: %w", r.Op, err)}
 	}
 	return &ESTResult{Certificate: cert}, 0, nil
 }
