@@ -118,7 +118,13 @@ func (c *EST) parseURL() (*url.URL, error) {
 	c.once.Do(func() {
 		u, err := url.Parse(c.URL)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
-			c.baseErr = fmt.Errorf("EST URL %q: want https://HOST[:PORT][/LABEL]", c.URL)
+			c.baseErr = fmt.Errorf("EST URL %q: want https://HOST[:PORT][/LABEL]", RedactURL(c.URL))
+			return
+		}
+		if u.User != nil {
+			// Neither sent nor shown, it would be dropped without a word
+			// and the request refused for credentials thought given.
+			c.baseErr = fmt.Errorf("EST URL %q carries credentials: give them as the HTTP Basic user and password (--user, --password-file), not in the URL", RedactURL(c.URL))
 			return
 		}
 		label := strings.Trim(u.Path, "/")
@@ -130,7 +136,7 @@ func (c *EST) parseURL() (*url.URL, error) {
 			label = strings.Trim(rest, "/")
 		}
 		if strings.Contains(label, "/") {
-			c.baseErr = fmt.Errorf("EST URL %q: a label is one path segment", c.URL)
+			c.baseErr = fmt.Errorf("EST URL %q: a label is one path segment", RedactURL(c.URL))
 			return
 		}
 		path := est.PathPrefix

@@ -382,6 +382,7 @@ func TestESTURL(t *testing.T) {
 		"https://ca.example/.well-known/est/a/b":        "",
 		"http://ca.example/.well-known/est":             "",
 		"https://ca.example/.well-known/est-iot/thing/": "",
+		"https://fleet:secretpw@ca.example/iot":         "", // credentials have flags of their own
 	} {
 		c := &EST{URL: url}
 		base, err := c.parseURL()
@@ -391,6 +392,9 @@ func TestESTURL(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("%s: base %q (err %v), want %q", url, got, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secretpw") {
+			t.Errorf("%s: the refusal shows the password: %v", url, err)
 		}
 	}
 }
