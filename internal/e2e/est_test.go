@@ -1049,7 +1049,8 @@ func TestESTAuthMatrix(t *testing.T) {
 		e.enrollGo(t, "simpleenroll with a one-time challenge as Basic password", c)
 		c = enrollCall(t, "simpleenroll", "auth-otp-2", newP256(t))
 		c.user, c.pass = "any-name", secret
-		expectStatus(t, "the same one-time challenge a second time", e.call(t, c), http.StatusUnauthorized)
+		// Refused saying it was used (403), not as a wrong password.
+		expectStatus(t, "the same one-time challenge a second time", e.call(t, c), http.StatusForbidden, "used already")
 		// Racing for one challenge: exactly one of several parallel
 		// requests gets a certificate.
 		r = e.cli(t, "challenge", "new")
@@ -1080,7 +1081,7 @@ func TestESTAuthMatrix(t *testing.T) {
 			switch st {
 			case http.StatusOK:
 				ok++
-			case http.StatusUnauthorized:
+			case http.StatusForbidden: // used already
 			default:
 				t.Errorf("a racer for one one-time challenge got HTTP %d (all: %v)", st, statuses)
 			}

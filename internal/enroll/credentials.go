@@ -152,12 +152,12 @@ func (s *Service) challengeMayHold(ctx context.Context, st *State, presented str
 	}
 	if mode == ChallengeOneTime || mode == ChallengeAny {
 		hash := credential.HashChallenge(presented)
-		_, err := s.lookupChallenge(ctx, st, hash)
+		_, lookupErr := s.lookupChallenge(ctx, st, hash)
 		switch {
-		case err == nil:
+		case lookupErr == nil:
 			return nil
-		case !errors.Is(err, store.ErrChallengeUnusable):
-			return err
+		case !errors.Is(lookupErr, store.ErrChallengeUnusable):
+			return lookupErr
 		case st.Profile.RequireApproval:
 			return nil // it may have been used up by a held request
 		}
@@ -167,6 +167,9 @@ func (s *Service) challengeMayHold(ctx context.Context, st *State, presented str
 		}
 		if ref != "" {
 			return nil
+		}
+		if spent := spentChallenge(lookupErr); spent != nil {
+			return spent
 		}
 	}
 	return pki.Errorf(pki.EUnauthorized, "challenge password is not valid")
@@ -192,4 +195,49 @@ func (s *Service) lookupChallenge(ctx context.Context, st *State, hash []byte) (
 		st.reading.challenge, st.reading.challengeHash = ch, hash
 	}
 	return ch, err
+}
+
+// spentChallenge is the refusal of a one-time challenge that the store
+// found by its hash but that can enroll no more (lookupErr, a
+// *store.SpentChallengeError): used already, or locked after misuses; nil
+// for any other lookup error. Whoever sends it holds the secret, 128 random
+// bits that no guesser finds, so it is told what is true, as a policy
+// refusal (EST 403, SCEP badRequest) that counts as no failed check:
+// refused as a wrong password and counted, a device asking again with its
+// used challenge after a lost answer would lock its address out.
+func spentChallenge(lookupErr error) error {
+	var spent *store.SpentChallengeError
+	if !errors.As(lookupErr, &spent) {
+		return nil
+	}
+	if spent.Locked {
+		return pki.Wrap(pki.EForbidden, lookupErr, fmt.Sprintf(
+			"this one-time challenge password is locked after %d uses for another identity or profile; ask for a new one", ChallengeLockAfter))
+	}
+	return pki.Wrap(pki.EForbidden, lookupErr, "this one-time challenge password was used already; ask for a new one")
+}
+
+// isSpentChallenge: err refuses a one-time challenge used already or
+// locked (spentChallenge), a refusal of the challenge as a wrong one is.
+func isSpentChallenge(err error) bool {
+	return pki.ErrorCode(err) == pki.EForbidden && errors.Is(err, store.ErrChallengeUnusable)
+}
+
+// challengeRefused: err refuses the challenge presented, wrong or spent.
+func challengeRefused(err error) bool {
+	return pki.ErrorCode(err) == pki.EUnauthorized || isSpentChallenge(err)
+}
+
+// challengeGoneMeanwhile is the refusal of a request whose one-time
+// challenge (of this hash), usable when it was checked, could not be
+// consumed by its issuance or held request (cause): another request, a
+// copy of this one with another key perhaps, used it meanwhile, or misuses
+// locked it. It says which, as a request that came later is told
+// (spentChallenge); one that expired meanwhile is not valid.
+func (s *Service) challengeGoneMeanwhile(ctx context.Context, hash []byte, cause error) error {
+	_, err := s.store.LookupChallenge(ctx, hash, s.clock.Now())
+	if spent := spentChallenge(err); spent != nil {
+		return spent
+	}
+	return pki.Wrap(pki.EUnauthorized, cause, "challenge password is not valid")
 }

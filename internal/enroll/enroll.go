@@ -492,7 +492,7 @@ func (s *Service) enrollRenewalFirst(ctx context.Context, req Request) (*Result,
 	}
 	var byChallenge secretAttempt
 	res, err := s.enroll(ctx, req, &byChallenge)
-	if err != nil && pki.ErrorCode(err) == pki.EUnauthorized {
+	if err != nil && challengeRefused(err) {
 		// The old challenge is expected to fail: the renewal's reason is
 		// the one that helps, and the one the device is told. The used-up
 		// challenge of its first enrollment is not counted against its
@@ -564,7 +564,7 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 		// goes on too, so that its names are decided and compared below:
 		// the same key asking for other names is not the lost answer.
 		if err := step(ctx, st); err != nil {
-			if held && st.Held == nil && pki.ErrorCode(err) == pki.EUnauthorized {
+			if held && st.Held == nil && challengeRefused(err) {
 				// A copy of this request, sent at once, may have been
 				// held meanwhile, using up the one-time challenge both
 				// carry: it is answered as that one.
@@ -580,12 +580,10 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 			return nil, renewedWithOtherNames(st, again)
 		}
 		if st.Renews == nil && !asIssued(st, again) {
-			// The used-up challenge is refused after all: a failure of
-			// its secret, as the client is told.
-			if st.Attempt != nil {
-				st.Attempt.refused = true
-			}
-			return nil, pki.Errorf(pki.EUnauthorized, "challenge password is not valid: it was used up by a request for this key with other names")
+			// The used-up challenge is refused after all, as used
+			// (spentChallenge): its holder asks for other names.
+			return nil, pki.Wrap(pki.EForbidden, store.ErrChallengeUnusable,
+				"this one-time challenge password was used already, by a request for this key with other names; ask for a new one")
 		}
 		return s.sentAgain(ctx, st, again)
 	}
@@ -754,7 +752,7 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		if again, aerr := s.issuedForChallenge(ctx, st, st.ConsumeChallenge); aerr == nil && again != nil && asIssued(st, again) {
 			return s.sentAgain(ctx, st, again)
 		}
-		return nil, pki.Wrap(pki.EUnauthorized, err, "challenge password is not valid")
+		return nil, s.challengeGoneMeanwhile(ctx, st.ConsumeChallenge, err)
 	case err != nil:
 		return nil, fmt.Errorf("enroll: record issuance: %w", err)
 	}

@@ -69,8 +69,9 @@ func TestChallengeBoundToIdentity(t *testing.T) {
 		t.Fatalf("the bound identity: %v", err)
 	}
 	// Used up: another key gets nothing for it (the same key would get the
-	// certificate already issued, TestLostAnswerIsAnsweredAgain).
-	if _, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), secret, "device-7", "device-7.example")); pki.ErrorCode(err) != pki.EUnauthorized {
+	// certificate already issued, TestLostAnswerIsAnsweredAgain), and is
+	// told why.
+	if _, err := f.svc.Enroll(ctx, namedWithKey(t, newKey(t), secret, "device-7", "device-7.example")); pki.ErrorCode(err) != pki.EForbidden || pki.ErrorMessage(err) != usedAlready {
 		t.Fatalf("the challenge used a second time: %v", err)
 	}
 
@@ -366,15 +367,15 @@ func TestLostAnswerIsAnsweredAgain(t *testing.T) {
 		"another subject": namedWithKey(t, k, secret, "device-10", "device-9.example"),
 		"another profile": other,
 	} {
-		if _, err := f.svc.Enroll(ctx, req); pki.ErrorCode(err) != pki.EUnauthorized {
-			t.Errorf("%s: %v, want unauthorized", name, err)
+		if _, err := f.svc.Enroll(ctx, req); pki.ErrorCode(err) != pki.EForbidden || !strings.HasPrefix(pki.ErrorMessage(err), "this one-time challenge password was used already") {
+			t.Errorf("%s: %v, want forbidden: used already", name, err)
 		}
 	}
 	if _, err := f.admin.Revoke(ctx, first.Record.SerialHex, first.Record.IssuerID, 1, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Enroll(ctx, namedWithKey(t, k, secret, "device-9", "device-9.example")); pki.ErrorCode(err) != pki.EUnauthorized {
-		t.Errorf("after revocation: %v, want unauthorized", err)
+	if _, err := f.svc.Enroll(ctx, namedWithKey(t, k, secret, "device-9", "device-9.example")); pki.ErrorCode(err) != pki.EForbidden || pki.ErrorMessage(err) != usedAlready {
+		t.Errorf("after revocation: %v, want forbidden: %s", err, usedAlready)
 	}
 	if certs, _, _ := f.st.ListCertificates(ctx, store.CertFilter{}); len(certs) != 1 {
 		t.Errorf("%d certificates recorded, want 1", len(certs))

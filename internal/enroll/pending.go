@@ -71,7 +71,7 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	}
 	switch {
 	case errors.Is(err, store.ErrChallengeUnusable):
-		return nil, pki.Wrap(pki.EUnauthorized, err, "challenge password is not valid")
+		return nil, s.challengeGoneMeanwhile(ctx, st.ConsumeChallenge, err)
 	case errors.Is(err, store.ErrOwnKey):
 		// The key of a certificate of the server's own, or of an issuing
 		// CA, recorded since this node loaded its CA (a new RA, a

@@ -363,8 +363,8 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 		return nil
 	}
 	if mode == ChallengeOneTime || mode == ChallengeAny {
-		ch, err := s.lookupChallenge(ctx, st, hash)
-		switch {
+		ch, lookupErr := s.lookupChallenge(ctx, st, hash)
+		switch err := lookupErr; {
 		case errors.Is(err, store.ErrChallengeUnusable):
 			if st.Req.RenewalFirst {
 				ref, err := s.store.ChallengeIssued(ctx, hash)
@@ -380,6 +380,9 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 			if again != nil {
 				st.IssuedAlready, st.AuthorizedBy = again, "the used-up challenge of certificate "+again.SerialHex
 				return nil
+			}
+			if spent := spentChallenge(lookupErr); spent != nil {
+				return spent
 			}
 		case err != nil:
 			return err

@@ -51,7 +51,7 @@ func TestThrottleForgetsFailuresOnlyWhenAccepted(t *testing.T) {
 		}, "", false},
 		{"the used-up challenge, the same key, other names", func(t *testing.T, f *fixture, usedUp string, _ enroll.Request) enroll.Request {
 			return named(t, usedUp, "device-9", "device-10.example")
-		}, pki.EUnauthorized, true},
+		}, pki.EForbidden, true},
 		{"the right challenge for a name the profile refuses", func(t *testing.T, f *fixture, _ string, _ enroll.Request) enroll.Request {
 			return named(t, static, "dev-3", "bank.test")
 		}, pki.EBadRequest, true},

@@ -59,6 +59,24 @@ var (
 	ErrAuditTampered error = &pki.Error{Code: pki.EUnavailable, Message: AuditTamperedMessage, RetryAfter: AuditTamperedRetryAfter}
 )
 
+// SpentChallengeError is LookupChallenge's ErrChallengeUnusable for a
+// one-time challenge it found, by its hash, that can enroll no more: used
+// already, or locked after too many uses for another profile or identity.
+// An unknown or merely expired challenge is plain ErrChallengeUnusable.
+type SpentChallengeError struct {
+	ID     string
+	Locked bool // locked after misuses; otherwise used already
+}
+
+func (e *SpentChallengeError) Error() string {
+	if e.Locked {
+		return "store: challenge " + e.ID + " is locked"
+	}
+	return "store: challenge " + e.ID + " was used already"
+}
+
+func (e *SpentChallengeError) Unwrap() error { return ErrChallengeUnusable }
+
 // Why a store cannot write for now, when a driver can tell: each is
 // wrapped together with ErrUnavailable (so the protocol edges answer 503),
 // and /readyz and the console name it. They describe the database, never
@@ -587,8 +605,9 @@ type Store interface {
 	// CreateChallenge stores a one-time challenge (hash only) with its audit event.
 	CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.AuditEvent) error
 	// LookupChallenge returns the unconsumed, unexpired, unlocked challenge
-	// with this hash, or ErrChallengeUnusable. It changes nothing;
-	// consumption happens in RecordIssuance.
+	// with this hash, or ErrChallengeUnusable: a *SpentChallengeError when
+	// the challenge was used already or is locked. It
+	// changes nothing; consumption happens in RecordIssuance.
 	LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error)
 	// ChallengeIssued returns the certificate ("issuerID:serialHex") whose
 	// issuance used up the one-time challenge with this hash, or "" when

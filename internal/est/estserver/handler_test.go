@@ -230,7 +230,7 @@ func TestAuthentication(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.issued(f.post(c, "simpleenroll", "anyone", otp, body("otp-1"), nil))
-	wantStatus(t, f.post(c, "simpleenroll", "anyone", otp, body("otp-2"), nil), http.StatusUnauthorized, "not valid")
+	wantStatus(t, f.post(c, "simpleenroll", "anyone", otp, body("otp-2"), nil), http.StatusForbidden, "used already")
 	// An EST user's name too.
 	otp2, _, err := f.adm.NewChallenge(ctx, time.Hour, "", "test")
 	if err != nil {
@@ -682,7 +682,7 @@ func TestApproval(t *testing.T) {
 	for range 2 {
 		wantStatus(t, f.post(c, "approval/simpleenroll", "x", otp, otpBody, nil), http.StatusAccepted, "")
 	}
-	wantStatus(t, f.post(c, "approval/simpleenroll", "x", otp, newCSR(t, newKey(t), "other", csr.Template{}), nil), http.StatusUnauthorized, "")
+	wantStatus(t, f.post(c, "approval/simpleenroll", "x", otp, newCSR(t, newKey(t), "other", csr.Template{}), nil), http.StatusForbidden, "used already")
 	reqs, _, err := f.adm.Requests(ctx, store.RequestFilter{Status: pki.RequestPending})
 	if err != nil || len(reqs) != 2 || reqs[1].Protocol != pki.ProtocolEST || reqs[1].Subject != "CN=held" {
 		t.Fatalf("pending requests %+v, %v; want two EST requests", reqs, err)

@@ -40,10 +40,13 @@ func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.Au
 
 // LookupChallenge implements store.Store.
 func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error) {
+	// Read whatever its state, so that a refusal can say why (ChallengeUsable).
 	ch, err := sqlstore.ScanChallenge(s.queryRow(ctx, `SELECT `+sqlstore.ChallengeColumns+`
-		FROM challenges WHERE hash = $1 AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > $2`, hash, sqlstore.Micros(now)))
+		FROM challenges WHERE hash = $1`, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, pgError("postgres: look up challenge: %w", store.ErrChallengeUnusable)
+		err = store.ErrChallengeUnusable
+	} else if err == nil {
+		err = sqlstore.ChallengeUsable(ch, now)
 	}
 	if err != nil {
 		return nil, pgError("postgres: look up challenge: %w", err)

@@ -39,10 +39,13 @@ func (s *Store) CreateChallenge(ctx context.Context, ch pki.Challenge, ev pki.Au
 
 // LookupChallenge implements store.Store.
 func (s *Store) LookupChallenge(ctx context.Context, hash []byte, now time.Time) (*pki.Challenge, error) {
+	// Read whatever its state, so that a refusal can say why (ChallengeUsable).
 	ch, err := sqlstore.ScanChallenge(s.readRow(ctx, `SELECT `+sqlstore.ChallengeColumns+`
-		FROM challenges WHERE hash = ? AND consumed_at IS NULL AND locked_at IS NULL AND expires_at > ?`, hash, sqlstore.Micros(now)))
+		FROM challenges WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: look up challenge: %w", store.ErrChallengeUnusable)
+		err = store.ErrChallengeUnusable
+	} else if err == nil {
+		err = sqlstore.ChallengeUsable(ch, now)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: look up challenge: %w", err)

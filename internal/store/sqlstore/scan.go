@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -174,6 +175,22 @@ func ScanChallenge(sc Scanner) (pki.Challenge, error) {
 	ch.ConsumedAt = FromNullMicros(consumed)
 	ch.LockedAt = FromNullMicros(locked)
 	return ch, nil
+}
+
+// ChallengeUsable is nil when ch, read by its hash, may still enroll at
+// now: neither used, locked nor expired. Otherwise it is
+// store.ErrChallengeUnusable, a *store.SpentChallengeError when ch was used
+// or is locked, which the holder of the secret may be told.
+func ChallengeUsable(ch pki.Challenge, now time.Time) error {
+	switch {
+	case !ch.ConsumedAt.IsZero():
+		return &store.SpentChallengeError{ID: ch.ID}
+	case !ch.LockedAt.IsZero():
+		return &store.SpentChallengeError{ID: ch.ID, Locked: true}
+	case !ch.ExpiresAt.After(now):
+		return store.ErrChallengeUnusable
+	}
+	return nil
 }
 
 // RequestColumns is the select list ScanRequest reads.

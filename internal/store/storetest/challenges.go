@@ -15,8 +15,10 @@ import (
 
 // A challenge bound to an identity round-trips; misuses are counted and
 // lock it after lockAfter, with their events; a locked challenge can be
-// neither looked up, misused again nor consumed; ListChallenges lists
-// newest first, consumed and locked ones too.
+// neither looked up, misused again nor consumed; looking up a used or
+// locked one says which (SpentChallengeError), an unknown or expired one
+// only that it is unusable; ListChallenges lists newest first, consumed
+// and locked ones too.
 func testChallengeBindingAndLock(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	bound := pki.Challenge{ID: "b-1", Hash: []byte("hash-b1"), Profile: "iot", BoundSubject: []byte{0x30, 0x00},
@@ -43,8 +45,10 @@ func testChallengeBindingAndLock(t *testing.T, s store.Store) {
 			t.Fatalf("misuse %d: locked=%v, %v", i, locked, err)
 		}
 	}
-	if _, err := s.LookupChallenge(ctx, bound.Hash, t0.Add(10*time.Minute)); !errors.Is(err, store.ErrChallengeUnusable) {
-		t.Errorf("a locked challenge was found: %v", err)
+	var spent *store.SpentChallengeError
+	if _, err := s.LookupChallenge(ctx, bound.Hash, t0.Add(10*time.Minute)); !errors.Is(err, store.ErrChallengeUnusable) ||
+		!errors.As(err, &spent) || !spent.Locked || spent.ID != bound.ID {
+		t.Errorf("a locked challenge looked up: %v, want a SpentChallengeError saying it is locked", err)
 	}
 	if _, err := s.RecordChallengeMisuse(ctx, bound.Hash, t0.Add(10*time.Minute), 3, pki.AuditEvent{Type: pki.EventChallengeMisused}); !errors.Is(err, store.ErrChallengeUnusable) {
 		t.Errorf("a locked challenge was misused again: %v", err)
@@ -56,6 +60,16 @@ func testChallengeBindingAndLock(t *testing.T, s store.Store) {
 	if err := s.RecordIssuance(ctx, store.Issuance{Certificate: c, ConsumeChallengeHash: bound.Hash, Now: t0.Add(11 * time.Minute)}); !errors.Is(err, store.ErrChallengeUnusable) {
 		t.Errorf("a locked challenge was consumed: %v", err)
 	}
+	// The holder of a used challenge may be told so (it was found by its
+	// hash); an unknown or expired one is just unusable.
+	if err := s.RecordIssuance(ctx, store.Issuance{Certificate: newCert(issuerA, "c0ffef", t0.Add(365*day)), ConsumeChallengeHash: free.Hash, Now: t0.Add(12 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	spent = nil
+	if _, err := s.LookupChallenge(ctx, free.Hash, t0.Add(13*time.Minute)); !errors.Is(err, store.ErrChallengeUnusable) ||
+		!errors.As(err, &spent) || spent.Locked || spent.ID != free.ID {
+		t.Errorf("a used challenge looked up: %v, want a SpentChallengeError saying it was used", err)
+	}
 	if n := len(listAudit(t, s, store.AuditFilter{Type: pki.EventChallengeMisused})); n != 3 {
 		t.Errorf("%d challenge.misused events, want 3 (failed calls append none)", n)
 	}
@@ -65,6 +79,15 @@ func testChallengeBindingAndLock(t *testing.T, s store.Store) {
 	}
 	if one, _, _ := s.ListChallenges(ctx, store.ChallengeFilter{Limit: 1}); len(one) != 1 {
 		t.Errorf("ListChallenges(1) returned %d", len(one))
+	}
+	expiring := pki.Challenge{ID: "b-3", Hash: []byte("hash-b3"), Profile: "iot", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateChallenge(ctx, expiring, pki.AuditEvent{Type: pki.EventChallengeCreated}); err != nil {
+		t.Fatal(err)
+	}
+	for what, hash := range map[string][]byte{"an unknown": []byte("unknown"), "an expired": expiring.Hash} {
+		if _, err := s.LookupChallenge(ctx, hash, t0.Add(time.Hour)); !errors.Is(err, store.ErrChallengeUnusable) || errors.As(err, &spent) {
+			t.Errorf("%s challenge looked up: %v, want ErrChallengeUnusable alone", what, err)
+		}
 	}
 }
 
