@@ -47,6 +47,17 @@ type FoldingRouter interface {
 	FoldedPaths() []string
 }
 
+// HTTPSOnlyRouter is a Router served on the HTTPS listener only that
+// answers, itself, a request for one of its paths that reached the plain
+// listener: with its reason and the https URL to use (httpsBase,
+// "https://HOST:PORT", or "" when there is no HTTPS listener), recorded as
+// its other refusals are, rather than the mux's bare 404.
+type HTTPSOnlyRouter interface {
+	Router
+	HTTPSOnlyPrefixes() []string
+	RefusePlainHTTP(w http.ResponseWriter, r *http.Request, httpsBase string)
+}
+
 // Handlers are the parts of one server; a nil one is switched off.
 type Handlers struct {
 	// SCEP is served on both listeners: devices use plain HTTP (RFC 8894
@@ -92,7 +103,39 @@ func PlainMux(h Handlers) (http.Handler, error) {
 	}
 	// Mounted also when there is no console: then /ui/ and /api/ say why.
 	toHTTPS := httpsRedirect{names: h.HTTPSNames, port: h.HTTPSPort}
-	return mount(h.SCEP, ndes, h.CRL, h.OCSP, h.Metrics, h.Health, toHTTPS)
+	var httpsOnly Router
+	if ho, ok := h.EST.(HTTPSOnlyRouter); ok {
+		httpsOnly = plainRefusal{ho, toHTTPS}
+	}
+	return mount(h.SCEP, ndes, h.CRL, h.OCSP, h.Metrics, h.Health, toHTTPS, httpsOnly)
+}
+
+// plainRefusal mounts an HTTPSOnlyRouter's refusal on the plain listener,
+// for every path under its prefixes (an unclean one too, which the mux
+// would otherwise redirect), naming the HTTPS listener as hr names it.
+type plainRefusal struct {
+	router HTTPSOnlyRouter
+	hr     httpsRedirect
+}
+
+func (pr plainRefusal) refuse(w http.ResponseWriter, r *http.Request) {
+	base := ""
+	if pr.hr.port != "" {
+		base = pr.hr.base(r)
+	}
+	pr.router.RefusePlainHTTP(w, r, base)
+}
+
+func (pr plainRefusal) Routes() map[string]http.Handler {
+	routes := map[string]http.Handler{}
+	for _, prefix := range pr.router.HTTPSOnlyPrefixes() {
+		routes[prefix] = http.HandlerFunc(pr.refuse)
+	}
+	return routes
+}
+
+func (pr plainRefusal) UncleanPaths() map[string]http.Handler {
+	return pr.Routes()
 }
 
 // TLSMux is the handler of the HTTPS listener.
@@ -132,6 +175,15 @@ func (hr httpsRedirect) Routes() map[string]http.Handler {
 // followed: anyone who can make a browser send one (a DNS name pointed at
 // this server) would otherwise choose where the redirect goes.
 func (hr httpsRedirect) url(r *http.Request) string {
+	u := hr.base(r) + r.URL.EscapedPath()
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	return u
+}
+
+// base is url without the path: "https://HOST:PORT".
+func (hr httpsRedirect) base(r *http.Request) string {
 	asked := r.Host
 	if h, _, err := net.SplitHostPort(asked); err == nil {
 		asked = h
@@ -155,11 +207,7 @@ func (hr httpsRedirect) url(r *http.Request) string {
 	if host == "" {
 		host = "localhost"
 	}
-	u := "https://" + net.JoinHostPort(host, hr.port) + r.URL.EscapedPath()
-	if r.URL.RawQuery != "" {
-		u += "?" + r.URL.RawQuery
-	}
-	return u
+	return "https://" + net.JoinHostPort(host, hr.port)
 }
 
 func mount(routers ...Router) (handler http.Handler, err error) {

@@ -45,3 +45,41 @@ func (h *Handler) unknownPath(w http.ResponseWriter, r *http.Request) {
 	h.fail(&call{w: w, r: r, op: path, noProfile: true}, pki.Errorf(pki.ENotFound,
 		"unknown EST path %q: EST is served at %sOPERATION and %sLABEL/OPERATION", path, est.PathPrefix, est.PathPrefix))
 }
+
+// HTTPSOnlyPrefixes implements server.HTTPSOnlyRouter: every EST path is
+// refused on the plain HTTP listener by RefusePlainHTTP.
+func (h *Handler) HTTPSOnlyPrefixes() []string {
+	return []string{est.PathPrefix}
+}
+
+// RefusePlainHTTP answers an EST path on the plain HTTP listener (a client
+// given the SCEP port's http:// URL) with 403 naming the HTTPS EST URL,
+// httpsBase (RFC 7030 §3.3: EST runs over TLS only), and records the
+// refusal as the handler's others. Credentials sent with it crossed the
+// network in the clear, which the client is told: only it knows whether
+// they were real.
+func (h *Handler) RefusePlainHTTP(w http.ResponseWriter, r *http.Request, httpsBase string) {
+	rest := strings.TrimPrefix(r.URL.Path, est.PathPrefix)
+	c := &call{w: w, r: r, op: pki.Clip(rest, 64)}
+	switch segs := strings.Split(rest, "/"); len(segs) {
+	case 1:
+	case 2:
+		c.profile, c.op = pki.Clip(segs[0], 64), pki.Clip(segs[1], 64)
+	default:
+		c.noProfile = true
+	}
+	msg := "EST is served over HTTPS only (RFC 7030 section 3.3)"
+	if httpsBase == "" {
+		msg += ", and this server has no HTTPS listener (--est-listen is off)"
+	} else {
+		msg += ": use " + httpsBase + est.PathPrefix
+		if c.profile != "" {
+			msg += c.profile + "/"
+		}
+	}
+	if len(r.Header.Values("Authorization")) > 0 {
+		msg += "; the credentials of this request crossed the network in the clear: unless this was a test, change them " +
+			"(an EST user: scepter est user remove, then add it with a new password; a one-time challenge: use it over HTTPS now, before anyone who saw it can)"
+	}
+	h.fail(c, pki.Errorf(pki.EForbidden, "%s", msg))
+}

@@ -1,0 +1,82 @@
+package estserver_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/scepter/scepter/internal/est/estserver"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/server"
+	"github.com/scepter/scepter/internal/store"
+)
+
+// Every EST path on the plain HTTP listener is refused with 403 naming
+// the HTTPS EST URL, and, when the request carried credentials, saying
+// that they crossed in the clear; each refusal is audited as the EST
+// handler's others are; an unclean path is refused too, not redirected
+// (r75 D6).
+func TestPlainHTTPListenerRefusesESTNamingHTTPS(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	h := estserver.New(f.svc, nil, estserver.Options{})
+	mux, err := server.PlainMux(server.Handlers{EST: h, HTTPSPort: "8443", HTTPSNames: []string{"est.example", "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		name, method, path string
+		auth               bool
+		want               []string
+		wantProfile        string
+	}{
+		{"cacerts", http.MethodGet, "cacerts", false, []string{"HTTPS only", "use https://127.0.0.1:8443/.well-known/est/"}, "default"},
+		{"simpleenroll with a password", http.MethodPost, "simpleenroll", true,
+			[]string{"use https://127.0.0.1:8443/.well-known/est/", "crossed the network in the clear", "change them"}, "default"},
+		{"a label", http.MethodPost, "kg/simpleenroll", true, []string{"use https://127.0.0.1:8443/.well-known/est/kg/", "in the clear"}, "kg"},
+		{"an unclean path", http.MethodGet, "a//cacerts", false, []string{"use https://127.0.0.1:8443/.well-known/est/"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, srv.URL+"/.well-known/est/"+tc.path, strings.NewReader("MIIB"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.auth {
+				req.SetBasicAuth("alice", userPassword)
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := string(b)
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("HTTP %d %q, want 403", resp.StatusCode, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("reason %q does not say %q", body, w)
+				}
+			}
+			if !tc.auth && strings.Contains(body, "in the clear") {
+				t.Errorf("reason %q speaks of credentials that were not sent", body)
+			}
+			evs, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused, Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 1 || !strings.Contains(evs[0].Reason, "HTTPS only") || evs[0].Profile != tc.wantProfile || !strings.HasPrefix(evs[0].Actor, "est:") {
+				t.Errorf("the last refusal recorded: %+v, want this one (profile %q)", evs, tc.wantProfile)
+			}
+		})
+	}
+}
