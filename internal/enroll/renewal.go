@@ -28,6 +28,12 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	// A certificate renews under the profile that issued it: renewing at
 	// another profile's endpoint would let a certificate of one policy
 	// buy one of another without that policy's authentication.
+	if old.Protocol == pki.ProtocolInternal {
+		// Its built-in profile is served at no label or path: "renew it
+		// there" would send the client nowhere.
+		return pki.Errorf(pki.EBadRequest, "this is one of the server's own certificates (%s), which the server renews itself; it is not renewed by enrollment",
+			ownCertificateRole(old.Profile))
+	}
 	if old.Profile != "" && old.Profile != st.Profile.Name {
 		return pki.Errorf(pki.EBadRequest, "this certificate was issued under profile %q; renew it there", old.Profile)
 	}
@@ -167,4 +173,18 @@ func checkRenewalNames(_ context.Context, st *State) error {
 // sameSANs: the names to issue are cert's, in any order (csr.SameAltNames).
 func sameSANs(sans SANSet, cert *x509.Certificate) bool {
 	return csr.SameAltNames(csr.AltNames(sans), csr.AltNamesOf(cert))
+}
+
+// ownCertificateRole names what a certificate of the server's own, of this
+// built-in profile, is for.
+func ownCertificateRole(profile string) string {
+	switch profile {
+	case "tls-server": // serverProfile
+		return "its HTTPS certificate"
+	case "ocsp-responder": // responderProfile
+		return "an OCSP responder's certificate"
+	case RAProfileName:
+		return "the SCEP RA's certificate; scepter ca renew-ra renews it at once"
+	}
+	return "profile " + profile
 }
