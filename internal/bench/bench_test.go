@@ -606,13 +606,17 @@ func TestRunDrainNotInTheRate(t *testing.T) {
 		<-r.Context().Done()
 	})) + "/scep"
 	o := s.options(freezes)
-	o.KeyType, o.Duration, o.Concurrency, o.Pool = "p256", time.Second, 1, 2
+	// Two workers from the start: one enrollment hangs whatever the
+	// machine's speed (with one worker, a first enrollment slower than
+	// the duration under the race detector on a loaded machine left none
+	// to hang, CI101); the other is answered, then its next one hangs.
+	o.KeyType, o.Duration, o.Concurrency, o.Pool = "p256", 3*time.Second, 2, 2
 	o.Drain = 3 * time.Second
 	start := time.Now()
 	res := run(t, o)
 	took := time.Since(start)
-	if res.OK != answered || res.Failures["unfinished"] != 1 {
-		t.Fatalf("ok %d failures %v, want %d ok and 1 unfinished", res.OK, res.Failures, answered)
+	if res.OK != answered || res.Failures["unfinished"] < 1 {
+		t.Fatalf("ok %d failures %v, want %d ok and the rest unfinished", res.OK, res.Failures, answered)
 	}
 	// The run itself waited the drain out: that is the time to leave out.
 	if took < o.Drain {
