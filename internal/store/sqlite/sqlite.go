@@ -78,15 +78,19 @@ func Open(ctx context.Context, path string, opts ...migrate.Option) (*Store, err
 	return open(ctx, path, defaultTuning(), opts...)
 }
 
-// tuning is what Open sizes by a constant. Tests set smaller values to
-// exercise the same code on fewer rows or bytes; Open uses defaultTuning.
+// tuning is what Open sizes by a constant, or measures of the machine.
+// Tests set smaller values to exercise the same code on fewer rows or
+// bytes, or a disk with no room; Open uses defaultTuning.
 type tuning struct {
 	keyHashBatch int   // certificates per transaction of the key_hash backfill
 	walSizeLimit int64 // journal_size_limit, bytes
+	// freeSpace measures the room left on a directory's file system, for
+	// telling a full disk from a failing one when Open fails.
+	freeSpace func(dir string) (uint64, error)
 }
 
 func defaultTuning() tuning {
-	return tuning{keyHashBatch: sqlstore.KeyHashBatch, walSizeLimit: walSizeLimit}
+	return tuning{keyHashBatch: sqlstore.KeyHashBatch, walSizeLimit: walSizeLimit, freeSpace: freeSpace}
 }
 
 // open is Open with tun in place of defaultTuning.
@@ -103,13 +107,18 @@ func open(ctx context.Context, path string, tun tuning, opts ...migrate.Option) 
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
+	// failed words an error of SQLite's as the reason Open failed, saying
+	// so when it is a full disk.
+	failed := func(err error) error {
+		return fmt.Errorf("sqlite: open %s: %w", path, explainFullDisk(err, filepath.Dir(abs), tun.freeSpace))
+	}
 	if _, err := registeredWALVFS(); err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, failed(err)
 	}
 	s := &Store{path: abs, file: file, tun: tun}
 	s.w, err = sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, failed(err)
 	}
 	// One writer connection: SQLite admits one writer at a time anyway, and
 	// queueing in database/sql is cheaper and fairer than spinning in the
@@ -120,52 +129,52 @@ func open(ctx context.Context, path string, tun tuning, opts ...migrate.Option) 
 	s.w.SetConnMaxIdleTime(0)
 	if err := checkPragmas(ctx, s.w); err != nil {
 		s.w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, explainReadOnly(err, abs))
+		return nil, failed(explainReadOnly(err, abs))
 	}
 	if err := migrate.Apply(ctx, s.w, Migrations(), dialect(), opts...); err != nil {
 		s.w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, failed(err)
 	}
 	if err := s.sealAuditTrail(ctx); err != nil {
 		s.w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, failed(err)
 	}
 	if err := s.backfillCompromisedKeys(ctx); err != nil {
 		s.w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, failed(err)
 	}
 	if err := s.backfillKeyHashes(ctx); err != nil {
 		s.w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, failed(err)
 	}
 	if err := s.backfillCAGenerationKeys(ctx); err != nil {
 		s.w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, failed(err)
 	}
 
 	s.r, err = sql.Open("sqlite", dsn(abs, true))
 	if err != nil {
 		s.w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, failed(err)
 	}
 	n := max(4, runtime.GOMAXPROCS(0))
 	s.r.SetMaxOpenConns(n)
 	s.r.SetMaxIdleConns(n)
 	if err := checkPragmas(ctx, s.r); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, failed(err)
 	}
 	if err := s.prepareHot(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, failed(err)
 	}
 	if err := s.startCheckpointer(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("sqlite: open %s: checkpointer: %w", path, err)
+		return nil, failed(fmt.Errorf("checkpointer: %w", err))
 	}
 	if err := s.openProbe(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("sqlite: open %s: write probe: %w", path, err)
+		return nil, failed(fmt.Errorf("write probe: %w", err))
 	}
 	s.startCommitter()
 	s.startSearchIndexer()
@@ -307,6 +316,34 @@ func explainReadOnly(err error, path string) error {
 	}
 	return fmt.Errorf("%w: the directory %s is not writable by this process (user %d), and SQLite must create %s-wal and %s-shm there; run as the directory's owner or make it writable",
 		err, filepath.Dir(path), os.Geteuid(), filepath.Base(path), filepath.Base(path))
+}
+
+// openRoom is the free space below which Open takes an I/O error of
+// SQLite's for a full disk: opening needs 32 KiB for the -shm file and
+// a few pages of log for each write, and a disk with less than this left
+// is full for any purpose of the store's.
+const openRoom = 1 << 20
+
+// explainFullDisk says that the disk is full, wrapping store.ErrDiskFull,
+// when err is SQLite failing for want of room in dir: SQLITE_FULL (as the
+// running store takes it), or an I/O error while less than openRoom is
+// free there. A full disk fails an existing database as one of these
+// rather than SQLITE_FULL: growing its -shm file fails as
+// SQLITE_IOERR_SHMSIZE, which reads as a failing disk. An I/O error on a
+// disk with room is left as it is.
+func explainFullDisk(err error, dir string, freeSpace func(string) (uint64, error)) error {
+	code := resultCode(err) & 0xff
+	if code != sqlite3.SQLITE_FULL && code != sqlite3.SQLITE_IOERR {
+		return err
+	}
+	free, ferr := freeSpace(dir)
+	switch {
+	case ferr == nil && free < openRoom:
+		return fmt.Errorf("%w (%d KiB free on the file system of %s): make room in the data directory, then try again: %w", store.ErrDiskFull, free>>10, dir, err)
+	case code == sqlite3.SQLITE_FULL:
+		return fmt.Errorf("%w: make room in the data directory, then try again: %w", store.ErrDiskFull, err)
+	}
+	return err
 }
 
 // checkPragmas verifies that a pool's connections got the settings the DSN
