@@ -27,6 +27,8 @@ func TestUnavailableNamesTheCause(t *testing.T) {
 			"the disk the database is on is full"},
 		{"locked", fmt.Errorf("%w: %w: database is locked (5)", store.ErrUnavailable, store.ErrLocked), "locked by another process"},
 		{"read-only", fmt.Errorf("%w: %w: postgres: read-only", store.ErrUnavailable, store.ErrReadOnly), "the database is read-only"},
+		{"file removed", fmt.Errorf("%w: sqlite: /data/scepter.db was removed while the server ran: %w; restore it and restart", store.ErrUnavailable, store.ErrFileGone),
+			"the database file was removed or replaced"},
 		{"out of reach", fmt.Errorf("%w: postgres: dial tcp 10.0.0.5:5432: connection refused", store.ErrUnavailable), "cannot be reached just now"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

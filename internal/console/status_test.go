@@ -39,6 +39,8 @@ func TestStatusUnavailableNamesTheCause(t *testing.T) {
 			"locked by another process", pki.RetryAfterSeconds},
 		{"read-only", fmt.Errorf("%w: %w: postgres: read-only", store.ErrUnavailable, store.ErrReadOnly),
 			"the database is read-only", pki.RetryAfterSeconds},
+		{"file removed", fmt.Errorf("%w: sqlite: /data/scepter.db was removed while the server ran: %w; restore it and restart", store.ErrUnavailable, store.ErrFileGone),
+			"the database file was removed or replaced", pki.RetryAfterSeconds},
 		{"out of reach", fmt.Errorf("%w: dial tcp: connection refused", store.ErrUnavailable),
 			"cannot be reached just now; try again in a few seconds", pki.RetryAfterSeconds},
 	}

@@ -20,13 +20,22 @@ import (
 	"github.com/scepter/scepter/internal/store/postgres/pgtest"
 )
 
-// unwritable is a store that reads, and writes or not as the test says.
+// unwritable is a store that reads, and writes or not as the test says;
+// with pingFails it neither reads nor writes.
 type unwritable struct {
-	mu  sync.Mutex
-	err error // CanWrite's answer
+	mu        sync.Mutex
+	err       error // CanWrite's answer
+	pingFails bool  // Ping answers err too
 }
 
-func (u *unwritable) Ping(context.Context) error { return nil }
+func (u *unwritable) Ping(context.Context) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.pingFails {
+		return u.err
+	}
+	return nil
+}
 
 func (u *unwritable) CanWrite(context.Context) error {
 	u.mu.Lock()
@@ -41,18 +50,23 @@ func (u *unwritable) set(err error) {
 }
 
 // /readyz fails, naming the cause, while the store reads but cannot
-// write, and is ready again once it can; the failure is logged once at
+// write (or, its SQLite file removed or replaced, neither reads nor
+// writes), and is ready again once it can; the failure is logged once at
 // ERROR however many probes see it.
 func TestReadyzFailsWhileTheStoreCannotWrite(t *testing.T) {
+	gone := fmt.Errorf("%w: sqlite: /data/scepter.db was removed while the server ran: %w; restore it and restart", store.ErrUnavailable, store.ErrFileGone)
 	tests := []struct {
-		name  string
-		err   error
-		state string
+		name      string
+		err       error
+		pingFails bool
+		state     string
 	}{
-		{"disk full", fmt.Errorf("%w: %w: commit: database or disk is full (13)", store.ErrUnavailable, store.ErrDiskFull), "store: cannot write: the disk is full\n"},
-		{"locked", fmt.Errorf("%w: %w: begin: database is locked (5)", store.ErrUnavailable, store.ErrLocked), "store: cannot write: the database is locked by another process\n"},
-		{"read-only", fmt.Errorf("%w: %w: attempt to write a readonly database (8)", store.ErrUnavailable, store.ErrReadOnly), "store: cannot write: the database is read-only\n"},
-		{"other", fmt.Errorf("%w: disk I/O error (10)", store.ErrUnavailable), "store: cannot write (the log says why)\n"},
+		{"disk full", fmt.Errorf("%w: %w: commit: database or disk is full (13)", store.ErrUnavailable, store.ErrDiskFull), false, "store: cannot write: the disk is full\n"},
+		{"locked", fmt.Errorf("%w: %w: begin: database is locked (5)", store.ErrUnavailable, store.ErrLocked), false, "store: cannot write: the database is locked by another process\n"},
+		{"read-only", fmt.Errorf("%w: %w: attempt to write a readonly database (8)", store.ErrUnavailable, store.ErrReadOnly), false, "store: cannot write: the database is read-only\n"},
+		{"other", fmt.Errorf("%w: disk I/O error (10)", store.ErrUnavailable), false, "store: cannot write (the log says why)\n"},
+		{"file removed, seen by Ping", gone, true, "store: database file removed or replaced since start (the log says which, and what to do)\n"},
+		{"file removed, seen by CanWrite", gone, false, "store: database file removed or replaced since start (the log says which, and what to do)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +82,9 @@ func TestReadyzFailsWhileTheStoreCannotWrite(t *testing.T) {
 				t.Fatalf("/readyz with the store writing: %d %q", code, body)
 			}
 
+			st.mu.Lock()
+			st.pingFails = tt.pingFails
+			st.mu.Unlock()
 			st.set(tt.err)
 			for i := range 3 {
 				p.Clock.Advance(health.DefaultCacheFor)

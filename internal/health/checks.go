@@ -39,6 +39,9 @@ type WriteProber interface {
 func Store(p Pinger) Check {
 	return Check{Name: "store", Run: func(ctx context.Context) error {
 		if err := p.Ping(ctx); err != nil {
+			if errors.Is(err, store.ErrFileGone) {
+				return &Shown{Name: "store", State: fileGoneState, Err: err}
+			}
 			return err
 		}
 		w, ok := p.(WriteProber)
@@ -54,9 +57,18 @@ func Store(p Pinger) Check {
 		case ctx.Err() != nil:
 			return fmt.Errorf("%w: %w", ErrTimedOut, err)
 		}
+		if errors.Is(err, store.ErrFileGone) {
+			return &Shown{Name: "store", State: fileGoneState, Err: err}
+		}
 		return &Shown{Name: "store", State: "cannot write (the log says why)", Err: err}
 	}}
 }
+
+// fileGoneState is the store check's state once its database file was
+// removed or replaced (store.ErrFileGone). The log names the file, which
+// of the two and what to do: restore a removed file before restarting,
+// which would otherwise start on an empty store.
+const fileGoneState = "database file removed or replaced since start (the log says which, and what to do)"
 
 // SchemaState says whether the store's schema went past this binary's
 // while the node runs; *postgres.Store is one.

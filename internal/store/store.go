@@ -94,6 +94,13 @@ var (
 	ErrReadOnly = errors.New("the database is read-only")
 )
 
+// ErrFileGone: the store's database file was removed, or replaced by
+// another file, while the server ran (SQLite): it neither reads nor
+// writes, as what it wrote to the file it still holds would be lost. It
+// comes wrapped with ErrUnavailable; restarting (after restoring a
+// removed file) mends it.
+var ErrFileGone = errors.New("the database file is no longer the one this process opened")
+
 // CannotWriteCause returns which of ErrDiskFull, ErrLocked and ErrReadOnly
 // err wraps, or nil.
 func CannotWriteCause(err error) error {

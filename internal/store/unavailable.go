@@ -9,13 +9,17 @@ import (
 // UnavailableMessage is what a 503 of the console or the admin API says
 // (an operator reads it): the service's reason where the error carries one
 // (the audit trail changed outside scepter, a node that issues nothing
-// now), else why the store cannot write when it knows (the database was
+// now), else that the database file is gone, else why the store cannot
+// write when it knows (the database was
 // reached: retrying in seconds helps only once the operator has mended
 // that), else that the database (or a key token) is out of reach. Devices are told less.
 func UnavailableMessage(err error) string {
 	var pe *pki.Error
 	if errors.As(err, &pe) && pe.Code == pki.EUnavailable && pe.Message != "" {
 		return pe.Message
+	}
+	if errors.Is(err, ErrFileGone) {
+		return "nothing can be read or recorded now: the database file was removed or replaced while scepter ran; restore a removed file and restart scepter (the log names the file)"
 	}
 	switch CannotWriteCause(err) {
 	case ErrDiskFull:

@@ -55,11 +55,11 @@ func TestDatabaseFileRemovedOrReplaced(t *testing.T) {
 
 			tt.change(t, path)
 
-			if err := s.Ping(ctx); !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, errFileGone) {
+			if err := s.Ping(ctx); !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, store.ErrFileGone) {
 				t.Errorf("Ping: %v, want store.ErrUnavailable naming the file", err)
 			}
 			err := s.RecordIssuance(ctx, store.Issuance{Certificate: testCert("02"), Now: t0})
-			if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, errFileGone) {
+			if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, store.ErrFileGone) {
 				t.Errorf("an issuance after: %v, want store.ErrUnavailable naming the file", err)
 			}
 			if err := s.RememberNonce(ctx, "tx", []byte("nonce"), t0, t0.Add(1e12)); !errors.Is(err, store.ErrUnavailable) {

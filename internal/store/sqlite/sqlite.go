@@ -281,27 +281,24 @@ func createPrivate(path string) error {
 	return nil
 }
 
-// errFileGone is the store's answer once its database file is no longer at
-// its path: removed, or replaced by another file (a backup copied over it
-// with mv). The open connections would go on writing to the file they
-// hold, which nothing will read again (the next start, and every CLI
-// command, opens the path), so a certificate recorded there would be lost
-// along with its revocation state.
-var errFileGone = errors.New("the database file is no longer the one this process opened")
-
-// checkFile fails, marked store.ErrUnavailable, when the file at s.path is
-// not the one Open opened. It is one stat(2), run before every write
-// transaction and by Ping, so that nothing more is issued into a file that
-// is gone and /readyz says why.
+// checkFile fails, marked store.ErrUnavailable and store.ErrFileGone, when
+// the file at s.path is not the one Open opened: removed, or replaced by
+// another file (a backup copied over it with mv). The open connections
+// would go on writing to the file they hold, which nothing will read again
+// (the next start, and every CLI command, opens the path), so a
+// certificate recorded there would be lost along with its revocation
+// state. It is one stat(2), run before every write transaction and by
+// Ping, so that nothing more is issued into a file that is gone and
+// /readyz says why.
 func (s *Store) checkFile() error {
 	now, err := os.Stat(s.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%w: sqlite: %s was removed while the server ran: %w; restore it and restart", store.ErrUnavailable, s.path, errFileGone)
+		return fmt.Errorf("%w: sqlite: %s was removed while the server ran: %w; restore it and restart", store.ErrUnavailable, s.path, store.ErrFileGone)
 	case err != nil:
 		return fmt.Errorf("%w: sqlite: %w", store.ErrUnavailable, err)
 	case !os.SameFile(s.file, now):
-		return fmt.Errorf("%w: sqlite: %s was replaced by another file while the server ran: %w; restart to use it", store.ErrUnavailable, s.path, errFileGone)
+		return fmt.Errorf("%w: sqlite: %s was replaced by another file while the server ran: %w; restart to use it", store.ErrUnavailable, s.path, store.ErrFileGone)
 	}
 	return nil
 }
