@@ -273,7 +273,54 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 	if err := pc.notify(&p); err != nil {
 		return p, err
 	}
+	if err := pc.contradictions(p); err != nil {
+		return p, err
+	}
 	return p, nil
+}
+
+// contradictions refuses settings that each parse but together can never
+// be meant: the profile would start and then refuse, or quietly undo,
+// what one of them asks for. Settings that only overlap (a fixed attribute
+// also required, a pattern its fixed value matches) pass.
+func (pc ProfileConfig) contradictions(p pki.Profile) error {
+	for _, a := range slices.Sorted(maps.Keys(p.SubjectFixed)) {
+		v := p.SubjectFixed[a]
+		// A pattern is checked against the device's value, which the fixed
+		// one then replaces: one the fixed value fails refuses the only
+		// value the profile issues, and passes others only to drop them.
+		if re, ok := p.SubjectPatterns[a]; ok && !regexp.MustCompile(re).MatchString(v) {
+			return fmt.Errorf("subject_fixed.%s = %q does not match subject_patterns.%s = %q: a device sending %q would be refused, and one sending a value the pattern takes gets %q instead; drop subject_patterns.%s (the fixed value replaces whatever a device sends) or make it match %q",
+				a, v, a, re, v, v, a, v)
+		}
+		// subject_allowed takes a device's values; the fixed value replaces
+		// them all.
+		if slices.Contains(p.SubjectAllowed, a) {
+			return fmt.Errorf("subject_allowed lists %s, which subject_fixed sets to %q: a device's %s values would be accepted and then replaced; remove %s from subject_allowed, or from subject_fixed to issue the device's values",
+				a, v, a, a)
+		}
+	}
+	if p.RenewalWindowFixed >= p.Validity {
+		validity := fmt.Sprintf("validity %q", pc.Validity)
+		if pc.Validity == "" {
+			validity = "the default validity " + formatDays(p.Validity)
+		}
+		return fmt.Errorf("renewal_window %q is not shorter than %s: every certificate would be renewable from its first second; give a renewal_window shorter than the validity, or a share of the lifetime such as \"33%%\"",
+			pc.RenewalWindow, validity)
+	}
+	if p.RequireSAN && p.MaxSANs == 0 {
+		return fmt.Errorf("require_san = true with max_sans = 0: every request would be refused, for having a subject alternative name or for having none; raise max_sans or drop require_san")
+	}
+	return nil
+}
+
+// formatDays writes d as the config file would, in whole days when it is
+// some.
+func formatDays(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%q", strconv.FormatInt(int64(d/(24*time.Hour)), 10)+"d")
+	}
+	return fmt.Sprintf("%q", d.String())
 }
 
 // notify sets the expiry notification settings: thresholds are positive

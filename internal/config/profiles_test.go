@@ -183,3 +183,56 @@ issuer_urls = []
 		}
 	}
 }
+
+// Settings that each parse but together can never be meant are refused at
+// load, naming the profile and both settings, and saying what to give
+// (r78 D9); ones that only overlap load.
+func TestProfileContradictions(t *testing.T) {
+	refused := []struct {
+		name, content string
+		want          []string
+	}{
+		{"fixed value the pattern refuses", "[profiles.fp]\nsubject_fixed = { O = \"Acme\" }\nsubject_patterns = { o = \"^Other$\" }\n",
+			[]string{"fp: ", `subject_fixed.O = "Acme" does not match subject_patterns.O = "^Other$"`, "drop subject_patterns.O"}},
+		{"fixed attribute also allowed", "[profiles.fa]\nsubject_fixed = { OU = \"Devices\" }\nsubject_allowed = [\"ou\"]\n",
+			[]string{"fa: ", `subject_allowed lists OU, which subject_fixed sets to "Devices"`, "remove OU from subject_allowed"}},
+		{"window longer than the validity", "[profiles.win]\nvalidity = \"30d\"\nrenewal_window = \"60d\"\n",
+			[]string{"win: ", `renewal_window "60d" is not shorter than validity "30d"`, "renewable from its first second", "give a renewal_window shorter"}},
+		{"window as long as the validity", "[profiles.win]\nvalidity = \"720h\"\nrenewal_window = \"30d\"\n",
+			[]string{"win: ", `renewal_window "30d" is not shorter than validity "720h"`}},
+		{"window longer than the default validity", "[profiles.win]\nrenewal_window = \"400d\"\n",
+			[]string{"win: ", `renewal_window "400d" is not shorter than the default validity "365d"`}},
+		{"a SAN required, none allowed", "[profiles.san]\nrequire_san = true\nmax_sans = 0\n",
+			[]string{"san: ", "require_san = true with max_sans = 0", "raise max_sans or drop require_san"}},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseProfiles(t, tt.content)
+			if err == nil {
+				t.Fatal("loaded, want it refused")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nwant it to say %q", err, w)
+				}
+			}
+		})
+	}
+
+	loaded := map[string]string{
+		"fixed value the pattern takes": "[profiles.a]\nsubject_fixed = { O = \"Acme\" }\nsubject_patterns = { O = \"^Acme$\" }\n",
+		"fixed attribute also required": "[profiles.a]\nsubject_fixed = { O = \"Acme\" }\nsubject_required = [\"O\"]\n",
+		"fixed and allowed apart":       "[profiles.a]\nsubject_fixed = { O = \"Acme\" }\nsubject_allowed = [\"OU\"]\n",
+		"window shorter than validity":  "[profiles.a]\nvalidity = \"30d\"\nrenewal_window = \"29d\"\n",
+		"window of the whole lifetime":  "[profiles.a]\nvalidity = \"30d\"\nrenewal_window = \"100%\"\n",
+		"a SAN required, one allowed":   "[profiles.a]\nrequire_san = true\nmax_sans = 1\n",
+		"no SAN allowed, none required": "[profiles.a]\nmax_sans = 0\n",
+	}
+	for name, content := range loaded {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parseProfiles(t, content); err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+}
