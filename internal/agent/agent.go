@@ -190,9 +190,11 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 		// is not due can still be looked at; one that is, cannot be
 		// renewed.
 		o = outcome{err: fmt.Errorf("state directory %s: %w", l.state, err)}
+		attempt, cancel := a.attempt(ctx)
+		defer cancel()
 		if p, perr := readPair(l); perr != nil {
 			o.err = perr
-		} else if perr := a.checkInPlace(ctx, c, l, p, log); perr != nil {
+		} else if perr := a.checkInPlace(attempt, c, l, p, log); perr != nil {
 			o.err = perr
 		} else if o.point = RenewalPoint(p.cert, c.RenewBefore); a.now().Before(o.point) {
 			log.Info("not due for renewal", "serial", p.cert.SerialNumber.Text(16), "not_after", p.cert.NotAfter.UTC(), "renew_at", o.point.UTC())
@@ -230,7 +232,9 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 	if err != nil {
 		return outcome{err: err}
 	}
-	if err := a.checkInPlace(ctx, c, l, p, log); err != nil {
+	attempt, cancel := a.attempt(ctx)
+	defer cancel()
+	if err := a.checkInPlace(attempt, c, l, p, log); err != nil {
 		return outcome{err: err}
 	}
 	if k := l.pendingKey(); k != nil && pki.SamePublicKey(k.Public(), p.cert.PublicKey) {
@@ -264,7 +268,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 		log.Warn("the certificate has expired; asking for its renewal anyway (a server may allow a grace period)", attrs...)
 	}
 	log.Info("renewing", append(attrs, "protocol", c.Protocol, "url", client.RedactURL(c.URL), "rekey", c.Rekey)...)
-	r, err := a.renewBounded(ctx, c, l, p, log)
+	r, err := a.renewBounded(ctx, attempt, c, l, p, log)
 	if err != nil {
 		o.err, o.retry = err, true
 		return o
@@ -304,18 +308,26 @@ func (a *Agent) renewTimeout() time.Duration {
 	return DefaultRenewTimeout
 }
 
-// renewBounded is renew under a deadline of its own (renew_timeout): the
-// certificates are renewed one after another, and a server that accepts
-// the connection and never answers would otherwise hold every certificate
-// after this one for as long as the client's own timeouts allow, once per
-// exchange. The deadline runs on the real clock, as the network does.
-func (a *Agent) renewBounded(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*renewal, error) {
-	limit := a.renewTimeout()
-	rctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	r, err := a.renew(rctx, c, l, p, log)
-	if err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
-		return nil, fmt.Errorf("the renewal attempt timed out after %s (renew_timeout): %w", limit, err)
+// attempt is the context of one attempt's exchanges with the server: the
+// check that the certificate in place is the pinned CA's (its CA
+// certificates fetched) shares renew_timeout with the renewal after it,
+// so that a server that never answers costs one renew_timeout, not two.
+// A post_renew command has a timeout of its own and is not under it.
+func (a *Agent) attempt(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, a.renewTimeout())
+}
+
+// renewBounded is renew under the attempt's deadline (renew_timeout,
+// counted from the start of the check): the certificates are renewed one
+// after another, and a server that accepts the connection and never
+// answers would otherwise hold every certificate after this one for as
+// long as the client's own timeouts allow, once per exchange. The deadline
+// runs on the real clock, as the network does. ctx is the agent's own,
+// attempt the one with the deadline.
+func (a *Agent) renewBounded(ctx, attempt context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*renewal, error) {
+	r, err := a.renew(attempt, c, l, p, log)
+	if err != nil && ctx.Err() == nil && errors.Is(attempt.Err(), context.DeadlineExceeded) {
+		return nil, fmt.Errorf("the renewal attempt timed out after %s (renew_timeout): %w", a.renewTimeout(), err)
 	}
 	return r, err
 }

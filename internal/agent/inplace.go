@@ -62,8 +62,9 @@ func (a *Agent) checkInPlace(ctx context.Context, c *Certificate, l *layout, p *
 		if !ok {
 			return nil
 		}
-		fctx, cancel := context.WithTimeout(ctx, a.renewTimeout())
-		defer cancel()
+		// ctx carries the attempt's deadline (renew_timeout), which this
+		// fetch shares with the renewal after it.
+		fctx := ctx
 		warnf := func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
 		cas, err := f.CACerts(fctx, c, RenewRequest{Config: c, Now: a.now, Warnf: warnf})
 		if err != nil {

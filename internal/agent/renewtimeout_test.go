@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -124,5 +125,61 @@ cert_path = "good-cert.pem"
 				t.Errorf("the certificate on the working server was not renewed:\n%s", logs)
 			}
 		})
+	}
+}
+
+// hangingRenewer is a server that accepts and never answers: each call
+// waits for its context to end, and records the deadline it was given.
+type hangingRenewer struct {
+	mu        sync.Mutex
+	deadlines map[string]time.Time // by call: "CACerts", "Renew"
+}
+
+func (h *hangingRenewer) hang(ctx context.Context, call string) error {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return fmt.Errorf("%s: no deadline", call)
+	}
+	h.mu.Lock()
+	h.deadlines[call] = d
+	h.mu.Unlock()
+	<-ctx.Done()
+	return fmt.Errorf("%s: %w", call, ctx.Err())
+}
+
+func (h *hangingRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, error) {
+	return nil, h.hang(ctx, "Renew")
+}
+
+func (h *hangingRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) ([]*x509.Certificate, error) {
+	return nil, h.hang(ctx, "CACerts")
+}
+
+// The check that the certificate in place chains to the pinned CA (a CA
+// certificates fetch, for files that `scepter enroll` wrote) is part of the
+// attempt: it shares renew_timeout's deadline with the renewal, so a server
+// that never answers costs one renew_timeout, not two.
+func TestRenewTimeoutBoundsThePinnedCACheckToo(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.clock.Set(f.first.NotAfter.Add(-time.Hour)) // due
+	f.cfg.RenewTimeout = 100 * time.Millisecond
+	f.cfg.OnceAttempts = 1
+	h := &hangingRenewer{deadlines: map[string]time.Time{}}
+	f.agent.Renewers = map[string]Renewer{ProtocolSCEP: h}
+	err := f.agent.RunOnce(context.Background())
+	if err == nil {
+		t.Fatal("RunOnce succeeded against a server that never answers")
+	}
+	if !strings.Contains(f.logs.String(), "timed out after 100ms (renew_timeout)") {
+		t.Errorf("the log does not say the attempt timed out:\n%s", f.logs)
+	}
+	caDeadline, fetched := h.deadlines["CACerts"]
+	renewDeadline, renewed := h.deadlines["Renew"]
+	if !fetched || !renewed {
+		t.Fatalf("calls made: %v; want the CA certificates fetched, then a renewal asked for", h.deadlines)
+	}
+	if !renewDeadline.Equal(caDeadline) {
+		t.Errorf("the renewal's deadline is %s after the CA certificates fetch's: each has its own renew_timeout",
+			renewDeadline.Sub(caDeadline))
 	}
 }
