@@ -577,6 +577,8 @@ func (a *Agent) RunOnce(ctx context.Context) error {
 		log := a.log().With("cert", c.Name)
 		for attempt := 1; ; attempt++ {
 			o := a.check(ctx, c, doAll)
+			// The next run renews it again; say so now.
+			a.warnIfLoop(c, o, a.now(), log)
 			err := o.failure()
 			if err == nil {
 				break
@@ -702,16 +704,29 @@ func (a *Agent) update(c *Certificate, s *certState, o outcome, now time.Time) {
 		}
 	case o.renewed != nil:
 		s.failures = 0
-		if !o.point.After(now) {
-			// Renewing again at once would loop: the server issues a
-			// lifetime shorter than renew_before, or the clocks disagree.
-			s.hold = now.Add(a.Config.RetryMax)
-			log.Warn("the renewed certificate is already due for renewal (renew_before longer than its lifetime?); waiting before the next one",
-				"renew_at", o.point.UTC(), "not_after", o.renewed.NotAfter.UTC(), "next_attempt", s.hold.UTC())
+		if wait, soon := a.warnIfLoop(c, o, now, log); soon {
+			// Renewing again at once, or a second later, would loop.
+			s.hold = now.Add(wait)
 		}
 	case !o.due:
 		s.failures = 0
 	}
+}
+
+// warnIfLoop warns when the certificate o renewed is due again at once or
+// nearly (see LoopHold) and says how long to wait before the next renewal.
+func (a *Agent) warnIfLoop(c *Certificate, o outcome, now time.Time, log *slog.Logger) (time.Duration, bool) {
+	if o.renewed == nil {
+		return 0, false
+	}
+	wait, soon := LoopHold(o.renewed, o.point, now, a.Config.RetryMax)
+	if soon {
+		// The server issues a lifetime not much longer than renew_before
+		// (or shorter), or the clocks disagree.
+		log.Warn("the renewed certificate is already due for renewal, or nearly (renew_before close to or longer than its lifetime?): it is not renewed again before next_attempt; set renew_before well below the lifetime",
+			"renew_before", c.RenewBefore, "renew_at", o.point.UTC(), "not_after", o.renewed.NotAfter.UTC(), "next_attempt", now.Add(wait).UTC())
+	}
+	return wait, soon
 }
 
 // nextWake is the earliest renewal point, retry or periodic check.

@@ -370,35 +370,78 @@ func TestRunSleepsUntilTheRenewalPointAndBacksOff(t *testing.T) {
 	}
 }
 
-// A renewed certificate that is due at once (renew_before longer than the
-// lifetime) is not renewed in a loop.
+// A renewed certificate that is due at once, or nearly (renew_before
+// close to, equal to or beyond the lifetime), is not renewed in a loop: a
+// renewal point one second after the renewal escaped a test of "already
+// past", and the agent renewed once a second. Over one lifetime it is
+// renewed at most about ten times, with a warning; a renew_before well
+// inside the lifetime is left alone.
 func TestRunDoesNotLoopOnACertificateDueAtOnce(t *testing.T) {
-	f := newFixture(t, fixtureOpts{extra: "renew_before = \"60d\"\n"})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sleep := f.agent.Sleep
-	f.agent.Sleep = func(c context.Context, d time.Duration) error {
-		err := sleep(c, d)
-		if len(f.sleeps) >= 3 {
-			cancel()
-			return context.Canceled
-		}
-		return err
+	for _, tt := range []struct {
+		life        time.Duration
+		renewBefore string
+		guarded     bool // warned, and renewed at most loopShare+1 times in a lifetime
+		minRenewals int
+	}{
+		{6 * time.Minute, "5m59s", true, 1},
+		{6 * time.Minute, "5m50s", true, 1},
+		{6 * time.Minute, "6m", true, 1},
+		{6 * time.Minute, "7m", true, 1},
+		{30 * 24 * time.Hour, "60d", true, 1},
+		{30 * 24 * time.Hour, "719h", true, 1},
+		// Every minute: renew_before well inside the lifetime.
+		{6 * time.Minute, "5m", false, 5},
+	} {
+		t.Run(tt.renewBefore+"/"+tt.life.String(), func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{life: tt.life, extra: fmt.Sprintf("renew_before = %q\n", tt.renewBefore)})
+			f.cfg.CheckInterval = tt.life / 20
+			start := f.first.NotAfter.Add(-tt.life / 100)
+			f.clock.Set(start) // due
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sleep := f.agent.Sleep
+			f.agent.Sleep = func(c context.Context, d time.Duration) error {
+				err := sleep(c, d)
+				if !f.clock.Now().Before(start.Add(tt.life)) || f.renewer.count() > 100 {
+					cancel()
+					return context.Canceled
+				}
+				return err
+			}
+			if err := f.agent.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			n := f.renewer.count()
+			warned := strings.Contains(f.logs.String(), "already due")
+			if n < tt.minRenewals {
+				t.Errorf("%d renewals in one lifetime, want at least %d", n, tt.minRenewals)
+			}
+			if tt.guarded && (n > loopShare+1 || !warned) {
+				t.Errorf("%d renewals in one lifetime (warned: %v); want at most %d, and a warning", n, warned, loopShare+1)
+			}
+			if !tt.guarded && warned {
+				t.Error("warned of a loop where there is none")
+			}
+			// It never expires for want of a renewal.
+			if p := f.pair(); !f.clock.Now().Before(p.cert.NotAfter) {
+				t.Errorf("the certificate in place expired at %s", p.cert.NotAfter)
+			}
+		})
 	}
-	if err := f.agent.Run(ctx); err != nil {
+}
+
+// --once renews a certificate that will be due again at once, and says so.
+func TestOnceWarnsOfACertificateDueAgainAtOnce(t *testing.T) {
+	f := newFixture(t, fixtureOpts{life: 6 * time.Minute, extra: "renew_before = \"5m59s\"\n"})
+	f.clock.Set(f.first.NotAfter.Add(-time.Minute))
+	if err := f.agent.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// Renewed at the start, then once per retry_max (5m).
-	if f.renewer.count() != 3 {
-		t.Errorf("%d renewals in %v of sleep, want 3", f.renewer.count(), f.sleeps)
-	}
-	for _, d := range f.sleeps {
-		if d < 5*time.Minute {
-			t.Errorf("slept only %s between renewals", d)
-		}
+	if f.renewer.count() != 1 {
+		t.Errorf("%d renewals, want 1", f.renewer.count())
 	}
 	if !strings.Contains(f.logs.String(), "already due") {
-		t.Error("no warning about a certificate that is due at once")
+		t.Error("no warning that the renewed certificate is due again at once")
 	}
 }
 

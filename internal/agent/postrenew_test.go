@@ -69,10 +69,11 @@ func TestRunFailingPostRenewHasItsOwnBackoff(t *testing.T) {
 	}
 
 	t.Run("a certificate due during the command's backoff", func(t *testing.T) {
-		// The reviewer's case: a 1h certificate renewed 59m30s before
-		// its end, so each renewal is due 30s after the one before.
-		f := setup(t, time.Hour)
-		f.cert().RenewBefore = 59*time.Minute + 30*time.Second
+		// The reviewer's case: each renewal is due 30s after the one
+		// before (a 4m certificate renewed 3m30s before its end: not so
+		// close to its lifetime that the loop guard holds it back).
+		f := setup(t, 4*time.Minute)
+		f.cert().RenewBefore = 3*time.Minute + 30*time.Second
 		got := runFor(t, f, 2*time.Minute)
 		want := seconds(30, 60, 90)
 		if !slices.Equal(got.renewals, want) {

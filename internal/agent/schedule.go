@@ -37,3 +37,29 @@ func Backoff(failures int, initial, max time.Duration, jitter float64) time.Dura
 	half := d / 2
 	return half + time.Duration(jitter*float64(d-half))
 }
+
+// loopShare: a renewed certificate whose renewal point comes within this
+// share (1/loopShare) of its remaining life is due again at once, or
+// nearly: renew_before close to or beyond the lifetime the server gives,
+// or clocks that disagree.
+const loopShare = 10
+
+// LoopHold says whether cert, just renewed at now, would be renewed again
+// at once or nearly (its renewal point, point, within a tenth of its
+// remaining life: a point one second after the renewal escapes a test of
+// "already past"), and if so how long to wait before its next renewal:
+// retry_max, or a tenth of its remaining life when that is longer (so that
+// a short-lived certificate is renewed at most about ten times in its
+// life), but never more than half of it (so that it does not expire for
+// want of a renewal).
+func LoopHold(cert *x509.Certificate, point, now time.Time, retryMax time.Duration) (wait time.Duration, tooSoon bool) {
+	remaining := cert.NotAfter.Sub(now)
+	if remaining <= 0 {
+		return retryMax, true
+	}
+	margin := remaining / loopShare
+	if point.Sub(now) >= margin {
+		return 0, false
+	}
+	return min(max(retryMax, margin), remaining/2), true
+}
