@@ -34,10 +34,6 @@ func cmdAgent(ctx context.Context, e env, args []string) error {
 	if err := parseAgentFlags(fs, e, args); err != nil {
 		return err
 	}
-	cfg, err := loadAgentConfig(e, configFile)
-	if err != nil {
-		return err
-	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", logLevel)}
@@ -51,6 +47,12 @@ func cmdAgent(ctx context.Context, e env, args []string) error {
 		h = slog.NewJSONHandler(e.stderr, opts)
 	default:
 		return usageError{fmt.Sprintf("--log-format %q: want text or json", logFormat)}
+	}
+	// The flags are checked first: their errors do not depend on the
+	// machine the config describes.
+	cfg, err := loadAgentConfig(e, configFile)
+	if err != nil {
+		return err
 	}
 	a := &agent.Agent{Config: cfg, Clock: pki.SystemClock{}, Log: slog.New(h)}
 	if once {
@@ -107,6 +109,11 @@ func loadAgentConfig(e env, path string) (*agent.Config, error) {
 	cfg, err := agent.LoadConfig(path)
 	if err != nil {
 		return nil, usageError{err.Error()}
+	}
+	// Before any server is asked: a renewal that could not be installed
+	// would be issued for nothing.
+	if err := agent.CheckOutputDirs(cfg); err != nil {
+		return nil, usageError{fmt.Sprintf("agent config %s: %v", path, err)}
 	}
 	for _, c := range cfg.Certificates {
 		if c.ChallengeFile != "" {

@@ -179,3 +179,22 @@ func TestAgentOnceFailedRenewal(t *testing.T) {
 		t.Errorf("the log does not say what failed:\n%s", errb)
 	}
 }
+
+// A file the agent would write into a directory that does not exist is a
+// configuration error (exit 2), found before any server is asked, for
+// status as for a run.
+func TestAgentRefusesAMissingOutputDirectory(t *testing.T) {
+	dir, config, _ := agentMachine(t, pki.SystemClock{}.Now().Add(-80*24*time.Hour), 90*24*time.Hour)
+	b, _ := os.ReadFile(config)
+	if err := os.WriteFile(config, append(b, "chain_path = \"missing/chain.pem\"\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := `certificate 1 ("cli"): chain_path ` + filepath.Join(dir, "missing", "chain.pem") + ": its directory " + filepath.Join(dir, "missing") + " does not exist"
+	for _, args := range [][]string{{"agent", "--once", "--config", config}, {"agent", "status", "--config", config}} {
+		e, _, errb := testEnv(nil)
+		err := run(context.Background(), e, args)
+		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: err = %v (exit %d), want exit 2 and %q\n%s", args, err, exitCode(err), want, errb)
+		}
+	}
+}

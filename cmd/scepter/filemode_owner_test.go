@@ -28,7 +28,8 @@ func TestConfigAndSecretFileOwnerAndDirectory(t *testing.T) {
 		}
 	}
 	// `agent status` exits 1 for the certificate it cannot find, after
-	// reading its config.
+	// reading its config (its files are missing, not their directory,
+	// which would be a configuration error).
 	agentStatus := func(t *testing.T, file string) error {
 		e, _, _ := testEnv(nil)
 		err := run(context.Background(), e, []string{"agent", "status", "--config", file})
@@ -45,7 +46,7 @@ func TestConfigAndSecretFileOwnerAndDirectory(t *testing.T) {
 		{"challenge file", "--challenge-file", "s3cret\n", serve("--challenge-file")},
 		{"manufacturer CA file", "--est-client-ca-file", "-----BEGIN CERTIFICATE-----\n", serve("--est-client-ca-file")},
 		{"agent config", "--config", "[[certificate]]\nname = \"a\"\nprotocol = \"scep\"\nurl = \"http://127.0.0.1:1/scep\"\n" +
-			"ca_fingerprint = \"sha256:" + strings.Repeat("ab", 32) + "\"\nkey_path = \"/nonexistent/key.pem\"\ncert_path = \"/nonexistent/cert.pem\"\n", agentStatus},
+			"ca_fingerprint = \"sha256:" + strings.Repeat("ab", 32) + "\"\nkey_path = \"/nonexistent-key.pem\"\ncert_path = \"/nonexistent-cert.pem\"\n", agentStatus},
 	}
 	// Each case makes the file (and link) under base and returns the path
 	// to give and what the refusal must say ("" when accepted).

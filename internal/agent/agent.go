@@ -228,6 +228,13 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 			}
 		}()
 	}
+	if done, err := l.completeLinks(); err != nil {
+		// The certificate in place lacks its chain file: not a success,
+		// and no reason to renew it again.
+		return outcome{err: err}
+	} else if done {
+		log.Warn("chain_path was missing, as an install that stopped half-way leaves it; linked it to the chain of the certificate in place", "chain_path", c.ChainPath)
+	}
 	p, err := readPair(l)
 	if err != nil {
 		return outcome{err: err}
@@ -264,6 +271,11 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 	if !opts.renew {
 		return o
 	}
+	if err := l.probeOutputDirs(); err != nil {
+		// Not worth a retry: it takes the operator.
+		o.err = fmt.Errorf("%w (nothing was asked of the server)", err)
+		return o
+	}
 	if now.After(p.cert.NotAfter) {
 		log.Warn("the certificate has expired; asking for its renewal anyway (a server may allow a grace period)", attrs...)
 	}
@@ -279,6 +291,9 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 		return outcome{point: r.wake}
 	}
 	o.renewed, o.point = r.installed, RenewalPoint(r.installed, c.RenewBefore)
+	// In place but incomplete: a failure, not retried (it would ask for
+	// yet another certificate).
+	o.err = r.incomplete
 	return a.afterInstall(ctx, c, l, o, log)
 }
 
@@ -337,6 +352,9 @@ func (a *Agent) renewBounded(ctx, attempt context.Context, c *Certificate, l *la
 type renewal struct {
 	installed *x509.Certificate
 	wake      time.Time
+	// incomplete: installed is in place, and the install failed after
+	// it switched it in (an *errIncomplete).
+	incomplete error
 }
 
 // renew asks for the new certificate, checks it and installs it, or parks
@@ -437,7 +455,11 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		}
 	}
 	if err := a.installNew(c, l, key, res.Cert, chain, log); err != nil {
-		return nil, err
+		var inc *errIncomplete
+		if !errors.As(err, &inc) {
+			return nil, err
+		}
+		return &renewal{installed: res.Cert, incomplete: err}, nil
 	}
 	return &renewal{installed: res.Cert}, nil
 }
@@ -445,15 +467,19 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 // installNew installs a checked renewal and forgets the key kept for it.
 func (a *Agent) installNew(c *Certificate, l *layout, key crypto.Signer, cert *x509.Certificate, chain []*x509.Certificate, log *slog.Logger) error {
 	log.Info("installing the new key and certificate", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter.UTC())
-	if err := l.install(key, cert, chain, c.PostRenew != ""); err != nil {
+	err := l.install(key, cert, chain, c.PostRenew != "")
+	var inc *errIncomplete
+	if err != nil && !errors.As(err, &inc) {
 		return fmt.Errorf("installing the renewed certificate: %w", err)
 	}
+	// In place, completely or not: the kept key and parked renewal are
+	// done with.
 	l.clearPendingKey()
 	l.clearPark()
 	a.forgetRecheck(c.Name)
 	log.Info("renewed", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter.UTC(),
 		"renew_at", RenewalPoint(cert, c.RenewBefore).UTC(), "key_path", c.KeyPath, "cert_path", c.CertPath)
-	return nil
+	return err // nil, or an *errIncomplete
 }
 
 // checkParked installs a parked renewal once this clock reaches its start,
@@ -490,10 +516,12 @@ func (a *Agent) checkParked(ctx context.Context, c *Certificate, l *layout, p *p
 		}
 	}
 	log.Info("installing the renewed certificate kept until its start: "+why, attrs...)
-	if err := a.installNew(c, l, pk.key, pk.cert, pk.chain, log); err != nil {
+	err := a.installNew(c, l, pk.key, pk.cert, pk.chain, log)
+	var inc *errIncomplete
+	if err != nil && !errors.As(err, &inc) {
 		return outcome{err: err, retry: true, point: RenewalPoint(p.cert, c.RenewBefore)}
 	}
-	return a.afterInstall(ctx, c, l, outcome{renewed: pk.cert, point: RenewalPoint(pk.cert, c.RenewBefore)}, log)
+	return a.afterInstall(ctx, c, l, outcome{renewed: pk.cert, point: RenewalPoint(pk.cert, c.RenewBefore), err: err}, log)
 }
 
 // maxOutput bounds what is kept (and logged) of a post_renew command's output.

@@ -608,23 +608,39 @@ func (l *layout) writeGeneration(f files) error {
 			return err
 		}
 	}
+	if f.chain != nil {
+		// A chain_path that is not there yet is linked before the switch:
+		// until then the link leads nowhere, as the path did, and a
+		// chain_path that cannot be made stops the install while the
+		// old pair is still in place.
+		if _, err := os.Lstat(l.chain); errors.Is(err, fs.ErrNotExist) {
+			if err := l.symlink(l.chain, l.linkTarget(l.chain, "chain.pem")); err != nil {
+				return fmt.Errorf("chain_path %s: %w", l.chain, err)
+			}
+		}
+	}
 	// The switch: one rename. Before it the paths show the old pair, after
 	// it the new one.
 	if err := l.symlink(filepath.Join(l.state, currentName), gen); err != nil {
 		return err
 	}
+	// From here on the new generation is in place: a failure is reported,
+	// and the renewal is not asked for again.
 	if err := l.symlink(l.key, l.linkTarget(l.key, "key.pem")); err != nil {
-		return err
+		return &errIncomplete{fmt.Errorf("key_path %s: %w", l.key, err)}
 	}
 	if err := l.symlink(l.cert, l.linkTarget(l.cert, "cert.pem")); err != nil {
-		return err
+		return &errIncomplete{fmt.Errorf("cert_path %s: %w", l.cert, err)}
 	}
 	if f.chain != nil {
 		if err := l.symlink(l.chain, l.linkTarget(l.chain, "chain.pem")); err != nil {
-			return err
+			return &errIncomplete{fmt.Errorf("chain_path %s: %w", l.chain, err)}
 		}
 	}
-	return l.removeGenerations(gen)
+	if err := l.removeGenerations(gen); err != nil {
+		return &errIncomplete{fmt.Errorf("removing the old generations: %w", err)}
+	}
+	return nil
 }
 
 // migrate brings key_path and cert_path (and chain_path) into the layout
@@ -682,7 +698,16 @@ func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x50
 	if err := l.stateDir(); err != nil {
 		return err
 	}
+	if err := l.probeOutputDirs(); err != nil {
+		return err
+	}
 	if err := l.migrate(); err != nil {
+		// The migration shows what was in place throughout: nothing
+		// renewed is in place yet, whatever step failed.
+		var inc *errIncomplete
+		if errors.As(err, &inc) {
+			err = inc.err
+		}
 		return err
 	}
 	if marker {
@@ -692,15 +717,16 @@ func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x50
 	}
 	if l.combined() {
 		// One file: certificate, chain, key (HAProxy's order); one rename.
+		// The chain file first: one that cannot be written stops the
+		// install before the renewal is in place.
 		data := append(append([]byte{}, certPEM...), keyPEM...)
 		defer clear(data)
-		if err := l.writeFile(l.key, data, keyPerm(l.key), l.key); err != nil {
-			return err
-		}
 		if l.separateChain() && len(chain) > 0 {
-			return l.writeFile(l.chain, encodeCerts(chain...), 0o644, l.chain)
+			if err := l.writeFile(l.chain, encodeCerts(chain...), 0o644, l.chain); err != nil {
+				return fmt.Errorf("chain_path %s: %w", l.chain, err)
+			}
 		}
-		return nil
+		return l.writeFile(l.key, data, keyPerm(l.key), l.key)
 	}
 	f := files{key: keyPEM, cert: certPEM, keyOwner: l.key, certOwner: l.cert}
 	if l.separateChain() && len(chain) > 0 {

@@ -44,6 +44,11 @@ func (a *Agent) Status() []CertStatus {
 			err = lerr
 		} else if derr := l.checkDirs(); derr != nil {
 			err = derr
+		} else if oerr := l.checkOutputDirs(); oerr != nil {
+			err = oerr
+		} else if err == nil && l.chainMissing() {
+			err = fmt.Errorf("chain_path %s is missing, though the certificate in place has a chain (%s): an install stopped half-way; the agent's next run links it (it needs write access to %s)",
+				c.ChainPath, filepath.Join(l.state, currentName, "chain.pem"), filepath.Dir(c.ChainPath))
 		} else if err == nil {
 			err = statusInPlace(l, p, c, a.now())
 		}
