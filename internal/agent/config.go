@@ -152,6 +152,15 @@ func LoadConfig(path string) (*Config, error) {
 // ParseConfig parses an agent.toml; relative paths are resolved against
 // baseDir. Unknown keys are errors.
 func ParseConfig(data []byte, baseDir string) (*Config, error) {
+	// Types first, to say what a key takes rather than the decoder's
+	// "incompatible types".
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		return nil, err
+	}
+	if err := checkTypes(raw); err != nil {
+		return nil, err
+	}
 	var fc fileConfig
 	md, err := toml.Decode(string(data), &fc)
 	if err != nil {
@@ -269,8 +278,10 @@ func parseCert(md toml.MetaData, prim toml.Primitive, baseDir string) (Certifica
 	case c.Name == "":
 		fail("name is required")
 	case !nameRE.MatchString(c.Name):
-		fail("name %q: use letters, digits, '.', '_' and '-' (it names a directory)", c.Name)
+		fail("name %q: %s", c.Name, badName(c.Name))
 	}
+	// In any case, as it always was (and as the server takes key_types
+	// and key_usage): configurations that say "SCEP" keep working.
 	switch c.Protocol {
 	case ProtocolSCEP, ProtocolEST:
 	case "":
@@ -354,4 +365,109 @@ func parseCert(md toml.MetaData, prim toml.Primitive, baseDir string) (Certifica
 func validFingerprint(s string) bool {
 	_, ok := client.NormalizeFingerprint(s)
 	return ok
+}
+
+// badName says why a certificate name nameRE refuses is refused.
+func badName(name string) string {
+	const rule = "it names the state directory, so use letters, digits, '.', '_' and '-', starting with a letter or digit, up to 64 characters"
+	switch {
+	case strings.Trim(name, ".") == "":
+		return "a name of only dots would name the directory itself or its parent; " + rule
+	case len(name) > 64:
+		return "too long; " + rule
+	case !strings.ContainsAny(name[:1], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"):
+		return fmt.Sprintf("starts with %q; %s", name[:1], rule)
+	}
+	return rule
+}
+
+// What the keys of agent.toml take, for the messages of type errors; a key
+// not listed takes a string.
+const (
+	wantDuration = `a duration in quotes, such as "5m"`
+	wantString   = "a string, in quotes"
+	wantBool     = "true or false, without quotes"
+	wantInt      = "a whole number, without quotes"
+)
+
+var topTypes = map[string]string{"retry_initial": wantDuration, "retry_max": wantDuration, "check_interval": wantDuration,
+	"renew_timeout": wantDuration, "once_attempts": wantInt}
+
+var certTypes = map[string]string{"renew_before": wantDuration, "post_renew_timeout": wantDuration, "rekey": wantBool}
+
+// checkTypes refuses a value of the wrong TOML type, naming the key (and
+// the certificate) and what it takes. Unknown keys are left to ExactKeys.
+func checkTypes(raw map[string]any) error {
+	var errs []error
+	for k, v := range raw {
+		want, ok := topTypes[k]
+		if !ok {
+			continue
+		}
+		if !fits(v, want) {
+			errs = append(errs, fmt.Errorf("%s = %s: want %s", k, valueText(v), want))
+		}
+	}
+	certs, ok := raw["certificate"]
+	if !ok {
+		return errors.Join(errs...)
+	}
+	tables, ok := certs.([]map[string]any)
+	if !ok {
+		return errors.Join(append(errs, fmt.Errorf("certificate = %s: want [[certificate]] tables", valueText(certs)))...)
+	}
+	for i, t := range tables {
+		label := fmt.Sprintf("certificate %d", i+1)
+		if name, ok := t["name"].(string); ok && name != "" {
+			label = fmt.Sprintf("certificate %d (%q)", i+1, name)
+		}
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if !certKeys[k] {
+				continue
+			}
+			want, ok := certTypes[k]
+			if !ok {
+				want = wantString
+			}
+			if !fits(t[k], want) {
+				errs = append(errs, fmt.Errorf("%s: %s = %s: want %s", label, k, valueText(t[k]), want))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func fits(v any, want string) bool {
+	switch want {
+	case wantBool:
+		_, ok := v.(bool)
+		return ok
+	case wantInt:
+		_, ok := v.(int64)
+		return ok
+	}
+	_, ok := v.(string)
+	return ok
+}
+
+// valueText is a TOML value as the file may spell it, or its kind.
+func valueText(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("%.40q", v)
+	case bool, int64, float64:
+		return fmt.Sprint(v)
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a table"
+	case []map[string]any:
+		return "an array of tables"
+	}
+	return "a date or time"
 }

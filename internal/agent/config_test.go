@@ -144,6 +144,16 @@ func TestParseConfigErrors(t *testing.T) {
 		{"retry order", "retry_initial = \"2h\"\nretry_max = \"1h\"\n" + cert(nil), []string{"retry_initial (2h0m0s) is longer than retry_max (1h0m0s)"}},
 		{"bad retry", "retry_initial = \"-1s\"\n" + cert(nil), []string{"retry_initial", "must be positive"}},
 		{"once attempts", "once_attempts = 0\n" + cert(nil), []string{"once_attempts = 0: want 1 to 100"}},
+		// Type errors name the key (and the certificate, by its name) and what it takes.
+		{"duration as a number", "retry_initial = 5\n" + cert(nil), []string{`retry_initial = 5: want a duration in quotes, such as "5m"`}},
+		{"attempts as a string", "once_attempts = \"3\"\n" + cert(nil), []string{`once_attempts = "3": want a whole number, without quotes`}},
+		{"rekey as a string", cert(map[string]string{"rekey": `"false"`}), []string{`certificate 1 ("web"): rekey = "false": want true or false, without quotes`}},
+		{"url as a number", cert(map[string]string{"url": `8080`}), []string{`certificate 1 ("web"): url = 8080: want a string, in quotes`}},
+		{"certificate not a table", "certificate = 1\n", []string{"certificate = 1: want [[certificate]] tables"}},
+		// A refused name says why.
+		{"name of dots", cert(map[string]string{"name": `".."`}), []string{`name "..": a name of only dots would name the directory itself or its parent`}},
+		{"name of one dot", cert(map[string]string{"name": `"."`}), []string{`name ".": a name of only dots`}},
+		{"name starting with a dash", cert(map[string]string{"name": `"-x"`}), []string{`name "-x": starts with "-"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

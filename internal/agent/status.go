@@ -121,6 +121,10 @@ func relative(d time.Duration, past string) string {
 }
 
 func human(d time.Duration) string {
+	if secs := (d + time.Second - 1) / time.Second; secs < 60 {
+		// Rounded to minutes it would read "0m", as if now.
+		return fmt.Sprintf("%ds", secs)
+	}
 	d = d.Round(time.Minute)
 	days := d / (24 * time.Hour)
 	d -= days * 24 * time.Hour
