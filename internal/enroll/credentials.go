@@ -199,8 +199,8 @@ func (s *Service) lookupChallenge(ctx context.Context, st *State, hash []byte) (
 
 // spentChallenge is the refusal of a one-time challenge that the store
 // found by its hash but that can enroll no more (lookupErr, a
-// *store.SpentChallengeError): used already, or locked after misuses; nil
-// for any other lookup error. Whoever sends it holds the secret, 128 random
+// *store.SpentChallengeError): used already, locked after misuses, or
+// expired; nil for any other lookup error. Whoever sends it holds the secret, 128 random
 // bits that no guesser finds, so it is told what is true, as a policy
 // refusal (EST 403, SCEP badRequest) that counts as no failed check:
 // refused as a wrong password and counted, a device asking again with its
@@ -210,9 +210,12 @@ func spentChallenge(lookupErr error) error {
 	if !errors.As(lookupErr, &spent) {
 		return nil
 	}
-	if spent.Locked {
+	switch {
+	case spent.Locked:
 		return pki.Wrap(pki.EForbidden, lookupErr, fmt.Sprintf(
 			"this one-time challenge password is locked after %d uses for another identity or profile; ask for a new one", ChallengeLockAfter))
+	case spent.Expired:
+		return pki.Wrap(pki.EForbidden, lookupErr, "this one-time challenge password has expired; ask for a new one")
 	}
 	return pki.Wrap(pki.EForbidden, lookupErr, "this one-time challenge password was used already; ask for a new one")
 }

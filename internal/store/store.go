@@ -64,13 +64,18 @@ var (
 // already, or locked after too many uses for another profile or identity.
 // An unknown or merely expired challenge is plain ErrChallengeUnusable.
 type SpentChallengeError struct {
-	ID     string
-	Locked bool // locked after misuses; otherwise used already
+	ID      string
+	Locked  bool // locked after misuses
+	Expired bool // neither used nor locked, but past its lifetime
+	// Neither: used already.
 }
 
 func (e *SpentChallengeError) Error() string {
-	if e.Locked {
+	switch {
+	case e.Locked:
 		return "store: challenge " + e.ID + " is locked"
+	case e.Expired:
+		return "store: challenge " + e.ID + " has expired"
 	}
 	return "store: challenge " + e.ID + " was used already"
 }

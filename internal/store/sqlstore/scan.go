@@ -178,9 +178,9 @@ func ScanChallenge(sc Scanner) (pki.Challenge, error) {
 }
 
 // ChallengeUsable is nil when ch, read by its hash, may still enroll at
-// now: neither used, locked nor expired. Otherwise it is
-// store.ErrChallengeUnusable, a *store.SpentChallengeError when ch was used
-// or is locked, which the holder of the secret may be told.
+// now: neither used, locked nor expired. Otherwise it is a
+// *store.SpentChallengeError (a store.ErrChallengeUnusable) saying which,
+// which the holder of the secret may be told.
 func ChallengeUsable(ch pki.Challenge, now time.Time) error {
 	switch {
 	case !ch.ConsumedAt.IsZero():
@@ -188,7 +188,7 @@ func ChallengeUsable(ch pki.Challenge, now time.Time) error {
 	case !ch.LockedAt.IsZero():
 		return &store.SpentChallengeError{ID: ch.ID, Locked: true}
 	case !ch.ExpiresAt.After(now):
-		return store.ErrChallengeUnusable
+		return &store.SpentChallengeError{ID: ch.ID, Expired: true}
 	}
 	return nil
 }
