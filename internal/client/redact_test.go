@@ -11,6 +11,14 @@ func TestRedactURL(t *testing.T) {
 		// Does not parse (a bad escape in the password): cut by hand.
 		{"http://u:s3%zzcret@ca.example/scep", "http://xxxxx@ca.example/scep"},
 		{"http://u:s3%zz@cret@ca.example/scep", "http://xxxxx@ca.example/scep"},
+		// A raw "#", "?" or "/" in the password moves the "@" out of the
+		// authority, where net/url finds no user info (r79): still masked.
+		{"https://fleet:Secr3t#1@127.0.0.1:31291/", "https://xxxxx@127.0.0.1:31291/"},
+		{"https://fleet:pa/ss@127.0.0.1:31291/", "https://xxxxx@127.0.0.1:31291/"},
+		{"http://u:Secr3t?1@127.0.0.1:31290/scep", "http://xxxxx@127.0.0.1:31290/scep"},
+		{"https://u:123/x@ca.example/est", "https://xxxxx@ca.example/est"},
+		{"https://u:123?x@ca.example/est", "https://xxxxx@ca.example/est"},
+		{"http://fleet:Pa55/word@127.0.0.1:31290/scep", "http://xxxxx@127.0.0.1:31290/scep"},
 	}
 	for _, tt := range tests {
 		if got := RedactURL(tt.in); got != tt.want {

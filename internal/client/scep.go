@@ -143,7 +143,7 @@ func (c *SCEP) httpClient(ctx context.Context) (*http.Client, error) {
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil {
-		return nil, fmt.Errorf("scep url: %w", err)
+		return nil, scepURLError(c.URL)
 	}
 	hc := &http.Client{Timeout: scepHTTPTimeout}
 	if strings.EqualFold(u.Scheme, "https") {
@@ -172,7 +172,7 @@ const scepHTTPTimeout = 60 * time.Second
 func (c *SCEP) get(ctx context.Context, operation, message string) (*http.Response, []byte, error) {
 	u, err := url.Parse(c.URL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("scep url: %w", err)
+		return nil, nil, scepURLError(c.URL)
 	}
 	q := "operation=" + operation
 	if message != "" {
@@ -990,7 +990,7 @@ func (c *SCEP) pkiOperation(ctx context.Context, caps Caps, msg []byte) ([]byte,
 	if caps.Has("POSTPKIOperation") || caps.Has("SCEPStandard") {
 		u, err := url.Parse(c.URL)
 		if err != nil {
-			return nil, fmt.Errorf("scep url: %w", err)
+			return nil, scepURLError(c.URL)
 		}
 		u.RawQuery = "operation=PKIOperation"
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(msg))
@@ -1074,4 +1074,10 @@ func SelfSigned(csr *x509.CertificateRequest, key crypto.Signer, now time.Time) 
 		return nil, fmt.Errorf("self-signed signer certificate: %w", err)
 	}
 	return x509.ParseCertificate(der)
+}
+
+// scepURLError refuses a SCEP URL net/url cannot read, shown with any
+// password masked: net/url's own error quotes the URL whole (r79).
+func scepURLError(raw string) error {
+	return fmt.Errorf("SCEP URL %q cannot be read as a URL: want http(s)://HOST[:PORT]/PATH, with any user info's special characters percent-escaped", Printable(RedactURL(raw)))
 }

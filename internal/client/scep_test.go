@@ -85,6 +85,18 @@ func TestSCEPGetCACapsErrorIsEscaped(t *testing.T) {
 	}
 }
 
+// A SCEP URL net/url cannot read is refused without its password: the
+// parse error quotes the URL whole (r79).
+func TestSCEPUnreadableURLMasksItsPassword(t *testing.T) {
+	for _, raw := range []string{"http://u:pa ss@127.0.0.1:1/scep", "http://u:Secr3t?1@127.0.0.1:1/scep", "http://u:pa%zz@127.0.0.1:1/scep"} {
+		_, err := (&SCEP{URL: raw}).GetCACaps(context.Background())
+		if err == nil || strings.Contains(err.Error(), "pa ss") || strings.Contains(err.Error(), "Secr3t") || strings.Contains(err.Error(), "pa%zz") ||
+			!strings.Contains(err.Error(), "xxxxx@127.0.0.1:1/scep") {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+}
+
 // A failed exchange names the operation (and the URL) once: the error of
 // Go's client, which repeats them, is not quoted whole.
 func TestSCEPErrorsNameTheOperationOnce(t *testing.T) {
