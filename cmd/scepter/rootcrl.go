@@ -61,7 +61,7 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&passFile, "root-key-passphrase-file", "", "file whose first line is the passphrase of an encrypted root key (or "+rootKeyPassphraseEnv+")")
 	fs.Var(&revoke, "revoke", "an issuing CA of this root to list as revoked, by its issuer ID (the hex SHA-256 of its certificate, as in its CRL URL) or a prefix of it of at least 8 digits naming one CA; not the current or a scheduled next one; may be repeated")
 	fs.Var(&revokeCerts, "revoke-cert", "an issuing CA of this root to list as revoked, by its certificate `FILE` (PEM or DER): for one the store no longer records, such as a next CA discarded after GetNextCACert handed it out; not the current or a scheduled next one; may be repeated")
-	fs.StringVar(&reasonS, "reason", "", "the revocation reason of --revoke and --revoke-cert: cACompromise, keyCompromise, superseded, cessationOfOperation, affiliationChanged, unspecified (required with them)")
+	fs.StringVar(&reasonS, "reason", "", "the revocation reason of --revoke and --revoke-cert: "+rootCRLReasons+" (required with them)")
 	fs.DurationVar(&validity, "validity", validity, "the CRL's nextUpdate after now, from 1h to 8760h (cut at the root's end); sign the next one before then")
 	fs.StringVar(&out, "out", "", "also write the CRL (DER) to this file, for relying parties given it by hand")
 	fs.Var(&onceSwitch{on: &storeRestored, why: storeRestoredOnce}, "store-restored", "sign although the store's newest root CRL is older than one signed with this data directory (the store was restored from a backup): "+
@@ -90,7 +90,8 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 	case revoking:
 		var err error
 		if reason, err = admin.ParseReason(reasonS); err != nil {
-			return usageError{err.Error()}
+			// Not admin's list, which offers certificateHold.
+			return usageError{fmt.Sprintf("--reason %s: want one of %s", printable(reasonS), rootCRLReasons)}
 		}
 		if reason == admin.ReasonCertificateHold {
 			return usageError{"--reason certificateHold: a root CRL lists an issuing CA for good"}
@@ -386,3 +387,8 @@ func rootCRLWarning(ctx context.Context, st interface {
 	return fmt.Sprintf("the root CRL %d %s: relying parties that check it refuse every certificate of this CA after that; "+
 		"sign the next one where the root key is: scepter ca root crl --root-key FILE", c.Number, when)
 }
+
+// rootCRLReasons are the reasons a root CRL lists an issuing CA with
+// (RFC 5280 §5.3.1, certificateHold and removeFromCRL aside: a root CRL
+// lists a CA for good).
+const rootCRLReasons = "cACompromise, keyCompromise, aACompromise, superseded, cessationOfOperation, affiliationChanged, privilegeWithdrawn, unspecified"

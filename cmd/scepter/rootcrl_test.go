@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -114,6 +115,13 @@ func TestCARootCRL(t *testing.T) {
 		if err == nil || exitCode(err) != 2 {
 			t.Errorf("root crl %q: %v, want a usage error", args, err)
 		}
+	}
+	// An unknown reason is answered with the root CRL's own list (r79:
+	// admin's offered certificateHold), privilegeWithdrawn in it.
+	_, _, err = runCA(t, nil, dir, "root", "crl", "--revoke", issuerIDOf(previous), "--reason", "bogus")
+	if exitCode(err) != 2 || !strings.Contains(fmt.Sprint(err), "--reason bogus: want one of cACompromise") ||
+		!strings.Contains(fmt.Sprint(err), "privilegeWithdrawn") || strings.Contains(fmt.Sprint(err), "certificateHold") {
+		t.Errorf("an unknown reason: %v", err)
 	}
 	_, _, err = runCA(t, nil, dir, "root", "crl", "--revoke", issuerIDOf(current), "--reason", "cACompromise")
 	if err == nil || !strings.Contains(err.Error(), "is the current issuing CA; roll it over first") {

@@ -76,6 +76,23 @@ func compromised(reason int) bool {
 	return reason == reasonKeyCompromise || reason == reasonCACompromise
 }
 
+// downgrade says a listing with reason prev may not change to next: a
+// compromise (keyCompromise, cACompromise) only to a compromise, and any
+// listing OCSP answers as a CA compromise (unspecified, aACompromise too:
+// pki.CAListingIsCompromise) not to one it answers as a retirement, which
+// would take back what relying parties were told (r79). It returns the
+// reasons prev may change to, for the refusal.
+func downgrade(prev, next int) (refused bool, allowed string) {
+	switch {
+	case compromised(prev) && !compromised(next):
+		return true, reasonName(reasonKeyCompromise) + " or " + reasonName(reasonCACompromise)
+	case pki.CAListingIsCompromise(prev) && !pki.CAListingIsCompromise(next):
+		return true, "a reason OCSP also answers as a CA compromise (" + reasonName(reasonKeyCompromise) + ", " + reasonName(reasonCACompromise) +
+			", aACompromise or unspecified), as OCSP has told relying parties"
+	}
+	return false, ""
+}
+
 // reasonName is a CRLReason's RFC 5280 name, for an error.
 func reasonName(reason int) string {
 	if name, ok := pki.ReasonName(reason); ok {
@@ -136,9 +153,9 @@ func SignRootCRLAbove(root *ca.Issuer, prev *store.CRL, mark int64, add []RootRe
 	for _, r := range add {
 		l := RootListing{Cert: r.Cert}
 		if i := slices.IndexFunc(entries, func(e ca.CRLEntry) bool { return e.Serial.Cmp(r.Cert.SerialNumber) == 0 }); i >= 0 {
-			if compromised(entries[i].Reason) && !compromised(r.Reason) {
-				return nil, nil, nil, fmt.Errorf("%w: %s (serial %s) is listed with reason %s; it may change only to %s or %s",
-					ErrReasonDowngrade, r.Cert.Subject, r.Cert.SerialNumber.Text(16), reasonName(entries[i].Reason), reasonName(reasonKeyCompromise), reasonName(reasonCACompromise))
+			if refused, allowed := downgrade(entries[i].Reason, r.Reason); refused {
+				return nil, nil, nil, fmt.Errorf("%w: %s (serial %s) is listed with reason %s; it may change only to %s",
+					ErrReasonDowngrade, r.Cert.Subject, r.Cert.SerialNumber.Text(16), reasonName(entries[i].Reason), allowed)
 			}
 			l.Listed, l.PrevReason = true, entries[i].Reason
 			entries[i].Reason = r.Reason

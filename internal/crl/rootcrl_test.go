@@ -244,3 +244,44 @@ func TestApplyRootCRLReasons(t *testing.T) {
 		}
 	}
 }
+
+// A listing OCSP answers as a CA compromise (unspecified and aACompromise
+// too, pki.CAListingIsCompromise) is not changed to a reason OCSP answers
+// as a retirement: what relying parties were told is not taken back (r79).
+// Within the compromise reasons it may change; keyCompromise and
+// cACompromise only to each other, as before.
+func TestRootCRLListingAnsweredAsCompromiseKeepsIt(t *testing.T) {
+	f := fixture.New(t, fixture.Options{})
+	root, err := ca.RootIssuer(f.Dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuing := f.Issuer().Cert
+	listWith := func(t *testing.T, reason int) *store.CRL {
+		t.Helper()
+		c, _, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: issuing, RevokedAt: f.Clock.Now(), Reason: reason}}, f.Clock.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		from, to int
+		refused  bool
+	}{
+		{pki.ReasonUnspecified, pki.ReasonSuperseded, true},
+		{pki.ReasonUnspecified, pki.ReasonCessationOfOperation, true},
+		{pki.ReasonAACompromise, pki.ReasonCessationOfOperation, true},
+		{pki.ReasonUnspecified, pki.ReasonKeyCompromise, false},
+		{pki.ReasonUnspecified, pki.ReasonAACompromise, false},
+		{pki.ReasonCACompromise, pki.ReasonUnspecified, true},
+		{pki.ReasonSuperseded, pki.ReasonCessationOfOperation, false},
+		{pki.ReasonCessationOfOperation, pki.ReasonUnspecified, false},
+	} {
+		prev := listWith(t, tc.from)
+		_, _, _, err := crl.SignRootCRL(root, prev, []crl.RootRevocation{{Cert: issuing, RevokedAt: f.Clock.Now(), Reason: tc.to}}, f.Clock.Now(), time.Hour)
+		if refused := errors.Is(err, crl.ErrReasonDowngrade); refused != tc.refused || (err != nil && !refused) {
+			t.Errorf("listed with reason %d, changed to %d: %v, want refused %v", tc.from, tc.to, err, tc.refused)
+		}
+	}
+}

@@ -55,12 +55,10 @@ type rootListing struct {
 // Telling relying parties of a CA compromise after an ordinary rollover
 // would set off their incident procedures for nothing.
 func endEntityReason(caReason int) int {
-	switch caReason {
-	case pki.ReasonCessationOfOperation, pki.ReasonSuperseded, pki.ReasonAffiliationChanged, pki.ReasonPrivilegeWithdrawn:
-		return pki.ReasonCessationOfOperation
-	default:
+	if pki.CAListingIsCompromise(caReason) {
 		return pki.ReasonCACompromise
 	}
+	return pki.ReasonCessationOfOperation
 }
 
 // rootCRLReader reads the root's newest CRL (store.Store does), for the

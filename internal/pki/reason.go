@@ -35,3 +35,19 @@ func ReasonName(code int) (string, bool) {
 	name, ok := reasonNames[code]
 	return name, ok
 }
+
+// CAListingIsCompromise says whether an issuing CA the root's CRL lists
+// with reason may have its key in other hands: keyCompromise,
+// cACompromise, aACompromise, or no reason given (unspecified: the
+// cautious reading). Any other reason (cessationOfOperation, superseded,
+// affiliationChanged, privilegeWithdrawn) retired it without one. OCSP
+// answers the CA's certificates by it, and a listing it counts as a
+// compromise is never changed to one it does not: one rule for both, so
+// that what relying parties were told of a compromise is not taken back.
+func CAListingIsCompromise(reason int) bool {
+	switch reason {
+	case ReasonCessationOfOperation, ReasonSuperseded, ReasonAffiliationChanged, ReasonPrivilegeWithdrawn:
+		return false
+	}
+	return true
+}
