@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -84,8 +85,15 @@ func (e *HTTPError) Error() string {
 		if base, ok := strings.CutSuffix(e.Redirect, "/"+e.Op); ok && e.Op != "" {
 			advice = "give --url " + base + " if you trust it"
 		}
+		if u, err := url.Parse(e.Redirect); err != nil || u.Scheme != "https" {
+			// Not a URL EST can be given: offering it would be advice
+			// to send the password in the clear, or nowhere.
+			advice = "it is no https URL, which EST needs"
+		}
+		// A server's header, cut as other quoted texts are: it may be
+		// megabytes long.
 		return fmt.Sprintf("HTTP %d: the server redirects to %s; scepter does not follow redirects (the password and the CSR must not go elsewhere): %s",
-			e.Status, Printable(e.Redirect), Printable(advice))
+			e.Status, Printable(clipText(e.Redirect, maxLocationShown)), Printable(clipText(advice, maxLocationShown+64)))
 	}
 	if e.Reason != "" {
 		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Reason)
@@ -993,4 +1001,18 @@ func (c *EST) openKeyPackage(der []byte, r ESTRequest) ([]byte, error) {
 		return nil, errors.New("malformed AsymmetricKeyPackage")
 	}
 	return first, nil
+}
+
+// maxLocationShown bounds the part of a redirect's Location an error shows.
+const maxLocationShown = 200
+
+// clipText is s cut to n bytes at a character boundary, "…" marking the cut.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

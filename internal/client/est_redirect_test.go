@@ -72,6 +72,11 @@ func TestESTRedirectIsNamedNotFollowed(t *testing.T) {
 				"the server redirects to https://other.example:8443/.well-known/est/lbl/" + tt.op,
 				"give --url https://other.example:8443/.well-known/est/lbl if you trust it"},
 			{"relative, elsewhere", "/login?next=1", "the server redirects to " + srv.URL + "/login?next=1", "give that URL with --url if you trust it"},
+			// r79: no advice to give EST a URL it cannot use, and a huge
+			// Location cut.
+			{"to plain http", "http://other.example/.well-known/est/" + tt.op, "the server redirects to http://other.example/", "it is no https URL, which EST needs"},
+			{"to javascript:", "javascript:alert(1)", "the server redirects to javascript:alert(1)", "it is no https URL, which EST needs"},
+			{"huge", "https://other.example/" + strings.Repeat("a", 100000), "the server redirects to https://other.example/aaaa", "…"},
 		} {
 			t.Run(tt.op+" "+lt.name, func(t *testing.T) {
 				location.Store(lt.location)
@@ -87,6 +92,9 @@ func TestESTRedirectIsNamedNotFollowed(t *testing.T) {
 					if !strings.Contains(msg, w) {
 						t.Errorf("%q does not say %q", msg, w)
 					}
+				}
+				if len(msg) > 1000 {
+					t.Errorf("an error of %d bytes", len(msg))
 				}
 				if strings.Contains(msg, "s3cret") || strings.Contains(msg, "admin") {
 					t.Errorf("%q shows the Location's user info", msg)
