@@ -20,7 +20,9 @@ import (
 // handler's others are; an unclean path is refused too, not redirected
 // (r75 D6).
 func TestPlainHTTPListenerRefusesESTNamingHTTPS(t *testing.T) {
-	f := newFixture(t, fixtureOptions{})
+	kg := pki.DefaultProfile()
+	kg.Name = "kg"
+	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{kg}})
 	h := estserver.New(f.svc, nil, estserver.Options{})
 	mux, err := server.PlainMux(server.Handlers{EST: h, HTTPSPort: "8443", HTTPSNames: []string{"est.example", "127.0.0.1"}})
 	if err != nil {
@@ -40,6 +42,9 @@ func TestPlainHTTPListenerRefusesESTNamingHTTPS(t *testing.T) {
 			[]string{"use https://127.0.0.1:8443/.well-known/est/", "crossed the network in the clear", "change them"}, "default"},
 		{"a label", http.MethodPost, "kg/simpleenroll", true, []string{"use https://127.0.0.1:8443/.well-known/est/kg/", "in the clear"}, "kg"},
 		{"an unclean path", http.MethodGet, "a//cacerts", false, []string{"use https://127.0.0.1:8443/.well-known/est/"}, ""},
+		// r79: a label that is none is not offered back, nor its bytes raw.
+		{"an unknown label", http.MethodGet, "typo/simpleenroll", false, []string{"use https://127.0.0.1:8443/.well-known/est/ (there is no EST label \"typo\")"}, ""},
+		{"control characters", http.MethodGet, "%1b%5b31mRED%0d%0aX-Inj:%201/simpleenroll", false, []string{`(there is no EST label "\x1b[31mRED\r\nX-Inj: 1")`}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequest(tc.method, srv.URL+"/.well-known/est/"+tc.path, strings.NewReader("MIIB"))

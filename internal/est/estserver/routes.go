@@ -1,6 +1,7 @@
 package estserver
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -68,6 +69,14 @@ func (h *Handler) RefusePlainHTTP(w http.ResponseWriter, r *http.Request, httpsB
 	default:
 		c.noProfile = true
 	}
+	// A label is named in the URL to use only when it is one: a client's
+	// typo (or its control characters) is not offered back as an address.
+	unknown := ""
+	if c.profile != "" {
+		if _, ok := h.svc.Profile(c.profile); !ok {
+			unknown, c.profile, c.noProfile = c.profile, "", true
+		}
+	}
 	msg := "EST is served over HTTPS only (RFC 7030 section 3.3)"
 	if httpsBase == "" {
 		msg += ", and this server has no HTTPS listener (--est-listen is off)"
@@ -76,6 +85,9 @@ func (h *Handler) RefusePlainHTTP(w http.ResponseWriter, r *http.Request, httpsB
 		if c.profile != "" {
 			msg += c.profile + "/"
 		}
+	}
+	if unknown != "" {
+		msg += fmt.Sprintf(" (there is no EST label %q)", unknown)
 	}
 	if len(r.Header.Values("Authorization")) > 0 {
 		msg += "; the credentials of this request crossed the network in the clear: unless this was a test, change them " +
