@@ -205,6 +205,17 @@ func (c *Certificate) issue(ctx context.Context, old *x509.Certificate) error {
 	if err != nil {
 		return err
 	}
+	// The new key and the certificate are written beside the pair in use
+	// first, and put in its place only once both are kept: a directory
+	// that cannot be written (a full disk, a read-only mount) stops the
+	// renewal before a certificate is issued, not after, which left a
+	// valid certificate for a key thrown away at every try (r80).
+	newKey, newCert := filepath.Join(c.dir, "."+ServerKeyFile+".new"), filepath.Join(c.dir, "."+ServerCertFile+".new")
+	defer os.Remove(newKey)
+	defer os.Remove(newCert)
+	if err := keys.WriteKeyFile(newKey, key); err != nil {
+		return fmt.Errorf("keeping a new HTTPS key (no certificate was issued for it): %w", err)
+	}
 	leaf, chain, err := c.issuer.IssueServerCertificate(ctx, key.Public(), c.names)
 	if err != nil {
 		return fmt.Errorf("issuing the HTTPS certificate: %w", err)
@@ -217,11 +228,18 @@ func (c *Certificate) issue(ctx context.Context, old *x509.Certificate) error {
 			certs = append(certs, ca)
 		}
 	}
-	if err := keys.WriteKeyFile(keyFile, key); err != nil {
-		return err
+	err = keys.WriteCertFile(newCert, certs...)
+	if err == nil {
+		err = os.Rename(newKey, keyFile)
 	}
-	if err := keys.WriteCertFile(filepath.Join(c.dir, ServerCertFile), certs...); err != nil {
-		return err
+	if err == nil {
+		err = os.Rename(newCert, filepath.Join(c.dir, ServerCertFile))
+	}
+	if err != nil {
+		serial := leaf.SerialNumber.Text(16)
+		c.log.Error("the HTTPS certificate just issued could not be kept with its key; revoke it: 'scepter certs revoke "+serial+" --reason cessationOfOperation'",
+			"serial", serial, "err", err)
+		return fmt.Errorf("keeping the HTTPS certificate %s: %w", serial, err)
 	}
 	pair := &tls.Certificate{PrivateKey: key, Leaf: leaf}
 	for _, cert := range certs {

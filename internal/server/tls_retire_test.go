@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -122,4 +123,60 @@ type recordingIssuer struct {
 func (r recordingIssuer) RetireServerCertificate(ctx context.Context, old, next *x509.Certificate, key *pki.KeyDestruction, actor string) (bool, error) {
 	r.asked <- retirement{old, key, actor}
 	return r.Service.RetireServerCertificate(ctx, old, next, key, actor)
+}
+
+// countingIssuer counts the HTTPS certificates it is asked to issue.
+type countingIssuer struct {
+	*enroll.Service
+	issued *int
+}
+
+func (c countingIssuer) IssueServerCertificate(ctx context.Context, key crypto.PublicKey, names []string) (*x509.Certificate, []*x509.Certificate, error) {
+	*c.issued++
+	return c.Service.IssueServerCertificate(ctx, key, names)
+}
+
+// A directory where the new key cannot be kept stops a replacement before
+// a certificate is issued (r80: each try, once a minute, left a valid
+// certificate for a key thrown away); the pair in use stays, on disk and
+// served, and once the directory can be written the replacement goes on.
+func TestHTTPSKeyKeptBeforeItsCertificateIsIssued(t *testing.T) {
+	ctx := context.Background()
+	p := fixture.New(t, fixture.Options{})
+	tlsDir := filepath.Join(p.Dir, "tls")
+	first, _, err := server.ManagedCertificate(ctx, tlsDir, []string{"127.0.0.1"}, p.Service, "system:node1", p.Clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stands for a full disk or a read-only mount, which root's tests
+	// cannot make with modes: the new key's file cannot be written.
+	inTheWay := filepath.Join(tlsDir, "."+server.ServerKeyFile+".new")
+	if err := os.MkdirAll(filepath.Join(inTheWay, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var issued int
+	issuer := countingIssuer{Service: p.Service, issued: &issued}
+	for range 3 {
+		if _, _, err := server.ManagedCertificate(ctx, tlsDir, []string{"127.0.0.1", "ca.example"}, issuer, "system:node1", p.Clock, nil); err == nil ||
+			!strings.Contains(err.Error(), "no certificate was issued for it") {
+			t.Fatalf("a replacement whose key cannot be kept: %v", err)
+		}
+	}
+	if issued != 0 {
+		t.Errorf("%d certificates issued for keys that could not be kept", issued)
+	}
+	onDisk, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, server.ServerCertFile), filepath.Join(tlsDir, server.ServerKeyFile))
+	if err != nil || !onDisk.Leaf.Equal(first.Leaf()) {
+		t.Fatalf("the pair in use is not the one on disk: %v", err)
+	}
+	if err := os.RemoveAll(inTheWay); err != nil {
+		t.Fatal(err)
+	}
+	c, replaced, err := server.ManagedCertificate(ctx, tlsDir, []string{"127.0.0.1", "ca.example"}, issuer, "system:node1", p.Clock, nil)
+	if err != nil || !replaced || issued != 1 || c.Leaf().Equal(first.Leaf()) {
+		t.Fatalf("once the directory can be written: replaced %v, %d issued, %v", replaced, issued, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tlsDir, ".*.new")); len(left) > 0 {
+		t.Errorf("left in the directory: %v", left)
+	}
 }
