@@ -308,6 +308,12 @@ func (pc ProfileConfig) contradictions(p pki.Profile) error {
 		return fmt.Errorf("renewal_window %q is not shorter than %s: every certificate would be renewable from its first second; give a renewal_window shorter than the validity, or a share of the lifetime such as \"33%%\"",
 			pc.RenewalWindow, validity)
 	}
+	if n := len(p.SANFixed); n > max(p.MaxSANs, 0) {
+		// Every certificate carries the fixed names: each request would be
+		// refused for them alone (r80; found before at the first start's
+		// profile check, after the CA was made).
+		return fmt.Errorf("san_fixed has %d names and max_sans = %d: every request would be refused for the fixed names alone; raise max_sans to at least %d or fix fewer names", n, p.MaxSANs, n)
+	}
 	if p.RequireSAN && p.MaxSANs == 0 {
 		return fmt.Errorf("require_san = true with max_sans = 0: every request would be refused, for having a subject alternative name or for having none; raise max_sans or drop require_san")
 	}

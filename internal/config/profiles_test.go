@@ -204,6 +204,9 @@ func TestProfileContradictions(t *testing.T) {
 			[]string{"win: ", `renewal_window "400d" is not shorter than the default validity "365d"`}},
 		{"a SAN required, none allowed", "[profiles.san]\nrequire_san = true\nmax_sans = 0\n",
 			[]string{"san: ", "require_san = true with max_sans = 0", "raise max_sans or drop require_san"}},
+		// r80: refused at load, not at the first start after its CA.
+		{"more fixed names than allowed", "[profiles.r]\nmax_sans = 1\nsan_fixed = [\"dns:a.example\", \"dns:b.example\"]\n",
+			[]string{"r: ", "san_fixed has 2 names and max_sans = 1", "raise max_sans to at least 2"}},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,13 +223,14 @@ func TestProfileContradictions(t *testing.T) {
 	}
 
 	loaded := map[string]string{
-		"fixed value the pattern takes": "[profiles.a]\nsubject_fixed = { O = \"Acme\" }\nsubject_patterns = { O = \"^Acme$\" }\n",
-		"fixed attribute also required": "[profiles.a]\nsubject_fixed = { O = \"Acme\" }\nsubject_required = [\"O\"]\n",
-		"fixed and allowed apart":       "[profiles.a]\nsubject_fixed = { O = \"Acme\" }\nsubject_allowed = [\"OU\"]\n",
-		"window shorter than validity":  "[profiles.a]\nvalidity = \"30d\"\nrenewal_window = \"29d\"\n",
-		"window of the whole lifetime":  "[profiles.a]\nvalidity = \"30d\"\nrenewal_window = \"100%\"\n",
-		"a SAN required, one allowed":   "[profiles.a]\nrequire_san = true\nmax_sans = 1\n",
-		"no SAN allowed, none required": "[profiles.a]\nmax_sans = 0\n",
+		"fixed value the pattern takes":  "[profiles.a]\nsubject_fixed = { O = \"Acme\" }\nsubject_patterns = { O = \"^Acme$\" }\n",
+		"fixed attribute also required":  "[profiles.a]\nsubject_fixed = { O = \"Acme\" }\nsubject_required = [\"O\"]\n",
+		"fixed and allowed apart":        "[profiles.a]\nsubject_fixed = { O = \"Acme\" }\nsubject_allowed = [\"OU\"]\n",
+		"window shorter than validity":   "[profiles.a]\nvalidity = \"30d\"\nrenewal_window = \"29d\"\n",
+		"window of the whole lifetime":   "[profiles.a]\nvalidity = \"30d\"\nrenewal_window = \"100%\"\n",
+		"a SAN required, one allowed":    "[profiles.a]\nrequire_san = true\nmax_sans = 1\n",
+		"as many fixed names as allowed": "[profiles.a]\nmax_sans = 2\nsan_fixed = [\"dns:a.example\", \"dns:b.example\"]\n",
+		"no SAN allowed, none required":  "[profiles.a]\nmax_sans = 0\n",
 	}
 	for name, content := range loaded {
 		t.Run(name, func(t *testing.T) {
