@@ -606,7 +606,7 @@ func (a *Agent) RunOnce(ctx context.Context) error {
 		for attempt := 1; ; attempt++ {
 			o := a.check(ctx, c, doAll)
 			// The next run renews it again; say so now.
-			a.warnIfLoop(c, o, a.now(), log)
+			a.warnIfLoop(c, o, a.now(), true, log)
 			err := o.failure()
 			if err == nil {
 				break
@@ -732,7 +732,7 @@ func (a *Agent) update(c *Certificate, s *certState, o outcome, now time.Time) {
 		}
 	case o.renewed != nil:
 		s.failures = 0
-		if wait, soon := a.warnIfLoop(c, o, now, log); soon {
+		if wait, soon := a.warnIfLoop(c, o, now, false, log); soon {
 			// Renewing again at once, or a second later, would loop.
 			s.hold = now.Add(wait)
 		}
@@ -743,12 +743,19 @@ func (a *Agent) update(c *Certificate, s *certState, o outcome, now time.Time) {
 
 // warnIfLoop warns when the certificate o renewed is due again at once or
 // nearly (see LoopHold) and says how long to wait before the next renewal.
-func (a *Agent) warnIfLoop(c *Certificate, o outcome, now time.Time, log *slog.Logger) (time.Duration, bool) {
+// A --once run (once) keeps no state to hold it by: its warning says that
+// every run will renew it (r80: it promised a hold the next run did not
+// know of).
+func (a *Agent) warnIfLoop(c *Certificate, o outcome, now time.Time, once bool, log *slog.Logger) (time.Duration, bool) {
 	if o.renewed == nil {
 		return 0, false
 	}
 	wait, soon := LoopHold(o.renewed, o.point, now, a.Config.RetryMax)
-	if soon {
+	switch {
+	case soon && once:
+		log.Warn("the renewed certificate is already due for renewal, or nearly (renew_before close to or longer than its lifetime?): every --once run will renew it again; set renew_before well below the lifetime",
+			"renew_before", c.RenewBefore, "renew_at", o.point.UTC(), "not_after", o.renewed.NotAfter.UTC())
+	case soon:
 		// The server issues a lifetime not much longer than renew_before
 		// (or shorter), or the clocks disagree.
 		log.Warn("the renewed certificate is already due for renewal, or nearly (renew_before close to or longer than its lifetime?): it is not renewed again before next_attempt; set renew_before well below the lifetime",

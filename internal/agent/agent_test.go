@@ -443,6 +443,11 @@ func TestOnceWarnsOfACertificateDueAgainAtOnce(t *testing.T) {
 	if !strings.Contains(f.logs.String(), "already due") {
 		t.Error("no warning that the renewed certificate is due again at once")
 	}
+	// A --once run keeps no state: it says that every run renews it, not
+	// that a hold it cannot keep will spare the next one (r80).
+	if logs := f.logs.String(); !strings.Contains(logs, "every --once run will renew it again") || strings.Contains(logs, "next_attempt") {
+		t.Errorf("the --once warning promises a hold: %s", logs)
+	}
 }
 
 // The long-running agent ends promptly when its context is cancelled,
