@@ -65,7 +65,7 @@ func TestServeHelpSaysWhatTheServerDoes(t *testing.T) {
 	for _, tt := range []struct{ flag, want string }{
 		{"max-clock-skew", "at most " + shortDuration(scepserver.MaxClockSkewLimit)},
 		{"ndes-ttl", "from " + shortDuration(ndes.MinTTL) + " to " + shortDuration(ndes.MaxTTL)},
-		{"est-server-name", "the host of --est-listen is added"},
+		{"est-server-name", "the default also takes the host of --est-listen"},
 		{"max-conns", "idle between requests for 250ms"},
 		{"log-level", "debug, info, warn, error"},
 	} {

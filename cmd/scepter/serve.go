@@ -157,7 +157,7 @@ func newServeFlags(e env) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.caReload, "ca-reload-interval", 30*time.Second, "how often to look for a next CA made by 'scepter ca rollover', and read the issuing CAs the root's CRL revokes")
 	fs.StringVar(&f.estListen, "est-listen", "127.0.0.1:8443", "address of the HTTPS listener (EST, and SCEP over HTTPS); 'off' to disable")
 	f.estServerNames = nameList{names: []string{"localhost", "127.0.0.1"}}
-	fs.Var(&f.estServerNames, "est-server-name", "names (DNS or IP, comma-separated) of the HTTPS certificate our CA issues; the host of --est-listen is added unless it is a wildcard")
+	fs.Var(&f.estServerNames, "est-server-name", "names (DNS or IP, comma-separated) of the HTTPS certificate our CA issues; the default also takes the host of --est-listen, unless it is a wildcard (names given replace it all)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "HTTPS certificate chain (PEM) to use instead of one our CA issues")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "its private key (PEM)")
 	fs.StringVar(&f.tlsMinVersion, "tls-min-version", "1.2", "lowest TLS version of the HTTPS listener: 1.2 or 1.3")
