@@ -149,6 +149,9 @@ var scepterEntries = []string{serveLockFile, storeLockFile, "scepter.db", "ca", 
 // read-only file system) it is a usage error (exit 2); another failure (a
 // failing disk) stays one at run time (exit 1).
 func makeDataDir(dir string) error {
+	if strings.TrimSpace(dir) == "" {
+		return usageError{"--data-dir is empty: give the directory scepter keeps its CA and store in (made when missing), or leave the flag out for the default"}
+	}
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		return notADirectory(dir, "give the directory scepter keeps its CA and store in (made when missing)")
 	}

@@ -27,6 +27,8 @@ func TestDataDirRefusalsExit2(t *testing.T) {
 		{"a file", false, func(t *testing.T, tmp string) string {
 			return writeIn(t, tmp, "afile", "", 0o600)
 		}, [][]string{{"serve"}, {"certs", "list"}, {"ca", "show"}, {"audit", "list"}}, []string{"--data-dir ", "afile is a file, not a directory"}},
+		// r80: an explicit empty value was a bare mkdir error, exit 1.
+		{"empty", false, func(*testing.T, string) string { return "" }, [][]string{{"serve"}}, []string{"--data-dir is empty"}},
 		{"a file on its path", false, func(t *testing.T, tmp string) string {
 			return filepath.Join(writeIn(t, tmp, "afile", "", 0o600), "data")
 		}, [][]string{{"serve"}}, []string{"--data-dir ", "cannot be made", "not a directory", "give another path"}},

@@ -140,7 +140,7 @@ func requestExists(ctx context.Context, st store.Store, id string) error {
 	_, err := st.Request(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("no request %q: 'scepter requests list --status all' shows the IDs", id)
+		return fmt.Errorf("no request %q: 'scepter requests list --status all' shows the IDs", pki.Clip(id, 80))
 	case err != nil:
 		return serviceError(fmt.Errorf("request %q: %w", id, err))
 	}

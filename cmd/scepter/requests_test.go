@@ -28,6 +28,8 @@ func TestRequestsDecisionRefusals(t *testing.T) {
 		{"approve unprintable", []string{"approve", "no\x1b[2Jsuch"}, 1, `no request "no\x1b[2Jsuch": 'scepter requests list --status all' shows the IDs`},
 		{"approve empty", []string{"approve", ""}, 2, `request ID "" is blank: give one that 'scepter requests list' shows`},
 		{"reject blank", []string{"reject", " ", "--reason", "x"}, 2, `request ID " " is blank: give one that 'scepter requests list' shows`},
+		// r80: an ID of any length was printed back whole.
+		{"approve huge", []string{"approve", strings.Repeat("a", 100000)}, 1, `no request "` + strings.Repeat("a", 80) + `… (100000 bytes)": 'scepter requests list --status all' shows the IDs`},
 		{"approve decided", []string{"approve", held}, 1, "request " + held + " is issued, not pending"},
 		{"reject decided", []string{"reject", held, "--reason", "x"}, 1, "request " + held + " is issued, not pending"},
 	}

@@ -60,10 +60,10 @@ func (f auditForm) filter() (store.AuditFilter, error) {
 	// check, so the console refuses them with the API's reason.
 	af := store.AuditFilter{Type: f.Type, SerialHex: f.Serial}
 	var err error
-	if af.Since, err = parseDay("since", f.Since); err != nil {
+	if af.Since, err = parseDay("Since", f.Since); err != nil {
 		return af, err
 	}
-	if af.Until, err = parseDay("until", f.Until); err != nil {
+	if af.Until, err = parseDay("Until", f.Until); err != nil {
 		return af, err
 	}
 	if !af.Until.IsZero() && isDateOnly(f.Until) {
