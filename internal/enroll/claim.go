@@ -121,7 +121,7 @@ func (s *Service) awaitTransaction(ctx context.Context, st *State, waitUntil tim
 	wait := time.Until(waitUntil)
 	if wait <= 0 {
 		return nil, pki.Wrap(pki.EUnavailable, errors.New("enroll: the transaction's claimant recorded no certificate in time"),
-			"a copy of this request (the same key and transaction ID, or renewal of the same certificate) is being answered, or failed; ask again")
+			"a copy of this request (the same key and transaction ID, or credentials, or renewal of the same certificate) is being answered, or failed; ask again")
 	}
 	t := time.NewTimer(min(wait, claimPoll))
 	defer t.Stop()

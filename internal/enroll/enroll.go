@@ -824,7 +824,9 @@ func (s *Service) keyCompromisedLate(ctx context.Context, st *State, err error) 
 
 // sentAgain answers a request with again, issued earlier for its key: a
 // first enrollment with the certificate whose issuance used up the
-// one-time challenge it presents, for its key and names, or a renewal with
+// one-time challenge it presents, for its key and names, or that its SCEP
+// transaction or, over EST, its credentials got (issuedForTransaction),
+// or a renewal with
 // the certificate that renewed st.Renews (its answer was lost, or a copy of
 // it sent at once got there first). Nothing is issued, but the trail says who was sent what: the
 // event is written before the answer leaves, and the answer is counted as
@@ -834,6 +836,8 @@ func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certifica
 	switch {
 	case st.Renews != nil:
 		why = "it renewed " + st.Renews.SerialHex + " for the same key, and the renewal was asked again (its answer was lost, or a copy sent at once got there first)"
+	case st.ConsumeChallenge == nil && resentByCredentials(st):
+		why = "it was issued at this profile for the same key and names, authorized the same way, and the request asks again (its answer was lost, or a copy sent at once got there first)"
 	case st.ConsumeChallenge == nil:
 		why = "it was issued for this SCEP transaction, and the request asks again for the same key and names (its answer was lost, or a copy sent at once got there first)"
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
@@ -453,8 +454,10 @@ func (s *Service) issuedForChallenge(ctx context.Context, st *State, hash []byte
 // asIssued: the subject and names st would issue are those of rec, the
 // certificate issued earlier for its key.
 // resendWindow is how long after an issuance a SCEP request of the same
-// transaction (its transactionID, key and names) is taken for a resend
-// whose answer was lost, and answered with that certificate: long enough
+// transaction (its transactionID, key and names), or an EST simpleenroll
+// of the same key and names by the same credentials (issuedForEnrollment),
+// is taken for a resend whose answer was lost, and answered with that
+// certificate: long enough
 // for a device's retries, short enough that a device deriving its
 // transaction ID from its key (as many do) and enrolling that key again
 // near the end of its certificate gets a new one.
@@ -463,8 +466,9 @@ const resendWindow = 24 * time.Hour
 // transactionKey is the key hash st's transaction is found again
 // (issuedForTransaction) and claimed (issue) by, with its profile and
 // transaction ID (claimedTransaction); nil for a request whose resends are
-// not answered by their transaction: one without one (an EST first
-// enrollment), a one-time challenge's (found by what it used up), an
+// not answered by their transaction: an EST first enrollment but one
+// authenticated by an EST user, the static challenge or the webhook
+// (resentByCredentials), a one-time challenge's (found by what it used up), an
 // approval's (decided by the held request), a server-made key's. A SCEP
 // renewal claims its transaction like a first enrollment: of its copies
 // sent at once only one signs, and the others are answered with its
@@ -474,7 +478,8 @@ const resendWindow = 24 * time.Hour
 // ID, and which certificate answers a renewal is decided by
 // issuedForTransaction, which takes only one that renewed the same
 // certificate. An EST renewal, which has no transaction ID, claims the
-// renewal itself (renewalTransaction).
+// renewal itself (renewalTransaction), an EST first enrollment its
+// request's with its credentials (enrollmentTransaction).
 func transactionKey(st *State) []byte {
 	req := st.Req
 	if claimedTransaction(st) == "" || req.ServerKeyGen || st.ConsumeChallenge != nil || st.CompleteRequest != nil {
@@ -488,15 +493,46 @@ func transactionKey(st *State) []byte {
 }
 
 // claimedTransaction is the transaction ID st's claim holds: a SCEP
-// request's own, an EST renewal's renewalTransaction, "" for none.
+// request's own, an EST renewal's renewalTransaction, an EST first
+// enrollment's enrollmentTransaction, "" for none.
 func claimedTransaction(st *State) string {
 	switch {
 	case st.Req.Protocol == pki.ProtocolSCEP:
 		return st.Req.TransactionID
 	case st.Renews != nil:
 		return renewalTransaction(st.Renews)
+	case resentByCredentials(st):
+		return enrollmentTransaction(st.Req.TransactionID, st.AuthorizedBy)
 	}
 	return ""
+}
+
+// resentByCredentials: st is an EST first enrollment whose resend is
+// answered by what authenticated it (issuedForEnrollment): an EST user's,
+// the static challenge's or the webhook's. A one-time challenge's is found
+// by what it used up, an approval's by the held request, and a server-made
+// key is the server's (transactionKey leaves those out).
+func resentByCredentials(st *State) bool {
+	if st.Req.Protocol != pki.ProtocolEST || st.Req.Renewal || st.Renews != nil {
+		return false
+	}
+	by := st.AuthorizedBy
+	return strings.HasPrefix(by, "est-user ") || by == "static-challenge" || by == "webhook"
+}
+
+// enrollmentTransaction is the transaction ID an EST first enrollment of
+// transactionID (the one estserver names it by) authorized by
+// authorizedBy claims: copies of it are the same key and profile (the
+// claim's), request and credentials, so that another user's request for
+// the key neither waits for this one nor gets its certificate. Hashed, as
+// a user name is as long as its operator made it; the '#' keeps it apart
+// from SCEP transactions, as renewalTransaction's does.
+func enrollmentTransaction(transactionID, authorizedBy string) string {
+	h := sha256.New()
+	h.Write([]byte(transactionID))
+	h.Write([]byte{0})
+	h.Write([]byte(authorizedBy))
+	return "enrollment#" + hex.EncodeToString(h.Sum(nil))
 }
 
 // renewalTransaction is the transaction ID an EST renewal of old claims.
@@ -527,6 +563,9 @@ func (s *Service) issuedForTransaction(ctx context.Context, st *State) (*pki.Cer
 	}
 	req := st.Req
 	if req.Protocol != pki.ProtocolSCEP {
+		if st.Renews == nil {
+			return s.issuedForEnrollment(ctx, st, hash)
+		}
 		return s.issuedForRenewal(ctx, st)
 	}
 	now := s.clock.Now()
@@ -545,6 +584,47 @@ func (s *Service) issuedForTransaction(ctx context.Context, st *State) (*pki.Cer
 		}
 		if c.Protocol == pki.ProtocolSCEP && now.Before(c.NotAfter) && asIssued(st, c) {
 			return c, nil
+		}
+	}
+	return nil, nil
+}
+
+// issuedForEnrollment finds the certificate issued for an EST first
+// enrollment (resentByCredentials) of st's key at its profile, for its
+// names, within resendWindow, still valid, authorized by the same
+// credentials: the answer of a simpleenroll asked again after its answer
+// was lost (the client keeps its key for that), or of a copy sent at once
+// (claimed as a SCEP transaction is). EST has no transaction ID, but
+// estserver names each request by one made of its operation, key and
+// subject, recorded with its certificate: the read is the one a SCEP
+// resend makes, by key hash and that ID. Who authenticated an issuance is
+// kept in its certificate.issued event only: read, by serial, for a
+// certificate that matches otherwise (the rerun's case), and compared
+// whole, so that another EST user (or the static challenge, or the
+// webhook) is never handed this one's certificate, nor the reverse. A
+// certificate issued before this lookup existed is found too: its event
+// says the same.
+func (s *Service) issuedForEnrollment(ctx context.Context, st *State, hash []byte) (*pki.Certificate, error) {
+	now := s.clock.Now()
+	st.lookedAt = now // before the read: it sees what was recorded by then
+	certs, err := s.store.CertificatesOfTransaction(ctx, hash, st.Profile.Name, st.Req.TransactionID, now.Add(-resendWindow))
+	if err != nil {
+		return nil, fmt.Errorf("enroll: certificates of EST request %q: %w", st.Req.TransactionID, err)
+	}
+	detail := withAuthorizedBy("", st)
+	for i := range certs {
+		c := &certs[i]
+		if c.Protocol != pki.ProtocolEST || c.RenewedFrom != "" || !now.Before(c.NotAfter) || !asIssued(st, c) {
+			continue
+		}
+		evs, err := s.store.ListAudit(ctx, store.AuditFilter{Type: pki.EventIssued, SerialHex: c.SerialHex, Limit: 4})
+		if err != nil {
+			return nil, fmt.Errorf("enroll: issuance of certificate %s: %w", c.SerialHex, err)
+		}
+		for _, ev := range evs {
+			if ev.IssuerID == c.IssuerID && ev.Detail == detail {
+				return c, nil
+			}
 		}
 	}
 	return nil, nil

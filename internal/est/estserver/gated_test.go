@@ -76,6 +76,15 @@ func (s *reserveDown) ReserveSerial(ctx context.Context, issuerID, serialHex str
 	return s.Store.ReserveSerial(ctx, issuerID, serialHex, tbs, at)
 }
 
+// ReserveSerialClaiming fails as ReserveSerial does: an EST user's
+// enrollment claims its request with its reservation.
+func (s *reserveDown) ReserveSerialClaiming(ctx context.Context, c store.TransactionClaim, issuerID, serialHex string, tbs []byte) (bool, error) {
+	if s.down.Load() {
+		return false, fmt.Errorf("%w: dial tcp 127.0.0.1:5432: connection refused", store.ErrUnavailable)
+	}
+	return s.Store.ReserveSerialClaiming(ctx, c, issuerID, serialHex, tbs)
+}
+
 // A 503 for a state that lasts (the store down, a token away, a CA this
 // node lacks) is logged as a WARN per request, not an ERROR: /readyz fails
 // on the state and logs it once at ERROR (r51).
