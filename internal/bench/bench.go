@@ -291,7 +291,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	prepare := !o.OnClock && o.Count > 0 && o.Count <= MaxPrepared
 	var en enroller
 	if o.Protocol == EST {
-		en = newESTEnroller(&o, targets)
+		en = newESTEnroller(&o, targets, pool)
 	} else {
 		se := &scepEnroller{o: &o, targets: targets, keys: pool.keys}
 		if prepare {

@@ -631,3 +631,20 @@ func TestRunDrainNotInTheRate(t *testing.T) {
 		t.Errorf("rate %v, want %v", res.Rate, want)
 	}
 }
+
+// An EST run bounded by time alone sends each CSR once: beyond the pool's
+// CSRs each enrollment signs one of its own, since the server answers a
+// CSR sent again (the same key and names, the same EST user or static
+// challenge) with the certificate it issued for it, which the run would
+// count as a duplicate serial.
+func TestRunESTDurationBeyondThePool(t *testing.T) {
+	_, o := newESTServer(t, nil)
+	o.Duration, o.Pool, o.Concurrency = time.Second, 1, 2 // 10 CSRs
+	res := run(t, o)
+	if res.OK <= 10 {
+		t.Fatalf("ok %d failed %d: the run did not get past the pool's 10 CSRs: %v", res.OK, res.Failed, res.FirstErrors)
+	}
+	if res.Failed != 0 || res.Duplicates != 0 {
+		t.Fatalf("ok %d failed %d dup %d: %v %v", res.OK, res.Failed, res.Duplicates, res.Failures, res.FirstErrors)
+	}
+}

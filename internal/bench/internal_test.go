@@ -257,10 +257,11 @@ func TestESTReplyTooLarge(t *testing.T) {
 	if err := o.normalise(); err != nil {
 		t.Fatal(err)
 	}
-	e := newESTEnroller(o, []*target{{url: srv.URL}})
+	item := poolItem{b64: []byte("AAAA")}
+	e := newESTEnroller(o, []*target{{url: srv.URL}}, &pool{items: []poolItem{item}})
 	w := newWorker(o)
 	defer w.transport.CloseIdleConnections()
-	finish, err := e.enroll(context.Background(), w, 0, 0, &poolItem{b64: []byte("AAAA")})
+	finish, err := e.enroll(context.Background(), w, 0, 0, &item)
 	if err == nil {
 		_, err = finish()
 	}

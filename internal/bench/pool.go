@@ -20,9 +20,12 @@ import (
 )
 
 // MaxPoolCSRs bounds the CSRs built before the clock starts when keys are
-// reused (Count above Pool): beyond it, CSRs are sent again. Our server
-// refuses no repeated subject or key at a profile without approval; each
-// enrollment still carries a fresh transaction nonce.
+// reused (Count above Pool): beyond it, SCEP CSRs are sent again. Our
+// server refuses no repeated subject or key at a profile without
+// approval; each SCEP enrollment still carries a transaction of its own.
+// An EST CSR sent again is a resend (the server answers it with the
+// certificate it issued for the key and names), so an EST enrollment
+// beyond the pool signs a CSR of its own (pool.csrFor).
 const MaxPoolCSRs = 200000
 
 // poolKey is a client key and, for SCEP, the self-signed certificate that
@@ -44,10 +47,25 @@ type poolItem struct {
 type pool struct {
 	keys  []poolKey
 	items []poolItem
+	runID string // in each CSR's subject, CN=bench-RUN-N
 }
 
 // item is the CSR of enrollment i.
 func (p *pool) item(i int) *poolItem { return &p.items[i%len(p.items)] }
+
+// csrFor is the EST request body of enrollment i, of item: the pool's
+// CSR, or past the pool's CSRs one of its own, of the item's key, signed
+// now (see MaxPoolCSRs).
+func (p *pool) csrFor(i int, item *poolItem) ([]byte, error) {
+	if i < len(p.items) {
+		return item.b64, nil
+	}
+	der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: fmt.Sprintf("bench-%s-%d", p.runID, i)}}, p.keys[item.key].key)
+	if err != nil {
+		return nil, fmt.Errorf("the CSR of enrollment %d: %w", i, err)
+	}
+	return est.EncodeBase64(der), nil
+}
 
 // buildPool makes the keys, the CSRs (each with a subject of its own,
 // CN=bench-RUN-N) and the signer certificates, on every core.
@@ -69,6 +87,7 @@ func buildPool(ctx context.Context, o *Options) (*pool, error) {
 		return nil, err
 	}
 	runID := hex.EncodeToString(run)
+	p.runID = runID
 	start := time.Now()
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "bench: building the pool: %d %s keys, %d CSRs (before the clock starts)\n", nKeys, o.KeyType, nItems)

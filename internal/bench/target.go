@@ -416,11 +416,12 @@ const maxESTReply = 4 * est.MaxBodyBytes
 type estEnroller struct {
 	o          *Options
 	targets    []*target
+	pool       *pool
 	user, pass string
 }
 
-func newESTEnroller(o *Options, targets []*target) *estEnroller {
-	e := &estEnroller{o: o, targets: targets, user: o.ESTUser, pass: o.ESTPassword}
+func newESTEnroller(o *Options, targets []*target, pool *pool) *estEnroller {
+	e := &estEnroller{o: o, targets: targets, pool: pool, user: o.ESTUser, pass: o.ESTPassword}
 	if e.user == "" && e.pass == "" {
 		// A challenge is accepted as the password of any unknown user.
 		e.user, e.pass = "scepter-bench", o.Challenge
@@ -428,9 +429,13 @@ func newESTEnroller(o *Options, targets []*target) *estEnroller {
 	return e
 }
 
-func (e *estEnroller) enroll(ctx context.Context, w *worker, ti, _ int, item *poolItem) (func() (*x509.Certificate, error), error) {
+func (e *estEnroller) enroll(ctx context.Context, w *worker, ti, i int, item *poolItem) (func() (*x509.Certificate, error), error) {
 	t := e.targets[ti]
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(item.b64))
+	csrBody, err := e.pool.csrFor(i, item)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(csrBody))
 	if err != nil {
 		return nil, err
 	}
@@ -438,9 +443,10 @@ func (e *estEnroller) enroll(ctx context.Context, w *worker, ti, _ int, item *po
 	req.Header.Set("Content-Transfer-Encoding", "base64")
 	req.SetBasicAuth(e.user, e.pass)
 	// Should the server have acted on a copy lost with its connection,
-	// that is one more certificate for the same CSR in its inventory,
-	// never a second reply here.
-	client.MarkResendable(req, item.b64)
+	// it answers the copy sent again with that certificate (ours does at
+	// a static-challenge or EST-user profile; another server may issue one
+	// more), never a second reply here.
+	client.MarkResendable(req, csrBody)
 	resp, err := w.http.Do(req)
 	if err != nil {
 		return nil, err
