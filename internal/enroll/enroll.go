@@ -836,9 +836,12 @@ func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certifica
 	switch {
 	case st.Renews != nil:
 		why = "it renewed " + st.Renews.SerialHex + " for the same key, and the renewal was asked again (its answer was lost, or a copy sent at once got there first)"
-	case st.ConsumeChallenge == nil && resentByCredentials(st):
+	case st.IssuedAlready != nil || st.ConsumeChallenge != nil:
+		// A one-time challenge's: its used-up challenge found it, or a
+		// copy consumed the challenge first.
+	case resentByCredentials(st):
 		why = "it was issued at this profile for the same key and names, authorized the same way, and the request asks again (its answer was lost, or a copy sent at once got there first)"
-	case st.ConsumeChallenge == nil:
+	default:
 		why = "it was issued for this SCEP transaction, and the request asks again for the same key and names (its answer was lost, or a copy sent at once got there first)"
 	}
 	res, err := s.issuedResult(ctx, again.IssuerID, again.SerialHex)

@@ -102,6 +102,7 @@ func TestAnsweredAgainIsAuditedNotCountedAsIssued(t *testing.T) {
 				t.Fatalf("%d events of a certificate sent again, want 1 (trail %v)", len(sentAgain), auditTypes(t, f.st))
 			}
 			if e := sentAgain[0]; e.SerialHex != serial || !strings.Contains(e.Detail, serial) || e.Outcome != "success" ||
+				!strings.Contains(e.Detail, "this one-time challenge was used up by its issuance") ||
 				e.TransactionID != "tx-device-9" || e.Actor != "scep:192.0.2.10" {
 				t.Errorf("event %+v, want one naming serial %s, the request and its requester", e, serial)
 			}
