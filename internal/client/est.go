@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -93,7 +92,7 @@ func (e *HTTPError) Error() string {
 		// A server's header, cut as other quoted texts are: it may be
 		// megabytes long.
 		return fmt.Sprintf("HTTP %d: the server redirects to %s; scepter does not follow redirects (the password and the CSR must not go elsewhere): %s",
-			e.Status, Printable(clipText(e.Redirect, maxLocationShown)), Printable(clipText(advice, maxLocationShown+64)))
+			e.Status, Printable(pki.Clip(e.Redirect, maxLocationShown)), Printable(pki.Clip(advice, maxLocationShown+64)))
 	}
 	if e.Reason != "" {
 		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Reason)
@@ -1005,14 +1004,3 @@ func (c *EST) openKeyPackage(der []byte, r ESTRequest) ([]byte, error) {
 
 // maxLocationShown bounds the part of a redirect's Location an error shows.
 const maxLocationShown = 200
-
-// clipText is s cut to n bytes at a character boundary, "…" marking the cut.
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
