@@ -14,14 +14,10 @@ type output struct{ setting, path string }
 // outputs are the files an install writes: key and certificate (one file
 // when they are the same), and a chain file of its own.
 func (l *layout) outputs() []output {
-	if l.combined() {
-		out := []output{{"key_path and cert_path", l.key}}
-		if l.separateChain() {
-			out = append(out, output{"chain_path", l.chain})
-		}
-		return out
-	}
 	out := []output{{"key_path", l.key}, {"cert_path", l.cert}}
+	if l.combined() {
+		out = []output{{"key_path and cert_path", l.key}}
+	}
 	if l.separateChain() {
 		out = append(out, output{"chain_path", l.chain})
 	}
