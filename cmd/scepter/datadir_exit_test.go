@@ -62,15 +62,7 @@ func TestDataDirRefusalsExit2(t *testing.T) {
 			}
 			dir := tt.dataDir(t, t.TempDir())
 			for _, c := range tt.commands {
-				var out string
-				var err error
-				if c[0] == "serve" {
-					var stdout, stderr string
-					stdout, stderr, err = serveOnce(t, "--data-dir", dir)
-					out = stdout + stderr
-				} else {
-					out, err = runIn(append(c, "--data-dir", dir)...)
-				}
+				out, err := runOnDataDir(t, c, dir)
 				wantUsageError(t, strings.Join(c, " "), err, out, tt.want)
 			}
 		})
@@ -110,17 +102,20 @@ func TestDataDirKeyFileModeExit2(t *testing.T) {
 			}
 			defer os.Chmod(tt.key, 0o600)
 			for _, c := range tt.commands {
-				var out string
-				var err error
-				if c[0] == "serve" {
-					var stdout, stderr string
-					stdout, stderr, err = serveOnce(t, "--data-dir", dir)
-					out = stdout + stderr
-				} else {
-					out, err = runIn(append(c, "--data-dir", dir)...)
-				}
+				out, err := runOnDataDir(t, c, dir)
 				wantUsageError(t, strings.Join(c, " "), err, out, []string{tt.key + " has mode 0644", "run: chmod 600 " + tt.key})
 			}
 		})
 	}
+}
+
+// runOnDataDir runs command c (serve, through serveOnce, or another) on
+// the data directory dir, and returns what it printed and its error.
+func runOnDataDir(t *testing.T, c []string, dir string) (string, error) {
+	t.Helper()
+	if c[0] == "serve" {
+		stdout, stderr, err := serveOnce(t, "--data-dir", dir)
+		return stdout + stderr, err
+	}
+	return runIn(append(c, "--data-dir", dir)...)
 }
