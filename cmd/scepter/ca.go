@@ -489,8 +489,8 @@ func cmdCARootExport(ctx context.Context, e env, args []string) error {
 	defer clear(pass)
 	var newPass []byte
 	if newPassFile != "" {
-		if newPass, err = keys.ReadPassphraseFile(newPassFile); err != nil {
-			return fmt.Errorf("--passphrase-file: %w", err)
+		if newPass, err = passphraseFromFile("--passphrase-file", newPassFile); err != nil {
+			return err
 		}
 		defer clear(newPass)
 		if len(newPass) < minKeysPassphrase {
@@ -572,11 +572,7 @@ func rootKeyPassphrase(e env, file string) ([]byte, error) {
 		return nil, err
 	}
 	if file != "" {
-		p, err := keys.ReadPassphraseFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("--root-key-passphrase-file: %w", err)
-		}
-		return p, nil
+		return passphraseFromFile("--root-key-passphrase-file", file)
 	}
 	if v, ok := e.lookupEnv(rootKeyPassphraseEnv); ok {
 		return []byte(v), nil

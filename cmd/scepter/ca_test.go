@@ -786,3 +786,39 @@ func TestDiscardTokenKeys(t *testing.T) {
 		})
 	}
 }
+
+// A passphrase file that is missing or whose first line is empty is a
+// misconfigured flag, exit 2 naming it, as every other secret file is; and
+// nothing is written.
+func TestCAPassphraseFileRefusalsExit2(t *testing.T) {
+	dir, _ := caDataDir(t, ca.InitOptions{})
+	missing := filepath.Join(t.TempDir(), "missing")
+	empty := writePassFile(t, "")
+	for _, tc := range []struct {
+		name string
+		args []string
+		flag string
+	}{
+		{"export-keys", []string{"export-keys", "--passphrase-file", missing}, "--passphrase-file"},
+		{"export-keys empty", []string{"export-keys", "--passphrase-file", empty}, "--passphrase-file"},
+		{"import-keys", []string{"import-keys", "--in", filepath.Join(t.TempDir(), "in"), "--passphrase-file", missing}, "--passphrase-file"},
+		{"root export", []string{"root", "export", "--passphrase-file", missing}, "--passphrase-file"},
+		{"root export, root key", []string{"root", "export", "--root-key-passphrase-file", missing}, "--root-key-passphrase-file"},
+		{"rollover", []string{"rollover", "--root-key-passphrase-file", missing}, "--root-key-passphrase-file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			args := tc.args
+			if tc.name != "import-keys" && tc.name != "rollover" {
+				args = append(args, "--out", out)
+			}
+			_, _, err := runCA(t, nil, dir, args...)
+			if exitCode(err) != 2 || !strings.Contains(fmt.Sprint(err), tc.flag+": ") {
+				t.Errorf("err = %v (exit %d), want exit 2 naming %s", err, exitCode(err), tc.flag)
+			}
+			if _, serr := os.Stat(out); serr == nil {
+				t.Error("the refused command wrote its output")
+			}
+		})
+	}
+}

@@ -55,11 +55,7 @@ func keysPassphrase(e env, file string) ([]byte, error) {
 		return nil, err
 	}
 	if file != "" {
-		p, err := keys.ReadPassphraseFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("--passphrase-file: %w", err)
-		}
-		return p, nil
+		return passphraseFromFile("--passphrase-file", file)
 	}
 	if v, ok := e.lookupEnv(keysPassphraseEnv); ok && v != "" {
 		return []byte(v), nil

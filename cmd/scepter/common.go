@@ -828,6 +828,18 @@ func readSecretFile(flagName, path, what string, extract func(string) string) (s
 	return v, nil
 }
 
+// passphraseFromFile reads the passphrase in the file a flag names (its
+// first line, as keys.ReadPassphraseFile reads it); a file that is missing,
+// unreadable or whose first line is empty is a misconfigured flag, exit 2,
+// as every other secret or password file is (README, Configuration).
+func passphraseFromFile(flagName, path string) ([]byte, error) {
+	p, err := keys.ReadPassphraseFile(path)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("%s: %v", flagName, err)}
+	}
+	return p, nil
+}
+
 // serviceError is what a command shows of an error from a service: a
 // refusal's client-safe message; a store out of reach with its cause
 // ("temporarily unavailable (database or disk is full), try again later"),
