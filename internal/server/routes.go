@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+
+	"github.com/scepter/scepter/internal/est"
 )
 
 // Router is a handler package's set of routes: ServeMux patterns and the
@@ -106,6 +108,8 @@ func PlainMux(h Handlers) (http.Handler, error) {
 	var httpsOnly Router
 	if ho, ok := h.EST.(HTTPSOnlyRouter); ok {
 		httpsOnly = plainRefusal{ho, toHTTPS}
+	} else if h.EST == nil {
+		httpsOnly = noEST{}
 	}
 	return mount(h.SCEP, ndes, h.CRL, h.OCSP, h.Metrics, h.Health, toHTTPS, httpsOnly)
 }
@@ -136,6 +140,24 @@ func (pr plainRefusal) Routes() map[string]http.Handler {
 
 func (pr plainRefusal) UncleanPaths() map[string]http.Handler {
 	return pr.Routes()
+}
+
+// noEST answers every EST path on the plain listener of a server with no
+// HTTPS listener (--est-listen off) with 404 saying why, rather than the
+// mux's bare "page not found", which tells a device's installer nothing.
+type noEST struct{}
+
+func (noEST) refuse(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, "404 not found: EST is served over HTTPS only (RFC 7030 section 3.3), and this server has no HTTPS listener (--est-listen is off)", http.StatusNotFound)
+}
+
+func (n noEST) Routes() map[string]http.Handler {
+	return map[string]http.Handler{est.PathPrefix: http.HandlerFunc(n.refuse)}
+}
+
+func (n noEST) UncleanPaths() map[string]http.Handler {
+	return n.Routes()
 }
 
 // TLSMux is the handler of the HTTPS listener.

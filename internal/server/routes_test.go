@@ -147,7 +147,7 @@ func TestUncleanPathsUnderPrefix(t *testing.T) {
 // The plain listener sends the console and the API to the HTTPS listener
 // by a name of its certificate, whatever Host the request names (a Host
 // of the client's choosing would make it an open redirect); without an HTTPS
-// listener they do not exist, and the 404 says why.
+// listener they do not exist, and the 404 says why, as it does for EST.
 func TestConsoleOnPlainHTTP(t *testing.T) {
 	console := routes{"/ui/": named("console"), "/api/": named("api")}
 	withTLS, err := server.PlainMux(server.Handlers{Console: console, API: console, HTTPSPort: "8443", HTTPSNames: []string{"ca.example", "2001:db8::2"}})
@@ -178,6 +178,10 @@ func TestConsoleOnPlainHTTP(t *testing.T) {
 			&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 8080}, 301, "https://[2001:db8::1]:8443/ui/", ""},
 		{"no HTTPS listener, /ui/", "GET", "/ui/", "ca.example", noTLS, nil, 404, "", "--est-listen is off"},
 		{"no HTTPS listener, /api/", "GET", "/api/v1/certificates", "ca.example", noTLS, nil, 404, "", "--est-listen is off"},
+		// EST too says why, not the mux's bare "404 page not found".
+		{"no HTTPS listener, EST", "GET", "/.well-known/est/cacerts", "ca.example", noTLS, nil, 404, "", "EST is served over HTTPS only (RFC 7030 section 3.3), and this server has no HTTPS listener (--est-listen is off)"},
+		{"no HTTPS listener, EST label", "POST", "/.well-known/est/a/simpleenroll", "ca.example", noTLS, nil, 404, "", "--est-listen is off"},
+		{"no HTTPS listener, unclean EST path", "GET", "/.well-known/est/a//cacerts", "ca.example", noTLS, nil, 404, "", "--est-listen is off"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest(tc.method, tc.path, nil)
