@@ -153,31 +153,44 @@ func (c *cutter) track(client, server net.Conn) bool {
 }
 
 // closeAll closes every connection, each client told last (when not nil).
-func (c *cutter) closeAll(last []byte) {
+func (c *cutter) closeAll(last []byte) { c.closeAllBut(nil, last) }
+
+// closeAllBut is closeAll for every connection but except's, which it
+// only stops tracking: its pipe tells its client what the cut says and
+// closes it.
+func (c *cutter) closeAllBut(except net.Conn, last []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for client, server := range c.conns {
+		delete(c.conns, client)
+		if client == except {
+			continue
+		}
 		if last != nil {
 			_, _ = client.Write(last)
 		}
 		client.Close()
 		server.Close()
-		delete(c.conns, client)
 	}
 }
 
 // cut ends the connection after a cut, and every other one as well when
-// the database goes out of reach with it.
-func (c *cutter) cut(closeBoth func()) {
-	closeBoth()
+// the database goes out of reach with it. It runs before the cut
+// connection's client is told anything: told at once, the client runs its
+// transaction again on a new connection, which an ending of the others
+// that came after would end too, with FATAL in place of the answers to a
+// transaction its server had committed, which no backend sends (CI105
+// failed on that: a conflict on the rerun of an issuance taken for
+// never run).
+func (c *cutter) cut(client net.Conn) {
 	switch {
 	case c.downAfter.Load():
 		c.mu.Lock()
 		c.down.Store(true)
 		c.mu.Unlock()
-		c.closeAll(nil)
+		c.closeAllBut(client, nil)
 	case c.endAllAfter.Load():
-		c.closeAll(adminShutdown)
+		c.closeAllBut(client, adminShutdown)
 	}
 }
 
@@ -231,6 +244,7 @@ func (c *cutter) pipe(src, dst, client net.Conn, modes []string, closeBoth func(
 			seen := append(tail, buf[:n]...)
 			if i := bytes.Index(bytes.ToUpper(seen), marker); i >= 0 {
 				if mode, ok := c.fire(modes...); ok {
+					c.cut(client)
 					// i in buf: what of seen came before buf was
 					// passed on already.
 					i -= len(tail)
@@ -245,7 +259,7 @@ func (c *cutter) pipe(src, dst, client net.Conn, modes []string, closeBoth func(
 						_, _ = dst.Write(buf[:i+len(marker)])
 						_, _ = dst.Write(adminShutdown)
 					}
-					c.cut(closeBoth)
+					closeBoth()
 					return
 				}
 			}
