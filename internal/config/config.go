@@ -237,6 +237,8 @@ func tomlValueName(v any) string {
 		return "a float"
 	case []any:
 		return "a list"
+	case map[string]any:
+		return "a table"
 	}
 	return fmt.Sprintf("a %T", v)
 }

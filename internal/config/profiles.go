@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/mail"
 	"net/netip"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -82,6 +83,9 @@ func ProfileSection(dst map[string]pki.Profile) func(toml.Primitive, toml.MetaDa
 			if err := ExactKeys(slices.Collect(maps.Keys(keys)), ProfileConfig{}); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
+			if err := profileValueTypes(md, keys); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
 			var pc ProfileConfig
 			if err := md.PrimitiveDecode(p, &pc); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
@@ -104,6 +108,76 @@ func ProfileSection(dst map[string]pki.Profile) func(toml.Primitive, toml.MetaDa
 		}
 		return nil
 	}
+}
+
+// profileFieldKinds maps each key of a profile to the kind of its field.
+var profileFieldKinds = func() map[string]reflect.Type {
+	kinds := map[string]reflect.Type{}
+	t := reflect.TypeFor[ProfileConfig]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if key := f.Tag.Get("toml"); key != "" {
+			kinds[key] = f.Type
+		}
+	}
+	return kinds
+}()
+
+// profileValueTypes checks that each key of a profile holds a value of
+// its field's type, saying what it takes in the config file's words. The
+// decoder refuses most mismatches in its own words ("incompatible types:
+// TOML value has type string; destination has type slice"), and a string
+// or list given for a table, such as subject_patterns = "CN=.*", it
+// dropped without a word: the profile then took any subject.
+func profileValueTypes(md toml.MetaData, keys map[string]toml.Primitive) error {
+	for _, key := range slices.Sorted(maps.Keys(keys)) {
+		t, ok := profileFieldKinds[key]
+		if !ok {
+			continue
+		}
+		var v any
+		if err := md.PrimitiveDecode(keys[key], &v); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		if want, fits := profileValueFits(t, v); !fits {
+			return fmt.Errorf("%s must be %s, not %s", key, want, tomlValueName(v))
+		}
+	}
+	return nil
+}
+
+// profileValueFits reports whether v, a decoded TOML value, fits a field
+// of type t, and what t takes when it does not.
+func profileValueFits(t reflect.Type, v any) (want string, ok bool) {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		_, ok = v.(bool)
+		return "true or false (no quotes)", ok
+	case reflect.Int:
+		_, ok = v.(int64)
+		return "a whole number (no quotes)", ok
+	case reflect.Slice:
+		items, isList := v.([]any)
+		for _, item := range items {
+			if _, isString := item.(string); !isString {
+				return `a list of strings (["…", "…"]), each in quotes`, false
+			}
+		}
+		return `a list of strings (["…", "…"])`, isList
+	case reflect.Map:
+		table, isTable := v.(map[string]any)
+		for _, item := range table {
+			if _, isString := item.(string); !isString {
+				return `a table of strings ({ CN = "…" }), each value in quotes`, false
+			}
+		}
+		return `a table of strings ({ CN = "…" })`, isTable
+	}
+	_, ok = v.(string)
+	return "a string, in quotes", ok
 }
 
 var profileName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)

@@ -145,6 +145,31 @@ func TestProfilesOfTheWrongType(t *testing.T) {
 	}
 }
 
+// A profile key holding a value of another type is refused in the config
+// file's words; a string or list given for a table (subject_patterns =
+// "CN=.*") was dropped without a word, and the profile took any subject.
+func TestProfileValuesOfTheWrongType(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{`subject_patterns = "CN=.*"`, `p: subject_patterns must be a table of strings ({ CN = "…" }), not the string "CN=.*"`},
+		{`subject_fixed = "O=Acme"`, `p: subject_fixed must be a table of strings`},
+		{`subject_patterns = ["CN=.*"]`, `subject_patterns must be a table of strings ({ CN = "…" }), not a list`},
+		{`subject_patterns = { CN = 5 }`, `each value in quotes, not a table`},
+		{`key_usage = "digitalSignature"`, `p: key_usage must be a list of strings (["…", "…"]), not the string "digitalSignature"`},
+		{`dns_patterns = [1]`, `dns_patterns must be a list of strings (["…", "…"]), each in quotes, not a list`},
+		{`approval = "true"`, `p: approval must be true or false (no quotes), not the string "true"`},
+		{`max_sans = "3"`, `p: max_sans must be a whole number (no quotes), not the string "3"`},
+		{`max_sans = 2.5`, `max_sans must be a whole number (no quotes), not a float`},
+		{`validity = 90`, `p: validity must be a string, in quotes, not an integer`},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			_, err := parseProfiles(t, "[profiles.p]\n"+tc.value+"\n")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // crl_urls, ocsp_urls and issuer_urls: absent, the profile's list is nil
 // (the server puts its own URLs under the public URL); [] reaches the
 // profile as an empty list, which means none; a list is kept as given.
