@@ -211,7 +211,8 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 }
 
 // decode reads the body as exactly one JSON object into v: unknown fields,
-// wrong types and trailing data are refused.
+// wrong types (null among them, but for a pointer field) and trailing
+// data are refused.
 func (c *call) decode(v any) error {
 	if body := bytes.TrimSpace(c.body); len(body) == 0 || body[0] != '{' {
 		// null would decode into v as nothing at all, and an array or a
@@ -253,7 +254,7 @@ func (c *call) decode(v any) error {
 	if err := strictjson.CheckKeys(c.body, v); err != nil {
 		return badInput{err.Error()}
 	}
-	return nil
+	return checkNulls(c.body, v)
 }
 
 // statusErr is an answer with a status of its own.
