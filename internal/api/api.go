@@ -302,22 +302,26 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusInternalServerError, "internal error", nil)
 		return
 	}
-	status := http.StatusUnprocessableEntity
+	// The code names the kind of answer, one per status: a 422's is not
+	// pe.Code (bad_request for most), which a client switching on it would
+	// take for a request that could not be read (400, whose detail is
+	// null). errorBody's doc lists them.
+	status, code := http.StatusUnprocessableEntity, "unprocessable"
 	switch pe.Code {
 	case pki.EForbidden:
-		status = http.StatusForbidden
+		status, code = http.StatusForbidden, "forbidden"
 	case pki.EUnauthorized:
-		status = http.StatusUnauthorized
+		status, code = http.StatusUnauthorized, "unauthorized"
 	case pki.ENotFound:
-		status = http.StatusNotFound
+		status, code = http.StatusNotFound, "not_found"
 	case pki.EConflict:
-		status = http.StatusConflict
+		status, code = http.StatusConflict, "conflict"
 	case pki.EInternal:
 		h.log.Error("api: internal error", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error", nil)
 		return
 	}
-	writeError(w, status, pe.Message, map[string]string{"code": string(pe.Code)})
+	writeError(w, status, pe.Message, map[string]string{"code": code})
 }
 
 func writeError(w http.ResponseWriter, status int, msg string, detail any) {
@@ -326,7 +330,7 @@ func writeError(w http.ResponseWriter, status int, msg string, detail any) {
 
 type errorBody struct {
 	Error  string `json:"error"`
-	Detail any    `json:"detail"`
+	Detail any    `json:"detail" doc:"{\"code\": C} when the operation refused the request: C is \"unauthorized\" (401), \"forbidden\" (403), \"not_found\" (404), \"conflict\" (409) or \"unprocessable\" (422: a value read and refused); {\"retry_after_seconds\": N} for a 429; null otherwise (a 400 is a request that could not be read)"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -53,7 +53,7 @@ func TestNewChallengeBindingProfileRules(t *testing.T) {
 				Detail map[string]string `json:"detail"`
 			}
 			r.json(t, &body)
-			if !strings.Contains(body.Error, tc.says) || !strings.HasSuffix(body.Error, "no enrollment could use this challenge") || body.Detail["code"] != string(pki.EBadRequest) {
+			if !strings.Contains(body.Error, tc.says) || !strings.HasSuffix(body.Error, "no enrollment could use this challenge") || body.Detail["code"] != "unprocessable" {
 				t.Errorf("answer %s: want it to say %q, and that no enrollment could use it", r.body, tc.says)
 			}
 			if len(after.Items) != len(before.Items) {

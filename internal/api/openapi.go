@@ -207,7 +207,7 @@ func schemaOf(t reflect.Type) map[string]any {
 }
 
 // addFields describes t's fields into props and returns the names of those
-// a request must carry. A field's `openapi` tag says what the handler
+// a request must carry. A field's `doc` tag is its description. Its `openapi` tag says what the handler
 // enforces of it: "required" (refused when absent or empty), or
 // "default=V" (absent or empty reads as V).
 func addFields(t reflect.Type, props map[string]any) (required []string) {
@@ -225,6 +225,9 @@ func addFields(t reflect.Type, props map[string]any) (required []string) {
 			name = f.Name
 		}
 		s := schemaOf(f.Type)
+		if d := f.Tag.Get("doc"); d != "" {
+			s["description"] = d
+		}
 		for _, opt := range strings.Split(f.Tag.Get("openapi"), ",") {
 			switch k, v, _ := strings.Cut(opt, "="); k {
 			case "required":
