@@ -390,8 +390,9 @@ func (q *query) int(k string, def, lo, hi int) int {
 	if s == "" {
 		return def
 	}
+	// Atoi takes a sign: +5 is no whole number as written here.
 	n, err := strconv.Atoi(s)
-	if err != nil || n < lo || n > hi {
+	if err != nil || s[0] == '+' || n < lo || n > hi {
 		q.errs = append(q.errs, fmt.Sprintf("%s=%q: want a whole number from %d to %d", k, s, lo, hi))
 		return def
 	}
@@ -442,8 +443,12 @@ func (q *query) err() error {
 	return nil
 }
 
-// parseDuration takes Go durations and days ("30d").
+// parseDuration takes Go durations and days ("30d"), without a sign (Go
+// and Atoi take a +; a negative one is out of every bound anyway).
 func parseDuration(s string) (time.Duration, error) {
+	if strings.HasPrefix(s, "+") {
+		return 0, fmt.Errorf("bad duration %q", s)
+	}
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
 		if err != nil || days < 0 || days > 36500 {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/auth"
@@ -96,7 +97,7 @@ func (h *Handler) table() []route {
 		{method: "DELETE", path: "/challenges/{id}", summary: "Delete a challenge", role: pki.RoleOperator, status: http.StatusNoContent, fn: h.deleteChallenge},
 		{method: "GET", path: "/audit", summary: "Audit events, newest first", role: pki.RoleAuditor,
 			params: []param{{"type", "string", "event type"}, {"serial", "string", "certificate serial"}, {"since", "string", "RFC 3339 time"},
-				{"until", "string", "RFC 3339 time"}, {"before_id", "integer", "page on: events with an ID below this (from 1: 0 or less is refused with 400, not read as no bound)"}, pLimit},
+				{"until", "string", "RFC 3339 time"}, {"before_id", "integer", "page on: events with an ID below this (from 1: 0 or less is refused with 422, not read as no bound)"}, pLimit},
 			reply: "AuditList", fn: h.listAudit},
 		{method: "GET", path: "/audit/verify", summary: "Verify the audit trail's hash chain", role: pki.RoleAuditor, reply: "AuditVerification", fn: h.verifyAudit},
 		{method: "GET", path: "/cas", summary: "Issuing CAs (current, next, previous) and the rollover schedule", role: pki.RoleAuditor, reply: "CAList", fn: h.listCAs},
@@ -265,8 +266,32 @@ func checkIssuer(issuer string) error {
 	return nil
 }
 
+// checkSerial refuses the serials admin.NormalizeSerial reads leniently,
+// as the CLI takes them: with 0x, a sign, white space around them, or a
+// colon other than between digits. The API answers 422 for a value of the
+// wrong form, as for "zz", which NormalizeSerial refuses itself, rather
+// than "no certificate with serial 10" for 0x10. A serial as openssl
+// prints it (06:D5:66…, its leading zero, capitals) is one.
+func checkSerial(serial string) error {
+	q := pki.Clip(serial, 80)
+	switch {
+	case strings.ContainsFunc(serial, unicode.IsSpace):
+		return refusedf("serial %q: white space is no part of a serial", q)
+	case len(serial) >= 2 && serial[0] == '0' && (serial[1] == 'x' || serial[1] == 'X'):
+		return refusedf("serial %q: write it in hexadecimal digits alone, without 0x", q)
+	case strings.HasPrefix(serial, "+") || strings.HasPrefix(serial, "-"):
+		return refusedf("serial %q: a serial has no sign", q)
+	case strings.HasPrefix(serial, ":") || strings.HasSuffix(serial, ":") || strings.Contains(serial, "::"):
+		return refusedf("serial %q: a colon goes only between hexadecimal digits, as openssl prints a serial (06:D5:66)", q)
+	}
+	return nil
+}
+
 func (h *Handler) detail(c *call) (*ops.CertificateDetail, error) {
 	issuer := c.q.str("issuer")
+	if err := checkSerial(c.r.PathValue("serial")); err != nil {
+		return nil, err
+	}
 	if err := checkIssuer(issuer); err != nil {
 		return nil, err
 	}
@@ -382,6 +407,9 @@ func (h *Handler) revoke(c *call) error {
 	if err := c.decode(&req); err != nil {
 		return err
 	}
+	if err := checkSerial(c.r.PathValue("serial")); err != nil {
+		return err
+	}
 	if err := checkIssuer(req.Issuer); err != nil {
 		return err
 	}
@@ -399,6 +427,9 @@ func (h *Handler) unhold(c *call) error {
 		if err := c.decode(&req); err != nil {
 			return err
 		}
+	}
+	if err := checkSerial(c.r.PathValue("serial")); err != nil {
+		return err
 	}
 	if err := checkIssuer(req.Issuer); err != nil {
 		return err
@@ -602,6 +633,11 @@ func (h *Handler) listAudit(c *call) error {
 		BeforeID: int64(q.int("before_id", 0, 1, 1<<62)), Limit: q.int("limit", 100, 1, ops.MaxPage)}
 	if err := q.err(); err != nil {
 		return err
+	}
+	if f.SerialHex != "" {
+		if err := checkSerial(f.SerialHex); err != nil {
+			return err
+		}
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 		// An empty list would read as "nothing happened then", as the
