@@ -183,6 +183,12 @@ func ParseTokenTTL(s string) (time.Duration, error) {
 	if s == "" || s == "0" {
 		return 0, nil
 	}
+	// As every other number the API and the CLI read, with no plus sign
+	// or white space, which strconv and time.ParseDuration would take
+	// ("+1d"); a minus sign is read, to say the lifetime is out of range.
+	if s[0] != '-' && (s[0] < '0' || s[0] > '9') {
+		return 0, pki.Errorf(pki.EBadRequest, "token lifetime %q: want a duration such as 90d or 720h, or 0 for no expiry", s)
+	}
 	var d time.Duration
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)

@@ -396,6 +396,9 @@ func TestParseTokenTTL(t *testing.T) {
 		{"d", 0, badForm},
 		{"1e9h", 0, badForm},
 		{"5 d", 0, badForm},
+		{"+1d", 0, badForm},
+		{"+1h", 0, badForm},
+		{" 1h", 0, badForm},
 	} {
 		got, err := auth.ParseTokenTTL(tc.in)
 		ok := tc.wantErr == ""
