@@ -37,6 +37,11 @@ type inventoryPage struct {
 
 type issuerChoice struct{ ID, Label string }
 
+// maxExpiringDays bounds "expiring within", as the API bounds its
+// expiring_within (36500d): one bound, 100 years, beyond every
+// certificate's end.
+const maxExpiringDays = 36500
+
 // inventoryForm is the filter form as sent (and shown again).
 type inventoryForm struct {
 	Q, Status, Profile, Protocol, Issuer, Expiring, IssuedFrom, IssuedTo, Sort, Limit string
@@ -47,7 +52,7 @@ var (
 	protocols   = []string{string(pki.ProtocolSCEP), string(pki.ProtocolEST), string(pki.ProtocolCLI), string(pki.ProtocolInternal)}
 	statuses    = []string{"valid", "revoked", "expired"}
 	expiryDays  = []int{7, 30, 90, 365}
-	sortExpiry  = 100 * 365 * 24 * time.Hour // "expiring first" without a window: every unexpired one
+	sortExpiry  = maxExpiringDays * 24 * time.Hour // "expiring first" without a window: every unexpired one
 	defaultPage = 50
 )
 
@@ -78,8 +83,8 @@ func (f inventoryForm) query() (ops.CertQuery, error) {
 	}
 	if f.Expiring != "" {
 		n, err := strconv.Atoi(f.Expiring)
-		if err != nil || n < 1 || n > 3650 {
-			return q, refusef("expiring within %q: want a number of days from 1 to 3650", clip(f.Expiring))
+		if err != nil || n < 1 || n > maxExpiringDays {
+			return q, refusef("expiring within %q: want a number of days from 1 to %d", clip(f.Expiring), maxExpiringDays)
 		}
 		q.ExpiringWithin = time.Duration(n) * 24 * time.Hour
 	}

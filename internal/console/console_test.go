@@ -35,6 +35,8 @@ func TestPagesRenderForEveryRole(t *testing.T) {
 		"/ui/", "/ui/?days=7", "/ui/?days=366",
 		"/ui/certificates", "/ui/certificates?q=page-device&status=valid&sort=expiring&limit=1",
 		"/ui/certificates?profile=default&protocol=cli&issuer=" + rec.IssuerID + "&expiring=400&issued_from=2031-01-01&issued_to=2031-12-31",
+		// The API's bound on expiring_within (36500d), the console's too.
+		"/ui/certificates?expiring=36500",
 		certPath(c), certPath(c) + "?issuer=" + rec.IssuerID,
 		"/ui/requests", "/ui/requests?status=all&profile=held",
 		"/ui/challenges", "/ui/audit", "/ui/audit?type=certificate.issued&serial=" + rec.SerialHex + "&since=2031-01-01&until=2031-12-31",
@@ -522,7 +524,7 @@ func TestBadInputIs4xx(t *testing.T) {
 	const (
 		days      = "want a number from 1 to 366"
 		limit     = "want a number from 1 to 500"
-		expiring  = "want a number of days from 1 to 3650"
+		expiring  = "want a number of days from 1 to 36500"
 		format    = "want a date (2006-01-02) or a time"
 		yearRange = "want a date from 1970 to 9999"
 		cursorLen = "the cursor is longer than any this list gives"
@@ -546,7 +548,7 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/certificates?q=a%01b", 422, "the search text holds a control character"},
 		{"/ui/certificates?limit=0", 422, limit}, {"/ui/certificates?limit=1000000", 422, limit}, {"/ui/certificates?limit=abc", 422, limit},
 		{"/ui/certificates?expiring=-1", 422, expiring}, {"/ui/certificates?expiring=x", 422, expiring},
-		{"/ui/certificates?expiring=99999", 422, expiring},
+		{"/ui/certificates?expiring=99999", 422, expiring}, {"/ui/certificates?expiring=36501", 422, expiring},
 		{"/ui/certificates?issued_from=yesterday", 422, format}, {"/ui/certificates?issued_to=2031-13-45", 422, format},
 		{"/ui/certificates?issued_from=1969-12-31", 422, yearRange}, {"/ui/certificates?issued_to=0001-01-01", 422, yearRange},
 		{"/ui/certificates?issued_to=10000-01-01", 422, yearRange},
