@@ -105,8 +105,8 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, rq *req, rep
 	pg := auditPage{Form: f, Types: eventTypes, Report: rep}
 	af, err := f.filter()
 	if err == nil && qs.Get("before") != "" {
-		id, perr := strconv.ParseInt(qs.Get("before"), 10, 64)
-		if perr != nil || id < 1 {
+		id, ok := decimal(qs.Get("before"))
+		if !ok || id < 1 {
 			err = refusef("before %q: want an event number", clip(qs.Get("before")))
 		}
 		af.BeforeID = id

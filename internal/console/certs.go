@@ -82,8 +82,8 @@ func (f inventoryForm) query() (ops.CertQuery, error) {
 		return q, refusef("issuer %q: want a CA's ID (64 hex digits), as the CAs page lists them", clip(f.Issuer))
 	}
 	if f.Expiring != "" {
-		n, err := strconv.Atoi(f.Expiring)
-		if err != nil || n < 1 || n > maxExpiringDays {
+		n, ok := decimal(f.Expiring)
+		if !ok || n < 1 || n > maxExpiringDays {
 			return q, refusef("expiring within %q: want a number of days from 1 to %d", clip(f.Expiring), maxExpiringDays)
 		}
 		q.ExpiringWithin = time.Duration(n) * 24 * time.Hour

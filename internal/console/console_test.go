@@ -577,6 +577,13 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/audit?since=1969-12-31", 422, yearRange}, {"/ui/audit?until=0001-01-01", 422, yearRange},
 		{"/ui/audit?until=1969-12-31T23:59:59Z", 422, yearRange}, {"/ui/audit?since=10000-01-01", 422, yearRange},
 		{"/ui/audit?before=abc", 422, "want an event number"}, {"/ui/audit?before=-4", 422, "want an event number"},
+		// A number is decimal digits: a sign, white space or 0x is refused
+		// as "abc" is, not read leniently (r81 D8).
+		{"/ui/audit?before=%2B5", 422, "want an event number"}, {"/ui/audit?before=%205", 422, "want an event number"},
+		{"/ui/audit?before=5%20", 422, "want an event number"}, {"/ui/audit?before=0x5", 422, "want an event number"},
+		{"/ui/?days=%2B7", 422, days}, {"/ui/?days=%207", 422, days}, {"/ui/?days=0x7", 422, days},
+		{"/ui/certificates?limit=%2B1", 422, limit}, {"/ui/certificates?limit=1%09", 422, limit}, {"/ui/audit?limit=%2B5", 422, limit},
+		{"/ui/certificates?expiring=%2B30", 422, expiring}, {"/ui/certificates?expiring=%2030", 422, expiring}, {"/ui/certificates?expiring=0x1e", 422, expiring},
 		{"/ui/audit?serial=xyz!", 422, "is not a positive hexadecimal number"},
 		{"/ui/audit?serial=" + strings.Repeat("a", 200), 422, "a serial has at most 64 hexadecimal digits"},
 		{"/ui/audit?limit=501", 422, limit}, {"/ui/audit?since=2031-05-01&until=2031-04-01", 422, "Since (2031-05-01) must be before Until (2031-04-01)"},

@@ -64,11 +64,11 @@ type own struct {
 func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, rq *req) error {
 	days := 30
 	if s := r.URL.Query().Get("days"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 366 {
+		n, ok := decimal(s)
+		if !ok || n < 1 || n > 366 {
 			return refusef("days %q: want a number from 1 to 366", clip(s))
 		}
-		days = n
+		days = int(n)
 	}
 	d, pending, err := h.ops.Dashboard(r.Context(), rq.p, days)
 	if err != nil {

@@ -333,16 +333,33 @@ func isDateOnly(s string) bool {
 	return err == nil
 }
 
+// decimal reads a number of a query parameter or a form field: decimal
+// digits only, as the console's own links and selects write one. A sign,
+// white space or a 0x prefix (+5, " 5", 0x5) is no number of the console's,
+// refused as "abc" is, not read leniently as strconv.Atoi reads "+5".
+func decimal(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
 // parseLimit reads a page size: def when empty, 1 to max.
 func parseLimit(s string, def, maxN int) (int, error) {
 	if s == "" {
 		return def, nil
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > maxN {
+	n, ok := decimal(s)
+	if !ok || n < 1 || n > int64(maxN) {
 		return 0, refusef("limit %q: want a number from 1 to %d", clip(s), maxN)
 	}
-	return n, nil
+	return int(n), nil
 }
 
 // parseTTL reads a challenge lifetime: a Go duration ("90m", "24h") or a
@@ -355,8 +372,8 @@ func parseTTL(s string) (time.Duration, error) {
 	}
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		// Bounded so that the hours cannot overflow; the range is ops's.
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 || n > 36500 {
+		n, ok := decimal(days)
+		if !ok || n > 36500 {
 			return 0, refusef("lifetime %q: want a lifetime %s, like 60m, 24h or 7d", clip(s), admin.ChallengeTTLRange())
 		}
 		return time.Duration(n) * 24 * time.Hour, nil

@@ -38,6 +38,10 @@ func TestParseTTL(t *testing.T) {
 		{in: "-1d", refused: true},
 		{in: "36501d", refused: true},
 		{in: "99999999999999d", refused: true},
+		// Days are decimal digits (r81 D8).
+		{in: "+7d", refused: true},
+		{in: "0x7d", refused: true},
+		{in: "7 d", refused: true},
 	} {
 		got, err := parseTTL(tc.in)
 		if tc.refused {
