@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -345,17 +346,40 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, rq *req) error 
 }
 
 // safeNext keeps a post-login target only when it is a page of the console
-// (never another site: no scheme, no host, no "//").
+// (never another site: no scheme, no host, no "//"), its path already
+// clean: http.Redirect cleans the path it is given, so /ui/../../evil
+// would leave the console and /ui//evil.example land elsewhere in it. A
+// path with a "." or ".." segment, an empty one ("//") or a backslash, in
+// plain or in percent-encoded form (%2e%2e, %2F%2F, %5C), is refused for the
+// default page, never cleaned into another target; so is a fragment
+// (no page of the console links to one, and http.Redirect would clean
+// it as a part of the path).
 func safeNext(next string) string {
-	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, Prefix) || strings.ContainsAny(next, "\\\r\n") ||
-		strings.HasPrefix(next, Prefix+"login") || strings.HasPrefix(next, Prefix+"logout") {
+	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, Prefix) || strings.ContainsAny(next, "\\\r\n#") {
 		return Prefix
 	}
+	// What http.Redirect cleans is the text before the query, as written.
+	raw, _, _ := strings.Cut(next, "?")
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || strings.HasPrefix(u.Path, "//") {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || !cleanConsolePath(raw) || !cleanConsolePath(u.Path) ||
+		strings.HasPrefix(u.Path, Prefix+"login") || strings.HasPrefix(u.Path, Prefix+"logout") {
 		return Prefix
 	}
 	return next
+}
+
+// cleanConsolePath reports whether p is under /ui/ and path.Clean leaves
+// it as it is (but for the trailing slash, which Clean drops), and it
+// holds no backslash.
+func cleanConsolePath(p string) bool {
+	if !strings.HasPrefix(p, Prefix) || strings.Contains(p, "\\") {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") {
+		c += "/"
+	}
+	return c == p
 }
 
 // remoteHost is the client's address without the port (the Guard has put
