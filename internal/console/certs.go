@@ -351,6 +351,11 @@ func (h *Handler) certificate(w http.ResponseWriter, r *http.Request, rq *req) e
 
 // certificatePEM downloads the certificate (?chain=1: with its CA chain).
 func (h *Handler) certificatePEM(w http.ResponseWriter, r *http.Request, rq *req) error {
+	chain := r.URL.Query().Get("chain")
+	if chain != "" && chain != "1" {
+		// Not the leaf alone as if asked for: chain=yes meant the chain.
+		return refusef("chain %q: want 1 for the certificate with its CA chain, or no chain for the certificate alone", clip(chain))
+	}
 	pg, err := h.loadCert(r, rq, r.URL.Query().Get("issuer"))
 	if err != nil {
 		return err
@@ -358,7 +363,7 @@ func (h *Handler) certificatePEM(w http.ResponseWriter, r *http.Request, rq *req
 	var b []byte
 	b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pg.D.Record.DER})...)
 	name := pg.D.Record.SerialHex + ".pem"
-	if r.URL.Query().Get("chain") == "1" {
+	if chain == "1" {
 		for _, c := range pg.D.Chain {
 			b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 		}

@@ -25,7 +25,8 @@ func TestFlashOnlyAfterTheAction(t *testing.T) {
 	rec := e.record(c)
 	certPage := certPath(c) + "?issuer=" + rec.IssuerID
 
-	// Crafted links: no banner on any page, whatever they say.
+	// Crafted links: no banner on any page, whatever they say; no page
+	// takes done= or also= (any more), so each is refused (r81 D4).
 	for _, page := range []string{certPage, "/ui/requests", "/ui/challenges", "/ui/"} {
 		for _, done := range []string{"revoked&also=40", "revoked", "held", "unheld", "approved", "rejected", "deleted"} {
 			link := page + "?done=" + done
@@ -33,7 +34,8 @@ func TestFlashOnlyAfterTheAction(t *testing.T) {
 				link = page + "&done=" + done
 			}
 			res := b.get(link)
-			expectStatus(t, link, res, http.StatusOK)
+			expectStatus(t, link, res, http.StatusBadRequest)
+			expectBody(t, link, res, "unknown query parameter")
 			expectNotBody(t, link, res, `id="flash"`)
 		}
 	}

@@ -16,15 +16,18 @@ func (h *Handler) Routes() map[string]http.Handler {
 		"POST /ui/login":        http.HandlerFunc(h.login),
 		"POST /ui/logout":       h.logoutRoute(),
 
-		// Pages: every role (auditor and up).
-		"GET /ui/{$}":                       h.page(h.dashboard),
-		"GET /ui/certificates":              h.page(h.inventory),
-		"GET /ui/certificates/{serial}":     h.page(h.certificate),
-		"GET /ui/certificates/{serial}/pem": h.page(h.certificatePEM),
-		"GET /ui/requests":                  h.page(h.requests),
-		"GET /ui/challenges":                h.page(h.challenges),
-		"GET /ui/audit":                     h.page(h.audit),
-		"GET /ui/audit/verify":              h.page(h.auditVerify),
+		// Pages: every role (auditor and up), each with the query
+		// parameters it takes (any other is refused with 400): those of
+		// its forms and of the links the console writes to it.
+		"GET /ui/{$}": h.page(h.dashboard, "days"),
+		"GET /ui/certificates": h.page(h.inventory, "q", "status", "profile", "protocol", "issuer", "expiring",
+			"issued_from", "issued_to", "sort", "limit", "cursor"),
+		"GET /ui/certificates/{serial}":     h.page(h.certificate, "issuer"),
+		"GET /ui/certificates/{serial}/pem": h.page(h.certificatePEM, "issuer", "chain"),
+		"GET /ui/requests":                  h.page(h.requests, "status", "profile", "cursor"),
+		"GET /ui/challenges":                h.page(h.challenges, "cursor"),
+		"GET /ui/audit":                     h.page(h.audit, auditParams...),
+		"GET /ui/audit/verify":              h.page(h.auditVerify, auditParams...),
 		"GET /ui/cas":                       h.page(h.cas),
 
 		// Actions: operator and up.
@@ -40,6 +43,10 @@ func (h *Handler) Routes() map[string]http.Handler {
 	}
 	return routes
 }
+
+// auditParams are the audit page's query parameters, which its
+// verification repeats.
+var auditParams = []string{"type", "serial", "since", "until", "limit", "before"}
 
 // secured sends the security headers before the handler answers, and
 // keeps every answer out of caches (the static files say otherwise).

@@ -71,19 +71,11 @@ func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
 }
 
 // page wraps a GET handler that needs a logged-in person: without a session
-// it sends the browser to the login page, which comes back here after.
-func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request, rq *req) error) http.Handler {
+// it sends the browser to the login page, which comes back here after. Its
+// query may hold the parameters takes names, each once.
+func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request, rq *req) error, takes ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		qs, err := url.ParseQuery(r.URL.RawQuery)
-		if err != nil {
-			// The pages read r.URL.Query(), which drops such a pair
-			// silently: a filter would vanish from what is shown.
-			h.errorPage(w, nil, http.StatusBadRequest, "malformed query string: separate parameters with '&', escape ';' as %3B")
-			return
-		}
-		if err := repeated("query parameter", qs); err != nil {
-			// Query().Get takes the first: status=valid&status=revoked
-			// would list valid ones alone, as the API refuses it.
+		if err := checkQuery(r, takes); err != nil {
 			h.errorPage(w, nil, http.StatusBadRequest, message(err))
 			return
 		}
@@ -91,7 +83,8 @@ func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request, rq *req) 
 		if errors.Is(err, auth.ErrUnauthenticated) {
 			h.clearStaleSession(w, r)
 			target := Prefix + "login"
-			if r.URL.Path != Prefix {
+			if r.URL.RequestURI() != Prefix {
+				// The dashboard's ?days= too: the login comes back to it.
 				target += "?" + url.Values{"next": {r.URL.RequestURI()}}.Encode()
 			}
 			w.Header().Set("Cache-Control", "no-store")
@@ -166,6 +159,59 @@ func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) error {
 	return repeated("form field", r.PostForm)
 }
 
+// checkQuery refuses, as bad input, a query string a page cannot read: a
+// malformed one, a parameter the page does not take (takes names those it
+// does) or one given more than once.
+func checkQuery(r *http.Request, takes []string) error {
+	qs, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		// The pages read r.URL.Query(), which drops such a pair
+		// silently: a filter would vanish from what is shown.
+		return badInputf("malformed query string: separate parameters with '&', escape ';' as %%3B")
+	}
+	if err := unknownParam(qs, takes); err != nil {
+		// Ignored, it would look applied: /ui/audit?before_id=5 showed
+		// the newest page as if it were the page asked for.
+		return err
+	}
+	// Query().Get takes the first: status=valid&status=revoked would list
+	// valid ones alone, as the API refuses it.
+	return repeated("query parameter", qs)
+}
+
+// apiNames are the API's names of the console's filters where the two
+// differ, so that a parameter copied from an API call is told the
+// console's name.
+var apiNames = map[string]string{
+	"before_id":       "before",
+	"expiring_within": "expiring",
+	"issued_after":    "issued_from",
+	"issued_before":   "issued_to",
+}
+
+// unknownParam refuses a parameter not in takes (the first such in order,
+// so the answer is the same every time).
+func unknownParam(qs url.Values, takes []string) error {
+	var unknown []string
+	for k := range qs {
+		if !slices.Contains(takes, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	k := unknown[0]
+	if len(takes) == 0 {
+		return badInputf("unknown query parameter %q: this page takes none", clip(k))
+	}
+	if own, ok := apiNames[k]; ok && slices.Contains(takes, own) {
+		return badInputf("unknown query parameter %q: that is the API's name; the console's is %q (allowed: %s)", k, own, strings.Join(takes, ", "))
+	}
+	return badInputf("unknown query parameter %q (allowed: %s)", clip(k), strings.Join(takes, ", "))
+}
+
 // repeated refuses values with a key given more than once (the first such
 // key in order, so the answer is the same every time).
 func repeated(what string, v url.Values) error {
@@ -229,6 +275,10 @@ type loginPage struct {
 // loginForm shows the login form (or, to a person logged in, the
 // dashboard).
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r, []string{"next"}); err != nil {
+		h.errorPage(w, nil, http.StatusBadRequest, message(err))
+		return
+	}
 	if rq, err := h.session(r); err == nil && rq != nil {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
