@@ -8,6 +8,7 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // Router is a handler package's set of routes: ServeMux patterns and the
@@ -167,28 +169,75 @@ func TLSMux(h Handlers) (http.Handler, error) {
 
 // httpsRedirect sends the console and the API from the plain listener to
 // the HTTPS one: a GET is redirected (a person typed http://), anything
-// else is refused, so no credential is sent again in clear. Without an
-// HTTPS listener (port "") there is no console: 404, saying why.
+// else is refused, so no credential is sent again in clear. A path with an empty, "." or
+// ".." segment is refused (404), not redirected: ServeMux would send it to
+// its cleaned form, elsewhere. Without an HTTPS listener (port "") there is
+// no console: 404, saying why. The API's refusals are in its JSON shape.
 type httpsRedirect struct {
 	names []string
 	port  string
 }
 
-func (hr httpsRedirect) Routes() map[string]http.Handler {
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		if hr.port == "" {
-			http.Error(w, "404 not found: the console and the API are served on the HTTPS listener, and this server has none (--est-listen is off)", http.StatusNotFound)
+func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	isAPI := strings.HasPrefix(r.URL.Path, "/api/")
+	refuse := func(status int, msg string) {
+		if isAPI {
+			apiError(w, status, msg)
 			return
 		}
-		target := hr.url(r)
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			http.Error(w, "403 forbidden: the console and the API are served over HTTPS only: "+target, http.StatusForbidden)
-			return
+		http.Error(w, fmt.Sprintf("%d %s: %s", status, strings.ToLower(http.StatusText(status)), msg), status)
+	}
+	if hr.port == "" {
+		refuse(http.StatusNotFound, "the console and the API are served on the HTTPS listener, and this server has none (--est-listen is off)")
+		return
+	}
+	clean := isClean(r.URL.EscapedPath())
+	target := hr.url(r)
+	if !clean {
+		target = hr.base(r) + "/ui/"
+		if isAPI {
+			target = hr.base(r) + "/api/v1/"
 		}
+	}
+	switch {
+	case !clean:
+		refuse(http.StatusNotFound, fmt.Sprintf("there is no %s (a path with an empty, \".\" or \"..\" segment is not served, nor redirected to its cleaned form); "+
+			"the console and the API are served over HTTPS only: %s", pki.Clip(r.URL.Path, 200), target))
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		refuse(http.StatusForbidden, "the console and the API are served over HTTPS only: "+target)
+	default:
 		http.Redirect(w, r, target, http.StatusMovedPermanently)
-	})
+	}
+}
+
+func (hr httpsRedirect) Routes() map[string]http.Handler {
+	h := http.HandlerFunc(hr.serve)
 	return map[string]http.Handler{"/ui/": h, "/api/": h, "/ui": h}
+}
+
+// UncleanPaths implements UncleanPathRouter: serve refuses those paths
+// itself rather than the mux redirecting them.
+func (hr httpsRedirect) UncleanPaths() map[string]http.Handler {
+	h := http.HandlerFunc(hr.serve)
+	return map[string]http.Handler{"/ui/": h, "/api/": h}
+}
+
+// apiError writes the admin API's error shape, {"error": msg, "detail":
+// null}, for the API's paths on the plain listener, which the API's own
+// handler never sees.
+func apiError(w http.ResponseWriter, status int, msg string) {
+	b, err := json.Marshal(struct {
+		Error  string `json:"error"`
+		Detail any    `json:"detail"`
+	}{msg, nil})
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error","detail":null}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
 }
 
 // url is the request's URL on the HTTPS listener: at the certificate's

@@ -105,8 +105,9 @@ func (u uncleanRoutes) UncleanPaths() map[string]http.Handler {
 
 // An unclean path under an UncleanPathRouter's prefix reaches its handler
 // as sent instead of the mux's redirect to the cleaned path; clean paths
-// under it, and unclean ones anywhere else (the console, the API), are the
-// mux's as before.
+// under it, and unclean ones under a router that does not answer them
+// (these stubs; the real console and API do:
+// TestConsoleAndAPIRefuseUncleanPaths), are the mux's as before.
 func TestUncleanPathsUnderPrefix(t *testing.T) {
 	h, err := server.TLSMux(server.Handlers{
 		EST:     uncleanRoutes{routes{"/.well-known/est/{op}": named("est")}},

@@ -1,0 +1,201 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/scepter/scepter/internal/admin"
+	"github.com/scepter/scepter/internal/api"
+	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/console"
+	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/ops"
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/server"
+)
+
+// listeners are the real API and console over a real CA and store, mounted
+// as `scepter serve` mounts them, on an HTTPS and a plain listener on
+// 127.0.0.1, with an operator token.
+type listeners struct {
+	https, plain *httptest.Server
+	token        string
+	pki          *fixture.PKI
+}
+
+func newListeners(t *testing.T) *listeners {
+	t.Helper()
+	def := pki.DefaultProfile()
+	profiles := map[string]pki.Profile{def.Name: def}
+	p := fixture.New(t, fixture.Options{Config: enroll.Config{Profiles: profiles, DefaultProfile: def.Name}})
+	au := auth.New(p.Store, p.Clock, p.Log)
+	o := ops.New(ops.Config{Store: p.Store, Admin: admin.New(p.Store, p.Clock, p.Log, profiles, def.Name), Enroll: p.Service, Auth: au,
+		Authority: p.Authority, Clock: p.Clock, Log: p.Log})
+	c, err := console.New(o, p.Log, console.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := au.NewToken(context.Background(), "ci", pki.RoleOperator, 0, auth.CLI("cli:test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &listeners{token: token, pki: p}
+	l.https = httptest.NewUnstartedServer(nil)
+	l.plain = httptest.NewUnstartedServer(nil)
+	_, port, _ := net.SplitHostPort(l.https.Listener.Addr().String())
+	h := server.Handlers{API: api.New(o, p.Log), Console: c, HTTPSPort: port, HTTPSNames: []string{"127.0.0.1"}}
+	if l.https.Config.Handler, err = server.TLSMux(h); err != nil {
+		t.Fatal(err)
+	}
+	if l.plain.Config.Handler, err = server.PlainMux(h); err != nil {
+		t.Fatal(err)
+	}
+	l.https.StartTLS()
+	l.plain.Start()
+	t.Cleanup(l.https.Close)
+	t.Cleanup(l.plain.Close)
+	return l
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends a request with its path as given ("//", "/./", "/../" kept),
+// following no redirect.
+func do(t *testing.T, srv *httptest.Server, method, path, authorization, body string) answer {
+	t.Helper()
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Opaque = "//" + u.Host + path // sent as it is, uncleaned
+	req, err := http.NewRequest(method, srv.URL, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.URL = u
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	client := srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+// apiError is the reason of an answer in the API's error shape; the test
+// fails for any other.
+func apiError(t *testing.T, a answer) string {
+	t.Helper()
+	var e struct {
+		Error  *string `json:"error"`
+		Detail any     `json:"detail"`
+	}
+	if !strings.HasPrefix(a.header.Get("Content-Type"), "application/json") || json.Unmarshal([]byte(a.body), &e) != nil || e.Error == nil {
+		t.Fatalf("not the API's error shape: %s %q", a.header.Get("Content-Type"), a.body)
+	}
+	return *e.Error
+}
+
+// A path under /api/ or /ui/ with an empty, "." or ".." segment is not
+// redirected by the mux to its cleaned form (a bare 307, with none of the
+// API's or the console's headers, which a client follows with its token
+// and its POST): the API answers its JSON 404, the console its 404 page,
+// each with its headers, and nothing is done.
+func TestConsoleAndAPIRefuseUncleanPaths(t *testing.T) {
+	l := newListeners(t)
+	cert, _ := l.pki.Issue(t, "unclean-1")
+	serial := cert.SerialNumber.Text(16)
+	bearer := "Bearer " + l.token
+
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/api/v1/./whoami", ""},
+		{"GET", "/api/v1/certificates//pem", ""},
+		{"GET", "/api/v1/certificates/" + serial + "/./pem", ""},
+		{"POST", "/api/v1/certificates/" + serial + "//revoke", `{"reason":"superseded"}`},
+		{"POST", "/api/v1/x/../certificates/" + serial + "/revoke", `{"reason":"superseded"}`},
+		{"GET", "/api/../ui/", ""},
+		{"GET", "/api/v1/whoami/..", ""},
+	} {
+		t.Run("HTTPS "+tc.method+" "+tc.path, func(t *testing.T) {
+			a := do(t, l.https, tc.method, tc.path, bearer, tc.body)
+			if a.status != http.StatusNotFound || a.header.Get("Location") != "" {
+				t.Fatalf("%d, Location %q, %q; want 404, no redirect", a.status, a.header.Get("Location"), a.body)
+			}
+			if msg := apiError(t, a); !strings.Contains(msg, `a path with an empty, "." or ".." segment is not served`) {
+				t.Errorf("reason %q", msg)
+			}
+			for k, v := range map[string]string{"Strict-Transport-Security": "max-age=31536000", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"} {
+				if a.header.Get(k) != v {
+					t.Errorf("%s %q, want %q", k, a.header.Get(k), v)
+				}
+			}
+		})
+	}
+	if a := do(t, l.https, "GET", "/api/v1/certificates/"+serial, bearer, ""); a.status != 200 || !strings.Contains(a.body, `"status": "valid"`) {
+		t.Errorf("after the unclean revocations: %d %s", a.status, a.body)
+	}
+	if a := do(t, l.https, "GET", "/api/v1/whoami", bearer, ""); a.status != 200 {
+		t.Errorf("a clean path: %d %s", a.status, a.body)
+	}
+
+	for _, path := range []string{"/ui/static/../login", "/ui//certificates", "/ui/./", "/ui/../api/v1/whoami"} {
+		t.Run("HTTPS GET "+path, func(t *testing.T) {
+			a := do(t, l.https, "GET", path, "", "")
+			if a.status != http.StatusNotFound || a.header.Get("Location") != "" || !strings.Contains(a.header.Get("Content-Type"), "text/html") ||
+				!strings.Contains(a.body, "is not served, nor redirected to its cleaned form") {
+				t.Fatalf("%d, Location %q, %s %q; want the console's 404 page", a.status, a.header.Get("Location"), a.header.Get("Content-Type"), a.body)
+			}
+			csp := a.header.Get("Content-Security-Policy")
+			if !strings.Contains(csp, "frame-ancestors 'none'") {
+				t.Errorf("Content-Security-Policy %q", csp)
+			}
+			for k, v := range map[string]string{"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+				"Strict-Transport-Security": "max-age=31536000"} {
+				if a.header.Get(k) != v {
+					t.Errorf("%s %q, want %q", k, a.header.Get(k), v)
+				}
+			}
+		})
+	}
+	if a := do(t, l.https, "GET", "/ui/login", "", ""); a.status != 200 {
+		t.Errorf("a clean path: %d", a.status)
+	}
+
+	// The plain listener redirects no unclean path either: it would lead
+	// the client to the cleaned path, elsewhere.
+	for _, tc := range []struct {
+		path string
+		json bool
+	}{{"/ui/static/../login", false}, {"/ui//x", false}, {"/ui/../scep", false}, {"/api/v1/./whoami", true}, {"/api/../.well-known/est/cacerts", true}} {
+		t.Run("plain GET "+tc.path, func(t *testing.T) {
+			a := do(t, l.plain, "GET", tc.path, "", "")
+			if a.status != http.StatusNotFound || a.header.Get("Location") != "" || !strings.Contains(a.body, "is not served, nor redirected") ||
+				!strings.Contains(a.body, l.https.URL+"/") {
+				t.Fatalf("%d, Location %q, %q; want 404 naming the HTTPS listener", a.status, a.header.Get("Location"), a.body)
+			}
+			if tc.json {
+				apiError(t, a)
+			}
+		})
+	}
+}
