@@ -169,7 +169,10 @@ func TLSMux(h Handlers) (http.Handler, error) {
 
 // httpsRedirect sends the console and the API from the plain listener to
 // the HTTPS one: a GET is redirected (a person typed http://), anything
-// else is refused, so no credential is sent again in clear. A path with an empty, "." or
+// else is refused, so no credential is sent again in clear. An API request
+// with an Authorization header is refused whatever its method: its token
+// crossed the network in clear, which the client is told, and a client
+// following a redirect would send it again. A path with an empty, "." or
 // ".." segment is refused (404), not redirected: ServeMux would send it to
 // its cleaned form, elsewhere. Without an HTTPS listener (port "") there is
 // no console: 404, saying why. The API's refusals are in its JSON shape.
@@ -188,8 +191,15 @@ func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		http.Error(w, fmt.Sprintf("%d %s: %s", status, strings.ToLower(http.StatusText(status)), msg), status)
 	}
+	sentToken := isAPI && len(r.Header.Values("Authorization")) > 0
+	const crossed = "; the Authorization header of this request crossed the network in the clear: unless this was a test, " +
+		"revoke its token (scepter admin token revoke NAME) and use a new one"
 	if hr.port == "" {
-		refuse(http.StatusNotFound, "the console and the API are served on the HTTPS listener, and this server has none (--est-listen is off)")
+		msg := "the console and the API are served on the HTTPS listener, and this server has none (--est-listen is off)"
+		if sentToken {
+			msg += crossed
+		}
+		refuse(http.StatusNotFound, msg)
 		return
 	}
 	clean := isClean(r.URL.EscapedPath())
@@ -201,6 +211,8 @@ func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	switch {
+	case sentToken:
+		refuse(http.StatusForbidden, "the API is served over HTTPS only: "+target+crossed)
 	case !clean:
 		refuse(http.StatusNotFound, fmt.Sprintf("there is no %s (a path with an empty, \".\" or \"..\" segment is not served, nor redirected to its cleaned form); "+
 			"the console and the API are served over HTTPS only: %s", pki.Clip(r.URL.Path, 200), target))

@@ -199,3 +199,66 @@ func TestConsoleAndAPIRefuseUncleanPaths(t *testing.T) {
 		})
 	}
 }
+
+// An API request carrying an Authorization header to the plain listener
+// is refused whatever its method, not redirected (a client following the
+// redirect sends its token again), and told that its token crossed the
+// network in the clear, as EST says of its credentials. A request without
+// one is redirected (a GET) or refused (anything else) as before.
+func TestAPITokenOnPlainHTTP(t *testing.T) {
+	l := newListeners(t)
+	for _, tc := range []struct{ method, path, authorization, body string }{
+		{"GET", "/api/v1/whoami", "Bearer " + l.token, ""},
+		{"HEAD", "/api/v1/whoami", "Bearer " + l.token, ""},
+		{"POST", "/api/v1/tokens", "Bearer x", `{"name":"x","role":"admin"}`},
+		{"GET", "/api/v1/./whoami", "Bearer " + l.token, ""},
+		{"GET", "/api/v1/whoami", "Basic eDp5", ""},
+	} {
+		t.Run(tc.method+" "+tc.path+" "+tc.authorization[:5], func(t *testing.T) {
+			a := do(t, l.plain, tc.method, tc.path, tc.authorization, tc.body)
+			if a.status != http.StatusForbidden || a.header.Get("Location") != "" {
+				t.Fatalf("%d, Location %q, %q; want 403, no redirect", a.status, a.header.Get("Location"), a.body)
+			}
+			if tc.method == "HEAD" {
+				return
+			}
+			msg := apiError(t, a)
+			for _, want := range []string{"served over HTTPS only: " + l.https.URL + "/api/v1/", "crossed the network in the clear",
+				"scepter admin token revoke NAME"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("%q lacks %q", msg, want)
+				}
+			}
+		})
+	}
+	if a := do(t, l.plain, "GET", "/api/v1/whoami", "", ""); a.status != http.StatusMovedPermanently || a.header.Get("Location") != l.https.URL+"/api/v1/whoami" {
+		t.Errorf("GET without a token: %d, Location %q", a.status, a.header.Get("Location"))
+	}
+	a := do(t, l.plain, "POST", "/api/v1/challenges", "", "{}")
+	if a.status != http.StatusForbidden || a.header.Get("Location") != "" {
+		t.Errorf("POST without a token: %d, Location %q", a.status, a.header.Get("Location"))
+	}
+	if msg := apiError(t, a); !strings.Contains(msg, "served over HTTPS only: "+l.https.URL+"/api/v1/challenges") || strings.Contains(msg, "clear") {
+		t.Errorf("POST without a token: %q", msg)
+	}
+	// The console's GET is redirected even with a header (a browser sends
+	// its session cookie, Secure, over HTTPS only).
+	if a := do(t, l.plain, "GET", "/ui/", "Basic eDp5", ""); a.status != http.StatusMovedPermanently {
+		t.Errorf("GET /ui/: %d", a.status)
+	}
+
+	// Without an HTTPS listener there is no API: 404, which still says
+	// the token crossed in clear.
+	noTLS, err := server.PlainMux(server.Handlers{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/api/v1/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+l.token)
+	rec := httptest.NewRecorder()
+	noTLS.ServeHTTP(rec, req)
+	if msg := apiError(t, answer{rec.Code, rec.Header(), rec.Body.String()}); rec.Code != 404 || !strings.Contains(msg, "--est-listen is off") ||
+		!strings.Contains(msg, "crossed the network in the clear") {
+		t.Errorf("no HTTPS listener: %d %q", rec.Code, msg)
+	}
+}
