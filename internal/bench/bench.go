@@ -97,9 +97,10 @@ type Options struct {
 	// written to ServerProfileOut. It needs Duration.
 	ServerProfile    string
 	ServerProfileOut io.Writer
-	// SerialsOut, when set, receives a line per certificate received:
-	// "SERIAL-HEX ISSUER-ID URL" (ISSUER-ID is the hex SHA-256 of the
-	// issuing CA certificate; URL with its password masked).
+	// SerialsOut, when set, receives a line per certificate received,
+	// good or not: "SERIAL-HEX ISSUER-ID URL" (ISSUER-ID is the hex SHA-256
+	// of the issuing CA certificate, "-" for one signed by none of the CA
+	// certificates; URL with its password masked).
 	SerialsOut io.Writer
 	// Progress, when set, receives what the run is doing: pool building,
 	// and a line every ProgressInterval (default 1 s) while the clock runs.
@@ -154,8 +155,10 @@ type Result struct {
 	FirstErrors []string `json:"first_errors"`
 	// BadCerts counts certificates received that failed verification (a
 	// subset of Failed). Duplicates counts certificates whose (issuer,
-	// serial) was seen before in this run: failed too (as
-	// "verify:duplicate"), not in BadCerts.
+	// serial) was received before in this run, whatever else is wrong with
+	// either: each is a failed enrollment, counted once, as
+	// "verify:duplicate" when nothing else is wrong with it (not in
+	// BadCerts), else by the other fault (in BadCerts).
 	BadCerts   int `json:"bad_certs"`
 	Duplicates int `json:"duplicate_serials"`
 	// ElapsedSeconds is the clock: from the first request to the end of
@@ -218,7 +221,7 @@ type URLStats struct {
 // Issued is one certificate received.
 type Issued struct {
 	Serial   string // lower-case hex
-	IssuerID string // hex SHA-256 of the issuing CA certificate
+	IssuerID string // hex SHA-256 of the issuing CA certificate; "" for none of them
 	URL      string // with its password masked
 	Cert     *x509.Certificate
 }
@@ -238,7 +241,7 @@ func (r *Result) ExitError(allowFailures bool) error {
 	}
 	if r.OK == 0 {
 		why = append(why, "no enrollment succeeded")
-	} else if other := r.Failed - r.BadCerts - r.Duplicates; other > 0 && !allowFailures {
+	} else if other := r.Failed - r.BadCerts - r.Failures["verify:"+kindDuplicate]; other > 0 && !allowFailures {
 		why = append(why, fmt.Sprintf("%d enrollments failed", other))
 	}
 	if len(why) == 0 {
@@ -655,11 +658,17 @@ func sleepUntil(ctx context.Context, deadline time.Time, d time.Duration) bool {
 	}
 }
 
-// check verifies an enrollment's certificate and records the outcome.
+// check verifies an enrollment's certificate and records the outcome. A
+// certificate may come with an error (a reply that holds only another
+// key's): it is checked all the same, for its issuer, and recorded.
 func (r *run) check(ti int, item *poolItem, cert *x509.Certificate, lat, roundTrip time.Duration, err error) {
 	var issuerID string
-	if err == nil {
-		issuerID, err = r.v.check(cert, item.spki)
+	if cert != nil {
+		var verr error
+		issuerID, verr = r.v.check(cert, item.spki)
+		if err == nil {
+			err = verr
+		}
 	}
 	r.record(ti, issuerID, cert, lat, roundTrip, err)
 }
@@ -684,18 +693,29 @@ func (r *run) checkDeferred(ctx context.Context) {
 	r.unchecked = nil
 }
 
-// record counts one enrollment's outcome. A certificate whose serial was
-// received before fails (verify:duplicate): it is no enrollment a client
-// could use, and counts in neither OK, the rate nor the latencies. It is
-// still listed as received (SerialsOut, Issued).
+// record counts one enrollment's outcome. Every certificate received,
+// good or not, has its serial recorded and is listed (SerialsOut,
+// Issued). One whose serial was received before fails (verify:duplicate,
+// unless it fails already for another reason): it is no enrollment a
+// client could use, and counts in neither OK, the rate nor the latencies.
 func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat, roundTrip time.Duration, err error) {
 	t := r.targets[ti]
-	var serial string
-	if err == nil {
-		serial, err = r.v.record(issuerID, cert)
+	if cert != nil {
+		serial, dupErr := r.v.record(issuerID, cert)
+		switch {
+		case err == nil:
+			err = dupErr
+		case dupErr != nil:
+			// Counted by its other fault; the message says both.
+			err = fmt.Errorf("%w; and serial %s was received before from the same issuer", err, serial)
+		}
+		listedID := issuerID
+		if listedID == "" {
+			listedID = "-" // signed by none of the CA certificates
+		}
 		r.mu.Lock()
 		if r.serials != nil && r.writeErr == nil {
-			_, r.writeErr = fmt.Fprintf(r.serials, "%s %s %s\n", serial, issuerID, t.name)
+			_, r.writeErr = fmt.Fprintf(r.serials, "%s %s %s\n", serial, listedID, t.name)
 		}
 		if r.o.KeepIssued {
 			r.issued = append(r.issued, Issued{Serial: serial, IssuerID: issuerID, URL: t.name, Cert: cert})

@@ -151,15 +151,25 @@ func TestExitError(t *testing.T) {
 		{Result{OK: 5, Failed: 1, BadCerts: 1}, true, true},
 		{Result{OK: 5, Duplicates: 1}, true, true},
 		{Result{OK: 5, Failed: 1, Duplicates: 1, Failures: map[string]int{"verify:duplicate": 1}}, true, true},
+		// A bad certificate that repeats a serial is one failure, in
+		// BadCerts and Duplicates both: the timeout beside it still fails
+		// the run.
 		{Result{}, true, true},
 	} {
 		if err := tc.r.ExitError(tc.allow); (err != nil) != tc.fail {
 			t.Errorf("%+v allow=%v: ExitError = %v", tc.r, tc.allow, err)
 		}
 	}
+	// A bad certificate that repeats a serial is one failure, in BadCerts
+	// and Duplicates both: the timeout beside it is still a failed
+	// enrollment.
+	err := (&Result{OK: 5, Failed: 2, BadCerts: 1, Duplicates: 1, Failures: map[string]int{"verify:key": 1, "timeout": 1}}).ExitError(false)
+	if err == nil || !strings.HasSuffix(err.Error(), ", 1 duplicate serials, 1 enrollments failed") {
+		t.Errorf("ExitError = %v, want the timeout counted", err)
+	}
 	// A malformed reply (an HTML page, a truncated CertRep) holds no
 	// certificate: the message must not claim there were certificates.
-	err := (&Result{Failed: 3, BadCerts: 3, Failures: map[string]int{"verify:reply": 3}}).ExitError(true)
+	err = (&Result{Failed: 3, BadCerts: 3, Failures: map[string]int{"verify:reply": 3}}).ExitError(true)
 	if err == nil || !strings.Contains(err.Error(), "3 replies or certificates failed verification") {
 		t.Errorf("ExitError = %v", err)
 	}

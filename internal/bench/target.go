@@ -404,7 +404,16 @@ func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti, i int, item *p
 		}
 		return nil, err
 	}
-	return func() (*x509.Certificate, error) { return req.Certificate(body) }, nil
+	return func() (*x509.Certificate, error) {
+		cert, err := req.Certificate(body)
+		var fe *client.ForeignCertificatesError
+		if errors.As(err, &fe) {
+			// Another key's certificate: received all the same, and
+			// its serial counted (run.record).
+			return issuedAmong(fe.Certs), &verifyError{kind: "key", err: err}
+		}
+		return cert, err
+	}, nil
 }
 
 // maxESTReply bounds the simpleenroll reply read: a certificate with its
@@ -488,5 +497,19 @@ func estCertificate(body, spki []byte) (*x509.Certificate, error) {
 			return c, nil
 		}
 	}
-	return nil, &verifyError{kind: "key", err: errors.New("the reply holds no certificate for the CSR's key")}
+	// Another key's certificate: received all the same, and its serial
+	// counted (run.record).
+	return issuedAmong(sd.Certificates), &verifyError{kind: "key", err: errors.New("the reply holds no certificate for the CSR's key")}
+}
+
+// issuedAmong is the certificate a reply holding none for the request's key
+// issued instead: its first that is no CA certificate (the others are its
+// chain), or nil when it holds none.
+func issuedAmong(certs []*x509.Certificate) *x509.Certificate {
+	for _, c := range certs {
+		if !c.IsCA {
+			return c
+		}
+	}
+	return nil
 }

@@ -57,7 +57,7 @@ type verifier struct {
 	mu      sync.Mutex
 	issuers []issuer
 	asked   map[string]bool                // issuer names fetch was called for
-	seen    map[string]map[string]struct{} // issuer ID -> serial bytes
+	seen    map[string]map[string]struct{} // issuer (record) -> serial bytes
 	dups    int
 }
 
@@ -121,31 +121,32 @@ func newVerifier(targets []*target, now func() time.Time) (*verifier, error) {
 	return v, nil
 }
 
-// check verifies a certificate received for a CSR with public key spki and
-// returns its issuer's ID.
+// check verifies a certificate received for a CSR with public key spki. It
+// returns the ID of the known issuing CA that signed it, also when the
+// certificate fails another check ("" when none did): its serial is counted
+// among those received all the same (record).
 func (v *verifier) check(cert *x509.Certificate, spki []byte) (string, error) {
+	id, signed := v.issuedBy(cert)
+	if !signed && v.learn(cert) {
+		id, signed = v.issuedBy(cert)
+	}
 	if !bytes.Equal(cert.RawSubjectPublicKeyInfo, spki) {
-		return "", &verifyError{kind: "key", err: errors.New("the certificate's public key is not the CSR's")}
+		return id, &verifyError{kind: "key", err: errors.New("the certificate's public key is not the CSR's")}
 	}
 	if cert.IsCA {
-		return "", &verifyError{kind: "ca", err: errors.New("the certificate says CA:TRUE")}
+		return id, &verifyError{kind: "ca", err: errors.New("the certificate says CA:TRUE")}
 	}
 	now := v.now()
 	if now.After(cert.NotAfter) {
-		return "", &verifyError{kind: "expired", err: fmt.Errorf("notAfter %s is past", cert.NotAfter.UTC().Format(time.RFC3339))}
+		return id, &verifyError{kind: "expired", err: fmt.Errorf("notAfter %s is past", cert.NotAfter.UTC().Format(time.RFC3339))}
 	}
 	if cert.NotBefore.After(now.Add(clockSkew)) {
-		return "", &verifyError{kind: "not-yet-valid", err: fmt.Errorf("notBefore %s is in the future", cert.NotBefore.UTC().Format(time.RFC3339))}
+		return id, &verifyError{kind: "not-yet-valid", err: fmt.Errorf("notBefore %s is in the future", cert.NotBefore.UTC().Format(time.RFC3339))}
 	}
-	if id, ok := v.issuedBy(cert); ok {
-		return id, nil
+	if !signed {
+		return "", &verifyError{kind: "chain", err: fmt.Errorf("issued by %s, signed by none of the CA certificates", cert.Issuer)}
 	}
-	if v.learn(cert) {
-		if id, ok := v.issuedBy(cert); ok {
-			return id, nil
-		}
-	}
-	return "", &verifyError{kind: "chain", err: fmt.Errorf("issued by %s, signed by none of the CA certificates", cert.Issuer)}
+	return id, nil
 }
 
 // issuedBy finds the known issuing CA that signed cert.
@@ -200,19 +201,27 @@ func (v *verifier) learn(cert *x509.Certificate) bool {
 	return added
 }
 
-// record notes a good certificate's serial and returns it in hex. A serial
-// seen before from the same issuer is a duplicate: an error of kind
-// "duplicate", for the enrollment failed (two certificates under one
-// serial cannot both be told apart, revoked or listed in a CRL).
+// record notes the serial of a certificate received, good or not, and
+// returns it in hex. A serial seen before from the same issuer is a
+// duplicate, whatever else is wrong with either certificate: counted in
+// duplicates, and returned as an error of kind "duplicate", for the
+// enrollment failed (two certificates under one serial cannot both be told
+// apart, revoked or listed in a CRL). The issuer is the known issuing CA
+// that signed it (issuerID); a certificate signed by none is keyed by the
+// issuer name it gives.
 func (v *verifier) record(issuerID string, cert *x509.Certificate) (string, error) {
+	issuer := issuerID
+	if issuer == "" {
+		issuer = "name:" + string(cert.RawIssuer) // no hex ID is ever one
+	}
 	key := string(cert.SerialNumber.Bytes())
 	serial := cert.SerialNumber.Text(16)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	m := v.seen[issuerID]
+	m := v.seen[issuer]
 	if m == nil {
 		m = map[string]struct{}{}
-		v.seen[issuerID] = m
+		v.seen[issuer] = m
 	}
 	if _, dup := m[key]; dup {
 		v.dups++

@@ -621,7 +621,17 @@ func (x *exchange) certificate(rep *scep.PKIMessage) (*x509.Certificate, error) 
 			return cert, nil
 		}
 	}
-	return nil, errors.New("the CertRep holds no certificate for our key")
+	return nil, &ForeignCertificatesError{Certs: certs}
+}
+
+// ForeignCertificatesError is a SUCCESS CertRep that holds no certificate
+// for the request's key. Certs are those it holds instead: a load tool
+// counts their serials among those received (a server that gave one
+// client's certificate to another repeats its serial).
+type ForeignCertificatesError struct{ Certs []*x509.Certificate }
+
+func (e *ForeignCertificatesError) Error() string {
+	return "the CertRep holds no certificate for our key"
 }
 
 // newExchange picks the algorithms the server's capabilities allow and the
