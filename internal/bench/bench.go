@@ -684,7 +684,7 @@ func (r *run) checkDeferred(ctx context.Context) {
 	}
 	// Counted again by record, as ok or failed.
 	r.done.Store(0)
-	_ = parallel(context.WithoutCancel(ctx), len(r.unchecked), func(i int) error {
+	_, _ = parallel(context.WithoutCancel(ctx), len(r.unchecked), func(i int) error {
 		a := r.unchecked[i]
 		cert, err := a.finish()
 		r.check(a.ti, a.item, cert, a.lat, a.roundTrip, err)

@@ -7,12 +7,14 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -646,5 +648,41 @@ func TestRunESTDurationBeyondThePool(t *testing.T) {
 	}
 	if res.Failed != 0 || res.Duplicates != 0 {
 		t.Fatalf("ok %d failed %d dup %d: %v %v", res.OK, res.Failed, res.Duplicates, res.Failures, res.FirstErrors)
+	}
+}
+
+// cancelOn is a progress writer that cancels the run when a line says
+// what it waits for.
+type cancelOn struct {
+	says   string
+	cancel context.CancelFunc
+}
+
+func (c cancelOn) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.says) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// ^C before the clock starts says what it interrupted and how far that
+// got, not only "context canceled" (r84 D3).
+func TestRunInterruptedBeforeTheClock(t *testing.T) {
+	s := newSCEPServer(t)
+	for _, tc := range []struct {
+		at   string // the progress line that interrupts
+		want string
+	}{
+		{"building the pool", `^interrupted while building the pool: \d+ of 20 p256 keys made$`},
+		{"signing and encrypting", `^interrupted while signing and encrypting the requests: \d+ of 20 built$`},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		o := s.options(s.url)
+		o.KeyType, o.Count, o.Progress = "p256", 20, cancelOn{tc.at, cancel}
+		res, err := bench.Run(ctx, o)
+		cancel()
+		if res != nil || err == nil || !regexp.MustCompile(tc.want).MatchString(err.Error()) || !errors.Is(err, context.Canceled) {
+			t.Errorf("interrupted at %q: %v, %v; want %s, wrapping context.Canceled", tc.at, res, err, tc.want)
+		}
 	}
 }

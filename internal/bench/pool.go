@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -98,18 +99,18 @@ func buildPool(ctx context.Context, o *Options) (*pool, error) {
 			fmt.Fprintf(o.Progress, "bench: --count %d with --duration: the requests of all %d are built before the clock, whether the run reaches them or not (--duration alone builds fewer)\n", o.Count, o.Count)
 		}
 	}
-	if err := parallel(ctx, nKeys, func(i int) error {
+	if made, err := parallel(ctx, nKeys, func(i int) error {
 		k, err := keys.Generate(o.KeyType)
 		p.keys[i].key = k
 		return err
 	}); err != nil {
-		return nil, err
+		return nil, stopped(err, "building the pool", fmt.Sprintf("%d of %d %s keys made", made, nKeys, o.KeyType))
 	}
 	challenge := ""
 	if o.Protocol == SCEP {
 		challenge = o.Challenge
 	}
-	if err := parallel(ctx, nItems, func(i int) error {
+	if made, err := parallel(ctx, nItems, func(i int) error {
 		k := i % nKeys
 		der, err := csr.Create(csr.Template{Subject: pkix.Name{CommonName: fmt.Sprintf("bench-%s-%d", runID, i)},
 			ChallengePassword: challenge}, p.keys[k].key)
@@ -133,7 +134,7 @@ func buildPool(ctx context.Context, o *Options) (*pool, error) {
 		p.items[i] = it
 		return nil
 	}); err != nil {
-		return nil, err
+		return nil, stopped(err, "building the pool", fmt.Sprintf("all %d keys made, %d of %d CSRs", nKeys, made, nItems))
 	}
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "bench: pool ready in %.1fs\n", time.Since(start).Seconds())
@@ -141,9 +142,10 @@ func buildPool(ctx context.Context, o *Options) (*pool, error) {
 	return p, nil
 }
 
-// parallel calls f(0..n-1) on every core and returns the first error.
-func parallel(ctx context.Context, n int, f func(i int) error) error {
-	var next atomic.Int64
+// parallel calls f(0..n-1) on every core and returns how many of the
+// calls succeeded and the first error: ctx's when it ended first.
+func parallel(ctx context.Context, n int, f func(i int) error) (int, error) {
+	var next, done atomic.Int64
 	var wg sync.WaitGroup
 	var once sync.Once
 	var first error
@@ -160,7 +162,9 @@ func parallel(ctx context.Context, n int, f func(i int) error) error {
 				if err == nil {
 					err = f(i)
 				}
-				if err != nil {
+				if err == nil {
+					done.Add(1)
+				} else {
 					once.Do(func() { first = err })
 					next.Store(int64(n))
 					return
@@ -169,5 +173,27 @@ func parallel(ctx context.Context, n int, f func(i int) error) error {
 		}()
 	}
 	wg.Wait()
-	return first
+	return int(done.Load()), first
+}
+
+// interruptedError is a run interrupted before its clock started: it says
+// what it was doing and how far it got, not only "context canceled".
+type interruptedError struct {
+	doing, progress string
+	err             error
+}
+
+func (e *interruptedError) Error() string {
+	return fmt.Sprintf("interrupted while %s: %s", e.doing, e.progress)
+}
+func (e *interruptedError) Unwrap() error { return e.err }
+
+// stopped is err, an error of a step before the clock (doing), said as an
+// interrupt when it is one, with how far the step got; other errors say
+// what they say.
+func stopped(err error, doing, progress string) error {
+	if errors.Is(err, context.Canceled) {
+		return &interruptedError{doing: doing, progress: progress, err: err}
+	}
+	return err
 }

@@ -371,12 +371,15 @@ func (e *scepEnroller) prepare(ctx context.Context, p *pool) error {
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "bench: signing and encrypting %d requests (before the clock starts)\n", o.Count)
 	}
-	err := parallel(ctx, o.Count, func(i int) error {
+	built, err := parallel(ctx, o.Count, func(i int) error {
 		var err error
 		e.prepared[i], err = e.request(i%len(e.targets), i, p.item(i))
 		return err
 	})
 	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return stopped(err, "signing and encrypting the requests", fmt.Sprintf("%d of %d built", built, o.Count))
+		}
 		return fmt.Errorf("preparing the requests: %w", err)
 	}
 	if o.Progress != nil {
