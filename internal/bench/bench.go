@@ -21,6 +21,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -234,20 +235,29 @@ func (r *Result) ExitError(allowFailures bool) error {
 	var why []string
 	if r.BadCerts > 0 {
 		// verify:reply counts replies that hold no certificate at all.
-		why = append(why, fmt.Sprintf("%d replies or certificates failed verification", r.BadCerts))
+		why = append(why, count(r.BadCerts, "reply or certificate", "replies or certificates")+" failed verification")
 	}
 	if r.Duplicates > 0 {
-		why = append(why, fmt.Sprintf("%d duplicate serials", r.Duplicates))
+		why = append(why, count(r.Duplicates, "duplicate serial", "duplicate serials"))
 	}
 	if r.OK == 0 {
 		why = append(why, "no enrollment succeeded")
 	} else if other := r.Failed - r.BadCerts - r.Failures["verify:"+kindDuplicate]; other > 0 && !allowFailures {
-		why = append(why, fmt.Sprintf("%d enrollments failed", other))
+		why = append(why, count(other, "enrollment", "enrollments")+" failed")
 	}
 	if len(why) == 0 {
 		return nil
 	}
 	return errors.New(strings.Join(why, ", "))
+}
+
+// count is n with the noun in the number n takes: "1 enrollment", "2
+// enrollments".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 // enroller performs enrollment i, of a pre-built request, on one URL.

@@ -164,7 +164,7 @@ func TestExitError(t *testing.T) {
 	// and Duplicates both: the timeout beside it is still a failed
 	// enrollment.
 	err := (&Result{OK: 5, Failed: 2, BadCerts: 1, Duplicates: 1, Failures: map[string]int{"verify:key": 1, "timeout": 1}}).ExitError(false)
-	if err == nil || !strings.HasSuffix(err.Error(), ", 1 duplicate serials, 1 enrollments failed") {
+	if err == nil || !strings.HasSuffix(err.Error(), ", 1 duplicate serial, 1 enrollment failed") {
 		t.Errorf("ExitError = %v, want the timeout counted", err)
 	}
 	// A malformed reply (an HTML page, a truncated CertRep) holds no
@@ -172,6 +172,21 @@ func TestExitError(t *testing.T) {
 	err = (&Result{Failed: 3, BadCerts: 3, Failures: map[string]int{"verify:reply": 3}}).ExitError(true)
 	if err == nil || !strings.Contains(err.Error(), "3 replies or certificates failed verification") {
 		t.Errorf("ExitError = %v", err)
+	}
+	// Each count agrees in number with its noun (r84 D3: "1 enrollments
+	// failed").
+	for _, tc := range []struct {
+		r    Result
+		want string
+	}{
+		{Result{OK: 3, Failed: 1, Failures: map[string]int{"interrupted": 1}}, "1 enrollment failed"},
+		{Result{OK: 3, Failed: 2, Failures: map[string]int{"interrupted": 2}}, "2 enrollments failed"},
+		{Result{OK: 3, Failed: 2, BadCerts: 1, Duplicates: 1, Failures: map[string]int{"verify:key": 1, "verify:duplicate": 1}},
+			"1 reply or certificate failed verification, 1 duplicate serial"},
+	} {
+		if err := tc.r.ExitError(false); err == nil || err.Error() != tc.want {
+			t.Errorf("ExitError = %v, want %q", err, tc.want)
+		}
 	}
 }
 
