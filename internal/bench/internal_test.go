@@ -319,6 +319,20 @@ func TestNextPause(t *testing.T) {
 	if p := nextPause(time.Second, errors.New("HTTP 500")); p != 0 {
 		t.Errorf("after another failure: %v", p)
 	}
+	// A store out of reach (503) or a limit (429) is waited out alike, not
+	// met with thousands of requests a second (r82).
+	for _, status := range []int{503, 429} {
+		busy := &statusError{status: status, err: fmt.Errorf("HTTP %d", status)}
+		if p := nextPause(0, busy); p != 10*time.Millisecond {
+			t.Errorf("after a %d: %v, want 10ms", status, p)
+		}
+		if p := nextPause(640*time.Millisecond, busy); p != time.Second {
+			t.Errorf("after a %d, at 640ms: %v, want 1s", status, p)
+		}
+	}
+	if p := nextPause(time.Second, &statusError{status: 500, err: errors.New("HTTP 500")}); p != 0 {
+		t.Errorf("after a 500: %v", p)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if sleepUntil(ctx, time.Time{}, time.Hour) {
