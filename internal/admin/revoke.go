@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -223,6 +224,26 @@ func NormalizeSerial(serial string) (string, error) {
 		return "", pki.Errorf(pki.EBadRequest, "serial %q is not a positive hexadecimal number", serial)
 	}
 	return n.Text(16), nil
+}
+
+// CheckSerialAsWritten refuses a serial written in a form the API and the
+// console do not read, where NormalizeSerial, for the CLI, takes it: a 0x
+// prefix, a sign, white space, or a colon that is not between hexadecimal
+// digits (0x10 was looked up as serial 10). The openssl form (06:D5:66)
+// and capitals are read.
+func CheckSerialAsWritten(serial string) error {
+	q := pki.Clip(serial, 80)
+	switch {
+	case strings.ContainsFunc(serial, unicode.IsSpace):
+		return pki.Errorf(pki.EBadRequest, "serial %q: white space is no part of a serial", q)
+	case len(serial) >= 2 && serial[0] == '0' && (serial[1] == 'x' || serial[1] == 'X'):
+		return pki.Errorf(pki.EBadRequest, "serial %q: write it in hexadecimal digits alone, without 0x", q)
+	case strings.HasPrefix(serial, "+") || strings.HasPrefix(serial, "-"):
+		return pki.Errorf(pki.EBadRequest, "serial %q: a serial has no sign", q)
+	case strings.HasPrefix(serial, ":") || strings.HasSuffix(serial, ":") || strings.Contains(serial, "::"):
+		return pki.Errorf(pki.EBadRequest, "serial %q: a colon goes only between hexadecimal digits, as openssl prints a serial (06:D5:66)", q)
+	}
+	return nil
 }
 
 // findCertificate finds the one certificate with this serial (and issuer,

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/auth"
@@ -266,26 +265,9 @@ func checkIssuer(issuer string) error {
 	return nil
 }
 
-// checkSerial refuses the serials admin.NormalizeSerial reads leniently,
-// as the CLI takes them: with 0x, a sign, white space around them, or a
-// colon other than between digits. The API answers 422 for a value of the
-// wrong form, as for "zz", which NormalizeSerial refuses itself, rather
-// than "no certificate with serial 10" for 0x10. A serial as openssl
-// prints it (06:D5:66…, its leading zero, capitals) is one.
-func checkSerial(serial string) error {
-	q := pki.Clip(serial, 80)
-	switch {
-	case strings.ContainsFunc(serial, unicode.IsSpace):
-		return refusedf("serial %q: white space is no part of a serial", q)
-	case len(serial) >= 2 && serial[0] == '0' && (serial[1] == 'x' || serial[1] == 'X'):
-		return refusedf("serial %q: write it in hexadecimal digits alone, without 0x", q)
-	case strings.HasPrefix(serial, "+") || strings.HasPrefix(serial, "-"):
-		return refusedf("serial %q: a serial has no sign", q)
-	case strings.HasPrefix(serial, ":") || strings.HasSuffix(serial, ":") || strings.Contains(serial, "::"):
-		return refusedf("serial %q: a colon goes only between hexadecimal digits, as openssl prints a serial (06:D5:66)", q)
-	}
-	return nil
-}
+// checkSerial refuses a serial in a form the API does not read
+// (admin.CheckSerialAsWritten), as the console does.
+func checkSerial(serial string) error { return admin.CheckSerialAsWritten(serial) }
 
 func (h *Handler) detail(c *call) (*ops.CertificateDetail, error) {
 	issuer := c.q.str("issuer")

@@ -299,8 +299,12 @@ func issuerParam(s string) (string, error) {
 }
 
 func (h *Handler) loadCert(r *http.Request, rq *req, issuer string) (*certPage, error) {
-	// The serial is ops's to check (its length too), as for the API.
+	// The serial is ops's to check (its length too), as for the API, and
+	// read only as written in hex (0x10 is no serial 10), as the API does.
 	serial := r.PathValue("serial")
+	if err := admin.CheckSerialAsWritten(serial); err != nil {
+		return nil, err
+	}
 	issuer, err := issuerParam(issuer)
 	if err != nil {
 		return nil, err

@@ -565,6 +565,9 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/certificates?profile=" + long, 422, "the profile name is longer than 128 characters"},
 		{"/ui/certificates?issuer=xyz", 422, "want a CA"},
 		{"/ui/certificates/zz-not-hex", 422, "is not a positive hexadecimal number"},
+		// Read as written, as the API reads it: 0x10 is no serial 10.
+		{"/ui/certificates/0x10", 422, "without 0x"}, {"/ui/certificates/%2B10", 422, "a serial has no sign"},
+		{"/ui/certificates/10%20", 422, "white space is no part of a serial"}, {"/ui/certificates/:10", 422, "a colon goes only between"},
 		{"/ui/certificates/abcdef0123", 404, "no certificate with serial abcdef0123"},
 		{certPath(c) + "?issuer=not-hex", 422, "want (a prefix of) a CA"}, {certPath(c) + "?issuer=" + wrongIssuer, 404, `from an issuer whose ID starts with "` + wrongIssuer + `"; that serial is known from issuer ` + e.record(c).IssuerID[:16]},
 		{"/ui/certificates/" + strings.Repeat("a", 200), 422, "a serial has at most 64 hexadecimal digits"},
