@@ -345,25 +345,17 @@ func (s *Store) Close() error {
 }
 
 // Redact returns url with its password, if any, replaced by "xxxxx", for
-// logs and error messages. A string that is not a URL is returned as
-// "postgres" alone: it may be a key=value string holding a password.
+// logs and error messages: the userinfo's, and the value of every
+// password parameter of the query (password, libpq's sslpassword),
+// however it is encoded (redactQuery). A string that is not a URL is
+// returned as "postgres" alone: it may be a key=value string holding a
+// password.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
 		return "postgres"
 	}
-	q := u.Query()
-	masked := false
-	for k := range q {
-		// password, and libpq's sslpassword (the client key's)
-		if strings.Contains(strings.ToLower(k), "password") {
-			q.Set(k, "xxxxx")
-			masked = true
-		}
-	}
-	if masked {
-		u.RawQuery = q.Encode()
-	}
+	u.RawQuery = redactQuery(u.RawQuery)
 	return u.Redacted()
 }
 

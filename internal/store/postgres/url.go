@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,6 +46,15 @@ func checkUserinfo(raw string) error {
 // reservedHint tells how to write the characters the URL syntax reserves
 // in a user name or password.
 const reservedHint = "percent-encode reserved characters in the user name and password (/ as %2F, : as %3A, @ as %40, ? as %3F, # as %23, % as %25)"
+
+// cutScheme is raw after "postgres://" or "postgresql://", and whether it
+// has either prefix (pgx parses key=value strings otherwise).
+func cutScheme(raw string) (string, bool) {
+	if rest, ok := strings.CutPrefix(raw, "postgresql://"); ok {
+		return rest, true
+	}
+	return strings.CutPrefix(raw, "postgres://")
+}
 
 // checkNoUserinfo refuses a URL the driver reads without a user name and
 // password (no '@' before the first '/') although an '@' follows: a raw
@@ -181,14 +191,14 @@ func urlSecrets(raw string) []string {
 		if pass, ok := u.User.Password(); ok {
 			whole = append(whole, pass)
 		}
-		if q, err := url.ParseQuery(u.RawQuery); err == nil {
-			for k, vs := range q {
-				if strings.Contains(strings.ToLower(k), "password") {
-					whole = append(whole, vs...)
-				}
-			}
-		}
 	}
+	// The query as the driver and net/url split it, by hand: url.ParseQuery
+	// drops a pair it cannot decode (password=top%zz), which the driver
+	// still reads.
+	qWhole, qPartial := querySecrets(raw)
+	whole = append(whole, qWhole...)
+	partial = append(partial, qPartial...)
+	whole = append(whole, keywordSecrets(raw)...)
 	seen := map[string]bool{}
 	var secrets []string
 	add := func(s string, min int) {
@@ -203,7 +213,7 @@ func urlSecrets(raw string) []string {
 	}{{whole, 1}, {partial, minSecretPart}} {
 		for _, w := range list.secrets {
 			forms := []string{w}
-			if d, err := url.PathUnescape(w); err == nil {
+			if d := lenientUnescape(w); d != w {
 				forms = append(forms, d)
 			}
 			for _, f := range forms {
@@ -245,4 +255,107 @@ func scrubSecrets(err error, raw string) error {
 		return err
 	}
 	return &scrubbedError{msg: scrubbed, err: err}
+}
+
+// isPasswordKey reports whether a query or keyword/value key names a
+// password (password, libpq's sslpassword for the client key), however it
+// is percent-encoded, or cannot be decoded at all (the driver refuses it,
+// and what it stands for cannot be told).
+func isPasswordKey(key string) bool {
+	if _, err := url.QueryUnescape(key); err != nil {
+		return true
+	}
+	return strings.Contains(strings.ToLower(lenientUnescape(key)), "password")
+}
+
+// redactQuery is a URL's raw query with the value of every password
+// parameter (isPasswordKey) replaced by "xxxxx", and every part without
+// '=' (which the driver refuses; it may be the rest of a password that
+// holds a raw '&') by "xxxxx" alone. Split on '&' by hand, as the driver
+// does, and kept in its order and encoding otherwise: whatever the
+// encoding of a value, no password shows.
+func redactQuery(rawQuery string) string {
+	if rawQuery == "" {
+		return ""
+	}
+	pairs := strings.Split(rawQuery, "&")
+	for i, pair := range pairs {
+		key, _, hasValue := strings.Cut(pair, "=")
+		switch {
+		case !hasValue && pair != "":
+			pairs[i] = "xxxxx"
+		case hasValue && isPasswordKey(key):
+			pairs[i] = key + "=xxxxx"
+		}
+	}
+	return strings.Join(pairs, "&")
+}
+
+// querySecrets is the password parameters' values of a postgres:// URL's
+// query (after its first '?'), split as redactQuery splits it, and the
+// parts without '=' (a password's rest after a raw '&'), as partial
+// secrets.
+func querySecrets(raw string) (whole, partial []string) {
+	rest, ok := cutScheme(raw)
+	if !ok {
+		return nil, nil
+	}
+	_, query, ok := strings.Cut(rest, "?")
+	if !ok {
+		return nil, nil
+	}
+	for _, pair := range strings.Split(query, "&") {
+		key, value, hasValue := strings.Cut(pair, "=")
+		switch {
+		case !hasValue:
+			partial = append(partial, pair)
+		case isPasswordKey(key):
+			whole = append(whole, value)
+		}
+	}
+	return whole, partial
+}
+
+// keywordValuePassword matches a password of a libpq keyword/value
+// connection string (password=secret, password = 'se cret').
+var keywordValuePassword = regexp.MustCompile(`(?i)password\s*=\s*('(?:[^'\\]|\\.)*'?|\S+)`)
+
+// keywordSecrets is the passwords of a keyword/value connection string
+// (what pgx takes when raw is no postgres:// URL), quoted and unquoted.
+func keywordSecrets(raw string) []string {
+	if _, ok := cutScheme(raw); ok {
+		return nil
+	}
+	var out []string
+	for _, m := range keywordValuePassword.FindAllStringSubmatch(raw, -1) {
+		v := m[1]
+		out = append(out, v)
+		if u := strings.Trim(v, "'"); u != v {
+			out = append(out, u, strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(u))
+		}
+	}
+	return out
+}
+
+// lenientUnescape decodes every valid %XX of s and leaves the rest as it
+// is, as a reader that goes on past a bad escape would.
+func lenientUnescape(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			v, _ := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			b.WriteByte(byte(v))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -149,6 +149,14 @@ func TestScrubSecrets(t *testing.T) {
 			"user=h?password=q-secret host=tail-part", []string{"q-secret", "tail-part"}, "host="},
 		{"short parts are left", "postgres://r3:ab@cd-secret@h/db",
 			"lookup cd-secret@h: abc", []string{"cd-secret"}, "abc"},
+		{"query password net/url cannot decode", "postgres://h/db?user=u&password=top-secret%zz",
+			"password top-secret%zz", []string{"top-secret%zz"}, "password"},
+		{"rest of a query password after a raw &", "postgres://h/db?password=ab&cd-secret&sslmode=disable",
+			"parameter cd-secret", []string{"cd-secret"}, "parameter"},
+		{"keyword/value password", "host=h password=kv-secret dbname=db",
+			"lookup kv-secret", []string{"kv-secret"}, "lookup"},
+		{"quoted keyword/value password", `host=h password='kv secret\'s' dbname=db`,
+			"user=kv secret's", []string{"kv secret's", "kv secret"}, "user="},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,5 +178,27 @@ func TestScrubSecrets(t *testing.T) {
 	plain := errors.New("nothing secret here")
 	if got := scrubSecrets(plain, "postgres://r3:pw-secret@h/db"); got != plain {
 		t.Errorf("an error without a secret was rewrapped: %v", got)
+	}
+}
+
+// TestRedactMasksQueryPasswords: Redact masks every password parameter's
+// value however it is encoded, keeps the rest of the query as given, and
+// masks a part without '=' (the rest of a password after a raw '&').
+func TestRedactMasksQueryPasswords(t *testing.T) {
+	for _, tt := range []struct{ url, want string }{
+		{"postgres://h/db?user=u&password=topsecret%zz", "postgres://h/db?user=u&password=xxxxx"},
+		{"postgres://h/db?password=top%20secret&sslmode=disable", "postgres://h/db?password=xxxxx&sslmode=disable"},
+		{"postgres://h/db?sslmode=disable&PassWord=a&sslpassword=b", "postgres://h/db?sslmode=disable&PassWord=xxxxx&sslpassword=xxxxx"},
+		{"postgres://h/db?pass%77ord=secret1", "postgres://h/db?pass%77ord=xxxxx"},
+		{"postgres://h/db?pass%zzword=secret1", "postgres://h/db?pass%zzword=xxxxx"},
+		{"postgres://h/db?password=ab&cdsecret&sslmode=disable", "postgres://h/db?password=xxxxx&xxxxx&sslmode=disable"},
+		{"postgres://h/db?password=a=b&user=u", "postgres://h/db?password=xxxxx&user=u"},
+		{"postgres://u:pw@h/db?application_name=x%20y&sslmode=require", "postgres://u:xxxxx@h/db?application_name=x%20y&sslmode=require"},
+		{"postgres://u:pw@h/db", "postgres://u:xxxxx@h/db"},
+		{"host=h password=secret", "postgres"},
+	} {
+		if got := Redact(tt.url); got != tt.want {
+			t.Errorf("Redact(%s) = %q, want %q", tt.url, got, tt.want)
+		}
 	}
 }
