@@ -349,10 +349,11 @@ func (s *Store) Close() error {
 // password parameter of the query (password, libpq's sslpassword),
 // however it is encoded (redactQuery). A string that is not a URL is
 // returned as "postgres" alone: it may be a key=value string holding a
-// password.
+// password; so is a URL Open refuses for its '@'s (checkUserinfo), where
+// what net/url takes for the password may be a piece of it.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
+	if err != nil || u.Scheme == "" || checkUserinfo(raw) != nil {
 		return "postgres"
 	}
 	u.RawQuery = redactQuery(u.RawQuery)

@@ -14,23 +14,33 @@ import (
 // configuration error no retry mends.
 var ErrInvalidURL = errors.New("invalid URL")
 
-// checkUserinfo refuses a URL whose user name and password the driver
-// (pgx, which reads URLs as libpq does) and Redact (net/url) would find in
-// different places. pgx ends the userinfo at the first '@' before the
-// first '/', net/url at the last '@' before the first '/', '?' or '#'. A
-// raw '@' in a password (postgres://u:Pa@ss@host/db) therefore gives the
-// driver the host "ss@host", which its connection error prints, while
-// Redact has masked the whole password as the user meant it. Its message
-// shows no part of the URL.
+// checkUserinfo refuses a URL whose user name and password could be read
+// in more than one way: the one '@' it takes is the one that ends them,
+// before the host. The driver (pgx, which reads URLs as libpq does) ends
+// the userinfo at the first '@' before the first '/', net/url at the last
+// '@' before the first '/', '?' or '#', and the user may have meant any
+// '@' of the URL, a raw '/' or '?' in the password putting the one they
+// meant after it. A raw '@' in a password (postgres://u:Pa@ss@host/db)
+// gives the driver the host "ss@host", and one after a raw '/'
+// (postgres://u:Pa@ss/word@host/db) the host "ss", which it sends to DNS
+// and prints in its error with the rest as a database name. So a second
+// '@' before the first '/', or any '@' after it (in a database name or a
+// query value, where %40 writes it), is refused rather than guessed at.
+// Its message shows no part of the URL.
 func checkUserinfo(raw string) error {
-	head, at := driverUserinfo(raw)
-	if at < 0 {
-		return checkNoUserinfo(raw, head)
+	rest, ok := cutScheme(raw)
+	if !ok {
+		return nil
 	}
-	if strings.Contains(head[at+1:], "@") {
+	head, tail, _ := strings.Cut(rest, "/")
+	at := strings.IndexByte(head, '@')
+	if at >= 0 && strings.Contains(head[at+1:], "@") {
 		return fmt.Errorf("%w: the user name or password holds a raw '@', which the PostgreSQL driver would take for the end of the password (and print the rest as the host name): write '@' as %%40 there (postgres://USER:PASS%%40WORD@HOST/DATABASE)", ErrInvalidURL)
 	}
-	if strings.ContainsAny(head[:at], "?#") {
+	if strings.Contains(tail, "@") {
+		return fmt.Errorf("%w: an '@' comes after the first '/', where the PostgreSQL driver does not take it for the end of a user name and password (a raw '/' in them ends the host part there, and the driver would send what follows the first '@' to DNS as a host name): %s, and write '@' in a database name or a query value as %%40 (postgres://USER:PASS%%2FWORD@HOST:5432/DATABASE)", ErrInvalidURL, reservedHint)
+	}
+	if at >= 0 && strings.ContainsAny(head[:at], "?#") {
 		// With a raw '?' or '#' before it, the '@' ends the userinfo for
 		// the driver only: net/url, when it can read the URL at all, puts
 		// it in the query (postgres://host:5432?password=Pa@ss). When
@@ -56,45 +66,15 @@ func cutScheme(raw string) (string, bool) {
 	return strings.CutPrefix(raw, "postgres://")
 }
 
-// checkNoUserinfo refuses a URL the driver reads without a user name and
-// password (no '@' before the first '/') although an '@' follows: a raw
-// '/' in the password (postgres://u:Pa/ss@host/db) ends the host part
-// there for the driver, which takes "u:Pa" for the host and port and the
-// rest, password and all, for the database name, and then either fails
-// with a bare "invalid port" or prints that name. Refused when the '@' is
-// in the path (a database name rarely holds one; %40 writes it), or when
-// it is only in the query but what stands as the port is no number (a
-// query value may hold an '@': postgres://h:5432/db?password=Pa@ss). Its
-// message shows no part of the URL.
-func checkNoUserinfo(raw, head string) error {
-	rest, ok := strings.CutPrefix(raw, "postgresql://")
-	if !ok {
-		rest, ok = strings.CutPrefix(raw, "postgres://")
-	}
-	if !ok {
-		return nil
-	}
-	tail := rest[len(head):] // from the first '/' on, if any
-	if !strings.Contains(tail, "@") {
-		return nil
-	}
-	netloc, _, inQuery := strings.Cut(head, "?")
-	path, _, _ := strings.Cut(tail, "?")
-	if inQuery || !strings.Contains(path, "@") {
-		if port, bad := firstBadPort(netloc); !bad || isDigits(port) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: an '@' comes after the first '/', so the PostgreSQL driver would read what stands before that '/' as the host and port, and no user name or password; a raw '/' in a user name or password ends them there: %s, and write '@' in a database name as %%40 (postgres://USER:PASS%%2FWORD@HOST:5432/DATABASE)", ErrInvalidURL, reservedHint)
-}
-
 // parseFailure is why the driver could not parse raw, wrapping
 // ErrInvalidURL, without any part of raw: for a port it names the range
-// (the driver says only "invalid port"), otherwise the driver's reason
-// (parseError).
+// (the driver says only "invalid port", or fails first on a later part),
+// otherwise the driver's reason (parseError), without the part of the URL
+// it quotes when the URL may hold a password (unquoted): pgx quotes the
+// raw text of the part it could not decode, which a raw '/', '?', '#' or
+// '&' in a password makes a piece of the password.
 func parseFailure(raw string, err error) error {
-	if errors.Unwrap(err) == nil {
-		head, at := driverUserinfo(raw)
+	if head, at := driverUserinfo(raw); head != "" {
 		netloc, _, _ := strings.Cut(head[at+1:], "?")
 		if _, bad := firstBadPort(netloc); bad {
 			msg := "a port in the URL is not a number from 1 to 65535 (postgres://USER:PASSWORD@HOST:5432/DATABASE, or HOST1:5432,HOST2:5433 for several hosts)"
@@ -106,7 +86,37 @@ func parseFailure(raw string, err error) error {
 			return fmt.Errorf("%w: %s", ErrInvalidURL, msg)
 		}
 	}
-	return fmt.Errorf("%w: %w", ErrInvalidURL, parseError(err))
+	reason := parseError(err).Error()
+	hidden := false
+	if mayHoldPassword(raw) {
+		reason, hidden = unquoted(reason)
+	}
+	if hidden || strings.Contains(reason, "percent-encoded") {
+		// pgx names a password it could not decode without quoting it,
+		// so a URL may be refused for a password even without a quote.
+		reason += "; " + reservedHint
+	}
+	return fmt.Errorf("%w: %s", ErrInvalidURL, reason)
+}
+
+// mayHoldPassword reports whether raw may hold a password: it has an '@'
+// (a user name and password may stand before it) or names a password
+// parameter (password=, sslpassword=, percent-encoded or not).
+func mayHoldPassword(raw string) bool {
+	return strings.Contains(raw, "@") || strings.Contains(strings.ToLower(lenientUnescape(raw)), "pass")
+}
+
+// unquoted is msg, a driver's reason, cut at its first quote, which opens
+// the part of the connection string the driver quotes (a piece of the
+// password, when the password holds what ends a part of the URL), saying
+// so, and whether it cut. The text after that quote is dropped too: the
+// quoted part may itself hold a quote.
+func unquoted(msg string) (string, bool) {
+	i := strings.IndexAny(msg, "\"`")
+	if i < 0 {
+		return msg, false
+	}
+	return strings.TrimRight(msg[:i], " :") + " (the part of the URL the driver names is not shown, as the URL may hold a password)", true
 }
 
 // firstBadPort is the first port of a driver's host list (host[:port],
@@ -144,20 +154,12 @@ func openLabel(name string) string {
 	return "postgres: open " + name
 }
 
-// isDigits reports whether s is a non-empty run of ASCII digits.
-func isDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
-}
-
 // driverUserinfo is the part of a postgres:// URL before its first '/'
 // (after the scheme) and the index in it of the first '@', which ends the
 // userinfo for the driver; -1 when there is none, or raw is no such URL
 // (pgx parses key=value strings itself).
 func driverUserinfo(raw string) (head string, at int) {
-	rest, ok := strings.CutPrefix(raw, "postgresql://")
-	if !ok {
-		rest, ok = strings.CutPrefix(raw, "postgres://")
-	}
+	rest, ok := cutScheme(raw)
 	if !ok {
 		return "", -1
 	}

@@ -13,11 +13,12 @@ import (
 )
 
 // TestOpenRefusesAmbiguousUserinfo: a URL whose password pgx would split
-// elsewhere than Redact does (a raw '@' in it, or a '@' after a raw '?')
-// is refused before the driver sees it, as a configuration error (not
-// store.ErrUnavailable, which no retry mends), showing no part of the
-// password; one both read alike is tried as before. Nothing listens on
-// 127.0.0.1:1.
+// elsewhere than Redact does (a raw '@' in it, or a '@' after a raw '?'),
+// or that has an '@' anywhere but before the host (one in a query value:
+// a password with a raw '/' and '?' puts its '@' there), is refused before
+// the driver sees it, as a configuration error (not store.ErrUnavailable,
+// which no retry mends), showing no part of the password; one both read
+// alike is tried as before. Nothing listens on 127.0.0.1:1.
 func TestOpenRefusesAmbiguousUserinfo(t *testing.T) {
 	const q = "?sslmode=disable&connect_timeout=2"
 	runURLCases(t, []urlCase{
@@ -30,7 +31,7 @@ func TestOpenRefusesAmbiguousUserinfo(t *testing.T) {
 		{"password that looks like a port, then a raw ?", "postgres://r3:5432?secret-pw@127.0.0.1:1/r3" + q, []string{"secret-pw"}, true, []string{"%3F"}},
 		{"@ percent-encoded", "postgres://r3:Pa%40ss-secret@127.0.0.1:1/r3" + q, []string{"Pa@ss-secret", "ss-secret"}, false, nil},
 		{"raw ? in the password (net/url cannot read it)", "postgres://r3:pa?ss-secret@127.0.0.1:1/r3" + q, []string{"ss-secret"}, false, nil},
-		{"@ in a query value after the path", "postgres://r3@127.0.0.1:1/r3?password=sec@ret-tail&sslmode=disable&connect_timeout=2", []string{"ret-tail"}, false, nil},
+		{"@ in a query value after the path", "postgres://r3@127.0.0.1:1/r3?password=sec@ret-tail&sslmode=disable&connect_timeout=2", []string{"ret-tail"}, true, []string{"%40"}},
 	}, nil)
 }
 
@@ -38,9 +39,8 @@ func TestOpenRefusesAmbiguousUserinfo(t *testing.T) {
 // driver then reads no password, and the part before the '/' as host and
 // port) or a port out of range is refused as a configuration error that
 // says what to write, showing no part of the password, and not naming the
-// store twice ("postgres: open postgres:"). A URL whose '@' the driver
-// reads in a query value is tried as before. Nothing listens on
-// 127.0.0.1:1.
+// store twice ("postgres: open postgres:"); so is one with an '@' in a
+// query value (write %40 there). Nothing listens on 127.0.0.1:1.
 func TestOpenNamesWhatToFixInURL(t *testing.T) {
 	const q = "?sslmode=disable&connect_timeout=2"
 	runURLCases(t, []urlCase{
@@ -53,7 +53,7 @@ func TestOpenNamesWhatToFixInURL(t *testing.T) {
 		{"port not a number", "postgres://plain:PlainSecret99@127.0.0.1:pg/sc2" + q, []string{"PlainSecret99"}, true, []string{"1 to 65535"}},
 		{"second host's port", "postgres://plain:PlainSecret99@127.0.0.1:1,127.0.0.2:70000/sc2" + q, []string{"PlainSecret99"}, true, []string{"1 to 65535"}},
 		{"no user name, port above 65535", "postgres://127.0.0.1:99999/sc2" + q, nil, true, []string{"1 to 65535", "%2F"}},
-		{"@ in a query password, no user name", "postgres://127.0.0.1:1/sc2" + q + "&password=sec@ret/tail-secret", []string{"ret/tail-secret"}, false, nil},
+		{"@ in a query password, no user name", "postgres://127.0.0.1:1/sc2" + q + "&password=sec@ret/tail-secret", []string{"ret/tail-secret"}, true, []string{"%40"}},
 	}, func(t *testing.T, err error) {
 		if strings.Contains(err.Error(), "cannot parse") || strings.Contains(err.Error(), "open postgres: ") {
 			t.Errorf("error says nothing of what to fix, or names the store twice: %v", err)
@@ -181,6 +181,81 @@ func TestScrubSecrets(t *testing.T) {
 	}
 }
 
+// TestNoPieceOfAPasswordIsPrinted: a password with a raw '@' and later a
+// '/' (so that the '@' the user meant comes after the first '/'), with a
+// bad percent-encoding, or a query password with a bad one or a raw '&',
+// shows no piece of it (no 4 bytes of it in a row) in anything printed:
+// Open's and OpenExisting's errors (which carry openLabel's name of the
+// store) and Redact (the banner, flag help, the audit trail's
+// server.started). Each is refused before connecting (ErrInvalidURL, not
+// store.ErrUnavailable) saying what to percent-encode. The first three are
+// r82's: the driver sent "ssword" to DNS and printed the rest of the
+// password as a database name, or quoted it in a decoding error. Nothing
+// listens on 127.0.0.1:1.
+func TestNoPieceOfAPasswordIsPrinted(t *testing.T) {
+	const encode = "%2F" // each refusal names the characters to encode
+	for _, tt := range []struct {
+		name, url, password string
+		hint                string
+	}{
+		{"raw @ then raw /", "postgres://scepter:Pa@ssword/Secret99@127.0.0.1:1/scep1", "Pa@ssword/Secret99", encode},
+		{"raw @, raw /, bad %", "postgres://scepter:Pa@ss/w%zzSecret@127.0.0.1:1/scep1", "Pa@ss/w%zzSecret", encode},
+		{"raw @, /, bad %, # and ?", "postgres://scepter:Pa@ss/w%rd#1?x@127.0.0.1:1/scep1", "Pa@ss/w%rd#1?x", encode},
+		{"raw / then raw @", "postgres://scepter:Xq/Kv@Jm9Tw4@127.0.0.1:1/scep1", "Xq/Kv@Jm9Tw4", encode},
+		{"raw / and bad %, no raw @", "postgres://scepter:Xq/Kv%zz9Jm4@127.0.0.1:1/scep1", "Xq/Kv%zz9Jm4", encode},
+		{"raw /, ? and = in the password", "postgres://scepter:Xq/Kv?a=Jm9Tw4@127.0.0.1:1/scep1", "Xq/Kv?a=Jm9Tw4", encode},
+		{"bad % in the userinfo password", "postgres://scepter:Xq%zzKv9Jm4@127.0.0.1:1/scep1", "Xq%zzKv9Jm4", "%25"},
+		{"bad % in a query password", "postgres://127.0.0.1:1/scep1?user=scepter&password=topsecret%zz", "topsecret%zz", "%25"},
+		{"bad % in a query sslpassword", "postgres://scepter@127.0.0.1:1/scep1?sslpassword=Xq9Kv%zzJm4&sslmode=disable", "Xq9Kv%zzJm4", "%25"},
+		{"bad % in a query password's key", "postgres://127.0.0.1:1/scep1?pass%zzword=Xq9KvJm4Tw&sslmode=disable", "Xq9KvJm4Tw", "%25"},
+		{"raw & in a query password", "postgres://127.0.0.1:1/scep1?password=Xq9&KvJm4Tw&sslmode=disable", "Xq9&KvJm4Tw", "%25"},
+		{"password and a bad % in the database name", "postgres://scepter:Xq9KvJm4@127.0.0.1:1/sc%zzep1", "Xq9KvJm4", "%25"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			printed := map[string]string{"Redact": Redact(tt.url), "openLabel": openLabel(Redact(tt.url))}
+			for _, o := range []struct {
+				name string
+				open func(context.Context, string, ...migrate.Option) (*Store, error)
+			}{{"Open", Open}, {"OpenExisting", OpenExisting}} {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				s, err := o.open(ctx, tt.url)
+				cancel()
+				if err == nil {
+					s.Close()
+					t.Fatalf("%s: no error", o.name)
+				}
+				if !errors.Is(err, ErrInvalidURL) || errors.Is(err, store.ErrUnavailable) {
+					t.Errorf("%s: %v, want ErrInvalidURL (refused before connecting), not ErrUnavailable", o.name, err)
+				}
+				if !strings.Contains(err.Error(), tt.hint) {
+					t.Errorf("%s: error does not say %q: %v", o.name, tt.hint, err)
+				}
+				printed[o.name] = err.Error()
+			}
+			for what, text := range printed {
+				if piece := passwordPiece(text, tt.password); piece != "" {
+					t.Errorf("%s shows %q of the password %q: %s", what, piece, tt.password, text)
+				}
+			}
+		})
+	}
+}
+
+// passwordPiece is the first 4 bytes in a row of password that text
+// holds, or "". The words of the messages ("password", "percent") are
+// taken out of text first: a password may share 4 letters with them.
+func passwordPiece(text, password string) string {
+	for _, word := range []string{"password", "percent"} {
+		text = strings.ReplaceAll(text, word, "")
+	}
+	for i := 0; i+4 <= len(password); i++ {
+		if strings.Contains(text, password[i:i+4]) {
+			return password[i : i+4]
+		}
+	}
+	return ""
+}
+
 // TestRedactMasksQueryPasswords: Redact masks every password parameter's
 // value however it is encoded, keeps the rest of the query as given, and
 // masks a part without '=' (the rest of a password after a raw '&').
@@ -195,6 +270,7 @@ func TestRedactMasksQueryPasswords(t *testing.T) {
 		{"postgres://h/db?password=a=b&user=u", "postgres://h/db?password=xxxxx&user=u"},
 		{"postgres://u:pw@h/db?application_name=x%20y&sslmode=require", "postgres://u:xxxxx@h/db?application_name=x%20y&sslmode=require"},
 		{"postgres://u:pw@h/db", "postgres://u:xxxxx@h/db"},
+		{"postgres://u:Pa@ss/word@h/db", "postgres"},
 		{"host=h password=secret", "postgres"},
 	} {
 		if got := Redact(tt.url); got != tt.want {
