@@ -171,9 +171,18 @@ type kindError struct{ err, kind error }
 func (e kindError) Error() string   { return e.err.Error() }
 func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }
 
+// RAStatusTimeout bounds the RA check's read of the RA's status, well
+// within the checks' own timeout, so that a store that does not answer
+// (its server gone without a word) leaves time to try the key.
+const RAStatusTimeout = 2 * time.Second
+
 // RAKey is the check that the SCEP RA active now can sign (with --scep-ra
 // ca, the issuing CA's key again) and, with status, that it may still be
-// used: a revoked RA fails the check until it is replaced.
+// used: a revoked RA fails the check until it is replaced. A store that
+// cannot be reached, which status then says, does not fail it: the store
+// check fails for that and names it, and an operator told "RA key" would
+// look at the key or the HSM. A store that answers but whose answer
+// cannot be read fails it as the RA certificate's status, not its key.
 func RAKey(k Keys, clock pki.Clock, status RAStatus) Check {
 	return Check{Name: "RA key", Run: func(ctx context.Context) error {
 		now := clock.Now()
@@ -187,13 +196,20 @@ func RAKey(k Keys, clock pki.Clock, status RAStatus) Check {
 		if status != nil {
 			// The key is fine: say what is not, in words fixed here, and
 			// which certificate (the error, for the log, says why).
-			switch err := status.RAUsable(ctx, ra); {
+			sctx, cancel := context.WithTimeout(ctx, RAStatusTimeout)
+			err := status.RAUsable(sctx, ra)
+			late := sctx.Err() != nil
+			cancel()
+			switch {
 			case errors.Is(err, ErrRARevoked):
 				return &Shown{Name: "RA certificate", State: raNamed(issuer, ra) + " revoked, not yet replaced (the log says why)", Err: err}
 			case errors.Is(err, ErrRALacked):
 				return &Shown{Name: "RA key", State: "lacking the RA renewed on another node (the log says what to copy)", Err: err}
+			case errors.Is(err, store.ErrUnavailable), err != nil && late:
+				// Out of reach, or no answer in time: the store
+				// check's to report.
 			case err != nil:
-				return err
+				return &Shown{Name: "RA certificate", State: "status unreadable in the store (the log says why)", Err: err}
 			}
 		}
 		return CanSign(ra.Key, ra.Cert)

@@ -297,8 +297,10 @@ func TestRAKeyFollowsTheRAStatus(t *testing.T) {
 // TestReadyzSaysWhatIsWrongWithTheRA: a revoked RA fails /readyz as its
 // certificate, named by its serial and issuing CA, in fixed words, not as
 // "RA key: failed" (the key signs still); an RA renewed on another node
-// that this one lacks fails as the RA key lacked; any other trouble as the
-// check failed. The reason goes to the log only.
+// that this one lacks fails as the RA key lacked; a status the store
+// holds but cannot give as the RA certificate's status, not its key; a
+// store out of reach not at all (the store check's to name: see
+// TestReadyzBlamesTheStoreNotTheRAKey). The reason goes to the log only.
 func TestReadyzSaysWhatIsWrongWithTheRA(t *testing.T) {
 	p := fixture.New(t, fixture.Options{})
 	issuer, ra := p.Authority.Active(p.Clock.Now())
@@ -313,8 +315,8 @@ func TestReadyzSaysWhatIsWrongWithTheRA(t *testing.T) {
 			"not ready: RA certificate\nstore: ok\nissuing CA key: ok\nRA certificate: " + named + " revoked, not yet replaced (the log says why)\n"},
 		{"renewed on another node", health.RAProblem(health.ErrRALacked, errors.New("the store records SCEP RA certificate 2e, renewed by node-a, and this node lacks its key")),
 			"not ready: RA key\nstore: ok\nissuing CA key: ok\nRA key: lacking the RA renewed on another node (the log says what to copy)\n"},
-		{"the store unreadable", errors.New("reading the inventory: database is locked"),
-			"not ready: RA key\nstore: ok\nissuing CA key: ok\nRA key: failed\n"},
+		{"the store unreadable", errors.New("reading the inventory: database disk image is malformed"),
+			"not ready: RA certificate\nstore: ok\nissuing CA key: ok\nRA certificate: status unreadable in the store (the log says why)\n"},
 	} {
 		c := health.New(health.Options{Clock: p.Clock}, health.Store(p.Store), health.IssuerKey(p.Authority, p.Clock),
 			health.RAKey(p.Authority, p.Clock, raStatus{tc.err}))
