@@ -58,15 +58,8 @@ func sameSerialEST(t *testing.T) (url string, roots *x509.CertPool) {
 		case est.OpCACerts:
 			reply(w, caDER)
 		case est.OpSimpleEnroll:
-			body, _ := io.ReadAll(r.Body)
-			der, err := est.DecodeBase64(body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			req, err := x509.ParseCertificateRequest(der)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
+			req, ok := readCSR(w, r)
+			if !ok {
 				return
 			}
 			reply(w, issue(&x509.Certificate{SerialNumber: big.NewInt(7), Subject: req.Subject}, req.PublicKey))
@@ -117,4 +110,21 @@ func TestRunDuplicateSerialsFail(t *testing.T) {
 			t.Errorf("ExitError(%v) = %v, want only the 4 duplicate serials", allow, err)
 		}
 	}
+}
+
+// readCSR reads a test EST server's simpleenroll body, base64 of a CSR,
+// answering 400 when it is none.
+func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, bool) {
+	body, _ := io.ReadAll(r.Body)
+	der, err := est.DecodeBase64(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	req, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	return req, true
 }

@@ -97,15 +97,8 @@ func lyingEST(t *testing.T, ca *lyingCA, lie func(n int, req *x509.CertificateRe
 			w.Header().Set("Content-Type", est.ContentTypeCertsOnly)
 			w.Write(estCerts(t, ca.cert))
 		case est.OpSimpleEnroll:
-			body, _ := io.ReadAll(r.Body)
-			der, err := est.DecodeBase64(body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			req, err := x509.ParseCertificateRequest(der)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
+			req, ok := readCSR(w, r)
+			if !ok {
 				return
 			}
 			mu.Lock()
