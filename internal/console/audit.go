@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -57,8 +58,18 @@ func (f auditForm) Values() url.Values {
 
 func (f auditForm) filter() (store.AuditFilter, error) {
 	// The type (known, or in the trail) and the serial are ops's to
-	// check, so the console refuses them with the API's reason.
+	// check, so the console refuses them with the API's reason. The serial
+	// is first read only as written in hex, as the API reads it and the
+	// certificate page does: 0x10, +10, :10 or 10 with a space was read
+	// leniently as serial 10. White space pasted into the field is refused
+	// too rather than trimmed, so a link to this page and the same API
+	// call answer alike.
 	af := store.AuditFilter{Type: f.Type, SerialHex: f.Serial}
+	if f.Serial != "" {
+		if err := admin.CheckSerialAsWritten(f.Serial); err != nil {
+			return af, err
+		}
+	}
 	var err error
 	if af.Since, err = parseDay("Since", f.Since); err != nil {
 		return af, err

@@ -589,6 +589,15 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/certificates?expiring=%2B30", 422, expiring}, {"/ui/certificates?expiring=%2030", 422, expiring}, {"/ui/certificates?expiring=0x1e", 422, expiring},
 		{"/ui/audit?serial=xyz!", 422, "is not a positive hexadecimal number"},
 		{"/ui/audit?serial=" + strings.Repeat("a", 200), 422, "a serial has at most 64 hexadecimal digits"},
+		// Read as written, as the API and the certificate page read it
+		// (r85 D1): each of these listed the events of c's serial.
+		{"/ui/audit?serial=0x" + c.SerialNumber.Text(16), 422, "without 0x"},
+		{"/ui/audit?serial=%2B" + c.SerialNumber.Text(16), 422, "a serial has no sign"},
+		{"/ui/audit?serial=" + c.SerialNumber.Text(16) + "%20", 422, "white space is no part of a serial"},
+		{"/ui/audit?serial=%20" + c.SerialNumber.Text(16), 422, "white space is no part of a serial"},
+		{"/ui/audit?serial=%3A" + c.SerialNumber.Text(16), 422, "a colon goes only between"},
+		{"/ui/audit?serial=10::20", 422, "a colon goes only between"},
+		{"/ui/audit/verify?serial=0x" + c.SerialNumber.Text(16), 422, "without 0x"},
 		{"/ui/audit?limit=501", 422, limit}, {"/ui/audit?since=2031-05-01&until=2031-04-01", 422, "Since (2031-05-01) must be before Until (2031-04-01)"},
 		{"/ui/nope", 404, "there is no page"}, {"/ui/certificates/x/y/z", 404, "there is no page"},
 	} {
