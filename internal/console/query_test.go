@@ -53,10 +53,19 @@ func TestUnknownQueryParameterIsRefused(t *testing.T) {
 			continue
 		}
 		expectBody(t, tc.path, res, `role="alert"`, html.EscapeString(tc.reason))
+		// To a person logged in, as their other pages: the navigation
+		// and who is logged in, not a "Log in" link (r85 D5).
+		expectBody(t, tc.path, res, `<nav aria-label="Main">`, `<span id="whoami">admin <span class="role">(admin)</span>`, `id="logout"`)
+		expectNotBody(t, tc.path, res, `href="/ui/login"`)
 	}
-	// Refused before the session is looked at, as a repeated one is.
-	res := e.browser().get("/ui/audit?before_id=5")
-	expectStatus(t, "without a session", res, http.StatusBadRequest)
+	// Refused before authentication, as a repeated one is, and shown as
+	// to no one logged in: nothing of the console but the reason.
+	for _, p := range []string{"/ui/audit?before_id=5", "/ui/?foo=1", "/ui/login?foo=1"} {
+		res := e.browser().get(p)
+		expectStatus(t, p+" without a session", res, http.StatusBadRequest)
+		expectBody(t, p+" without a session", res, `href="/ui/login"`)
+		expectNotBody(t, p+" without a session", res, `<nav aria-label="Main">`, `id="whoami"`, `id="logout"`)
+	}
 	// The downloads the certificate page links to.
 	for _, p := range []string{cert + "/pem?issuer=" + rec.IssuerID, cert + "/pem?issuer=" + rec.IssuerID + "&chain=1", cert + "/pem?chain="} {
 		res := b.get(p)

@@ -76,7 +76,7 @@ func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
 func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request, rq *req) error, takes ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := checkQuery(r, takes); err != nil {
-			h.errorPage(w, nil, http.StatusBadRequest, message(err))
+			h.badQuery(w, r, err)
 			return
 		}
 		rq, err := h.session(r)
@@ -157,6 +157,16 @@ func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) error {
 	// be read one way: refused, as the API refuses a repeated JSON key,
 	// rather than one of the values taken and the other dropped.
 	return repeated("form field", r.PostForm)
+}
+
+// badQuery answers a query string checkQuery refused: 400 with the reason,
+// whether or not there is a session (the reason names only what the page
+// takes, never anything behind the login), but to a person logged in as
+// every other page of theirs is, with the navigation and the user, not as
+// if logged out with a "Log in" link.
+func (h *Handler) badQuery(w http.ResponseWriter, r *http.Request, err error) {
+	rq, _ := h.session(r)
+	h.errorPage(w, rq, http.StatusBadRequest, message(err))
 }
 
 // checkQuery refuses, as bad input, a query string a page cannot read: a
@@ -276,7 +286,7 @@ type loginPage struct {
 // dashboard).
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 	if err := checkQuery(r, []string{"next"}); err != nil {
-		h.errorPage(w, nil, http.StatusBadRequest, message(err))
+		h.badQuery(w, r, err)
 		return
 	}
 	if rq, err := h.session(r); err == nil && rq != nil {
