@@ -318,20 +318,18 @@ func message(err error) string {
 
 // notFound answers anything under /ui/ that no route takes: 405 with the
 // methods the path takes when a route has it with another method (GET
-// /ui/logout, DELETE /ui/login), else 404 (405 for a method no page takes).
+// /ui/logout, DELETE /ui/login), else 404 whatever the method, as the API
+// answers: a path no route has is no resource, so it has no methods for an
+// Allow header to name (RFC 9110 section 15.5.6; POST /ui/nothing-here was
+// 405 with "Allow: GET, HEAD", though a GET there is 404).
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 	rq, _ := h.session(r)
-	allow := h.allowed(r.URL.Path)
-	switch {
-	case len(allow) > 0:
+	if allow := h.allowed(r.URL.Path); len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		h.errorPage(w, rq, http.StatusMethodNotAllowed, r.URL.Path+" does not take "+r.Method+"; it takes "+strings.Join(allow, ", "))
-	case r.Method != http.MethodGet && r.Method != http.MethodHead:
-		w.Header().Set("Allow", "GET, HEAD")
-		h.errorPage(w, rq, http.StatusMethodNotAllowed, "this page does not take "+r.Method)
-	default:
-		h.errorPage(w, rq, http.StatusNotFound, "there is no page "+r.URL.Path)
+		return
 	}
+	h.errorPage(w, rq, http.StatusNotFound, "there is no page "+r.URL.Path)
 }
 
 // allowed lists the methods of the routes whose pattern matches path

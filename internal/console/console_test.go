@@ -959,7 +959,8 @@ func TestHSTSOnlyOverHTTPS(t *testing.T) {
 
 // TestMethodNotAllowedNamesTheMethods: a path the console has, asked with
 // another method, is a 405 whose Allow header names the methods it takes
-// (RFC 9110 section 15.5.6); a path it does not have is a 404.
+// (RFC 9110 section 15.5.6); a path it does not have is a 404, whatever
+// the method.
 func TestMethodNotAllowedNamesTheMethods(t *testing.T) {
 	e := newEnv(t, console.Options{})
 	b := e.as(string(pki.RoleAdmin))
@@ -978,6 +979,13 @@ func TestMethodNotAllowedNamesTheMethods(t *testing.T) {
 		{http.MethodDelete, "/ui/", http.StatusMethodNotAllowed, "GET, HEAD"},
 		{http.MethodGet, "/ui/nope", http.StatusNotFound, ""},
 		{http.MethodGet, "/ui/certificates/0a/revoke/more", http.StatusNotFound, ""},
+		// A path no route has is no resource, whatever the method: 404
+		// as for a GET, with no Allow to name (r85 D6).
+		{http.MethodPost, "/ui/nothing-here", http.StatusNotFound, ""},
+		{http.MethodPost, "/ui/challenges/", http.StatusNotFound, ""},
+		{http.MethodPut, "/ui/certificates/0a/revoke/more", http.StatusNotFound, ""},
+		{http.MethodDelete, "/ui/nope", http.StatusNotFound, ""},
+		{http.MethodPost, "/ui/%2e/challenges", http.StatusNotFound, ""},
 	} {
 		res := b.do(tc.method, tc.path, nil, nil)
 		if res.StatusCode != tc.status || res.Header.Get("Allow") != tc.allow {
