@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,7 +75,7 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, rq *req) err
 	if err != nil {
 		return err
 	}
-	pg := dashboardPage{Days: days, Choices: []int{7, 30, 90, 365}, Chart: buildChart(d.Days), Table: d.Days,
+	pg := dashboardPage{Days: days, Choices: withChoice([]int{7, 30, 90, 365}, days), Chart: buildChart(d.Days), Table: d.Days,
 		Pending: pending, PendingMore: pending >= 1000, Totals: map[string]int64{}}
 	for _, dc := range d.Days {
 		pg.Totals["issued"] += dc.Issued
@@ -112,6 +113,18 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, rq *req) err
 	pg.OwnLink = inventoryLink(url.Values{"protocol": {string(pki.ProtocolInternal)}})
 	h.render(w, http.StatusOK, "dashboard", h.newView(rq, "Dashboard", "dashboard", pg))
 	return nil
+}
+
+// withChoice is a select's choices with the value shown among them, in
+// order, so that the select names the period the page shows (?days=1 was
+// shown with "7 days" selected) and sending its form again keeps it.
+func withChoice(choices []int, v int) []int {
+	if slices.Contains(choices, v) {
+		return choices
+	}
+	out := append(slices.Clone(choices), v)
+	slices.Sort(out)
+	return out
 }
 
 func inventoryLink(q url.Values) string { return Prefix + "certificates?" + q.Encode() }

@@ -103,3 +103,31 @@ func revokeSerial(t *testing.T, e *env, serial string) {
 		t.Fatalf("revoke %s: %v", serial, err)
 	}
 }
+
+// TestDashboardCountsAgreeWithTheirNouns: a count of one is followed by
+// its noun in the singular ("Activity over the last 1 days", r85 D8), and
+// the period select names the period shown, one not among its choices too.
+func TestDashboardCountsAgreeWithTheirNouns(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	e.hold("waiting-1")
+	b := e.as("auditor")
+	page := b.get("/ui/?days=1")
+	expectStatus(t, "?days=1", page, http.StatusOK)
+	expectBody(t, "?days=1", page, "Activity over the last day</h2>", `<option value="1" selected>1 day</option>`,
+		`<span class="card-l">pending approval</span>`)
+	expectNotBody(t, "?days=1", page, "1 days", "last 1 day", "selected>7 days", `"card-l">pending approvals`)
+	if n := strings.Count(page.body, " selected>"); n != 1 {
+		t.Errorf("?days=1: %d options selected, want 1", n)
+	}
+
+	e.hold("waiting-2")
+	page = b.get("/ui/?days=7")
+	expectBody(t, "?days=7", page, "Activity over the last 7 days</h2>", `<option value="7" selected>7 days</option>`,
+		`<span class="card-l">pending approvals</span>`)
+	expectNotBody(t, "?days=7", page, `<option value="1"`)
+	page = b.get("/ui/?days=45")
+	expectBody(t, "?days=45", page, "Activity over the last 45 days</h2>", `<option value="45" selected>45 days</option>`)
+	if i, j, k := strings.Index(page.body, `<option value="30">`), strings.Index(page.body, `<option value="45"`), strings.Index(page.body, `<option value="90">`); i < 0 || !(i < j && j < k) {
+		t.Errorf("?days=45: the choices are not in order (30 at %d, 45 at %d, 90 at %d)", i, j, k)
+	}
+}

@@ -46,6 +46,7 @@ var funcs = template.FuncMap{
 	"certURL":   certURL,
 	"duration":  fmtDuration,
 	"itoa":      itoa,
+	"plural":    plural,
 	"slug":      func(s string) string { return strings.ReplaceAll(strings.ToLower(s), " ", "-") },
 	"list":      func(s ...string) []string { return s },
 	"addf":      func(a, b float64) float64 { return a + b },
@@ -404,3 +405,19 @@ func clip(s string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// plural is the noun of a count: one for 1, many for any other ("1 day",
+// "7 days", "0 records"). n is any integer a page holds (int, int64).
+func plural(n any, one, many string) string {
+	switch v := n.(type) {
+	case int:
+		if v == 1 {
+			return one
+		}
+	case int64:
+		if v == 1 {
+			return one
+		}
+	}
+	return many
+}

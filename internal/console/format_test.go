@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"html/template"
 	"math/big"
 	"strings"
 	"testing"
@@ -157,6 +158,49 @@ func TestClipKeepsWholeCharacters(t *testing.T) {
 		got := clip(tc.in)
 		if got != tc.want || !utf8.ValidString(got) {
 			t.Errorf("clip(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestPlural: the noun of a count, for each integer type a page holds.
+func TestPlural(t *testing.T) {
+	for _, tc := range []struct {
+		n    any
+		want string
+	}{
+		{0, "days"}, {1, "day"}, {2, "days"}, {-1, "days"},
+		{int64(0), "days"}, {int64(1), "day"}, {int64(366), "days"},
+	} {
+		if got := plural(tc.n, "day", "days"); got != tc.want {
+			t.Errorf("plural(%T %v) = %q, want %q", tc.n, tc.n, got, tc.want)
+		}
+	}
+}
+
+// TestAuditReportCountsAgreeWithTheirNouns: a verification that checked
+// one record says so in the singular (r85 D8), whether the chain is intact
+// or broken.
+func TestAuditReportCountsAgreeWithTheirNouns(t *testing.T) {
+	tpl, err := template.New("audit").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/audit.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rep  verifyReport
+		want string
+	}{
+		{verifyReport{OK: true, Checked: 1, LastID: 1}, "intact: 1 record checked, up to record 1."},
+		{verifyReport{OK: true, Checked: 2, LastID: 2}, "intact: 2 records checked, up to record 2."},
+		{verifyReport{OK: false, Checked: 1, ProblemID: 2, What: "hash mismatch"}, "after 1 record checked."},
+		{verifyReport{OK: false, Checked: 0, ProblemID: 1, What: "hash mismatch"}, "after 0 records checked."},
+	} {
+		var b strings.Builder
+		rep := tc.rep
+		if err := tpl.ExecuteTemplate(&b, "layout", &view{Title: "Audit log", Page: auditPage{Report: &rep}}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("%+v: the page does not say %q:\n%s", tc.rep, tc.want, b.String())
 		}
 	}
 }
