@@ -182,6 +182,13 @@ func (h *Handler) inventory(w http.ResponseWriter, r *http.Request, rq *req) err
 		return err
 	}
 	q, err := f.query()
+	if d, ok := decimal(f.Expiring); err == nil && ok {
+		// The select names the window the list is filtered by, one not
+		// among its choices too (?expiring=14 showed "any time", and
+		// sending the form again dropped the filter), as the number it
+		// is (007 selects 7).
+		pg.Expiring, pg.Form.Expiring = withChoice(expiryDays, int(d)), strconv.FormatInt(d, 10)
+	}
 	if err == nil && len(cursor) > 512 {
 		err = refusef("the cursor is longer than any this list gives")
 	}

@@ -5,6 +5,8 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/scepter/scepter/internal/auth"
@@ -178,5 +180,31 @@ func TestRepeatedFieldsAreRefused(t *testing.T) {
 		res := b.get(path)
 		expectStatus(t, path, res, http.StatusBadRequest)
 		expectBody(t, path, res, `role="alert"`, "is given 2 times")
+	}
+}
+
+// TestExpiringSelectNamesTheWindowShown: the inventory's "expiring within"
+// select has the window the list is filtered by selected, one not among
+// its choices too, so that sending the form again (another status, say)
+// keeps the filter rather than drop it for "any time"; one day is "1 day".
+func TestExpiringSelectNamesTheWindowShown(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	b := e.as("auditor")
+	selected := regexp.MustCompile(`(?s)<select id="expiring".*?</select>`)
+	for _, tc := range []struct{ query, want, notWant string }{
+		{"", `<option value="">any time</option>`, ` selected`},
+		// Expiry order without a window (every unexpired one) is no window.
+		{"?sort=expiring", `<option value="">any time</option>`, ` selected`},
+		{"?expiring=30", `<option value="30" selected>30 days</option>`, `value="14"`},
+		{"?expiring=14", `<option value="14" selected>14 days</option>`, `value="" selected`},
+		{"?expiring=1", `<option value="1" selected>1 day</option>`, `1 days`},
+		{"?expiring=007", `<option value="7" selected>7 days</option>`, `value="007"`},
+	} {
+		res := b.get("/ui/certificates" + tc.query)
+		expectStatus(t, tc.query, res, http.StatusOK)
+		sel := selected.FindString(res.body)
+		if !strings.Contains(sel, tc.want) || strings.Contains(sel, tc.notWant) || strings.Count(sel, " selected") > 1 {
+			t.Errorf("GET /ui/certificates%s: the select reads\n%s\nwant %s, not %s", tc.query, sel, tc.want, tc.notWant)
+		}
 	}
 }
