@@ -127,7 +127,7 @@ func (h *Handler) wrap(rt route) http.Handler {
 		if err != nil {
 			if errors.Is(err, auth.ErrUnauthenticated) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="scepter"`)
-				writeError(w, http.StatusUnauthorized, "a valid API token is required: Authorization: Bearer scepter_…", nil)
+				writeError(w, http.StatusUnauthorized, "a valid API token is required: Authorization: Bearer scepter_…", codeDetail("unauthorized"))
 				return
 			}
 			h.fail(w, err)
@@ -279,7 +279,7 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		writeError(w, se.status, se.msg, nil)
 		return
 	case errors.Is(err, auth.ErrUnauthenticated):
-		writeError(w, http.StatusUnauthorized, "not authenticated", nil)
+		writeError(w, http.StatusUnauthorized, "not authenticated", codeDetail("unauthorized"))
 		return
 	}
 	if pki.ErrorCode(err) == pki.EUnavailable {
@@ -321,8 +321,13 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusInternalServerError, "internal error", nil)
 		return
 	}
-	writeError(w, status, pe.Message, map[string]string{"code": code})
+	writeError(w, status, pe.Message, codeDetail(code))
 }
+
+// codeDetail is the detail of a refusal, {"code": code}: every 401 has
+// one ("unauthorized"), whichever way the token was found wanting (none,
+// unknown, revoked, expired), as errorBody's doc says.
+func codeDetail(code string) map[string]string { return map[string]string{"code": code} }
 
 func writeError(w http.ResponseWriter, status int, msg string, detail any) {
 	writeJSON(w, status, errorBody{Error: msg, Detail: detail})

@@ -21,6 +21,13 @@ func TestDetailCodeOfEachStatus(t *testing.T) {
 	var nt struct{ Secret string }
 	short.json(t, &nt)
 	e.tokens["short"] = nt.Secret
+	e.tokens["unknown"] = "scepter_AAAA"
+	gone := e.do(t, pki.RoleAdmin, "POST", "/api/v1/tokens", `{"name":"gone","role":"admin"}`)
+	gone.json(t, &nt)
+	e.tokens["revoked"] = nt.Secret
+	if r := e.do(t, pki.RoleAdmin, "DELETE", "/api/v1/tokens/gone", nil); r.status != 204 {
+		t.Fatalf("revoking a token: %d %s", r.status, r.body)
+	}
 	for _, tc := range []struct {
 		name         string
 		role         pki.Role
@@ -37,6 +44,10 @@ func TestDetailCodeOfEachStatus(t *testing.T) {
 		{"an unknown field", pki.RoleOperator, "POST", "/api/v1/certificates/" + serial + "/revoke", `{"force":true}`, 400, ""},
 		{"an auditor revoking", pki.RoleAuditor, "POST", "/api/v1/certificates/" + serial + "/revoke", `{}`, 403, "forbidden"},
 		{"an unknown serial", pki.RoleAuditor, "GET", "/api/v1/certificates/abcdef", nil, 404, "not_found"},
+		// Every 401, however the token falls short.
+		{"no token", "", "GET", "/api/v1/whoami", nil, 401, "unauthorized"},
+		{"an unknown token", "unknown", "GET", "/api/v1/whoami", nil, 401, "unauthorized"},
+		{"a revoked token", "revoked", "POST", "/api/v1/challenges", `{"profile":"default"}`, 401, "unauthorized"},
 	} {
 		r := e.do(t, tc.role, tc.method, tc.path, tc.body)
 		var eb struct {
@@ -65,7 +76,7 @@ func TestDetailCodeOfEachStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := doc.Components.Schemas["Error"].Properties["detail"].Description
-	for _, code := range []string{`"unprocessable"`, `"not_found"`, `"forbidden"`, `"conflict"`, "null"} {
+	for _, code := range []string{`"unauthorized"`, `"unprocessable"`, `"not_found"`, `"forbidden"`, `"conflict"`, "null"} {
 		if !strings.Contains(d, code) {
 			t.Errorf("Error.detail's description %q does not name %s", d, code)
 		}
