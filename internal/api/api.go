@@ -335,7 +335,7 @@ func writeError(w http.ResponseWriter, status int, msg string, detail any) {
 
 type errorBody struct {
 	Error  string `json:"error"`
-	Detail any    `json:"detail" doc:"{\"code\": C} when the operation refused the request: C is \"unauthorized\" (401), \"forbidden\" (403), \"not_found\" (404), \"conflict\" (409) or \"unprocessable\" (422: a value read and refused); {\"retry_after_seconds\": N} for a 429; null otherwise (a 400 is a request that could not be read)"`
+	Detail any    `json:"detail" doc:"{\"code\": C} when the operation refused the request: C is \"unauthorized\" (401), \"forbidden\" (403), \"not_found\" (404), \"conflict\" (409) or \"unprocessable\" (422: a value read and refused); {\"retry_after_seconds\": N} for a 429; null otherwise (a 400 is a request that could not be read; a 503 gives its wait in Retry-After only)"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

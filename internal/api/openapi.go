@@ -101,7 +101,7 @@ func (h *Handler) OpenAPI() map[string]any {
 		for _, code := range []int{400, 401, 403, 404, 409, 413, 422} {
 			responses[itoa(code)] = errorResponse(http.StatusText(code), nil)
 		}
-		responses["429"] = errorResponse("Too Many Requests: too many from this address",
+		responses["429"] = errorResponse("Too Many Requests: too many from this address; detail is {\"retry_after_seconds\": N}, N as in Retry-After",
 			map[string]any{"Retry-After": header("seconds to wait before trying again")})
 		// OpenAPI has no answers per path: the 405 of another method of
 		// this path is listed with each of its operations.
@@ -110,7 +110,7 @@ func (h *Handler) OpenAPI() map[string]any {
 		// Any call can find the store unavailable (out of reach, locked,
 		// read-only, its disk full; the error says which) or the server
 		// busy.
-		responses["503"] = errorResponse("Service Unavailable: the store cannot be read or written now (the error says why), or the server is busy",
+		responses["503"] = errorResponse("Service Unavailable: the store cannot be read or written now (the error says why), or the server is busy; detail is null, the wait is in Retry-After",
 			map[string]any{"Retry-After": header("seconds to wait before trying again")})
 		// Never for what a request holds (that is a 4xx); listed so that a
 		// client written from this description handles it as a failure to

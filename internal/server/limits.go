@@ -393,15 +393,17 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, retryAfter time.
 	}
 	h.Set("Connection", "close")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if strings.HasPrefix(r.URL.Path, "/api/") {
-		// The admin API answers every error in its JSON shape.
-		h.Set("Content-Type", "application/json; charset=utf-8")
-		w.WriteHeader(status)
-		if retryAfter > 0 {
-			fmt.Fprintf(w, "{\"error\": %q, \"detail\": {\"retry_after_seconds\": %d}}\n", reason, retrySeconds(retryAfter))
-		} else {
-			fmt.Fprintf(w, "{\"error\": %q}\n", reason)
+	if isAPIPath(r.URL.Path) {
+		// The admin API answers every error in its JSON shape, detail
+		// included: {"retry_after_seconds": N} for a 429 only, as the
+		// API documents it; null for the rest (a 503's wait is in its
+		// Retry-After, as for the API's own 503s).
+		var detail any
+		if status == http.StatusTooManyRequests {
+			detail = map[string]int64{"retry_after_seconds": retrySeconds(retryAfter)}
 		}
+		h.Set("Cache-Control", "no-store")
+		apiError(w, status, reason, detail)
 		hangUp(w)
 		return
 	}

@@ -313,7 +313,10 @@ func TestNewGuardValidates(t *testing.T) {
 	}
 }
 
-// The admin API's callers get its JSON error shape from the guard too.
+// The admin API's callers get its JSON error shape from the guard too,
+// detail always present: {"retry_after_seconds": N} for a 429 only, null
+// for a 503 (its wait is in Retry-After, as for the API's own 503s) and for
+// a 400 (a body that ended early), with the API's headers.
 func TestRefusalsOfTheAPIAreJSON(t *testing.T) {
 	h := guarded(t, server.Limits{RateLimit: 1, RateBurst: 1}, pkitest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)), echoRemote)
 	for i, want := range []int{http.StatusOK, http.StatusTooManyRequests} {
@@ -325,18 +328,72 @@ func TestRefusalsOfTheAPIAreJSON(t *testing.T) {
 			t.Fatalf("request %d: %d, want %d", i, rec.Code, want)
 		}
 		if want == http.StatusTooManyRequests {
-			var body struct {
-				Error  string         `json:"error"`
-				Detail map[string]int `json:"detail"`
-			}
-			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error == "" || body.Detail["retry_after_seconds"] < 1 ||
-				!strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
-				t.Errorf("429 of the API: %q %v %s", rec.Header().Get("Content-Type"), err, rec.Body)
-			}
+			checkAPIRefusal(t, "429", rec.Result(), rec.Body.Bytes(), `{"retry_after_seconds":1}`)
 		}
 	}
 	if rec := get(h, "192.0.2.9:1"); rec.Code != http.StatusTooManyRequests || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
 		t.Errorf("429 elsewhere: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+
+	// 503: the one slot held, no queue.
+	slow, entered, release := holding(1)
+	busy := guarded(t, server.Limits{MaxInflight: 1}, pkitest.NewClock(t0), slow)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		busy.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/api/v1/whoami?slow=1", nil))
+	}()
+	<-entered
+	for _, path := range []string{"/api/v1/whoami", "/api"} {
+		rec := httptest.NewRecorder()
+		busy.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, nil))
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" {
+			t.Errorf("%s, every slot held: %d, Retry-After %q", path, rec.Code, rec.Header().Get("Retry-After"))
+		}
+		checkAPIRefusal(t, "503 "+path, rec.Result(), rec.Body.Bytes(), "null")
+	}
+	close(release)
+	<-done
+
+	// 400: a body shorter than its Content-Length.
+	srv := httptest.NewServer(guarded(t, server.Limits{}, pkitest.NewClock(t0), echoRemote))
+	t.Cleanup(srv.Close)
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\"")
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a body that ended early: %d %s", resp.StatusCode, b)
+	}
+	checkAPIRefusal(t, "400", resp, b, "null")
+}
+
+// checkAPIRefusal fails the test unless resp is in the API's error shape
+// with the detail given (as compact JSON) and the API's headers.
+func checkAPIRefusal(t *testing.T, name string, resp *http.Response, body []byte, detail string) {
+	t.Helper()
+	var e map[string]json.RawMessage
+	if err := json.Unmarshal(body, &e); err != nil || len(e["error"]) < 3 {
+		t.Errorf("%s: not the API's error shape: %v %s", name, err, body)
+		return
+	}
+	d, ok := e["detail"]
+	if got := strings.Join(strings.Fields(string(d)), ""); !ok || got != detail {
+		t.Errorf("%s: detail %s (present: %v), want %s: %s", name, d, ok, detail, body)
+	}
+	for k, v := range map[string]string{"Content-Type": "application/json; charset=utf-8", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"} {
+		if got := resp.Header.Get(k); got != v {
+			t.Errorf("%s: %s %q, want %q", name, k, got, v)
+		}
 	}
 }
 

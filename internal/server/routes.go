@@ -186,7 +186,7 @@ func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
 	isAPI := strings.HasPrefix(r.URL.Path, "/api/")
 	refuse := func(status int, msg string) {
 		if isAPI {
-			apiError(w, status, msg)
+			apiError(w, status, msg, nil)
 			return
 		}
 		http.Error(w, fmt.Sprintf("%d %s: %s", status, strings.ToLower(http.StatusText(status)), msg), status)
@@ -236,13 +236,13 @@ func (hr httpsRedirect) UncleanPaths() map[string]http.Handler {
 }
 
 // apiError writes the admin API's error shape, {"error": msg, "detail":
-// null}, for the API's paths on the plain listener, which the API's own
-// handler never sees.
-func apiError(w http.ResponseWriter, status int, msg string) {
+// detail}, for the API's paths on the plain listener, which the API's own
+// handler never sees, and for the guard's refusals under them.
+func apiError(w http.ResponseWriter, status int, msg string, detail any) {
 	b, err := json.Marshal(struct {
 		Error  string `json:"error"`
 		Detail any    `json:"detail"`
-	}{msg, nil})
+	}{msg, detail})
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error","detail":null}`)
 	}
@@ -250,6 +250,12 @@ func apiError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// isAPIPath reports whether a path is the admin API's: /api/ and under
+// it, or /api.
+func isAPIPath(p string) bool {
+	return p == "/api" || strings.HasPrefix(p, "/api/")
 }
 
 // url is the request's URL on the HTTPS listener: at the certificate's
