@@ -52,11 +52,13 @@ func New(o *ops.Ops, log *slog.Logger) *Handler {
 
 // Routes implements server.Router: every route of the table, behind
 // authentication, plus the OpenAPI description and a JSON 404 for the rest
-// of /api/.
+// of /api/ and for /api, which the mux would otherwise redirect to /api/
+// with a bare 307.
 func (h *Handler) Routes() map[string]http.Handler {
 	m := map[string]http.Handler{
 		"GET " + openAPIPath: http.HandlerFunc(h.serveOpenAPI),
 		"/api/":              http.HandlerFunc(h.noRoute),
+		"/api":               http.HandlerFunc(h.noRoute),
 	}
 	// One mux pattern per path: ServeMux answers 405 with Allow for the
 	// other methods of a path it knows.
@@ -99,7 +101,11 @@ func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here; allowed: "+strings.Join(allow, ", "), nil)
 		return
 	}
-	writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path, nil)
+	msg := "no such API route: " + r.Method + " " + pki.Clip(r.URL.Path, 200)
+	if !strings.HasPrefix(r.URL.Path, Prefix+"/") {
+		msg += " (the API is served under " + Prefix + "/; its description: " + openAPIPath + ")"
+	}
+	writeError(w, http.StatusNotFound, msg, nil)
 }
 
 // Prefix is where the API lives.

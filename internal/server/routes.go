@@ -132,16 +132,26 @@ func (pr plainRefusal) refuse(w http.ResponseWriter, r *http.Request) {
 	pr.router.RefusePlainHTTP(w, r, base)
 }
 
+// Routes refuses every path under each prefix, and the prefix without its
+// slash ("/.well-known/est"), which the mux would otherwise redirect to
+// the prefix, over plain HTTP, a client following with its credentials.
 func (pr plainRefusal) Routes() map[string]http.Handler {
 	routes := map[string]http.Handler{}
 	for _, prefix := range pr.router.HTTPSOnlyPrefixes() {
 		routes[prefix] = http.HandlerFunc(pr.refuse)
+		if root := strings.TrimSuffix(prefix, "/"); root != prefix && root != "" {
+			routes[root] = http.HandlerFunc(pr.refuse)
+		}
 	}
 	return routes
 }
 
 func (pr plainRefusal) UncleanPaths() map[string]http.Handler {
-	return pr.Routes()
+	routes := map[string]http.Handler{}
+	for _, prefix := range pr.router.HTTPSOnlyPrefixes() {
+		routes[prefix] = http.HandlerFunc(pr.refuse)
+	}
+	return routes
 }
 
 // noEST answers every EST path on the plain listener of a server with no
@@ -154,12 +164,14 @@ func (noEST) refuse(w http.ResponseWriter, _ *http.Request) {
 	http.Error(w, "404 not found: EST is served over HTTPS only (RFC 7030 section 3.3), and this server has no HTTPS listener (--est-listen is off)", http.StatusNotFound)
 }
 
+// Routes refuses every path under the EST prefix and the prefix without
+// its slash, which the mux would otherwise redirect.
 func (n noEST) Routes() map[string]http.Handler {
-	return map[string]http.Handler{est.PathPrefix: http.HandlerFunc(n.refuse)}
+	return map[string]http.Handler{est.PathPrefix: http.HandlerFunc(n.refuse), strings.TrimSuffix(est.PathPrefix, "/"): http.HandlerFunc(n.refuse)}
 }
 
 func (n noEST) UncleanPaths() map[string]http.Handler {
-	return n.Routes()
+	return map[string]http.Handler{est.PathPrefix: http.HandlerFunc(n.refuse)}
 }
 
 // TLSMux is the handler of the HTTPS listener.
@@ -183,7 +195,7 @@ type httpsRedirect struct {
 
 func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	isAPI := strings.HasPrefix(r.URL.Path, "/api/")
+	isAPI := isAPIPath(r.URL.Path)
 	refuse := func(status int, msg string) {
 		if isAPI {
 			apiError(w, status, msg, nil)
@@ -223,9 +235,12 @@ func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// Routes mounts serve at /ui/ and /api/, and at /ui and /api, which the
+// mux would otherwise redirect to /ui/ and /api/ on this listener (a bare
+// 307 that a client follows with its token and its POST, in clear again).
 func (hr httpsRedirect) Routes() map[string]http.Handler {
 	h := http.HandlerFunc(hr.serve)
-	return map[string]http.Handler{"/ui/": h, "/api/": h, "/ui": h}
+	return map[string]http.Handler{"/ui/": h, "/api/": h, "/ui": h, "/api": h}
 }
 
 // UncleanPaths implements UncleanPathRouter: serve refuses those paths
