@@ -84,8 +84,11 @@ func strictTransport(next http.Handler) http.Handler {
 }
 
 // noRoute answers what no route took: 405 with Allow when the path is a
-// route's with another method, else 404; JSON either way.
+// route's with another method, else 404; JSON either way, with the
+// headers of every other API answer.
 func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	var allow []string
 	for _, rt := range h.routes {
 		if muxpath.Matches(Prefix+rt.path, r.URL.Path) {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path"
 	"strings"
 
@@ -391,9 +392,12 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 	}), nil
 }
 
-// isClean reports whether ServeMux would take an escaped path as it is
-// rather than redirect to its cleaned form: no empty, "." or ".." segment
-// (a trailing "/" is kept).
+// isClean reports whether an escaped path has no empty, "." or ".."
+// segment (a trailing "/" is kept), escaped dots counted: ServeMux would
+// redirect a path with a literal one to its cleaned form, and takes one
+// spelled "%2e" or "%2E%2E" as it is, though it reads as the literal one
+// (r.URL.Path holds "/./"), so that each form would be answered its own
+// way.
 func isClean(escaped string) bool {
 	if escaped == "" || escaped[0] != '/' {
 		return false
@@ -402,7 +406,17 @@ func isClean(escaped string) bool {
 	if strings.HasSuffix(escaped, "/") && clean != "/" {
 		clean += "/"
 	}
-	return clean == escaped
+	if clean != escaped {
+		return false
+	}
+	for seg := range strings.SplitSeq(escaped, "/") {
+		if strings.Contains(seg, "%") {
+			if s, err := url.PathUnescape(seg); err == nil && (s == "." || s == "..") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // rawPrefixes are the PrefixRouter routes, by path prefix.

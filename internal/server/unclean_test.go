@@ -135,6 +135,10 @@ func TestConsoleAndAPIRefuseUncleanPaths(t *testing.T) {
 		{"POST", "/api/v1/x/../certificates/" + serial + "/revoke", `{"reason":"superseded"}`},
 		{"GET", "/api/../ui/", ""},
 		{"GET", "/api/v1/whoami/..", ""},
+		// Escaped dots read as the literal ones: the same 404.
+		{"GET", "/api/v1/%2e/whoami", ""},
+		{"GET", "/api/v1/%2E%2e/v1/whoami", ""},
+		{"POST", "/api/v1/certificates/" + serial + "/%2e/revoke", `{"reason":"superseded"}`},
 	} {
 		t.Run("HTTPS "+tc.method+" "+tc.path, func(t *testing.T) {
 			a := do(t, l.https, tc.method, tc.path, bearer, tc.body)
@@ -158,7 +162,7 @@ func TestConsoleAndAPIRefuseUncleanPaths(t *testing.T) {
 		t.Errorf("a clean path: %d %s", a.status, a.body)
 	}
 
-	for _, path := range []string{"/ui/static/../login", "/ui//certificates", "/ui/./", "/ui/../api/v1/whoami"} {
+	for _, path := range []string{"/ui/static/../login", "/ui//certificates", "/ui/./", "/ui/../api/v1/whoami", "/ui/%2e%2e/api/v1/whoami"} {
 		t.Run("HTTPS GET "+path, func(t *testing.T) {
 			a := do(t, l.https, "GET", path, "", "")
 			if a.status != http.StatusNotFound || a.header.Get("Location") != "" || !strings.Contains(a.header.Get("Content-Type"), "text/html") ||
@@ -186,7 +190,8 @@ func TestConsoleAndAPIRefuseUncleanPaths(t *testing.T) {
 	for _, tc := range []struct {
 		path string
 		json bool
-	}{{"/ui/static/../login", false}, {"/ui//x", false}, {"/ui/../scep", false}, {"/api/v1/./whoami", true}, {"/api/../.well-known/est/cacerts", true}} {
+	}{{"/ui/static/../login", false}, {"/ui//x", false}, {"/ui/../scep", false}, {"/api/v1/./whoami", true}, {"/api/../.well-known/est/cacerts", true},
+		{"/api/v1/%2e/whoami", true}, {"/ui/%2E%2E/scep", false}} {
 		t.Run("plain GET "+tc.path, func(t *testing.T) {
 			a := do(t, l.plain, "GET", tc.path, "", "")
 			if a.status != http.StatusNotFound || a.header.Get("Location") != "" || !strings.Contains(a.body, "is not served, nor redirected") ||
