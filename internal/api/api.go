@@ -165,7 +165,13 @@ func (h *Handler) wrap(rt route) http.Handler {
 			// {"dry_run":true} on an approval would issue the certificate.
 			// An empty object is what many clients send with any POST.
 			if err := c.decode(&struct{}{}); err != nil {
-				h.fail(w, badf("%s takes no body: %s", rt.path, err))
+				// Not "a JSON object is required" (null, [], text): it
+				// requires none.
+				msg := rt.path + " takes no body (send none, or {})"
+				if bi := (badInput{}); !errors.As(err, &bi) || bi.msg != notAnObject {
+					msg += ": " + err.Error()
+				}
+				h.fail(w, badInput{msg})
 				return
 			}
 		}
@@ -219,6 +225,9 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
+// notAnObject is decode's refusal of a body that is no JSON object.
+const notAnObject = "a JSON object is required"
+
 // decode reads the body as exactly one JSON object into v: unknown fields,
 // wrong types (null among them, but for a pointer field) and trailing
 // data are refused.
@@ -226,7 +235,7 @@ func (c *call) decode(v any) error {
 	if body := bytes.TrimSpace(c.body); len(body) == 0 || body[0] != '{' {
 		// null would decode into v as nothing at all, and an array or a
 		// string name a Go type in the decoder's error.
-		return badInput{"a JSON object is required"}
+		return badInput{notAnObject}
 	}
 	if !utf8.Valid(c.body) {
 		// encoding/json would put U+FFFD in place of each bad byte without a

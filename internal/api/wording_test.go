@@ -80,3 +80,29 @@ func TestBodyJSONReadAsSent(t *testing.T) {
 		}
 	}
 }
+
+// A route that takes no body, given one that is no JSON object (null, [],
+// text), says it takes none, not that it requires a JSON object; given an
+// object with fields, it says which.
+func TestNoBodyRouteSaysItTakesNone(t *testing.T) {
+	e := newEnv(t)
+	id := e.heldRequest(t, "no-body")
+	created := e.do(t, pki.RoleAdmin, "POST", "/api/v1/challenges", `{"profile":"default"}`)
+	var ch struct {
+		Challenge struct {
+			ID string `json:"id"`
+		} `json:"challenge"`
+	}
+	created.json(t, &ch)
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"POST", "/api/v1/requests/" + id + "/approve", "null", "/requests/{id}/approve takes no body (send none, or {})"},
+		{"POST", "/api/v1/requests/" + id + "/approve", "[]", "/requests/{id}/approve takes no body (send none, or {})"},
+		{"DELETE", "/api/v1/challenges/" + ch.Challenge.ID, "null", "/challenges/{id} takes no body (send none, or {})"},
+		{"POST", "/api/v1/requests/" + id + "/approve", `{"dry_run":true}`, `/requests/{id}/approve takes no body (send none, or {}): unknown field "dry_run"`},
+	} {
+		r := e.do(t, pki.RoleAdmin, tc.method, tc.path, tc.body)
+		if msg := errorOf(t, r); r.status != http.StatusBadRequest || msg != tc.want {
+			t.Errorf("%s %s %s: %d %q, want 400 %q", tc.method, tc.path, tc.body, r.status, msg, tc.want)
+		}
+	}
+}
