@@ -718,7 +718,7 @@ func (r *run) checkDeferred(ctx context.Context) {
 func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat, roundTrip time.Duration, err error) {
 	t := r.targets[ti]
 	if cert != nil {
-		serial, dupErr := r.v.record(issuerID, cert)
+		serial, dupErr := r.v.record(cert)
 		switch {
 		case err == nil:
 			err = dupErr

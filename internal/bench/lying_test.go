@@ -214,6 +214,52 @@ func TestRunDuplicateOfARejectedCertificate(t *testing.T) {
 			}
 		}
 	})
+	// A foreign CA that gives the trusted issuer's name, byte for byte,
+	// repeats that issuer's serial as far as a relying party going by
+	// issuer name and serial (a CRL) can tell: every one of its
+	// certificates under the serial the trusted CA issued is a duplicate,
+	// whichever was checked first (r86 D1: 3 duplicates, the foreign ones
+	// among themselves only).
+	t.Run("untrusted issuer under the trusted name", func(t *testing.T) {
+		for _, onClock := range []bool{true, false} {
+			ca := newLyingCA(t, "Lying CA", ecKey(t))
+			foreign := newLyingCA(t, "Lying CA", ecKey(t)) // the same name, another key
+			if !bytes.Equal(foreign.cert.RawSubject, ca.cert.RawSubject) {
+				t.Fatal("the foreign CA's name is not the trusted one's")
+			}
+			u, roots := lyingEST(t, ca, func(n int, req *x509.CertificateRequest) []byte {
+				signer := foreign
+				if n == 0 {
+					signer = ca
+				}
+				return estCerts(t, signer.issue(t, 7, req.Subject, req.PublicKey, lyingNow.Add(-time.Minute)))
+			})
+			res, serials := runLying(t, bench.Options{Protocol: bench.EST, URLs: []string{u}, KeyType: "p256", Roots: roots,
+				Count: 5, Concurrency: 1, OnClock: onClock})
+			// The trusted CA's certificate is ok when checked first, else
+			// the duplicate of a foreign one.
+			if res.OK+res.Failures["verify:duplicate"] != 1 || res.Failures["verify:chain"] != 4 || res.Duplicates != 4 || res.BadCerts != 4 {
+				t.Fatalf("on clock %v: ok %d failures %v dup %d bad %d, want chain 4 and 4 duplicates: %v",
+					onClock, res.OK, res.Failures, res.Duplicates, res.BadCerts, res.FirstErrors)
+			}
+			if onClock && res.OK != 1 {
+				t.Errorf("on clock: ok %d, want the first reply's certificate ok", res.OK)
+			}
+			trusted := 0
+			for _, line := range serials {
+				f := strings.Fields(line)
+				if len(f) != 3 || f[0] != "7" || f[1] != "-" && f[1] != ca.id() {
+					t.Errorf("serials line %q, want 7, the trusted issuer's ID or -, URL", line)
+				}
+				if len(f) == 3 && f[1] == ca.id() {
+					trusted++
+				}
+			}
+			if len(serials) != 5 || trusted != 1 {
+				t.Errorf("on clock %v: %d serials listed, %d under the trusted issuer's ID; want 5, 1: %q", onClock, len(serials), trusted, serials)
+			}
+		}
+	})
 }
 
 // lyingSCEP is a SCEP server on 127.0.0.1 whose RSA CA, also its RA,

@@ -57,7 +57,7 @@ type verifier struct {
 	mu      sync.Mutex
 	issuers []issuer
 	asked   map[string]bool                // issuer names fetch was called for
-	seen    map[string]map[string]struct{} // issuer (record) -> serial bytes
+	seen    map[string]map[string]struct{} // issuer name (RawIssuer) -> serial bytes
 	dups    int
 }
 
@@ -202,18 +202,17 @@ func (v *verifier) learn(cert *x509.Certificate) bool {
 }
 
 // record notes the serial of a certificate received, good or not, and
-// returns it in hex. A serial seen before from the same issuer is a
+// returns it in hex. A serial seen before under the same issuer name is a
 // duplicate, whatever else is wrong with either certificate: counted in
 // duplicates, and returned as an error of kind "duplicate", for the
-// enrollment failed (two certificates under one serial cannot both be told
-// apart, revoked or listed in a CRL). The issuer is the known issuing CA
-// that signed it (issuerID); a certificate signed by none is keyed by the
-// issuer name it gives.
-func (v *verifier) record(issuerID string, cert *x509.Certificate) (string, error) {
-	issuer := issuerID
-	if issuer == "" {
-		issuer = "name:" + string(cert.RawIssuer) // no hex ID is ever one
-	}
+// enrollment failed (two certificates under one issuer name and serial
+// cannot be told apart, revoked or listed in a CRL). Every certificate is
+// keyed by the issuer name it gives (RawIssuer), whether a known issuing CA
+// signed it or none did: that of a trusted issuer's certificate is the
+// issuer's subject, so a foreign CA that takes a trusted issuer's name
+// repeats that issuer's serials, as a relying party sees it.
+func (v *verifier) record(cert *x509.Certificate) (string, error) {
+	issuer := string(cert.RawIssuer)
 	key := string(cert.SerialNumber.Bytes())
 	serial := cert.SerialNumber.Text(16)
 	v.mu.Lock()
