@@ -139,7 +139,7 @@ func readFile(path string, fs *flag.FlagSet, sections Sections, known func(strin
 			// name anything else (profiles = "vpn", [[profiles]]) decodes
 			// to no entries at all, and would be dropped without a word.
 			if t := md.Type(key); t != "" && t != "Hash" {
-				return nil, fmt.Errorf("config %s: %s must be tables, [%s.NAME], not %s", path, key, key, tomlTypeName(t))
+				return nil, fmt.Errorf("config %s: %s must be tables, [%s.NAME], not %s", path, key, key, primitiveName(md, prim))
 			}
 			if err := dec(prim, md); err != nil {
 				return nil, fmt.Errorf("config %s: [%s]: %w", path, key, err)
@@ -239,16 +239,36 @@ func tomlValueName(v any) string {
 		return "a list"
 	case map[string]any:
 		return "a table"
+	case []map[string]any:
+		return "an array of tables"
+	case time.Time:
+		return TOMLTimeName(v)
 	}
 	return fmt.Sprintf("a %T", v)
 }
 
-// tomlTypeName names a toml.MetaData.Type as the TOML spec does.
-func tomlTypeName(t string) string {
-	if t == "ArrayHash" {
-		return "an array of tables"
+// TOMLTimeName names a TOML date or time as its writer knows it: the
+// decoder gives all four kinds as a time.Time, the local ones (1979-05-27,
+// 07:32:00, 1979-05-27T07:32:00) in zones of its own naming them.
+func TOMLTimeName(t time.Time) string {
+	switch t.Location().String() {
+	case "date-local":
+		return "a date"
+	case "time-local":
+		return "a time of day"
 	}
-	return "a value of type " + strings.ToLower(t)
+	return "a date and time"
+}
+
+// primitiveName names the TOML value prim holds, as tomlValueName does
+// (toml.MetaData.Type calls a date, a time and a date and time alike
+// "Datetime").
+func primitiveName(md toml.MetaData, prim toml.Primitive) string {
+	var v any
+	if err := md.PrimitiveDecode(prim, &v); err != nil {
+		return "a value the decoder cannot read"
+	}
+	return tomlValueName(v)
 }
 
 // explainParseErrors makes the flag package's bare "parse error" for a bad

@@ -107,6 +107,12 @@ func TestBadValuesSayWhatTheFlagTakes(t *testing.T) {
 		{"duration as a number, file", nil, nil, "skew = 30\n", `skew must be a string, in quotes, not an integer`},
 		{"text as a boolean, file", nil, nil, "listen = true\n", `listen must be a string, in quotes, not a boolean`},
 		{"text as a number, file", nil, nil, "listen = 29571\n", `listen must be a string, in quotes, not an integer`},
+		// A TOML date or time is named as the file spells it, not by the
+		// decoder's Go type, time.Time (r86 D6).
+		{"text as a date, file", nil, nil, "data_dir = 1979-05-27\n", `data_dir must be a string, in quotes, not a date`},
+		{"text as a date and time, file", nil, nil, "listen = 1979-05-27T07:32:00Z\n", `listen must be a string, in quotes, not a date and time`},
+		{"text as a local date and time, file", nil, nil, "listen = 1979-05-27T07:32:00\n", `listen must be a string, in quotes, not a date and time`},
+		{"duration as a time of day, file", nil, nil, "skew = 07:32:00\n", `skew must be a string, in quotes, not a time of day`},
 		{"whole number, environment", nil, map[string]string{"SCEPTER_CONNS": "lots"}, "", `SCEPTER_CONNS="lots": parse error; want a whole number`},
 		{"number, flag", []string{"--rate", "fast"}, nil, "", `parse error; want a number`},
 	}

@@ -124,10 +124,11 @@ func TestProfilesOfTheWrongType(t *testing.T) {
 	tests := []struct {
 		name, content, want string
 	}{
-		{"string", `profiles = "vpn"`, "profiles must be tables, [profiles.NAME], not a value of type string"},
-		{"integer", `profiles = 3`, "not a value of type integer"},
-		{"array", `profiles = ["vpn"]`, "not a value of type array"},
-		{"empty array", `profiles = []`, "not a value of type array"},
+		{"string", `profiles = "vpn"`, `profiles must be tables, [profiles.NAME], not the string "vpn"`},
+		{"integer", `profiles = 3`, "not an integer"},
+		{"array", `profiles = ["vpn"]`, "not a list"},
+		{"empty array", `profiles = []`, "not a list"},
+		{"date", `profiles = 1979-05-27`, "profiles must be tables, [profiles.NAME], not a date"},
 		{"array of tables", "[[profiles]]\nvalidity = \"90d\"\n", "not an array of tables"},
 	}
 	for _, tt := range tests {
@@ -160,6 +161,11 @@ func TestProfileValuesOfTheWrongType(t *testing.T) {
 		{`max_sans = "3"`, `p: max_sans must be a whole number (no quotes), not the string "3"`},
 		{`max_sans = 2.5`, `max_sans must be a whole number (no quotes), not a float`},
 		{`validity = 90`, `p: validity must be a string, in quotes, not an integer`},
+		// Named as the file spells it, not as time.Time (r86 D6).
+		{`validity = 2026-01-01`, `p: validity must be a string, in quotes, not a date`},
+		{`backdate = 00:05:00`, `p: backdate must be a string, in quotes, not a time of day`},
+		{`renewal_window = 2026-01-01T00:00:00+02:00`, `p: renewal_window must be a string, in quotes, not a date and time`},
+		{`dns_patterns = [2026-01-01]`, `dns_patterns must be a list of strings (["…", "…"]), each in quotes, not a list`},
 	} {
 		t.Run(tc.value, func(t *testing.T) {
 			_, err := parseProfiles(t, "[profiles.p]\n"+tc.value+"\n")
