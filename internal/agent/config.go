@@ -3,10 +3,12 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -460,14 +462,32 @@ func valueText(v any) string {
 	switch v := v.(type) {
 	case string:
 		return fmt.Sprintf("%.40q", v)
-	case bool, int64, float64:
+	case bool, int64:
 		return fmt.Sprint(v)
+	case float64:
+		// As a float: 3.0, which fmt writes 3, is refused where a whole
+		// number is wanted, and the echo must not read as one.
+		switch {
+		case math.IsNaN(v):
+			return "nan"
+		case math.IsInf(v, 1):
+			return "inf"
+		case math.IsInf(v, -1):
+			return "-inf"
+		}
+		s := strconv.FormatFloat(v, 'g', -1, 64)
+		if !strings.ContainsAny(s, ".e") {
+			s += ".0"
+		}
+		return s
 	case []any:
 		return "a list"
 	case map[string]any:
 		return "a table"
 	case []map[string]any:
 		return "an array of tables"
+	case time.Time:
+		return config.TOMLTimeName(v)
 	}
-	return "a date or time"
+	return fmt.Sprintf("a %T", v)
 }

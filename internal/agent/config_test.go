@@ -147,6 +147,13 @@ func TestParseConfigErrors(t *testing.T) {
 		// Type errors name the key (and the certificate, by its name) and what it takes.
 		{"duration as a number", "retry_initial = 5\n" + cert(nil), []string{`retry_initial = 5: want a duration in quotes, such as "5m"`}},
 		{"attempts as a string", "once_attempts = \"3\"\n" + cert(nil), []string{`once_attempts = "3": want a whole number, without quotes`}},
+		// A float is echoed as a float, not as the whole number it equals (r86 D7).
+		{"attempts as a float", "once_attempts = 3.0\n" + cert(nil), []string{`once_attempts = 3.0: want a whole number, without quotes`}},
+		{"attempts as a large float", "once_attempts = 1e21\n" + cert(nil), []string{`once_attempts = 1e+21: want a whole number`}},
+		{"attempts as infinity", "once_attempts = -inf\n" + cert(nil), []string{`once_attempts = -inf: want a whole number`}},
+		{"duration as a date", "retry_initial = 2026-01-01\n" + cert(nil), []string{`retry_initial = a date: want a duration in quotes`}},
+		{"duration as a time of day", "retry_initial = 07:32:00\n" + cert(nil), []string{`retry_initial = a time of day: want a duration`}},
+		{"duration as a date and time", "retry_initial = 1979-05-27T07:32:00Z\n" + cert(nil), []string{`retry_initial = a date and time: want a duration`}},
 		{"rekey as a string", cert(map[string]string{"rekey": `"false"`}), []string{`certificate 1 ("web"): rekey = "false": want true or false, without quotes`}},
 		{"url as a number", cert(map[string]string{"url": `8080`}), []string{`certificate 1 ("web"): url = 8080: want a string, in quotes`}},
 		{"certificate not a table", "certificate = 1\n", []string{"certificate = 1: want [[certificate]] tables"}},
