@@ -76,6 +76,12 @@ func ProfileSection(dst map[string]pki.Profile) func(toml.Primitive, toml.MetaDa
 			return err
 		}
 		for name, p := range raw {
+			// Anything but a table (p = "x", [[profiles.p]]) is named in
+			// the file's words, as the profiles key itself is, not in
+			// the decoder's ("type mismatch for config.ProfileConfig").
+			if t := md.Type("profiles", name); t != "" && t != "Hash" {
+				return fmt.Errorf("%s must be a table, [profiles.%s], not %s", name, name, primitiveName(md, p))
+			}
 			var keys map[string]toml.Primitive
 			if err := md.PrimitiveDecode(p, &keys); err != nil {
 				return fmt.Errorf("%s: %w", name, err)

@@ -129,6 +129,12 @@ func TestProfilesOfTheWrongType(t *testing.T) {
 		{"array", `profiles = ["vpn"]`, "not a list"},
 		{"empty array", `profiles = []`, "not a list"},
 		{"date", `profiles = 1979-05-27`, "profiles must be tables, [profiles.NAME], not a date"},
+		// One profile of the wrong type got the decoder's Go-internal
+		// "type mismatch for config.ProfileConfig" (r86 D5).
+		{"a profile as an array of tables", "[[profiles.p]]\nvalidity = \"90d\"\n", "[profiles]: p must be a table, [profiles.p], not an array of tables"},
+		{"a profile as a string", "[profiles]\np = \"x\"\n", `[profiles]: p must be a table, [profiles.p], not the string "x"`},
+		{"a profile as a list", "[profiles]\np = []\n", "[profiles]: p must be a table, [profiles.p], not a list"},
+		{"a profile as a number", "profiles = { p = 3 }\n", "[profiles]: p must be a table, [profiles.p], not an integer"},
 		{"array of tables", "[[profiles]]\nvalidity = \"90d\"\n", "not an array of tables"},
 	}
 	for _, tt := range tests {
