@@ -23,6 +23,9 @@ import (
 type stringList []string
 
 func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+// IsListFlag lets the config file give it as a TOML array.
+func (l *stringList) IsListFlag() bool { return true }
 func (l *stringList) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {

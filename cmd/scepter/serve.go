@@ -115,6 +115,9 @@ type nameList struct {
 
 func (l *nameList) String() string { return strings.Join(l.names, ",") }
 
+// IsListFlag lets the config file give it as a TOML array.
+func (l *nameList) IsListFlag() bool { return true }
+
 func (l *nameList) Set(v string) error {
 	if !l.set {
 		l.names, l.set = nil, true

@@ -27,6 +27,16 @@ type CommandLineOnly interface {
 	CommandLineOnly() string
 }
 
+// ListFlag is a flag value that takes several values, comma-separated
+// (--est-server-name a,b): in the config file it may be a TOML array,
+// whose items are joined with commas. Any other flag takes one value, and
+// an array for it is refused: joined, data_dir = ["/a", "/b"] named one
+// directory "/a,/b".
+type ListFlag interface {
+	flag.Value
+	IsListFlag() bool
+}
+
 // EnvPrefix is the prefix of every environment variable we read.
 const EnvPrefix = "SCEPTER_"
 
@@ -195,11 +205,18 @@ func readFile(path string, fs *flag.FlagSet, sections Sections, known func(strin
 
 // tomlTypeFits reports whether v, a TOML value, is of the type f takes: a
 // boolean for a switch, an integer for a whole-number flag, a number for
-// another number, a string (or, for a list, an array) for the rest,
+// another number, a string (or, for a ListFlag, an array) for the rest,
 // durations included. Anything would otherwise go through as its text:
 // allow_insecure_des = 1 turned single DES on, challenge_file = true named
 // a file "true". want says what f takes when v does not fit.
 func tomlTypeFits(f *flag.Flag, v any) (want string, ok bool) {
+	if l, isList := unhinted(f.Value).(ListFlag); isList && l.IsListFlag() {
+		switch v.(type) {
+		case string, []any:
+			return "", true
+		}
+		return `a string, in quotes, or a list of strings (["…", "…"])`, false
+	}
 	if b, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool && b.IsBoolFlag() {
 		_, ok = v.(bool)
 		return "true or false (no quotes)", ok
@@ -217,11 +234,8 @@ func tomlTypeFits(f *flag.Flag, v any) (want string, ok bool) {
 			return "a number (no quotes)", false
 		}
 	}
-	switch v.(type) {
-	case string, []any:
-		return "", true
-	}
-	return "a string, in quotes", false
+	_, ok = v.(string)
+	return "a string, in quotes", ok
 }
 
 // tomlValueName names the TOML type of a decoded value.

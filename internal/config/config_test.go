@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,63 @@ func TestCommandLineOnly(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) || once.on {
 				t.Errorf("err %v, on %v; want %q and not taken", err, once.on, tc.want)
+			}
+		})
+	}
+}
+
+// names is a comma-separated list flag, as --est-server-name is.
+type names []string
+
+func (n *names) String() string { return strings.Join(*n, ",") }
+func (n *names) Set(v string) error {
+	*n = append(*n, strings.Split(v, ",")...)
+	return nil
+}
+func (n *names) IsListFlag() bool { return true }
+
+// A TOML array is taken for a list flag alone: for any other it was
+// joined with commas and used, data_dir = ["/a", "/b"] naming one
+// directory "/a,/b" (r86 D3).
+func TestListsOnlyForListFlags(t *testing.T) {
+	dir := t.TempDir()
+	for i, tc := range []struct {
+		name, file string
+		want       string   // the error, "" for none
+		names      []string // the list flag's value when taken
+	}{
+		{"a list for a path", `data_dir = ["/tmp/dA", "/tmp/dB"]`, `data_dir must be a string, in quotes, not a list`, nil},
+		{"a list of one for a path", `data_dir = ["/tmp/dA"]`, `data_dir must be a string, in quotes, not a list`, nil},
+		{"an empty list for a path", `data_dir = []`, `data_dir must be a string, in quotes, not a list`, nil},
+		{"a list for an address", `listen = ["http://a", "http://b"]`, `listen must be a string, in quotes, not a list`, nil},
+		{"a list for a duration", `skew = ["1h"]`, `skew must be a string, in quotes, not a list`, nil},
+		{"a list for a switch", `allow_insecure_des = [true]`, `allow_insecure_des must be true or false (no quotes), not a list`, nil},
+		{"a number for a list", `names = 3`, `names must be a string, in quotes, or a list of strings (["…", "…"]), not an integer`, nil},
+		{"a list for a list", `names = ["a.example", "10.0.0.5"]`, "", []string{"a.example", "10.0.0.5"}},
+		{"a string for a list", `names = "a.example,10.0.0.5"`, "", []string{"a.example", "10.0.0.5"}},
+		{"a list item with a comma", `names = ["a,b"]`, `names must be a list of strings without commas`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs, _, dataDir, _ := newSet()
+			fs.Duration("skew", 0, "")
+			var n names
+			fs.Var(&n, "names", "")
+			path := filepath.Join(dir, fmt.Sprintf("c%d.toml", i))
+			if err := os.WriteFile(path, []byte(tc.file+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := Parse(fs, []string{"--config", path}, func(string) (string, bool) { return "", false }, nil, nil)
+			if tc.want == "" {
+				if err != nil || !slices.Equal(n, tc.names) {
+					t.Errorf("err %v, names %q; want %q", err, n, tc.names)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+			if *dataDir != "./d" {
+				t.Errorf("data_dir = %q, want the default kept", *dataDir)
 			}
 		})
 	}
