@@ -205,6 +205,9 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 	if slices.Contains(ReservedProfileNames, name) {
 		return pki.Profile{}, fmt.Errorf("profile name %q is the server's own: its %s certificates are listed under it; choose another name", name, name)
 	}
+	if err := pc.refuseEmptyRules(); err != nil {
+		return pki.Profile{}, err
+	}
 	p := pki.DefaultProfile()
 	p.Name = name
 	var err error
@@ -357,6 +360,66 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 		return p, err
 	}
 	return p, nil
+}
+
+// emptyRules are the list and table keys of a profile whose empty value
+// ([] or {}) sets no rule at all, as if the key were not there, when whoever
+// wrote it meant a rule: subject_allowed = [] for "nothing beyond the
+// required attributes" left a profile that took any subject, dns_patterns
+// = [] one that took any name (r86). Each is refused, saying what the
+// empty value does and what to write instead.
+var emptyRules = map[string]struct{ is, instead string }{
+	"key_usage": {"would issue certificates without a key usage, good for any use",
+		`leave the key out for the default (digitalSignature), or list the uses: key_usage = ["digitalSignature"]`},
+	"ext_key_usage": {"would issue certificates without an extended key usage, good for any purpose (TLS server included)",
+		`leave the key out for the default (clientAuth), or list the purposes: ext_key_usage = ["clientAuth"]`},
+	"key_types": {"takes no key type at all",
+		`leave the key out for the default (rsa2048 and larger, p256, p384), or list the types taken: key_types = ["rsa3072", "p256"]`},
+	"subject_required": {"requires nothing, as without the key",
+		`leave the key out to require no attribute, or list the attribute types required: subject_required = ["CN"]`},
+	"subject_fixed": {"is no rule: the profile would take any subject, as without the key (a profile with a subject_fixed value decides the whole subject)",
+		`leave the key out for no rule, or give the values the profile sets: subject_fixed = { O = "Acme" }`},
+	"subject_patterns": {"is no rule: the profile would take any subject, as without the key (a profile with a subject_patterns value decides the whole subject)",
+		`leave the key out for no rule, or give each attribute type taken its pattern: subject_patterns = { CN = "^dev-[0-9]+$" }`},
+	"subject_allowed": {"is no rule: the profile would take any subject, as without the key, not only the required attributes",
+		`leave the key out for no rule, or list the attribute types taken beside the required ones: subject_allowed = ["OU"]; to take the required ones alone, give each a pattern: subject_patterns = { CN = ".+" }`},
+	"dns_patterns": {"is no rule: the profile would take any DNS name (and any IP address), as without the key",
+		`leave the key out for no rule, or list the patterns every DNS name must match: dns_patterns = ["^[a-z0-9-]+\\.acme\\.example$"] (max_sans = 0 takes no name at all)`},
+	"email_patterns": {"is no rule: the profile would take any email address, as without the key",
+		`leave the key out for no rule, or list the patterns every email address must match: email_patterns = ["@acme\\.example$"]`},
+	"uri_patterns": {"is no rule: the profile would take any URI, as without the key",
+		`leave the key out for no rule, or list the patterns every URI must match: uri_patterns = ["^spiffe://acme\\.example/"]`},
+	"ip_ranges": {"is no rule, as without the key",
+		`leave the key out for no rule, or list the ranges every IP address must fall in: ip_ranges = ["10.8.0.0/16"]`},
+	"san_fixed": {"fixes no name, as without the key",
+		`leave the key out to fix none, or list the names every certificate carries: san_fixed = ["dns:vpn.acme.example"]`},
+}
+
+// emptyMeansNone are the list keys of a profile whose [] means none, as
+// README and docs/notifications.md say: no CRL, OCSP or caIssuers URL in
+// the certificates, no expiry notifications, no mail recipients.
+var emptyMeansNone = map[string]bool{"crl_urls": true, "ocsp_urls": true, "issuer_urls": true, "notify_before": true, "notify_to": true}
+
+// refuseEmptyRules refuses a rule key given an empty list or table (emptyRules).
+func (pc ProfileConfig) refuseEmptyRules() error {
+	v := reflect.ValueOf(pc)
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if k := f.Kind(); (k != reflect.Slice && k != reflect.Map) || f.IsNil() || f.Len() > 0 {
+			continue
+		}
+		key := v.Type().Field(i).Tag.Get("toml")
+		rule, ok := emptyRules[key]
+		if !ok {
+			continue
+		}
+		empty := "[]"
+		if f.Kind() == reflect.Map {
+			empty = "{}"
+		}
+		return fmt.Errorf("%s = %s %s; %s", key, empty, rule.is, rule.instead)
+	}
+	return nil
 }
 
 // contradictions refuses settings that each parse but together can never

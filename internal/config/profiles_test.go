@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -275,5 +276,59 @@ func TestProfileContradictions(t *testing.T) {
 				t.Fatalf("refused: %v", err)
 			}
 		})
+	}
+}
+
+// An empty list or table for a key that sets a rule is refused at load,
+// naming the key and saying what to write instead: empty, it was no rule
+// at all, and subject_allowed = [] (meant as nothing beyond the required
+// attributes), subject_patterns = {}, subject_fixed = {} or dns_patterns
+// = [] left a profile that issued any subject and any name (r86 D2). The
+// keys whose [] is documented to mean none still load.
+func TestProfileEmptyRulesRefused(t *testing.T) {
+	for _, tc := range []struct{ content, want string }{
+		{`subject_required = ["CN"]` + "\n" + `subject_allowed = []`, `p: subject_allowed = [] is no rule: the profile would take any subject`},
+		{`subject_patterns = {}`, `p: subject_patterns = {} is no rule: the profile would take any subject`},
+		{"[profiles.p.subject_patterns]", `p: subject_patterns = {} is no rule`},
+		{`subject_fixed = {}` + "\n" + `subject_required = ["CN"]`, `p: subject_fixed = {} is no rule`},
+		{`dns_patterns = []`, `p: dns_patterns = [] is no rule: the profile would take any DNS name`},
+		{`email_patterns = []`, `p: email_patterns = [] is no rule`},
+		{`uri_patterns = []`, `p: uri_patterns = [] is no rule`},
+		{`ip_ranges = []`, `p: ip_ranges = [] is no rule`},
+		{`key_usage = []`, `p: key_usage = [] would issue certificates without a key usage, good for any use`},
+		{`ext_key_usage = []`, `p: ext_key_usage = [] would issue certificates without an extended key usage`},
+		{`key_types = []`, `p: key_types = [] takes no key type at all`},
+		{`subject_required = []`, `p: subject_required = [] requires nothing`},
+		{`san_fixed = []`, `p: san_fixed = [] fixes no name`},
+	} {
+		t.Run(tc.content, func(t *testing.T) {
+			_, err := parseProfiles(t, "[profiles.p]\nchallenge = \"any\"\n"+tc.content+"\n")
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "leave the key out") {
+				t.Errorf("err = %v\nwant it to say %q and what to write instead", err, tc.want)
+			}
+		})
+	}
+
+	profiles, err := parseProfiles(t, "[profiles.none]\ncrl_urls = []\nocsp_urls = []\nissuer_urls = []\nnotify_before = []\nnotify_to = []\n")
+	if err != nil {
+		t.Fatalf("the keys whose [] means none: %v", err)
+	}
+	if p := profiles["none"]; len(p.NotifyBefore) != 0 || len(p.NotifyTo) != 0 || p.CRLURLs == nil {
+		t.Errorf("[] for none not kept: %+v", p)
+	}
+}
+
+// Every list or table key of a profile is decided: either its empty value
+// is refused (emptyRules) or it means none (emptyMeansNone), so a key
+// added later cannot take [] as no rule unseen.
+func TestEveryProfileListKeyDecidesItsEmptyValue(t *testing.T) {
+	for key, typ := range profileFieldKinds {
+		if k := typ.Kind(); k != reflect.Slice && k != reflect.Map {
+			continue
+		}
+		_, refused := emptyRules[key]
+		if refused == emptyMeansNone[key] {
+			t.Errorf("%s: in emptyRules %v, in emptyMeansNone %v; want it in exactly one", key, refused, emptyMeansNone[key])
+		}
 	}
 }
