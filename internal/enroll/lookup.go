@@ -43,7 +43,7 @@ func (s *Service) GetCertificate(ctx context.Context, rawIssuer []byte, serialHe
 	case err != nil:
 		return nil, fmt.Errorf("enroll: GetCert signer %s: %w", serial, err)
 	case rec.Status == pki.StatusRevoked:
-		return nil, pki.Errorf(pki.EBadCertID, "the signer certificate is revoked")
+		return nil, revokedRefusal(rec, "signer certificate", "send the request again")
 	}
 	if err := checkAsIssued(rec, requester, "signer certificate"); err != nil {
 		return nil, err

@@ -63,16 +63,27 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	return nil
 }
 
-// revokedRenewalRefusal is the refusal of a renewal of old, revoked: on
-// hold (certificateHold), it says so, since a hold may be lifted and the
-// device may come back (its administrator should know, and a client keeps
-// a new key it made for the renewal); otherwise it is revoked for good.
-// Both protocols, and every check that meets it, say the same.
+// revokedRenewalRefusal is the refusal of a renewal of old, revoked
+// (revokedRefusal). Both protocols, and every check that meets it, say the
+// same.
 func revokedRenewalRefusal(old *pki.Certificate) error {
-	if old.RevokeReason == pki.ReasonCertificateHold {
-		return pki.Errorf(pki.EBadCertID, "the certificate to renew is on hold (certificateHold); ask the operator to lift the hold, then renew")
+	return revokedRefusal(old, "certificate to renew", "renew")
+}
+
+// revokedRefusal is the refusal of a request authenticated by rec, a
+// certificate of ours that is revoked: held names it as the client knows
+// it (the certificate to renew, the signer certificate), then what to do
+// once it is usable again. On hold (certificateHold) it says so, since a
+// hold may be lifted and the device may come back (its administrator
+// should know, and a client keeps a new key it made for the request: it
+// reads "lift the hold"); otherwise it is revoked for good. A RenewalReq,
+// an Apple-style PKCSReq renewal, GetCert and CertPoll signed by it, and
+// EST's renewal by it, all say it in these words.
+func revokedRefusal(rec *pki.Certificate, held, then string) error {
+	if rec.RevokeReason == pki.ReasonCertificateHold {
+		return pki.Errorf(pki.EBadCertID, "the %s is on hold (certificateHold); ask the operator to lift the hold, then %s", held, then)
 	}
-	return pki.Errorf(pki.EBadCertID, "the certificate to renew is revoked")
+	return pki.Errorf(pki.EBadCertID, "the %s is revoked", held)
 }
 
 // renewedCertificate is the certificate a renewal is authenticated by, as

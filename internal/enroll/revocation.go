@@ -221,7 +221,7 @@ func (s *Service) CheckNotRevoked(ctx context.Context, cert *x509.Certificate) e
 	case err != nil:
 		return err
 	case rec.Status == pki.StatusRevoked:
-		return pki.Errorf(pki.EBadCertID, "the signer certificate is revoked")
+		return revokedRefusal(rec, "signer certificate", "send the request again")
 	}
 	return checkAsIssued(rec, cert, "signer certificate")
 }
