@@ -89,9 +89,17 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 // renewal's or GetCert's signer; an expired one within the profile's
 // renewal grace still renews (the service then judges it as a renewal).
 // Expired and revoked signers, and foreign ones for their own subject, get
-// the failInfo a renewal by them gets (badTime, badCertId).
+// the failInfo a renewal by them gets (badTime, badCertId). A signer of an
+// issuing CA the root's CRL lists is no longer taken for ours (its RA is
+// dropped, and it is valid by no chain the service accepts), but it is not
+// another CA's either: it is refused as the service refuses it
+// (CheckNotRevoked), saying its CA is revoked on the root CRL, as a
+// RenewalReq and a GetCert by it are.
 func (h *Handler) checkRekeySigner(ctx context.Context, signer *x509.Certificate, csrReq *x509.CertificateRequest, profile string) error {
 	if !h.issuedByOurCA(signer) {
+		if err := h.svc.CheckNotRevoked(ctx, signer); err != nil {
+			return err
+		}
 		if !isSelfSigned(signer) && csr.SameName(csrReq.RawSubject, signer.RawSubject) {
 			// An Apple-style renewal by a certificate not ours: badCertId,
 			// as a RenewalReq by it gets (it names no certificate to renew).

@@ -5,7 +5,10 @@ import (
 	"crypto"
 	"crypto/x509"
 	"testing"
+	"time"
 
+	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/scep"
 )
@@ -79,5 +82,57 @@ func TestSignerOnHoldIsToldSo(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A certificate of a previous issuing CA that the root's CRL lists is
+// refused, by an Apple-style PKCSReq as by a RenewalReq and a GetCert,
+// as of a CA the root revoked (r87 D3): the PKCSReq was told its signer
+// "was not issued by this CA", since that CA's RA, by which the handler
+// knew the CA for ours, is dropped once the root revokes it.
+func TestSignerOfRootRevokedCAIsToldSo(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	ctx := context.Background()
+	oldIssuer := ts.Authority.Issuer
+	key := testKey(t, 0)
+	const subject = "CN=old-generation,O=Acme"
+	old := ts.enrollCert(t, key, subject)
+
+	switchAt := ts.Clock.Now().Add(time.Hour)
+	if _, _, err := ca.Rollover(ts.Dir, ca.RolloverOptions{SwitchAt: switchAt, GenerateKey: testKeys.Generate}, ts.Clock); err != nil {
+		t.Fatal(err)
+	}
+	ts.Clock.Set(switchAt.Add(time.Minute))
+	if err := ts.Authority.Reload(ts.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, ts.RA = ts.Authority.Active(ts.Clock.Now())
+	root, err := ca.RootIssuer(ts.Dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, _, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: oldIssuer.Cert, RevokedAt: ts.Clock.Now(), Reason: pki.ReasonCessationOfOperation}},
+		ts.Clock.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Store.PutCRL(ctx, *signed, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := crl.ApplyRootCRL(ctx, ts.Store, ts.Authority); err != nil {
+		t.Fatal(err)
+	}
+
+	const want = "the signer certificate was issued by an issuing CA that the root has revoked (listed on the root CRL)"
+	for typ, text := range ts.signedBy(t, old, key, subject) {
+		if text != want {
+			t.Errorf("%s: failInfoText %q,\nwant %q", typ, text, want)
+		}
+	}
+	// Signing a request for another subject, it is refused as of that CA
+	// too, not as another CA's.
+	_, rep := ts.exchange(t, reqParams{key: testKey(t, 1), subject: "CN=someone-else", challenge: "-", signerCert: old, signerKey: key})
+	if rep.FailInfoText != want {
+		t.Errorf("PKCSReq for another subject: %s (%s),\nwant %q", rep.FailInfo, rep.FailInfoText, want)
 	}
 }
