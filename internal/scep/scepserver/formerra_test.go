@@ -11,9 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
@@ -216,4 +219,101 @@ func TestEnvelopeToUnknownRAStoreAway(t *testing.T) {
 	if !strings.Contains(logged.String(), "the serial index is away") {
 		t.Errorf("the log does not say why the recipient was not looked up:\n%s", logged.String())
 	}
+}
+
+// A request encrypted to an RA that is gone with its issuing CA is told
+// why (r87 D4): the RA of a next CA discarded before its switch (a client
+// fetched it with GetNextCACert) was "revoked and replaced", and the RA of
+// a previous CA the root's CRL lists (its key destroyed) was "another
+// node's" on a single node. Each says what happened to it, and to fetch
+// GetCACert again, in a reply the current RA signs.
+func TestEnvelopeToRAGoneWithItsCA(t *testing.T) {
+	ctx := context.Background()
+	post := func(t *testing.T, ts *testServer, to, current *pki.RA, want string) {
+		t.Helper()
+		ts.RA = to
+		der, _ := ts.build(t, reqParams{key: testKey(t, 1), subject: "CN=cached-ra,O=Acme"})
+		resp, body := ts.post(t, der)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("HTTP %d: %.300q", resp.StatusCode, body)
+		}
+		rep, err := scep.Parse(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rep.VerifyWith(current.Cert); err != nil {
+			t.Fatalf("the reply is not signed by the current RA: %v", err)
+		}
+		wantFailure(t, rep, scep.BadMessageCheck)
+		if rep.FailInfoText != want {
+			t.Errorf("failInfoText %q,\nwant %q", rep.FailInfoText, want)
+		}
+	}
+
+	t.Run("discarded next CA", func(t *testing.T) {
+		ts := newTestServer(t, serverOptions{})
+		current := ts.RA
+		if _, _, err := ca.Rollover(ts.Dir, ca.RolloverOptions{SwitchAt: ts.Clock.Now().Add(time.Hour), GenerateKey: testKeys.Generate}, ts.Clock); err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.Authority.Reload(ts.Clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.Service.RecordRACertificates(ctx); err != nil {
+			t.Fatal(err)
+		}
+		next, ok := ts.Service.NextRA()
+		if !ok {
+			t.Fatal("no next RA after the rollover")
+		}
+		d, err := cashare.Discard(ctx, ts.Store, ts.Dir, ts.Clock.Now(), "cli:test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := cashare.RevokeIssuedBy(ctx, ts.Store, d.IssuerID, ts.Clock.Now(), "cli:test"); err != nil || n == 0 {
+			t.Fatalf("revoked %d certificates of the discarded CA: %v", n, err)
+		}
+		if err := ts.Authority.Reload(ts.Clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := ts.Service.NextRA(); ok {
+			t.Fatal("the discarded next RA is still loaded")
+		}
+		post(t, ts, next, current, fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was discarded on %s with the next CA that issued it, before that CA's switch; fetch GetCACert again",
+			next.Cert.SerialNumber.Text(16), csr.NameString(next.Cert.RawSubject), ts.Clock.Now().UTC().Format(time.DateOnly)))
+	})
+
+	t.Run("previous CA on the root CRL", func(t *testing.T) {
+		ts := newTestServer(t, serverOptions{})
+		oldIssuer, oldRA := ts.Authority.Issuer, ts.RA
+		if err := ts.Service.RecordRACertificates(ctx); err != nil {
+			t.Fatal(err)
+		}
+		switchAt := ts.Clock.Now().Add(time.Hour)
+		if _, _, err := ca.Rollover(ts.Dir, ca.RolloverOptions{SwitchAt: switchAt, GenerateKey: testKeys.Generate}, ts.Clock); err != nil {
+			t.Fatal(err)
+		}
+		ts.Clock.Set(switchAt.Add(time.Minute))
+		if err := ts.Authority.Reload(ts.Clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		current := ts.Service.ActiveRA()
+		root, err := ca.RootIssuer(ts.Dir, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, _, _, err := crl.SignRootCRL(root, nil, []crl.RootRevocation{{Cert: oldIssuer.Cert, RevokedAt: ts.Clock.Now(), Reason: pki.ReasonCessationOfOperation}},
+			ts.Clock.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.Store.PutCRL(ctx, *signed, 10); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := crl.ApplyRootCRL(ctx, ts.Store, ts.Authority); err != nil {
+			t.Fatal(err)
+		}
+		post(t, ts, oldRA, current, fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was issued by an issuing CA that the root has revoked (listed on the root CRL); fetch GetCACert again",
+			oldRA.Cert.SerialNumber.Text(16), csr.NameString(oldRA.Cert.RawSubject)))
+	})
 }

@@ -94,12 +94,12 @@ type RALackRechecker interface {
 }
 
 // FormerRAFinder is a Service that can name the SCEP RA certificate of
-// the inventory, not loaded here (revoked and replaced, expired, or
-// another node's), that an envelope is addressed to; *enroll.Service is
-// one. It is asked only
+// the inventory, not loaded here (revoked and replaced, discarded or
+// revoked on the root CRL with its CA, expired, or another node's), that
+// an envelope is addressed to; *enroll.Service is one. It is asked only
 // about an envelope no loaded RA is addressed to, after it failed to open.
 type FormerRAFinder interface {
-	FormerRA(ctx context.Context, rawIssuer []byte, serial *big.Int, subjectKeyID []byte) (rec pki.Certificate, found bool, err error)
+	FormerRA(ctx context.Context, rawIssuer []byte, serial *big.Int, subjectKeyID []byte) (rec enroll.FormerRARecord, found bool, err error)
 }
 
 // Options tune the handler.
@@ -703,10 +703,11 @@ func (h *Handler) undecryptable(ctx context.Context, req *request, err error) er
 }
 
 // notOurRA says which certificate r, a recipient no loaded RA is, names:
-// a SCEP RA certificate of the inventory (FormerRAFinder), revoked and
-// replaced, expired, or another node's; or any other certificate. A store
-// that cannot be read makes it the last (lookupErr says why in the log):
-// a former RA is not this server's RA either.
+// a SCEP RA certificate of the inventory (FormerRAFinder), discarded with
+// the next CA that issued it, of an issuing CA the root's CRL lists,
+// revoked and replaced, expired, or another node's; or any other
+// certificate. A store that cannot be read makes it the last (lookupErr
+// says why in the log): a former RA is not this server's RA either.
 func (h *Handler) notOurRA(ctx context.Context, r *cms.Recipient, now time.Time) (reason string, lookupErr error) {
 	var rawIssuer []byte
 	var serial *big.Int
@@ -718,6 +719,12 @@ func (h *Handler) notOurRA(ctx context.Context, r *cms.Recipient, now time.Time)
 		switch {
 		case err != nil:
 			lookupErr = err
+		case found && rec.CADiscarded:
+			return fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was discarded on %s with the next CA that issued it, before that CA's switch; fetch GetCACert again",
+				rec.SerialHex, rec.Subject, rec.RevokedAt.UTC().Format(time.DateOnly)), nil
+		case found && rec.CARevoked:
+			return fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was issued by an issuing CA that the root has revoked (listed on the root CRL); fetch GetCACert again",
+				rec.SerialHex, rec.Subject), nil
 		case found && rec.Status == pki.StatusRevoked:
 			return fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was revoked on %s and replaced; fetch GetCACert again",
 				rec.SerialHex, rec.Subject, rec.RevokedAt.UTC().Format(time.DateOnly)), nil
