@@ -150,7 +150,7 @@ var scepterEntries = []string{serveLockFile, storeLockFile, "scepter.db", "ca", 
 // failing disk) stays one at run time (exit 1).
 func makeDataDir(dir string) error {
 	if strings.TrimSpace(dir) == "" {
-		return usageError{"--data-dir is empty: give the directory scepter keeps its CA and store in (made when missing), or leave the flag out for the default"}
+		return emptyDataDir("serve")
 	}
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		return notADirectory(dir, "give the directory scepter keeps its CA and store in (made when missing)")

@@ -229,7 +229,10 @@ func checkDataDirUser(fs *flag.FlagSet) error {
 		return ""
 	}
 	dir := flagValue("data-dir")
-	if use == usesNoDataDir || dir == "" || use == opensStore && flagValue("store") != "" {
+	if fs.Lookup("data-dir") != nil && strings.TrimSpace(dir) == "" {
+		return emptyDataDir(fs.Name())
+	}
+	if use == usesNoDataDir || use == opensStore && flagValue("store") != "" {
 		return nil
 	}
 	fi, err := os.Stat(dir)
@@ -250,6 +253,18 @@ func checkDataDirUser(fs *flag.FlagSet) error {
 			dir, owner, uid, me, fs.Name(), what, owner, owner, fs.Name(), owner, fs.Name())}
 	}
 	return checkDataDirOwners(dir)
+}
+
+// emptyDataDir refuses (exit 2) an empty --data-dir (data_dir = "" in
+// --config, SCEPTER_DATA_DIR=): every path in it would be taken relative
+// to the working directory, and a message naming it would suggest a
+// command that is refused in turn. serve makes the directory it is given;
+// every other command reads the one a server uses.
+func emptyDataDir(command string) error {
+	if command == "serve" {
+		return usageError{"--data-dir is empty: give the directory scepter keeps its CA and store in (made when missing), or leave the flag out for the default (" + DefaultDataDir + ")"}
+	}
+	return usageError{"--data-dir is empty: pass the --data-dir the server uses, or leave the flag out for the default (" + DefaultDataDir + ")"}
 }
 
 // dataDirTrees are the parts of the data directory that only we (or
