@@ -230,10 +230,18 @@ func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags)
 	if err != nil {
 		return err
 	}
-	now := pki.SystemClock{}.Now()
-	d, err := cashare.Discard(ctx, st, sf.dataDir, now, cliActor())
+	fileKeys, err := ca.NextFileKeys(sf.dataDir)
 	if err != nil {
 		return err
+	}
+	now := pki.SystemClock{}.Now()
+	d, err := cashare.Discard(ctx, st, sf.dataDir, now, cliActor())
+	// Its key files are destroyed with DATA/ca/next (a removal that
+	// failed half-way may have destroyed some): each gets its
+	// key.destroyed event once it is gone, as its token keys do.
+	fileKeysErr := recordKeyDestructions(ctx, st, discardedFileKeyRecords(sf.dataDir, d.IssuerID, fileKeys, err))
+	if err != nil {
+		return errors.Join(err, fileKeysErr)
 	}
 	where := "from the store and " + filepath.Join(sf.dataDir, "ca", ca.NextDir)
 	switch {
@@ -259,7 +267,7 @@ func discardRollover(ctx context.Context, e env, sf storeFlags, p11 pkcs11Flags)
 		fmt.Fprintf(e.stdout, "Revoked in the inventory, reason cessationOfOperation, the %d certificate(s) it issued (its RA and OCSP responder certificates).\n", revoked)
 	}
 	removed, responderLeft, responderKeys, responderErr := ocsp.RemoveDelegate(filepath.Join(sf.dataDir, responderDir), token, d.IssuerID)
-	auditErr := recordKeyDestructions(ctx, st, responderKeys)
+	auditErr := errors.Join(fileKeysErr, recordKeyDestructions(ctx, st, responderKeys))
 	for _, r := range removed {
 		fmt.Fprintf(e.stdout, "Removed its OCSP responder's %s.\n", r)
 	}
@@ -288,6 +296,27 @@ func recordKeyDestructions(ctx context.Context, st store.Store, ds []pki.KeyDest
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// discardedFileKeyRecords is, for the audit trail, what a discard of
+// issuing CA issuerID (discardErr its error, nil when it succeeded) did to
+// the key files of DATA/ca/next that ca.NextFileKeys listed before it:
+// each destroyed, or not destroyed, left where a removal that failed
+// half-way left it. Those it did not touch are in none.
+func discardedFileKeyRecords(dataDir, issuerID string, listed []ca.NextFileKey, discardErr error) []pki.KeyDestruction {
+	var out []pki.KeyDestruction
+	for _, k := range ca.DiscardedFileKeys(dataDir, listed) {
+		role := pki.KeyRoleIssuingCA
+		if k.RA {
+			role = pki.KeyRoleSCEPRA
+		}
+		r := pki.KeyDestruction{Role: role, IssuerID: issuerID, Where: k.Path, Public: k.Public}
+		if k.Left != "" {
+			r.Err = fmt.Errorf("not destroyed: removing the discarded CA failed (%v) and left it at %s", discardErr, k.Left)
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // discardTokenKeys destroys the discarded generation's keys in the token

@@ -78,6 +78,17 @@ func TestCARolloverDiscardRetiresWhatItIssued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// r87 D2: the next CA's own key files go with DATA/ca/next.
+	nextKeys := map[string]string{} // key file: role
+	nextPubs := map[string]crypto.PublicKey{}
+	for f, role := range map[string]string{ca.IssuingKeyFile: pki.KeyRoleIssuingCA, ca.RAKeyFile: pki.KeyRoleSCEPRA} {
+		p := filepath.Join(data, "ca", ca.NextDir, f)
+		k, err := keys.LoadKeyFile(p)
+		if err != nil {
+			t.Fatalf("the next CA's %s: %v", f, err)
+		}
+		nextKeys[p], nextPubs[p] = role, k.Public()
+	}
 	out, _, err := runCA(t, nil, data, "rollover", "--discard")
 	if err != nil {
 		t.Fatalf("--discard: %v\n%s", err, out)
@@ -108,15 +119,30 @@ func TestCARolloverDiscardRetiresWhatItIssued(t *testing.T) {
 	if err != nil || len(evs) != len(before) || !strings.Contains(evs[0].Detail, "discarded") {
 		t.Errorf("audit: %d revocation events (want %d), %v: %+v", len(evs), len(before), err, evs)
 	}
-	// The responder's key destroyed is in the trail, by its file and key.
+	// Each key destroyed is in the trail, by its file and key: the
+	// responder's, and (r87 D2) the next issuing CA's and its RA's, which
+	// had none.
 	evs, err = st.ListAudit(ctx, store.AuditFilter{Type: pki.EventKeyDestroyed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSPKI := spkiSHA256Hex(t, responderPub.Public())
-	if len(evs) != 1 || evs[0].IssuerID != next.ID || evs[0].Actor != cliActor() || evs[0].Outcome != "success" ||
-		!strings.Contains(evs[0].Detail, pki.KeyRoleResponder) || !strings.Contains(evs[0].Detail, responderKey) || !strings.Contains(evs[0].Detail, wantSPKI) {
-		t.Errorf("audit: key.destroyed events %+v, want one by %s for the responder key %s of %s (SPKI SHA-256 %s)", evs, cliActor(), responderKey, next.ID, wantSPKI)
+	nextKeys[responderKey], nextPubs[responderKey] = pki.KeyRoleResponder, responderPub.Public()
+	if len(evs) != len(nextKeys) {
+		t.Errorf("audit: %d key.destroyed events, want %d, one per key file destroyed: %+v", len(evs), len(nextKeys), evs)
+	}
+	for p, role := range nextKeys {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left: %v", p, err)
+		}
+		wantSPKI := spkiSHA256Hex(t, nextPubs[p])
+		found := false
+		for _, ev := range evs {
+			found = found || ev.IssuerID == next.ID && ev.Actor == cliActor() && ev.Outcome == "success" &&
+				strings.Contains(ev.Detail, role+" key at "+p+";") && strings.Contains(ev.Detail, wantSPKI)
+		}
+		if !found {
+			t.Errorf("audit: no key.destroyed event by %s for the %s key %s of %s (SPKI SHA-256 %s): %+v", cliActor(), role, p, next.ID, wantSPKI, evs)
+		}
 	}
 }
 

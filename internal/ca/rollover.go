@@ -491,6 +491,73 @@ func NextTokenKeys(dir string) ([]NextTokenKey, error) {
 	return next, nil
 }
 
+// NextFileKey is a key of the next issuing CA (its issuing CA or RA key)
+// that is a file in dir/ca/next, which DiscardNext destroys with it.
+type NextFileKey struct {
+	// Path is the key file in dir/ca/next.
+	Path string
+	// RA: the SCEP RA's key (ra.key); otherwise the issuing CA's.
+	RA bool
+	// Public is the key's public half, read from the key file (or, when
+	// that cannot be read, from the certificate beside it); nil when
+	// neither could be read.
+	Public crypto.PublicKey
+	// Left, set by DiscardedFileKeys, is where the key file is still
+	// after a discard whose removal failed.
+	Left string
+}
+
+// NextFileKeys lists the key files of dir/ca/next with their public keys,
+// read before DiscardNext removes them, so that their destruction can be
+// recorded. No next CA, or one whose keys are in a token, lists none.
+func NextFileKeys(dir string) ([]NextFileKey, error) {
+	nextDir := filepath.Join(dir, "ca", NextDir)
+	var out []NextFileKey
+	for _, f := range []struct {
+		key, cert string
+		ra        bool
+	}{{IssuingKeyFile, IssuingCertFile, false}, {RAKeyFile, RACertFile, true}} {
+		path := filepath.Join(nextDir, f.key)
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		}
+		k := NextFileKey{Path: path, RA: f.ra}
+		if key, err := keys.LoadKeyFile(path); err == nil {
+			k.Public = key.Public()
+		} else if certs, err := keys.LoadCertFile(filepath.Join(nextDir, f.cert)); err == nil && len(certs) > 0 {
+			k.Public = certs[0].PublicKey
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// DiscardedFileKeys says which of the key files NextFileKeys listed a
+// discard took away, to be called after it: each that is no longer at
+// its path. Left is set on one still in a half-removed copy of
+// dir/ca/next (dir/ca/.next-discarded-*: a removal that failed, which
+// the next load of the CA finishes). Those still at their path were not
+// discarded.
+func DiscardedFileKeys(dir string, listed []NextFileKey) []NextFileKey {
+	var out []NextFileKey
+	for _, k := range listed {
+		if _, err := os.Lstat(k.Path); err == nil {
+			continue
+		}
+		// A copy left by an earlier discard holds another key.
+		left, _ := filepath.Glob(filepath.Join(dir, "ca", ".next-discarded-*", filepath.Base(k.Path)))
+		for _, l := range left {
+			if key, err := keys.LoadKeyFile(l); k.Public == nil || err == nil && pki.SamePublicKey(key.Public(), k.Public) {
+				k.Left = l
+			}
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
 // DestroyDiscardedKeys destroys in tok the keys NextTokenKeys listed, once
 // DiscardNext has removed the next CA, except those InUse. It returns the
 // keys it destroyed, and apart from them those already gone from the token
