@@ -290,7 +290,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		log.Info("PKCS#11 token opened", "token", token.Describe())
 	}
 	// Before the store is made: a pin cannot name a CA not made yet.
-	if err := checkIssuerPins(profiles, nil, filepath.Join(f.dataDir, "ca")); err != nil {
+	if err := checkIssuerPins(profiles, nil, time.Time{}, filepath.Join(f.dataDir, "ca")); err != nil {
 		return err
 	}
 	if err := refuseLostSQLite(f.store.url, f.dataDir); err != nil {
@@ -360,7 +360,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkIssuerPins(profiles, enroll.PinnableIssuers(authority, clock.Now()), ""); err != nil {
+	if err := checkIssuerPins(profiles, authority, clock.Now(), ""); err != nil {
 		return err
 	}
 	if token != nil && !authority.KeysInToken() {
@@ -868,10 +868,12 @@ func (f *serveFlags) guard(clock pki.Clock, log *slog.Logger) (*server.Guard, er
 }
 
 // checkIssuerPins refuses a profile whose issuer key names no issuing CA
-// of issuers, or more than one; with caDir set (and no issuers), before
-// the CA is loaded, it refuses any pin when caDir holds no CA yet, rather
-// than create one that the pin cannot name.
-func checkIssuerPins(profiles map[string]pki.Profile, issuers []*ca.Issuer, caDir string) error {
+// of a that it may pin at now (enroll.PinnableIssuers), or more than one;
+// one that names the next CA, scheduled, is told it issues nothing before
+// its switch. With caDir set (and a nil), before the CA is loaded, it
+// refuses any pin when caDir holds no CA yet, rather than create one that
+// the pin cannot name.
+func checkIssuerPins(profiles map[string]pki.Profile, a *ca.Authority, now time.Time, caDir string) error {
 	return forEachPin(profiles, func(name string, p pki.Profile) error {
 		if caDir != "" {
 			if _, err := os.Stat(filepath.Join(caDir, ca.RootCertFile)); errors.Is(err, fs.ErrNotExist) {
@@ -879,10 +881,24 @@ func checkIssuerPins(profiles map[string]pki.Profile, issuers []*ca.Issuer, caDi
 			}
 			return nil
 		}
-		if _, err := enroll.PinnedIssuer(issuers, p); err != nil {
-			return usageError{err.Error()}
+		pinnable := enroll.PinnableIssuers(a, now)
+		_, err := enroll.PinnedIssuer(pinnable, p)
+		if err == nil {
+			return nil
 		}
-		return nil
+		if next, _, scheduled := a.Next(now); scheduled {
+			if _, nerr := enroll.MatchIssuerID([]string{next.ID}, p.Issuer); nerr == nil {
+				at, _ := a.SwitchAt()
+				ids := make([]string, len(pinnable))
+				for i, iss := range pinnable {
+					ids[i] = iss.ID
+				}
+				return usageError{fmt.Sprintf("profile %q: issuer %q names the next issuing CA %s, which issues nothing before its switch at %s (a discard may still undo it): "+
+					"leave the pin out until then (from the switch, a profile without one issues from it), and pin it after the switch; or pin an issuing CA that issues now (%s; 'scepter ca show' lists them)",
+					name, p.Issuer, next.ID, at.UTC().Format(time.RFC3339), strings.Join(ids, ", "))}
+			}
+		}
+		return usageError{err.Error()}
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/pki"
@@ -170,6 +171,31 @@ func TestIssuerPinCheckedAtStart(t *testing.T) {
 	}
 	if _, _, err := serveOnce(t, "--data-dir", dir, "--config", config(strings.ToUpper(id[:12]))); err != nil {
 		t.Errorf("a pin naming the CA: %v", err)
+	}
+
+	// r87 D5: a pin naming the next CA, scheduled, is refused, saying
+	// that it names the next CA and when it switches, not that it names
+	// none of this CA's issuing CAs ('ca show' lists it).
+	if _, _, err := runCA(t, nil, dir, "rollover", "--switch-in", "720h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err = ca.Load(dir, pki.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _, ok := a.Next(pki.SystemClock{}.Now())
+	at, _ := a.SwitchAt()
+	if !ok {
+		t.Fatal("no next CA after the rollover")
+	}
+	_, _, err = serveOnce(t, "--data-dir", dir, "--config", config(next.ID[:16]))
+	wantUsageError(t, "a pin naming the next CA", err, "", []string{`issuer "` + next.ID[:16] + `" names the next issuing CA ` + next.ID,
+		"issues nothing before its switch at " + at.UTC().Format(time.RFC3339), "leave the pin out until then", id})
+	if err != nil && strings.Contains(err.Error(), "names none") {
+		t.Errorf("a pin naming the next CA: %v, which says it names none", err)
+	}
+	if _, _, err := serveOnce(t, "--data-dir", dir, "--config", config(id[:12])); err != nil {
+		t.Errorf("a pin naming the current CA during a rollover: %v", err)
 	}
 }
 
