@@ -81,7 +81,7 @@ func commands() []command {
 		{"audit", "read and check the audit trail (audit list | audit verify)", cmdAudit},
 		{"admin", "manage API tokens and console users (admin token new|list|revoke, admin user add|list|remove)", cmdAdmin},
 		{"ca", "manage the CA (ca show | ca rollover | ca renew-ra | ca root export | ca root crl | ca export-keys | ca import-keys)", cmdCA},
-		{"notify", "check the notification setup (notify test --to ADDRESS)", cmdNotify},
+		{"notify", "test the notification setup: a test mail, a test webhook request (notify test [--to ADDRESS])", cmdNotify},
 		{"store", "back up and restore the SQLite store (store backup --out FILE | store restore --in FILE)", cmdStore},
 		{"bench", "load-test SCEP or EST servers and verify what they issue (bench --url URL …)", cmdBench},
 		{"version", "print the version", cmdVersion},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -107,32 +108,45 @@ func (n *notifyFlags) channels(e env, profiles map[string]pki.Profile, log *slog
 		}
 		chans = append(chans, m)
 	}
-	if n.webhookURL == "" && n.webhookSecretFile != "" {
-		// The operator believes something is signed: nothing is sent.
-		return nil, usageError{"--notify-webhook-secret-file needs --notify-webhook-url"}
+	w, err := n.webhook()
+	if err != nil {
+		return nil, err
 	}
-	if n.webhookURL != "" {
-		var secret []byte
-		if n.webhookSecretFile != "" {
-			s, err := secretFromFile("--notify-webhook-secret-file", n.webhookSecretFile)
-			if err != nil {
-				return nil, err
-			}
-			secret = []byte(s)
-		}
-		w, err := notify.NewWebhook(notify.WebhookConfig{URL: n.webhookURL, Secret: secret})
-		if err != nil {
-			return nil, usageError{"--notify-webhook-url: " + err.Error()}
-		}
+	if w != nil {
 		if u, err := url.Parse(n.webhookURL); err == nil && strings.EqualFold(u.Scheme, "http") && !loopbackHost(u.Hostname()) {
 			log.Warn("--notify-webhook-url is plain http to another host: notifications cross the network in clear; use https", "host", u.Hostname())
 		}
-		if len(secret) == 0 {
+		if !w.Signed() {
 			log.Warn("no --notify-webhook-secret-file: notification webhook requests are not signed (HMAC), so the receiver cannot tell them from forged ones")
 		}
 		chans = append(chans, w)
 	}
 	return chans, nil
+}
+
+// webhook builds the webhook channel from the flags, reading its secret
+// file; nil when --notify-webhook-url is not set.
+func (n *notifyFlags) webhook() (*notify.Webhook, error) {
+	if n.webhookURL == "" && n.webhookSecretFile != "" {
+		// The operator believes something is signed: nothing is sent.
+		return nil, usageError{"--notify-webhook-secret-file needs --notify-webhook-url"}
+	}
+	if n.webhookURL == "" {
+		return nil, nil
+	}
+	var secret []byte
+	if n.webhookSecretFile != "" {
+		s, err := secretFromFile("--notify-webhook-secret-file", n.webhookSecretFile)
+		if err != nil {
+			return nil, err
+		}
+		secret = []byte(s)
+	}
+	w, err := notify.NewWebhook(notify.WebhookConfig{URL: n.webhookURL, Secret: secret})
+	if err != nil {
+		return nil, usageError{"--notify-webhook-url: " + err.Error()}
+	}
+	return w, nil
 }
 
 // checkNotifier checks the notification settings and builds the channels
@@ -175,7 +189,7 @@ func (n *notifyFlags) startNotifier(ctx context.Context, st store.Store, profile
 	return func() { cancel(); wg.Wait() }, nil
 }
 
-const notifyUsage = "usage: scepter notify test --to ADDRESS [--smtp-url URL --notify-from ADDRESS ...] (the mail settings of serve, from flags, environment or --config)"
+const notifyUsage = "usage: scepter notify test [--to ADDRESS] [--smtp-url URL --notify-from ADDRESS ...] [--notify-webhook-url URL ...] (the notification settings of serve, from flags, environment or --config; --to with mail)"
 
 func cmdNotify(ctx context.Context, e env, args []string) error {
 	sub, err := subcommand(e, args, notifyUsage)
@@ -188,28 +202,62 @@ func cmdNotify(ctx context.Context, e env, args []string) error {
 	return usageError{notifyUsage}
 }
 
-// notifyTest sends one test mail with serve's mail settings.
+// notifyTest tests each notification channel serve's settings configure:
+// one test mail to --to through the mail server, one test request (type
+// "test", signed as notifications are) to the webhook. Every setting is
+// checked before anything is sent; then each channel is tried and its
+// outcome printed, and any failure makes it exit 1.
 func notifyTest(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	var nf notifyFlags
 	var to string
-	fs := newFlagSet(e, "notify test", "notify test --to ADDRESS [--smtp-url URL] [--notify-from ADDRESS] [--smtp-password-file FILE] [--config FILE]")
+	fs := newFlagSet(e, "notify test", "notify test [--to ADDRESS] [--smtp-url URL] [--notify-from ADDRESS] [--smtp-password-file FILE] [--notify-webhook-url URL] [--notify-webhook-secret-file FILE] [--config FILE]")
 	sf.register(fs)
 	nf.register(fs)
-	fs.StringVar(&to, "to", "", "address to send the test message to")
+	fs.StringVar(&to, "to", "", "address to send the test mail to (required when a mail server is set, --smtp-url)")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
 	}
-	if to == "" {
-		return usageError{"--to is required: the address to send the test message to"}
-	}
-	if nf.smtpURL == "" {
-		return usageError{"no mail server: set --smtp-url (or SCEPTER_SMTP_URL, or smtp_url in the --config file)"}
+	switch {
+	case nf.smtpURL == "" && to != "":
+		return usageError{"--to is for the test mail, but no mail server is set: set --smtp-url (or SCEPTER_SMTP_URL, or smtp_url in the --config file), or leave --to out to test the webhook alone"}
+	case nf.smtpURL == "" && nf.webhookURL == "" && nf.webhookSecretFile == "":
+		return usageError{"nothing to test: set --smtp-url (mail) or --notify-webhook-url (webhook), as for serve (or SCEPTER_SMTP_URL, SCEPTER_NOTIFY_WEBHOOK_URL, or smtp_url, notify_webhook_url in the --config file)"}
+	case nf.smtpURL != "" && to == "":
+		return usageError{"--to is required with --smtp-url: the address to send the test mail to"}
 	}
 	m, err := nf.mailer(e)
 	if err != nil {
 		return err
 	}
+	w, err := nf.webhook()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if m != nil {
+		if err := notifyTestMail(ctx, m, to); err != nil {
+			errs = append(errs, err)
+		} else {
+			fmt.Fprintf(e.stdout, "test message sent to %s through %s\n", to, m.Display())
+		}
+	}
+	if w != nil {
+		signed := "signed with --notify-webhook-secret-file"
+		if !w.Signed() {
+			signed = "unsigned: no --notify-webhook-secret-file, so the receiver cannot tell notifications from forged ones"
+		}
+		if status, err := w.SendTest(ctx, pki.SystemClock{}.Now()); err != nil {
+			errs = append(errs, fmt.Errorf("test request not delivered (%s): %w", signed, err))
+		} else {
+			fmt.Fprintf(e.stdout, "test request delivered to %s: HTTP %d (%s)\n", w.Display(), status, signed)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// notifyTestMail sends the test mail to to through m.
+func notifyTestMail(ctx context.Context, m *notify.SMTP, to string) error {
 	// As long as the server waits for one send: RFC 5321 gives the
 	// answer to the end of DATA ten minutes.
 	ctx, cancel := context.WithTimeout(ctx, m.SendBound())
@@ -217,6 +265,5 @@ func notifyTest(ctx context.Context, e env, args []string) error {
 	if err := m.SendTest(ctx, to, pki.SystemClock{}.Now()); err != nil {
 		return fmt.Errorf("test message to %s not sent: %w", to, err)
 	}
-	fmt.Fprintf(e.stdout, "test message sent to %s through %s\n", to, m.Display())
 	return nil
 }

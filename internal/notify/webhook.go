@@ -22,6 +22,10 @@ const WebhookVersion = 1
 // WebhookEventExpiring is the "type" of an expiry notification.
 const WebhookEventExpiring = "certificate.expiring"
 
+// WebhookEventTest is the "type" of the request `scepter notify test`
+// sends, which names no certificate.
+const WebhookEventTest = "test"
+
 // WebhookConfig configures the webhook channel.
 type WebhookConfig struct {
 	// URL receives the POST; http or https.
@@ -145,27 +149,60 @@ func (w *Webhook) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("notification webhook: encode: %w", err)
 	}
+	_, err = w.post(ctx, body, m.Time)
+	return err
+}
+
+// WebhookTestBody is the JSON of the request `scepter notify test` sends
+// (docs/notifications.md): the version, type "test", an id of its own and
+// the time, and none of a notification's certificate fields.
+type WebhookTestBody struct {
+	Version int    `json:"version"`
+	Type    string `json:"type"`
+	ID      string `json:"id"`
+	Time    string `json:"time"`
+}
+
+// SendTest posts one test request, type "test", signed as a notification
+// is, for `scepter notify test`; it returns the receiver's 2xx status.
+// Its id, "test:" and the time in nanoseconds, is never a notification's,
+// so a receiver that drops duplicates by id drops no real one for it.
+func (w *Webhook) SendTest(ctx context.Context, now time.Time) (status int, err error) {
+	body, err := json.Marshal(WebhookTestBody{Version: WebhookVersion, Type: WebhookEventTest,
+		ID: "test:" + strconv.FormatInt(now.UnixNano(), 10), Time: now.UTC().Format(time.RFC3339)})
+	if err != nil {
+		return 0, fmt.Errorf("notification webhook: encode: %w", err)
+	}
+	return w.post(ctx, body, now)
+}
+
+// Signed: the requests carry an HMAC signature (a secret was given).
+func (w *Webhook) Signed() bool { return len(w.secret) > 0 }
+
+// post sends body, signed at now when a secret is set, and returns the
+// receiver's status when it is 2xx.
+func (w *Webhook) post(ctx context.Context, body []byte, now time.Time) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("notification webhook %s: build request: %w", w.display, unwrapURLError(err))
+		return 0, fmt.Errorf("notification webhook %s: build request: %w", w.display, unwrapURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "scepter-notify/1")
 	if len(w.secret) > 0 {
-		ts := strconv.FormatInt(m.Time.Unix(), 10)
+		ts := strconv.FormatInt(now.Unix(), 10)
 		req.Header.Set(webhook.HeaderTimestamp, ts)
 		req.Header.Set(webhook.HeaderSignature, "sha256="+webhook.Sign(w.secret, ts, body))
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("notification webhook %s: %w", w.display, unwrapURLError(err))
+		return 0, fmt.Errorf("notification webhook %s: %w", w.display, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("notification webhook %s: HTTP %d", w.display, resp.StatusCode)
+		return 0, fmt.Errorf("notification webhook %s: HTTP %d", w.display, resp.StatusCode)
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // unwrapURLError drops *url.Error's wrapping, which repeats the whole URL
