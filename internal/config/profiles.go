@@ -375,8 +375,6 @@ var emptyRules = map[string]struct{ is, instead string }{
 		`leave the key out for the default (clientAuth), or list the purposes: ext_key_usage = ["clientAuth"]`},
 	"key_types": {"takes no key type at all",
 		`leave the key out for the default (rsa2048 and larger, p256, p384), or list the types taken: key_types = ["rsa3072", "p256"]`},
-	"subject_required": {"requires nothing, as without the key",
-		`leave the key out to require no attribute, or list the attribute types required: subject_required = ["CN"]`},
 	"subject_fixed": {"is no rule: the profile would take any subject, as without the key (a profile with a subject_fixed value decides the whole subject)",
 		`leave the key out for no rule, or give the values the profile sets: subject_fixed = { O = "Acme" }`},
 	"subject_patterns": {"is no rule: the profile would take any subject, as without the key (a profile with a subject_patterns value decides the whole subject)",
@@ -391,14 +389,15 @@ var emptyRules = map[string]struct{ is, instead string }{
 		`leave the key out for no rule, or list the patterns every URI must match: uri_patterns = ["^spiffe://acme\\.example/"]`},
 	"ip_ranges": {"is no rule, as without the key",
 		`leave the key out for no rule, or list the ranges every IP address must fall in: ip_ranges = ["10.8.0.0/16"]`},
-	"san_fixed": {"fixes no name, as without the key",
-		`leave the key out to fix none, or list the names every certificate carries: san_fixed = ["dns:vpn.acme.example"]`},
 }
 
 // emptyMeansNone are the list keys of a profile whose [] means none, as
 // README and docs/notifications.md say: no CRL, OCSP or caIssuers URL in
-// the certificates, no expiry notifications, no mail recipients.
-var emptyMeansNone = map[string]bool{"crl_urls": true, "ocsp_urls": true, "issuer_urls": true, "notify_before": true, "notify_to": true}
+// the certificates, no expiry notifications, no mail recipients; and no
+// attribute required, no name fixed, which loosen nothing, so that a
+// configuration that wrote them so still starts after an upgrade.
+var emptyMeansNone = map[string]bool{"crl_urls": true, "ocsp_urls": true, "issuer_urls": true, "notify_before": true, "notify_to": true,
+	"subject_required": true, "san_fixed": true}
 
 // refuseEmptyRules refuses a rule key given an empty list or table (emptyRules).
 func (pc ProfileConfig) refuseEmptyRules() error {
