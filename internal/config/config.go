@@ -203,6 +203,15 @@ func readFile(path string, fs *flag.FlagSet, sections Sections, known func(strin
 	return out, nil
 }
 
+// What a setting takes, in the config file's words: the top-level keys'
+// (tomlTypeFits) and a profile's (profileValueFits) alike.
+const (
+	wantBool   = "true or false (no quotes)"
+	wantWhole  = "a whole number (no quotes)"
+	wantString = "a string, in quotes"
+	wantList   = `a list of strings (["…", "…"])`
+)
+
 // tomlTypeFits reports whether v, a TOML value, is of the type f takes: a
 // boolean for a switch, an integer for a whole-number flag, a number for
 // another number, a string (or, for a ListFlag, an array) for the rest,
@@ -215,17 +224,17 @@ func tomlTypeFits(f *flag.Flag, v any) (want string, ok bool) {
 		case string, []any:
 			return "", true
 		}
-		return `a string, in quotes, or a list of strings (["…", "…"])`, false
+		return wantString + ", or " + wantList, false
 	}
 	if b, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool && b.IsBoolFlag() {
 		_, ok = v.(bool)
-		return "true or false (no quotes)", ok
+		return wantBool, ok
 	}
 	if g, isGetter := f.Value.(flag.Getter); isGetter {
 		switch g.Get().(type) {
 		case int, int64, uint, uint64:
 			_, ok = v.(int64)
-			return "a whole number (no quotes)", ok
+			return wantWhole, ok
 		case float64:
 			switch v.(type) {
 			case int64, float64:
@@ -235,7 +244,7 @@ func tomlTypeFits(f *flag.Flag, v any) (want string, ok bool) {
 		}
 	}
 	_, ok = v.(string)
-	return "a string, in quotes", ok
+	return wantString, ok
 }
 
 // tomlValueName names the TOML type of a decoded value.

@@ -161,18 +161,18 @@ func profileValueFits(t reflect.Type, v any) (want string, ok bool) {
 	switch t.Kind() {
 	case reflect.Bool:
 		_, ok = v.(bool)
-		return "true or false (no quotes)", ok
+		return wantBool, ok
 	case reflect.Int:
 		_, ok = v.(int64)
-		return "a whole number (no quotes)", ok
+		return wantWhole, ok
 	case reflect.Slice:
 		items, isList := v.([]any)
 		for _, item := range items {
 			if _, isString := item.(string); !isString {
-				return `a list of strings (["…", "…"]), each in quotes`, false
+				return wantList + ", each in quotes", false
 			}
 		}
-		return `a list of strings (["…", "…"])`, isList
+		return wantList, isList
 	case reflect.Map:
 		table, isTable := v.(map[string]any)
 		for _, item := range table {
@@ -183,7 +183,7 @@ func profileValueFits(t reflect.Type, v any) (want string, ok bool) {
 		return `a table of strings ({ CN = "…" })`, isTable
 	}
 	_, ok = v.(string)
-	return "a string, in quotes", ok
+	return wantString, ok
 }
 
 var profileName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
