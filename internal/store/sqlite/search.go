@@ -18,14 +18,20 @@ import (
 const (
 	searchIndexEvery = time.Second
 	// searchIndexBatch bounds the certificates indexed in one transaction,
-	// so a batch of enrollments never waits long behind the indexer. Under
-	// load, 1000 makes one transaction of a second's enrollments (10–20 ms
-	// for 500). Smaller ones stall the writer for less
-	// (BenchmarkSearchIndex: 4.7 ms at 128) but cost the server more: at
-	// 128, scepter bench at concurrency 8 on one core measured 7% more CPU
-	// per enrollment and a higher p99 in every one of seven interleaved
-	// rounds (FTS5 writes a segment per transaction, and merges them).
-	searchIndexBatch = 1000
+	// and searchMergePages the index pages one merge step writes: every
+	// enrollment whose write is queued behind one of them waits for it, so
+	// each is kept to a few milliseconds (BenchmarkSearchIndex, 20,000
+	// certificates: at most about 5 ms of CPU, against 20–40 ms for
+	// batches of 1000 with FTS5's own merging, which stalled the
+	// enrollments in flight about once a second, longer as the inventory
+	// grew). Smaller steps cost more in all (FTS5 writes a segment per
+	// transaction, and merges them): about 35–45 µs of CPU per certificate
+	// here against 22 µs, some 1% of an enrollment.
+	searchIndexBatch = 128
+	searchMergePages = 16
+	// searchMergeSteps bounds the merge steps of one run of the indexer;
+	// the next run goes on where it stopped.
+	searchMergeSteps = 10000
 )
 
 // searchText is the text the index holds for a certificate (subject,
@@ -65,7 +71,9 @@ func (s *Store) searchIndexLoop(ctx context.Context) {
 		}
 		// An error (a disk error, say) is the next write's to report; the
 		// next kick or search tries again.
-		_ = s.catchUpSearch(ctx)
+		if s.catchUpSearch(ctx) == nil {
+			_ = s.mergeSearchIndex(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -111,6 +119,71 @@ func (s *Store) catchUpSearch(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Merging. FTS5 merges the segments its writes leave behind by itself
+// (its automerge option), but in steps of 64 pages per level of the
+// index, each inside the write that crossed a step's threshold: 20–35 ms
+// on an inventory of tens of thousands, during which every enrollment
+// queued behind that write waited. So the store turns automerge off
+// (takeSearchMerging) and merges here, in transactions of
+// searchMergePages pages each, queued like any write, until FTS5 finds no
+// level with 'usermerge' (4) segments left to merge. Its crisismerge (16
+// segments on one level merged at once) stays as the backstop it is.
+
+// takeSearchMerging turns FTS5's automerge off for the search index, once
+// per database: the setting is kept in the index's own config table.
+func (s *Store) takeSearchMerging(ctx context.Context) error {
+	var off int
+	err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM certificates_search_config WHERE k = 'automerge' AND v = 0`).Scan(&off)
+	if err != nil {
+		return fmt.Errorf("read the search index's automerge: %w", err)
+	}
+	if off > 0 {
+		return nil
+	}
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO certificates_search (certificates_search, rank) VALUES ('automerge', 0)`); err != nil {
+		return fmt.Errorf("turn the search index's automerge off: %w", err)
+	}
+	return nil
+}
+
+// mergeSearchIndex merges the search index's segments, a step of
+// searchMergePages pages per transaction, until a step finds nothing to
+// merge (or after searchMergeSteps steps).
+func (s *Store) mergeSearchIndex(ctx context.Context) error {
+	for range searchMergeSteps {
+		var merged bool
+		err := s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
+			var err error
+			merged, err = mergeSearchStep(ctx, tx, searchMergePages)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("merge the search index: %w", err)
+		}
+		if !merged {
+			return nil
+		}
+	}
+	return nil
+}
+
+// mergeSearchStep asks FTS5 to merge about pages pages of the search
+// index, and reports whether it did: the command counts as one change by
+// itself, and every page it writes or deletes as one more.
+func mergeSearchStep(ctx context.Context, tx *wtx, pages int) (merged bool, err error) {
+	var before, after int64
+	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO certificates_search (certificates_search, rank) VALUES ('merge', ?)`, pages); err != nil {
+		return false, err
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
+		return false, err
+	}
+	return after-before > 1, nil
 }
 
 // indexCertificatesThrough indexes up to batch certificates above the

@@ -136,3 +136,69 @@ func TestSearchIndexAcrossDeletes(t *testing.T) {
 		t.Fatalf("integrity-check of the search index: %v", err)
 	}
 }
+
+// The store merges the search index itself, in small steps (see
+// takeSearchMerging): FTS5's own merging is off in every database it opens,
+// a new one and one an older version left with it on, and after the
+// indexer's merges every certificate is still found, and no level is left
+// with segments to merge.
+func TestSearchIndexMergedInSmallSteps(t *testing.T) {
+	s := openTemp(t)
+	s.stopSearchIndexer()
+	ctx := context.Background()
+	automerge := func() int {
+		t.Helper()
+		var v int
+		if err := s.r.QueryRowContext(ctx, `SELECT v FROM certificates_search_config WHERE k = 'automerge'`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := automerge(); got != 0 {
+		t.Fatalf("automerge = %d in a new database, want 0", got)
+	}
+	// As an older version left it: FTS5's default.
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO certificates_search (certificates_search, rank) VALUES ('automerge', 4)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.takeSearchMerging(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := automerge(); got != 0 {
+		t.Fatalf("automerge = %d after opening a database that had it on, want 0", got)
+	}
+
+	const n = 7*searchIndexBatch + 5 // within a page of ListCertificates (1000)
+	for i := range n {
+		record(t, s, fmt.Sprintf("dd%05d", i))
+	}
+	if err := s.catchUpSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.mergeSearchIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := s.withOrderedTx(ctx, func(ctx context.Context, tx *wtx) error {
+		merged, err := mergeSearchStep(ctx, tx, searchMergePages)
+		if merged {
+			t.Error("a merge step found work left after mergeSearchIndex")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 1, searchIndexBatch, n / 2, n - 1} {
+		serial := fmt.Sprintf("dd%05d", i)
+		if got, want := searchSerials(t, s, serial), "["+serial+"]"; got != want {
+			t.Errorf("search %s = %s, want %s", serial, got, want)
+		}
+	}
+	certs, _, err := s.ListCertificates(ctx, store.CertFilter{Search: "cn=dd", Limit: n + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(certs) != n {
+		t.Errorf("search cn=dd found %d certificates, want %d", len(certs), n)
+	}
+}

@@ -151,6 +151,10 @@ func open(ctx context.Context, path string, tun tuning, opts ...migrate.Option) 
 		s.w.Close()
 		return nil, failed(err)
 	}
+	if err := s.takeSearchMerging(ctx); err != nil {
+		s.w.Close()
+		return nil, failed(err)
+	}
 
 	s.r, err = sql.Open("sqlite", dsn(abs, true))
 	if err != nil {
