@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -179,6 +180,22 @@ func (h *Handler) wrap(rt route) http.Handler {
 			h.fail(w, err)
 		}
 	})
+}
+
+// NoteTokenInClear implements server.ClearTokenNoter: the plain listener,
+// which refused r, tells the API that r's Authorization header crossed the
+// network in clear, and a bearer token of this store's is logged and
+// audited by name (auth.Service.NoteTokenInClear).
+func (h *Handler) NoteTokenInClear(r *http.Request) {
+	remote := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		remote = host
+	}
+	for _, v := range r.Header.Values("Authorization") {
+		if scheme, token, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Bearer") {
+			h.ops.Auth().NoteTokenInClear(r.Context(), strings.TrimSpace(token), remote)
+		}
+	}
 }
 
 // authenticate reads the bearer token. A request with two Authorization

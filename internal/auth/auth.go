@@ -513,6 +513,49 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 	return secret, ses, nil
 }
 
+// NoteTokenInClear records that secret, sent from remote to the plain HTTP
+// listener (which refused the request), crossed the network in clear: when
+// it is a token of this store's, revoked or expired ones too (a revoked
+// one in use says a client was never given its replacement), the log says
+// so at WARN and the audit trail records token.sent_in_clear, naming the
+// token, so that an operator knows which one to revoke. At most once a
+// minute per token and address, each record counting the requests since
+// the last; a secret that is no token is not recorded (anyone can send
+// one). The token is not revoked here: the client is told to, and only it
+// knows whether it was a test.
+func (s *Service) NoteTokenInClear(ctx context.Context, secret, remote string) {
+	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) > 256 {
+		return
+	}
+	t, err := s.st.TokenByHash(ctx, hashSecret(secret))
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("looking up an API token sent over plain HTTP", "remote", remote, "err", err)
+		}
+		return
+	}
+	now := s.clock.Now()
+	n, ok := s.refused.note("clear\x00"+t.ID+"\x00"+remote, now)
+	if !ok {
+		return
+	}
+	state := "live"
+	switch {
+	case !t.RevokedAt.IsZero():
+		state = "revoked"
+	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
+		state = "expired"
+	}
+	s.log.Warn("an API token was sent over plain HTTP and crossed the network in clear: revoke it unless this was a test",
+		"token", t.ID, "name", t.Name, "state", state, "remote", remote, "requests", n)
+	ev := pki.AuditEvent{Time: now, Type: pki.EventTokenSentInClear, Actor: "http:" + remote, Outcome: "failure",
+		Reason: fmt.Sprintf("sent over plain HTTP, refused: %s since the last such record; revoke it unless this was a test", pki.Plural(n, "request")),
+		Detail: fmt.Sprintf("token %s (%s), %s", t.ID, t.Name, state)}
+	if err := s.st.AppendAudit(ctx, ev); err != nil {
+		s.log.Error("auditing an API token sent over plain HTTP", "token", t.ID, "remote", remote, "err", err)
+	}
+}
+
 // failedLoginActor is the actor of a failed login: the address it came
 // from, as enrollments name theirs ("scep:ADDR"). Not "console:ADDR", the
 // form of a person: a user may be named 192.0.2.1.

@@ -394,7 +394,7 @@ var EventTypes = []string{
 	pki.EventNotificationSent, pki.EventNotificationFailed,
 	pki.EventLoginSucceeded, pki.EventLoginFailed, pki.EventLoginLocked, pki.EventLogout, pki.EventUserAdded, pki.EventUserRemoved,
 	pki.EventNDESLoginFailed, pki.EventNDESLoginLocked,
-	pki.EventTokenCreated, pki.EventTokenRevoked, pki.EventESTUserAdded, pki.EventESTUserRemoved,
+	pki.EventTokenCreated, pki.EventTokenRevoked, pki.EventTokenSentInClear, pki.EventESTUserAdded, pki.EventESTUserRemoved,
 	pki.EventCAInitialized, pki.EventCARollover, pki.EventCAPublished, pki.EventCAPromoted, pki.EventCARootKeyExported,
 	pki.EventCARootCRLSigned, "ca.keys_exported", "ca.keys_imported", // the last two: cmd/scepter's key transfer
 	pki.EventKeyDestroyed, pki.EventStoreBehind, pki.EventRestoreCarriedForward, pki.EventServerStarted,

@@ -317,14 +317,17 @@ type Session struct {
 
 // Audit event types of the console and the API.
 const (
-	EventUserAdded        = "user.added"
-	EventUserRemoved      = "user.removed"
-	EventLoginSucceeded   = "login.succeeded"
-	EventLoginFailed      = "login.failed"
-	EventLoginLocked      = "login.locked"
-	EventLogout           = "logout"
-	EventTokenCreated     = "token.created"
-	EventTokenRevoked     = "token.revoked"
+	EventUserAdded      = "user.added"
+	EventUserRemoved    = "user.removed"
+	EventLoginSucceeded = "login.succeeded"
+	EventLoginFailed    = "login.failed"
+	EventLoginLocked    = "login.locked"
+	EventLogout         = "logout"
+	EventTokenCreated   = "token.created"
+	EventTokenRevoked   = "token.revoked"
+	// EventTokenSentInClear: a live API token was sent to the plain HTTP
+	// listener (refused there), so it crossed the network in clear.
+	EventTokenSentInClear = "token.sent_in_clear"
 	EventChallengeDeleted = "challenge.deleted"
 )
 

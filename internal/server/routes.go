@@ -108,6 +108,9 @@ func PlainMux(h Handlers) (http.Handler, error) {
 	}
 	// Mounted also when there is no console: then /ui/ and /api/ say why.
 	toHTTPS := httpsRedirect{names: h.HTTPSNames, port: h.HTTPSPort}
+	if n, ok := h.API.(ClearTokenNoter); ok {
+		toHTTPS.noter = n
+	}
 	var httpsOnly Router
 	if ho, ok := h.EST.(HTTPSOnlyRouter); ok {
 		httpsOnly = plainRefusal{ho, toHTTPS}
@@ -192,6 +195,15 @@ func TLSMux(h Handlers) (http.Handler, error) {
 type httpsRedirect struct {
 	names []string
 	port  string
+	noter ClearTokenNoter // the API's, to log and audit a token sent here; may be nil
+}
+
+// ClearTokenNoter is implemented by the API's handler: told of an API
+// request on the plain listener that carried an Authorization header, it
+// logs and audits the token that crossed the network in clear, by name, so
+// that the operator, not only the client, learns which one to revoke.
+type ClearTokenNoter interface {
+	NoteTokenInClear(r *http.Request)
 }
 
 func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
@@ -205,6 +217,9 @@ func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("%d %s: %s", status, strings.ToLower(http.StatusText(status)), msg), status)
 	}
 	sentToken := isAPI && len(r.Header.Values("Authorization")) > 0
+	if sentToken && hr.noter != nil {
+		hr.noter.NoteTokenInClear(r)
+	}
 	const crossed = "; the Authorization header of this request crossed the network in the clear: unless this was a test, " +
 		"revoke its token (scepter admin token revoke NAME) and use a new one"
 	if hr.port == "" {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/api"
@@ -20,6 +21,7 @@ import (
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 	"github.com/scepter/scepter/internal/server"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // listeners are the real API and console over a real CA and store, mounted
@@ -250,6 +252,31 @@ func TestAPITokenOnPlainHTTP(t *testing.T) {
 	// its session cookie, Secure, over HTTPS only).
 	if a := do(t, l.plain, "GET", "/ui/", "Basic eDp5", ""); a.status != http.StatusMovedPermanently {
 		t.Errorf("GET /ui/: %d", a.status)
+	}
+
+	// The operator learns of it too, not only the client: the token sent
+	// in clear is logged and audited by name, once a minute per token and
+	// address (three requests above carried it: the first is recorded, the
+	// next ones counted by the next record); "Bearer x", no token, is not
+	// recorded.
+	sentInClear := func() []pki.AuditEvent {
+		t.Helper()
+		evs, err := l.pki.Store.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventTokenSentInClear, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	evs := sentInClear()
+	if len(evs) != 1 || !strings.Contains(evs[0].Detail, "(ci), live") || evs[0].Actor != "http:127.0.0.1" ||
+		!strings.Contains(evs[0].Reason, "1 request since the last such record; revoke it") {
+		t.Fatalf("token.sent_in_clear records: %+v, want one naming the token ci", evs)
+	}
+	do(t, l.plain, "GET", "/api/v1/whoami", "Bearer "+l.token, "")
+	l.pki.Clock.Advance(time.Minute)
+	do(t, l.plain, "GET", "/api/v1/whoami", "Bearer "+l.token, "")
+	if evs := sentInClear(); len(evs) != 2 || !strings.Contains(evs[0].Reason, "4 requests since the last such record") {
+		t.Fatalf("token.sent_in_clear records a minute later: %+v, want a second counting 4 requests", evs)
 	}
 
 	// Without an HTTPS listener there is no API: 404, which still says
