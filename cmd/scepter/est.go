@@ -194,12 +194,12 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	var rekey, encrypt, force bool
 	var pollInterval, maxWait time.Duration
 	f.register(fs)
-	fs.StringVar(&subject, "subject", "", "certificate subject, e.g. 'CN=device-1,O=Acme' (reenroll: kept from --cert)")
-	fs.Var(&dnsNames, "dns", "DNS name SAN (repeatable, or comma-separated)")
-	fs.Var(&ipAddrs, "ip", "IP address SAN (repeatable)")
-	fs.Var(&emails, "email", "email SAN (repeatable)")
-	fs.Var(&uris, "uri", "URI SAN (repeatable)")
-	fs.StringVar(&keyType, "key-type", "p256", "key type: p256, p384, rsa2048, rsa3072, rsa4096 (reenroll --rekey: default the old key's type)")
+	fs.StringVar(&subject, "subject", "", "certificate subject, e.g. 'CN=device-1,O=Acme' (not for reenroll, which keeps that of --cert)")
+	fs.Var(&dnsNames, "dns", "DNS name SAN (repeatable, or comma-separated; not for reenroll, which keeps the SANs of --cert)")
+	fs.Var(&ipAddrs, "ip", "IP address SAN (repeatable; not for reenroll)")
+	fs.Var(&emails, "email", "email SAN (repeatable; not for reenroll)")
+	fs.Var(&uris, "uri", "URI SAN (repeatable; not for reenroll)")
+	fs.StringVar(&keyType, "key-type", "p256", "key type: p256, p384, rsa2048, rsa3072, rsa4096 (reenroll: only with --rekey, default the old key's type)")
 	fs.StringVar(&binding, "channel-binding", "auto", "put the TLS channel binding in the CSR: auto (when csrattrs asks), always, never")
 	fs.StringVar(&csrKeyFile, "csr-key", "", "enroll: use this existing private key (to collect a request held for approval)")
 	fs.BoolVar(&rekey, "rekey", false, "reenroll: make a new key (default: keep the key)")
@@ -213,6 +213,13 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if binding != "auto" && binding != "always" && binding != "never" {
 		return usageError{"--channel-binding: want auto, always or never"}
 	}
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	if op == "reenroll" {
+		if err := refuseReenrollFlags(given, rekey); err != nil {
+			return err
+		}
+	}
 	c, err := f.client(e)
 	if err != nil {
 		return err
@@ -225,8 +232,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if err := f.distinct(); err != nil {
 		return err
 	}
-	keyTypeSet := false
-	fs.Visit(func(fl *flag.Flag) { keyTypeSet = keyTypeSet || fl.Name == "key-type" })
+	keyTypeSet := given["key-type"]
 	tmpl, plan, err := estRequestTemplate(op, &f, subject, keyType, keyTypeSet, rekey, encrypt, names{dnsNames, ipAddrs, emails, uris})
 	if err != nil {
 		return err
@@ -486,6 +492,22 @@ func estEnrollKeyNote(err error, kept *heldKey, takenUp, answered bool) error {
 		return fmt.Errorf("%w; the credentials were refused, not the key: the key stays in %s; run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate, which asks with it", err, kept.path)
 	}
 	return fmt.Errorf("%w; the key is kept in %s: run the same command again later, which asks with it", err, kept.path)
+}
+
+// refuseReenrollFlags refuses the flags that reenroll cannot honour: a
+// renewal asks for the names of the certificate being renewed (RFC 7030
+// §4.2.2), so --subject and the SAN flags would be dropped without a word,
+// and without --rekey it keeps the key of --key, so --key-type would be too.
+func refuseReenrollFlags(given map[string]bool, rekey bool) error {
+	for _, name := range []string{"subject", "dns", "ip", "email", "uri"} {
+		if given[name] {
+			return usageError{fmt.Sprintf("--%s is for enroll and serverkeygen: reenroll asks for the subject and SANs of --cert (RFC 7030 §4.2.2); for other names, enroll anew with est enroll", name)}
+		}
+	}
+	if given["key-type"] && !rekey {
+		return usageError{"--key-type is for reenroll only with --rekey: without it the renewal keeps the key of --key"}
+	}
+	return nil
 }
 
 type names struct{ dns, ip, email, uri stringList }

@@ -409,3 +409,58 @@ func TestESTReenrollRefusalRemovesAKeyKeptByAnEarlierRun(t *testing.T) {
 		})
 	}
 }
+
+// `scepter est reenroll` asks for the names of --cert (RFC 7030 §4.2.2) and,
+// without --rekey, with the key of --key: --subject, the SAN flags and
+// --key-type without --rekey are refused (exit 2) before anything is asked
+// or written, not dropped without a word while the old certificate is
+// renewed (and, with revoke_superseded, revoked).
+func TestESTReenrollRefusesFlagsItCannotHonour(t *testing.T) {
+	s := &reenrollEST{t: t}
+	u, caFile := startReenrollEST(t, s)
+	d := t.TempDir()
+	path := func(name string) string { return filepath.Join(d, name) }
+	oldKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := keys.WriteCertFile(path("cert.pem"), s.issueNames(&x509.Certificate{Subject: pkix.Name{CommonName: "gw-5"}, DNSNames: []string{"gw-5.vpn.acme.example"}}, oldKey.Public(), 50)); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteKeyFile(path("key.pem"), oldKey); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dns", "other.vpn.acme.example"}, "--dns is for enroll and serverkeygen: reenroll asks for the subject and SANs of --cert"},
+		{[]string{"--subject", "CN=gw-6"}, "--subject is for enroll and serverkeygen"},
+		{[]string{"--subject", ""}, "--subject is for enroll and serverkeygen"},
+		{[]string{"--ip", "10.0.0.1"}, "--ip is for enroll"},
+		{[]string{"--email", "ops@acme.example"}, "--email is for enroll"},
+		{[]string{"--uri", "spiffe://acme.example/gw"}, "--uri is for enroll"},
+		{[]string{"--subject", "CN=gw-6", "--rekey"}, "--subject is for enroll"},
+		{[]string{"--key-type", "rsa2048"}, "--key-type is for reenroll only with --rekey"},
+	} {
+		args := append([]string{"est", "reenroll", "--url", u, "--cacert", caFile, "--cert", path("cert.pem"), "--key", path("key.pem"),
+			"--out", path("r.pem"), "--key-out", path("r.key")}, tt.args...)
+		out, err := runCLI(args...)
+		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: err = %v (exit %d), want exit 2 saying %q\n%s", tt.args, err, exitCode(err), tt.want, out)
+		}
+	}
+	entries, _ := os.ReadDir(d)
+	if len(entries) != 2 {
+		t.Errorf("the refused runs left files: %v", entries)
+	}
+	if len(s.asked) != 0 {
+		t.Errorf("the server was asked %d times", len(s.asked))
+	}
+	// --key-type with --rekey still chooses the new key's type.
+	out, err := runCLI("est", "reenroll", "--url", u, "--cacert", caFile, "--cert", path("cert.pem"), "--key", path("key.pem"),
+		"--rekey", "--key-type", "p384", "--out", path("r.pem"), "--key-out", path("r.key"))
+	if err != nil {
+		t.Fatalf("reenroll --rekey --key-type p384: %v\n%s", err, out)
+	}
+	if kt := keys.KeyTypeOf(loadKey(t, path("r.key")).Public()); kt != "p384" {
+		t.Errorf("the new key is %s, want p384", kt)
+	}
+}
