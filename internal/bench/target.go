@@ -487,7 +487,7 @@ func (e *estEnroller) enroll(ctx context.Context, w *worker, ti, i int, item *po
 // estCertificate finds the certificate for the CSR's key in a
 // simpleenroll reply.
 func estCertificate(body, spki []byte) (*x509.Certificate, error) {
-	der, err := est.DecodeBase64(body)
+	der, err := est.DecodeReply(body)
 	if err != nil {
 		return nil, &verifyError{kind: "reply", err: err}
 	}

@@ -400,7 +400,7 @@ func parseCACerts(r *response) ([]*x509.Certificate, error) {
 	if r.status != http.StatusOK {
 		return nil, fmt.Errorf("cacerts: %w", refusal(r))
 	}
-	der, err := est.DecodeBase64(r.body)
+	der, err := est.DecodeReply(r.body)
 	if err != nil {
 		return nil, fmt.Errorf("cacerts: %w", err)
 	}
@@ -548,7 +548,7 @@ func csrAttrsOf(r *response) ([]est.CSRAttr, error) {
 	if len(bytes.TrimSpace(r.body)) == 0 {
 		return nil, nil
 	}
-	der, err := est.DecodeBase64(r.body)
+	der, err := est.DecodeReply(r.body)
 	if err != nil {
 		return nil, fmt.Errorf("csrattrs: %w", err)
 	}
@@ -907,7 +907,7 @@ func certFromCertsOnly(body []byte, encoded bool, pub crypto.PublicKey) (*x509.C
 	der := body
 	if encoded {
 		var err error
-		if der, err = est.DecodeBase64(body); err != nil {
+		if der, err = est.DecodeReply(body); err != nil {
 			return nil, err
 		}
 	}

@@ -87,6 +87,29 @@ func DecodeBase64(body []byte) ([]byte, error) {
 	return out[:n], nil
 }
 
+// DecodeReply decodes a server's reply body as DecodeBase64 does. A body
+// that is not base64 is refused saying it is the server's reply, and what
+// it is where that can be told: PEM (the -----BEGIN/END----- lines sent
+// along) or DER sent as it is, which some servers answer instead.
+func DecodeReply(body []byte) ([]byte, error) {
+	der, err := DecodeBase64(body)
+	if err == nil {
+		return der, nil
+	}
+	trimmed := bytes.TrimSpace(body)
+	var raw asn1.RawValue
+	switch rest, derErr := asn1.Unmarshal(body, &raw); {
+	case len(trimmed) == 0:
+		return nil, errors.New("the server's reply is empty, not the base64 of DER (RFC 8951)")
+	case bytes.HasPrefix(trimmed, []byte("-----BEGIN")):
+		return nil, errors.New("the server's reply is PEM, not the base64 of DER (RFC 8951): it carries the -----BEGIN/END----- lines, which EST leaves out")
+	case derErr == nil && len(rest) == 0 && raw.Class == asn1.ClassUniversal && raw.Tag == asn1.TagSequence:
+		return nil, errors.New("the server's reply is raw DER, not its base64 (RFC 8951)")
+	}
+	const shown = 32
+	return nil, fmt.Errorf("the server's reply is not base64 (RFC 8951): it begins %q", trimmed[:min(len(trimmed), shown)])
+}
+
 // EncodeBase64 encodes a body for the wire: standard base64 without line
 // breaks (strongSwan's decoder does not skip them).
 func EncodeBase64(der []byte) []byte {

@@ -89,7 +89,7 @@ func ParseServerKeyGenReply(contentType string, body []byte) (*ServerKeyGenReply
 		if err != nil {
 			return nil, fmt.Errorf("est: serverkeygen reply: %w", err)
 		}
-		der, err := DecodeBase64(raw)
+		der, err := DecodeReply(raw)
 		if err != nil {
 			return nil, fmt.Errorf("est: serverkeygen part %d: %w", n, err)
 		}
