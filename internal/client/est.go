@@ -236,7 +236,7 @@ func (c *EST) dial(ctx context.Context) (*conn, error) {
 	tc := tls.Client(nc, c.tlsConfig())
 	if err := tc.HandshakeContext(stepCtx); err != nil {
 		nc.Close()
-		return nil, c.stepError(ctx, "TLS handshake with "+base.Host, err)
+		return nil, c.stepError(ctx, "TLS handshake with "+base.Host, c.untrusted(err))
 	}
 	tc.SetDeadline(deadline)
 	binding, err := est.ChannelBinding(tc.ConnectionState())
@@ -245,6 +245,19 @@ func (c *EST) dial(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	return &conn{tls: tc, binding: binding, deadline: deadline}, nil
+}
+
+// untrusted adds the ways out to a handshake's err when the system's
+// roots, the only anchors without Roots or Fingerprint, do not trust the
+// server: a private CA's server, as scepter's own, is trusted only when
+// given its CA.
+func (c *EST) untrusted(err error) error {
+	var unknown x509.UnknownAuthorityError
+	var noRoots x509.SystemRootsError
+	if c.Roots != nil || c.Fingerprint != "" || !errors.As(err, &unknown) && !errors.As(err, &noRoots) {
+		return err
+	}
+	return fmt.Errorf("the system's roots do not trust this server (%w); give --cacert FILE (the CA's root, e.g. DATA_DIR/ca/root.crt) or --ca-fingerprint sha256:HEX (of that CA, as scepter serve prints it)", err)
 }
 
 func hostPort(u *url.URL) string {

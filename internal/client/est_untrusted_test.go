@@ -1,0 +1,53 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A server of a private CA that the system's roots do not trust, asked
+// without Roots or Fingerprint, is refused with the ways out (--cacert,
+// --ca-fingerprint), not with Go's bare "certificate signed by unknown
+// authority"; given either, a handshake failure is not told to give one.
+func TestESTUntrustedServerSaysHowToTrustIt(t *testing.T) {
+	later := trustNow.Add(time.Hour)
+	ca := issue(t, "private ca", nil, true, later)
+	other := issue(t, "other ca", nil, true, later)
+	leaf := issue(t, "unused", nil, false, later)
+	der, err := x509.CreateCertificate(nil, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: trustNow.Add(-time.Hour), NotAfter: later, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, ca.cert, leaf.key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(http.NotFound))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: leaf.key}}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	const advice = "the system's roots do not trust this server"
+	_, err = (&EST{URL: srv.URL, Now: func() time.Time { return trustNow }}).CACerts(context.Background())
+	if err == nil || !strings.HasPrefix(err.Error(), "TLS handshake with "+host+": "+advice+" (") ||
+		!strings.Contains(err.Error(), "give --cacert FILE (the CA's root, e.g. DATA_DIR/ca/root.crt) or --ca-fingerprint sha256:HEX") {
+		t.Errorf("no anchors given: %v, want it to say the system's roots do not trust the server and what to give", err)
+	}
+	// The CA given is another: the advice to give one would mislead.
+	roots := x509.NewCertPool()
+	roots.AddCert(other.cert)
+	_, err = (&EST{URL: srv.URL, Roots: roots, Now: func() time.Time { return trustNow }}).CACerts(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "unknown authority") || strings.Contains(err.Error(), advice) {
+		t.Errorf("another CA given: %v, want Go's unknown authority without the advice", err)
+	}
+}
