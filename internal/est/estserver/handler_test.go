@@ -1182,13 +1182,16 @@ func TestUncleanPathIsRefusedAndAudited(t *testing.T) {
 			}
 			req.SetBasicAuth("alice", userPassword)
 			r := f.do(c, req)
-			wantStatus(t, r, http.StatusNotFound, "unknown EST path")
+			// The path as sent, not what follows the prefix ("/simpleenroll"
+			// of "/.well-known/est//simpleenroll").
+			sent := est.PathPrefix + tc.path
+			wantStatus(t, r, http.StatusNotFound, fmt.Sprintf("unknown EST path %q", sent))
 			after, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused, Limit: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(after) != len(before)+1 || !strings.Contains(after[0].Reason, "unknown EST path") {
-				t.Errorf("%d refusal events after, %d before, want one more naming the path", len(after), len(before))
+			if len(after) != len(before)+1 || !strings.Contains(after[0].Reason, fmt.Sprintf("unknown EST path %q", sent)) || after[0].Detail != sent {
+				t.Errorf("%d refusal events after, %d before, want one more naming the path %q", len(after), len(before), sent)
 			}
 		})
 	}

@@ -31,9 +31,12 @@ func (h *Handler) UncleanPaths() map[string]http.Handler {
 	return map[string]http.Handler{est.PathPrefix: http.HandlerFunc(h.uncleanPath)}
 }
 
-// uncleanPath answers a path under the EST prefix that is not clean.
+// uncleanPath answers a path under the EST prefix that is not clean. The
+// reply and the audit event quote the whole path as sent: without the
+// prefix, /.well-known/est//cacerts would read "/cacerts", a path the
+// client never asked for.
 func (h *Handler) uncleanPath(w http.ResponseWriter, r *http.Request) {
-	path := pki.Clip(strings.TrimPrefix(r.URL.Path, est.PathPrefix), 64)
+	path := pki.Clip(r.URL.Path, len(est.PathPrefix)+64)
 	h.fail(&call{w: w, r: r, op: path, noProfile: true}, pki.Errorf(pki.ENotFound,
 		"unknown EST path %q: a path with an empty, \".\" or \"..\" segment is not served; EST is served at %sOPERATION and %sLABEL/OPERATION",
 		path, est.PathPrefix, est.PathPrefix))
