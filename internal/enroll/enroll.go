@@ -543,6 +543,15 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 		if err != nil || held == nil {
 			return nil, err != nil, err
 		}
+		if s.signedByItsCertificate(held, st.Req.Evidence.heldCertificate()) {
+			// Signed by the certificate this request was issued: the
+			// device has it, so this is no question about the request
+			// but a renewal by it (certmonger's and strongSwan's, with
+			// the same key and so the same transaction ID), decided and
+			// held as a new request below. Answered from the held one,
+			// it got its own signer back for a renewal.
+			return nil, false, nil
+		}
 		st.Held = held
 		for _, step := range []Step{checkChannelBinding, s.authenticate} {
 			if err := step(ctx, st); err != nil {

@@ -121,6 +121,9 @@ func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRe
 	if errors.Is(err, store.ErrNotFound) && derivesTransactionIDs(st.Req.Protocol) {
 		r, err = s.heldForKey(ctx, st)
 	}
+	if err == nil {
+		r, err = s.heldAsAuthenticated(ctx, st, r)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -135,6 +138,47 @@ func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRe
 		return nil, askedForOtherNames(st, r)
 	}
 	return r, nil
+}
+
+// heldAsAuthenticated picks, of the requests of newest's transaction (its
+// ID and st's key), the one authenticated as st is, by the same client
+// certificate or by none: newest, unless it was authenticated otherwise
+// and an earlier one was not. A key kept across renewals at an approval
+// profile keeps its transaction ID, which then holds its first enrollment
+// and a renewal by each certificate issued since: the first PKCSReq sent
+// again as it was asks about the first, not the renewal held after it.
+func (s *Service) heldAsAuthenticated(ctx context.Context, st *State, newest *pki.EnrollmentRequest) (*pki.EnrollmentRequest, error) {
+	var clientCert []byte
+	if c := st.Req.Evidence.heldCertificate(); c != nil {
+		clientCert = c.Raw
+	}
+	if bytes.Equal(newest.ClientCert, clientCert) {
+		return newest, nil
+	}
+	reqs, err := s.store.RequestsByKey(ctx, st.Profile.Name, st.Req.CSR.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: requests of this key: %w", err)
+	}
+	now := s.clock.Now()
+	for i := range reqs {
+		r := &reqs[i]
+		if r.TransactionID == newest.TransactionID && bytes.Equal(r.ClientCert, clientCert) && now.Before(r.ExpiresAt) {
+			return r, nil
+		}
+	}
+	return newest, nil
+}
+
+// signedByItsCertificate: signer, the certificate a request was
+// authenticated by, is the one held request r was issued: its serial, by
+// its issuing CA's name and signature. (The steps that follow check it
+// fully, as a renewal's signer, byte for byte against the inventory.)
+func (s *Service) signedByItsCertificate(r *pki.EnrollmentRequest, signer *x509.Certificate) bool {
+	if signer == nil || r.Status != pki.RequestIssued || signer.SerialNumber == nil || signer.SerialNumber.Text(16) != r.CertSerialHex {
+		return false
+	}
+	issuer, ok := s.authority.IssuerByID(r.CertIssuerID)
+	return ok && bytes.Equal(signer.RawIssuer, issuer.Cert.RawSubject) && signer.CheckSignatureFrom(issuer.Cert) == nil
 }
 
 // derivesTransactionIDs: the protocol has no transaction ID of the
