@@ -397,6 +397,10 @@ type State struct {
 	// hashedKey is store.PublicKeyHash of PublicKey once keyHash made it
 	// (nil before, and after PublicKey changes).
 	hashedKey []byte
+	// expired is the refusal of the request of this transaction whose
+	// retention ended while it waited for a decision (heldExpired); nil
+	// when none was found.
+	expired error
 	// lookedAt is when issuedForTransaction last looked for a certificate
 	// of the request's SCEP transaction (zero: it did not).
 	lookedAt time.Time
@@ -540,6 +544,15 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 			return nil, true, err
 		}
 		held, err := s.heldSameKey(ctx, st)
+		if RequestExpired(err) && !req.Replayed {
+			// Its retention ended before anyone decided it. This request
+			// is a new one of the transaction (a copy as it was is told
+			// so): with a new challenge it is held in its place (see
+			// hold), and it is told of the expiry if its challenge was
+			// the one used up (below).
+			st.expired = err
+			return nil, false, nil
+		}
 		if err != nil || held == nil {
 			return nil, err != nil, err
 		}
@@ -580,6 +593,12 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 				if res, done, herr := heldAnswer(); done {
 					return res, herr
 				}
+			}
+			if st.expired != nil && isSpentChallenge(err) {
+				// The one-time challenge its expired request used up:
+				// what the client needs to know is that the request
+				// expired, and to enroll again with a new one.
+				return nil, st.expired
 			}
 			return nil, err
 		}

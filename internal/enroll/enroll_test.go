@@ -599,8 +599,9 @@ func TestHeldRequestCopiesAtOnce(t *testing.T) {
 	}
 }
 
-// A held request past its retention is neither answered nor approvable, and
-// the same client can ask again.
+// A held request past its retention is neither answered nor approvable: a
+// poll is told it expired without a decision (badRequest, not badCertId:
+// the transaction is known), and the same client can ask again.
 func TestHeldRequestRetention(t *testing.T) {
 	p := pki.DefaultProfile()
 	p.Name, p.RequireApproval, p.RequestRetention = "approval", true, time.Hour
@@ -616,8 +617,9 @@ func TestHeldRequestRetention(t *testing.T) {
 	if _, err := f.svc.Approve(ctx, res.Pending.ID, "cli:test"); pki.ErrorCode(err) != pki.EConflict && pki.ErrorCode(err) != pki.ENotFound {
 		t.Errorf("approving an expired request: %v", err)
 	}
-	if _, err := f.svc.Poll(ctx, pki.ProtocolSCEP, "approval", "tx-retained"); pki.ErrorCode(err) != pki.EBadCertID {
-		t.Errorf("polling an expired request: %v", err)
+	if _, err := f.svc.Poll(ctx, pki.ProtocolSCEP, "approval", "tx-retained"); pki.ErrorCode(err) != pki.EBadRequest || !enroll.RequestExpired(err) ||
+		!strings.Contains(pki.ErrorMessage(err), "expired at") {
+		t.Errorf("polling an expired request: %v, want it said to have expired", err)
 	}
 	again, err := f.svc.Enroll(ctx, req)
 	if err != nil || again.Pending == nil || again.Pending.ID == res.Pending.ID {

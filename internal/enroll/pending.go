@@ -55,6 +55,16 @@ func (s *Service) hold(ctx context.Context, st *State) (*Result, error) {
 	ev := pki.AuditEvent{Time: now, Type: pki.EventRequestPending, Actor: actor(st.Req), Profile: st.Profile.Name,
 		Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: withAuthorizedBy(detail, st)}
 	err = s.store.CreateRequest(ctx, r, st.ConsumeChallenge, ev)
+	if errors.Is(err, store.ErrConflict) && st.expired != nil {
+		// The request of this transaction that expired without a
+		// decision is in the way: purged now (with every other whose
+		// retention is over, as the hourly purge does), not before,
+		// so that its requester is told it expired until then.
+		if perr := s.store.PurgeExpired(ctx, now); perr != nil {
+			return nil, fmt.Errorf("enroll: purge expired requests: %w", perr)
+		}
+		err = s.store.CreateRequest(ctx, r, st.ConsumeChallenge, ev)
+	}
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeUnusable) {
 		// Another node (or a copy of this request, resent by a device
 		// that gave up waiting) stored it first, using up the one-time
@@ -271,21 +281,51 @@ func sanExtensions(req *x509.CertificateRequest) [][]byte {
 }
 
 // heldRequest returns the request kept for (profile, txID) made with one of
-// keys. One whose retention is over is purged on the spot rather than
-// waiting for the hourly purge, so it is neither answered nor blocks a new
-// request.
+// keys. One whose retention is over is not answered: a pending one is
+// refused as expired without a decision (heldExpired), so that the client
+// asking after it (a CertPoll, a PKCSReq sent again) learns what became of
+// it, until the hourly purge removes it or a new request of its
+// transaction is held in its place (hold purges it then); a decided one is
+// not found, as once purged. Neither is purged here: a purge removes every
+// request past its retention, and with them what their requesters are to
+// be told.
 func (s *Service) heldRequest(ctx context.Context, profile, txID string, keys store.RequestKeys) (*pki.EnrollmentRequest, error) {
 	r, err := s.store.RequestByTransaction(ctx, profile, txID, keys)
 	if err != nil {
 		return nil, err
 	}
-	if now := s.clock.Now(); !now.Before(r.ExpiresAt) {
-		if err := s.store.PurgeExpired(ctx, now); err != nil {
-			return nil, err
+	if !s.clock.Now().Before(r.ExpiresAt) {
+		if r.Status == pki.RequestPending {
+			return nil, heldExpired(r)
 		}
-		return nil, store.ErrNotFound
+		return nil, fmt.Errorf("enroll: request %s is past its retention: %w", r.ID, store.ErrNotFound)
 	}
 	return r, nil
+}
+
+// expiredRequest is the cause of heldExpired's refusal.
+type expiredRequest struct{ request *pki.EnrollmentRequest }
+
+func (e *expiredRequest) Error() string {
+	return "enroll: held request " + e.request.ID + " is past its retention, still pending"
+}
+
+// heldExpired refuses a message about held request r, still pending when
+// its retention ended: badRequest (SCEP; RFC 8894's "transaction not
+// permitted"), as a rejected request's is. The transaction is known, so
+// badCertId, "no request with this transaction ID", would be false, and a
+// 503 would have the client wait for what will never come.
+func heldExpired(r *pki.EnrollmentRequest) error {
+	return pki.Wrap(pki.EBadRequest, &expiredRequest{r}, fmt.Sprintf(
+		"request %s expired at %s without a decision (it was kept %s for an approval); enroll again, with a new one-time challenge if it used one",
+		r.ID, r.ExpiresAt.UTC().Format(time.RFC3339), r.ExpiresAt.Sub(r.CreatedAt)))
+}
+
+// RequestExpired says whether err refuses a message about a request held
+// for approval whose retention ended before anyone decided it.
+func RequestExpired(err error) bool {
+	var e *expiredRequest
+	return errors.As(err, &e)
 }
 
 // answer turns a held request into the answer its state calls for.

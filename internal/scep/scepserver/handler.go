@@ -574,7 +574,7 @@ func resentAsIs(t scep.MessageType, nonceErr error) bool {
 // PENDING; the answer comes from the store, so the resend can issue nothing
 // new, and the operation authenticates it again (the held request's
 // challenge, the requester's key). It returns an error when the store cannot
-// tell.
+// tell, and the refusal of one whose request expired without a decision.
 func (h *Handler) asksAboutHeldRequest(ctx context.Context, req *request, nonceErr error) (bool, error) {
 	switch req.msg.MessageType {
 	case scep.PKCSReq, scep.RenewalReq, scep.CertPoll:
@@ -591,6 +591,11 @@ func (h *Handler) asksAboutHeldRequest(ctx context.Context, req *request, nonceE
 	// while held is one poll, not a poll and a pending enrollment).
 	_, err := h.svc.HeldBy(ctx, req.profile, req.msg.TransactionID, req.msg.SignerCert.RawSubjectPublicKeyInfo)
 	switch code := pki.ErrorCode(err); {
+	case enroll.RequestExpired(err):
+		// Held, and its retention ended with no decision: the copy is
+		// told so, not that a copy of it arrived moments ago (503) or
+		// that it is a replay.
+		return false, err
 	case err == nil, code == pki.EBadRequest: // pending, issued or rejected
 		return true, nil
 	case code == pki.EInternal || code == pki.EUnavailable:
