@@ -109,6 +109,12 @@ type Request struct {
 	// FirstSeen is when a Replayed message's first copy was received
 	// (ReplayFirstSeen of RememberNonce's refusal); zero when unknown.
 	FirstSeen time.Time
+	// HeldOnly, when set, is the refusal of a message that may only ask
+	// about a request held for approval (SCEP: a PKCSReq sent again byte
+	// for byte, whose signingTime the wait made older than the clock
+	// skew allows): it is answered from that request, and refused with
+	// HeldOnly when none is held for it. It starts nothing.
+	HeldOnly error
 	// Checked is what CheckCredentials returned for this request's
 	// credentials, so that Enroll does not read them again; nil: Enroll
 	// reads them. It is used only for the request it was made for.
@@ -544,7 +550,7 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 			return nil, true, err
 		}
 		held, err := s.heldSameKey(ctx, st)
-		if RequestExpired(err) && !req.Replayed {
+		if RequestExpired(err) && !req.Replayed && req.HeldOnly == nil {
 			// Its retention ended before anyone decided it. This request
 			// is a new one of the transaction (a copy as it was is told
 			// so): with a new challenge it is held in its place (see
@@ -575,10 +581,13 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 		return res, true, err
 	}
 	held := profile.RequireApproval && !req.ServerKeyGen
-	if held {
+	if held || req.HeldOnly != nil {
 		if res, done, err := heldAnswer(); done {
 			return res, err
 		}
+	}
+	if req.HeldOnly != nil {
+		return nil, req.HeldOnly // nothing held for it (asked first)
 	}
 	for _, step := range s.steps {
 		// A request answered with a certificate issued earlier for its key

@@ -474,6 +474,10 @@ type request struct {
 	// first at firstSeen (zero: unknown).
 	replayed  bool
 	firstSeen time.Time
+	// heldOnly is the refusal of a message signed longer ago than the
+	// clock skew allows that asks about a request held for approval (see
+	// handle): it is answered from that request and from nothing else.
+	heldOnly error
 	// cipher and the key transport (with its OAEP and MGF1 hashes) of the
 	// request's envelope: the reply answers in kind.
 	cipher       cms.ContentCipher
@@ -514,7 +518,27 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 		return h.fail(ctx, req, pki.Errorf(pki.EBadTime, "the message has no signingTime attribute; it is required (a message without one could be replayed later)"))
 	}
 	if t := msg.SigningTime; t.Sub(req.now) > h.opts.MaxClockSkew || req.now.Sub(t) > h.opts.MaxClockSkew {
-		return h.fail(ctx, req, pki.Errorf(pki.EBadTime, "signingTime %s is too far from the server time", t.UTC().Format(time.RFC3339)))
+		skewed := pki.Errorf(pki.EBadTime, "signingTime %s is too far from the server time", t.UTC().Format(time.RFC3339))
+		if t.After(req.now) {
+			return h.fail(ctx, req, skewed)
+		}
+		// Except a message that asks about a request held for approval:
+		// micromdm's scepclient sends its PKCSReq again byte for byte,
+		// signingTime and all, until the request is decided, which may
+		// take longer than the skew (a weekend). It was checked when it
+		// first came, and only the requester's key signs a question
+		// about its request, which is answered from the store and
+		// nothing else (heldOnly).
+		held, err := h.heldAsked(ctx, req)
+		switch {
+		case err != nil:
+			return h.fail(ctx, req, err)
+		case !held:
+			return h.fail(ctx, req, skewed)
+		}
+		h.log.Info("scep: a message signed longer ago than the clock skew allows asks about a request held for approval; answered from the store",
+			"remote", req.remote, "transaction_id", msg.TransactionID, "message_type", msg.MessageType.String(), "signing_time", t.UTC().Format(time.RFC3339))
+		req.heldOnly = skewed
 	}
 	// Remembered with the signer's key: another signer's message with
 	// this pair does not use it up (see signedNonce).
@@ -576,13 +600,22 @@ func resentAsIs(t scep.MessageType, nonceErr error) bool {
 // challenge, the requester's key). It returns an error when the store cannot
 // tell, and the refusal of one whose request expired without a decision.
 func (h *Handler) asksAboutHeldRequest(ctx context.Context, req *request, nonceErr error) (bool, error) {
+	if pki.ErrorCode(nonceErr) != pki.EBadRequest {
+		return false, nil // not a replay: the store failed
+	}
+	return h.heldAsked(ctx, req)
+}
+
+// heldAsked tells whether a message (a PKCSReq, RenewalReq or CertPoll)
+// asks about a request held for approval, made with its signer's key: one
+// pending, decided, or refused to it (other names). It returns an error
+// when the store cannot tell, and the refusal of one whose request expired
+// without a decision.
+func (h *Handler) heldAsked(ctx context.Context, req *request) (bool, error) {
 	switch req.msg.MessageType {
 	case scep.PKCSReq, scep.RenewalReq, scep.CertPoll:
 	default:
 		return false, nil
-	}
-	if pki.ErrorCode(nonceErr) != pki.EBadRequest {
-		return false, nil // not a replay: the store failed
 	}
 	// Asked as the operation will ask: a message signed by another key than
 	// the requester's learns nothing more from a replay than from a first

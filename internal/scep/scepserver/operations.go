@@ -67,6 +67,7 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 		Renewal:       renewalReq || (req.challenge == "" && ev.SignerCert != nil),
 		Replayed:      req.replayed,
 		FirstSeen:     req.firstSeen,
+		HeldOnly:      req.heldOnly,
 	}
 	// certmonger renews with a PKCSReq signed by its certificate that
 	// still carries the challenge of the first enrollment, long used up:
