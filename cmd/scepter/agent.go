@@ -58,6 +58,9 @@ func cmdAgent(ctx context.Context, e env, args []string) error {
 	if once {
 		return a.RunOnce(ctx)
 	}
+	// A logrotate postrotate's `kill -HUP` must not end it (SIGHUP's
+	// default): it keeps no file open to reopen.
+	ignoreHangUp(ctx, a.Log, "logs go to stderr, and the agent reads its certificates again at each check; the configuration is read at start, so restart the agent to change it; stop it with SIGTERM")
 	return a.Run(ctx)
 }
 

@@ -246,7 +246,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	}
-	ignoreHangUp(ctx, log)
+	ignoreHangUp(ctx, log, "logs go to stdout and stderr, and the CA is reloaded every --ca-reload-interval; stop the server with SIGTERM")
 	if f.allowInsecureDES {
 		log.Warn("--allow-insecure-des is set: single-DES request envelopes are accepted; RFC 8894 forbids this, use it only for legacy clients")
 	}
@@ -1474,10 +1474,11 @@ func newLogger(e env, level, format string) (*slog.Logger, error) {
 	return slog.New(loglimit.New(h, 0, 0)), nil
 }
 
-// ignoreHangUp keeps SIGHUP from killing the server (its default), as a
-// logrotate postrotate `kill -HUP` would: there is nothing to reopen
-// (logs go to stdout and stderr) and the CA is reloaded by itself.
-func ignoreHangUp(ctx context.Context, log *slog.Logger) {
+// ignoreHangUp keeps SIGHUP from killing the server or the agent (its
+// default), as a logrotate postrotate `kill -HUP` would: there is nothing
+// to reopen (logs go to stdout and stderr), and each rereads what it uses
+// by itself. why is logged at each SIGHUP.
+func ignoreHangUp(ctx context.Context, log *slog.Logger, why string) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -1485,7 +1486,7 @@ func ignoreHangUp(ctx context.Context, log *slog.Logger) {
 		for {
 			select {
 			case <-hup:
-				log.Info("SIGHUP ignored: logs go to stdout and stderr, and the CA is reloaded every --ca-reload-interval; stop the server with SIGTERM")
+				log.Info("SIGHUP ignored: " + why)
 			case <-ctx.Done():
 				return
 			}
