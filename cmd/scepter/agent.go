@@ -125,6 +125,11 @@ func loadAgentConfig(e env, path string) (*agent.Config, error) {
 			}
 		}
 	}
+	// A challenge_file missing or empty is found now, not when the
+	// certificate comes due.
+	if err := agent.CheckChallengeFiles(cfg); err != nil {
+		return nil, usageError{fmt.Sprintf("agent config %s: %v", path, err)}
+	}
 	return cfg, nil
 }
 

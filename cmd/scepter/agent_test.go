@@ -198,3 +198,47 @@ func TestAgentRefusesAMissingOutputDirectory(t *testing.T) {
 		}
 	}
 }
+
+// A challenge_file that is missing, empty or blank is a configuration
+// error (exit 2) at start, for status as for a run, found before the
+// certificate comes due: status said nothing, and a run found it only at
+// the renewal point, retrying it as a server failure.
+func TestAgentRefusesAnUnusableChallengeFile(t *testing.T) {
+	dir, config, _ := agentMachine(t, pki.SystemClock{}.Now().Add(-time.Hour), 90*24*time.Hour)
+	b, _ := os.ReadFile(config)
+	text := strings.Replace(string(b), `protocol = "est"`, `protocol = "scep"`, 1)
+	text = strings.Replace(text, `url = "https://127.0.0.1:1"`, `url = "http://127.0.0.1:1/scep"`, 1)
+	if err := os.WriteFile(config, []byte(text+"challenge_file = \"ch.txt\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ch := filepath.Join(dir, "ch.txt")
+	for _, tt := range []struct {
+		name, content string // "-": no file
+		want          string
+	}{
+		{"missing", "-", "challenge_file: open " + ch},
+		{"empty", "", "challenge_file " + ch + " is empty"},
+		{"blank", "\xef\xbb\xbf  \n", "challenge_file " + ch + " is empty"},
+	} {
+		os.Remove(ch)
+		if tt.content != "-" {
+			if err := os.WriteFile(ch, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, args := range [][]string{{"agent", "--once", "--config", config}, {"agent", "status", "--config", config}} {
+			e, _, errb := testEnv(nil)
+			err := run(context.Background(), e, args)
+			if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), `certificate 1 ("cli"): `+tt.want) {
+				t.Errorf("%s: %v: err = %v (exit %d), want exit 2 and %q\n%s", tt.name, args, err, exitCode(err), tt.want, errb)
+			}
+		}
+	}
+	if err := os.WriteFile(ch, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e, out, _ := testEnv(nil)
+	if err := run(context.Background(), e, []string{"agent", "status", "--config", config}); err != nil {
+		t.Errorf("with the challenge written: %v\n%s", err, out)
+	}
+}

@@ -282,7 +282,8 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 	log.Info("renewing", append(attrs, "protocol", c.Protocol, "url", client.RedactURL(c.URL), "rekey", c.Rekey)...)
 	r, err := a.renewBounded(ctx, attempt, c, l, p, log)
 	if err != nil {
-		o.err, o.retry = err, true
+		var local *localError
+		o.err, o.retry = err, !errors.As(err, &local)
 		return o
 	}
 	if r.installed == nil {

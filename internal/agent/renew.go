@@ -137,16 +137,10 @@ type SCEPRenewer struct{}
 func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, error) {
 	var challenge string
 	if r.Config.ChallengeFile != "" {
-		b, err := filetrust.ReadRegular(r.Config.ChallengeFile)
-		if err != nil {
-			return nil, fmt.Errorf("challenge_file: %w", err)
-		}
-		challenge = challengeFromFile(b)
-		if challenge == "" {
-			// An empty challenge would go out as none: a server that
-			// wants one refuses it, and an EC key's envelope would be
-			// keyed from nothing.
-			return nil, fmt.Errorf("challenge_file %s is empty (or only white space, or a byte order mark): write the challenge password in it, or remove the setting", r.Config.ChallengeFile)
+		var err error
+		if challenge, err = ReadChallengeFile(r.Config.ChallengeFile); err != nil {
+			// This machine's to mend: asking again will not.
+			return nil, &localError{err}
 		}
 	}
 	if err := (SCEPRenewer{}).Renewable(r.Config, r.OldKey.Public()); err != nil {
@@ -174,6 +168,49 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 	// longer served.
 	return &RenewResult{Cert: cert, CACerts: client.WithIssuer(ctx, cert, caCerts, r.Config.CAFingerprint)}, nil
 }
+
+// ReadChallengeFile is the challenge password in a challenge_file. A file
+// that cannot be read, or holds none, is refused: an empty challenge
+// would go out as none, a server that wants one refuses it, and an EC
+// key's envelope would be keyed from nothing. The agent reads it at start
+// (CheckChallengeFiles) and again at each SCEP renewal.
+func ReadChallengeFile(path string) (string, error) {
+	b, err := filetrust.ReadRegular(path)
+	if err != nil {
+		return "", fmt.Errorf("challenge_file: %w", err)
+	}
+	defer clear(b)
+	challenge := challengeFromFile(b)
+	if challenge == "" {
+		return "", fmt.Errorf("challenge_file %s is empty (or only white space, or a byte order mark): write the challenge password in it, or remove the setting", path)
+	}
+	return challenge, nil
+}
+
+// CheckChallengeFiles reads each certificate's challenge_file: one that is
+// missing, unreadable or empty is refused at start, as the other
+// configuration errors are, not found only when the certificate comes due.
+func CheckChallengeFiles(cfg *Config) error {
+	var errs []error
+	for i := range cfg.Certificates {
+		c := &cfg.Certificates[i]
+		if c.ChallengeFile == "" {
+			continue
+		}
+		if _, err := ReadChallengeFile(c.ChallengeFile); err != nil {
+			errs = append(errs, fmt.Errorf("certificate %d (%q): %w", i+1, c.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// localError is a failure on this machine (a setting, a file) that asking
+// the server again will not mend: --once reports it at once, without its
+// retries.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
 
 // utf8BOM is the byte order mark Windows Notepad writes at the start of a
 // UTF-8 file.

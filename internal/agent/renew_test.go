@@ -347,3 +347,38 @@ func TestChallengeFromFile(t *testing.T) {
 		}
 	}
 }
+
+// A challenge_file that is gone or empty when the certificate comes due
+// (removed after the agent started) fails the renewal at once: it is this
+// machine's to mend, and --once does not retry it as if the server had
+// failed (it waited retry_initial, twice, for nothing).
+func TestChallengeFileFailureIsNotRetried(t *testing.T) {
+	for _, tt := range []struct {
+		name, content string // content "-": no file
+		want          string
+	}{
+		{"missing", "-", "no such file"},
+		{"blank", "\uFEFF  \n", "is empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{extra: "challenge_file = \"challenge.txt\"\n"})
+			if tt.content != "-" {
+				if err := os.WriteFile(filepath.Join(f.dir, "challenge.txt"), []byte(tt.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.agent.Renewers = nil // the real SCEP renewer: it reads the file first
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			err := f.agent.RunOnce(context.Background())
+			if err == nil {
+				t.Fatal("renewed without its challenge")
+			}
+			if len(f.sleeps) != 0 || strings.Contains(f.logs.String(), "trying again") {
+				t.Errorf("retried (sleeps %v):\n%s", f.sleeps, f.logs.String())
+			}
+			if !strings.Contains(f.logs.String(), tt.want) || !strings.Contains(f.logs.String(), "attempts=1") {
+				t.Errorf("the log does not say %q after one attempt:\n%s", tt.want, f.logs.String())
+			}
+		})
+	}
+}
