@@ -128,6 +128,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad protocol", cert(map[string]string{"protocol": `"acme"`}), []string{`protocol "acme": want scep or est`}},
 		{"no url", cert(map[string]string{"url": ""}), []string{"url is required"}},
 		{"relative url", cert(map[string]string{"url": `"ca.example/scep"`}), []string{"not an absolute URL"}},
+		// Credentials in the URL are refused at start, for both protocols,
+		// and never echoed (r88 D3: EST refused them only when due).
+		{"EST url with credentials", cert(map[string]string{"protocol": `"est"`, "url": `"https://fleet:pw@127.0.0.1:8443/cb"`}),
+			[]string{`url "https://fleet:xxxxx@127.0.0.1:8443/cb" carries credentials`, "remove the credentials from url"}},
+		{"SCEP url with credentials", cert(map[string]string{"url": `"http://u:pw@127.0.0.1:8080/scep"`}),
+			[]string{`url "http://u:xxxxx@127.0.0.1:8080/scep" carries credentials`, "remove the credentials from url"}},
+		{"SCEP url with a user", cert(map[string]string{"url": `"http://u@127.0.0.1:8080/scep"`}), []string{"carries credentials"}},
 		{"EST over http", cert(map[string]string{"protocol": `"est"`, "url": `"http://ca.example"`}), []string{"EST runs over https://"}},
 		{"no fingerprint", cert(map[string]string{"ca_fingerprint": ""}), []string{"ca_fingerprint is required"}},
 		{"short fingerprint", cert(map[string]string{"ca_fingerprint": `"sha256:abcd"`}), []string{"64 hex digits"}},
@@ -172,6 +179,9 @@ func TestParseConfigErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q\nconfig:\n%s", err, w, tt.text)
 				}
+			}
+			if strings.Contains(err.Error(), ":pw@") {
+				t.Errorf("error %q shows the password", err)
 			}
 		})
 	}
