@@ -76,6 +76,9 @@ type HTTPError struct {
 	// Op is the operation asked for, which a redirect's target may end
 	// with.
 	Op string
+	// RetryAfter is the wait a 503 or 429 asked for with Retry-After
+	// (RFC 9110 §10.2.3), zero when none.
+	RetryAfter time.Duration
 }
 
 func (e *HTTPError) Error() string {
@@ -276,6 +279,9 @@ type response struct {
 	// location is a redirect's Location, made absolute and without user
 	// info.
 	location string
+	// at is when it came, by the client's clock: a Retry-After date is
+	// counted from it.
+	at time.Time
 }
 
 // do sends one request on cn and reads the whole reply (a Content-Length or
@@ -333,7 +339,7 @@ func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) 
 		// Cut short, it would be read as if it were all of it.
 		return nil, fmt.Errorf("%s %s: the reply's body is larger than %d bytes", method, op, maxReplyBodyBytes)
 	}
-	r := &response{status: resp.StatusCode, header: resp.Header, body: b, op: op}
+	r := &response{status: resp.StatusCode, header: resp.Header, body: b, op: op, at: c.now()}
 	if loc, err := resp.Location(); err == nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		loc.User = nil
 		r.location = loc.String()
@@ -358,7 +364,11 @@ func refusal(r *response) error {
 	if r.location != "" {
 		return &HTTPError{Status: r.status, Redirect: r.location, Op: r.op}
 	}
-	return &HTTPError{Status: r.status, Reason: replyReason(r.header.Get("Content-Type"), r.body)}
+	e := &HTTPError{Status: r.status, Reason: replyReason(r.header.Get("Content-Type"), r.body)}
+	if r.status == http.StatusServiceUnavailable || r.status == http.StatusTooManyRequests {
+		e.RetryAfter, _ = parseRetryAfter(r.header.Get("Retry-After"), r.at)
+	}
+	return e
 }
 
 // bootstrap establishes the trust anchors from the fingerprint, once.
@@ -873,12 +883,9 @@ func (c *EST) enrollOnce(ctx context.Context, r ESTRequest) (*ESTResult, time.Du
 	switch resp.status {
 	case http.StatusOK:
 	case http.StatusAccepted:
-		wait := 60 * time.Second
-		if s, err := strconv.Atoi(strings.TrimSpace(resp.header.Get("Retry-After"))); err == nil && s >= 0 {
-			// Bounded before it is multiplied: a huge value must not wrap.
-			wait = time.Duration(min(s, maxRetryAfter)) * time.Second
-		} else if t, err := http.ParseTime(resp.header.Get("Retry-After")); err == nil {
-			wait = max(t.Sub(c.now()), time.Second)
+		wait, ok := parseRetryAfter(resp.header.Get("Retry-After"), c.now())
+		if !ok {
+			wait = 60 * time.Second
 		}
 		return nil, max(wait, time.Second), nil
 	default:
@@ -909,9 +916,44 @@ const (
 	maxReplyBytes     = maxReplyBodyBytes + 1<<20
 )
 
-// maxRetryAfter bounds a 202's Retry-After in seconds (a year): beyond
-// any --max-wait, and far from overflowing a time.Duration.
+// maxRetryAfter bounds a Retry-After in seconds (a year): beyond any
+// --max-wait, and far from overflowing a time.Duration.
 const maxRetryAfter = 365 * 24 * 3600
+
+// parseRetryAfter reads a Retry-After header: delta-seconds or an HTTP
+// date (RFC 9110 §10.2.3), as of now; false when there is none or it is
+// neither.
+func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(h); err == nil && s >= 0 {
+		// Bounded before it is multiplied: a huge value must not wrap.
+		return time.Duration(min(s, maxRetryAfter)) * time.Second, true
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return min(max(t.Sub(now), time.Second), maxRetryAfter*time.Second), true
+	}
+	return 0, false
+}
+
+// RetryAfter is the wait the server asked for in err's answer: a 503 or
+// 429 with Retry-After, or an EST 202 (a *PendingError); zero when none.
+func RetryAfter(err error) time.Duration {
+	var he *HTTPError
+	var ue *UnavailableError
+	var pe *PendingError
+	switch {
+	case errors.As(err, &he):
+		return he.RetryAfter
+	case errors.As(err, &ue):
+		return ue.RetryAfter
+	case errors.As(err, &pe):
+		return pe.RetryAfter
+	}
+	return 0
+}
 
 // certFromCertsOnly reads the certificate of a certs-only reply (base64
 // when encoded): the end-entity certificate for pub, or with pub nil (a

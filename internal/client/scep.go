@@ -122,6 +122,16 @@ type PendingError struct {
 	Waited time.Duration
 }
 
+// UnavailableError is a SCEP server's 503 or 429 that says with
+// Retry-After when to come back (RFC 9110 §10.2.3).
+type UnavailableError struct {
+	Err        error
+	RetryAfter time.Duration
+}
+
+func (e *UnavailableError) Error() string { return e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
 func (e *PendingError) Error() string {
 	if e.TransactionID == "" { // EST: the request is known by its key
 		return "the request is pending manual approval"
@@ -216,6 +226,11 @@ func (c *SCEP) doWith(hc *http.Client, req *http.Request) (*http.Response, []byt
 		msg := fmt.Sprintf("%s: HTTP %d", req.URL.Query().Get("operation"), resp.StatusCode)
 		if reason := replyReason(resp.Header.Get("Content-Type"), body); reason != "" {
 			msg += ": " + reason
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
+			if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
+				return nil, nil, &UnavailableError{Err: errors.New(msg), RetryAfter: wait}
+			}
 		}
 		return nil, nil, errors.New(msg)
 	}
