@@ -98,6 +98,14 @@ func (a *Agent) backoff(failures int) time.Duration {
 	return Backoff(failures, a.Config.RetryInitial, a.Config.RetryMax, a.jitter())
 }
 
+// retryWait is the wait before the next attempt after failures: the
+// backoff, but at least what the server asked for (Retry-After on a 503 or
+// 429, RFC 9110 §10.2.3; an EST 202's, RFC 7030 §4.2.3), capped at
+// retry_max.
+func (a *Agent) retryWait(failures int, o outcome) time.Duration {
+	return max(a.backoff(failures), min(o.retryAfter, a.Config.RetryMax))
+}
+
 func (a *Agent) renewer(protocol string) Renewer {
 	if r, ok := a.Renewers[protocol]; ok && r != nil {
 		return r
@@ -123,6 +131,9 @@ type outcome struct {
 	// retry: err is the renewal's (the server, the network), worth
 	// another attempt soon.
 	retry bool
+	// retryAfter is the wait the server asked for (Retry-After on a 503
+	// or 429, an EST 202), zero when none.
+	retryAfter time.Duration
 	// postRan: the post_renew command ran (a pending one, or this
 	// renewal's), and postErr is its failure. Kept apart from err: the
 	// command's retries back off on their own, and a command that keeps
@@ -283,7 +294,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 	r, err := a.renewBounded(ctx, attempt, c, l, p, log)
 	if err != nil {
 		var local *localError
-		o.err, o.retry = err, !errors.As(err, &local)
+		o.err, o.retry, o.retryAfter = err, !errors.As(err, &local), client.RetryAfter(err)
 		return o
 	}
 	if r.installed == nil {
@@ -621,7 +632,7 @@ func (a *Agent) RunOnce(ctx context.Context) error {
 				failed = append(failed, c.Name)
 				break
 			}
-			wait := a.backoff(attempt)
+			wait := a.retryWait(attempt, o)
 			log.Warn("renewal failed; trying again", "err", err, "attempt", attempt, "of", a.Config.OnceAttempts, "retry_in", wait.Round(time.Second))
 			if err := a.sleep(ctx, wait); err != nil {
 				failed = append(failed, c.Name)
@@ -724,7 +735,7 @@ func (a *Agent) update(c *Certificate, s *certState, o outcome, now time.Time) {
 	switch {
 	case o.err != nil:
 		s.failures++
-		wait := a.backoff(s.failures)
+		wait := a.retryWait(s.failures, o)
 		s.hold = now.Add(wait)
 		if errors.Is(o.err, errLocked) {
 			log.Warn("skipped: "+o.err.Error(), "retry_in", wait.Round(time.Second))

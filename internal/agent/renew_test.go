@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -378,6 +379,62 @@ func TestChallengeFileFailureIsNotRetried(t *testing.T) {
 			}
 			if !strings.Contains(f.logs.String(), tt.want) || !strings.Contains(f.logs.String(), "attempts=1") {
 				t.Errorf("the log does not say %q after one attempt:\n%s", tt.want, f.logs.String())
+			}
+		})
+	}
+}
+
+// A server that answers 503 with Retry-After is not asked again before
+// then (capped at retry_max), over SCEP and EST: the agent retried after
+// its own retry_initial, 1 s and 2 s after a Retry-After of 120 (r88 D7).
+func TestRetryAfterIsHeeded(t *testing.T) {
+	for _, tt := range []struct {
+		name, protocol, retryAfter string
+		retryMax                   time.Duration
+		want                       []time.Duration
+	}{
+		{"SCEP 503", ProtocolSCEP, "120", 5 * time.Minute, []time.Duration{120 * time.Second, 120 * time.Second}},
+		{"EST 503", ProtocolEST, "120", 5 * time.Minute, []time.Duration{120 * time.Second, 120 * time.Second}},
+		{"capped at retry_max", ProtocolSCEP, "86400", 5 * time.Minute, []time.Duration{5 * time.Minute, 5 * time.Minute}},
+		// Shorter than the backoff: the backoff (10 s, 20 s, jittered to
+		// three quarters) stands.
+		{"shorter than the backoff", ProtocolSCEP, "1", 5 * time.Minute, []time.Duration{7500 * time.Millisecond, 15 * time.Second}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			f.cfg.RetryMax = tt.retryMax
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", tt.retryAfter)
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+			})
+			c := f.cert()
+			c.Protocol = tt.protocol
+			f.agent.Renewers = nil // the real renewers
+			if tt.protocol == ProtocolEST {
+				// Its TLS certificate chains to the pinned CA.
+				tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				tlsDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+					NotBefore: epoch.Add(-time.Hour), NotAfter: epoch.Add(365 * 24 * time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+					ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, f.ca.cert, tlsKey.Public(), f.ca.key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv := httptest.NewUnstartedServer(h)
+				srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{tlsDER, f.ca.cert.Raw}, PrivateKey: tlsKey}}}
+				srv.StartTLS()
+				t.Cleanup(srv.Close)
+				c.URL = srv.URL
+			} else {
+				srv := httptest.NewServer(h)
+				t.Cleanup(srv.Close)
+				c.URL = srv.URL + "/scep"
+			}
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			if err := f.agent.RunOnce(context.Background()); err == nil {
+				t.Fatal("renewed")
+			}
+			if !slices.Equal(f.sleeps, tt.want) {
+				t.Errorf("waited %v, want %v", f.sleeps, tt.want)
 			}
 		})
 	}
