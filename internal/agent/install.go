@@ -701,6 +701,9 @@ func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x50
 	if err := l.probeOutputDirs(); err != nil {
 		return err
 	}
+	if msg := l.certsBehindKeyDir(); msg != "" {
+		l.warnf(msg)
+	}
 	if err := l.migrate(); err != nil {
 		// The migration shows what was in place throughout: nothing
 		// renewed is in place yet, whatever step failed.

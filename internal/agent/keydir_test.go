@@ -98,3 +98,62 @@ func TestRefusesKeysInADirectoryOthersMayWrite(t *testing.T) {
 		})
 	}
 }
+
+// A certificate in a directory others may enter, with its key in one they
+// may not (Debian's /etc/ssl/certs 0755 and /etc/ssl/private 0710): the
+// layout links cert_path into the state directory beside the key, so once
+// renewed others can no longer read it there. The renewal and status say
+// so, naming the key's directory (r88 D1: it happened in silence).
+func TestWarnsWhenTheCertificateMovesBehindTheKeyDirectory(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		keyDir  os.FileMode
+		certDir os.FileMode
+		warned  bool
+	}{
+		{"private 0710, certs 0755", 0o710, 0o755, true},
+		{"private 0700, certs 0755", 0o700, 0o755, true},
+		{"private 0711, certs 0755", 0o711, 0o755, false},
+		{"private 0710, certs 0750", 0o710, 0o750, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			private := filepath.Join(f.dir, "private")
+			if err := os.Mkdir(private, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(f.dir, "key.pem"), filepath.Join(private, "key.pem")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(private, tt.keyDir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(f.dir, tt.certDir); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(f.dir, 0o700) })
+			f.cert().KeyPath = filepath.Join(private, "key.pem")
+			want := "cert_path " + filepath.Join(f.dir, "cert.pem") + " is linked into " + filepath.Join(private, stateDirName, "dev") +
+				", inside the key's directory " + private
+			st := f.agent.Status()[0]
+			if got := strings.Contains(st.Warning, want); got != tt.warned {
+				t.Errorf("status warning %q; want it to say %q: %v", st.Warning, want, tt.warned)
+			}
+			var out strings.Builder
+			if err := WriteStatus(&out, []CertStatus{st}, f.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(out.String(), "warning:       "+want); got != tt.warned {
+				t.Errorf("status:\n%s\nsays it: %v, want %v", out.String(), !tt.warned, tt.warned)
+			}
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(f.logs.String(), "level=WARN msg=\""+want); got != tt.warned {
+				t.Errorf("the renewal warned: %v, want %v:\n%s", got, tt.warned, f.logs.String())
+			}
+			f.pair()
+		})
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 )
 
 // output is one file a renewal writes, by the setting that names it.
@@ -118,4 +120,45 @@ func (l *layout) completeLinks() (done bool, err error) {
 			l.chain, filepath.Join(l.state, currentName, "chain.pem"), err)
 	}
 	return true, nil
+}
+
+// certsBehindKeyDir says, when it is so, that cert_path or chain_path lies
+// in a directory others may enter and the key's directory is one they
+// may not (Debian's /etc/ssl/certs 0755 and /etc/ssl/private 0710): the
+// layout keeps every generation, certificate and chain too, in the state
+// directory beside the key, and links cert_path and chain_path into it, so
+// after the first renewal others can no longer read them through those
+// paths. Keeping the certificates' generations apart from the key's would
+// take a second switch, and with it the guarantee that key and
+// certificate match at every instant; so the agent says so instead (at
+// each renewal, and in status). "" when nothing is lost, or on Windows,
+// where the mode bits say nothing.
+func (l *layout) certsBehindKeyDir() string {
+	if runtime.GOOS == "windows" || l.combined() {
+		return ""
+	}
+	keyDir := filepath.Dir(l.key)
+	kfi, err := os.Stat(keyDir)
+	if err != nil || kfi.Mode().Perm()&0o001 != 0 {
+		return ""
+	}
+	var lost []string
+	for _, o := range []output{{"cert_path", l.cert}, {"chain_path", l.chain}} {
+		if o.path == "" || (o.setting == "chain_path" && !l.separateChain()) || filepath.Dir(o.path) == keyDir {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Dir(o.path)); err == nil && fi.Mode().Perm()&0o001 != 0 {
+			lost = append(lost, o.setting+" "+o.path)
+		}
+	}
+	if len(lost) == 0 {
+		return ""
+	}
+	verb, them := "is", "it"
+	if len(lost) > 1 {
+		verb, them = "are", "them"
+	}
+	return fmt.Sprintf("%s %s linked into %s, inside the key's directory %s (mode %04o), which others may not enter: once renewed, only its owner and group can read %s through that path, though others could before; "+
+		"to keep it readable by all, set cert_path (and chain_path) in the key's directory and have post_renew copy the certificate where others read it (cp -L), or let others enter the key's directory (chmod o+x; the key itself stays 0600 or 0640)",
+		strings.Join(lost, " and "), verb, l.state, keyDir, kfi.Mode().Perm(), them)
 }

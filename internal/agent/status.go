@@ -29,6 +29,9 @@ type CertStatus struct {
 	// none), kept in ParkedPath.
 	ParkedStart time.Time
 	ParkedPath  string
+	// Warning is what the layout costs the files' readers (see
+	// certsBehindKeyDir); "" when nothing.
+	Warning string
 }
 
 // Status reads each certificate's files; it changes nothing and takes no
@@ -52,6 +55,7 @@ func (a *Agent) Status() []CertStatus {
 		} else if err == nil {
 			err = statusInPlace(l, p, c, a.now())
 		}
+		s.Warning = l.certsBehindKeyDir()
 		if err != nil {
 			s.Problem = err
 		} else {
@@ -101,6 +105,9 @@ func WriteStatus(w io.Writer, statuses []CertStatus, now time.Time) error {
 		}
 		if c.ChainPath != "" && c.ChainPath != c.CertPath {
 			fmt.Fprintf(w, "  chain:         %s\n", c.ChainPath)
+		}
+		if s.Warning != "" {
+			fmt.Fprintf(w, "  warning:       %s\n", s.Warning)
 		}
 		if s.Problem == nil && !s.Linked {
 			fmt.Fprintf(w, "  layout:        regular files; the first renewal moves them into %s\n", newLayout(c, nil).state)
