@@ -325,6 +325,12 @@ func explainParseErrors(fs *flag.FlagSet) (restore func()) {
 	}
 }
 
+// ExplainParseErrors is explainParseErrors for a flag set Parse does not
+// parse (the agent's, whose --config is its own file): its errors, on the
+// command line and from the environment, say what a flag takes as
+// serve's do.
+func ExplainParseErrors(fs *flag.FlagSet) (restore func()) { return explainParseErrors(fs) }
+
 // hinted is a flag value whose Set errors say what it takes.
 type hinted struct {
 	flag.Value
