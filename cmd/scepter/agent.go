@@ -147,6 +147,8 @@ func parseAgentFlags(fs *flag.FlagSet, e env, args []string) error {
 			return err
 		}
 	}
+	// Its parse errors say what a flag takes, as serve's do.
+	defer config.ExplainParseErrors(fs)()
 	var out bytes.Buffer
 	fs.SetOutput(&out)
 	err := fs.Parse(args)

@@ -242,3 +242,18 @@ func TestAgentRefusesAnUnusableChallengeFile(t *testing.T) {
 		t.Errorf("with the challenge written: %v\n%s", err, out)
 	}
 }
+
+// A bad boolean for the agent, in the environment or on the command line,
+// says what it takes, as serve's does; it said only "parse error" (r88 D8).
+func TestAgentBadBooleanSaysWhatItTakes(t *testing.T) {
+	e, _, _ := testEnv(map[string]string{"SCEPTER_ONCE": "yes"})
+	err := run(context.Background(), e, []string{"agent", "--config", "../../examples/agent.toml"})
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), `SCEPTER_ONCE="yes": parse error; want true or false`) {
+		t.Errorf("err = %v (exit %d)", err, exitCode(err))
+	}
+	e, _, _ = testEnv(nil)
+	err = run(context.Background(), e, []string{"agent", "--once=yes", "--config", "../../examples/agent.toml"})
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "want true or false") {
+		t.Errorf("--once=yes: err = %v (exit %d)", err, exitCode(err))
+	}
+}
