@@ -259,7 +259,11 @@ func (ESTRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, erro
 		return csr.Create(t, r.Key)
 	}})
 	if err != nil {
-		return nil, fmt.Errorf("simplereenroll: %w", err)
+		if strings.HasPrefix(err.Error(), est.OpSimpleReenroll+":") {
+			// The server's answer, which the client names already.
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: %w", est.OpSimpleReenroll, err)
 	}
 	caCerts, err := c.CACerts(ctx)
 	if err != nil {

@@ -439,3 +439,38 @@ func TestRetryAfterIsHeeded(t *testing.T) {
 		})
 	}
 }
+
+// An EST refusal of the renewal is named once: "simplereenroll: HTTP 401:
+// …", not "simplereenroll: simplereenroll: HTTP 401: …" (r88 D5).
+func TestESTRefusalIsPrefixedOnce(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tlsDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: epoch.Add(-time.Hour), NotAfter: epoch.Add(365 * 24 * time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, f.ca.cert, tlsKey.Public(), f.ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/"+est.OpSimpleReenroll):
+			http.Error(w, "the certificate to renew is on hold", http.StatusUnauthorized)
+		case strings.HasSuffix(r.URL.Path, "/"+est.OpCACerts):
+			der, _ := cms.DegenerateCertificates(f.ca.certs())
+			w.Header().Set("Content-Type", "application/pkcs7-mime")
+			w.Write(est.EncodeBase64(der))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{tlsDER, f.ca.cert.Raw}, PrivateKey: tlsKey}}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	c := f.cert()
+	c.Protocol, c.URL = ProtocolEST, srv.URL
+	p := f.pair()
+	_, err = ESTRenewer{}.Renew(context.Background(), RenewRequest{Config: c, Old: p.cert, OldKey: p.key, Key: p.key, Now: f.clock.Now})
+	if err == nil || !strings.HasPrefix(err.Error(), "simplereenroll: HTTP 401: the certificate to renew is on hold") {
+		t.Errorf("err = %v", err)
+	}
+}
