@@ -295,16 +295,19 @@ func parseCert(md toml.MetaData, prim toml.Primitive, baseDir string) (Certifica
 		fail("url is required")
 	} else if u, err := url.Parse(c.URL); err != nil || u.Host == "" {
 		fail("url %q is not an absolute URL", client.RedactURL(c.URL))
-	} else if u.User != nil {
-		// A renewal is authenticated by the certificate it renews (its
-		// signature over SCEP, TLS over EST), never by a password: EST
-		// would refuse it at the renewal point and SCEP send it for
-		// nothing.
-		fail("url %q carries credentials (user:password@): remove the credentials from url; the renewal is authenticated by the certificate it renews", client.RedactURL(c.URL))
-	} else if c.Protocol == ProtocolEST && u.Scheme != "https" {
-		fail("url %q: EST runs over https://HOST:PORT[/LABEL]", client.RedactURL(c.URL))
-	} else if c.Protocol == ProtocolSCEP && u.Scheme != "http" && u.Scheme != "https" {
-		fail("url %q: want http:// or https://", client.RedactURL(c.URL))
+	} else {
+		if c.Protocol == ProtocolEST && u.Scheme != "https" {
+			fail("url %q: EST runs over https://HOST:PORT[/LABEL]", client.RedactURL(c.URL))
+		} else if c.Protocol == ProtocolSCEP && u.Scheme != "http" && u.Scheme != "https" {
+			fail("url %q: want http:// or https://", client.RedactURL(c.URL))
+		}
+		if u.User != nil {
+			// A renewal is authenticated by the certificate it renews (its
+			// signature over SCEP, TLS over EST), never by a password: EST
+			// would refuse it at the renewal point and SCEP send it for
+			// nothing.
+			fail("url %q carries credentials (user:password@): remove the credentials from url; the renewal is authenticated by the certificate it renews", client.RedactURL(c.URL))
+		}
 	}
 	if c.CAFingerprint == "" {
 		fail("ca_fingerprint is required (sha256:HEX of the CA certificate, as `scepter serve` prints it)")
