@@ -122,21 +122,29 @@ func (s *Store) RecordNotifications(ctx context.Context, ns []store.Notification
 // taking is skipped rather than waited for, and a row another claimer took
 // and committed meanwhile is re-checked on its committed version, no
 // longer due, and left out. The UPDATE repeats the due conditions for good
-// measure and takes the lease on exactly the rows the CTE locked.
+// measure and takes the lease on exactly the rows the CTE locked. With
+// q.Reclaim the owner's own leases count as free.
 func claimQuery(q store.ClaimQuery) (string, []any) {
 	a := sqlstore.Args{Numbered: true}
 	now := a.Add(sqlstore.Micros(q.Now))
-	due := `status = 'pending' AND next_attempt_at <= ` + now + ` AND (claimed_until IS NULL OR claimed_until <= ` + now + `)`
+	owner := a.Add(q.Owner)
+	free := `claimed_until IS NULL OR claimed_until <= ` + now
+	outerFree := `n.claimed_until IS NULL OR n.claimed_until <= ` + now
+	if q.Reclaim {
+		free += ` OR claimed_by = ` + owner
+		outerFree += ` OR n.claimed_by = ` + owner
+	}
+	due := `status = 'pending' AND next_attempt_at <= ` + now + ` AND (` + free + `)`
 	if len(q.Channels) > 0 {
 		due += ` AND channel = ANY(` + a.Add(q.Channels) + `)`
 	}
-	outer := `n.status = 'pending' AND n.next_attempt_at <= ` + now + ` AND (n.claimed_until IS NULL OR n.claimed_until <= ` + now + `)`
+	outer := `n.status = 'pending' AND n.next_attempt_at <= ` + now + ` AND (` + outerFree + `)`
 	query := `WITH due AS (
 		SELECT issuer_id, serial_hex, threshold, channel FROM notifications
 		WHERE ` + due + `
 		ORDER BY next_attempt_at LIMIT ` + a.Add(sqlstore.PageLimit(q.Limit)) + `
 		FOR UPDATE SKIP LOCKED)
-	UPDATE notifications n SET claimed_by = ` + a.Add(q.Owner) + `, claimed_until = ` + a.Add(sqlstore.Micros(q.Now.Add(q.Lease))) + `
+	UPDATE notifications n SET claimed_by = ` + owner + `, claimed_until = ` + a.Add(sqlstore.Micros(q.Now.Add(q.Lease))) + `
 	FROM due
 	WHERE n.issuer_id = due.issuer_id AND n.serial_hex = due.serial_hex AND n.threshold = due.threshold
 		AND n.channel = due.channel AND ` + outer + `

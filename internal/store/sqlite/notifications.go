@@ -112,8 +112,14 @@ func (s *Store) RecordNotifications(ctx context.Context, ns []store.Notification
 // claimQuery leases the due notifications.
 func claimQuery(q store.ClaimQuery) (string, []any) {
 	n := sqlstore.Micros(q.Now)
-	due := `status = 'pending' AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)`
+	due := `status = 'pending' AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?`
 	dueArgs := []any{n, n}
+	if q.Reclaim {
+		// The owner's own leases count as free.
+		due += ` OR claimed_by = ?`
+		dueArgs = append(dueArgs, q.Owner)
+	}
+	due += `)`
 	if len(q.Channels) > 0 {
 		due += ` AND channel IN (?` + strings.Repeat(`, ?`, len(q.Channels)-1) + `)`
 		for _, c := range q.Channels {

@@ -45,6 +45,7 @@ func TestNotificationQueryPlans(t *testing.T) {
 			"claim":       claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute}),
 			"claim smtp":  claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp"}}),
 			"claim both":  claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp", "webhook"}}),
+			"claim own":   claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Limit: 1, Reclaim: true, Channels: []string{"smtp", "webhook"}}),
 			"superseded":  {supersededQuery, []any{"i", "s", "smtp", n}},
 			"clamp lease": clampQueries(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute})[0],
 			"clamp retry": clampQueries(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, MaxDelay: time.Hour})[1],

@@ -40,6 +40,7 @@ func testNotifications(t *testing.T, s store.Store) {
 		{"ClaimDetails", testClaimDetails},
 		{"ClaimByChannel", testClaimByChannel},
 		{"ConcurrentClaims", testConcurrentClaims},
+		{"ReclaimOwnLeases", testReclaimOwnLeases},
 	} {
 		t.Run(part.name, func(t *testing.T) {
 			drainNotifications(t, s)
@@ -229,18 +230,18 @@ func testExpiringCertificates(t *testing.T, s store.Store) {
 
 func testRecordNotifications(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	mustRecord(t, s, issuance(newCert(issuerA, "r1", t0.Add(5*day))))
-	first := intent(issuerA, "r1", week, "smtp")
+	mustRecord(t, s, issuance(newCert(issuerA, "ab71", t0.Add(5*day))))
+	first := intent(issuerA, "ab71", week, "smtp")
 	first.NextAttemptAt = t0.Add(time.Second)
-	mustRecordNotifications(t, s, 2, first, intent(issuerA, "r1", week, "webhook"))
+	mustRecordNotifications(t, s, 2, first, intent(issuerA, "ab71", week, "webhook"))
 
 	// Recorded again (a second scheduler, a restart): nothing changes.
-	again := intent(issuerA, "r1", week, "smtp")
+	again := intent(issuerA, "ab71", week, "smtp")
 	again.Status = store.NotificationSkipped
 	again.CreatedAt = t0.Add(time.Hour)
-	mustRecordNotifications(t, s, 1, again, intent(issuerA, "r1", day, "smtp"))
+	mustRecordNotifications(t, s, 1, again, intent(issuerA, "ab71", day, "smtp"))
 
-	ns := notificationsOf(t, s, issuerA, "r1")
+	ns := notificationsOf(t, s, issuerA, "ab71")
 	if len(ns) != 3 {
 		t.Fatalf("%d notifications, want 3: %+v", len(ns), ns)
 	}
@@ -258,24 +259,24 @@ func testRecordNotifications(t *testing.T, s store.Store) {
 
 	bad := []store.Notification{
 		func() store.Notification {
-			n := intent(issuerA, "r1", day, "smtp")
+			n := intent(issuerA, "ab71", day, "smtp")
 			n.Status = store.NotificationSent
 			return n
 		}(),
-		func() store.Notification { n := intent(issuerA, "r1", 0, "smtp"); return n }(),
-		func() store.Notification { n := intent(issuerA, "r1", day, ""); return n }(),
+		func() store.Notification { n := intent(issuerA, "ab71", 0, "smtp"); return n }(),
+		func() store.Notification { n := intent(issuerA, "ab71", day, ""); return n }(),
 		func() store.Notification {
-			n := intent(issuerA, "r1", day, "smtp")
+			n := intent(issuerA, "ab71", day, "smtp")
 			n.CreatedAt = time.Time{}
 			return n
 		}(),
 	}
 	for i, b := range bad {
-		if _, err := s.RecordNotifications(ctx, []store.Notification{intent(issuerA, "r1", 2*day, "smtp"), b}); err == nil {
+		if _, err := s.RecordNotifications(ctx, []store.Notification{intent(issuerA, "ab71", 2*day, "smtp"), b}); err == nil {
 			t.Errorf("bad notification %d accepted", i)
 		}
 	}
-	if got := notificationsOf(t, s, issuerA, "r1"); len(got) != 3 {
+	if got := notificationsOf(t, s, issuerA, "ab71"); len(got) != 3 {
 		t.Errorf("a refused batch left records: %d, want 3", len(got))
 	}
 	if n, err := s.RecordNotifications(ctx, nil); n != 0 || err != nil {
@@ -683,5 +684,52 @@ func testClaimByChannel(t *testing.T, s store.Store) {
 	}
 	if got := keys(store.ClaimQuery{Owner: "any"}); got != "[sms]" {
 		t.Errorf("node without a filter claimed %s, want [sms]", got)
+	}
+}
+
+// testReclaimOwnLeases: with Reclaim, a claimer takes back at once what is
+// leased to its own name (left by a process of that name that died), and
+// only that: another owner's running lease stays its own, and without
+// Reclaim the owner waits for its lease to run out like anyone.
+func testReclaimOwnLeases(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, sn := range []string{"ec51", "ec52"} {
+		mustRecord(t, s, issuance(newCert(issuerA, sn, t0.Add(5*day))))
+	}
+	mustRecordNotifications(t, s, 3, intent(issuerA, "ec51", week, "smtp"), intent(issuerA, "ec51", week, "webhook"),
+		intent(issuerA, "ec52", week, "smtp"))
+	reclaim := func(owner string, now time.Time, limit int) []store.ClaimedNotification {
+		t.Helper()
+		cl, err := s.ClaimNotifications(ctx, store.ClaimQuery{Owner: owner, Now: now, Lease: 5 * time.Minute, Limit: limit, Reclaim: true})
+		if err != nil {
+			t.Fatalf("ClaimNotifications(%s, Reclaim): %v", owner, err)
+		}
+		return cl
+	}
+	if got := fmt.Sprint(claimedKeys(claim(t, s, "node-a", t0, 2))); got != "[ec51/smtp ec51/webhook]" && got != "[ec51/smtp ec52/smtp]" &&
+		got != "[ec51/webhook ec52/smtp]" {
+		t.Fatalf("node-a claimed %s, want two of the three", got)
+	}
+	if got := claim(t, s, "node-b", t0.Add(time.Minute), 10); len(got) != 1 {
+		t.Fatalf("node-b claimed %v, want the one node-a left", claimedKeys(got))
+	}
+	// node-a restarted: without Reclaim its own leases wait like anyone's.
+	if got := claim(t, s, "node-a", t0.Add(2*time.Minute), 10); len(got) != 0 {
+		t.Errorf("node-a claimed %v of its running leases without Reclaim", claimedKeys(got))
+	}
+	// With it, node-a takes back its own, one at a time as asked, with a
+	// fresh lease; node-b's is not touched.
+	first := reclaim("node-a", t0.Add(2*time.Minute), 1)
+	if len(first) != 1 || first[0].ClaimedBy != "node-a" || !first[0].ClaimedUntil.Equal(normTime(t0.Add(7*time.Minute))) {
+		t.Fatalf("node-a reclaimed %+v, want one of its two, leased until %v", first, t0.Add(7*time.Minute))
+	}
+	if second := reclaim("node-a", t0.Add(2*time.Minute), 10); len(second) != 2 {
+		t.Errorf("node-a reclaimed %v, want its two leases (one it took back just now)", claimedKeys(second))
+	}
+	if got := reclaim("node-c", t0.Add(3*time.Minute), 10); len(got) != 0 {
+		t.Errorf("node-c claimed %v with Reclaim while node-a and node-b hold the leases", claimedKeys(got))
+	}
+	if got := reclaim("node-b", t0.Add(3*time.Minute), 10); len(got) != 1 {
+		t.Errorf("node-b reclaimed %v, want its one lease", claimedKeys(got))
 	}
 }
