@@ -9,10 +9,12 @@
 //     by (issuer, serial, threshold, channel) and inserted only if absent,
 //     so schedulers on several nodes, or one restarted, record it once;
 //   - a sender leases it (store.ClaimNotifications: of claimers racing, one
-//     wins; a node claims only for the channels it has), sends it, and records the outcome with its audit event in one
+//     wins; a node claims only for the channels it has), one at a time,
+//     sends it, and records the outcome with its audit event in one
 //     transaction (store.FinishNotification), which only the lease holder
-//     may do. A node that dies mid-send leaves the lease to run out; another
-//     node then sends it. That is one window where a message can go out
+//     may do. A node that dies mid-send holds only the notification it was
+//     sending: another node sends it once the lease has run out, or the
+//     node, restarted under the same Owner, at once. That is one window where a message can go out
 //     twice: the receiver accepted it, and the sender died before it could
 //     record so; the other is a mail server that never answers the end of
 //     a message it took (ErrOutcomeUnknown). Messages carry a stable ID for
@@ -36,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	mrand "math/rand/v2"
 	"os"
 	"slices"
@@ -64,7 +67,12 @@ const (
 	DefaultSendTimeout = 30 * time.Second
 	DefaultBackoffBase = time.Minute
 	DefaultBackoffMax  = time.Hour
-	DefaultBatchSize   = 50
+	// DefaultBatchSize is one: a claim leases for DefaultLease, and a
+	// node that dies holds what it claimed that long, so it claims only
+	// what it sends next; a notification another node could send is not
+	// left waiting behind its own. Notifications are few: a claim each
+	// costs little.
+	DefaultBatchSize = 1
 	// maxRetryPoll bounds how long a due retry waits for the scheduler to
 	// look, when Interval is longer.
 	maxRetryPoll = 30 * time.Second
@@ -120,7 +128,12 @@ type Config struct {
 	Profiles map[string]pki.Profile
 	Channels []Channel
 	// Owner names this scheduler in leases; by default host, process and
-	// a random suffix. Two schedulers must never share one.
+	// a random suffix. Two schedulers must never share one. A scheduler
+	// takes back at once what is leased to its Owner (it claims nothing
+	// while it sends, so that is left by a process that died): an Owner
+	// stable across restarts (serve's: host and an ID kept in its locked
+	// data directory) lets a restarted node resend the notification it
+	// died sending without waiting out the lease.
 	Owner string
 	// Interval between scans of the inventory (DefaultInterval).
 	Interval time.Duration
@@ -146,7 +159,8 @@ type Config struct {
 	MaxAttempts int
 	// Jitter returns a number in [0, 1); math/rand/v2 by default.
 	Jitter func() float64
-	// BatchSize is how many notifications one claim leases.
+	// BatchSize is how many notifications one claim leases
+	// (DefaultBatchSize): a node that dies holds them all for the lease.
 	BatchSize int
 	// Observer, when set, is told of every send tried (metrics).
 	Observer Observer
@@ -262,6 +276,9 @@ func (s *Scheduler) Owner() string { return s.cfg.Owner }
 // Run scans and sends once, then every Interval, and sends due retries
 // every RetryPoll, until ctx ends. Errors are logged.
 func (s *Scheduler) Run(ctx context.Context) {
+	if w := s.CrashWarning(); w != "" {
+		s.log.Warn(w)
+	}
 	s.tick(ctx)
 	scan := time.NewTicker(s.cfg.Interval)
 	defer scan.Stop()
@@ -279,6 +296,31 @@ func (s *Scheduler) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// CrashWarning says which configured notify_before thresholds are no
+// longer than the lease: a node that dies sending one of those holds it
+// until the lease runs out (unless it restarts under the same Owner), by
+// which time the certificate may have expired. "" when there are none.
+func (s *Scheduler) CrashWarning() string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(s.cfg.Profiles)) {
+		var short []string
+		for _, t := range s.cfg.Profiles[name].NotifyBefore {
+			if t > 0 && t <= s.cfg.Lease {
+				short = append(short, FormatThreshold(t))
+			}
+		}
+		if len(short) > 0 {
+			parts = append(parts, fmt.Sprintf("profile %s: %s", name, strings.Join(short, ", ")))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("expiry notifications: notify_before thresholds no longer than the %s lease (%s): a node that dies sending one "+
+		"holds it until the lease runs out, unless it restarts, and the certificate may expire first; "+
+		"give thresholds longer than %s", FormatThreshold(s.cfg.Lease), strings.Join(parts, "; "), FormatThreshold(s.cfg.Lease))
 }
 
 func (s *Scheduler) tick(ctx context.Context) {
@@ -412,8 +454,10 @@ func (s *Scheduler) Deliver(ctx context.Context) (int, error) {
 	down := map[string]error{}
 	for ctx.Err() == nil {
 		claimedAt := s.cfg.Clock.Now()
+		// Reclaim: this scheduler sends nothing while it claims, so what
+		// is leased to its Owner was left by a process that died.
 		claimed, err := s.cfg.Store.ClaimNotifications(ctx, store.ClaimQuery{Owner: s.cfg.Owner, Channels: s.names,
-			Now: claimedAt, Lease: s.cfg.Lease, MaxDelay: s.cfg.BackoffMax, Limit: s.cfg.BatchSize})
+			Now: claimedAt, Lease: s.cfg.Lease, MaxDelay: s.cfg.BackoffMax, Limit: s.cfg.BatchSize, Reclaim: true})
 		if err != nil {
 			return sent, fmt.Errorf("notify: claim: %w", err)
 		}
