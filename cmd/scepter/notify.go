@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -33,6 +38,48 @@ type notifyFlags struct {
 	webhookSecretFile string
 	// observer, set by serve, is told of every send (metrics).
 	observer notify.Observer
+	// nodeDir, set by serve once it holds the data directory's lock, keeps
+	// the ID that names this server in notification leases (nodeOwner).
+	nodeDir string
+}
+
+// nodeIDFile holds, in the data directory, the random ID that names its
+// server in notification leases.
+const nodeIDFile = "notify-node-id"
+
+// nodeOwner is the name a server on dataDir leases notifications under:
+// its host and an ID made once and kept in the data directory. It stays
+// the same across restarts, so that a server killed mid-send takes back
+// its lease when it starts again (notify.Config.Owner), and the data
+// directory's lock keeps two live servers from sharing it.
+func nodeOwner(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, nodeIDFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		var id [8]byte
+		_, _ = rand.Read(id[:])
+		b = []byte(hex.EncodeToString(id[:]) + "\n")
+		f, cerr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if cerr != nil {
+			return "", fmt.Errorf("node ID: %w", cerr)
+		}
+		_, werr := f.Write(b)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			os.Remove(path)
+			return "", fmt.Errorf("node ID %s: %w", path, werr)
+		}
+	} else if err != nil {
+		return "", fmt.Errorf("node ID: %w", err)
+	}
+	id := strings.TrimSpace(string(b))
+	if _, err := hex.DecodeString(id); err != nil || len(id) != 16 {
+		return "", fmt.Errorf("node ID %s: not 16 hexadecimal digits: remove it, and a new one is made", path)
+	}
+	host, _ := os.Hostname()
+	return host + "/" + id, nil
 }
 
 func (n *notifyFlags) register(fs *flag.FlagSet) {
@@ -168,8 +215,16 @@ func (n *notifyFlags) startNotifier(ctx context.Context, st store.Store, profile
 	if len(chans) == 0 {
 		return func() {}, nil
 	}
+	owner := ""
+	if n.nodeDir != "" {
+		if owner, err = nodeOwner(n.nodeDir); err != nil {
+			// A name of this process alone: a lease it dies holding
+			// waits to run out.
+			log.Warn("expiry notifications: "+err.Error()+"; leasing under a name of this process alone", "data_dir", n.nodeDir)
+		}
+	}
 	sched, err := notify.New(notify.Config{Store: st, Clock: clock, Log: log, Profiles: profiles, Channels: chans, Interval: n.interval,
-		Observer: n.observer})
+		Observer: n.observer, Owner: owner})
 	if err != nil {
 		return nil, err
 	}

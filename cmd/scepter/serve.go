@@ -261,6 +261,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		log.Warn(err.Error(), "data_dir", f.dataDir)
 	} else if err != nil {
 		return err
+	} else {
+		// Held alone: its ID names this server's notification leases.
+		f.notify.nodeDir = f.dataDir
 	}
 	defer unlockDataDir()
 	// The sockets open before anything is made: a port taken stops a
