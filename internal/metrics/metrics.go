@@ -158,6 +158,17 @@ func (m *Metrics) Enrolled(o enroll.Outcome) {
 	}
 }
 
+// Channels implements notify.Observer: the sent and failed counts of the
+// channels a node sends on are exported at 0 from the start, so that
+// rate() and absent() see them before the first notification; a channel
+// the node does not have gets none, so none can pass for one it sends on.
+func (m *Metrics) Channels(names []string) {
+	for _, ch := range names {
+		m.notifySent.WithLabelValues(ch)
+		m.notifyFailed.WithLabelValues(ch)
+	}
+}
+
 // Delivered implements notify.Observer.
 func (m *Metrics) Delivered(channel string, err error) {
 	if err != nil {

@@ -52,6 +52,26 @@ func TestNotificationsAreCounted(t *testing.T) {
 	expect(t, fams, "scepter_notifications_sent_total", map[string]string{"channel": "webhook"}, 1)
 }
 
+// The sent and failed counts of the channels a node has are exported at 0
+// from its start, before any notification (r90 D2): a series that appears
+// at its first event breaks rate() across a restart and fires absent().
+// A channel the node does not have gets none.
+func TestNotificationCountsStartAtZero(t *testing.T) {
+	e := newEnv(t)
+	if _, err := notify.New(notify.Config{Store: e.pki.Store, Clock: e.pki.Clock, Channels: []notify.Channel{&flaky{}},
+		Observer: e.m}); err != nil {
+		t.Fatal(err)
+	}
+	fams := scrape(t, e.handler)
+	expect(t, fams, "scepter_notifications_sent_total", map[string]string{"channel": "webhook"}, 0)
+	expect(t, fams, "scepter_notifications_failed_total", map[string]string{"channel": "webhook"}, 0)
+	for _, name := range []string{"scepter_notifications_sent_total", "scepter_notifications_failed_total"} {
+		if got := labelValues(fams, name, "channel"); len(got) != 1 {
+			t.Errorf("%s: channels %v, want webhook alone", name, got)
+		}
+	}
+}
+
 // ocspStats stands for the OCSP responder.
 type ocspStats struct{ signed, served int64 }
 

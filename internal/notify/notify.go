@@ -169,6 +169,9 @@ type Config struct {
 // Observer is told of every notification send tried: its channel and its
 // error (nil: delivered). A send cut short by shutdown is not reported.
 type Observer interface {
+	// Channels is called once, by New, with the names of the channels
+	// the scheduler sends on, so that their counts start at 0.
+	Channels(names []string)
 	Delivered(channel string, err error)
 }
 
@@ -239,6 +242,9 @@ func New(cfg Config) (*Scheduler, error) {
 		s.channels[ch.Name()] = ch
 		s.order = append(s.order, ch)
 		s.names = append(s.names, ch.Name())
+	}
+	if cfg.Observer != nil {
+		cfg.Observer.Channels(slices.Clone(s.names))
 	}
 	s.maxBefore = slices.Max(append([]time.Duration{0}, pki.DefaultProfile().NotifyBefore...))
 	for _, p := range cfg.Profiles {
