@@ -211,13 +211,26 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 	p := pki.DefaultProfile()
 	p.Name = name
 	var err error
-	dur := func(s string, dst *time.Duration, what string) {
+	// Every duration key of a profile is refused negative: time's
+	// parser takes "-1h", and request_retention = "-1h" made each held
+	// request lapse an hour before it was made (r91 D2). What zero
+	// means is each key's own (profileDurations).
+	dur := func(s string, dst *time.Duration, key string) {
 		if s == "" || err != nil {
 			return
 		}
 		var d time.Duration
 		if d, err = ParseDuration(s); err != nil {
-			err = fmt.Errorf("%s: %w", what, err)
+			err = fmt.Errorf("%s: %w", key, err)
+			return
+		}
+		switch k := profileDurations[key]; {
+		case d < 0 && k.zero:
+			err = fmt.Errorf("%s = %q must not be negative: it is %s", key, s, k.is)
+		case d <= 0 && !k.zero:
+			err = fmt.Errorf("%s = %q must be positive: it is %s", key, s, k.is)
+		}
+		if err != nil {
 			return
 		}
 		*dst = d
@@ -228,9 +241,6 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 	dur(pc.RenewalGrace, &p.RenewalGrace, "renewal_grace")
 	if err != nil {
 		return p, err
-	}
-	if p.Validity <= 0 {
-		return p, fmt.Errorf("validity must be positive")
 	}
 	if pc.KeyUsage != nil {
 		if p.KeyUsage, err = parseKeyUsage(pc.KeyUsage); err != nil {
@@ -362,6 +372,28 @@ func (pc ProfileConfig) Profile(name string) (pki.Profile, error) {
 	return p, nil
 }
 
+// profileDurations are the keys of a profile that take one duration
+// (renewal_window takes a share or a duration, notify_before a list; both
+// are checked where they are read): what each is, for the refusal of a
+// negative value, and whether zero means something. A key added to
+// ProfileConfig as a duration must be listed (a test holds them to it).
+var profileDurations = map[string]struct {
+	is   string
+	zero bool
+}{
+	"validity": {is: `the lifetime of the certificates the profile issues; leave the key out for the default "365d"`},
+	"backdate": {is: `how far NotBefore is set back, for devices whose clocks are slow; "0s" for none, or leave the key out for the default "5m"`, zero: true},
+	// Zero is taken (and unused) without approval: a configuration that
+	// wrote it so still starts; with approval = true it is refused below.
+	"request_retention": {is: `how long a request held for approval, and its outcome, are kept for the device to poll; leave the key out for the default "7d"`, zero: true},
+	"renewal_grace":     {is: `how long after its expiry a certificate may still renew; "0s" (the default) for none`, zero: true},
+}
+
+// minRequestRetention is the least request_retention of a profile that
+// holds requests for approval: a held request must outlast the device's
+// first poll and the operator's look at it. (The refusal says "1m".)
+const minRequestRetention = time.Minute
+
 // emptyRules are the list and table keys of a profile whose empty value
 // ([] or {}) sets no rule at all, as if the key were not there, when whoever
 // wrote it meant a rule: subject_allowed = [] for "nothing beyond the
@@ -449,6 +481,10 @@ func (pc ProfileConfig) contradictions(p pki.Profile) error {
 		}
 		return fmt.Errorf("renewal_window %q is not shorter than %s: every certificate would be renewable from its first second; give a renewal_window shorter than the validity, or a share of the lifetime such as \"33%%\"",
 			pc.RenewalWindow, validity)
+	}
+	if p.RequireApproval && p.RequestRetention < minRequestRetention {
+		return fmt.Errorf("request_retention = %q with approval = true: every held request would lapse within %s of being made, before the device polls or an operator approves it, and the device is told there is no such request; give at least \"1m\", or leave the key out for the default %s",
+			pc.RequestRetention, p.RequestRetention, formatDays(pki.DefaultProfile().RequestRetention))
 	}
 	if n := len(p.SANFixed); n > max(p.MaxSANs, 0) {
 		// Every certificate carries the fixed names: each request would be

@@ -330,3 +330,75 @@ func TestEveryProfileListKeyDecidesItsEmptyValue(t *testing.T) {
 		}
 	}
 }
+
+// A negative duration is refused for every duration key of a profile, and
+// zero where it means nothing, naming the profile and the key:
+// request_retention = "-1h" loaded, and each request held for approval
+// lapsed an hour before it was made; CertPoll said there was no such
+// request and 'requests approve' that it had expired (r91 D2).
+func TestProfileDurationsRefused(t *testing.T) {
+	for _, tc := range []struct{ content, want string }{
+		{`request_retention = "-1h"`, `p: request_retention = "-1h" must not be negative: it is how long a request held for approval`},
+		{"approval = true\nrequest_retention = \"-1h\"", `p: request_retention = "-1h" must not be negative`},
+		{"approval = true\nrequest_retention = \"0s\"", `p: request_retention = "0s" with approval = true: every held request would lapse within 0s of being made`},
+		{"approval = true\nrequest_retention = \"1ns\"", `p: request_retention = "1ns" with approval = true: every held request would lapse within 1ns`},
+		{"approval = true\nrequest_retention = \"59s\"", `give at least "1m", or leave the key out for the default "7d"`},
+		{`renewal_grace = "-1h"`, `p: renewal_grace = "-1h" must not be negative: it is how long after its expiry a certificate may still renew`},
+		{`backdate = "-5m"`, `p: backdate = "-5m" must not be negative: it is how far NotBefore is set back`},
+		{`validity = "-1h"`, `p: validity = "-1h" must be positive: it is the lifetime of the certificates`},
+		{`validity = "0s"`, `p: validity = "0s" must be positive`},
+		{`validity = "0d"`, `p: validity = "0d" must be positive`},
+		{`renewal_window = "-1h"`, `p: renewal_window "-1h": want a percentage like 33% or a duration like 30d`},
+		{`notify_before = ["-1h"]`, `p: notify_before "-1h": want a positive duration`},
+	} {
+		t.Run(tc.content, func(t *testing.T) {
+			_, err := parseProfiles(t, "[profiles.p]\n"+tc.content+"\n")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v\nwant it to say %q", err, tc.want)
+			}
+		})
+	}
+
+	// Zero where it means none, and a retention without approval (unused),
+	// still load: a configuration that wrote them so worked.
+	profiles, err := parseProfiles(t, `
+[profiles.zero]
+backdate = "0s"
+renewal_grace = "0s"
+request_retention = "0s"
+
+[profiles.held]
+approval = true
+request_retention = "1m"
+renewal_grace = "7d"
+backdate = "1h"
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z := profiles["zero"]; z.Backdate != 0 || z.RenewalGrace != 0 || z.RequestRetention != 0 {
+		t.Errorf("zero: %+v", z)
+	}
+	if h := profiles["held"]; h.RequestRetention != time.Minute || h.RenewalGrace != 7*24*time.Hour || h.Backdate != time.Hour {
+		t.Errorf("held: %+v", h)
+	}
+}
+
+// Every key of a profile that takes one string is refused given a
+// negative duration: a duration key added later that is not in
+// profileDurations would take "-1h" unseen.
+func TestEveryProfileStringKeyRefusesANegativeDuration(t *testing.T) {
+	for key, typ := range profileFieldKinds {
+		if typ.Kind() != reflect.String {
+			continue
+		}
+		if _, err := parseProfiles(t, "[profiles.p]\n"+key+" = \"-1h\"\n"); err == nil {
+			t.Errorf("%s = \"-1h\" loaded", key)
+		}
+	}
+	for key := range profileDurations {
+		if typ, ok := profileFieldKinds[key]; !ok || typ.Kind() != reflect.String {
+			t.Errorf("profileDurations lists %s, no string key of a profile", key)
+		}
+	}
+}
