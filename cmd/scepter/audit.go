@@ -174,14 +174,14 @@ func auditList(ctx context.Context, e env, args []string) error {
 		return cutNote(ctx, e, st, f, out, limit)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIME\tTYPE\tACTOR\tOUTCOME\tSERIAL\tSUBJECT\tREASON / DETAIL")
+	fmt.Fprintln(tw, "ID\tTIME\tTYPE\tACTOR\tOUTCOME\tSERIAL\tSUBJECT\tREASON · DETAIL")
 	cut := false
 	for _, ev := range out {
 		actor, actorCut := tableCell(ev.Actor)
 		subject, subjectCut := tableCell(ev.Subject)
 		cut = cut || actorCut || subjectCut
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Time.Format(time.RFC3339), printable(ev.Type), actor,
-			printable(ev.Outcome), printable(ev.Serial), subject, printable(strings.TrimSpace(ev.Reason+" "+ev.Detail)))
+			printable(ev.Outcome), printable(ev.Serial), subject, reasonDetail(ev.Reason, ev.Detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -191,6 +191,18 @@ func auditList(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stderr, "actors and subjects longer than %d characters are cut in this table (…); --json shows them whole\n", maxTableCell)
 	}
 	return cutNote(ctx, e, st, f, out, limit)
+}
+
+// reasonDetail is the table's last cell: the typed reason, then " · " and
+// the detail, as the console's audit page shows them. Run together with a
+// space, the reason's end was nowhere to see ("not ours request
+// BQJICIJNLGCBTL55"; r91 D5).
+func reasonDetail(reason, detail string) string {
+	reason, detail = strings.TrimSpace(reason), strings.TrimSpace(detail)
+	if reason != "" && detail != "" {
+		return printable(reason) + " · " + printable(detail)
+	}
+	return printable(reason + detail)
 }
 
 // cutNote says on stderr when --limit cut the listing, so that the

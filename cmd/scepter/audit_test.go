@@ -246,3 +246,44 @@ func TestAuditListCutsLongSubjects(t *testing.T) {
 		t.Error("--json does not hold the subject whole")
 	}
 }
+
+// The table's last column shows where the typed reason ends and the
+// detail begins, as the console does: run together with a space, "not
+// ours request BQJICIJNLGCBTL55" read as one text (r91 D5).
+func TestAuditListSeparatesReasonAndDetail(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i, ev := range []pki.AuditEvent{
+		{Type: pki.EventRequestRejected, Reason: "mm2 is not ours", Detail: "request BQJICIJNLGCBTL55"},
+		{Type: pki.EventEnrollFailed, Reason: "the request was rejected: unknown device ss1", Detail: "PKIOperation"},
+		{Type: pki.EventRevoked, Reason: "keyCompromise"},
+		{Type: pki.EventRevoked, Detail: "by key"},
+	} {
+		ev.Time, ev.Actor, ev.Outcome = at.Add(time.Duration(i)*time.Second), "cli:root", "success"
+		if err := st.AppendAudit(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	e, out, _ := testEnv(nil)
+	if err := run(ctx, e, []string{"audit", "list", "--data-dir", dir}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("want a header and 4 rows:\n%s", out)
+	}
+	if !strings.HasSuffix(lines[0], "REASON · DETAIL") {
+		t.Errorf("header %q", lines[0])
+	}
+	for i, want := range []string{"  by key", "  keyCompromise", "  the request was rejected: unknown device ss1 · PKIOperation", "  mm2 is not ours · request BQJICIJNLGCBTL55"} {
+		if !strings.HasSuffix(lines[i+1], want) {
+			t.Errorf("row %d %q\nwant it to end %q", i+1, lines[i+1], want)
+		}
+	}
+}
