@@ -181,7 +181,7 @@ func auditList(ctx context.Context, e env, args []string) error {
 		subject, subjectCut := tableCell(ev.Subject)
 		cut = cut || actorCut || subjectCut
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Time.Format(time.RFC3339), printable(ev.Type), actor,
-			printable(ev.Outcome), printable(ev.Serial), subject, reasonDetail(ev.Reason, ev.Detail))
+			printable(ev.Outcome), printable(pki.ShownSerial(ev.Serial)), subject, reasonDetail(ev.Reason, ev.Detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -56,14 +56,14 @@ func cmdCARenewRA(ctx context.Context, e env, args []string) error {
 	w := e.stdout
 	fmt.Fprintln(w, "SCEP RA renewed (GetCACert serves the new one once the server reloads the CA, within its --ca-reload-interval):")
 	fmt.Fprintf(w, "  subject:     %s\n", printable(renewed.Cert.Subject.String()))
-	fmt.Fprintf(w, "  serial:      %s\n", renewed.Cert.SerialNumber.Text(16))
+	fmt.Fprintf(w, "  serial:      %s\n", pki.SerialText(renewed.Cert.SerialNumber))
 	fmt.Fprintf(w, "  fingerprint: %s\n", ca.Fingerprint(renewed.Cert))
 	fmt.Fprintf(w, "  valid:       %s\n", validity(renewed.Cert))
 	if token != nil {
 		fmt.Fprintf(w, "  key:         in %s\n", printable(token.Describe()))
 	}
 	fmt.Fprintf(w, "  replaces:    %s, which still decrypts requests encrypted to it until %s\n",
-		old.Cert.SerialNumber.Text(16), old.Cert.NotAfter.UTC().Format(time.RFC3339))
+		pki.SerialText(old.Cert.SerialNumber), old.Cert.NotAfter.UTC().Format(time.RFC3339))
 	if sf.store.url != "" {
 		fmt.Fprintln(e.stderr, otherNodesRAHint)
 	}
@@ -108,7 +108,7 @@ func renewRA(ctx context.Context, st store.Store, dataDir string, opts ca.RenewR
 	ev := pki.AuditEvent{Time: clock.Now(), Type: pki.EventRenewed, Actor: actor, Profile: enroll.RAProfileName,
 		SerialHex: renewed.Cert.SerialNumber.Text(16), IssuerID: hex.EncodeToString(issuerSum[:]), Subject: renewed.Cert.Subject.String(), Outcome: "success",
 		Detail: fmt.Sprintf("SCEP RA certificate renewed with a new key, valid until %s; it replaces the RA certificate %s, whose key decrypts requests encrypted to it until %s",
-			renewed.Cert.NotAfter.UTC().Format(time.RFC3339), old.Cert.SerialNumber.Text(16), old.Cert.NotAfter.UTC().Format(time.RFC3339))}
+			renewed.Cert.NotAfter.UTC().Format(time.RFC3339), pki.SerialText(old.Cert.SerialNumber), old.Cert.NotAfter.UTC().Format(time.RFC3339))}
 	if err := st.AppendAudit(ctx, ev); err != nil {
 		return nil, nil, fmt.Errorf("the RA was renewed, but its audit event could not be written: %w", err)
 	}
@@ -122,7 +122,7 @@ func renewRA(ctx context.Context, st store.Store, dataDir string, opts ca.RenewR
 // generateKey makes the new RA key (nil: keys.Generate; env.generateKey).
 func autoRenewRA(ctx context.Context, st store.Store, authority *ca.Authority, svc *enroll.Service, dataDir string, token keys.Token, generateKey func(keyType string) (crypto.Signer, error), clock pki.Clock, actor string, log *slog.Logger) {
 	_, ra := authority.Active(clock.Now())
-	log.Info("the SCEP RA certificate ends soon; renewing it", "serial", ra.Cert.SerialNumber.Text(16), "not_after", ra.Cert.NotAfter.UTC().Format(time.RFC3339))
+	log.Info("the SCEP RA certificate ends soon; renewing it", "serial", pki.SerialText(ra.Cert.SerialNumber), "not_after", ra.Cert.NotAfter.UTC().Format(time.RFC3339))
 	record := func(ctx context.Context) error {
 		if err := authority.Reload(clock.Now()); err != nil {
 			return fmt.Errorf("reloading the CA: %w", err)
@@ -135,8 +135,8 @@ func autoRenewRA(ctx context.Context, st store.Store, authority *ca.Authority, s
 		return
 	}
 	log.Warn("the SCEP RA was renewed with a new key and certificate; GetCACert serves it, and the old RA decrypts requests encrypted to it until it expires",
-		"serial", renewed.Cert.SerialNumber.Text(16), "not_after", renewed.Cert.NotAfter.UTC().Format(time.RFC3339),
-		"old_serial", old.Cert.SerialNumber.Text(16), "old_not_after", old.Cert.NotAfter.UTC().Format(time.RFC3339))
+		"serial", pki.SerialText(renewed.Cert.SerialNumber), "not_after", renewed.Cert.NotAfter.UTC().Format(time.RFC3339),
+		"old_serial", pki.SerialText(old.Cert.SerialNumber), "old_not_after", old.Cert.NotAfter.UTC().Format(time.RFC3339))
 }
 
 // recordRAs puts the SCEP RA certificates of a, a CA a command loaded,

@@ -43,8 +43,8 @@ func TestCARenewRA(t *testing.T) {
 	if retired := a.RetiredRAs(); len(retired) != 1 || !retired[0].Cert.Equal(before.RA.Cert) {
 		t.Fatalf("retired RAs %v, want the old one, for decryption", retired)
 	}
-	serial := a.RA.Cert.SerialNumber.Text(16)
-	for _, want := range []string{"serial:      " + serial, "replaces:    " + before.RA.Cert.SerialNumber.Text(16)} {
+	serial := pki.SerialText(a.RA.Cert.SerialNumber)
+	for _, want := range []string{"serial:      " + serial, "replaces:    " + pki.SerialText(before.RA.Cert.SerialNumber)} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -85,7 +85,7 @@ func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
 			return err
 		}
 		if recorded {
-			fmt.Fprintf(e.stdout, "recorded %s in the inventory (profile %s): this CA issued it, the store lacked it\n", serial, pki.ProfileImported)
+			fmt.Fprintf(e.stdout, "recorded %s in the inventory (profile %s): this CA issued it, the store lacked it\n", pki.ShownSerial(serial), pki.ProfileImported)
 		}
 	}
 	var r admin.Revocation
@@ -100,25 +100,25 @@ func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
 	c := r.Certificate
 	switch {
 	case sub == "unhold" && r.Changed:
-		fmt.Fprintf(e.stdout, "hold lifted: %s (%s) is valid again\n", printable(c.SerialHex), printable(c.Subject))
+		fmt.Fprintf(e.stdout, "hold lifted: %s (%s) is valid again\n", printable(pki.ShownSerial(c.SerialHex)), printable(c.Subject))
 	case sub == "unhold":
-		fmt.Fprintf(e.stdout, "%s (%s) is not on hold; nothing to do\n", printable(c.SerialHex), printable(c.Subject))
+		fmt.Fprintf(e.stdout, "%s (%s) is not on hold; nothing to do\n", printable(pki.ShownSerial(c.SerialHex)), printable(c.Subject))
 	case r.Changed:
-		fmt.Fprintf(e.stdout, "revoked %s (%s) at %s, reason %s\n", printable(c.SerialHex), printable(c.Subject),
+		fmt.Fprintf(e.stdout, "revoked %s (%s) at %s, reason %s\n", printable(pki.ShownSerial(c.SerialHex)), printable(c.Subject),
 			c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
 		// A compromised key's other certificates went with it (BR
 		// §4.9.1.1): each is named, so that nobody is surprised by them.
 		for _, o := range r.AlsoRevoked {
 			fmt.Fprintf(e.stdout, "also revoked %s (issuer %s), reason keyCompromise: it has the same key\n",
-				printable(o.SerialHex), printable(o.IssuerID))
+				printable(pki.ShownSerial(o.SerialHex)), printable(o.IssuerID))
 		}
 	case c.RevokeReason != code:
 		// Not applied: a script must not take this for a revocation with
 		// the reason it asked for.
 		return fmt.Errorf("%s (%s) is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason, and any other reason raised to keyCompromise",
-			printable(c.SerialHex), printable(c.Subject), c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
+			printable(pki.ShownSerial(c.SerialHex)), printable(c.Subject), c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
 	default:
-		fmt.Fprintf(e.stdout, "already revoked: %s (%s) at %s, reason %s\n", printable(c.SerialHex), printable(c.Subject),
+		fmt.Fprintf(e.stdout, "already revoked: %s (%s) at %s, reason %s\n", printable(pki.ShownSerial(c.SerialHex)), printable(c.Subject),
 			c.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(c.RevokeReason))
 	}
 	return nil
@@ -242,7 +242,7 @@ func certsList(ctx context.Context, e env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERIAL\tSTATUS\tNOT AFTER\tPROFILE\tSUBJECT")
 	for _, c := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(c.Serial), printable(c.Status), c.NotAfter.Format("2006-01-02"),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(pki.ShownSerial(c.Serial)), printable(c.Status), c.NotAfter.Format("2006-01-02"),
 			printable(c.Profile), printable(c.Subject))
 	}
 	if err := tw.Flush(); err != nil {
@@ -312,18 +312,18 @@ func certsShow(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if len(recs) == 0 {
-		return fmt.Errorf("no certificate with serial %s", serial)
+		return fmt.Errorf("no certificate with serial %s", pki.ShownSerial(serial))
 	}
 	now := time.Now().UTC()
 	for i := range recs {
 		r := &recs[i]
 		cert, err := x509.ParseCertificate(r.DER)
 		if err != nil {
-			return fmt.Errorf("stored certificate %s: %w", serial, err)
+			return fmt.Errorf("stored certificate %s: %w", pki.ShownSerial(serial), err)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, printable(v)) }
-		row("Serial", r.SerialHex)
+		row("Serial", pki.ShownSerial(r.SerialHex))
 		row("Status", displayStatus(r, now))
 		row("Subject", r.Subject)
 		row("Issuer", r.Issuer)
@@ -338,7 +338,7 @@ func certsShow(ctx context.Context, e env, args []string) error {
 		row("Requester", r.RequesterAddr)
 		row("Transaction ID", r.TransactionID)
 		if r.RenewedFrom != "" {
-			row("Renews", r.RenewedFrom)
+			row("Renews", pki.ShownRenewedFrom(r.RenewedFrom))
 		}
 		row("Recorded", r.CreatedAt.UTC().Format(time.RFC3339))
 		if r.Status == pki.StatusRevoked {

@@ -67,7 +67,7 @@ func recordForRevocation(ctx context.Context, sf *storeFlags, st store.Store, pa
 		return "", "", false, fmt.Errorf("--cert %s (%s) is not the certificate this CA issued with serial %s (%s), though its issuing CA %s (%s) signed it: "+
 			"that CA's key signed a certificate it never recorded. Nothing was revoked. Treat the issuing CA's key as compromised: "+
 			"roll it over ('scepter ca rollover'), then list it on the root CRL once the next CA is current ('scepter ca root crl --revoke %s --reason cACompromise')",
-			path, printable(cert.Subject.String()), serial, printable(stored.Subject), issuer.ID, printable(issuer.Cert.Subject.String()), issuer.ID)
+			path, printable(cert.Subject.String()), pki.ShownSerial(serial), printable(stored.Subject), issuer.ID, printable(issuer.Cert.Subject.String()), issuer.ID)
 	case err == nil:
 		return issuer.ID, serial, false, nil
 	case !errors.Is(err, store.ErrNotFound):
@@ -84,7 +84,7 @@ func recordForRevocation(ctx context.Context, sf *storeFlags, st store.Store, pa
 		return issuer.ID, serial, false, nil // recorded meanwhile
 	}
 	if err != nil {
-		return "", "", false, fmt.Errorf("recording %s: %w", serial, err)
+		return "", "", false, fmt.Errorf("recording %s: %w", pki.ShownSerial(serial), err)
 	}
 	return issuer.ID, serial, true, nil
 }

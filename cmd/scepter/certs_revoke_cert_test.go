@@ -44,7 +44,7 @@ func TestCertsRevokeCertNotInTheInventory(t *testing.T) {
 		t.Fatalf("enroll: %v\n%s", err, out)
 	}
 	b := parseCertFile(t, path("b.pem"))
-	serial := b.SerialNumber.Text(16)
+	serial := pki.SerialText(b.SerialNumber) // as the CLI shows it, and takes it
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestCertsRevokeCertForgedSerial(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := parseCertFile(t, path("b.pem"))
-	serial := b.SerialNumber.Text(16)
+	serial := pki.SerialText(b.SerialNumber) // as the CLI shows it, and takes it
 
 	// Forged with the issuing CA's key (as one who stole it would): b's
 	// serial, another subject and key.

@@ -2,7 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -215,4 +221,65 @@ func TestCertsListFilters(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A serial whose DER begins with a zero nibble (0E 67 …, as openssl and
+// certmonger print it) is shown in whole bytes by certs list, certs show,
+// certs revoke and audit list, not as e67… (31 digits), which a search of
+// the log or the trail for openssl's form did not find; each looks it up
+// in either form, and --json keeps the store's form, the API's (r91 D6).
+func TestSerialsShownInWholeBytes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const padded, stored = "0e67e559a4313c4cc6c73967d742c8e6", "e67e559a4313c4cc6c73967d742c8e6"
+	sn, _ := new(big.Int).SetString(padded, 16)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	tmpl := &x509.Certificate{SerialNumber: sn, Subject: pkix.Name{CommonName: "device-0e"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := strings.Repeat("1", 64)
+	if err := st.RecordIssuance(ctx, store.Issuance{Now: now, Certificate: pki.Certificate{
+		SerialHex: sn.Text(16), IssuerID: issuer, Issuer: "CN=device-0e", Subject: "CN=device-0e",
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid,
+		Profile: "default", Protocol: pki.ProtocolCLI, Source: pki.SourceIssued, KeyType: "p256", CreatedAt: now, DER: der,
+	}, Events: []pki.AuditEvent{{Time: now, Type: pki.EventIssued, Actor: "cli:root", Outcome: "success", SerialHex: sn.Text(16), IssuerID: issuer, Subject: "CN=device-0e"}}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if sn.Text(16) != stored {
+		t.Fatalf("the store's form is %q", sn.Text(16))
+	}
+	shows := func(args []string, want ...string) {
+		t.Helper()
+		e, out, errb := testEnv(nil)
+		if err := run(ctx, e, append(args, "--data-dir", dir)); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errb)
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%v:\n%s\nwant it to say %q", args, out, w)
+			}
+		}
+		if !strings.Contains(strings.Join(want, ""), `"serial"`) && strings.Contains(" "+strings.ReplaceAll(out.String(), "\n", " ")+" ", " "+stored) {
+			t.Errorf("%v shows the serial as %s…, without its leading zero:\n%s", args, stored[:8], out)
+		}
+	}
+	shows([]string{"certs", "list"}, "\n"+padded+"  ")
+	for _, s := range []string{padded, stored, "0E:67:E5:59:A4:31:3C:4C:C6:C7:39:67:D7:42:C8:E6"} {
+		shows([]string{"certs", "show", s}, "Serial:          "+padded+"\n")
+		shows([]string{"audit", "list", "--serial", s}, "  "+padded+"  CN=device-0e")
+	}
+	shows([]string{"certs", "list", "--json"}, `"serial": "`+stored+`"`)
+	shows([]string{"certs", "revoke", "0E67E559A4313C4CC6C73967D742C8E6", "--reason", "superseded"}, "revoked "+padded+" (CN=device-0e)")
+	shows([]string{"certs", "revoke", stored, "--reason", "superseded"}, "already revoked: "+padded+" (CN=device-0e)")
 }

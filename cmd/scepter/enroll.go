@@ -205,7 +205,7 @@ func (f *clientFlags) finish(e env, key crypto.Signer, cert *x509.Certificate, c
 		return err
 	}
 	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
-		printable(cert.Subject.String()), cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, keyAt)
+		printable(cert.Subject.String()), pki.SerialText(cert.SerialNumber), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, keyAt)
 	if len(chain) > 0 {
 		fmt.Fprintf(e.stdout, "CA chain:    %s\n", f.chainOut)
 	}

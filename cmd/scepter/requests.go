@@ -82,7 +82,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return serviceError(err)
 		}
-		fmt.Fprintf(e.stdout, "approved %s: issued %s serial %s; the client collects it with its next poll\n", printable(id), printable(res.Record.Subject), res.Record.SerialHex)
+		fmt.Fprintf(e.stdout, "approved %s: issued %s serial %s; the client collects it with its next poll\n", printable(id), printable(res.Record.Subject), pki.ShownSerial(res.Record.SerialHex))
 		return nil
 	}
 	svc, st, err := sf.adminService(ctx)

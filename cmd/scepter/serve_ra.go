@@ -139,7 +139,7 @@ func (k *raKeeper) check(ctx context.Context) {
 		loaded = append(loaded, der)
 		r, err := k.inventory.RARevoked(ctx, ra)
 		if err != nil {
-			k.log.Warn("checking whether the SCEP RA certificate is revoked", "serial", ra.Cert.SerialNumber.Text(16), "err", err)
+			k.log.Warn("checking whether the SCEP RA certificate is revoked", "serial", pki.SerialText(ra.Cert.SerialNumber), "err", err)
 			continue
 		}
 		if r {
@@ -174,7 +174,7 @@ func (k *raKeeper) check(ctx context.Context) {
 		if ra == nil || !revoked[string(ra.Cert.Raw)] {
 			continue
 		}
-		serial := ra.Cert.SerialNumber.Text(16)
+		serial := pki.SerialText(ra.Cert.SerialNumber)
 		// nextID is the next issuing CA whose RA ra is; "" for the active RA.
 		nextID := ""
 		if i == 1 {
@@ -226,7 +226,7 @@ func (k *raKeeper) check(ctx context.Context) {
 			continue
 		}
 		k.log.Warn("the revoked SCEP RA was replaced with a new key and certificate; clients fetch it with GetCACert",
-			"revoked_serial", serial, "serial", replacement.Cert.SerialNumber.Text(16),
+			"revoked_serial", serial, "serial", pki.SerialText(replacement.Cert.SerialNumber),
 			"not_after", replacement.Cert.NotAfter.UTC().Format("2006-01-02T15:04:05Z"))
 	}
 	k.mu.Lock()
@@ -326,7 +326,7 @@ func (k *raKeeper) lackedProblem(l lackedRA) error {
 	}
 	return health.RAProblem(health.ErrRALacked, fmt.Errorf("the store records SCEP RA certificate %s, renewed at %s by %s, and this node lacks its key: "+
 		"requests encrypted to it are answered 503 here until you bring it from the node that renewed it: %s",
-		l.cert.SerialNumber.Text(16), l.at.UTC().Format(time.RFC3339), l.by, how))
+		pki.SerialText(l.cert.SerialNumber), l.at.UTC().Format(time.RFC3339), l.by, how))
 }
 
 // lackedRAs are the RA certificates renewed on another node whose keys
@@ -451,7 +451,7 @@ func (k *raKeeper) dropRevokedRetired(revoked map[string]bool) {
 		default:
 			continue
 		}
-		serial := ra.Cert.SerialNumber.Text(16)
+		serial := pki.SerialText(ra.Cert.SerialNumber)
 		dropped, key, err := c.drop(ra.Cert, k.clock.Now())
 		if key != "" {
 			d := pki.KeyDestruction{Role: pki.KeyRoleSCEPRA, IssuerID: raIssuerID(ra), Where: key, Public: ra.Cert.PublicKey}
@@ -543,7 +543,7 @@ func (k *raKeeper) replace(ctx context.Context, revoked *pki.RA, role func() *pk
 		if !destroyed {
 			d.Err = err
 		}
-		k.recordDestruction(d, revoked.Cert.SerialNumber.Text(16))
+		k.recordDestruction(d, pki.SerialText(revoked.Cert.SerialNumber))
 	}
 	if err != nil {
 		return nil, err
@@ -586,7 +586,7 @@ func raSerialReserve(st serialReserver, clock pki.Clock) ca.ReserveFunc {
 			return true, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("reserving the new SCEP RA certificate's serial %s in the store: %w", serialHex, err)
+			return false, fmt.Errorf("reserving the new SCEP RA certificate's serial %s in the store: %w", pki.ShownSerial(serialHex), err)
 		}
 		return false, nil
 	}
@@ -663,7 +663,7 @@ func (k *raKeeper) RAUsable(ctx context.Context, ra *pki.RA) error {
 		return err
 	}
 	if revoked || known {
-		return health.RAProblem(health.ErrRARevoked, fmt.Errorf("the RA certificate %s is revoked; a new one is issued within a minute", ra.Cert.SerialNumber.Text(16)))
+		return health.RAProblem(health.ErrRARevoked, fmt.Errorf("the RA certificate %s is revoked; a new one is issued within a minute", pki.SerialText(ra.Cert.SerialNumber)))
 	}
 	return nil
 }
@@ -683,7 +683,7 @@ func (k *raKeeper) usable(ra *pki.RA) *pki.RA {
 		return r
 	}
 	r := *ra
-	r.Key = revokedRAKey{Signer: ra.Key, serial: ra.Cert.SerialNumber.Text(16)}
+	r.Key = revokedRAKey{Signer: ra.Key, serial: pki.SerialText(ra.Cert.SerialNumber)}
 	k.refusing[ra] = &r
 	return &r
 }

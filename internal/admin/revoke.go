@@ -148,7 +148,7 @@ func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason in
 		IssuerID: c.IssuerID, Subject: c.Subject, Outcome: "success", Reason: ReasonName(reason)}
 	r, err := s.store.Revoke(ctx, c.IssuerID, c.SerialHex, reason, now, ev)
 	if err != nil {
-		return Revocation{}, fmt.Errorf("revoke %s: %w", c.SerialHex, err)
+		return Revocation{}, fmt.Errorf("revoke %s: %w", pki.ShownSerial(c.SerialHex), err)
 	}
 	got, changed := r.Certificate, r.Changed
 	if !changed && got.RevokeReason != reason {
@@ -161,10 +161,10 @@ func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason in
 			got.SerialHex, got.RevokedAt.UTC().Format(time.RFC3339), ReasonName(got.RevokeReason))
 	}
 	if changed {
-		s.log.Info("certificate revoked", "serial", got.SerialHex, "issuer", got.IssuerID, "reason", ReasonName(reason), "actor", actor)
+		s.log.Info("certificate revoked", "serial", pki.ShownSerial(got.SerialHex), "issuer", got.IssuerID, "reason", ReasonName(reason), "actor", actor)
 	}
 	for _, o := range r.AlsoRevoked {
-		s.log.Info("certificate revoked: it shares the compromised key", "serial", o.SerialHex, "issuer", o.IssuerID,
+		s.log.Info("certificate revoked: it shares the compromised key", "serial", pki.ShownSerial(o.SerialHex), "issuer", o.IssuerID,
 			"key_of", got.SerialHex, "actor", actor)
 	}
 	return Revocation{Certificate: *got, Changed: changed, AlsoRevoked: r.AlsoRevoked}, nil
@@ -188,13 +188,13 @@ func (s *Service) Unhold(ctx context.Context, serial, issuerID, actor string) (R
 		if current, rerr := s.store.Certificate(ctx, c.IssuerID, c.SerialHex); rerr == nil {
 			c = current
 		}
-		return Revocation{}, pki.Errorf(pki.EConflict, "certificate %s is revoked for good (%s), not on hold", c.SerialHex, ReasonName(c.RevokeReason))
+		return Revocation{}, pki.Errorf(pki.EConflict, "certificate %s is revoked for good (%s), not on hold", pki.ShownSerial(c.SerialHex), ReasonName(c.RevokeReason))
 	}
 	if err != nil {
-		return Revocation{}, fmt.Errorf("unhold %s: %w", c.SerialHex, err)
+		return Revocation{}, fmt.Errorf("unhold %s: %w", pki.ShownSerial(c.SerialHex), err)
 	}
 	if changed {
-		s.log.Info("certificate hold lifted", "serial", got.SerialHex, "issuer", got.IssuerID, "actor", actor)
+		s.log.Info("certificate hold lifted", "serial", pki.ShownSerial(got.SerialHex), "issuer", got.IssuerID, "actor", actor)
 	}
 	return Revocation{Certificate: *got, Changed: changed}, nil
 }
@@ -266,9 +266,9 @@ func (s *Service) findCertificate(ctx context.Context, serial, issuerID string) 
 	switch len(match) {
 	case 0:
 		if issuerID != "" {
-			return nil, pki.Errorf(pki.ENotFound, "no certificate with serial %s under issuer %s", sn, issuerID)
+			return nil, pki.Errorf(pki.ENotFound, "no certificate with serial %s under issuer %s", pki.ShownSerial(sn), issuerID)
 		}
-		return nil, pki.Errorf(pki.ENotFound, "no certificate with serial %s", sn)
+		return nil, pki.Errorf(pki.ENotFound, "no certificate with serial %s", pki.ShownSerial(sn))
 	case 1:
 		return &match[0], nil
 	}
@@ -276,7 +276,7 @@ func (s *Service) findCertificate(ctx context.Context, serial, issuerID string) 
 	for i, c := range match {
 		ids[i] = c.IssuerID[:16]
 	}
-	return nil, pki.Errorf(pki.EConflict, "serial %s was issued by %d CAs (%s); name one with --issuer", sn, len(match), strings.Join(ids, ", "))
+	return nil, pki.Errorf(pki.EConflict, "serial %s was issued by %d CAs (%s); name one with --issuer", pki.ShownSerial(sn), len(match), strings.Join(ids, ", "))
 }
 
 // OwnHoldRefusal is the refusal of a hold on c, one of the server's own

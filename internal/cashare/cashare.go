@@ -802,7 +802,7 @@ func RevokeIssuedBy(ctx context.Context, st store.Store, issuerID string, now ti
 			Detail: fmt.Sprintf("issued by next issuing CA %s, discarded before its switch", issuerID)}
 		_, changed, err := st.RevokeCertificate(ctx, c.IssuerID, c.SerialHex, pki.ReasonCessationOfOperation, now, ev)
 		if err != nil {
-			return n, fmt.Errorf("revoking %s of the discarded issuing CA %s: %w", c.SerialHex, issuerID, err)
+			return n, fmt.Errorf("revoking %s of the discarded issuing CA %s: %w", pki.ShownSerial(c.SerialHex), issuerID, err)
 		}
 		if changed {
 			n++

@@ -99,7 +99,7 @@ func statusBlock(t *testing.T, out, name string) string {
 func expectAgentStatus(t *testing.T, out, name string, c *x509.Certificate, due bool) {
 	t.Helper()
 	b := statusBlock(t, out, name)
-	expectContains(t, "agent status of "+name, b, "subject:       "+c.Subject.String(), "serial:        "+serialHex(c.SerialNumber),
+	expectContains(t, "agent status of "+name, b, "subject:       "+c.Subject.String(), "serial:        "+shownSerial(c.SerialNumber),
 		"expires:       "+c.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), "next renewal:  ")
 	if strings.Contains(b, "due now") != due {
 		t.Errorf("agent status of %s: due %v, want %v:\n%s", name, !due, due, b)

@@ -550,6 +550,10 @@ func (s *Server) ExpectRecorded(c *x509.Certificate) {
 
 func serialHex(n *big.Int) string { return n.Text(16) }
 
+// shownSerial is a serial as the CLI, the console and the log show it:
+// in whole bytes (0e67…, where serialHex is the store's e67…).
+func shownSerial(n *big.Int) string { return pki.SerialText(n) }
+
 // normSerial accepts "0A:1B", "0a1b", "0x0a1b" and returns "a1b".
 func normSerial(s string) string {
 	s = strings.ToLower(strings.TrimSpace(s))

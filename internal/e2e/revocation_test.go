@@ -72,7 +72,7 @@ func TestRevocationEndToEnd(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("certs revoke:\n%s", r)
 	}
-	expectContains(t, "certs revoke", r.stdout, "revoked "+serialA, "keyCompromise")
+	expectContains(t, "certs revoke", r.stdout, "revoked "+shownSerial(a.SerialNumber), "keyCompromise")
 	r = e.cli(t, "certs", "revoke", serialA, "--reason", "keyCompromise")
 	if r.err != nil {
 		t.Fatalf("certs revoke again:\n%s", r)

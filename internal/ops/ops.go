@@ -168,7 +168,7 @@ func (o *Ops) Certificate(ctx context.Context, p auth.Principal, serial, issuerI
 	}
 	cert, err := x509.ParseCertificate(rec.DER)
 	if err != nil {
-		return nil, fmt.Errorf("ops: stored certificate %s: %w", rec.SerialHex, err)
+		return nil, fmt.Errorf("ops: stored certificate %s: %w", pki.ShownSerial(rec.SerialHex), err)
 	}
 	d := &CertificateDetail{Record: *rec, Cert: cert}
 	if i, ok := o.authority.IssuerByID(rec.IssuerID); ok {
