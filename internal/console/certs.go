@@ -411,7 +411,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 	// As the API says it: which reason stays, and why.
 	reasonStays := func() error {
 		return again(pki.Errorf(pki.EConflict, "certificate %s is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason, or a reason raised to keyCompromise",
-			rec.SerialHex, rec.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(rec.RevokeReason)))
+			pki.ShownSerial(rec.SerialHex), rec.RevokedAt.UTC().Format(time.RFC3339), admin.ReasonName(rec.RevokeReason)))
 	}
 	// The reason it has (a page loaded before another operator's
 	// revocation, say): nothing changes, 200 as the API's changed: false.
@@ -432,7 +432,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *req) error 
 			}
 			return reasonStays()
 		}
-		return again(pki.Errorf(pki.EConflict, "certificate %s is %s already", rec.SerialHex, pg.Status))
+		return again(pki.Errorf(pki.EConflict, "certificate %s is %s already", pki.ShownSerial(rec.SerialHex), pg.Status))
 	}
 	if pg.Reason == "" {
 		return again(refusef("choose a reason for the revocation"))
@@ -503,7 +503,7 @@ func (h *Handler) unhold(w http.ResponseWriter, r *http.Request, rq *req) error 
 	if err == nil && !res.Changed {
 		// Nothing was on hold (the API says changed: false); the page
 		// must not say that a hold was lifted.
-		err = pki.Errorf(pki.EConflict, "certificate %s is not on hold", pg.D.Record.SerialHex)
+		err = pki.Errorf(pki.EConflict, "certificate %s is not on hold", pki.ShownSerial(pg.D.Record.SerialHex))
 	}
 	if err != nil {
 		if !formError(err) {

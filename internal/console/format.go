@@ -34,23 +34,26 @@ var funcs = template.FuncMap{
 	// space, which make "CN=printer-7 \u202enimda\u202c" read as
 	// "CN=printer-7 admin": those come out as Go escapes, as in the CLI.
 	"printable": printable.String,
-	"when":      fmtTime,
-	"day":       fmtDay,
-	"iso":       isoTime,
-	"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
-	"rel":       relTime,
-	"reason":    admin.ReasonName,
-	"join":      strings.Join,
-	"short":     short,
-	"status":    certStatus,
-	"certURL":   certURL,
-	"duration":  fmtDuration,
-	"itoa":      itoa,
-	"plural":    plural,
-	"slug":      func(s string) string { return strings.ReplaceAll(strings.ToLower(s), " ", "-") },
-	"list":      func(s ...string) []string { return s },
-	"addf":      func(a, b float64) float64 { return a + b },
-	"subf":      func(a, b float64) float64 { return a - b },
+	// serial shows a stored serial (SerialHex) in whole bytes, as openssl
+	// prints it; links keep the stored form, and either is looked up.
+	"serial":   pki.ShownSerial,
+	"when":     fmtTime,
+	"day":      fmtDay,
+	"iso":      isoTime,
+	"clock":    func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
+	"rel":      relTime,
+	"reason":   admin.ReasonName,
+	"join":     strings.Join,
+	"short":    short,
+	"status":   certStatus,
+	"certURL":  certURL,
+	"duration": fmtDuration,
+	"itoa":     itoa,
+	"plural":   plural,
+	"slug":     func(s string) string { return strings.ReplaceAll(strings.ToLower(s), " ", "-") },
+	"list":     func(s ...string) []string { return s },
+	"addf":     func(a, b float64) float64 { return a + b },
+	"subf":     func(a, b float64) float64 { return a - b },
 }
 
 func fmtTime(t time.Time) string {
@@ -252,7 +255,7 @@ type certInfo struct {
 
 func decode(c *x509.Certificate) certInfo {
 	ci := certInfo{
-		Subject: dnString(c.RawSubject), Issuer: dnString(c.RawIssuer), Serial: c.SerialNumber.Text(16),
+		Subject: dnString(c.RawSubject), Issuer: dnString(c.RawIssuer), Serial: pki.SerialText(c.SerialNumber),
 		NotBefore: c.NotBefore, NotAfter: c.NotAfter, SANs: sans(c), Key: keyDesc(c.PublicKey),
 		SignatureAlgorithm: c.SignatureAlgorithm.String(), KeyUsage: keyUsages(c.KeyUsage),
 		ExtKeyUsage: extKeyUsages(c.ExtKeyUsage, c.UnknownExtKeyUsage), CRLs: c.CRLDistributionPoints,
