@@ -208,7 +208,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 		} else if perr := a.checkInPlace(attempt, c, l, p, log); perr != nil {
 			o.err = perr
 		} else if o.point = RenewalPoint(p.cert, c.RenewBefore); a.now().Before(o.point) {
-			log.Info("not due for renewal", "serial", p.cert.SerialNumber.Text(16), "not_after", p.cert.NotAfter.UTC(), "renew_at", o.point.UTC())
+			log.Info("not due for renewal", "serial", pki.SerialText(p.cert.SerialNumber), "not_after", p.cert.NotAfter.UTC(), "renew_at", o.point.UTC())
 			return outcome{point: o.point}
 		} else {
 			o.due = true
@@ -266,7 +266,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 	now := a.now()
 	point := RenewalPoint(p.cert, c.RenewBefore)
 	o = outcome{point: point}
-	attrs := []any{"serial", p.cert.SerialNumber.Text(16), "not_after", p.cert.NotAfter.UTC(), "renew_at", point.UTC()}
+	attrs := []any{"serial", pki.SerialText(p.cert.SerialNumber), "not_after", p.cert.NotAfter.UTC(), "renew_at", point.UTC()}
 	if rc, ok := a.renewer(c.Protocol).(renewableChecker); ok {
 		if err := rc.Renewable(c, p.cert.PublicKey); err != nil {
 			// Say it now, not at the renewal point when it is too late.
@@ -443,7 +443,7 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		// new one until its start, and the one in place is good). Only
 		// when the one in place is of no use any more is the new one
 		// installed before its start.
-		attrs := []any{"serial", res.Cert.SerialNumber.Text(16), "not_before", res.Cert.NotBefore.UTC(), "ahead", ahead.Round(time.Second)}
+		attrs := []any{"serial", pki.SerialText(res.Cert.SerialNumber), "not_before", res.Cert.NotBefore.UTC(), "ahead", ahead.Round(time.Second)}
 		// The first recheck comes within minutes whatever this answer's
 		// nextUpdate: it may predate the revocation this renewal made.
 		why, knowable, nextUpdate := a.replaceNow(ctx, c, p.cert, chain, p.extra, log)
@@ -478,7 +478,7 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 
 // installNew installs a checked renewal and forgets the key kept for it.
 func (a *Agent) installNew(c *Certificate, l *layout, key crypto.Signer, cert *x509.Certificate, chain []*x509.Certificate, log *slog.Logger) error {
-	log.Info("installing the new key and certificate", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter.UTC())
+	log.Info("installing the new key and certificate", "serial", pki.SerialText(cert.SerialNumber), "not_after", cert.NotAfter.UTC())
 	err := l.install(key, cert, chain, c.PostRenew != "")
 	var inc *errIncomplete
 	if err != nil && !errors.As(err, &inc) {
@@ -489,7 +489,7 @@ func (a *Agent) installNew(c *Certificate, l *layout, key crypto.Signer, cert *x
 	l.clearPendingKey()
 	l.clearPark()
 	a.forgetRecheck(c.Name)
-	log.Info("renewed", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter.UTC(),
+	log.Info("renewed", "serial", pki.SerialText(cert.SerialNumber), "not_after", cert.NotAfter.UTC(),
 		"renew_at", RenewalPoint(cert, c.RenewBefore).UTC(), "key_path", c.KeyPath, "cert_path", c.CertPath)
 	return err // nil, or an *errIncomplete
 }
@@ -499,7 +499,7 @@ func (a *Agent) installNew(c *Certificate, l *layout, key crypto.Signer, cert *x
 // otherwise the certificate in place stays, and the agent looks again at
 // the parked one's start (or the old one's expiry).
 func (a *Agent) checkParked(ctx context.Context, c *Certificate, l *layout, p *pair, pk *parked, log *slog.Logger) outcome {
-	attrs := []any{"serial", pk.cert.SerialNumber.Text(16), "not_before", pk.cert.NotBefore.UTC(), "in_place_not_after", p.cert.NotAfter.UTC()}
+	attrs := []any{"serial", pki.SerialText(pk.cert.SerialNumber), "not_before", pk.cert.NotBefore.UTC(), "in_place_not_after", p.cert.NotAfter.UTC()}
 	now := a.now()
 	why := ""
 	switch {

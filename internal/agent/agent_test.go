@@ -584,7 +584,7 @@ func TestStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	for _, w := range []string{"dev (scep, http://127.0.0.1:1/scep)", "subject:       CN=device-1,O=Acme", "serial:        " + f.first.SerialNumber.Text(16),
+	for _, w := range []string{"dev (scep, http://127.0.0.1:1/scep)", "subject:       CN=device-1,O=Acme", "serial:        " + pki.SerialText(f.first.SerialNumber),
 		"expires:       2031-04-13 09:00:00Z (in 29d0h)", "next renewal:  2031-04-03 09:00:00Z (in 19d0h)", "layout:        regular files"} {
 		if !strings.Contains(s, w) {
 			t.Errorf("status does not say %q:\n%s", w, s)

@@ -23,6 +23,7 @@ import (
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // A renewed certificate may start after the agent's clock. Either this
@@ -177,7 +178,7 @@ func (a *Agent) replaceNow(ctx context.Context, c *Certificate, old *x509.Certif
 	switch {
 	case errors.Is(err, errNoRevocationSource):
 		log.Warn("whether the certificate in place is revoked cannot be learned: it names no OCSP responder and no http(s) CRL distribution point (an ldap one is not fetched); taking it as not revoked",
-			"serial", old.SerialNumber.Text(16))
+			"serial", pki.SerialText(old.SerialNumber))
 		return "", false, time.Time{}
 	case err != nil:
 		log.Warn("could not learn from OCSP or the CRL whether the certificate in place is revoked; taking it as not revoked", "err", err)

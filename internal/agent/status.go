@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // CertStatus is what `scepter agent status` shows of one certificate.
@@ -83,7 +84,7 @@ func WriteStatus(w io.Writer, statuses []CertStatus, now time.Time) error {
 			fmt.Fprintf(w, "  problem:       %v\n", s.Problem)
 		} else {
 			fmt.Fprintf(w, "  subject:       %s\n", s.Cert.Subject)
-			fmt.Fprintf(w, "  serial:        %s\n", s.Cert.SerialNumber.Text(16))
+			fmt.Fprintf(w, "  serial:        %s\n", pki.SerialText(s.Cert.SerialNumber))
 			fmt.Fprintf(w, "  expires:       %s (%s)\n", s.Cert.NotAfter.UTC().Format(layout), relative(s.Cert.NotAfter.Sub(now), "expired"))
 			if !s.ParkedStart.IsZero() {
 				// Renewed already: the renewal point of the one in place

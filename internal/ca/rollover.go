@@ -865,7 +865,7 @@ func (a *Authority) DropPreviousRA(cert *x509.Certificate, now time.Time) (dropp
 	s := a.state.Load()
 	for _, r := range append([]*pki.RA{s.currentRA, s.nextRA}, s.retiredRAs...) {
 		if r != nil && pki.SamePublicKey(r.Cert.PublicKey, cert.PublicKey) {
-			return false, "", fmt.Errorf("ca: the revoked RA certificate %s has the key of the RA in service %s", cert.SerialNumber.Text(16), r.Cert.SerialNumber.Text(16))
+			return false, "", fmt.Errorf("ca: the revoked RA certificate %s has the key of the RA in service %s", pki.SerialText(cert.SerialNumber), pki.SerialText(r.Cert.SerialNumber))
 		}
 	}
 	entries, err := os.ReadDir(filepath.Join(a.caDir, PreviousDir))

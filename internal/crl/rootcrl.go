@@ -155,7 +155,7 @@ func SignRootCRLAbove(root *ca.Issuer, prev *store.CRL, mark int64, add []RootRe
 		if i := slices.IndexFunc(entries, func(e ca.CRLEntry) bool { return e.Serial.Cmp(r.Cert.SerialNumber) == 0 }); i >= 0 {
 			if refused, allowed := downgrade(entries[i].Reason, r.Reason); refused {
 				return nil, nil, nil, fmt.Errorf("%w: %s (serial %s) is listed with reason %s; it may change only to %s",
-					ErrReasonDowngrade, r.Cert.Subject, r.Cert.SerialNumber.Text(16), reasonName(entries[i].Reason), allowed)
+					ErrReasonDowngrade, r.Cert.Subject, pki.SerialText(r.Cert.SerialNumber), reasonName(entries[i].Reason), allowed)
 			}
 			l.Listed, l.PrevReason = true, entries[i].Reason
 			entries[i].Reason = r.Reason

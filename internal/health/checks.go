@@ -220,7 +220,7 @@ func RAKey(k Keys, clock pki.Clock, status RAStatus) Check {
 // certified it (its subject and the start of its issuer ID, as the log
 // names it). Both are in every GetCACert answer: nothing secret.
 func raNamed(issuer *ca.Issuer, ra *pki.RA) string {
-	s := "serial " + ra.Cert.SerialNumber.Text(16)
+	s := "serial " + pki.SerialText(ra.Cert.SerialNumber)
 	if issuer != nil && len(issuer.ID) >= 16 {
 		s += fmt.Sprintf(" of issuing CA %q (%s)", issuer.Cert.Subject.String(), issuer.ID[:16])
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // timeLeft says how long until t, coarsely: "6 days", "20 hours", "45 minutes".
@@ -84,7 +86,7 @@ func mailBody(m Message) string {
 	if len(c.SANs) > 0 {
 		row("Names", oneLine(strings.Join(c.SANs, ", ")))
 	}
-	row("Serial", c.SerialHex)
+	row("Serial", pki.ShownSerial(c.SerialHex))
 	row("Issuer ID", c.IssuerID)
 	row("Issuer", oneLine(c.Issuer))
 	row("Profile", c.Profile)

@@ -565,7 +565,7 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 	}
 	out.Accepted, out.Refused = accepted, refused
 	if len(refused) > len(cl.Refused) {
-		s.log.Warn("expiry notification: the mail server refused some recipients for good", "serial", c.SerialHex,
+		s.log.Warn("expiry notification: the mail server refused some recipients for good", "serial", pki.ShownSerial(c.SerialHex),
 			"refused", strings.Join(refused[len(cl.Refused):], ", "))
 	}
 	if s.cfg.Observer != nil && (err == nil || ctx.Err() == nil) {
@@ -578,7 +578,7 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 	case err == nil:
 		out.Status, out.Attempted = store.NotificationSent, true
 		out.Events = []pki.AuditEvent{s.event(pki.EventNotificationSent, cl, ch, p, attempts, "", evAccepted, evRefused)}
-		s.log.Info("expiry notification sent", "channel", cl.Channel, "serial", c.SerialHex, "subject", c.Subject,
+		s.log.Info("expiry notification sent", "channel", cl.Channel, "serial", pki.ShownSerial(c.SerialHex), "subject", c.Subject,
 			"threshold", FormatThreshold(cl.Threshold), "not_after", c.NotAfter.Format(time.RFC3339))
 	case ctx.Err() != nil:
 		// Shutting down: not a failure of the channel. Back in the queue
@@ -606,16 +606,16 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 				ev.Outcome = outcomeUnknownAudit
 			}
 			out.Events = []pki.AuditEvent{ev}
-			s.log.Error("expiry notification given up", "channel", cl.Channel, "serial", c.SerialHex, "attempts", attempts, "err", err)
+			s.log.Error("expiry notification given up", "channel", cl.Channel, "serial", pki.ShownSerial(c.SerialHex), "attempts", attempts, "err", err)
 		case unknown:
 			// RFC 5321 §6.1: a message whose answer never came is sent
 			// again; a second copy (same Message-ID) beats a lost one.
 			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
 			s.log.Warn("expiry notification: the mail server did not answer the end of the message and may have it; will send it again",
-				"channel", cl.Channel, "serial", c.SerialHex, "attempts", attempts, "next_attempt", out.NextAttemptAt.Format(time.RFC3339), "err", err)
+				"channel", cl.Channel, "serial", pki.ShownSerial(c.SerialHex), "attempts", attempts, "next_attempt", out.NextAttemptAt.Format(time.RFC3339), "err", err)
 		default:
 			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
-			s.log.Warn("expiry notification not sent; will retry", "channel", cl.Channel, "serial", c.SerialHex,
+			s.log.Warn("expiry notification not sent; will retry", "channel", cl.Channel, "serial", pki.ShownSerial(c.SerialHex),
 				"attempts", attempts, "next_attempt", out.NextAttemptAt.Format(time.RFC3339), "err", err)
 		}
 	}
@@ -670,7 +670,7 @@ func (s *Scheduler) giveUp(out *store.NotificationOutcome, cl *store.ClaimedNoti
 		ev.Outcome = outcomeUnknownAudit
 	}
 	out.Events = []pki.AuditEvent{ev}
-	s.log.Warn("expiry notification given up", "channel", cl.Channel, "serial", c.SerialHex, "reason", why)
+	s.log.Warn("expiry notification given up", "channel", cl.Channel, "serial", pki.ShownSerial(c.SerialHex), "reason", why)
 }
 
 // finish records an outcome. It runs even when ctx has ended (a send that
@@ -681,10 +681,10 @@ func (s *Scheduler) finish(ctx context.Context, out *store.NotificationOutcome) 
 	if err := s.cfg.Store.FinishNotification(fctx, *out); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			s.log.Warn("expiry notification: lease lost to another node before the outcome was recorded",
-				"channel", out.Channel, "serial", out.SerialHex, "status", out.Status)
+				"channel", out.Channel, "serial", pki.ShownSerial(out.SerialHex), "status", out.Status)
 			return
 		}
-		s.log.Error("expiry notification: recording the outcome", "channel", out.Channel, "serial", out.SerialHex,
+		s.log.Error("expiry notification: recording the outcome", "channel", out.Channel, "serial", pki.ShownSerial(out.SerialHex),
 			"status", out.Status, "err", err)
 	}
 }

@@ -191,7 +191,7 @@ func (d *Delegates) keyGone(issuerID string, lost lostKey) {
 	d.mu.Unlock()
 	if marked {
 		d.log.Info("ocsp: the delegated responder's key is gone from its token: a new responder key "+
-			"and certificate are made", "issuer", issuerID, "serial", lost.cert.SerialNumber.Text(16), "key", lost.where)
+			"and certificate are made", "issuer", issuerID, "serial", pki.SerialText(lost.cert.SerialNumber), "key", lost.where)
 		d.Kick()
 	}
 }
@@ -270,7 +270,7 @@ func (d *Delegates) Refresh(ctx context.Context) error {
 		d.mu.Unlock()
 		if issued {
 			d.log.Info("OCSP responder certificate issued", "issuer", issuer.Cert.Subject.String(),
-				"serial", s.Cert.SerialNumber.Text(16), "not_after", s.Cert.NotAfter.UTC().Format(time.RFC3339))
+				"serial", pki.SerialText(s.Cert.SerialNumber), "not_after", s.Cert.NotAfter.UTC().Format(time.RFC3339))
 		}
 		if gone && !s.Cert.Equal(lost.cert) {
 			d.retireLost(ctx, issuer, lost, s.Cert)
@@ -291,7 +291,9 @@ func (d *Delegates) retireLost(ctx context.Context, issuer *ca.Issuer, lost lost
 	// Recorded even when the server is stopping: the key is gone.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	// The store's keys, and the serials as people read them (pki.ShownSerial).
 	serial, nextSerial := lost.cert.SerialNumber.Text(16), next.SerialNumber.Text(16)
+	shown, nextShown := pki.SerialText(lost.cert.SerialNumber), pki.SerialText(next.SerialNumber)
 	missing := fmt.Sprintf("OCSP responder key %s found missing from its token", lost.where)
 	now := d.clock.Now()
 	profile := "" // the inventory's, when it has the certificate
@@ -305,20 +307,20 @@ func (d *Delegates) retireLost(ctx context.Context, issuer *ca.Issuer, lost lost
 			superseded, _ := pki.ReasonName(pki.ReasonSuperseded)
 			ev := pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: d.actor(), Profile: rec.Profile, SerialHex: serial,
 				IssuerID: issuer.ID, Subject: rec.Subject, Outcome: "success", Reason: superseded,
-				Detail: fmt.Sprintf("%s; replaced by the OCSP responder certificate %s, with a new key", missing, nextSerial)}
+				Detail: fmt.Sprintf("%s; replaced by the OCSP responder certificate %s, with a new key", missing, nextShown)}
 			_, changed, err := rv.RevokeCertificate(ctx, issuer.ID, serial, pki.ReasonSuperseded, now, ev)
 			if err == nil && changed {
 				d.log.Warn("ocsp: the responder certificate whose key is gone from its token is revoked (superseded)",
-					"issuer", issuer.ID, "serial", serial, "replaced_by", nextSerial, "key", lost.where)
+					"issuer", issuer.ID, "serial", shown, "replaced_by", nextShown, "key", lost.where)
 				return
 			}
 			if err != nil {
 				d.log.Error("ocsp: the responder certificate whose key is gone from its token could not be revoked: revoke it with "+
-					"'scepter certs revoke "+serial+" --reason superseded'", "issuer", issuer.ID, "serial", serial, "err", err)
+					"'scepter certs revoke "+shown+" --reason superseded'", "issuer", issuer.ID, "serial", shown, "err", err)
 			}
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			d.log.Error("ocsp: the responder certificate whose key is gone from its token could not be read, nor revoked: revoke it with "+
-				"'scepter certs revoke "+serial+" --reason superseded'", "issuer", issuer.ID, "serial", serial, "err", err)
+				"'scepter certs revoke "+shown+" --reason superseded'", "issuer", issuer.ID, "serial", shown, "err", err)
 		}
 	}
 	if d.audit == nil {
@@ -326,10 +328,10 @@ func (d *Delegates) retireLost(ctx context.Context, issuer *ca.Issuer, lost lost
 	}
 	note := pki.AuditEvent{Time: now, Type: pki.EventCertRecorded, Actor: d.actor(), Profile: profile, SerialHex: nextSerial, IssuerID: issuer.ID,
 		Subject: next.Subject.String(), Outcome: "success",
-		Detail: fmt.Sprintf("OCSP responder certificate with a new key, replacing the responder certificate %s: %s", serial, missing)}
+		Detail: fmt.Sprintf("OCSP responder certificate with a new key, replacing the responder certificate %s: %s", shown, missing)}
 	if err := d.audit.AppendAudit(ctx, note); err != nil {
 		d.log.Error("ocsp: the replacement of a responder whose key is gone from its token could not be written to the audit trail",
-			"issuer", issuer.ID, "serial", serial, "replaced_by", nextSerial, "err", err)
+			"issuer", issuer.ID, "serial", shown, "replaced_by", nextShown, "err", err)
 	}
 }
 

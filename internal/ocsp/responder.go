@@ -283,7 +283,7 @@ func (r *Responder) sign(ctx context.Context, issuer *ca.Issuer, req *Request) A
 		// the delegate is replaced (Delegates does so at its next
 		// Refresh, which it asks for).
 		r.log.Warn("ocsp: the delegated responder's key is gone from its token; the CA signs meanwhile", "issuer", issuer.ID,
-			"serial", s.Cert.SerialNumber.Text(16), "err", a.Err)
+			"serial", pki.SerialText(s.Cert.SerialNumber), "err", a.Err)
 		if r.cfg.DelegateRevoked != nil {
 			r.cfg.DelegateRevoked(issuer.ID)
 		}
@@ -416,7 +416,7 @@ func (r *Responder) delegateRevoked(ctx context.Context, issuer *ca.Issuer, cert
 		return false
 	}
 	r.log.Warn("ocsp: the delegated responder certificate is revoked; the CA signs meanwhile", "issuer", issuer.ID,
-		"serial", cert.SerialNumber.Text(16))
+		"serial", pki.SerialText(cert.SerialNumber))
 	if r.cfg.DelegateRevoked != nil {
 		r.cfg.DelegateRevoked(issuer.ID)
 	}

@@ -158,7 +158,7 @@ func (c *Certificate) usable(ctx context.Context, leaf *x509.Certificate) bool {
 		return false
 	}
 	if c.issuer.RevokedHere(ctx, leaf) {
-		c.log.Warn("the HTTPS certificate is revoked; issuing a new one with a new key", "serial", leaf.SerialNumber.Text(16))
+		c.log.Warn("the HTTPS certificate is revoked; issuing a new one with a new key", "serial", pki.SerialText(leaf.SerialNumber))
 		return false
 	}
 	var have []string
@@ -236,7 +236,7 @@ func (c *Certificate) issue(ctx context.Context, old *x509.Certificate) error {
 		err = os.Rename(newCert, filepath.Join(c.dir, ServerCertFile))
 	}
 	if err != nil {
-		serial := leaf.SerialNumber.Text(16)
+		serial := pki.SerialText(leaf.SerialNumber)
 		c.log.Error("the HTTPS certificate just issued could not be kept with its key; revoke it: 'scepter certs revoke "+serial+" --reason cessationOfOperation'",
 			"serial", serial, "err", err)
 		return fmt.Errorf("keeping the HTTPS certificate %s: %w", serial, err)
@@ -246,7 +246,7 @@ func (c *Certificate) issue(ctx context.Context, old *x509.Certificate) error {
 		pair.Certificate = append(pair.Certificate, cert.Raw)
 	}
 	c.current.Store(pair)
-	c.log.Info("HTTPS certificate issued", "serial", leaf.SerialNumber.Text(16), "names", strings.Join(c.names, ","),
+	c.log.Info("HTTPS certificate issued", "serial", pki.SerialText(leaf.SerialNumber), "names", strings.Join(c.names, ","),
 		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
 	c.retire(ctx, old, leaf, overwritten)
 	return nil
@@ -282,18 +282,18 @@ func (c *Certificate) retire(ctx context.Context, old, next *x509.Certificate, k
 	revoked, err := c.issuer.RetireServerCertificate(ctx, old, next, key, c.actor)
 	serial := ""
 	if old != nil {
-		serial = old.SerialNumber.Text(16)
+		serial = pki.SerialText(old.SerialNumber)
 	}
 	if revoked {
 		c.log.Info("the replaced HTTPS certificate is revoked (superseded): its key is gone", "serial", serial,
-			"replaced_by", next.SerialNumber.Text(16))
+			"replaced_by", pki.SerialText(next.SerialNumber))
 	}
 	if err != nil {
 		msg := "the replaced HTTPS certificate could not be retired: its revocation or its key's destruction is not recorded"
 		if serial != "" && !revoked {
 			msg += "; if 'scepter certs show " + serial + "' says valid, revoke it with 'scepter certs revoke " + serial + " --reason superseded'"
 		}
-		c.log.Error(msg, "serial", serial, "replaced_by", next.SerialNumber.Text(16), "err", err)
+		c.log.Error(msg, "serial", serial, "replaced_by", pki.SerialText(next.SerialNumber), "err", err)
 	}
 }
 

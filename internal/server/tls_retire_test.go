@@ -62,7 +62,7 @@ func TestReplacedHTTPSCertificateStandsWhenItsRetirementFails(t *testing.T) {
 	if err != nil || !onDisk.Leaf.Equal(c.Leaf()) || c.Leaf().Equal(first.Leaf()) {
 		t.Fatalf("the new pair is not the one on disk and served: %v", err)
 	}
-	serial := first.Leaf().SerialNumber.Text(16)
+	serial := pki.SerialText(first.Leaf().SerialNumber)
 	if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "scepter certs revoke "+serial+" --reason superseded") ||
 		!strings.Contains(out, "database is locked") {
 		t.Errorf("log %q, want an ERROR with the failure and the command that revokes %s", out, serial)

@@ -525,11 +525,11 @@ func (h *Handler) revokeUndelivered(c *call, rec pki.Certificate, cause error) {
 	defer cancel()
 	if err := h.svc.RevokeUndelivered(ctx, rec, cause.Error()); err != nil {
 		h.log.Error("estserver: serverkeygen: the reply could not be built and its certificate could not be revoked; revoke it by hand",
-			"serial", rec.SerialHex, "issuer", rec.IssuerID, "cause", cause, "err", err)
+			"serial", pki.ShownSerial(rec.SerialHex), "issuer", rec.IssuerID, "cause", cause, "err", err)
 		return
 	}
 	h.log.Warn("estserver: serverkeygen: the reply could not be built; its certificate is revoked (cessationOfOperation)",
-		"serial", rec.SerialHex, "issuer", rec.IssuerID, "cause", cause)
+		"serial", pki.ShownSerial(rec.SerialHex), "issuer", rec.IssuerID, "cause", cause)
 }
 
 // undeliveredRevokeTimeout bounds the revocation of a certificate whose
