@@ -25,6 +25,7 @@ import (
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/est"
 	"github.com/scepter/scepter/internal/keys"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 const estUsage = `usage: scepter est cacerts|enroll|reenroll|serverkeygen --url https://HOST:PORT[/LABEL] [flags]
@@ -419,7 +420,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	}
 	cert := res.Certificate
 	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
-		printable(cert.Subject.String()), cert.SerialNumber.Text(16), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, f.keyOut)
+		printable(cert.Subject.String()), pki.SerialText(cert.SerialNumber), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, f.keyOut)
 	if res.Key != nil {
 		how := "inside TLS"
 		if res.KeyEncrypted {

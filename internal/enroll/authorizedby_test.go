@@ -71,7 +71,7 @@ func TestIssuedEventSaysWhoAuthorized(t *testing.T) {
 			}
 			r := namedWithKey(t, newKey(t), "", "dev")
 			r.Renewal, r.Evidence.SignerCert = true, first.Certificate
-			return r, "renewal " + first.Record.SerialHex
+			return r, "renewal " + pki.ShownSerial(first.Record.SerialHex)
 		}},
 	}
 	for _, c := range cases {

@@ -113,7 +113,7 @@ func (s *Service) checkCredentials(ctx context.Context, req Request, attempt *se
 		if !req.ServerKeyGen {
 			renewals, err := s.store.RenewalsOf(ctx, old.IssuerID, old.SerialHex)
 			if err != nil {
-				return fmt.Errorf("enroll: renewals of %s: %w", old.SerialHex, err)
+				return fmt.Errorf("enroll: renewals of %s: %w", pki.ShownSerial(old.SerialHex), err)
 			}
 			for _, r := range renewals {
 				if r.Status == pki.StatusValid {

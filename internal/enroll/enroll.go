@@ -793,7 +793,7 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 	case err != nil:
 		return nil, fmt.Errorf("enroll: record issuance: %w", err)
 	}
-	s.log.Info("certificate issued", "serial", rec.SerialHex, "subject", rec.Subject, "profile", rec.Profile,
+	s.log.Info("certificate issued", "serial", pki.ShownSerial(rec.SerialHex), "subject", rec.Subject, "profile", rec.Profile,
 		"protocol", rec.Protocol, "transaction_id", rec.TransactionID, "remote", rec.RequesterAddr)
 	return &Result{Certificate: cert, Chain: issuer.Chain, Record: rec}, nil
 }
@@ -888,12 +888,12 @@ func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certifica
 	ev := clipped(pki.AuditEvent{
 		Time: s.clock.Now(), Type: pki.EventSentAgain, Actor: actor(st.Req), Profile: st.Profile.Name,
 		SerialHex: again.SerialHex, IssuerID: again.IssuerID, Subject: again.Subject, TransactionID: st.Req.TransactionID,
-		Outcome: "success", Detail: withAuthorizedBy("certificate "+again.SerialHex+" sent again: "+why, st),
+		Outcome: "success", Detail: withAuthorizedBy("certificate "+pki.ShownSerial(again.SerialHex)+" sent again: "+why, st),
 	})
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
-		return nil, fmt.Errorf("enroll: record certificate %s sent again: %w", again.SerialHex, err)
+		return nil, fmt.Errorf("enroll: record certificate %s sent again: %w", pki.ShownSerial(again.SerialHex), err)
 	}
-	s.log.Info("request answered again with the certificate issued earlier for the same key", "serial", again.SerialHex,
+	s.log.Info("request answered again with the certificate issued earlier for the same key", "serial", pki.ShownSerial(again.SerialHex),
 		"reason", why, "transaction_id", st.Req.TransactionID, "remote", st.Req.RemoteAddr)
 	res.SentAgain = true
 	return res, nil

@@ -492,12 +492,12 @@ func (s *Service) recordPolledAgain(ctx context.Context, q Poll, res *Result) er
 	ev := clipped(pki.AuditEvent{
 		Time: s.clock.Now(), Type: pki.EventSentAgain, Actor: string(q.Protocol) + ":" + clientHost(q.RemoteAddr), Profile: rec.Profile,
 		SerialHex: rec.SerialHex, IssuerID: rec.IssuerID, Subject: rec.Subject, TransactionID: q.TransactionID, Outcome: "success",
-		Detail: "certificate " + rec.SerialHex + " sent again: it was issued at once for this SCEP transaction, and the requester polled for it (CertPoll: its answer was lost)",
+		Detail: "certificate " + pki.ShownSerial(rec.SerialHex) + " sent again: it was issued at once for this SCEP transaction, and the requester polled for it (CertPoll: its answer was lost)",
 	})
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
-		return fmt.Errorf("enroll: record certificate %s sent again: %w", rec.SerialHex, err)
+		return fmt.Errorf("enroll: record certificate %s sent again: %w", pki.ShownSerial(rec.SerialHex), err)
 	}
-	s.log.Info("CertPoll answered with the certificate issued at once for its transaction", "serial", rec.SerialHex,
+	s.log.Info("CertPoll answered with the certificate issued at once for its transaction", "serial", pki.ShownSerial(rec.SerialHex),
 		"transaction_id", q.TransactionID, "remote", q.RemoteAddr)
 	return nil
 }
@@ -624,7 +624,7 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result
 		// A certificate revoked while its renewal waited (a stolen
 		// device) buys nothing.
 		if st.Renews != nil && st.Renews.Status == pki.StatusRevoked {
-			return nil, pki.Errorf(pki.EConflict, "request %s renews certificate %s, which was revoked since; reject the request", id, st.Renews.SerialHex)
+			return nil, pki.Errorf(pki.EConflict, "request %s renews certificate %s, which was revoked since; reject the request", id, pki.ShownSerial(st.Renews.SerialHex))
 		}
 	}
 	// The CSR's signature was checked when the request was held; its stored

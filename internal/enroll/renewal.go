@@ -140,7 +140,7 @@ func checkAsIssued(rec *pki.Certificate, cert *x509.Certificate, held string) er
 	if bytes.Equal(rec.DER, cert.Raw) {
 		return nil
 	}
-	return pki.Errorf(pki.EBadCertID, "the %s is not the certificate this CA issued with serial %s", held, rec.SerialHex)
+	return pki.Errorf(pki.EBadCertID, "the %s is not the certificate this CA issued with serial %s", held, pki.ShownSerial(rec.SerialHex))
 }
 
 // renewedAlready is the valid renewal of old whose key is spki, if one was
@@ -148,7 +148,7 @@ func checkAsIssued(rec *pki.Certificate, cert *x509.Certificate, held string) er
 func (s *Service) renewedAlready(ctx context.Context, old *pki.Certificate, spki []byte) (*pki.Certificate, error) {
 	renewals, err := s.store.RenewalsOf(ctx, old.IssuerID, old.SerialHex)
 	if err != nil {
-		return nil, fmt.Errorf("enroll: renewals of %s: %w", old.SerialHex, err)
+		return nil, fmt.Errorf("enroll: renewals of %s: %w", pki.ShownSerial(old.SerialHex), err)
 	}
 	for i := range renewals {
 		r := &renewals[i]

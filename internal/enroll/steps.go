@@ -178,7 +178,7 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 		if err := s.authenticateRenewal(ctx, st); err != nil {
 			return err
 		}
-		st.AuthorizedBy = "renewal " + st.Renews.SerialHex
+		st.AuthorizedBy = "renewal " + pki.ShownSerial(st.Renews.SerialHex)
 		return nil
 	case ev.HTTPUser != "" || ev.HTTPPassword != "":
 		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.authenticateUser(ctx, st) },
@@ -379,7 +379,7 @@ func (s *Service) checkChallenge(ctx context.Context, st *State, presented strin
 				return err
 			}
 			if again != nil {
-				st.IssuedAlready, st.AuthorizedBy = again, "the used-up challenge of certificate "+again.SerialHex
+				st.IssuedAlready, st.AuthorizedBy = again, "the used-up challenge of certificate "+pki.ShownSerial(again.SerialHex)
 				return nil
 			}
 			if spent := spentChallenge(lookupErr); spent != nil {
@@ -619,7 +619,7 @@ func (s *Service) issuedForEnrollment(ctx context.Context, st *State, hash []byt
 		}
 		evs, err := s.store.ListAudit(ctx, store.AuditFilter{Type: pki.EventIssued, SerialHex: c.SerialHex, Limit: 4})
 		if err != nil {
-			return nil, fmt.Errorf("enroll: issuance of certificate %s: %w", c.SerialHex, err)
+			return nil, fmt.Errorf("enroll: issuance of certificate %s: %w", pki.ShownSerial(c.SerialHex), err)
 		}
 		for _, ev := range evs {
 			if ev.IssuerID == c.IssuerID && ev.Detail == detail {

@@ -25,7 +25,7 @@ func (s *Service) RevokeUndelivered(ctx context.Context, rec pki.Certificate, wh
 		IssuerID: rec.IssuerID, Subject: rec.Subject, Outcome: "success", Reason: reason,
 		Detail: "its server-generated key could not be delivered: " + pki.Clip(why, 200)}
 	if _, _, err := s.store.RevokeCertificate(ctx, rec.IssuerID, rec.SerialHex, pki.ReasonCessationOfOperation, now, ev); err != nil {
-		return fmt.Errorf("enroll: revoking %s, whose key could not be delivered: %w", rec.SerialHex, err)
+		return fmt.Errorf("enroll: revoking %s, whose key could not be delivered: %w", pki.ShownSerial(rec.SerialHex), err)
 	}
 	return nil
 }

@@ -759,22 +759,22 @@ func (h *Handler) notOurRA(ctx context.Context, r *cms.Recipient, now time.Time)
 			lookupErr = err
 		case found && rec.CADiscarded:
 			return fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was discarded on %s with the next CA that issued it, before that CA's switch; fetch GetCACert again",
-				rec.SerialHex, rec.Subject, rec.RevokedAt.UTC().Format(time.DateOnly)), nil
+				pki.ShownSerial(rec.SerialHex), rec.Subject, rec.RevokedAt.UTC().Format(time.DateOnly)), nil
 		case found && rec.CARevoked:
 			return fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was issued by an issuing CA that the root has revoked (listed on the root CRL); fetch GetCACert again",
-				rec.SerialHex, rec.Subject), nil
+				pki.ShownSerial(rec.SerialHex), rec.Subject), nil
 		case found && rec.Status == pki.StatusRevoked:
 			return fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was revoked on %s and replaced; fetch GetCACert again",
-				rec.SerialHex, rec.Subject, rec.RevokedAt.UTC().Format(time.DateOnly)), nil
+				pki.ShownSerial(rec.SerialHex), rec.Subject, rec.RevokedAt.UTC().Format(time.DateOnly)), nil
 		case found && rec.Expired(now):
 			return fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which expired on %s; fetch GetCACert again",
-				rec.SerialHex, rec.Subject, rec.NotAfter.UTC().Format(time.DateOnly)), nil
+				pki.ShownSerial(rec.SerialHex), rec.Subject, rec.NotAfter.UTC().Format(time.DateOnly)), nil
 		case found:
 			// Unexpired, unrevoked and not loaded here: most likely the RA
 			// another node sharing the store made for itself when one was
 			// revoked (docs/deployment.md).
 			return fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which this node does not decrypt with (another node's, say, on a shared store); "+
-				"fetch GetCACert again, from the node that answers PKIOperation", rec.SerialHex, rec.Subject), nil
+				"fetch GetCACert again, from the node that answers PKIOperation", pki.ShownSerial(rec.SerialHex), rec.Subject), nil
 		}
 	}
 	if serial != nil {
