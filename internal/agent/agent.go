@@ -375,15 +375,36 @@ type renewal struct {
 func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*renewal, error) {
 	key := p.key
 	usedPending := false
+	// recorded: the record that the request with the key may have left
+	// is there (none is kept without rekey).
+	recorded := !c.Rekey
 	if c.Rekey {
 		kt := c.KeyType
 		if kt == "" {
 			kt = keys.KeyTypeOf(p.cert.PublicKey)
 		}
-		if k := l.pendingKey(); k != nil && keys.KeyTypeOf(k.Public()) == kt {
-			log.Info("asking again with the key of an earlier request (held for approval, or whose answer never got installed)")
-			key, usedPending = k, true
+		k := l.pendingKey()
+		if k != nil && keys.KeyTypeOf(k.Public()) == kt {
+			switch sent, ok := l.pendingSent(); {
+			case !ok:
+				// Kept by an attempt that failed before its request
+				// left: nothing is held or issued for it.
+				key = k
+			case sent.protocol != "" && (sent.protocol != c.Protocol || sent.url != c.URL):
+				// Its request (held, or issued and its answer lost) is
+				// on another server, which this one knows nothing of.
+				log.Info("not asking with the key of an earlier request: that request went to another server than the one configured now; asking with a new key",
+					"earlier_protocol", sent.protocol, "earlier_url", client.RedactURL(sent.url))
+				l.clearPendingKey()
+				k = nil
+			default:
+				log.Info("asking again with the key of an earlier request (held for approval, or whose answer never got installed)")
+				key, usedPending, recorded = k, true, sent.protocol != ""
+			}
 		} else {
+			k = nil
+		}
+		if k == nil {
 			var err error
 			if key, err = keys.Generate(kt); err != nil {
 				return nil, err
@@ -399,8 +420,21 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 			}
 		}
 	}
+	// The record that the request with the kept key may have left is
+	// written just before it does: a crash after that finds the key, and
+	// the record, again.
+	sending := func() error {
+		if recorded {
+			return nil
+		}
+		if err := l.savePendingSent(c.Protocol, c.URL); err != nil {
+			return fmt.Errorf("recording that the request with the new key is sent: %w", err)
+		}
+		recorded = true
+		return nil
+	}
 	res, err := a.renewer(c.Protocol).Renew(ctx, RenewRequest{Config: c, Old: p.cert, OldChain: p.extra, OldKey: p.key, Key: key, Now: a.now,
-		Warnf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }})
+		Warnf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }, Sending: sending})
 	if err != nil {
 		if c.Rekey && finalRefusal(err) {
 			// Refused (the held request rejected, the key refused): the

@@ -632,6 +632,9 @@ func TestPendingRequestKeepsItsKey(t *testing.T) {
 	if len(f.renewer.keys) != 2 || !pki.SamePublicKey(f.renewer.keys[0], f.renewer.keys[1]) {
 		t.Error("the second attempt used another key")
 	}
+	if n := strings.Count(f.logs.String(), askingAgain); n != 1 {
+		t.Errorf("%d attempts say they ask about the held request, want 1:\n%s", n, f.logs)
+	}
 	if !pki.SamePublicKey(f.pair().key.Public(), f.renewer.keys[0]) {
 		t.Error("the installed key is not the requested one")
 	}
@@ -725,7 +728,7 @@ func expectClean(t *testing.T, f *fixture) {
 	if err != nil || len(gens) != 1 || gens[0] != cur {
 		t.Errorf("generations %v, current %q (%v); want just the current one", gens, cur, err)
 	}
-	for _, name := range []string{markerName, pendingKeyPEM} {
+	for _, name := range []string{markerName, pendingKeyPEM, pendingSentName} {
 		if _, err := os.Stat(filepath.Join(l.state, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s is still there", name)
 		}
@@ -862,6 +865,9 @@ func TestLostRenewalIsAskedAgainWithTheSameKey(t *testing.T) {
 	}
 	if !pki.SamePublicKey(f.renewer.issued[0].PublicKey, f.renewer.issued[1].PublicKey) {
 		t.Error("the second attempt asked with another key than the lost renewal's")
+	}
+	if !strings.Contains(f.logs.String(), askingAgain) {
+		t.Error("the second attempt does not say it asks again with the lost renewal's key")
 	}
 	if !pki.SamePublicKey(f.pair().key.Public(), f.renewer.issued[1].PublicKey) {
 		t.Error("the installed key is not the renewal's")

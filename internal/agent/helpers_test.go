@@ -120,7 +120,7 @@ type fakeRenewer struct {
 	keys    []crypto.PublicKey
 	issued  []*x509.Certificate
 	failFor int   // the first failFor calls fail
-	err     error // with this error (default: a connection refused)
+	err     error // with this error, the request sent (default: a connection refused, nothing sent)
 	// wrong, when set, makes the answer: "key" a certificate for another
 	// key, "ca" one from another CA, "name" one for another subject, "sans"
 	// one without the DNS names, "more sans" one with another added.
@@ -138,11 +138,17 @@ func (f *fakeRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, 
 	defer f.mu.Unlock()
 	f.calls++
 	f.keys = append(f.keys, r.Key.Public())
-	if f.calls <= f.failFor {
-		if f.err != nil {
-			return nil, f.err
-		}
+	if f.calls <= f.failFor && f.err == nil {
+		// Not reached: the request never left.
 		return nil, fmt.Errorf("dial tcp 127.0.0.1:1: connect: connection refused")
+	}
+	if r.Sending != nil {
+		if err := r.Sending(); err != nil {
+			return nil, err
+		}
+	}
+	if f.calls <= f.failFor {
+		return nil, f.err
 	}
 	pub, ca, subject, dns := r.Key.Public(), f.ca, r.Old.Subject, r.Old.DNSNames
 	switch f.wrong {

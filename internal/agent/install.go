@@ -57,7 +57,10 @@ const (
 	genPrefix     = "gen-"
 	markerName    = "post-renew-pending"
 	pendingKeyPEM = "pending-key.pem"
-	lockName      = "lock"
+	// pendingSentName records that the request with the kept key may have
+	// left, and where to: its protocol and URL.
+	pendingSentName = "pending-key.sent"
+	lockName        = "lock"
 	// filesLockPrefix names, in DIR(key_path)/.scepter-agent, the lock of
 	// the key file (".lock-key.pem"); a certificate name cannot start
 	// with a dot, so it never collides with a state directory.
@@ -83,8 +86,9 @@ type layout struct {
 	// damaged and therefore set aside (never in silence: it may be the
 	// only copy of a key).
 	warn func(msg string, args ...any)
-	// pendingKeyWarned: the damaged pending key is named once per check.
-	pendingKeyWarned bool
+	// pendingKeyWarned: the damaged pending key is named once per check;
+	// pendingSentWarned: its damaged record, likewise.
+	pendingKeyWarned, pendingSentWarned bool
 	// hook, when set, is called after each step that changes the disk; an
 	// error stops the install right there, with nothing cleaned up.
 	hook func(step string) error
@@ -847,6 +851,9 @@ func (l *layout) pendingKey() crypto.Signer {
 	return nil
 }
 
+// savePendingKey keeps a new key before anything is asked with it. The
+// record of an earlier key's request goes first: it would otherwise be
+// taken for this key's.
 func (l *layout) savePendingKey(key crypto.Signer) error {
 	b, err := encodeKey(key)
 	if err != nil {
@@ -856,13 +863,83 @@ func (l *layout) savePendingKey(key crypto.Signer) error {
 	if err := l.stateDir(); err != nil {
 		return err
 	}
+	if err := l.clearPendingSent(); err != nil {
+		return err
+	}
 	return l.writeFile(filepath.Join(l.state, pendingKeyPEM), b, 0o600, "")
 }
 
+// clearPendingKey forgets the kept key and the record of its request (the
+// record first: a record without its key would be taken for the next
+// key's).
 func (l *layout) clearPendingKey() {
+	if l.clearPendingSent() != nil {
+		return
+	}
 	if err := os.Remove(filepath.Join(l.state, pendingKeyPEM)); err == nil {
 		syncDir(l.state)
 	}
+}
+
+// sentRequest is where the request with the kept key went: the protocol
+// and URL of the certificate's configuration when it left (both empty when
+// the record of it is damaged).
+type sentRequest struct{ protocol, url string }
+
+// pendingSent says whether the request with the kept key may have left
+// (and where to): the key is kept before the server is asked, and an
+// attempt that failed before the request went (the server not reached,
+// the CA certificates fetch cut short by renew_timeout) sent nothing with
+// it. A record that cannot be read is named in a warning and counts as
+// sent, to the configured server: the key may be a held request's.
+func (l *layout) pendingSent() (sentRequest, bool) {
+	path := filepath.Join(l.state, pendingSentName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return sentRequest{}, false
+	}
+	var s sentRequest
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, " ")
+			switch k {
+			case "protocol":
+				s.protocol = v
+			case "url":
+				s.url = v
+			}
+		}
+		if s.protocol != "" && s.url != "" {
+			return s, true
+		}
+		err = errors.New("it names no protocol and URL")
+	}
+	if !l.pendingSentWarned {
+		l.pendingSentWarned = true
+		l.warnf("the record of where the kept key's request went cannot be read; taking it for a request to the configured server",
+			"file", path, "err", err)
+	}
+	return sentRequest{}, true
+}
+
+// savePendingSent records, before the request with the kept key leaves,
+// that it may have, and to which protocol and URL: a crash after it left
+// finds the key again, and a key whose request went to another server is
+// not asked about here.
+func (l *layout) savePendingSent(protocol, url string) error {
+	return l.writeFile(filepath.Join(l.state, pendingSentName), []byte("protocol "+protocol+"\nurl "+url+"\n"), 0o600, "")
+}
+
+func (l *layout) clearPendingSent() error {
+	err := os.Remove(filepath.Join(l.state, pendingSentName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	syncDir(l.state)
+	return nil
 }
 
 func loadCerts(path string) ([]*x509.Certificate, error) {

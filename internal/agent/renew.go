@@ -40,6 +40,12 @@ type RenewRequest struct {
 	Now func() time.Time
 	// Warnf receives what the client wants to warn about.
 	Warnf func(format string, args ...any)
+	// Sending, when set, is called just before the request that carries
+	// Key may leave (after the exchanges that only fetch, such as the CA
+	// certificates): the agent records there that a request with its
+	// kept key may be held or issued. An error stops the renewal, with
+	// nothing sent.
+	Sending func() error
 }
 
 // RenewResult is what the server answered.
@@ -76,6 +82,9 @@ type SCEPRenewal struct {
 	// server offers RenewalReq (as Apple devices and certmonger do).
 	PKCSReq               bool
 	PollInterval, MaxWait time.Duration
+	// Sending, when set, is called just before the request leaves; an
+	// error stops it.
+	Sending func() error
 }
 
 // SCEPRenew sends a RenewalReq (a PKCSReq when the server does not
@@ -96,6 +105,11 @@ func SCEPRenew(ctx context.Context, c *client.SCEP, r SCEPRenewal) (*x509.Certif
 	typ := scep.RenewalReq
 	if r.PKCSReq || !r.Caps.Has("Renewal") {
 		typ = scep.PKCSReq
+	}
+	if r.Sending != nil {
+		if err := r.Sending(); err != nil {
+			return nil, err
+		}
 	}
 	return c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: r.Key, SignerCert: r.Old, SignerKey: r.OldKey, CACerts: r.CACerts, Caps: r.Caps,
 		Type: typ, Challenge: challenge, PollInterval: r.PollInterval, MaxWait: r.MaxWait})
@@ -160,7 +174,7 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 	if caCerts, err = client.TrustedCACerts(caCerts, r.Config.CAFingerprint, r.Now()); err != nil {
 		return nil, err
 	}
-	cert, err := SCEPRenew(ctx, c, SCEPRenewal{Old: r.Old, OldKey: r.OldKey, Key: r.Key, Caps: caps, CACerts: caCerts, Challenge: challenge})
+	cert, err := SCEPRenew(ctx, c, SCEPRenewal{Old: r.Old, OldKey: r.OldKey, Key: r.Key, Caps: caps, CACerts: caCerts, Challenge: challenge, Sending: r.Sending})
 	if err != nil {
 		return nil, err
 	}
@@ -249,6 +263,12 @@ func (ESTRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, erro
 	}
 	tmpl := RenewalTemplate(r.Old)
 	res, err := c.Enroll(ctx, client.ESTRequest{Op: est.OpSimpleReenroll, MakeCSR: func(cb []byte) ([]byte, error) {
+		// Connected (TLS handshake done): the request goes next.
+		if r.Sending != nil {
+			if err := r.Sending(); err != nil {
+				return nil, err
+			}
+		}
 		t := tmpl
 		if withBinding {
 			if cb == nil {
