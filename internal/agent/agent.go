@@ -205,7 +205,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 		defer cancel()
 		if p, perr := readPair(l); perr != nil {
 			o.err = perr
-		} else if perr := a.checkInPlace(attempt, c, l, p, log); perr != nil {
+		} else if perr := a.checkInPlace(attempt, c, l, p, log); perr != nil && !errors.As(perr, new(*caFetchStalled)) {
 			o.err = perr
 		} else if o.point = RenewalPoint(p.cert, c.RenewBefore); a.now().Before(o.point) {
 			log.Info("not due for renewal", "serial", pki.SerialText(p.cert.SerialNumber), "not_after", p.cert.NotAfter.UTC(), "renew_at", o.point.UTC())
@@ -252,8 +252,9 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 	}
 	attempt, cancel := a.attempt(ctx)
 	defer cancel()
-	if err := a.checkInPlace(attempt, c, l, p, log); err != nil {
-		return outcome{err: err}
+	stalled := a.checkInPlace(attempt, c, l, p, log)
+	if stalled != nil && !errors.As(stalled, new(*caFetchStalled)) {
+		return outcome{err: stalled}
 	}
 	if k := l.pendingKey(); k != nil && pki.SamePublicKey(k.Public(), p.cert.PublicKey) {
 		// The renewal it was kept for is in place (a run stopped after
@@ -291,7 +292,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 		log.Warn("the certificate has expired; asking for its renewal anyway (a server may allow a grace period)", attrs...)
 	}
 	log.Info("renewing", append(attrs, "protocol", c.Protocol, "url", client.RedactURL(c.URL), "rekey", c.Rekey)...)
-	r, err := a.renewBounded(ctx, attempt, c, l, p, log)
+	r, err := a.renewBounded(ctx, attempt, c, l, p, stalled, log)
 	if err != nil {
 		var local *localError
 		o.err, o.retry, o.retryAfter = err, !errors.As(err, &local), client.RetryAfter(err)
@@ -350,8 +351,13 @@ func (a *Agent) attempt(ctx context.Context) (context.Context, context.CancelFun
 // answers would otherwise hold every certificate after this one for as
 // long as the client's own timeouts allow, once per exchange. The deadline
 // runs on the real clock, as the network does. ctx is the agent's own,
-// attempt the one with the deadline.
-func (a *Agent) renewBounded(ctx, attempt context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*renewal, error) {
+// attempt the one with the deadline. stalled, when set, is the CA
+// certificates fetch that used the whole deadline: the attempt fails
+// naming it, not the renewal's first connection.
+func (a *Agent) renewBounded(ctx, attempt context.Context, c *Certificate, l *layout, p *pair, stalled error, log *slog.Logger) (*renewal, error) {
+	if stalled != nil && ctx.Err() == nil {
+		return nil, fmt.Errorf("the renewal attempt timed out after %s (renew_timeout): %w", a.renewTimeout(), stalled)
+	}
 	r, err := a.renew(attempt, c, l, p, log)
 	if err != nil && ctx.Err() == nil && errors.Is(attempt.Err(), context.DeadlineExceeded) {
 		return nil, fmt.Errorf("the renewal attempt timed out after %s (renew_timeout): %w", a.renewTimeout(), err)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/client"
@@ -69,6 +70,10 @@ func (a *Agent) checkInPlace(ctx context.Context, c *Certificate, l *layout, p *
 		cas, err := f.CACerts(fctx, c, RenewRequest{Config: c, Now: a.now, Warnf: warnf})
 		if err != nil {
 			log.Warn("could not fetch the CA certificates to check that the certificate in place chains to the pinned CA; going on without that check", "err", err)
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// The attempt has no time left for a renewal.
+				return &caFetchStalled{err}
+			}
 			return nil
 		}
 		all := append(local, client.WithIssuer(fctx, p.cert, cas, c.CAFingerprint)...)
@@ -89,6 +94,23 @@ func (a *Agent) checkInPlace(ctx context.Context, c *Certificate, l *layout, p *
 	a.verifiedInPlace[c.Name] = sum
 	return nil
 }
+
+// caFetchStalled: the CA certificates fetch of checkInPlace ran until the
+// attempt's deadline (renew_timeout). The check goes on without it, as
+// for any failed fetch; a renewal after it would fail at once, blaming
+// its own first connection, so it is not tried, and the attempt's error
+// names the fetch.
+type caFetchStalled struct{ err error }
+
+func (e *caFetchStalled) Error() string {
+	msg := e.err.Error()
+	if step, ok := strings.CutSuffix(msg, ": "+context.DeadlineExceeded.Error()); ok {
+		msg = step + " did not finish"
+	}
+	return "the CA certificates fetch (to check the certificate in place) took it all (" + msg + "); nothing was asked for"
+}
+
+func (e *caFetchStalled) Unwrap() error { return e.err }
 
 // notOurs is the failure of a certificate in place that does not chain to
 // the pinned CA.

@@ -158,7 +158,9 @@ func (h *hangingRenewer) CACerts(ctx context.Context, c *Certificate, r RenewReq
 // The check that the certificate in place chains to the pinned CA (a CA
 // certificates fetch, for files that `scepter enroll` wrote) is part of the
 // attempt: it shares renew_timeout's deadline with the renewal, so a server
-// that never answers costs one renew_timeout, not two.
+// that never answers costs one renew_timeout, not two. A fetch that used
+// it all leaves nothing for the renewal, which is not tried: the attempt's
+// error names the fetch.
 func TestRenewTimeoutBoundsThePinnedCACheckToo(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	f.clock.Set(f.first.NotAfter.Add(-time.Hour)) // due
@@ -170,16 +172,50 @@ func TestRenewTimeoutBoundsThePinnedCACheckToo(t *testing.T) {
 	if err == nil {
 		t.Fatal("RunOnce succeeded against a server that never answers")
 	}
-	if !strings.Contains(f.logs.String(), "timed out after 100ms (renew_timeout)") {
-		t.Errorf("the log does not say the attempt timed out:\n%s", f.logs)
+	if !strings.Contains(f.logs.String(), "timed out after 100ms (renew_timeout): the CA certificates fetch (to check the certificate in place) took it all (CACerts did not finish)") {
+		t.Errorf("the log does not say the CA certificates fetch used the attempt's time:\n%s", f.logs)
 	}
-	caDeadline, fetched := h.deadlines["CACerts"]
-	renewDeadline, renewed := h.deadlines["Renew"]
-	if !fetched || !renewed {
-		t.Fatalf("calls made: %v; want the CA certificates fetched, then a renewal asked for", h.deadlines)
+	if _, fetched := h.deadlines["CACerts"]; !fetched {
+		t.Fatalf("calls made: %v; want the CA certificates fetched", h.deadlines)
 	}
-	if !renewDeadline.Equal(caDeadline) {
-		t.Errorf("the renewal's deadline is %s after the CA certificates fetch's: each has its own renew_timeout",
-			renewDeadline.Sub(caDeadline))
+	if _, renewed := h.deadlines["Renew"]; renewed {
+		t.Error("a renewal was asked for after the CA certificates fetch used all of renew_timeout")
+	}
+}
+
+// A server that accepts the connection and never answers holds the CA
+// certificates fetch (the check of the certificate in place) for all of
+// renew_timeout: the attempt's error says so, naming the step that did
+// not finish, not a connection of the renewal that never got its turn.
+func TestRenewTimeoutSpentOnTheCAFetchIsNamed(t *testing.T) {
+	for _, tt := range []struct {
+		protocol, url string // %s is the hung server's address
+		want          string
+	}{
+		{ProtocolEST, "https://%s", "took it all (TLS handshake with %s did not finish)"},
+		{ProtocolSCEP, "http://%s/scep", "took it all (GET http://%s/scep?operation=GetCACert"},
+	} {
+		t.Run(tt.protocol, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			addr := hungServer(t)
+			f.agent.Renewers = nil // the real clients
+			f.cert().Protocol, f.cert().URL = tt.protocol, fmt.Sprintf(tt.url, addr)
+			f.cfg.RenewTimeout = 300 * time.Millisecond
+			f.cfg.OnceAttempts = 1
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour)) // due
+			if err := f.agent.RunOnce(context.Background()); err == nil {
+				t.Fatal("RunOnce succeeded against a server that never answers")
+			}
+			var failed string
+			for _, line := range strings.Split(f.logs.String(), "\n") {
+				if strings.Contains(line, "level=ERROR msg=failed") {
+					failed = line
+				}
+			}
+			want := "timed out after 300ms (renew_timeout): the CA certificates fetch (to check the certificate in place) " + fmt.Sprintf(tt.want, addr)
+			if !strings.Contains(failed, want) || strings.Contains(failed, "connecting to") {
+				t.Errorf("the attempt failed with\n%s\nwant it to say %q", failed, want)
+			}
+		})
 	}
 }
