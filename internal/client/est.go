@@ -255,9 +255,17 @@ func (c *EST) dial(ctx context.Context) (*conn, error) {
 // server: a private CA's server, as scepter's own, is trusted only when
 // given its CA.
 func (c *EST) untrusted(err error) error {
+	return untrustedServer(err, c.Roots, c.Fingerprint)
+}
+
+// untrustedServer is err, with the ways out added when it is a TLS
+// server's certificate that the system's roots do not trust (or there are
+// none) and the caller gave neither roots nor a fingerprint: scepter's
+// est and enroll commands take both as --cacert and --ca-fingerprint.
+func untrustedServer(err error, roots *x509.CertPool, fingerprint string) error {
 	var unknown x509.UnknownAuthorityError
 	var noRoots x509.SystemRootsError
-	if c.Roots != nil || c.Fingerprint != "" || !errors.As(err, &unknown) && !errors.As(err, &noRoots) {
+	if roots != nil || fingerprint != "" || !errors.As(err, &unknown) && !errors.As(err, &noRoots) {
 		return err
 	}
 	return fmt.Errorf("the system's roots do not trust this server (%w); give --cacert FILE (the CA's root, e.g. DATA_DIR/ca/root.crt) or --ca-fingerprint sha256:HEX (of that CA, as scepter serve prints it)", err)

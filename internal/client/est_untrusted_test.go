@@ -21,6 +21,44 @@ import (
 // --ca-fingerprint), not with Go's bare "certificate signed by unknown
 // authority"; given either, a handshake failure is not told to give one.
 func TestESTUntrustedServerSaysHowToTrustIt(t *testing.T) {
+	srv, host, other := untrustedTLSServer(t)
+	const advice = "the system's roots do not trust this server"
+	_, err := (&EST{URL: srv.URL, Now: func() time.Time { return trustNow }}).CACerts(context.Background())
+	if err == nil || !strings.HasPrefix(err.Error(), "TLS handshake with "+host+": "+advice+" (") ||
+		!strings.Contains(err.Error(), "give --cacert FILE (the CA's root, e.g. DATA_DIR/ca/root.crt) or --ca-fingerprint sha256:HEX") {
+		t.Errorf("no anchors given: %v, want it to say the system's roots do not trust the server and what to give", err)
+	}
+	// The CA given is another: the advice to give one would mislead.
+	roots := x509.NewCertPool()
+	roots.AddCert(other)
+	_, err = (&EST{URL: srv.URL, Roots: roots, Now: func() time.Time { return trustNow }}).CACerts(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "unknown authority") || strings.Contains(err.Error(), advice) {
+		t.Errorf("another CA given: %v, want Go's unknown authority without the advice", err)
+	}
+}
+
+// The SCEP client over https (scepter enroll and renew, which take the same
+// --cacert and --ca-fingerprint) gives the same advice.
+func TestSCEPUntrustedServerSaysHowToTrustIt(t *testing.T) {
+	srv, _, other := untrustedTLSServer(t)
+	const advice = "the system's roots do not trust this server"
+	_, err := (&SCEP{URL: srv.URL + "/scep", Now: func() time.Time { return trustNow }}).GetCACaps(context.Background())
+	if err == nil || !strings.Contains(err.Error(), advice) ||
+		!strings.Contains(err.Error(), "give --cacert FILE (the CA's root, e.g. DATA_DIR/ca/root.crt) or --ca-fingerprint sha256:HEX") {
+		t.Errorf("no anchors given: %v, want it to say the system's roots do not trust the server and what to give", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(other)
+	_, err = (&SCEP{URL: srv.URL + "/scep", Roots: roots, Now: func() time.Time { return trustNow }}).GetCACaps(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "unknown authority") || strings.Contains(err.Error(), advice) {
+		t.Errorf("another CA given: %v, want Go's unknown authority without the advice", err)
+	}
+}
+
+// untrustedTLSServer is an HTTPS server on 127.0.0.1 whose certificate a
+// private CA issued, its host:port, and another CA's certificate.
+func untrustedTLSServer(t *testing.T) (*httptest.Server, string, *x509.Certificate) {
+	t.Helper()
 	later := trustNow.Add(time.Hour)
 	ca := issue(t, "private ca", nil, true, later)
 	other := issue(t, "other ca", nil, true, later)
@@ -36,18 +74,5 @@ func TestESTUntrustedServerSaysHowToTrustIt(t *testing.T) {
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: leaf.key}}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "https://")
-	const advice = "the system's roots do not trust this server"
-	_, err = (&EST{URL: srv.URL, Now: func() time.Time { return trustNow }}).CACerts(context.Background())
-	if err == nil || !strings.HasPrefix(err.Error(), "TLS handshake with "+host+": "+advice+" (") ||
-		!strings.Contains(err.Error(), "give --cacert FILE (the CA's root, e.g. DATA_DIR/ca/root.crt) or --ca-fingerprint sha256:HEX") {
-		t.Errorf("no anchors given: %v, want it to say the system's roots do not trust the server and what to give", err)
-	}
-	// The CA given is another: the advice to give one would mislead.
-	roots := x509.NewCertPool()
-	roots.AddCert(other.cert)
-	_, err = (&EST{URL: srv.URL, Roots: roots, Now: func() time.Time { return trustNow }}).CACerts(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "unknown authority") || strings.Contains(err.Error(), advice) {
-		t.Errorf("another CA given: %v, want Go's unknown authority without the advice", err)
-	}
+	return srv, strings.TrimPrefix(srv.URL, "https://"), other.cert
 }

@@ -213,6 +213,10 @@ func (c *SCEP) doWith(hc *http.Client, req *http.Request) (*http.Response, []byt
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
+		if c.HTTP == nil {
+			// Otherwise the caller's transport decides whom TLS trusts.
+			err = untrustedServer(err, c.Roots, c.Fingerprint)
+		}
 		return nil, nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
 	}
 	defer resp.Body.Close()
