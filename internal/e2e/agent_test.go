@@ -355,9 +355,8 @@ func (w *killWatch) String() string {
 var renewedLine = regexp.MustCompile(`msg=renewed cert=(\w+)`)
 
 // TestAgentKilledMidRenewal: `scepter agent --once` processes, each renewing
-// three certificates (separate key and certificate files with a chain file,
-// one combined file, and a key in a directory of its own, private/, apart
-// from its certificate), are killed with SIGKILL at random moments, half
+// two certificates (separate key and certificate files with a chain file,
+// and one combined file), are killed with SIGKILL at random moments, half
 // of them just after the agent says it is installing; after each kill the
 // files hold a matching key and certificate, and a last run recovers.
 func TestAgentKilledMidRenewal(t *testing.T) {
@@ -369,19 +368,10 @@ func TestAgentKilledMidRenewal(t *testing.T) {
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "pw")
 	writeFile(t, pw, pass+"\n")
-	private := filepath.Join(dir, "private")
-	if err := os.Mkdir(private, 0o710); err != nil {
-		t.Fatal(err)
-	}
-	for _, cn := range []string{"kill-sep", "kill-comb", "kill-split"} {
-		keyDir := dir
-		if cn == "kill-split" {
-			keyDir = private
-		}
+	for _, cn := range []string{"kill-sep", "kill-comb"} {
 		mustRun(t, runOpts{}, bin(t), "est", "enroll", "--url", e.HTTPS+"/agent", "--ca-fingerprint", fp, "--user", user, "--password-file", pw,
-			"--subject", "CN="+cn, "--key-type", "p256", "--out", filepath.Join(dir, cn+".crt"), "--key-out", filepath.Join(keyDir, cn+".key"))
+			"--subject", "CN="+cn, "--key-type", "p256", "--out", filepath.Join(dir, cn+".crt"), "--key-out", filepath.Join(dir, cn+".key"))
 	}
-	splitKey, splitCert := filepath.Join(private, "kill-split.key"), filepath.Join(dir, "kill-split.crt")
 	comb := filepath.Join(dir, "comb.pem")
 	writeFile(t, comb, readFile(t, filepath.Join(dir, "kill-comb.crt"))+readFile(t, filepath.Join(dir, "kill-comb.key")))
 	sepKey, sepCert := filepath.Join(dir, "kill-sep.key"), filepath.Join(dir, "kill-sep.crt")
@@ -408,20 +398,10 @@ ca_fingerprint = %[2]q
 key_path = "comb.pem"
 cert_path = "comb.pem"
 renew_before = "30d"
-
-[[certificate]]
-name = "split"
-protocol = "est"
-url = %[1]q
-ca_fingerprint = %[2]q
-key_path = "private/kill-split.key"
-cert_path = "kill-split.crt"
-renew_before = "30d"
-post_renew = "echo renewed >> post-split.log"
 `, e.HTTPS+"/agent", fp))
 	check := func(when string) {
 		t.Helper()
-		for _, kc := range [][2]string{{sepKey, sepCert}, {comb, comb}, {splitKey, splitCert}} {
+		for _, kc := range [][2]string{{sepKey, sepCert}, {comb, comb}} {
 			c := readCert(t, kc[1])
 			if !pki.SamePublicKey(readKey(t, kc[0]).Public(), c.PublicKey) {
 				t.Fatalf("%s: %s and %s do not match", when, kc[0], kc[1])
@@ -507,16 +487,6 @@ post_renew = "echo renewed >> post-split.log"
 	}
 	if gens, _ := filepath.Glob(filepath.Join(dir, ".scepter-agent", "sep", "gen-*")); len(gens) != 1 {
 		t.Errorf("generations of sep: %v, want one", gens)
-	}
-	// The key apart: its generation beside the key, the certificate's and
-	// the switch beside the certificate, which stays out of private/.
-	for _, d := range []string{filepath.Join(dir, ".scepter-agent", "split"), filepath.Join(private, ".scepter-agent", "split")} {
-		if gens, _ := filepath.Glob(filepath.Join(d, "gen-*")); len(gens) != 1 {
-			t.Errorf("generations of split in %s: %v, want one", d, gens)
-		}
-	}
-	if real, err := filepath.EvalSymlinks(splitCert); err != nil || strings.HasPrefix(real, private+string(filepath.Separator)) {
-		t.Errorf("the certificate of split is at %s (%v), inside the key's directory", real, err)
 	}
 	e.verify(t, sepCert)
 }
