@@ -728,22 +728,6 @@ func expectClean(t *testing.T, f *fixture) {
 	if err != nil || len(gens) != 1 || gens[0] != cur {
 		t.Errorf("generations %v, current %q (%v); want just the current one", gens, cur, err)
 	}
-	if l.split() {
-		if _, err := os.Lstat(filepath.Join(l.state, currentName)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s is still there (the switch is beside the certificate): %v", filepath.Join(l.state, currentName), err)
-		}
-		for _, want := range []string{filepath.Join(l.state, cur, "key.pem"), filepath.Join(l.certState, cur, "cert.pem")} {
-			if fi, err := os.Lstat(want); err != nil || !fi.Mode().IsRegular() {
-				t.Errorf("%s is not a regular file: %v", want, err)
-			}
-		}
-		if got, err := os.Readlink(filepath.Join(l.certState, cur, "key.pem")); err != nil || got != filepath.Join(l.state, cur, "key.pem") {
-			t.Errorf("%s links to %q (%v), want the key beside the key", filepath.Join(l.certState, cur, "key.pem"), got, err)
-		}
-		if _, err := os.Lstat(filepath.Join(l.state, cur, "cert.pem")); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("a certificate in the key's generation: %v", err)
-		}
-	}
 	for _, name := range []string{markerName, pendingKeyPEM, pendingSentName} {
 		if _, err := os.Stat(filepath.Join(l.state, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s is still there", name)

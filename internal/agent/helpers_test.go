@@ -225,12 +225,6 @@ type fixtureOpts struct {
 	extra        string
 	combined     bool // key and certificate in one file, all.pem
 	intermediate bool
-	// privateKey puts the key in a directory of its own, private/key.pem
-	// (0710), beside cert.pem (Debian's /etc/ssl/private and certs).
-	privateKey bool
-	// oldLayout puts the files, before anything runs, in the layout of
-	// earlier versions: everything beside the key, `current` too.
-	oldLayout bool
 }
 
 const post = "post.log"
@@ -255,16 +249,6 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if o.combined {
 		paths = "key_path = \"all.pem\"\ncert_path = \"all.pem\"\n"
 		writePEM(t, filepath.Join(f.dir, "all.pem"), 0o600, key, f.first)
-	} else if o.privateKey {
-		paths = "key_path = \"private/key.pem\"\ncert_path = \"cert.pem\"\n"
-		if err := os.Mkdir(filepath.Join(f.dir, "private"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(filepath.Join(f.dir, "private"), 0o710); err != nil {
-			t.Fatal(err)
-		}
-		writePEM(t, filepath.Join(f.dir, "private", "key.pem"), 0o600, key)
-		writePEM(t, filepath.Join(f.dir, "cert.pem"), 0o644, nil, f.first)
 	} else {
 		writePEM(t, filepath.Join(f.dir, "key.pem"), 0o600, key)
 		writePEM(t, filepath.Join(f.dir, "cert.pem"), 0o644, nil, f.first)
@@ -288,58 +272,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 			t.Logf("agent log:\n%s", f.logs.String())
 		}
 	})
-	if o.oldLayout {
-		makeOldLayout(t, f)
-	}
 	return f
-}
-
-// makeOldLayout moves the files into the layout of earlier versions, as an
-// agent before r88 D1 left them after a renewal: one generation with key,
-// certificate (and chain) and `current` in the state directory beside the
-// key; key_path, cert_path (and chain_path) links through it.
-func makeOldLayout(t *testing.T, f *fixture) {
-	t.Helper()
-	c := f.cert()
-	state := filepath.Join(filepath.Dir(c.KeyPath), stateDirName, c.Name)
-	gen := filepath.Join(state, genPrefix+"000001")
-	if err := os.MkdirAll(gen, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{"key.pem": c.KeyPath, "cert.pem": c.CertPath}
-	if c.ChainPath != "" && c.ChainPath != c.CertPath {
-		if _, err := os.Stat(c.ChainPath); err == nil {
-			files["chain.pem"] = c.ChainPath
-		}
-	}
-	for name, path := range files {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(gen, name), b, fi.Mode().Perm()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink(genPrefix+"000001", filepath.Join(state, currentName)); err != nil {
-		t.Fatal(err)
-	}
-	for name, path := range files {
-		target := filepath.Join(state, currentName, name)
-		if filepath.Dir(path) == filepath.Dir(c.KeyPath) {
-			target = filepath.Join(stateDirName, c.Name, currentName, name)
-		}
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(target, path); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func (f *fixture) cert() *Certificate { return &f.cfg.Certificates[0] }

@@ -136,7 +136,7 @@ func localCACerts(l *layout, p *pair) []*x509.Certificate {
 		chain, _ := readChainFile(l.chain)
 		local = append(local, chain...)
 	}
-	if chain, err := readChainFile(filepath.Join(l.inPlaceDir(), currentName, "chain.pem")); err == nil {
+	if chain, err := readChainFile(filepath.Join(l.state, currentName, "chain.pem")); err == nil {
 		local = append(local, chain...)
 	}
 	return local

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,37 +28,28 @@ import (
 //	DIR(key_path)/.scepter-agent/.lock-BASE(key_path)
 //	                          held (flock) while an agent works on key_path,
 //	                          whatever NAME its configuration gives it
-//	DIR(key_path)/.scepter-agent/NAME/          the state directory
+//	DIR(key_path)/.scepter-agent/NAME/
 //	    lock                  held (flock) while an agent works on NAME
-//	    gen-000007/key.pem    the key of one generation
+//	    gen-000007/key.pem    one complete generation: key, certificate, chain
+//	    gen-000007/cert.pem
+//	    gen-000007/chain.pem
+//	    current -> gen-000007 the generation in use, switched by one rename
 //	    post-renew-pending    a renewal is in place, its post_renew not yet run
 //	    pending-key.pem       the key of a request the server holds for approval
 //	    parked.pem            a renewal waiting for its start (see parked.go)
-//	DIR(cert_path)/.scepter-agent/NAME/         the switch
-//	    gen-000007/cert.pem   one complete generation: certificate, chain,
-//	    gen-000007/chain.pem
-//	    gen-000007/key.pem -> DIR(key_path)/.scepter-agent/NAME/gen-000007/key.pem
-//	    current -> gen-000007 the generation in use, switched by one rename
-//	key_path   -> DIR(cert_path)/.scepter-agent/NAME/current/key.pem
+//	key_path   -> .scepter-agent/NAME/current/key.pem
 //	cert_path  -> .scepter-agent/NAME/current/cert.pem
-//	chain_path -> DIR(cert_path)/.scepter-agent/NAME/current/chain.pem
+//	chain_path -> .scepter-agent/NAME/current/chain.pem
 //
-// When key_path and cert_path share a directory (the common case) the two
-// are one directory and gen-N/key.pem is the key itself. The certificate's
-// generations live beside the certificate, so that whoever may read it
-// there still can once it is a link (Debian's /etc/ssl/certs 0755 beside
-// /etc/ssl/private 0710), and the key stays where only its readers enter.
-//
-// A new generation is written completely (each file synced) in directories
-// nothing points to, then `current` is switched by renaming a new symbolic
-// link over it. key_path and cert_path resolve through `current`, so at
-// every instant they show the old pair or the new one. Regular files from
-// `scepter enroll` (or any other tool), and the layout of earlier versions
-// (everything beside the key, `current` too), are migrated to this layout
-// first, with a generation holding exactly their content, so the migration
-// never changes what the paths show. When key_path equals cert_path, the
-// one file (certificate, chain, key) is replaced by one rename and needs no
-// generations.
+// A new generation is written completely (each file synced) in a
+// directory nothing points to, then `current` is switched by renaming a
+// new symbolic link over it. key_path and cert_path resolve through
+// `current`, so at every instant they show the old pair or the new one.
+// Regular files from `scepter enroll` (or any other tool) are migrated to
+// this layout first, with a generation holding exactly their content, so
+// the migration never changes what the paths show. When key_path equals
+// cert_path, the one file (certificate, chain, key) is replaced by one
+// rename and needs no generations.
 
 const (
 	stateDirName  = ".scepter-agent"
@@ -91,11 +81,7 @@ var errStop = errors.New("stopped by test hook")
 type layout struct {
 	name             string
 	key, cert, chain string // absolute; chain "" when none, == cert for a full chain
-	// state is the state directory beside the key: locks, markers, kept
-	// and parked keys, and the keys of the generations. certState, beside
-	// the certificate, holds the generations' certificates and `current`;
-	// the same directory when key and certificate share theirs.
-	state, certState string
+	state            string
 	// warn, when set, is told of a file of the agent's own state that is
 	// damaged and therefore set aside (never in silence: it may be the
 	// only copy of a key).
@@ -110,23 +96,10 @@ type layout struct {
 
 func newLayout(c *Certificate, hook func(string) error) *layout {
 	return &layout{name: c.Name, key: c.KeyPath, cert: c.CertPath, chain: c.ChainPath,
-		state:     filepath.Join(filepath.Dir(c.KeyPath), stateDirName, c.Name),
-		certState: filepath.Join(filepath.Dir(c.CertPath), stateDirName, c.Name), hook: hook}
+		state: filepath.Join(filepath.Dir(c.KeyPath), stateDirName, c.Name), hook: hook}
 }
 
 func (l *layout) combined() bool { return l.key == l.cert }
-
-// split: the certificate's generations and the switch are in a directory
-// apart from the key's.
-func (l *layout) split() bool { return l.certState != "" && l.certState != l.state }
-
-// switchState is the directory that holds `current`.
-func (l *layout) switchState() string {
-	if l.split() {
-		return l.certState
-	}
-	return l.state
-}
 
 // separateChain: the chain has a file of its own.
 func (l *layout) separateChain() bool { return l.chain != "" && l.chain != l.cert && l.chain != l.key }
@@ -291,29 +264,16 @@ func encodeKeyAs(key crypto.Signer, format keyFormat) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}), nil
 }
 
-// stateDir makes the state directories: private like the directory that
-// holds the key (and, beside the certificate, like the certificate's), and
-// never writable by group or others.
+// stateDir makes the state directory: private like the directory that
+// holds the key, and never writable by group or others.
 func (l *layout) stateDir() error {
-	if err := makeStateDir(filepath.Dir(l.key), l.state, "the key's directory"); err != nil {
-		return err
-	}
-	if !l.split() {
-		return nil
-	}
-	if err := makeStateDir(filepath.Dir(l.cert), l.certState, "the certificate's directory"); err != nil {
-		return err
-	}
-	return l.checkCertState()
-}
-
-func makeStateDir(parent, state, what string) error {
+	parent := filepath.Dir(l.key)
 	fi, err := os.Stat(parent)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("the key's directory: %w", err)
 	}
 	mode := fi.Mode().Perm() &^ 0o022
-	for _, d := range []string{filepath.Join(parent, stateDirName), state} {
+	for _, d := range []string{filepath.Join(parent, stateDirName), l.state} {
 		err := os.Mkdir(d, mode)
 		switch {
 		case err == nil:
@@ -336,30 +296,9 @@ func makeStateDir(parent, state, what string) error {
 				return fmt.Errorf("%s is writable by group or others (%v): the agent keeps keys there; chmod go-w it", d, fi.Mode().Perm())
 			}
 			if foreignOwner(d, parent) {
-				return fmt.Errorf("%s belongs to another user than the agent or %s: that user could swap the keys in it; remove it or chown it", d, what)
+				return fmt.Errorf("%s belongs to another user than the agent or the key's directory: that user could swap the keys in it; remove it or chown it", d)
 			}
 		}
-	}
-	return nil
-}
-
-// checkCertState refuses a switch beside the certificate whose generation
-// in use takes its key from another state directory than this
-// certificate's: another configuration gives the same name to a
-// certificate in the same directory, with its key elsewhere, and the two
-// would remove each other's generations.
-func (l *layout) checkCertState() error {
-	gen, err := readGenLink(filepath.Join(l.certState, currentName))
-	if err != nil {
-		return nil // none yet, or broken: recover says which
-	}
-	t, err := os.Readlink(filepath.Join(l.certState, gen, "key.pem"))
-	if err != nil {
-		return nil
-	}
-	if filepath.Clean(t) != filepath.Join(l.state, gen, "key.pem") {
-		return fmt.Errorf("%s takes its key from %s, not from %s: another [[certificate]] named %q (in this configuration or another) keeps its certificate in %s; give one of them another name",
-			filepath.Join(l.certState, currentName), t, l.state, l.name, filepath.Dir(l.cert))
 	}
 	return nil
 }
@@ -425,67 +364,17 @@ func (l *layout) symlink(path, target string) error {
 }
 
 // linkTarget is what path (key_path, cert_path, chain_path) links to: a
-// relative target beside the switch, an absolute one elsewhere.
+// relative target beside the state directory, an absolute one elsewhere.
 func (l *layout) linkTarget(path, file string) string {
-	return linkThrough(path, l.switchState(), l.name, file)
-}
-
-// oldLinkTarget is what an earlier version linked path to when the key and
-// the certificate are in different directories: everything, the switch
-// too, beside the key.
-func (l *layout) oldLinkTarget(path, file string) string {
-	return linkThrough(path, l.state, l.name, file)
-}
-
-func linkThrough(path, state, name, file string) string {
-	if filepath.Dir(path) == filepath.Dir(filepath.Dir(state)) {
-		return filepath.Join(stateDirName, name, currentName, file)
+	if filepath.Dir(path) == filepath.Dir(filepath.Dir(l.state)) {
+		return filepath.Join(stateDirName, l.name, currentName, file)
 	}
-	return filepath.Join(state, currentName, file)
+	return filepath.Join(l.state, currentName, file)
 }
 
-// isOurLink: path is the agent's link through `current`, of this layout
-// or of an earlier version's (which the next install migrates).
 func (l *layout) isOurLink(path, file string) bool {
 	t, err := os.Readlink(path)
-	return err == nil && (t == l.linkTarget(path, file) || (l.split() && t == l.oldLinkTarget(path, file)))
-}
-
-// isNewLink: path is the agent's link through the switch of this layout.
-func (l *layout) isNewLink(path, file string) bool {
-	t, err := os.Readlink(path)
 	return err == nil && t == l.linkTarget(path, file)
-}
-
-// linksInto: one of key_path, cert_path, chain_path is a link into dir.
-func (l *layout) linksInto(dir string) bool {
-	for _, p := range uniq(l.key, l.cert, l.chain) {
-		t, err := os.Readlink(p)
-		if err != nil {
-			continue
-		}
-		if !filepath.IsAbs(t) {
-			t = filepath.Join(filepath.Dir(p), t)
-		}
-		if strings.HasPrefix(filepath.Clean(t), dir+string(filepath.Separator)) {
-			return true
-		}
-	}
-	return false
-}
-
-// inPlaceDir is the directory whose `current` the paths show: the switch,
-// or the key's state directory of an earlier version's layout not yet
-// migrated.
-func (l *layout) inPlaceDir() string {
-	if l.split() {
-		if _, err := os.Lstat(filepath.Join(l.certState, currentName)); errors.Is(err, fs.ErrNotExist) {
-			if _, err := os.Lstat(filepath.Join(l.state, currentName)); err == nil {
-				return l.state
-			}
-		}
-	}
-	return l.switchState()
 }
 
 // checkLinks refuses a key_path, cert_path or chain_path that is a
@@ -511,8 +400,7 @@ func (l *layout) checkLinks() error {
 			resolved = filepath.Join(filepath.Dir(p.path), resolved)
 		}
 		resolved = filepath.Clean(resolved)
-		if strings.HasPrefix(resolved, l.state+string(filepath.Separator)) ||
-			(l.split() && strings.HasPrefix(resolved, l.certState+string(filepath.Separator))) {
+		if strings.HasPrefix(resolved, l.state+string(filepath.Separator)) {
 			continue
 		}
 		if other, otherState := otherAgentState(resolved); other != "" {
@@ -591,83 +479,35 @@ func (l *layout) lock() (unlock func(), err error) {
 		unlockFiles()
 		return nil, err
 	}
-	if !l.split() {
-		return func() { unlockName(); unlockFiles() }, nil
-	}
-	// The switch beside the certificate: an agent whose configuration
-	// gives the same name to a certificate there, with its key elsewhere.
-	unlockSwitch, err := lockFile(filepath.Join(l.certState, lockName))
-	if err != nil {
-		unlockName()
-		unlockFiles()
-		return nil, err
-	}
-	return func() { unlockSwitch(); unlockName(); unlockFiles() }, nil
+	return func() { unlockName(); unlockFiles() }, nil
 }
 
 // currentGen is the generation `current` names.
 func (l *layout) currentGen() (string, error) {
-	return readGenLink(filepath.Join(l.switchState(), currentName))
-}
-
-// oldCurrentGen is the generation the `current` of an earlier version's
-// layout names (beside the key, when the certificate is elsewhere):
-// fs.ErrNotExist when there is none, as once it is migrated.
-func (l *layout) oldCurrentGen() (string, error) {
-	if !l.split() {
-		return "", fs.ErrNotExist
-	}
-	return readGenLink(filepath.Join(l.state, currentName))
-}
-
-func readGenLink(cur string) (string, error) {
-	t, err := os.Readlink(cur)
+	t, err := os.Readlink(filepath.Join(l.state, currentName))
 	if err != nil {
 		return "", err
 	}
 	if !strings.HasPrefix(t, genPrefix) || strings.Contains(t, "/") {
-		return "", fmt.Errorf("%s points to %q, not to a generation", cur, t)
+		return "", fmt.Errorf("%s points to %q, not to a generation", filepath.Join(l.state, currentName), t)
 	}
 	return t, nil
 }
 
 // completeGeneration checks that gen holds a key and a certificate, as
-// every generation `current` is switched to does (the key through its link
-// into the key's state directory, when that is apart).
+// every generation `current` is switched to does.
 func (l *layout) completeGeneration(gen string) error {
-	return completeIn(l.switchState(), gen)
-}
-
-func completeIn(state, gen string) error {
 	for _, f := range []string{"key.pem", "cert.pem"} {
-		if _, err := os.Stat(filepath.Join(state, gen, f)); err != nil {
+		if _, err := os.Stat(filepath.Join(l.state, gen, f)); err != nil {
 			return fmt.Errorf("%s points to %s, which has no %s (changed by hand, or damaged): no generation is removed; point it at the generation that holds the key and certificate: %w",
-				filepath.Join(state, currentName), gen, f, err)
+				filepath.Join(l.state, currentName), gen, f, err)
 		}
 	}
 	return nil
 }
 
-// generations are the generations in the key's state directory and, when
-// apart, beside the certificate.
 func (l *layout) generations() ([]string, error) {
-	gens, err := gensIn(l.state)
-	if err != nil {
-		return nil, err
-	}
-	if l.split() {
-		more, err := gensIn(l.certState)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		gens = append(gens, more...)
-	}
-	sort.Strings(gens)
-	return slices.Compact(gens), nil
-}
-
-func gensIn(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
+	entries, err := os.ReadDir(l.state)
 	if err != nil {
 		return nil, err
 	}
@@ -677,12 +517,12 @@ func gensIn(dir string) ([]string, error) {
 			gens = append(gens, e.Name())
 		}
 	}
+	sort.Strings(gens)
 	return gens, nil
 }
 
-// newGeneration makes an empty generation directory (one beside the key,
-// one beside the certificate when apart), numbered after every one there
-// is.
+// newGeneration makes an empty generation directory, numbered after every
+// one there is.
 func (l *layout) newGeneration() (string, error) {
 	gens, err := l.generations()
 	if err != nil {
@@ -694,58 +534,44 @@ func (l *layout) newGeneration() (string, error) {
 			n = v
 		}
 	}
-	gen := fmt.Sprintf("%s%06d", genPrefix, n+1)
-	for _, state := range uniq(l.state, l.certState) {
-		fi, err := os.Stat(state)
-		if err != nil {
-			return "", err
-		}
-		if err := os.Mkdir(filepath.Join(state, gen), fi.Mode().Perm()); err != nil {
-			return "", err
-		}
-		// Past the umask (UMask=0077 in the example units): a service
-		// that reads the key as another user, or through its group, reads
-		// it through this directory too; and whoever may read the
-		// certificate, through the one beside it.
-		_ = os.Chmod(filepath.Join(state, gen), fi.Mode().Perm())
-		copyOwner(filepath.Join(state, gen), state)
-		syncDir(state)
-		if err := l.step("generation " + filepath.Join(state, gen) + ": created"); err != nil {
-			return "", err
-		}
+	fi, err := os.Stat(l.state)
+	if err != nil {
+		return "", err
 	}
-	return gen, nil
+	gen := fmt.Sprintf("%s%06d", genPrefix, n+1)
+	if err := os.Mkdir(filepath.Join(l.state, gen), fi.Mode().Perm()); err != nil {
+		return "", err
+	}
+	// Past the umask (UMask=0077 in the example units): a service that
+	// reads the key as another user, or through its group, reads it
+	// through this directory too.
+	_ = os.Chmod(filepath.Join(l.state, gen), fi.Mode().Perm())
+	copyOwner(filepath.Join(l.state, gen), l.state)
+	syncDir(l.state)
+	return gen, l.step("generation " + gen + ": created")
 }
 
-// removeGenerations removes every generation but those in keep (none
-// removes all): beside the certificate first, whose key.pem links to the
-// one beside the key.
-func (l *layout) removeGenerations(keep ...string) error {
+// removeGenerations removes every generation but keep ("" removes all).
+func (l *layout) removeGenerations(keep string) error {
 	gens, err := l.generations()
 	if err != nil {
 		return err
 	}
-	for _, state := range uniq(l.certState, l.state) {
-		removed := false
-		for _, g := range gens {
-			if slices.Contains(keep, g) {
-				continue
-			}
-			dir := filepath.Join(state, g)
-			if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err := os.RemoveAll(dir); err != nil {
-				return err
-			}
-			removed = true
-			if err := l.step("generation " + dir + ": removed"); err != nil {
-				return err
-			}
+	removed := false
+	for _, g := range gens {
+		if g == keep {
+			continue
 		}
-		if removed {
-			syncDir(state)
+		if err := os.RemoveAll(filepath.Join(l.state, g)); err != nil {
+			return err
 		}
+		removed = true
+		if err := l.step("generation " + g + ": removed"); err != nil {
+			return err
+		}
+	}
+	if removed {
+		syncDir(l.state)
 	}
 	return nil
 }
@@ -774,17 +600,9 @@ func (l *layout) writeGeneration(f files) error {
 	if err != nil {
 		return err
 	}
-	keyFile := filepath.Join(l.state, gen, "key.pem")
-	if err := l.writeFile(keyFile, f.key, keyPerm(f.keyOwner), f.keyOwner); err != nil {
+	dir := filepath.Join(l.state, gen)
+	if err := l.writeFile(filepath.Join(dir, "key.pem"), f.key, keyPerm(f.keyOwner), f.keyOwner); err != nil {
 		return err
-	}
-	dir := filepath.Join(l.switchState(), gen)
-	if l.split() {
-		// The generation beside the certificate takes its key from the
-		// one beside the key, so that the one switch still switches all.
-		if err := l.symlink(filepath.Join(dir, "key.pem"), keyFile); err != nil {
-			return err
-		}
 	}
 	if err := l.writeFile(filepath.Join(dir, "cert.pem"), f.cert, 0o644, f.certOwner); err != nil {
 		return err
@@ -807,7 +625,7 @@ func (l *layout) writeGeneration(f files) error {
 	}
 	// The switch: one rename. Before it the paths show the old pair, after
 	// it the new one.
-	if err := l.symlink(filepath.Join(l.switchState(), currentName), gen); err != nil {
+	if err := l.symlink(filepath.Join(l.state, currentName), gen); err != nil {
 		return err
 	}
 	// From here on the new generation is in place: a failure is reported,
@@ -823,50 +641,29 @@ func (l *layout) writeGeneration(f files) error {
 			return &errIncomplete{fmt.Errorf("chain_path %s: %w", l.chain, err)}
 		}
 	}
-	if err := l.dropOldSwitch(); err != nil {
-		return &errIncomplete{fmt.Errorf("removing the switch of the earlier layout: %w", err)}
-	}
 	if err := l.removeGenerations(gen); err != nil {
 		return &errIncomplete{fmt.Errorf("removing the old generations: %w", err)}
 	}
 	return nil
 }
 
-// dropOldSwitch removes the `current` an earlier version kept beside the
-// key, once no path links through it.
-func (l *layout) dropOldSwitch() error {
-	if !l.split() || l.linksInto(l.state) {
-		return nil
-	}
-	old := filepath.Join(l.state, currentName)
-	if _, err := os.Lstat(old); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	syncDir(l.state)
-	return l.step("link " + old + ": removed")
-}
-
 // migrate brings key_path and cert_path (and chain_path) into the layout
 // when they are not links through `current` yet (regular files from
-// `scepter enroll`, an interrupted migration, or links through the switch
-// an earlier version kept beside the key): a generation with exactly their
-// content is made current, and only then is each path replaced by a link,
-// so that every path shows the same content throughout.
+// `scepter enroll`, or an interrupted migration): a generation with exactly
+// their content is made current, and only then is each path replaced by a
+// link, so that every path shows the same content throughout.
 func (l *layout) migrate() error {
 	if l.combined() {
 		return nil
 	}
 	_, curErr := l.currentGen()
-	chainOK := !l.separateChain() || l.isNewLink(l.chain, "chain.pem")
+	chainOK := !l.separateChain() || l.isOurLink(l.chain, "chain.pem")
 	if !chainOK {
 		if _, err := os.Lstat(l.chain); errors.Is(err, fs.ErrNotExist) {
 			chainOK = true
 		}
 	}
-	if curErr == nil && l.isNewLink(l.key, "key.pem") && l.isNewLink(l.cert, "cert.pem") && chainOK {
+	if curErr == nil && l.isOurLink(l.key, "key.pem") && l.isOurLink(l.cert, "cert.pem") && chainOK {
 		return nil
 	}
 	p, err := readPair(l)
@@ -908,7 +705,7 @@ func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x50
 	if err := l.probeOutputDirs(); err != nil {
 		return err
 	}
-	if msg := l.chainBehindCertDir(); msg != "" {
+	if msg := l.certsBehindKeyDir(); msg != "" {
 		l.warnf(msg)
 	}
 	if err := l.migrate(); err != nil {
@@ -950,10 +747,7 @@ func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x50
 // in place whose post_renew command has not run.
 func (l *layout) recover() (postRenewDue bool, err error) {
 	var patterns []string
-	for _, st := range uniq(l.state, l.certState) {
-		patterns = append(patterns, filepath.Join(globQuote(st), "*"+tmpInfix+"*"))
-		patterns = append(patterns, filepath.Join(globQuote(st), genPrefix+"*", "*"+tmpInfix+"*"))
-	}
+	patterns = append(patterns, filepath.Join(globQuote(l.state), "*"+tmpInfix+"*"))
 	for _, p := range uniq(l.key, l.cert, l.chain) {
 		patterns = append(patterns, filepath.Join(globQuote(filepath.Dir(p)), globQuote("."+filepath.Base(p)+tmpInfix)+"*"))
 	}
@@ -966,8 +760,24 @@ func (l *layout) recover() (postRenewDue bool, err error) {
 		}
 	}
 	if !l.combined() {
-		if err := l.removeStale(); err != nil {
-			return false, err
+		cur, err := l.currentGen()
+		switch {
+		case err == nil:
+			// Our switch only ever points `current` at a complete
+			// generation. One that names a missing or incomplete one was
+			// changed by hand or damaged: the other generations may hold
+			// the only copy of the key, so none is removed.
+			if err := l.completeGeneration(cur); err != nil {
+				return false, err
+			}
+			if err := l.removeGenerations(cur); err != nil {
+				return false, err
+			}
+		case errors.Is(err, fs.ErrNotExist) && !l.isOurLink(l.key, "key.pem") && !l.isOurLink(l.cert, "cert.pem"):
+			// A migration stopped before its switch; nothing uses these.
+			if err := l.removeGenerations(""); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return false, err
+			}
 		}
 	}
 	marker, err := os.ReadFile(filepath.Join(l.state, markerName))
@@ -989,56 +799,6 @@ func (l *layout) recover() (postRenewDue bool, err error) {
 	}
 	// The renewal stopped before its switch: the old pair is still there.
 	return false, l.clearMarker()
-}
-
-// removeStale removes the generations no `current` names: those of an
-// install or migration that stopped before its switch, and those it
-// switched away from. Our switch only ever points `current` at a complete
-// generation; one that names a missing or incomplete one was changed by
-// hand or damaged: the other generations may hold the only copy of the
-// key, so none is removed. The `current` an earlier version kept beside
-// the key names a generation in use for as long as a path links through
-// it (a migration that stopped before it relinked them all).
-func (l *layout) removeStale() error {
-	cur, err := l.currentGen()
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil // not a generation: whoever changed it says which
-	}
-	old, oldErr := l.oldCurrentGen()
-	if oldErr != nil && !errors.Is(oldErr, fs.ErrNotExist) {
-		return nil
-	}
-	var keep []string
-	if err == nil {
-		if err := l.completeGeneration(cur); err != nil {
-			return err
-		}
-		keep = append(keep, cur)
-		if oldErr == nil && !l.linksInto(l.state) {
-			// The migration switched and relinked every path: what is
-			// left of the earlier layout goes.
-			if err := l.dropOldSwitch(); err != nil {
-				return err
-			}
-			oldErr = fs.ErrNotExist
-		}
-	}
-	if oldErr == nil {
-		if err := completeIn(l.state, old); err != nil {
-			return err
-		}
-		keep = append(keep, old)
-	}
-	if len(keep) > 0 {
-		return l.removeGenerations(keep...)
-	}
-	if !l.linksInto(l.state) && !l.linksInto(l.certState) {
-		// A migration stopped before its switch; nothing uses these.
-		if err := l.removeGenerations(); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
 }
 
 // isFingerprint: s is "sha256:" and 64 lower-case hex digits, as

@@ -38,16 +38,6 @@ func TestInstallStoppedAtEveryStep(t *testing.T) {
 		{name: "combined file", opts: fixtureOpts{combined: true}},
 		{name: "combined file, renewed before", opts: fixtureOpts{combined: true}, renewFirst: true},
 		{name: "keep the key", opts: fixtureOpts{extra: "rekey = false\n"}},
-		// The key in a directory of its own: generations on both sides, the
-		// switch beside the certificate (r88 D1).
-		{name: "key apart: migration and renewal", opts: fixtureOpts{privateKey: true}},
-		{name: "key apart: linked files", opts: fixtureOpts{privateKey: true}, renewFirst: true},
-		{name: "key apart, with a chain file", opts: fixtureOpts{privateKey: true, intermediate: true, extra: "chain_path = \"chain.pem\"\n"}, renewFirst: true},
-		{name: "key apart, chain file beside the key", opts: fixtureOpts{privateKey: true, intermediate: true, extra: "chain_path = \"private/chain.pem\"\n"}, renewFirst: true},
-		{name: "key apart, keep the key", opts: fixtureOpts{privateKey: true, extra: "rekey = false\n"}, renewFirst: true},
-		// The layout of earlier versions (everything beside the key) met by
-		// an upgraded agent: migrated, then renewed.
-		{name: "key apart: the earlier layout", opts: fixtureOpts{privateKey: true, oldLayout: true}},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/scepter/scepter/internal/keys"
 )
 
 // A key_path, cert_path or chain_path that is a symbolic link the agent
@@ -202,45 +200,4 @@ func TestTwoNamesOnTheSameFiles(t *testing.T) {
 			t.Errorf("the log does not say %q:\n%s", want, f.logs.String())
 		}
 	})
-}
-
-// Two configurations that give the same name to two certificates in one
-// directory, with their keys in different directories: their switches
-// beside the certificates would be one directory, and each would remove
-// the other's generations. The second is refused, naming the first's key
-// directory, and nothing of the first changes.
-func TestSameNameBesideOneCertificateDirectory(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t, fixtureOpts{privateKey: true})
-	f.clock.Set(f.first.NotAfter.Add(-time.Hour))
-	if err := f.agent.RunOnce(ctx); err != nil || f.renewer.count() != 1 {
-		t.Fatalf("first agent: err %v, %d renewals", err, f.renewer.count())
-	}
-	linked := f.pair()
-	other, oc, logs := f.secondAgent("dev")
-	otherKeys := filepath.Join(f.dir, "other")
-	if err := os.Mkdir(otherKeys, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	oc.KeyPath, oc.CertPath = filepath.Join(otherKeys, "key.pem"), filepath.Join(f.dir, "cert2.pem")
-	key, err := keys.Generate(keys.P256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, oc.KeyPath, 0o600, key)
-	writePEM(t, oc.CertPath, 0o644, nil, f.ca.issue(t, key.Public(), f.first.Subject, nil, f.clock.Now().Add(-20*24*time.Hour), 21*24*time.Hour))
-	if err := other.RunOnce(ctx); err == nil {
-		t.Fatal("the second agent: no error")
-	}
-	want := `another [[certificate]] named \"dev\"`
-	if !strings.Contains(logs.String(), want) {
-		t.Errorf("the log does not say %q:\n%s", want, logs.String())
-	}
-	if n := f.renewer.count(); n != 1 {
-		t.Errorf("%d renewals, want the first agent's one", n)
-	}
-	if p := f.pair(); !p.cert.Equal(linked.cert) {
-		t.Error("the first certificate changed")
-	}
-	expectClean(t, f)
 }

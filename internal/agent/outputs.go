@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 )
 
 // output is one file a renewal writes, by the setting that names it.
@@ -101,7 +102,7 @@ func (l *layout) chainMissing() bool {
 	if l.combined() || !l.separateChain() || !l.ownLinks() {
 		return false
 	}
-	if _, err := os.Stat(filepath.Join(l.inPlaceDir(), currentName, "chain.pem")); err != nil {
+	if _, err := os.Stat(filepath.Join(l.state, currentName, "chain.pem")); err != nil {
 		return false
 	}
 	_, err := os.Lstat(l.chain)
@@ -114,41 +115,50 @@ func (l *layout) completeLinks() (done bool, err error) {
 	if !l.chainMissing() {
 		return false, nil
 	}
-	target := l.linkTarget(l.chain, "chain.pem")
-	if l.inPlaceDir() != l.switchState() {
-		// The layout of an earlier version, not migrated yet.
-		target = l.oldLinkTarget(l.chain, "chain.pem")
-	}
-	if err := l.symlink(l.chain, target); err != nil {
+	if err := l.symlink(l.chain, l.linkTarget(l.chain, "chain.pem")); err != nil {
 		return false, fmt.Errorf("chain_path %s is missing, and the chain of the certificate in place (%s) cannot be linked there: %w; create its directory, or give the agent's user write access to it",
-			l.chain, filepath.Join(l.inPlaceDir(), currentName, "chain.pem"), err)
+			l.chain, filepath.Join(l.state, currentName, "chain.pem"), err)
 	}
 	return true, nil
 }
 
-// chainBehindCertDir says, when it is so, that chain_path lies in a
-// directory others may enter and the certificate's directory is one they
-// may not: the generations, and the switch that makes key, certificate
-// and chain change together, are beside the certificate (and its key),
-// so after the first renewal others can no longer read the chain through
-// chain_path. "" when nothing is lost, or on Windows, where the mode bits
-// say nothing.
-func (l *layout) chainBehindCertDir() string {
-	if runtime.GOOS == "windows" || !l.separateChain() {
+// certsBehindKeyDir says, when it is so, that cert_path or chain_path lies
+// in a directory others may enter and the key's directory is one they
+// may not (Debian's /etc/ssl/certs 0755 and /etc/ssl/private 0710): the
+// layout keeps every generation, certificate and chain too, in the state
+// directory beside the key, and links cert_path and chain_path into it, so
+// after the first renewal others can no longer read them through those
+// paths. Keeping the certificates' generations apart from the key's would
+// take a second switch, and with it the guarantee that key and
+// certificate match at every instant; so the agent says so instead (at
+// each renewal, and in status). "" when nothing is lost, or on Windows,
+// where the mode bits say nothing.
+func (l *layout) certsBehindKeyDir() string {
+	if runtime.GOOS == "windows" || l.combined() {
 		return ""
 	}
-	certDir := filepath.Dir(l.cert)
-	if filepath.Dir(l.chain) == certDir {
+	keyDir := filepath.Dir(l.key)
+	kfi, err := os.Stat(keyDir)
+	if err != nil || kfi.Mode().Perm()&0o001 != 0 {
 		return ""
 	}
-	cfi, err := os.Stat(certDir)
-	if err != nil || cfi.Mode().Perm()&0o001 != 0 {
+	var lost []string
+	for _, o := range []output{{"cert_path", l.cert}, {"chain_path", l.chain}} {
+		if o.path == "" || (o.setting == "chain_path" && !l.separateChain()) || filepath.Dir(o.path) == keyDir {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Dir(o.path)); err == nil && fi.Mode().Perm()&0o001 != 0 {
+			lost = append(lost, o.setting+" "+o.path)
+		}
+	}
+	if len(lost) == 0 {
 		return ""
 	}
-	if fi, err := os.Stat(filepath.Dir(l.chain)); err != nil || fi.Mode().Perm()&0o001 == 0 {
-		return ""
+	verb, them := "is", "it"
+	if len(lost) > 1 {
+		verb, them = "are", "them"
 	}
-	return fmt.Sprintf("chain_path %s is linked into %s, inside the certificate's directory %s (mode %04o), which others may not enter: once renewed, only its owner and group can read it through that path, though others could before; "+
-		"to keep it readable by all, set chain_path in the certificate's directory (or cert_path in one others may enter), or have post_renew copy the chain where others read it (cp -L)",
-		l.chain, l.switchState(), certDir, cfi.Mode().Perm())
+	return fmt.Sprintf("%s %s linked into %s, inside the key's directory %s (mode %04o), which others may not enter: once renewed, only its owner and group can read %s through that path, though others could before; "+
+		"to keep it readable by all, set cert_path (and chain_path) in the key's directory and have post_renew copy the certificate where others read it (cp -L), or let others enter the key's directory (chmod o+x; the key itself stays 0600 or 0640)",
+		strings.Join(lost, " and "), verb, l.state, keyDir, kfi.Mode().Perm(), them)
 }

@@ -31,7 +31,7 @@ type CertStatus struct {
 	ParkedStart time.Time
 	ParkedPath  string
 	// Warning is what the layout costs the files' readers (see
-	// chainBehindCertDir); "" when nothing.
+	// certsBehindKeyDir); "" when nothing.
 	Warning string
 }
 
@@ -52,11 +52,11 @@ func (a *Agent) Status() []CertStatus {
 			err = oerr
 		} else if err == nil && l.chainMissing() {
 			err = fmt.Errorf("chain_path %s is missing, though the certificate in place has a chain (%s): an install stopped half-way; the agent's next run links it (it needs write access to %s)",
-				c.ChainPath, filepath.Join(l.inPlaceDir(), currentName, "chain.pem"), filepath.Dir(c.ChainPath))
+				c.ChainPath, filepath.Join(l.state, currentName, "chain.pem"), filepath.Dir(c.ChainPath))
 		} else if err == nil {
 			err = statusInPlace(l, p, c, a.now())
 		}
-		s.Warning = l.chainBehindCertDir()
+		s.Warning = l.certsBehindKeyDir()
 		if err != nil {
 			s.Problem = err
 		} else {
@@ -111,11 +111,7 @@ func WriteStatus(w io.Writer, statuses []CertStatus, now time.Time) error {
 			fmt.Fprintf(w, "  warning:       %s\n", s.Warning)
 		}
 		if s.Problem == nil && !s.Linked {
-			if l := newLayout(c, nil); l.split() {
-				fmt.Fprintf(w, "  layout:        regular files; the first renewal moves them into %s, the key into %s\n", l.certState, l.state)
-			} else {
-				fmt.Fprintf(w, "  layout:        regular files; the first renewal moves them into %s\n", l.state)
-			}
+			fmt.Fprintf(w, "  layout:        regular files; the first renewal moves them into %s\n", newLayout(c, nil).state)
 		}
 	}
 	return nil
