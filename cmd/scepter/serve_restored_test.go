@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/crl"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // The reviewer's restore: a node serves, a.pem is enrolled, the store is
@@ -163,7 +164,7 @@ func TestRestoredStoreIsRefusedThenNumberedAbove(t *testing.T) {
 	if out, err := runCLI("certs", "revoke", "--data-dir", data, b); err == nil || !strings.Contains(out+err.Error(), "no certificate with serial") {
 		t.Errorf("certs revoke of b.pem by serial after the restore: %v\n%s", err, out)
 	}
-	if out := revoke("--cert", path("b.pem")); !strings.Contains(out, "recorded "+b) || !strings.Contains(out, "revoked "+b) {
+	if out := revoke("--cert", path("b.pem")); !strings.Contains(out, "recorded "+pki.ShownSerial(b)) || !strings.Contains(out, "revoked "+pki.ShownSerial(b)) {
 		t.Errorf("certs revoke --cert b.pem: %s", out)
 	}
 	fetchCRL(bannerLine(s, "CRL"), lists(a, b))
