@@ -253,7 +253,7 @@ func TestRevokedRAIsReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 1 || !strings.Contains(events[0].Detail, "replacing the revoked RA certificate "+old.Cert.SerialNumber.Text(16)) ||
+	if len(events) != 1 || !strings.Contains(events[0].Detail, "replacing the revoked RA certificate "+pki.SerialText(old.Cert.SerialNumber)) ||
 		events[0].Actor != "system:node-a" {
 		t.Errorf("audit events of the new RA certificate: %+v", events)
 	}

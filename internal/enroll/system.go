@@ -208,26 +208,26 @@ func (s *Service) supersedeServerCertificate(ctx context.Context, issuerID strin
 		note := pki.AuditEvent{Time: now, Type: pki.EventCertRecorded, Actor: actor, Profile: serverProfileName, SerialHex: nextSerial,
 			Subject: replacement.Subject.String(), Outcome: "success",
 			Detail: fmt.Sprintf("HTTPS certificate with a new key, replacing the HTTPS certificate %s, which the inventory does not hold "+
-				"(its key is no longer kept)", serial)}
+				"(its key is no longer kept)", pki.ShownSerial(serial))}
 		if iss, err := s.authority.IssuedByUs(replacement, now); err == nil {
 			note.IssuerID = iss.ID // the note is about the replacement
 		}
 		if err := s.store.AppendAudit(ctx, note); err != nil {
-			return false, fmt.Errorf("enroll: noting that the HTTPS certificate %s replaced %s: %w", nextSerial, serial, err)
+			return false, fmt.Errorf("enroll: noting that the HTTPS certificate %s replaced %s: %w", pki.ShownSerial(nextSerial), pki.ShownSerial(serial), err)
 		}
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("enroll: looking up the replaced HTTPS certificate %s: %w", serial, err)
+		return false, fmt.Errorf("enroll: looking up the replaced HTTPS certificate %s: %w", pki.ShownSerial(serial), err)
 	case rec.Status != pki.StatusValid:
 		return false, nil // revoked already (say, its key leaked): once is enough
 	}
 	superseded, _ := pki.ReasonName(pki.ReasonSuperseded)
 	ev := pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: actor, Profile: rec.Profile, SerialHex: serial, IssuerID: issuerID,
 		Subject: rec.Subject, Outcome: "success", Reason: superseded,
-		Detail: fmt.Sprintf("HTTPS certificate replaced by the HTTPS certificate %s, with a new key; its own key is no longer kept", nextSerial)}
+		Detail: fmt.Sprintf("HTTPS certificate replaced by the HTTPS certificate %s, with a new key; its own key is no longer kept", pki.ShownSerial(nextSerial))}
 	_, changed, err := s.store.RevokeCertificate(ctx, issuerID, serial, pki.ReasonSuperseded, now, ev)
 	if err != nil {
-		return false, fmt.Errorf("enroll: revoking the replaced HTTPS certificate %s: %w", serial, err)
+		return false, fmt.Errorf("enroll: revoking the replaced HTTPS certificate %s: %w", pki.ShownSerial(serial), err)
 	}
 	return changed, nil
 }
@@ -291,7 +291,7 @@ func (s *Service) RARevoked(ctx context.Context, ra *pki.RA) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("enroll: looking up the RA certificate %s: %w", serial, err)
+		return false, fmt.Errorf("enroll: looking up the RA certificate %s: %w", pki.ShownSerial(serial), err)
 	}
 	return rec.Status == pki.StatusRevoked, nil
 }
@@ -323,7 +323,7 @@ func (s *Service) RecordRAReplacement(ctx context.Context, revoked, replacement 
 	rec := record(replacement.Cert, issuer.ID, st, now)
 	ev := pki.AuditEvent{Time: now, Type: pki.EventIssued, Actor: actor, Profile: RAProfileName, SerialHex: serial,
 		IssuerID: issuer.ID, Subject: rec.Subject, Outcome: "success",
-		Detail: fmt.Sprintf("SCEP RA certificate with a new key, replacing the revoked RA certificate %s", revoked.Cert.SerialNumber.Text(16))}
+		Detail: fmt.Sprintf("SCEP RA certificate with a new key, replacing the revoked RA certificate %s", pki.SerialText(revoked.Cert.SerialNumber))}
 	err = s.store.RecordIssuance(ctx, store.Issuance{Certificate: rec, Now: now, Events: []pki.AuditEvent{ev}})
 	if errors.Is(err, store.ErrConflict) {
 		err = s.noteRAReplacement(ctx, ev)
