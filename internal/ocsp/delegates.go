@@ -67,7 +67,20 @@ type Delegates struct {
 	// (see WithAudit).
 	audit      Auditor
 	auditActor string
+	// skipped are the issuers whose delegate was not issued because
+	// their CA was discarded, already logged about. Used under refresh.
+	skipped map[string]bool
 }
+
+// Discards says which next issuing CAs were discarded before their
+// switch ('scepter ca rollover --discard'); store.Store is one.
+type Discards interface {
+	DiscardedCAGenerations(ctx context.Context) ([]store.DiscardedCAGeneration, error)
+}
+
+// errDiscarded: the issuer's CA was discarded, and nothing is issued
+// under it (see discarded).
+var errDiscarded = errors.New("its issuing CA was discarded")
 
 // Auditor is the audit trail; store.Store is one.
 type Auditor interface {
@@ -85,7 +98,11 @@ func (d *Delegates) WithAudit(a Auditor, actor string) *Delegates {
 // WithInventory has Refresh replace a delegate revoked in inv, as one
 // that is due. When inv is also a Revoker (store.Store is), a delegate
 // whose key is gone from its token is revoked in it (superseded) once
-// replaced (see retireLost). Call it before the first Refresh.
+// replaced (see retireLost). When inv also lists the discarded CAs
+// (Discards; store.Store does), no delegate is issued under a next CA
+// it records as discarded, which this node may still hold until its
+// next CA reload: a revoked delegate of it is not replaced, but goes
+// with its CA (see discarded). Call it before the first Refresh.
 func (d *Delegates) WithInventory(inv Inventory) *Delegates {
 	d.inv = inv
 	return d
@@ -211,7 +228,7 @@ func NewDelegates(dir string, issuers Issuers, certs CertIssuer, clock pki.Clock
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Delegates{dir: dir, issuers: issuers, certs: certs, clock: clock, log: log, validity: validity, signers: map[string]Signer{},
-		gone: map[string]lostKey{}, keys: keys.Files(dir), kick: make(chan struct{}, 1)}
+		gone: map[string]lostKey{}, keys: keys.Files(dir), kick: make(chan struct{}, 1), skipped: map[string]bool{}}
 }
 
 // Signer returns an issuer's delegated responder (SignerFor).
@@ -260,6 +277,20 @@ func (d *Delegates) Refresh(ctx context.Context) error {
 			continue
 		}
 		s, issued, err := d.loadOrIssue(ctx, issuer, now)
+		if errors.Is(err, errDiscarded) {
+			// Its CA goes at this node's next reload; a revoked
+			// delegate of it signs nothing meanwhile (the CA does).
+			d.mu.Lock()
+			delete(d.signers, issuer.ID)
+			delete(d.gone, issuer.ID)
+			d.mu.Unlock()
+			if !d.skipped[issuer.ID] {
+				d.skipped[issuer.ID] = true
+				d.log.Info("ocsp: the next issuing CA was discarded: no OCSP responder certificate is issued under it, "+
+					"and a revoked one is not replaced", "issuer", issuer.Cert.Subject.String(), "issuer_id", issuer.ID, "err", err)
+			}
+			continue
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -529,6 +560,14 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 	if inUse == 0 {
 		name = names[1]
 	}
+	// Nothing is issued under a CA discarded since this node loaded it
+	// (the discard revoked its delegate): it goes at the next reload.
+	if gone, err := d.discarded(ctx, issuer.ID); err != nil {
+		return Signer{}, false, fmt.Errorf("ocsp: responder certificate for %q not issued before the store says whether its CA was discarded: %w",
+			issuer.Cert.Subject, err)
+	} else if gone {
+		return Signer{}, false, errDiscarded
+	}
 	if has, err := d.keys.Has(name); err != nil {
 		return Signer{}, false, fmt.Errorf("ocsp: responder key: %w", err)
 	} else if has {
@@ -567,5 +606,75 @@ func (d *Delegates) loadOrIssue(ctx context.Context, issuer *ca.Issuer, now time
 	if err := keys.WriteCertFile(certFile, cert); err != nil {
 		return Signer{}, false, err
 	}
+	// Asked again once the certificate is recorded and on disk: a discard
+	// that came after the check above is seen here, or, coming later, its
+	// own revocation of what the CA issued and its removal of this node's
+	// responder find this one.
+	if gone, err := d.discarded(ctx, issuer.ID); err != nil {
+		d.log.Warn("ocsp: cannot tell whether the CA of the responder certificate just issued was discarded meanwhile", "issuer", issuer.ID,
+			"serial", pki.SerialText(cert.SerialNumber), "err", err)
+	} else if gone {
+		d.retireDiscarded(ctx, issuer, cert, name, certFile)
+		return Signer{}, false, fmt.Errorf("the responder certificate %s, issued while it was discarded, is revoked and its key destroyed: %w",
+			pki.SerialText(cert.SerialNumber), errDiscarded)
+	}
 	return d.wrapped(issuer, Signer{Cert: cert, Key: key, IncludeCert: true}, name), true, nil
+}
+
+// discarded: the store records issuerID as a next CA discarded before
+// its switch. False without a store that says (WithInventory).
+func (d *Delegates) discarded(ctx context.Context, issuerID string) (bool, error) {
+	ds, ok := d.inv.(Discards)
+	if !ok {
+		return false, nil
+	}
+	gens, err := ds.DiscardedCAGenerations(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading the discarded CAs recorded in the store: %w", err)
+	}
+	return slices.ContainsFunc(gens, func(g store.DiscardedCAGeneration) bool { return g.IssuerID == issuerID }), nil
+}
+
+// retireDiscarded undoes cert, issuer's delegate issued under the key
+// name just as issuer was discarded: it is revoked in the inventory for
+// cessationOfOperation, as the discard revokes what the CA issued (unless
+// the discard did so already), and its certificate file and key go, as
+// the discard removes this node's responder.
+func (d *Delegates) retireDiscarded(ctx context.Context, issuer *ca.Issuer, cert *x509.Certificate, name, certFile string) {
+	// Done even when the server is stopping: nothing may outlive the CA.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	serial, shown := cert.SerialNumber.Text(16), pki.SerialText(cert.SerialNumber)
+	revoked := false
+	if rv, ok := d.inv.(Revoker); ok {
+		rec, err := d.inv.Certificate(ctx, issuer.ID, serial)
+		switch {
+		case err == nil && rec.Status != pki.StatusValid:
+			revoked = true // by the discard
+		case err == nil:
+			reason, _ := pki.ReasonName(pki.ReasonCessationOfOperation)
+			now := d.clock.Now()
+			ev := pki.AuditEvent{Time: now, Type: pki.EventRevoked, Actor: d.actor(), Profile: rec.Profile, SerialHex: serial,
+				IssuerID: issuer.ID, Subject: rec.Subject, Outcome: "success", Reason: reason,
+				Detail: fmt.Sprintf("OCSP responder certificate issued by next issuing CA %s as it was discarded before its switch", issuer.ID)}
+			_, _, err = rv.RevokeCertificate(ctx, issuer.ID, serial, pki.ReasonCessationOfOperation, now, ev)
+			revoked = err == nil
+			if err != nil {
+				d.log.Error("ocsp: a responder certificate issued as its CA was discarded could not be revoked: revoke it with "+
+					"'scepter certs revoke "+shown+" --reason cessationOfOperation'", "issuer", issuer.ID, "serial", shown, "err", err)
+			}
+		default:
+			d.log.Error("ocsp: a responder certificate issued as its CA was discarded could not be read, nor revoked: revoke it with "+
+				"'scepter certs revoke "+shown+" --reason cessationOfOperation'", "issuer", issuer.ID, "serial", shown, "err", err)
+		}
+	}
+	if err := os.Remove(certFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.log.Error("ocsp: removing the responder certificate issued as its CA was discarded", "file", certFile, "err", err)
+	}
+	where := d.keys.Where(name)
+	if err := d.destroy(ctx, issuer, name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.log.Error("ocsp: the key of a responder certificate issued as its CA was discarded cannot be destroyed", "key", where, "err", err)
+	}
+	d.log.Warn("ocsp: a responder certificate was issued as its CA was being discarded: undone", "issuer", issuer.ID,
+		"serial", shown, "revoked", revoked, "key", where)
 }
