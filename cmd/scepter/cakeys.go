@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/filetrust"
@@ -203,6 +204,13 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 	if errors.Is(err, ca.ErrDifferentCA) {
 		return fmt.Errorf("%w (nothing was imported)", err)
 	}
+	if errors.Is(err, ca.ErrNextConflict) {
+		if d, ok := discardedNextHere(ctx, st, sf.dataDir); ok {
+			return fmt.Errorf("%s holds the next issuing CA %s, which the store records as discarded (at %s by %s); the export does not carry it (nothing was imported): "+
+				"run 'scepter ca rollover --discard' on this node first (the same data directory and store), which removes its copy, then import again",
+				filepath.Join(sf.dataDir, "ca", ca.NextDir), d.IssuerID, d.DiscardedAt.UTC().Format(time.RFC3339), printable(d.DiscardedBy))
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -222,6 +230,21 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 	fmt.Fprintf(w, "Imported the CA %s into %s: %d files written, %d already there.\n", printable(x.Root), sf.dataDir, len(res.Written), len(res.Unchanged))
 	fmt.Fprintf(w, "A server running on %s picks the CA's next generation up on its next reload (--ca-reload-interval); otherwise start it: scepter serve --data-dir %s\n", sf.dataDir, shellQuote(sf.dataDir))
 	return nil
+}
+
+// discardedNextHere returns the store's discard of the next issuing CA
+// in dataDir/ca/next, when st (nil: none) records it as discarded: a
+// copy left by a discard made on another node.
+func discardedNextHere(ctx context.Context, st store.Store, dataDir string) (store.DiscardedCAGeneration, bool) {
+	if st == nil {
+		return store.DiscardedCAGeneration{}, false
+	}
+	list, err := st.DiscardedCAGenerations(ctx)
+	if err != nil {
+		return store.DiscardedCAGeneration{}, false
+	}
+	d, ok, err := discardedNextOnDisk(dataDir, list)
+	return d, ok && err == nil
 }
 
 // auditCLI appends an event to the store of the data directory, when there

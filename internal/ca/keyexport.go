@@ -35,6 +35,19 @@ const KeyExportFormat = "scepter-ca-keys/1"
 // ErrDifferentCA: import-keys into a data directory that holds another CA.
 var ErrDifferentCA = errors.New("ca: the data directory holds a different CA")
 
+// ErrNextConflict: ImportKeys found this node's next issuing CA
+// (DATA/ca/next) in the way of the export's, which has another one or
+// none; nothing was imported. The caller may know why (a next CA
+// discarded on another node, whose copy is left here).
+var ErrNextConflict = errors.New("ca: this node's next issuing CA is not the export's")
+
+// nextConflict is an import error about DATA/ca/next: its text unchanged,
+// it is ErrNextConflict.
+type nextConflict struct{ error }
+
+func (e nextConflict) Is(target error) bool { return target == ErrNextConflict }
+func (e nextConflict) Unwrap() error        { return e.error }
+
 // KeyExport is the content of a key export.
 type KeyExport struct {
 	Format string `json:"format"`
@@ -645,7 +658,7 @@ func (e *KeyExport) advances(caDir string) (*advance, error) {
 		case next.Equal(cur):
 			adv.staleNext = true
 		case cert("ca/"+NextDir+"/"+IssuingCertFile) == nil:
-			return nil, lose("the next issuing CA " + filepath.Join(caDir, NextDir))
+			return nil, nextConflict{lose("the next issuing CA " + filepath.Join(caDir, NextDir))}
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -835,7 +848,11 @@ func sameAsOnDisk(dir string, f ExportedFile) (bool, error) {
 		stem := strings.TrimSuffix(filepath.Base(full), keys.KeyFileExt)
 		exists, err := (&keys.Dir{Path: filepath.Dir(full)}).CheckImportPEM(stem, f.Data)
 		if err != nil {
-			return false, fmt.Errorf("ca: importing %s: %w (nothing was imported)", f.Path, err)
+			err = fmt.Errorf("ca: importing %s: %w (nothing was imported)", f.Path, err)
+			if errors.Is(err, keys.ErrKeyExists) && strings.HasPrefix(f.Path, "ca/"+NextDir+"/") {
+				err = nextConflict{err}
+			}
+			return false, err
 		}
 		return exists, nil
 	}
@@ -850,8 +867,12 @@ func sameAsOnDisk(dir string, f ExportedFile) (bool, error) {
 		if strings.HasPrefix(f.Path, "ca/") {
 			// Not a later state of this node's CA (see advances): only
 			// the operator can say the node's own is to go.
-			return false, fmt.Errorf("ca: importing %s: %s exists with other content (nothing was imported): the export is not a later state of this node's CA; to replace this node's CA with the export's, stop the server, move %s aside, then import again",
+			err := fmt.Errorf("ca: importing %s: %s exists with other content (nothing was imported): the export is not a later state of this node's CA; to replace this node's CA with the export's, stop the server, move %s aside, then import again",
 				f.Path, full, filepath.Join(dir, "ca"))
+			if strings.HasPrefix(f.Path, "ca/"+NextDir+"/") {
+				return false, nextConflict{err}
+			}
+			return false, err
 		}
 		return false, fmt.Errorf("ca: importing %s: %s exists with other content (nothing was imported); import into an empty data directory, or move it away first", f.Path, full)
 	}
