@@ -515,14 +515,15 @@ func (s *Service) Login(ctx context.Context, name, password, remote string) (str
 
 // NoteTokenInClear records that secret, sent from remote to the plain HTTP
 // listener (which refused the request), crossed the network in clear: when
-// it is a token of this store's, revoked or expired ones too (a revoked
-// one in use says a client was never given its replacement), the log says
-// so at WARN and the audit trail records token.sent_in_clear, naming the
-// token, so that an operator knows which one to revoke. At most once a
-// minute per token and address, each record counting the requests since
-// the last; a secret that is no token is not recorded (anyone can send
-// one). The token is not revoked here: the client is told to, and only it
-// knows whether it was a test.
+// it is a token of this store's, revoked or expired ones too (one in use
+// says a client was never given its replacement), the log says so at WARN
+// and the audit trail records token.sent_in_clear, naming the token, so
+// that an operator knows which one to revoke, or which client to mend. At
+// most once a minute per token, whatever the addresses (a token is one
+// secret, and a flood from many addresses must not fill the trail), each
+// record counting the requests since the last; a secret that is no token
+// is not recorded (anyone can send one). The token is not revoked here:
+// the client is told to, and only it knows whether it was a test.
 func (s *Service) NoteTokenInClear(ctx context.Context, secret, remote string) {
 	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) > 256 {
 		return
@@ -535,21 +536,23 @@ func (s *Service) NoteTokenInClear(ctx context.Context, secret, remote string) {
 		return
 	}
 	now := s.clock.Now()
-	n, ok := s.refused.note("clear\x00"+t.ID+"\x00"+remote, now)
+	n, ok := s.refused.note("clear\x00"+t.ID, now)
 	if !ok {
 		return
 	}
-	state := "live"
+	state, advice := "live", "revoke it unless this was a test"
 	switch {
 	case !t.RevokedAt.IsZero():
-		state = "revoked"
+		state, advice = "revoked", "it is revoked already: a client still sends it, over plain HTTP"
 	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
-		state = "expired"
+		state, advice = "expired", "it has expired: a client still sends it, over plain HTTP"
 	}
-	s.log.Warn("an API token was sent over plain HTTP and crossed the network in clear: revoke it unless this was a test",
+	// The count lives in this process: after a restart it starts again.
+	count := fmt.Sprintf("%s since this server's last such record of it, or its start", pki.Plural(n, "request"))
+	s.log.Warn("an API token was sent over plain HTTP and crossed the network in clear: "+advice,
 		"token", t.ID, "name", t.Name, "state", state, "remote", remote, "requests", n)
 	ev := pki.AuditEvent{Time: now, Type: pki.EventTokenSentInClear, Actor: "http:" + remote, Outcome: "failure",
-		Reason: fmt.Sprintf("sent over plain HTTP, refused: %s since the last such record; revoke it unless this was a test", pki.Plural(n, "request")),
+		Reason: "sent over plain HTTP, refused: " + count + "; " + advice,
 		Detail: fmt.Sprintf("token %s (%s), %s", t.ID, t.Name, state)}
 	if err := s.st.AppendAudit(ctx, ev); err != nil {
 		s.log.Error("auditing an API token sent over plain HTTP", "token", t.ID, "remote", remote, "err", err)

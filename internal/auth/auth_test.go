@@ -677,3 +677,58 @@ func TestRefusedWhileLockedIsRecorded(t *testing.T) {
 		t.Errorf("the log names a name that is no user's:\n%s", logged.String())
 	}
 }
+
+// A token sent in clear is recorded once a minute per token whatever the
+// addresses it comes from (a flood from many must not fill the trail),
+// and a revoked one is recorded as still in use, not as one to revoke.
+func TestTokenInClearRecordedOncePerToken(t *testing.T) {
+	a, p := newAuth(t)
+	ctx := context.Background()
+	live, _, err := a.NewToken(ctx, "ci", pki.RoleOperator, 0, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, tok, err := a.NewToken(ctx, "old", pki.RoleOperator, 0, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RevokeToken(ctx, tok.ID, auth.CLI("cli:test")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 120 {
+		remote := fmt.Sprintf("127.0.1.%d", i+2)
+		a.NoteTokenInClear(ctx, live, remote)
+		a.NoteTokenInClear(ctx, old, remote)
+		a.NoteTokenInClear(ctx, "scepter_not-a-token", remote)
+	}
+	evs, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventTokenSentInClear, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 {
+		t.Fatalf("%d token.sent_in_clear records for 120 addresses, want one per token: %+v", len(evs), evs)
+	}
+	for _, ev := range evs {
+		switch {
+		case strings.Contains(ev.Detail, "(ci), live"):
+			if !strings.Contains(ev.Reason, "revoke it unless this was a test") {
+				t.Errorf("live token: %q", ev.Reason)
+			}
+		case strings.Contains(ev.Detail, "(old), revoked"):
+			if !strings.Contains(ev.Reason, "it is revoked already: a client still sends it") || strings.Contains(ev.Reason, "revoke it") {
+				t.Errorf("revoked token: %q", ev.Reason)
+			}
+		default:
+			t.Errorf("unexpected record %+v", ev)
+		}
+	}
+	p.Clock.Advance(time.Minute)
+	a.NoteTokenInClear(ctx, live, "127.0.2.1")
+	evs, err = p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventTokenSentInClear, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3 || !strings.Contains(evs[0].Reason, "120 requests since this server's last such record of it") {
+		t.Fatalf("a minute later: %+v, want a record counting the 119 held back and this one", evs[0])
+	}
+}

@@ -269,13 +269,13 @@ func TestAPITokenOnPlainHTTP(t *testing.T) {
 	}
 	evs := sentInClear()
 	if len(evs) != 1 || !strings.Contains(evs[0].Detail, "(ci), live") || evs[0].Actor != "http:127.0.0.1" ||
-		!strings.Contains(evs[0].Reason, "1 request since the last such record; revoke it") {
+		!strings.Contains(evs[0].Reason, "1 request since this server's last such record of it, or its start; revoke it unless this was a test") {
 		t.Fatalf("token.sent_in_clear records: %+v, want one naming the token ci", evs)
 	}
 	do(t, l.plain, "GET", "/api/v1/whoami", "Bearer "+l.token, "")
 	l.pki.Clock.Advance(time.Minute)
 	do(t, l.plain, "GET", "/api/v1/whoami", "Bearer "+l.token, "")
-	if evs := sentInClear(); len(evs) != 2 || !strings.Contains(evs[0].Reason, "4 requests since the last such record") {
+	if evs := sentInClear(); len(evs) != 2 || !strings.Contains(evs[0].Reason, "4 requests since this server's last such record of it") {
 		t.Fatalf("token.sent_in_clear records a minute later: %+v, want a second counting 4 requests", evs)
 	}
 
