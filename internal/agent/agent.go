@@ -187,10 +187,20 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 	if err := l.checkDirs(); err != nil {
 		return outcome{err: err}
 	}
+	if err := l.checkBinding(); err != nil {
+		// Another configuration's state directory: nothing is touched.
+		return outcome{err: err}
+	}
 	err := l.stateDir()
 	var unlock func()
 	if err == nil {
 		unlock, err = l.lock()
+	}
+	if err == nil {
+		if err = l.bind(); err != nil {
+			unlock()
+			return outcome{err: err}
+		}
 	}
 	if errors.Is(err, errLocked) {
 		return outcome{err: err, retry: true}

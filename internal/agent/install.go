@@ -37,6 +37,7 @@ import (
 //	    post-renew-pending    a renewal is in place, its post_renew not yet run
 //	    pending-key.pem       the key of a request the server holds for approval
 //	    parked.pem            a renewal waiting for its start (see parked.go)
+//	    paths                 the key_path and cert_path it serves (binding.go)
 //	key_path   -> .scepter-agent/NAME/current/key.pem
 //	cert_path  -> .scepter-agent/NAME/current/cert.pem
 //	chain_path -> .scepter-agent/NAME/current/chain.pem
@@ -551,15 +552,19 @@ func (l *layout) newGeneration() (string, error) {
 	return gen, l.step("generation " + gen + ": created")
 }
 
-// removeGenerations removes every generation but keep ("" removes all).
+// removeGenerations removes every generation but keep ("" removes all)
+// and those a configured or recorded path still reaches (a link made by
+// hand to a generation, say): removing one would take the files from
+// under that path.
 func (l *layout) removeGenerations(keep string) error {
 	gens, err := l.generations()
 	if err != nil {
 		return err
 	}
+	reached := l.reachedGenerations()
 	removed := false
 	for _, g := range gens {
-		if g == keep {
+		if g == keep || reached[g] {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(l.state, g)); err != nil {
