@@ -231,8 +231,18 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 		return outcome{err: fmt.Errorf("cleaning up after an interrupted run: %w", err)}
 	}
 	if pending && opts.rerunPost {
-		log.Warn("a renewal was installed and its post_renew command has not run, or failed; running it now")
-		err := a.postRenew(ctx, c, log)
+		fp := l.markerFingerprint()
+		ended, err := a.awaitEarlierPostRenew(ctx, c, l, log)
+		switch {
+		case err != nil:
+		case ended != "" && ended == fp:
+			// Seen to end: it ran to its end, and its exit status went
+			// with the run that started it.
+			log.Info("the post_renew command an earlier run started for this renewal ran on after that run ended, and has ended now; not running it again (its exit status is not known: see what the command did)")
+		default:
+			log.Warn("a renewal was installed and its post_renew command has not run, or failed; running it now")
+			err = a.postRenew(ctx, c, l, fp, log)
+		}
 		if err == nil {
 			if cerr := l.clearMarker(); cerr != nil {
 				log.Error("could not remove the post_renew marker", "err", cerr)
@@ -324,7 +334,7 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 func (a *Agent) afterInstall(ctx context.Context, c *Certificate, l *layout, o outcome, log *slog.Logger) outcome {
 	if c.PostRenew != "" {
 		o.postRan = true
-		if o.postErr = a.postRenew(ctx, c, log); o.postErr != nil {
+		if o.postErr = a.postRenew(ctx, c, l, client.Fingerprint(o.renewed), log); o.postErr != nil {
 			// Renewed, and the service still runs with the old
 			// certificate: a failure to report (--once exits 1), and the
 			// marker stays so that the command runs again.
@@ -589,12 +599,20 @@ func (a *Agent) checkParked(ctx context.Context, c *Certificate, l *layout, p *p
 // maxOutput bounds what is kept (and logged) of a post_renew command's output.
 const maxOutput = 8 << 10
 
-// postRenew runs the certificate's post_renew command; a failure is
-// logged, and the renewal stands. A shutdown of the agent does not cut
-// the command short; its timeout does (the whole process group).
-func (a *Agent) postRenew(ctx context.Context, c *Certificate, log *slog.Logger) error {
+// postRenew runs the certificate's post_renew command for the
+// certificate whose fingerprint is forCert; a failure is logged, and the
+// renewal stands. A shutdown of the agent does not cut the command short;
+// its timeout does (the whole process group). A command an earlier run
+// started and that still runs is waited for first: two never run at once.
+// While it runs, the state directory names it (post-renew-running), for a
+// run that starts after this one was killed.
+func (a *Agent) postRenew(ctx context.Context, c *Certificate, l *layout, forCert string, log *slog.Logger) error {
 	if c.PostRenew == "" {
 		return nil
+	}
+	if _, err := a.awaitEarlierPostRenew(ctx, c, l, log); err != nil {
+		log.Error("post_renew command not run", "command", c.PostRenew, "err", err)
+		return err
 	}
 	shell := a.Shell
 	if shell == "" {
@@ -609,7 +627,14 @@ func (a *Agent) postRenew(ctx context.Context, c *Certificate, log *slog.Logger)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = 2 * time.Second
 	ownProcessGroup(cmd)
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		if serr := l.saveRunning(running{pid: cmd.Process.Pid, identity: processIdentity(cmd.Process.Pid), forCert: forCert}); serr != nil {
+			log.Warn("could not record the post_renew command that runs; were the agent killed while it runs, the next run could start it again beside it", "err", serr)
+		}
+		err = cmd.Wait()
+		l.clearRunning()
+	}
 	attrs := []any{"command", c.PostRenew, "output", out.String()}
 	switch {
 	case cctx.Err() == context.DeadlineExceeded:

@@ -3,9 +3,12 @@
 package agent
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -80,4 +83,59 @@ func ownProcessGroup(cmd *exec.Cmd) {
 		}
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
+}
+
+// processIdentity says which process pid is, as far as the system tells:
+// on Linux its start time (in clock ticks since boot) and the boot's ID,
+// so that a number used again by another process, or after a reboot, is
+// not taken for it; "" elsewhere.
+func processIdentity(pid int) string {
+	start, _ := procStat(pid)
+	if start == "" {
+		return ""
+	}
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return start + "@" + strings.TrimSpace(string(boot))
+}
+
+// procStat is the start time and state of pid from /proc (Linux); "" when
+// there is none.
+func procStat(pid int) (start string, state byte) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", 0
+	}
+	// pid (comm) state ppid … : comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return "", 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 || len(f[0]) != 1 {
+		return "", 0
+	}
+	return f[19], f[0][0] // starttime is the 22nd field, state the 3rd
+}
+
+// processAlive: the process pid still runs, and is the one identity (from
+// processIdentity, "" when unknown) names. A zombie has ended.
+func processAlive(pid int, identity string) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	if _, state := procStat(pid); state == 'Z' {
+		return false
+	}
+	if identity != "" {
+		if now := processIdentity(pid); now != "" && now != identity {
+			return false
+		}
+	}
+	return true
 }

@@ -35,6 +35,7 @@ import (
 //	    gen-000007/chain.pem
 //	    current -> gen-000007 the generation in use, switched by one rename
 //	    post-renew-pending    a renewal is in place, its post_renew not yet run
+//	    post-renew-running    the post_renew command running (postrun.go)
 //	    pending-key.pem       the key of a request the server holds for approval
 //	    parked.pem            a renewal waiting for its start (see parked.go)
 //	    paths                 the key_path and cert_path it serves (binding.go)
@@ -804,6 +805,16 @@ func (l *layout) recover() (postRenewDue bool, err error) {
 	}
 	// The renewal stopped before its switch: the old pair is still there.
 	return false, l.clearMarker()
+}
+
+// markerFingerprint is the fingerprint the post_renew marker names, ""
+// when none.
+func (l *layout) markerFingerprint() string {
+	b, err := os.ReadFile(filepath.Join(l.state, markerName))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // isFingerprint: s is "sha256:" and 64 lower-case hex digits, as
