@@ -205,6 +205,11 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 	if errors.Is(err, errLocked) {
 		return outcome{err: err, retry: true}
 	}
+	if unsafe := new(errUnsafeState); errors.As(err, &unsafe) {
+		// Refused whether due or not: the pair the paths show may be
+		// someone else's already.
+		return outcome{err: err}
+	}
 	if err != nil {
 		// The state directory cannot be made or locked (a user who may
 		// read the files and not write beside them): a certificate that

@@ -285,21 +285,58 @@ func (l *layout) stateDir() error {
 		case !errors.Is(err, fs.ErrExist):
 			return err
 		default:
-			// One that is there already must be what Mkdir would have
-			// made: keys go into it, and through it key_path resolves.
-			fi, err := os.Lstat(d)
-			if err != nil {
+			if err := unsafeStateDir(d, parent); err != nil {
 				return err
 			}
-			if !fi.IsDir() || fi.Mode()&fs.ModeSymlink != 0 {
-				return fmt.Errorf("%s is not a directory (a link?): the agent keeps keys there, and will not follow it; remove it", d)
-			}
-			if fi.Mode().Perm()&0o022 != 0 {
-				return fmt.Errorf("%s is writable by group or others (%v): the agent keeps keys there; chmod go-w it", d, fi.Mode().Perm())
-			}
-			if foreignOwner(d, parent) {
-				return fmt.Errorf("%s belongs to another user than the agent or the key's directory: that user could swap the keys in it; remove it or chown it", d)
-			}
+		}
+	}
+	return nil
+}
+
+// errUnsafeState: a state directory that is there is not what the agent
+// makes (writable by group or others, a link, another user's). Whoever
+// may change it may switch `current`, and with it the key and
+// certificate the paths show.
+type errUnsafeState struct{ err error }
+
+func (e *errUnsafeState) Error() string { return e.err.Error() }
+func (e *errUnsafeState) Unwrap() error { return e.err }
+
+// unsafeStateDir checks a state directory that is there already: it must
+// be what Mkdir would have made, for keys go into it and through it
+// key_path resolves.
+func unsafeStateDir(d, parent string) error {
+	fi, err := os.Lstat(d)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return &errUnsafeState{fmt.Errorf("%s is not a directory (a link?): the agent keeps keys there, and will not follow it; remove it", d)}
+	}
+	if !fi.IsDir() {
+		// In the way, but no one's way to the keys: a run that is not
+		// due still looks at the files.
+		return fmt.Errorf("%s is not a directory (a link?): the agent keeps keys there, and will not follow it; remove it", d)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0 {
+		return &errUnsafeState{fmt.Errorf("%s is writable by group or others (%v): the agent keeps keys there, and whoever may write it may swap the key and certificate; chmod go-w it", d, fi.Mode().Perm())}
+	}
+	if foreignOwner(d, parent) {
+		return &errUnsafeState{fmt.Errorf("%s belongs to another user than the agent or the key's directory: that user could swap the keys in it; remove it or chown it", d)}
+	}
+	return nil
+}
+
+// checkStateDir checks the state directories that are there, changing
+// nothing (for status, and a run that cannot make them).
+func (l *layout) checkStateDir() error {
+	parent := filepath.Dir(l.key)
+	for _, d := range []string{filepath.Join(parent, stateDirName), l.state} {
+		if _, err := os.Lstat(d); err != nil {
+			continue
+		}
+		if err := unsafeStateDir(d, parent); errors.As(err, new(*errUnsafeState)) {
+			return err
 		}
 	}
 	return nil

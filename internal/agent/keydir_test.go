@@ -157,3 +157,39 @@ func TestWarnsWhenTheCertificateMovesBehindTheKeyDirectory(t *testing.T) {
 		})
 	}
 }
+
+// A state directory that group or others may write (by a chmod after the
+// agent made it) is named by status, exit 1, and refused by a run whether
+// the certificate is due or not: whoever may write it may switch
+// `current`, and with it the key and certificate (r94 D4).
+func TestStateDirectoryOthersMayWrite(t *testing.T) {
+	for _, which := range []string{stateDirName, filepath.Join(stateDirName, "dev")} {
+		t.Run(which, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			ctx := context.Background()
+			f.clock.Set(RenewalPoint(f.first, 0))
+			if err := f.agent.RunOnce(ctx); err != nil || f.renewer.count() != 1 {
+				t.Fatalf("first renewal: err %v, %d renewals", err, f.renewer.count())
+			}
+			dir := filepath.Join(f.dir, which)
+			if err := os.Chmod(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			st := f.agent.Status()
+			if st[0].Problem == nil || !strings.Contains(st[0].Problem.Error(), dir+" is writable by group or others") {
+				t.Errorf("status: problem %v, want one naming %s", st[0].Problem, dir)
+			}
+			// Not due: refused all the same, and nothing asked.
+			f.clock.Set(epoch.Add(time.Hour))
+			if err := f.agent.RunOnce(ctx); err == nil {
+				t.Errorf("a run that is not due went on")
+			}
+			if !strings.Contains(f.logs.String(), dir+" is writable by group or others") {
+				t.Errorf("the log does not name %s:\n%s", dir, f.logs.String())
+			}
+			if n := f.renewer.count(); n != 1 {
+				t.Errorf("%d renewals, want 1", n)
+			}
+		})
+	}
+}

@@ -48,6 +48,8 @@ func (a *Agent) Status() []CertStatus {
 			err = lerr
 		} else if derr := l.checkDirs(); derr != nil {
 			err = derr
+		} else if serr := l.checkStateDir(); serr != nil {
+			err = serr
 		} else if berr := l.checkBinding(); berr != nil {
 			err = berr
 		} else if oerr := l.checkOutputDirs(); oerr != nil {
