@@ -536,10 +536,22 @@ func (l *layout) currentGen() (string, error) {
 // completeGeneration checks that gen holds a key and a certificate, as
 // every generation `current` is switched to does.
 func (l *layout) completeGeneration(gen string) error {
+	cur := filepath.Join(l.state, currentName)
+	const fix = "(changed by hand, or damaged): no generation is removed; point it at the generation that holds the key and certificate"
+	switch fi, err := os.Stat(filepath.Join(l.state, gen)); {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s points to %s, which does not exist %s", cur, gen, fix)
+	case err != nil:
+		return fmt.Errorf("%s points to %s, which cannot be read %s: %w", cur, gen, fix, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s points to %s, which is not a directory %s", cur, gen, fix)
+	}
 	for _, f := range []string{"key.pem", "cert.pem"} {
-		if _, err := os.Stat(filepath.Join(l.state, gen, f)); err != nil {
-			return fmt.Errorf("%s points to %s, which has no %s (changed by hand, or damaged): no generation is removed; point it at the generation that holds the key and certificate: %w",
-				filepath.Join(l.state, currentName), gen, f, err)
+		switch _, err := os.Stat(filepath.Join(l.state, gen, f)); {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("%s points to %s, which has no %s %s", cur, gen, f, fix)
+		case err != nil:
+			return fmt.Errorf("%s points to %s, whose %s cannot be read %s: %w", cur, gen, f, fix, err)
 		}
 	}
 	return nil

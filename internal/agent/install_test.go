@@ -398,3 +398,54 @@ func repoint(t *testing.T, state, gen string) {
 		t.Fatal(err)
 	}
 }
+
+// A `current` changed by hand or damaged fails the run, naming what is
+// actually missing (r94 D6: a missing generation was said to have "no
+// key.pem").
+func TestRecoveryNamesWhatIsMissing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(t *testing.T, state, gen string)
+		want  string
+	}{
+		{"a generation that does not exist", func(t *testing.T, state, gen string) {
+			if err := os.Remove(filepath.Join(state, currentName)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("gen-000050", filepath.Join(state, currentName)); err != nil {
+				t.Fatal(err)
+			}
+		}, "points to gen-000050, which does not exist"},
+		{"a generation without its key", func(t *testing.T, state, gen string) {
+			if err := os.Remove(filepath.Join(state, gen, "key.pem")); err != nil {
+				t.Fatal(err)
+			}
+		}, "which has no key.pem"},
+		{"a generation without its certificate", func(t *testing.T, state, gen string) {
+			if err := os.Remove(filepath.Join(state, gen, "cert.pem")); err != nil {
+				t.Fatal(err)
+			}
+		}, "which has no cert.pem"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			f.cfg.OnceAttempts = 1
+			f.clock.Set(RenewalPoint(f.first, 0))
+			if err := f.agent.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			l := newLayout(f.cert(), nil)
+			gen, err := l.currentGen()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.spoil(t, l.state, gen)
+			if err := f.agent.RunOnce(context.Background()); err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(f.logs.String(), tc.want) {
+				t.Errorf("the log does not say %q:\n%s", tc.want, f.logs.String())
+			}
+		})
+	}
+}
