@@ -646,6 +646,7 @@ type files struct {
 	key, cert, chain []byte // chain nil when none
 	keyOwner         string // the file whose owner the key takes
 	certOwner        string
+	chainOwner       string // "" is certOwner's
 }
 
 // writeGeneration writes a complete generation and switches `current` to
@@ -663,7 +664,11 @@ func (l *layout) writeGeneration(f files) error {
 		return err
 	}
 	if f.chain != nil {
-		if err := l.writeFile(filepath.Join(dir, "chain.pem"), f.chain, 0o644, f.certOwner); err != nil {
+		owner := f.chainOwner
+		if owner == "" {
+			owner = f.certOwner
+		}
+		if err := l.writeFile(filepath.Join(dir, "chain.pem"), f.chain, 0o644, owner); err != nil {
 			return err
 		}
 	}
@@ -728,7 +733,7 @@ func (l *layout) migrate() error {
 	f := files{key: p.keyData, cert: p.certData, keyOwner: l.key, certOwner: l.cert}
 	if l.separateChain() {
 		if b, err := os.ReadFile(l.chain); err == nil {
-			f.chain = b
+			f.chain, f.chainOwner = b, l.chain
 		}
 	}
 	return l.writeGeneration(f)
@@ -793,6 +798,10 @@ func (l *layout) install(key crypto.Signer, cert *x509.Certificate, chain []*x50
 	f := files{key: keyPEM, cert: certPEM, keyOwner: l.key, certOwner: l.cert}
 	if l.separateChain() && len(chain) > 0 {
 		f.chain = encodeCerts(chain...)
+		// The chain it replaces, or, when there is none, the certificate.
+		if _, err := os.Stat(l.chain); err == nil {
+			f.chainOwner = l.chain
+		}
 	}
 	return l.writeGeneration(f)
 }

@@ -449,3 +449,32 @@ func TestRecoveryNamesWhatIsMissing(t *testing.T) {
 		})
 	}
 }
+
+// Running as root, a renewed chain file takes the owner and group of the
+// chain file it replaces, not the certificate's (r94 D7).
+func TestRenewedChainKeepsItsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root can give files away")
+	}
+	f := newFixture(t, fixtureOpts{intermediate: true, extra: "chain_path = \"chain.pem\"\n"})
+	writePEM(t, filepath.Join(f.dir, "chain.pem"), 0o644, nil, f.ca.inter)
+	owners := map[string][2]int{"key.pem": {1234, 4322}, "cert.pem": {1234, 4322}, "chain.pem": {0, 4322}}
+	for name, o := range owners {
+		if err := os.Chown(filepath.Join(f.dir, name), o[0], o[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	for i := 1; i <= 2; i++ { // the migration and a renewal, then another
+		f.clock.Set(RenewalPoint(f.pair().cert, 0))
+		if err := f.agent.RunOnce(ctx); err != nil || f.renewer.count() != i {
+			t.Fatalf("renewal %d: err %v, %d renewals", i, err, f.renewer.count())
+		}
+		for name, o := range owners {
+			uid, gid, ok := ownerOf(filepath.Join(f.dir, name))
+			if !ok || uid != o[0] || gid != o[1] {
+				t.Errorf("after renewal %d, %s (through its link) belongs to %d:%d, want %d:%d", i, name, uid, gid, o[0], o[1])
+			}
+		}
+	}
+}
