@@ -451,7 +451,7 @@ func (l *layout) checkLinks() error {
 			return errors.New(msg)
 		}
 		return fmt.Errorf("%s %s is a symbolic link to %s, which the agent did not make: a renewal would replace the link, and %s would keep the old certificate; "+
-			"set %s to %s itself, or replace the link by a copy of the file (cp --remove-destination %s %s)",
+			"set %s to %s itself, or replace the link by a copy of the file (cp -p --remove-destination %s %s)",
 			p.setting, p.path, target, resolved, p.setting, resolved, resolved, p.path)
 	}
 	return nil
