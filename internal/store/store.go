@@ -745,7 +745,8 @@ type Store interface {
 	// has run out, to q.Owner until Now+Lease, earliest due first. A
 	// notification is leased to one owner at a time: of claimers racing,
 	// one wins it. A lease that runs out (the owner died mid-send) lets
-	// another claim it; with q.Reclaim, q.Owner takes back its own at once.
+	// another claim it; with q.Reclaim, q.Owner takes back its own running
+	// leases at once, before any other (they come first in the batch).
 	// Times further ahead than a claimer could have put
 	// them (taken by a clock that was ahead, and has been set back since)
 	// are brought back first: a NextAttemptAt after Now+q.MaxDelay is due
@@ -1010,10 +1011,12 @@ type ClaimQuery struct {
 	// Limit bounds the batch (default 100, maximum 1000).
 	Limit int
 	// Reclaim makes the notifications leased to Owner claimable too, lease
-	// running or not: for a claimer that sends nothing while it claims, so
-	// that whatever is leased to its name is left from a process that died
-	// (a node restarted under the same Owner), and is not held for the
-	// rest of that lease. Owner must then be one sender's alone.
+	// running or not, and claims those of a running lease before any
+	// other: for a claimer that sends nothing while it claims, so that
+	// whatever is leased to its name is left from a process that died (a
+	// node restarted under the same Owner), the most delayed already, and
+	// is not held for the rest of that lease. Owner must then be one
+	// sender's alone.
 	Reclaim bool
 }
 

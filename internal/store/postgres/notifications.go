@@ -116,35 +116,59 @@ func (s *Store) RecordNotifications(ctx context.Context, ns []store.Notification
 	return inserted, nil
 }
 
-// claimQuery leases the due notifications. The CTE picks the due rows in
-// due order (an index range read on notifications_due that stops at
-// LIMIT) and locks them FOR UPDATE SKIP LOCKED: a row another claimer is
-// taking is skipped rather than waited for, and a row another claimer took
-// and committed meanwhile is re-checked on its committed version, no
-// longer due, and left out. The UPDATE repeats the due conditions for good
-// measure and takes the lease on exactly the rows the CTE locked. With
-// q.Reclaim the owner's own leases count as free.
+// claimQuery leases the due notifications whose lease is free or has run
+// out. The CTE picks the due rows in due order (an index range read on
+// notifications_due that stops at LIMIT) and locks them FOR UPDATE SKIP
+// LOCKED: a row another claimer is taking is skipped rather than waited
+// for, and a row another claimer took and committed meanwhile is
+// re-checked on its committed version, no longer due, and left out. The
+// UPDATE repeats the due conditions for good measure and takes the lease
+// on exactly the rows the CTE locked. q.Reclaim is ownClaimQuery's, run
+// before it.
 func claimQuery(q store.ClaimQuery) (string, []any) {
 	a := sqlstore.Args{Numbered: true}
 	now := a.Add(sqlstore.Micros(q.Now))
+	due := func(n string) string {
+		return n + `status = 'pending' AND ` + n + `next_attempt_at <= ` + now +
+			` AND (` + n + `claimed_until IS NULL OR ` + n + `claimed_until <= ` + now + `)`
+	}
+	return claimUpdate(q, &a, due, "next_attempt_at")
+}
+
+// ownClaimQuery takes back, with q.Reclaim, the due notifications whose
+// running lease is q.Owner's (left by a process of that name that died),
+// before claimQuery takes any other: the row a killed node was sending is
+// the most delayed, and no other node may take it until its lease runs out.
+// They are found on notifications_leased, whose range of running leases
+// holds a row or a batch per node; a lease run out is anyone's, claimQuery's.
+// Only q.Owner claims under its name, and the locks and re-checks are
+// claimQuery's: a row another claimer took meanwhile is left out.
+func ownClaimQuery(q store.ClaimQuery) (string, []any) {
+	a := sqlstore.Args{Numbered: true}
+	now := a.Add(sqlstore.Micros(q.Now))
 	owner := a.Add(q.Owner)
-	free := `claimed_until IS NULL OR claimed_until <= ` + now
-	outerFree := `n.claimed_until IS NULL OR n.claimed_until <= ` + now
-	if q.Reclaim {
-		free += ` OR claimed_by = ` + owner
-		outerFree += ` OR n.claimed_by = ` + owner
+	due := func(n string) string {
+		return n + `claimed_until > ` + now + ` AND ` + n + `claimed_by = ` + owner +
+			` AND ` + n + `status = 'pending' AND ` + n + `next_attempt_at <= ` + now
 	}
-	due := `status = 'pending' AND next_attempt_at <= ` + now + ` AND (` + free + `)`
+	return claimUpdate(q, &a, due, "claimed_until")
+}
+
+// claimUpdate leases to q.Owner up to q.Limit rows meeting due (its
+// conditions, the columns prefixed as given) on q.Channels, in order.
+func claimUpdate(q store.ClaimQuery, a *sqlstore.Args, due func(prefix string) string, order string) (string, []any) {
+	inner, outer := due(""), due("n.")
 	if len(q.Channels) > 0 {
-		due += ` AND channel = ANY(` + a.Add(q.Channels) + `)`
+		channels := a.Add(q.Channels)
+		inner += ` AND channel = ANY(` + channels + `)`
+		outer += ` AND n.channel = ANY(` + channels + `)`
 	}
-	outer := `n.status = 'pending' AND n.next_attempt_at <= ` + now + ` AND (` + outerFree + `)`
 	query := `WITH due AS (
 		SELECT issuer_id, serial_hex, threshold, channel FROM notifications
-		WHERE ` + due + `
-		ORDER BY next_attempt_at LIMIT ` + a.Add(sqlstore.PageLimit(q.Limit)) + `
+		WHERE ` + inner + `
+		ORDER BY ` + order + ` LIMIT ` + a.Add(sqlstore.PageLimit(q.Limit)) + `
 		FOR UPDATE SKIP LOCKED)
-	UPDATE notifications n SET claimed_by = ` + owner + `, claimed_until = ` + a.Add(sqlstore.Micros(q.Now.Add(q.Lease))) + `
+	UPDATE notifications n SET claimed_by = ` + a.Add(q.Owner) + `, claimed_until = ` + a.Add(sqlstore.Micros(q.Now.Add(q.Lease))) + `
 	FROM due
 	WHERE n.issuer_id = due.issuer_id AND n.serial_hex = due.serial_hex AND n.threshold = due.threshold
 		AND n.channel = due.channel AND ` + outer + `
@@ -183,7 +207,6 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 	if err := sqlstore.CheckClaim(q); err != nil {
 		return nil, pgError("postgres: claim notifications: %w", err)
 	}
-	query, args := claimQuery(q)
 	var out []store.ClaimedNotification
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		for _, c := range clampQueries(q) {
@@ -191,13 +214,24 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 				return err
 			}
 		}
-		claimed, err := queryAll(ctx, tx, sqlstore.ScanNotification, query, args...)
-		if err != nil {
-			return err
+		out = nil
+		if q.Reclaim {
+			query, args := ownClaimQuery(q)
+			own, err := claimRows(ctx, tx, query, args)
+			if err != nil {
+				return err
+			}
+			out = own
 		}
-		out = make([]store.ClaimedNotification, len(claimed))
-		for i, nt := range claimed {
-			out[i] = store.ClaimedNotification{Notification: nt}
+		if rest, ok := sqlstore.ClaimRest(q, len(out)); ok {
+			query, args := claimQuery(rest)
+			others, err := claimRows(ctx, tx, query, args)
+			if err != nil {
+				return err
+			}
+			out = append(out, others...)
+		}
+		for i := range out {
 			if err := claimDetails(ctx, tx, &out[i]); err != nil {
 				return err
 			}
@@ -206,6 +240,19 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 	})
 	if err != nil {
 		return nil, pgError("postgres: claim notifications: %w", err)
+	}
+	return out, nil
+}
+
+// claimRows runs a claim, earliest due first.
+func claimRows(ctx context.Context, tx pgx.Tx, query string, args []any) ([]store.ClaimedNotification, error) {
+	claimed, err := queryAll(ctx, tx, sqlstore.ScanNotification, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.ClaimedNotification, len(claimed))
+	for i, nt := range claimed {
+		out[i] = store.ClaimedNotification{Notification: nt}
 	}
 	sqlstore.SortClaimed(out)
 	return out, nil

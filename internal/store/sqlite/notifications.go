@@ -109,23 +109,13 @@ func (s *Store) RecordNotifications(ctx context.Context, ns []store.Notification
 	return inserted, nil
 }
 
-// claimQuery leases the due notifications.
-func claimQuery(q store.ClaimQuery) (string, []any) {
+// claimQuery leases the due notifications whose lease is free or has run
+// out, earliest due first. q.Reclaim is ownClaimQuery's, run before it.
+func claimQuery(q store.ClaimQuery) queryArgs {
 	n := sqlstore.Micros(q.Now)
-	due := `status = 'pending' AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?`
+	due := `status = 'pending' AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)`
 	dueArgs := []any{n, n}
-	if q.Reclaim {
-		// The owner's own leases count as free.
-		due += ` OR claimed_by = ?`
-		dueArgs = append(dueArgs, q.Owner)
-	}
-	due += `)`
-	if len(q.Channels) > 0 {
-		due += ` AND channel IN (?` + strings.Repeat(`, ?`, len(q.Channels)-1) + `)`
-		for _, c := range q.Channels {
-			dueArgs = append(dueArgs, c)
-		}
-	}
+	due, dueArgs = channelFilter(q, due, dueArgs)
 	// The subquery picks the due rows in due order (an index range read on
 	// notifications_due that stops at LIMIT), the UPDATE finds them by
 	// primary key: the unary + keeps the planner from walking every due row
@@ -136,17 +126,51 @@ func claimQuery(q store.ClaimQuery) (string, []any) {
 	// is not claimed twice. On SQLite the transaction holds the write lock
 	// (BEGIN IMMEDIATE) throughout anyway.
 	outer := strings.NewReplacer("status =", "+status =", "next_attempt_at <=", "+next_attempt_at <=").Replace(due)
+	return claimUpdate(q, outer, due, dueArgs, "next_attempt_at")
+}
+
+// ownClaimQuery takes back, with q.Reclaim, the due notifications whose
+// running lease is q.Owner's (left by a process of that name that died),
+// before claimQuery takes any other: the row a killed node was sending is
+// the most delayed, and no other node may take it until its lease runs out.
+// They are found on notifications_leased, whose range of running leases
+// holds a row or a batch per node; a lease run out is anyone's, claimQuery's.
+func ownClaimQuery(q store.ClaimQuery) queryArgs {
+	n := sqlstore.Micros(q.Now)
+	// The unary + keeps notifications_due, which an outage fills, out of
+	// the subquery; the outer WHERE reads the rows by key.
+	due := `claimed_until > ? AND claimed_by = ? AND +status = 'pending' AND +next_attempt_at <= ?`
+	dueArgs := []any{n, q.Owner, n}
+	due, dueArgs = channelFilter(q, due, dueArgs)
+	outer := strings.Replace(due, "claimed_until >", "+claimed_until >", 1)
+	return claimUpdate(q, outer, due, dueArgs, "claimed_until")
+}
+
+// channelFilter adds q.Channels to the conditions of a claim.
+func channelFilter(q store.ClaimQuery, due string, args []any) (string, []any) {
+	if len(q.Channels) > 0 {
+		due += ` AND channel IN (?` + strings.Repeat(`, ?`, len(q.Channels)-1) + `)`
+		for _, c := range q.Channels {
+			args = append(args, c)
+		}
+	}
+	return due, args
+}
+
+// claimUpdate leases to q.Owner up to q.Limit rows meeting due, in order,
+// found by key among those meeting outer (due, the index kept out of it).
+func claimUpdate(q store.ClaimQuery, outer, due string, dueArgs []any, order string) queryArgs {
 	query := `UPDATE notifications SET claimed_by = ?, claimed_until = ?
 	WHERE ` + outer + `
 	AND (issuer_id, serial_hex, threshold, channel) IN (
 		SELECT issuer_id, serial_hex, threshold, channel FROM notifications
 		WHERE ` + due + `
-		ORDER BY next_attempt_at LIMIT ?)
+		ORDER BY ` + order + ` LIMIT ?)
 	RETURNING ` + sqlstore.NotificationColumns
 	args := append([]any{q.Owner, sqlstore.Micros(q.Now.Add(q.Lease))}, dueArgs...)
 	args = append(args, dueArgs...)
 	args = append(args, sqlstore.PageLimit(q.Limit))
-	return query, args
+	return queryArgs{query, args}
 }
 
 // queryArgs is a statement and its arguments.
@@ -178,7 +202,6 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 	if err := sqlstore.CheckClaim(q); err != nil {
 		return nil, fmt.Errorf("sqlite: claim notifications: %w", err)
 	}
-	query, args := claimQuery(q)
 	var out []store.ClaimedNotification
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		for _, c := range clampQueries(q) {
@@ -186,13 +209,20 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 				return err
 			}
 		}
-		claimed, err := queryAll(ctx, tx, sqlstore.ScanNotification, query, args...)
-		if err != nil {
-			return err
-		}
 		out = nil
-		for _, nt := range claimed {
-			out = append(out, store.ClaimedNotification{Notification: nt})
+		if q.Reclaim {
+			own, err := claimRows(ctx, tx, ownClaimQuery(q))
+			if err != nil {
+				return err
+			}
+			out = own
+		}
+		if rest, ok := sqlstore.ClaimRest(q, len(out)); ok {
+			others, err := claimRows(ctx, tx, claimQuery(rest))
+			if err != nil {
+				return err
+			}
+			out = append(out, others...)
 		}
 		for i := range out {
 			if err := claimDetails(ctx, tx, &out[i]); err != nil {
@@ -203,6 +233,19 @@ func (s *Store) ClaimNotifications(ctx context.Context, q store.ClaimQuery) ([]s
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim notifications: %w", err)
+	}
+	return out, nil
+}
+
+// claimRows runs a claim, earliest due first.
+func claimRows(ctx context.Context, tx *wtx, qa queryArgs) ([]store.ClaimedNotification, error) {
+	claimed, err := queryAll(ctx, tx, sqlstore.ScanNotification, qa.q, qa.args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.ClaimedNotification, len(claimed))
+	for i, nt := range claimed {
+		out[i] = store.ClaimedNotification{Notification: nt}
 	}
 	sqlstore.SortClaimed(out)
 	return out, nil

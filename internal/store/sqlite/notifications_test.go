@@ -42,10 +42,10 @@ func TestNotificationQueryPlans(t *testing.T) {
 		}
 		n := t0.UnixMicro()
 		for name, qa := range map[string]queryArgs{
-			"claim":       claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute}),
-			"claim smtp":  claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp"}}),
-			"claim both":  claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp", "webhook"}}),
-			"claim own":   claimArgs(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Limit: 1, Reclaim: true, Channels: []string{"smtp", "webhook"}}),
+			"claim":       claimQuery(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute}),
+			"claim smtp":  claimQuery(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp"}}),
+			"claim both":  claimQuery(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Channels: []string{"smtp", "webhook"}}),
+			"claim own":   ownClaimQuery(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, Limit: 1, Reclaim: true, Channels: []string{"smtp", "webhook"}}),
 			"superseded":  {supersededQuery, []any{"i", "s", "smtp", n}},
 			"clamp lease": clampQueries(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute})[0],
 			"clamp retry": clampQueries(store.ClaimQuery{Owner: "o", Now: t0, Lease: time.Minute, MaxDelay: time.Hour})[1],
@@ -65,21 +65,21 @@ func TestNotificationQueryPlans(t *testing.T) {
 				(name == "clamp retry" && !strings.Contains(plan, "notifications_due")) {
 				t.Errorf("%s: plan does not read its index:\n%s", name, plan)
 			}
-			// The due rows are picked on notifications_due and updated by
-			// key, not by walking every due row.
-			if strings.HasPrefix(name, "claim") && (!strings.Contains(plan, "notifications_due") ||
+			// The due rows are picked on notifications_due (the claimer's
+			// own running leases, taken back first, on notifications_leased)
+			// and updated by key, not by walking every due row.
+			index := "notifications_due"
+			if name == "claim own" {
+				index = "notifications_leased (claimed_until>?)"
+			}
+			if strings.HasPrefix(name, "claim") && (!strings.Contains(plan, index) ||
 				!strings.HasPrefix(plan, "SEARCH notifications USING PRIMARY KEY (issuer_id=? AND serial_hex=?")) {
-				t.Errorf("claim: plan does not pick on notifications_due and update by key:\n%s", plan)
+				t.Errorf("%s: plan does not pick on %s and update by key:\n%s", name, index, plan)
 			}
 		}
 	}
 	t.Run("empty", func(t *testing.T) { run(t, openTemp(t)) })
 	t.Run("analyzed", func(t *testing.T) { run(t, openAnalyzed(t)) })
-}
-
-func claimArgs(c store.ClaimQuery) queryArgs {
-	q, args := claimQuery(c)
-	return queryArgs{q, args}
 }
 
 // TestUpgradeKeepsNotificationsOwedToEveryone: a notification recorded

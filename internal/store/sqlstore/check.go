@@ -169,6 +169,15 @@ func SortClaimed(out []store.ClaimedNotification) {
 	})
 }
 
+// ClaimRest is the claim that follows, with q.Reclaim, the taking back of
+// the claimer's own running leases (claimed of them): the rest of the
+// batch, on leases free or run out, and whether any of the batch is left.
+func ClaimRest(q store.ClaimQuery, claimed int) (store.ClaimQuery, bool) {
+	q.Limit = PageLimit(q.Limit) - claimed
+	q.Reclaim = false
+	return q, q.Limit > 0
+}
+
 // NextLoginAttempt is ClaimLoginAttempt's decision for a user with failed
 // failures in a row and a lock until lockedUntil (zero: none), at at.
 func NextLoginAttempt(failed int, lockedUntil, at time.Time, lockFor func(int) time.Duration) store.LoginAttempt {

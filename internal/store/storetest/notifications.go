@@ -41,6 +41,7 @@ func testNotifications(t *testing.T, s store.Store) {
 		{"ClaimByChannel", testClaimByChannel},
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"ReclaimOwnLeases", testReclaimOwnLeases},
+		{"ReclaimOwnFirst", testReclaimOwnFirst},
 	} {
 		t.Run(part.name, func(t *testing.T) {
 			drainNotifications(t, s)
@@ -731,5 +732,59 @@ func testReclaimOwnLeases(t *testing.T, s store.Store) {
 	}
 	if got := reclaim("node-b", t0.Add(3*time.Minute), 10); len(got) != 1 {
 		t.Errorf("node-b reclaimed %v, want its one lease", claimedKeys(got))
+	}
+}
+
+// testReclaimOwnFirst: with Reclaim, a claimer takes back what is leased
+// to its own name before any other due row, however much earlier those
+// are due: the row a killed node was sending, the most delayed already,
+// goes out first on its restart, not when its turn comes.
+func testReclaimOwnFirst(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, sn := range []string{"ef51", "ef52", "ef53", "ef54"} {
+		mustRecord(t, s, issuance(newCert(issuerA, sn, t0.Add(5*day))))
+	}
+	mustRecordNotifications(t, s, 1, intent(issuerA, "ef51", week, "smtp"))
+	if got := fmt.Sprint(claimedKeys(claim(t, s, "node-a", t0, 1))); got != "[ef51/smtp]" {
+		t.Fatalf("node-a claimed %s, want [ef51/smtp]", got)
+	}
+	// node-a dies sending it; meanwhile more come due, all earlier.
+	var more []store.Notification
+	for i, sn := range []string{"ef52", "ef53", "ef54"} {
+		n := intent(issuerA, sn, week, "smtp")
+		n.NextAttemptAt = t0.Add(-time.Duration(3-i) * time.Hour)
+		more = append(more, n)
+	}
+	mustRecordNotifications(t, s, 3, more...)
+	reclaim := func(owner string, now time.Time, limit int) []store.ClaimedNotification {
+		t.Helper()
+		cl, err := s.ClaimNotifications(ctx, store.ClaimQuery{Owner: owner, Now: now, Lease: 5 * time.Minute, Limit: limit,
+			Reclaim: true, Channels: []string{"smtp"}})
+		if err != nil {
+			t.Fatalf("ClaimNotifications(%s, Reclaim): %v", owner, err)
+		}
+		return cl
+	}
+	// node-a restarted: its first claim is the row leased to it.
+	first := reclaim("node-a", t0.Add(time.Minute), 1)
+	if got := fmt.Sprint(claimedKeys(first)); got != "[ef51/smtp]" {
+		t.Fatalf("node-a restarted claimed %s first, want [ef51/smtp], its own lease", got)
+	}
+	if !first[0].ClaimedUntil.Equal(normTime(t0.Add(6*time.Minute))) || first[0].Certificate.SerialHex != "ef51" {
+		t.Errorf("node-a reclaimed %+v, want a fresh lease and the certificate", first[0])
+	}
+	// In a batch, its own comes first, then the others in due order; the
+	// own one is not taken twice.
+	second := reclaim("node-a", t0.Add(2*time.Minute), 3)
+	if got := fmt.Sprint(claimedKeys(second)); got != "[ef51/smtp ef52/smtp ef53/smtp]" {
+		t.Errorf("node-a claimed %s, want [ef51/smtp ef52/smtp ef53/smtp]", got)
+	}
+	// Another node takes nothing of node-a's running leases, Reclaim or not.
+	if got := fmt.Sprint(claimedKeys(reclaim("node-b", t0.Add(3*time.Minute), 10))); got != "[ef54/smtp]" {
+		t.Errorf("node-b claimed %s, want [ef54/smtp]", got)
+	}
+	// Once node-a's lease has run out, its rows are anyone's, in due order.
+	if got := fmt.Sprint(claimedKeys(reclaim("node-c", t0.Add(7*time.Minute), 10))); got != "[ef52/smtp ef53/smtp ef51/smtp]" {
+		t.Errorf("node-c claimed %s after node-a's leases ran out, want [ef52/smtp ef53/smtp ef51/smtp]", got)
 	}
 }
