@@ -42,6 +42,7 @@ func testNotifications(t *testing.T, s store.Store) {
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"ReclaimOwnLeases", testReclaimOwnLeases},
 		{"ReclaimOwnFirst", testReclaimOwnFirst},
+		{"ReclaimRacesTakeover", testReclaimRacesTakeover},
 	} {
 		t.Run(part.name, func(t *testing.T) {
 			drainNotifications(t, s)
@@ -628,7 +629,9 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for {
-				cl, err := s.ClaimNotifications(ctx, store.ClaimQuery{Owner: owner, Now: t0, Lease: time.Minute, Limit: 2})
+				// Half of them take back their own leases first: that
+				// never claims another's.
+				cl, err := s.ClaimNotifications(ctx, store.ClaimQuery{Owner: owner, Now: t0, Lease: time.Minute, Limit: 2, Reclaim: w%2 == 1})
 				if err != nil {
 					t.Errorf("%s: ClaimNotifications: %v", owner, err)
 					return
@@ -786,5 +789,67 @@ func testReclaimOwnFirst(t *testing.T, s store.Store) {
 	// Once node-a's lease has run out, its rows are anyone's, in due order.
 	if got := fmt.Sprint(claimedKeys(reclaim("node-c", t0.Add(7*time.Minute), 10))); got != "[ef52/smtp ef53/smtp ef51/smtp]" {
 		t.Errorf("node-c claimed %s after node-a's leases ran out, want [ef52/smtp ef53/smtp ef51/smtp]", got)
+	}
+}
+
+// testReclaimRacesTakeover: nodes restarted under their names take back
+// their leases while other nodes, whose clocks are ahead, take the same
+// leases over as run out: each notification goes to one of them, and its
+// outcome is recorded by that one.
+func testReclaimRacesTakeover(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const nodes, each = 4, 4
+	var ns []store.Notification
+	for i := range nodes * each {
+		sn := fmt.Sprintf("%x", 0xe000+i)
+		mustRecord(t, s, issuance(newCert(issuerA, sn, t0.Add(3*day))))
+		ns = append(ns, intent(issuerA, sn, week, "smtp"))
+	}
+	mustRecordNotifications(t, s, nodes*each, ns...)
+	for i := range nodes {
+		if got := claim(t, s, fmt.Sprintf("node-%d", i), t0, each); len(got) != each {
+			t.Fatalf("node-%d claimed %d, want %d", i, len(got), each)
+		}
+	}
+	var (
+		mu   sync.Mutex
+		seen = map[string]string{}
+		wg   sync.WaitGroup
+	)
+	// The leases end at t0+5m: at t0+4m the owners take theirs back (a
+	// new lease to t0+9m), at t0+6m the others take over what is left.
+	run := func(owner string, now time.Time, reclaim bool) {
+		defer wg.Done()
+		for {
+			cl, err := s.ClaimNotifications(ctx, store.ClaimQuery{Owner: owner, Now: now, Lease: 5 * time.Minute, Limit: 1, Reclaim: reclaim})
+			if err != nil {
+				t.Errorf("%s: ClaimNotifications: %v", owner, err)
+				return
+			}
+			if len(cl) == 0 {
+				return
+			}
+			for _, c := range cl {
+				mu.Lock()
+				if prev, dup := seen[c.SerialHex]; dup {
+					t.Errorf("%s claimed by %s and %s", c.SerialHex, prev, owner)
+				}
+				seen[c.SerialHex] = owner
+				mu.Unlock()
+				if err := s.FinishNotification(ctx, store.NotificationOutcome{NotificationKey: c.NotificationKey, Owner: owner,
+					Status: store.NotificationSent, Attempted: true, Now: now}); err != nil {
+					t.Errorf("%s: FinishNotification: %v", owner, err)
+				}
+			}
+		}
+	}
+	for i := range nodes {
+		wg.Add(2)
+		go run(fmt.Sprintf("node-%d", i), t0.Add(4*time.Minute), true)
+		go run(fmt.Sprintf("taker-%d", i), t0.Add(6*time.Minute), false)
+	}
+	wg.Wait()
+	if len(seen) != nodes*each {
+		t.Errorf("%d notifications claimed, want %d", len(seen), nodes*each)
 	}
 }
