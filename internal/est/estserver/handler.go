@@ -101,6 +101,13 @@ type call struct {
 
 // ServeHTTP dispatches on the operation (RFC 7030 §3.2.2).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if uncleanReason(r.URL.EscapedPath()) != "" {
+		// A segment the mux took as one holds an escaped "/"
+		// ("a%2Fb/simpleenroll"): the path is refused as such, not its
+		// decoded label or operation.
+		h.unknownPath(w, r)
+		return
+	}
 	c := &call{w: w, r: r, op: r.PathValue("op"), profile: r.PathValue("label")}
 	if c.profile != "" {
 		if _, ok := h.svc.Profile(c.profile); !ok {

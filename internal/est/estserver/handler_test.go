@@ -1170,6 +1170,16 @@ func TestUncleanPathIsRefusedAndAudited(t *testing.T) {
 		{http.MethodGet, "./cacerts"},
 		{http.MethodGet, "../scep"},
 		{http.MethodGet, "cacerts/."},
+		// r92 D7: a trailing slash is an empty segment too, and the
+		// prefix alone names none but that; an escaped dot or slash is
+		// quoted as sent, not decoded.
+		{http.MethodGet, "cacerts/"},
+		{http.MethodGet, "short/"},
+		{http.MethodGet, ""},
+		{http.MethodGet, "%2F/cacerts"},
+		{http.MethodGet, "%2e%2e/cacerts"},
+		{http.MethodGet, "default/%2E/cacerts"},
+		{http.MethodPost, "a%2fb/simpleenroll"},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			before, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused, Limit: 100})
@@ -1186,6 +1196,9 @@ func TestUncleanPathIsRefusedAndAudited(t *testing.T) {
 			// of "/.well-known/est//simpleenroll").
 			sent := est.PathPrefix + tc.path
 			wantStatus(t, r, http.StatusNotFound, fmt.Sprintf("unknown EST path %q", sent))
+			if !strings.Contains(string(r.body), "segment is not served") {
+				t.Errorf("reason %q does not say why", r.body)
+			}
 			after, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused, Limit: 100})
 			if err != nil {
 				t.Fatal(err)

@@ -41,7 +41,12 @@ func TestPlainHTTPListenerRefusesESTNamingHTTPS(t *testing.T) {
 		{"simpleenroll with a password", http.MethodPost, "simpleenroll", true,
 			[]string{"use https://127.0.0.1:8443/.well-known/est/", "crossed the network in the clear", "change them"}, "default"},
 		{"a label", http.MethodPost, "kg/simpleenroll", true, []string{"use https://127.0.0.1:8443/.well-known/est/kg/", "in the clear"}, "kg"},
-		{"an unclean path", http.MethodGet, "a//cacerts", false, []string{"use https://127.0.0.1:8443/.well-known/est/"}, ""},
+		{"an unclean path", http.MethodGet, "a//cacerts", false, []string{"use https://127.0.0.1:8443/.well-known/est/ (unknown EST path \"/.well-known/est/a//cacerts\": a path with an empty"}, ""},
+		// r92 D7: quoted whole, as sent, with the reason; no label.
+		{"a trailing slash", http.MethodGet, "cacerts/", false, []string{`(unknown EST path "/.well-known/est/cacerts/": a path with an empty, "." or ".." segment is not served (a trailing "/" ends in an empty one))`}, ""},
+		{"an escaped dot-dot", http.MethodGet, "%2e%2e/x", false, []string{`(unknown EST path "/.well-known/est/%2e%2e/x": a path with an empty`}, ""},
+		{"an escaped slash", http.MethodGet, "a%2Fb/simpleenroll", false, []string{`(unknown EST path "/.well-known/est/a%2Fb/simpleenroll": a path with an escaped "/"`}, ""},
+		{"too deep", http.MethodGet, "a/b/cacerts", false, []string{`(unknown EST path "/.well-known/est/a/b/cacerts")`}, ""},
 		// r79: a label that is none is not offered back, nor its bytes raw.
 		{"an unknown label", http.MethodGet, "typo/simpleenroll", false, []string{"use https://127.0.0.1:8443/.well-known/est/ (there is no EST label \"typo\")"}, ""},
 		{"control characters", http.MethodGet, "%1b%5b31mRED%0d%0aX-Inj:%201/simpleenroll", false, []string{`(there is no EST label "\x1b[31mRED\r\nX-Inj: 1")`}, ""},
@@ -71,6 +76,9 @@ func TestPlainHTTPListenerRefusesESTNamingHTTPS(t *testing.T) {
 				if !strings.Contains(body, w) {
 					t.Errorf("reason %q does not say %q", body, w)
 				}
+			}
+			if strings.Contains(tc.want[0], "unknown EST path") && strings.Contains(body, "no EST label") {
+				t.Errorf("reason %q takes a segment of a path that names none for a label", body)
 			}
 			if !tc.auth && strings.Contains(body, "in the clear") {
 				t.Errorf("reason %q speaks of credentials that were not sent", body)

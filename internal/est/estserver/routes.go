@@ -3,6 +3,7 @@ package estserver
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/scepter/scepter/internal/est"
@@ -28,26 +29,59 @@ func (h *Handler) Routes() map[string]http.Handler {
 // "x/../../est/cacerts") is refused and recorded like any other unknown
 // path, not redirected by the mux to its cleaned form.
 func (h *Handler) UncleanPaths() map[string]http.Handler {
-	return map[string]http.Handler{est.PathPrefix: http.HandlerFunc(h.uncleanPath)}
+	return map[string]http.Handler{est.PathPrefix: http.HandlerFunc(h.unknownPath)}
 }
 
-// uncleanPath answers a path under the EST prefix that is not clean. The
-// reply and the audit event quote the whole path as sent: without the
-// prefix, /.well-known/est//cacerts would read "/cacerts", a path the
-// client never asked for.
-func (h *Handler) uncleanPath(w http.ResponseWriter, r *http.Request) {
-	path := pki.Clip(r.URL.Path, len(est.PathPrefix)+64)
-	h.fail(&call{w: w, r: r, op: path, noProfile: true}, pki.Errorf(pki.ENotFound,
-		"unknown EST path %q: a path with an empty, \".\" or \"..\" segment is not served; EST is served at %sOPERATION and %sLABEL/OPERATION",
-		path, est.PathPrefix, est.PathPrefix))
+// sentPath is the request's path as sent (escaped: "%2e%2e" stays so, and
+// reads as what the client typed), clipped for a reply and the trail.
+func sentPath(r *http.Request) string {
+	return pki.Clip(r.URL.EscapedPath(), len(est.PathPrefix)+64)
+}
+
+// uncleanReason says why an escaped path is not served for its shape: a
+// segment that is empty (a trailing "/" ends in one), "." or ".." (or
+// their escaped forms), or that holds an escaped "/", which the mux
+// would read as one segment and a client or proxy as two. "" when none.
+func uncleanReason(escaped string) string {
+	segs := strings.Split(strings.TrimPrefix(escaped, "/"), "/")
+	slash, dots, trailing := false, false, false
+	for i, seg := range segs {
+		s, err := url.PathUnescape(seg)
+		if err != nil {
+			s = seg
+		}
+		switch {
+		case seg == "" && i == len(segs)-1:
+			trailing = true
+		case s == "" || s == "." || s == "..":
+			dots = true
+		case strings.Contains(s, "/"):
+			slash = true
+		}
+	}
+	switch {
+	case dots:
+		return `a path with an empty, "." or ".." segment is not served`
+	case slash:
+		return `a path with an escaped "/" (%2F) in a segment is not served`
+	case trailing:
+		return `a path with an empty, "." or ".." segment is not served (a trailing "/" ends in an empty one)`
+	}
+	return ""
 }
 
 // unknownPath answers a path under the EST prefix that names no label and
-// operation.
+// operation: deeper than those, or not clean (uncleanReason). The reply
+// and the audit event quote the whole path as sent: without the prefix,
+// /.well-known/est//cacerts would read "/cacerts", a path the client
+// never asked for.
 func (h *Handler) unknownPath(w http.ResponseWriter, r *http.Request) {
-	path := pki.Clip(r.PathValue("path"), 64)
+	path, why := sentPath(r), uncleanReason(r.URL.EscapedPath())
+	if why != "" {
+		why += "; "
+	}
 	h.fail(&call{w: w, r: r, op: path, noProfile: true}, pki.Errorf(pki.ENotFound,
-		"unknown EST path %q: EST is served at %sOPERATION and %sLABEL/OPERATION", path, est.PathPrefix, est.PathPrefix))
+		"unknown EST path %q: %sEST is served at %sOPERATION and %sLABEL/OPERATION", path, why, est.PathPrefix, est.PathPrefix))
 }
 
 // HTTPSOnlyPrefixes implements server.HTTPSOnlyRouter: every EST path is
@@ -65,12 +99,21 @@ func (h *Handler) HTTPSOnlyPrefixes() []string {
 func (h *Handler) RefusePlainHTTP(w http.ResponseWriter, r *http.Request, httpsBase string) {
 	rest := strings.TrimPrefix(r.URL.Path, est.PathPrefix)
 	c := &call{w: w, r: r, op: pki.Clip(rest, 64)}
-	switch segs := strings.Split(rest, "/"); len(segs) {
-	case 1:
-	case 2:
-		c.profile, c.op = pki.Clip(segs[0], 64), pki.Clip(segs[1], 64)
-	default:
+	// A path that names no label and operation (deeper, or not clean) is
+	// quoted whole, as sent, with its reason: its segments are no label.
+	badPath := ""
+	why := uncleanReason(r.URL.EscapedPath())
+	switch segs := strings.Split(rest, "/"); {
+	case !strings.HasPrefix(r.URL.Path, est.PathPrefix): // /.well-known/est
 		c.noProfile = true
+	case why != "" || len(segs) > 2:
+		c.op, c.noProfile = sentPath(r), true
+		badPath = fmt.Sprintf("unknown EST path %q", c.op)
+		if why != "" {
+			badPath += ": " + why
+		}
+	case len(segs) == 2:
+		c.profile, c.op = pki.Clip(segs[0], 64), pki.Clip(segs[1], 64)
 	}
 	// A label is named in the URL to use only when it is one: a client's
 	// typo (or its control characters) is not offered back as an address.
@@ -91,6 +134,9 @@ func (h *Handler) RefusePlainHTTP(w http.ResponseWriter, r *http.Request, httpsB
 	}
 	if unknown != "" {
 		msg += fmt.Sprintf(" (there is no EST label %q)", unknown)
+	}
+	if badPath != "" {
+		msg += " (" + badPath + ")"
 	}
 	if len(r.Header.Values("Authorization")) > 0 {
 		msg += "; the credentials of this request crossed the network in the clear: unless this was a test, change them " +
