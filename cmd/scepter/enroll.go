@@ -47,6 +47,9 @@ type clientFlags struct {
 	keyIn    string
 	keyType  string
 	allowDES bool
+	// noCACertFlag: the command takes no --cacert (getcrl), which the
+	// advice for an untrusted https server then leaves out.
+	noCACertFlag bool
 	// force replaces a --key-out that holds another key.
 	force                    bool
 	pollInterval, maxWait    time.Duration
@@ -128,7 +131,7 @@ func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.
 	// Over https the fingerprint also pins the server's TLS (as `scepter
 	// est` does): a server with a certificate of our own CA is trusted
 	// without being in the system roots.
-	c := &client.SCEP{URL: f.serverURL, Fingerprint: f.fingerprint, AllowInsecureDES: f.allowDES, Warnf: func(format string, args ...any) {
+	c := &client.SCEP{URL: f.serverURL, Fingerprint: f.fingerprint, NoCACertFlag: f.noCACertFlag, AllowInsecureDES: f.allowDES, Warnf: func(format string, args ...any) {
 		fmt.Fprintf(e.stderr, "warning: %s\n", printable(fmt.Sprintf(format, args...)))
 	}}
 	if f.cacert != "" {
@@ -140,6 +143,7 @@ func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.
 		for _, cert := range certs {
 			c.Roots.AddCert(cert)
 		}
+		c.RootsFile = f.cacert
 	}
 	caps, err := c.GetCACaps(ctx) // its errors name the operation
 	if err != nil {

@@ -103,6 +103,7 @@ func (f *estFlags) client(e env) (*client.EST, error) {
 		for _, cert := range certs {
 			c.Roots.AddCert(cert)
 		}
+		c.RootsFile = f.cacert
 	}
 	if err := refuseEnvAndFile(e, "SCEPTER_EST_PASSWORD", "password-file", f.passwordFile); err != nil {
 		return nil, err

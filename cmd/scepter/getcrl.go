@@ -50,7 +50,7 @@ func cmdGetCRL(ctx context.Context, e env, args []string) error {
 		}
 		req.SignerCert, req.SignerKey = certs[0], key
 	}
-	f := clientFlags{serverURL: url, fingerprint: fingerprint, allowDES: allowDES}
+	f := clientFlags{serverURL: url, fingerprint: fingerprint, allowDES: allowDES, noCACertFlag: true}
 	c, caps, caCerts, err := f.connect(ctx, e)
 	if err != nil {
 		return err

@@ -44,6 +44,10 @@ type EST struct {
 	// neither, the system roots are used.
 	Roots       *x509.CertPool
 	Fingerprint string
+	// RootsFile names the file Roots were read from (scepter's --cacert),
+	// for the error when the server's certificate does not chain to
+	// them; empty, that error is Go's.
+	RootsFile string
 	// Certificate authenticates the client in the TLS handshake
 	// (re-enrollment, or a manufacturer certificate).
 	Certificate *tls.Certificate
@@ -250,23 +254,50 @@ func (c *EST) dial(ctx context.Context) (*conn, error) {
 	return &conn{tls: tc, binding: binding, deadline: deadline}, nil
 }
 
-// untrusted adds the ways out to a handshake's err when the system's
-// roots, the only anchors without Roots or Fingerprint, do not trust the
-// server: a private CA's server, as scepter's own, is trusted only when
-// given its CA.
+// untrusted adds the ways out to a handshake's err when the server's
+// certificate does not chain to the anchors: the system's roots, the only
+// ones without Roots or Fingerprint (a private CA's server, as scepter's
+// own, is trusted only when given its CA), or those of RootsFile.
 func (c *EST) untrusted(err error) error {
-	return untrustedServer(err, c.Roots, c.Fingerprint)
+	return untrustedServer(err, trust{roots: c.Roots, rootsFile: c.RootsFile, fingerprint: c.Fingerprint})
+}
+
+// trust is what a client was given to trust a TLS server by, for the
+// advice when the server's certificate does not chain to it.
+type trust struct {
+	roots       *x509.CertPool
+	rootsFile   string // where roots came from: the --cacert file
+	fingerprint string
+	// noCACertFlag: the command takes no --cacert (getcrl), so the advice
+	// names what it does take.
+	noCACertFlag bool
 }
 
 // untrustedServer is err, with the ways out added when it is a TLS
-// server's certificate that the system's roots do not trust (or there are
-// none) and the caller gave neither roots nor a fingerprint: scepter's
-// est and enroll commands take both as --cacert and --ca-fingerprint.
-func untrustedServer(err error, roots *x509.CertPool, fingerprint string) error {
+// server's certificate that does not chain to what the caller trusts: the
+// system's roots (or there are none), given neither roots nor a
+// fingerprint, or the CA(s) of the --cacert file given. scepter's est and
+// enroll commands take --cacert and --ca-fingerprint, getcrl the latter.
+func untrustedServer(err error, t trust) error {
 	var unknown x509.UnknownAuthorityError
 	var noRoots x509.SystemRootsError
-	if roots != nil || fingerprint != "" || !errors.As(err, &unknown) && !errors.As(err, &noRoots) {
+	if t.fingerprint != "" || !errors.As(err, &unknown) && !errors.As(err, &noRoots) {
 		return err
+	}
+	switch {
+	case t.roots != nil && t.rootsFile != "":
+		leads := ""
+		if unknown.Cert != nil {
+			leads = ": its chain leads to " + Printable(pki.Clip(unknown.Cert.Issuer.String(), 200))
+		}
+		return fmt.Errorf("the server's certificate does not chain to the CA(s) in --cacert %s%s (%w); check that the file holds that CA "+
+			"(of a scepter server, its DATA_DIR/ca/root.crt, unless it serves a --tls-cert of another CA) and that --url names the server meant, "+
+			"or give --ca-fingerprint sha256:HEX (of that CA, as scepter serve prints it) instead of --cacert", Printable(t.rootsFile), leads, err)
+	case t.roots != nil:
+		return err
+	case t.noCACertFlag:
+		return fmt.Errorf("the system's roots, the only ones this command trusts without --ca-fingerprint, do not trust this server (%w); "+
+			"give --ca-fingerprint sha256:HEX (of its CA, as scepter serve prints it), or use the server's plain http:// SCEP URL", err)
 	}
 	return fmt.Errorf("the system's roots do not trust this server (%w); give --cacert FILE (the CA's root, e.g. DATA_DIR/ca/root.crt) or --ca-fingerprint sha256:HEX (of that CA, as scepter serve prints it)", err)
 }

@@ -35,6 +35,13 @@ func TestESTUntrustedServerSaysHowToTrustIt(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unknown authority") || strings.Contains(err.Error(), advice) {
 		t.Errorf("another CA given: %v, want Go's unknown authority without the advice", err)
 	}
+	// Given from a file (--cacert), the error names it and what to check
+	// (r92 D8).
+	_, err = (&EST{URL: srv.URL, Roots: roots, RootsFile: "other.crt", Now: func() time.Time { return trustNow }}).CACerts(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "does not chain to the CA(s) in --cacert other.crt: its chain leads to CN=private ca (") ||
+		!strings.Contains(err.Error(), "check that the file holds that CA") || strings.Contains(err.Error(), advice) {
+		t.Errorf("another CA given in a file: %v, want it to name the file, the issuer and what to check", err)
+	}
 }
 
 // The SCEP client over https (scepter enroll and renew, which take the same
@@ -52,6 +59,16 @@ func TestSCEPUntrustedServerSaysHowToTrustIt(t *testing.T) {
 	_, err = (&SCEP{URL: srv.URL + "/scep", Roots: roots, Now: func() time.Time { return trustNow }}).GetCACaps(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "unknown authority") || strings.Contains(err.Error(), advice) {
 		t.Errorf("another CA given: %v, want Go's unknown authority without the advice", err)
+	}
+	_, err = (&SCEP{URL: srv.URL + "/scep", Roots: roots, RootsFile: "other.crt", Now: func() time.Time { return trustNow }}).GetCACaps(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "does not chain to the CA(s) in --cacert other.crt") {
+		t.Errorf("another CA given in a file: %v, want it to name the file", err)
+	}
+	// A caller without --cacert (getcrl) is not told to give one (r92 D8).
+	_, err = (&SCEP{URL: srv.URL + "/scep", NoCACertFlag: true, Now: func() time.Time { return trustNow }}).GetCACaps(context.Background())
+	if err == nil || strings.Contains(err.Error(), "--cacert") || !strings.Contains(err.Error(), "give --ca-fingerprint sha256:HEX") ||
+		!strings.Contains(err.Error(), "plain http:// SCEP URL") {
+		t.Errorf("no --cacert to give: %v, want it to name --ca-fingerprint and the http:// URL only", err)
 	}
 }
 

@@ -42,6 +42,13 @@ type SCEP struct {
 	// Roots, when set, are the only trust anchors for an https server's
 	// TLS certificate (as EST's --cacert).
 	Roots *x509.CertPool
+	// RootsFile names the file Roots were read from (scepter's --cacert),
+	// for the error when the server's certificate does not chain to
+	// them; empty, that error is Go's.
+	RootsFile string
+	// NoCACertFlag: the caller takes no --cacert (scepter getcrl), so a
+	// server the system's roots do not trust is told what it does take.
+	NoCACertFlag bool
 	// Fingerprint ("sha256:HEX") pins an https server's TLS to our own CA
 	// when Roots is nil, as EST's bootstrap does (RFC 7030 §4.1.1): before
 	// the first request GetCACert is fetched once, on a connection used
@@ -215,7 +222,7 @@ func (c *SCEP) doWith(hc *http.Client, req *http.Request) (*http.Response, []byt
 		}
 		if c.HTTP == nil {
 			// Otherwise the caller's transport decides whom TLS trusts.
-			err = untrustedServer(err, c.Roots, c.Fingerprint)
+			err = untrustedServer(err, trust{roots: c.Roots, rootsFile: c.RootsFile, fingerprint: c.Fingerprint, noCACertFlag: c.NoCACertFlag})
 		}
 		return nil, nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
 	}
