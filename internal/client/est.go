@@ -466,14 +466,26 @@ func parseCACerts(r *response) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cacerts: %w", err)
 	}
-	sd, err := cms.ParseSignedData(der)
+	sd, err := parseCertsOnly(der)
 	if err != nil {
 		return nil, fmt.Errorf("cacerts: %w", err)
 	}
 	if len(sd.Certificates) == 0 {
-		return nil, errors.New("cacerts: no certificates")
+		return nil, errors.New("cacerts: the server's reply holds no certificates")
 	}
 	return sd.Certificates, nil
+}
+
+// parseCertsOnly reads a certs-only reply's DER (base64 decoded, or a
+// multipart's part), saying when it is none that it is the server's reply
+// that is wrong: cms's own words ("malformed message: length 111 exceeds
+// input") name no one.
+func parseCertsOnly(der []byte) (*cms.SignedData, error) {
+	sd, err := cms.ParseSignedData(der)
+	if err != nil {
+		return nil, fmt.Errorf("the server's reply is not a PKCS#7 certs-only (RFC 7030 section 4.1.3): %w", err)
+	}
+	return sd, nil
 }
 
 // CACerts fetches the CA certificates (RFC 7030 §4.1).
@@ -1005,7 +1017,7 @@ func certFromCertsOnly(body []byte, encoded bool, pub crypto.PublicKey) (*x509.C
 			return nil, err
 		}
 	}
-	sd, err := cms.ParseSignedData(der)
+	sd, err := parseCertsOnly(der)
 	if err != nil {
 		return nil, err
 	}

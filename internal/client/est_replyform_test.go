@@ -39,11 +39,13 @@ func TestESTReplyNotBase64SaysWhatItIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	forms := map[string][]byte{
-		"PEM":    pem.EncodeToMemory(&pem.Block{Type: "PKCS7", Bytes: certsOnly}),
-		"DER":    certsOnly,
-		"HTML":   []byte("<html><body>502 Bad Gateway</body></html>"),
-		"empty":  nil,
-		"base64": est.EncodeBase64(certsOnly),
+		"PEM":           pem.EncodeToMemory(&pem.Block{Type: "PKCS7", Bytes: certsOnly}),
+		"DER":           certsOnly,
+		"HTML":          []byte("<html><body>502 Bad Gateway</body></html>"),
+		"empty":         nil,
+		"base64":        est.EncodeBase64(certsOnly),
+		"not DER":       est.EncodeBase64([]byte("not der at all")),
+		"a certificate": est.EncodeBase64(ca.cert.Raw),
 	}
 	var form string
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -65,6 +67,9 @@ func TestESTReplyNotBase64SaysWhatItIs(t *testing.T) {
 		{"DER", "the server's reply is raw DER, not its base64 (RFC 8951)"},
 		{"HTML", `the server's reply is not base64 (RFC 8951): it begins "<html><body>502 Bad Gateway</bod"`},
 		{"empty", "the server's reply is empty, not the base64 of DER (RFC 8951)"},
+		// r92 D12: base64, but not of a certs-only: the server's too.
+		{"not DER", "the server's reply is not a PKCS#7 certs-only (RFC 7030 section 4.1.3)"},
+		{"a certificate", "the server's reply is not a PKCS#7 certs-only (RFC 7030 section 4.1.3)"},
 	} {
 		form = tt.form
 		c := &EST{URL: srv.URL, Roots: roots, Now: func() time.Time { return trustNow }}
