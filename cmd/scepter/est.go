@@ -21,6 +21,7 @@ import (
 
 	"github.com/scepter/scepter/internal/agent"
 	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/config"
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/est"
@@ -215,12 +216,22 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if binding != "auto" && binding != "always" && binding != "never" {
 		return usageError{"--channel-binding: want auto, always or never"}
 	}
+	// given: on the command line; fromEnv: by its variable alone, which
+	// counts as the flag but for what reenroll refuses.
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	fromEnv := func(name string) bool {
+		if given[name] || e.lookupEnv == nil {
+			return false
+		}
+		_, ok := e.lookupEnv(config.EnvName(name))
+		return ok
+	}
 	if op == "reenroll" {
 		if err := refuseReenrollFlags(given, rekey); err != nil {
 			return err
 		}
+		warnReenrollEnv(e, fromEnv, rekey)
 	}
 	c, err := f.client(e)
 	if err != nil {
@@ -234,7 +245,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	if err := f.distinct(); err != nil {
 		return err
 	}
-	keyTypeSet := given["key-type"]
+	keyTypeSet := given["key-type"] || fromEnv("key-type")
 	tmpl, plan, err := estRequestTemplate(op, &f, subject, keyType, keyTypeSet, rekey, encrypt, names{dnsNames, ipAddrs, emails, uris})
 	if err != nil {
 		return err
@@ -512,6 +523,21 @@ func refuseReenrollFlags(given map[string]bool, rekey bool) error {
 	return nil
 }
 
+// warnReenrollEnv warns of the variables of the flags refuseReenrollFlags
+// refuses, which reenroll ignores as well: not refused, since one
+// environment often serves enroll scripts too, but not dropped without a
+// word either (a flag given on the command line is refused instead).
+func warnReenrollEnv(e env, fromEnv func(flagName string) bool, rekey bool) {
+	for _, name := range []string{"subject", "dns", "ip", "email", "uri"} {
+		if fromEnv(name) {
+			fmt.Fprintf(e.stderr, "warning: %s is set, and est reenroll ignores it: a renewal asks for the subject and SANs of --cert (RFC 7030 §4.2.2)\n", config.EnvName(name))
+		}
+	}
+	if !rekey && fromEnv("key-type") {
+		fmt.Fprintf(e.stderr, "warning: %s is set, and est reenroll ignores it without --rekey: the renewal keeps the key of --key\n", config.EnvName("key-type"))
+	}
+}
+
 type names struct{ dns, ip, email, uri stringList }
 
 // keyPlan is where a request's key comes from: key as it is, or else a
@@ -519,8 +545,9 @@ type names struct{ dns, ip, email, uri stringList }
 type keyPlan struct {
 	key     crypto.Signer
 	keyType string
-	// keyTypeGiven says the user chose keyType (--key-type), which the
-	// server's /csrattrs then do not change.
+	// keyTypeGiven says the user chose keyType (--key-type, or its
+	// variable SCEPTER_KEY_TYPE), which the server's /csrattrs then do not
+	// change.
 	keyTypeGiven bool
 	// current is the key being renewed (reenroll --rekey): never the new
 	// one, even when --key-out holds it.

@@ -464,3 +464,59 @@ func TestESTReenrollRefusesFlagsItCannotHonour(t *testing.T) {
 		t.Errorf("the new key is %s, want p384", kt)
 	}
 }
+
+// The same settings from the environment are not refused (one environment
+// often serves enroll scripts too) but warned about on stderr, naming the
+// variable, while the renewal keeps the names of --cert and, without
+// --rekey, the key of --key (r92 D9).
+func TestESTReenrollWarnsOfVariablesItIgnores(t *testing.T) {
+	s := &reenrollEST{t: t}
+	u, caFile := startReenrollEST(t, s)
+	d := t.TempDir()
+	path := func(name string) string { return filepath.Join(d, name) }
+	oldKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := keys.WriteCertFile(path("cert.pem"), s.issueNames(&x509.Certificate{Subject: pkix.Name{CommonName: "gw-7"}}, oldKey.Public(), 70)); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteKeyFile(path("key.pem"), oldKey); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"SCEPTER_SUBJECT": "CN=zzz", "SCEPTER_DNS": "other.example", "SCEPTER_KEY_TYPE": "p384"}
+	e, out, errb := testEnv(vars)
+	err := run(context.Background(), e, []string{"est", "reenroll", "--url", u, "--cacert", caFile, "--cert", path("cert.pem"), "--key", path("key.pem"),
+		"--out", path("r.pem"), "--key-out", path("r.key")})
+	if err != nil {
+		t.Fatalf("reenroll with SCEPTER_SUBJECT set: %v\n%s%s", err, out, errb)
+	}
+	for _, w := range []string{
+		"warning: SCEPTER_SUBJECT is set, and est reenroll ignores it: a renewal asks for the subject and SANs of --cert",
+		"warning: SCEPTER_DNS is set, and est reenroll ignores it",
+		"warning: SCEPTER_KEY_TYPE is set, and est reenroll ignores it without --rekey: the renewal keeps the key of --key",
+	} {
+		if !strings.Contains(errb.String(), w) {
+			t.Errorf("stderr %q does not say %q", errb, w)
+		}
+	}
+	if strings.Contains(errb.String(), "zzz") {
+		t.Errorf("stderr %q repeats the variable's value", errb)
+	}
+	renewed, err := keys.LoadCertFile(path("r.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn := renewed[0].Subject.CommonName; cn != "gw-7" || !pki.SamePublicKey(renewed[0].PublicKey, oldKey.Public()) {
+		t.Errorf("renewed as %q, same key %v; want gw-7 with the key of --key", cn, pki.SamePublicKey(renewed[0].PublicKey, oldKey.Public()))
+	}
+	// With --rekey, SCEPTER_KEY_TYPE is honoured: no warning of it.
+	e, out, errb = testEnv(map[string]string{"SCEPTER_KEY_TYPE": "p384"})
+	if err := run(context.Background(), e, []string{"est", "reenroll", "--url", u, "--cacert", caFile, "--cert", path("r.pem"), "--key", path("r.key"),
+		"--rekey", "--out", path("r2.pem"), "--key-out", path("r2.key")}); err != nil {
+		t.Fatalf("reenroll --rekey: %v\n%s%s", err, out, errb)
+	}
+	if strings.Contains(errb.String(), "SCEPTER_KEY_TYPE") {
+		t.Errorf("stderr %q warns of a variable honoured", errb)
+	}
+	if kt := keys.KeyTypeOf(loadKey(t, path("r2.key")).Public()); kt != "p384" {
+		t.Errorf("the new key is %s, want p384", kt)
+	}
+}
