@@ -55,11 +55,12 @@ func TestCARenewRA(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rec, err := st.Certificate(ctx, a.Issuer.ID, serial)
+	stored := a.RA.Cert.SerialNumber.Text(16) // the store's form, without a leading zero
+	rec, err := st.Certificate(ctx, a.Issuer.ID, stored)
 	if err != nil || rec.Profile != enroll.RAProfileName {
 		t.Fatalf("the new RA certificate in the inventory: %+v, %v", rec, err)
 	}
-	events, err := st.ListAudit(ctx, store.AuditFilter{SerialHex: serial})
+	events, err := st.ListAudit(ctx, store.AuditFilter{SerialHex: stored})
 	if err != nil {
 		t.Fatal(err)
 	}
