@@ -148,7 +148,22 @@ const (
 	RequestPending  RequestStatus = "pending"
 	RequestIssued   RequestStatus = "issued"   // approved and its certificate recorded
 	RequestRejected RequestStatus = "rejected" // refused by an operator
+	// RequestExpired is never stored: it is how a request still pending
+	// when its retention ran out is shown (StatusAt). It can no longer be
+	// approved or rejected; the device asking after it is told it expired
+	// without a decision, until it is purged.
+	RequestExpired RequestStatus = "expired"
 )
+
+// StatusAt is r's status at now: RequestExpired for a request still pending
+// at or after its ExpiresAt (as approval and the device's poll judge it),
+// its stored Status otherwise.
+func (r *EnrollmentRequest) StatusAt(now time.Time) RequestStatus {
+	if r.Status == RequestPending && !now.Before(r.ExpiresAt) {
+		return RequestExpired
+	}
+	return r.Status
+}
 
 // EnrollmentRequest is a request a profile holds for manual approval. It is
 // kept (with its outcome) for the profile's retention so that CertPoll and

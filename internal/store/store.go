@@ -351,9 +351,18 @@ type CertRef struct {
 
 // RequestFilter selects enrollment requests, newest first.
 type RequestFilter struct {
-	Status  pki.RequestStatus // "" for any
+	// Status keeps requests of this status ("" for any). With Now,
+	// RequestPending keeps those whose retention has not run out at Now
+	// and RequestExpired those pending at or after their ExpiresAt;
+	// RequestExpired without Now is refused.
+	Status  pki.RequestStatus
 	Profile string
-	Limit   int // default 100, max 1000
+	// Now, when set, is the time the list is of: every request is
+	// returned with its status at Now (pki.EnrollmentRequest.StatusAt),
+	// a pending one past its retention as RequestExpired. Zero lists the
+	// stored status.
+	Now   time.Time
+	Limit int // default 100, max 1000
 	// Cursor is the nextCursor of the previous page ("" for the first):
 	// only requests listed after that page's last one (older) are
 	// returned, whether or not it still exists. ErrBadCursor for one no

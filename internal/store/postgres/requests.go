@@ -165,9 +165,13 @@ func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest,
 }
 
 // ListRequests implements store.Store: newest first (insertion order
-// reversed), Limit default 100, at most 1000.
+// reversed), Limit default 100, at most 1000; with f.Now, each with its
+// status at that time.
 func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, string, error) {
 	f.Profile = key(f.Profile)
+	if err := sqlstore.CheckRequestFilter(f); err != nil {
+		return nil, "", fmt.Errorf("postgres: list requests: %w", err)
+	}
 	cur, err := sqlstore.ParseListCursor(f.Cursor, sqlstore.CursorRequest)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list requests: %w", err)
@@ -185,6 +189,7 @@ func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.
 		return nil, "", pgError("postgres: list requests: %w", err)
 	}
 	out, next := sqlstore.ListPage(out, pos, sqlstore.PageLimit(f.Limit))
+	sqlstore.RequestsAt(out, f.Now)
 	return out, next, nil
 }
 

@@ -134,8 +134,12 @@ func (s *Store) Request(ctx context.Context, id string) (*pki.EnrollmentRequest,
 }
 
 // ListRequests implements store.Store: newest first (insertion order
-// reversed), Limit default 100, at most 1000.
+// reversed), Limit default 100, at most 1000; with f.Now, each with its
+// status at that time.
 func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, string, error) {
+	if err := sqlstore.CheckRequestFilter(f); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list requests: %w", err)
+	}
 	cur, err := sqlstore.ParseListCursor(f.Cursor, sqlstore.CursorRequest)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list requests: %w", err)
@@ -154,6 +158,7 @@ func (s *Store) ListRequests(ctx context.Context, f store.RequestFilter) ([]pki.
 		return nil, "", fmt.Errorf("sqlite: list requests: %w", err)
 	}
 	out, next := sqlstore.ListPage(out, pos, sqlstore.PageLimit(f.Limit))
+	sqlstore.RequestsAt(out, f.Now)
 	return out, next, nil
 }
 

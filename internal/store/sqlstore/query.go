@@ -1,9 +1,11 @@
 package sqlstore
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -25,6 +27,26 @@ func (a *Args) Add(v any) string {
 	return "?"
 }
 
+// CheckRequestFilter refuses a filter no listing answers: expired
+// requests are known only at a time.
+func CheckRequestFilter(f store.RequestFilter) error {
+	if f.Status == pki.RequestExpired && f.Now.IsZero() {
+		return errors.New("the expired requests asked for with no time (Now is zero)")
+	}
+	return nil
+}
+
+// RequestsAt gives each of list its status at now (StatusAt), when now is
+// set: a pending request past its retention is expired.
+func RequestsAt(list []pki.EnrollmentRequest, now time.Time) {
+	if now.IsZero() {
+		return
+	}
+	for i := range list {
+		list[i].Status = list[i].StatusAt(now)
+	}
+}
+
 // RequestsQuery is the ListRequests query for f: newest first, an index
 // range read in output order that stops at LIMIT (one row more than the
 // page, to know whether there is a next one). The seq bound is always
@@ -37,7 +59,13 @@ func RequestsQuery(f store.RequestFilter, beforeSeq int64, a *Args) string {
 		beforeSeq = math.MaxInt64
 	}
 	where := []string{"seq < " + a.Add(beforeSeq)}
-	if f.Status != "" {
+	switch {
+	case f.Status == pki.RequestExpired:
+		// Stored pending; CheckRequestFilter refused a zero Now.
+		where = append(where, "status = "+a.Add(string(pki.RequestPending)), "expires_at <= "+a.Add(Micros(f.Now)))
+	case f.Status == pki.RequestPending && !f.Now.IsZero():
+		where = append(where, "status = "+a.Add(string(pki.RequestPending)), "expires_at > "+a.Add(Micros(f.Now)))
+	case f.Status != "":
 		where = append(where, "status = "+a.Add(string(f.Status)))
 	}
 	if f.Profile != "" {

@@ -285,8 +285,22 @@ func testRequestLookups(t *testing.T, s store.Store) {
 func testListRequests(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	var all []pki.EnrollmentRequest // insertion order
+	// now is the time of the listings with Now: the requests created with
+	// the retention of one hour are past it then (q-00, q-15 and q-20
+	// pending, so expired; q-05, q-25 rejected and q-10 issued stay so),
+	// q-03's runs out at now exactly (expired, as approval judges it) and
+	// q-04's a microsecond after (pending).
+	now := t0.Add(2 * time.Hour)
 	for i := range 30 {
 		r := newRequest(fmt.Sprintf("q-%02d", i), []string{"default", "vpn", "wifi"}[i%3], fmt.Sprintf("tx-%d", i))
+		switch {
+		case i%5 == 0:
+			r.ExpiresAt = t0.Add(time.Hour)
+		case i == 3:
+			r.ExpiresAt = now
+		case i == 4:
+			r.ExpiresAt = now.Add(time.Microsecond)
+		}
 		mustCreateRequest(t, s, r)
 		all = append(all, r)
 	}
@@ -318,14 +332,31 @@ func testListRequests(t *testing.T, s store.Store) {
 		{Profile: "default", Status: pki.RequestRejected, Limit: 2},
 		{Profile: "nope"},
 		{Limit: 5},
+		{Now: now},
+		{Now: now, Status: pki.RequestPending},
+		{Now: now, Status: pki.RequestExpired},
+		{Now: now, Status: pki.RequestExpired, Profile: "wifi"},
+		{Now: now, Status: pki.RequestRejected},
+		{Now: now, Status: pki.RequestPending, Limit: 3},
 	}
+	wantExpired := map[string]bool{"q-00": true, "q-03": true, "q-15": true, "q-20": true}
 	for _, f := range filters {
 		var want []pki.EnrollmentRequest
+		expired := 0
 		for i := len(all) - 1; i >= 0; i-- {
 			r := all[i]
+			if !f.Now.IsZero() && wantExpired[r.ID] {
+				r.Status = pki.RequestExpired
+			}
 			if (f.Status == "" || r.Status == f.Status) && (f.Profile == "" || r.Profile == f.Profile) {
 				want = append(want, r)
+				if r.Status == pki.RequestExpired {
+					expired++
+				}
 			}
+		}
+		if f.Status == pki.RequestExpired && expired == 0 {
+			t.Fatalf("ListRequests(%+v): the test expects no expired request", f)
 		}
 		if f.Limit > 0 && len(want) > f.Limit {
 			want = want[:f.Limit]
@@ -346,7 +377,7 @@ func testListRequests(t *testing.T, s store.Store) {
 			continue
 		}
 		var paged []pki.EnrollmentRequest
-		for pf := (store.RequestFilter{Status: f.Status, Profile: f.Profile, Limit: 4}); ; {
+		for pf := (store.RequestFilter{Status: f.Status, Profile: f.Profile, Now: f.Now, Limit: 4}); ; {
 			page, next, err := s.ListRequests(ctx, pf)
 			if err != nil {
 				t.Fatalf("ListRequests(%+v): %v", pf, err)
@@ -367,6 +398,10 @@ func testListRequests(t *testing.T, s store.Store) {
 		for i := range paged {
 			sameRequest(t, fmt.Sprintf("ListRequests(%+v) by pages, #%d", f, i), paged[i], want[i])
 		}
+	}
+	// Which requests are expired depends on the time: none is without one.
+	if got, _, err := s.ListRequests(ctx, store.RequestFilter{Status: pki.RequestExpired}); err == nil {
+		t.Errorf("ListRequests(expired, no Now): %d requests, want an error", len(got))
 	}
 	ch := pki.Challenge{ID: "list-1", Hash: []byte("hash-list-1"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 	for range 2 {
