@@ -34,7 +34,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	maxArgs := 1
 	switch args[0] {
 	case "list":
-		fs.StringVar(&status, "status", "pending", "pending, issued, rejected, or all")
+		fs.StringVar(&status, "status", "pending", "pending, issued, rejected, expired (pending when its retention ran out), or all")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 		maxArgs = 0
 	case "reject":
@@ -93,9 +93,9 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	switch args[0] {
 	case "list":
 		switch pki.RequestStatus(status) {
-		case pki.RequestPending, pki.RequestIssued, pki.RequestRejected, "all":
+		case pki.RequestPending, pki.RequestIssued, pki.RequestRejected, pki.RequestExpired, "all":
 		default:
-			return usageError{fmt.Sprintf("--status %q: want pending, issued, rejected or all", status)}
+			return usageError{fmt.Sprintf("--status %q: want pending, issued, rejected, expired or all", status)}
 		}
 		f := store.RequestFilter{Status: pki.RequestStatus(status)}
 		if status == "all" {

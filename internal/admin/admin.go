@@ -220,8 +220,13 @@ func (s *Service) Challenges(ctx context.Context, f store.ChallengeFilter) ([]pk
 }
 
 // Requests lists held requests, newest first, a page at a time, and the
-// next page's cursor.
+// next page's cursor. Each has its status now (f.Now unless set): one
+// still pending when its retention ran out is expired, and listed with
+// the expired ones, not the pending.
 func (s *Service) Requests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, string, error) {
+	if f.Now.IsZero() {
+		f.Now = s.clock.Now()
+	}
 	return s.store.ListRequests(ctx, f)
 }
 
@@ -237,9 +242,14 @@ func (s *Service) AllChallenges(ctx context.Context) ([]pki.Challenge, error) {
 }
 
 // AllRequests lists every held request f selects (its Limit and Cursor
-// aside), newest first, reading the store a page at a time.
+// aside), newest first, reading the store a page at a time, each with its
+// status now, as Requests.
 func (s *Service) AllRequests(ctx context.Context, f store.RequestFilter) ([]pki.EnrollmentRequest, error) {
 	f.Limit, f.Cursor = wholePage, ""
+	if f.Now.IsZero() {
+		// One time for every page: a request does not move between them.
+		f.Now = s.clock.Now()
+	}
 	return readAll(func() ([]pki.EnrollmentRequest, string, error) { return s.store.ListRequests(ctx, f) },
 		func(next string) { f.Cursor = next })
 }
@@ -283,6 +293,11 @@ func (s *Service) Reject(ctx context.Context, id, reason, by string) error {
 	if r.Status != pki.RequestPending {
 		// Named as an approval names it: the caller learns what became of it.
 		return pki.Errorf(pki.EConflict, "request %s is %s, not pending", id, r.Status)
+	}
+	if r.StatusAt(now) == pki.RequestExpired {
+		// As an approval refuses it: the device asking after it is told
+		// it expired without a decision, and to enroll again.
+		return pki.Errorf(pki.EConflict, "request %s expired at %s", id, r.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	ev := pki.AuditEvent{Time: now, Type: pki.EventRequestRejected, Actor: by, Profile: r.Profile, Subject: r.Subject,
 		TransactionID: r.TransactionID, Outcome: "success", Reason: reason, Detail: "request " + id}

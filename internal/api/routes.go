@@ -83,7 +83,7 @@ func (h *Handler) table() []route {
 		{method: "POST", path: "/certificates/{serial}/unhold", summary: "Lift a certificateHold", role: pki.RoleOperator,
 			body: "UnholdRequest", bodyOptional: true, reply: "RevocationResult", fn: h.unhold},
 		{method: "GET", path: "/requests", summary: "Requests held for approval", role: pki.RoleAuditor,
-			params: []param{{"status", "string", "pending (default), issued, rejected or all"}, {"profile", "string", "profile name"}, pLimit, pCursor},
+			params: []param{{"status", "string", "pending (default), issued, rejected, expired (pending when its retention ran out: it can no longer be approved) or all"}, {"profile", "string", "profile name"}, pLimit, pCursor},
 			reply:  "RequestList", fn: h.listRequests},
 		{method: "POST", path: "/requests/{id}/approve", summary: "Approve a held request: its certificate is issued (one approver wins)", role: pki.RoleOperator,
 			reply: "Certificate", fn: h.approve},

@@ -571,7 +571,7 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/certificates/abcdef0123", 404, "no certificate with serial abcdef0123"},
 		{certPath(c) + "?issuer=not-hex", 422, "want (a prefix of) a CA"}, {certPath(c) + "?issuer=" + wrongIssuer, 404, `from an issuer whose ID starts with "` + wrongIssuer + `"; that serial is known from issuer ` + e.record(c).IssuerID[:16]},
 		{"/ui/certificates/" + strings.Repeat("a", 200), 422, "a serial has at most 64 hexadecimal digits"},
-		{"/ui/requests?status=bogus", 422, "want pending, issued, rejected or all"},
+		{"/ui/requests?status=bogus", 422, "want pending, issued, rejected, expired or all"},
 		{"/ui/requests?profile=" + long, 422, "the profile name is longer than 128 characters"},
 		{"/ui/requests?cursor=" + strings.Repeat("A", 600), 422, cursorLen},
 		{"/ui/challenges?cursor=" + strings.Repeat("A", 600), 422, cursorLen},

@@ -41,7 +41,7 @@ func (h *Handler) loadRequests(r *http.Request, rq *req, status, profile, cursor
 	if err != nil {
 		return nil, err
 	}
-	pg := &requestsPage{Status: status, Profile: profile, Statuses: []string{"pending", "issued", "rejected", "all"}}
+	pg := &requestsPage{Status: status, Profile: profile, Statuses: []string{"pending", "issued", "rejected", "expired", "all"}}
 	filter := url.Values{}
 	for k, v := range map[string]string{"status": status, "profile": profile} {
 		if v != "" {
@@ -69,7 +69,7 @@ func (h *Handler) loadRequests(r *http.Request, rq *req, status, profile, cursor
 	return pg, nil
 }
 
-// requests lists held requests (?status=pending|issued|rejected|all,
+// requests lists held requests (?status=pending|issued|rejected|expired|all,
 // ?profile=).
 func (h *Handler) requests(w http.ResponseWriter, r *http.Request, rq *req) error {
 	q := r.URL.Query()

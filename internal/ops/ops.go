@@ -272,7 +272,9 @@ func (o *Ops) Unhold(ctx context.Context, p auth.Principal, serial, issuerID str
 // --- requests held for approval ------------------------------------------------
 
 // Requests lists held requests (status "" for pending, "all" for any), one
-// page of limit, and the next page's cursor ("" at the end).
+// page of limit, and the next page's cursor ("" at the end). A request
+// still pending when its retention ran out is expired: listed with status
+// "expired", not "pending".
 func (o *Ops) Requests(ctx context.Context, p auth.Principal, status, profile string, limit int, cursor string) ([]pki.EnrollmentRequest, string, error) {
 	if err := auth.Require(p, pki.RoleAuditor); err != nil {
 		return nil, "", err
@@ -282,10 +284,10 @@ func (o *Ops) Requests(ctx context.Context, p auth.Principal, status, profile st
 	case "", "pending":
 	case "all":
 		f.Status = ""
-	case "issued", "rejected":
+	case "issued", "rejected", "expired":
 		f.Status = pki.RequestStatus(status)
 	default:
-		return nil, "", pki.Errorf(pki.EBadRequest, "status %q: want pending, issued, rejected or all", status)
+		return nil, "", pki.Errorf(pki.EBadRequest, "status %q: want pending, issued, rejected, expired or all", status)
 	}
 	if limit < 1 || limit > MaxPage {
 		return nil, "", pki.Errorf(pki.EBadRequest, "limit %d: want 1 to %d", limit, MaxPage)
@@ -300,7 +302,9 @@ func (o *Ops) Requests(ctx context.Context, p auth.Principal, status, profile st
 	return list, bindCursor(filter, next), storeCursorError(err)
 }
 
-// Request is one request held for approval, by its ID, whatever its status.
+// Request is one request held for approval, by its ID, whatever its
+// status, with its status now (expired when it was still pending as its
+// retention ran out), as Requests lists it.
 func (o *Ops) Request(ctx context.Context, p auth.Principal, id string) (*pki.EnrollmentRequest, error) {
 	if err := auth.Require(p, pki.RoleAuditor); err != nil {
 		return nil, err
@@ -312,6 +316,7 @@ func (o *Ops) Request(ctx context.Context, p auth.Principal, id string) (*pki.En
 	if err != nil {
 		return nil, fmt.Errorf("ops: request %s: %w", id, err)
 	}
+	r.Status = r.StatusAt(o.Now())
 	return r, nil
 }
 
