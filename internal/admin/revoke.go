@@ -158,14 +158,14 @@ func (s *Service) Revoke(ctx context.Context, serial, issuerID string, reason in
 		// different reasons exactly one wins (a keyCompromise may then
 		// raise its reason) and the others land here.
 		return Revocation{}, pki.Errorf(pki.EConflict, "certificate %s is already revoked at %s, reason %s; the reason stays: only a certificateHold can be given another reason, or a reason raised to keyCompromise",
-			got.SerialHex, got.RevokedAt.UTC().Format(time.RFC3339), ReasonName(got.RevokeReason))
+			pki.ShownSerial(got.SerialHex), got.RevokedAt.UTC().Format(time.RFC3339), ReasonName(got.RevokeReason))
 	}
 	if changed {
 		s.log.Info("certificate revoked", "serial", pki.ShownSerial(got.SerialHex), "issuer", got.IssuerID, "reason", ReasonName(reason), "actor", actor)
 	}
 	for _, o := range r.AlsoRevoked {
 		s.log.Info("certificate revoked: it shares the compromised key", "serial", pki.ShownSerial(o.SerialHex), "issuer", o.IssuerID,
-			"key_of", got.SerialHex, "actor", actor)
+			"key_of", pki.ShownSerial(got.SerialHex), "actor", actor)
 	}
 	return Revocation{Certificate: *got, Changed: changed, AlsoRevoked: r.AlsoRevoked}, nil
 }
@@ -284,5 +284,5 @@ func (s *Service) findCertificate(ctx context.Context, serial, issuerID string) 
 // console gives at its first step already.
 func OwnHoldRefusal(c pki.Certificate) error {
 	return pki.Errorf(pki.EBadRequest, "certificate %s is one of the server's own (profile %s): it cannot be put on hold, for the server destroys the key of one revoked and replaces it; revoke it with another reason (superseded, keyCompromise, …)",
-		c.SerialHex, c.Profile)
+		pki.ShownSerial(c.SerialHex), c.Profile)
 }

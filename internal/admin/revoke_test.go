@@ -195,3 +195,45 @@ func TestNoHoldOnTheServersOwnCertificates(t *testing.T) {
 		t.Errorf("hold of a device's certificate: %v", err)
 	}
 }
+
+// The refusals naming a certificate give its serial in whole bytes, as
+// the CLI, the console and the log show it (01c3, not the stored 1c3),
+// whichever form was asked for.
+func TestRevokeRefusalsShowTheSerialInWholeBytes(t *testing.T) {
+	ctx := context.Background()
+	const issuer = "2222222222222222222222222222222222222222222222222222222222222222"
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	now := clock.Now()
+	for serial, c := range map[string]struct {
+		profile  string
+		protocol pki.Protocol
+	}{"1c3": {"default", pki.ProtocolSCEP}, "abc": {"scep-ra", pki.ProtocolInternal}} {
+		if err := st.RecordIssuance(ctx, store.Issuance{Now: now, Certificate: pki.Certificate{
+			SerialHex: serial, IssuerID: issuer, Issuer: "CN=Test CA", Subject: "CN=" + serial,
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid,
+			Profile: c.profile, Protocol: c.protocol, Source: pki.SourceIssued, KeyType: "p256",
+			CreatedAt: now, DER: []byte{0x30, 0x03, 'd', 'e', serial[1]},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := New(st, clock, nil, nil, "")
+	if _, err := svc.Revoke(ctx, "01c3", "", 1, "cli:root"); err != nil {
+		t.Fatal(err)
+	}
+	for _, asked := range []string{"01c3", "1c3", "01:C3"} {
+		_, err := svc.Revoke(ctx, asked, "", 4, "cli:root")
+		if pki.ErrorCode(err) != pki.EConflict || !strings.Contains(err.Error(), "certificate 01c3 is already revoked at ") {
+			t.Errorf("revoke %s again, another reason: %v; want a conflict naming certificate 01c3", asked, err)
+		}
+	}
+	_, err = svc.Revoke(ctx, "abc", "", ReasonCertificateHold, "cli:root")
+	if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), "certificate 0abc is one of the server's own") {
+		t.Errorf("hold of the SCEP RA 0abc: %v; want a bad request naming certificate 0abc", err)
+	}
+}
