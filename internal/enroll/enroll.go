@@ -947,7 +947,7 @@ func (s *Service) reserved(err error, issuerID, serialHex string) (taken bool, _
 func (s *Service) issuance(st *State, rec pki.Certificate, now time.Time) store.Issuance {
 	evType, detail := pki.EventIssued, ""
 	if st.Renews != nil {
-		evType, detail = pki.EventRenewed, "renews "+rec.RenewedFrom
+		evType, detail = pki.EventRenewed, "renews "+pki.ShownRenewedFrom(rec.RenewedFrom)
 	}
 	if st.Req.ServerKeyGen {
 		detail = strings.TrimPrefix(detail+", server-generated key", ", ")
