@@ -483,7 +483,7 @@ func (pc ProfileConfig) contradictions(p pki.Profile) error {
 			pc.RenewalWindow, validity)
 	}
 	if p.RequireApproval && p.RequestRetention < minRequestRetention {
-		return fmt.Errorf("request_retention = %q with approval = true: every held request would lapse within %s of being made, before the device polls or an operator approves it, and the device is told there is no such request; give at least \"1m\", or leave the key out for the default %s",
+		return fmt.Errorf("request_retention = %q with approval = true: every held request would lapse within %s of being made, before the device polls or an operator approves it, and the device is told that its request expired without a decision and to enroll again; give at least \"1m\", or leave the key out for the default %s",
 			pc.RequestRetention, p.RequestRetention, formatDays(pki.DefaultProfile().RequestRetention))
 	}
 	if n := len(p.SANFixed); n > max(p.MaxSANs, 0) {

@@ -343,6 +343,8 @@ func TestProfileDurationsRefused(t *testing.T) {
 		{"approval = true\nrequest_retention = \"0s\"", `p: request_retention = "0s" with approval = true: every held request would lapse within 0s of being made`},
 		{"approval = true\nrequest_retention = \"1ns\"", `p: request_retention = "1ns" with approval = true: every held request would lapse within 1ns`},
 		{"approval = true\nrequest_retention = \"59s\"", `give at least "1m", or leave the key out for the default "7d"`},
+		// What the device is told of a request that lapsed (181d98a).
+		{"approval = true\nrequest_retention = \"30s\"", `and the device is told that its request expired without a decision and to enroll again; give at least "1m"`},
 		{`renewal_grace = "-1h"`, `p: renewal_grace = "-1h" must not be negative: it is how long after its expiry a certificate may still renew`},
 		{`backdate = "-5m"`, `p: backdate = "-5m" must not be negative: it is how far NotBefore is set back`},
 		{`validity = "-1h"`, `p: validity = "-1h" must be positive: it is the lifetime of the certificates`},
