@@ -541,13 +541,15 @@ func setBool(dst *bool, v *bool) {
 }
 
 // ParseDuration is time.ParseDuration that also takes whole days ("30d").
+// A negative number of days is read as time's parser reads "-1h", so that
+// the caller refuses it saying why ("-0d" is zero, as "-0s" is).
 func ParseDuration(s string) (time.Duration, error) {
 	bad := func() error {
 		return fmt.Errorf("bad duration %q: want whole days (\"30d\", up to 36500) or hours, minutes, seconds (\"36h\", \"90m\"; up to 2562047h)", s)
 	}
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 || days > 36500 {
+		if err != nil || days < -36500 || days > 36500 {
 			return 0, bad()
 		}
 		return time.Duration(days) * 24 * time.Hour, nil

@@ -345,6 +345,13 @@ func TestProfileDurationsRefused(t *testing.T) {
 		{"approval = true\nrequest_retention = \"59s\"", `give at least "1m", or leave the key out for the default "7d"`},
 		// What the device is told of a request that lapsed (181d98a).
 		{"approval = true\nrequest_retention = \"30s\"", `and the device is told that its request expired without a decision and to enroll again; give at least "1m"`},
+		// Days too: not the parse error, but why (r92 D13).
+		{`validity = "-1d"`, `p: validity = "-1d" must be positive: it is the lifetime of the certificates`},
+		{`backdate = "-1d"`, `p: backdate = "-1d" must not be negative: it is how far NotBefore is set back`},
+		{`renewal_grace = "-1d"`, `p: renewal_grace = "-1d" must not be negative: it is how long after its expiry a certificate may still renew`},
+		{"approval = true\nrequest_retention = \"-7d\"", `p: request_retention = "-7d" must not be negative`},
+		{`validity = "-36501d"`, `p: validity: bad duration "-36501d": want whole days`},
+		{`renewal_window = "-1d"`, `p: renewal_window "-1d": want a percentage like 33% or a duration like 30d`},
 		{`renewal_grace = "-1h"`, `p: renewal_grace = "-1h" must not be negative: it is how long after its expiry a certificate may still renew`},
 		{`backdate = "-5m"`, `p: backdate = "-5m" must not be negative: it is how far NotBefore is set back`},
 		{`validity = "-1h"`, `p: validity = "-1h" must be positive: it is the lifetime of the certificates`},
@@ -369,6 +376,10 @@ backdate = "0s"
 renewal_grace = "0s"
 request_retention = "0s"
 
+[profiles.minuszero]
+backdate = "-0d"
+renewal_grace = "-0d"
+
 [profiles.held]
 approval = true
 request_retention = "1m"
@@ -380,6 +391,10 @@ backdate = "1h"
 	}
 	if z := profiles["zero"]; z.Backdate != 0 || z.RenewalGrace != 0 || z.RequestRetention != 0 {
 		t.Errorf("zero: %+v", z)
+	}
+	// "-0d" is zero, as time's parser reads "-0s".
+	if z := profiles["minuszero"]; z.Backdate != 0 || z.RenewalGrace != 0 {
+		t.Errorf("minuszero: %+v", z)
 	}
 	if h := profiles["held"]; h.RequestRetention != time.Minute || h.RenewalGrace != 7*24*time.Hour || h.Backdate != time.Hour {
 		t.Errorf("held: %+v", h)
@@ -394,8 +409,10 @@ func TestEveryProfileStringKeyRefusesANegativeDuration(t *testing.T) {
 		if typ.Kind() != reflect.String {
 			continue
 		}
-		if _, err := parseProfiles(t, "[profiles.p]\n"+key+" = \"-1h\"\n"); err == nil {
-			t.Errorf("%s = \"-1h\" loaded", key)
+		for _, v := range []string{"-1h", "-1d"} {
+			if _, err := parseProfiles(t, "[profiles.p]\n"+key+" = \""+v+"\"\n"); err == nil {
+				t.Errorf("%s = %q loaded", key, v)
+			}
 		}
 	}
 	for key := range profileDurations {
