@@ -104,7 +104,7 @@ func TestForgedCertificateWithOurSerialIsRefused(t *testing.T) {
 			t.Errorf("%s: CertPoll signed by the forgery: %v, want badCertId", when, err)
 		}
 	}
-	check("previous CA not revoked", "not the certificate this CA issued with serial "+victim.SerialNumber.Text(16))
+	check("previous CA not revoked", "not the certificate this CA issued with serial "+pki.SerialText(victim.SerialNumber))
 	// The genuine certificate still does what the forgery may not.
 	if err := f.svc.CheckNotRevoked(ctx, victim); err != nil {
 		t.Errorf("the genuine certificate: %v", err)
