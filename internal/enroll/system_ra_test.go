@@ -100,7 +100,7 @@ func TestRecordRAReplacement(t *testing.T) {
 				if ev.Type == pki.EventIssued {
 					issued++
 				}
-				if strings.Contains(ev.Detail, "replacing the revoked RA certificate "+foreign.Cert.SerialNumber.Text(16)) {
+				if strings.Contains(ev.Detail, "replacing the revoked RA certificate "+pki.SerialText(foreign.Cert.SerialNumber)) {
 					replacing++
 					want := pki.EventIssued
 					if reloadFirst {
