@@ -62,8 +62,10 @@ func TestListingsEscapeStoredValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Dates relative to the real clock, as the listings compare with it.
-	now := time.Now().UTC().Truncate(time.Second)
+	// Dates relative to the command's clock (pki.SystemClock, moved ahead
+	// in a scepter_clockoffset build), as the listings compare with it: a
+	// held request an hour from expiring is pending by it.
+	now := pki.SystemClock{}.Now().UTC().Truncate(time.Second)
 	ev := pki.AuditEvent{Time: now, Type: pki.EventEnrollFailed, Actor: "scep:" + hostile, Outcome: "failure",
 		Subject: hostile, Reason: hostile, Detail: hostile, Profile: hostile, SerialHex: hostile}
 	if err := st.AppendAudit(ctx, ev); err != nil {
