@@ -683,7 +683,7 @@ func TestRenewedRALackedOnAnotherNode(t *testing.T) {
 
 	b.keeper.check(ctx)
 	b.keeper.check(ctx)
-	serial := renewed.Cert.SerialNumber.Text(16)
+	serial := pki.SerialText(renewed.Cert.SerialNumber) // as the reason shows it
 	if err := b.ready(ctx); err == nil || !strings.Contains(err.Error(), serial) || !strings.Contains(err.Error(), "export-keys") {
 		t.Errorf("node B lacking the renewed RA: ready says %v, want not ready naming %s and what to copy", err, serial)
 	}
@@ -807,7 +807,7 @@ func TestRenewedRALackedIsRecheckedAtOnce(t *testing.T) {
 	if !holds(certsA, renewed.Cert) {
 		t.Fatal("node A does not serve the renewed RA")
 	}
-	serial := renewed.Cert.SerialNumber.Text(16)
+	serial := pki.SerialText(renewed.Cert.SerialNumber) // as the reason shows it
 
 	// sendTo sends a request encrypted to the RA among certs to node B
 	// and returns the reply, or the error the client met (a 503).

@@ -305,7 +305,7 @@ func TestReadyzSaysWhatIsWrongWithTheRA(t *testing.T) {
 	p := fixture.New(t, fixture.Options{})
 	issuer, ra := p.Authority.Active(p.Clock.Now())
 	// The revoked RA is named by its serial and its issuing CA.
-	named := fmt.Sprintf("serial %s of issuing CA %q (%s)", ra.Cert.SerialNumber.Text(16), issuer.Cert.Subject.String(), issuer.ID[:16])
+	named := fmt.Sprintf("serial %s of issuing CA %q (%s)", pki.SerialText(ra.Cert.SerialNumber), issuer.Cert.Subject.String(), issuer.ID[:16])
 	for _, tc := range []struct {
 		name string
 		err  error

@@ -114,13 +114,13 @@ func TestEnvelopeToFormerOrForeignRA(t *testing.T) {
 	}{
 		{"revoked and replaced RA, by issuer and serial", old, nil, http.StatusOK,
 			fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was revoked on 2026-11-25 and replaced; %s",
-				oldSerial, csr.NameString(old.Cert.RawSubject), fetchAgain)},
+				pki.SerialText(old.Cert.SerialNumber), csr.NameString(old.Cert.RawSubject), fetchAgain)},
 		{"revoked and replaced RA, by subject key identifier", current, toKey(old.Cert.PublicKey, old.Cert.SubjectKeyId), http.StatusOK,
 			fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was revoked on 2026-11-25 and replaced; %s",
-				oldSerial, csr.NameString(old.Cert.RawSubject), fetchAgain)},
+				pki.SerialText(old.Cert.SerialNumber), csr.NameString(old.Cert.RawSubject), fetchAgain)},
 		{"another CA's RA, by issuer and serial", foreign, nil, http.StatusOK,
 			fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (issuer %+q, serial %s): %s",
-				csr.NameString(foreign.Cert.RawIssuer), foreign.Cert.SerialNumber.Text(16), fetchAgain)},
+				csr.NameString(foreign.Cert.RawIssuer), pki.SerialText(foreign.Cert.SerialNumber), fetchAgain)},
 		{"another CA's RA, by subject key identifier", current, toKey(foreign.Cert.PublicKey, foreign.Cert.SubjectKeyId), http.StatusOK, notOurs},
 		// The single recipient is tried with the current RA's key all the
 		// same, and opens here: content that is no CSR must get the answer
@@ -130,14 +130,14 @@ func TestEnvelopeToFormerOrForeignRA(t *testing.T) {
 			toKeyWith([]byte("not a CSR"), current.Cert.PublicKey, foreign.Cert.SubjectKeyId), http.StatusOK, notOurs},
 		{"another node's RA", othernode, nil, http.StatusOK,
 			fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which this node does not decrypt with (another node's, say, on a shared store); "+
-				"fetch GetCACert again, from the node that answers PKIOperation", on.SerialNumber.Text(16), csr.NameString(on.RawSubject))},
+				"fetch GetCACert again, from the node that answers PKIOperation", pki.SerialText(on.SerialNumber), csr.NameString(on.RawSubject))},
 		{"corrupted envelope to the current RA", current, func(env []byte) []byte {
 			env = bytes.Clone(env)
 			env[len(env)-1] ^= 0xff // the last block of the encrypted content
 			return env
 		}, http.StatusOK, "could not decrypt the message envelope"},
 		{"RA this node lacks", lacked, nil, http.StatusServiceUnavailable,
-			"lacks the key of the SCEP RA certificate " + lacked.Cert.SerialNumber.Text(16)},
+			"lacks the key of the SCEP RA certificate " + pki.SerialText(lacked.Cert.SerialNumber)},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -787,7 +787,7 @@ func (h *Handler) notOurRA(ctx context.Context, r *cms.Recipient, now time.Time)
 			issuer = csr.QuoteBounded(name)
 		}
 		return fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (issuer %s, serial %s): fetch GetCACert again",
-			issuer, pki.Clip(serial.Text(16), 80)), lookupErr
+			issuer, pki.Clip(pki.SerialText(serial), 80)), lookupErr
 	}
 	return fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (subject key identifier %s): fetch GetCACert again",
 		pki.Clip(fmt.Sprintf("%x", r.SubjectKeyID), 80)), lookupErr
@@ -822,7 +822,7 @@ func (h *Handler) lacked(ctx context.Context, env *cms.EnvelopedData, ra *pki.RA
 		return nil
 	}
 	return pki.Errorf(pki.EUnavailable, "this node lacks the key of the SCEP RA certificate %s that the request is encrypted to (renewed on another node): "+
-		"try again later; the operator copies DATA/ca from the node that renewed it", cert.SerialNumber.Text(16))
+		"try again later; the operator copies DATA/ca from the node that renewed it", pki.SerialText(cert.SerialNumber))
 }
 
 // lackedRecipient is the certificate of lacked that env is addressed to, or nil.

@@ -46,7 +46,7 @@ func TestLackedRAIsAnswered503(t *testing.T) {
 	der, _ := ts.build(t, reqParams{key: testKey(t, 1), subject: "CN=to-lacked-ra,O=Acme"})
 	resp, body := ts.post(t, der)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
-		!strings.Contains(string(body), "lacks the key of the SCEP RA certificate "+lacked.SerialNumber.Text(16)) {
+		!strings.Contains(string(body), "lacks the key of the SCEP RA certificate "+pki.SerialText(lacked.SerialNumber)) {
 		t.Errorf("request encrypted to the lacked RA: HTTP %d, Retry-After %q: %.200q", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 
@@ -102,7 +102,7 @@ func TestLackedRAIsRechecked(t *testing.T) {
 	ts.RA = lacked
 	der, _ := ts.build(t, reqParams{key: testKey(t, 2), subject: "CN=to-renewed-ra,O=Acme"})
 	resp, body := ts.post(t, der)
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "lacks the key of the SCEP RA certificate "+lacked.Cert.SerialNumber.Text(16)) {
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "lacks the key of the SCEP RA certificate "+pki.SerialText(lacked.Cert.SerialNumber)) {
 		t.Errorf("request encrypted to the RA found by the recheck: HTTP %d: %.200q", resp.StatusCode, body)
 	}
 	if rechecks != 1 {
