@@ -658,6 +658,9 @@ func randomSerial(r io.Reader) (*big.Int, error) {
 		// All 128 bits are random; a value with the top bit set encodes in
 		// 17 octets (a leading zero keeps it positive), well inside RFC
 		// 5280's 20.
+		if oddSerials {
+			b[0] = b[0]&0x0f | 0x01 // 31 hex digits (oddserials_on.go)
+		}
 		n := new(big.Int).SetBytes(b[:])
 		if n.Sign() > 0 {
 			return n, nil

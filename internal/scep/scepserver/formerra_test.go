@@ -212,7 +212,7 @@ func TestEnvelopeToUnknownRAStoreAway(t *testing.T) {
 	}
 	wantFailure(t, rep, scep.BadMessageCheck)
 	want := fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (issuer %+q, serial %s): fetch GetCACert again",
-		csr.NameString(foreign.Cert.RawIssuer), foreign.Cert.SerialNumber.Text(16))
+		csr.NameString(foreign.Cert.RawIssuer), pki.SerialText(foreign.Cert.SerialNumber))
 	if rep.FailInfoText != want {
 		t.Errorf("failInfoText %q,\nwant %q", rep.FailInfoText, want)
 	}
@@ -280,7 +280,7 @@ func TestEnvelopeToRAGoneWithItsCA(t *testing.T) {
 			t.Fatal("the discarded next RA is still loaded")
 		}
 		post(t, ts, next, current, fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was discarded on %s with the next CA that issued it, before that CA's switch; fetch GetCACert again",
-			next.Cert.SerialNumber.Text(16), csr.NameString(next.Cert.RawSubject), ts.Clock.Now().UTC().Format(time.DateOnly)))
+			pki.SerialText(next.Cert.SerialNumber), csr.NameString(next.Cert.RawSubject), ts.Clock.Now().UTC().Format(time.DateOnly)))
 	})
 
 	t.Run("previous CA on the root CRL", func(t *testing.T) {
@@ -314,6 +314,6 @@ func TestEnvelopeToRAGoneWithItsCA(t *testing.T) {
 			t.Fatal(err)
 		}
 		post(t, ts, oldRA, current, fmt.Sprintf("the message is encrypted to SCEP RA certificate %s (%s), which was issued by an issuing CA that the root has revoked (listed on the root CRL); fetch GetCACert again",
-			oldRA.Cert.SerialNumber.Text(16), csr.NameString(oldRA.Cert.RawSubject)))
+			pki.SerialText(oldRA.Cert.SerialNumber), csr.NameString(oldRA.Cert.RawSubject)))
 	})
 }
