@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -187,10 +186,7 @@ func (h *Handler) wrap(rt route) http.Handler {
 // network in clear, and a bearer token of this store's is logged and
 // audited by name (auth.Service.NoteTokenInClear).
 func (h *Handler) NoteTokenInClear(r *http.Request) {
-	remote := r.RemoteAddr
-	if host, _, err := net.SplitHostPort(remote); err == nil {
-		remote = host
-	}
+	remote := pki.ClientHost(r.RemoteAddr)
 	for _, v := range r.Header.Values("Authorization") {
 		if scheme, token, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Bearer") {
 			h.ops.Auth().NoteTokenInClear(r.Context(), strings.TrimSpace(token), remote)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // Sessions, CSRF and login.
@@ -444,9 +445,4 @@ func cleanConsolePath(p string) bool {
 
 // remoteHost is the client's address without the port (the Guard has put
 // a trusted proxy's forwarded client there).
-func remoteHost(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
-	}
-	return r.RemoteAddr
-}
+func remoteHost(r *http.Request) string { return pki.ClientHost(r.RemoteAddr) }

@@ -84,7 +84,7 @@ func (s *Service) RecordRefusal(ctx context.Context, r Refusal) error {
 		s.observe(r.Protocol, profile, nil, r.Err)
 	}
 	ev := clipped(pki.AuditEvent{
-		Time: s.clock.Now(), Type: pki.EventRefused, Actor: string(r.Protocol) + ":" + clientHost(r.RemoteAddr),
+		Time: s.clock.Now(), Type: pki.EventRefused, Actor: string(r.Protocol) + ":" + pki.ClientHost(r.RemoteAddr),
 		Profile: r.profile(s), TransactionID: r.TransactionID, Subject: r.Subject, Outcome: "failure",
 		Reason: failureReason(r.Err), Detail: r.Operation,
 	})

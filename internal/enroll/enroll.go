@@ -1076,13 +1076,5 @@ func actor(req Request) string {
 	if req.Protocol == pki.ProtocolInternal {
 		return "system"
 	}
-	return string(req.Protocol) + ":" + clientHost(req.RemoteAddr)
-}
-
-// clientHost is the host part of a client address ("192.0.2.1:5000").
-func clientHost(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
+	return string(req.Protocol) + ":" + pki.ClientHost(req.RemoteAddr)
 }

@@ -490,7 +490,7 @@ func (s *Service) poll(ctx context.Context, q Poll) (res *Result, err error) {
 func (s *Service) recordPolledAgain(ctx context.Context, q Poll, res *Result) error {
 	rec := res.Record
 	ev := clipped(pki.AuditEvent{
-		Time: s.clock.Now(), Type: pki.EventSentAgain, Actor: string(q.Protocol) + ":" + clientHost(q.RemoteAddr), Profile: rec.Profile,
+		Time: s.clock.Now(), Type: pki.EventSentAgain, Actor: string(q.Protocol) + ":" + pki.ClientHost(q.RemoteAddr), Profile: rec.Profile,
 		SerialHex: rec.SerialHex, IssuerID: rec.IssuerID, Subject: rec.Subject, TransactionID: q.TransactionID, Outcome: "success",
 		Detail: "certificate " + pki.ShownSerial(rec.SerialHex) + " sent again: it was issued at once for this SCEP transaction, and the requester polled for it (CertPoll: its answer was lost)",
 	})

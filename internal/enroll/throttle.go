@@ -1,7 +1,6 @@
 package enroll
 
 import (
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -99,10 +98,7 @@ func newFailureThrottle(clock pki.Clock, limit int) *failureThrottle {
 // Per address, a client with a /64 would start a fresh count on each of
 // its 2^64 addresses: unlimited guesses.
 func throttleHost(remote string) string {
-	host := remote
-	if h, _, err := net.SplitHostPort(remote); err == nil {
-		host = h
-	}
+	host := pki.ClientHost(remote)
 	a, err := netip.ParseAddr(host)
 	if err != nil {
 		return host

@@ -19,7 +19,7 @@ func (s *Service) checkWebhook(ctx context.Context, st *State, challenge string)
 	allow, reason, err := s.cfg.Webhook.Verify(ctx, ChallengeCheck{
 		Challenge: challenge, Subject: csr.NameString(req.RawSubject), SANs: sans,
 		TransactionID: st.Req.TransactionID, Profile: st.Profile.Name, Protocol: string(st.Req.Protocol),
-		RemoteAddr: clientHost(st.Req.RemoteAddr), KeyType: keys.KeyTypeOf(req.PublicKey), CSR: req.Raw,
+		RemoteAddr: pki.ClientHost(st.Req.RemoteAddr), KeyType: keys.KeyTypeOf(req.PublicKey), CSR: req.Raw,
 	})
 	if err != nil {
 		// The webhook judged nothing (down, slow, a 500, a reply that is

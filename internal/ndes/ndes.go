@@ -108,7 +108,6 @@ import (
 	"fmt"
 	"html"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -442,12 +441,7 @@ func (h *Handler) authorized(r *http.Request) bool {
 	return ok && match == 1
 }
 
-func remoteHost(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
-}
+func remoteHost(r *http.Request) string { return pki.ClientHost(r.RemoteAddr) }
 
 // The page follows NDES's markup (see the package comment). Its Meta says
 // UTF-8 like NDES's does; the byte order mark, which takes precedence in

@@ -1,6 +1,9 @@
 package pki
 
-import "net/netip"
+import (
+	"net"
+	"net/netip"
+)
 
 // ClientGroup is the address a client's requests count against in every
 // per-client limit (rate limit, failure throttle, NDES lockout): an IPv4
@@ -15,4 +18,14 @@ func ClientGroup(a netip.Addr) netip.Addr {
 		}
 	}
 	return a
+}
+
+// ClientHost is the host part of a client's address as net/http gives it
+// (RemoteAddr: "192.0.2.1:5000", "[2001:db8::1]:443"), or the address as
+// it is when it has no port (a trusted proxy's forwarded client).
+func ClientHost(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
 }

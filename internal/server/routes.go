@@ -495,10 +495,6 @@ func (lo loopbackOnly) refusal(r *http.Request) string {
 // isLoopback reports whether a RemoteAddr (host:port, or a bare address)
 // is 127.0.0.0/8 or ::1.
 func isLoopback(remote string) bool {
-	host := remote
-	if h, _, err := net.SplitHostPort(remote); err == nil {
-		host = h
-	}
-	a, err := netip.ParseAddr(host)
+	a, err := netip.ParseAddr(pki.ClientHost(remote))
 	return err == nil && a.Unmap().IsLoopback()
 }
