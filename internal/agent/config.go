@@ -298,6 +298,10 @@ func parseCert(md toml.MetaData, prim toml.Primitive, baseDir string) (Certifica
 	} else {
 		if c.Protocol == ProtocolEST && u.Scheme != "https" {
 			fail("url %q: EST runs over https://HOST:PORT[/LABEL]", client.RedactURL(c.URL))
+		} else if err := (&client.EST{URL: c.URL}).CheckURL(); c.Protocol == ProtocolEST && u.User == nil && err != nil {
+			// The EST client's own rules (one label, no query), at start
+			// rather than when the certificate comes due.
+			fail("url: %v", err)
 		} else if c.Protocol == ProtocolSCEP && u.Scheme != "http" && u.Scheme != "https" {
 			fail("url %q: want http:// or https://", client.RedactURL(c.URL))
 		}

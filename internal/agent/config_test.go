@@ -136,6 +136,8 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`url "http://u:xxxxx@127.0.0.1:8080/scep" carries credentials`, "remove the credentials from url"}},
 		{"SCEP url with a user", cert(map[string]string{"url": `"http://u@127.0.0.1:8080/scep"`}), []string{"carries credentials"}},
 		{"EST over http", cert(map[string]string{"protocol": `"est"`, "url": `"http://ca.example"`}), []string{"EST runs over https://"}},
+		{"EST with a query", cert(map[string]string{"protocol": `"est"`, "url": `"https://ca.example/.well-known/est?tenant=x"`}), []string{"has a query or fragment"}},
+		{"EST with a two-segment label", cert(map[string]string{"protocol": `"est"`, "url": `"https://ca.example/a/b"`}), []string{"a label is one path segment"}},
 		{"no fingerprint", cert(map[string]string{"ca_fingerprint": ""}), []string{"ca_fingerprint is required"}},
 		{"short fingerprint", cert(map[string]string{"ca_fingerprint": `"sha256:abcd"`}), []string{"64 hex digits"}},
 		{"no key path", cert(map[string]string{"key_path": ""}), []string{"key_path is required"}},

@@ -141,6 +141,13 @@ func (c *EST) parseURL() (*url.URL, error) {
 			c.baseErr = fmt.Errorf("EST URL %q carries credentials: give them as the HTTP Basic user and password (--user, --password-file), not in the URL", RedactURL(c.URL))
 			return
 		}
+		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			// EST's operations are whole paths (RFC 7030 §3.2.2): a query
+			// or fragment would be dropped without a word, and with it
+			// whatever the operator meant by it (a label, a tenant).
+			c.baseErr = fmt.Errorf("EST URL %q has a query or fragment, which EST's paths do not take (RFC 7030 §3.2.2): give a label as the last path segment, https://HOST/.well-known/est/LABEL", RedactURL(c.URL))
+			return
+		}
 		label := strings.Trim(u.Path, "/")
 		// Only a whole ".well-known/est" segment is the prefix: a path
 		// such as /.well-known/estx is a typo, not label "x".

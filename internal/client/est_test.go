@@ -383,6 +383,9 @@ func TestESTURL(t *testing.T) {
 		"http://ca.example/.well-known/est":             "",
 		"https://ca.example/.well-known/est-iot/thing/": "",
 		"https://fleet:secretpw@ca.example/iot":         "", // credentials have flags of their own
+		"https://ca.example/.well-known/est?tenant=iot": "", // a query would be dropped
+		"https://ca.example/.well-known/est/iot?":       "",
+		"https://ca.example/.well-known/est/iot#x":      "",
 	} {
 		c := &EST{URL: url}
 		base, err := c.parseURL()
