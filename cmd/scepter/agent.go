@@ -87,7 +87,7 @@ func agentStatus(e env, args []string) error {
 	}
 	bad := 0
 	for _, s := range st {
-		if s.Problem != nil {
+		if s.Failing(a.Clock.Now()) {
 			bad++
 		}
 	}

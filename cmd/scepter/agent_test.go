@@ -257,3 +257,14 @@ func TestAgentBadBooleanSaysWhatItTakes(t *testing.T) {
 		t.Errorf("--once=yes: err = %v (exit %d)", err, exitCode(err))
 	}
 }
+
+// An expired certificate fails `agent status` (exit 1), for a monitoring
+// check of its exit status, and says how to mend it.
+func TestAgentStatusFailsForAnExpiredCertificate(t *testing.T) {
+	_, config, _ := agentMachine(t, pki.SystemClock{}.Now().Add(-91*24*time.Hour), 90*24*time.Hour)
+	e, out, _ := testEnv(nil)
+	err := run(context.Background(), e, []string{"agent", "status", "--config", config})
+	if err == nil || exitCode(err) != 1 || !strings.Contains(out.String(), "the certificate has expired") || !strings.Contains(err.Error(), "1 of 1 certificates have a problem") {
+		t.Errorf("status of an expired certificate: err %v (exit %d)\n%s", err, exitCode(err), out)
+	}
+}

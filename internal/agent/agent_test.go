@@ -1024,3 +1024,47 @@ func TestRenewalWhenTheLocalClockIsBehind(t *testing.T) {
 		})
 	}
 }
+
+// `agent status` says, and counts as failing (exit 1), a certificate that
+// has expired and a renewal whose post_renew command has not run to
+// success, so that a monitoring check of its exit status sees both; a
+// command running now is named, not counted.
+func TestStatusSaysExpiredAndPostRenewOwed(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.cert().PostRenew = "echo renewed >> post.log; exit 1"
+	f.clock.Set(RenewalPoint(f.first, 0))
+	if err := f.agent.RunOnce(context.Background()); err == nil {
+		t.Fatal("a failed post_renew did not fail the run")
+	}
+	renewed := f.pair().cert
+	status := func() (CertStatus, string) {
+		t.Helper()
+		st := f.agent.Status()
+		var out bytes.Buffer
+		if err := WriteStatus(&out, st, f.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		return st[0], out.String()
+	}
+	s, out := status()
+	if !s.Failing(f.clock.Now()) || s.PostRenewSince.IsZero() || s.PostRenewRunning != 0 ||
+		!strings.Contains(out, "problem:       post_renew has not run to success for the certificate in place") {
+		t.Errorf("status with post_renew owed: failing %v, since %v\n%s", s.Failing(f.clock.Now()), s.PostRenewSince, out)
+	}
+
+	// Once it succeeds, nothing is owed.
+	f.cert().PostRenew = "echo renewed >> post.log"
+	if err := f.agent.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s, out = status()
+	if s.Failing(f.clock.Now()) || !s.PostRenewSince.IsZero() || strings.Contains(out, "problem") {
+		t.Errorf("status after post_renew ran: failing %v\n%s", s.Failing(f.clock.Now()), out)
+	}
+
+	f.clock.Set(renewed.NotAfter)
+	s, out = status()
+	if !s.Failing(f.clock.Now()) || !strings.Contains(out, "problem:       the certificate has expired") || !strings.Contains(out, "expires:       ") {
+		t.Errorf("status of an expired certificate: failing %v\n%s", s.Failing(f.clock.Now()), out)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -33,6 +34,27 @@ type CertStatus struct {
 	// Warning is what the layout costs the files' readers (see
 	// certsBehindKeyDir); "" when nothing.
 	Warning string
+	// PostRenewSince is when the certificate in place was switched in
+	// while its post_renew command has not yet run to success (zero when
+	// none is owed): the service it reloads still uses the one before.
+	// PostRenewRunning is the process group of the command running now
+	// (0 when none).
+	PostRenewSince   time.Time
+	PostRenewRunning int
+}
+
+// Expired: the certificate in place has expired, which no renewal signed
+// by it can mend (the server refuses a renewal by an expired
+// certificate): the operator must enroll again.
+func (s CertStatus) Expired(now time.Time) bool {
+	return s.Cert != nil && !now.Before(s.Cert.NotAfter)
+}
+
+// Failing is what makes `agent status` exit 1 for this certificate: a
+// problem with its files, an expired certificate, or a post_renew owed
+// and not running.
+func (s CertStatus) Failing(now time.Time) bool {
+	return s.Problem != nil || s.Expired(now) || (!s.PostRenewSince.IsZero() && s.PostRenewRunning == 0)
 }
 
 // Status reads each certificate's files; it changes nothing and takes no
@@ -69,6 +91,14 @@ func (a *Agent) Status() []CertStatus {
 			if pk := l.peekPark(c, p.cert); pk != nil {
 				s.ParkedStart, s.ParkedPath = pk.cert.NotBefore, filepath.Join(l.state, parkedPEM)
 			}
+			if l.markerFingerprint() == client.Fingerprint(p.cert) {
+				if fi, err := os.Stat(filepath.Join(l.state, markerName)); err == nil {
+					s.PostRenewSince = fi.ModTime()
+				}
+				if r, ok := l.readRunning(); ok && processAlive(r.pid, r.identity) {
+					s.PostRenewRunning = r.pid
+				}
+			}
 		}
 		out = append(out, s)
 	}
@@ -97,6 +127,16 @@ func WriteStatus(w io.Writer, statuses []CertStatus, now time.Time) error {
 					s.ParkedStart.UTC().Format(layout), relative(s.ParkedStart.Sub(now), "now"), s.ParkedPath)
 			} else {
 				fmt.Fprintf(w, "  next renewal:  %s (%s)\n", s.RenewAt.UTC().Format(layout), relative(s.RenewAt.Sub(now), "due now"))
+			}
+			if s.Expired(now) {
+				fmt.Fprintf(w, "  problem:       the certificate has expired: a renewal it signs is refused; enroll again (scepter enroll or scepter est enroll) to the same paths\n")
+			}
+			switch {
+			case !s.PostRenewSince.IsZero() && s.PostRenewRunning != 0:
+				fmt.Fprintf(w, "  post_renew:    running (process group %d) for the certificate in place\n", s.PostRenewRunning)
+			case !s.PostRenewSince.IsZero():
+				fmt.Fprintf(w, "  problem:       post_renew has not run to success for the certificate in place, installed %s (%s): what it reloads still uses the one before; the agent's next run runs it again (its log says why it failed)\n",
+					s.PostRenewSince.UTC().Format(layout), relative(s.PostRenewSince.Sub(now), "now"))
 			}
 			if !s.RenewAt.After(s.Cert.NotBefore) {
 				fmt.Fprintf(w, "  warning:       renew_before is not shorter than the certificate's lifetime: it is always due\n")
