@@ -156,7 +156,7 @@ func parseAgentFlags(fs *flag.FlagSet, e env, args []string) error {
 		e.stdout.Write(out.Bytes())
 		return err
 	}
-	e.stderr.Write(out.Bytes())
+	writeParseOutput(e, out.Bytes(), err)
 	fs.SetOutput(e.stderr)
 	if err != nil {
 		return usageError{err.Error()}

@@ -98,7 +98,7 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 		e.stdout.Write(out.Bytes())
 		return err
 	}
-	e.stderr.Write(out.Bytes())
+	writeParseOutput(e, out.Bytes(), err)
 	fs.SetOutput(e.stderr)
 	if err != nil {
 		return usageError{err.Error()}
@@ -114,6 +114,17 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 		return usageError{fmt.Sprintf("unexpected arguments: %s (this command takes %d)", strings.Join(fs.Args()[maxArgs:], " "), maxArgs)}
 	}
 	return checkDataDirUser(fs)
+}
+
+// writeParseOutput writes what the flag package printed while parsing
+// (the usage, after a refused flag) to stderr, without the refusal's own
+// line above it: the error is printed once, below the usage, as
+// "scepter: …", the line a long usage leaves on screen.
+func writeParseOutput(e env, out []byte, err error) {
+	if err != nil {
+		out = bytes.TrimPrefix(out, []byte(err.Error()+"\n"))
+	}
+	e.stderr.Write(out)
 }
 
 // serveLockFile is held by the one `scepter serve` of a data directory.

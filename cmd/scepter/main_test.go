@@ -192,3 +192,22 @@ func wantUsageError(t *testing.T, what string, err error, out string, want []str
 		}
 	}
 }
+
+// A refused flag is printed once, below the usage, not also above it by
+// the flag package.
+func TestFlagErrorPrintedOnce(t *testing.T) {
+	for _, args := range [][]string{
+		{"admin", "token", "new", "--ttl", "+1d"},
+		{"certs", "list", "--bogus"},
+		{"agent", "status", "--bogus"},
+	} {
+		e, _, errb := testEnv(nil)
+		err := run(context.Background(), e, args)
+		if err == nil || exitCode(err) != 2 {
+			t.Fatalf("%v: err %v (exit %d), want a usage error", args, err, exitCode(err))
+		}
+		if n := strings.Count(errb.String(), err.Error()); n != 0 || !strings.Contains(errb.String(), "Usage: scepter") {
+			t.Errorf("%v: the refusal %q is in stderr %d times beside the usage (main prints it below):\n%s", args, err, n, errb)
+		}
+	}
+}
