@@ -404,7 +404,7 @@ func keptKeyNote(err error, kept *heldKey, failure heldFailure) error {
 		return err // pendingHint said where the key is
 	}
 	switch failure {
-	case refusedForGood, refusedOtherwise:
+	case refusedForGood, refusedOtherwise, expiredUndecided:
 		dropKeptKey(kept)
 		return fmt.Errorf("%w; a refusal is final, so the new key kept for it in %s is removed: the next run makes a new one", err, kept.path)
 	case renewedCertRefused:

@@ -498,7 +498,7 @@ func estEnrollKeyNote(err error, kept *heldKey, takenUp, answered bool) error {
 		return heldKeyNote(err, err, kept)
 	}
 	switch heldKeyFailure(err) {
-	case refusedForGood, refusedOtherwise:
+	case refusedForGood, refusedOtherwise, expiredUndecided:
 		dropKeptKey(kept)
 		return fmt.Errorf("%w; a refusal is final, so the key kept for this request in %s is removed: the next run makes a new one", err, kept.path)
 	case credentialsRefused:

@@ -358,6 +358,8 @@ func heldKeyNoteFor(err error, held *heldKey, failure heldFailure) error {
 	switch failure {
 	case refusedForGood:
 		return fmt.Errorf("%w (the request used the key in %s, saved for a request held for approval earlier, which the server refused for good: remove it and %s to make a new key and a new request)", err, held.path, marker)
+	case expiredUndecided:
+		return fmt.Errorf("%w (the request held for approval earlier, whose key is in %s, expired before anyone decided it, and its transaction with it: remove it and %s to make a new key and a new request, with a new one-time challenge if it used one)", err, held.path, marker)
 	case challengeRefused:
 		return fmt.Errorf("%w (the challenge was refused, not the key: %s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and run the same command again with the right --challenge)", err, held.path)
 	case credentialsRefused:
@@ -378,6 +380,7 @@ const (
 	credentialsRefused                    // EST: 401, the user and password or the client certificate
 	notAnswered                           // no answer, or one that says to try again later
 	renewedCertRefused                    // EST: 401 for the certificate being renewed (revoked, unknown, expired)
+	expiredUndecided                      // the held request expired before anyone approved or rejected it
 )
 
 // heldKeyFailure tells, from the client's error, what went wrong. SCEP
@@ -390,6 +393,8 @@ func heldKeyFailure(err error) heldFailure {
 	switch {
 	case errors.As(err, &fe):
 		switch text := strings.ToLower(fe.Text); {
+		case strings.Contains(text, "without a decision"):
+			return expiredUndecided
 		case strings.Contains(text, "the request was rejected"), strings.Contains(text, "holds another request of this key"):
 			return refusedForGood
 		case saysTryLater(text):
@@ -403,6 +408,8 @@ func heldKeyFailure(err error) heldFailure {
 		switch {
 		case he.Status == http.StatusUnauthorized:
 			return credentialsRefused
+		case strings.Contains(reason, "without a decision"):
+			return expiredUndecided
 		case he.Status == http.StatusRequestTimeout, he.Status == http.StatusTooManyRequests, he.Status >= 500:
 			return notAnswered
 		case strings.Contains(reason, "the request was rejected"), strings.Contains(reason, "sent before with other names"):

@@ -56,6 +56,10 @@ func TestHeldKeyNoteAdvice(t *testing.T) {
 			[]string{"keep it", "again later"}, []string{"remove"}, false},
 		{"EST: another refusal", &client.HTTPError{Status: http.StatusForbidden, Reason: "profile does not allow this"},
 			[]string{"if the server rejected that request, remove it", "otherwise keep it"}, nil, false},
+		{"SCEP: expired undecided", &client.FailureError{FailInfo: scep.BadRequest, Text: "request tx-1 expired at 2030-01-01T00:00:00Z without a decision (it was kept 168h0m0s for an approval); enroll again, with a new one-time challenge if it used one"},
+			[]string{"expired before anyone decided it", remove}, []string{"keep it"}, true},
+		{"EST: expired undecided", &client.HTTPError{Status: http.StatusForbidden, Reason: "request tx-1 expired at 2030-01-01T00:00:00Z without a decision (it was kept 168h0m0s for an approval); enroll again"},
+			[]string{"expired before anyone decided it", remove}, []string{"keep it"}, true},
 		{"no answer", fmt.Errorf("POST: %w", errors.New("connection refused")),
 			[]string{"keep it", "again later"}, []string{"remove"}, false},
 	}
