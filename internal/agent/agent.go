@@ -316,7 +316,10 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 	if now.After(p.cert.NotAfter) {
 		log.Warn("the certificate has expired; asking for its renewal anyway (a server may allow a grace period)", attrs...)
 	}
-	log.Info("renewing", append(attrs, "protocol", c.Protocol, "url", client.RedactURL(c.URL), "rekey", c.Rekey)...)
+	if stalled == nil {
+		// After a stalled fetch renewBounded asks nothing: no "renewing".
+		log.Info("renewing", append(attrs, "protocol", c.Protocol, "url", client.RedactURL(c.URL), "rekey", c.Rekey)...)
+	}
 	r, err := a.renewBounded(ctx, attempt, c, l, p, stalled, log)
 	if err != nil {
 		var local *localError

@@ -69,11 +69,13 @@ func (a *Agent) checkInPlace(ctx context.Context, c *Certificate, l *layout, p *
 		warnf := func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
 		cas, err := f.CACerts(fctx, c, RenewRequest{Config: c, Now: a.now, Warnf: warnf})
 		if err != nil {
-			log.Warn("could not fetch the CA certificates to check that the certificate in place chains to the pinned CA; going on without that check", "err", err)
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				// The attempt has no time left for a renewal.
+				// The attempt has no time left for a renewal: say so,
+				// not that it goes on.
+				log.Warn("could not fetch the CA certificates to check that the certificate in place chains to the pinned CA: the fetch took the whole renew_timeout, so this attempt asks the server nothing", "err", err)
 				return &caFetchStalled{err}
 			}
+			log.Warn("could not fetch the CA certificates to check that the certificate in place chains to the pinned CA; going on without that check", "err", err)
 			return nil
 		}
 		all := append(local, client.WithIssuer(fctx, p.cert, cas, c.CAFingerprint)...)

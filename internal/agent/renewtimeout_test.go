@@ -175,6 +175,15 @@ func TestRenewTimeoutBoundsThePinnedCACheckToo(t *testing.T) {
 	if !strings.Contains(f.logs.String(), "timed out after 100ms (renew_timeout): the CA certificates fetch (to check the certificate in place) took it all (CACerts did not finish)") {
 		t.Errorf("the log does not say the CA certificates fetch used the attempt's time:\n%s", f.logs)
 	}
+	// Nothing said before that contradicts it (r92 D10).
+	for _, not := range []string{"going on without that check", `msg=renewing`} {
+		if strings.Contains(f.logs.String(), not) {
+			t.Errorf("the log says %q, though the attempt asked nothing:\n%s", not, f.logs)
+		}
+	}
+	if !strings.Contains(f.logs.String(), "the fetch took the whole renew_timeout, so this attempt asks the server nothing") {
+		t.Errorf("the fetch's warning does not say the attempt ends:\n%s", f.logs)
+	}
 	if _, fetched := h.deadlines["CACerts"]; !fetched {
 		t.Fatalf("calls made: %v; want the CA certificates fetched", h.deadlines)
 	}
