@@ -233,6 +233,10 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		}
 		warnReenrollEnv(e, fromEnv, rekey)
 	}
+	if encrypt && op != "serverkeygen" {
+		// It would only add an attribute that no server reads to the CSR.
+		return usageError{"--encrypt is for serverkeygen: it has the key the server makes encrypted to the request's key; est " + op + " makes its key here and sends none"}
+	}
 	c, err := f.client(e)
 	if err != nil {
 		return err

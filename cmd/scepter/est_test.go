@@ -228,3 +228,16 @@ func TestESTUserWithoutPasswordIsRefusedBeforeAsking(t *testing.T) {
 		})
 	}
 }
+
+// --encrypt means something to serverkeygen only: enroll and reenroll
+// refuse it (exit 2, nothing sent) rather than add an attribute to the CSR
+// that no server reads.
+func TestESTEncryptIsForServerKeyGen(t *testing.T) {
+	for _, op := range []string{"enroll", "reenroll"} {
+		e, _, _ := testEnv(nil)
+		err := run(context.Background(), e, []string{"est", op, "--url", "https://127.0.0.1:1", "--encrypt"})
+		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "--encrypt is for serverkeygen") {
+			t.Errorf("est %s --encrypt: %v (exit %d), want exit 2 saying it is for serverkeygen", op, err, exitCode(err))
+		}
+	}
+}
