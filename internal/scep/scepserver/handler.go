@@ -246,7 +246,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, profile string) 
 				// label is.
 				h.refuse(r.Context(), r.RemoteAddr, profile, "", pki.Errorf(pki.ENotFound, "unknown profile %q", pki.Clip(profile, 64)))
 			}
-			httpError(w, http.StatusNotFound, "unknown profile")
+			// Named as the trail names it; quoted with Go escapes (%q),
+			// as the client chose it.
+			httpError(w, http.StatusNotFound, fmt.Sprintf("unknown profile %q", pki.Clip(profile, 64)))
 			return
 		}
 	}
@@ -286,7 +288,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, profile string) 
 	case op == "":
 		httpError(w, http.StatusBadRequest, "missing operation parameter")
 	default:
-		httpError(w, http.StatusBadRequest, "unsupported operation")
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("unsupported operation %q: want GetCACaps, GetCACert, GetNextCACert or PKIOperation (RFC 8894; the names are case-sensitive)", pki.Clip(op, 64)))
 	}
 }
 

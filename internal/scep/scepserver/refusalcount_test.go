@@ -2,6 +2,7 @@ package scepserver_test
 
 import (
 	"context"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -102,4 +103,30 @@ func (l *outcomeLog) Enrolled(o enroll.Outcome) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.got = append(l.got, o)
+}
+
+// A GET refused before any message is read names what was asked: the
+// profile (as the audit record does) and the operation, with the ones
+// served, quoted with Go escapes as the client chose them.
+func TestRefusalsNameWhatWasAsked(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	for _, tt := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/scep/nosuch?operation=GetCACaps", http.StatusNotFound, `unknown profile "nosuch"`},
+		{"/scep?operation=GetCAcaps", http.StatusBadRequest, `unsupported operation "GetCAcaps": want GetCACaps, GetCACert, GetNextCACert or PKIOperation`},
+		{"/scep?operation=%1B%5B31m", http.StatusBadRequest, `unsupported operation "\x1b[31m"`},
+	} {
+		resp, err := http.Get(ts.URL + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.want) {
+			t.Errorf("GET %s: HTTP %d %q, want %d with %q", tt.path, resp.StatusCode, body, tt.status, tt.want)
+		}
+	}
 }
