@@ -307,9 +307,20 @@ const bodyRestWait = 8 * time.Second
 // readBodyFirst reads up to bodyFirstBytes of r's body, and returns r with
 // a body that gives those bytes and then the rest; more reports that there
 // may be a rest. A body that ends early or times out is an error.
+//
+// A body announced longer than bodyFirstBytes with "Expect: 100-continue"
+// is not read ahead (more is true): the first read sends "100 Continue",
+// and the handler, which may refuse the announced length with 413, must
+// decide first. Were it read, the client would be sending the rest while
+// the 413 closed the connection, and would see a reset instead of the
+// answer. The handler reads such a body in its slot, within bodyRestWait
+// as it would the rest of any longer body.
 func readBodyFirst(r *http.Request) (_ *http.Request, more bool, _ error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return r, false, nil
+	}
+	if r.ContentLength > bodyFirstBytes && expectsContinue(r.Header) {
+		return r, true, nil
 	}
 	n := int64(bodyFirstBytes)
 	var b bytes.Buffer
@@ -327,6 +338,18 @@ func readBodyFirst(r *http.Request) (_ *http.Request, more bool, _ error) {
 	r2.Body = bufferedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
 	// Fewer than n bytes: the body ended. n of a body of that length: all of it.
 	return &r2, int64(len(buf)) == n && r.ContentLength != n, nil
+}
+
+// expectsContinue reports whether h holds "Expect: 100-continue".
+func expectsContinue(h http.Header) bool {
+	for _, v := range h.Values("Expect") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "100-continue") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // bufferedBody is a request body partly read ahead.
