@@ -227,10 +227,17 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return nil, badInput{"the body must be application/json"}
 	}
+	tooBig := statusErr{http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes)}
+	if r.ContentLength > MaxBodyBytes {
+		// Refused as announced, unread: reading would send a client that
+		// sent "Expect: 100-continue" its "100 Continue", and it would be
+		// sending the body while the 413 closed the connection, which it
+		// would see reset. A chunked body is bounded as it is read.
+		return nil, tooBig
+	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return nil, statusErr{http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes)}
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		return nil, tooBig
 	}
 	if err != nil {
 		return nil, badf("reading the body: %v", err)
