@@ -146,6 +146,13 @@ func (h *Handler) clearStaleSession(w http.ResponseWriter, r *http.Request) {
 // readForm bounds the body and parses a urlencoded form (a body of another
 // type leaves the form empty, so its CSRF check fails).
 func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength > MaxFormBytes {
+		// Refused as announced, unread: reading would send a client that
+		// sent "Expect: 100-continue" its "100 Continue", and it would be
+		// sending the body while the 413 closed the connection, which it
+		// would see reset. A chunked body is bounded as it is read.
+		return &http.MaxBytesError{Limit: MaxFormBytes}
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
