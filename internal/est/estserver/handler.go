@@ -357,6 +357,13 @@ func (h *Handler) enroll(c *call) {
 // readCSR reads and decodes the base64 PKCS#10 body (RFC 8951: any line
 // breaks, Content-Transfer-Encoding ignored).
 func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, int, error) {
+	if r.ContentLength > est.MaxBodyBytes {
+		// Refused as announced, unread: reading would send a client that
+		// sent "Expect: 100-continue" its "100 Continue", and it would be
+		// sending the body while the 413 closed the connection, which it
+		// would see reset. A chunked body is bounded as it is read.
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("the body is larger than %d bytes", est.MaxBodyBytes)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, est.MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
