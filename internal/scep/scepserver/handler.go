@@ -448,7 +448,15 @@ func (h *Handler) readMessage(w http.ResponseWriter, r *http.Request) ([]byte, i
 // readBody reads a POST body of at most limit bytes. The announced length,
 // within what the server's guard has read ahead already, sizes the buffer
 // once instead of letting it double up to a PKCSReq's few KiB.
+//
+// A body announced longer than limit is refused unread: reading would send
+// a client that sent "Expect: 100-continue" its "100 Continue", and it
+// would be sending the body while the 413 closed the connection, which it
+// would see reset. A chunked body is bounded as it is read.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
 	var b bytes.Buffer
 	if r.ContentLength > 0 {
 		b.Grow(int(min(r.ContentLength, limit, readAheadBytes)) + bytes.MinRead)
