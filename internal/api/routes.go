@@ -585,6 +585,11 @@ func (h *Handler) newChallenge(c *call) error {
 	ttl := 24 * time.Hour
 	if req.TTL != "" {
 		d, err := parseDuration(req.TTL)
+		if err == nil {
+			// Checked here, not left to ops, so that "0d" is told the
+			// field and the value as "36501d" is, not only the bounds.
+			err = admin.CheckChallengeTTL(d)
+		}
 		if err != nil {
 			return refusedf("ttl %q: want a duration %s, such as 24h or 7d", req.TTL, admin.ChallengeTTLRange())
 		}

@@ -106,3 +106,17 @@ func TestNoBodyRouteSaysItTakesNone(t *testing.T) {
 		}
 	}
 }
+
+// A challenge lifetime out of range is refused naming the field and the
+// value, in the one message that a lifetime the API cannot read gets:
+// "0d" was told only the bounds, "36501d" the field and value too (r97).
+func TestChallengeLifetimeRefusalNamesFieldAndValue(t *testing.T) {
+	e := newEnv(t)
+	for _, ttl := range []string{"0d", "0", "1ns", "-5m", "31d", "721h", "36501d", "soon"} {
+		r := e.do(t, pki.RoleOperator, "POST", "/api/v1/challenges", map[string]string{"profile": "default", "ttl": ttl})
+		want := `ttl "` + ttl + `": want a duration from 1s to 30d, such as 24h or 7d`
+		if r.status != http.StatusUnprocessableEntity || errorOf(t, r) != want {
+			t.Errorf("ttl %q: %d %q, want 422 %q", ttl, r.status, errorOf(t, r), want)
+		}
+	}
+}
