@@ -111,6 +111,11 @@ func (h *Handler) newChallenge(w http.ResponseWriter, r *http.Request, rq *req) 
 	if err != nil {
 		return again(err)
 	}
+	if admin.CheckChallengeTTL(ttl) != nil {
+		// Checked here, not left to ops, so that "0d" is told the value
+		// as "36501d" is, not only the bounds.
+		return again(ttlRefusal(f.TTL))
+	}
 	if f.Profile != "" && !contains(pg.Profiles, f.Profile) {
 		// A refusal, not a form the console cannot read: 422, as the API.
 		return again(pki.Errorf(pki.EBadRequest, "profile %q: want one of %s", clip(f.Profile), strings.Join(pg.Profiles, ", ")))

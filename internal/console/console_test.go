@@ -473,9 +473,9 @@ func TestChallenges(t *testing.T) {
 	}
 	expectBody(t, "after use", b.get("/ui/challenges"), "badge-used")
 
-	// Every value the console reads and refuses is 422, with the API's
-	// reason where ops checks it (the lifetime's range).
-	const lifetime = "challenge lifetime must be between 1s and 720h"
+	// Every value the console reads and refuses is 422; a lifetime out of
+	// range is told its value, as one the console cannot read is (r97 D2).
+	const lifetime = "want a lifetime from 1s to 30d, like 60m, 24h or 7d"
 	for _, tc := range []struct {
 		form   url.Values
 		reason string
@@ -485,11 +485,11 @@ func TestChallenges(t *testing.T) {
 		{url.Values{"ttl": {"99999d"}, "profile": {"default"}}, "want a lifetime from 1s to 30d"},
 		{url.Values{"ttl": {""}, "profile": {"default"}}, "enter a lifetime"},
 		{url.Values{"ttl": {"-5m"}, "profile": {"default"}}, lifetime},
-		{url.Values{"ttl": {"0"}, "profile": {"default"}}, lifetime},
-		{url.Values{"ttl": {"0d"}, "profile": {"default"}}, lifetime},
-		{url.Values{"ttl": {"500ms"}, "profile": {"default"}}, lifetime},
+		{url.Values{"ttl": {"0"}, "profile": {"default"}}, "lifetime &#34;0&#34;: " + lifetime},
+		{url.Values{"ttl": {"0d"}, "profile": {"default"}}, "lifetime &#34;0d&#34;: " + lifetime},
+		{url.Values{"ttl": {"500ms"}, "profile": {"default"}}, "lifetime &#34;500ms&#34;: " + lifetime},
 		{url.Values{"ttl": {"9999h"}, "profile": {"default"}}, lifetime},
-		{url.Values{"ttl": {"3651d"}, "profile": {"default"}}, lifetime},
+		{url.Values{"ttl": {"3651d"}, "profile": {"default"}}, "lifetime &#34;3651d&#34;: " + lifetime},
 		{url.Values{"ttl": {"1h"}, "profile": {"nope"}}, "want one of default"},
 		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "subject": {strings.Repeat("a", 1025)}}, "the subject or the names are too long"},
 		{url.Values{"ttl": {"1h"}, "profile": {"default"}, "subject": {"not a DN"}}, ""},

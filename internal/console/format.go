@@ -367,8 +367,8 @@ func parseLimit(s string, def, maxN int) (int, error) {
 }
 
 // parseTTL reads a challenge lifetime: a Go duration ("90m", "24h") or a
-// number of days ("7d"), as the API reads it. Its range is ops's to check,
-// so the console refuses one out of it with the API's reason.
+// number of days ("7d"), as the API reads it. Its range is checked apart
+// (admin.CheckChallengeTTL), refused with ttlRefusal too.
 func parseTTL(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -378,15 +378,21 @@ func parseTTL(s string) (time.Duration, error) {
 		// Bounded so that the hours cannot overflow; the range is ops's.
 		n, ok := decimal(days)
 		if !ok || n > 36500 {
-			return 0, refusef("lifetime %q: want a lifetime %s, like 60m, 24h or 7d", clip(s), admin.ChallengeTTLRange())
+			return 0, ttlRefusal(s)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, refusef("lifetime %q: want a lifetime %s, like 60m, 24h or 7d", clip(s), admin.ChallengeTTLRange())
+		return 0, ttlRefusal(s)
 	}
 	return d, nil
+}
+
+// ttlRefusal refuses a challenge lifetime the console cannot read or
+// reads out of range, naming the value either way.
+func ttlRefusal(s string) error {
+	return refusef("lifetime %q: want a lifetime %s, like 60m, 24h or 7d", clip(strings.TrimSpace(s)), admin.ChallengeTTLRange())
 }
 
 // fields splits a list typed by a person (commas, spaces or lines).
