@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/scepter/scepter/internal/admin"
@@ -81,8 +80,7 @@ func (f auditForm) filter() (store.AuditFilter, error) {
 		af.Until = af.Until.Add(24 * time.Hour)
 	}
 	if !af.Since.IsZero() && !af.Until.IsZero() && !af.Since.Before(af.Until) {
-		return af, refusef("Since (%s) must be before Until (%s): give an earlier Since or a later Until",
-			clip(strings.TrimSpace(f.Since)), clip(strings.TrimSpace(f.Until)))
+		return af, orderRefusal("Since", f.Since, "Until", f.Until)
 	}
 	if af.Limit, err = parseLimit(f.Limit, 100, ops.MaxPage); err != nil {
 		return af, err

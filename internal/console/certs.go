@@ -114,8 +114,7 @@ func (f inventoryForm) query() (ops.CertQuery, error) {
 	if !q.IssuedAfter.IsZero() && !q.IssuedBefore.IsZero() && !q.IssuedAfter.Before(q.IssuedBefore) {
 		// ops would refuse it too, but in the API's parameter names,
 		// which this form does not show.
-		return q, refusef("Issued from (%s) must be before Issued until (%s): give an earlier Issued from or a later Issued until",
-			clip(strings.TrimSpace(f.IssuedFrom)), clip(strings.TrimSpace(f.IssuedTo)))
+		return q, orderRefusal("Issued from", f.IssuedFrom, "Issued until", f.IssuedTo)
 	}
 	if q.Limit, err = parseLimit(f.Limit, defaultPage, ops.MaxPage); err != nil {
 		return q, err

@@ -554,7 +554,7 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/certificates?issued_to=10000-01-01", 422, yearRange},
 		{"/ui/certificates?issued_from=1970-01-01T00:00:00%2B01:00", 422, yearRange},
 		// In the form's words, not the API's parameters (r71 D4).
-		{"/ui/certificates?issued_from=2031-05-01&issued_to=2031-04-01", 422, "Issued from (2031-05-01) must be before Issued until (2031-04-01)"},
+		{"/ui/certificates?issued_from=2031-05-01&issued_to=2031-04-01", 422, "Issued from (2031-05-01) must not be after Issued until (2031-04-01)"},
 		{"/ui/certificates?issued_from=2031-04-01T12:00&issued_to=2031-04-01T12:00", 422, "Issued from (2031-04-01T12:00) must be before Issued until (2031-04-01T12:00)"},
 		{"/ui/certificates?cursor=%21%21not-a-cursor", 422, "cursor"}, {"/ui/certificates?cursor=ZTox", 422, "cursor"},
 		{"/ui/certificates?cursor=" + strings.Repeat("A", 600), 422, cursorLen},
@@ -598,7 +598,7 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/audit?serial=%3A" + c.SerialNumber.Text(16), 422, "a colon goes only between"},
 		{"/ui/audit?serial=10::20", 422, "a colon goes only between"},
 		{"/ui/audit/verify?serial=0x" + c.SerialNumber.Text(16), 422, "without 0x"},
-		{"/ui/audit?limit=501", 422, limit}, {"/ui/audit?since=2031-05-01&until=2031-04-01", 422, "Since (2031-05-01) must be before Until (2031-04-01)"},
+		{"/ui/audit?limit=501", 422, limit}, {"/ui/audit?since=2031-05-01&until=2031-04-01", 422, "Since (2031-05-01) must not be after Until (2031-04-01)"},
 		{"/ui/nope", 404, "there is no page"}, {"/ui/certificates/x/y/z", 404, "there is no page"},
 	} {
 		res := b.get(tc.path)

@@ -337,6 +337,20 @@ func isDateOnly(s string) bool {
 	return err == nil
 }
 
+// orderRefusal refuses a range whose start (from, as typed in the field
+// labelled fromLabel) is not before its end (until): as the rule is, "not
+// after" when until is a date, which includes its day (from and until the
+// same day is a day's range), "before" when it is a time, which the range
+// ends at.
+func orderRefusal(fromLabel, from, untilLabel, until string) error {
+	rule := "must be before"
+	if isDateOnly(until) {
+		rule = "must not be after"
+	}
+	return refusef("%s (%s) %s %s (%s): give an earlier %s or a later %s", fromLabel, clip(strings.TrimSpace(from)), rule,
+		untilLabel, clip(strings.TrimSpace(until)), fromLabel, untilLabel)
+}
+
 // decimal reads a number of a query parameter or a form field: decimal
 // digits only, as the console's own links and selects write one. A sign,
 // white space or a 0x prefix (+5, " 5", 0x5) is no number of the console's,

@@ -292,3 +292,42 @@ func TestEveryLinkOfEveryPage(t *testing.T) {
 		t.Logf("%s: %d pages, %d kinds", role, len(seen), len(kinds))
 	}
 }
+
+// A date range's refusal says the rule it applies: a date "until"
+// includes its day, so a range from and until the same day is served and
+// one that starts after the day is refused as "must not be after"; a time
+// "until" ends the range, so one that starts at it or later "must be
+// before" it (r97 D3: the same day was served but the refusal of the day
+// before said "must be before").
+func TestDateRangeRefusalSaysItsRule(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	b := e.as("auditor")
+	for _, tc := range []struct {
+		path   string
+		status int
+		reason string
+	}{
+		{"/ui/certificates?issued_from=2026-12-07&issued_to=2026-12-07", http.StatusOK, ""},
+		{"/ui/certificates?issued_from=2026-12-07T23:00&issued_to=2026-12-07", http.StatusOK, ""},
+		{"/ui/certificates?issued_from=2026-12-07&issued_to=2026-12-06", http.StatusUnprocessableEntity,
+			"Issued from (2026-12-07) must not be after Issued until (2026-12-06): give an earlier Issued from or a later Issued until"},
+		{"/ui/certificates?issued_from=2026-12-08T00:00&issued_to=2026-12-07", http.StatusUnprocessableEntity,
+			"Issued from (2026-12-08T00:00) must not be after Issued until (2026-12-07)"},
+		{"/ui/certificates?issued_from=2026-12-07T12:00&issued_to=2026-12-07T12:00", http.StatusUnprocessableEntity,
+			"Issued from (2026-12-07T12:00) must be before Issued until (2026-12-07T12:00)"},
+		{"/ui/audit?since=2026-12-07&until=2026-12-07", http.StatusOK, ""},
+		{"/ui/audit?since=2026-12-07&until=2026-12-06", http.StatusUnprocessableEntity,
+			"Since (2026-12-07) must not be after Until (2026-12-06): give an earlier Since or a later Until"},
+		{"/ui/audit?since=2026-12-07T12:00&until=2026-12-07T11:00", http.StatusUnprocessableEntity,
+			"Since (2026-12-07T12:00) must be before Until (2026-12-07T11:00)"},
+	} {
+		res := b.get(tc.path)
+		if res.StatusCode != tc.status {
+			t.Errorf("GET %s: %d, want %d\n%.600s", tc.path, res.StatusCode, tc.status, res.body)
+			continue
+		}
+		if tc.reason != "" {
+			expectBody(t, tc.path, res, html.EscapeString(tc.reason))
+		}
+	}
+}
