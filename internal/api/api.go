@@ -8,6 +8,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,15 +185,53 @@ func (h *Handler) wrap(rt route) http.Handler {
 
 // NoteTokenInClear implements server.ClearTokenNoter: the plain listener,
 // which refused r, tells the API that r's Authorization header crossed the
-// network in clear, and a bearer token of this store's is logged and
-// audited by name (auth.Service.NoteTokenInClear).
-func (h *Handler) NoteTokenInClear(r *http.Request) {
+// network in clear, and a token of this store's in it is logged and
+// audited by name (auth.Service.NoteTokenInClear), in whichever form it
+// was sent (clearSecrets). It reports whether the header held anything in
+// an API token's form, a token of this store's or not.
+func (h *Handler) NoteTokenInClear(r *http.Request) bool {
 	remote := pki.ClientHost(r.RemoteAddr)
-	for _, v := range r.Header.Values("Authorization") {
-		if scheme, token, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			h.ops.Auth().NoteTokenInClear(r.Context(), strings.TrimSpace(token), remote)
+	secrets := clearSecrets(r.Header.Values("Authorization"))
+	for _, secret := range secrets {
+		h.ops.Auth().NoteTokenInClear(r.Context(), secret, remote)
+	}
+	return len(secrets) > 0
+}
+
+// maxClearSecrets bounds the store lookups one request sent in clear
+// makes: more than any client's header holds by mistake.
+const maxClearSecrets = 4
+
+// clearSecrets are the values in an API token's form (auth.TokenPrefix)
+// that Authorization headers carry, each once: as a bearer token, as the
+// credentials of another scheme, as either half of Basic's user:password
+// (curl -u x:TOKEN), or bare, without a scheme. Whichever way it was sent,
+// it crossed the network in clear.
+func clearSecrets(values []string) []string {
+	var out []string
+	add := func(s string) {
+		s = strings.TrimSpace(s)
+		if strings.HasPrefix(s, auth.TokenPrefix) && !slices.Contains(out, s) && len(out) < maxClearSecrets {
+			out = append(out, s)
 		}
 	}
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		scheme, creds, ok := strings.Cut(v, " ")
+		if !ok {
+			add(v)
+			continue
+		}
+		add(creds)
+		if strings.EqualFold(scheme, "Basic") {
+			if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(creds)); err == nil {
+				user, password, _ := strings.Cut(string(b), ":")
+				add(password)
+				add(user)
+			}
+		}
+	}
+	return out
 }
 
 // authenticate reads the bearer token. A request with two Authorization

@@ -188,7 +188,13 @@ func TLSMux(h Handlers) (http.Handler, error) {
 // else is refused, so no credential is sent again in clear. An API request
 // with an Authorization header is refused whatever its method: its token
 // crossed the network in clear, which the client is told, and a client
-// following a redirect would send it again. A path with an empty, "." or
+// following a redirect would send it again. So is a console request whose
+// Authorization header holds an API token (a script that took the console
+// for the API): redirected, it would learn nothing of it. Another header
+// there (a proxy's or a browser's Basic credentials for the site) leaves
+// a console GET redirected, as a person typing http:// expects. A token
+// of this server's in the header, in whatever form, is recorded either
+// way (ClearTokenNoter). A path with an empty, "." or
 // ".." segment is refused (404), not redirected: ServeMux would send it to
 // its cleaned form, elsewhere. Without an HTTPS listener (port "") there is
 // no console: 404, saying why. The API's refusals are in its JSON shape.
@@ -198,12 +204,15 @@ type httpsRedirect struct {
 	noter ClearTokenNoter // the API's, to log and audit a token sent here; may be nil
 }
 
-// ClearTokenNoter is implemented by the API's handler: told of an API
-// request on the plain listener that carried an Authorization header, it
-// logs and audits the token that crossed the network in clear, by name, so
-// that the operator, not only the client, learns which one to revoke.
+// ClearTokenNoter is implemented by the API's handler: told of a request
+// for the console or the API on the plain listener that carried an
+// Authorization header, it logs and audits the token that crossed the
+// network in clear, by name, so that the operator, not only the client,
+// learns which one to revoke. It reports whether the header held anything
+// in an API token's form (a bearer token, Basic's password, a bare value),
+// whether or not a token of this server's.
 type ClearTokenNoter interface {
-	NoteTokenInClear(r *http.Request)
+	NoteTokenInClear(r *http.Request) bool
 }
 
 func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
@@ -216,10 +225,12 @@ func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		http.Error(w, fmt.Sprintf("%d %s: %s", status, strings.ToLower(http.StatusText(status)), msg), status)
 	}
-	sentToken := isAPI && len(r.Header.Values("Authorization")) > 0
-	if sentToken && hr.noter != nil {
-		hr.noter.NoteTokenInClear(r)
+	hasAuth := len(r.Header.Values("Authorization")) > 0
+	tokenForm := false
+	if hasAuth && hr.noter != nil {
+		tokenForm = hr.noter.NoteTokenInClear(r)
 	}
+	sentToken := hasAuth && (isAPI || tokenForm)
 	const crossed = "; the Authorization header of this request crossed the network in the clear: unless this was a test, " +
 		"revoke its token (scepter admin token revoke NAME) and use a new one"
 	if hr.port == "" {
@@ -239,8 +250,10 @@ func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	switch {
-	case sentToken:
+	case sentToken && isAPI:
 		refuse(http.StatusForbidden, "the API is served over HTTPS only: "+target+crossed)
+	case sentToken:
+		refuse(http.StatusForbidden, "the console is served over HTTPS only, and takes no API token (the API is at "+hr.base(r)+"/api/v1/): "+target+crossed)
 	case !clean:
 		refuse(http.StatusNotFound, fmt.Sprintf("there is no %s (a path with an empty, \".\" or \"..\" segment is not served, nor redirected to its cleaned form); "+
 			"the console and the API are served over HTTPS only: %s", pki.Clip(r.URL.Path, 200), target))

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -292,5 +293,65 @@ func TestAPITokenOnPlainHTTP(t *testing.T) {
 	if msg := apiError(t, answer{rec.Code, rec.Header(), rec.Body.String()}); rec.Code != 404 || !strings.Contains(msg, "--est-listen is off") ||
 		!strings.Contains(msg, "crossed the network in the clear") {
 		t.Errorf("no HTTPS listener: %d %q", rec.Code, msg)
+	}
+}
+
+// A token sent to the plain listener in another form than "Bearer" (as
+// Basic's password or user name, bare without a scheme, under another
+// scheme) crossed the network in clear as much: refused 403 as the bearer
+// one is, and recorded and counted as it is (r97 D4: only "Bearer" was
+// looked up, so the next record counted 1 request, not all of them). So
+// is a token sent to the console's paths: such a GET is refused, not
+// redirected, and told so; a console GET with another Authorization
+// header, or none, is still redirected. The secret is in no record.
+func TestTokenInOtherFormsOnPlainHTTP(t *testing.T) {
+	l := newListeners(t)
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, tc := range []struct{ method, path, authorization string }{
+		{"GET", "/api/v1/whoami", "Basic " + b64("x:"+l.token)},
+		{"GET", "/api/v1/whoami", "Basic " + b64(l.token+":")},
+		{"GET", "/api/v1/whoami", l.token},
+		{"POST", "/api/v1/challenges", "Token " + l.token},
+		{"GET", "/ui/certificates", "Bearer " + l.token},
+		{"POST", "/ui/requests/x/reject", "bearer  " + l.token},
+	} {
+		a := do(t, l.plain, tc.method, tc.path, tc.authorization, "")
+		if a.status != http.StatusForbidden || a.header.Get("Location") != "" || !strings.Contains(a.body, "crossed the network in the clear") {
+			t.Errorf("%s %s, Authorization %.12s…: %d, Location %q, %q; want 403 saying the token crossed in clear",
+				tc.method, tc.path, tc.authorization, a.status, a.header.Get("Location"), a.body)
+		}
+		if strings.Contains(a.body, l.token) {
+			t.Errorf("%s %s: the answer holds the token", tc.method, tc.path)
+		}
+	}
+	if a := do(t, l.plain, "GET", "/ui/certificates", "Bearer x", ""); a.status != http.StatusMovedPermanently {
+		t.Errorf("GET /ui/ with no token in its Authorization header: %d, want the redirect", a.status)
+	}
+	if a := do(t, l.plain, "GET", "/ui/certificates", "", ""); a.status != http.StatusMovedPermanently {
+		t.Errorf("GET /ui/ without an Authorization header: %d, want the redirect", a.status)
+	}
+
+	sentInClear := func() []pki.AuditEvent {
+		t.Helper()
+		evs, err := l.pki.Store.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventTokenSentInClear, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	evs := sentInClear()
+	if len(evs) != 1 || !strings.Contains(evs[0].Detail, "(ci), live") || !strings.Contains(evs[0].Reason, "1 request since") {
+		t.Fatalf("token.sent_in_clear records: %+v, want one naming the token ci", evs)
+	}
+	l.pki.Clock.Advance(time.Minute)
+	do(t, l.plain, "GET", "/api/v1/whoami", "Basic "+b64("x:"+l.token), "")
+	evs = sentInClear()
+	if len(evs) != 2 || !strings.Contains(evs[0].Reason, "6 requests since this server's last such record of it") {
+		t.Fatalf("token.sent_in_clear records a minute later: %+v, want a second counting 6 requests", evs)
+	}
+	for _, ev := range evs {
+		if strings.Contains(ev.Reason+ev.Detail+ev.Actor, strings.TrimPrefix(l.token, auth.TokenPrefix)) {
+			t.Errorf("a record holds the secret: %+v", ev)
+		}
 	}
 }
