@@ -11,8 +11,8 @@ import (
 
 // `est user add` and `admin user add` refuse a bad argument as the rest of
 // the CLI does: the reason without the internal code ("bad_request: "),
-// exit 2, and each states the password rule it applies: EST passwords are
-// counted in bytes, console passwords' minimum in characters (r66 D4).
+// exit 2, and each states the password rule it applies, one rule in one
+// wording: at least 12 characters, at most 1024 bytes (r66 D4, r97 D5).
 func TestUserAddRefusalsAreUsageErrors(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -32,7 +32,7 @@ func TestUserAddRefusalsAreUsageErrors(t *testing.T) {
 		wantErr  string
 	}{
 		{"est: short password", []string{"est", "user", "add", "short-user", "--password-file", short}, 2,
-			"the password must have at least 12 bytes and at most 1024 bytes (in UTF-8)"},
+			"the password must have at least 12 characters and at most 1024 bytes (in UTF-8)"},
 		{"est: bad name", []string{"est", "user", "add", "bad:name", "--password-file", long}, 2,
 			`user name "bad:name": use 1 to 128 ASCII letters (a-z, A-Z), digits and . _ @ -`},
 		{"est: unknown profile", []string{"est", "user", "add", "vpn-user", "--password-file", long, "--profile", "nosuch"}, 2,
@@ -42,7 +42,7 @@ func TestUserAddRefusalsAreUsageErrors(t *testing.T) {
 		{"est: remove nobody", []string{"est", "user", "remove", "nobody"}, 1,
 			`no EST user "nobody"`},
 		{"admin: short password", []string{"admin", "user", "add", "shorty", "--role", "operator", "--password-file", short}, 2,
-			"the password must have at least 12 characters and at most 1024 bytes"},
+			"the password must have at least 12 characters and at most 1024 bytes (in UTF-8)"},
 		{"admin: bad role", []string{"admin", "user", "add", "alice", "--role", "boss", "--password-file", long}, 2,
 			`role "boss": want admin, operator or auditor`},
 		// r78 D4: 'admin token new' refuses a bad --name or --role as

@@ -316,7 +316,8 @@ func (s *Service) Reject(ctx context.Context, id, reason, by string) error {
 // no ':' and nothing a log or a terminal would misread.
 var userName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
 
-// MinPasswordLen is the shortest EST user password accepted: it is a
+// MinPasswordLen is the shortest EST user password accepted, in
+// characters, as a console user's (auth.MinPasswordLen): it is a
 // long-lived secret that devices keep.
 const MinPasswordLen = 12
 
@@ -326,8 +327,10 @@ func (s *Service) AddESTUser(ctx context.Context, name, password, profile, actor
 	if !userName.MatchString(name) {
 		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "user name %q: use 1 to 128 ASCII letters (a-z, A-Z), digits and . _ @ -", name)
 	}
-	if len(password) < MinPasswordLen || len(password) > credential.MaxPasswordLen {
-		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "the password must have at least %d bytes and at most %d bytes (in UTF-8)", MinPasswordLen, credential.MaxPasswordLen)
+	if utf8.RuneCountInString(password) < MinPasswordLen || len(password) > credential.MaxPasswordLen {
+		// The console's rule and words: characters are what a person
+		// counts, bytes what the server bounds.
+		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "the password must have at least %d characters and at most %d bytes (in UTF-8)", MinPasswordLen, credential.MaxPasswordLen)
 	}
 	if !utf8.ValidString(password) || strings.ContainsFunc(password, unicode.IsControl) {
 		// The rule of console passwords. The server asks for UTF-8 Basic

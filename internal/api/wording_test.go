@@ -120,3 +120,34 @@ func TestChallengeLifetimeRefusalNamesFieldAndValue(t *testing.T) {
 		}
 	}
 }
+
+// A console user's and an EST user's password are held to one rule, said
+// in one wording that names what is counted: at least 12 characters (six
+// two-byte ones are six, not twelve), at most 1024 bytes. The EST user's
+// was counted in bytes and said so, the console user's in characters (r97
+// D5).
+func TestPasswordRuleOneWording(t *testing.T) {
+	e := newEnv(t)
+	const want = "the password must have at least 12 characters and at most 1024 bytes (in UTF-8)"
+	for _, pw := range []string{"short", "éééééé", strings.Repeat("x", 1025)} {
+		for _, tc := range []struct{ path, role string }{{"/api/v1/users", "auditor"}, {"/api/v1/est-users", ""}} {
+			body := map[string]string{"name": "someone", "password": pw}
+			if tc.role != "" {
+				body["role"] = tc.role
+			}
+			r := e.do(t, pki.RoleAdmin, "POST", tc.path, body)
+			if r.status != http.StatusUnprocessableEntity || errorOf(t, r) != want {
+				t.Errorf("%s, a password of %d bytes: %d %q, want 422 %q", tc.path, len(pw), r.status, errorOf(t, r), want)
+			}
+		}
+	}
+	for _, path := range []string{"/api/v1/users", "/api/v1/est-users"} {
+		body := map[string]string{"name": "twelve", "password": "éééééééééééé"}
+		if path == "/api/v1/users" {
+			body["role"] = "auditor"
+		}
+		if r := e.do(t, pki.RoleAdmin, "POST", path, body); r.status != http.StatusCreated {
+			t.Errorf("%s, 12 two-byte characters: %d %q, want 201", path, r.status, errorOf(t, r))
+		}
+	}
+}

@@ -371,7 +371,7 @@ func (s *Service) AddUser(ctx context.Context, name string, role pki.Role, passw
 		return pki.User{}, err
 	}
 	if n := utf8.RuneCountInString(password); n < MinPasswordLen || len(password) > credential.MaxPasswordLen {
-		return pki.User{}, pki.Errorf(pki.EBadRequest, "the password must have at least %d characters and at most %d bytes",
+		return pki.User{}, pki.Errorf(pki.EBadRequest, "the password must have at least %d characters and at most %d bytes (in UTF-8)",
 			MinPasswordLen, credential.MaxPasswordLen)
 	}
 	if !utf8.ValidString(password) || strings.ContainsFunc(password, unicode.IsControl) {
