@@ -680,6 +680,11 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	background.Go(func() { every(bgCtx, 24*time.Hour, maintainCA) })
 	// Every minute, as the HTTPS certificate: a revoked RA is replaced.
 	background.Go(func() { every(bgCtx, time.Minute, func() { raKeeper.check(bgCtx) }) })
+	if web != nil {
+		// Sends of API tokens over plain HTTP that the once-a-minute
+		// record held back are recorded soon after their minute ends.
+		background.Go(func() { every(bgCtx, 10*time.Second, func() { web.auth.FlushHeldClear(bgCtx) }) })
+	}
 	if tlsCert != nil {
 		// Every minute: a revoked certificate (its key leaked) is replaced
 		// within one; otherwise the look is one store read.

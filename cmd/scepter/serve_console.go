@@ -32,6 +32,7 @@ const adminPasswordFile = "admin-password.txt"
 type webAdmin struct {
 	api     *api.Handler
 	console *console.Handler
+	auth    *auth.Service
 	// password is the generated admin password, shown this once ("" when
 	// none was made now).
 	password, passwordFile string
@@ -50,7 +51,7 @@ func (f *serveFlags) newWebAdmin(ctx context.Context, st store.Store, adm *admin
 	if err != nil {
 		return nil, err
 	}
-	w := &webAdmin{api: api.New(o, log), console: c, passwordFile: filepath.Join(f.dataDir, adminPasswordFile)}
+	w := &webAdmin{api: api.New(o, log), console: c, auth: au, passwordFile: filepath.Join(f.dataDir, adminPasswordFile)}
 	users, err := st.ListUsers(ctx)
 	if err != nil {
 		return nil, err

@@ -83,8 +83,21 @@ type Service struct {
 	// audit trail: the store's one key (LoginNameKey), read once.
 	loginNameKey credential.NameKey
 	// refused rate-limits the record of logins refused unchecked during a
-	// lockout.
+	// lockout, and of tokens sent in clear.
 	refused *refusalLog
+	// heldClear: tokens sent in clear that refused's minute held back,
+	// recorded once that minute has ended (FlushHeldClear); under clearMu.
+	clearMu   sync.Mutex
+	heldClear map[string]*heldClear
+}
+
+// heldClear is what the record of a token's sends in clear that the
+// once-a-minute limit held back will say: the token, the state it was sent
+// in, and the address of the last of them.
+type heldClear struct {
+	token         pki.APIToken
+	state, advice string
+	remote        string
 }
 
 // New builds the service.
@@ -93,7 +106,7 @@ func New(st store.Store, clock pki.Clock, log *slog.Logger) *Service {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{st: st, clock: clock, log: log, passwords: credential.NewPasswordChecker(0),
-		refused: newRefusalLog()}
+		refused: newRefusalLog(), heldClear: map[string]*heldClear{}}
 }
 
 // Errors that map to HTTP statuses at the edge.
@@ -536,10 +549,6 @@ func (s *Service) NoteTokenInClear(ctx context.Context, secret, remote string) {
 		return
 	}
 	now := s.clock.Now()
-	n, ok := s.refused.note("clear\x00"+t.ID, now)
-	if !ok {
-		return
-	}
 	state, advice := "live", "revoke it unless this was a test"
 	switch {
 	case !t.RevokedAt.IsZero():
@@ -547,15 +556,73 @@ func (s *Service) NoteTokenInClear(ctx context.Context, secret, remote string) {
 	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
 		state, advice = "expired", "it has expired: a client still sends it, over plain HTTP"
 	}
+	// Counted per state, so that a record says truly in which state its
+	// sends came (a burst while live, then one after the revocation, are
+	// two records, not one calling all of them revoked).
+	key := "clear\x00" + t.ID + "\x00" + state
+	n, ok := s.refused.note(key, now)
+	if !ok {
+		s.holdClear(key, heldClear{token: *t, state: state, advice: advice, remote: remote})
+		return
+	}
+	s.recordClear(ctx, heldClear{token: *t, state: state, advice: advice, remote: remote}, n, false, now)
+}
+
+// recordClear logs and audits n sends of h's token in clear; held: they
+// are the ones the minute held back, recorded as it ended.
+func (s *Service) recordClear(ctx context.Context, h heldClear, n int, held bool, now time.Time) {
+	t := h.token
 	// The count lives in this process: after a restart it starts again.
 	count := fmt.Sprintf("%s since this server's last such record of it, or its start", pki.Plural(n, "request"))
-	s.log.Warn("an API token was sent over plain HTTP and crossed the network in clear: "+advice,
-		"token", t.ID, "name", t.Name, "state", state, "remote", remote, "requests", n)
-	ev := pki.AuditEvent{Time: now, Type: pki.EventTokenSentInClear, Actor: "http:" + remote, Outcome: "failure",
-		Reason: "sent over plain HTTP, refused: " + count + "; " + advice,
-		Detail: fmt.Sprintf("token %s (%s), %s", t.ID, t.Name, state)}
+	if held {
+		count = fmt.Sprintf("%s in the minute after this server's last such record of it, held back until that minute ended (the last from %s)",
+			pki.Plural(n, "more request"), h.remote)
+	}
+	s.log.Warn("an API token was sent over plain HTTP and crossed the network in clear: "+h.advice,
+		"token", t.ID, "name", t.Name, "state", h.state, "remote", h.remote, "requests", n)
+	ev := pki.AuditEvent{Time: now, Type: pki.EventTokenSentInClear, Actor: "http:" + h.remote, Outcome: "failure",
+		Reason: "sent over plain HTTP, refused: " + count + "; " + h.advice,
+		Detail: fmt.Sprintf("token %s (%s), %s", t.ID, t.Name, h.state)}
 	if err := s.st.AppendAudit(ctx, ev); err != nil {
-		s.log.Error("auditing an API token sent over plain HTTP", "token", t.ID, "remote", remote, "err", err)
+		s.log.Error("auditing an API token sent over plain HTTP", "token", t.ID, "remote", h.remote, "err", err)
+	}
+}
+
+// holdClear notes a send in clear that the once-a-minute limit held back
+// under key, for FlushHeldClear to record once its minute has ended.
+func (s *Service) holdClear(key string, h heldClear) {
+	s.clearMu.Lock()
+	defer s.clearMu.Unlock()
+	s.heldClear[key] = &h
+}
+
+// FlushHeldClear records the sends of tokens in clear that the
+// once-a-minute limit held back and whose minute has ended, rather than
+// leave them to the next send's record, which may never come: a client
+// that stops after a burst would leave all but its first request
+// unrecorded. Those a later send's record counted already are not
+// recorded again. serve runs it every few seconds.
+func (s *Service) FlushHeldClear(ctx context.Context) {
+	type due struct {
+		h heldClear
+		n int
+	}
+	var records []due
+	now := s.clock.Now()
+	s.clearMu.Lock()
+	for key, h := range s.heldClear {
+		n, left := s.refused.takeLeftOut(key, now)
+		if left > 0 {
+			continue
+		}
+		delete(s.heldClear, key)
+		if n > 0 {
+			records = append(records, due{*h, n})
+		}
+	}
+	s.clearMu.Unlock()
+	for _, r := range records {
+		s.recordClear(ctx, r.h, r.n, true, now)
 	}
 }
 
@@ -668,6 +735,18 @@ func (l *refusalLog) note(key string, now time.Time) (int, bool) {
 		return 0, false
 	}
 	return dropped + 1, true
+}
+
+// takeLeftOut takes the attempts under key that no record has counted,
+// once key's minute has ended (loglimit.Window.TakeLeftOut).
+func (l *refusalLog) takeLeftOut(key string, now time.Time) (int, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w, ok := l.seen[key]
+	if !ok {
+		return 0, 0
+	}
+	return w.TakeLeftOut(now, refusalEvery)
 }
 
 // storeLoginNameKey is the store's key of unknown login names

@@ -732,3 +732,53 @@ func TestTokenInClearRecordedOncePerToken(t *testing.T) {
 		t.Fatalf("a minute later: %+v, want a record counting the 119 held back and this one", evs[0])
 	}
 }
+
+// The sends of a token in clear that the once-a-minute record held back
+// are recorded once their minute has ended (FlushHeldClear, which serve
+// runs), with the state they were sent in, not left to a next send that
+// may never come or may find the token revoked (r95 D1).
+func TestTokenInClearHeldBackIsRecordedAfterItsMinute(t *testing.T) {
+	a, p := newAuth(t)
+	ctx := context.Background()
+	live, tok, err := a.NewToken(ctx, "ci", pki.RoleOperator, 0, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := func() []pki.AuditEvent {
+		t.Helper()
+		evs, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventTokenSentInClear, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	for i := range 5 {
+		a.NoteTokenInClear(ctx, live, fmt.Sprintf("127.0.3.%d", i+1))
+	}
+	a.FlushHeldClear(ctx) // the minute has not ended: nothing yet
+	if evs := records(); len(evs) != 1 || !strings.Contains(evs[0].Reason, "1 request since") {
+		t.Fatalf("after a burst of 5: %+v, want the first one recorded", evs)
+	}
+	p.Clock.Advance(time.Minute)
+	a.FlushHeldClear(ctx)
+	evs := records()
+	if len(evs) != 2 || !strings.Contains(evs[0].Reason, "4 more requests in the minute after") || !strings.Contains(evs[0].Reason, "the last from 127.0.3.5") ||
+		!strings.Contains(evs[0].Detail, "(ci), live") || evs[0].Actor != "http:127.0.3.5" {
+		t.Fatalf("after the minute: %+v, want the 4 held back recorded as live", evs)
+	}
+	a.FlushHeldClear(ctx) // recorded once
+	if n := len(records()); n != 2 {
+		t.Errorf("%d records after a second flush, want 2", n)
+	}
+
+	// Revoked, then sent again within the minute: a record of its own,
+	// at once, saying revoked; the live sends are not called revoked.
+	if _, err := a.RevokeToken(ctx, tok.ID, auth.CLI("cli:test")); err != nil {
+		t.Fatal(err)
+	}
+	a.NoteTokenInClear(ctx, live, "127.0.3.9")
+	evs = records()
+	if len(evs) != 3 || !strings.Contains(evs[0].Detail, "(ci), revoked") || !strings.Contains(evs[0].Reason, "1 request since") {
+		t.Fatalf("a revoked send: %+v, want a record of its own, of 1 request", evs[0])
+	}
+}

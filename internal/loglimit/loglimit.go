@@ -165,3 +165,18 @@ func (st *state) forget(t time.Time, every time.Duration) {
 		}
 	}
 }
+
+// TakeLeftOut takes, at t, the lines w's period left out once that period
+// has ended, for an owner that records them by itself rather than wait
+// for a next line that may never come; the record of them opens the next
+// period, as a line that passes does. Before the period's end it takes
+// nothing and says how long is left.
+func (w *Window) TakeLeftOut(t time.Time, every time.Duration) (dropped int, left time.Duration) {
+	if d := t.Sub(w.start); d < every {
+		return 0, every - d
+	}
+	if dropped = w.dropped; dropped > 0 {
+		*w = Window{start: t, passed: 1}
+	}
+	return dropped, 0
+}
