@@ -1292,3 +1292,43 @@ func TestDelegateNotYetValidAfterClockSetBack(t *testing.T) {
 		t.Error("Refresh made no delegate valid now")
 	}
 }
+
+// A POST announced larger than an OCSP request may be is answered
+// malformedRequest before it is read: a client that asked "Expect:
+// 100-continue" sends none of it, rather than get "100 Continue" and then
+// see the connection closed under its body.
+func TestOversizedPostAnsweredBeforeItIsSent(t *testing.T) {
+	f := newResponder(t, "")
+	srv := httptest.NewServer(mount(t, f))
+	defer srv.Close()
+	tr := &http.Transport{ExpectContinueTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	var sent atomic.Int64
+	body := io.TeeReader(strings.NewReader(strings.Repeat("A", 1<<20)), writerFunc(func(p []byte) (int, error) {
+		sent.Add(int64(len(p)))
+		return len(p), nil
+	}))
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/ocsp", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 1 << 20
+	req.Header.Set("Content-Type", "application/ocsp-request")
+	req.Header.Set("Expect", "100-continue")
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatalf("the client saw %v, want the answer", err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, ocsp.MalformedRequestResponse) {
+		t.Errorf("HTTP %d %x, want malformedRequest", resp.StatusCode, got)
+	}
+	if n := sent.Load(); n != 0 {
+		t.Errorf("%d bytes of the body sent before the answer, want none", n)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -45,6 +45,14 @@ func (r *Responder) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	var err error
 	switch req.Method {
 	case http.MethodPost:
+		if req.ContentLength > MaxRequestBytes {
+			// Refused as announced, unread, as the other handlers refuse
+			// theirs: reading would send a client that asked "Expect:
+			// 100-continue" its "100 Continue", and it would still be
+			// sending when the answer closed the connection.
+			err = malformed("request body of %d bytes, over %d", req.ContentLength, MaxRequestBytes)
+			break
+		}
 		der, err = io.ReadAll(http.MaxBytesReader(w, req.Body, MaxRequestBytes))
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
