@@ -25,6 +25,7 @@ import (
 
 	"github.com/scepter/scepter/internal/auth"
 	"github.com/scepter/scepter/internal/enroll"
+	"github.com/scepter/scepter/internal/httpjson"
 	"github.com/scepter/scepter/internal/muxpath"
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
@@ -103,14 +104,14 @@ func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here; allowed: "+strings.Join(allow, ", "), nil)
+		httpjson.WriteError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here; allowed: "+strings.Join(allow, ", "), nil)
 		return
 	}
 	msg := "no such API route: " + r.Method + " " + pki.Clip(r.URL.Path, 200)
 	if !strings.HasPrefix(r.URL.Path, Prefix+"/") {
 		msg += " (the API is served under " + Prefix + "/; its description: " + openAPIPath + ")"
 	}
-	writeError(w, http.StatusNotFound, msg, nil)
+	httpjson.WriteError(w, http.StatusNotFound, msg, nil)
 }
 
 // Prefix is where the API lives.
@@ -138,7 +139,7 @@ func (h *Handler) wrap(rt route) http.Handler {
 		if err != nil {
 			if errors.Is(err, auth.ErrUnauthenticated) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="scepter"`)
-				writeError(w, http.StatusUnauthorized, "a valid API token is required: Authorization: Bearer scepter_…", codeDetail("unauthorized"))
+				httpjson.WriteError(w, http.StatusUnauthorized, "a valid API token is required: Authorization: Bearer scepter_…", codeDetail("unauthorized"))
 				return
 			}
 			h.fail(w, err)
@@ -351,13 +352,13 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	var se statusErr
 	switch {
 	case errors.As(err, &bi):
-		writeError(w, http.StatusBadRequest, bi.msg, nil)
+		httpjson.WriteError(w, http.StatusBadRequest, bi.msg, nil)
 		return
 	case errors.As(err, &se):
-		writeError(w, se.status, se.msg, nil)
+		httpjson.WriteError(w, se.status, se.msg, nil)
 		return
 	case errors.Is(err, auth.ErrUnauthenticated):
-		writeError(w, http.StatusUnauthorized, "not authenticated", codeDetail("unauthorized"))
+		httpjson.WriteError(w, http.StatusUnauthorized, "not authenticated", codeDetail("unauthorized"))
 		return
 	}
 	if pki.ErrorCode(err) == pki.EUnavailable {
@@ -371,19 +372,19 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(pki.RetryAfter(err)))
 		// An operator's call: say why the store cannot write when it
 		// knows (a full disk, a lock, read-only), as the console does.
-		writeError(w, http.StatusServiceUnavailable, store.UnavailableMessage(err), nil)
+		httpjson.WriteError(w, http.StatusServiceUnavailable, store.UnavailableMessage(err), nil)
 		return
 	}
 	var pe *pki.Error
 	if !errors.As(err, &pe) {
 		h.log.Error("api: internal error", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error", nil)
+		httpjson.WriteError(w, http.StatusInternalServerError, "internal error", nil)
 		return
 	}
 	// The code names the kind of answer, one per status: a 422's is not
 	// pe.Code (bad_request for most), which a client switching on it would
 	// take for a request that could not be read (400, whose detail is
-	// null). errorBody's doc lists them.
+	// null). httpjson.ErrorBody's doc lists them.
 	status, code := http.StatusUnprocessableEntity, "unprocessable"
 	switch pe.Code {
 	case pki.EForbidden:
@@ -396,36 +397,16 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		status, code = http.StatusConflict, "conflict"
 	case pki.EInternal:
 		h.log.Error("api: internal error", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error", nil)
+		httpjson.WriteError(w, http.StatusInternalServerError, "internal error", nil)
 		return
 	}
-	writeError(w, status, pe.Message, codeDetail(code))
+	httpjson.WriteError(w, status, pe.Message, codeDetail(code))
 }
 
 // codeDetail is the detail of a refusal, {"code": code}: every 401 has
 // one ("unauthorized"), whichever way the token was found wanting (none,
-// unknown, revoked, expired), as errorBody's doc says.
+// unknown, revoked, expired), as httpjson.ErrorBody's doc says.
 func codeDetail(code string) map[string]string { return map[string]string{"code": code} }
-
-func writeError(w http.ResponseWriter, status int, msg string, detail any) {
-	writeJSON(w, status, errorBody{Error: msg, Detail: detail})
-}
-
-type errorBody struct {
-	Error  string `json:"error"`
-	Detail any    `json:"detail" doc:"{\"code\": C} when the operation refused the request: C is \"unauthorized\" (401), \"forbidden\" (403), \"not_found\" (404), \"conflict\" (409) or \"unprocessable\" (422: a value read and refused); {\"retry_after_seconds\": N} for a 429; null otherwise (a 400 is a request that could not be read; a 503 gives its wait in Retry-After only)"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error","detail":null}`)
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
 
 // --- query parameters -------------------------------------------------------
 

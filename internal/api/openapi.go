@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/scepter/scepter/internal/httpjson"
 )
 
 // schemas names the JSON shapes the routes refer to.
@@ -56,7 +58,7 @@ var schemas = map[string]any{
 		Items []User `json:"items"`
 	}{},
 	"UserRequest": UserRequest{},
-	"Error":       errorBody{},
+	"Error":       httpjson.ErrorBody{},
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
@@ -244,7 +246,7 @@ func addFields(t reflect.Type, props map[string]any) (required []string) {
 func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	b, err := json.MarshalIndent(h.OpenAPI(), "", "  ")
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal error", nil)
+		httpjson.WriteError(w, http.StatusInternalServerError, "internal error", nil)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

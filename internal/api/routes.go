@@ -11,6 +11,7 @@ import (
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/auth"
+	"github.com/scepter/scepter/internal/httpjson"
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -217,7 +218,7 @@ func eventJSON(e pki.AuditEvent) AuditEvent {
 // --- handlers --------------------------------------------------------------------
 
 func (h *Handler) whoami(c *call) error {
-	writeJSON(c.w, http.StatusOK, map[string]string{"name": c.p.Name, "role": string(c.p.Role), "kind": c.p.Kind})
+	httpjson.Write(c.w, http.StatusOK, map[string]string{"name": c.p.Name, "role": string(c.p.Role), "kind": c.p.Kind})
 	return nil
 }
 
@@ -248,7 +249,7 @@ func (h *Handler) listCertificates(c *call) error {
 	for i := range certs {
 		page.Items = append(page.Items, certJSON(&certs[i], now))
 	}
-	writeJSON(c.w, http.StatusOK, page)
+	httpjson.Write(c.w, http.StatusOK, page)
 	return nil
 }
 
@@ -306,7 +307,7 @@ func (h *Handler) getCertificate(c *call) error {
 	for _, e := range d.Events {
 		out.Events = append(out.Events, eventJSON(e))
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
 }
 
@@ -399,7 +400,7 @@ func (h *Handler) revoke(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusOK, h.revocationResult(r))
+	httpjson.Write(c.w, http.StatusOK, h.revocationResult(r))
 	return nil
 }
 
@@ -420,7 +421,7 @@ func (h *Handler) unhold(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusOK, h.revocationResult(r))
+	httpjson.Write(c.w, http.StatusOK, h.revocationResult(r))
 	return nil
 }
 
@@ -469,7 +470,7 @@ func (h *Handler) listRequests(c *call) error {
 	for _, r := range reqs {
 		out.Items = append(out.Items, requestJSON(r))
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
 }
 
@@ -478,7 +479,7 @@ func (h *Handler) approve(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusOK, certJSON(&res.Record, h.ops.Now()))
+	httpjson.Write(c.w, http.StatusOK, certJSON(&res.Record, h.ops.Now()))
 	return nil
 }
 
@@ -502,7 +503,7 @@ func (h *Handler) reject(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusOK, requestJSON(*r))
+	httpjson.Write(c.w, http.StatusOK, requestJSON(*r))
 	return nil
 }
 
@@ -558,7 +559,7 @@ func (h *Handler) listChallenges(c *call) error {
 	for _, ch := range list {
 		out.Items = append(out.Items, challengeJSON(ch, now))
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
 }
 
@@ -600,7 +601,7 @@ func (h *Handler) newChallenge(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusCreated, NewChallenge{Challenge: challengeJSON(ch, h.ops.Now()), Secret: secret})
+	httpjson.Write(c.w, http.StatusCreated, NewChallenge{Challenge: challengeJSON(ch, h.ops.Now()), Secret: secret})
 	return nil
 }
 
@@ -639,7 +640,7 @@ func (h *Handler) listAudit(c *call) error {
 	for _, e := range evs {
 		out["items"] = append(out["items"], eventJSON(e))
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
 }
 
@@ -661,7 +662,7 @@ func (h *Handler) verifyAudit(c *call) error {
 	if rep.Problem != nil {
 		out.Problem, out.BadID = rep.Problem.Error(), rep.Problem.ID
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
 }
 
@@ -694,7 +695,7 @@ func (h *Handler) listCAs(c *call) error {
 		}
 		out.Items = append(out.Items, j)
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
 }
 
@@ -739,7 +740,7 @@ func (h *Handler) listProfiles(c *call) error {
 		}
 		out["items"] = append(out["items"], j)
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
 }
 
@@ -778,7 +779,7 @@ func (h *Handler) dashboard(c *call) error {
 	for _, dc := range d.Days {
 		out.Days = append(out.Days, DayCount{Day: dc.Day.Format("2006-01-02"), Issued: dc.Issued, Renewed: dc.Renewed, Revoked: dc.Revoked, Refused: dc.Refused})
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
 }
 
@@ -806,7 +807,7 @@ func (h *Handler) listESTUsers(c *call) error {
 	for _, u := range users {
 		out["items"] = append(out["items"], ESTUser{Name: u.Name, Profile: u.Profile, CreatedAt: u.CreatedAt.UTC(), CreatedBy: u.CreatedBy})
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
 }
 
@@ -819,7 +820,7 @@ func (h *Handler) addESTUser(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusCreated, ESTUser{Name: u.Name, Profile: u.Profile, CreatedAt: u.CreatedAt.UTC(), CreatedBy: u.CreatedBy})
+	httpjson.Write(c.w, http.StatusCreated, ESTUser{Name: u.Name, Profile: u.Profile, CreatedAt: u.CreatedAt.UTC(), CreatedBy: u.CreatedBy})
 	return nil
 }
 
@@ -878,7 +879,7 @@ func (h *Handler) listTokens(c *call) error {
 	for _, t := range list {
 		out["items"] = append(out["items"], tokenJSON(t))
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
 }
 
@@ -900,7 +901,7 @@ func (h *Handler) newToken(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusCreated, NewToken{Token: tokenJSON(t), Secret: secret})
+	httpjson.Write(c.w, http.StatusCreated, NewToken{Token: tokenJSON(t), Secret: secret})
 	return nil
 }
 
@@ -943,7 +944,7 @@ func (h *Handler) listUsers(c *call) error {
 	for _, u := range list {
 		out["items"] = append(out["items"], userJSON(u))
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
 }
 
@@ -956,7 +957,7 @@ func (h *Handler) addUser(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusCreated, userJSON(u))
+	httpjson.Write(c.w, http.StatusCreated, userJSON(u))
 	return nil
 }
 

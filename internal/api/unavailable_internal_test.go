@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scepter/scepter/internal/httpjson"
 	"github.com/scepter/scepter/internal/store"
 )
 
@@ -34,7 +35,7 @@ func TestUnavailableNamesTheCause(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := httptest.NewRecorder()
 			h.fail(w, tc.err)
-			var body errorBody
+			var body httpjson.ErrorBody
 			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
 				t.Fatal(err)
 			}

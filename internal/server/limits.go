@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/scepter/scepter/internal/httpjson"
 	"github.com/scepter/scepter/internal/loglimit"
 	"github.com/scepter/scepter/internal/pki"
 )
@@ -426,7 +427,7 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, retryAfter time.
 			detail = map[string]int64{"retry_after_seconds": retrySeconds(retryAfter)}
 		}
 		h.Set("Cache-Control", "no-store")
-		apiError(w, status, reason, detail)
+		httpjson.WriteError(w, status, reason, detail)
 		hangUp(w)
 		return
 	}

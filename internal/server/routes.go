@@ -8,7 +8,6 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/httpjson"
 	"github.com/scepter/scepter/internal/pki"
 )
 
@@ -220,7 +220,7 @@ func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
 	isAPI := isAPIPath(r.URL.Path)
 	refuse := func(status int, msg string) {
 		if isAPI {
-			apiError(w, status, msg, nil)
+			httpjson.WriteError(w, status, msg, nil)
 			return
 		}
 		http.Error(w, fmt.Sprintf("%d %s: %s", status, strings.ToLower(http.StatusText(status)), msg), status)
@@ -277,23 +277,6 @@ func (hr httpsRedirect) Routes() map[string]http.Handler {
 func (hr httpsRedirect) UncleanPaths() map[string]http.Handler {
 	h := http.HandlerFunc(hr.serve)
 	return map[string]http.Handler{"/ui/": h, "/api/": h}
-}
-
-// apiError writes the admin API's error shape, {"error": msg, "detail":
-// detail}, for the API's paths on the plain listener, which the API's own
-// handler never sees, and for the guard's refusals under them.
-func apiError(w http.ResponseWriter, status int, msg string, detail any) {
-	b, err := json.Marshal(struct {
-		Error  string `json:"error"`
-		Detail any    `json:"detail"`
-	}{msg, detail})
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error","detail":null}`)
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
 }
 
 // isAPIPath reports whether a path is the admin API's: /api/ and under
