@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
@@ -70,6 +72,10 @@ func cmdCARenewRA(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
+// errRARenewedElsewhere: `ca renew-ra` on a node that lacks the RA
+// another node renewed.
+var errRARenewedElsewhere = errors.New("the SCEP RA was renewed on another node")
+
 // otherNodesRAHint tells how the new RA reaches other nodes on a shared
 // store. With keys in a token, ra.pkcs11 goes before ra.crt, as the docs
 // and the server's own warning say: a node never sees a certificate
@@ -84,10 +90,38 @@ const otherNodesRAHint = "Other nodes on this store: bring the new RA there with
 // of the CA into the inventory (a server's enroll.Service, which has
 // reloaded the CA); nil makes one over st from the CA as it is now on
 // disk.
+//
+// On a store that several nodes share, it holds the store's lock of CA
+// changes (cashare.LockCAChanges, as `ca rollover` does) from before it
+// looks in the store until the new RA's audit event is written, and
+// refuses (errRARenewedElsewhere, nothing made) when the store records an
+// RA renewed on another node that dataDir lacks: a renewal here would make
+// a second new RA that nodes disagree about, and leave the first one
+// valid and unused. Of two renewals at once on two nodes, the second
+// waits for the first and is refused so.
 func renewRA(ctx context.Context, st store.Store, dataDir string, opts ca.RenewRAOptions, clock pki.Clock, actor string,
 	recorder func(context.Context) error) (old, renewed *pki.RA, err error) {
 	if opts.ReserveRA == nil {
 		opts.ReserveRA = raSerialReserve(st, clock)
+	}
+	unlock, err := cashare.LockCAChanges(ctx, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	caDir := filepath.Join(dataDir, "ca")
+	opts.Check = func(a *ca.Authority, now time.Time) error {
+		lacked, err := renewedRAsLacked(ctx, st, a, caDir, now)
+		if err != nil {
+			return fmt.Errorf("looking in the store for an RA renewed on another node: %w; nothing was renewed", err)
+		}
+		if len(lacked) == 0 || lacked[0].onDisk {
+			return nil
+		}
+		l := lacked[0]
+		return fmt.Errorf("%w: the store records SCEP RA certificate %s, renewed at %s by %s, which this node lacks; "+
+			"bring it here instead of making another (%s), then run this again if it is still needed; nothing was renewed",
+			errRARenewedElsewhere, pki.SerialText(l.cert.SerialNumber), l.at.UTC().Format(time.RFC3339), l.by, howToBringRA(a))
 	}
 	old, renewed, err = ca.RenewRA(dataDir, opts, clock)
 	if err != nil {

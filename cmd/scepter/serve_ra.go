@@ -43,9 +43,8 @@ type discardLister interface {
 // their renewals (an RA renewed on another node).
 type raStore interface {
 	discardLister
+	raRenewals
 	AppendAudit(ctx context.Context, events ...pki.AuditEvent) error
-	ListCertificates(ctx context.Context, f store.CertFilter) ([]pki.Certificate, string, error)
-	ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.AuditEvent, error)
 }
 
 // raKeeper keeps a revoked SCEP RA out of service. Its key decrypts every
@@ -262,39 +261,61 @@ type lackedRA struct {
 	onDisk bool
 }
 
-// findLacked looks in the store for the RA certificates renewed (`ca
-// renew-ra`, audited as certificate.renewed) for the active issuing CA
-// after this node's active RA, unrevoked and unexpired, that this node
-// does not hold, and logs the newest once. An RA another node made for
-// itself to replace a revoked one is not renewed: nodes make their own.
-// A store that cannot be read leaves what the last check found.
+// findLacked looks in the store for the RA certificates renewed on
+// another node that this node lacks (renewedRAsLacked) and logs the newest
+// once. A store that cannot be read leaves what the last check found.
 func (k *raKeeper) findLacked(ctx context.Context) {
 	if k.discards == nil {
 		return
 	}
-	now := k.clock.Now()
-	_, active := k.authority.Active(now)
-	if active == nil || active.IsCA {
-		k.lacked.Store(nil)
+	found, err := renewedRAsLacked(ctx, k.discards, k.authority, k.caDir, k.clock.Now())
+	if err != nil {
+		k.log.Warn("looking in the store for SCEP RAs renewed on another node", "err", err)
 		return
 	}
+	k.lacked.Store(&found)
+	if len(found) > 0 && !found[0].onDisk {
+		k.logOnce(&pki.RA{Cert: found[0].cert}, func() { k.log.Warn(k.lackedProblem(found[0]).Error()) })
+	}
+}
+
+// raRenewals is what renewedRAsLacked reads of the store (store.Store
+// does): the RA certificates in the inventory and their renewals.
+type raRenewals interface {
+	ListCertificates(ctx context.Context, f store.CertFilter) ([]pki.Certificate, string, error)
+	ListAudit(ctx context.Context, f store.AuditFilter) ([]pki.AuditEvent, error)
+}
+
+// renewedRAsLacked are the RA certificates that st records as renewed
+// (`ca renew-ra`, audited as certificate.renewed) for a's active issuing
+// CA, valid from a's active RA's start or later, unrevoked and unexpired
+// at now, that a does not hold (holdsRA), newest first: RAs renewed on
+// another node, whose keys this node lacks. An RA another node made for itself to replace a
+// revoked one is not renewed: nodes make their own. caDir is a's
+// directory, to say which are there already (onDisk: renewed here a
+// moment ago, and not loaded yet). None in RA mode ca.
+func renewedRAsLacked(ctx context.Context, st raRenewals, a *ca.Authority, caDir string, now time.Time) ([]lackedRA, error) {
+	_, active := a.Active(now)
+	if active == nil || active.IsCA {
+		return nil, nil
+	}
 	issuerID := raIssuerID(active)
-	recs, _, err := k.discards.ListCertificates(ctx, store.CertFilter{IssuerID: issuerID, Profile: enroll.RAProfileName,
+	recs, _, err := st.ListCertificates(ctx, store.CertFilter{IssuerID: issuerID, Profile: enroll.RAProfileName,
 		Status: pki.StatusValid, NotAfterAfter: now, Limit: 100})
 	if err != nil {
-		k.log.Warn("reading the SCEP RA certificates recorded in the store", "err", err)
-		return
+		return nil, fmt.Errorf("reading the SCEP RA certificates recorded in the store: %w", err)
 	}
 	var found []lackedRA
 	for _, rec := range recs {
 		cert, err := x509.ParseCertificate(rec.DER)
-		if err != nil || !cert.NotBefore.After(active.Cert.NotBefore) || k.holds(cert) {
+		// Not before the active RA: one renewed in the second the active
+		// RA was made (a new CA's, say) starts with it, and counts.
+		if err != nil || cert.NotBefore.Before(active.Cert.NotBefore) || holdsRA(a, cert) {
 			continue
 		}
-		events, err := k.discards.ListAudit(ctx, store.AuditFilter{Type: pki.EventRenewed, SerialHex: rec.SerialHex, Limit: 10})
+		events, err := st.ListAudit(ctx, store.AuditFilter{Type: pki.EventRenewed, SerialHex: rec.SerialHex, Limit: 10})
 		if err != nil {
-			k.log.Warn("reading the SCEP RA renewals recorded in the store", "err", err)
-			return
+			return nil, fmt.Errorf("reading the SCEP RA renewals recorded in the store: %w", err)
 		}
 		i := slices.IndexFunc(events, func(ev pki.AuditEvent) bool {
 			return ev.Profile == enroll.RAProfileName && ev.IssuerID == issuerID
@@ -302,31 +323,42 @@ func (k *raKeeper) findLacked(ctx context.Context) {
 		if i < 0 {
 			continue
 		}
-		dir, err := ca.RADirOf(k.caDir, cert)
+		dir, err := ca.RADirOf(caDir, cert)
 		found = append(found, lackedRA{cert: cert, by: events[i].Actor, at: events[i].Time, onDisk: err == nil && dir != ""})
 	}
-	slices.SortFunc(found, func(a, b lackedRA) int { return b.cert.NotBefore.Compare(a.cert.NotBefore) })
-	k.lacked.Store(&found)
-	if len(found) > 0 && !found[0].onDisk {
-		k.logOnce(&pki.RA{Cert: found[0].cert}, func() { k.log.Warn(k.lackedProblem(found[0]).Error()) })
-	}
+	slices.SortFunc(found, func(a, b lackedRA) int {
+		if c := b.cert.NotBefore.Compare(a.cert.NotBefore); c != 0 {
+			return c
+		}
+		return b.at.Compare(a.at)
+	})
+	return found, nil
 }
 
 // holds: cert is one of the RAs this node has loaded (retired ones too).
-func (k *raKeeper) holds(cert *x509.Certificate) bool {
+func (k *raKeeper) holds(cert *x509.Certificate) bool { return holdsRA(k.authority, cert) }
+
+// holdsRA: cert is one of the RAs a has loaded (retired ones too).
+func holdsRA(a *ca.Authority, cert *x509.Certificate) bool {
 	has := func(ra *pki.RA) bool { return ra != nil && ra.Cert.Equal(cert) }
-	return slices.ContainsFunc(k.authority.RAs(), has) || slices.ContainsFunc(k.authority.RetiredRAs(), has)
+	return slices.ContainsFunc(a.RAs(), has) || slices.ContainsFunc(a.RetiredRAs(), has)
 }
 
 // lackedProblem says that this node lacks l and what to copy.
 func (k *raKeeper) lackedProblem(l lackedRA) error {
-	how := "run 'scepter ca export-keys' there and 'scepter ca import-keys' here"
-	if k.authority.Token() != nil || k.authority.KeysInToken() {
-		how = "copy DATA/ca/ra.pkcs11, then ra.crt, and DATA/ca/retired-ra/ from there (the key is in the token)"
-	}
 	return health.RAProblem(health.ErrRALacked, fmt.Errorf("the store records SCEP RA certificate %s, renewed at %s by %s, and this node lacks its key: "+
 		"requests encrypted to it are answered 503 here until you bring it from the node that renewed it: %s",
-		pki.SerialText(l.cert.SerialNumber), l.at.UTC().Format(time.RFC3339), l.by, how))
+		pki.SerialText(l.cert.SerialNumber), l.at.UTC().Format(time.RFC3339), l.by, howToBringRA(k.authority)))
+}
+
+// howToBringRA says how a node whose CA is a brings an RA renewed on
+// another node: export-keys and import-keys, or with the keys in a token
+// a copy of the reference, the certificate and the retired RAs.
+func howToBringRA(a *ca.Authority) string {
+	if a.Token() != nil || a.KeysInToken() {
+		return "copy DATA/ca/ra.pkcs11, then ra.crt, and DATA/ca/retired-ra/ from there (the key is in the token)"
+	}
+	return "run 'scepter ca export-keys' there and 'scepter ca import-keys' here"
 }
 
 // lackedRAs are the RA certificates renewed on another node whose keys

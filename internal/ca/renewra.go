@@ -63,6 +63,11 @@ type RenewRAOptions struct {
 	// GenerateKey makes the new RA's key file (nil: keys.Generate), as
 	// InitOptions.GenerateKey those of a new CA.
 	GenerateKey func(keyType string) (crypto.Signer, error)
+	// Check, when set, is asked with the CA as loaded (read-only) and the
+	// renewal's time before the new key is made: an error refuses the
+	// renewal, nothing made. A store shared by several nodes uses it to
+	// refuse a renewal on a node that lacks the RA another node renewed.
+	Check func(a *Authority, now time.Time) error
 }
 
 // RenewRA gives the current issuing CA of the CA in dir/ca a new SCEP RA:
@@ -83,6 +88,8 @@ type RenewRAOptions struct {
 // another renewal, say) destroys that key, in a token by its public key,
 // and its error says so (destroyNewTokenKeys): nothing else would ever
 // name it. Only a key already installed in dir/ca is kept.
+//
+// opts.Check, when set, may refuse the renewal before anything is made.
 //
 // ErrNoCA when dir holds no CA, ErrRAIsCA in RA mode ca,
 // ErrRANotRenewable when the issuing CA ends too soon for a new RA to
@@ -129,6 +136,11 @@ func RenewRA(dir string, opts RenewRAOptions, clock pki.Clock) (retired, renewed
 	if end := minTime(now.Add(opts.Validity), iss.Cert.NotAfter); !end.After(old.Cert.NotAfter) {
 		return nil, nil, fmt.Errorf("%w: it would end on %s (the issuing CA ends on %s), the current one ends on %s; when the issuing CA is what ends first, roll it over (scepter ca rollover), which makes a new RA with it",
 			ErrRANotRenewable, end.Format(time.RFC3339), iss.Cert.NotAfter.UTC().Format(time.RFC3339), old.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if opts.Check != nil {
+		if err := opts.Check(a, now); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	id, err := randomID()

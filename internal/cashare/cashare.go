@@ -229,6 +229,25 @@ type setupLocker interface {
 	LockCASetup(ctx context.Context) (unlock func(), err error)
 }
 
+// LockCAChanges takes the store's CA setup lock (PostgreSQL; on SQLite,
+// one data directory, it does nothing), under which a command that changes
+// the CA every node shares (`ca rollover`, `ca renew-ra`) looks in the
+// store for another node's change this node lacks, makes its own and
+// records it: so that of two such commands on two nodes the second waits,
+// then finds the first's recorded and is refused. It waits for the node
+// holding the lock (or until ctx ends). unlock may be called more than
+// once.
+func LockCAChanges(ctx context.Context, st store.Store) (unlock func(), err error) {
+	l, ok := st.(setupLocker)
+	if !ok {
+		return func() {}, nil
+	}
+	if unlock, err = l.LockCASetup(ctx); err != nil {
+		return nil, fmt.Errorf("waiting for other nodes' CA changes: %w", err)
+	}
+	return unlock, nil
+}
+
 // Begin is Before for a node that will then load or create its CA and
 // record it: when the store records no CA yet, it takes the store's CA
 // setup lock and looks again, so that of nodes starting together on an
@@ -730,12 +749,9 @@ func pending(gens []store.CAGeneration, now time.Time) *store.CAGeneration {
 // here, the store would learn of the next CA only at a server's next
 // reload, and a rollover meanwhile would get through.
 func Rollover(ctx context.Context, st store.Store, dataDir string, opts ca.RolloverOptions, clock pki.Clock, node string) (*ca.Issuer, *pki.RA, error) {
-	unlock := func() {}
-	if l, ok := st.(setupLocker); ok {
-		var err error
-		if unlock, err = l.LockCASetup(ctx); err != nil {
-			return nil, nil, fmt.Errorf("waiting for other nodes' CA changes: %w", err)
-		}
+	unlock, err := LockCAChanges(ctx, st)
+	if err != nil {
+		return nil, nil, err
 	}
 	defer unlock()
 	now := clock.Now()
