@@ -200,6 +200,8 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 	for _, p := range dropRevokedResponders(ctx, st, x) {
 		fmt.Fprintf(e.stdout, "Left out %s: an OCSP responder whose certificate is revoked.\n", printable(p))
 	}
+	_, statErr := os.Stat(filepath.Join(sf.dataDir, "ca", ca.RootCertFile))
+	joined := errors.Is(statErr, os.ErrNotExist)
 	res, err := ca.ImportKeys(sf.dataDir, x)
 	if errors.Is(err, ca.ErrDifferentCA) {
 		return fmt.Errorf("%w (nothing was imported)", err)
@@ -228,8 +230,52 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(w, "Imported the CA %s into %s: %d files written, %d already there.\n", printable(x.Root), sf.dataDir, len(res.Written), len(res.Unchanged))
-	fmt.Fprintf(w, "A server running on %s picks the CA's next generation up on its next reload (--ca-reload-interval); otherwise start it: scepter serve --data-dir %s\n", sf.dataDir, shellQuote(sf.dataDir))
+	fmt.Fprint(w, importedNote(sf.dataDir, joined, res.Written))
 	return nil
+}
+
+// importedNote says what an import wrote (written: paths under dataDir, as
+// ca.ImportResult has them) and when a server running on dataDir takes it
+// up: a node that had no CA holds the CA itself, which no server runs on
+// yet (serve refuses a data directory without the store's CA); otherwise a
+// later issuing CA (a switch this node missed), a next one, a renewed SCEP
+// RA, or other files of the CA, each taken up at the server's next CA
+// reload. joined: dataDir held no CA before.
+func importedNote(dataDir string, joined bool, written []string) string {
+	has := func(match func(string) bool) bool { return slices.ContainsFunc(written, match) }
+	is := func(name string) func(string) bool { return func(p string) bool { return p == "ca/"+name } }
+	under := func(dir string) func(string) bool {
+		return func(p string) bool { return strings.HasPrefix(p, "ca/"+dir+"/") }
+	}
+	next := has(under(ca.NextDir))
+	start := "scepter serve --data-dir " + shellQuote(dataDir)
+	if joined {
+		what := "the CA itself"
+		if next {
+			what += " and its next issuing CA, to which the server switches at its switch time"
+		}
+		return fmt.Sprintf("This node had no CA: it now holds %s. Start the server on it: %s\n", what, start)
+	}
+	// reload: a running server does what it does from its next reload.
+	reload := func(does string) string {
+		return fmt.Sprintf("a server running on %s %s from its next CA reload (--ca-reload-interval)", dataDir, does)
+	}
+	var b strings.Builder
+	switch {
+	case has(is(ca.IssuingCertFile)):
+		fmt.Fprintf(&b, "The current issuing CA, whose switch this node missed: %s.\n", reload("issues with it"))
+	case has(is(ca.RACertFile)):
+		fmt.Fprintf(&b, "A renewed SCEP RA: %s, and no longer answers 503 or fails /readyz for lack of it; the RA it replaces still decrypts the requests encrypted to it, from %s.\n",
+			reload("serves it in GetCACert and decrypts with it"), filepath.Join("DATA", "ca", ca.RetiredRADir))
+	}
+	if next {
+		fmt.Fprintf(&b, "A next issuing CA: %s, and switches to it at its switch time.\n", reload("announces it (GetNextCACert)"))
+	}
+	if b.Len() == 0 && has(func(p string) bool { return strings.HasPrefix(p, "ca/") }) {
+		fmt.Fprintf(&b, "Other files of the CA (retired RAs, earlier issuing CAs): %s.\n", reload("uses them"))
+	}
+	fmt.Fprintf(&b, "A server not running there takes it all up when started: %s\n", start)
+	return b.String()
 }
 
 // discardedNextHere returns the store's discard of the next issuing CA
