@@ -22,7 +22,7 @@ import (
 type gatedRecordStore struct{ store.Store }
 
 func (gatedRecordStore) RecordIssuance(context.Context, store.Issuance) error {
-	return &pki.Error{Code: pki.EUnavailable, Message: "this server is being upgraded: try again later",
+	return &pki.Error{Code: pki.EUnavailable, Message: "another node has upgraded the store's schema to version 99; upgrade this node (until then, try again later)",
 		Err: fmt.Errorf("%w: %w; upgrade this node", store.ErrUnavailable, &migrate.TooNewError{Have: 99, Known: 98})}
 }
 

@@ -45,7 +45,7 @@ func (s *countingWrites) CreateRequest(ctx context.Context, r pki.EnrollmentRequ
 
 // schemaAheadErr is what the PostgreSQL store's SchemaAhead returns once
 // another node migrated its schema past this binary's.
-var schemaAheadErr = &pki.Error{Code: pki.EUnavailable, Message: postgres.SchemaAheadMessage,
+var schemaAheadErr = &pki.Error{Code: pki.EUnavailable, Message: postgres.SchemaAheadMessageFor(27),
 	Err: fmt.Errorf("%w: %w", store.ErrUnavailable, &migrate.TooNewError{Have: 27, Known: 26})}
 
 // A node whose IssuanceGate refuses (its store's schema is newer than its
@@ -91,8 +91,8 @@ func TestIssuanceGateRefusesBeforeAnythingIsWritten(t *testing.T) {
 			}
 			for range 3 {
 				_, err := svc.Enroll(context.Background(), req)
-				if pki.ErrorCode(err) != pki.EUnavailable || pki.ErrorMessage(err) != postgres.SchemaAheadMessage || !enroll.Gated(err) {
-					t.Fatalf("enrollment at a closed gate: %v (gated %t), want 503 %q", err, enroll.Gated(err), postgres.SchemaAheadMessage)
+				if pki.ErrorCode(err) != pki.EUnavailable || pki.ErrorMessage(err) != schemaAheadErr.Message || !enroll.Gated(err) {
+					t.Fatalf("enrollment at a closed gate: %v (gated %t), want 503 %q", err, enroll.Gated(err), schemaAheadErr.Message)
 				}
 			}
 			if r, h, n := st.reserved.Load(), st.held.Load(), st.recorded.Load(); r != 0 || h != 0 || n != 0 {

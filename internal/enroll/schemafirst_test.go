@@ -110,8 +110,8 @@ func TestFirstIssuanceAfterMigrationIsNotSigned(t *testing.T) {
 			req := request(t, static, "dev.example")
 			req.Protocol, req.TransactionID = c.protocol, c.tx
 			_, err = svc.Enroll(ctx, req)
-			if pki.ErrorCode(err) != pki.EUnavailable || pki.ErrorMessage(err) != postgres.SchemaAheadMessage || !enroll.Gated(err) {
-				t.Fatalf("the first enrollment after the migration: %v (gated %t), want 503 %q", err, enroll.Gated(err), postgres.SchemaAheadMessage)
+			if pki.ErrorCode(err) != pki.EUnavailable || pki.ErrorMessage(err) != postgres.SchemaAheadMessageFor(known+1) || !enroll.Gated(err) {
+				t.Fatalf("the first enrollment after the migration: %v (gated %t), want 503 %q", err, enroll.Gated(err), postgres.SchemaAheadMessageFor(known+1))
 			}
 			if n := signed.Load(); n != 0 {
 				t.Errorf("the CA key made %d signatures for the refused enrollment, want none", n)

@@ -24,7 +24,7 @@ import (
 // once at ERROR by the schema watch, and a fleet retrying every few
 // seconds would flood the log.
 func TestGatedEnrollmentIsNotLoggedAtError(t *testing.T) {
-	const message = "this server is being upgraded: try again later"
+	const message = "another node has upgraded the store's schema to version 27; upgrade this node (until then, try again later)"
 	var closed atomic.Bool
 	var log lockedBuffer
 	held := profile("held", func(p *pki.Profile) { p.RequireApproval = true })

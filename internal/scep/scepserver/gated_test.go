@@ -17,7 +17,7 @@ import (
 // until the node is upgraded, was logged once at ERROR by the schema
 // watch, and a fleet retrying every few seconds would flood the log.
 func TestGatedEnrollmentIsNotLoggedAtError(t *testing.T) {
-	const message = "this server is being upgraded: try again later"
+	const message = "another node has upgraded the store's schema to version 27; upgrade this node (until then, try again later)"
 	var logged bytes.Buffer
 	ts := newTestServer(t, serverOptions{log: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelError})),
 		enroll: enroll.Config{IssuanceGate: func() error { return pki.Errorf(pki.EUnavailable, message) }}})

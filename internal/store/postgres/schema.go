@@ -57,10 +57,16 @@ const schemaCheckQuery = `SELECT 1 / (coalesce((SELECT max(version) FROM schema_
 // place in the batch.
 const sqlSchemaAhead = "22012"
 
-// SchemaAheadMessage is what clients are told when this node refuses an
-// issuance because the store's schema is newer than its own: another node
-// (an upgraded one) may take the request.
-const SchemaAheadMessage = "this server is being upgraded: try again later"
+// SchemaAheadMessage begins what clients are told when this node refuses
+// an issuance because the store's schema is newer than its own
+// (SchemaAheadMessageFor): another node was upgraded and migrated the
+// store, and may take the request; this one waits for its own upgrade.
+const SchemaAheadMessage = "another node has upgraded the store's schema"
+
+// SchemaAheadMessageFor is the whole message, with the store's version.
+func SchemaAheadMessageFor(version int) string {
+	return fmt.Sprintf("%s to version %d; upgrade this node (until then, try again later)", SchemaAheadMessage, version)
+}
 
 // schemaState is what a Store knows of the schema beyond its own: the
 // newest version it has seen the store record above the one it knows, or
@@ -104,7 +110,7 @@ func (st *schemaState) err() error {
 	if have == 0 {
 		return nil
 	}
-	return &pki.Error{Code: pki.EUnavailable, Message: SchemaAheadMessage,
+	return &pki.Error{Code: pki.EUnavailable, Message: SchemaAheadMessageFor(have),
 		Err: fmt.Errorf("%w: %w; upgrade this node", store.ErrUnavailable, &migrate.TooNewError{Have: have, Known: knownVersion()})}
 }
 

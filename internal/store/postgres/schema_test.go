@@ -71,8 +71,8 @@ func wantSchemaAhead(t *testing.T, what string, err error) {
 		t.Errorf("%s: %v, want unavailable", what, err)
 	case !errors.As(err, &tooNew) || tooNew.Have != knownVersion()+1 || tooNew.Known != knownVersion():
 		t.Errorf("%s: %v, want a TooNewError at version %d, known %d", what, err, knownVersion()+1, knownVersion())
-	case pki.ErrorMessage(err) != SchemaAheadMessage:
-		t.Errorf("%s: clients are told %q, want %q", what, pki.ErrorMessage(err), SchemaAheadMessage)
+	case pki.ErrorMessage(err) != SchemaAheadMessageFor(knownVersion()+1):
+		t.Errorf("%s: clients are told %q, want %q", what, pki.ErrorMessage(err), SchemaAheadMessageFor(knownVersion()+1))
 	}
 }
 
