@@ -4,25 +4,13 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/scepter/scepter/internal/api"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
 )
-
-// countingReader counts the bytes read of it.
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
 
 // A body announced larger than the API takes is refused 413 before it is
 // read: a client that sends "Expect: 100-continue" (curl, above 1 MB)
@@ -42,7 +30,7 @@ func TestTooLargeBodyRefusedBeforeItIsSent(t *testing.T) {
 		{"one byte over, announced", api.MaxBodyBytes + 1, false},
 		{"2 MB, chunked", 2 << 20, true},
 	} {
-		body := &countingReader{r: strings.NewReader(`{"reason":"` + strings.Repeat("x", tc.size) + `"}`)}
+		body := pkitest.NewCountingReader(`{"reason":"` + strings.Repeat("x", tc.size) + `"}`)
 		req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/api/v1/certificates/01/revoke", body)
 		if err != nil {
 			t.Fatal(err)
@@ -63,7 +51,7 @@ func TestTooLargeBodyRefusedBeforeItIsSent(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "the body is larger than 65536 bytes") {
 			t.Errorf("%s: %d %s, want 413", tc.name, resp.StatusCode, b)
 		}
-		if sent := body.n.Load(); !tc.chunked && sent != 0 {
+		if sent := body.Sent(); !tc.chunked && sent != 0 {
 			t.Errorf("%s: %d bytes of the body sent before the 413, want none", tc.name, sent)
 		}
 	}

@@ -5,24 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/scepter/scepter/internal/console"
+	"github.com/scepter/scepter/internal/pkitest"
 )
-
-// countingReader counts the bytes read of it.
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
 
 // A form announced larger than the console takes is refused 413 before it
 // is read: a client that sends "Expect: 100-continue" gets the 413, not
@@ -46,7 +34,7 @@ func TestTooLargeFormRefusedBeforeItIsSent(t *testing.T) {
 	} {
 		form := "csrf=" + b.csrf() + "&reason="
 		form += strings.Repeat("x", tc.size-len(form))
-		body := &countingReader{r: strings.NewReader(form)}
+		body := pkitest.NewCountingReader(form)
 		req, err := http.NewRequest(http.MethodPost, srv.URL+"/ui/requests/x/reject", body)
 		if err != nil {
 			t.Fatal(err)
@@ -71,7 +59,7 @@ func TestTooLargeFormRefusedBeforeItIsSent(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(page), "the form is larger than 65536 bytes") {
 			t.Errorf("%s: %d, want 413\n%s", tc.name, resp.StatusCode, page)
 		}
-		if sent := body.n.Load(); !tc.chunked && sent != 0 {
+		if sent := body.Sent(); !tc.chunked && sent != 0 {
 			t.Errorf("%s: %d bytes of the form sent before the 413, want none", tc.name, sent)
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/ocsp"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/pkitest"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
 	"github.com/scepter/scepter/internal/server"
 )
@@ -1303,11 +1304,7 @@ func TestOversizedPostAnsweredBeforeItIsSent(t *testing.T) {
 	defer srv.Close()
 	tr := &http.Transport{ExpectContinueTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
-	var sent atomic.Int64
-	body := io.TeeReader(strings.NewReader(strings.Repeat("A", 1<<20)), writerFunc(func(p []byte) (int, error) {
-		sent.Add(int64(len(p)))
-		return len(p), nil
-	}))
+	body := pkitest.NewCountingReader(strings.Repeat("A", 1<<20))
 	req, err := http.NewRequest(http.MethodPost, srv.URL+"/ocsp", body)
 	if err != nil {
 		t.Fatal(err)
@@ -1324,11 +1321,7 @@ func TestOversizedPostAnsweredBeforeItIsSent(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, ocsp.MalformedRequestResponse) {
 		t.Errorf("HTTP %d %x, want malformedRequest", resp.StatusCode, got)
 	}
-	if n := sent.Load(); n != 0 {
+	if n := body.Sent(); n != 0 {
 		t.Errorf("%d bytes of the body sent before the answer, want none", n)
 	}
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

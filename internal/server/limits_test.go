@@ -506,18 +506,6 @@ func TestRefusalDoesNotWaitForTheBody(t *testing.T) {
 	}
 }
 
-// countingReader counts the bytes read of it.
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
 // A body announced longer than the guard reads ahead, with "Expect:
 // 100-continue", is not read ahead: reading it would send "100 Continue",
 // and a handler that refuses the announced length (413) would then close
@@ -552,7 +540,7 @@ func TestExpectContinueLeftToTheHandler(t *testing.T) {
 		{limit, http.StatusOK},
 		{10, http.StatusOK},
 	} {
-		body := &countingReader{r: strings.NewReader(strings.Repeat("x", tc.size))}
+		body := pkitest.NewCountingReader(strings.Repeat("x", tc.size))
 		req, err := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/x", body)
 		if err != nil {
 			t.Fatal(err)
@@ -568,7 +556,7 @@ func TestExpectContinueLeftToTheHandler(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("%d bytes: %d %q, want %d", tc.size, resp.StatusCode, b, tc.want)
 		}
-		sent := body.n.Load()
+		sent := body.Sent()
 		switch {
 		case tc.want == http.StatusOK && (sent != int64(tc.size) || string(b) != fmt.Sprint(tc.size)):
 			t.Errorf("%d bytes: %d sent, the handler read %s", tc.size, sent, b)

@@ -1,27 +1,14 @@
 package estserver_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/pkitest"
 )
-
-// countingReader counts the bytes read of it.
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
 
 // A body announced larger than EST takes is refused 413 before it is
 // read: a client that sends "Expect: 100-continue" gets the 413, not "100
@@ -32,7 +19,7 @@ func TestTooLargeBodyRefusedBeforeItIsSent(t *testing.T) {
 	c.Transport.(*http.Transport).ExpectContinueTimeout = time.Minute
 	t.Cleanup(c.CloseIdleConnections)
 	for _, size := range []int{2 << 20, est.MaxBodyBytes + 1} {
-		body := &countingReader{r: strings.NewReader(strings.Repeat("A", size))}
+		body := pkitest.NewCountingReader(strings.Repeat("A", size))
 		req, err := http.NewRequest(http.MethodPost, f.url+est.PathPrefix+"simpleenroll", body)
 		if err != nil {
 			t.Fatal(err)
@@ -43,7 +30,7 @@ func TestTooLargeBodyRefusedBeforeItIsSent(t *testing.T) {
 		req.SetBasicAuth("alice", userPassword)
 		r := f.do(c, req)
 		wantStatus(t, r, http.StatusRequestEntityTooLarge, "larger")
-		if sent := body.n.Load(); sent != 0 {
+		if sent := body.Sent(); sent != 0 {
 			t.Errorf("%d bytes: %d of them sent before the 413, want none", size, sent)
 		}
 	}

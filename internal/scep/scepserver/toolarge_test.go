@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,18 +11,6 @@ import (
 	"github.com/scepter/scepter/internal/scep/scepserver"
 	"github.com/scepter/scepter/internal/server"
 )
-
-// countingReader counts the bytes read of it.
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
 
 // A PKIOperation body announced larger than the limit is refused 413
 // before it is read, behind the server's guard as `scepter serve` mounts
@@ -40,7 +27,7 @@ func TestTooLargeBodyRefusedBeforeItIsSent(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
 	t.Cleanup(client.CloseIdleConnections)
 	for _, size := range []int{2 << 20, scepserver.DefaultMaxBodyBytes + 1} {
-		body := &countingReader{r: strings.NewReader(strings.Repeat("x", size))}
+		body := pkitest.NewCountingReader(strings.Repeat("x", size))
 		req, err := http.NewRequest(http.MethodPost, ts.URL+"/scep?operation=PKIOperation", body)
 		if err != nil {
 			t.Fatal(err)
@@ -57,7 +44,7 @@ func TestTooLargeBodyRefusedBeforeItIsSent(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Errorf("%d bytes: %d %s, want 413", size, resp.StatusCode, b)
 		}
-		if sent := body.n.Load(); sent != 0 {
+		if sent := body.Sent(); sent != 0 {
 			t.Errorf("%d bytes: %d of them sent before the 413, want none", size, sent)
 		}
 	}
