@@ -180,7 +180,33 @@ func (n noEST) UncleanPaths() map[string]http.Handler {
 
 // TLSMux is the handler of the HTTPS listener.
 func TLSMux(h Handlers) (http.Handler, error) {
-	return mount(h.SCEP, h.EST, h.NDES, h.CRL, h.OCSP, h.Metrics, h.Health, h.API, h.Console)
+	var misplaced Router
+	if h.EST != nil {
+		misplaced = misplacedEST{}
+	}
+	return mount(h.SCEP, h.EST, h.NDES, h.CRL, h.OCSP, h.Metrics, h.Health, h.API, h.Console, misplaced)
+}
+
+// misplacedEST answers a path that no route takes and that holds EST's
+// prefix after other segments with 404 saying where EST's paths are:
+// strongSwan's pki (5.9) puts its --url's path first, so a profile's label
+// given there asks for /LABEL/.well-known/est/simpleenroll. Any other
+// unknown path keeps the mux's plain 404.
+type misplacedEST struct{}
+
+func (misplacedEST) Routes() map[string]http.Handler {
+	return map[string]http.Handler{"/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Pattern = "" // no route took it: metrics count it as unmatched
+		if !strings.Contains(r.URL.Path, strings.TrimSuffix(est.PathPrefix, "/")) {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "404 not found: EST's paths begin with "+est.PathPrefix+" (RFC 7030 section 3.2.2): "+
+			est.PathPrefix+"OPERATION, or "+est.PathPrefix+"LABEL/OPERATION for a profile's label; "+
+			"a client that puts its URL's path before "+strings.TrimSuffix(est.PathPrefix, "/")+" (strongSwan's pki) reaches the default profile only",
+			http.StatusNotFound)
+	})}
 }
 
 // httpsRedirect sends the console and the API from the plain listener to

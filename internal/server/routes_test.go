@@ -199,3 +199,32 @@ func TestConsoleOnPlainHTTP(t *testing.T) {
 		})
 	}
 }
+
+// A path that holds EST's prefix after other segments, as strongSwan's pki
+// asks when its --url names a label, is told where EST's paths are; other
+// unknown paths keep the plain 404, and EST's own paths are EST's.
+func TestMisplacedESTPathIsExplained(t *testing.T) {
+	h, err := server.TLSMux(server.Handlers{EST: routes{"/.well-known/est/": named("est")}, SCEP: routes{"/scep": named("scep")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want int
+		body string // a substring of the answer
+	}{
+		{"/approval/.well-known/est/simpleenroll", 404, "EST's paths begin with /.well-known/est/"},
+		{"/a/b/.well-known/est/cacerts", 404, "reaches the default profile only"},
+		{"/x/.well-known/est", 404, "LABEL/OPERATION"},
+		{"/nothing/here", 404, "404 page not found"},
+		{"/.well-known/est/simpleenroll", 200, "est"},
+		{"/scep", 200, "scep"},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "https://x"+tc.path, nil)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want || !strings.Contains(rec.Body.String(), tc.body) {
+			t.Errorf("%s: %d %q, want %d with %q", tc.path, rec.Code, rec.Body.String(), tc.want, tc.body)
+		}
+	}
+}
