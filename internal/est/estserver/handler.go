@@ -380,6 +380,11 @@ func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, 
 		// openssl req writes PEM unless told -outform DER: say what to
 		// change rather than only "not base64".
 		return nil, http.StatusBadRequest, errors.New("the body is PEM; send the base64 of the DER request without the -----BEGIN/END----- lines (RFC 8951)")
+	case err != nil && len(trimmed) > 1 && trimmed[0] == 0x30 && trimmed[1]&0x80 != 0:
+		// A DER SEQUENCE with a long-form length (every CSR is over 127
+		// bytes), as a client that sends the binary request writes
+		// (RFC 7030 left it unclear before RFC 8951): say so.
+		return nil, http.StatusBadRequest, errors.New("the body is binary, a DER request as it seems; send its base64 (RFC 8951)")
 	case err != nil:
 		return nil, http.StatusBadRequest, err
 	}

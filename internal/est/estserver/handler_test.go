@@ -768,6 +768,8 @@ func TestBadRequests(t *testing.T) {
 		allow         string // a 405's Allow: the methods really served
 	}{
 		"not base64":        {method: "POST", path: "simpleenroll", body: []byte("this is not base64!"), status: 400, reason: "base64"},
+		"binary DER":        {method: "POST", path: "simpleenroll", body: []byte{0x30, 0x82, 0x01, 0x0a, 0x02, 0xff}, status: 400, reason: "the body is binary, a DER request as it seems"},
+		"0, not base64":     {method: "POST", path: "simpleenroll", body: []byte("0 is not base64!"), status: 400, reason: "the body is not base64"},
 		"not a CSR":         {method: "POST", path: "simpleenroll", body: est.EncodeBase64([]byte("hello")), status: 400, reason: "PKCS#10"},
 		"empty":             {method: "POST", path: "simpleenroll", body: nil, status: 400, reason: "the body is empty"},
 		"white space only":  {method: "POST", path: "simpleenroll", body: []byte(" \r\n"), status: 400, reason: "the body is empty"},
