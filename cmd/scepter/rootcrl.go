@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -95,6 +98,11 @@ func cmdCARootCRL(ctx context.Context, e env, args []string) error {
 		}
 		if reason == admin.ReasonCertificateHold {
 			return usageError{"--reason certificateHold: a root CRL lists an issuing CA for good"}
+		}
+	}
+	if out != "" {
+		if err := checkRootCRLOut(out, sf.dataDir); err != nil {
+			return err
 		}
 	}
 	pass, err := rootKeyPassphrase(e, passFile)
@@ -392,3 +400,62 @@ func rootCRLWarning(ctx context.Context, st interface {
 // (RFC 5280 §5.3.1, certificateHold and removeFromCRL aside: a root CRL
 // lists a CA for good).
 const rootCRLReasons = "cACompromise, keyCompromise, aACompromise, superseded, cessationOfOperation, affiliationChanged, privilegeWithdrawn, unspecified"
+
+// checkRootCRLOut refuses, before anything is signed, an --out the CRL
+// must not replace: one inside the data directory (symbolic links
+// followed), where a slip of the path would put the CRL over root.key or
+// root.crt, and an existing file that holds no CRL, DER or PEM (a key, a
+// certificate, anything else given by mistake). An earlier root CRL is
+// replaced, as signing the next one each year means.
+func checkRootCRLOut(out, dataDir string) error {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	parent := filepath.Dir(abs)
+	switch fi, err := os.Stat(parent); {
+	case errors.Is(err, fs.ErrNotExist):
+		return usageError{fmt.Sprintf("--out %s: directory %s does not exist", out, parent)}
+	case err != nil:
+		return fmt.Errorf("--out %s: %w", out, err)
+	case !fi.IsDir():
+		return usageError{fmt.Sprintf("--out %s: %s is not a directory", out, parent)}
+	}
+	real, inside, err := insideDataDir(abs, dataDir)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	if inside {
+		return usageError{fmt.Sprintf("--out %s is inside the data directory %s (as %s), where the CRL could replace the CA's own files: "+
+			"name a file outside it (every node serves the CRL at its URL anyway)", out, dataDir, real)}
+	}
+	fi, err := os.Lstat(real)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("--out %s: %w", out, err)
+	case !fi.Mode().IsRegular():
+		return usageError{fmt.Sprintf("--out %s is not a regular file (%s)", out, fi.Mode().Type())}
+	}
+	b, err := os.ReadFile(real)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	if !holdsCRL(b) {
+		return usageError{fmt.Sprintf("--out %s exists and holds no CRL: it is not replaced; name another file, or remove this one first if it is yours to lose", out)}
+	}
+	return nil
+}
+
+// holdsCRL reports whether b is a CRL, DER or PEM ("X509 CRL").
+func holdsCRL(b []byte) bool {
+	if blk, _ := pem.Decode(b); blk != nil {
+		if blk.Type != "X509 CRL" {
+			return false
+		}
+		b = blk.Bytes
+	}
+	_, err := x509.ParseRevocationList(b)
+	return err == nil
+}
