@@ -276,7 +276,7 @@ func (s *Service) findCertificate(ctx context.Context, serial, issuerID string) 
 	for i, c := range match {
 		ids[i] = c.IssuerID[:16]
 	}
-	return nil, pki.Errorf(pki.EConflict, "serial %s was issued by %d CAs (%s); name one with --issuer", pki.ShownSerial(sn), len(match), strings.Join(ids, ", "))
+	return nil, pki.Errorf(pki.EConflict, "serial %s was issued by %d CAs (%s); name the one meant by its issuer ID or a prefix of it (the command line's --issuer, the API's issuer)", pki.ShownSerial(sn), len(match), strings.Join(ids, ", "))
 }
 
 // OwnHoldRefusal is the refusal of a hold on c, one of the server's own

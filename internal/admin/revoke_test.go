@@ -237,3 +237,36 @@ func TestRevokeRefusalsShowTheSerialInWholeBytes(t *testing.T) {
 		t.Errorf("hold of the SCEP RA 0abc: %v; want a bad request naming certificate 0abc", err)
 	}
 }
+
+// A serial two CAs issued is refused naming both and how to name one, in
+// words for the command line and the API alike (r102 D2: the API was told
+// to use --issuer); an issuer prefix then picks one.
+func TestRevokeOfASerialTwoCAsIssued(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := pkitest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	now := clock.Now()
+	for i, issuer := range []string{strings.Repeat("a", 64), strings.Repeat("b", 64)} {
+		if err := st.RecordIssuance(ctx, store.Issuance{Now: now, Certificate: pki.Certificate{
+			SerialHex: "1c3", IssuerID: issuer, Issuer: "CN=Test CA", Subject: "CN=dup",
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Status: pki.StatusValid,
+			Profile: "default", Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, KeyType: "p256",
+			CreatedAt: now, DER: []byte{0x30, 0x03, 'd', 'u', byte('0' + i)},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := New(st, clock, nil, nil, "")
+	_, err = svc.Revoke(ctx, "01c3", "", 1, "cli:root")
+	if pki.ErrorCode(err) != pki.EConflict || !strings.Contains(err.Error(), "serial 01c3 was issued by 2 CAs (aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb)") ||
+		!strings.Contains(err.Error(), "the API's issuer") {
+		t.Errorf("revoke of a serial two CAs issued: %v", err)
+	}
+	if _, err := svc.Revoke(ctx, "01c3", "bbbb", 1, "cli:root"); err != nil {
+		t.Errorf("revoke naming the issuer by a prefix: %v", err)
+	}
+}
