@@ -267,9 +267,10 @@ func (p *Publisher) updateIssuer(ctx context.Context, issuer *ca.Issuer, seq int
 		return nil
 	}
 	// Each CRL's thisUpdate, which is also its Last-Modified, must be
-	// later than its predecessor's: a cache revalidating with
-	// If-Modified-Since is told 304 for a CRL no newer than its copy, and
-	// would keep one that lacks the latest revocation. thisUpdate is
+	// later than its predecessor's: a mirror or proxy that revalidates
+	// with If-Modified-Since tells its clients 304 for a CRL no newer than
+	// its copy (this server never answers 304 to it: writeCRL), and would
+	// keep one that lacks the latest revocation. thisUpdate is
 	// backdated, so a successor takes the second after its predecessor's
 	// when that is not in the future (thisUpdate); a CRL that cannot (a
 	// predecessor of this very second, or from another node whose clock
