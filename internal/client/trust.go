@@ -82,8 +82,10 @@ const maxClockBehind = 5 * time.Minute
 // picks them (the pinned CA with a fingerprint). A NotBefore at most
 // maxClockBehind ahead of now is taken as our clock being behind: the
 // certificate is checked at its NotBefore instead, and warnf (nil: no
-// warning) is told the local clock is behind. It returns the chain above
-// the certificate, up to and including the anchor.
+// warning) is told the local clock is behind. One that chains but is
+// expired, or valid only from later, is refused as such, with its dates
+// and the local time, rather than as one that does not chain. It returns
+// the chain above the certificate, up to and including the anchor.
 func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, caCerts []*x509.Certificate, fingerprint string, now time.Time,
 	warnf func(format string, args ...any)) ([]*x509.Certificate, error) {
 	if cert == nil {
@@ -95,21 +97,33 @@ func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, caCerts []*x509.
 	if cert.IsCA {
 		return nil, fmt.Errorf("the returned certificate %s is a CA certificate", cert.Subject)
 	}
-	at := now
 	ahead := cert.NotBefore.Sub(now)
-	if ahead > 0 && ahead <= maxClockBehind {
+	// Outside its validity, it is checked at an end of it: one that
+	// chains then is named for its dates, which is what is wrong, and one
+	// that does not is named for that.
+	switch {
+	case now.After(cert.NotAfter):
+		if err := chainsOutsideValidity(cert, caCerts, fingerprint, cert.NotAfter, now); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("the returned certificate has expired: it is valid from %s to %s, and this machine's clock says %s",
+			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	case ahead > maxClockBehind:
+		if err := chainsOutsideValidity(cert, caCerts, fingerprint, cert.NotBefore, now); err != nil {
+			return nil, err
+		}
+		// Either clock may be the wrong one: the server's, ahead, sets
+		// NotBefore to its own now.
+		return nil, fmt.Errorf("the returned certificate is not valid yet: it is valid from %s to %s, and this machine's clock says %s, %s earlier, more than the %s a clock may drift; "+
+			"this machine's clock is behind or the server's is ahead: check both, and set the wrong one right (with NTP say)",
+			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), ahead.Round(time.Second), maxClockBehind)
+	}
+	at := now
+	if ahead > 0 {
 		at = cert.NotBefore
 	}
 	chain, err := verifyIssuedAt(cert, caCerts, fingerprint, at)
 	if err != nil {
-		if ahead > maxClockBehind {
-			// Say what is wrong when it is the clock, rather than only
-			// that the certificate "does not chain".
-			if _, laterErr := verifyIssuedAt(cert, caCerts, fingerprint, cert.NotBefore); laterErr == nil {
-				return nil, fmt.Errorf("the returned certificate is valid from %s, %s after this machine's clock, more than the %s a clock may be behind: the local clock is behind (set it right, with NTP say): %w",
-					cert.NotBefore.UTC().Format(time.RFC3339), ahead.Round(time.Second), maxClockBehind, err)
-			}
-		}
 		return nil, err
 	}
 	if at != now && warnf != nil {
@@ -117,6 +131,34 @@ func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, caCerts []*x509.
 			cert.NotBefore.UTC().Format(time.RFC3339), ahead.Round(time.Second))
 	}
 	return chain, nil
+}
+
+// chainsOutsideValidity tells whether cert, not valid at now, is yet one
+// the trusted CA issued, so that its dates are what is wrong: it chains at
+// the end of its validity given (edge), or, when its CAs were not valid
+// then (a server that issues certificates dated before its own CA), one
+// of caCerts signed it and chains at now. It returns the chain's error
+// at edge otherwise.
+func chainsOutsideValidity(cert *x509.Certificate, caCerts []*x509.Certificate, fingerprint string, edge, now time.Time) error {
+	_, err := verifyIssuedAt(cert, caCerts, fingerprint, edge)
+	if err == nil {
+		return nil
+	}
+	issuer := IssuerAmong(cert, caCerts)
+	if issuer == nil {
+		return err
+	}
+	roots, inter, nroots, perr := caPools(caCerts, fingerprint)
+	if perr != nil {
+		return perr
+	}
+	if nroots == 0 {
+		return nil // no anchor to chain to: signed by one of the CA certificates is all there is
+	}
+	if _, verr := issuer.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); verr != nil {
+		return err
+	}
+	return nil
 }
 
 // verifyIssuedAt is VerifyIssued's chain check, at the time given.

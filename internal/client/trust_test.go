@@ -119,7 +119,8 @@ func TestVerifyIssued(t *testing.T) {
 		{"from a CA the server sent beside the pinned one", fromEvil, pin, "does not chain to the CA with fingerprint"},
 		{"from a CA the server sent, unpinned: trusted on first use", fromEvil, "", ""},
 		{"for another key", leafFrom(sub, false, later, otherKey), pin, "not for our key"},
-		{"expired", leafFrom(sub, false, trustNow.Add(-time.Minute), leafKey), pin, "does not chain"},
+		{"expired", leafFrom(sub, false, trustNow.Add(-time.Minute), leafKey), pin, "the returned certificate has expired"},
+		{"expired, from a CA the server sent beside the pinned one", leafFrom(evilCA, false, trustNow.Add(-time.Minute), leafKey), pin, "does not chain to the CA with fingerprint"},
 		{"a CA certificate", leafFrom(sub, true, later, leafKey), pin, "is a CA certificate"},
 		{"none", nil, pin, "no certificate"},
 	} {
@@ -143,6 +144,7 @@ func TestVerifyIssued(t *testing.T) {
 func TestVerifyIssuedClockBehind(t *testing.T) {
 	root := issue(t, "root", nil, true, trustNow.Add(48*time.Hour))
 	sub := issue(t, "issuing", root, true, trustNow.Add(48*time.Hour))
+	other := issue(t, "other", nil, true, trustNow.Add(48*time.Hour))
 	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	leaf := func(notBefore, notAfter time.Time) *x509.Certificate {
 		t.Helper()
@@ -169,13 +171,21 @@ func TestVerifyIssuedClockBehind(t *testing.T) {
 		{"valid from 3 s ahead", 3 * time.Second, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "", true},
 		{"valid from 3 s ahead, no anchor", 3 * time.Second, day, []*x509.Certificate{sub.cert}, "", "", true},
 		{"valid from 5 min ahead", 5 * time.Minute, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "", true},
-		{"valid from 5 min 1 s ahead", 5*time.Minute + time.Second, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "does not chain", false},
-		{"valid from 5 min 1 s ahead, no anchor", 5*time.Minute + time.Second, day, []*x509.Certificate{sub.cert}, "", "not now", false},
-		{"valid from a day ahead", day, 2 * day, []*x509.Certificate{sub.cert, root.cert}, "", "does not chain", false},
-		{"valid from 10 min ahead: the clock is named", 10 * time.Minute, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "10m0s after this machine's clock, more than the 5m0s a clock may be behind: the local clock is behind", false},
-		{"valid from 10 min ahead, no anchor: the clock is named", 10 * time.Minute, day, []*x509.Certificate{sub.cert}, "", "the local clock is behind", false},
-		{"expired a second ago", -day, -time.Second, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "does not chain", false},
-		{"expired, no anchor", -day, -time.Second, []*x509.Certificate{sub.cert}, "", "not now", false},
+		{"valid from 5 min 1 s ahead", 5*time.Minute + time.Second, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "the returned certificate is not valid yet", false},
+		{"valid from 5 min 1 s ahead, no anchor", 5*time.Minute + time.Second, day, []*x509.Certificate{sub.cert}, "", "the returned certificate is not valid yet", false},
+		{"valid from a day ahead", day, 2 * day, []*x509.Certificate{sub.cert, root.cert}, "", "the returned certificate is not valid yet", false},
+		// r101 D4: the local clock is not said to be the wrong one.
+		{"valid from 10 min ahead: both clocks are named", 10 * time.Minute, day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert),
+			"the returned certificate is not valid yet: it is valid from 2030-01-02T03:14:05Z to 2030-01-03T03:04:05Z, and this machine's clock says 2030-01-02T03:04:05Z, 10m0s earlier, more than the 5m0s a clock may drift; " +
+				"this machine's clock is behind or the server's is ahead", false},
+		{"valid from 10 min ahead, no anchor: both clocks are named", 10 * time.Minute, day, []*x509.Certificate{sub.cert}, "", "this machine's clock is behind or the server's is ahead", false},
+		{"valid from a day ahead, from another CA", day, 2 * day, []*x509.Certificate{other.cert, root.cert}, Fingerprint(root.cert), "does not chain to the CA with fingerprint", false},
+		{"expired a second ago", -day, -time.Second, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert),
+			"the returned certificate has expired: it is valid from 2030-01-01T03:04:05Z to 2030-01-02T03:04:04Z, and this machine's clock says 2030-01-02T03:04:05Z", false},
+		{"expired, no anchor", -day, -time.Second, []*x509.Certificate{sub.cert}, "", "the returned certificate has expired", false},
+		{"expired before its CA's start", -day, -2 * time.Hour, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "the returned certificate has expired", false},
+		{"valid from after its CA's end", 3 * day, 4 * day, []*x509.Certificate{sub.cert, root.cert}, Fingerprint(root.cert), "the returned certificate is not valid yet", false},
+		{"expired, from another CA", -day, -time.Second, []*x509.Certificate{other.cert, root.cert}, Fingerprint(root.cert), "does not chain to the CA with fingerprint", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var warnings []string
@@ -186,6 +196,8 @@ func TestVerifyIssuedClockBehind(t *testing.T) {
 				t.Errorf("refused: %v", err)
 			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
 				t.Errorf("err = %v, want one saying %q", err, c.wantErr)
+			case c.wantErr != "" && !strings.Contains(c.wantErr, "does not chain") && strings.Contains(err.Error(), "does not chain"):
+				t.Errorf("err = %v: it chains, and is refused for its dates", err)
 			}
 			if got := len(warnings) == 1 && strings.Contains(warnings[0], "local clock is behind"); got != c.wantWarn || len(warnings) > 1 {
 				t.Errorf("warnings %q, want a warning about the clock: %v", warnings, c.wantWarn)
