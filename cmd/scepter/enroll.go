@@ -75,6 +75,9 @@ func (f *clientFlags) resolve() error {
 	if f.serverURL == "" {
 		return usageError{"--url is required"}
 	}
+	if err := checkSCEPURL(f.serverURL); err != nil {
+		return err
+	}
 	if f.cacert != "" && !strings.HasPrefix(strings.ToLower(f.serverURL), "https://") {
 		return usageError{"--cacert is the trust for an https:// server's TLS certificate; --url is not https"}
 	}
@@ -94,6 +97,17 @@ func (f *clientFlags) resolve() error {
 		f.chainOut = filepath.Join(filepath.Dir(f.out), "chain.pem")
 	}
 	return distinctOutputs(map[string]string{"--out": f.out, "--key-out": f.keyOut, "--chain-out": f.chainOut})
+}
+
+// checkSCEPURL refuses, before anything is sent (exit 2), a --url the
+// SCEP client cannot use as given: one whose query holds operation or
+// message, which the client sets itself. Its other query parameters are
+// kept with every request.
+func checkSCEPURL(serverURL string) error {
+	if err := (&client.SCEP{URL: serverURL}).CheckURL(); err != nil {
+		return usageError{"--url: " + printable(err.Error())}
+	}
+	return nil
 }
 
 // distinctOutputs refuses output files that are one file: one write would

@@ -30,6 +30,9 @@ func cmdGetCRL(ctx context.Context, e env, args []string) error {
 	if url == "" {
 		return usageError{"--url is required"}
 	}
+	if err := checkSCEPURL(url); err != nil {
+		return err
+	}
 	if out != "" {
 		if err := checkOutputFile("--out", out); err != nil {
 			return err

@@ -186,16 +186,58 @@ func (c *SCEP) httpClient(ctx context.Context) (*http.Client, error) {
 // scepHTTPTimeout bounds each exchange with a SCEP server.
 const scepHTTPTimeout = 60 * time.Second
 
-func (c *SCEP) get(ctx context.Context, operation, message string) (*http.Response, []byte, error) {
+// CheckURL reports whether URL is one the client can use, before anything
+// is sent: a URL net/url reads, whose query (a deployment's own
+// parameters, profile=vpn say, which every request keeps) holds neither
+// operation nor message, which the client sets for each request (RFC 8894
+// §4.1): sent twice, which one a server reads is its own choice.
+func (c *SCEP) CheckURL() error {
+	_, err := c.operationURL("", "")
+	return err
+}
+
+// operationURL is URL asking for operation, with message when not empty:
+// the URL's own query parameters come first, as given, then operation and
+// message.
+func (c *SCEP) operationURL(operation, message string) (*url.URL, error) {
 	u, err := url.Parse(c.URL)
 	if err != nil {
-		return nil, nil, scepURLError(c.URL)
+		return nil, scepURLError(c.URL)
 	}
-	q := "operation=" + operation
+	// Split by hand: url.ParseQuery refuses a ";", which a server may
+	// take, and the query is sent as given.
+	for _, param := range strings.FieldsFunc(u.RawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		name, _, _ := strings.Cut(param, "=")
+		if unescaped, err := url.QueryUnescape(name); err == nil {
+			name = unescaped
+		}
+		if strings.EqualFold(name, "operation") || strings.EqualFold(name, "message") {
+			return nil, fmt.Errorf("SCEP URL %q has %q in its query, which the client sets for each request (RFC 8894 §4.1): remove it from the URL (other query parameters are kept and sent with each request)",
+				Printable(RedactURL(c.URL)), Printable(name))
+		}
+	}
+	q := u.RawQuery
+	add := func(p string) {
+		if q != "" {
+			q += "&"
+		}
+		q += p
+	}
+	if operation != "" {
+		add("operation=" + url.QueryEscape(operation))
+	}
 	if message != "" {
-		q += "&message=" + url.QueryEscape(message)
+		add("message=" + url.QueryEscape(message))
 	}
-	u.RawQuery = q
+	u.RawQuery, u.ForceQuery = q, false
+	return u, nil
+}
+
+func (c *SCEP) get(ctx context.Context, operation, message string) (*http.Response, []byte, error) {
+	u, err := c.operationURL(operation, message)
+	if err != nil {
+		return nil, nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, nil, err
@@ -1024,11 +1066,10 @@ func isRSA(c *x509.Certificate) bool {
 
 func (c *SCEP) pkiOperation(ctx context.Context, caps Caps, msg []byte) ([]byte, error) {
 	if caps.Has("POSTPKIOperation") || caps.Has("SCEPStandard") {
-		u, err := url.Parse(c.URL)
+		u, err := c.operationURL("PKIOperation", "")
 		if err != nil {
-			return nil, scepURLError(c.URL)
+			return nil, err
 		}
-		u.RawQuery = "operation=PKIOperation"
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(msg))
 		if err != nil {
 			return nil, err

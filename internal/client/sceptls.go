@@ -23,8 +23,10 @@ func (c *SCEP) pinnedTLS(ctx context.Context, u *url.URL) (*tls.Config, error) {
 	boot.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}
 	boot.DisableKeepAlives = true
 	defer boot.CloseIdleConnections()
-	bu := *u
-	bu.RawQuery = "operation=GetCACert"
+	bu, err := c.operationURL("GetCACert", "")
+	if err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, bu.String(), nil)
 	if err != nil {
 		return nil, err
