@@ -21,9 +21,11 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/pki"
@@ -104,6 +106,30 @@ type Caps map[string]bool
 // Has reports whether a capability was advertised (case-insensitive, as
 // some servers vary the case).
 func (c Caps) Has(name string) bool { return c[strings.ToLower(name)] }
+
+// knownCaps are the capabilities RFC 8894 §3.5.2 defines, with SHA-384,
+// which servers (ours) list too.
+var knownCaps = []string{"aes", "des3", "getnextcacert", "postpkioperation", "renewal", "sha-1", "sha-256", "sha-384", "sha-512", "scepstandard", "update"}
+
+// hasKnown reports whether c lists a capability RFC 8894 defines.
+func (c Caps) hasKnown() bool {
+	for _, k := range knownCaps {
+		if c[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// String lists the capabilities, sorted, clipped and escaped for an error.
+func (c Caps) String() string {
+	names := make([]string, 0, len(c))
+	for k := range c {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return Printable(pki.Clip(strings.Join(names, " "), 200))
+}
 
 // FailureError is a FAILURE CertRep: the server refused, and says why.
 type FailureError struct {
@@ -323,19 +349,76 @@ func truncate(b []byte, n int) []byte {
 	return b
 }
 
-// GetCACaps fetches the server's capabilities.
+// GetCACaps fetches the server's capabilities. An answer that is no list
+// of capabilities (a web page, a login form) is refused as coming from no
+// SCEP server: read as one, it offers nothing, and the advice would be to
+// allow single DES.
 func (c *SCEP) GetCACaps(ctx context.Context) (Caps, error) {
-	_, body, err := c.get(ctx, "GetCACaps", "")
+	resp, body, err := c.get(ctx, "GetCACaps", "")
 	if err != nil {
 		return nil, err
 	}
 	caps := Caps{}
+	ct := resp.Header.Get("Content-Type")
 	for _, line := range strings.FieldsFunc(string(body), func(r rune) bool { return r == '\n' || r == '\r' }) {
-		if s := strings.TrimSpace(line); s != "" {
-			caps[strings.ToLower(s)] = true
+		s := strings.TrimSpace(line)
+		if s == "" {
+			continue
 		}
+		if !isCapability(s) || isHTML(ct) {
+			return nil, notSCEPError("GetCACaps", ct, body, "a list of capabilities, one a line (RFC 8894 §3.5.2)")
+		}
+		caps[strings.ToLower(s)] = true
 	}
 	return caps, nil
+}
+
+// isCapability: s could be a capability's keyword ("AES", "SHA-256",
+// "POSTPKIOperation"): letters, digits, "-", "_" and ".", at most 64.
+func isCapability(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// isHTML: a Content-Type of a web page.
+func isHTML(contentType string) bool {
+	ct := strings.ToLower(strings.TrimSpace(contentType))
+	return strings.HasPrefix(ct, "text/html") || strings.HasPrefix(ct, "application/xhtml")
+}
+
+// maxFirstBytesShown bounds the start of an answer an error quotes.
+const maxFirstBytesShown = 48
+
+// notSCEPError says that the answer to operation, body of contentType, is
+// not what a SCEP server sends (want): whatever answered (a web server, a
+// proxy's page, a wrong path) is no SCEP server, and what its body would
+// mean to a SCEP parser (no capabilities, a malformed PKCS#7) is not the
+// point. It names the content type and the body's first bytes, escaped.
+func notSCEPError(operation, contentType string, body []byte, want string) error {
+	if contentType == "" {
+		contentType = "none"
+	}
+	first := "an empty body"
+	if len(body) > 0 {
+		start, more := body, ""
+		if len(body) > maxFirstBytesShown {
+			cut := maxFirstBytesShown
+			for cut > 0 && !utf8.RuneStart(body[cut]) {
+				cut--
+			}
+			start, more = body[:cut], "…"
+		}
+		first = fmt.Sprintf("a body of %d bytes starting \"%s%s\"", len(body), Printable(string(start)), more)
+	}
+	return fmt.Errorf("%s: the server does not look like a SCEP server: it answered with Content-Type %s and %s, not %s; check that the URL is the SCEP server's (http://HOST/scep, say, or http://HOST/cgi-bin/pkiclient.exe)",
+		operation, Printable(pki.Clip(contentType, 100)), first, want)
 }
 
 // GetCACert fetches the CA (and RA) certificates.
@@ -355,13 +438,15 @@ func (c *SCEP) GetCACert(ctx context.Context) ([]*x509.Certificate, error) {
 }
 
 // parseGetCACert reads a GetCACert reply: one DER certificate, or a
-// certs-only CMS.
+// certs-only CMS. Anything else is no SCEP server's answer (notSCEPError),
+// the parser's own words aside.
 func parseGetCACert(resp *http.Response, body []byte) ([]*x509.Certificate, error) {
 	ct := resp.Header.Get("Content-Type")
+	const want = "a DER certificate or a PKCS#7 certs-only (RFC 8894 §4.2.1)"
 	if strings.HasPrefix(ct, "application/x-x509-ca-cert") {
 		cert, err := x509.ParseCertificate(body)
 		if err != nil {
-			return nil, fmt.Errorf("GetCACert: %w", err)
+			return nil, notSCEPError("GetCACert", ct, body, want)
 		}
 		return []*x509.Certificate{cert}, nil
 	}
@@ -371,7 +456,7 @@ func parseGetCACert(resp *http.Response, body []byte) ([]*x509.Certificate, erro
 		if cert, cerr := x509.ParseCertificate(body); cerr == nil {
 			return []*x509.Certificate{cert}, nil
 		}
-		return nil, fmt.Errorf("GetCACert (%s): %w", ct, err)
+		return nil, notSCEPError("GetCACert", ct, body, want)
 	}
 	if len(sd.Certificates) == 0 {
 		return nil, errors.New("GetCACert: no certificates in the response")
@@ -495,6 +580,10 @@ func (c *SCEP) Algorithms(caps Caps) (cms.ContentCipher, crypto.Hash, error) {
 		cipher = cms.DES3CBC
 	case c.AllowInsecureDES:
 		cipher = cms.DESCBC
+	case len(caps) > 0 && !caps.hasKnown():
+		// Words, but none a SCEP server says: more likely no SCEP server
+		// than one that wants single DES.
+		return 0, 0, fmt.Errorf("the server's GetCACaps lists none of RFC 8894's capabilities (%s): check that the URL is the SCEP server's; if it is, it offers only single DES, which is insecure: pass --allow-insecure-des to use it anyway", caps)
 	default:
 		return 0, 0, errors.New("the server offers neither AES nor DES3 (only single DES, which is insecure); pass --allow-insecure-des to use it anyway")
 	}
