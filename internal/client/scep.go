@@ -483,7 +483,47 @@ func CheckFingerprint(certs []*x509.Certificate, want string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("no certificate from the server matches CA fingerprint %s: refusing to trust it", want)
+	return fmt.Errorf("no certificate from the server matches CA fingerprint %s: refusing to trust it%s", want, sentInstead(certs, want))
+}
+
+// maxCertsNamed bounds how many of a server's certificates an error names.
+const maxCertsNamed = 6
+
+// sentInstead says, for a fingerprint none of certs has, what the server
+// sent: each certificate's subject and fingerprint, and for a CA
+// certificate whose issuer it did not send (an intermediate without its
+// root, as step-ca's GetCACert sends), that pinning it, or trusting that
+// root by --cacert, works: the pin is often the root's, printed by the
+// server at start, while the server sends only the CA below it.
+func sentInstead(certs []*x509.Certificate, pin string) string {
+	if len(certs) == 0 {
+		return ""
+	}
+	var sent []string
+	var orphan *x509.Certificate
+	for i, c := range certs {
+		selfSigned := bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+		note := ""
+		if !selfSigned && IssuerAmong(c, certs) == nil {
+			note = ", issued by " + Printable(pki.Clip(c.Issuer.String(), 200)) + ", which it did not send"
+			if c.IsCA && orphan == nil {
+				orphan = c
+			}
+		}
+		if i < maxCertsNamed {
+			sent = append(sent, fmt.Sprintf("%s (%s%s)", Printable(pki.Clip(c.Subject.String(), 200)), Fingerprint(c), note))
+		}
+	}
+	if len(certs) > maxCertsNamed {
+		sent = append(sent, fmt.Sprintf("and %d more", len(certs)-maxCertsNamed))
+	}
+	msg := "; the server sent " + strings.Join(sent, ", ")
+	if orphan != nil {
+		issuer := Printable(pki.Clip(orphan.Issuer.String(), 200))
+		msg += fmt.Sprintf("; if %s is the fingerprint of %s, pin the CA certificate the server sends instead (--ca-fingerprint %s: a pin need not be a root), or, over https, give --cacert with %s's certificate instead of --ca-fingerprint",
+			Printable(pki.Clip(pin, 100)), issuer, Fingerprint(orphan), issuer)
+	}
+	return msg
 }
 
 // NormalizeFingerprint reads a SHA-256 fingerprint as people write it
