@@ -30,7 +30,7 @@ func (SCEPRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) 
 
 // CACerts implements caCertsFetcher with /cacerts.
 func (ESTRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) ([]*x509.Certificate, error) {
-	return (&client.EST{URL: c.URL, Fingerprint: c.CAFingerprint, Now: r.Now, Warnf: r.Warnf}).CACerts(ctx)
+	return (&client.EST{URL: c.URL, Fingerprint: c.CAFingerprint, Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}).CACerts(ctx)
 }
 
 // errNotOurs: the certificate in place was not issued under the pinned CA.

@@ -248,7 +248,7 @@ func (ESTRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, erro
 	for _, c := range r.OldChain {
 		pair.Certificate = append(pair.Certificate, c.Raw)
 	}
-	c := &client.EST{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Certificate: pair, Now: r.Now, Warnf: r.Warnf}
+	c := &client.EST{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Certificate: pair, Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}
 	// CSR attributes are advice (RFC 7030 §4.5): without them the renewal
 	// goes on as it would for a server that asks for nothing; a server
 	// that cannot be reached is not asked again.

@@ -62,6 +62,10 @@ type EST struct {
 	Now func() time.Time
 	// Warnf, when set, receives what the caller should show.
 	Warnf func(format string, args ...any)
+	// URLFromConfig says URL is the `url` setting of a configuration file
+	// (the agent's), not scepter's --url: advice to give another URL
+	// names that setting.
+	URLFromConfig bool
 
 	once     sync.Once
 	base     *url.URL
@@ -83,13 +87,22 @@ type HTTPError struct {
 	// RetryAfter is the wait a 503 or 429 asked for with Retry-After
 	// (RFC 9110 §10.2.3), zero when none.
 	RetryAfter time.Duration
+	// URLFromConfig: the URL asked is a configuration file's `url`
+	// setting (the agent's), which advice names instead of --url.
+	URLFromConfig bool
 }
 
 func (e *HTTPError) Error() string {
 	if e.Redirect != "" {
 		advice := "give that URL with --url if you trust it"
+		if e.URLFromConfig {
+			advice = "set this certificate's url to that URL in the configuration file if you trust it"
+		}
 		if base, ok := strings.CutSuffix(e.Redirect, "/"+e.Op); ok && e.Op != "" {
 			advice = "give --url " + base + " if you trust it"
+			if e.URLFromConfig {
+				advice = fmt.Sprintf("set url = %q for this certificate in the configuration file if you trust it", base)
+			}
 		}
 		if u, err := url.Parse(e.Redirect); err != nil || u.Scheme != "https" {
 			// Not a URL EST can be given: offering it would be advice
@@ -328,6 +341,8 @@ type response struct {
 	// at is when it came, by the client's clock: a Retry-After date is
 	// counted from it.
 	at time.Time
+	// urlFromConfig is the client's URLFromConfig, for refusal's advice.
+	urlFromConfig bool
 }
 
 // do sends one request on cn and reads the whole reply (a Content-Length or
@@ -385,7 +400,7 @@ func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) 
 		// Cut short, it would be read as if it were all of it.
 		return nil, fmt.Errorf("%s %s: the reply's body is larger than %d bytes", method, op, maxReplyBodyBytes)
 	}
-	r := &response{status: resp.StatusCode, header: resp.Header, body: b, op: op, at: c.now()}
+	r := &response{status: resp.StatusCode, header: resp.Header, body: b, op: op, at: c.now(), urlFromConfig: c.URLFromConfig}
 	if loc, err := resp.Location(); err == nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		loc.User = nil
 		r.location = loc.String()
@@ -408,7 +423,7 @@ func (c *EST) exchange(ctx context.Context, method, op string, body []byte) (*re
 
 func refusal(r *response) error {
 	if r.location != "" {
-		return &HTTPError{Status: r.status, Redirect: r.location, Op: r.op}
+		return &HTTPError{Status: r.status, Redirect: r.location, Op: r.op, URLFromConfig: r.urlFromConfig}
 	}
 	e := &HTTPError{Status: r.status, Reason: replyReason(r.header.Get("Content-Type"), r.body)}
 	if r.status == http.StatusServiceUnavailable || r.status == http.StatusTooManyRequests {
