@@ -72,6 +72,18 @@ type EST struct {
 	host     string
 	baseErr  error
 	bootOnce sync.Mutex
+	// booted holds, once the bootstrap verified /cacerts against the
+	// fingerprint, what it trusts: every later connection's TLS
+	// certificate is verified as the bootstrap's was, with those CA
+	// certificates' intermediates to help (a server that leaves its
+	// intermediate out of the handshake passes the bootstrap by them).
+	booted *bootTrust
+}
+
+// bootTrust is what a bootstrap from a fingerprint established.
+type bootTrust struct {
+	anchors, inter *x509.CertPool
+	cas            []*x509.Certificate // the trusted /cacerts
 }
 
 // HTTPError is a refusal: the server's status and its reason.
@@ -203,6 +215,15 @@ func (c *EST) tlsConfig() *tls.Config {
 	}
 	if c.Roots == nil && c.Fingerprint != "" {
 		cfg.InsecureSkipVerify = true // checked against the fingerprinted CA by bootstrap
+	}
+	if b := c.booted; b != nil {
+		// Go's own check would know only the intermediates the server
+		// sends: VerifyConnection adds those of /cacerts, the pinned CA
+		// the only anchor, as for the bootstrap's connection.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return verifyPinnedPeer(cs, b.anchors, b.inter, b.cas, c.host, c.Fingerprint, c.now())
+		}
 	}
 	return cfg
 }
@@ -458,17 +479,11 @@ func (c *EST) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	peers := cn.tls.ConnectionState().PeerCertificates
-	if len(peers) == 0 {
-		return errors.New("the server sent no TLS certificate")
-	}
-	for _, p := range peers[1:] {
-		inter.AddCert(p)
-	}
-	if err := verifyPeer(peers[0], x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: c.host, CurrentTime: c.now()}, c.Fingerprint); err != nil {
+	if err := verifyPinnedPeer(cn.tls.ConnectionState(), roots, inter, certs, c.host, c.Fingerprint, c.now()); err != nil {
 		return err
 	}
 	c.Roots = roots
+	c.booted = &bootTrust{anchors: roots, inter: inter, cas: certs}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // pinnedTLS bootstraps the trust in an https SCEP server from the pinned
@@ -52,7 +55,7 @@ func (c *SCEP) pinnedTLS(ctx context.Context, u *url.URL) (*tls.Config, error) {
 		return nil, err
 	}
 	verify := func(cs tls.ConnectionState) error {
-		return verifyPinnedPeer(cs, anchors, inter, u.Hostname(), c.Fingerprint, c.now())
+		return verifyPinnedPeer(cs, anchors, inter, certs, u.Hostname(), c.Fingerprint, c.now())
 	}
 	if err := verify(*resp.TLS); err != nil {
 		return nil, err
@@ -65,10 +68,13 @@ func (c *SCEP) pinnedTLS(ctx context.Context, u *url.URL) (*tls.Config, error) {
 }
 
 // verifyPinnedPeer checks a server's TLS certificate, for host at now,
-// against the pinned CA (anchors, with inter to help) and nothing else: a
-// pin means only that CA, as for EST, so a proxy or impostor with a
-// certificate from a public CA is refused.
-func verifyPinnedPeer(cs tls.ConnectionState, anchors, inter *x509.CertPool, host, fingerprint string, now time.Time) error {
+// against the pinned CA (anchors, with inter to help; cas are the CA
+// certificates the server sent, trusted, they came from) and nothing else:
+// a pin means only that CA, as for EST, so a proxy or impostor with a
+// certificate from a public CA is refused. A server that sent its own
+// certificate alone, whose issuer none of cas is, is told so: it left its
+// intermediate CA out of the handshake.
+func verifyPinnedPeer(cs tls.ConnectionState, anchors, inter *x509.CertPool, cas []*x509.Certificate, host, fingerprint string, now time.Time) error {
 	peers := cs.PeerCertificates
 	if len(peers) == 0 {
 		return errors.New("the server sent no TLS certificate")
@@ -77,7 +83,15 @@ func verifyPinnedPeer(cs tls.ConnectionState, anchors, inter *x509.CertPool, hos
 	for _, p := range peers[1:] {
 		pool.AddCert(p)
 	}
-	return verifyPeer(peers[0], x509.VerifyOptions{Roots: anchors, Intermediates: pool, DNSName: host, CurrentTime: now}, fingerprint)
+	err := verifyPeer(peers[0], x509.VerifyOptions{Roots: anchors, Intermediates: pool, DNSName: host, CurrentTime: now}, fingerprint)
+	var unknown x509.UnknownAuthorityError
+	leaf := peers[0]
+	if err == nil || len(peers) > 1 || !errors.As(err, &unknown) || IssuerAmong(leaf, cas) != nil || bytes.Equal(leaf.RawIssuer, leaf.RawSubject) {
+		return err
+	}
+	issuer := Printable(pki.Clip(leaf.Issuer.String(), 200))
+	return fmt.Errorf("%w; the server sent no intermediate CA certificate in the TLS handshake, only its own, issued by %s, and none of the CA certificates it sent issued it: "+
+		"have the server send its chain (its certificate, then %s's), or give --cacert FILE holding %s and its root instead of --ca-fingerprint", err, issuer, issuer, issuer)
 }
 
 // verifyPeer verifies a server's TLS certificate with opts, telling a
