@@ -274,6 +274,16 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 			announceHeldKey(e, held)
 		}
 	}
+	// With --cacert, the CA /cacerts names must chain to it before
+	// anything else is sent: its certificate would be issued, then
+	// refused (CheckIssued), the credentials spent for nothing. Nothing is
+	// written, and a kept key stays.
+	if err := c.CheckCACerts(ctx); err != nil {
+		if op == "reenroll" && plan.current != nil {
+			return keptKeyNote(err, held, notAnswered)
+		}
+		return heldKeyNoteFor(err, held, notAnswered)
+	}
 	// CSR attributes are advice (RFC 7030 §4.5): a server that refuses
 	// them is warned about, and the request goes without; one that cannot
 	// be reached is not asked again.

@@ -540,6 +540,65 @@ func (c *EST) CACerts(ctx context.Context) ([]*x509.Certificate, error) {
 	return TrustedCACerts(certs, c.Fingerprint, c.now())
 }
 
+// CheckCACerts checks, before anything is asked with credentials or a
+// CSR, that the CA certificates /cacerts sends chain, at the client's
+// clock, to the trust anchors given (Roots without a fingerprint: scepter's
+// --cacert). CheckIssued holds the issued certificate to those anchors:
+// from a CA they do not trust it would be issued and then refused, a
+// one-time challenge spent for nothing, again at every run (r101 D1). A
+// server whose TLS certificate is of one CA (a web or corporate PKI) and
+// whose certificates are of another passes only with both among them.
+// With a fingerprint, or no Roots (the system's), there is nothing to
+// check here: the bootstrap, or /cacerts itself over a trusted connection,
+// decides.
+func (c *EST) CheckCACerts(ctx context.Context) error {
+	if c.Roots == nil || c.Fingerprint != "" {
+		return nil
+	}
+	certs, err := c.CACerts(ctx)
+	if err != nil {
+		return fmt.Errorf("fetching the CA certificates to check them against the given ones before asking: %w", err)
+	}
+	inter := x509.NewCertPool()
+	for _, ca := range certs {
+		inter.AddCert(ca)
+	}
+	var firstErr error
+	for _, ca := range certs {
+		_, err := ca.Verify(x509.VerifyOptions{Roots: c.Roots, Intermediates: inter, CurrentTime: c.now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		if err == nil {
+			return nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	given := "the given CA certificates"
+	if c.RootsFile != "" {
+		given = "the CA(s) in --cacert " + Printable(c.RootsFile)
+	}
+	var tops []string
+	for _, ca := range certs {
+		selfSigned := bytes.Equal(ca.RawIssuer, ca.RawSubject) && ca.CheckSignatureFrom(ca) == nil
+		if !selfSigned && IssuerAmong(ca, certs) != nil {
+			continue // not where the chain leads
+		}
+		top := fmt.Sprintf("%s (%s)", Printable(pki.Clip(ca.Subject.String(), 200)), Fingerprint(ca))
+		if !selfSigned {
+			top += ", issued by " + Printable(pki.Clip(ca.Issuer.String(), 200))
+		}
+		if len(tops) < maxCertsNamed {
+			tops = append(tops, top)
+		}
+	}
+	if len(tops) == 0 { // a loop of cross-certificates: name the first
+		tops = append(tops, fmt.Sprintf("%s (%s)", Printable(pki.Clip(certs[0].Subject.String(), 200)), Fingerprint(certs[0])))
+	}
+	return fmt.Errorf("the server's /cacerts names a CA that %s do not trust: its certificates lead to %s (%v); a certificate it issued would be refused as not chaining to them, "+
+		"so nothing more was sent (no credentials, no request); if you trust that CA for the certificates this server issues, add it to the --cacert file (beside the one the server's TLS certificate chains to: "+
+		"scepter est cacerts with the same --url and --cacert writes what /cacerts sent)", given, strings.Join(tops, "; "), firstErr)
+}
+
 // CheckIssued checks a certificate the server returned for pub before it
 // is written or installed (VerifyIssued): it chains to the trust anchors
 // given (Roots), else to the pinned CA, else to a self-signed CA from
