@@ -429,6 +429,8 @@ func keptKeyNote(err error, kept *heldKey, failure heldFailure) error {
 		return fmt.Errorf("%w; the challenge was refused, not the key: the new key stays in %s (a re-key approved or issued for it is given only for it); run the same command again with the right --challenge, which asks with it", err, kept.path)
 	case credentialsRefused:
 		return fmt.Errorf("%w; the credentials were refused, not the key: the new key stays in %s (a re-key approved or issued for it is given only for it); run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate, which asks with it", err, kept.path)
+	case otherAuthScheme:
+		return fmt.Errorf("%w; the new key stays in %s (a re-key approved or issued for it is given only for it); once the server takes HTTP Basic or a client certificate, run the same command again, which asks with it", err, kept.path)
 	}
 	return fmt.Errorf("%w; the new key is kept in %s: run the same command again to ask with it (the server answers a renewal it has issued already with the same certificate)", err, kept.path)
 }

@@ -387,7 +387,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 			kept = &heldKey{key: key, path: at}
 		}
 		saved = kept
-		answeredNote = func(err error) error { return estEnrollKeyNote(err, kept, held != nil, true) }
+		answeredNote = func(err error) error { return estEnrollKeyNote(err, kept, held != nil, true, c.Password != "") }
 	}
 	res, err := c.Enroll(ctx, req)
 	if err != nil {
@@ -402,11 +402,11 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		err = fmt.Errorf("%s failed: %w", op, err)
 		switch {
 		case op == "enroll" && kept != nil:
-			return estEnrollKeyNote(err, kept, held != nil, false)
+			return estEnrollKeyNote(err, kept, held != nil, false, c.Password != "")
 		case kept != nil:
 			return keptKeyNote(err, kept, estKeptKeyFailure(err, c.Password != ""))
 		}
-		return heldKeyNote(err, err, held)
+		return heldKeyNoteFor(err, held, estFailure(err, c.Password != ""))
 	}
 	if res.Key != nil {
 		key = res.Key
@@ -475,6 +475,8 @@ func estKeptKeyFailure(err error, withPassword bool) heldFailure {
 	}
 	if he.Status == http.StatusUnauthorized {
 		switch reason := strings.ToLower(he.Reason); {
+		case he.OtherAuthScheme() != "":
+			return otherAuthScheme
 		case saysTryLater(reason):
 			return notAnswered
 		case saysCertificateRefused(reason), !withPassword:
@@ -488,14 +490,16 @@ func estKeptKeyFailure(err error, withPassword bool) heldFailure {
 // estEnrollKeyNote completes the error of an `est enroll` whose key was
 // kept before it asked (takenUp: by an earlier run, held for approval or
 // its answer lost); answered says the server's answer came and could not
-// be used (a *client.ReplyError is such an answer too). No answer at all (a connection cut after the request went
-// through, a timeout) may hide an issued certificate: the key stays, and
-// the same command asks again with it. A refusal as heldKeyFailure reads
-// it decides the rest: a final one removes a key this run made (a key an
-// earlier run kept may be an approved request's, and heldKeyNote says
-// what to do with it); a refused password or client certificate, or one
-// that may pass (408, 429, 5xx), keeps it.
-func estEnrollKeyNote(err error, kept *heldKey, takenUp, answered bool) error {
+// be used (a *client.ReplyError is such an answer too); withPassword
+// that the run sent a password. No answer at all (a connection cut after
+// the request went through, a timeout) may hide an issued certificate:
+// the key stays, and the same command asks again with it. A refusal as
+// estFailure reads it decides the rest: a final one (a 401 to a run that
+// sent no password among them) removes a key this run made (a key an
+// earlier run kept may be an approved request's, and heldKeyNoteFor says
+// what to do with it); a refused password, a 401 asking for another
+// scheme than Basic, or one that may pass (408, 429, 5xx), keeps it.
+func estEnrollKeyNote(err error, kept *heldKey, takenUp, answered, withPassword bool) error {
 	var pe *client.PendingError
 	if err == nil || kept == nil || errors.As(err, &pe) {
 		return err // pendingHint said where the key is
@@ -509,16 +513,40 @@ func estEnrollKeyNote(err error, kept *heldKey, takenUp, answered bool) error {
 		return fmt.Errorf("%w; no answer came, so the certificate may have been issued: its key is kept in %s (with %s); keep it, and run the same command again, which asks again with that key",
 			err, kept.path, kept.path+heldMarkerSuffix)
 	case takenUp:
-		return heldKeyNote(err, err, kept)
+		return heldKeyNoteFor(err, kept, estFailure(err, withPassword))
 	}
-	switch heldKeyFailure(err) {
+	switch estFailure(err, withPassword) {
 	case refusedForGood, refusedOtherwise, expiredUndecided:
 		dropKeptKey(kept)
 		return fmt.Errorf("%w; a refusal is final, so the key kept for this request in %s is removed: the next run makes a new one", err, kept.path)
+	case noPasswordRefused:
+		dropKeptKey(kept)
+		return fmt.Errorf("%w; this run sent no password, and a 401 to it is final: the key kept for this request in %s is removed (the next run makes a new one); "+
+			"give --user and a password (--password-file or SCEPTER_EST_PASSWORD), or a client certificate the server takes (--cert, --key)", err, kept.path)
+	case otherAuthScheme:
+		return fmt.Errorf("%w; the key stays in %s: once the server takes HTTP Basic or a client certificate, run the same command again, which asks with it", err, kept.path)
 	case credentialsRefused:
 		return fmt.Errorf("%w; the credentials were refused, not the key: the key stays in %s; run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate, which asks with it", err, kept.path)
 	}
 	return fmt.Errorf("%w; the key is kept in %s: run the same command again later, which asks with it", err, kept.path)
+}
+
+// estFailure is heldKeyFailure for an EST enrollment, which knows whether
+// it sent a password (withPassword): a 401 whose WWW-Authenticate offers
+// only another scheme than Basic (Digest) judged no credentials
+// (otherAuthScheme); any other 401 to a run that sent no password refused
+// the run, not a password (noPasswordRefused), which README calls final.
+func estFailure(err error, withPassword bool) heldFailure {
+	var he *client.HTTPError
+	if errors.As(err, &he) && he.Status == http.StatusUnauthorized {
+		switch {
+		case he.OtherAuthScheme() != "":
+			return otherAuthScheme
+		case !withPassword:
+			return noPasswordRefused
+		}
+	}
+	return heldKeyFailure(err)
 }
 
 // refuseReenrollFlags refuses the flags that reenroll cannot honour: a

@@ -44,7 +44,9 @@ type reenrollEST struct {
 	// (only the CA's), after issuing.
 	badFirst bool
 	refuse   int
-	rename   *x509.Certificate
+	// authenticate is the WWW-Authenticate of a refusal, none when "".
+	authenticate string
+	rename       *x509.Certificate
 
 	mu      sync.Mutex
 	dropped bool
@@ -65,6 +67,9 @@ func (s *reenrollEST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.refuse != 0 {
+			if s.authenticate != "" {
+				w.Header().Set("WWW-Authenticate", s.authenticate)
+			}
 			http.Error(w, "no", s.refuse)
 			return
 		}

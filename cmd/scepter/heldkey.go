@@ -366,6 +366,10 @@ func heldKeyNoteFor(err error, held *heldKey, failure heldFailure) error {
 		return fmt.Errorf("%w (the credentials were refused, not the key: %s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate)", err, held.path)
 	case notAnswered:
 		return fmt.Errorf("%w (%s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and run the same command again later, which takes it up)", err, held.path)
+	case otherAuthScheme:
+		return fmt.Errorf("%w (%s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and once the server takes HTTP Basic or a client certificate, run the same command again, which takes it up)", err, held.path)
+	case noPasswordRefused:
+		return fmt.Errorf("%w (this run sent no password, so none was refused: %s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and run the same command again with --user and a password (--password-file or SCEPTER_EST_PASSWORD), or with a client certificate the server takes)", err, held.path)
 	}
 	return fmt.Errorf("%w (the request used the key in %s, saved for a request held for approval earlier: if the server rejected that request, remove it and %s to make a new key and a new request; otherwise keep it, the only key its certificate is given for)", err, held.path, marker)
 }
@@ -381,6 +385,8 @@ const (
 	notAnswered                           // no answer, or one that says to try again later
 	renewedCertRefused                    // EST: 401 for the certificate being renewed (revoked, unknown, expired)
 	expiredUndecided                      // the held request expired before anyone approved or rejected it
+	otherAuthScheme                       // EST: 401 asking for another scheme than Basic (Digest): nothing judged
+	noPasswordRefused                     // EST: 401 to a run that sent no password (est enroll: final)
 )
 
 // heldKeyFailure tells, from the client's error, what went wrong. SCEP

@@ -102,6 +102,58 @@ type HTTPError struct {
 	// URLFromConfig: the URL asked is a configuration file's `url`
 	// setting (the agent's), which advice names instead of --url.
 	URLFromConfig bool
+	// AuthSchemes are the authentication schemes a 401's WWW-Authenticate
+	// offers ("Basic", "Digest"…), as the server spells them.
+	AuthSchemes []string
+}
+
+// OtherAuthScheme is, for a 401 whose WWW-Authenticate offers schemes but
+// not Basic (RFC 7030 §3.2.3 allows Digest), those schemes ("Digest"): the
+// server judged no password, for it asked for one in another form than
+// the client sends. "" for any other answer.
+func (e *HTTPError) OtherAuthScheme() string {
+	if e.Status != http.StatusUnauthorized || len(e.AuthSchemes) == 0 {
+		return ""
+	}
+	for _, s := range e.AuthSchemes {
+		if strings.EqualFold(s, "Basic") {
+			return ""
+		}
+	}
+	return Printable(pki.Clip(strings.Join(e.AuthSchemes, ", "), 100))
+}
+
+// authSchemes reads the schemes of WWW-Authenticate headers (RFC 9110
+// §11.6.1): each challenge starts with its scheme, a token that, unlike
+// the auth-params after it, holds no "="; challenges and parameters are
+// separated by commas outside quoted strings.
+func authSchemes(values []string) []string {
+	var schemes []string
+	for _, v := range values {
+		var parts []string
+		quoted, escaped, start := false, false, 0
+		for i, r := range v {
+			switch {
+			case escaped:
+				escaped = false
+			case quoted && r == '\\':
+				escaped = true
+			case r == '"':
+				quoted = !quoted
+			case r == ',' && !quoted:
+				parts = append(parts, v[start:i])
+				start = i + 1
+			}
+		}
+		parts = append(parts, v[start:])
+		for _, p := range parts {
+			word, _, _ := strings.Cut(strings.TrimSpace(p), " ")
+			if word != "" && !strings.Contains(word, "=") && !slices.ContainsFunc(schemes, func(s string) bool { return strings.EqualFold(s, word) }) {
+				schemes = append(schemes, word)
+			}
+		}
+	}
+	return schemes
 }
 
 func (e *HTTPError) Error() string {
@@ -126,10 +178,15 @@ func (e *HTTPError) Error() string {
 		return fmt.Sprintf("HTTP %d: the server redirects to %s; scepter does not follow redirects (the password and the CSR must not go elsewhere): %s",
 			e.Status, Printable(pki.Clip(e.Redirect, maxLocationShown)), Printable(pki.Clip(advice, maxLocationShown+64)))
 	}
+	msg := fmt.Sprintf("HTTP %d", e.Status)
 	if e.Reason != "" {
-		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Reason)
+		msg += ": " + e.Reason
 	}
-	return fmt.Sprintf("HTTP %d", e.Status)
+	if other := e.OtherAuthScheme(); other != "" {
+		msg += fmt.Sprintf("; the server asks for HTTP %s authentication (WWW-Authenticate), which scepter's EST client does not send: "+
+			"it authenticates with HTTP Basic (a user and password) or a TLS client certificate, so no password was judged", other)
+	}
+	return msg
 }
 
 func (c *EST) now() time.Time {
@@ -447,6 +504,9 @@ func refusal(r *response) error {
 		return &HTTPError{Status: r.status, Redirect: r.location, Op: r.op, URLFromConfig: r.urlFromConfig}
 	}
 	e := &HTTPError{Status: r.status, Reason: replyReason(r.header.Get("Content-Type"), r.body)}
+	if r.status == http.StatusUnauthorized {
+		e.AuthSchemes = authSchemes(r.header.Values("WWW-Authenticate"))
+	}
 	if r.status == http.StatusServiceUnavailable || r.status == http.StatusTooManyRequests {
 		e.RetryAfter, _ = parseRetryAfter(r.header.Get("Retry-After"), r.at)
 	}
