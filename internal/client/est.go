@@ -223,7 +223,8 @@ func (c *EST) parseURL() (*url.URL, error) {
 			c.baseErr = fmt.Errorf("EST URL %q carries credentials: give them as the HTTP Basic user and password (--user, --password-file), not in the URL", RedactURL(c.URL))
 			return
 		}
-		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		// An empty fragment ("…/iot#") leaves no mark in u but the "#".
+		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(c.URL, "#") {
 			// EST's operations are whole paths (RFC 7030 §3.2.2): a query
 			// or fragment would be dropped without a word, and with it
 			// whatever the operator meant by it (a label, a tenant).

@@ -386,6 +386,7 @@ func TestESTURL(t *testing.T) {
 		"https://ca.example/.well-known/est?tenant=iot": "", // a query would be dropped
 		"https://ca.example/.well-known/est/iot?":       "",
 		"https://ca.example/.well-known/est/iot#x":      "",
+		"https://ca.example/.well-known/est/iot#":       "", // an empty fragment too (r100 D1)
 	} {
 		c := &EST{URL: url}
 		base, err := c.parseURL()
