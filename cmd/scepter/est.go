@@ -235,7 +235,13 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	}
 	if encrypt && op != "serverkeygen" {
 		// It would only add an attribute that no server reads to the CSR.
-		return usageError{"--encrypt is for serverkeygen: it has the key the server makes encrypted to the request's key; est " + op + " makes its key here and sends none"}
+		// Its variable, which an environment for serverkeygen scripts may
+		// hold, is only warned about, as reenroll's are.
+		if !fromEnv("encrypt") {
+			return usageError{"--encrypt is for serverkeygen: it has the key the server makes encrypted to the request's key; est " + op + " makes its key here and sends none"}
+		}
+		fmt.Fprintf(e.stderr, "warning: %s is set, and est %s ignores it: it is for serverkeygen, and est %s makes its key here\n", config.EnvName("encrypt"), op, op)
+		encrypt = false
 	}
 	c, err := f.client(e)
 	if err != nil {

@@ -239,5 +239,16 @@ func TestESTEncryptIsForServerKeyGen(t *testing.T) {
 		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "--encrypt is for serverkeygen") {
 			t.Errorf("est %s --encrypt: %v (exit %d), want exit 2 saying it is for serverkeygen", op, err, exitCode(err))
 		}
+		// Its variable, which an environment for serverkeygen scripts may
+		// hold, is warned about and ignored, not refused as the flag is
+		// (r100 D4): the run goes on (here to a port nobody listens on).
+		e, _, stderr := testEnv(map[string]string{"SCEPTER_ENCRYPT": "true"})
+		err = run(context.Background(), e, []string{"est", op, "--url", "https://127.0.0.1:1", "--ca-fingerprint", "sha256:" + strings.Repeat("ab", 32)})
+		if err != nil && strings.Contains(err.Error(), "--encrypt") {
+			t.Errorf("est %s with SCEPTER_ENCRYPT set: %v, want it ignored", op, err)
+		}
+		if want := "warning: SCEPTER_ENCRYPT is set, and est " + op + " ignores it"; !strings.Contains(stderr.String(), want) {
+			t.Errorf("est %s with SCEPTER_ENCRYPT set: stderr %q, want %q", op, stderr, want)
+		}
 	}
 }
