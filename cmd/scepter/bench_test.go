@@ -46,6 +46,14 @@ func TestBenchUsageErrors(t *testing.T) {
 		// User info in an EST URL was dropped without a word; its password
 		// is masked in the refusal as everywhere else.
 		{[]string{"bench", "--url", "https://fleet:secretpw@127.0.0.1:8443", "--protocol", "est", "--challenge", "c"}, `--url "https://fleet:xxxxx@127.0.0.1:8443": an EST URL carries no credentials`},
+		// r100 D2: an EST URL is read by the EST client's rules: a query or
+		// fragment, even an empty one, is refused rather than dropped, and
+		// /.well-known/estX is a typo, not label X.
+		{[]string{"bench", "--url", "https://127.0.0.1:8443/.well-known/estdefault?tenant=7#x", "--protocol", "est", "--challenge", "c"}, "an EST URL has no query or fragment"},
+		{[]string{"bench", "--url", "https://127.0.0.1:8443/?x=1", "--protocol", "est", "--challenge", "c"}, "an EST URL has no query or fragment"},
+		{[]string{"bench", "--url", "https://127.0.0.1:8443#f", "--protocol", "est", "--challenge", "c"}, "an EST URL has no query or fragment"},
+		{[]string{"bench", "--url", "https://127.0.0.1:8443/default#", "--protocol", "est", "--challenge", "c"}, "an EST URL has no query or fragment"},
+		{[]string{"bench", "--url", "https://127.0.0.1:8443/.well-known/estdefault", "--protocol", "est", "--challenge", "c"}, "an EST label is one path segment"},
 		// r72 D6: a port no connection can be made to is a malformed URL
 		// too, not a failed connect (exit 1).
 		{[]string{"bench", "--url", "http://127.0.0.1:99999/scep", "--challenge", "c"}, `--url "http://127.0.0.1:99999/scep": port 99999: want a port from 1 to 65535`},

@@ -185,23 +185,21 @@ func trustCACerts(o *Options, certs []*x509.Certificate) ([]*x509.Certificate, e
 }
 
 // estBase splits an EST URL into the server (https://HOST:PORT) and the
-// label; the profile, when given, is the label.
+// label; the profile, when given, is the label. The URL is read by the EST
+// client's rules (est.ParseClientURL): what the requests would not carry
+// (user info, a query, a fragment) is refused rather than dropped.
 func estBase(raw, profile string) (server, label string, err error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return "", "", errors.New("want https://HOST:PORT[/.well-known/est][/LABEL]")
+	host, label, err := est.ParseClientURL(raw)
+	if errors.Is(err, est.ErrURLCredentials) {
+		// Neither sent nor shown, they would be dropped without a word,
+		// and the run refused for credentials the user thinks given.
+		return "", "", fmt.Errorf("%w: give them with --est-user and --est-password-file, or --challenge", err)
 	}
-	if err := checkPort(u); err != nil {
+	if err != nil {
 		return "", "", err
 	}
-	if u.User != nil {
-		// Neither sent nor shown, it would be dropped without a word, and
-		// the run refused for credentials the user thinks given.
-		return "", "", errors.New("an EST URL carries no credentials: give them with --est-user and --est-password-file, or --challenge")
-	}
-	label = strings.Trim(u.Path, "/")
-	if rest, ok := strings.CutPrefix(label, strings.Trim(est.PathPrefix, "/")); ok {
-		label = strings.Trim(rest, "/")
+	if err := checkPort(&url.URL{Host: host}); err != nil {
+		return "", "", err
 	}
 	if profile != "" {
 		if label != "" && label != profile {
@@ -210,9 +208,9 @@ func estBase(raw, profile string) (server, label string, err error) {
 		label = profile
 	}
 	if strings.Contains(label, "/") {
-		return "", "", errors.New("an EST label is one path segment")
+		return "", "", fmt.Errorf("profile %q: an EST label is one path segment", profile)
 	}
-	return "https://" + u.Host, label, nil
+	return "https://" + host, label, nil
 }
 
 // CheckESTURL says what is wrong with an EST URL (nil when nothing is),
