@@ -1325,3 +1325,71 @@ func TestOversizedPostAnsweredBeforeItIsSent(t *testing.T) {
 		t.Errorf("%d bytes of the body sent before the answer, want none", n)
 	}
 }
+
+// Through the guard, as serve mounts the responder (server.Guard.Protect
+// over PlainMux, serve's timeouts): a POST announced above OCSP's 8 KiB
+// with "Expect: 100-continue" is answered malformedRequest with none of it
+// sent, below the guard's 64 KiB read-ahead too (r100 D3: there "100
+// Continue" came, all of it was uploaded, and then the answer); a request
+// within the bound is sent once "100 Continue" comes, and answered.
+func TestOversizedPostAnsweredBeforeItIsSentThroughTheGuard(t *testing.T) {
+	f := newResponder(t, "")
+	cert, _ := f.Issue(t, "dev")
+	g, err := server.NewGuard(server.Limits{MaxConns: server.DefaultMaxConns, MaxInflight: server.DefaultMaxInflight,
+		MaxQueued: server.DefaultMaxQueued, QueueWait: server.DefaultQueueWait}, f.Clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mount(t, f), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	limited := g.Protect(srv, ln)
+	go srv.Serve(limited)
+	t.Cleanup(func() { srv.Close() })
+	tr := &http.Transport{ExpectContinueTimeout: time.Minute}
+	t.Cleanup(tr.CloseIdleConnections)
+	good := request(t, cert, f.Issuer().Cert, crypto.SHA256)
+	for _, tc := range []struct {
+		name string
+		body string
+		want []byte // nil: a good answer for cert
+	}{
+		{"1 MiB", strings.Repeat("A", 1<<20), ocsp.MalformedRequestResponse},
+		{"64 KiB + 1", strings.Repeat("A", 64<<10+1), ocsp.MalformedRequestResponse},
+		{"64 KiB", strings.Repeat("A", 64<<10), ocsp.MalformedRequestResponse},
+		{"9000 bytes", strings.Repeat("A", 9000), ocsp.MalformedRequestResponse},
+		{"8 KiB + 1", strings.Repeat("A", ocsp.MaxRequestBytes+1), ocsp.MalformedRequestResponse},
+		{"a request", string(good), nil},
+	} {
+		body := pkitest.NewCountingReader(tc.body)
+		req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/ocsp", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = int64(len(tc.body))
+		req.Header.Set("Content-Type", "application/ocsp-request")
+		req.Header.Set("Expect", "100-continue")
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatalf("%s: the client saw %v, want the answer", tc.name, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: HTTP %d %q, want 200", tc.name, resp.StatusCode, got)
+			continue
+		}
+		sent := body.Sent()
+		if tc.want != nil {
+			if !bytes.Equal(got, tc.want) || sent != 0 {
+				t.Errorf("%s: answer %x after %d bytes of the body sent, want malformedRequest with none sent", tc.name, got, sent)
+			}
+			continue
+		}
+		if parse(t, got, cert, f.Issuer().Cert).Status != xocsp.Good || sent != int64(len(tc.body)) {
+			t.Errorf("%s: %d of %d bytes sent, want all and a good answer", tc.name, sent, len(tc.body))
+		}
+	}
+}

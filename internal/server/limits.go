@@ -309,18 +309,21 @@ const bodyRestWait = 8 * time.Second
 // a body that gives those bytes and then the rest; more reports that there
 // may be a rest. A body that ends early or times out is an error.
 //
-// A body announced longer than bodyFirstBytes with "Expect: 100-continue"
-// is not read ahead (more is true): the first read sends "100 Continue",
-// and the handler, which may refuse the announced length with 413, must
-// decide first. Were it read, the client would be sending the rest while
-// the 413 closed the connection, and would see a reset instead of the
-// answer. The handler reads such a body in its slot, within bodyRestWait
-// as it would the rest of any longer body.
+// A body sent with "Expect: 100-continue" is not read ahead, whatever its
+// length (more is true): the first read sends "100 Continue", and the
+// handler, which may refuse the announced length (413; OCSP's
+// malformedRequest above its 8 KiB), must decide first. Were it read, the
+// client would upload a body only to have it refused, or be sending it
+// still while the refusal closed the connection and see a reset instead of
+// the answer. The handler reads such a body in its slot, within
+// bodyRestWait as it would the rest of any longer body: a client that
+// sends it slowly holds a slot no longer than one that announces more than
+// bodyFirstBytes could anyway.
 func readBodyFirst(r *http.Request) (_ *http.Request, more bool, _ error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return r, false, nil
 	}
-	if r.ContentLength > bodyFirstBytes && expectsContinue(r.Header) {
+	if expectsContinue(r.Header) {
 		return r, true, nil
 	}
 	n := int64(bodyFirstBytes)
