@@ -117,3 +117,31 @@ func TestPublicURLIDNAdviceOnce(t *testing.T) {
 		t.Errorf("err = %v (exit %d), want exit 2 and the xn-- advice once", err, exitCode(err))
 	}
 }
+
+// Every command's usage, asked for (-h) or after a refused flag, lists its
+// flags without a Go panic message: agent's ended with "panic calling
+// String method on zero config.boolHint for flag once" (r100 D5), the flag
+// package's look at a zero value of the wrapper that names what a flag
+// takes.
+func TestUsageHasNoPanic(t *testing.T) {
+	for _, words := range flagCommands() {
+		for _, last := range []string{"-h", "--bogus"} {
+			args := append(append([]string{}, words...), last)
+			e, out, errb := testEnv(nil)
+			err := run(context.Background(), e, args)
+			if want := map[string]int{"-h": 0, "--bogus": 2}[last]; exitCode(err) != want {
+				t.Errorf("%v: exit %d (%v), want %d", args, exitCode(err), err, want)
+			}
+			usage := out.String() + errb.String()
+			if err != nil {
+				usage += err.Error()
+			}
+			if !strings.Contains(strings.ToLower(usage), "usage") {
+				t.Errorf("%v: no usage shown:\n%s", args, usage)
+			}
+			if strings.Contains(usage, "panic") {
+				t.Errorf("%v: the usage shows a panic:\n%s", args, usage)
+			}
+		}
+	}
+}

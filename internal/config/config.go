@@ -61,25 +61,7 @@ type Sections map[string]func(toml.Primitive, toml.MetaData) error
 // sharing the file (serve's settings read by `certs list`): they are
 // accepted and ignored rather than reported as unknown.
 func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), sections Sections, known func(flagName string) bool) error {
-	restore := explainParseErrors(fs)
-	defer restore()
-	usage := fs.Usage
-	fs.Usage = func() {
-		// The help names each flag's type by its value's type: the
-		// flag's own, not the wrapper's.
-		restore()
-		if usage != nil {
-			usage()
-			return
-		}
-		if fs.Name() == "" {
-			fmt.Fprintf(fs.Output(), "Usage:\n")
-		} else {
-			fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
-		}
-		fs.PrintDefaults()
-	}
-	defer func() { fs.Usage = usage }()
+	defer explainParseErrors(fs)()
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -298,8 +280,34 @@ func primitiveName(md toml.MetaData, prim toml.Primitive) string {
 // duration, number or boolean (on the command line, in the environment or
 // in the config file) say what the flag takes: "30d" for a duration flag,
 // which takes no days, is the usual one. restore puts the flags' own
-// values back; it may be called more than once.
+// values (and fs.Usage) back; it may be called more than once. The usage
+// puts them back first: the help names each flag's type by its value's
+// type, the flag's own and not the wrapper's.
 func explainParseErrors(fs *flag.FlagSet) (restore func()) {
+	restoreValues := wrapValues(fs)
+	usage := fs.Usage
+	fs.Usage = func() {
+		restoreValues()
+		if usage != nil {
+			usage()
+			return
+		}
+		if fs.Name() == "" {
+			fmt.Fprintf(fs.Output(), "Usage:\n")
+		} else {
+			fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+		}
+		fs.PrintDefaults()
+	}
+	return func() {
+		restoreValues()
+		fs.Usage = usage
+	}
+}
+
+// wrapValues wraps the values of fs's duration, number and boolean flags
+// in hinted; restore puts the flags' own values back.
+func wrapValues(fs *flag.FlagSet) (restore func()) {
 	orig := map[*flag.Flag]flag.Value{}
 	fs.VisitAll(func(f *flag.Flag) {
 		orig[f] = f.Value
@@ -346,6 +354,15 @@ func (h hinted) Set(s string) error {
 
 func (h hinted) Get() any { return h.Value.(flag.Getter).Get() }
 
+// String works on the zero hinted too, which flag.PrintDefaults makes to
+// tell a default worth printing.
+func (h hinted) String() string {
+	if h.Value == nil {
+		return ""
+	}
+	return h.Value.String()
+}
+
 // unhinted is the flag's own value under explainParseErrors' wrapper.
 func unhinted(v flag.Value) flag.Value {
 	switch w := v.(type) {
@@ -358,6 +375,15 @@ func unhinted(v flag.Value) flag.Value {
 }
 
 type boolHint struct{ hinted }
+
+// String of the zero boolHint, which flag.PrintDefaults makes, is a
+// boolean's zero: a false default then goes unprinted, as for a bool flag.
+func (b boolHint) String() string {
+	if b.Value == nil {
+		return "false"
+	}
+	return b.Value.String()
+}
 
 // IsBoolFlag lets a boolean flag be given without a value (--json).
 func (boolHint) IsBoolFlag() bool { return true }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -262,5 +263,49 @@ func TestListsOnlyForListFlags(t *testing.T) {
 				t.Errorf("data_dir = %q, want the default kept", *dataDir)
 			}
 		})
+	}
+}
+
+// The flags' usage, printed while their values are wrapped to explain parse
+// errors (the agent's, parsed without Parse), shows no panic and the same
+// text as the flags' own values give: flag.PrintDefaults calls String on a
+// zero value of each flag's type, and the zero boolHint panicked (r100 D5).
+func TestUsageWhileWrapped(t *testing.T) {
+	newSet := func() *flag.FlagSet {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs.Bool("once", false, "run once")
+		fs.Bool("on", true, "on by default")
+		fs.Duration("every", time.Minute, "how often")
+		fs.Duration("none", 0, "no default")
+		fs.Int("count", 3, "how many")
+		fs.Float64("rate", 0, "how fast")
+		fs.String("name", "", "a name")
+		return fs
+	}
+	var want bytes.Buffer
+	own := newSet()
+	own.SetOutput(&want)
+	own.PrintDefaults()
+	for _, tc := range []struct {
+		name  string
+		print func(fs *flag.FlagSet)
+	}{
+		// PrintDefaults itself, the values wrapped: what any code
+		// printing the flags' defaults mid-parse would get.
+		{"PrintDefaults", func(fs *flag.FlagSet) { defer wrapValues(fs)(); fs.PrintDefaults() }},
+		// The usage a refused flag prints, as the agent parses.
+		{"a refused flag", func(fs *flag.FlagSet) { defer ExplainParseErrors(fs)(); fs.Parse([]string{"--bogus"}) }},
+		{"-h", func(fs *flag.FlagSet) { defer ExplainParseErrors(fs)(); fs.Parse([]string{"-h"}) }},
+	} {
+		var got bytes.Buffer
+		fs := newSet()
+		fs.SetOutput(&got)
+		tc.print(fs)
+		if strings.Contains(got.String(), "panic") {
+			t.Errorf("%s: the usage shows a panic:\n%s", tc.name, got.String())
+		}
+		if tc.name != "PrintDefaults" && !strings.Contains(got.String(), want.String()) {
+			t.Errorf("%s: the usage lists\n%s\nwant\n%s", tc.name, got.String(), want.String())
+		}
 	}
 }
