@@ -1068,3 +1068,39 @@ func TestStatusSaysExpiredAndPostRenewOwed(t *testing.T) {
 		t.Errorf("status of an expired certificate: failing %v\n%s", s.Failing(f.clock.Now()), out)
 	}
 }
+
+// `agent status` says when the certificate whose post_renew is still owed
+// was installed in words for the past: "(2m ago)", not "(now, 2m ago)"
+// (r100 W1), and "(just now)" within the minute.
+func TestStatusSaysWhenThePostRenewOwedWasInstalled(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.cert().PostRenew = "exit 1"
+	f.clock.Set(RenewalPoint(f.first, 0))
+	if err := f.agent.RunOnce(context.Background()); err == nil {
+		t.Fatal("a failed post_renew did not fail the run")
+	}
+	since := f.agent.Status()[0].PostRenewSince
+	if since.IsZero() {
+		t.Fatal("no post_renew owed after it failed")
+	}
+	for _, tc := range []struct {
+		after time.Duration
+		want  string
+	}{
+		{0, "(just now)"},
+		{59 * time.Second, "(just now)"},
+		{2 * time.Minute, "(2m ago)"},
+		{3*time.Hour + 5*time.Minute, "(3h05m ago)"},
+		{-2 * time.Minute, "(in 2m)"}, // the clock set back since
+	} {
+		now := since.Add(tc.after)
+		var out bytes.Buffer
+		if err := WriteStatus(&out, f.agent.Status(), now); err != nil {
+			t.Fatal(err)
+		}
+		want := "installed " + since.UTC().Format("2006-01-02 15:04:05Z") + " " + tc.want + ":"
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("%v after the install: status lacks %q:\n%s", tc.after, want, out.String())
+		}
+	}
+}

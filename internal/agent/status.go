@@ -136,7 +136,7 @@ func WriteStatus(w io.Writer, statuses []CertStatus, now time.Time) error {
 				fmt.Fprintf(w, "  post_renew:    running (process group %d) for the certificate in place\n", s.PostRenewRunning)
 			case !s.PostRenewSince.IsZero():
 				fmt.Fprintf(w, "  problem:       post_renew has not run to success for the certificate in place, installed %s (%s): what it reloads still uses the one before; the agent's next run runs it again (its log says why it failed)\n",
-					s.PostRenewSince.UTC().Format(layout), relative(s.PostRenewSince.Sub(now), "now"))
+					s.PostRenewSince.UTC().Format(layout), ago(now.Sub(s.PostRenewSince)))
 			}
 			if !s.RenewAt.After(s.Cert.NotBefore) {
 				fmt.Fprintf(w, "  warning:       renew_before is not shorter than the certificate's lifetime: it is always due\n")
@@ -170,6 +170,18 @@ func relative(d time.Duration, past string) string {
 		return past + ", " + human(-d) + " ago"
 	}
 	return "in " + human(d)
+}
+
+// ago says when a moment gone by was, d before now: "just now", or "2m
+// ago". A moment ahead (the clock set back since) is "in 2m".
+func ago(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "in " + human(-d)
+	case d < time.Minute:
+		return "just now"
+	}
+	return human(d) + " ago"
 }
 
 func human(d time.Duration) string {
