@@ -204,7 +204,7 @@ func RAKey(k Keys, clock pki.Clock, status RAStatus) Check {
 			case errors.Is(err, ErrRARevoked):
 				return &Shown{Name: "RA certificate", State: raNamed(issuer, ra) + " revoked, not yet replaced (the log says why)", Err: err}
 			case errors.Is(err, ErrRALacked):
-				return &Shown{Name: "RA key", State: "lacking the RA renewed on another node (the log says what to copy)", Err: err}
+				return &Shown{Name: "RA key", State: "lacking the RA renewed on another node (the log says how to bring it here)", Err: err}
 			case errors.Is(err, store.ErrUnavailable), err != nil && late:
 				// Out of reach, or no answer in time: the store
 				// check's to report.

@@ -314,7 +314,7 @@ func TestReadyzSaysWhatIsWrongWithTheRA(t *testing.T) {
 		{"revoked", health.RAProblem(health.ErrRARevoked, errors.New("the RA certificate 1f is revoked; a new one is issued within a minute")),
 			"not ready: RA certificate\nstore: ok\nissuing CA key: ok\nRA certificate: " + named + " revoked, not yet replaced (the log says why)\n"},
 		{"renewed on another node", health.RAProblem(health.ErrRALacked, errors.New("the store records SCEP RA certificate 2e, renewed by node-a, and this node lacks its key")),
-			"not ready: RA key\nstore: ok\nissuing CA key: ok\nRA key: lacking the RA renewed on another node (the log says what to copy)\n"},
+			"not ready: RA key\nstore: ok\nissuing CA key: ok\nRA key: lacking the RA renewed on another node (the log says how to bring it here)\n"},
 		{"the store unreadable", errors.New("reading the inventory: database disk image is malformed"),
 			"not ready: RA certificate\nstore: ok\nissuing CA key: ok\nRA certificate: status unreadable in the store (the log says why)\n"},
 	} {

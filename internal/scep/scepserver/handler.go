@@ -832,7 +832,8 @@ func (h *Handler) lacked(ctx context.Context, env *cms.EnvelopedData, ra *pki.RA
 		return nil
 	}
 	return pki.Errorf(pki.EUnavailable, "this node lacks the key of the SCEP RA certificate %s that the request is encrypted to (renewed on another node): "+
-		"try again later; the operator copies DATA/ca from the node that renewed it", pki.SerialText(cert.SerialNumber))
+		"try again later; the operator brings it here with 'scepter ca export-keys' on the node that renewed it and 'scepter ca import-keys' here "+
+		"(with keys in a token, a copy of DATA/ca/ra.pkcs11, then ra.crt, and DATA/ca/retired-ra/)", pki.SerialText(cert.SerialNumber))
 }
 
 // lackedRecipient is the certificate of lacked that env is addressed to, or nil.

@@ -49,6 +49,11 @@ func TestLackedRAIsAnswered503(t *testing.T) {
 		!strings.Contains(string(body), "lacks the key of the SCEP RA certificate "+pki.SerialText(lacked.SerialNumber)) {
 		t.Errorf("request encrypted to the lacked RA: HTTP %d, Retry-After %q: %.200q", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
+	// What the operator does is what docs/deployment.md and `ca renew-ra`
+	// say, not a copy of a whole DATA/ca (r100 W2).
+	if want := "the operator brings it here with 'scepter ca export-keys' on the node that renewed it and 'scepter ca import-keys' here"; !strings.Contains(string(body), want) {
+		t.Errorf("the 503 does not say %q: %q", want, body)
+	}
 
 	ts.RA = to(unknown)
 	der, _ = ts.build(t, reqParams{key: testKey(t, 2), subject: "CN=to-unknown-ra,O=Acme"})
