@@ -62,7 +62,8 @@ func TestIssuedEventSaysWhoAuthorized(t *testing.T) {
 		{"manufacturer certificate", func(t *testing.T, f *fixture) (enroll.Request, string) {
 			r := request(t, "")
 			r.Protocol, r.Profile, r.Evidence = pki.ProtocolEST, "mfr", enroll.Evidence{TLSClientCert: mfrLeaf}
-			return r, "manufacturer-cert CN=Example Manufacturer Root " + mfrLeaf.SerialNumber.Text(16)
+			// In whole bytes, as every serial in audit text (r100).
+			return r, "manufacturer-cert CN=Example Manufacturer Root 0d0e"
 		}},
 		{"renewal", func(t *testing.T, f *fixture) (enroll.Request, string) {
 			first, err := f.svc.Enroll(context.Background(), request(t, static))
@@ -169,7 +170,8 @@ func manufacturerPair(t *testing.T) (root, leaf *x509.Certificate) {
 	if root, err = x509.ParseCertificate(der); err != nil {
 		t.Fatal(err)
 	}
-	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(0x1d0e), Subject: pkix.Name{CommonName: "device 42"},
+	// An odd number of hex digits: audit text shows it in whole bytes.
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(0xd0e), Subject: pkix.Name{CommonName: "device 42"},
 		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
 	der, err = x509.CreateCertificate(rand.Reader, leafTmpl, root, newKey(t).Public(), rootKey)
 	if err != nil {

@@ -191,7 +191,7 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 			return err
 		}
 		cert := ev.TLSClientCert
-		st.AuthorizedBy = "manufacturer-cert " + csr.NameString(cert.RawIssuer) + " " + cert.SerialNumber.Text(16)
+		st.AuthorizedBy = "manufacturer-cert " + csr.NameString(cert.RawIssuer) + " " + pki.SerialText(cert.SerialNumber)
 		return nil
 	}
 	return pki.Errorf(pki.EUnauthorized, "a challenge password is required")
