@@ -231,6 +231,9 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		// Over HTTPS, the guard's own refusals (429, 503, 400) carry
+		// Strict-Transport-Security as the handlers' answers do.
+		setStrictTransport(w, r)
 		addr, forwarded := g.clientAddr(r)
 		if forwarded {
 			r2 := *r

@@ -178,13 +178,19 @@ func (n noEST) UncleanPaths() map[string]http.Handler {
 	return map[string]http.Handler{est.PathPrefix: http.HandlerFunc(n.refuse)}
 }
 
-// TLSMux is the handler of the HTTPS listener.
+// TLSMux is the handler of the HTTPS listener. Every answer carries
+// Strict-Transport-Security, whichever router gives it (the API's and the
+// console's set it themselves too).
 func TLSMux(h Handlers) (http.Handler, error) {
 	var misplaced Router
 	if h.EST != nil {
 		misplaced = misplacedEST{}
 	}
-	return mount(h.SCEP, h.EST, h.NDES, h.CRL, h.OCSP, h.Metrics, h.Health, h.API, h.Console, misplaced)
+	mux, err := mount(h.SCEP, h.EST, h.NDES, h.CRL, h.OCSP, h.Metrics, h.Health, h.API, h.Console, misplaced)
+	if err != nil {
+		return nil, err
+	}
+	return strictTransport(mux), nil
 }
 
 // misplacedEST answers a path that no route takes and that holds EST's
