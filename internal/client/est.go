@@ -212,43 +212,29 @@ func (c *EST) CheckURL() error {
 // parseURL splits URL into the operations' base and the TLS server name.
 func (c *EST) parseURL() (*url.URL, error) {
 	c.once.Do(func() {
-		u, err := url.Parse(c.URL)
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			c.baseErr = fmt.Errorf("EST URL %q: want https://HOST[:PORT][/LABEL]", RedactURL(c.URL))
-			return
-		}
-		if u.User != nil {
-			// Neither sent nor shown, it would be dropped without a word
-			// and the request refused for credentials thought given.
+		// The rules are est.ParseClientURL's, which the load tool follows
+		// too; the refusals name this client's flags.
+		host, label, err := est.ParseClientURL(c.URL)
+		switch {
+		case errors.Is(err, est.ErrURLCredentials):
 			c.baseErr = fmt.Errorf("EST URL %q carries credentials: give them as the HTTP Basic user and password (--user, --password-file), not in the URL", RedactURL(c.URL))
 			return
-		}
-		// An empty fragment ("…/iot#") leaves no mark in u but the "#".
-		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(c.URL, "#") {
-			// EST's operations are whole paths (RFC 7030 §3.2.2): a query
-			// or fragment would be dropped without a word, and with it
-			// whatever the operator meant by it (a label, a tenant).
+		case errors.Is(err, est.ErrURLQuery):
 			c.baseErr = fmt.Errorf("EST URL %q has a query or fragment, which EST's paths do not take (RFC 7030 §3.2.2): give a label as the last path segment, https://HOST/.well-known/est/LABEL", RedactURL(c.URL))
 			return
-		}
-		label := strings.Trim(u.Path, "/")
-		// Only a whole ".well-known/est" segment is the prefix: a path
-		// such as /.well-known/estx is a typo, not label "x".
-		if wellKnown := strings.Trim(est.PathPrefix, "/"); label == wellKnown {
-			label = ""
-		} else if rest, ok := strings.CutPrefix(label, wellKnown+"/"); ok {
-			label = strings.Trim(rest, "/")
-		}
-		if strings.Contains(label, "/") {
+		case errors.Is(err, est.ErrURLLabel):
 			c.baseErr = fmt.Errorf("EST URL %q: a label is one path segment", RedactURL(c.URL))
+			return
+		case err != nil:
+			c.baseErr = fmt.Errorf("EST URL %q: want https://HOST[:PORT][/LABEL]", RedactURL(c.URL))
 			return
 		}
 		path := est.PathPrefix
 		if label != "" {
 			path += label + "/"
 		}
-		c.base = &url.URL{Scheme: "https", Host: u.Host, Path: path}
-		c.host = u.Hostname()
+		c.base = &url.URL{Scheme: "https", Host: host, Path: path}
+		c.host = (&url.URL{Host: host}).Hostname()
 	})
 	return c.base, c.baseErr
 }
