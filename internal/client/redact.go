@@ -16,7 +16,13 @@ import (
 // less.
 func RedactURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil && (u.User != nil || !strings.Contains(raw, "@")) {
-		return u.Redacted()
+		shown := u.Redacted()
+		if strings.HasSuffix(raw, "#") && !strings.HasSuffix(shown, "#") {
+			// An empty fragment leaves no mark in u: shown as given, so
+			// that a refusal of it quotes what it refuses.
+			shown += "#"
+		}
+		return shown
 	}
 	i := strings.Index(raw, "//")
 	if i < 0 {

@@ -19,6 +19,11 @@ func TestRedactURL(t *testing.T) {
 		{"https://u:123/x@ca.example/est", "https://xxxxx@ca.example/est"},
 		{"https://u:123?x@ca.example/est", "https://xxxxx@ca.example/est"},
 		{"http://fleet:Pa55/word@127.0.0.1:31290/scep", "http://xxxxx@127.0.0.1:31290/scep"},
+		// An empty query or fragment is shown as given (r100 D1: a refusal
+		// of "…/iot#" quoted "…/iot").
+		{"https://ca.example/iot#", "https://ca.example/iot#"},
+		{"https://ca.example/iot?", "https://ca.example/iot?"},
+		{"https://u:s3cret@ca.example/iot#", "https://u:xxxxx@ca.example/iot#"},
 	}
 	for _, tt := range tests {
 		if got := RedactURL(tt.in); got != tt.want {
