@@ -1148,6 +1148,29 @@ func loopbackHost(host string) bool {
 // ndes.New refuses.
 func (f *serveFlags) ndesSecret() (string, error) {
 	if f.ndesUser == "" {
+		// The page is off: a setting of it given without the user would
+		// be dropped without a word, and mscep.dll would serve the default
+		// profile rather than the one --ndes-profile names.
+		var set []string
+		for _, s := range []struct {
+			name string
+			set  bool
+		}{
+			{"--ndes-password", f.ndesPassword != ""}, {"--ndes-password-file", f.ndesPasswordFile != ""},
+			{"--ndes-profile", f.ndesProfile != ""}, {"--ndes-ttl", f.ndesTTL != ndes.DefaultTTL},
+		} {
+			if s.set {
+				set = append(set, s.name)
+			}
+		}
+		if len(set) > 0 {
+			what := "it"
+			if len(set) > 1 {
+				what = "them"
+			}
+			return "", usageError{fmt.Sprintf("%s given (on the command line, in the environment or the config file), but the NDES page is off: --ndes-user turns it on; give it too, or leave %s out",
+				strings.Join(set, " and "), what)}
+		}
 		return "", nil
 	}
 	if strings.Contains(f.ndesUser, ":") {
