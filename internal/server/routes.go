@@ -499,6 +499,18 @@ func (lo loopbackOnly) FoldedPaths() []string {
 }
 
 func (lo loopbackOnly) refusal(r *http.Request) string {
+	msg := lo.where(r)
+	if r.Header.Get("Authorization") != "" {
+		// As the API's and EST's refusals over plain HTTP say: the page's
+		// password went over the network in clear.
+		msg += "; the credentials this request carried crossed the network in clear: change the NDES page's password"
+	}
+	return msg
+}
+
+// where is the refusal's first part: what the page is and the HTTPS URL
+// it is served at.
+func (lo loopbackOnly) where(r *http.Request) string {
 	const msg = "403 forbidden: this page hands out credentials and is served over HTTPS only"
 	if lo.httpsPort == "" {
 		return msg + " (this server has no HTTPS listener: see --est-listen)"

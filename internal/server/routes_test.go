@@ -47,6 +47,10 @@ func TestNDESPageOnPlainHTTPOnlyForLoopback(t *testing.T) {
 		{"plain, no HTTPS listener", noTLS, "10.0.0.9:5000", "ca.example", 403, "--est-listen"},
 		{"plain, SCEP unaffected", plain, "192.168.1.20:5000", "ca.example", 200, "scep"},
 		{"HTTPS, LAN client", secure, "192.168.1.20:5000", "ca.example:8443", 200, "ndes"},
+		// Its password sent over plain HTTP is said to have crossed in
+		// clear, as the API and EST say of theirs (r105).
+		{"plain, LAN client with credentials", plain, "192.168.1.20:5000", "ca.example:8080", 403,
+			"https://ca.example:8443/certsrv/mscep_admin/; the credentials this request carried crossed the network in clear"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := "/certsrv/mscep_admin/"
@@ -55,6 +59,9 @@ func TestNDESPageOnPlainHTTPOnlyForLoopback(t *testing.T) {
 			}
 			req := httptest.NewRequest(http.MethodGet, path, nil)
 			req.RemoteAddr, req.Host = tc.remote, tc.host
+			if strings.Contains(tc.name, "credentials") {
+				req.SetBasicAuth("mdm", "secret")
+			}
 			rec := httptest.NewRecorder()
 			tc.mux.ServeHTTP(rec, req)
 			if rec.Code != tc.want || !strings.Contains(rec.Body.String(), tc.body) {
