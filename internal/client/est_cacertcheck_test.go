@@ -2,14 +2,8 @@ package client
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,13 +25,7 @@ func TestESTCheckCACertsBeforeAsking(t *testing.T) {
 	rootA := issue(t, "root A", nil, true, later)
 	interA := issue(t, "issuing A", rootA, true, later)
 	rootB := issue(t, "root B", nil, true, later)
-	tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: trustNow.Add(-time.Hour), NotAfter: later, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, rootB.cert, tlsKey.Public(), rootB.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	der, tlsKey := localhostTLSCert(t, rootB, later)
 	var cacerts atomic.Value
 	var asked atomic.Int32 // requests other than /cacerts
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -2,14 +2,8 @@ package client
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -25,13 +19,7 @@ import (
 func rolloverEST(t *testing.T, issuing, root, next *testCert) string {
 	t.Helper()
 	later := trustNow.Add(24 * time.Hour)
-	tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: trustNow.Add(-time.Hour), NotAfter: later, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, issuing.cert, tlsKey.Public(), issuing.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	der, tlsKey := localhostTLSCert(t, issuing, later)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != est.PathPrefix+est.OpCACerts {
 			http.NotFound(w, r)

@@ -2,14 +2,8 @@ package client
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,13 +25,7 @@ func TestLeafOnlyServerWithPinnedRoot(t *testing.T) {
 	later := trustNow.Add(24 * time.Hour)
 	root := issue(t, "root", nil, true, later)
 	inter := issue(t, "tls intermediate", root, true, later)
-	tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: trustNow.Add(-time.Hour), NotAfter: later, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, inter.cert, tlsKey.Public(), inter.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	der, tlsKey := localhostTLSCert(t, inter, later)
 	leafOnly := []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: tlsKey}}
 	const noIntermediate = "the server sent no intermediate CA certificate in the TLS handshake, only its own, issued by CN=tls intermediate, and none of the CA certificates it sent issued it: " +
 		"have the server send its chain (its certificate, then CN=tls intermediate's), or give --cacert FILE holding CN=tls intermediate and its root instead of --ca-fingerprint"

@@ -2,14 +2,8 @@ package client
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -89,13 +83,7 @@ func TestFingerprintMismatchNamesWhatWasSent(t *testing.T) {
 
 	// Over EST: /cacerts holds the intermediate alone, which issued the
 	// server's TLS certificate.
-	tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: trustNow.Add(-time.Hour), NotAfter: later, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, inter.cert, tlsKey.Public(), inter.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	der, tlsKey := localhostTLSCert(t, inter, later)
 	estSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := cms.DegenerateCertificates([]*x509.Certificate{inter.cert})
 		w.Header().Set("Content-Type", est.ContentTypeCertsOnly)

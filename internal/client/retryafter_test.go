@@ -8,8 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -38,13 +36,7 @@ func TestRetryAfterIsOnTheError(t *testing.T) {
 
 	later := trustNow.Add(24 * time.Hour)
 	root := issue(t, "root", nil, true, later)
-	tlsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: trustNow.Add(-time.Hour), NotAfter: later, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, root.cert, tlsKey.Public(), root.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	der, tlsKey := localhostTLSCert(t, root, later)
 	estSrv := httptest.NewUnstartedServer(handler)
 	estSrv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: tlsKey}}}
 	estSrv.StartTLS()

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,23 @@ func issue(t *testing.T, cn string, parent *testCert, isCA bool, notAfter time.T
 		t.Fatal(err)
 	}
 	return &testCert{cert: c, key: key}
+}
+
+// localhostTLSCert makes a TLS server certificate for 127.0.0.1, signed by
+// ca and valid from an hour before trustNow to notAfter: its DER and key.
+func localhostTLSCert(t *testing.T, ca *testCert, notAfter time.Time) ([]byte, crypto.Signer) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: trustNow.Add(-time.Hour), NotAfter: notAfter, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der, key
 }
 
 func subjects(certs []*x509.Certificate) string {
