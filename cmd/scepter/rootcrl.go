@@ -408,22 +408,9 @@ const rootCRLReasons = "cACompromise, keyCompromise, aACompromise, superseded, c
 // certificate, anything else given by mistake). An earlier root CRL is
 // replaced, as signing the next one each year means.
 func checkRootCRLOut(out, dataDir string) error {
-	abs, err := filepath.Abs(out)
+	real, inside, err := checkOutPath(out, dataDir)
 	if err != nil {
-		return fmt.Errorf("--out %s: %w", out, err)
-	}
-	parent := filepath.Dir(abs)
-	switch fi, err := os.Stat(parent); {
-	case errors.Is(err, fs.ErrNotExist):
-		return usageError{fmt.Sprintf("--out %s: directory %s does not exist", out, parent)}
-	case err != nil:
-		return fmt.Errorf("--out %s: %w", out, err)
-	case !fi.IsDir():
-		return usageError{fmt.Sprintf("--out %s: %s is not a directory", out, parent)}
-	}
-	real, inside, err := insideDataDir(abs, dataDir)
-	if err != nil {
-		return fmt.Errorf("--out %s: %w", out, err)
+		return err
 	}
 	if inside {
 		return usageError{fmt.Sprintf("--out %s is inside the data directory %s (as %s), where the CRL could replace the CA's own files: "+

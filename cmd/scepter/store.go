@@ -162,27 +162,39 @@ func storeBackup(ctx context.Context, e env, args []string) error {
 // could replace the CA's keys or its CRL numbers, and it would be lost
 // with the directory it is to survive.
 func checkBackupOut(out, dataDir string) error {
-	abs, err := filepath.Abs(out)
+	real, inside, err := checkOutPath(out, dataDir)
 	if err != nil {
-		return fmt.Errorf("--out %s: %w", out, err)
-	}
-	parent := filepath.Dir(abs)
-	switch fi, err := os.Stat(parent); {
-	case errors.Is(err, fs.ErrNotExist):
-		return usageError{fmt.Sprintf("--out %s: directory %s does not exist: create it, or mount the backup disk that holds it", out, parent)}
-	case err != nil:
-		return fmt.Errorf("--out %s: %w", out, err)
-	case !fi.IsDir():
-		return usageError{fmt.Sprintf("--out %s: %s is not a directory", out, parent)}
-	}
-	real, inside, err := insideDataDir(abs, dataDir)
-	if err != nil {
-		return fmt.Errorf("--out %s: %w", out, err)
+		return err
 	}
 	if inside {
 		return usageError{fmt.Sprintf("--out %s is inside the data directory %s (as %s): name a file outside it, on another disk, where it cannot replace the CA's files and survives the loss of the data directory", out, dataDir, real)}
 	}
 	return nil
+}
+
+// checkOutPath refuses an --out whose directory does not exist (a disk not
+// mounted: the file would go to the disk beneath) or is no directory, and
+// says where the file would be, symbolic links followed, and whether that
+// is inside the data directory, which each caller refuses in its words.
+func checkOutPath(out, dataDir string) (real string, inside bool, _ error) {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return "", false, fmt.Errorf("--out %s: %w", out, err)
+	}
+	parent := filepath.Dir(abs)
+	switch fi, err := os.Stat(parent); {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", false, usageError{fmt.Sprintf("--out %s: directory %s does not exist: create it, or mount the disk that holds it", out, parent)}
+	case err != nil:
+		return "", false, fmt.Errorf("--out %s: %w", out, err)
+	case !fi.IsDir():
+		return "", false, usageError{fmt.Sprintf("--out %s: %s is not a directory", out, parent)}
+	}
+	real, inside, err = insideDataDir(abs, dataDir)
+	if err != nil {
+		return "", false, fmt.Errorf("--out %s: %w", out, err)
+	}
+	return real, inside, nil
 }
 
 // insideDataDir says whether the file at abs, an absolute path whose
