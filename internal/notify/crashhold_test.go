@@ -35,9 +35,9 @@ func (c *stuck) Send(ctx context.Context, m notify.Message) error {
 }
 
 // TestStuckNodeHoldsOnlyItsSend (r90 D1): a node stuck in (or killed
-// during) a send holds that one notification; every other one due, on
-// either channel, is sent by another node meanwhile, not held with it for
-// the lease.
+// during) a send holds that one notification per channel (each channel
+// sends on its own, r104 D1); every other one due, on either channel, is
+// sent by another node meanwhile, not held with it for the lease.
 func TestStuckNodeHoldsOnlyItsSend(t *testing.T) {
 	e := newEnv(t)
 	st := e.open()
@@ -48,9 +48,8 @@ func TestStuckNodeHoldsOnlyItsSend(t *testing.T) {
 	if _, err := other.Scan(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	entered := &signal{c: make(chan struct{})}
-	mail := &stuck{name: notify.ChannelSMTP, entered: entered}
-	hook := &stuck{name: notify.ChannelWebhook, entered: entered}
+	mail := &stuck{name: notify.ChannelSMTP, entered: &signal{c: make(chan struct{})}}
+	hook := &stuck{name: notify.ChannelWebhook, entered: &signal{c: make(chan struct{})}}
 	doomed, err := notify.New(notify.Config{Store: st, Clock: e.clock, Profiles: e.profiles,
 		Channels: []notify.Channel{mail, hook}, Owner: "node-a"})
 	if err != nil {
@@ -63,29 +62,31 @@ func TestStuckNodeHoldsOnlyItsSend(t *testing.T) {
 		_, _ = doomed.Deliver(ctx)
 	}()
 	defer func() { cancel(); <-done }()
-	select {
-	case <-entered.c:
-	case <-time.After(10 * time.Second):
-		t.Fatal("node-a never sent")
+	for _, ch := range []*stuck{mail, hook} {
+		select {
+		case <-ch.entered.c:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("node-a never sent on the %s channel", ch.name)
+		}
 	}
 	runOnce(t, other)
 	mails, hooks := e.sent()
-	if len(mails)+len(hooks) != 5 {
-		t.Errorf("while node-a is stuck in one send, node-b sent mails %q and webhook calls %q: want the 5 others of 6", mails, hooks)
+	if len(mails) != 2 || len(hooks) != 2 {
+		t.Errorf("while node-a is stuck in one send per channel, node-b sent mails %q and webhook calls %q: want the 2 others of 3 on each", mails, hooks)
 	}
-	leased := 0
+	leased := map[string]int{}
 	for _, sn := range []string{"1a01", "1a02", "1a03"} {
 		for k, n := range statuses(t, st, sn) {
 			if n.ClaimedBy == "node-a" {
-				leased++
+				leased[n.Channel]++
 				if n.Status != store.NotificationPending {
 					t.Errorf("node-a holds %s %s: %+v", sn, k, n)
 				}
 			}
 		}
 	}
-	if leased != 1 {
-		t.Errorf("node-a holds %d notifications, want only the one it is sending", leased)
+	if leased[notify.ChannelSMTP] != 1 || leased[notify.ChannelWebhook] != 1 {
+		t.Errorf("node-a holds %v notifications, want only the one it is sending on each channel", leased)
 	}
 }
 

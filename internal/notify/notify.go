@@ -9,12 +9,16 @@
 //     by (issuer, serial, threshold, channel) and inserted only if absent,
 //     so schedulers on several nodes, or one restarted, record it once;
 //   - a sender leases it (store.ClaimNotifications: of claimers racing, one
-//     wins; a node claims only for the channels it has), one at a time,
-//     sends it, and records the outcome with its audit event in one
-//     transaction (store.FinishNotification), which only the lease holder
-//     may do. A node that dies mid-send holds only the notification it was
-//     sending: another node sends it once the lease has run out, or the
-//     node, restarted under the same Owner, at once. That is one window where a message can go out
+//     wins; a node claims only for the channels it has), one at a time
+//     per channel, sends it, and records the outcome with its audit event
+//     in one transaction (store.FinishNotification), which only the lease
+//     holder may do. Each channel sends in a goroutine of its own, and
+//     the scan runs in another, so a mail server that hangs holds only
+//     the mail it is being sent: not the webhook, nor the recording of
+//     new intents. A node that dies mid-send holds only the notifications
+//     it was sending, one per channel at most: another node sends them
+//     once the lease has run out, or the node, restarted under the same
+//     Owner, at once. That is one window where a message can go out
 //     twice: the receiver accepted it, and the sender died before it could
 //     record so; the other is a mail server that never answers the end of
 //     a message it took (ErrOutcomeUnknown). Messages carry a stable ID for
@@ -43,6 +47,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -129,8 +134,9 @@ type Config struct {
 	Channels []Channel
 	// Owner names this scheduler in leases; by default host, process and
 	// a random suffix. Two schedulers must never share one. A scheduler
-	// takes back at once what is leased to its Owner (it claims nothing
-	// while it sends, so that is left by a process that died): an Owner
+	// takes back at once what is leased to its Owner on a channel (it
+	// claims nothing on a channel while it sends on it, so that is left by
+	// a process that died): an Owner
 	// stable across restarts (serve's: host and an ID kept in its locked
 	// data directory) lets a restarted node resend the notification it
 	// died sending without waiting out the lease.
@@ -157,7 +163,8 @@ type Config struct {
 	// tries until the certificate expires or a more urgent notification
 	// replaces it.
 	MaxAttempts int
-	// Jitter returns a number in [0, 1); math/rand/v2 by default.
+	// Jitter returns a number in [0, 1); math/rand/v2 by default. The
+	// scheduler calls it from one goroutine at a time.
 	Jitter func() float64
 	// BatchSize is how many notifications one claim leases
 	// (DefaultBatchSize): a node that dies holds them all for the lease.
@@ -168,6 +175,8 @@ type Config struct {
 
 // Observer is told of every notification send tried: its channel and its
 // error (nil: delivered). A send cut short by shutdown is not reported.
+// The channels send concurrently: an Observer must be safe for concurrent
+// use.
 type Observer interface {
 	// Channels is called once, by New, with the names of the channels
 	// the scheduler sends on, so that their counts start at 0.
@@ -175,15 +184,40 @@ type Observer interface {
 	Delivered(channel string, err error)
 }
 
-// Scheduler finds and sends expiry notifications. Run it in one goroutine;
+// Scheduler finds and sends expiry notifications. Run it in one goroutine
+// (it starts its own: one that scans, and one per channel that sends);
 // its methods must not be called concurrently with each other.
 type Scheduler struct {
 	cfg       Config
 	log       *slog.Logger
 	channels  map[string]Channel
 	order     []Channel
-	names     []string // of the channels, for claims
+	names     []string // of the channels
+	state     map[string]*channelState
 	maxBefore time.Duration
+	jitterMu  sync.Mutex // Config.Jitter is called by the channels' senders
+}
+
+// channelState is what a scheduler remembers of a channel's sends: its
+// last failure, named when a notification that waited behind it is given
+// up at expiry without a try.
+type channelState struct {
+	mu          sync.Mutex
+	lastFailure error
+	failedAt    time.Time
+}
+
+func (c *channelState) failed(err error, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastFailure, c.failedAt = err, at
+}
+
+// last returns the channel's last failure and when it happened (nil: none).
+func (c *channelState) last() (error, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastFailure, c.failedAt
 }
 
 // New checks cfg and returns a Scheduler.
@@ -227,7 +261,7 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Owner == "" {
 		cfg.Owner = defaultOwner()
 	}
-	s := &Scheduler{cfg: cfg, log: cfg.Log, channels: map[string]Channel{}}
+	s := &Scheduler{cfg: cfg, log: cfg.Log, channels: map[string]Channel{}, state: map[string]*channelState{}}
 	for _, ch := range cfg.Channels {
 		if ch == nil {
 			return nil, errors.New("notify: nil channel")
@@ -240,6 +274,7 @@ func New(cfg Config) (*Scheduler, error) {
 				"another node would send the notification again while this one waits for the answer", ch.Name(), d, cfg.Lease)
 		}
 		s.channels[ch.Name()] = ch
+		s.state[ch.Name()] = &channelState{}
 		s.order = append(s.order, ch)
 		s.names = append(s.names, ch.Name())
 	}
@@ -279,27 +314,68 @@ func defaultOwner() string {
 // Owner is the name this scheduler leases notifications under.
 func (s *Scheduler) Owner() string { return s.cfg.Owner }
 
-// Run scans and sends once, then every Interval, and sends due retries
-// every RetryPoll, until ctx ends. Errors are logged.
+// Run scans once, then every Interval, and sends what is due after each
+// scan and every RetryPoll, until ctx ends; it returns once every send in
+// flight has ended. The scan and each channel's sends run in goroutines
+// of their own: a channel whose sends hang or fail holds back only its
+// own notifications, never another channel's or the scan. Errors are
+// logged.
 func (s *Scheduler) Run(ctx context.Context) {
 	if w := s.CrashWarning(); w != "" {
 		s.log.Warn(w)
 	}
-	s.tick(ctx)
-	scan := time.NewTicker(s.cfg.Interval)
-	defer scan.Stop()
+	var wg sync.WaitGroup
+	wakes := make([]chan struct{}, len(s.order))
+	for i, ch := range s.order {
+		wakes[i] = make(chan struct{}, 1)
+		wg.Go(func() { s.sendLoop(ctx, ch, wakes[i]) })
+	}
+	s.scanLoop(ctx, wakes)
+	wg.Wait()
+}
+
+// scanLoop scans at once and then every Interval until ctx ends, and
+// after each scan wakes the channels' senders (without waiting for them:
+// a sender busy with a send finds the new intents when it is done).
+func (s *Scheduler) scanLoop(ctx context.Context, wakes []chan struct{}) {
+	scan := func() {
+		if _, err := s.Scan(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("expiry notifications", "err", err)
+		}
+		for _, w := range wakes {
+			select {
+			case w <- struct{}{}:
+			default: // already woken
+			}
+		}
+	}
+	scan()
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			scan()
+		}
+	}
+}
+
+// sendLoop sends what is due on ch when woken by a scan and every
+// RetryPoll, until ctx ends.
+func (s *Scheduler) sendLoop(ctx context.Context, ch Channel, wake <-chan struct{}) {
 	poll := time.NewTicker(s.cfg.RetryPoll)
 	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-scan.C:
-			s.tick(ctx)
+		case <-wake:
 		case <-poll.C:
-			if _, err := s.Deliver(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("expiry notifications: sending", "err", err)
-			}
+		}
+		if _, err := s.deliverChannel(ctx, ch); err != nil && ctx.Err() == nil {
+			s.log.Warn("expiry notifications: sending", "channel", ch.Name(), "err", err)
 		}
 	}
 }
@@ -327,12 +403,6 @@ func (s *Scheduler) CrashWarning() string {
 	return fmt.Sprintf("expiry notifications: notify_before thresholds no longer than the %s lease (%s): a node that dies sending one "+
 		"holds it until the lease runs out, unless it restarts, and the certificate may expire first; "+
 		"give thresholds longer than %s", FormatThreshold(s.cfg.Lease), strings.Join(parts, "; "), FormatThreshold(s.cfg.Lease))
-}
-
-func (s *Scheduler) tick(ctx context.Context) {
-	if err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
-		s.log.Warn("expiry notifications", "err", err)
-	}
 }
 
 // RunOnce records the notifications that have become due and sends what
@@ -451,27 +521,45 @@ func issuedFor(c *pki.Certificate) time.Duration {
 	return c.NotAfter.Sub(start)
 }
 
-// Deliver sends the notifications that are due, batch by batch, until none
-// is left, and returns how many it sent. A channel that fails is not tried
-// again in the same call: its other due notifications wait for their
-// backoff without a try.
+// Deliver sends the notifications that are due, on each channel in a
+// goroutine of its own, and returns how many it sent once every channel
+// has none left. A channel that fails is not tried again in the same
+// call: its other due notifications wait for their backoff without a try.
 func (s *Scheduler) Deliver(ctx context.Context) (int, error) {
+	sent := make([]int, len(s.order))
+	errs := make([]error, len(s.order))
+	var wg sync.WaitGroup
+	for i, ch := range s.order {
+		wg.Go(func() { sent[i], errs[i] = s.deliverChannel(ctx, ch) })
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range sent {
+		total += n
+	}
+	return total, errors.Join(errs...)
+}
+
+// deliverChannel sends the notifications due on ch, batch by batch, until
+// none is left, and returns how many it sent.
+func (s *Scheduler) deliverChannel(ctx context.Context, ch Channel) (int, error) {
 	sent := 0
-	down := map[string]error{}
+	var down error // the channel's failure in this round
 	for ctx.Err() == nil {
 		claimedAt := s.cfg.Clock.Now()
-		// Reclaim: this scheduler sends nothing while it claims, so what
-		// is leased to its Owner was left by a process that died.
-		claimed, err := s.cfg.Store.ClaimNotifications(ctx, store.ClaimQuery{Owner: s.cfg.Owner, Channels: s.names,
+		// Reclaim: this scheduler sends nothing on ch while it claims on
+		// it, so what is leased to its Owner on ch was left by a process
+		// that died.
+		claimed, err := s.cfg.Store.ClaimNotifications(ctx, store.ClaimQuery{Owner: s.cfg.Owner, Channels: []string{ch.Name()},
 			Now: claimedAt, Lease: s.cfg.Lease, MaxDelay: s.cfg.BackoffMax, Limit: s.cfg.BatchSize, Reclaim: true})
 		if err != nil {
-			return sent, fmt.Errorf("notify: claim: %w", err)
+			return sent, fmt.Errorf("notify: claim on the %s channel: %w", ch.Name(), err)
 		}
 		if len(claimed) == 0 {
 			break
 		}
 		for i := range claimed {
-			if s.handle(ctx, &claimed[i], claimedAt, down) {
+			if s.handle(ctx, &claimed[i], claimedAt, &down) {
 				sent++
 			}
 		}
@@ -481,7 +569,7 @@ func (s *Scheduler) Deliver(ctx context.Context) (int, error) {
 
 // handle decides what to do with one claimed notification, sends it when
 // it should go out, and records the outcome. It reports whether it sent it.
-func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, claimedAt time.Time, down map[string]error) bool {
+func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, claimedAt time.Time, down *error) bool {
 	c := &cl.Certificate
 	now := s.cfg.Clock.Now()
 	p := s.profile(c.Profile)
@@ -500,7 +588,7 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, c
 	case cl.Renewed:
 		out.Status, out.Error = store.NotificationCancelled, "certificate renewed"
 	case !now.Before(c.NotAfter):
-		s.giveUp(&out, cl, c, "certificate expired before the notification was delivered")
+		s.giveUp(&out, cl, c, s.expiredReason(cl))
 	case cl.SupersededBy != 0 && cl.Attempts == 0:
 		out.Status, out.Error = store.NotificationSkipped, fmt.Sprintf("replaced by the %s notification", FormatThreshold(cl.SupersededBy))
 	case cl.SupersededBy != 0 && outcomeUnknown(cl.LastError):
@@ -515,8 +603,8 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, c
 		pending(now.Add(s.cfg.BackoffMax), fmt.Sprintf("channel %s is not configured on %s", cl.Channel, s.cfg.Owner))
 	case !ch.Wants(c, &p):
 		out.Status, out.Error = store.NotificationCancelled, "nobody to tell any more (profile changed)"
-	case down[cl.Channel] != nil:
-		pending(now.Add(s.backoff(cl.Attempts+1)), "not tried: the channel failed just before: "+clip(down[cl.Channel].Error()))
+	case *down != nil:
+		pending(now.Add(s.backoff(cl.Attempts+1)), notTried+clip((*down).Error()))
 	case now.Before(claimedAt):
 		// The clock was set back since the claim: the lease, ending by
 		// the clock as it was, may last longer here than it does for
@@ -536,7 +624,7 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, c
 
 // send sends one notification to whoever is still owed it and records
 // the outcome.
-func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch Channel, p pki.Profile, out *store.NotificationOutcome, down map[string]error) bool {
+func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch Channel, p pki.Profile, out *store.NotificationOutcome, down *error) bool {
 	c := &cl.Certificate
 	settled := slices.Concat(cl.Accepted, cl.Refused)
 	m := Message{ID: MessageID(cl.NotificationKey), Certificate: *c, Profile: p, Threshold: cl.Threshold, Time: out.Now,
@@ -589,7 +677,8 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 		if partial == nil || len(partial.Accepted) == 0 {
 			// One recipient putting it off while others took it says
 			// nothing of the channel's other notifications.
-			down[cl.Channel] = err
+			*down = err
+			s.state[cl.Channel].failed(err, now)
 		}
 		out.Attempted = true
 		out.Error = clip(err.Error())
@@ -655,6 +744,36 @@ const outcomeUnknownAudit = "unknown"
 // last attempt may have delivered it.
 func outcomeUnknown(lastError string) bool {
 	return strings.Contains(lastError, ErrOutcomeUnknown.Error())
+}
+
+// notTried begins the last error of a notification put off without a try
+// because its channel had just failed.
+const notTried = "not tried: the channel failed just before: "
+
+// expiredReason is why a notification whose certificate expired first is
+// given up. One never tried says why, as far as this node knows: its
+// channel failing (the error), or busy with others' sends or hanging
+// (its last failure here since the notification became due, if any), so
+// the reason does not blame the expiry alone.
+func (s *Scheduler) expiredReason(cl *store.ClaimedNotification) string {
+	const why = "certificate expired before the notification was delivered"
+	if cl.Attempts > 0 {
+		return why
+	}
+	never := fmt.Sprintf("%s; it was never tried, due since %s", why, cl.CreatedAt.UTC().Format(time.RFC3339))
+	if rest, ok := strings.CutPrefix(cl.LastError, notTried); ok {
+		return fmt.Sprintf("%s: the %s channel was failing (%s)", never, cl.Channel, rest)
+	}
+	if cl.LastError != "" {
+		return fmt.Sprintf("%s: %s", never, cl.LastError)
+	}
+	if st := s.state[cl.Channel]; st != nil {
+		if err, at := st.last(); err != nil && !at.Before(cl.CreatedAt) {
+			return fmt.Sprintf("%s: the %s channel was busy or failing; its last send failed at %s: %s",
+				never, cl.Channel, at.UTC().Format(time.RFC3339), clip(err.Error()))
+		}
+	}
+	return fmt.Sprintf("%s: the %s channel was busy with other notifications, or no node could send on it", never, cl.Channel)
 }
 
 // giveUp marks a notification failed for good, with its audit event; one
@@ -748,7 +867,9 @@ func (s *Scheduler) backoff(n int) time.Duration {
 		d *= 2
 	}
 	d = min(d, s.cfg.BackoffMax)
+	s.jitterMu.Lock()
 	j := min(max(s.cfg.Jitter(), 0), 1)
+	s.jitterMu.Unlock()
 	return d/2 + time.Duration(j*float64(d/2))
 }
 
