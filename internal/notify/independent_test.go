@@ -2,12 +2,14 @@ package notify_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scepter/scepter/internal/notify"
+	"github.com/scepter/scepter/internal/notify/notifytest"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 )
@@ -200,5 +202,34 @@ func TestExpiredWithoutATrySaysWhy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPartlySentMailLogSaysWhoHasIt (r104 observation): a mail that one
+// recipient put off (451) while the others took it is logged as reaching
+// those, to be retried for the rest, not as "not sent".
+func TestPartlySentMailLogSaysWhoHasIt(t *testing.T) {
+	e := newEnv(t)
+	owner := "owner-1e01@example.com"
+	sink := notifytest.StartSMTP(t, notifytest.SMTPOptions{DeferRecipients: map[string]int{owner: 2}})
+	e.smtp, e.smtpURL = sink, "smtp://"+sink.Addr
+	st := e.open()
+	s := e.scheduler(st, "node", func(c *notify.Config) {
+		c.Log = slog.New(slog.NewTextHandler(e.log, nil))
+	})
+	cert(t, st, "1e01", "default", t0, t0.Add(5*day))
+	runOnce(t, s)
+	log := e.log.String()
+	if strings.Contains(log, "not sent") {
+		t.Errorf("a mail one of two recipients has is logged as not sent:\n%s", log)
+	}
+	for _, w := range []string{"expiry notification reached 1 of 2 recipients; will retry for the rest", "delivered_to=" + opsAddr,
+		"retry_for=" + owner} {
+		if !strings.Contains(log, w) {
+			t.Errorf("log does not say %q:\n%s", w, log)
+		}
+	}
+	if n := statuses(t, st, "1e01")["smtp 7d"]; n.Status != store.NotificationPending || !slices.Equal(n.Accepted, []string{opsAddr}) {
+		t.Errorf("after the first attempt: %+v", n)
 	}
 }

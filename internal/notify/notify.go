@@ -702,6 +702,13 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
 			s.log.Warn("expiry notification: the mail server did not answer the end of the message and may have it; will send it again",
 				"channel", cl.Channel, "serial", pki.ShownSerial(c.SerialHex), "attempts", attempts, "next_attempt", out.NextAttemptAt.Format(time.RFC3339), "err", err)
+		case partial != nil && len(partial.Accepted) > 0:
+			// Sent, to some: the log must not say it went to nobody.
+			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
+			rest := owed(ch, c, &p, slices.Concat(accepted, refused))
+			s.log.Warn(fmt.Sprintf("expiry notification reached %d of %d recipients; will retry for the rest", len(accepted), len(accepted)+len(refused)+len(rest)),
+				"channel", cl.Channel, "serial", pki.ShownSerial(c.SerialHex), "delivered_to", strings.Join(accepted, ", "),
+				"retry_for", strings.Join(rest, ", "), "attempts", attempts, "next_attempt", out.NextAttemptAt.Format(time.RFC3339), "err", err)
 		default:
 			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
 			s.log.Warn("expiry notification not sent; will retry", "channel", cl.Channel, "serial", pki.ShownSerial(c.SerialHex),
