@@ -289,6 +289,12 @@ func notifyTest(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if m != nil {
+		// A setting like the others: checked before the webhook is sent.
+		if err := notify.CheckRecipient(to); err != nil {
+			return usageError{"--to: " + err.Error()}
+		}
+	}
 	var errs []error
 	if m != nil {
 		if err := notifyTestMail(ctx, m, to); err != nil {

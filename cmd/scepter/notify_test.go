@@ -235,3 +235,30 @@ func TestExampleNotifySettings(t *testing.T) {
 		t.Errorf("mdm profile: %v %v", p.NotifyBefore, p.NotifyOwner)
 	}
 }
+
+// TestNotifyTestChecksToBeforeSending (r104 D2): a --to that is no mail
+// address is a setting refused with the others (exit 2) before anything is
+// sent: the webhook gets no test request and the mail server no message.
+func TestNotifyTestChecksToBeforeSending(t *testing.T) {
+	sink := notifytest.StartSMTP(t, notifytest.SMTPOptions{})
+	hook := notifytest.StartWebhook(t, nil)
+	for _, to := range []string{"bad addr", "ops@example.com\r\nBcc: spy@example.com", "@example.com", "ops@"} {
+		t.Run(to, func(t *testing.T) {
+			e, out, _ := testEnv(nil)
+			err := run(context.Background(), e, []string{"notify", "test", "--to", to, "--smtp-url", "smtp://" + sink.Addr,
+				"--notify-from", "ca@example.com", "--notify-webhook-url", hook.URL})
+			if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "--to") || !strings.Contains(err.Error(), "is not a mail address") {
+				t.Errorf("err = %v (exit %d), want exit 2 naming --to", err, exitCode(err))
+			}
+			if n := len(hook.Requests()); n != 0 {
+				t.Errorf("the webhook got %d test requests before --to was refused", n)
+			}
+			if n := len(sink.Mails()); n != 0 {
+				t.Errorf("the mail server got %d messages", n)
+			}
+			if out.Len() != 0 {
+				t.Errorf("stdout: %q, want nothing sent", out.String())
+			}
+		})
+	}
+}

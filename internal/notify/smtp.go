@@ -355,10 +355,20 @@ func (m *SMTP) sendTo(ctx context.Context, n Message, rcpts []string) error {
 	return m.send(ctx, msg, mailBody(n))
 }
 
-// SendTest sends a test message to one address, for `scepter notify test`.
-func (m *SMTP) SendTest(ctx context.Context, to string, now time.Time) error {
+// CheckRecipient reports whether to is an address SendTest can write to,
+// so that a caller can check it with its other settings before anything
+// is sent.
+func CheckRecipient(to string) error {
 	if _, err := netmail.ParseAddress(to); err != nil || strings.ContainsAny(to, "\r\n") {
 		return fmt.Errorf("recipient %q is not a mail address", to)
+	}
+	return nil
+}
+
+// SendTest sends a test message to one address, for `scepter notify test`.
+func (m *SMTP) SendTest(ctx context.Context, to string, now time.Time) error {
+	if err := CheckRecipient(to); err != nil {
+		return err
 	}
 	msg := mail.NewMsg()
 	if err := m.headers(msg, []string{to}, now); err != nil {
