@@ -161,15 +161,41 @@ func configSecrets(path string) []string {
 			if md.PrimitiveDecode(prim, &s) != nil {
 				continue
 			}
-			if u, err := url.Parse(s); err == nil && u.User != nil {
-				if _, set := u.User.Password(); set {
-					held = append(held, config.KeyName(name))
-				}
+			if urlHoldsPassword(s) {
+				held = append(held, config.KeyName(name))
 			}
 		}
 	}
 	slices.Sort(held)
 	return held
+}
+
+// urlHoldsPassword reports whether a URL setting's value holds a
+// password: in its user info, or as the value of a query parameter that
+// names one (password=, libpq's sslpassword=, in any case or
+// percent-encoding), the forms the banner hides (postgres.Redact). A
+// value that does not parse holds one when it may: it has an '@' or
+// names a password.
+func urlHoldsPassword(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return strings.Contains(s, "@") || strings.Contains(strings.ToLower(s), "pass")
+	}
+	if u.User != nil {
+		if _, set := u.User.Password(); set {
+			return true
+		}
+	}
+	// Split by hand, as the PostgreSQL driver does: url.ParseQuery drops
+	// a pair it cannot decode, which may be the password's.
+	for _, pair := range strings.Split(u.RawQuery, "&") {
+		key, _, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(key)
+		if err != nil || strings.Contains(strings.ToLower(k), "password") {
+			return true
+		}
+	}
+	return false
 }
 
 // dataDirUse is how a command other than serve uses the data directory.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -70,6 +71,7 @@ func TestConfigAndSecretFileModes(t *testing.T) {
 	}{
 		{"config with a challenge", "--config", "challenge = \"s3cret\"\n", serve("--config"), true},
 		{"config with a store password", "--config", "store = \"postgres://ca:s3cret@127.0.0.1:1/ca\"\n", serve("--config"), true},
+		{"config with a store password query value", "--config", "store = \"postgres://ca@127.0.0.1:1/ca?password=s3cret&connect_timeout=2\"\n", serve("--config"), true},
 		{"config without a secret", "--config", "est_client_ca_file = \"/etc/scepter/clients.pem\"\n", serve("--config"), false},
 		{"challenge file", "--challenge-file", "s3cret\n", serve("--challenge-file"), true},
 		{"webhook secret file", "--webhook-secret-file", "s3cret\n", serve("--webhook-secret-file", "--webhook-url", "https://hooks.example.com"), true},
@@ -132,5 +134,36 @@ func TestConfigAndSecretFileModes(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestConfigSecretsInURLs (r104 D3): a URL setting holds a password in its
+// user info or as a password query value (password=, sslpassword=, in any
+// case or percent-encoding), which the banner hides; a config file that
+// sets one is named as holding a secret, whichever form it takes.
+func TestConfigSecretsInURLs(t *testing.T) {
+	for _, tc := range []struct {
+		name, content string
+		want          []string
+	}{
+		{"user info", `store = "postgres://ca:s3cret@db.example.com/ca"`, []string{"store"}},
+		{"password query value", `store = "postgres://ca@db.example.com/ca?password=s3cret&connect_timeout=2"`, []string{"store"}},
+		{"sslpassword query value", `store = "postgres://ca@db.example.com/ca?sslmode=verify-full&sslpassword=s3cret"`, []string{"store"}},
+		{"key in another case", `store = "postgres://ca@db.example.com/ca?PassWord=s3cret"`, []string{"store"}},
+		{"key percent-encoded", `store = "postgres://ca@db.example.com/ca?pass%77ord=s3cret"`, []string{"store"}},
+		{"key that does not decode", `store = "postgres://ca@db.example.com/ca?pass%zzword=s3cret"`, []string{"store"}},
+		{"postgresql scheme", `store = "postgresql://db.example.com/ca?user=ca&password=s3cret"`, []string{"store"}},
+		{"webhook URL with a password value", `notify_webhook_url = "https://hooks.example.com/n?password=s3cret"`, []string{"notify_webhook_url"}},
+		{"no password", `store = "postgres://ca@db.example.com/ca?sslmode=verify-full&connect_timeout=2"`, nil},
+		{"user without password", `store = "postgres://ca@db.example.com/ca"`, nil},
+		{"not a URL setting", `notify_from = "password=s3cret@example.com"`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "scepter.toml")
+			writeTestFile(t, path, tc.content+"\n")
+			if got := configSecrets(path); !slices.Equal(got, tc.want) {
+				t.Errorf("configSecrets(%s) = %q, want %q", tc.content, got, tc.want)
+			}
+		})
 	}
 }
