@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -93,7 +94,10 @@ func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections co
 	known := func(name string) bool { return serveSet.Lookup(name) != nil }
 	var out bytes.Buffer
 	fs.SetOutput(&out)
-	err := config.Parse(fs, args, e.lookupEnv, sections, known)
+	origins, err := config.ParseOrigins(fs, args, e.lookupEnv, sections, known)
+	if e.origins != nil {
+		maps.Copy(e.origins, origins)
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		e.stdout.Write(out.Bytes())
 		return err

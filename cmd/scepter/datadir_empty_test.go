@@ -30,15 +30,23 @@ func TestEmptyDataDirRefusedByEveryCommand(t *testing.T) {
 		if set.Lookup("data-dir") == nil {
 			continue
 		}
-		want := []string{"--data-dir is empty", "pass the --data-dir the server uses, or leave the flag out for the default (./scepter-data)"}
+		advice := "pass the --data-dir the server uses, or leave the flag out for the default (./scepter-data)"
 		if set.Name() == "serve" {
-			want = []string{"--data-dir is empty", "give the directory scepter keeps its CA and store in"}
+			advice = "give the directory scepter keeps its CA and store in"
 		}
-		for _, given := range [][]string{{"--data-dir="}, {"--data-dir", " "}, {"--config", config}} {
-			what := strings.Join(append(append([]string{}, words...), given...), " ")
+		// Named as given: the flag, or the file's key (r104 D4).
+		for _, given := range []struct {
+			args []string
+			name string
+		}{
+			{[]string{"--data-dir="}, "--data-dir"},
+			{[]string{"--data-dir", " "}, "--data-dir"},
+			{[]string{"--config", config}, "config " + config + ": data_dir"},
+		} {
+			what := strings.Join(append(append([]string{}, words...), given.args...), " ")
 			e, out, errb := testEnv(nil)
-			err := run(context.Background(), e, append(append([]string{}, words...), given...))
-			wantUsageError(t, what, err, out.String()+errb.String(), want)
+			err := run(context.Background(), e, append(append([]string{}, words...), given.args...))
+			wantUsageError(t, what, err, out.String()+errb.String(), []string{given.name + " is empty", advice})
 		}
 	}
 }

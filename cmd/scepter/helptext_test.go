@@ -94,14 +94,15 @@ func TestServeLogLevelRefusal(t *testing.T) {
 		name string
 		vars map[string]string
 		args []string
+		want string
 	}{
-		{"flag", nil, []string{"--log-level", "verbose"}},
-		{"variable", map[string]string{"SCEPTER_LOG_LEVEL": "verbose"}, nil},
+		{"flag", nil, []string{"--log-level", "verbose"}, "--log-level"},
+		{"variable", map[string]string{"SCEPTER_LOG_LEVEL": "verbose"}, nil, "SCEPTER_LOG_LEVEL"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"--listen", "127.0.0.1:0", "--est-listen", "off", "--data-dir", t.TempDir()}, tt.args...)
 			_, stderr, err := serveOnceWith(t, tt.vars, args...)
-			want := `--log-level "verbose": want debug, info, warn or error`
+			want := tt.want + ` "verbose": want debug, info, warn or error`
 			if exitCode(err) != 2 || err.Error() != want {
 				t.Errorf("err = %v (exit %d), want exit 2, %q\n%s", err, exitCode(err), want, stderr)
 			}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/scepter/scepter/internal/config"
 	"github.com/scepter/scepter/internal/keys"
 )
 
@@ -42,6 +43,10 @@ type env struct {
 	// and migrates it): tests copy one migrated once per test binary, as
 	// migrating a new database on every start was a tenth of their CPU.
 	newSQLite func(path string) error
+	// origins, made by run for the command it runs, collects where
+	// parseFlags took each setting from, so that a refusal of one names
+	// it as it was given (namedAsGiven); nil: not collected.
+	origins config.Origins
 }
 
 // emptyVarsUnset makes a variable set to the empty string count as unset,
@@ -165,6 +170,19 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// namedAsGiven is err, but a usage error that refuses a setting by its
+// flag ("--notify-interval must be positive") names the setting as it
+// was given when that was not on the command line: its config file and
+// key, or its environment variable (config.Origins.Refusal). The checks
+// of a setting's range or choices run after parsing, where only the flag
+// is known, for whichever way it was set.
+func namedAsGiven(err error, origins config.Origins) error {
+	if u, ok := err.(usageError); ok {
+		return usageError{origins.Refusal(u.msg)}
+	}
+	return err
+}
+
 // exitCode: 0 for help that was asked for (printed on stdout), 2 for a
 // usage error (on stderr) or a key file others may read (found wherever a
 // key is opened, deep in the CA's loading, and mended with the chmod its
@@ -215,7 +233,8 @@ func run(ctx context.Context, e env, args []string) error {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			return noTokenGiven(c.run(ctx, e, args[1:]))
+			e.origins = config.Origins{}
+			return namedAsGiven(noTokenGiven(c.run(ctx, e, args[1:])), e.origins)
 		}
 	}
 	usage(e.stderr)

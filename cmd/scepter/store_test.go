@@ -41,8 +41,9 @@ func TestEveryStoreCommandTakesStore(t *testing.T) {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			for _, how := range []string{"flag", "env"} {
 				all, err := runWithStoreURL(t, args, how, bad)
-				if err == nil || !strings.Contains(err.Error(), "--store: want a postgres:// URL") {
-					t.Fatalf("%s: err = %v, want the --store usage error", how, err)
+				name := map[string]string{"flag": "--store", "env": "SCEPTER_STORE"}[how]
+				if err == nil || !strings.Contains(err.Error(), name+": want a postgres:// URL") {
+					t.Fatalf("%s: err = %v, want the usage error naming %s", how, err, name)
 				}
 				if exitCode(err) != 2 {
 					t.Errorf("%s: exit code %d, want 2", how, exitCode(err))

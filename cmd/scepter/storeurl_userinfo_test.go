@@ -19,8 +19,9 @@ func TestStoreURLRawAtRefused(t *testing.T) {
 		for _, how := range []string{"flag", "env"} {
 			t.Run(args[0]+"/"+how, func(t *testing.T) {
 				all, err := runWithStoreURL(t, args, how, bad)
-				if err == nil || !strings.Contains(err.Error(), "--store") || !strings.Contains(err.Error(), "%40") {
-					t.Fatalf("err = %v, want a --store error saying to write %%40", err)
+				name := map[string]string{"flag": "--store", "env": "SCEPTER_STORE"}[how]
+				if err == nil || !strings.HasPrefix(err.Error(), name+": ") || !strings.Contains(err.Error(), "%40") {
+					t.Fatalf("err = %v, want a %s error saying to write %%40", err, name)
 				}
 				if exitCode(err) != 2 {
 					t.Errorf("exit code %d, want 2: %v", exitCode(err), err)

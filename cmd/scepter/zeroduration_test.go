@@ -11,7 +11,8 @@ import (
 )
 
 // An explicit zero --ndes-ttl or --webhook-timeout, from a flag, the
-// environment or the config file, is refused (exit 2) naming the flag and
+// environment or the config file, is refused (exit 2) naming the setting
+// as it was given (the flag, the variable, or the file and its key) and
 // what it takes, as a negative one is. A 0 once started the server with
 // the defaults (60m, 5s) without a word, and --webhook-timeout -1s exited
 // 1 naming no flag.
@@ -32,12 +33,12 @@ func TestServeRefusesZeroDurations(t *testing.T) {
 	}{
 		{"--ndes-ttl 0s", nil, slices.Concat(ndes, []string{"--ndes-ttl", "0s"}), "--ndes-ttl 0s: want from 1m0s to"},
 		{"--ndes-ttl -1m", nil, slices.Concat(ndes, []string{"--ndes-ttl", "-1m"}), "--ndes-ttl -1m0s: want from 1m0s to"},
-		{"SCEPTER_NDES_TTL=0s", map[string]string{"SCEPTER_NDES_TTL": "0s"}, ndes, "--ndes-ttl 0s: want from"},
-		{"config ndes_ttl", nil, slices.Concat(ndes, []string{"--config", config(`ndes_ttl = "0s"`)}), "--ndes-ttl 0s: want from"},
+		{"SCEPTER_NDES_TTL=0s", map[string]string{"SCEPTER_NDES_TTL": "0s"}, ndes, "SCEPTER_NDES_TTL 0s: want from"},
+		{"config ndes_ttl", nil, slices.Concat(ndes, []string{"--config", config(`ndes_ttl = "0s"`)}), "/scepter.toml: ndes_ttl 0s: want from"},
 		{"--webhook-timeout 0s", nil, slices.Concat(webhook, []string{"--webhook-timeout", "0s"}), "--webhook-timeout 0s: want a duration above 0s"},
 		{"--webhook-timeout -1s", nil, slices.Concat(webhook, []string{"--webhook-timeout", "-1s"}), "--webhook-timeout -1s: want a duration above 0s"},
-		{"SCEPTER_WEBHOOK_TIMEOUT=0s", map[string]string{"SCEPTER_WEBHOOK_TIMEOUT": "0s"}, webhook, "--webhook-timeout 0s"},
-		{"config webhook_timeout", nil, slices.Concat(webhook, []string{"--config", config(`webhook_timeout = "0s"`)}), "--webhook-timeout 0s"},
+		{"SCEPTER_WEBHOOK_TIMEOUT=0s", map[string]string{"SCEPTER_WEBHOOK_TIMEOUT": "0s"}, webhook, "SCEPTER_WEBHOOK_TIMEOUT 0s"},
+		{"config webhook_timeout", nil, slices.Concat(webhook, []string{"--config", config(`webhook_timeout = "0s"`)}), "/scepter.toml: webhook_timeout 0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,9 +61,60 @@ type Sections map[string]func(toml.Primitive, toml.MetaData) error
 // sharing the file (serve's settings read by `certs list`): they are
 // accepted and ignored rather than reported as unknown.
 func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), sections Sections, known func(flagName string) bool) error {
+	_, err := ParseOrigins(fs, args, lookupEnv, sections, known)
+	return err
+}
+
+// Origin is where a setting's value was taken from, when not from the
+// command line: an environment variable, or a key of a config file.
+type Origin struct {
+	Env       string // SCEPTER_NOTIFY_INTERVAL
+	File, Key string // scepter.toml, notify_interval
+}
+
+// Origins are the origins of the settings not given on the command line,
+// by flag name.
+type Origins map[string]Origin
+
+// Refusal rewrites msg, a refusal of a setting that begins with its flag
+// ("--notify-interval must be positive"), to name the setting as it was
+// given when that was not on the command line: by its variable
+// ("SCEPTER_NOTIFY_INTERVAL must be positive") or by its key and file
+// ("config scepter.toml: notify_interval must be positive"), as the
+// errors Parse itself returns do. Any other message is returned as it is;
+// so is the rest of msg, whose --flags may be advice ("give it with
+// --data-dir").
+func (o Origins) Refusal(msg string) string {
+	rest, ok := strings.CutPrefix(msg, "--")
+	if !ok {
+		return msg
+	}
+	end := strings.IndexFunc(rest, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') })
+	if end < 0 {
+		end = len(rest)
+	}
+	name, after := rest[:end], rest[end:]
+	if after != "" && !strings.ContainsRune(" :", rune(after[0])) {
+		return msg // not a flag's whole name: "--x=…", "--x," are left as they are
+	}
+	switch org, found := o[name]; {
+	case !found:
+		return msg
+	case org.Env != "":
+		return org.Env + after
+	case org.Key != "":
+		return "config " + org.File + ": " + org.Key + after
+	}
+	return msg
+}
+
+// ParseOrigins is Parse, and says where each setting it took from the
+// environment or the config file came from.
+func ParseOrigins(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), sections Sections, known func(flagName string) bool) (Origins, error) {
 	defer explainParseErrors(fs)()
+	origins := Origins{}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return origins, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -72,16 +123,19 @@ func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool
 	if cf := fs.Lookup("config"); cf != nil && !set["config"] {
 		if v, ok := lookupEnv(EnvName("config")); ok {
 			if err := cf.Value.Set(v); err != nil {
-				return fmt.Errorf("%s: %w", EnvName("config"), err)
+				return origins, fmt.Errorf("%s: %w", EnvName("config"), err)
 			}
+			origins["config"] = Origin{Env: EnvName("config")}
 		}
 	}
 	fileValues := map[string]string{}
+	configPath := ""
 	if cf := fs.Lookup("config"); cf != nil && cf.Value.String() != "" {
+		configPath = cf.Value.String()
 		var err error
-		fileValues, err = readFile(cf.Value.String(), fs, sections, known)
+		fileValues, err = readFile(configPath, fs, sections, known)
 		if err != nil {
-			return err
+			return origins, err
 		}
 	}
 	var errs []error
@@ -99,18 +153,20 @@ func Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool
 			return
 		}
 		if v, ok := lookupEnv(EnvName(f.Name)); ok {
+			origins[f.Name] = Origin{Env: EnvName(f.Name)}
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err))
 			}
 			return
 		}
 		if v, ok := fileValues[f.Name]; ok {
+			origins[f.Name] = Origin{File: configPath, Key: KeyName(f.Name)}
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("config key %s=%q: %w", KeyName(f.Name), v, err))
 			}
 		}
 	})
-	return errors.Join(errs...)
+	return origins, errors.Join(errs...)
 }
 
 func readFile(path string, fs *flag.FlagSet, sections Sections, known func(string) bool) (map[string]string, error) {
