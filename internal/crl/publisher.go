@@ -561,9 +561,21 @@ func heldBackError(h heldBackCRL) error {
 }
 
 // ReadinessCheck is the /readyz check "CRL numbers": it fails while a CRL
-// is held back because its number cannot be recorded (see holdBack).
+// is held back because its number cannot be recorded (see holdBack), and
+// says why in words that name no file ("cannot record: the disk is
+// full"), as the store check does; the log names the directory.
 func (p *Publisher) ReadinessCheck() health.Check {
-	return health.Check{Name: "CRL numbers", Run: func(context.Context) error { return p.NumbersRecorded() }}
+	return health.Check{Name: "CRL numbers", Run: func(context.Context) error {
+		err := p.NumbersRecorded()
+		if err == nil {
+			return nil
+		}
+		state := "cannot record (the log says why)"
+		if cause := health.FileWriteCause(err); cause != "" {
+			state = "cannot record: " + cause + " (the log names the directory)"
+		}
+		return &health.Shown{Name: "CRL numbers", State: state, Err: err}
+	}}
 }
 
 // NumbersRecorded says, for each issuer whose newest CRL this node holds

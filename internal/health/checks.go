@@ -11,6 +11,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
+	"syscall"
 	"time"
 
 	"github.com/scepter/scepter/internal/audit"
@@ -286,4 +288,29 @@ func CanSign(signer crypto.Signer, cert *x509.Certificate) error {
 		return fmt.Errorf("the signature does not verify with the certificate's key: %w", err)
 	}
 	return nil
+}
+
+// fileCauses are the file-system errors a /readyz state may name, in
+// fixed words that name no file: why a node cannot write a file it must.
+var fileCauses = []struct {
+	err  error
+	text string
+}{
+	{syscall.ENOSPC, "the disk is full"},
+	{syscall.EDQUOT, "the disk quota is used up"},
+	{syscall.EROFS, "the file system is read-only"},
+	{fs.ErrPermission, "permission denied"},
+	{syscall.ENOTDIR, "a file stands where its directory belongs"},
+}
+
+// FileWriteCause says in fixed words why a file could not be written, for
+// a /readyz state ("the disk is full"), or "" when err is none of the
+// causes it knows (the log then says why).
+func FileWriteCause(err error) string {
+	for _, c := range fileCauses {
+		if errors.Is(err, c.err) {
+			return c.text
+		}
+	}
+	return ""
 }
