@@ -505,10 +505,8 @@ func cmdCARootExport(ctx context.Context, e env, args []string) error {
 		// The point of --remove is that the root key leaves the server;
 		// a copy in its data directory would stay on it, unencrypted
 		// maybe, while ca show says the key is gone.
-		if abs, err := filepath.Abs(out); err == nil {
-			if real, inside, err := insideDataDir(abs, sf.dataDir); err == nil && inside {
-				return usageError{fmt.Sprintf("--out %s is inside the data directory %s (as %s): with --remove the root key must leave this server; write it to offline media", out, sf.dataDir, real)}
-			}
+		if real, inside, err := insideDataDir(out, sf.dataDir); err == nil && inside {
+			return usageError{fmt.Sprintf("--out %s is inside the data directory %s (as %s): with --remove the root key must leave this server; write it to offline media", out, sf.dataDir, real)}
 		}
 	}
 	pass, err := rootKeyPassphrase(e, passFile)
@@ -577,21 +575,10 @@ func cmdCARootExport(ctx context.Context, e env, args []string) error {
 	if !encrypted {
 		fmt.Fprintf(e.stderr, "%s is not encrypted: keep it on offline media, or export again with --passphrase-file.\n", out)
 	}
-	if within(out, sf.dataDir) {
+	if _, inside, err := insideDataDir(out, sf.dataDir); err == nil && inside {
 		fmt.Fprintf(e.stderr, "%s is inside the data directory %s: move it off this server.\n", out, sf.dataDir)
 	}
 	return nil
-}
-
-// within reports whether path lies inside dir.
-func within(path, dir string) bool {
-	p, err1 := filepath.Abs(path)
-	d, err2 := filepath.Abs(dir)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	rel, err := filepath.Rel(d, p)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // rootKeyPassphrase is the passphrase of an encrypted root key: the first

@@ -144,7 +144,7 @@ func cmdCAExportKeys(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stderr, "warning: --include-root, but this node has no root key (%s): the export holds none\n", filepath.Join(sf.dataDir, "ca", ca.RootKeyFile))
 	}
 	fmt.Fprintf(w, "On the other node: scepter ca import-keys --data-dir DIR --in %s\n", shellQuote(filepath.Base(out)))
-	if within(out, sf.dataDir) {
+	if _, inside, err := insideDataDir(out, sf.dataDir); err == nil && inside {
 		fmt.Fprintf(e.stderr, "%s is inside the data directory %s: move it off this server once copied.\n", out, sf.dataDir)
 	}
 	return nil

@@ -416,12 +416,19 @@ func checkRootCRLOut(out, dataDir string) error {
 		return usageError{fmt.Sprintf("--out %s is inside the data directory %s (as %s), where the CRL could replace the CA's own files: "+
 			"name a file outside it (every node serves the CRL at its URL anyway)", out, dataDir, real)}
 	}
-	fi, err := os.Lstat(real)
+	// --out itself, not where a link leads: the CRL is written only in
+	// place of a regular file (keys.WriteFileAtomic refuses a link), so a
+	// link is refused here, before anything is signed.
+	fi, err := os.Lstat(out)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
 		return fmt.Errorf("--out %s: %w", out, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return usageError{fmt.Sprintf("--out %s is a symbolic link (to %s): name the file itself", out, real)}
+	case fi.IsDir():
+		return usageError{fmt.Sprintf("--out %s is a directory: name a file", out)}
 	case !fi.Mode().IsRegular():
 		return usageError{fmt.Sprintf("--out %s is not a regular file (%s)", out, fi.Mode().Type())}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -46,6 +47,20 @@ func TestCARootCRLOutReplacesOnlyACRL(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "ca"), link); err != nil {
 		t.Fatal(err)
 	}
+	// A ".." after a link goes up from where the link leads, as the
+	// kernel takes it, not from the link (r106 D1): L/../ca/root.key is
+	// DATA/ca/root.key when L leads to DATA/ca. The lexical parent
+	// exists too, so that only the real one can refuse it.
+	caLink := link
+	if err := os.MkdirAll(filepath.Join(outside, "ca"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A link to an earlier CRL: refused before signing (r106 D2), where
+	// the write refused it after the CRL was signed and stored.
+	crlLink := filepath.Join(outside, "crl-link")
+	if err := os.Symlink(first, crlLink); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		out, want string
 	}{
@@ -53,8 +68,12 @@ func TestCARootCRLOutReplacesOnlyACRL(t *testing.T) {
 		{filepath.Join(dir, "ca", "root.crt"), "inside the data directory"},
 		{filepath.Join(dir, "new.crl"), "inside the data directory"},
 		{filepath.Join(link, "root.crt"), "inside the data directory"},
+		{caLink + "/../ca/root.key", "inside the data directory"},
+		{caLink + "/../new.crl", "inside the data directory"},
+		{caLink + "/..", "inside the data directory"},
+		{crlLink, "is a symbolic link"},
 		{notes, "holds no CRL"},
-		{outside, "not a regular file"},
+		{outside, "is a directory"},
 		{filepath.Join(outside, "missing", "root.crl"), "does not exist"},
 	} {
 		before, _ := os.ReadFile(tc.out)
@@ -68,5 +87,37 @@ func TestCARootCRLOutReplacesOnlyACRL(t *testing.T) {
 		if after, _ := os.ReadFile(tc.out); !bytes.Equal(before, after) {
 			t.Errorf("--out %s: the file was changed", tc.out)
 		}
+	}
+}
+
+// store backup's --out takes a ".." after a link as the kernel does too
+// (r106 D1: L/../bk.db was written into the data directory, and with
+// --force over ca/issuing.crt).
+func TestStoreBackupOutDotDotAfterALink(t *testing.T) {
+	dir, _ := caDataDir(t, ca.InitOptions{})
+	outside := t.TempDir()
+	caLink := filepath.Join(outside, "ca-link")
+	if err := os.Symlink(filepath.Join(dir, "ca"), caLink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(outside, "ca"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	issuing, _ := os.ReadFile(filepath.Join(dir, "ca", "issuing.crt"))
+	for _, args := range [][]string{
+		{"--out", caLink + "/../bk.db"},
+		{"--out", caLink + "/../ca/issuing.crt", "--force"},
+	} {
+		e, _, _ := testEnv(nil)
+		err := run(context.Background(), e, append([]string{"store", "backup", "--data-dir", dir}, args...))
+		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "inside the data directory") {
+			t.Errorf("store backup %q: %v, want exit 2 saying it is inside the data directory", args, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bk.db")); err == nil {
+		t.Error("a backup was written into the data directory")
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "ca", "issuing.crt")); !bytes.Equal(issuing, after) {
+		t.Error("ca/issuing.crt was replaced")
 	}
 }

@@ -177,11 +177,7 @@ func checkBackupOut(out, dataDir string) error {
 // says where the file would be, symbolic links followed, and whether that
 // is inside the data directory, which each caller refuses in its words.
 func checkOutPath(out, dataDir string) (real string, inside bool, _ error) {
-	abs, err := filepath.Abs(out)
-	if err != nil {
-		return "", false, fmt.Errorf("--out %s: %w", out, err)
-	}
-	parent := filepath.Dir(abs)
+	parent := literalDir(out)
 	switch fi, err := os.Stat(parent); {
 	case errors.Is(err, fs.ErrNotExist):
 		return "", false, usageError{fmt.Sprintf("--out %s: directory %s does not exist: create it, or mount the disk that holds it", out, parent)}
@@ -190,22 +186,43 @@ func checkOutPath(out, dataDir string) (real string, inside bool, _ error) {
 	case !fi.IsDir():
 		return "", false, usageError{fmt.Sprintf("--out %s: %s is not a directory", out, parent)}
 	}
-	real, inside, err = insideDataDir(abs, dataDir)
+	real, inside, err := insideDataDir(out, dataDir)
 	if err != nil {
 		return "", false, fmt.Errorf("--out %s: %w", out, err)
 	}
 	return real, inside, nil
 }
 
-// insideDataDir says whether the file at abs, an absolute path whose
-// directory exists, is in dataDir once every symbolic link on the way (and
-// the file's own, if it is one) is followed; real is where it is.
-func insideDataDir(abs, dataDir string) (real string, inside bool, err error) {
-	real, err = filepath.EvalSymlinks(filepath.Dir(abs))
+// literalDir is path's directory as the kernel finds it: path up to its
+// last separator, not cleaned. filepath.Dir cleans "L/../ca/root.key" to
+// "ca" by text, where the kernel goes up from wherever the link L leads.
+func literalDir(path string) string {
+	i := strings.LastIndexByte(path, filepath.Separator)
+	switch {
+	case i < 0:
+		return "."
+	case i == 0:
+		return string(filepath.Separator)
+	}
+	return path[:i]
+}
+
+// insideDataDir says whether the file at path, whose directory exists, is
+// in dataDir once every symbolic link on the way (and the file's own, if it
+// is one) is followed, each ".." taken after the link before it, as the
+// kernel takes it; real is where it is.
+func insideDataDir(path, dataDir string) (real string, inside bool, err error) {
+	// EvalSymlinks walks the path as written, a ".." from where the link
+	// before it leads; Abs then only anchors a relative result.
+	dir, err := filepath.EvalSymlinks(literalDir(path))
 	if err != nil {
 		return "", false, err
 	}
-	real = filepath.Join(real, filepath.Base(abs))
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", false, err
+	}
+	// The last element (a ".." too) is taken from the real directory.
+	real = filepath.Join(dir, path[strings.LastIndexByte(path, filepath.Separator)+1:])
 	if target, err := filepath.EvalSymlinks(real); err == nil {
 		real = target
 	}
