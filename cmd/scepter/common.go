@@ -75,6 +75,16 @@ func (s *storeFlags) profileSet() (map[string]pki.Profile, error) {
 
 // parseFlags resolves flags, environment and config file; maxArgs bounds the
 // positional arguments the command takes.
+// settingGiven reports whether the setting of flag name was given, on the
+// command line, in the environment or in the config file, after
+// parseFlags: its value may equal the default all the same.
+func settingGiven(fs *flag.FlagSet, e env, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	_, fromElsewhere := e.origins[name]
+	return given || fromElsewhere
+}
+
 func parseFlags(fs *flag.FlagSet, e env, args []string, maxArgs int, sections config.Sections) error {
 	if e.probeFlags != nil {
 		e.probeFlags(fs)

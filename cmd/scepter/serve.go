@@ -72,6 +72,7 @@ type serveFlags struct {
 	ndesPasswordFile string
 	ndesProfile      string
 	ndesTTL          time.Duration
+	ndesTTLGiven     bool // on the command line, in the environment or the config file
 
 	caReload time.Duration
 
@@ -188,6 +189,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(fs, e, args, 0, f.sections()); err != nil {
 		return err
 	}
+	f.ndesTTLGiven = settingGiven(fs, e, "ndes-ttl")
 	if !keys.ValidKeyType(f.caKeyType) {
 		return usageError{fmt.Sprintf("--ca-key-type %q: want p256, p384, rsa2048, rsa3072 or rsa4096", f.caKeyType)}
 	}
@@ -1157,7 +1159,7 @@ func (f *serveFlags) ndesSecret() (string, error) {
 			set  bool
 		}{
 			{"--ndes-password", f.ndesPassword != ""}, {"--ndes-password-file", f.ndesPasswordFile != ""},
-			{"--ndes-profile", f.ndesProfile != ""}, {"--ndes-ttl", f.ndesTTL != ndes.DefaultTTL},
+			{"--ndes-profile", f.ndesProfile != ""}, {"--ndes-ttl", f.ndesTTLGiven},
 		} {
 			if s.set {
 				set = append(set, s.name)

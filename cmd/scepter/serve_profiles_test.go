@@ -101,6 +101,7 @@ func TestServeRefusesSettingsBeforeCreatingTheCA(t *testing.T) {
 		{"--ndes-password-file without --ndes-user", slices.Concat(plain, []string{"--ndes-password-file", empty}), "--ndes-password-file given (on the command line, in the environment or the config file), but the NDES page is off: --ndes-user turns it on"},
 		{"--ndes-profile and --ndes-ttl without --ndes-user", slices.Concat(plain, []string{"--ndes-profile", "default", "--ndes-ttl", "0s"}), "--ndes-profile and --ndes-ttl given"},
 		{"--ndes-password without --ndes-user", slices.Concat(plain, []string{"--ndes-password", "pw"}), "leave it out"},
+		{"--ndes-ttl at its default without --ndes-user", slices.Concat(plain, []string{"--ndes-ttl", "1h"}), "--ndes-ttl given"},
 		{"--smtp-url without --notify-from", slices.Concat(plain, []string{"--smtp-url", "smtps://mail.example.com"}), "needs --notify-from"},
 		{"bad --smtp-starttls", slices.Concat(plain, []string{"--smtp-url", "smtp://mail.example.com", "--notify-from", "ca@example.com", "--smtp-starttls", "maybe"}), "--smtp-starttls"},
 		{"missing --smtp-password-file", slices.Concat(plain, []string{"--smtp-url", "smtps://ca@mail.example.com", "--notify-from", "ca@example.com", "--smtp-password-file", missing}), "--smtp-password-file:"},
