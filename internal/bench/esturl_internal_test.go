@@ -3,6 +3,8 @@ package bench
 import (
 	"strings"
 	"testing"
+
+	"github.com/scepter/scepter/internal/client"
 )
 
 // bench reads an EST --url by the EST client's rules: what the requests
@@ -48,6 +50,22 @@ func TestESTBaseFollowsTheClientsRules(t *testing.T) {
 			t.Errorf("%s (profile %q): server %q label %q, want %q and %q", tc.raw, tc.profile, server, label, tc.server, tc.label)
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("%s (profile %q): server %q label %q err %v, want an error naming %q", tc.raw, tc.profile, server, label, err, tc.err)
+		}
+	}
+}
+
+// A label that reads as a query or fragment once unescaped ("%23", "%3F")
+// is given to the EST client escaped, so that it stays a label (r106 D4:
+// bench refused it as a query or fragment, which the URL had neither of).
+func TestESTClientURLKeepsTheLabel(t *testing.T) {
+	for _, raw := range []string{"https://127.0.0.1:8443/%23", "https://127.0.0.1:8443/%3F", "https://127.0.0.1:8443/a%20b", "https://127.0.0.1:8443/default"} {
+		server, label, err := estBase(raw, "")
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		c := &client.EST{URL: estClientURL(server, label)}
+		if err := c.CheckURL(); err != nil {
+			t.Errorf("%s: the client refuses %q: %v", raw, c.URL, err)
 		}
 	}
 }

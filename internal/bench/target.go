@@ -220,15 +220,24 @@ func CheckESTURL(raw, profile string) error {
 	return err
 }
 
+// estClientURL is the URL the EST client is given for server and label,
+// the label escaped: the client reads the URL again, and a label such as
+// "#" (sent as "%23") must stay a label, not become a fragment.
+func estClientURL(server, label string) string {
+	if label == "" {
+		return server
+	}
+	return server + "/" + url.PathEscape(label)
+}
+
 func connectEST(ctx context.Context, o *Options, raw string) (*target, error) {
 	server, label, err := estBase(raw, o.Profile)
 	if err != nil {
 		return nil, err
 	}
-	c := &client.EST{URL: server, Roots: o.Roots, Fingerprint: o.CAFingerprint, Timeout: o.Timeout, Now: o.Now}
+	c := &client.EST{URL: estClientURL(server, label), Roots: o.Roots, Fingerprint: o.CAFingerprint, Timeout: o.Timeout, Now: o.Now}
 	path := est.PathPrefix
 	if label != "" {
-		c.URL += "/" + label
 		path += label + "/"
 	}
 	// The client filters /cacerts by the fingerprint only: with trust
