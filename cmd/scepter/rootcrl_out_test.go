@@ -121,3 +121,40 @@ func TestStoreBackupOutDotDotAfterALink(t *testing.T) {
 		t.Error("ca/issuing.crt was replaced")
 	}
 }
+
+// A relative --out from a working directory reached through a link
+// ("cd LINK", which sets $PWD through the link, as os.Getwd returns it) is
+// placed from the real directory, as the kernel places it (r107 D1: the
+// check took $PWD's path and passed a file that landed in the data
+// directory, the root key's copy of 'ca root export --remove' included).
+func TestOutFromALinkedWorkingDirectory(t *testing.T) {
+	dir, _ := caDataDir(t, ca.InitOptions{})
+	outside := t.TempDir()
+	caLink := filepath.Join(outside, "ca-link")
+	if err := os.Symlink(filepath.Join(dir, "ca"), caLink); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(caLink)
+	t.Setenv("PWD", caLink)
+	for _, tc := range []struct {
+		args []string
+		file string // must not appear in the data directory
+	}{
+		{[]string{"ca", "root", "crl", "--data-dir", dir, "--out", "new.crl"}, filepath.Join(dir, "ca", "new.crl")},
+		{[]string{"ca", "root", "crl", "--data-dir", dir, "--out", "../new.crl"}, filepath.Join(dir, "new.crl")},
+		{[]string{"store", "backup", "--data-dir", dir, "--out", "b.db"}, filepath.Join(dir, "ca", "b.db")},
+		{[]string{"ca", "root", "export", "--data-dir", dir, "--remove", "--out", "root-copy.key"}, filepath.Join(dir, "ca", "root-copy.key")},
+	} {
+		e, _, _ := testEnv(nil)
+		err := run(context.Background(), e, tc.args)
+		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "inside the data directory") {
+			t.Errorf("%q from a linked directory: %v, want exit 2 saying it is inside the data directory", tc.args, err)
+		}
+		if _, err := os.Stat(tc.file); err == nil {
+			t.Errorf("%q wrote %s", tc.args, tc.file)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", "root.key")); err != nil {
+		t.Errorf("the root key is gone: %v", err)
+	}
+}

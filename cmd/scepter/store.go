@@ -193,6 +193,24 @@ func checkOutPath(out, dataDir string) (real string, inside bool, _ error) {
 	return real, inside, nil
 }
 
+// fromRealCwd makes a relative path absolute from the working directory
+// as the kernel knows it, links resolved, without cleaning the path:
+// os.Getwd gives $PWD, which after "cd LINK" runs through the link, and
+// "LINK/../x" is not where the kernel puts "../x".
+func fromRealCwd(path string) (string, error) {
+	if filepath.IsAbs(path) {
+		return path, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	if wd, err = filepath.EvalSymlinks(wd); err != nil {
+		return "", err
+	}
+	return wd + string(filepath.Separator) + path, nil
+}
+
 // literalDir is path's directory as the kernel finds it: path up to its
 // last separator, not cleaned. filepath.Dir cleans "L/../ca/root.key" to
 // "ca" by text, where the kernel goes up from wherever the link L leads.
@@ -212,13 +230,13 @@ func literalDir(path string) string {
 // is one) is followed, each ".." taken after the link before it, as the
 // kernel takes it; real is where it is.
 func insideDataDir(path, dataDir string) (real string, inside bool, err error) {
-	// EvalSymlinks walks the path as written, a ".." from where the link
-	// before it leads; Abs then only anchors a relative result.
-	dir, err := filepath.EvalSymlinks(literalDir(path))
-	if err != nil {
+	if path, err = fromRealCwd(path); err != nil {
 		return "", false, err
 	}
-	if dir, err = filepath.Abs(dir); err != nil {
+	// EvalSymlinks walks the path as written, a ".." from where the link
+	// before it leads.
+	dir, err := filepath.EvalSymlinks(literalDir(path))
+	if err != nil {
 		return "", false, err
 	}
 	// The last element (a ".." too) is taken from the real directory.
@@ -226,7 +244,7 @@ func insideDataDir(path, dataDir string) (real string, inside bool, err error) {
 	if target, err := filepath.EvalSymlinks(real); err == nil {
 		real = target
 	}
-	data, err := filepath.Abs(dataDir)
+	data, err := fromRealCwd(dataDir)
 	if err != nil {
 		return "", false, fmt.Errorf("data dir: %w", err)
 	}
