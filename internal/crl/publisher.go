@@ -513,10 +513,27 @@ func (p *Publisher) holdBack(c *store.CRL, err error) error {
 			serving = held.Number
 		}
 		p.log.Error("this node cannot record the number of the store's newest CRL, so it serves no CRL of this CA (its own is older "+
-			"and may lack revocations): the CRL URL and GetCRL answer 503 and /readyz fails until it can; make room in the data directory",
+			"and may lack revocations): the CRL URL and GetCRL answer 503 and /readyz fails until it can; "+numbersRemedy(err),
 			"issuer_id", c.IssuerID, "number", c.Number, "held", serving, "dir", p.numbersDir(), "err", err)
 	}
 	return loggedError{err}
+}
+
+// numbersRemedy is what to do about err, a failure to record a CRL
+// number in the directory the log names: room for a full disk, the
+// directory's owner or mode for a refused write, as the cause says.
+func numbersRemedy(err error) string {
+	switch health.FileWriteCause(err) {
+	case "the disk is full", "the disk quota is used up":
+		return "make room in the data directory"
+	case "permission denied":
+		return "let the user the server runs as write the directory (its owner or mode)"
+	case "the file system is read-only":
+		return "mount the data directory writable"
+	case "a file stands where its directory belongs":
+		return "move the file that stands where the directory belongs"
+	}
+	return "see err for why the directory cannot be written"
 }
 
 // released ends what holdBack began once c, at least as new as the CRL
