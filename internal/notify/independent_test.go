@@ -103,7 +103,7 @@ func TestExpiredWithoutATrySaysWhy(t *testing.T) {
 				addr, received := slowDataSMTP(t, 0, "")
 				return "smtp://" + addr, 2 * time.Second, func() bool { return received.Load() == 1 }
 			},
-			want: []string{"it was never tried, due since 2031-03-04T05:07:07Z", "the smtp channel was busy or failing",
+			want: []string{"no try of it was recorded (a send cut short by a crash leaves none), due since 2031-03-04T05:07:07Z", "the smtp channel was busy or failing",
 				"its last send failed at 2031-03-04T07:07:07Z", notify.ErrOutcomeUnknown.Error()},
 		},
 		{
@@ -112,7 +112,7 @@ func TestExpiredWithoutATrySaysWhy(t *testing.T) {
 				e.smtp.Reject(true)
 				return e.smtpURL, 0, nil
 			},
-			want: []string{"it was never tried, due since 2031-03-04T05:07:07Z", "the smtp channel was failing (", "451"},
+			want: []string{"no try of it was recorded (a send cut short by a crash leaves none), due since 2031-03-04T05:07:07Z", "the smtp channel was failing (", "451"},
 		},
 		{
 			name: "nothing known on this node",
@@ -120,7 +120,7 @@ func TestExpiredWithoutATrySaysWhy(t *testing.T) {
 				return e.smtpURL, 0, nil
 			},
 			restart: true,
-			want: []string{"it was never tried, due since 2031-03-04T05:07:07Z",
+			want: []string{"no try of it was recorded (a send cut short by a crash leaves none), due since 2031-03-04T05:07:07Z",
 				"the smtp channel was busy with other notifications, or no node could send on it"},
 		},
 	}

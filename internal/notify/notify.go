@@ -767,7 +767,9 @@ func (s *Scheduler) expiredReason(cl *store.ClaimedNotification) string {
 	if cl.Attempts > 0 {
 		return why
 	}
-	never := fmt.Sprintf("%s; it was never tried, due since %s", why, cl.CreatedAt.UTC().Format(time.RFC3339))
+	// "No try recorded", not "never tried": a send cut short by a kill
+	// leaves no record, and may have reached the receiver.
+	never := fmt.Sprintf("%s; no try of it was recorded (a send cut short by a crash leaves none), due since %s", why, cl.CreatedAt.UTC().Format(time.RFC3339))
 	if rest, ok := strings.CutPrefix(cl.LastError, notTried); ok {
 		return fmt.Sprintf("%s: the %s channel was failing (%s)", never, cl.Channel, rest)
 	}
