@@ -252,6 +252,18 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		// toward that user's lockout on the server.
 		return usageError{fmt.Sprintf("--user %s has no password: give it with --password-file FILE (its first line) or SCEPTER_EST_PASSWORD", printable(c.User))}
 	}
+	// A key used as it is (reenroll's --key without --rekey, enroll's
+	// --csr-key) stays where it is: a default --key-out would only put a
+	// second copy of the private key beside it. One named is written.
+	keyIn := ""
+	if !given["key-out"] && !fromEnv("key-out") {
+		switch {
+		case op == "reenroll" && !rekey:
+			f.keyOut, keyIn = "", f.keyFile
+		case op == "enroll" && csrKeyFile != "":
+			f.keyOut, keyIn = "", csrKeyFile
+		}
+	}
 	if err := f.distinct(); err != nil {
 		return err
 	}
@@ -434,8 +446,14 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	}
 	if change := nameChange(res.Certificate, tmpl); change != "" {
 		if op == "reenroll" {
-			return keptKeyNote(fmt.Errorf("refusing what the server returned: it is for other names than the certificate being renewed (%s): %s; %s and %s are unchanged",
-				f.certFile, change, f.out, f.keyOut), kept, refusedForGood)
+			unchanged := f.out
+			if f.keyOut != "" {
+				unchanged += " and " + f.keyOut + " are"
+			} else {
+				unchanged += " is"
+			}
+			return keptKeyNote(fmt.Errorf("refusing what the server returned: it is for other names than the certificate being renewed (%s): %s; %s unchanged",
+				f.certFile, change, unchanged), kept, refusedForGood)
 		}
 		fmt.Fprintf(e.stderr, "warning: the server issued other names than the request asked for: %s\n", change)
 	}
@@ -451,8 +469,12 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		forgetHeldKey(csrKeyFile) // the key --csr-key named is an issued one now
 	}
 	cert := res.Certificate
+	keyAt := f.keyOut
+	if keyIn != "" {
+		keyAt = keyIn + " (kept)"
+	}
 	fmt.Fprintf(e.stdout, "issued %s serial %s, valid until %s\ncertificate: %s\nkey:         %s\n",
-		printable(cert.Subject.String()), pki.SerialText(cert.SerialNumber), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, f.keyOut)
+		printable(cert.Subject.String()), pki.SerialText(cert.SerialNumber), cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"), f.out, keyAt)
 	if res.Key != nil {
 		how := "inside TLS"
 		if res.KeyEncrypted {
