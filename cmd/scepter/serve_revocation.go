@@ -45,7 +45,7 @@ type revocationFlags struct {
 func (f *revocationFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.publicURL, "public-url", "", "base URL relying parties reach this server at (CRL distribution point, OCSP and caIssuers URLs in every certificate issued); default http:// + --listen, with this machine's name for a wildcard address")
 	fs.DurationVar(&f.crlValidity, "crl-validity", crl.DefaultValidity, fmt.Sprintf("a CRL's nextUpdate after its publication (at least %s); CRLs are replaced at half of it, and within seconds of a revocation", crl.MinValidity))
-	fs.DurationVar(&f.ocspValidity, "ocsp-validity", ocsp.DefaultValidity, "an OCSP answer's nextUpdate after its thisUpdate (never beyond its responder certificate's notAfter); answers are cached for half of it, or until a revocation")
+	fs.DurationVar(&f.ocspValidity, "ocsp-validity", ocsp.DefaultValidity, "an OCSP answer's nextUpdate after it is signed (never beyond its responder certificate's notAfter); answers are cached for half of it, or until a revocation")
 	fs.DurationVar(&f.responderValidity, "ocsp-responder-validity", ocsp.DefaultDelegateValidity, "lifetime of the delegated OCSP responder certificates (id-pkix-ocsp-nocheck: keep it short)")
 	fs.Var(&onceSwitch{on: &f.storeRestored, why: storeRestoredOnce}, "store-restored", "start although the store is older than the CRLs this node published (restored from a backup): the revocations made after the backup are missing from CRL and OCSP until made again with 'scepter certs revoke' (docs/deployment.md, Restoring)")
 }
