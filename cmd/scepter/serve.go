@@ -579,6 +579,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	} else {
 		lines = append(lines, consoleOffLine)
 	}
+	if f.ndesUser != "" {
+		lines = append(lines, ndesPageLine(base, tlsCert != nil, tlsLn, f.ndesUser, cmp.Or(f.ndesProfile, f.defaultProfile)))
+	}
 	issuer, _ := authority.Active(clock.Now())
 	lines = append(lines,
 		"CRL:                 "+enroll.CRLURL(publicURL, issuer.ID),
@@ -1583,4 +1586,16 @@ func caKeysWhere(token string, inToken bool, caDir string) string {
 		return "in " + token
 	}
 	return "files in " + caDir + " (not in " + token + ", which was given)"
+}
+
+// ndesPageLine is the banner's line for the NDES password page: where an
+// MDM's "NDES admin URL" points, for which user and profile. Without an
+// HTTPS listener the page answers loopback clients alone (its credentials
+// and passwords must not cross the network in clear), so the line says so.
+func ndesPageLine(plainBase string, https bool, tlsLn net.Listener, user, profile string) string {
+	const path = "/certsrv/mscep_admin/"
+	if https {
+		return fmt.Sprintf("NDES page:           https://%s%s (user %s; its passwords enroll at profile %s)", tlsLn.Addr(), path, printable(user), profile)
+	}
+	return fmt.Sprintf("NDES page:           %s%s (loopback clients only: --est-listen is off; user %s; its passwords enroll at profile %s)", plainBase, path, printable(user), profile)
 }
