@@ -852,8 +852,7 @@ func Gated(err error) bool {
 func (s *Service) keyCompromisedLate(ctx context.Context, st *State, err error) error {
 	if hash, herr := st.keyHash(); herr == nil {
 		if k, kerr := s.store.CompromisedKey(ctx, hash); kerr == nil {
-			return pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("this key was revoked as compromised on %s (certificate %s); enroll with a new key",
-				k.RevokedAt.UTC().Format(time.DateOnly), k.SerialHex))
+			return pki.Wrap(pki.EBadRequest, err, compromisedKeyText(k))
 		}
 	}
 	return pki.Wrap(pki.EBadRequest, err, "this key was revoked as compromised; enroll with a new key")

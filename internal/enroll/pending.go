@@ -332,6 +332,13 @@ func RequestExpired(err error) bool {
 func (s *Service) answer(ctx context.Context, r *pki.EnrollmentRequest) (*Result, error) {
 	switch r.Status {
 	case pki.RequestPending:
+		decided, err := s.rejectUnissuable(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if decided != nil {
+			return s.answer(ctx, decided)
+		}
 		return &Result{Pending: r, Held: r}, nil
 	case pki.RequestRejected:
 		reason := r.Reason
@@ -340,7 +347,16 @@ func (s *Service) answer(ctx context.Context, r *pki.EnrollmentRequest) (*Result
 			// quoted, never a line break or an override as it was typed.
 			reason = strconv.QuoteToASCII(reason)
 		}
-		return nil, pki.Errorf(pki.EBadRequest, "the request was rejected: %s", reason)
+		code := pki.EBadRequest
+		if r.DecidedBy == SystemRejecter {
+			// Refused as a new request meeting the same is (a revoked
+			// certificate to renew: badCertId, so a client reads it as
+			// that refusal); what was revoked stays revoked.
+			if why, err := s.unissuable(ctx, r); err == nil && why != nil {
+				code = why.device
+			}
+		}
+		return nil, pki.Errorf(code, "the request was rejected: %s", reason)
 	case pki.RequestIssued:
 		res, err := s.issuedResult(ctx, r.CertIssuerID, r.CertSerialHex)
 		if res != nil {
@@ -349,6 +365,93 @@ func (s *Service) answer(ctx context.Context, r *pki.EnrollmentRequest) (*Result
 		return res, err
 	}
 	return nil, fmt.Errorf("enroll: request %s has unknown status %q", r.ID, r.Status)
+}
+
+// SystemRejecter decides a held request that no approval can issue any
+// more (rejectUnissuable), as DecidedBy and the audit's actor.
+const SystemRejecter = "system"
+
+// unissuableRequest is why a held request can no longer be issued: the
+// reason it is rejected with, the code a device is refused with (the one
+// a new request meeting the same gets) and the one an approval is.
+type unissuableRequest struct {
+	reason          string
+	device, approve pki.Code
+}
+
+// unissuable says why held request r can no longer be approved, or nil:
+// its key was revoked as compromised after it was held, or the
+// certificate it renews was revoked for good. A renewal whose certificate
+// is on hold (certificateHold) is not: the hold may be lifted.
+func (s *Service) unissuable(ctx context.Context, r *pki.EnrollmentRequest) (*unissuableRequest, error) {
+	held, err := x509.ParseCertificateRequest(r.CSR)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: stored request %s: %w", r.ID, err)
+	}
+	k, err := s.store.CompromisedKey(ctx, store.KeyHash(held.RawSubjectPublicKeyInfo))
+	switch {
+	case err == nil:
+		return &unissuableRequest{reason: compromisedKeyText(k), device: pki.EBadRequest, approve: pki.EBadRequest}, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("enroll: look up compromised keys: %w", err)
+	}
+	if r.RenewedFrom == "" {
+		return nil, nil
+	}
+	old, err := s.certByRef(ctx, r.RenewedFrom)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("enroll: certificate renewed by request %s: %w", r.ID, err)
+	}
+	if old.Status != pki.StatusRevoked || old.RevokeReason == pki.ReasonCertificateHold {
+		return nil, nil
+	}
+	reason, ok := pki.ReasonName(old.RevokeReason)
+	if !ok {
+		reason = "reason " + strconv.Itoa(old.RevokeReason)
+	}
+	return &unissuableRequest{
+		reason: fmt.Sprintf("the certificate to renew, %s, was revoked on %s (%s)",
+			pki.ShownSerial(old.SerialHex), old.RevokedAt.UTC().Format(time.DateOnly), reason),
+		device: pki.EBadCertID, approve: pki.EConflict,
+	}, nil
+}
+
+// rejectUnissuable rejects held request r, still pending, when no
+// approval can issue it any more (unissuable), as an operator's rejection
+// is: stored with its reason, by SystemRejecter, and audited, so that the
+// device is refused for good instead of told to wait until the retention
+// ends, and the pending lists and metric leave it out. It is done by the
+// first answer or approval that finds it, not by the revocation: a
+// revocation (a key's siblings, revoke_superseded, a hold made permanent)
+// is recorded by each store in several places, and a request is decided
+// where every decision is, here and in admin's Reject. It returns the
+// request as decided (by this call or by someone else meanwhile), or nil
+// when r may still be approved.
+func (s *Service) rejectUnissuable(ctx context.Context, r *pki.EnrollmentRequest) (*pki.EnrollmentRequest, error) {
+	why, err := s.unissuable(ctx, r)
+	if err != nil || why == nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	ev := pki.AuditEvent{Time: now, Type: pki.EventRequestRejected, Actor: SystemRejecter, Profile: r.Profile, Subject: r.Subject,
+		TransactionID: r.TransactionID, Outcome: "success", Reason: why.reason,
+		Detail: "request " + r.ID + ": no approval can issue it any more"}
+	err = s.store.RejectRequest(ctx, r.ID, why.reason, SystemRejecter, now, ev)
+	if err != nil && !errors.Is(err, store.ErrConflict) { // ErrConflict: decided meanwhile
+		return nil, fmt.Errorf("enroll: reject request %s: %w", r.ID, err)
+	}
+	decided, err := s.store.Request(ctx, r.ID)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: request %s: %w", r.ID, err)
+	}
+	if decided.Status == pki.RequestPending { // cannot be: not to loop on it
+		return nil, fmt.Errorf("enroll: request %s is still pending after its rejection", r.ID)
+	}
+	s.log.Info("held request rejected: no approval can issue it any more", "request", r.ID, "reason", why.reason)
+	return decided, nil
 }
 
 // MaxRejectReasonLen bounds the reason a held request is rejected with, in
@@ -606,6 +709,18 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result
 	}
 	if !s.clock.Now().Before(r.ExpiresAt) {
 		return nil, pki.Errorf(pki.EConflict, "request %s expired at %s", id, r.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if why, err := s.unissuable(ctx, r); err != nil {
+		return nil, err
+	} else if why != nil {
+		decided, err := s.rejectUnissuable(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if decided.DecidedBy != SystemRejecter || decided.Status != pki.RequestRejected {
+			return nil, pki.Errorf(pki.EConflict, "request %s is %s, not pending", id, decided.Status)
+		}
+		return nil, pki.Errorf(why.approve, "request %s cannot be issued, so it was rejected: %s", id, why.reason)
 	}
 	profile, ok := s.Profile(r.Profile)
 	if !ok {

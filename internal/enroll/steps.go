@@ -61,8 +61,14 @@ func (s *Service) checkKeyNotCompromised(ctx context.Context, st *State) error {
 		return fmt.Errorf("enroll: look up compromised keys: %w", err)
 	}
 	return &certificateRefusal{issuerID: k.IssuerID, serialHex: k.SerialHex,
-		err: pki.Errorf(pki.EBadRequest, "this key was revoked as compromised on %s (certificate %s); enroll with a new key",
-			k.RevokedAt.UTC().Format(time.DateOnly), k.SerialHex)}
+		err: pki.Errorf(pki.EBadRequest, "%s", compromisedKeyText(k))}
+}
+
+// compromisedKeyText is the refusal of key k, revoked as compromised: for
+// a new request, a late one and a held one alike.
+func compromisedKeyText(k *store.CompromisedKey) string {
+	return fmt.Sprintf("this key was revoked as compromised on %s (certificate %s); enroll with a new key",
+		k.RevokedAt.UTC().Format(time.DateOnly), pki.ShownSerial(k.SerialHex))
 }
 
 // checkNotOwnKey refuses to certify a key of the server's own: a CA's or
