@@ -17,7 +17,8 @@ import (
 // approval that finds it: the device is refused for good (with the code a
 // new request meeting the same gets) instead of told to keep waiting, and
 // the request leaves the pending list, audited as a rejection. A renewal
-// whose certificate is on hold stays pending: the hold may be lifted.
+// whose certificate is on hold stays pending: the hold may be lifted, and
+// its approval, refused meanwhile, says so (not "revoked; reject it").
 func TestHeldRequestNoLongerIssuableIsRejected(t *testing.T) {
 	for _, c := range []struct {
 		name     string
@@ -33,6 +34,7 @@ func TestHeldRequestNoLongerIssuableIsRejected(t *testing.T) {
 		{"renewed certificate revoked, approved", true, pki.ReasonCessationOfOperation, true, pki.EConflict, "(cessationOfOperation)"},
 		{"renewed key compromised, polled", true, store.ReasonKeyCompromise, false, pki.EBadRequest, "revoked as compromised on "},
 		{"renewed certificate on hold, polled", true, pki.ReasonCertificateHold, false, "", ""},
+		{"renewed certificate on hold, approved", true, pki.ReasonCertificateHold, true, "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := pki.DefaultProfile()
@@ -87,6 +89,22 @@ func TestHeldRequestNoLongerIssuableIsRejected(t *testing.T) {
 			r, rerr := f.st.Request(ctx, id)
 			if rerr != nil {
 				t.Fatal(rerr)
+			}
+			if c.wantText == "" && c.approve {
+				// Refused, saying what makes it approvable: the hold
+				// lifted; then it is.
+				shown := pki.ShownSerial(revoke.Record.SerialHex)
+				if msg := pki.ErrorMessage(err); pki.ErrorCode(err) != pki.EConflict || !strings.Contains(msg, "on hold (certificateHold)") ||
+					!strings.Contains(msg, "scepter certs unhold "+shown) || strings.Contains(msg, "revoked since") || r.Status != pki.RequestPending {
+					t.Fatalf("approved %+v, %v (%s), request %s; want refused, on hold, how to lift it, still pending", res, err, pki.ErrorCode(err), r.Status)
+				}
+				if _, err := f.admin.Unhold(ctx, revoke.Record.SerialHex, "", "cli:test"); err != nil {
+					t.Fatal(err)
+				}
+				if res, err := ask(); err != nil || res.Certificate == nil {
+					t.Fatalf("approved after the hold was lifted: %+v, %v", res, err)
+				}
+				return
 			}
 			if c.wantText == "" {
 				if err != nil || res.Pending == nil || r.Status != pki.RequestPending {

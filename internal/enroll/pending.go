@@ -737,9 +737,11 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result
 			st.Renews = old
 		}
 		// A certificate revoked while its renewal waited (a stolen
-		// device) buys nothing.
+		// device) buys nothing; one revoked for good was refused above
+		// (unissuable). A hold may be lifted: the request waits for it.
 		if st.Renews != nil && st.Renews.Status == pki.StatusRevoked {
-			return nil, pki.Errorf(pki.EConflict, "request %s renews certificate %s, which was revoked since; reject the request", id, pki.ShownSerial(st.Renews.SerialHex))
+			shown := pki.ShownSerial(st.Renews.SerialHex)
+			return nil, pki.Errorf(pki.EConflict, "request %s renews certificate %s, which is on hold (certificateHold); lift the hold (scepter certs unhold %s) to approve it, or reject the request", id, shown, shown)
 		}
 	}
 	// The CSR's signature was checked when the request was held; its stored
