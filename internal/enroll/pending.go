@@ -359,10 +359,16 @@ func (s *Service) answer(ctx context.Context, r *pki.EnrollmentRequest) (*Result
 		return nil, pki.Errorf(code, "the request was rejected: %s", reason)
 	case pki.RequestIssued:
 		res, err := s.issuedResult(ctx, r.CertIssuerID, r.CertSerialHex)
-		if res != nil {
-			res.Held = r
+		if err != nil {
+			return nil, err
 		}
-		return res, err
+		if res.Record.Status == pki.StatusRevoked {
+			// Revoked before the device collected it: a certificate is
+			// sent again only while it is valid.
+			return nil, issuedRevokedRefusal(&res.Record)
+		}
+		res.Held = r
+		return res, nil
 	}
 	return nil, fmt.Errorf("enroll: request %s has unknown status %q", r.ID, r.Status)
 }
@@ -452,6 +458,29 @@ func (s *Service) rejectUnissuable(ctx context.Context, r *pki.EnrollmentRequest
 	}
 	s.log.Info("held request rejected: no approval can issue it any more", "request", r.ID, "reason", why.reason)
 	return decided, nil
+}
+
+// issuedRevokedRefusal refuses to hand a held request's device its
+// certificate rec, approved and then revoked before it was collected,
+// naming the revocation: on hold, that the operator may lift it (the
+// device keeps its key and asks again), otherwise that it is revoked for
+// good and to enroll again (with a new key after a keyCompromise).
+func issuedRevokedRefusal(rec *pki.Certificate) error {
+	shown := pki.ShownSerial(rec.SerialHex)
+	if rec.RevokeReason == pki.ReasonCertificateHold {
+		return pki.Errorf(pki.EBadRequest, "the certificate issued for this request, %s, is on hold (certificateHold) since %s; ask the operator to lift the hold, then send the request again",
+			shown, rec.RevokedAt.UTC().Format(time.RFC3339))
+	}
+	reason, ok := pki.ReasonName(rec.RevokeReason)
+	if !ok {
+		reason = "reason " + strconv.Itoa(rec.RevokeReason)
+	}
+	then := "enroll again"
+	if rec.RevokeReason == pki.ReasonKeyCompromise {
+		then = "enroll again with a new key"
+	}
+	return pki.Errorf(pki.EBadRequest, "the certificate issued for this request, %s, was revoked at %s (%s) before it was collected; %s",
+		shown, rec.RevokedAt.UTC().Format(time.RFC3339), reason, then)
 }
 
 // MaxRejectReasonLen bounds the reason a held request is rejected with, in
