@@ -214,12 +214,31 @@ func (s *Service) heldForKey(ctx context.Context, st *State) (*pki.EnrollmentReq
 		clientCert = c.Raw
 	}
 	now := s.clock.Now()
+	var expired *pki.EnrollmentRequest
 	for i := range reqs {
 		r := &reqs[i]
-		if r.Protocol == st.Req.Protocol && (r.RenewedFrom != "") == st.Req.Renewal &&
-			bytes.Equal(r.ClientCert, clientCert) && now.Before(r.ExpiresAt) {
+		if r.Protocol != st.Req.Protocol || (r.RenewedFrom != "") != st.Req.Renewal || !bytes.Equal(r.ClientCert, clientCert) {
+			continue
+		}
+		if now.Before(r.ExpiresAt) {
 			return r, nil
 		}
+		if expired == nil && r.Status == pki.RequestPending {
+			// Past its retention undecided: the same request (its names
+			// compared as a live one's are) is told so, as it is when
+			// its transaction ID finds it (heldRequest), whatever
+			// encoding its subject came in this time.
+			held, err := x509.ParseCertificateRequest(r.CSR)
+			if err != nil {
+				return nil, fmt.Errorf("enroll: stored request %s: %w", r.ID, err)
+			}
+			if asksAsHeld(held, st.Req.CSR) {
+				expired = r
+			}
+		}
+	}
+	if expired != nil {
+		return nil, heldExpired(expired)
 	}
 	return nil, store.ErrNotFound
 }
