@@ -985,7 +985,7 @@ func (s *Service) issuance(st *State, rec pki.Certificate, now time.Time) store.
 func withAuthorizedBy(detail string, st *State) string {
 	by := st.AuthorizedBy
 	if by == "" && st.CompleteRequest != nil {
-		by = "approval of request " + st.CompleteRequest.ID
+		by = strings.TrimPrefix(approvalOfRequest, "authorized_by: ") + st.CompleteRequest.ID // howPolledWasIssued reads it
 	}
 	if by == "" {
 		return detail

@@ -636,21 +636,56 @@ func (s *Service) poll(ctx context.Context, q Poll) (res *Result, err error) {
 }
 
 // recordPolledAgain writes the certificate.sent_again event of a
-// certificate issued at once and sent again to a CertPoll, before the
-// answer leaves, as sentAgain does for a request sent again.
+// certificate of the poll's transaction, found with no request held for
+// it, sent again to a CertPoll, before the answer leaves, as sentAgain
+// does for a request sent again.
 func (s *Service) recordPolledAgain(ctx context.Context, q Poll, res *Result) error {
 	rec := res.Record
+	why, err := s.howPolledWasIssued(ctx, &rec)
+	if err != nil {
+		return err
+	}
 	ev := clipped(pki.AuditEvent{
 		Time: s.clock.Now(), Type: pki.EventSentAgain, Actor: string(q.Protocol) + ":" + pki.ClientHost(q.RemoteAddr), Profile: rec.Profile,
 		SerialHex: rec.SerialHex, IssuerID: rec.IssuerID, Subject: rec.Subject, TransactionID: q.TransactionID, Outcome: "success",
-		Detail: "certificate " + pki.ShownSerial(rec.SerialHex) + " sent again: it was issued at once for this SCEP transaction, and the requester polled for it (CertPoll: its answer was lost)",
+		Detail: "certificate " + pki.ShownSerial(rec.SerialHex) + " sent again: " + why,
 	})
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
 		return fmt.Errorf("enroll: record certificate %s sent again: %w", pki.ShownSerial(rec.SerialHex), err)
 	}
-	s.log.Info("CertPoll answered with the certificate issued at once for its transaction", "serial", pki.ShownSerial(rec.SerialHex),
-		"transaction_id", q.TransactionID, "remote", q.RemoteAddr)
+	s.log.Info("CertPoll answered with the certificate issued for its transaction", "serial", pki.ShownSerial(rec.SerialHex),
+		"transaction_id", q.TransactionID, "remote", q.RemoteAddr, "reason", why)
 	return nil
+}
+
+// approvalOfRequest is how an issuance event's authorized_by names the
+// approval that issued it (withAuthorizedBy).
+const approvalOfRequest = "authorized_by: approval of request "
+
+// howPolledWasIssued says, for the sent_again event of rec, a certificate
+// a CertPoll found by its transaction with no request held for it, how it
+// was issued, by what the trail knows: at once for the transaction (the
+// requester polls because its answer did not reach it), or on the
+// approval of a request whose record was purged since (the requester
+// polls to collect it), or, when the trail holds no issuance event of it,
+// neither.
+func (s *Service) howPolledWasIssued(ctx context.Context, rec *pki.Certificate) (string, error) {
+	evs, err := s.store.ListAudit(ctx, store.AuditFilter{SerialHex: rec.SerialHex, Limit: 100})
+	if err != nil {
+		return "", fmt.Errorf("enroll: issuance of certificate %s: %w", pki.ShownSerial(rec.SerialHex), err)
+	}
+	for _, ev := range evs {
+		if ev.IssuerID != rec.IssuerID || (ev.Type != pki.EventIssued && ev.Type != pki.EventRenewed) {
+			continue
+		}
+		if _, id, approved := strings.Cut(ev.Detail, approvalOfRequest); approved {
+			id, _, _ = strings.Cut(id, ",")
+			return "it was issued for this SCEP transaction on the approval of request " + id +
+				" (whose record was purged since), and the requester polled for it (CertPoll)", nil
+		}
+		return "it was issued at once for this SCEP transaction, and the requester polled for it (CertPoll: its answer was lost)", nil
+	}
+	return "it was issued for this SCEP transaction (the audit trail holds no issuance of it to say whether at once or on an approval), and the requester polled for it (CertPoll)", nil
 }
 
 // rsaKey reports whether spki is an RSA key: a SCEP reply can be
