@@ -458,7 +458,8 @@ func (l *layout) checkLinks() error {
 }
 
 // checkDirs refuses a key_path, cert_path or chain_path whose directory,
-// or one above it, group or others may write without the sticky bit, or
+// or one above it (as spelled, and from where its symbolic links lead),
+// group or others may write without the sticky bit, or
 // another user than the agent's and root owns (filetrust.UnsafeDir):
 // whoever may write it may rename a key and certificate of their own over
 // the agent's links (or the directory that holds them), and the service
@@ -475,17 +476,30 @@ func (l *layout) checkDirs() error {
 			continue // readPair, or the install, says what is wrong
 		}
 		p := filetrust.UnsafeDir(dir)
-		switch {
-		case p == nil:
-		case p.Foreign:
-			return fmt.Errorf("the directory of %s %s, or one above it, %s, belongs to user %s (uid %d), not to %s: that user may replace the key and certificate with their own, which the service would load; move the files to a directory %s owns",
-				s.setting, s.path, p.Dir, filetrust.UserName(p.Owner), p.Owner, filetrust.TrustedUsers(), filetrust.TrustedUsers())
-		default:
-			return fmt.Errorf("the directory of %s %s, or one above it, %s, has mode %04o: group or others may replace the key and certificate in it with their own, which the service would load; the agent keeps nothing there: run chmod go-w %s, or move the files",
-				s.setting, s.path, p.Dir, p.Mode.Perm(), filetrust.ShellQuote(p.Dir))
+		if p == nil {
+			continue
 		}
+		// UnsafeDir walks the directories where dir's links lead too;
+		// a directory off the spelled way is named with where it leads.
+		whose := fmt.Sprintf("the directory of %s %s, or one above it", s.setting, s.path)
+		if !isUnder(dir, p.Dir) {
+			real, _ := filepath.EvalSymlinks(dir)
+			whose = fmt.Sprintf("the directory of %s %s leads through a symbolic link to %s; that directory, or one above it", s.setting, s.path, real)
+		}
+		if p.Foreign {
+			return fmt.Errorf("%s, %s, belongs to user %s (uid %d), not to %s: that user may replace the key and certificate with their own, which the service would load; move the files to a directory %s owns",
+				whose, p.Dir, filetrust.UserName(p.Owner), p.Owner, filetrust.TrustedUsers(), filetrust.TrustedUsers())
+		}
+		return fmt.Errorf("%s, %s, has mode %04o: group or others may replace the key and certificate in it with their own, which the service would load; the agent keeps nothing there: run chmod go-w %s, or move the files",
+			whose, p.Dir, p.Mode.Perm(), filetrust.ShellQuote(p.Dir))
 	}
 	return nil
+}
+
+// isUnder: dir is top or lies under it, by their spelling.
+func isUnder(dir, top string) bool {
+	rel, err := filepath.Rel(top, dir)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // otherAgentState is the certificate name and state directory of an

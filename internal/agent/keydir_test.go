@@ -193,3 +193,80 @@ func TestStateDirectoryOthersMayWrite(t *testing.T) {
 		})
 	}
 }
+
+// A key_path and cert_path spelled through a symbolic link in a safe
+// directory, leading into a directory under one others may write, fail
+// like the files there would: whoever may write the 0777 directory may
+// rename the key's real directory and put their own in its place. Before,
+// only the spelled directories were checked, and status and the renewal
+// said nothing (r108 D1). The mirror (a link in the 0777 directory
+// leading to a safe one) was refused already and still is.
+func TestRefusesKeysReachedThroughALinkIntoADirectoryOthersMayWrite(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		linkIn   string // where the link to the files' directory is: "safe" or "open"
+		filesIn  string // which directory holds the files' directory
+		openMode os.FileMode
+		refused  bool
+	}{
+		{name: "link in a safe directory into a 0777 one", linkIn: "safe", filesIn: "open", openMode: 0o777, refused: true},
+		{name: "link in a safe directory into a 0775 one", linkIn: "safe", filesIn: "open", openMode: 0o775, refused: true},
+		{name: "link in a safe directory into a 01777 one", linkIn: "safe", filesIn: "open", openMode: 0o777 | os.ModeSticky},
+		{name: "link in a 0777 directory into a safe one", linkIn: "open", filesIn: "safe", openMode: 0o777, refused: true},
+		{name: "link and files in safe directories", linkIn: "safe", filesIn: "safe", openMode: 0o777},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			top := t.TempDir()
+			dirs := map[string]string{"safe": filepath.Join(top, "safe"), "open": filepath.Join(top, "open")}
+			for _, d := range dirs {
+				if err := os.Mkdir(d, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chmod(dirs["open"], tt.openMode); err != nil {
+				t.Fatal(err)
+			}
+			real := filepath.Join(dirs[tt.filesIn], "files")
+			if err := os.Mkdir(real, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"key.pem", "cert.pem"} {
+				if err := os.Rename(filepath.Join(f.dir, name), filepath.Join(real, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			link := filepath.Join(dirs[tt.linkIn], "L")
+			if err := os.Symlink(real, link); err != nil {
+				t.Fatal(err)
+			}
+			f.cert().KeyPath, f.cert().CertPath = filepath.Join(link, "key.pem"), filepath.Join(link, "cert.pem")
+			f.cfg.OnceAttempts = 1
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			err := f.agent.RunOnce(context.Background())
+			status := f.agent.Status()[0].Problem
+			if !tt.refused {
+				if err != nil || status != nil {
+					t.Fatalf("RunOnce: %v; status problem: %v", err, status)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("RunOnce: no error")
+			}
+			want := dirs["open"] + ", has mode"
+			if status == nil || !strings.Contains(status.Error(), want) || !strings.Contains(status.Error(), "chmod go-w "+dirs["open"]) {
+				t.Errorf("status problem %v does not say %q and the chmod", status, want)
+			}
+			if !strings.Contains(f.logs.String(), want) {
+				t.Errorf("the log does not say %q:\n%s", want, f.logs.String())
+			}
+			if f.renewer.count() != 0 {
+				t.Errorf("%d renewals asked for, want none", f.renewer.count())
+			}
+			if _, err := os.Lstat(filepath.Join(real, stateDirName)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the state directory was made: %v", err)
+			}
+		})
+	}
+}

@@ -67,8 +67,12 @@ type DirProblem struct {
 // that group or others may write without the sticky bit, or that another
 // user than us and root owns: whoever may write it may rename what it
 // holds (dir itself, or a directory on the way to it) and put their own
-// in its place. Nil when there is none, or where that cannot be told (a
-// directory that cannot be read; Windows). dir is made absolute first.
+// in its place. When dir leads through symbolic links, the directories
+// from where they lead up to the root are walked too: the kernel opens
+// what lies there, and whoever may rename a directory on that way
+// replaces it as surely as on the spelled one. Nil when there is none,
+// or where that cannot be told (a directory that cannot be read;
+// Windows). dir is made absolute first.
 func UnsafeDir(dir string) *DirProblem {
 	if runtime.GOOS == "windows" {
 		return nil
@@ -77,6 +81,21 @@ func UnsafeDir(dir string) *DirProblem {
 	if err != nil {
 		return nil
 	}
+	if p := unsafeUpFrom(abs); p != nil {
+		return p
+	}
+	// EvalSymlinks takes each ".." from where the link before it leads,
+	// as the kernel does.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		if real, err = filepath.Abs(real); err == nil && real != abs {
+			return unsafeUpFrom(real)
+		}
+	}
+	return nil
+}
+
+// unsafeUpFrom is UnsafeDir along the directories of abs as spelled.
+func unsafeUpFrom(abs string) *DirProblem {
 	for d := abs; ; d = filepath.Dir(d) {
 		if fi, err := os.Stat(d); err == nil {
 			if OthersMayReplace(fi) {
