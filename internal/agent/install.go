@@ -443,9 +443,17 @@ func (l *layout) checkLinks() error {
 			continue
 		}
 		if other, otherState := otherAgentState(resolved); other != "" {
+			if sameDir(otherState, l.state) {
+				// Our own state directory, spelled another way: the key's
+				// directory through a link, or the link's target through
+				// one.
+				continue
+			}
 			msg := fmt.Sprintf("%s %s is a link into %s, the state directory of the agent's certificate %q: another [[certificate]] (in this configuration or another) manages these files, and two names on the same files would take them from each other; "+
 				"keep one [[certificate]] for them (to rename one, see docs/agent.md)", p.setting, p.path, otherState, other)
-			if gens, err := l.generations(); err == nil && len(gens) > 0 {
+			// Never advise removing a directory a configured path
+			// reaches: it may hold the only key in service.
+			if gens, err := l.generations(); err == nil && len(gens) > 0 && len(l.reachedGenerations()) == 0 {
 				msg += fmt.Sprintf("; %s holds older files of %q, a private key of a superseded certificate among them: remove it once no configuration names %q", l.state, l.name, l.name)
 			}
 			return errors.New(msg)
@@ -494,6 +502,14 @@ func (l *layout) checkDirs() error {
 			whose, p.Dir, p.Mode.Perm(), filetrust.ShellQuote(p.Dir))
 	}
 	return nil
+}
+
+// sameDir: a and b are one directory once their links are followed (both
+// must exist).
+func sameDir(a, b string) bool {
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	return err1 == nil && err2 == nil && ra == rb
 }
 
 // isUnder: dir is top or lies under it, by their spelling.

@@ -201,3 +201,65 @@ func TestTwoNamesOnTheSameFiles(t *testing.T) {
 		}
 	})
 }
+
+// The same certificate, name and files, with the key's directory (or the
+// certificate's) spelled through a symbolic link: the agent's own state
+// directory reached another way is its own, and it renews. Before, with
+// the certificate in another directory than the key, the absolute link
+// into the state directory was taken for another [[certificate]]'s, and
+// the refusal advised removing the state directory, which held the only
+// key in service (r108 D2).
+func TestStateDirectorySpelledThroughALink(t *testing.T) {
+	for _, tt := range []struct {
+		name              string
+		keyLink, certLink bool // spell that file's directory through a link
+	}{
+		{name: "key's directory through a link", keyLink: true},
+		{name: "certificate's directory through a link", certLink: true},
+		{name: "both through links", keyLink: true, certLink: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, fixtureOpts{})
+			certDir := t.TempDir()
+			if err := os.Rename(filepath.Join(f.dir, "cert.pem"), filepath.Join(certDir, "cert.pem")); err != nil {
+				t.Fatal(err)
+			}
+			f.cert().CertPath = filepath.Join(certDir, "cert.pem")
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			if err := f.agent.RunOnce(ctx); err != nil || f.renewer.count() != 1 {
+				t.Fatalf("first renewal: err %v, %d renewals", err, f.renewer.count())
+			}
+			links := t.TempDir()
+			if tt.keyLink {
+				link := filepath.Join(links, "k")
+				if err := os.Symlink(f.dir, link); err != nil {
+					t.Fatal(err)
+				}
+				f.cert().KeyPath = filepath.Join(link, "key.pem")
+			}
+			if tt.certLink {
+				link := filepath.Join(links, "c")
+				if err := os.Symlink(certDir, link); err != nil {
+					t.Fatal(err)
+				}
+				f.cert().CertPath = filepath.Join(link, "cert.pem")
+			}
+			if p := f.agent.Status()[0].Problem; p != nil {
+				t.Errorf("status problem: %v", p)
+			}
+			renewed := f.pair().cert
+			f.clock.Set(renewed.NotAfter.Add(-time.Hour))
+			if err := f.agent.RunOnce(ctx); err != nil || f.renewer.count() != 2 {
+				t.Fatalf("renewal through the link: err %v, %d renewals:\n%s", err, f.renewer.count(), f.logs.String())
+			}
+			if strings.Contains(f.logs.String(), "remove it") {
+				t.Errorf("the log advises removing a state directory:\n%s", f.logs.String())
+			}
+			p := f.pair()
+			if p.cert.Equal(renewed) {
+				t.Error("the certificate in place did not change")
+			}
+		})
+	}
+}
