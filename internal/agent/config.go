@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -143,12 +144,65 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent config: %w", err)
 	}
-	cfg, err := ParseConfig(data, filepath.Dir(abs))
+	dir := filepath.Dir(abs)
+	if hasDotDot(path) {
+		// Abs cleans "L/../agent.toml" by text; the kernel went up from
+		// where L leads.
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("agent config: %w", err)
+		}
+		// path's directory as written: up to its last separator.
+		if dir, err = kernelPath(wd, path[:strings.LastIndexByte(path, filepath.Separator)]); err != nil {
+			return nil, fmt.Errorf("agent config %s: %w", path, err)
+		}
+	}
+	cfg, err := ParseConfig(data, dir)
 	if err != nil {
 		return nil, fmt.Errorf("agent config %s: %w", path, err)
 	}
 	cfg.Path = path
 	return cfg, nil
+}
+
+// kernelPath is the absolute, clean path of the file the kernel opens for
+// p (relative to baseDir): a ".." goes up from where the symbolic link
+// before it leads, not from the link's own directory as filepath.Clean
+// takes it, so the part up to the last ".." is resolved. A path without
+// ".." is only cleaned, its links kept: the agent's own links are
+// made, and named, as the operator spelled them. An error when the part
+// to resolve cannot be followed: what the path names cannot be told.
+func kernelPath(baseDir, p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		// Not Join: it would clean a ".." in p by text.
+		p = baseDir + string(filepath.Separator) + p
+	}
+	if !hasDotDot(p) {
+		return filepath.Clean(p), nil
+	}
+	parts := strings.Split(p, string(filepath.Separator))
+	last := 0
+	for i, part := range parts {
+		if part == ".." {
+			last = i
+		}
+	}
+	head := strings.Join(parts[:last+1], string(filepath.Separator))
+	real, err := filepath.EvalSymlinks(head)
+	if err != nil {
+		return "", fmt.Errorf("%s cannot be followed (a \"..\" goes up from where the symbolic link before it leads, so the file cannot be told): %w; write the path without \"..\"", head, err)
+	}
+	return filepath.Join(append([]string{real}, parts[last+1:]...)...), nil
+}
+
+// hasDotDot: p has a ".." component.
+func hasDotDot(p string) bool {
+	for _, part := range strings.Split(p, string(filepath.Separator)) {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseConfig parses an agent.toml; relative paths are resolved against
@@ -318,16 +372,18 @@ func parseCert(md toml.MetaData, prim toml.Primitive, baseDir string) (Certifica
 	} else if !validFingerprint(c.CAFingerprint) {
 		fail("ca_fingerprint %q: want sha256: followed by 64 hex digits", c.CAFingerprint)
 	}
-	path := func(p string) string {
+	path := func(setting, p string) string {
 		if p == "" {
 			return ""
 		}
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(baseDir, p)
+		resolved, err := kernelPath(baseDir, p)
+		if err != nil {
+			fail("%s %q: %v", setting, p, err)
+			return p
 		}
-		return filepath.Clean(p)
+		return resolved
 	}
-	c.KeyPath, c.CertPath, c.ChainPath = path(fc.KeyPath), path(fc.CertPath), path(fc.ChainPath)
+	c.KeyPath, c.CertPath, c.ChainPath = path("key_path", fc.KeyPath), path("cert_path", fc.CertPath), path("chain_path", fc.ChainPath)
 	if c.KeyPath == "" {
 		fail("key_path is required")
 	}
@@ -361,7 +417,7 @@ func parseCert(md toml.MetaData, prim toml.Primitive, baseDir string) (Certifica
 		if c.Protocol != ProtocolSCEP {
 			fail("challenge_file is for SCEP")
 		}
-		c.ChallengeFile = path(fc.ChallengeFile)
+		c.ChallengeFile = path("challenge_file", fc.ChallengeFile)
 	}
 	if fc.PostRenewTimeout != "" {
 		d, err := config.ParseDuration(fc.PostRenewTimeout)

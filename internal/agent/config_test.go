@@ -244,3 +244,81 @@ func TestURLPasswordIsNeverShown(t *testing.T) {
 		t.Errorf("config error: %v", err)
 	}
 }
+
+// A ".." after a symbolic link in key_path or cert_path goes up from
+// where the link leads, as the kernel (and the service given the same
+// string) takes it: the agent manages the file the service opens. Before,
+// "lnk/../cert.pem" was cleaned by text to the config's own directory
+// (r108 D3). A path whose links before the ".." lead nowhere is refused,
+// naming it, for what it names cannot be told.
+func TestDotDotAfterALinkIsTakenAsTheKernelTakesIt(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{"real/deep", "other"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"lnk": "real/deep", "abs": filepath.Join(base, "real/deep"), "gone": "nowhere/deep"} {
+		if err := os.Symlink(target, filepath.Join(base, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name, key, cert string
+		wantKey         string // "" with wantErr
+		wantCert        string
+		wantErr         string
+	}{
+		{name: "relative link", key: "lnk/../key.pem", cert: "lnk/../cert.pem", wantKey: "real/key.pem", wantCert: "real/cert.pem"},
+		{name: "absolute link", key: "abs/../key.pem", cert: "other/../abs/../../other/cert.pem", wantKey: "real/key.pem", wantCert: "other/cert.pem"},
+		{name: "absolute path", key: base + "/lnk/../../other/key.pem", cert: "cert.pem", wantKey: "other/key.pem", wantCert: "cert.pem"},
+		{name: "no link", key: "other/../key.pem", cert: "./other/./cert.pem", wantKey: "key.pem", wantCert: "other/cert.pem"},
+		{name: "link leading nowhere", key: "gone/../key.pem", cert: "cert.pem", wantErr: `key_path "gone/../key.pem": ` + base + "/gone/.. cannot be followed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			text := "[[certificate]]\nname = \"web\"\nprotocol = \"scep\"\nurl = \"http://ca.example/scep\"\nca_fingerprint = \"" + fp + "\"\n" +
+				"key_path = \"" + tt.key + "\"\ncert_path = \"" + tt.cert + "\"\n"
+			cfg, err := ParseConfig([]byte(text), base)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cfg.Certificates[0]
+			if want := filepath.Join(base, tt.wantKey); c.KeyPath != want {
+				t.Errorf("key_path = %s, want %s", c.KeyPath, want)
+			}
+			if want := filepath.Join(base, tt.wantCert); c.CertPath != want {
+				t.Errorf("cert_path = %s, want %s", c.CertPath, want)
+			}
+		})
+	}
+}
+
+// The config's own directory, for its relative paths, is where the kernel
+// found the file: "--config lnk/../agent.toml" is in the directory above
+// where lnk leads, not beside lnk.
+func TestConfigPathWithDotDotAfterALink(t *testing.T) {
+	base := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(base, "real/deep"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real/deep", filepath.Join(base, "lnk")); err != nil {
+		t.Fatal(err)
+	}
+	text := "[[certificate]]\nname = \"web\"\nprotocol = \"scep\"\nurl = \"http://ca.example/scep\"\nca_fingerprint = \"" + fp + "\"\nkey_path = \"key.pem\"\ncert_path = \"cert.pem\"\n"
+	if err := os.WriteFile(filepath.Join(base, "real/agent.toml"), []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(base + "/lnk/../agent.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(base, "real/key.pem"); cfg.Certificates[0].KeyPath != want {
+		t.Errorf("key_path = %s, want %s", cfg.Certificates[0].KeyPath, want)
+	}
+}
