@@ -458,6 +458,12 @@ func (l *layout) checkLinks() error {
 			}
 			return errors.New(msg)
 		}
+		if _, err := os.Stat(p.path); errors.Is(err, fs.ErrNotExist) {
+			// Nothing keeps an old certificate, and nothing can be copied.
+			what := map[string]string{"key_path": "key", "cert_path": "certificate", "chain_path": "chain"}[p.setting]
+			return fmt.Errorf("%s %s is a symbolic link to %s, which leads nowhere (%s does not exist): the %s is missing; remove the link (rm %s) and enroll again to these paths (scepter enroll or scepter est enroll), or set %s to the file the service reads",
+				p.setting, p.path, target, resolved, what, filetrust.ShellQuote(p.path), p.setting)
+		}
 		return fmt.Errorf("%s %s is a symbolic link to %s, which the agent did not make: a renewal would replace the link, and %s would keep the old certificate; "+
 			"set %s to %s itself, or replace the link by a copy of the file (cp -p --remove-destination %s %s)",
 			p.setting, p.path, target, resolved, p.setting, resolved, resolved, p.path)

@@ -263,3 +263,44 @@ func TestStateDirectorySpelledThroughALink(t *testing.T) {
 		})
 	}
 }
+
+// A key_path or cert_path that is a link leading nowhere is refused saying
+// so: the file is missing, and the way out is to remove the link and
+// enroll again. Before, the message said the missing target "would keep
+// the old certificate" and advised copying it (r108 D4).
+func TestDanglingLinkIsNamedSo(t *testing.T) {
+	for _, tt := range []struct{ setting, file, what string }{
+		{"cert_path", "cert.pem", "the certificate is missing"},
+		{"key_path", "key.pem", "the key is missing"},
+	} {
+		t.Run(tt.setting, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			path := filepath.Join(f.dir, tt.file)
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("nowhere.pem", path); err != nil {
+				t.Fatal(err)
+			}
+			f.cfg.OnceAttempts = 1
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			if err := f.agent.RunOnce(context.Background()); err == nil {
+				t.Fatal("RunOnce: no error")
+			}
+			if n := f.renewer.count(); n != 0 {
+				t.Errorf("%d renewals, want none", n)
+			}
+			var out bytes.Buffer
+			WriteStatus(&out, f.agent.Status(), f.clock.Now())
+			want := tt.setting + " " + path + " is a symbolic link to nowhere.pem, which leads nowhere (" + filepath.Join(f.dir, "nowhere.pem") + " does not exist): " + tt.what + "; remove the link (rm " + path + ")"
+			for where, text := range map[string]string{"status": out.String(), "log": f.logs.String()} {
+				if !strings.Contains(text, want) {
+					t.Errorf("the %s does not say %q:\n%s", where, want, text)
+				}
+				if strings.Contains(text, "cp -p") || strings.Contains(text, "keep the old certificate") {
+					t.Errorf("the %s advises copying a file that does not exist:\n%s", where, text)
+				}
+			}
+		})
+	}
+}
