@@ -286,6 +286,10 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 		// the switch and before it was cleared).
 		l.clearPendingKey()
 	}
+	if _, ok := l.refused(p.cert); !ok {
+		// A record of a refusal of a certificate no longer in place.
+		l.clearRefused()
+	}
 	if pk := l.loadPark(c, p.cert); pk != nil {
 		return a.checkParked(ctx, c, l, p, pk, log)
 	}
@@ -321,6 +325,19 @@ func (a *Agent) check(ctx context.Context, c *Certificate, opts checkOpts) (o ou
 		log.Info("renewing", append(attrs, "protocol", c.Protocol, "url", client.RedactURL(c.URL), "rekey", c.Rekey)...)
 	}
 	r, err := a.renewBounded(ctx, attempt, c, l, p, stalled, log)
+	if rv := revokedRefusal(err, p.cert); rv != nil {
+		// Final until someone acts: not retried at the normal pace, and
+		// recorded for `agent status`, which asks no server.
+		if serr := l.saveRefused(p.cert, rv, now); serr != nil {
+			log.Warn("could not record that the renewal was refused as revoked; agent status will not show it", "err", serr)
+		}
+		o.err = rv
+		return o
+	}
+	if err == nil || finalRefusal(err) {
+		// The server answered otherwise: a hold lifted, say.
+		l.clearRefused()
+	}
 	if err != nil {
 		var local *localError
 		o.err, o.retry, o.retryAfter = err, !errors.As(err, &local), client.RetryAfter(err)
@@ -819,6 +836,10 @@ func (a *Agent) update(c *Certificate, s *certState, o outcome, now time.Time) {
 	case o.err != nil:
 		s.failures++
 		wait := a.retryWait(s.failures, o)
+		if errors.As(o.err, new(*errRevoked)) {
+			// Nothing changes until someone acts on it.
+			wait = RevokedRetry
+		}
 		s.hold = now.Add(wait)
 		if errors.Is(o.err, errLocked) {
 			log.Warn("skipped: "+o.err.Error(), "retry_in", wait.Round(time.Second))

@@ -41,6 +41,10 @@ type CertStatus struct {
 	// (0 when none).
 	PostRenewSince   time.Time
 	PostRenewRunning int
+	// Refused says that the server refused to renew the certificate in
+	// place as revoked or on hold, and what to do ("" when it did not, as
+	// far as the agent's last renewal attempt learned).
+	Refused string
 }
 
 // Expired: the certificate in place has expired, which no renewal signed
@@ -51,10 +55,10 @@ func (s CertStatus) Expired(now time.Time) bool {
 }
 
 // Failing is what makes `agent status` exit 1 for this certificate: a
-// problem with its files, an expired certificate, or a post_renew owed
-// and not running.
+// problem with its files, an expired certificate, a renewal the server
+// refused as revoked or on hold, or a post_renew owed and not running.
 func (s CertStatus) Failing(now time.Time) bool {
-	return s.Problem != nil || s.Expired(now) || (!s.PostRenewSince.IsZero() && s.PostRenewRunning == 0)
+	return s.Problem != nil || s.Expired(now) || s.Refused != "" || (!s.PostRenewSince.IsZero() && s.PostRenewRunning == 0)
 }
 
 // Status reads each certificate's files; it changes nothing and takes no
@@ -88,6 +92,9 @@ func (a *Agent) Status() []CertStatus {
 		} else {
 			s.Cert, s.RenewAt = p.cert, RenewalPoint(p.cert, c.RenewBefore)
 			s.Linked = l.combined() || (l.isOurLink(l.key, "key.pem") && l.isOurLink(l.cert, "cert.pem"))
+			if r, ok := l.refused(p.cert); ok {
+				s.Refused = r.problem(pki.SerialText(p.cert.SerialNumber), a.now())
+			}
 			if pk := l.peekPark(c, p.cert); pk != nil {
 				s.ParkedStart, s.ParkedPath = pk.cert.NotBefore, filepath.Join(l.state, parkedPEM)
 			}
@@ -127,6 +134,9 @@ func WriteStatus(w io.Writer, statuses []CertStatus, now time.Time) error {
 					s.ParkedStart.UTC().Format(layout), relative(s.ParkedStart.Sub(now), "now"), s.ParkedPath)
 			} else {
 				fmt.Fprintf(w, "  next renewal:  %s (%s)\n", s.RenewAt.UTC().Format(layout), relative(s.RenewAt.Sub(now), "due now"))
+			}
+			if s.Refused != "" {
+				fmt.Fprintf(w, "  problem:       %s\n", s.Refused)
 			}
 			if s.Expired(now) {
 				fmt.Fprintf(w, "  problem:       the certificate has expired: a renewal it signs is refused; enroll again (scepter enroll or scepter est enroll) to the same paths\n")
