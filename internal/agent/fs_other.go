@@ -27,3 +27,6 @@ func processIdentity(pid int) string { return "" }
 // processAlive cannot tell here: a post_renew command is not known to
 // outlive the agent that started it.
 func processAlive(pid int, identity string) bool { return false }
+
+// writableDir: on Windows the mode bits say nothing; nothing is checked.
+func writableDir(dir string) error { return nil }

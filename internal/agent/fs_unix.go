@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // errLocked: another agent holds the certificate's lock.
@@ -138,4 +140,11 @@ func processAlive(pid int, identity string) bool {
 		}
 	}
 	return true
+}
+
+// writableDir: this process's effective user may create and remove
+// entries in dir (write and search permission, a writable mount), as the
+// kernel judges it, without writing anything.
+func writableDir(dir string) error {
+	return unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS)
 }

@@ -270,3 +270,59 @@ func TestRefusesKeysReachedThroughALinkIntoADirectoryOthersMayWrite(t *testing.T
 		})
 	}
 }
+
+// A directory the agent writes in that its user may not write fails
+// status, naming it: a renewal would fail there at the renewal point.
+// Before, status exited 0 and only the renewal found out (r108,
+// Observations). Root may write any directory of a writable mount, so the
+// test runs as another user only (as the nobody user: see the report of
+// r108's fix).
+func TestStatusNamesADirectoryTheAgentCannotWrite(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root may write every directory; run as another user")
+	}
+	for _, tt := range []struct {
+		name    string
+		keyDir  os.FileMode
+		certDir os.FileMode // 0: the certificate beside the key
+		want    string      // the setting named; "" when none
+	}{
+		{name: "writable", keyDir: 0o700},
+		{name: "key's directory read-only", keyDir: 0o500, want: "key_path"},
+		{name: "certificate's directory read-only", keyDir: 0o700, certDir: 0o500, want: "cert_path"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			if tt.certDir != 0 {
+				certDir := t.TempDir()
+				if err := os.Rename(filepath.Join(f.dir, "cert.pem"), filepath.Join(certDir, "cert.pem")); err != nil {
+					t.Fatal(err)
+				}
+				f.cert().CertPath = filepath.Join(certDir, "cert.pem")
+				if err := os.Chmod(certDir, tt.certDir); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.Chmod(certDir, 0o700) })
+			}
+			if err := os.Chmod(f.dir, tt.keyDir); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(f.dir, 0o700) })
+			st := f.agent.Status()[0]
+			if tt.want == "" {
+				if st.Problem != nil {
+					t.Fatalf("status problem: %v", st.Problem)
+				}
+				return
+			}
+			if st.Problem == nil || !st.Failing(f.clock.Now()) {
+				t.Fatal("status: no problem")
+			}
+			for _, want := range []string{tt.want + " ", "cannot be written by this user", "a renewal would fail there"} {
+				if !strings.Contains(st.Problem.Error(), want) {
+					t.Errorf("status problem %v does not say %q", st.Problem, want)
+				}
+			}
+		})
+	}
+}

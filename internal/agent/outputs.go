@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/scepter/scepter/internal/filetrust"
 )
 
 // output is one file a renewal writes, by the setting that names it.
@@ -44,6 +46,30 @@ func (l *layout) checkOutputDirs() error {
 		}
 		if fi, err := os.Stat(o.path); err == nil && fi.IsDir() {
 			return fmt.Errorf("%s %s is a directory; name the file in it, as %s", o.setting, o.path, filepath.Join(o.path, "FILE.pem"))
+		}
+	}
+	return nil
+}
+
+// checkWritable refuses, changing nothing, a directory an install writes
+// in that this process's user may not write (or enter): the directory of
+// each file, and the state directories that are there. A renewal would
+// fail there (probeOutputDirs, at the renewal point); `agent status`,
+// which writes nothing, says so before it. On Windows nothing is checked.
+func (l *layout) checkWritable() error {
+	dirs := []output{}
+	for _, o := range l.outputs() {
+		dirs = append(dirs, output{o.setting + " " + o.path + ": its directory", filepath.Dir(o.path)})
+	}
+	for _, d := range []string{filepath.Join(filepath.Dir(l.key), stateDirName), l.state} {
+		if _, err := os.Lstat(d); err == nil {
+			dirs = append(dirs, output{"the state directory", d})
+		}
+	}
+	for _, d := range dirs {
+		if err := writableDir(d.path); err != nil {
+			return fmt.Errorf("%s %s cannot be written by this user (%s): %w; a renewal would fail there: give the agent's user write access to %s (and, under systemd, list it in ReadWritePaths), or run status as the agent's user",
+				d.setting, d.path, filetrust.UserName(os.Geteuid()), err, d.path)
 		}
 	}
 	return nil

@@ -80,6 +80,8 @@ func (a *Agent) Status() []CertStatus {
 			err = berr
 		} else if oerr := l.checkOutputDirs(); oerr != nil {
 			err = oerr
+		} else if werr := l.checkWritable(); werr != nil {
+			err = werr
 		} else if err == nil && l.chainMissing() {
 			err = fmt.Errorf("chain_path %s is missing, though the certificate in place has a chain (%s): an install stopped half-way; the agent's next run links it (it needs write access to %s)",
 				c.ChainPath, filepath.Join(l.state, currentName, "chain.pem"), filepath.Dir(c.ChainPath))
