@@ -59,7 +59,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.cacert, "cacert", "", "PEM file of the CA(s) to trust (EST: the server's TLS certificate must chain to them); without it or --ca-fingerprint, certificates are checked against whatever CA certificates the server sends, and over https the TLS certificate against this host's trusted CAs")
 	fs.Var(&f.pids, "server-pid", "server PID (repeatable, one per node): report its CPU time per enrollment and peak RSS")
 	fs.BoolVar(&f.asJSON, "json", false, "print the summary as JSON on stdout (the text summary goes to stderr unless --quiet)")
-	fs.StringVar(&f.serverProfile, "server-profile", "", "the server's profiling endpoints (its --pprof-listen, as http://127.0.0.1:6060): take a CPU profile of it over the run (needs --duration) and write it to --server-profile-out, for go tool pprof")
+	fs.StringVar(&f.serverProfile, "server-profile", "", "the server's profiling endpoints (its --pprof-listen, as http://127.0.0.1:6060): take a CPU profile of it over --duration from the clock's start (needs --duration; a run that ends sooner leaves the rest idle and says so) and write it to --server-profile-out, for go tool pprof")
 	fs.StringVar(&f.serverProfileOut, "server-profile-out", "server-cpu.pprof", "file for --server-profile's CPU profile")
 	fs.StringVar(&f.serialsOut, "serials-out", "", "write a line per certificate received: SERIAL-HEX ISSUER-ID URL")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines")
@@ -122,6 +122,11 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 		}
 	} else {
 		printBenchSummary(e.stdout, res)
+	}
+	// Said even with --quiet: the profile written is not what its name
+	// and README promise, a profile of the run.
+	if note := res.ProfileOutlasted(); note != "" {
+		fmt.Fprintf(e.stderr, "warning: %s\n", note)
 	}
 	if err != nil {
 		return err

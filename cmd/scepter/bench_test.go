@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -309,5 +312,41 @@ func TestBenchMasksTheURLPassword(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A run that ends before its server profile's window (here at --count)
+// says on stderr, with both durations, that the profile outlasted it, even
+// with --quiet; one whose profile it filled says nothing (r113 D2).
+func TestBenchServerProfileOutlasted(t *testing.T) {
+	s := startServe(t, "")
+	prof := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "a profile") // the index, then the profile
+	}))
+	t.Cleanup(prof.Close)
+	for _, tc := range []struct {
+		name, count, duration string
+		want                  string // "" for no warning
+	}{
+		{"ended at --count", "2", "2s", "before the server profile's 2s"},
+		{"ran its --duration", "0", "1s", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _, errb := testEnv(nil)
+			err := run(context.Background(), e, []string{"bench", "--url", s.scepURL, "--challenge", "test", "--ca-fingerprint", s.fingerprint,
+				"--key-type", "p256", "--count", tc.count, "--duration", tc.duration, "--concurrency", "1", "--quiet", "--json",
+				"--server-profile", prof.URL, "--server-profile-out", filepath.Join(t.TempDir(), "cpu.pprof")})
+			if err != nil {
+				t.Fatalf("bench: %v\n%s", err, errb)
+			}
+			said := errb.String()
+			if tc.want == "" {
+				if strings.Contains(said, "server profile") {
+					t.Errorf("a warning for a run that filled its profile:\n%s", said)
+				}
+			} else if !strings.Contains(said, "warning: the run ended after ") || !strings.Contains(said, tc.want) {
+				t.Errorf("stderr lacks the warning %q:\n%s", tc.want, said)
+			}
+		})
 	}
 }

@@ -185,6 +185,12 @@ type Result struct {
 	// Prepared tells whether requests were built before the clock and
 	// replies checked after it (see Options.OnClock).
 	Prepared bool `json:"prepared"`
+	// ServerProfileSeconds is the window of the server's CPU profile
+	// (Options.ServerProfile): Duration in whole seconds, rounded up, from
+	// the clock's start. A run that ended sooner (at Count, or with every
+	// request failing fast) leaves the rest of it idle, while Server's CPU
+	// covers the run only; ProfileOutlasted says so. 0 without a profile.
+	ServerProfileSeconds float64 `json:"server_profile_seconds,omitempty"`
 	// Server is the servers' resource use, when ServerPIDs were given.
 	Server *ServerUsage `json:"server,omitempty"`
 	// LoadTool is this process's CPU use while the clock ran: when it
@@ -522,11 +528,17 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 	var profErr error
 	if profiled != nil {
 		// The profile spans Duration from the start: a run that reached
-		// its count earlier waits for it.
+		// its count earlier waits for it (a profile cannot be cut short:
+		// its endpoint answers only at the end of the seconds asked, and
+		// merging shorter ones needs a profile parser this module lacks).
+		// The result says so (ProfileOutlasted).
 		profErr = <-profiled
 	}
 
 	res := r.result(clock)
+	if profiled != nil {
+		res.ServerProfileSeconds = profileSeconds(o.Duration).Seconds()
+	}
 	if len(o.ServerPIDs) > 0 {
 		res.Server = serverUsage(o.ServerPIDs, cpuBefore, cpuAfter, res.OK)
 	}
@@ -540,6 +552,18 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 		}
 	}
 	return res, profErr
+}
+
+// ProfileOutlasted tells, for a run with a server profile that ended before
+// the profile's window, that the profile's last part is no time of the run:
+// the server sat idle in it (but for its own background work), and the
+// profile does not cover the same time as Server's CPU. "" otherwise.
+func (r *Result) ProfileOutlasted() string {
+	if r.ServerProfileSeconds == 0 || r.ElapsedSeconds >= r.ServerProfileSeconds {
+		return ""
+	}
+	return fmt.Sprintf("the run ended after %.2fs, before the server profile's %.0fs: its last %.2fs are no time of the run (the server idle), while --server-pid's CPU covers the run only; for a profile of the run alone, bound it by --duration only",
+		r.ElapsedSeconds, r.ServerProfileSeconds, r.ServerProfileSeconds-r.ElapsedSeconds)
 }
 
 // DrainTime bounds how long enrollments still in flight when Duration ends

@@ -418,6 +418,10 @@ func TestRunServerProfile(t *testing.T) {
 	if res.OK == 0 || out.String() != "a profile" || asked.Load() != "/debug/pprof/profile?seconds=1" {
 		t.Fatalf("ok %d, profile %q, asked %v", res.OK, out.String(), asked.Load())
 	}
+	// The run of 300 ms ended before the profile's second: said (r113 D2).
+	if res.ServerProfileSeconds != 1 || !strings.Contains(res.ProfileOutlasted(), "before the server profile's 1s") {
+		t.Errorf("profile window %v, ProfileOutlasted %q", res.ServerProfileSeconds, res.ProfileOutlasted())
+	}
 
 	o.ServerProfile = prof.URL + "/broken"
 	res, err := bench.Run(context.Background(), o)

@@ -71,8 +71,14 @@ func profileURL(base string, d time.Duration) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	u.RawQuery = "seconds=" + strconv.FormatInt(max(int64(math.Ceil(d.Seconds())), 1), 10)
+	u.RawQuery = "seconds=" + strconv.FormatInt(int64(profileSeconds(d)/time.Second), 10)
 	return u.String(), nil
+}
+
+// profileSeconds is the window of a profile asked for d: whole seconds,
+// rounded up, at least one.
+func profileSeconds(d time.Duration) time.Duration {
+	return time.Duration(max(int64(math.Ceil(d.Seconds())), 1)) * time.Second
 }
 
 // fetchProfile asks the server at base for a CPU profile of d and copies it

@@ -246,7 +246,7 @@ func writeWhere(b *bytes.Buffer, meta map[string]string, rows []*profiled, missi
 		p(".\n\n")
 		return
 	}
-	p("After the rounds, each server below ran once more at concurrency %s for %s s, pinned as above, while `scepter bench --server-profile` took a CPU profile of it over the run through its `--pprof-listen`. ", orNA(meta["profile_concurrency"]), orNA(meta["profile_seconds"]))
+	p("After the rounds, each server below ran once more at concurrency %s for %s s, pinned as above (bounded by that time alone, so that the run filled the profile: its requests built and its replies checked on the clock), while `scepter bench --server-profile` took a CPU profile of it over the run through its `--pprof-listen`. ", orNA(meta["profile_concurrency"]), orNA(meta["profile_seconds"]))
 	p("Each sample goes to the first step of this list whose functions are on its stack (`steps` in scripts/bench.d/report/where.go); a step's CPU per enrollment is its share of the samples times the server's CPU per enrollment in that run, read from /proc. So each column adds up to its run's CPU, and the parts compare with the crypto floor and the checks floor measured by themselves above.\n\n")
 	p("| step | part |")
 	for _, r := range rows {
