@@ -228,6 +228,13 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 		if err := check(u, o.Profile); err != nil {
 			return o, usageError{fmt.Sprintf("--url %q: %v", client.RedactURL(u), err)}
 		}
+		if o.Protocol != bench.EST {
+			// A query that sets operation or message, as enroll
+			// refuses it and in its words (the message names the URL).
+			if err := checkSCEPURL(u); err != nil {
+				return o, err
+			}
+		}
 	}
 	if !f.quiet {
 		o.Progress = e.stderr

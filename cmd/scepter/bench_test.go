@@ -63,6 +63,10 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--url", "http://127.0.0.1:0/scep", "--challenge", "c"}, "port 0: want a port from 1 to 65535"},
 		{[]string{"bench", "--url", "https://127.0.0.1:65536", "--protocol", "est", "--challenge", "c"}, "port 65536: want a port from 1 to 65535"},
 		{[]string{"bench", "--url", "https://127.0.0.1:0/.well-known/est", "--protocol", "est", "--challenge", "c"}, "port 0: want a port from 1 to 65535"},
+		// r113 D3: so is a SCEP URL whose query holds what the client sets,
+		// in enroll's words (it was a failed run, exit 1, the URL twice).
+		{[]string{"bench", "--url", "http://127.0.0.1:1/scep?message=x", "--challenge", "c"}, `--url: SCEP URL "http://127.0.0.1:1/scep?message=x" has "message" in its query, which the client sets for each request`},
+		{[]string{"bench", "--url", "http://u:secretpw@127.0.0.1:1/scep?a=1&Operation=GetCACaps", "--challenge", "c", "--profile", "p"}, `--url: SCEP URL "http://u:xxxxx@127.0.0.1:1/scep?a=1&Operation=GetCACaps" has "Operation" in its query`},
 		// r73: so is a malformed --server-profile, its password masked as
 		// everywhere else.
 		{[]string{"bench", "--url", "x", "--challenge", "c", "--duration", "1s", "--server-profile", "ftp://u:pw@127.0.0.1:6060"}, `--server-profile: "ftp://u:xxxxx@127.0.0.1:6060" is not an http:// URL`},
