@@ -564,6 +564,29 @@ func TestRunNamesTheSCEPURLRequested(t *testing.T) {
 	}
 }
 
+// So is an EST one, with the profile appended where the URL names no
+// label (r113 D4: the bare --url); a URL naming the label already is named
+// as given.
+func TestRunNamesTheESTURLRequested(t *testing.T) {
+	_, o := newESTServer(t, nil)
+	base := o.URLs[0]
+	for _, tc := range []struct {
+		url, profile, want string
+	}{
+		{base, "nosuch", base + `/.well-known/est/nosuch (profile "nosuch" appended to ` + base + "): cacerts: HTTP 404"},
+		{base + "/", "nosuch", base + `/.well-known/est/nosuch (profile "nosuch" appended to ` + base + "/): cacerts: HTTP 404"},
+		{base + "/.well-known/est", "nosuch", base + `/.well-known/est/nosuch (profile "nosuch" appended to ` + base + "/.well-known/est): cacerts: HTTP 404"},
+		{base + "/nosuch", "nosuch", base + "/nosuch: cacerts: HTTP 404"},
+		{base + "/nosuch", "", base + "/nosuch: cacerts: HTTP 404"},
+	} {
+		o.URLs, o.Profile, o.Count = []string{tc.url}, tc.profile, 1
+		_, err := bench.Run(context.Background(), o)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s, profile %q: %v, want an error starting %q", tc.url, tc.profile, err, tc.want)
+		}
+	}
+}
+
 // A port no connection can be made to is refused by the URL check, as a
 // malformed URL, for SCEP and EST alike; one in range, or none, is not
 // (r72 D6: port 99999 failed at dial, port 0 with "connection refused").

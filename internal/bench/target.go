@@ -45,7 +45,7 @@ func connect(ctx context.Context, o *Options) ([]*target, error) {
 		var err error
 		if o.Protocol == EST {
 			if t, err = connectEST(ctx, o, raw); err != nil {
-				return nil, fmt.Errorf("%s: %w", client.RedactURL(raw), err)
+				return nil, fmt.Errorf("%s: %w", estRequested(raw, o.Profile), err)
 			}
 		} else {
 			u, err := scepURL(raw, o.Profile)
@@ -228,6 +228,23 @@ func estClientURL(server, label string) string {
 		return server
 	}
 	return server + "/" + url.PathEscape(label)
+}
+
+// estRequested names the EST URL raw for an error at its server, as the
+// SCEP one is named: with the profile, when the URL does not name that
+// label already, appended (its password masked).
+func estRequested(raw, profile string) string {
+	if profile == "" {
+		return client.RedactURL(raw)
+	}
+	if _, named, err := estBase(raw, ""); err == nil && named != "" {
+		return client.RedactURL(raw) // the label given twice, or a refusal naming both
+	}
+	server, label, err := estBase(raw, profile)
+	if err != nil {
+		return client.RedactURL(raw)
+	}
+	return fmt.Sprintf("%s (profile %q appended to %s)", client.RedactURL(server+est.PathPrefix+url.PathEscape(label)), profile, client.RedactURL(raw))
 }
 
 func connectEST(ctx context.Context, o *Options, raw string) (*target, error) {
