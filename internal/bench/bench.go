@@ -249,7 +249,13 @@ func (r *Result) ExitError(allowFailures bool) error {
 	if r.OK == 0 {
 		why = append(why, "no enrollment succeeded")
 	} else if other := r.Failed - r.BadCerts - r.Failures["verify:"+kindDuplicate]; other > 0 && !allowFailures {
-		why = append(why, count(other, "enrollment", "enrollments")+" failed")
+		noun := "enrollment"
+		if len(why) > 0 {
+			// Beside bad certificates or duplicates, which are failed
+			// enrollments too: these are the rest, not all of them.
+			noun = "other enrollment"
+		}
+		why = append(why, count(other, noun, noun+"s")+" failed")
 	}
 	if len(why) == 0 {
 		return nil

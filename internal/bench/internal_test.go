@@ -164,7 +164,7 @@ func TestExitError(t *testing.T) {
 	// and Duplicates both: the timeout beside it is still a failed
 	// enrollment.
 	err := (&Result{OK: 5, Failed: 2, BadCerts: 1, Duplicates: 1, Failures: map[string]int{"verify:key": 1, "timeout": 1}}).ExitError(false)
-	if err == nil || !strings.HasSuffix(err.Error(), ", 1 duplicate serial, 1 enrollment failed") {
+	if err == nil || !strings.HasSuffix(err.Error(), ", 1 duplicate serial, 1 other enrollment failed") {
 		t.Errorf("ExitError = %v, want the timeout counted", err)
 	}
 	// A malformed reply (an HTML page, a truncated CertRep) holds no
@@ -183,6 +183,13 @@ func TestExitError(t *testing.T) {
 		{Result{OK: 3, Failed: 2, Failures: map[string]int{"interrupted": 2}}, "2 enrollments failed"},
 		{Result{OK: 3, Failed: 2, BadCerts: 1, Duplicates: 1, Failures: map[string]int{"verify:key": 1, "verify:duplicate": 1}},
 			"1 reply or certificate failed verification, 1 duplicate serial"},
+		// r113: beside duplicates, the rest are "other" (it read as if 41
+		// were all the failures: "114 duplicate serials, 41 enrollments
+		// failed" under "failed: 155").
+		{Result{OK: 3, Failed: 155, Duplicates: 114, Failures: map[string]int{"verify:duplicate": 114, "timeout": 41}},
+			"114 duplicate serials, 41 other enrollments failed"},
+		{Result{OK: 3, Failed: 2, BadCerts: 1, Failures: map[string]int{"verify:key": 1, "timeout": 1}},
+			"1 reply or certificate failed verification, 1 other enrollment failed"},
 	} {
 		if err := tc.r.ExitError(false); err == nil || err.Error() != tc.want {
 			t.Errorf("ExitError = %v, want %q", err, tc.want)
