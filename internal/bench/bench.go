@@ -301,8 +301,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	setupCtx, cancel := context.WithTimeout(ctx, o.Timeout)
 	targets, err := connect(setupCtx, &o)
+	timedOut := errors.Is(setupCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 	cancel()
 	if err != nil {
+		if timedOut {
+			// The step is named, but not what bounded it (a silent server
+			// holds even a run of --duration 3s that long).
+			return nil, fmt.Errorf("%w (the setup got no answer within --timeout %s)", err, o.Timeout)
+		}
 		return nil, err
 	}
 	v, err := newVerifier(targets, o.Now)

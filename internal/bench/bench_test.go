@@ -713,3 +713,43 @@ func TestRunInterruptedBeforeTheClock(t *testing.T) {
 		}
 	}
 }
+
+// A server that accepts connections and never answers holds the setup for
+// --timeout: the error names the step and says what bounded it (r113: a
+// bare "context deadline exceeded").
+func TestRunSetupTimeoutNamesTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var held []net.Conn // accepted, never answered
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	silent := ln.Addr().String()
+	for _, tc := range []struct {
+		protocol, url, step string
+	}{
+		{"scep", "http://" + silent + "/scep", "operation=GetCACaps"},
+		{"est", "https://" + silent, "TLS handshake"},
+	} {
+		o := bench.Options{Protocol: tc.protocol, URLs: []string{tc.url}, Challenge: "c", KeyType: "p256", Count: 1,
+			CAFingerprint: "sha256:" + strings.Repeat("00", 32), Timeout: 300 * time.Millisecond, Now: time.Now}
+		_, err := bench.Run(context.Background(), o)
+		if err == nil || !strings.Contains(err.Error(), tc.step) || !strings.Contains(err.Error(), "no answer within --timeout 300ms") {
+			t.Errorf("%s: %v, want the step %q and --timeout 300ms named", tc.protocol, err, tc.step)
+		}
+	}
+}
