@@ -295,9 +295,18 @@ func (c *SCEP) doWith(hc *http.Client, req *http.Request) (*http.Response, []byt
 		return nil, nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	// One byte beyond the bound tells a reply cut short from one that
+	// fits: cut short, it would be judged by the bytes read, as if that
+	// were its size.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: reading the response: %w", req.URL.Query().Get("operation"), err)
+	}
+	if len(body) > maxResponseBytes {
+		if resp.StatusCode == http.StatusOK {
+			return nil, nil, fmt.Errorf("%s: the reply is more than %d bytes, the most read", req.URL.Query().Get("operation"), maxResponseBytes)
+		}
+		body = body[:maxResponseBytes] // only its start is shown
 	}
 	if resp.StatusCode != http.StatusOK {
 		// Not an HTTPError: the agent takes an HTTPError 4xx for EST's final
