@@ -227,7 +227,7 @@ type URLStats struct {
 
 // Issued is one certificate received.
 type Issued struct {
-	Serial   string // lower-case hex
+	Serial   string // lower-case hex in whole bytes (pki.SerialText)
 	IssuerID string // hex SHA-256 of the issuing CA certificate; "" for none of them
 	URL      string // with its password masked
 	Cert     *x509.Certificate
@@ -760,7 +760,7 @@ func (r *run) record(ti int, issuerID string, cert *x509.Certificate, lat, round
 			err = dupErr
 		case dupErr != nil:
 			// Counted by its other fault; the message says both.
-			err = fmt.Errorf("%w; and serial %s was received before from the same issuer", err, serial)
+			err = fmt.Errorf("%w; and serial (hex) %s was received before from the same issuer", err, serial)
 		}
 		listedID := issuerID
 		if listedID == "" {

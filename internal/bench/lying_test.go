@@ -157,15 +157,15 @@ func TestRunRepeatedReplyCountsDuplicates(t *testing.T) {
 		t.Fatalf("ok %d failed %d %v dup %d bad %d, want 5 verify:key, 5 duplicates, 5 bad: %v",
 			res.OK, res.Failed, res.Failures, res.Duplicates, res.BadCerts, res.FirstErrors)
 	}
-	if len(res.FirstErrors) != 1 || !strings.Contains(res.FirstErrors[0], "the reply holds no certificate for the CSR's key; and serial 7 was received before from the same issuer") {
+	if len(res.FirstErrors) != 1 || !strings.Contains(res.FirstErrors[0], "the reply holds no certificate for the CSR's key; and serial (hex) 07 was received before from the same issuer") {
 		t.Errorf("first errors %q: want the key's fault and the repeated serial", res.FirstErrors)
 	}
 	if len(serials) != 6 {
 		t.Errorf("%d serials listed, want every certificate received (6): %q", len(serials), serials)
 	}
 	for _, line := range serials {
-		if f := strings.Fields(line); len(f) != 3 || f[0] != "7" || f[1] != ca.id() {
-			t.Errorf("serials line %q, want 7 %s URL", line, ca.id())
+		if f := strings.Fields(line); len(f) != 3 || f[0] != "07" || f[1] != ca.id() {
+			t.Errorf("serials line %q, want 07 %s URL", line, ca.id())
 		}
 	}
 	err := res.ExitError(true)
@@ -209,8 +209,8 @@ func TestRunDuplicateOfARejectedCertificate(t *testing.T) {
 				res.OK, res.Failures, res.Duplicates, res.BadCerts, res.FirstErrors)
 		}
 		for _, line := range serials {
-			if f := strings.Fields(line); len(f) != 3 || f[0] != "7" || f[1] != "-" {
-				t.Errorf("serials line %q, want 7 - URL (no trusted issuer)", line)
+			if f := strings.Fields(line); len(f) != 3 || f[0] != "07" || f[1] != "-" {
+				t.Errorf("serials line %q, want 07 - URL (no trusted issuer)", line)
 			}
 		}
 	})
@@ -248,8 +248,8 @@ func TestRunDuplicateOfARejectedCertificate(t *testing.T) {
 			trusted := 0
 			for _, line := range serials {
 				f := strings.Fields(line)
-				if len(f) != 3 || f[0] != "7" || f[1] != "-" && f[1] != ca.id() {
-					t.Errorf("serials line %q, want 7, the trusted issuer's ID or -, URL", line)
+				if len(f) != 3 || f[0] != "07" || f[1] != "-" && f[1] != ca.id() {
+					t.Errorf("serials line %q, want 07, the trusted issuer's ID or -, URL", line)
 				}
 				if len(f) == 3 && f[1] == ca.id() {
 					trusted++
@@ -351,8 +351,8 @@ func TestRunSCEPRepeatedCertificateCountsDuplicates(t *testing.T) {
 			t.Errorf("on clock %v: %d serials listed, want 4: %q", onClock, len(serials), serials)
 		}
 		for _, line := range serials {
-			if f := strings.Fields(line); len(f) != 3 || f[0] != "7" || f[1] != ca.id() {
-				t.Errorf("serials line %q, want 7 %s URL", line, ca.id())
+			if f := strings.Fields(line); len(f) != 3 || f[0] != "07" || f[1] != ca.id() {
+				t.Errorf("serials line %q, want 07 %s URL", line, ca.id())
 			}
 		}
 	}

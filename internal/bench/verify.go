@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/client"
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // clockSkew is how far in the future a certificate's notBefore may lie.
@@ -202,7 +203,8 @@ func (v *verifier) learn(cert *x509.Certificate) bool {
 }
 
 // record notes the serial of a certificate received, good or not, and
-// returns it in hex. A serial seen before under the same issuer name is a
+// returns it in hex as the rest of scepter shows it (pki.SerialText: whole
+// bytes, so 0e67…, not e67…). A serial seen before under the same issuer name is a
 // duplicate, whatever else is wrong with either certificate: counted in
 // duplicates, and returned as an error of kind "duplicate", for the
 // enrollment failed (two certificates under one issuer name and serial
@@ -214,7 +216,7 @@ func (v *verifier) learn(cert *x509.Certificate) bool {
 func (v *verifier) record(cert *x509.Certificate) (string, error) {
 	issuer := string(cert.RawIssuer)
 	key := string(cert.SerialNumber.Bytes())
-	serial := cert.SerialNumber.Text(16)
+	serial := pki.SerialText(cert.SerialNumber)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	m := v.seen[issuer]
@@ -224,7 +226,7 @@ func (v *verifier) record(cert *x509.Certificate) (string, error) {
 	}
 	if _, dup := m[key]; dup {
 		v.dups++
-		return serial, &verifyError{kind: kindDuplicate, err: fmt.Errorf("serial %s was received before from the same issuer", serial)}
+		return serial, &verifyError{kind: kindDuplicate, err: fmt.Errorf("serial (hex) %s was received before from the same issuer", serial)}
 	}
 	m[key] = struct{}{}
 	return serial, nil

@@ -419,7 +419,7 @@ func TestReportDuplicates(t *testing.T) {
 		editRun(t, filepath.Join(results, "scepter-rsa", "c8-r2.json"), func(j map[string]any) {
 			j["ok"], j["failed"], j["duplicate_serials"] = 996.0, 4.0, 4.0
 			j["failures"] = map[string]any{"verify:duplicate": 4}
-			j["first_errors"] = []any{"u: verify:duplicate: verification (duplicate): serial 7 was received before from the same issuer"}
+			j["first_errors"] = []any{"u: verify:duplicate: verification (duplicate): serial (hex) 07 was received before from the same issuer"}
 		})
 	})
 	expectLines(t, got,
