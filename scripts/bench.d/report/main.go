@@ -822,6 +822,18 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	if volatile {
 		p("**Not durable:** the data directories were on %s (see the top), so no target counts as met in this run, whatever its mark.\n\n", meta["filesystem"])
 	}
+	// A try-out's few enrollments and single run say nothing a target
+	// could be judged by: its marks would read as results all the same.
+	quick := meta["quick"] == "1"
+	verdict := func(m string) string {
+		if quick {
+			return "not judged (QUICK=1)"
+		}
+		return m
+	}
+	if quick {
+		p("**QUICK=1 run** (see the top): too few enrollments and runs to compare, so no target is marked met or not met.\n\n")
+	}
 	p("| target | measured | |\n|---|---|---|\n")
 	for _, id := range scepterRows {
 		rd := find(data, id)
@@ -836,7 +848,7 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 		}
 		r := cpu / fl
 		p("| %s: server CPU / crypto floor `%s` ≤ %.2f× | %s ms / %s ms = **%s** | %s |\n", id, rd.def.floor, targetFloor,
-			f2(cpu), f3(fl), times(r), mark(r <= targetFloor, !math.IsNaN(r)))
+			f2(cpu), f3(fl), times(r), verdict(mark(r <= targetFloor, !math.IsNaN(r))))
 		if ck := floor.floorMs(checksKey + rd.def.floor); !math.IsNaN(ck) {
 			p("| %s, for context: the crypto floor plus the checks floor is already %s× the crypto floor; server CPU / (crypto floor + checks floor) | %s ms / %s ms = %s× | not a target |\n",
 				id, f2((fl+ck)/fl), f2(cpu), f3(fl+ck), f2(cpu/(fl+ck)))
@@ -858,7 +870,7 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 			rounds, text = roundRatios(x.cpuByRound, y.cpuByRound)
 		}
 		p("| scepter-rsa CPU / step-ca CPU ≤ %.2f× | %s ms / %s ms = **%s**%s | %s |\n", targetCPU, f2(a), f2(s), times(r),
-			text, markRounds(r, rounds, func(v float64) bool { return v <= targetCPU }))
+			text, verdict(markRounds(r, rounds, func(v float64) bool { return v <= targetCPU })))
 	}
 	{
 		a, ac := rsa.best()
@@ -866,7 +878,7 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 		r := a / s
 		rounds, text := roundRatios(rsa.bestByRound(), step.bestByRound())
 		p("| scepter-rsa best enroll/s / step-ca best ≥ %.2f× | %s / %s = **%s**%s | %s |\n", targetRate, bestRate(a, ac), bestRate(s, sc), times(r),
-			text, markRounds(r, rounds, func(v float64) bool { return v >= targetRate }))
+			text, verdict(markRounds(r, rounds, func(v float64) bool { return v >= targetRate })))
 	}
 	for _, id := range scepterRows {
 		rd := find(data, id)
@@ -894,7 +906,7 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 			lost = fmt.Sprintf("; %d runs gave no result", missing)
 		}
 		p("| %s: 0 failures and 0 duplicate serials (c = %s) | %d failures, %d duplicates in %d enrollments%s | %s |\n", id, strings.Join(cs, ", "),
-			fails, dups, att, lost, mark(fails == 0 && dups == 0 && missing == 0, known))
+			fails, dups, att, lost, verdict(mark(fails == 0 && dups == 0 && missing == 0, known)))
 	}
 	for _, id := range scepterRows {
 		rd := find(data, id)
@@ -905,7 +917,7 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 		if x := rd.at(ratioConc); x != nil {
 			v = x.p99
 		}
-		p("| %s: p99 < %.0f ms at c=%d | %s ms | %s |\n", id, targetP99, ratioConc, f1(v), mark(v < targetP99, !math.IsNaN(v)))
+		p("| %s: p99 < %.0f ms at c=%d | %s ms | %s |\n", id, targetP99, ratioConc, f1(v), verdict(mark(v < targetP99, !math.IsNaN(v))))
 	}
 	write2(b, meta, data, floor, rsa, step)
 	p("\n## Where the time goes\n\n")

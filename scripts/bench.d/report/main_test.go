@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -369,6 +370,47 @@ func TestReportVolatileDataDirectories(t *testing.T) {
 		}
 		if i, j := strings.Index(got, want[1]), strings.Index(got, "## Targets"); i < j {
 			t.Errorf("%s: the note of a run that is not durable is not under the targets' heading", fs)
+		}
+	}
+}
+
+// TestReportQuickRunJudgesNoTarget: a QUICK=1 run, a try-out, marks no
+// target met or not met, and says why above the targets; a full run marks
+// them (r113: a quick run marked p99 targets **met**).
+func TestReportQuickRunJudgesNoTarget(t *testing.T) {
+	meta, err := os.ReadFile("testdata/meta.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		quick  string
+		judged bool
+	}{
+		{"0", true},
+		{"1", false},
+	} {
+		dir := t.TempDir()
+		metaFile := filepath.Join(dir, "meta.txt")
+		m := regexp.MustCompile(`(?m)^quick=.*\n`).ReplaceAll(meta, nil)
+		if err := os.WriteFile(metaFile, append(m, []byte("quick="+tc.quick+"\n")...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "BENCHMARKS.md")
+		if err := run("testdata/results", metaFile, out, &bytes.Buffer{}); err != nil {
+			t.Fatalf("quick=%s: run: %v", tc.quick, err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(b)
+		_, targets, _ := strings.Cut(got, "## Targets")
+		marked := strings.Contains(targets, "**met**") || strings.Contains(targets, "**not met")
+		if marked != tc.judged {
+			t.Errorf("quick=%s: targets marked met or not met: %v, want %v:\n%s", tc.quick, marked, tc.judged, targets)
+		}
+		if note := "no target is marked met or not met"; strings.Contains(targets, note) == tc.judged {
+			t.Errorf("quick=%s: the note %q given: %v", tc.quick, note, !tc.judged)
 		}
 	}
 }
