@@ -718,7 +718,13 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	p("- Latency is the load tool's, from the start of an enrollment's work on the clock to its end. \"Of it the server\" is the part spent waiting for the server: from sending the HTTP request to the reply's headers (`round_trip_ms` of `scepter bench --json`); the rest is the load tool's own work on its one core, shared by its workers. %s\n", toolCoresText(data))
 	p("- Server CPU is utime+stime of the server process from /proc/PID/stat before and after each run, divided by the enrollments that succeeded.\n")
 	p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic: with the static challenge as the password (as the SCEP rows), and, at fewer concurrencies, as an EST user (`scepter est user add`), whose password the server checks by argon2id once, and for 15 minutes after from memory (it looks the user up on every request).\n")
-	p("- Crypto floor: `go test -bench BenchmarkCryptoFloor -benchtime 200x -count 5 ./internal/bench/floor` (the bare private-key operations one enrollment of that configuration must make), pinned to the server's CPU, before each round and after the last; the floor is the **minimum** ns/op over all repetitions.\n")
+	// As scripts/bench ran it (its meta floor_bench); a run's meta from
+	// before it wrote that ran this pattern too.
+	floorBench := meta["floor_bench"]
+	if floorBench == "" {
+		floorBench = "^Benchmark(Crypto|Checks)Floor$"
+	}
+	p("- Crypto floor: `go test -run '^$' -bench '%s' -benchtime 200x -count 5 ./internal/bench/floor` (the bare private-key operations one enrollment of that configuration must make), pinned to the server's CPU, before each round and after the last; the floor is the **minimum** ns/op over all repetitions. The same runs measure the checks floor below.\n", floorBench)
 	if floor != nil && floor.backend != "" {
 		p("- RSA: scepter's rows and the floors `default` and `rsa-ca` make their RSA private-key operations through %s, as `serve --rsa-backend auto` (the default) does on this machine; the rows and floors marked Go's crypto/rsa or `-go` make them with Go's crypto/rsa (`--rsa-backend go`), as step-ca and micromdm do.\n", floor.backend)
 	}

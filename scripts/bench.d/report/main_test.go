@@ -415,6 +415,39 @@ func TestReportQuickRunJudgesNoTarget(t *testing.T) {
 	}
 }
 
+// TestReportNamesTheFloorBenchmarks: the Method names the benchmarks
+// scripts/bench ran (its meta floor_bench; without it, the pattern it has
+// always run), not BenchmarkCryptoFloor alone (r113).
+func TestReportNamesTheFloorBenchmarks(t *testing.T) {
+	meta, err := os.ReadFile("testdata/meta.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		meta, want string
+	}{
+		{"", "`go test -run '^$' -bench '^Benchmark(Crypto|Checks)Floor$' -benchtime 200x -count 5 ./internal/bench/floor`"},
+		{"floor_bench=^BenchmarkCryptoFloor$\n", "`go test -run '^$' -bench '^BenchmarkCryptoFloor$' -benchtime 200x"},
+	} {
+		dir := t.TempDir()
+		metaFile := filepath.Join(dir, "meta.txt")
+		if err := os.WriteFile(metaFile, append(bytes.Clone(meta), tc.meta...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "BENCHMARKS.md")
+		if err := run("testdata/results", metaFile, out, &bytes.Buffer{}); err != nil {
+			t.Fatalf("meta %q: run: %v", tc.meta, err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "- Crypto floor: "+tc.want) {
+			t.Errorf("meta %q: the Method lacks %s", tc.meta, tc.want)
+		}
+	}
+}
+
 // TestReportUnmeasuredCPU: a run whose server CPU was not measured (null
 // from a load tool given a wrong --server-pid, absent, or 0 from an older
 // one) makes its cell's CPU unknown: "n/a", and no target passes with it,
