@@ -163,7 +163,7 @@ func certsList(ctx context.Context, e env, args []string) error {
 	var profile, status string
 	fs := newFlagSet(e, "certs list", "certs list [--status valid|expired|revoked] [--profile P] [--expiring-within 30d] [--json]")
 	sf.register(fs)
-	fs.Var(&within, "expiring-within", "only certificates that expire within this time (e.g. 30d, 12h), not yet expired")
+	fs.Var(&within, "expiring-within", "only certificates that expire within this time (e.g. 30d, 12h), not yet expired; valid ones unless --status revoked is given")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	fs.StringVar(&profile, "profile", "", "only this profile")
 	fs.StringVar(&status, "status", "", "only this status: valid (not expired), expired or revoked")
@@ -196,6 +196,11 @@ func certsList(ctx context.Context, e env, args []string) error {
 		return usageError{fmt.Sprintf("--status %q: want valid, expired or revoked", status)}
 	}
 	if within > 0 {
+		if status == "" {
+			// Those still to renew, as /metrics and the console count
+			// them: a revoked certificate needs no renewal.
+			f.Status = pki.StatusValid
+		}
 		f.NotAfterBefore = now.Add(time.Duration(within))
 		f.NotAfterAfter = now
 	}

@@ -154,6 +154,7 @@ func TestCertsListFilters(t *testing.T) {
 		{"a1", "default", now.Add(365 * 24 * time.Hour)},
 		{"b2", "retired", now.Add(-time.Hour)},
 		{"c3", "default", now.Add(10 * 24 * time.Hour)},
+		{"d4", "default", now.Add(5 * 24 * time.Hour)},
 	} {
 		if err := st.RecordIssuance(ctx, store.Issuance{Now: now.Add(-48 * time.Hour), Certificate: pki.Certificate{
 			SerialHex: c.serial, IssuerID: strings.Repeat("1", 64), Issuer: "CN=Test CA", Subject: "CN=device-" + c.serial,
@@ -178,13 +179,19 @@ func TestCertsListFilters(t *testing.T) {
 		want    []string // serials listed; nil with wantErr
 		wantErr string
 	}{
-		{nil, []string{"a1", "b2", "c3"}, ""},
-		{[]string{"--status", "valid"}, []string{"a1"}, ""},
+		{nil, []string{"a1", "b2", "c3", "d4"}, ""},
+		{[]string{"--status", "valid"}, []string{"a1", "d4"}, ""},
 		{[]string{"--status", "expired"}, []string{"b2"}, ""},
 		{[]string{"--status", "revoked"}, []string{"c3"}, ""},
 		{[]string{"--status", "expired", "--expiring-within", "30d"}, nil, "exclude each other"},
+		// Those still to renew, as /metrics counts them: not the revoked
+		// c3, unless asked for (r110 D6).
+		{[]string{"--expiring-within", "30d"}, []string{"d4"}, ""},
+		{[]string{"--expiring-within", "30d", "--status", "valid"}, []string{"d4"}, ""},
+		{[]string{"--expiring-within", "30d", "--status", "revoked"}, []string{"c3"}, ""},
+		{[]string{"--expiring-within", "7d", "--status", "revoked"}, []string{}, ""},
 		{[]string{"--status", "gone"}, nil, "want valid, expired or revoked"},
-		{[]string{"--profile", "default"}, []string{"a1", "c3"}, ""},
+		{[]string{"--profile", "default"}, []string{"a1", "c3", "d4"}, ""},
 		{[]string{"--profile", "default", "--status", "expired"}, []string{}, ""},
 		// No longer configured, but certificates were issued under it.
 		{[]string{"--profile", "retired"}, []string{"b2"}, ""},

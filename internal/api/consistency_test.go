@@ -193,3 +193,41 @@ func TestOpenAPIMarksWhatTheServerEnforces(t *testing.T) {
 		t.Errorf("revoke without a body: %d %s, want 400", r.status, r.body)
 	}
 }
+
+// expiring_within without status lists the certificates still to renew,
+// as /metrics and the console's links count them: a revoked certificate
+// is listed only when status=revoked asks for it (r110 D6).
+func TestExpiringWithinListsValidUnlessAsked(t *testing.T) {
+	e := newEnv(t)
+	live, _ := e.Issue(t, "expiring-live")
+	gone, _ := e.Issue(t, "expiring-revoked")
+	e.Revoke(t, gone, 1)
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"expiring_within=36500d", []string{live.SerialNumber.Text(16)}},
+		{"expiring_within=36500d&status=valid", []string{live.SerialNumber.Text(16)}},
+		{"expiring_within=36500d&status=revoked", []string{gone.SerialNumber.Text(16)}},
+		{"status=revoked", []string{gone.SerialNumber.Text(16)}},
+	} {
+		r := e.do(t, pki.RoleAuditor, "GET", "/api/v1/certificates?"+tc.query, nil)
+		if r.status != 200 {
+			t.Errorf("%s: %d\n%s", tc.query, r.status, r.body)
+			continue
+		}
+		var page struct {
+			Items []struct {
+				Serial string `json:"serial"`
+			} `json:"items"`
+		}
+		r.json(t, &page)
+		got := []string{}
+		for _, c := range page.Items {
+			got = append(got, c.Serial)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s lists %q, want %q", tc.query, got, tc.want)
+		}
+	}
+}

@@ -63,7 +63,7 @@ func (h *Handler) table() []route {
 		{"issuer", "string", "issuer ID (hex SHA-256 of the issuing CA certificate)"},
 		{"protocol", "string", "scep, est, cli or internal"},
 		{"q", "string", "subject, SAN or serial substring (3 characters or more use the index); RFC 4514 escapes are optional: `Doe, John` and `Doe\\, John` both find CN=Doe\\, John"},
-		{"expiring_within", "string", "only unexpired certificates expiring within this time (30d, 12h; at most 36500d), by expiry"},
+		{"expiring_within", "string", "only unexpired certificates expiring within this time (30d, 12h; at most 36500d), by expiry; valid ones unless status=revoked is given"},
 		{"issued_after", "string", "RFC 3339 time"}, {"issued_before", "string", "RFC 3339 time"},
 		pLimit, pCursor,
 	}

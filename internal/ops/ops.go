@@ -134,6 +134,11 @@ func (o *Ops) Certificates(ctx context.Context, p auth.Principal, q CertQuery) (
 		if q.Status == "expired" {
 			return nil, "", pki.Errorf(pki.EBadRequest, "expiring_within and status=expired exclude each other")
 		}
+		if q.Status == "" {
+			// Those still to renew, as /metrics and the console's
+			// links count them: a revoked certificate needs no renewal.
+			f.Status = pki.StatusValid
+		}
 		f.NotAfterAfter, f.NotAfterBefore = now, now.Add(q.ExpiringWithin)
 	}
 	if !q.IssuedAfter.IsZero() && !q.IssuedBefore.IsZero() && !q.IssuedAfter.Before(q.IssuedBefore) {
