@@ -30,7 +30,8 @@ func readCertFile(path string) (*x509.Certificate, error) {
 
 // recordForRevocation makes sure the certificate in path is in the
 // inventory, so that it can be revoked: it must be signed by one of this
-// CA's issuing CAs (checked by signature, up to the root), and is
+// CA's issuing CAs (checked by signature, up to the root; an expired one
+// as at its last moment of validity, as revoking by serial takes it), and is
 // recorded, audited, when the store lacks it (a store restored from a copy
 // older than the certificate). One that differs from the certificate the
 // store records under its serial is refused: an issuing CA's key signed
@@ -52,7 +53,9 @@ func recordForRevocation(ctx context.Context, sf *storeFlags, st store.Store, pa
 	issuer, err := authority.IssuedByUs(cert, now)
 	switch {
 	case errors.Is(err, ca.ErrExpired):
-		return "", "", false, fmt.Errorf("--cert %s: %w; a CRL lists no expired certificate, so there is nothing to revoke", path, err)
+		// Ours, checked at the end of its validity, and revoked as by
+		// its serial: for keyCompromise that records the key, which
+		// revokes its live certificates and refuses it from then on.
 	case err != nil:
 		return "", "", false, fmt.Errorf("--cert %s (%s) was not issued by this CA's issuing CAs: %w", path, printable(cert.Subject.String()), err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
 )
 
 // `certs revoke --cert FILE` revokes a certificate this CA issued that the
@@ -258,5 +261,116 @@ func TestReadCertFile(t *testing.T) {
 				t.Fatalf("err = %v, want it to say %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// `certs revoke --cert FILE` revokes an expired certificate as revoking
+// it by serial does, where it refused it ("nothing to revoke"): for
+// keyCompromise the key is recorded and its live certificates revoked
+// with it; an expired one the inventory lacks is recorded first (r110 D3).
+func TestCertsRevokeCertExpired(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	path := func(name string) string { return filepath.Join(dir, name) }
+	s := serveInProcess(t, nil, "--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", data)
+	if s.ended {
+		t.Fatalf("serve: %v\n%s", s.err, s.errb.String())
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	clock := pki.SystemClock{} // the CLI's
+	authority, err := ca.Load(data, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now().Truncate(time.Second)
+	// sign makes a certificate of the issuing CA for key, recorded in the
+	// inventory when record is set.
+	serialNo := int64(0x7e57)
+	sign := func(cn string, key *ecdsa.PrivateKey, notAfter time.Time, record bool) (file, shownSerial string) {
+		t.Helper()
+		serialNo++
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serialNo), Subject: pkix.Name{CommonName: cn},
+			NotBefore: authority.Issuer.Cert.NotBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, authority.Issuer.Cert, &key.PublicKey, authority.Issuer.Signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file = path(cn + ".pem")
+		writePEM(t, file, der)
+		if record {
+			recordCert(t, data, authority.Issuer.ID, der, now.Add(-time.Hour))
+		}
+		return file, pki.SerialText(big.NewInt(serialNo))
+	}
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	leaked, other, lost := newKey(), newKey(), newKey()
+	expired, expiredSerial := sign("expired-leaked", leaked, now.Add(-time.Second), true)
+	_, liveSerial := sign("live-leaked", leaked, now.Add(24*time.Hour), true)
+	superseded, supersededSerial := sign("expired-superseded", other, now.Add(-time.Second), true)
+	missing, missingSerial := sign("expired-missing", lost, now.Add(-time.Second), false)
+
+	for _, tc := range []struct {
+		name, file, reason string
+		want               []string // in the output, in this order
+		revoked            []string // serials certs show then calls revoked
+	}{
+		{"keyCompromise", expired, "keyCompromise",
+			[]string{"revoked " + expiredSerial, "reason keyCompromise", "also revoked " + liveSerial},
+			[]string{expiredSerial, liveSerial}},
+		{"another reason", superseded, "superseded",
+			[]string{"revoked " + supersededSerial, "reason superseded"}, []string{supersededSerial}},
+		{"not in the inventory", missing, "keyCompromise",
+			[]string{"recorded " + missingSerial, "revoked " + missingSerial}, []string{missingSerial}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runCLI("certs", "revoke", "--data-dir", data, "--cert", tc.file, "--reason", tc.reason)
+			if err != nil {
+				t.Fatalf("certs revoke --cert of an expired certificate: %v\n%s", err, out)
+			}
+			rest := out
+			for _, w := range tc.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("output lacks %q (in order):\n%s", w, out)
+				}
+				rest = rest[i+len(w):]
+			}
+			for _, serial := range tc.revoked {
+				if out, err := runCLI("certs", "show", "--data-dir", data, serial); err != nil || !strings.Contains(out, "Revoked:") {
+					t.Errorf("certs show %s: %v\n%s", serial, err, out)
+				}
+			}
+		})
+	}
+}
+
+// recordCert records der, of the issuing CA issuerID, in the inventory
+// of the stopped server's data directory.
+func recordCert(t *testing.T, data, issuerID string, der []byte, at time.Time) {
+	t.Helper()
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(data, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.RecordIssuance(ctx, store.Issuance{Now: at, Certificate: pki.Certificate{
+		SerialHex: cert.SerialNumber.Text(16), IssuerID: issuerID, Issuer: cert.Issuer.String(), Subject: cert.Subject.String(),
+		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Status: pki.StatusValid, Profile: "default", Protocol: pki.ProtocolCLI,
+		Source: pki.SourceIssued, KeyType: "p256", CreatedAt: at, DER: der,
+	}}); err != nil {
+		t.Fatal(err)
 	}
 }
