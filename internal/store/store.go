@@ -408,12 +408,13 @@ type CertFilter struct {
 // store keeps with every change (no scan of the inventory).
 type Dashboard struct {
 	// ByStatus counts certificates: "valid" (unexpired), "expired"
-	// (valid, but past NotAfter) and "revoked".
+	// (valid, but past NotAfter at now) and "revoked".
 	ByStatus map[string]int64
 	// ByProfile counts unexpired valid certificates per profile.
 	ByProfile map[string]int64
 	// Expiring counts valid certificates expiring within 7, 30 and 90
-	// days (by UTC day), keyed by the number of days.
+	// days of now (as ListCertificates lists them between now and
+	// now+days), keyed by the number of days.
 	Expiring map[int]int64
 	// Days are the counts per UTC day, oldest first, of the days asked
 	// for: issued, renewed, revoked, refused.

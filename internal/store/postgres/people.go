@@ -402,6 +402,25 @@ func (s *Store) Dashboard(ctx context.Context, now time.Time, days int) (store.D
 	if err := rows.Err(); err != nil {
 		return d.Dashboard, pgError("postgres: dashboard: %w", err)
 	}
+	a := sqlstore.Args{Numbered: true}
+	rows, err = s.query(ctx, d.EdgeQuery(&a), a.Values...)
+	if err != nil {
+		return d.Dashboard, pgError("postgres: dashboard: %w", err)
+	}
+	for rows.Next() {
+		var profile string
+		var within int
+		var n int64
+		if err := rows.Scan(&profile, &within, &n); err != nil {
+			rows.Close()
+			return d.Dashboard, pgError("postgres: dashboard: %w", err)
+		}
+		d.AddEdge(profile, within, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return d.Dashboard, pgError("postgres: dashboard: %w", err)
+	}
 	if err := s.queryRow(ctx, `SELECT count(*) FROM enrollment_requests WHERE status = $1 AND expires_at > $2`,
 		string(pki.RequestPending), sqlstore.Micros(now)).Scan(&d.Pending); err != nil {
 		return d.Dashboard, pgError("postgres: dashboard: %w", err)

@@ -383,6 +383,25 @@ func (s *Store) Dashboard(ctx context.Context, now time.Time, days int) (store.D
 		return d.Dashboard, fmt.Errorf("sqlite: dashboard: %w", err)
 	}
 	rows.Close()
+	var a sqlstore.Args
+	rows, err = s.r.QueryContext(ctx, d.EdgeQuery(&a), a.Values...)
+	if err != nil {
+		return d.Dashboard, fmt.Errorf("sqlite: dashboard: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var profile string
+		var within int
+		var n int64
+		if err := rows.Scan(&profile, &within, &n); err != nil {
+			return d.Dashboard, fmt.Errorf("sqlite: dashboard: %w", err)
+		}
+		d.AddEdge(profile, within, n)
+	}
+	if err := rows.Err(); err != nil {
+		return d.Dashboard, fmt.Errorf("sqlite: dashboard: %w", err)
+	}
+	rows.Close()
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM enrollment_requests WHERE status = ? AND expires_at > ?`,
 		string(pki.RequestPending), sqlstore.Micros(now)).Scan(&d.Pending); err != nil {
 		return d.Dashboard, fmt.Errorf("sqlite: dashboard: %w", err)

@@ -211,6 +211,21 @@ func TestQueryPlans(t *testing.T) {
 			"SEARCH ca_generations USING INDEX ca_generations_key_hash (key_hash=?)") || badPlan(plan) != "" {
 			t.Errorf("own-key check: no search of certificates_own_keys and ca_generations_key_hash by key:\n%s", plan)
 		}
+		// The dashboard's exact counts read ranges of not_after within a
+		// day (today's, and each window's last) by the (status,
+		// not_after) index: never the inventory. Only today's rows are
+		// grouped by profile.
+		dash := sqlstore.NewDashboard(t0, 1)
+		var da sqlstore.Args
+		dashPlan := queryPlan(t, s, dash.EdgeQuery(&da), da.Values...)
+		if strings.Count(dashPlan, "SEARCH certificates USING INDEX certificates_status_expiry (status=? AND not_after>? AND not_after<?)") != 4 {
+			t.Errorf("Dashboard: not four searches of certificates_status_expiry by status and not_after:\n%s", dashPlan)
+		}
+		for _, line := range strings.Split(dashPlan, "\n") {
+			if strings.HasPrefix(line, "SCAN ") {
+				t.Errorf("Dashboard: full scan: %s\nplan:\n%s", line, dashPlan)
+			}
+		}
 		// CertificatesBySerial walks the issuers (a table of one row per
 		// issuer, built by index searches) and sorts its matches, at most
 		// one per issuer. Every read of certificates is an index search:
@@ -460,5 +475,24 @@ func BenchmarkListCertificates(b *testing.B) {
 				f.Cursor = next
 			}
 		})
+	}
+}
+
+// BenchmarkDashboard reads the dashboard's counts (the console's, the
+// API's and /metrics') of a large inventory, SCEPTER_BENCH_ROWS
+// (default 100000; the roadmap's target is 1000000), a day's expiries
+// being a 730th of it: the exact split of today and each window's last day
+// reads those days' certificates only.
+func BenchmarkDashboard(b *testing.B) {
+	rows := pkitest.BenchRows(b, 100000)
+	s := openTemp(b)
+	defer s.Close()
+	fill(b, s, rows)
+	ctx := context.Background()
+	now := t0.Add(400*24*time.Hour + 13*time.Hour)
+	for b.Loop() {
+		if _, err := s.Dashboard(ctx, now, 30); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -119,3 +119,89 @@ func testDashboardCountsCertificates(t *testing.T, s store.Store) {
 		t.Errorf("by_status %v, the days' revocations %d; want revoked 5 (as the days), valid 1", d.ByStatus, revoked)
 	}
 }
+
+// testDashboardExactAtNow: the counts by status, by profile and expiring
+// within 7, 30 and 90 days are those of the inventory's lists at the
+// reading's time, not of whole UTC days: a certificate that expired a
+// second ago today is expired, not valid nor expiring, and one expiring a
+// second after a window's end is outside it (r110 D4).
+func testDashboardExactAtNow(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const day = 24 * time.Hour
+	now := t0.Truncate(day).Add(13*time.Hour + 14*time.Minute + 15*time.Second) // mid-day, whole seconds
+	for _, c := range []struct {
+		serial, profile string
+		notAfter        time.Time
+		revoked, own    bool
+	}{
+		{"x1", "default", now.Add(-time.Second), false, false},               // expired a second ago, today
+		{"x2", "gone", now.Add(-time.Second), false, false},                  // the profile's only one
+		{"x3", "default", now.Truncate(day).Add(-time.Second), false, false}, // expired yesterday
+		{"x4", "wifi", now.Add(time.Second), false, false},                   // expiring in a second
+		{"x5", "default", now.Add(7*day - time.Second), false, false},        // within 7 days, just
+		{"x6", "default", now.Add(7*day + time.Second), false, false},        // the 7th day, past the window
+		{"x7", "vpn", now.Add(30*day + time.Second), false, false},           // within 90
+		{"x8", "default", now.Add(90*day + time.Second), false, false},       // beyond every window
+		{"x9", "default", now.Add(-time.Second), true, false},                // revoked
+		{"xa", pki.ProfileImported, now.Add(-time.Second), false, true},      // the server's own: not counted
+		{"xb", "default", now.Add(-2 * time.Hour), false, false},             // expired earlier today
+	} {
+		rec := newCert(issuerA, c.serial, c.notAfter)
+		rec.Profile = c.profile
+		if c.own {
+			rec.Protocol = pki.ProtocolInternal
+		}
+		mustRecord(t, s, issuance(rec, issuedEvent(rec)))
+		if c.revoked {
+			if _, _, err := s.RevokeCertificate(ctx, issuerA, c.serial, 4, now.Add(-time.Hour), pki.AuditEvent{Type: pki.EventRevoked}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	d, err := s.Dashboard(ctx, now, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(f store.CertFilter) int64 {
+		t.Helper()
+		list, _, err := s.ListCertificates(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, c := range list {
+			if c.Protocol != pki.ProtocolInternal {
+				n++
+			}
+		}
+		return n
+	}
+	valid := func(from, to time.Time) store.CertFilter {
+		return store.CertFilter{Status: pki.StatusValid, NotAfterAfter: from, NotAfterBefore: to, Limit: 100}
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want int64
+		list      store.CertFilter // the console's link: it lists as many
+	}{
+		{"valid", d.ByStatus["valid"], 5, store.CertFilter{Status: pki.StatusValid, NotAfterAfter: now, Limit: 100}},
+		{"expired", d.ByStatus["expired"], 4, store.CertFilter{Status: pki.StatusValid, NotAfterBefore: now, Limit: 100}},
+		{"revoked", d.ByStatus["revoked"], 1, store.CertFilter{Status: pki.StatusRevoked, Limit: 100}},
+		{"profile default", d.ByProfile["default"], 3, store.CertFilter{Status: pki.StatusValid, NotAfterAfter: now, Profile: "default", Limit: 100}},
+		{"profile wifi", d.ByProfile["wifi"], 1, store.CertFilter{Status: pki.StatusValid, NotAfterAfter: now, Profile: "wifi", Limit: 100}},
+		{"profile gone", d.ByProfile["gone"], 0, store.CertFilter{Status: pki.StatusValid, NotAfterAfter: now, Profile: "gone", Limit: 100}},
+		{"expiring 7", d.Expiring[7], 2, valid(now, now.Add(7*day))},
+		{"expiring 30", d.Expiring[30], 3, valid(now, now.Add(30*day))},
+		{"expiring 90", d.Expiring[90], 4, valid(now, now.Add(90*day))},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, tc.got, tc.want)
+		}
+		if n := count(tc.list); n != tc.want {
+			t.Errorf("%s: its list holds %d, want %d", tc.name, n, tc.want)
+		}
+	}
+	if _, ok := d.ByProfile["gone"]; ok {
+		t.Errorf("ByProfile %v names a profile with no valid certificate", d.ByProfile)
+	}
+}

@@ -89,6 +89,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RenewalsOf", testRenewalsOf},
 		{"Dashboard", testDashboard},
 		{"DashboardCountsCertificates", testDashboardCountsCertificates},
+		{"DashboardExactAtNow", testDashboardExactAtNow},
 		{"AuditLimits", testAuditLimits},
 		{"ListCertificatesPagination", testListPagination},
 		{"ListCertificatesStableUnderInserts", testListStableUnderInserts},
