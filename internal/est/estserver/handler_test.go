@@ -1215,6 +1215,48 @@ func TestUncleanPathIsRefusedAndAudited(t *testing.T) {
 	}
 }
 
+// r109 D1: the prefix without its slash names no operation: a 404 saying
+// so and where the operations are, recorded as the other unknown paths
+// are, for any method, never the mux's bare 307 to the prefix (itself a
+// 404) that a client repeats its POST and its credentials to.
+func TestPrefixWithoutSlashIsRefusedAndAudited(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	c := f.httpClient(nil, 0)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	root := strings.TrimSuffix(est.PathPrefix, "/")
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+		t.Run(method, func(t *testing.T) {
+			before, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := http.NewRequest(method, f.url+root, bytes.NewReader(newCSR(t, newKey(t), "root", csr.Template{})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.SetBasicAuth("alice", userPassword)
+			r := f.do(c, req)
+			if r.status != http.StatusNotFound || r.header.Get("Location") != "" {
+				t.Fatalf("HTTP %d, Location %q, %q; want 404 with its reason", r.status, r.header.Get("Location"), r.body)
+			}
+			if method != http.MethodHead {
+				for _, want := range []string{fmt.Sprintf("unknown EST path %q", root), "names no operation", est.PathPrefix + "OPERATION"} {
+					if !strings.Contains(string(r.body), want) {
+						t.Errorf("reason %q lacks %q", r.body, want)
+					}
+				}
+			}
+			after, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: pki.EventRefused, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(after) != len(before)+1 || !strings.Contains(after[0].Reason, "names no operation") || after[0].Detail != root {
+				t.Errorf("%d refusal events after, %d before, want one more naming the path %q", len(after), len(before), root)
+			}
+		})
+	}
+}
+
 // userReadCountingStore counts the reads of EST users.
 type userReadCountingStore struct {
 	store.Store

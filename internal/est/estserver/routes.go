@@ -14,15 +14,21 @@ import (
 // profile, /.well-known/est/LABEL/OP for the profile named LABEL. Any other
 // path under the prefix (deeper, or with an empty segment) gets a reasoned
 // 404 and a refusal in the audit trail, as an unknown label or operation
-// does, not the mux's bare 404. The server mounts them on its HTTPS
-// listener only.
+// does, not the mux's bare 404; so does the prefix without its slash,
+// which the mux would otherwise answer with a bare 307 to the prefix,
+// itself a 404. The server mounts them on its HTTPS listener only.
 func (h *Handler) Routes() map[string]http.Handler {
 	return map[string]http.Handler{
 		est.PathPrefix + "{op}":         h,
 		est.PathPrefix + "{label}/{op}": h,
 		est.PathPrefix + "{path...}":    http.HandlerFunc(h.unknownPath),
+		prefixRoot:                      http.HandlerFunc(h.unknownPath),
 	}
 }
+
+// prefixRoot is EST's prefix without its slash, "/.well-known/est": a
+// path that names no operation.
+var prefixRoot = strings.TrimSuffix(est.PathPrefix, "/")
 
 // UncleanPaths implements server.UncleanPathRouter: a path under the
 // prefix with an empty, "." or ".." segment ("//simpleenroll",
@@ -38,11 +44,15 @@ func sentPath(r *http.Request) string {
 	return pki.Clip(r.URL.EscapedPath(), len(est.PathPrefix)+64)
 }
 
-// uncleanReason says why an escaped path is not served for its shape: a
+// uncleanReason says why an escaped path is not served for its shape: the
+// prefix without its slash, which names no operation; a
 // segment that is empty (a trailing "/" ends in one), "." or ".." (or
 // their escaped forms), or that holds an escaped "/", which the mux
 // would read as one segment and a client or proxy as two. "" when none.
 func uncleanReason(escaped string) string {
+	if escaped == prefixRoot {
+		return "it names no operation"
+	}
 	segs := strings.Split(strings.TrimPrefix(escaped, "/"), "/")
 	slash, dots, trailing := false, false, false
 	for i, seg := range segs {
@@ -71,7 +81,8 @@ func uncleanReason(escaped string) string {
 }
 
 // unknownPath answers a path under the EST prefix that names no label and
-// operation: deeper than those, or not clean (uncleanReason). The reply
+// operation: deeper than those, not clean, or the prefix without its slash
+// (uncleanReason). The reply
 // and the audit event quote the whole path as sent: without the prefix,
 // /.well-known/est//cacerts would read "/cacerts", a path the client
 // never asked for.
