@@ -392,7 +392,7 @@ func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, 
 	if err != nil {
 		// Say why: crypto/x509 refuses some well-formed requests (a URI
 		// SAN it cannot parse, such as IntuneDeviceId://{guid}).
-		return nil, http.StatusBadRequest, fmt.Errorf("the body is not a PKCS#10 certificate request this server can read: %s", parseReason(err))
+		return nil, http.StatusBadRequest, fmt.Errorf("the body is not a PKCS#10 certificate request this server can read: %s", parseReason(der, err))
 	}
 	return req, 0, nil
 }
@@ -709,15 +709,21 @@ var parseReasons = []struct{ match, reason string }{
 	{"extension", "one of its extensions is malformed"},
 }
 
-// parseReason says why crypto/x509 could not read a request, without the
-// library's text (SECURITY.md: no Go error text in answers): a reason of
-// parseReasons, or that it is not a DER PKCS#10 request.
-func parseReason(err error) string {
+// parseReason says why crypto/x509 could not read a request, der, without
+// the library's text (SECURITY.md: no Go error text in answers): a reason
+// of parseReasons; a subject attribute whose value its string type does
+// not allow, named (encoding/asn1's "invalid UTF-8 string" names none, and
+// the request is DER all the same); or that it is not a DER PKCS#10
+// request.
+func parseReason(der []byte, err error) string {
 	msg := err.Error()
 	for _, r := range parseReasons {
 		if strings.Contains(msg, r.match) {
 			return r.reason
 		}
+	}
+	if problem := csr.SubjectStringProblem(der); problem != "" {
+		return problem
 	}
 	return "it is not a DER-encoded PKCS#10 request (RFC 2986)"
 }

@@ -966,6 +966,51 @@ func TestMalformedNameContentsAreBadRequest(t *testing.T) {
 	}
 }
 
+// r109 D2: a request that is DER but whose subject holds a value its
+// string type does not allow is refused naming the attribute and what is
+// wrong, at each operation that takes a request, not as a body that is not
+// DER at all.
+func TestSubjectStringTheTypeForbidsIsNamed(t *testing.T) {
+	renew := profile("renew", func(p *pki.Profile) { p.RenewalWindow = 1 })
+	keygen := profile("keygen", func(p *pki.Profile) { p.ServerKeyGen = true })
+	f := newFixture(t, fixtureOptions{profiles: []pki.Profile{renew, keygen}})
+	key := newKey(t)
+	old := f.issued(f.post(f.httpClient(nil, 0), "renew/simpleenroll", "alice", userPassword, newCSR(t, key, "renew-me", csr.Template{}), nil))
+	renewer := f.httpClient(tlsPair(old, key, f.auth.Issuer.Cert), 0)
+	cn := func(tag int, value ...byte) []byte {
+		atv, err := asn1.Marshal([]any{asn1.ObjectIdentifier{2, 5, 4, 3}, asn1.RawValue{Tag: tag, Bytes: value}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte{0x30, byte(len(atv) + 2), 0x31, byte(len(atv))}, atv...)
+	}
+	for _, tc := range []struct {
+		name, path string
+		subject    []byte
+		want       string
+	}{
+		{"UTF8String not UTF-8, simpleenroll", "simpleenroll", cn(asn1.TagUTF8String, 'a', 0xff, 0xfe, 'b'),
+			"its subject's CN is a UTF8String that is not valid UTF-8 (byte 0xFF at offset 1)"},
+		{"PrintableString with Latin-1, simpleenroll", "simpleenroll", cn(asn1.TagPrintableString, 'a', 0xe9, 'b'),
+			"its subject's CN is a PrintableString holding byte 0xE9 at offset 1, outside PrintableString's set"},
+		{"IA5String with Latin-1, simpleenroll", "simpleenroll", cn(asn1.TagIA5String, 'a', 0xe9),
+			"its subject's CN is an IA5String holding byte 0xE9 at offset 1, which is not ASCII"},
+		{"UTF8String not UTF-8, simplereenroll", "renew/simplereenroll", cn(asn1.TagUTF8String, 0xc3),
+			"its subject's CN is a UTF8String that is not valid UTF-8 (byte 0xC3 at offset 0)"},
+		{"PrintableString with Latin-1, serverkeygen", "keygen/serverkeygen", cn(asn1.TagPrintableString, 0xe9),
+			"its subject's CN is a PrintableString holding byte 0xE9 at offset 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, user, pass := f.httpClient(nil, 0), "alice", userPassword
+			if tc.path == "renew/simplereenroll" {
+				c, user, pass = renewer, "", ""
+			}
+			r := f.post(c, tc.path, user, pass, newCSR(t, key, "", csr.Template{RawSubject: tc.subject}), nil)
+			wantStatus(t, r, http.StatusBadRequest, "this server can read: "+tc.want)
+		})
+	}
+}
+
 // A request whose EC key is a compressed point, which crypto/x509 cannot
 // read, is told so, not that its key is invalid.
 func TestCompressedPointRequestSaysSo(t *testing.T) {

@@ -29,7 +29,13 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	}
 	csrReq, err := x509.ParseCertificateRequest(plain)
 	if err != nil {
-		// Same answer as a failed decryption: no oracle.
+		// A request in PKCS#10's shape whose subject holds a value its
+		// string type does not allow is a client's bug, named: bytes
+		// decrypted with a wrong key never have that shape. Anything
+		// else gets the same answer as a failed decryption: no oracle.
+		if problem := csr.SubjectStringProblem(plain); problem != "" {
+			return nil, pki.Wrap(pki.EBadRequest, err, "the certificate request cannot be read: "+problem)
+		}
 		return nil, h.undecryptable(ctx, req, err)
 	}
 	if req.challenge, err = csr.ChallengePassword(csrReq); err != nil {
