@@ -402,6 +402,23 @@ var (
 	ErrIssuerRevoked = errors.New("ca: the issuing CA of the certificate is revoked on the root's CRL")
 )
 
+// CACertError is IssuedByUs's error for one of the CA's own CA
+// certificates: the root, an issuing CA (previous, current or next), or
+// another certificate the root signed itself. It chains to our root but
+// was issued to no client, so it wraps ErrNotOurs.
+type CACertError struct {
+	Subject string
+	// Role says which: "root certificate", "issuing CA certificate", or
+	// "certificate signed by the root itself, not by an issuing CA".
+	Role string
+}
+
+func (e *CACertError) Error() string {
+	return fmt.Sprintf("%v: %q is this CA's own %s", ErrNotOurs, e.Subject, e.Role)
+}
+
+func (e *CACertError) Unwrap() error { return ErrNotOurs }
+
 // IssuedByUs checks that cert was issued by one of our issuing CAs
 // (previous, current or next) and returns that issuer. The check is by
 // signature: x509 path validation with our issuing CAs as the only
@@ -434,7 +451,7 @@ func (s *issuerSet) issuedByUs(cert *x509.Certificate, now time.Time) (*Issuer, 
 		if iss := s.issuerOf(chains); iss != nil {
 			return iss, nil
 		}
-		return nil, fmt.Errorf("%w: %q is one of the CA's own certificates", ErrNotOurs, cert.Subject)
+		return nil, s.caCertError(cert, chains)
 	}
 	var invalid x509.CertificateInvalidError
 	if errors.As(err, &invalid) && invalid.Reason == x509.Expired && invalid.Cert == cert && now.After(cert.NotAfter) {
@@ -445,9 +462,29 @@ func (s *issuerSet) issuedByUs(cert *x509.Certificate, now time.Time) (*Issuer, 
 			if iss := s.issuerOf(chains); iss != nil {
 				return iss, fmt.Errorf("%w on %s", ErrExpired, cert.NotAfter.UTC().Format(time.RFC3339))
 			}
+			return nil, s.caCertError(cert, chains)
 		}
 	}
 	return nil, fmt.Errorf("%w: %v", ErrNotOurs, err)
+}
+
+// caCertError names cert, which chains (chains) to our root but through
+// none of our issuing CAs: the root itself, one of our issuing CAs, or
+// something else the root signed.
+func (s *issuerSet) caCertError(cert *x509.Certificate, chains [][]*x509.Certificate) error {
+	e := &CACertError{Subject: cert.Subject.String(), Role: "certificate signed by the root itself, not by an issuing CA"}
+	for _, c := range chains {
+		if len(c) == 1 {
+			e.Role = "root certificate"
+			return e
+		}
+	}
+	for _, i := range s.all {
+		if bytes.Equal(i.Cert.Raw, cert.Raw) {
+			e.Role = "issuing CA certificate"
+		}
+	}
+	return e
 }
 
 // issuerOf returns our issuer of the first chain of the form leaf, one of

@@ -105,6 +105,7 @@ func (s *Service) renewedCertificate(ctx context.Context, st *State) (old *pki.C
 	}
 	now := s.clock.Now()
 	issuer, err := s.authority.IssuedByUs(signer, now)
+	var caCert *ca.CACertError
 	switch {
 	case errors.Is(err, ca.ErrExpired):
 		if now.After(signer.NotAfter.Add(st.Profile.RenewalGrace)) {
@@ -112,6 +113,11 @@ func (s *Service) renewedCertificate(ctx context.Context, st *State) (old *pki.C
 		}
 	case errors.Is(err, ca.ErrIssuerRevoked):
 		return nil, nil, pki.Wrap(pki.EBadCertID, err, "the "+held+" was issued by an issuing CA that the root has revoked (listed on the root CRL)")
+	case errors.As(err, &caCert):
+		// Ours, but no client's: named as the server's own certificates
+		// are (authenticateRenewal), and refused as they are.
+		return nil, nil, pki.Wrap(pki.EBadRequest, err, fmt.Sprintf("the %s is this CA's own %s (%s), not a certificate issued to a client; "+
+			"a CA certificate is not renewed by enrollment (scepter ca rollover makes the next issuing CA)", held, caCert.Role, caCert.Subject))
 	case err != nil:
 		return nil, nil, pki.Wrap(pki.EBadCertID, err, "the "+held+" was not issued by this CA")
 	}

@@ -50,3 +50,31 @@ func TestOwnCertificateRenewalSaysTheServerRenewsIt(t *testing.T) {
 		})
 	}
 }
+
+// r109 observation 6: simplereenroll with one of the CA's own CA
+// certificates (ours, but issued to no client) is refused naming which,
+// as the server's other own certificates are, not as a certificate this
+// CA did not issue.
+func TestCACertificateRenewalSaysWhichItIs(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	rootPair, err := tls.LoadX509KeyPair(filepath.Join(f.dir, "ca", "root.crt"), filepath.Join(f.dir, "ca", "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		pair *tls.Certificate
+		want string
+	}{
+		{"the issuing CA's", tlsPair(f.auth.Issuer.Cert, f.auth.Issuer.Signer, f.auth.Issuer.Chain[1:]...), "the client certificate is this CA's own issuing CA certificate (" + f.auth.Issuer.Cert.Subject.String() + ")"},
+		{"the root's", &rootPair, "the client certificate is this CA's own root certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.post(f.httpClient(tc.pair, 0), "simplereenroll", "", "", newCSR(t, newKey(t), "ca", csr.Template{}), nil)
+			wantStatus(t, r, http.StatusForbidden, tc.want)
+			if body := string(r.body); !strings.Contains(body, "not a certificate issued to a client") || strings.Contains(body, "not issued by this CA") {
+				t.Errorf("reason %q, want it to say this is no client's certificate", body)
+			}
+		})
+	}
+}
