@@ -372,11 +372,11 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 		// key and is given the certificate already issued for it, even
 		// when that renewal revoked the old one (revoke_superseded).
 		// A new key each time would leave only a revoked certificate.
-		at, err := saveHeldKey(f.keyOut, key, req)
+		at, err := saveHeldKey(f.keyOut, key, req, holdNever)
 		if err != nil {
 			return fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
 		}
-		kept = &heldKey{key: key, path: at}
+		kept = &heldKey{key: key, path: at, hold: holdNever}
 	}
 	c, caps, caCerts, err := f.connect(ctx, e)
 	if err != nil {

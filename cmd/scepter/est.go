@@ -378,11 +378,11 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		// is kept alike: a refusal removes it.
 		kept = held
 		if held == nil {
-			at, err := saveHeldKey(f.keyOut, key, request)
+			at, err := saveHeldKey(f.keyOut, key, request, holdNever)
 			if err != nil {
 				return fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
 			}
-			kept = &heldKey{key: key, path: at}
+			kept = &heldKey{key: key, path: at, hold: holdNever}
 		}
 		saved = kept
 	}
@@ -398,11 +398,11 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		// challenge. One an earlier run kept is kept alike.
 		kept = held
 		if held == nil {
-			at, err := saveHeldKey(f.keyOut, key, request)
+			at, err := saveHeldKey(f.keyOut, key, request, holdNever)
 			if err != nil {
 				return fmt.Errorf("keeping the key before asking for its certificate: %w", err)
 			}
-			kept = &heldKey{key: key, path: at}
+			kept = &heldKey{key: key, path: at, hold: holdNever}
 		}
 		saved = kept
 		answeredNote = func(err error) error { return estEnrollKeyNote(err, kept, held != nil, true, c.Password != "") }

@@ -96,3 +96,93 @@ func TestESTEnrollKeepsItsKeyBeforeAsking(t *testing.T) {
 		})
 	}
 }
+
+// r112 D1: a key kept by a run that got no certificate, and no hold (an
+// HTTP 503), is taken up and named as such, and the advice is to keep it,
+// in every line: "held for approval" only once a hold was answered (from
+// then on, whatever the later answers), and an older build's marker, which
+// does not say, keeps its old words. No line says to remove the key when
+// another says to keep it.
+func TestESTEnrollKeptKeyWordsWhetherItWasHeld(t *testing.T) {
+	const (
+		noCert  = "which got no certificate (its answer was lost, or the server said to try again later)"
+		noCertN = "is still the key of this request, kept by an earlier run that got no certificate"
+		held    = "which was held for approval: asking with it again"
+		heldN   = "is still the key of the request held for approval earlier"
+		either  = "which was held for approval or whose answer was lost"
+		eitherN = "is still the key of this request, saved by an earlier run that was held for approval or whose answer was lost"
+	)
+	type answer struct {
+		refuse, hold int
+		oldMarker    bool // the marker rewritten as an older build wrote it, before this run
+		announce     string
+		note         string
+	}
+	for _, tt := range []struct {
+		name string
+		runs []answer
+	}{
+		{"503, then 503", []answer{{refuse: 503}, {refuse: 503, announce: noCert, note: noCertN}, {refuse: 503, announce: noCert, note: noCertN}}},
+		{"503, then held, then 503", []answer{{refuse: 503}, {hold: 1, announce: noCert}, {refuse: 503, announce: held, note: heldN}}},
+		{"held, then 503", []answer{{hold: 1}, {refuse: 503, announce: held, note: heldN}, {refuse: 429, announce: held, note: heldN}}},
+		{"an older build's marker", []answer{{refuse: 503}, {refuse: 503, oldMarker: true, announce: either, note: eitherN}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &reenrollEST{t: t}
+			u, caFile := startReenrollEST(t, s)
+			d := t.TempDir()
+			path := func(name string) string { return filepath.Join(d, name) }
+			for i, a := range tt.runs {
+				s.mu.Lock()
+				s.refuse, s.hold = a.refuse, a.hold
+				s.mu.Unlock()
+				if a.oldMarker {
+					data, err := os.ReadFile(path("key.pem" + heldMarkerSuffix))
+					if err != nil {
+						t.Fatal(err)
+					}
+					var lines []string
+					for _, l := range strings.Split(string(data), "\n") {
+						if !strings.HasPrefix(l, heldMarkerHoldLine) {
+							lines = append(lines, l)
+						}
+					}
+					if err := os.WriteFile(path("key.pem"+heldMarkerSuffix), []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				out, err := runCLI("est", "enroll", "--url", u, "--cacert", caFile, "--subject", "CN=kept-1",
+					"--out", path("cert.pem"), "--key-out", path("key.pem"))
+				if err == nil {
+					t.Fatalf("run %d succeeded\n%s", i+1, out)
+				}
+				msg := err.Error()
+				if a.announce != "" && !strings.Contains(out, "using the key in "+path("key.pem")+", kept by an earlier run of this request, "+a.announce) {
+					t.Errorf("run %d says:\n%s\nwant it to take the key up %q", i+1, out, a.announce)
+				}
+				if a.note != "" && (!strings.Contains(msg, path("key.pem")+" "+a.note) || !strings.Contains(msg, "keep it")) {
+					t.Errorf("run %d: %v\nwant it to say the key %q, to keep", i+1, err, a.note)
+				}
+				if a.announce != held && a.note != heldN && (strings.Contains(out, "held for approval:") || strings.Contains(msg, "held for approval earlier")) {
+					t.Errorf("run %d says a request was held, which none was:\n%s\n%v", i+1, out, err)
+				}
+				if strings.Contains(out, "remove") || a.hold == 0 && strings.Contains(msg, "remove") {
+					t.Errorf("run %d says to remove the key it keeps:\n%s\n%v", i+1, out, err)
+				}
+				if _, err := os.Stat(path("key.pem")); err != nil {
+					t.Fatalf("run %d: the key is not kept: %v", i+1, err)
+				}
+			}
+			s.mu.Lock()
+			s.refuse, s.hold = 0, 0
+			s.mu.Unlock()
+			if out, err := runCLI("est", "enroll", "--url", u, "--cacert", caFile, "--subject", "CN=kept-1",
+				"--out", path("cert.pem"), "--key-out", path("key.pem")); err != nil {
+				t.Fatalf("last run: %v\n%s", err, out)
+			}
+			if _, err := os.Stat(path("key.pem" + heldMarkerSuffix)); !os.IsNotExist(err) {
+				t.Errorf("the marker is left after the certificate was issued: %v", err)
+			}
+		})
+	}
+}

@@ -44,6 +44,8 @@ type reenrollEST struct {
 	// (only the CA's), after issuing.
 	badFirst bool
 	refuse   int
+	// hold answers that many requests 202 (held for approval), after refuse.
+	hold int
 	// authenticate is the WWW-Authenticate of a refusal, none when "".
 	authenticate string
 	rename       *x509.Certificate
@@ -71,6 +73,12 @@ func (s *reenrollEST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("WWW-Authenticate", s.authenticate)
 			}
 			http.Error(w, "no", s.refuse)
+			return
+		}
+		if s.hold > 0 {
+			s.hold--
+			w.Header().Set("Retry-After", "60")
+			w.WriteHeader(http.StatusAccepted)
 			return
 		}
 		body, _ := io.ReadAll(r.Body)
@@ -272,7 +280,7 @@ func TestESTReenrollRefusesACertificateForOtherNames(t *testing.T) {
 				if err := keys.WriteKeyFile(path("key.pem.pending"), heldKey); err != nil {
 					t.Fatal(err)
 				}
-				if err := writeHeldMarker(path("key.pem.pending"), heldKey.Public(), renewalRequest("est reenroll", old)); err != nil {
+				if err := writeHeldMarker(path("key.pem.pending"), heldKey.Public(), renewalRequest("est reenroll", old), holdAnswered); err != nil {
 					t.Fatal(err)
 				}
 			}

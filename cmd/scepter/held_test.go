@@ -246,7 +246,7 @@ func TestSaveHeldKeyReplacesNothing(t *testing.T) {
 				}
 				contents[path], _ = os.ReadFile(path)
 			}
-			at, err := saveHeldKey(keyOut, key, newHeldRequest([]byte("test")))
+			at, err := saveHeldKey(keyOut, key, newHeldRequest([]byte("test")), holdAnswered)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("saveHeldKey: %q, %v", at, err)
 			}

@@ -132,10 +132,54 @@ func renewalRequest(op string, renewed *x509.Certificate) heldRequest {
 	return newHeldRequest([]byte(op), renewed.Raw)
 }
 
-// heldKey is the key of a request held for approval.
+// heldKey is the key of a request held for approval, or kept for one
+// that got no certificate.
 type heldKey struct {
 	key  crypto.Signer
 	path string // where it is saved
+	hold holdState
+}
+
+// holdState is what a kept key's marker says of its request's answers:
+// whether the server ever held it for approval.
+type holdState int
+
+const (
+	// holdUnknown: a marker of an older build, which did not say.
+	holdUnknown holdState = iota
+	// holdNever: kept before asking, and no answer held the request (its
+	// answer was lost, or the server said to try again later).
+	holdNever
+	// holdAnswered: the server held the request for approval (SCEP
+	// PENDING, EST 202).
+	holdAnswered
+)
+
+// heldMarkerHoldLine is the marker's line saying whether a hold was
+// answered: "yes" or "no"; older builds wrote none, and skip it.
+const heldMarkerHoldLine = "held for approval: "
+
+// whose names, in a message, the request whose key a kept key is: held
+// for approval, or one that got no certificate, as the marker says.
+func (h *heldKey) whose() string {
+	switch h.hold {
+	case holdAnswered:
+		return "the key of the request held for approval earlier, the only key its certificate is given for"
+	case holdNever:
+		return "the key of this request, kept by an earlier run that got no certificate, the only key a certificate issued for it is given for"
+	}
+	return "the key of this request, saved by an earlier run that was held for approval or whose answer was lost, the only key its certificate is given for"
+}
+
+// savedFor says, in a message, what the key was saved for.
+func (h *heldKey) savedFor() string {
+	switch h.hold {
+	case holdAnswered:
+		return "saved for a request held for approval earlier"
+	case holdNever:
+		return "kept for this request by an earlier run that got no certificate"
+	}
+	return "saved for this request by an earlier run that was held for approval or whose answer was lost"
 }
 
 // findHeldKey returns the key an earlier run saved for this request (req)
@@ -156,7 +200,7 @@ func findHeldKey(keyOut, certOut string, current crypto.PublicKey, req heldReque
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		markedKey, markedReq := readHeldMarker(path)
+		markedKey, markedReq, hold := readHeldMarker(path)
 		if !markedReq.matches(req) {
 			continue // no held key, or another request's
 		}
@@ -170,24 +214,24 @@ func findHeldKey(keyOut, certOut string, current crypto.PublicKey, req heldReque
 		if markedKey != spkiHash(key.Public()) || pki.SamePublicKey(key.Public(), current) || pki.SamePublicKey(key.Public(), issued) {
 			continue
 		}
-		return &heldKey{key: key, path: path}, nil
+		return &heldKey{key: key, path: path, hold: hold}, nil
 	}
 	return nil, nil
 }
 
-// saveHeldKey saves the key of a request (req) held for approval, or
-// about to be asked for, in keyOut, or, when keyOut holds another file, in
-// keyOut+".pending"; it never replaces a file holding anything else. Its
-// marker beside it says which request it is for. It returns where the key
-// is.
-func saveHeldKey(keyOut string, key crypto.Signer, req heldRequest) (string, error) {
+// saveHeldKey saves the key of a request (req) held for approval (hold:
+// holdAnswered), or about to be asked for (holdNever), in keyOut, or, when
+// keyOut holds another file, in keyOut+".pending"; it never replaces a
+// file holding anything else. Its marker beside it says which request it
+// is for, and whether it was held. It returns where the key is.
+func saveHeldKey(keyOut string, key crypto.Signer, req heldRequest, hold holdState) (string, error) {
 	for _, path := range []string{keyOut, keyOut + heldKeySuffix} {
 		ok, err := writeKeyIfAbsent(path, key)
 		if err != nil {
 			return "", err
 		}
 		if ok {
-			if err := writeHeldMarker(path, key.Public(), req); err != nil {
+			if err := writeHeldMarker(path, key.Public(), req, hold); err != nil {
 				return "", err
 			}
 			return path, nil
@@ -247,15 +291,21 @@ func spkiHash(pub crypto.PublicKey) string {
 
 // writeHeldMarker writes, atomically, the marker beside the held key in
 // keyPath: which key it is and which request it is for ("request", which
-// every build reads, and "names" where the request has that form).
-func writeHeldMarker(keyPath string, pub crypto.PublicKey, req heldRequest) error {
+// every build reads, and "names" where the request has that form), and
+// whether the server held that request for approval (hold).
+func writeHeldMarker(keyPath string, pub crypto.PublicKey, req heldRequest, hold holdState) error {
 	path := keyPath + heldMarkerSuffix
-	text := fmt.Sprintf("# scepter: the key in %s was made for a request an earlier run could not complete (held for approval, or its answer lost);\n"+
+	why, held := "no certificate came: its answer was lost, or the server said to try again later", "no"
+	if hold == holdAnswered {
+		why, held = "held for approval", "yes"
+	}
+	text := fmt.Sprintf("# scepter: the key in %s was made for a request an earlier run could not complete (%s);\n"+
 		"# the same command takes it up again. Remove both files to make a new key and a new request.\nkey sha256:%s\nrequest sha256:%s\n",
-		filepath.Base(keyPath), spkiHash(pub), req.exact)
+		filepath.Base(keyPath), why, spkiHash(pub), req.exact)
 	if req.names != "" {
 		text += fmt.Sprintf("names sha256:%s\n", req.names)
 	}
+	text += heldMarkerHoldLine + held + "\n"
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("saving which request the key is for: %w", err)
@@ -275,13 +325,14 @@ func writeHeldMarker(keyPath string, pub crypto.PublicKey, req heldRequest) erro
 }
 
 // readHeldMarker returns the key hash and the request that the marker
-// beside keyPath names; "" and no request when there is none. A marker of
-// an older build has no "names" line: its request matches the same names
-// exactly.
-func readHeldMarker(keyPath string) (keyHash string, req heldRequest) {
+// beside keyPath names, and whether that request was held for approval;
+// "" and no request when there is none. A marker of an older build has no
+// "names" line: its request matches the same names exactly; nor a hold
+// line: holdUnknown.
+func readHeldMarker(keyPath string) (keyHash string, req heldRequest, hold holdState) {
 	data, err := os.ReadFile(keyPath + heldMarkerSuffix)
 	if err != nil {
-		return "", heldRequest{}
+		return "", heldRequest{}, holdUnknown
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if v, ok := strings.CutPrefix(line, "key sha256:"); ok {
@@ -290,12 +341,19 @@ func readHeldMarker(keyPath string) (keyHash string, req heldRequest) {
 			req.exact = strings.TrimSpace(v)
 		} else if v, ok := strings.CutPrefix(line, "names sha256:"); ok {
 			req.names = strings.TrimSpace(v)
+		} else if v, ok := strings.CutPrefix(line, heldMarkerHoldLine); ok {
+			switch strings.TrimSpace(v) {
+			case "yes":
+				hold = holdAnswered
+			case "no":
+				hold = holdNever
+			}
 		}
 	}
 	if keyHash == "" {
-		return "", heldRequest{}
+		return "", heldRequest{}, holdUnknown
 	}
-	return keyHash, req
+	return keyHash, req, hold
 }
 
 // pendingHint turns the error of a request held for approval into what to
@@ -312,8 +370,16 @@ func pendingHint(err error, key crypto.Signer, made bool, keyOut string, held *h
 	switch {
 	case held != nil:
 		keyAt = held.path
+		if held.hold != holdAnswered {
+			// Kept before asking, or after an answer that held nothing:
+			// the marker says from now on that the request is held.
+			if merr := writeHeldMarker(held.path, held.key.Public(), req, holdAnswered); merr != nil {
+				return fmt.Errorf("%w, and its key's marker could not say so (%v); its key is in %s: to collect the certificate once it is approved, %s, which takes that key up", err, merr, keyAt, again)
+			}
+			held.hold = holdAnswered
+		}
 	case made && keyOut != "":
-		at, serr := saveHeldKey(keyOut, key, req)
+		at, serr := saveHeldKey(keyOut, key, req, holdAnswered)
 		if serr != nil {
 			return fmt.Errorf("%w, and its key could not be saved (%v): have the request rejected, and start again", err, serr)
 		}
@@ -357,21 +423,21 @@ func heldKeyNoteFor(err error, held *heldKey, failure heldFailure) error {
 	marker := held.path + heldMarkerSuffix
 	switch failure {
 	case refusedForGood:
-		return fmt.Errorf("%w (the request used the key in %s, saved for a request held for approval earlier, which the server refused for good: remove it and %s to make a new key and a new request)", err, held.path, marker)
+		return fmt.Errorf("%w (the request used the key in %s, %s, which the server refused for good: remove it and %s to make a new key and a new request)", err, held.path, held.savedFor(), marker)
 	case expiredUndecided:
 		return fmt.Errorf("%w (the request held for approval earlier, whose key is in %s, expired before anyone decided it, and its transaction with it: remove it and %s to make a new key and a new request, with a new one-time challenge if it used one)", err, held.path, marker)
 	case challengeRefused:
-		return fmt.Errorf("%w (the challenge was refused, not the key: %s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and run the same command again with the right --challenge)", err, held.path)
+		return fmt.Errorf("%w (the challenge was refused, not the key: %s is still %s; keep it, and run the same command again with the right --challenge)", err, held.path, held.whose())
 	case credentialsRefused:
-		return fmt.Errorf("%w (the credentials were refused, not the key: %s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate)", err, held.path)
+		return fmt.Errorf("%w (the credentials were refused, not the key: %s is still %s; keep it, and run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate)", err, held.path, held.whose())
 	case notAnswered:
-		return fmt.Errorf("%w (%s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and run the same command again later, which takes it up)", err, held.path)
+		return fmt.Errorf("%w (%s is still %s; keep it, and run the same command again later, which takes it up)", err, held.path, held.whose())
 	case otherAuthScheme:
-		return fmt.Errorf("%w (%s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and once the server takes HTTP Basic or a client certificate, run the same command again, which takes it up)", err, held.path)
+		return fmt.Errorf("%w (%s is still %s; keep it, and once the server takes HTTP Basic or a client certificate, run the same command again, which takes it up)", err, held.path, held.whose())
 	case noPasswordRefused:
-		return fmt.Errorf("%w (this run sent no password, so none was refused: %s is still the key of the request held for approval earlier, the only key its certificate is given for; keep it, and run the same command again with --user and a password (--password-file or SCEPTER_EST_PASSWORD), or with a client certificate the server takes)", err, held.path)
+		return fmt.Errorf("%w (this run sent no password, so none was refused: %s is still %s; keep it, and run the same command again with --user and a password (--password-file or SCEPTER_EST_PASSWORD), or with a client certificate the server takes)", err, held.path, held.whose())
 	}
-	return fmt.Errorf("%w (the request used the key in %s, saved for a request held for approval earlier: if the server rejected that request, remove it and %s to make a new key and a new request; otherwise keep it, the only key its certificate is given for)", err, held.path, marker)
+	return fmt.Errorf("%w (the request used the key in %s, %s: if the server rejected that request, remove it and %s to make a new key and a new request; otherwise keep it, the only key its certificate is given for)", err, held.path, held.savedFor(), marker)
 }
 
 // heldFailure is what went wrong with a request that took up a held key.
@@ -484,10 +550,19 @@ func dropKeptKey(kept *heldKey) {
 	os.Remove(kept.path + heldMarkerSuffix)
 }
 
-// announceHeldKey tells the user the key of an earlier held request is
-// taken up.
+// announceHeldKey tells the user the key an earlier run kept for this
+// request is taken up, and why it was kept, as its marker says. It gives
+// no advice: what to do with the key depends on this run's answer, which
+// says it.
 func announceHeldKey(e env, held *heldKey) {
-	fmt.Fprintf(e.stderr, "using the key in %s, saved by an earlier run of this request, which was held for approval or whose answer was lost (remove it and %s to make a new key and a new request)\n", held.path, held.path+heldMarkerSuffix)
+	why := "which was held for approval or whose answer was lost"
+	switch held.hold {
+	case holdAnswered:
+		why = "which was held for approval"
+	case holdNever:
+		why = "which got no certificate (its answer was lost, or the server said to try again later)"
+	}
+	fmt.Fprintf(e.stderr, "using the key in %s, kept by an earlier run of this request, %s: asking with it again\n", held.path, why)
 }
 
 // checkKeyOut refuses a --key-out that holds another private key than
@@ -519,7 +594,7 @@ func checkKeyOut(keyOut string, force bool, key, renewed crypto.PublicKey) error
 	if pki.SamePublicKey(existing.Public(), key) || renewed != nil && pki.SamePublicKey(existing.Public(), renewed) {
 		return nil
 	}
-	if keyHash, req := readHeldMarker(keyOut); !req.isZero() && keyHash == spkiHash(existing.Public()) {
+	if keyHash, req, _ := readHeldMarker(keyOut); !req.isZero() && keyHash == spkiHash(existing.Public()) {
 		return fmt.Errorf("--key-out %s already holds the key of another request (other names, URL or command) that an earlier run could not complete, as %s says; writing the new key would replace it; %s", keyOut, keyOut+heldMarkerSuffix, advice)
 	}
 	return fmt.Errorf("--key-out %s already holds another private key (an earlier enrollment's?), which writing the new key would replace, leaving its certificate without a key; %s", keyOut, advice)

@@ -149,3 +149,44 @@ func TestHeldKeyKeptAfterAWrongChallenge(t *testing.T) {
 		}
 	}
 }
+
+// The advice after a failure names the kept key as its marker says: the
+// key of a request held for approval only when a hold was answered; a key
+// kept by a run that got no certificate as that; an older build's marker
+// in words that allow either (r112 D1). Each kind of failure keeps or
+// removes the key whatever it was kept for.
+func TestHeldKeyNoteSaysWhetherTheRequestWasHeld(t *testing.T) {
+	kinds := []heldFailure{refusedOtherwise, refusedForGood, challengeRefused, credentialsRefused, notAnswered, otherAuthScheme, noPasswordRefused}
+	for _, tc := range []struct {
+		hold          holdState
+		want, wantNot string
+	}{
+		{holdAnswered, "held for approval earlier", "got no certificate"},
+		{holdNever, "by an earlier run that got no certificate", "held for approval"},
+		{holdUnknown, "held for approval or whose answer was lost", "got no certificate"},
+	} {
+		for _, kind := range kinds {
+			t.Run(fmt.Sprintf("hold %d, failure %d", tc.hold, kind), func(t *testing.T) {
+				msg := heldKeyNoteFor(errors.New("enroll failed"), &heldKey{path: "/dev/key.pem", hold: tc.hold}, kind).Error()
+				if !strings.Contains(msg, tc.want) || strings.Contains(msg, tc.wantNot) {
+					t.Errorf("%q: want it to say %q, not %q", msg, tc.want, tc.wantNot)
+				}
+				keep, remove := strings.Contains(msg, "keep it"), strings.Contains(msg, "remove it")
+				switch kind {
+				case refusedForGood:
+					if keep || !remove {
+						t.Errorf("%q: want only to remove the key", msg)
+					}
+				case refusedOtherwise:
+					if !keep || !remove {
+						t.Errorf("%q: want to remove the key if rejected, else keep it", msg)
+					}
+				default:
+					if !keep || remove {
+						t.Errorf("%q: want only to keep the key", msg)
+					}
+				}
+			})
+		}
+	}
+}

@@ -181,7 +181,7 @@ func TestHeldMarkerOfAnOlderBuild(t *testing.T) {
 	}
 
 	// This build's marker still says what an older build looks for.
-	if err := writeHeldMarker(keyOut, key.Public(), enrollmentRequest(op, serverURL, asked)); err != nil {
+	if err := writeHeldMarker(keyOut, key.Public(), enrollmentRequest(op, serverURL, asked), holdAnswered); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(keyOut + heldMarkerSuffix)
