@@ -196,13 +196,21 @@ func TLSMux(h Handlers) (http.Handler, error) {
 // misplacedEST answers a path that no route takes and that holds EST's
 // prefix after other segments with 404 saying where EST's paths are:
 // strongSwan's pki (5.9) puts its --url's path first, so a profile's label
-// given there asks for /LABEL/.well-known/est/simpleenroll. Any other
-// unknown path keeps the mux's plain 404.
+// given there asks for /LABEL/.well-known/est/simpleenroll. So is
+// /.well-known itself (with its slash or not), above EST's paths: a client
+// given the server's base URL to explore. Any other unknown path keeps the
+// mux's plain 404.
 type misplacedEST struct{}
 
 func (misplacedEST) Routes() map[string]http.Handler {
 	return map[string]http.Handler{"/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Pattern = "" // no route took it: metrics count it as unmatched
+		if wellKnown := path.Dir(strings.TrimSuffix(est.PathPrefix, "/")); r.URL.Path == wellKnown || r.URL.Path == wellKnown+"/" {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "404 not found: nothing is served at "+r.URL.Path+"; EST is, at "+est.PathPrefix+"OPERATION, or "+
+				est.PathPrefix+"LABEL/OPERATION for a profile's label (RFC 7030 section 3.2.2)", http.StatusNotFound)
+			return
+		}
 		if !strings.Contains(r.URL.Path, strings.TrimSuffix(est.PathPrefix, "/")) {
 			http.NotFound(w, r)
 			return

@@ -224,6 +224,9 @@ func TestMisplacedESTPathIsExplained(t *testing.T) {
 		{"/a/b/.well-known/est/cacerts", 404, "reaches the default profile only"},
 		{"/x/.well-known/est", 404, "LABEL/OPERATION"},
 		{"/nothing/here", 404, "404 page not found"},
+		// r109 D1: above EST's prefix, where EST is; never a redirect.
+		{"/.well-known", 404, "nothing is served at /.well-known; EST is, at /.well-known/est/OPERATION"},
+		{"/.well-known/", 404, "nothing is served at /.well-known/; EST is, at /.well-known/est/OPERATION"},
 		{"/.well-known/est/simpleenroll", 200, "est"},
 		{"/scep", 200, "scep"},
 	} {
