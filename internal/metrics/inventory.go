@@ -36,10 +36,10 @@ func (m *Metrics) Inventory(src InventorySource) error {
 
 var (
 	certificatesDesc = prometheus.NewDesc("scepter_certificates",
-		"Certificates in the inventory by status: valid (unexpired), expired, revoked; expiry by UTC day; "+
-			"the server's own (HTTPS, OCSP responder) left out, as on the console's dashboard.", []string{"status"}, nil)
+		"Certificates in the inventory by status at the reading: valid (unexpired), expired, revoked; "+
+			"the server's own (SCEP RA, OCSP responder, HTTPS) left out, as on the console's dashboard.", []string{"status"}, nil)
 	expiringDesc = prometheus.NewDesc("scepter_certificates_expiring",
-		"Valid certificates expiring within 7d or 30d (by UTC day), the server's own left out.", []string{"within"}, nil)
+		"Valid certificates expiring within 7d or 30d of the reading, the server's own left out.", []string{"within"}, nil)
 	pendingDesc = prometheus.NewDesc("scepter_enrollment_requests_pending",
 		"Enrollment requests held for approval (whose retention has not run out).", nil, nil)
 )
