@@ -113,6 +113,15 @@ func (h *Handler) action(fn func(w http.ResponseWriter, r *http.Request, rq *req
 			return
 		}
 		rq, err := h.session(r)
+		// Where the form came from is judged before the session: a
+		// browser keeps the SameSite=Strict cookie off a cross-site POST,
+		// so a missing session there says nothing about the session, and
+		// "your session has ended" would send a person still logged in
+		// to log in again.
+		if err := sameOrigin(r); err != nil {
+			h.errorPage(w, rq, http.StatusForbidden, err.Error())
+			return
+		}
 		if errors.Is(err, auth.ErrUnauthenticated) {
 			h.clearStaleSession(w, r)
 			h.errorPage(w, nil, http.StatusForbidden, "your session has ended (or you logged out): log in again, then repeat what you were doing")
@@ -120,10 +129,6 @@ func (h *Handler) action(fn func(w http.ResponseWriter, r *http.Request, rq *req
 		}
 		if err != nil {
 			h.fail(w, r, nil, err)
-			return
-		}
-		if err := sameOrigin(r); err != nil {
-			h.errorPage(w, rq, http.StatusForbidden, err.Error())
 			return
 		}
 		if !auth.CheckCSRF(rq.secret, r.PostForm.Get("csrf")) {
