@@ -285,7 +285,7 @@ func (s *Service) Reject(ctx context.Context, id, reason, by string) error {
 	now := s.clock.Now()
 	r, err := s.store.Request(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return pki.Errorf(pki.ENotFound, "no request %s", id)
+		return pki.Errorf(pki.ENotFound, "no request %q", pki.Clip(id, 80))
 	}
 	if err != nil {
 		return err
@@ -420,7 +420,7 @@ func (s *Service) DeleteChallenge(ctx context.Context, id, actor string) error {
 	ev := pki.AuditEvent{Time: s.clock.Now(), Type: pki.EventChallengeDeleted, Actor: actor, Outcome: "success", Detail: "challenge " + id}
 	err := s.store.DeleteChallenge(ctx, id, ev)
 	if errors.Is(err, store.ErrNotFound) {
-		return pki.Errorf(pki.ENotFound, "no challenge %s", id)
+		return pki.Errorf(pki.ENotFound, "no challenge %q", pki.Clip(id, 80))
 	}
 	return err
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/scepter/scepter/internal/muxpath"
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/printable"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/strictjson"
 )
@@ -107,7 +108,7 @@ func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here; allowed: "+strings.Join(allow, ", "), nil)
 		return
 	}
-	msg := "no such API route: " + r.Method + " " + pki.Clip(r.URL.Path, 200)
+	msg := "no such API route: " + r.Method + " " + printable.String(pki.Clip(r.URL.Path, 200))
 	if !strings.HasPrefix(r.URL.Path, Prefix+"/") {
 		msg += " (the API is served under " + Prefix + "/; its description: " + openAPIPath + ")"
 	}
@@ -430,13 +431,13 @@ func (c *call) query(allowed ...string) (*query, error) {
 			known = known || a == k
 		}
 		if !known && len(allowed) == 0 {
-			return nil, badf("unknown query parameter %q: this route takes none", k)
+			return nil, badf("unknown query parameter %q: this route takes none", pki.Clip(k, 64))
 		}
 		if !known {
-			return nil, badf("unknown query parameter %q (allowed: %s)", k, strings.Join(allowed, ", "))
+			return nil, badf("unknown query parameter %q (allowed: %s)", pki.Clip(k, 64), strings.Join(allowed, ", "))
 		}
 		if len(vs) > 1 {
-			return nil, badf("query parameter %q given %d times", k, len(vs))
+			return nil, badf("query parameter %q given %d times", pki.Clip(k, 64), len(vs))
 		}
 	}
 	return q, nil
@@ -511,12 +512,12 @@ func (q *query) err() error {
 // and Atoi take a +; a negative one is out of every bound anyway).
 func parseDuration(s string) (time.Duration, error) {
 	if strings.HasPrefix(s, "+") {
-		return 0, fmt.Errorf("bad duration %q", s)
+		return 0, fmt.Errorf("bad duration %q", pki.Clip(s, 64))
 	}
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
 		if err != nil || days < 0 || days > 36500 {
-			return 0, fmt.Errorf("bad duration %q", s)
+			return 0, fmt.Errorf("bad duration %q", pki.Clip(s, 64))
 		}
 		return time.Duration(days) * 24 * time.Hour, nil
 	}

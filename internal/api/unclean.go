@@ -5,6 +5,7 @@ import (
 
 	"github.com/scepter/scepter/internal/httpjson"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/printable"
 )
 
 // UncleanPaths implements server.UncleanPathRouter: a path under /api/
@@ -20,6 +21,6 @@ func (h *Handler) UncleanPaths() map[string]http.Handler {
 func uncleanPath(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	httpjson.WriteError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+pki.Clip(r.URL.Path, 200)+
+	httpjson.WriteError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+printable.String(pki.Clip(r.URL.Path, 200))+
 		` (a path with an empty, "." or ".." segment is not served, nor redirected to its cleaned form)`, nil)
 }

@@ -781,7 +781,7 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result
 	}()
 	r, err := s.store.Request(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, pki.Errorf(pki.ENotFound, "no request %s", id)
+		return nil, pki.Errorf(pki.ENotFound, "no request %q", pki.Clip(id, 80))
 	}
 	if err != nil {
 		return nil, err

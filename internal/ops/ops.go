@@ -316,7 +316,7 @@ func (o *Ops) Request(ctx context.Context, p auth.Principal, id string) (*pki.En
 	}
 	r, err := o.st.Request(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, pki.Errorf(pki.ENotFound, "no request %q", id)
+		return nil, pki.Errorf(pki.ENotFound, "no request %q", pki.Clip(id, 80))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ops: request %s: %w", id, err)
