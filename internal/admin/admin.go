@@ -325,7 +325,7 @@ const MinPasswordLen = 12
 // profile. The password is stored as an argon2id hash only.
 func (s *Service) AddESTUser(ctx context.Context, name, password, profile, actor string) (pki.ESTUser, error) {
 	if !userName.MatchString(name) {
-		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "user name %q: use 1 to 128 ASCII letters (a-z, A-Z), digits and . _ @ -", name)
+		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "user name %q: use 1 to 128 ASCII letters (a-z, A-Z), digits and . _ @ -, beginning with a letter or digit", name)
 	}
 	if utf8.RuneCountInString(password) < MinPasswordLen || len(password) > credential.MaxPasswordLen {
 		// The console's rule and words: characters are what a person

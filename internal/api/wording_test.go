@@ -27,21 +27,33 @@ func TestTokenLifetimeRefusalQuotesTheInput(t *testing.T) {
 	}
 }
 
-// A token's or a console user's name takes ASCII letters only, and the
-// refusal says so, as the EST user's does.
-func TestNameRuleSaysASCIILetters(t *testing.T) {
+// A token's, a console user's or an EST user's name takes ASCII letters
+// only and begins with a letter or digit, and the refusal says the whole
+// rule: "-x" and "_a" hold only the characters it listed, and were refused
+// with a text that allowed them (r111 D3).
+func TestNameRuleSaysTheWholeRule(t *testing.T) {
 	e := newEnv(t)
-	const want = "use 1 to 64 ASCII letters (a-z, A-Z), digits and . _ @ -"
-	for _, tc := range []struct {
-		what, path string
-		body       map[string]string
-	}{
-		{"token", "/api/v1/tokens", map[string]string{"name": "ünï", "role": "auditor"}},
-		{"user", "/api/v1/users", map[string]string{"name": "ünï", "role": "auditor", "password": "correct horse battery staple"}},
-	} {
-		r := e.do(t, pki.RoleAdmin, "POST", tc.path, tc.body)
-		if r.status != http.StatusUnprocessableEntity || !strings.Contains(errorOf(t, r), want) {
-			t.Errorf("%s named ünï: %d %q, want 422 saying %q", tc.what, r.status, errorOf(t, r), want)
+	const rule = " ASCII letters (a-z, A-Z), digits and . _ @ -, beginning with a letter or digit"
+	const pw = "correct horse battery staple"
+	for _, name := range []string{"ünï", "-x", ".a", "_a", "@a", ".", ".."} {
+		for _, tc := range []struct {
+			what, path, want string
+			body             map[string]string
+		}{
+			{"token", "/api/v1/tokens", "use 1 to 64" + rule, map[string]string{"name": name, "role": "auditor"}},
+			{"user", "/api/v1/users", "use 1 to 64" + rule, map[string]string{"name": name, "role": "auditor", "password": pw}},
+			{"EST user", "/api/v1/est-users", "use 1 to 128" + rule, map[string]string{"name": name, "password": pw}},
+		} {
+			r := e.do(t, pki.RoleAdmin, "POST", tc.path, tc.body)
+			if r.status != http.StatusUnprocessableEntity || !strings.HasSuffix(errorOf(t, r), tc.want) {
+				t.Errorf("%s named %q: %d %q, want 422 ending %q", tc.what, name, r.status, errorOf(t, r), tc.want)
+			}
+		}
+	}
+	// What the rule allows is taken.
+	for _, name := range []string{"a-", "a.", "a@", "a..b", "0_x"} {
+		if r := e.do(t, pki.RoleAdmin, "POST", "/api/v1/tokens", map[string]string{"name": name, "role": "auditor"}); r.status != http.StatusCreated {
+			t.Errorf("token named %q: %d %s", name, r.status, r.body)
 		}
 	}
 }

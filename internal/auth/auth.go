@@ -135,7 +135,7 @@ var tokenIDRE = regexp.MustCompile(`^[0-9A-Fa-f]{16}$`)
 
 func checkName(what, name string) error {
 	if !nameRE.MatchString(name) {
-		return pki.Errorf(pki.EBadRequest, "%s name %q: use 1 to 64 ASCII letters (a-z, A-Z), digits and . _ @ -", what, name)
+		return pki.Errorf(pki.EBadRequest, "%s name %q: use 1 to 64 ASCII letters (a-z, A-Z), digits and . _ @ -, beginning with a letter or digit", what, name)
 	}
 	return nil
 }
