@@ -457,19 +457,51 @@ func lockFor(n int) time.Duration {
 	return min(d, LockMax)
 }
 
+// userInAnyCase finds the user a login name means. Names are unique
+// regardless of case (CreateUser) and a user is removed by its name in any
+// case, so a login takes any case too; the name spelled exactly wins over
+// a case twin from before that rule, and a name two such twins match in
+// another case is no user's (store.ErrNotFound): which one is meant cannot
+// be told.
+func (s *Service) userInAnyCase(ctx context.Context, name string) (*pki.User, error) {
+	u, err := s.st.User(ctx, name)
+	if !errors.Is(err, store.ErrNotFound) {
+		return u, err
+	}
+	users, err := s.st.ListUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found string
+	for _, o := range users {
+		if strings.EqualFold(o.Name, name) {
+			if found != "" {
+				return nil, fmt.Errorf("auth: user %q: two users match it in another case: %w", name, store.ErrNotFound)
+			}
+			found = o.Name
+		}
+	}
+	if found == "" {
+		return nil, fmt.Errorf("auth: user %q: %w", name, store.ErrNotFound)
+	}
+	return s.st.User(ctx, found)
+}
+
 // Login checks a user's password and opens a session, returning the
 // session's secret (the cookie). A locked user is refused with ErrLocked
 // (and the time) without the password being looked at; a wrong password
 // or an unknown user is ErrUnauthenticated, after the same work.
 func (s *Service) Login(ctx context.Context, name, password, remote string) (string, pki.Session, error) {
 	now := s.clock.Now()
-	u, err := s.st.User(ctx, name)
+	u, err := s.userInAnyCase(ctx, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return "", pki.Session{}, s.unknownLogin(ctx, name, password, remote, now)
 	case err != nil:
 		return "", pki.Session{}, err
 	}
+	// From here on the user is named as stored: "OP1" logs in as op1.
+	name = u.Name
 	if now.Before(u.LockedUntil) { // known locked: no transaction for it
 		return "", pki.Session{}, s.refuseLocked(ctx, "user "+u.Name, remote, u.LockedUntil, now)
 	}
