@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -160,6 +161,35 @@ func TestPasswordRuleOneWording(t *testing.T) {
 		}
 		if r := e.do(t, pki.RoleAdmin, "POST", path, body); r.status != http.StatusCreated {
 			t.Errorf("%s, 12 two-byte characters: %d %q, want 201", path, r.status, errorOf(t, r))
+		}
+	}
+}
+
+// A console or EST user's password of white space alone is refused saying
+// so, though it meets the length rule (r111: twelve spaces were taken).
+func TestAllSpacePasswordIsRefused(t *testing.T) {
+	e := newEnv(t)
+	const want = "the password is all white space"
+	for _, pw := range []string{strings.Repeat(" ", 12), strings.Repeat("\u00a0", 12), strings.Repeat("\u3000", 12), strings.Repeat(" ", 40)} {
+		for _, path := range []string{"/api/v1/users", "/api/v1/est-users"} {
+			body := map[string]string{"name": "blank", "password": pw}
+			if path == "/api/v1/users" {
+				body["role"] = "auditor"
+			}
+			r := e.do(t, pki.RoleAdmin, "POST", path, body)
+			if r.status != http.StatusUnprocessableEntity || !strings.Contains(errorOf(t, r), want) {
+				t.Errorf("POST %s with a password of %q: %d %q, want 422 saying %q", path, pw, r.status, errorOf(t, r), want)
+			}
+		}
+	}
+	// Spaces around other characters are a password.
+	for i, path := range []string{"/api/v1/users", "/api/v1/est-users"} {
+		body := map[string]string{"name": "spaced" + strconv.Itoa(i), "password": "     x      "}
+		if i == 0 {
+			body["role"] = "auditor"
+		}
+		if r := e.do(t, pki.RoleAdmin, "POST", path, body); r.status != http.StatusCreated {
+			t.Errorf("POST %s with spaces around an x: %d %s", path, r.status, r.body)
 		}
 	}
 }

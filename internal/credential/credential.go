@@ -106,6 +106,11 @@ const (
 // megabyte password cannot be used to make the server hash it.
 const MaxPasswordLen = 1024
 
+// AllSpacePassword refuses a console or EST user's password of white space
+// alone: twelve spaces meet the length rule, and are among the first
+// guesses.
+const AllSpacePassword = "the password is all white space; choose one with letters, digits or symbols"
+
 // ErrBadHash: a stored password hash is not one this package wrote.
 var ErrBadHash = errors.New("credential: malformed password hash")
 
