@@ -489,6 +489,8 @@ func TestBadInput(t *testing.T) {
 		{"forged cursor", "GET", "/api/v1/certificates?cursor=bm9wZQ", nil, 422},
 		{"NUL in the search text", "GET", "/api/v1/certificates?q=zzz%00", nil, 422},
 		{"a line break in the search text", "GET", "/api/v1/certificates?q=ab%0Acd", nil, 422},
+		{"search text not UTF-8", "GET", "/api/v1/certificates?q=%ff", nil, 422},
+		{"search text in Latin-1", "GET", "/api/v1/certificates?q=caf%e9", nil, 422},
 		{"null for a body", "POST", "/api/v1/certificates/" + serial + "/revoke", `null`, 400},
 		{"a string for a body", "POST", "/api/v1/certificates/" + serial + "/revoke", `"keyCompromise"`, 400},
 		{"unknown query parameter on a write", "POST", "/api/v1/challenges?dry_run=1", `{}`, 400},

@@ -546,6 +546,8 @@ func TestBadInputIs4xx(t *testing.T) {
 		{"/ui/certificates?status=bogus", 422, "want valid, revoked or expired"},
 		{"/ui/certificates?q=" + long, 422, "the search text is longer than 256 characters"},
 		{"/ui/certificates?q=a%01b", 422, "the search text holds a control character"},
+		{"/ui/certificates?q=%ff", 422, "the search text is not UTF-8"},
+		{"/ui/certificates?q=caf%e9", 422, "the search text is not UTF-8"},
 		{"/ui/certificates?limit=0", 422, limit}, {"/ui/certificates?limit=1000000", 422, limit}, {"/ui/certificates?limit=abc", 422, limit},
 		{"/ui/certificates?expiring=-1", 422, expiring}, {"/ui/certificates?expiring=x", 422, expiring},
 		{"/ui/certificates?expiring=99999", 422, expiring}, {"/ui/certificates?expiring=36501", 422, expiring},

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/audit"
@@ -99,6 +100,11 @@ func (o *Ops) Certificates(ctx context.Context, p auth.Principal, q CertQuery) (
 	}
 	if len(q.Search) > 256 {
 		return nil, "", pki.Errorf(pki.EBadRequest, "the search text is longer than 256 characters")
+	}
+	if !utf8.ValidString(q.Search) {
+		// No subject, SAN or serial holds such bytes, so the search would
+		// find nothing and say nothing of why (q=%ff).
+		return nil, "", pki.Errorf(pki.EBadRequest, "the search text is not UTF-8 (percent-encode its characters as UTF-8 bytes)")
 	}
 	if strings.ContainsFunc(q.Search, unicode.IsControl) {
 		// No subject, SAN or serial holds one (issuance refuses them), and
