@@ -204,7 +204,9 @@ func (s *Service) NewChallengeFor(ctx context.Context, spec ChallengeSpec) (stri
 		CreatedAt: now, ExpiresAt: now.Add(ttl), CreatedBy: actor}
 	detail := fmt.Sprintf("challenge %s expires %s", id, ch.ExpiresAt.Format(time.RFC3339))
 	if spec.Subject != "" || len(sans) > 0 {
-		detail += fmt.Sprintf(", bound to subject %q and names %v", spec.Subject, sans)
+		// Quoted as written (quoteDN): %q doubled each RFC 4514 backslash,
+		// and the audit trail's JSON escapes it once more.
+		detail += fmt.Sprintf(", bound to subject %s and names %v", quoteDN(spec.Subject), sans)
 	}
 	ev := pki.AuditEvent{Time: now, Type: pki.EventChallengeCreated, Actor: actor, Profile: profile, Outcome: "success", Detail: detail}
 	if err := s.store.CreateChallenge(ctx, ch, ev); err != nil {
