@@ -154,14 +154,7 @@ func tokenList(ctx context.Context, e env, au *auth.Service, me auth.Principal) 
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tROLE\tSTATE\tCREATED\tEXPIRES\tLAST USED")
 	for _, t := range list {
-		state := "live"
-		switch now := time.Now(); {
-		case !t.RevokedAt.IsZero():
-			state = "revoked"
-		case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
-			state = "expired"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(t.ID), printable(t.Name), printable(string(t.Role)), state,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(t.ID), printable(t.Name), printable(string(t.Role)), t.State(time.Now()),
 			day(t.CreatedAt), day(t.ExpiresAt), day(t.LastUsedAt))
 	}
 	return tw.Flush()

@@ -842,6 +842,9 @@ type Token struct {
 	ExpiresAt  *time.Time `json:"expires_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
+	// State is the CLI's word for it, so a script need not work it out
+	// from revoked_at and expires_at.
+	State string `json:"state" doc:"live, revoked or expired, when this answer was made"`
 }
 
 func optTime(t time.Time) *time.Time {
@@ -852,9 +855,9 @@ func optTime(t time.Time) *time.Time {
 	return &u
 }
 
-func tokenJSON(t pki.APIToken) Token {
+func tokenJSON(t pki.APIToken, now time.Time) Token {
 	return Token{ID: t.ID, Name: t.Name, Role: string(t.Role), CreatedAt: t.CreatedAt.UTC(), CreatedBy: t.CreatedBy,
-		ExpiresAt: optTime(t.ExpiresAt), RevokedAt: optTime(t.RevokedAt), LastUsedAt: optTime(t.LastUsedAt)}
+		ExpiresAt: optTime(t.ExpiresAt), RevokedAt: optTime(t.RevokedAt), LastUsedAt: optTime(t.LastUsedAt), State: t.State(now)}
 }
 
 // TokenRequest creates a token.
@@ -876,8 +879,9 @@ func (h *Handler) listTokens(c *call) error {
 		return err
 	}
 	out := map[string][]Token{"items": {}}
+	now := h.ops.Now()
 	for _, t := range list {
-		out["items"] = append(out["items"], tokenJSON(t))
+		out["items"] = append(out["items"], tokenJSON(t, now))
 	}
 	httpjson.Write(c.w, http.StatusOK, out)
 	return nil
@@ -901,7 +905,7 @@ func (h *Handler) newToken(c *call) error {
 	if err != nil {
 		return err
 	}
-	httpjson.Write(c.w, http.StatusCreated, NewToken{Token: tokenJSON(t), Secret: secret})
+	httpjson.Write(c.w, http.StatusCreated, NewToken{Token: tokenJSON(t, h.ops.Now()), Secret: secret})
 	return nil
 }
 

@@ -321,6 +321,18 @@ type APIToken struct {
 	LastUsedAt time.Time
 }
 
+// State is what a token is at now, in the words the CLI's token list and
+// the API use: "revoked", "expired" or "live".
+func (t APIToken) State(now time.Time) string {
+	switch {
+	case !t.RevokedAt.IsZero():
+		return "revoked"
+	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
+		return "expired"
+	}
+	return "live"
+}
+
 // Session is a console login. Only the SHA-256 of the cookie is stored.
 type Session struct {
 	Hash       []byte
