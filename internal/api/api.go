@@ -140,7 +140,14 @@ func (h *Handler) wrap(rt route) http.Handler {
 		if err != nil {
 			if errors.Is(err, auth.ErrUnauthenticated) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="scepter"`)
-				httpjson.WriteError(w, http.StatusUnauthorized, "a valid API token is required: Authorization: Bearer scepter_…", codeDetail("unauthorized"))
+				msg := "a valid API token is required: Authorization: Bearer scepter_…"
+				// The secret of a revoked or expired token is told so; an
+				// unknown one only the rule.
+				var ended *auth.EndedTokenError
+				if errors.As(err, &ended) {
+					msg = ended.Error() + "; " + msg
+				}
+				httpjson.WriteError(w, http.StatusUnauthorized, msg, codeDetail("unauthorized"))
 				return
 			}
 			h.fail(w, err)

@@ -127,6 +127,29 @@ func (e *LockedError) Error() string {
 
 func (e *LockedError) Unwrap() error { return ErrLocked }
 
+// EndedTokenError is the ErrUnauthenticated that AuthenticateToken returns
+// for the secret of a token that was revoked or has expired
+// (errors.Is(err, ErrUnauthenticated) holds; errors.As finds which). Its
+// sender holds the secret, so naming the token tells them nothing they
+// could not learn, and tells a script's operator a revoked token from a
+// mistyped one.
+type EndedTokenError struct {
+	Name, ID string
+	// State is "revoked" or "expired" (pki.APIToken.State), since At.
+	State string
+	At    time.Time
+}
+
+func (e *EndedTokenError) Error() string {
+	what := "was revoked"
+	if e.State == "expired" {
+		what = "expired"
+	}
+	return fmt.Sprintf("the API token %q (%s) %s at %s", e.Name, e.ID, what, e.At.UTC().Format(time.RFC3339))
+}
+
+func (e *EndedTokenError) Unwrap() error { return ErrUnauthenticated }
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
 // tokenIDRE matches what a token ID looks like (credential.RandomHex(8)),
@@ -358,8 +381,11 @@ func (s *Service) AuthenticateToken(ctx context.Context, secret string) (Princip
 		return Principal{}, err
 	}
 	now := s.clock.Now()
-	if !t.RevokedAt.IsZero() || (!t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)) {
-		return Principal{}, ErrUnauthenticated
+	switch state := t.State(now); state {
+	case "revoked":
+		return Principal{}, &EndedTokenError{Name: t.Name, ID: t.ID, State: state, At: t.RevokedAt}
+	case "expired":
+		return Principal{}, &EndedTokenError{Name: t.Name, ID: t.ID, State: state, At: t.ExpiresAt}
 	}
 	if now.Sub(t.LastUsedAt) >= touchEvery {
 		if err := s.st.TouchToken(ctx, t.ID, now); err != nil {
