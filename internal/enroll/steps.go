@@ -684,7 +684,7 @@ func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge
 	var reason string
 	code := pki.EBadRequest
 	switch {
-	case ch.Profile != "" && ch.Profile != st.Profile.Name:
+	case boundProfile(ch, s.cfg.DefaultProfile) != st.Profile.Name:
 		reason, code = "this challenge password is bound to another profile", pki.EForbidden
 	case len(ch.BoundSubject) > 0 && !csr.SameName(ch.BoundSubject, st.Req.CSR.RawSubject):
 		reason = "this challenge password is bound to another subject"
@@ -716,6 +716,19 @@ func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge
 		reason += "; it is now locked"
 	}
 	return pki.Errorf(code, "%s", reason)
+}
+
+// boundProfile is the profile ch is bound to. A challenge made by the
+// first builds records none ("" in the store): it was made for the default
+// profile, the only one of its time, and is bound to it as a challenge
+// minted now without --profile is (README), not to every profile. Done
+// here rather than by a migration because the default profile is the
+// configuration's, which the store does not know.
+func boundProfile(ch *pki.Challenge, defaultProfile string) string {
+	if ch.Profile == "" {
+		return defaultProfile
+	}
+	return ch.Profile
 }
 
 // namesNotWithin are the names the request carries besides its subject
