@@ -301,6 +301,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := refuseLostSQLite(f.store.url, f.dataDir); err != nil {
 		return err
 	}
+	// Before migrating: a start refused for a store behind this node's
+	// CRLs leaves it at the schema the older scepter it came from serves.
+	if f.store.url == "" {
+		if err := f.revocation.refuseUnmigratedBehind(ctx, f.dataDir, log); err != nil {
+			return err
+		}
+	}
 	db, err := openServerStore(ctx, f.store.url, f.dataDir, log, e.newSQLite)
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ import (
 	"github.com/scepter/scepter/internal/ocsp"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlite"
 )
 
 // revocationFlags configure where relying parties look and how fresh what
@@ -246,6 +247,58 @@ func (f *revocationFlags) newPublisher(ctx context.Context, dataDir string, st s
 		return nil, err
 	}
 	return r, nil
+}
+
+// refuseUnmigratedBehind refuses, before the store is migrated, a start
+// that checkStoreBehind would refuse after: an SQLite store at an older
+// schema (put back by 'store restore', which says an older scepter serves
+// it as it is) whose newest CRL of an issuer or root is below the mark
+// DATA/crl-numbers keeps. Migrated first and refused then, the store
+// could no longer be opened by that older scepter, and the start changed
+// it for nothing. Nothing is written: neither the migration nor the
+// store.behind audit event, which the store's older schema may not take
+// as this binary writes it; the refusal is logged at ERROR. With
+// --store-restored the start goes on, migrates, and is audited as before.
+func (f *revocationFlags) refuseUnmigratedBehind(ctx context.Context, dataDir string, log *slog.Logger) error {
+	if f.storeRestored {
+		return nil
+	}
+	old, err := sqlite.Pending(ctx, filepath.Join(dataDir, "scepter.db"))
+	if err != nil || old == nil {
+		// An error is Open's to report, as it would without this check.
+		return nil
+	}
+	numbers := crl.NewNumbers(filepath.Join(dataDir, crl.NumbersDir))
+	entries, err := os.ReadDir(numbers.Dir())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reading %s: %w", numbers.Dir(), err)
+	}
+	var msgs []string
+	for _, e := range entries {
+		mark, err := numbers.Get(e.Name())
+		if err != nil || mark == 0 {
+			continue // not an issuer's mark: the publisher never reads it
+		}
+		stored := old.NewestCRLs[e.Name()]
+		if stored >= mark {
+			continue
+		}
+		msg := fmt.Sprintf("its newest CRL of issuer %s is number %d, but number %d was published with this data directory", e.Name()[:16], stored, mark)
+		if stored == 0 {
+			msg = fmt.Sprintf("it holds no CRL of issuer %s, but number %d was published with this data directory", e.Name()[:16], mark)
+		}
+		log.Error("the store is older than this data directory: "+msg, "issuer_id", e.Name(), "store_crl_number", stored,
+			"published_crl_number", mark, "store_schema", old.SchemaVersion)
+		msgs = append(msgs, msg)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the store is older than this data directory: %s. The store was restored from an older copy: revocations made after that copy are missing from it. "+
+		"Refusing to start, and the store is left as it is, at schema version %d, which the older scepter it came from serves. "+
+		"To serve it with this one, start with --store-restored (needed once: the next CRLs are numbered above those published), which migrates it to schema version %d, "+
+		"then make those revocations again (docs/deployment.md, Restoring); otherwise start with the store this node used",
+		strings.Join(msgs, "; "), old.SchemaVersion, old.Latest)
 }
 
 // checkStoreBehind says it loudly (log at ERROR, an audit event per issuer)

@@ -164,28 +164,33 @@ func Inspect(ctx context.Context, path string) (FileFacts, error) {
 			return facts, wrap(err)
 		}
 	}
-	facts.NewestCRLs = map[string]int64{}
-	if ok, err := hasTable(ctx, db, "crls"); err != nil {
+	if facts.NewestCRLs, err = newestCRLs(ctx, db); err != nil {
 		return facts, wrap(err)
-	} else if ok {
-		rows, err := db.QueryContext(ctx, `SELECT issuer_id, max(number) FROM crls GROUP BY issuer_id`)
-		if err != nil {
-			return facts, wrap(err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			var n int64
-			if err := rows.Scan(&id, &n); err != nil {
-				return facts, wrap(err)
-			}
-			facts.NewestCRLs[id] = n
-		}
-		if err := rows.Err(); err != nil {
-			return facts, wrap(err)
-		}
 	}
 	return facts, nil
+}
+
+// newestCRLs is the number of each issuer's newest CRL, by issuer ID: none
+// before the schema kept CRLs (version 6).
+func newestCRLs(ctx context.Context, db *sql.DB) (map[string]int64, error) {
+	out := map[string]int64{}
+	if ok, err := hasTable(ctx, db, "crls"); err != nil || !ok {
+		return out, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT issuer_id, max(number) FROM crls GROUP BY issuer_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
 }
 
 // checkHeader refuses a file that does not start as an SQLite database
