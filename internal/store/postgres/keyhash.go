@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
@@ -76,4 +78,113 @@ func backfillKeyHashBatch(ctx context.Context, tx pgx.Tx) (bool, error) {
 	}
 	_, err = tx.Exec(ctx, `UPDATE certificates_key_hash_backfill SET done_upto = $1`, rows[len(rows)-1].id)
 	return true, err
+}
+
+// fillMissingKeyHashes hashes the keys of certificates recorded with no
+// key_hash after the one-time backfill had run: an older server (one that
+// wrote no key_hash) still issuing into the store a newer node had
+// migrated (r115 D2). It runs at every open: the lookup is of the key
+// hash's index, so it costs one read when there are none. A certificate
+// whose key was revoked as compromised meanwhile is revoked as that
+// revocation's sweep would have (revokeKeySiblings), at its time and by
+// its actor, with its audit events. A DER that holds no key stays NULL
+// and is passed over.
+func (s *Store) fillMissingKeyHashes(ctx context.Context) error {
+	type row struct {
+		id   int64
+		hash []byte
+	}
+	for after := int64(0); ; {
+		// Read outside a transaction: a store with none to fill takes no
+		// lock.
+		var rows []row
+		read, err := queryAll(ctx, s.pool, func(sc sqlstore.Scanner) (row, error) {
+			var r row
+			var der []byte
+			err := sc.Scan(&r.id, &der)
+			r.hash, _ = sqlstore.KeyHash(der).([]byte)
+			return r, err
+		}, `SELECT id, der FROM certificates WHERE key_hash IS NULL AND id > $1 ORDER BY id LIMIT $2`, after, sqlstore.KeyHashBatch)
+		if err != nil {
+			return fmt.Errorf("fill missing key hashes: %w", err)
+		}
+		for _, r := range read {
+			if r.hash != nil {
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) > 0 {
+			err := s.withTx(ctx, func(tx pgx.Tx) error {
+				// Every row of the batch hashed before any key is swept:
+				// the sweep finds a key's certificates by their hash.
+				var keys [][]byte
+				seen := map[string]bool{}
+				for _, r := range rows {
+					if _, err := tx.Exec(ctx, `UPDATE certificates SET key_hash = $1 WHERE id = $2 AND key_hash IS NULL`, r.hash, r.id); err != nil {
+						return err
+					}
+					if !seen[string(r.hash)] {
+						seen[string(r.hash)] = true
+						keys = append(keys, r.hash)
+					}
+				}
+				for _, k := range keys {
+					if err := sweepCompromisedKey(ctx, tx, k); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("fill missing key hashes: %w", err)
+			}
+		}
+		if len(read) < sqlstore.KeyHashBatch {
+			return nil
+		}
+		after = read[len(read)-1].id
+	}
+}
+
+// sweepCompromisedKey revokes, inside tx, the certificates of the key of
+// hash that its keyCompromise revocation would have revoked had their key
+// hash been known then: nothing when the key is not recorded compromised.
+// It takes the key's lock first, as a revocation does (lockKey).
+func sweepCompromisedKey(ctx context.Context, tx pgx.Tx, hash []byte) error {
+	var issuerID, serialHex string
+	var micros int64
+	err := tx.QueryRow(ctx, `SELECT issuer_id, serial_hex, revoked_at FROM compromised_keys WHERE key_hash = $1`, hash).
+		Scan(&issuerID, &serialHex, &micros)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up compromised keys: %w", err)
+	}
+	revokedAt := sqlstore.FromMicros(micros)
+	revoked, err := certInTx(ctx, tx, issuerID, serialHex, "")
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // recorded by hand, or pruned: no revocation to follow
+	}
+	if err != nil {
+		return err
+	}
+	if err := lockKey(ctx, tx, revoked); err != nil {
+		return err
+	}
+	sibs, err := revokeKeySiblings(ctx, tx, revoked, revokedAt, revoked.RevokedBy)
+	if err != nil || len(sibs) == 0 {
+		return err
+	}
+	ev := pki.AuditEvent{Time: revokedAt, Type: pki.EventRevoked, Actor: revoked.RevokedBy, Outcome: "success"}
+	events, _ := sqlstore.KeySiblingEvents(revoked, ev, sibs)
+	for i := range events {
+		events[i].Detail += " (its key hash filled in at start-up: recorded by a server that wrote none)"
+	}
+	for _, id := range sqlstore.RevokedIssuers(issuerID, sibs) {
+		if err := bumpRevocationState(ctx, tx, id); err != nil {
+			return err
+		}
+	}
+	return insertEvents(ctx, tx, revokedAt, events)
 }

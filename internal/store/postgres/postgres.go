@@ -216,6 +216,10 @@ func open(ctx context.Context, url string, opts ...migrate.Option) (*Store, erro
 		pool.Close()
 		return nil, pgError("%s: %w", openLabel(name), err)
 	}
+	if err := s.fillMissingKeyHashes(ctx); err != nil {
+		pool.Close()
+		return nil, pgError("%s: %w", openLabel(name), err)
+	}
 	if err := s.backfillCAGenerationKeys(ctx); err != nil {
 		pool.Close()
 		return nil, pgError("%s: %w", openLabel(name), err)

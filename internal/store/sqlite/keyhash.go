@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
@@ -67,4 +69,108 @@ func backfillKeyHashBatch(ctx context.Context, tx *wtx, size int) (bool, error) 
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE certificates_key_hash_backfill SET done_upto = ?`, rows[len(rows)-1].id)
 	return true, err
+}
+
+// fillMissingKeyHashes hashes the keys of certificates recorded with no
+// key_hash after the one-time backfill had run: an older server (one that
+// wrote no key_hash, and no serve.lock) still issuing into the store the
+// new one had migrated (r115 D2). It runs at every open: the lookup is of
+// the key hash's index (NULL first), so it costs one read when there are
+// none. A certificate whose key was revoked as compromised meanwhile is
+// revoked as that revocation's sweep would have (revokeKeySiblings), at
+// its time and by its actor, with its audit events. A DER that holds no
+// key stays NULL and is passed over (after).
+func (s *Store) fillMissingKeyHashes(ctx context.Context) error {
+	type row struct {
+		id   int64
+		hash []byte
+	}
+	for after := int64(0); ; {
+		// Read outside a transaction: a store with none to fill, or a
+		// read-only one, takes no write lock.
+		var rows []row
+		read, err := queryAll(ctx, s.w, func(sc sqlstore.Scanner) (row, error) {
+			var r row
+			var der []byte
+			err := sc.Scan(&r.id, &der)
+			r.hash, _ = sqlstore.KeyHash(der).([]byte)
+			return r, err
+		}, `SELECT id, der FROM certificates WHERE key_hash IS NULL AND id > ? ORDER BY id LIMIT ?`, after, s.tun.keyHashBatch)
+		if err != nil {
+			return fmt.Errorf("fill missing key hashes: %w", err)
+		}
+		for _, r := range read {
+			if r.hash != nil {
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) > 0 {
+			err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+				// Every row of the batch hashed before any key is swept:
+				// the sweep finds a key's certificates by their hash.
+				var keys [][]byte
+				seen := map[string]bool{}
+				for _, r := range rows {
+					if _, err := tx.ExecContext(ctx, `UPDATE certificates SET key_hash = ? WHERE id = ? AND key_hash IS NULL`, r.hash, r.id); err != nil {
+						return err
+					}
+					if !seen[string(r.hash)] {
+						seen[string(r.hash)] = true
+						keys = append(keys, r.hash)
+					}
+				}
+				for _, k := range keys {
+					if err := sweepCompromisedKey(ctx, tx, k); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("fill missing key hashes: %w", err)
+			}
+		}
+		if len(read) < s.tun.keyHashBatch {
+			return nil
+		}
+		after = read[len(read)-1].id
+	}
+}
+
+// sweepCompromisedKey revokes, inside tx, the certificates of the key of
+// hash that its keyCompromise revocation would have revoked had their key
+// hash been known then: nothing when the key is not recorded compromised.
+func sweepCompromisedKey(ctx context.Context, tx *wtx, hash []byte) error {
+	var issuerID, serialHex string
+	var revokedAt int64
+	err := tx.QueryRowContext(ctx, compromisedKeyQuery, hash).Scan(new([]byte), &issuerID, &serialHex, &revokedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up compromised keys: %w", err)
+	}
+	revoked, err := certInTx(ctx, tx, issuerID, serialHex)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // recorded by hand, or pruned: no revocation to follow
+	}
+	if err != nil {
+		return err
+	}
+	at := sqlstore.FromMicros(revokedAt)
+	sibs, err := revokeKeySiblings(ctx, tx, revoked, at, revoked.RevokedBy)
+	if err != nil || len(sibs) == 0 {
+		return err
+	}
+	ev := pki.AuditEvent{Time: at, Type: pki.EventRevoked, Actor: revoked.RevokedBy, Outcome: "success"}
+	events, _ := sqlstore.KeySiblingEvents(revoked, ev, sibs)
+	for i := range events {
+		events[i].Detail += " (its key hash filled in at start-up: recorded by a server that wrote none)"
+	}
+	for _, id := range sqlstore.RevokedIssuers(issuerID, sibs) {
+		if err := bumpRevocationState(ctx, tx, id); err != nil {
+			return err
+		}
+	}
+	return insertEvents(ctx, tx, at, events)
 }

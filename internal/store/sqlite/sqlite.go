@@ -147,6 +147,10 @@ func open(ctx context.Context, path string, tun tuning, opts ...migrate.Option) 
 		s.w.Close()
 		return nil, failed(err)
 	}
+	if err := s.fillMissingKeyHashes(ctx); err != nil {
+		s.w.Close()
+		return nil, failed(err)
+	}
 	if err := s.backfillCAGenerationKeys(ctx); err != nil {
 		s.w.Close()
 		return nil, failed(err)
