@@ -734,7 +734,55 @@ func checkBackupCA(dataDir, in string, facts sqlite.FileFacts) (*x509.Certificat
 				cashare.ErrNotThisCA, in, r, path, have)
 		}
 	}
+	if len(facts.CARoots) > 0 || len(facts.Issuers) == 0 {
+		return certs[0], nil
+	}
+	// A file that records no CA (before schema version 9): its
+	// certificates' issuers say whose it is.
+	ours, err := caCertIDs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("the data directory's CA: %w", err)
+	}
+	var foreign []string
+	for _, id := range facts.Issuers {
+		if !ours[id] {
+			foreign = append(foreign, id)
+		}
+	}
+	if len(foreign) > 0 {
+		shown := make([]string, len(foreign))
+		for i, id := range foreign {
+			shown[i] = id[:min(16, len(id))]
+		}
+		return nil, fmt.Errorf("%w: --in %s records no CA, and its certificates were issued by %d issuer(s) that are none of %s's CA certificates (issuer %s): it is a store of another CA; restore a backup of this CA, or restore it into that CA's data directory",
+			cashare.ErrNotThisCA, in, len(foreign), filepath.Dir(path), strings.Join(shown, ", "))
+	}
 	return certs[0], nil
+}
+
+// caCertIDs are the issuer IDs of every certificate in the CA directory
+// dir (root, issuing CAs of every generation, RAs): the issuers this
+// data directory's certificates name.
+func caCertIDs(dir string) (map[string]bool, error) {
+	ids := map[string]bool{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".crt") {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		certs, err := keys.ParseCertsPEM(data)
+		if err != nil {
+			return nil // not a certificate file: no issuer of this CA
+		}
+		for _, c := range certs {
+			ids[issuerIDOf(c)] = true
+		}
+		return nil
+	})
+	return ids, err
 }
 
 // behindMarks are the issuers whose newest CRL in a restored store is

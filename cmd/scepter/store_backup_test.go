@@ -394,6 +394,10 @@ func TestStoreRestoreRefusals(t *testing.T) {
 	if out, err := runCLI("store", "backup", "--data-dir", otherCA, "--out", path("other-ca.db")); err != nil {
 		t.Fatalf("store backup: %v\n%s", err, out)
 	}
+	// Another CA's store as schema 1 kept it: no CA recorded, only its
+	// certificates' issuers say whose it is (r115 D5).
+	copyFile(t, path("other-ca.db"), path("other-ca-unrecorded.db"))
+	exec(path("other-ca-unrecorded.db"), `DELETE FROM ca_generations`)
 	copyFile(t, good, path("with-log.db"))
 	if err := os.WriteFile(path("with-log.db-wal"), []byte("frames"), 0o600); err != nil {
 		t.Fatal(err)
@@ -415,6 +419,7 @@ func TestStoreRestoreRefusals(t *testing.T) {
 		{"damaged.db", "damaged"},
 		{"newer.db", "newer than this binary"},
 		{"other-ca.db", "backup of the CA with root"},
+		{"other-ca-unrecorded.db", "records no CA, and its certificates were issued by 1 issuer(s) that are none of"},
 		{"with-log.db", "with-log.db-wal"},
 		{"link-to-with-log.db", "with-log.db-wal"},
 		{"with-journal.db", "with-journal.db-journal"},

@@ -118,6 +118,9 @@ type FileFacts struct {
 	CARoots []string
 	// NewestCRLs is the number of each issuer's newest CRL, by issuer ID.
 	NewestCRLs map[string]int64
+	// Issuers are the issuer IDs the file's certificates name, sorted:
+	// what tells whose CA a file that records none (CARoots) is of.
+	Issuers []string
 }
 
 // Inspect checks that the file at path is a database of scepter's store
@@ -163,6 +166,9 @@ func Inspect(ctx context.Context, path string) (FileFacts, error) {
 		if facts.CARoots, err = queryAll(ctx, db, scanText, `SELECT DISTINCT root_fingerprint FROM ca_generations ORDER BY root_fingerprint`); err != nil {
 			return facts, wrap(err)
 		}
+	}
+	if facts.Issuers, err = queryAll(ctx, db, scanText, `SELECT DISTINCT issuer_id FROM certificates ORDER BY issuer_id`); err != nil {
+		return facts, wrap(err)
 	}
 	if facts.NewestCRLs, err = newestCRLs(ctx, db); err != nil {
 		return facts, wrap(err)
