@@ -485,7 +485,13 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 		// behind what relying parties have seen.
 		fmt.Fprintf(e.stdout, "%s is missing: before serve starts, copy it from the old data directory, or write the highest CRL numbers relying parties may have seen into it (docs/deployment.md, Restoring); without it a store older than the CRLs published is not noticed, and their numbers are given again.\n", numbersDir)
 	}
+	// The flags that located the store, for the commands printed: the
+	// config file holds the site's listen addresses and profiles too, and
+	// serve started without it would not be the site's server.
 	d := shellQuote(sf.dataDir)
+	if sf.configFile != "" {
+		d += " --config " + shellQuote(sf.configFile)
+	}
 	if len(behind) == 0 {
 		fmt.Fprintf(e.stdout, "Next: %sstart scepter serve --data-dir %s.\n", first, d)
 		return nil
