@@ -79,7 +79,7 @@ func backfillKeyHashBatch(ctx context.Context, tx *wtx, size int) (bool, error) 
 // none. A certificate whose key was revoked as compromised meanwhile is
 // revoked as that revocation's sweep would have (revokeKeySiblings), at
 // its time and by its actor, with its audit events. A DER that holds no
-// key stays NULL and is passed over (after).
+// key stays NULL and is passed over.
 func (s *Store) fillMissingKeyHashes(ctx context.Context) error {
 	type row struct {
 		id   int64
