@@ -98,11 +98,14 @@ func cmdCAExportKeys(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer x.Clear()
-	left, err := leaveOutRevokedResponders(ctx, &sf, x)
+	// The store first: an export of CA keys is recorded in its audit
+	// trail, and one the command cannot record is not made.
+	st, err := sf.openExistingStore(ctx)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "warning: cannot tell from the store whether an OCSP responder is revoked (%v): the export carries every responder key in %s\n",
-			err, filepath.Join(sf.dataDir, responderDir))
+		return storeForAudit("export-keys", &sf, err)
 	}
+	defer st.Close()
+	left := dropRevokedResponders(ctx, st, x)
 	for _, p := range left {
 		fmt.Fprintf(e.stdout, "Left out %s: an OCSP responder whose certificate is revoked (the server destroys its key once it has replaced it).\n", printable(p))
 	}
@@ -127,7 +130,7 @@ func cmdCAExportKeys(ctx context.Context, e env, args []string) error {
 		clear(back)
 	}
 	detail := fmt.Sprintf("keys of root %s exported to %s: %d files, keys %v", x.Root, out, len(x.Files), x.Keys())
-	auditCLI(ctx, e, &sf, pki.AuditEvent{Type: eventCAKeysExported, Detail: detail})
+	auditTo(ctx, e, st, pki.AuditEvent{Type: eventCAKeysExported, Detail: detail})
 
 	w := e.stdout
 	fmt.Fprintf(w, "Exported the keys and certificates of the CA %s to %s (encrypted, mode 0600):\n", printable(x.Root), out)
@@ -143,7 +146,7 @@ func cmdCAExportKeys(ctx context.Context, e env, args []string) error {
 		// export --remove): say so rather than let it seem included.
 		fmt.Fprintf(e.stderr, "warning: --include-root, but this node has no root key (%s): the export holds none\n", filepath.Join(sf.dataDir, "ca", ca.RootKeyFile))
 	}
-	fmt.Fprintf(w, "On the other node: scepter ca import-keys --data-dir DIR --in %s\n", shellQuote(filepath.Base(out)))
+	fmt.Fprintf(w, "On the other node: scepter ca import-keys --data-dir DIR --in %s%s\n", shellQuote(filepath.Base(out)), storeHint(&sf))
 	if _, inside, err := insideDataDir(out, sf.dataDir); err == nil && inside {
 		fmt.Fprintf(e.stderr, "%s is inside the data directory %s: move it off this server once copied.\n", out, sf.dataDir)
 	}
@@ -189,10 +192,15 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("%s: its header names the root %s, its content %s", in, headers["Root"], x.Root)
 	}
 	st, err := sf.openExistingStore(ctx)
-	if err != nil {
-		st = nil // a node with no store yet: only expiry tells
-	} else {
+	switch {
+	case err == nil:
 		defer st.Close()
+	case sf.store.url == "" && caServedFrom(sf.dataDir):
+		// A server ran with this CA, on a store the command does not
+		// find: its audit trail would miss the import.
+		return storeForAudit("import-keys", &sf, err)
+	default:
+		st = nil // a node with no store yet: only expiry tells
 	}
 	for _, d := range dropGoneRetiredRAs(ctx, st, sf.dataDir, x) {
 		fmt.Fprintf(e.stdout, "Left out %s: a retired RA whose certificate is revoked or expired, whose key this node destroyed.\n", d)
@@ -218,7 +226,11 @@ func cmdCAImportKeys(ctx context.Context, e env, args []string) error {
 	}
 	if len(res.Written) > 0 {
 		detail := fmt.Sprintf("keys of root %s imported from %s: %d files written, %d already there", x.Root, in, len(res.Written), len(res.Unchanged))
-		auditCLI(ctx, e, &sf, pki.AuditEvent{Type: eventCAKeysImported, Detail: detail})
+		if st == nil {
+			fmt.Fprintf(e.stderr, "not recorded in the audit trail: %s has no store yet (no scepter.db, no --store); on PostgreSQL give import-keys the --config or --store the servers use\n", sf.dataDir)
+		} else {
+			auditTo(ctx, e, st, pki.AuditEvent{Type: eventCAKeysImported, Detail: detail})
+		}
 	}
 
 	w := e.stdout
@@ -293,16 +305,38 @@ func discardedNextHere(ctx context.Context, st store.Store, dataDir string) (sto
 	return d, ok && err == nil
 }
 
-// auditCLI appends an event to the store of the data directory, when there
-// is one (an import goes into a node that may have none yet); a store that
-// cannot be opened is said on stderr, and the command goes on.
-func auditCLI(ctx context.Context, e env, sf *storeFlags, ev pki.AuditEvent) {
-	st, err := sf.openExistingStore(ctx)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "not recorded in the audit trail: %v\n", err)
-		return
+// storeForAudit is why cmd (export-keys, import-keys) refuses to run on
+// a data directory whose store it cannot open (err): the transfer of CA
+// keys goes into the audit trail or is not made. A store it does not
+// find (no SQLite database, no --store) is the operator's to name: a
+// node on PostgreSQL has its store = … in a config file or SCEPTER_STORE.
+func storeForAudit(cmd string, sf *storeFlags, err error) error {
+	if sf.store.url != "" {
+		return fmt.Errorf("%s records the transfer of CA keys in the audit trail, and cannot open the store (nothing was done): %w", cmd, err)
 	}
-	defer st.Close()
+	if _, statErr := os.Stat(sf.dbPath()); statErr == nil {
+		return fmt.Errorf("%s records the transfer of CA keys in the audit trail, and cannot open the store (nothing was done): %w", cmd, err)
+	}
+	return usageError{fmt.Sprintf("%s records the transfer of CA keys in the audit trail, and finds no store for %s (nothing was done): "+
+		"give it the --config the server runs with (its store = …) or --store URL (or SCEPTER_STORE) when the store is PostgreSQL; %v", cmd, sf.dataDir, err)}
+}
+
+// storeHint is the flags naming sf's store for a command shown to run on
+// another node: --config when one was given, else " --store URL" without
+// its password, else nothing (SQLite in that node's data directory).
+func storeHint(sf *storeFlags) string {
+	switch {
+	case sf.configFile != "":
+		return " --config " + shellQuote(sf.configFile)
+	case sf.store.url != "":
+		return " --store " + shellQuote(sf.store.String())
+	}
+	return ""
+}
+
+// auditTo appends an event to st; a failure is said on stderr, and the
+// command goes on (what it did is done).
+func auditTo(ctx context.Context, e env, st store.Store, ev pki.AuditEvent) {
 	ev.Time, ev.Actor, ev.Outcome = pki.SystemClock{}.Now(), cliActor(), "success"
 	if err := st.AppendAudit(ctx, ev); err != nil {
 		fmt.Fprintf(e.stderr, "not recorded in the audit trail: %v\n", err)
@@ -331,21 +365,6 @@ func dropRevokedResponders(ctx context.Context, st store.Store, x *ca.KeyExport)
 		return nil
 	}
 	return x.DropRevokedResponders(responderDir, func(c *x509.Certificate) bool { return revokedInStore(ctx, st, c) })
-}
-
-// leaveOutRevokedResponders is dropRevokedResponders for export-keys,
-// with the store of sf; an error when x holds responder files and the
-// store cannot be opened to check them.
-func leaveOutRevokedResponders(ctx context.Context, sf *storeFlags, x *ca.KeyExport) ([]string, error) {
-	if !slices.ContainsFunc(x.Files, func(f ca.ExportedFile) bool { return strings.HasPrefix(f.Path, responderDir+"/") }) {
-		return nil, nil
-	}
-	st, err := sf.openExistingStore(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	return dropRevokedResponders(ctx, st, x), nil
 }
 
 // revokedInStore: st records c, byte for byte, as revoked. A read error

@@ -55,8 +55,8 @@ func noDatabase(dataDir string) error {
 	case err != nil:
 		return fmt.Errorf("no scepter database in %s: run 'scepter serve --data-dir %s' first, or pass the --data-dir (or --store) the server uses", dataDir, d)
 	case caServedFrom(dataDir):
-		return fmt.Errorf("no scepter database in %s, which holds a CA a server ran with: restore its database from a backup (scepter store restore --data-dir %s --in BACKUP), "+
-			"or pass the --store the server uses when its store is PostgreSQL; 'scepter serve' refuses this data directory until then", dataDir, d)
+		return fmt.Errorf("no scepter database in %s, which holds a CA a server ran with: when the server's store is PostgreSQL, pass the --config it runs with (its store = …) or its --store; "+
+			"when it is SQLite, restore its database from a backup (scepter store restore --data-dir %s --in BACKUP), without which 'scepter serve' refuses this data directory", dataDir, d)
 	}
 	return fmt.Errorf("no scepter database in %s, which holds a CA no server ran with here yet: restore its database from a backup (scepter store restore --data-dir %s --in BACKUP), "+
 		"pass the --store the servers use when their store is PostgreSQL, or run 'scepter serve --data-dir %s' first", dataDir, d, d)

@@ -42,7 +42,7 @@ func TestBackupAndRestore(t *testing.T) {
 	dump := filepath.Join(backup, "scepter.dump")
 	mustRun(t, runOpts{}, filepath.Join(pgBin, "pg_dump"), "--format=custom", "--file", dump, db)
 	keys := filepath.Join(backup, "ca-keys.pem")
-	s.MustRun("ca", "export-keys", "--include-root", "--data-dir", s.DataDir, "--out", keys, "--passphrase-file", pass)
+	s.MustRun("ca", "export-keys", "--include-root", "--data-dir", s.DataDir, "--store", db, "--out", keys, "--passphrase-file", pass)
 
 	// The disaster: the node and its data directory are gone.
 	s.Stop()
@@ -54,7 +54,7 @@ func TestBackupAndRestore(t *testing.T) {
 	restored := pgtest.Database(t)
 	mustRun(t, runOpts{}, filepath.Join(pgBin, "pg_restore"), "--no-owner", "--exit-on-error", "--dbname", restored, dump)
 	dataDir := filepath.Join(t.TempDir(), "data")
-	mustRun(t, runOpts{}, bin(t), "ca", "import-keys", "--data-dir", dataDir, "--in", keys, "--passphrase-file", pass)
+	mustRun(t, runOpts{}, bin(t), "ca", "import-keys", "--data-dir", dataDir, "--store", restored, "--in", keys, "--passphrase-file", pass)
 	n := startServer(t, serverOpts{challenge: "backup-secret", dataDir: dataDir, args: []string{"--store", restored}})
 
 	if _, got, _ := httpGet(n.URL + "?operation=GetCACert"); !bytes.Equal(got, caCerts) {

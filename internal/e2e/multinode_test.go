@@ -101,8 +101,10 @@ func (c *cluster) joinKeys(from, to string) {
 		c.t.Fatal(err)
 	}
 	bundle := filepath.Join(dir, "ca-keys.bundle")
-	mustRun(c.t, runOpts{}, bin(c.t), "ca", "export-keys", "--data-dir", from, "--out", bundle, "--passphrase-file", pass)
-	mustRun(c.t, runOpts{}, bin(c.t), "ca", "import-keys", "--data-dir", to, "--in", bundle, "--passphrase-file", pass)
+	// With the store: both record the transfer in its audit trail, and
+	// refuse a node a server ran with whose store they do not find.
+	mustRun(c.t, runOpts{}, bin(c.t), "ca", "export-keys", "--data-dir", from, "--store", c.store, "--out", bundle, "--passphrase-file", pass)
+	mustRun(c.t, runOpts{}, bin(c.t), "ca", "import-keys", "--data-dir", to, "--store", c.store, "--in", bundle, "--passphrase-file", pass)
 }
 
 // url is node i's SCEP URL as it is now.
