@@ -95,19 +95,32 @@ func (n *notifyFlags) register(fs *flag.FlagSet) {
 // mailer builds the SMTP channel from the flags; nil when --smtp-url is
 // not set. Errors never carry the password.
 func (n *notifyFlags) mailer(e env) (*notify.SMTP, error) {
-	if n.smtpURL == "" {
-		return nil, nil
-	}
-	if n.from == "" {
-		return nil, usageError{"--smtp-url needs --notify-from, the sender address of notification mails"}
-	}
 	var requireTLS bool
 	switch n.smtpStartTLS {
-	case "auto":
+	case "", "auto": // "": notifyFlags not made by register (tests)
 	case "required":
 		requireTLS = true
 	default:
 		return nil, usageError{fmt.Sprintf("--smtp-starttls %q: want auto or required", n.smtpStartTLS)}
+	}
+	if n.smtpURL == "" {
+		// A mail setting without the mail server: the operator expects
+		// mail, and none is sent (refused, as the secret files are).
+		switch {
+		case n.from != "":
+			return nil, usageError{"--notify-from needs --smtp-url"}
+		case n.smtpPasswordFile != "":
+			return nil, usageError{"--smtp-password-file needs --smtp-url"}
+		case requireTLS:
+			return nil, usageError{"--smtp-starttls required needs --smtp-url"}
+		}
+		if v, ok := e.lookupEnv(smtpPasswordEnv); ok && v != "" {
+			return nil, usageError{smtpPasswordEnv + " needs --smtp-url"}
+		}
+		return nil, nil
+	}
+	if n.from == "" {
+		return nil, usageError{"--smtp-url needs --notify-from, the sender address of notification mails"}
 	}
 	if err := refuseEnvAndFile(e, smtpPasswordEnv, "smtp-password-file", n.smtpPasswordFile); err != nil {
 		return nil, err

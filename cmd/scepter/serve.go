@@ -1103,17 +1103,18 @@ func certNames(c *x509.Certificate) []string {
 // that needs one without it is refused by checkProfiles). It warns about a
 // configuration that exposes the challenges it sends.
 func (f *serveFlags) webhook(log *slog.Logger) (enroll.ChallengeVerifier, error) {
+	if f.webhookTimeout <= 0 {
+		// The flag defaults to 5s (webhook.DefaultTimeout): a 0 is the
+		// operator's, and no wait at all is nothing to run with. Refused
+		// with or without --webhook-url, as any value out of range.
+		return nil, usageError{fmt.Sprintf("--webhook-timeout %s: want a duration above 0s (default %s)", f.webhookTimeout, webhook.DefaultTimeout)}
+	}
 	if f.webhookURL == "" {
 		if f.webhookSecretFile != "" {
 			// The operator believes something is signed: nothing is sent.
 			return nil, usageError{"--webhook-secret-file needs --webhook-url"}
 		}
 		return nil, nil
-	}
-	if f.webhookTimeout <= 0 {
-		// The flag defaults to 5s (webhook.DefaultTimeout): a 0 is the
-		// operator's, and no wait at all is nothing to run with.
-		return nil, usageError{fmt.Sprintf("--webhook-timeout %s: want a duration above 0s (default %s)", f.webhookTimeout, webhook.DefaultTimeout)}
 	}
 	var secret []byte
 	if f.webhookSecretFile != "" {

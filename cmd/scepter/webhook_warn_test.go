@@ -71,7 +71,7 @@ func TestWebhookWarnings(t *testing.T) {
 	}
 	// No webhook, no warning.
 	var buf bytes.Buffer
-	if v, err := (&serveFlags{}).webhook(slog.New(slog.NewTextHandler(&buf, nil))); err != nil || v != nil || buf.Len() != 0 {
+	if v, err := (&serveFlags{webhookTimeout: time.Second}).webhook(slog.New(slog.NewTextHandler(&buf, nil))); err != nil || v != nil || buf.Len() != 0 {
 		t.Errorf("without a webhook: %v %v %q", v, err, buf.String())
 	}
 }
