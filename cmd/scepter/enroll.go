@@ -58,7 +58,7 @@ type clientFlags struct {
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.serverURL, "url", "", "SCEP URL, e.g. http://127.0.0.1:8080/scep or .../scep/PROFILE")
-	fs.StringVar(&f.fingerprint, "ca-fingerprint", "", "expected CA fingerprint (sha256:HEX); stop if no CA certificate matches; over https the server's TLS certificate must chain to that CA and no other")
+	fingerprintVar(fs, &f.fingerprint, "expected CA fingerprint (`sha256:HEX`); stop if no CA certificate matches; over https the server's TLS certificate must chain to that CA and no other")
 	fs.StringVar(&f.cacert, "cacert", "", "https: PEM file of the CA(s) that the server's TLS certificate chains to (instead of the --ca-fingerprint CA or the system roots)")
 	fs.StringVar(&f.out, "out", "cert.pem", "where to write the certificate")
 	fs.StringVar(&f.keyOut, "key-out", "key.pem", "where to write the private key (mode 0600)")

@@ -61,7 +61,7 @@ type estFlags struct {
 func (f *estFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.url, "url", "", "EST server: https://HOST:PORT, optionally /LABEL (the profile)")
 	fs.StringVar(&f.cacert, "cacert", "", "PEM file of the CA(s) that the server's TLS certificate chains to")
-	fs.StringVar(&f.fingerprint, "ca-fingerprint", "", "instead of --cacert: trust the CA from /cacerts whose SHA-256 is this (sha256:HEX)")
+	fingerprintVar(fs, &f.fingerprint, "instead of --cacert: trust the CA from /cacerts whose SHA-256 is this (`sha256:HEX`)")
 	fs.StringVar(&f.user, "user", "", "HTTP Basic user name (an EST user, or anything with a one-time challenge as password)")
 	fs.StringVar(&f.passwordFile, "password-file", "", "file whose first line is the HTTP Basic password (or set SCEPTER_EST_PASSWORD)")
 	fs.StringVar(&f.certFile, "cert", "", "TLS client certificate (the one to renew, or a manufacturer certificate)")

@@ -18,7 +18,7 @@ func cmdGetCRL(ctx context.Context, e env, args []string) error {
 	var url, fingerprint, certFile, keyFile, out string
 	var asPEM, allowDES bool
 	fs.StringVar(&url, "url", "", "SCEP URL, e.g. http://127.0.0.1:8080/scep")
-	fs.StringVar(&fingerprint, "ca-fingerprint", "", "expected CA fingerprint (sha256:HEX); stop if no CA certificate matches")
+	fingerprintVar(fs, &fingerprint, "expected CA fingerprint (`sha256:HEX`); stop if no CA certificate matches")
 	fs.StringVar(&certFile, "cert", "cert.pem", "a certificate issued by the CA whose CRL is wanted")
 	fs.StringVar(&keyFile, "key", "", "its private key, to sign the request with the certificate (RSA only; default: a throwaway signer)")
 	fs.StringVar(&out, "out", "", "where to write the CRL (default: standard output)")
