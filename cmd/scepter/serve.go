@@ -581,7 +581,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 				how = "newly " + how
 			}
 		}
-		lines = append(lines, fmt.Sprintf("HTTPS certificate:   %s, valid until %s (%s)", strings.Join(certNames(leaf), ", "),
+		lines = append(lines, fmt.Sprintf("HTTPS certificate:   %s, valid until %s (%s)", bannerCertNames(leaf),
 			leaf.NotAfter.UTC().Format(time.RFC3339), how))
 	} else {
 		lines = append(lines, consoleOffLine)
@@ -1056,6 +1056,14 @@ func (f *serveFlags) readInputs(e env, profiles map[string]pki.Profile, log *slo
 		if in.tlsCert, err = server.StaticCertificate(f.tlsCert, f.tlsKey); err != nil {
 			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
+		if leaf := in.tlsCert.Leaf(); len(certNames(leaf)) == 0 {
+			// A warning, not a refusal: SCEP on the plain listener and
+			// clients that still read the Common Name work; browsers, Go
+			// and scepter's own clients refuse it, and the cause is not
+			// plain from their error.
+			log.Warn("--tls-cert has no subjectAltName (DNS or IP name): browsers and most TLS clients, scepter's own included, refuse it (\"relies on legacy Common Name field\"); issue it with a subjectAltName naming the host clients connect to",
+				"file", f.tlsCert, "subject", leaf.Subject.String())
+		}
 	case len(f.estServerNames.names) == 0:
 		return nil, usageError{"--est-server-name needs at least one name"}
 	}
@@ -1088,6 +1096,15 @@ func (f *serveFlags) manufacturerRoots() (*x509.CertPool, error) {
 		pool.AddCert(c)
 	}
 	return pool, nil
+}
+
+// bannerCertNames is what the banner names a certificate by: its DNS and
+// IP names, or, when it has none, its subject and that it has none.
+func bannerCertNames(c *x509.Certificate) string {
+	if names := certNames(c); len(names) > 0 {
+		return strings.Join(names, ", ")
+	}
+	return printable(c.Subject.String()) + " (no subjectAltName: most clients refuse it)"
 }
 
 // certNames lists a certificate's DNS and IP names.
