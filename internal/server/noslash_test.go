@@ -74,7 +74,7 @@ func TestPrefixWithoutItsSlash(t *testing.T) {
 		status                            int
 		reason                            []string
 	}{
-		{"EST on", "GET", "/.well-known/est", "", plain, 403, []string{"EST is served over HTTPS only", "https://ca.example:8443/.well-known/est/"}},
+		{"EST on", "GET", "/.well-known/est", "", plain, 403, []string{"EST is served over HTTPS only", "https://ca.example:8443/.well-known/est/OPERATION (cacerts, "}},
 		{"EST on, credentials", "POST", "/.well-known/est", "Basic eDp5", plain, 403, []string{"https://ca.example:8443/.well-known/est/", "crossed the network in the clear"}},
 		{"EST off", "GET", "/.well-known/est", "", off, 404, []string{"--est-listen is off"}},
 		{"EST off, API", "POST", "/api", "Bearer x", off, 404, []string{"--est-listen is off", "crossed the network in the clear"}},

@@ -37,18 +37,18 @@ func TestPlainHTTPListenerRefusesESTNamingHTTPS(t *testing.T) {
 		want               []string
 		wantProfile        string
 	}{
-		{"cacerts", http.MethodGet, "cacerts", false, []string{"HTTPS only", "use https://127.0.0.1:8443/.well-known/est/"}, "default"},
+		{"cacerts", http.MethodGet, "cacerts", false, []string{"HTTPS only", "use https://127.0.0.1:8443/.well-known/est/cacerts"}, "default"},
 		{"simpleenroll with a password", http.MethodPost, "simpleenroll", true,
 			[]string{"use https://127.0.0.1:8443/.well-known/est/", "crossed the network in the clear", "change them"}, "default"},
-		{"a label", http.MethodPost, "kg/simpleenroll", true, []string{"use https://127.0.0.1:8443/.well-known/est/kg/", "in the clear"}, "kg"},
-		{"an unclean path", http.MethodGet, "a//cacerts", false, []string{"use https://127.0.0.1:8443/.well-known/est/ (unknown EST path \"/.well-known/est/a//cacerts\": a path with an empty"}, ""},
+		{"a label", http.MethodPost, "kg/simpleenroll", true, []string{"use https://127.0.0.1:8443/.well-known/est/kg/simpleenroll", "in the clear"}, "kg"},
+		{"an unclean path", http.MethodGet, "a//cacerts", false, []string{"use https://127.0.0.1:8443/.well-known/est/OPERATION (cacerts, simpleenroll, simplereenroll, serverkeygen, csrattrs) (unknown EST path \"/.well-known/est/a//cacerts\": a path with an empty"}, ""},
 		// r92 D7: quoted whole, as sent, with the reason; no label.
 		{"a trailing slash", http.MethodGet, "cacerts/", false, []string{`(unknown EST path "/.well-known/est/cacerts/": a path with an empty, "." or ".." segment is not served (a trailing "/" ends in an empty one))`}, ""},
 		{"an escaped dot-dot", http.MethodGet, "%2e%2e/x", false, []string{`(unknown EST path "/.well-known/est/%2e%2e/x": a path with an empty`}, ""},
 		{"an escaped slash", http.MethodGet, "a%2Fb/simpleenroll", false, []string{`(unknown EST path "/.well-known/est/a%2Fb/simpleenroll": a path with an escaped "/"`}, ""},
 		{"too deep", http.MethodGet, "a/b/cacerts", false, []string{`(unknown EST path "/.well-known/est/a/b/cacerts")`}, ""},
 		// r79: a label that is none is not offered back, nor its bytes raw.
-		{"an unknown label", http.MethodGet, "typo/simpleenroll", false, []string{"use https://127.0.0.1:8443/.well-known/est/ (there is no EST label \"typo\")"}, ""},
+		{"an unknown label", http.MethodGet, "typo/simpleenroll", false, []string{"use https://127.0.0.1:8443/.well-known/est/OPERATION (cacerts, simpleenroll, simplereenroll, serverkeygen, csrattrs) (there is no EST label \"typo\")"}, ""},
 		{"control characters", http.MethodGet, "%1b%5b31mRED%0d%0aX-Inj:%201/simpleenroll", false, []string{`(there is no EST label "\x1b[31mRED\r\nX-Inj: 1")`}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

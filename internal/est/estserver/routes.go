@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/scepter/scepter/internal/est"
@@ -142,6 +143,13 @@ func (h *Handler) RefusePlainHTTP(w http.ResponseWriter, r *http.Request, httpsB
 		if c.profile != "" {
 			msg += c.profile + "/"
 		}
+		// The URL named is one that answers: the path with its operation,
+		// never the bare prefix, which names none (a 404 there too).
+		if knownOp(c.op) && badPath == "" && unknown == "" {
+			msg += c.op
+		} else {
+			msg += "OPERATION (" + strings.Join(operations, ", ") + ")"
+		}
 	}
 	if unknown != "" {
 		msg += fmt.Sprintf(" (there is no EST label %q)", unknown)
@@ -155,3 +163,10 @@ func (h *Handler) RefusePlainHTTP(w http.ResponseWriter, r *http.Request, httpsB
 	}
 	h.fail(c, pki.Errorf(pki.EForbidden, "%s", msg))
 }
+
+// operations are the EST operations a client may name after the prefix
+// (and a label), in RFC 7030's order.
+var operations = []string{est.OpCACerts, est.OpSimpleEnroll, est.OpSimpleReenroll, est.OpServerKeyGen, est.OpCSRAttrs}
+
+// knownOp: op is one of operations.
+func knownOp(op string) bool { return slices.Contains(operations, op) }
