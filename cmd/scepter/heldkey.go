@@ -467,7 +467,7 @@ func heldKeyFailure(err error) heldFailure {
 		switch text := strings.ToLower(fe.Text); {
 		case strings.Contains(text, "without a decision"):
 			return expiredUndecided
-		case strings.Contains(text, "the request was rejected"), strings.Contains(text, "holds another request of this key"):
+		case strings.Contains(text, "the request was rejected"), strings.Contains(text, "holds another request of this key"), saysKeyRefusedForGood(text):
 			return refusedForGood
 		case saysTryLater(text):
 			return notAnswered
@@ -484,12 +484,22 @@ func heldKeyFailure(err error) heldFailure {
 			return expiredUndecided
 		case he.Status == http.StatusRequestTimeout, he.Status == http.StatusTooManyRequests, he.Status >= 500:
 			return notAnswered
-		case strings.Contains(reason, "the request was rejected"), strings.Contains(reason, "sent before with other names"):
+		case strings.Contains(reason, "the request was rejected"), strings.Contains(reason, "sent before with other names"), saysKeyRefusedForGood(reason):
 			return refusedForGood
+		case saysTryLater(reason):
+			return notAnswered
 		}
 		return refusedOtherwise
 	}
 	return notAnswered // no answer: the server down, a lost connection, a timeout
+}
+
+// saysKeyRefusedForGood: a refusal's text (lower case), in this server's
+// words (internal/enroll), says no certificate will ever be given for the
+// key: it was revoked as compromised, or the certificate approved for it
+// was revoked before it was collected (a hold says "lift the hold").
+func saysKeyRefusedForGood(text string) bool {
+	return strings.Contains(text, "revoked as compromised") || strings.Contains(text, "before it was collected")
 }
 
 // saysTryLater: a refusal's text (lower case), in this server's words,
