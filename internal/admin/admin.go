@@ -393,7 +393,7 @@ func (s *Service) RemoveESTUser(ctx context.Context, name, actor string) (remove
 	ev := pki.AuditEvent{Time: now, Type: pki.EventESTUserRemoved, Actor: actor, Outcome: "success", Detail: "user " + name}
 	err = s.store.DeleteESTUser(ctx, name, now, ev)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", pki.Errorf(pki.ENotFound, "no EST user %q", name)
+		return "", pki.Errorf(pki.ENotFound, "no EST user %q", pki.Clip(name, 80))
 	}
 	if err != nil {
 		return "", err

@@ -357,7 +357,7 @@ func (s *Service) RevokeToken(ctx context.Context, idOrName string, by Principal
 	ev := pki.AuditEvent{Time: now, Type: pki.EventTokenRevoked, Actor: by.Actor(), Outcome: "success"}
 	t, err := s.st.RevokeToken(ctx, idOrName, now, ev)
 	if errors.Is(err, store.ErrNotFound) {
-		return pki.APIToken{}, pki.Errorf(pki.ENotFound, "no live token %q", idOrName)
+		return pki.APIToken{}, pki.Errorf(pki.ENotFound, "no live token %q", pki.Clip(idOrName, 80))
 	}
 	if err != nil {
 		return pki.APIToken{}, err
@@ -469,7 +469,7 @@ func (s *Service) RemoveUser(ctx context.Context, name string, by Principal) err
 	ev := pki.AuditEvent{Time: s.clock.Now(), Type: pki.EventUserRemoved, Actor: by.Actor(), Outcome: "success", Detail: "user " + name}
 	err := s.st.DeleteUser(ctx, name, ev)
 	if errors.Is(err, store.ErrNotFound) {
-		return pki.Errorf(pki.ENotFound, "no user %q", name)
+		return pki.Errorf(pki.ENotFound, "no user %q", pki.Clip(name, 80))
 	}
 	return err
 }
