@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -204,7 +205,7 @@ func challengeList(ctx context.Context, e env, args []string) error {
 	// the challenge at the third (one near its lock shows here).
 	fmt.Fprintln(tw, "ID\tPROFILE\tSTATE\tFAILED\tEXPIRES\tBOUND TO\tCREATED BY")
 	for _, c := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", printable(c.ID), printable(c.Profile), printable(c.State), c.FailedUses, c.ExpiresAt.Format(time.RFC3339),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", printable(c.ID), printable(cmp.Or(c.Profile, "(default)")), printable(c.State), c.FailedUses, c.ExpiresAt.Format(time.RFC3339),
 			printable(strings.TrimSpace(c.Subject+" "+strings.Join(c.Names, " "))), printable(c.CreatedBy))
 	}
 	return tw.Flush()

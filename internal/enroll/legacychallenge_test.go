@@ -38,7 +38,7 @@ func TestChallengeWithoutProfileIsBoundToTheDefault(t *testing.T) {
 			switch {
 			case !tt.refused && err != nil:
 				t.Fatalf("enrolled at %s: %v, want issued", tt.at, err)
-			case tt.refused && (pki.ErrorCode(err) != pki.EForbidden || pki.ErrorMessage(err) != "this challenge password is bound to another profile"):
+			case tt.refused && (pki.ErrorCode(err) != pki.EForbidden || pki.ErrorMessage(err) != "this challenge password is bound to another profile (own)"):
 				t.Fatalf("enrolled at %s: %v, want forbidden: bound to another profile", tt.at, err)
 			}
 		})

@@ -685,7 +685,7 @@ func (s *Service) checkBinding(ctx context.Context, st *State, ch *pki.Challenge
 	code := pki.EBadRequest
 	switch {
 	case boundProfile(ch, s.cfg.DefaultProfile) != st.Profile.Name:
-		reason, code = "this challenge password is bound to another profile", pki.EForbidden
+		reason, code = fmt.Sprintf("this challenge password is bound to another profile (%s)", boundProfile(ch, s.cfg.DefaultProfile)), pki.EForbidden
 	case len(ch.BoundSubject) > 0 && !csr.SameName(ch.BoundSubject, st.Req.CSR.RawSubject):
 		reason = "this challenge password is bound to another subject"
 		if sameRDNs(ch.BoundSubject, st.Req.CSR.RawSubject) {
