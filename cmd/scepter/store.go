@@ -177,7 +177,7 @@ func checkBackupOut(out, dataDir string) error {
 // says where the file would be, symbolic links followed, and whether that
 // is inside the data directory, which each caller refuses in its words.
 func checkOutPath(out, dataDir string) (real string, inside bool, _ error) {
-	parent := literalDir(out)
+	parent := filetrust.LiteralDir(out)
 	switch fi, err := os.Stat(parent); {
 	case errors.Is(err, fs.ErrNotExist):
 		return "", false, usageError{fmt.Sprintf("--out %s: directory %s does not exist: create it, or mount the disk that holds it", out, parent)}
@@ -193,49 +193,17 @@ func checkOutPath(out, dataDir string) (real string, inside bool, _ error) {
 	return real, inside, nil
 }
 
-// fromRealCwd makes a relative path absolute from the working directory
-// as the kernel knows it, links resolved, without cleaning the path:
-// os.Getwd gives $PWD, which after "cd LINK" runs through the link, and
-// "LINK/../x" is not where the kernel puts "../x".
-func fromRealCwd(path string) (string, error) {
-	if filepath.IsAbs(path) {
-		return path, nil
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	if wd, err = filepath.EvalSymlinks(wd); err != nil {
-		return "", err
-	}
-	return wd + string(filepath.Separator) + path, nil
-}
-
-// literalDir is path's directory as the kernel finds it: path up to its
-// last separator, not cleaned. filepath.Dir cleans "L/../ca/root.key" to
-// "ca" by text, where the kernel goes up from wherever the link L leads.
-func literalDir(path string) string {
-	i := strings.LastIndexByte(path, filepath.Separator)
-	switch {
-	case i < 0:
-		return "."
-	case i == 0:
-		return string(filepath.Separator)
-	}
-	return path[:i]
-}
-
 // insideDataDir says whether the file at path, whose directory exists, is
 // in dataDir once every symbolic link on the way (and the file's own, if it
 // is one) is followed, each ".." taken after the link before it, as the
 // kernel takes it; real is where it is.
 func insideDataDir(path, dataDir string) (real string, inside bool, err error) {
-	if path, err = fromRealCwd(path); err != nil {
+	if path, err = filetrust.FromRealCwd(path); err != nil {
 		return "", false, err
 	}
 	// EvalSymlinks walks the path as written, a ".." from where the link
 	// before it leads.
-	dir, err := filepath.EvalSymlinks(literalDir(path))
+	dir, err := filepath.EvalSymlinks(filetrust.LiteralDir(path))
 	if err != nil {
 		return "", false, err
 	}
@@ -244,7 +212,7 @@ func insideDataDir(path, dataDir string) (real string, inside bool, err error) {
 	if target, err := filepath.EvalSymlinks(real); err == nil {
 		real = target
 	}
-	data, err := fromRealCwd(dataDir)
+	data, err := filetrust.FromRealCwd(dataDir)
 	if err != nil {
 		return "", false, fmt.Errorf("data dir: %w", err)
 	}

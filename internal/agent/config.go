@@ -145,15 +145,14 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("agent config: %w", err)
 	}
 	dir := filepath.Dir(abs)
-	if hasDotDot(path) {
+	if filetrust.HasDotDot(path) {
 		// Abs cleans "L/../agent.toml" by text; the kernel went up from
 		// where L leads.
 		wd, err := os.Getwd()
 		if err != nil {
 			return nil, fmt.Errorf("agent config: %w", err)
 		}
-		// path's directory as written: up to its last separator.
-		if dir, err = kernelPath(wd, path[:strings.LastIndexByte(path, filepath.Separator)]); err != nil {
+		if dir, err = filetrust.KernelPath(wd, filetrust.LiteralDir(path)); err != nil {
 			return nil, fmt.Errorf("agent config %s: %w", path, err)
 		}
 	}
@@ -163,46 +162,6 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	cfg.Path = path
 	return cfg, nil
-}
-
-// kernelPath is the absolute, clean path of the file the kernel opens for
-// p (relative to baseDir): a ".." goes up from where the symbolic link
-// before it leads, not from the link's own directory as filepath.Clean
-// takes it, so the part up to the last ".." is resolved. A path without
-// ".." is only cleaned, its links kept: the agent's own links are
-// made, and named, as the operator spelled them. An error when the part
-// to resolve cannot be followed: what the path names cannot be told.
-func kernelPath(baseDir, p string) (string, error) {
-	if !filepath.IsAbs(p) {
-		// Not Join: it would clean a ".." in p by text.
-		p = baseDir + string(filepath.Separator) + p
-	}
-	if !hasDotDot(p) {
-		return filepath.Clean(p), nil
-	}
-	parts := strings.Split(p, string(filepath.Separator))
-	last := 0
-	for i, part := range parts {
-		if part == ".." {
-			last = i
-		}
-	}
-	head := strings.Join(parts[:last+1], string(filepath.Separator))
-	real, err := filepath.EvalSymlinks(head)
-	if err != nil {
-		return "", fmt.Errorf("%s cannot be followed (a \"..\" goes up from where the symbolic link before it leads, so the file cannot be told): %w; write the path without \"..\"", head, err)
-	}
-	return filepath.Join(append([]string{real}, parts[last+1:]...)...), nil
-}
-
-// hasDotDot: p has a ".." component.
-func hasDotDot(p string) bool {
-	for _, part := range strings.Split(p, string(filepath.Separator)) {
-		if part == ".." {
-			return true
-		}
-	}
-	return false
 }
 
 // ParseConfig parses an agent.toml; relative paths are resolved against
@@ -376,7 +335,7 @@ func parseCert(md toml.MetaData, prim toml.Primitive, baseDir string) (Certifica
 		if p == "" {
 			return ""
 		}
-		resolved, err := kernelPath(baseDir, p)
+		resolved, err := filetrust.KernelPath(baseDir, p)
 		if err != nil {
 			fail("%s %q: %v", setting, p, err)
 			return p
