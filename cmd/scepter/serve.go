@@ -303,10 +303,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	// Before migrating: a start refused for a store behind this node's
 	// CRLs leaves it at the schema the older scepter it came from serves.
-	if f.store.url == "" {
-		if err := f.revocation.refuseUnmigratedBehind(ctx, f.dataDir, log); err != nil {
-			return err
-		}
+	if err := f.revocation.refuseUnmigratedBehind(ctx, f.store.url, f.dataDir, log); err != nil {
+		return err
 	}
 	db, err := openServerStore(ctx, f.store.url, f.dataDir, log, e.newSQLite)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/scepter/scepter/internal/ocsp"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/postgres"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
 
@@ -250,20 +251,21 @@ func (f *revocationFlags) newPublisher(ctx context.Context, dataDir string, st s
 }
 
 // refuseUnmigratedBehind refuses, before the store is migrated, a start
-// that checkStoreBehind would refuse after: an SQLite store at an older
-// schema (put back by 'store restore', which says an older scepter serves
-// it as it is) whose newest CRL of an issuer or root is below the mark
-// DATA/crl-numbers keeps. Migrated first and refused then, the store
-// could no longer be opened by that older scepter, and the start changed
-// it for nothing. Nothing is written: neither the migration nor the
-// store.behind audit event, which the store's older schema may not take
-// as this binary writes it; the refusal is logged at ERROR. With
-// --store-restored the start goes on, migrates, and is audited as before.
-func (f *revocationFlags) refuseUnmigratedBehind(ctx context.Context, dataDir string, log *slog.Logger) error {
+// that checkStoreBehind would refuse after: a store at an older schema
+// (SQLite put back by 'store restore', which says an older scepter serves
+// it as it is; a PostgreSQL database restored from a dump of one) whose
+// newest CRL of an issuer or root is below the mark DATA/crl-numbers
+// keeps. Migrated first and refused then, the store could no longer be
+// opened by that older scepter, and the start changed it for nothing.
+// Nothing is written: neither the migration nor the store.behind audit
+// event, which the store's older schema may not take as this binary
+// writes it; the refusal is logged at ERROR. With --store-restored the
+// start goes on, migrates, and is audited as before.
+func (f *revocationFlags) refuseUnmigratedBehind(ctx context.Context, storeURL, dataDir string, log *slog.Logger) error {
 	if f.storeRestored {
 		return nil
 	}
-	old, err := sqlite.Pending(ctx, filepath.Join(dataDir, "scepter.db"))
+	old, err := unmigratedStore(ctx, storeURL, dataDir)
 	if err != nil || old == nil {
 		// An error is Open's to report, as it would without this check.
 		return nil
@@ -299,6 +301,24 @@ func (f *revocationFlags) refuseUnmigratedBehind(ctx context.Context, dataDir st
 		"To serve it with this one, start with --store-restored (needed once: the next CRLs are numbered above those published), which migrates it to schema version %d, "+
 		"then make those revocations again (docs/deployment.md, Restoring); otherwise start with the store this node used",
 		strings.Join(msgs, "; "), old.SchemaVersion, old.Latest)
+}
+
+// unmigratedStore is what the store (storeURL's PostgreSQL database, or
+// SQLite in dataDir) holds when its schema is older than this binary's,
+// read without changing it; nil when it is current, new, or not a store
+// this binary opens (Open says why).
+func unmigratedStore(ctx context.Context, storeURL, dataDir string) (*postgres.Unmigrated, error) {
+	switch {
+	case storeURL == "":
+		old, err := sqlite.Pending(ctx, filepath.Join(dataDir, "scepter.db"))
+		if err != nil || old == nil {
+			return nil, err
+		}
+		return &postgres.Unmigrated{SchemaVersion: old.SchemaVersion, Latest: old.Latest, NewestCRLs: old.NewestCRLs}, nil
+	case isPostgresURL(storeURL):
+		return postgres.Pending(ctx, storeURL)
+	}
+	return nil, nil
 }
 
 // checkStoreBehind says it loudly (log at ERROR, an audit event per issuer)
