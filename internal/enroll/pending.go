@@ -502,6 +502,65 @@ func issuedRevokedRefusal(rec *pki.Certificate) error {
 		shown, rec.RevokedAt.UTC().Format(time.RFC3339), reason, then)
 }
 
+// RejectHeldRenewals rejects, as rejectUnissuable does (by the system,
+// with its reason and audit event), the requests held pending at profile
+// with req's key that renew cert, when cert is a certificate of ours
+// revoked for good: a handler calls it when it refuses req, signed by or
+// sent over TLS with cert, before the service looks at the request
+// (RevokedForGood), so that the request held for that renewal is not left
+// listed pending until its retention ends (no approval can issue it). One
+// renewing a certificate on hold stays pending: lifting the hold makes it
+// approvable. The refusal req gets is the handler's, unchanged.
+func (s *Service) RejectHeldRenewals(ctx context.Context, profile string, req *x509.CertificateRequest, cert *x509.Certificate) error {
+	if req == nil || cert == nil || cert.SerialNumber == nil {
+		return nil
+	}
+	p, ok := s.Profile(profile)
+	if !ok {
+		return nil
+	}
+	issuer, _ := s.authority.IssuedByUs(cert, s.clock.Now())
+	if issuer == nil {
+		return nil
+	}
+	old, err := s.store.Certificate(ctx, issuer.ID, cert.SerialNumber.Text(16))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("enroll: certificate %s: %w", pki.SerialText(cert.SerialNumber), err)
+	case !bytes.Equal(old.DER, cert.Raw):
+		return nil // not the certificate we issued under its serial
+	}
+	return s.rejectHeldRenewals(ctx, p.Name, req.RawSubjectPublicKeyInfo, old)
+}
+
+// rejectHeldRenewals rejects the requests held pending at profile whose
+// key is spki and that renew old, when old is revoked for good
+// (rejectUnissuable, which decides by the store as it is): the requests
+// of the device whose renewal by old was refused, found by its key under
+// any transaction ID (its own, the one it sends again, is among them).
+func (s *Service) rejectHeldRenewals(ctx context.Context, profile string, spki []byte, old *pki.Certificate) error {
+	if old.Status != pki.StatusRevoked || old.RevokeReason == pki.ReasonCertificateHold {
+		return nil
+	}
+	reqs, err := s.store.RequestsByKey(ctx, profile, spki)
+	if err != nil {
+		return fmt.Errorf("enroll: requests of this key: %w", err)
+	}
+	now, renews := s.clock.Now(), renewedFrom(old)
+	for i := range reqs {
+		r := &reqs[i]
+		if r.Status != pki.RequestPending || !now.Before(r.ExpiresAt) || r.RenewedFrom != renews {
+			continue
+		}
+		if _, err := s.rejectUnissuable(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // MaxRejectReasonLen bounds the reason a held request is rejected with, in
 // bytes: it is one line for a person on a device's screen or log.
 const MaxRejectReasonLen = 500

@@ -51,6 +51,9 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 		}
 	}
 	if old.Status == pki.StatusRevoked {
+		if err := s.rejectHeldRenewals(ctx, st.Profile.Name, st.Req.CSR.RawSubjectPublicKeyInfo, old); err != nil {
+			s.log.Error("a held renewal of a revoked certificate could not be rejected; the next poll or approval rejects it", "certificate", pki.ShownSerial(old.SerialHex), "err", err)
+		}
 		return revokedRenewalRefusal(old)
 	}
 	if opens := st.Profile.RenewalOpens(signer.NotBefore, signer.NotAfter); s.clock.Now().Before(opens) {
@@ -83,7 +86,25 @@ func revokedRefusal(rec *pki.Certificate, held, then string) error {
 	if rec.RevokeReason == pki.ReasonCertificateHold {
 		return pki.Errorf(pki.EBadCertID, "the %s is on hold (certificateHold); ask the operator to lift the hold, then %s", held, then)
 	}
-	return pki.Errorf(pki.EBadCertID, "the %s is revoked", held)
+	return &revokedForGood{pki.Errorf(pki.EBadCertID, "the %s is revoked", held)}
+}
+
+// revokedForGood is revokedRefusal's refusal of a certificate revoked for
+// good (not on hold), told apart by RevokedForGood.
+type revokedForGood struct{ err error }
+
+func (e *revokedForGood) Error() string { return e.err.Error() }
+func (e *revokedForGood) Unwrap() error { return e.err }
+
+// RevokedForGood reports whether err refuses a request because the
+// certificate of ours that authenticated it (a SCEP signer, an EST client
+// certificate) is revoked for good, not on hold: a handler that refused a
+// request so, before the service looked at it, has the requests held to
+// renew that certificate rejected (RejectHeldRenewals), as the service
+// does when it refuses one itself.
+func RevokedForGood(err error) bool {
+	var r *revokedForGood
+	return errors.As(err, &r)
 }
 
 // renewedCertificate is the certificate a renewal is authenticated by, as

@@ -46,6 +46,10 @@ type Service interface {
 	// before the body is read; what it read goes to Enroll with the
 	// request (Request.Checked), which so reads it once.
 	CheckCredentials(ctx context.Context, req enroll.Request) (*enroll.CheckedCredentials, error)
+	// RejectHeldRenewals rejects the requests held pending for req's key
+	// that renew cert, a certificate of ours revoked for good, after a
+	// re-enrollment over TLS with it was refused (enroll.RevokedForGood).
+	RejectHeldRenewals(ctx context.Context, profile string, req *x509.CertificateRequest, cert *x509.Certificate) error
 	RecordRefusal(ctx context.Context, r enroll.Refusal) error
 	// ActiveRA signs the SignedData around an encrypted server-generated
 	// key: the RA is the server's identity in CMS.
@@ -253,6 +257,24 @@ func rsaSizeFor(k pki.KeyPolicy) int {
 	return k.RSAMinBits
 }
 
+// rejectHeldRenewals has the requests held pending for the key of the
+// request c sends that renew cert, its TLS client certificate, rejected:
+// cert is revoked for good, and the re-enrollment was refused before its
+// body was read, so no approval can issue such a request any more. The
+// body is read for its key alone (the request is not otherwise looked
+// at), and the client is answered the refusal all the same, whatever it
+// holds.
+func (h *Handler) rejectHeldRenewals(c *call, cert *x509.Certificate) {
+	req, _, err := readCSR(c.w, c.r)
+	if err != nil {
+		return
+	}
+	if err := h.svc.RejectHeldRenewals(c.r.Context(), c.profile, req, cert); err != nil {
+		h.log.Error("estserver: a held renewal of the revoked client certificate could not be rejected; the next request or approval rejects it",
+			"remote", c.r.RemoteAddr, "err", err)
+	}
+}
+
 // enroll answers simpleenroll, simplereenroll and serverkeygen.
 func (h *Handler) enroll(c *call) {
 	// Credentials first: a client without any, or with wrong ones, is told
@@ -268,6 +290,9 @@ func (h *Handler) enroll(c *call) {
 	checked, err := h.svc.CheckCredentials(c.r.Context(), enroll.Request{Evidence: ev, Profile: c.profile, Protocol: pki.ProtocolEST,
 		RemoteAddr: c.r.RemoteAddr, Renewal: c.op == est.OpSimpleReenroll, ServerKeyGen: c.op == est.OpServerKeyGen})
 	if err != nil {
+		if enroll.RevokedForGood(err) && ev.TLSClientCert != nil {
+			h.rejectHeldRenewals(c, ev.TLSClientCert)
+		}
 		h.fail(c, err)
 		return
 	}

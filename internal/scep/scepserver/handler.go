@@ -48,6 +48,10 @@ type Service interface {
 	CurrentCRL(ctx context.Context, rawIssuer []byte, serialHex string) ([]byte, *x509.Certificate, error)
 	// CheckNotRevoked refuses a certificate of ours that is revoked.
 	CheckNotRevoked(ctx context.Context, cert *x509.Certificate) error
+	// RejectHeldRenewals rejects the requests held pending for req's key
+	// that renew cert, a certificate of ours revoked for good, after a
+	// request signed by it was refused (enroll.RevokedForGood).
+	RejectHeldRenewals(ctx context.Context, profile string, req *x509.CertificateRequest, cert *x509.Certificate) error
 	// IssuedHere: cert was issued by one of our issuing CAs and is valid
 	// now.
 	IssuedHere(cert *x509.Certificate) bool

@@ -56,6 +56,15 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	// certificate to renew (badCertId).
 	if !renewalReq && !bytes.Equal(signer.RawSubjectPublicKeyInfo, csrReq.RawSubjectPublicKeyInfo) {
 		if err := h.checkRekeySigner(ctx, signer, csrReq, req.profile); err != nil {
+			if enroll.RevokedForGood(err) {
+				// No approval can issue the renewal by it held for this
+				// device: rejected now, as the service does when it
+				// refuses a RenewalReq by it; the answer stays this one.
+				if rerr := h.svc.RejectHeldRenewals(ctx, req.profile, csrReq, signer); rerr != nil {
+					h.log.Error("scep: a held renewal of the revoked signer certificate could not be rejected; the next poll or approval rejects it",
+						"remote", req.remote, "transaction_id", req.msg.TransactionID, "err", rerr)
+				}
+			}
 			return nil, err
 		}
 	}
