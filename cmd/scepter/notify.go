@@ -134,6 +134,11 @@ func (n *notifyFlags) mailer(e env) (*notify.SMTP, error) {
 		password = p
 	}
 	m, err := notify.NewSMTP(notify.SMTPConfig{URL: n.smtpURL, Password: password, From: n.from, RequireTLS: requireTLS})
+	if errors.Is(err, notify.ErrSenderAddress) {
+		// The sender is its own setting: refused by its name, as given
+		// (namedAsGiven), not as the mail server's.
+		return nil, usageError{fmt.Sprintf("--notify-from %q: %v", n.from, notify.ErrSenderAddress)}
+	}
 	if err != nil {
 		return nil, usageError{"--smtp-url: " + err.Error()}
 	}

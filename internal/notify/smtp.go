@@ -73,6 +73,11 @@ type SMTP struct {
 
 var _ Channel = (*SMTP)(nil)
 
+// ErrSenderAddress is in NewSMTP's error when SMTPConfig.From is not a
+// mail address, so that the caller can name the setting that holds the
+// sender rather than the mail server's.
+var ErrSenderAddress = errors.New("want an address like scepter@example.com")
+
 // NewSMTP checks cfg and returns the channel. Its errors never carry the
 // password.
 func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
@@ -121,7 +126,7 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	}
 	addr, err := netmail.ParseAddress(cfg.From)
 	if err != nil || cfg.From == "" || strings.ContainsAny(cfg.From, "\r\n") {
-		return nil, fmt.Errorf("sender address %q: want an address like scepter@example.com", cfg.From)
+		return nil, fmt.Errorf("sender address %q: %w", cfg.From, ErrSenderAddress)
 	}
 	m.from = cfg.From
 	if _, dom, ok := strings.Cut(addr.Address, "@"); ok && dom != "" {
