@@ -796,14 +796,14 @@ func writeEnrollment(certOut, keyOut, chainOut string, cert *x509.Certificate, k
 
 // secretFlagOrFile is a secret a command takes as a flag (or its
 // environment variable) or from a file: value, or what read reads of file.
-// Both given is a usage error (exit 2) naming both: which one won differed
-// between commands (enroll took the file, serve the flag), so the operator
-// could not tell which secret was in use.
+// Both given is a usage error (exit 2) naming both as they were given
+// (settingsConflict): which one won differed between commands (enroll took
+// the file, serve the flag), so the operator could not tell which secret
+// was in use.
 func secretFlagOrFile(flagName, value, fileFlag, file string, read func(flagName, path string) (string, error)) (string, error) {
 	switch {
 	case value != "" && file != "":
-		return "", usageError{fmt.Sprintf("--%s (or %s) and --%s (or %s) both give the secret: give one",
-			flagName, config.EnvName(flagName), fileFlag, config.EnvName(fileFlag))}
+		return "", newSettingsConflict(" both give the secret: give one", "--"+flagName, "--"+fileFlag)
 	case file != "":
 		return read("--"+fileFlag, file)
 	}
@@ -816,9 +816,41 @@ func secretFlagOrFile(flagName, value, fileFlag, file string, read func(flagName
 // a time, whatever the command.
 func refuseEnvAndFile(e env, envName, fileFlag, file string) error {
 	if v, ok := e.lookupEnv(envName); ok && v != "" && file != "" {
-		return usageError{fmt.Sprintf("%s and --%s both give the secret: give one", envName, fileFlag)}
+		return newSettingsConflict(" both give the secret: give one", envName, "--"+fileFlag)
 	}
 	return nil
+}
+
+// settingsConflict is a usage error (exit 2) refusing settings given
+// together, which namedAsGiven words naming each setting as it was given
+// (flag, variable, or config file and key): where it is made only the
+// flags are known, and a fixed "--flag (or VARIABLE)" read "SCEPTER_X (or
+// SCEPTER_X)" once the first name was replaced by its variable.
+type settingsConflict struct {
+	usageError // the text naming the settings by flag
+	// settings are named in this order: "--flag", or a variable that no
+	// flag sets (SCEPTER_SMTP_PASSWORD), named as it is.
+	settings []string
+	rest     string // what follows the names: " both give the secret: give one"
+}
+
+func newSettingsConflict(rest string, settings ...string) settingsConflict {
+	return settingsConflict{usageError{strings.Join(settings, " and ") + rest}, settings, rest}
+}
+
+// Unwrap makes it a usageError to errors.As (exitCode).
+func (c settingsConflict) Unwrap() error { return c.usageError }
+
+// namedAs is the refusal naming each setting as origins says it was given.
+func (c settingsConflict) namedAs(origins config.Origins) string {
+	names := append([]string(nil), c.settings...)
+	for i, s := range names {
+		if flagName, ok := strings.CutPrefix(s, "--"); ok && i > 0 {
+			names[i] = origins.Name(flagName)
+		}
+	}
+	// The first, by Refusal, as any refusal's leading setting is named.
+	return origins.Refusal(strings.Join(names, " and ") + c.rest)
 }
 
 // utf8BOM is the byte order mark some editors put at the start of a

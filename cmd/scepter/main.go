@@ -175,8 +175,12 @@ func (e usageError) Error() string { return e.msg }
 // was given when that was not on the command line: its config file and
 // key, or its environment variable (config.Origins.Refusal). The checks
 // of a setting's range or choices run after parsing, where only the flag
-// is known, for whichever way it was set.
+// is known, for whichever way it was set. A settingsConflict names each
+// of the settings it refuses so.
 func namedAsGiven(err error, origins config.Origins) error {
+	if c, ok := err.(settingsConflict); ok {
+		return usageError{c.namedAs(origins)}
+	}
 	if u, ok := err.(usageError); ok {
 		return usageError{origins.Refusal(u.msg)}
 	}

@@ -108,6 +108,21 @@ func (o Origins) Refusal(msg string) string {
 	return msg
 }
 
+// Name is the setting of flag name as it was given, for a message that
+// names it after another setting (Refusal names the first): its variable
+// ("SCEPTER_CHALLENGE_FILE"), its key and file ("challenge_file in config
+// scepter.toml"), or its flag ("--challenge-file") when it came from the
+// command line or is not known here.
+func (o Origins) Name(name string) string {
+	switch org := o[name]; {
+	case org.Env != "":
+		return org.Env
+	case org.Key != "":
+		return org.Key + " in config " + org.File
+	}
+	return "--" + name
+}
+
 // ParseOrigins is Parse, and says where each setting it took from the
 // environment or the config file came from.
 func ParseOrigins(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), sections Sections, known func(flagName string) bool) (Origins, error) {
