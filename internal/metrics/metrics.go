@@ -3,7 +3,8 @@
 //
 //   - enrollments by protocol, profile and result, and refusals by error
 //     code, from the enrollment service's one observer (enroll.Observer);
-//   - expiry notifications sent and failed per channel (notify.Observer);
+//   - expiry notifications sent, failed (tries) and given up per channel
+//     (notify.Observer);
 //   - store errors per operation, from a wrapper around the store (Store);
 //   - certificates by status, expiring within 7 and 30 days, and requests
 //     held for approval, counted at scrape time from the store's cheap
@@ -55,13 +56,14 @@ type Metrics struct {
 	cacheFor time.Duration
 	handler  http.Handler
 
-	enrollments  *prometheus.CounterVec
-	refusals     *prometheus.CounterVec
-	requests     *prometheus.HistogramVec
-	notifySent   *prometheus.CounterVec
-	notifyFailed *prometheus.CounterVec
-	storeErrors  *prometheus.CounterVec
-	crls         prometheus.Counter
+	enrollments   *prometheus.CounterVec
+	refusals      *prometheus.CounterVec
+	requests      *prometheus.HistogramVec
+	notifySent    *prometheus.CounterVec
+	notifyFailed  *prometheus.CounterVec
+	notifyGivenUp *prometheus.CounterVec
+	storeErrors   *prometheus.CounterVec
+	crls          prometheus.Counter
 }
 
 // New builds a registry with scepter's metrics and the Go runtime and
@@ -98,7 +100,11 @@ func New(o Options) *Metrics {
 	}, []string{"channel"})
 	m.notifyFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scepter_notifications_failed_total",
-		Help: "Expiry notification sends that failed (each try; most are retried later), by channel.",
+		Help: "Expiry notification sends that failed, by channel: each failed try counts, and most are tried again later; notifications given up for good are scepter_notifications_given_up_total.",
+	}, []string{"channel"})
+	m.notifyGivenUp = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scepter_notifications_given_up_total",
+		Help: "Expiry notifications given up for good, by channel (each also audited as notification.failed): the certificate expired before it was delivered, a more urgent notification replaced it after failed tries, or the tries ran out. One whose last try may have delivered it counts too.",
 	}, []string{"channel"})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scepter_store_errors_total",
@@ -108,7 +114,7 @@ func New(o Options) *Metrics {
 		Name: "scepter_crls_published_total",
 		Help: "CRL generations this node signed and stored.",
 	})
-	reg.MustRegister(m.enrollments, m.refusals, m.requests, m.notifySent, m.notifyFailed, m.storeErrors, m.crls,
+	reg.MustRegister(m.enrollments, m.refusals, m.requests, m.notifySent, m.notifyFailed, m.notifyGivenUp, m.storeErrors, m.crls,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -158,7 +164,7 @@ func (m *Metrics) Enrolled(o enroll.Outcome) {
 	}
 }
 
-// Channels implements notify.Observer: the sent and failed counts of the
+// Channels implements notify.Observer: the sent, failed and given-up counts of the
 // channels a node sends on are exported at 0 from the start, so that
 // rate() and absent() see them before the first notification; a channel
 // the node does not have gets none, so none can pass for one it sends on.
@@ -166,7 +172,13 @@ func (m *Metrics) Channels(names []string) {
 	for _, ch := range names {
 		m.notifySent.WithLabelValues(ch)
 		m.notifyFailed.WithLabelValues(ch)
+		m.notifyGivenUp.WithLabelValues(ch)
 	}
+}
+
+// GivenUp implements notify.Observer.
+func (m *Metrics) GivenUp(channel string) {
+	m.notifyGivenUp.WithLabelValues(channel).Inc()
 }
 
 // Delivered implements notify.Observer.

@@ -52,6 +52,57 @@ func TestNotificationsAreCounted(t *testing.T) {
 	expect(t, fams, "scepter_notifications_sent_total", map[string]string{"channel": "webhook"}, 1)
 }
 
+// down is a notification channel whose every send fails.
+type down struct{ sends int }
+
+func (d *down) Name() string                              { return notify.ChannelWebhook }
+func (d *down) Wants(*pki.Certificate, *pki.Profile) bool { return true }
+func (d *down) Send(ctx context.Context, m notify.Message) error {
+	d.sends++
+	return errors.New("receiver down")
+}
+
+// Notifications given up for good are counted by channel, apart from the
+// failed tries (r120 observation 1): alerting on lost notifications needed
+// the audit trail.
+func TestNotificationsGivenUpAreCounted(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		maxAttempts int
+		// after the first failed try, the clock moves on so far
+		then      time.Duration
+		wantTries int
+	}{
+		{"certificate expired first", 0, 31 * 24 * time.Hour, 1},
+		{"tries ran out", 2, notify.DefaultBackoffMax, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.issue(t, "device-g")
+			ch := &down{}
+			sched, err := notify.New(notify.Config{Store: e.pki.Store, Clock: e.pki.Clock, Channels: []notify.Channel{ch},
+				Jitter: func() float64 { return 0 }, Observer: e.m, MaxAttempts: tt.maxAttempts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			e.pki.Clock.Advance(340 * 24 * time.Hour) // the 30-day threshold is crossed
+			_ = sched.RunOnce(ctx)
+			fams := scrape(t, e.handler)
+			expect(t, fams, "scepter_notifications_given_up_total", map[string]string{"channel": "webhook"}, 0)
+			e.pki.Clock.Advance(tt.then)
+			_ = sched.RunOnce(ctx)
+			if ch.sends != tt.wantTries {
+				t.Fatalf("%d sends, want %d", ch.sends, tt.wantTries)
+			}
+			fams = scrape(t, e.handler)
+			expect(t, fams, "scepter_notifications_failed_total", map[string]string{"channel": "webhook"}, float64(tt.wantTries))
+			expect(t, fams, "scepter_notifications_given_up_total", map[string]string{"channel": "webhook"}, 1)
+			expect(t, fams, "scepter_notifications_sent_total", map[string]string{"channel": "webhook"}, 0)
+		})
+	}
+}
+
 // The sent and failed counts of the channels a node has are exported at 0
 // from its start, before any notification (r90 D2): a series that appears
 // at its first event breaks rate() across a restart and fires absent().
@@ -65,7 +116,8 @@ func TestNotificationCountsStartAtZero(t *testing.T) {
 	fams := scrape(t, e.handler)
 	expect(t, fams, "scepter_notifications_sent_total", map[string]string{"channel": "webhook"}, 0)
 	expect(t, fams, "scepter_notifications_failed_total", map[string]string{"channel": "webhook"}, 0)
-	for _, name := range []string{"scepter_notifications_sent_total", "scepter_notifications_failed_total"} {
+	expect(t, fams, "scepter_notifications_given_up_total", map[string]string{"channel": "webhook"}, 0)
+	for _, name := range []string{"scepter_notifications_sent_total", "scepter_notifications_failed_total", "scepter_notifications_given_up_total"} {
 		if got := labelValues(fams, name, "channel"); len(got) != 1 {
 			t.Errorf("%s: channels %v, want webhook alone", name, got)
 		}

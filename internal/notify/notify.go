@@ -182,6 +182,12 @@ type Observer interface {
 	// the scheduler sends on, so that their counts start at 0.
 	Channels(names []string)
 	Delivered(channel string, err error)
+	// GivenUp is told of each notification given up for good (recorded
+	// failed, with its notification.failed audit event): its certificate
+	// expired first, a more urgent one replaced it after failed tries,
+	// or Config.MaxAttempts ran out. Delivered's failures count tries,
+	// most of which are retried: only this counts notifications lost.
+	GivenUp(channel string)
 }
 
 // Scheduler finds and sends expiry notifications. Run it in one goroutine
@@ -814,6 +820,12 @@ func (s *Scheduler) finish(ctx context.Context, out *store.NotificationOutcome) 
 		}
 		s.log.Error("expiry notification: recording the outcome", "channel", out.Channel, "serial", pki.ShownSerial(out.SerialHex),
 			"status", out.Status, "err", err)
+		return
+	}
+	// Counted once it is recorded: a give-up the store did not take is
+	// decided again by whichever node claims the notification next.
+	if out.Status == store.NotificationFailed && s.cfg.Observer != nil {
+		s.cfg.Observer.GivenUp(out.Channel)
 	}
 }
 
