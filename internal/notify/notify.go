@@ -584,7 +584,7 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, c
 	out := store.NotificationOutcome{NotificationKey: cl.NotificationKey, Owner: s.cfg.Owner, Now: now,
 		Accepted: cl.Accepted, Refused: cl.Refused}
 	pending := func(next time.Time, why string) {
-		out.Status, out.NextAttemptAt, out.Error = store.NotificationPending, next, why
+		out.Status, out.NextAttemptAt, out.Error = store.NotificationPending, untilExpiry(next, c), why
 	}
 	switch {
 	case c.Status == "":
@@ -705,24 +705,34 @@ func (s *Scheduler) send(ctx context.Context, cl *store.ClaimedNotification, ch 
 		case unknown:
 			// RFC 5321 §6.1: a message whose answer never came is sent
 			// again; a second copy (same Message-ID) beats a lost one.
-			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
+			out.Status, out.NextAttemptAt = store.NotificationPending, untilExpiry(now.Add(s.backoff(attempts)), c)
 			s.log.Warn("expiry notification: the mail server did not answer the end of the message and may have it; will send it again",
 				"channel", cl.Channel, "serial", pki.ShownSerial(c.SerialHex), "attempts", attempts, "next_attempt", out.NextAttemptAt.Format(time.RFC3339), "err", err)
 		case partial != nil && len(partial.Accepted) > 0:
 			// Sent, to some: the log must not say it went to nobody.
-			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
+			out.Status, out.NextAttemptAt = store.NotificationPending, untilExpiry(now.Add(s.backoff(attempts)), c)
 			rest := owed(ch, c, &p, slices.Concat(accepted, refused))
 			s.log.Warn(fmt.Sprintf("expiry notification reached %d of %d recipients; will retry for the rest", len(accepted), len(accepted)+len(refused)+len(rest)),
 				"channel", cl.Channel, "serial", pki.ShownSerial(c.SerialHex), "delivered_to", strings.Join(accepted, ", "),
 				"retry_for", strings.Join(rest, ", "), "attempts", attempts, "next_attempt", out.NextAttemptAt.Format(time.RFC3339), "err", err)
 		default:
-			out.Status, out.NextAttemptAt = store.NotificationPending, now.Add(s.backoff(attempts))
+			out.Status, out.NextAttemptAt = store.NotificationPending, untilExpiry(now.Add(s.backoff(attempts)), c)
 			s.log.Warn("expiry notification not sent; will retry", "channel", cl.Channel, "serial", pki.ShownSerial(c.SerialHex),
 				"attempts", attempts, "next_attempt", out.NextAttemptAt.Format(time.RFC3339), "err", err)
 		}
 	}
 	s.finish(ctx, out)
 	return err == nil
+}
+
+// untilExpiry is next, the time a notification of c is due again, but not
+// after c expires: one still pending then is given up (handle) as the
+// certificate expires, not at a retry up to BackoffMax later.
+func untilExpiry(next time.Time, c *pki.Certificate) time.Time {
+	if !c.NotAfter.IsZero() && next.After(c.NotAfter) {
+		return c.NotAfter
+	}
+	return next
 }
 
 // recipientLister is a channel with recipients of its own (mail).
