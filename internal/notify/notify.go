@@ -586,6 +586,10 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, c
 	pending := func(next time.Time, why string) {
 		out.Status, out.NextAttemptAt, out.Error = store.NotificationPending, untilExpiry(next, c), why
 	}
+	superseded := cl.SupersededBy
+	if superseded == 0 && ch != nil && c.Status == pki.StatusValid && !cl.Renewed && now.Before(c.NotAfter) {
+		superseded = s.crossedSinceClaim(ctx, now, ch, cl)
+	}
 	switch {
 	case c.Status == "":
 		out.Status, out.Error = store.NotificationCancelled, "certificate not in the inventory"
@@ -595,14 +599,14 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, c
 		out.Status, out.Error = store.NotificationCancelled, "certificate renewed"
 	case !now.Before(c.NotAfter):
 		s.giveUp(&out, cl, c, s.expiredReason(cl))
-	case cl.SupersededBy != 0 && cl.Attempts == 0:
-		out.Status, out.Error = store.NotificationSkipped, fmt.Sprintf("replaced by the %s notification", FormatThreshold(cl.SupersededBy))
-	case cl.SupersededBy != 0 && outcomeUnknown(cl.LastError):
+	case superseded != 0 && cl.Attempts == 0:
+		out.Status, out.Error = store.NotificationSkipped, fmt.Sprintf("replaced by the %s notification", FormatThreshold(superseded))
+	case superseded != 0 && outcomeUnknown(cl.LastError):
 		s.giveUp(&out, cl, c, fmt.Sprintf("replaced by the %s notification after %d attempts, the last of which may have delivered it (%s)",
-			FormatThreshold(cl.SupersededBy), cl.Attempts, cl.LastError))
-	case cl.SupersededBy != 0:
+			FormatThreshold(superseded), cl.Attempts, cl.LastError))
+	case superseded != 0:
 		s.giveUp(&out, cl, c, fmt.Sprintf("replaced by the %s notification after %d failed attempts (last: %s)",
-			FormatThreshold(cl.SupersededBy), cl.Attempts, cl.LastError))
+			FormatThreshold(superseded), cl.Attempts, cl.LastError))
 	case ch == nil:
 		// Not claimed for a channel this node lacks; should it happen,
 		// leave it to a node that has the channel.
@@ -626,6 +630,34 @@ func (s *Scheduler) handle(ctx context.Context, cl *store.ClaimedNotification, c
 	}
 	s.finish(ctx, &out)
 	return false
+}
+
+// crossedSinceClaim is the more urgent threshold of cl's certificate that
+// the clock has crossed on ch though the claim found none recorded (0:
+// none): a scan that recorded it after the claim, here or on another node,
+// or none yet. A more urgent threshold replaces the older notification
+// (docs/notifications.md) as it is crossed, so the receiver never gets
+// both in one round: the older is not sent, and the urgent one is recorded
+// here as the scan records it (the first record of an intent wins), to be
+// sent in its place. A store that cannot record it leaves the older one
+// to be sent, as before the threshold was crossed.
+func (s *Scheduler) crossedSinceClaim(ctx context.Context, now time.Time, ch Channel, cl *store.ClaimedNotification) time.Duration {
+	intents := s.intents(now, ch, &store.ExpiringCertificate{Certificate: cl.Certificate})
+	var urgent time.Duration
+	for _, n := range intents {
+		if n.Status == store.NotificationPending {
+			urgent = n.Threshold
+		}
+	}
+	if urgent == 0 || urgent >= cl.Threshold {
+		return 0
+	}
+	if _, err := s.cfg.Store.RecordNotifications(ctx, intents); err != nil {
+		s.log.Warn("expiry notifications: recording a more urgent threshold crossed since the claim", "channel", cl.Channel,
+			"serial", pki.ShownSerial(cl.SerialHex), "threshold", FormatThreshold(urgent), "err", err)
+		return 0
+	}
+	return urgent
 }
 
 // send sends one notification to whoever is still owed it and records
