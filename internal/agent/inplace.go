@@ -25,7 +25,7 @@ type caCertsFetcher interface {
 
 // CACerts implements caCertsFetcher with GetCACert.
 func (SCEPRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) ([]*x509.Certificate, error) {
-	return (&client.SCEP{URL: c.URL, Fingerprint: c.CAFingerprint, Now: r.Now, Warnf: r.Warnf}).GetCACert(ctx)
+	return (&client.SCEP{URL: c.URL, Fingerprint: c.CAFingerprint, Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}).GetCACert(ctx)
 }
 
 // CACerts implements caCertsFetcher with /cacerts.

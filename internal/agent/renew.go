@@ -161,7 +161,7 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 		return nil, err
 	}
 	// Over https the pinned CA vouches for the server's TLS too.
-	c := &client.SCEP{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Now: r.Now, Warnf: r.Warnf}
+	c := &client.SCEP{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}
 	caps, err := c.GetCACaps(ctx) // its errors name the operation
 	if err != nil {
 		return nil, err

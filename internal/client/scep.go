@@ -70,6 +70,9 @@ type SCEP struct {
 	// signer's validity; nil means pki.SystemClock. Tests talking to a
 	// server with a pinned clock pass that clock here.
 	Now func() time.Time
+	// URLFromConfig says URL is the `url` setting of a configuration file
+	// (the agent's), which advice names instead of --url.
+	URLFromConfig bool
 	// PasswordKEKs, when set, keeps the keys derived from the challenge to
 	// open password-based replies (EC requesters), for clients that open
 	// many replies under one challenge: a load tool. Nil: derived per reply.
@@ -188,7 +191,7 @@ func (c *SCEP) httpClient(ctx context.Context) (*http.Client, error) {
 	if err != nil {
 		return nil, scepURLError(c.URL)
 	}
-	hc := &http.Client{Timeout: scepHTTPTimeout}
+	hc := &http.Client{Timeout: scepHTTPTimeout, CheckRedirect: refuseRedirect}
 	if strings.EqualFold(u.Scheme, "https") {
 		// TLS validity is checked at the client's clock, as EST does.
 		roots := c.Roots
@@ -211,6 +214,62 @@ func (c *SCEP) httpClient(ctx context.Context) (*http.Client, error) {
 
 // scepHTTPTimeout bounds each exchange with a SCEP server.
 const scepHTTPTimeout = 60 * time.Second
+
+// refuseRedirect is the SCEP client's redirect policy: none is followed,
+// so that the challenge and the request go only where the URL says, and an
+// https URL never goes on over plain HTTP (after which the CA and RA
+// certificates, pinned only by TLS under --cacert, would be anyone's); a
+// 301 or 302 on a POST would also come back as a GET without the message.
+// doWith names the redirect instead.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// RedirectError is a 3xx from the SCEP server, not followed.
+type RedirectError struct {
+	Operation string // GetCACaps, GetCACert, PKIOperation
+	Status    int
+	// Location is where the server redirects, absolute, without user
+	// info.
+	Location string
+	// From is the URL the client was given (scepter's --url, or the
+	// agent's url setting when URLFromConfig).
+	From          string
+	URLFromConfig bool
+}
+
+func (e *RedirectError) Error() string {
+	target, advice := e.Location, ""
+	u, err := url.Parse(e.Location)
+	from, ferr := url.Parse(e.From)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https"):
+		advice = "it is no http or https URL, which SCEP needs"
+	case ferr == nil && strings.EqualFold(from.Scheme, "https") && u.Scheme == "http":
+		// TLS is what authenticates the server under --cacert or a pin:
+		// offering the plain URL would be advice to drop it.
+		advice = "it leaves https for plain http, where the server is not authenticated; ask the server's operator why, or give its https URL"
+	default:
+		// The client adds operation and message to each request: the
+		// URL to give is the target without them.
+		base := *u
+		var kept []string
+		for _, param := range strings.FieldsFunc(u.RawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+			name, _, _ := strings.Cut(param, "=")
+			if !strings.EqualFold(name, "operation") && !strings.EqualFold(name, "message") {
+				kept = append(kept, param)
+			}
+		}
+		base.RawQuery, base.ForceQuery = strings.Join(kept, "&"), false
+		target = base.String()
+		advice = "give --url " + target + " if you trust it"
+		if e.URLFromConfig {
+			advice = fmt.Sprintf("set url = %q for this certificate in the configuration file if you trust it", target)
+		}
+	}
+	// A server's header, cut as other quoted texts are: it may be
+	// megabytes long.
+	return fmt.Sprintf("%s: HTTP %d: the server redirects to %s; scepter does not follow redirects (the challenge and the request must go only where the URL says): %s",
+		e.Operation, e.Status, Printable(pki.Clip(e.Location, maxLocationShown)), Printable(pki.Clip(advice, maxLocationShown+128)))
+}
 
 // CheckURL reports whether URL is one the client can use, before anything
 // is sent: a URL net/url reads, whose query (a deployment's own
@@ -307,6 +366,11 @@ func (c *SCEP) doWith(hc *http.Client, req *http.Request) (*http.Response, []byt
 			return nil, nil, fmt.Errorf("%s: the reply is more than %d bytes, the most read", req.URL.Query().Get("operation"), maxResponseBytes)
 		}
 		body = body[:maxResponseBytes] // only its start is shown
+	}
+	if loc, err := resp.Location(); err == nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		loc.User = nil
+		return nil, nil, &RedirectError{Operation: req.URL.Query().Get("operation"), Status: resp.StatusCode,
+			Location: loc.String(), From: c.URL, URLFromConfig: c.URLFromConfig}
 	}
 	if resp.StatusCode != http.StatusOK {
 		// Not an HTTPError: the agent takes an HTTPError 4xx for EST's final

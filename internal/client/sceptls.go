@@ -34,7 +34,7 @@ func (c *SCEP) pinnedTLS(ctx context.Context, u *url.URL) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, body, err := c.doWith(&http.Client{Transport: boot, Timeout: scepHTTPTimeout}, req)
+	resp, body, err := c.doWith(&http.Client{Transport: boot, Timeout: scepHTTPTimeout, CheckRedirect: refuseRedirect}, req)
 	if err != nil {
 		return nil, fmt.Errorf("fetching the CA certificates to check the server's TLS certificate against: %w", err)
 	}
