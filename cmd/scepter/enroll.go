@@ -289,15 +289,30 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	kept := held
+	if keyFile == "" && held == nil && f.keyOut != "" {
+		// Kept before the server is asked, as `est enroll` and `renew
+		// --rekey` do: if the answer is lost after the server issued
+		// (and used up a one-time challenge), the same command asks again
+		// with this key, in the same transaction (its ID comes from the
+		// key), and is given the certificate issued for it; a new key
+		// would be refused for the used challenge.
+		at, err := saveHeldKey(f.keyOut, key, req, holdNever)
+		if err != nil {
+			return fmt.Errorf("keeping the key before asking for its certificate: %w", err)
+		}
+		kept = &heldKey{key: key, path: at, hold: holdNever}
+	}
 	cert, err := c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: key, CACerts: caCerts, Caps: caps, Challenge: f.challenge,
 		PollInterval: f.pollInterval, MaxWait: f.maxWait})
-	if err = pendingHint(err, key, keyFile == "", f.keyOut, held, req, f.again(), "--key"); err != nil {
-		return heldKeyNote(f.finish(e, key, cert, caCerts, err), err, held)
+	if err = pendingHint(err, key, keyFile == "", f.keyOut, kept, req, f.again(), "--key"); err != nil {
+		var fe *client.FailureError
+		return enrollKeyNote(f.finish(e, key, cert, caCerts, err), kept, held != nil, false, errors.As(err, &fe), heldKeyFailure(err))
 	}
 	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
-		return err
+		return enrollKeyNote(err, kept, held != nil, true, false, notAnswered)
 	}
-	forgetHeldKey(f.keyOut, held)
+	forgetHeldKey(f.keyOut, kept)
 	if keyFile != "" {
 		forgetHeldKey(keyFile) // the key --key named is an issued one now
 	}

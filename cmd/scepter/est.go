@@ -518,32 +518,42 @@ func estKeptKeyFailure(err error, withPassword bool) heldFailure {
 // estEnrollKeyNote completes the error of an `est enroll` whose key was
 // kept before it asked (takenUp: by an earlier run, held for approval or
 // its answer lost); answered says the server's answer came and could not
-// be used (a *client.ReplyError is such an answer too); withPassword
-// that the run sent a password. No answer at all (a connection cut after
-// the request went through, a timeout) may hide an issued certificate:
-// the key stays, and the same command asks again with it. A refusal as
-// estFailure reads it decides the rest: a final one (a 401 to a run that
-// sent no password among them) removes a key this run made (a key an
-// earlier run kept may be an approved request's, and heldKeyNoteFor says
-// what to do with it); a refused password, a 401 asking for another
-// scheme than Basic, or one that may pass (408, 429, 5xx), keeps it.
+// be used; withPassword that the run sent a password. A refusal is an
+// HTTPError, read by estFailure (enrollKeyNote).
 func estEnrollKeyNote(err error, kept *heldKey, takenUp, answered, withPassword bool) error {
+	var he *client.HTTPError
+	return enrollKeyNote(err, kept, takenUp, answered, errors.As(err, &he), estFailure(err, withPassword))
+}
+
+// enrollKeyNote completes the error of an enrollment (`est enroll`,
+// SCEP `enroll`) whose key was kept before it asked (takenUp: by an
+// earlier run, held for approval or its answer lost); answered says the
+// server's answer came and could not be used (a *client.ReplyError is
+// such an answer too); refused that the server refused the request, as
+// failure reads it. No answer at all (a connection cut after the request
+// went through, a timeout, a proxy's 5xx) may hide an issued certificate:
+// the key stays, and the same command asks again with it. A refusal
+// decides the rest: a final one (a 401 to an EST run that sent no
+// password among them) removes a key this run made (a key an earlier run
+// kept may be an approved request's, and heldKeyNoteFor says what to do
+// with it); a refused challenge or password, a 401 asking for another
+// scheme than Basic, or one that may pass (408, 429, 5xx), keeps it.
+func enrollKeyNote(err error, kept *heldKey, takenUp, answered, refused bool, failure heldFailure) error {
 	var pe *client.PendingError
 	if err == nil || kept == nil || errors.As(err, &pe) {
 		return err // pendingHint said where the key is
 	}
-	var he *client.HTTPError
 	var re *client.ReplyError
 	switch {
 	case answered, errors.As(err, &re):
 		return fmt.Errorf("%w; the key made for this request stays in %s: run the same command again, which asks with it", err, kept.path)
-	case !errors.As(err, &he):
+	case !refused:
 		return fmt.Errorf("%w; no answer came, so the certificate may have been issued: its key is kept in %s (with %s); keep it, and run the same command again, which asks again with that key",
 			err, kept.path, kept.path+heldMarkerSuffix)
 	case takenUp:
-		return heldKeyNoteFor(err, kept, estFailure(err, withPassword))
+		return heldKeyNoteFor(err, kept, failure)
 	}
-	switch estFailure(err, withPassword) {
+	switch failure {
 	case refusedForGood, refusedOtherwise, expiredUndecided:
 		dropKeptKey(kept)
 		return fmt.Errorf("%w; a refusal is final, so the key kept for this request in %s is removed: the next run makes a new one", err, kept.path)
@@ -555,6 +565,8 @@ func estEnrollKeyNote(err error, kept *heldKey, takenUp, answered, withPassword 
 		return fmt.Errorf("%w; the key stays in %s: once the server takes HTTP Basic or a client certificate, run the same command again, which asks with it", err, kept.path)
 	case credentialsRefused:
 		return fmt.Errorf("%w; the credentials were refused, not the key: the key stays in %s; run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate, which asks with it", err, kept.path)
+	case challengeRefused:
+		return fmt.Errorf("%w; the challenge was refused, not the key: the key stays in %s; run the same command again with the right --challenge, which asks with it", err, kept.path)
 	}
 	return fmt.Errorf("%w; the key is kept in %s: run the same command again later, which asks with it", err, kept.path)
 }

@@ -1051,7 +1051,7 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 	}
 }
 
-// ReplyError is an answer (200) to an enrollment that the client cannot
+// ReplyError is an answer (200) to an enrollment, EST or SCEP, that the client cannot
 // use: unlike a connection lost before the answer, the server did answer,
 // and what it sent is wrong.
 type ReplyError struct{ Err error }

@@ -880,18 +880,20 @@ func (x *exchange) certificate(rep *scep.PKIMessage) (*x509.Certificate, error) 
 	case scep.StatusFailure:
 		return nil, &FailureError{FailInfo: rep.FailInfo, Text: Printable(rep.FailInfoText)}
 	default:
-		return nil, fmt.Errorf("CertRep has unknown pkiStatus %q", rep.PKIStatus)
+		return nil, &ReplyError{fmt.Errorf("CertRep has unknown pkiStatus %q", rep.PKIStatus)}
 	}
+	// What fails from here is an answer that came and cannot be used
+	// (ReplyError), not one lost.
 	certs, err := x.open(rep)
 	if err != nil {
-		return nil, err
+		return nil, &ReplyError{err}
 	}
 	for _, cert := range certs {
 		if bytes.Equal(cert.RawSubjectPublicKeyInfo, x.csr.RawSubjectPublicKeyInfo) {
 			return cert, nil
 		}
 	}
-	return nil, &ForeignCertificatesError{Certs: certs}
+	return nil, &ReplyError{&ForeignCertificatesError{Certs: certs}}
 }
 
 // ForeignCertificatesError is a SUCCESS CertRep that holds no certificate
@@ -934,7 +936,12 @@ func (x *exchange) post(ctx context.Context, msg, nonce []byte) (*scep.PKIMessag
 	if err != nil {
 		return nil, err
 	}
-	return x.c.checkReply(body, x.r.CACerts, x.txID, nonce)
+	rep, err := x.c.checkReply(body, x.r.CACerts, x.txID, nonce)
+	if err != nil {
+		// The server answered: a caller tells this from an answer lost.
+		return nil, &ReplyError{err}
+	}
+	return rep, nil
 }
 
 // build encrypts content to the recipient and signs the pkiMessage, with a
