@@ -1287,11 +1287,24 @@ func (c *SCEP) pkiOperation(ctx context.Context, caps Caps, msg []byte) ([]byte,
 		// A PKCSReq may be sent twice: the server refuses a second copy
 		// of its nonce, so it never acts on it twice.
 		MarkResendable(req, msg)
-		_, body, err := c.do(req)
-		return body, err
+		return certRepBody(c.do(req))
 	}
-	_, body, err := c.get(ctx, "PKIOperation", base64.StdEncoding.EncodeToString(msg))
-	return body, err
+	return certRepBody(c.get(ctx, "PKIOperation", base64.StdEncoding.EncodeToString(msg)))
+}
+
+// certRepBody is the body of a PKIOperation's 200, refused as no SCEP
+// server's answer (notSCEPError, naming its content type and first bytes)
+// when it is empty, a web page, or does not start as DER's SEQUENCE does:
+// a proxy's or captive portal's page is told as such, not as a malformed
+// CMS message.
+func certRepBody(resp *http.Response, body []byte, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	if ct := resp.Header.Get("Content-Type"); len(body) == 0 || body[0] != 0x30 || isHTML(ct) {
+		return nil, notSCEPError("PKIOperation", ct, body, "a CertRep, a DER PKCS#7 of type application/x-pki-message (RFC 8894 §4.3)")
+	}
+	return body, nil
 }
 
 // checkReply parses a CertRep and checks it answers our message and is
