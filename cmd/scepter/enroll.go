@@ -309,6 +309,18 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 		var fe *client.FailureError
 		return enrollKeyNote(f.finish(e, key, cert, caCerts, err), kept, held != nil, false, errors.As(err, &fe), heldKeyFailure(err))
 	}
+	// The names may be the profile's (a fixed subject), or a server may
+	// drop what it does not take (micromdm and step-ca drop a UID): only
+	// reported, as `est enroll` does.
+	nameChange := client.NameChange
+	if held != nil || keyFile != "" {
+		// Collected for a request held for approval: issued with the held
+		// request's names, which the server took this request's for.
+		nameChange = client.HeldNameChange
+	}
+	if change := nameChange(cert, tmpl); change != "" {
+		fmt.Fprintf(e.stderr, "warning: the server issued other names than the request asked for: %s\n", change)
+	}
 	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
 		return enrollKeyNote(err, kept, held != nil, true, false, notAnswered)
 	}
