@@ -446,14 +446,21 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	}
 	if change := nameChange(res.Certificate, tmpl); change != "" {
 		if op == "reenroll" {
-			unchanged := f.out
-			if f.keyOut != "" {
-				unchanged += " and " + f.keyOut + " are"
-			} else {
-				unchanged += " is"
+			refused := fmt.Errorf("refusing what the server returned: it is for other names than the certificate being renewed (%s): %s", f.certFile, change)
+			unchanged := f.out + " is"
+			if f.keyOut != "" && (kept == nil || kept.path != f.keyOut) {
+				// --key-out holds what it held; a new key kept there
+				// (it held nothing) is removed below.
+				unchanged = f.out + " and " + f.keyOut + " are"
 			}
-			return keptKeyNote(fmt.Errorf("refusing what the server returned: it is for other names than the certificate being renewed (%s): %s; %s unchanged",
-				f.certFile, change, unchanged), kept, refusedForGood)
+			if kept == nil {
+				return fmt.Errorf("%w; %s unchanged", refused, unchanged)
+			}
+			// Our own refusal, not the server's: asked again with this
+			// key, the server would return the same certificate.
+			dropKeptKey(kept)
+			return fmt.Errorf("%w; %s unchanged, and the new key kept for this renewal in %s is removed (asked with it again, the server would return the same certificate): the next run makes a new one",
+				refused, unchanged, kept.path)
 		}
 		fmt.Fprintf(e.stderr, "warning: the server issued other names than the request asked for: %s\n", change)
 	}

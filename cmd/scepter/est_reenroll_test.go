@@ -533,3 +533,60 @@ func TestESTReenrollWarnsOfVariablesItIgnores(t *testing.T) {
 		t.Errorf("the new key is %s, want p384", kt)
 	}
 }
+
+// `est reenroll --rekey` to a fresh --out and --key-out refused for other
+// names says once what became of each file (r117 D6): the certificate is
+// not written, and the new key kept in --key-out before asking is removed,
+// not called unchanged; and the refusal is the client's, not the server's
+// "final" one.
+func TestESTReenrollRekeyRefusedForNamesSaysWhereTheKeyIs(t *testing.T) {
+	device := &x509.Certificate{Subject: pkix.Name{CommonName: "device"}}
+	for _, tt := range []struct {
+		name        string
+		keyOut      string // relative to the test's directory
+		want, never []string
+	}{
+		{"a fresh --key-out", "rk/key.pem",
+			[]string{"; rk/cert.pem is unchanged, and the new key kept for this renewal in rk/key.pem is removed"},
+			[]string{"key.pem are unchanged", "a refusal is final"}},
+		{"--key-out holds the key renewed", "key.pem",
+			[]string{"; rk/cert.pem and key.pem are unchanged, and the new key kept for this renewal in key.pem.pending is removed"},
+			[]string{"a refusal is final"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &reenrollEST{t: t}
+			u, caFile := startReenrollEST(t, s)
+			s.rename = &x509.Certificate{Subject: pkix.Name{CommonName: "renamed"}}
+			d := t.TempDir()
+			t.Chdir(d)
+			oldKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			old := s.issueNames(device, oldKey.Public(), 50)
+			if err := keys.WriteCertFile("cert.pem", old); err != nil {
+				t.Fatal(err)
+			}
+			if err := keys.WriteKeyFile("key.pem", oldKey); err != nil {
+				t.Fatal(err)
+			}
+			out, err := runCLI("est", "reenroll", "--url", u, "--cacert", caFile, "--cert", "cert.pem", "--key", "key.pem", "--rekey",
+				"--out", "rk/cert.pem", "--key-out", tt.keyOut)
+			if err == nil {
+				t.Fatalf("reenroll succeeded\n%s", out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v\ndoes not say %q", err, w)
+				}
+			}
+			for _, n := range tt.never {
+				if strings.Contains(err.Error(), n) {
+					t.Errorf("%v\nsays %q", err, n)
+				}
+			}
+			for _, gone := range []string{"rk/cert.pem", "rk/key.pem", "rk/key.pem.request", "key.pem.pending", "key.pem.pending.request"} {
+				if _, err := os.Stat(gone); !os.IsNotExist(err) {
+					t.Errorf("%s after the refusal: %v", gone, err)
+				}
+			}
+		})
+	}
+}
