@@ -170,9 +170,24 @@ func estCACerts(ctx context.Context, e env, args []string) error {
 	if err := checkOutputFile("--out", f.out); err != nil {
 		return err
 	}
-	certs, err := c.CACerts(ctx)
+	sent, err := c.CACerts(ctx)
 	if err != nil {
 		return err
+	}
+	// The file is a trust file (--cacert): a certificate that is no CA
+	// (a server's own, sent along) would be one more thing trusted, so it
+	// is left out, and named.
+	var certs []*x509.Certificate
+	for _, cert := range sent {
+		if cert.BasicConstraintsValid && cert.IsCA {
+			certs = append(certs, cert)
+			continue
+		}
+		fmt.Fprintf(e.stderr, "warning: left out %s  %s: /cacerts sent it, but it is no CA certificate (its basicConstraints do not say CA:TRUE)\n",
+			client.Fingerprint(cert), printable(cert.Subject.String()))
+	}
+	if len(certs) == 0 {
+		return fmt.Errorf("none of the %d certificate(s) /cacerts sent is a CA certificate (basicConstraints CA:TRUE); nothing written to %s", len(sent), f.out)
 	}
 	if err := keys.WriteCertFile(f.out, certs...); err != nil {
 		return err

@@ -49,6 +49,8 @@ type reenrollEST struct {
 	// authenticate is the WWW-Authenticate of a refusal, none when "".
 	authenticate string
 	rename       *x509.Certificate
+	// cacertsAlso are sent in /cacerts after the CA.
+	cacertsAlso []*x509.Certificate
 
 	mu      sync.Mutex
 	dropped bool
@@ -64,7 +66,7 @@ func (s *reenrollEST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch strings.TrimPrefix(r.URL.Path, est.PathPrefix) {
 	case est.OpCACerts:
-		reply(s.ca)
+		reply(append([]*x509.Certificate{s.ca}, s.cacertsAlso...)...)
 	case est.OpSimpleReenroll, est.OpSimpleEnroll:
 		s.mu.Lock()
 		defer s.mu.Unlock()
