@@ -28,9 +28,13 @@ func (SCEPRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) 
 	return (&client.SCEP{URL: c.URL, Fingerprint: c.CAFingerprint, Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}).GetCACert(ctx)
 }
 
-// CACerts implements caCertsFetcher with /cacerts.
+// CACerts implements caCertsFetcher with /cacerts, presenting the
+// certificate in place (r.Old) when the server asks for a client
+// certificate, as the renewal does: a server that requires one (RFC 7030
+// allows it for /cacerts too) would otherwise refuse the handshake, and
+// the check would never happen.
 func (ESTRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) ([]*x509.Certificate, error) {
-	return (&client.EST{URL: c.URL, Fingerprint: c.CAFingerprint, Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}).CACerts(ctx)
+	return (&client.EST{URL: c.URL, Fingerprint: c.CAFingerprint, Certificate: clientPair(r), Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}).CACerts(ctx)
 }
 
 // errNotOurs: the certificate in place was not issued under the pinned CA.
@@ -67,7 +71,7 @@ func (a *Agent) checkInPlace(ctx context.Context, c *Certificate, l *layout, p *
 		// fetch shares with the renewal after it.
 		fctx := ctx
 		warnf := func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
-		cas, err := f.CACerts(fctx, c, RenewRequest{Config: c, Now: a.now, Warnf: warnf})
+		cas, err := f.CACerts(fctx, c, RenewRequest{Config: c, Old: p.cert, OldChain: p.extra, OldKey: p.key, Now: a.now, Warnf: warnf})
 		if err != nil {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				// The attempt has no time left for a renewal: say so,

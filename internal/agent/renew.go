@@ -238,17 +238,27 @@ func challengeFromFile(b []byte) string {
 	return strings.TrimSpace(strings.TrimPrefix(string(b), utf8BOM))
 }
 
+// clientPair is the TLS client certificate of an EST request: the
+// certificate in place (r.Old, with r.OldChain) and its key, presented
+// when the server asks for one; nil when r has none.
+func clientPair(r RenewRequest) *tls.Certificate {
+	if r.Old == nil || r.OldKey == nil {
+		return nil
+	}
+	pair := &tls.Certificate{Certificate: [][]byte{r.Old.Raw}, PrivateKey: r.OldKey, Leaf: r.Old}
+	for _, c := range r.OldChain {
+		pair.Certificate = append(pair.Certificate, c.Raw)
+	}
+	return pair
+}
+
 // ESTRenewer renews over EST with simplereenroll, authenticated by the
 // current certificate as TLS client certificate.
 type ESTRenewer struct{}
 
 // Renew implements Renewer.
 func (ESTRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, error) {
-	pair := &tls.Certificate{Certificate: [][]byte{r.Old.Raw}, PrivateKey: r.OldKey, Leaf: r.Old}
-	for _, c := range r.OldChain {
-		pair.Certificate = append(pair.Certificate, c.Raw)
-	}
-	c := &client.EST{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Certificate: pair, Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}
+	c := &client.EST{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Certificate: clientPair(r), Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}
 	// CSR attributes are advice (RFC 7030 §4.5): without them the renewal
 	// goes on as it would for a server that asks for nothing; a server
 	// that cannot be reached is not asked again.
