@@ -142,7 +142,7 @@ func TestHeldKeyKeptThroughTheServersLockout(t *testing.T) {
 				t.Fatalf("collected while the address is locked out\n%s", out)
 			}
 			msg := err.Error()
-			if !strings.Contains(msg, "too many failed attempts from this address") {
+			if !strings.Contains(msg, "too many failed attempts") || !strings.Contains(msg, "from this address") {
 				t.Fatalf("%q: want the server's lockout", msg)
 			}
 			if !strings.Contains(msg, "keep it") || !strings.Contains(msg, "again later") || strings.Contains(msg, "remove it") {

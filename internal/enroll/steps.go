@@ -187,10 +187,10 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 		st.AuthorizedBy = "renewal " + pki.ShownSerial(st.Renews.SerialHex)
 		return nil
 	case ev.HTTPUser != "" || ev.HTTPPassword != "":
-		return s.throttled(st, "user "+ev.HTTPUser, func() error { return s.authenticateUser(ctx, st) },
+		return s.throttled(st, "user "+ev.HTTPUser, lockedUser, func() error { return s.authenticateUser(ctx, st) },
 			func() error { return s.checkOneTimeOnly(ctx, st, ev.HTTPPassword) })
 	case ev.Challenge != "":
-		return s.throttled(st, challengeIdentity(st.Profile), func() error { return s.checkChallenge(ctx, st, ev.Challenge) },
+		return s.throttled(st, challengeIdentity(st.Profile), lockedChallenges(st.Profile), func() error { return s.checkChallenge(ctx, st, ev.Challenge) },
 			func() error { return s.checkOneTimeOnly(ctx, st, ev.Challenge) })
 	case ev.TLSClientCert != nil:
 		if err := s.authenticateManufacturer(ctx, st); err != nil {
@@ -224,9 +224,9 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 // nowhere: it clears no failures of identity (a one-time challenge is not
 // the secret they guessed at), and counts none (a misused one-time
 // challenge has its own lock in the store).
-func (s *Service) throttled(st *State, identity string, check, oneTime func() error) error {
+func (s *Service) throttled(st *State, identity, whose string, check, oneTime func() error) error {
 	host := throttleHost(st.Req.RemoteAddr)
-	if locked, err := s.lockedOut(host, identity, oneTime); locked {
+	if locked, err := s.lockedOut(host, identity, whose, oneTime); locked {
 		return err
 	}
 	if st.Attempt != nil {
@@ -244,9 +244,10 @@ func (s *Service) throttled(st *State, identity string, check, oneTime func() er
 
 // lockedOut reports whether host is locked out for identity, and if so
 // the answer: what oneTime, which alone runs then (nil: nothing does),
-// returns, or, for errNotOneTime, the lockout's refusal.
-func (s *Service) lockedOut(host, identity string, oneTime func() error) (bool, error) {
-	until, blocked := s.failures.blocked(host, identity)
+// returns, or, for errNotOneTime, the lockout's refusal, which says which
+// lock holds (whose: identity in a refusal's words, lockoutText).
+func (s *Service) lockedOut(host, identity, whose string, oneTime func() error) (bool, error) {
+	lock, blocked := s.failures.blocked(host, identity)
 	if !blocked {
 		return false, nil
 	}
@@ -255,8 +256,43 @@ func (s *Service) lockedOut(host, identity string, oneTime func() error) (bool, 
 			return true, err
 		}
 	}
-	return true, pki.Wrap(pki.EUnauthorized, &LockedOutError{Until: until, Wait: until.Sub(s.clock.Now())},
-		"too many failed attempts from this address; try again after "+until.UTC().Format(time.RFC3339))
+	until := lock.until()
+	return true, pki.Wrap(pki.EUnauthorized, &LockedOutError{Until: until, Wait: until.Sub(s.clock.Now())}, lockoutText(lock, whose))
+}
+
+// lockoutText is the refusal of a client held back by lock, saying which
+// lock holds, until when: its address's, after failures of any users and
+// challenges, which refuses every secret but a usable one-time challenge
+// from there; or only the identity it claimed, whose (lockedUser,
+// lockedChallenges), from this address, other users and profiles still
+// served. Said as "from this address" alone, an operator reading the
+// audit trail, or a device behind an MDM connector or an office NAT,
+// would take one user's lock for the whole address's.
+func lockoutText(lock lockState, whose string) string {
+	const prefix = "too many failed attempts"
+	at := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	switch {
+	case lock.address.IsZero():
+		return prefix + " " + whose + " from this address; try again after " + at(lock.identity)
+	case lock.identity.After(lock.address):
+		return prefix + " from this address, for any user or challenge, until " + at(lock.address) + ", and " + whose +
+			" until " + at(lock.identity) + "; try again after " + at(lock.identity)
+	}
+	return prefix + " from this address, for any user or challenge; try again after " + at(lock.address)
+}
+
+// lockedUser is an EST user's identity in a lockout's refusal. The name is
+// not repeated: a name that is no user's is often a password typed into
+// the user field, and the refusal is logged and audited (the audit record
+// names the user as attemptedUser does, an unknown name by its tag).
+const lockedUser = "for this EST user name"
+
+// lockedChallenges is challengeIdentity(p) in a lockout's refusal.
+func lockedChallenges(p pki.Profile) string {
+	if p.ChallengeMode == ChallengeWebhook {
+		return "at the challenges of the webhook profiles"
+	}
+	return fmt.Sprintf("at the challenges of profile %q", p.Name)
 }
 
 // challengeIdentity is what failed challenges at profile p count against:

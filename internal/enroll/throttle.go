@@ -113,20 +113,35 @@ func throttleHost(remote string) string {
 // identityKey is the entry of host's attempts as identity.
 func identityKey(host, identity string) string { return host + "\x00" + identity }
 
+// lockState is what holds a client back now: its address's lock (after
+// failures of any identities) and its identity's from that address, each
+// as when it ends; zero where none holds.
+type lockState struct {
+	address, identity time.Time
+}
+
+// until is when the later of the locks ends: the client is refused until then.
+func (l lockState) until() time.Time {
+	if l.identity.After(l.address) {
+		return l.identity
+	}
+	return l.address
+}
+
 // blocked reports whether host, or host as identity, is locked out now,
-// and until when.
-func (t *failureThrottle) blocked(host, identity string) (time.Time, bool) {
+// and which lock holds until when.
+func (t *failureThrottle) blocked(host, identity string) (lockState, bool) {
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var until time.Time
-	for _, key := range []string{host, identityKey(host, identity)} {
-		e := t.entries[key]
-		if e != nil && now.Before(e.blockedUntil) && e.blockedUntil.After(until) {
-			until = e.blockedUntil
-		}
+	var l lockState
+	if e := t.entries[host]; e != nil && now.Before(e.blockedUntil) {
+		l.address = e.blockedUntil
 	}
-	return until, !until.IsZero()
+	if e := t.entries[identityKey(host, identity)]; e != nil && now.Before(e.blockedUntil) {
+		l.identity = e.blockedUntil
+	}
+	return l, !l.until().IsZero()
 }
 
 // failed counts one failure of host as each of identities (an EST

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest"
 )
 
@@ -210,5 +211,38 @@ func TestThrottleFailureOfSeveralIdentities(t *testing.T) {
 	}
 	if _, b := th.blocked(host, "user alice"); b {
 		t.Error("the address locked after 49 failed requests of 50, each of two identities")
+	}
+}
+
+// A lockout's refusal says which lock holds, until when: the identity's
+// from this address, the whole address's, or both, each with its end
+// when the identity's outlasts the address's (r123 D1).
+func TestLockoutTextSaysWhichLockHolds(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	webhook := pki.DefaultProfile()
+	webhook.Name, webhook.ChallengeMode = "mdm", ChallengeWebhook
+	for _, c := range []struct {
+		name  string
+		lock  lockState
+		whose string
+		want  string
+	}{
+		{"an EST user", lockState{identity: now.Add(time.Minute)}, lockedUser,
+			"too many failed attempts for this EST user name from this address; try again after 2026-12-02T12:01:00Z"},
+		{"a profile's challenges", lockState{identity: now.Add(2 * time.Minute)}, lockedChallenges(pki.DefaultProfile()),
+			`too many failed attempts at the challenges of profile "default" from this address; try again after 2026-12-02T12:02:00Z`},
+		{"the webhook's challenges", lockState{identity: now.Add(time.Minute)}, lockedChallenges(webhook),
+			"too many failed attempts at the challenges of the webhook profiles from this address; try again after 2026-12-02T12:01:00Z"},
+		{"the address", lockState{address: now.Add(time.Minute)}, lockedUser,
+			"too many failed attempts from this address, for any user or challenge; try again after 2026-12-02T12:01:00Z"},
+		{"the address, outlasting the user", lockState{address: now.Add(4 * time.Minute), identity: now.Add(time.Minute)}, lockedUser,
+			"too many failed attempts from this address, for any user or challenge; try again after 2026-12-02T12:04:00Z"},
+		{"the address, the user's outlasting it", lockState{address: now.Add(time.Minute), identity: now.Add(8 * time.Minute)}, lockedUser,
+			"too many failed attempts from this address, for any user or challenge, until 2026-12-02T12:01:00Z, and for this EST user name until 2026-12-02T12:08:00Z; " +
+				"try again after 2026-12-02T12:08:00Z"},
+	} {
+		if got := lockoutText(c.lock, c.whose); got != c.want {
+			t.Errorf("%s:\n%q, want\n%q", c.name, got, c.want)
+		}
 	}
 }

@@ -182,7 +182,7 @@ func withoutName(err error, name string) error {
 func (s *Service) challengeAsPassword(ctx context.Context, st *State, challenge, whileLocked challengeCheck) error {
 	presented := st.Req.Evidence.HTTPPassword
 	identity := challengeIdentity(st.Profile)
-	locked, err := s.lockedOut(throttleHost(st.Req.RemoteAddr), identity, func() error { return whileLocked(ctx, st, presented) })
+	locked, err := s.lockedOut(throttleHost(st.Req.RemoteAddr), identity, lockedChallenges(st.Profile), func() error { return whileLocked(ctx, st, presented) })
 	if locked {
 		// Refused unchecked, it counts against the user alone (whose
 		// password was checked, and was not this), and the address, as

@@ -73,6 +73,8 @@ type fixtureOptions struct {
 	// db, when set, is the store instead of a new SQLite one (a
 	// PostgreSQL store its opener closes).
 	db store.Store
+	// failureLimit is the service's FailedAttemptsPerAddress (0: its default).
+	failureLimit int
 }
 
 // testKeys makes the RA keys of the fixtures' CAs: RSA key generation was
@@ -117,7 +119,8 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	// cost of the tests' hashes (testPasswordCost).
 	passwords := credential.NewRememberingPasswordChecker(0, clock.Now, acceptedPasswordLifetime).WithBurnHash(testBurnHash())
 	svc, err := enroll.New(svcStore, auth, clock, log, enroll.Config{StaticChallenge: "static-secret", Profiles: profiles,
-		DefaultProfile: "default", ManufacturerRoots: pool, IssuanceGate: o.issuanceGate, Passwords: passwords})
+		DefaultProfile: "default", ManufacturerRoots: pool, IssuanceGate: o.issuanceGate, Passwords: passwords,
+		FailedAttemptsPerAddress: o.failureLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
