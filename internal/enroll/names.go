@@ -337,18 +337,22 @@ func (np *namePolicy) checkSANs(sans SANSet, cns []string) error {
 	// The profile's fixed names are its own, not the device's: a renewal
 	// asks for them again (RFC 7030 §4.2.2 wants the same names), and they
 	// need not match the patterns that bound what a device may ask for.
+	// Patterns see a name as it is spelled and, failing that, with the
+	// parts that compare in any case (RFC 5280 §7) in lower case, as the
+	// CN is tried (checkCNAsHost): patterns are written in lower case, and
+	// a Windows machine's DESKTOP-7.corp.example is the host they allow.
 	for _, d := range sans.DNSNames {
-		if !allowedBy(np.dns, d) && !slices.ContainsFunc(np.sans.DNSNames, func(f string) bool { return dnsNameKey(f) == dnsNameKey(d) }) {
+		if !allowedBy(np.dns, d) && !allowedBy(np.dns, dnsNameKey(d)) && !slices.ContainsFunc(np.sans.DNSNames, func(f string) bool { return dnsNameKey(f) == dnsNameKey(d) }) {
 			return pki.Errorf(pki.EBadRequest, "DNS name %q is not allowed by the profile (dns_patterns)", d)
 		}
 	}
 	for _, e := range sans.EmailAddresses {
-		if !np.otherAllowed(np.email, e) && !slices.ContainsFunc(np.sans.EmailAddresses, func(f string) bool { return emailKey(f) == emailKey(e) }) {
+		if !np.otherAllowed(np.email, e) && !np.otherAllowed(np.email, emailKey(e)) && !slices.ContainsFunc(np.sans.EmailAddresses, func(f string) bool { return emailKey(f) == emailKey(e) }) {
 			return pki.Errorf(pki.EBadRequest, "email address %q is not allowed by the profile (%s)", e, np.otherRule("email_patterns", "email address", len(np.email) > 0))
 		}
 	}
 	for _, u := range sans.URIs {
-		if !np.otherAllowed(np.uri, u.String()) && !slices.ContainsFunc(np.sans.URIs, func(f *url.URL) bool { return uriKey(f) == uriKey(u) }) {
+		if !np.otherAllowed(np.uri, u.String()) && !np.otherAllowed(np.uri, uriKey(u)) && !slices.ContainsFunc(np.sans.URIs, func(f *url.URL) bool { return uriKey(f) == uriKey(u) }) {
 			return pki.Errorf(pki.EBadRequest, "URI %q is not allowed by the profile (%s)", u.String(), np.otherRule("uri_patterns", "URI", len(np.uri) > 0))
 		}
 	}
@@ -453,7 +457,7 @@ func (np *namePolicy) checkCNAsHost(cn string) error {
 	case couldMatchIPv4(cn):
 		return pki.Errorf(pki.EBadRequest, "subject CN %q reads as IPv4 addresses (a wildcard, or another spelling of an address), which a relying party may match as the host's name; put the address in an IP SAN", cn)
 	case len(np.dns) > 0 && (looksLikeHostName(cn) || np.serverAuth && isOneLabelHostName(cn)) &&
-		!allowedBy(np.dns, cn) && !allowedBy(np.dns, strings.ToLower(cn)):
+		!allowedBy(np.dns, cn) && !allowedBy(np.dns, dnsNameKey(cn)):
 		// Host names match without regard to case (OpenSSL's check as
 		// DNS does): a Windows machine's DESKTOP-7.corp.example is the
 		// host its patterns, written for DNS SANs in lower case, allow.
