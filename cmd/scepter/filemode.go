@@ -123,7 +123,9 @@ func checkFileMode(e env, setting, path, changes string, secret func() string) e
 	}
 	if perm&0o004 != 0 {
 		if held := secret(); held != "" {
-			fmt.Fprintf(e.stderr, "scepter: warning: %s %s has mode %04o: others may read %s; run: chmod o-r %s\n", setting, path, perm, held, shellQuote(path))
+			// chmod 600, not o-r, which would leave it readable by its
+			// group: a secret is for its owner alone.
+			fmt.Fprintf(e.stderr, "scepter: warning: %s %s has mode %04o: others may read %s; run: chmod 600 %s\n", setting, path, perm, held, shellQuote(path))
 		}
 	}
 	return nil

@@ -76,7 +76,7 @@ func TestFileModeAdviceQuotesThePath(t *testing.T) {
 		want string
 	}{
 		{0o666, "run: chmod go-w '" + file + "'"},
-		{0o644, "run: chmod o-r '" + file + "'"},
+		{0o644, "run: chmod 600 '" + file + "'"}, // not o-r, which leaves it readable by its group
 	} {
 		if err := os.Chmod(file, tc.mode); err != nil {
 			t.Fatal(err)
