@@ -95,11 +95,21 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 	case "user remove":
 		// Through ops, as the API does: ALICE removes the user stored as
 		// alice, and the audit event names alice.
-		o := ops.New(ops.Config{Store: st, Auth: au, Clock: pki.SystemClock{}})
+		var passwordGone string
+		var passwordErr error
+		o := ops.New(ops.Config{Store: st, Auth: au, Clock: pki.SystemClock{}, UserRemoved: func(name string) {
+			passwordGone, passwordErr = removeAdminPasswordFile(sf.dataDir, name)
+		}})
 		if err := o.RemoveUser(ctx, me, fs.Arg(0)); err != nil {
 			return serviceError(err)
 		}
 		fmt.Fprintf(e.stdout, "removed user %s and ended their sessions\n", fs.Arg(0))
+		if passwordGone != "" {
+			fmt.Fprintf(e.stdout, "removed %s, which held the user's generated password\n", passwordGone)
+		}
+		if passwordErr != nil {
+			return passwordErr
+		}
 	}
 	return nil
 }

@@ -166,7 +166,7 @@ func (e *serveRunningError) Error() string {
 }
 
 // scepterEntries are names that only a data directory scepter used holds.
-var scepterEntries = []string{serveLockFile, storeLockFile, "scepter.db", "ca", "tls", "ocsp", challengeFileName, publicURLFile}
+var scepterEntries = []string{serveLockFile, storeLockFile, "scepter.db", "ca", "tls", "ocsp", challengeFileName, adminPasswordFile, publicURLFile}
 
 // makeDataDir makes serve's data directory, and the directories above it,
 // when missing. Where the operator must mend --data-dir (a file where the
@@ -220,7 +220,8 @@ func foreignEntry(dir string) (string, error) {
 
 // secureDataDir tightens the data directory to 0700 when its group or
 // others may enter it (it holds the CA keys, the database and the
-// generated challenge), saying so in the log, and refuses a key of the
+// generated challenge), and the generated challenge and admin password
+// to 0600, saying so in the log, and refuses a key of the
 // HTTPS certificate our CA issued (DATA/tls/server.key), or of an OCSP
 // responder (DATA/ocsp/*.key), that they may read.
 // The CA's own key files are checked when the CA is loaded.
@@ -260,6 +261,21 @@ func secureDataDir(dir string, log *slog.Logger) error {
 			return fmt.Errorf("--data-dir %s has mode %04o, open to group or others, and could not be tightened (%w); run: chmod 700 %s", dir, old, err, shellQuote(dir))
 		}
 		log.Warn("data directory was open to group or others; tightened it", "dir", dir, "old_mode", fmt.Sprintf("%04o", old), "new_mode", "0700")
+	}
+	// The secrets a start generates are written 0600; one found looser
+	// (an older build, a copy made with cp or a backup tool) is
+	// tightened as the directory is: it is ours, and only for us.
+	for _, name := range []string{challengeFileName, adminPasswordFile} {
+		path := filepath.Join(dir, name)
+		fi, err := os.Lstat(path)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		old := fi.Mode().Perm()
+		if err := os.Chmod(path, 0o600); err != nil {
+			return fmt.Errorf("%s has mode %04o, readable by group or others, and could not be tightened (%w); run: chmod 600 %s", path, old, err, shellQuote(path))
+		}
+		log.Warn("a generated secret's file was open to group or others; tightened it", "file", path, "old_mode", fmt.Sprintf("%04o", old), "new_mode", "0600")
 	}
 	tlsKey := filepath.Join(dir, "tls", "server.key")
 	if _, err := os.Stat(tlsKey); err == nil {

@@ -1394,7 +1394,7 @@ func (f *serveFlags) resolveChallenge(given string, joined bool) (challenge, gen
 	if err != nil {
 		return "", "", false, err
 	}
-	if err := os.WriteFile(path, []byte(c+"\n"), 0o600); err != nil {
+	if err := writeSecretFile(path, []byte(c+"\n")); err != nil {
 		return "", "", false, fmt.Errorf("save generated challenge: %w", err)
 	}
 	return c, path, true, nil

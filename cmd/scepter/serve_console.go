@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/scepter/scepter/internal/admin"
@@ -26,6 +27,88 @@ import (
 // adminPasswordFile keeps the password of the console's first user, made on
 // a start that finds no user, like the generated challenge.
 const adminPasswordFile = "admin-password.txt"
+
+// generatedAdmin is the console user a first start makes, whose password
+// adminPasswordFile keeps.
+const generatedAdmin = "admin"
+
+// writeSecretFile writes data to path, readable by its owner alone: 0600
+// whatever the umask, and whatever mode a file already there had
+// (os.WriteFile keeps an existing file's mode).
+func writeSecretFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if runtime.GOOS != "windows" {
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeAdminPasswordFile removes dataDir's admin-password.txt once the
+// generated user (removed, the name as stored) is gone: its password
+// opens nothing then, and a copy of a password has no business outliving
+// it (a backup of the directory, a later user of that name). It returns
+// the path removed ("" when none was).
+func removeAdminPasswordFile(dataDir, removed string) (string, error) {
+	if removed != generatedAdmin {
+		return "", nil
+	}
+	path := filepath.Join(dataDir, adminPasswordFile)
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+		return "", fmt.Errorf("remove the removed user's generated password %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// forgetStaleAdminPassword removes the generated admin password's file
+// when it no longer opens the admin user: the user was removed, or given
+// another password, elsewhere (another node's API, a store restored).
+// Anything it cannot tell leaves the file, logged.
+func forgetStaleAdminPassword(ctx context.Context, st store.Store, path string, log *slog.Logger) {
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return
+	case err != nil:
+		log.Warn("cannot read the generated admin password's file", "password_file", path, "err", err)
+		return
+	}
+	why := "the user admin was removed"
+	u, err := st.User(ctx, generatedAdmin)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		log.Warn("cannot tell whether the generated admin password is still the admin user's", "password_file", path, "err", err)
+		return
+	default:
+		ok, err := credential.VerifyPassword(u.PasswordHash, strings.TrimSpace(string(b)))
+		if err != nil {
+			log.Warn("cannot tell whether the generated admin password is still the admin user's", "password_file", path, "err", err)
+			return
+		}
+		if ok {
+			return
+		}
+		why = "the user admin has another password now"
+	}
+	if err := os.Remove(path); err != nil {
+		log.Warn("the generated admin password opens nothing any more ("+why+"), but its file could not be removed", "password_file", path, "err", err)
+		return
+	}
+	log.Warn("removed the generated admin password's file: "+why, "password_file", path)
+}
 
 // webAdmin is the admin API and the console, and what the start prints
 // about them.
@@ -46,7 +129,15 @@ type webAdmin struct {
 func (f *serveFlags) newWebAdmin(ctx context.Context, st store.Store, adm *admin.Service, svc *enroll.Service, authority *ca.Authority,
 	kick ops.Kicker, clock pki.Clock, log *slog.Logger) (*webAdmin, error) {
 	au := auth.New(st, clock, log)
-	o := ops.New(ops.Config{Store: st, Admin: adm, Enroll: svc, Auth: au, Authority: authority, Clock: clock, Log: log, Kick: kick})
+	userRemoved := func(name string) {
+		switch path, err := removeAdminPasswordFile(f.dataDir, name); {
+		case err != nil:
+			log.Warn("the removed user's generated password is still on disk", "err", err)
+		case path != "":
+			log.Info("removed the generated password of the removed user", "user", name, "password_file", path)
+		}
+	}
+	o := ops.New(ops.Config{Store: st, Admin: adm, Enroll: svc, Auth: au, Authority: authority, Clock: clock, Log: log, Kick: kick, UserRemoved: userRemoved})
 	c, err := console.New(o, log, console.Options{})
 	if err != nil {
 		return nil, err
@@ -57,6 +148,7 @@ func (f *serveFlags) newWebAdmin(ctx context.Context, st store.Store, adm *admin
 		return nil, err
 	}
 	if len(users) > 0 {
+		forgetStaleAdminPassword(ctx, st, w.passwordFile, log)
 		return w, nil
 	}
 	if _, err := os.Stat(w.passwordFile); err == nil {
@@ -71,15 +163,28 @@ func (f *serveFlags) newWebAdmin(ctx context.Context, st store.Store, adm *admin
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
+	// Removing a user removes the generated password's file with it
+	// (removeAdminPasswordFile), so the trail says whether the last user
+	// was removed: the console then waits for one added by hand, as
+	// before, rather than an admin made anew whose password is printed.
+	removed, err := st.ListAudit(ctx, store.AuditFilter{Type: pki.EventUserRemoved, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(removed) > 0 {
+		log.Warn("the store has no console user (the last one was removed); add one with 'scepter admin user add'")
+		w.noUser, w.passwordFile = true, ""
+		return w, nil
+	}
 	password, err := credential.RandomToken(20)
 	if err != nil {
 		return nil, err
 	}
 	// The file first: a user whose password nobody has must not exist.
-	if err := os.WriteFile(w.passwordFile, []byte(password+"\n"), 0o600); err != nil {
+	if err := writeSecretFile(w.passwordFile, []byte(password+"\n")); err != nil {
 		return nil, fmt.Errorf("save the admin password: %w", err)
 	}
-	if _, err := au.AddUser(ctx, "admin", pki.RoleAdmin, password, auth.CLI("system")); err != nil {
+	if _, err := au.AddUser(ctx, generatedAdmin, pki.RoleAdmin, password, auth.CLI("system")); err != nil {
 		os.Remove(w.passwordFile)
 		if pki.ErrorCode(err) == pki.EConflict {
 			// Nodes started together on a new store: another one made
@@ -99,6 +204,8 @@ func (f *serveFlags) newWebAdmin(ctx context.Context, st store.Store, adm *admin
 func (w *webAdmin) lines(httpsBase string, toJournal bool) []string {
 	out := []string{"Console:             " + httpsBase + "/ui/ (API: " + httpsBase + "/api/v1/)"}
 	switch {
+	case w.noUser && w.passwordFile == "":
+		out = append(out, "Console login:       no console user (the last one was removed): add one with 'scepter admin user add NAME --role admin --password-file F'")
 	case w.noUser:
 		out = append(out, "Console login:       no console user: add one with 'scepter admin user add NAME --role admin --password-file F' (or remove "+
 			w.passwordFile+" to have one made at the next start)")

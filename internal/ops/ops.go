@@ -41,9 +41,11 @@ type Ops struct {
 	clock     pki.Clock
 	log       *slog.Logger
 	kick      Kicker
+	// userRemoved is Config.UserRemoved.
+	userRemoved func(name string)
 }
 
-// Config are Ops's parts. Kick may be nil.
+// Config are Ops's parts. Kick and UserRemoved may be nil.
 type Config struct {
 	Store     store.Store
 	Admin     *admin.Service
@@ -53,6 +55,10 @@ type Config struct {
 	Clock     pki.Clock
 	Log       *slog.Logger
 	Kick      Kicker
+	// UserRemoved, when set, is told the name (as stored) of each console
+	// user removed: what is kept of that user outside the store (the
+	// generated admin password in the data directory) goes too.
+	UserRemoved func(name string)
 }
 
 // New builds the operations layer.
@@ -60,7 +66,8 @@ func New(c Config) *Ops {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Ops{st: c.Store, admin: c.Admin, enroll: c.Enroll, auth: c.Auth, authority: c.Authority, clock: c.Clock, log: c.Log, kick: c.Kick}
+	return &Ops{st: c.Store, admin: c.Admin, enroll: c.Enroll, auth: c.Auth, authority: c.Authority, clock: c.Clock, log: c.Log, kick: c.Kick,
+		userRemoved: c.UserRemoved}
 }
 
 // Auth is the principal service (login, tokens).
@@ -588,7 +595,13 @@ func (o *Ops) RemoveUser(ctx context.Context, p auth.Principal, name string) err
 			stored = u.Name
 		}
 	}
-	return o.auth.RemoveUser(ctx, stored, p)
+	if err := o.auth.RemoveUser(ctx, stored, p); err != nil {
+		return err
+	}
+	if o.userRemoved != nil {
+		o.userRemoved(stored)
+	}
+	return nil
 }
 
 // IsNotFound reports whether err says a named thing does not exist.
