@@ -209,6 +209,11 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	// Before any key or secret is read: a core file of serve would hold
+	// them all.
+	if err := stopCoreDumps(); err != nil {
+		log.Warn("could not turn core dumps off (PR_SET_DUMPABLE): a crash may write the CA's keys to a core file", "err", err)
+	}
 	for flag, addr := range map[string]string{"--listen": f.listen, "--est-listen": f.estListen} {
 		if host, _, _ := net.SplitHostPort(addr); addr != "off" && (host == "" || net.ParseIP(host).IsUnspecified()) {
 			log.Warn("listening on every interface: devices and anyone else on the network can reach it; give a host to listen on one", "flag", flag, "address", addr)
