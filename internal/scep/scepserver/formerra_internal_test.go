@@ -10,7 +10,14 @@ import (
 	"time"
 
 	"github.com/scepter/scepter/internal/cms"
+	"github.com/scepter/scepter/internal/pki"
 )
+
+// noRAs is a service with no RA loaded and nothing else to ask: the
+// recipient is none of its CA certificates.
+type noRAs struct{ Service }
+
+func (noRAs) RAs() []*pki.RA { return nil }
 
 // The issuer of a foreign recipient is the requester's text: its control
 // and bidi characters are escaped in the reply's failInfoText as every
@@ -31,7 +38,7 @@ func TestNotOurRAQuotesTheRequestersIssuer(t *testing.T) {
 		{"bell and right-to-left override", "bel\ax\u202ey", `(issuer "CN=bel\ax\u202ey", serial 2a)`},
 		{"long", strings.Repeat("a", 300), `(issuer "CN=` + strings.Repeat("a", 197) + `"…, serial 2a)`},
 	}
-	h := &Handler{}
+	h := &Handler{svc: noRAs{}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &cms.Recipient{IssuerAndSerial: &cms.IssuerAndSerial{RawIssuer: name(tc.cn), Serial: big.NewInt(42)}}

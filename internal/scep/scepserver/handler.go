@@ -755,12 +755,15 @@ func (h *Handler) undecryptable(ctx context.Context, req *request, err error) er
 }
 
 // notOurRA says which certificate r, a recipient no loaded RA is, names:
-// a SCEP RA certificate of the inventory (FormerRAFinder), discarded with
+// an issuing CA or root certificate of ours (ownCACert); a SCEP RA certificate of the inventory (FormerRAFinder), discarded with
 // the next CA that issued it, of an issuing CA the root's CRL lists,
 // revoked and replaced, expired, or another node's; or any other
 // certificate. A store that cannot be read makes it the last (lookupErr
 // says why in the log): a former RA is not this server's RA either.
 func (h *Handler) notOurRA(ctx context.Context, r *cms.Recipient, now time.Time) (reason string, lookupErr error) {
+	if reason, ok := h.ownCACert(r); ok {
+		return reason, nil
+	}
 	var rawIssuer []byte
 	var serial *big.Int
 	if r.IssuerAndSerial != nil {
@@ -805,6 +808,33 @@ func (h *Handler) notOurRA(ctx context.Context, r *cms.Recipient, now time.Time)
 	}
 	return fmt.Sprintf("the message is encrypted to a certificate that is not this server's SCEP RA (subject key identifier %s): fetch GetCACert again",
 		pki.Clip(fmt.Sprintf("%x", r.SubjectKeyID), 80)), lookupErr
+}
+
+// ownCACert names, when r is one of this server's issuing CA or root
+// certificates, what the client did: it took the wrong certificate out of
+// the GetCACert answer it has (sscep and scepclient may pick the CA's), so
+// fetching that again would change nothing; it must encrypt to the RA's.
+func (h *Handler) ownCACert(r *cms.Recipient) (reason string, ok bool) {
+	for _, ra := range h.svc.RAs() {
+		for i, cert := range ra.Chain {
+			if cert.Equal(ra.Cert) || !cert.IsCA || !isRecipient(r, cert) {
+				continue
+			}
+			role := "issuing CA"
+			if i == len(ra.Chain)-1 && bytes.Equal(cert.RawIssuer, cert.RawSubject) {
+				role = "root CA"
+			}
+			// With RA mode ca the issuing CA is the RA: GetCACert holds
+			// no certificate with keyEncipherment to point to.
+			advice := "encrypt to the RA certificate of GetCACert (the one with keyEncipherment, not CA:TRUE)"
+			if h.svc.ActiveRA().IsCA {
+				advice = "encrypt to the issuing CA certificate of GetCACert (the one that is not self-signed), which is this server's SCEP RA"
+			}
+			return fmt.Sprintf("the message is encrypted to this server's %s certificate %s (%s), which is no SCEP RA here: %s",
+				role, pki.SerialText(cert.SerialNumber), csr.NameString(cert.RawSubject), advice), true
+		}
+	}
+	return "", false
 }
 
 // keyTransportRecipient is the first key-transport recipient of env (the
@@ -853,15 +883,19 @@ func lackedRecipient(env *cms.EnvelopedData, lacked []*x509.Certificate) *x509.C
 // addressedTo returns the envelope's recipient for cert, or nil.
 func addressedTo(env *cms.EnvelopedData, cert *x509.Certificate) *cms.Recipient {
 	for i := range env.Recipients {
-		r := &env.Recipients[i]
-		if r.IssuerAndSerial != nil && bytes.Equal(r.IssuerAndSerial.RawIssuer, cert.RawIssuer) && r.IssuerAndSerial.Serial.Cmp(cert.SerialNumber) == 0 {
-			return r
-		}
-		if r.SubjectKeyID != nil && bytes.Equal(r.SubjectKeyID, cert.SubjectKeyId) {
+		if r := &env.Recipients[i]; isRecipient(r, cert) {
 			return r
 		}
 	}
 	return nil
+}
+
+// isRecipient reports whether r names cert.
+func isRecipient(r *cms.Recipient, cert *x509.Certificate) bool {
+	if r.IssuerAndSerial != nil && bytes.Equal(r.IssuerAndSerial.RawIssuer, cert.RawIssuer) && r.IssuerAndSerial.Serial.Cmp(cert.SerialNumber) == 0 {
+		return true
+	}
+	return r.SubjectKeyID != nil && bytes.Equal(r.SubjectKeyID, cert.SubjectKeyId)
 }
 
 // replyCipher answers with the request's cipher when it is AES or DES3; a
