@@ -52,6 +52,24 @@ var (
 	ErrNoRecipient = errors.New("cms: no matching recipient")
 )
 
+// SignedAttrsError is signed attributes that break RFC 5652's rules (one
+// of contentType, messageDigest or signingTime missing, repeated,
+// multi-valued or of the wrong type, or not matching the content), found
+// before any signature is checked: the signature may well be good. It
+// wraps ErrVerification. Problem names the attribute and what is wrong
+// with it, from public data alone, so a peer may be told it.
+type SignedAttrsError struct {
+	Problem string
+}
+
+func (e *SignedAttrsError) Error() string { return ErrVerification.Error() + ": " + e.Problem }
+
+func (e *SignedAttrsError) Unwrap() error { return ErrVerification }
+
+func signedAttrsError(format string, args ...any) error {
+	return &SignedAttrsError{Problem: fmt.Sprintf(format, args...)}
+}
+
 // Limits applied to untrusted input. They are far above what SCEP and EST
 // messages contain (a few KiB, a handful of certificates) and exist so that a
 // hostile message cannot make us allocate or loop without bound.

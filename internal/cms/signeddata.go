@@ -292,30 +292,39 @@ func (sd *SignedData) checkSignedAttrs(si *SignerInfo, h crypto.Hash) ([][]byte,
 			continue
 		}
 		// RFC 5652 §11: these attributes occur once, with a single value.
-		if *slot != nil || len(a.Values) != 1 {
-			return nil, fmt.Errorf("%w: attribute %v repeated or multi-valued", ErrVerification, a.Type)
+		if *slot != nil {
+			return nil, signedAttrsError("the %s attribute appears more than once; RFC 5652 section 11 allows it once", attrName(a.Type))
+		}
+		if len(a.Values) != 1 {
+			return nil, signedAttrsError("the %s attribute has %d values; RFC 5652 section 11 allows one", attrName(a.Type), len(a.Values))
 		}
 		*slot = a
 	}
-	if ctype == nil || mdigest == nil {
-		return nil, fmt.Errorf("%w: signed attributes lack content-type or message-digest", ErrVerification)
+	for _, required := range []struct {
+		attr *Attribute
+		oid  asn1.ObjectIdentifier
+	}{{ctype, oidContentType}, {mdigest, oidMessageDigest}} {
+		if required.attr == nil {
+			return nil, signedAttrsError("the signed attributes have no %s attribute; RFC 5652 section 5.3 requires it", attrName(required.oid))
+		}
 	}
 	var ct asn1.ObjectIdentifier
 	if rest, err := asn1.Unmarshal(ctype.Values[0].FullBytes, &ct); err != nil || len(rest) != 0 {
-		return nil, fmt.Errorf("%w: content-type attribute is not an OID", ErrVerification)
+		return nil, signedAttrsError("the contentType attribute is not an OBJECT IDENTIFIER")
 	}
 	if !ct.Equal(sd.ContentType) {
-		return nil, fmt.Errorf("%w: content-type attribute %v differs from eContentType %v", ErrVerification, ct, sd.ContentType)
+		return nil, signedAttrsError("the contentType attribute is %s, where the signed content is %s; RFC 5652 section 11.1 requires them to match",
+			contentTypeName(ct), contentTypeName(sd.ContentType))
 	}
 	md := mdigest.Values[0]
 	if md.Class != asn1.ClassUniversal || md.Tag != asn1.TagOctetString || md.IsCompound {
-		return nil, fmt.Errorf("%w: message-digest attribute is not an OCTET STRING", ErrVerification)
+		return nil, signedAttrsError("the messageDigest attribute is not an OCTET STRING")
 	}
 	if sd.Content == nil {
 		return nil, fmt.Errorf("%w: no encapsulated content (detached signatures are not supported)", ErrVerification)
 	}
 	if subtle.ConstantTimeCompare(md.Bytes, digest(h, sd.Content)) != 1 {
-		return nil, fmt.Errorf("%w: message digest mismatch", ErrVerification)
+		return nil, signedAttrsError("the messageDigest attribute is not the %s digest of the signed content", h)
 	}
 
 	asSent := clone(si.RawSignedAttrs)
@@ -325,6 +334,34 @@ func (sd *SignedData) checkSignedAttrs(si *SignerInfo, h crypto.Hash) ([][]byte,
 		msgs = append(msgs, sorted)
 	}
 	return msgs, nil
+}
+
+// attrName is the RFC 5652 name of the signed attributes checkSignedAttrs
+// checks, with its OID.
+func attrName(oid asn1.ObjectIdentifier) string {
+	switch {
+	case oid.Equal(oidContentType):
+		return "contentType"
+	case oid.Equal(oidMessageDigest):
+		return "messageDigest"
+	case oid.Equal(oidSigningTime):
+		return "signingTime"
+	}
+	return oid.String()
+}
+
+// contentTypeName is a content type's OID, with its name when it is one
+// SCEP uses.
+func contentTypeName(oid asn1.ObjectIdentifier) string {
+	switch {
+	case oid.Equal(oidData):
+		return "data (" + oid.String() + ")"
+	case oid.Equal(oidSignedData):
+		return "signedData (" + oid.String() + ")"
+	case oid.Equal(oidEnvelopedData):
+		return "envelopedData (" + oid.String() + ")"
+	}
+	return oid.String()
 }
 
 // sortedSet re-encodes the elements in s as a DER SET OF (sorted).

@@ -138,7 +138,11 @@ type PKIMessage struct {
 	TransactionID string
 	MessageType   MessageType
 	SenderNonce   []byte
-	SigningTime   time.Time // zero when absent
+	SigningTime   time.Time // zero when absent or malformed
+	// SigningTimeErr says why a signingTime attribute that is there could
+	// not be read (nil when it was, or is absent): a sender told it has
+	// none would look for the wrong fix.
+	SigningTimeErr error
 
 	SignedData *cms.SignedData
 	Signer     *cms.SignerInfo
@@ -181,10 +185,7 @@ func Parse(der []byte) (*PKIMessage, error) {
 		return nil, fmt.Errorf("%w: senderNonce: %d bytes, want %d random bytes (RFC 8894 §3.2.1.5)", ErrMalformed, len(m.SenderNonce), minSenderNonceLen)
 	}
 	if v, ok := m.Signer.Attr(cms.OIDSigningTime); ok {
-		var t time.Time
-		if _, err := asn1.Unmarshal(v.FullBytes, &t); err == nil {
-			m.SigningTime = t
-		}
+		m.SigningTime, m.SigningTimeErr = parseSigningTime(v)
 	}
 	// CertRep-only attributes; harmless when absent.
 	if s, err := printableAttr(m.Signer, oidPKIStatus, 4); err == nil {
@@ -235,9 +236,30 @@ func verifySigned(sd *cms.SignedData, si *cms.SignerInfo, cert *x509.Certificate
 			}
 			return pki.Wrap(pki.EBadAlg, err, "unsupported signature or digest algorithm")
 		}
+		var attrs *cms.SignedAttrsError
+		if errors.As(err, &attrs) {
+			// Found before the signature was checked, from public data:
+			// no oracle in naming it, and "signature verification failed"
+			// would send the client looking at a signature that may be good.
+			return pki.Wrap(pki.EBadMessageCheck, err, attrs.Problem)
+		}
 		return pki.Wrap(pki.EBadMessageCheck, err, "signature verification failed")
 	}
 	return nil
+}
+
+// parseSigningTime reads a signingTime attribute's value: a UTCTime or a
+// GeneralizedTime (RFC 5652 section 11.3).
+func parseSigningTime(v asn1.RawValue) (time.Time, error) {
+	const want = "want a UTCTime or GeneralizedTime (RFC 5652 section 11.3)"
+	if v.Class != asn1.ClassUniversal || (v.Tag != asn1.TagUTCTime && v.Tag != asn1.TagGeneralizedTime) {
+		return time.Time{}, fmt.Errorf("%s, %s", describeASN1(v), want)
+	}
+	var t time.Time
+	if _, err := asn1.Unmarshal(v.FullBytes, &t); err != nil {
+		return time.Time{}, fmt.Errorf("%s that is no valid time (%q), %s", describeASN1(v), pki.Clip(string(v.Bytes), 40), want)
+	}
+	return t, nil
 }
 
 // orEmpty names why an attribute that parsed is still unusable: it is

@@ -528,6 +528,9 @@ func (h *Handler) handle(ctx context.Context, req *request) ([]byte, error) {
 	// nonce is forgotten (every captured client sends it). With it a
 	// message is acceptable for 2 × MaxClockSkew at most, and its nonce is
 	// remembered that long.
+	if msg.SigningTimeErr != nil {
+		return h.fail(ctx, req, pki.Errorf(pki.EBadTime, "the message's signingTime attribute is %v", msg.SigningTimeErr))
+	}
 	if msg.SigningTime.IsZero() {
 		return h.fail(ctx, req, pki.Errorf(pki.EBadTime, "the message has no signingTime attribute; it is required (a message without one could be replayed later)"))
 	}
