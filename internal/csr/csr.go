@@ -24,8 +24,25 @@ var (
 	oidExtensionRequest  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 14}
 )
 
-// maxChallengeLen bounds what we accept: RFC 2985 allows 255 characters.
-const maxChallengeLen = 255
+// MaxChallengeLen bounds what we accept: PKCS #9 (RFC 2985,
+// pkcs-9-ub-challengePassword) allows 255 characters.
+const MaxChallengeLen = 255
+
+// ChallengeTooLongError is a challengePassword of more than
+// MaxChallengeLen characters. A client told only that the attribute is
+// malformed would look for an encoding problem.
+type ChallengeTooLongError struct {
+	Length int // in characters
+}
+
+func (e *ChallengeTooLongError) Error() string {
+	return fmt.Sprintf("csr: challengePassword of %d characters, over %d", e.Length, MaxChallengeLen)
+}
+
+// Problem says what is wrong, for the client.
+func (e *ChallengeTooLongError) Problem() string {
+	return fmt.Sprintf("the challengePassword attribute is %d characters long; PKCS #9 (RFC 2985) allows at most %d", e.Length, MaxChallengeLen)
+}
 
 // ChallengePassword returns the challengePassword attribute of a parsed
 // request, or "" when it has none. A malformed or repeated attribute is an
@@ -66,8 +83,11 @@ func ChallengePassword(req *x509.CertificateRequest) (string, error) {
 					return "", err
 				}
 			}
-			if !utf8.ValidString(s) || len(s) > maxChallengeLen {
-				return "", errors.New("csr: challengePassword is not valid text or too long")
+			if !utf8.ValidString(s) {
+				return "", errors.New("csr: challengePassword is not valid text")
+			}
+			if n := utf8.RuneCountInString(s); n > MaxChallengeLen {
+				return "", &ChallengeTooLongError{Length: n}
 			}
 			found = s
 		}

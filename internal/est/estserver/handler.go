@@ -464,6 +464,10 @@ func (h *Handler) channelBinding(c *call, req *x509.CertificateRequest, ev *enro
 	claim, err := csr.ChallengePassword(req)
 	if err != nil {
 		// A malformed body is 400, not a policy refusal (403).
+		var tooLong *csr.ChallengeTooLongError
+		if errors.As(err, &tooLong) {
+			return &statusError{http.StatusBadRequest, tooLong.Problem()}
+		}
 		return &statusError{http.StatusBadRequest, "malformed challengePassword attribute"}
 	}
 	if claim == "" {

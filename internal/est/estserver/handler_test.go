@@ -793,6 +793,10 @@ func TestBadRequests(t *testing.T) {
 			body: withAttr(est.OIDChallengePassword, utf8("a"), utf8("b"))},
 		"challengePassword an INTEGER": {method: "POST", path: "simpleenroll", status: 400, reason: "malformed challengePassword",
 			body: withAttr(est.OIDChallengePassword, integer)},
+		// One over PKCS #9's bound is told the bound, not "malformed".
+		"challengePassword of 10 KB": {method: "POST", path: "simpleenroll", status: 400,
+			reason: "the challengePassword attribute is 10240 characters long; PKCS #9 (RFC 2985) allows at most 255",
+			body:   withAttr(est.OIDChallengePassword, utf8(strings.Repeat("x", 10240)))},
 		"AsymmetricDecryptKeyIdentifier with two values": {method: "POST", path: "serverkeygen", status: 400, reason: "one value",
 			body: withAttr(est.OIDAsymmetricDecryptKeyIdentifier, []byte{0x04, 0x01, 0x01}, []byte{0x04, 0x01, 0x02})},
 		"AsymmetricDecryptKeyIdentifier an INTEGER": {method: "POST", path: "serverkeygen", status: 400, reason: "not an OCTET STRING",

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
@@ -39,6 +40,10 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 		return nil, h.undecryptable(ctx, req, err)
 	}
 	if req.challenge, err = csr.ChallengePassword(csrReq); err != nil {
+		var tooLong *csr.ChallengeTooLongError
+		if errors.As(err, &tooLong) {
+			return nil, pki.Wrap(pki.EBadRequest, err, tooLong.Problem())
+		}
 		return nil, pki.Wrap(pki.EBadRequest, err, "malformed challengePassword attribute")
 	}
 	if err := canReceive(req); err != nil {
