@@ -266,5 +266,5 @@ func (s *Service) nameKey(ctx context.Context) ([]byte, error) {
 
 // failureReason is the audit text: the client-safe message, plus the code.
 func failureReason(err error) string {
-	return string(pki.ErrorCode(err)) + ": " + pki.ErrorMessage(err)
+	return string(pki.ErrorCode(err)) + ": " + pki.OperatorReason(err)
 }

@@ -54,6 +54,11 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error
+	// OperatorReason, when set, is what the log and the audit trail say
+	// instead of Message: the real cause of a refusal whose client is
+	// told less on purpose (SCEP answers every failure after decryption
+	// alike, no oracle), so that the operator is not told the same.
+	OperatorReason string
 	// RetryAfter, for EUnavailable, is how long a client should wait
 	// before it asks again, when that is known to be longer than
 	// RetryAfterSeconds (zero: RetryAfterSeconds).
@@ -104,6 +109,16 @@ func ErrorMessage(err error) string {
 		return "temporarily unavailable, try again later"
 	}
 	return "internal error"
+}
+
+// OperatorReason is the reason the log and the audit trail give for err:
+// its OperatorReason when it has one, else ErrorMessage.
+func OperatorReason(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != EInternal && e.OperatorReason != "" {
+		return e.OperatorReason
+	}
+	return ErrorMessage(err)
 }
 
 // RetryAfterSeconds is the Retry-After the protocol edges send with a 503

@@ -3,7 +3,10 @@ package scep
 import (
 	"encoding/asn1"
 	"errors"
+	"fmt"
 	"math/big"
+
+	"github.com/scepter/scepter/internal/pki"
 )
 
 // The contents of the pkcsPKIEnvelope other than a CSR.
@@ -53,8 +56,11 @@ func ParseIssuerAndSerial(der []byte) (*IssuerAndSerial, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(rest) > 0 || v.Serial == nil || v.Serial.Sign() <= 0 {
-		return nil, errors.New("scep: malformed IssuerAndSerialNumber")
+	switch {
+	case len(rest) > 0:
+		return nil, errors.New("scep: trailing data after IssuerAndSerialNumber")
+	case v.Serial == nil || v.Serial.Sign() <= 0:
+		return nil, fmt.Errorf("scep: IssuerAndSerialNumber's serial %s is not positive", pki.Clip(v.Serial.String(), 40))
 	}
 	return &v, nil
 }

@@ -662,8 +662,12 @@ func (h *Handler) fail(ctx context.Context, req *request, err error) ([]byte, er
 		return nil, err
 	}
 	fi := scep.FailInfoFor(code)
-	h.log.Info("scep: FAILURE", "remote", req.remote, "transaction_id", req.msg.TransactionID,
-		"message_type", req.msg.MessageType.String(), "fail_info", fi.String(), "reason", pki.ErrorMessage(err), "err", err)
+	attrs := []any{"remote", req.remote, "transaction_id", req.msg.TransactionID,
+		"message_type", req.msg.MessageType.String(), "fail_info", fi.String(), "reason", pki.OperatorReason(err)}
+	if told := pki.ErrorMessage(err); told != pki.OperatorReason(err) {
+		attrs = append(attrs, "told", told)
+	}
+	h.log.Info("scep: FAILURE", append(attrs, "err", err)...)
 	if !enroll.Audited(err) {
 		h.refuse(ctx, req.remote, req.profile, req.msg.TransactionID, err)
 	}
@@ -734,7 +738,7 @@ func (h *Handler) open(ctx context.Context, req *request) ([]byte, error) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, h.undecryptable(ctx, req, err)
+		return nil, h.undecryptable(ctx, req, err, "")
 	}
 	return plain, nil
 }
@@ -749,20 +753,32 @@ func (h *Handler) open(ctx context.Context, req *request) ([]byte, error) {
 // GetCACert before its RA was revoked and replaced learns why, and so does
 // the operator from the log and the audit trail. Either text depends on
 // the recipient alone, never on which step failed.
-func (h *Handler) undecryptable(ctx context.Context, req *request, err error) error {
+//
+// content, for an envelope that opened, says what its content is not
+// ("a PKCS#10 certificate request"): the log and the audit trail give that
+// real cause (OperatorReason), where the client is told as above.
+func (h *Handler) undecryptable(ctx context.Context, req *request, err error, content string) error {
+	var refusal *pki.Error
 	if req.elsewhere == nil {
-		return pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
+		refusal = pki.Wrap(pki.EBadMessageCheck, err, errUndecryptable.Message)
+	} else {
+		reason, lookupErr := h.notOurRA(ctx, req.elsewhere, req.now)
+		refusal = pki.Wrap(pki.EBadMessageCheck, errors.Join(err, lookupErr), reason)
 	}
-	reason, lookupErr := h.notOurRA(ctx, req.elsewhere, req.now)
-	return pki.Wrap(pki.EBadMessageCheck, errors.Join(err, lookupErr), reason)
+	if content != "" {
+		refusal.OperatorReason = fmt.Sprintf("the envelope was decrypted, but its content is not %s (%s); the client is told %q, as for any failure after decryption (no oracle)",
+			content, pki.Clip(err.Error(), 200), refusal.Message)
+	}
+	return refusal
 }
 
 // notOurRA says which certificate r, a recipient no loaded RA is, names:
-// an issuing CA or root certificate of ours (ownCACert); a SCEP RA certificate of the inventory (FormerRAFinder), discarded with
-// the next CA that issued it, of an issuing CA the root's CRL lists,
-// revoked and replaced, expired, or another node's; or any other
-// certificate. A store that cannot be read makes it the last (lookupErr
-// says why in the log): a former RA is not this server's RA either.
+// an issuing CA or root certificate of ours (ownCACert); a SCEP RA
+// certificate of the inventory (FormerRAFinder), discarded with the next
+// CA that issued it, of an issuing CA the root's CRL lists, revoked and
+// replaced, expired, or another node's; or any other certificate. A store
+// that cannot be read makes it the last (lookupErr says why in the log): a
+// former RA is not this server's RA either.
 func (h *Handler) notOurRA(ctx context.Context, r *cms.Recipient, now time.Time) (reason string, lookupErr error) {
 	if reason, ok := h.ownCACert(r); ok {
 		return reason, nil

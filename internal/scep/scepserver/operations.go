@@ -37,7 +37,7 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 		if problem := csr.SubjectStringProblem(plain); problem != "" {
 			return nil, pki.Wrap(pki.EBadRequest, err, "the certificate request cannot be read: "+problem)
 		}
-		return nil, h.undecryptable(ctx, req, err)
+		return nil, h.undecryptable(ctx, req, err, "a PKCS#10 certificate request Go can read")
 	}
 	if req.challenge, err = csr.ChallengePassword(csrReq); err != nil {
 		var tooLong *csr.ChallengeTooLongError
@@ -200,7 +200,7 @@ func (h *Handler) certPoll(ctx context.Context, req *request) ([]byte, error) {
 	}
 	ias, err := scep.ParseIssuerAndSubject(plain)
 	if err != nil {
-		return nil, h.undecryptable(ctx, req, err)
+		return nil, h.undecryptable(ctx, req, err, "an IssuerAndSubject")
 	}
 	// The requester signs with the new key or, for a renewal, the old
 	// certificate that signed the request.
@@ -329,7 +329,7 @@ func (h *Handler) openIssuerAndSerial(ctx context.Context, req *request) (*scep.
 	}
 	ias, err := scep.ParseIssuerAndSerial(plain)
 	if err != nil {
-		return nil, h.undecryptable(ctx, req, err)
+		return nil, h.undecryptable(ctx, req, err, "an IssuerAndSerialNumber")
 	}
 	if err := canReceive(req); err != nil {
 		return nil, err
