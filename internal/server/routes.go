@@ -52,6 +52,14 @@ type FoldingRouter interface {
 	FoldedPaths() []string
 }
 
+// MisspeltPathRouter is a Router whose paths are case-sensitive and that
+// answers, itself, a request for one of MisspeltPrefixes (or a path below
+// one) spelled in another case: with its reason, rather than the mux's
+// bare 404. A path in the prefix's own case goes to the mux as usual.
+type MisspeltPathRouter interface {
+	MisspeltPrefixes() map[string]http.Handler
+}
+
 // HTTPSOnlyRouter is a Router served on the HTTPS listener only that
 // answers, itself, a request for one of its paths that reached the plain
 // listener: with its reason and the https URL to use (httpsBase,
@@ -366,6 +374,12 @@ func (hr httpsRedirect) base(r *http.Request) string {
 	return "https://" + net.JoinHostPort(host, hr.port)
 }
 
+// underPrefix reports whether p is prefix or a path below it.
+func underPrefix(p, prefix string) bool {
+	rest, ok := strings.CutPrefix(p, prefix)
+	return ok && (rest == "" || strings.HasPrefix(rest, "/"))
+}
+
 func mount(routers ...Router) (handler http.Handler, err error) {
 	mux := http.NewServeMux()
 	defer func() {
@@ -378,6 +392,7 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 	raw := rawPrefixes{}
 	unclean := rawPrefixes{}
 	folded := map[string]string{} // lower case -> the path as mounted
+	misspelt := map[string]http.Handler{}
 	for _, r := range routers {
 		if r == nil {
 			continue
@@ -388,6 +403,11 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 		if fr, ok := r.(FoldingRouter); ok {
 			for _, p := range fr.FoldedPaths() {
 				folded[strings.ToLower(p)] = p
+			}
+		}
+		if mr, ok := r.(MisspeltPathRouter); ok {
+			for prefix, h := range mr.MisspeltPrefixes() {
+				misspelt[prefix] = h
 			}
 		}
 		if pr, ok := r.(PrefixRouter); ok {
@@ -407,7 +427,7 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 			}
 		}
 	}
-	if len(raw) == 0 && len(unclean) == 0 && len(folded) == 0 {
+	if len(raw) == 0 && len(unclean) == 0 && len(folded) == 0 && len(misspelt) == 0 {
 		return mux, nil
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -420,6 +440,12 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 			// The mux records its pattern on the copy; metrics read it
 			// on the request they passed in.
 			defer func() { asked.Pattern = r.Pattern }()
+		}
+		for prefix, h := range misspelt {
+			if underPrefix(strings.ToLower(r.URL.Path), strings.ToLower(prefix)) && !underPrefix(r.URL.Path, prefix) {
+				h.ServeHTTP(w, r)
+				return
+			}
 		}
 		for prefix, h := range raw {
 			if strings.HasPrefix(r.URL.Path, prefix) {
