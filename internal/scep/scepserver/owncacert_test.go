@@ -71,8 +71,13 @@ func TestEnvelopeToOwnCACertificate(t *testing.T) {
 			if rep.FailInfoText != want {
 				t.Errorf("failInfoText %q,\nwant %q", rep.FailInfoText, want)
 			}
-			if !strings.Contains(logged.String(), "reason="+strconv.Quote(want)) {
-				t.Errorf("no log line with reason %q:\n%s", want, logged.String())
+			// The server opens the envelope with its RA key all the same,
+			// and about once in a few hundred runs the wrong key yields a
+			// content key whose padding passes (RFC 3218: no error tells
+			// a wrong key), so the content fails later: the log's reason
+			// then says so and what the client was told stands in told=.
+			if l := logged.String(); !strings.Contains(l, "reason="+strconv.Quote(want)) && !strings.Contains(l, "told="+strconv.Quote(want)) {
+				t.Errorf("no log line with reason or told %q:\n%s", want, l)
 			}
 		})
 	}
