@@ -136,6 +136,11 @@ type Result struct {
 	// SentAgain: Certificate was issued earlier, for a request whose
 	// answer was lost, and is sent again; nothing was issued now.
 	SentAgain bool
+	// Collected: with SentAgain, Certificate is the one issued on the
+	// approval of a held request, collected after that request's
+	// retention ended (found as a lost answer is) and not handed over by
+	// such an answer before: counted as a poll.
+	Collected bool
 }
 
 // Config is the service's policy configuration.
@@ -237,7 +242,8 @@ const (
 	ResultPending = "pending"
 	// ResultPolled: a client asking after a held request (SCEP CertPoll, a
 	// request sent again) was answered from its stored state: still
-	// pending, or the certificate issued on approval (counted then).
+	// pending, or the certificate issued on approval (counted then),
+	// also when it is collected after the request's retention.
 	ResultPolled = "polled"
 	// ResultReanswered: a first enrollment asked again with its used-up
 	// one-time challenge, its key and its names, or a renewal asked again
@@ -464,7 +470,7 @@ func (s *Service) observe(protocol pki.Protocol, profile string, res *Result, er
 	switch {
 	case err != nil || res == nil:
 		o.Result, o.Code = ResultRefused, pki.ErrorCode(err)
-	case res.Held != nil:
+	case res.Held != nil || res.Collected:
 		o.Result = ResultPolled
 	case res.Pending != nil:
 		o.Result = ResultPending
@@ -866,7 +872,9 @@ func (s *Service) keyCompromisedLate(ctx context.Context, st *State, err error) 
 // the certificate that renewed st.Renews (its answer was lost, or a copy of
 // it sent at once got there first). Nothing is issued, but the trail says who was sent what: the
 // event is written before the answer leaves, and the answer is counted as
-// sent again (ResultReanswered), not as an issuance.
+// sent again (ResultReanswered), not as an issuance. A certificate issued
+// on the approval of a held request is its requester collecting it after
+// the request's retention: said so (howIssued), and counted as a poll.
 func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certificate) (*Result, error) {
 	why := "this one-time challenge was used up by its issuance, and the request asks again for the same key and names (its answer was lost)"
 	switch {
@@ -884,16 +892,33 @@ func (s *Service) sentAgain(ctx context.Context, st *State, again *pki.Certifica
 	if err != nil {
 		return nil, err
 	}
+	what, logged := "sent again", "request answered again with the certificate issued earlier for the same key"
+	// Issued on the approval of a held request, this is its requester
+	// collecting it after the request's retention (heldRequest no longer
+	// answers from the request), not a lost answer.
+	how, err := s.howIssued(ctx, again)
+	if err != nil {
+		return nil, err
+	}
+	if how.approval != "" {
+		forWhat := "for this SCEP transaction"
+		if st.Req.Protocol != pki.ProtocolSCEP {
+			forWhat = "for this request"
+		}
+		what, why = how.collected(), how.approvedText(forWhat)+", and the request was sent again to collect it"
+		logged = "request answered with the certificate issued on the approval of its held request"
+		res.Collected = !how.sentBefore
+	}
 	ev := clipped(pki.AuditEvent{
 		Time: s.clock.Now(), Type: pki.EventSentAgain, Actor: actor(st.Req), Profile: st.Profile.Name,
 		SerialHex: again.SerialHex, IssuerID: again.IssuerID, Subject: again.Subject, TransactionID: st.Req.TransactionID,
-		Outcome: "success", Detail: withAuthorizedBy("certificate "+pki.ShownSerial(again.SerialHex)+" sent again: "+why, st),
+		Outcome: "success", Detail: withAuthorizedBy("certificate "+pki.ShownSerial(again.SerialHex)+" "+what+": "+why, st),
 	})
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
-		return nil, fmt.Errorf("enroll: record certificate %s sent again: %w", pki.ShownSerial(again.SerialHex), err)
+		return nil, fmt.Errorf("enroll: record certificate %s %s: %w", pki.ShownSerial(again.SerialHex), what, err)
 	}
-	s.log.Info("request answered again with the certificate issued earlier for the same key", "serial", pki.ShownSerial(again.SerialHex),
-		"reason", why, "transaction_id", st.Req.TransactionID, "remote", st.Req.RemoteAddr)
+	s.log.Info(logged, "serial", pki.ShownSerial(again.SerialHex),
+		"reason", what+": "+why, "transaction_id", st.Req.TransactionID, "remote", st.Req.RemoteAddr)
 	res.SentAgain = true
 	return res, nil
 }

@@ -696,24 +696,35 @@ func (s *Service) poll(ctx context.Context, q Poll) (res *Result, err error) {
 
 // recordPolledAgain writes the certificate.sent_again event of a
 // certificate of the poll's transaction, found with no request held for
-// it, sent again to a CertPoll, before the answer leaves, as sentAgain
-// does for a request sent again.
+// it, sent to a CertPoll, before the answer leaves, as sentAgain does for
+// a request sent again: a certificate issued at once whose answer was
+// lost, or an approved request's, collected after its retention.
 func (s *Service) recordPolledAgain(ctx context.Context, q Poll, res *Result) error {
 	rec := res.Record
-	why, err := s.howPolledWasIssued(ctx, &rec)
+	how, err := s.howIssued(ctx, &rec)
 	if err != nil {
 		return err
+	}
+	var what, why string
+	switch {
+	case how.approval != "":
+		what, why = how.collected(), how.approvedText("for this SCEP transaction")+", and the requester polled for it (CertPoll)"
+		res.Collected = !how.sentBefore
+	case how.found:
+		what, why = "sent again", "it was issued at once for this SCEP transaction, and the requester polled for it (CertPoll: its answer was lost)"
+	default:
+		what, why = "sent again", "it was issued for this SCEP transaction (the audit trail holds no issuance of it to say whether at once or on an approval), and the requester polled for it (CertPoll)"
 	}
 	ev := clipped(pki.AuditEvent{
 		Time: s.clock.Now(), Type: pki.EventSentAgain, Actor: string(q.Protocol) + ":" + pki.ClientHost(q.RemoteAddr), Profile: rec.Profile,
 		SerialHex: rec.SerialHex, IssuerID: rec.IssuerID, Subject: rec.Subject, TransactionID: q.TransactionID, Outcome: "success",
-		Detail: "certificate " + pki.ShownSerial(rec.SerialHex) + " sent again: " + why,
+		Detail: "certificate " + pki.ShownSerial(rec.SerialHex) + " " + what + ": " + why,
 	})
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
-		return fmt.Errorf("enroll: record certificate %s sent again: %w", pki.ShownSerial(rec.SerialHex), err)
+		return fmt.Errorf("enroll: record certificate %s %s: %w", pki.ShownSerial(rec.SerialHex), what, err)
 	}
 	s.log.Info("CertPoll answered with the certificate issued for its transaction", "serial", pki.ShownSerial(rec.SerialHex),
-		"transaction_id", q.TransactionID, "remote", q.RemoteAddr, "reason", why)
+		"transaction_id", q.TransactionID, "remote", q.RemoteAddr, "reason", what+": "+why)
 	return nil
 }
 
@@ -721,30 +732,95 @@ func (s *Service) recordPolledAgain(ctx context.Context, q Poll, res *Result) er
 // approval that issued it (withAuthorizedBy).
 const approvalOfRequest = "authorized_by: approval of request "
 
-// howPolledWasIssued says, for the sent_again event of rec, a certificate
-// a CertPoll found by its transaction with no request held for it, how it
-// was issued, by what the trail knows: at once for the transaction (the
-// requester polls because its answer did not reach it), or on the
-// approval of a request whose record was purged since (the requester
-// polls to collect it), or, when the trail holds no issuance event of it,
-// neither.
-func (s *Service) howPolledWasIssued(ctx context.Context, rec *pki.Certificate) (string, error) {
+// issuance is how a certificate found for a request asking again, with no
+// request held for it, was issued, as the trail and the store know it.
+type issuance struct {
+	// found: the trail holds its issuance event.
+	found bool
+	// approval is the ID of the request whose approval issued it; ""
+	// when it was issued at once (or found is false).
+	approval string
+	// request is that request's record, nil when it was purged since.
+	request *pki.EnrollmentRequest
+	// sentBefore: the certificate was handed over before by a
+	// certificate.sent_again event, so that its answer was lost.
+	sentBefore bool
+	// retained: the request's retention had not ended yet (a copy of
+	// its request found no request held, as one sent at the same moment
+	// as the approval can).
+	retained bool
+}
+
+// howIssued reads the trail (and, for an approval, the request's record)
+// on rec: at once for its transaction or request (its requester asks
+// again because its answer did not reach it), or on the approval of a
+// request whose retention ended before its requester collected it (the
+// record kept until the hourly purge, or purged since); or, when the
+// trail holds no issuance event of it, neither.
+func (s *Service) howIssued(ctx context.Context, rec *pki.Certificate) (*issuance, error) {
 	evs, err := s.store.ListAudit(ctx, store.AuditFilter{SerialHex: rec.SerialHex, Limit: 100})
 	if err != nil {
-		return "", fmt.Errorf("enroll: issuance of certificate %s: %w", pki.ShownSerial(rec.SerialHex), err)
+		return nil, fmt.Errorf("enroll: issuance of certificate %s: %w", pki.ShownSerial(rec.SerialHex), err)
 	}
+	how := &issuance{}
 	for _, ev := range evs {
-		if ev.IssuerID != rec.IssuerID || (ev.Type != pki.EventIssued && ev.Type != pki.EventRenewed) {
+		if ev.IssuerID != rec.IssuerID {
 			continue
 		}
-		if _, id, approved := strings.Cut(ev.Detail, approvalOfRequest); approved {
-			id, _, _ = strings.Cut(id, ",")
-			return "it was issued for this SCEP transaction on the approval of request " + id +
-				" (whose record was purged since), and the requester polled for it (CertPoll)", nil
+		if ev.Type == pki.EventSentAgain {
+			how.sentBefore = true
+			continue
 		}
-		return "it was issued at once for this SCEP transaction, and the requester polled for it (CertPoll: its answer was lost)", nil
+		if how.found || (ev.Type != pki.EventIssued && ev.Type != pki.EventRenewed) {
+			continue
+		}
+		how.found = true
+		if _, id, approved := strings.Cut(ev.Detail, approvalOfRequest); approved {
+			how.approval, _, _ = strings.Cut(id, ",")
+		}
 	}
-	return "it was issued for this SCEP transaction (the audit trail holds no issuance of it to say whether at once or on an approval), and the requester polled for it (CertPoll)", nil
+	if how.approval == "" {
+		return how, nil
+	}
+	r, err := s.store.Request(ctx, how.approval)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("enroll: request %s that issued certificate %s: %w", how.approval, pki.ShownSerial(rec.SerialHex), err)
+	case r.Status == pki.RequestIssued && r.CertIssuerID == rec.IssuerID && r.CertSerialHex == rec.SerialHex:
+		how.request, how.retained = r, s.clock.Now().Before(r.ExpiresAt)
+	}
+	return how, nil
+}
+
+// collected is what happened to an approved request's certificate found
+// with no request held for it: collected (after the request's retention,
+// as a rule), or sent again when the trail shows it was handed over
+// before (its answer was lost).
+func (how *issuance) collected() string {
+	switch {
+	case how.sentBefore:
+		return "sent again (handed over before: its answer was lost)"
+	case how.retained:
+		return "collected"
+	}
+	return "collected after its request's retention"
+}
+
+// approvedText says how an approved request's certificate was issued
+// (for, "for this SCEP transaction" or "for this request"), and what
+// became of the request's record: kept, listed issued, until the hourly
+// purge, or purged since.
+func (how *issuance) approvedText(forWhat string) string {
+	if how.request == nil {
+		return "it was issued " + forWhat + " on the approval of request " + how.approval + " (whose record was purged since)"
+	}
+	r := how.request
+	if how.retained {
+		return fmt.Sprintf("it was issued %s on the approval of request %s at %s", forWhat, r.ID, r.DecidedAt.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("it was issued %s on the approval of request %s at %s; the request's retention ended at %s (%s from when it was held), and it stays listed issued until the hourly purge",
+		forWhat, r.ID, r.DecidedAt.UTC().Format(time.RFC3339), r.ExpiresAt.UTC().Format(time.RFC3339), r.ExpiresAt.Sub(r.CreatedAt))
 }
 
 // rsaKey reports whether spki is an RSA key: a SCEP reply can be

@@ -211,7 +211,9 @@ const (
 	EventUnheld = "certificate.unheld"
 	// EventSentAgain: a certificate issued earlier was sent again to a
 	// request for the same key whose answer was lost (a first enrollment
-	// with its used-up one-time challenge, or a renewal); nothing issued.
+	// with its used-up one-time challenge, or a renewal), or the
+	// certificate of an approved request was collected after the
+	// request's retention; nothing issued.
 	EventSentAgain = "certificate.sent_again"
 	// EventServerStarted: a node started, with a digest of its effective
 	// configuration (never a secret).
