@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/scepter/scepter/internal/ca"
@@ -79,14 +80,27 @@ func revokedRenewalRefusal(old *pki.Certificate) error {
 // once it is usable again. On hold (certificateHold) it says so, since a
 // hold may be lifted and the device may come back (its administrator
 // should know, and a client keeps a new key it made for the request: it
-// reads "lift the hold"); otherwise it is revoked for good. A RenewalReq,
-// an Apple-style PKCSReq renewal, GetCert and CertPoll signed by it, and
-// EST's renewal by it, all say it in these words.
+// reads "lift the hold"); otherwise it is revoked for good, and the
+// refusal names the certificate (its serial as shown), when and why it
+// was revoked, and that the device must enroll anew with a challenge
+// (with a new key after keyCompromise): nothing it signs is taken again.
+// A RenewalReq, an Apple-style PKCSReq renewal, GetCert and CertPoll
+// signed by it, and EST's renewal by it, all say it in these words ("…
+// is revoked", "… is on hold": the agent reads a refusal by them).
 func revokedRefusal(rec *pki.Certificate, held, then string) error {
 	if rec.RevokeReason == pki.ReasonCertificateHold {
 		return pki.Errorf(pki.EBadCertID, "the %s is on hold (certificateHold); ask the operator to lift the hold, then %s", held, then)
 	}
-	return &revokedForGood{pki.Errorf(pki.EBadCertID, "the %s is revoked", held)}
+	reason, ok := pki.ReasonName(rec.RevokeReason)
+	if !ok {
+		reason = "reason " + strconv.Itoa(rec.RevokeReason)
+	}
+	next := "enroll anew, authenticated by a challenge"
+	if rec.RevokeReason == pki.ReasonKeyCompromise {
+		next = "enroll anew with a new key, authenticated by a challenge"
+	}
+	return &revokedForGood{pki.Errorf(pki.EBadCertID, "the %s is revoked: %s was revoked at %s (%s), and a revoked certificate authenticates nothing; %s",
+		held, pki.ShownSerial(rec.SerialHex), rec.RevokedAt.UTC().Format(time.RFC3339), reason, next)}
 }
 
 // revokedForGood is revokedRefusal's refusal of a certificate revoked for

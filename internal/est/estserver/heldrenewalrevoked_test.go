@@ -75,12 +75,28 @@ func TestRefusedResendOfAHeldReenrollmentByARevokedCertificate(t *testing.T) {
 			}
 			dev := devs["revoked"]
 			serial := dev.cert.SerialNumber.Text(16)
-			if _, err := f.adm.Revoke(ctx, serial, "", c.reason, "cli:test"); err != nil {
+			rv, err := f.adm.Revoke(ctx, serial, "", c.reason, "cli:test")
+			if err != nil {
 				t.Fatal(err)
 			}
 
 			// Sent again, over TLS with the revoked certificate.
-			wantStatus(t, f.post(dev.client, "approval/simplereenroll", "", "", dev.body, nil), http.StatusUnauthorized, c.wantText)
+			again := f.post(dev.client, "approval/simplereenroll", "", "", dev.body, nil)
+			wantStatus(t, again, http.StatusUnauthorized, c.wantText)
+			if c.rejected {
+				// Revoked for good: the body names the certificate, when
+				// and why it was revoked, and what to do (r119).
+				name, _ := pki.ReasonName(c.reason)
+				next := "enroll anew, authenticated by a challenge"
+				if c.reason == store.ReasonKeyCompromise {
+					next = "enroll anew with a new key, authenticated by a challenge"
+				}
+				for _, w := range []string{pki.ShownSerial(serial) + " was revoked at " + rv.Certificate.RevokedAt.UTC().Format(time.RFC3339) + " (" + name + ")", next} {
+					if !strings.Contains(string(again.body), w) {
+						t.Errorf("body %q, want %q in it", again.body, w)
+					}
+				}
+			}
 			r, err := f.st.Request(ctx, dev.renewalID)
 			if err != nil {
 				t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
@@ -77,7 +78,8 @@ func TestRefusedResendOfAHeldRenewalByARevokedCertificate(t *testing.T) {
 				renewals[dev], renewalIDs[dev] = renewal, pendingID(renewal.txID)
 			}
 			serial := certs["revoked"].SerialNumber.Text(16)
-			if _, err := ts.Admin.Revoke(ctx, serial, "", c.reason, "cli:test"); err != nil {
+			rv, err := ts.Admin.Revoke(ctx, serial, "", c.reason, "cli:test")
+			if err != nil {
 				t.Fatal(err)
 			}
 
@@ -85,6 +87,15 @@ func TestRefusedResendOfAHeldRenewalByARevokedCertificate(t *testing.T) {
 			wantFailure(t, rep, scep.BadCertID)
 			if !strings.Contains(rep.FailInfoText, c.wantText) {
 				t.Errorf("failInfoText %q, want %q in it", rep.FailInfoText, c.wantText)
+			}
+			if c.rejected {
+				// Revoked for good: the refusal names the certificate,
+				// when and why it was revoked, and what to do (r119).
+				for _, w := range revokedForGoodTexts(serial, rv.Certificate.RevokedAt, c.reason) {
+					if !strings.Contains(rep.FailInfoText, w) {
+						t.Errorf("failInfoText %q, want %q in it", rep.FailInfoText, w)
+					}
+				}
 			}
 			r, err := ts.Store.Request(ctx, renewalIDs["revoked"])
 			if err != nil {
@@ -112,4 +123,16 @@ func TestRefusedResendOfAHeldRenewalByARevokedCertificate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// revokedForGoodTexts are what a refusal of a certificate revoked for good
+// (with reason) at revokedAt must say: its serial as shown, when and why,
+// and to enroll anew with a challenge, with a new key after keyCompromise.
+func revokedForGoodTexts(serialHex string, revokedAt time.Time, reason int) []string {
+	name, _ := pki.ReasonName(reason)
+	next := "enroll anew, authenticated by a challenge"
+	if reason == store.ReasonKeyCompromise {
+		next = "enroll anew with a new key, authenticated by a challenge"
+	}
+	return []string{pki.ShownSerial(serialHex) + " was revoked at " + revokedAt.UTC().Format(time.RFC3339) + " (" + name + ")", next}
 }

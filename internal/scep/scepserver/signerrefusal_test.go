@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,13 +73,27 @@ func TestSignerOnHoldIsToldSo(t *testing.T) {
 			subject := "CN=held-signer-" + name
 			key := testKey(t, 0)
 			cert := ts.enrollCert(t, key, subject)
-			if _, err := ts.Admin.Revoke(ctx, cert.SerialNumber.Text(16), "", c.reason, "cli:test"); err != nil {
+			rv, err := ts.Admin.Revoke(ctx, cert.SerialNumber.Text(16), "", c.reason, "cli:test")
+			if err != nil {
 				t.Fatal(err)
 			}
 			got := ts.signedBy(t, cert, key, subject)
 			for typ, want := range c.want {
-				if got[typ] != want {
-					t.Errorf("%s: failInfoText %q,\nwant %q", typ, got[typ], want)
+				if c.reason == pki.ReasonCertificateHold {
+					if got[typ] != want {
+						t.Errorf("%s: failInfoText %q,\nwant %q", typ, got[typ], want)
+					}
+					continue
+				}
+				// Revoked for good: then which certificate, when, why,
+				// and what to do (r119).
+				if !strings.HasPrefix(got[typ], want+": ") {
+					t.Errorf("%s: failInfoText %q,\nwant it to start %q", typ, got[typ], want+": ")
+				}
+				for _, w := range revokedForGoodTexts(cert.SerialNumber.Text(16), rv.Certificate.RevokedAt, c.reason) {
+					if !strings.Contains(got[typ], w) {
+						t.Errorf("%s: failInfoText %q, want %q in it", typ, got[typ], w)
+					}
 				}
 			}
 		})
