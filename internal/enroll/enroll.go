@@ -90,12 +90,19 @@ type Request struct {
 	// challenge, authenticates the request.
 	Renewal bool
 	// RenewalFirst asks to try the request as a renewal by
-	// Evidence.SignerCert first and, when that certificate cannot renew
-	// (outside its window, expired, revoked), by its challenge: certmonger
-	// renews with a PKCSReq signed by its certificate that still carries
-	// the challenge of its first enrollment. One outcome is recorded, the
-	// one returned; a challenge refused as well gives the renewal's reason,
-	// and is not counted by the failure throttle.
+	// Evidence.SignerCert first and, when that certificate cannot renew,
+	// by its challenge: certmonger renews with a PKCSReq signed by its
+	// certificate that still carries the challenge of its first
+	// enrollment. The challenge enrolls a certificate's own key when the
+	// certificate is outside its window, expired or revoked; a new key
+	// only when the certificate is outside its window but valid: a signer
+	// of another key than the CSR's must vouch for the key change, valid
+	// now and not revoked or on hold (SECURITY.md, a relayed CSR), so the
+	// SCEP handler refuses a new key signed by an expired (beyond the
+	// renewal grace), revoked or held certificate before its challenge is
+	// looked at (scepserver's checkRekeySigner). One outcome is recorded,
+	// the one returned; a challenge refused as well gives the renewal's
+	// reason, and is not counted by the failure throttle.
 	RenewalFirst bool
 	// ServerKeyGen asks the server to make the key (EST /serverkeygen): the
 	// certificate gets a new key, returned in Result.PrivateKey; the CSR
