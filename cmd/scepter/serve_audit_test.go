@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepter/scepter/internal/audit"
 	"github.com/scepter/scepter/internal/store"
 )
 
@@ -33,9 +34,18 @@ func tamperSQLite(t *testing.T, path string, stmts ...string) {
 // server does not start, and says so in the words every refused change
 // gives, not with the database's error.
 func TestServeRefusesATrailNothingCanBeChainedTo(t *testing.T) {
-	for _, c := range []struct{ name, sql string }{
-		{"record after the head", `INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`},
-		{"head removed", `DELETE FROM audit_head`},
+	for _, c := range []struct {
+		name string
+		sql  []string
+		// found is what serve says it found, before the message.
+		found string
+	}{
+		{"record after the head", []string{`INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`},
+			"comes after its head"},
+		{"head removed", []string{`DELETE FROM audit_head`}, "its head is missing, though its records are chained"},
+		// Wiped whole: the server would otherwise start a new trail at
+		// record 1, as a fresh store's.
+		{"records and head removed", []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, audit.WipedTrailFound},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
@@ -43,7 +53,7 @@ func TestServeRefusesATrailNothingCanBeChainedTo(t *testing.T) {
 			if err := serveInProcess(t, nil, args...).stop(); err != nil {
 				t.Fatalf("first start: %v", err)
 			}
-			tamperSQLite(t, filepath.Join(data, "scepter.db"), c.sql)
+			tamperSQLite(t, filepath.Join(data, "scepter.db"), c.sql...)
 			s := serveInProcess(t, nil, args...)
 			if !s.ended {
 				s.stop()
@@ -51,6 +61,9 @@ func TestServeRefusesATrailNothingCanBeChainedTo(t *testing.T) {
 			}
 			if s.err == nil || !strings.HasSuffix(s.err.Error(), store.AuditTamperedMessage) || strings.Contains(s.err.Error(), "constraint") {
 				t.Errorf("serve: %v; want the message that says the trail was changed outside scepter, without the database's error", s.err)
+			}
+			if s.err != nil && !strings.Contains(s.err.Error(), c.found) {
+				t.Errorf("serve: %v; want it to say %q", s.err, c.found)
 			}
 			// A revocation is refused the same way (the RA's certificate
 			// is one the store holds).
@@ -195,8 +208,9 @@ func TestServeLogsAnEditedTail(t *testing.T) {
 	}
 }
 
-// `audit verify` fails a trail wiped with two SQL statements, and one
-// wiped and written on by the next start, which the chain alone passes;
+// `audit verify` fails a trail wiped with two SQL statements, which the
+// chain alone passes, and the next start does not write on it (it would
+// start a new trail at record 1, as a fresh store's): it refuses;
 // records cut from the end with the head set back still pass: the
 // documented limit.
 func TestAuditVerifyFailsAWipedTrail(t *testing.T) {
@@ -211,7 +225,7 @@ func TestAuditVerifyFailsAWipedTrail(t *testing.T) {
 		// The certificates dated an hour back: the start after the wipe
 		// comes later than they were recorded by more than a clock's step.
 		{"wiped and started on", []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`,
-			`UPDATE certificates SET created_at = created_at - 3600000000`}, true, "the trail started again"},
+			`UPDATE certificates SET created_at = created_at - 3600000000`}, true, "the trail is empty, but the store holds certificates"},
 		{"tail cut, head set back", []string{`DELETE FROM audit_events WHERE id = (SELECT MAX(id) FROM audit_events)`,
 			`UPDATE audit_head SET last_id = last_id - 1, count = count - 1, last_hash = (SELECT hash FROM audit_events WHERE id = audit_head.last_id - 1)`}, false, ""},
 	} {
@@ -227,7 +241,14 @@ func TestAuditVerifyFailsAWipedTrail(t *testing.T) {
 			serve()
 			tamperSQLite(t, filepath.Join(data, "scepter.db"), c.sql...)
 			if c.restart {
-				serve()
+				s := serveInProcess(t, nil, args...)
+				if !s.ended {
+					s.stop()
+					t.Fatal("serve started on a wiped trail")
+				}
+				if s.err == nil || !strings.Contains(s.err.Error(), audit.WipedTrailFound) {
+					t.Errorf("serve on the wiped trail: %v; want it to say %q", s.err, audit.WipedTrailFound)
+				}
 			}
 			out, err := runCLI("audit", "verify", "--data-dir", data)
 			switch {

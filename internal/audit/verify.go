@@ -322,47 +322,95 @@ func finishProblem(rep Report, head store.AuditHead) *Problem {
 // HeadIntact refuses a trail that no record can be chained to: one whose
 // records carry hashes but which has no head (scepter writes both in one
 // transaction, so the head was deleted, as one would to have an edited
-// trail resealed), or one with a record after its head (inserted outside
-// scepter: the next append would take its id). Every append would be
-// refused with store.ErrAuditTampered, so a server must not start on it;
-// the error wraps that one and says the same (`audit verify` tells where
-// the trail breaks).
+// trail resealed), one with a record after its head (inserted outside
+// scepter: the next append would take its id), or one wiped whole, its
+// records and head deleted, while the store holds certificates (each was
+// recorded with its event; chaining on from record 1 would make the wipe
+// look like a fresh store). Every append would be refused with
+// store.ErrAuditTampered, so a server must not start on it; the error
+// wraps that one and says the same (`audit verify` tells where the trail
+// breaks).
 //
-// The records are read before the head. Another writer (a CLI command, a
-// node starting beside this one) may append at any moment; read in the
-// other order, an empty head followed by the trail's fresh first record
-// would look like a head removed. A record seen first was committed with
-// its head, so the head read after it shows it; a record seen after the
-// head was read is judged by the head read again.
-func HeadIntact(ctx context.Context, c Chain) error {
-	first, err := c.AuditChain(ctx, 0, 1)
+// The records are read before the head, and before the certificates.
+// Another writer (a CLI command, a node starting beside this one) may
+// append at any moment; read in the other order, an empty head followed by
+// the trail's fresh first record would look like a head removed, and a
+// store's first certificate like one whose record was removed. A record
+// seen first was committed with its head, so the head read after it shows
+// it; a record seen after the head was read is judged by the head read
+// again; a certificate is committed with its record, so the trail read
+// again after it shows that.
+func HeadIntact(ctx context.Context, t Trail) error {
+	first, err := t.AuditChain(ctx, 0, 1)
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
 	if len(first) == 0 {
-		return nil
+		if first, err = wipedTrail(ctx, t); err != nil || len(first) == 0 {
+			return err
+		}
 	}
-	head, err := c.AuditHead(ctx)
+	head, err := t.AuditHead(ctx)
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
 	if head.LastID == 0 && len(first[0].Hash) > 0 {
 		return tamperedError{found: "its head is missing, though its records are chained"}
 	}
-	after, err := c.AuditChain(ctx, head.LastID, 1)
+	after, err := t.AuditChain(ctx, head.LastID, 1)
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
 	if len(after) == 0 {
 		return nil
 	}
-	if head, err = c.AuditHead(ctx); err != nil {
+	if head, err = t.AuditHead(ctx); err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
 	if after[0].ID > head.LastID {
 		return tamperedError{found: fmt.Sprintf("record %d comes after its head, record %d", after[0].ID, head.LastID)}
 	}
 	return nil
+}
+
+// WipedTrailFound is what HeadIntact says of an empty trail in a store
+// that holds certificates, before store.AuditTamperedMessage: its records
+// and head were deleted, and only the trail kept in a backup brings them
+// back.
+const WipedTrailFound = "it has no records, though the store holds certificates, each recorded with its event: " +
+	"its records and head were deleted outside scepter (restore the store from a backup taken before, whose trail verifies)"
+
+// wipedTrail is HeadIntact on a trail found empty: nil when the store
+// holds no certificate either (a fresh store), or when the head names a
+// record (the records were removed under it); the trail's first record
+// when one was written meanwhile (with the certificate seen); and
+// tamperedError when the trail is still empty, without a head, beside the
+// certificates.
+func wipedTrail(ctx context.Context, t Trail) ([]pki.AuditEvent, error) {
+	certs, _, err := t.ListCertificates(ctx, store.CertFilter{Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("audit trail: %w", err)
+	}
+	if len(certs) == 0 {
+		return nil, nil
+	}
+	first, err := t.AuditChain(ctx, 0, 1)
+	if err != nil {
+		return nil, fmt.Errorf("audit trail: %w", err)
+	}
+	if len(first) > 0 {
+		return first, nil
+	}
+	// With its head kept, the trail can be chained on, and CheckTail says
+	// that the records were removed.
+	head, err := t.AuditHead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit trail: %w", err)
+	}
+	if head.LastID > 0 {
+		return nil, nil
+	}
+	return nil, tamperedError{found: WipedTrailFound}
 }
 
 // tamperedError is HeadIntact's refusal: what it found, then the message

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -213,23 +214,37 @@ func TestAuditFailureFailsTheChange(t *testing.T) {
 }
 
 // A server does not start on a trail whose head was deleted under chained
-// records; a fresh trail, or one that holds only records from before the
-// chain, is fine.
+// records, or with its records beside certificates; a fresh trail, or one
+// that holds only records from before the chain, is fine.
 func TestHeadIntact(t *testing.T) {
 	ctx := context.Background()
+	wipe := []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}
 	for _, c := range []struct {
 		name string
 		n    int
-		sql  []string
-		ok   bool
+		// issued is how many certificates are recorded (each with its
+		// event) after the n records.
+		issued int
+		sql    []string
+		ok     bool
 	}{
-		{"intact", 5, nil, true},
-		{"empty", 0, nil, true},
-		{"head deleted", 5, []string{`DELETE FROM audit_head`}, false},
-		{"record after the head", 5, []string{`INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`}, false},
-		{"record after an empty trail's head", 0, []string{`INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`}, false},
+		{"intact", 5, 0, nil, true},
+		{"empty", 0, 0, nil, true},
+		{"intact with certificates", 2, 2, nil, true},
+		{"head deleted", 5, 0, []string{`DELETE FROM audit_head`}, false},
+		{"record after the head", 5, 0, []string{`INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`}, false},
+		{"record after an empty trail's head", 0, 0, []string{`INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`}, false},
+		{"records and head deleted beside certificates", 3, 2, wipe, false},
+		{"records and head deleted beside a certificate, no other record", 0, 1, wipe, false},
+		{"head set back to the start and records deleted beside certificates", 3, 2, []string{`DELETE FROM audit_events`,
+			`UPDATE audit_head SET last_id = 0, last_hash = X'` + fmt.Sprintf("%x", pki.AuditGenesis) + `', count = 0`}, false},
+		// Nothing to chain on is lost: the head names the last record,
+		// and CheckTail reports the records gone.
+		{"records deleted, head kept, beside certificates", 3, 2, []string{`DELETE FROM audit_events`}, true},
+		{"records and head deleted, no certificate", 5, 0, wipe, true},
 	} {
 		path := trail(t, c.n)
+		issue(t, path, c.issued)
 		tamper(t, path, c.sql...)
 		st, err := sqlite.Open(ctx, path)
 		if err != nil {
@@ -244,7 +259,43 @@ func TestHeadIntact(t *testing.T) {
 		if err != nil && (!errors.Is(err, store.ErrAuditTampered) || !strings.HasSuffix(err.Error(), store.AuditTamperedMessage)) {
 			t.Errorf("%s: %v, want ErrAuditTampered ending in its message", c.name, err)
 		}
+		if strings.Contains(c.name, "deleted beside") && err != nil && !strings.Contains(err.Error(), audit.WipedTrailFound) {
+			t.Errorf("%s: %v, want it to say the records were deleted beside the certificates", c.name, err)
+		}
 	}
+}
+
+// issue records n certificates, each with its event, in the store at path
+// (closed again), as enrollments would.
+func issue(t *testing.T, path string, n int) {
+	t.Helper()
+	if n == 0 {
+		return
+	}
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := range n {
+		if err := st.RecordIssuance(context.Background(), issuanceOf(fmt.Sprintf("%x", 0x2000+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// issuanceOf is a certificate's issuance with its event, as an enrollment
+// records it.
+func issuanceOf(serial string) store.Issuance {
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	keyHash := sha256.Sum256([]byte(serial))
+	c := pki.Certificate{SerialHex: serial, IssuerID: "issuer-a", Issuer: "CN=Test CA", Subject: "CN=dev-" + serial,
+		NotBefore: t0, NotAfter: t0.Add(365 * 24 * time.Hour), Status: pki.StatusValid, Profile: "default",
+		Protocol: pki.ProtocolSCEP, Source: pki.SourceIssued, KeyType: "p256", CreatedAt: t0,
+		DER: []byte{0x30, 0x03, 'd', 'e', 'r'}, TransactionID: "tx-" + serial}
+	return store.Issuance{Certificate: c, Now: t0, KeyHash: keyHash[:],
+		Events: []pki.AuditEvent{{Time: t0, Type: pki.EventIssued, Actor: "scep:192.0.2.1", SerialHex: serial,
+			IssuerID: c.IssuerID, Subject: c.Subject, Outcome: "success"}}}
 }
 
 // A clock stepped back between two records is not tampering: the trail
@@ -350,7 +401,7 @@ func TestVerifyRenumberedAndResealed(t *testing.T) {
 // interleaved is a store handle whose reads of the trail let another
 // writer in: write runs once, right after read number after returns.
 type interleaved struct {
-	audit.Chain
+	audit.Trail
 	after int
 	write func()
 	reads int
@@ -365,55 +416,71 @@ func (c *interleaved) read() {
 
 func (c *interleaved) AuditChain(ctx context.Context, afterID int64, limit int) ([]pki.AuditEvent, error) {
 	defer c.read()
-	return c.Chain.AuditChain(ctx, afterID, limit)
+	return c.Trail.AuditChain(ctx, afterID, limit)
 }
 
 func (c *interleaved) AuditHead(ctx context.Context) (store.AuditHead, error) {
 	defer c.read()
-	return c.Chain.AuditHead(ctx)
+	return c.Trail.AuditHead(ctx)
+}
+
+func (c *interleaved) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki.Certificate, string, error) {
+	defer c.read()
+	return c.Trail.ListCertificates(ctx, f)
 }
 
 // A server checking the head at its start while a CLI command, on another
 // handle of the same SQLite file, writes the trail's first record (and
 // its head, in one transaction) between the check's reads: the check must
-// not take the fresh record for a trail whose head was removed, and the
-// record must stay in a trail that verifies.
+// not take the fresh record for a trail whose head was removed, nor the
+// store's first certificate, recorded with it, for one beside a trail
+// wiped, and the record must stay in a trail that verifies.
 func TestHeadIntactWhileTheFirstRecordIsWritten(t *testing.T) {
 	ctx := context.Background()
-	for _, after := range []int{1, 2, 3} {
-		t.Run(fmt.Sprintf("after read %d", after), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "scepter.db")
-			sqlitetest.Create(t, path)
-			server, err := sqlite.Open(ctx, path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer server.Close()
-			cli, err := sqlite.Open(ctx, path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
-			c := &interleaved{Chain: server, after: after, write: func() {
-				ev := pki.AuditEvent{Time: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), Type: pki.EventChallengeCreated, Actor: "cli:root"}
-				if err := cli.AppendAudit(ctx, ev); err != nil {
-					t.Error(err)
+	writes := []struct {
+		name  string
+		write func(st *sqlite.Store) error
+	}{
+		{"event", func(st *sqlite.Store) error {
+			return st.AppendAudit(ctx, pki.AuditEvent{Time: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), Type: pki.EventChallengeCreated, Actor: "cli:root"})
+		}},
+		{"certificate", func(st *sqlite.Store) error { return st.RecordIssuance(ctx, issuanceOf("c0")) }},
+	}
+	for _, w := range writes {
+		for _, after := range []int{1, 2, 3, 4} {
+			t.Run(fmt.Sprintf("%s after read %d", w.name, after), func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "scepter.db")
+				sqlitetest.Create(t, path)
+				server, err := sqlite.Open(ctx, path)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}}
-			if err := audit.HeadIntact(ctx, c); err != nil {
-				t.Errorf("false tampering: %v", err)
-			}
-			if c.reads < after { // the check was done before the write
-				c.write()
-			}
-			rep, err := audit.Verify(ctx, server)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !rep.OK() || rep.Checked != 1 {
-				t.Errorf("after the check: %+v, %v", rep, rep.Problem)
-			}
-		})
+				defer server.Close()
+				cli, err := sqlite.Open(ctx, path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cli.Close()
+				c := &interleaved{Trail: server, after: after, write: func() {
+					if err := w.write(cli); err != nil {
+						t.Error(err)
+					}
+				}}
+				if err := audit.HeadIntact(ctx, c); err != nil {
+					t.Errorf("false tampering: %v", err)
+				}
+				if c.reads < after { // the check was done before the write
+					c.write()
+				}
+				rep, err := audit.Verify(ctx, server)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !rep.OK() || rep.Checked != 1 {
+					t.Errorf("after the check: %+v, %v", rep, rep.Problem)
+				}
+			})
+		}
 	}
 }
 
@@ -549,7 +616,11 @@ func TestCheckStart(t *testing.T) {
 		{"empty, no certificates", "", false, nil, false, 0, ""},
 		{"wiped", pki.EventCAInitialized, true, []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, false, 0, "the trail is empty, but the store holds certificates"},
 		{"wiped, no certificates", pki.EventCAInitialized, false, []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, false, 0, ""},
-		{"wiped and written on", pki.EventCAInitialized, true, []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, true, 1, "started again"},
+		// With the head deleted too, the store refuses to write on
+		// (storetest RunAuditTampering); set back to the start, it cannot
+		// tell.
+		{"wiped and written on", pki.EventCAInitialized, true, []string{`DELETE FROM audit_events`,
+			`UPDATE audit_head SET last_id = 0, count = 0, last_hash = X'` + fmt.Sprintf("%x", pki.AuditGenesis) + `'`}, true, 1, "started again"},
 		{"tail cut with the head set back: the known limit", pki.EventCAInitialized, true, []string{`DELETE FROM audit_events WHERE id = 2`,
 			`UPDATE audit_head SET last_id = 1, count = 1, last_hash = (SELECT hash FROM audit_events WHERE id = 1)`}, false, 0, ""},
 	} {

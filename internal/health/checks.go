@@ -107,13 +107,14 @@ func StoreSchema(s SchemaState) Check {
 const AuditTrailTimeout = 2 * time.Second
 
 // AuditTrail is the check that the audit trail can be appended to. A
-// record inserted after its head, or its head deleted, outside scepter
+// record inserted after its head, or its head deleted (with its records,
+// or under them), outside scepter
 // (audit.HeadIntact) has every enrollment, renewal and revocation refused
 // with store.ErrAuditTampered: the node can issue nothing until the trail
 // is mended. HeadIntact reads in an order that stays right while other
 // nodes and CLI commands append, so the check never fails for them; a
 // store that cannot be read fails it as it fails the store check.
-func AuditTrail(c audit.Chain) Check {
+func AuditTrail(c audit.Trail) Check {
 	return Check{Name: "audit trail", Run: func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, AuditTrailTimeout)
 		defer cancel()

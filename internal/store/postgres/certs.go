@@ -495,7 +495,8 @@ const auditAppendQuery = `SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9
 
 // errHeadMissing: tryIssuances found no audit chain head, and recorded
 // nothing; withTx's way (lockAuditHead) refuses a trail that has records,
-// or starts a wiped one again.
+// or none beside certificates, or starts a wiped one of a store without
+// certificates again.
 var errHeadMissing = errors.New("audit chain head missing")
 
 // committed is the outcome of a COMMIT sent in a batch: a transaction that

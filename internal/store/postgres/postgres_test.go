@@ -804,8 +804,18 @@ func TestIssuanceBatch(t *testing.T) {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM audit_events`); err != nil {
 		t.Fatal(err)
 	}
-	if err := issue("03"); err != nil {
-		t.Fatalf("issue on a wiped trail: %v", err)
+	// Wiped beside the certificates recorded with its events: a trail
+	// started again would look like a fresh store's.
+	if err := issue("03"); !errors.Is(err, store.ErrAuditTampered) {
+		t.Fatalf("issue on a trail wiped beside certificates: %v, want ErrAuditTampered", err)
+	}
+	// In a store without certificates (an issuance's own is one), the
+	// trail starts again.
+	if _, err := s.pool.Exec(ctx, `DELETE FROM certificates`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx, pki.AuditEvent{Time: t0, Type: pki.EventChallengeCreated, Actor: "cli:root", Outcome: "success"}); err != nil {
+		t.Fatalf("append to a wiped trail in a store without certificates: %v", err)
 	}
 	if !bytes.Equal(lastPrev(), pki.AuditGenesis) {
 		t.Error("on a wiped trail, the chain did not start again from the genesis hash")

@@ -328,7 +328,8 @@ const lockHeadQuery = `SELECT last_id, last_hash, count FROM audit_head WHERE on
 // exists; should it have been deleted behind the store's back, the table is
 // locked against every other appender, and then a trail that has records
 // is refused (store.ErrAuditTampered: chaining on would bless the removal),
-// and an empty one (wiped) starts again from the genesis hash.
+// as is an empty one in a store that holds certificates (wiped whole), and
+// an empty one in a store without any starts again from the genesis hash.
 func lockAuditHead(ctx context.Context, tx pgx.Tx) (store.AuditHead, error) {
 	var h store.AuditHead
 	err := tx.QueryRow(ctx, lockHeadQuery).Scan(&h.LastID, &h.LastHash, &h.Count)
@@ -349,12 +350,18 @@ func lockAuditHead(ctx context.Context, tx pgx.Tx) (store.AuditHead, error) {
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return h, fmt.Errorf("audit chain head: %w", err)
 	}
-	var any bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events)`).Scan(&any); err != nil {
+	// Certificates without a head or a record had their trail wiped
+	// whole (Open writes no head then). The certificate this transaction
+	// records is among them, but a fresh store has its head.
+	var any, certs bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events), EXISTS (SELECT 1 FROM certificates)`).Scan(&any, &certs); err != nil {
 		return h, fmt.Errorf("audit chain head: %w", err)
 	}
 	if any {
 		return h, fmt.Errorf("audit chain head: the trail has records but no head: %w", store.ErrAuditTampered)
+	}
+	if certs {
+		return h, fmt.Errorf("audit chain head: the trail has neither records nor a head, though the store holds certificates: %w", store.ErrAuditTampered)
 	}
 	h = store.AuditHead{LastHash: pki.AuditGenesis}
 	if _, err := tx.Exec(ctx, `INSERT INTO audit_head (one, last_id, last_hash, count) VALUES (1, $1, $2, 0)`,
@@ -452,6 +459,16 @@ func (s *Store) sealAuditTrail(ctx context.Context) error {
 			return fmt.Errorf("seal audit trail: %w", err)
 		}
 		if chained {
+			return nil
+		}
+		// Nor is a trail wiped whole (records and head) beside the
+		// certificates each recorded with its event: a head written here
+		// would have it start again as a fresh store's.
+		var wiped bool
+		if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM audit_events) AND EXISTS (SELECT 1 FROM certificates)`).Scan(&wiped); err != nil {
+			return fmt.Errorf("seal audit trail: %w", err)
+		}
+		if wiped {
 			return nil
 		}
 		rows, err := tx.Query(ctx, `SELECT `+sqlstore.AuditColumns+` FROM audit_events ORDER BY id`)

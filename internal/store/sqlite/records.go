@@ -259,14 +259,21 @@ func insertEvents(ctx context.Context, tx *wtx, now time.Time, events []pki.Audi
 	}
 	if head.LastID == 0 {
 		// Only on an empty trail's first append, so off the hot path: open
-		// writes the head of every trail, so records without one had it
-		// removed.
-		var any bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events)`).Scan(&any); err != nil {
+		// writes the head of every trail but a wiped one, so records
+		// without one had it removed, and certificates without a head (or
+		// a record) had their trail wiped whole. The certificate this
+		// transaction records is among them, but a fresh store has its
+		// head.
+		var any, sealed, certs bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events), EXISTS (SELECT 1 FROM audit_head),
+			EXISTS (SELECT 1 FROM certificates)`).Scan(&any, &sealed, &certs); err != nil {
 			return fmt.Errorf("insert audit event: %w", err)
 		}
 		if any {
 			return fmt.Errorf("insert audit event: the trail has records but no head: %w", store.ErrAuditTampered)
+		}
+		if !sealed && certs {
+			return fmt.Errorf("insert audit event: the trail has neither records nor a head, though the store holds certificates: %w", store.ErrAuditTampered)
 		}
 	}
 	stmt, err := tx.PrepareContext(ctx, insertAuditEventQuery)
@@ -385,6 +392,12 @@ func (s *Store) sealAuditTrail(ctx context.Context) error {
 		if chained {
 			return nil
 		}
+		// Nor is a trail wiped whole (records and head) beside the
+		// certificates each recorded with its event: a head written here
+		// would have it start again as a fresh store's.
+		if wiped, err := wipedTrail(ctx, tx); err != nil || wiped {
+			return err
+		}
 		rows, err := tx.QueryContext(ctx, `SELECT `+sqlstore.AuditColumns+` FROM audit_events ORDER BY id`)
 		if err != nil {
 			return fmt.Errorf("seal audit trail: %w", err)
@@ -406,6 +419,17 @@ func (s *Store) sealAuditTrail(ctx context.Context) error {
 			head.LastID, head.LastHash, head.Count)
 		return err
 	})
+}
+
+// wipedTrail reports, in sealAuditTrail, a trail without records in a
+// store that holds certificates.
+func wipedTrail(ctx context.Context, tx *wtx) (bool, error) {
+	var wiped bool
+	err := tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM audit_events) AND EXISTS (SELECT 1 FROM certificates)`).Scan(&wiped)
+	if err != nil {
+		return false, fmt.Errorf("seal audit trail: %w", err)
+	}
+	return wiped, nil
 }
 
 // ListAudit implements store.Store: newest first, Limit default 100, at

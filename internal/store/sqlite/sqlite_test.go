@@ -179,6 +179,12 @@ func TestUpgradeFromVersion1(t *testing.T) {
 		VALUES ('issuer', '01', 'CN=legacy-device', 0, 1, 'valid', 0, x'30')`); err != nil {
 		t.Fatal(err)
 	}
+	// With its event, as version 1 recorded every issuance (a certificate
+	// beside an empty trail is one whose records were removed).
+	if _, err := db.Exec(`INSERT INTO audit_events (time, type, actor, serial_hex, issuer_id, outcome)
+		VALUES (0, 'certificate.issued', 'scep:192.0.2.1', '01', 'issuer', 'success')`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.Exec(`INSERT INTO serials (issuer_id, serial_hex, reserved_at) VALUES ('issuer', '01', 7), ('issuer', '02', 8)`); err != nil {
 		t.Fatal(err)
 	}
