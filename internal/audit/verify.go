@@ -155,6 +155,17 @@ func Verify(ctx context.Context, c Chain) (Report, error) {
 				}
 			}
 			if p := check(e, prevID, prevHash); p != nil {
+				if e.ID > prevID+1 && !bytes.Equal(e.PrevHash, prevHash) {
+					// A gap: the record expected may be there under
+					// another id, renumbered, rather than removed.
+					moved, err := movedAway(ctx, c, e.ID, prevID, prevHash)
+					if err != nil {
+						return rep, fmt.Errorf("audit verify: %w", err)
+					}
+					if moved != nil {
+						p = moved
+					}
+				}
 				rep.Problem = p
 				return rep, nil
 			}
@@ -290,6 +301,37 @@ func renumbered(e pki.AuditEvent, prevID int64, prevHash []byte) *Problem {
 	return &Problem{ID: e.ID, Time: e.Time, Type: e.Type,
 		What: fmt.Sprintf("the chain expected record %d %s, but found id %d: this is record %d renumbered "+
 			"(it is chained to %s and hashed as record %d); the trail was renumbered, not cut short", want, where, e.ID, want, link, want)}
+}
+
+// movedAway looks, after id (where the walk found records missing after
+// prevID), for the record the chain expected after prevID: one chained to
+// it (prevHash) and hashed as its successor, or hashed for the id it has
+// (renumbered and resealed). It returns the renumbering found, nil when no
+// such record is there (removed). Only a broken trail is searched, so the
+// rest of it is read once more.
+func movedAway(ctx context.Context, c Chain, id, prevID int64, prevHash []byte) (*Problem, error) {
+	after := id
+	for {
+		page, err := c.AuditChain(ctx, after, pageSize)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			after = e.ID
+			if !bytes.Equal(e.PrevHash, prevHash) || len(e.Hash) == 0 {
+				continue
+			}
+			if p := renumbered(e, prevID, prevHash); p != nil {
+				return p, nil
+			}
+			if bytes.Equal(pki.AuditChainHash(e.PrevHash, e), e.Hash) {
+				return check(e, prevID, prevHash), nil
+			}
+		}
+		if len(page) < pageSize {
+			return nil, nil
+		}
+	}
 }
 
 // records names a range of record ids.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -122,6 +123,16 @@ func TestVerify(t *testing.T) {
 			"the chain expected record 1 first, but found id -99"},
 		{"the newest renumbered", []string{`UPDATE audit_events SET id = id + 100 WHERE id = 12`}, 112,
 			"the chain expected record 12 after record 11, but found id 112"},
+		// One record moved past the head, the rest in place: the gap it
+		// leaves is no removal, and the record is named where it is.
+		{"one renumbered past the head", []string{`UPDATE audit_events SET id = id + 1000 WHERE id = 5`}, 1005,
+			"the chain expected record 5 after record 4, but found id 1005: this is record 5 renumbered"},
+		{"the first renumbered past the head", []string{`UPDATE audit_events SET id = id + 1000 WHERE id = 1`}, 1001,
+			"the chain expected record 1 first, but found id 1001: this is record 1 renumbered"},
+		{"one renumbered past a later gap", []string{`UPDATE audit_events SET id = id + 1000 WHERE id = 5`, `DELETE FROM audit_events WHERE id = 6`}, 1005,
+			"this is record 5 renumbered"},
+		{"one renumbered past the head, another removed after it", []string{`UPDATE audit_events SET id = id + 1000 WHERE id = 5`,
+			`DELETE FROM audit_events WHERE id = 3`}, 4, "record 3 is missing before it: removed"},
 		// Deleting the head once had the next open reseal the whole trail,
 		// the edit with it.
 		{"head deleted", []string{`DELETE FROM audit_head`}, 1, "head is missing"},
@@ -392,6 +403,21 @@ func TestVerifyRenumberedAndResealed(t *testing.T) {
 		!strings.Contains(rep.Problem.What, "the chain expected record 3 after record 2, but found id 4") ||
 		!strings.Contains(rep.Problem.What, "renumbered and its hashes recomputed") {
 		t.Errorf("%+v, %v", rep, rep.Problem)
+	}
+	// One record moved past the head and resealed for its new id: named
+	// there, not taken for a removal.
+	moved := sealed(1, 2, 3, 4, 5)
+	third := moved.events[2]
+	third.ID = 103
+	third.Hash = pki.AuditChainHash(third.PrevHash, third)
+	moved.events = append(slices.Delete(moved.events, 2, 3), third)
+	rep, err = audit.Verify(context.Background(), moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || rep.Problem.ID != 103 ||
+		!strings.Contains(rep.Problem.What, "the chain expected record 3 after record 2, but found id 103") {
+		t.Errorf("one resealed past the head: %+v, %v", rep, rep.Problem)
 	}
 	if rep, err := audit.Verify(context.Background(), sealed(1, 2, 3)); err != nil || !rep.OK() {
 		t.Errorf("an intact trail in memory: %+v, %v, %v", rep, rep.Problem, err)
