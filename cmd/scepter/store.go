@@ -14,12 +14,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scepter/scepter/internal/audit"
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/cashare"
 	"github.com/scepter/scepter/internal/crl"
 	"github.com/scepter/scepter/internal/filetrust"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/migrate"
 	"github.com/scepter/scepter/internal/store/sqlite"
 )
@@ -389,6 +391,7 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w; %s is unchanged", err, db)
 	}
+	trailWarning := backupTrailWarning(ctx, tmp, sf.dataDir)
 
 	kept := ""
 	if _, err := os.Stat(db); err == nil {
@@ -400,6 +403,12 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	}
 	now := pki.SystemClock{}.Now()
 	carried, carryErr := carryForward(ctx, tmp, kept, rootCert, now)
+	if errors.Is(carryErr, store.ErrAuditTampered) && trailWarning != "" {
+		// Wiped whole: what is carried forward is recorded with its
+		// event, and nothing can be chained to that trail (nor would
+		// serve start on it).
+		carryErr = fmt.Errorf("what only moves forward cannot be carried into the backup, whose audit trail takes no record: %s", trailWarning)
+	}
 	if carryErr != nil && kept != "" {
 		return fmt.Errorf("%w; %s is unchanged (and kept in %s)", carryErr, db, kept)
 	} else if carryErr != nil {
@@ -424,6 +433,9 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	}
 
 	fmt.Fprintf(e.stdout, "Restored %s to %s: schema version %d, %d certificate(s).\n", in, db, facts.SchemaVersion, facts.Certificates)
+	if trailWarning != "" {
+		fmt.Fprintln(e.stderr, "scepter: warning: "+trailWarning)
+	}
 	if want := latestSchema(); facts.SchemaVersion < want {
 		fmt.Fprintf(e.stdout, "The restored file is at schema version %d, as the backup was, not migrated to this scepter's %d: an older scepter at version %d serves it as it is (the way back from an upgrade), and 'scepter serve' of this version migrates it when it starts; this version's other commands refuse it until then (run those named below with the scepter that serves it).\n",
 			facts.SchemaVersion, want, facts.SchemaVersion)
@@ -510,6 +522,32 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 func latestSchema() int {
 	v, _ := migrate.Latest(sqlite.Migrations())
 	return v
+}
+
+// backupTrailWarning walks the audit trail of the backup (its copy at
+// path) as `audit verify` does, and says what is wrong with it: "" when it
+// verifies or predates the chain. A restore does not refuse such a
+// backup (it may be all there is), but it is said before the trail is
+// written on.
+func backupTrailWarning(ctx context.Context, path, dataDir string) string {
+	more := fmt.Sprintf("run scepter audit verify --data-dir %s for more", shellQuote(dataDir))
+	trail, err := sqlite.OpenFileTrail(ctx, path)
+	if errors.Is(err, sqlite.ErrNoChain) {
+		return ""
+	}
+	if err != nil {
+		return fmt.Sprintf("the backup's audit trail could not be checked (%v): %s", err, more)
+	}
+	defer trail.Close()
+	rep, err := audit.VerifyTrail(ctx, trail)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("the backup's audit trail could not be checked (%v): %s", err, more)
+	case !rep.OK():
+		return fmt.Sprintf("the backup's audit trail does not verify, it was changed outside scepter: %s; restored all the same, as the backup may be all there is: %s",
+			printable(rep.Problem.Error()), more)
+	}
+	return ""
 }
 
 // keptListing says how to list what the kept copy recorded after the

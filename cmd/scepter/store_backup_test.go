@@ -721,3 +721,74 @@ func TestStoreBackupOfAnUnwritableDataDir(t *testing.T) {
 		t.Errorf("backup of a read-only data directory: %v, want it to say why and what to do\n%s", err, out)
 	}
 }
+
+// A backup whose audit trail was changed outside scepter is restored (it
+// may be all there is), with a warning naming the first bad record and
+// `audit verify`; an intact one says nothing of its trail.
+func TestStoreRestoreWarnsOfAChangedTrail(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		sql  []string
+		want string // in the warning; "": no warning
+	}{
+		{"intact", nil, ""},
+		{"record edited", []string{`UPDATE audit_events SET actor = 'cli:nobody' WHERE id = 2`}, "record 2 ("},
+		{"record removed", []string{`DELETE FROM audit_events WHERE id = 2`}, "record 2 is missing before it: removed"},
+		// Into a new data directory: over a database, what only moves
+		// forward is carried into the restored trail with its record,
+		// which a trail wiped whole takes no more (TestStoreRestoreOfAWipedTrail).
+		{"wiped", []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, "the trail is empty, but the store holds certificates"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir, _ := storeTestDir(t, "a1", "a2")
+			bk := filepath.Join(t.TempDir(), "bk.db")
+			if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", bk); err != nil {
+				t.Fatalf("store backup: %v\n%s", err, out)
+			}
+			tamperSQLite(t, bk, c.sql...)
+			if c.name == "wiped" {
+				for _, suffix := range []string{"", "-wal", "-shm"} {
+					if err := os.Remove(filepath.Join(dir, "scepter.db"+suffix)); err != nil && !os.IsNotExist(err) {
+						t.Fatal(err)
+					}
+				}
+			}
+			out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk)
+			if err != nil {
+				t.Fatalf("store restore: %v\n%s", err, out)
+			}
+			if got := certStatuses(t, dir); !slices.Equal(got, []string{"a1 valid", "a2 valid"}) {
+				t.Errorf("restored store: %v", got)
+			}
+			warned := strings.Contains(out, "audit trail")
+			switch {
+			case c.want == "" && warned:
+				t.Errorf("an intact trail is warned of:\n%s", out)
+			case c.want != "" && (!strings.Contains(out, "scepter: warning: the backup's audit trail does not verify") ||
+				!strings.Contains(out, c.want) || !strings.Contains(out, "run scepter audit verify --data-dir "+dir)):
+				t.Errorf("store restore says:\n%s\nwant a warning saying %q and naming scepter audit verify", out, c.want)
+			}
+		})
+	}
+}
+
+// A backup whose trail was wiped whole, restored over a database: what
+// only moves forward cannot be carried into it (each is recorded with its
+// event, and nothing can be chained to that trail), so the restore is
+// refused saying so, and the database stays as it was.
+func TestStoreRestoreOfAWipedTrail(t *testing.T) {
+	dir, _ := storeTestDir(t, "a1", "a2")
+	bk := filepath.Join(t.TempDir(), "bk.db")
+	if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", bk); err != nil {
+		t.Fatalf("store backup: %v\n%s", err, out)
+	}
+	tamperSQLite(t, bk, `DELETE FROM audit_events`, `DELETE FROM audit_head`)
+	out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk)
+	if err == nil || !strings.Contains(err.Error(), "the backup's audit trail does not verify") ||
+		!strings.Contains(err.Error(), "the trail is empty, but the store holds certificates") || !strings.Contains(err.Error(), "is unchanged") {
+		t.Errorf("store restore: %v\n%s\nwant it refused, saying the backup's trail was wiped and the database is unchanged", err, out)
+	}
+	if got := certStatuses(t, dir); !slices.Equal(got, []string{"a1 valid", "a2 valid"}) {
+		t.Errorf("the database after the refused restore: %v", got)
+	}
+}
