@@ -40,7 +40,7 @@ func cmdGetCRL(ctx context.Context, e env, args []string) error {
 	}
 	certs, err := keys.LoadCertFile(certFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("--cert: %w", err)
 	}
 	req := client.CRLRequest{Cert: certs[0]}
 	if keyFile != "" {

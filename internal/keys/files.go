@@ -275,15 +275,17 @@ func parseKeyPEM(data, passphrase []byte) (crypto.Signer, error) {
 
 // LoadCertFile loads every PEM CERTIFICATE block of path, in order; other
 // block types are skipped. A file holding a single DER certificate is
-// accepted too. At least one certificate is required.
+// accepted too. At least one certificate is required. Its errors name the
+// file, not this package: the commands give them to the user as they are,
+// after the flag that named the file.
 func LoadCertFile(path string) ([]*x509.Certificate, error) {
 	data, err := filetrust.ReadRegular(path)
 	if err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
+		return nil, err
 	}
 	certs, err := ParseCertsPEM(data)
 	if err != nil {
-		return nil, fmt.Errorf("keys: %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return certs, nil
 }
