@@ -187,6 +187,31 @@ func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.
 	return c, caps, caCerts, nil
 }
 
+// currentCACerts adds to caCerts, read before the request was sent, the
+// CA certificates the server gives now, when none of caCerts issued cert:
+// a request held for approval across a CA rollover's switch, approved
+// after it, is issued by the new CA, which the first GetCACert did not
+// carry. They are checked against the pin as at the start (connect); what
+// does not chain to the pinned CA adds nothing, and VerifyIssued still
+// requires the certificate to chain to it. A failed fetch is warned about
+// and adds nothing: VerifyIssued then says what is missing.
+func (f *clientFlags) currentCACerts(ctx context.Context, e env, c *client.SCEP, cert *x509.Certificate, caCerts []*x509.Certificate) []*x509.Certificate {
+	if cert == nil || client.IssuerAmong(cert, caCerts) != nil {
+		return caCerts
+	}
+	fresh, err := c.GetCACert(ctx)
+	if err == nil {
+		fresh, err = client.TrustedCACerts(fresh, f.fingerprint, pki.SystemClock{}.Now())
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "warning: the certificate's issuer %s is none of the CA certificates read before the request; reading them again: %s\n",
+			printable(cert.Issuer.String()), printable(err.Error()))
+		return caCerts
+	}
+	// The ones read first stay: the reply may chain through either.
+	return append(fresh[:len(fresh):len(fresh)], caCerts...)
+}
+
 // newKey makes a client's new key of keyType with e.generateKey, or
 // keys.Generate when that is nil (as it is outside tests).
 func (e env) newKey(keyType string) (crypto.Signer, error) {
@@ -321,6 +346,7 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	if change := nameChange(cert, tmpl); change != "" {
 		fmt.Fprintf(e.stderr, "warning: the server issued other names than the request asked for: %s\n", change)
 	}
+	caCerts = f.currentCACerts(ctx, e, c, cert, caCerts)
 	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
 		return enrollKeyNote(err, kept, held != nil, true, false, notAnswered)
 	}

@@ -26,8 +26,8 @@ type testServer struct {
 }
 
 // startServe runs 'scepter serve' in-process with the config text (profiles)
-// until the test ends.
-func startServe(t *testing.T, config string) *testServer {
+// and any further flags until the test ends.
+func startServe(t *testing.T, config string, flags ...string) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "scepter.toml")
@@ -35,8 +35,8 @@ func startServe(t *testing.T, config string) *testServer {
 		t.Fatal(err)
 	}
 	s := &testServer{dataDir: filepath.Join(dir, "data")}
-	srv := serveInProcess(t, nil, "--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--est-server-name", "127.0.0.1",
-		"--challenge", "test", "--data-dir", s.dataDir, "--config", cfg, "--est-retry-after", "1s")
+	srv := serveInProcess(t, nil, append([]string{"--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0", "--est-server-name", "127.0.0.1",
+		"--challenge", "test", "--data-dir", s.dataDir, "--config", cfg, "--est-retry-after", "1s"}, flags...)...)
 	if srv.ended {
 		t.Fatalf("serve stopped: %v\n%s\n%s", srv.err, srv.out.String(), srv.errb.String())
 	}
