@@ -388,7 +388,10 @@ func pendingHint(err error, key crypto.Signer, made bool, keyOut string, held *h
 	// Asked to wait and still held: the hint is to run again later, not
 	// to add the flag given.
 	waitHint := "add --max-wait to wait for it"
-	if pe := (*client.PendingError)(nil); errors.As(err, &pe) && pe.Waited > 0 {
+	switch {
+	case pe.Stopped != nil:
+		waitHint = "the wait for it was stopped"
+	case pe.Waited > 0:
 		waitHint = fmt.Sprintf("it was still held after --max-wait %s", pe.Waited)
 	}
 	if keyAt == "" {

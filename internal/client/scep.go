@@ -156,7 +156,15 @@ type PendingError struct {
 	// Waited is how long the client kept asking (its MaxWait, spent),
 	// zero when it was not asked to wait.
 	Waited time.Duration
+	// Stopped is why the wait ended before MaxWait (the context's error:
+	// the process was told to stop), nil when it did not: the request is
+	// still held at the server, as after a wait that ran out.
+	Stopped error
 }
+
+// Unwrap is the reason a wait was stopped, so that errors.Is finds
+// context.Canceled in it.
+func (e *PendingError) Unwrap() error { return e.Stopped }
 
 // UnavailableError is a SCEP server's 503 or 429 that says with
 // Retry-After when to come back (RFC 9110 §10.2.3).
@@ -171,6 +179,9 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 func (e *PendingError) Error() string {
 	if e.TransactionID == "" { // EST: the request is known by its key
 		return "the request is pending manual approval"
+	}
+	if e.Stopped != nil {
+		return fmt.Sprintf("request %s is pending manual approval (waiting for it was stopped: %v)", e.TransactionID, e.Stopped)
 	}
 	return fmt.Sprintf("request %s is pending manual approval", e.TransactionID)
 }
@@ -762,7 +773,8 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(r.MaxWait)
+	started := time.Now()
+	deadline := started.Add(r.MaxWait)
 	wait := r.PollInterval
 	if wait <= 0 {
 		wait = 10 * time.Second
@@ -778,7 +790,9 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 		c.warnf("request %s is pending approval; polling again in %s", x.txID, sleep.Round(time.Second))
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			// Told while the server holds the request: it stays held,
+			// and the caller says so (and where its key is).
+			return nil, &PendingError{TransactionID: x.txID, Waited: time.Since(started).Round(time.Second), Stopped: ctx.Err()}
 		case <-time.After(sleep):
 		}
 		wait = min(wait*3/2, 10*max(r.PollInterval, time.Second))
