@@ -8,7 +8,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -68,7 +71,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.maxWait, "max-wait", 0, "how long to keep polling a pending request (0: return at once)")
 	fs.StringVar(&f.challenge, "challenge", "", "challenge password (prefer SCEPTER_CHALLENGE or --challenge-file)")
 	fs.StringVar(&f.challengeFile, "challenge-file", "", "file holding the challenge password")
-	fs.BoolVar(&f.force, "force", false, "replace a --key-out that holds another private key (default: refuse, it would be lost)")
+	fs.BoolVar(&f.force, "force", false, "replace a --key-out that holds another private key (default: refuse, it would be lost); enroll: also an --out or chain file holding another enrollment's certificates")
 }
 
 func (f *clientFlags) resolve() error {
@@ -302,12 +305,18 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	if err := checkKeyOut(f.keyOut, f.force, key.Public(), nil); err != nil {
 		return err
 	}
+	if err := checkCertOut(f.out, f.force, key.Public()); err != nil {
+		return err
+	}
 	if !isRSAKey(key) && f.challenge == "" {
 		return usageError{"an EC key needs --challenge: the server encrypts the certificate to it"}
 	}
 	c, caps, caCerts, err := f.connect(ctx, e)
 	if err != nil {
 		// Nothing was asked with the held key: it stays for the next run.
+		return heldKeyNoteFor(err, held, notAnswered)
+	}
+	if err := checkChainOut(f.chainOut, f.force, caCerts); err != nil {
 		return heldKeyNoteFor(err, held, notAnswered)
 	}
 	der, err := csr.Create(tmpl, key)
@@ -355,6 +364,60 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 		forgetHeldKey(keyFile) // the key --key named is an issued one now
 	}
 	return nil
+}
+
+// checkCertOut refuses, before anything is asked, an --out that holds
+// something other than a certificate for key (an earlier enrollment's
+// certificate, say), as checkKeyOut refuses a --key-out holding another
+// key: writing this enrollment's certificate would replace it. force
+// allows it.
+func checkCertOut(out string, force bool, key crypto.PublicKey) error {
+	data, err := os.ReadFile(out)
+	if force || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	const advice = "name another --out, move it away, or pass --force to replace it"
+	certs, err := keys.ParseCertsPEM(data)
+	if err != nil || len(certs) == 0 {
+		return fmt.Errorf("--out %s holds something that is not a certificate for this request's key, which writing the new certificate would replace; %s", out, advice)
+	}
+	if !pki.SamePublicKey(certs[0].PublicKey, key) {
+		return fmt.Errorf("--out %s already holds a certificate for another key (%s, an earlier enrollment's?), which writing the new certificate would replace; %s",
+			out, printable(certs[0].Subject.String()), advice)
+	}
+	return nil
+}
+
+// checkChainOut refuses, before anything is asked, a chain file that
+// holds anything but CA certificates the server gives now (an earlier
+// enrollment's chain through another CA, or another file), as
+// checkKeyOut refuses a --key-out holding another key. A chain of the
+// same CA certificates (an earlier enrollment from this CA into the same
+// directory) is replaced by one with the same certificates, which loses
+// nothing. force allows it.
+func checkChainOut(chainOut string, force bool, caCerts []*x509.Certificate) error {
+	data, err := os.ReadFile(chainOut)
+	if force || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--chain-out %s: %w", chainOut, err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	certs, err := keys.ParseCertsPEM(data)
+	if err == nil && len(certs) > 0 && !slices.ContainsFunc(certs, func(c *x509.Certificate) bool { return !slices.ContainsFunc(caCerts, c.Equal) }) {
+		return nil
+	}
+	return fmt.Errorf("--chain-out %s already holds other certificates than this server's CA certificates (an earlier enrollment's chain?), which writing this enrollment's chain would replace; "+
+		"name another --chain-out, move it away, or pass --force to replace it", chainOut)
 }
 
 // again is how to run a request held for approval again: SCEP asks with
