@@ -302,7 +302,7 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkKeyOut(f.keyOut, f.force, key.Public(), nil); err != nil {
+	if err := checkKeyOut(f.keyOut, f.force, key.Public(), nil, "--key"); err != nil {
 		return err
 	}
 	if err := checkCertOut(f.out, f.force, key.Public()); err != nil {
@@ -479,7 +479,7 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	}
-	if err := checkKeyOut(f.keyOut, f.force, key.Public(), old.PublicKey); err != nil {
+	if err := checkKeyOut(f.keyOut, f.force, key.Public(), old.PublicKey, ""); err != nil {
 		return err
 	}
 	if rekey && held == nil {

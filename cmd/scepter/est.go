@@ -351,7 +351,11 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 			return err
 		}
 	}
-	if err := checkKeyOut(f.keyOut, force, key.Public(), plan.current); err != nil {
+	keyFlag := "" // reenroll takes no key of a request made before
+	if op == "enroll" {
+		keyFlag = "--csr-key"
+	}
+	if err := checkKeyOut(f.keyOut, force, key.Public(), plan.current, keyFlag); err != nil {
 		return err
 	}
 	if kt := keys.KeyTypeOf(key.Public()); !advice.Accepts(kt) {

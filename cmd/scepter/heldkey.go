@@ -584,7 +584,7 @@ func announceHeldKey(e env, held *heldKey) {
 // writing the new key there would lose it without a word, and with it the
 // certificate it belongs to (two enrollments in one directory both
 // default to key.pem).
-func checkKeyOut(keyOut string, force bool, key, renewed crypto.PublicKey) error {
+func checkKeyOut(keyOut string, force bool, key, renewed crypto.PublicKey, keyFlag string) error {
 	if keyOut == "" || force {
 		return nil
 	}
@@ -608,7 +608,13 @@ func checkKeyOut(keyOut string, force bool, key, renewed crypto.PublicKey) error
 		return nil
 	}
 	if keyHash, req, _ := readHeldMarker(keyOut); !req.isZero() && keyHash == spkiHash(existing.Public()) {
-		return fmt.Errorf("--key-out %s already holds the key of another request (other names, URL or command) that an earlier run could not complete, as %s says; writing the new key would replace it; %s", keyOut, keyOut+heldMarkerSuffix, advice)
+		// The marker ties the key to its request's URL too: the same
+		// request through a proxy or another node names it by keyFlag.
+		withKey := ""
+		if keyFlag != "" {
+			withKey = fmt.Sprintf("; if it is this request's, sent to another --url (a proxy, another node), pass %s %s to ask with that key", keyFlag, keyOut)
+		}
+		return fmt.Errorf("--key-out %s already holds the key of another request (other names, URL or command) that an earlier run could not complete, as %s says; writing the new key would replace it%s; otherwise %s", keyOut, keyOut+heldMarkerSuffix, withKey, advice)
 	}
 	return fmt.Errorf("--key-out %s already holds another private key (an earlier enrollment's?), which writing the new key would replace, leaving its certificate without a key; %s", keyOut, advice)
 }
