@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/scepter/scepter/internal/store/migrate"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // Unmigrated is what Pending reads of a database whose schema is older
@@ -63,32 +63,9 @@ func pending(ctx context.Context, url string) (*Unmigrated, error) {
 	if have == 0 {
 		return nil, nil // a new database: nothing in it to check
 	}
-	crls, err := newestCRLs(ctx, db)
+	crls, err := sqlstore.NewestCRLs(ctx, db, hasTable)
 	if err != nil {
 		return nil, pgError("%s: the newest CRLs: %w", openLabel(name), err)
 	}
 	return &Unmigrated{SchemaVersion: old.Have, Latest: old.Want, NewestCRLs: crls}, nil
-}
-
-// newestCRLs is the number of each issuer's newest CRL, by issuer ID:
-// none when the database has no crls table.
-func newestCRLs(ctx context.Context, db *sql.DB) (map[string]int64, error) {
-	out := map[string]int64{}
-	if ok, err := hasTable(ctx, db, "crls"); err != nil || !ok {
-		return out, err
-	}
-	rows, err := db.QueryContext(ctx, `SELECT issuer_id, max(number) FROM crls GROUP BY issuer_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var n int64
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
-		}
-		out[id] = n
-	}
-	return out, rows.Err()
 }

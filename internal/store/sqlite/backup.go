@@ -170,33 +170,10 @@ func Inspect(ctx context.Context, path string) (FileFacts, error) {
 	if facts.Issuers, err = queryAll(ctx, db, scanText, `SELECT DISTINCT issuer_id FROM certificates ORDER BY issuer_id`); err != nil {
 		return facts, wrap(err)
 	}
-	if facts.NewestCRLs, err = newestCRLs(ctx, db); err != nil {
+	if facts.NewestCRLs, err = sqlstore.NewestCRLs(ctx, db, hasTable); err != nil {
 		return facts, wrap(err)
 	}
 	return facts, nil
-}
-
-// newestCRLs is the number of each issuer's newest CRL, by issuer ID: none
-// before the schema kept CRLs (version 6).
-func newestCRLs(ctx context.Context, db *sql.DB) (map[string]int64, error) {
-	out := map[string]int64{}
-	if ok, err := hasTable(ctx, db, "crls"); err != nil || !ok {
-		return out, err
-	}
-	rows, err := db.QueryContext(ctx, `SELECT issuer_id, max(number) FROM crls GROUP BY issuer_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var n int64
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
-		}
-		out[id] = n
-	}
-	return out, rows.Err()
 }
 
 // checkHeader refuses a file that does not start as an SQLite database

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/scepter/scepter/internal/store/migrate"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // Unmigrated is what Pending reads of a database whose schema is older
@@ -57,7 +58,7 @@ func Pending(ctx context.Context, path string) (*Unmigrated, error) {
 	if have == 0 {
 		return nil, nil // a new database: nothing in it to check
 	}
-	crls, err := newestCRLs(ctx, db)
+	crls, err := sqlstore.NewestCRLs(ctx, db, hasTable)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: the newest CRLs: %w", path, err)
 	}
