@@ -474,6 +474,12 @@ func heldKeyFailure(err error) heldFailure {
 			return refusedForGood
 		case saysTryLater(text):
 			return notAnswered
+		case strings.Contains(text, "challenge password is bound to"):
+			// The challenge is right and bound to other names or another
+			// profile: the request is refused as it stands, and its key
+			// with it, so that a run with the bound names is not refused
+			// for holding this one's.
+			return refusedForGood
 		case strings.Contains(text, "challenge password"):
 			return challengeRefused
 		}
