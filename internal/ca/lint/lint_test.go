@@ -224,3 +224,50 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(l.lints)), "ns/lint")
 }
+
+// TestReadyInstancesAgreeWithZlint: the instances made once in New give, for
+// every lint and certificate, the status zlint's own Execute gives with a
+// new instance each time (NA and NE both as no result).
+func TestReadyInstancesAgreeWithZlint(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, inst := range l.ready {
+		if inst != nil {
+			ready++
+		}
+	}
+	if ready == 0 {
+		t.Fatal("no lint got a ready instance: Check makes every lint anew for every certificate")
+	}
+	edits := []func(*x509.Certificate){
+		nil,
+		func(c *x509.Certificate) { c.KeyUsage |= x509.KeyUsageCertSign },
+		func(c *x509.Certificate) { c.Subject.CommonName = strings.Repeat("x", 65) },
+		func(c *x509.Certificate) { c.KeyUsage |= x509.KeyUsageKeyEncipherment },
+		func(c *x509.Certificate) { c.SerialNumber = new(big.Int).Lsh(big.NewInt(1), 164) },
+		func(c *x509.Certificate) { c.DNSNames = []string{"-bad-.corp", "a..b"} },
+		func(c *x509.Certificate) { c.SubjectKeyId = nil; c.CRLDistributionPoints = nil },
+		func(c *x509.Certificate) { c.NotBefore = time.Date(2009, 1, 1, 0, 0, 0, 0, time.UTC) },
+		rawSubject(value{bmp, "\x00d\x00\n\x00v"}),
+	}
+	status := func(r *zlint.LintResult) zlint.LintStatus {
+		if r == nil || r.Status == zlint.NA || r.Status == zlint.NE {
+			return zlint.NA
+		}
+		return r.Status
+	}
+	for i, edit := range edits {
+		c, err := zx509.ParseCertificate(leaf(t, subKey.Public(), edit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, ln := range l.lints {
+			if got, want := status(l.run(j, c)), status(ln.Execute(c, l.cfg)); got != want {
+				t.Errorf("certificate %d, %s: %v with the ready instance, %v by zlint's Execute", i, ln.Name, got, want)
+			}
+		}
+	}
+}
