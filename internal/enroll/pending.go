@@ -819,8 +819,8 @@ func (how *issuance) approvedText(forWhat string) string {
 	if how.retained {
 		return fmt.Sprintf("it was issued %s on the approval of request %s at %s", forWhat, r.ID, r.DecidedAt.UTC().Format(time.RFC3339))
 	}
-	return fmt.Sprintf("it was issued %s on the approval of request %s at %s; the request's retention ended at %s (%s from when it was held), and it stays listed issued until the hourly purge",
-		forWhat, r.ID, r.DecidedAt.UTC().Format(time.RFC3339), r.ExpiresAt.UTC().Format(time.RFC3339), r.ExpiresAt.Sub(r.CreatedAt))
+	return fmt.Sprintf("it was issued %s on the approval of request %s at %s; the request's retention ended at %s (%s from its approval), and it stays listed issued until the hourly purge",
+		forWhat, r.ID, r.DecidedAt.UTC().Format(time.RFC3339), r.ExpiresAt.UTC().Format(time.RFC3339), r.ExpiresAt.Sub(r.DecidedAt))
 }
 
 // rsaKey reports whether spki is an RSA key: a SCEP reply can be

@@ -88,9 +88,8 @@ func TestPolledAgainSaysHowTheCertificateWasIssued(t *testing.T) {
 }
 
 // A device that first collects its approved certificate after its
-// request's retention ended (retention counts from when the request was
-// held, so a late approval leaves little time) is answered as a lost
-// answer is, by its CertPoll or its request sent again: the trail and the
+// request's retention ended (counted from the approval) is answered as a
+// lost answer is, by its CertPoll or its request sent again: the trail and the
 // metric say it collected the certificate of request R's approval, that R
 // stays listed issued (or was purged, when it was), never that its answer
 // was lost, and it counts as polled, not reanswered (r121 D3).
@@ -108,15 +107,15 @@ func TestApprovedCertificateCollectedAfterRetention(t *testing.T) {
 		notWant []string
 	}{
 		{name: "SCEP CertPoll", poll: true,
-			want: []string{"collected after its request's retention", "stays listed issued", "polled for it (CertPoll)"}, notWant: []string{"purged", "lost", "sent again"}},
+			want: []string{"collected after its request's retention", "stays listed issued", "2m0s from its approval", "polled for it (CertPoll)"}, notWant: []string{"purged", "lost", "sent again"}},
 		{name: "SCEP CertPoll, the request purged", poll: true, purged: true,
 			want: []string{"collected after its request's retention", "purged since"}, notWant: []string{"lost", "listed issued"}},
 		{name: "SCEP PKCSReq sent again",
-			want: []string{"collected after its request's retention", "stays listed issued", "sent again to collect it"}, notWant: []string{"purged", "lost"}},
+			want: []string{"collected after its request's retention", "stays listed issued", "2m0s from its approval", "sent again to collect it"}, notWant: []string{"purged", "lost"}},
 		{name: "SCEP PKCSReq sent again, the request purged", purged: true,
 			want: []string{"collected after its request's retention", "purged since"}, notWant: []string{"lost", "listed issued"}},
 		{name: "EST simpleenroll sent again", est: true,
-			want: []string{"collected after its request's retention", "for this request on the approval", "stays listed issued"}, notWant: []string{"purged", "lost", "SCEP"}},
+			want: []string{"collected after its request's retention", "for this request on the approval", "stays listed issued", "2m0s from its approval"}, notWant: []string{"purged", "lost", "SCEP"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := pki.DefaultProfile()
@@ -143,7 +142,7 @@ func TestApprovedCertificateCollectedAfterRetention(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.clock.Advance(time.Minute + time.Second) // collected just after it
+			f.clock.Advance(p.RequestRetention + time.Second) // collected just after its retention from the approval
 			if c.purged {
 				if err := f.st.PurgeExpired(ctx, f.clock.Now()); err != nil {
 					t.Fatal(err)

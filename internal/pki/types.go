@@ -184,10 +184,17 @@ type EnrollmentRequest struct {
 	ClientCert    []byte
 	RequesterAddr string
 	CreatedAt     time.Time
-	ExpiresAt     time.Time // retention: after this the request may be purged
-	DecidedAt     time.Time
-	DecidedBy     string
-	Reason        string // rejection reason
+	// ExpiresAt is when its retention ends, after which it may be
+	// purged: a pending request's retention counts from CreatedAt, a
+	// decided one's from DecidedAt (never ending earlier than it would
+	// have pending), so that its device has the whole retention after a
+	// late approval to collect the certificate, or to be told of the
+	// rejection. The store keeps the time it was held with and reads a
+	// decided request's from it.
+	ExpiresAt time.Time
+	DecidedAt time.Time
+	DecidedBy string
+	Reason    string // rejection reason
 	// RenewedFrom is "issuerID:serialHex" when the request renews a certificate.
 	RenewedFrom string
 	// ChallengeHash is the SHA-256 of the challenge that authenticated the

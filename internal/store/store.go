@@ -673,7 +673,8 @@ type Store interface {
 	// PurgeExpired removes remembered nonces, transaction claims (ended
 	// or lapsed EndedClaimRetention before now), enrollment requests,
 	// sessions and unknown names' login failures whose retention is over
-	// at now.
+	// at now: a request's at its ExpiresAt as read (a decided one's
+	// counted from its decision, see pki.EnrollmentRequest.ExpiresAt).
 	PurgeExpired(ctx context.Context, now time.Time) error
 
 	// CreateRequest stores a request held for approval, with its audit

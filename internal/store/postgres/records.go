@@ -198,10 +198,11 @@ func (s *Store) ForgetNonce(ctx context.Context, transactionID string, senderNon
 }
 
 // PurgeExpired implements store.Store. It removes expired nonces, console
-// sessions and enrollment requests past their retention, whatever their
-// status (the certificate and the audit trail of an issued one stay):
-// serial reservations are never released, and challenges stay (consumed or
-// expired) for the console and the audit trail.
+// sessions and enrollment requests past their retention (a decided one's
+// counted from its decision), whatever their status (the certificate and
+// the audit trail of an issued one stay): serial reservations are never
+// released, and challenges stay (consumed or expired) for the console and
+// the audit trail.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM nonces WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
@@ -213,7 +214,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 			sqlstore.Micros(now.Add(-store.EndedClaimRetention))); err != nil {
 			return fmt.Errorf("transaction claims: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM enrollment_requests WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM enrollment_requests WHERE `+sqlstore.RequestRetentionOver("$1"), sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("requests: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {

@@ -188,10 +188,11 @@ func (s *Store) ForgetNonce(ctx context.Context, transactionID string, senderNon
 }
 
 // PurgeExpired implements store.Store. It removes expired nonces and
-// enrollment requests past their retention, whatever their status (the
-// certificate and the audit trail of an issued one stay): serial
-// reservations are never released, and challenges stay (consumed or
-// expired) for the console and the audit trail.
+// enrollment requests past their retention (a decided one's counted from
+// its decision), whatever their status (the certificate and the audit
+// trail of an issued one stay): serial reservations are never released,
+// and challenges stay (consumed or expired) for the console and the audit
+// trail.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 	err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, purgeNoncesQuery, sqlstore.Micros(now)); err != nil {
@@ -201,7 +202,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 		if _, err := tx.ExecContext(ctx, purgeClaimsQuery, kept, kept); err != nil {
 			return fmt.Errorf("transaction claims: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, purgeRequestsQuery, sqlstore.Micros(now)); err != nil {
+		if _, err := tx.ExecContext(ctx, purgeRequestsQuery(), sqlstore.Micros(now), sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("requests: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, purgeSessionsQuery, sqlstore.Micros(now)); err != nil {
@@ -219,8 +220,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 }
 
 const (
-	purgeNoncesQuery   = `DELETE FROM nonces WHERE expires_at <= ?`
-	purgeRequestsQuery = `DELETE FROM enrollment_requests WHERE expires_at <= ?`
+	purgeNoncesQuery = `DELETE FROM nonces WHERE expires_at <= ?`
 	// A claim ended (expires_at 0, see endClaimQuery) or lapsed
 	// store.EndedClaimRetention ago.
 	purgeClaimsQuery   = `DELETE FROM transaction_claims WHERE expires_at <= ? AND (expires_at <> 0 OR claimed_at <= ?)`
@@ -228,6 +228,12 @@ const (
 	// An unknown name's failures (ClaimUnknownLoginAttempt).
 	purgeLoginFailuresQuery = `DELETE FROM login_failures WHERE expires_at <= ?`
 )
+
+// purgeRequestsQuery deletes the requests whose retention is over at its
+// time, given twice.
+func purgeRequestsQuery() string {
+	return `DELETE FROM enrollment_requests WHERE ` + sqlstore.RequestRetentionOver("?")
+}
 
 // AppendAudit implements store.Store. Every event needs its Time: the store
 // has no clock of its own.

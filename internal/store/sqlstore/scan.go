@@ -227,7 +227,31 @@ func ScanRequest(sc Scanner) (pki.EnrollmentRequest, error) {
 	r.CreatedAt = FromMicros(created)
 	r.ExpiresAt = FromMicros(expires)
 	r.DecidedAt = FromNullMicros(decided)
+	if decided != nil && r.Status != pki.RequestPending {
+		r.ExpiresAt = FromMicros(decidedExpiry(created, expires, *decided))
+	}
 	return r, nil
+}
+
+// decidedExpiry is when the retention of a request decided at decided
+// ends: its retention (expires, as stored when it was held, less created)
+// counted from its decision, so that a late approval leaves its device
+// the whole retention to collect the certificate, and a late rejection
+// its device as long to be told so; never before the retention from when
+// it was held (a decision dated earlier by a node whose clock is behind).
+// The column keeps the time it was held with: a row decided by any
+// version reads so, and RequestRetentionOver purges by the same rule.
+func decidedExpiry(created, expires, decided int64) int64 {
+	return max(expires, decided+(expires-created))
+}
+
+// RequestRetentionOver is the condition on an enrollment_requests row
+// that its retention is over at now (a placeholder, written twice): a
+// pending request's at its expires_at, a decided one's at decidedExpiry.
+// expires_at <= now comes first, so that the purge reads the expires_at
+// index: a decided request's retention never ends before it.
+func RequestRetentionOver(now string) string {
+	return `expires_at <= ` + now + ` AND (status = '` + string(pki.RequestPending) + `' OR decided_at IS NULL OR decided_at + (expires_at - created_at) <= ` + now + `)`
 }
 
 // UserColumns is the select list ScanUser reads.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,6 +77,15 @@ func normRequest(r pki.EnrollmentRequest) pki.EnrollmentRequest {
 		r.ChallengeHash = nil
 	}
 	return r
+}
+
+// decidedAt sets r as a store reads it back decided at: DecidedAt, and
+// ExpiresAt its retention from then (or as created, when that is later).
+func decidedAt(r *pki.EnrollmentRequest, at time.Time) {
+	r.DecidedAt = at
+	if end := at.Add(r.ExpiresAt.Sub(r.CreatedAt)); end.After(r.ExpiresAt) {
+		r.ExpiresAt = end
+	}
 }
 
 func sameRequest(t *testing.T, what string, got, want pki.EnrollmentRequest) {
@@ -311,13 +321,15 @@ func testListRequests(t *testing.T, s store.Store) {
 			if err := s.RejectRequest(ctx, all[i].ID, "unknown device", "cli:root", at, pki.AuditEvent{Type: pki.EventRequestRejected}); err != nil {
 				t.Fatal(err)
 			}
-			all[i].Status, all[i].Reason, all[i].DecidedAt, all[i].DecidedBy = pki.RequestRejected, "unknown device", at, "cli:root"
+			all[i].Status, all[i].Reason, all[i].DecidedBy = pki.RequestRejected, "unknown device", "cli:root"
+			decidedAt(&all[i], at)
 		case 2:
 			c := newCert(issuerA, fmt.Sprintf("1e%02x", i), t0.Add(day))
 			in := issuance(c)
 			in.CompleteRequestID, in.ApprovedBy = all[i].ID, "cli:alice"
 			mustRecord(t, s, in)
-			all[i].Status, all[i].DecidedAt, all[i].DecidedBy = pki.RequestIssued, in.Now, "cli:alice"
+			all[i].Status, all[i].DecidedBy = pki.RequestIssued, "cli:alice"
+			decidedAt(&all[i], in.Now)
 			all[i].CertIssuerID, all[i].CertSerialHex = c.IssuerID, c.SerialHex
 		}
 	}
@@ -506,7 +518,8 @@ func testRejectRequest(t *testing.T, s store.Store) {
 	}
 
 	want := newRequest("j-1", "default", "tx-j-1")
-	want.Status, want.Reason, want.DecidedAt, want.DecidedBy = pki.RequestRejected, "not ours", at, "cli:bob"
+	want.Status, want.Reason, want.DecidedBy = pki.RequestRejected, "not ours", "cli:bob"
+	decidedAt(&want, at)
 	sameRequest(t, "rejected request (the second rejection must not change it)", getRequest(t, s, "j-1"), want)
 	if r := getRequest(t, s, "j-2"); r.Status != pki.RequestPending {
 		t.Errorf("j-2 after a refused rejection: %s, want pending", r.Status)
@@ -588,7 +601,8 @@ func testCompleteRequest(t *testing.T, s store.Store) {
 				t.Errorf("%d new events, want 2", n-nEvents)
 			}
 			want := before
-			want.Status, want.DecidedAt, want.DecidedBy = pki.RequestIssued, now, "cli:carol"
+			want.Status, want.DecidedBy = pki.RequestIssued, "cli:carol"
+			decidedAt(&want, now)
 			want.CertIssuerID, want.CertSerialHex = c.IssuerID, c.SerialHex
 			sameRequest(t, "issued request", getRequest(t, s, tc.request), want)
 		})
@@ -893,6 +907,77 @@ func testPurgeRequests(t *testing.T, s store.Store) {
 	r.ExpiresAt = now.Add(day)
 	if err := s.CreateRequest(ctx, r, nil, pendingEvent(r)); err != nil {
 		t.Errorf("CreateRequest for the transaction of a purged pending request: %v", err)
+	}
+}
+
+// testDecidedRequestRetention: a decided request's retention counts from
+// its decision. Approved or rejected a minute before its retention from
+// when it was held ends, it reads back expiring the retention after the
+// decision, is kept by the purge a day after the first end (a pending
+// one held with it is purged), and is purged at the end of its retention
+// from the decision. One decided at a time before it was held (a node
+// whose clock is behind) keeps its retention from when it was held.
+func testDecidedRequestRetention(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const retention = 7 * day
+	late := t0.Add(retention - time.Minute)
+	reqs := []struct {
+		id         string
+		decide     string // "", "reject", "issue"
+		at         time.Time
+		wantExpiry time.Time
+	}{
+		{"pending", "", time.Time{}, t0.Add(retention)},
+		{"approved-late", "issue", late, late.Add(retention)},
+		{"rejected-late", "reject", late, late.Add(retention)},
+		{"rejected-before-held", "reject", t0.Add(-time.Hour), t0.Add(retention)},
+	}
+	for i, r := range reqs {
+		req := newRequest(r.id, "default", "tx-"+r.id)
+		req.ExpiresAt = t0.Add(retention)
+		mustCreateRequest(t, s, req)
+		switch r.decide {
+		case "reject":
+			if err := s.RejectRequest(ctx, r.id, "no", "cli:root", r.at, pki.AuditEvent{Type: pki.EventRequestRejected}); err != nil {
+				t.Fatal(err)
+			}
+		case "issue":
+			in := issuance(newCert(issuerA, fmt.Sprintf("70%02x", i), t0.Add(100*day)))
+			in.Now, in.CompleteRequestID, in.ApprovedBy = r.at, r.id, "cli:root"
+			mustRecord(t, s, in)
+		}
+		got := getRequest(t, s, r.id)
+		if !got.ExpiresAt.Equal(r.wantExpiry) {
+			t.Errorf("%s: ExpiresAt %s, want %s", r.id, got.ExpiresAt, r.wantExpiry)
+		}
+		byTx, err := s.RequestByTransaction(ctx, "default", "tx-"+r.id, store.RequestKeys{})
+		if err != nil || !byTx.ExpiresAt.Equal(r.wantExpiry) {
+			t.Errorf("%s by transaction: %+v, %v; want it expiring at %s", r.id, byTx, err, r.wantExpiry)
+		}
+		listed, _, err := s.ListRequests(ctx, store.RequestFilter{Profile: "default", Limit: 1})
+		if err != nil || len(listed) != 1 || listed[0].ID != r.id || !listed[0].ExpiresAt.Equal(r.wantExpiry) {
+			t.Errorf("%s listed: %+v, %v; want it expiring at %s", r.id, listed, err, r.wantExpiry)
+		}
+	}
+	for _, p := range []struct {
+		at   time.Time
+		kept []string
+	}{
+		{t0.Add(retention + day), []string{"approved-late", "rejected-late"}},
+		{late.Add(retention - time.Microsecond), []string{"approved-late", "rejected-late"}},
+		{late.Add(retention), nil},
+	} {
+		if err := s.PurgeExpired(ctx, p.at); err != nil {
+			t.Fatalf("PurgeExpired: %v", err)
+		}
+		for _, r := range reqs {
+			_, err := s.Request(ctx, r.id)
+			if slices.Contains(p.kept, r.id) {
+				wantErr(t, fmt.Sprintf("Request %s after the purge at %s", r.id, p.at), err, nil)
+			} else {
+				wantErr(t, fmt.Sprintf("Request %s after the purge at %s", r.id, p.at), err, store.ErrNotFound)
+			}
+		}
 	}
 }
 

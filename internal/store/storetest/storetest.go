@@ -21,6 +21,10 @@
 //     nil and empty ClientCert and ChallengeHash read back as nil;
 //   - a request is returned until PurgeExpired removes it, even past its
 //     ExpiresAt, and it is purged once now >= ExpiresAt;
+//   - a decided request (issued or rejected) reads back with ExpiresAt its
+//     retention (ExpiresAt less CreatedAt, as created) counted from its
+//     DecidedAt, or as created when that is later: the retention of a
+//     decided request counts from its decision;
 //   - RecordIssuance appends only the events it is given: completing a
 //     request or superseding a certificate adds none of its own;
 //   - a certificate cannot supersede itself.
@@ -119,6 +123,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Supersede", testSupersede},
 		{"Renews", testRenews},
 		{"PurgeRequests", testPurgeRequests},
+		{"DecidedRequestRetention", testDecidedRequestRetention},
 		{"ESTUsers", testESTUsers},
 		{"ChallengeBindingAndLock", testChallengeBindingAndLock},
 		{"CanceledContext", testCanceledContext},
