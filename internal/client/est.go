@@ -1028,12 +1028,20 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 		return nil, err
 	}
 	// Real time, as the waits below are: c.now may be a test's clock.
-	deadline := time.Now().Add(r.MaxWait)
+	started := time.Now()
+	deadline := started.Add(r.MaxWait)
+	held := false // the server has answered this run with a hold
 	for {
 		res, retry, err := c.enrollOnce(ctx, r)
+		if err != nil && held && ctx.Err() != nil {
+			// Told to stop while asking again about a held request: it
+			// stays held (or approved), as after a stop between asks.
+			return nil, &PendingError{Waited: time.Since(started).Round(time.Second), Stopped: ctx.Err()}
+		}
 		if err != nil || retry == 0 {
 			return res, err
 		}
+		held = true
 		// The server's Retry-After, or the poll interval when longer, cut
 		// to the time left: a wait longer than MaxWait still asks once
 		// more, at the deadline.
@@ -1045,7 +1053,9 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 		c.warnf("the request is held for approval; asking again in %s", wait.Round(time.Second))
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			// Told while the server holds the request: it stays held,
+			// and the caller says so (and where its key is).
+			return nil, &PendingError{RetryAfter: retry, Waited: time.Since(started).Round(time.Second), Stopped: ctx.Err()}
 		case <-time.After(wait):
 		}
 	}

@@ -177,13 +177,14 @@ func (e *UnavailableError) Error() string { return e.Err.Error() }
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
 func (e *PendingError) Error() string {
-	if e.TransactionID == "" { // EST: the request is known by its key
-		return "the request is pending manual approval"
+	what := "the request" // EST: the request is known by its key
+	if e.TransactionID != "" {
+		what = "request " + e.TransactionID
 	}
 	if e.Stopped != nil {
-		return fmt.Sprintf("request %s is pending manual approval (waiting for it was stopped: %v)", e.TransactionID, e.Stopped)
+		return fmt.Sprintf("%s is pending manual approval (waiting for it was stopped: %v)", what, e.Stopped)
 	}
-	return fmt.Sprintf("request %s is pending manual approval", e.TransactionID)
+	return what + " is pending manual approval"
 }
 
 // httpClient is HTTP, or the client's own: its TLS trusts Roots, else only
