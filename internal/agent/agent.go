@@ -426,6 +426,8 @@ type renewal struct {
 func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, log *slog.Logger) (*renewal, error) {
 	key := p.key
 	usedPending := false
+	// held: what the record of the kept key's request says of a hold.
+	held := holdNotSaid
 	// recorded: the record that the request with the key may have left
 	// is there (none is kept without rekey).
 	recorded := !c.Rekey
@@ -449,8 +451,8 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 				l.clearPendingKey()
 				k = nil
 			default:
-				log.Info("asking again with the key of an earlier request (held for approval, or whose answer never got installed)")
-				key, usedPending, recorded = k, true, sent.protocol != ""
+				log.Info("asking again with the key of an earlier request" + keptBecause(sent.held))
+				key, usedPending, recorded, held = k, true, sent.protocol != "", sent.held
 			}
 		} else {
 			k = nil
@@ -478,7 +480,7 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		if recorded {
 			return nil
 		}
-		if err := l.savePendingSent(c.Protocol, c.URL); err != nil {
+		if err := l.savePendingSent(c.Protocol, c.URL, notHeld); err != nil {
 			return fmt.Errorf("recording that the request with the new key is sent: %w", err)
 		}
 		recorded = true
@@ -487,13 +489,17 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 	res, err := a.renewer(c.Protocol).Renew(ctx, RenewRequest{Config: c, Old: p.cert, OldChain: p.extra, OldKey: p.key, Key: key, Now: a.now,
 		Warnf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }, Sending: sending})
 	if err != nil {
-		if c.Rekey && finalRefusal(err) {
+		switch {
+		case !c.Rekey:
+		case finalRefusal(err):
 			// Refused (the held request rejected, the key refused): the
 			// key would only be refused again. The next attempt asks anew.
 			l.clearPendingKey()
 			if usedPending {
 				log.Warn("the server refused the request; the next attempt makes a new request with a new key", "err", err)
 			}
+		default:
+			a.sayKeyKept(c, l, err, recorded, held, log)
 		}
 		return nil, err
 	}
@@ -559,6 +565,43 @@ func (a *Agent) renew(ctx context.Context, c *Certificate, l *layout, p *pair, l
 		return &renewal{installed: res.Cert, incomplete: err}, nil
 	}
 	return &renewal{installed: res.Cert}, nil
+}
+
+// keptBecause completes "asking again with the key of an earlier
+// request" with why that key was kept, as the record of its request says
+// (held): a request held for approval only once the server held it, and
+// an older build's record, which does not say, in words that cover both.
+func keptBecause(held sentHold) string {
+	switch held {
+	case heldForApproval:
+		return ", which was held for approval"
+	case notHeld:
+		return ", kept by an attempt that got no certificate installed (its answer was lost or unusable, or the server said to try again later)"
+	}
+	return " (held for approval, or whose answer never got installed)"
+}
+
+// sayKeyKept says, after a renewal that failed and left its new key kept
+// (err: not a final refusal), where the key is and that the next attempt
+// asks with it. A request the server held for approval is recorded as
+// held (sent: its record is there), so that the next attempt's words say
+// so; a hold recorded before stays, whatever this answer.
+func (a *Agent) sayKeyKept(c *Certificate, l *layout, err error, sent bool, held sentHold, log *slog.Logger) {
+	at := filepath.Join(l.state, pendingKeyPEM)
+	var pe *client.PendingError
+	if errors.As(err, &pe) && sent {
+		if held != heldForApproval {
+			if serr := l.savePendingSent(c.Protocol, c.URL, heldForApproval); serr != nil {
+				log.Warn("could not record that the request was held for approval; the next attempt asks about it all the same", "err", serr)
+			}
+		}
+		held = heldForApproval
+	}
+	if held == heldForApproval {
+		log.Info("the request is held for approval; its new key is kept, and the next attempt asks about it with that key", "key", at)
+		return
+	}
+	log.Info("the new key made for this renewal is kept; the next attempt asks with it", "key", at)
 }
 
 // installNew installs a checked renewal and forgets the key kept for it.

@@ -36,7 +36,8 @@ import (
 //	    current -> gen-000007 the generation in use, switched by one rename
 //	    post-renew-pending    a renewal is in place, its post_renew not yet run
 //	    post-renew-running    the post_renew command running (postrun.go)
-//	    pending-key.pem       the key of a request the server holds for approval
+//	    pending-key.pem       the new key of a renewal not installed yet (held, or no certificate came)
+//	    pending-key.sent      its request may have left: where to, and whether it was held
 //	    parked.pem            a renewal waiting for its start (see parked.go)
 //	    paths                 the key_path and cert_path it serves (binding.go)
 //	key_path   -> .scepter-agent/NAME/current/key.pem
@@ -60,7 +61,8 @@ const (
 	markerName    = "post-renew-pending"
 	pendingKeyPEM = "pending-key.pem"
 	// pendingSentName records that the request with the kept key may have
-	// left, and where to: its protocol and URL.
+	// left, and where to: its protocol and URL; and whether the server
+	// held it for approval.
 	pendingSentName = "pending-key.sent"
 	lockName        = "lock"
 	// filesLockPrefix names, in DIR(key_path)/.scepter-agent, the lock of
@@ -934,7 +936,8 @@ func (l *layout) clearMarker() error {
 }
 
 // pendingKey is the new key of a renewal not installed yet (held for
-// approval, or its answer lost), kept so that the next attempt asks with
+// approval, or without a certificate: its answer lost, or the server said
+// to try again later), kept so that the next attempt asks with
 // the same key: SCEP knows a request by its key, and the server answers a
 // renewal it already issued for that key with the same certificate.
 // A file that is there and cannot be read is named in a warning: the
@@ -955,7 +958,7 @@ func (l *layout) pendingKey() crypto.Signer {
 	}
 	if !l.pendingKeyWarned {
 		l.pendingKeyWarned = true
-		l.warnf("the kept key of an earlier renewal (held for approval, or its answer lost) cannot be read; a renewal makes a new key and replaces the file",
+		l.warnf("the kept key of an earlier renewal (held for approval, or that got no certificate) cannot be read; a renewal makes a new key and replaces the file",
 			"file", path, "err", err)
 	}
 	return nil
@@ -993,8 +996,31 @@ func (l *layout) clearPendingKey() {
 
 // sentRequest is where the request with the kept key went: the protocol
 // and URL of the certificate's configuration when it left (both empty when
-// the record of it is damaged).
-type sentRequest struct{ protocol, url string }
+// the record of it is damaged), and whether the server held it for
+// approval.
+type sentRequest struct {
+	protocol, url string
+	held          sentHold
+}
+
+// sentHold is what the record of a kept key's request says of a hold.
+type sentHold int
+
+const (
+	// holdNotSaid: a record of an older build, or a damaged one.
+	holdNotSaid sentHold = iota
+	// notHeld: sent, and no answer held it (it was lost, or the server
+	// said to try again later, or it gave nothing that could be
+	// installed).
+	notHeld
+	// heldForApproval: the server held it (SCEP PENDING, EST 202); it
+	// stays so whatever later answers say.
+	heldForApproval
+)
+
+// pendingHeldLine is the record's line that says whether the request was
+// held: "yes" or "no"; older builds wrote none.
+const pendingHeldLine = "held"
 
 // pendingSent says whether the request with the kept key may have left
 // (and where to): the key is kept before the server is asked, and an
@@ -1017,6 +1043,8 @@ func (l *layout) pendingSent() (sentRequest, bool) {
 				s.protocol = v
 			case "url":
 				s.url = v
+			case pendingHeldLine:
+				s.held = map[string]sentHold{"yes": heldForApproval, "no": notHeld}[v]
 			}
 		}
 		if s.protocol != "" && s.url != "" {
@@ -1035,9 +1063,15 @@ func (l *layout) pendingSent() (sentRequest, bool) {
 // savePendingSent records, before the request with the kept key leaves,
 // that it may have, and to which protocol and URL: a crash after it left
 // finds the key again, and a key whose request went to another server is
-// not asked about here.
-func (l *layout) savePendingSent(protocol, url string) error {
-	return l.writeFile(filepath.Join(l.state, pendingSentName), []byte("protocol "+protocol+"\nurl "+url+"\n"), 0o600, "")
+// not asked about here. held says whether the server has held it for
+// approval (notHeld before it leaves): the next attempt's words about
+// the key say which.
+func (l *layout) savePendingSent(protocol, url string, held sentHold) error {
+	answer := "no"
+	if held == heldForApproval {
+		answer = "yes"
+	}
+	return l.writeFile(filepath.Join(l.state, pendingSentName), []byte("protocol "+protocol+"\nurl "+url+"\n"+pendingHeldLine+" "+answer+"\n"), 0o600, "")
 }
 
 func (l *layout) clearPendingSent() error {
