@@ -541,12 +541,11 @@ func keptKeyNote(err error, kept *heldKey, failure heldFailure) error {
 		// The marker binds the key to that certificate: no run can use it.
 		dropKeptKey(kept)
 		return fmt.Errorf("%w; the certificate being renewed was refused, not a password, and no run renews it: the new key kept for its renewal in %s is removed (the next run makes a new one)", err, kept.path)
-	case challengeRefused:
-		return fmt.Errorf("%w; the challenge was refused, not the key: the new key stays in %s (a re-key approved or issued for it is given only for it); run the same command again with the right --challenge, which asks with it", err, kept.path)
-	case credentialsRefused:
-		return fmt.Errorf("%w; the credentials were refused, not the key: the new key stays in %s (a re-key approved or issued for it is given only for it); run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate, which asks with it", err, kept.path)
+	case challengeRefused, credentialsRefused:
+		r := keptKeyRemedies[failure]
+		return fmt.Errorf("%w; %s: the new key stays in %s (a re-key approved or issued for it is given only for it); %s, which asks with it", err, r.refused, kept.path, r.again)
 	case otherAuthScheme:
-		return fmt.Errorf("%w; the new key stays in %s (a re-key approved or issued for it is given only for it); once the server takes HTTP Basic or a client certificate, run the same command again, which asks with it", err, kept.path)
+		return fmt.Errorf("%w; the new key stays in %s (a re-key approved or issued for it is given only for it); %s, which asks with it", err, kept.path, keptKeyRemedies[failure].again)
 	}
 	return fmt.Errorf("%w; the new key is kept in %s: run the same command again to ask with it (the server answers a renewal it has issued already with the same certificate)", err, kept.path)
 }

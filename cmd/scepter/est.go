@@ -588,11 +588,10 @@ func enrollKeyNote(err error, kept *heldKey, takenUp, answered, refused bool, fa
 		return fmt.Errorf("%w; this run sent no password, and a 401 to it is final: the key kept for this request in %s is removed (the next run makes a new one); "+
 			"give --user and a password (--password-file or SCEPTER_EST_PASSWORD), or a client certificate the server takes (--cert, --key)", err, kept.path)
 	case otherAuthScheme:
-		return fmt.Errorf("%w; the key stays in %s: once the server takes HTTP Basic or a client certificate, run the same command again, which asks with it", err, kept.path)
-	case credentialsRefused:
-		return fmt.Errorf("%w; the credentials were refused, not the key: the key stays in %s; run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate, which asks with it", err, kept.path)
-	case challengeRefused:
-		return fmt.Errorf("%w; the challenge was refused, not the key: the key stays in %s; run the same command again with the right --challenge, which asks with it", err, kept.path)
+		return fmt.Errorf("%w; the key stays in %s: %s, which asks with it", err, kept.path, keptKeyRemedies[failure].again)
+	case credentialsRefused, challengeRefused:
+		r := keptKeyRemedies[failure]
+		return fmt.Errorf("%w; %s: the key stays in %s; %s, which asks with it", err, r.refused, kept.path, r.again)
 	}
 	return fmt.Errorf("%w; the key is kept in %s: run the same command again later, which asks with it", err, kept.path)
 }

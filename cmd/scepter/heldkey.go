@@ -429,18 +429,30 @@ func heldKeyNoteFor(err error, held *heldKey, failure heldFailure) error {
 		return fmt.Errorf("%w (the request used the key in %s, %s, which the server refused for good: remove it and %s to make a new key and a new request)", err, held.path, held.savedFor(), marker)
 	case expiredUndecided:
 		return fmt.Errorf("%w (the request held for approval earlier, whose key is in %s, expired before anyone decided it, and its transaction with it: remove it and %s to make a new key and a new request, with a new one-time challenge if it used one)", err, held.path, marker)
-	case challengeRefused:
-		return fmt.Errorf("%w (the challenge was refused, not the key: %s is still %s; keep it, and run the same command again with the right --challenge)", err, held.path, held.whose())
-	case credentialsRefused:
-		return fmt.Errorf("%w (the credentials were refused, not the key: %s is still %s; keep it, and run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate)", err, held.path, held.whose())
+	case challengeRefused, credentialsRefused:
+		r := keptKeyRemedies[failure]
+		return fmt.Errorf("%w (%s: %s is still %s; keep it, and %s)", err, r.refused, held.path, held.whose(), r.again)
 	case notAnswered:
 		return fmt.Errorf("%w (%s is still %s; keep it, and run the same command again later, which takes it up)", err, held.path, held.whose())
 	case otherAuthScheme:
-		return fmt.Errorf("%w (%s is still %s; keep it, and once the server takes HTTP Basic or a client certificate, run the same command again, which takes it up)", err, held.path, held.whose())
+		return fmt.Errorf("%w (%s is still %s; keep it, and %s, which takes it up)", err, held.path, held.whose(), keptKeyRemedies[failure].again)
 	case noPasswordRefused:
 		return fmt.Errorf("%w (this run sent no password, so none was refused: %s is still %s; keep it, and run the same command again with --user and a password (--password-file or SCEPTER_EST_PASSWORD), or with a client certificate the server takes)", err, held.path, held.whose())
 	}
 	return fmt.Errorf("%w (the request used the key in %s, %s: if the server rejected that request, remove it and %s to make a new key and a new request; otherwise keep it, the only key its certificate is given for)", err, held.path, held.savedFor(), marker)
+}
+
+// keptKeyRemedies are the words that heldKeyNoteFor, keptKeyNote and
+// enrollKeyNote share for a failure that refused no key: what was refused
+// instead ("" when nothing was judged) and how to run the command again,
+// with which each note says the key is kept and asked with. The notes
+// frame them in their own words: a key an earlier run kept (advice only),
+// a renewal's new key, an enrollment's key.
+var keptKeyRemedies = map[heldFailure]struct{ refused, again string }{
+	challengeRefused: {"the challenge was refused, not the key", "run the same command again with the right --challenge"},
+	credentialsRefused: {"the credentials were refused, not the key",
+		"run the same command again with the right --user and password (--password-file or SCEPTER_EST_PASSWORD) or client certificate"},
+	otherAuthScheme: {"", "once the server takes HTTP Basic or a client certificate, run the same command again"},
 }
 
 // heldFailure is what went wrong with a request that took up a held key.

@@ -15,7 +15,9 @@ import (
 // whole, for every kind of failure: heldKeyNoteFor (a key an earlier run
 // kept, taken up: advice only), keptKeyNote (a renewal's new key) and
 // enrollKeyNote (an enrollment's key, kept before asking), and whether
-// the note removed the key (and its marker).
+// the note removed the key (and its marker). They share their phrases
+// for a refused challenge or password and for another authentication
+// scheme (keptKeyRemedies); this table holds each note to its words.
 // Some rows are of failures a command never passes that note (a
 // renewal's noPasswordRefused, an enrollment's renewedCertRefused): they
 // pin what the fallback says. DIR is the key's directory.
