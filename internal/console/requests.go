@@ -19,6 +19,24 @@ type requestsPage struct {
 	// Next is the next page's link ("" on the last), First the first
 	// page's when this is a later one.
 	Next, First string
+	// Heading is the page's title and heading: the status it lists, so
+	// rejected or expired requests are not headed as awaiting approval.
+	Heading string
+}
+
+// requestsHeading names the requests a status lists.
+func requestsHeading(status string) string {
+	switch status {
+	case "issued":
+		return "Issued requests"
+	case "rejected":
+		return "Rejected requests"
+	case "expired":
+		return "Expired requests"
+	case "all":
+		return "All requests held for approval"
+	}
+	return "Pending approvals"
 }
 
 type requestRow struct {
@@ -52,6 +70,7 @@ func (h *Handler) loadRequests(r *http.Request, rq *req, status, profile, cursor
 	if pg.Status == "" {
 		pg.Status = "pending"
 	}
+	pg.Heading = requestsHeading(pg.Status)
 	profiles, _, err := h.ops.Profiles(r.Context(), rq.p)
 	if err != nil {
 		return nil, err
@@ -77,7 +96,7 @@ func (h *Handler) requests(w http.ResponseWriter, r *http.Request, rq *req) erro
 	if err != nil {
 		return err
 	}
-	v := h.newView(rq, "Pending approvals", "requests", pg)
+	v := h.newView(rq, pg.Heading, "requests", pg)
 	v.Message = h.takeFlash(w, r, rq)
 	h.render(w, http.StatusOK, "requests", v)
 	return nil
@@ -94,7 +113,7 @@ func (h *Handler) requestAgain(w http.ResponseWriter, r *http.Request, rq *req, 
 		return lerr
 	}
 	pg.RejectID, pg.RejectReason = rejectID, reason
-	v := h.newView(rq, "Pending approvals", "requests", pg)
+	v := h.newView(rq, pg.Heading, "requests", pg)
 	v.Error = message(err)
 	h.render(w, statusFor(err), "requests", v)
 	return nil
