@@ -330,14 +330,44 @@ func (s *Service) NewToken(ctx context.Context, name string, role pki.Role, ttl 
 		Detail: fmt.Sprintf("token %s (%s), role %s", id, name, role)}
 	err = s.st.CreateToken(ctx, t, ev)
 	if errors.Is(err, store.ErrConflict) {
-		// api:NAME in the audit trail must name one token for ever.
-		return "", pki.APIToken{}, pki.Errorf(pki.EConflict,
-			"a token is named %q already, or a name that differs from it only in case (a revoked token's name is not given to another)", name)
+		return "", pki.APIToken{}, s.tokenNameConflict(ctx, name)
 	}
 	if err != nil {
 		return "", pki.APIToken{}, err
 	}
 	return secret, t, nil
+}
+
+// tokenNameConflict is the 409 for a new token whose name a token has,
+// or one differing from it only in case: api:NAME in the audit trail must
+// name one token for ever, so even a revoked or expired token keeps its
+// name. It names the token in the way as stored, and its state, so the
+// admin sees which one it is rather than the name just asked for.
+func (s *Service) tokenNameConflict(ctx context.Context, name string) error {
+	const rule = "a token's name is never given to another, even once revoked or expired"
+	tokens, err := s.st.ListTokens(ctx)
+	if err != nil {
+		// The conflict is known; which token it is, not.
+		s.log.Warn("listing the tokens to name the one in the way", "err", err)
+	}
+	for _, other := range tokens {
+		if !strings.EqualFold(other.Name, name) {
+			continue
+		}
+		named := fmt.Sprintf("a token is named %q already", other.Name)
+		if other.Name != name {
+			named += fmt.Sprintf(", which differs from %q only in case", name)
+		}
+		state := "live"
+		switch other.State(s.clock.Now()) {
+		case "revoked":
+			state = "revoked at " + other.RevokedAt.UTC().Format(time.RFC3339)
+		case "expired":
+			state = "expired at " + other.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		return pki.Errorf(pki.EConflict, "%s (token %s, %s; %s)", named, other.ID, state, rule)
+	}
+	return pki.Errorf(pki.EConflict, "a token is named %q already, or a name that differs from it only in case (%s)", name, rule)
 }
 
 // Tokens lists the tokens (never a secret).
