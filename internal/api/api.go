@@ -89,7 +89,8 @@ func strictTransport(next http.Handler) http.Handler {
 
 // noRoute answers what no route took: 405 with Allow when the path is a
 // route's with another method, else 404; JSON either way, with the
-// headers of every other API answer.
+// headers of every other API answer. Allow names HEAD beside GET, as the
+// console's does: ServeMux serves HEAD wherever it serves GET.
 func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -103,6 +104,10 @@ func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 		// Not in the table (it is no operation of the API), but a route.
 		allow = append(allow, http.MethodGet)
 	}
+	if slices.Contains(allow, http.MethodGet) {
+		allow = append(allow, http.MethodHead)
+	}
+	slices.Sort(allow)
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		httpjson.WriteError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here; allowed: "+strings.Join(allow, ", "), nil)

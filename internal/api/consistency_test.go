@@ -94,8 +94,8 @@ func TestOpenAPIOtherMethods(t *testing.T) {
 	e := newEnv(t)
 	for _, method := range []string{"PUT", "POST", "DELETE", "PATCH", "OPTIONS"} {
 		r := e.do(t, "", method, "/api/v1/openapi.json", nil)
-		if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET" {
-			t.Errorf("%s /api/v1/openapi.json: %d, Allow %q; want 405, Allow GET\n%s", method, r.status, r.header.Get("Allow"), r.body)
+		if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, HEAD" {
+			t.Errorf("%s /api/v1/openapi.json: %d, Allow %q; want 405, Allow GET, HEAD\n%s", method, r.status, r.header.Get("Allow"), r.body)
 		}
 	}
 	if r := e.do(t, "", "GET", "/api/v1/openapi.json", nil); r.status != http.StatusOK {

@@ -108,7 +108,7 @@ func (h *Handler) OpenAPI() map[string]any {
 		// OpenAPI has no answers per path: the 405 of another method of
 		// this path is listed with each of its operations.
 		responses["405"] = errorResponse("Method Not Allowed: a method this path does not take; Allow names those it does",
-			map[string]any{"Allow": header("the methods this path takes, such as GET, POST")})
+			map[string]any{"Allow": header("the methods this path takes, such as GET, HEAD, POST (HEAD wherever GET is)")})
 		// Any call can find the store unavailable (out of reach, locked,
 		// read-only, its disk full; the error says which) or the server
 		// busy.
