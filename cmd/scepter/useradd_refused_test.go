@@ -22,6 +22,7 @@ func TestUserAddRefusalsAreUsageErrors(t *testing.T) {
 	}
 	st.Close()
 	short, long := writePassFile(t, "short"), writePassFile(t, "a long device password")
+	invisible := writePassFile(t, strings.Repeat("\u200b", 12)) // zero-width spaces (r127)
 	if e, _, errb := testEnv(nil); run(ctx, e, []string{"est", "user", "add", "fleet", "--password-file", long, "--data-dir", dir}) != nil {
 		t.Fatalf("est user add fleet: %s", errb)
 	}
@@ -45,6 +46,10 @@ func TestUserAddRefusalsAreUsageErrors(t *testing.T) {
 			`EST user "fleet" exists; remove it first to change its password`},
 		{"est: remove nobody", []string{"est", "user", "remove", "nobody"}, 1,
 			`no EST user "nobody"`},
+		{"est: invisible password", []string{"est", "user", "add", "ghost", "--password-file", invisible}, 2,
+			"the password has no visible character (it is all white space or invisible characters such as U+200B)"},
+		{"admin: invisible password", []string{"admin", "user", "add", "ghost", "--role", "operator", "--password-file", invisible}, 2,
+			"the password has no visible character (it is all white space or invisible characters such as U+200B)"},
 		{"admin: short password", []string{"admin", "user", "add", "shorty", "--role", "operator", "--password-file", short}, 2,
 			"the password must have at least 12 characters and at most 1024 bytes (in UTF-8)"},
 		{"admin: bad role", []string{"admin", "user", "add", "alice", "--role", "boss", "--password-file", long}, 2,

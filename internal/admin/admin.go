@@ -342,8 +342,8 @@ func (s *Service) AddESTUser(ctx context.Context, name, password, profile, actor
 		// likely a mistake than a password.
 		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "the password holds a control character or is not UTF-8")
 	}
-	if strings.TrimFunc(password, unicode.IsSpace) == "" {
-		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "%s", credential.AllSpacePassword)
+	if !credential.HasVisible(password) {
+		return pki.ESTUser{}, pki.Errorf(pki.EBadRequest, "%s", credential.InvisiblePassword)
 	}
 	if err := s.checkProfile(profile); err != nil {
 		return pki.ESTUser{}, err

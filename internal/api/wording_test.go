@@ -165,14 +165,26 @@ func TestPasswordRuleOneWording(t *testing.T) {
 	}
 }
 
-// A console or EST user's password of white space alone is refused saying
-// so, though it meets the length rule (r111: twelve spaces were taken).
-func TestAllSpacePasswordIsRefused(t *testing.T) {
+// A console or EST user's password with no visible character, of white
+// space or invisible format characters alone, is refused saying so, though
+// it meets the length rule (r111: twelve spaces were taken; r127: twelve
+// zero-width spaces were).
+func TestInvisiblePasswordIsRefused(t *testing.T) {
 	e := newEnv(t)
-	const want = "the password is all white space"
-	for _, pw := range []string{strings.Repeat(" ", 12), strings.Repeat("\u00a0", 12), strings.Repeat("\u3000", 12), strings.Repeat(" ", 40)} {
+	const want = "the password has no visible character (it is all white space or invisible characters such as U+200B)"
+	for i, pw := range []string{
+		strings.Repeat(" ", 12), strings.Repeat("\u00a0", 12), strings.Repeat("\u3000", 12), strings.Repeat(" ", 40),
+		strings.Repeat("\u200b", 12),                         // zero-width space
+		strings.Repeat("\u200c\u200d", 6),                    // zero-width non-joiner and joiner
+		strings.Repeat("\u2060", 12),                         // word joiner
+		strings.Repeat("\ufeff", 12),                         // zero-width no-break space
+		strings.Repeat("\u00ad", 12),                         // soft hyphen
+		strings.Repeat(" \u200b", 6),                         // spaces and zero-width spaces
+		strings.Repeat("\u2028", 6) + strings.Repeat(" ", 6), // line separators and spaces
+	} {
 		for _, path := range []string{"/api/v1/users", "/api/v1/est-users"} {
-			body := map[string]string{"name": "blank", "password": pw}
+			// A name of its own: one accepted must not make the next a 409.
+			body := map[string]string{"name": "blank" + strconv.Itoa(i), "password": pw}
 			if path == "/api/v1/users" {
 				body["role"] = "auditor"
 			}

@@ -448,8 +448,8 @@ func (s *Service) AddUser(ctx context.Context, name string, role pki.Role, passw
 		// sequence is more likely a mistake than a password.
 		return pki.User{}, pki.Errorf(pki.EBadRequest, "the password holds a control character or is not UTF-8")
 	}
-	if strings.TrimFunc(password, unicode.IsSpace) == "" {
-		return pki.User{}, pki.Errorf(pki.EBadRequest, "%s", credential.AllSpacePassword)
+	if !credential.HasVisible(password) {
+		return pki.User{}, pki.Errorf(pki.EBadRequest, "%s", credential.InvisiblePassword)
 	}
 	// Names that differ only in case would read as one person in the
 	// audit trail (console:alice and console:ALICE).

@@ -19,9 +19,11 @@ import (
 	"runtime"
 	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/ttlcache"
 )
 
@@ -106,10 +108,17 @@ const (
 // megabyte password cannot be used to make the server hash it.
 const MaxPasswordLen = 1024
 
-// AllSpacePassword refuses a console or EST user's password of white space
-// alone: twelve spaces meet the length rule, and are among the first
-// guesses.
-const AllSpacePassword = "the password is all white space; choose one with letters, digits or symbols"
+// InvisiblePassword refuses a console or EST user's password with no
+// visible character: twelve spaces, or twelve zero-width spaces (U+200B),
+// meet the length rule, and are among the first guesses.
+const InvisiblePassword = "the password has no visible character (it is all white space or invisible characters such as U+200B); choose one with letters, digits or symbols"
+
+// HasVisible reports whether password has a character that shows: one
+// that is not white space, a control or a format character (Unicode
+// category Cf: the zero-width U+200B to U+200D, U+2060, U+FEFF…).
+func HasVisible(password string) bool {
+	return strings.ContainsFunc(password, func(r rune) bool { return !unicode.IsSpace(r) && !pki.Unreadable(r) })
+}
 
 // ErrBadHash: a stored password hash is not one this package wrote.
 var ErrBadHash = errors.New("credential: malformed password hash")
