@@ -46,7 +46,7 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 		maxArgs = 0
 	case "user add":
 		fs.StringVar(&role, "role", "", "admin, operator or auditor")
-		fs.StringVar(&passwordFile, "password-file", "", "file holding the password (its first line; at least 12 characters and at most 1024 bytes in UTF-8, not all white space)")
+		fs.StringVar(&passwordFile, "password-file", "", "file holding the password (its first line; at least 12 characters and at most 1024 bytes in UTF-8, one of them visible: not all white space or invisible characters)")
 	case "token list", "user list":
 		maxArgs = 0
 	case "token revoke", "user remove":

@@ -757,7 +757,7 @@ func estUser(ctx context.Context, e env, args []string) error {
 	maxArgs := 1
 	switch sub {
 	case "add":
-		fs.StringVar(&passwordFile, "password-file", "", "file whose first line is the password (at least 12 characters and at most 1024 bytes in UTF-8, not all white space; or set SCEPTER_EST_PASSWORD)")
+		fs.StringVar(&passwordFile, "password-file", "", "file whose first line is the password (at least 12 characters and at most 1024 bytes in UTF-8, one of them visible: not all white space or invisible characters; or set SCEPTER_EST_PASSWORD)")
 		fs.StringVar(&profile, "profile", "", "bind the user to one profile (EST label), where it enrolls whatever the profile's challenge mode; default: none, and it enrolls at the profiles whose challenge is static or any")
 	case "list":
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
