@@ -200,6 +200,7 @@ func (f *benchFlags) options(e env) (bench.Options, error) {
 		for _, c := range certs {
 			o.Roots.AddCert(c)
 		}
+		o.RootsFile = f.cacert
 	}
 	for _, p := range f.pids {
 		pid, err := strconv.Atoi(p)

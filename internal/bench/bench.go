@@ -88,6 +88,10 @@ type Options struct {
 	// and for SCEP one of the GetCACert certificates must chain to them.
 	CAFingerprint string
 	Roots         *x509.CertPool
+	// RootsFile names the file Roots were read from (--cacert), for the
+	// errors that say what to check when the server does not chain to
+	// them.
+	RootsFile string
 	// ServerPIDs are the server processes whose CPU time (utime+stime from
 	// /proc/PID/stat) is read before and after the run; Run refuses one
 	// that cannot be read at the start.

@@ -125,7 +125,7 @@ func connectSCEP(ctx context.Context, o *Options, u string) (*target, error) {
 		InsecureSkipVerify: o.Roots == nil && o.CAFingerprint != ""} //nolint:gosec // see above
 	tr := newTransport(cfg, o.Timeout)
 	defer tr.CloseIdleConnections()
-	c := &client.SCEP{URL: u, HTTP: newHTTPClient(tr), Now: o.Now}
+	c := &client.SCEP{URL: u, HTTP: newHTTPClient(explainUntrusted{tr, o}), Now: o.Now}
 	caps, err := c.GetCACaps(ctx)
 	if err != nil {
 		return nil, err // the client's error names GetCACaps
@@ -146,7 +146,7 @@ func connectSCEP(ctx context.Context, o *Options, u string) (*target, error) {
 	fetchCA := func(ctx context.Context) ([]*x509.Certificate, error) {
 		tr := newTransport(cfg, o.Timeout)
 		defer tr.CloseIdleConnections()
-		c := &client.SCEP{URL: u, HTTP: newHTTPClient(tr), Now: o.Now}
+		c := &client.SCEP{URL: u, HTTP: newHTTPClient(explainUntrusted{tr, o}), Now: o.Now}
 		certs, err := c.GetCACert(ctx)
 		if err != nil {
 			return nil, err
@@ -154,6 +154,22 @@ func connectSCEP(ctx context.Context, o *Options, u string) (*target, error) {
 		return trustCACerts(o, certs)
 	}
 	return &target{url: u, name: client.RedactURL(u), caCerts: certs, caps: caps, fetchCA: fetchCA}, nil
+}
+
+// explainUntrusted adds to a TLS server's certificate that does not chain
+// to what o trusts the client's ways out, as scepter enroll gives them: the
+// SCEP client leaves the errors of a caller's HTTP client as they are.
+type explainUntrusted struct {
+	http.RoundTripper
+	o *Options
+}
+
+func (e explainUntrusted) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := e.RoundTripper.RoundTrip(req)
+	if err != nil {
+		return nil, client.ExplainUntrusted(err, e.o.Roots, e.o.RootsFile)
+	}
+	return resp, nil
 }
 
 // trustCACerts checks the CA certificates a server sent (GetCACert,
@@ -167,6 +183,9 @@ func trustCACerts(o *Options, certs []*x509.Certificate) ([]*x509.Certificate, e
 	if o.Roots == nil {
 		return certs, nil
 	}
+	if err := client.UntrustedCACerts(certs, o.Roots, o.RootsFile, o.Now()); err != nil {
+		return nil, err // naming the file and where the server's certificates lead
+	}
 	inter := x509.NewCertPool()
 	for _, c := range certs {
 		inter.AddCert(c)
@@ -177,9 +196,6 @@ func trustCACerts(o *Options, certs []*x509.Certificate) ([]*x509.Certificate, e
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
 			kept = append(kept, c)
 		}
-	}
-	if len(kept) == 0 {
-		return nil, errors.New("none of the CA certificates the server sent chains to the given CA certificates")
 	}
 	return kept, nil
 }
@@ -252,7 +268,7 @@ func connectEST(ctx context.Context, o *Options, raw string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &client.EST{URL: estClientURL(server, label), Roots: o.Roots, Fingerprint: o.CAFingerprint, Timeout: o.Timeout, Now: o.Now}
+	c := &client.EST{URL: estClientURL(server, label), Roots: o.Roots, RootsFile: o.RootsFile, Fingerprint: o.CAFingerprint, Timeout: o.Timeout, Now: o.Now}
 	path := est.PathPrefix
 	if label != "" {
 		path += label + "/"

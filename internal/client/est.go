@@ -387,6 +387,16 @@ func untrustedServer(err error, t trust) error {
 	return fmt.Errorf("the system's roots do not trust this server (%w); give --cacert FILE (the CA's root, e.g. DATA_DIR/ca/root.crt) or --ca-fingerprint sha256:HEX (of that CA, as scepter serve prints it)", err)
 }
 
+// ExplainUntrusted is err with the ways out added, as scepter enroll and
+// est give them, when it is a TLS server's certificate that does not chain
+// to roots (read from rootsFile, scepter's --cacert), or, without roots, to
+// the system's; any other error as it is. For a caller whose own HTTP
+// client makes the connections (SCEP.HTTP), whose errors the client leaves
+// as they are.
+func ExplainUntrusted(err error, roots *x509.CertPool, rootsFile string) error {
+	return untrustedServer(err, trust{roots: roots, rootsFile: rootsFile})
+}
+
 func hostPort(u *url.URL) string {
 	if u.Port() != "" {
 		return u.Host
@@ -606,13 +616,52 @@ func (c *EST) CheckCACerts(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fetching the CA certificates to check them against the given ones before asking: %w", err)
 	}
+	var untrusted *UntrustedCAError
+	if err := UntrustedCACerts(certs, c.Roots, c.RootsFile, c.now()); !errors.As(err, &untrusted) {
+		return err
+	}
+	return fmt.Errorf("the server's /cacerts names a CA that %s do not trust: its certificates lead to %s (%v); a certificate it issued would be refused as not chaining to them, "+
+		"so nothing more was sent (no credentials, no request); if you trust that CA for the certificates this server issues, add it to the --cacert file (beside the one the server's TLS certificate chains to: "+
+		"scepter est cacerts with the same --url and --cacert writes what /cacerts sent)", untrusted.Given, untrusted.LeadsTo, untrusted.Err)
+}
+
+// UntrustedCAError: none of the CA certificates a server sent (GetCACert,
+// /cacerts) chains to the trust anchors given (scepter's --cacert).
+type UntrustedCAError struct {
+	// Given names the anchors: "the CA(s) in --cacert FILE", or "the
+	// given CA certificates" when the file is not known.
+	Given string
+	// LeadsTo is where the server's certificates lead: the subject and
+	// fingerprint of each top of their chains, and its issuer when it is
+	// not self-signed, separated by "; ".
+	LeadsTo string
+	Err     error // the first certificate's verification error
+}
+
+func (e *UntrustedCAError) Error() string {
+	return fmt.Sprintf("none of the CA certificates the server sent chains to %s: they lead to %s (%v); check that the file holds that CA "+
+		"(of a scepter server, its DATA_DIR/ca/root.crt) and that --url names the server meant, "+
+		"or give --ca-fingerprint sha256:HEX (of that CA, as scepter serve prints it) instead of --cacert", e.Given, e.LeadsTo, e.Err)
+}
+
+func (e *UntrustedCAError) Unwrap() error { return e.Err }
+
+// UntrustedCACerts is nil when one of certs, the CA certificates a server
+// sent, chains at now to roots (read from rootsFile, scepter's --cacert,
+// when known), and otherwise an *UntrustedCAError naming the file and
+// where the server's certificates lead, for a caller holding them to the
+// anchors it was given (scepter est, scepter bench).
+func UntrustedCACerts(certs []*x509.Certificate, roots *x509.CertPool, rootsFile string, now time.Time) error {
+	if len(certs) == 0 {
+		return errors.New("the server sent no CA certificates")
+	}
 	inter := x509.NewCertPool()
 	for _, ca := range certs {
 		inter.AddCert(ca)
 	}
 	var firstErr error
 	for _, ca := range certs {
-		_, err := ca.Verify(x509.VerifyOptions{Roots: c.Roots, Intermediates: inter, CurrentTime: c.now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		_, err := ca.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 		if err == nil {
 			return nil
 		}
@@ -621,8 +670,8 @@ func (c *EST) CheckCACerts(ctx context.Context) error {
 		}
 	}
 	given := "the given CA certificates"
-	if c.RootsFile != "" {
-		given = "the CA(s) in --cacert " + Printable(c.RootsFile)
+	if rootsFile != "" {
+		given = "the CA(s) in --cacert " + Printable(rootsFile)
 	}
 	var tops []string
 	for _, ca := range certs {
@@ -641,9 +690,7 @@ func (c *EST) CheckCACerts(ctx context.Context) error {
 	if len(tops) == 0 { // a loop of cross-certificates: name the first
 		tops = append(tops, fmt.Sprintf("%s (%s)", Printable(pki.Clip(certs[0].Subject.String(), 200)), Fingerprint(certs[0])))
 	}
-	return fmt.Errorf("the server's /cacerts names a CA that %s do not trust: its certificates lead to %s (%v); a certificate it issued would be refused as not chaining to them, "+
-		"so nothing more was sent (no credentials, no request); if you trust that CA for the certificates this server issues, add it to the --cacert file (beside the one the server's TLS certificate chains to: "+
-		"scepter est cacerts with the same --url and --cacert writes what /cacerts sent)", given, strings.Join(tops, "; "), firstErr)
+	return &UntrustedCAError{Given: given, LeadsTo: strings.Join(tops, "; "), Err: firstErr}
 }
 
 // CheckIssued checks a certificate the server returned for pub before it
