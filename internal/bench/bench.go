@@ -519,7 +519,7 @@ func (r *run) do(ctx context.Context) (*Result, error) {
 	var profiled chan error
 	if o.ServerProfile != "" {
 		profiled = make(chan error, 1)
-		go func() { profiled <- fetchProfile(ctx, o.ServerProfile, o.Duration, o.ServerProfileOut) }()
+		go func() { profiled <- fetchProfile(ctx, o.ServerProfile, o.Duration, o.Timeout, o.ServerProfileOut) }()
 	}
 	var wg sync.WaitGroup
 	for _, w := range workers {

@@ -445,6 +445,39 @@ func TestRunServerProfile(t *testing.T) {
 	}
 }
 
+// A profiling endpoint that answers its index but never the profile holds
+// the run no longer than --timeout past the profile's window, not 30 s
+// whatever --timeout says, and the error says what timed out, not only
+// "context deadline exceeded" (r124 observation 2).
+func TestRunServerProfileStalled(t *testing.T) {
+	s := newSCEPServer(t)
+	prof := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/debug/pprof/" {
+			io.WriteString(w, "the index")
+			return
+		}
+		<-r.Context().Done() // the profile never comes
+	}))
+	t.Cleanup(prof.Close)
+	o := s.options(s.url)
+	o.Duration, o.Pool, o.Concurrency, o.Timeout = 300*time.Millisecond, 5, 2, 2*time.Second
+	o.ServerProfile, o.ServerProfileOut = prof.URL, io.Discard
+	start := time.Now()
+	res, err := bench.Run(context.Background(), o)
+	took := time.Since(start)
+	if res == nil {
+		t.Fatalf("the run: no result, error %v", err)
+	}
+	want := prof.URL + "/debug/pprof/profile?seconds=1: no profile within --timeout 2s after its 1s window"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Run: %v, want an error saying %q", err, want)
+	}
+	// The window (1 s) and --timeout (2 s), with room for a slow machine.
+	if took > 15*time.Second {
+		t.Errorf("the run took %v: held past --timeout by the stalled profile", took)
+	}
+}
+
 // A server that stops answering must not hold a run bounded by --duration
 // for the whole per-enrollment --timeout: the enrollments in flight when
 // the duration ends get a short drain, then count as unfinished.

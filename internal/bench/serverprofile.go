@@ -83,17 +83,23 @@ func profileSeconds(d time.Duration) time.Duration {
 
 // fetchProfile asks the server at base for a CPU profile of d and copies it
 // to out. The endpoint answers when the profile ends, so this returns about
-// d after it was called (or when ctx ends).
-func fetchProfile(ctx context.Context, base string, d time.Duration, out io.Writer) error {
+// d after it was called (or when ctx ends); a server that has not answered
+// timeout after the profile's window is given up on, as an enrollment is
+// after --timeout.
+func fetchProfile(ctx context.Context, base string, d, timeout time.Duration, out io.Writer) error {
 	u, err := profileURL(base, d)
 	if err != nil {
 		return err
 	}
-	// The answer comes after d; a server that never answers is not waited
-	// for much longer than that.
-	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	window := profileSeconds(d)
+	pctx, cancel := context.WithTimeout(ctx, window+timeout)
 	defer cancel()
-	return getProfiling(ctx, u, out, "")
+	err = getProfiling(pctx, u, out, "")
+	if err != nil && ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("server profile: %s: no profile within --timeout %s after its %s window (the server's profiling endpoint stalled)",
+			client.RedactURL(u), timeout, window)
+	}
+	return err
 }
 
 // getProfiling GETs u from the profiling endpoints and copies a 200
