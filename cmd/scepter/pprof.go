@@ -25,13 +25,17 @@ type pprofFlags struct {
 }
 
 func (p *pprofFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&p.listen, "pprof-listen", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off when empty")
+	fs.StringVar(&p.listen, "pprof-listen", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; 'off' (or empty, the default) to disable")
 }
+
+// off: no profiling endpoints. "off" is taken as --est-listen takes it,
+// and as README's defaults column shows this flag's default.
+func (p *pprofFlags) off() bool { return p.listen == "" || p.listen == "off" }
 
 // check refuses an address that is not loopback (127.0.0.0/8, ::1 or
 // localhost, with a port), as a usage error.
 func (p *pprofFlags) check() error {
-	if p.listen == "" {
+	if p.off() {
 		return nil
 	}
 	if err := checkLoopbackAddr(p.listen); err != nil {
@@ -64,7 +68,7 @@ func checkLoopbackAddr(addr string) error {
 // progress end with it). A bound address that is not loopback after all
 // (a localhost that resolves elsewhere) is refused.
 func (p *pprofFlags) start(log *slog.Logger) (lines []string, stop func(), err error) {
-	if p.listen == "" {
+	if p.off() {
 		return nil, func() {}, nil
 	}
 	ln, err := net.Listen("tcp", p.listen)

@@ -99,6 +99,54 @@ func TestPprofServes(t *testing.T) {
 	}
 }
 
+// --pprof-listen off, as README's defaults column shows it and as
+// --est-listen takes it, is off: the server starts without profiling
+// endpoints, from the flag or the environment alike, where it was refused
+// as no loopback address (exit 2, r124 observation 5).
+func TestPprofListenOff(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"flag", []string{"--pprof-listen", "off"}, nil},
+		{"environment", nil, map[string]string{"SCEPTER_PPROF_LISTEN": "off"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var out, errb syncBuffer
+			e := env{stdout: &out, stderr: &errb, generateKey: testKeys.Generate, lookupEnv: func(k string) (string, bool) {
+				v, ok := c.env[k]
+				return v, ok
+			}}
+			done := make(chan error, 1)
+			go func() {
+				done <- run(ctx, e, append([]string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--est-listen", "off",
+					"--challenge", "test"}, c.args...))
+			}()
+			deadline := time.Now().Add(60 * time.Second)
+			for !strings.Contains(out.String(), "Data directory:") {
+				select {
+				case err := <-done:
+					t.Fatalf("serve ended: %v (exit %d)\n%s\n%s", err, exitCode(err), out.String(), errb.String())
+				case <-time.After(20 * time.Millisecond):
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("serve did not start within 60 s:\n%s\n%s", out.String(), errb.String())
+				}
+			}
+			if strings.Contains(out.String(), "pprof:") || strings.Contains(errb.String(), "profiling endpoints are on") {
+				t.Errorf("profiling endpoints served with --pprof-listen off:\n%s\n%s", out.String(), errb.String())
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("serve: %v", err)
+			}
+		})
+	}
+}
+
 // A --pprof-listen address that cannot be bound stops the start before it
 // is recorded: the audit trail shows no server.started for it.
 func TestPprofBusyPortRecordsNoStart(t *testing.T) {
