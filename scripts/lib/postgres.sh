@@ -2,8 +2,10 @@
 # scripts/test; bash only.
 #
 #   pg_start  initdb into a new temporary directory, in /dev/shm when it has
-#             4 GiB free (not with PG_DURABLE=1), else in /tmp or $TMPDIR (as the postgres OS user
-#             when run as root: initdb refuses root), start it with pg_ctl
+#             4 GiB free (not with PG_DURABLE=1), else in $TMPDIR or /tmp
+#             (as the postgres OS user when run as root: initdb refuses root;
+#             then /tmp if that user cannot enter $TMPDIR, but for
+#             PG_DURABLE=1, which refuses), start it with pg_ctl
 #             on a free 127.0.0.1 port, its unix socket in that directory,
 #             and export SCEPTER_TEST_POSTGRES_URL (superuser postgres,
 #             trust authentication, reachable from 127.0.0.1 only). Does
@@ -54,16 +56,24 @@ pg_start() {
 	# database each, a thousand files apiece, and on ext4 finding free
 	# inodes among so many just deleted took most of the server's CPU
 	# (about 4 times that on tmpfs). Nothing here must outlive the server.
-	local parent=/tmp
-	if [ "$(id -u)" -ne 0 ]; then
-		parent="${TMPDIR:-/tmp}"
+	local parent="${TMPDIR:-/tmp}"
+	# Run as root, the server runs as the postgres OS user, who must be
+	# able to enter the parent. A TMPDIR it cannot enter (under /root,
+	# say) gives way to /tmp, but not for a benchmark (PG_DURABLE=1): its
+	# fsyncs are measured on the disk TMPDIR names.
+	if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$parent" 2>/dev/null; then
+		if [ "${PG_DURABLE:-0}" = 1 ]; then
+			echo "the postgres OS user cannot enter TMPDIR=$parent, where PostgreSQL's data must go: give a TMPDIR whose every directory it may enter (chmod o+x)" >&2
+			return 1
+		fi
+		parent=/tmp
 	fi
 	# Never for a benchmark (PG_DURABLE=1): an fsync to memory costs
 	# nothing, and its figures would not be a disk's.
 	if [ "${PG_DURABLE:-0}" != 1 ] && [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')" -ge 4194304 ] 2>/dev/null; then
 		parent=/dev/shm
 	fi
-	# The postgres user must be able to enter the parent (/tmp, /dev/shm).
+	# The postgres user must be able to enter the parent (checked above).
 	PG_TMP=$(mktemp -d "$parent/scepter-pg.XXXXXX") || return 1
 	if [ "$(id -u)" -eq 0 ]; then
 		if ! id postgres >/dev/null 2>&1; then
