@@ -37,7 +37,13 @@ type scepServer struct {
 
 func newSCEPServer(t *testing.T) *scepServer {
 	t.Helper()
-	p := fixture.New(t, fixture.Options{})
+	return newSCEPServerWith(t, fixture.Options{})
+}
+
+// newSCEPServerWith is newSCEPServer with the fixture made with fo.
+func newSCEPServerWith(t *testing.T, fo fixture.Options) *scepServer {
+	t.Helper()
+	p := fixture.New(t, fo)
 	h, err := scepserver.New(p.Service, p.Clock, p.Log, scepserver.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -525,7 +531,13 @@ func TestRunRefusesAnUnreadableServerPID(t *testing.T) {
 // fingerprint. configure, when not nil, sees the server before it starts.
 func newESTServer(t *testing.T, configure func(*httptest.Server)) (*fixture.PKI, bench.Options) {
 	t.Helper()
-	p := fixture.New(t, fixture.Options{})
+	return newESTServerWith(t, fixture.Options{}, configure)
+}
+
+// newESTServerWith is newESTServer with the fixture made with fo.
+func newESTServerWith(t *testing.T, fo fixture.Options, configure func(*httptest.Server)) (*fixture.PKI, bench.Options) {
+	t.Helper()
+	p := fixture.New(t, fo)
 	mux, err := server.TLSMux(server.Handlers{EST: estserver.New(p.Service, p.Log, estserver.Options{})})
 	if err != nil {
 		t.Fatal(err)

@@ -364,6 +364,16 @@ func (s statusRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// pendingError is a SCEP PENDING reply, told as the server gave it; it
+// wraps the client's *PendingError, by which it is counted.
+type pendingError struct {
+	text string
+	err  error
+}
+
+func (e *pendingError) Error() string { return e.text }
+func (e *pendingError) Unwrap() error { return e.err }
+
 // statusError is an enrollment refused with an HTTP status.
 type statusError struct {
 	status int
@@ -450,6 +460,12 @@ func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti, i int, item *p
 	return func() (*x509.Certificate, error) {
 		cert, err := req.Certificate(body)
 		var fe *client.ForeignCertificatesError
+		var pe *client.PendingError
+		if errors.As(err, &pe) {
+			// Said as the server said it: the client's "pending manual
+			// approval" is what our server means by it, not every one.
+			return nil, &pendingError{text: "the server answered PENDING (transaction " + pe.TransactionID + "); bench does not poll for it", err: err}
+		}
 		if errors.As(err, &fe) {
 			// Another key's certificate: received all the same, and
 			// its serial counted (run.record).
@@ -519,7 +535,19 @@ func (e *estEnroller) enroll(ctx context.Context, w *worker, ti, i int, item *po
 		// A plain-text refusal may start with its status ("429 too many
 		// requests…"), which the error says already.
 		reason = strings.TrimPrefix(reason, strconv.Itoa(resp.StatusCode)+" ")
-		return nil, &statusError{status: resp.StatusCode, err: fmt.Errorf("HTTP %d %s", resp.StatusCode, reason)}
+		text := fmt.Sprintf("HTTP %d", resp.StatusCode)
+		switch {
+		case reason != "":
+			text += " " + reason
+		case resp.StatusCode == http.StatusAccepted:
+			// EST's "not yet" (RFC 7030 §4.2.3), without a word of its
+			// own: the server holds the request.
+			text += ": the server holds the request (EST's pending)"
+			if ra := resp.Header.Get("Retry-After"); ra != "" {
+				text += ", Retry-After " + client.Printable(ra[:min(len(ra), 40)])
+			}
+		}
+		return nil, &statusError{status: resp.StatusCode, err: errors.New(text)}
 	}
 	return func() (*x509.Certificate, error) { return estCertificate(body, item.spki) }, nil
 }
