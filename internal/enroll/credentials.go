@@ -123,7 +123,7 @@ func (s *Service) checkCredentials(ctx context.Context, req Request, attempt *se
 		}
 		return revokedRenewalRefusal(old)
 	case ev.HTTPUser != "" || ev.HTTPPassword != "":
-		return s.throttled(st, "user "+ev.HTTPUser, lockedUser, func() error { return s.checkUser(ctx, st, s.challengeMayHold, s.oneTimeMayHold) },
+		return s.throttled(st, userIdentity(ev.HTTPUser), lockedUser, func() error { return s.checkUser(ctx, st, s.challengeMayHold, s.oneTimeMayHold) },
 			func() error { return s.oneTimeMayHold(ctx, st, ev.HTTPPassword) })
 	case ev.Challenge != "":
 		return nil // a SCEP challenge travels inside the request

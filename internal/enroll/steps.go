@@ -187,7 +187,7 @@ func (s *Service) authenticate(ctx context.Context, st *State) error {
 		st.AuthorizedBy = "renewal " + pki.ShownSerial(st.Renews.SerialHex)
 		return nil
 	case ev.HTTPUser != "" || ev.HTTPPassword != "":
-		return s.throttled(st, "user "+ev.HTTPUser, lockedUser, func() error { return s.authenticateUser(ctx, st) },
+		return s.throttled(st, userIdentity(ev.HTTPUser), lockedUser, func() error { return s.authenticateUser(ctx, st) },
 			func() error { return s.checkOneTimeOnly(ctx, st, ev.HTTPPassword) })
 	case ev.Challenge != "":
 		return s.throttled(st, challengeIdentity(st.Profile), lockedChallenges(st.Profile), func() error { return s.checkChallenge(ctx, st, ev.Challenge) },
@@ -280,6 +280,9 @@ func lockoutText(lock lockState, whose string) string {
 	}
 	return prefix + " from this address, for any user or challenge; try again after " + at(lock.address)
 }
+
+// userIdentity is what an EST user's failed passwords count against.
+func userIdentity(name string) string { return "user " + name }
 
 // lockedUser is an EST user's identity in a lockout's refusal. The name is
 // not repeated: a name that is no user's is often a password typed into

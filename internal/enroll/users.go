@@ -66,7 +66,20 @@ func (s *Service) checkUser(ctx context.Context, st *State, challenge, whileLock
 	if !ok {
 		// A one-time challenge works as the password whatever the user
 		// name, an EST user's too.
-		return s.challengeAsPassword(ctx, st, challenge, whileLocked)
+		err := s.challengeAsPassword(ctx, st, challenge, whileLocked)
+		var locked *LockedOutError
+		if errors.As(err, &locked) {
+			// The user's wrong passwords count against its own lock and
+			// the challenges' alike, so both engage together; a request
+			// that passed the user's check as the last of them settled
+			// finds the challenges' lock here. Its sender needs the
+			// user's: said as the challenges', it reads as another
+			// lock than the one its passwords set.
+			if userLocked, userErr := s.lockedOut(throttleHost(st.Req.RemoteAddr), userIdentity(ev.HTTPUser), lockedUser, nil); userLocked {
+				return userErr
+			}
+		}
+		return err
 	}
 	if u.Profile != "" && u.Profile != st.Profile.Name {
 		// The password is right: a policy refusal (EST 403), not a failed
