@@ -42,6 +42,12 @@ func TestServeRefusesATrailNothingCanBeChainedTo(t *testing.T) {
 	}{
 		{"record after the head", []string{`INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`},
 			"comes after its head"},
+		// Renumbered past the head: the CLI wrote records into the gap
+		// below it, until the next id met it (r125 D1).
+		{"newest record renumbered past the head", []string{`UPDATE audit_events SET id = id + 4 WHERE id = (SELECT MAX(id) FROM audit_events)`},
+			"comes after its head"},
+		{"older record renumbered past the head", []string{`UPDATE audit_events SET id = (SELECT MAX(id) + 4 FROM audit_events) WHERE id = 2`},
+			"comes after its head"},
 		{"head removed", []string{`DELETE FROM audit_head`}, "its head is missing, though its records are chained"},
 		// Wiped whole: the server would otherwise start a new trail at
 		// record 1, as a fresh store's.

@@ -454,8 +454,11 @@ func (s *Store) tryIssuances(ctx context.Context, items []*issueRequest) error {
 		}
 		for range events {
 			if _, err := br.Exec(); err != nil {
-				if sqlState(err) == sqlHeadMissing {
+				switch sqlState(err) {
+				case sqlHeadMissing:
 					return errHeadMissing
+				case sqlRecordAfterHead:
+					return fmt.Errorf("insert audit event: %s: %w", serverMessage(err), store.ErrAuditTampered)
 				}
 				return fmt.Errorf("insert audit event: %w", afterHead(err))
 			}
@@ -640,14 +643,22 @@ func sendIssuance(ctx context.Context, tx pgx.Tx, b *pgx.Batch, consume bool, re
 
 // scanHead reads the locking read of the chain's head (lockHeadQuery).
 // locked is false when the row is gone: insertEvents (lockAuditHead) then
-// refuses a trail that has records, or starts an empty one again.
+// refuses a trail that has records, or starts an empty one again. A trail
+// with a record after its head (renumbered or written outside scepter) is
+// refused, store.ErrAuditTampered: chained on, the new records would fill
+// the gap below it and lengthen a trail that no longer verifies.
 func scanHead(row pgx.Row) (head store.AuditHead, locked bool, err error) {
-	err = row.Scan(&head.LastID, &head.LastHash, &head.Count)
+	var newest int64
+	err = row.Scan(&head.LastID, &head.LastHash, &head.Count, &newest)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return head, false, nil
 	}
 	if err != nil {
 		return head, false, fmt.Errorf("audit chain head: %w", err)
+	}
+	if newest > head.LastID {
+		return head, false, fmt.Errorf("audit chain head: record %d comes after the head, record %d: %w",
+			newest, head.LastID, store.ErrAuditTampered)
 	}
 	return head, true, nil
 }
@@ -907,11 +918,23 @@ func certRef(c *pki.Certificate) string { return c.IssuerID + ":" + c.SerialHex 
 // an UPDATE here did, and its caller counted rows).
 const consumeChallengeQuery = `SELECT consume_challenge($1, $2, $3)`
 
-// The SQLSTATEs our functions raise (migrations/0014_audit_append.sql).
+// The SQLSTATEs our functions raise (migrations/0014_audit_append.sql,
+// 0031_audit_after_head.sql).
 const (
 	sqlChallengeUnusable = "SC001"
 	sqlHeadMissing       = "SC002"
+	sqlRecordAfterHead   = "SC003" // its message names the record and the head
 )
+
+// serverMessage is the message of the server's error in err alone, without
+// the SQLSTATE that pgconn.PgError's text adds.
+func serverMessage(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Message
+	}
+	return err.Error()
+}
 
 // sqlState is the SQLSTATE of the server's error in err, if any.
 func sqlState(err error) string {

@@ -322,23 +322,21 @@ func chainEvent(e pki.AuditEvent, now time.Time) pki.AuditEvent {
 }
 
 // lockHeadQuery reads the chain's head and locks it until the transaction
-// ends: every appender takes its turn there.
-const lockHeadQuery = `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1 FOR UPDATE`
+// ends: every appender takes its turn there. Beside it is the trail's
+// newest id (max over the primary key, one index seek), so that a record
+// after the head costs no statement more to find.
+const lockHeadQuery = `SELECT last_id, last_hash, count, coalesce((SELECT max(id) FROM audit_events), 0) FROM audit_head WHERE one = 1 FOR UPDATE`
 
-// lockAuditHead reads the chain's head FOR UPDATE. Open makes sure the row
-// exists; should it have been deleted behind the store's back, the table is
-// locked against every other appender, and then a trail that has records
-// is refused (store.ErrAuditTampered: chaining on would bless the removal),
+// lockAuditHead reads the chain's head FOR UPDATE, and refuses a trail with
+// a record after it (scanHead). Open makes sure the row exists; should it
+// have been deleted behind the store's back, the table is locked against
+// every other appender, and then a trail that has records is refused (store.ErrAuditTampered: chaining on would bless the removal),
 // as is an empty one in a store that holds certificates (wiped whole), and
 // an empty one in a store without any starts again from the genesis hash.
 func lockAuditHead(ctx context.Context, tx pgx.Tx) (store.AuditHead, error) {
-	var h store.AuditHead
-	err := tx.QueryRow(ctx, lockHeadQuery).Scan(&h.LastID, &h.LastHash, &h.Count)
-	if err == nil {
-		return h, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return h, fmt.Errorf("audit chain head: %w", err)
+	h, locked, err := scanHead(tx.QueryRow(ctx, lockHeadQuery))
+	if err != nil || locked {
+		return h, err
 	}
 	if _, err := tx.Exec(ctx, `LOCK TABLE audit_head IN EXCLUSIVE MODE`); err != nil {
 		return h, fmt.Errorf("audit chain head: %w", err)

@@ -19,7 +19,7 @@ var hotQueries = []string{
 	endClaimQuery,
 	insertCertificateQuery,
 	recordSerialQuery,
-	auditHeadQuery,
+	appendHeadQuery,
 	insertAuditEventQuery,
 	updateAuditHeadQuery,
 	`SAVEPOINT write`,

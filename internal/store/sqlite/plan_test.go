@@ -158,6 +158,9 @@ func TestQueryPlans(t *testing.T) {
 			{"RequestByTransaction", requestByTransactionQuery},
 			{"RequestByTransaction by key", requestByTransactionKeyQuery},
 			{"Request", requestByIDQuery},
+			// Every append: the head, and the newest record's id by a
+			// seek of the primary key.
+			{"append's head", appendHeadQuery},
 			// The existence checks behind ErrNotFound and ErrConflict, and
 			// the updates of RejectRequest, CompleteRequestID and Supersede.
 			{"request status", `SELECT status FROM enrollment_requests WHERE id = ?`},

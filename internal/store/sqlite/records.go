@@ -259,7 +259,7 @@ func insertEvents(ctx context.Context, tx *wtx, now time.Time, events []pki.Audi
 	if len(events) == 0 {
 		return nil
 	}
-	head, err := auditHead(ctx, tx)
+	head, err := appendHead(ctx, tx)
 	if err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
 	}
@@ -326,6 +326,29 @@ func auditHead(ctx context.Context, q interface {
 	}
 	if err != nil {
 		return h, fmt.Errorf("audit chain head: %w", err)
+	}
+	return h, nil
+}
+
+// appendHead is auditHead for an append, which refuses a trail with a
+// record after its head (renumbered or written outside scepter): chained
+// on, the new records would fill the gap below it and lengthen a trail
+// that no longer verifies. The newest id is read in the head's statement,
+// as max over the primary key is one B-tree seek, so every issuance pays
+// no statement more for it.
+func appendHead(ctx context.Context, tx *wtx) (store.AuditHead, error) {
+	h := store.AuditHead{LastHash: pki.AuditGenesis}
+	var newest int64
+	err := tx.QueryRowContext(ctx, appendHeadQuery).Scan(&h.LastID, &h.LastHash, &h.Count, &newest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, nil // no head: insertEvents looks at why
+	}
+	if err != nil {
+		return h, fmt.Errorf("audit chain head: %w", err)
+	}
+	if newest > h.LastID {
+		return h, fmt.Errorf("audit chain head: record %d comes after the head, record %d: %w",
+			newest, h.LastID, store.ErrAuditTampered)
 	}
 	return h, nil
 }
@@ -466,4 +489,7 @@ const (
 	updateAuditHeadQuery = `INSERT INTO audit_head (one, last_id, last_hash, count) VALUES (1, ?, ?, ?)
 		ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash, count = excluded.count`
 	auditHeadQuery = `SELECT last_id, last_hash, count FROM audit_head WHERE one = 1`
+	// appendHeadQuery is auditHeadQuery with the trail's newest id beside
+	// the head (appendHead).
+	appendHeadQuery = `SELECT last_id, last_hash, count, coalesce((SELECT max(id) FROM audit_events), 0) FROM audit_head WHERE one = 1`
 )

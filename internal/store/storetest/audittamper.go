@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,8 +18,9 @@ import (
 type Exec func(t *testing.T, query string)
 
 // RunAuditTampering checks what a store does with a trail changed outside
-// it so that no event can be chained on: a record written after the head,
-// the head removed under records, or the records removed with the head
+// it so that no event can be chained on: a record written after the head
+// (next to it, or further on, or renumbered there, which leaves a gap that
+// an append would fill), the head removed under records, or the records removed with the head
 // beside certificates (each recorded with its event: a trail started
 // again there would look like a fresh store's). Every change that appends an event
 // (an append, a revocation, an issuance) is refused with
@@ -28,11 +31,20 @@ func RunAuditTampering(t *testing.T, open func(t *testing.T) (store.Store, Exec)
 	for _, c := range []struct {
 		name string
 		sql  []string
+		// after is how far after the head the refusal's record is, which
+		// it names with the head; 0: none is.
+		after int64
 	}{
 		{"record after the head", []string{`INSERT INTO audit_events (id, time, type, actor, outcome, reason)
-			SELECT MAX(id) + 1, 0, 'certificate.revoked', 'mallory', 'success', 'x' FROM audit_events`}},
-		{"head removed", []string{`DELETE FROM audit_head`}},
-		{"records and head removed", []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}},
+			SELECT MAX(id) + 1, 0, 'certificate.revoked', 'mallory', 'success', 'x' FROM audit_events`}, 1},
+		{"record further after the head", []string{`INSERT INTO audit_events (id, time, type, actor, outcome, reason)
+			SELECT MAX(id) + 5, 0, 'certificate.revoked', 'mallory', 'success', 'x' FROM audit_events`}, 5},
+		{"newest record renumbered past the head", []string{
+			`UPDATE audit_events SET id = id + 4 WHERE id = (SELECT MAX(id) FROM audit_events)`}, 4},
+		{"older record renumbered past the head", []string{
+			`UPDATE audit_events SET id = (SELECT MAX(id) + 4 FROM audit_events) WHERE id = (SELECT MIN(id) FROM audit_events)`}, 4},
+		{"head removed", []string{`DELETE FROM audit_head`}, 0},
+		{"records and head removed", []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -42,7 +54,7 @@ func RunAuditTampering(t *testing.T, open func(t *testing.T) (store.Store, Exec)
 					t.Errorf("Close: %v", err)
 				}
 			})
-			testAuditTampered(t, s, func(t *testing.T) {
+			testAuditTampered(t, s, c.after, func(t *testing.T) {
 				for _, q := range c.sql {
 					exec(t, q)
 				}
@@ -51,10 +63,13 @@ func RunAuditTampering(t *testing.T, open func(t *testing.T) (store.Store, Exec)
 	}
 }
 
-func testAuditTampered(t *testing.T, s store.Store, tamper func(t *testing.T)) {
+func testAuditTampered(t *testing.T, s store.Store, after int64, tamper func(t *testing.T)) {
 	ctx := context.Background()
 	first := newCert(issuerA, "c0", t0.Add(time.Hour))
 	mustRecord(t, s, issuance(first, issuedEvent(first)))
+	// Two records at least, so that one in the middle can be moved.
+	second := newCert(issuerA, "c2", t0.Add(time.Hour))
+	mustRecord(t, s, issuance(second, issuedEvent(second)))
 	tamper(t)
 	before, err := s.AuditHead(ctx)
 	if err != nil {
@@ -77,6 +92,11 @@ func testAuditTampered(t *testing.T, s store.Store, tamper func(t *testing.T)) {
 		if pki.ErrorCode(err) != pki.EUnavailable || pki.ErrorMessage(err) != store.AuditTamperedMessage {
 			t.Errorf("%s: code %s, message %q; want %s and the message that says to run audit verify",
 				what, pki.ErrorCode(err), pki.ErrorMessage(err), pki.EUnavailable)
+		}
+		// The operator's log says which record is in the way.
+		if want := fmt.Sprintf("record %d comes after the head, record %d", before.LastID+after, before.LastID); after != 0 &&
+			(err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: %v; want it to say %q", what, err, want)
 		}
 	}
 
