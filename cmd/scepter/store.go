@@ -391,7 +391,8 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w; %s is unchanged", err, db)
 	}
-	trailWarning := backupTrailWarning(ctx, tmp, sf.dataDir)
+	trail := checkBackupTrail(ctx, tmp)
+	trailWarning := trail.warning(sf.dataDir)
 
 	kept := ""
 	if _, err := os.Stat(db); err == nil {
@@ -403,14 +404,21 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	}
 	now := pki.SystemClock{}.Now()
 	carried, carryErr := carryForward(ctx, tmp, kept, rootCert, now)
-	if errors.Is(carryErr, store.ErrAuditTampered) && trailWarning != "" {
-		// Wiped whole: what is carried forward is recorded with its
-		// event, and nothing can be chained to that trail (nor would
-		// serve start on it).
-		carryErr = fmt.Errorf("what only moves forward cannot be carried into the backup, whose audit trail takes no record: %s", trailWarning)
+	if carryErr != nil && kept != "" {
+		// Nothing was replaced: the database is in place with every
+		// commit, and a copy of it would only be one more to explain.
+		removeKept(kept)
+	}
+	if errors.Is(carryErr, store.ErrAuditTampered) && trail.problem != "" {
+		// What is carried forward is recorded with its event, and
+		// nothing can be chained to that trail (nor would serve start on
+		// it); restored into a new data directory, it would not start
+		// either.
+		return fmt.Errorf("--in %s cannot be restored over %s: %s, and what a restore carries forward from the database it replaces is recorded in that trail; %s is unchanged: restore a backup whose audit trail verifies (one taken before)",
+			in, db, trail.unchainable(), db)
 	}
 	if carryErr != nil && kept != "" {
-		return fmt.Errorf("%w; %s is unchanged (and kept in %s)", carryErr, db, kept)
+		return fmt.Errorf("%w; %s is unchanged", carryErr, db)
 	} else if carryErr != nil {
 		return fmt.Errorf("--in %s: %w; nothing was restored", in, carryErr)
 	}
@@ -524,30 +532,65 @@ func latestSchema() int {
 	return v
 }
 
-// backupTrailWarning walks the audit trail of the backup (its copy at
-// path) as `audit verify` does, and says what is wrong with it: "" when it
-// verifies or predates the chain. A restore does not refuse such a
-// backup (it may be all there is), but it is said before the trail is
-// written on.
-func backupTrailWarning(ctx context.Context, path, dataDir string) string {
-	more := fmt.Sprintf("run scepter audit verify --data-dir %s for more", shellQuote(dataDir))
+// backupTrail is what a walk of a backup's audit trail, as `audit
+// verify` does it, found: problem is "" when it verifies or predates the
+// chain (or could not be checked: then uncheckable says why).
+type backupTrail struct {
+	problem     string
+	wiped       bool // no record at all, though the backup holds certificates
+	uncheckable error
+}
+
+// checkBackupTrail walks the audit trail of the backup (its copy at path).
+func checkBackupTrail(ctx context.Context, path string) backupTrail {
 	trail, err := sqlite.OpenFileTrail(ctx, path)
 	if errors.Is(err, sqlite.ErrNoChain) {
-		return ""
+		return backupTrail{}
 	}
 	if err != nil {
-		return fmt.Sprintf("the backup's audit trail could not be checked (%v): %s", err, more)
+		return backupTrail{uncheckable: err}
 	}
 	defer trail.Close()
 	rep, err := audit.VerifyTrail(ctx, trail)
 	switch {
 	case err != nil:
-		return fmt.Sprintf("the backup's audit trail could not be checked (%v): %s", err, more)
+		return backupTrail{uncheckable: err}
 	case !rep.OK():
+		first, err := trail.AuditChain(ctx, 0, 1)
+		return backupTrail{problem: printable(rep.Problem.Error()), wiped: err == nil && len(first) == 0}
+	}
+	return backupTrail{}
+}
+
+// warning says what is wrong with the trail of a backup that is restored
+// all the same (it may be all there is), before the trail is written on:
+// "" when nothing is.
+func (b backupTrail) warning(dataDir string) string {
+	more := fmt.Sprintf("run scepter audit verify --data-dir %s for more", shellQuote(dataDir))
+	switch {
+	case b.uncheckable != nil:
+		return fmt.Sprintf("the backup's audit trail could not be checked (%v): %s", b.uncheckable, more)
+	case b.problem != "":
 		return fmt.Sprintf("the backup's audit trail does not verify, it was changed outside scepter: %s; restored all the same, as the backup may be all there is: %s",
-			printable(rep.Problem.Error()), more)
+			b.problem, more)
 	}
 	return ""
+}
+
+// unchainable says what makes the backup's trail one that nothing can be
+// chained to.
+func (b backupTrail) unchainable() string {
+	if b.wiped {
+		return fmt.Sprintf("the backup's audit trail was wiped whole, changed outside scepter (%s)", b.problem)
+	}
+	return fmt.Sprintf("the backup's audit trail was changed outside scepter so that nothing can be chained to it (%s)", b.problem)
+}
+
+// removeKept removes the copy keepDatabase made of a database that was not
+// replaced after all (links to it, or copies: the database itself stays).
+func removeKept(kept string) {
+	os.Remove(kept + "-wal")
+	os.Remove(kept)
 }
 
 // keptListing says how to list what the kept copy recorded after the

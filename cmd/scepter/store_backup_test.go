@@ -775,7 +775,10 @@ func TestStoreRestoreWarnsOfAChangedTrail(t *testing.T) {
 // A backup whose trail was wiped whole, restored over a database: what
 // only moves forward cannot be carried into it (each is recorded with its
 // event, and nothing can be chained to that trail), so the restore is
-// refused saying so, and the database stays as it was.
+// refused saying so, and the database stays as it was, with no copy of it
+// kept beside it (nothing was replaced). The refusal says only that: not
+// that the backup was "restored all the same", nor to verify the trail of
+// the database, which is not the backup's (r125 D2).
 func TestStoreRestoreOfAWipedTrail(t *testing.T) {
 	dir, _ := storeTestDir(t, "a1", "a2")
 	bk := filepath.Join(t.TempDir(), "bk.db")
@@ -784,11 +787,25 @@ func TestStoreRestoreOfAWipedTrail(t *testing.T) {
 	}
 	tamperSQLite(t, bk, `DELETE FROM audit_events`, `DELETE FROM audit_head`)
 	out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk)
-	if err == nil || !strings.Contains(err.Error(), "the backup's audit trail does not verify") ||
-		!strings.Contains(err.Error(), "the trail is empty, but the store holds certificates") || !strings.Contains(err.Error(), "is unchanged") {
-		t.Errorf("store restore: %v\n%s\nwant it refused, saying the backup's trail was wiped and the database is unchanged", err, out)
+	if err == nil {
+		t.Fatalf("store restore of a wiped trail over a database succeeded:\n%s", out)
+	}
+	db := filepath.Join(dir, "scepter.db")
+	for _, want := range []string{"--in " + bk + " cannot be restored over " + db, "the backup's audit trail was wiped whole",
+		"the trail is empty, but the store holds certificates", db + " is unchanged: restore a backup whose audit trail verifies"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("store restore: %v\nwant it to say %q", err, want)
+		}
+	}
+	for _, wrong := range []string{"restored all the same", "audit verify", "before-restore", "kept in"} {
+		if strings.Contains(err.Error()+out, wrong) {
+			t.Errorf("store restore: %v\n%s\nwant it not to say %q: nothing was restored, and the database's own trail verifies", err, out, wrong)
+		}
 	}
 	if got := certStatuses(t, dir); !slices.Equal(got, []string{"a1 valid", "a2 valid"}) {
 		t.Errorf("the database after the refused restore: %v", got)
+	}
+	if left, _ := filepath.Glob(db + ".before-restore-*"); len(left) > 0 {
+		t.Errorf("a refused restore left %v beside the database it did not replace", left)
 	}
 }
