@@ -541,7 +541,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	// The plain listener's refusal of the NDES page names the HTTPS port.
 	if tlsCert != nil {
 		_, handlers.HTTPSPort, _ = net.SplitHostPort(tlsLn.Addr().String())
-		handlers.HTTPSNames = f.httpsNames(tlsCert)
+		handlers.HTTPSHost = server.ListenerHost(tlsLn.Addr())
+		handlers.HTTPSNames = reachingNames(ctx, f.httpsNames(tlsCert), handlers.HTTPSHost)
 	}
 	closeListeners := func() {
 		ln.Close()

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/scepter/scepter/internal/admin"
 	"github.com/scepter/scepter/internal/api"
@@ -221,6 +224,17 @@ func (w *webAdmin) lines(httpsBase string, toJournal bool) []string {
 // an HTTPS listener: they are not served at all, and the plain listener
 // answers /ui/ and /api/ with 404 saying so.
 const consoleOffLine = "Console and API:     off (they are served on the HTTPS listener; --est-listen is off)"
+
+// reachingNames are those of names that reach an HTTPS listener bound to
+// host (server.NamesReaching), DNS names resolved once, at start, within
+// a few seconds: one that does not resolve in time is not named.
+func reachingNames(ctx context.Context, names []string, host string) []string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return server.NamesReaching(ctx, names, host, func(ctx context.Context, name string) ([]netip.Addr, error) {
+		return net.DefaultResolver.LookupNetIP(ctx, "ip", name)
+	})
+}
 
 // httpsNames are the names the plain listener's redirects to the console
 // and the API may name (server.Handlers.HTTPSNames): those of the HTTPS

@@ -8,12 +8,14 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/scepter/scepter/internal/est"
@@ -86,11 +88,15 @@ type Handlers struct {
 	// HTTPSPort is the HTTPS listener's port, which the plain listener's
 	// refusal of the NDES page points to; empty when there is none.
 	HTTPSPort string
+	// HTTPSHost is the address the HTTPS listener is bound to (ListenerHost),
+	// or "" when it listens on every address.
+	HTTPSHost string
 	// HTTPSNames are the names (DNS or IP) of the HTTPS listener's
-	// certificate. The plain listener's redirects to the console and the
-	// API name the one the request's Host names, else the first; with
-	// none, the address the client reached. Never a Host of the client's
-	// choosing.
+	// certificate that reach it (NamesReaching). The plain listener's
+	// redirects to the console and the API, and its refusal of EST, name
+	// the one the request's Host names, else the first; with none,
+	// HTTPSHost, else the address the client reached. Never a Host of the
+	// client's choosing.
 	HTTPSNames []string
 	// CRL (CRLs and CA certificates) and OCSP are what relying parties
 	// check: served on both listeners, plain HTTP being what CDP and AIA
@@ -115,7 +121,7 @@ func PlainMux(h Handlers) (http.Handler, error) {
 		ndes = loopbackOnly{h.NDES, h.HTTPSPort}
 	}
 	// Mounted also when there is no console: then /ui/ and /api/ say why.
-	toHTTPS := httpsRedirect{names: h.HTTPSNames, port: h.HTTPSPort}
+	toHTTPS := httpsRedirect{names: h.HTTPSNames, host: h.HTTPSHost, port: h.HTTPSPort}
 	if n, ok := h.API.(ClearTokenNoter); ok {
 		toHTTPS.noter = n
 	}
@@ -248,6 +254,7 @@ func (misplacedEST) Routes() map[string]http.Handler {
 // no console: 404, saying why. The API's refusals are in its JSON shape.
 type httpsRedirect struct {
 	names []string
+	host  string // the HTTPS listener's address; "" for every address
 	port  string
 	noter ClearTokenNoter // the API's, to log and audit a token sent here; may be nil
 }
@@ -334,8 +341,9 @@ func isAPIPath(p string) bool {
 }
 
 // url is the request's URL on the HTTPS listener: at the certificate's
-// name that the request's Host names, else at its first name, else at the
-// address the client reached. A Host that is none of the names is not
+// name that the request's Host names, else at its first name (of those
+// that reach the listener), else at the listener's address, else (a
+// listener on every address) at the address the client reached. A Host that is none of the names is not
 // followed: anyone who can make a browser send one (a DNS name pointed at
 // this server) would otherwise choose where the redirect goes.
 func (hr httpsRedirect) url(r *http.Request) string {
@@ -364,6 +372,9 @@ func (hr httpsRedirect) base(r *http.Request) string {
 		host = hr.names[0]
 	}
 	if host == "" {
+		host = hr.host
+	}
+	if host == "" {
 		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 			host, _, _ = net.SplitHostPort(a.String())
 		}
@@ -372,6 +383,48 @@ func (hr httpsRedirect) base(r *http.Request) string {
 		host = "localhost"
 	}
 	return "https://" + net.JoinHostPort(host, hr.port)
+}
+
+// ListenerHost is the address a listener is bound to, as the plain
+// listener's redirects name it ("::1", "192.0.2.10"), or "" when it
+// listens on every address (0.0.0.0, ::).
+func ListenerHost(addr net.Addr) string {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil || ap.Addr().IsUnspecified() {
+		return ""
+	}
+	return ap.Addr().Unmap().WithZone("").String()
+}
+
+// NamesReaching are those of a certificate's names that reach a listener
+// bound to host (ListenerHost): all of them when host is "" (every
+// address); else an IP name that is host, and a DNS name that lookup
+// resolves to host among its addresses. Another name would send a client
+// where nothing listens: the plain listener on 127.0.0.1 and the HTTPS one
+// on ::1 both hold 127.0.0.1 in the default certificate.
+func NamesReaching(ctx context.Context, names []string, host string, lookup func(ctx context.Context, name string) ([]netip.Addr, error)) []string {
+	if host == "" {
+		return names
+	}
+	bound, err := netip.ParseAddr(host)
+	if err != nil {
+		return nil
+	}
+	reaches := func(a netip.Addr) bool { return a.Unmap().WithZone("") == bound.Unmap().WithZone("") }
+	var out []string
+	for _, name := range names {
+		if ip, err := netip.ParseAddr(name); err == nil {
+			if reaches(ip) {
+				out = append(out, name)
+			}
+			continue
+		}
+		addrs, err := lookup(ctx, name)
+		if err == nil && slices.ContainsFunc(addrs, reaches) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // underPrefix reports whether p is prefix or a path below it.
