@@ -265,7 +265,7 @@ func rsaSizeFor(k pki.KeyPolicy) int {
 // at), and the client is answered the refusal all the same, whatever it
 // holds.
 func (h *Handler) rejectHeldRenewals(c *call, cert *x509.Certificate) {
-	req, _, err := readCSR(c.w, c.r)
+	req, _, err := readCSR(c.w, c.r, pki.KeyPolicy{})
 	if err != nil {
 		return
 	}
@@ -296,9 +296,13 @@ func (h *Handler) enroll(c *call) {
 		h.fail(c, err)
 		return
 	}
-	req, status, err := readCSR(c.w, c.r)
+	p, _ := h.svc.Profile(c.profile)
+	req, status, err := readCSR(c.w, c.r, p.Keys)
 	if err != nil {
-		h.fail(c, &statusError{status, err.Error()})
+		if status != 0 {
+			err = &statusError{status, err.Error()}
+		}
+		h.fail(c, err)
 		return
 	}
 	if err := h.channelBinding(c, req, &ev); err != nil {
@@ -380,8 +384,11 @@ func (h *Handler) enroll(c *call) {
 }
 
 // readCSR reads and decodes the base64 PKCS#10 body (RFC 8951: any line
-// breaks, Content-Transfer-Encoding ignored).
-func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, int, error) {
+// breaks, Content-Transfer-Encoding ignored). A well-formed request with
+// an EC key crypto/x509 does not read (brainpoolP256r1, explicit
+// parameters) is refused as keys does any key it does not take: a
+// *pki.Error (403), status 0.
+func readCSR(w http.ResponseWriter, r *http.Request, keys pki.KeyPolicy) (*x509.CertificateRequest, int, error) {
 	if r.ContentLength > est.MaxBodyBytes {
 		// Refused as announced, unread: reading would send a client that
 		// sent "Expect: 100-continue" its "100 Continue", and it would be
@@ -415,6 +422,9 @@ func readCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, 
 	}
 	req, err := x509.ParseCertificateRequest(der)
 	if err != nil {
+		if refusal := csr.UnreadableECKeyRefusal(der, keys.ECCurves); refusal != "" {
+			return nil, 0, pki.Wrap(pki.EBadRequest, err, refusal)
+		}
 		// Say why: crypto/x509 refuses some well-formed requests (a URI
 		// SAN it cannot parse, such as IntuneDeviceId://{guid}).
 		return nil, http.StatusBadRequest, fmt.Errorf("the body is not a PKCS#10 certificate request this server can read: %s", parseReason(der, err))

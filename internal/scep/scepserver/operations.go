@@ -37,6 +37,12 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 		if problem := csr.SubjectStringProblem(plain); problem != "" {
 			return nil, pki.Wrap(pki.EBadRequest, err, "the certificate request cannot be read: "+problem)
 		}
+		// So is a well-formed request with an EC key crypto/x509 does
+		// not read: refused as any key the profile does not take.
+		p, _ := h.svc.Profile(req.profile)
+		if refusal := csr.UnreadableECKeyRefusal(plain, p.Keys.ECCurves); refusal != "" {
+			return nil, pki.Wrap(pki.EBadRequest, err, refusal)
+		}
 		return nil, h.undecryptable(ctx, req, err, "a PKCS#10 certificate request Go can read")
 	}
 	if req.challenge, err = csr.ChallengePassword(csrReq); err != nil {
