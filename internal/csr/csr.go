@@ -330,3 +330,31 @@ func Create(t Template, key crypto.Signer) ([]byte, error) {
 		Signature asn1.BitString
 	}{asn1.RawValue{FullBytes: tbs}, sigAlg, asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}})
 }
+
+// ExtensionRequestProblem says what is wrong with a parsed request's
+// extensionRequest attributes: one that holds other than one value
+// (PKCS #9, RFC 2985, defines it SINGLE VALUE). crypto/x509 reads each
+// one's first value only, so the extensions of a second value would be
+// dropped without a word. "" when there is nothing wrong (or no such
+// attribute); a repeated attribute is crypto/x509's to judge (it reads
+// them all, and refuses an extension found twice).
+func ExtensionRequestProblem(req *x509.CertificateRequest) string {
+	attrs, err := rawAttributes(req.RawTBSCertificateRequest)
+	if err != nil {
+		return ""
+	}
+	for _, a := range attrs {
+		if !a.oid.Equal(oidExtensionRequest) {
+			continue
+		}
+		values, count := cryptobyte.String(a.values), 0
+		var v cryptobyte.String
+		for !values.Empty() && values.ReadAnyASN1Element(&v, nil) {
+			count++
+		}
+		if count != 1 {
+			return fmt.Sprintf("its extensionRequest attribute holds %d values, and PKCS #9 (RFC 2985) allows exactly one: put every extension in one", count)
+		}
+	}
+	return ""
+}

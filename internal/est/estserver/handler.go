@@ -429,6 +429,11 @@ func readCSR(w http.ResponseWriter, r *http.Request, keys pki.KeyPolicy) (*x509.
 		// SAN it cannot parse, such as IntuneDeviceId://{guid}).
 		return nil, http.StatusBadRequest, fmt.Errorf("the body is not a PKCS#10 certificate request this server can read: %s", parseReason(der, err))
 	}
+	// crypto/x509 reads one value of an extensionRequest attribute: a
+	// second one's extensions would be dropped unsaid.
+	if problem := csr.ExtensionRequestProblem(req); problem != "" {
+		return nil, http.StatusBadRequest, errors.New("the body is not a PKCS#10 certificate request this server can read: " + problem)
+	}
 	return req, 0, nil
 }
 

@@ -45,6 +45,11 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 		}
 		return nil, h.undecryptable(ctx, req, err, "a PKCS#10 certificate request Go can read")
 	}
+	// crypto/x509 reads one value of an extensionRequest attribute: a
+	// second one's extensions would be dropped unsaid.
+	if problem := csr.ExtensionRequestProblem(csrReq); problem != "" {
+		return nil, pki.Errorf(pki.EBadRequest, "the certificate request cannot be read: %s", problem)
+	}
 	if req.challenge, err = csr.ChallengePassword(csrReq); err != nil {
 		var tooLong *csr.ChallengeTooLongError
 		if errors.As(err, &tooLong) {
