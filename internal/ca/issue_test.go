@@ -339,6 +339,17 @@ func TestIssueRefusesRequests(t *testing.T) {
 		{"NULL value", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, "dev"}, atv{oidOU, cbasn1.NULL, ""}), Profile: prof}, "no string type"},
 		{"SEQUENCE value", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, "dev"}, atv{asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, cbasn1.SEQUENCE, ""}), Profile: prof}, "no string type"},
 		{"OCTET STRING common name", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.OCTET_STRING, "dev"}), Profile: prof}, "no string type"},
+		// r126 D4: string types Go reads no certificate with are named as
+		// such, with what is taken; no longer "no string type".
+		{"UniversalString common name", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.Tag(28), "\x00\x00\x00d"}), Profile: prof},
+			"the subject attribute commonName: a UniversalString (ASN.1 tag 28), a string type this server does not take, as crypto/x509 reads no certificate that holds one: " +
+				"send a UTF8String (the types taken are UTF8String, PrintableString, IA5String, BMPString, TeletexString or NumericString)"},
+		{"VisibleString common name", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.Tag(26), "dev"}), Profile: prof},
+			"the subject attribute commonName: a VisibleString (ASN.1 tag 26), a string type this server does not take"},
+		{"NULL value, named", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.NULL, ""}), Profile: prof},
+			"the subject attribute commonName: a NULL, which is no string type: send a UTF8String (the types taken are UTF8String, "},
+		{"OCTET STRING, named", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.OCTET_STRING, "dev"}), Profile: prof}, "an OCTET STRING, which is no string type"},
+		{"context-specific value", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.Tag(2).ContextSpecific(), "dev"}), Profile: prof}, "a value of tag [2] of class 2, which is no string type"},
 		{"PrintableString with @", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.PrintableString, "dev@corp"}), Profile: prof}, "PrintableString"},
 		{"UTF8String not UTF-8", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.UTF8String, "dev\xff"}), Profile: prof}, "not UTF-8"},
 		{"IA5String not ASCII", Request{RawSubject: rawSubject(atv{oidCN, cbasn1.IA5String, "d\xe9v"}), Profile: prof}, "not ASCII"},

@@ -419,7 +419,46 @@ func directoryString(tag cbasn1.Tag, v []byte) (string, error) {
 		}
 		return string(v), nil
 	}
-	return "", fmt.Errorf("a value of ASN.1 tag %d, which is no string type", tag&0x1f)
+	return "", unreadType(tag)
+}
+
+// stringTypesTaken are the string types directoryString decodes, as a
+// refusal of another lists them.
+const stringTypesTaken = "UTF8String, PrintableString, IA5String, BMPString, TeletexString or NumericString"
+
+// unreadTypeNames name the universal ASN.1 types a refusal may meet.
+var unreadTypeNames = map[cbasn1.Tag]string{
+	cbasn1.BOOLEAN: "a BOOLEAN", cbasn1.INTEGER: "an INTEGER", cbasn1.BIT_STRING: "a BIT STRING", cbasn1.OCTET_STRING: "an OCTET STRING",
+	cbasn1.NULL: "a NULL", cbasn1.OBJECT_IDENTIFIER: "an OBJECT IDENTIFIER", cbasn1.ENUM: "an ENUMERATED", cbasn1.SEQUENCE: "a SEQUENCE",
+	cbasn1.SET: "a SET", cbasn1.UTCTime: "a UTCTime", cbasn1.GeneralizedTime: "a GeneralizedTime",
+}
+
+// unreadStringTypes are the ASN.1 string types directoryString does not
+// decode: crypto/x509 reads no certificate whose name holds one
+// (parseASN1String), so one issued with it could not be read back, by
+// this server's inventory either. UniversalString is one of RFC 5280's
+// DirectoryString choices, but a deprecated one (RFC 5280 4.1.2.6 wants
+// UTF8String).
+var unreadStringTypes = map[cbasn1.Tag]string{
+	cbasn1.Tag(21): "a VideotexString", cbasn1.Tag(25): "a GraphicString", cbasn1.Tag(26): "a VisibleString",
+	cbasn1.Tag(27): "a GeneralString", cbasn1.Tag(28): "a UniversalString", cbasn1.Tag(29): "a CHARACTER STRING",
+}
+
+// unreadType says which type a value has that directoryString does not
+// decode, by name, and what the server takes instead.
+func unreadType(tag cbasn1.Tag) error {
+	if name, ok := unreadStringTypes[tag]; ok {
+		return fmt.Errorf("%s (ASN.1 tag %d), a string type this server does not take, as crypto/x509 reads no certificate that holds one: "+
+			"send a UTF8String (the types taken are %s)", name, tag, stringTypesTaken)
+	}
+	name, ok := unreadTypeNames[tag]
+	if !ok {
+		name = fmt.Sprintf("a value of ASN.1 tag %d", tag&0x1f)
+		if class := tag & 0xc0; class != 0 {
+			name = fmt.Sprintf("a value of tag [%d] of class %d", tag&0x1f, class>>6)
+		}
+	}
+	return fmt.Errorf("%s, which is no string type: send a UTF8String (the types taken are %s)", name, stringTypesTaken)
 }
 
 // printable is PrintableString's alphabet, with the '*' and '&' that Go
