@@ -784,7 +784,7 @@ func (s *Service) issue(ctx context.Context, st *State) (*Result, error) {
 		if again, aerr := s.issuedForTransaction(ctx, st); aerr == nil && again != nil {
 			return s.sentAgain(ctx, st, again)
 		}
-		return nil, pki.Wrap(pki.EBadCertID, err, "the certificate to renew is revoked")
+		return nil, s.renewsRevokedMeanwhile(ctx, st, err)
 	case errors.Is(err, store.ErrKeyCompromised):
 		// Revoked as compromised since checkKeyNotCompromised looked: the
 		// certificate never leaves the process.

@@ -67,6 +67,27 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	return nil
 }
 
+// renewsRevokedMeanwhile is the refusal of a renewal whose certificate
+// was revoked after it was checked, between that and the issuance's
+// transaction (err, store.ErrRenewsRevoked): by a revocation, or by a
+// copy of the renewal with another key that superseded it. It says what
+// the same request a moment later is told (revokedRenewalRefusal: the
+// serial, when and why), from the record as it is now; the bare words
+// when that cannot be read.
+func (s *Service) renewsRevokedMeanwhile(ctx context.Context, st *State, err error) error {
+	if st.Renews != nil {
+		now, rerr := s.store.Certificate(ctx, st.Renews.IssuerID, st.Renews.SerialHex)
+		if rerr == nil && now.Status == pki.StatusRevoked {
+			return revokedRenewalRefusal(now)
+		}
+		if rerr != nil {
+			s.log.Warn("the certificate to renew was revoked meanwhile, and its record could not be read again to say when and why",
+				"certificate", pki.ShownSerial(st.Renews.SerialHex), "err", rerr)
+		}
+	}
+	return pki.Wrap(pki.EBadCertID, err, "the certificate to renew is revoked")
+}
+
 // revokedRenewalRefusal is the refusal of a renewal of old, revoked
 // (revokedRefusal). Both protocols, and every check that meets it, say the
 // same.
