@@ -116,12 +116,12 @@ type Handlers struct {
 
 // PlainMux is the handler of the plain HTTP listener.
 func PlainMux(h Handlers) (http.Handler, error) {
-	var ndes Router
-	if h.NDES != nil {
-		ndes = loopbackOnly{h.NDES, h.HTTPSPort}
-	}
 	// Mounted also when there is no console: then /ui/ and /api/ say why.
 	toHTTPS := httpsRedirect{names: h.HTTPSNames, host: h.HTTPSHost, port: h.HTTPSPort}
+	var ndes Router
+	if h.NDES != nil {
+		ndes = loopbackOnly{h.NDES, h.HTTPSPort, toHTTPS}
+	}
 	if n, ok := h.API.(ClearTokenNoter); ok {
 		toHTTPS.noter = n
 	}
@@ -560,6 +560,7 @@ type rawPrefixes map[string]http.Handler
 type loopbackOnly struct {
 	Router
 	httpsPort string
+	hr        httpsRedirect // names the HTTPS listener when it listens on one address
 }
 
 func (lo loopbackOnly) Routes() map[string]http.Handler {
@@ -601,6 +602,11 @@ func (lo loopbackOnly) where(r *http.Request) string {
 	const msg = "403 forbidden: this page hands out credentials and is served over HTTPS only"
 	if lo.httpsPort == "" {
 		return msg + " (this server has no HTTPS listener: see --est-listen)"
+	}
+	if lo.hr.host != "" {
+		// The HTTPS listener is on one address, which the host the
+		// client asked for may not reach: named as the redirects name it.
+		return msg + ": " + lo.hr.base(r) + r.URL.EscapedPath()
 	}
 	// The host the client asked for, or the address it reached.
 	host := r.Host

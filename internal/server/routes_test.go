@@ -29,6 +29,11 @@ func TestNDESPageOnPlainHTTPOnlyForLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// r126 D1: the HTTPS listener on ::1 alone, the plain one elsewhere.
+	onV6, err := server.PlainMux(server.Handlers{NDES: ndes, HTTPSPort: "8443", HTTPSHost: "::1", HTTPSNames: []string{"::1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		mux    http.Handler
@@ -45,6 +50,7 @@ func TestNDESPageOnPlainHTTPOnlyForLoopback(t *testing.T) {
 		{"plain, IPv6 client", plain, "[2001:db8::5]:5000", "[2001:db8::1]:8080", 403, "https://[2001:db8::1]:8443/certsrv/mscep_admin/"},
 		{"plain, host without port", plain, "10.0.0.9:5000", "ca.example", 403, "https://ca.example:8443/"},
 		{"plain, no HTTPS listener", noTLS, "10.0.0.9:5000", "ca.example", 403, "--est-listen"},
+		{"plain, HTTPS listener on ::1 only", onV6, "192.168.1.20:5000", "127.0.0.1:8080", 403, "https://[::1]:8443/certsrv/mscep_admin/"},
 		{"plain, SCEP unaffected", plain, "192.168.1.20:5000", "ca.example", 200, "scep"},
 		{"HTTPS, LAN client", secure, "192.168.1.20:5000", "ca.example:8443", 200, "ndes"},
 		// Its password sent over plain HTTP is said to have crossed in
