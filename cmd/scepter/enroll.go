@@ -338,7 +338,7 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 		kept = &heldKey{key: key, path: at, hold: holdNever}
 	}
 	cert, err := c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: key, CACerts: caCerts, Caps: caps, Challenge: f.challenge,
-		PollInterval: f.pollInterval, MaxWait: f.maxWait})
+		PollInterval: f.pollInterval, MaxWait: f.maxWait, Held: markHeldWhenHeld(e, kept, req)})
 	if err = pendingHint(err, key, keyFile == "", f.keyOut, kept, req, f.again(), "--key"); err != nil {
 		var fe *client.FailureError
 		return enrollKeyNote(f.finish(e, key, cert, caCerts, err), kept, held != nil, false, errors.As(err, &fe), heldKeyFailure(err))
@@ -503,7 +503,7 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	// its reply's envelope; f.challenge stays empty, so that a held
 	// renewal's hint asks for none.
 	cert, err := agent.SCEPRenew(ctx, c, agent.SCEPRenewal{Old: old, OldKey: oldKey, Key: key, Caps: caps, CACerts: caCerts,
-		Challenge: f.challenge, PKCSReq: pkcsReq, PollInterval: f.pollInterval, MaxWait: f.maxWait})
+		Challenge: f.challenge, PKCSReq: pkcsReq, PollInterval: f.pollInterval, MaxWait: f.maxWait, Held: markHeldWhenHeld(e, kept, req)})
 	if err = pendingHint(err, key, rekey, f.keyOut, held, req, f.again(), ""); err != nil {
 		return keptKeyNote(f.finish(e, key, cert, caCerts, err), kept, scepKeptKeyFailure(err))
 	}

@@ -426,6 +426,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 		saved = kept
 		answeredNote = func(err error) error { return estEnrollKeyNote(err, kept, held != nil, true, c.Password != "") }
 	}
+	req.Held = markHeldWhenHeld(e, saved, request)
 	res, err := c.Enroll(ctx, req)
 	if err != nil {
 		keyFlag := ""

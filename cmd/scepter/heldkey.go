@@ -356,6 +356,29 @@ func readHeldMarker(keyPath string) (keyHash string, req heldRequest, hold holdS
 	return keyHash, req, hold
 }
 
+// markHeldWhenHeld is the client's Held hook for a request whose key is
+// kept (kept; nil: none, and no hook): at the first answer that holds the
+// request for approval, the key's marker says so, before the wait for the
+// decision. A run killed during that wait (SIGKILL, a reboot), which
+// pendingHint never sees, leaves a marker that says the request was held,
+// not that its answer was lost. A marker that cannot be written is warned
+// of: the key stays, and pendingHint tries again.
+func markHeldWhenHeld(e env, kept *heldKey, req heldRequest) func() {
+	if kept == nil {
+		return nil
+	}
+	return func() {
+		if kept.hold == holdAnswered {
+			return
+		}
+		if err := writeHeldMarker(kept.path, kept.key.Public(), req, holdAnswered); err != nil {
+			fmt.Fprintf(e.stderr, "warning: the request is held for approval, and its key's marker could not say so: %v\n", err)
+			return
+		}
+		kept.hold = holdAnswered
+	}
+}
+
 // pendingHint turns the error of a request held for approval into what to
 // do: a key made for it (made) is saved, and the message says where, and
 // that running the same command again (again) collects the certificate;

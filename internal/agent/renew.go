@@ -85,6 +85,9 @@ type SCEPRenewal struct {
 	// Sending, when set, is called just before the request leaves; an
 	// error stops it.
 	Sending func() error
+	// Held, when set, is called at the first answer that holds the
+	// request for approval (client.EnrollRequest.Held).
+	Held func()
 }
 
 // SCEPRenew sends a RenewalReq (a PKCSReq when the server does not
@@ -112,7 +115,7 @@ func SCEPRenew(ctx context.Context, c *client.SCEP, r SCEPRenewal) (*x509.Certif
 		}
 	}
 	return c.Enroll(ctx, client.EnrollRequest{CSR: der, Key: r.Key, SignerCert: r.Old, SignerKey: r.OldKey, CACerts: r.CACerts, Caps: r.Caps,
-		Type: typ, Challenge: challenge, PollInterval: r.PollInterval, MaxWait: r.MaxWait})
+		Type: typ, Challenge: challenge, PollInterval: r.PollInterval, MaxWait: r.MaxWait, Held: r.Held})
 }
 
 // envelopeChallenge is a challenge password for a renewal signed by an EC

@@ -1053,6 +1053,11 @@ type ESTRequest struct {
 	// Zero MaxWait returns a *PendingError at once.
 	PollInterval time.Duration
 	MaxWait      time.Duration
+	// Held, when set, is called once, at the first 202 (the request held
+	// for approval), before any wait: a caller that keeps the request's
+	// key records the hold then, as the process may be killed during the
+	// wait.
+	Held func()
 	// DecryptKey opens an encrypted server-generated key (serverkeygen with
 	// an AsymmetricDecryptKeyIdentifier): the key the identifier names.
 	DecryptKey crypto.Decrypter
@@ -1087,6 +1092,9 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 		}
 		if err != nil || retry == 0 {
 			return res, err
+		}
+		if !held && r.Held != nil {
+			r.Held()
 		}
 		held = true
 		// The server's Retry-After, or the poll interval when longer, cut

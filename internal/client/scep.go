@@ -747,6 +747,11 @@ type EnrollRequest struct {
 	// times it. Zero MaxWait returns a *PendingError at once.
 	PollInterval time.Duration
 	MaxWait      time.Duration
+	// Held, when set, is called once, at the first answer that holds the
+	// request for approval (PENDING), before any wait: a caller that
+	// keeps the request's key records the hold then, as the process may
+	// be killed during the wait.
+	Held func()
 }
 
 // exchange is one transaction: its ID, signer and where to send.
@@ -779,6 +784,9 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 	wait := r.PollInterval
 	if wait <= 0 {
 		wait = 10 * time.Second
+	}
+	if rep.PKIStatus == scep.StatusPending && r.Held != nil {
+		r.Held()
 	}
 	for rep.PKIStatus == scep.StatusPending {
 		// The last wait is cut to the time left, so that the request is
