@@ -409,22 +409,28 @@ func pendingHint(err error, key crypto.Signer, made bool, keyOut string, held *h
 		keyAt = at
 	}
 	// Asked to wait and still held: the hint is to run again later, not
-	// to add the flag given.
+	// to add the flag given. A stopped wait says so itself (PendingError).
 	waitHint := "add --max-wait to wait for it"
 	switch {
 	case pe.Stopped != nil:
-		waitHint = "the wait for it was stopped"
+		waitHint = ""
 	case pe.Waited > 0:
 		waitHint = fmt.Sprintf("it was still held after --max-wait %s", pe.Waited)
 	}
 	if keyAt == "" {
-		return fmt.Errorf("%w; to collect the certificate once it is approved, %s (%s)", err, again, waitHint)
+		if waitHint != "" {
+			again += " (" + waitHint + ")"
+		}
+		return fmt.Errorf("%w; to collect the certificate once it is approved, %s", err, again)
 	}
 	explicit := ""
 	if keyFlag != "" {
 		explicit = fmt.Sprintf(" (or pass %s %s)", keyFlag, keyAt)
 	}
-	return fmt.Errorf("%w; its key is saved in %s: to collect the certificate once it is approved, %s, which takes that key up%s; %s", err, keyAt, again, explicit, waitHint)
+	if waitHint != "" {
+		explicit += "; " + waitHint
+	}
+	return fmt.Errorf("%w; its key is saved in %s: to collect the certificate once it is approved, %s, which takes that key up%s", err, keyAt, again, explicit)
 }
 
 // heldKeyNote says, after a failure of a request that took up a held key,

@@ -86,7 +86,7 @@ func TestESTStoppedWaitIsPending(t *testing.T) {
 				if !errors.Is(err, context.Canceled) {
 					t.Errorf("err = %v, which errors.Is does not find context.Canceled in", err)
 				}
-				if want := "the request is pending manual approval (waiting for it was stopped: context canceled)"; err.Error() != want {
+				if want := "the request is pending manual approval (waiting for it was stopped)"; err.Error() != want {
 					t.Errorf("err = %q, want %q", err, want)
 				}
 			} else if strings.Contains(err.Error(), "pending") {

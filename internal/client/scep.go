@@ -182,7 +182,9 @@ func (e *PendingError) Error() string {
 		what = "request " + e.TransactionID
 	}
 	if e.Stopped != nil {
-		return fmt.Sprintf("%s is pending manual approval (waiting for it was stopped: %v)", what, e.Stopped)
+		// Why it stopped (context.Canceled, in Go's words) tells the
+		// user nothing: they stopped it. Unwrap still gives it.
+		return what + " is pending manual approval (waiting for it was stopped)"
 	}
 	return what + " is pending manual approval"
 }
