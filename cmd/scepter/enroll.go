@@ -482,6 +482,11 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 	if err := checkKeyOut(f.keyOut, f.force, key.Public(), old.PublicKey, ""); err != nil {
 		return err
 	}
+	c, caps, caCerts, err := f.connect(ctx, e)
+	if err != nil {
+		// Nothing carried a new key yet: none was kept (as in enroll).
+		return keptKeyNote(err, kept, notAnswered)
+	}
 	if rekey && held == nil {
 		// Kept before the server is asked, as the agent does: if the
 		// answer is lost, running the command again asks with the same
@@ -493,10 +498,6 @@ func cmdRenew(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("keeping the new key before asking for its certificate: %w", err)
 		}
 		kept = &heldKey{key: key, path: at, hold: holdNever}
-	}
-	c, caps, caCerts, err := f.connect(ctx, e)
-	if err != nil {
-		return keptKeyNote(err, kept, notAnswered)
 	}
 	// The renewed certificate keeps every name of the old one (shared with
 	// `scepter agent`). An EC key given no challenge gets a random one for

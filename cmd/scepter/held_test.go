@@ -436,9 +436,22 @@ func certSerial(t *testing.T, path string) string {
 // instead of being taken up by every later run (r57 D6).
 func TestRenewRekeyRefusalRemovesAKeyKeptByAnEarlierRun(t *testing.T) {
 	s := startServe(t, "[profiles.default]\nrenewal_window = \"100%\"\n")
-	down := httptest.NewServer(http.NotFoundHandler())
-	downURL := down.URL + "/scep"
-	down.Close() // nothing answers there now
+	// GetCACaps and GetCACert answered, the request's answer lost (a
+	// run that failed before it asked keeps no key).
+	target, err := url.Parse(s.scepURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("operation") == "PKIOperation" {
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
+		relay.ServeHTTP(w, r)
+	}))
+	defer down.Close()
+	downURL := down.URL + target.Path
 
 	d := t.TempDir()
 	path := func(name string) string { return filepath.Join(d, name) }
@@ -450,13 +463,14 @@ func TestRenewRekeyRefusalRemovesAKeyKeptByAnEarlierRun(t *testing.T) {
 		return runCLI("renew", "--url", u, "--ca-fingerprint", s.fingerprint, "--cert", path("cert.pem"), "--key", path("key.pem"), "--rekey",
 			"--out", path("cert.pem"), "--key-out", path("key.pem"))
 	}
-	if out, err := renew(downURL); err == nil || !strings.Contains(err.Error(), "the new key is kept in "+path("key.pem.pending")) {
+	out, err := renew(downURL)
+	if err == nil || !strings.Contains(err.Error(), "the new key is kept in "+path("key.pem.pending")) {
 		t.Fatalf("renew with the server down: %v, want the new key kept\n%s", err, out)
 	}
 	if out, err := runCLI("certs", "revoke", certSerial(t, path("cert.pem")), "--data-dir", s.dataDir); err != nil {
 		t.Fatalf("revoke: %v\n%s", err, out)
 	}
-	out, err := renew(s.scepURL)
+	out, err = renew(s.scepURL)
 	if err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(out, "using the key in "+path("key.pem.pending")) {
 		t.Fatalf("renew of the revoked certificate with the kept key: %v, want a refusal\n%s", err, out)
 	}
