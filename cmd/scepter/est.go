@@ -574,6 +574,16 @@ func enrollKeyNote(err error, kept *heldKey, takenUp, answered, refused bool, fa
 	switch {
 	case answered, errors.As(err, &re):
 		return fmt.Errorf("%w; the key made for this request stays in %s: run the same command again, which asks with it", err, kept.path)
+	case redirectedTo(err) != "":
+		// A redirect is an answer, but not to the request: whatever
+		// passed it on (a proxy, a balancer) may have taken it first.
+		keyFlag := "--key"
+		var he *client.HTTPError
+		if errors.As(err, &he) {
+			keyFlag = "--csr-key" // EST's
+		}
+		return fmt.Errorf("%w; the server redirected the request instead of answering it, and what passed it on may have taken it, so its key is kept in %s (with %s): keep it; the same command asks again with it, and so does a run at the URL it redirects to given %s %s",
+			err, kept.path, kept.path+heldMarkerSuffix, keyFlag, kept.path)
 	case !refused:
 		return fmt.Errorf("%w; no answer came, so the certificate may have been issued: its key is kept in %s (with %s); keep it, and run the same command again, which asks again with that key",
 			err, kept.path, kept.path+heldMarkerSuffix)
@@ -595,6 +605,21 @@ func enrollKeyNote(err error, kept *heldKey, takenUp, answered, refused bool, fa
 		return fmt.Errorf("%w; %s: the key stays in %s; %s, which asks with it", err, r.refused, kept.path, r.again)
 	}
 	return fmt.Errorf("%w; the key is kept in %s: run the same command again later, which asks with it", err, kept.path)
+}
+
+// redirectedTo is where a redirect answered the request instead of the
+// server (SCEP's RedirectError, EST's HTTPError with a Location); "" when
+// err is no redirect.
+func redirectedTo(err error) string {
+	var sr *client.RedirectError
+	var he *client.HTTPError
+	switch {
+	case errors.As(err, &sr):
+		return sr.Location
+	case errors.As(err, &he):
+		return he.Redirect
+	}
+	return ""
 }
 
 // estFailure is heldKeyFailure for an EST enrollment, which knows whether
