@@ -215,6 +215,61 @@ func (f *clientFlags) currentCACerts(ctx context.Context, e env, c *client.SCEP,
 	return append(fresh[:len(fresh):len(fresh)], caCerts...)
 }
 
+// pinnedRootAdvice says, for a certificate that does not chain to the CA
+// pinned with --ca-fingerprint when that CA is an issuing CA (no root),
+// what to pin instead when the certificate chains to that CA's root
+// through another CA the server sends now (the issuing CA after a CA
+// rollover's switch: the pinned one is gone from GetCACert for good); ""
+// when it does not, or the pin is a root. It trusts nothing: it only
+// names what to pin.
+func (f *clientFlags) pinnedRootAdvice(ctx context.Context, c *client.SCEP, cert *x509.Certificate, caCerts []*x509.Certificate) string {
+	if f.fingerprint == "" || cert == nil {
+		return ""
+	}
+	var pinned, root *x509.Certificate
+	for _, ca := range caCerts {
+		if client.CheckFingerprint([]*x509.Certificate{ca}, f.fingerprint) == nil {
+			pinned = ca
+		}
+	}
+	if pinned == nil || bytes.Equal(pinned.RawIssuer, pinned.RawSubject) {
+		return ""
+	}
+	// The pin kept only what chains to it: the root comes from the
+	// server's GetCACert as it is now.
+	fresh, err := c.GetCACert(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, ca := range slices.Concat(caCerts, fresh) {
+		if bytes.Equal(ca.RawIssuer, ca.RawSubject) && pinned.CheckSignatureFrom(ca) == nil {
+			root = ca
+		}
+	}
+	if root == nil {
+		return ""
+	}
+	now := pki.SystemClock{}.Now()
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	for _, ca := range fresh {
+		inter.AddCert(ca)
+	}
+	chains, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil || len(chains[0]) < 3 {
+		return ""
+	}
+	issuer := chains[0][1]
+	gone := ""
+	if !slices.ContainsFunc(fresh, pinned.Equal) {
+		gone = ", which the server no longer sends (a CA rollover?)"
+	}
+	return fmt.Sprintf("the returned certificate was issued by %s (%s), not by the pinned CA %s (%s)%s; "+
+		"it chains to the pinned CA's root %s: pin that root instead, --ca-fingerprint %s (or the new CA, --ca-fingerprint %s)",
+		printable(issuer.Subject.String()), client.Fingerprint(issuer), printable(pinned.Subject.String()), f.fingerprint, gone,
+		printable(root.Subject.String()), client.Fingerprint(root), client.Fingerprint(issuer))
+}
+
 // newKey makes a client's new key of keyType with e.generateKey, or
 // keys.Generate when that is nil (as it is outside tests).
 func (e env) newKey(keyType string) (crypto.Signer, error) {
@@ -357,6 +412,11 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	}
 	caCerts = f.currentCACerts(ctx, e, c, cert, caCerts)
 	if err := f.finish(e, key, cert, caCerts, nil); err != nil {
+		if advice := f.pinnedRootAdvice(ctx, c, cert, caCerts); advice != "" && kept != nil {
+			// Run again as it is, it would fail alike: the pin is what
+			// has to change.
+			return fmt.Errorf("refusing what the server returned: %s; the key made for this request stays in %s, and the command run with that --ca-fingerprint asks with it", advice, kept.path)
+		}
 		return enrollKeyNote(err, kept, held != nil, true, false, notAnswered)
 	}
 	forgetHeldKey(f.keyOut, kept)
