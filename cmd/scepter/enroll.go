@@ -603,6 +603,7 @@ func keptKeyNote(err error, kept *heldKey, failure heldFailure) error {
 		dropKeptKey(kept)
 		return fmt.Errorf("%w; the certificate being renewed was refused, not a password, and no run renews it: the new key kept for its renewal in %s is removed (the next run makes a new one)", err, kept.path)
 	case challengeRefused, credentialsRefused:
+		markSecretRefused(kept)
 		r := keptKeyRemedies[failure]
 		return fmt.Errorf("%w; %s: the new key stays in %s (a re-key approved or issued for it is given only for it); %s, which asks with it", err, r.refused, kept.path, r.again)
 	case otherAuthScheme:

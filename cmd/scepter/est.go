@@ -587,7 +587,11 @@ func enrollKeyNote(err error, kept *heldKey, takenUp, answered, refused bool, fa
 	case !refused:
 		return fmt.Errorf("%w; no answer came, so the certificate may have been issued: its key is kept in %s (with %s); keep it, and run the same command again, which asks again with that key",
 			err, kept.path, kept.path+heldMarkerSuffix)
-	case takenUp:
+	}
+	if failure == challengeRefused || failure == credentialsRefused {
+		markSecretRefused(kept)
+	}
+	if takenUp {
 		return heldKeyNoteFor(err, kept, failure)
 	}
 	switch failure {

@@ -153,7 +153,15 @@ const (
 	// holdAnswered: the server held the request for approval (SCEP
 	// PENDING, EST 202).
 	holdAnswered
+	// holdRefusedSecret: never held, and the last answer refused the
+	// request's challenge or password, not its key.
+	holdRefusedSecret
 )
+
+// heldMarkerRefusedLine is the marker's line saying that the last answer
+// refused the challenge or password (holdRefusedSecret); builds that do
+// not know it skip it, and read "held for approval: no".
+const heldMarkerRefusedLine = "refused: the challenge or password"
 
 // heldMarkerHoldLine is the marker's line saying whether a hold was
 // answered: "yes" or "no"; older builds wrote none, and skip it.
@@ -167,6 +175,8 @@ func (h *heldKey) whose() string {
 		return "the key of the request held for approval earlier, the only key its certificate is given for"
 	case holdNever:
 		return "the key of this request, kept by an earlier run that got no certificate, the only key a certificate issued for it is given for"
+	case holdRefusedSecret:
+		return "the key of this request, kept by an earlier run whose challenge or password was refused, the only key a certificate issued for it is given for"
 	}
 	return "the key of this request, saved by an earlier run that was held for approval or whose answer was lost, the only key its certificate is given for"
 }
@@ -178,6 +188,8 @@ func (h *heldKey) savedFor() string {
 		return "saved for a request held for approval earlier"
 	case holdNever:
 		return "kept for this request by an earlier run that got no certificate"
+	case holdRefusedSecret:
+		return "kept for this request by an earlier run whose challenge or password was refused"
 	}
 	return "saved for this request by an earlier run that was held for approval or whose answer was lost"
 }
@@ -296,8 +308,11 @@ func spkiHash(pub crypto.PublicKey) string {
 func writeHeldMarker(keyPath string, pub crypto.PublicKey, req heldRequest, hold holdState) error {
 	path := keyPath + heldMarkerSuffix
 	why, held := "no certificate came: its answer was lost, or the server said to try again later", "no"
-	if hold == holdAnswered {
+	switch hold {
+	case holdAnswered:
 		why, held = "held for approval", "yes"
+	case holdRefusedSecret:
+		why = "the server refused its challenge or password, not its key"
 	}
 	text := fmt.Sprintf("# scepter: the key in %s was made for a request an earlier run could not complete (%s);\n"+
 		"# the same command takes it up again. Remove both files to make a new key and a new request.\nkey sha256:%s\nrequest sha256:%s\n",
@@ -306,6 +321,9 @@ func writeHeldMarker(keyPath string, pub crypto.PublicKey, req heldRequest, hold
 		text += fmt.Sprintf("names sha256:%s\n", req.names)
 	}
 	text += heldMarkerHoldLine + held + "\n"
+	if hold == holdRefusedSecret {
+		text += heldMarkerRefusedLine + "\n"
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("saving which request the key is for: %w", err)
@@ -334,8 +352,11 @@ func readHeldMarker(keyPath string) (keyHash string, req heldRequest, hold holdS
 	if err != nil {
 		return "", heldRequest{}, holdUnknown
 	}
+	refused := false
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "key sha256:"); ok {
+		if strings.TrimSpace(line) == heldMarkerRefusedLine {
+			refused = true
+		} else if v, ok := strings.CutPrefix(line, "key sha256:"); ok {
 			keyHash = strings.TrimSpace(v)
 		} else if v, ok := strings.CutPrefix(line, "request sha256:"); ok {
 			req.exact = strings.TrimSpace(v)
@@ -352,6 +373,9 @@ func readHeldMarker(keyPath string) (keyHash string, req heldRequest, hold holdS
 	}
 	if keyHash == "" {
 		return "", heldRequest{}, holdUnknown
+	}
+	if refused && hold == holdNever {
+		hold = holdRefusedSecret
 	}
 	return keyHash, req, hold
 }
@@ -376,6 +400,23 @@ func markHeldWhenHeld(e env, kept *heldKey, req heldRequest) func() {
 			return
 		}
 		kept.hold = holdAnswered
+	}
+}
+
+// markSecretRefused records in a kept key's marker that the server
+// refused the request's challenge or password, so that the run that takes
+// the key up says so rather than that an answer was lost. A request once
+// held stays so; a marker that cannot be rewritten keeps its words.
+func markSecretRefused(kept *heldKey) {
+	if kept == nil || kept.hold == holdAnswered {
+		return
+	}
+	_, req, hold := readHeldMarker(kept.path)
+	if hold == holdAnswered || req.isZero() {
+		return
+	}
+	if writeHeldMarker(kept.path, kept.key.Public(), req, holdRefusedSecret) == nil {
+		kept.hold = holdRefusedSecret
 	}
 }
 
@@ -621,6 +662,8 @@ func announceHeldKey(e env, held *heldKey) {
 		why = "which was held for approval"
 	case holdNever:
 		why = "which got no certificate (its answer was lost, or the server said to try again later)"
+	case holdRefusedSecret:
+		why = "whose challenge or password the server refused (not the key)"
 	}
 	fmt.Fprintf(e.stderr, "using the key in %s, kept by an earlier run of this request, %s: asking with it again\n", held.path, why)
 }
