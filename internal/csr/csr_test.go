@@ -169,11 +169,15 @@ func FuzzChallengePassword(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := x509.ParseCertificateRequest(data)
 		if err != nil {
-			// Exercise the attribute walker on raw bytes too.
+			// Exercise the attribute walker on raw bytes too, and the
+			// reader of keys crypto/x509 refused.
 			rawAttributes(data)
+			UnreadableECKeyRefusal(data, nil)
+			UnreadableECKeyRefusal(data, []string{"P-256"})
 			return
 		}
 		ChallengePassword(req)
+		ExtensionRequestProblem(req)
 		unissued, err := UnissuedSANs(req)
 		if err != nil || len(unissued) > 0 {
 			return
