@@ -826,21 +826,41 @@ func checkRAKey(where string, key crypto.Signer) error {
 	return nil
 }
 
+// pairRereads bounds how often loadPair reads a pair again that did not
+// match, and pairRereadWait how long it waits before the first of them
+// (doubled each time: 0.75 s in all).
+const (
+	pairRereads    = 4
+	pairRereadWait = 50 * time.Millisecond
+)
+
 // loadPair loads a certificate file holding exactly one certificate and
-// the key, from src, that must match it.
+// the key, from src, that must match it. A server promoting its next CA
+// writes the key, then the certificate (installGeneration), each file
+// atomically but not the two at once: a command reading the directory
+// meanwhile (`requests approve` at the switch) can find the new key
+// beside the old certificate, or the other way round. So a pair that does
+// not match is read again a few times, briefly, before it is refused.
 func loadPair(caDir, certName string, src keys.Source, keyName string) (*x509.Certificate, crypto.Signer, error) {
-	cert, err := loadCert(caDir, certName)
-	if err != nil {
-		return nil, nil, err
+	wait := pairRereadWait
+	for reread := 0; ; reread++ {
+		cert, err := loadCert(caDir, certName)
+		if err != nil {
+			return nil, nil, err
+		}
+		key, err := src.Open(keyName)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ca: %w", err)
+		}
+		if pki.SamePublicKey(key.Public(), cert.PublicKey) {
+			return cert, key, nil
+		}
+		if reread == pairRereads {
+			return nil, nil, fmt.Errorf("ca: %s does not match %s: the key belongs to another certificate", src.Where(keyName), certName)
+		}
+		time.Sleep(wait)
+		wait *= 2
 	}
-	key, err := src.Open(keyName)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ca: %w", err)
-	}
-	if !pki.SamePublicKey(key.Public(), cert.PublicKey) {
-		return nil, nil, fmt.Errorf("ca: %s does not match %s: the key belongs to another certificate", src.Where(keyName), certName)
-	}
-	return cert, key, nil
 }
 
 // loadCert loads a certificate file holding exactly one certificate.
