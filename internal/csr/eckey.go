@@ -42,15 +42,10 @@ var readCurves = map[string]bool{"1.3.132.0.33": true, "1.2.840.10045.3.1.7": tr
 // only). "" when der is not one request in PKCS#10's shape (as
 // SubjectStringProblem) or its key is no such EC key.
 func UnreadableECKeyRefusal(der []byte, allowed []string) string {
-	in := cryptobyte.String(der)
-	var req, info, spki, alg cryptobyte.String
-	var version int64
+	_, spki, ok := requestParts(der)
+	var alg cryptobyte.String
 	var algorithm asn1.ObjectIdentifier
-	if !in.ReadASN1(&req, cbasn1.SEQUENCE) || !in.Empty() ||
-		!req.ReadASN1(&info, cbasn1.SEQUENCE) || !req.SkipASN1(cbasn1.SEQUENCE) || !req.SkipASN1(cbasn1.BIT_STRING) || !req.Empty() ||
-		!info.ReadASN1Integer(&version) || version != 0 || !info.SkipASN1(cbasn1.SEQUENCE) ||
-		!info.ReadASN1(&spki, cbasn1.SEQUENCE) || !info.SkipASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) || !info.Empty() ||
-		!spki.ReadASN1(&alg, cbasn1.SEQUENCE) || !spki.SkipASN1(cbasn1.BIT_STRING) || !spki.Empty() ||
+	if !ok || !spki.ReadASN1(&alg, cbasn1.SEQUENCE) || !spki.SkipASN1(cbasn1.BIT_STRING) || !spki.Empty() ||
 		!alg.ReadASN1ObjectIdentifier(&algorithm) || !algorithm.Equal(oidECPublicKey) {
 		return ""
 	}

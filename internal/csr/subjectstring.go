@@ -10,6 +10,23 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
+// requestParts splits der, exactly one request in PKCS#10's shape (RFC
+// 2986: version 0, a Name, a SubjectPublicKeyInfo, attributes, then an
+// AlgorithmIdentifier and a signature), into its subject (the whole Name
+// element) and its SubjectPublicKeyInfo's contents; ok is false for
+// anything else. It reads only the shape: what crypto/x509 refused in it
+// is for the caller to name.
+func requestParts(der []byte) (subject, spki cryptobyte.String, ok bool) {
+	in := cryptobyte.String(der)
+	var req, info cryptobyte.String
+	var version int64
+	ok = in.ReadASN1(&req, cbasn1.SEQUENCE) && in.Empty() &&
+		req.ReadASN1(&info, cbasn1.SEQUENCE) && req.SkipASN1(cbasn1.SEQUENCE) && req.SkipASN1(cbasn1.BIT_STRING) && req.Empty() &&
+		info.ReadASN1Integer(&version) && version == 0 && info.ReadASN1Element(&subject, cbasn1.SEQUENCE) &&
+		info.ReadASN1(&spki, cbasn1.SEQUENCE) && info.SkipASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) && info.Empty()
+	return subject, spki, ok
+}
+
 // SubjectStringProblem says which attribute of a PKCS#10 request's subject
 // holds a value its string type does not allow ("its subject's CN is a
 // UTF8String that is not valid UTF-8"), the first one, in the words a
@@ -24,14 +41,8 @@ import (
 // has no such value. Each value is judged by encoding/asn1 itself, so
 // that this names exactly what crypto/x509 refused.
 func SubjectStringProblem(der []byte) string {
-	in := cryptobyte.String(der)
-	var req, info, subject, algorithm, signature cryptobyte.String
-	var version int64
-	if !in.ReadASN1(&req, cbasn1.SEQUENCE) || !in.Empty() ||
-		!req.ReadASN1(&info, cbasn1.SEQUENCE) || !req.ReadASN1(&algorithm, cbasn1.SEQUENCE) ||
-		!req.ReadASN1(&signature, cbasn1.BIT_STRING) || !req.Empty() ||
-		!info.ReadASN1Integer(&version) || version != 0 || !info.ReadASN1Element(&subject, cbasn1.SEQUENCE) ||
-		!info.SkipASN1(cbasn1.SEQUENCE) || !info.SkipASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) || !info.Empty() {
+	subject, _, ok := requestParts(der)
+	if !ok {
 		return ""
 	}
 	problem := ""
