@@ -25,6 +25,22 @@ var (
 // openssl writes it with ec_param_enc:explicit).
 func CSRWithECParameters(t testing.TB, cn string, params any) []byte {
 	t.Helper()
+	p, err := asn1.Marshal(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return CSRWithEditedECKey(t, cn, func(_ *ecdsa.PrivateKey, parameters *asn1.RawValue, _ *asn1.BitString) {
+		*parameters = asn1.RawValue{FullBytes: p}
+	})
+}
+
+// CSRWithEditedECKey is a PKCS#10 request for cn, signed with a fresh
+// P-256 key, whose SubjectPublicKeyInfo edit changed after signing: its
+// algorithm's parameters (the curve) or its key's bits (a compressed
+// point, say). The signature no longer covers what the request says, as
+// for a key nobody can read there is no checking it anyway.
+func CSRWithEditedECKey(t testing.TB, cn string, edit func(key *ecdsa.PrivateKey, parameters *asn1.RawValue, point *asn1.BitString)) []byte {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -53,11 +69,8 @@ func CSRWithECParameters(t testing.TB, cn string, params any) []byte {
 	if _, err := asn1.Unmarshal(der, &req); err != nil {
 		t.Fatal(err)
 	}
-	p, err := asn1.Marshal(params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Info.Raw, req.Info.SPKI.Algorithm.Parameters = nil, asn1.RawValue{FullBytes: p}
+	edit(key, &req.Info.SPKI.Algorithm.Parameters, &req.Info.SPKI.Key)
+	req.Info.Raw = nil
 	if der, err = asn1.Marshal(req); err != nil {
 		t.Fatal(err)
 	}

@@ -1019,36 +1019,10 @@ func TestSubjectStringTheTypeForbidsIsNamed(t *testing.T) {
 // read, is told so, not that its key is invalid.
 func TestCompressedPointRequestSaysSo(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "compressed"}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req struct {
-		Info struct {
-			Raw     asn1.RawContent
-			Version int
-			Subject asn1.RawValue
-			SPKI    struct {
-				Algorithm pkix.AlgorithmIdentifier
-				Key       asn1.BitString
-			}
-			Attributes asn1.RawValue `asn1:"tag:0"`
-		}
-		Algorithm pkix.AlgorithmIdentifier
-		Signature asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(der, &req); err != nil {
-		t.Fatal(err)
-	}
-	point := elliptic.MarshalCompressed(elliptic.P256(), key.X, key.Y)
-	req.Info.Raw, req.Info.SPKI.Key = nil, asn1.BitString{Bytes: point, BitLength: 8 * len(point)}
-	if der, err = asn1.Marshal(req); err != nil {
-		t.Fatal(err)
-	}
+	der := pkitest.CSRWithEditedECKey(t, "compressed", func(key *ecdsa.PrivateKey, _ *asn1.RawValue, point *asn1.BitString) {
+		p := elliptic.MarshalCompressed(elliptic.P256(), key.X, key.Y)
+		*point = asn1.BitString{Bytes: p, BitLength: 8 * len(p)}
+	})
 	r := f.post(f.httpClient(nil, 0), "simpleenroll", "alice", userPassword, est.EncodeBase64(der), nil)
 	wantStatus(t, r, http.StatusBadRequest, "compressed point")
 }
